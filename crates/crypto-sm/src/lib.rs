@@ -1,0 +1,24 @@
+//! The software provider of gmchain's cryptography: SM3 (GB/T 32905), SM4 and its modes
+//! (GB/T 32907, RFC 8998), and SM2 signatures, encryption and key exchange (GB/T 32918.1-.5),
+//! built on the RustCrypto `sm2`, `sm3` and `sm4` crates, plus the key encodings OpenSSL 3 and
+//! GmSSL 3 use (PKCS#8, SEC1, encrypted PKCS#8 with PBKDF2-HMAC-SM3 and SM4-CBC).
+//!
+//! What it refuses to do: open files, sockets or clocks (callers pass bytes and a
+//! [`crypto::RandomSource`]); hold a private scalar in any type that is `Copy` or prints itself;
+//! panic on any input. `sm2`'s own key types are never stored: secret scalars live in
+//! [`sm2::PrivateKey`], zeroized on drop. Constant time: SM2 secret-scalar arithmetic is the
+//! RustCrypto constant-time field and scalar code; SM4 uses a table S-box (see ARCHITECTURE.md).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod danger;
+pub mod keys;
+mod provider;
+pub mod rng;
+pub mod sm2;
+pub mod sm3;
+pub mod sm4;
+
+pub use provider::{SoftSigner, SoftSm4Key, SoftwareProvider};
