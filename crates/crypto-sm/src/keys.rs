@@ -66,10 +66,11 @@ fn classify(input: &[u8]) -> Result<Container, CryptoError> {
         let der = Zeroizing::new(der);
         return match label {
             "PRIVATE KEY" => Ok(Container::Plain(der, Kind::Pkcs8)),
-            "EC PRIVATE KEY" => Ok(Container::Plain(der, Kind::Sec1)),
+            // OpenSSL 3 labels the SEC1 form of an SM2 key (`openssl ec`) "SM2 PRIVATE KEY".
+            "EC PRIVATE KEY" | "SM2 PRIVATE KEY" => Ok(Container::Plain(der, Kind::Sec1)),
             "ENCRYPTED PRIVATE KEY" => Ok(Container::Encrypted(der.to_vec())),
             other => Err(decode_err(format!(
-                "PEM label {other:?} is not a private key (expected PRIVATE KEY, EC PRIVATE KEY or ENCRYPTED PRIVATE KEY)"
+                "PEM label {other:?} is not a private key (expected PRIVATE KEY, EC PRIVATE KEY, SM2 PRIVATE KEY or ENCRYPTED PRIVATE KEY)"
             ))),
         };
     }
@@ -189,7 +190,7 @@ pub fn decode_public_key(input: &[u8]) -> Result<PublicKey, CryptoError> {
         let (label, der) = der::pem::decode_vec(text.trim_end().as_bytes())
             .map_err(|e| decode_err(format!("bad PEM: {e}")))?;
         if label != "PUBLIC KEY" {
-            if matches!(label, "PRIVATE KEY" | "EC PRIVATE KEY") {
+            if matches!(label, "PRIVATE KEY" | "EC PRIVATE KEY" | "SM2 PRIVATE KEY") {
                 return decode_private_key(input, None).map(|k| k.public_key());
             }
             return Err(decode_err(format!("PEM label {label:?} is not PUBLIC KEY")));

@@ -1,0 +1,120 @@
+//! The checks. Each runs vectors (or derived cases) through gmchain's implementation and
+//! records, per case, the vector id, its source and the result.
+
+mod gmt0009;
+mod sm2;
+mod sm3;
+mod sm4;
+
+use crate::vectors::{self, Vector};
+use serde::Serialize;
+
+/// One case of a check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    /// The vector id, or a description of a derived case.
+    pub case: String,
+    /// Where the expected value comes from.
+    pub source: String,
+    pub pass: bool,
+    /// What failed, or a short note.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// The result of running one check.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckOutcome {
+    pub id: String,
+    pub title: String,
+    pub pass: bool,
+    pub cases: usize,
+    pub evidence: Vec<Evidence>,
+}
+
+/// A check compiled into the binary.
+#[derive(Debug, Clone, Copy)]
+pub struct Check {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub run: fn() -> Vec<Evidence>,
+}
+
+impl Check {
+    /// Runs the check. No cases means failure: a check cannot pass vacuously.
+    pub fn execute(&self) -> CheckOutcome {
+        let evidence = (self.run)();
+        let pass = !evidence.is_empty() && evidence.iter().all(|e| e.pass);
+        CheckOutcome {
+            id: self.id.to_string(),
+            title: self.title.to_string(),
+            pass,
+            cases: evidence.len(),
+            evidence,
+        }
+    }
+}
+
+/// Every check in this build.
+pub fn registry() -> Vec<Check> {
+    let mut all = Vec::new();
+    all.extend_from_slice(sm3::CHECKS);
+    all.extend_from_slice(sm4::CHECKS);
+    all.extend_from_slice(sm2::CHECKS);
+    all.extend_from_slice(gmt0009::CHECKS);
+    all
+}
+
+/// Runs `case` on every vector of `kind` in `file`.
+pub(crate) fn each(
+    file: &str,
+    kind: &str,
+    case: impl Fn(&Vector) -> Result<(), String>,
+) -> Vec<Evidence> {
+    vectors::of_kind(file, kind)
+        .iter()
+        .map(|v| {
+            let r = case(v);
+            Evidence {
+                case: v.id.clone(),
+                source: v.source.clone(),
+                pass: r.is_ok(),
+                detail: r.err().unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// Records a derived case (no published vector).
+pub(crate) fn derived(case: &str, r: Result<(), String>) -> Evidence {
+    Evidence {
+        case: case.to_string(),
+        source: "gmchain-derived (property of the algorithm)".to_string(),
+        pass: r.is_ok(),
+        detail: r.err().unwrap_or_default(),
+    }
+}
+
+/// Compares bytes, describing a mismatch.
+pub(crate) fn expect_eq(what: &str, got: &[u8], want: &[u8]) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what}: got {}, expected {}",
+            hex::encode(got),
+            hex::encode(want)
+        ))
+    }
+}
+
+/// Expects an error, describing an unexpected success.
+pub(crate) fn expect_err<T, E: std::fmt::Display>(
+    what: &str,
+    r: Result<T, E>,
+) -> Result<(), String> {
+    match r {
+        Ok(_) => Err(format!("{what}: accepted, but must be rejected")),
+        Err(_) => Ok(()),
+    }
+}

@@ -1,0 +1,425 @@
+//! GB/T 32918.1-.5 (SM2) on sm2p256v1.
+
+use super::{Check, Evidence, derived, each, expect_eq, expect_err};
+use crate::vectors::Vector;
+use crypto::{CipherFormat, PublicKey, Signature, UserId};
+use crypto_sm::danger;
+use crypto_sm::rng::SeededRandom;
+use crypto_sm::sm2::{self, EphemeralKey, KexRole, PrivateKey, params};
+
+pub(super) const CHECKS: &[Check] = &[
+    Check {
+        id: "sm2-curve-params",
+        title: "sm2p256v1 parameters equal GB/T 32918.5 §2",
+        run: curve,
+    },
+    Check {
+        id: "sm2-pubkey-valid",
+        title: "Valid public keys in every point form are accepted and agree",
+        run: pubkey_valid,
+    },
+    Check {
+        id: "sm2-pubkey-invalid",
+        title: "Public key validation rejects O, off-curve points, coordinates ≥ p and bad encodings",
+        run: pubkey_invalid,
+    },
+    Check {
+        id: "sm2-privkey-range",
+        title: "Private keys outside [1, n-2] are rejected",
+        run: privkey_range,
+    },
+    Check {
+        id: "sm2-za-kat",
+        title: "ZA equals the vectors for default, empty, TLS and binary IDs",
+        run: za,
+    },
+    Check {
+        id: "sm2-sign-kat",
+        title: "Signing with the annex k reproduces e, r and s",
+        run: sign_kat,
+    },
+    Check {
+        id: "sm2-verify-kat",
+        title: "Annex signatures verify",
+        run: verify_kat,
+    },
+    Check {
+        id: "sm2-verify-neg",
+        title: "Verification rejects wrong ID, altered message, r or s out of range, t = 0",
+        run: verify_neg,
+    },
+    Check {
+        id: "sm2-sign-roundtrip",
+        title: "Hedged signatures verify, differ per call, and fail under another ID",
+        run: sign_roundtrip,
+    },
+    Check {
+        id: "sm2-encrypt-kat",
+        title: "Encryption with the annex k reproduces C1‖C3‖C2",
+        run: encrypt_kat,
+    },
+    Check {
+        id: "sm2-decrypt-kat",
+        title: "Annex ciphertexts decrypt to the message",
+        run: decrypt_kat,
+    },
+    Check {
+        id: "sm2-decrypt-neg",
+        title: "Decryption rejects bad C3, C1 off the curve, altered C2 and truncation",
+        run: decrypt_neg,
+    },
+    Check {
+        id: "sm2-kex-kat",
+        title: "Key exchange reproduces K, S1/SB and S2/SA of the vectors",
+        run: kex_kat,
+    },
+    Check {
+        id: "sm2-kex-roundtrip",
+        title: "Key exchange: both sides agree; wrong ID or R fails confirmation",
+        run: kex_roundtrip,
+    },
+];
+
+fn pk(v: &Vector, field: &str) -> Result<PublicKey, String> {
+    sm2::parse_public_key(&v.bytes(field)?).map_err(|e| e.to_string())
+}
+
+fn id(v: &Vector) -> Result<UserId, String> {
+    UserId::new(v.bytes("user_id")?).map_err(|e| e.to_string())
+}
+
+fn key(v: &Vector) -> Result<PrivateKey, String> {
+    PrivateKey::from_bytes(&v.bytes("privkey")?).map_err(|e| e.to_string())
+}
+
+fn curve() -> Vec<Evidence> {
+    each("sm2", "curve", |v| {
+        for (field, ours) in [
+            ("p", params::P),
+            ("a", params::A),
+            ("b", params::B),
+            ("n", params::N),
+            ("gx", params::GX),
+            ("gy", params::GY),
+        ] {
+            expect_eq(
+                field,
+                &hex::decode(ours).map_err(|e| e.to_string())?,
+                &v.bytes(field)?,
+            )?;
+        }
+        // The generator must be the public key of d = 1.
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        let g = PrivateKey::from_bytes(&one)
+            .map_err(|e| e.to_string())?
+            .public_key();
+        expect_eq("[1]G", &g.as_bytes()[1..33], &v.bytes("gx")?)
+    })
+}
+
+fn pubkey_valid() -> Vec<Evidence> {
+    each("sm2", "pubkey-valid", |v| {
+        let want = v.bytes("uncompressed")?;
+        expect_eq(
+            "compressed form decoded",
+            pk(v, "compressed")?.as_bytes(),
+            &want,
+        )?;
+        expect_eq(
+            "uncompressed form decoded",
+            pk(v, "uncompressed")?.as_bytes(),
+            &want,
+        )?;
+        let d = PrivateKey::from_bytes(&v.bytes("privkey")?).map_err(|e| e.to_string())?;
+        expect_eq("[d]G", d.public_key().as_bytes(), &want)
+    })
+}
+
+fn pubkey_invalid() -> Vec<Evidence> {
+    each("sm2", "pubkey-invalid", |v| {
+        expect_err(
+            v.text("what").unwrap_or("invalid key"),
+            sm2::parse_public_key(&v.bytes("pubkey")?),
+        )
+    })
+}
+
+fn privkey_range() -> Vec<Evidence> {
+    each("sm2", "privkey-invalid", |v| {
+        expect_err(
+            v.text("what").unwrap_or("d"),
+            PrivateKey::from_bytes(&v.bytes("d")?),
+        )
+    })
+}
+
+fn za() -> Vec<Evidence> {
+    each("sm2", "za", |v| {
+        expect_eq(
+            "ZA",
+            sm2::za(&id(v)?, &pk(v, "pubkey")?).as_bytes(),
+            &v.bytes("za")?,
+        )
+    })
+}
+
+fn sign_kat() -> Vec<Evidence> {
+    each("sm2", "sign", |v| {
+        let k = key(v)?;
+        expect_eq(
+            "public key",
+            k.public_key().as_bytes(),
+            pk(v, "pubkey")?.as_bytes(),
+        )?;
+        if v.fields.get("e").is_some() {
+            expect_eq(
+                "e",
+                sm2::message_digest(&id(v)?, &k.public_key(), &v.bytes("msg")?).as_bytes(),
+                &v.bytes("e")?,
+            )?;
+        }
+        let sig = danger::sign_with_k(&k, &id(v)?, &v.bytes("msg")?, &v.array32("k")?)
+            .map_err(|e| e.to_string())?;
+        expect_eq("r", sig.r(), &v.bytes("r")?)?;
+        expect_eq("s", sig.s(), &v.bytes("s")?)
+    })
+}
+
+fn verify_kat() -> Vec<Evidence> {
+    each("sm2", "sign", |v| {
+        let sig = Signature::from_scalars(v.array32("r")?, v.array32("s")?);
+        sm2::verify(&pk(v, "pubkey")?, &id(v)?, &v.bytes("msg")?, &sig).map_err(|e| e.to_string())
+    })
+}
+
+fn verify_neg() -> Vec<Evidence> {
+    each("sm2", "verify-fail", |v| {
+        let what = v.text("what").unwrap_or("signature");
+        let key = match sm2::parse_public_key(&v.bytes("pubkey")?) {
+            Ok(k) => k,
+            Err(_) => return Ok(()), // an invalid key is a rejection too
+        };
+        // r or s may be wider than 32 bytes (e.g. r + n): then it arrives as DER and must be
+        // refused there or by verification.
+        let sig = match (v.array32("r"), v.array32("s")) {
+            (Ok(r), Ok(s)) => Signature::from_scalars(r, s),
+            _ => match Signature::from_der(&der_signature(&v.bytes("r")?, &v.bytes("s")?)) {
+                Ok(sig) => sig,
+                Err(_) => return Ok(()),
+            },
+        };
+        expect_err(what, sm2::verify(&key, &id(v)?, &v.bytes("msg")?, &sig))
+    })
+}
+
+/// DER `SEQUENCE { INTEGER r, INTEGER s }` for unsigned big-endian integers of any width.
+fn der_signature(r: &[u8], s: &[u8]) -> Vec<u8> {
+    fn int(v: &[u8]) -> Vec<u8> {
+        let v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
+        let mut body = if v.first().is_none_or(|b| b & 0x80 != 0) {
+            vec![0]
+        } else {
+            vec![]
+        };
+        body.extend_from_slice(&v);
+        let mut out = vec![0x02, body.len() as u8];
+        out.extend(body);
+        out
+    }
+    let body = [int(r), int(s)].concat();
+    let mut out = vec![0x30];
+    if body.len() >= 0x80 {
+        out.push(0x81);
+    }
+    out.push(body.len() as u8);
+    out.extend(body);
+    out
+}
+
+fn sign_roundtrip() -> Vec<Evidence> {
+    let rng = SeededRandom::new(0x5132_3931);
+    let mut out = Vec::new();
+    for i in 0..8u32 {
+        let r = (|| {
+            let k = PrivateKey::generate(&rng).map_err(|e| e.to_string())?;
+            let id = UserId::new(format!("user-{i}").into_bytes()).map_err(|e| e.to_string())?;
+            let msg = vec![i as u8; (i * 37) as usize];
+            let s1 = k.sign(&id, &msg, &rng).map_err(|e| e.to_string())?;
+            let s2 = k.sign(&id, &msg, &rng).map_err(|e| e.to_string())?;
+            if s1 == s2 {
+                return Err("two signatures of one message are equal: nonce not hedged".into());
+            }
+            sm2::verify(&k.public_key(), &id, &msg, &s1).map_err(|e| e.to_string())?;
+            sm2::verify(
+                &k.public_key(),
+                &id,
+                &msg,
+                &Signature::from_der(&s2.to_der()).map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
+            expect_err(
+                "verify under the default ID",
+                sm2::verify(&k.public_key(), &UserId::default(), &msg, &s1),
+            )
+        })();
+        out.push(derived(&format!("random key {i}, ID user-{i}"), r));
+    }
+    out
+}
+
+fn encrypt_kat() -> Vec<Evidence> {
+    each("sm2", "encrypt", |v| {
+        let c = danger::encrypt_with_k(&pk(v, "pubkey")?, &v.bytes("msg")?, &v.array32("k")?)
+            .map_err(|e| e.to_string())?;
+        expect_eq("C1‖C3‖C2", &c, &v.bytes("c1c3c2")?)
+    })
+}
+
+fn decrypt_kat() -> Vec<Evidence> {
+    each("sm2", "encrypt", |v| {
+        let m = sm2::decrypt(&key(v)?, &v.bytes("c1c3c2")?, CipherFormat::C1C3C2)
+            .map_err(|e| e.to_string())?;
+        expect_eq("plaintext", m.expose(), &v.bytes("msg")?)
+    })
+}
+
+fn decrypt_neg() -> Vec<Evidence> {
+    each("sm2", "decrypt-fail", |v| {
+        expect_err(
+            v.text("what").unwrap_or("ciphertext"),
+            sm2::decrypt(&key(v)?, &v.bytes("ciphertext")?, CipherFormat::C1C3C2),
+        )
+    })
+}
+
+fn kex_kat() -> Vec<Evidence> {
+    each("sm2", "kex", |v| {
+        let ida = UserId::new(v.bytes("ida")?).map_err(|e| e.to_string())?;
+        let idb = UserId::new(v.bytes("idb")?).map_err(|e| e.to_string())?;
+        let da = PrivateKey::from_bytes(&v.bytes("da")?).map_err(|e| e.to_string())?;
+        let db = PrivateKey::from_bytes(&v.bytes("db")?).map_err(|e| e.to_string())?;
+        expect_eq("PA", da.public_key().as_bytes(), &v.bytes("pa")?)?;
+        expect_eq("PB", db.public_key().as_bytes(), &v.bytes("pb")?)?;
+        expect_eq(
+            "ZA",
+            sm2::za(&ida, &da.public_key()).as_bytes(),
+            &v.bytes("za")?,
+        )?;
+        expect_eq(
+            "ZB",
+            sm2::za(&idb, &db.public_key()).as_bytes(),
+            &v.bytes("zb")?,
+        )?;
+        let ra = danger::ephemeral_key(&v.array32("ra_priv")?).map_err(|e| e.to_string())?;
+        let rb = danger::ephemeral_key(&v.array32("rb_priv")?).map_err(|e| e.to_string())?;
+        expect_eq("RA", ra.public().as_bytes(), &v.bytes("ra")?)?;
+        expect_eq("RB", rb.public().as_bytes(), &v.bytes("rb")?)?;
+        let klen = v.int("klen")? as usize;
+        let b = sm2::key_exchange(
+            KexRole::Responder,
+            &db,
+            &idb,
+            &rb,
+            &da.public_key(),
+            &ida,
+            &ra.public(),
+            klen,
+        )
+        .map_err(|e| e.to_string())?;
+        let a = sm2::key_exchange(
+            KexRole::Initiator,
+            &da,
+            &ida,
+            &ra,
+            &db.public_key(),
+            &idb,
+            &rb.public(),
+            klen,
+        )
+        .map_err(|e| e.to_string())?;
+        expect_eq("KB", b.key.expose(), &v.bytes("kb")?)?;
+        expect_eq("KA", a.key.expose(), &v.bytes("ka")?)?;
+        // B8: B sends SB; A10: A checks S1 = SB. A sends SA; B10: B checks S2 = SA.
+        expect_eq("SB", &b.confirmation, &v.bytes("sb")?)?;
+        expect_eq("S1", a.expected_from_peer(), &v.bytes("s1")?)?;
+        expect_eq("SA", &a.confirmation, &v.bytes("sa")?)?;
+        expect_eq("S2", b.expected_from_peer(), &v.bytes("s2")?)?;
+        a.check_peer_confirmation(&b.confirmation)
+            .map_err(|e| e.to_string())?;
+        b.check_peer_confirmation(&a.confirmation)
+            .map_err(|e| e.to_string())
+    })
+}
+
+fn kex_roundtrip() -> Vec<Evidence> {
+    let rng = SeededRandom::new(0x4b45_58);
+    let run = || -> Result<(), String> {
+        let e = |x: crypto::CryptoError| x.to_string();
+        let a = PrivateKey::generate(&rng).map_err(e)?;
+        let b = PrivateKey::generate(&rng).map_err(e)?;
+        let (ida, idb) = (
+            UserId::default(),
+            UserId::new(b"agency-b".to_vec()).map_err(e)?,
+        );
+        let ea = EphemeralKey::generate(&rng).map_err(e)?;
+        let eb = EphemeralKey::generate(&rng).map_err(e)?;
+        let kb = sm2::key_exchange(
+            KexRole::Responder,
+            &b,
+            &idb,
+            &eb,
+            &a.public_key(),
+            &ida,
+            &ea.public(),
+            48,
+        )
+        .map_err(e)?;
+        let ka = sm2::key_exchange(
+            KexRole::Initiator,
+            &a,
+            &ida,
+            &ea,
+            &b.public_key(),
+            &idb,
+            &eb.public(),
+            48,
+        )
+        .map_err(e)?;
+        expect_eq("KA = KB", ka.key.expose(), kb.key.expose())?;
+        ka.check_peer_confirmation(&kb.confirmation).map_err(e)?;
+        kb.check_peer_confirmation(&ka.confirmation).map_err(e)?;
+        let wrong = sm2::key_exchange(
+            KexRole::Initiator,
+            &a,
+            &ida,
+            &ea,
+            &b.public_key(),
+            &ida,
+            &eb.public(),
+            48,
+        )
+        .map_err(e)?;
+        expect_err(
+            "confirmation under a wrong peer ID",
+            wrong.check_peer_confirmation(&kb.confirmation),
+        )?;
+        let mut off = *eb.public().as_bytes();
+        off[64] ^= 1;
+        let off = PublicKey::from_uncompressed(&off).map_err(e)?;
+        expect_err(
+            "peer R off the curve",
+            sm2::key_exchange(
+                KexRole::Initiator,
+                &a,
+                &ida,
+                &ea,
+                &b.public_key(),
+                &idb,
+                &off,
+                48,
+            ),
+        )
+    };
+    vec![derived("random parties, 48-byte key", run())]
+}

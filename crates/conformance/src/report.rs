@@ -1,0 +1,302 @@
+//! Running the suite and rendering its report.
+
+use crate::checks::{CheckOutcome, registry};
+use crate::model::{ClauseStatus, Level, Standard, TextFidelity};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What was tested, with what, by which build. Filled by the caller (the binary), since this
+/// crate reads no environment.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Provenance {
+    pub gmchain_version: String,
+    pub git_commit: String,
+    /// SM3 of the Cargo.lock the binary was built from.
+    pub cargo_lock_sm3: String,
+    pub rustc: String,
+    /// `openssl version` on the machine that ran the suite, if present.
+    pub openssl: Option<String>,
+    /// The GmSSL binding version, if present.
+    pub gmssl: Option<String>,
+    /// What was tested, e.g. "software provider crypto-sm".
+    pub target: String,
+    /// When the run started (RFC 3339, UTC).
+    pub generated_at: String,
+}
+
+/// The verdict on a clause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// Every check passed.
+    #[serde(rename = "MET")]
+    Met,
+    /// A check failed, or the clause is not covered yet.
+    #[serde(rename = "NOT MET")]
+    NotMet,
+    /// The clause does not apply.
+    #[serde(rename = "NOT APPLICABLE")]
+    NotApplicable,
+}
+
+/// One clause's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClauseResult {
+    pub id: String,
+    pub title: String,
+    pub level: Level,
+    pub text: TextFidelity,
+    pub requirement: String,
+    pub verdict: Verdict,
+    /// "check-failed" or "not-covered" for NOT MET; the reason for NOT APPLICABLE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issue: Option<u32>,
+    pub checks: Vec<CheckOutcome>,
+}
+
+/// One standard's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct StandardResult {
+    pub id: String,
+    pub title: String,
+    pub source: String,
+    pub clauses: Vec<ClauseResult>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub provenance: Provenance,
+    pub standards: Vec<StandardResult>,
+    pub summary: Summary,
+}
+
+/// Counts over all clauses.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    pub clauses: usize,
+    pub met: usize,
+    pub not_met: usize,
+    pub not_applicable: usize,
+    pub checks_run: usize,
+    pub cases_run: usize,
+    /// Mandatory clauses whose checks failed: any makes `run` exit non-zero.
+    pub mandatory_failed: Vec<String>,
+}
+
+impl Report {
+    /// Returns "STANDARD clause" for every NOT MET clause.
+    pub fn not_met(&self) -> Vec<String> {
+        self.standards
+            .iter()
+            .flat_map(|s| {
+                s.clauses
+                    .iter()
+                    .filter(|c| c.verdict == Verdict::NotMet)
+                    .map(move |c| format!("{} {}", s.id, c.id))
+            })
+            .collect()
+    }
+}
+
+/// Runs every check once and judges every clause of `standards`.
+pub fn run(standards: &[Standard], provenance: Provenance) -> Report {
+    let outcomes: BTreeMap<&str, CheckOutcome> =
+        registry().iter().map(|c| (c.id, c.execute())).collect();
+    let mut summary = Summary {
+        checks_run: outcomes.len(),
+        cases_run: outcomes.values().map(|o| o.cases).sum(),
+        ..Summary::default()
+    };
+    let mut results = Vec::new();
+    for std in standards {
+        let mut clauses = Vec::new();
+        for c in &std.clauses {
+            let checks: Vec<CheckOutcome> = c
+                .checks
+                .iter()
+                .filter_map(|id| outcomes.get(id.as_str()).cloned())
+                .collect();
+            let (verdict, cause) = match c.status {
+                ClauseStatus::NotCovered => (
+                    Verdict::NotMet,
+                    Some(format!(
+                        "not-covered: {}",
+                        c.reason.clone().unwrap_or_default()
+                    )),
+                ),
+                ClauseStatus::NotApplicable => (Verdict::NotApplicable, c.reason.clone()),
+                ClauseStatus::Covered
+                    if !checks.is_empty()
+                        && checks.len() == c.checks.len()
+                        && checks.iter().all(|o| o.pass) =>
+                {
+                    (Verdict::Met, None)
+                }
+                ClauseStatus::Covered => {
+                    if c.level == Level::Shall {
+                        summary
+                            .mandatory_failed
+                            .push(format!("{} {}", std.id, c.id));
+                    }
+                    (Verdict::NotMet, Some("check-failed".to_string()))
+                }
+            };
+            match verdict {
+                Verdict::Met => summary.met += 1,
+                Verdict::NotMet => summary.not_met += 1,
+                Verdict::NotApplicable => summary.not_applicable += 1,
+            }
+            summary.clauses += 1;
+            clauses.push(ClauseResult {
+                id: c.id.clone(),
+                title: c.title.clone(),
+                level: c.level,
+                text: c.text,
+                requirement: c.requirement.clone(),
+                verdict,
+                cause,
+                issue: c.issue,
+                checks,
+            });
+        }
+        results.push(StandardResult {
+            id: std.id.clone(),
+            title: std.title.clone(),
+            source: std.source.clone(),
+            clauses,
+        });
+    }
+    Report {
+        provenance,
+        standards: results,
+        summary,
+    }
+}
+
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Renders the report as one self-contained HTML page.
+pub fn render_html(r: &Report) -> String {
+    let p = &r.provenance;
+    let mut h = String::new();
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>gmchain conformance report</title>\n<style>\nbody{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}table{border-collapse:collapse;width:100%;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}th{background:#f3f3f3}.MET{color:#0a0;font-weight:bold}.NOTMET{color:#c00;font-weight:bold}.NA{color:#777;font-weight:bold}details{margin:.2em 0}code{font-size:.9em}.fail{color:#c00}\n</style></head><body>\n");
+    h.push_str("<h1>gmchain conformance report</h1>\n<table>\n");
+    let prov = [
+        ("gmchain", p.gmchain_version.clone()),
+        ("commit", p.git_commit.clone()),
+        ("Cargo.lock SM3", p.cargo_lock_sm3.clone()),
+        ("rustc", p.rustc.clone()),
+        (
+            "OpenSSL on this machine",
+            p.openssl.clone().unwrap_or_else(|| "not found".into()),
+        ),
+        (
+            "GmSSL on this machine",
+            p.gmssl.clone().unwrap_or_else(|| "not found".into()),
+        ),
+        ("target", p.target.clone()),
+        ("generated", p.generated_at.clone()),
+    ];
+    for (k, v) in prov {
+        h.push_str(&format!(
+            "<tr><th>{}</th><td><code>{}</code></td></tr>\n",
+            esc(k),
+            esc(&v)
+        ));
+    }
+    h.push_str("</table>\n");
+    let s = &r.summary;
+    h.push_str(&format!(
+        "<p><b>{}</b> clauses: <span class=\"MET\">{} MET</span>, <span class=\"NOTMET\">{} NOT MET</span>, <span class=\"NA\">{} NOT APPLICABLE</span>; {} checks, {} cases. Mandatory clauses failed: {}.</p>\n",
+        s.clauses,
+        s.met,
+        s.not_met,
+        s.not_applicable,
+        s.checks_run,
+        s.cases_run,
+        if s.mandatory_failed.is_empty() { "none".to_string() } else { esc(&s.mandatory_failed.join(", ")) }
+    ));
+    for std in &r.standards {
+        h.push_str(&format!(
+            "<h2>{} — {}</h2>\n<p><i>Text: {}</i></p>\n",
+            esc(&std.id),
+            esc(&std.title),
+            esc(&std.source)
+        ));
+        h.push_str("<table><tr><th>clause</th><th>level</th><th>text</th><th>requirement</th><th>verdict</th><th>checks and evidence</th></tr>\n");
+        for c in &std.clauses {
+            let (class, label) = match c.verdict {
+                Verdict::Met => ("MET", "MET"),
+                Verdict::NotMet => ("NOTMET", "NOT MET"),
+                Verdict::NotApplicable => ("NA", "NOT APPLICABLE"),
+            };
+            let mut cell = String::new();
+            if let Some(cause) = &c.cause {
+                cell.push_str(&format!(
+                    "<p>{}{}</p>",
+                    esc(cause),
+                    c.issue
+                        .map(|i| format!(" (issue #{i})"))
+                        .unwrap_or_default()
+                ));
+            }
+            for o in &c.checks {
+                cell.push_str(&format!(
+                    "<details><summary><code>{}</code> {} — {} ({} cases)</summary><ul>",
+                    esc(&o.id),
+                    esc(&o.title),
+                    if o.pass {
+                        "pass"
+                    } else {
+                        "<span class=\"fail\">FAIL</span>"
+                    },
+                    o.cases
+                ));
+                for e in &o.evidence {
+                    cell.push_str(&format!(
+                        "<li>{} <code>{}</code> — {}{}</li>",
+                        if e.pass {
+                            "✔"
+                        } else {
+                            "<span class=\"fail\">✘</span>"
+                        },
+                        esc(&e.case),
+                        esc(&e.source),
+                        if e.detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": <span class=\"fail\">{}</span>", esc(&e.detail))
+                        }
+                    ));
+                }
+                cell.push_str("</ul></details>");
+            }
+            h.push_str(&format!(
+                "<tr><td>{}<br>{}</td><td>{:?}</td><td>{:?}</td><td>{}</td><td class=\"{class}\">{label}</td><td>{cell}</td></tr>\n",
+                esc(&c.id),
+                esc(&c.title),
+                c.level,
+                c.text,
+                esc(&c.requirement)
+            ));
+        }
+        h.push_str("</table>\n");
+    }
+    h.push_str("</body></html>\n");
+    h
+}

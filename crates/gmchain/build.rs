@@ -1,0 +1,42 @@
+//! Records build provenance for the conformance report: the git commit, an SM3 hash of
+//! Cargo.lock, and the rustc version.
+
+use std::path::Path;
+use std::process::Command;
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let lock = root.join("Cargo.lock");
+    println!("cargo:rerun-if-changed={}", lock.display());
+    for p in [".git/HEAD", ".git/index"] {
+        let f = root.join(p);
+        if f.exists() {
+            println!("cargo:rerun-if-changed={}", f.display());
+        }
+    }
+    let lock_hash = std::fs::read(&lock)
+        .map(|b| {
+            use sm3::Digest;
+            hex::encode(sm3::Sm3::digest(&b))
+        })
+        .unwrap_or_else(|_| "unknown".into());
+    let run = |cmd: &str, args: &[&str]| {
+        Command::new(cmd)
+            .args(args)
+            .current_dir(&root)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let mut commit = run("git", &["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    if run("git", &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty())
+    {
+        commit.push_str("-dirty");
+    }
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let rustc_version = run(&rustc, &["--version"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=GMCHAIN_GIT_COMMIT={commit}");
+    println!("cargo:rustc-env=GMCHAIN_CARGO_LOCK_SM3={lock_hash}");
+    println!("cargo:rustc-env=GMCHAIN_RUSTC={rustc_version}");
+}

@@ -1,0 +1,161 @@
+//! `gmchain conformance list|run`.
+
+use crate::io::write_file;
+use crate::{CmdResult, Failure};
+use clap::Subcommand;
+use conformance::{ClauseStatus, Provenance, load_standards, render_html, run as run_suite};
+use std::path::PathBuf;
+use std::process::Command;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConformanceCommand {
+    /// Lists the standards, their clauses, levels and the checks mapped to each.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs every check and writes report.json and report.html. Exit 1 if a mandatory clause fails.
+    Run {
+        /// Directory for report.json and report.html.
+        #[arg(long, default_value = "conformance-report")]
+        out_dir: PathBuf,
+    },
+}
+
+fn standards() -> Result<Vec<conformance::Standard>, Failure> {
+    load_standards()
+        .map_err(|e| Failure::BadInput(format!("the compiled-in clause map is invalid: {e}")))
+}
+
+pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
+    match cmd {
+        ConformanceCommand::List { json } => {
+            let stds = standards()?;
+            if json {
+                let s = serde_json::to_string_pretty(&stds)
+                    .map_err(|e| Failure::BadInput(e.to_string()))?;
+                println!("{s}");
+                return Ok(());
+            }
+            for s in &stds {
+                println!("{} — {}", s.id, s.title);
+                for c in &s.clauses {
+                    let what = match c.status {
+                        ClauseStatus::Covered => c.checks.join(", "),
+                        ClauseStatus::NotCovered => format!(
+                            "NOT COVERED (issue #{}): {}",
+                            c.issue.unwrap_or(0),
+                            c.reason.as_deref().unwrap_or("")
+                        ),
+                        ClauseStatus::NotApplicable => {
+                            format!("NOT APPLICABLE: {}", c.reason.as_deref().unwrap_or(""))
+                        }
+                    };
+                    println!(
+                        "  {:<28} {:<6} {:<11} {}",
+                        c.id,
+                        format!("{:?}", c.level).to_lowercase(),
+                        format!("{:?}", c.text).to_lowercase(),
+                        what
+                    );
+                }
+            }
+            Ok(())
+        }
+        ConformanceCommand::Run { out_dir } => {
+            let stds = standards()?;
+            let report = run_suite(&stds, provenance());
+            std::fs::create_dir_all(&out_dir).map_err(|e| {
+                Failure::BadInput(format!("cannot create {}: {e}", out_dir.display()))
+            })?;
+            let json =
+                serde_json::to_vec_pretty(&report).map_err(|e| Failure::BadInput(e.to_string()))?;
+            let json_path = out_dir.join("report.json");
+            let html_path = out_dir.join("report.html");
+            write_file(&json_path, &json, false)?;
+            write_file(&html_path, render_html(&report).as_bytes(), false)?;
+            let s = &report.summary;
+            println!(
+                "{} clauses: {} MET, {} NOT MET, {} NOT APPLICABLE ({} checks, {} cases)",
+                s.clauses, s.met, s.not_met, s.not_applicable, s.checks_run, s.cases_run
+            );
+            for nm in report.not_met() {
+                println!("  NOT MET: {nm}");
+            }
+            println!(
+                "report: {} and {}",
+                json_path.display(),
+                html_path.display()
+            );
+            if s.mandatory_failed.is_empty() {
+                Ok(())
+            } else {
+                Err(Failure::NotVerified(format!(
+                    "mandatory clauses failed: {}",
+                    s.mandatory_failed.join(", ")
+                )))
+            }
+        }
+    }
+}
+
+fn first_line(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(|l| l.trim().to_string())
+}
+
+fn provenance() -> Provenance {
+    let gmssl = std::env::var("GMCHAIN_PYTHON").ok().and_then(|py| {
+        first_line(
+            &py,
+            &[
+                "-c",
+                "import importlib.metadata as m; print('gmssl-pyx ' + m.version('gmssl-pyx'))",
+            ],
+        )
+    });
+    Provenance {
+        gmchain_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_commit: env!("GMCHAIN_GIT_COMMIT").to_string(),
+        cargo_lock_sm3: env!("GMCHAIN_CARGO_LOCK_SM3").to_string(),
+        rustc: env!("GMCHAIN_RUSTC").to_string(),
+        openssl: first_line("openssl", &["version"]),
+        gmssl,
+        target: "software provider crypto-sm (RustCrypto sm2/sm3/sm4); no token or node tested"
+            .to_string(),
+        generated_at: now_rfc3339(),
+    }
+}
+
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // Civil-from-days (Howard Hinnant's algorithm), UTC.
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}

@@ -1,0 +1,116 @@
+//! The `gmchain` command. This binary is the only place with `anyhow`: it turns library errors
+//! into one-line messages and the exit codes of DEVELOPERS.md (0 success, 1 did not verify,
+//! 2 bad input or usage, 3 token or node unreachable).
+
+mod bench;
+mod cli_conformance;
+mod cli_crypto;
+mod io;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// gmchain: a permissioned blockchain node with SM2/SM3/SM4 cryptography.
+#[derive(Debug, Parser)]
+#[command(name = "gmchain", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// SM2/SM3/SM4 toolbox, file-compatible with OpenSSL 3 (PEM keys, DER signatures and ciphertexts).
+    #[command(subcommand)]
+    Crypto(cli_crypto::CryptoCommand),
+    /// The conformance suite: clause maps of the standards and the checks that prove them.
+    #[command(subcommand)]
+    Conformance(cli_conformance::ConformanceCommand),
+    /// Benchmarks against `openssl speed`, as ratios measured in the same run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// SM2 sign/verify, SM3, SM4-CTR and SM4-GCM against OpenSSL 3 on one core.
+    Crypto {
+        /// Interleaved rounds; ratios are judged on the median.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Seconds per operation per round.
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+        /// The openssl executable.
+        #[arg(long, default_value = "openssl")]
+        openssl: String,
+    },
+}
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Something did not verify (exit 1).
+    NotVerified(String),
+    /// Bad input or usage (exit 2).
+    BadInput(String),
+    /// A token or node could not be reached (exit 3).
+    #[allow(dead_code)] // used by the HSM and node commands of later issues
+    Unreachable(String),
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::NotVerified(_) => 1,
+            Failure::BadInput(_) => 2,
+            Failure::Unreachable(_) => 3,
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            Failure::NotVerified(m) | Failure::BadInput(m) | Failure::Unreachable(m) => m,
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        // One line: the context chain joined with ": ".
+        Failure::BadInput(format!("{e:#}"))
+    }
+}
+
+pub(crate) type CmdResult = Result<(), Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Crypto(c) => cli_crypto::run(c),
+        Command::Conformance(c) => cli_conformance::run(c),
+        Command::Bench(BenchCommand::Crypto {
+            runs,
+            seconds,
+            openssl,
+        }) => {
+            let args = bench::BenchArgs {
+                runs,
+                seconds,
+                openssl,
+            };
+            let mut stdout = std::io::stdout();
+            bench::run(&args, &mut stdout)
+                .map(|_| ())
+                .map_err(Failure::from)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            let msg = f.message().replace('\n', " ");
+            eprintln!("gmchain: {msg}");
+            ExitCode::from(f.code())
+        }
+    }
+}
