@@ -7,7 +7,9 @@
 The reference arithmetic of our own lives in gm_ref.py.
 """
 
+import atexit
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -23,6 +25,7 @@ SM2_OID = bytes.fromhex("06082a811ccf5501822d")  # 1.2.156.10197.1.301
 EC_PUBKEY_OID = bytes.fromhex("06072a8648ce3d0201")  # 1.2.840.10045.2.1
 
 _TMP = tempfile.mkdtemp(prefix="gmvec-")
+atexit.register(shutil.rmtree, _TMP, True)
 
 
 def _path(name):

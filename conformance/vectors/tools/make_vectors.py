@@ -418,7 +418,8 @@ def sm4_vectors():
                  "source": negative("from RFC 8998 Appendix %s with one byte changed" %
                                     ("A.1" if mode == "gcm" else "A.2")),
                  "kind": mode + "-bad-tag", "what": what, "key": h(key), "nonce": h(nonce), "aad": h(aad),
-                 "ct": h(ct), "tag": h(tag), "expected": "reject"}
+                 "pt": h(rfc_pt), "ct": h(ct), "tag": h(tag), "expected": "reject",
+                 "note": "pt is the RFC plaintext; decryption must fail and release no plaintext"}
             if mode == "gcm":
                 v["observed"] = {PYX: rejected(be.pyx_gcm_decrypt(key, nonce, aad, ct, tag) is not None),
                                  CRYPTO: rejected(be.crypto_gcm_decrypt(key, nonce, aad, ct, tag) is not None),
