@@ -437,11 +437,10 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<BenchReport> {
             if !openssl_first && let Some(b) = baseline {
                 run_baseline(args, ossl_seconds, *b, ops, &mut samples)?;
             }
-            write!(
-                out,
-                " {}",
-                ops.iter().map(|o| o.name()).collect::<Vec<_>>().join(", ")
-            )?;
+            for &op in *ops {
+                let sep = if op == Op::ALL[0] { " " } else { ", " };
+                write!(out, "{sep}{}", op.name())?;
+            }
             out.flush()?;
         }
         writeln!(out)?;
