@@ -144,7 +144,7 @@ pub fn decrypt(
     check_no_aad(mode, aad)?;
     match mode {
         Sm4Mode::Cbc => {
-            if data.is_empty() || data.len() % 16 != 0 {
+            if data.is_empty() || !data.len().is_multiple_of(16) {
                 return Err(CryptoError::BadPadding {
                     reason: "ciphertext length is not a positive multiple of 16",
                 });

@@ -79,7 +79,7 @@ pub fn decode_signature(der: &[u8]) -> Result<Signature, CryptoError> {
 /// STRING (32), CipherText OCTET STRING }` (GM/T 0009 §7.2) from the raw `C1 ‖ C3 ‖ C2` form
 /// with an uncompressed C1.
 pub fn encode_ciphertext(c1c3c2: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let (x, y, c3, c2) = split_c1c3c2(c1c3c2)?;
+    let CipherParts { x, y, c3, c2 } = split_c1c3c2(c1c3c2)?;
     let mal = |_| CryptoError::MalformedCiphertext {
         reason: "ciphertext too long to encode",
     };
@@ -140,8 +140,21 @@ pub fn decode_ciphertext(der: &[u8]) -> Result<Vec<u8>, CryptoError> {
     Ok(out)
 }
 
+/// The parts of a raw `04 ‖ x ‖ y ‖ C3 ‖ C2` ciphertext.
+#[derive(Debug, Clone, Copy)]
+pub struct CipherParts<'a> {
+    /// x of C1.
+    pub x: &'a [u8],
+    /// y of C1.
+    pub y: &'a [u8],
+    /// C3 = SM3(x2 ‖ M ‖ y2).
+    pub c3: &'a [u8],
+    /// C2 = M ⊕ t.
+    pub c2: &'a [u8],
+}
+
 /// Splits raw `04 ‖ x ‖ y ‖ C3 ‖ C2` into its parts.
-pub fn split_c1c3c2(c: &[u8]) -> Result<(&[u8], &[u8], &[u8], &[u8]), CryptoError> {
+pub fn split_c1c3c2(c: &[u8]) -> Result<CipherParts<'_>, CryptoError> {
     if c.len() < 65 + 32 + 1 {
         return Err(CryptoError::MalformedCiphertext {
             reason: "C1‖C3‖C2 needs 65 + 32 bytes and at least one byte of C2",
@@ -152,7 +165,12 @@ pub fn split_c1c3c2(c: &[u8]) -> Result<(&[u8], &[u8], &[u8], &[u8]), CryptoErro
             reason: "C1 must be an uncompressed point (0x04)",
         });
     }
-    Ok((&c[1..33], &c[33..65], &c[65..97], &c[97..]))
+    Ok(CipherParts {
+        x: &c[1..33],
+        y: &c[33..65],
+        c3: &c[65..97],
+        c2: &c[97..],
+    })
 }
 
 #[cfg(test)]

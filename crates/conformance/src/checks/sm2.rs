@@ -353,7 +353,7 @@ fn kex_kat() -> Vec<Evidence> {
 }
 
 fn kex_roundtrip() -> Vec<Evidence> {
-    let rng = SeededRandom::new(0x4b45_58);
+    let rng = SeededRandom::new(0x004b_4558);
     let run = || -> Result<(), String> {
         let e = |x: crypto::CryptoError| x.to_string();
         let a = PrivateKey::generate(&rng).map_err(e)?;

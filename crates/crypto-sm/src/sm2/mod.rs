@@ -234,7 +234,7 @@ pub(crate) fn decode_point(bytes: &[u8]) -> Result<AffinePoint, CryptoError> {
     let invalid = |reason| CryptoError::InvalidPublicKey { reason };
     let first = *bytes.first().ok_or(invalid("empty encoding"))?;
     let pk = match first {
-        0x04 | 0x02 | 0x03 => {
+        0x02..=0x04 => {
             let expected = if first == 0x04 { 65 } else { 33 };
             if bytes.len() != expected {
                 return Err(invalid(
