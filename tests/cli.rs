@@ -91,7 +91,7 @@ fn encrypted_key_sign_verify_and_exit_codes() {
             "--pass-file",
             "pass",
             "--iterations",
-            "2000",
+            "10000",
             "--out",
             "key.pem",
             "--pubout",

@@ -1,6 +1,7 @@
 //! Key files, compatible with OpenSSL 3 and GmSSL 3:
-//! - private keys as PKCS#8 (`PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`), PEM or DER, with the
-//!   algorithm id-ecPublicKey and the curve OID 1.2.156.10197.1.301;
+//! - private keys as PKCS#8 (`PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`, or `SM2 PRIVATE KEY` as
+//!   `openssl ec` writes it), PEM or DER, with the algorithm id-ecPublicKey and the curve OID
+//!   1.2.156.10197.1.301;
 //! - encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`, RFC 8018 PBES2): written with PBKDF2-HMAC-SM3
 //!   (OID 1.2.156.10197.1.401.2, as GmSSL) and SM4-CBC (1.2.156.10197.1.104.2); read with that
 //!   PRF or with hmacWithSHA256, which `openssl pkcs8 -topk8 -v2 sm4-cbc` uses (OpenSSL 3.0 has
@@ -15,9 +16,7 @@ use crypto::gmt0009::der_sequence;
 use crypto::{CryptoError, PublicKey, RandomSource, Secret, Sm4Mode};
 use der::asn1::{Null, ObjectIdentifier as Oid, OctetStringRef};
 use der::{Decode, Encode, Reader, SliceReader, Tag};
-use sm2::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
-};
+use sm2::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
 use zeroize::Zeroizing;
 
 const OID_PBES2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.13");
@@ -26,11 +25,15 @@ const OID_PBKDF2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.12");
 pub const OID_HMAC_SM3: Oid = Oid::new_unwrap("1.2.156.10197.1.401.2");
 const OID_HMAC_SHA256: Oid = Oid::new_unwrap("1.2.840.113549.2.9");
 const OID_HMAC_SHA1: Oid = Oid::new_unwrap("1.2.840.113549.2.7");
+const OID_EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+const OID_SM2_CURVE: Oid = Oid::new_unwrap("1.2.156.10197.1.301");
 /// SM4-CBC (GM/T 0006).
 pub const OID_SM4_CBC: Oid = Oid::new_unwrap("1.2.156.10197.1.104.2");
 
 /// PBKDF2 iterations gmchain writes (GmSSL's default).
 pub const DEFAULT_ITERATIONS: u32 = 65_536;
+/// The fewest PBKDF2 iterations gmchain writes (GmSSL 3 refuses to read fewer).
+pub const MIN_ITERATIONS: u32 = 10_000;
 /// The most PBKDF2 iterations gmchain will run when reading a file: a bound against a file
 /// crafted to burn CPU.
 pub const MAX_ITERATIONS: u32 = 10_000_000;
@@ -133,19 +136,31 @@ fn to_secret_key(key: &PrivateKey) -> Result<sm2::SecretKey, CryptoError> {
     })
 }
 
+/// PKCS#8 `PrivateKeyInfo` around the SEC1 `ECPrivateKey` with its `parameters` [0] (the curve
+/// OID) and `publicKey` [1]. RustCrypto's own PKCS#8 encoder leaves `parameters` out, and GmSSL
+/// 3.1 (`sm2_private_key_from_der`) refuses an ECPrivateKey without it; RFC 5915 §3 asks for it.
+fn pkcs8_document(key: &PrivateKey) -> Result<der::SecretDocument, CryptoError> {
+    let failed = |e: der::Error| decode_err(format!("PKCS#8 encoding failed: {e}"));
+    let sec1 = to_secret_key(key)?.to_sec1_der().map_err(failed)?;
+    let algorithm = sm2::pkcs8::AlgorithmIdentifierRef {
+        oid: OID_EC_PUBLIC_KEY,
+        parameters: Some((&OID_SM2_CURVE).into()),
+    };
+    let info =
+        sm2::pkcs8::PrivateKeyInfoRef::new(algorithm, OctetStringRef::new(&sec1).map_err(failed)?);
+    der::SecretDocument::encode_msg(&info).map_err(failed)
+}
+
 /// Writes an unencrypted PKCS#8 DER (only ever as the plaintext inside an encrypted file, or
 /// for interoperability tests).
 pub fn encode_pkcs8_der(key: &PrivateKey) -> Result<Secret, CryptoError> {
-    let doc = to_secret_key(key)?
-        .to_pkcs8_der()
-        .map_err(|e| decode_err(format!("PKCS#8 encoding failed: {e}")))?;
-    Ok(Secret::new(doc.as_bytes().to_vec()))
+    Ok(Secret::new(pkcs8_document(key)?.as_bytes().to_vec()))
 }
 
 /// Writes an unencrypted PKCS#8 PEM (`PRIVATE KEY`).
 pub fn encode_pkcs8_pem(key: &PrivateKey) -> Result<Secret, CryptoError> {
-    let pem = to_secret_key(key)?
-        .to_pkcs8_pem(LineEnding::LF)
+    let pem = pkcs8_document(key)?
+        .to_pem("PRIVATE KEY", LineEnding::LF)
         .map_err(|e| decode_err(format!("PKCS#8 encoding failed: {e}")))?;
     Ok(Secret::new(pem.as_bytes().to_vec()))
 }
@@ -363,9 +378,9 @@ pub fn encode_encrypted_pkcs8_pem(
             reason: "the passphrase is empty",
         });
     }
-    if iterations == 0 || iterations > MAX_ITERATIONS {
+    if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
         return Err(CryptoError::InvalidInput {
-            reason: "PBKDF2 iteration count out of range",
+            reason: "PBKDF2 iteration count must lie in 10000..=10000000",
         });
     }
     let salt: [u8; 16] = crate::rng::random_array(rng)?;
@@ -382,7 +397,9 @@ pub fn encode_encrypted_pkcs8_pem(
     let enc =
         |r: der::Result<Vec<u8>>| r.map_err(|e| decode_err(format!("DER encoding failed: {e}")));
     let octets = |b: &[u8]| enc(OctetStringRef::new(b).and_then(|o| o.to_der()));
-    let prf = der_sequence(&[enc(OID_HMAC_SM3.to_der())?, enc(Null.to_der())?]);
+    // AlgorithmIdentifier { hmac-sm3 } with no NULL parameters: GmSSL 3.1 (`pbkdf2_prf_from_der`)
+    // refuses anything after the OID.
+    let prf = der_sequence(&[enc(OID_HMAC_SM3.to_der())?]);
     let pbkdf2_params = der_sequence(&[
         octets(&salt)?,
         enc(iterations.to_der())?,
@@ -430,11 +447,12 @@ mod tests {
     fn encrypted_round_trip_and_wrong_passphrase() {
         let rng = SeededRandom::new(11);
         let key = PrivateKey::generate(&rng).unwrap();
-        let pem = encode_encrypted_pkcs8_pem(&key, b"correct horse", 1000, &rng).unwrap();
+        let pem = encode_encrypted_pkcs8_pem(&key, b"correct horse", MIN_ITERATIONS, &rng).unwrap();
         assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
         assert!(is_encrypted(pem.as_bytes()));
         let p = encrypted_params(pem.as_bytes()).unwrap();
-        assert_eq!((p.iterations, p.prf), (1000, OID_HMAC_SM3));
+        assert_eq!((p.iterations, p.prf), (MIN_ITERATIONS, OID_HMAC_SM3));
+        assert!(encode_encrypted_pkcs8_pem(&key, b"x", MIN_ITERATIONS - 1, &rng).is_err());
         let back = decode_private_key(pem.as_bytes(), Some(b"correct horse")).unwrap();
         assert_eq!(back.public_key(), key.public_key());
         assert_eq!(
