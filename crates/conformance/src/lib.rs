@@ -5,6 +5,10 @@
 //! It refuses to call a clause met without evidence: a check with no vectors fails, a clause
 //! with no checks must say why (`not-covered` with the issue that will cover it, or
 //! `not-applicable`), and the report records every vector a check used and its source.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod checks;
 mod model;

@@ -70,8 +70,10 @@ fn cipher_der() -> Vec<Evidence> {
 fn cipher_der_neg() -> Vec<Evidence> {
     // Some cases are well-formed DER whose C1 is not a curve point: decoding may accept them,
     // decryption (GB/T 32918.4 §7.1 B1) must not. Any key shows that, since B1 precedes its use.
-    let key =
-        crypto_sm::sm2::PrivateKey::from_bytes(&[0x11; 32]).expect("a fixed valid private key");
+    let key = match crypto_sm::sm2::PrivateKey::from_bytes(&[0x11; 32]) {
+        Ok(k) => k,
+        Err(e) => return vec![super::derived("fixed test key", Err(e.to_string()))],
+    };
     each("gmt0009", "ciphertext-der-invalid", |v| {
         let what = v.text("what").unwrap_or("DER");
         match gmt0009::decode_ciphertext(&v.bytes("der")?) {
