@@ -19,12 +19,13 @@
 //!
 //! Cases are drawn from `SeededRandom` (seed from `GMCHAIN_TEST_SEED` or the clock, printed).
 
-use crypto::{CipherFormat, CryptoError, PublicKey, RandomSource, Signature, Sm4Mode, UserId};
+mod common;
+use common::Rng;
+use crypto::{CipherFormat, CryptoError, PublicKey, Signature, Sm4Mode, UserId};
 use crypto_sm::keys::{
     self, DEFAULT_ITERATIONS, MIN_ITERATIONS, OID_HMAC_SM3, decode_private_key, decode_public_key,
     encode_encrypted_pkcs8_pem, encode_pkcs8_der, encode_public_key_der, encrypted_params,
 };
-use crypto_sm::rng::SeededRandom;
 use crypto_sm::sm2::{self, PrivateKey};
 use crypto_sm::sm3::{hmac_sm3, kdf, sm3};
 use crypto_sm::sm4::{self, Sm4Secret};
@@ -34,71 +35,6 @@ use std::process::{Command, Stdio};
 
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness
-
-struct Rng {
-    inner: SeededRandom,
-    seed: u64,
-}
-
-impl Rng {
-    fn for_test(name: &str) -> Self {
-        let seed = match std::env::var("GMCHAIN_TEST_SEED") {
-            Ok(s) => s
-                .trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("GMCHAIN_TEST_SEED={s:?} is not a decimal u64")),
-            Err(_) => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64,
-        };
-        eprintln!("{name}: seed {seed} (replay: GMCHAIN_TEST_SEED={seed})");
-        let tweak = u64::from_be_bytes(sm3(name.as_bytes()).0[..8].try_into().unwrap());
-        Self {
-            inner: SeededRandom::new(seed ^ tweak),
-            seed,
-        }
-    }
-
-    fn bytes(&self, n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        self.inner.fill(&mut v).unwrap();
-        v
-    }
-
-    fn array<const N: usize>(&self) -> [u8; N] {
-        let mut a = [0u8; N];
-        self.inner.fill(&mut a).unwrap();
-        a
-    }
-
-    fn below(&self, n: usize) -> usize {
-        (u64::from_be_bytes(self.array()) % n as u64) as usize
-    }
-
-    fn range(&self, lo: usize, hi: usize) -> usize {
-        lo + self.below(hi - lo + 1)
-    }
-
-    fn key(&self) -> PrivateKey {
-        PrivateKey::generate(&self.inner).unwrap()
-    }
-
-    fn src(&self) -> &SeededRandom {
-        &self.inner
-    }
-
-    /// A passphrase GmSSL can take (a C string): printable ASCII, no NUL.
-    fn passphrase(&self) -> Vec<u8> {
-        (0..self.range(1, 32))
-            .map(|_| b' ' + self.below(95) as u8)
-            .collect()
-    }
-
-    fn ctx(&self, case: impl std::fmt::Display) -> String {
-        format!("seed {} ({case})", self.seed)
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Running Python

@@ -6,7 +6,9 @@
 //! The seeded cases take their seed from `GMCHAIN_TEST_SEED` or the clock and print it; libsm
 //! draws its own nonces from the OS, which only ever makes a case stronger.
 
-use crypto::{CipherFormat, CryptoError, RandomSource, Signature, Sm4Mode, UserId, gmt0009};
+mod common;
+use common::Rng;
+use crypto::{CipherFormat, CryptoError, Signature, Sm4Mode, UserId, gmt0009};
 use crypto_sm::keys::{decode_private_key, decode_public_key};
 use crypto_sm::rng::SeededRandom;
 use crypto_sm::sm2::{self, PrivateKey, decrypt_c1c2c3_legacy, message_digest};
@@ -21,60 +23,6 @@ use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness
-
-struct Rng {
-    inner: SeededRandom,
-    seed: u64,
-}
-
-impl Rng {
-    fn for_test(name: &str) -> Self {
-        let seed = match std::env::var("GMCHAIN_TEST_SEED") {
-            Ok(s) => s
-                .trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("GMCHAIN_TEST_SEED={s:?} is not a decimal u64")),
-            Err(_) => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64,
-        };
-        eprintln!("{name}: seed {seed} (replay: GMCHAIN_TEST_SEED={seed})");
-        let tweak = u64::from_be_bytes(sm3(name.as_bytes()).0[..8].try_into().unwrap());
-        Self {
-            inner: SeededRandom::new(seed ^ tweak),
-            seed,
-        }
-    }
-
-    fn bytes(&self, n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        self.inner.fill(&mut v).unwrap();
-        v
-    }
-
-    fn array<const N: usize>(&self) -> [u8; N] {
-        let mut a = [0u8; N];
-        self.inner.fill(&mut a).unwrap();
-        a
-    }
-
-    fn range(&self, lo: usize, hi: usize) -> usize {
-        lo + (u64::from_be_bytes(self.array()) % (hi - lo + 1) as u64) as usize
-    }
-
-    fn key(&self) -> PrivateKey {
-        PrivateKey::generate(&self.inner).unwrap()
-    }
-
-    fn src(&self) -> &SeededRandom {
-        &self.inner
-    }
-
-    fn ctx(&self, case: impl std::fmt::Display) -> String {
-        format!("seed {} ({case})", self.seed)
-    }
-}
 
 /// libsm's `(public point, secret scalar)` for our key, checking that both libraries derive the
 /// same point. (A macro, so libsm's num-bigint types need no name here.)

@@ -10,12 +10,13 @@
 //! pkeyutl call passes `distid:`/`hexdistid:` explicitly. A missing `openssl` is a failure, not a
 //! skip: CI installs it.
 
-use crypto::{CipherFormat, CryptoError, PublicKey, RandomSource, Signature, Sm4Mode, UserId};
+mod common;
+use common::Rng;
+use crypto::{CipherFormat, CryptoError, PublicKey, Signature, Sm4Mode, UserId};
 use crypto_sm::keys::{
     decode_private_key, decode_public_key, encode_pkcs8_der, encode_pkcs8_pem,
     encode_public_key_der, encode_public_key_pem, encode_sec1_pem, encrypted_params, is_encrypted,
 };
-use crypto_sm::rng::SeededRandom;
 use crypto_sm::sm2::{self, PrivateKey};
 use crypto_sm::sm3::{Sm3Context, hmac_sm3, hmac_sm3_verify, sm3};
 use crypto_sm::sm4::{self, Sm4Secret};
@@ -26,78 +27,6 @@ use std::sync::OnceLock;
 
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness
-
-/// A test's random source, remembering the seed for replay messages.
-struct Rng {
-    inner: SeededRandom,
-    seed: u64,
-}
-
-fn base_seed() -> u64 {
-    match std::env::var("GMCHAIN_TEST_SEED") {
-        Ok(s) => s
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("GMCHAIN_TEST_SEED={s:?} is not a decimal u64")),
-        Err(_) => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock before 1970")
-            .as_nanos() as u64,
-    }
-}
-
-impl Rng {
-    /// One generator per test, derived from the run's seed and the test's name, so one test can
-    /// be replayed alone.
-    fn for_test(name: &str) -> Self {
-        let seed = base_seed();
-        eprintln!("{name}: seed {seed} (replay: GMCHAIN_TEST_SEED={seed})");
-        let tweak = u64::from_be_bytes(sm3(name.as_bytes()).0[..8].try_into().unwrap());
-        Self {
-            inner: SeededRandom::new(seed ^ tweak),
-            seed,
-        }
-    }
-
-    fn bytes(&self, n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        self.inner.fill(&mut v).unwrap();
-        v
-    }
-
-    fn array<const N: usize>(&self) -> [u8; N] {
-        let mut a = [0u8; N];
-        self.inner.fill(&mut a).unwrap();
-        a
-    }
-
-    fn u64(&self) -> u64 {
-        u64::from_be_bytes(self.array())
-    }
-
-    /// Uniform enough in `0..n` for test-case selection.
-    fn below(&self, n: usize) -> usize {
-        (self.u64() % n as u64) as usize
-    }
-
-    /// A value in `lo..=hi`.
-    fn range(&self, lo: usize, hi: usize) -> usize {
-        lo + self.below(hi - lo + 1)
-    }
-
-    fn key(&self) -> PrivateKey {
-        PrivateKey::generate(&self.inner).unwrap()
-    }
-
-    fn src(&self) -> &SeededRandom {
-        &self.inner
-    }
-
-    /// A string to attach to assertion messages.
-    fn ctx(&self, case: impl std::fmt::Display) -> String {
-        format!("seed {} ({case})", self.seed)
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Running openssl
