@@ -13,15 +13,18 @@
 mod checks;
 mod model;
 mod report;
+mod token;
 mod vectors;
 
 pub use checks::{Check, CheckOutcome, Evidence, registry};
 pub use model::{Clause, ClauseStatus, Level, Standard, TextFidelity, load_standards};
 pub use report::{ClauseResult, Provenance, Report, StandardResult, Verdict, render_html, run};
+pub use token::{KeyFacts, TokenCheck, TokenIdentity, TokenProbe, token_checks};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::token_checks;
     use std::collections::BTreeSet;
 
     #[test]
@@ -54,6 +57,13 @@ mod tests {
         for c in registry() {
             assert!(mapped.contains(c.id), "check {} proves no clause", c.id);
         }
+        for c in token_checks() {
+            assert!(
+                mapped.contains(c.id),
+                "token check {} proves no clause",
+                c.id
+            );
+        }
     }
 
     /// The NOT MET set can only shrink: a clause leaves it when it gets covered; nothing joins it
@@ -66,7 +76,7 @@ mod tests {
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .map(String::from)
             .collect();
-        let report = run(&load_standards().unwrap(), Provenance::default());
+        let report = run(&load_standards().unwrap(), Provenance::default(), None);
         let actual: BTreeSet<String> = report.not_met().into_iter().collect();
         assert!(
             report.summary.mandatory_failed.is_empty(),

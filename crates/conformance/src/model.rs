@@ -60,6 +60,10 @@ pub struct Clause {
     /// The issue that will cover a not-covered clause.
     #[serde(default)]
     pub issue: Option<u32>,
+    /// MET only when the token under test is a certified device (its profile names the
+    /// certificate); a development token leaves the clause NOT MET.
+    #[serde(default)]
+    pub requires_certified_device: bool,
 }
 
 /// A standard and its clauses.
@@ -93,12 +97,14 @@ const CLAUSE_FILES: &[(&str, &str)] = clause_files![
     "gmt0009.toml",
     "rfc8998.toml",
     "gmt0111.toml",
+    "gbt39786.toml",
 ];
 
 /// Parses every compiled-in clause map and checks that each clause is well-formed: covered
 /// clauses name at least one known check; others give a reason (and not-covered an issue).
 pub fn load_standards() -> Result<Vec<Standard>, String> {
-    let known: Vec<&str> = crate::checks::registry().iter().map(|c| c.id).collect();
+    let mut known: Vec<&str> = crate::checks::registry().iter().map(|c| c.id).collect();
+    known.extend(crate::token::token_checks().iter().map(|c| c.id));
     let mut out = Vec::new();
     for (name, text) in CLAUSE_FILES {
         let std: Standard = toml::from_str(text).map_err(|e| format!("{name}: {e}"))?;

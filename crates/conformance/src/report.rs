@@ -2,6 +2,7 @@
 
 use crate::checks::{CheckOutcome, registry};
 use crate::model::{ClauseStatus, Level, Standard, TextFidelity};
+use crate::token::{TokenIdentity, TokenProbe, token_checks};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -22,6 +23,9 @@ pub struct Provenance {
     pub target: String,
     /// When the run started (RFC 3339, UTC).
     pub generated_at: String,
+    /// The token the live checks ran against, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenIdentity>,
 }
 
 /// The verdict on a clause.
@@ -100,13 +104,39 @@ impl Report {
     }
 }
 
-/// Runs every check once and judges every clause of `standards`.
-pub fn run(standards: &[Standard], provenance: Provenance) -> Report {
-    let outcomes: BTreeMap<&str, CheckOutcome> =
+/// Why a token check did not run.
+const NEEDS_TOKEN: &str =
+    "not run: needs a live token (gmchain conformance run --hsm-profile PROFILE --token LABEL)";
+
+/// Runs every check once (the token checks only if `token` is given) and judges every clause
+/// of `standards`.
+pub fn run(
+    standards: &[Standard],
+    mut provenance: Provenance,
+    token: Option<&dyn TokenProbe>,
+) -> Report {
+    let mut outcomes: BTreeMap<&str, CheckOutcome> =
         registry().iter().map(|c| (c.id, c.execute())).collect();
+    for c in token_checks() {
+        let outcome = match token {
+            Some(t) => CheckOutcome::from_evidence(c.id, c.title, (c.run)(t)),
+            None => CheckOutcome {
+                id: c.id.to_string(),
+                title: c.title.to_string(),
+                pass: false,
+                cases: 0,
+                evidence: Vec::new(),
+                not_run: Some(NEEDS_TOKEN.to_string()),
+            },
+        };
+        outcomes.insert(c.id, outcome);
+    }
+    let identity = token.map(|t| t.identity());
+    provenance.token = identity.clone();
+    let ran: Vec<&CheckOutcome> = outcomes.values().filter(|o| o.not_run.is_none()).collect();
     let mut summary = Summary {
-        checks_run: outcomes.len(),
-        cases_run: outcomes.values().map(|o| o.cases).sum(),
+        checks_run: ran.len(),
+        cases_run: ran.iter().map(|o| o.cases).sum(),
         ..Summary::default()
     };
     let mut results = Vec::new();
@@ -118,6 +148,10 @@ pub fn run(standards: &[Standard], provenance: Provenance) -> Report {
                 .iter()
                 .filter_map(|id| outcomes.get(id.as_str()).cloned())
                 .collect();
+            let all_ran = checks.iter().all(|o| o.not_run.is_none());
+            let all_pass = !checks.is_empty()
+                && checks.len() == c.checks.len()
+                && checks.iter().all(|o| o.pass);
             let (verdict, cause) = match c.status {
                 ClauseStatus::NotCovered => (
                     Verdict::NotMet,
@@ -127,13 +161,26 @@ pub fn run(standards: &[Standard], provenance: Provenance) -> Report {
                     )),
                 ),
                 ClauseStatus::NotApplicable => (Verdict::NotApplicable, c.reason.clone()),
-                ClauseStatus::Covered
-                    if !checks.is_empty()
-                        && checks.len() == c.checks.len()
-                        && checks.iter().all(|o| o.pass) =>
-                {
-                    (Verdict::Met, None)
+                ClauseStatus::Covered if !all_ran => {
+                    (Verdict::NotMet, Some(NEEDS_TOKEN.to_string()))
                 }
+                ClauseStatus::Covered if all_pass && c.requires_certified_device => match &identity
+                {
+                    Some(TokenIdentity {
+                        development: false,
+                        certification: Some(cert),
+                        ..
+                    }) => (Verdict::Met, Some(format!("certified device: {cert}"))),
+                    Some(t) if t.development => (
+                        Verdict::NotMet,
+                        Some("development token, not certified".to_string()),
+                    ),
+                    _ => (
+                        Verdict::NotMet,
+                        Some("the token's profile names no device certificate".to_string()),
+                    ),
+                },
+                ClauseStatus::Covered if all_pass => (Verdict::Met, None),
                 ClauseStatus::Covered => {
                     if c.level == Level::Shall {
                         summary
@@ -210,6 +257,31 @@ pub fn render_html(r: &Report) -> String {
             p.gmssl.clone().unwrap_or_else(|| "not found".into()),
         ),
         ("target", p.target.clone()),
+        (
+            "token",
+            p.token
+                .as_ref()
+                .map(|t| {
+                    format!(
+                        "{} {} serial {} label {} via {} ({}){}",
+                        t.manufacturer,
+                        t.model,
+                        t.serial,
+                        t.label,
+                        t.module,
+                        t.profile,
+                        if t.development {
+                            ": development token, not certified".to_string()
+                        } else {
+                            t.certification
+                                .as_ref()
+                                .map(|c| format!(": certified {c}"))
+                                .unwrap_or_default()
+                        }
+                    )
+                })
+                .unwrap_or_else(|| "none tested".into()),
+        ),
         ("generated", p.generated_at.clone()),
     ];
     for (k, v) in prov {
@@ -256,6 +328,15 @@ pub fn render_html(r: &Report) -> String {
                 ));
             }
             for o in &c.checks {
+                if let Some(why) = &o.not_run {
+                    cell.push_str(&format!(
+                        "<p><code>{}</code> {} — {}</p>",
+                        esc(&o.id),
+                        esc(&o.title),
+                        esc(why)
+                    ));
+                    continue;
+                }
                 cell.push_str(&format!(
                     "<details><summary><code>{}</code> {} — {} ({} cases)</summary><ul>",
                     esc(&o.id),

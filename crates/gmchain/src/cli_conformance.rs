@@ -65,7 +65,7 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
         }
         ConformanceCommand::Run { out_dir } => {
             let stds = standards()?;
-            let report = run_suite(&stds, provenance());
+            let report = run_suite(&stds, provenance(), None);
             std::fs::create_dir_all(&out_dir).map_err(|e| {
                 Failure::BadInput(format!("cannot create {}: {e}", out_dir.display()))
             })?;
@@ -132,6 +132,7 @@ fn provenance() -> Provenance {
         target: "software provider crypto-sm (RustCrypto sm2/sm3/sm4); no token or node tested"
             .to_string(),
         generated_at: now_rfc3339(),
+        token: None,
     }
 }
 

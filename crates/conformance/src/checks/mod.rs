@@ -30,6 +30,25 @@ pub struct CheckOutcome {
     pub pass: bool,
     pub cases: usize,
     pub evidence: Vec<Evidence>,
+    /// Why the check did not run (it needs a live token and none was given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
+}
+
+impl CheckOutcome {
+    /// Builds an outcome from the cases a check ran. No cases means failure: a check cannot
+    /// pass vacuously.
+    pub fn from_evidence(id: &str, title: &str, evidence: Vec<Evidence>) -> Self {
+        let pass = !evidence.is_empty() && evidence.iter().all(|e| e.pass);
+        CheckOutcome {
+            id: id.to_string(),
+            title: title.to_string(),
+            pass,
+            cases: evidence.len(),
+            evidence,
+            not_run: None,
+        }
+    }
 }
 
 /// A check compiled into the binary.
@@ -41,17 +60,9 @@ pub struct Check {
 }
 
 impl Check {
-    /// Runs the check. No cases means failure: a check cannot pass vacuously.
+    /// Runs the check.
     pub fn execute(&self) -> CheckOutcome {
-        let evidence = (self.run)();
-        let pass = !evidence.is_empty() && evidence.iter().all(|e| e.pass);
-        CheckOutcome {
-            id: self.id.to_string(),
-            title: self.title.to_string(),
-            pass,
-            cases: evidence.len(),
-            evidence,
-        }
+        CheckOutcome::from_evidence(self.id, self.title, (self.run)())
     }
 }
 
