@@ -79,13 +79,13 @@ pub fn verify(input: &[u8]) -> Result<VerifiedRequest, PkiError> {
         });
     }
     // Parameters must be absent or NULL.
-    if let Some(p) = &req.algorithm.parameters {
-        if p.tag() != der::Tag::Null || !p.value().is_empty() {
-            return Err(PkiError::WrongAlgorithm {
-                what: "certification request parameters",
-                oid: req.algorithm.oid.to_string(),
-            });
-        }
+    if let Some(p) = &req.algorithm.parameters
+        && (p.tag() != der::Tag::Null || !p.value().is_empty())
+    {
+        return Err(PkiError::WrongAlgorithm {
+            what: "certification request parameters",
+            oid: req.algorithm.oid.to_string(),
+        });
     }
     let spki = req.info.public_key.to_der().map_err(enc)?;
     let public_key =
