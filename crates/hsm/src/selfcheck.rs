@@ -1,0 +1,452 @@
+//! The self-check: what the module and token really offer and how the private keys really are
+//! protected, each row from a PKCS#11 call made now.
+
+use crate::HsmError;
+use crate::ffi::{Attr, ObjectHandle};
+use crate::hsm::Hsm;
+use crate::pool::OpError;
+use crate::profile::{Certification, Operation, SM2_EC_PARAMS, Sm2KeyType};
+use crate::rv::{CallError, Ckr};
+use crate::uri::{KeyUri, ObjectType};
+use cryptoki_sys::*;
+use std::fmt;
+
+/// One checked item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelfCheckRow {
+    /// What was checked.
+    pub item: String,
+    /// What gmchain requires.
+    pub expected: String,
+    /// What the module answered.
+    pub observed: String,
+    /// Whether the observation meets the requirement.
+    pub ok: bool,
+}
+
+/// The result of [`Hsm::self_check`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelfCheck {
+    /// The profile's name.
+    pub profile: String,
+    /// The module library.
+    pub module: String,
+    /// The token label.
+    pub token: String,
+    /// The rows, in order: module, token, session, mechanisms, keys.
+    pub rows: Vec<SelfCheckRow>,
+    /// Whether the profile is a development token (results "development token, not
+    /// certified").
+    pub development: bool,
+    /// The device certification the profile records.
+    pub certification: Option<Certification>,
+}
+
+impl SelfCheck {
+    /// Returns whether every row is ok.
+    pub fn passed(&self) -> bool {
+        self.rows.iter().all(|r| r.ok)
+    }
+
+    /// Returns the rows that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &SelfCheckRow> {
+        self.rows.iter().filter(|r| !r.ok)
+    }
+
+    /// Returns the assurance label of the results.
+    pub fn assurance(&self) -> String {
+        match (&self.certification, self.development) {
+            (_, true) => "development token, not certified".to_string(),
+            (Some(c), false) => format!(
+                "certified device: model {}, certificate {}",
+                c.model, c.certificate
+            ),
+            (None, false) => "no certification recorded".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for SelfCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "HSM self-check: profile {}, module {}, token {:?} ({})",
+            self.profile,
+            self.module,
+            self.token,
+            self.assurance()
+        )?;
+        for r in &self.rows {
+            writeln!(
+                f,
+                "  [{}] {}: expected {}; observed {}",
+                if r.ok { "ok" } else { "FAIL" },
+                r.item,
+                r.expected,
+                r.observed
+            )?;
+        }
+        write!(
+            f,
+            "{}",
+            if self.passed() {
+                "all checks passed"
+            } else {
+                "SOME CHECKS FAILED"
+            }
+        )
+    }
+}
+
+const FLAG_NAMES: &[(CK_FLAGS, &str)] = &[
+    (CKF_HW, "HW"),
+    (CKF_ENCRYPT, "ENCRYPT"),
+    (CKF_DECRYPT, "DECRYPT"),
+    (CKF_DIGEST, "DIGEST"),
+    (CKF_SIGN, "SIGN"),
+    (CKF_SIGN_RECOVER, "SIGN_RECOVER"),
+    (CKF_VERIFY, "VERIFY"),
+    (CKF_VERIFY_RECOVER, "VERIFY_RECOVER"),
+    (CKF_GENERATE, "GENERATE"),
+    (CKF_GENERATE_KEY_PAIR, "GENERATE_KEY_PAIR"),
+    (CKF_WRAP, "WRAP"),
+    (CKF_UNWRAP, "UNWRAP"),
+    (CKF_DERIVE, "DERIVE"),
+    (CKF_EC_F_P, "EC_F_P"),
+    (CKF_EC_OID, "EC_OID"),
+    (CKF_EC_UNCOMPRESS, "EC_UNCOMPRESS"),
+    (CKF_EC_COMPRESS, "EC_COMPRESS"),
+];
+
+/// Names the `CKF_` bits of a mechanism's flags.
+pub fn flag_names(flags: u64) -> String {
+    let mut names: Vec<String> = FLAG_NAMES
+        .iter()
+        .filter(|(bit, _)| flags & u64::from(*bit) != 0)
+        .map(|(_, n)| (*n).to_string())
+        .collect();
+    let known = FLAG_NAMES.iter().fold(0u64, |a, (b, _)| a | u64::from(*b));
+    if flags & !known != 0 {
+        names.push(format!("0x{:X}", flags & !known));
+    }
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join("|")
+    }
+}
+
+/// The key protection attributes every private key must have, with the required value.
+const KEY_REQUIREMENTS: &[(CK_ATTRIBUTE_TYPE, &str, bool)] = &[
+    (CKA_SENSITIVE, "CKA_SENSITIVE", true),
+    (CKA_EXTRACTABLE, "CKA_EXTRACTABLE", false),
+    (CKA_ALWAYS_SENSITIVE, "CKA_ALWAYS_SENSITIVE", true),
+    (CKA_NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE", true),
+    (CKA_LOCAL, "CKA_LOCAL", true),
+];
+
+impl Hsm {
+    /// Checks the module, the token, every mechanism the profile names (`C_GetMechanismInfo`,
+    /// which answers for vendor codes too), and the protection attributes of every SM2 private
+    /// key (or only the one `key` names). A key that is extractable, not sensitive, was ever
+    /// extractable or non-sensitive, or was not generated in the token fails its row.
+    pub fn self_check(&self, key: Option<&KeyUri>) -> Result<SelfCheck, HsmError> {
+        let inner = self.inner();
+        let profile = &inner.profile;
+        let module = inner.pool.module();
+        let slot = inner.pool.slot();
+        let mut rows = Vec::new();
+
+        // Module: C_GetInfo.
+        rows.push(match module.ck.get_library_info() {
+            Ok(info) => SelfCheckRow {
+                item: "module".into(),
+                expected: "a PKCS#11 library that answers C_GetInfo".into(),
+                observed: format!(
+                    "{} / {} version {}, Cryptoki {}",
+                    info.manufacturer_id(),
+                    info.library_description(),
+                    info.library_version(),
+                    info.cryptoki_version()
+                ),
+                ok: true,
+            },
+            Err(e) => failed_row(
+                "module",
+                "a PKCS#11 library that answers C_GetInfo",
+                CallError::from_cryptoki("C_GetInfo", &e),
+            ),
+        });
+
+        // Token: C_GetTokenInfo.
+        rows.push(match module.ck.get_token_info(slot) {
+            Ok(t) => {
+                let ok = t.token_initialized() && !t.user_pin_locked() && !t.error_state();
+                SelfCheckRow {
+                    item: "token".into(),
+                    expected: format!(
+                        "token {:?} initialised, user PIN not locked",
+                        inner.token.label
+                    ),
+                    observed: format!(
+                        "{:?}: manufacturer {:?}, model {:?}, serial {:?}, slot {}{}{}{}",
+                        t.label(),
+                        t.manufacturer_id(),
+                        t.model(),
+                        t.serial_number(),
+                        slot.id(),
+                        if t.token_initialized() {
+                            ""
+                        } else {
+                            ", NOT INITIALISED"
+                        },
+                        if t.user_pin_locked() {
+                            ", USER PIN LOCKED"
+                        } else {
+                            ""
+                        },
+                        if t.user_pin_count_low() {
+                            ", user PIN count low"
+                        } else {
+                            ""
+                        },
+                    ),
+                    ok,
+                }
+            }
+            Err(e) => failed_row(
+                "token",
+                "the token answers C_GetTokenInfo",
+                CallError::from_cryptoki("C_GetTokenInfo", &e),
+            ),
+        });
+
+        // Login state: C_GetSessionInfo on the anchor session.
+        let session_row = inner
+            .pool
+            .with_anchor(|s| match s.get_session_info() {
+                Ok(info) => SelfCheckRow {
+                    item: "session".into(),
+                    expected: if inner.pool.has_pin() {
+                        "read/write user session (logged in)".into()
+                    } else {
+                        "a session (no PIN given: public objects only)".into()
+                    },
+                    observed: format!(
+                        "{:?}, {}",
+                        info.session_state(),
+                        if info.read_write() {
+                            "read/write"
+                        } else {
+                            "read-only"
+                        }
+                    ),
+                    ok: !inner.pool.has_pin()
+                        || matches!(
+                            info.session_state(),
+                            cryptoki::session::SessionState::RwUser
+                                | cryptoki::session::SessionState::RoUser
+                        ),
+                },
+                Err(e) => failed_row(
+                    "session",
+                    "the anchor session answers C_GetSessionInfo",
+                    CallError::from_cryptoki("C_GetSessionInfo", &e),
+                ),
+            })
+            .unwrap_or_else(|| SelfCheckRow {
+                item: "session".into(),
+                expected: "an open anchor session".into(),
+                observed: "none (recovery pending)".into(),
+                ok: false,
+            });
+        rows.push(session_row);
+
+        // Mechanisms: the raw list (unfiltered), then C_GetMechanismInfo per profile entry.
+        let listed = module.raw.mechanism_list(slot.id());
+        rows.push(match &listed {
+            Ok(list) => SelfCheckRow {
+                item: "mechanism list".into(),
+                expected: "C_GetMechanismList answers".into(),
+                observed: format!(
+                    "{} mechanisms, {} of them vendor-defined",
+                    list.len(),
+                    list.iter()
+                        .filter(|m| **m >= u64::from(CKM_VENDOR_DEFINED))
+                        .count()
+                ),
+                ok: true,
+            },
+            Err(c) => failed_row("mechanism list", "C_GetMechanismList answers", *c),
+        });
+        for op in Operation::ALL {
+            let Some(code) = profile.mechanisms().get(op) else {
+                continue;
+            };
+            let item = format!(
+                "mechanism {} (0x{code:X}, {})",
+                op.field(),
+                op.description()
+            );
+            let required = op.required_flags();
+            let expected = format!("offered with {}", flag_names(required));
+            let in_list = match &listed {
+                Ok(list) if list.contains(&code) => "; listed by C_GetMechanismList",
+                Ok(_) => "; NOT listed by C_GetMechanismList",
+                Err(_) => "",
+            };
+            rows.push(match module.raw.mechanism_info(slot.id(), code) {
+                Ok(info) => {
+                    let flags = u64::from(info.flags);
+                    SelfCheckRow {
+                        item,
+                        expected,
+                        observed: format!(
+                            "offered: {}; key size {}..{}{in_list}",
+                            flag_names(flags),
+                            info.ulMinKeySize,
+                            info.ulMaxKeySize
+                        ),
+                        ok: flags & required == required,
+                    }
+                }
+                Err(c) => SelfCheckRow {
+                    item,
+                    expected,
+                    observed: format!("not offered: C_GetMechanismInfo returned {}{in_list}", c.rv),
+                    ok: false,
+                },
+            });
+        }
+
+        // Keys.
+        rows.extend(self.key_rows(key)?);
+
+        Ok(SelfCheck {
+            profile: profile.name().to_string(),
+            module: module.display(),
+            token: inner.token.label.clone(),
+            rows,
+            development: profile.development(),
+            certification: profile.certification().cloned(),
+        })
+    }
+
+    fn key_rows(&self, key: Option<&KeyUri>) -> Result<Vec<SelfCheckRow>, HsmError> {
+        let inner = self.inner();
+        let sm2 = inner.profile.sm2();
+        let mut template = vec![
+            Attr::ulong(CKA_CLASS, u64::from(CKO_PRIVATE_KEY)),
+            Attr::ulong(CKA_KEY_TYPE, sm2.key_type.code()),
+        ];
+        if sm2.key_type == Sm2KeyType::Ec {
+            template.push(Attr::bytes(CKA_EC_PARAMS, &SM2_EC_PARAMS));
+        }
+        if let Some(uri) = key {
+            if let Some(ty) = uri.object_type
+                && ty != ObjectType::Private
+            {
+                return Err(HsmError::Uri {
+                    uri: uri.to_string(),
+                    reason: "the self-check examines private keys (type=private)".into(),
+                });
+            }
+            if let Some(l) = &uri.object {
+                template.push(Attr::bytes(CKA_LABEL, l.as_bytes()));
+            }
+            if let Some(id) = &uri.id {
+                template.push(Attr::bytes(CKA_ID, id));
+            }
+        }
+        let has_pin = inner.pool.has_pin();
+        let rows = inner.pool.run("self-check of keys", |ctx| {
+            let handles: Vec<ObjectHandle> = ctx.raw.find_objects(ctx.handle(), &template)?;
+            if handles.is_empty() {
+                ctx.check_login("C_FindObjects")?;
+                if let Some(uri) = key {
+                    return Err(OpError::Hsm(HsmError::KeyNotFound {
+                        uri: uri.to_string(),
+                    }));
+                }
+                return Ok(vec![SelfCheckRow {
+                    item: "private keys".into(),
+                    expected:
+                        "every SM2 private key sensitive, never extractable, generated in the token"
+                            .into(),
+                    observed: if has_pin {
+                        "no SM2 private key on the token".into()
+                    } else {
+                        "none visible (no PIN given, so private objects are hidden)".into()
+                    },
+                    ok: true,
+                }]);
+            }
+            let mut rows = Vec::new();
+            for h in handles {
+                match key_requirement_rows(ctx, h, &inner.token.label) {
+                    Ok(r) => rows.extend(r),
+                    // Destroyed (by another session) between the search and the read, unless
+                    // the handle went invalid because the application was logged out.
+                    Err(c) if c.is(CKR_OBJECT_HANDLE_INVALID) => ctx.check_login(c.function)?,
+                    Err(c) => return Err(c.into()),
+                }
+            }
+            Ok(rows)
+        })?;
+        Ok(rows)
+    }
+}
+
+/// One row per protection attribute of the private key `h`.
+fn key_requirement_rows(
+    ctx: &crate::pool::Ctx<'_>,
+    h: ObjectHandle,
+    token: &str,
+) -> Result<Vec<SelfCheckRow>, CallError> {
+    let label = ctx
+        .raw
+        .attribute(ctx.handle(), h, CKA_LABEL)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let id = ctx
+        .raw
+        .attribute(ctx.handle(), h, CKA_ID)?
+        .unwrap_or_default();
+    let name = KeyUri::for_key(token, &label, &id, ObjectType::Private);
+    let mut rows = Vec::new();
+    for (attr, attr_name, want) in KEY_REQUIREMENTS {
+        let value = ctx.raw.attribute(ctx.handle(), h, *attr)?;
+        let observed = value.as_ref().and_then(|b| b.first().map(|x| *x != 0));
+        rows.push(SelfCheckRow {
+            item: format!("key {name}: {attr_name}"),
+            expected: want.to_string(),
+            observed: match observed {
+                Some(v) => v.to_string(),
+                None => "unavailable".into(),
+            },
+            ok: observed == Some(*want),
+        });
+    }
+    Ok(rows)
+}
+
+fn failed_row(item: &str, expected: &str, call: CallError) -> SelfCheckRow {
+    SelfCheckRow {
+        item: item.into(),
+        expected: expected.into(),
+        observed: format!("{} returned {}", call.function, Ckr(call.rv.0)),
+        ok: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_named() {
+        assert_eq!(flag_names(u64::from(CKF_SIGN | CKF_VERIFY)), "SIGN|VERIFY");
+        assert_eq!(flag_names(0), "none");
+        assert_eq!(flag_names(1 << 40), "0x10000000000");
+    }
+}
