@@ -9,5 +9,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build -p softtoken (the PKCS#11 module the HSM tests load)"
+cargo build --locked -p softtoken
 echo "== cargo test"
 cargo test --workspace --locked

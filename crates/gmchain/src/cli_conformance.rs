@@ -20,6 +20,16 @@ pub(crate) enum ConformanceCommand {
         /// Directory for report.json and report.html.
         #[arg(long, default_value = "conformance-report")]
         out_dir: PathBuf,
+        /// Also run the device checks (GM/T 0111 §7.3-7.4, GB/T 39786 key lifecycle) against
+        /// the token this profile reaches. They create and destroy test keys in it.
+        #[arg(long, value_name = "FILE", requires = "token")]
+        hsm_profile: Option<PathBuf>,
+        /// The token label, with --hsm-profile.
+        #[arg(long)]
+        token: Option<String>,
+        /// The user PIN, with --hsm-profile.
+        #[command(flatten)]
+        pin: crate::io::PassArgs,
     },
 }
 
@@ -63,9 +73,37 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
             }
             Ok(())
         }
-        ConformanceCommand::Run { out_dir } => {
+        ConformanceCommand::Run {
+            out_dir,
+            hsm_profile,
+            token,
+            pin,
+        } => {
             let stds = standards()?;
-            let report = run_suite(&stds, provenance(), None);
+            let probe = match (hsm_profile, token) {
+                (Some(profile), Some(token)) => {
+                    let args = crate::cli_keys::TokenArgs {
+                        hsm_profile: profile,
+                        pin,
+                        sessions: 2,
+                    };
+                    Some(crate::token_probe::HsmProbe {
+                        hsm: crate::cli_keys::open(&args, &token, None)?,
+                    })
+                }
+                _ => None,
+            };
+            let mut prov = provenance();
+            if probe.is_some() {
+                prov.target =
+                    "software provider crypto-sm, and a live token through the PKCS#11 provider"
+                        .to_string();
+            }
+            let report = run_suite(
+                &stds,
+                prov,
+                probe.as_ref().map(|p| p as &dyn conformance::TokenProbe),
+            );
             std::fs::create_dir_all(&out_dir).map_err(|e| {
                 Failure::BadInput(format!("cannot create {}: {e}", out_dir.display()))
             })?;

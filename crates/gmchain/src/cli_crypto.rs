@@ -131,21 +131,71 @@ pub(crate) struct KeyArgs {
     pass: PassArgs,
 }
 
+/// A loaded private key: software (from a key file) or a handle in a token.
+enum LoadedKey {
+    Soft(PrivateKey),
+    Token(Box<hsm::HsmSigner>),
+}
+
+impl LoadedKey {
+    fn public_key(&self) -> crypto::PublicKey {
+        match self {
+            LoadedKey::Soft(k) => k.public_key(),
+            LoadedKey::Token(s) => crypto::Signer::public_key(s.as_ref()),
+        }
+    }
+
+    fn sign(&self, id: &UserId, msg: &[u8]) -> Result<Signature, CryptoError> {
+        match self {
+            LoadedKey::Soft(k) => k.sign(id, msg, &SystemRandom),
+            LoadedKey::Token(s) => crypto::Signer::sign(s.as_ref(), id, msg),
+        }
+    }
+
+    fn decrypt(&self, data: &[u8], format: DecFormat) -> Result<crypto::Secret, CryptoError> {
+        match (self, format) {
+            (LoadedKey::Soft(k), DecFormat::Der) => sm2::decrypt(k, data, CipherFormat::Der),
+            (LoadedKey::Soft(k), DecFormat::C1c3c2) => sm2::decrypt(k, data, CipherFormat::C1C3C2),
+            (LoadedKey::Soft(k), DecFormat::C1c2c3Legacy) => sm2::decrypt_c1c2c3_legacy(k, data),
+            (LoadedKey::Token(s), DecFormat::Der) => {
+                crypto::Decrypter::decrypt(s.as_ref(), data, CipherFormat::Der)
+            }
+            (LoadedKey::Token(s), DecFormat::C1c3c2) => {
+                crypto::Decrypter::decrypt(s.as_ref(), data, CipherFormat::C1C3C2)
+            }
+            (LoadedKey::Token(_), DecFormat::C1c2c3Legacy) => Err(CryptoError::Unsupported {
+                what: "the legacy C1C2C3 order with a token key",
+            }),
+        }
+    }
+}
+
 impl KeyArgs {
-    fn load(&self) -> Result<PrivateKey, Failure> {
+    fn load(&self) -> Result<LoadedKey, Failure> {
         if self.key.starts_with("pkcs11:") {
-            let _ = &self.hsm_profile;
-            return Err(Failure::BadInput(
-                "pkcs11: keys are not supported by this build yet (the PKCS#11 provider is issue #3); use a key file".into(),
-            ));
+            let profile = self.hsm_profile.clone().ok_or_else(|| {
+                Failure::BadInput(format!(
+                    "--key {}: a pkcs11: key needs --hsm-profile FILE",
+                    self.key
+                ))
+            })?;
+            let args = crate::cli_keys::TokenArgs {
+                hsm_profile: profile,
+                pin: self.pass.clone(),
+                sessions: 1,
+            };
+            let (hsm, uri) = crate::cli_keys::open_for_key(&args, &self.key)?;
+            let signer = hsm
+                .signer(&uri)
+                .map_err(|e| crate::cli_keys::hsm_failure(&self.key, e))?;
+            return Ok(LoadedKey::Token(Box::new(signer)));
         }
         let path = Path::new(&self.key);
         let bytes = zeroize::Zeroizing::new(read_named("--key", path)?);
         let pass = self.pass.passphrase()?;
-        keys::decode_private_key(&bytes, pass.as_ref().map(|p| p.expose())).map_err(|e| match e {
-            CryptoError::KeyDecrypt => Failure::BadInput(format!("--key {}: {e}", path.display())),
-            other => Failure::BadInput(format!("--key {}: {other}", path.display())),
-        })
+        keys::decode_private_key(&bytes, pass.as_ref().map(|p| p.expose()))
+            .map(LoadedKey::Soft)
+            .map_err(|e| Failure::BadInput(format!("--key {}: {e}", path.display())))
     }
 }
 
@@ -161,7 +211,7 @@ pub(crate) struct IdArgs {
 }
 
 impl IdArgs {
-    fn user_id(&self) -> Result<UserId, Failure> {
+    pub(crate) fn user_id(&self) -> Result<UserId, Failure> {
         let bytes = match (&self.id, &self.hex_id) {
             (Some(s), _) => s.as_bytes().to_vec(),
             (None, Some(h)) => hex_arg("--hex-id", h)?,
@@ -311,7 +361,7 @@ pub(crate) fn run(cmd: CryptoCommand) -> CmdResult {
             let k = key.load()?;
             let id = id.user_id()?;
             let data = read_input(file.as_deref())?;
-            let sig = k.sign(&id, &data, &rng).map_err(bad)?;
+            let sig = k.sign(&id, &data).map_err(bad)?;
             let bytes = match format {
                 SigFormat::Der => sig.to_der(),
                 SigFormat::Raw => sig.to_raw().to_vec(),
@@ -370,11 +420,7 @@ pub(crate) fn run(cmd: CryptoCommand) -> CmdResult {
         } => {
             let k = key.load()?;
             let data = read_input(file.as_deref())?;
-            let pt = match format {
-                DecFormat::Der => sm2::decrypt(&k, &data, CipherFormat::Der),
-                DecFormat::C1c3c2 => sm2::decrypt(&k, &data, CipherFormat::C1C3C2),
-                DecFormat::C1c2c3Legacy => sm2::decrypt_c1c2c3_legacy(&k, &data),
-            };
+            let pt = k.decrypt(&data, format);
             match pt {
                 Ok(pt) => write_output(out.as_deref(), pt.expose()),
                 Err(e @ CryptoError::DecryptionFailed { .. }) => {

@@ -5,7 +5,9 @@
 mod bench;
 mod cli_conformance;
 mod cli_crypto;
+mod cli_keys;
 mod io;
+mod token_probe;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +25,9 @@ enum Command {
     /// SM2/SM3/SM4 toolbox, file-compatible with OpenSSL 3 (PEM keys, DER signatures and ciphertexts).
     #[command(subcommand)]
     Crypto(cli_crypto::CryptoCommand),
+    /// Keys inside a PKCS#11 token (HSM), through a module profile.
+    #[command(subcommand)]
+    Keys(cli_keys::KeysCommand),
     /// The conformance suite: clause maps of the standards and the checks that prove them.
     #[command(subcommand)]
     Conformance(cli_conformance::ConformanceCommand),
@@ -55,7 +60,6 @@ pub(crate) enum Failure {
     /// Bad input or usage (exit 2).
     BadInput(String),
     /// A token or node could not be reached (exit 3).
-    #[allow(dead_code)] // used by the HSM and node commands of later issues
     Unreachable(String),
 }
 
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crypto(c) => cli_crypto::run(c),
+        Command::Keys(c) => cli_keys::run(c),
         Command::Conformance(c) => cli_conformance::run(c),
         Command::Bench(BenchCommand::Crypto {
             runs,
