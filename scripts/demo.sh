@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-cargo build --release --locked -q -p gmchain
+cargo build --release --locked -q -p gmchain -p softtoken
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release/gmchain"
+profile="$PWD/hsm-profiles/gmchain-softtoken.toml"
+export GMCHAIN_PKCS11_MODULE="${CARGO_TARGET_DIR:-$PWD/target}/release/libgmchain_softtoken.so"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -30,8 +32,26 @@ head -c 16 /dev/urandom > sm4.key
 run "$bin" crypto sm4 encrypt --mode gcm --key-file sm4.key --iv 00112233445566778899aabb --out notice.gcm notice.txt
 run "$bin" crypto sm4 decrypt --mode gcm --key-file sm4.key --iv 00112233445566778899aabb notice.gcm
 
+# Keys in a PKCS#11 token: gmchain's software token, loaded like a vendor HSM module.
+export GMCHAIN_SOFTTOKEN_DIR="$work/token"
+mkdir -p "$GMCHAIN_SOFTTOKEN_DIR"
+printf 'demo-so-pin\n' > so.pin
+printf 'demo-user-pin\n' > user.pin
+run "$bin" keys init-token --hsm-profile "$profile" --label agency-a --so-pass-file so.pin --pass-file user.pin
+say "$bin keys generate --hsm-profile … --token-label agency-a --label node-1"
+uri="$("$bin" keys generate --hsm-profile "$profile" --token-label agency-a --label node-1 --pass-file user.pin)"
+echo "$uri"
+run "$bin" keys sign --hsm-profile "$profile" --key "$uri" --pass-file user.pin --out notice.token.sig notice.txt
+run "$bin" keys pubkey --hsm-profile "$profile" --key "$uri" --pass-file user.pin --out node-1.pub
+say "openssl pkeyutl -verify -inkey node-1.pub … (OpenSSL checks the token's signature)"
+openssl pkeyutl -verify -pubin -inkey node-1.pub -rawin -in notice.txt -digest sm3 -sigfile notice.token.sig -pkeyopt distid:1234567812345678
+run "$bin" keys csr --hsm-profile "$profile" --key "$uri" --pass-file user.pin --subject "CN=node-1,OU=node,O=Agency A" --out node-1.csr
+say "openssl req -in node-1.csr -verify -noout -vfyopt distid:1234567812345678"
+openssl req -in node-1.csr -verify -noout -vfyopt distid:1234567812345678
+run "$bin" keys check --hsm-profile "$profile" --token-label agency-a --pass-file user.pin
+
+report_dir="${GMCHAIN_REPORT_DIR:-$OLDPWD/reports/conformance}"
+run "$bin" conformance run --out-dir "$report_dir" --hsm-profile "$profile" --token agency-a --pass-file user.pin
 cd - >/dev/null
-report_dir="${GMCHAIN_REPORT_DIR:-$PWD/reports/conformance}"
-run "$bin" conformance run --out-dir "$report_dir"
 echo
 echo "Open $report_dir/report.html for the clause-by-clause report."

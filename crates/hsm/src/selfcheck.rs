@@ -383,7 +383,7 @@ impl Hsm {
             }
             let mut rows = Vec::new();
             for h in handles {
-                match key_requirement_rows(ctx, h, &inner.token.label) {
+                match key_requirement_rows(ctx, h) {
                     Ok(r) => rows.extend(r),
                     // Destroyed (by another session) between the search and the read, unless
                     // the handle went invalid because the application was logged out.
@@ -401,7 +401,6 @@ impl Hsm {
 fn key_requirement_rows(
     ctx: &crate::pool::Ctx<'_>,
     h: ObjectHandle,
-    token: &str,
 ) -> Result<Vec<SelfCheckRow>, CallError> {
     let label = ctx
         .raw
@@ -412,7 +411,8 @@ fn key_requirement_rows(
         .raw
         .attribute(ctx.handle(), h, CKA_ID)?
         .unwrap_or_default();
-    let name = KeyUri::for_key(token, &label, &id, ObjectType::Private);
+    // The label and id name the key within this token; the full URI would drown the table.
+    let name = format!("{label:?} id {}", hex_id(&id));
     let mut rows = Vec::new();
     for (attr, attr_name, want) in KEY_REQUIREMENTS {
         let value = ctx.raw.attribute(ctx.handle(), h, *attr)?;
@@ -428,6 +428,10 @@ fn key_requirement_rows(
         });
     }
     Ok(rows)
+}
+
+fn hex_id(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn failed_row(item: &str, expected: &str, call: CallError) -> SelfCheckRow {
