@@ -1,0 +1,49 @@
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Failures of the CA directory.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CaError {
+    /// An I/O failure on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The directory is not a CA directory, or a newer format.
+    #[error("{path} is not a gmchain CA directory: {reason}")]
+    NotACa { path: PathBuf, reason: String },
+    /// `create` on a directory that already holds something.
+    #[error("{path} already exists and is not empty; choose a new directory")]
+    Exists { path: PathBuf },
+    /// A file that does not parse.
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    /// No certificate with that serial.
+    #[error("no certificate with serial {serial} in this CA")]
+    UnknownSerial { serial: String },
+    /// A serial that was already used.
+    #[error("serial {serial} was already issued by this CA")]
+    SerialReused { serial: String },
+    /// The audit log does not verify.
+    #[error("audit log entry {seq}: {reason}")]
+    AuditBroken { seq: u64, reason: String },
+    /// The audit log's head is not the expected one (truncation or rollback).
+    #[error(
+        "audit log head is {actual} after {entries} entries, expected {expected}: the log was truncated or replaced"
+    )]
+    AuditHeadMismatch {
+        expected: String,
+        actual: String,
+        entries: u64,
+    },
+    /// Signing an audit entry failed.
+    #[error("cannot sign the audit entry: {0}")]
+    Sign(#[from] crypto::CryptoError),
+}
+
+pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> CaError {
+    let path = path.into();
+    move |source| CaError::Io { path, source }
+}

@@ -1,0 +1,26 @@
+//! The certificate authority's directory: what a CA admin's commands read and write.
+//!
+//! - `CA`: the CA's metadata (name, organisation, where its key lives);
+//! - `index.json`: every certificate issued, its status, renewal links, and the CRL number;
+//! - `certs/<serial>.pem`, `crl.pem`, `ca.pem`, `chain.pem`;
+//! - `audit.log`: one JSON line per action or refused action, hash-chained with SM3 and signed
+//!   by the CA key, so an edited, removed or (given the last head) truncated entry is detected.
+//!
+//! Every command holds an exclusive lock on `.lock` while it works, so two admins never
+//! interleave; every file is written by temp file, fsync, rename and directory fsync, and the
+//! index is written last, so a crash mid-command leaves either the old state or the new one.
+//! This crate stores no private key: the CA key is a `crypto::Signer` the caller opens.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod audit;
+mod dir;
+mod error;
+mod index;
+
+pub use audit::{AuditEntry, AuditLog, AuditReport, Outcome};
+pub use dir::{CaDir, CaKind, CaMeta, KeyLocation};
+pub use error::CaError;
+pub use index::{Index, IndexEntry, Status};
