@@ -81,10 +81,18 @@ impl CaDir {
     /// Creates a CA directory (mode 0700) holding only the metadata, an empty index and an empty
     /// audit log, and returns it locked.
     pub fn create(path: &Path, meta: CaMeta) -> Result<Self, CaError> {
-        if path.exists() && std::fs::read_dir(path).map_err(io(path))?.next().is_some() {
-            return Err(CaError::Exists {
-                path: path.to_path_buf(),
-            });
+        // New or empty, except for a `keys/` keystore made for this CA just before.
+        if path.exists() {
+            for entry in std::fs::read_dir(path).map_err(io(path))? {
+                let entry = entry.map_err(io(path))?;
+                let own_keystore =
+                    entry.file_name() == "keys" && matches!(meta.key, KeyLocation::Keystore { .. });
+                if !own_keystore {
+                    return Err(CaError::Exists {
+                        path: path.to_path_buf(),
+                    });
+                }
+            }
         }
         std::fs::create_dir_all(path.join("certs")).map_err(io(path))?;
         #[cfg(unix)]
