@@ -102,6 +102,10 @@ pub struct Module {
     handle_of: HashMap<(usize, ObjectId), CK_OBJECT_HANDLE>,
     next_object: CK_OBJECT_HANDLE,
     session_objects: HashMap<ObjectId, SessionObject>,
+    /// Test hook: runs in `C_SetAttributeValue` between reading a token object and writing it
+    /// back, where another process could write the same object.
+    #[cfg(test)]
+    before_token_write: Option<Box<dyn FnMut() + Send>>,
 }
 
 impl core::fmt::Debug for Module {
@@ -210,6 +214,8 @@ impl Module {
             handle_of: HashMap::new(),
             next_object: 1,
             session_objects: HashMap::new(),
+            #[cfg(test)]
+            before_token_write: None,
         })
     }
 
@@ -724,9 +730,15 @@ impl Module {
                 "token objects need a read-write session",
             ));
         }
+        // Checked on this copy first (for session objects, this is the change); a token object
+        // is changed on its fresh stored state, under the slot lock.
         obj.apply_modification(template)?;
         if obj.token {
-            self.tokens[slot].replace_object(obj)
+            #[cfg(test)]
+            if let Some(hook) = self.before_token_write.as_mut() {
+                hook();
+            }
+            self.tokens[slot].replace_object(obj.id, template)
         } else {
             match self.session_objects.get_mut(&obj.id) {
                 Some(so) => {
@@ -2000,5 +2012,66 @@ mod tests {
             assert_eq!(m.find(*s, 100).unwrap().len(), 10);
             m.find_final(*s).unwrap();
         }
+    }
+
+    #[test]
+    fn set_attribute_value_keeps_another_process_sensitive_change() {
+        // Process A reads a token key (not sensitive, extractable) for C_SetAttributeValue;
+        // before A writes it back, process B makes it sensitive and unextractable. A's write
+        // must not undo B's change (PKCS#11 §4.9: once sensitive, always sensitive).
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = module(dir.path());
+        let sa = ready(&mut a);
+        let k = a
+            .generate_key(
+                sa,
+                &mech(CKM_GM_SM4_KEY_GEN),
+                &t(vec![
+                    Attr::bool(CKA_TOKEN, true),
+                    Attr::bool(CKA_SENSITIVE, false),
+                    Attr::bool(CKA_EXTRACTABLE, true),
+                    Attr::new(CKA_LABEL, b"k".to_vec()),
+                ]),
+            )
+            .unwrap();
+        let mut b = module(dir.path());
+        let sb = b
+            .open_session(0, CKF_SERIAL_SESSION | CKF_RW_SESSION)
+            .unwrap();
+        b.login(sb, CKU_USER, USER).unwrap();
+        b.find_init(sb, &t(vec![Attr::new(CKA_LABEL, b"k".to_vec())]))
+            .unwrap();
+        let kb = b.find(sb, 10).unwrap()[0];
+        b.find_final(sb).unwrap();
+        let b = std::sync::Arc::new(std::sync::Mutex::new(Some((b, sb, kb))));
+        let hook_b = b.clone();
+        a.before_token_write = Some(Box::new(move || {
+            if let Some((mut b, sb, kb)) = hook_b.lock().unwrap().take() {
+                b.set_attributes(
+                    sb,
+                    kb,
+                    &t(vec![
+                        Attr::bool(CKA_SENSITIVE, true),
+                        Attr::bool(CKA_EXTRACTABLE, false),
+                    ]),
+                )
+                .unwrap();
+            }
+        }));
+        // A changes only the label; B's change must survive it.
+        a.set_attributes(sa, k, &t(vec![Attr::new(CKA_LABEL, b"k2".to_vec())]))
+            .unwrap();
+        a.before_token_write = None;
+        let r = a
+            .get_attributes(
+                sa,
+                k,
+                &[CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_VALUE, CKA_LABEL],
+            )
+            .unwrap();
+        assert_eq!(r[0], AttrRead::Value(Zeroizing::new(vec![CK_TRUE])));
+        assert_eq!(r[1], AttrRead::Value(Zeroizing::new(vec![CK_FALSE])));
+        assert_eq!(r[2], AttrRead::Sensitive);
+        assert_eq!(r[3], AttrRead::Value(Zeroizing::new(b"k2".to_vec())));
     }
 }

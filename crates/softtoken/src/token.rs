@@ -3,6 +3,7 @@
 //! of decrypted keys.
 #![forbid(unsafe_code)]
 
+use crate::attr::Template;
 use crate::error::{Result, ck};
 use crate::keywrap::{self, KeyBytes, PinRole, Sealed};
 use crate::object::{Material, Object, ObjectId, Plain};
@@ -489,15 +490,16 @@ impl Token {
         })
     }
 
-    /// Replaces a token object (after `C_SetAttributeValue`).
-    pub fn replace_object(&mut self, obj: Object) -> Result<()> {
+    /// Applies `C_SetAttributeValue` to a token object. The template is applied to the object
+    /// as read under the slot lock, not to the caller's copy: another process may have changed
+    /// it since (made it sensitive, say), and writing a stale copy back would undo that.
+    pub fn replace_object(&mut self, id: ObjectId, template: &Template) -> Result<()> {
         self.update(|st| {
-            let slot = st.objects.iter_mut().find(|o| o.id == obj.id).ok_or(ck(
+            let slot = st.objects.iter_mut().find(|o| o.id == id).ok_or(ck(
                 CKR_OBJECT_HANDLE_INVALID,
                 "the object was destroyed meanwhile",
             ))?;
-            *slot = obj;
-            Ok(())
+            slot.apply_modification(template)
         })
     }
 
