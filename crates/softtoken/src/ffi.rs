@@ -1170,11 +1170,19 @@ unsafe extern "C" fn C_GenerateRandom(
         if RandomData.is_null() && len > 0 {
             return Err(bad_args("NULL output buffer"));
         }
-        let mut buf = Zeroizing::new(vec![0u8; len]);
-        with_module(|m| m.generate_random(hSession, &mut buf))?;
-        if len > 0 {
-            // SAFETY: RandomData holds ulRandomLen writable bytes.
-            unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), RandomData, len) };
+        // Fill the caller's buffer in bounded chunks: a huge ulRandomLen costs time, never an
+        // allocation the process cannot make.
+        let mut chunk = Zeroizing::new([0u8; 4096]);
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len());
+            with_module(|m| m.generate_random(hSession, &mut chunk[..n]))?;
+            // SAFETY: RandomData holds ulRandomLen writable bytes; done + n <= len.
+            unsafe { std::ptr::copy_nonoverlapping(chunk.as_ptr(), RandomData.add(done), n) };
+            done += n;
+        }
+        if len == 0 {
+            with_module(|m| m.generate_random(hSession, &mut []))?;
         }
         Ok(())
     })
