@@ -95,6 +95,7 @@ const CLAUSE_FILES: &[(&str, &str)] = clause_files![
     "gbt32918-4.toml",
     "gbt32918-5.toml",
     "gmt0009.toml",
+    "gmt0015.toml",
     "rfc8998.toml",
     "gmt0111.toml",
     "gbt39786.toml",

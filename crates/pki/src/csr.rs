@@ -1,15 +1,24 @@
 //! PKCS#10 certification requests (RFC 2986) with SM2-with-SM3.
+//!
+//! A request contributes only its key (after its signature, the proof of possession, verified)
+//! and a checked common name: [`check_for_issuance`] refuses a request whose subject claims an
+//! organisation or role (OU) other than the one being issued, and the profile writes the rest.
 
-use crate::{OID_SM2_WITH_SM3, PkiError};
+use crate::der_util::oid;
+use crate::{OID_SM2_WITH_SM3, PkiError, Role, name};
 use crypto::{PublicKey, Signature, Signer, UserId};
 use der::asn1::BitString;
-use der::{Decode, DecodePem, Encode, EncodePem, Tagged};
+use der::{Decode, Encode, EncodePem, Tagged};
 use std::str::FromStr;
 use x509_cert::name::Name;
 use x509_cert::request::{CertReq, CertReqInfo, Version};
 use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
-/// A request whose signature verified: the subject and the key it proves possession of.
+/// The largest request accepted, in bytes.
+pub const MAX_CSR_LEN: usize = 64 * 1024;
+
+/// A request whose signature verified: the subject and the key it proves possession of. Only
+/// [`verify`] constructs one, so holding one proves the proof of possession was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedRequest {
     /// The subject as an RFC 4514 string.
@@ -18,6 +27,70 @@ pub struct VerifiedRequest {
     pub public_key: PublicKey,
     /// The request's DER.
     pub der: Vec<u8>,
+    name: Name,
+}
+
+impl VerifiedRequest {
+    /// Returns the common name, if the subject has exactly one.
+    pub fn common_name(&self) -> Option<String> {
+        name::single(&self.name, oid::CN)
+    }
+}
+
+/// Returns the common name to issue under `role` for `organisation`, after checking the
+/// request's subject: exactly one CN that passes the profile's rules; any O must be
+/// `organisation` ([`PkiError::OrganisationClaimMismatch`]); any OU must be the role's
+/// ([`PkiError::RoleClaimMismatch`]: a request cannot claim a role). Other attributes (C, L, …)
+/// are ignored: the profile writes the subject. Roots are self-issued and refused here.
+pub fn check_for_issuance(
+    req: &VerifiedRequest,
+    role: Role,
+    organisation: &str,
+) -> Result<String, PkiError> {
+    if role == Role::RootCa {
+        return Err(PkiError::RoleNotIssuable {
+            role,
+            reason: "a root is self-signed, not issued from a request",
+        });
+    }
+    for claimed in name::values(&req.name, oid::O) {
+        if claimed != organisation {
+            return Err(PkiError::OrganisationClaimMismatch {
+                claimed,
+                required: organisation.to_string(),
+            });
+        }
+    }
+    // An O or OU value of a type we cannot read is a claim we cannot check.
+    let unreadable =
+        |o| req.name.iter().filter(|a| a.oid == o).count() != name::values(&req.name, o).len();
+    if unreadable(oid::O) || unreadable(oid::OU) || unreadable(oid::CN) {
+        return Err(PkiError::BadSubject {
+            subject: req.subject.clone(),
+            reason: "an O, OU or CN value is not a directory string".into(),
+        });
+    }
+    for claimed in name::values(&req.name, oid::OU) {
+        if claimed != role.ou() && claimed != role.as_str() {
+            return Err(PkiError::RoleClaimMismatch {
+                claimed,
+                requested: role,
+            });
+        }
+    }
+    let cns = name::values(&req.name, oid::CN);
+    let cn = match cns.as_slice() {
+        [] => return Err(PkiError::CommonNameMissing),
+        [one] => one.clone(),
+        _ => {
+            return Err(PkiError::BadCommonName {
+                value: cns.join(" + "),
+                reason: "more than one common name",
+            });
+        }
+    };
+    name::check_common_name(&cn)?;
+    Ok(cn)
 }
 
 fn enc(e: der::Error) -> PkiError {
@@ -66,12 +139,34 @@ pub fn verify(input: &[u8]) -> Result<VerifiedRequest, PkiError> {
         what: "certification request",
         reason: e.to_string(),
     };
-    let req = match core::str::from_utf8(input) {
+    if input.len() > MAX_CSR_LEN * 2 {
+        return Err(PkiError::Decode {
+            what: "certification request",
+            reason: format!("{} bytes is too large", input.len()),
+        });
+    }
+    let raw = match core::str::from_utf8(input) {
         Ok(text) if text.contains("-----BEGIN") => {
-            CertReq::from_pem(text.trim()).map_err(decode)?
+            let (label, der) = der::pem::decode_vec(text.trim().as_bytes())
+                .map_err(|e| decode(der::Error::from(e)))?;
+            if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
+                return Err(PkiError::Decode {
+                    what: "certification request",
+                    reason: format!("PEM label {label:?}, expected \"CERTIFICATE REQUEST\""),
+                });
+            }
+            der
         }
-        _ => CertReq::from_der(input).map_err(decode)?,
+        _ => input.to_vec(),
     };
+    let req = CertReq::from_der(&raw).map_err(decode)?;
+    // Only canonical DER: the signed bytes are then exactly the re-encoded info.
+    if req.to_der().map_err(decode)? != raw {
+        return Err(PkiError::Decode {
+            what: "certification request",
+            reason: "not in canonical DER (re-encoding differs)".into(),
+        });
+    }
     if req.algorithm.oid != OID_SM2_WITH_SM3 {
         return Err(PkiError::WrongAlgorithm {
             what: "certification request",
@@ -110,7 +205,8 @@ pub fn verify(input: &[u8]) -> Result<VerifiedRequest, PkiError> {
     Ok(VerifiedRequest {
         subject: req.info.subject.to_string(),
         public_key,
-        der: req.to_der().map_err(enc)?,
+        der: raw,
+        name: req.info.subject,
     })
 }
 

@@ -2,6 +2,7 @@
 //! records, per case, the vector id, its source and the result.
 
 mod gmt0009;
+mod pki;
 mod sm2;
 mod sm3;
 mod sm4;
@@ -73,6 +74,7 @@ pub fn registry() -> Vec<Check> {
     all.extend_from_slice(sm4::CHECKS);
     all.extend_from_slice(sm2::CHECKS);
     all.extend_from_slice(gmt0009::CHECKS);
+    all.extend_from_slice(pki::CHECKS);
     all
 }
 
