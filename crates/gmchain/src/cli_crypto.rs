@@ -97,6 +97,16 @@ pub(crate) enum CryptoCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Writes a PKCS#10 certification request (SM2-with-SM3) signed with the key, for the CA.
+    Csr {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// RFC 4514 subject; the CA takes only the common name, its profile sets O and OU.
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// SM4 encryption and decryption (CBC/PKCS#7, CTR, GCM, CCM; AEAD output is ciphertext ‖ tag).
     Sm4 {
         #[arg(value_enum)]
@@ -396,6 +406,19 @@ pub(crate) fn run(cmd: CryptoCommand) -> CmdResult {
                 ))),
                 Err(e) => Err(bad(e)),
             }
+        }
+        CryptoCommand::Csr { key, subject, out } => {
+            let pem = match key.load()? {
+                LoadedKey::Soft(k) => {
+                    let signer =
+                        crypto_sm::SoftwareProvider::new(std::sync::Arc::new(SystemRandom))
+                            .signer(k);
+                    pki::csr::build(&subject, &signer)
+                }
+                LoadedKey::Token(s) => pki::csr::build(&subject, s.as_ref()),
+            }
+            .map_err(|e| Failure::BadInput(e.to_string()))?;
+            write_output(out.as_deref(), pem.as_bytes())
         }
         CryptoCommand::Encrypt {
             pubkey,

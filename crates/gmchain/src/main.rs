@@ -3,6 +3,7 @@
 //! 2 bad input or usage, 3 token or node unreachable).
 
 mod bench;
+mod cli_ca;
 mod cli_conformance;
 mod cli_crypto;
 mod cli_keys;
@@ -25,6 +26,9 @@ enum Command {
     /// SM2/SM3/SM4 toolbox, file-compatible with OpenSSL 3 (PEM keys, DER signatures and ciphertexts).
     #[command(subcommand)]
     Crypto(cli_crypto::CryptoCommand),
+    /// The certificate authority: root and agency CAs, issuance, renewal, revocation, CRLs, audit.
+    #[command(subcommand)]
+    Ca(cli_ca::CaCommand),
     /// Keys inside a PKCS#11 token (HSM), through a module profile.
     #[command(subcommand)]
     Keys(cli_keys::KeysCommand),
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crypto(c) => cli_crypto::run(c),
+        Command::Ca(c) => cli_ca::run(c),
         Command::Keys(c) => cli_keys::run(c),
         Command::Conformance(c) => cli_conformance::run(c),
         Command::Bench(BenchCommand::Crypto {
