@@ -404,6 +404,58 @@ fn refusals_renewal_and_two_admins() {
     let o = ok(d, &["ca", "audit-verify", "--dir", "agency-a"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("unsigned"));
 
+    // A key pair the CA generates: delivered only as an encrypted PKCS#8 file, matching the certificate.
+    std::fs::write(d.join("holder.pass"), "holder-passphrase\n").unwrap();
+    ok(
+        d,
+        &[
+            "ca",
+            "issue",
+            "--dir",
+            "agency-a",
+            "--role",
+            "admin",
+            "--generate",
+            "--name",
+            "admin-gen",
+            "--key-out",
+            "admin-gen.key",
+            "--key-pass-file",
+            "holder.pass",
+            "--pass-file",
+            "user.pin",
+            "--out",
+            "admin-gen.pem",
+        ],
+    );
+    let key_pem = std::fs::read(d.join("admin-gen.key")).unwrap();
+    assert!(String::from_utf8_lossy(&key_pem).starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    let key = crypto_sm::keys::decode_private_key(&key_pem, Some(b"holder-passphrase")).unwrap();
+    let cert =
+        pki::Certificate::from_pem(&std::fs::read(d.join("admin-gen.pem")).unwrap()).unwrap();
+    assert_eq!(cert.public_key(), key.public_key());
+    assert_eq!(cert.role(), Some(pki::Role::Admin));
+    // --generate without its companions is a usage error.
+    assert_eq!(
+        gm(
+            d,
+            &[
+                "ca",
+                "issue",
+                "--dir",
+                "agency-a",
+                "--role",
+                "user",
+                "--generate",
+                "--pass-file",
+                "user.pin"
+            ]
+        )
+        .status
+        .code(),
+        Some(2)
+    );
+
     // Renewal: new serial, same subject, linked both ways in the index.
     let old = pki::Certificate::from_pem(&std::fs::read(d.join("user-a1.pem")).unwrap()).unwrap();
     ok(

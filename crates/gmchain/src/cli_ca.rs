@@ -61,6 +61,90 @@ impl OperatorArgs {
     }
 }
 
+/// Who the certificate is for: a CSR (proof of possession checked), or a key pair the CA
+/// generates and hands over as an encrypted PKCS#8 file.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct HolderArgs {
+    /// The holder's certification request.
+    #[arg(long, value_name = "FILE")]
+    csr: Option<PathBuf>,
+    /// Generate the holder's key pair (needs --name, --key-out, --key-pass-file).
+    #[arg(long, requires_all = ["name", "key_out", "key_pass_file"])]
+    generate: bool,
+}
+
+/// For --generate: the common name and where the encrypted private key goes.
+#[derive(Debug, clap::Args)]
+pub(crate) struct GeneratedKeyArgs {
+    /// The holder's common name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Where to write the generated private key (encrypted PKCS#8, mode 0600).
+    #[arg(long, value_name = "FILE")]
+    key_out: Option<PathBuf>,
+    /// Passphrase for the generated key file.
+    #[arg(long, value_name = "FILE")]
+    key_pass_file: Option<PathBuf>,
+}
+
+/// The subject of an issuance, resolved.
+struct Holder {
+    cn: String,
+    public_key: crypto::PublicKey,
+    generated: Option<(crypto_sm::sm2::PrivateKey, PathBuf, Secret)>,
+}
+
+fn holder(
+    h: &HolderArgs,
+    g: &GeneratedKeyArgs,
+    r: Role,
+    organisation: &str,
+) -> Result<Holder, Failure> {
+    if let Some(path) = &h.csr {
+        let req = pki::csr::verify(&read_named("--csr", path)?).map_err(pki_err("--csr"))?;
+        let cn = pki::csr::check_for_issuance(&req, r, organisation).map_err(pki_err("--csr"))?;
+        return Ok(Holder {
+            cn,
+            public_key: req.public_key,
+            generated: None,
+        });
+    }
+    let (Some(name), Some(out), Some(pass_file)) = (&g.name, &g.key_out, &g.key_pass_file) else {
+        return Err(Failure::BadInput(
+            "--generate needs --name, --key-out and --key-pass-file".into(),
+        ));
+    };
+    let pass = PassArgs {
+        pass_file: Some(pass_file.clone()),
+        pass_env: None,
+    }
+    .passphrase()?
+    .ok_or_else(|| Failure::BadInput("--key-pass-file is empty".into()))?;
+    let key = crypto_sm::sm2::PrivateKey::generate(&SystemRandom)
+        .map_err(|e| Failure::BadInput(e.to_string()))?;
+    Ok(Holder {
+        cn: name.clone(),
+        public_key: key.public_key(),
+        generated: Some((key, out.clone(), pass)),
+    })
+}
+
+/// Writes a generated key, encrypted, once its certificate exists.
+fn deliver(h: Holder) -> Result<(), Failure> {
+    if let Some((key, path, pass)) = h.generated {
+        let pem = crypto_sm::keys::encode_encrypted_pkcs8_pem(
+            &key,
+            pass.expose(),
+            crypto_sm::keys::DEFAULT_ITERATIONS,
+            &SystemRandom,
+        )
+        .map_err(|e| Failure::BadInput(format!("--key-out: {e}")))?;
+        write_file(&path, pem.as_bytes(), true)?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum CaCommand {
     /// Creates a CA directory: a root CA (self-signed), or an agency CA from a certificate the
@@ -92,8 +176,10 @@ pub(crate) enum CaCommand {
     Intermediate {
         #[arg(long)]
         dir: PathBuf,
-        #[arg(long, value_name = "FILE")]
-        csr: PathBuf,
+        #[command(flatten)]
+        holder: HolderArgs,
+        #[command(flatten)]
+        generated: GeneratedKeyArgs,
         /// The agency's organisation.
         #[arg(long)]
         org: String,
@@ -113,8 +199,10 @@ pub(crate) enum CaCommand {
         /// node-sign, node-enc, admin, user, auditor.
         #[arg(long)]
         role: String,
-        #[arg(long, value_name = "FILE")]
-        csr: PathBuf,
+        #[command(flatten)]
+        holder: HolderArgs,
+        #[command(flatten)]
+        generated: GeneratedKeyArgs,
         #[arg(long, default_value_t = 365)]
         validity_days: u64,
         /// With a node-sign role: also issue the encryption certificate of a dual pair, whose key
@@ -391,17 +479,16 @@ fn validity(days: u64, issuer: Option<&Certificate>) -> Result<Validity, Failure
     })
 }
 
-fn issue_from_csr(
+fn issue_for(
     ca: &CaDir,
     signer: &dyn Signer,
-    csr_path: &Path,
+    holder: &Holder,
     r: Role,
     organisation: &str,
     days: u64,
 ) -> Result<Certificate, Failure> {
     let issuer = ca_cert(ca)?;
-    let req = pki::csr::verify(&read_named("--csr", csr_path)?).map_err(pki_err("--csr"))?;
-    let cn = pki::csr::check_for_issuance(&req, r, organisation).map_err(pki_err("--csr"))?;
+    let cn = holder.cn.clone();
     let mut index = ca.read_index().map_err(ca_err)?;
     let serial = fresh_serial(&index)?;
     let cert = pki::issue(
@@ -411,7 +498,7 @@ fn issue_from_csr(
             role: r,
             common_name: &cn,
             organisation,
-            public_key: &req.public_key,
+            public_key: &holder.public_key,
             serial,
             validity: validity(days, Some(&issuer))?,
         },
@@ -436,7 +523,8 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
         } => init(&dir, &name, &org, validity_days, cert, chain, &key, &op),
         CaCommand::Intermediate {
             dir,
-            csr,
+            holder: h,
+            generated,
             org,
             validity_days,
             out,
@@ -448,7 +536,9 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                     "only a root CA issues agency CA certificates".into(),
                 ));
             }
-            let cert = issue_from_csr(ca, signer, &csr, Role::AgencyCa, &org, validity_days)?;
+            let hold = holder(&h, &generated, Role::AgencyCa, &org)?;
+            let cert = issue_for(ca, signer, &hold, Role::AgencyCa, &org, validity_days)?;
+            deliver(hold)?;
             write_output(out.as_deref(), cert.to_pem().as_bytes())?;
             Ok(format!(
                 "agency CA {} serial {}",
@@ -459,7 +549,8 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
         CaCommand::Issue {
             dir,
             role: r,
-            csr,
+            holder: h,
+            generated,
             validity_days,
             dual,
             escrow_pass_file,
@@ -479,7 +570,9 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                     return Err(Failure::BadInput("--dual issues a node-sign certificate plus its node-enc pair: use --role node-sign".into()));
                 }
                 let org = ca.meta().organisation.clone();
-                let cert = issue_from_csr(ca, signer, &csr, r, &org, validity_days)?;
+                let hold = holder(&h, &generated, r, &org)?;
+                let cert = issue_for(ca, signer, &hold, r, &org, validity_days)?;
+                deliver(hold)?;
                 let mut detail =
                     format!("{} {} serial {}", r.as_str(), cert.subject(), cert.serial());
                 if dual {
