@@ -1,0 +1,134 @@
+//! Block headers and blocks.
+
+use crate::codec::{self, Decode, DecodeError, Encode, Limits, Reader, Writer, tag};
+use crate::merkle;
+use crate::primitives::{BlockHash, ChainId, Height, MAX_CHAIN_ID_LEN, Timestamp};
+use crate::tx::SignedTx;
+use crypto::Digest;
+use crypto_sm::sm3::sm3_parts;
+
+/// Domain tag hashed before the canonical header to form the block hash (docs/formats.md §4).
+pub const HEADER_DOMAIN: &[u8] = b"GMCHAIN-HEADER-V1\0";
+
+/// A block header: everything a block commits to, in a fixed-layout record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockHeader {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// The height; genesis is 0.
+    pub height: Height,
+    /// The parent's hash; [`BlockHash::GENESIS_PARENT`] for genesis.
+    pub parent: BlockHash,
+    /// Merkle root of the transaction IDs, in block order ([`Block::tx_root`]).
+    pub tx_root: Digest,
+    /// The state root after executing the block.
+    pub state_root: Digest,
+    /// Merkle root of the receipt hashes, in block order ([`crate::receipts_root`]).
+    pub receipts_root: Digest,
+    /// The proposer's stated time; judged by consensus, never by this crate.
+    pub timestamp: Timestamp,
+    /// SM3 of the proposer's certificate (DER).
+    pub proposer: Digest,
+}
+
+impl BlockHeader {
+    /// Returns the format version of the encoding (today always [`codec::FORMAT_VERSION`]).
+    pub fn version(&self) -> u8 {
+        codec::FORMAT_VERSION
+    }
+
+    /// Returns the block hash: SM3(`HEADER_DOMAIN` ‖ canonical header).
+    pub fn hash(&self) -> BlockHash {
+        BlockHash(sm3_parts(&[HEADER_DOMAIN, &self.to_bytes()]))
+    }
+}
+
+impl Encode for BlockHeader {
+    fn encode_to(&self, w: &mut Writer) {
+        w.header(tag::BLOCK_HEADER);
+        w.bytes(self.chain_id.as_str().as_bytes());
+        w.u64(self.height.0);
+        w.fixed(self.parent.as_bytes());
+        w.fixed(self.tx_root.as_bytes());
+        w.fixed(self.state_root.as_bytes());
+        w.fixed(self.receipts_root.as_bytes());
+        w.u64(self.timestamp.0);
+        w.fixed(self.proposer.as_bytes());
+    }
+}
+
+impl Decode for BlockHeader {
+    fn decode_from(r: &mut Reader<'_>, _limits: &Limits) -> Result<Self, DecodeError> {
+        r.header("header.header", tag::BLOCK_HEADER)?;
+        let chain_id = ChainId::parse(
+            "header.chain_id",
+            r.bytes("header.chain_id", MAX_CHAIN_ID_LEN)?,
+        )?;
+        Ok(BlockHeader {
+            chain_id,
+            height: Height(r.u64("header.height")?),
+            parent: BlockHash(Digest(r.array("header.parent")?)),
+            tx_root: Digest(r.array("header.tx_root")?),
+            state_root: Digest(r.array("header.state_root")?),
+            receipts_root: Digest(r.array("header.receipts_root")?),
+            timestamp: Timestamp(r.u64("header.timestamp")?),
+            proposer: Digest(r.array("header.proposer")?),
+        })
+    }
+}
+
+/// A block: a header and its transactions in order.
+///
+/// Decoding checks form only. Whether `header.tx_root` equals [`Block::tx_root`], whether the
+/// transactions are valid and whether the header extends the chain are the node's checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// The header.
+    pub header: BlockHeader,
+    /// The transactions, in execution order.
+    pub txs: Vec<SignedTx>,
+}
+
+impl Block {
+    /// Returns the Merkle root (RFC 6962, SM3) whose data entries are the 32-byte transaction
+    /// IDs in block order.
+    pub fn tx_root(&self) -> Digest {
+        let ids: Vec<[u8; 32]> = self.txs.iter().map(|t| *t.tx_id().as_bytes()).collect();
+        merkle::root(&ids)
+    }
+}
+
+impl Encode for Block {
+    fn encode_to(&self, w: &mut Writer) {
+        w.header(tag::BLOCK);
+        self.header.encode_to(w);
+        w.len(self.txs.len());
+        for tx in &self.txs {
+            // Each transaction is length-prefixed so it can be bounded by max_tx_size alone.
+            w.bytes(&tx.to_bytes());
+        }
+    }
+}
+
+impl Decode for Block {
+    fn decode_from(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, DecodeError> {
+        r.header("block.header", tag::BLOCK)?;
+        let header = BlockHeader::decode_from(r, limits)?;
+        let count = r.len("block.txs", limits.max_txs_per_block)?;
+        let mut txs = Vec::new();
+        for _ in 0..count {
+            let bytes = r.bytes("block.txs[]", limits.max_tx_size)?;
+            txs.push(SignedTx::from_bytes(bytes, limits)?);
+        }
+        Ok(Block { header, txs })
+    }
+
+    /// Decodes a block that fills `bytes`, refusing more than `max_block_size` bytes first.
+    fn from_bytes(bytes: &[u8], limits: &Limits) -> Result<Self, DecodeError> {
+        codec::check_size("block", bytes.len(), limits.max_block_size)?;
+        let mut r = Reader::new(bytes);
+        let value = Self::decode_from(&mut r, limits)?;
+        r.finish()?;
+        Ok(value)
+    }
+}
