@@ -50,6 +50,17 @@ say "openssl req -in node-1.csr -verify -noout -vfyopt distid:1234567812345678"
 openssl req -in node-1.csr -verify -noout -vfyopt distid:1234567812345678
 run "$bin" keys check --hsm-profile "$profile" --token-label agency-a --pass-file user.pin
 
+# Identities: a root CA issues the node its certificate from the CSR signed inside the token.
+export GMCHAIN_OPERATOR="demo-admin"
+printf 'demo-root-passphrase\n' > root.pass
+say "$bin ca init --dir root-ca --name \"Agency A Root CA\" --org \"Agency A\" --pass-file root.pass > root.pem"
+"$bin" ca init --dir root-ca --name "Agency A Root CA" --org "Agency A" --pass-file root.pass > root.pem
+run "$bin" ca issue --dir root-ca --role node-sign --csr node-1.csr --pass-file root.pass --out node-1.pem
+run openssl x509 -in node-1.pem -noout -subject -issuer
+run "$bin" ca crl --dir root-ca --pass-file root.pass --out root.crl
+run "$bin" ca verify --anchor root.pem --crl root.crl --role node-sign node-1.pem
+run "$bin" ca audit-verify --dir root-ca
+
 report_dir="${GMCHAIN_REPORT_DIR:-$OLDPWD/reports/conformance}"
 run "$bin" conformance run --out-dir "$report_dir" --hsm-profile "$profile" --token agency-a --pass-file user.pin
 cd - >/dev/null
