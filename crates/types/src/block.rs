@@ -1,6 +1,6 @@
 //! Block headers and blocks.
 
-use crate::codec::{self, Decode, DecodeError, Encode, Limits, Reader, Writer, tag};
+use crate::codec::{self, Decode, DecodeError, DecodeReason, Encode, Limits, Reader, Writer, tag};
 use crate::merkle;
 use crate::primitives::{BlockHash, ChainId, Height, MAX_CHAIN_ID_LEN, Timestamp};
 use crate::tx::SignedTx;
@@ -17,6 +17,13 @@ pub struct BlockHeader {
     pub chain_id: ChainId,
     /// The height; genesis is 0.
     pub height: Height,
+    /// How many transactions the block holds: the size of the tree under `tx_root` (and, with
+    /// one receipt per transaction, of the one under `receipts_root`). An inclusion proof does
+    /// not commit to its tree size, so a light client takes the size from here, never from the
+    /// prover. At most
+    /// `Limits::max_txs_per_block` when decoded; [`Block`] decoding checks it against the
+    /// transactions.
+    pub tx_count: u32,
     /// The parent's hash; [`BlockHash::GENESIS_PARENT`] for genesis.
     pub parent: BlockHash,
     /// Merkle root of the transaction IDs, in block order ([`Block::tx_root`]).
@@ -48,6 +55,7 @@ impl Encode for BlockHeader {
         w.header(tag::BLOCK_HEADER);
         w.bytes(self.chain_id.as_str().as_bytes());
         w.u64(self.height.0);
+        w.u32(self.tx_count);
         w.fixed(self.parent.as_bytes());
         w.fixed(self.tx_root.as_bytes());
         w.fixed(self.state_root.as_bytes());
@@ -58,15 +66,20 @@ impl Encode for BlockHeader {
 }
 
 impl Decode for BlockHeader {
-    fn decode_from(r: &mut Reader<'_>, _limits: &Limits) -> Result<Self, DecodeError> {
+    fn decode_from(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, DecodeError> {
         r.header("header.header", tag::BLOCK_HEADER)?;
         let chain_id = ChainId::parse(
             "header.chain_id",
             r.bytes("header.chain_id", MAX_CHAIN_ID_LEN)?,
         )?;
+        let height = Height(r.u64("header.height")?);
+        let tx_count = r.u32("header.tx_count")?;
+        let len = usize::try_from(tx_count).unwrap_or(usize::MAX);
+        codec::check_size("header.tx_count", len, limits.max_txs_per_block)?;
         Ok(BlockHeader {
             chain_id,
-            height: Height(r.u64("header.height")?),
+            height,
+            tx_count,
             parent: BlockHash(Digest(r.array("header.parent")?)),
             tx_root: Digest(r.array("header.tx_root")?),
             state_root: Digest(r.array("header.state_root")?),
@@ -79,8 +92,10 @@ impl Decode for BlockHeader {
 
 /// A block: a header and its transactions in order.
 ///
-/// Decoding checks form only. Whether `header.tx_root` equals [`Block::tx_root`], whether the
-/// transactions are valid and whether the header extends the chain are the node's checks.
+/// Decoding checks form, and that `header.tx_count` equals the number of transactions (a
+/// mismatch fails on the field `block.txs`). Whether `header.tx_root` equals
+/// [`Block::tx_root`], whether the transactions are valid and whether the header extends the
+/// chain are the node's checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Block {
     /// The header.
@@ -115,6 +130,17 @@ impl Decode for Block {
         r.header("block.header", tag::BLOCK)?;
         let header = BlockHeader::decode_from(r, limits)?;
         let count = r.len("block.txs", limits.max_txs_per_block)?;
+        // The header fixes the size of the transactions tree; a block must agree with it.
+        if u32::try_from(count).ok() != Some(header.tx_count) {
+            return Err(DecodeError::new(
+                "block.txs",
+                DecodeReason::CountMismatch {
+                    count,
+                    declared: header.tx_count,
+                    declared_by: "header.tx_count",
+                },
+            ));
+        }
         let mut txs = Vec::new();
         for _ in 0..count {
             let bytes = r.bytes("block.txs[]", limits.max_tx_size)?;

@@ -93,6 +93,14 @@ pub enum DecodeReason {
     /// A length below the field's minimum (an empty name).
     #[error("{len} is below the minimum of {min}")]
     TooShort { len: usize, min: usize },
+    /// A count that disagrees with the count another field declared (a block's transactions
+    /// against `header.tx_count`).
+    #[error("count {count} differs from {declared_by} = {declared}")]
+    CountMismatch {
+        count: usize,
+        declared: u32,
+        declared_by: &'static str,
+    },
     /// Bytes left after the object.
     #[error("{count} trailing bytes after the object")]
     TrailingBytes { count: usize },

@@ -8,7 +8,8 @@
 //! The last leaf is never duplicated (unlike Bitcoin's tree, where duplication lets two lists
 //! share a root), and the 0x00/0x01 prefixes keep a leaf from passing for an interior node.
 //! An inclusion proof does not authenticate the tree size: whoever checks one must know the size
-//! from elsewhere (a signed header). Consistency proofs are not implemented yet.
+//! from elsewhere. For a block's transactions (and receipts) that is the header's `tx_count`,
+//! never a size supplied with the proof. Consistency proofs are not implemented yet.
 
 use crate::codec::{Decode, DecodeError, Encode, Limits, Reader, Writer, tag};
 use crypto::Digest;

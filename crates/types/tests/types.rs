@@ -65,6 +65,7 @@ fn fixed_header() -> BlockHeader {
     BlockHeader {
         chain_id: ChainId::new("gov-bj-1").unwrap(),
         height: Height(7),
+        tx_count: 1, // fixed_block() holds one transaction
         parent: BlockHash(d(0xaa)),
         tx_root: d(0xbb),
         state_root: d(0xcc),
@@ -119,8 +120,9 @@ fn fixed_block() -> Block {
 //        | 00000001 "c" | 00000001 "m" | 00000000 (no args)
 // SIGNED_TX_HEX = 01 02 | TX_HEX | 00000047 (71) 3045 0221 00 80 22×31 0220 33×32
 //        | 00000010 "1234567812345678"
-// HEADER_HEX = 01 03 | 00000008 "gov-bj-1" | 0000000000000007 | aa×32 (parent) | bb×32 (tx root)
-//        | cc×32 (state root) | dd×32 (receipts root) | 0000018bcfe56800 (1700000000000 ms) | ee×32
+// HEADER_HEX = 01 03 | 00000008 "gov-bj-1" | 0000000000000007 (height 7) | 00000001 (tx_count 1)
+//        | aa×32 (parent) | bb×32 (tx root) | cc×32 (state root) | dd×32 (receipts root)
+//        | 0000018bcfe56800 (1700000000000 ms) | ee×32 (proposer)
 // RECEIPT_HEX = 01 05 | 44×32 | 01 (failed) 00000007 0000000c "余额不足" (UTF-8)
 //        | 00000001 (1 event) 00000008 "registry" 00000003 "Put" 00000003 010203
 // SUCCESS_RECEIPT_HEX = 01 05 | 45×32 | 00 (success) | 00000000 (no events)
@@ -129,8 +131,8 @@ const TX_HEX: &str = "010100000008676f762d626a2d31303132333435363738396162636465
 const TX_ID_HEX: &str = "7e8540fabdf2a78746761b9338bacf05c3a556e932ee9e5aeb860a545a4045aa";
 const CERT_TX_HEX: &str = "010100000008676f762d626a2d313031323334353637383961626364656600000000000003e8010000000530030201050000000163000000016d00000000";
 const SIGNED_TX_HEX: &str = "0102010100000008676f762d626a2d313031323334353637383961626364656600000000000003e80211111111111111111111111111111111111111111111111111111111111111110000000872656769737472790000000370757400000003000000036b65790000000000000001ff0000004730450221008022222222222222222222222222222222222222222222222222222222222222022033333333333333333333333333333333333333333333333333333333333333330000001031323334353637383132333435363738";
-const HEADER_HEX: &str = "010300000008676f762d626a2d310000000000000007aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd0000018bcfe56800eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
-const HEADER_HASH_HEX: &str = "b988d4488f1e64bb2568e9aef185894126e8f1a3e41b83865a70f2188f9acd86";
+const HEADER_HEX: &str = "010300000008676f762d626a2d31000000000000000700000001aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd0000018bcfe56800eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+const HEADER_HASH_HEX: &str = "2fd26db45fecc19e14a2f64fc9d806969726563d9def41fb1785676128a08a45";
 const RECEIPT_HEX: &str = "0105444444444444444444444444444444444444444444444444444444444444444401000000070000000ce4bd99e9a29de4b88de8b6b3000000010000000872656769737472790000000350757400000003010203";
 const RECEIPT_HASH_HEX: &str = "14ed2dd11b313678a4120f6f7854d3799b10b8c425e7f8f9dc71ac8595f02976";
 const SUCCESS_RECEIPT_HEX: &str =
@@ -402,8 +404,11 @@ fn limits_are_enforced() {
         max_txs_per_block: 0,
         ..Limits::default()
     };
+    // The header's tx_count is read (and bounded) before the block's own count.
     let e = decode_err::<Block>(&fixed_block().to_bytes(), &tight);
-    assert_eq!(e.field, "block.txs");
+    assert_eq!(e.field, "header.tx_count");
+    let e = decode_err::<BlockHeader>(&fixed_header().to_bytes(), &tight);
+    assert_eq!(e.field, "header.tx_count");
 }
 
 #[test]
@@ -414,6 +419,111 @@ fn huge_count_does_not_allocate() {
     b[at..at + 4].copy_from_slice(&[0xff; 4]);
     let e = decode_err::<Block>(&b, &Limits::default());
     assert_eq!(e.field, "block.txs");
+    assert!(matches!(e.reason, DecodeReason::TooLong { .. }));
+}
+
+#[test]
+fn header_tx_count_is_bounded_by_max_txs_per_block() {
+    // tx_count sits right after the height: version, tag, chain id (4 + 8), height 8.
+    let at = 2 + 4 + 8 + 8;
+    let mut b = fixed_header().to_bytes();
+    assert_eq!(&b[at..at + 4], &[0, 0, 0, 1]);
+    b[at..at + 4].copy_from_slice(&10_001u32.to_be_bytes());
+    let e = decode_err::<BlockHeader>(&b, &Limits::default());
+    assert_eq!(e.field, "header.tx_count");
+    assert!(matches!(
+        e.reason,
+        DecodeReason::TooLong {
+            len: 10_001,
+            max: 10_000
+        }
+    ));
+    b[at..at + 4].copy_from_slice(&10_000u32.to_be_bytes());
+    let h = BlockHeader::from_bytes(&b, &Limits::default()).unwrap();
+    assert_eq!(h.tx_count, 10_000);
+}
+
+#[test]
+fn block_whose_header_tx_count_disagrees_is_rejected() {
+    for declared in [0u32, 2, 10_000] {
+        let mut block = fixed_block();
+        block.header.tx_count = declared;
+        let e = decode_err::<Block>(&block.to_bytes(), &Limits::default());
+        assert_eq!(e.field, "block.txs", "declared {declared}");
+        assert_eq!(
+            e.reason,
+            DecodeReason::CountMismatch {
+                count: 1,
+                declared,
+                declared_by: "header.tx_count"
+            }
+        );
+    }
+    // An empty block must declare 0.
+    let mut empty = fixed_block();
+    empty.txs.clear();
+    let e = decode_err::<Block>(&empty.to_bytes(), &Limits::default());
+    assert_eq!(e.field, "block.txs");
+    empty.header.tx_count = 0;
+    Block::from_bytes(&empty.to_bytes(), &Limits::default()).unwrap();
+}
+
+fn block_of(n: usize) -> Block {
+    let txs: Vec<SignedTx> = (0..n)
+        .map(|i| {
+            let mut stx = fixed_signed_tx();
+            stx.tx.salt[0] = i as u8;
+            stx
+        })
+        .collect();
+    let mut block = Block {
+        header: fixed_header(),
+        txs,
+    };
+    block.header.tx_count = n as u32;
+    block.header.tx_root = block.tx_root();
+    block
+}
+
+#[test]
+fn inclusion_proof_size_comes_from_the_header() {
+    // The proof alone does not fix the size: the audit path of index 0 in a 4-leaf tree also
+    // verifies against the same root when the prover says the size is 3.
+    let block = block_of(4);
+    let ids: Vec<[u8; 32]> = block.txs.iter().map(|t| *t.tx_id().as_bytes()).collect();
+    let leaves: Vec<Digest> = ids.iter().map(|id| merkle::leaf_hash(id)).collect();
+    let root = block.header.tx_root;
+    let proof = merkle::prove(&leaves, 0).unwrap();
+    merkle::verify(&root, &ids[0], 0, 3, &proof).unwrap();
+    let size = u64::from(block.header.tx_count);
+    merkle::verify(&root, &ids[0], 0, size, &proof).unwrap();
+
+    // A proof made for another size is refused once the size is the header's. In a 3-leaf
+    // tree, root = H(0x01 ‖ H(0x01 ‖ l0 ‖ l1) ‖ l2), which is also the root of the 2-leaf
+    // tree [H(l0, l1), l2]: the proof made for size 2 "shows" transaction 2 at index 1.
+    let block = block_of(3);
+    let ids: Vec<[u8; 32]> = block.txs.iter().map(|t| *t.tx_id().as_bytes()).collect();
+    let leaves: Vec<Digest> = ids.iter().map(|id| merkle::leaf_hash(id)).collect();
+    let root = block.header.tx_root;
+    let size = u64::from(block.header.tx_count);
+    assert_eq!(size, 3);
+    let for_size_2 =
+        merkle::prove(&[merkle::node_hash(&leaves[0], &leaves[1]), leaves[2]], 1).unwrap();
+    merkle::verify(&root, &ids[2], 1, 2, &for_size_2).unwrap();
+    assert!(merkle::verify(&root, &ids[2], 1, size, &for_size_2).is_err());
+    // A proof made for a 4-leaf tree of the same first transactions is refused too.
+    let mut four = leaves.clone();
+    four.push(merkle::leaf_hash(&[0x99; 32]));
+    let for_size_4 = merkle::prove(&four, 0).unwrap();
+    assert!(merkle::verify(&root, &ids[0], 0, size, &for_size_4).is_err());
+    // The honest proofs verify with the header's size.
+    for (i, id) in ids.iter().enumerate() {
+        let proof = merkle::prove(&leaves, i).unwrap();
+        merkle::verify(&root, id, i as u64, size, &proof).unwrap();
+    }
+    // And the block itself round-trips with its count.
+    let back = Block::from_bytes(&block.to_bytes(), &Limits::default()).unwrap();
+    assert_eq!(back.header.tx_count as usize, back.txs.len());
 }
 
 #[test]
@@ -513,6 +623,7 @@ fn header() -> impl Strategy<Value = BlockHeader> {
     (
         "[!-~]{1,64}",
         any::<u64>(),
+        0u32..=10_000, // Limits::default().max_txs_per_block
         digest(),
         digest(),
         digest(),
@@ -520,9 +631,10 @@ fn header() -> impl Strategy<Value = BlockHeader> {
         any::<u64>(),
         digest(),
     )
-        .prop_map(|(chain, h, p, t, s, r, ts, pr)| BlockHeader {
+        .prop_map(|(chain, h, n, p, t, s, r, ts, pr)| BlockHeader {
             chain_id: ChainId::new(&chain).unwrap(),
             height: Height(h),
+            tx_count: n,
             parent: BlockHash(p),
             tx_root: t,
             state_root: s,
@@ -562,8 +674,10 @@ fn receipt() -> impl Strategy<Value = Receipt> {
 }
 
 fn block() -> impl Strategy<Value = Block> {
-    (header(), proptest::collection::vec(signed_tx(), 0..4))
-        .prop_map(|(header, txs)| Block { header, txs })
+    (header(), proptest::collection::vec(signed_tx(), 0..4)).prop_map(|(mut header, txs)| {
+        header.tx_count = txs.len() as u32;
+        Block { header, txs }
+    })
 }
 
 /// Round trip, then every strict prefix and a one-byte extension must be refused.
@@ -635,7 +749,7 @@ proptest! {
     fn mutated_encodings_never_panic(stx in signed_tx(), at in any::<prop::sample::Index>(), byte in any::<u8>()) {
         // Random bytes rarely get past the header; flipping one byte of a valid encoding does.
         let mut bytes = Block { header: BlockHeader {
-            chain_id: ChainId::new("c").unwrap(), height: Height(1), parent: BlockHash(Digest([0; 32])),
+            chain_id: ChainId::new("c").unwrap(), height: Height(1), tx_count: 1, parent: BlockHash(Digest([0; 32])),
             tx_root: Digest([0; 32]), state_root: Digest([0; 32]), receipts_root: Digest([0; 32]),
             timestamp: Timestamp(0), proposer: Digest([0; 32]) }, txs: vec![stx] }.to_bytes();
         let i = at.index(bytes.len());

@@ -45,12 +45,17 @@ if __name__ == "__main__":
     tx_id = h(b"GMCHAIN-TX-V1\0" + tx)
     print("TX_ID_HEX", tx_id.hex())
     print("BLOCK_TX_ROOT_HEX", mth([tx_id]).hex())
+    # version 01, type 03 | chain_id "gov-bj-1" | height 7 (u64) | tx_count 1 (u32, the one
+    # transaction of the KAT block) | parent | tx_root | state_root | receipts_root
+    # | timestamp 1700000000000 ms (u64) | proposer
     header = bytes.fromhex(
-        "010300000008676f762d626a2d310000000000000007"
+        "0103" + "00000008" + b"gov-bj-1".hex() + "%016x" % 7
+        + "%08x" % 1
         + "aa" * 32 + "bb" * 32 + "cc" * 32 + "dd" * 32
         + "0000018bcfe56800"
         + "ee" * 32
     )
+    print("HEADER_HEX", header.hex())
     print("HEADER_HASH_HEX", h(b"GMCHAIN-HEADER-V1\0" + header).hex())
     receipt = bytes.fromhex(
         "0105" + "44" * 32
