@@ -1,0 +1,549 @@
+//! The typed chain store over a [`KvBackend`].
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use crypto::Digest;
+use state::{EMPTY_ROOT, Node, NodeStore, StateError, UpdateBatch};
+use types::{
+    Block, BlockHash, BlockHeader, Decode, Encode, Height, Limits, Receipt, SignedTx, TxId,
+    receipts_root,
+};
+
+use crate::backend::{KvBackend, Table, WriteBatch};
+use crate::error::{IntegrityError, IntegrityFault, StorageError};
+
+/// The Meta key of the tip pointer: height (u64 BE) ‖ block hash (32 bytes).
+const TIP_KEY: &[u8] = b"tip";
+const TIP_LEN: usize = 40;
+const LOCATION_LEN: usize = 12;
+
+/// The last committed block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tip {
+    /// Its height.
+    pub height: Height,
+    /// Its hash.
+    pub hash: BlockHash,
+}
+
+/// Where a transaction sits in the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxLocation {
+    /// The block height.
+    pub height: Height,
+    /// The position in the block.
+    pub position: u32,
+}
+
+impl TxLocation {
+    fn encode(self) -> [u8; LOCATION_LEN] {
+        let mut out = [0u8; LOCATION_LEN];
+        out[..8].copy_from_slice(&self.height.0.to_be_bytes());
+        out[8..].copy_from_slice(&self.position.to_be_bytes());
+        out
+    }
+
+    fn decode(table: Table, what: &'static str, bytes: &[u8]) -> Result<Self, StorageError> {
+        let arr: [u8; LOCATION_LEN] = bytes.try_into().map_err(|_| StorageError::BadLength {
+            table,
+            what,
+            len: bytes.len(),
+            expected: LOCATION_LEN,
+        })?;
+        let (h, p) = arr.split_at(8);
+        Ok(Self {
+            height: Height(u64::from_be_bytes(h.try_into().unwrap_or_default())),
+            position: u32::from_be_bytes(p.try_into().unwrap_or_default()),
+        })
+    }
+}
+
+fn height_key(h: Height) -> [u8; 8] {
+    h.0.to_be_bytes()
+}
+
+fn decode<T: Decode>(table: Table, bytes: &[u8], limits: &Limits) -> Result<T, StorageError> {
+    T::from_bytes(bytes, limits).map_err(|source| StorageError::Decode { table, source })
+}
+
+/// Headers, blocks, the transaction index, receipts, state nodes and the tip, over a
+/// [`KvBackend`]. Every block is written in one batch by [`ChainStore::commit_block`].
+#[derive(Debug)]
+pub struct ChainStore<B: KvBackend> {
+    backend: B,
+    limits: Limits,
+    // Serialises commits so that the tip read and the batch written are one step.
+    commit: Mutex<()>,
+}
+
+impl<B: KvBackend> ChainStore<B> {
+    /// Returns a store over `backend` that decodes stored values under `limits`.
+    pub fn new(backend: B, limits: Limits) -> Self {
+        Self {
+            backend,
+            limits,
+            commit: Mutex::new(()),
+        }
+    }
+
+    /// Returns the backend (tools and tests read raw values through it).
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Returns the tip, or `None` for an empty store.
+    pub fn tip(&self) -> Result<Option<Tip>, StorageError> {
+        let Some(bytes) = self.backend.get(Table::Meta, TIP_KEY)? else {
+            return Ok(None);
+        };
+        let arr: [u8; TIP_LEN] =
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| StorageError::BadLength {
+                    table: Table::Meta,
+                    what: "tip pointer",
+                    len: bytes.len(),
+                    expected: TIP_LEN,
+                })?;
+        let (h, hash) = arr.split_at(8);
+        Ok(Some(Tip {
+            height: Height(u64::from_be_bytes(h.try_into().unwrap_or_default())),
+            hash: BlockHash(Digest(hash.try_into().unwrap_or_default())),
+        }))
+    }
+
+    /// Returns the header at `height`.
+    pub fn header(&self, height: Height) -> Result<Option<BlockHeader>, StorageError> {
+        self.backend
+            .get(Table::Headers, &height_key(height))?
+            .map(|b| decode(Table::Headers, &b, &self.limits))
+            .transpose()
+    }
+
+    /// Returns the block at `height`.
+    pub fn block(&self, height: Height) -> Result<Option<Block>, StorageError> {
+        self.backend
+            .get(Table::Blocks, &height_key(height))?
+            .map(|b| decode(Table::Blocks, &b, &self.limits))
+            .transpose()
+    }
+
+    /// Returns where transaction `id` was included.
+    pub fn tx_location(&self, id: &TxId) -> Result<Option<TxLocation>, StorageError> {
+        self.backend
+            .get(Table::TxIndex, id.as_bytes())?
+            .map(|b| TxLocation::decode(Table::TxIndex, "tx location", &b))
+            .transpose()
+    }
+
+    /// Returns transaction `id` and where it was included.
+    pub fn tx(&self, id: &TxId) -> Result<Option<(SignedTx, TxLocation)>, StorageError> {
+        let Some(loc) = self.tx_location(id)? else {
+            return Ok(None);
+        };
+        let Some(block) = self.block(loc.height)? else {
+            return Ok(None);
+        };
+        let tx = usize::try_from(loc.position)
+            .ok()
+            .and_then(|p| block.txs.get(p))
+            .filter(|tx| tx.tx_id() == *id)
+            .cloned();
+        Ok(tx.map(|tx| (tx, loc)))
+    }
+
+    /// Returns the receipt of transaction `id`.
+    pub fn receipt(&self, id: &TxId) -> Result<Option<Receipt>, StorageError> {
+        let Some(loc) = self.tx_location(id)? else {
+            return Ok(None);
+        };
+        Ok(self.receipt_at(loc)?.filter(|r: &Receipt| r.tx_id == *id))
+    }
+
+    /// Returns the receipt at a block position.
+    pub fn receipt_at(&self, loc: TxLocation) -> Result<Option<Receipt>, StorageError> {
+        self.backend
+            .get(Table::Receipts, &loc.encode())?
+            .map(|b| decode(Table::Receipts, &b, &self.limits))
+            .transpose()
+    }
+
+    /// Returns a read-only [`NodeStore`] over the committed state nodes.
+    pub fn state_nodes(&self) -> StateNodes<'_, B> {
+        StateNodes {
+            backend: &self.backend,
+        }
+    }
+
+    /// Commits `block`, its `receipts` (one per transaction, in order) and the state nodes of
+    /// `state` in one atomic write batch, and moves the tip to it.
+    ///
+    /// Refuses, writing nothing, a block whose height is not the tip's plus one (0 on an empty
+    /// store), whose parent is not the tip, whose `tx_count`, `tx_root`, `receipts_root` or
+    /// `state_root` disagree with its contents, or that repeats a committed transaction.
+    pub fn commit_block(
+        &self,
+        block: &Block,
+        receipts: &[Receipt],
+        state: UpdateBatch,
+    ) -> Result<(), StorageError> {
+        let _guard = self.commit.lock().map_err(|_| {
+            StorageError::Backend(Box::new(std::io::Error::other("commit lock poisoned")))
+        })?;
+        let batch = self.prepare_commit(block, receipts, &state)?;
+        self.backend.write(batch)
+    }
+
+    /// Runs every check of [`ChainStore::commit_block`] and returns the one batch it would
+    /// write, without writing it. For tools and fault-injection tests; a node commits with
+    /// [`ChainStore::commit_block`], which holds the commit lock from check to write.
+    pub fn prepare_commit(
+        &self,
+        block: &Block,
+        receipts: &[Receipt],
+        state: &UpdateBatch,
+    ) -> Result<WriteBatch, StorageError> {
+        let h = &block.header;
+        let height = h.height;
+        let (expected, tip_hash) = match self.tip()? {
+            None => (Height(0), BlockHash::GENESIS_PARENT),
+            Some(t) => (
+                t.height
+                    .next()
+                    .ok_or(StorageError::HeightOverflow { height: t.height })?,
+                t.hash,
+            ),
+        };
+        if height != expected {
+            return Err(StorageError::HeightNotNext { height, expected });
+        }
+        if h.parent != tip_hash {
+            return Err(StorageError::ParentMismatch {
+                height,
+                parent: h.parent,
+                tip: tip_hash,
+            });
+        }
+        if usize::try_from(h.tx_count).ok() != Some(block.txs.len()) {
+            return Err(StorageError::TxCountMismatch {
+                height,
+                declared: h.tx_count,
+                actual: block.txs.len(),
+            });
+        }
+        let computed = block.tx_root();
+        if computed != h.tx_root {
+            return Err(StorageError::TxRootMismatch {
+                height,
+                declared: h.tx_root,
+                computed,
+            });
+        }
+        let ids: Vec<TxId> = block.txs.iter().map(SignedTx::tx_id).collect();
+        // One receipt per transaction, in order: the first position where the two disagree
+        // (including a missing or an extra receipt) is refused.
+        let matches = |i: usize| match (ids.get(i), receipts.get(i)) {
+            (Some(id), Some(r)) => *id == r.tx_id,
+            _ => false,
+        };
+        if let Some(position) = (0..ids.len().max(receipts.len())).find(|&i| !matches(i)) {
+            return Err(StorageError::ReceiptMismatch { height, position });
+        }
+        let computed = receipts_root(receipts);
+        if computed != h.receipts_root {
+            return Err(StorageError::ReceiptsRootMismatch {
+                height,
+                declared: h.receipts_root,
+                computed,
+            });
+        }
+        if state.root != h.state_root {
+            return Err(StorageError::StateRootMismatch {
+                height,
+                declared: h.state_root,
+                computed: state.root,
+            });
+        }
+        let mut seen = HashSet::new();
+        for id in &ids {
+            if !seen.insert(*id) || self.backend.get(Table::TxIndex, id.as_bytes())?.is_some() {
+                return Err(StorageError::DuplicateTx { height, tx_id: *id });
+            }
+        }
+
+        let mut batch = WriteBatch::new();
+        batch.put(Table::Headers, height_key(height), h.to_bytes());
+        batch.put(Table::Blocks, height_key(height), block.to_bytes());
+        for (i, (id, receipt)) in ids.iter().zip(receipts).enumerate() {
+            let loc = TxLocation {
+                height,
+                position: u32::try_from(i).unwrap_or(u32::MAX),
+            };
+            batch.put(Table::TxIndex, id.as_bytes().to_vec(), loc.encode());
+            batch.put(Table::Receipts, loc.encode(), receipt.to_bytes());
+        }
+        for (hash, node) in &state.nodes {
+            batch.put(Table::StateNodes, hash.0, node.encode());
+        }
+        let mut tip = Vec::with_capacity(TIP_LEN);
+        tip.extend_from_slice(&height_key(height));
+        tip.extend_from_slice(h.hash().as_bytes());
+        batch.put(Table::Meta, TIP_KEY, tip);
+        Ok(batch)
+    }
+
+    /// Checks the tip before the node runs: the tip pointer names a stored header whose hash it
+    /// records and which links to its parent; the block, its receipts, transaction index and
+    /// state root are there and agree with the header; and nothing is stored above the tip (a
+    /// half-written commit). An empty store passes only if it holds no block.
+    pub fn check_tip_on_startup(&self) -> Result<Option<Tip>, IntegrityError> {
+        let tip = self.tip().map_err(|source| IntegrityError {
+            height: Height(0),
+            fault: IntegrityFault::Unreadable {
+                table: Table::Meta,
+                source,
+            },
+        })?;
+        let above = match tip {
+            None => Height(0),
+            Some(t) => match t.height.next() {
+                Some(h) => h,
+                None => return Ok(tip),
+            },
+        };
+        // Data above the tip pointer: a batch half-applied by a backend that broke atomicity.
+        let beyond = |table: Table, key: &[u8]| -> Result<(), IntegrityError> {
+            match self.backend.get(table, key) {
+                Ok(None) => Ok(()),
+                Ok(Some(_)) => Err(IntegrityError {
+                    height: above,
+                    fault: IntegrityFault::DataBeyondTip { table },
+                }),
+                Err(source) => Err(IntegrityError {
+                    height: above,
+                    fault: IntegrityFault::Unreadable { table, source },
+                }),
+            }
+        };
+        beyond(Table::Headers, &height_key(above))?;
+        beyond(Table::Blocks, &height_key(above))?;
+        beyond(
+            Table::Receipts,
+            &TxLocation {
+                height: above,
+                position: 0,
+            }
+            .encode(),
+        )?;
+        let Some(t) = tip else { return Ok(None) };
+        self.verify_height(t.height, Some(t.hash))?;
+        let header = self.header(t.height).ok().flatten().ok_or(IntegrityError {
+            height: t.height,
+            fault: IntegrityFault::Missing {
+                table: Table::Headers,
+                what: "header".into(),
+            },
+        })?;
+        if header.state_root != EMPTY_ROOT {
+            let present = self
+                .backend
+                .get(Table::StateNodes, header.state_root.as_bytes())
+                .map_err(|source| IntegrityError {
+                    height: t.height,
+                    fault: IntegrityFault::Unreadable {
+                        table: Table::StateNodes,
+                        source,
+                    },
+                })?;
+            if present.is_none() {
+                return Err(IntegrityError {
+                    height: t.height,
+                    fault: IntegrityFault::Missing {
+                        table: Table::StateNodes,
+                        what: "state root node".into(),
+                    },
+                });
+            }
+        }
+        Ok(tip)
+    }
+
+    /// Verifies heights `from..=to`: each header decodes, is at its height and links to the
+    /// previous header's recomputed hash; the stored block carries the same header and its
+    /// transactions give `tx_root`; the stored receipts are for those transactions and give
+    /// `receipts_root`; the transaction index points at each; and the tip's hash matches the
+    /// tip pointer. Returns the first bad height and what failed there.
+    pub fn verify_chain(&self, from: Height, to: Height) -> Result<(), IntegrityError> {
+        let tip = self.tip().map_err(|source| IntegrityError {
+            height: from,
+            fault: IntegrityFault::Unreadable {
+                table: Table::Meta,
+                source,
+            },
+        })?;
+        let tip_height = tip.map(|t| t.height);
+        if tip_height.is_none_or(|t| to > t) {
+            let height = match tip_height.and_then(Height::next) {
+                Some(next) => next.max(from),
+                None => from,
+            };
+            return Err(IntegrityError {
+                height,
+                fault: IntegrityFault::BeyondTip { tip: tip_height },
+            });
+        }
+        let mut h = from;
+        while h <= to {
+            let recorded = tip.filter(|t| t.height == h).map(|t| t.hash);
+            self.verify_height(h, recorded)?;
+            match h.next() {
+                Some(n) => h = n,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies the whole chain, genesis to tip (`gmchain node verify-store`).
+    pub fn verify_all(&self) -> Result<Option<Tip>, IntegrityError> {
+        let tip = self.check_tip_on_startup()?;
+        if let Some(t) = tip {
+            self.verify_chain(Height(0), t.height)?;
+        }
+        Ok(tip)
+    }
+
+    fn verify_height(
+        &self,
+        height: Height,
+        recorded: Option<BlockHash>,
+    ) -> Result<(), IntegrityError> {
+        let fail = |fault| IntegrityError { height, fault };
+        let unreadable = |table| move |source| fail(IntegrityFault::Unreadable { table, source });
+        let missing = |table, what: &str| {
+            fail(IntegrityFault::Missing {
+                table,
+                what: what.into(),
+            })
+        };
+
+        let header = self
+            .header(height)
+            .map_err(unreadable(Table::Headers))?
+            .ok_or_else(|| missing(Table::Headers, "header"))?;
+        if header.height != height {
+            return Err(fail(IntegrityFault::HeaderHeight {
+                found: header.height,
+            }));
+        }
+        let hash = header.hash();
+        if let Some(recorded) = recorded
+            && recorded != hash
+        {
+            return Err(fail(IntegrityFault::TipHash {
+                recorded,
+                computed: hash,
+            }));
+        }
+        let expected_parent = match height.0.checked_sub(1).map(Height) {
+            None => BlockHash::GENESIS_PARENT,
+            Some(prev) => {
+                // A bad previous header is reported at its own height.
+                let prev_header = self
+                    .header(prev)
+                    .map_err(|source| IntegrityError {
+                        height: prev,
+                        fault: IntegrityFault::Unreadable {
+                            table: Table::Headers,
+                            source,
+                        },
+                    })?
+                    .ok_or(IntegrityError {
+                        height: prev,
+                        fault: IntegrityFault::Missing {
+                            table: Table::Headers,
+                            what: "header".into(),
+                        },
+                    })?;
+                prev_header.hash()
+            }
+        };
+        if header.parent != expected_parent {
+            return Err(fail(IntegrityFault::ParentLink {
+                parent: header.parent,
+                expected: expected_parent,
+            }));
+        }
+
+        let block = self
+            .block(height)
+            .map_err(unreadable(Table::Blocks))?
+            .ok_or_else(|| missing(Table::Blocks, "block"))?;
+        if block.header != header {
+            return Err(fail(IntegrityFault::BlockHeader));
+        }
+        let computed = block.tx_root();
+        if computed != header.tx_root {
+            return Err(fail(IntegrityFault::TxRoot {
+                declared: header.tx_root,
+                computed,
+            }));
+        }
+
+        let mut receipts = Vec::with_capacity(block.txs.len());
+        for (i, tx) in block.txs.iter().enumerate() {
+            let loc = TxLocation {
+                height,
+                position: u32::try_from(i).unwrap_or(u32::MAX),
+            };
+            let receipt = self
+                .receipt_at(loc)
+                .map_err(unreadable(Table::Receipts))?
+                .ok_or_else(|| missing(Table::Receipts, &format!("receipt {i}")))?;
+            let id = tx.tx_id();
+            if receipt.tx_id != id {
+                return Err(fail(IntegrityFault::ReceiptTx {
+                    position: loc.position,
+                }));
+            }
+            let indexed = self.tx_location(&id).map_err(unreadable(Table::TxIndex))?;
+            if indexed != Some(loc) {
+                return Err(fail(IntegrityFault::TxIndex {
+                    position: loc.position,
+                }));
+            }
+            receipts.push(receipt);
+        }
+        let computed = receipts_root(&receipts);
+        if computed != header.receipts_root {
+            return Err(fail(IntegrityFault::ReceiptsRoot {
+                declared: header.receipts_root,
+                computed,
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// A read-only [`NodeStore`] over the `StateNodes` table. State nodes are written only with
+/// their block, by [`ChainStore::commit_block`]; [`NodeStore::write`] here is refused.
+#[derive(Debug)]
+pub struct StateNodes<'a, B: KvBackend> {
+    backend: &'a B,
+}
+
+impl<B: KvBackend> NodeStore for StateNodes<'_, B> {
+    fn get(&self, hash: &Digest) -> Result<Option<Node>, StateError> {
+        let bytes = self
+            .backend
+            .get(Table::StateNodes, hash.as_bytes())
+            .map_err(|e| StateError::Backend(Box::new(e)))?;
+        bytes.map(|b| Node::decode(&b)).transpose()
+    }
+
+    fn write(&mut self, _nodes: Vec<(Digest, Node)>) -> Result<(), StateError> {
+        Err(StateError::Backend(Box::new(StorageError::ReadOnly)))
+    }
+}

@@ -1,0 +1,598 @@
+//! Integration tests of the `storage` crate over the in-memory backend: a signed chain
+//! committed and read back, tampering found by height, half-written commits refused at
+//! start-up, and refused commits that write nothing.
+
+use std::sync::Arc;
+
+use crypto::{Digest, UserId};
+use crypto_sm::rng::SeededRandom;
+use crypto_sm::sm2::PrivateKey;
+use crypto_sm::{SoftSigner, SoftwareProvider};
+use state::{EMPTY_ROOT, NodeStore, StateError, UpdateBatch};
+use storage::{
+    ChainStore, IntegrityError, IntegrityFault, KvBackend, MemBackend, StorageError, Table,
+    TxLocation, WriteBatch, WriteOp,
+};
+use types::{
+    Block, BlockHash, BlockHeader, Call, ChainId, Encode, Event, Height, Limits, Receipt, Sender,
+    SignedTx, Status, Timestamp, Transaction,
+};
+
+const CHAIN_LEN: u64 = 20;
+
+fn signer() -> SoftSigner {
+    let provider = SoftwareProvider::new(Arc::new(SeededRandom::new(7)));
+    provider.signer(PrivateKey::from_bytes(&[0x5a; 32]).unwrap())
+}
+
+fn salt(height: u64, i: usize) -> [u8; 16] {
+    let mut s = [0xa5; 16];
+    s[..8].copy_from_slice(&height.to_be_bytes());
+    s[8] = u8::try_from(i).unwrap();
+    s
+}
+
+fn tx(signer: &SoftSigner, height: u64, i: usize) -> SignedTx {
+    let body = Transaction {
+        chain_id: ChainId::new("gov-bj-1").unwrap(),
+        salt: salt(height, i),
+        expiry: Height(height + 100),
+        sender: Sender::Registered(Digest([0x11; 32])),
+        call: Call {
+            contract: "registry".into(),
+            method: "put".into(),
+            args: vec![format!("k{height}-{i}").into_bytes(), b"v".to_vec()],
+        },
+    };
+    SignedTx::sign(body, signer, &UserId::default()).unwrap()
+}
+
+fn receipt_for(tx: &SignedTx, i: usize) -> Receipt {
+    let status = if i % 3 == 2 {
+        Status::Failed {
+            code: 7,
+            message: "denied".into(),
+        }
+    } else {
+        Status::Success
+    };
+    Receipt {
+        tx_id: tx.tx_id(),
+        status,
+        events: vec![Event {
+            contract: "registry".into(),
+            name: "put".into(),
+            data: vec![0x42, u8::try_from(i).unwrap()],
+        }],
+    }
+}
+
+/// Builds the next block on `store`'s tip, with `n` transactions, its receipts and state.
+fn next_block(
+    store: &ChainStore<MemBackend>,
+    signer: &SoftSigner,
+    n: usize,
+) -> (Block, Vec<Receipt>, UpdateBatch) {
+    let (height, parent, prev_root) = match store.tip().unwrap() {
+        None => (0, BlockHash::GENESIS_PARENT, EMPTY_ROOT),
+        Some(t) => (
+            t.height.0 + 1,
+            t.hash,
+            store.header(t.height).unwrap().unwrap().state_root,
+        ),
+    };
+    let txs: Vec<SignedTx> = (0..n).map(|i| tx(signer, height, i)).collect();
+    let receipts: Vec<Receipt> = txs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| receipt_for(t, i))
+        .collect();
+    let updates: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..n)
+        .map(|i| (format!("k{height}-{i}").into_bytes(), Some(b"v".to_vec())))
+        .chain([(b"height".to_vec(), Some(height.to_be_bytes().to_vec()))])
+        .collect();
+    let state = state::apply(&store.state_nodes(), prev_root, &updates).unwrap();
+    let mut block = Block {
+        header: BlockHeader {
+            chain_id: ChainId::new("gov-bj-1").unwrap(),
+            height: Height(height),
+            tx_count: u32::try_from(n).unwrap(),
+            parent,
+            tx_root: Digest([0; 32]),
+            state_root: state.root,
+            receipts_root: types::receipts_root(&receipts),
+            timestamp: Timestamp(1_700_000_000_000 + height * 1000),
+            proposer: Digest([0x22; 32]),
+        },
+        txs,
+    };
+    block.header.tx_root = block.tx_root();
+    (block, receipts, state)
+}
+
+fn chain() -> (ChainStore<MemBackend>, SoftSigner) {
+    let store = ChainStore::new(MemBackend::new(), Limits::default());
+    let s = signer();
+    for h in 0..CHAIN_LEN {
+        let (block, receipts, state) = next_block(&store, &s, usize::try_from(h % 4).unwrap());
+        store.commit_block(&block, &receipts, state).unwrap();
+    }
+    (store, s)
+}
+
+fn key(h: u64) -> [u8; 8] {
+    h.to_be_bytes()
+}
+
+/// Flips one byte of a stored value, through the backend.
+fn flip(store: &ChainStore<MemBackend>, table: Table, key: &[u8], at: impl Fn(&[u8]) -> usize) {
+    let mut value = store.backend().get(table, key).unwrap().unwrap();
+    let i = at(&value);
+    value[i] ^= 0x01;
+    let mut batch = WriteBatch::new();
+    batch.put(table, key.to_vec(), value);
+    store.backend().write(batch).unwrap();
+}
+
+fn height_of(e: IntegrityError) -> (u64, IntegrityFault) {
+    (e.height.0, e.fault)
+}
+
+#[test]
+fn commit_chain_read_back_and_verify() {
+    let (store, s) = chain();
+    let tip = store.tip().unwrap().unwrap();
+    assert_eq!(tip.height, Height(CHAIN_LEN - 1));
+    let tip_header = store.header(tip.height).unwrap().unwrap();
+    assert_eq!(tip_header.hash(), tip.hash);
+
+    for h in 0..CHAIN_LEN {
+        let header = store.header(Height(h)).unwrap().unwrap();
+        let block = store.block(Height(h)).unwrap().unwrap();
+        assert_eq!(block.header, header);
+        assert_eq!(block.txs.len(), usize::try_from(h % 4).unwrap());
+        if h > 0 {
+            let prev = store.header(Height(h - 1)).unwrap().unwrap();
+            assert_eq!(header.parent, prev.hash());
+        }
+        for (i, t) in block.txs.iter().enumerate() {
+            let expected = tx(&s, h, i);
+            assert_eq!(t.tx_id(), expected.tx_id());
+            let (got, loc) = store.tx(&t.tx_id()).unwrap().unwrap();
+            assert_eq!(&got, t);
+            assert_eq!(
+                loc,
+                TxLocation {
+                    height: Height(h),
+                    position: u32::try_from(i).unwrap()
+                }
+            );
+            assert_eq!(
+                store.receipt(&t.tx_id()).unwrap().unwrap(),
+                receipt_for(t, i)
+            );
+            // The state written with the block is readable through the NodeStore view.
+            let key = format!("k{h}-{i}").into_bytes();
+            assert_eq!(
+                state::get(&store.state_nodes(), tip_header.state_root, &key).unwrap(),
+                Some(b"v".to_vec())
+            );
+        }
+    }
+    assert_eq!(store.header(Height(CHAIN_LEN)).unwrap(), None);
+    assert_eq!(store.block(Height(CHAIN_LEN)).unwrap(), None);
+    let absent = tx(&s, 999, 0).tx_id();
+    assert!(store.tx(&absent).unwrap().is_none());
+    assert!(store.receipt(&absent).unwrap().is_none());
+    assert_eq!(
+        state::get(&store.state_nodes(), tip_header.state_root, b"height").unwrap(),
+        Some((CHAIN_LEN - 1).to_be_bytes().to_vec())
+    );
+
+    store.verify_chain(Height(0), tip.height).unwrap();
+    store.verify_chain(Height(5), Height(9)).unwrap();
+    assert_eq!(store.check_tip_on_startup().unwrap(), Some(tip));
+    assert_eq!(store.verify_all().unwrap(), Some(tip));
+}
+
+#[test]
+fn empty_store() {
+    let store = ChainStore::new(MemBackend::new(), Limits::default());
+    assert_eq!(store.tip().unwrap(), None);
+    assert_eq!(store.check_tip_on_startup().unwrap(), None);
+    assert_eq!(store.verify_all().unwrap(), None);
+    let (h, fault) = height_of(store.verify_chain(Height(0), Height(0)).unwrap_err());
+    assert_eq!(h, 0);
+    assert!(matches!(fault, IntegrityFault::BeyondTip { tip: None }));
+}
+
+#[test]
+fn verify_beyond_tip_is_refused() {
+    let (store, _) = chain();
+    let (h, fault) = height_of(
+        store
+            .verify_chain(Height(0), Height(CHAIN_LEN))
+            .unwrap_err(),
+    );
+    assert_eq!(h, CHAIN_LEN);
+    assert!(matches!(fault, IntegrityFault::BeyondTip { tip: Some(t) } if t.0 == CHAIN_LEN - 1));
+}
+
+#[test]
+fn tampered_block_names_its_height() {
+    let (store, s) = chain();
+    // Flip a byte of the salt of the first transaction of block 7: its ID, hence tx_root,
+    // changes.
+    let needle = salt(7, 0);
+    flip(&store, Table::Blocks, &key(7), |v| {
+        v.windows(16).position(|w| w == needle).unwrap() + 3
+    });
+    let (h, fault) = height_of(
+        store
+            .verify_chain(Height(0), Height(CHAIN_LEN - 1))
+            .unwrap_err(),
+    );
+    assert_eq!(h, 7);
+    assert!(matches!(fault, IntegrityFault::TxRoot { .. }), "{fault:?}");
+    // Heights before it are fine; the start-up check looks at the tip only.
+    store.verify_chain(Height(0), Height(6)).unwrap();
+    store.check_tip_on_startup().unwrap();
+    assert!(store.tx(&tx(&s, 7, 0).tx_id()).unwrap().is_none());
+}
+
+#[test]
+fn undecodable_block_names_its_height() {
+    let (store, _) = chain();
+    flip(&store, Table::Blocks, &key(3), |_| 0); // the format version byte
+    let (h, fault) = height_of(
+        store
+            .verify_chain(Height(0), Height(CHAIN_LEN - 1))
+            .unwrap_err(),
+    );
+    assert_eq!(h, 3);
+    assert!(
+        matches!(
+            fault,
+            IntegrityFault::Unreadable {
+                table: Table::Blocks,
+                source: StorageError::Decode { .. }
+            }
+        ),
+        "{fault:?}"
+    );
+}
+
+#[test]
+fn tampered_header_names_its_height() {
+    let (store, _) = chain();
+    // The last byte is in `proposer`: the header still decodes but no longer matches the
+    // block's copy, and its hash no longer matches block 6's parent.
+    flip(&store, Table::Headers, &key(5), |v| v.len() - 1);
+    let (h, fault) = height_of(
+        store
+            .verify_chain(Height(0), Height(CHAIN_LEN - 1))
+            .unwrap_err(),
+    );
+    assert_eq!(h, 5);
+    assert!(matches!(fault, IntegrityFault::BlockHeader), "{fault:?}");
+    let (h, fault) = height_of(store.verify_chain(Height(6), Height(6)).unwrap_err());
+    assert_eq!(h, 6);
+    assert!(
+        matches!(fault, IntegrityFault::ParentLink { .. }),
+        "{fault:?}"
+    );
+}
+
+#[test]
+fn tampered_tip_header_is_refused_at_startup() {
+    let (store, _) = chain();
+    let tip = CHAIN_LEN - 1;
+    flip(&store, Table::Headers, &key(tip), |v| v.len() - 1);
+    let (h, fault) = height_of(store.check_tip_on_startup().unwrap_err());
+    assert_eq!(h, tip);
+    assert!(matches!(fault, IntegrityFault::TipHash { .. }), "{fault:?}");
+}
+
+#[test]
+fn tampered_receipt_names_its_height() {
+    let (store, _) = chain();
+    // Block 9 has one transaction; the receipt's last byte is event data.
+    let loc = [key(9).as_slice(), &0u32.to_be_bytes()].concat();
+    flip(&store, Table::Receipts, &loc, |v| v.len() - 1);
+    let (h, fault) = height_of(
+        store
+            .verify_chain(Height(0), Height(CHAIN_LEN - 1))
+            .unwrap_err(),
+    );
+    assert_eq!(h, 9);
+    assert!(
+        matches!(fault, IntegrityFault::ReceiptsRoot { .. }),
+        "{fault:?}"
+    );
+}
+
+#[test]
+fn tip_pointer_ahead_of_data_is_refused() {
+    let (store, s) = chain();
+    let (block, receipts, state) = next_block(&store, &s, 3);
+    let batch = store.prepare_commit(&block, &receipts, &state).unwrap();
+    // A backend that broke atomicity wrote the tip pointer and nothing else.
+    store
+        .backend()
+        .write_partial(batch, |op| {
+            matches!(
+                op,
+                WriteOp::Put {
+                    table: Table::Meta,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    let (h, fault) = height_of(store.check_tip_on_startup().unwrap_err());
+    assert_eq!(h, CHAIN_LEN);
+    assert!(
+        matches!(
+            fault,
+            IntegrityFault::Missing {
+                table: Table::Headers,
+                ..
+            }
+        ),
+        "{fault:?}"
+    );
+    assert_eq!(height_of(store.verify_all().unwrap_err()).0, CHAIN_LEN);
+}
+
+#[test]
+fn data_beyond_tip_pointer_is_refused() {
+    let (store, s) = chain();
+    let (block, receipts, state) = next_block(&store, &s, 2);
+    let batch = store.prepare_commit(&block, &receipts, &state).unwrap();
+    // Everything but the tip pointer was written.
+    store
+        .backend()
+        .write_partial(batch, |op| {
+            !matches!(
+                op,
+                WriteOp::Put {
+                    table: Table::Meta,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    let (h, fault) = height_of(store.check_tip_on_startup().unwrap_err());
+    assert_eq!(h, CHAIN_LEN);
+    assert!(
+        matches!(fault, IntegrityFault::DataBeyondTip { .. }),
+        "{fault:?}"
+    );
+
+    // Only the receipts of the next block landed.
+    let (store, s) = chain();
+    let (block, receipts, state) = next_block(&store, &s, 2);
+    let batch = store.prepare_commit(&block, &receipts, &state).unwrap();
+    store
+        .backend()
+        .write_partial(batch, |op| {
+            matches!(
+                op,
+                WriteOp::Put {
+                    table: Table::Receipts,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    let (h, fault) = height_of(store.check_tip_on_startup().unwrap_err());
+    assert_eq!(h, CHAIN_LEN);
+    assert!(
+        matches!(
+            fault,
+            IntegrityFault::DataBeyondTip {
+                table: Table::Receipts
+            }
+        ),
+        "{fault:?}"
+    );
+}
+
+/// Asserts that `commit` is refused with an error matching `check` and writes nothing.
+fn refused(
+    store: &ChainStore<MemBackend>,
+    block: &Block,
+    receipts: &[Receipt],
+    state: UpdateBatch,
+    check: impl Fn(&StorageError) -> bool,
+) {
+    let before = store.backend().len().unwrap();
+    let tip = store.tip().unwrap();
+    let e = store.commit_block(block, receipts, state).unwrap_err();
+    assert!(check(&e), "unexpected error: {e:?}");
+    assert_eq!(store.backend().len().unwrap(), before);
+    assert_eq!(store.tip().unwrap(), tip);
+}
+
+#[test]
+fn bad_blocks_are_refused_and_write_nothing() {
+    let (store, s) = chain();
+    let next = Height(CHAIN_LEN);
+    let (good, receipts, state) = next_block(&store, &s, 3);
+
+    let mut b = good.clone();
+    b.header.height = Height(CHAIN_LEN + 1);
+    refused(&store, &b, &receipts, state.clone(), |e| {
+        matches!(e, StorageError::HeightNotNext { height, expected }
+            if height.0 == CHAIN_LEN + 1 && *expected == next)
+    });
+
+    let mut b = good.clone();
+    b.header.parent = BlockHash(Digest([9; 32]));
+    refused(
+        &store,
+        &b,
+        &receipts,
+        state.clone(),
+        |e| matches!(e, StorageError::ParentMismatch { height, .. } if *height == next),
+    );
+
+    let mut b = good.clone();
+    b.header.tx_root = Digest([1; 32]);
+    refused(
+        &store,
+        &b,
+        &receipts,
+        state.clone(),
+        |e| matches!(e, StorageError::TxRootMismatch { height, .. } if *height == next),
+    );
+
+    let mut b = good.clone();
+    b.header.receipts_root = Digest([1; 32]);
+    refused(
+        &store,
+        &b,
+        &receipts,
+        state.clone(),
+        |e| matches!(e, StorageError::ReceiptsRootMismatch { height, .. } if *height == next),
+    );
+
+    let mut b = good.clone();
+    b.header.state_root = Digest([1; 32]);
+    refused(
+        &store,
+        &b,
+        &receipts,
+        state.clone(),
+        |e| matches!(e, StorageError::StateRootMismatch { height, .. } if *height == next),
+    );
+
+    let mut b = good.clone();
+    b.header.tx_count = 2;
+    refused(
+        &store,
+        &b,
+        &receipts,
+        state.clone(),
+        |e| matches!(e, StorageError::TxCountMismatch { height, declared: 2, actual: 3 } if *height == next),
+    );
+
+    // Receipts missing, reordered or extra.
+    refused(
+        &store,
+        &good,
+        &receipts[..2],
+        state.clone(),
+        |e| matches!(e, StorageError::ReceiptMismatch { height, position: 2 } if *height == next),
+    );
+    let swapped = vec![
+        receipts[1].clone(),
+        receipts[0].clone(),
+        receipts[2].clone(),
+    ];
+    refused(&store, &good, &swapped, state.clone(), |e| {
+        matches!(e, StorageError::ReceiptMismatch { position: 0, .. })
+    });
+    let mut extra = receipts.clone();
+    extra.push(receipts[0].clone());
+    refused(&store, &good, &extra, state.clone(), |e| {
+        matches!(e, StorageError::ReceiptMismatch { position: 3, .. })
+    });
+
+    // A transaction already in the chain.
+    let mut b = good.clone();
+    b.txs[0] = tx(&s, 5, 0);
+    b.header.tx_root = b.tx_root();
+    let mut r = receipts.clone();
+    r[0] = receipt_for(&b.txs[0], 0);
+    b.header.receipts_root = types::receipts_root(&r);
+    refused(
+        &store,
+        &b,
+        &r,
+        state.clone(),
+        |e| matches!(e, StorageError::DuplicateTx { height, tx_id } if *height == next && *tx_id == b.txs[0].tx_id()),
+    );
+
+    // The good block still commits, and the chain verifies.
+    store.commit_block(&good, &receipts, state).unwrap();
+    store.verify_all().unwrap();
+}
+
+#[test]
+fn genesis_must_be_height_zero_with_zero_parent() {
+    let store = ChainStore::new(MemBackend::new(), Limits::default());
+    let s = signer();
+    let (good, receipts, state) = next_block(&store, &s, 1);
+    let mut b = good.clone();
+    b.header.height = Height(1);
+    refused(&store, &b, &receipts, state.clone(), |e| {
+        matches!(
+            e,
+            StorageError::HeightNotNext {
+                expected: Height(0),
+                ..
+            }
+        )
+    });
+    let mut b = good.clone();
+    b.header.parent = BlockHash(Digest([1; 32]));
+    refused(&store, &b, &receipts, state.clone(), |e| {
+        matches!(
+            e,
+            StorageError::ParentMismatch {
+                height: Height(0),
+                ..
+            }
+        )
+    });
+    assert!(store.backend().is_empty().unwrap());
+    store.commit_block(&good, &receipts, state).unwrap();
+    store.verify_all().unwrap();
+}
+
+#[test]
+fn state_view_is_read_only() {
+    let (store, _) = chain();
+    let mut view = store.state_nodes();
+    assert!(matches!(
+        view.write(Vec::new()),
+        Err(StateError::Backend(_))
+    ));
+    assert_eq!(view.get(&Digest([7; 32])).unwrap(), None);
+}
+
+#[test]
+fn encoded_values_are_the_canonical_codec() {
+    let (store, _) = chain();
+    let header = store.header(Height(3)).unwrap().unwrap();
+    assert_eq!(
+        store
+            .backend()
+            .get(Table::Headers, &key(3))
+            .unwrap()
+            .unwrap(),
+        header.to_bytes()
+    );
+    let tip = store.tip().unwrap().unwrap();
+    let raw = store.backend().get(Table::Meta, b"tip").unwrap().unwrap();
+    assert_eq!(raw[..8], tip.height.0.to_be_bytes());
+    assert_eq!(&raw[8..], tip.hash.as_bytes());
+}
+
+#[test]
+fn malformed_tip_pointer_is_an_error() {
+    let (store, _) = chain();
+    let mut batch = WriteBatch::new();
+    batch.put(Table::Meta, b"tip".to_vec(), vec![1, 2, 3]);
+    store.backend().write(batch).unwrap();
+    assert!(matches!(
+        store.tip(),
+        Err(StorageError::BadLength {
+            table: Table::Meta,
+            len: 3,
+            ..
+        })
+    ));
+    assert!(store.check_tip_on_startup().is_err());
+}
