@@ -241,6 +241,30 @@ fn tampered_block_names_its_height() {
 }
 
 #[test]
+fn tampered_signature_names_its_height() {
+    let (store, s) = chain();
+    // Flip the last byte of the signature of the first transaction of block 7 (the last byte
+    // of s: the DER stays strict). The transaction ID does not cover the signature, but the
+    // transactions root does (SignedTx::entry_hash), so tx_root no longer matches.
+    let stored = store.block(Height(7)).unwrap().unwrap();
+    let der = stored.txs[0].signature.to_der();
+    flip(&store, Table::Blocks, &key(7), |v| {
+        v.windows(der.len()).position(|w| w == der).unwrap() + der.len() - 1
+    });
+    let tampered = store.block(Height(7)).unwrap().unwrap();
+    assert_ne!(tampered.txs[0].signature, stored.txs[0].signature);
+    assert_eq!(tampered.txs[0].tx_id(), tx(&s, 7, 0).tx_id());
+    let (h, fault) = height_of(
+        store
+            .verify_chain(Height(0), Height(CHAIN_LEN - 1))
+            .unwrap_err(),
+    );
+    assert_eq!(h, 7);
+    assert!(matches!(fault, IntegrityFault::TxRoot { .. }), "{fault:?}");
+    store.verify_chain(Height(0), Height(6)).unwrap();
+}
+
+#[test]
 fn undecodable_block_names_its_height() {
     let (store, _) = chain();
     flip(&store, Table::Blocks, &key(3), |_| 0); // the format version byte

@@ -26,7 +26,7 @@ pub struct BlockHeader {
     pub tx_count: u32,
     /// The parent's hash; [`BlockHash::GENESIS_PARENT`] for genesis.
     pub parent: BlockHash,
-    /// Merkle root of the transaction IDs, in block order ([`Block::tx_root`]).
+    /// Merkle root of the signed transactions' entry hashes, in block order ([`Block::tx_root`]).
     pub tx_root: Digest,
     /// The state root after executing the block.
     pub state_root: Digest,
@@ -105,11 +105,14 @@ pub struct Block {
 }
 
 impl Block {
-    /// Returns the Merkle root (RFC 6962, SM3) whose data entries are the 32-byte transaction
-    /// IDs in block order.
+    /// Returns the Merkle root (RFC 6962, SM3) whose data entries are the 32-byte entry hashes
+    /// of the signed transactions ([`SignedTx::entry_hash`]) in block order.
+    ///
+    /// The entries cover the signatures, not only the transaction IDs: rewriting a stored
+    /// signature changes the root, hence the header and the hash chain.
     pub fn tx_root(&self) -> Digest {
-        let ids: Vec<[u8; 32]> = self.txs.iter().map(|t| *t.tx_id().as_bytes()).collect();
-        merkle::root(&ids)
+        let entries: Vec<[u8; 32]> = self.txs.iter().map(|t| t.entry_hash().0).collect();
+        merkle::root(&entries)
     }
 }
 

@@ -32,5 +32,6 @@ pub use error::TxError;
 pub use primitives::{BlockHash, ChainId, Height, MAX_CHAIN_ID_LEN, Timestamp, TxId};
 pub use receipt::{Event, RECEIPT_DOMAIN, Receipt, Status, receipts_root};
 pub use tx::{
-    Call, MAX_SIGNATURE_DER_LEN, Sender, SignedTx, TX_ID_DOMAIN, Transaction, check_expiry,
+    Call, MAX_SIGNATURE_DER_LEN, SIGNED_TX_DOMAIN, Sender, SignedTx, TX_ID_DOMAIN, Transaction,
+    check_expiry,
 };

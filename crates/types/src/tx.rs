@@ -9,6 +9,10 @@ use crypto_sm::sm3::sm3_parts;
 /// Domain tag hashed before the unsigned transaction to form its ID (docs/formats.md §4).
 pub const TX_ID_DOMAIN: &[u8] = b"GMCHAIN-TX-V1\0";
 
+/// Domain tag hashed before the signed transaction to form its entry hash, the data entry of
+/// the transactions root (docs/formats.md §4).
+pub const SIGNED_TX_DOMAIN: &[u8] = b"GMCHAIN-SIGNED-TX-V1\0";
+
 /// The largest strict-DER `SM2Signature` (two 33-byte INTEGERs in a SEQUENCE).
 pub const MAX_SIGNATURE_DER_LEN: usize = 72;
 
@@ -187,6 +191,15 @@ impl SignedTx {
     /// Returns the ID of the transaction (the signature is not part of it).
     pub fn tx_id(&self) -> TxId {
         self.tx.tx_id()
+    }
+
+    /// Returns the entry hash: SM3(`SIGNED_TX_DOMAIN` ‖ canonical signed encoding).
+    ///
+    /// Unlike the ID it covers the signature and the signer's user ID; it is the data entry of
+    /// the transactions root ([`crate::Block::tx_root`]), so a block header commits to the
+    /// signatures its block carries.
+    pub fn entry_hash(&self) -> Digest {
+        sm3_parts(&[SIGNED_TX_DOMAIN, &self.to_bytes()])
     }
 
     /// Checks only the signature, with `public_key` (validated first, GB/T 32918.1 §6.2).

@@ -110,8 +110,9 @@ fn fixed_block() -> Block {
 // docs/formats.md (the breakdowns in the comments). Changing one is a format change: bump
 // FORMAT_VERSION and update docs/formats.md; never edit a constant to make a test pass.
 // The IDs and hashes were recomputed independently by tests/data/merkle_kat.py (pure-Python
-// SM3 of PyPI `gmssl`) from these bytes (SM3(domain tag ‖ bytes), SM3(0x00 ‖ id) for the
-// one-leaf root), and agree.
+// SM3 of PyPI `gmssl`) from these bytes (SM3(domain tag ‖ bytes), SM3(0x00 ‖ entry hash) for
+// the one-leaf root, the entry hash being SM3("GMCHAIN-SIGNED-TX-V1\0" ‖ SIGNED_TX_HEX)), and
+// agree.
 //
 // TX_HEX = 01 01 | 00000008 "gov-bj-1" | "0123456789abcdef" | 00000000000003e8 (expiry 1000)
 //        | 02 (registered) 11×32 | 00000008 "registry" | 00000003 "put"
@@ -137,7 +138,12 @@ const RECEIPT_HEX: &str = "01054444444444444444444444444444444444444444444444444
 const RECEIPT_HASH_HEX: &str = "14ed2dd11b313678a4120f6f7854d3799b10b8c425e7f8f9dc71ac8595f02976";
 const SUCCESS_RECEIPT_HEX: &str =
     "010545454545454545454545454545454545454545454545454545454545454545450000000000";
-const BLOCK_TX_ROOT_HEX: &str = "359497c4010b994ccf8f73ab023ab1e01c9eb7959e90c42e7d83acb87c95e539";
+const SIGNED_TX_ENTRY_HASH_HEX: &str =
+    "6a6ffa5739200eafd0cd16523259e681b03e1530d969a0d00103733e36cbe9c2";
+const BLOCK_TX_ROOT_HEX: &str = "9ac458717a11a9efe7d74ba64cae3f09e9ab90b587274824c7c4eac16c6edafd";
+/// The root after the last byte of the signature's s is XORed with 0x01 (merkle_kat.py).
+const TAMPERED_SIG_BLOCK_TX_ROOT_HEX: &str =
+    "d9c21a50e1462c7fc99a18f2254df09bd9f2f83e9379a5aeaecb63f050b18256";
 
 fn check_kat<T: Encode + Decode + PartialEq + core::fmt::Debug>(value: &T, expected_hex: &str) {
     let bytes = value.to_bytes();
@@ -161,6 +167,15 @@ fn kat_transaction() {
 fn kat_signed_tx() {
     check_kat(&fixed_signed_tx(), SIGNED_TX_HEX);
     assert_eq!(fixed_signed_tx().tx_id().to_string(), TX_ID_HEX);
+    assert_eq!(
+        fixed_signed_tx().entry_hash().to_hex(),
+        SIGNED_TX_ENTRY_HASH_HEX
+    );
+    // The entry hash is SM3 over its domain tag and the whole signed encoding.
+    let mut pre = types::SIGNED_TX_DOMAIN.to_vec();
+    pre.extend(hex::decode(SIGNED_TX_HEX).unwrap());
+    assert_eq!(crypto_sm::sm3::sm3(&pre).to_hex(), SIGNED_TX_ENTRY_HASH_HEX);
+    assert_ne!(SIGNED_TX_ENTRY_HASH_HEX, TX_ID_HEX);
 }
 
 #[test]
@@ -191,11 +206,37 @@ fn kat_block() {
     expected.push_str(&format!("{:08x}", SIGNED_TX_HEX.len() / 2));
     expected.push_str(SIGNED_TX_HEX);
     check_kat(&block, &expected);
-    // One transaction: the root is the leaf hash SM3(0x00 ‖ id).
+    // One transaction: the root is the leaf hash SM3(0x00 ‖ entry hash of the signed tx).
     assert_eq!(block.tx_root().to_hex(), BLOCK_TX_ROOT_HEX);
     let mut leaf = vec![0u8];
-    leaf.extend(hex::decode(TX_ID_HEX).unwrap());
+    leaf.extend(hex::decode(SIGNED_TX_ENTRY_HASH_HEX).unwrap());
     assert_eq!(crypto_sm::sm3::sm3(&leaf).to_hex(), BLOCK_TX_ROOT_HEX);
+}
+
+#[test]
+fn tx_root_commits_to_signatures() {
+    // Change one byte of the signature stored in the block, as a rewrite on disk would: the
+    // transaction ID stays, the root does not.
+    let block = fixed_block();
+    let mut bytes = block.to_bytes();
+    let der = fixed_signature().to_der();
+    let signed = fixed_signed_tx().to_bytes();
+    let sig_end = bytes.len() - 4 - 16; // then the user ID, u32-length-prefixed
+    assert_eq!(&bytes[sig_end - der.len()..sig_end], &der[..]);
+    assert!(bytes.ends_with(&signed));
+    // The last byte of s (0x33, so the DER stays strict and the signature stays in range).
+    bytes[sig_end - 1] ^= 0x01;
+    let tampered = Block::from_bytes(&bytes, &Limits::default()).unwrap();
+    assert_ne!(tampered.txs[0].signature, block.txs[0].signature);
+    assert_eq!(tampered.txs[0].tx_id(), block.txs[0].tx_id());
+    assert_ne!(tampered.tx_root(), block.tx_root());
+    assert_eq!(tampered.tx_root().to_hex(), TAMPERED_SIG_BLOCK_TX_ROOT_HEX);
+
+    // The signer's user ID is covered too.
+    let mut other = block.clone();
+    other.txs[0].signer_user_id = UserId::new(b"8765432187654321").unwrap();
+    assert_eq!(other.txs[0].tx_id(), block.txs[0].tx_id());
+    assert_ne!(other.tx_root(), block.tx_root());
 }
 
 #[test]
@@ -490,36 +531,36 @@ fn inclusion_proof_size_comes_from_the_header() {
     // The proof alone does not fix the size: the audit path of index 0 in a 4-leaf tree also
     // verifies against the same root when the prover says the size is 3.
     let block = block_of(4);
-    let ids: Vec<[u8; 32]> = block.txs.iter().map(|t| *t.tx_id().as_bytes()).collect();
-    let leaves: Vec<Digest> = ids.iter().map(|id| merkle::leaf_hash(id)).collect();
+    let entries: Vec<[u8; 32]> = block.txs.iter().map(|t| t.entry_hash().0).collect();
+    let leaves: Vec<Digest> = entries.iter().map(|id| merkle::leaf_hash(id)).collect();
     let root = block.header.tx_root;
     let proof = merkle::prove(&leaves, 0).unwrap();
-    merkle::verify(&root, &ids[0], 0, 3, &proof).unwrap();
+    merkle::verify(&root, &entries[0], 0, 3, &proof).unwrap();
     let size = u64::from(block.header.tx_count);
-    merkle::verify(&root, &ids[0], 0, size, &proof).unwrap();
+    merkle::verify(&root, &entries[0], 0, size, &proof).unwrap();
 
     // A proof made for another size is refused once the size is the header's. In a 3-leaf
     // tree, root = H(0x01 ‖ H(0x01 ‖ l0 ‖ l1) ‖ l2), which is also the root of the 2-leaf
     // tree [H(l0, l1), l2]: the proof made for size 2 "shows" transaction 2 at index 1.
     let block = block_of(3);
-    let ids: Vec<[u8; 32]> = block.txs.iter().map(|t| *t.tx_id().as_bytes()).collect();
-    let leaves: Vec<Digest> = ids.iter().map(|id| merkle::leaf_hash(id)).collect();
+    let entries: Vec<[u8; 32]> = block.txs.iter().map(|t| t.entry_hash().0).collect();
+    let leaves: Vec<Digest> = entries.iter().map(|id| merkle::leaf_hash(id)).collect();
     let root = block.header.tx_root;
     let size = u64::from(block.header.tx_count);
     assert_eq!(size, 3);
     let for_size_2 =
         merkle::prove(&[merkle::node_hash(&leaves[0], &leaves[1]), leaves[2]], 1).unwrap();
-    merkle::verify(&root, &ids[2], 1, 2, &for_size_2).unwrap();
-    assert!(merkle::verify(&root, &ids[2], 1, size, &for_size_2).is_err());
+    merkle::verify(&root, &entries[2], 1, 2, &for_size_2).unwrap();
+    assert!(merkle::verify(&root, &entries[2], 1, size, &for_size_2).is_err());
     // A proof made for a 4-leaf tree of the same first transactions is refused too.
     let mut four = leaves.clone();
     four.push(merkle::leaf_hash(&[0x99; 32]));
     let for_size_4 = merkle::prove(&four, 0).unwrap();
-    assert!(merkle::verify(&root, &ids[0], 0, size, &for_size_4).is_err());
+    assert!(merkle::verify(&root, &entries[0], 0, size, &for_size_4).is_err());
     // The honest proofs verify with the header's size.
-    for (i, id) in ids.iter().enumerate() {
+    for (i, entry) in entries.iter().enumerate() {
         let proof = merkle::prove(&leaves, i).unwrap();
-        merkle::verify(&root, id, i as u64, size, &proof).unwrap();
+        merkle::verify(&root, entry, i as u64, size, &proof).unwrap();
     }
     // And the block itself round-trips with its count.
     let back = Block::from_bytes(&block.to_bytes(), &Limits::default()).unwrap();

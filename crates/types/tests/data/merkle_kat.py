@@ -10,7 +10,8 @@ and the tree follows the RFC's recursive definition literally.
 
 Leaves are the ASCII strings b"leaf-0", b"leaf-1", ... (the data entries, not their hashes).
 It also recomputes the KAT IDs and hashes of tests/types.rs from the pinned encodings
-(SM3(domain tag || encoding), docs/formats.md §4).
+(SM3(domain tag || encoding), docs/formats.md §4), including the signed-transaction entry hash
+(SM3("GMCHAIN-SIGNED-TX-V1\0" || signed tx)) and the one-transaction block's root over it.
 """
 from gmssl import func, sm3
 
@@ -44,7 +45,25 @@ if __name__ == "__main__":
     )
     tx_id = h(b"GMCHAIN-TX-V1\0" + tx)
     print("TX_ID_HEX", tx_id.hex())
-    print("BLOCK_TX_ROOT_HEX", mth([tx_id]).hex())
+    # The signed transaction of the KAT block: version 01, type 02 | the transaction above
+    # | signature DER 71 bytes (u32 length) | signer user ID "1234567812345678" (u32 length)
+    sig_der = bytes.fromhex("3045" + "022100" + "80" + "22" * 31 + "0220" + "33" * 32)
+    uid = b"1234567812345678"
+    signed_tx = (
+        bytes.fromhex("0102") + tx
+        + len(sig_der).to_bytes(4, "big") + sig_der
+        + len(uid).to_bytes(4, "big") + uid
+    )
+    print("SIGNED_TX_HEX", signed_tx.hex())
+    # The transactions root's data entries are the signed-transaction entry hashes, not the IDs.
+    entry = h(b"GMCHAIN-SIGNED-TX-V1\0" + signed_tx)
+    print("SIGNED_TX_ENTRY_HASH_HEX", entry.hex())
+    print("BLOCK_TX_ROOT_HEX", mth([entry]).hex())
+    # One byte of the signature changed (the last byte of s): the root must change.
+    at = 2 + len(tx) + 4 + len(sig_der) - 1
+    tampered = signed_tx[:at] + bytes([signed_tx[at] ^ 0x01]) + signed_tx[at + 1:]
+    print("TAMPERED_SIG_BLOCK_TX_ROOT_HEX",
+          mth([h(b"GMCHAIN-SIGNED-TX-V1\0" + tampered)]).hex())
     # version 01, type 03 | chain_id "gov-bj-1" | height 7 (u64) | tx_count 1 (u32, the one
     # transaction of the KAT block) | parent | tx_root | state_root | receipts_root
     # | timestamp 1700000000000 ms (u64) | proposer
