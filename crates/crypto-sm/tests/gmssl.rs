@@ -29,38 +29,14 @@ use crypto_sm::keys::{
 use crypto_sm::sm2::{self, PrivateKey};
 use crypto_sm::sm3::{hmac_sm3, kdf, sm3};
 use crypto_sm::sm4::{self, Sm4Secret};
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use test_support::{unx, x};
 
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness
 
 // ---------------------------------------------------------------------------------------------
 // Running Python
-
-/// The python of the gmssl-pyx virtualenv, or `None` (after a loud message) when skipping is
-/// explicitly allowed.
-fn python() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("GMCHAIN_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    if std::env::var("GMCHAIN_ALLOW_SKIP").as_deref() == Ok("1") {
-        // Straight to stderr, past the test harness's capture, so a skip is never silent.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n!!!!!!!! SKIPPED: the GmSSL cross-checks did not run: GMCHAIN_PYTHON is unset \
-             and GMCHAIN_ALLOW_SKIP=1 !!!!!!!!\n"
-        );
-        return None;
-    }
-    panic!(
-        "GMCHAIN_PYTHON is not set: run the README's test command, ./scripts/test.sh, which \
-         creates a virtualenv with the PyPI package gmssl-pyx and sets GMCHAIN_PYTHON to its \
-         python (by hand: source scripts/setup.sh, then cargo test -p crypto-sm --test gmssl). \
-         Set GMCHAIN_ALLOW_SKIP=1 to skip these tests instead."
-    );
-}
 
 /// Helpers shared by every script: hex fields are written `x<hex>` so an empty value is `x`.
 const PRELUDE: &str = r#"
@@ -174,44 +150,13 @@ OID_EC_PUBLIC_KEY = bytes.fromhex('2a8648ce3d0201')
 OID_SM2 = bytes.fromhex('2a811ccf5501822d')
 "#;
 
-/// Runs `script` (after the prelude) with `input` on stdin; returns its stdout lines split
-/// into fields.
-fn py(python: &PathBuf, script: &str, input: &str, ctx: &str) -> Vec<Vec<String>> {
-    let mut child = Command::new(python)
-        .arg("-c")
-        .arg(format!("{PRELUDE}\n{script}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run GMCHAIN_PYTHON={}: {e}", python.display()));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python/gmssl-pyx failed [{ctx}]: {}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.split_whitespace().map(str::to_string).collect())
-        .collect()
+/// Runs `script` (after the prelude) with `input` on stdin.
+fn py(python: &Path, script: &str, input: &str, ctx: &str) -> Vec<Vec<String>> {
+    test_support::py(python, PRELUDE, script, input, ctx)
 }
 
-fn x(b: &[u8]) -> String {
-    format!("x{}", hex::encode(b))
-}
-
-fn unx(s: &str) -> Vec<u8> {
-    assert!(s.starts_with('x'), "{s}");
-    hex::decode(&s[1..]).unwrap()
+fn python() -> Option<PathBuf> {
+    test_support::python("cargo test -p crypto-sm --test gmssl")
 }
 
 /// GmSSL's 64-byte public key form (x ‖ y).

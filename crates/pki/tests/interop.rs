@@ -1,6 +1,6 @@
 //! Interop of gmchain's certificates, requests, CRLs and enveloped keys with OpenSSL 3 (the
 //! `openssl` command, required: these tests fail without it) and GmSSL 3 (through
-//! `GMCHAIN_PYTHON`, a python with PyPI `gmssl-pyx`, as `./scripts/test.sh` sets up; they fail
+//! `GMCHAIN_PYTHON`, a python with PyPI `gmssl-pyx`, as `bash scripts/test.sh` sets up; they fail
 //! without it unless `GMCHAIN_ALLOW_SKIP=1`).
 //!
 //! OpenSSL 3.0 and SM2 user IDs: `verify` takes `-vfyopt distid:…` for the certificate
@@ -14,10 +14,10 @@ use crypto::{PublicKey, Signer, UserId};
 use crypto_sm::rng::SeededRandom;
 use crypto_sm::{SoftSigner, SoftwareProvider};
 use pki::*;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
+use test_support::{unx, x};
 
 const DAY: u64 = 86_400;
 /// 2026-01-01T00:00:00Z.
@@ -67,26 +67,6 @@ fn outcome(out: &Output) -> String {
         .find(|l| l.starts_with("error") && l.contains("depth"))
         .unwrap_or("failed")
         .to_string()
-}
-
-fn python() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("GMCHAIN_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    if std::env::var("GMCHAIN_ALLOW_SKIP").as_deref() == Ok("1") {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n!!!!!!!! SKIPPED: the GmSSL cross-checks did not run: GMCHAIN_PYTHON is unset \
-             and GMCHAIN_ALLOW_SKIP=1 !!!!!!!!\n"
-        );
-        return None;
-    }
-    panic!(
-        "GMCHAIN_PYTHON is not set: run the README's test command, ./scripts/test.sh, which \
-         creates a virtualenv with the PyPI package gmssl-pyx and sets GMCHAIN_PYTHON to its \
-         python (by hand: source scripts/setup.sh, then cargo test -p pki --test interop). \
-         Set GMCHAIN_ALLOW_SKIP=1 to skip these tests instead."
-    );
 }
 
 const PRELUDE: &str = r#"
@@ -144,42 +124,13 @@ def der(tag, v):
 SM4_ECB_ALG = der(0x30, der(0x06, bytes.fromhex('2a811ccf55016801')) + b'\x05\x00')
 "#;
 
+/// Runs `script` (after the prelude) with `input` on stdin.
 fn py(python: &Path, script: &str, input: &str) -> Vec<Vec<String>> {
-    let mut child = Command::new(python)
-        .arg("-c")
-        .arg(format!("{PRELUDE}\n{script}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run GMCHAIN_PYTHON={}: {e}", python.display()));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python/gmssl-pyx failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.split_whitespace().map(str::to_string).collect())
-        .collect()
+    test_support::py(python, PRELUDE, script, input, "interop")
 }
 
-fn x(b: &[u8]) -> String {
-    format!("x{}", hex::encode(b))
-}
-
-fn unx(s: &str) -> Vec<u8> {
-    assert!(s.starts_with('x'), "{s}");
-    hex::decode(&s[1..]).unwrap()
+fn python() -> Option<PathBuf> {
+    test_support::python("cargo test -p pki --test interop")
 }
 
 /// The DER of a certificate's or CRL's signature value (the BIT STRING content): the last

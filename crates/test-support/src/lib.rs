@@ -1,0 +1,75 @@
+//! Helpers for gmchain's tests only (a dev-dependency, never linked into a binary): the bridge
+//! to GmSSL 3 through Python (`gmssl-pyx` in the virtualenv `scripts/setup.sh` makes), the
+//! independent implementation the differential tests compare against.
+// Test support: panicking on a broken test environment is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The python of the gmssl-pyx virtualenv (`GMCHAIN_PYTHON`), or `None`, after a loud message,
+/// when `GMCHAIN_ALLOW_SKIP=1`. Otherwise panics: a missing peer must fail the run, not skip it.
+/// `by_hand` names the cargo command that reruns the caller's tests.
+pub fn python(by_hand: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("GMCHAIN_PYTHON") {
+        return Some(PathBuf::from(p));
+    }
+    if std::env::var("GMCHAIN_ALLOW_SKIP").as_deref() == Ok("1") {
+        // Straight to stderr, past the test harness's capture, so a skip is never silent.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!!!!!!! SKIPPED: the GmSSL cross-checks did not run: GMCHAIN_PYTHON is unset \
+             and GMCHAIN_ALLOW_SKIP=1 !!!!!!!!\n"
+        );
+        return None;
+    }
+    panic!(
+        "GMCHAIN_PYTHON is not set: run the README's test command, bash scripts/test.sh, which \
+         creates a virtualenv with the PyPI package gmssl-pyx and sets GMCHAIN_PYTHON to its \
+         python (by hand: source scripts/setup.sh, then {by_hand}). \
+         Set GMCHAIN_ALLOW_SKIP=1 to skip these tests instead."
+    );
+}
+
+/// Runs `prelude` then `script` with `input` on stdin; returns stdout's lines split into
+/// whitespace-separated fields. `ctx` goes into the failure message.
+pub fn py(python: &Path, prelude: &str, script: &str, input: &str, ctx: &str) -> Vec<Vec<String>> {
+    let mut child = Command::new(python)
+        .arg("-c")
+        .arg(format!("{prelude}\n{script}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run GMCHAIN_PYTHON={}: {e}", python.display()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python/gmssl-pyx failed [{ctx}]: {}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// Encodes bytes as a field: `x<hex>`, so an empty value is `x`, never a missing field.
+pub fn x(b: &[u8]) -> String {
+    format!("x{}", hex::encode(b))
+}
+
+/// Decodes an `x<hex>` field.
+pub fn unx(s: &str) -> Vec<u8> {
+    assert!(s.starts_with('x'), "{s}");
+    hex::decode(&s[1..]).unwrap()
+}
