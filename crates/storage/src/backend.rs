@@ -22,17 +22,20 @@ pub enum Table {
     StateNodes,
     /// Small named records: the tip pointer.
     Meta,
+    /// Height (u64 BE) → the block's seal (the validator signature over its hash).
+    Seals,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 7] = [
         Table::Blocks,
         Table::Headers,
         Table::TxIndex,
         Table::Receipts,
         Table::StateNodes,
         Table::Meta,
+        Table::Seals,
     ];
 
     /// Returns a stable name, usable as a column-family name.
@@ -44,6 +47,7 @@ impl Table {
             Table::Receipts => "receipts",
             Table::StateNodes => "state_nodes",
             Table::Meta => "meta",
+            Table::Seals => "seals",
         }
     }
 }

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use crypto::Digest;
 use state::{EMPTY_ROOT, Node, NodeStore, StateError, UpdateBatch};
 use types::{
-    Block, BlockHash, BlockHeader, Decode, Encode, Height, Limits, Receipt, SignedTx, TxId,
-    receipts_root,
+    Block, BlockHash, BlockHeader, BlockSeal, Decode, Encode, Height, Limits, Receipt, SignedTx,
+    TxId, receipts_root,
 };
 
 use crate::backend::{KvBackend, Table, WriteBatch};
@@ -130,6 +130,14 @@ impl<B: KvBackend> ChainStore<B> {
             .transpose()
     }
 
+    /// Returns the seal of the block at `height` (absent for blocks committed unsealed).
+    pub fn seal(&self, height: Height) -> Result<Option<BlockSeal>, StorageError> {
+        self.backend
+            .get(Table::Seals, &height_key(height))?
+            .map(|b| decode(Table::Seals, &b, &self.limits))
+            .transpose()
+    }
+
     /// Returns where transaction `id` was included.
     pub fn tx_location(&self, id: &TxId) -> Result<Option<TxLocation>, StorageError> {
         self.backend
@@ -193,6 +201,36 @@ impl<B: KvBackend> ChainStore<B> {
             StorageError::Backend(Box::new(std::io::Error::other("commit lock poisoned")))
         })?;
         let batch = self.prepare_commit(block, receipts, &state)?;
+        self.backend.write(batch)
+    }
+
+    /// [`ChainStore::commit_block`] with the block's seal written in the same batch. Refuses
+    /// a seal over another hash. The seal's signature is the caller's check (the validator
+    /// set lives above storage).
+    pub fn commit_sealed_block(
+        &self,
+        block: &Block,
+        receipts: &[Receipt],
+        state: UpdateBatch,
+        seal: &BlockSeal,
+    ) -> Result<(), StorageError> {
+        let _guard = self.commit.lock().map_err(|_| {
+            StorageError::Backend(Box::new(std::io::Error::other("commit lock poisoned")))
+        })?;
+        let hash = block.header.hash();
+        if seal.block_hash != hash {
+            return Err(StorageError::SealMismatch {
+                height: block.header.height,
+                sealed: seal.block_hash,
+                block: hash,
+            });
+        }
+        let mut batch = self.prepare_commit(block, receipts, &state)?;
+        batch.put(
+            Table::Seals,
+            height_key(block.header.height),
+            seal.to_bytes(),
+        );
         self.backend.write(batch)
     }
 

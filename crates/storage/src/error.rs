@@ -42,6 +42,16 @@ pub enum StorageError {
         /// The height the store expects.
         expected: Height,
     },
+    /// A seal over another hash than the block's.
+    #[error("block {height}: the seal is over {sealed}, not the block's hash {block}")]
+    SealMismatch {
+        /// The block's height.
+        height: Height,
+        /// The hash the seal signs.
+        sealed: BlockHash,
+        /// The block's hash.
+        block: BlockHash,
+    },
     /// The block's parent is not the tip.
     #[error("block {height} refused: parent {parent} is not the tip {tip}")]
     ParentMismatch {

@@ -26,6 +26,8 @@ pub mod tag {
     pub const RECEIPT: u8 = 0x05;
     /// A Merkle inclusion proof.
     pub const INCLUSION_PROOF: u8 = 0x06;
+    /// A block seal (a validator signature over a block hash).
+    pub const BLOCK_SEAL: u8 = 0x07;
 }
 
 /// Upper bounds that every decoder enforces. Values from the network, from disk or from a user

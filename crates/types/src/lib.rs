@@ -24,6 +24,7 @@ mod error;
 pub mod merkle;
 mod primitives;
 mod receipt;
+mod seal;
 mod tx;
 
 pub use block::{Block, BlockHeader, HEADER_DOMAIN};
@@ -31,6 +32,7 @@ pub use codec::{Decode, DecodeError, DecodeReason, Encode, FORMAT_VERSION, Limit
 pub use error::TxError;
 pub use primitives::{BlockHash, ChainId, Height, MAX_CHAIN_ID_LEN, Timestamp, TxId};
 pub use receipt::{Event, RECEIPT_DOMAIN, Receipt, Status, receipts_root};
+pub use seal::{BlockSeal, SEAL_DOMAIN};
 pub use tx::{
     Call, MAX_SIGNATURE_DER_LEN, SIGNED_TX_DOMAIN, Sender, SignedTx, TX_ID_DOMAIN, Transaction,
     check_expiry,

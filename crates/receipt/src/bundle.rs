@@ -1,0 +1,380 @@
+//! The receipt bundle: built by a node from a committed block, verified offline by anyone.
+
+use crate::error::{BuildProblem, ReceiptError};
+use crypto::Digest;
+use crypto_sm::sm3::sm3;
+use pki::{Certificate, Crl, Role, TrustAnchor, UnixTime, validate_chain};
+use types::merkle::{self, InclusionProof};
+use types::{
+    Block, BlockHash, BlockHeader, BlockSeal, ChainId, Height, Receipt, Sender, SignedTx, Status,
+    TxId,
+};
+
+/// The contract and method of a document anchoring: `args[0]` is the document's SM3 digest,
+/// `args[1]` its kind, `args[2]` metadata, `args[3]` a pointer to where it is kept.
+pub const ATTESTATION_CONTRACT: &str = "attestation";
+/// See [`ATTESTATION_CONTRACT`].
+pub const ATTESTATION_METHOD: &str = "anchor";
+
+/// What a verifier trusts, all of it from the chain's genesis file.
+#[derive(Debug, Clone)]
+pub struct TrustContext {
+    /// The chain's ID.
+    pub chain_id: ChainId,
+    /// The validators' signing certificates: a seal counts only if made by one of them. They
+    /// are trusted as listed (no chain validation, no revocation).
+    pub validators: Vec<Certificate>,
+    /// The CA certificates that anchor transaction signers' certificate chains.
+    pub anchors: Vec<TrustAnchor>,
+}
+
+/// Everything needed to check, offline, that a transaction was committed and succeeded: the
+/// transaction, its Merkle path to the header, its result and that result's path, the header,
+/// the block seal, and the signer's certificate chain with the CRLs to judge it.
+///
+/// A bundle is only data: construct it with [`ReceiptBundle::build`] or
+/// [`ReceiptBundle::from_json`], and believe it only after [`ReceiptBundle::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptBundle {
+    /// The signed transaction.
+    pub tx: SignedTx,
+    /// Its index in the block (0-based), in the transactions tree and the receipts tree alike.
+    pub position: u32,
+    /// The audit path of the transaction's entry hash under `header.tx_root`.
+    pub tx_proof: InclusionProof,
+    /// The transaction's execution result.
+    pub receipt: Receipt,
+    /// The audit path of the receipt hash under `header.receipts_root`.
+    pub receipt_proof: InclusionProof,
+    /// The header of the block that holds the transaction.
+    pub header: BlockHeader,
+    /// The proposer's signature over the header's hash.
+    pub seal: BlockSeal,
+    /// The signer's certificate first, then intermediates (not the trust anchor).
+    pub chain: Vec<Certificate>,
+    /// The CRLs recorded on chain at that height for each issuer in the chain.
+    pub crls: Vec<Crl>,
+}
+
+/// A receipt that passed every check of [`ReceiptBundle::verify`]; nothing else constructs one
+/// (it is `#[non_exhaustive]`, so no struct literal outside this crate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedReceipt {
+    /// The transaction's ID.
+    pub tx_id: TxId,
+    /// The height of the block that holds it.
+    pub height: Height,
+    /// That block's hash.
+    pub block_hash: BlockHash,
+    /// The block's timestamp as its proposer stated it, in ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The signer's certificate subject (RFC 4514).
+    pub signer_subject: String,
+    /// The organisation (O) of the signer's certificate, as its validated chain certifies it.
+    pub organisation: String,
+    /// The subject of the validator that sealed the block.
+    pub validator: String,
+    /// The call, `contract.method` (`attestation.anchor` for a document anchoring).
+    pub call: String,
+    /// The anchored document's SM3 digest, when a document was given and matched.
+    pub document_digest: Option<Digest>,
+    /// The digest the transaction anchors (`args[0]` of `attestation.anchor`), whether or not
+    /// a document was given; `None` for any other call.
+    pub anchored_digest: Option<Digest>,
+}
+
+impl ReceiptBundle {
+    /// Builds the receipt of the transaction at `position` of `block`, whose receipts are
+    /// `receipts` (one per transaction, in block order), sealed by `seal`, signed by the holder
+    /// of `chain[0]` (then intermediates), with the issuers' CRLs `crls`.
+    ///
+    /// Computes both inclusion proofs from the block, and refuses inputs that disagree with
+    /// the header (tx count, roots), a receipt for another transaction, or a seal over another
+    /// block: a node never hands out a receipt it knows to be false. It does not check
+    /// signatures or certificates; [`ReceiptBundle::verify`] does.
+    pub fn build(
+        block: &Block,
+        receipts: &[Receipt],
+        position: u32,
+        seal: BlockSeal,
+        chain: Vec<Certificate>,
+        crls: Vec<Crl>,
+    ) -> Result<ReceiptBundle, ReceiptError> {
+        let build = |problem| ReceiptError::Build { problem };
+        let header = &block.header;
+        let count = block.txs.len();
+        if usize::try_from(header.tx_count).ok() != Some(count) {
+            return Err(build(BuildProblem::TxCount {
+                declared: header.tx_count,
+                count,
+            }));
+        }
+        if receipts.len() != count {
+            return Err(build(BuildProblem::ReceiptCount {
+                receipts: receipts.len(),
+                txs: count,
+            }));
+        }
+        let out_of_range = || build(BuildProblem::PositionOutOfRange { position, count });
+        let index = usize::try_from(position).map_err(|_| out_of_range())?;
+        let (Some(tx), Some(receipt)) = (block.txs.get(index), receipts.get(index)) else {
+            return Err(out_of_range());
+        };
+        // The leaves exactly as Block::tx_root and types::receipts_root make them: the leaf
+        // hash of each 32-byte entry.
+        let tx_leaves: Vec<Digest> = block
+            .txs
+            .iter()
+            .map(|t| merkle::leaf_hash(t.entry_hash().as_bytes()))
+            .collect();
+        let receipt_leaves: Vec<Digest> = receipts
+            .iter()
+            .map(|r| merkle::leaf_hash(r.receipt_hash().as_bytes()))
+            .collect();
+        if merkle::root_of_leaf_hashes(&tx_leaves) != header.tx_root {
+            return Err(build(BuildProblem::TxRoot));
+        }
+        if merkle::root_of_leaf_hashes(&receipt_leaves) != header.receipts_root {
+            return Err(build(BuildProblem::ReceiptsRoot));
+        }
+        if receipt.tx_id != tx.tx_id() {
+            return Err(build(BuildProblem::ReceiptForOtherTx {
+                receipt_tx: receipt.tx_id,
+                tx: tx.tx_id(),
+            }));
+        }
+        let block_hash = header.hash();
+        if seal.block_hash != block_hash {
+            return Err(build(BuildProblem::SealForOtherBlock {
+                sealed: seal.block_hash,
+                block: block_hash,
+            }));
+        }
+        let tx_proof = merkle::prove(&tx_leaves, index).ok_or_else(out_of_range)?;
+        let receipt_proof = merkle::prove(&receipt_leaves, index).ok_or_else(out_of_range)?;
+        Ok(ReceiptBundle {
+            tx: tx.clone(),
+            position,
+            tx_proof,
+            receipt: receipt.clone(),
+            receipt_proof,
+            header: header.clone(),
+            seal,
+            chain,
+            crls,
+        })
+    }
+
+    /// Verifies the receipt against `trust` (the genesis file) alone, and, if `document` is
+    /// given, that the transaction anchored exactly that document. The checks, in order
+    /// (docs/receipts.md §3), each with its own error:
+    ///
+    /// 1. the header and the transaction are for `trust.chain_id`;
+    /// 2. the seal's signer is a genesis validator, its signature verifies with that
+    ///    validator's key, it is over the header's hash, and its signer is the header's
+    ///    proposer;
+    /// 3. the transaction's entry hash is at `position` under `header.tx_root`, and the
+    ///    receipt's hash at `position` under `header.receipts_root`, both in a tree of
+    ///    `header.tx_count` leaves; the receipt is for this transaction and succeeded;
+    /// 4. the first certificate is the transaction's sender, its chain validates to a genesis
+    ///    CA at the block's time with the bundle's CRLs, and the transaction's signature
+    ///    verifies with its key;
+    /// 5. with a document: the call is `attestation.anchor` and `args[0]` is SM3(document).
+    pub fn verify(
+        &self,
+        trust: &TrustContext,
+        document: Option<&[u8]>,
+    ) -> Result<VerifiedReceipt, ReceiptError> {
+        // 1. Chain.
+        for (part, found) in [
+            ("header", &self.header.chain_id),
+            ("transaction", &self.tx.tx.chain_id),
+        ] {
+            if *found != trust.chain_id {
+                return Err(ReceiptError::WrongChain {
+                    part,
+                    found: found.to_string(),
+                    expected: trust.chain_id.to_string(),
+                });
+            }
+        }
+
+        // 2. Seal.
+        let validator = self.check_seal(trust)?;
+
+        // 3. Inclusion and result.
+        let tx_id = self.tx.tx_id();
+        let size = u64::from(self.header.tx_count);
+        let index = u64::from(self.position);
+        merkle::verify(
+            &self.header.tx_root,
+            self.tx.entry_hash().as_bytes(),
+            index,
+            size,
+            &self.tx_proof,
+        )
+        .map_err(|problem| ReceiptError::TxNotInBlock {
+            position: self.position,
+            tx_count: self.header.tx_count,
+            problem,
+        })?;
+        merkle::verify(
+            &self.header.receipts_root,
+            self.receipt.receipt_hash().as_bytes(),
+            index,
+            size,
+            &self.receipt_proof,
+        )
+        .map_err(|problem| ReceiptError::ResultNotInBlock {
+            position: self.position,
+            tx_count: self.header.tx_count,
+            problem,
+        })?;
+        if self.receipt.tx_id != tx_id {
+            return Err(ReceiptError::ResultOtherTx {
+                receipt_tx: self.receipt.tx_id,
+                tx: tx_id,
+            });
+        }
+        if let Status::Failed { code, message } = &self.receipt.status {
+            return Err(ReceiptError::NotSuccessful {
+                code: *code,
+                message: message.clone(),
+            });
+        }
+
+        // 4. Signer.
+        let (leaf, organisation) = self.check_signer(trust)?;
+
+        // 5. Document.
+        let call = &self.tx.tx.call;
+        let anchored_digest = anchored_digest(call);
+        let document_digest = match document {
+            None => None,
+            Some(doc) => {
+                let Some(anchored) = anchored_digest else {
+                    return Err(ReceiptError::NotAnAttestation {
+                        contract: call.contract.clone(),
+                        method: call.method.clone(),
+                    });
+                };
+                let digest = sm3(doc);
+                if digest != anchored {
+                    return Err(ReceiptError::DocumentMismatch {
+                        anchored,
+                        document: digest,
+                    });
+                }
+                Some(digest)
+            }
+        };
+
+        Ok(VerifiedReceipt {
+            tx_id,
+            height: self.header.height,
+            block_hash: self.seal.block_hash,
+            timestamp_ms: self.header.timestamp.0,
+            signer_subject: leaf.subject(),
+            organisation,
+            validator: validator.subject(),
+            call: format!("{}.{}", call.contract, call.method),
+            document_digest,
+            anchored_digest,
+        })
+    }
+
+    /// Step 2: returns the validator whose seal covers this header.
+    fn check_seal<'t>(&self, trust: &'t TrustContext) -> Result<&'t Certificate, ReceiptError> {
+        let seal = &self.seal;
+        let validator = trust
+            .validators
+            .iter()
+            .find(|v| v.fingerprint() == seal.signer)
+            .ok_or(ReceiptError::SealUnknownValidator {
+                signer: seal.signer,
+            })?;
+        seal.verify(&validator.public_key())
+            .map_err(|reason| ReceiptError::SealSignature {
+                validator: validator.subject(),
+                reason,
+            })?;
+        let header_hash = self.header.hash();
+        if seal.block_hash != header_hash {
+            return Err(ReceiptError::SealOtherBlock {
+                sealed: seal.block_hash,
+                header: header_hash,
+            });
+        }
+        // Only now is the header known to be the sealed one, so a mismatch here is a validator
+        // sealing a block another proposed, not an altered header.
+        if seal.signer != self.header.proposer {
+            return Err(ReceiptError::SealNotProposer {
+                signer: seal.signer,
+                proposer: self.header.proposer,
+            });
+        }
+        Ok(validator)
+    }
+
+    /// Step 4: returns the validated signer certificate and its organisation.
+    fn check_signer(&self, trust: &TrustContext) -> Result<(&Certificate, String), ReceiptError> {
+        let (leaf, intermediates) = self
+            .chain
+            .split_first()
+            .ok_or(ReceiptError::SignerMissing)?;
+        let matches = match &self.tx.tx.sender {
+            Sender::Certificate(der) => der.as_slice() == leaf.der(),
+            Sender::Registered(id) => *id == leaf.fingerprint(),
+        };
+        if !matches {
+            let sender = match &self.tx.tx.sender {
+                Sender::Certificate(der) => sm3(der),
+                Sender::Registered(id) => *id,
+            };
+            return Err(ReceiptError::SignerMismatch {
+                sender,
+                certificate: leaf.fingerprint(),
+            });
+        }
+        // The chain is judged at the block's own time: a receipt stays valid after the
+        // certificate expires, and a CRL issued after the block cannot revoke it retroactively.
+        let at = UnixTime(self.header.timestamp.0 / 1000);
+        // A certificate without a gmchain role is validated as a user's, which fails with
+        // CERT_WRONG_ROLE naming the role it lacks.
+        let intended = leaf.role().unwrap_or(Role::User);
+        let validated = validate_chain(
+            leaf,
+            intermediates,
+            &trust.anchors,
+            &self.crls,
+            at,
+            intended,
+        )
+        .map_err(|reason| ReceiptError::SignerChain {
+            subject: leaf.subject(),
+            at,
+            reason: Box::new(reason),
+        })?;
+        self.tx
+            .verify_signature(&leaf.public_key())
+            .map_err(|reason| ReceiptError::TxSignature {
+                subject: leaf.subject(),
+                reason,
+            })?;
+        let organisation = validated
+            .leaf()
+            .organisation()
+            .unwrap_or_else(|| validated.organisation().to_string());
+        Ok((leaf, organisation))
+    }
+}
+
+/// Returns `args[0]` of an `attestation.anchor` call, if it is a 32-byte digest.
+fn anchored_digest(call: &types::Call) -> Option<Digest> {
+    if call.contract != ATTESTATION_CONTRACT || call.method != ATTESTATION_METHOD {
+        return None;
+    }
+    let first = call.args.first()?;
+    <[u8; 32]>::try_from(first.as_slice()).ok().map(Digest)
+}

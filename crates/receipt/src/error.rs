@@ -1,0 +1,238 @@
+//! The one error type of the crate: each check of [`crate::ReceiptBundle::verify`] fails with
+//! its own variant and stable code.
+
+use crypto::Digest;
+use pki::{ChainError, PkiError, UnixTime};
+use thiserror::Error;
+use types::merkle::ProofError;
+use types::{BlockHash, DecodeError, TxError, TxId};
+
+/// Why a receipt file could not be read, or a receipt bundle not verified or built.
+///
+/// Every variant has a stable [`ReceiptError::code`]; its message names the part of the
+/// receipt that is wrong and says what to do.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// The file is larger than any receipt this release writes; refused before parsing.
+    #[error(
+        "the receipt file is {len} bytes, more than the {max} bytes a receipt may have; this is not a gmchain receipt"
+    )]
+    TooLarge { len: usize, max: usize },
+    /// The file is a JSON object, but not a receipt of a format and version this release reads.
+    #[error(
+        "the file is format {format:?} version {version}; this release reads only format \"gmchain-receipt\" version 1"
+    )]
+    UnsupportedFormat { format: String, version: u64 },
+    /// A field of the file cannot be decoded.
+    #[error(
+        "the receipt file's field `{field}` is malformed: {problem}; the file was altered or truncated, obtain it again"
+    )]
+    Malformed {
+        /// The JSON field (`tx`, `chain[1]`, …), or `file` for the JSON structure itself.
+        field: String,
+        /// What is wrong with it.
+        problem: Malformation,
+    },
+    /// The header or the transaction names another chain than the genesis file.
+    #[error(
+        "the {part} is for chain {found:?}, but the genesis file is for chain {expected:?}; verify against the genesis file of chain {found:?}"
+    )]
+    WrongChain {
+        /// `header` or `transaction`.
+        part: &'static str,
+        /// The chain ID the receipt carries.
+        found: String,
+        /// The genesis file's chain ID.
+        expected: String,
+    },
+    /// The seal's signer is not a validator of the genesis file.
+    #[error(
+        "the block seal is signed by {signer}, which is not the certificate fingerprint (SM3 of DER) of any validator in the genesis file; the seal is forged or the genesis file is of another chain"
+    )]
+    SealUnknownValidator { signer: Digest },
+    /// The seal's signer is a validator, but not the header's proposer.
+    #[error(
+        "the block seal is signed by validator {signer}, but the sealed header names proposer {proposer}; a validator sealed a block it did not propose, which gmchain does not accept"
+    )]
+    SealNotProposer { signer: Digest, proposer: Digest },
+    /// The seal's signature does not verify with the validator's key.
+    #[error(
+        "the block seal's SM2 signature does not verify with the key of validator {validator:?} ({reason}); the seal was altered or made with another key"
+    )]
+    SealSignature { validator: String, reason: TxError },
+    /// The seal is genuine but over another block hash than the header's.
+    #[error(
+        "the block seal is over block {sealed}, but the header hashes to {header}; the header was altered (any field: height, timestamp, roots, …) or the seal belongs to another block"
+    )]
+    SealOtherBlock {
+        sealed: BlockHash,
+        header: BlockHash,
+    },
+    /// The transaction's entry hash is not at `position` under the header's transactions root.
+    #[error(
+        "the transaction is not at position {position} of the block's {tx_count} transactions under the header's tx_root ({problem}); the transaction, the position or tx_proof was altered"
+    )]
+    TxNotInBlock {
+        position: u32,
+        tx_count: u32,
+        problem: ProofError,
+    },
+    /// The receipt's hash is not at `position` under the header's receipts root.
+    #[error(
+        "the execution result is not at position {position} of the block's {tx_count} results under the header's receipts_root ({problem}); the receipt, the position or receipt_proof was altered"
+    )]
+    ResultNotInBlock {
+        position: u32,
+        tx_count: u32,
+        problem: ProofError,
+    },
+    /// The receipt in the block at `position` is for another transaction.
+    #[error(
+        "the execution result at this position is for transaction {receipt_tx}, not for the receipt's transaction {tx}; the receipt file does not prove this transaction"
+    )]
+    ResultOtherTx { receipt_tx: TxId, tx: TxId },
+    /// The transaction was committed but failed.
+    #[error(
+        "the transaction was committed but its execution failed (code {code}: {message:?}); it changed nothing and proves nothing"
+    )]
+    NotSuccessful { code: u32, message: String },
+    /// The bundle carries no signer certificate.
+    #[error(
+        "the receipt carries no signer certificate (`chain` is empty); obtain the receipt again from a node"
+    )]
+    SignerMissing,
+    /// The first certificate of the chain is not the transaction's sender.
+    #[error(
+        "the transaction's sender is certificate {sender}, but the receipt's first certificate is {certificate} (SM3 of DER); the certificate chain was altered or swapped"
+    )]
+    SignerMismatch { sender: Digest, certificate: Digest },
+    /// The signer's certificate chain is not valid at the block's time under the genesis CAs.
+    #[error(
+        "the signer's certificate {subject:?} is not valid at the block time {at} under the genesis CA certificates and the receipt's CRLs: {reason} ({code}); {hint}",
+        code = reason.code(),
+        hint = signer_chain_hint(reason)
+    )]
+    SignerChain {
+        subject: String,
+        at: UnixTime,
+        /// Boxed: the largest variant by far.
+        reason: Box<ChainError>,
+    },
+    /// The transaction's signature does not verify with the signer's certificate.
+    #[error(
+        "the transaction's SM2 signature does not verify with the key of {subject:?} and the transaction's user ID ({reason}); the transaction was altered"
+    )]
+    TxSignature { subject: String, reason: TxError },
+    /// A document was given, but the transaction is not an anchoring.
+    #[error(
+        "a document was given, but the transaction calls {contract}.{method}, not attestation.anchor with a 32-byte SM3 digest as args[0]; this receipt anchors no document"
+    )]
+    NotAnAttestation { contract: String, method: String },
+    /// The document's SM3 digest is not the anchored one.
+    #[error(
+        "the document's SM3 digest is {document}, but the transaction anchored {anchored}; this is not the anchored document (or it was altered)"
+    )]
+    DocumentMismatch { anchored: Digest, document: Digest },
+    /// A receipt could not be built from the node's block (a node-side inconsistency).
+    #[error("cannot build a receipt: {problem}")]
+    Build { problem: BuildProblem },
+}
+
+impl ReceiptError {
+    /// Returns a stable code for the API edge.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReceiptError::TooLarge { .. } => "RECEIPT_TOO_LARGE",
+            ReceiptError::UnsupportedFormat { .. } => "RECEIPT_UNSUPPORTED_FORMAT",
+            ReceiptError::Malformed { .. } => "RECEIPT_MALFORMED",
+            ReceiptError::WrongChain { .. } => "RECEIPT_WRONG_CHAIN",
+            ReceiptError::SealUnknownValidator { .. } => "RECEIPT_SEAL_UNKNOWN_VALIDATOR",
+            ReceiptError::SealNotProposer { .. } => "RECEIPT_SEAL_NOT_PROPOSER",
+            ReceiptError::SealSignature { .. } => "RECEIPT_SEAL_SIGNATURE",
+            ReceiptError::SealOtherBlock { .. } => "RECEIPT_SEAL_OTHER_BLOCK",
+            ReceiptError::TxNotInBlock { .. } => "RECEIPT_TX_NOT_IN_BLOCK",
+            ReceiptError::ResultNotInBlock { .. } => "RECEIPT_RESULT_NOT_IN_BLOCK",
+            ReceiptError::ResultOtherTx { .. } => "RECEIPT_RESULT_OTHER_TX",
+            ReceiptError::NotSuccessful { .. } => "RECEIPT_NOT_SUCCESSFUL",
+            ReceiptError::SignerMissing => "RECEIPT_SIGNER_MISSING",
+            ReceiptError::SignerMismatch { .. } => "RECEIPT_SIGNER_MISMATCH",
+            ReceiptError::SignerChain { .. } => "RECEIPT_SIGNER_CHAIN",
+            ReceiptError::TxSignature { .. } => "RECEIPT_TX_SIGNATURE",
+            ReceiptError::NotAnAttestation { .. } => "RECEIPT_NOT_AN_ATTESTATION",
+            ReceiptError::DocumentMismatch { .. } => "RECEIPT_DOCUMENT_MISMATCH",
+            ReceiptError::Build { .. } => "RECEIPT_BUILD",
+        }
+    }
+}
+
+/// What to do about a signer chain failure, for someone holding only a receipt file.
+fn signer_chain_hint(reason: &ChainError) -> &'static str {
+    match reason {
+        ChainError::RevocationUnknown { .. } => {
+            "a receipt must carry, for each issuer in the chain, a CRL current at the block time; obtain the receipt again from a node"
+        }
+        ChainError::NoPathToAnchor { .. } | ChainError::NameChaining { .. } => {
+            "the chain must lead to a CA certificate of this chain's genesis file: check that the genesis file is the chain's, or obtain the receipt again with the intermediate certificates"
+        }
+        other => other.hint(),
+    }
+}
+
+/// What is wrong with a field of a receipt file.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Malformation {
+    /// Not JSON, not the expected structure, an unknown or duplicated field, a wrong type.
+    #[error("{message} (line {line}, column {column})")]
+    Json {
+        message: String,
+        line: usize,
+        column: usize,
+    },
+    /// Not lower-case hexadecimal with an even number of digits.
+    #[error("not lower-case hexadecimal of whole bytes")]
+    NotHex,
+    /// Longer than the field may be.
+    #[error("{len} characters, more than the {max} allowed")]
+    TooLong { len: usize, max: usize },
+    /// More list entries than allowed.
+    #[error("{count} entries, more than the {max} allowed")]
+    TooMany { count: usize, max: usize },
+    /// An empty list that needs at least one entry.
+    #[error("empty, at least one entry is required")]
+    Empty,
+    /// Hex of bytes that are not the canonical encoding (docs/formats.md).
+    #[error("{0}")]
+    Decode(DecodeError),
+    /// PEM that is not an SM2 certificate or CRL gmchain reads.
+    #[error("{0}")]
+    Pki(PkiError),
+}
+
+/// Why a node could not build a receipt from a block: the inputs disagree with each other.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildProblem {
+    /// The position is not that of a transaction in the block.
+    #[error("position {position} is not below the block's {count} transactions")]
+    PositionOutOfRange { position: u32, count: usize },
+    /// The header's transaction count differs from the block's transactions.
+    #[error("header.tx_count is {declared}, but the block holds {count} transactions")]
+    TxCount { declared: u32, count: usize },
+    /// There is not one receipt per transaction.
+    #[error("{receipts} receipts for {txs} transactions")]
+    ReceiptCount { receipts: usize, txs: usize },
+    /// The header's transactions root is not the root of the block's transactions.
+    #[error("header.tx_root is not the Merkle root of the block's transactions")]
+    TxRoot,
+    /// The header's receipts root is not the root of the receipts given.
+    #[error("header.receipts_root is not the Merkle root of the receipts given")]
+    ReceiptsRoot,
+    /// The receipt at the position is for another transaction.
+    #[error("the receipt at the position is for transaction {receipt_tx}, not {tx}")]
+    ReceiptForOtherTx { receipt_tx: TxId, tx: TxId },
+    /// The seal is over another block.
+    #[error("the seal is over block {sealed}, not this block {block}")]
+    SealForOtherBlock { sealed: BlockHash, block: BlockHash },
+}

@@ -1,0 +1,259 @@
+//! The receipt file (docs/receipts.md §2): a JSON object whose values are lower-case hex of the
+//! canonical `types` encodings and PEM certificates and CRLs, read strictly and under limits.
+
+use crate::bundle::ReceiptBundle;
+use crate::error::{Malformation, ReceiptError};
+use pki::{Certificate, Crl};
+use serde::{Deserialize, Serialize};
+use types::merkle::InclusionProof;
+use types::{BlockHeader, BlockSeal, Decode, Encode, Limits, Receipt, SignedTx};
+
+/// The value of the file's `format` field.
+pub const FORMAT: &str = "gmchain-receipt";
+/// The value of the file's `version` field that this release writes and reads.
+pub const VERSION: u64 = 1;
+/// The largest receipt file read, in bytes; a larger one is refused before parsing.
+pub const MAX_FILE_LEN: usize = 4 * 1024 * 1024;
+/// The most CRLs a receipt carries (one per issuer of a path of at most `pki::MAX_PATH_LEN`).
+pub const MAX_CRLS: usize = pki::MAX_PATH_LEN;
+
+/// The largest canonical header: version, tag, chain ID (4 + 64), height, tx count, five
+/// digests, timestamp.
+const MAX_HEADER_LEN: usize = 2 + 4 + types::MAX_CHAIN_ID_LEN + 8 + 4 + 5 * 32 + 8;
+/// The largest canonical seal: version, tag, two digests, a length-prefixed DER signature.
+const MAX_SEAL_LEN: usize = 2 + 2 * 32 + 4 + types::MAX_SIGNATURE_DER_LEN;
+
+/// The file as written. Field order is the order `to_json` writes.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiptFile {
+    format: String,
+    version: u64,
+    header: String,
+    seal: String,
+    position: u32,
+    tx: String,
+    tx_proof: String,
+    receipt: String,
+    receipt_proof: String,
+    chain: Vec<String>,
+    crls: Vec<String>,
+}
+
+/// The first pass: only the format tag and version, so that a file of another version is
+/// refused as such rather than for the fields it has.
+#[derive(Debug, Deserialize)]
+struct Probe {
+    format: String,
+    version: u64,
+}
+
+fn malformed(field: impl Into<String>, problem: Malformation) -> ReceiptError {
+    ReceiptError::Malformed {
+        field: field.into(),
+        problem,
+    }
+}
+
+fn json_error(e: &serde_json::Error) -> ReceiptError {
+    // serde_json's Display appends " at line L column C"; keep the position as fields only.
+    let full = e.to_string();
+    let message = match full.rfind(" at line ") {
+        Some(i) => full[..i].to_string(),
+        None => full,
+    };
+    malformed(
+        "file",
+        Malformation::Json {
+            message,
+            line: e.line(),
+            column: e.column(),
+        },
+    )
+}
+
+/// Decodes the lower-case hex of at most `max` bytes in `field`.
+fn hex_field(field: &'static str, s: &str, max: usize) -> Result<Vec<u8>, ReceiptError> {
+    let max_chars = max.saturating_mul(2);
+    if s.len() > max_chars {
+        return Err(malformed(
+            field,
+            Malformation::TooLong {
+                len: s.len(),
+                max: max_chars,
+            },
+        ));
+    }
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(malformed(field, Malformation::NotHex));
+    }
+    hex::decode(s).map_err(|_| malformed(field, Malformation::NotHex))
+}
+
+/// Decodes the canonical encoding of a `T` from the hex in `field`.
+fn decoded<T: Decode>(
+    field: &'static str,
+    s: &str,
+    max: usize,
+    limits: &Limits,
+) -> Result<T, ReceiptError> {
+    let bytes = hex_field(field, s, max)?;
+    T::from_bytes(&bytes, limits).map_err(|e| malformed(field, Malformation::Decode(e)))
+}
+
+fn check_count(field: &'static str, count: usize, max: usize) -> Result<(), ReceiptError> {
+    if count > max {
+        return Err(malformed(field, Malformation::TooMany { count, max }));
+    }
+    Ok(())
+}
+
+impl ReceiptBundle {
+    /// Returns the receipt file (docs/receipts.md §2): pretty-printed JSON, one field per line,
+    /// ending in a newline.
+    pub fn to_json(&self) -> String {
+        let file = ReceiptFile {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            header: hex::encode(self.header.to_bytes()),
+            seal: hex::encode(self.seal.to_bytes()),
+            position: self.position,
+            tx: hex::encode(self.tx.to_bytes()),
+            tx_proof: hex::encode(self.tx_proof.to_bytes()),
+            receipt: hex::encode(self.receipt.to_bytes()),
+            receipt_proof: hex::encode(self.receipt_proof.to_bytes()),
+            chain: self.chain.iter().map(Certificate::to_pem).collect(),
+            crls: self.crls.iter().map(Crl::to_pem).collect(),
+        };
+        // Serialising strings, integers and lists of strings into memory cannot fail; were it
+        // to, the empty output is refused by `from_json` rather than read as a receipt.
+        let mut out = serde_json::to_string_pretty(&file).unwrap_or_default();
+        out.push('\n');
+        out
+    }
+
+    /// Reads a receipt file strictly: at most [`MAX_FILE_LEN`] bytes (checked before parsing);
+    /// a JSON object with format `gmchain-receipt` and version 1 (checked before the other
+    /// fields); exactly the documented fields, none unknown or repeated; lower-case hex of
+    /// canonical encodings decoded under `limits`; PEM certificates (at most
+    /// `pki::MAX_PATH_LEN`, each at most `limits.max_cert_size` bytes of DER) and CRLs (at most
+    /// [`MAX_CRLS`]). Each error names the field. Reading checks form only: believe the
+    /// contents after [`ReceiptBundle::verify`].
+    pub fn from_json(bytes: &[u8], limits: &Limits) -> Result<ReceiptBundle, ReceiptError> {
+        if bytes.len() > MAX_FILE_LEN {
+            return Err(ReceiptError::TooLarge {
+                len: bytes.len(),
+                max: MAX_FILE_LEN,
+            });
+        }
+        let probe: Probe = serde_json::from_slice(bytes).map_err(|e| json_error(&e))?;
+        if probe.format != FORMAT || probe.version != VERSION {
+            return Err(ReceiptError::UnsupportedFormat {
+                format: probe.format,
+                version: probe.version,
+            });
+        }
+        let file: ReceiptFile = serde_json::from_slice(bytes).map_err(|e| json_error(&e))?;
+
+        let header: BlockHeader = decoded("header", &file.header, MAX_HEADER_LEN, limits)?;
+        let seal: BlockSeal = decoded("seal", &file.seal, MAX_SEAL_LEN, limits)?;
+        let proof_max = 2 + 4 + limits.max_proof_len.saturating_mul(32);
+        let tx: SignedTx = decoded("tx", &file.tx, limits.max_tx_size, limits)?;
+        let tx_proof: InclusionProof = decoded("tx_proof", &file.tx_proof, proof_max, limits)?;
+        let receipt: Receipt = decoded("receipt", &file.receipt, limits.max_receipt_size, limits)?;
+        let receipt_proof: InclusionProof =
+            decoded("receipt_proof", &file.receipt_proof, proof_max, limits)?;
+
+        check_count("chain", file.chain.len(), pki::MAX_PATH_LEN)?;
+        if file.chain.is_empty() {
+            return Err(malformed("chain", Malformation::Empty));
+        }
+        let mut chain = Vec::with_capacity(file.chain.len());
+        for (i, pem) in file.chain.iter().enumerate() {
+            let field = || format!("chain[{i}]");
+            let cert = Certificate::from_pem(pem.as_bytes())
+                .map_err(|e| malformed(field(), Malformation::Pki(e)))?;
+            if cert.der().len() > limits.max_cert_size {
+                return Err(malformed(
+                    field(),
+                    Malformation::TooLong {
+                        len: cert.der().len(),
+                        max: limits.max_cert_size,
+                    },
+                ));
+            }
+            chain.push(cert);
+        }
+        check_count("crls", file.crls.len(), MAX_CRLS)?;
+        let mut crls = Vec::with_capacity(file.crls.len());
+        for (i, pem) in file.crls.iter().enumerate() {
+            let crl = Crl::from_pem(pem.as_bytes())
+                .map_err(|e| malformed(format!("crls[{i}]"), Malformation::Pki(e)))?;
+            crls.push(crl);
+        }
+
+        Ok(ReceiptBundle {
+            tx,
+            position: file.position,
+            tx_proof,
+            receipt,
+            receipt_proof,
+            header,
+            seal,
+            chain,
+            crls,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_lower_case_whole_bytes_and_bounded() {
+        assert_eq!(hex_field("f", "00ff", 2).unwrap(), vec![0x00, 0xff]);
+        assert_eq!(hex_field("f", "", 2).unwrap(), Vec::<u8>::new());
+        for bad in ["0", "00FF", "0x00", "zz", "00 ff"] {
+            assert_eq!(
+                hex_field("f", bad, 8).unwrap_err(),
+                malformed("f", Malformation::NotHex),
+                "{bad:?}"
+            );
+        }
+        // The length is checked before any character.
+        assert_eq!(
+            hex_field("f", "ZZZZZZ", 2).unwrap_err(),
+            malformed("f", Malformation::TooLong { len: 6, max: 4 })
+        );
+    }
+
+    #[test]
+    fn json_errors_keep_the_position_as_fields() {
+        let e = serde_json::from_slice::<Probe>(b"{\n  \"format\": 1}").unwrap_err();
+        match json_error(&e) {
+            ReceiptError::Malformed {
+                field,
+                problem:
+                    Malformation::Json {
+                        message,
+                        line,
+                        column,
+                    },
+            } => {
+                assert_eq!(field, "file");
+                assert_eq!(line, 2);
+                assert!(column > 0);
+                assert!(!message.contains(" at line "), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn size_bounds_cover_the_largest_encodings() {
+        // A header with the longest chain ID, and a seal with the longest signature, fit.
+        assert_eq!(MAX_HEADER_LEN, 2 + 68 + 8 + 4 + 160 + 8);
+        assert_eq!(MAX_SEAL_LEN, 2 + 64 + 4 + 72);
+    }
+}

@@ -1,0 +1,270 @@
+//! gmchain's persistent [`KvBackend`] on RocksDB: one column family per [`Table`], each
+//! [`WriteBatch`] applied as one RocksDB write batch with `sync = true`, so a block (one batch,
+//! see `storage::ChainStore::commit_block`) costs exactly one WAL sync and is durable when
+//! [`KvBackend::write`] returns.
+//!
+//! This is the only crate in the workspace that links RocksDB (a C++ build of ~20 minutes
+//! cold); everything above it sees only `storage::KvBackend`.
+//!
+//! # What it refuses to do
+//!
+//! Open a store another process holds (RocksDB's `LOCK` file), open a directory that is not a
+//! gmchain store unless asked to create one, write without syncing the WAL, or turn on RocksDB
+//! features that break atomic batches (the WAL is never disabled, `manual_wal_flush` stays off).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::statistics::Ticker;
+use rocksdb::{
+    ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode, Options, WriteOptions,
+};
+use storage::{Entries, KvBackend, StorageError, Table, WriteBatch, WriteOp};
+use thiserror::Error;
+
+/// Why the store could not be opened or used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RocksError {
+    /// The directory holds no store and `create` was not requested.
+    #[error("{path}: no gmchain store here (run `gmchain node init` first)")]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Another process (or another handle in this one) has the store open.
+    #[error("{path}: the store is in use by another process (RocksDB LOCK is held)")]
+    Locked {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// RocksDB refused to open or read the store.
+    #[error("{path}: RocksDB: {message}")]
+    Open {
+        /// The directory.
+        path: PathBuf,
+        /// RocksDB's message.
+        message: String,
+    },
+    /// A column family is missing although the store opened.
+    #[error("column family {0} is missing")]
+    MissingColumnFamily(&'static str),
+}
+
+/// RocksDB counters a node exports as metrics and tests compare with blocks committed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RocksStats {
+    /// WAL syncs (`rocksdb.wal.synced`) since the store was opened.
+    pub wal_syncs: u64,
+    /// Write batches applied through [`KvBackend::write`] since the store was opened.
+    pub batches_written: u64,
+    /// Bytes written to the WAL (`rocksdb.wal.bytes`) since the store was opened.
+    pub wal_bytes: u64,
+}
+
+/// A [`KvBackend`] on a RocksDB directory.
+pub struct RocksBackend {
+    db: DB,
+    // Statistics live in the Options the DB was opened with.
+    opts: Options,
+    path: PathBuf,
+    batches: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for RocksBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksBackend")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn options() -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(false);
+    o.create_missing_column_families(false);
+    o.set_paranoid_checks(true);
+    o.set_compression_type(DBCompressionType::Lz4);
+    o.set_manual_wal_flush(false);
+    o.enable_statistics();
+    o
+}
+
+fn cf_options() -> Options {
+    let mut o = Options::default();
+    o.set_compression_type(DBCompressionType::Lz4);
+    o
+}
+
+impl RocksBackend {
+    /// Opens the store at `path`. With `create`, makes an empty store (every column family)
+    /// if the directory holds none; without it, a missing store is [`RocksError::NotAStore`].
+    pub fn open(path: &Path, create: bool) -> Result<Self, RocksError> {
+        let exists = path.join("CURRENT").exists();
+        if !exists && !create {
+            return Err(RocksError::NotAStore {
+                path: path.to_path_buf(),
+            });
+        }
+        let mut opts = options();
+        if !exists {
+            opts.create_if_missing(true);
+            opts.create_missing_column_families(true);
+        }
+        let cfs = Table::ALL
+            .iter()
+            .map(|t| ColumnFamilyDescriptor::new(t.name(), cf_options()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
+            let message = e.into_string();
+            if message.contains("LOCK") && message.contains("lock") {
+                RocksError::Locked {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                RocksError::Open {
+                    path: path.to_path_buf(),
+                    message,
+                }
+            }
+        })?;
+        for t in Table::ALL {
+            if db.cf_handle(t.name()).is_none() {
+                return Err(RocksError::MissingColumnFamily(t.name()));
+            }
+        }
+        Ok(Self {
+            db,
+            opts,
+            path: path.to_path_buf(),
+            batches: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Returns the directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Returns the counters since the store was opened.
+    pub fn stats(&self) -> RocksStats {
+        RocksStats {
+            wal_syncs: self.opts.get_ticker_count(Ticker::WalFileSynced),
+            batches_written: self.batches.load(std::sync::atomic::Ordering::Relaxed),
+            wal_bytes: self.opts.get_ticker_count(Ticker::WalFileBytes),
+        }
+    }
+
+    fn cf(&self, table: Table) -> Result<&rocksdb::ColumnFamily, StorageError> {
+        self.db
+            .cf_handle(table.name())
+            .ok_or_else(|| backend(RocksError::MissingColumnFamily(table.name())))
+    }
+}
+
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError::Backend(Box::new(e))
+}
+
+fn rocks(path: &Path, e: rocksdb::Error) -> StorageError {
+    backend(RocksError::Open {
+        path: path.to_path_buf(),
+        message: e.into_string(),
+    })
+}
+
+impl KvBackend for RocksBackend {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.db
+            .get_cf(self.cf(table)?, key)
+            .map_err(|e| rocks(&self.path, e))
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut wb = rocksdb::WriteBatch::default();
+        for op in batch.into_ops() {
+            match op {
+                WriteOp::Put { table, key, value } => wb.put_cf(self.cf(table)?, key, value),
+                WriteOp::Delete { table, key } => wb.delete_cf(self.cf(table)?, key),
+            }
+        }
+        // One batch, one WAL append, one sync: durable when this returns.
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        wo.disable_wal(false);
+        self.db
+            .write_opt(wb, &wo)
+            .map_err(|e| rocks(&self.path, e))?;
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn iter_prefix(&self, table: Table, prefix: &[u8]) -> Result<Entries, StorageError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(
+            self.cf(table)?,
+            IteratorMode::From(prefix, Direction::Forward),
+        ) {
+            let (k, v) = item.map_err(|e| rocks(&self.path, e))?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_store_is_refused_without_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = RocksBackend::open(dir.path(), false).unwrap_err();
+        assert!(matches!(e, RocksError::NotAStore { .. }), "{e}");
+    }
+
+    #[test]
+    fn batches_are_durable_and_one_sync_each() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let b = RocksBackend::open(dir.path(), true).unwrap();
+            let base = b.stats();
+            for i in 0u8..5 {
+                let mut w = WriteBatch::new();
+                for t in Table::ALL {
+                    w.put(t, vec![i, 1], vec![i; 100]);
+                    w.put(t, vec![i, 2], vec![i; 10]);
+                }
+                w.delete(Table::Meta, vec![i, 2]);
+                b.write(w).unwrap();
+            }
+            let s = b.stats();
+            assert_eq!(s.batches_written - base.batches_written, 5);
+            assert_eq!(s.wal_syncs - base.wal_syncs, 5, "one WAL sync per batch");
+        }
+        let b = RocksBackend::open(dir.path(), false).unwrap();
+        assert_eq!(b.get(Table::Blocks, &[3, 1]).unwrap(), Some(vec![3; 100]));
+        assert_eq!(b.get(Table::Meta, &[3, 2]).unwrap(), None);
+        assert_eq!(b.get(Table::Seals, &[4, 2]).unwrap(), Some(vec![4; 10]));
+        let got = b.iter_prefix(Table::Headers, &[2]).unwrap();
+        assert_eq!(
+            got,
+            vec![(vec![2, 1], vec![2; 100]), (vec![2, 2], vec![2; 10])]
+        );
+        assert_eq!(b.iter_prefix(Table::Headers, &[]).unwrap().len(), 10);
+    }
+
+    #[test]
+    fn second_open_is_refused_while_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = RocksBackend::open(dir.path(), true).unwrap();
+        let e = RocksBackend::open(dir.path(), false).unwrap_err();
+        assert!(matches!(e, RocksError::Locked { .. }), "{e}");
+    }
+}
