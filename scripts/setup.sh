@@ -9,6 +9,10 @@ command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 # Real PKCS#11 modules and an independent PKCS#11 client for the HSM tests.
 [ -e /usr/lib/softhsm/libsofthsm2.so ] || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
+# RocksDB (storage-rocksdb) is C++ built by the rocksdb crate: g++, and libclang with clang's
+# resource headers for bindgen (without them: "'stdbool.h' file not found").
+command -v g++ >/dev/null 2>&1 || need+=(g++)
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && ls /usr/lib/llvm-*/lib/clang/*/include/stdbool.h >/dev/null 2>&1 || need+=(libclang-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2

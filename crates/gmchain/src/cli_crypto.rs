@@ -180,7 +180,56 @@ impl LoadedKey {
     }
 }
 
+impl crypto::Signer for LoadedKey {
+    fn public_key(&self) -> crypto::PublicKey {
+        LoadedKey::public_key(self)
+    }
+
+    fn sign(&self, id: &UserId, msg: &[u8]) -> Result<Signature, CryptoError> {
+        LoadedKey::sign(self, id, msg)
+    }
+
+    fn sign_digest(&self, e: &crypto::Digest) -> Result<Signature, CryptoError> {
+        match self {
+            LoadedKey::Soft(k) => k.sign_digest(e, &SystemRandom),
+            LoadedKey::Token(s) => crypto::Signer::sign_digest(s.as_ref(), e),
+        }
+    }
+}
+
+/// Loads a signing key named the CLI way: a `pkcs11:` URI with its module profile, or a key
+/// file; `require_encrypted` refuses a key file that is not encrypted PKCS#8.
+pub(crate) fn load_signer(
+    key: &str,
+    hsm_profile: Option<PathBuf>,
+    pass: PassArgs,
+    require_encrypted: bool,
+) -> Result<Box<dyn crypto::Signer>, Failure> {
+    if require_encrypted && !key.starts_with("pkcs11:") {
+        let bytes = read_named("key", Path::new(key))?;
+        if !bytes
+            .windows(b"ENCRYPTED PRIVATE KEY".len())
+            .any(|w| w == b"ENCRYPTED PRIVATE KEY")
+        {
+            return Err(Failure::BadInput(format!(
+                "key {key}: not an encrypted PKCS#8 key; a node key file must be encrypted (gmchain crypto keygen --encrypt)"
+            )));
+        }
+    }
+    let args = KeyArgs {
+        key: key.to_string(),
+        hsm_profile,
+        pass,
+    };
+    Ok(Box::new(args.load()?))
+}
+
 impl KeyArgs {
+    /// Loads the key as a boxed signer.
+    pub(crate) fn signer(&self) -> Result<Box<dyn crypto::Signer>, Failure> {
+        Ok(Box::new(self.load()?))
+    }
+
     fn load(&self) -> Result<LoadedKey, Failure> {
         if self.key.starts_with("pkcs11:") {
             let profile = self.hsm_profile.clone().ok_or_else(|| {

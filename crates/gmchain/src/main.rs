@@ -3,10 +3,14 @@
 //! 2 bad input or usage, 3 token or node unreachable).
 
 mod bench;
+mod bench_node;
 mod cli_ca;
 mod cli_conformance;
 mod cli_crypto;
 mod cli_keys;
+mod cli_node;
+mod cli_tx;
+mod devchain;
 mod io;
 mod token_probe;
 
@@ -35,6 +39,18 @@ enum Command {
     /// The conformance suite: clause maps of the standards and the checks that prove them.
     #[command(subcommand)]
     Conformance(cli_conformance::ConformanceCommand),
+    /// The node: init (genesis and store), start, verify-store.
+    #[command(subcommand)]
+    Node(cli_node::NodeCommand),
+    /// Signed transactions to a node: attest a document, identity actions.
+    #[command(subcommand)]
+    Tx(cli_tx::TxCommand),
+    /// Read a node's chain: status, transactions, blocks, attestations, receipts.
+    #[command(subcommand)]
+    Query(cli_tx::QueryCommand),
+    /// Offline receipts: verify one against the genesis file.
+    #[command(subcommand)]
+    Receipt(cli_tx::ReceiptCommand),
     /// Benchmarks against `openssl speed`, as ratios measured in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -54,6 +70,9 @@ enum BenchCommand {
         #[arg(long, default_value = "openssl")]
         openssl: String,
     },
+    /// The load generator: a development chain, a node process, pre-signed transactions from
+    /// many client keys over gRPC; committed tx/s and latency against B = cores × SM2 verify/s.
+    Node(bench_node::NodeBenchArgs),
 }
 
 /// A failure with its exit code.
@@ -99,6 +118,10 @@ fn main() -> ExitCode {
         Command::Ca(c) => cli_ca::run(c),
         Command::Keys(c) => cli_keys::run(c),
         Command::Conformance(c) => cli_conformance::run(c),
+        Command::Node(c) => cli_node::run(c),
+        Command::Tx(c) => cli_tx::run_tx(c),
+        Command::Query(c) => cli_tx::run_query(c),
+        Command::Receipt(c) => cli_tx::run_receipt(c),
         Command::Bench(BenchCommand::Crypto {
             runs,
             seconds,
@@ -114,6 +137,7 @@ fn main() -> ExitCode {
                 .map(|_| ())
                 .map_err(Failure::from)
         }
+        Command::Bench(BenchCommand::Node(args)) => bench_node::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,669 @@
+//! Transaction admission: every check once, in a fixed order, with a stable code per refusal;
+//! the result is a [`VerifiedTx`] that only [`Admission`] constructs.
+//!
+//! Order (docs/execution.md §6): size, decoding, chain, expiry, duplicate, known call, argument
+//! shape, signer (certificate, chain, revocation), suspension, signature, permission.
+//!
+//! Validated chains are cached by the leaf's SM3 ID. A hit skips only what cannot change: path
+//! building, certificate signatures, key usage and role. It still checks, at `now` and against
+//! the state being admitted to, every certificate's validity window, that the anchor is still
+//! the registered CA of its organisation, and revocation by the recorded CRLs; suspension,
+//! signature and permissions are checked on every admission. The cache never changes a result,
+//! so `admit_many` returns what sequential `admit` would.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::codes::{RejectCode, Rejection};
+use crate::contract::{Contract, Permission, Registry};
+use crate::error::ExecError;
+use crate::genesis::ChainParams;
+use crate::identity;
+use crate::view::StateView;
+use crypto::Digest;
+use crypto_sm::sm3::sm3;
+use pki::{CertRef, Certificate, ChainError, Crl, CrlProblem, Role, UnixTime, validate_chain};
+use state::NodeStore;
+use types::{ChainId, Decode, Height, Limits, Sender, SignedTx, TxError, TxId, check_expiry};
+
+/// How many validated chains the cache holds at most; when full, an arbitrary entry goes.
+pub const CERT_CACHE_CAPACITY: usize = 10_000;
+
+/// The judgement's inputs besides the transaction and the state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdmitContext {
+    /// The height the state is at; the transaction goes into tip + 1.
+    pub tip: Height,
+    /// The node's expected time of the next block (seconds), for certificate and CRL validity.
+    pub now: UnixTime,
+}
+
+/// Who signed an admitted transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignerInfo {
+    /// SM3 of the signer's certificate (DER).
+    pub cert_id: Digest,
+    /// The signer's organisation: the O of the registered CA that anchors the chain (for
+    /// `identity.register_org`, the new organisation).
+    pub organisation: String,
+    /// The certificate's common name.
+    pub common_name: String,
+    /// The certificate's role.
+    pub role: Role,
+}
+
+/// A validated certificate path: leaf first, the registered CA (trust anchor) last.
+#[derive(Debug)]
+struct CheckedChain {
+    path: Vec<Certificate>,
+    anchor_id: Digest,
+    organisation: String,
+    role: Role,
+}
+
+/// A transaction that passed admission. Only [`Admission`] constructs one; the executor takes
+/// nothing else.
+#[derive(Clone, Debug)]
+pub struct VerifiedTx {
+    signed: SignedTx,
+    id: TxId,
+    encoded_len: usize,
+    signer: SignerInfo,
+    chain: Arc<CheckedChain>,
+    /// For `identity.register_org`: the new organisation's CRL, which covers the signer.
+    pending_crl: Option<Crl>,
+}
+
+impl VerifiedTx {
+    /// Returns the signed transaction.
+    pub fn signed(&self) -> &SignedTx {
+        &self.signed
+    }
+
+    /// Returns the transaction ID.
+    pub fn id(&self) -> TxId {
+        self.id
+    }
+
+    /// Returns the length of the encoding that was admitted.
+    pub fn encoded_len(&self) -> usize {
+        self.encoded_len
+    }
+
+    /// Returns the signer.
+    pub fn signer(&self) -> &SignerInfo {
+        &self.signer
+    }
+
+    /// Returns the expiry height.
+    pub fn expiry(&self) -> Height {
+        self.signed.tx.expiry
+    }
+
+    /// Returns the signer's certificate.
+    pub fn certificate(&self) -> &Certificate {
+        &self.chain.path[0]
+    }
+}
+
+/// The admission checks of one chain, with the certificate cache. `Send + Sync`: share one
+/// across the pool's threads.
+#[derive(Debug)]
+pub struct Admission {
+    chain_id: ChainId,
+    limits: Limits,
+    expiry_window: u64,
+    registry: Registry,
+    cache: Mutex<HashMap<Digest, Arc<CheckedChain>>>,
+    cache_hits: AtomicU64,
+}
+
+fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
+    Rejection::new(code, message)
+}
+
+fn state_err(e: ExecError) -> Rejection {
+    reject(
+        RejectCode::StateUnavailable,
+        format!("cannot read state: {e}"),
+    )
+}
+
+fn chain_rejection(e: &ChainError) -> Rejection {
+    let code = match e {
+        ChainError::Revoked { .. } => RejectCode::SignerRevoked,
+        ChainError::RevocationUnknown { .. } => RejectCode::RevocationUnknown,
+        _ => RejectCode::CertInvalid,
+    };
+    reject(code, format!("{e} ({})", e.code()))
+}
+
+fn cert_ref(c: &Certificate) -> CertRef {
+    CertRef {
+        subject: c.subject(),
+        serial: c.serial(),
+    }
+}
+
+/// Checks what a cached chain can no longer vouch for, in `validate_chain`'s order and with its
+/// errors: validity windows from the anchor down, the anchor still registered, then revocation
+/// from the top by the recorded CRLs (or `extra_crl`, the CRL a `register_org` brings along).
+fn check_live<S: NodeStore + ?Sized>(
+    view: &StateView<'_, S>,
+    now: UnixTime,
+    chain: &CheckedChain,
+    extra_crl: Option<&Crl>,
+) -> Result<(), Rejection> {
+    let path = &chain.path;
+    let Some(top) = path.len().checked_sub(1) else {
+        return Err(reject(RejectCode::CertInvalid, "empty certificate path"));
+    };
+    for c in path.iter().rev() {
+        let v = c.validity();
+        if now < v.not_before {
+            return Err(chain_rejection(&ChainError::NotYetValid {
+                cert: cert_ref(c),
+                not_before: v.not_before,
+                now,
+            }));
+        }
+        if now > v.not_after {
+            return Err(chain_rejection(&ChainError::Expired {
+                cert: cert_ref(c),
+                not_after: v.not_after,
+                now,
+            }));
+        }
+    }
+    let anchor = &path[top];
+    let anchor_org = anchor.organisation().unwrap_or_default();
+    let registered = view
+        .organisation(&anchor_org)
+        .map_err(state_err)?
+        .is_some_and(|o| o.ca_cert.fingerprint() == chain.anchor_id);
+    if !registered {
+        return Err(reject(
+            RejectCode::CertInvalid,
+            format!(
+                "the trust anchor {} is no longer the registered CA of organisation {anchor_org:?}",
+                cert_ref(anchor)
+            ),
+        ));
+    }
+    for i in (0..top).rev() {
+        let cert = &path[i];
+        let issuer = &path[i + 1];
+        let crl = match extra_crl {
+            Some(x) if x.issuer() == issuer.subject() => Some(x.clone()),
+            _ => view.crl(&issuer.fingerprint()).map_err(state_err)?,
+        };
+        let unknown = |problem| {
+            chain_rejection(&ChainError::RevocationUnknown {
+                cert: cert_ref(cert),
+                problem,
+            })
+        };
+        let Some(crl) = crl else {
+            return Err(unknown(CrlProblem::Missing));
+        };
+        if !crl.is_current(now) {
+            return Err(unknown(CrlProblem::NotCurrent {
+                this_update: crl.this_update(),
+                next_update: crl.next_update(),
+            }));
+        }
+        if let Some(e) = crl.find(&cert.serial()) {
+            return Err(chain_rejection(&ChainError::Revoked {
+                cert: cert_ref(cert),
+                reason: e.reason,
+                at: e.revoked_at,
+            }));
+        }
+    }
+    Ok(())
+}
+
+impl Admission {
+    /// Returns the admission of chain `chain_id` under `params`.
+    pub fn new(chain_id: ChainId, params: &ChainParams) -> Self {
+        Admission {
+            chain_id,
+            limits: params.limits(),
+            expiry_window: params.expiry_window,
+            registry: Registry::builtin(),
+            cache: Mutex::new(HashMap::new()),
+            cache_hits: AtomicU64::new(0),
+        }
+    }
+
+    /// Returns how many validated chains are cached.
+    pub fn cache_len(&self) -> usize {
+        self.cache
+            .lock()
+            .map(|c| c.len())
+            .unwrap_or_else(|e| e.into_inner().len())
+    }
+
+    /// Returns how many signer resolutions the cache answered (for metrics and tests).
+    pub fn cache_hits(&self) -> u64 {
+        self.cache_hits.load(Ordering::Relaxed)
+    }
+
+    /// Returns the limits transactions are decoded under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn cache_get(&self, id: &Digest) -> Option<Arc<CheckedChain>> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(id).cloned()
+    }
+
+    fn cache_put(&self, id: Digest, chain: Arc<CheckedChain>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CERT_CACHE_CAPACITY && !cache.contains_key(&id) {
+            // Any victim will do: the cache only saves work, it never changes a result.
+            if let Some(victim) = cache.keys().next().copied() {
+                cache.remove(&victim);
+            }
+        }
+        cache.insert(id, chain);
+    }
+
+    /// Admits one encoded signed transaction against the state in `view`. `seen` says whether
+    /// an ID is already in the pool or on the chain.
+    pub fn admit<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        ctx: &AdmitContext,
+        seen: &(dyn Fn(&TxId) -> bool + Sync),
+        bytes: &[u8],
+    ) -> Result<VerifiedTx, Rejection> {
+        // Size first: nothing is decoded from an oversized input.
+        if bytes.len() > self.limits.max_tx_size {
+            return Err(reject(
+                RejectCode::TooLarge,
+                format!(
+                    "{} bytes, more than the chain's max_tx_size of {}",
+                    bytes.len(),
+                    self.limits.max_tx_size
+                ),
+            ));
+        }
+        let signed = SignedTx::from_bytes(bytes, &self.limits)
+            .map_err(|e| reject(RejectCode::Malformed, e.to_string()))?;
+        let tx = &signed.tx;
+        if tx.chain_id != self.chain_id {
+            return Err(reject(
+                RejectCode::WrongChain,
+                format!(
+                    "transaction is for chain {:?}, this is {:?}",
+                    tx.chain_id.as_str(),
+                    self.chain_id.as_str()
+                ),
+            ));
+        }
+        self.check_expiry(tx.expiry, ctx.tip)?;
+        let id = signed.tx_id();
+        if seen(&id) {
+            return Err(reject(
+                RejectCode::Duplicate,
+                format!("transaction {id} was already submitted"),
+            ));
+        }
+        let (contract, perm) = self.resolve_call(&signed)?;
+        contract
+            .check_args(&tx.call.method, &tx.call.args)
+            .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
+
+        let (chain, pending_crl) = if is_register_org(&signed) {
+            let (chain, crl) = self.resolve_registering_signer(view, ctx, &signed)?;
+            (chain, Some(crl))
+        } else {
+            (self.resolve_signer(view, ctx, &tx.sender)?, None)
+        };
+        let leaf = &chain.path[0];
+        let signer = SignerInfo {
+            cert_id: chain.path[0].fingerprint(),
+            organisation: chain.organisation.clone(),
+            common_name: leaf.common_name().unwrap_or_default(),
+            role: chain.role,
+        };
+        check_suspension(view, &signer)?;
+        signed.verify_signature(&leaf.public_key()).map_err(|e| {
+            reject(
+                RejectCode::SignatureInvalid,
+                format!("signature of {id} by {}: {e}", cert_ref(leaf)),
+            )
+        })?;
+        authorize(view, &signer, perm, &signed, true)?;
+        Ok(VerifiedTx {
+            signed,
+            id,
+            encoded_len: bytes.len(),
+            signer,
+            chain,
+            pending_crl,
+        })
+    }
+
+    /// Admits many transactions on all cores (SM2 has no batch verification), with the same
+    /// results in the same order as calling [`Admission::admit`] on each.
+    pub fn admit_many<S: NodeStore + Sync + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        ctx: &AdmitContext,
+        seen: &(dyn Fn(&TxId) -> bool + Sync),
+        txs: &[Vec<u8>],
+    ) -> Vec<Result<VerifiedTx, Rejection>> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(txs.len());
+        if threads <= 1 {
+            return txs.iter().map(|b| self.admit(view, ctx, seen, b)).collect();
+        }
+        let chunk = txs.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = txs
+                .chunks(chunk)
+                .map(|part| {
+                    let h = s.spawn(move || {
+                        part.iter()
+                            .map(|b| self.admit(view, ctx, seen, b))
+                            .collect::<Vec<_>>()
+                    });
+                    (part, h)
+                })
+                .collect();
+            let mut out = Vec::with_capacity(txs.len());
+            for (part, h) in handles {
+                match h.join() {
+                    Ok(results) => out.extend(results),
+                    // A worker that panicked: redo its share here, so the caller sees exactly
+                    // what sequential admission would have done.
+                    Err(_) => out.extend(part.iter().map(|b| self.admit(view, ctx, seen, b))),
+                }
+            }
+            out
+        })
+    }
+
+    /// Checks again, before commit, what can change after admission: expiry, duplicate,
+    /// revocation (the CRLs recorded in `view`, current at `ctx.now`) with the validity
+    /// windows and the anchor's registration, suspension and permissions. Signatures and
+    /// certificate paths are not checked again.
+    pub fn recheck<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        ctx: &AdmitContext,
+        seen: &(dyn Fn(&TxId) -> bool + Sync),
+        tx: &VerifiedTx,
+    ) -> Result<(), Rejection> {
+        self.check_expiry(tx.expiry(), ctx.tip)?;
+        if seen(&tx.id) {
+            return Err(reject(
+                RejectCode::Duplicate,
+                format!("transaction {} was already submitted", tx.id),
+            ));
+        }
+        check_live(view, ctx.now, &tx.chain, tx.pending_crl.as_ref())?;
+        check_suspension(view, &tx.signer)?;
+        let (_, perm) = self.resolve_call(&tx.signed)?;
+        authorize(view, &tx.signer, perm, &tx.signed, false)
+    }
+
+    fn check_expiry(&self, expiry: Height, tip: Height) -> Result<(), Rejection> {
+        check_expiry(expiry, tip, self.expiry_window).map_err(|e| match e {
+            TxError::ExpiryTooFar { .. } => reject(RejectCode::ExpiryTooFar, e.to_string()),
+            _ => reject(RejectCode::Expired, e.to_string()),
+        })
+    }
+
+    fn resolve_call(
+        &self,
+        signed: &SignedTx,
+    ) -> Result<(&dyn Contract, &'static Permission), Rejection> {
+        let call = &signed.tx.call;
+        self.registry
+            .resolve(&call.contract, &call.method)
+            .ok_or_else(|| {
+                reject(
+                    RejectCode::UnknownCall,
+                    format!("no built-in method {}.{}", call.contract, call.method),
+                )
+            })
+    }
+
+    /// Finds and validates the signer's certificate, through the cache.
+    fn resolve_signer<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        ctx: &AdmitContext,
+        sender: &Sender,
+    ) -> Result<Arc<CheckedChain>, Rejection> {
+        let (id, stored) = match sender {
+            Sender::Certificate(der) => (sm3(der), None),
+            Sender::Registered(id) => {
+                let cert = view.certificate(id).map_err(state_err)?.ok_or_else(|| {
+                    reject(
+                        RejectCode::UnknownSender,
+                        format!("no certificate is recorded under {id}"),
+                    )
+                })?;
+                (*id, Some(cert))
+            }
+        };
+        if let Some(chain) = self.cache_get(&id) {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            check_live(view, ctx.now, &chain, None)?;
+            return Ok(chain);
+        }
+        let leaf = match (stored, sender) {
+            (Some(cert), _) => cert,
+            (None, Sender::Certificate(der)) => Certificate::from_der(der)
+                .map_err(|e| reject(RejectCode::CertInvalid, format!("sender certificate: {e}")))?,
+            (None, Sender::Registered(_)) => {
+                return Err(reject(RejectCode::UnknownSender, "no certificate"));
+            }
+        };
+        let role = leaf.role().ok_or_else(|| {
+            reject(
+                RejectCode::CertInvalid,
+                format!("{} has no gmchain role", cert_ref(&leaf)),
+            )
+        })?;
+        let anchors = view.trust_anchors().map_err(state_err)?;
+        let crls = view.crls().map_err(state_err)?;
+        let validated = validate_chain(&leaf, &[], &anchors, &crls, ctx.now, role)
+            .map_err(|e| chain_rejection(&e))?;
+        let path = validated.path().to_vec();
+        let anchor_id = path.last().map(|a| a.fingerprint()).unwrap_or_default();
+        let chain = Arc::new(CheckedChain {
+            organisation: validated.organisation().to_string(),
+            role: validated.role(),
+            anchor_id,
+            path,
+        });
+        self.cache_put(id, chain.clone());
+        Ok(chain)
+    }
+
+    /// `identity.register_org`: the signer is certified by the new CA, which is not a trust
+    /// anchor yet. The chain is validated as leaf → new CA (intermediate) → a registered CA,
+    /// with the recorded CRLs plus the new CA's CRL from the arguments; the path must run
+    /// through the new CA. Never cached: the new CA is not (yet) an anchor.
+    fn resolve_registering_signer<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        ctx: &AdmitContext,
+        signed: &SignedTx,
+    ) -> Result<(Arc<CheckedChain>, Crl), Rejection> {
+        let (new_ca, new_crl) = identity::parse_register_org(&signed.tx.call.args)
+            .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
+        let leaf = match &signed.tx.sender {
+            Sender::Certificate(der) => Certificate::from_der(der)
+                .map_err(|e| reject(RejectCode::CertInvalid, format!("sender certificate: {e}")))?,
+            Sender::Registered(id) => {
+                view.certificate(id).map_err(state_err)?.ok_or_else(|| {
+                    reject(
+                        RejectCode::UnknownSender,
+                        format!("no certificate is recorded under {id}"),
+                    )
+                })?
+            }
+        };
+        let role = leaf.role().ok_or_else(|| {
+            reject(
+                RejectCode::CertInvalid,
+                format!("{} has no gmchain role", cert_ref(&leaf)),
+            )
+        })?;
+        let anchors = view.trust_anchors().map_err(state_err)?;
+        let mut crls = view.crls().map_err(state_err)?;
+        crls.push(new_crl.clone());
+        let validated = validate_chain(
+            &leaf,
+            std::slice::from_ref(&new_ca),
+            &anchors,
+            &crls,
+            ctx.now,
+            role,
+        )
+        .map_err(|e| chain_rejection(&e))?;
+        let path = validated.path().to_vec();
+        if path.get(1).map(|c| c.der()) != Some(new_ca.der()) {
+            return Err(reject(
+                RejectCode::PermissionDenied,
+                format!(
+                    "identity.register_org must be signed by an admin certified by the new CA {}; {} is not",
+                    cert_ref(&new_ca),
+                    cert_ref(&leaf)
+                ),
+            ));
+        }
+        let anchor_id = path.last().map(|a| a.fingerprint()).unwrap_or_default();
+        let chain = Arc::new(CheckedChain {
+            organisation: new_ca.organisation().unwrap_or_default(),
+            role: validated.role(),
+            anchor_id,
+            path,
+        });
+        Ok((chain, new_crl))
+    }
+}
+
+fn is_register_org(signed: &SignedTx) -> bool {
+    signed.tx.call.contract == crate::keys::IDENTITY && signed.tx.call.method == "register_org"
+}
+
+fn check_suspension<S: NodeStore + ?Sized>(
+    view: &StateView<'_, S>,
+    signer: &SignerInfo,
+) -> Result<(), Rejection> {
+    if view.is_suspended(&signer.cert_id).map_err(state_err)? {
+        return Err(reject(
+            RejectCode::SignerSuspended,
+            format!(
+                "certificate {} ({:?} of {:?}) is suspended",
+                signer.cert_id, signer.common_name, signer.organisation
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The permission table's role check, then the method's organisation rule. With `full`, also
+/// the stateful argument checks too costly to repeat at recheck (a CRL's signature).
+fn authorize<S: NodeStore + ?Sized>(
+    view: &StateView<'_, S>,
+    signer: &SignerInfo,
+    perm: &Permission,
+    signed: &SignedTx,
+    full: bool,
+) -> Result<(), Rejection> {
+    let call = &signed.tx.call;
+    if !perm.roles.contains(&signer.role) {
+        return Err(reject(
+            RejectCode::PermissionDenied,
+            format!(
+                "role {} may not call {}.{}",
+                signer.role, call.contract, call.method
+            ),
+        ));
+    }
+    let denied = |why: String| {
+        reject(
+            RejectCode::PermissionDenied,
+            format!("{}.{}: {why}", call.contract, call.method),
+        )
+    };
+    match (perm.contract, perm.method) {
+        ("identity", "register_org") => {
+            // The arguments' shape was checked on admission; only the new CA's O matters here.
+            let name = call
+                .args
+                .first()
+                .and_then(|der| Certificate::from_der(der).ok())
+                .and_then(|ca| ca.organisation())
+                .ok_or_else(|| {
+                    reject(
+                        RejectCode::BadArguments,
+                        "args[0] (CA certificate): no organisation",
+                    )
+                })?;
+            if name != signer.organisation {
+                return Err(denied(format!(
+                    "an admin of {:?} may not register organisation {name:?}",
+                    signer.organisation
+                )));
+            }
+        }
+        ("identity", "update_crl") => {
+            let crl = identity::parse_update_crl(&call.args)
+                .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
+            let org = view
+                .organisation(&signer.organisation)
+                .map_err(state_err)?
+                .ok_or_else(|| {
+                    denied(format!(
+                        "organisation {:?} is not registered",
+                        signer.organisation
+                    ))
+                })?;
+            if crl.issuer() != org.ca_cert.subject() {
+                return Err(denied(format!(
+                    "the CRL is issued by {:?}, not by the registered CA of {:?}",
+                    crl.issuer(),
+                    signer.organisation
+                )));
+            }
+            if full && crl.verify_signed_by(&org.ca_cert.public_key()).is_err() {
+                return Err(reject(
+                    RejectCode::BadArguments,
+                    format!(
+                        "args[0] (CRL): its signature does not verify with the registered CA of {:?}",
+                        signer.organisation
+                    ),
+                ));
+            }
+        }
+        ("identity", "suspend") | ("identity", "resume") => {
+            let id = identity::parse_cert_id(perm.method, &call.args)
+                .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
+            // A certificate not recorded yet fails in execution (IDENTITY_CERT_UNKNOWN).
+            if let Some(cert) = view.certificate(&id).map_err(state_err)?
+                && cert.organisation().as_deref() != Some(signer.organisation.as_str())
+            {
+                return Err(denied(format!(
+                    "certificate {id} belongs to {:?}, not to {:?}",
+                    cert.organisation().unwrap_or_default(),
+                    signer.organisation
+                )));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}

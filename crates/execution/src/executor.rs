@@ -1,0 +1,199 @@
+//! Block execution: the transactions in order over an overlay of the parent state, one
+//! receipt each, and one state update for the block.
+
+use std::collections::BTreeMap;
+
+use crate::admission::VerifiedTx;
+use crate::codes::FailureCode;
+use crate::contract::{CallContext, ContractError, Registry, Writes};
+use crate::error::ExecError;
+use crate::genesis::ChainParams;
+use crate::keys::{self, IDENTITY};
+use crate::view::StateRead;
+use crypto::Digest;
+use state::{NodeStore, UpdateBatch};
+use types::{ChainId, Event, Height, Limits, Receipt, Status};
+
+/// The block being executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockContext {
+    /// Its height.
+    pub height: Height,
+    /// Its timestamp (ms since the Unix epoch), as the proposer stated it.
+    pub timestamp_ms: u64,
+}
+
+/// What executing a block produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockExecution {
+    /// One receipt per transaction, in block order.
+    pub receipts: Vec<Receipt>,
+    /// The new state root and the nodes to persist for it.
+    pub update: UpdateBatch,
+}
+
+/// Executes blocks of admitted transactions.
+#[derive(Debug)]
+pub struct Executor {
+    chain_id: ChainId,
+    limits: Limits,
+    registry: Registry,
+}
+
+/// The parent state plus the writes of the block's successful transactions so far. Writes are
+/// kept in a `BTreeMap`, so nothing depends on hashing order.
+struct Overlay<'a, S: NodeStore + ?Sized> {
+    store: &'a S,
+    root: Digest,
+    writes: Writes,
+}
+
+impl<S: NodeStore + ?Sized> StateRead for Overlay<'_, S> {
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ExecError> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(state::get(self.store, self.root, key)?),
+        }
+    }
+}
+
+impl Executor {
+    /// Returns an executor for chain `chain_id` under `params`.
+    pub fn new(chain_id: ChainId, params: &ChainParams) -> Self {
+        Executor {
+            chain_id,
+            limits: params.limits(),
+            registry: Registry::builtin(),
+        }
+    }
+
+    /// Executes `txs` in order on the state at `parent_root`. A transaction that fails gets a
+    /// `Failed` receipt and leaves no write; an `Err` means the state could not be read and
+    /// says nothing about the transactions. Deterministic: the same inputs give the same
+    /// receipts and root.
+    pub fn execute_block<S: NodeStore + ?Sized>(
+        &self,
+        store: &S,
+        parent_root: Digest,
+        ctx: &BlockContext,
+        txs: &[VerifiedTx],
+    ) -> Result<BlockExecution, ExecError> {
+        if txs.len() > self.limits.max_txs_per_block {
+            return Err(ExecError::TooManyTxs {
+                count: txs.len(),
+                max: self.limits.max_txs_per_block,
+            });
+        }
+        let mut overlay = Overlay {
+            store,
+            root: parent_root,
+            writes: BTreeMap::new(),
+        };
+        let mut receipts = Vec::with_capacity(txs.len());
+        for tx in txs {
+            let receipt = match self.run(&overlay, ctx, tx) {
+                Ok((writes, events)) => {
+                    overlay.writes.extend(writes);
+                    // The signer's certificate is recorded so later transactions may name it by
+                    // ID (Sender::Registered).
+                    let cert_key =
+                        keys::full(IDENTITY, &keys::identity::cert(&tx.signer().cert_id));
+                    if overlay.read(&cert_key)?.is_none() {
+                        overlay
+                            .writes
+                            .insert(cert_key, Some(tx.certificate().der().to_vec()));
+                    }
+                    Receipt {
+                        tx_id: tx.id(),
+                        status: Status::Success,
+                        events,
+                    }
+                }
+                Err(ContractError::Failed { code, message }) => Receipt {
+                    tx_id: tx.id(),
+                    status: Status::Failed {
+                        code: code.number(),
+                        message: bounded(message, self.limits.max_message_len),
+                    },
+                    events: Vec::new(),
+                },
+                Err(ContractError::State(e)) => return Err(e),
+            };
+            receipts.push(receipt);
+        }
+        let updates: Vec<(Vec<u8>, Option<Vec<u8>>)> = overlay.writes.into_iter().collect();
+        let update = state::apply(store, parent_root, &updates)?;
+        Ok(BlockExecution { receipts, update })
+    }
+
+    /// Runs one transaction; on success returns its writes and events.
+    fn run<S: NodeStore + ?Sized>(
+        &self,
+        overlay: &Overlay<'_, S>,
+        ctx: &BlockContext,
+        tx: &VerifiedTx,
+    ) -> Result<(Writes, Vec<Event>), ContractError> {
+        let body = &tx.signed().tx;
+        if body.chain_id != self.chain_id {
+            return Err(ContractError::failed(
+                FailureCode::WrongChain,
+                format!("transaction is for chain {:?}", body.chain_id.as_str()),
+            ));
+        }
+        let call = &body.call;
+        let Some((contract, perm)) = self.registry.resolve(&call.contract, &call.method) else {
+            return Err(ContractError::failed(
+                FailureCode::UnknownCall,
+                format!("no built-in method {}.{}", call.contract, call.method),
+            ));
+        };
+        // Roles are rechecked here too: execution must not depend on who admitted the
+        // transaction. Organisation rules are the contract's own checks.
+        if !perm.roles.contains(&tx.signer().role) {
+            return Err(ContractError::failed(
+                FailureCode::PermissionDenied,
+                format!(
+                    "role {} may not call {}.{}",
+                    tx.signer().role,
+                    call.contract,
+                    call.method
+                ),
+            ));
+        }
+        contract.check_args(&call.method, &call.args)?;
+        let mut cctx = CallContext::new(
+            contract.name(),
+            overlay,
+            tx.signer(),
+            ctx,
+            tx.id(),
+            &self.limits,
+        );
+        contract.call(&mut cctx, &call.method, &call.args)?;
+        Ok(cctx.into_parts())
+    }
+}
+
+/// Cuts `message` to at most `max` bytes on a character boundary.
+fn bounded(mut message: String, max: usize) -> String {
+    if message.len() > max {
+        let mut end = max;
+        while end > 0 && !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded;
+
+    #[test]
+    fn message_bound_respects_char_boundaries() {
+        assert_eq!(bounded("abc".into(), 5), "abc");
+        assert_eq!(bounded("存证".into(), 4), "存");
+        assert_eq!(bounded("存证".into(), 2), "");
+    }
+}

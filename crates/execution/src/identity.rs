@@ -1,0 +1,269 @@
+//! The `identity` system contract: organisations and their CA certificates, CRLs, and
+//! suspensions. Registration of the first organisations is genesis; later ones come by a
+//! transaction of the new organisation's admin (see admission for how its chain is checked).
+//! Suspension can only take a certificate's rights away: no method grants a role.
+
+use crate::codes::FailureCode;
+use crate::contract::{CallContext, Contract, ContractError};
+use crate::keys::identity as k;
+use crate::records::{self, OrgRecord, SuspensionRecord};
+use crypto::Digest;
+use pki::{Certificate, Crl};
+
+/// The built-in `identity` contract.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdentityContract;
+
+const METHODS: &[&str] = &["register_org", "update_crl", "suspend", "resume"];
+
+fn bad(message: impl Into<String>) -> ContractError {
+    ContractError::failed(FailureCode::BadArguments, message)
+}
+
+fn arg_count(method: &str, args: &[Vec<u8>], n: usize) -> Result<(), ContractError> {
+    if args.len() != n {
+        return Err(bad(format!(
+            "identity.{method} takes {n} argument(s), got {}",
+            args.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an organisation name: a valid O (pki's rules) without '/', which separates the
+/// organisation from the common name in an attestation owner.
+pub(crate) fn check_org_name(name: &str) -> Result<(), String> {
+    pki::check_organisation(name).map_err(|e| e.to_string())?;
+    if name.contains('/') {
+        return Err(format!("organisation name {name:?} contains '/'"));
+    }
+    Ok(())
+}
+
+/// Parses and checks the arguments of `register_org`: [CA certificate DER, CRL DER]. The
+/// certificate must be a CA with a usable organisation name; the CRL must be issued and signed
+/// by it.
+pub(crate) fn parse_register_org(args: &[Vec<u8>]) -> Result<(Certificate, Crl), ContractError> {
+    arg_count("register_org", args, 2)?;
+    let ca = Certificate::from_der(&args[0])
+        .map_err(|e| bad(format!("args[0] (CA certificate): {e}")))?;
+    if !ca.is_ca() {
+        return Err(bad("args[0] (CA certificate): not a CA certificate"));
+    }
+    let name = ca
+        .organisation()
+        .ok_or_else(|| bad("args[0] (CA certificate): its subject has no organisation (O)"))?;
+    check_org_name(&name).map_err(|e| bad(format!("args[0] (CA certificate): {e}")))?;
+    let crl = Crl::from_der(&args[1]).map_err(|e| bad(format!("args[1] (CRL): {e}")))?;
+    if crl.issuer() != ca.subject() || crl.verify_signed_by(&ca.public_key()).is_err() {
+        return Err(bad(format!(
+            "args[1] (CRL): not issued and signed by the CA certificate {:?}",
+            ca.subject()
+        )));
+    }
+    Ok((ca, crl))
+}
+
+/// Parses the argument of `update_crl`: [CRL DER].
+pub(crate) fn parse_update_crl(args: &[Vec<u8>]) -> Result<Crl, ContractError> {
+    arg_count("update_crl", args, 1)?;
+    Crl::from_der(&args[0]).map_err(|e| bad(format!("args[0] (CRL): {e}")))
+}
+
+/// Parses the argument of `suspend` and `resume`: [certificate SM3 ID, 32 bytes].
+pub(crate) fn parse_cert_id(method: &str, args: &[Vec<u8>]) -> Result<Digest, ContractError> {
+    arg_count(method, args, 1)?;
+    <[u8; 32]>::try_from(args[0].as_slice())
+        .map(Digest)
+        .map_err(|_| {
+            bad(format!(
+                "args[0] (certificate ID): {} bytes, expected 32",
+                args[0].len()
+            ))
+        })
+}
+
+/// Returns whether `crl` is issued and signed by `ca`.
+pub(crate) fn crl_from(crl: &Crl, ca: &Certificate) -> bool {
+    crl.issuer() == ca.subject() && crl.verify_signed_by(&ca.public_key()).is_ok()
+}
+
+fn read_org(ctx: &CallContext<'_>, name: &str) -> Result<Option<OrgRecord>, ContractError> {
+    let key = k::org(name);
+    Ok(ctx
+        .get(&key)?
+        .map(|v| OrgRecord::decode(&key, &v))
+        .transpose()?)
+}
+
+fn read_cert(ctx: &CallContext<'_>, id: &Digest) -> Result<Option<Certificate>, ContractError> {
+    let key = k::cert(id);
+    match ctx.get(&key)? {
+        None => Ok(None),
+        Some(v) => Ok(Some(
+            Certificate::from_der(&v).map_err(|e| crate::ExecError::corrupt(&key, e))?,
+        )),
+    }
+}
+
+impl IdentityContract {
+    fn register_org(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
+        let (ca, crl) = parse_register_org(args)?;
+        let name = ca.organisation().unwrap_or_default();
+        if ctx.caller().organisation != name {
+            return Err(ContractError::failed(
+                FailureCode::PermissionDenied,
+                format!(
+                    "an admin of {:?} may not register organisation {name:?}",
+                    ctx.caller().organisation
+                ),
+            ));
+        }
+        if read_org(ctx, &name)?.is_some() {
+            return Err(ContractError::failed(
+                FailureCode::OrgExists,
+                format!("organisation {name:?} is already registered"),
+            ));
+        }
+        let count_key = k::org_count();
+        let count = records::decode_u64(&count_key, ctx.get(&count_key)?.as_deref())?;
+        let record = OrgRecord {
+            name: name.clone(),
+            ca_cert: ca.clone(),
+            registered_at: ctx.block().height,
+        };
+        ctx.put(&k::org(&name), record.encode())?;
+        ctx.put(&k::org_index(count), name.into_bytes())?;
+        ctx.put(&count_key, count.saturating_add(1).to_be_bytes().to_vec())?;
+        ctx.put(&k::crl(&ca.fingerprint()), crl.der().to_vec())?;
+        Ok(())
+    }
+
+    fn update_crl(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
+        let crl = parse_update_crl(args)?;
+        let org_name = ctx.caller().organisation.clone();
+        let org = read_org(ctx, &org_name)?.ok_or_else(|| {
+            ContractError::failed(
+                FailureCode::OrgUnknown,
+                format!("organisation {org_name:?} is not registered"),
+            )
+        })?;
+        if !crl_from(&crl, &org.ca_cert) {
+            return Err(ContractError::failed(
+                FailureCode::CrlIssuerMismatch,
+                format!(
+                    "the CRL of {:?} is not issued and signed by the registered CA of {org_name:?}",
+                    crl.issuer()
+                ),
+            ));
+        }
+        let key = k::crl(&org.ca_cert.fingerprint());
+        if let Some(old) = ctx.get(&key)? {
+            let old = Crl::from_der(&old).map_err(|e| crate::ExecError::corrupt(&key, e))?;
+            if crl.this_update() <= old.this_update() {
+                return Err(ContractError::failed(
+                    FailureCode::CrlNotNewer,
+                    format!(
+                        "the CRL's thisUpdate {} is not later than the recorded CRL's {}",
+                        crl.this_update(),
+                        old.this_update()
+                    ),
+                ));
+            }
+        }
+        ctx.put(&key, crl.der().to_vec())
+    }
+
+    /// Loads the recorded certificate `id` and checks that it belongs to the caller's
+    /// organisation.
+    fn own_cert(ctx: &CallContext<'_>, id: &Digest) -> Result<(), ContractError> {
+        let cert = read_cert(ctx, id)?.ok_or_else(|| {
+            ContractError::failed(
+                FailureCode::CertUnknown,
+                format!("no certificate is recorded under {id}"),
+            )
+        })?;
+        if cert.organisation().as_deref() != Some(ctx.caller().organisation.as_str()) {
+            return Err(ContractError::failed(
+                FailureCode::PermissionDenied,
+                format!(
+                    "certificate {id} belongs to {:?}, not to the admin's organisation {:?}",
+                    cert.organisation().unwrap_or_default(),
+                    ctx.caller().organisation
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn suspend(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
+        let id = parse_cert_id("suspend", args)?;
+        Self::own_cert(ctx, &id)?;
+        let key = k::suspended(&id);
+        if ctx.get(&key)?.is_some() {
+            return Err(ContractError::failed(
+                FailureCode::AlreadySuspended,
+                format!("certificate {id} is already suspended"),
+            ));
+        }
+        let record = SuspensionRecord {
+            height: ctx.block().height,
+            by: ctx.caller().cert_id,
+        };
+        ctx.put(&key, record.encode())
+    }
+
+    fn resume(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
+        let id = parse_cert_id("resume", args)?;
+        Self::own_cert(ctx, &id)?;
+        let key = k::suspended(&id);
+        if ctx.get(&key)?.is_none() {
+            return Err(ContractError::failed(
+                FailureCode::NotSuspended,
+                format!("certificate {id} is not suspended"),
+            ));
+        }
+        ctx.delete(&key);
+        Ok(())
+    }
+}
+
+impl Contract for IdentityContract {
+    fn name(&self) -> &'static str {
+        crate::keys::IDENTITY
+    }
+
+    fn methods(&self) -> &'static [&'static str] {
+        METHODS
+    }
+
+    fn check_args(&self, method: &str, args: &[Vec<u8>]) -> Result<(), ContractError> {
+        match method {
+            "register_org" => parse_register_org(args).map(|_| ()),
+            "update_crl" => parse_update_crl(args).map(|_| ()),
+            "suspend" | "resume" => parse_cert_id(method, args).map(|_| ()),
+            _ => Err(ContractError::failed(
+                FailureCode::UnknownCall,
+                format!("identity has no method {method:?}"),
+            )),
+        }
+    }
+
+    fn call(
+        &self,
+        ctx: &mut CallContext<'_>,
+        method: &str,
+        args: &[Vec<u8>],
+    ) -> Result<(), ContractError> {
+        match method {
+            "register_org" => Self::register_org(ctx, args),
+            "update_crl" => Self::update_crl(ctx, args),
+            "suspend" => Self::suspend(ctx, args),
+            "resume" => Self::resume(ctx, args),
+            _ => Err(ContractError::failed(
+                FailureCode::UnknownCall,
+                format!("identity has no method {method:?}"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The state key layout (docs/execution.md §3). Every key starts with the owning namespace and
+//! a slash: a contract's [`crate::CallContext`] prefixes its keys with the contract's name, so
+//! it can reach no other namespace. Functions in the submodules return keys relative to their
+//! namespace; [`full`] joins a namespace and a relative key.
+//!
+//! Digests appear as 64 lower-case hex characters; sequence numbers as 8 big-endian bytes, always
+//! the last 8 bytes of their key, so a key names exactly one (owner, sequence) pair.
+
+use crypto::Digest;
+
+/// The identity contract's namespace.
+pub const IDENTITY: &str = "identity";
+/// The attestation contract's namespace.
+pub const ATTESTATION: &str = "attestation";
+/// The chain's own records (written by genesis only; no contract can reach them).
+pub const CHAIN: &str = "chain";
+
+/// Returns `namespace/relative`.
+pub fn full(namespace: &str, relative: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(namespace.len() + 1 + relative.len());
+    k.extend_from_slice(namespace.as_bytes());
+    k.push(b'/');
+    k.extend_from_slice(relative);
+    k
+}
+
+fn join(prefix: &str, tail: &[u8]) -> Vec<u8> {
+    let mut k = prefix.as_bytes().to_vec();
+    k.extend_from_slice(tail);
+    k
+}
+
+/// Keys of the `identity` namespace.
+pub mod identity {
+    use super::*;
+
+    /// `org/<name>` → `OrgRecord`.
+    pub fn org(name: &str) -> Vec<u8> {
+        join("org/", name.as_bytes())
+    }
+
+    /// `org-count` → u64 BE: how many organisations are registered.
+    pub fn org_count() -> Vec<u8> {
+        b"org-count".to_vec()
+    }
+
+    /// `org-index/<seq u64 BE>` → the organisation name (UTF-8), in registration order.
+    pub fn org_index(seq: u64) -> Vec<u8> {
+        join("org-index/", &seq.to_be_bytes())
+    }
+
+    /// `crl/<SM3 hex of the issuing CA certificate>` → the CRL's DER.
+    pub fn crl(issuer: &Digest) -> Vec<u8> {
+        join("crl/", issuer.to_hex().as_bytes())
+    }
+
+    /// `cert/<SM3 hex of the DER>` → the certificate's DER.
+    pub fn cert(id: &Digest) -> Vec<u8> {
+        join("cert/", id.to_hex().as_bytes())
+    }
+
+    /// `suspended/<SM3 hex of the certificate>` → `SuspensionRecord` (absent = not suspended).
+    pub fn suspended(id: &Digest) -> Vec<u8> {
+        join("suspended/", id.to_hex().as_bytes())
+    }
+}
+
+/// Keys of the `attestation` namespace.
+pub mod attestation {
+    use super::*;
+
+    /// `id/<hex>` → `Attestation`.
+    pub fn id(id: &Digest) -> Vec<u8> {
+        join("id/", id.to_hex().as_bytes())
+    }
+
+    /// `digest/<hex>` → the attestation ID (32 bytes).
+    pub fn digest(digest: &Digest) -> Vec<u8> {
+        join("digest/", digest.to_hex().as_bytes())
+    }
+
+    /// `owner/<owner>/<seq u64 BE>` → the attestation ID (32 bytes).
+    pub fn owner(owner: &str, seq: u64) -> Vec<u8> {
+        let mut k = join("owner/", owner.as_bytes());
+        k.push(b'/');
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
+    }
+
+    /// `owner-count/<owner>` → u64 BE: how many attestations the owner anchored.
+    pub fn owner_count(owner: &str) -> Vec<u8> {
+        join("owner-count/", owner.as_bytes())
+    }
+}
+
+/// Keys of the `chain` namespace.
+pub mod chain {
+    use super::*;
+
+    /// `params` → `ChainParams`.
+    pub fn params() -> Vec<u8> {
+        b"params".to_vec()
+    }
+
+    /// `genesis` → the genesis hash (32 bytes).
+    pub fn genesis() -> Vec<u8> {
+        b"genesis".to_vec()
+    }
+
+    /// `validator/<SM3 hex of the certificate>` → `ValidatorRecord`.
+    pub fn validator(id: &Digest) -> Vec<u8> {
+        join("validator/", id.to_hex().as_bytes())
+    }
+
+    /// `validators` → the validator IDs in genesis order (u32 count, then 32 bytes each).
+    pub fn validators() -> Vec<u8> {
+        b"validators".to_vec()
+    }
+}
+
+/// Returns the full state key of the attestation `id`, for a state proof.
+pub fn attestation_record(id: &Digest) -> Vec<u8> {
+    full(ATTESTATION, &attestation::id(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_pinned() {
+        let d = Digest([0xab; 32]);
+        assert_eq!(
+            full(IDENTITY, &identity::org("Agency A")),
+            b"identity/org/Agency A"
+        );
+        assert_eq!(
+            full(IDENTITY, &identity::crl(&d)),
+            format!("identity/crl/{}", "ab".repeat(32)).into_bytes()
+        );
+        assert_eq!(
+            full(ATTESTATION, &attestation::owner("A/b", 258)),
+            b"attestation/owner/A/b/\0\0\0\0\0\0\x01\x02".to_vec()
+        );
+        assert_eq!(full(CHAIN, &chain::params()), b"chain/params");
+    }
+}

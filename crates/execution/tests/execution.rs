@@ -1,0 +1,1499 @@
+//! Integration tests of `execution` over a generated consortium: a root CA registered as the
+//! organisation "GMChain Consortium", the agency CA of "Agency A" issued by it, leaves of every
+//! role, a validator, CRLs; genesis, admission with every rejection code, execution of the
+//! identity and attestation contracts, recheck, the certificate cache and determinism.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use crypto::{Digest, Signer, UserId};
+use crypto_sm::rng::SeededRandom;
+use crypto_sm::sm3::sm3;
+use crypto_sm::{SoftSigner, SoftwareProvider};
+use execution::{
+    Admission, AdmitContext, BlockContext, ChainParams, Executor, FailureCode, Genesis,
+    GenesisError, PERMISSIONS, Registry, RejectCode, Rejection, StateView, VerifiedTx,
+};
+use pki::{
+    Certificate, Crl, IssueRequest, RevocationReason, RevokedEntry, Role, Serial, UnixTime,
+    Validity, issue, issue_crl, issue_root,
+};
+use state::{MemStore, NodeStore};
+use types::{
+    Call, ChainId, Decode, Encode, Height, Receipt, Sender, SignedTx, Status, Transaction, TxId,
+};
+
+const DAY: u64 = 86_400;
+/// 2026-01-01T00:00:00Z.
+const T0: u64 = 1_767_225_600;
+const CHAIN: &str = "gov-bj-1";
+
+fn t(days: u64) -> UnixTime {
+    UnixTime(T0 + days * DAY)
+}
+
+fn validity(from: u64, to: u64) -> Validity {
+    Validity {
+        not_before: t(from),
+        not_after: t(to),
+    }
+}
+
+struct Org {
+    key: SoftSigner,
+    ca: Certificate,
+}
+
+struct Member {
+    key: SoftSigner,
+    cert: Certificate,
+}
+
+impl Member {
+    fn id(&self) -> Digest {
+        self.cert.fingerprint()
+    }
+}
+
+/// A consortium: root (registered as its own organisation) → agency CAs → leaves.
+struct Pki {
+    p: SoftwareProvider,
+    root: Org,
+    a: Org,
+    serial: Cell<u64>,
+}
+
+fn make_agency(p: &SoftwareProvider, root: &Org, serial: &Cell<u64>, name: &str) -> Org {
+    let key = p.generate().unwrap();
+    let s = serial.get();
+    serial.set(s + 1);
+    let ca = issue(
+        &root.ca,
+        &root.key,
+        &IssueRequest {
+            role: Role::AgencyCa,
+            common_name: &format!("{name} CA"),
+            organisation: name,
+            public_key: &key.public_key(),
+            serial: Serial::from_bytes(&s.to_be_bytes()[6..]).unwrap(),
+            validity: validity(0, 1825),
+        },
+    )
+    .unwrap();
+    Org { key, ca }
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let p = SoftwareProvider::new(Arc::new(SeededRandom::new(42)));
+        let key = p.generate().unwrap();
+        let ca = issue_root(
+            "GMChain Root CA",
+            "GMChain Consortium",
+            Serial::from_hex("01").unwrap(),
+            validity(0, 3650),
+            &key,
+        )
+        .unwrap();
+        let root = Org { key, ca };
+        let serial = Cell::new(0x100);
+        let a = make_agency(&p, &root, &serial, "Agency A");
+        Pki { p, root, a, serial }
+    }
+
+    fn serial(&self) -> Serial {
+        let s = self.serial.get();
+        self.serial.set(s + 1);
+        Serial::from_bytes(&s.to_be_bytes()[6..]).unwrap()
+    }
+
+    fn agency(&self, name: &str) -> Org {
+        make_agency(&self.p, &self.root, &self.serial, name)
+    }
+
+    fn leaf(&self, org: &Org, role: Role, cn: &str) -> Member {
+        let key = self.p.generate().unwrap();
+        let cert = issue(
+            &org.ca,
+            &org.key,
+            &IssueRequest {
+                role,
+                common_name: cn,
+                organisation: &org.ca.organisation().unwrap(),
+                public_key: &key.public_key(),
+                serial: self.serial(),
+                validity: validity(0, 365),
+            },
+        )
+        .unwrap();
+        Member { key, cert }
+    }
+
+    /// A CRL of `org` current from day `from` for 60 days.
+    fn crl(&self, org: &Org, number: u64, from: u64, revoked: &[&Member]) -> Crl {
+        let entries: Vec<RevokedEntry> = revoked
+            .iter()
+            .map(|m| RevokedEntry {
+                serial: m.cert.serial(),
+                revoked_at: t(from),
+                reason: RevocationReason::KeyCompromise,
+            })
+            .collect();
+        issue_crl(&org.ca, &org.key, number, t(from), t(from + 60), &entries).unwrap()
+    }
+}
+
+fn genesis(pki: &Pki, validator: &Member) -> Genesis {
+    let json = serde_json::json!({
+        "chain_id": CHAIN,
+        "timestamp_ms": (T0 + DAY) * 1000,
+        "params": { "expiry_window": 100, "max_txs_per_block": 2000, "max_tx_size": 131072 },
+        "organisations": [
+            { "name": "GMChain Consortium", "ca_cert": pki.root.ca.to_pem(), "crl": pki.crl(&pki.root, 1, 0, &[]).to_pem() },
+            { "name": "Agency A", "ca_cert": pki.a.ca.to_pem(), "crl": pki.crl(&pki.a, 1, 0, &[]).to_pem() },
+        ],
+        "validators": [ { "name": "node-1", "cert": validator.cert.to_pem() } ],
+    });
+    Genesis::from_json(json.to_string().as_bytes()).unwrap()
+}
+
+/// A node's view of the chain: store, tip, admission and executor.
+struct Node {
+    store: MemStore,
+    root: Digest,
+    height: u64,
+    admission: Admission,
+    executor: Executor,
+}
+
+impl Node {
+    fn new(g: &Genesis) -> Node {
+        let mut store = MemStore::new();
+        let gb = g.build(&store).unwrap();
+        let root = gb.update.root;
+        store.write(gb.update.nodes).unwrap();
+        Node {
+            store,
+            root,
+            height: 0,
+            admission: Admission::new(g.chain_id.clone(), &g.params),
+            executor: Executor::new(g.chain_id.clone(), &g.params),
+        }
+    }
+
+    fn view(&self) -> StateView<'_, MemStore> {
+        StateView::new(&self.store, self.root)
+    }
+
+    fn ctx(&self) -> AdmitContext {
+        AdmitContext {
+            tip: Height(self.height),
+            now: t(10 + self.height),
+        }
+    }
+
+    fn block_ctx(&self) -> BlockContext {
+        BlockContext {
+            height: Height(self.height + 1),
+            timestamp_ms: (T0 + 10 * DAY) * 1000 + self.height,
+        }
+    }
+
+    fn admit(&self, bytes: &[u8]) -> Result<VerifiedTx, Rejection> {
+        self.admission
+            .admit(&self.view(), &self.ctx(), &|_| false, bytes)
+    }
+
+    fn must_admit(&self, bytes: &[u8]) -> VerifiedTx {
+        self.admit(bytes)
+            .unwrap_or_else(|r| panic!("expected admission, got {r}"))
+    }
+
+    fn recheck(&self, tx: &VerifiedTx) -> Result<(), Rejection> {
+        self.admission
+            .recheck(&self.view(), &self.ctx(), &|_| false, tx)
+    }
+
+    /// Executes and commits a block of `txs`.
+    fn commit(&mut self, txs: &[VerifiedTx]) -> Vec<Receipt> {
+        let exec = self
+            .executor
+            .execute_block(&self.store, self.root, &self.block_ctx(), txs)
+            .unwrap();
+        self.root = exec.update.root;
+        self.store.write(exec.update.nodes).unwrap();
+        self.height += 1;
+        exec.receipts
+    }
+
+    /// Admits each transaction, then commits them in one block.
+    fn run(&mut self, txs: &[Vec<u8>]) -> Vec<Receipt> {
+        let v: Vec<VerifiedTx> = txs.iter().map(|b| self.must_admit(b)).collect();
+        self.commit(&v)
+    }
+}
+
+struct TxSpec<'a> {
+    chain: &'a str,
+    expiry: u64,
+    registered: bool,
+    salt: u8,
+}
+
+fn spec() -> TxSpec<'static> {
+    TxSpec {
+        chain: CHAIN,
+        expiry: 50,
+        registered: false,
+        salt: 0,
+    }
+}
+
+fn build_tx(
+    s: &TxSpec<'_>,
+    m: &Member,
+    signer: &dyn Signer,
+    contract: &str,
+    method: &str,
+    args: Vec<Vec<u8>>,
+) -> Vec<u8> {
+    let sender = if s.registered {
+        Sender::Registered(m.id())
+    } else {
+        Sender::Certificate(m.cert.der().to_vec())
+    };
+    let body = Transaction {
+        chain_id: ChainId::new(s.chain).unwrap(),
+        salt: [s.salt; 16],
+        expiry: Height(s.expiry),
+        sender,
+        call: Call {
+            contract: contract.into(),
+            method: method.into(),
+            args,
+        },
+    };
+    SignedTx::sign(body, signer, &UserId::default())
+        .unwrap()
+        .to_bytes()
+}
+
+fn call(m: &Member, salt: u8, contract: &str, method: &str, args: Vec<Vec<u8>>) -> Vec<u8> {
+    build_tx(
+        &TxSpec { salt, ..spec() },
+        m,
+        &m.key,
+        contract,
+        method,
+        args,
+    )
+}
+
+fn anchor_args(digest: &Digest, kind: &str) -> Vec<Vec<u8>> {
+    vec![
+        digest.0.to_vec(),
+        kind.as_bytes().to_vec(),
+        "合同 v1".as_bytes().to_vec(),
+        vec![0xe5; 20],
+    ]
+}
+
+fn anchor(m: &Member, salt: u8, digest: &Digest) -> Vec<u8> {
+    call(
+        m,
+        salt,
+        "attestation",
+        "anchor",
+        anchor_args(digest, "contract.pdf"),
+    )
+}
+
+fn code_of(r: Result<VerifiedTx, Rejection>) -> RejectCode {
+    match r {
+        Ok(tx) => panic!("expected a rejection, admitted {}", tx.id()),
+        Err(r) => r.code,
+    }
+}
+
+fn failed(r: &Receipt) -> Option<FailureCode> {
+    match &r.status {
+        Status::Success => None,
+        Status::Failed { code, .. } => FailureCode::from_number(*code),
+    }
+}
+
+fn assert_success(receipts: &[Receipt]) {
+    for r in receipts {
+        assert_eq!(r.status, Status::Success, "receipt {r:?}");
+    }
+}
+
+struct World {
+    pki: Pki,
+    admin: Member,
+    user: Member,
+    user2: Member,
+    user3: Member,
+    auditor: Member,
+    node_cert: Member,
+    g: Genesis,
+}
+
+fn world() -> World {
+    let pki = Pki::new();
+    let node_cert = pki.leaf(&pki.a, Role::NodeSign, "node-1");
+    let admin = pki.leaf(&pki.a, Role::Admin, "admin");
+    let user = pki.leaf(&pki.a, Role::User, "alice");
+    let user2 = pki.leaf(&pki.a, Role::User, "bob");
+    let user3 = pki.leaf(&pki.a, Role::User, "carol");
+    let auditor = pki.leaf(&pki.a, Role::Auditor, "audit");
+    let g = genesis(&pki, &node_cert);
+    World {
+        pki,
+        admin,
+        user,
+        user2,
+        user3,
+        auditor,
+        node_cert,
+        g,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Genesis
+
+#[test]
+fn genesis_round_trip_hash_and_build_are_deterministic() {
+    let w = world();
+    let again = Genesis::from_json(w.g.to_json().as_bytes()).unwrap();
+    assert_eq!(again, w.g);
+    assert_eq!(again.hash(), w.g.hash());
+    assert_eq!(w.g.trust_anchors().len(), 2);
+    assert_eq!(
+        w.g.validator(&w.node_cert.id()).unwrap().name,
+        "node-1".to_string()
+    );
+    assert!(w.g.validator(&w.user.id()).is_none());
+
+    let b1 = w.g.build(&MemStore::new()).unwrap();
+    let b2 = again.build(&MemStore::new()).unwrap();
+    assert_eq!(b1.block.header.hash(), b2.block.header.hash());
+    assert_eq!(b1.update, b2.update);
+    let h = &b1.block.header;
+    assert_eq!(h.height, Height(0));
+    assert_eq!(h.tx_count, 0);
+    assert_eq!(h.parent, types::BlockHash::GENESIS_PARENT);
+    assert_eq!(h.proposer, Digest([0; 32]));
+    assert_eq!(h.timestamp.0, (T0 + DAY) * 1000);
+    assert_eq!(h.receipts_root, types::receipts_root(&[]));
+    assert_eq!(h.state_root, b1.update.root);
+    assert!(b1.receipts.is_empty());
+
+    // Another timestamp is another chain.
+    let mut other = w.g.clone();
+    other.timestamp_ms += 1;
+    assert_ne!(other.hash(), w.g.hash());
+    assert_ne!(
+        other.build(&MemStore::new()).unwrap().block.header.hash(),
+        b1.block.header.hash()
+    );
+
+    // The state holds what genesis wrote.
+    let mut store = MemStore::new();
+    store.write(b1.update.nodes.clone()).unwrap();
+    let view = StateView::new(&store, b1.update.root);
+    let orgs = view.organisations().unwrap();
+    assert_eq!(
+        orgs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
+        ["GMChain Consortium", "Agency A"]
+    );
+    assert_eq!(view.params().unwrap(), Some(w.g.params));
+    assert_eq!(view.genesis_hash().unwrap(), Some(w.g.hash()));
+    assert_eq!(view.validators().unwrap()[0].cert, w.node_cert.cert);
+    assert!(view.crl(&w.pki.a.ca.fingerprint()).unwrap().is_some());
+    assert_eq!(view.crls().unwrap().len(), 2);
+}
+
+#[test]
+fn genesis_errors_name_their_field() {
+    let w = world();
+    let base: serde_json::Value = serde_json::from_str(&w.g.to_json()).unwrap();
+    let b_org = w.pki.agency("Agency B");
+    let b_node = w.pki.leaf(&b_org, Role::NodeSign, "node-b");
+    let case = |edit: &dyn Fn(&mut serde_json::Value), field: &str, contains: &str| {
+        let mut v = base.clone();
+        edit(&mut v);
+        let err = Genesis::from_json(v.to_string().as_bytes()).unwrap_err();
+        match &err {
+            GenesisError::Field { field: f, problem } => {
+                assert_eq!(f, field, "{err}");
+                assert!(problem.contains(contains), "{err}");
+            }
+            other => panic!("expected a field error for {field}, got {other}"),
+        }
+        assert!(err.to_string().starts_with(&format!("{field}: ")));
+    };
+    case(&|v| v["extra"] = 1.into(), "extra", "unknown field");
+    case(
+        &|v| v["params"]["gas"] = 1.into(),
+        "params.gas",
+        "unknown field",
+    );
+    case(
+        &|v| v["params"]["expiry_window"] = 0.into(),
+        "params.expiry_window",
+        "at least 1",
+    );
+    case(
+        &|v| v["params"]["max_tx_size"] = "big".into(),
+        "params.max_tx_size",
+        "unsigned",
+    );
+    case(&|v| v["chain_id"] = "".into(), "chain_id", "");
+    case(&|v| v["chain_id"] = 5.into(), "chain_id", "not a string");
+    case(
+        &|v| {
+            v.as_object_mut().unwrap().remove("timestamp_ms");
+        },
+        "timestamp_ms",
+        "missing",
+    );
+    case(
+        &|v| v["organisations"] = serde_json::json!([]),
+        "organisations",
+        "at least one",
+    );
+    case(
+        &|v| v["organisations"][1]["ca_cert"] = "garbage".into(),
+        "organisations[1].ca_cert",
+        "not a PEM certificate",
+    );
+    case(
+        &|v| v["organisations"][1]["crl"] = "garbage".into(),
+        "organisations[1].crl",
+        "not a PEM CRL",
+    );
+    case(
+        &|v| v["organisations"][1]["name"] = "Agency Z".into(),
+        "organisations[1].name",
+        "differs from the organisation",
+    );
+    case(
+        &|v| v["organisations"][1] = v["organisations"][0].clone(),
+        "organisations[1].name",
+        "duplicate",
+    );
+    case(
+        &|v| v["organisations"][1]["crl"] = v["organisations"][0]["crl"].clone(),
+        "organisations[1].crl",
+        "not issued and signed",
+    );
+    let user_pem = w.user.cert.to_pem();
+    case(
+        &|v| v["organisations"][1]["ca_cert"] = user_pem.clone().into(),
+        "organisations[1].ca_cert",
+        "not a CA",
+    );
+    case(
+        &|v| v["organisations"][1]["nickname"] = "x".into(),
+        "organisations[1].nickname",
+        "unknown field",
+    );
+    case(
+        &|v| v["validators"] = serde_json::json!([]),
+        "validators",
+        "at least one",
+    );
+    case(
+        &|v| v["validators"][0]["cert"] = user_pem.clone().into(),
+        "validators[0].cert",
+        "not node-sign",
+    );
+    let b_pem = b_node.cert.to_pem();
+    case(
+        &|v| v["validators"][0]["cert"] = b_pem.clone().into(),
+        "validators[0].cert",
+        "does not validate",
+    );
+    case(
+        &|v| {
+            let first = v["validators"][0].clone();
+            v["validators"].as_array_mut().unwrap().push(first);
+        },
+        "validators[1].name",
+        "duplicate",
+    );
+    assert!(matches!(
+        Genesis::from_json(b"{not json"),
+        Err(GenesisError::Json { .. })
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admission: every rejection code
+
+#[test]
+fn every_bad_transaction_gets_its_code_and_good_ones_change_only_their_state() {
+    let w = world();
+    let mut node = Node::new(&w.g);
+    let d = |i: u8| sm3(&[i]);
+
+    // Block 1: the users' first transactions record their certificates.
+    let r = node.run(&[
+        anchor(&w.user, 1, &d(1)),
+        anchor(&w.user2, 1, &d(2)),
+        anchor(&w.user3, 1, &d(3)),
+    ]);
+    assert_success(&r);
+    // Block 2: revoke user2, suspend user3.
+    let crl = w.pki.crl(&w.pki.a, 2, 5, &[&w.user2]);
+    let r = node.run(&[
+        call(
+            &w.admin,
+            1,
+            "identity",
+            "update_crl",
+            vec![crl.der().to_vec()],
+        ),
+        call(
+            &w.admin,
+            2,
+            "identity",
+            "suspend",
+            vec![w.user3.id().0.to_vec()],
+        ),
+    ]);
+    assert_success(&r);
+    assert_eq!(node.height, 2);
+
+    let b_org = w.pki.agency("Agency B");
+    let outsider = w.pki.leaf(&b_org, Role::User, "mallory");
+    let stranger = w.pki.p.generate().unwrap();
+    let good_user = anchor(&w.user, 2, &d(10));
+    let good_registered = build_tx(
+        &TxSpec {
+            registered: true,
+            salt: 3,
+            ..spec()
+        },
+        &w.user,
+        &w.user.key,
+        "attestation",
+        "anchor",
+        anchor_args(&d(11), "x"),
+    );
+    let good_admin = anchor(&w.admin, 3, &d(12));
+    let replayed = anchor(&w.user, 4, &d(13));
+    let replayed_id = SignedTx::from_bytes(&replayed, &types::Limits::default())
+        .unwrap()
+        .tx_id();
+    let tip = node.height;
+    let window = w.g.params.expiry_window;
+    let mut oversized = good_user.clone();
+    oversized.resize(w.g.params.max_tx_size + 1, 0);
+    let unknown_sender = {
+        let fake = w.pki.leaf(&w.pki.a, Role::User, "ghost");
+        build_tx(
+            &TxSpec {
+                registered: true,
+                ..spec()
+            },
+            &fake,
+            &fake.key,
+            "attestation",
+            "anchor",
+            anchor_args(&d(20), "x"),
+        )
+    };
+
+    let bad: Vec<(&str, Vec<u8>, RejectCode)> = vec![
+        ("malformed", vec![1, 2, 3], RejectCode::Malformed),
+        (
+            "trailing byte",
+            [good_user.clone(), vec![0]].concat(),
+            RejectCode::Malformed,
+        ),
+        ("oversized", oversized, RejectCode::TooLarge),
+        (
+            "wrong chain",
+            build_tx(
+                &TxSpec {
+                    chain: "other-chain",
+                    ..spec()
+                },
+                &w.user,
+                &w.user.key,
+                "attestation",
+                "anchor",
+                anchor_args(&d(21), "x"),
+            ),
+            RejectCode::WrongChain,
+        ),
+        (
+            "expired",
+            build_tx(
+                &TxSpec {
+                    expiry: tip,
+                    ..spec()
+                },
+                &w.user,
+                &w.user.key,
+                "attestation",
+                "anchor",
+                anchor_args(&d(22), "x"),
+            ),
+            RejectCode::Expired,
+        ),
+        (
+            "expiry too far",
+            build_tx(
+                &TxSpec {
+                    expiry: tip + window + 1,
+                    ..spec()
+                },
+                &w.user,
+                &w.user.key,
+                "attestation",
+                "anchor",
+                anchor_args(&d(23), "x"),
+            ),
+            RejectCode::ExpiryTooFar,
+        ),
+        ("replayed", replayed, RejectCode::Duplicate),
+        (
+            "unknown method",
+            call(&w.user, 5, "attestation", "delete", vec![]),
+            RejectCode::UnknownCall,
+        ),
+        (
+            "unknown contract",
+            call(&w.user, 5, "bank", "transfer", vec![]),
+            RejectCode::UnknownCall,
+        ),
+        (
+            "short digest",
+            call(
+                &w.user,
+                6,
+                "attestation",
+                "anchor",
+                vec![vec![0; 31], b"x".to_vec(), vec![], vec![]],
+            ),
+            RejectCode::BadArguments,
+        ),
+        (
+            "bad kind",
+            call(
+                &w.user,
+                6,
+                "attestation",
+                "anchor",
+                anchor_args(&d(24), "a kind"),
+            ),
+            RejectCode::BadArguments,
+        ),
+        (
+            "metadata not UTF-8",
+            call(
+                &w.user,
+                6,
+                "attestation",
+                "anchor",
+                vec![d(25).0.to_vec(), b"x".to_vec(), vec![0xff], vec![]],
+            ),
+            RejectCode::BadArguments,
+        ),
+        (
+            "suspend id not 32 bytes",
+            call(&w.admin, 6, "identity", "suspend", vec![vec![1; 5]]),
+            RejectCode::BadArguments,
+        ),
+        (
+            "unknown registered sender",
+            unknown_sender,
+            RejectCode::UnknownSender,
+        ),
+        (
+            "unregistered organisation",
+            anchor(&outsider, 1, &d(26)),
+            RejectCode::CertInvalid,
+        ),
+        (
+            "certificate garbage",
+            {
+                let body = Transaction {
+                    chain_id: ChainId::new(CHAIN).unwrap(),
+                    salt: [7; 16],
+                    expiry: Height(50),
+                    sender: Sender::Certificate(vec![0x30, 0x03, 0x02, 0x01, 0x01]),
+                    call: Call {
+                        contract: "attestation".into(),
+                        method: "anchor".into(),
+                        args: anchor_args(&d(27), "x"),
+                    },
+                };
+                SignedTx::sign(body, &w.user.key, &UserId::default())
+                    .unwrap()
+                    .to_bytes()
+            },
+            RejectCode::CertInvalid,
+        ),
+        (
+            "revoked signer",
+            anchor(&w.user2, 2, &d(28)),
+            RejectCode::SignerRevoked,
+        ),
+        (
+            "suspended signer",
+            anchor(&w.user3, 2, &d(29)),
+            RejectCode::SignerSuspended,
+        ),
+        (
+            "wrongly signed",
+            build_tx(
+                &spec(),
+                &w.user,
+                &stranger,
+                "attestation",
+                "anchor",
+                anchor_args(&d(30), "x"),
+            ),
+            RejectCode::SignatureInvalid,
+        ),
+        (
+            "auditor anchoring",
+            anchor(&w.auditor, 1, &d(31)),
+            RejectCode::PermissionDenied,
+        ),
+        (
+            "node certificate anchoring",
+            anchor(&w.node_cert, 1, &d(32)),
+            RejectCode::PermissionDenied,
+        ),
+        (
+            "user updating the CRL",
+            call(
+                &w.user,
+                7,
+                "identity",
+                "update_crl",
+                vec![crl.der().to_vec()],
+            ),
+            RejectCode::PermissionDenied,
+        ),
+    ];
+
+    let seen = |id: &TxId| *id == replayed_id;
+    let view = node.view();
+    let ctx = node.ctx();
+    for (name, bytes, expected) in &bad {
+        let got = node.admission.admit(&view, &ctx, &seen, bytes);
+        match got {
+            Ok(_) => panic!("{name}: admitted, expected {expected}"),
+            Err(r) => {
+                assert_eq!(r.code, *expected, "{name}: {r}");
+                assert!(!r.message.is_empty());
+                assert!(r.to_string().starts_with(expected.as_str()));
+            }
+        }
+    }
+    // Revocation unknown: at a time when the recorded CRL of Agency A is no longer current.
+    let late = AdmitContext {
+        tip: Height(tip),
+        now: t(70),
+    };
+    let r = node.admission.admit(&view, &late, &seen, &good_user);
+    assert_eq!(code_of(r), RejectCode::RevocationUnknown);
+
+    // The good ones pass, and executing them changes exactly their attestations.
+    let good: Vec<VerifiedTx> = [&good_user, &good_registered, &good_admin]
+        .iter()
+        .map(|b| node.admission.admit(&view, &ctx, &seen, b).unwrap())
+        .collect();
+    let before_count = node.view().attestation_count("Agency A/alice").unwrap();
+    let r = node.commit(&good);
+    assert_success(&r);
+    let view = node.view();
+    for i in [10, 11, 12] {
+        assert!(
+            view.attestation_by_digest(&d(i)).unwrap().is_some(),
+            "d({i})"
+        );
+    }
+    for i in 20..=32 {
+        assert!(
+            view.attestation_by_digest(&d(i)).unwrap().is_none(),
+            "d({i})"
+        );
+    }
+    assert_eq!(
+        view.attestation_count("Agency A/alice").unwrap(),
+        before_count + 2
+    );
+    assert_eq!(view.attestation_count("Agency A/admin").unwrap(), 1);
+    assert_eq!(view.attestation_count("Agency A/audit").unwrap(), 0);
+    assert!(view.certificate(&w.admin.id()).unwrap().is_some());
+    assert!(view.certificate(&w.auditor.id()).unwrap().is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attestation
+
+#[test]
+fn anchor_then_query_by_id_digest_and_owner_with_proof() {
+    let w = world();
+    let mut node = Node::new(&w.g);
+    let digests: Vec<Digest> = (0..5u8).map(|i| sm3(&[b'd', i])).collect();
+    let txs: Vec<Vec<u8>> = digests
+        .iter()
+        .enumerate()
+        .map(|(i, d)| anchor(&w.user, u8::try_from(i).unwrap(), d))
+        .collect();
+    let admitted: Vec<VerifiedTx> = txs.iter().map(|b| node.must_admit(b)).collect();
+    let ids: Vec<TxId> = admitted.iter().map(|t| t.id()).collect();
+    let block = node.block_ctx();
+    let receipts = node.commit(&admitted);
+    assert_success(&receipts);
+    for (r, id) in receipts.iter().zip(&ids) {
+        assert_eq!(r.tx_id, *id);
+        assert_eq!(r.events.len(), 1);
+        assert_eq!(r.events[0].contract, "attestation");
+        assert_eq!(r.events[0].name, "anchored");
+        assert_eq!(r.events[0].data, id.0.0.to_vec());
+    }
+    let view = node.view();
+    let a = view.attestation(&ids[2].0).unwrap().unwrap();
+    assert_eq!(a.id, ids[2].0);
+    assert_eq!(a.digest, digests[2]);
+    assert_eq!(a.kind, "contract.pdf");
+    assert_eq!(a.owner, "Agency A/alice");
+    assert_eq!(a.metadata, "合同 v1");
+    assert_eq!(a.pointer, vec![0xe5; 20]);
+    assert_eq!(a.height, block.height);
+    assert_eq!(a.timestamp_ms, block.timestamp_ms);
+    assert_eq!(a.signer, w.user.id());
+    assert_eq!(
+        view.attestation_by_digest(&digests[2]).unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(view.attestation_by_digest(&sm3(b"none")).unwrap(), None);
+    assert_eq!(view.attestation(&sm3(b"none")).unwrap(), None);
+
+    let all = view
+        .attestations_by_owner("Agency A/alice", 0, 100)
+        .unwrap();
+    assert_eq!(all.iter().map(|a| a.digest).collect::<Vec<_>>(), digests);
+    let page = view.attestations_by_owner("Agency A/alice", 3, 10).unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0].digest, digests[3]);
+    assert!(
+        view.attestations_by_owner("Agency A/alice", 9, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        view.attestations_by_owner("Agency A/bob", 0, 10)
+            .unwrap()
+            .is_empty()
+    );
+
+    // A light client checks the record against the state root.
+    let key = view.state_key_for_attestation(&a.id);
+    let value = view.get(&key).unwrap().unwrap();
+    let proof = view.prove(&key).unwrap();
+    state::verify_proof(node.root, &key, Some(&value), &proof).unwrap();
+    assert!(state::verify_proof(node.root, &key, Some(b"forged"), &proof).is_err());
+}
+
+#[test]
+fn duplicate_digest_fails_and_leaves_state_unchanged() {
+    let w = world();
+    let mut node = Node::new(&w.g);
+    let d = sm3(b"doc");
+    let first = node.must_admit(&anchor(&w.user, 1, &d));
+    let again = node.must_admit(&anchor(&w.user, 2, &d));
+    let other_user = node.must_admit(&anchor(&w.admin, 1, &d));
+
+    let ctx = node.block_ctx();
+    let only_first = node
+        .executor
+        .execute_block(&node.store, node.root, &ctx, std::slice::from_ref(&first))
+        .unwrap();
+    let with_dups = node
+        .executor
+        .execute_block(
+            &node.store,
+            node.root,
+            &ctx,
+            &[first.clone(), again.clone(), other_user.clone()],
+        )
+        .unwrap();
+    assert_eq!(with_dups.receipts[0].status, Status::Success);
+    for r in &with_dups.receipts[1..] {
+        assert_eq!(failed(r), Some(FailureCode::DigestAlreadyAnchored), "{r:?}");
+        assert!(r.events.is_empty());
+        match &r.status {
+            Status::Failed { code, message } => {
+                assert_eq!(*code, 3001);
+                assert!(message.contains("already anchored"), "{message}");
+            }
+            Status::Success => unreachable!(),
+        }
+    }
+    // The admin's certificate is not recorded either: a failed transaction writes nothing.
+    assert_eq!(with_dups.update.root, only_first.update.root);
+
+    node.commit(std::slice::from_ref(&first));
+    let later = node.must_admit(&anchor(&w.user, 3, &d));
+    let root = node.root;
+    let r = node.commit(&[later]);
+    assert_eq!(failed(&r[0]), Some(FailureCode::DigestAlreadyAnchored));
+    assert_eq!(node.root, root);
+    let a = node.view().attestation_by_digest(&d).unwrap().unwrap();
+    assert_eq!(a.id, first.id().0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity
+
+#[test]
+fn register_org_by_its_admin_then_its_user_anchors() {
+    let w = world();
+    let mut node = Node::new(&w.g);
+    let b = w.pki.agency("Agency B");
+    let b_admin = w.pki.leaf(&b, Role::Admin, "b-admin");
+    let b_user = w.pki.leaf(&b, Role::User, "bob");
+    let b_crl = w.pki.crl(&b, 1, 0, &[]);
+    let args = vec![b.ca.der().to_vec(), b_crl.der().to_vec()];
+
+    // Before registration, Agency B's members are unknown.
+    assert_eq!(
+        code_of(node.admit(&anchor(&b_user, 1, &sm3(b"b1")))),
+        RejectCode::CertInvalid
+    );
+    // Agency A's admin may not register Agency B.
+    assert_eq!(
+        code_of(node.admit(&call(&w.admin, 1, "identity", "register_org", args.clone()))),
+        RejectCode::PermissionDenied
+    );
+    // A user of Agency B may not either.
+    assert_eq!(
+        code_of(node.admit(&call(&b_user, 1, "identity", "register_org", args.clone()))),
+        RejectCode::PermissionDenied
+    );
+    // A CRL that is not the new CA's is a bad argument.
+    let wrong = vec![
+        b.ca.der().to_vec(),
+        w.pki.crl(&w.pki.a, 9, 0, &[]).der().to_vec(),
+    ];
+    assert_eq!(
+        code_of(node.admit(&call(&b_admin, 1, "identity", "register_org", wrong))),
+        RejectCode::BadArguments
+    );
+    // An organisation whose CA no registered CA issued cannot register.
+    let rogue_key = w.pki.p.generate().unwrap();
+    let rogue_root = issue_root(
+        "Rogue Root",
+        "Rogue",
+        Serial::from_hex("05").unwrap(),
+        validity(0, 3650),
+        &rogue_key,
+    )
+    .unwrap();
+    let rogue = Org {
+        key: rogue_key,
+        ca: rogue_root,
+    };
+    let rogue_admin = w.pki.leaf(&rogue, Role::Admin, "boss");
+    let rogue_args = vec![
+        rogue.ca.der().to_vec(),
+        w.pki.crl(&rogue, 1, 0, &[]).der().to_vec(),
+    ];
+    assert_eq!(
+        code_of(node.admit(&call(
+            &rogue_admin,
+            1,
+            "identity",
+            "register_org",
+            rogue_args
+        ))),
+        RejectCode::CertInvalid
+    );
+
+    let reg = node.must_admit(&call(&b_admin, 1, "identity", "register_org", args.clone()));
+    assert_eq!(reg.signer().organisation, "Agency B");
+    assert_eq!(reg.signer().role, Role::Admin);
+    node.recheck(&reg).unwrap();
+    let again = node.must_admit(&call(&b_admin, 2, "identity", "register_org", args));
+    let r = node.commit(&[reg, again]);
+    assert_eq!(r[0].status, Status::Success);
+    assert_eq!(failed(&r[1]), Some(FailureCode::OrgExists));
+
+    let view = node.view();
+    let org = view.organisation("Agency B").unwrap().unwrap();
+    assert_eq!(org.ca_cert, b.ca);
+    assert_eq!(org.registered_at, Height(1));
+    assert_eq!(view.organisations().unwrap().len(), 3);
+    assert_eq!(view.crl(&b.ca.fingerprint()).unwrap(), Some(b_crl));
+
+    let t1 = node.must_admit(&anchor(&b_user, 1, &sm3(b"b1")));
+    assert_eq!(t1.signer().organisation, "Agency B");
+    let r = node.commit(&[t1]);
+    assert_success(&r);
+    let a = node
+        .view()
+        .attestation_by_digest(&sm3(b"b1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.owner, "Agency B/bob");
+    // The registering admin is now known by ID.
+    let by_id = build_tx(
+        &TxSpec {
+            registered: true,
+            salt: 9,
+            ..spec()
+        },
+        &b_admin,
+        &b_admin.key,
+        "attestation",
+        "anchor",
+        anchor_args(&sm3(b"b2"), "x"),
+    );
+    node.must_admit(&by_id);
+}
+
+#[test]
+fn update_crl_revokes_from_the_next_block_and_recheck_refuses() {
+    let w = world();
+    let mut node = Node::new(&w.g);
+    // Admitted before the revocation is recorded.
+    let pending = node.must_admit(&anchor(&w.user, 1, &sm3(b"p")));
+    let crl = w.pki.crl(&w.pki.a, 2, 5, &[&w.user]);
+    let upd = node.must_admit(&call(
+        &w.admin,
+        1,
+        "identity",
+        "update_crl",
+        vec![crl.der().to_vec()],
+    ));
+    // Same block: the revocation is not in the parent state yet.
+    node.recheck(&pending).unwrap();
+    let r = node.commit(&[upd]);
+    assert_success(&r);
+    assert_eq!(
+        node.view().crl(&w.pki.a.ca.fingerprint()).unwrap(),
+        Some(crl.clone())
+    );
+
+    let err = node.recheck(&pending).unwrap_err();
+    assert_eq!(err.code, RejectCode::SignerRevoked, "{err}");
+    assert_eq!(
+        code_of(node.admit(&anchor(&w.user, 2, &sm3(b"q")))),
+        RejectCode::SignerRevoked
+    );
+    // Others are unaffected.
+    node.must_admit(&anchor(&w.user2, 1, &sm3(b"r")));
+
+    // The same CRL again, or an older one: not newer.
+    let same = node.must_admit(&call(
+        &w.admin,
+        2,
+        "identity",
+        "update_crl",
+        vec![crl.der().to_vec()],
+    ));
+    let older = w.pki.crl(&w.pki.a, 3, 4, &[]);
+    let older = node.must_admit(&call(
+        &w.admin,
+        3,
+        "identity",
+        "update_crl",
+        vec![older.der().to_vec()],
+    ));
+    let root = node.root;
+    let r = node.commit(&[same, older]);
+    assert_eq!(failed(&r[0]), Some(FailureCode::CrlNotNewer));
+    assert_eq!(failed(&r[1]), Some(FailureCode::CrlNotNewer));
+    assert_eq!(node.root, root);
+
+    // Another organisation's CRL: refused at admission.
+    let root_crl = w.pki.crl(&w.pki.root, 2, 5, &[]);
+    assert_eq!(
+        code_of(node.admit(&call(
+            &w.admin,
+            4,
+            "identity",
+            "update_crl",
+            vec![root_crl.der().to_vec()]
+        ))),
+        RejectCode::PermissionDenied
+    );
+    // A CRL naming Agency A's CA but signed by another key: a bad argument.
+    let forged = pki::danger::sign_crl(
+        &w.pki.a.ca,
+        &w.pki.root.key,
+        9,
+        t(8),
+        t(68),
+        &[],
+        &UserId::default(),
+    );
+    if let Ok(forged) = forged {
+        assert_eq!(
+            code_of(node.admit(&call(
+                &w.admin,
+                5,
+                "identity",
+                "update_crl",
+                vec![forged.der().to_vec()]
+            ))),
+            RejectCode::BadArguments
+        );
+    }
+}
+
+#[test]
+fn suspend_and_resume() {
+    let w = world();
+    let mut node = Node::new(&w.g);
+    // The user's certificate is recorded by its first transaction.
+    let suspend = call(
+        &w.admin,
+        1,
+        "identity",
+        "suspend",
+        vec![w.user.id().0.to_vec()],
+    );
+    let early = node.must_admit(&suspend);
+    let r = node.commit(&[early]);
+    assert_eq!(failed(&r[0]), Some(FailureCode::CertUnknown));
+
+    let pending = node.must_admit(&anchor(&w.user, 1, &sm3(b"s0")));
+    let r = node.commit(std::slice::from_ref(&pending));
+    assert_success(&r);
+    let pending = node.must_admit(&anchor(&w.user, 2, &sm3(b"s1")));
+
+    let s = node.must_admit(&call(
+        &w.admin,
+        2,
+        "identity",
+        "suspend",
+        vec![w.user.id().0.to_vec()],
+    ));
+    let s2 = node.must_admit(&call(
+        &w.admin,
+        3,
+        "identity",
+        "suspend",
+        vec![w.user.id().0.to_vec()],
+    ));
+    let r = node.commit(&[s, s2]);
+    assert_eq!(r[0].status, Status::Success);
+    assert_eq!(failed(&r[1]), Some(FailureCode::AlreadySuspended));
+    let view = node.view();
+    assert!(view.is_suspended(&w.user.id()).unwrap());
+    let rec = view.suspension(&w.user.id()).unwrap().unwrap();
+    assert_eq!(rec.by, w.admin.id());
+
+    assert_eq!(
+        node.recheck(&pending).unwrap_err().code,
+        RejectCode::SignerSuspended
+    );
+    assert_eq!(
+        code_of(node.admit(&anchor(&w.user, 3, &sm3(b"s2")))),
+        RejectCode::SignerSuspended
+    );
+
+    // Only an admin of the certificate's own organisation: the root organisation's admin may
+    // not touch Agency A's certificates.
+    let root_admin = w.pki.leaf(&w.pki.root, Role::Admin, "consortium-admin");
+    assert_eq!(
+        code_of(node.admit(&call(
+            &root_admin,
+            1,
+            "identity",
+            "resume",
+            vec![w.user.id().0.to_vec()]
+        ))),
+        RejectCode::PermissionDenied
+    );
+    // A user may not resume itself.
+    assert_eq!(
+        code_of(node.admit(&call(
+            &w.user2,
+            1,
+            "identity",
+            "resume",
+            vec![w.user.id().0.to_vec()]
+        ))),
+        RejectCode::PermissionDenied
+    );
+
+    let res = node.must_admit(&call(
+        &w.admin,
+        4,
+        "identity",
+        "resume",
+        vec![w.user.id().0.to_vec()],
+    ));
+    let res2 = node.must_admit(&call(
+        &w.admin,
+        5,
+        "identity",
+        "resume",
+        vec![w.user.id().0.to_vec()],
+    ));
+    let r = node.commit(&[res, res2]);
+    assert_eq!(r[0].status, Status::Success);
+    assert_eq!(failed(&r[1]), Some(FailureCode::NotSuspended));
+    assert!(!node.view().is_suspended(&w.user.id()).unwrap());
+    node.recheck(&pending).unwrap();
+    // Suspension never granted anything: the user is still a user.
+    let tx = node.must_admit(&anchor(&w.user, 6, &sm3(b"s3")));
+    assert_eq!(tx.signer().role, Role::User);
+    assert_eq!(
+        code_of(node.admit(&call(
+            &w.user,
+            7,
+            "identity",
+            "suspend",
+            vec![w.user2.id().0.to_vec()]
+        ))),
+        RejectCode::PermissionDenied
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parallel admission, cache, determinism
+
+#[test]
+fn admit_many_equals_sequential() {
+    let w = world();
+    let mut node = Node::new(&w.g);
+    node.run(&[anchor(&w.user, 1, &sm3(b"m0"))]);
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    for i in 0..24u8 {
+        let tx = match i % 6 {
+            0 => anchor(&w.user, 10 + i, &sm3(&[i])),
+            1 => anchor(&w.auditor, 10 + i, &sm3(&[i])),
+            2 => vec![i; 7],
+            3 => build_tx(
+                &TxSpec {
+                    registered: true,
+                    salt: 10 + i,
+                    ..spec()
+                },
+                &w.user,
+                &w.user.key,
+                "attestation",
+                "anchor",
+                anchor_args(&sm3(&[i]), "k"),
+            ),
+            4 => build_tx(
+                &TxSpec {
+                    salt: 10 + i,
+                    ..spec()
+                },
+                &w.user2,
+                &w.user.key,
+                "attestation",
+                "anchor",
+                anchor_args(&sm3(&[i]), "k"),
+            ),
+            _ => anchor(&w.admin, 10 + i, &sm3(&[i])),
+        };
+        batch.push(tx);
+    }
+    let view = node.view();
+    let ctx = node.ctx();
+    let seen = |_: &TxId| false;
+    let fresh = Admission::new(w.g.chain_id.clone(), &w.g.params);
+    let parallel = fresh.admit_many(&view, &ctx, &seen, &batch);
+    let sequential: Vec<_> = batch
+        .iter()
+        .map(|b| node.admission.admit(&view, &ctx, &seen, b))
+        .collect();
+    assert_eq!(parallel.len(), batch.len());
+    let summary = |r: &Result<VerifiedTx, Rejection>| match r {
+        Ok(t) => Ok((t.id(), t.signer().clone(), t.encoded_len())),
+        Err(e) => Err(e.clone()),
+    };
+    for (i, (p, s)) in parallel.iter().zip(&sequential).enumerate() {
+        assert_eq!(summary(p), summary(s), "tx {i}");
+    }
+    let oks = parallel.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(oks, 12);
+    assert_eq!(fresh.cache_len(), 4); // user, auditor, user2, admin
+}
+
+#[test]
+fn cache_hit_still_catches_revocation_expiry_and_suspension() {
+    let w = world();
+    let mut node = Node::new(&w.g);
+    node.must_admit(&anchor(&w.user, 1, &sm3(b"c0")));
+    assert_eq!(node.admission.cache_len(), 1);
+    assert_eq!(node.admission.cache_hits(), 0);
+    let tx = node.must_admit(&anchor(&w.user, 2, &sm3(b"c1")));
+    assert_eq!(node.admission.cache_hits(), 1);
+    node.commit(&[tx]);
+
+    let crl = w.pki.crl(&w.pki.a, 2, 5, &[&w.user]);
+    node.run(&[call(
+        &w.admin,
+        1,
+        "identity",
+        "update_crl",
+        vec![crl.der().to_vec()],
+    )]);
+    let hits = node.admission.cache_hits();
+    let err = node.admit(&anchor(&w.user, 3, &sm3(b"c2"))).unwrap_err();
+    assert_eq!(err.code, RejectCode::SignerRevoked, "{err}");
+    assert_eq!(
+        node.admission.cache_hits(),
+        hits + 1,
+        "served from the cache"
+    );
+    // A fresh cache says the same, with the same message.
+    let fresh = Admission::new(w.g.chain_id.clone(), &w.g.params);
+    let err2 = fresh
+        .admit(
+            &node.view(),
+            &node.ctx(),
+            &|_| false,
+            &anchor(&w.user, 3, &sm3(b"c2")),
+        )
+        .unwrap_err();
+    assert_eq!(err, err2);
+
+    // A cached certificate past its validity is refused too.
+    node.must_admit(&anchor(&w.user2, 1, &sm3(b"c3")));
+    let late = AdmitContext {
+        tip: Height(node.height),
+        now: t(400),
+    };
+    let err = node
+        .admission
+        .admit(
+            &node.view(),
+            &late,
+            &|_| false,
+            &anchor(&w.user2, 2, &sm3(b"c4")),
+        )
+        .unwrap_err();
+    assert_eq!(err.code, RejectCode::CertInvalid, "{err}");
+    assert!(err.message.contains("CERT_EXPIRED"), "{err}");
+}
+
+#[test]
+fn execute_block_is_deterministic() {
+    let w = world();
+    let node = Node::new(&w.g);
+    let txs: Vec<VerifiedTx> = [
+        anchor(&w.user, 1, &sm3(b"x")),
+        anchor(&w.admin, 1, &sm3(b"y")),
+        anchor(&w.user2, 1, &sm3(b"x")),
+        call(
+            &w.admin,
+            2,
+            "identity",
+            "suspend",
+            vec![w.user.id().0.to_vec()],
+        ),
+    ]
+    .iter()
+    .map(|b| node.must_admit(b))
+    .collect();
+    let ctx = node.block_ctx();
+    let a = node
+        .executor
+        .execute_block(&node.store, node.root, &ctx, &txs)
+        .unwrap();
+    let other = Executor::new(w.g.chain_id.clone(), &w.g.params);
+    let b = other
+        .execute_block(&node.store, node.root, &ctx, &txs)
+        .unwrap();
+    assert_eq!(a.receipts, b.receipts);
+    assert_eq!(a.update.root, b.update.root);
+    let mut na: Vec<_> = a.update.nodes.iter().map(|(h, _)| *h).collect();
+    let mut nb: Vec<_> = b.update.nodes.iter().map(|(h, _)| *h).collect();
+    na.sort();
+    nb.sort();
+    assert_eq!(na, nb);
+    assert_eq!(a.receipts.len(), 4);
+    assert_eq!(
+        failed(&a.receipts[2]),
+        Some(FailureCode::DigestAlreadyAnchored)
+    );
+    // The user's certificate was recorded by tx 0 of the same block, so the suspension works.
+    assert_eq!(a.receipts[3].status, Status::Success);
+    assert_ne!(a.update.root, node.root);
+    // Another timestamp changes the attestations, hence the root.
+    let ctx2 = BlockContext {
+        timestamp_ms: ctx.timestamp_ms + 1,
+        ..ctx
+    };
+    let c = node
+        .executor
+        .execute_block(&node.store, node.root, &ctx2, &txs)
+        .unwrap();
+    assert_ne!(c.update.root, a.update.root);
+    // An empty block changes nothing.
+    let e = node
+        .executor
+        .execute_block(&node.store, node.root, &ctx, &[])
+        .unwrap();
+    assert_eq!(e.update.root, node.root);
+    assert!(e.receipts.is_empty());
+}
+
+#[test]
+fn shared_types_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Admission>();
+    assert_send_sync::<Executor>();
+    assert_send_sync::<VerifiedTx>();
+    assert_send_sync::<Rejection>();
+}
+
+#[test]
+fn permission_table_matches_the_contracts() {
+    let reg = Registry::builtin();
+    for p in PERMISSIONS {
+        let (_, perm) = reg.resolve(p.contract, p.method).unwrap();
+        assert_eq!(perm, p);
+        for role in [
+            Role::Auditor,
+            Role::NodeSign,
+            Role::NodeEnc,
+            Role::RootCa,
+            Role::AgencyCa,
+        ] {
+            assert!(
+                !p.roles.contains(&role),
+                "{}.{} allows {role}",
+                p.contract,
+                p.method
+            );
+        }
+    }
+    for name in ["identity", "attestation"] {
+        let c = reg.get(name).unwrap();
+        assert_eq!(c.name(), name);
+        for m in c.methods() {
+            assert!(
+                execution::permission(name, m).is_some(),
+                "{name}.{m} has no entry"
+            );
+        }
+    }
+    assert!(reg.resolve("attestation", "delete").is_none());
+    let p = ChainParams {
+        max_tx_size: 1 << 30,
+        max_txs_per_block: 10,
+        expiry_window: 5,
+    };
+    let l = p.limits();
+    assert_eq!(l.max_tx_size, types::Limits::default().max_tx_size);
+    assert_eq!(l.max_txs_per_block, 10);
+}

@@ -1,0 +1,285 @@
+//! `gmchain node …`: create a chain's genesis and store, run the node, check a store.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Subcommand;
+use execution::{ChainParams, Genesis, GenesisOrg, GenesisValidator};
+use node::{Mode, NodeConfig, Validator};
+use pki::{Certificate, Crl};
+use storage::ChainStore;
+use storage_rocksdb::RocksBackend;
+use types::{ChainId, Height};
+
+use crate::io::{PassArgs, read_named};
+use crate::{CmdResult, Failure};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Writes the genesis file (from the config's [chain], [[organisations]] and
+    /// [[validators]], or from --genesis) into data_dir and commits block 0.
+    Init {
+        /// The node configuration (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Join an existing chain: use this genesis file instead of the config's [chain].
+        #[arg(long, value_name = "FILE")]
+        genesis: Option<PathBuf>,
+    },
+    /// Runs the node until SIGTERM/SIGINT.
+    Start {
+        /// The node configuration (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Checks the whole stored chain (hash links, roots, receipts, index, seals); the node
+    /// must be stopped. Exit 1 names the first bad height.
+    VerifyStore {
+        /// The node configuration (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Makes a throwaway development chain in DIR (software keys: a root CA, a validator,
+    /// an admin and N users, all keys encrypted with the passphrase in DIR/pass) and runs
+    /// init. For tests, benchmarks and first steps; never for real data.
+    #[command(hide = true)]
+    DevChain {
+        /// The directory to create.
+        #[arg(long)]
+        dir: PathBuf,
+        /// User identities to make.
+        #[arg(long, default_value_t = 2)]
+        clients: usize,
+        /// Block interval (ms).
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+        /// Most transactions per block.
+        #[arg(long, default_value_t = 2000)]
+        block_max_txs: u32,
+    },
+}
+
+fn load_config(path: &Path) -> Result<NodeConfig, Failure> {
+    NodeConfig::load(path).map_err(|e| Failure::BadInput(e.to_string()))
+}
+
+fn read_cert(what: &str, path: &Path) -> Result<Certificate, Failure> {
+    let bytes = read_named(what, path)?;
+    Certificate::from_pem(&bytes)
+        .or_else(|_| Certificate::from_der(&bytes))
+        .map_err(|e| Failure::BadInput(format!("{what} {}: {e}", path.display())))
+}
+
+fn read_crl(what: &str, path: &Path) -> Result<Crl, Failure> {
+    let bytes = read_named(what, path)?;
+    Crl::from_pem(&bytes)
+        .or_else(|_| Crl::from_der(&bytes))
+        .map_err(|e| Failure::BadInput(format!("{what} {}: {e}", path.display())))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn node_failure(e: node::NodeError) -> Failure {
+    match e {
+        node::NodeError::Integrity(_) | node::NodeError::GenesisMismatch { .. } => {
+            Failure::NotVerified(e.to_string())
+        }
+        node::NodeError::Seal(_) => Failure::Unreachable(e.to_string()),
+        _ => Failure::BadInput(e.to_string()),
+    }
+}
+
+fn genesis_from_config(config: &NodeConfig) -> Result<Genesis, Failure> {
+    let chain = config.chain.as_ref().ok_or_else(|| {
+        Failure::BadInput(format!(
+            "{}: no [chain] section; give the chain definition or --genesis FILE",
+            config.file.display()
+        ))
+    })?;
+    let chain_id = ChainId::new(&chain.chain_id).map_err(|e| {
+        Failure::BadInput(format!("{}: chain.chain_id: {e}", config.file.display()))
+    })?;
+    let mut params = ChainParams::default();
+    if let Some(w) = chain.expiry_window {
+        params.expiry_window = w;
+    }
+    if let Some(m) = chain.max_txs_per_block {
+        params.max_txs_per_block = m;
+    }
+    if let Some(m) = chain.max_tx_size {
+        params.max_tx_size = m;
+    }
+    let mut organisations = Vec::new();
+    for (i, (name, ca, crl)) in chain.organisations.iter().enumerate() {
+        organisations.push(GenesisOrg {
+            name: name.clone(),
+            ca_cert: read_cert(&format!("organisations[{i}].ca_cert"), ca)?,
+            crl: read_crl(&format!("organisations[{i}].crl"), crl)?,
+        });
+    }
+    let mut validators = Vec::new();
+    for (i, (name, cert)) in chain.validators.iter().enumerate() {
+        validators.push(GenesisValidator {
+            name: name.clone(),
+            cert: read_cert(&format!("validators[{i}].cert"), cert)?,
+        });
+    }
+    let g = Genesis {
+        chain_id,
+        timestamp_ms: now_ms(),
+        params,
+        organisations,
+        validators,
+    };
+    // The same checks as any genesis file read from disk.
+    Genesis::from_json(g.to_json().as_bytes())
+        .map_err(|e| Failure::BadInput(format!("{}: genesis: {e}", config.file.display())))
+}
+
+fn validator(config: &NodeConfig) -> Result<Validator, Failure> {
+    let pass = PassArgs {
+        pass_file: config.key.pass_file.clone(),
+        pass_env: config.key.pass_env.clone(),
+    };
+    let signer = crate::cli_crypto::load_signer(
+        &config.key.key,
+        config.key.hsm_profile.clone(),
+        pass,
+        config.mode == Mode::Development,
+    )?;
+    let certificate = read_cert("key.certificate", &config.key.certificate)?;
+    Ok(Validator {
+        signer,
+        certificate,
+    })
+}
+
+fn init_logging(config: &NodeConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        node::LogFormat::Json => builder.json().try_init(),
+        node::LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
+    match cmd {
+        NodeCommand::Init { config, genesis } => {
+            let config = load_config(&config)?;
+            let genesis = match genesis {
+                Some(path) => node::read_genesis(&path).map_err(node_failure)?,
+                None => genesis_from_config(&config)?,
+            };
+            let hash = node::init(&config.data_dir, &genesis).map_err(node_failure)?;
+            println!("chain {}", genesis.chain_id);
+            println!("genesis file {}", config.genesis_path().display());
+            println!("genesis hash {}", genesis.hash());
+            println!("block 0 {hash}");
+            Ok(())
+        }
+        NodeCommand::Start { config } => {
+            let config = load_config(&config)?;
+            init_logging(&config);
+            let validator = validator(&config)?;
+            let core =
+                node::Core::open(&config.data_dir, validator, config.block, Arc::new(now_ms))
+                    .map_err(node_failure)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))?;
+            rt.block_on(node::run(&config, Arc::new(core)))
+                .map_err(node_failure)
+        }
+        NodeCommand::VerifyStore { config } => {
+            let config = load_config(&config)?;
+            verify_store(&config)
+        }
+        NodeCommand::DevChain {
+            dir,
+            clients,
+            interval_ms,
+            block_max_txs,
+        } => {
+            let chain = crate::devchain::prepare(&dir, clients, block_max_txs, interval_ms)?;
+            println!(
+                "development chain in {}: config {}",
+                dir.display(),
+                chain.config.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn verify_store(config: &NodeConfig) -> CmdResult {
+    let genesis = node::read_genesis(&config.genesis_path()).map_err(node_failure)?;
+    let backend = RocksBackend::open(&config.db_path(), false)
+        .map_err(|e| Failure::BadInput(e.to_string()))?;
+    let store = ChainStore::new(backend, genesis.params.limits());
+    let bad = |m: String| Failure::NotVerified(m);
+    let tip = store
+        .verify_all()
+        .map_err(|e| bad(format!("store {}: {e}", config.db_path().display())))?
+        .ok_or_else(|| bad("the store holds no block".into()))?;
+    let expected = genesis
+        .build(&state::MemStore::new())
+        .map_err(|e| Failure::BadInput(e.to_string()))?
+        .block
+        .header
+        .hash();
+    let stored = store
+        .header(Height(0))
+        .map_err(|e| bad(format!("height 0: {e}")))?
+        .ok_or_else(|| bad("height 0: no header".into()))?
+        .hash();
+    if stored != expected {
+        return Err(bad(format!(
+            "height 0: block hash {stored} is not the genesis file's {expected}"
+        )));
+    }
+    let mut h = Height(1);
+    while h <= tip.height {
+        let header = store
+            .header(h)
+            .map_err(|e| bad(format!("height {h}: {e}")))?
+            .ok_or_else(|| bad(format!("height {h}: no header")))?;
+        let seal = store
+            .seal(h)
+            .map_err(|e| bad(format!("height {h}: seal: {e}")))?
+            .ok_or_else(|| bad(format!("height {h}: the block has no seal")))?;
+        let hash = header.hash();
+        if seal.block_hash != hash {
+            return Err(bad(format!("height {h}: the seal is over another block")));
+        }
+        if seal.signer != header.proposer {
+            return Err(bad(format!(
+                "height {h}: the seal's signer is not the header's proposer"
+            )));
+        }
+        let v = genesis.validator(&seal.signer).ok_or_else(|| {
+            bad(format!(
+                "height {h}: sealed by a key that is not a genesis validator"
+            ))
+        })?;
+        seal.verify(&v.cert.public_key())
+            .map_err(|e| bad(format!("height {h}: seal signature: {e}")))?;
+        h = Height(h.0 + 1);
+    }
+    println!(
+        "store verified: heights 0..={} (hash links, transaction and receipt roots, index, seals); tip {}",
+        tip.height, tip.hash
+    );
+    Ok(())
+}

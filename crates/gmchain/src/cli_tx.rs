@@ -1,0 +1,641 @@
+//! `gmchain tx …`, `gmchain query …` and `gmchain receipt verify`: the client side of the
+//! node's gRPC API, and the offline receipt check.
+
+use std::path::{Path, PathBuf};
+
+use api::v1 as pb;
+use api::v1::chain_client::ChainClient;
+use clap::Subcommand;
+use crypto::{Digest, UserId};
+use pki::Certificate;
+use types::{
+    Call, ChainId, Decode, Encode, Height, Limits, Receipt, Sender, SignedTx, Status, Transaction,
+};
+
+use crate::cli_crypto::KeyArgs;
+use crate::io::{read_named, write_output};
+use crate::{CmdResult, Failure};
+
+/// The node to talk to.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct NodeArgs {
+    /// The node's gRPC address.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:7050")]
+    pub node: String,
+}
+
+/// The sender: key, certificate, user ID.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SenderArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// The sender's certificate (PEM or DER), issued by an organisation's CA.
+    #[arg(long, value_name = "FILE")]
+    cert: PathBuf,
+    /// Send the certificate's SM3 id instead of the certificate (it must be registered on
+    /// the chain, which happens with the sender's first successful transaction).
+    #[arg(long)]
+    registered: bool,
+    /// Blocks from the tip until the transaction expires (at most the chain's window).
+    #[arg(long)]
+    expiry_blocks: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TxCommand {
+    /// Anchors FILE's SM3 digest (存证), waits for the commit and writes the offline receipt.
+    Attest {
+        /// The document; only its SM3 digest leaves this machine.
+        file: PathBuf,
+        /// The attestation type (letters, digits, . _ -).
+        #[arg(long, default_value = "document")]
+        kind: String,
+        /// Free-text metadata (UTF-8, at most 4096 bytes).
+        #[arg(long, default_value = "")]
+        metadata: String,
+        /// An encrypted pointer to the document (opaque bytes from this file).
+        #[arg(long, value_name = "FILE")]
+        pointer_file: Option<PathBuf>,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Where to write the receipt (JSON); stdout if absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// CA actions onto the chain.
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IdentityCommand {
+    /// Registers a new organisation with its CA certificate and CRL; sent by that
+    /// organisation's admin, whose CA must be issued by an already registered CA.
+    RegisterOrg {
+        /// The organisation's CA certificate.
+        #[arg(long, value_name = "FILE")]
+        ca_cert: PathBuf,
+        /// The organisation CA's current CRL.
+        #[arg(long, value_name = "FILE")]
+        crl: PathBuf,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Records a new CRL of the sender's organisation CA: its revoked signers are refused
+    /// from the next block on.
+    Revoke {
+        /// The CRL (from `gmchain ca crl`).
+        #[arg(long, value_name = "FILE")]
+        crl: PathBuf,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Suspends a certificate of the sender's organisation (it cannot send transactions).
+    Suspend {
+        /// The certificate to suspend.
+        #[arg(long, value_name = "FILE")]
+        target: PathBuf,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Lifts a suspension.
+    Resume {
+        /// The certificate to resume.
+        #[arg(long, value_name = "FILE")]
+        target: PathBuf,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueryCommand {
+    /// Chain id, height, tip, pool.
+    Status {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// A committed transaction by id (hex).
+    Tx {
+        id: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// A block by height (the tip if absent).
+    Block {
+        height: Option<u64>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// An attestation by document (--file), digest or id.
+    Attestation {
+        /// The document to look up by its SM3 digest.
+        #[arg(long, value_name = "FILE", group = "key")]
+        file: Option<PathBuf>,
+        /// The digest, hex.
+        #[arg(long, group = "key")]
+        digest: Option<String>,
+        /// The attestation id (the anchoring transaction id), hex.
+        #[arg(long, group = "key")]
+        id: Option<String>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Attestations of an owner ("<organisation>/<common name>").
+    Attestations {
+        #[arg(long)]
+        owner: String,
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// The offline receipt of a committed transaction.
+    Receipt {
+        id: String,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReceiptCommand {
+    /// Verifies RECEIPT offline against the chain's genesis file, and FILE's digest if given.
+    /// Exit 1 names the part that does not verify.
+    Verify {
+        /// The receipt (JSON, from `gmchain tx attest` or `gmchain query receipt`).
+        receipt: PathBuf,
+        /// The document the receipt should anchor.
+        file: Option<PathBuf>,
+        /// The chain's genesis file (chain id, validators, organisation CAs).
+        #[arg(long, value_name = "FILE")]
+        genesis: PathBuf,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))
+}
+
+pub(crate) async fn connect(
+    node: &NodeArgs,
+) -> Result<ChainClient<tonic::transport::Channel>, Failure> {
+    let endpoint = tonic::transport::Endpoint::from_shared(node.node.clone())
+        .map_err(|e| Failure::BadInput(format!("--node {}: {e}", node.node)))?
+        .connect_timeout(std::time::Duration::from_secs(5));
+    let channel = endpoint.connect().await.map_err(|e| {
+        Failure::Unreachable(format!(
+            "node {} unreachable: {e}; is `gmchain node start` running?",
+            node.node
+        ))
+    })?;
+    Ok(ChainClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+}
+
+/// A gRPC status as a CLI failure: refusals are bad input (exit 2), an unreachable node exit 3.
+pub(crate) fn status_failure(what: &str, s: tonic::Status) -> Failure {
+    let msg = format!("{what}: {}", s.message());
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
+            Failure::Unreachable(msg)
+        }
+        _ => Failure::BadInput(msg),
+    }
+}
+
+fn read_cert(path: &Path) -> Result<Certificate, Failure> {
+    let bytes = read_named("--cert", path)?;
+    Certificate::from_pem(&bytes)
+        .or_else(|_| Certificate::from_der(&bytes))
+        .map_err(|e| Failure::BadInput(format!("{}: {e}", path.display())))
+}
+
+fn cert_der(option: &str, path: &Path) -> Result<Vec<u8>, Failure> {
+    let bytes = read_named(option, path)?;
+    Certificate::from_pem(&bytes)
+        .or_else(|_| Certificate::from_der(&bytes))
+        .map(|c| c.der().to_vec())
+        .map_err(|e| Failure::BadInput(format!("{option} {}: {e}", path.display())))
+}
+
+fn crl_der(option: &str, path: &Path) -> Result<Vec<u8>, Failure> {
+    let bytes = read_named(option, path)?;
+    pki::Crl::from_pem(&bytes)
+        .or_else(|_| pki::Crl::from_der(&bytes))
+        .map(|c| c.der().to_vec())
+        .map_err(|e| Failure::BadInput(format!("{option} {}: {e}", path.display())))
+}
+
+/// Builds, signs and submits a call; waits for the commit; returns the transaction id and
+/// its receipt. A failed execution is exit 1 with its code.
+async fn send(
+    client: &mut ChainClient<tonic::transport::Channel>,
+    sender: &SenderArgs,
+    call: Call,
+) -> Result<(types::TxId, Receipt, u64), Failure> {
+    let status = client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .map_err(|s| status_failure("status", s))?
+        .into_inner();
+    let chain_id = ChainId::new(&status.chain_id).map_err(|e| {
+        Failure::BadInput(format!("node reports chain id {:?}: {e}", status.chain_id))
+    })?;
+    let window = status.expiry_window.max(1);
+    let ahead = sender.expiry_blocks.unwrap_or(window).clamp(1, window);
+    let cert = read_cert(&sender.cert)?;
+    let signer = sender.key.signer()?;
+    if signer.public_key() != cert.public_key() {
+        return Err(Failure::BadInput(format!(
+            "--key is not the key of --cert {} ({})",
+            sender.cert.display(),
+            cert.subject()
+        )));
+    }
+    let mut salt = [0u8; 16];
+    crypto::RandomSource::fill(&crypto_sm::rng::SystemRandom, &mut salt)
+        .map_err(|e| Failure::BadInput(format!("no randomness for the salt: {e}")))?;
+    let tx = Transaction {
+        chain_id,
+        salt,
+        expiry: Height(status.height.saturating_add(ahead)),
+        sender: if sender.registered {
+            Sender::Registered(cert.fingerprint())
+        } else {
+            Sender::Certificate(cert.der().to_vec())
+        },
+        call,
+    };
+    let signed = SignedTx::sign(tx, signer.as_ref(), &UserId::default())
+        .map_err(|e| Failure::Unreachable(format!("cannot sign: {e}")))?;
+    let id = signed.tx_id();
+    let resp = client
+        .submit_transaction(pb::SubmitTransactionRequest {
+            signed_tx: signed.to_bytes(),
+            wait_for_commit: true,
+        })
+        .await
+        .map_err(|s| status_failure("the node refused the transaction", s))?
+        .into_inner();
+    let receipt = Receipt::from_bytes(&resp.receipt, &Limits::default())
+        .map_err(|e| Failure::BadInput(format!("the node sent an unreadable receipt: {e}")))?;
+    if let Status::Failed { code, message } = &receipt.status {
+        return Err(Failure::NotVerified(format!(
+            "transaction {id} was committed at height {} but failed: code {code}: {message}",
+            resp.height
+        )));
+    }
+    Ok((id, receipt, resp.height))
+}
+
+pub(crate) fn run_tx(cmd: TxCommand) -> CmdResult {
+    let rt = runtime()?;
+    rt.block_on(async move {
+        match cmd {
+            TxCommand::Attest {
+                file,
+                kind,
+                metadata,
+                pointer_file,
+                sender,
+                node,
+                out,
+            } => {
+                let doc = read_named("FILE", &file)?;
+                let digest = crypto_sm::sm3::sm3(&doc);
+                let pointer = match pointer_file {
+                    Some(p) => read_named("--pointer-file", &p)?,
+                    None => Vec::new(),
+                };
+                let mut client = connect(&node).await?;
+                let call = Call {
+                    contract: "attestation".into(),
+                    method: "anchor".into(),
+                    args: vec![
+                        digest.as_bytes().to_vec(),
+                        kind.into_bytes(),
+                        metadata.into_bytes(),
+                        pointer,
+                    ],
+                };
+                let (id, _, height) = send(&mut client, &sender, call).await?;
+                let proof = client
+                    .get_receipt_proof(pb::TxIdRequest {
+                        tx_id: id.as_bytes().to_vec(),
+                    })
+                    .await
+                    .map_err(|s| status_failure("receipt", s))?
+                    .into_inner();
+                write_output(out.as_deref(), proof.receipt_json.as_bytes())?;
+                eprintln!(
+                    "anchored {} (SM3 {digest}) in tx {id} at height {height}",
+                    file.display()
+                );
+                Ok(())
+            }
+            TxCommand::Identity(cmd) => {
+                let (sender, node, method, args) = match cmd {
+                    IdentityCommand::RegisterOrg {
+                        ca_cert,
+                        crl,
+                        sender,
+                        node,
+                    } => {
+                        let ca = cert_der("--ca-cert", &ca_cert)?;
+                        let crl = crl_der("--crl", &crl)?;
+                        (sender, node, "register_org", vec![ca, crl])
+                    }
+                    IdentityCommand::Revoke { crl, sender, node } => {
+                        let crl = crl_der("--crl", &crl)?;
+                        (sender, node, "update_crl", vec![crl])
+                    }
+                    IdentityCommand::Suspend {
+                        target,
+                        sender,
+                        node,
+                    } => {
+                        let t = read_cert(&target)?;
+                        (
+                            sender,
+                            node,
+                            "suspend",
+                            vec![t.fingerprint().as_bytes().to_vec()],
+                        )
+                    }
+                    IdentityCommand::Resume {
+                        target,
+                        sender,
+                        node,
+                    } => {
+                        let t = read_cert(&target)?;
+                        (
+                            sender,
+                            node,
+                            "resume",
+                            vec![t.fingerprint().as_bytes().to_vec()],
+                        )
+                    }
+                };
+                let mut client = connect(&node).await?;
+                let call = Call {
+                    contract: "identity".into(),
+                    method: method.into(),
+                    args,
+                };
+                let (id, _, height) = send(&mut client, &sender, call).await?;
+                println!("identity.{method} committed: tx {id} at height {height}");
+                Ok(())
+            }
+        }
+    })
+}
+
+fn parse_digest(option: &str, s: &str) -> Result<Digest, Failure> {
+    let v = crate::io::hex_arg(option, s)?;
+    let arr: [u8; 32] = v
+        .as_slice()
+        .try_into()
+        .map_err(|_| Failure::BadInput(format!("{option}: {} bytes, expected 32", v.len())))?;
+    Ok(Digest(arr))
+}
+
+fn attestation_json(a: &pb::Attestation) -> serde_json::Value {
+    serde_json::json!({
+        "id": hex::encode(&a.id),
+        "digest": hex::encode(&a.digest),
+        "kind": a.kind,
+        "owner": a.owner,
+        "metadata": a.metadata,
+        "pointer": hex::encode(&a.pointer),
+        "height": a.height,
+        "timestamp_ms": a.timestamp_ms,
+        "signer_certificate_sm3": hex::encode(&a.signer),
+    })
+}
+
+fn print_json(v: &serde_json::Value) -> CmdResult {
+    let text = serde_json::to_string_pretty(v)
+        .map_err(|e| Failure::BadInput(format!("cannot render JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
+    let rt = runtime()?;
+    rt.block_on(async move {
+        match cmd {
+            QueryCommand::Status { node } => {
+                let mut c = connect(&node).await?;
+                let s = c
+                    .get_status(pb::GetStatusRequest {})
+                    .await
+                    .map_err(|s| status_failure("status", s))?
+                    .into_inner();
+                print_json(&serde_json::json!({
+                    "chain_id": s.chain_id,
+                    "height": s.height,
+                    "tip_hash": hex::encode(&s.tip_hash),
+                    "genesis_hash": hex::encode(&s.genesis_hash),
+                    "pool_size": s.pool_size,
+                    "validator": s.validator,
+                    "committed_txs_since_start": s.committed_txs,
+                    "expiry_window": s.expiry_window,
+                    "version": s.version,
+                }))
+            }
+            QueryCommand::Tx { id, node } => {
+                let id = parse_digest("ID", &id)?;
+                let mut c = connect(&node).await?;
+                let t = c
+                    .get_transaction(pb::TxIdRequest {
+                        tx_id: id.as_bytes().to_vec(),
+                    })
+                    .await
+                    .map_err(|s| status_failure("transaction", s))?
+                    .into_inner();
+                let r = c
+                    .get_receipt(pb::TxIdRequest {
+                        tx_id: id.as_bytes().to_vec(),
+                    })
+                    .await
+                    .map_err(|s| status_failure("receipt", s))?
+                    .into_inner();
+                let tx = SignedTx::from_bytes(&t.signed_tx, &Limits::default()).map_err(|e| {
+                    Failure::BadInput(format!("the node sent an unreadable transaction: {e}"))
+                })?;
+                let receipt = Receipt::from_bytes(&r.receipt, &Limits::default()).map_err(|e| {
+                    Failure::BadInput(format!("the node sent an unreadable receipt: {e}"))
+                })?;
+                let status = match &receipt.status {
+                    Status::Success => serde_json::json!("success"),
+                    Status::Failed { code, message } => {
+                        serde_json::json!({"failed": {"code": code, "message": message}})
+                    }
+                };
+                print_json(&serde_json::json!({
+                    "tx_id": id.to_string(),
+                    "height": t.height,
+                    "position": t.position,
+                    "call": format!("{}.{}", tx.tx.call.contract, tx.tx.call.method),
+                    "expiry": tx.tx.expiry.0,
+                    "status": status,
+                    "events": receipt.events.iter().map(|e| serde_json::json!({
+                        "contract": e.contract, "name": e.name, "data": hex::encode(&e.data)
+                    })).collect::<Vec<_>>(),
+                }))
+            }
+            QueryCommand::Block { height, node } => {
+                let mut c = connect(&node).await?;
+                let b = c
+                    .get_block(pb::GetBlockRequest { height })
+                    .await
+                    .map_err(|s| status_failure("block", s))?
+                    .into_inner();
+                let block =
+                    types::Block::from_bytes(&b.block, &Limits::default()).map_err(|e| {
+                        Failure::BadInput(format!("the node sent an unreadable block: {e}"))
+                    })?;
+                let h = &block.header;
+                print_json(&serde_json::json!({
+                    "height": h.height.0,
+                    "hash": h.hash().to_string(),
+                    "parent": h.parent.to_string(),
+                    "tx_count": h.tx_count,
+                    "tx_root": h.tx_root.to_string(),
+                    "state_root": h.state_root.to_string(),
+                    "receipts_root": h.receipts_root.to_string(),
+                    "timestamp_ms": h.timestamp.0,
+                    "proposer": h.proposer.to_string(),
+                    "sealed": !b.seal.is_empty(),
+                    "txs": block.txs.iter().map(|t| t.tx_id().to_string()).collect::<Vec<_>>(),
+                }))
+            }
+            QueryCommand::Attestation {
+                file,
+                digest,
+                id,
+                node,
+            } => {
+                let key = match (file, digest, id) {
+                    (Some(f), _, _) => pb::get_attestation_request::Key::Digest(
+                        crypto_sm::sm3::sm3(&read_named("--file", &f)?)
+                            .as_bytes()
+                            .to_vec(),
+                    ),
+                    (_, Some(d), _) => pb::get_attestation_request::Key::Digest(
+                        parse_digest("--digest", &d)?.as_bytes().to_vec(),
+                    ),
+                    (_, _, Some(i)) => pb::get_attestation_request::Key::Id(
+                        parse_digest("--id", &i)?.as_bytes().to_vec(),
+                    ),
+                    _ => {
+                        return Err(Failure::BadInput("give --file, --digest or --id".into()));
+                    }
+                };
+                let mut c = connect(&node).await?;
+                let a = c
+                    .get_attestation(pb::GetAttestationRequest { key: Some(key) })
+                    .await
+                    .map_err(|s| status_failure("attestation", s))?
+                    .into_inner();
+                let a = a
+                    .attestation
+                    .ok_or_else(|| Failure::BadInput("the node sent no attestation".into()))?;
+                print_json(&attestation_json(&a))
+            }
+            QueryCommand::Attestations {
+                owner,
+                start,
+                limit,
+                node,
+            } => {
+                let mut c = connect(&node).await?;
+                let l = c
+                    .list_attestations(pb::ListAttestationsRequest {
+                        owner,
+                        start,
+                        limit,
+                    })
+                    .await
+                    .map_err(|s| status_failure("attestations", s))?
+                    .into_inner();
+                print_json(&serde_json::Value::Array(
+                    l.attestations.iter().map(attestation_json).collect(),
+                ))
+            }
+            QueryCommand::Receipt { id, node, out } => {
+                let id = parse_digest("ID", &id)?;
+                let mut c = connect(&node).await?;
+                let p = c
+                    .get_receipt_proof(pb::TxIdRequest {
+                        tx_id: id.as_bytes().to_vec(),
+                    })
+                    .await
+                    .map_err(|s| status_failure("receipt", s))?
+                    .into_inner();
+                write_output(out.as_deref(), p.receipt_json.as_bytes())
+            }
+        }
+    })
+}
+
+pub(crate) fn run_receipt(cmd: ReceiptCommand) -> CmdResult {
+    match cmd {
+        ReceiptCommand::Verify {
+            receipt,
+            file,
+            genesis,
+        } => {
+            let g = node::read_genesis(&genesis).map_err(|e| Failure::BadInput(e.to_string()))?;
+            let trust = receipt::TrustContext {
+                chain_id: g.chain_id.clone(),
+                validators: g.validators.iter().map(|v| v.cert.clone()).collect(),
+                anchors: g.trust_anchors(),
+            };
+            let bytes = read_named("RECEIPT", &receipt)?;
+            let bundle =
+                receipt::ReceiptBundle::from_json(&bytes, &g.params.limits()).map_err(|e| {
+                    Failure::NotVerified(format!("{}: {} ({})", receipt.display(), e, e.code()))
+                })?;
+            let doc = match &file {
+                Some(f) => Some(read_named("FILE", f)?),
+                None => None,
+            };
+            let v = bundle.verify(&trust, doc.as_deref()).map_err(|e| {
+                Failure::NotVerified(format!("{}: {} ({})", receipt.display(), e, e.code()))
+            })?;
+            println!(
+                "receipt verified against genesis {} (chain {})",
+                g.hash(),
+                g.chain_id
+            );
+            println!("  transaction {} ({})", v.tx_id, v.call);
+            println!(
+                "  block {} at height {}, time {} ms, sealed by {}",
+                v.block_hash, v.height, v.timestamp_ms, v.validator
+            );
+            println!("  signer {} ({})", v.signer_subject, v.organisation);
+            if let (Some(f), Some(d)) = (&file, &v.document_digest) {
+                println!("  document {} has SM3 {d}, as anchored", f.display());
+            }
+            Ok(())
+        }
+    }
+}

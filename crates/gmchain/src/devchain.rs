@@ -1,0 +1,188 @@
+//! A throwaway development chain in a directory, for the load generator and the multi-process
+//! tests: a root CA with its CRL, a validator key (encrypted PKCS#8, development mode) and
+//! certificate, client keys (encrypted with the passphrase in `pass`) and certificates, a node configuration and an initialised store.
+//! Software keys only: never use it for anything but tests and benchmarks.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crypto::Signer;
+use crypto_sm::keys;
+use crypto_sm::rng::SystemRandom;
+use crypto_sm::{SoftSigner, SoftwareProvider};
+use pki::{Certificate, IssueRequest, Role, Serial, UnixTime, Validity};
+
+use crate::Failure;
+use crate::io::write_file;
+
+/// The organisation every development identity belongs to.
+pub(crate) const ORG: &str = "Dev Bureau";
+
+/// What `prepare` made.
+pub(crate) struct DevChain {
+    /// The node configuration file.
+    pub config: PathBuf,
+    /// Client keys and their certificates (role user), in memory.
+    pub clients: Vec<(SoftSigner, Certificate)>,
+}
+
+fn fail(what: &str, e: impl std::fmt::Display) -> Failure {
+    Failure::BadInput(format!("dev chain: {what}: {e}"))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Free loopback port (bound then released; good enough for tests).
+pub(crate) fn free_port() -> Result<u16, Failure> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| fail("port", e))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| fail("port", e))
+}
+
+/// Makes a development chain in `dir` with `clients` user identities, writes the files (CA,
+/// CRL, validator key/cert, clients/<i>.key.pem and .crt.pem, node.toml) and runs `node init`
+/// in-process. Returns the identities.
+pub(crate) fn prepare(
+    dir: &Path,
+    clients: usize,
+    block_max_txs: u32,
+    interval_ms: u64,
+) -> Result<DevChain, Failure> {
+    std::fs::create_dir_all(dir.join("clients")).map_err(|e| fail("mkdir", e))?;
+    let provider = SoftwareProvider::new(Arc::new(SystemRandom));
+    let t = now();
+    let validity = Validity {
+        not_before: UnixTime(t.saturating_sub(3600)),
+        not_after: UnixTime(t + 10 * 365 * 86400),
+    };
+    let leaf_validity = Validity {
+        not_before: UnixTime(t.saturating_sub(3600)),
+        not_after: UnixTime(t + 365 * 86400),
+    };
+    let serial = || Serial::random(&SystemRandom).map_err(|e| fail("serial", e));
+    let ca_key = provider.generate().map_err(|e| fail("key", e))?;
+    let ca = pki::issue_root("Dev Root CA", ORG, serial()?, validity, &ca_key)
+        .map_err(|e| fail("root", e))?;
+    let crl = pki::issue_crl(
+        &ca,
+        &ca_key,
+        1,
+        UnixTime(t.saturating_sub(60)),
+        UnixTime(t + 30 * 86400),
+        &[],
+    )
+    .map_err(|e| fail("crl", e))?;
+    let issue = |role: Role, cn: &str, key: &SoftSigner| -> Result<Certificate, Failure> {
+        pki::issue(
+            &ca,
+            &ca_key,
+            &IssueRequest {
+                role,
+                common_name: cn,
+                organisation: ORG,
+                public_key: &key.public_key(),
+                serial: serial()?,
+                validity: leaf_validity,
+            },
+        )
+        .map_err(|e| fail(cn, e))
+    };
+    let node_key = provider.generate().map_err(|e| fail("key", e))?;
+    let node_cert = issue(Role::NodeSign, "node0", &node_key)?;
+    let admin_key = provider.generate().map_err(|e| fail("key", e))?;
+    let admin_cert = issue(Role::Admin, "admin", &admin_key)?;
+    write_file(&dir.join("ca.crt.pem"), ca.to_pem().as_bytes(), false)?;
+    write_file(&dir.join("ca.crl.pem"), crl.to_pem().as_bytes(), false)?;
+    write_file(
+        &dir.join("node.crt.pem"),
+        node_cert.to_pem().as_bytes(),
+        false,
+    )?;
+    write_file(&dir.join("pass"), b"dev-chain-passphrase\n", true)?;
+    let enc = keys::encode_encrypted_pkcs8_pem(
+        node_key.private_key(),
+        b"dev-chain-passphrase",
+        keys::MIN_ITERATIONS,
+        &SystemRandom,
+    )
+    .map_err(|e| fail("key file", e))?;
+    write_file(&dir.join("node.key.pem"), enc.as_bytes(), true)?;
+    let write_identity =
+        |name: &str, key: &SoftSigner, cert: &Certificate| -> Result<(), Failure> {
+            let pem = keys::encode_encrypted_pkcs8_pem(
+                key.private_key(),
+                b"dev-chain-passphrase",
+                keys::MIN_ITERATIONS,
+                &SystemRandom,
+            )
+            .map_err(|e| fail("key file", e))?;
+            write_file(&dir.join(format!("{name}.key.pem")), pem.as_bytes(), true)?;
+            write_file(
+                &dir.join(format!("{name}.crt.pem")),
+                cert.to_pem().as_bytes(),
+                false,
+            )
+        };
+    write_identity("admin", &admin_key, &admin_cert)?;
+    write_identity("ca", &ca_key, &ca)?;
+    let mut out = Vec::with_capacity(clients);
+    for i in 0..clients {
+        let key = provider.generate().map_err(|e| fail("key", e))?;
+        let cert = issue(Role::User, &format!("client{i}"), &key)?;
+        write_identity(&format!("clients/{i}"), &key, &cert)?;
+        out.push((key, cert));
+    }
+    let grpc = free_port()?;
+    let metrics = free_port()?;
+    let config = format!(
+        r#"mode = "development"
+data_dir = "data"
+
+[key]
+key = "node.key.pem"
+pass_file = "pass"
+certificate = "node.crt.pem"
+
+[api]
+listen = "127.0.0.1:{grpc}"
+metrics_listen = "127.0.0.1:{metrics}"
+
+[block]
+interval_ms = {interval_ms}
+max_txs = {block_max_txs}
+
+[log]
+level = "warn"
+
+[chain]
+chain_id = "dev-chain"
+expiry_window = 1000
+max_txs_per_block = {block_max_txs}
+
+[[organisations]]
+name = "{ORG}"
+ca_cert = "ca.crt.pem"
+crl = "ca.crl.pem"
+
+[[validators]]
+name = "node0"
+cert = "node.crt.pem"
+"#
+    );
+    let config_path = dir.join("node.toml");
+    write_file(&config_path, config.as_bytes(), false)?;
+    crate::cli_node::run(crate::cli_node::NodeCommand::Init {
+        config: config_path.clone(),
+        genesis: None,
+    })?;
+    Ok(DevChain {
+        config: config_path,
+        clients: out,
+    })
+}

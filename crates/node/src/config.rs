@@ -1,0 +1,480 @@
+//! The node's TOML configuration, validated before anything starts. Every error names the
+//! file, the field and what to do.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// A configuration the node refuses, with the field at fault.
+#[derive(Debug, Error)]
+#[error("{file}: {field}: {problem}")]
+pub struct ConfigError {
+    /// The configuration file.
+    pub file: PathBuf,
+    /// The field (`api.listen`, `key.key`).
+    pub field: String,
+    /// What is wrong and, where it helps, what to do.
+    pub problem: String,
+}
+
+/// Production nodes keep their key in a PKCS#11 token; development nodes may use an encrypted
+/// key file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Keys only in a token (`pkcs11:` URI).
+    Production,
+    /// Also an SM4/PBKDF2-encrypted PKCS#8 key file (never a clear one).
+    Development,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    mode: Mode,
+    data_dir: PathBuf,
+    key: RawKey,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    block: RawBlock,
+    #[serde(default)]
+    log: RawLog,
+    chain: Option<RawChain>,
+    #[serde(default)]
+    organisations: Vec<RawOrg>,
+    #[serde(default)]
+    validators: Vec<RawValidator>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    key: String,
+    hsm_profile: Option<PathBuf>,
+    pass_file: Option<PathBuf>,
+    pass_env: Option<String>,
+    certificate: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default = "default_metrics")]
+    metrics_listen: String,
+    #[serde(default)]
+    allow_non_loopback: bool,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            metrics_listen: default_metrics(),
+            allow_non_loopback: false,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:7050".into()
+}
+
+fn default_metrics() -> String {
+    "127.0.0.1:9150".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBlock {
+    #[serde(default = "default_interval")]
+    interval_ms: u64,
+    #[serde(default = "default_max_txs")]
+    max_txs: u32,
+    #[serde(default = "default_pool")]
+    max_pool: usize,
+}
+
+impl Default for RawBlock {
+    fn default() -> Self {
+        Self {
+            interval_ms: default_interval(),
+            max_txs: default_max_txs(),
+            max_pool: default_pool(),
+        }
+    }
+}
+
+fn default_interval() -> u64 {
+    200
+}
+
+fn default_max_txs() -> u32 {
+    2000
+}
+
+fn default_pool() -> usize {
+    50_000
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default)]
+    format: LogFormat,
+    level: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChain {
+    chain_id: String,
+    expiry_window: Option<u64>,
+    max_txs_per_block: Option<u32>,
+    max_tx_size: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrg {
+    name: String,
+    ca_cert: PathBuf,
+    crl: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawValidator {
+    name: String,
+    cert: PathBuf,
+}
+
+/// Where the node's signing key is.
+#[derive(Clone, Debug)]
+pub struct KeyConfig {
+    /// A `pkcs11:` URI or (development only) an encrypted key file.
+    pub key: String,
+    /// The module profile for a `pkcs11:` key.
+    pub hsm_profile: Option<PathBuf>,
+    /// File holding the token PIN or key passphrase.
+    pub pass_file: Option<PathBuf>,
+    /// Environment variable holding it.
+    pub pass_env: Option<String>,
+    /// The node's certificate (role node-sign), a genesis validator.
+    pub certificate: PathBuf,
+}
+
+/// Block production.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockConfig {
+    /// Longest wait before a non-empty pool is sealed into a block.
+    pub interval_ms: u64,
+    /// Most transactions in one block.
+    pub max_txs: u32,
+    /// Most transactions waiting in the pool; more are refused (TX_POOL_FULL).
+    pub max_pool: usize,
+}
+
+/// The chain definition `gmchain node init` turns into the genesis file.
+#[derive(Clone, Debug)]
+pub struct ChainDefinition {
+    /// The chain id.
+    pub chain_id: String,
+    /// Expiry window in blocks.
+    pub expiry_window: Option<u64>,
+    /// Most transactions per block (a chain rule).
+    pub max_txs_per_block: Option<u32>,
+    /// Largest transaction (a chain rule).
+    pub max_tx_size: Option<usize>,
+    /// Organisations: name, CA certificate file, CRL file.
+    pub organisations: Vec<(String, PathBuf, PathBuf)>,
+    /// Validators: name, certificate file.
+    pub validators: Vec<(String, PathBuf)>,
+}
+
+/// A validated node configuration. Relative paths are resolved against the file's directory.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Production or development.
+    pub mode: Mode,
+    /// The data directory: `genesis.json` and `db/`.
+    pub data_dir: PathBuf,
+    /// The signing key.
+    pub key: KeyConfig,
+    /// gRPC listen address.
+    pub listen: SocketAddr,
+    /// Prometheus metrics listen address.
+    pub metrics_listen: SocketAddr,
+    /// Block production.
+    pub block: BlockConfig,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter (`info`, `node=debug`).
+    pub log_level: String,
+    /// The chain definition, needed only by `init`.
+    pub chain: Option<ChainDefinition>,
+}
+
+impl NodeConfig {
+    /// The genesis file in the data directory.
+    pub fn genesis_path(&self) -> PathBuf {
+        self.data_dir.join("genesis.json")
+    }
+
+    /// The RocksDB directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("db")
+    }
+
+    /// Reads and validates `file`.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let err = |field: &str, problem: String| ConfigError {
+            file: file.to_path_buf(),
+            field: field.into(),
+            problem,
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| err("(file)", format!("cannot read: {e}")))?;
+        Self::parse(file, &text).map_err(|(field, problem)| err(&field, problem))
+    }
+
+    fn parse(file: &Path, text: &str) -> Result<Self, (String, String)> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let msg = e.message().to_string();
+            // toml names unknown or missing fields in its message.
+            ("(toml)".to_string(), msg)
+        })?;
+        let base = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let addr = |field: &str, v: &str| -> Result<SocketAddr, (String, String)> {
+            let a: SocketAddr = v.parse().map_err(|_| {
+                (
+                    field.to_string(),
+                    format!("{v:?} is not an address like 127.0.0.1:7050"),
+                )
+            })?;
+            if !a.ip().is_loopback() && !raw.api.allow_non_loopback {
+                return Err((
+                    field.to_string(),
+                    format!(
+                        "{a} is not a loopback address; until mutual TLS arrives APIs listen on 127.0.0.1 unless api.allow_non_loopback = true"
+                    ),
+                ));
+            }
+            Ok(a)
+        };
+        let listen = addr("api.listen", &raw.api.listen)?;
+        let metrics_listen = addr("api.metrics_listen", &raw.api.metrics_listen)?;
+        if listen == metrics_listen {
+            return Err((
+                "api.metrics_listen".into(),
+                format!("{metrics_listen} is also api.listen; choose another port"),
+            ));
+        }
+        let k = &raw.key;
+        if k.key.starts_with("pkcs11:") {
+            if k.hsm_profile.is_none() {
+                return Err((
+                    "key.hsm_profile".into(),
+                    "a pkcs11: key needs the module profile (hsm-profiles/…toml)".into(),
+                ));
+            }
+        } else if raw.mode == Mode::Production {
+            return Err((
+                "key.key".into(),
+                format!(
+                    "{:?} is not a pkcs11: URI; production nodes keep their key in a token (set mode = \"development\" to use an encrypted key file)",
+                    k.key
+                ),
+            ));
+        }
+        if k.pass_file.is_some() && k.pass_env.is_some() {
+            return Err((
+                "key.pass_env".into(),
+                "give pass_file or pass_env, not both".into(),
+            ));
+        }
+        if raw.block.interval_ms == 0 || raw.block.interval_ms > 60_000 {
+            return Err((
+                "block.interval_ms".into(),
+                format!("{} is outside 1..=60000", raw.block.interval_ms),
+            ));
+        }
+        if raw.block.max_txs == 0 || raw.block.max_txs > 10_000 {
+            return Err((
+                "block.max_txs".into(),
+                format!("{} is outside 1..=10000", raw.block.max_txs),
+            ));
+        }
+        if raw.block.max_pool < raw.block.max_txs as usize {
+            return Err((
+                "block.max_pool".into(),
+                format!(
+                    "{} is below block.max_txs = {}",
+                    raw.block.max_pool, raw.block.max_txs
+                ),
+            ));
+        }
+        let log_level = raw.log.level.clone().unwrap_or_else(|| "info".into());
+        let chain = match raw.chain {
+            None => {
+                if !raw.organisations.is_empty() || !raw.validators.is_empty() {
+                    return Err((
+                        "chain".into(),
+                        "organisations and validators need a [chain] section with chain_id".into(),
+                    ));
+                }
+                None
+            }
+            Some(c) => Some(ChainDefinition {
+                chain_id: c.chain_id,
+                expiry_window: c.expiry_window,
+                max_txs_per_block: c.max_txs_per_block,
+                max_tx_size: c.max_tx_size,
+                organisations: raw
+                    .organisations
+                    .iter()
+                    .map(|o| (o.name.clone(), resolve(&o.ca_cert), resolve(&o.crl)))
+                    .collect(),
+                validators: raw
+                    .validators
+                    .iter()
+                    .map(|v| (v.name.clone(), resolve(&v.cert)))
+                    .collect(),
+            }),
+        };
+        let key_path = if k.key.starts_with("pkcs11:") {
+            k.key.clone()
+        } else {
+            resolve(Path::new(&k.key)).display().to_string()
+        };
+        Ok(NodeConfig {
+            file: file.to_path_buf(),
+            mode: raw.mode,
+            data_dir: resolve(&raw.data_dir),
+            key: KeyConfig {
+                key: key_path,
+                hsm_profile: k.hsm_profile.as_deref().map(resolve),
+                pass_file: k.pass_file.as_deref().map(resolve),
+                pass_env: k.pass_env.clone(),
+                certificate: resolve(&k.certificate),
+            },
+            listen,
+            metrics_listen,
+            block: BlockConfig {
+                interval_ms: raw.block.interval_ms,
+                max_txs: raw.block.max_txs,
+                max_pool: raw.block.max_pool,
+            },
+            log_format: raw.log.format,
+            log_level,
+            chain,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeConfig, (String, String)> {
+        NodeConfig::parse(Path::new("/etc/gmchain/node.toml"), text)
+    }
+
+    const GOOD: &str = r#"
+mode = "production"
+data_dir = "data"
+[key]
+key = "pkcs11:token=node;object=node-sign"
+hsm_profile = "/opt/profiles/softtoken.toml"
+pass_file = "pin"
+certificate = "node.crt.pem"
+"#;
+
+    #[test]
+    fn good_config_resolves_paths_and_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.data_dir, Path::new("/etc/gmchain/data"));
+        assert_eq!(c.key.certificate, Path::new("/etc/gmchain/node.crt.pem"));
+        assert_eq!(
+            c.key.hsm_profile.as_deref(),
+            Some(Path::new("/opt/profiles/softtoken.toml"))
+        );
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7050");
+        assert_eq!(c.block.max_txs, 2000);
+        assert!(c.chain.is_none());
+    }
+
+    #[test]
+    fn bad_configs_name_their_field() {
+        let cases: Vec<(String, &str)> = vec![
+            (
+                GOOD.replace("pkcs11:token=node;object=node-sign", "node.key.pem"),
+                "key.key",
+            ),
+            (
+                GOOD.replace("hsm_profile = \"/opt/profiles/softtoken.toml\"\n", ""),
+                "key.hsm_profile",
+            ),
+            (
+                format!("{GOOD}[api]\nlisten = \"0.0.0.0:7050\"\n"),
+                "api.listen",
+            ),
+            (
+                format!("{GOOD}[api]\nlisten = \"localhost\"\n"),
+                "api.listen",
+            ),
+            (
+                format!("{GOOD}[block]\ninterval_ms = 0\n"),
+                "block.interval_ms",
+            ),
+            (format!("{GOOD}[block]\nmax_txs = 20000\n"), "block.max_txs"),
+            (format!("{GOOD}colour = 1\n"), "(toml)"),
+            (
+                GOOD.replace("mode = \"production\"", "mode = \"fast\""),
+                "(toml)",
+            ),
+            (
+                format!("{GOOD}[[validators]]\nname = \"n\"\ncert = \"c\"\n"),
+                "chain",
+            ),
+        ];
+        for (text, field) in cases {
+            let (f, problem) = parse(&text).unwrap_err();
+            assert_eq!(f, field, "{problem}");
+            assert!(!problem.is_empty());
+        }
+    }
+
+    #[test]
+    fn development_mode_allows_an_encrypted_key_file() {
+        let text = GOOD
+            .replace("production", "development")
+            .replace("pkcs11:token=node;object=node-sign", "keys/node.key.pem");
+        let c = parse(&text).unwrap();
+        assert_eq!(c.key.key, "/etc/gmchain/keys/node.key.pem");
+    }
+}

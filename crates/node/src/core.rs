@@ -1,0 +1,642 @@
+//! The node's core: the store, admission, the pool and block production, without the network.
+//! The gRPC service and the producer thread call into it.
+
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crypto::{Digest, Signer};
+use execution::{
+    Admission, AdmitContext, BlockContext, Executor, Genesis, Rejection, StateView, VerifiedTx,
+};
+use pki::{Certificate, UnixTime};
+use receipt::ReceiptBundle;
+use storage::{ChainStore, Tip};
+use storage_rocksdb::RocksBackend;
+use tokio::sync::{broadcast, oneshot};
+use types::{
+    Block, BlockHash, BlockHeader, BlockSeal, Encode, Height, Receipt, Sender, SignedTx, Timestamp,
+    TxId, receipts_root,
+};
+
+use crate::config::BlockConfig;
+use crate::error::NodeError;
+use crate::metrics::Metrics;
+use crate::pool::{Outcome, Pool, PoolRefusal};
+
+/// A clock in milliseconds since the Unix epoch (the node passes the system clock; tests a
+/// fixed one).
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Why a submitted transaction was refused: a stable code and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// `TX_…`
+    pub code: &'static str,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl From<Rejection> for Refusal {
+    fn from(r: Rejection) -> Self {
+        Refusal {
+            code: r.code.as_str(),
+            message: r.message,
+        }
+    }
+}
+
+/// The identity the node seals blocks with.
+pub struct Validator {
+    /// The signing key (normally a handle in the token).
+    pub signer: Box<dyn Signer + Send + Sync>,
+    /// Its certificate, one of the genesis validators.
+    pub certificate: Certificate,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validator")
+            .field("certificate", &self.certificate.subject())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Wake {
+    stop: bool,
+}
+
+/// The node without its network.
+pub struct Core {
+    store: ChainStore<RocksBackend>,
+    genesis: Genesis,
+    genesis_hash: BlockHash,
+    admission: Admission,
+    executor: Executor,
+    pool: Mutex<Pool>,
+    wake: Mutex<Wake>,
+    wake_cv: Condvar,
+    validator: Validator,
+    validator_id: Digest,
+    block: BlockConfig,
+    clock: Clock,
+    /// The node's metrics.
+    pub metrics: Arc<Metrics>,
+    blocks: broadcast::Sender<Height>,
+    // Serialises block production (one producer, but `produce_block` is public for tests).
+    producing: Mutex<()>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("chain_id", &self.genesis.chain_id)
+            .field("validator", &self.validator)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock is a bug; the data (a pool) stays usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Creates the data directory's store from `genesis`: writes `genesis.json` and commits
+/// block 0. Refuses a directory that already holds a store.
+pub fn init(data_dir: &Path, genesis: &Genesis) -> Result<BlockHash, NodeError> {
+    let db = data_dir.join("db");
+    if db.join("CURRENT").exists() {
+        return Err(NodeError::AlreadyInitialised {
+            path: db.display().to_string(),
+        });
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| NodeError::io(data_dir, e))?;
+    let genesis_file = data_dir.join("genesis.json");
+    write_atomic(&genesis_file, genesis.to_json().as_bytes())?;
+    let backend = RocksBackend::open(&db, true)?;
+    let store = ChainStore::new(backend, genesis.params.limits());
+    let g = genesis.build(&store.state_nodes())?;
+    let hash = g.block.header.hash();
+    store.commit_block(&g.block, &g.receipts, g.update)?;
+    Ok(hash)
+}
+
+/// Writes `data` to `path` through a temporary file, fsync and rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), NodeError> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| NodeError::io(&tmp, e))?;
+    f.write_all(data).map_err(|e| NodeError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| NodeError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| NodeError::io(path, e))?;
+    Ok(())
+}
+
+/// Reads a genesis file.
+pub fn read_genesis(path: &Path) -> Result<Genesis, NodeError> {
+    let bytes = std::fs::read(path).map_err(|e| NodeError::io(path, e))?;
+    Genesis::from_json(&bytes).map_err(|e| NodeError::Genesis {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+impl Core {
+    /// Opens the store in `data_dir`, checks its tip (refusing a tampered or half-written
+    /// store, naming the height), that its block 0 is this genesis, and that `validator` is a
+    /// genesis validator holding the key of its certificate.
+    pub fn open(
+        data_dir: &Path,
+        validator: Validator,
+        block: BlockConfig,
+        clock: Clock,
+    ) -> Result<Self, NodeError> {
+        let genesis = read_genesis(&data_dir.join("genesis.json"))?;
+        let backend = RocksBackend::open(&data_dir.join("db"), false)?;
+        let store = ChainStore::new(backend, genesis.params.limits());
+        let tip = store.check_tip_on_startup()?.ok_or(NodeError::EmptyStore)?;
+        let expected = genesis.build(&state::MemStore::new())?.block.header.hash();
+        let stored = store
+            .header(Height(0))?
+            .ok_or(NodeError::EmptyStore)?
+            .hash();
+        if stored != expected {
+            return Err(NodeError::GenesisMismatch { stored, expected });
+        }
+        let validator_id = validator.certificate.fingerprint();
+        if genesis.validator(&validator_id).is_none() {
+            return Err(NodeError::NotAValidator {
+                subject: validator.certificate.subject(),
+            });
+        }
+        if validator.signer.public_key() != validator.certificate.public_key() {
+            return Err(NodeError::KeyCertificateMismatch {
+                subject: validator.certificate.subject(),
+            });
+        }
+        let admission = Admission::new(genesis.chain_id.clone(), &genesis.params);
+        let executor = Executor::new(genesis.chain_id.clone(), &genesis.params);
+        let metrics = Arc::new(Metrics::default());
+        metrics
+            .height
+            .store(tip.height.0, std::sync::atomic::Ordering::Relaxed);
+        let (blocks, _) = broadcast::channel(256);
+        Ok(Self {
+            store,
+            genesis_hash: expected,
+            genesis,
+            admission,
+            executor,
+            pool: Mutex::new(Pool::new(block.max_pool)),
+            wake: Mutex::new(Wake { stop: false }),
+            wake_cv: Condvar::new(),
+            validator,
+            validator_id,
+            block,
+            clock,
+            metrics,
+            blocks,
+            producing: Mutex::new(()),
+        })
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The hash of block 0.
+    pub fn genesis_hash(&self) -> BlockHash {
+        self.genesis_hash
+    }
+
+    /// The store (read side).
+    pub fn store(&self) -> &ChainStore<RocksBackend> {
+        &self.store
+    }
+
+    /// The sealing validator's certificate.
+    pub fn validator(&self) -> &Certificate {
+        &self.validator.certificate
+    }
+
+    /// The current tip.
+    pub fn tip(&self) -> Result<(Tip, BlockHeader), NodeError> {
+        let tip = self.store.tip()?.ok_or(NodeError::EmptyStore)?;
+        let header = self
+            .store
+            .header(tip.height)?
+            .ok_or(NodeError::EmptyStore)?;
+        Ok((tip, header))
+    }
+
+    /// Subscribes to committed heights.
+    pub fn subscribe(&self) -> broadcast::Receiver<Height> {
+        self.blocks.subscribe()
+    }
+
+    /// Transactions waiting.
+    pub fn pool_size(&self) -> usize {
+        lock(&self.pool).len()
+    }
+
+    fn now_secs(&self) -> UnixTime {
+        UnixTime((self.clock)() / 1000)
+    }
+
+    /// Admits `bytes` (a canonical SignedTx) into the pool. With `wait`, also returns a
+    /// receiver for its outcome, registered before any block can take it.
+    pub fn submit(
+        &self,
+        bytes: &[u8],
+        wait: bool,
+    ) -> Result<(TxId, Option<oneshot::Receiver<Outcome>>), Refusal> {
+        let started = Instant::now();
+        let (_, header) = self.tip().map_err(|e| Refusal {
+            code: "NODE_UNAVAILABLE",
+            message: e.to_string(),
+        })?;
+        let nodes = self.store.state_nodes();
+        let view = StateView::new(&nodes, header.state_root);
+        let ctx = AdmitContext {
+            tip: header.height,
+            now: self.now_secs(),
+        };
+        let seen = |id: &TxId| -> bool {
+            lock(&self.pool).contains(id) || self.store.tx_location(id).ok().flatten().is_some()
+        };
+        let verified = self
+            .admission
+            .admit(&view, &ctx, &seen, bytes)
+            .map_err(|r| {
+                let r = Refusal::from(r);
+                self.metrics.rejected(r.code);
+                r
+            })?;
+        self.metrics.verify.observe(started.elapsed());
+        let id = verified.id();
+        let rx = {
+            let mut pool = lock(&self.pool);
+            match pool.insert(verified) {
+                Ok(()) => {}
+                Err(PoolRefusal::Duplicate) => {
+                    self.metrics.rejected("TX_DUPLICATE");
+                    return Err(Refusal {
+                        code: "TX_DUPLICATE",
+                        message: format!("transaction {id} is already waiting in the pool"),
+                    });
+                }
+                Err(PoolRefusal::Full { max }) => {
+                    self.metrics.rejected("TX_POOL_FULL");
+                    return Err(Refusal {
+                        code: "TX_POOL_FULL",
+                        message: format!(
+                            "the pool holds its maximum of {max} transactions; retry after the next block"
+                        ),
+                    });
+                }
+            }
+            let rx = wait.then(|| pool.wait(id));
+            self.metrics
+                .pool_size
+                .store(pool.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            rx
+        };
+        self.metrics
+            .txs_admitted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.wake_cv.notify_all();
+        Ok((id, rx))
+    }
+
+    /// Seals the pool's oldest transactions (up to the block size) into the next block:
+    /// re-checks each (revocation, suspension, expiry, duplicates, permissions), executes them,
+    /// signs the header and commits block, receipts, state and seal in one synced batch.
+    /// Returns the new height, or `None` if nothing was left to commit.
+    pub fn produce_block(&self) -> Result<Option<Height>, NodeError> {
+        let _one = lock(&self.producing);
+        let max = self
+            .block
+            .max_txs
+            .min(self.genesis.params.max_txs_per_block) as usize;
+        let taken = lock(&self.pool).take(max);
+        if taken.is_empty() {
+            return Ok(None);
+        }
+        let (tip, parent) = self.tip()?;
+        let height = tip.height.next().ok_or(NodeError::HeightOverflow)?;
+        let now_ms = (self.clock)().max(parent.timestamp.0);
+        let nodes = self.store.state_nodes();
+        let view = StateView::new(&nodes, parent.state_root);
+        let ctx = AdmitContext {
+            tip: tip.height,
+            now: UnixTime(now_ms / 1000),
+        };
+        let seen = |id: &TxId| self.store.tx_location(id).ok().flatten().is_some();
+        let mut txs: Vec<VerifiedTx> = Vec::with_capacity(taken.len());
+        for tx in taken {
+            match self.admission.recheck(&view, &ctx, &seen, &tx) {
+                Ok(()) => txs.push(tx),
+                Err(r) => {
+                    let r = Refusal::from(r);
+                    self.metrics.rejected(r.code);
+                    tracing::info!(tx = %tx.id(), code = r.code, "dropped before commit: {}", r.message);
+                    lock(&self.pool).resolve(
+                        &tx.id(),
+                        Outcome::Dropped {
+                            code: r.code,
+                            message: r.message,
+                        },
+                    );
+                }
+            }
+        }
+        if txs.is_empty() {
+            self.update_pool_gauge();
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let ctx = BlockContext {
+            height,
+            timestamp_ms: now_ms,
+        };
+        let exec = self.executor.execute_block(
+            &self.store.state_nodes(),
+            parent.state_root,
+            &ctx,
+            &txs,
+        )?;
+        self.metrics.execute.observe(started.elapsed());
+        let signed: Vec<SignedTx> = txs.iter().map(|t| t.signed().clone()).collect();
+        let mut block = Block {
+            header: BlockHeader {
+                chain_id: self.genesis.chain_id.clone(),
+                height,
+                tx_count: u32::try_from(signed.len()).map_err(|_| NodeError::HeightOverflow)?,
+                parent: tip.hash,
+                tx_root: Digest([0; 32]),
+                state_root: exec.update.root,
+                receipts_root: receipts_root(&exec.receipts),
+                timestamp: Timestamp(now_ms),
+                proposer: self.validator_id,
+            },
+            txs: signed,
+        };
+        block.header.tx_root = block.tx_root();
+        let hash = block.header.hash();
+        let seal = BlockSeal::sign(hash, self.validator_id, self.validator.signer.as_ref())
+            .map_err(|e| NodeError::Seal(e.to_string()))?;
+        let started = Instant::now();
+        let receipts = exec.receipts;
+        self.store
+            .commit_sealed_block(&block, &receipts, exec.update, &seal)?;
+        self.metrics.commit.observe(started.elapsed());
+        // Acknowledge only now: the synced batch has returned.
+        {
+            let mut pool = lock(&self.pool);
+            for (i, r) in receipts.iter().enumerate() {
+                pool.resolve(
+                    &r.tx_id,
+                    Outcome::Committed {
+                        height,
+                        position: i as u32,
+                        receipt: r.clone(),
+                    },
+                );
+            }
+        }
+        let m = &self.metrics;
+        use std::sync::atomic::Ordering::Relaxed;
+        m.height.store(height.0, Relaxed);
+        m.blocks_committed.fetch_add(1, Relaxed);
+        m.txs_committed.fetch_add(receipts.len() as u64, Relaxed);
+        m.wal_syncs
+            .store(self.store.backend().stats().wal_syncs, Relaxed);
+        self.update_pool_gauge();
+        tracing::info!(height = height.0, txs = receipts.len(), hash = %hash, "block committed");
+        // Nobody listening is fine.
+        let _ = self.blocks.send(height);
+        Ok(Some(height))
+    }
+
+    fn update_pool_gauge(&self) {
+        self.metrics.pool_size.store(
+            lock(&self.pool).len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// The producer loop: seals a block when the pool holds a full block, or when the oldest
+    /// waiting transaction has waited the block interval; returns after [`Core::stop`], once
+    /// the pool is committed.
+    pub fn run_producer(&self) -> Result<(), NodeError> {
+        let interval = Duration::from_millis(self.block.interval_ms);
+        let mut rate_window: (Instant, u64) = (Instant::now(), 0);
+        loop {
+            // Wait for work or a stop.
+            let stop = {
+                let mut w = lock(&self.wake);
+                while !w.stop && self.pool_size() == 0 {
+                    w = self
+                        .wake_cv
+                        .wait_timeout(w, Duration::from_millis(500))
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0);
+                }
+                w.stop
+            };
+            if !stop && self.pool_size() < self.block.max_txs as usize {
+                // Give the block the interval to fill.
+                let deadline = Instant::now() + interval;
+                let mut w = lock(&self.wake);
+                while !w.stop
+                    && self.pool_size() < self.block.max_txs as usize
+                    && Instant::now() < deadline
+                {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    w = self
+                        .wake_cv
+                        .wait_timeout(w, left)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0);
+                }
+            }
+            while self.produce_block()?.is_some() {
+                let committed = self
+                    .metrics
+                    .txs_committed
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                let elapsed = rate_window.0.elapsed();
+                if elapsed >= Duration::from_secs(2) {
+                    let rate = (committed - rate_window.1) as f64 / elapsed.as_secs_f64();
+                    self.metrics
+                        .tx_rate_milli
+                        .store((rate * 1000.0) as u64, std::sync::atomic::Ordering::Relaxed);
+                    rate_window = (Instant::now(), committed);
+                }
+                if self.pool_size() < self.block.max_txs as usize {
+                    break;
+                }
+            }
+            if lock(&self.wake).stop && self.pool_size() == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Asks the producer to commit what is waiting and return.
+    pub fn stop(&self) {
+        lock(&self.wake).stop = true;
+        self.wake_cv.notify_all();
+    }
+
+    /// The committed transaction `id` and its location.
+    pub fn transaction(
+        &self,
+        id: &TxId,
+    ) -> Result<Option<(SignedTx, storage::TxLocation)>, NodeError> {
+        Ok(self.store.tx(id)?)
+    }
+
+    /// The receipt of `id` and its location.
+    pub fn receipt(&self, id: &TxId) -> Result<Option<(Receipt, storage::TxLocation)>, NodeError> {
+        let Some(loc) = self.store.tx_location(id)? else {
+            return Ok(None);
+        };
+        Ok(self.store.receipt(id)?.map(|r| (r, loc)))
+    }
+
+    /// The block at `height` and its seal (`None` for block 0).
+    pub fn block(&self, height: Height) -> Result<Option<(Block, Option<BlockSeal>)>, NodeError> {
+        let Some(block) = self.store.block(height)? else {
+            return Ok(None);
+        };
+        Ok(Some((block, self.store.seal(height)?)))
+    }
+
+    /// A state view at the tip.
+    pub fn with_state<R>(
+        &self,
+        f: impl FnOnce(&StateView<'_, storage::StateNodes<'_, RocksBackend>>) -> R,
+    ) -> Result<R, NodeError> {
+        let (_, header) = self.tip()?;
+        let nodes = self.store.state_nodes();
+        let view = StateView::new(&nodes, header.state_root);
+        Ok(f(&view))
+    }
+
+    /// The offline receipt of committed transaction `id` (docs/receipts.md): its block's
+    /// proofs, the seal, the signer's chain to a genesis organisation and the CRLs the chain
+    /// had recorded when the transaction was admitted into the block (the parent's state).
+    pub fn receipt_bundle(&self, id: &TxId) -> Result<Option<ReceiptBundle>, NodeError> {
+        let Some(loc) = self.store.tx_location(id)? else {
+            return Ok(None);
+        };
+        let block = self
+            .store
+            .block(loc.height)?
+            .ok_or(NodeError::Missing("block of an indexed transaction"))?;
+        let seal = self
+            .store
+            .seal(loc.height)?
+            .ok_or(NodeError::Missing("seal of a committed block"))?;
+        let mut receipts = Vec::with_capacity(block.txs.len());
+        for i in 0..block.txs.len() {
+            let r = self
+                .store
+                .receipt_at(storage::TxLocation {
+                    height: loc.height,
+                    position: i as u32,
+                })?
+                .ok_or(NodeError::Missing("receipt of a committed transaction"))?;
+            receipts.push(r);
+        }
+        let tx = block
+            .txs
+            .get(loc.position as usize)
+            .ok_or(NodeError::Missing("indexed position in its block"))?;
+        let parent_height = Height(loc.height.0.saturating_sub(1));
+        let parent = self
+            .store
+            .header(parent_height)?
+            .ok_or(NodeError::Missing("parent header"))?;
+        let nodes = self.store.state_nodes();
+        let view = StateView::new(&nodes, parent.state_root);
+        let (chain, crls) = signer_chain(&view, &self.genesis, &tx.tx.sender, &block)?;
+        let bundle = ReceiptBundle::build(&block, &receipts, loc.position, seal, chain, crls)
+            .map_err(|e| NodeError::Receipt(e.to_string()))?;
+        Ok(Some(bundle))
+    }
+}
+
+/// The signer's certificate, the intermediate CAs up to a genesis organisation's CA, and the
+/// CRL of each issuer, as recorded in `view`.
+fn signer_chain<S: state::NodeStore + ?Sized>(
+    view: &StateView<'_, S>,
+    genesis: &Genesis,
+    sender: &Sender,
+    block: &Block,
+) -> Result<(Vec<Certificate>, Vec<pki::Crl>), NodeError> {
+    let leaf = match sender {
+        Sender::Certificate(der) => {
+            Certificate::from_der(der).map_err(|e| NodeError::Receipt(e.to_string()))?
+        }
+        Sender::Registered(id) => {
+            // Registered before this block, or by an earlier transaction in it.
+            match view.certificate(id)? {
+                Some(c) => c,
+                None => block
+                    .txs
+                    .iter()
+                    .find_map(|t| match &t.tx.sender {
+                        Sender::Certificate(der) if crypto_sm::sm3::sm3(der) == *id => {
+                            Certificate::from_der(der).ok()
+                        }
+                        _ => None,
+                    })
+                    .ok_or(NodeError::Missing("the signer's registered certificate"))?,
+            }
+        }
+    };
+    let anchors: Vec<Certificate> = genesis
+        .organisations
+        .iter()
+        .map(|o| o.ca_cert.clone())
+        .collect();
+    let orgs: Vec<Certificate> = view
+        .organisations()?
+        .into_iter()
+        .map(|o| o.ca_cert)
+        .collect();
+    let mut chain = vec![leaf];
+    let mut crls = Vec::new();
+    // Walk up by issuer name through the registered organisation CAs until a genesis CA.
+    for _ in 0..pki::MAX_PATH_LEN {
+        let Some(cur) = chain.last() else { break };
+        let issuer = orgs
+            .iter()
+            .chain(anchors.iter())
+            .find(|c| c.subject() == cur.issuer() && c.der() != cur.der())
+            .cloned();
+        let Some(issuer) = issuer else { break };
+        if let Some(crl) = view.crl(&issuer.fingerprint())? {
+            crls.push(crl);
+        }
+        if anchors.iter().any(|a| a.der() == issuer.der()) {
+            break;
+        }
+        chain.push(issuer);
+    }
+    Ok((chain, crls))
+}
+
+/// Encodes a block response's seal (empty for block 0).
+pub fn seal_bytes(seal: &Option<BlockSeal>) -> Vec<u8> {
+    seal.as_ref().map(|s| s.to_bytes()).unwrap_or_default()
+}

@@ -1,0 +1,196 @@
+//! Prometheus metrics: counters and gauges in atomics, rendered in the text exposition format
+//! by a small HTTP endpoint (`GET /metrics`) on the metrics address.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A sum and count of durations (a Prometheus summary without quantiles).
+#[derive(Debug, Default)]
+pub struct Timer {
+    micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Timer {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.micros.fetch_add(us, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let sum = self.micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} summary");
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// The node's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Tip height.
+    pub height: AtomicU64,
+    /// Transactions waiting in the pool.
+    pub pool_size: AtomicU64,
+    /// Blocks committed since start.
+    pub blocks_committed: AtomicU64,
+    /// Transactions committed since start.
+    pub txs_committed: AtomicU64,
+    /// Transactions admitted since start.
+    pub txs_admitted: AtomicU64,
+    /// Committed transactions per second over the last block interval window.
+    pub tx_rate_milli: AtomicU64,
+    /// RocksDB WAL syncs since the store was opened.
+    pub wal_syncs: AtomicU64,
+    /// Admission time per transaction (signature, chain, checks).
+    pub verify: Timer,
+    /// Time to execute a block.
+    pub execute: Timer,
+    /// Time to write and sync a block.
+    pub commit: Timer,
+    rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    /// Counts a refused transaction under its code.
+    pub fn rejected(&self, code: &'static str) {
+        if let Ok(mut m) = self.rejected.lock() {
+            *m.entry(code).or_default() += 1;
+        }
+    }
+
+    /// Renders the text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let gauge = |out: &mut String, name: &str, help: &str, kind: &str, v: String| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {v}");
+        };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+        gauge(
+            &mut out,
+            "gmchain_height",
+            "Height of the last committed block.",
+            "gauge",
+            load(&self.height),
+        );
+        gauge(
+            &mut out,
+            "gmchain_pool_size",
+            "Transactions waiting in the pool.",
+            "gauge",
+            load(&self.pool_size),
+        );
+        gauge(
+            &mut out,
+            "gmchain_blocks_committed_total",
+            "Blocks committed since the node started.",
+            "counter",
+            load(&self.blocks_committed),
+        );
+        gauge(
+            &mut out,
+            "gmchain_txs_committed_total",
+            "Transactions committed since the node started.",
+            "counter",
+            load(&self.txs_committed),
+        );
+        gauge(
+            &mut out,
+            "gmchain_txs_admitted_total",
+            "Transactions admitted to the pool since the node started.",
+            "counter",
+            load(&self.txs_admitted),
+        );
+        gauge(
+            &mut out,
+            "gmchain_tx_per_second",
+            "Committed transactions per second over the last few seconds.",
+            "gauge",
+            format!(
+                "{}",
+                self.tx_rate_milli.load(Ordering::Relaxed) as f64 / 1000.0
+            ),
+        );
+        gauge(
+            &mut out,
+            "gmchain_rocksdb_wal_syncs_total",
+            "RocksDB WAL syncs since the store was opened (rocksdb.wal.synced).",
+            "counter",
+            load(&self.wal_syncs),
+        );
+        self.verify.render(
+            &mut out,
+            "gmchain_tx_verify_seconds",
+            "Admission time per transaction.",
+        );
+        self.execute.render(
+            &mut out,
+            "gmchain_block_execute_seconds",
+            "Time to execute a block.",
+        );
+        self.commit.render(
+            &mut out,
+            "gmchain_block_commit_seconds",
+            "Time to write and sync a block.",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gmchain_txs_rejected_total Transactions refused, by code."
+        );
+        let _ = writeln!(out, "# TYPE gmchain_txs_rejected_total counter");
+        if let Ok(m) = self.rejected.lock() {
+            for (code, n) in m.iter() {
+                let _ = writeln!(out, "gmchain_txs_rejected_total{{code=\"{code}\"}} {n}");
+            }
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: std::sync::Arc<Metrics>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => {
+                let Ok((mut sock, _)) = accepted else { continue };
+                let metrics = metrics.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let n = match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await {
+                        Ok(Ok(n)) => n,
+                        _ => return,
+                    };
+                    let req = String::from_utf8_lossy(&buf[..n]);
+                    let (status, body) = if req.starts_with("GET /metrics ") {
+                        ("200 OK", metrics.render())
+                    } else {
+                        ("404 Not Found", "only GET /metrics is served here\n".to_string())
+                    };
+                    let resp = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        }
+    }
+}

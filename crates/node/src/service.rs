@@ -1,0 +1,330 @@
+//! The gRPC service (`proto/gmchain/v1/chain.proto`) over the [`Core`]. Blocking work (SM2
+//! verification, RocksDB reads) runs on tokio's blocking pool, so concurrent submissions are
+//! verified in parallel on every core.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use api::v1 as pb;
+use api::v1::chain_server::Chain;
+use crypto::Digest;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+use types::{Encode, Height, TxId};
+
+use crate::core::{Core, Refusal, seal_bytes};
+use crate::error::NodeError;
+use crate::pool::Outcome;
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct ChainService {
+    core: Arc<Core>,
+}
+
+impl ChainService {
+    /// Serves `core`.
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
+
+fn refusal_status(r: &Refusal) -> Status {
+    let code = match r.code {
+        "TX_DUPLICATE" => tonic::Code::AlreadyExists,
+        "TX_POOL_FULL" => tonic::Code::ResourceExhausted,
+        "NODE_UNAVAILABLE" => tonic::Code::Unavailable,
+        _ => tonic::Code::InvalidArgument,
+    };
+    let mut s = Status::new(code, r.to_string());
+    if let Ok(v) = r.code.parse() {
+        s.metadata_mut().insert(api::CODE_METADATA_KEY, v);
+    }
+    s
+}
+
+fn internal(e: NodeError) -> Status {
+    tracing::error!("{e}");
+    Status::internal(e.to_string())
+}
+
+fn tx_id(bytes: &[u8]) -> Result<TxId, Status> {
+    let arr: [u8; 32] = bytes.try_into().map_err(|_| {
+        Status::invalid_argument(format!("tx_id: {} bytes, expected 32", bytes.len()))
+    })?;
+    Ok(TxId(Digest(arr)))
+}
+
+fn digest(field: &str, bytes: &[u8]) -> Result<Digest, Status> {
+    let arr: [u8; 32] = bytes.try_into().map_err(|_| {
+        Status::invalid_argument(format!("{field}: {} bytes, expected 32", bytes.len()))
+    })?;
+    Ok(Digest(arr))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+}
+
+fn attestation(a: execution::Attestation) -> pb::Attestation {
+    pb::Attestation {
+        id: a.id.as_bytes().to_vec(),
+        digest: a.digest.as_bytes().to_vec(),
+        kind: a.kind,
+        owner: a.owner,
+        metadata: a.metadata,
+        pointer: a.pointer,
+        height: a.height.0,
+        timestamp_ms: a.timestamp_ms,
+        signer: a.signer.as_bytes().to_vec(),
+    }
+}
+
+fn block_response(core: &Core, height: Height) -> Result<Option<pb::BlockResponse>, Status> {
+    Ok(core
+        .block(height)
+        .map_err(internal)?
+        .map(|(b, s)| pb::BlockResponse {
+            block: b.to_bytes(),
+            seal: seal_bytes(&s),
+        }))
+}
+
+type BlockStream = Pin<Box<dyn Stream<Item = Result<pb::BlockResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Chain for ChainService {
+    async fn submit_transaction(
+        &self,
+        request: Request<pb::SubmitTransactionRequest>,
+    ) -> Result<Response<pb::SubmitTransactionResponse>, Status> {
+        let req = request.into_inner();
+        let core = self.core.clone();
+        let wait = req.wait_for_commit;
+        let (id, rx) = blocking(move || {
+            core.submit(&req.signed_tx, wait)
+                .map_err(|r| refusal_status(&r))
+        })
+        .await?;
+        let mut resp = pb::SubmitTransactionResponse {
+            tx_id: id.as_bytes().to_vec(),
+            ..Default::default()
+        };
+        if let Some(rx) = rx {
+            match rx.await {
+                Ok(Outcome::Committed {
+                    height,
+                    position,
+                    receipt,
+                }) => {
+                    resp.committed = true;
+                    resp.height = height.0;
+                    resp.position = position;
+                    resp.receipt = receipt.to_bytes();
+                }
+                Ok(Outcome::Dropped { code, message }) => {
+                    return Err(refusal_status(&Refusal { code, message }));
+                }
+                Err(_) => {
+                    return Err(Status::unavailable(
+                        "the node stopped before the transaction was committed; query it by id later",
+                    ));
+                }
+            }
+        }
+        Ok(Response::new(resp))
+    }
+
+    async fn get_transaction(
+        &self,
+        request: Request<pb::TxIdRequest>,
+    ) -> Result<Response<pb::TransactionResponse>, Status> {
+        let id = tx_id(&request.into_inner().tx_id)?;
+        let core = self.core.clone();
+        let found = blocking(move || core.transaction(&id).map_err(internal)).await?;
+        let (tx, loc) =
+            found.ok_or_else(|| Status::not_found(format!("transaction {id} is not committed")))?;
+        Ok(Response::new(pb::TransactionResponse {
+            signed_tx: tx.to_bytes(),
+            height: loc.height.0,
+            position: loc.position,
+        }))
+    }
+
+    async fn get_receipt(
+        &self,
+        request: Request<pb::TxIdRequest>,
+    ) -> Result<Response<pb::ReceiptResponse>, Status> {
+        let id = tx_id(&request.into_inner().tx_id)?;
+        let core = self.core.clone();
+        let found = blocking(move || core.receipt(&id).map_err(internal)).await?;
+        let (r, loc) =
+            found.ok_or_else(|| Status::not_found(format!("transaction {id} is not committed")))?;
+        Ok(Response::new(pb::ReceiptResponse {
+            receipt: r.to_bytes(),
+            height: loc.height.0,
+            position: loc.position,
+        }))
+    }
+
+    async fn get_block(
+        &self,
+        request: Request<pb::GetBlockRequest>,
+    ) -> Result<Response<pb::BlockResponse>, Status> {
+        let req = request.into_inner();
+        let core = self.core.clone();
+        let resp = blocking(move || {
+            let height = match req.height {
+                Some(h) => Height(h),
+                None => core.tip().map_err(internal)?.0.height,
+            };
+            block_response(&core, height)?
+                .ok_or_else(|| Status::not_found(format!("no block at height {height}")))
+        })
+        .await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn get_attestation(
+        &self,
+        request: Request<pb::GetAttestationRequest>,
+    ) -> Result<Response<pb::AttestationResponse>, Status> {
+        let key = request
+            .into_inner()
+            .key
+            .ok_or_else(|| Status::invalid_argument("give a digest or an id"))?;
+        let core = self.core.clone();
+        let found = blocking(move || {
+            let r = match key {
+                pb::get_attestation_request::Key::Digest(d) => {
+                    let d = digest("digest", &d)?;
+                    core.with_state(|v| v.attestation_by_digest(&d))
+                }
+                pb::get_attestation_request::Key::Id(i) => {
+                    let i = digest("id", &i)?;
+                    core.with_state(|v| v.attestation(&i))
+                }
+            };
+            r.map_err(internal)?
+                .map_err(|e| Status::internal(e.to_string()))
+        })
+        .await?;
+        let a = found.ok_or_else(|| Status::not_found("no such attestation"))?;
+        Ok(Response::new(pb::AttestationResponse {
+            attestation: Some(attestation(a)),
+        }))
+    }
+
+    async fn list_attestations(
+        &self,
+        request: Request<pb::ListAttestationsRequest>,
+    ) -> Result<Response<pb::ListAttestationsResponse>, Status> {
+        let req = request.into_inner();
+        if req.limit > 1000 {
+            return Err(Status::invalid_argument(format!(
+                "limit {} is above 1000",
+                req.limit
+            )));
+        }
+        let limit = if req.limit == 0 { 100 } else { req.limit };
+        let core = self.core.clone();
+        let list = blocking(move || {
+            core.with_state(|v| v.attestations_by_owner(&req.owner, req.start, limit))
+                .map_err(internal)?
+                .map_err(|e| Status::internal(e.to_string()))
+        })
+        .await?;
+        Ok(Response::new(pb::ListAttestationsResponse {
+            attestations: list.into_iter().map(attestation).collect(),
+        }))
+    }
+
+    async fn get_receipt_proof(
+        &self,
+        request: Request<pb::TxIdRequest>,
+    ) -> Result<Response<pb::ReceiptProofResponse>, Status> {
+        let id = tx_id(&request.into_inner().tx_id)?;
+        let core = self.core.clone();
+        let bundle = blocking(move || core.receipt_bundle(&id).map_err(internal)).await?;
+        let bundle = bundle
+            .ok_or_else(|| Status::not_found(format!("transaction {id} is not committed")))?;
+        Ok(Response::new(pb::ReceiptProofResponse {
+            receipt_json: bundle.to_json(),
+        }))
+    }
+
+    type SubscribeBlocksStream = BlockStream;
+
+    async fn subscribe_blocks(
+        &self,
+        request: Request<pb::SubscribeBlocksRequest>,
+    ) -> Result<Response<Self::SubscribeBlocksStream>, Status> {
+        let from = Height(request.into_inner().from_height);
+        let core = self.core.clone();
+        let mut heights = core.subscribe();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut next = from;
+            loop {
+                // Send everything committed up to the tip, then wait for a new block.
+                let tip = match core.tip() {
+                    Ok((t, _)) => t.height,
+                    Err(e) => {
+                        let _ = tx.send(Err(internal(e))).await;
+                        return;
+                    }
+                };
+                while next <= tip {
+                    let c = core.clone();
+                    let h = next;
+                    let item = blocking(move || block_response(&c, h)).await;
+                    let item = match item {
+                        Ok(Some(b)) => Ok(b),
+                        Ok(None) => Err(Status::not_found(format!("no block at height {h}"))),
+                        Err(s) => Err(s),
+                    };
+                    if tx.send(item).await.is_err() {
+                        return;
+                    }
+                    match next.next() {
+                        Some(n) => next = n,
+                        None => return,
+                    }
+                }
+                match heights.recv().await {
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_status(
+        &self,
+        _request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let core = self.core.clone();
+        let (tip, _) = blocking(move || core.tip().map_err(internal)).await?;
+        let c = &self.core;
+        Ok(Response::new(pb::StatusResponse {
+            chain_id: c.genesis().chain_id.to_string(),
+            height: tip.height.0,
+            tip_hash: tip.hash.as_bytes().to_vec(),
+            genesis_hash: c.genesis_hash().as_bytes().to_vec(),
+            pool_size: c.pool_size() as u64,
+            validator: c.validator().subject(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            committed_txs: c
+                .metrics
+                .txs_committed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            expiry_window: c.genesis().params.expiry_window,
+        }))
+    }
+}

@@ -1,0 +1,3 @@
+//! Intentionally empty: the build-dependencies in Cargo.toml only pin features (see there).
+
+fn main() {}

@@ -1,0 +1,718 @@
+//! The ledger with real node processes on 127.0.0.1: anchoring a document and verifying its
+//! receipt offline (and failing on every alteration), the bad-input table over gRPC, SIGKILL
+//! during commits with every acknowledged transaction surviving the restart, WAL syncs
+//! matching blocks, graceful SIGTERM and `node verify-store`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use api::v1 as pb;
+use api::v1::chain_client::ChainClient;
+use crypto::{Signer, UserId};
+use crypto_sm::SoftwareProvider;
+use crypto_sm::rng::SystemRandom;
+use pki::{Certificate, Crl, RevocationReason, RevokedEntry, UnixTime};
+use types::{Call, ChainId, Decode, Encode, Height, Limits, Sender, SignedTx, Transaction};
+
+const PASS: &[u8] = b"dev-chain-passphrase";
+
+fn gm(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gmchain"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run gmchain")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let o = gm(dir, args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "gmchain {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn fails(dir: &Path, args: &[&str], code: i32, needle: &str) -> String {
+    let o = gm(dir, args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(code), "gmchain {args:?}: {err}");
+    assert!(
+        err.contains(needle),
+        "gmchain {args:?}: expected {needle:?} in {err}"
+    );
+    err
+}
+
+struct Chain {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    grpc: String,
+    metrics: String,
+}
+
+fn dev_chain(clients: usize) -> Chain {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    ok(
+        &dir,
+        &[
+            "node",
+            "dev-chain",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--clients",
+            &clients.to_string(),
+            "--interval-ms",
+            "50",
+        ],
+    );
+    let config = std::fs::read_to_string(dir.join("node.toml")).unwrap();
+    let find = |key: &str| {
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .unwrap()
+    };
+    Chain {
+        grpc: format!("http://{}", find("listen = ")),
+        metrics: find("metrics_listen = "),
+        dir,
+        _tmp: tmp,
+    }
+}
+
+struct Node(Child);
+
+impl Node {
+    fn start(chain: &Chain) -> Node {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(chain.dir.join("node.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_gmchain"))
+            .current_dir(&chain.dir)
+            .args(["node", "start", "--config", "node.toml"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let node = Node(child);
+        let rt = rt();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if rt
+                .block_on(ChainClient::connect(chain.grpc.clone()))
+                .is_ok()
+            {
+                return node;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node did not start: {}",
+                log_of(chain)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
+        let st = Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        self.0.wait().unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn log_of(chain: &Chain) -> String {
+    std::fs::read_to_string(chain.dir.join("node.log")).unwrap_or_default()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn identity(dir: &Path, name: &str) -> (crypto_sm::SoftSigner, Certificate) {
+    let pem = std::fs::read(dir.join(format!("{name}.key.pem"))).unwrap();
+    let key = crypto_sm::keys::decode_private_key(&pem, Some(PASS)).unwrap();
+    let signer = SoftwareProvider::new(Arc::new(SystemRandom)).signer(key);
+    let cert = Certificate::from_pem(&std::fs::read(dir.join(format!("{name}.crt.pem"))).unwrap())
+        .unwrap();
+    (signer, cert)
+}
+
+fn signed(
+    signer: &dyn Signer,
+    cert: &Certificate,
+    expiry: u64,
+    contract: &str,
+    method: &str,
+    args: Vec<Vec<u8>>,
+) -> SignedTx {
+    let mut salt = [0u8; 16];
+    crypto::RandomSource::fill(&SystemRandom, &mut salt).unwrap();
+    let tx = Transaction {
+        chain_id: ChainId::new("dev-chain").unwrap(),
+        salt,
+        expiry: Height(expiry),
+        sender: Sender::Certificate(cert.der().to_vec()),
+        call: Call {
+            contract: contract.into(),
+            method: method.into(),
+            args,
+        },
+    };
+    SignedTx::sign(tx, signer, &UserId::default()).unwrap()
+}
+
+fn anchor_args(doc: &[u8]) -> Vec<Vec<u8>> {
+    vec![
+        crypto_sm::sm3::sm3(doc).as_bytes().to_vec(),
+        b"document".to_vec(),
+        Vec::new(),
+        Vec::new(),
+    ]
+}
+
+async fn submit(
+    c: &mut ChainClient<tonic::transport::Channel>,
+    bytes: Vec<u8>,
+) -> Result<pb::SubmitTransactionResponse, tonic::Status> {
+    c.submit_transaction(pb::SubmitTransactionRequest {
+        signed_tx: bytes,
+        wait_for_commit: true,
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+async fn height(c: &mut ChainClient<tonic::transport::Channel>) -> u64 {
+    c.get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .height
+}
+
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn metric(page: &str, name: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("{name} missing from {page}")) as u64
+}
+
+#[test]
+fn attest_then_verify_the_receipt_offline() {
+    let chain = dev_chain(2);
+    let dir = &chain.dir;
+    let mut node = Node::start(&chain);
+    std::fs::write(dir.join("contract.pdf"), b"the signed contract, version 1").unwrap();
+    let sender = [
+        "--key",
+        "clients/0.key.pem",
+        "--pass-file",
+        "pass",
+        "--cert",
+        "clients/0.crt.pem",
+        "--node",
+        &chain.grpc,
+    ];
+    let mut args = vec![
+        "tx",
+        "attest",
+        "contract.pdf",
+        "--metadata",
+        "contract 2026-17",
+        "--out",
+        "receipt.json",
+    ];
+    args.extend(sender);
+    ok(dir, &args);
+    let verified = ok(
+        dir,
+        &[
+            "receipt",
+            "verify",
+            "receipt.json",
+            "contract.pdf",
+            "--genesis",
+            "data/genesis.json",
+        ],
+    );
+    assert!(verified.contains("receipt verified"), "{verified}");
+    assert!(verified.contains("client0"), "{verified}");
+
+    // The same document again: committed, but the first anchor wins (exit 1, failure code).
+    let mut again = vec!["tx", "attest", "contract.pdf", "--out", "again.json"];
+    again.extend(sender);
+    fails(dir, &again, 1, "failed");
+
+    // Query by document, then by owner.
+    let q = ok(
+        dir,
+        &[
+            "query",
+            "attestation",
+            "--file",
+            "contract.pdf",
+            "--node",
+            &chain.grpc,
+        ],
+    );
+    assert!(
+        q.contains("Dev Bureau/client0") && q.contains("contract 2026-17"),
+        "{q}"
+    );
+    let l = ok(
+        dir,
+        &[
+            "query",
+            "attestations",
+            "--owner",
+            "Dev Bureau/client0",
+            "--node",
+            &chain.grpc,
+        ],
+    );
+    assert_eq!(l.matches("\"digest\"").count(), 1, "{l}");
+
+    // Alterations fail offline, each naming the part.
+    std::fs::write(dir.join("forged.pdf"), b"the signed contract, version 2").unwrap();
+    fails(
+        dir,
+        &[
+            "receipt",
+            "verify",
+            "receipt.json",
+            "forged.pdf",
+            "--genesis",
+            "data/genesis.json",
+        ],
+        1,
+        "RECEIPT_DOCUMENT_MISMATCH",
+    );
+    let text = std::fs::read_to_string(dir.join("receipt.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let header = v["header"]
+        .as_str()
+        .expect("header is a hex string")
+        .to_string();
+    // Flip one hex digit near the end of the header (the proposer field).
+    let mut h = header.clone().into_bytes();
+    let i = h.len() - 3;
+    h[i] = if h[i] == b'0' { b'1' } else { b'0' };
+    let altered = text.replace(&header, std::str::from_utf8(&h).unwrap());
+    std::fs::write(dir.join("altered.json"), altered).unwrap();
+    let o = gm(
+        dir,
+        &[
+            "receipt",
+            "verify",
+            "altered.json",
+            "contract.pdf",
+            "--genesis",
+            "data/genesis.json",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Another chain's genesis does not vouch for this receipt.
+    let other = dev_chain(1);
+    let o = gm(
+        dir,
+        &[
+            "receipt",
+            "verify",
+            "receipt.json",
+            "--genesis",
+            other.dir.join("data/genesis.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Graceful stop, then the whole store verifies.
+    let st = node.signal("-TERM");
+    assert!(
+        st.success(),
+        "SIGTERM exit: {st:?}; log: {}",
+        log_of(&chain)
+    );
+    let out = ok(dir, &["node", "verify-store", "--config", "node.toml"]);
+    assert!(out.contains("store verified"), "{out}");
+}
+
+#[test]
+fn bad_transactions_get_their_code_and_change_nothing() {
+    let chain = dev_chain(3);
+    let dir = &chain.dir;
+    let _node = Node::start(&chain);
+    let (u0, c0) = identity(dir, "clients/0");
+    let (u1, c1) = identity(dir, "clients/1");
+    let (admin, admin_cert) = identity(dir, "admin");
+    let (ca_key, ca_cert) = identity(dir, "ca");
+    let rt = rt();
+    rt.block_on(async {
+        let mut c = ChainClient::connect(chain.grpc.clone()).await.unwrap();
+        // A good one first, so the chain has a height and u1 a committed anchor.
+        let good = signed(&u1, &c1, 500, "attestation", "anchor", anchor_args(b"good"));
+        let good_bytes = good.to_bytes();
+        assert!(submit(&mut c, good_bytes.clone()).await.unwrap().committed);
+        let h0 = height(&mut c).await;
+
+        let doc = b"never anchored";
+        let wrong_chain = {
+            let mut t = signed(&u0, &c0, 500, "attestation", "anchor", anchor_args(doc)).tx;
+            t.chain_id = ChainId::new("other-chain").unwrap();
+            SignedTx::sign(t, &u0, &UserId::default())
+                .unwrap()
+                .to_bytes()
+        };
+        let wrong_signature = {
+            let mut s = signed(&u0, &c0, 500, "attestation", "anchor", anchor_args(doc));
+            let other = signed(&u0, &c0, 500, "attestation", "anchor", anchor_args(b"x"));
+            s.signature = other.signature;
+            s.to_bytes()
+        };
+        let other_key = {
+            // Signed by u1's key but carrying u0's certificate.
+            let t = signed(&u0, &c0, 500, "attestation", "anchor", anchor_args(doc)).tx;
+            SignedTx::sign(t, &u1, &UserId::default())
+                .unwrap()
+                .to_bytes()
+        };
+        let mut truncated =
+            signed(&u0, &c0, 500, "attestation", "anchor", anchor_args(doc)).to_bytes();
+        truncated.truncate(truncated.len() - 5);
+        let mut trailing =
+            signed(&u0, &c0, 500, "attestation", "anchor", anchor_args(doc)).to_bytes();
+        trailing.push(0);
+        let oversized = signed(
+            &u0,
+            &c0,
+            500,
+            "attestation",
+            "anchor",
+            vec![
+                vec![0u8; 32],
+                b"document".to_vec(),
+                Vec::new(),
+                vec![7u8; 200 * 1024],
+            ],
+        )
+        .to_bytes();
+        let expired = signed(&u0, &c0, h0, "attestation", "anchor", anchor_args(doc)).to_bytes();
+        let too_far = signed(
+            &u0,
+            &c0,
+            h0 + 5000,
+            "attestation",
+            "anchor",
+            anchor_args(doc),
+        )
+        .to_bytes();
+        let bad_args =
+            signed(&u0, &c0, 500, "attestation", "anchor", vec![vec![1u8; 31]]).to_bytes();
+        let unknown = signed(&u0, &c0, 500, "payments", "transfer", vec![]).to_bytes();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let crl = pki::issue_crl(
+            &ca_cert,
+            &ca_key,
+            2,
+            UnixTime(now - 30),
+            UnixTime(now + 86400),
+            &[RevokedEntry {
+                serial: c0.serial(),
+                revoked_at: UnixTime(now - 30),
+                reason: RevocationReason::KeyCompromise,
+            }],
+        )
+        .unwrap();
+        let unauthorised = signed(
+            &u1,
+            &c1,
+            500,
+            "identity",
+            "update_crl",
+            vec![crl.der().to_vec()],
+        )
+        .to_bytes();
+
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("empty", Vec::new(), "TX_MALFORMED"),
+            ("garbage", b"not a transaction".to_vec(), "TX_MALFORMED"),
+            ("truncated", truncated, "TX_MALFORMED"),
+            ("trailing byte", trailing, "TX_MALFORMED"),
+            ("oversized", oversized, "TX_TOO_LARGE"),
+            ("wrong chain", wrong_chain, "TX_WRONG_CHAIN"),
+            ("wrong signature", wrong_signature, "TX_SIGNATURE_INVALID"),
+            ("signed by another key", other_key, "TX_SIGNATURE_INVALID"),
+            ("expired", expired, "TX_EXPIRED"),
+            ("expiry too far", too_far, "TX_EXPIRY_TOO_FAR"),
+            ("replayed", good_bytes.clone(), "TX_DUPLICATE"),
+            ("bad arguments", bad_args, "TX_BAD_ARGUMENTS"),
+            ("unknown call", unknown, "TX_UNKNOWN_CALL"),
+            (
+                "user changes identity data",
+                unauthorised,
+                "TX_PERMISSION_DENIED",
+            ),
+        ];
+        for (name, bytes, code) in cases {
+            let e = submit(&mut c, bytes).await.expect_err(name);
+            assert!(
+                e.message().starts_with(code),
+                "{name}: expected {code}, got {}",
+                e.message()
+            );
+            let meta = e
+                .metadata()
+                .get(api::CODE_METADATA_KEY)
+                .map(|v| v.to_str().unwrap().to_string());
+            assert_eq!(meta.as_deref(), Some(code), "{name}: metadata");
+        }
+        // Nothing changed: same height, the document is not anchored.
+        assert_eq!(height(&mut c).await, h0);
+        let q = c
+            .get_attestation(pb::GetAttestationRequest {
+                key: Some(pb::get_attestation_request::Key::Digest(
+                    crypto_sm::sm3::sm3(doc).as_bytes().to_vec(),
+                )),
+            })
+            .await;
+        assert_eq!(q.unwrap_err().code(), tonic::Code::NotFound);
+
+        // The admin records the CRL: from the next block on, u0 is refused.
+        let revoke = signed(
+            &admin,
+            &admin_cert,
+            500,
+            "identity",
+            "update_crl",
+            vec![crl.der().to_vec()],
+        );
+        let r = submit(&mut c, revoke.to_bytes()).await.unwrap();
+        let receipt = types::Receipt::from_bytes(&r.receipt, &Limits::default()).unwrap();
+        assert_eq!(receipt.status, types::Status::Success, "{receipt:?}");
+        let revoked = signed(&u0, &c0, 500, "attestation", "anchor", anchor_args(doc)).to_bytes();
+        let e = submit(&mut c, revoked).await.unwrap_err();
+        assert!(
+            e.message().starts_with("TX_SIGNER_REVOKED"),
+            "{}",
+            e.message()
+        );
+        // u1 still can.
+        let fine = signed(&u1, &c1, 500, "attestation", "anchor", anchor_args(doc)).to_bytes();
+        assert!(submit(&mut c, fine).await.unwrap().committed);
+        let _ = Crl::from_der(crl.der()).unwrap();
+    });
+}
+
+#[test]
+fn sigkill_during_commits_loses_no_acknowledged_transaction() {
+    let chain = dev_chain(8);
+    let dir = chain.dir.clone();
+    let mut node = Node::start(&chain);
+    let ids: Vec<_> = (0..8)
+        .map(|i| identity(&dir, &format!("clients/{i}")))
+        .collect();
+    let ids = Arc::new(ids);
+    let acked: Arc<Mutex<Vec<(types::TxId, u64)>>> = Arc::default();
+    let rt = rt();
+    // Load: 32 submitters, each waiting for its commit, until the node dies.
+    let load = {
+        let acked = acked.clone();
+        let ids = ids.clone();
+        let url = chain.grpc.clone();
+        rt.spawn(async move {
+            let c = ChainClient::connect(url).await.unwrap();
+            let mut tasks = Vec::new();
+            for w in 0..32usize {
+                let mut c = c.clone();
+                let acked = acked.clone();
+                let ids = ids.clone();
+                tasks.push(tokio::spawn(async move {
+                    for n in 0.. {
+                        let (k, cert) = &ids[(w + n) % ids.len()];
+                        let doc = format!("load {w} {n}");
+                        let tx = signed(
+                            k,
+                            cert,
+                            900,
+                            "attestation",
+                            "anchor",
+                            anchor_args(doc.as_bytes()),
+                        );
+                        match submit(&mut c, tx.to_bytes()).await {
+                            Ok(r) if r.committed => {
+                                acked.lock().unwrap().push((tx.tx_id(), r.height))
+                            }
+                            Ok(_) => panic!("no commit"),
+                            Err(_) => return,
+                        }
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < 300 {
+        assert!(
+            Instant::now() < deadline,
+            "load too slow: {}",
+            log_of(&chain)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Kill while blocks are being committed.
+    let st = node.signal("-KILL");
+    assert!(!st.success());
+    rt.block_on(load).unwrap();
+    let acknowledged = acked.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 300);
+
+    // Restart: the tip check passes, every acknowledged transaction is there.
+    let mut node = Node::start(&chain);
+    rt.block_on(async {
+        let mut c = ChainClient::connect(chain.grpc.clone()).await.unwrap();
+        for (id, h) in &acknowledged {
+            let t = c
+                .get_transaction(pb::TxIdRequest {
+                    tx_id: id.as_bytes().to_vec(),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("acknowledged {id} lost: {e}"))
+                .into_inner();
+            assert_eq!(t.height, *h);
+        }
+        // The chain goes on; then, quiescent, WAL syncs equal blocks committed since start.
+        let (k, cert) = &ids[0];
+        for n in 0..20 {
+            let tx = signed(
+                k,
+                cert,
+                900,
+                "attestation",
+                "anchor",
+                anchor_args(format!("after {n}").as_bytes()),
+            );
+            assert!(submit(&mut c, tx.to_bytes()).await.unwrap().committed);
+        }
+    });
+    let page = scrape(&chain.metrics);
+    let blocks = metric(&page, "gmchain_blocks_committed_total");
+    let syncs = metric(&page, "gmchain_rocksdb_wal_syncs_total");
+    assert!(blocks >= 1);
+    assert_eq!(
+        syncs, blocks,
+        "one WAL sync per block, never per transaction: {page}"
+    );
+    let txs = metric(&page, "gmchain_txs_committed_total");
+    assert_eq!(txs, 20);
+    assert!(node.signal("-TERM").success());
+    let out = ok(&dir, &["node", "verify-store", "--config", "node.toml"]);
+    assert!(out.contains("store verified"), "{out}");
+}
+
+#[test]
+fn node_refuses_bad_configs_and_stores() {
+    let chain = dev_chain(1);
+    let dir = &chain.dir;
+    // A second init on the same store is refused.
+    fails(
+        dir,
+        &["node", "init", "--config", "node.toml"],
+        2,
+        "already holds a store",
+    );
+    // A config naming a non-loopback address is refused, naming the field.
+    let text = std::fs::read_to_string(dir.join("node.toml")).unwrap();
+    std::fs::write(
+        dir.join("open.toml"),
+        text.replace("listen = \"127.0.0.1:", "listen = \"0.0.0.0:"),
+    )
+    .unwrap();
+    fails(
+        dir,
+        &["node", "start", "--config", "open.toml"],
+        2,
+        "api.listen",
+    );
+    // Production mode refuses a key file.
+    std::fs::write(
+        dir.join("prod.toml"),
+        text.replace("mode = \"development\"", "mode = \"production\""),
+    )
+    .unwrap();
+    fails(
+        dir,
+        &["node", "start", "--config", "prod.toml"],
+        2,
+        "key.key",
+    );
+    // A replaced genesis file is refused at start.
+    let g = std::fs::read_to_string(dir.join("data/genesis.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&g).unwrap();
+    let ts = v["timestamp_ms"].as_u64().expect("timestamp_ms");
+    std::fs::write(
+        dir.join("data/genesis.json"),
+        g.replace(&ts.to_string(), &(ts + 1).to_string()),
+    )
+    .unwrap();
+    fails(
+        dir,
+        &["node", "start", "--config", "node.toml"],
+        1,
+        "genesis",
+    );
+    fails(
+        dir,
+        &["node", "verify-store", "--config", "node.toml"],
+        1,
+        "genesis",
+    );
+}
