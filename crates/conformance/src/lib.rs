@@ -11,13 +11,19 @@
 )]
 
 mod checks;
+mod ledger_ref;
 mod model;
+mod node;
 mod report;
 mod token;
 mod vectors;
 
 pub use checks::{Check, CheckOutcome, Evidence, registry};
 pub use model::{Clause, ClauseStatus, Level, Standard, TextFidelity, load_standards};
+pub use node::{
+    BlockBytes, LEDGER_WALK, NodeCheck, NodeIdentity, NodeProbe, NodeStatus, Submission, TxAt,
+    node_checks,
+};
 pub use report::{ClauseResult, Provenance, Report, StandardResult, Verdict, render_html, run};
 pub use token::{KeyFacts, TokenCheck, TokenIdentity, TokenProbe, token_checks};
 
@@ -64,6 +70,13 @@ mod tests {
                 c.id
             );
         }
+        for c in node_checks() {
+            assert!(
+                mapped.contains(c.id),
+                "node check {} proves no clause",
+                c.id
+            );
+        }
     }
 
     /// The NOT MET set can only shrink: a clause leaves it when it gets covered; nothing joins it
@@ -76,7 +89,12 @@ mod tests {
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .map(String::from)
             .collect();
-        let report = run(&load_standards().unwrap(), Provenance::default(), None);
+        let report = run(
+            &load_standards().unwrap(),
+            Provenance::default(),
+            None,
+            None,
+        );
         let actual: BTreeSet<String> = report.not_met().into_iter().collect();
         assert!(
             report.summary.mandatory_failed.is_empty(),

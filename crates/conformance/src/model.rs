@@ -99,6 +99,7 @@ const CLAUSE_FILES: &[(&str, &str)] = clause_files![
     "rfc8998.toml",
     "gmt0111.toml",
     "gbt39786.toml",
+    "gzbc-platform.toml",
 ];
 
 /// Parses every compiled-in clause map and checks that each clause is well-formed: covered
@@ -106,6 +107,7 @@ const CLAUSE_FILES: &[(&str, &str)] = clause_files![
 pub fn load_standards() -> Result<Vec<Standard>, String> {
     let mut known: Vec<&str> = crate::checks::registry().iter().map(|c| c.id).collect();
     known.extend(crate::token::token_checks().iter().map(|c| c.id));
+    known.extend(crate::node::node_checks().iter().map(|c| c.id));
     let mut out = Vec::new();
     for (name, text) in CLAUSE_FILES {
         let std: Standard = toml::from_str(text).map_err(|e| format!("{name}: {e}"))?;

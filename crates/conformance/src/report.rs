@@ -2,6 +2,7 @@
 
 use crate::checks::{CheckOutcome, registry};
 use crate::model::{ClauseStatus, Level, Standard, TextFidelity};
+use crate::node::{NodeIdentity, NodeProbe, node_checks};
 use crate::token::{TokenIdentity, TokenProbe, token_checks};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -26,6 +27,9 @@ pub struct Provenance {
     /// The token the live checks ran against, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenIdentity>,
+    /// The node the live ledger checks ran against, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeIdentity>,
 }
 
 /// The verdict on a clause.
@@ -108,12 +112,16 @@ impl Report {
 const NEEDS_TOKEN: &str =
     "not run: needs a live token (gmchain conformance run --hsm-profile PROFILE --token LABEL)";
 
-/// Runs every check once (the token checks only if `token` is given) and judges every clause
-/// of `standards`.
+/// Why a node check did not run.
+const NEEDS_NODE: &str = "not run: needs a live node (gmchain conformance run --node URL --genesis FILE --key KEY --cert CERT)";
+
+/// Runs every check once (the token checks only if `token` is given, the node checks only if
+/// `node` is given) and judges every clause of `standards`.
 pub fn run(
     standards: &[Standard],
     mut provenance: Provenance,
     token: Option<&dyn TokenProbe>,
+    node: Option<&dyn NodeProbe>,
 ) -> Report {
     let mut outcomes: BTreeMap<&str, CheckOutcome> =
         registry().iter().map(|c| (c.id, c.execute())).collect();
@@ -131,6 +139,21 @@ pub fn run(
         };
         outcomes.insert(c.id, outcome);
     }
+    for c in node_checks() {
+        let outcome = match node {
+            Some(n) => CheckOutcome::from_evidence(c.id, c.title, (c.run)(n)),
+            None => CheckOutcome {
+                id: c.id.to_string(),
+                title: c.title.to_string(),
+                pass: false,
+                cases: 0,
+                evidence: Vec::new(),
+                not_run: Some(NEEDS_NODE.to_string()),
+            },
+        };
+        outcomes.insert(c.id, outcome);
+    }
+    provenance.node = node.map(|n| n.identity());
     let identity = token.map(|t| t.identity());
     provenance.token = identity.clone();
     let ran: Vec<&CheckOutcome> = outcomes.values().filter(|o| o.not_run.is_none()).collect();
@@ -161,9 +184,13 @@ pub fn run(
                     )),
                 ),
                 ClauseStatus::NotApplicable => (Verdict::NotApplicable, c.reason.clone()),
-                ClauseStatus::Covered if !all_ran => {
-                    (Verdict::NotMet, Some(NEEDS_TOKEN.to_string()))
-                }
+                ClauseStatus::Covered if !all_ran => (
+                    Verdict::NotMet,
+                    checks
+                        .iter()
+                        .find_map(|o| o.not_run.clone())
+                        .or_else(|| Some(NEEDS_TOKEN.to_string())),
+                ),
                 ClauseStatus::Covered if all_pass && c.requires_certified_device => match &identity
                 {
                     Some(TokenIdentity {
@@ -360,6 +387,8 @@ pub fn render_html(r: &Report) -> String {
                         esc(&e.source),
                         if e.detail.is_empty() {
                             String::new()
+                        } else if e.pass {
+                            format!(": {}", esc(&e.detail))
                         } else {
                             format!(": <span class=\"fail\">{}</span>", esc(&e.detail))
                         }

@@ -228,11 +228,19 @@ pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
         let delta = |name: &str| metric(&after, name).unwrap_or(0.0) - metric(&before, name).unwrap_or(0.0);
         let blocks = delta("gmchain_blocks_committed_total");
         let syncs = delta("gmchain_rocksdb_wal_syncs_total");
+        let per = |name: &str| {
+            let sum = delta(&format!("{name}_sum"));
+            let count = delta(&format!("{name}_count"));
+            if count > 0.0 { sum / count * 1000.0 } else { 0.0 }
+        };
+        let verify_ms = per("gmchain_tx_verify_seconds");
+        let execute_ms = per("gmchain_block_execute_seconds");
+        let commit_ms = per("gmchain_block_commit_seconds");
         lat.sort();
         let committed = lat.len();
         let tps = committed as f64 / elapsed.as_secs_f64();
         Ok::<_, Failure>(format!(
-            "{{\n  \"committed\": {committed},\n  \"failed\": {failed},\n  \"seconds\": {:.2},\n  \"committed_tx_per_s\": {tps:.0},\n  \"latency_p50_ms\": {:.1},\n  \"latency_p99_ms\": {:.1},\n  \"blocks\": {blocks},\n  \"wal_syncs\": {syncs},\n  \"wal_syncs_per_block\": {:.3},\n  \"cores\": {cores},\n  \"sm2_verify_per_s_one_core\": {per_core:.0},\n  \"bound_B\": {bound:.0},\n  \"ratio_to_B\": {:.3},\n  \"target_ratio\": 0.5\n}}\n",
+            "{{\n  \"committed\": {committed},\n  \"failed\": {failed},\n  \"seconds\": {:.2},\n  \"committed_tx_per_s\": {tps:.0},\n  \"latency_p50_ms\": {:.1},\n  \"latency_p99_ms\": {:.1},\n  \"blocks\": {blocks},\n  \"wal_syncs\": {syncs},\n  \"wal_syncs_per_block\": {:.3},\n  \"node_admission_ms_per_tx\": {verify_ms:.3},\n  \"node_execute_ms_per_block\": {execute_ms:.1},\n  \"node_commit_ms_per_block\": {commit_ms:.1},\n  \"cores\": {cores},\n  \"sm2_verify_per_s_one_core\": {per_core:.0},\n  \"bound_B\": {bound:.0},\n  \"ratio_to_B\": {:.3},\n  \"target_ratio\": 0.5\n}}\n",
             elapsed.as_secs_f64(),
             percentile(&lat, 0.5).as_secs_f64() * 1000.0,
             percentile(&lat, 0.99).as_secs_f64() * 1000.0,

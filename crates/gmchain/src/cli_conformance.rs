@@ -8,6 +8,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process from the command line; boxing would only complicate clap"
+)]
 pub(crate) enum ConformanceCommand {
     /// Lists the standards, their clauses, levels and the checks mapped to each.
     List {
@@ -15,21 +19,39 @@ pub(crate) enum ConformanceCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Runs every check and writes report.json and report.html. Exit 1 if a mandatory clause fails.
+    /// Runs every check and writes report.json and report.html. Exit 1 if a mandatory clause
+    /// fails (a check that ran and failed; checks not run leave their clauses NOT MET only).
     Run {
         /// Directory for report.json and report.html.
         #[arg(long, default_value = "conformance-report")]
         out_dir: PathBuf,
-        /// Also run the device checks (GM/T 0111 §7.3-7.4, GB/T 39786 key lifecycle) against
-        /// the token this profile reaches. They create and destroy test keys in it.
-        #[arg(long, value_name = "FILE", requires = "token")]
+        /// The PKCS#11 module profile: with --token, also run the device checks (GM/T 0111
+        /// §7.3-7.4, GB/T 39786 key lifecycle), which create and destroy test keys in the
+        /// token; with a pkcs11: --key, the module holding that key.
+        #[arg(long, value_name = "FILE")]
         hsm_profile: Option<PathBuf>,
         /// The token label, with --hsm-profile.
-        #[arg(long)]
+        #[arg(long, requires = "hsm_profile")]
         token: Option<String>,
-        /// The user PIN, with --hsm-profile.
+        /// The user PIN (with --token or a pkcs11: key), or the passphrase of an encrypted
+        /// --key file.
         #[command(flatten)]
         pin: crate::io::PassArgs,
+        /// Also run the ledger checks (GM/T 0111 §8.3-8.5, GZ-5.1, GZ-6.2) against this node
+        /// (gRPC URL). They submit a few small attestation transactions signed by --key and
+        /// refused ones; they read up to the last 1000 blocks.
+        #[arg(long, value_name = "URL", requires_all = ["genesis", "key", "cert"])]
+        node: Option<String>,
+        /// The chain's genesis file, as the auditor obtained it (not from the node).
+        #[arg(long, value_name = "FILE", requires = "node")]
+        genesis: Option<PathBuf>,
+        /// The sending identity's key (key file or pkcs11: URI), with --node.
+        #[arg(long, value_name = "KEY", requires = "node")]
+        key: Option<String>,
+        /// The sending identity's certificate, issued by a genesis organisation (a role-user
+        /// certificate exercises the permission refusal too).
+        #[arg(long, value_name = "FILE", requires = "node")]
+        cert: Option<PathBuf>,
     },
 }
 
@@ -78,8 +100,37 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
             hsm_profile,
             token,
             pin,
+            node,
+            genesis,
+            key,
+            cert,
         } => {
             let stds = standards()?;
+            if hsm_profile.is_some() && token.is_none() && key.is_none() {
+                return Err(Failure::BadInput(
+                    "--hsm-profile needs --token (device checks) or a pkcs11: --key (node checks)"
+                        .into(),
+                ));
+            }
+            let node_probe = match (node, genesis, key, cert) {
+                (Some(url), Some(genesis), Some(key), Some(cert)) => {
+                    let key_desc = if key.starts_with("pkcs11:") {
+                        format!("token key {key}")
+                    } else {
+                        format!("key file {key}")
+                    };
+                    let signer = crate::cli_crypto::load_signer(
+                        &key,
+                        hsm_profile.clone(),
+                        pin.clone(),
+                        false,
+                    )?;
+                    Some(crate::node_probe::GrpcProbe::open(
+                        &url, &genesis, &cert, signer, key_desc,
+                    )?)
+                }
+                _ => None,
+            };
             let probe = match (hsm_profile, token) {
                 (Some(profile), Some(token)) => {
                     let args = crate::cli_keys::TokenArgs {
@@ -94,15 +145,22 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
                 _ => None,
             };
             let mut prov = provenance();
-            if probe.is_some() {
-                prov.target =
+            prov.target = match (probe.is_some(), node_probe.is_some()) {
+                (false, false) => prov.target,
+                (true, false) => {
                     "software provider crypto-sm, and a live token through the PKCS#11 provider"
-                        .to_string();
-            }
+                        .to_string()
+                }
+                (false, true) => "software provider crypto-sm, and a live node over gRPC".to_string(),
+                (true, true) => "software provider crypto-sm, a live token through the PKCS#11 provider, and a live node over gRPC".to_string(),
+            };
             let report = run_suite(
                 &stds,
                 prov,
                 probe.as_ref().map(|p| p as &dyn conformance::TokenProbe),
+                node_probe
+                    .as_ref()
+                    .map(|p| p as &dyn conformance::NodeProbe),
             );
             std::fs::create_dir_all(&out_dir).map_err(|e| {
                 Failure::BadInput(format!("cannot create {}: {e}", out_dir.display()))
@@ -171,6 +229,7 @@ fn provenance() -> Provenance {
             .to_string(),
         generated_at: now_rfc3339(),
         token: None,
+        node: None,
     }
 }
 

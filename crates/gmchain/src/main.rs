@@ -12,6 +12,7 @@ mod cli_node;
 mod cli_tx;
 mod devchain;
 mod io;
+mod node_probe;
 mod token_probe;
 
 use clap::{Parser, Subcommand};

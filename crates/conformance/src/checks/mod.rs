@@ -2,6 +2,7 @@
 //! records, per case, the vector id, its source and the result.
 
 mod gmt0009;
+mod ledger;
 mod pki;
 mod sm2;
 mod sm3;
@@ -75,6 +76,7 @@ pub fn registry() -> Vec<Check> {
     all.extend_from_slice(sm2::CHECKS);
     all.extend_from_slice(gmt0009::CHECKS);
     all.extend_from_slice(pki::CHECKS);
+    all.extend_from_slice(ledger::CHECKS);
     all
 }
 

@@ -1,0 +1,113 @@
+//! Independent re-implementations of the ledger's hashes, written from docs/formats.md and
+//! never calling `types`' encoders or Merkle code: the checks compare gmchain's values with
+//! these, so a bug shared by the encoder and its hash would still show.
+
+use crypto_sm::sm3::sm3;
+use types::{Sender, SignedTx, Transaction};
+
+/// docs/formats.md §4: the transaction id domain tag.
+pub(crate) const TX_DOMAIN: &[u8] = b"GMCHAIN-TX-V1\0";
+/// docs/formats.md §4: the signed-transaction entry hash domain tag.
+pub(crate) const SIGNED_TX_DOMAIN: &[u8] = b"GMCHAIN-SIGNED-TX-V1\0";
+/// docs/formats.md §4: the block hash domain tag.
+pub(crate) const HEADER_DOMAIN: &[u8] = b"GMCHAIN-HEADER-V1\0";
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    // `bytes`: u32 big-endian length, then the bytes (docs/formats.md §1).
+    out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+/// The unsigned transaction encoding, per docs/formats.md §3 "Transaction (0x01)".
+pub(crate) fn tx_encoding(tx: &Transaction) -> Vec<u8> {
+    let mut out = vec![0x01, 0x01]; // version 1, type Transaction
+    put_bytes(&mut out, tx.chain_id.as_str().as_bytes());
+    out.extend_from_slice(&tx.salt);
+    out.extend_from_slice(&tx.expiry.0.to_be_bytes());
+    match &tx.sender {
+        Sender::Certificate(der) => {
+            out.push(0x01);
+            put_bytes(&mut out, der);
+        }
+        Sender::Registered(d) => {
+            out.push(0x02);
+            out.extend_from_slice(d.as_bytes());
+        }
+    }
+    put_bytes(&mut out, tx.call.contract.as_bytes());
+    put_bytes(&mut out, tx.call.method.as_bytes());
+    out.extend_from_slice(
+        &u32::try_from(tx.call.args.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    for a in &tx.call.args {
+        put_bytes(&mut out, a);
+    }
+    out
+}
+
+/// The transaction id: SM3(`GMCHAIN-TX-V1\0` ‖ encoding) (GB/T 32905 via crypto_sm::sm3).
+pub(crate) fn tx_id(tx: &Transaction) -> [u8; 32] {
+    let mut m = TX_DOMAIN.to_vec();
+    m.extend_from_slice(&tx_encoding(tx));
+    sm3(&m).0
+}
+
+/// The signed encoding, per docs/formats.md §3 "SignedTx (0x02)".
+pub(crate) fn signed_encoding(s: &SignedTx) -> Vec<u8> {
+    let mut out = vec![0x01, 0x02];
+    out.extend_from_slice(&tx_encoding(&s.tx));
+    put_bytes(&mut out, &s.signature.to_der());
+    put_bytes(&mut out, s.signer_user_id.as_bytes());
+    out
+}
+
+/// The entry hash of a signed transaction (the data entry of the transactions root).
+pub(crate) fn entry_hash(s: &SignedTx) -> [u8; 32] {
+    let mut m = SIGNED_TX_DOMAIN.to_vec();
+    m.extend_from_slice(&signed_encoding(s));
+    sm3(&m).0
+}
+
+/// RFC 6962 §2.1 Merkle Tree Hash with SM3 (docs/formats.md §6).
+pub(crate) fn merkle_root(entries: &[[u8; 32]]) -> [u8; 32] {
+    fn mth(d: &[[u8; 32]]) -> [u8; 32] {
+        match d.len() {
+            0 => sm3(b"").0,
+            1 => {
+                let mut m = vec![0x00];
+                m.extend_from_slice(&d[0]);
+                sm3(&m).0
+            }
+            n => {
+                // k: the largest power of two smaller than n.
+                let mut k = 1;
+                while k * 2 < n {
+                    k *= 2;
+                }
+                let mut m = vec![0x01];
+                m.extend_from_slice(&mth(&d[..k]));
+                m.extend_from_slice(&mth(&d[k..]));
+                sm3(&m).0
+            }
+        }
+    }
+    mth(entries)
+}
+
+/// The block hash: SM3(`GMCHAIN-HEADER-V1\0` ‖ header encoding), per docs/formats.md §3.
+pub(crate) fn header_hash(h: &types::BlockHeader) -> [u8; 32] {
+    let mut out = HEADER_DOMAIN.to_vec();
+    out.extend_from_slice(&[0x01, 0x03]);
+    put_bytes(&mut out, h.chain_id.as_str().as_bytes());
+    out.extend_from_slice(&h.height.0.to_be_bytes());
+    out.extend_from_slice(&h.tx_count.to_be_bytes());
+    out.extend_from_slice(h.parent.as_bytes());
+    out.extend_from_slice(h.tx_root.as_bytes());
+    out.extend_from_slice(h.state_root.as_bytes());
+    out.extend_from_slice(h.receipts_root.as_bytes());
+    out.extend_from_slice(&h.timestamp.0.to_be_bytes());
+    out.extend_from_slice(h.proposer.as_bytes());
+    sm3(&out).0
+}

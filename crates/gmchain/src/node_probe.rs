@@ -1,0 +1,227 @@
+//! The conformance suite's view of a live node ([`conformance::NodeProbe`]) over its gRPC API,
+//! with the identity whose key signs the test transactions. Every method that reaches the node
+//! is a real call, made on a current-thread runtime owned by the probe.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use api::v1 as pb;
+use api::v1::chain_client::ChainClient;
+use conformance::{BlockBytes, NodeIdentity, NodeProbe, NodeStatus, Submission, TxAt};
+use crypto::{RandomSource, Signer};
+use crypto_sm::rng::SystemRandom;
+use pki::Certificate;
+use tonic::transport::Channel;
+
+use crate::Failure;
+use crate::cli_tx::{NodeArgs, connect, status_failure};
+use crate::io::read_named;
+
+/// A node reached over gRPC, the genesis file the auditor trusts, and the sending identity.
+pub(crate) struct GrpcProbe {
+    rt: tokio::runtime::Runtime,
+    client: ChainClient<Channel>,
+    url: String,
+    genesis_file: String,
+    genesis: Vec<u8>,
+    cert: Certificate,
+    signer: Box<dyn Signer>,
+    key_desc: String,
+    chain_id: String,
+    version: String,
+}
+
+impl GrpcProbe {
+    /// Connects to `url`, reads the genesis file and the certificate, and checks that the key
+    /// is the certificate's. An unreachable node is exit 3, bad files exit 2.
+    pub(crate) fn open(
+        url: &str,
+        genesis: &Path,
+        cert: &Path,
+        signer: Box<dyn Signer>,
+        key_desc: String,
+    ) -> Result<Self, Failure> {
+        let genesis_bytes = read_named("--genesis", genesis)?;
+        let cert_bytes = read_named("--cert", cert)?;
+        let cert = Certificate::from_pem(&cert_bytes)
+            .or_else(|_| Certificate::from_der(&cert_bytes))
+            .map_err(|e| Failure::BadInput(format!("--cert {}: {e}", cert.display())))?;
+        if signer.public_key() != cert.public_key() {
+            return Err(Failure::BadInput(format!(
+                "--key is not the key of --cert ({})",
+                cert.subject()
+            )));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))?;
+        let node = NodeArgs {
+            node: url.to_string(),
+        };
+        let mut client = rt.block_on(connect(&node))?;
+        let status = rt
+            .block_on(client.get_status(pb::GetStatusRequest {}))
+            .map_err(|s| status_failure("status", s))?
+            .into_inner();
+        Ok(GrpcProbe {
+            rt,
+            client,
+            url: url.to_string(),
+            genesis_file: genesis.display().to_string(),
+            genesis: genesis_bytes,
+            cert,
+            signer,
+            key_desc,
+            chain_id: status.chain_id,
+            version: status.version,
+        })
+    }
+}
+
+/// A refusal's stable code: the `gmchain-code` metadata, else the "TX_CODE: message" prefix.
+fn refusal_code(s: &tonic::Status) -> Option<String> {
+    if let Some(code) = s
+        .metadata()
+        .get(api::CODE_METADATA_KEY)
+        .and_then(|v| v.to_str().ok())
+    {
+        return Some(code.to_string());
+    }
+    let (code, _) = s.message().split_once(':')?;
+    (code.starts_with("TX_") && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+        .then(|| code.to_string())
+}
+
+fn transport(what: &str, s: &tonic::Status) -> String {
+    format!("{what}: gRPC {:?}: {}", s.code(), s.message())
+}
+
+impl NodeProbe for GrpcProbe {
+    fn identity(&self) -> NodeIdentity {
+        NodeIdentity {
+            url: self.url.clone(),
+            chain_id: self.chain_id.clone(),
+            version: self.version.clone(),
+            genesis_file: self.genesis_file.clone(),
+            genesis_file_sm3: crypto_sm::sm3::sm3(&self.genesis).to_string(),
+            sender: self.cert.subject(),
+            sender_key: self.key_desc.clone(),
+        }
+    }
+
+    fn genesis_json(&self) -> &[u8] {
+        &self.genesis
+    }
+
+    fn certificate(&self) -> &[u8] {
+        self.cert.der()
+    }
+
+    fn signer(&self) -> &dyn Signer {
+        self.signer.as_ref()
+    }
+
+    fn random(&self) -> &dyn RandomSource {
+        &SystemRandom
+    }
+
+    fn now_unix(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    fn status(&self) -> Result<NodeStatus, String> {
+        let s = self
+            .rt
+            .block_on(self.client.clone().get_status(pb::GetStatusRequest {}))
+            .map_err(|s| transport("GetStatus", &s))?
+            .into_inner();
+        Ok(NodeStatus {
+            chain_id: s.chain_id,
+            height: s.height,
+            tip_hash: s.tip_hash,
+            genesis_hash: s.genesis_hash,
+            expiry_window: s.expiry_window,
+            version: s.version,
+        })
+    }
+
+    fn submit(&self, signed_tx: &[u8]) -> Result<Submission, String> {
+        let r = self.rt.block_on(self.client.clone().submit_transaction(
+            pb::SubmitTransactionRequest {
+                signed_tx: signed_tx.to_vec(),
+                wait_for_commit: true,
+            },
+        ));
+        match r {
+            Ok(resp) => {
+                let resp = resp.into_inner();
+                Ok(if resp.committed {
+                    Submission::Committed {
+                        tx_id: resp.tx_id,
+                        height: resp.height,
+                        position: resp.position,
+                        receipt: resp.receipt,
+                    }
+                } else {
+                    Submission::NotCommitted { tx_id: resp.tx_id }
+                })
+            }
+            Err(s) => match refusal_code(&s) {
+                Some(code) => Ok(Submission::Refused {
+                    code,
+                    message: s.message().to_string(),
+                }),
+                None => Err(transport("SubmitTransaction", &s)),
+            },
+        }
+    }
+
+    fn transaction(&self, tx_id: &[u8; 32]) -> Result<Option<TxAt>, String> {
+        let r = self
+            .rt
+            .block_on(self.client.clone().get_transaction(pb::TxIdRequest {
+                tx_id: tx_id.to_vec(),
+            }));
+        match r {
+            Ok(t) => {
+                let t = t.into_inner();
+                Ok(Some(TxAt {
+                    signed_tx: t.signed_tx,
+                    height: t.height,
+                    position: t.position,
+                }))
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(transport("GetTransaction", &s)),
+        }
+    }
+
+    fn block(&self, height: u64) -> Result<BlockBytes, String> {
+        let b = self
+            .rt
+            .block_on(self.client.clone().get_block(pb::GetBlockRequest {
+                height: Some(height),
+            }))
+            .map_err(|s| transport(&format!("GetBlock {height}"), &s))?
+            .into_inner();
+        Ok(BlockBytes {
+            block: b.block,
+            seal: b.seal,
+        })
+    }
+
+    fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, String> {
+        Ok(self
+            .rt
+            .block_on(self.client.clone().get_receipt_proof(pb::TxIdRequest {
+                tx_id: tx_id.to_vec(),
+            }))
+            .map_err(|s| transport("GetReceiptProof", &s))?
+            .into_inner()
+            .receipt_json)
+    }
+}
