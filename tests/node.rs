@@ -669,31 +669,25 @@ fn node_refuses_bad_configs_and_stores() {
         2,
         "already holds a store",
     );
-    // A config naming a non-loopback address is refused, naming the field.
+    // A non-loopback address, or a key file in production mode: refused, naming the field.
     let text = std::fs::read_to_string(dir.join("node.toml")).unwrap();
-    std::fs::write(
-        dir.join("open.toml"),
-        text.replace("listen = \"127.0.0.1:", "listen = \"0.0.0.0:"),
-    )
-    .unwrap();
-    fails(
-        dir,
-        &["node", "start", "--config", "open.toml"],
-        2,
-        "api.listen",
-    );
-    // Production mode refuses a key file.
-    std::fs::write(
-        dir.join("prod.toml"),
-        text.replace("mode = \"development\"", "mode = \"production\""),
-    )
-    .unwrap();
-    fails(
-        dir,
-        &["node", "start", "--config", "prod.toml"],
-        2,
-        "key.key",
-    );
+    for (file, from, to, field) in [
+        (
+            "open.toml",
+            "listen = \"127.0.0.1:",
+            "listen = \"0.0.0.0:",
+            "api.listen",
+        ),
+        (
+            "prod.toml",
+            "mode = \"development\"",
+            "mode = \"production\"",
+            "key.key",
+        ),
+    ] {
+        std::fs::write(dir.join(file), text.replace(from, to)).unwrap();
+        fails(dir, &["node", "start", "--config", file], 2, field);
+    }
     // A replaced genesis file is refused at start.
     let g = std::fs::read_to_string(dir.join("data/genesis.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&g).unwrap();
@@ -714,5 +708,224 @@ fn node_refuses_bad_configs_and_stores() {
         &["node", "verify-store", "--config", "node.toml"],
         1,
         "genesis",
+    );
+}
+
+fn write_key(dir: &Path, name: &str, key: &crypto_sm::SoftSigner, cert: &Certificate) {
+    let pem = crypto_sm::keys::encode_encrypted_pkcs8_pem(
+        key.private_key(),
+        PASS,
+        crypto_sm::keys::MIN_ITERATIONS,
+        &SystemRandom,
+    )
+    .unwrap();
+    std::fs::write(dir.join(format!("{name}.key.pem")), pem).unwrap();
+    std::fs::write(dir.join(format!("{name}.crt.pem")), cert.to_pem()).unwrap();
+}
+
+#[test]
+fn a_new_organisation_registers_by_its_admin_and_its_users_get_offline_receipts() {
+    let chain = dev_chain(1);
+    let dir = &chain.dir;
+    let _node = Node::start(&chain);
+    let (root_key, root) = identity(dir, "ca");
+    let provider = SoftwareProvider::new(Arc::new(SystemRandom));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let validity = pki::Validity {
+        not_before: UnixTime(now - 600),
+        not_after: UnixTime(now + 86400 * 30),
+    };
+    let issue = |issuer: &Certificate,
+                 issuer_key: &dyn Signer,
+                 role: pki::Role,
+                 cn: &str,
+                 key: &dyn Signer| {
+        pki::issue(
+            issuer,
+            issuer_key,
+            &pki::IssueRequest {
+                role,
+                common_name: cn,
+                organisation: "Second Bureau",
+                public_key: &key.public_key(),
+                serial: pki::Serial::random(&SystemRandom).unwrap(),
+                validity,
+            },
+        )
+        .unwrap()
+    };
+    // The consortium root (registered at genesis) issues the new organisation's CA.
+    let agency_key = provider.generate().unwrap();
+    let agency = issue(
+        &root,
+        &root_key,
+        pki::Role::AgencyCa,
+        "Second Bureau CA",
+        &agency_key,
+    );
+    let agency_crl = pki::issue_crl(
+        &agency,
+        &agency_key,
+        1,
+        UnixTime(now - 60),
+        UnixTime(now + 86400),
+        &[],
+    )
+    .unwrap();
+    std::fs::write(dir.join("agency.crt.pem"), agency.to_pem()).unwrap();
+    std::fs::write(dir.join("agency.crl.pem"), agency_crl.to_pem()).unwrap();
+    let admin_key = provider.generate().unwrap();
+    let admin = issue(
+        &agency,
+        &agency_key,
+        pki::Role::Admin,
+        "second-admin",
+        &admin_key,
+    );
+    write_key(dir, "second-admin", &admin_key, &admin);
+    let user_key = provider.generate().unwrap();
+    let user = issue(
+        &agency,
+        &agency_key,
+        pki::Role::User,
+        "second-user",
+        &user_key,
+    );
+    write_key(dir, "second-user", &user_key, &user);
+
+    // Before registration the new organisation's users are strangers.
+    std::fs::write(dir.join("memo.txt"), b"inter-agency memo").unwrap();
+    let attest = [
+        "tx",
+        "attest",
+        "memo.txt",
+        "--key",
+        "second-user.key.pem",
+        "--pass-file",
+        "pass",
+        "--cert",
+        "second-user.crt.pem",
+        "--node",
+        &chain.grpc,
+        "--out",
+        "memo.receipt.json",
+    ];
+    fails(dir, &attest, 2, "TX_CERT_INVALID");
+    // A user of the founding organisation cannot register it; its own admin can.
+    fails(
+        dir,
+        &[
+            "tx",
+            "identity",
+            "register-org",
+            "--ca-cert",
+            "agency.crt.pem",
+            "--crl",
+            "agency.crl.pem",
+            "--key",
+            "clients/0.key.pem",
+            "--pass-file",
+            "pass",
+            "--cert",
+            "clients/0.crt.pem",
+            "--node",
+            &chain.grpc,
+        ],
+        2,
+        "TX_",
+    );
+    ok(
+        dir,
+        &[
+            "tx",
+            "identity",
+            "register-org",
+            "--ca-cert",
+            "agency.crt.pem",
+            "--crl",
+            "agency.crl.pem",
+            "--key",
+            "second-admin.key.pem",
+            "--pass-file",
+            "pass",
+            "--cert",
+            "second-admin.crt.pem",
+            "--node",
+            &chain.grpc,
+        ],
+    );
+    ok(dir, &attest);
+    // The receipt carries the new CA as an intermediate and both CRLs; the genesis file
+    // (which knows only the founding organisation) suffices to verify it offline.
+    let out = ok(
+        dir,
+        &[
+            "receipt",
+            "verify",
+            "memo.receipt.json",
+            "memo.txt",
+            "--genesis",
+            "data/genesis.json",
+        ],
+    );
+    assert!(
+        out.contains("second-user") && out.contains("Second Bureau"),
+        "{out}"
+    );
+
+    // Its admin revokes the user with a new CRL: the user is refused from then on.
+    let crl2 = pki::issue_crl(
+        &agency,
+        &agency_key,
+        2,
+        UnixTime(now - 30),
+        UnixTime(now + 86400),
+        &[RevokedEntry {
+            serial: user.serial(),
+            revoked_at: UnixTime(now - 30),
+            reason: RevocationReason::KeyCompromise,
+        }],
+    )
+    .unwrap();
+    std::fs::write(dir.join("agency2.crl.pem"), crl2.to_pem()).unwrap();
+    ok(
+        dir,
+        &[
+            "tx",
+            "identity",
+            "revoke",
+            "--crl",
+            "agency2.crl.pem",
+            "--key",
+            "second-admin.key.pem",
+            "--pass-file",
+            "pass",
+            "--cert",
+            "second-admin.crt.pem",
+            "--node",
+            &chain.grpc,
+        ],
+    );
+    std::fs::write(dir.join("memo2.txt"), b"second memo").unwrap();
+    fails(
+        dir,
+        &[
+            "tx",
+            "attest",
+            "memo2.txt",
+            "--key",
+            "second-user.key.pem",
+            "--pass-file",
+            "pass",
+            "--cert",
+            "second-user.crt.pem",
+            "--node",
+            &chain.grpc,
+        ],
+        2,
+        "TX_SIGNER_REVOKED",
     );
 }

@@ -19,6 +19,7 @@ use types::{
     TxId, receipts_root,
 };
 
+use crate::cache::{CachedNodes, NodeCache};
 use crate::config::BlockConfig;
 use crate::error::NodeError;
 use crate::metrics::Metrics;
@@ -91,6 +92,7 @@ pub struct Core {
     blocks: broadcast::Sender<Height>,
     // Serialises block production (one producer, but `produce_block` is public for tests).
     producing: Mutex<()>,
+    nodes: NodeCache,
 }
 
 impl std::fmt::Debug for Core {
@@ -203,6 +205,7 @@ impl Core {
             metrics,
             blocks,
             producing: Mutex::new(()),
+            nodes: NodeCache::default(),
         })
     }
 
@@ -262,7 +265,7 @@ impl Core {
             code: "NODE_UNAVAILABLE",
             message: e.to_string(),
         })?;
-        let nodes = self.store.state_nodes();
+        let nodes = CachedNodes::new(&self.store, &self.nodes);
         let view = StateView::new(&nodes, header.state_root);
         let ctx = AdmitContext {
             tip: header.height,
@@ -332,7 +335,7 @@ impl Core {
         let (tip, parent) = self.tip()?;
         let height = tip.height.next().ok_or(NodeError::HeightOverflow)?;
         let now_ms = (self.clock)().max(parent.timestamp.0);
-        let nodes = self.store.state_nodes();
+        let nodes = CachedNodes::new(&self.store, &self.nodes);
         let view = StateView::new(&nodes, parent.state_root);
         let ctx = AdmitContext {
             tip: tip.height,
@@ -366,12 +369,9 @@ impl Core {
             height,
             timestamp_ms: now_ms,
         };
-        let exec = self.executor.execute_block(
-            &self.store.state_nodes(),
-            parent.state_root,
-            &ctx,
-            &txs,
-        )?;
+        let exec = self
+            .executor
+            .execute_block(&nodes, parent.state_root, &ctx, &txs)?;
         self.metrics.execute.observe(started.elapsed());
         let signed: Vec<SignedTx> = txs.iter().map(|t| t.signed().clone()).collect();
         let mut block = Block {
@@ -523,10 +523,10 @@ impl Core {
     /// A state view at the tip.
     pub fn with_state<R>(
         &self,
-        f: impl FnOnce(&StateView<'_, storage::StateNodes<'_, RocksBackend>>) -> R,
+        f: impl FnOnce(&StateView<'_, CachedNodes<'_, RocksBackend>>) -> R,
     ) -> Result<R, NodeError> {
         let (_, header) = self.tip()?;
-        let nodes = self.store.state_nodes();
+        let nodes = CachedNodes::new(&self.store, &self.nodes);
         let view = StateView::new(&nodes, header.state_root);
         Ok(f(&view))
     }
@@ -566,7 +566,7 @@ impl Core {
             .store
             .header(parent_height)?
             .ok_or(NodeError::Missing("parent header"))?;
-        let nodes = self.store.state_nodes();
+        let nodes = CachedNodes::new(&self.store, &self.nodes);
         let view = StateView::new(&nodes, parent.state_root);
         let (chain, crls) = signer_chain(&view, &self.genesis, &tx.tx.sender, &block)?;
         let bundle = ReceiptBundle::build(&block, &receipts, loc.position, seal, chain, crls)

@@ -18,6 +18,7 @@
 //! with a key that is not a genesis validator's; listen beyond loopback unless configured;
 //! acknowledge a transaction before its block's write has synced.
 
+pub mod cache;
 pub mod config;
 mod core;
 mod error;
