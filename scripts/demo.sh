@@ -66,9 +66,11 @@ run "$bin" ca crl --dir root-ca --pass-file root.pass --out root.crl
 run "$bin" ca verify --anchor root.pem --crl root.crl --role node-sign node-1.pem
 run "$bin" ca audit-verify --dir root-ca
 
-# A user identity: the user's key stays with the user (encrypted file), the CA sees a CSR.
-run "$bin" crypto keygen --encrypt --pass-file pass.txt --out alice.key --pubout alice.pub
-run "$bin" crypto csr --key alice.key --pass-file pass.txt --subject "CN=alice" --out alice.csr
+# A user identity: the user's key is generated in the token and never leaves it; the CA sees a CSR.
+say "$bin keys generate --hsm-profile … --token-label agency-a --label alice"
+alice="$("$bin" keys generate --hsm-profile "$profile" --token-label agency-a --label alice --pass-file user.pin)"
+echo "$alice"
+run "$bin" keys csr --hsm-profile "$profile" --key "$alice" --pass-file user.pin --subject "CN=alice" --out alice.csr
 run "$bin" ca issue --dir root-ca --role user --csr alice.csr --pass-file root.pass --out alice.pem
 
 # The chain: genesis names the organisation's CA (with its CRL) and the validator; the node's
@@ -111,7 +113,7 @@ node_pid=$!
 node="http://127.0.0.1:$grpc_port"
 for _ in $(seq 100); do "$bin" query status --node "$node" >/dev/null 2>&1 && break; sleep 0.1; done
 run "$bin" query status --node "$node"
-run "$bin" tx attest notice.txt --metadata "records office notice" --key alice.key --pass-file pass.txt --cert alice.pem --node "$node" --out notice.receipt.json
+run "$bin" tx attest notice.txt --metadata "records office notice" --key "$alice" --hsm-profile "$profile" --pass-file user.pin --cert alice.pem --node "$node" --out notice.receipt.json
 run "$bin" query attestation --file notice.txt --node "$node"
 say "$bin receipt verify notice.receipt.json notice.txt --genesis chain/genesis.json   (offline: only the genesis file is trusted)"
 "$bin" receipt verify notice.receipt.json notice.txt --genesis chain/genesis.json
@@ -119,12 +121,15 @@ say "$bin receipt verify notice.receipt.json forged.txt --genesis chain/genesis.
 "$bin" receipt verify notice.receipt.json forged.txt --genesis chain/genesis.json || echo "exit $?"
 say "curl http://127.0.0.1:$metrics_port/metrics | grep gmchain_"
 (exec 3<>"/dev/tcp/127.0.0.1/$metrics_port"; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; grep -E '^gmchain_(height|blocks|txs_committed|rocksdb)' <&3) || true
+# The conformance suite against the code, the token and the live node (alice's token key signs
+# the node checks' transactions).
+report_dir="${GMCHAIN_REPORT_DIR:-$OLDPWD/reports/conformance}"
+run "$bin" conformance run --out-dir "$report_dir" --hsm-profile "$profile" --token agency-a --pass-file user.pin \
+    --node "$node" --genesis chain/genesis.json --key "$alice" --cert alice.pem
 say "kill -TERM \$node_pid   (graceful shutdown)"
 kill -TERM "$node_pid"; wait "$node_pid" || true; node_pid=""
 run "$bin" node verify-store --config node.toml
 
-report_dir="${GMCHAIN_REPORT_DIR:-$OLDPWD/reports/conformance}"
-run "$bin" conformance run --out-dir "$report_dir" --hsm-profile "$profile" --token agency-a --pass-file user.pin
 cd - >/dev/null
 echo
 echo "Open $report_dir/report.html for the clause-by-clause report."
