@@ -277,8 +277,11 @@ fn verify_store(config: &NodeConfig) -> CmdResult {
             .map_err(|e| bad(format!("height {h}: seal signature: {e}")))?;
         h = Height(h.0 + 1);
     }
+    let nodes = store
+        .verify_state(tip.height)
+        .map_err(|e| bad(format!("store {}: {e}", config.db_path().display())))?;
     println!(
-        "store verified: heights 0..={} (hash links, transaction and receipt roots, index, seals); tip {}",
+        "store verified: heights 0..={} (hash links, transaction and receipt roots, index, seals), state tree at the tip re-hashed ({nodes} nodes); tip {}",
         tip.height, tip.hash
     );
     Ok(())

@@ -216,6 +216,15 @@ pub enum IntegrityFault {
         /// The transaction's position in the block.
         position: u32,
     },
+    /// A state-tree node reachable from the header's state root is missing, unreadable, or
+    /// stored under a key that is not its hash.
+    #[error("state node {key}: {problem}")]
+    StateNode {
+        /// The key it is stored (or expected) under.
+        key: Digest,
+        /// What is wrong.
+        problem: &'static str,
+    },
 }
 
 /// A chain check failed at `height`.

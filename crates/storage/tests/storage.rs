@@ -620,3 +620,34 @@ fn malformed_tip_pointer_is_an_error() {
     ));
     assert!(store.check_tip_on_startup().is_err());
 }
+
+#[test]
+fn the_state_tree_is_rehashed_and_a_tampered_node_is_found() {
+    let (store, _) = chain();
+    let tip = store.tip().unwrap().unwrap();
+    let visited = store.verify_state(tip.height).unwrap();
+    assert!(visited > 10, "visited {visited}");
+    // Rewrite one leaf's value in place: its key no longer is its hash.
+    let nodes = store.backend().iter_prefix(Table::StateNodes, &[]).unwrap();
+    let (key, mut value) = nodes
+        .into_iter()
+        .find(|(_, v)| v.first() == Some(&0))
+        .expect("a leaf");
+    let last = value.len() - 1;
+    value[last] ^= 1;
+    let mut w = WriteBatch::new();
+    w.put(Table::StateNodes, key.clone(), value);
+    store.backend().write(w).unwrap();
+    let e = store.verify_state(tip.height).unwrap_err();
+    assert_eq!(e.height, tip.height);
+    assert!(
+        matches!(e.fault, IntegrityFault::StateNode { key: k, .. } if k.as_bytes()[..] == key[..]),
+        "{e}"
+    );
+    // A node deleted: missing.
+    let mut w = WriteBatch::new();
+    w.delete(Table::StateNodes, key);
+    store.backend().write(w).unwrap();
+    let e = store.verify_state(tip.height).unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
+}
