@@ -117,6 +117,7 @@ pub struct Admission {
     registry: Registry,
     cache: Mutex<HashMap<Digest, Arc<CheckedChain>>>,
     cache_hits: AtomicU64,
+    live: LiveCache,
 }
 
 fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
@@ -146,11 +147,72 @@ fn cert_ref(c: &Certificate) -> CertRef {
     }
 }
 
+/// Parsed CRLs and organisation CA fingerprints read from one state root. A root names
+/// exactly one state, so entries can never be stale; when the root changes (a new block) the
+/// cache starts over. It saves parsing the same CRL and CA certificate for every transaction.
+#[derive(Debug, Default)]
+struct LiveCache {
+    inner: Mutex<LiveEntries>,
+}
+
+#[derive(Debug, Default)]
+struct LiveEntries {
+    root: Digest,
+    crls: HashMap<Digest, Option<Arc<Crl>>>,
+    orgs: HashMap<String, Option<Digest>>,
+}
+
+impl LiveCache {
+    fn entries<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+    ) -> std::sync::MutexGuard<'_, LiveEntries> {
+        let mut e = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if e.root != view.root() {
+            *e = LiveEntries {
+                root: view.root(),
+                ..LiveEntries::default()
+            };
+        }
+        e
+    }
+
+    fn crl<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        issuer: &Digest,
+    ) -> Result<Option<Arc<Crl>>, Rejection> {
+        if let Some(c) = self.entries(view).crls.get(issuer) {
+            return Ok(c.clone());
+        }
+        let crl = view.crl(issuer).map_err(state_err)?.map(Arc::new);
+        self.entries(view).crls.insert(*issuer, crl.clone());
+        Ok(crl)
+    }
+
+    fn org_ca<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        name: &str,
+    ) -> Result<Option<Digest>, Rejection> {
+        if let Some(c) = self.entries(view).orgs.get(name) {
+            return Ok(*c);
+        }
+        let ca = view
+            .organisation(name)
+            .map_err(state_err)?
+            .map(|o| o.ca_cert.fingerprint());
+        self.entries(view).orgs.insert(name.to_string(), ca);
+        Ok(ca)
+    }
+}
+
 /// Checks what a cached chain can no longer vouch for, in `validate_chain`'s order and with its
 /// errors: validity windows from the anchor down, the anchor still registered, then revocation
 /// from the top by the recorded CRLs (or `extra_crl`, the CRL a `register_org` brings along).
 fn check_live<S: NodeStore + ?Sized>(
     view: &StateView<'_, S>,
+    live: &LiveCache,
     now: UnixTime,
     chain: &CheckedChain,
     extra_crl: Option<&Crl>,
@@ -178,10 +240,7 @@ fn check_live<S: NodeStore + ?Sized>(
     }
     let anchor = &path[top];
     let anchor_org = anchor.organisation().unwrap_or_default();
-    let registered = view
-        .organisation(&anchor_org)
-        .map_err(state_err)?
-        .is_some_and(|o| o.ca_cert.fingerprint() == chain.anchor_id);
+    let registered = live.org_ca(view, &anchor_org)? == Some(chain.anchor_id);
     if !registered {
         return Err(reject(
             RejectCode::CertInvalid,
@@ -195,8 +254,8 @@ fn check_live<S: NodeStore + ?Sized>(
         let cert = &path[i];
         let issuer = &path[i + 1];
         let crl = match extra_crl {
-            Some(x) if x.issuer() == issuer.subject() => Some(x.clone()),
-            _ => view.crl(&issuer.fingerprint()).map_err(state_err)?,
+            Some(x) if x.issuer() == issuer.subject() => Some(Arc::new(x.clone())),
+            _ => live.crl(view, &issuer.fingerprint())?,
         };
         let unknown = |problem| {
             chain_rejection(&ChainError::RevocationUnknown {
@@ -234,6 +293,7 @@ impl Admission {
             registry: Registry::builtin(),
             cache: Mutex::new(HashMap::new()),
             cache_hits: AtomicU64::new(0),
+            live: LiveCache::default(),
         }
     }
 
@@ -408,7 +468,13 @@ impl Admission {
                 format!("transaction {} was already submitted", tx.id),
             ));
         }
-        check_live(view, ctx.now, &tx.chain, tx.pending_crl.as_ref())?;
+        check_live(
+            view,
+            &self.live,
+            ctx.now,
+            &tx.chain,
+            tx.pending_crl.as_ref(),
+        )?;
         check_suspension(view, &tx.signer)?;
         let (_, perm) = self.resolve_call(&tx.signed)?;
         authorize(view, &tx.signer, perm, &tx.signed, false)
@@ -457,7 +523,7 @@ impl Admission {
         };
         if let Some(chain) = self.cache_get(&id) {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
-            check_live(view, ctx.now, &chain, None)?;
+            check_live(view, &self.live, ctx.now, &chain, None)?;
             return Ok(chain);
         }
         let leaf = match (stored, sender) {
