@@ -93,6 +93,9 @@ pub struct Core {
     // Serialises block production (one producer, but `produce_block` is public for tests).
     producing: Mutex<()>,
     nodes: NodeCache,
+    // The committed tip and its header, read from the store at open and replaced after each
+    // commit: every submission needs them, and only the producer changes them.
+    tip: Mutex<(Tip, BlockHeader)>,
 }
 
 impl std::fmt::Debug for Core {
@@ -189,6 +192,7 @@ impl Core {
             .height
             .store(tip.height.0, std::sync::atomic::Ordering::Relaxed);
         let (blocks, _) = broadcast::channel(256);
+        let tip_header = store.header(tip.height)?.ok_or(NodeError::EmptyStore)?;
         Ok(Self {
             store,
             genesis_hash: expected,
@@ -206,6 +210,7 @@ impl Core {
             blocks,
             producing: Mutex::new(()),
             nodes: NodeCache::default(),
+            tip: Mutex::new((tip, tip_header)),
         })
     }
 
@@ -229,14 +234,9 @@ impl Core {
         &self.validator.certificate
     }
 
-    /// The current tip.
+    /// The current tip and its header.
     pub fn tip(&self) -> Result<(Tip, BlockHeader), NodeError> {
-        let tip = self.store.tip()?.ok_or(NodeError::EmptyStore)?;
-        let header = self
-            .store
-            .header(tip.height)?
-            .ok_or(NodeError::EmptyStore)?;
-        Ok((tip, header))
+        Ok(lock(&self.tip).clone())
     }
 
     /// Subscribes to committed heights.
@@ -396,6 +396,7 @@ impl Core {
         let receipts = exec.receipts;
         self.store
             .commit_sealed_block(&block, &receipts, exec.update, &seal)?;
+        *lock(&self.tip) = (Tip { height, hash }, block.header.clone());
         self.metrics.commit.observe(started.elapsed());
         // Acknowledge only now: the synced batch has returned.
         {
