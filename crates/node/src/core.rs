@@ -314,6 +314,9 @@ impl Core {
         self.metrics
             .txs_admitted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Notify under the wake lock: the producer checks the pool and starts waiting while
+        // holding it, so the notification cannot fall between the two.
+        let _wake = lock(&self.wake);
         self.wake_cv.notify_all();
         Ok((id, rx))
     }
