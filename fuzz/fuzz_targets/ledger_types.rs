@@ -1,8 +1,8 @@
 //! Ledger encodings (transactions, signed transactions, headers, blocks, receipts, Merkle
-//! proofs): decoding never panics, and whatever decodes re-encodes to the same bytes.
+//! proofs, block seals): decoding never panics, and whatever decodes re-encodes to the same bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use types::{Block, BlockHeader, Decode, Encode, Limits, Receipt, SignedTx, Transaction};
+use types::{Block, BlockHeader, BlockSeal, Decode, Encode, Limits, Receipt, SignedTx, Transaction};
 
 fn round_trip<T: Decode + Encode>(data: &[u8], limits: &Limits) {
     if let Ok(v) = T::from_bytes(data, limits) {
@@ -18,4 +18,5 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<Block>(data, &limits);
     round_trip::<Receipt>(data, &limits);
     round_trip::<types::merkle::InclusionProof>(data, &limits);
+    round_trip::<BlockSeal>(data, &limits);
 });
