@@ -20,12 +20,21 @@ use crate::pool::Outcome;
 #[derive(Debug, Clone)]
 pub struct ChainService {
     core: Arc<Core>,
+    // Admissions running at once: one per core. More only adds threads that take turns on
+    // the same cores (hundreds of in-flight submissions would otherwise each get a thread).
+    admitting: Arc<tokio::sync::Semaphore>,
 }
 
 impl ChainService {
     /// Serves `core`.
     pub fn new(core: Arc<Core>) -> Self {
-        Self { core }
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Self {
+            core,
+            admitting: Arc::new(tokio::sync::Semaphore::new(cores)),
+        }
     }
 }
 
@@ -105,11 +114,19 @@ impl Chain for ChainService {
         let req = request.into_inner();
         let core = self.core.clone();
         let wait = req.wait_for_commit;
-        let (id, rx) = blocking(move || {
+        let slot = self
+            .admitting
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("the node is shutting down"))?;
+        let admitted = blocking(move || {
             core.submit(&req.signed_tx, wait)
                 .map_err(|r| refusal_status(&r))
         })
-        .await?;
+        .await;
+        // Free the slot before waiting for the commit.
+        drop(slot);
+        let (id, rx) = admitted?;
         let mut resp = pb::SubmitTransactionResponse {
             tx_id: id.as_bytes().to_vec(),
             ..Default::default()
