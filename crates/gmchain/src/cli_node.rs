@@ -6,12 +6,11 @@ use std::sync::Arc;
 use clap::Subcommand;
 use execution::{ChainParams, Genesis, GenesisOrg, GenesisValidator};
 use node::{Mode, NodeConfig, Validator};
-use pki::{Certificate, Crl};
 use storage::ChainStore;
 use storage_rocksdb::RocksBackend;
 use types::{ChainId, Height};
 
-use crate::io::{PassArgs, read_named};
+use crate::io::{PassArgs, read_cert, read_crl};
 use crate::{CmdResult, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -61,20 +60,6 @@ pub(crate) enum NodeCommand {
 
 fn load_config(path: &Path) -> Result<NodeConfig, Failure> {
     NodeConfig::load(path).map_err(|e| Failure::BadInput(e.to_string()))
-}
-
-fn read_cert(what: &str, path: &Path) -> Result<Certificate, Failure> {
-    let bytes = read_named(what, path)?;
-    Certificate::from_pem(&bytes)
-        .or_else(|_| Certificate::from_der(&bytes))
-        .map_err(|e| Failure::BadInput(format!("{what} {}: {e}", path.display())))
-}
-
-fn read_crl(what: &str, path: &Path) -> Result<Crl, Failure> {
-    let bytes = read_named(what, path)?;
-    Crl::from_pem(&bytes)
-        .or_else(|_| Crl::from_der(&bytes))
-        .map_err(|e| Failure::BadInput(format!("{what} {}: {e}", path.display())))
 }
 
 fn now_ms() -> u64 {

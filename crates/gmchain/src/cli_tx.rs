@@ -1,19 +1,18 @@
 //! `gmchain tx …`, `gmchain query …` and `gmchain receipt verify`: the client side of the
 //! node's gRPC API, and the offline receipt check.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use api::v1 as pb;
 use api::v1::chain_client::ChainClient;
 use clap::Subcommand;
 use crypto::{Digest, UserId};
-use pki::Certificate;
 use types::{
     Call, ChainId, Decode, Encode, Height, Limits, Receipt, Sender, SignedTx, Status, Transaction,
 };
 
 use crate::cli_crypto::KeyArgs;
-use crate::io::{read_named, write_output};
+use crate::io::{read_cert, read_crl, read_named, write_output};
 use crate::{CmdResult, Failure};
 
 /// The node to talk to.
@@ -220,29 +219,6 @@ pub(crate) fn status_failure(what: &str, s: tonic::Status) -> Failure {
     }
 }
 
-fn read_cert(path: &Path) -> Result<Certificate, Failure> {
-    let bytes = read_named("--cert", path)?;
-    Certificate::from_pem(&bytes)
-        .or_else(|_| Certificate::from_der(&bytes))
-        .map_err(|e| Failure::BadInput(format!("{}: {e}", path.display())))
-}
-
-fn cert_der(option: &str, path: &Path) -> Result<Vec<u8>, Failure> {
-    let bytes = read_named(option, path)?;
-    Certificate::from_pem(&bytes)
-        .or_else(|_| Certificate::from_der(&bytes))
-        .map(|c| c.der().to_vec())
-        .map_err(|e| Failure::BadInput(format!("{option} {}: {e}", path.display())))
-}
-
-fn crl_der(option: &str, path: &Path) -> Result<Vec<u8>, Failure> {
-    let bytes = read_named(option, path)?;
-    pki::Crl::from_pem(&bytes)
-        .or_else(|_| pki::Crl::from_der(&bytes))
-        .map(|c| c.der().to_vec())
-        .map_err(|e| Failure::BadInput(format!("{option} {}: {e}", path.display())))
-}
-
 /// Builds, signs and submits a call; waits for the commit; returns the transaction id and
 /// its receipt. A failed execution is exit 1 with its code.
 async fn send(
@@ -260,7 +236,7 @@ async fn send(
     })?;
     let window = status.expiry_window.max(1);
     let ahead = sender.expiry_blocks.unwrap_or(window).clamp(1, window);
-    let cert = read_cert(&sender.cert)?;
+    let cert = read_cert("--cert", &sender.cert)?;
     let signer = sender.key.signer()?;
     if signer.public_key() != cert.public_key() {
         return Err(Failure::BadInput(format!(
@@ -358,12 +334,12 @@ pub(crate) fn run_tx(cmd: TxCommand) -> CmdResult {
                         sender,
                         node,
                     } => {
-                        let ca = cert_der("--ca-cert", &ca_cert)?;
-                        let crl = crl_der("--crl", &crl)?;
+                        let ca = read_cert("--ca-cert", &ca_cert)?.der().to_vec();
+                        let crl = read_crl("--crl", &crl)?.der().to_vec();
                         (sender, node, "register_org", vec![ca, crl])
                     }
                     IdentityCommand::Revoke { crl, sender, node } => {
-                        let crl = crl_der("--crl", &crl)?;
+                        let crl = read_crl("--crl", &crl)?.der().to_vec();
                         (sender, node, "update_crl", vec![crl])
                     }
                     IdentityCommand::Suspend {
@@ -371,7 +347,7 @@ pub(crate) fn run_tx(cmd: TxCommand) -> CmdResult {
                         sender,
                         node,
                     } => {
-                        let t = read_cert(&target)?;
+                        let t = read_cert("--target", &target)?;
                         (
                             sender,
                             node,
@@ -384,7 +360,7 @@ pub(crate) fn run_tx(cmd: TxCommand) -> CmdResult {
                         sender,
                         node,
                     } => {
-                        let t = read_cert(&target)?;
+                        let t = read_cert("--target", &target)?;
                         (
                             sender,
                             node,

@@ -127,3 +127,19 @@ pub(crate) fn hex_arg(option: &str, value: &str) -> Result<Vec<u8>, Failure> {
     hex::decode(value.trim())
         .map_err(|e| Failure::BadInput(format!("{option} is not valid hex: {e}")))
 }
+
+/// Reads a certificate (PEM or DER) from a file named by an option or config field.
+pub(crate) fn read_cert(what: &str, path: &Path) -> Result<pki::Certificate, Failure> {
+    let bytes = read_named(what, path)?;
+    pki::Certificate::from_pem(&bytes)
+        .or_else(|_| pki::Certificate::from_der(&bytes))
+        .map_err(|e| Failure::BadInput(format!("{what} {}: {e}", path.display())))
+}
+
+/// Reads a CRL (PEM or DER) from a file named by an option or config field.
+pub(crate) fn read_crl(what: &str, path: &Path) -> Result<pki::Crl, Failure> {
+    let bytes = read_named(what, path)?;
+    pki::Crl::from_pem(&bytes)
+        .or_else(|_| pki::Crl::from_der(&bytes))
+        .map_err(|e| Failure::BadInput(format!("{what} {}: {e}", path.display())))
+}

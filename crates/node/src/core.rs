@@ -513,7 +513,12 @@ impl Core {
         let Some(loc) = self.store.tx_location(id)? else {
             return Ok(None);
         };
-        Ok(self.store.receipt(id)?.map(|r| (r, loc)))
+        // One index read: the receipt is read at the location, checked to be this one's.
+        Ok(self
+            .store
+            .receipt_at(loc)?
+            .filter(|r| r.tx_id == *id)
+            .map(|r| (r, loc)))
     }
 
     /// The block at `height` and its seal (`None` for block 0).
