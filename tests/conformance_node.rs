@@ -2,104 +2,12 @@
 //! clauses (GM/T 0111 §8.3-8.5, GZ-5.1, GZ-6.2) are MET with evidence against the chain's own
 //! genesis file, and NOT MET (exit 1) against another chain's genesis file.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Output;
 
-use api::v1::chain_client::ChainClient;
-
-fn gm(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gmchain"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run gmchain")
-}
-
-struct Chain {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    grpc: String,
-}
-
-fn dev_chain() -> Chain {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    let o = gm(
-        &dir,
-        &[
-            "node",
-            "dev-chain",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--clients",
-            "2",
-            "--interval-ms",
-            "50",
-        ],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "dev-chain: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let config = std::fs::read_to_string(dir.join("node.toml")).unwrap();
-    let listen = config
-        .lines()
-        .find_map(|l| l.strip_prefix("listen = "))
-        .map(|v| v.trim().trim_matches('"').to_string())
-        .expect("listen address in node.toml");
-    Chain {
-        grpc: format!("http://{listen}"),
-        dir,
-        _tmp: tmp,
-    }
-}
-
-/// The node process; killed on drop.
-struct Node(Child);
-
-impl Node {
-    fn start(chain: &Chain) -> Node {
-        let log = std::fs::File::create(chain.dir.join("node.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_gmchain"))
-            .current_dir(&chain.dir)
-            .args(["node", "start", "--config", "node.toml"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let node = Node(child);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let up = rt.block_on(async {
-                let mut c = ChainClient::connect(chain.grpc.clone()).await.ok()?;
-                c.get_status(api::v1::GetStatusRequest {}).await.ok()
-            });
-            if up.is_some() {
-                return node;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node did not start: {}",
-                std::fs::read_to_string(chain.dir.join("node.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+#[path = "support/dev_node.rs"]
+mod dev_node;
+use dev_node::{Chain, Node, dev_chain, gm};
 
 fn run_conformance(chain: &Chain, genesis: &Path, out: &str) -> (Output, serde_json::Value) {
     let o = gm(
@@ -165,7 +73,7 @@ const LEDGER: [(&str, &str); 5] = [
 
 #[test]
 fn ledger_clauses_against_a_live_node() {
-    let chain = dev_chain();
+    let chain = dev_chain(2);
     let _node = Node::start(&chain);
 
     let (o, report) = run_conformance(&chain, Path::new("data/genesis.json"), "rep");
@@ -223,7 +131,7 @@ fn ledger_clauses_against_a_live_node() {
     );
 
     // Another chain's genesis file: the chain and the receipts no longer verify.
-    let other = dev_chain();
+    let other = dev_chain(2);
     let (o, report) = run_conformance(
         &chain,
         &other.dir.join("data/genesis.json"),

@@ -3,8 +3,7 @@
 //! during commits with every acknowledged transaction surviving the restart, WAL syncs
 //! matching blocks, graceful SIGTERM and `node verify-store`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,132 +15,11 @@ use crypto_sm::rng::SystemRandom;
 use pki::{Certificate, Crl, RevocationReason, RevokedEntry, UnixTime};
 use types::{Call, ChainId, Decode, Encode, Height, Limits, Sender, SignedTx, Transaction};
 
+#[path = "support/dev_node.rs"]
+mod dev_node;
+use dev_node::{Node, dev_chain, fails, gm, log_of, ok};
+
 const PASS: &[u8] = b"dev-chain-passphrase";
-
-fn gm(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gmchain"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run gmchain")
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = gm(dir, args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "gmchain {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn fails(dir: &Path, args: &[&str], code: i32, needle: &str) -> String {
-    let o = gm(dir, args);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(code), "gmchain {args:?}: {err}");
-    assert!(
-        err.contains(needle),
-        "gmchain {args:?}: expected {needle:?} in {err}"
-    );
-    err
-}
-
-struct Chain {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    grpc: String,
-    metrics: String,
-}
-
-fn dev_chain(clients: usize) -> Chain {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    ok(
-        &dir,
-        &[
-            "node",
-            "dev-chain",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--clients",
-            &clients.to_string(),
-            "--interval-ms",
-            "50",
-        ],
-    );
-    let config = std::fs::read_to_string(dir.join("node.toml")).unwrap();
-    let find = |key: &str| {
-        config
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(|v| v.trim().trim_matches('"').to_string())
-            .unwrap()
-    };
-    Chain {
-        grpc: format!("http://{}", find("listen = ")),
-        metrics: find("metrics_listen = "),
-        dir,
-        _tmp: tmp,
-    }
-}
-
-struct Node(Child);
-
-impl Node {
-    fn start(chain: &Chain) -> Node {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(chain.dir.join("node.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_gmchain"))
-            .current_dir(&chain.dir)
-            .args(["node", "start", "--config", "node.toml"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let node = Node(child);
-        let rt = rt();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if rt
-                .block_on(ChainClient::connect(chain.grpc.clone()))
-                .is_ok()
-            {
-                return node;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node did not start: {}",
-                log_of(chain)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
-        let st = Command::new("kill")
-            .args([sig, &self.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        self.0.wait().unwrap()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn log_of(chain: &Chain) -> String {
-    std::fs::read_to_string(chain.dir.join("node.log")).unwrap_or_default()
-}
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -815,9 +693,8 @@ fn a_new_organisation_registers_by_its_admin_and_its_users_get_offline_receipts(
     ];
     fails(dir, &attest, 2, "TX_CERT_INVALID");
     // A user of the founding organisation cannot register it; its own admin can.
-    fails(
-        dir,
-        &[
+    let register = |who: &str| -> Vec<String> {
+        [
             "tx",
             "identity",
             "register-org",
@@ -826,37 +703,26 @@ fn a_new_organisation_registers_by_its_admin_and_its_users_get_offline_receipts(
             "--crl",
             "agency.crl.pem",
             "--key",
-            "clients/0.key.pem",
+            &format!("{who}.key.pem"),
             "--pass-file",
             "pass",
             "--cert",
-            "clients/0.crt.pem",
+            &format!("{who}.crt.pem"),
             "--node",
             &chain.grpc,
-        ],
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let stranger = register("clients/0");
+    fails(
+        dir,
+        &stranger.iter().map(String::as_str).collect::<Vec<_>>(),
         2,
         "TX_",
     );
-    ok(
-        dir,
-        &[
-            "tx",
-            "identity",
-            "register-org",
-            "--ca-cert",
-            "agency.crt.pem",
-            "--crl",
-            "agency.crl.pem",
-            "--key",
-            "second-admin.key.pem",
-            "--pass-file",
-            "pass",
-            "--cert",
-            "second-admin.crt.pem",
-            "--node",
-            &chain.grpc,
-        ],
-    );
+    let admin = register("second-admin");
+    ok(dir, &admin.iter().map(String::as_str).collect::<Vec<_>>());
     ok(dir, &attest);
     // The receipt carries the new CA as an intermediate and both CRLs; the genesis file
     // (which knows only the founding organisation) suffices to verify it offline.
