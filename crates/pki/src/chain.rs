@@ -33,12 +33,13 @@ impl TrustAnchor {
     }
 }
 
-/// A chain that passed every check; only [`validate_chain`] constructs one.
+/// A chain that passed every check; only [`validate_chain`] and
+/// [`crate::Consortium::validate`] construct one.
 #[derive(Debug, Clone)]
 pub struct ValidatedChain {
-    path: Vec<Certificate>,
-    organisation: String,
-    role: Role,
+    pub(crate) path: Vec<Certificate>,
+    pub(crate) organisation: String,
+    pub(crate) role: Role,
 }
 
 impl ValidatedChain {
@@ -72,17 +73,19 @@ fn r(c: &Certificate) -> CertRef {
 }
 
 /// Finds the issuer of `cur`: by name, anchors before intermediates, and among several, the
-/// one whose subject key identifier matches `cur`'s authority key identifier.
+/// one whose subject key identifier matches `cur`'s authority key identifier. Returns the
+/// issuer and, for an anchor, its index.
 fn find_issuer<'a>(
     cur: &Certificate,
     path: &[&Certificate],
     intermediates: &'a [Certificate],
     anchors: &'a [TrustAnchor],
-) -> Option<(&'a Certificate, Option<&'a TrustAnchor>)> {
+) -> Option<(&'a Certificate, Option<usize>)> {
     let fresh = |c: &Certificate| !path.iter().any(|p| p.der() == c.der());
-    let mut by_name: Vec<(&'a Certificate, Option<&'a TrustAnchor>)> = anchors
+    let mut by_name: Vec<(&'a Certificate, Option<usize>)> = anchors
         .iter()
-        .map(|a| (&a.cert, Some(a)))
+        .enumerate()
+        .map(|(i, a)| (&a.cert, Some(i)))
         .chain(intermediates.iter().map(|c| (c, None)))
         .filter(|(c, _)| c.subject_name() == cur.issuer_name() && fresh(c))
         .collect();
@@ -94,26 +97,30 @@ fn find_issuer<'a>(
     by_name.into_iter().next()
 }
 
-/// For a certificate with no issuer by name: the certificate whose key did sign it, if any.
+/// For a certificate with no issuer by name, a diagnosis: the certificate whose key did sign
+/// it, if any. Only candidates whose subject key identifier equals the certificate's authority
+/// key identifier are tried, each with its own anchor's user ID and the default one, so the
+/// work is bounded by the few certificates that share one key identifier, never by the number
+/// of anchors (a certificate naming an unknown issuer must cost almost nothing to refuse).
 fn signer_by_key<'a>(
     cur: &Certificate,
     intermediates: &'a [Certificate],
     anchors: &'a [TrustAnchor],
 ) -> Option<&'a Certificate> {
-    let mut ids: Vec<&UserId> = vec![];
+    let aki = cur.authority_key_id()?;
     let default = UserId::default();
-    ids.push(&default);
-    ids.extend(anchors.iter().map(|a| &a.user_id));
     anchors
         .iter()
-        .map(|a| &a.cert)
-        .chain(intermediates.iter())
-        .find(|c| {
-            c.der() != cur.der()
-                && ids
-                    .iter()
-                    .any(|id| cur.verify_signed_by(&c.public_key(), id).is_ok())
+        .map(|a| (&a.cert, Some(&a.user_id)))
+        .chain(intermediates.iter().map(|c| (c, None)))
+        .filter(|(c, _)| c.subject_key_id() == Some(aki) && c.der() != cur.der())
+        .find(|(c, id)| {
+            cur.verify_signed_by(&c.public_key(), &default).is_ok()
+                || id.is_some_and(|id| {
+                    *id != default && cur.verify_signed_by(&c.public_key(), id).is_ok()
+                })
         })
+        .map(|(c, _)| c)
 }
 
 /// Validates `leaf` for the `intended` role at time `now`: builds the path to a trust anchor
@@ -133,12 +140,41 @@ pub fn validate_chain(
     now: UnixTime,
     intended: Role,
 ) -> Result<ValidatedChain, ChainError> {
-    // Path building.
+    let (path, anchor) = validate_path(leaf, intermediates, anchors, crls, now, intended, true)?;
+    let anchor = &anchors[anchor];
+    let organisation = anchor
+        .cert
+        .organisation()
+        .ok_or_else(|| ChainError::AnchorUnusable {
+            cert: r(&anchor.cert),
+            reason: "its subject has no single organisation (O)",
+        })?;
+    Ok(ValidatedChain {
+        path,
+        organisation,
+        role: intended,
+    })
+}
+
+/// Builds and checks the path as [`validate_chain`] describes; returns it (leaf first, anchor
+/// last) and the index of its anchor in `anchors`. With `check_anchor_signature` false, a
+/// self-signed anchor's own signature is not verified again (the caller checked it once).
+pub(crate) fn validate_path(
+    leaf: &Certificate,
+    intermediates: &[Certificate],
+    anchors: &[TrustAnchor],
+    crls: &[Crl],
+    now: UnixTime,
+    intended: Role,
+    check_anchor_signature: bool,
+) -> Result<(Vec<Certificate>, usize), ChainError> {
+    // Path building, by name and key identifier only: no signature is verified before the
+    // path is known.
     let mut path: Vec<&Certificate> = vec![leaf];
-    let anchor: &TrustAnchor = loop {
+    let anchor_index: usize = loop {
         let cur = path[path.len() - 1];
-        if let Some(a) = anchors.iter().find(|a| a.cert.der() == cur.der()) {
-            break a;
+        if let Some(i) = anchors.iter().position(|a| a.cert.der() == cur.der()) {
+            break i;
         }
         if path.len() >= MAX_PATH_LEN {
             return Err(ChainError::PathTooLong {
@@ -147,9 +183,9 @@ pub fn validate_chain(
             });
         }
         match find_issuer(cur, &path, intermediates, anchors) {
-            Some((issuer, Some(a))) => {
+            Some((issuer, Some(i))) => {
                 path.push(issuer);
-                break a;
+                break i;
             }
             Some((issuer, None)) => path.push(issuer),
             None => {
@@ -167,6 +203,7 @@ pub fn validate_chain(
             }
         }
     };
+    let anchor = &anchors[anchor_index];
     let id = &anchor.user_id;
     let top = path.len() - 1;
 
@@ -177,7 +214,7 @@ pub fn validate_chain(
             .map_err(|oid| ChainError::WrongAlgorithm { cert: r(c), oid })?;
         let issuer = if i < top {
             Some(path[i + 1])
-        } else if c.is_self_issued() {
+        } else if c.is_self_issued() && check_anchor_signature {
             // A self-signed anchor: its signature is checked too, which also catches a wrong
             // user ID configured for the anchor.
             Some(c)
@@ -267,18 +304,7 @@ pub fn validate_chain(
         check_revocation(path[i], path[i + 1], crls, now, id)?;
     }
 
-    let organisation = anchor
-        .cert
-        .organisation()
-        .ok_or_else(|| ChainError::AnchorUnusable {
-            cert: r(&anchor.cert),
-            reason: "its subject has no single organisation (O)",
-        })?;
-    Ok(ValidatedChain {
-        path: path.into_iter().cloned().collect(),
-        organisation,
-        role: intended,
-    })
+    Ok((path.into_iter().cloned().collect(), anchor_index))
 }
 
 fn check_leaf(leaf: &Certificate, intended: Role) -> Result<(), ChainError> {

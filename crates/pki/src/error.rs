@@ -305,6 +305,16 @@ pub enum ChainError {
     /// The trust anchor cannot anchor an identity (no organisation).
     #[error("trust anchor {cert} is unusable: {reason}")]
     AnchorUnusable { cert: CertRef, reason: &'static str },
+    /// The certificate below a consortium anchor names an organisation the anchor does not
+    /// sponsor. `anchor` is the anchor's subject.
+    #[error(
+        "{cert} names organisation {organisation:?}, which its trust anchor {anchor:?} does not sponsor"
+    )]
+    NotSponsored {
+        cert: CertRef,
+        organisation: String,
+        anchor: String,
+    },
 }
 
 impl ChainError {
@@ -328,6 +338,7 @@ impl ChainError {
             ChainError::WrongAlgorithm { .. } => "CERT_WRONG_ALGORITHM",
             ChainError::OrganisationMismatch { .. } => "CERT_ORGANISATION_MISMATCH",
             ChainError::AnchorUnusable { .. } => "CERT_ANCHOR_UNUSABLE",
+            ChainError::NotSponsored { .. } => "CERT_NOT_SPONSORED",
         }
     }
 
@@ -368,6 +379,9 @@ impl ChainError {
             }
             ChainError::AnchorUnusable { .. } => {
                 "register as trust anchor a CA certificate whose subject has an organisation (O)"
+            }
+            ChainError::NotSponsored { .. } => {
+                "a genesis root certifies only its own organisation and those genesis lists in its sponsors"
             }
         }
     }

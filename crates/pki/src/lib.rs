@@ -22,6 +22,7 @@
 
 mod cert;
 mod chain;
+mod consortium;
 mod crl;
 pub mod csr;
 pub mod danger;
@@ -37,6 +38,7 @@ pub use cert::{
     key_identifier,
 };
 pub use chain::{MAX_PATH_LEN, TrustAnchor, ValidatedChain, validate_chain};
+pub use consortium::{Consortium, ConsortiumAnchor, Sponsorship};
 pub use crl::{Crl, MAX_CRL_LEN, RevocationReason, RevokedEntry, issue_crl};
 pub use error::{CertRef, ChainError, CrlProblem, PkiError};
 pub use name::{MAX_NAME_CHARS, check_common_name, check_organisation};

@@ -1131,3 +1131,256 @@ fn envelope_round_trip_and_refusals() {
         .is_err()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 9: issuer search by name and key identifier only; the consortium's sponsorship.
+
+/// A self-signed root of organisation `org` with its CRL (current at `now()`).
+fn other_root(pki: &Pki, cn: &str, org: &str, serial: u8) -> (SoftSigner, Certificate, Crl) {
+    let key = pki.p.generate().unwrap();
+    let root = issue_root(
+        cn,
+        org,
+        Serial::from_bytes(&[serial]).unwrap(),
+        v(0, 3650),
+        &key,
+    )
+    .unwrap();
+    let crl = issue_crl(&root, &key, 1, t(0), t(60), &[]).unwrap();
+    (key, root, crl)
+}
+
+/// An agency CA of `org` issued by `issuer`.
+fn agency_of(
+    pki: &Pki,
+    issuer: &Certificate,
+    issuer_key: &SoftSigner,
+    org: &str,
+) -> (SoftSigner, Certificate, Crl) {
+    let key = pki.p.generate().unwrap();
+    let cert = issue(
+        issuer,
+        issuer_key,
+        &IssueRequest {
+            role: Role::AgencyCa,
+            common_name: &format!("{org} CA"),
+            organisation: org,
+            public_key: &key.public_key(),
+            serial: pki.serial(),
+            validity: v(0, 1825),
+        },
+    )
+    .unwrap();
+    let crl = issue_crl(&cert, &key, 1, t(0), t(60), &[]).unwrap();
+    (key, cert, crl)
+}
+
+fn user_of(pki: &Pki, issuer: &Certificate, issuer_key: &SoftSigner, org: &str) -> Certificate {
+    let key = pki.p.generate().unwrap();
+    issue(
+        issuer,
+        issuer_key,
+        &IssueRequest {
+            role: Role::User,
+            common_name: "u",
+            organisation: org,
+            public_key: &key.public_key(),
+            serial: pki.serial(),
+            validity: v(1, 365),
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_unknown_issuer_is_refused_without_trying_the_anchors_keys() {
+    // A certificate signed by one of 31 anchors' keys, but naming an issuer nobody has and
+    // carrying a key identifier that matches no anchor. Before issue 9 the diagnosis tried
+    // every anchor with N+1 user IDs (N·(N+1) SM2 verifications per refusal) and found the
+    // signer; now only an anchor whose key identifier matches is tried, so none is.
+    let pki = Pki::new(91);
+    let mut anchors = pki.anchors();
+    for i in 0..30u8 {
+        let (_, root, _) = other_root(&pki, &format!("Root {i}"), &format!("Org {i}"), 0x80 + i);
+        anchors.push(TrustAnchor::new(root));
+    }
+    let key = pki.p.generate().unwrap();
+    let mut tpl = template(&pki, Role::User, "u", &key.public_key());
+    tpl.issuer = "CN=Nowhere CA,OU=root-ca,O=Nowhere,C=CN".into();
+    // No authority key identifier: nothing to match.
+    tpl.extensions.retain(|e| e.oid != "2.5.29.35");
+    let c = danger::sign_certificate(&tpl, &pki.root_key, &UserId::default()).unwrap();
+    let e = validate_chain(&c, &[], &anchors, &pki.crls(&[]), now(), Role::User).unwrap_err();
+    assert!(matches!(e, ChainError::NoPathToAnchor { .. }), "{e}");
+    // With the root's key identifier, the root (and only it) is tried: name chaining found.
+    let mut tpl = template(&pki, Role::User, "u", &key.public_key());
+    tpl.issuer = "CN=Nowhere CA,OU=root-ca,O=Nowhere,C=CN".into();
+    let c = danger::sign_certificate(&tpl, &pki.agency_key, &UserId::default()).unwrap();
+    let e = validate_chain(
+        &c,
+        std::slice::from_ref(&pki.agency),
+        &anchors,
+        &pki.crls(&[]),
+        now(),
+        Role::User,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, ChainError::NameChaining { signer, .. } if signer.subject == pki.agency.subject()),
+        "{e}"
+    );
+}
+
+fn consortium(entries: &[(&Certificate, &[&str])]) -> Consortium {
+    Consortium::new(
+        entries
+            .iter()
+            .map(|(c, s)| ConsortiumAnchor {
+                anchor: TrustAnchor::new((*c).clone()),
+                sponsors: Sponsorship::Listed(s.iter().map(|x| x.to_string()).collect()),
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_root_sponsors_only_its_own_organisation_and_those_it_lists() {
+    let pki = Pki::new(92);
+    let (b_key, b_root, b_crl) = other_root(&pki, "Agency B Root CA", "Agency B", 0x70);
+    // Root 1 (GMChain Consortium) sponsors Agency A; Agency B's root sponsors nobody.
+    let cons = consortium(&[(&pki.root, &["Agency A"]), (&b_root, &[])]);
+    let root_crl = issue_crl(&pki.root, &pki.root_key, 1, t(0), t(60), &[]).unwrap();
+    let a_crl = issue_crl(&pki.agency, &pki.agency_key, 1, t(0), t(60), &[]).unwrap();
+    let user = user_of(&pki, &pki.agency, &pki.agency_key, "Agency A");
+    let crls = vec![root_crl.clone(), a_crl.clone(), b_crl.clone()];
+    let ok = cons
+        .validate(
+            &user,
+            std::slice::from_ref(&pki.agency),
+            &crls,
+            now(),
+            Role::User,
+        )
+        .unwrap();
+    assert_eq!(ok.organisation(), "Agency A");
+    assert_eq!(ok.path().len(), 3);
+
+    // Agency B's root certifies a CA in Agency A's name: refused, naming both.
+    let (fake_key, fake, fake_crl) = agency_of(&pki, &b_root, &b_key, "Agency A");
+    let victim = user_of(&pki, &fake, &fake_key, "Agency A");
+    let crls = vec![root_crl.clone(), b_crl.clone(), fake_crl];
+    let e = cons
+        .validate(
+            &victim,
+            std::slice::from_ref(&fake),
+            &crls,
+            now(),
+            Role::User,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&e, ChainError::NotSponsored { organisation, anchor, .. }
+            if organisation == "Agency A" && *anchor == b_root.subject()),
+        "{e}"
+    );
+    assert_eq!(e.code(), "CERT_NOT_SPONSORED");
+    // Its own organisation it may certify.
+    let own = user_of(&pki, &b_root, &b_key, "Agency B");
+    let v = cons
+        .validate(&own, &[], std::slice::from_ref(&b_crl), now(), Role::User)
+        .unwrap();
+    assert_eq!(v.organisation(), "Agency B");
+    // The plain chain validation (no consortium) does not know sponsorship: it accepts the
+    // fake agency, which is why the chain uses the consortium.
+    let fake_crls = vec![
+        b_crl,
+        issue_crl(&fake, &fake_key, 2, t(0), t(60), &[]).unwrap(),
+    ];
+    assert!(
+        validate_chain(
+            &victim,
+            std::slice::from_ref(&fake),
+            &[TrustAnchor::new(b_root.clone())],
+            &fake_crls,
+            now(),
+            Role::User
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn a_revoked_agency_ca_fails_every_member_below_it() {
+    let pki = Pki::new(93);
+    let cons = consortium(&[(&pki.root, &["Agency A"])]);
+    let user = user_of(&pki, &pki.agency, &pki.agency_key, "Agency A");
+    let a_crl = issue_crl(&pki.agency, &pki.agency_key, 1, t(0), t(60), &[]).unwrap();
+    let revoked_root_crl = issue_crl(
+        &pki.root,
+        &pki.root_key,
+        2,
+        t(10),
+        t(60),
+        &[RevokedEntry {
+            serial: pki.agency.serial(),
+            revoked_at: t(10),
+            reason: RevocationReason::CaCompromise,
+        }],
+    )
+    .unwrap();
+    let e = cons
+        .validate(
+            &user,
+            std::slice::from_ref(&pki.agency),
+            &[revoked_root_crl, a_crl.clone()],
+            now(),
+            Role::User,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&e, ChainError::Revoked { cert, .. } if cert.subject == pki.agency.subject()),
+        "{e}"
+    );
+    // Without the root's CRL the agency CA's status is unknown: fails closed.
+    let e = cons
+        .validate(
+            &user,
+            std::slice::from_ref(&pki.agency),
+            &[a_crl],
+            now(),
+            Role::User,
+        )
+        .unwrap_err();
+    assert!(matches!(e, ChainError::RevocationUnknown { .. }), "{e}");
+}
+
+#[test]
+fn consortium_anchors_are_checked_once() {
+    let pki = Pki::new(94);
+    // An agency CA listed as an anchor cannot sponsor another organisation.
+    let e = Consortium::new(vec![ConsortiumAnchor {
+        anchor: TrustAnchor::new(pki.agency.clone()),
+        sponsors: Sponsorship::Listed(vec!["Agency Z".into()]),
+    }])
+    .unwrap_err();
+    assert!(matches!(e, ChainError::AnchorUnusable { .. }), "{e}");
+    // A self-signed anchor with the wrong user ID configured: refused when built.
+    let e = Consortium::new(vec![ConsortiumAnchor {
+        anchor: TrustAnchor {
+            cert: pki.root.clone(),
+            user_id: UserId::new(b"not-the-id".to_vec()).unwrap(),
+        },
+        sponsors: Sponsorship::Listed(vec![]),
+    }])
+    .unwrap_err();
+    assert!(matches!(e, ChainError::SignatureInvalid { .. }), "{e}");
+    // An agency CA as anchor certifies its own members.
+    let cons = consortium(&[(&pki.agency, &[])]);
+    let user = user_of(&pki, &pki.agency, &pki.agency_key, "Agency A");
+    let crl = issue_crl(&pki.agency, &pki.agency_key, 1, t(0), t(60), &[]).unwrap();
+    let v = cons
+        .validate(&user, &[], &[crl], now(), Role::User)
+        .unwrap();
+    assert_eq!(v.organisation(), "Agency A");
+}
