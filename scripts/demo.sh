@@ -95,6 +95,7 @@ interval_ms = 200
 
 [chain]
 chain_id = "agency-a-demo"
+test_chain = true                   # genesis marks a test chain (not for production data)
 
 [[organisations]]
 name = "Agency A"

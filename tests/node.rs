@@ -303,20 +303,30 @@ fn bad_transactions_get_their_code_and_change_nothing() {
         let mut trailing =
             signed(&u0, &c0, 500, "attestation", "anchor", anchor_args(doc)).to_bytes();
         trailing.push(0);
-        let oversized = signed(
-            &u0,
-            &c0,
-            500,
-            "attestation",
-            "anchor",
-            vec![
-                vec![0u8; 32],
-                b"document".to_vec(),
-                Vec::new(),
-                vec![7u8; 200 * 1024],
-            ],
-        )
-        .to_bytes();
+        // Over the chain's max_tx_size (128 KiB) by a few bytes, within the transport's decode
+        // limit (max_tx_size + 64): refused by admission with its code.
+        let with_pointer = |n: usize| {
+            signed(
+                &u0,
+                &c0,
+                500,
+                "attestation",
+                "anchor",
+                vec![
+                    vec![0u8; 32],
+                    b"document".to_vec(),
+                    Vec::new(),
+                    vec![7u8; n],
+                ],
+            )
+            .to_bytes()
+        };
+        let base = with_pointer(0).len();
+        let oversized = with_pointer(128 * 1024 + 8 - base);
+        assert_eq!(oversized.len(), 128 * 1024 + 8);
+        // Far over it: the transport refuses to decode it at all (issue 9: the decode limit is
+        // the transaction limit plus framing, not 4 MiB).
+        let huge = with_pointer(200 * 1024);
         let expired = signed(&u0, &c0, h0, "attestation", "anchor", anchor_args(doc)).to_bytes();
         let too_far = signed(
             &u0,
@@ -390,6 +400,13 @@ fn bad_transactions_get_their_code_and_change_nothing() {
                 .map(|v| v.to_str().unwrap().to_string());
             assert_eq!(meta.as_deref(), Some(code), "{name}: metadata");
         }
+        let e = submit(&mut c, huge).await.expect_err("huge");
+        assert_eq!(e.code(), tonic::Code::OutOfRange, "{}", e.message());
+        assert!(
+            e.message().contains("decoded message length too large"),
+            "{}",
+            e.message()
+        );
         // Nothing changed: same height, the document is not anchored.
         assert_eq!(height(&mut c).await, h0);
         let q = c
@@ -601,107 +618,107 @@ fn write_key(dir: &Path, name: &str, key: &crypto_sm::SoftSigner, cert: &Certifi
     std::fs::write(dir.join(format!("{name}.crt.pem")), cert.to_pem()).unwrap();
 }
 
-#[test]
-fn a_new_organisation_registers_by_its_admin_and_its_users_get_offline_receipts() {
-    let chain = dev_chain(1);
-    let dir = &chain.dir;
-    let _node = Node::start(&chain);
-    let (root_key, root) = identity(dir, "ca");
-    let provider = SoftwareProvider::new(Arc::new(SystemRandom));
-    let now = std::time::SystemTime::now()
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs();
-    let validity = pki::Validity {
-        not_before: UnixTime(now - 600),
-        not_after: UnixTime(now + 86400 * 30),
-    };
-    let issue = |issuer: &Certificate,
-                 issuer_key: &dyn Signer,
-                 role: pki::Role,
-                 cn: &str,
-                 key: &dyn Signer| {
-        pki::issue(
-            issuer,
-            issuer_key,
-            &pki::IssueRequest {
-                role,
-                common_name: cn,
-                organisation: "Second Bureau",
-                public_key: &key.public_key(),
-                serial: pki::Serial::random(&SystemRandom).unwrap(),
-                validity,
-            },
-        )
-        .unwrap()
-    };
-    // The consortium root (registered at genesis) issues the new organisation's CA.
-    let agency_key = provider.generate().unwrap();
-    let agency = issue(
-        &root,
-        &root_key,
-        pki::Role::AgencyCa,
-        "Second Bureau CA",
-        &agency_key,
-    );
-    let agency_crl = pki::issue_crl(
-        &agency,
-        &agency_key,
-        1,
-        UnixTime(now - 60),
-        UnixTime(now + 86400),
-        &[],
-    )
-    .unwrap();
-    std::fs::write(dir.join("agency.crt.pem"), agency.to_pem()).unwrap();
-    std::fs::write(dir.join("agency.crl.pem"), agency_crl.to_pem()).unwrap();
-    let admin_key = provider.generate().unwrap();
-    let admin = issue(
-        &agency,
-        &agency_key,
-        pki::Role::Admin,
-        "second-admin",
-        &admin_key,
-    );
-    write_key(dir, "second-admin", &admin_key, &admin);
-    let user_key = provider.generate().unwrap();
-    let user = issue(
-        &agency,
-        &agency_key,
-        pki::Role::User,
-        "second-user",
-        &user_key,
-    );
-    write_key(dir, "second-user", &user_key, &user);
+        .as_secs()
+}
 
-    // Before registration the new organisation's users are strangers.
-    std::fs::write(dir.join("memo.txt"), b"inter-agency memo").unwrap();
-    let attest = [
-        "tx",
-        "attest",
-        "memo.txt",
-        "--key",
-        "second-user.key.pem",
-        "--pass-file",
-        "pass",
-        "--cert",
-        "second-user.crt.pem",
-        "--node",
-        &chain.grpc,
-        "--out",
-        "memo.receipt.json",
-    ];
-    fails(dir, &attest, 2, "TX_CERT_INVALID");
-    // A user of the founding organisation cannot register it; its own admin can.
-    let register = |who: &str| -> Vec<String> {
+/// An organisation CA issued by the development root (Dev Bureau), with its CRL written to
+/// `{file}.crt.pem` and `{file}.crl.pem` in the chain's directory.
+struct OrgCa {
+    name: String,
+    file: String,
+    key: crypto_sm::SoftSigner,
+    cert: Certificate,
+}
+
+impl OrgCa {
+    fn issue(dir: &Path, name: &str, file: &str) -> OrgCa {
+        let (root_key, root) = identity(dir, "ca");
+        let key = SoftwareProvider::new(Arc::new(SystemRandom))
+            .generate()
+            .unwrap();
+        let cert = issue_cert(
+            &root,
+            &root_key,
+            pki::Role::AgencyCa,
+            name,
+            &format!("{name} CA"),
+            &key,
+        );
+        let ca = OrgCa {
+            name: name.into(),
+            file: file.into(),
+            key,
+            cert,
+        };
+        std::fs::write(dir.join(format!("{file}.crt.pem")), ca.cert.to_pem()).unwrap();
+        ca.write_crl(dir, &format!("{file}.crl.pem"), 1, &[]);
+        ca
+    }
+
+    /// Issues a member of `role` named `cn` and writes its key and certificate as `cn`.
+    fn member(&self, dir: &Path, role: pki::Role, cn: &str) -> Certificate {
+        let key = SoftwareProvider::new(Arc::new(SystemRandom))
+            .generate()
+            .unwrap();
+        let cert = issue_cert(&self.cert, &self.key, role, &self.name, cn, &key);
+        write_key(dir, cn, &key, &cert);
+        cert
+    }
+
+    fn write_crl(&self, dir: &Path, file: &str, number: u64, revoked: &[RevokedEntry]) -> Crl {
+        let now = now_secs();
+        let crl = pki::issue_crl(
+            &self.cert,
+            &self.key,
+            number,
+            UnixTime(now - 60 + number),
+            UnixTime(now + 86400),
+            revoked,
+        )
+        .unwrap();
+        std::fs::write(dir.join(file), crl.to_pem()).unwrap();
+        crl
+    }
+}
+
+fn issue_cert(
+    issuer: &Certificate,
+    issuer_key: &dyn Signer,
+    role: pki::Role,
+    org: &str,
+    cn: &str,
+    key: &dyn Signer,
+) -> Certificate {
+    let now = now_secs();
+    pki::issue(
+        issuer,
+        issuer_key,
+        &pki::IssueRequest {
+            role,
+            common_name: cn,
+            organisation: org,
+            public_key: &key.public_key(),
+            serial: pki::Serial::random(&SystemRandom).unwrap(),
+            // Within the issuer's own validity, as pki requires.
+            validity: pki::Validity {
+                not_before: UnixTime(now - 600).max(issuer.validity().not_before),
+                not_after: UnixTime(now + 86400 * 30).min(issuer.validity().not_after),
+            },
+        },
+    )
+    .unwrap()
+}
+
+/// `gmchain tx identity METHOD ARGS… --key WHO … --node`.
+fn identity_tx(chain: &dev_node::Chain, method: &str, args: &[&str], who: &str) -> Vec<String> {
+    let mut v: Vec<String> = ["tx", "identity", method].map(String::from).to_vec();
+    v.extend(args.iter().map(|a| a.to_string()));
+    v.extend(
         [
-            "tx",
-            "identity",
-            "register-org",
-            "--ca-cert",
-            "agency.crt.pem",
-            "--crl",
-            "agency.crl.pem",
             "--key",
             &format!("{who}.key.pem"),
             "--pass-file",
@@ -711,87 +728,314 @@ fn a_new_organisation_registers_by_its_admin_and_its_users_get_offline_receipts(
             "--node",
             &chain.grpc,
         ]
-        .map(String::from)
-        .to_vec()
-    };
-    let stranger = register("clients/0");
-    fails(
-        dir,
-        &stranger.iter().map(String::as_str).collect::<Vec<_>>(),
-        2,
-        "TX_",
+        .map(String::from),
     );
-    let admin = register("second-admin");
-    ok(dir, &admin.iter().map(String::as_str).collect::<Vec<_>>());
-    ok(dir, &attest);
-    // The receipt carries the new CA as an intermediate and both CRLs; the genesis file
-    // (which knows only the founding organisation) suffices to verify it offline.
-    let out = ok(
+    v
+}
+
+/// `gmchain tx attest FILE` by `who` (writing FILE first), with `--out OUT` when given.
+fn attest(chain: &dev_node::Chain, who: &str, file: &str, out: Option<&str>) -> Vec<String> {
+    std::fs::write(chain.dir.join(file), format!("{file} by {who}")).unwrap();
+    let mut v: Vec<String> = [
+        "tx",
+        "attest",
+        file,
+        "--key",
+        &format!("{who}.key.pem"),
+        "--pass-file",
+        "pass",
+        "--cert",
+        &format!("{who}.crt.pem"),
+        "--node",
+        &chain.grpc,
+    ]
+    .map(String::from)
+    .to_vec();
+    if let Some(o) = out {
+        v.extend(["--out".to_string(), o.to_string()]);
+    }
+    v
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Registers `ca` by its admin `admin` (already issued).
+fn register(chain: &dev_node::Chain, ca: &OrgCa, admin: &str) {
+    let args = identity_tx(
+        chain,
+        "register-org",
+        &[
+            "--ca-cert",
+            &format!("{}.crt.pem", ca.file),
+            "--crl",
+            &format!("{}.crl.pem", ca.file),
+        ],
+        admin,
+    );
+    ok(&chain.dir, &strs(&args));
+}
+
+fn verify_receipt(dir: &Path, receipt: &str, file: &str) -> String {
+    ok(
         dir,
         &[
             "receipt",
             "verify",
-            "memo.receipt.json",
-            "memo.txt",
+            receipt,
+            file,
             "--genesis",
             "data/genesis.json",
         ],
+    )
+}
+
+#[test]
+fn a_new_organisation_registers_by_its_admin_and_its_users_get_offline_receipts() {
+    let chain = dev_chain(1);
+    let dir = &chain.dir;
+    let _node = Node::start(&chain);
+    // The consortium root (registered at genesis, sponsoring "Second Bureau") issues the new
+    // organisation's CA.
+    let agency = OrgCa::issue(dir, "Second Bureau", "agency");
+    agency.member(dir, pki::Role::Admin, "second-admin");
+    let user = agency.member(dir, pki::Role::User, "second-user");
+
+    // Before registration the new organisation's users are strangers.
+    let memo = attest(&chain, "second-user", "memo.txt", Some("memo.receipt.json"));
+    fails(dir, &strs(&memo), 2, "TX_CERT_INVALID");
+    // A user of the founding organisation cannot register it; its own admin can.
+    let args = ["--ca-cert", "agency.crt.pem", "--crl", "agency.crl.pem"];
+    fails(
+        dir,
+        &strs(&identity_tx(&chain, "register-org", &args, "clients/0")),
+        2,
+        "TX_PERMISSION_DENIED",
     );
+    register(&chain, &agency, "second-admin");
+    ok(dir, &strs(&memo));
+    // The receipt carries the new CA as an intermediate and both CRLs; the genesis file
+    // (which knows only the founding organisation) suffices to verify it offline.
+    let out = verify_receipt(dir, "memo.receipt.json", "memo.txt");
     assert!(
         out.contains("second-user") && out.contains("Second Bureau"),
         "{out}"
     );
 
     // Its admin revokes the user with a new CRL: the user is refused from then on.
-    let crl2 = pki::issue_crl(
-        &agency,
-        &agency_key,
+    agency.write_crl(
+        dir,
+        "agency2.crl.pem",
         2,
-        UnixTime(now - 30),
-        UnixTime(now + 86400),
         &[RevokedEntry {
             serial: user.serial(),
-            revoked_at: UnixTime(now - 30),
+            revoked_at: UnixTime(now_secs() - 30),
             reason: RevocationReason::KeyCompromise,
         }],
-    )
-    .unwrap();
-    std::fs::write(dir.join("agency2.crl.pem"), crl2.to_pem()).unwrap();
+    );
     ok(
         dir,
-        &[
-            "tx",
-            "identity",
+        &strs(&identity_tx(
+            &chain,
             "revoke",
-            "--crl",
-            "agency2.crl.pem",
-            "--key",
-            "second-admin.key.pem",
-            "--pass-file",
-            "pass",
-            "--cert",
-            "second-admin.crt.pem",
-            "--node",
-            &chain.grpc,
-        ],
+            &["--crl", "agency2.crl.pem"],
+            "second-admin",
+        )),
     );
-    std::fs::write(dir.join("memo2.txt"), b"second memo").unwrap();
     fails(
         dir,
-        &[
-            "tx",
-            "attest",
-            "memo2.txt",
-            "--key",
-            "second-user.key.pem",
-            "--pass-file",
-            "pass",
-            "--cert",
-            "second-user.crt.pem",
-            "--node",
-            &chain.grpc,
-        ],
+        &strs(&attest(&chain, "second-user", "memo2.txt", None)),
         2,
         "TX_SIGNER_REVOKED",
     );
+}
+
+#[test]
+fn revoking_a_registered_agency_ca_takes_effect_on_the_chain() {
+    // Issue 9, defect 2, as the review reproduced it: the root revokes the agency's CA and the
+    // root organisation's admin records that CRL. Before the fix the agency's users (and one
+    // newly issued with the revoked CA's key) kept committing, and their offline receipts then
+    // failed as revoked.
+    let chain = dev_chain(1);
+    let dir = &chain.dir;
+    let _node = Node::start(&chain);
+    let agency = OrgCa::issue(dir, "Second Bureau", "agency");
+    agency.member(dir, pki::Role::Admin, "second-admin");
+    agency.member(dir, pki::Role::User, "second-user");
+    register(&chain, &agency, "second-admin");
+    ok(
+        dir,
+        &strs(&attest(
+            &chain,
+            "second-user",
+            "before.txt",
+            Some("before.receipt.json"),
+        )),
+    );
+
+    let (root_key, root) = identity(dir, "ca");
+    let now = now_secs();
+    let root_crl = pki::issue_crl(
+        &root,
+        &root_key,
+        2,
+        UnixTime(now - 10),
+        UnixTime(now + 86400),
+        &[RevokedEntry {
+            serial: agency.cert.serial(),
+            revoked_at: UnixTime(now - 10),
+            reason: RevocationReason::CaCompromise,
+        }],
+    )
+    .unwrap();
+    std::fs::write(dir.join("root2.crl.pem"), root_crl.to_pem()).unwrap();
+    ok(
+        dir,
+        &strs(&identity_tx(
+            &chain,
+            "revoke",
+            &["--crl", "root2.crl.pem"],
+            "admin",
+        )),
+    );
+
+    let err = fails(
+        dir,
+        &strs(&attest(&chain, "second-user", "after.txt", None)),
+        2,
+        "TX_SIGNER_REVOKED",
+    );
+    assert!(err.contains("Second Bureau CA"), "{err}");
+    agency.member(dir, pki::Role::User, "newcomer");
+    fails(
+        dir,
+        &strs(&attest(&chain, "newcomer", "new.txt", None)),
+        2,
+        "TX_SIGNER_REVOKED",
+    );
+    // The founding organisation is unaffected, and the receipt of the earlier transaction
+    // still verifies as of its block.
+    ok(
+        dir,
+        &strs(&attest(&chain, "clients/0", "founding.txt", None)),
+    );
+    verify_receipt(dir, "before.receipt.json", "before.txt");
+}
+
+#[test]
+fn the_sponsor_deregisters_and_replaces_an_organisation() {
+    let chain = dev_chain(1);
+    let dir = &chain.dir;
+    let _node = Node::start(&chain);
+    let agency = OrgCa::issue(dir, "Second Bureau", "agency");
+    agency.member(dir, pki::Role::Admin, "second-admin");
+    agency.member(dir, pki::Role::User, "second-user");
+    register(&chain, &agency, "second-admin");
+    let o = gm(
+        dir,
+        &strs(&attest(
+            &chain,
+            "second-user",
+            "old.txt",
+            Some("old.receipt.json"),
+        )),
+    );
+    let said = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    let old_tx = said
+        .split_once(" in tx ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .expect("the attest output names the transaction id")
+        .to_string();
+
+    // Only the sponsor's admin: not the organisation's own, not a founding one.
+    let dereg = |who: &str, org: &str| identity_tx(&chain, "deregister-org", &["--org", org], who);
+    fails(
+        dir,
+        &strs(&dereg("second-admin", "Second Bureau")),
+        2,
+        "TX_PERMISSION_DENIED",
+    );
+    fails(dir, &strs(&dereg("admin", "Dev Bureau")), 2, "founding");
+    ok(dir, &strs(&dereg("admin", "Second Bureau")));
+    fails(
+        dir,
+        &strs(&attest(&chain, "second-user", "gone.txt", None)),
+        2,
+        "TX_ORG_REMOVED",
+    );
+    // Earlier transactions still verify offline, as of their block, and so does a receipt
+    // the node builds for them now.
+    verify_receipt(dir, "old.receipt.json", "old.txt");
+    let again = ok(dir, &["query", "receipt", &old_tx, "--node", &chain.grpc]);
+    std::fs::write(dir.join("again.receipt.json"), again).unwrap();
+    verify_receipt(dir, "again.receipt.json", "old.txt");
+    // The organisation's own admin cannot re-register the name (committed, then failed).
+    let rereg = identity_tx(
+        &chain,
+        "register-org",
+        &["--ca-cert", "agency.crt.pem", "--crl", "agency.crl.pem"],
+        "second-admin",
+    );
+    fails(dir, &strs(&rereg), 1, "IDENTITY_ORG_REMOVED");
+
+    // The sponsor re-admits it with a new CA: no overlap with the old one.
+    let new_ca = OrgCa::issue(dir, "Second Bureau", "agency-new");
+    new_ca.member(dir, pki::Role::User, "second-user-new");
+    let replace = identity_tx(
+        &chain,
+        "replace-ca",
+        &[
+            "--ca-cert",
+            "agency-new.crt.pem",
+            "--crl",
+            "agency-new.crl.pem",
+        ],
+        "admin",
+    );
+    ok(dir, &strs(&replace));
+    fails(
+        dir,
+        &strs(&attest(&chain, "second-user", "stale.txt", None)),
+        2,
+        "TX_CA_REPLACED",
+    );
+    ok(
+        dir,
+        &strs(&attest(
+            &chain,
+            "second-user-new",
+            "new.txt",
+            Some("new.receipt.json"),
+        )),
+    );
+    let out = verify_receipt(dir, "new.receipt.json", "new.txt");
+    assert!(out.contains("Second Bureau"), "{out}");
+}
+
+#[test]
+fn a_root_registers_only_the_organisations_it_sponsors() {
+    // Issue 9, defect 5: the dev root sponsors "Second Bureau" and "Third Bureau" only.
+    let chain = dev_chain(1);
+    let dir = &chain.dir;
+    let _node = Node::start(&chain);
+    let squatter = OrgCa::issue(dir, "Squatter Agency", "squatter");
+    squatter.member(dir, pki::Role::Admin, "squatter-admin");
+    let args = ["--ca-cert", "squatter.crt.pem", "--crl", "squatter.crl.pem"];
+    let err = fails(
+        dir,
+        &strs(&identity_tx(
+            &chain,
+            "register-org",
+            &args,
+            "squatter-admin",
+        )),
+        2,
+        "TX_CERT_INVALID",
+    );
+    assert!(err.contains("CERT_NOT_SPONSORED"), "{err}");
+    let third = OrgCa::issue(dir, "Third Bureau", "third");
+    third.member(dir, pki::Role::Admin, "third-admin");
+    register(&chain, &third, "third-admin");
 }

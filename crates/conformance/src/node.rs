@@ -1025,10 +1025,20 @@ fn attestation_proof(p: &dyn NodeProbe) -> Vec<Evidence> {
         Ok(x) => x,
         Err(e) => return vec![ev("the genesis file", SRC_RECEIPT, Err(e))],
     };
+    let consortium = match g.consortium() {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![ev(
+                "the genesis file's consortium",
+                SRC_RECEIPT,
+                Err(e.to_string()),
+            )];
+        }
+    };
     let trust = receipt::TrustContext {
         chain_id: g.chain_id.clone(),
         validators: g.validators.iter().map(|v| v.cert.clone()).collect(),
-        anchors: g.trust_anchors(),
+        consortium,
     };
     let limits = g.params.limits();
     let doc = match random::<48>(p) {

@@ -4,12 +4,24 @@
 //! Order (docs/execution.md §6): size, decoding, chain, expiry, duplicate, known call, argument
 //! shape, signer (certificate, chain, revocation), suspension, signature, permission.
 //!
+//! A signer's certificate is validated by [`pki::Consortium::validate`], the function the
+//! offline receipt verifier uses too: its trust anchors are exactly the founding organisations'
+//! CAs of genesis; the CA of an organisation registered later is an intermediate, each link
+//! judged by the CRL its issuer last recorded on the chain (none recorded: refused); a founding
+//! root certifies only the organisations it sponsors. Admission then requires what only the
+//! chain's state knows: every CA below the anchor is the active registered CA of its
+//! organisation, and the signer's organisation is active with its CA on the path.
+//!
 //! Validated chains are cached by the leaf's SM3 ID. A hit skips only what cannot change: path
-//! building, certificate signatures, key usage and role. It still checks, at `now` and against
-//! the state being admitted to, every certificate's validity window, that the anchor is still
-//! the registered CA of its organisation, and revocation by the recorded CRLs; suspension,
+//! building, certificate signatures, key usage, role and sponsorship. It still checks, at `now`
+//! and against the state being admitted to, every certificate's validity window, the
+//! registration of every CA on the path, and revocation by the recorded CRLs; suspension,
 //! signature and permissions are checked on every admission. The cache never changes a result,
 //! so `admit_many` returns what sequential `admit` would.
+//!
+//! Refusals of a certificate are remembered per state root (bounded), so a refused file sent
+//! again costs a hash and a lookup; issuers are found by name and key identifier, never by
+//! trying keys, so a certificate naming an unknown issuer costs no signature verification.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,12 +35,16 @@ use crate::identity;
 use crate::view::StateView;
 use crypto::Digest;
 use crypto_sm::sm3::sm3;
-use pki::{CertRef, Certificate, ChainError, Crl, CrlProblem, Role, UnixTime, validate_chain};
+use pki::{CertRef, Certificate, ChainError, Consortium, Crl, CrlProblem, Role, UnixTime};
 use state::NodeStore;
 use types::{ChainId, Decode, Height, Limits, Sender, SignedTx, TxError, TxId, check_expiry};
 
 /// How many validated chains the cache holds at most; when full, an arbitrary entry goes.
 pub const CERT_CACHE_CAPACITY: usize = 10_000;
+
+/// How many refused certificates one state root remembers at most; when full, an arbitrary
+/// entry goes (the cache only saves work).
+pub const REFUSAL_CACHE_CAPACITY: usize = 4_096;
 
 /// The judgement's inputs besides the transaction and the state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,11 +69,10 @@ pub struct SignerInfo {
     pub role: Role,
 }
 
-/// A validated certificate path: leaf first, the registered CA (trust anchor) last.
+/// A validated certificate path: leaf first, the founding CA (trust anchor) last.
 #[derive(Debug)]
 struct CheckedChain {
     path: Vec<Certificate>,
-    anchor_id: Digest,
     organisation: String,
     role: Role,
 }
@@ -71,8 +86,8 @@ pub struct VerifiedTx {
     encoded_len: usize,
     signer: SignerInfo,
     chain: Arc<CheckedChain>,
-    /// For `identity.register_org`: the new organisation's CRL, which covers the signer.
-    pending_crl: Option<Crl>,
+    /// For `identity.register_org`: the new organisation's CA and CRL, which cover the signer.
+    pending: Option<(Certificate, Crl)>,
 }
 
 impl VerifiedTx {
@@ -115,9 +130,44 @@ pub struct Admission {
     limits: Limits,
     expiry_window: u64,
     registry: Registry,
+    consortium: Consortium,
     cache: Mutex<HashMap<Digest, Arc<CheckedChain>>>,
     cache_hits: AtomicU64,
+    refused: Mutex<RefusalCache>,
+    refusal_hits: AtomicU64,
     live: LiveCache,
+}
+
+/// A refusal of a signer's certificate, and whether it holds for as long as the state root
+/// does (then the refusal cache may replay it).
+struct Refused {
+    rejection: Rejection,
+    lasting: bool,
+}
+
+impl Refused {
+    /// A refusal that says nothing lasting about the certificate (a state read error).
+    fn passing(rejection: Rejection) -> Self {
+        Refused {
+            rejection,
+            lasting: false,
+        }
+    }
+}
+
+impl From<Rejection> for Refused {
+    fn from(rejection: Rejection) -> Self {
+        let lasting = !matches!(rejection.code, RejectCode::StateUnavailable);
+        Refused { rejection, lasting }
+    }
+}
+
+/// Certificates refused at one state root: the refusal depends only on the certificate, the
+/// state and (monotonically, for expiry) the time, so it is replayed until the root changes.
+#[derive(Debug, Default)]
+struct RefusalCache {
+    root: Digest,
+    entries: HashMap<Digest, Rejection>,
 }
 
 fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
@@ -147,7 +197,7 @@ fn cert_ref(c: &Certificate) -> CertRef {
     }
 }
 
-/// Parsed CRLs and organisation CA fingerprints read from one state root. A root names
+/// Parsed CRLs, organisations and the registered CAs read from one state root. A root names
 /// exactly one state, so entries can never be stale; when the root changes (a new block) the
 /// cache starts over. It saves parsing the same CRL and CA certificate for every transaction.
 #[derive(Debug, Default)]
@@ -155,11 +205,29 @@ struct LiveCache {
     inner: Mutex<LiveEntries>,
 }
 
+/// What admission needs of one registered organisation.
+#[derive(Debug, Clone)]
+struct OrgState {
+    ca: Digest,
+    active: bool,
+}
+
+/// The inputs of a fresh chain validation at one root: every CA of an organisation registered
+/// after genesis (current or former, active or deregistered: the registration check then says
+/// why such a path is refused, as it does for a cached chain) and every recorded CRL of them
+/// and of the founding CAs.
+#[derive(Debug, Default)]
+struct Members {
+    intermediates: Vec<Certificate>,
+    crls: Vec<Crl>,
+}
+
 #[derive(Debug, Default)]
 struct LiveEntries {
     root: Digest,
     crls: HashMap<Digest, Option<Arc<Crl>>>,
-    orgs: HashMap<String, Option<Digest>>,
+    orgs: HashMap<String, Option<OrgState>>,
+    members: Option<Arc<Members>>,
 }
 
 impl LiveCache {
@@ -190,32 +258,135 @@ impl LiveCache {
         Ok(crl)
     }
 
-    fn org_ca<S: NodeStore + ?Sized>(
+    fn org<S: NodeStore + ?Sized>(
         &self,
         view: &StateView<'_, S>,
         name: &str,
-    ) -> Result<Option<Digest>, Rejection> {
+    ) -> Result<Option<OrgState>, Rejection> {
         if let Some(c) = self.entries(view).orgs.get(name) {
-            return Ok(*c);
+            return Ok(c.clone());
         }
-        let ca = view
+        let org = view
             .organisation(name)
             .map_err(state_err)?
-            .map(|o| o.ca_cert.fingerprint());
-        self.entries(view).orgs.insert(name.to_string(), ca);
-        Ok(ca)
+            .map(|o| OrgState {
+                ca: o.ca_cert.fingerprint(),
+                active: o.is_active(),
+            });
+        self.entries(view)
+            .orgs
+            .insert(name.to_string(), org.clone());
+        Ok(org)
+    }
+
+    fn members<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+    ) -> Result<Arc<Members>, Rejection> {
+        if let Some(m) = &self.entries(view).members {
+            return Ok(m.clone());
+        }
+        let mut m = Members::default();
+        for org in view.organisations().map_err(state_err)? {
+            let founding = org.is_founding();
+            for ca in std::iter::once(org.ca_cert).chain(org.former_cas) {
+                if let Some(crl) = view.crl(&ca.fingerprint()).map_err(state_err)? {
+                    m.crls.push(crl);
+                }
+                if !founding {
+                    m.intermediates.push(ca);
+                }
+            }
+        }
+        let m = Arc::new(m);
+        self.entries(view).members = Some(m.clone());
+        Ok(m)
     }
 }
 
-/// Checks what a cached chain can no longer vouch for, in `validate_chain`'s order and with its
-/// errors: validity windows from the anchor down, the anchor still registered, then revocation
-/// from the top by the recorded CRLs (or `extra_crl`, the CRL a `register_org` brings along).
+/// Checks what only the chain's state knows about a validated path: every CA between the
+/// signer and the anchor is the active registered CA of its organisation, and the signer's
+/// organisation is registered, active, and has its CA on the path. `pending` is the CA a
+/// `register_org` brings along, registered only by that transaction.
+fn check_registration<S: NodeStore + ?Sized>(
+    view: &StateView<'_, S>,
+    live: &LiveCache,
+    chain: &CheckedChain,
+    pending: Option<&Certificate>,
+) -> Result<(), Rejection> {
+    let path = &chain.path;
+    let top = path.len().saturating_sub(1);
+    let is_pending = |c: &Certificate| pending.is_some_and(|p| p.der() == c.der());
+    for c in path.iter().take(top).skip(1) {
+        if is_pending(c) {
+            continue;
+        }
+        let o = c.organisation().unwrap_or_default();
+        match live.org(view, &o)? {
+            Some(org) if org.ca == c.fingerprint() && org.active => {}
+            Some(org) if !org.active => {
+                return Err(reject(
+                    RejectCode::OrgRemoved,
+                    format!("organisation {o:?} (CA {}) was deregistered", cert_ref(c)),
+                ));
+            }
+            Some(_) => {
+                return Err(reject(
+                    RejectCode::CaReplaced,
+                    format!(
+                        "{} is no longer the registered CA of organisation {o:?}: its CA was replaced",
+                        cert_ref(c)
+                    ),
+                ));
+            }
+            None => {
+                return Err(reject(
+                    RejectCode::CertInvalid,
+                    format!(
+                        "{} is not the CA of a registered organisation ({o:?} is not registered)",
+                        cert_ref(c)
+                    ),
+                ));
+            }
+        }
+    }
+    if pending.is_some() {
+        return Ok(());
+    }
+    let o = &chain.organisation;
+    match live.org(view, o)? {
+        Some(org) if !org.active => Err(reject(
+            RejectCode::OrgRemoved,
+            format!("organisation {o:?} was deregistered"),
+        )),
+        Some(org) if path[1..].iter().any(|c| c.fingerprint() == org.ca) => Ok(()),
+        Some(_) => Err(reject(
+            RejectCode::CaReplaced,
+            format!(
+                "{} is not certified through the registered CA of its organisation {o:?}",
+                cert_ref(&path[0])
+            ),
+        )),
+        None => Err(reject(
+            RejectCode::CertInvalid,
+            format!(
+                "{}: organisation {o:?} is not registered on this chain",
+                cert_ref(&path[0])
+            ),
+        )),
+    }
+}
+
+/// Checks what a cached chain can no longer vouch for, in the order and with the errors of a
+/// fresh validation: validity windows from the anchor down, revocation from the top by the
+/// recorded CRLs (or the CRL a `register_org` brings along with its CA, in `pending`), then
+/// the registration of every CA on the path.
 fn check_live<S: NodeStore + ?Sized>(
     view: &StateView<'_, S>,
     live: &LiveCache,
     now: UnixTime,
     chain: &CheckedChain,
-    extra_crl: Option<&Crl>,
+    pending: Option<&(Certificate, Crl)>,
 ) -> Result<(), Rejection> {
     let path = &chain.path;
     let Some(top) = path.len().checked_sub(1) else {
@@ -238,23 +409,11 @@ fn check_live<S: NodeStore + ?Sized>(
             }));
         }
     }
-    let anchor = &path[top];
-    let anchor_org = anchor.organisation().unwrap_or_default();
-    let registered = live.org_ca(view, &anchor_org)? == Some(chain.anchor_id);
-    if !registered {
-        return Err(reject(
-            RejectCode::CertInvalid,
-            format!(
-                "the trust anchor {} is no longer the registered CA of organisation {anchor_org:?}",
-                cert_ref(anchor)
-            ),
-        ));
-    }
     for i in (0..top).rev() {
         let cert = &path[i];
         let issuer = &path[i + 1];
-        let crl = match extra_crl {
-            Some(x) if x.issuer() == issuer.subject() => Some(Arc::new(x.clone())),
+        let crl = match pending {
+            Some((ca, x)) if ca.der() == issuer.der() => Some(Arc::new(x.clone())),
             _ => live.crl(view, &issuer.fingerprint())?,
         };
         let unknown = |problem| {
@@ -280,21 +439,56 @@ fn check_live<S: NodeStore + ?Sized>(
             }));
         }
     }
-    Ok(())
+    check_registration(view, live, chain, pending.map(|(ca, _)| ca))
 }
 
 impl Admission {
-    /// Returns the admission of chain `chain_id` under `params`.
-    pub fn new(chain_id: ChainId, params: &ChainParams) -> Self {
+    /// Returns the admission of chain `chain_id` under `params`, whose signers are members of
+    /// `consortium` (from the genesis: [`crate::Genesis::consortium`]).
+    pub fn new(chain_id: ChainId, params: &ChainParams, consortium: Consortium) -> Self {
         Admission {
             chain_id,
             limits: params.limits(),
             expiry_window: params.expiry_window,
             registry: Registry::builtin(),
+            consortium,
             cache: Mutex::new(HashMap::new()),
             cache_hits: AtomicU64::new(0),
+            refused: Mutex::new(RefusalCache::default()),
+            refusal_hits: AtomicU64::new(0),
             live: LiveCache::default(),
         }
+    }
+
+    /// Returns how many refusals the refusal cache answered (for metrics and tests).
+    pub fn refusal_hits(&self) -> u64 {
+        self.refusal_hits.load(Ordering::Relaxed)
+    }
+
+    fn refused_get(&self, root: &Digest, id: &Digest) -> Option<Rejection> {
+        let c = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if c.root != *root {
+            return None;
+        }
+        let r = c.entries.get(id).cloned();
+        if r.is_some() {
+            self.refusal_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn refused_put(&self, root: &Digest, id: Digest, r: &Rejection) {
+        let mut c = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if c.root != *root {
+            c.root = *root;
+            c.entries.clear();
+        }
+        if c.entries.len() >= REFUSAL_CACHE_CAPACITY
+            && let Some(victim) = c.entries.keys().next().copied()
+        {
+            c.entries.remove(&victim);
+        }
+        c.entries.insert(id, r.clone());
     }
 
     /// Returns how many validated chains are cached.
@@ -377,9 +571,9 @@ impl Admission {
             .check_args(&tx.call.method, &tx.call.args)
             .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
 
-        let (chain, pending_crl) = if is_register_org(&signed) {
-            let (chain, crl) = self.resolve_registering_signer(view, ctx, &signed)?;
-            (chain, Some(crl))
+        let (chain, pending) = if is_register_org(&signed) {
+            let (chain, ca, crl) = self.resolve_registering_signer(view, ctx, &signed)?;
+            (chain, Some((ca, crl)))
         } else {
             (self.resolve_signer(view, ctx, &tx.sender)?, None)
         };
@@ -397,14 +591,14 @@ impl Admission {
                 format!("signature of {id} by {}: {e}", cert_ref(leaf)),
             )
         })?;
-        authorize(view, &signer, perm, &signed, true)?;
+        self.authorize(view, ctx, &signer, perm, &signed, true)?;
         Ok(VerifiedTx {
             signed,
             id,
             encoded_len: bytes.len(),
             signer,
             chain,
-            pending_crl,
+            pending,
         })
     }
 
@@ -468,16 +662,10 @@ impl Admission {
                 format!("transaction {} was already submitted", tx.id),
             ));
         }
-        check_live(
-            view,
-            &self.live,
-            ctx.now,
-            &tx.chain,
-            tx.pending_crl.as_ref(),
-        )?;
+        check_live(view, &self.live, ctx.now, &tx.chain, tx.pending.as_ref())?;
         check_suspension(view, &tx.signer)?;
         let (_, perm) = self.resolve_call(&tx.signed)?;
-        authorize(view, &tx.signer, perm, &tx.signed, false)
+        self.authorize(view, ctx, &tx.signer, perm, &tx.signed, false)
     }
 
     fn check_expiry(&self, expiry: Height, tip: Height) -> Result<(), Rejection> {
@@ -502,7 +690,7 @@ impl Admission {
             })
     }
 
-    /// Finds and validates the signer's certificate, through the cache.
+    /// Finds and validates the signer's certificate, through the caches.
     fn resolve_signer<S: NodeStore + ?Sized>(
         &self,
         view: &StateView<'_, S>,
@@ -526,12 +714,39 @@ impl Admission {
             check_live(view, &self.live, ctx.now, &chain, None)?;
             return Ok(chain);
         }
+        let root = view.root();
+        if let Some(r) = self.refused_get(&root, &id) {
+            return Err(r);
+        }
+        match self.validate_signer(view, ctx, sender, stored) {
+            Ok(chain) => {
+                self.cache_put(id, chain.clone());
+                Ok(chain)
+            }
+            Err(Refused { rejection, lasting }) => {
+                if lasting {
+                    self.refused_put(&root, id, &rejection);
+                }
+                Err(rejection)
+            }
+        }
+    }
+
+    /// Validates a signer's certificate not seen before: the consortium's chain validation
+    /// against the registered CAs and recorded CRLs, then the registration checks.
+    fn validate_signer<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        ctx: &AdmitContext,
+        sender: &Sender,
+        stored: Option<Certificate>,
+    ) -> Result<Arc<CheckedChain>, Refused> {
         let leaf = match (stored, sender) {
             (Some(cert), _) => cert,
             (None, Sender::Certificate(der)) => Certificate::from_der(der)
                 .map_err(|e| reject(RejectCode::CertInvalid, format!("sender certificate: {e}")))?,
             (None, Sender::Registered(_)) => {
-                return Err(reject(RejectCode::UnknownSender, "no certificate"));
+                return Err(reject(RejectCode::UnknownSender, "no certificate").into());
             }
         };
         let role = leaf.role().ok_or_else(|| {
@@ -540,32 +755,43 @@ impl Admission {
                 format!("{} has no gmchain role", cert_ref(&leaf)),
             )
         })?;
-        let anchors = view.trust_anchors().map_err(state_err)?;
-        let crls = view.crls().map_err(state_err)?;
-        let validated = validate_chain(&leaf, &[], &anchors, &crls, ctx.now, role)
-            .map_err(|e| chain_rejection(&e))?;
-        let path = validated.path().to_vec();
-        let anchor_id = path.last().map(|a| a.fingerprint()).unwrap_or_default();
-        let chain = Arc::new(CheckedChain {
+        let members = self.live.members(view).map_err(Refused::passing)?;
+        let validated = self
+            .consortium
+            .validate(&leaf, &members.intermediates, &members.crls, ctx.now, role)
+            .map_err(|e| Refused {
+                rejection: chain_rejection(&e),
+                // A certificate not yet valid, or a CRL not yet current, may become valid
+                // while the root stays the same (an idle chain); every other outcome is fixed
+                // for this state (expiry only gets worse).
+                lasting: !matches!(
+                    e,
+                    ChainError::NotYetValid { .. }
+                        | ChainError::RevocationUnknown {
+                            problem: CrlProblem::NotCurrent { .. },
+                            ..
+                        }
+                ),
+            })?;
+        let chain = CheckedChain {
             organisation: validated.organisation().to_string(),
             role: validated.role(),
-            anchor_id,
-            path,
-        });
-        self.cache_put(id, chain.clone());
-        Ok(chain)
+            path: validated.path().to_vec(),
+        };
+        check_registration(view, &self.live, &chain, None)?;
+        Ok(Arc::new(chain))
     }
 
-    /// `identity.register_org`: the signer is certified by the new CA, which is not a trust
-    /// anchor yet. The chain is validated as leaf → new CA (intermediate) → a registered CA,
-    /// with the recorded CRLs plus the new CA's CRL from the arguments; the path must run
-    /// through the new CA. Never cached: the new CA is not (yet) an anchor.
+    /// `identity.register_org`: the signer is certified by the new CA, which is not registered
+    /// yet. The chain is validated in the consortium as leaf → new CA → … → a founding CA that
+    /// sponsors the new name, with the recorded CRLs plus the new CA's CRL from the arguments;
+    /// the path must run through the new CA. Never cached: the new CA is not (yet) registered.
     fn resolve_registering_signer<S: NodeStore + ?Sized>(
         &self,
         view: &StateView<'_, S>,
         ctx: &AdmitContext,
         signed: &SignedTx,
-    ) -> Result<(Arc<CheckedChain>, Crl), Rejection> {
+    ) -> Result<(Arc<CheckedChain>, Certificate, Crl), Rejection> {
         let (new_ca, new_crl) = identity::parse_register_org(&signed.tx.call.args)
             .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
         let leaf = match &signed.tx.sender {
@@ -586,18 +812,15 @@ impl Admission {
                 format!("{} has no gmchain role", cert_ref(&leaf)),
             )
         })?;
-        let anchors = view.trust_anchors().map_err(state_err)?;
-        let mut crls = view.crls().map_err(state_err)?;
+        let members = self.live.members(view)?;
+        let mut intermediates = vec![new_ca.clone()];
+        intermediates.extend(members.intermediates.iter().cloned());
+        let mut crls = members.crls.clone();
         crls.push(new_crl.clone());
-        let validated = validate_chain(
-            &leaf,
-            std::slice::from_ref(&new_ca),
-            &anchors,
-            &crls,
-            ctx.now,
-            role,
-        )
-        .map_err(|e| chain_rejection(&e))?;
+        let validated = self
+            .consortium
+            .validate(&leaf, &intermediates, &crls, ctx.now, role)
+            .map_err(|e| chain_rejection(&e))?;
         let path = validated.path().to_vec();
         if path.get(1).map(|c| c.der()) != Some(new_ca.der()) {
             return Err(reject(
@@ -609,14 +832,121 @@ impl Admission {
                 ),
             ));
         }
-        let anchor_id = path.last().map(|a| a.fingerprint()).unwrap_or_default();
-        let chain = Arc::new(CheckedChain {
-            organisation: new_ca.organisation().unwrap_or_default(),
+        let chain = CheckedChain {
+            organisation: validated.organisation().to_string(),
             role: validated.role(),
-            anchor_id,
             path,
-        });
-        Ok((chain, new_crl))
+        };
+        check_registration(view, &self.live, &chain, Some(&new_ca))?;
+        Ok((Arc::new(chain), new_ca, new_crl))
+    }
+
+    /// Validates the new CA of an `identity.replace_ca` at `ctx`: a CA of the consortium,
+    /// sponsored by its anchor, whose issuer is the active registered CA of the admin's own
+    /// organisation (the sponsor), and not revoked by that CA's recorded CRL.
+    fn check_replacement_ca<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        ctx: &AdmitContext,
+        signer: &SignerInfo,
+        new_ca: &Certificate,
+    ) -> Result<(), Rejection> {
+        let members = self.live.members(view)?;
+        let validated = self
+            .consortium
+            .validate(
+                new_ca,
+                &members.intermediates,
+                &members.crls,
+                ctx.now,
+                Role::AgencyCa,
+            )
+            .map_err(|e| {
+                reject(
+                    RejectCode::BadArguments,
+                    format!("args[0] (CA certificate): {e} ({})", e.code()),
+                )
+            })?;
+        let issuer = validated.path().get(1);
+        let sponsor_ca = self.live.org(view, &signer.organisation)?;
+        let issued_by_sponsor = match (issuer, sponsor_ca) {
+            (Some(i), Some(s)) => s.active && i.fingerprint() == s.ca,
+            _ => false,
+        };
+        if !issued_by_sponsor {
+            return Err(reject(
+                RejectCode::PermissionDenied,
+                format!(
+                    "identity.replace_ca: the new CA {} is not issued by the registered CA of the admin's organisation {:?}",
+                    cert_ref(new_ca),
+                    signer.organisation
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The permission table's role check, then the method's organisation rule. With `full`,
+    /// also the stateful argument checks too costly to repeat at recheck (a CRL's signature).
+    fn authorize<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        ctx: &AdmitContext,
+        signer: &SignerInfo,
+        perm: &Permission,
+        signed: &SignedTx,
+        full: bool,
+    ) -> Result<(), Rejection> {
+        let call = &signed.tx.call;
+        let denied = |why: String| {
+            reject(
+                RejectCode::PermissionDenied,
+                format!("{}.{}: {why}", call.contract, call.method),
+            )
+        };
+        match (perm.contract, perm.method) {
+            ("identity", "deregister_org") | ("identity", "replace_ca")
+                if perm.roles.contains(&signer.role) =>
+            {
+                let name = if perm.method == "deregister_org" {
+                    identity::parse_org_name(&call.args)
+                } else {
+                    identity::parse_register_org(&call.args)
+                        .map(|(ca, _)| ca.organisation().unwrap_or_default())
+                }
+                .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
+                let org = view
+                    .organisation(&name)
+                    .map_err(state_err)?
+                    .ok_or_else(|| {
+                        reject(
+                            RejectCode::BadArguments,
+                            format!("organisation {name:?} is not registered"),
+                        )
+                    })?;
+                match &org.sponsor {
+                    None => {
+                        return Err(denied(format!(
+                            "{name:?} is a founding organisation: it changes only through the consortium's governance"
+                        )));
+                    }
+                    Some(s) if *s != signer.organisation => {
+                        return Err(denied(format!(
+                            "{name:?} is sponsored by {s:?}, not by the admin's organisation {:?}",
+                            signer.organisation
+                        )));
+                    }
+                    Some(_) => {}
+                }
+                if perm.method == "replace_ca" {
+                    let (ca, _) = identity::parse_register_org(&call.args)
+                        .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
+                    self.check_replacement_ca(view, ctx, signer, &ca)?;
+                }
+            }
+            _ => {}
+        }
+        authorize(view, signer, perm, signed, full)
     }
 }
 
@@ -640,8 +970,9 @@ fn check_suspension<S: NodeStore + ?Sized>(
     Ok(())
 }
 
-/// The permission table's role check, then the method's organisation rule. With `full`, also
-/// the stateful argument checks too costly to repeat at recheck (a CRL's signature).
+/// The permission table's role check, then the organisation rules that need only the state.
+/// With `full`, also the stateful argument checks too costly to repeat at recheck (a CRL's
+/// signature).
 fn authorize<S: NodeStore + ?Sized>(
     view: &StateView<'_, S>,
     signer: &SignerInfo,
@@ -666,26 +997,9 @@ fn authorize<S: NodeStore + ?Sized>(
         )
     };
     match (perm.contract, perm.method) {
-        ("identity", "register_org") => {
-            // The arguments' shape was checked on admission; only the new CA's O matters here.
-            let name = call
-                .args
-                .first()
-                .and_then(|der| Certificate::from_der(der).ok())
-                .and_then(|ca| ca.organisation())
-                .ok_or_else(|| {
-                    reject(
-                        RejectCode::BadArguments,
-                        "args[0] (CA certificate): no organisation",
-                    )
-                })?;
-            if name != signer.organisation {
-                return Err(denied(format!(
-                    "an admin of {:?} may not register organisation {name:?}",
-                    signer.organisation
-                )));
-            }
-        }
+        // identity.register_org: the consortium's validation (sponsorship) decided which
+        // organisation the new CA may name; the admin is certified by it (checked on
+        // resolution). identity.deregister_org / replace_ca: Admission::authorize.
         ("identity", "update_crl") => {
             let crl = identity::parse_update_crl(&call.args)
                 .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;

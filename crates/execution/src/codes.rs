@@ -39,11 +39,16 @@ pub enum RejectCode {
     PermissionDenied,
     /// The node could not read its state; the transaction was not judged.
     StateUnavailable,
+    /// The signer's organisation (or an organisation whose CA is on its path) was deregistered.
+    OrgRemoved,
+    /// The signer's certificate chains through a CA that is no longer its organisation's
+    /// registered CA (the CA was replaced).
+    CaReplaced,
 }
 
 impl RejectCode {
     /// Every code, in number order.
-    pub const ALL: [RejectCode; 16] = [
+    pub const ALL: [RejectCode; 18] = [
         RejectCode::Malformed,
         RejectCode::TooLarge,
         RejectCode::WrongChain,
@@ -58,6 +63,8 @@ impl RejectCode {
         RejectCode::RevocationUnknown,
         RejectCode::SignerSuspended,
         RejectCode::SignatureInvalid,
+        RejectCode::OrgRemoved,
+        RejectCode::CaReplaced,
         RejectCode::PermissionDenied,
         RejectCode::StateUnavailable,
     ];
@@ -81,6 +88,8 @@ impl RejectCode {
             RejectCode::SignatureInvalid => "TX_SIGNATURE_INVALID",
             RejectCode::PermissionDenied => "TX_PERMISSION_DENIED",
             RejectCode::StateUnavailable => "TX_STATE_UNAVAILABLE",
+            RejectCode::OrgRemoved => "TX_ORG_REMOVED",
+            RejectCode::CaReplaced => "TX_CA_REPLACED",
         }
     }
 
@@ -103,6 +112,8 @@ impl RejectCode {
             RejectCode::SignatureInvalid => 115,
             RejectCode::PermissionDenied => 120,
             RejectCode::StateUnavailable => 190,
+            RejectCode::OrgRemoved => 116,
+            RejectCode::CaReplaced => 117,
         }
     }
 
@@ -146,6 +157,12 @@ impl RejectCode {
             }
             RejectCode::StateUnavailable => {
                 "the node cannot read its state; retry later or check the node"
+            }
+            RejectCode::OrgRemoved => {
+                "the organisation was deregistered by its sponsor; only the sponsor can re-admit it (identity.replace_ca)"
+            }
+            RejectCode::CaReplaced => {
+                "the organisation's CA was replaced: request a certificate from its new CA"
             }
         }
     }
@@ -221,11 +238,17 @@ pub enum FailureCode {
     NotSuspended,
     /// `attestation.anchor`: the digest is already anchored (the first anchor wins).
     DigestAlreadyAnchored,
+    /// `identity.deregister_org` / `replace_ca`: a founding organisation changes only by the
+    /// consortium's governance.
+    OrgFounding,
+    /// `identity.deregister_org`: the organisation is already deregistered; `register_org`:
+    /// the name was deregistered (only its sponsor re-admits it, by `replace_ca`).
+    OrgRemoved,
 }
 
 impl FailureCode {
     /// Every code, in number order.
-    pub const ALL: [FailureCode; 14] = [
+    pub const ALL: [FailureCode; 16] = [
         FailureCode::UnknownCall,
         FailureCode::PermissionDenied,
         FailureCode::BadArguments,
@@ -239,6 +262,8 @@ impl FailureCode {
         FailureCode::CertUnknown,
         FailureCode::AlreadySuspended,
         FailureCode::NotSuspended,
+        FailureCode::OrgFounding,
+        FailureCode::OrgRemoved,
         FailureCode::DigestAlreadyAnchored,
     ];
 
@@ -259,6 +284,8 @@ impl FailureCode {
             FailureCode::AlreadySuspended => "IDENTITY_ALREADY_SUSPENDED",
             FailureCode::NotSuspended => "IDENTITY_NOT_SUSPENDED",
             FailureCode::DigestAlreadyAnchored => "ATTESTATION_DIGEST_EXISTS",
+            FailureCode::OrgFounding => "IDENTITY_ORG_FOUNDING",
+            FailureCode::OrgRemoved => "IDENTITY_ORG_REMOVED",
         }
     }
 
@@ -279,6 +306,8 @@ impl FailureCode {
             FailureCode::AlreadySuspended => 2006,
             FailureCode::NotSuspended => 2007,
             FailureCode::DigestAlreadyAnchored => 3001,
+            FailureCode::OrgFounding => 2008,
+            FailureCode::OrgRemoved => 2009,
         }
     }
 

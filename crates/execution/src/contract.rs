@@ -266,7 +266,19 @@ pub const PERMISSIONS: &[Permission] = &[
         contract: "identity",
         method: "register_org",
         roles: &[Role::Admin],
-        organisation_rule: "the admin is certified by the new organisation's CA, which an already registered CA issued",
+        organisation_rule: "the admin is certified by the new organisation's CA, which a founding CA that sponsors the name issued",
+    },
+    Permission {
+        contract: "identity",
+        method: "deregister_org",
+        roles: &[Role::Admin],
+        organisation_rule: "the organisation was registered under a CA that the admin's organisation's CA issued (its sponsor); founding organisations change only by governance",
+    },
+    Permission {
+        contract: "identity",
+        method: "replace_ca",
+        roles: &[Role::Admin],
+        organisation_rule: "the admin's organisation sponsors the organisation, and its CA issued the new CA",
     },
     Permission {
         contract: "identity",

@@ -6,7 +6,9 @@ use crate::keys::{self, CHAIN, IDENTITY, full};
 use crate::records::{self, OrgRecord, ValidatorRecord};
 use crypto::Digest;
 use crypto_sm::sm3::sm3_parts;
-use pki::{Certificate, Crl, Role, TrustAnchor, UnixTime, validate_chain};
+use pki::{
+    Certificate, Consortium, ConsortiumAnchor, Crl, Role, Sponsorship, TrustAnchor, UnixTime,
+};
 use serde_json::{Map, Value, json};
 use state::{EMPTY_ROOT, NodeStore, UpdateBatch};
 use types::codec::Writer;
@@ -14,6 +16,11 @@ use types::{Block, BlockHash, BlockHeader, ChainId, Height, Limits, Receipt, Tim
 
 /// Domain tag hashed before the canonical genesis encoding.
 pub const GENESIS_DOMAIN: &[u8] = b"GMCHAIN-GENESIS-V1\0";
+
+/// The genesis format this build writes and the node runs: 2 adds `test_chain` and each
+/// founding organisation's `sponsors` (docs/execution.md §2). Format 1 files (no `format`
+/// field) are still read, for verifying receipts of chains made before it; a node refuses them.
+pub const GENESIS_FORMAT: u8 = 2;
 
 /// Chain-wide parameters fixed at genesis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,10 +61,14 @@ impl ChainParams {
 pub struct GenesisOrg {
     /// Its name; equal to the CA certificate's O.
     pub name: String,
-    /// Its CA certificate (trust anchor of its members).
+    /// Its CA certificate: a trust anchor of the consortium (self-signed or not).
     pub ca_cert: Certificate,
     /// The CA's current CRL.
     pub crl: Crl,
+    /// Organisations this CA may certify a CA for, to be registered later by transaction
+    /// (format 2). Empty: it certifies only its own organisation. Only a self-signed CA can
+    /// sponsor others.
+    pub sponsors: Vec<String>,
 }
 
 /// A validator at genesis.
@@ -72,8 +83,13 @@ pub struct GenesisValidator {
 /// A parsed, checked genesis file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Genesis {
+    /// The format: [`GENESIS_FORMAT`] for a new chain, 1 for a file read from an older one.
+    pub format: u8,
     /// The chain.
     pub chain_id: ChainId,
+    /// Whether this is a test chain: only then do conformance checks that write more than a
+    /// few small transactions, or change identities, run against it (`--allow-writes`).
+    pub test_chain: bool,
     /// The timestamp of block 0 (ms); also the time certificates are checked at.
     pub timestamp_ms: u64,
     /// The chain parameters.
@@ -194,17 +210,51 @@ impl Genesis {
         let v: Value = serde_json::from_slice(bytes).map_err(|e| GenesisError::Json {
             reason: e.to_string(),
         })?;
-        let top = object(
-            &v,
-            "",
+        let format = match v.get("format") {
+            None => 1,
+            Some(f) => match f.as_u64() {
+                Some(2) => 2,
+                _ => {
+                    return Err(GenesisError::field(
+                        "format",
+                        format!(
+                            "{f} is not a genesis format this build reads (1, without the field, or {GENESIS_FORMAT})"
+                        ),
+                    ));
+                }
+            },
+        };
+        let fields: &[&str] = if format == 1 {
             &[
                 "chain_id",
                 "timestamp_ms",
                 "params",
                 "organisations",
                 "validators",
-            ],
-        )?;
+            ]
+        } else {
+            &[
+                "format",
+                "chain_id",
+                "test_chain",
+                "timestamp_ms",
+                "params",
+                "organisations",
+                "validators",
+            ]
+        };
+        let org_fields: &[&str] = if format == 1 {
+            &["name", "ca_cert", "crl"]
+        } else {
+            &["name", "ca_cert", "crl", "sponsors"]
+        };
+        let top = object(&v, "", fields)?;
+        let test_chain = match top.get("test_chain") {
+            None => false,
+            Some(b) => b
+                .as_bool()
+                .ok_or_else(|| GenesisError::field("test_chain", "not true or false"))?,
+        };
         let chain_id = ChainId::new(string(top, "", "chain_id")?)
             .map_err(|e| GenesisError::field("chain_id", e.to_string()))?;
         let timestamp_ms = unsigned(required(top, "", "timestamp_ms")?, "timestamp_ms")?;
@@ -212,13 +262,31 @@ impl Genesis {
         let mut organisations = Vec::new();
         for (i, o) in array(top, "organisations")?.iter().enumerate() {
             let f = format!("organisations[{i}]");
-            let m = object(o, &f, &["name", "ca_cert", "crl"])?;
+            let m = object(o, &f, org_fields)?;
             let name = string(m, &f, "name")?.to_string();
             let ca_cert = cert_pem(m, &f, "ca_cert")?;
             let crl = Crl::from_pem(string(m, &f, "crl")?.as_bytes()).map_err(|e| {
                 GenesisError::field(format!("{f}.crl"), format!("not a PEM CRL ({e})"))
             })?;
-            organisations.push(GenesisOrg { name, ca_cert, crl });
+            let mut sponsors = Vec::new();
+            if let Some(list) = m.get("sponsors") {
+                let field = format!("{f}.sponsors");
+                let list = list
+                    .as_array()
+                    .ok_or_else(|| GenesisError::field(&field, "not an array"))?;
+                for (j, x) in list.iter().enumerate() {
+                    let s = x.as_str().ok_or_else(|| {
+                        GenesisError::field(format!("{field}[{j}]"), "not a string")
+                    })?;
+                    sponsors.push(s.to_string());
+                }
+            }
+            organisations.push(GenesisOrg {
+                name,
+                ca_cert,
+                crl,
+                sponsors,
+            });
         }
         let mut validators = Vec::new();
         for (i, o) in array(top, "validators")?.iter().enumerate() {
@@ -229,7 +297,9 @@ impl Genesis {
             validators.push(GenesisValidator { name, cert });
         }
         let g = Genesis {
+            format,
             chain_id,
+            test_chain,
             timestamp_ms,
             params,
             organisations,
@@ -241,10 +311,17 @@ impl Genesis {
 
     /// Checks the genesis: parameters at least 1; at least one organisation and one validator;
     /// organisation names unique, equal to their CA's O and without '/'; each CA certificate
-    /// a CA; each CRL issued and signed by its organisation's CA; validator names and
+    /// a CA; each CRL issued and signed by its organisation's CA; sponsored names valid,
+    /// unique, not a founding organisation, and only on self-signed CAs; validator names and
     /// certificates unique; each validator certificate a node-signing certificate that
-    /// validates under the organisations' CAs and CRLs at the genesis time.
+    /// validates in the consortium (its CAs, sponsorship and CRLs) at the genesis time.
     pub fn check(&self) -> Result<(), GenesisError> {
+        if self.format != 1 && self.format != GENESIS_FORMAT {
+            return Err(GenesisError::field(
+                "format",
+                format!("{} is not a genesis format this build knows", self.format),
+            ));
+        }
         let p = &self.params;
         if p.expiry_window == 0 {
             return Err(GenesisError::field(
@@ -302,6 +379,31 @@ impl Genesis {
                     format!("not issued and signed by ca_cert {:?}", o.ca_cert.subject()),
                 ));
             }
+            if self.format == 1 && !o.sponsors.is_empty() {
+                return Err(GenesisError::field(
+                    format!("{f}.sponsors"),
+                    "sponsors need genesis format 2",
+                ));
+            }
+            if !o.sponsors.is_empty() && !o.ca_cert.is_self_issued() {
+                return Err(GenesisError::field(
+                    format!("{f}.sponsors"),
+                    "only a self-signed CA can sponsor other organisations: below an agency CA every certificate names its own organisation",
+                ));
+            }
+            for (j, s) in o.sponsors.iter().enumerate() {
+                let sf = format!("{f}.sponsors[{j}]");
+                check_org_name(s).map_err(|e| GenesisError::field(&sf, e))?;
+                if o.sponsors[..j].contains(s) {
+                    return Err(GenesisError::field(sf, format!("duplicate {s:?}")));
+                }
+                if self.organisations.iter().any(|x| x.name == *s) {
+                    return Err(GenesisError::field(
+                        sf,
+                        format!("{s:?} is a founding organisation: only its own CA certifies it"),
+                    ));
+                }
+            }
         }
         if self.validators.is_empty() {
             return Err(GenesisError::field(
@@ -309,7 +411,7 @@ impl Genesis {
                 "at least one validator is required",
             ));
         }
-        let anchors = self.trust_anchors();
+        let consortium = self.consortium()?;
         let crls: Vec<Crl> = self.organisations.iter().map(|o| o.crl.clone()).collect();
         let now = UnixTime(self.timestamp_ms / 1000);
         for (i, v) in self.validators.iter().enumerate() {
@@ -339,12 +441,14 @@ impl Genesis {
                     ),
                 ));
             }
-            validate_chain(&v.cert, &[], &anchors, &crls, now, Role::NodeSign).map_err(|e| {
-                GenesisError::field(
-                    format!("{f}.cert"),
-                    format!("does not validate under the organisations' CAs: {e}"),
-                )
-            })?;
+            consortium
+                .validate(&v.cert, &[], &crls, now, Role::NodeSign)
+                .map_err(|e| {
+                    GenesisError::field(
+                        format!("{f}.cert"),
+                        format!("does not validate under the organisations' CAs: {e}"),
+                    )
+                })?;
         }
         Ok(())
     }
@@ -355,11 +459,15 @@ impl Genesis {
             .organisations
             .iter()
             .map(|o| {
-                json!({
+                let mut m = json!({
                     "name": o.name,
                     "ca_cert": o.ca_cert.to_pem(),
                     "crl": o.crl.to_pem(),
-                })
+                });
+                if self.format != 1 && !o.sponsors.is_empty() {
+                    m["sponsors"] = json!(o.sponsors);
+                }
+                m
             })
             .collect();
         let validators: Vec<Value> = self
@@ -367,7 +475,7 @@ impl Genesis {
             .iter()
             .map(|v| json!({ "name": v.name, "cert": v.cert.to_pem() }))
             .collect();
-        let v = json!({
+        let mut v = json!({
             "chain_id": self.chain_id.as_str(),
             "timestamp_ms": self.timestamp_ms,
             "params": {
@@ -378,16 +486,24 @@ impl Genesis {
             "organisations": orgs,
             "validators": validators,
         });
+        if self.format != 1 {
+            v["format"] = json!(self.format);
+            v["test_chain"] = json!(self.test_chain);
+        }
         // Serialising a Value built from strings and integers cannot fail.
         serde_json::to_string_pretty(&v).unwrap_or_default()
     }
 
-    /// Returns the canonical encoding (docs/execution.md §2.3).
+    /// Returns the canonical encoding (docs/execution.md §2.3): the format byte first; format 2
+    /// adds `test_chain` after the timestamp and each organisation's sponsors after its CRL.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(1);
+        w.u8(self.format);
         w.bytes(self.chain_id.as_str().as_bytes());
         w.u64(self.timestamp_ms);
+        if self.format != 1 {
+            w.u8(u8::from(self.test_chain));
+        }
         w.u64(self.params.expiry_window);
         w.u32(self.params.max_txs_per_block);
         w.u64(u64::try_from(self.params.max_tx_size).unwrap_or(u64::MAX));
@@ -396,6 +512,12 @@ impl Genesis {
             w.bytes(o.name.as_bytes());
             w.bytes(o.ca_cert.der());
             w.bytes(o.crl.der());
+            if self.format != 1 {
+                w.len(o.sponsors.len());
+                for s in &o.sponsors {
+                    w.bytes(s.as_bytes());
+                }
+            }
         }
         w.len(self.validators.len());
         for v in &self.validators {
@@ -410,12 +532,39 @@ impl Genesis {
         sm3_parts(&[GENESIS_DOMAIN, &self.canonical_bytes()])
     }
 
-    /// Returns the organisations' CA certificates as trust anchors (default user ID).
-    pub fn trust_anchors(&self) -> Vec<TrustAnchor> {
-        self.organisations
-            .iter()
-            .map(|o| TrustAnchor::new(o.ca_cert.clone()))
-            .collect()
+    /// Returns the consortium: the founding organisations' CA certificates as its only trust
+    /// anchors (default user ID), each with the organisations it sponsors. A format-1 genesis
+    /// bound no names to anchors, so for its receipts each anchor sponsors any name (the rule
+    /// that chain ran under); a node refuses format 1.
+    pub fn consortium(&self) -> Result<Consortium, GenesisError> {
+        Consortium::new(
+            self.organisations
+                .iter()
+                .map(|o| ConsortiumAnchor {
+                    anchor: TrustAnchor::new(o.ca_cert.clone()),
+                    sponsors: if self.format == 1 {
+                        Sponsorship::AnyOrganisation
+                    } else {
+                        Sponsorship::Listed(o.sponsors.clone())
+                    },
+                })
+                .collect(),
+        )
+        .map_err(|e| GenesisError::field("organisations", e.to_string()))
+    }
+
+    /// Refuses a genesis of another format than the one this build runs a node on.
+    pub fn require_current_format(&self) -> Result<(), GenesisError> {
+        if self.format != GENESIS_FORMAT {
+            return Err(GenesisError::field(
+                "format",
+                format!(
+                    "this genesis file is format {}, a node of this build runs format {GENESIS_FORMAT}: re-create the chain (gmchain node init); receipts of the old chain still verify against it",
+                    self.format
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Returns the validator whose certificate has SM3 `id`.
@@ -432,6 +581,9 @@ impl Genesis {
                 name: o.name.clone(),
                 ca_cert: o.ca_cert.clone(),
                 registered_at: Height(0),
+                sponsor: None,
+                removed_at: None,
+                former_cas: Vec::new(),
             };
             put(full(IDENTITY, &keys::identity::org(&o.name)), rec.encode());
             put(

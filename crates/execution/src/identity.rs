@@ -1,6 +1,9 @@
 //! The `identity` system contract: organisations and their CA certificates, CRLs, and
-//! suspensions. Registration of the first organisations is genesis; later ones come by a
-//! transaction of the new organisation's admin (see admission for how its chain is checked).
+//! suspensions. The founding organisations come from genesis and are the consortium's trust
+//! anchors; later ones are registered by a transaction of the new organisation's admin, their
+//! CA an intermediate validated up to a founding CA that sponsors the name (see admission for
+//! how its chain is checked). The sponsor's admins may deregister such an organisation or
+//! replace its CA; a founding organisation changes only through governance (a later issue).
 //! Suspension can only take a certificate's rights away: no method grants a role.
 
 use crate::codes::FailureCode;
@@ -14,7 +17,14 @@ use pki::{Certificate, Crl};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IdentityContract;
 
-const METHODS: &[&str] = &["register_org", "update_crl", "suspend", "resume"];
+const METHODS: &[&str] = &[
+    "register_org",
+    "update_crl",
+    "suspend",
+    "resume",
+    "deregister_org",
+    "replace_ca",
+];
 
 fn bad(message: impl Into<String>) -> ContractError {
     ContractError::failed(FailureCode::BadArguments, message)
@@ -64,6 +74,15 @@ pub(crate) fn parse_register_org(args: &[Vec<u8>]) -> Result<(Certificate, Crl),
     Ok((ca, crl))
 }
 
+/// Parses the argument of `deregister_org`: [organisation name, UTF-8].
+pub(crate) fn parse_org_name(args: &[Vec<u8>]) -> Result<String, ContractError> {
+    arg_count("deregister_org", args, 1)?;
+    let name = String::from_utf8(args[0].clone())
+        .map_err(|_| bad("args[0] (organisation name): not UTF-8"))?;
+    check_org_name(&name).map_err(|e| bad(format!("args[0] (organisation name): {e}")))?;
+    Ok(name)
+}
+
 /// Parses the argument of `update_crl`: [CRL DER].
 pub(crate) fn parse_update_crl(args: &[Vec<u8>]) -> Result<Crl, ContractError> {
     arg_count("update_crl", args, 1)?;
@@ -96,6 +115,66 @@ fn read_org(ctx: &CallContext<'_>, name: &str) -> Result<Option<OrgRecord>, Cont
         .transpose()?)
 }
 
+/// Returns the active organisation whose CA issued `cert` (by issuer name and, when `cert`
+/// names one, authority key identifier), enumerating the registered organisations. Admission
+/// verified the signature; this finds whose CA it was.
+fn issuing_org(
+    ctx: &CallContext<'_>,
+    cert: &Certificate,
+) -> Result<Option<OrgRecord>, ContractError> {
+    let count_key = k::org_count();
+    let count = records::decode_u64(&count_key, ctx.get(&count_key)?.as_deref())?;
+    for seq in 0..count {
+        let key = k::org_index(seq);
+        let Some(name) = ctx.get(&key)? else {
+            return Err(crate::ExecError::corrupt(&key, "organisation index entry missing").into());
+        };
+        let name = String::from_utf8(name)
+            .map_err(|_| crate::ExecError::corrupt(&key, "organisation name is not UTF-8"))?;
+        let Some(org) = read_org(ctx, &name)? else {
+            return Err(crate::ExecError::corrupt(&key, "indexed organisation missing").into());
+        };
+        let issuer = &org.ca_cert;
+        let key_matches = match cert.authority_key_id() {
+            Some(aki) => issuer.subject_key_id() == Some(aki),
+            None => true,
+        };
+        if org.is_active() && issuer.subject() == cert.issuer() && key_matches {
+            return Ok(Some(org));
+        }
+    }
+    Ok(None)
+}
+
+/// Loads the organisation `name` that a sponsor's admin acts on: it must exist, not be a
+/// founding organisation, and be sponsored by the caller's organisation.
+fn sponsored_org(ctx: &CallContext<'_>, name: &str) -> Result<OrgRecord, ContractError> {
+    let org = read_org(ctx, name)?.ok_or_else(|| {
+        ContractError::failed(
+            FailureCode::OrgUnknown,
+            format!("organisation {name:?} is not registered"),
+        )
+    })?;
+    let Some(sponsor) = &org.sponsor else {
+        return Err(ContractError::failed(
+            FailureCode::OrgFounding,
+            format!(
+                "{name:?} is a founding organisation: it changes only through the consortium's governance"
+            ),
+        ));
+    };
+    if *sponsor != ctx.caller().organisation {
+        return Err(ContractError::failed(
+            FailureCode::PermissionDenied,
+            format!(
+                "{name:?} is sponsored by {sponsor:?}; an admin of {:?} may not change it",
+                ctx.caller().organisation
+            ),
+        ));
+    }
+    Ok(org)
+}
+
 fn read_cert(ctx: &CallContext<'_>, id: &Digest) -> Result<Option<Certificate>, ContractError> {
     let key = k::cert(id);
     match ctx.get(&key)? {
@@ -119,24 +198,95 @@ impl IdentityContract {
                 ),
             ));
         }
-        if read_org(ctx, &name)?.is_some() {
+        if let Some(old) = read_org(ctx, &name)? {
+            if !old.is_active() {
+                return Err(ContractError::failed(
+                    FailureCode::OrgRemoved,
+                    format!(
+                        "organisation {name:?} was deregistered; only its sponsor {:?} can re-admit it (identity.replace_ca)",
+                        old.sponsor.unwrap_or_default()
+                    ),
+                ));
+            }
             return Err(ContractError::failed(
                 FailureCode::OrgExists,
                 format!("organisation {name:?} is already registered"),
             ));
         }
+        let sponsor = issuing_org(ctx, &ca)?.ok_or_else(|| {
+            ContractError::failed(
+                FailureCode::PermissionDenied,
+                format!(
+                    "no registered organisation's CA issued the new CA (issuer {:?})",
+                    ca.issuer()
+                ),
+            )
+        })?;
         let count_key = k::org_count();
         let count = records::decode_u64(&count_key, ctx.get(&count_key)?.as_deref())?;
         let record = OrgRecord {
             name: name.clone(),
             ca_cert: ca.clone(),
             registered_at: ctx.block().height,
+            sponsor: Some(sponsor.name),
+            removed_at: None,
+            former_cas: Vec::new(),
         };
         ctx.put(&k::org(&name), record.encode())?;
         ctx.put(&k::org_index(count), name.into_bytes())?;
         ctx.put(&count_key, count.saturating_add(1).to_be_bytes().to_vec())?;
         ctx.put(&k::crl(&ca.fingerprint()), crl.der().to_vec())?;
         Ok(())
+    }
+
+    /// Deregisters an organisation sponsored by the caller's: from the next block its members
+    /// and every CA certified beneath its CA are refused (admission requires every CA on a
+    /// signer's path to be an active registered CA). The record stays, marked removed, so old
+    /// receipts keep their meaning and the name cannot be re-registered by the removed CA.
+    fn deregister_org(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
+        let name = parse_org_name(args)?;
+        let mut org = sponsored_org(ctx, &name)?;
+        if let Some(at) = org.removed_at {
+            return Err(ContractError::failed(
+                FailureCode::OrgRemoved,
+                format!("organisation {name:?} was already deregistered at height {at}"),
+            ));
+        }
+        org.removed_at = Some(ctx.block().height);
+        ctx.put(&k::org(&name), org.encode())
+    }
+
+    /// Replaces the CA of an organisation sponsored by the caller's (and re-admits it if it
+    /// was deregistered): the new CA, issued by the caller's organisation's CA, and its CRL.
+    /// No overlap: from the next block, certificates under the old CA are refused.
+    fn replace_ca(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
+        let (ca, crl) = parse_register_org(args)?;
+        let name = ca.organisation().unwrap_or_default();
+        let mut org = sponsored_org(ctx, &name)?;
+        if org.ca_cert == ca {
+            return Err(bad(format!(
+                "args[0] (CA certificate): it is already the CA of {name:?}"
+            )));
+        }
+        let issuer = issuing_org(ctx, &ca)?;
+        if issuer.as_ref().map(|o| o.name.as_str()) != Some(ctx.caller().organisation.as_str()) {
+            return Err(ContractError::failed(
+                FailureCode::PermissionDenied,
+                format!(
+                    "the new CA of {name:?} must be issued by the CA of the sponsor {:?}",
+                    ctx.caller().organisation
+                ),
+            ));
+        }
+        let old = std::mem::replace(&mut org.ca_cert, ca.clone());
+        org.former_cas.push(old);
+        if org.former_cas.len() > records::MAX_FORMER_CAS {
+            org.former_cas.remove(0);
+        }
+        org.registered_at = ctx.block().height;
+        org.removed_at = None;
+        ctx.put(&k::org(&name), org.encode())?;
+        ctx.put(&k::crl(&ca.fingerprint()), crl.der().to_vec())
     }
 
     fn update_crl(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
@@ -239,7 +389,8 @@ impl Contract for IdentityContract {
 
     fn check_args(&self, method: &str, args: &[Vec<u8>]) -> Result<(), ContractError> {
         match method {
-            "register_org" => parse_register_org(args).map(|_| ()),
+            "register_org" | "replace_ca" => parse_register_org(args).map(|_| ()),
+            "deregister_org" => parse_org_name(args).map(|_| ()),
             "update_crl" => parse_update_crl(args).map(|_| ()),
             "suspend" | "resume" => parse_cert_id(method, args).map(|_| ()),
             _ => Err(ContractError::failed(
@@ -260,6 +411,8 @@ impl Contract for IdentityContract {
             "update_crl" => Self::update_crl(ctx, args),
             "suspend" => Self::suspend(ctx, args),
             "resume" => Self::resume(ctx, args),
+            "deregister_org" => Self::deregister_org(ctx, args),
+            "replace_ca" => Self::replace_ca(ctx, args),
             _ => Err(ContractError::failed(
                 FailureCode::UnknownCall,
                 format!("identity has no method {method:?}"),

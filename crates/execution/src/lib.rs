@@ -39,7 +39,9 @@ pub mod keys;
 mod records;
 mod view;
 
-pub use admission::{Admission, AdmitContext, CERT_CACHE_CAPACITY, SignerInfo, VerifiedTx};
+pub use admission::{
+    Admission, AdmitContext, CERT_CACHE_CAPACITY, REFUSAL_CACHE_CAPACITY, SignerInfo, VerifiedTx,
+};
 pub use attestation::{AttestationContract, MAX_KIND_LEN, MAX_METADATA_LEN, MAX_POINTER_LEN};
 pub use codes::{FailureCode, RejectCode, Rejection};
 pub use contract::{
@@ -48,7 +50,8 @@ pub use contract::{
 pub use error::{ExecError, GenesisError};
 pub use executor::{BlockContext, BlockExecution, Executor};
 pub use genesis::{
-    ChainParams, GENESIS_DOMAIN, Genesis, GenesisBlock, GenesisOrg, GenesisValidator,
+    ChainParams, GENESIS_DOMAIN, GENESIS_FORMAT, Genesis, GenesisBlock, GenesisOrg,
+    GenesisValidator,
 };
 pub use identity::IdentityContract;
 pub use records::{Attestation, AttestationId, OrgRecord, SuspensionRecord, ValidatorRecord};

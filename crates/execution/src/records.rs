@@ -33,10 +33,35 @@ pub type AttestationId = Digest;
 pub struct OrgRecord {
     /// The organisation's name: its CA certificate's O.
     pub name: String,
-    /// Its CA certificate: the trust anchor for its members' certificates.
+    /// Its CA certificate, under which its members' certificates are issued: a trust anchor
+    /// for a founding organisation, an intermediate validated up to one for any other.
     pub ca_cert: Certificate,
-    /// The height of the block that registered it (0 for genesis).
+    /// The height of the block that registered it (0 for genesis), or that last replaced its CA.
     pub registered_at: Height,
+    /// The organisation whose CA issued this one's: the only one whose admins may deregister it
+    /// or replace its CA. `None` for a founding organisation (removable only by governance).
+    pub sponsor: Option<String>,
+    /// The height of the block that deregistered it; its members are refused from the next.
+    pub removed_at: Option<Height>,
+    /// Its earlier CAs, most recent last (at most [`MAX_FORMER_CAS`]): a certificate issued
+    /// under one is still found and judged (and refused as `TX_CA_REPLACED`), so a fresh
+    /// validation answers as a cached one does.
+    pub former_cas: Vec<Certificate>,
+}
+
+/// The most former CAs an organisation record keeps; the oldest goes first.
+pub const MAX_FORMER_CAS: usize = 8;
+
+impl OrgRecord {
+    /// Returns whether the organisation was registered at genesis.
+    pub fn is_founding(&self) -> bool {
+        self.sponsor.is_none()
+    }
+
+    /// Returns whether it is registered and not deregistered.
+    pub fn is_active(&self) -> bool {
+        self.removed_at.is_none()
+    }
 }
 
 /// An anchored digest (存证).
@@ -107,6 +132,14 @@ impl OrgRecord {
         w.bytes(self.name.as_bytes());
         w.bytes(self.ca_cert.der());
         w.u64(self.registered_at.0);
+        // Genesis format 2: the sponsor (empty = founding) and the removal height (0 = none;
+        // no organisation is removed at genesis).
+        w.bytes(self.sponsor.as_deref().unwrap_or("").as_bytes());
+        w.u64(self.removed_at.map_or(0, |h| h.0));
+        w.len(self.former_cas.len());
+        for c in &self.former_cas {
+            w.bytes(c.der());
+        }
         w.into_bytes()
     }
 
@@ -118,10 +151,27 @@ impl OrgRecord {
                 text("org.name", r.bytes("org.name", MAX_NAME_BYTES).map_err(c)?).map_err(c)?;
             let ca_cert = cert(key, r.bytes("org.ca_cert", pki::MAX_CERT_LEN).map_err(c)?)?;
             let registered_at = Height(r.u64("org.registered_at").map_err(c)?);
+            let sponsor = text(
+                "org.sponsor",
+                r.bytes("org.sponsor", MAX_NAME_BYTES).map_err(c)?,
+            )
+            .map_err(c)?;
+            let removed_at = r.u64("org.removed_at").map_err(c)?;
+            let n = r.len("org.former_cas", MAX_FORMER_CAS).map_err(c)?;
+            let mut former_cas = Vec::with_capacity(n);
+            for _ in 0..n {
+                former_cas.push(cert(
+                    key,
+                    r.bytes("org.former_cas", pki::MAX_CERT_LEN).map_err(c)?,
+                )?);
+            }
             Ok(OrgRecord {
                 name,
                 ca_cert,
                 registered_at,
+                sponsor: (!sponsor.is_empty()).then_some(sponsor),
+                removed_at: (removed_at != 0).then_some(Height(removed_at)),
+                former_cas,
             })
         })
     }
@@ -330,6 +380,54 @@ mod tests {
             format!("01850000000000000005{}", "aa".repeat(32))
         );
         assert_eq!(SuspensionRecord::decode(b"k", &s.encode()).unwrap(), s);
+    }
+
+    #[test]
+    fn org_record_round_trip_and_pinned_tail() {
+        // The organisation record of genesis format 2: name, CA, registration height, then
+        // the sponsor (empty = founding), the removal height (0 = active) and the former CAs.
+        let p = crypto_sm::SoftwareProvider::new(std::sync::Arc::new(
+            crypto_sm::rng::SeededRandom::new(7),
+        ));
+        let key = p.generate().unwrap();
+        let ca = pki::issue_root(
+            "R",
+            "Org R",
+            pki::Serial::from_hex("01").unwrap(),
+            pki::Validity {
+                not_before: pki::UnixTime(0),
+                not_after: pki::UnixTime(1 << 32),
+            },
+            &key,
+        )
+        .unwrap();
+        let founding = OrgRecord {
+            name: "Org R".into(),
+            ca_cert: ca.clone(),
+            registered_at: Height(0),
+            sponsor: None,
+            removed_at: None,
+            former_cas: vec![],
+        };
+        let bytes = founding.encode();
+        assert_eq!(&bytes[..2], &[1, tag::ORG]);
+        // ... ‖ registered_at ‖ sponsor "" ‖ removed_at 0 ‖ no former CAs.
+        assert_eq!(
+            hex::encode(&bytes[bytes.len() - 24..]),
+            "000000000000000000000000000000000000000000000000"
+        );
+        assert_eq!(OrgRecord::decode(b"k", &bytes).unwrap(), founding);
+        let removed = OrgRecord {
+            sponsor: Some("Org S".into()),
+            removed_at: Some(Height(9)),
+            former_cas: vec![ca.clone()],
+            ..founding.clone()
+        };
+        let bytes = removed.encode();
+        assert_eq!(OrgRecord::decode(b"k", &bytes).unwrap(), removed);
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(OrgRecord::decode(b"k", &long).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::records::{
     self, Attestation, AttestationId, OrgRecord, SuspensionRecord, ValidatorRecord,
 };
 use crypto::Digest;
-use pki::{Certificate, Crl, TrustAnchor};
+use pki::{Certificate, Crl};
 use state::NodeStore;
 
 /// The most attestations one [`StateView::attestations_by_owner`] call returns.
@@ -84,15 +84,6 @@ impl<'a, S: NodeStore + ?Sized> StateView<'a, S> {
             out.push(org);
         }
         Ok(out)
-    }
-
-    /// Returns the registered CAs as trust anchors (default user ID), in registration order.
-    pub fn trust_anchors(&self) -> Result<Vec<TrustAnchor>, ExecError> {
-        Ok(self
-            .organisations()?
-            .into_iter()
-            .map(|o| TrustAnchor::new(o.ca_cert))
-            .collect())
     }
 
     /// Returns the recorded CRL of each registered CA that has one, in registration order.

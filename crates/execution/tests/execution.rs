@@ -145,11 +145,13 @@ impl Pki {
 
 fn genesis(pki: &Pki, validator: &Member) -> Genesis {
     let json = serde_json::json!({
+        "format": 2,
         "chain_id": CHAIN,
+        "test_chain": true,
         "timestamp_ms": (T0 + DAY) * 1000,
         "params": { "expiry_window": 100, "max_txs_per_block": 2000, "max_tx_size": 131072 },
         "organisations": [
-            { "name": "GMChain Consortium", "ca_cert": pki.root.ca.to_pem(), "crl": pki.crl(&pki.root, 1, 0, &[]).to_pem() },
+            { "name": "GMChain Consortium", "ca_cert": pki.root.ca.to_pem(), "crl": pki.crl(&pki.root, 1, 0, &[]).to_pem(), "sponsors": ["Agency B"] },
             { "name": "Agency A", "ca_cert": pki.a.ca.to_pem(), "crl": pki.crl(&pki.a, 1, 0, &[]).to_pem() },
         ],
         "validators": [ { "name": "node-1", "cert": validator.cert.to_pem() } ],
@@ -176,7 +178,7 @@ impl Node {
             store,
             root,
             height: 0,
-            admission: Admission::new(g.chain_id.clone(), &g.params),
+            admission: Admission::new(g.chain_id.clone(), &g.params, g.consortium().unwrap()),
             executor: Executor::new(g.chain_id.clone(), &g.params),
         }
     }
@@ -369,7 +371,7 @@ fn genesis_round_trip_hash_and_build_are_deterministic() {
     let again = Genesis::from_json(w.g.to_json().as_bytes()).unwrap();
     assert_eq!(again, w.g);
     assert_eq!(again.hash(), w.g.hash());
-    assert_eq!(w.g.trust_anchors().len(), 2);
+    assert_eq!(w.g.consortium().unwrap().anchors().len(), 2);
     assert_eq!(
         w.g.validator(&w.node_cert.id()).unwrap().name,
         "node-1".to_string()
@@ -1308,7 +1310,7 @@ fn admit_many_equals_sequential() {
     let view = node.view();
     let ctx = node.ctx();
     let seen = |_: &TxId| false;
-    let fresh = Admission::new(w.g.chain_id.clone(), &w.g.params);
+    let fresh = Admission::new(w.g.chain_id.clone(), &w.g.params, w.g.consortium().unwrap());
     let parallel = fresh.admit_many(&view, &ctx, &seen, &batch);
     let sequential: Vec<_> = batch
         .iter()
@@ -1355,7 +1357,7 @@ fn cache_hit_still_catches_revocation_expiry_and_suspension() {
         "served from the cache"
     );
     // A fresh cache says the same, with the same message.
-    let fresh = Admission::new(w.g.chain_id.clone(), &w.g.params);
+    let fresh = Admission::new(w.g.chain_id.clone(), &w.g.params, w.g.consortium().unwrap());
     let err2 = fresh
         .admit(
             &node.view(),
@@ -1496,4 +1498,354 @@ fn permission_table_matches_the_contracts() {
     let l = p.limits();
     assert_eq!(l.max_tx_size, types::Limits::default().max_tx_size);
     assert_eq!(l.max_txs_per_block, 10);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 9: the consortium's anchors are exactly genesis's; a registered CA is an intermediate
+// judged by its issuer's CRL; the sponsor deregisters or replaces it; refusals are remembered.
+
+/// Agency B registered by its admin (its CA issued by the root, which sponsors it), with a
+/// user, and the root organisation's admin (the sponsor's admin).
+struct WithB {
+    node: Node,
+    b: Org,
+    b_admin: Member,
+    b_user: Member,
+    root_admin: Member,
+}
+
+fn with_agency_b(w: &World) -> WithB {
+    let mut node = Node::new(&w.g);
+    let b = w.pki.agency("Agency B");
+    let b_admin = w.pki.leaf(&b, Role::Admin, "b-admin");
+    let b_user = w.pki.leaf(&b, Role::User, "bob");
+    let args = vec![b.ca.der().to_vec(), w.pki.crl(&b, 1, 0, &[]).der().to_vec()];
+    let r = node.run(&[call(&b_admin, 1, "identity", "register_org", args)]);
+    assert_success(&r);
+    let org = node.view().organisation("Agency B").unwrap().unwrap();
+    assert_eq!(org.sponsor.as_deref(), Some("GMChain Consortium"));
+    assert!(org.is_active() && !org.is_founding());
+    let root_admin = w.pki.leaf(&w.pki.root, Role::Admin, "root-admin");
+    WithB {
+        node,
+        b,
+        b_admin,
+        b_user,
+        root_admin,
+    }
+}
+
+#[test]
+fn revoking_a_registered_agency_ca_refuses_its_members_from_the_next_block() {
+    // The review's reproduction: the root revokes Agency B's CA and its admin records that CRL
+    // on the chain. Before issue 9 the registered CA was a trust anchor whose own revocation
+    // nobody checked: B's users kept committing, and so did a user newly issued by the revoked
+    // CA's key.
+    let w = world();
+    let mut x = with_agency_b(&w);
+    let node = &mut x.node;
+    let r = node.run(&[anchor(&x.b_user, 1, &sm3(b"before"))]);
+    assert_success(&r);
+    // Admitted before the revocation is recorded: refused at recheck once it is.
+    let pending = node.must_admit(&anchor(&x.b_user, 2, &sm3(b"pending")));
+    let revoked = RevokedEntry {
+        serial: x.b.ca.serial(),
+        revoked_at: t(5),
+        reason: RevocationReason::CaCompromise,
+    };
+    let root_crl = issue_crl(&w.pki.root.ca, &w.pki.root.key, 2, t(5), t(65), &[revoked]).unwrap();
+    let r = node.run(&[call(
+        &x.root_admin,
+        1,
+        "identity",
+        "update_crl",
+        vec![root_crl.der().to_vec()],
+    )]);
+    assert_success(&r);
+    let err = node.recheck(&pending).unwrap_err();
+    assert_eq!(err.code, RejectCode::SignerRevoked, "{err}");
+    assert!(err.message.contains("Agency B CA"), "{err}");
+    assert_eq!(
+        code_of(node.admit(&anchor(&x.b_user, 3, &sm3(b"after")))),
+        RejectCode::SignerRevoked
+    );
+    // A user newly issued with the revoked CA's key.
+    let newcomer = w.pki.leaf(&x.b, Role::User, "newcomer");
+    assert_eq!(
+        code_of(node.admit(&anchor(&newcomer, 1, &sm3(b"new")))),
+        RejectCode::SignerRevoked
+    );
+    // Agency A (a founding organisation) is unaffected.
+    node.must_admit(&anchor(&w.user, 1, &sm3(b"a")));
+}
+
+#[test]
+fn a_root_registers_only_the_organisations_it_sponsors() {
+    // The review's reproduction: with two genesis roots, any root could issue a CA in another
+    // agency's name and register it first. Genesis now lists, per root, the names it sponsors.
+    let pki = Pki::new();
+    let other_key = pki.p.generate().unwrap();
+    let other = Org {
+        ca: issue_root(
+            "Other Root CA",
+            "Other Consortium",
+            Serial::from_hex("07").unwrap(),
+            validity(0, 3650),
+            &other_key,
+        )
+        .unwrap(),
+        key: other_key,
+    };
+    let node_cert = pki.leaf(&pki.a, Role::NodeSign, "node-1");
+    let json = serde_json::json!({
+        "format": 2,
+        "chain_id": CHAIN,
+        "timestamp_ms": (T0 + DAY) * 1000,
+        "organisations": [
+            { "name": "GMChain Consortium", "ca_cert": pki.root.ca.to_pem(), "crl": pki.crl(&pki.root, 1, 0, &[]).to_pem(), "sponsors": ["Agency B"] },
+            { "name": "Agency A", "ca_cert": pki.a.ca.to_pem(), "crl": pki.crl(&pki.a, 1, 0, &[]).to_pem() },
+            { "name": "Other Consortium", "ca_cert": other.ca.to_pem(), "crl": pki.crl(&other, 1, 0, &[]).to_pem(), "sponsors": ["Agency C"] },
+        ],
+        "validators": [ { "name": "node-1", "cert": node_cert.cert.to_pem() } ],
+    });
+    let g = Genesis::from_json(json.to_string().as_bytes()).unwrap();
+    let mut node = Node::new(&g);
+    let register = |org: &Org, cn: &str, salt: u8| {
+        let admin = pki.leaf(org, Role::Admin, cn);
+        let args = vec![
+            org.ca.der().to_vec(),
+            pki.crl(org, 1, 0, &[]).der().to_vec(),
+        ];
+        call(&admin, salt, "identity", "register_org", args)
+    };
+    // The other root issues a CA in Agency B's name: refused, naming the anchor.
+    let squatter = make_agency(&pki.p, &other, &pki.serial, "Agency B");
+    let r = node.admit(&register(&squatter, "squatter", 1)).unwrap_err();
+    assert_eq!(r.code, RejectCode::CertInvalid, "{r}");
+    assert!(r.message.contains("CERT_NOT_SPONSORED"), "{r}");
+    assert!(r.message.contains("Other Root CA"), "{r}");
+    // Nor may it register a founding organisation's name.
+    let a_squatter = make_agency(&pki.p, &other, &pki.serial, "Agency A");
+    let r = node
+        .admit(&register(&a_squatter, "a-squatter", 2))
+        .unwrap_err();
+    assert!(r.message.contains("CERT_NOT_SPONSORED"), "{r}");
+    // Each root registers what it sponsors.
+    let b = pki.agency("Agency B");
+    let c = make_agency(&pki.p, &other, &pki.serial, "Agency C");
+    let r = node.run(&[register(&b, "b-admin", 3), register(&c, "c-admin", 4)]);
+    assert_success(&r);
+    let view = node.view();
+    assert_eq!(
+        view.organisation("Agency C")
+            .unwrap()
+            .unwrap()
+            .sponsor
+            .as_deref(),
+        Some("Other Consortium")
+    );
+    // A sponsored name on a genesis that is itself a founding organisation is refused.
+    let mut bad = json.clone();
+    bad["organisations"][2]["sponsors"] = serde_json::json!(["Agency A"]);
+    let e = Genesis::from_json(bad.to_string().as_bytes()).unwrap_err();
+    assert!(
+        e.to_string().starts_with("organisations[2].sponsors[0]: "),
+        "{e}"
+    );
+    // Only a self-signed CA sponsors.
+    let mut bad = json.clone();
+    bad["organisations"][1]["sponsors"] = serde_json::json!(["Agency D"]);
+    let e = Genesis::from_json(bad.to_string().as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("self-signed"), "{e}");
+}
+
+#[test]
+fn the_sponsor_deregisters_an_organisation_from_the_next_block() {
+    let w = world();
+    let mut x = with_agency_b(&w);
+    let node = &mut x.node;
+    let pending = node.must_admit(&anchor(&x.b_user, 1, &sm3(b"pending")));
+    let dereg = |m: &Member, salt: u8, name: &str| {
+        call(
+            m,
+            salt,
+            "identity",
+            "deregister_org",
+            vec![name.as_bytes().to_vec()],
+        )
+    };
+    // Agency A's admin does not sponsor Agency B; nobody deregisters a founding organisation.
+    let r = node.admit(&dereg(&w.admin, 1, "Agency B")).unwrap_err();
+    assert_eq!(r.code, RejectCode::PermissionDenied, "{r}");
+    let r = node
+        .admit(&dereg(&x.root_admin, 1, "Agency A"))
+        .unwrap_err();
+    assert_eq!(r.code, RejectCode::PermissionDenied, "{r}");
+    assert!(r.message.contains("founding"), "{r}");
+    // A user of the sponsor may not (role).
+    let root_user = w.pki.leaf(&w.pki.root, Role::User, "root-user");
+    assert_eq!(
+        code_of(node.admit(&dereg(&root_user, 1, "Agency B"))),
+        RejectCode::PermissionDenied
+    );
+    let r = node.run(&[dereg(&x.root_admin, 2, "Agency B")]);
+    assert_success(&r);
+    let org = node.view().organisation("Agency B").unwrap().unwrap();
+    assert_eq!(org.removed_at, Some(Height(node.height)));
+    // Pending and new transactions of its members: refused with their own code.
+    let err = node.recheck(&pending).unwrap_err();
+    assert_eq!(err.code, RejectCode::OrgRemoved, "{err}");
+    assert_eq!(
+        code_of(node.admit(&anchor(&x.b_user, 2, &sm3(b"after")))),
+        RejectCode::OrgRemoved
+    );
+    // A certificate never seen before answers the same as a cached one.
+    let fresh = w.pki.leaf(&x.b, Role::User, "fresh");
+    assert_eq!(
+        code_of(node.admit(&anchor(&fresh, 1, &sm3(b"fresh")))),
+        RejectCode::OrgRemoved
+    );
+    // Its own admin cannot re-register the name; deregistering twice fails in execution.
+    let again = vec![
+        x.b.ca.der().to_vec(),
+        w.pki.crl(&x.b, 2, 1, &[]).der().to_vec(),
+    ];
+    let t1 = node.must_admit(&call(&x.b_admin, 5, "identity", "register_org", again));
+    let t2 = node.must_admit(&dereg(&x.root_admin, 3, "Agency B"));
+    let r = node.commit(&[t1, t2]);
+    assert_eq!(failed(&r[0]), Some(FailureCode::OrgRemoved));
+    assert_eq!(failed(&r[1]), Some(FailureCode::OrgRemoved));
+    // Agency A is unaffected.
+    node.must_admit(&anchor(&w.user, 1, &sm3(b"a")));
+}
+
+#[test]
+fn the_sponsor_replaces_a_ca_without_overlap() {
+    let w = world();
+    let mut x = with_agency_b(&w);
+    let node = &mut x.node;
+    let r = node.run(&[anchor(&x.b_user, 1, &sm3(b"old ca"))]);
+    assert_success(&r);
+    let pending = node.must_admit(&anchor(&x.b_user, 2, &sm3(b"pending")));
+    // A new CA for Agency B (same name, new key), issued by the root.
+    let b2 = w.pki.agency("Agency B");
+    let b2_crl = w.pki.crl(&b2, 1, 0, &[]);
+    let replace = |m: &Member, salt: u8| {
+        call(
+            m,
+            salt,
+            "identity",
+            "replace_ca",
+            vec![b2.ca.der().to_vec(), b2_crl.der().to_vec()],
+        )
+    };
+    // Neither Agency A's admin nor Agency B's own admin may replace it.
+    assert_eq!(
+        code_of(node.admit(&replace(&w.admin, 1))),
+        RejectCode::PermissionDenied
+    );
+    assert_eq!(
+        code_of(node.admit(&replace(&x.b_admin, 1))),
+        RejectCode::PermissionDenied
+    );
+    // A CA that the sponsor did not issue (another root's) is refused.
+    let rogue_key = w.pki.p.generate().unwrap();
+    let rogue = Org {
+        ca: issue_root(
+            "Agency B CA",
+            "Agency B",
+            Serial::from_hex("09").unwrap(),
+            validity(0, 3650),
+            &rogue_key,
+        )
+        .unwrap(),
+        key: rogue_key,
+    };
+    let rogue_args = vec![
+        rogue.ca.der().to_vec(),
+        w.pki.crl(&rogue, 1, 0, &[]).der().to_vec(),
+    ];
+    assert_eq!(
+        code_of(node.admit(&call(
+            &x.root_admin,
+            1,
+            "identity",
+            "replace_ca",
+            rogue_args
+        ))),
+        RejectCode::BadArguments
+    );
+    let r = node.run(&[replace(&x.root_admin, 2)]);
+    assert_success(&r);
+    let org = node.view().organisation("Agency B").unwrap().unwrap();
+    assert_eq!(org.ca_cert, b2.ca);
+    assert_eq!(org.former_cas, vec![x.b.ca.clone()]);
+    // No overlap: the old CA's members are refused from the next block, cached or not.
+    let err = node.recheck(&pending).unwrap_err();
+    assert_eq!(err.code, RejectCode::CaReplaced, "{err}");
+    let old_fresh = w.pki.leaf(&x.b, Role::User, "old-fresh");
+    assert_eq!(
+        code_of(node.admit(&anchor(&old_fresh, 1, &sm3(b"o")))),
+        RejectCode::CaReplaced
+    );
+    // The new CA's members are Agency B.
+    let b2_user = w.pki.leaf(&b2, Role::User, "bob2");
+    let t = node.must_admit(&anchor(&b2_user, 1, &sm3(b"new ca")));
+    assert_eq!(t.signer().organisation, "Agency B");
+    // Replacing with the current CA again is a bad argument in execution.
+    let t2 = node.must_admit(&replace(&x.root_admin, 3));
+    let r = node.commit(&[t, t2]);
+    assert_eq!(r[0].status, Status::Success);
+    assert_eq!(failed(&r[1]), Some(FailureCode::BadArguments));
+}
+
+#[test]
+fn a_refused_certificate_is_remembered_per_state_root() {
+    // A certificate naming an issuer the chain does not know: refused without any trial
+    // verification, and the same file again is answered from the refusal cache.
+    let w = world();
+    let node = Node::new(&w.g);
+    let rogue_key = w.pki.p.generate().unwrap();
+    let rogue = Org {
+        ca: issue_root(
+            "Nowhere CA",
+            "Nowhere",
+            Serial::from_hex("0b").unwrap(),
+            validity(0, 3650),
+            &rogue_key,
+        )
+        .unwrap(),
+        key: rogue_key,
+    };
+    let mallory = w.pki.leaf(&rogue, Role::User, "mallory");
+    let tx = anchor(&mallory, 1, &sm3(b"m"));
+    let r1 = node.admit(&tx).unwrap_err();
+    assert_eq!(r1.code, RejectCode::CertInvalid);
+    assert!(r1.message.contains("CERT_NO_PATH_TO_ANCHOR"), "{r1}");
+    assert_eq!(node.admission.refusal_hits(), 0);
+    let r2 = node.admit(&tx).unwrap_err();
+    assert_eq!(r2, r1);
+    assert_eq!(node.admission.refusal_hits(), 1);
+    // A certificate that is not yet valid is not remembered: it may become valid.
+    let early = {
+        let key = w.pki.p.generate().unwrap();
+        let cert = issue(
+            &w.pki.a.ca,
+            &w.pki.a.key,
+            &IssueRequest {
+                role: Role::User,
+                common_name: "early",
+                organisation: "Agency A",
+                public_key: &key.public_key(),
+                serial: w.pki.serial(),
+                validity: validity(300, 400),
+            },
+        )
+        .unwrap();
+        Member { key, cert }
+    };
+    let tx = anchor(&early, 1, &sm3(b"e"));
+    assert_eq!(code_of(node.admit(&tx)), RejectCode::CertInvalid);
+    assert_eq!(code_of(node.admit(&tx)), RejectCode::CertInvalid);
+    assert_eq!(node.admission.refusal_hits(), 1);
 }

@@ -39,7 +39,8 @@ pub(crate) struct NodeBenchArgs {
     pub dir: Option<PathBuf>,
 }
 
-struct NodeProcess(Child);
+/// A node process, killed when dropped.
+pub(crate) struct NodeProcess(pub(crate) Child);
 
 impl Drop for NodeProcess {
     fn drop(&mut self) {
@@ -127,37 +128,16 @@ pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
         args.clients.max(1),
         args.block_max_txs,
         args.interval_ms,
+        1,
     )?;
-    let config = node::NodeConfig::load(&chain.config).map_err(|e| fail("config", e))?;
-    let exe = std::env::current_exe().map_err(|e| fail("exe", e))?;
-    let log = std::fs::File::create(dir.join("node.log")).map_err(|e| fail("log", e))?;
-    let child = Command::new(exe)
-        .args(["node", "start", "--config"])
-        .arg(&chain.config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| fail("start node", e))?;
-    let mut node_proc = NodeProcess(child);
-    let url = format!("http://{}", config.listen);
-    let metrics_addr = config.metrics_listen.to_string();
+    let (mut node_proc, url, metrics_addr) = start_node(&chain.config, &dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| fail("runtime", e))?;
     let report = rt.block_on(async {
-        let node = NodeArgs { node: url.clone() };
-        // Wait for the node.
-        let mut client = None;
-        for _ in 0..100 {
-            if let Ok(c) = connect(&node).await {
-                client = Some(c);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let mut client = client.ok_or_else(|| Failure::Unreachable(format!("node {url} did not start; see {}/node.log", dir.display())))?;
+        let mut client = wait_for_node(&url, &dir).await?;
         let status = client
             .get_status(pb::GetStatusRequest {})
             .await
@@ -248,19 +228,66 @@ pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
             tps / bound,
         ))
     })?;
-    // Graceful stop so the store is closed cleanly.
-    #[cfg(unix)]
-    {
-        let _ = Command::new("kill")
-            .args(["-TERM", &node_proc.0.id().to_string()])
-            .status();
-        let _ = node_proc.0.wait();
-    }
+    stop_node(&mut node_proc);
     print!("{report}");
     Ok(())
 }
 
-fn tempdir() -> Result<PathBuf, Failure> {
+/// Starts `gmchain node start --config CONFIG` (this executable), logging to DIR/node.log;
+/// returns the process, its gRPC URL and its metrics address.
+pub(crate) fn start_node(
+    config: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<(NodeProcess, String, String), Failure> {
+    let cfg = node::NodeConfig::load(config).map_err(|e| fail("config", e))?;
+    let exe = std::env::current_exe().map_err(|e| fail("exe", e))?;
+    let log = std::fs::File::create(dir.join("node.log")).map_err(|e| fail("log", e))?;
+    let child = Command::new(exe)
+        .args(["node", "start", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| fail("start node", e))?;
+    Ok((
+        NodeProcess(child),
+        format!("http://{}", cfg.listen),
+        cfg.metrics_listen.to_string(),
+    ))
+}
+
+/// Connects to the node at `url`, retrying for up to 10 s while it starts.
+pub(crate) async fn wait_for_node(
+    url: &str,
+    dir: &std::path::Path,
+) -> Result<api::v1::chain_client::ChainClient<tonic::transport::Channel>, Failure> {
+    let node = NodeArgs {
+        node: url.to_string(),
+    };
+    for _ in 0..100 {
+        if let Ok(c) = connect(&node).await {
+            return Ok(c);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(Failure::Unreachable(format!(
+        "node {url} did not start; see {}/node.log",
+        dir.display()
+    )))
+}
+
+/// Stops the node with SIGTERM, so the store is closed cleanly, and waits for it.
+pub(crate) fn stop_node(node: &mut NodeProcess) {
+    #[cfg(unix)]
+    {
+        let _ = Command::new("kill")
+            .args(["-TERM", &node.0.id().to_string()])
+            .status();
+        let _ = node.0.wait();
+    }
+}
+
+pub(crate) fn tempdir() -> Result<PathBuf, Failure> {
     let base = std::env::temp_dir().join(format!("gmchain-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).map_err(|e| fail("tempdir", e))?;
     Ok(base)

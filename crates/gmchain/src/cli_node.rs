@@ -55,6 +55,9 @@ pub(crate) enum NodeCommand {
         /// Most transactions per block.
         #[arg(long, default_value_t = 2000)]
         block_max_txs: u32,
+        /// Founding organisations (the first holds every identity; the others are bare roots).
+        #[arg(long, default_value_t = 1)]
+        orgs: usize,
     },
 }
 
@@ -100,11 +103,12 @@ fn genesis_from_config(config: &NodeConfig) -> Result<Genesis, Failure> {
         params.max_tx_size = m;
     }
     let mut organisations = Vec::new();
-    for (i, (name, ca, crl)) in chain.organisations.iter().enumerate() {
+    for (i, o) in chain.organisations.iter().enumerate() {
         organisations.push(GenesisOrg {
-            name: name.clone(),
-            ca_cert: read_cert(&format!("organisations[{i}].ca_cert"), ca)?,
-            crl: read_crl(&format!("organisations[{i}].crl"), crl)?,
+            name: o.name.clone(),
+            ca_cert: read_cert(&format!("organisations[{i}].ca_cert"), &o.ca_cert)?,
+            crl: read_crl(&format!("organisations[{i}].crl"), &o.crl)?,
+            sponsors: o.sponsors.clone(),
         });
     }
     let mut validators = Vec::new();
@@ -115,7 +119,9 @@ fn genesis_from_config(config: &NodeConfig) -> Result<Genesis, Failure> {
         });
     }
     let g = Genesis {
+        format: execution::GENESIS_FORMAT,
         chain_id,
+        test_chain: chain.test_chain,
         timestamp_ms: now_ms(),
         params,
         organisations,
@@ -196,8 +202,10 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             clients,
             interval_ms,
             block_max_txs,
+            orgs,
         } => {
-            let chain = crate::devchain::prepare(&dir, clients, block_max_txs, interval_ms)?;
+            let chain =
+                crate::devchain::prepare(&dir, clients, block_max_txs, interval_ms, orgs.max(1))?;
             println!(
                 "development chain in {}: config {}",
                 dir.display(),

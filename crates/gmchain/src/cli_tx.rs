@@ -71,7 +71,8 @@ pub(crate) enum TxCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum IdentityCommand {
     /// Registers a new organisation with its CA certificate and CRL; sent by that
-    /// organisation's admin, whose CA must be issued by an already registered CA.
+    /// organisation's admin. Its CA must be issued by a founding CA whose genesis entry
+    /// sponsors the organisation's name.
     RegisterOrg {
         /// The organisation's CA certificate.
         #[arg(long, value_name = "FILE")]
@@ -110,6 +111,34 @@ pub(crate) enum IdentityCommand {
         /// The certificate to resume.
         #[arg(long, value_name = "FILE")]
         target: PathBuf,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Deregisters an organisation that the sender's organisation sponsors (sent by one of
+    /// its admins): from the next block its members are refused (TX_ORG_REMOVED); receipts of
+    /// its earlier transactions still verify. Founding organisations change only by governance.
+    DeregisterOrg {
+        /// The organisation's name.
+        #[arg(long, value_name = "NAME")]
+        org: String,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Replaces the CA of an organisation that the sender's organisation sponsors (and
+    /// re-admits it if it was deregistered). The new CA must be issued by the sender's
+    /// organisation's CA. No overlap: from the next block, certificates under the old CA are
+    /// refused (TX_CA_REPLACED).
+    ReplaceCa {
+        /// The new CA certificate (its O names the organisation).
+        #[arg(long, value_name = "FILE")]
+        ca_cert: PathBuf,
+        /// The new CA's current CRL.
+        #[arg(long, value_name = "FILE")]
+        crl: PathBuf,
         #[command(flatten)]
         sender: SenderArgs,
         #[command(flatten)]
@@ -273,8 +302,11 @@ async fn send(
     let receipt = Receipt::from_bytes(&resp.receipt, &Limits::default())
         .map_err(|e| Failure::BadInput(format!("the node sent an unreadable receipt: {e}")))?;
     if let Status::Failed { code, message } = &receipt.status {
+        let name = execution::FailureCode::from_number(*code)
+            .map(|c| c.as_str())
+            .unwrap_or("an unknown code");
         return Err(Failure::NotVerified(format!(
-            "transaction {id} was committed at height {} but failed: code {code}: {message}",
+            "transaction {id} was committed at height {} but failed: {name} ({code}): {message}",
             resp.height
         )));
     }
@@ -337,6 +369,19 @@ pub(crate) fn run_tx(cmd: TxCommand) -> CmdResult {
                         let ca = read_cert("--ca-cert", &ca_cert)?.der().to_vec();
                         let crl = read_crl("--crl", &crl)?.der().to_vec();
                         (sender, node, "register_org", vec![ca, crl])
+                    }
+                    IdentityCommand::DeregisterOrg { org, sender, node } => {
+                        (sender, node, "deregister_org", vec![org.into_bytes()])
+                    }
+                    IdentityCommand::ReplaceCa {
+                        ca_cert,
+                        crl,
+                        sender,
+                        node,
+                    } => {
+                        let ca = read_cert("--ca-cert", &ca_cert)?.der().to_vec();
+                        let crl = read_crl("--crl", &crl)?.der().to_vec();
+                        (sender, node, "replace_ca", vec![ca, crl])
                     }
                     IdentityCommand::Revoke { crl, sender, node } => {
                         let crl = read_crl("--crl", &crl)?.der().to_vec();
@@ -583,7 +628,9 @@ pub(crate) fn run_receipt(cmd: ReceiptCommand) -> CmdResult {
             let trust = receipt::TrustContext {
                 chain_id: g.chain_id.clone(),
                 validators: g.validators.iter().map(|v| v.cert.clone()).collect(),
-                anchors: g.trust_anchors(),
+                consortium: g
+                    .consortium()
+                    .map_err(|e| Failure::BadInput(format!("{}: {e}", genesis.display())))?,
             };
             let bytes = read_named("RECEIPT", &receipt)?;
             let bundle =

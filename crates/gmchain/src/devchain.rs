@@ -18,6 +18,9 @@ use crate::io::write_file;
 /// The organisation every development identity belongs to.
 pub(crate) const ORG: &str = "Dev Bureau";
 
+/// The organisations the development root may sponsor (register later by transaction).
+pub(crate) const SPONSORED: &[&str] = &["Second Bureau", "Third Bureau"];
+
 /// What `prepare` made.
 pub(crate) struct DevChain {
     /// The node configuration file.
@@ -47,12 +50,15 @@ pub(crate) fn free_port() -> Result<u16, Failure> {
 
 /// Makes a development chain in `dir` with `clients` user identities, writes the files (CA,
 /// CRL, validator key/cert, clients/<i>.key.pem and .crt.pem, node.toml) and runs `node init`
-/// in-process. Returns the identities.
+/// in-process. `orgs` founding organisations: the first is [`ORG`], which holds every
+/// identity; the others (`Agency 02`, …) are bare roots with their CRLs in `orgs/`, for
+/// benchmarks that need a consortium of that size. Returns the identities.
 pub(crate) fn prepare(
     dir: &Path,
     clients: usize,
     block_max_txs: u32,
     interval_ms: u64,
+    orgs: usize,
 ) -> Result<DevChain, Failure> {
     std::fs::create_dir_all(dir.join("clients")).map_err(|e| fail("mkdir", e))?;
     let provider = SoftwareProvider::new(Arc::new(SystemRandom));
@@ -138,6 +144,43 @@ pub(crate) fn prepare(
         write_identity(&format!("clients/{i}"), &key, &cert)?;
         out.push((key, cert));
     }
+    let mut extra_orgs = String::new();
+    if orgs > 1 {
+        std::fs::create_dir_all(dir.join("orgs")).map_err(|e| fail("mkdir", e))?;
+    }
+    for i in 2..=orgs {
+        let name = format!("Agency {i:02}");
+        let key = provider.generate().map_err(|e| fail("key", e))?;
+        let root = pki::issue_root(&format!("{name} Root CA"), &name, serial()?, validity, &key)
+            .map_err(|e| fail("root", e))?;
+        let crl = pki::issue_crl(
+            &root,
+            &key,
+            1,
+            UnixTime(t.saturating_sub(60)),
+            UnixTime(t + 30 * 86400),
+            &[],
+        )
+        .map_err(|e| fail("crl", e))?;
+        write_file(
+            &dir.join(format!("orgs/{i}.crt.pem")),
+            root.to_pem().as_bytes(),
+            false,
+        )?;
+        write_file(
+            &dir.join(format!("orgs/{i}.crl.pem")),
+            crl.to_pem().as_bytes(),
+            false,
+        )?;
+        extra_orgs.push_str(&format!(
+            "\n[[organisations]]\nname = \"{name}\"\nca_cert = \"orgs/{i}.crt.pem\"\ncrl = \"orgs/{i}.crl.pem\"\n"
+        ));
+    }
+    let sponsored = SPONSORED
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let grpc = free_port()?;
     let metrics = free_port()?;
     let config = format!(
@@ -162,6 +205,7 @@ level = "warn"
 
 [chain]
 chain_id = "dev-chain"
+test_chain = true
 expiry_window = 1000
 max_txs_per_block = {block_max_txs}
 
@@ -169,7 +213,9 @@ max_txs_per_block = {block_max_txs}
 name = "{ORG}"
 ca_cert = "ca.crt.pem"
 crl = "ca.crl.pem"
+sponsors = [{sponsored}]
 
+{extra_orgs}
 [[validators]]
 name = "node0"
 cert = "node.crt.pem"

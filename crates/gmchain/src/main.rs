@@ -3,6 +3,7 @@
 //! 2 bad input or usage, 3 token or node unreachable).
 
 mod bench;
+mod bench_admission;
 mod bench_node;
 mod cli_ca;
 mod cli_conformance;
@@ -74,6 +75,10 @@ enum BenchCommand {
     /// The load generator: a development chain, a node process, pre-signed transactions from
     /// many client keys over gRPC; committed tx/s and latency against B = cores × SM2 verify/s.
     Node(bench_node::NodeBenchArgs),
+    /// What a refused request costs the node against an accepted one (node CPU from /proc),
+    /// on a chain with many organisations: valid attestations, a crafted transaction whose
+    /// certificate names an unknown issuer (replayed, and with fresh certificates).
+    Admission(bench_admission::AdmissionBenchArgs),
 }
 
 /// A failure with its exit code.
@@ -139,6 +144,7 @@ fn main() -> ExitCode {
                 .map_err(Failure::from)
         }
         Command::Bench(BenchCommand::Node(args)) => bench_node::run(&args),
+        Command::Bench(BenchCommand::Admission(args)) => bench_admission::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

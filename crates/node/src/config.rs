@@ -79,6 +79,45 @@ struct RawApi {
     metrics_listen: String,
     #[serde(default)]
     allow_non_loopback: bool,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+    #[serde(default = "default_max_streams")]
+    max_streams_per_connection: u32,
+    #[serde(default = "default_max_subscriptions")]
+    max_subscriptions: usize,
+}
+
+fn default_max_connections() -> usize {
+    ApiLimits::default().max_connections
+}
+
+fn default_max_streams() -> u32 {
+    ApiLimits::default().max_streams_per_connection
+}
+
+fn default_max_subscriptions() -> usize {
+    ApiLimits::default().max_subscriptions
+}
+
+/// Limits of the API listener (docs/execution.md, "API limits").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Open connections at most; more are closed on accept (default 256).
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams per connection (default 64).
+    pub max_streams_per_connection: u32,
+    /// Open `SubscribeBlocks` streams at most, over all connections (default 64).
+    pub max_subscriptions: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            max_connections: 256,
+            max_streams_per_connection: 64,
+            max_subscriptions: 64,
+        }
+    }
 }
 
 impl Default for RawApi {
@@ -87,6 +126,9 @@ impl Default for RawApi {
             listen: default_listen(),
             metrics_listen: default_metrics(),
             allow_non_loopback: false,
+            max_connections: default_max_connections(),
+            max_streams_per_connection: default_max_streams(),
+            max_subscriptions: default_max_subscriptions(),
         }
     }
 }
@@ -144,6 +186,8 @@ struct RawLog {
 #[serde(deny_unknown_fields)]
 struct RawChain {
     chain_id: String,
+    #[serde(default)]
+    test_chain: bool,
     expiry_window: Option<u64>,
     max_txs_per_block: Option<u32>,
     max_tx_size: Option<usize>,
@@ -155,6 +199,8 @@ struct RawOrg {
     name: String,
     ca_cert: PathBuf,
     crl: PathBuf,
+    #[serde(default)]
+    sponsors: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,19 +236,34 @@ pub struct BlockConfig {
     pub max_pool: usize,
 }
 
+/// A founding organisation of the chain definition.
+#[derive(Clone, Debug)]
+pub struct OrgDefinition {
+    /// Its name (its CA certificate's O).
+    pub name: String,
+    /// Its CA certificate file.
+    pub ca_cert: PathBuf,
+    /// Its CRL file.
+    pub crl: PathBuf,
+    /// Organisations its (self-signed) CA may sponsor.
+    pub sponsors: Vec<String>,
+}
+
 /// The chain definition `gmchain node init` turns into the genesis file.
 #[derive(Clone, Debug)]
 pub struct ChainDefinition {
     /// The chain id.
     pub chain_id: String,
+    /// Whether genesis marks the chain as a test chain (conformance `--allow-writes`).
+    pub test_chain: bool,
     /// Expiry window in blocks.
     pub expiry_window: Option<u64>,
     /// Most transactions per block (a chain rule).
     pub max_txs_per_block: Option<u32>,
     /// Largest transaction (a chain rule).
     pub max_tx_size: Option<usize>,
-    /// Organisations: name, CA certificate file, CRL file.
-    pub organisations: Vec<(String, PathBuf, PathBuf)>,
+    /// The founding organisations.
+    pub organisations: Vec<OrgDefinition>,
     /// Validators: name, certificate file.
     pub validators: Vec<(String, PathBuf)>,
 }
@@ -222,6 +283,8 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// Prometheus metrics listen address.
     pub metrics_listen: SocketAddr,
+    /// Limits of the API listener.
+    pub api_limits: ApiLimits,
     /// Block production.
     pub block: BlockConfig,
     /// Log format.
@@ -338,6 +401,23 @@ impl NodeConfig {
                 ),
             ));
         }
+        for (field, v) in [
+            ("api.max_connections", raw.api.max_connections),
+            (
+                "api.max_streams_per_connection",
+                raw.api.max_streams_per_connection as usize,
+            ),
+            ("api.max_subscriptions", raw.api.max_subscriptions),
+        ] {
+            if !(1..=1_000_000).contains(&v) {
+                return Err((field.into(), format!("{v} is outside 1..=1000000")));
+            }
+        }
+        let api_limits = ApiLimits {
+            max_connections: raw.api.max_connections,
+            max_streams_per_connection: raw.api.max_streams_per_connection,
+            max_subscriptions: raw.api.max_subscriptions,
+        };
         let log_level = raw.log.level.clone().unwrap_or_else(|| "info".into());
         let chain = match raw.chain {
             None => {
@@ -351,13 +431,19 @@ impl NodeConfig {
             }
             Some(c) => Some(ChainDefinition {
                 chain_id: c.chain_id,
+                test_chain: c.test_chain,
                 expiry_window: c.expiry_window,
                 max_txs_per_block: c.max_txs_per_block,
                 max_tx_size: c.max_tx_size,
                 organisations: raw
                     .organisations
                     .iter()
-                    .map(|o| (o.name.clone(), resolve(&o.ca_cert), resolve(&o.crl)))
+                    .map(|o| OrgDefinition {
+                        name: o.name.clone(),
+                        ca_cert: resolve(&o.ca_cert),
+                        crl: resolve(&o.crl),
+                        sponsors: o.sponsors.clone(),
+                    })
                     .collect(),
                 validators: raw
                     .validators
@@ -384,6 +470,7 @@ impl NodeConfig {
             },
             listen,
             metrics_listen,
+            api_limits,
             block: BlockConfig {
                 interval_ms: raw.block.interval_ms,
                 max_txs: raw.block.max_txs,

@@ -115,6 +115,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Creates the data directory's store from `genesis`: writes `genesis.json` and commits
 /// block 0. Refuses a directory that already holds a store.
 pub fn init(data_dir: &Path, genesis: &Genesis) -> Result<BlockHash, NodeError> {
+    genesis
+        .require_current_format()
+        .map_err(|e| NodeError::Genesis {
+            path: "the genesis".into(),
+            message: e.to_string(),
+        })?;
     let db = data_dir.join("db");
     if db.join("CURRENT").exists() {
         return Err(NodeError::AlreadyInitialised {
@@ -143,13 +149,23 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// Reads a genesis file.
+/// Reads a genesis file of any format this build knows (for verifying receipts).
 pub fn read_genesis(path: &Path) -> Result<Genesis, NodeError> {
     let bytes = std::fs::read(path).map_err(|e| NodeError::io(path, e))?;
     Genesis::from_json(&bytes).map_err(|e| NodeError::Genesis {
         path: path.display().to_string(),
         message: e.to_string(),
     })
+}
+
+/// Reads a genesis file a node of this build can run: the current format only.
+pub fn read_node_genesis(path: &Path) -> Result<Genesis, NodeError> {
+    let g = read_genesis(path)?;
+    g.require_current_format().map_err(|e| NodeError::Genesis {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(g)
 }
 
 impl Core {
@@ -162,7 +178,7 @@ impl Core {
         block: BlockConfig,
         clock: Clock,
     ) -> Result<Self, NodeError> {
-        let genesis = read_genesis(&data_dir.join("genesis.json"))?;
+        let genesis = read_node_genesis(&data_dir.join("genesis.json"))?;
         let backend = RocksBackend::open(&data_dir.join("db"), false)?;
         let store = ChainStore::new(backend, genesis.params.limits());
         let tip = store.check_tip_on_startup()?.ok_or(NodeError::EmptyStore)?;
@@ -185,7 +201,11 @@ impl Core {
                 subject: validator.certificate.subject(),
             });
         }
-        let admission = Admission::new(genesis.chain_id.clone(), &genesis.params);
+        let consortium = genesis.consortium().map_err(|e| NodeError::Genesis {
+            path: data_dir.join("genesis.json").display().to_string(),
+            message: e.to_string(),
+        })?;
+        let admission = Admission::new(genesis.chain_id.clone(), &genesis.params, consortium);
         let executor = Executor::new(genesis.chain_id.clone(), &genesis.params);
         let metrics = Arc::new(Metrics::default());
         metrics
@@ -618,9 +638,12 @@ fn signer_chain<S: state::NodeStore + ?Sized>(
         .iter()
         .map(|o| o.ca_cert.clone())
         .collect();
+    // The CAs of organisations active at this state: the receipt carries the path admission
+    // judged, and a deregistered organisation's CA is on no admitted path.
     let orgs: Vec<Certificate> = view
         .organisations()?
         .into_iter()
+        .filter(|o| o.is_active())
         .map(|o| o.ca_cert)
         .collect();
     let mut chain = vec![leaf];

@@ -22,16 +22,25 @@ pub mod cache;
 pub mod config;
 mod core;
 mod error;
+pub mod listener;
 pub mod metrics;
 pub mod pool;
 mod service;
 
-pub use crate::core::{Clock, Core, Refusal, Validator, init, read_genesis, write_atomic};
-pub use config::{ConfigError, LogFormat, Mode, NodeConfig};
+pub use crate::core::{
+    Clock, Core, Refusal, Validator, init, read_genesis, read_node_genesis, write_atomic,
+};
+pub use config::{ApiLimits, ConfigError, LogFormat, Mode, NodeConfig, OrgDefinition};
 pub use error::NodeError;
 pub use service::ChainService;
 
 use std::sync::Arc;
+
+/// The gRPC decode limit of the transaction service: one transaction of `max_tx_size` bytes
+/// plus the request's framing (field tags, lengths, the wait flag: well under 64 bytes).
+pub fn submit_message_limit(max_tx_size: usize) -> usize {
+    max_tx_size.saturating_add(64)
+}
 
 /// Runs the node until SIGTERM or SIGINT: binds the gRPC and metrics addresses, starts the
 /// producer thread and serves. On a signal it stops accepting requests, lets the producer
@@ -80,10 +89,27 @@ pub async fn run(config: &NodeConfig, core: Arc<Core>) -> Result<(), NodeError> 
     let signal = async move {
         let _ = shutdown_rx.changed().await;
     };
-    let service = api::v1::chain_server::ChainServer::new(ChainService::new(core.clone()))
-        .max_decoding_message_size(4 * 1024 * 1024);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+    // The transaction service decodes at most one transaction and its framing: the chain's
+    // max_tx_size, never the 4 MiB default (docs/execution.md, "API limits").
+    let limits = config.api_limits;
+    let submit_limit = submit_message_limit(core.genesis().params.limits().max_tx_size);
+    let m = &core.metrics.limits;
+    use std::sync::atomic::Ordering::Relaxed;
+    m.max_connections
+        .store(limits.max_connections as u64, Relaxed);
+    m.max_streams_per_connection
+        .store(u64::from(limits.max_streams_per_connection), Relaxed);
+    m.max_subscriptions
+        .store(limits.max_subscriptions as u64, Relaxed);
+    m.max_submit_message.store(submit_limit as u64, Relaxed);
+    let service = api::v1::chain_server::ChainServer::new(ChainService::new(
+        core.clone(),
+        limits.max_subscriptions,
+    ))
+    .max_decoding_message_size(submit_limit);
+    let incoming = listener::limited_incoming(grpc, limits.max_connections, core.metrics.clone());
     let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(limits.max_streams_per_connection))
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, signal);
     let signals = async {

@@ -58,7 +58,30 @@ pub struct Metrics {
     pub execute: Timer,
     /// Time to write and sync a block.
     pub commit: Timer,
+    /// Open API connections.
+    pub api_connections: AtomicU64,
+    /// API connections closed on accept because the limit was reached.
+    pub api_connections_refused: AtomicU64,
+    /// Open `SubscribeBlocks` streams.
+    pub subscriptions: AtomicU64,
+    /// `SubscribeBlocks` calls refused because the limit was reached.
+    pub subscriptions_refused: AtomicU64,
+    /// The configured limits, reported beside their use.
+    pub limits: ApiLimitsGauge,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// The API limits in force, as gauges.
+#[derive(Debug, Default)]
+pub struct ApiLimitsGauge {
+    /// `api.max_connections`.
+    pub max_connections: AtomicU64,
+    /// `api.max_streams_per_connection`.
+    pub max_streams_per_connection: AtomicU64,
+    /// `api.max_subscriptions`.
+    pub max_subscriptions: AtomicU64,
+    /// The submission service's decode limit in bytes.
+    pub max_submit_message: AtomicU64,
 }
 
 impl Metrics {
@@ -130,6 +153,58 @@ impl Metrics {
             "counter",
             load(&self.wal_syncs),
         );
+        for (name, help, kind, v) in [
+            (
+                "gmchain_api_connections",
+                "Open API connections.",
+                "gauge",
+                &self.api_connections,
+            ),
+            (
+                "gmchain_api_connections_refused_total",
+                "API connections closed on accept: api.max_connections reached.",
+                "counter",
+                &self.api_connections_refused,
+            ),
+            (
+                "gmchain_api_subscriptions",
+                "Open SubscribeBlocks streams.",
+                "gauge",
+                &self.subscriptions,
+            ),
+            (
+                "gmchain_api_subscriptions_refused_total",
+                "SubscribeBlocks calls refused: api.max_subscriptions reached.",
+                "counter",
+                &self.subscriptions_refused,
+            ),
+            (
+                "gmchain_api_max_connections",
+                "Configured api.max_connections.",
+                "gauge",
+                &self.limits.max_connections,
+            ),
+            (
+                "gmchain_api_max_streams_per_connection",
+                "Configured api.max_streams_per_connection (HTTP/2 concurrent streams).",
+                "gauge",
+                &self.limits.max_streams_per_connection,
+            ),
+            (
+                "gmchain_api_max_subscriptions",
+                "Configured api.max_subscriptions.",
+                "gauge",
+                &self.limits.max_subscriptions,
+            ),
+            (
+                "gmchain_api_max_submit_message_bytes",
+                "Largest gRPC message the transaction service decodes (max_tx_size plus framing).",
+                "gauge",
+                &self.limits.max_submit_message,
+            ),
+        ] {
+            gauge(&mut out, name, help, kind, load(v));
+        }
         self.verify.render(
             &mut out,
             "gmchain_tx_verify_seconds",

@@ -23,18 +23,37 @@ pub struct ChainService {
     // Admissions running at once: one per core. More only adds threads that take turns on
     // the same cores (hundreds of in-flight submissions would otherwise each get a thread).
     admitting: Arc<tokio::sync::Semaphore>,
+    // Open SubscribeBlocks streams, over all connections (api.max_subscriptions).
+    subscriptions: Arc<tokio::sync::Semaphore>,
+    max_subscriptions: usize,
 }
 
 impl ChainService {
-    /// Serves `core`.
-    pub fn new(core: Arc<Core>) -> Self {
+    /// Serves `core`, with at most `max_subscriptions` open block subscriptions.
+    pub fn new(core: Arc<Core>, max_subscriptions: usize) -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
         Self {
             core,
             admitting: Arc::new(tokio::sync::Semaphore::new(cores)),
+            subscriptions: Arc::new(tokio::sync::Semaphore::new(max_subscriptions)),
+            max_subscriptions,
         }
+    }
+}
+
+/// Holds a subscription slot and the gauge for as long as the stream's task runs.
+struct SubscriptionSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Drop for SubscriptionSlot {
+    fn drop(&mut self) {
+        self.metrics
+            .subscriptions
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -282,9 +301,30 @@ impl Chain for ChainService {
     ) -> Result<Response<Self::SubscribeBlocksStream>, Status> {
         let from = Height(request.into_inner().from_height);
         let core = self.core.clone();
+        let metrics = core.metrics.clone();
+        use std::sync::atomic::Ordering::Relaxed;
+        let Ok(permit) = self.subscriptions.clone().try_acquire_owned() else {
+            metrics.subscriptions_refused.fetch_add(1, Relaxed);
+            let mut s = Status::resource_exhausted(format!(
+                "NODE_SUBSCRIPTIONS_FULL: the node serves at most {} block subscriptions (api.max_subscriptions); retry later",
+                self.max_subscriptions
+            ));
+            s.metadata_mut().insert(
+                api::CODE_METADATA_KEY,
+                tonic::metadata::MetadataValue::from_static("NODE_SUBSCRIPTIONS_FULL"),
+            );
+            return Err(s);
+        };
+        metrics.subscriptions.fetch_add(1, Relaxed);
+        let slot = SubscriptionSlot {
+            _permit: permit,
+            metrics,
+        };
         let mut heights = core.subscribe();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
+            // Released when the client goes away (a send fails) or the node stops.
+            let _slot = slot;
             let mut next = from;
             loop {
                 // Send everything committed up to the tip, then wait for a new block.
@@ -312,7 +352,12 @@ impl Chain for ChainService {
                         None => return,
                     }
                 }
-                match heights.recv().await {
+                // Wait for a new block, or for the client to go away (which frees its slot).
+                let next_block = tokio::select! {
+                    r = heights.recv() => r,
+                    () = tx.closed() => return,
+                };
+                match next_block {
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }

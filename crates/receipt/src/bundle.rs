@@ -3,7 +3,7 @@
 use crate::error::{BuildProblem, ReceiptError};
 use crypto::Digest;
 use crypto_sm::sm3::sm3;
-use pki::{Certificate, Crl, Role, TrustAnchor, UnixTime, validate_chain};
+use pki::{Certificate, Consortium, Crl, Role, UnixTime};
 use types::merkle::{self, InclusionProof};
 use types::{
     Block, BlockHash, BlockHeader, BlockSeal, ChainId, Height, Receipt, Sender, SignedTx, Status,
@@ -24,8 +24,11 @@ pub struct TrustContext {
     /// The validators' signing certificates: a seal counts only if made by one of them. They
     /// are trusted as listed (no chain validation, no revocation).
     pub validators: Vec<Certificate>,
-    /// The CA certificates that anchor transaction signers' certificate chains.
-    pub anchors: Vec<TrustAnchor>,
+    /// The consortium: the founding organisations' CA certificates, the only trust anchors of
+    /// signers' certificate chains, and the organisations each sponsors. The node admits
+    /// signers with the same [`Consortium::validate`], so it never commits a transaction whose
+    /// receipt this verifier would refuse.
+    pub consortium: Consortium,
 }
 
 /// Everything needed to check, offline, that a transaction was committed and succeeded: the
@@ -343,30 +346,21 @@ impl ReceiptBundle {
         // A certificate without a gmchain role is validated as a user's, which fails with
         // CERT_WRONG_ROLE naming the role it lacks.
         let intended = leaf.role().unwrap_or(Role::User);
-        let validated = validate_chain(
-            leaf,
-            intermediates,
-            &trust.anchors,
-            &self.crls,
-            at,
-            intended,
-        )
-        .map_err(|reason| ReceiptError::SignerChain {
-            subject: leaf.subject(),
-            at,
-            reason: Box::new(reason),
-        })?;
+        let validated = trust
+            .consortium
+            .validate(leaf, intermediates, &self.crls, at, intended)
+            .map_err(|reason| ReceiptError::SignerChain {
+                subject: leaf.subject(),
+                at,
+                reason: Box::new(reason),
+            })?;
         self.tx
             .verify_signature(&leaf.public_key())
             .map_err(|reason| ReceiptError::TxSignature {
                 subject: leaf.subject(),
                 reason,
             })?;
-        let organisation = validated
-            .leaf()
-            .organisation()
-            .unwrap_or_else(|| validated.organisation().to_string());
-        Ok((leaf, organisation))
+        Ok((leaf, validated.organisation().to_string()))
     }
 }
 

@@ -10,8 +10,8 @@ use crypto_sm::rng::SeededRandom;
 use crypto_sm::sm3::sm3;
 use crypto_sm::{SoftSigner, SoftwareProvider};
 use pki::{
-    Certificate, Crl, IssueRequest, RevocationReason, RevokedEntry, Role, Serial, TrustAnchor,
-    UnixTime, Validity, issue, issue_crl, issue_root,
+    Certificate, Consortium, ConsortiumAnchor, Crl, IssueRequest, RevocationReason, RevokedEntry,
+    Role, Serial, Sponsorship, TrustAnchor, UnixTime, Validity, issue, issue_crl, issue_root,
 };
 use receipt::{Malformation, ReceiptBundle, ReceiptError, TrustContext, VerifiedReceipt};
 use types::merkle::{self, InclusionProof};
@@ -55,6 +55,15 @@ struct World {
     alice: Certificate,
     bob: Certificate,
     serial: std::cell::Cell<u8>,
+}
+
+/// The test consortium: the root sponsors Agency A, whose CA certifies every identity.
+fn consortium(root: &Certificate) -> Consortium {
+    Consortium::new(vec![ConsortiumAnchor {
+        anchor: TrustAnchor::new(root.clone()),
+        sponsors: Sponsorship::Listed(vec!["Agency A".into()]),
+    }])
+    .unwrap()
 }
 
 impl World {
@@ -128,7 +137,7 @@ impl World {
         TrustContext {
             chain_id: ChainId::new(CHAIN).unwrap(),
             validators: vec![self.validator.clone()],
-            anchors: vec![TrustAnchor::new(self.root.clone())],
+            consortium: consortium(&self.root),
         }
     }
 
@@ -790,10 +799,10 @@ fn signer_chain_to_another_root() {
     let mut trust = w.trust();
     // The other consortium's root has the same name, so the path ends at it and the agency
     // certificate's signature does not verify with its key.
-    trust.anchors = vec![TrustAnchor::new(other.root.clone())];
+    trust.consortium = consortium(&other.root);
     assert_eq!(chain_code(b.verify(&trust, None)), "CERT_SIGNATURE_INVALID");
     // No anchor at all.
-    trust.anchors.clear();
+    trust.consortium = Consortium::new(Vec::new()).unwrap();
     assert_eq!(chain_code(b.verify(&trust, None)), "CERT_NO_PATH_TO_ANCHOR");
     // Without the intermediate.
     let mut x = b.clone();
@@ -1138,7 +1147,7 @@ fn known_answer_receipt_file() {
     let trust = TrustContext {
         chain_id: ChainId::new(CHAIN).unwrap(),
         validators: vec![validator],
-        anchors: vec![TrustAnchor::new(root)],
+        consortium: consortium(&root),
     };
     let b = ReceiptBundle::from_json(stored.as_bytes(), &Limits::default()).unwrap();
     assert_eq!(b.to_json(), stored);
