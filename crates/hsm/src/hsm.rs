@@ -91,7 +91,9 @@ pub enum TokenSlot {
 pub struct Sm4KeyOptions {
     /// `CKA_EXTRACTABLE`: may be wrapped out of the token.
     pub extractable: bool,
-    /// `CKA_WRAP`/`CKA_UNWRAP`: a key-encryption key.
+    /// `CKA_WRAP`/`CKA_UNWRAP`: a key-encryption key. It then has `CKA_ENCRYPT` and
+    /// `CKA_DECRYPT` false: a key that wraps and decrypts decrypts what it wrapped, so every
+    /// extractable key would come out in clear. A key is either for data or for keys.
     pub wrapping: bool,
     /// `CKA_TOKEN` false: gone when the session closes.
     pub session_only: bool,
@@ -963,8 +965,9 @@ impl Hsm {
             Attr::bool(CKA_PRIVATE, true),
             Attr::bool(CKA_SENSITIVE, true),
             Attr::bool(CKA_EXTRACTABLE, options.extractable),
-            Attr::bool(CKA_ENCRYPT, true),
-            Attr::bool(CKA_DECRYPT, true),
+            // Data or keys, never both (see `Sm4KeyOptions::wrapping`).
+            Attr::bool(CKA_ENCRYPT, !options.wrapping),
+            Attr::bool(CKA_DECRYPT, !options.wrapping),
             Attr::bool(CKA_WRAP, options.wrapping),
             Attr::bool(CKA_UNWRAP, options.wrapping),
             Attr::bytes(CKA_LABEL, label.as_bytes()),

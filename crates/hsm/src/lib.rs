@@ -58,7 +58,7 @@ pub use hsm::{
     Sm4KeyOptions, TokenDescription, TokenSlot,
 };
 pub use profile::{MODULE_ENV, Profile};
-pub use protection::KeyProtection;
+pub use protection::{KeyProtection, Sm4Usage};
 pub use rv::Ckr;
 pub use selfcheck::{SelfCheck, SelfCheckRow, flag_names};
 pub use uri::{KeyUri, ObjectType};

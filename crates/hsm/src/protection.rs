@@ -24,7 +24,42 @@ pub struct KeyProtection {
     pub local: bool,
 }
 
+/// The usage attributes of an SM4 key, as the token reports them. An attribute the token does
+/// not report reads as false.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sm4Usage {
+    /// `CKA_ENCRYPT`.
+    pub encrypt: bool,
+    /// `CKA_DECRYPT`.
+    pub decrypt: bool,
+    /// `CKA_WRAP`.
+    pub wrap: bool,
+    /// `CKA_UNWRAP`.
+    pub unwrap: bool,
+}
+
 impl Hsm {
+    /// Reads the usage attributes of an SM4 key from the token.
+    pub fn sm4_usage(&self, key: &HsmSm4Key) -> Result<Sm4Usage, HsmError> {
+        self.inner().pool.run("reading key usage", |ctx| {
+            key.key_ref().with_handle(ctx, |h| {
+                let flag = |ty| -> Result<bool, crate::rv::CallError> {
+                    Ok(ctx
+                        .raw
+                        .attribute(ctx.handle(), h, ty)?
+                        .and_then(|b| b.first().map(|x| *x != 0))
+                        .unwrap_or(false))
+                };
+                Ok(Sm4Usage {
+                    encrypt: flag(CKA_ENCRYPT)?,
+                    decrypt: flag(CKA_DECRYPT)?,
+                    wrap: flag(CKA_WRAP)?,
+                    unwrap: flag(CKA_UNWRAP)?,
+                })
+            })
+        })
+    }
+
     /// Reads the protection attributes of the private key `uri` names. An attribute the token
     /// does not report counts against the key (`sensitive`, `always_sensitive`,
     /// `never_extractable` and `local` false; `extractable` true).

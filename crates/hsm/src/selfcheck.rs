@@ -150,6 +150,11 @@ impl Hsm {
     /// which answers for vendor codes too), and the protection attributes of every SM2 private
     /// key (or only the one `key` names). A key that is extractable, not sensitive, was ever
     /// extractable or non-sensitive, or was not generated in the token fails its row.
+    ///
+    /// The last row looks at every key on the token, whatever `key` names: one that both wraps
+    /// and decrypts (or unwraps and encrypts) fails it, because it decrypts what it wraps and
+    /// so lets anyone logged in read every extractable key in clear. gmchain's soft token
+    /// refuses to make such a key; many tokens do not (SoftHSM does not).
     pub fn self_check(&self, key: Option<&KeyUri>) -> Result<SelfCheck, HsmError> {
         let inner = self.inner();
         let profile = &inner.profile;
@@ -321,6 +326,7 @@ impl Hsm {
 
         // Keys.
         rows.extend(self.key_rows(key)?);
+        rows.push(self.usage_separation_row()?);
 
         Ok(SelfCheck {
             profile: profile.name().to_string(),
@@ -395,13 +401,62 @@ impl Hsm {
         })?;
         Ok(rows)
     }
+
+    /// The key usage separation row: every key the session sees with `CKA_WRAP` or
+    /// `CKA_UNWRAP` true, and which of them also decrypts or encrypts.
+    fn usage_separation_row(&self) -> Result<SelfCheckRow, HsmError> {
+        let inner = self.inner();
+        let has_pin = inner.pool.has_pin();
+        let (seen, offenders) = inner.pool.run("self-check of key usage", |ctx| {
+            let mut handles = ctx
+                .raw
+                .find_objects(ctx.handle(), &[Attr::bool(CKA_WRAP, true)])?;
+            for h in ctx
+                .raw
+                .find_objects(ctx.handle(), &[Attr::bool(CKA_UNWRAP, true)])?
+            {
+                if !handles.contains(&h) {
+                    handles.push(h);
+                }
+            }
+            if handles.is_empty() {
+                ctx.check_login("C_FindObjects")?;
+            }
+            let mut seen = 0usize;
+            let mut offenders = Vec::new();
+            for h in handles {
+                match usage_conflict(ctx, h) {
+                    Ok(found) => {
+                        seen += 1;
+                        offenders.extend(found);
+                    }
+                    // Destroyed between the search and the read (see `key_rows`).
+                    Err(c) if c.is(CKR_OBJECT_HANDLE_INVALID) => ctx.check_login(c.function)?,
+                    Err(c) => return Err(c.into()),
+                }
+            }
+            Ok((seen, offenders))
+        })?;
+        let hidden = if has_pin {
+            ""
+        } else {
+            " (no PIN given: private keys are not visible)"
+        };
+        Ok(SelfCheckRow {
+            item: "key usage separation".into(),
+            expected: "no key both wraps and decrypts, or unwraps and encrypts".into(),
+            observed: if offenders.is_empty() {
+                format!("none of {seen} wrapping or unwrapping key(s){hidden}")
+            } else {
+                format!("{}{hidden}", offenders.join("; "))
+            },
+            ok: offenders.is_empty(),
+        })
+    }
 }
 
-/// One row per protection attribute of the private key `h`.
-fn key_requirement_rows(
-    ctx: &crate::pool::Ctx<'_>,
-    h: ObjectHandle,
-) -> Result<Vec<SelfCheckRow>, CallError> {
+/// Names a key within its token: label and id (the full URI would drown the table).
+fn key_name(ctx: &crate::pool::Ctx<'_>, h: ObjectHandle) -> Result<String, CallError> {
     let label = ctx
         .raw
         .attribute(ctx.handle(), h, CKA_LABEL)?
@@ -411,8 +466,41 @@ fn key_requirement_rows(
         .raw
         .attribute(ctx.handle(), h, CKA_ID)?
         .unwrap_or_default();
-    // The label and id name the key within this token; the full URI would drown the table.
-    let name = format!("{label:?} id {}", hex_id(&id));
+    Ok(format!("{label:?} id {}", hex_id(&id)))
+}
+
+/// Describes the forbidden usage pairs of key `h`, if it has any: `"name": wraps and decrypts`.
+/// An attribute the token does not report counts as false.
+fn usage_conflict(
+    ctx: &crate::pool::Ctx<'_>,
+    h: ObjectHandle,
+) -> Result<Option<String>, CallError> {
+    let flag = |ty| -> Result<bool, CallError> {
+        Ok(ctx
+            .raw
+            .attribute(ctx.handle(), h, ty)?
+            .and_then(|b| b.first().map(|x| *x != 0))
+            .unwrap_or(false))
+    };
+    let mut pairs = Vec::new();
+    if flag(CKA_WRAP)? && flag(CKA_DECRYPT)? {
+        pairs.push("wraps and decrypts");
+    }
+    if flag(CKA_UNWRAP)? && flag(CKA_ENCRYPT)? {
+        pairs.push("unwraps and encrypts");
+    }
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!("{}: {}", key_name(ctx, h)?, pairs.join(", "))))
+}
+
+/// One row per protection attribute of the private key `h`.
+fn key_requirement_rows(
+    ctx: &crate::pool::Ctx<'_>,
+    h: ObjectHandle,
+) -> Result<Vec<SelfCheckRow>, CallError> {
+    let name = key_name(ctx, h)?;
     let mut rows = Vec::new();
     for (attr, attr_name, want) in KEY_REQUIREMENTS {
         let value = ctx.raw.attribute(ctx.handle(), h, *attr)?;

@@ -280,3 +280,84 @@ fn pool_is_shared_by_many_threads() {
         t.join().unwrap();
     }
 }
+
+/// OpenSC's `pkcs11-tool` on this process's SoftHSM tokens (the child inherits
+/// `SOFTHSM2_CONF`), as an independent client. Fails, never skips, when the tool is missing.
+fn pkcs11_tool(args: &[&str]) -> String {
+    softhsm();
+    let out = std::process::Command::new("pkcs11-tool")
+        .args(["--module", SOFTHSM_LIB, "--token-label", KEK_TOKEN])
+        .args(["--login", "--pin", USER_PIN])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run pkcs11-tool ({e}): apt-get install opensc"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "pkcs11-tool {args:?}:\n{text}");
+    text
+}
+
+#[test]
+fn self_check_fails_a_key_that_wraps_and_decrypts() {
+    // SoftHSM, like vendor tokens that do not enforce the rule, lets one key wrap and decrypt:
+    // with it, anyone logged in recovers every extractable key in clear. gmchain cannot stop
+    // such a token from holding one, so its self-check fails the token while one is there.
+    let created = pkcs11_tool(&[
+        "--keygen",
+        "--key-type",
+        "AES:16",
+        "--label",
+        "kek-both",
+        "--id",
+        "0b",
+        "--usage-wrap",
+        "--usage-decrypt",
+    ]);
+    assert!(
+        created.contains("decrypt") && created.contains("wrap"),
+        "{created}"
+    );
+    let hsm = Hsm::open(&softhsm().profile, KEK_TOKEN, Some(secret(USER_PIN)), 1).unwrap();
+    let row_of = |check: &hsm::SelfCheck| {
+        check
+            .rows
+            .iter()
+            .find(|r| r.item == "key usage separation")
+            .cloned()
+            .unwrap_or_else(|| panic!("no key usage separation row:\n{check}"))
+    };
+    let check = hsm.self_check(None).unwrap();
+    let row = row_of(&check);
+    assert!(!row.ok, "{check}");
+    assert!(!check.passed());
+    assert!(
+        row.observed
+            .contains("\"kek-both\" id 0b: wraps and decrypts, unwraps and encrypts"),
+        "{row:?}"
+    );
+    assert!(
+        check.to_string().contains("[FAIL] key usage separation"),
+        "{check}"
+    );
+
+    // Without a PIN the key (private, as SoftHSM makes secret keys) is not visible, and the
+    // row says that it could not look.
+    let public = Hsm::open(&softhsm().profile, KEK_TOKEN, None, 1).unwrap();
+    let row = row_of(&public.self_check(None).unwrap());
+    assert!(row.observed.contains("no PIN given"), "{row:?}");
+
+    // Once the key is gone, the row passes.
+    pkcs11_tool(&[
+        "--delete-object",
+        "--type",
+        "secrkey",
+        "--label",
+        "kek-both",
+    ]);
+    let check = hsm.self_check(None).unwrap();
+    let row = row_of(&check);
+    assert!(row.ok, "{check}");
+}

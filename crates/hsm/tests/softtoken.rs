@@ -11,7 +11,7 @@ use crypto::{
 };
 use crypto_sm::SoftwareProvider;
 use crypto_sm::rng::SeededRandom;
-use hsm::{Hsm, HsmError, KeyUri, KeyUsage, Sm4KeyOptions};
+use hsm::{Hsm, HsmError, KeyUri, KeyUsage, Sm4KeyOptions, Sm4Usage};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -388,6 +388,91 @@ fn sm4_generation_wrapping_and_self_check() {
         !list.observed.contains(" 0 of them vendor-defined"),
         "{list:?}"
     );
+}
+
+/// The row of the self-check that looks for keys that wrap and decrypt (or unwrap and encrypt).
+fn usage_row(check: &hsm::SelfCheck) -> &hsm::SelfCheckRow {
+    check
+        .rows
+        .iter()
+        .find(|r| r.item == "key usage separation")
+        .unwrap_or_else(|| panic!("no key usage separation row:\n{check}"))
+}
+
+#[test]
+fn the_wrapping_key_template_neither_encrypts_nor_decrypts() {
+    let hsm = hsm();
+    let kek_only = Sm4Usage {
+        encrypt: false,
+        decrypt: false,
+        wrap: true,
+        unwrap: true,
+    };
+    let data_only = Sm4Usage {
+        encrypt: true,
+        decrypt: true,
+        wrap: false,
+        unwrap: false,
+    };
+    let wrapping = Sm4KeyOptions {
+        wrapping: true,
+        ..Sm4KeyOptions::default()
+    };
+    // Generated, imported and unwrapped key-encryption keys, as the token reports them.
+    let kek = hsm.generate_sm4("st-usage-kek", wrapping).unwrap();
+    assert_eq!(hsm.sm4_usage(&kek).unwrap(), kek_only);
+    let imported = hsm
+        .import_sm4(
+            "st-usage-kek-imported",
+            &secret("0123456789abcdef"),
+            wrapping,
+        )
+        .unwrap();
+    assert_eq!(hsm.sm4_usage(&imported).unwrap(), kek_only);
+    let data = hsm
+        .generate_sm4(
+            "st-usage-data",
+            Sm4KeyOptions {
+                extractable: true,
+                ..Sm4KeyOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(hsm.sm4_usage(&data).unwrap(), data_only);
+    let wrapped = hsm.wrap_key(&kek, &data).unwrap();
+    let inner_kek = hsm
+        .unwrap_key(&kek, &wrapped, "st-usage-kek-unwrapped", wrapping)
+        .unwrap();
+    assert_eq!(hsm.sm4_usage(&inner_kek).unwrap(), kek_only);
+    let unwrapped = hsm
+        .unwrap_key(
+            &kek,
+            &wrapped,
+            "st-usage-data-unwrapped",
+            Sm4KeyOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(hsm.sm4_usage(&unwrapped).unwrap(), data_only);
+
+    // The KEK cannot decrypt the blob it made (the token refuses, it is no failure).
+    let (iv, body) = wrapped.split_at(16);
+    let e = kek.decrypt_data(Sm4Mode::Cbc, iv, b"", body).unwrap_err();
+    assert!(e.is_refusal(), "{e}");
+
+    // And the self-check finds no key on this token that both wraps and decrypts.
+    let check = hsm.self_check(None).unwrap();
+    let row = usage_row(&check);
+    assert!(row.ok, "{row:?}");
+    assert!(row.observed.contains("none of"), "{row:?}");
+    for uri in [
+        kek.uri(),
+        imported.uri(),
+        data.uri(),
+        inner_kek.uri(),
+        unwrapped.uri(),
+    ] {
+        hsm.delete(uri).unwrap();
+    }
 }
 
 #[test]

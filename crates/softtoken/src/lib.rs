@@ -14,6 +14,16 @@
 //! - reveal a key value unless the key was made with `CKA_SENSITIVE` false and
 //!   `CKA_EXTRACTABLE` true (the defaults are sensitive and unextractable); wrap a key that is
 //!   not extractable;
+//! - let one key both wrap and decrypt, or both unwrap and encrypt: it could decrypt what it
+//!   wrapped (every extractable key in clear) or unwrap a value of the caller's choosing. Key
+//!   creation, `C_UnwrapKey` and `C_SetAttributeValue` (also in two steps) refuse the pair with
+//!   `CKR_TEMPLATE_INCONSISTENT`; a key stored with such a pair by an earlier version keeps
+//!   wrapping and unwrapping but no longer encrypts or decrypts
+//!   (`CKR_KEY_FUNCTION_NOT_PERMITTED`);
+//! - tell one unusable wrapped key from another: length, padding, tag or content, `C_UnwrapKey`
+//!   answers `CKR_WRAPPED_KEY_INVALID`, after every check that does not need the blob; and
+//!   wrap or unwrap an SM2 private key with CBC-PAD (only GCM, which authenticates the blob:
+//!   otherwise which altered blobs unwrap would tell the range of d);
 //! - let a panic cross the C boundary (it becomes `CKR_GENERAL_ERROR`).
 //!
 //! # Environment (read at `C_Initialize`)
@@ -41,15 +51,16 @@
 //! | `CKM_GM_SM4_KEY_GEN` | `0x80474D30` | `C_GenerateKey` |
 //! | `CKM_GM_SM4_ECB` | `0x80474D31` | no padding |
 //! | `CKM_GM_SM4_CBC` | `0x80474D32` | 16-byte IV parameter, no padding |
-//! | `CKM_GM_SM4_CBC_PAD` | `0x80474D33` | 16-byte IV, PKCS#7; also wrap/unwrap |
+//! | `CKM_GM_SM4_CBC_PAD` | `0x80474D33` | 16-byte IV, PKCS#7; also wrap/unwrap of SM4 keys |
 //! | `CKM_GM_SM4_CTR` | `0x80474D34` | parameter = 16-byte initial counter block, 128-bit big-endian increment |
-//! | `CKM_GM_SM4_GCM` | `0x80474D35` | `CK_GCM_PARAMS` (12-byte IV, `ulTagBits` 128); output ciphertext‖tag; also wrap/unwrap |
+//! | `CKM_GM_SM4_GCM` | `0x80474D35` | `CK_GCM_PARAMS` (12-byte IV, `ulTagBits` 128); output ciphertext‖tag; also wrap/unwrap (the only one for SM2 private keys) |
 //!
 //! Defaults when a template is silent: `CKA_TOKEN` false; `CKA_PRIVATE` true for private and
 //! secret keys, false for public keys; `CKA_SENSITIVE` true, `CKA_EXTRACTABLE` false; SM2
 //! private keys `CKA_SIGN` true and `CKA_DECRYPT`/`CKA_UNWRAP` false; SM2 public keys
 //! `CKA_VERIFY` true and `CKA_ENCRYPT` false; SM4 keys `CKA_ENCRYPT`/`CKA_DECRYPT` true and
-//! `CKA_WRAP`/`CKA_UNWRAP` false.
+//! `CKA_WRAP`/`CKA_UNWRAP` false, except that a template asking for `CKA_WRAP` or `CKA_UNWRAP`
+//! makes a key-encryption key, whose `CKA_ENCRYPT`/`CKA_DECRYPT` default to false.
 //!
 //! PINs are 4 to 64 bytes; a PIN of another length is answered `CKR_PIN_LEN_RANGE` without
 //! counting an attempt (no correct PIN has that length). Each real attempt is counted on disk

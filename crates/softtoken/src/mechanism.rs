@@ -351,6 +351,53 @@ impl Sm4Cipher {
     }
 }
 
+impl Sm4Cipher {
+    /// Returns whether the mechanism authenticates what it decrypts (GCM), so that no altered
+    /// blob is ever accepted.
+    pub fn authenticates(&self) -> bool {
+        matches!(self, Self::Gcm { .. })
+    }
+
+    /// Decrypts a wrapped key whose value must be `value_len` bytes (`C_UnwrapKey`). Every way
+    /// a blob can be unusable (its length, its padding, its tag, the length of what it holds)
+    /// is the same `CKR_WRAPPED_KEY_INVALID`, so the answer is no padding oracle.
+    ///
+    /// For CBC-PAD the whole padding is known before decrypting, because the value's length
+    /// is: `value_len` bytes always pad to the same blob length and the same padding bytes
+    /// (PKCS #7: n bytes of value n). The blob length is compared first (it is public), then
+    /// the blob is decrypted without unpadding and the expected padding compared in full, in
+    /// constant time. Nothing depends on where in the padding a difference is.
+    pub fn unwrap_value(
+        &self,
+        key: &Sm4Secret,
+        data: &[u8],
+        value_len: usize,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let invalid = || ck(CKR_WRAPPED_KEY_INVALID, "the wrapped key is not valid");
+        let expected = self.encrypted_len(value_len).map_err(|_| invalid())?;
+        if data.len() != expected {
+            return Err(invalid());
+        }
+        match self {
+            Self::CbcPad(iv) => {
+                let mut plain = Self::Cbc(*iv).decrypt(key, data).map_err(|_| invalid())?;
+                let pad = u8::try_from(expected - value_len).map_err(|_| invalid())?;
+                let diff = plain[value_len..]
+                    .iter()
+                    .fold(0u8, |acc, b| acc | (b ^ pad));
+                if diff != 0 {
+                    return Err(invalid());
+                }
+                plain.truncate(value_len);
+                Ok(plain)
+            }
+            Self::Gcm { .. } => self.decrypt(key, data).map_err(|_| invalid()),
+            // Not key-wrapping mechanisms (no CKF_UNWRAP); never reached.
+            Self::Ecb | Self::Cbc(_) | Self::Ctr(_) => Err(invalid()),
+        }
+    }
+}
+
 fn block(b: &[u8]) -> [u8; 16] {
     let mut out = [0u8; 16];
     out.copy_from_slice(b);

@@ -6,7 +6,7 @@
 use crate::attr::Template;
 use crate::config::Config;
 use crate::error::{Error, Result, ck};
-use crate::keywrap::KeyBytes;
+use crate::keywrap::{KeyBytes, Sealed};
 use crate::mechanism::{Mechanism, MechanismInfo, Sm4Cipher, mechanism_info};
 use crate::object::{AttrRead, KeyType, Material, Object, ObjectClass, ObjectId, Origin, Plain};
 use crate::ops::{
@@ -141,6 +141,16 @@ fn not_permitted() -> Error {
     ck(
         CKR_KEY_FUNCTION_NOT_PERMITTED,
         "the key's usage attributes do not allow this operation",
+    )
+}
+
+/// SM2 private keys are wrapped and unwrapped only with an authenticating mechanism (GCM).
+/// Under CBC-PAD anyone can alter a blob, and whether an altered blob unwraps (a valid d lies
+/// in [1, n-2]) would tell the range of the altered d: an oracle on the key, bit by bit.
+fn sm2_needs_gcm(rv: CK_RV) -> Error {
+    ck(
+        rv,
+        "SM2 private keys are wrapped and unwrapped only with CKM_GM_SM4_GCM",
     )
 }
 
@@ -560,6 +570,25 @@ impl Module {
         Ok((slot, obj))
     }
 
+    /// Checks that a session may store these new objects: token objects need a read-write
+    /// session, private objects a logged-in user.
+    fn check_store(&self, sh: CK_SESSION_HANDLE, objects: &[&Object]) -> Result<()> {
+        let s = self.session(sh)?;
+        if objects.iter().any(|o| o.token) && !s.rw {
+            return Err(ck(
+                CKR_SESSION_READ_ONLY,
+                "token objects need a read-write session",
+            ));
+        }
+        if objects.iter().any(|o| o.private) && !self.tokens[s.slot].user_logged_in() {
+            return Err(ck(
+                CKR_USER_NOT_LOGGED_IN,
+                "private objects need the user logged in",
+            ));
+        }
+        Ok(())
+    }
+
     /// Stores new objects for a session: token objects are sealed and written in one update,
     /// session objects stay in memory. Returns their handles in order.
     fn store_new(
@@ -567,21 +596,9 @@ impl Module {
         sh: CK_SESSION_HANDLE,
         objects: Vec<Object>,
     ) -> Result<Vec<CK_OBJECT_HANDLE>> {
-        let s = self.session(sh)?;
-        let slot = s.slot;
-        if objects.iter().any(|o| o.token) && !s.rw {
-            return Err(ck(
-                CKR_SESSION_READ_ONLY,
-                "token objects need a read-write session",
-            ));
-        }
+        self.check_store(sh, &objects.iter().collect::<Vec<_>>())?;
+        let slot = self.session(sh)?.slot;
         let t = &self.tokens[slot];
-        if objects.iter().any(|o| o.private) && !t.user_logged_in() {
-            return Err(ck(
-                CKR_USER_NOT_LOGGED_IN,
-                "private objects need the user logged in",
-            ));
-        }
         let mut to_token = Vec::new();
         for o in &objects {
             if !o.token {
@@ -923,6 +940,9 @@ impl Module {
         if !k.extractable {
             return Err(ck(CKR_KEY_UNEXTRACTABLE, "the key is not extractable"));
         }
+        if k.class == ObjectClass::PrivateKey && !cipher.authenticates() {
+            return Err(sm2_needs_gcm(CKR_KEY_NOT_WRAPPABLE));
+        }
         let needed = cipher.encrypted_len(len)?;
         match space {
             OutSpace::Query => return Ok(Step::Length(needed)),
@@ -940,6 +960,11 @@ impl Module {
 
     /// `C_UnwrapKey`: the template must name `CKA_CLASS` and `CKA_KEY_TYPE`; the new key is not
     /// local, not always sensitive and not never-extractable (its value existed outside).
+    ///
+    /// Everything that can be checked without the blob (mechanism, unwrapping key, template,
+    /// session) is checked before the blob is decrypted, and every problem with the blob is the
+    /// same `CKR_WRAPPED_KEY_INVALID` ([`Sm4Cipher::unwrap_value`]): no answer depends on what
+    /// the blob decrypts to.
     pub fn unwrap_key(
         &mut self,
         sh: CK_SESSION_HANDLE,
@@ -967,40 +992,11 @@ impl Module {
             .ok_or(ck(CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE is required"))?;
         let class = ObjectClass::from_ck(class)?;
         let key_type = KeyType::from_ck(key_type)?;
-        let uplain = self.tokens[slot].plain(&uk)?;
-        let Plain::Sm4(ukey) = uplain.as_ref() else {
-            return Err(type_inconsistent());
-        };
-        let value = cipher
-            .decrypt(&ukey.sm4()?, wrapped)
-            .map_err(|e| match e.rv() {
-                CKR_ENCRYPTED_DATA_LEN_RANGE => ck(
-                    CKR_WRAPPED_KEY_LEN_RANGE,
-                    "the wrapped key has an impossible length",
-                ),
-                CKR_ENCRYPTED_DATA_INVALID => {
-                    ck(CKR_WRAPPED_KEY_INVALID, "the wrapped key does not verify")
-                }
-                _ => e,
-            })?;
-        let len_range = || {
-            ck(
-                CKR_WRAPPED_KEY_LEN_RANGE,
-                "the unwrapped value has the wrong length",
-            )
-        };
-        let material = match (class, key_type) {
-            (ObjectClass::SecretKey, KeyType::Sm4) => {
-                Plain::Sm4(KeyBytes::from_slice(&value).ok_or_else(len_range)?)
-            }
+        let value_len = match (class, key_type) {
+            (ObjectClass::SecretKey, KeyType::Sm4) => 16,
+            (ObjectClass::PrivateKey, KeyType::Sm2) if cipher.authenticates() => 32,
             (ObjectClass::PrivateKey, KeyType::Sm2) => {
-                if value.len() != 32 {
-                    return Err(len_range());
-                }
-                Plain::Sm2(
-                    PrivateKey::from_bytes(&value)
-                        .map_err(|_| ck(CKR_WRAPPED_KEY_INVALID, "not an SM2 private key"))?,
-                )
+                return Err(sm2_needs_gcm(CKR_MECHANISM_INVALID));
             }
             _ => {
                 return Err(ck(
@@ -1009,13 +1005,30 @@ impl Module {
                 ));
             }
         };
+        // The template is applied before the value exists; the placeholder is replaced below
+        // and never stored.
         let mut obj = Object::with_defaults(
             self.new_id()?,
             class,
             key_type,
-            Material::Plain(Arc::new(material)),
+            Material::Sealed(Sealed {
+                nonce: [0; 12],
+                ciphertext: Vec::new(),
+            }),
         );
         obj.apply_creation_template(template, Origin::Imported, &[])?;
+        self.check_store(sh, &[&obj])?;
+        let uplain = self.tokens[slot].plain(&uk)?;
+        let Plain::Sm4(ukey) = uplain.as_ref() else {
+            return Err(type_inconsistent());
+        };
+        let value = cipher.unwrap_value(&ukey.sm4()?, wrapped, value_len)?;
+        let invalid = || ck(CKR_WRAPPED_KEY_INVALID, "the wrapped key is not valid");
+        let material = match key_type {
+            KeyType::Sm4 => Plain::Sm4(KeyBytes::from_slice(&value).ok_or_else(invalid)?),
+            KeyType::Sm2 => Plain::Sm2(PrivateKey::from_bytes(&value).map_err(|_| invalid())?),
+        };
+        obj.material = Material::Plain(Arc::new(material));
         Ok(self.store_new(sh, vec![obj])?[0])
     }
 
@@ -1202,10 +1215,14 @@ impl Module {
             _ => return Err(ck(CKR_MECHANISM_INVALID, "not a cipher mechanism")),
         };
         let (slot, obj) = self.lookup(sh, key, Role::Key)?;
+        // A key stored before wrap and decrypt (unwrap and encrypt) became exclusive may hold
+        // both; it keeps its key-encryption role and loses the data role, so it can never
+        // decrypt what it wrapped.
+        let conflicts = obj.usage.conflicts();
         let allowed = if encrypt {
-            obj.usage.encrypt
+            obj.usage.encrypt && !conflicts.unwrap_encrypt
         } else {
-            obj.usage.decrypt
+            obj.usage.decrypt && !conflicts.wrap_decrypt
         };
         let key = match (&cmech, obj.class, obj.key_type, &obj.material) {
             (CipherMech::Sm2, ObjectClass::PublicKey, KeyType::Sm2, Material::Public(pk))
@@ -2073,5 +2090,124 @@ mod tests {
         assert_eq!(r[1], AttrRead::Value(Zeroizing::new(vec![CK_FALSE])));
         assert_eq!(r[2], AttrRead::Sensitive);
         assert_eq!(r[3], AttrRead::Value(Zeroizing::new(b"k2".to_vec())));
+    }
+
+    #[test]
+    fn set_attribute_value_checks_usage_separation_on_the_stored_object() {
+        // Process A asks for CKA_WRAP on a key that encrypts but does not decrypt (harmless on
+        // A's copy); before A writes, process B gives the key CKA_DECRYPT (harmless on its own).
+        // Applied to the stored key, A's change would make a key that wraps and decrypts: it
+        // must be refused there, not only checked on A's stale copy.
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = module(dir.path());
+        let sa = ready(&mut a);
+        let k = a
+            .generate_key(
+                sa,
+                &mech(CKM_GM_SM4_KEY_GEN),
+                &t(vec![
+                    Attr::bool(CKA_TOKEN, true),
+                    Attr::bool(CKA_ENCRYPT, true),
+                    Attr::bool(CKA_DECRYPT, false),
+                    Attr::new(CKA_LABEL, b"k".to_vec()),
+                ]),
+            )
+            .unwrap();
+        let mut b = module(dir.path());
+        let sb = b
+            .open_session(0, CKF_SERIAL_SESSION | CKF_RW_SESSION)
+            .unwrap();
+        b.login(sb, CKU_USER, USER).unwrap();
+        b.find_init(sb, &t(vec![Attr::new(CKA_LABEL, b"k".to_vec())]))
+            .unwrap();
+        let kb = b.find(sb, 10).unwrap()[0];
+        b.find_final(sb).unwrap();
+        let b = std::sync::Arc::new(std::sync::Mutex::new(Some((b, sb, kb))));
+        let hook_b = b.clone();
+        a.before_token_write = Some(Box::new(move || {
+            if let Some((mut b, sb, kb)) = hook_b.lock().unwrap().take() {
+                b.set_attributes(sb, kb, &t(vec![Attr::bool(CKA_DECRYPT, true)]))
+                    .unwrap();
+            }
+        }));
+        let r = a.set_attributes(sa, k, &t(vec![Attr::bool(CKA_WRAP, true)]));
+        a.before_token_write = None;
+        assert_eq!(rv(r), CKR_TEMPLATE_INCONSISTENT);
+        let r = a
+            .get_attributes(sa, k, &[CKA_WRAP, CKA_DECRYPT, CKA_ENCRYPT])
+            .unwrap();
+        assert_eq!(r[0], AttrRead::Value(Zeroizing::new(vec![CK_FALSE])));
+        assert_eq!(r[1], AttrRead::Value(Zeroizing::new(vec![CK_TRUE])));
+        assert_eq!(r[2], AttrRead::Value(Zeroizing::new(vec![CK_TRUE])));
+    }
+
+    #[test]
+    fn a_stored_key_that_wraps_and_decrypts_no_longer_decrypts() {
+        // Token files written before the rule may hold keys that wrap and decrypt (gmchain's
+        // own wrapping-key template made them). Such a key keeps wrapping and unwrapping, but
+        // no longer decrypts or encrypts data, so it cannot decrypt what it wrapped; clearing
+        // the conflicting attribute is allowed, and changes that keep the conflict as it was
+        // (a label) are too.
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = module(dir.path());
+        let s = ready(&mut m);
+        let kek = m
+            .generate_key(
+                s,
+                &mech(CKM_GM_SM4_KEY_GEN),
+                &t(vec![
+                    Attr::bool(CKA_TOKEN, true),
+                    Attr::bool(CKA_WRAP, true),
+                    Attr::bool(CKA_UNWRAP, true),
+                    Attr::new(CKA_LABEL, b"legacy".to_vec()),
+                ]),
+            )
+            .unwrap();
+        let id = m.handles[&kek].1;
+        m.tokens[0]
+            .update(|st| {
+                let o = st.objects.iter_mut().find(|o| o.id == id).unwrap();
+                o.usage.encrypt = true;
+                o.usage.decrypt = true;
+                Ok(())
+            })
+            .unwrap();
+        let target = m
+            .generate_key(
+                s,
+                &mech(CKM_GM_SM4_KEY_GEN),
+                &t(vec![Attr::bool(CKA_EXTRACTABLE, true)]),
+            )
+            .unwrap();
+        let cbc = Mechanism::parse(CKM_GM_SM4_CBC_PAD, RawParam::Bytes(&[3; 16])).unwrap();
+        let wrapped = run(m
+            .wrap_key(s, &cbc, kek, target, OutSpace::Capacity(64))
+            .unwrap());
+        assert_eq!(wrapped.len(), 32);
+        assert_eq!(
+            rv(m.decrypt_init(s, &cbc, kek)),
+            CKR_KEY_FUNCTION_NOT_PERMITTED
+        );
+        assert_eq!(
+            rv(m.encrypt_init(s, &cbc, kek)),
+            CKR_KEY_FUNCTION_NOT_PERMITTED
+        );
+        m.set_attributes(s, kek, &t(vec![Attr::new(CKA_LABEL, b"old".to_vec())]))
+            .unwrap();
+        // Clearing one conflict while keeping the other is allowed, re-adding one is not.
+        m.set_attributes(s, kek, &t(vec![Attr::bool(CKA_DECRYPT, false)]))
+            .unwrap();
+        assert_eq!(
+            rv(m.set_attributes(s, kek, &t(vec![Attr::bool(CKA_DECRYPT, true)]))),
+            CKR_TEMPLATE_INCONSISTENT
+        );
+        m.set_attributes(s, kek, &t(vec![Attr::bool(CKA_ENCRYPT, false)]))
+            .unwrap();
+        // Now a plain key-encryption key: it unwraps what it wrapped.
+        let sm4 = t(vec![
+            Attr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+            Attr::ulong(CKA_KEY_TYPE, CKK_GM_SM4),
+        ]);
+        m.unwrap_key(s, &cbc, kek, &wrapped, &sm4).unwrap();
     }
 }

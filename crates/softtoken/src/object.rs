@@ -161,6 +161,48 @@ pub struct Usage {
     pub derive: bool,
 }
 
+/// The usage combinations no key may have, because together they turn wrapping into
+/// extraction or injection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UsageConflicts {
+    /// `CKA_WRAP` and `CKA_DECRYPT`: the key decrypts what it wrapped, so every extractable key
+    /// comes out in clear.
+    pub wrap_decrypt: bool,
+    /// `CKA_UNWRAP` and `CKA_ENCRYPT`: the key encrypts a value of the caller's choosing and
+    /// unwraps it as a key, so a key whose value is known outside looks like any other.
+    pub unwrap_encrypt: bool,
+}
+
+impl UsageConflicts {
+    /// Returns whether there is any conflict.
+    pub fn any(self) -> bool {
+        self.wrap_decrypt || self.unwrap_encrypt
+    }
+
+    /// Returns whether `self` has a conflict that `before` did not.
+    pub fn adds_to(self, before: UsageConflicts) -> bool {
+        (self.wrap_decrypt && !before.wrap_decrypt)
+            || (self.unwrap_encrypt && !before.unwrap_encrypt)
+    }
+}
+
+impl Usage {
+    /// Returns the forbidden combinations this usage holds.
+    pub fn conflicts(&self) -> UsageConflicts {
+        UsageConflicts {
+            wrap_decrypt: self.wrap && self.decrypt,
+            unwrap_encrypt: self.unwrap && self.encrypt,
+        }
+    }
+}
+
+fn usage_conflict() -> crate::error::Error {
+    ck(
+        CKR_TEMPLATE_INCONSISTENT,
+        "a key that wraps may not decrypt, and a key that unwraps may not encrypt (it could decrypt what it wrapped, or unwrap a value of the caller's choosing); use separate keys",
+    )
+}
+
 /// One key object.
 #[derive(Clone, Debug)]
 pub struct Object {
@@ -244,7 +286,8 @@ fn date(a: &Attr) -> Result<Vec<u8>> {
 impl Object {
     /// Returns an object with this token's defaults: session object; public keys public,
     /// private and secret keys private; sensitive and not extractable; public keys verify,
-    /// private keys sign, secret keys encrypt and decrypt; nothing wraps until asked to.
+    /// private keys sign, secret keys encrypt and decrypt; nothing wraps until asked to (and
+    /// then does not encrypt or decrypt, see [`Object::apply_creation_template`]).
     pub fn with_defaults(
         id: ObjectId,
         class: ObjectClass,
@@ -301,12 +344,20 @@ impl Object {
     /// `CKA_KEY_GEN_MECHANISM`) from `origin`. `consumed` lists attribute types the caller has
     /// already taken the key value from (`CKA_VALUE`, `CKA_EC_POINT`); any other value-bearing
     /// attribute in the template is refused.
+    ///
+    /// A template that asks for `CKA_WRAP` or `CKA_UNWRAP` makes a key-encryption key, whose
+    /// defaults are `CKA_ENCRYPT` and `CKA_DECRYPT` false; a key that would end up wrapping and
+    /// decrypting, or unwrapping and encrypting, is refused (`CKR_TEMPLATE_INCONSISTENT`).
     pub fn apply_creation_template(
         &mut self,
         template: &Template,
         origin: Origin,
         consumed: &[CK_ATTRIBUTE_TYPE],
     ) -> Result<()> {
+        if template.bool(CKA_WRAP)? == Some(true) || template.bool(CKA_UNWRAP)? == Some(true) {
+            self.usage.encrypt = false;
+            self.usage.decrypt = false;
+        }
         for a in template.attrs() {
             if consumed.contains(&a.kind) {
                 continue;
@@ -331,14 +382,24 @@ impl Object {
             self.sensitive = false;
             self.extractable = false;
         }
+        if self.usage.conflicts().any() {
+            return Err(usage_conflict());
+        }
         Ok(())
     }
 
-    /// Applies `C_SetAttributeValue`: all or nothing.
+    /// Applies `C_SetAttributeValue`: all or nothing. A change that would give the key a
+    /// forbidden usage combination it did not have is refused (`CKR_TEMPLATE_INCONSISTENT`);
+    /// since every change is checked against the state it applies to, two changes that are
+    /// each harmless (first `CKA_WRAP`, then `CKA_DECRYPT`) cannot add up to one. A key stored
+    /// with a conflict before this rule existed may still be relabelled, and may lose it.
     pub fn apply_modification(&mut self, template: &Template) -> Result<()> {
         let mut next = self.clone();
         for a in template.attrs() {
             next.apply_one(a, false)?;
+        }
+        if next.usage.conflicts().adds_to(self.usage.conflicts()) {
+            return Err(usage_conflict());
         }
         *self = next;
         Ok(())

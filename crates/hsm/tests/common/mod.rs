@@ -19,6 +19,8 @@ use std::sync::OnceLock;
 pub const SO_PIN: &str = "so-pin-1234";
 pub const USER_PIN: &str = "user-pin-5678";
 pub const TOKEN: &str = "gmchain-test";
+/// A SoftHSM token of its own for the key-usage self-check test.
+pub const KEK_TOKEN: &str = "gmchain-kek";
 
 pub fn secret(s: &str) -> Secret {
     Secret::new(s.as_bytes().to_vec())
@@ -52,8 +54,10 @@ pub struct SoftHsm {
     pub profile: Profile,
 }
 
-/// A SoftHSM2 token directory for this process with two tokens: `gmchain-test` (user PIN set)
-/// and `gmchain-pin` (for the wrong-PIN test, never logged in to with the right PIN).
+/// A SoftHSM2 token directory for this process with three tokens: `gmchain-test` (user PIN
+/// set), `gmchain-pin` (for the wrong-PIN test, never logged in to with the right PIN) and
+/// `gmchain-kek` (for the test that puts a key there which the self-check must fail, so that
+/// it cannot fail the self-checks of other tests running meanwhile).
 pub fn softhsm() -> &'static SoftHsm {
     static ENV: OnceLock<SoftHsm> = OnceLock::new();
     ENV.get_or_init(|| {
@@ -76,7 +80,7 @@ pub fn softhsm() -> &'static SoftHsm {
         .expect("conf");
         set_env("SOFTHSM2_CONF", &conf);
         let profile = Profile::load(profiles_dir().join("softhsm2.toml")).expect("softhsm2 profile");
-        for label in [TOKEN, "gmchain-pin"] {
+        for label in [TOKEN, "gmchain-pin", KEK_TOKEN] {
             Hsm::init_token(&profile, TokenSlot::FirstUninitialized, &secret(SO_PIN), label)
                 .expect("init token");
             Hsm::init_pin(&profile, label, &secret(SO_PIN), &secret(USER_PIN)).expect("init pin");

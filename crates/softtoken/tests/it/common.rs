@@ -2,9 +2,10 @@
 //! short names for the vendor mechanisms.
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -248,5 +249,33 @@ pub fn set_fault(kind: u32) -> u64 {
             .get(b"gmchain_softtoken_set_fault")
             .expect("fault symbol");
         f(kind)
+    }
+}
+
+/// Returns the PKCS#11 error of a call that must fail.
+pub fn rv_of<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> RvError {
+    match r {
+        Err(Error::Pkcs11(rv, _)) => rv,
+        other => panic!("expected a PKCS#11 error, got {other:?}"),
+    }
+}
+
+/// Reads one boolean attribute of an object.
+pub fn bool_attr(s: &Session, h: ObjectHandle, t: AttributeType) -> bool {
+    match s.get_attributes(h, &[t]).expect("get attribute").first() {
+        Some(
+            Attribute::Local(b)
+            | Attribute::AlwaysSensitive(b)
+            | Attribute::NeverExtractable(b)
+            | Attribute::Sensitive(b)
+            | Attribute::Extractable(b)
+            | Attribute::Token(b)
+            | Attribute::Private(b)
+            | Attribute::Encrypt(b)
+            | Attribute::Decrypt(b)
+            | Attribute::Wrap(b)
+            | Attribute::Unwrap(b),
+        ) => *b,
+        other => panic!("{t:?}: {other:?}"),
     }
 }

@@ -7,32 +7,10 @@ use crypto::{CipherFormat, Signature, Sm4Mode, UserId};
 use crypto_sm::rng::SystemRandom;
 use crypto_sm::sm2::{self, PrivateKey};
 use crypto_sm::sm4::{self, Sm4Secret};
-use cryptoki::error::{Error, RvError};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
-
-fn rv_of<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> RvError {
-    match r {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
-
-fn bool_attr(s: &Session, h: ObjectHandle, t: AttributeType) -> bool {
-    match s.get_attributes(h, &[t]).expect("get attribute").first() {
-        Some(
-            Attribute::Local(b)
-            | Attribute::AlwaysSensitive(b)
-            | Attribute::NeverExtractable(b)
-            | Attribute::Sensitive(b)
-            | Attribute::Extractable(b)
-            | Attribute::Token(b)
-            | Attribute::Private(b),
-        ) => *b,
-        other => panic!("{t:?}: {other:?}"),
-    }
-}
 
 fn find_one(s: &Session, template: &[Attribute]) -> ObjectHandle {
     let found = s.find_objects(template).expect("find");

@@ -16,3 +16,4 @@ mod common;
 mod cryptoki_client;
 mod pkcs11_tool;
 mod raw;
+mod wrap_separation;
