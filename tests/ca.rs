@@ -589,3 +589,97 @@ fn refusals_renewal_and_two_admins() {
     assert_eq!(list.lines().count(), before + 4, "{list}");
     ok(d, &["ca", "audit-verify", "--dir", "agency-a"]);
 }
+
+fn last_audit_entry(d: &Path, ca: &str) -> serde_json::Value {
+    let log = std::fs::read_to_string(d.join(ca).join("audit.log")).unwrap();
+    serde_json::from_str(log.lines().last().unwrap()).unwrap()
+}
+
+// Issue 9 defect 7: whoever can write the log could rewrite its tail as unsigned entries with
+// recomputed hash links, and `audit-verify` exited 0.
+#[test]
+fn audit_verify_rejects_forged_unsigned_entries_and_strict_fails_on_unsigned_tail() {
+    let t = demo_pki();
+    let d = t.path();
+    let dir = d.join("agency-b");
+    let log = dir.join("audit.log");
+    let original = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let n = lines.len();
+    let forge = |outcome: ca::Outcome, detail: &str| {
+        // Cut the last two signed entries and append forged ones, linked like real entries.
+        std::fs::write(&log, lines[..n - 2].join("\n") + "\n").unwrap();
+        let ca = ca::CaDir::open(&dir, true).unwrap();
+        for i in 0..2 {
+            ca.audit()
+                .append(1_700_000_000 + i, "mallory", "issue", outcome, detail, None)
+                .unwrap();
+        }
+    };
+    forge(ca::Outcome::Done, "user CN=ghost serial 99");
+    let o = gm(d, &["ca", "audit-verify", "--dir", "agency-b"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("entry {}", n - 2)) && err.contains("unsigned"),
+        "{err}"
+    );
+
+    // Forged as key-unavailable refusals: they may stand as the unsigned tail, but the report
+    // names the last signed head, and --strict fails.
+    forge(ca::Outcome::Refused, "CA_KEY_UNAVAILABLE: no token");
+    let signed_head: serde_json::Value = serde_json::from_str(lines[n - 3]).unwrap();
+    let o = gm(d, &["ca", "audit-verify", "--dir", "agency-b"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains(&format!(
+            "last signed entry {} hash {}",
+            n - 3,
+            signed_head["hash"].as_str().unwrap()
+        )),
+        "{out}"
+    );
+    let o = gm(d, &["ca", "audit-verify", "--dir", "agency-b", "--strict"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("entries {} to {}", n - 2, n - 1)),
+        "{err}"
+    );
+
+    // A real key-unavailable refusal (wrong PIN) is the unsigned tail until the next signed entry
+    // covers it.
+    std::fs::write(&log, &original).unwrap();
+    std::fs::write(d.join("wrong.pin"), "wrong-pin-0\n").unwrap();
+    let o = gm(
+        d,
+        &["ca", "crl", "--dir", "agency-b", "--pass-file", "wrong.pin"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = last_audit_entry(d, "agency-b");
+    assert!(e["sig"].is_null());
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("CA_KEY_UNAVAILABLE: "),
+        "{e}"
+    );
+    assert_eq!(
+        gm(d, &["ca", "audit-verify", "--dir", "agency-b", "--strict"])
+            .status
+            .code(),
+        Some(1)
+    );
+    ok(
+        d,
+        &["ca", "crl", "--dir", "agency-b", "--pass-file", "user.pin"],
+    );
+    ok(d, &["ca", "audit-verify", "--dir", "agency-b", "--strict"]);
+}

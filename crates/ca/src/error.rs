@@ -38,9 +38,38 @@ pub enum CaError {
         actual: String,
         entries: u64,
     },
+    /// Entries after the last signed one are unsigned, and strict verification was asked for.
+    #[error(
+        "audit log {} unsigned and no signed entry follows (last signed entry: {}): nothing authenticates the tail",
+        if first == last { format!("entry {first} is") } else { format!("entries {first} to {last} are") },
+        last_signed.map_or_else(|| "none".to_string(), |s| s.to_string())
+    )]
+    AuditUnsignedTail {
+        first: u64,
+        last: u64,
+        last_signed: Option<u64>,
+    },
     /// Signing an audit entry failed.
     #[error("cannot sign the audit entry: {0}")]
     Sign(#[from] crypto::CryptoError),
+}
+
+impl CaError {
+    /// Returns the stable code of the error (recorded at the start of a refusal's audit detail).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CaError::Io { .. } => "CA_IO",
+            CaError::NotACa { .. } => "CA_NOT_A_CA",
+            CaError::Exists { .. } => "CA_EXISTS",
+            CaError::Corrupt { .. } => "CA_CORRUPT",
+            CaError::UnknownSerial { .. } => "CA_UNKNOWN_SERIAL",
+            CaError::SerialReused { .. } => "CA_SERIAL_REUSED",
+            CaError::AuditBroken { .. } => "CA_AUDIT_BROKEN",
+            CaError::AuditHeadMismatch { .. } => "CA_AUDIT_HEAD_MISMATCH",
+            CaError::AuditUnsignedTail { .. } => "CA_AUDIT_UNSIGNED_TAIL",
+            CaError::Sign(_) => "CA_SIGN",
+        }
+    }
 }
 
 pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> CaError {

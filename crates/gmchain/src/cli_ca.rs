@@ -7,7 +7,7 @@
 use crate::cli_keys::{TokenArgs, hsm_failure, load_profile, parse_uri};
 use crate::io::{PassArgs, read_named, write_file, write_output};
 use crate::{CmdResult, Failure};
-use ca::{CaDir, CaKind, CaMeta, IndexEntry, KeyLocation, Outcome, Status};
+use ca::{CaDir, CaKind, CaMeta, IndexEntry, KeyLocation, Outcome, Status, UnsignedTail};
 use clap::Subcommand;
 use crypto::{Secret, Signer};
 use crypto_sm::rng::SystemRandom;
@@ -298,11 +298,19 @@ pub(crate) enum CaCommand {
         cert: PathBuf,
     },
     /// Verifies the CA audit log: hash chain and signatures; with --expect-head, no truncation.
+    ///
+    /// Only a refusal with code CA_KEY_UNAVAILABLE (the CA key could not be opened) may be
+    /// unsigned; a later signed entry authenticates it through the hash chain. Unsigned entries
+    /// after the last signed one (the unsigned tail) are authenticated by nothing: they are
+    /// reported with the last signed head, and --strict fails on them.
     AuditVerify {
         #[arg(long)]
         dir: PathBuf,
         #[arg(long)]
         expect_head: Option<String>,
+        /// Fail (exit 1) if any entry after the last signed one is unsigned.
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -387,7 +395,11 @@ fn audited(
                     &operator,
                     action,
                     Outcome::Refused,
-                    &format!("CA key unavailable: {}", failure_text(&e)),
+                    &format!(
+                        "{}: the CA key could not be opened: {}",
+                        ca::KEY_UNAVAILABLE,
+                        failure_text(&e)
+                    ),
                     None,
                 )
                 .map_err(ca_err)?;
@@ -832,19 +844,46 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                 Err(e) => Err(Failure::NotVerified(format!("{} ({})", e, e.code()))),
             }
         }
-        CaCommand::AuditVerify { dir, expect_head } => {
+        CaCommand::AuditVerify {
+            dir,
+            expect_head,
+            strict,
+        } => {
             let ca = CaDir::open(&dir, false).map_err(ca_err)?;
             let cert = ca_cert(&ca)?;
+            let tail = if strict {
+                UnsignedTail::Refuse
+            } else {
+                UnsignedTail::Allow
+            };
             match ca
                 .audit()
-                .verify(&cert.public_key(), expect_head.as_deref())
+                .verify(&cert.public_key(), expect_head.as_deref(), tail)
             {
                 Ok(r) => {
-                    println!("audit log OK: {} entries, head {}", r.entries, r.head);
-                    if !r.unsigned.is_empty() {
+                    let signed = match &r.last_signed {
+                        Some(s) => format!("last signed entry {} hash {}", s.seq, s.hash),
+                        None => "no signed entry".to_string(),
+                    };
+                    println!(
+                        "audit log OK: {} entries, head {}; {signed}",
+                        r.entries, r.head
+                    );
+                    let covered: Vec<u64> = r
+                        .unsigned
+                        .iter()
+                        .copied()
+                        .filter(|n| !r.unsigned_tail.contains(n))
+                        .collect();
+                    if !covered.is_empty() {
                         println!(
-                            "unsigned entries (CA key unavailable when recorded): {:?}",
-                            r.unsigned
+                            "unsigned entries (CA key unavailable when recorded), covered by a later signature: {covered:?}"
+                        );
+                    }
+                    if !r.unsigned_tail.is_empty() {
+                        println!(
+                            "unsigned tail (CA key unavailable when recorded), covered by no signature: {:?}; --strict fails on it",
+                            r.unsigned_tail
                         );
                     }
                     Ok(())
