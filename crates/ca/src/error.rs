@@ -52,6 +52,32 @@ pub enum CaError {
     /// Signing an audit entry failed.
     #[error("cannot sign the audit entry: {0}")]
     Sign(#[from] crypto::CryptoError),
+    /// Renewal of a revoked certificate.
+    #[error(
+        "serial {serial} is revoked ({reason}) and is never renewed; issue a new certificate from a new CSR"
+    )]
+    RenewRevoked { serial: String, reason: String },
+    /// Renewal of a certificate that was already renewed.
+    #[error("serial {serial} was already renewed by {by}; renew {by} instead")]
+    AlreadyRenewed { serial: String, by: String },
+    /// Renewal that would certify a key the CA recorded as compromised.
+    #[error(
+        "{} the key of serial {revoked}, revoked for {reason}; {}",
+        if *new_key { format!("the CSR to renew serial {serial} carries") } else { format!("renewing serial {serial} would certify again") },
+        if *new_key { "the holder needs a key that was never compromised" } else { "renew with --csr for a new key" }
+    )]
+    RenewKeyCompromised {
+        serial: String,
+        revoked: String,
+        reason: String,
+        /// Whether the key came from a new CSR (rather than the old certificate).
+        new_key: bool,
+    },
+    /// Renewal keeping the old key after this CA recorded the compromise of its own key.
+    #[error(
+        "this CA recorded a compromise of its own key (serial {compromise} revoked for ca-compromise), so serial {serial} is renewed only with --csr for a new key"
+    )]
+    RenewNeedsCsr { serial: String, compromise: String },
 }
 
 impl CaError {
@@ -68,6 +94,10 @@ impl CaError {
             CaError::AuditHeadMismatch { .. } => "CA_AUDIT_HEAD_MISMATCH",
             CaError::AuditUnsignedTail { .. } => "CA_AUDIT_UNSIGNED_TAIL",
             CaError::Sign(_) => "CA_SIGN",
+            CaError::RenewRevoked { .. } => "CA_RENEW_REVOKED",
+            CaError::AlreadyRenewed { .. } => "CA_RENEW_ALREADY_RENEWED",
+            CaError::RenewKeyCompromised { .. } => "CA_RENEW_KEY_COMPROMISED",
+            CaError::RenewNeedsCsr { .. } => "CA_RENEW_NEEDS_CSR",
         }
     }
 }

@@ -7,6 +7,10 @@
 //!   by the CA key, so an edited, removed or (given the last head) truncated entry is detected;
 //!   only a refusal because the CA key could not be opened may be unsigned.
 //!
+//! It also holds the CA's rules that need only the index: which renewals are refused (a revoked
+//! certificate, a compromised key) and which certificates a key compromise revokes together
+//! (`renewal`).
+//!
 //! Every command holds an exclusive lock on `.lock` while it works, so two admins never
 //! interleave; every file is written by temp file, fsync, rename and directory fsync, and the
 //! index is written last, so a crash mid-command leaves either the old state or the new one.
@@ -20,6 +24,7 @@ mod audit;
 mod dir;
 mod error;
 mod index;
+pub mod renewal;
 
 pub use audit::{
     AuditEntry, AuditLog, AuditReport, KEY_UNAVAILABLE, Outcome, SignedHead, UnsignedTail,

@@ -7,6 +7,7 @@
 use crate::cli_keys::{TokenArgs, hsm_failure, load_profile, parse_uri};
 use crate::io::{PassArgs, read_named, write_file, write_output};
 use crate::{CmdResult, Failure};
+use ca::renewal::{self, RenewalKey, check_renewal};
 use ca::{CaDir, CaKind, CaMeta, IndexEntry, KeyLocation, Outcome, Status, UnsignedTail};
 use clap::Subcommand;
 use crypto::{Secret, Signer};
@@ -221,6 +222,14 @@ pub(crate) enum CaCommand {
         op: OperatorArgs,
     },
     /// Renews a certificate: new serial, same subject and profile; a new key only with a new CSR.
+    ///
+    /// Refused (exit 2, audited with the code): a revoked certificate, whatever the reason
+    /// (CA_RENEW_REVOKED: issue a new certificate instead); one already renewed
+    /// (CA_RENEW_ALREADY_RENEWED); a renewal whose key, kept or from --csr, is the key of any
+    /// certificate this CA revoked for key-compromise, or of a CA certificate it revoked for
+    /// ca-compromise (CA_RENEW_KEY_COMPROMISED); and, once this CA has revoked any other
+    /// certificate for ca-compromise (its own key was compromised), every renewal without
+    /// --csr (CA_RENEW_NEEDS_CSR).
     Renew {
         #[arg(long)]
         dir: PathBuf,
@@ -238,6 +247,10 @@ pub(crate) enum CaCommand {
         op: OperatorArgs,
     },
     /// Revokes a certificate. Takes effect for verifiers with the next CRL.
+    ///
+    /// A revocation for key-compromise (or for ca-compromise of a CA certificate) declares the
+    /// key compromised: every other valid certificate of the same key (such as a renewal that
+    /// kept it) is revoked with it, for the same reason.
     Revoke {
         #[arg(long)]
         dir: PathBuf,
@@ -327,6 +340,29 @@ fn pki_err(context: &str) -> impl FnOnce(pki::PkiError) -> Failure + '_ {
 
 fn ca_err(e: ca::CaError) -> Failure {
     Failure::BadInput(e.to_string())
+}
+
+/// A refusal by one of the CA's rules: the message starts with its code, so the audit entry
+/// records it (`CA_RENEW_REVOKED: …`).
+fn coded(e: ca::CaError) -> Failure {
+    Failure::BadInput(format!("{}: {e}", e.code()))
+}
+
+/// Reads a certificate the CA issued, checking it is the one the index recorded.
+fn stored_cert(ca: &CaDir, e: &IndexEntry) -> Result<Certificate, ca::CaError> {
+    let name = format!("certs/{}.pem", e.serial);
+    let corrupt = |reason: String| ca::CaError::Corrupt {
+        path: ca.path().join(&name),
+        reason,
+    };
+    let cert = Certificate::from_pem(&ca.read_file(&name)?).map_err(|x| corrupt(x.to_string()))?;
+    if cert.fingerprint().to_hex() != e.fingerprint {
+        return Err(corrupt(format!(
+            "not the certificate the index recorded for serial {}",
+            e.serial
+        )));
+    }
+    Ok(cert)
 }
 
 fn role(s: &str) -> Result<Role, Failure> {
@@ -617,17 +653,8 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
         } => audited(&dir, &op, &key.pass, "renew", |ca, signer| {
             let mut index = ca.read_index().map_err(ca_err)?;
             let old_entry = index.get(&serial).map_err(ca_err)?.clone();
-            if old_entry.renewed_by.is_some() {
-                return Err(Failure::BadInput(format!(
-                    "serial {serial} was already renewed by {}",
-                    old_entry.renewed_by.unwrap_or_default()
-                )));
-            }
-            let old = Certificate::from_pem(
-                &ca.read_file(&format!("certs/{}.pem", old_entry.serial))
-                    .map_err(ca_err)?,
-            )
-            .map_err(pki_err("certificate"))?;
+            renewal::check_renewable(&index, &serial).map_err(coded)?;
+            let old = stored_cert(ca, &old_entry).map_err(ca_err)?;
             let r = old
                 .role()
                 .ok_or_else(|| Failure::BadInput(format!("serial {serial} has no gmchain role")))?;
@@ -647,6 +674,15 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                 }
                 None => old.public_key(),
             };
+            let renewal_key = if csr.is_some() {
+                RenewalKey::New(&public_key)
+            } else {
+                RenewalKey::Reused
+            };
+            check_renewal(&index, &old_entry.serial, renewal_key, |e| {
+                stored_cert(ca, e).map(|c| c.public_key())
+            })
+            .map_err(coded)?;
             let issuer = ca_cert(ca)?;
             let new_serial = fresh_serial(&index)?;
             let cn = old.common_name().unwrap_or_default();
@@ -692,16 +728,35 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                     e.serial
                 )));
             }
-            e.status = Status::Revoked {
+            let status = Status::Revoked {
                 at: now(),
                 reason: why.as_str().to_string(),
             };
-            let detail = format!(
+            e.status = status.clone();
+            let mut detail = format!(
                 "revoked {} ({}) reason {}",
                 e.serial,
                 e.subject,
                 why.as_str()
             );
+            let target = e.serial.clone();
+            if renewal::reason_compromises_key(&e.role, why.as_str()) {
+                // The key is compromised, not just this certificate: every other certificate
+                // of the key goes with it (RFC 5280 §5.3.1 keyCompromise).
+                let same_key = renewal::sharing_key(&index, &target, |e| {
+                    stored_cert(ca, e).map(|c| c.public_key())
+                })
+                .map_err(ca_err)?;
+                for s in &same_key {
+                    index.get_mut(s).map_err(ca_err)?.status = status.clone();
+                }
+                if !same_key.is_empty() {
+                    detail.push_str(&format!(
+                        "; also revoked {} (same key)",
+                        same_key.join(", ")
+                    ));
+                }
+            }
             ca.write_index(&index).map_err(ca_err)?;
             println!("{detail}; publish a CRL with `gmchain ca crl` for verifiers to see it");
             Ok(detail)
