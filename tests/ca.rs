@@ -589,3 +589,374 @@ fn refusals_renewal_and_two_admins() {
     assert_eq!(list.lines().count(), before + 4, "{list}");
     ok(d, &["ca", "audit-verify", "--dir", "agency-a"]);
 }
+
+fn last_audit_entry(d: &Path, ca: &str) -> serde_json::Value {
+    let log = std::fs::read_to_string(d.join(ca).join("audit.log")).unwrap();
+    serde_json::from_str(log.lines().last().unwrap()).unwrap()
+}
+
+// Issue 9 defect 7: whoever can write the log could rewrite its tail as unsigned entries with
+// recomputed hash links, and `audit-verify` exited 0.
+#[test]
+fn audit_verify_rejects_forged_unsigned_entries_and_strict_fails_on_unsigned_tail() {
+    let t = demo_pki();
+    let d = t.path();
+    let dir = d.join("agency-b");
+    let log = dir.join("audit.log");
+    let original = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let n = lines.len();
+    let forge = |outcome: ca::Outcome, detail: &str| {
+        // Cut the last two signed entries and append forged ones, linked like real entries.
+        std::fs::write(&log, lines[..n - 2].join("\n") + "\n").unwrap();
+        let ca = ca::CaDir::open(&dir, true).unwrap();
+        for i in 0..2 {
+            ca.audit()
+                .append(1_700_000_000 + i, "mallory", "issue", outcome, detail, None)
+                .unwrap();
+        }
+    };
+    forge(ca::Outcome::Done, "user CN=ghost serial 99");
+    let o = gm(d, &["ca", "audit-verify", "--dir", "agency-b"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("entry {}", n - 2)) && err.contains("unsigned"),
+        "{err}"
+    );
+
+    // Forged as key-unavailable refusals: they may stand as the unsigned tail, but the report
+    // names the last signed head, and --strict fails.
+    forge(ca::Outcome::Refused, "CA_KEY_UNAVAILABLE: no token");
+    let signed_head: serde_json::Value = serde_json::from_str(lines[n - 3]).unwrap();
+    let o = gm(d, &["ca", "audit-verify", "--dir", "agency-b"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains(&format!(
+            "last signed entry {} hash {}",
+            n - 3,
+            signed_head["hash"].as_str().unwrap()
+        )),
+        "{out}"
+    );
+    let o = gm(d, &["ca", "audit-verify", "--dir", "agency-b", "--strict"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("entries {} to {}", n - 2, n - 1)),
+        "{err}"
+    );
+
+    // A real key-unavailable refusal (wrong PIN) is the unsigned tail until the next signed entry
+    // covers it.
+    std::fs::write(&log, &original).unwrap();
+    std::fs::write(d.join("wrong.pin"), "wrong-pin-0\n").unwrap();
+    let o = gm(
+        d,
+        &["ca", "crl", "--dir", "agency-b", "--pass-file", "wrong.pin"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = last_audit_entry(d, "agency-b");
+    assert!(e["sig"].is_null());
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("CA_KEY_UNAVAILABLE: "),
+        "{e}"
+    );
+    assert_eq!(
+        gm(d, &["ca", "audit-verify", "--dir", "agency-b", "--strict"])
+            .status
+            .code(),
+        Some(1)
+    );
+    ok(
+        d,
+        &["ca", "crl", "--dir", "agency-b", "--pass-file", "user.pin"],
+    );
+    ok(d, &["ca", "audit-verify", "--dir", "agency-b", "--strict"]);
+}
+
+fn cert(d: &Path, file: &str) -> pki::Certificate {
+    pki::Certificate::from_pem(&std::fs::read(d.join(file)).unwrap()).unwrap()
+}
+
+/// `ca verify` of an agency-A certificate against fresh CRLs of agency A and the root.
+fn verify_a(d: &Path, role: &str, file: &str) -> Output {
+    ok(
+        d,
+        &[
+            "ca",
+            "crl",
+            "--dir",
+            "agency-a",
+            "--pass-file",
+            "user.pin",
+            "--out",
+            "a-now.crl",
+        ],
+    );
+    gm(
+        d,
+        &[
+            "ca",
+            "verify",
+            "--anchor",
+            "root.pem",
+            "--untrusted",
+            "agency-a-ca.pem",
+            "--crl",
+            "root.crl",
+            "--crl",
+            "a-now.crl",
+            "--role",
+            role,
+            file,
+        ],
+    )
+}
+
+fn csr(d: &Path, key: &str, cn: &str, out: &str) {
+    ok(
+        d,
+        &[
+            "crypto",
+            "csr",
+            "--key",
+            key,
+            "--pass-file",
+            "user.pin",
+            "--subject",
+            &format!("CN={cn}"),
+            "--out",
+            out,
+        ],
+    );
+}
+
+fn new_key(d: &Path, out: &str) {
+    ok(
+        d,
+        &[
+            "crypto",
+            "keygen",
+            "--encrypt",
+            "--pass-file",
+            "user.pin",
+            "--iterations",
+            "10000",
+            "--out",
+            out,
+        ],
+    );
+}
+
+fn renew(d: &Path, ca: &str, serial: &str, csr: Option<&str>, out: &str) -> Output {
+    let mut a = vec![
+        "ca",
+        "renew",
+        "--dir",
+        ca,
+        "--serial",
+        serial,
+        "--pass-file",
+        "user.pin",
+        "--out",
+        out,
+    ];
+    if let Some(c) = csr {
+        a.extend(["--csr", c]);
+    }
+    gm(d, &a)
+}
+
+// Issue 9 defect 4: a certificate revoked for key compromise renewed with exit 0, the new
+// certificate carried the same key and `ca verify` accepted it.
+#[test]
+fn renewal_of_key_compromised_certificate_is_refused_and_audited() {
+    let t = demo_pki();
+    let d = t.path();
+    // make-test-pki.sh revoked user-a2 for key-compromise.
+    let revoked = cert(d, "user-a2.pem");
+    let serial = revoked.serial().to_hex();
+    let o = renew(d, "agency-a", &serial, None, "user-a2.renewed.pem");
+    if d.join("user-a2.renewed.pem").exists() {
+        let v = verify_a(d, "user", "user-a2.renewed.pem");
+        assert_ne!(
+            v.status.code(),
+            Some(0),
+            "ca verify accepted a renewal of a key-compromised certificate: {}",
+            String::from_utf8_lossy(&v.stdout)
+        );
+    }
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let msg: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("audit head: "))
+        .collect();
+    assert_eq!(msg.len(), 1, "{err}");
+    assert!(
+        msg[0].contains(&serial) && msg[0].contains("key-compromise"),
+        "{err}"
+    );
+    assert!(!d.join("user-a2.renewed.pem").exists());
+    let e = last_audit_entry(d, "agency-a");
+    assert_eq!(
+        (&e["action"], &e["outcome"]),
+        (&"renew".into(), &"refused".into())
+    );
+    let detail = e["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("CA_RENEW_REVOKED: ") && detail.contains(&serial),
+        "{detail}"
+    );
+    assert!(e["sig"].is_string(), "the refusal is signed: {e}");
+    ok(d, &["ca", "audit-verify", "--dir", "agency-a", "--strict"]);
+    // Not with a new CSR either: a revoked certificate gets a new issuance, not a renewal.
+    new_key(d, "a2-new.key");
+    csr(d, "a2-new.key", "user-a2", "a2-new.csr");
+    let o = renew(d, "agency-a", &serial, Some("a2-new.csr"), "x.pem");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("CA_RENEW_REVOKED"));
+
+    // Nor is the compromised key certified again through another holder's CSR.
+    let admin = cert(d, "admin-a.pem");
+    csr(d, "user-a2.key", "admin-a", "admin-a-bad.csr");
+    let o = renew(
+        d,
+        "agency-a",
+        &admin.serial().to_hex(),
+        Some("admin-a-bad.csr"),
+        "admin-a-bad.pem",
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&serial));
+    assert!(!d.join("admin-a-bad.pem").exists());
+    assert!(
+        last_audit_entry(d, "agency-a")["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("CA_RENEW_KEY_COMPROMISED: ")
+    );
+    ok(d, &["ca", "audit-verify", "--dir", "agency-a", "--strict"]);
+}
+
+// Issue 9 defect 4, the other way round: a certificate renewed with the same key before its key
+// was compromised. Revoking the old one for key-compromise revokes the renewal too, so
+// `ca verify` accepts nothing renewed from it.
+#[test]
+fn key_compromise_revokes_renewals_that_kept_the_key() {
+    let t = demo_pki();
+    let d = t.path();
+    let a1 = cert(d, "user-a1.pem");
+    let o = renew(
+        d,
+        "agency-a",
+        &a1.serial().to_hex(),
+        None,
+        "user-a1.renewed.pem",
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let renewed = cert(d, "user-a1.renewed.pem");
+    assert_eq!(renewed.public_key(), a1.public_key());
+    assert_eq!(
+        verify_a(d, "user", "user-a1.renewed.pem").status.code(),
+        Some(0)
+    );
+    let o = ok(
+        d,
+        &[
+            "ca",
+            "revoke",
+            "--dir",
+            "agency-a",
+            "--serial",
+            &a1.serial().to_hex(),
+            "--reason",
+            "key-compromise",
+            "--pass-file",
+            "user.pin",
+        ],
+    );
+    for f in ["user-a1.pem", "user-a1.renewed.pem"] {
+        let v = verify_a(d, "user", f);
+        assert_eq!(
+            v.status.code(),
+            Some(1),
+            "ca verify of {f} after its key was revoked for key-compromise: {}",
+            String::from_utf8_lossy(&v.stdout)
+        );
+        assert!(String::from_utf8_lossy(&v.stderr).contains("CERT_REVOKED"));
+    }
+    // The revocation names the certificate it took along.
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&renewed.serial().to_hex()),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[test]
+fn after_a_ca_compromise_renewal_needs_a_new_key() {
+    let t = demo_pki();
+    let d = t.path();
+    // Agency B records that its own key was compromised.
+    let b1 = cert(d, "user-b1.pem");
+    ok(
+        d,
+        &[
+            "ca",
+            "revoke",
+            "--dir",
+            "agency-b",
+            "--serial",
+            &b1.serial().to_hex(),
+            "--reason",
+            "ca-compromise",
+            "--pass-file",
+            "user.pin",
+        ],
+    );
+    let admin = cert(d, "admin-b.pem").serial().to_hex();
+    let o = renew(d, "agency-b", &admin, None, "admin-b.renewed.pem");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--csr"));
+    assert!(
+        last_audit_entry(d, "agency-b")["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("CA_RENEW_NEEDS_CSR: ")
+    );
+    new_key(d, "admin-b-new.key");
+    csr(d, "admin-b-new.key", "admin-b", "admin-b-new.csr");
+    let o = renew(
+        d,
+        "agency-b",
+        &admin,
+        Some("admin-b-new.csr"),
+        "admin-b.renewed.pem",
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_ne!(
+        cert(d, "admin-b.renewed.pem").public_key(),
+        cert(d, "admin-b.pem").public_key()
+    );
+}

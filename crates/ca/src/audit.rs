@@ -6,6 +6,14 @@
 //! signature is SM2 (default user ID) over hash_n. Editing an entry breaks its hash; removing one
 //! breaks the next entry's link; truncating the tail is caught by comparing the last hash with
 //! the head printed after each command (`--expect-head`).
+//!
+//! A refusal's detail starts with its stable code (`CA_RENEW_REVOKED: …`). Exactly one kind of
+//! entry may lack a signature: a refusal with code `CA_KEY_UNAVAILABLE`, recorded when the key
+//! that would sign it could not be opened. Such an entry is authenticated only once a later
+//! signed entry's hash chain runs through it; until then it is the log's unsigned tail, which
+//! anyone who can write the file could have forged (it may also hide a cut-off signed tail), so
+//! verification reports the last signed head besides the head and `UnsignedTail::Refuse`
+//! (`audit-verify --strict`) fails on an unsigned tail. Any other unsigned entry breaks the log.
 
 use crate::error::{CaError, io};
 use crypto::{PublicKey, Signature, Signer, UserId};
@@ -15,6 +23,14 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 const DOMAIN: &[u8] = b"gmchain-ca-audit-v1";
+
+/// The code of the only entry that may be unsigned: a refusal because the CA key could not be
+/// opened.
+pub const KEY_UNAVAILABLE: &str = "CA_KEY_UNAVAILABLE";
+
+/// How gmchain before issue 9 spelled the detail of a `CA_KEY_UNAVAILABLE` refusal; accepted so
+/// that logs written then still verify. It grants nothing more than the code does.
+const LEGACY_KEY_UNAVAILABLE: &str = "CA key unavailable: ";
 
 /// Whether the action was carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,14 +69,54 @@ pub struct AuditEntry {
     pub sig: Option<String>,
 }
 
+impl AuditEntry {
+    /// Returns the stable code the detail starts with (`CODE: …`), if it starts with one.
+    pub fn code(&self) -> Option<&str> {
+        let (code, _) = self.detail.split_once(": ")?;
+        let mut chars = code.chars();
+        let well_formed = chars.next().is_some_and(|c| c.is_ascii_uppercase())
+            && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        well_formed.then_some(code)
+    }
+
+    /// Returns whether this entry may be unsigned: a refusal because the CA key could not be
+    /// opened.
+    pub fn is_key_unavailable_refusal(&self) -> bool {
+        self.outcome == Outcome::Refused
+            && (self.code() == Some(KEY_UNAVAILABLE)
+                || self.detail.starts_with(LEGACY_KEY_UNAVAILABLE))
+    }
+}
+
+/// The last entry that carries a valid signature: everything up to it is authenticated by it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedHead {
+    pub seq: u64,
+    /// Its hash, hex.
+    pub hash: String,
+}
+
+/// What verification does with unsigned entries after the last signed one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnsignedTail {
+    /// Accept them (they are reported in `AuditReport::unsigned_tail`).
+    Allow,
+    /// Fail: nothing authenticates them.
+    Refuse,
+}
+
 /// What verification found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditReport {
     pub entries: u64,
     /// The last hash (the head), hex.
     pub head: String,
-    /// Entries recorded without a signature (the CA key was not available).
+    /// The last signed entry; `None` if no entry is signed.
+    pub last_signed: Option<SignedHead>,
+    /// Entries recorded without a signature (each a `CA_KEY_UNAVAILABLE` refusal).
     pub unsigned: Vec<u64>,
+    /// The unsigned entries after the last signed one: no signature covers them.
+    pub unsigned_tail: Vec<u64>,
 }
 
 /// The log file.
@@ -166,16 +222,19 @@ impl AuditLog {
         Ok(entry.hash)
     }
 
-    /// Verifies the whole log against the CA's public key; with `expect_head`, also that no
-    /// entry was cut off the end.
+    /// Verifies the whole log against the CA's public key: links, hashes, signatures, and that
+    /// only `CA_KEY_UNAVAILABLE` refusals are unsigned; with `expect_head`, also that no entry
+    /// was cut off the end; with `UnsignedTail::Refuse`, that the last entry is signed.
     pub fn verify(
         &self,
         ca_key: &PublicKey,
         expect_head: Option<&str>,
+        tail: UnsignedTail,
     ) -> Result<AuditReport, CaError> {
         let entries = self.read()?;
         let mut prev = [0u8; 32];
         let mut unsigned = Vec::new();
+        let mut last_signed = None;
         for (i, e) in entries.iter().enumerate() {
             let broken = |reason: String| CaError::AuditBroken {
                 seq: i as u64,
@@ -214,8 +273,21 @@ impl AuditLog {
                         .map_err(|err| broken(format!("signature: {err}")))?;
                     crypto_sm::sm2::verify(ca_key, &UserId::default(), &hash, &sig)
                         .map_err(|_| broken("signature does not verify with the CA key".into()))?;
+                    last_signed = Some(SignedHead {
+                        seq: e.seq,
+                        hash: e.hash.clone(),
+                    });
                 }
-                None => unsigned.push(e.seq),
+                None if e.is_key_unavailable_refusal() => unsigned.push(e.seq),
+                None => {
+                    return Err(broken(format!(
+                        "is unsigned ({} {}, code {}), but only a {KEY_UNAVAILABLE} refusal may \
+                         lack the CA key's signature (the entry was forged or re-written)",
+                        e.action,
+                        e.outcome.as_str(),
+                        e.code().unwrap_or("none"),
+                    )));
+                }
             }
             prev = hash;
         }
@@ -229,10 +301,25 @@ impl AuditLog {
                 entries: entries.len() as u64,
             });
         }
+        let unsigned_tail: Vec<u64> = match &last_signed {
+            Some(s) => unsigned.iter().copied().filter(|&n| n > s.seq).collect(),
+            None => unsigned.clone(),
+        };
+        if tail == UnsignedTail::Refuse
+            && let (Some(&first), Some(&last)) = (unsigned_tail.first(), unsigned_tail.last())
+        {
+            return Err(CaError::AuditUnsignedTail {
+                first,
+                last,
+                last_signed: last_signed.as_ref().map(|s| s.seq),
+            });
+        }
         Ok(AuditReport {
             entries: entries.len() as u64,
             head,
+            last_signed,
             unsigned,
+            unsigned_tail,
         })
     }
 }
@@ -279,6 +366,243 @@ mod tests {
         .unwrap();
     }
 
+    /// Appends `n` signed "issue" entries and returns the head after each.
+    fn signed_entries(log: &AuditLog, signer: &dyn Signer, n: u64) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                log.append(
+                    1000 + i,
+                    "alice",
+                    "issue",
+                    Outcome::Done,
+                    &format!("user serial {i:02x}"),
+                    Some(signer),
+                )
+                .unwrap()
+            })
+            .collect()
+    }
+
+    // Issue 9 defect 7: whoever can write the log must not be able to replace its signed tail
+    // by unsigned entries whose hash links they recompute.
+    #[test]
+    fn tail_rewritten_as_unsigned_entries_is_rejected() {
+        let (_t, log, signer) = setup();
+        let pk = crypto::Signer::public_key(&signer);
+        signed_entries(&log, &signer, 5);
+        let full = lines(&log);
+        // Drop the last two signed entries and append forged ones, linked like real entries.
+        write(&log, &full[..3]);
+        log.append(
+            1003,
+            "alice",
+            "issue",
+            Outcome::Done,
+            "user serial 99",
+            None,
+        )
+        .unwrap();
+        log.append(1004, "alice", "revoke", Outcome::Done, "revoked 01", None)
+            .unwrap();
+        assert!(
+            matches!(
+                log.verify(&pk, None, UnsignedTail::Allow),
+                Err(CaError::AuditBroken { seq: 3, .. })
+            ),
+            "{:?}",
+            log.verify(&pk, None, UnsignedTail::Allow)
+        );
+    }
+
+    #[test]
+    fn unsigned_entry_other_than_key_unavailable_refusal_is_rejected_in_the_middle() {
+        let (_t, log, signer) = setup();
+        let pk = crypto::Signer::public_key(&signer);
+        signed_entries(&log, &signer, 2);
+        // A refusal, but not for an unavailable CA key.
+        log.append(
+            1002,
+            "bob",
+            "renew",
+            Outcome::Refused,
+            "CA_RENEW_REVOKED: serial 01 is revoked (key-compromise)",
+            None,
+        )
+        .unwrap();
+        signed_entries(&log, &signer, 1);
+        assert!(
+            matches!(
+                log.verify(&pk, None, UnsignedTail::Allow),
+                Err(CaError::AuditBroken { seq: 2, .. })
+            ),
+            "{:?}",
+            log.verify(&pk, None, UnsignedTail::Allow)
+        );
+        // A done action with the key-unavailable code is no refusal.
+        let (_t, log, signer) = setup();
+        signed_entries(&log, &signer, 1);
+        log.append(
+            1001,
+            "bob",
+            "crl",
+            Outcome::Done,
+            "CA_KEY_UNAVAILABLE: the CA key could not be opened",
+            None,
+        )
+        .unwrap();
+        signed_entries(&log, &signer, 1);
+        assert!(matches!(
+            log.verify(&pk, None, UnsignedTail::Allow),
+            Err(CaError::AuditBroken { seq: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn key_unavailable_refusal_covered_by_a_later_signed_entry_verifies() {
+        let (_t, log, signer) = setup();
+        let pk = crypto::Signer::public_key(&signer);
+        signed_entries(&log, &signer, 2);
+        log.append(
+            1002,
+            "bob",
+            "crl",
+            Outcome::Refused,
+            "CA_KEY_UNAVAILABLE: the token PIN is wrong",
+            None,
+        )
+        .unwrap();
+        let heads = signed_entries(&log, &signer, 1);
+        let r = log.verify(&pk, None, UnsignedTail::Refuse).unwrap();
+        assert_eq!(r.entries, 4);
+        assert_eq!(r.unsigned, vec![2]);
+        assert!(r.unsigned_tail.is_empty());
+        assert_eq!(
+            r.last_signed,
+            Some(SignedHead {
+                seq: 3,
+                hash: heads[0].clone()
+            })
+        );
+        assert_eq!(r.head, heads[0]);
+        // The signature of entry 3 covers entry 2: editing it breaks the chain.
+        let mut l = lines(&log);
+        l[2] = l[2].replace("wrong", "right");
+        write(&log, &l);
+        assert!(matches!(
+            log.verify(&pk, None, UnsignedTail::Allow),
+            Err(CaError::AuditBroken { seq: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn unsigned_tail_verifies_only_without_strict_and_reports_the_last_signed_head() {
+        let (_t, log, signer) = setup();
+        let pk = crypto::Signer::public_key(&signer);
+        let heads = signed_entries(&log, &signer, 3);
+        let full = lines(&log);
+        // Rewrite the tail: the last signed entry replaced by key-unavailable refusals whose
+        // links are recomputed. Entry 1 becomes the last signed one.
+        write(&log, &full[..2]);
+        for t in 0..2 {
+            log.append(
+                2000 + t,
+                "mallory",
+                "issue",
+                Outcome::Refused,
+                "CA_KEY_UNAVAILABLE: token absent",
+                None,
+            )
+            .unwrap();
+        }
+        let r = log.verify(&pk, None, UnsignedTail::Allow).unwrap();
+        assert_eq!(r.entries, 4);
+        assert_eq!(
+            r.last_signed,
+            Some(SignedHead {
+                seq: 1,
+                hash: heads[1].clone()
+            })
+        );
+        assert_ne!(r.head, heads[1]);
+        assert_eq!(r.unsigned_tail, vec![2, 3]);
+        match log.verify(&pk, None, UnsignedTail::Refuse) {
+            Err(e @ CaError::AuditUnsignedTail { .. }) => {
+                assert!(
+                    matches!(
+                        e,
+                        CaError::AuditUnsignedTail {
+                            first: 2,
+                            last: 3,
+                            last_signed: Some(1)
+                        }
+                    ),
+                    "{e:?}"
+                );
+                assert!(e.to_string().contains("entries 2 to 3 are unsigned"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The head the last real command printed still catches the rewrite.
+        assert!(matches!(
+            log.verify(&pk, Some(&heads[2]), UnsignedTail::Allow),
+            Err(CaError::AuditHeadMismatch { .. })
+        ));
+        // A log of nothing but unsigned refusals has no signed head and fails strict.
+        let (_t, log, _signer) = setup();
+        log.append(
+            1,
+            "bob",
+            "crl",
+            Outcome::Refused,
+            "CA_KEY_UNAVAILABLE: x",
+            None,
+        )
+        .unwrap();
+        let r = log.verify(&pk, None, UnsignedTail::Allow).unwrap();
+        assert_eq!((r.last_signed, r.unsigned_tail), (None, vec![0]));
+        assert!(matches!(
+            log.verify(&pk, None, UnsignedTail::Refuse),
+            Err(CaError::AuditUnsignedTail {
+                last_signed: None,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn codes_and_the_legacy_key_unavailable_spelling() {
+        let entry = |outcome, detail: &str| AuditEntry {
+            seq: 0,
+            time: 0,
+            operator: "op".into(),
+            action: "crl".into(),
+            outcome,
+            detail: detail.into(),
+            prev: String::new(),
+            hash: String::new(),
+            sig: None,
+        };
+        assert_eq!(
+            entry(Outcome::Refused, "CA_RENEW_REVOKED: serial 01").code(),
+            Some("CA_RENEW_REVOKED")
+        );
+        for detail in [
+            "renewed 01 as 02",
+            "ca_key_unavailable: x",
+            ": x",
+            "CA KEY: x",
+        ] {
+            assert_eq!(entry(Outcome::Done, detail).code(), None, "{detail}");
+        }
+        assert!(entry(Outcome::Refused, "CA_KEY_UNAVAILABLE: PIN").is_key_unavailable_refusal());
+        // Written by gmchain before the code existed.
+        assert!(
+            entry(Outcome::Refused, "CA key unavailable: wrong PIN").is_key_unavailable_refusal()
+        );
+        assert!(!entry(Outcome::Done, "CA_KEY_UNAVAILABLE: PIN").is_key_unavailable_refusal());
+        assert!(!entry(Outcome::Refused, "CA_KEY_UNAVAILABLEX: PIN").is_key_unavailable_refusal());
+    }
+
     #[test]
     fn chain_verifies_and_detects_edit_removal_truncation() {
         let (_t, log, signer) = setup();
@@ -301,14 +625,14 @@ mod tests {
             "bob",
             "revoke",
             Outcome::Refused,
-            "unknown serial ff",
+            "CA_KEY_UNAVAILABLE: wrong PIN",
             None,
         )
         .unwrap();
-        let r = log.verify(&pk, None).unwrap();
+        let r = log.verify(&pk, None, UnsignedTail::Allow).unwrap();
         assert_eq!((r.entries, r.unsigned.clone()), (6, vec![5]));
         assert!(matches!(
-            log.verify(&pk, Some(&head)),
+            log.verify(&pk, Some(&head), UnsignedTail::Allow),
             Err(CaError::AuditHeadMismatch { .. })
         ));
         let full = lines(&log);
@@ -318,7 +642,7 @@ mod tests {
         edited[2] = edited[2].replace("alice", "mallory");
         write(&log, &edited);
         assert!(matches!(
-            log.verify(&pk, None),
+            log.verify(&pk, None, UnsignedTail::Allow),
             Err(CaError::AuditBroken { seq: 2, .. })
         ));
 
@@ -327,16 +651,16 @@ mod tests {
         removed.remove(3);
         write(&log, &removed);
         assert!(matches!(
-            log.verify(&pk, None),
+            log.verify(&pk, None, UnsignedTail::Allow),
             Err(CaError::AuditBroken { seq: 3, .. })
         ));
 
         // Truncate to the first 4 entries: consistent by itself, caught by the expected head.
         write(&log, &full[..4]);
-        let r = log.verify(&pk, None).unwrap();
+        let r = log.verify(&pk, None, UnsignedTail::Allow).unwrap();
         assert_eq!(r.entries, 4);
         assert!(matches!(
-            log.verify(&pk, Some(&head)),
+            log.verify(&pk, Some(&head), UnsignedTail::Allow),
             Err(CaError::AuditHeadMismatch { .. })
         ));
 
@@ -346,7 +670,11 @@ mod tests {
             .generate()
             .unwrap();
         assert!(matches!(
-            log.verify(&crypto::Signer::public_key(&other), None),
+            log.verify(
+                &crypto::Signer::public_key(&other),
+                None,
+                UnsignedTail::Allow
+            ),
             Err(CaError::AuditBroken { seq: 0, .. })
         ));
     }

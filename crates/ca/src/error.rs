@@ -38,9 +38,68 @@ pub enum CaError {
         actual: String,
         entries: u64,
     },
+    /// Entries after the last signed one are unsigned, and strict verification was asked for.
+    #[error(
+        "audit log {} unsigned and no signed entry follows (last signed entry: {}): nothing authenticates the tail",
+        if first == last { format!("entry {first} is") } else { format!("entries {first} to {last} are") },
+        last_signed.map_or_else(|| "none".to_string(), |s| s.to_string())
+    )]
+    AuditUnsignedTail {
+        first: u64,
+        last: u64,
+        last_signed: Option<u64>,
+    },
     /// Signing an audit entry failed.
     #[error("cannot sign the audit entry: {0}")]
     Sign(#[from] crypto::CryptoError),
+    /// Renewal of a revoked certificate.
+    #[error(
+        "serial {serial} is revoked ({reason}) and is never renewed; issue a new certificate from a new CSR"
+    )]
+    RenewRevoked { serial: String, reason: String },
+    /// Renewal of a certificate that was already renewed.
+    #[error("serial {serial} was already renewed by {by}; renew {by} instead")]
+    AlreadyRenewed { serial: String, by: String },
+    /// Renewal that would certify a key the CA recorded as compromised.
+    #[error(
+        "{} the key of serial {revoked}, revoked for {reason}; {}",
+        if *new_key { format!("the CSR to renew serial {serial} carries") } else { format!("renewing serial {serial} would certify again") },
+        if *new_key { "the holder needs a key that was never compromised" } else { "renew with --csr for a new key" }
+    )]
+    RenewKeyCompromised {
+        serial: String,
+        revoked: String,
+        reason: String,
+        /// Whether the key came from a new CSR (rather than the old certificate).
+        new_key: bool,
+    },
+    /// Renewal keeping the old key after this CA recorded the compromise of its own key.
+    #[error(
+        "this CA recorded a compromise of its own key (serial {compromise} revoked for ca-compromise), so serial {serial} is renewed only with --csr for a new key"
+    )]
+    RenewNeedsCsr { serial: String, compromise: String },
+}
+
+impl CaError {
+    /// Returns the stable code of the error (recorded at the start of a refusal's audit detail).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CaError::Io { .. } => "CA_IO",
+            CaError::NotACa { .. } => "CA_NOT_A_CA",
+            CaError::Exists { .. } => "CA_EXISTS",
+            CaError::Corrupt { .. } => "CA_CORRUPT",
+            CaError::UnknownSerial { .. } => "CA_UNKNOWN_SERIAL",
+            CaError::SerialReused { .. } => "CA_SERIAL_REUSED",
+            CaError::AuditBroken { .. } => "CA_AUDIT_BROKEN",
+            CaError::AuditHeadMismatch { .. } => "CA_AUDIT_HEAD_MISMATCH",
+            CaError::AuditUnsignedTail { .. } => "CA_AUDIT_UNSIGNED_TAIL",
+            CaError::Sign(_) => "CA_SIGN",
+            CaError::RenewRevoked { .. } => "CA_RENEW_REVOKED",
+            CaError::AlreadyRenewed { .. } => "CA_RENEW_ALREADY_RENEWED",
+            CaError::RenewKeyCompromised { .. } => "CA_RENEW_KEY_COMPROMISED",
+            CaError::RenewNeedsCsr { .. } => "CA_RENEW_NEEDS_CSR",
+        }
+    }
 }
 
 pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> CaError {

@@ -4,7 +4,12 @@
 //! - `index.json`: every certificate issued, its status, renewal links, and the CRL number;
 //! - `certs/<serial>.pem`, `crl.pem`, `ca.pem`, `chain.pem`;
 //! - `audit.log`: one JSON line per action or refused action, hash-chained with SM3 and signed
-//!   by the CA key, so an edited, removed or (given the last head) truncated entry is detected.
+//!   by the CA key, so an edited, removed or (given the last head) truncated entry is detected;
+//!   only a refusal because the CA key could not be opened may be unsigned.
+//!
+//! It also holds the CA's rules that need only the index: which renewals are refused (a revoked
+//! certificate, a compromised key) and which certificates a key compromise revokes together
+//! (`renewal`).
 //!
 //! Every command holds an exclusive lock on `.lock` while it works, so two admins never
 //! interleave; every file is written by temp file, fsync, rename and directory fsync, and the
@@ -19,8 +24,11 @@ mod audit;
 mod dir;
 mod error;
 mod index;
+pub mod renewal;
 
-pub use audit::{AuditEntry, AuditLog, AuditReport, Outcome};
+pub use audit::{
+    AuditEntry, AuditLog, AuditReport, KEY_UNAVAILABLE, Outcome, SignedHead, UnsignedTail,
+};
 pub use dir::{CaDir, CaKind, CaMeta, KeyLocation};
 pub use error::CaError;
 pub use index::{Index, IndexEntry, Status};

@@ -7,7 +7,8 @@
 use crate::cli_keys::{TokenArgs, hsm_failure, load_profile, parse_uri};
 use crate::io::{PassArgs, read_named, write_file, write_output};
 use crate::{CmdResult, Failure};
-use ca::{CaDir, CaKind, CaMeta, IndexEntry, KeyLocation, Outcome, Status};
+use ca::renewal::{self, RenewalKey, check_renewal};
+use ca::{CaDir, CaKind, CaMeta, IndexEntry, KeyLocation, Outcome, Status, UnsignedTail};
 use clap::Subcommand;
 use crypto::{Secret, Signer};
 use crypto_sm::rng::SystemRandom;
@@ -221,6 +222,14 @@ pub(crate) enum CaCommand {
         op: OperatorArgs,
     },
     /// Renews a certificate: new serial, same subject and profile; a new key only with a new CSR.
+    ///
+    /// Refused (exit 2, audited with the code): a revoked certificate, whatever the reason
+    /// (CA_RENEW_REVOKED: issue a new certificate instead); one already renewed
+    /// (CA_RENEW_ALREADY_RENEWED); a renewal whose key, kept or from --csr, is the key of any
+    /// certificate this CA revoked for key-compromise, or of a CA certificate it revoked for
+    /// ca-compromise (CA_RENEW_KEY_COMPROMISED); and, once this CA has revoked any other
+    /// certificate for ca-compromise (its own key was compromised), every renewal without
+    /// --csr (CA_RENEW_NEEDS_CSR).
     Renew {
         #[arg(long)]
         dir: PathBuf,
@@ -238,6 +247,10 @@ pub(crate) enum CaCommand {
         op: OperatorArgs,
     },
     /// Revokes a certificate. Takes effect for verifiers with the next CRL.
+    ///
+    /// A revocation for key-compromise (or for ca-compromise of a CA certificate) declares the
+    /// key compromised: every other valid certificate of the same key (such as a renewal that
+    /// kept it) is revoked with it, for the same reason.
     Revoke {
         #[arg(long)]
         dir: PathBuf,
@@ -298,11 +311,19 @@ pub(crate) enum CaCommand {
         cert: PathBuf,
     },
     /// Verifies the CA audit log: hash chain and signatures; with --expect-head, no truncation.
+    ///
+    /// Only a refusal with code CA_KEY_UNAVAILABLE (the CA key could not be opened) may be
+    /// unsigned; a later signed entry authenticates it through the hash chain. Unsigned entries
+    /// after the last signed one (the unsigned tail) are authenticated by nothing: they are
+    /// reported with the last signed head, and --strict fails on them.
     AuditVerify {
         #[arg(long)]
         dir: PathBuf,
         #[arg(long)]
         expect_head: Option<String>,
+        /// Fail (exit 1) if any entry after the last signed one is unsigned.
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -319,6 +340,29 @@ fn pki_err(context: &str) -> impl FnOnce(pki::PkiError) -> Failure + '_ {
 
 fn ca_err(e: ca::CaError) -> Failure {
     Failure::BadInput(e.to_string())
+}
+
+/// A refusal by one of the CA's rules: the message starts with its code, so the audit entry
+/// records it (`CA_RENEW_REVOKED: …`).
+fn coded(e: ca::CaError) -> Failure {
+    Failure::BadInput(format!("{}: {e}", e.code()))
+}
+
+/// Reads a certificate the CA issued, checking it is the one the index recorded.
+fn stored_cert(ca: &CaDir, e: &IndexEntry) -> Result<Certificate, ca::CaError> {
+    let name = format!("certs/{}.pem", e.serial);
+    let corrupt = |reason: String| ca::CaError::Corrupt {
+        path: ca.path().join(&name),
+        reason,
+    };
+    let cert = Certificate::from_pem(&ca.read_file(&name)?).map_err(|x| corrupt(x.to_string()))?;
+    if cert.fingerprint().to_hex() != e.fingerprint {
+        return Err(corrupt(format!(
+            "not the certificate the index recorded for serial {}",
+            e.serial
+        )));
+    }
+    Ok(cert)
 }
 
 fn role(s: &str) -> Result<Role, Failure> {
@@ -387,7 +431,11 @@ fn audited(
                     &operator,
                     action,
                     Outcome::Refused,
-                    &format!("CA key unavailable: {}", failure_text(&e)),
+                    &format!(
+                        "{}: the CA key could not be opened: {}",
+                        ca::KEY_UNAVAILABLE,
+                        failure_text(&e)
+                    ),
                     None,
                 )
                 .map_err(ca_err)?;
@@ -605,17 +653,8 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
         } => audited(&dir, &op, &key.pass, "renew", |ca, signer| {
             let mut index = ca.read_index().map_err(ca_err)?;
             let old_entry = index.get(&serial).map_err(ca_err)?.clone();
-            if old_entry.renewed_by.is_some() {
-                return Err(Failure::BadInput(format!(
-                    "serial {serial} was already renewed by {}",
-                    old_entry.renewed_by.unwrap_or_default()
-                )));
-            }
-            let old = Certificate::from_pem(
-                &ca.read_file(&format!("certs/{}.pem", old_entry.serial))
-                    .map_err(ca_err)?,
-            )
-            .map_err(pki_err("certificate"))?;
+            renewal::check_renewable(&index, &serial).map_err(coded)?;
+            let old = stored_cert(ca, &old_entry).map_err(ca_err)?;
             let r = old
                 .role()
                 .ok_or_else(|| Failure::BadInput(format!("serial {serial} has no gmchain role")))?;
@@ -635,6 +674,15 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                 }
                 None => old.public_key(),
             };
+            let renewal_key = if csr.is_some() {
+                RenewalKey::New(&public_key)
+            } else {
+                RenewalKey::Reused
+            };
+            check_renewal(&index, &old_entry.serial, renewal_key, |e| {
+                stored_cert(ca, e).map(|c| c.public_key())
+            })
+            .map_err(coded)?;
             let issuer = ca_cert(ca)?;
             let new_serial = fresh_serial(&index)?;
             let cn = old.common_name().unwrap_or_default();
@@ -680,16 +728,35 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                     e.serial
                 )));
             }
-            e.status = Status::Revoked {
+            let status = Status::Revoked {
                 at: now(),
                 reason: why.as_str().to_string(),
             };
-            let detail = format!(
+            e.status = status.clone();
+            let mut detail = format!(
                 "revoked {} ({}) reason {}",
                 e.serial,
                 e.subject,
                 why.as_str()
             );
+            let target = e.serial.clone();
+            if renewal::reason_compromises_key(&e.role, why.as_str()) {
+                // The key is compromised, not just this certificate: every other certificate
+                // of the key goes with it (RFC 5280 §5.3.1 keyCompromise).
+                let same_key = renewal::sharing_key(&index, &target, |e| {
+                    stored_cert(ca, e).map(|c| c.public_key())
+                })
+                .map_err(ca_err)?;
+                for s in &same_key {
+                    index.get_mut(s).map_err(ca_err)?.status = status.clone();
+                }
+                if !same_key.is_empty() {
+                    detail.push_str(&format!(
+                        "; also revoked {} (same key)",
+                        same_key.join(", ")
+                    ));
+                }
+            }
             ca.write_index(&index).map_err(ca_err)?;
             println!("{detail}; publish a CRL with `gmchain ca crl` for verifiers to see it");
             Ok(detail)
@@ -832,19 +899,46 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                 Err(e) => Err(Failure::NotVerified(format!("{} ({})", e, e.code()))),
             }
         }
-        CaCommand::AuditVerify { dir, expect_head } => {
+        CaCommand::AuditVerify {
+            dir,
+            expect_head,
+            strict,
+        } => {
             let ca = CaDir::open(&dir, false).map_err(ca_err)?;
             let cert = ca_cert(&ca)?;
+            let tail = if strict {
+                UnsignedTail::Refuse
+            } else {
+                UnsignedTail::Allow
+            };
             match ca
                 .audit()
-                .verify(&cert.public_key(), expect_head.as_deref())
+                .verify(&cert.public_key(), expect_head.as_deref(), tail)
             {
                 Ok(r) => {
-                    println!("audit log OK: {} entries, head {}", r.entries, r.head);
-                    if !r.unsigned.is_empty() {
+                    let signed = match &r.last_signed {
+                        Some(s) => format!("last signed entry {} hash {}", s.seq, s.hash),
+                        None => "no signed entry".to_string(),
+                    };
+                    println!(
+                        "audit log OK: {} entries, head {}; {signed}",
+                        r.entries, r.head
+                    );
+                    let covered: Vec<u64> = r
+                        .unsigned
+                        .iter()
+                        .copied()
+                        .filter(|n| !r.unsigned_tail.contains(n))
+                        .collect();
+                    if !covered.is_empty() {
                         println!(
-                            "unsigned entries (CA key unavailable when recorded): {:?}",
-                            r.unsigned
+                            "unsigned entries (CA key unavailable when recorded), covered by a later signature: {covered:?}"
+                        );
+                    }
+                    if !r.unsigned_tail.is_empty() {
+                        println!(
+                            "unsigned tail (CA key unavailable when recorded), covered by no signature: {:?}; --strict fails on it",
+                            r.unsigned_tail
                         );
                     }
                     Ok(())
