@@ -1039,3 +1039,255 @@ fn a_root_registers_only_the_organisations_it_sponsors() {
     third.member(dir, pki::Role::Admin, "third-admin");
     register(&chain, &third, "third-admin");
 }
+
+/// Arguments of an attestation with the largest metadata and pointer the contract accepts
+/// (about 8 KiB), for document `n`.
+fn maximal_anchor_args(n: usize) -> Vec<Vec<u8>> {
+    vec![
+        crypto_sm::sm3::sm3(format!("backlog document {n}").as_bytes())
+            .as_bytes()
+            .to_vec(),
+        vec![b'k'; execution::MAX_KIND_LEN],
+        vec![b'm'; execution::MAX_METADATA_LEN],
+        vec![0x5a; execution::MAX_POINTER_LEN],
+    ]
+}
+
+/// Reads every block above genesis through the API and decodes it under the chain's limits;
+/// returns the encoded size and transaction count of each.
+async fn read_blocks(
+    c: &mut ChainClient<tonic::transport::Channel>,
+    limits: &Limits,
+    tip: u64,
+) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for h in 1..=tip {
+        let b = c
+            .get_block(pb::GetBlockRequest { height: Some(h) })
+            .await
+            .unwrap_or_else(|e| panic!("block {h} unreadable: {e}"))
+            .into_inner();
+        let block = types::Block::from_bytes(&b.block, limits)
+            .unwrap_or_else(|e| panic!("block {h} ({} bytes): {e}", b.block.len()));
+        assert!(
+            b.block.len() <= limits.max_block_size,
+            "block {h} is {} bytes, over max_block_size = {}",
+            b.block.len(),
+            limits.max_block_size
+        );
+        out.push((b.block.len(), block.txs.len()));
+    }
+    out
+}
+
+/// Issue 9, defect 1: a pool backlog past one block's byte budget. One user's 2,000 maximal
+/// attestations (about 9.4 KB each, over 18 MB together, the chain's `max_txs_per_block`) are
+/// all admitted while the producer waits for a full block; the block it seals stays within
+/// the `max_block_size` its readers enforce, the rest waits in the pool for the next block,
+/// every block reads back, the node restarts, nothing admitted is lost, and `verify-store`
+/// passes. The chain's limits are the defaults; only the node's block interval is lengthened
+/// so that the whole backlog is in the pool when the producer seals.
+#[test]
+fn a_pool_backlog_past_the_block_byte_budget_commits_in_readable_blocks() {
+    let chain = dev_chain(1);
+    let dir = &chain.dir;
+    let config = std::fs::read_to_string(dir.join("node.toml")).unwrap();
+    assert!(config.contains("interval_ms = 50"), "{config}");
+    std::fs::write(
+        dir.join("node.toml"),
+        config.replace("interval_ms = 50", "interval_ms = 60000"),
+    )
+    .unwrap();
+    let genesis =
+        execution::Genesis::from_json(&std::fs::read(dir.join("data/genesis.json")).unwrap())
+            .unwrap();
+    let limits = genesis.params.limits();
+
+    let count = usize::try_from(genesis.params.max_txs_per_block).unwrap();
+    let (key, cert) = identity(dir, "clients/0");
+    let txs: Vec<SignedTx> = (0..count)
+        .map(|n| {
+            signed(
+                &key,
+                &cert,
+                900,
+                "attestation",
+                "anchor",
+                maximal_anchor_args(n),
+            )
+        })
+        .collect();
+    // Each transaction costs its encoding and its 4-byte length prefix in a block.
+    let total: usize = txs.iter().map(|t| t.to_bytes().len() + 4).sum();
+    assert!(
+        total > limits.max_block_size,
+        "{count} transactions take {total} bytes, not more than one block's {}",
+        limits.max_block_size
+    );
+
+    let mut node = Node::start(&chain);
+    let rt = rt();
+    let channel = rt.block_on(async {
+        tonic::transport::Endpoint::from_shared(chain.grpc.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    });
+    let client = move || ChainClient::new(channel.clone()).max_decoding_message_size(64 << 20);
+    // Submit them all (admission only; commits are checked by id afterwards).
+    let ids: Vec<types::TxId> = txs.iter().map(SignedTx::tx_id).collect();
+    let encoded: Arc<Vec<Vec<u8>>> = Arc::new(txs.iter().map(Encode::to_bytes).collect());
+    rt.block_on(async {
+        let workers = 8;
+        let mut tasks = Vec::new();
+        for w in 0..workers {
+            let mut c = client();
+            let encoded = encoded.clone();
+            tasks.push(tokio::spawn(async move {
+                for bytes in encoded.iter().skip(w).step_by(workers) {
+                    c.submit_transaction(pb::SubmitTransactionRequest {
+                        signed_tx: bytes.clone(),
+                        wait_for_commit: false,
+                    })
+                    .await
+                    .unwrap_or_else(|e| panic!("refused at admission: {e}"));
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+
+    // The producer seals the backlog; every block it wrote reads back within the limit.
+    let mut c = client();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let tip = loop {
+        let h = rt.block_on(height(&mut c));
+        if h >= 1 {
+            break h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no block sealed: {}",
+            log_of(&chain)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let blocks = rt.block_on(read_blocks(&mut c, &limits, tip));
+    let (first_size, first_txs) = blocks[0];
+    assert!(
+        first_txs < count,
+        "block 1 holds all {count} transactions ({first_size} bytes)"
+    );
+    // Filled to its byte budget: not one more maximal transaction would have fitted.
+    let entry = total / count;
+    assert!(
+        first_size + 2 * entry > limits.max_block_size,
+        "block 1 is {first_size} bytes with {first_txs} transactions: sealed well under the budget"
+    );
+
+    // SIGTERM commits what waits in the pool (the rest of the backlog) and stops cleanly.
+    let st = node.signal("-TERM");
+    assert!(
+        st.success(),
+        "SIGTERM exit: {st:?}; log: {}",
+        log_of(&chain)
+    );
+    // The node restarts on its store; every admitted transaction is committed.
+    let mut node = Node::start(&chain);
+    let mut c = client();
+    rt.block_on(async {
+        let tip = height(&mut c).await;
+        let blocks = read_blocks(&mut c, &limits, tip).await;
+        assert!(
+            blocks.len() >= 2,
+            "the backlog went into one block: {blocks:?}"
+        );
+        assert_eq!(
+            blocks.iter().map(|b| b.1).sum::<usize>(),
+            count,
+            "{blocks:?}"
+        );
+        let mut per_height = vec![0usize; blocks.len() + 1];
+        for id in &ids {
+            let r = c
+                .get_receipt(pb::TxIdRequest {
+                    tx_id: id.as_bytes().to_vec(),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("admitted {id} lost: {e}"))
+                .into_inner();
+            let receipt = types::Receipt::from_bytes(&r.receipt, &limits).unwrap();
+            assert_eq!(receipt.status, types::Status::Success, "{receipt:?}");
+            per_height[usize::try_from(r.height).unwrap()] += 1;
+        }
+        assert_eq!(
+            &per_height[1..],
+            blocks.iter().map(|b| b.1).collect::<Vec<_>>().as_slice()
+        );
+        // Transaction queries read the block: the first and the last admitted.
+        for id in [ids[0], ids[count - 1]] {
+            let t = c
+                .get_transaction(pb::TxIdRequest {
+                    tx_id: id.as_bytes().to_vec(),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("transaction {id} unreadable: {e}"))
+                .into_inner();
+            assert_eq!(
+                SignedTx::from_bytes(&t.signed_tx, &limits).unwrap().tx_id(),
+                id
+            );
+        }
+    });
+    assert!(node.signal("-TERM").success());
+    let out = ok(dir, &["node", "verify-store", "--config", "node.toml"]);
+    assert!(out.contains("store verified"), "{out}");
+
+    // A chain whose max_tx_size cannot fit in one block with its header is refused at
+    // genesis, naming the field and both numbers; so is one above the largest transaction the
+    // build decodes (it would never be applied); the largest the build decodes is accepted.
+    let fits = limits.largest_tx_in_block(&genesis.chain_id);
+    let ceiling = Limits::default().max_tx_size;
+    let cases = [
+        (
+            fits + 1,
+            "too-big",
+            Some(vec![fits.to_string(), limits.max_block_size.to_string()]),
+        ),
+        (fits, "over-ceiling", Some(vec![ceiling.to_string()])),
+        (ceiling, "ceiling", None),
+    ];
+    for (size, data, refused) in cases {
+        let file = format!("{data}.toml");
+        std::fs::write(
+            dir.join(&file),
+            config
+                .replace("data_dir = \"data\"", &format!("data_dir = \"{data}\""))
+                .replace(
+                    "expiry_window = 1000",
+                    &format!("expiry_window = 1000\nmax_tx_size = {size}"),
+                ),
+        )
+        .unwrap();
+        match refused {
+            None => {
+                ok(dir, &["node", "init", "--config", &file]);
+            }
+            Some(needles) => {
+                let err = fails(
+                    dir,
+                    &["node", "init", "--config", &file],
+                    2,
+                    "params.max_tx_size",
+                );
+                assert!(err.contains(&size.to_string()), "{err}");
+                for n in needles {
+                    assert!(err.contains(&n), "{err}");
+                }
+            }
+        }
+    }
+}

@@ -341,6 +341,31 @@ impl Genesis {
                 "must be at least 1",
             ));
         }
+        // One transaction of max_tx_size, with the block's header and framing, must fit the
+        // max_block_size every block reader enforces.
+        let fits = p.limits().largest_tx_in_block(&self.chain_id);
+        if p.max_tx_size > fits {
+            return Err(GenesisError::field(
+                "params.max_tx_size",
+                format!(
+                    "{} bytes cannot fit in one block: max_block_size = {} bytes leaves at most {fits} bytes for a transaction after the block header and framing",
+                    p.max_tx_size,
+                    p.limits().max_block_size
+                ),
+            ));
+        }
+        // Transactions are decoded under the build's own ceiling: a larger value would be
+        // accepted here but never applied (`limits()` only tightens), so it is refused.
+        let ceiling = Limits::default().max_tx_size;
+        if p.max_tx_size > ceiling {
+            return Err(GenesisError::field(
+                "params.max_tx_size",
+                format!(
+                    "{} bytes is above the largest transaction this build decodes ({ceiling} bytes)",
+                    p.max_tx_size
+                ),
+            ));
+        }
         if self.organisations.is_empty() {
             return Err(GenesisError::field(
                 "organisations",

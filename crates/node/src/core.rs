@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use crypto::{Digest, Signer};
 use execution::{
-    Admission, AdmitContext, BlockContext, Executor, Genesis, Rejection, StateView, VerifiedTx,
+    Admission, AdmitContext, BlockContext, Executor, Genesis, RejectCode, Rejection, StateView,
+    VerifiedTx,
 };
 use pki::{Certificate, UnixTime};
 use receipt::ReceiptBundle;
@@ -213,13 +214,15 @@ impl Core {
             .store(tip.height.0, std::sync::atomic::Ordering::Relaxed);
         let (blocks, _) = broadcast::channel(256);
         let tip_header = store.header(tip.height)?.ok_or(NodeError::EmptyStore)?;
+        // Blocks are filled up to what the store will read back.
+        let block_budget = store.limits().block_tx_budget(&genesis.chain_id);
         Ok(Self {
             store,
             genesis_hash: expected,
             genesis,
             admission,
             executor,
-            pool: Mutex::new(Pool::new(block.max_pool)),
+            pool: Mutex::new(Pool::new(block.max_pool, block_budget)),
             wake: Mutex::new(Wake { stop: false }),
             wake_cv: Condvar::new(),
             validator,
@@ -315,6 +318,18 @@ impl Core {
                         message: format!("transaction {id} is already waiting in the pool"),
                     });
                 }
+                Err(PoolRefusal::LargerThanABlock { len, budget }) => {
+                    // Unreachable with a checked genesis (max_tx_size fits one block); kept so
+                    // that no transaction waits for a block that could never hold it.
+                    let code = RejectCode::TooLarge.as_str();
+                    self.metrics.rejected(code);
+                    return Err(Refusal {
+                        code,
+                        message: format!(
+                            "the transaction takes {len} bytes in a block, more than a block's budget of {budget} bytes"
+                        ),
+                    });
+                }
                 Err(PoolRefusal::Full { max }) => {
                     self.metrics.rejected("TX_POOL_FULL");
                     return Err(Refusal {
@@ -341,17 +356,28 @@ impl Core {
         Ok((id, rx))
     }
 
-    /// Seals the pool's oldest transactions (up to the block size) into the next block:
-    /// re-checks each (revocation, suspension, expiry, duplicates, permissions), executes them,
-    /// signs the header and commits block, receipts, state and seal in one synced batch.
-    /// Returns the new height, or `None` if nothing was left to commit.
+    /// The most transactions in a block: the node's setting, within the limit the store
+    /// reads blocks under.
+    fn max_txs(&self) -> usize {
+        usize::try_from(self.block.max_txs)
+            .unwrap_or(usize::MAX)
+            .min(self.store.limits().max_txs_per_block)
+    }
+
+    /// Whether the pool holds a full block, by count or by bytes.
+    fn pool_holds_a_block(&self) -> bool {
+        lock(&self.pool).holds_a_block(self.max_txs())
+    }
+
+    /// Seals the pool's oldest transactions into the next block, up to the block's count
+    /// and byte budget (the pool's; derived from the `max_block_size` the store reads blocks
+    /// under, so every block it seals reads back): re-checks each (revocation, suspension,
+    /// expiry, duplicates, permissions), executes them, signs the header and commits block,
+    /// receipts, state and seal in one synced batch. Returns the new height, or `None` if
+    /// nothing was left to commit.
     pub fn produce_block(&self) -> Result<Option<Height>, NodeError> {
         let _one = lock(&self.producing);
-        let max = self
-            .block
-            .max_txs
-            .min(self.genesis.params.max_txs_per_block) as usize;
-        let taken = lock(&self.pool).take(max);
+        let taken = lock(&self.pool).take(self.max_txs());
         if taken.is_empty() {
             return Ok(None);
         }
@@ -456,9 +482,9 @@ impl Core {
         );
     }
 
-    /// The producer loop: seals a block when the pool holds a full block, or when the oldest
-    /// waiting transaction has waited the block interval; returns after [`Core::stop`], once
-    /// the pool is committed.
+    /// The producer loop: seals a block when the pool holds a full block (by count or by
+    /// bytes), or when the oldest waiting transaction has waited the block interval; returns
+    /// after [`Core::stop`], once the pool is committed.
     pub fn run_producer(&self) -> Result<(), NodeError> {
         let interval = Duration::from_millis(self.block.interval_ms);
         let mut rate_window: (Instant, u64) = (Instant::now(), 0);
@@ -475,14 +501,11 @@ impl Core {
                 }
                 w.stop
             };
-            if !stop && self.pool_size() < self.block.max_txs as usize {
+            if !stop && !self.pool_holds_a_block() {
                 // Give the block the interval to fill.
                 let deadline = Instant::now() + interval;
                 let mut w = lock(&self.wake);
-                while !w.stop
-                    && self.pool_size() < self.block.max_txs as usize
-                    && Instant::now() < deadline
-                {
+                while !w.stop && !self.pool_holds_a_block() && Instant::now() < deadline {
                     let left = deadline.saturating_duration_since(Instant::now());
                     w = self
                         .wake_cv
@@ -504,7 +527,7 @@ impl Core {
                         .store((rate * 1000.0) as u64, std::sync::atomic::Ordering::Relaxed);
                     rate_window = (Instant::now(), committed);
                 }
-                if self.pool_size() < self.block.max_txs as usize {
+                if !self.pool_holds_a_block() {
                     break;
                 }
             }

@@ -1,11 +1,19 @@
 //! The transaction pool: admitted transactions in arrival order, bounded, with the clients
 //! waiting for each one's commit.
+//!
+//! Blocks are filled from it under two limits: a transaction count and a byte budget (what
+//! `max_block_size`, the limit every block reader enforces, leaves after the block's header
+//! and framing: `types::Limits::block_tx_budget`). A transaction that does not fit what is
+//! left of the budget keeps its place at the head of the line, so it goes first into the next
+//! block, while later, smaller ones that fit still go into this one. The pool refuses a
+//! transaction larger than a whole block's budget, so every waiting transaction fits an
+//! empty block and none can wait forever.
 
 use std::collections::{HashMap, VecDeque};
 
 use execution::VerifiedTx;
 use tokio::sync::oneshot;
-use types::{Height, Receipt, TxId};
+use types::{Block, Height, Receipt, TxId};
 
 /// What a waiting client learns about its transaction.
 #[derive(Debug, Clone)]
@@ -28,13 +36,36 @@ pub enum Outcome {
     },
 }
 
+/// What the pool needs to know of a transaction.
+pub trait Pooled {
+    /// Its ID.
+    fn id(&self) -> TxId;
+    /// The bytes it takes in a block: its encoding and its length prefix
+    /// ([`Block::entry_len`]).
+    fn block_len(&self) -> usize;
+}
+
+impl Pooled for VerifiedTx {
+    fn id(&self) -> TxId {
+        VerifiedTx::id(self)
+    }
+
+    fn block_len(&self) -> usize {
+        // The admitted encoding is canonical, so the block re-encodes it to the same length.
+        Block::entry_len(self.encoded_len())
+    }
+}
+
 /// A bounded FIFO of admitted transactions.
-#[derive(Debug, Default)]
-pub struct Pool {
+#[derive(Debug)]
+pub struct Pool<T = VerifiedTx> {
     order: VecDeque<TxId>,
-    txs: HashMap<TxId, VerifiedTx>,
+    txs: HashMap<TxId, T>,
     waiters: HashMap<TxId, Vec<oneshot::Sender<Outcome>>>,
     max: usize,
+    block_budget: usize,
+    // The sum of the waiting transactions' block_len.
+    bytes: usize,
 }
 
 /// Why the pool refused a transaction.
@@ -47,14 +78,26 @@ pub enum PoolRefusal {
         /// The capacity.
         max: usize,
     },
+    /// Larger than a whole block's byte budget: no block could ever hold it.
+    LargerThanABlock {
+        /// The bytes it would take in a block.
+        len: usize,
+        /// The byte budget of a block's transactions.
+        budget: usize,
+    },
 }
 
-impl Pool {
-    /// Returns an empty pool holding at most `max` transactions.
-    pub fn new(max: usize) -> Self {
+impl<T: Pooled> Pool<T> {
+    /// Returns an empty pool holding at most `max` transactions, for blocks whose
+    /// transactions may take `block_budget` bytes (`Limits::block_tx_budget`).
+    pub fn new(max: usize, block_budget: usize) -> Self {
         Self {
+            order: VecDeque::new(),
+            txs: HashMap::new(),
+            waiters: HashMap::new(),
             max,
-            ..Self::default()
+            block_budget,
+            bytes: 0,
         }
     }
 
@@ -68,22 +111,41 @@ impl Pool {
         self.txs.is_empty()
     }
 
+    /// Returns the bytes the waiting transactions would take in blocks.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Returns whether the waiting transactions fill a block of at most `max_txs`
+    /// transactions: by count, or by bytes (then the next block cannot take them all).
+    pub fn holds_a_block(&self, max_txs: usize) -> bool {
+        self.len() >= max_txs || self.bytes >= self.block_budget
+    }
+
     /// Returns whether `id` waits here.
     pub fn contains(&self, id: &TxId) -> bool {
         self.txs.contains_key(id)
     }
 
     /// Adds an admitted transaction.
-    pub fn insert(&mut self, tx: VerifiedTx) -> Result<(), PoolRefusal> {
+    pub fn insert(&mut self, tx: T) -> Result<(), PoolRefusal> {
         let id = tx.id();
         if self.txs.contains_key(&id) {
             return Err(PoolRefusal::Duplicate);
+        }
+        let len = tx.block_len();
+        if len > self.block_budget {
+            return Err(PoolRefusal::LargerThanABlock {
+                len,
+                budget: self.block_budget,
+            });
         }
         if self.txs.len() >= self.max {
             return Err(PoolRefusal::Full { max: self.max });
         }
         self.order.push_back(id);
         self.txs.insert(id, tx);
+        self.bytes += len;
         Ok(())
     }
 
@@ -94,17 +156,38 @@ impl Pool {
         rx
     }
 
-    /// Removes and returns up to `n` transactions, oldest first.
-    pub fn take(&mut self, n: usize) -> Vec<VerifiedTx> {
-        let mut out = Vec::with_capacity(n.min(self.txs.len()));
-        while out.len() < n {
-            let Some(id) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(tx) = self.txs.remove(&id) {
-                out.push(tx);
+    /// Removes and returns the transactions of the next block, oldest first: at most
+    /// `max_txs`, taking together at most the block byte budget. One that does not fit what is
+    /// left of the budget stays, at its place in line, for the next block (where it comes
+    /// first, and fits, since no transaction exceeds the budget); later ones that fit are
+    /// still taken.
+    pub fn take(&mut self, max_txs: usize) -> Vec<T> {
+        let mut out = Vec::with_capacity(max_txs.min(self.txs.len()));
+        let mut left = self.block_budget;
+        let txs = &mut self.txs;
+        let mut taken_bytes = 0;
+        self.order.retain(|id| {
+            if out.len() >= max_txs || left == 0 {
+                return true;
             }
-        }
+            let Some(len) = txs.get(id).map(Pooled::block_len) else {
+                // Not waiting any more: drop the stale entry.
+                return false;
+            };
+            if len > left {
+                return true;
+            }
+            match txs.remove(id) {
+                Some(tx) => {
+                    left -= len;
+                    taken_bytes += len;
+                    out.push(tx);
+                    false
+                }
+                None => false,
+            }
+        });
+        self.bytes -= taken_bytes;
         out
     }
 
@@ -116,5 +199,123 @@ impl Pool {
                 let _ = w.send(outcome.clone());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crypto::Digest;
+
+    /// A stand-in for an admitted transaction: an arrival number and a size in a block.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct Tx(u32, usize);
+
+    impl Pooled for Tx {
+        fn id(&self) -> TxId {
+            let mut d = [0u8; 32];
+            d[..4].copy_from_slice(&self.0.to_be_bytes());
+            TxId(Digest(d))
+        }
+        fn block_len(&self) -> usize {
+            self.1
+        }
+    }
+
+    fn pool(budget: usize, txs: &[(u32, usize)]) -> Pool<Tx> {
+        let mut p = Pool::new(100, budget);
+        for &(n, len) in txs {
+            p.insert(Tx(n, len)).unwrap();
+        }
+        p
+    }
+
+    fn numbers(txs: &[Tx]) -> Vec<u32> {
+        txs.iter().map(|t| t.0).collect()
+    }
+
+    #[test]
+    fn takes_in_arrival_order_under_the_count_limit() {
+        let mut p = pool(1000, &[(1, 10), (2, 10), (3, 10)]);
+        assert_eq!(numbers(&p.take(2)), [1, 2]);
+        assert_eq!(p.bytes(), 10);
+        assert_eq!(numbers(&p.take(2)), [3]);
+        assert!(p.is_empty());
+        assert_eq!(p.bytes(), 0);
+    }
+
+    #[test]
+    fn a_transaction_over_the_remaining_budget_waits_without_holding_back_smaller_ones() {
+        // Budget 100: 1 (60) goes in; 2 (50) does not fit the 40 left and waits; 3 (30)
+        // and 5 (10) still fit; 4 (20) does not fit the 10 left after 3.
+        let mut p = pool(100, &[(1, 60), (2, 50), (3, 30), (4, 20), (5, 10)]);
+        assert_eq!(p.bytes(), 170);
+        let first = p.take(10);
+        assert_eq!(numbers(&first), [1, 3, 5]);
+        assert_eq!(first.iter().map(|t| t.1).sum::<usize>(), 100);
+        assert_eq!(p.bytes(), 70);
+        // The skipped one is first in line for the next block.
+        assert_eq!(numbers(&p.take(10)), [2, 4]);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn every_block_stays_within_the_budget_and_nothing_is_lost_or_starved() {
+        let (budget, max_txs) = (1000, 50);
+        let mut p = Pool::new(10_000, budget);
+        // Large and small mixed, more than many blocks hold.
+        let mut total = 0;
+        for n in 0..600u32 {
+            let len = if n % 3 == 0 {
+                700 + (n as usize * 7) % 301
+            } else {
+                1 + (n as usize * 37) % 200
+            };
+            total += len;
+            p.insert(Tx(n, len)).unwrap();
+        }
+        assert_eq!(p.bytes(), total);
+        let mut committed = Vec::new();
+        while !p.is_empty() {
+            let head = p.order.front().copied();
+            let block = p.take(max_txs);
+            assert!(block.iter().map(|t| t.1).sum::<usize>() <= budget);
+            assert!(block.len() <= max_txs);
+            // The head of the line always goes into the block it is offered to: a skipped
+            // transaction waits one block at most.
+            assert_eq!(block.first().map(Tx::id), head);
+            // Within a block, arrival order is kept.
+            assert!(block.windows(2).all(|w| w[0].0 < w[1].0));
+            committed.extend(numbers(&block));
+        }
+        committed.sort_unstable();
+        assert_eq!(committed, (0..600).collect::<Vec<_>>());
+        assert_eq!(p.bytes(), 0);
+    }
+
+    #[test]
+    fn the_producer_sees_a_full_block_by_count_or_by_bytes() {
+        let p = pool(100, &[(1, 30), (2, 30)]);
+        assert!(!p.holds_a_block(3));
+        assert!(p.holds_a_block(2));
+        let p = pool(100, &[(1, 60), (2, 50)]);
+        assert!(p.holds_a_block(3));
+    }
+
+    #[test]
+    fn refuses_duplicates_a_full_pool_and_what_no_block_could_hold() {
+        let mut p = Pool::new(2, 100);
+        p.insert(Tx(1, 10)).unwrap();
+        assert_eq!(p.insert(Tx(1, 10)), Err(PoolRefusal::Duplicate));
+        assert_eq!(
+            p.insert(Tx(2, 101)),
+            Err(PoolRefusal::LargerThanABlock {
+                len: 101,
+                budget: 100
+            })
+        );
+        p.insert(Tx(3, 100)).unwrap();
+        assert_eq!(p.insert(Tx(4, 1)), Err(PoolRefusal::Full { max: 2 }));
+        assert_eq!(p.bytes(), 110);
     }
 }

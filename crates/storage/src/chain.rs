@@ -87,6 +87,13 @@ impl<B: KvBackend> ChainStore<B> {
         }
     }
 
+    /// Returns the limits stored values are decoded under. Block assembly takes its byte
+    /// budget from them ([`Limits::block_tx_budget`]), so what it builds is what the store
+    /// accepts and reads back.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Returns the backend (tools and tests read raw values through it).
     pub fn backend(&self) -> &B {
         &self.backend
@@ -190,7 +197,9 @@ impl<B: KvBackend> ChainStore<B> {
     ///
     /// Refuses, writing nothing, a block whose height is not the tip's plus one (0 on an empty
     /// store), whose parent is not the tip, whose `tx_count`, `tx_root`, `receipts_root` or
-    /// `state_root` disagree with its contents, or that repeats a committed transaction.
+    /// `state_root` disagree with its contents, or that repeats a committed transaction; and
+    /// a block or receipt the store could not read back under its limits (a block above
+    /// `max_block_size`, a receipt above `max_receipt_size`, any other limit).
     pub fn commit_block(
         &self,
         block: &Block,
@@ -311,16 +320,45 @@ impl<B: KvBackend> ChainStore<B> {
             }
         }
 
+        // Nothing is written that its reader would refuse: the values are encoded once,
+        // checked against the limits the readers enforce, decoded back under them, and
+        // only then put in the batch.
+        let header_bytes = h.to_bytes();
+        let block_bytes = block.to_bytes();
+        if block_bytes.len() > self.limits.max_block_size {
+            return Err(StorageError::BlockTooLarge {
+                height,
+                size: block_bytes.len(),
+                limit: self.limits.max_block_size,
+            });
+        }
+        self.reads_back::<BlockHeader>(height, Table::Headers, &header_bytes)?;
+        self.reads_back::<Block>(height, Table::Blocks, &block_bytes)?;
+        let mut receipt_bytes = Vec::with_capacity(receipts.len());
+        for (position, receipt) in receipts.iter().enumerate() {
+            let bytes = receipt.to_bytes();
+            if bytes.len() > self.limits.max_receipt_size {
+                return Err(StorageError::ReceiptTooLarge {
+                    height,
+                    position,
+                    size: bytes.len(),
+                    limit: self.limits.max_receipt_size,
+                });
+            }
+            self.reads_back::<Receipt>(height, Table::Receipts, &bytes)?;
+            receipt_bytes.push(bytes);
+        }
+
         let mut batch = WriteBatch::new();
-        batch.put(Table::Headers, height_key(height), h.to_bytes());
-        batch.put(Table::Blocks, height_key(height), block.to_bytes());
-        for (i, (id, receipt)) in ids.iter().zip(receipts).enumerate() {
+        batch.put(Table::Headers, height_key(height), header_bytes);
+        batch.put(Table::Blocks, height_key(height), block_bytes);
+        for (i, (id, receipt)) in ids.iter().zip(receipt_bytes).enumerate() {
             let loc = TxLocation {
                 height,
                 position: u32::try_from(i).unwrap_or(u32::MAX),
             };
             batch.put(Table::TxIndex, id.as_bytes().to_vec(), loc.encode());
-            batch.put(Table::Receipts, loc.encode(), receipt.to_bytes());
+            batch.put(Table::Receipts, loc.encode(), receipt);
         }
         for (hash, node) in &state.nodes {
             batch.put(Table::StateNodes, hash.0, node.encode());
@@ -330,6 +368,23 @@ impl<B: KvBackend> ChainStore<B> {
         tip.extend_from_slice(h.hash().as_bytes());
         batch.put(Table::Meta, TIP_KEY, tip);
         Ok(batch)
+    }
+
+    /// Fails unless `bytes`, about to be written to `table` for the block at `height`, decode
+    /// under the store's limits exactly as its readers will decode them.
+    fn reads_back<T: Decode>(
+        &self,
+        height: Height,
+        table: Table,
+        bytes: &[u8],
+    ) -> Result<(), StorageError> {
+        T::from_bytes(bytes, &self.limits)
+            .map(drop)
+            .map_err(|source| StorageError::WouldNotReadBack {
+                height,
+                table,
+                source,
+            })
     }
 
     /// Checks the tip before the node runs: the tip pointer names a stored header whose hash it

@@ -118,6 +118,44 @@ pub enum StorageError {
         /// The transaction.
         tx_id: TxId,
     },
+    /// The block encodes to more than the `max_block_size` its readers accept.
+    #[error(
+        "block {height} refused: it encodes to {size} bytes, above max_block_size = {limit} bytes, so it could not be read back"
+    )]
+    BlockTooLarge {
+        /// The block's height.
+        height: Height,
+        /// Its encoded size.
+        size: usize,
+        /// The store's `max_block_size`.
+        limit: usize,
+    },
+    /// A receipt encodes to more than the `max_receipt_size` its readers accept.
+    #[error(
+        "block {height} refused: receipt {position} encodes to {size} bytes, above max_receipt_size = {limit} bytes, so it could not be read back"
+    )]
+    ReceiptTooLarge {
+        /// The block's height.
+        height: Height,
+        /// The receipt's position in the block.
+        position: usize,
+        /// Its encoded size.
+        size: usize,
+        /// The store's `max_receipt_size`.
+        limit: usize,
+    },
+    /// A value of the block would not decode under the store's limits (a limit other than
+    /// the whole object's size: a count, a field length).
+    #[error("block {height} refused: its value for table {table:?} would not read back")]
+    WouldNotReadBack {
+        /// The block's height.
+        height: Height,
+        /// The table it was for.
+        table: Table,
+        /// What the decoder refused.
+        #[source]
+        source: DecodeError,
+    },
     /// The chain is at `u64::MAX`.
     #[error("the chain is full at height {height}")]
     HeightOverflow {

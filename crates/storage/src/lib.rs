@@ -11,7 +11,8 @@
 //!   and durably, so a store holds either all of a block or none of it.
 //! - [`ChainStore::commit_block`] refuses a block that does not extend the tip (height, parent),
 //!   whose transaction root, receipts root, state root or transaction count disagree with its
-//!   header; a refused block writes nothing.
+//!   header, or that it could not read back under its [`types::Limits`] (a block above
+//!   `max_block_size`, a receipt above `max_receipt_size`); a refused block writes nothing.
 //! - Every stored value is decoded with [`types::Limits`] through the canonical codec; a
 //!   tampered value is an error, never a panic.
 //! - [`ChainStore::check_tip_on_startup`] refuses a half-written or tampered tip, and

@@ -543,6 +543,109 @@ fn bad_blocks_are_refused_and_write_nothing() {
     store.verify_all().unwrap();
 }
 
+/// A store under `limits` holding block 0.
+fn store_under(limits: Limits) -> (ChainStore<MemBackend>, SoftSigner) {
+    let store = ChainStore::new(MemBackend::new(), limits);
+    let s = signer();
+    let (block, receipts, state) = next_block(&store, &s, 0);
+    store.commit_block(&block, &receipts, state).unwrap();
+    (store, s)
+}
+
+/// Issue 9, defect 1: the store used to write a block of any size and then refuse to read it
+/// (`max_block_size`), so the chain could not restart. It now refuses, writing nothing, any
+/// block or receipt it could not read back, naming the size and the limit.
+#[test]
+fn a_block_or_receipt_it_could_not_read_back_is_refused_and_writes_nothing() {
+    let probe = store_under(Limits::default());
+    let (block, _, _) = next_block(&probe.0, &probe.1, 3);
+    let size = block.to_bytes().len();
+
+    // One byte over max_block_size: refused, with both numbers, through either commit.
+    let limits = Limits {
+        max_block_size: size - 1,
+        ..Limits::default()
+    };
+    let (store, s) = store_under(limits.clone());
+    let (block, receipts, state) = next_block(&store, &s, 3);
+    assert_eq!(block.to_bytes().len(), size);
+    refused(&store, &block, &receipts, state.clone(), |e| {
+        matches!(e, StorageError::BlockTooLarge { height: Height(1), size: got, limit }
+            if *got == size && *limit == size - 1)
+    });
+    let e = store
+        .commit_block(&block, &receipts, state.clone())
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(&format!(
+            "{size} bytes, above max_block_size = {}",
+            size - 1
+        )),
+        "{e}"
+    );
+    let seal = types::BlockSeal {
+        block_hash: block.header.hash(),
+        signer: Digest([0x22; 32]),
+        signature: crypto::Signature::from_scalars([1; 32], [2; 32]),
+    };
+    let before = store.backend().len().unwrap();
+    assert!(matches!(
+        store.commit_sealed_block(&block, &receipts, state.clone(), &seal),
+        Err(StorageError::BlockTooLarge { .. })
+    ));
+    assert_eq!(store.backend().len().unwrap(), before);
+    // The budget the producer uses is the same limit: this block's transactions exceed it.
+    let entries: usize = block
+        .txs
+        .iter()
+        .map(|t| Block::entry_len(t.to_bytes().len()))
+        .sum();
+    assert!(entries > limits.block_tx_budget(&block.header.chain_id));
+
+    // Exactly max_block_size: committed and read back.
+    let (store, s) = store_under(Limits {
+        max_block_size: size,
+        ..Limits::default()
+    });
+    let (block, receipts, state) = next_block(&store, &s, 3);
+    store.commit_block(&block, &receipts, state).unwrap();
+    assert_eq!(store.block(Height(1)).unwrap().unwrap(), block);
+    store.verify_all().unwrap();
+
+    // A receipt over max_receipt_size.
+    let receipt_size = receipt_for(&tx(&s, 1, 0), 0).to_bytes().len();
+    let (store, s) = store_under(Limits {
+        max_receipt_size: receipt_size - 1,
+        ..Limits::default()
+    });
+    let (block, receipts, state) = next_block(&store, &s, 3);
+    refused(&store, &block, &receipts, state, |e| {
+        matches!(e, StorageError::ReceiptTooLarge { height: Height(1), position: 0, size, limit }
+            if *size == receipt_size && *limit == receipt_size - 1)
+    });
+
+    // Any other limit the readers enforce: more transactions than max_txs_per_block (the
+    // header's tx_count is refused first), an event payload over max_event_data.
+    let (store, s) = store_under(Limits {
+        max_txs_per_block: 2,
+        ..Limits::default()
+    });
+    let (block, receipts, state) = next_block(&store, &s, 3);
+    refused(&store, &block, &receipts, state, |e| {
+        matches!(e, StorageError::WouldNotReadBack { height: Height(1), table: Table::Headers, source }
+            if source.field == "header.tx_count")
+    });
+    let (store, s) = store_under(Limits {
+        max_event_data: 1,
+        ..Limits::default()
+    });
+    let (block, receipts, state) = next_block(&store, &s, 3);
+    refused(&store, &block, &receipts, state, |e| {
+        matches!(e, StorageError::WouldNotReadBack { height: Height(1), table: Table::Receipts, source }
+            if source.field == "receipt.events[].data")
+    });
+}
+
 #[test]
 fn genesis_must_be_height_zero_with_zero_parent() {
     let store = ChainStore::new(MemBackend::new(), Limits::default());

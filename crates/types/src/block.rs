@@ -116,13 +116,64 @@ impl Block {
     }
 }
 
+/// Bytes a block spends on each transaction besides its encoding: the u32 length prefix.
+pub const BLOCK_TX_FRAMING: usize = 4;
+
+impl BlockHeader {
+    /// Returns the length of the encoding of a header of `chain_id` (every other field has a
+    /// fixed width).
+    pub fn encoded_len(chain_id: &ChainId) -> usize {
+        // version, type; chain_id as bytes; height; tx_count; parent, tx_root, state_root,
+        // receipts_root; timestamp; proposer.
+        2 + 4 + chain_id.as_str().len() + 8 + 4 + 4 * 32 + 8 + 32
+    }
+}
+
+impl Block {
+    /// Returns the length of a block's encoding besides its transactions: version and type,
+    /// the header of `chain_id`, and the transaction count.
+    pub fn envelope_len(chain_id: &ChainId) -> usize {
+        2 + BlockHeader::encoded_len(chain_id) + 4
+    }
+
+    /// Returns what a signed transaction whose encoding is `tx_len` bytes adds to a block:
+    /// the encoding and its length prefix. A block's encoding is exactly
+    /// [`Block::envelope_len`] plus this for each of its transactions.
+    pub fn entry_len(tx_len: usize) -> usize {
+        tx_len.saturating_add(BLOCK_TX_FRAMING)
+    }
+}
+
+impl Limits {
+    /// Returns the byte budget of the transactions of one block of `chain_id`: what
+    /// `max_block_size`, the limit every block decoder enforces, leaves after the envelope
+    /// ([`Block::envelope_len`]). A block whose transactions' [`Block::entry_len`]s sum to at
+    /// most this encodes to at most `max_block_size` bytes and reads back.
+    ///
+    /// Block assembly and the genesis check of `max_tx_size` take the budget from here, and
+    /// storage refuses a block above `max_block_size`: one limit, not two that can drift
+    /// apart.
+    pub fn block_tx_budget(&self, chain_id: &ChainId) -> usize {
+        self.max_block_size
+            .saturating_sub(Block::envelope_len(chain_id))
+    }
+
+    /// Returns the largest encoded transaction that fits in a block of `chain_id` on its own
+    /// (the budget less one length prefix).
+    pub fn largest_tx_in_block(&self, chain_id: &ChainId) -> usize {
+        self.block_tx_budget(chain_id)
+            .saturating_sub(BLOCK_TX_FRAMING)
+    }
+}
+
 impl Encode for Block {
     fn encode_to(&self, w: &mut Writer) {
         w.header(tag::BLOCK);
         self.header.encode_to(w);
         w.len(self.txs.len());
         for tx in &self.txs {
-            // Each transaction is length-prefixed so it can be bounded by max_tx_size alone.
+            // Each transaction is length-prefixed so it can be bounded by max_tx_size alone
+            // (BLOCK_TX_FRAMING bytes, counted by Block::entry_len).
             w.bytes(&tx.to_bytes());
         }
     }

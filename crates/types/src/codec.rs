@@ -48,7 +48,9 @@ pub struct Limits {
     pub max_user_id_len: usize,
     /// Most transactions in a block.
     pub max_txs_per_block: usize,
-    /// Largest encoded block, in bytes.
+    /// Largest encoded block, in bytes. Block assembly fills blocks up to
+    /// [`Limits::block_tx_budget`], which is derived from it, and storage refuses a block
+    /// above it, so every stored block reads back.
     pub max_block_size: usize,
     /// Most events in a receipt.
     pub max_events_per_receipt: usize,

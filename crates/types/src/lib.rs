@@ -27,7 +27,7 @@ mod receipt;
 mod seal;
 mod tx;
 
-pub use block::{Block, BlockHeader, HEADER_DOMAIN};
+pub use block::{BLOCK_TX_FRAMING, Block, BlockHeader, HEADER_DOMAIN};
 pub use codec::{Decode, DecodeError, DecodeReason, Encode, FORMAT_VERSION, Limits};
 pub use error::TxError;
 pub use primitives::{BlockHash, ChainId, Height, MAX_CHAIN_ID_LEN, Timestamp, TxId};

@@ -526,6 +526,50 @@ fn block_of(n: usize) -> Block {
     block
 }
 
+/// A block filled to exactly `Limits::block_tx_budget` is `max_block_size` bytes and reads
+/// back; one byte more in a transaction and the decoder refuses it, naming both numbers.
+#[test]
+fn block_tx_budget_is_exactly_what_the_block_decoder_accepts() {
+    let limits = Limits {
+        max_block_size: 4096,
+        ..Limits::default()
+    };
+    let mut block = block_of(3);
+    let chain = block.header.chain_id.clone();
+    let budget = limits.block_tx_budget(&chain);
+    let used: usize = block.txs[..2]
+        .iter()
+        .map(|t| Block::entry_len(t.to_bytes().len()))
+        .sum();
+    // Grow the last transaction's argument until its entry fills the budget exactly.
+    let last = &mut block.txs[2];
+    let len = last.to_bytes().len();
+    let room = budget - used - Block::entry_len(len);
+    last.tx.call.args[0].extend(std::iter::repeat_n(b'x', room));
+    assert_eq!(used + Block::entry_len(last.to_bytes().len()), budget);
+    block.header.tx_root = block.tx_root();
+    let bytes = block.to_bytes();
+    assert_eq!(bytes.len(), limits.max_block_size);
+    assert_eq!(Block::from_bytes(&bytes, &limits).unwrap(), block);
+
+    block.txs[2].tx.call.args[0].push(b'x');
+    block.header.tx_root = block.tx_root();
+    let e = decode_err::<Block>(&block.to_bytes(), &limits);
+    assert_eq!(e.field, "block");
+    assert_eq!(
+        e.reason,
+        DecodeReason::TooLong {
+            len: limits.max_block_size + 1,
+            max: limits.max_block_size
+        }
+    );
+    // The largest single transaction: a block holding only it is max_block_size bytes.
+    assert_eq!(
+        Block::envelope_len(&chain) + Block::entry_len(limits.largest_tx_in_block(&chain)),
+        limits.max_block_size
+    );
+}
+
 #[test]
 fn inclusion_proof_size_comes_from_the_header() {
     // The proof alone does not fix the size: the audit path of index 0 in a 4-leaf tree also
@@ -767,6 +811,17 @@ proptest! {
     #[test]
     fn block_roundtrip(b in block()) {
         roundtrip_and_boundaries(&b)?;
+    }
+
+    #[test]
+    fn block_length_is_envelope_plus_entries(b in block()) {
+        // The byte budget of block assembly relies on this being exact.
+        let entries: usize = b.txs.iter().map(|t| Block::entry_len(t.to_bytes().len())).sum();
+        prop_assert_eq!(b.to_bytes().len(), Block::envelope_len(&b.header.chain_id) + entries);
+        prop_assert_eq!(
+            b.header.to_bytes().len(),
+            BlockHeader::encoded_len(&b.header.chain_id)
+        );
     }
 
     #[test]
