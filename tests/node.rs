@@ -441,6 +441,45 @@ fn bad_transactions_get_their_code_and_change_nothing() {
         let fine = signed(&u1, &c1, 500, "attestation", "anchor", anchor_args(doc)).to_bytes();
         assert!(submit(&mut c, fine).await.unwrap().committed);
         let _ = Crl::from_der(crl.der()).unwrap();
+
+        // One peer holds at most api.max_subscriptions_per_peer (8) block subscriptions; the
+        // ninth is refused with its code, and a slot is freed when a subscriber goes away.
+        let mut streams = Vec::new();
+        for _ in 0..8 {
+            let s = c
+                .subscribe_blocks(pb::SubscribeBlocksRequest { from_height: 0 })
+                .await
+                .expect("a subscription within the limit");
+            streams.push(s.into_inner());
+        }
+        let e = c
+            .subscribe_blocks(pb::SubscribeBlocksRequest { from_height: 0 })
+            .await
+            .expect_err("the ninth subscription");
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{}", e.message());
+        assert_eq!(
+            e.metadata()
+                .get(api::CODE_METADATA_KEY)
+                .map(|v| v.to_str().unwrap()),
+            Some("NODE_SUBSCRIPTIONS_FULL")
+        );
+        drop(streams.pop());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match c
+                .subscribe_blocks(pb::SubscribeBlocksRequest { from_height: 0 })
+                .await
+            {
+                Ok(s) => {
+                    streams.push(s.into_inner());
+                    break;
+                }
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "no slot freed: {}", e.message());
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
     });
 }
 
@@ -761,8 +800,8 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// Registers `ca` by its admin `admin` (already issued).
-fn register(chain: &dev_node::Chain, ca: &OrgCa, admin: &str) {
+/// Registers `ca` by its admin `admin` (already issued); returns the transaction id.
+fn register(chain: &dev_node::Chain, ca: &OrgCa, admin: &str) -> String {
     let args = identity_tx(
         chain,
         "register-org",
@@ -774,7 +813,11 @@ fn register(chain: &dev_node::Chain, ca: &OrgCa, admin: &str) {
         ],
         admin,
     );
-    ok(&chain.dir, &strs(&args));
+    let out = ok(&chain.dir, &strs(&args));
+    out.split_once(": tx ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .expect("the command names the transaction")
+        .to_string()
 }
 
 fn verify_receipt(dir: &Path, receipt: &str, file: &str) -> String {
@@ -813,7 +856,22 @@ fn a_new_organisation_registers_by_its_admin_and_its_users_get_offline_receipts(
         2,
         "TX_PERMISSION_DENIED",
     );
-    register(&chain, &agency, "second-admin");
+    let reg = register(&chain, &agency, "second-admin");
+    // The registration's own receipt verifies offline: its new CA and CRL come from the
+    // transaction (found in review: the node built a chain without them).
+    let json = ok(dir, &["query", "receipt", &reg, "--node", &chain.grpc]);
+    std::fs::write(dir.join("register.receipt.json"), json).unwrap();
+    let out = ok(
+        dir,
+        &[
+            "receipt",
+            "verify",
+            "register.receipt.json",
+            "--genesis",
+            "data/genesis.json",
+        ],
+    );
+    assert!(out.contains("identity.register_org"), "{out}");
     ok(dir, &strs(&memo));
     // The receipt carries the new CA as an intermediate and both CRLs; the genesis file
     // (which knows only the founding organisation) suffices to verify it offline.

@@ -46,6 +46,10 @@ pub const CERT_CACHE_CAPACITY: usize = 10_000;
 /// entry goes (the cache only saves work).
 pub const REFUSAL_CACHE_CAPACITY: usize = 4_096;
 
+/// The longest refusal message the refusal cache keeps (longer ones are cut): with
+/// [`REFUSAL_CACHE_CAPACITY`], at most about 2 MiB per state root.
+const REFUSAL_MESSAGE_MAX: usize = 512;
+
 /// The judgement's inputs besides the transaction and the state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdmitContext {
@@ -478,6 +482,17 @@ impl Admission {
     }
 
     fn refused_put(&self, root: &Digest, id: Digest, r: &Rejection) {
+        // Bounded memory: a message names certificate subjects, which a crafted certificate
+        // can make long.
+        let mut r = r.clone();
+        if r.message.len() > REFUSAL_MESSAGE_MAX {
+            let mut end = REFUSAL_MESSAGE_MAX;
+            while !r.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            r.message.truncate(end);
+            r.message.push('…');
+        }
         let mut c = self.refused.lock().unwrap_or_else(|e| e.into_inner());
         if c.root != *root {
             c.root = *root;
@@ -488,7 +503,7 @@ impl Admission {
         {
             c.entries.remove(&victim);
         }
-        c.entries.insert(id, r.clone());
+        c.entries.insert(id, r);
     }
 
     /// Returns how many validated chains are cached.
@@ -512,6 +527,11 @@ impl Admission {
     fn cache_get(&self, id: &Digest) -> Option<Arc<CheckedChain>> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.get(id).cloned()
+    }
+
+    fn cache_remove(&self, id: &Digest) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.remove(id);
     }
 
     fn cache_put(&self, id: Digest, chain: Arc<CheckedChain>) {
@@ -645,9 +665,10 @@ impl Admission {
     }
 
     /// Checks again, before commit, what can change after admission: expiry, duplicate,
-    /// revocation (the CRLs recorded in `view`, current at `ctx.now`) with the validity
-    /// windows and the anchor's registration, suspension and permissions. Signatures and
-    /// certificate paths are not checked again.
+    /// the signer's chain as a new submission would be judged (through the caches: validity
+    /// windows, revocation by the CRLs recorded in `view` current at `ctx.now`, registration
+    /// of every CA on the path), suspension and permissions. The transaction's signature is
+    /// not checked again: its signer's key cannot change.
     pub fn recheck<S: NodeStore + ?Sized>(
         &self,
         view: &StateView<'_, S>,
@@ -662,7 +683,16 @@ impl Admission {
                 format!("transaction {} was already submitted", tx.id),
             ));
         }
-        check_live(view, &self.live, ctx.now, &tx.chain, tx.pending.as_ref())?;
+        match &tx.pending {
+            // register_org: the new CA exists only in the transaction; its path is rechecked
+            // as admitted.
+            Some(pending) => check_live(view, &self.live, ctx.now, &tx.chain, Some(pending))?,
+            // Everyone else is judged as a new submission would be (through the caches): the
+            // path found now, not necessarily the one found at admission.
+            None => {
+                self.resolve_signer(view, ctx, &tx.signed.tx.sender)?;
+            }
+        }
         check_suspension(view, &tx.signer)?;
         let (_, perm) = self.resolve_call(&tx.signed)?;
         self.authorize(view, ctx, &tx.signer, perm, &tx.signed, false)
@@ -711,8 +741,13 @@ impl Admission {
         };
         if let Some(chain) = self.cache_get(&id) {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
-            check_live(view, &self.live, ctx.now, &chain, None)?;
-            return Ok(chain);
+            if check_live(view, &self.live, ctx.now, &chain, None).is_ok() {
+                return Ok(chain);
+            }
+            // The cached path no longer holds, but another may (a CA re-certified with the
+            // same name and key, which still verifies the leaf): a fresh validation decides, so
+            // the cache never changes a result.
+            self.cache_remove(&id);
         }
         let root = view.root();
         if let Some(r) = self.refused_get(&root, &id) {

@@ -1849,3 +1849,44 @@ fn a_refused_certificate_is_remembered_per_state_root() {
     assert_eq!(code_of(node.admit(&tx)), RejectCode::CertInvalid);
     assert_eq!(node.admission.refusal_hits(), 1);
 }
+
+#[test]
+fn a_ca_recertified_with_the_same_key_answers_the_same_cached_or_fresh() {
+    // Found in review: after the sponsor re-certified Agency B's CA key (same key and name,
+    // new certificate: a renewal before expiry), a member whose chain was cached under the old
+    // certificate was refused (TX_CA_REPLACED) while a node with an empty cache admitted it.
+    let w = world();
+    let mut x = with_agency_b(&w);
+    let node = &mut x.node;
+    assert_success(&node.run(&[anchor(&x.b_user, 1, &sm3(b"before"))]));
+    let pending = node.must_admit(&anchor(&x.b_user, 3, &sm3(b"pending")));
+    let b2_ca = issue(
+        &w.pki.root.ca,
+        &w.pki.root.key,
+        &IssueRequest {
+            role: Role::AgencyCa,
+            common_name: "Agency B CA",
+            organisation: "Agency B",
+            public_key: &x.b.key.public_key(),
+            serial: w.pki.serial(),
+            validity: validity(0, 1825),
+        },
+    )
+    .unwrap();
+    let b2_crl = issue_crl(&b2_ca, &x.b.key, 2, t(1), t(61), &[]).unwrap();
+    let args = vec![b2_ca.der().to_vec(), b2_crl.der().to_vec()];
+    assert_success(&node.run(&[call(&x.root_admin, 7, "identity", "replace_ca", args)]));
+    let tx = anchor(&x.b_user, 2, &sm3(b"after"));
+    let cached = node.admit(&tx).map(|v| v.signer().organisation.clone());
+    let fresh_admission =
+        Admission::new(w.g.chain_id.clone(), &w.g.params, w.g.consortium().unwrap());
+    let fresh = fresh_admission
+        .admit(&node.view(), &node.ctx(), &|_| false, &tx)
+        .map(|v| v.signer().organisation.clone());
+    assert_eq!(cached, fresh);
+    // A re-certification of the same key keeps the members' certificates valid: they name
+    // the same issuer and verify with the same key.
+    assert_eq!(cached.as_deref(), Ok("Agency B"));
+    // A transaction admitted before the re-certification passes its recheck too.
+    node.recheck(&pending).unwrap();
+}

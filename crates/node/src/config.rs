@@ -85,6 +85,18 @@ struct RawApi {
     max_streams_per_connection: u32,
     #[serde(default = "default_max_subscriptions")]
     max_subscriptions: usize,
+    #[serde(default = "default_max_connections_per_peer")]
+    max_connections_per_peer: usize,
+    #[serde(default = "default_max_subscriptions_per_peer")]
+    max_subscriptions_per_peer: usize,
+}
+
+fn default_max_connections_per_peer() -> usize {
+    ApiLimits::default().max_connections_per_peer
+}
+
+fn default_max_subscriptions_per_peer() -> usize {
+    ApiLimits::default().max_subscriptions_per_peer
 }
 
 fn default_max_connections() -> usize {
@@ -108,6 +120,10 @@ pub struct ApiLimits {
     pub max_streams_per_connection: u32,
     /// Open `SubscribeBlocks` streams at most, over all connections (default 64).
     pub max_subscriptions: usize,
+    /// Open connections from one IP address at most (default 32).
+    pub max_connections_per_peer: usize,
+    /// Open `SubscribeBlocks` streams from one IP address at most (default 8).
+    pub max_subscriptions_per_peer: usize,
 }
 
 impl Default for ApiLimits {
@@ -116,6 +132,8 @@ impl Default for ApiLimits {
             max_connections: 256,
             max_streams_per_connection: 64,
             max_subscriptions: 64,
+            max_connections_per_peer: 32,
+            max_subscriptions_per_peer: 8,
         }
     }
 }
@@ -129,6 +147,8 @@ impl Default for RawApi {
             max_connections: default_max_connections(),
             max_streams_per_connection: default_max_streams(),
             max_subscriptions: default_max_subscriptions(),
+            max_connections_per_peer: default_max_connections_per_peer(),
+            max_subscriptions_per_peer: default_max_subscriptions_per_peer(),
         }
     }
 }
@@ -408,6 +428,14 @@ impl NodeConfig {
                 raw.api.max_streams_per_connection as usize,
             ),
             ("api.max_subscriptions", raw.api.max_subscriptions),
+            (
+                "api.max_connections_per_peer",
+                raw.api.max_connections_per_peer,
+            ),
+            (
+                "api.max_subscriptions_per_peer",
+                raw.api.max_subscriptions_per_peer,
+            ),
         ] {
             if !(1..=1_000_000).contains(&v) {
                 return Err((field.into(), format!("{v} is outside 1..=1000000")));
@@ -417,6 +445,8 @@ impl NodeConfig {
             max_connections: raw.api.max_connections,
             max_streams_per_connection: raw.api.max_streams_per_connection,
             max_subscriptions: raw.api.max_subscriptions,
+            max_connections_per_peer: raw.api.max_connections_per_peer,
+            max_subscriptions_per_peer: raw.api.max_subscriptions_per_peer,
         };
         let log_level = raw.log.level.clone().unwrap_or_else(|| "info".into());
         let chain = match raw.chain {

@@ -620,7 +620,7 @@ impl Core {
             .ok_or(NodeError::Missing("parent header"))?;
         let nodes = CachedNodes::new(&self.store, &self.nodes);
         let view = StateView::new(&nodes, parent.state_root);
-        let (chain, crls) = signer_chain(&view, &self.genesis, &tx.tx.sender, &block)?;
+        let (chain, crls) = signer_chain(&view, &self.genesis, tx, &block)?;
         let bundle = ReceiptBundle::build(&block, &receipts, loc.position, seal, chain, crls)
             .map_err(|e| NodeError::Receipt(e.to_string()))?;
         Ok(Some(bundle))
@@ -628,14 +628,16 @@ impl Core {
 }
 
 /// The signer's certificate, the intermediate CAs up to a genesis organisation's CA, and the
-/// CRL of each issuer, as recorded in `view`.
+/// CRL of each issuer, as recorded in `view` (the state the transaction was judged against).
+/// For `identity.register_org`, the new CA and its CRL come from the transaction itself, as
+/// admission took them.
 fn signer_chain<S: state::NodeStore + ?Sized>(
     view: &StateView<'_, S>,
     genesis: &Genesis,
-    sender: &Sender,
+    tx: &SignedTx,
     block: &Block,
 ) -> Result<(Vec<Certificate>, Vec<pki::Crl>), NodeError> {
-    let leaf = match sender {
+    let leaf = match &tx.tx.sender {
         Sender::Certificate(der) => {
             Certificate::from_der(der).map_err(|e| NodeError::Receipt(e.to_string()))?
         }
@@ -663,25 +665,42 @@ fn signer_chain<S: state::NodeStore + ?Sized>(
         .collect();
     // The CAs of organisations active at this state: the receipt carries the path admission
     // judged, and a deregistered organisation's CA is on no admitted path.
-    let orgs: Vec<Certificate> = view
+    let mut orgs: Vec<Certificate> = view
         .organisations()?
         .into_iter()
         .filter(|o| o.is_active())
         .map(|o| o.ca_cert)
         .collect();
+    let pending = register_org_args(tx);
+    if let Some((ca, _)) = &pending {
+        orgs.push(ca.clone());
+    }
     let mut chain = vec![leaf];
     let mut crls = Vec::new();
-    // Walk up by issuer name through the registered organisation CAs until a genesis CA.
+    // Walk up by issuer name (and key identifier, among several) through the registered
+    // organisation CAs until a genesis CA.
     for _ in 0..pki::MAX_PATH_LEN {
         let Some(cur) = chain.last() else { break };
-        let issuer = orgs
+        let named: Vec<&Certificate> = orgs
             .iter()
             .chain(anchors.iter())
-            .find(|c| c.subject() == cur.issuer() && c.der() != cur.der())
-            .cloned();
+            .filter(|c| c.subject() == cur.issuer() && c.der() != cur.der())
+            .collect();
+        let issuer = named
+            .iter()
+            .find(|c| {
+                cur.authority_key_id().is_some() && c.subject_key_id() == cur.authority_key_id()
+            })
+            .or(named.first())
+            .map(|c| (*c).clone());
         let Some(issuer) = issuer else { break };
-        if let Some(crl) = view.crl(&issuer.fingerprint())? {
-            crls.push(crl);
+        match &pending {
+            Some((ca, crl)) if ca.der() == issuer.der() => crls.push(crl.clone()),
+            _ => {
+                if let Some(crl) = view.crl(&issuer.fingerprint())? {
+                    crls.push(crl);
+                }
+            }
         }
         if anchors.iter().any(|a| a.der() == issuer.der()) {
             break;
@@ -689,6 +708,17 @@ fn signer_chain<S: state::NodeStore + ?Sized>(
         chain.push(issuer);
     }
     Ok((chain, crls))
+}
+
+/// The new CA and CRL of an `identity.register_org` transaction, if it is one.
+fn register_org_args(tx: &SignedTx) -> Option<(Certificate, pki::Crl)> {
+    let call = &tx.tx.call;
+    if call.contract != execution::keys::IDENTITY || call.method != "register_org" {
+        return None;
+    }
+    let ca = Certificate::from_der(call.args.first()?).ok()?;
+    let crl = pki::Crl::from_der(call.args.get(1)?).ok()?;
+    Some((ca, crl))
 }
 
 /// Encodes a block response's seal (empty for block 0).

@@ -102,14 +102,22 @@ pub async fn run(config: &NodeConfig, core: Arc<Core>) -> Result<(), NodeError> 
     m.max_subscriptions
         .store(limits.max_subscriptions as u64, Relaxed);
     m.max_submit_message.store(submit_limit as u64, Relaxed);
-    let service = api::v1::chain_server::ChainServer::new(ChainService::new(
-        core.clone(),
-        limits.max_subscriptions,
-    ))
-    .max_decoding_message_size(submit_limit);
-    let incoming = listener::limited_incoming(grpc, limits.max_connections, core.metrics.clone());
+    let service = api::v1::chain_server::ChainServer::new(ChainService::new(core.clone(), &limits))
+        .max_decoding_message_size(submit_limit);
+    let incoming = listener::limited_incoming(
+        grpc,
+        listener::ListenerLimits {
+            max_connections: limits.max_connections,
+            max_per_peer: limits.max_connections_per_peer,
+            preface_timeout: std::time::Duration::from_secs(10),
+        },
+        core.metrics.clone(),
+    );
     let server = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(limits.max_streams_per_connection))
+        // Peers that stop answering pings are cut, freeing their connection slot.
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, signal);
     let signals = async {

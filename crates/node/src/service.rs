@@ -23,30 +23,42 @@ pub struct ChainService {
     // Admissions running at once: one per core. More only adds threads that take turns on
     // the same cores (hundreds of in-flight submissions would otherwise each get a thread).
     admitting: Arc<tokio::sync::Semaphore>,
-    // Open SubscribeBlocks streams, over all connections (api.max_subscriptions).
+    // Open SubscribeBlocks streams, over all connections (api.max_subscriptions) and per peer
+    // address (api.max_subscriptions_per_peer).
     subscriptions: Arc<tokio::sync::Semaphore>,
     max_subscriptions: usize,
+    per_peer: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    max_per_peer: usize,
 }
 
+/// How long a block subscription may leave a block unread before it is dropped (freeing its
+/// slot): a client that never reads cannot hold a slot for ever.
+const SUBSCRIBER_LAG: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl ChainService {
-    /// Serves `core`, with at most `max_subscriptions` open block subscriptions.
-    pub fn new(core: Arc<Core>, max_subscriptions: usize) -> Self {
+    /// Serves `core` under the subscription limits of `limits`.
+    pub fn new(core: Arc<Core>, limits: &crate::config::ApiLimits) -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
         Self {
             core,
             admitting: Arc::new(tokio::sync::Semaphore::new(cores)),
-            subscriptions: Arc::new(tokio::sync::Semaphore::new(max_subscriptions)),
-            max_subscriptions,
+            subscriptions: Arc::new(tokio::sync::Semaphore::new(limits.max_subscriptions)),
+            max_subscriptions: limits.max_subscriptions,
+            per_peer: Arc::default(),
+            max_per_peer: limits.max_subscriptions_per_peer,
         }
     }
 }
 
-/// Holds a subscription slot and the gauge for as long as the stream's task runs.
+/// Holds a subscription slot, its peer's count and the gauge for as long as the stream's task
+/// runs.
 struct SubscriptionSlot {
     _permit: tokio::sync::OwnedSemaphorePermit,
     metrics: Arc<crate::metrics::Metrics>,
+    peer: Option<std::net::IpAddr>,
+    per_peer: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
 }
 
 impl Drop for SubscriptionSlot {
@@ -54,7 +66,25 @@ impl Drop for SubscriptionSlot {
         self.metrics
             .subscriptions
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(peer) = self.peer {
+            let mut m = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = m.get_mut(&peer) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&peer);
+                }
+            }
+        }
     }
+}
+
+fn subscriptions_full(why: String) -> Status {
+    let mut s = Status::resource_exhausted(format!("NODE_SUBSCRIPTIONS_FULL: {why}; retry later"));
+    s.metadata_mut().insert(
+        api::CODE_METADATA_KEY,
+        tonic::metadata::MetadataValue::from_static("NODE_SUBSCRIPTIONS_FULL"),
+    );
+    s
 }
 
 fn refusal_status(r: &Refusal) -> Status {
@@ -299,27 +329,47 @@ impl Chain for ChainService {
         &self,
         request: Request<pb::SubscribeBlocksRequest>,
     ) -> Result<Response<Self::SubscribeBlocksStream>, Status> {
+        let peer = request.remote_addr().map(|a| a.ip());
         let from = Height(request.into_inner().from_height);
         let core = self.core.clone();
         let metrics = core.metrics.clone();
         use std::sync::atomic::Ordering::Relaxed;
-        let Ok(permit) = self.subscriptions.clone().try_acquire_owned() else {
-            metrics.subscriptions_refused.fetch_add(1, Relaxed);
-            let mut s = Status::resource_exhausted(format!(
-                "NODE_SUBSCRIPTIONS_FULL: the node serves at most {} block subscriptions (api.max_subscriptions); retry later",
-                self.max_subscriptions
-            ));
-            s.metadata_mut().insert(
-                api::CODE_METADATA_KEY,
-                tonic::metadata::MetadataValue::from_static("NODE_SUBSCRIPTIONS_FULL"),
-            );
-            return Err(s);
+        if let Some(p) = peer {
+            let mut m = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+            let n = m.entry(p).or_default();
+            if *n >= self.max_per_peer {
+                metrics.subscriptions_refused.fetch_add(1, Relaxed);
+                return Err(subscriptions_full(format!(
+                    "{p} holds its maximum of {} block subscriptions (api.max_subscriptions_per_peer)",
+                    self.max_per_peer
+                )));
+            }
+            *n += 1;
+        }
+        // Once built, the slot's drop gives the peer's count back, whatever happens.
+        let permit = self.subscriptions.clone().try_acquire_owned();
+        let slot = SubscriptionSlot {
+            _permit: match permit {
+                Ok(p) => p,
+                Err(_) => {
+                    if let Some(p) = peer {
+                        let mut m = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(n) = m.get_mut(&p) {
+                            *n = n.saturating_sub(1);
+                        }
+                    }
+                    metrics.subscriptions_refused.fetch_add(1, Relaxed);
+                    return Err(subscriptions_full(format!(
+                        "the node serves at most {} block subscriptions (api.max_subscriptions)",
+                        self.max_subscriptions
+                    )));
+                }
+            },
+            metrics: metrics.clone(),
+            peer,
+            per_peer: self.per_peer.clone(),
         };
         metrics.subscriptions.fetch_add(1, Relaxed);
-        let slot = SubscriptionSlot {
-            _permit: permit,
-            metrics,
-        };
         let mut heights = core.subscribe();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
@@ -344,7 +394,8 @@ impl Chain for ChainService {
                         Ok(None) => Err(Status::not_found(format!("no block at height {h}"))),
                         Err(s) => Err(s),
                     };
-                    if tx.send(item).await.is_err() {
+                    // A client that leaves a block unread for SUBSCRIBER_LAG is dropped.
+                    if tx.send_timeout(item, SUBSCRIBER_LAG).await.is_err() {
                         return;
                     }
                     match next.next() {
