@@ -752,6 +752,15 @@ fn issue_cert(
     .unwrap()
 }
 
+/// "Second Bureau": its CA (files `agency.*`) from the development root, which sponsors it,
+/// an admin `second-admin` and a user `second-user`; returns the CA and the user's certificate.
+fn second_bureau(dir: &Path) -> (OrgCa, Certificate) {
+    let agency = OrgCa::issue(dir, "Second Bureau", "agency");
+    agency.member(dir, pki::Role::Admin, "second-admin");
+    let user = agency.member(dir, pki::Role::User, "second-user");
+    (agency, user)
+}
+
 /// `gmchain tx identity METHOD ARGS… --key WHO … --node`.
 fn identity_tx(chain: &dev_node::Chain, method: &str, args: &[&str], who: &str) -> Vec<String> {
     let mut v: Vec<String> = ["tx", "identity", method].map(String::from).to_vec();
@@ -841,9 +850,7 @@ fn a_new_organisation_registers_by_its_admin_and_its_users_get_offline_receipts(
     let _node = Node::start(&chain);
     // The consortium root (registered at genesis, sponsoring "Second Bureau") issues the new
     // organisation's CA.
-    let agency = OrgCa::issue(dir, "Second Bureau", "agency");
-    agency.member(dir, pki::Role::Admin, "second-admin");
-    let user = agency.member(dir, pki::Role::User, "second-user");
+    let (agency, user) = second_bureau(dir);
 
     // Before registration the new organisation's users are strangers.
     let memo = attest(&chain, "second-user", "memo.txt", Some("memo.receipt.json"));
@@ -918,9 +925,7 @@ fn revoking_a_registered_agency_ca_takes_effect_on_the_chain() {
     let chain = dev_chain(1);
     let dir = &chain.dir;
     let _node = Node::start(&chain);
-    let agency = OrgCa::issue(dir, "Second Bureau", "agency");
-    agency.member(dir, pki::Role::Admin, "second-admin");
-    agency.member(dir, pki::Role::User, "second-user");
+    let (agency, _) = second_bureau(dir);
     register(&chain, &agency, "second-admin");
     ok(
         dir,
@@ -986,9 +991,7 @@ fn the_sponsor_deregisters_and_replaces_an_organisation() {
     let chain = dev_chain(1);
     let dir = &chain.dir;
     let _node = Node::start(&chain);
-    let agency = OrgCa::issue(dir, "Second Bureau", "agency");
-    agency.member(dir, pki::Role::Admin, "second-admin");
-    agency.member(dir, pki::Role::User, "second-user");
+    let (agency, _) = second_bureau(dir);
     register(&chain, &agency, "second-admin");
     let o = gm(
         dir,

@@ -72,18 +72,23 @@ pub(crate) fn prepare(
         not_after: UnixTime(t + 365 * 86400),
     };
     let serial = || Serial::random(&SystemRandom).map_err(|e| fail("serial", e));
-    let ca_key = provider.generate().map_err(|e| fail("key", e))?;
-    let ca = pki::issue_root("Dev Root CA", ORG, serial()?, validity, &ca_key)
-        .map_err(|e| fail("root", e))?;
-    let crl = pki::issue_crl(
-        &ca,
-        &ca_key,
-        1,
-        UnixTime(t.saturating_sub(60)),
-        UnixTime(t + 30 * 86400),
-        &[],
-    )
-    .map_err(|e| fail("crl", e))?;
+    // A self-signed root of organisation `org`, its key and its first CRL.
+    let root = |cn: &str, org: &str| -> Result<(SoftSigner, Certificate, pki::Crl), Failure> {
+        let key = provider.generate().map_err(|e| fail("key", e))?;
+        let ca =
+            pki::issue_root(cn, org, serial()?, validity, &key).map_err(|e| fail("root", e))?;
+        let crl = pki::issue_crl(
+            &ca,
+            &key,
+            1,
+            UnixTime(t.saturating_sub(60)),
+            UnixTime(t + 30 * 86400),
+            &[],
+        )
+        .map_err(|e| fail("crl", e))?;
+        Ok((key, ca, crl))
+    };
+    let (ca_key, ca, crl) = root("Dev Root CA", ORG)?;
     let issue = |role: Role, cn: &str, key: &SoftSigner| -> Result<Certificate, Failure> {
         pki::issue(
             &ca,
@@ -150,21 +155,10 @@ pub(crate) fn prepare(
     }
     for i in 2..=orgs {
         let name = format!("Agency {i:02}");
-        let key = provider.generate().map_err(|e| fail("key", e))?;
-        let root = pki::issue_root(&format!("{name} Root CA"), &name, serial()?, validity, &key)
-            .map_err(|e| fail("root", e))?;
-        let crl = pki::issue_crl(
-            &root,
-            &key,
-            1,
-            UnixTime(t.saturating_sub(60)),
-            UnixTime(t + 30 * 86400),
-            &[],
-        )
-        .map_err(|e| fail("crl", e))?;
+        let (_, org_root, crl) = root(&format!("{name} Root CA"), &name)?;
         write_file(
             &dir.join(format!("orgs/{i}.crt.pem")),
-            root.to_pem().as_bytes(),
+            org_root.to_pem().as_bytes(),
             false,
         )?;
         write_file(
