@@ -455,6 +455,28 @@ fn refusals_renewal_and_two_admins() {
         .code(),
         Some(2)
     );
+    // --dual without --escrow-pass-file is refused before anything is issued: the audit entry
+    // says "refused", so the index must not hold a new signing certificate.
+    new_key(d, "dual.key");
+    csr(d, "dual.key", "node-a8", "dual.csr");
+    let before = issued(d, "agency-a");
+    let o = issue(
+        d,
+        "agency-a",
+        "node-sign",
+        &["--csr", "dual.csr"],
+        "dual.pem",
+        &["--dual"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--escrow-pass-file"), "{err}");
+    assert_eq!(
+        issued(d, "agency-a"),
+        before,
+        "a refused --dual issuance left a certificate in the index"
+    );
+    assert_eq!(last_audit_entry(d, "agency-a")["outcome"], "refused");
 
     // Renewal: new serial, same subject, linked both ways in the index.
     let old = pki::Certificate::from_pem(&std::fs::read(d.join("user-a1.pem")).unwrap()).unwrap();

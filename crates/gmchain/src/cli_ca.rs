@@ -640,16 +640,22 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                 if dual && r != Role::NodeSign {
                     return Err(Failure::BadInput("--dual issues a node-sign certificate plus its node-enc pair: use --role node-sign".into()));
                 }
+                // Checked before anything is issued, so a refusal leaves nothing behind.
+                let escrow = match (dual, &escrow_pass_file) {
+                    (true, None) => return Err(Failure::BadInput(
+                        "--dual needs --escrow-pass-file for the escrow copy of the encryption key"
+                            .into(),
+                    )),
+                    (true, Some(f)) => Some(f),
+                    (false, _) => None,
+                };
                 let org = ca.meta().organisation.clone();
                 let hold = holder(&h, &generated, r, &org)?;
                 let cert = issue_for(ca, signer, &hold, r, &org, validity_days)?;
                 deliver(hold)?;
                 let mut detail =
                     format!("{} {} serial {}", r.as_str(), cert.subject(), cert.serial());
-                if dual {
-                    let escrow = escrow_pass_file
-                    .as_ref()
-                    .ok_or_else(|| Failure::BadInput("--dual needs --escrow-pass-file for the escrow copy of the encryption key".into()))?;
+                if let Some(escrow) = escrow {
                     let enc = issue_dual(ca, signer, &cert, escrow, validity_days)?;
                     detail.push_str(&format!("; node-enc serial {}", enc.0.serial()));
                     if let Some(o) = &out {
