@@ -455,6 +455,28 @@ fn refusals_renewal_and_two_admins() {
         .code(),
         Some(2)
     );
+    // --dual without --escrow-pass-file is refused before anything is issued: the audit entry
+    // says "refused", so the index must not hold a new signing certificate.
+    new_key(d, "dual.key");
+    csr(d, "dual.key", "node-a8", "dual.csr");
+    let before = issued(d, "agency-a");
+    let o = issue(
+        d,
+        "agency-a",
+        "node-sign",
+        &["--csr", "dual.csr"],
+        "dual.pem",
+        &["--dual"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--escrow-pass-file"), "{err}");
+    assert_eq!(
+        issued(d, "agency-a"),
+        before,
+        "a refused --dual issuance left a certificate in the index"
+    );
+    assert_eq!(last_audit_entry(d, "agency-a")["outcome"], "refused");
 
     // Renewal: new serial, same subject, linked both ways in the index.
     let old = pki::Certificate::from_pem(&std::fs::read(d.join("user-a1.pem")).unwrap()).unwrap();
@@ -909,12 +931,197 @@ fn key_compromise_revokes_renewals_that_kept_the_key() {
     );
 }
 
+/// `ca issue --role ROLE` for `holder` (plus `extra`) at the CA directory `ca`, output to `out`.
+fn issue(d: &Path, ca: &str, role: &str, holder: &[&str], out: &str, extra: &[&str]) -> Output {
+    let mut a = vec![
+        "ca",
+        "issue",
+        "--dir",
+        ca,
+        "--role",
+        role,
+        "--pass-file",
+        if ca == "root" {
+            "root.pass"
+        } else {
+            "user.pin"
+        },
+        "--out",
+        out,
+    ];
+    a.extend(holder);
+    a.extend(extra);
+    gm(d, &a)
+}
+
+/// The number of certificates a CA has issued.
+fn issued(d: &Path, ca: &str) -> usize {
+    String::from_utf8_lossy(&ok(d, &["ca", "list", "--dir", ca]).stdout)
+        .lines()
+        .count()
+        - 1
+}
+
+/// Checks a refusal: exit 2, one line naming `serial`, a signed audit entry of `action`
+/// refused whose detail starts with `code`, and a log that verifies strictly.
+fn assert_refused(d: &Path, ca: &str, o: &Output, action: &str, code: &str, serial: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let msg: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("audit head: "))
+        .collect();
+    assert_eq!(msg.len(), 1, "{err}");
+    assert!(
+        msg[0].contains(code) && msg[0].contains(serial),
+        "expected {code} naming serial {serial}: {err}"
+    );
+    let e = last_audit_entry(d, ca);
+    assert_eq!(
+        (&e["action"], &e["outcome"]),
+        (&action.into(), &"refused".into()),
+        "{e}"
+    );
+    let detail = e["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!("{code}: ")) && detail.contains(serial),
+        "{detail}"
+    );
+    assert!(e["sig"].is_string(), "the refusal is signed: {e}");
+    ok(d, &["ca", "audit-verify", "--dir", ca, "--strict"]);
+}
+
+// Issue 9 defect 4, through `ca issue`: renewal refused a key the CA recorded as compromised,
+// but a new CSR for the same key was issued with exit 0 and `ca verify` accepted the result.
 #[test]
-fn after_a_ca_compromise_renewal_needs_a_new_key() {
+fn issue_of_a_key_recorded_as_compromised_is_refused_and_audited() {
+    let t = demo_pki();
+    let d = t.path();
+    // make-test-pki.sh revoked user-a2 for key-compromise; its key signs a new CSR.
+    let serial = cert(d, "user-a2.pem").serial().to_hex();
+    csr(d, "user-a2.key", "user-a2", "a2-again.csr");
+    let before = issued(d, "agency-a");
+    let o = issue(
+        d,
+        "agency-a",
+        "user",
+        &["--csr", "a2-again.csr"],
+        "a2-again.pem",
+        &[],
+    );
+    if d.join("a2-again.pem").exists() {
+        let v = verify_a(d, "user", "a2-again.pem");
+        assert_ne!(
+            v.status.code(),
+            Some(0),
+            "ca issue certified a key revoked for key-compromise (exit {:?}) and ca verify accepted it: {}",
+            o.status.code(),
+            String::from_utf8_lossy(&v.stdout)
+        );
+    }
+    assert_refused(d, "agency-a", &o, "issue", "CA_KEY_COMPROMISED", &serial);
+    assert!(!d.join("a2-again.pem").exists());
+
+    // Under another name and role, and as the signing half of a dual pair: refused, and
+    // nothing is issued (no node-enc half either).
+    csr(d, "user-a2.key", "node-a9", "a9.csr");
+    let o = issue(
+        d,
+        "agency-a",
+        "node-sign",
+        &["--csr", "a9.csr"],
+        "a9.pem",
+        &["--dual", "--escrow-pass-file", "escrow.pass"],
+    );
+    assert_refused(d, "agency-a", &o, "issue", "CA_KEY_COMPROMISED", &serial);
+    assert!(!d.join("a9.pem").exists() && !d.join("a9.enc.pem").exists());
+    assert_eq!(issued(d, "agency-a"), before);
+
+    // A key that was never compromised is still issued.
+    new_key(d, "a2-fresh.key");
+    csr(d, "a2-fresh.key", "user-a2", "a2-fresh.csr");
+    let o = issue(
+        d,
+        "agency-a",
+        "user",
+        &["--csr", "a2-fresh.csr"],
+        "a2-fresh.pem",
+        &[],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(verify_a(d, "user", "a2-fresh.pem").status.code(), Some(0));
+
+    // `ca intermediate`: the root recorded agency B's CA key as compromised; a new CSR of that
+    // key for a new agency CA certificate is refused.
+    let b_ca = cert(d, "agency-b-ca.pem").serial().to_hex();
+    ok(
+        d,
+        &[
+            "ca",
+            "revoke",
+            "--dir",
+            "root",
+            "--serial",
+            &b_ca,
+            "--reason",
+            "ca-compromise",
+            "--pass-file",
+            "root.pass",
+        ],
+    );
+    let profile = repo().join("hsm-profiles/gmchain-softtoken.toml");
+    ok(
+        d,
+        &[
+            "keys",
+            "csr",
+            "--hsm-profile",
+            profile.to_str().unwrap(),
+            "--key",
+            "pkcs11:token=agency-b;object=ca",
+            "--pass-file",
+            "user.pin",
+            "--subject",
+            "CN=Agency B CA 2",
+            "--out",
+            "agency-b-2.csr",
+        ],
+    );
+    let o = gm(
+        d,
+        &[
+            "ca",
+            "intermediate",
+            "--dir",
+            "root",
+            "--csr",
+            "agency-b-2.csr",
+            "--org",
+            "Agency B",
+            "--pass-file",
+            "root.pass",
+            "--out",
+            "agency-b-2-ca.pem",
+        ],
+    );
+    assert_refused(d, "root", &o, "intermediate", "CA_KEY_COMPROMISED", &b_ca);
+    assert!(!d.join("agency-b-2-ca.pem").exists());
+}
+
+// What a CA that recorded the compromise of its own key (a certificate it issued revoked for
+// ca-compromise) still does: it revokes and publishes CRLs, and it certifies nothing more, by
+// any command, since whoever holds its key can sign the same certificates.
+#[test]
+fn after_a_ca_compromise_the_ca_issues_nothing() {
     let t = demo_pki();
     let d = t.path();
     // Agency B records that its own key was compromised.
-    let b1 = cert(d, "user-b1.pem");
+    let b1 = cert(d, "user-b1.pem").serial().to_hex();
     ok(
         d,
         &[
@@ -923,23 +1130,48 @@ fn after_a_ca_compromise_renewal_needs_a_new_key() {
             "--dir",
             "agency-b",
             "--serial",
-            &b1.serial().to_hex(),
+            &b1,
             "--reason",
             "ca-compromise",
             "--pass-file",
             "user.pin",
         ],
     );
+    let before = issued(d, "agency-b");
+    new_key(d, "b-new.key");
+    csr(d, "b-new.key", "user-b9", "b-new.csr");
+    let o = issue(
+        d,
+        "agency-b",
+        "user",
+        &["--csr", "b-new.csr"],
+        "b-new.pem",
+        &[],
+    );
+    assert_refused(d, "agency-b", &o, "issue", "CA_COMPROMISED", &b1);
+    std::fs::write(d.join("holder.pass"), "holder-passphrase\n").unwrap();
+    let o = issue(
+        d,
+        "agency-b",
+        "admin",
+        &[
+            "--generate",
+            "--name",
+            "admin-b9",
+            "--key-out",
+            "admin-b9.key",
+            "--key-pass-file",
+            "holder.pass",
+        ],
+        "admin-b9.pem",
+        &[],
+    );
+    assert_refused(d, "agency-b", &o, "issue", "CA_COMPROMISED", &b1);
+    assert!(!d.join("admin-b9.key").exists() && !d.join("admin-b9.pem").exists());
+    // Renewal too, keeping the key or with a new one.
     let admin = cert(d, "admin-b.pem").serial().to_hex();
     let o = renew(d, "agency-b", &admin, None, "admin-b.renewed.pem");
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--csr"));
-    assert!(
-        last_audit_entry(d, "agency-b")["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("CA_RENEW_NEEDS_CSR: ")
-    );
+    assert_refused(d, "agency-b", &o, "renew", "CA_COMPROMISED", &b1);
     new_key(d, "admin-b-new.key");
     csr(d, "admin-b-new.key", "admin-b", "admin-b-new.csr");
     let o = renew(
@@ -949,14 +1181,95 @@ fn after_a_ca_compromise_renewal_needs_a_new_key() {
         Some("admin-b-new.csr"),
         "admin-b.renewed.pem",
     );
+    assert_refused(d, "agency-b", &o, "renew", "CA_COMPROMISED", &b1);
+    assert!(!d.join("b-new.pem").exists() && !d.join("admin-b.renewed.pem").exists());
+    assert_eq!(issued(d, "agency-b"), before);
+    // Revocation information still flows: the CRL names the compromise.
+    ok(
+        d,
+        &[
+            "ca",
+            "crl",
+            "--dir",
+            "agency-b",
+            "--pass-file",
+            "user.pin",
+            "--out",
+            "b-now.crl",
+        ],
+    );
+    let crl = openssl(d, &["crl", "-in", "b-now.crl", "-noout", "-text"]);
+    assert!(
+        String::from_utf8_lossy(&crl.stdout).contains("CA Compromise"),
+        "{}",
+        String::from_utf8_lossy(&crl.stdout)
+    );
+
+    // The root recording its own compromise stops `ca intermediate` as well.
+    ok(
+        d,
+        &[
+            "crypto",
+            "csr",
+            "--key",
+            "b-new.key",
+            "--pass-file",
+            "user.pin",
+            "--subject",
+            "CN=root-user",
+            "--out",
+            "root-user.csr",
+        ],
+    );
+    let o = issue(
+        d,
+        "root",
+        "user",
+        &["--csr", "root-user.csr"],
+        "root-user.pem",
+        &[],
+    );
     assert_eq!(
         o.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert_ne!(
-        cert(d, "admin-b.renewed.pem").public_key(),
-        cert(d, "admin-b.pem").public_key()
+    let root_user = cert(d, "root-user.pem").serial().to_hex();
+    ok(
+        d,
+        &[
+            "ca",
+            "revoke",
+            "--dir",
+            "root",
+            "--serial",
+            &root_user,
+            "--reason",
+            "ca-compromise",
+            "--pass-file",
+            "root.pass",
+        ],
     );
+    new_key(d, "c-new.key");
+    csr(d, "c-new.key", "Agency C CA", "agency-c.csr");
+    let o = gm(
+        d,
+        &[
+            "ca",
+            "intermediate",
+            "--dir",
+            "root",
+            "--csr",
+            "agency-c.csr",
+            "--org",
+            "Agency C",
+            "--pass-file",
+            "root.pass",
+            "--out",
+            "agency-c-ca.pem",
+        ],
+    );
+    assert_refused(d, "root", &o, "intermediate", "CA_COMPROMISED", &root_user);
+    assert!(!d.join("agency-c-ca.pem").exists());
 }

@@ -73,11 +73,17 @@ pub enum CaError {
         /// Whether the key came from a new CSR (rather than the old certificate).
         new_key: bool,
     },
-    /// Renewal keeping the old key after this CA recorded the compromise of its own key.
+    /// An issuance (`issue`, `intermediate`) that would certify a key the CA recorded as
+    /// compromised.
     #[error(
-        "this CA recorded a compromise of its own key (serial {compromise} revoked for ca-compromise), so serial {serial} is renewed only with --csr for a new key"
+        "the key to certify is the key of serial {revoked}, revoked for {reason}; the holder needs a key that was never compromised"
     )]
-    RenewNeedsCsr { serial: String, compromise: String },
+    KeyCompromised { revoked: String, reason: String },
+    /// Any issuance or renewal after this CA recorded the compromise of its own key.
+    #[error(
+        "this CA recorded a compromise of its own key (serial {compromise} revoked for ca-compromise) and certifies nothing more; re-key the CA: a new CA key and certificate in a new CA directory"
+    )]
+    CaCompromised { compromise: String },
 }
 
 impl CaError {
@@ -97,7 +103,8 @@ impl CaError {
             CaError::RenewRevoked { .. } => "CA_RENEW_REVOKED",
             CaError::AlreadyRenewed { .. } => "CA_RENEW_ALREADY_RENEWED",
             CaError::RenewKeyCompromised { .. } => "CA_RENEW_KEY_COMPROMISED",
-            CaError::RenewNeedsCsr { .. } => "CA_RENEW_NEEDS_CSR",
+            CaError::KeyCompromised { .. } => "CA_KEY_COMPROMISED",
+            CaError::CaCompromised { .. } => "CA_COMPROMISED",
         }
     }
 }

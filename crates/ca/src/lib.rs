@@ -7,9 +7,10 @@
 //!   by the CA key, so an edited, removed or (given the last head) truncated entry is detected;
 //!   only a refusal because the CA key could not be opened may be unsigned.
 //!
-//! It also holds the CA's rules that need only the index: which renewals are refused (a revoked
-//! certificate, a compromised key) and which certificates a key compromise revokes together
-//! (`renewal`).
+//! It also holds the CA's rules that need only the index (`renewal`): which issuances and
+//! renewals are refused (a revoked certificate, a key recorded as compromised, any
+//! certification once the CA recorded its own compromise) and which certificates a key
+//! compromise revokes together.
 //!
 //! Every command holds an exclusive lock on `.lock` while it works, so two admins never
 //! interleave; every file is written by temp file, fsync, rename and directory fsync, and the

@@ -1,22 +1,30 @@
-//! Which renewals the CA refuses, and which certificates a key compromise takes down with it.
+//! Which issuances and renewals the CA refuses, and which certificates a key compromise takes
+//! down with it.
 //!
-//! Renewal certifies a key again under a new serial, so it must never certify a key the CA
-//! has recorded as compromised (RFC 5280 §5.3.1 keyCompromise and cACompromise; GM/T 0111 key
-//! lifecycle: a revoked key is not re-certified). The rule, in order:
+//! Every certification, first issuance (`issue`, `intermediate`, both halves of a dual pair,
+//! a key the CA generates) or renewal, must never certify a key the CA has recorded as
+//! compromised (RFC 5280 §5.3.1 keyCompromise and cACompromise; GM/T 0111 key lifecycle: a
+//! revoked key is not re-certified), and a CA that recorded the compromise of its own key
+//! certifies nothing more. The rule, in order (rules 1 and 2 concern renewal only):
 //!
 //! 1. A revoked certificate (any reason) is never renewed: `CA_RENEW_REVOKED`. The holder
 //!    gets a new certificate through `issue`, with the checks of a first issuance.
 //! 2. A certificate already renewed is not renewed again: `CA_RENEW_ALREADY_RENEWED`.
-//! 3. The key to certify (the old one, or the new CSR's) must differ from every key the CA
-//!    recorded as compromised: the key of any certificate revoked for `key-compromise`, and
-//!    of any CA certificate (`root-ca`, `agency-ca`) revoked for `ca-compromise` (there the
-//!    reason speaks of the certified CA's own key): `CA_RENEW_KEY_COMPROMISED`.
+//! 3. The key to certify (for a renewal the old one, or the new CSR's) must differ from every
+//!    key the CA recorded as compromised: the key of any certificate revoked for
+//!    `key-compromise`, and of any CA certificate (`root-ca`, `agency-ca`) revoked for
+//!    `ca-compromise` (there the reason speaks of the certified CA's own key):
+//!    `CA_KEY_COMPROMISED` for an issuance ([`check_issuance`]), `CA_RENEW_KEY_COMPROMISED`
+//!    for a renewal ([`check_renewal`]).
 //! 4. If the CA recorded a compromise of its own key (a non-CA certificate revoked for
-//!    `ca-compromise`), no key it certified before can be taken on the record alone, so a
-//!    renewal needs a new CSR (proof of possession, new key): `CA_RENEW_NEEDS_CSR`.
+//!    `ca-compromise`), it certifies nothing more, whatever the key: `CA_COMPROMISED`. Whoever
+//!    holds its key can sign the same certificates, so nothing it signs from then on proves
+//!    anything; the way out is a new CA key and certificate (re-keying the CA). Revocations and
+//!    CRLs remain possible, so verifiers still learn of the compromise.
 //!
 //! The index does not hold public keys; the caller reads them from the certificates through
-//! `key_of`, and a key that cannot be read refuses the renewal (fail closed).
+//! `key_of`, and a key that cannot be read refuses the certification (fail closed). The index
+//! holds only this CA's certificates: a key recorded as compromised by another CA is not seen.
 
 use crate::CaError;
 use crate::index::{Index, IndexEntry, Status};
@@ -54,6 +62,72 @@ fn compromises_own_key(e: &IndexEntry) -> bool {
         Some(CA_COMPROMISE) => is_ca_role(&e.role),
         _ => false,
     }
+}
+
+/// Returns the revoked entry that recorded `key` as compromised (rule 3), if any.
+fn compromise_of<'i, F>(
+    index: &'i Index,
+    key: &PublicKey,
+    mut key_of: F,
+) -> Result<Option<&'i IndexEntry>, CaError>
+where
+    F: FnMut(&IndexEntry) -> Result<PublicKey, CaError>,
+{
+    for e in index.revoked().filter(|e| compromises_own_key(e)) {
+        if key_of(e)? == *key {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
+}
+
+/// Returns the entry by which this CA recorded the compromise of its own key (rule 4): a
+/// non-CA certificate it revoked for `ca-compromise`.
+pub fn own_compromise(index: &Index) -> Option<&IndexEntry> {
+    index
+        .revoked()
+        .find(|e| revocation_reason(e) == Some(CA_COMPROMISE) && !is_ca_role(&e.role))
+}
+
+/// Checks rule 3 for a first issuance: `key` is not a key the CA recorded as compromised.
+/// `key_of` returns the public key a certificate of the index certifies.
+pub fn check_key_not_compromised<F>(
+    index: &Index,
+    key: &PublicKey,
+    key_of: F,
+) -> Result<(), CaError>
+where
+    F: FnMut(&IndexEntry) -> Result<PublicKey, CaError>,
+{
+    match compromise_of(index, key, key_of)? {
+        Some(e) => Err(CaError::KeyCompromised {
+            revoked: e.serial.clone(),
+            reason: revocation_reason(e).unwrap_or_default().to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks rule 4: the CA did not record the compromise of its own key.
+pub fn check_ca_not_compromised(index: &Index) -> Result<(), CaError> {
+    match own_compromise(index) {
+        Some(e) => Err(CaError::CaCompromised {
+            compromise: e.serial.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks that a first issuance may certify `key` (rules 3 and 4), whether the key comes
+/// from a CSR or the CA generated it: every issuance calls it, under the CA lock, on the index
+/// it then adds the certificate to. A compromised key is reported before a compromised CA, so
+/// the audit log names the attempt to certify it.
+pub fn check_issuance<F>(index: &Index, key: &PublicKey, key_of: F) -> Result<(), CaError>
+where
+    F: FnMut(&IndexEntry) -> Result<PublicKey, CaError>,
+{
+    check_key_not_compromised(index, key, key_of)?;
+    check_ca_not_compromised(index)
 }
 
 /// Checks rules 1 and 2 (the certificate itself, whatever the key): lets the caller refuse
@@ -94,28 +168,16 @@ where
         RenewalKey::Reused => key_of(old)?,
         RenewalKey::New(k) => *k,
     };
-    for e in index.revoked().filter(|e| compromises_own_key(e)) {
-        if key_of(e)? == certified {
-            return Err(CaError::RenewKeyCompromised {
-                serial: old.serial.clone(),
-                revoked: e.serial.clone(),
-                reason: revocation_reason(e).unwrap_or_default().to_string(),
-                new_key: matches!(key, RenewalKey::New(_)),
-            });
-        }
-    }
-    // 4.
-    if let RenewalKey::Reused = key
-        && let Some(e) = index
-            .revoked()
-            .find(|e| revocation_reason(e) == Some(CA_COMPROMISE) && !is_ca_role(&e.role))
-    {
-        return Err(CaError::RenewNeedsCsr {
+    if let Some(e) = compromise_of(index, &certified, &mut key_of)? {
+        return Err(CaError::RenewKeyCompromised {
             serial: old.serial.clone(),
-            compromise: e.serial.clone(),
+            revoked: e.serial.clone(),
+            reason: revocation_reason(e).unwrap_or_default().to_string(),
+            new_key: matches!(key, RenewalKey::New(_)),
         });
     }
-    Ok(())
+    // 4.
+    check_ca_not_compromised(index)
 }
 
 /// Returns the valid certificates that certify the same key as `serial`: revoking `serial`
@@ -209,6 +271,19 @@ mod tests {
         }
     }
 
+    impl Ca {
+        fn issue(&self, k: &PublicKey) -> Result<(), CaError> {
+            check_issuance(&self.index, k, |e| {
+                self.keys
+                    .get(&e.serial)
+                    .copied()
+                    .ok_or(CaError::UnknownSerial {
+                        serial: e.serial.clone(),
+                    })
+            })
+        }
+    }
+
     #[test]
     fn revoked_certificate_is_never_renewed_whatever_the_reason_or_key() {
         for reason in [KEY_COMPROMISE, "superseded", "unspecified", CA_COMPROMISE] {
@@ -268,18 +343,93 @@ mod tests {
     }
 
     #[test]
-    fn after_this_ca_recorded_its_own_compromise_renewal_needs_a_new_key() {
+    fn after_this_ca_recorded_its_own_compromise_it_renews_nothing() {
         let ca = Ca::new(&[
             ("01", "user", Some(CA_COMPROMISE), 1),
             ("02", "node-sign", None, 2),
         ]);
-        let e = ca.check("02", None).unwrap_err();
-        assert!(
-            matches!(&e, CaError::RenewNeedsCsr { serial, compromise } if serial == "02" && compromise == "01"),
-            "{e:?}"
+        for new_key in [None, Some(&key(8))] {
+            let e = ca.check("02", new_key).unwrap_err();
+            assert!(
+                matches!(&e, CaError::CaCompromised { compromise } if compromise == "01"),
+                "{e:?}"
+            );
+            assert_eq!(e.code(), "CA_COMPROMISED");
+            let msg = e.to_string();
+            assert!(msg.contains("01") && msg.contains("re-key") && !msg.contains('\n'));
+        }
+    }
+
+    // The defect: only renewal applied rules 3 and 4; a first issuance certified a key revoked
+    // for key-compromise.
+    #[test]
+    fn issuance_refuses_a_key_recorded_as_compromised_by_any_certificate() {
+        let ca = Ca::new(&[
+            ("01", "user", Some(KEY_COMPROMISE), 1),
+            ("0a", "agency-ca", Some(CA_COMPROMISE), 2),
+            ("03", "user", Some("superseded"), 3),
+            ("04", "admin", None, 4),
+        ]);
+        for (k, revoked, reason) in [(1, "01", KEY_COMPROMISE), (2, "0a", CA_COMPROMISE)] {
+            let e = ca.issue(&key(k)).unwrap_err();
+            assert!(
+                matches!(&e, CaError::KeyCompromised { revoked: r, reason: why } if r == revoked && why == reason),
+                "{e:?}"
+            );
+            assert_eq!(e.code(), "CA_KEY_COMPROMISED");
+            let msg = e.to_string();
+            assert!(msg.contains(revoked) && msg.contains(reason) && !msg.contains('\n'));
+            assert!(matches!(
+                check_key_not_compromised(&ca.index, &key(k), |e| Ok(ca.keys[&e.serial])),
+                Err(CaError::KeyCompromised { .. })
+            ));
+        }
+        // A key revoked for another reason, one still in use, and a new key: issued (a holder
+        // may hold several certificates of one key; only a compromise bars it).
+        for k in [3, 4, 9] {
+            ca.issue(&key(k)).unwrap();
+        }
+        // The CA did not record its own compromise: a ca-compromise of a CA certificate is
+        // the compromise of that CA's key (rule 3), not of this CA.
+        assert!(own_compromise(&ca.index).is_none());
+        check_ca_not_compromised(&ca.index).unwrap();
+    }
+
+    #[test]
+    fn after_this_ca_recorded_its_own_compromise_it_issues_nothing() {
+        let ca = Ca::new(&[
+            ("01", "user", Some(CA_COMPROMISE), 1),
+            ("02", "user", Some(KEY_COMPROMISE), 2),
+            ("03", "node-sign", None, 3),
+        ]);
+        assert_eq!(
+            own_compromise(&ca.index).map(|e| e.serial.as_str()),
+            Some("01")
         );
-        assert_eq!(e.code(), "CA_RENEW_NEEDS_CSR");
-        ca.check("02", Some(&key(8))).unwrap();
+        for k in [1, 3, 9] {
+            let e = ca.issue(&key(k)).unwrap_err();
+            assert!(
+                matches!(&e, CaError::CaCompromised { compromise } if compromise == "01"),
+                "key {k}: {e:?}"
+            );
+        }
+        // A compromised key is named first: the audit log records the attempt to certify it.
+        assert!(matches!(
+            ca.issue(&key(2)),
+            Err(CaError::KeyCompromised { revoked, .. }) if revoked == "02"
+        ));
+    }
+
+    #[test]
+    fn issuance_fails_closed_on_an_unreadable_key() {
+        let ca = Ca::new(&[("01", "user", Some(KEY_COMPROMISE), 1)]);
+        let r = check_issuance(&ca.index, &key(5), |_| {
+            Err(CaError::Corrupt {
+                path: "certs/01.pem".into(),
+                reason: "not PEM".into(),
+            })
+        });
+        assert!(matches!(r, Err(CaError::Corrupt { .. })), "{r:?}");
     }
 
     #[test]

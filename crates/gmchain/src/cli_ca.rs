@@ -174,6 +174,10 @@ pub(crate) enum CaCommand {
     },
     /// Issues an agency (intermediate) CA certificate from the agency's CSR (its key stays in
     /// the agency's own token). Run on the root CA.
+    ///
+    /// Refused (exit 2, audited with the code) like `ca issue`: a key this CA recorded as
+    /// compromised (CA_KEY_COMPROMISED), and any issuance once this CA recorded the compromise
+    /// of its own key (CA_COMPROMISED).
     Intermediate {
         #[arg(long)]
         dir: PathBuf,
@@ -194,6 +198,16 @@ pub(crate) enum CaCommand {
         op: OperatorArgs,
     },
     /// Issues a certificate for a role from a CSR (proof of possession checked first).
+    ///
+    /// Refused (exit 2, audited with the code, naming the serial that recorded the compromise):
+    /// a key that is the key of any certificate this CA revoked for key-compromise, or of a CA
+    /// certificate it revoked for ca-compromise (CA_KEY_COMPROMISED: the holder needs a new
+    /// key); and every issuance, whatever the key, once this CA revoked any other certificate
+    /// for ca-compromise, i.e. recorded the compromise of its own key (CA_COMPROMISED). Such a
+    /// CA's signature proves nothing, since whoever holds its key can sign the same
+    /// certificate: re-key the CA (a new CA key and certificate in a new CA directory, for an
+    /// agency from the root's `ca intermediate`). It still revokes and publishes CRLs. The
+    /// same rule holds for --generate, both halves of --dual, `ca intermediate` and `ca renew`.
     Issue {
         #[arg(long)]
         dir: PathBuf,
@@ -228,8 +242,8 @@ pub(crate) enum CaCommand {
     /// (CA_RENEW_ALREADY_RENEWED); a renewal whose key, kept or from --csr, is the key of any
     /// certificate this CA revoked for key-compromise, or of a CA certificate it revoked for
     /// ca-compromise (CA_RENEW_KEY_COMPROMISED); and, once this CA has revoked any other
-    /// certificate for ca-compromise (its own key was compromised), every renewal without
-    /// --csr (CA_RENEW_NEEDS_CSR).
+    /// certificate for ca-compromise (its own key was compromised), every renewal, with or
+    /// without --csr (CA_COMPROMISED: re-key the CA; see `ca issue --help`).
     Renew {
         #[arg(long)]
         dir: PathBuf,
@@ -527,6 +541,14 @@ fn validity(days: u64, issuer: Option<&Certificate>) -> Result<Validity, Failure
     })
 }
 
+/// Applies the CA's rule for a first issuance of `key` (`ca::renewal::check_issuance`: not a
+/// key this CA recorded as compromised, and not after the CA recorded its own compromise) to
+/// the index the certificate then goes into.
+fn check_issuance(ca: &CaDir, index: &ca::Index, key: &crypto::PublicKey) -> Result<(), Failure> {
+    renewal::check_issuance(index, key, |e| stored_cert(ca, e).map(|c| c.public_key()))
+        .map_err(coded)
+}
+
 fn issue_for(
     ca: &CaDir,
     signer: &dyn Signer,
@@ -538,6 +560,7 @@ fn issue_for(
     let issuer = ca_cert(ca)?;
     let cn = holder.cn.clone();
     let mut index = ca.read_index().map_err(ca_err)?;
+    check_issuance(ca, &index, &holder.public_key)?;
     let serial = fresh_serial(&index)?;
     let cert = pki::issue(
         &issuer,
@@ -617,16 +640,22 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                 if dual && r != Role::NodeSign {
                     return Err(Failure::BadInput("--dual issues a node-sign certificate plus its node-enc pair: use --role node-sign".into()));
                 }
+                // Checked before anything is issued, so a refusal leaves nothing behind.
+                let escrow = match (dual, &escrow_pass_file) {
+                    (true, None) => return Err(Failure::BadInput(
+                        "--dual needs --escrow-pass-file for the escrow copy of the encryption key"
+                            .into(),
+                    )),
+                    (true, Some(f)) => Some(f),
+                    (false, _) => None,
+                };
                 let org = ca.meta().organisation.clone();
                 let hold = holder(&h, &generated, r, &org)?;
                 let cert = issue_for(ca, signer, &hold, r, &org, validity_days)?;
                 deliver(hold)?;
                 let mut detail =
                     format!("{} {} serial {}", r.as_str(), cert.subject(), cert.serial());
-                if dual {
-                    let escrow = escrow_pass_file
-                    .as_ref()
-                    .ok_or_else(|| Failure::BadInput("--dual needs --escrow-pass-file for the escrow copy of the encryption key".into()))?;
+                if let Some(escrow) = escrow {
                     let enc = issue_dual(ca, signer, &cert, escrow, validity_days)?;
                     detail.push_str(&format!("; node-enc serial {}", enc.0.serial()));
                     if let Some(o) = &out {
@@ -963,10 +992,11 @@ fn issue_dual(
     let enc_key = crypto_sm::sm2::PrivateKey::generate(&SystemRandom)
         .map_err(|e| Failure::BadInput(e.to_string()))?;
     let mut index = ca.read_index().map_err(ca_err)?;
+    let enc_pub = enc_key.public_key();
+    check_issuance(ca, &index, &enc_pub)?;
     let serial = fresh_serial(&index)?;
     let cn = sign_cert.common_name().unwrap_or_default();
     let org = sign_cert.organisation().unwrap_or_default();
-    let enc_pub = enc_key.public_key();
     let cert = pki::issue(
         &issuer,
         signer,
