@@ -389,6 +389,40 @@ fn exit_codes_wrong_pin_and_missing_module() {
     );
 }
 
+/// Reads `DIR/report.json` of a conformance run in the token's directory.
+fn report(t: &Token, dir: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(t.path().join(dir).join("report.json")).unwrap()).unwrap()
+}
+
+/// One clause of a report.
+fn clause(json: &serde_json::Value, std: &str, id: &str) -> serde_json::Value {
+    json["standards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == std)
+        .unwrap()["clauses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("{std} {id}"))
+        .clone()
+}
+
+/// The clauses that need keys generated and kept in a cryptographic module.
+const DEVICE_CLAUSES: [(&str, &str); 3] = [
+    ("GM/T 0111-2021", "7.4"),
+    ("GB/T 39786-2021", "key lifecycle: generation"),
+    ("GB/T 39786-2021", "key lifecycle: storage"),
+];
+
+/// The clauses that need a certified module.
+const CERTIFIED_CLAUSES: [(&str, &str); 2] = [
+    ("GM/T 0111-2021", "7.3"),
+    ("GB/T 39786-2021", "5 (certified products)"),
+];
+
 #[test]
 fn conformance_against_the_soft_token() {
     let t = Token::new();
@@ -406,34 +440,84 @@ fn conformance_against_the_soft_token() {
         "--pass-file",
         "user.pin",
     ]);
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(t.path().join("rep/report.json")).unwrap()).unwrap();
-    let clause = |std: &str, id: &str| -> serde_json::Value {
-        json["standards"]
-            .as_array()
-            .unwrap()
+    let json = report(&t, "rep");
+    // A software token cannot earn the device clauses (keys generated with an approved random
+    // source inside a module, kept in one): NOT MET, a development run rather than a failed one
+    // (exit 0), with the device checks' evidence still shown and passing.
+    for (std, id) in DEVICE_CLAUSES {
+        let c = clause(&json, std, id);
+        assert_eq!(c["verdict"], "NOT MET", "{std} {id}: {out}");
+        assert!(
+            c["cause"]
+                .as_str()
+                .unwrap()
+                .starts_with("development token, gmchain's software token:"),
+            "{std} {id}: {}",
+            c["cause"]
+        );
+        let checks = c["checks"].as_array().unwrap();
+        let identity = checks
             .iter()
-            .find(|s| s["id"] == std)
-            .unwrap()["clauses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap()
-            .clone()
-    };
-    // Key management inside the device: met by real calls.
-    assert_eq!(clause("GM/T 0111-2021", "7.4")["verdict"], "MET", "{out}");
+            .find(|o| o["id"] == "hsm-module-identity")
+            .unwrap();
+        assert_eq!(identity["pass"], false);
+        for o in checks.iter().filter(|o| o["id"] != "hsm-module-identity") {
+            assert_eq!(o["pass"], true, "{o}");
+            assert!(o["cases"].as_u64().unwrap() > 0, "{o}");
+        }
+    }
+    // What a software token can show by behaviour stays MET.
+    for id in ["key lifecycle: use", "key lifecycle: destruction"] {
+        assert_eq!(clause(&json, "GB/T 39786-2021", id)["verdict"], "MET");
+    }
+    // A development token never satisfies the certified-device clauses.
+    for (std, id) in CERTIFIED_CLAUSES {
+        let c = clause(&json, std, id);
+        assert_eq!(c["verdict"], "NOT MET");
+        assert!(
+            c["cause"]
+                .as_str()
+                .unwrap()
+                .starts_with("development token, not certified (the module reports itself as gmchain's software token"),
+            "{}",
+            c["cause"]
+        );
+    }
+    // The signatures the soft token makes are verified by OpenSSL, not only by gmchain's code
+    // (which the soft token signs with): accepted under the signer's ID, refused under another.
+    let sign = clause(&json, "GM/T 0111-2021", "7.3")["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == "hsm-sign-in-device")
+        .unwrap()
+        .clone();
+    let independent: Vec<_> = sign["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"].as_str().unwrap().contains("OpenSSL 3."))
+        .collect();
+    assert_eq!(independent.len(), 4, "{sign}");
+    assert!(independent.iter().all(|e| e["pass"] == true), "{sign}");
+    // The token's own answers are in the provenance, beside the profile's (no) declaration.
+    let token = &json["provenance"]["token"];
+    assert_eq!(token["development"], true);
+    assert_eq!(token["model"], "softtoken");
+    assert!(token["certification"].is_null());
+    assert_eq!(token["reported"]["library_manufacturer"], "gmchain");
     assert_eq!(
-        clause("GB/T 39786-2021", "key lifecycle: destruction")["verdict"],
-        "MET"
+        token["reported"]["library_description"],
+        "gmchain softtoken (development)"
     );
-    // A development token never satisfies the certified-device clause.
-    let c73 = clause("GM/T 0111-2021", "7.3");
-    assert_eq!(c73["verdict"], "NOT MET");
-    assert_eq!(c73["cause"], "development token, not certified");
-    assert_eq!(json["provenance"]["token"]["development"], true);
-    assert_eq!(json["provenance"]["token"]["model"], "softtoken");
+    assert_eq!(token["reported"]["token_model"], "softtoken");
+    assert!(
+        !token["reported"]["token_firmware"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(json["summary"]["declared"], 0);
     // The checks left no test keys behind.
     let list = t.ok(&[
         "keys",
@@ -446,4 +530,96 @@ fn conformance_against_the_soft_token() {
         "user.pin",
     ]);
     assert!(!list.contains("conformance-"), "{list}");
+}
+
+/// The review's reproduction: a copy of the soft token's profile that claims a certificate
+/// ("FAKE-0000"). A declaration in the old free-text form is refused at load; one in the
+/// structured form, naming exactly what the soft token reports, loads, and the module is
+/// recognised by its own answers: every certified and device clause is NOT MET, and the run
+/// fails (exit 1).
+#[test]
+fn a_forged_certification_of_the_soft_token_is_not_met() {
+    let t = Token::new();
+    t.init();
+    let text = std::fs::read_to_string(profile())
+        .unwrap()
+        .replace("development = true", "development = false");
+    assert!(text.contains("development = false"));
+    // The library is a bare name; GMCHAIN_PKCS11_MODULE (set by Token::run) finds it.
+    std::fs::write(
+        t.path().join("old-form.toml"),
+        format!("{text}\n[certification]\nmodel = \"softtoken\"\ncertificate = \"FAKE-0000\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        t.path().join("forged.toml"),
+        format!(
+            "{text}\n[certification]\ncertificate = \"FAKE-0000\"\nissuer = \"nobody\"\nmodel = \"softtoken\"\nmanufacturer = \"gmchain\"\nfirmware = \"0.1\"\n"
+        ),
+    )
+    .unwrap();
+    let run = |profile: &str, dir: &str| {
+        t.run(&[
+            "conformance",
+            "run",
+            "--out-dir",
+            dir,
+            "--hsm-profile",
+            profile,
+            "--token",
+            "agency-a",
+            "--pass-file",
+            "user.pin",
+        ])
+    };
+
+    let o = run("old-form.toml", "rep-old");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a free-text certification must be refused; stdout: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        stderr.contains("certification") && stderr.contains("issuer"),
+        "{stderr}"
+    );
+
+    let o = run("forged.toml", "rep");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let json = report(&t, "rep");
+    for (std, id) in CERTIFIED_CLAUSES {
+        let c = clause(&json, std, id);
+        assert_eq!(c["verdict"], "NOT MET", "{std} {id}: {stdout}");
+        assert!(
+            c["cause"]
+                .as_str()
+                .unwrap()
+                .starts_with("gmchain's software token (C_GetInfo manufacturerID \"gmchain\""),
+            "{}",
+            c["cause"]
+        );
+    }
+    let failed: Vec<String> = json["summary"]["mandatory_failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    for (std, id) in DEVICE_CLAUSES.iter().chain(&CERTIFIED_CLAUSES) {
+        assert_eq!(clause(&json, std, id)["verdict"], "NOT MET", "{std} {id}");
+        assert!(failed.contains(&format!("{std} {id}")), "{failed:?}");
+    }
+    assert_eq!(json["summary"]["declared"], 0);
+    assert_eq!(
+        json["provenance"]["token"]["certification"]["certificate"],
+        "FAKE-0000"
+    );
 }

@@ -25,7 +25,10 @@ pub use node::{
     node_checks,
 };
 pub use report::{ClauseResult, Provenance, Report, StandardResult, Verdict, render_html, run};
-pub use token::{KeyFacts, TokenCheck, TokenIdentity, TokenProbe, token_checks};
+pub use token::{
+    DeclaredCertification, IndependentVerification, KeyFacts, ReportedDevice, TokenCheck,
+    TokenIdentity, TokenProbe, WrapAttempt, token_checks,
+};
 
 #[cfg(test)]
 mod tests {

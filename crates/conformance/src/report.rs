@@ -3,7 +3,9 @@
 use crate::checks::{CheckOutcome, registry};
 use crate::model::{ClauseStatus, Level, Standard, TextFidelity};
 use crate::node::{NodeIdentity, NodeProbe, node_checks};
-use crate::token::{TokenIdentity, TokenProbe, token_checks};
+use crate::token::{
+    TokenIdentity, TokenProbe, certification_verdict, development_token_cause, token_checks,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -44,6 +46,11 @@ pub enum Verdict {
     /// The clause does not apply.
     #[serde(rename = "NOT APPLICABLE")]
     NotApplicable,
+    /// A certification the token's profile declares, matching what the token reports, with
+    /// every check passed: for the auditor to confirm with the issuing body. Never MET, since
+    /// nothing the suite can observe proves a certificate.
+    #[serde(rename = "DECLARED")]
+    Declared,
 }
 
 /// One clause's result.
@@ -87,6 +94,8 @@ pub struct Summary {
     pub met: usize,
     pub not_met: usize,
     pub not_applicable: usize,
+    /// Clauses whose certification is only declared (see [`Verdict::Declared`]).
+    pub declared: usize,
     pub checks_run: usize,
     pub cases_run: usize,
     /// Mandatory clauses whose checks failed: any makes `run` exit non-zero.
@@ -191,36 +200,38 @@ pub fn run(
                         .find_map(|o| o.not_run.clone())
                         .or_else(|| Some(NEEDS_TOKEN.to_string())),
                 ),
-                ClauseStatus::Covered if all_pass && c.requires_certified_device => match &identity
-                {
-                    Some(TokenIdentity {
-                        development: false,
-                        certification: Some(cert),
-                        ..
-                    }) => (Verdict::Met, Some(format!("certified device: {cert}"))),
-                    Some(t) if t.development => (
-                        Verdict::NotMet,
-                        Some("development token, not certified".to_string()),
-                    ),
-                    _ => (
-                        Verdict::NotMet,
-                        Some("the token's profile names no device certificate".to_string()),
-                    ),
-                },
-                ClauseStatus::Covered if all_pass => (Verdict::Met, None),
-                ClauseStatus::Covered => {
-                    if c.level == Level::Shall {
+                // Certification is judged from the module's own answers beside the profile's
+                // declaration: DECLARED at best, never MET.
+                ClauseStatus::Covered if c.requires_certified_device => {
+                    let v = certification_verdict(identity.as_ref(), all_pass);
+                    if v.failed && c.level == Level::Shall {
                         summary
                             .mandatory_failed
                             .push(format!("{} {}", std.id, c.id));
                     }
-                    (Verdict::NotMet, Some("check-failed".to_string()))
+                    (v.verdict, Some(v.cause))
+                }
+                ClauseStatus::Covered if all_pass => (Verdict::Met, None),
+                ClauseStatus::Covered => {
+                    match development_token_cause(&checks, identity.as_ref()) {
+                        // A device clause on a development token: NOT MET, not a failed run.
+                        Some(cause) => (Verdict::NotMet, Some(cause)),
+                        None => {
+                            if c.level == Level::Shall {
+                                summary
+                                    .mandatory_failed
+                                    .push(format!("{} {}", std.id, c.id));
+                            }
+                            (Verdict::NotMet, Some("check-failed".to_string()))
+                        }
+                    }
                 }
             };
             match verdict {
                 Verdict::Met => summary.met += 1,
                 Verdict::NotMet => summary.not_met += 1,
                 Verdict::NotApplicable => summary.not_applicable += 1,
+                Verdict::Declared => summary.declared += 1,
             }
             summary.clauses += 1;
             clauses.push(ClauseResult {
@@ -268,7 +279,7 @@ fn esc(s: &str) -> String {
 pub fn render_html(r: &Report) -> String {
     let p = &r.provenance;
     let mut h = String::new();
-    h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>gmchain conformance report</title>\n<style>\nbody{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}table{border-collapse:collapse;width:100%;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}th{background:#f3f3f3}.MET{color:#0a0;font-weight:bold}.NOTMET{color:#c00;font-weight:bold}.NA{color:#777;font-weight:bold}details{margin:.2em 0}code{font-size:.9em}.fail{color:#c00}\n</style></head><body>\n");
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>gmchain conformance report</title>\n<style>\nbody{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}table{border-collapse:collapse;width:100%;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}th{background:#f3f3f3}.MET{color:#0a0;font-weight:bold}.NOTMET{color:#c00;font-weight:bold}.NA{color:#777;font-weight:bold}.DECLARED{color:#a60;font-weight:bold}details{margin:.2em 0}code{font-size:.9em}.fail{color:#c00}\n</style></head><body>\n");
     h.push_str("<h1>gmchain conformance report</h1>\n<table>\n");
     let prov = [
         ("gmchain", p.gmchain_version.clone()),
@@ -302,7 +313,12 @@ pub fn render_html(r: &Report) -> String {
                         } else {
                             t.certification
                                 .as_ref()
-                                .map(|c| format!(": certified {c}"))
+                                .map(|c| {
+                                    format!(
+                                        ": declares certificate {} ({}) for {} {} firmware {}, not confirmed",
+                                        c.certificate, c.issuer, c.manufacturer, c.model, c.firmware
+                                    )
+                                })
                                 .unwrap_or_default()
                         }
                     )
@@ -343,6 +359,7 @@ pub fn render_html(r: &Report) -> String {
                 Verdict::Met => ("MET", "MET"),
                 Verdict::NotMet => ("NOTMET", "NOT MET"),
                 Verdict::NotApplicable => ("NA", "NOT APPLICABLE"),
+                Verdict::Declared => ("DECLARED", "DECLARED"),
             };
             let mut cell = String::new();
             if let Some(cause) = &c.cause {

@@ -40,6 +40,7 @@
 )]
 
 pub mod danger;
+mod device;
 mod error;
 mod ffi;
 pub mod format;
@@ -52,6 +53,7 @@ mod rv;
 mod selfcheck;
 mod uri;
 
+pub use device::DeviceInfo;
 pub use error::HsmError;
 pub use hsm::{
     Hsm, HsmEncrypter, HsmHasher, HsmRandom, HsmSigner, HsmSm4Key, HsmVerifier, KeyInfo, KeyUsage,

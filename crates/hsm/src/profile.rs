@@ -36,15 +36,22 @@ pub struct Profile {
     mechanisms: Mechanisms,
 }
 
-/// The certification of a production device, as printed on its certificate.
+/// The certification a profile declares for a production device, as printed on its
+/// certificate. A declaration, not a proof: the conformance suite compares `manufacturer`,
+/// `model` and `firmware` exactly with what the token reports (`C_GetTokenInfo`) and leaves the
+/// certificate itself for the auditor to confirm with the issuing body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Certification {
-    /// Device model.
-    pub model: String,
-    /// Certificate number.
+    /// The certificate number.
     pub certificate: String,
-    /// Who issued it, if recorded.
-    pub issuer: Option<String>,
+    /// The issuing body (for commercial cryptographic products, the GM certification body).
+    pub issuer: String,
+    /// The product model as on the certificate; the token's `C_GetTokenInfo` `model`.
+    pub model: String,
+    /// The manufacturer as the token reports it (`C_GetTokenInfo` `manufacturerID`).
+    pub manufacturer: String,
+    /// The certified firmware version, `major.minor` (`C_GetTokenInfo` `firmwareVersion`).
+    pub firmware: String,
     /// Security level, if recorded.
     pub level: Option<String>,
     /// Expiry as written on the certificate, if recorded.
@@ -381,13 +388,14 @@ impl Profile {
         self.certification.as_ref()
     }
 
-    /// Returns the label results made with this profile carry.
+    /// Returns the label results made with this profile carry. A certification is the
+    /// profile's declaration, and the label says so.
     pub fn assurance(&self) -> String {
         match (&self.certification, self.development) {
             (_, true) => "development token, not certified".to_string(),
             (Some(c), false) => format!(
-                "certified device: model {}, certificate {}",
-                c.model, c.certificate
+                "declared certified device (not confirmed): model {}, certificate {} ({})",
+                c.model, c.certificate, c.issuer
             ),
             (None, false) => "no certification recorded".to_string(),
         }
@@ -599,9 +607,12 @@ struct RawProfile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCertification {
-    model: String,
-    certificate: String,
+    // Required, but optional here so that a missing one is named with its table.
+    certificate: Option<String>,
     issuer: Option<String>,
+    model: Option<String>,
+    manufacturer: Option<String>,
+    firmware: Option<String>,
     level: Option<String>,
     valid_until: Option<String>,
 }
@@ -897,6 +908,43 @@ impl Validator {
         Ok(())
     }
 
+    /// A value compared exactly with what a token reports: text as [`Self::text`], without the
+    /// surrounding blanks PKCS#11 pads with (they are trimmed from the token's answer).
+    fn reported_text(&self, field: &str, value: &str, max: usize) -> Result<(), HsmError> {
+        self.text(field, value, max)?;
+        if value.trim() != value {
+            return Err(self.err(
+                field,
+                "has leading or trailing blanks; write the value as the token reports it, without the padding",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A `CK_VERSION` written `major.minor`, each 0-255 in decimal (`C_GetTokenInfo` reports
+    /// firmware 2.1 as major 2, minor 1).
+    fn version(&self, field: &str, value: &str) -> Result<(), HsmError> {
+        let ok = value.split_once('.').is_some_and(|(major, minor)| {
+            [major, minor].iter().all(|p| {
+                !p.is_empty()
+                    && p.len() <= 3
+                    && p.bytes().all(|b| b.is_ascii_digit())
+                    && (p.len() == 1 || !p.starts_with('0'))
+                    && p.parse::<u16>().is_ok_and(|v| v <= 255)
+            })
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(self.err(
+                field,
+                format!(
+                    "{value:?} is not a PKCS#11 version: write major.minor in decimal, each 0-255, as C_GetTokenInfo's firmwareVersion (e.g. \"2.1\")"
+                ),
+            ))
+        }
+    }
+
     fn profile(&self, raw: RawProfile) -> Result<Profile, HsmError> {
         if raw.format != PROFILE_FORMAT {
             return Err(self.err(
@@ -933,14 +981,30 @@ impl Validator {
             (false, None) => {
                 return Err(self.err(
                     "certification",
-                    "a profile for a production device records its certification ([certification] model and certificate); set development = true for a token without one",
+                    "a profile for a production device declares its certification ([certification] certificate, issuer, model, manufacturer, firmware); set development = true for a token without one",
                 ));
             }
             (_, Some(c)) => {
-                self.text("certification.model", &c.model, 256)?;
-                self.text("certification.certificate", &c.certificate, 256)?;
+                let required = |field: &str, v: Option<String>| {
+                    v.ok_or_else(|| {
+                        self.err(
+                            field,
+                            "required: a declared certification names the certificate, its issuer, and the model, manufacturer and firmware the token reports (C_GetTokenInfo), so that they can be compared with the token",
+                        )
+                    })
+                };
+                let certificate = required("certification.certificate", c.certificate)?;
+                let issuer = required("certification.issuer", c.issuer)?;
+                let model = required("certification.model", c.model)?;
+                let manufacturer = required("certification.manufacturer", c.manufacturer)?;
+                let firmware = required("certification.firmware", c.firmware)?;
+                self.text("certification.certificate", &certificate, 256)?;
+                self.text("certification.issuer", &issuer, 256)?;
+                // PKCS#11 gives the token's manufacturerID and model 32 and 16 bytes.
+                self.reported_text("certification.model", &model, 16)?;
+                self.reported_text("certification.manufacturer", &manufacturer, 32)?;
+                self.version("certification.firmware", &firmware)?;
                 for (f, v) in [
-                    ("certification.issuer", &c.issuer),
                     ("certification.level", &c.level),
                     ("certification.valid_until", &c.valid_until),
                 ] {
@@ -949,9 +1013,11 @@ impl Validator {
                     }
                 }
                 Some(Certification {
-                    model: c.model,
-                    certificate: c.certificate,
-                    issuer: c.issuer,
+                    certificate,
+                    issuer,
+                    model,
+                    manufacturer,
+                    firmware,
                     level: c.level,
                     valid_until: c.valid_until,
                 })
@@ -1279,6 +1345,61 @@ mod tests {
         assert_eq!(p.sm2().id_parameter, IdParameter::Raw);
     }
 
+    /// The declared certification is structured so that the conformance suite can compare it
+    /// exactly with what the token reports: every identifying field is required, and a value
+    /// that could never equal a token's answer is refused at load, naming the field.
+    #[test]
+    fn certification_fields_are_required_and_exact() {
+        let production = SOFTTOKEN.replace("development = true", "development = false");
+        let full = [
+            ("certificate", "\"CERT-1\""),
+            ("issuer", "\"ISSUER\""),
+            ("model", "\"MODEL-1\""),
+            ("manufacturer", "\"Vendor X\""),
+            ("firmware", "\"2.1\""),
+        ];
+        let with = |fields: &[(&str, &str)]| {
+            let mut t = production.clone();
+            t.push_str("\n[certification]\n");
+            for (k, v) in fields {
+                t.push_str(&format!("{k} = {v}\n"));
+            }
+            t
+        };
+        assert!(parse(&with(&full)).is_ok());
+        for missing in ["certificate", "issuer", "model", "manufacturer", "firmware"] {
+            let fields: Vec<_> = full
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing)
+                .collect();
+            assert_eq!(
+                field_of(parse(&with(&fields)).unwrap_err()),
+                format!("certification.{missing}")
+            );
+        }
+        for (field, bad) in [
+            ("firmware", "\"2\""),
+            ("firmware", "\"v2.1\""),
+            ("firmware", "\"2.256\""),
+            ("firmware", "\"02.1\""),
+            ("model", "\" MODEL-1\""),
+            ("model", "\"A MODEL LONGER THAN 16\""),
+            ("manufacturer", "\"Vendor X \""),
+            ("issuer", "\"\""),
+        ] {
+            let fields: Vec<_> = full
+                .iter()
+                .map(|&(k, v)| if k == field { (k, bad) } else { (k, v) })
+                .collect();
+            assert_eq!(
+                field_of(parse(&with(&fields)).unwrap_err()),
+                format!("certification.{field}"),
+                "{field} = {bad}"
+            );
+        }
+    }
+
     #[test]
     fn production_profile_with_certification() {
         let text = r#"
@@ -1288,8 +1409,11 @@ library = "/opt/vendor/lib/libpkcs11.so"
 development = false
 quirks = ["PIN must be 8 digits"]
 [certification]
-model = "MODEL-PLACEHOLDER"
 certificate = "CERT-PLACEHOLDER"
+issuer = "ISSUER-PLACEHOLDER"
+model = "MODEL-X1"
+manufacturer = "Vendor X"
+firmware = "2.1"
 [sm2]
 key_type = "CKK_VENDOR_DEFINED + 0x10001"
 public_key = { attribute = "CKA_VENDOR_DEFINED + 0x102", encoding = "xy" }
@@ -1303,7 +1427,12 @@ sm2_sign = "CKM_VENDOR_DEFINED + 0x10004"
         assert!(!p.development());
         assert_eq!(
             p.assurance(),
-            "certified device: model MODEL-PLACEHOLDER, certificate CERT-PLACEHOLDER"
+            "declared certified device (not confirmed): model MODEL-X1, certificate CERT-PLACEHOLDER (ISSUER-PLACEHOLDER)"
+        );
+        let c = p.certification().unwrap();
+        assert_eq!(
+            (c.manufacturer.as_str(), c.firmware.as_str()),
+            ("Vendor X", "2.1")
         );
         assert_eq!(p.sm2().key_type, Sm2KeyType::Vendor(0x80010001));
         assert_eq!(
