@@ -20,9 +20,10 @@ pub enum Level {
 pub enum TextFidelity {
     /// From the standard's full text.
     Exact,
-    /// Rephrased from the text or a table of contents.
+    /// Rephrased from the standard's published wording of the clause.
     Paraphrased,
-    /// Inferred from the title and related standards; the text was not available.
+    /// Inferred from the clause title (a table of contents) and related standards; the clause's
+    /// own wording was not available.
     Inferred,
 }
 
@@ -33,7 +34,9 @@ pub enum ClauseStatus {
     /// Checks exist and decide the verdict.
     #[default]
     Covered,
-    /// No check yet: reported as NOT MET, with the reason and the issue that will cover it.
+    /// No check proves the whole clause: reported as NOT COVERED with the reason (and the issue
+    /// that will cover it, if one is planned). Checks it names prove part of it: their evidence
+    /// is shown, and one that runs and fails makes the clause NOT MET.
     NotCovered,
     /// Does not apply to gmchain (e.g. a worked example on a test curve).
     NotApplicable,
@@ -46,6 +49,9 @@ pub struct Clause {
     /// The standard's own clause number, or a descriptive id where the number is unknown.
     pub id: String,
     pub title: String,
+    /// The standard's own Chinese title of the clause, where known (never our translation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_zh: Option<String>,
     pub level: Level,
     pub text: TextFidelity,
     /// The requirement in one line.
@@ -57,9 +63,14 @@ pub struct Clause {
     /// Why the clause is not covered or not applicable.
     #[serde(default)]
     pub reason: Option<String>,
-    /// The issue that will cover a not-covered clause.
+    /// The issue that will cover a not-covered clause; none when no planned work covers it
+    /// (for example a clause on the operator's premises or organisation).
     #[serde(default)]
     pub issue: Option<u32>,
+    /// What the mapped checks prove and what they do not, shown beside the verdict: required
+    /// on a not-covered clause that names checks (they prove only part of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// MET only when the token under test is a certified device (its profile names the
     /// certificate); a development token leaves the clause NOT MET.
     #[serde(default)]
@@ -73,6 +84,9 @@ pub struct Standard {
     /// E.g. "GB/T 32905-2016".
     pub id: String,
     pub title: String,
+    /// The standard's own Chinese title, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_zh: Option<String>,
     /// Where the text came from and how complete it is.
     pub source: String,
     #[serde(rename = "clause")]
@@ -102,8 +116,10 @@ const CLAUSE_FILES: &[(&str, &str)] = clause_files![
     "gzbc-platform.toml",
 ];
 
-/// Parses every compiled-in clause map and checks that each clause is well-formed: covered
-/// clauses name at least one known check; others give a reason (and not-covered an issue).
+/// Parses every compiled-in clause map and checks that each clause is well-formed: ids are
+/// unique within a standard; every check named is known; covered clauses name at least one
+/// check; others give a reason, and a not-covered clause that names checks says in a note what
+/// they leave unproved.
 pub fn load_standards() -> Result<Vec<Standard>, String> {
     let mut known: Vec<&str> = crate::checks::registry().iter().map(|c| c.id).collect();
     known.extend(crate::token::token_checks().iter().map(|c| c.id));
@@ -111,22 +127,31 @@ pub fn load_standards() -> Result<Vec<Standard>, String> {
     let mut out = Vec::new();
     for (name, text) in CLAUSE_FILES {
         let std: Standard = toml::from_str(text).map_err(|e| format!("{name}: {e}"))?;
+        let mut seen = std::collections::BTreeSet::new();
         for c in &std.clauses {
             let at = format!("{name}: clause {}", c.id);
+            if !seen.insert(c.id.as_str()) {
+                return Err(format!("{at} is listed twice"));
+            }
+            if c.title_zh.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                return Err(format!("{at} has an empty title_zh (leave it out instead)"));
+            }
+            if let Some(unknown) = c.checks.iter().find(|id| !known.contains(&id.as_str())) {
+                return Err(format!("{at} names unknown check {unknown:?}"));
+            }
             match c.status {
                 ClauseStatus::Covered => {
                     if c.checks.is_empty() {
                         return Err(format!("{at} is covered but names no check"));
                     }
-                    if let Some(unknown) = c.checks.iter().find(|id| !known.contains(&id.as_str()))
-                    {
-                        return Err(format!("{at} names unknown check {unknown:?}"));
-                    }
                 }
                 ClauseStatus::NotCovered => {
-                    if c.reason.is_none() || c.issue.is_none() {
+                    if c.reason.is_none() {
+                        return Err(format!("{at} is not-covered but gives no reason"));
+                    }
+                    if !c.checks.is_empty() && c.note.is_none() {
                         return Err(format!(
-                            "{at} is not-covered but lacks a reason or an issue"
+                            "{at} is not-covered but names checks: add a note saying what they leave unproved"
                         ));
                     }
                 }

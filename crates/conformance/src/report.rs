@@ -40,9 +40,12 @@ pub enum Verdict {
     /// Every check passed.
     #[serde(rename = "MET")]
     Met,
-    /// A check failed, or the clause is not covered yet.
+    /// A check ran and failed, or a check the clause needs did not run (no token or node given).
     #[serde(rename = "NOT MET")]
     NotMet,
+    /// No check proves the whole clause yet (and none of the checks proving part of it failed).
+    #[serde(rename = "NOT COVERED")]
+    NotCovered,
     /// The clause does not apply.
     #[serde(rename = "NOT APPLICABLE")]
     NotApplicable,
@@ -58,15 +61,21 @@ pub enum Verdict {
 pub struct ClauseResult {
     pub id: String,
     pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title_zh: Option<String>,
     pub level: Level,
     pub text: TextFidelity,
     pub requirement: String,
     pub verdict: Verdict,
-    /// "check-failed" or "not-covered" for NOT MET; the reason for NOT APPLICABLE.
+    /// For NOT MET, "check-failed" or why a check did not run; for NOT COVERED and NOT
+    /// APPLICABLE, the reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issue: Option<u32>,
+    /// What the checks prove and what they do not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     pub checks: Vec<CheckOutcome>,
 }
 
@@ -75,45 +84,153 @@ pub struct ClauseResult {
 pub struct StandardResult {
     pub id: String,
     pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title_zh: Option<String>,
     pub source: String,
     pub clauses: Vec<ClauseResult>,
 }
 
-/// The whole report.
+/// The whole report. The summary comes before the clauses, as the report opens with it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub provenance: Provenance,
-    pub standards: Vec<StandardResult>,
     pub summary: Summary,
+    pub standards: Vec<StandardResult>,
 }
 
-/// Counts over all clauses.
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct Summary {
+/// Clauses counted by verdict.
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+pub struct Counts {
     pub clauses: usize,
     pub met: usize,
     pub not_met: usize,
+    pub not_covered: usize,
     pub not_applicable: usize,
     /// Clauses whose certification is only declared (see [`Verdict::Declared`]).
     pub declared: usize,
+}
+
+impl Counts {
+    fn add(&mut self, v: Verdict) {
+        self.clauses += 1;
+        match v {
+            Verdict::Met => self.met += 1,
+            Verdict::NotMet => self.not_met += 1,
+            Verdict::NotCovered => self.not_covered += 1,
+            Verdict::NotApplicable => self.not_applicable += 1,
+            Verdict::Declared => self.declared += 1,
+        }
+    }
+
+    /// "N clauses: a MET, b NOT MET, c NOT COVERED, d NOT APPLICABLE".
+    pub fn line(&self) -> String {
+        let declared = if self.declared > 0 {
+            format!(", {} DECLARED", self.declared)
+        } else {
+            String::new()
+        };
+        format!(
+            "{} clauses: {} MET, {} NOT MET, {} NOT COVERED, {} NOT APPLICABLE{declared}",
+            self.clauses, self.met, self.not_met, self.not_covered, self.not_applicable
+        )
+    }
+}
+
+/// One standard's share of the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct StandardSummary {
+    pub id: String,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title_zh: Option<String>,
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Clause ids of the mandatory (shall) clauses NOT MET, whatever the cause.
+    pub mandatory_not_met: Vec<String>,
+    /// Clause ids of the mandatory (shall) clauses NOT COVERED.
+    pub mandatory_not_covered: Vec<String>,
+}
+
+/// Counts over all clauses, then per standard.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    #[serde(flatten)]
+    pub counts: Counts,
     pub checks_run: usize,
     pub cases_run: usize,
-    /// Mandatory clauses whose checks failed: any makes `run` exit non-zero.
+    /// Mandatory clauses ("STANDARD clause") with a check that ran and failed: any makes
+    /// `gmchain conformance run` exit 1.
     pub mandatory_failed: Vec<String>,
+    /// Every mandatory clause NOT MET: those above, and those NOT MET for another cause (a
+    /// check that needs a token or a node not given, a device that is not certified).
+    pub mandatory_not_met: Vec<String>,
+    /// Every mandatory clause NOT COVERED: printed, counted, but not failing the run.
+    pub mandatory_not_covered: Vec<String>,
+    pub standards: Vec<StandardSummary>,
+}
+
+impl Summary {
+    /// The headline: the totals; each standard's counts by verdict, with its mandatory clauses
+    /// NOT MET and NOT COVERED named; then how many mandatory clauses are open and which have
+    /// a check that ran and failed (those alone make the run exit 1).
+    pub fn headline(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "{} ({} checks, {} cases)",
+            self.counts.line(),
+            self.checks_run,
+            self.cases_run
+        )];
+        for s in &self.standards {
+            out.push(format!("  {}: {}", s.id, s.counts.line()));
+            let mut open = Vec::new();
+            if !s.mandatory_not_met.is_empty() {
+                open.push(format!(
+                    "mandatory NOT MET: {}",
+                    s.mandatory_not_met.join(", ")
+                ));
+            }
+            if !s.mandatory_not_covered.is_empty() {
+                open.push(format!(
+                    "mandatory NOT COVERED: {}",
+                    s.mandatory_not_covered.join(", ")
+                ));
+            }
+            if !open.is_empty() {
+                out.push(format!("      {}", open.join("; ")));
+            }
+        }
+        out.push(format!(
+            "Mandatory clauses NOT MET: {}, NOT COVERED: {}; with a check that ran and failed: {}",
+            self.mandatory_not_met.len(),
+            self.mandatory_not_covered.len(),
+            list_or_none(&self.mandatory_failed)
+        ));
+        out
+    }
 }
 
 impl Report {
-    /// Returns "STANDARD clause" for every NOT MET clause.
-    pub fn not_met(&self) -> Vec<String> {
+    /// Returns "STANDARD clause" for every clause with this verdict.
+    pub fn with_verdict(&self, v: Verdict) -> Vec<String> {
         self.standards
             .iter()
             .flat_map(|s| {
                 s.clauses
                     .iter()
-                    .filter(|c| c.verdict == Verdict::NotMet)
+                    .filter(move |c| c.verdict == v)
                     .map(move |c| format!("{} {}", s.id, c.id))
             })
             .collect()
+    }
+
+    /// Returns "STANDARD clause" for every NOT MET clause.
+    pub fn not_met(&self) -> Vec<String> {
+        self.with_verdict(Verdict::NotMet)
+    }
+
+    /// Returns "STANDARD clause" for every NOT COVERED clause.
+    pub fn not_covered(&self) -> Vec<String> {
+        self.with_verdict(Verdict::NotCovered)
     }
 }
 
@@ -173,6 +290,9 @@ pub fn run(
     };
     let mut results = Vec::new();
     for std in standards {
+        let mut counts = Counts::default();
+        let mut std_not_met = Vec::new();
+        let mut std_not_covered = Vec::new();
         let mut clauses = Vec::new();
         for c in &std.clauses {
             let checks: Vec<CheckOutcome> = c
@@ -184,16 +304,19 @@ pub fn run(
             let all_pass = !checks.is_empty()
                 && checks.len() == c.checks.len()
                 && checks.iter().all(|o| o.pass);
+            // A check that ran and failed (an unknown check, or a covered clause naming none,
+            // counts as failed): the only NOT MET that fails the run. Otherwise, once every
+            // check ran, every check passed.
+            let mut failed = checks.iter().any(|o| o.not_run.is_none() && !o.pass)
+                || checks.len() != c.checks.len()
+                || (c.status == ClauseStatus::Covered && checks.is_empty());
             let (verdict, cause) = match c.status {
-                ClauseStatus::NotCovered => (
-                    Verdict::NotMet,
-                    Some(format!(
-                        "not-covered: {}",
-                        c.reason.clone().unwrap_or_default()
-                    )),
-                ),
+                ClauseStatus::NotCovered if failed => {
+                    (Verdict::NotMet, Some("check-failed".to_string()))
+                }
+                ClauseStatus::NotCovered => (Verdict::NotCovered, c.reason.clone()),
                 ClauseStatus::NotApplicable => (Verdict::NotApplicable, c.reason.clone()),
-                ClauseStatus::Covered if !all_ran => (
+                ClauseStatus::Covered if !all_ran && !failed => (
                     Verdict::NotMet,
                     checks
                         .iter()
@@ -202,61 +325,76 @@ pub fn run(
                 ),
                 // Certification is judged from the module's own answers beside the profile's
                 // declaration: DECLARED at best, never MET.
-                ClauseStatus::Covered if c.requires_certified_device => {
+                ClauseStatus::Covered if c.requires_certified_device && all_ran => {
                     let v = certification_verdict(identity.as_ref(), all_pass);
-                    if v.failed && c.level == Level::Shall {
-                        summary
-                            .mandatory_failed
-                            .push(format!("{} {}", std.id, c.id));
-                    }
+                    failed = v.failed;
                     (v.verdict, Some(v.cause))
                 }
-                ClauseStatus::Covered if all_pass => (Verdict::Met, None),
-                ClauseStatus::Covered => {
+                ClauseStatus::Covered if failed => {
                     match development_token_cause(&checks, identity.as_ref()) {
                         // A device clause on a development token: NOT MET, not a failed run.
-                        Some(cause) => (Verdict::NotMet, Some(cause)),
-                        None => {
-                            if c.level == Level::Shall {
-                                summary
-                                    .mandatory_failed
-                                    .push(format!("{} {}", std.id, c.id));
-                            }
-                            (Verdict::NotMet, Some("check-failed".to_string()))
+                        Some(cause) => {
+                            failed = false;
+                            (Verdict::NotMet, Some(cause))
                         }
+                        None => (Verdict::NotMet, Some("check-failed".to_string())),
                     }
                 }
+                ClauseStatus::Covered => (Verdict::Met, None),
             };
-            match verdict {
-                Verdict::Met => summary.met += 1,
-                Verdict::NotMet => summary.not_met += 1,
-                Verdict::NotApplicable => summary.not_applicable += 1,
-                Verdict::Declared => summary.declared += 1,
+            let name = format!("{} {}", std.id, c.id);
+            if c.level == Level::Shall {
+                match verdict {
+                    Verdict::NotMet => {
+                        if failed {
+                            summary.mandatory_failed.push(name.clone());
+                        }
+                        summary.mandatory_not_met.push(name);
+                        std_not_met.push(c.id.clone());
+                    }
+                    Verdict::NotCovered => {
+                        summary.mandatory_not_covered.push(name);
+                        std_not_covered.push(c.id.clone());
+                    }
+                    Verdict::Met | Verdict::NotApplicable | Verdict::Declared => {}
+                }
             }
-            summary.clauses += 1;
+            counts.add(verdict);
+            summary.counts.add(verdict);
             clauses.push(ClauseResult {
                 id: c.id.clone(),
                 title: c.title.clone(),
+                title_zh: c.title_zh.clone(),
                 level: c.level,
                 text: c.text,
                 requirement: c.requirement.clone(),
                 verdict,
                 cause,
                 issue: c.issue,
+                note: c.note.clone(),
                 checks,
             });
         }
+        summary.standards.push(StandardSummary {
+            id: std.id.clone(),
+            title: std.title.clone(),
+            title_zh: std.title_zh.clone(),
+            counts,
+            mandatory_not_met: std_not_met,
+            mandatory_not_covered: std_not_covered,
+        });
         results.push(StandardResult {
             id: std.id.clone(),
             title: std.title.clone(),
+            title_zh: std.title_zh.clone(),
             source: std.source.clone(),
             clauses,
         });
     }
     Report {
         provenance,
-        standards: results,
         summary,
+        standards: results,
     }
 }
 
@@ -279,8 +417,10 @@ fn esc(s: &str) -> String {
 pub fn render_html(r: &Report) -> String {
     let p = &r.provenance;
     let mut h = String::new();
-    h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>gmchain conformance report</title>\n<style>\nbody{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}table{border-collapse:collapse;width:100%;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}th{background:#f3f3f3}.MET{color:#0a0;font-weight:bold}.NOTMET{color:#c00;font-weight:bold}.NA{color:#777;font-weight:bold}.DECLARED{color:#a60;font-weight:bold}details{margin:.2em 0}code{font-size:.9em}.fail{color:#c00}\n</style></head><body>\n");
-    h.push_str("<h1>gmchain conformance report</h1>\n<table>\n");
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>gmchain conformance report</title>\n<style>\nbody{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}table{border-collapse:collapse;width:100%;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}th{background:#f3f3f3}.MET{color:#0a0;font-weight:bold}.NOTMET{color:#c00;font-weight:bold}.NA{color:#777;font-weight:bold}.NC{color:#b60;font-weight:bold}.DECLARED{color:#a60;font-weight:bold}details{margin:.2em 0}code{font-size:.9em}.fail{color:#c00}.num{text-align:right}\n</style></head><body>\n");
+    h.push_str("<h1>gmchain conformance report <span lang=\"zh\">密码应用符合性报告</span></h1>\n");
+    render_summary(&mut h, &r.summary);
+    h.push_str("<h2>Provenance <span lang=\"zh\">测试对象与环境</span></h2>\n<table>\n");
     let prov = [
         ("gmchain", p.gmchain_version.clone()),
         ("commit", p.git_commit.clone()),
@@ -335,32 +475,22 @@ pub fn render_html(r: &Report) -> String {
         ));
     }
     h.push_str("</table>\n");
-    let s = &r.summary;
-    h.push_str(&format!(
-        "<p><b>{}</b> clauses: <span class=\"MET\">{} MET</span>, <span class=\"NOTMET\">{} NOT MET</span>, <span class=\"NA\">{} NOT APPLICABLE</span>; {} checks, {} cases. Mandatory clauses failed: {}.</p>\n",
-        s.clauses,
-        s.met,
-        s.not_met,
-        s.not_applicable,
-        s.checks_run,
-        s.cases_run,
-        if s.mandatory_failed.is_empty() { "none".to_string() } else { esc(&s.mandatory_failed.join(", ")) }
-    ));
     for std in &r.standards {
         h.push_str(&format!(
-            "<h2>{} — {}</h2>\n<p><i>Text: {}</i></p>\n",
+            "<h2>{} — {}{}</h2>\n<p><i>Text: {}</i></p>\n",
             esc(&std.id),
             esc(&std.title),
+            zh(std.title_zh.as_deref(), "<br>"),
             esc(&std.source)
         ));
-        h.push_str("<table><tr><th>clause</th><th>level</th><th>text</th><th>requirement</th><th>verdict</th><th>checks and evidence</th></tr>\n");
+        h.push_str("<table><tr><th>clause <span lang=\"zh\">条款</span></th><th>level <span lang=\"zh\">要求</span></th><th>text <span lang=\"zh\">文本</span></th><th>requirement <span lang=\"zh\">要求内容</span></th><th>verdict <span lang=\"zh\">结论</span></th><th>checks and evidence <span lang=\"zh\">检查与证据</span></th></tr>\n");
         for c in &std.clauses {
-            let (class, label) = match c.verdict {
-                Verdict::Met => ("MET", "MET"),
-                Verdict::NotMet => ("NOTMET", "NOT MET"),
-                Verdict::NotApplicable => ("NA", "NOT APPLICABLE"),
-                Verdict::Declared => ("DECLARED", "DECLARED"),
-            };
+            let class = c.verdict.css_class();
+            let label = format!(
+                "{}<br><span lang=\"zh\">{}</span>",
+                c.verdict.label(),
+                c.verdict.label_zh()
+            );
             let mut cell = String::new();
             if let Some(cause) = &c.cause {
                 cell.push_str(&format!(
@@ -370,6 +500,9 @@ pub fn render_html(r: &Report) -> String {
                         .map(|i| format!(" (issue #{i})"))
                         .unwrap_or_default()
                 ));
+            }
+            if let Some(note) = &c.note {
+                cell.push_str(&format!("<p><b>Note:</b> {}</p>", esc(note)));
             }
             for o in &c.checks {
                 if let Some(why) = &o.not_run {
@@ -414,11 +547,12 @@ pub fn render_html(r: &Report) -> String {
                 cell.push_str("</ul></details>");
             }
             h.push_str(&format!(
-                "<tr><td>{}<br>{}</td><td>{:?}</td><td>{:?}</td><td>{}</td><td class=\"{class}\">{label}</td><td>{cell}</td></tr>\n",
+                "<tr><td>{}<br>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{label}</td><td>{cell}</td></tr>\n",
                 esc(&c.id),
                 esc(&c.title),
-                c.level,
-                c.text,
+                zh(c.title_zh.as_deref(), "<br>"),
+                level_label(c.level),
+                text_label(c.text),
                 esc(&c.requirement)
             ));
         }
@@ -426,4 +560,218 @@ pub fn render_html(r: &Report) -> String {
     }
     h.push_str("</body></html>\n");
     h
+}
+
+impl Verdict {
+    /// The verdict as the report prints it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Met => "MET",
+            Verdict::NotMet => "NOT MET",
+            Verdict::NotCovered => "NOT COVERED",
+            Verdict::NotApplicable => "NOT APPLICABLE",
+            Verdict::Declared => "DECLARED",
+        }
+    }
+
+    /// The verdict in Chinese, as assessment reports word it.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Verdict::Met => "符合",
+            Verdict::NotMet => "不符合",
+            Verdict::NotCovered => "未覆盖",
+            Verdict::NotApplicable => "不适用",
+            Verdict::Declared => "声明（待核实）",
+        }
+    }
+
+    fn css_class(self) -> &'static str {
+        match self {
+            Verdict::Met => "MET",
+            Verdict::NotMet => "NOTMET",
+            Verdict::NotCovered => "NC",
+            Verdict::NotApplicable => "NA",
+            Verdict::Declared => "DECLARED",
+        }
+    }
+}
+
+fn level_label(l: Level) -> &'static str {
+    match l {
+        Level::Shall => "shall <span lang=\"zh\">应</span>",
+        Level::Should => "should <span lang=\"zh\">宜</span>",
+        Level::May => "may <span lang=\"zh\">可</span>",
+    }
+}
+
+fn text_label(t: TextFidelity) -> &'static str {
+    match t {
+        TextFidelity::Exact => "exact",
+        TextFidelity::Paraphrased => "paraphrased",
+        TextFidelity::Inferred => "inferred",
+    }
+}
+
+/// The Chinese title after `sep`, or nothing.
+fn zh(title: Option<&str>, sep: &str) -> String {
+    title
+        .map(|t| format!("{sep}<span lang=\"zh\">{}</span>", esc(t)))
+        .unwrap_or_default()
+}
+
+/// The summary the report opens with: counts by verdict per standard, then the mandatory
+/// clauses NOT MET and NOT COVERED by name, and the rule for the exit code.
+fn render_summary(h: &mut String, s: &Summary) {
+    let head = [
+        Verdict::Met,
+        Verdict::NotMet,
+        Verdict::NotCovered,
+        Verdict::NotApplicable,
+    ]
+    .map(|v| {
+        format!(
+            "<th class=\"{} num\">{}<br><span lang=\"zh\">{}</span></th>",
+            v.css_class(),
+            v.label(),
+            v.label_zh()
+        )
+    })
+    .concat();
+    h.push_str(&format!(
+        "<h2>Summary by standard <span lang=\"zh\">各标准结论汇总</span></h2>\n<table><tr><th>standard <span lang=\"zh\">标准</span></th><th class=\"num\">clauses<br><span lang=\"zh\">条款数</span></th>{head}<th>mandatory (shall) clauses NOT MET / NOT COVERED<br><span lang=\"zh\">“应”条款：不符合 / 未覆盖</span></th></tr>\n"
+    ));
+    let row = |name: String, c: &Counts, open: String| {
+        format!(
+            "<tr><td>{name}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{open}</td></tr>\n",
+            c.clauses, c.met, c.not_met, c.not_covered, c.not_applicable
+        )
+    };
+    for st in &s.standards {
+        let open = format!(
+            "{} / {}",
+            esc(&list_or_none(&st.mandatory_not_met)),
+            esc(&list_or_none(&st.mandatory_not_covered))
+        );
+        h.push_str(&row(
+            format!(
+                "<b>{}</b> {}{}",
+                esc(&st.id),
+                esc(&st.title),
+                zh(st.title_zh.as_deref(), "<br>")
+            ),
+            &st.counts,
+            open,
+        ));
+    }
+    h.push_str(&row(
+        "<b>all standards</b> <span lang=\"zh\">合计</span>".to_string(),
+        &s.counts,
+        format!(
+            "{} / {}",
+            s.mandatory_not_met.len(),
+            s.mandatory_not_covered.len()
+        ),
+    ));
+    h.push_str("</table>\n");
+    h.push_str(&format!(
+        "<p><b>Mandatory clauses NOT MET <span lang=\"zh\">不符合的“应”条款</span>: {}</b>{}</p>\n",
+        s.mandatory_not_met.len(),
+        if s.mandatory_not_met.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", esc(&s.mandatory_not_met.join(", ")))
+        }
+    ));
+    h.push_str(&format!(
+        "<p>Of these, with a check that ran and failed: {}.</p>\n",
+        esc(&list_or_none(&s.mandatory_failed))
+    ));
+    h.push_str(&format!(
+        "<p><b>Mandatory clauses NOT COVERED <span lang=\"zh\">未覆盖的“应”条款</span>: {}</b>{}</p>\n",
+        s.mandatory_not_covered.len(),
+        if s.mandatory_not_covered.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", esc(&s.mandatory_not_covered.join(", ")))
+        }
+    ));
+    h.push_str(&format!(
+        "<p>{} checks ran, {} cases. MET: every check mapped to the clause ran and passed. NOT MET: a check ran and failed, or a check the clause needs did not run (no token or node given), or the device is not certified. NOT COVERED: no check proves the whole clause yet (any checks shown prove part of it). <code>gmchain conformance run</code> exits 1 only when a mandatory clause has a check that ran and failed.</p>\n",
+        s.checks_run, s.cases_run
+    ));
+}
+
+fn list_or_none(l: &[String]) -> String {
+    if l.is_empty() {
+        "none".to_string()
+    } else {
+        l.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn standard(toml_text: &str) -> Standard {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    /// A check that ran and failed makes even a partly covered clause NOT MET, and a mandatory
+    /// one fails the run; the headline names each standard's open mandatory clauses.
+    #[test]
+    fn a_failed_check_on_a_partly_covered_clause_is_not_met_and_named() {
+        // An unknown check id counts as a check that failed (load_standards refuses it; a
+        // hand-built map here stands for a check that ran and failed).
+        let s = standard(
+            r#"
+id = "TEST-C"
+title = "c"
+source = "test"
+[[clause]]
+id = "1"
+title = "partly covered, its check fails"
+level = "shall"
+text = "inferred"
+requirement = "r"
+checks = ["no-such-check"]
+status = "not-covered"
+reason = "only part"
+note = "n"
+[[clause]]
+id = "2"
+title = "not covered"
+level = "shall"
+text = "inferred"
+requirement = "r"
+status = "not-covered"
+reason = "none"
+"#,
+        );
+        let r = run(&[s], Provenance::default(), None, None);
+        assert_eq!(r.standards[0].clauses[0].verdict, Verdict::NotMet);
+        assert_eq!(r.standards[0].clauses[1].verdict, Verdict::NotCovered);
+        assert_eq!(r.summary.mandatory_failed, vec!["TEST-C 1".to_string()]);
+        assert_eq!(r.summary.mandatory_not_met, vec!["TEST-C 1".to_string()]);
+        assert_eq!(
+            r.summary.mandatory_not_covered,
+            vec!["TEST-C 2".to_string()]
+        );
+        assert_eq!(
+            r.summary.headline(),
+            vec![
+                format!(
+                    "2 clauses: 0 MET, 1 NOT MET, 1 NOT COVERED, 0 NOT APPLICABLE ({} checks, {} cases)",
+                    r.summary.checks_run, r.summary.cases_run
+                ),
+                "  TEST-C: 2 clauses: 0 MET, 1 NOT MET, 1 NOT COVERED, 0 NOT APPLICABLE".to_string(),
+                "      mandatory NOT MET: 1; mandatory NOT COVERED: 2".to_string(),
+                "Mandatory clauses NOT MET: 1, NOT COVERED: 1; with a check that ran and failed: TEST-C 1"
+                    .to_string(),
+            ]
+        );
+        let html = render_html(&r);
+        assert!(html.contains("with a check that ran and failed: TEST-C 1"));
+        assert!(html.contains("<b>Note:</b> n"));
+    }
 }

@@ -19,8 +19,11 @@ pub(crate) enum ConformanceCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Runs every check and writes report.json and report.html. Exit 1 if a mandatory clause
-    /// fails (a check that ran and failed; checks not run leave their clauses NOT MET only).
+    /// Runs every check and writes report.json and report.html, printing the counts by verdict
+    /// per standard and the mandatory clauses NOT MET and NOT COVERED. Exit 1 only if a
+    /// mandatory clause has a check that ran and failed: checks not run (no token or node
+    /// given) leave their clauses NOT MET, and clauses no check covers are NOT COVERED, both
+    /// printed without failing the run.
     Run {
         /// Directory for report.json and report.html.
         #[arg(long, default_value = "conformance-report")]
@@ -79,9 +82,16 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
                     let what = match c.status {
                         ClauseStatus::Covered => c.checks.join(", "),
                         ClauseStatus::NotCovered => format!(
-                            "NOT COVERED (issue #{}): {}",
-                            c.issue.unwrap_or(0),
-                            c.reason.as_deref().unwrap_or("")
+                            "NOT COVERED{}: {}{}",
+                            c.issue
+                                .map(|i| format!(" (issue #{i})"))
+                                .unwrap_or_default(),
+                            c.reason.as_deref().unwrap_or(""),
+                            if c.checks.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" [in part: {}]", c.checks.join(", "))
+                            }
                         ),
                         ClauseStatus::NotApplicable => {
                             format!("NOT APPLICABLE: {}", c.reason.as_deref().unwrap_or(""))
@@ -175,12 +185,14 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
             write_file(&json_path, &json, false)?;
             write_file(&html_path, render_html(&report).as_bytes(), false)?;
             let s = &report.summary;
-            println!(
-                "{} clauses: {} MET, {} NOT MET, {} NOT APPLICABLE ({} checks, {} cases)",
-                s.clauses, s.met, s.not_met, s.not_applicable, s.checks_run, s.cases_run
-            );
+            for line in s.headline() {
+                println!("{line}");
+            }
             for nm in report.not_met() {
                 println!("  NOT MET: {nm}");
+            }
+            for nc in report.not_covered() {
+                println!("  NOT COVERED: {nc}");
             }
             // A declared certification is neither MET nor NOT MET: say so beside the counts.
             for std in &report.standards {
