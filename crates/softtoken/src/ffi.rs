@@ -37,7 +37,8 @@ fn state() -> MutexGuard<'static, Option<Module>> {
 
 fn log(msg: &str) {
     // Printing is the only channel a PKCS#11 module has to explain a configuration or storage
-    // failure that surfaces as a bare CKR_GENERAL_ERROR / CKR_DEVICE_ERROR.
+    // failure that surfaces as a bare CKR_GENERAL_ERROR / CKR_DEVICE_ERROR, or which rule a
+    // refused CKR_TEMPLATE_INCONSISTENT broke.
     eprintln!("gmchain-softtoken: {msg}");
 }
 
@@ -46,7 +47,7 @@ fn guard(body: impl FnOnce() -> Result<()>) -> CK_RV {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => CKR_OK,
         Ok(Err(e)) => {
-            if e.is_device_failure() {
+            if e.is_logged() {
                 log(&e.to_string());
             }
             e.rv()

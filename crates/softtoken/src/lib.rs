@@ -20,6 +20,13 @@
 //!   `CKR_TEMPLATE_INCONSISTENT`; a key stored with such a pair by an earlier version keeps
 //!   wrapping and unwrapping but no longer encrypts or decrypts
 //!   (`CKR_KEY_FUNCTION_NOT_PERMITTED`);
+//! - make an unwrapped key that is not `CKA_SENSITIVE`: whatever the template omits, the key
+//!   `C_UnwrapKey` makes is sensitive, and a template with `CKA_SENSITIVE` false is refused
+//!   (`CKR_TEMPLATE_INCONSISTENT`), since a non-sensitive copy of a wrapped sensitive key would
+//!   read in clear. It may be `CKA_EXTRACTABLE` (it came wrapped). `C_CopyObject` and
+//!   `C_DeriveKey` are not offered, and `CKA_SENSITIVE` (to false) and `CKA_EXTRACTABLE` (to
+//!   true) never change back. Refusals of these key-protection rules get one line on stderr
+//!   (`gmchain-softtoken: refused: <rule> (CKR_…)`), naming no key material;
 //! - tell one unusable wrapped key from another: length, padding, tag or content, `C_UnwrapKey`
 //!   answers `CKR_WRAPPED_KEY_INVALID`, after every check that does not need the blob; and
 //!   wrap or unwrap an SM2 private key with CBC-PAD (only GCM, which authenticates the blob:

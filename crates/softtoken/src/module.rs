@@ -959,7 +959,10 @@ impl Module {
     }
 
     /// `C_UnwrapKey`: the template must name `CKA_CLASS` and `CKA_KEY_TYPE`; the new key is not
-    /// local, not always sensitive and not never-extractable (its value existed outside).
+    /// local, not always sensitive and not never-extractable (its value existed outside). It is
+    /// always `CKA_SENSITIVE`: a template asking for `CKA_SENSITIVE` false is refused with
+    /// `CKR_TEMPLATE_INCONSISTENT` (otherwise wrapping a sensitive, extractable key and
+    /// unwrapping it non-sensitive would read it in clear).
     ///
     /// Everything that can be checked without the blob (mechanism, unwrapping key, template,
     /// session) is checked before the blob is decrypted, and every problem with the blob is the
@@ -1016,7 +1019,7 @@ impl Module {
                 ciphertext: Vec::new(),
             }),
         );
-        obj.apply_creation_template(template, Origin::Imported, &[])?;
+        obj.apply_creation_template(template, Origin::Unwrapped, &[])?;
         self.check_store(sh, &[&obj])?;
         let uplain = self.tokens[slot].plain(&uk)?;
         let Plain::Sm4(ukey) = uplain.as_ref() else {

@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use crate::attr::{Attr, Template, encode_bool, encode_ulong};
-use crate::error::{Result, ck};
+use crate::error::{Result, ck, refuse};
 use crate::keywrap::{KeyBytes, Sealed};
 use crate::vendor::{CKK_GM_SM2, CKK_GM_SM4, SM2_EC_PARAMS, ec_point_der};
 use crypto::PublicKey;
@@ -138,8 +138,11 @@ pub enum Material {
 pub enum Origin {
     /// Generated on the token by this mechanism.
     Generated(CK_MECHANISM_TYPE),
-    /// Created by value (`C_CreateObject`) or unwrapped: its value was known outside.
+    /// Created by value (`C_CreateObject`): its value was known outside.
     Imported,
+    /// Unwrapped (`C_UnwrapKey`): its value was outside, encrypted. It is always made
+    /// sensitive, see [`Object::apply_creation_template`].
+    Unwrapped,
 }
 
 /// The usage attributes.
@@ -197,9 +200,16 @@ impl Usage {
 }
 
 fn usage_conflict() -> crate::error::Error {
-    ck(
+    refuse(
         CKR_TEMPLATE_INCONSISTENT,
         "a key that wraps may not decrypt, and a key that unwraps may not encrypt (it could decrypt what it wrapped, or unwrap a value of the caller's choosing); use separate keys",
+    )
+}
+
+fn unwrap_not_sensitive() -> crate::error::Error {
+    refuse(
+        CKR_TEMPLATE_INCONSISTENT,
+        "an unwrapped key is always CKA_SENSITIVE: a non-sensitive copy of a wrapped key would show its value in clear",
     )
 }
 
@@ -348,6 +358,12 @@ impl Object {
     /// A template that asks for `CKA_WRAP` or `CKA_UNWRAP` makes a key-encryption key, whose
     /// defaults are `CKA_ENCRYPT` and `CKA_DECRYPT` false; a key that would end up wrapping and
     /// decrypting, or unwrapping and encrypting, is refused (`CKR_TEMPLATE_INCONSISTENT`).
+    ///
+    /// An unwrapped key ([`Origin::Unwrapped`]) is `CKA_SENSITIVE` whatever the template says
+    /// or omits, and a template asking for `CKA_SENSITIVE` false is refused
+    /// (`CKR_TEMPLATE_INCONSISTENT`): the key it came from may be sensitive, and a
+    /// non-sensitive copy would show its value to anyone who can wrap it. It may be
+    /// `CKA_EXTRACTABLE` (it came wrapped; wrapping it again shows nothing new).
     pub fn apply_creation_template(
         &mut self,
         template: &Template,
@@ -357,6 +373,10 @@ impl Object {
         if template.bool(CKA_WRAP)? == Some(true) || template.bool(CKA_UNWRAP)? == Some(true) {
             self.usage.encrypt = false;
             self.usage.decrypt = false;
+        }
+        let unwrapped = origin == Origin::Unwrapped && self.has_secret();
+        if unwrapped && template.bool(CKA_SENSITIVE)? == Some(false) {
+            return Err(unwrap_not_sensitive());
         }
         for a in template.attrs() {
             if consumed.contains(&a.kind) {
@@ -371,7 +391,7 @@ impl Object {
                 self.always_sensitive = self.has_secret() && self.sensitive;
                 self.never_extractable = self.has_secret() && !self.extractable;
             }
-            Origin::Imported => {
+            Origin::Imported | Origin::Unwrapped => {
                 self.local = false;
                 self.key_gen_mechanism = None;
                 self.always_sensitive = false;
@@ -381,6 +401,11 @@ impl Object {
         if !self.has_secret() {
             self.sensitive = false;
             self.extractable = false;
+        }
+        if unwrapped {
+            // Already so (the default, and `false` was refused above); said again so that no
+            // later default can change it.
+            self.sensitive = true;
         }
         if self.usage.conflicts().any() {
             return Err(usage_conflict());
@@ -696,6 +721,46 @@ mod tests {
         .unwrap();
         assert!(!o.local && !o.always_sensitive && !o.never_extractable);
         assert_eq!(o.read(CKA_VALUE, None), val(vec![2u8; 16]));
+    }
+
+    #[test]
+    fn unwrapped_keys_are_always_sensitive() {
+        // Asked for non-sensitive: refused, whatever else the template says.
+        for extra in [vec![], vec![Attr::bool(CKA_EXTRACTABLE, true)]] {
+            let mut o = sm4_session_key(7);
+            let mut attrs = vec![Attr::bool(CKA_SENSITIVE, false)];
+            attrs.extend(extra);
+            let r = o.apply_creation_template(&t(attrs), Origin::Unwrapped, &[]);
+            let e = r.unwrap_err();
+            assert_eq!(e.rv(), CKR_TEMPLATE_INCONSISTENT);
+            assert!(e.is_logged(), "{e}");
+            assert!(e.to_string().contains("always CKA_SENSITIVE"), "{e}");
+        }
+        // Silent, or asking for sensitive: sensitive. Extractable is allowed (it came wrapped),
+        // and the value still does not read out.
+        for attrs in [
+            vec![],
+            vec![Attr::bool(CKA_SENSITIVE, true)],
+            vec![Attr::bool(CKA_EXTRACTABLE, true)],
+        ] {
+            let mut o = sm4_session_key(8);
+            o.apply_creation_template(&t(attrs), Origin::Unwrapped, &[])
+                .unwrap();
+            assert!(o.sensitive && !o.local && !o.always_sensitive && !o.never_extractable);
+            assert_eq!(o.read(CKA_VALUE, None), AttrRead::Sensitive);
+        }
+        // The same template by value (the caller had the value anyway) is accepted.
+        let mut o = sm4_session_key(9);
+        o.apply_creation_template(
+            &t(vec![
+                Attr::bool(CKA_SENSITIVE, false),
+                Attr::bool(CKA_EXTRACTABLE, true),
+            ]),
+            Origin::Imported,
+            &[],
+        )
+        .unwrap();
+        assert!(!o.sensitive);
     }
 
     #[test]
