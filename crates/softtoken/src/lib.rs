@@ -20,6 +20,15 @@
 //!   `CKR_TEMPLATE_INCONSISTENT`; a key stored with such a pair by an earlier version keeps
 //!   wrapping and unwrapping but no longer encrypts or decrypts
 //!   (`CKR_KEY_FUNCTION_NOT_PERMITTED`);
+//! - let a key wrap unless its value never left the token: `CKA_WRAP` only on a key generated
+//!   here that is `CKA_ALWAYS_SENSITIVE` and `CKA_NEVER_EXTRACTABLE`. A key made by value or
+//!   unwrapped may have a value the caller knows, a non-sensitive one reads out, an extractable
+//!   one can be wrapped out and unwrapped as a copy that decrypts: under any of them every
+//!   extractable key would come out. Creation, `C_UnwrapKey` and `C_SetAttributeValue` refuse
+//!   (`CKR_TEMPLATE_INCONSISTENT`); a stored wrapping key of another origin (from an earlier
+//!   version) keeps unwrapping but no longer wraps (`CKR_KEY_FUNCTION_NOT_PERMITTED`).
+//!   Unwrapping keys may be of any origin: what they make is no better known than a key made
+//!   by value;
 //! - make an unwrapped key that is not `CKA_SENSITIVE`: whatever the template omits, the key
 //!   `C_UnwrapKey` makes is sensitive, and a template with `CKA_SENSITIVE` false is refused
 //!   (`CKR_TEMPLATE_INCONSISTENT`), since a non-sensitive copy of a wrapped sensitive key would

@@ -5,7 +5,7 @@
 
 use crate::attr::Template;
 use crate::config::Config;
-use crate::error::{Error, Result, ck};
+use crate::error::{Error, Result, ck, refuse};
 use crate::keywrap::{KeyBytes, Sealed};
 use crate::mechanism::{Mechanism, MechanismInfo, Sm4Cipher, mechanism_info};
 use crate::object::{AttrRead, KeyType, Material, Object, ObjectClass, ObjectId, Origin, Plain};
@@ -906,7 +906,8 @@ impl Module {
     }
 
     /// `C_WrapKey`: an SM4 key's 16 bytes or an SM2 private key's 32-byte d, encrypted under an
-    /// SM4 key with `CKA_WRAP`. The wrapped key must be `CKA_EXTRACTABLE`.
+    /// SM4 key with `CKA_WRAP` whose value never left the token (generated here, always
+    /// sensitive, never extractable). The wrapped key must be `CKA_EXTRACTABLE`.
     pub fn wrap_key(
         &mut self,
         sh: CK_SESSION_HANDLE,
@@ -925,6 +926,14 @@ impl Module {
         }
         if !wk.usage.wrap {
             return Err(not_permitted());
+        }
+        // Key files written before this rule may hold a wrapping key made by value, unwrapped,
+        // or once extractable or non-sensitive: it keeps unwrapping, but wraps nothing more.
+        if !wk.value_never_left() {
+            return Err(refuse(
+                CKR_KEY_FUNCTION_NOT_PERMITTED,
+                "this wrapping key was not generated on the token as always sensitive and never extractable, so its value may be known outside; it no longer wraps",
+            ));
         }
         let (_, k) = self.lookup(sh, key, Role::Key)?;
         let len = match (k.class, k.key_type) {
@@ -2142,6 +2151,77 @@ mod tests {
         assert_eq!(r[0], AttrRead::Value(Zeroizing::new(vec![CK_FALSE])));
         assert_eq!(r[1], AttrRead::Value(Zeroizing::new(vec![CK_TRUE])));
         assert_eq!(r[2], AttrRead::Value(Zeroizing::new(vec![CK_TRUE])));
+    }
+
+    #[test]
+    fn a_stored_wrapping_key_whose_value_may_be_known_no_longer_wraps() {
+        // Token files written before the rule may hold a wrapping key made by value (gmchain's
+        // `import_sm4` with the wrapping template made them) or once extractable: anything it
+        // wraps, whoever knows its value reads. It keeps unwrapping (blobs made under it stay
+        // usable) but wraps nothing more, and cannot get CKA_WRAP back once it gives it up.
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = module(dir.path());
+        let s = ready(&mut m);
+        let cbc = Mechanism::parse(CKM_GM_SM4_CBC_PAD, RawParam::Bytes(&[3; 16])).unwrap();
+        let target = m
+            .generate_key(
+                s,
+                &mech(CKM_GM_SM4_KEY_GEN),
+                &t(vec![Attr::bool(CKA_EXTRACTABLE, true)]),
+            )
+            .unwrap();
+        for (what, forge) in [
+            (
+                "made by value",
+                (|o: &mut Object| o.local = false) as fn(&mut Object),
+            ),
+            ("once extractable", |o: &mut Object| {
+                o.never_extractable = false
+            }),
+            ("once non-sensitive", |o: &mut Object| {
+                o.always_sensitive = false
+            }),
+        ] {
+            let kek = m
+                .generate_key(
+                    s,
+                    &mech(CKM_GM_SM4_KEY_GEN),
+                    &t(vec![
+                        Attr::bool(CKA_TOKEN, true),
+                        Attr::bool(CKA_WRAP, true),
+                        Attr::bool(CKA_UNWRAP, true),
+                    ]),
+                )
+                .unwrap();
+            let wrapped = run(m
+                .wrap_key(s, &cbc, kek, target, OutSpace::Capacity(64))
+                .unwrap());
+            let id = m.handles[&kek].1;
+            m.tokens[0]
+                .update(|st| {
+                    forge(st.objects.iter_mut().find(|o| o.id == id).unwrap());
+                    Ok(())
+                })
+                .unwrap();
+            let r = m.wrap_key(s, &cbc, kek, target, OutSpace::Capacity(64));
+            let e = r.map(|_| ()).unwrap_err();
+            assert_eq!(e.rv(), CKR_KEY_FUNCTION_NOT_PERMITTED, "{what}");
+            assert!(e.is_logged(), "{what}");
+            let sm4 = t(vec![
+                Attr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+                Attr::ulong(CKA_KEY_TYPE, CKK_GM_SM4),
+            ]);
+            m.unwrap_key(s, &cbc, kek, &wrapped, &sm4).unwrap();
+            m.set_attributes(s, kek, &t(vec![Attr::new(CKA_LABEL, b"old".to_vec())]))
+                .unwrap();
+            m.set_attributes(s, kek, &t(vec![Attr::bool(CKA_WRAP, false)]))
+                .unwrap();
+            assert_eq!(
+                rv(m.set_attributes(s, kek, &t(vec![Attr::bool(CKA_WRAP, true)]))),
+                CKR_TEMPLATE_INCONSISTENT,
+                "{what}"
+            );
+        }
     }
 
     #[test]

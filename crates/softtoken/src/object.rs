@@ -206,6 +206,13 @@ fn usage_conflict() -> crate::error::Error {
     )
 }
 
+fn wrap_needs_an_unknown_value() -> crate::error::Error {
+    refuse(
+        CKR_TEMPLATE_INCONSISTENT,
+        "a key that wraps must be generated on the token, always sensitive and never extractable: if its value or a copy of it is outside, so is everything it wraps",
+    )
+}
+
 fn unwrap_not_sensitive() -> crate::error::Error {
     refuse(
         CKR_TEMPLATE_INCONSISTENT,
@@ -364,6 +371,12 @@ impl Object {
     /// (`CKR_TEMPLATE_INCONSISTENT`): the key it came from may be sensitive, and a
     /// non-sensitive copy would show its value to anyone who can wrap it. It may be
     /// `CKA_EXTRACTABLE` (it came wrapped; wrapping it again shows nothing new).
+    ///
+    /// A key with `CKA_WRAP` must have a value nobody outside the token has or can get
+    /// ([`Object::value_never_left`]): generated here, sensitive and unextractable. Anything
+    /// else is refused (`CKR_TEMPLATE_INCONSISTENT`): a key made by value or unwrapped may have
+    /// a value the caller knows, a non-sensitive one reads out, and an extractable one can be
+    /// wrapped out and unwrapped as a copy that decrypts; each would open whatever it wraps.
     pub fn apply_creation_template(
         &mut self,
         template: &Template,
@@ -410,7 +423,17 @@ impl Object {
         if self.usage.conflicts().any() {
             return Err(usage_conflict());
         }
+        if self.has_secret() && self.usage.wrap && !self.value_never_left() {
+            return Err(wrap_needs_an_unknown_value());
+        }
         Ok(())
+    }
+
+    /// Returns whether the key's value has never been outside the token and never can be:
+    /// generated here (`CKA_LOCAL`), `CKA_ALWAYS_SENSITIVE` and `CKA_NEVER_EXTRACTABLE`. Only
+    /// such a key may wrap: neither its value nor a copy of it exists anywhere else.
+    pub fn value_never_left(&self) -> bool {
+        self.local && self.always_sensitive && self.never_extractable
     }
 
     /// Applies `C_SetAttributeValue`: all or nothing. A change that would give the key a
@@ -418,6 +441,8 @@ impl Object {
     /// since every change is checked against the state it applies to, two changes that are
     /// each harmless (first `CKA_WRAP`, then `CKA_DECRYPT`) cannot add up to one. A key stored
     /// with a conflict before this rule existed may still be relabelled, and may lose it.
+    /// `CKA_WRAP` is given only to a key whose value never left the token
+    /// ([`Object::value_never_left`]).
     pub fn apply_modification(&mut self, template: &Template) -> Result<()> {
         let mut next = self.clone();
         for a in template.attrs() {
@@ -425,6 +450,9 @@ impl Object {
         }
         if next.usage.conflicts().adds_to(self.usage.conflicts()) {
             return Err(usage_conflict());
+        }
+        if next.has_secret() && next.usage.wrap && !self.usage.wrap && !next.value_never_left() {
+            return Err(wrap_needs_an_unknown_value());
         }
         *self = next;
         Ok(())
@@ -761,6 +789,66 @@ mod tests {
         )
         .unwrap();
         assert!(!o.sensitive);
+    }
+
+    #[test]
+    fn only_a_key_whose_value_never_left_wraps() {
+        let generated = Origin::Generated(CKM_GM_SM4_KEY_GEN);
+        let wrap = || Attr::bool(CKA_WRAP, true);
+        for (what, attrs, origin) in [
+            ("by value", vec![wrap()], Origin::Imported),
+            ("unwrapped", vec![wrap()], Origin::Unwrapped),
+            (
+                "generated, extractable",
+                vec![wrap(), Attr::bool(CKA_EXTRACTABLE, true)],
+                generated,
+            ),
+            (
+                "generated, non-sensitive",
+                vec![wrap(), Attr::bool(CKA_SENSITIVE, false)],
+                generated,
+            ),
+        ] {
+            let mut o = sm4_session_key(10);
+            let e = o
+                .apply_creation_template(&t(attrs), origin, &[])
+                .unwrap_err();
+            assert_eq!(e.rv(), CKR_TEMPLATE_INCONSISTENT, "{what}");
+            assert!(
+                e.to_string().contains("a key that wraps must be generated"),
+                "{what}: {e}"
+            );
+        }
+        let mut o = sm4_session_key(11);
+        o.apply_creation_template(&t(vec![wrap()]), generated, &[])
+            .unwrap();
+        assert!(o.value_never_left() && o.usage.wrap);
+        // Unwrapping is not restricted: what it makes may be known, like a key made by value.
+        let mut o = sm4_session_key(12);
+        o.apply_creation_template(
+            &t(vec![Attr::bool(CKA_UNWRAP, true)]),
+            Origin::Imported,
+            &[],
+        )
+        .unwrap();
+        assert!(o.usage.unwrap);
+        // Modification: CKA_WRAP is given to a generated, sensitive, unextractable key only.
+        let mut data = sm4_session_key(13);
+        data.apply_creation_template(
+            &t(vec![Attr::bool(CKA_DECRYPT, false)]),
+            Origin::Imported,
+            &[],
+        )
+        .unwrap();
+        let e = data.apply_modification(&t(vec![wrap()])).unwrap_err();
+        assert_eq!(e.rv(), CKR_TEMPLATE_INCONSISTENT);
+        assert!(!data.usage.wrap);
+        let mut local = sm4_session_key(14);
+        local
+            .apply_creation_template(&t(vec![Attr::bool(CKA_DECRYPT, false)]), generated, &[])
+            .unwrap();
+        local.apply_modification(&t(vec![wrap()])).unwrap();
+        assert!(local.usage.wrap);
     }
 
     #[test]

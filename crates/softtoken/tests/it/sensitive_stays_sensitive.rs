@@ -320,3 +320,165 @@ isolated_test! {
         assert_eq!(value_of(&s, readable), ValueRead::Clear(vec![7; 16]));
     }
 }
+
+/// Decrypts a CBC-PAD blob outside the token, with a key value the caller knows.
+fn decrypt_outside(key: &[u8; 16], blob: &[u8]) -> Option<Vec<u8>> {
+    let key = crypto_sm::sm4::Sm4Secret::from_slice(key).ok()?;
+    crypto_sm::sm4::decrypt(&key, crypto::Sm4Mode::Cbc, &IV, b"", blob)
+        .ok()
+        .map(|v| v.expose().to_vec())
+}
+
+/// Wraps `victim` under `kek` (CBC-PAD) and decrypts the blob outside with `known`, the value
+/// the caller believes `kek` has. Returns what that gave, if the token wrapped.
+fn wrap_and_open_outside(
+    s: &Session,
+    kek: ObjectHandle,
+    known: &[u8; 16],
+    victim: ObjectHandle,
+) -> Option<Vec<u8>> {
+    let blob = s
+        .wrap_key(&mech_with(CKM_GM_SM4_CBC_PAD, &IV), kek, victim)
+        .ok()?;
+    decrypt_outside(known, &blob)
+}
+
+isolated_test! {
+    fn no_key_that_wraps_has_a_value_known_outside() {
+        // A key that wraps, and whose value is known outside the token, gives every extractable
+        // key in clear: wrap it, and decrypt the blob outside. So does a key that wraps and has
+        // a copy that decrypts. A key may wrap only if it was generated on the token, has always
+        // been sensitive and never extractable: no value known, no copy.
+        let (p11, slot) = ready();
+        let s = user_session(&p11, slot);
+        let victim = victim(&s, true);
+        let keygen = mech(CKM_GM_SM4_KEY_GEN);
+        let cbc = mech_with(CKM_GM_SM4_CBC_PAD, &IV);
+        let kek = s
+            .generate_key(&keygen, &[Attribute::Wrap(true), Attribute::Unwrap(true)])
+            .unwrap();
+        let known = [0x6bu8; 16];
+        let by_value = |extra: &[Attribute]| {
+            let mut t = sm4_template(&[Attribute::Value(known.to_vec())]);
+            t.extend_from_slice(extra);
+            s.create_object(&t)
+        };
+        let check = |what: &str, made: cryptoki::error::Result<ObjectHandle>, value: &[u8; 16]| {
+            if let Ok(k) = &made {
+                assert_ne!(
+                    wrap_and_open_outside(&s, *k, value, victim).as_deref(),
+                    Some(&VICTIM[..]),
+                    "{what}: the victim key was recovered in clear"
+                );
+            }
+            assert_eq!(rv_of(made), RvError::TemplateInconsistent, "{what}");
+        };
+
+        // 1. Created by value as a wrapping key (gmchain's wrapping template, or wrap alone).
+        check(
+            "C_CreateObject wrap+unwrap",
+            by_value(&[Attribute::Wrap(true), Attribute::Unwrap(true)]),
+            &known,
+        );
+        check("C_CreateObject wrap", by_value(&[Attribute::Wrap(true)]), &known);
+
+        // 2. Generated as a wrapping key that is not sensitive: its value reads out.
+        let r = s.generate_key(
+            &keygen,
+            &[Attribute::Wrap(true), Attribute::Sensitive(false), Attribute::Extractable(true)],
+        );
+        if let Ok(k) = &r
+            && let ValueRead::Clear(v) = value_of(&s, *k)
+        {
+            let v: [u8; 16] = v.try_into().unwrap();
+            assert_ne!(
+                wrap_and_open_outside(&s, *k, &v, victim).as_deref(),
+                Some(&VICTIM[..]),
+                "generated non-sensitive wrapping key: the victim key was recovered in clear"
+            );
+        }
+        assert_eq!(rv_of(r), RvError::TemplateInconsistent, "generated, non-sensitive");
+
+        // 3. Unwrapped as a wrapping key: the blob may hold a key whose value the caller knows
+        //    (here one made by value, extractable, wrapped under the KEK).
+        let known_key = by_value(&[Attribute::Extractable(true)]).unwrap();
+        let blob = s.wrap_key(&cbc, kek, known_key).unwrap();
+        check(
+            "C_UnwrapKey as a wrapping key",
+            s.unwrap_key(&cbc, kek, &blob, &sm4_template(&[Attribute::Wrap(true)])),
+            &known,
+        );
+
+        // 4. Generated as an extractable wrapping key: wrapped out and unwrapped as a data key,
+        //    its copy decrypts what it wraps.
+        let r = s.generate_key(&keygen, &[Attribute::Wrap(true), Attribute::Extractable(true)]);
+        if let Ok(w) = &r {
+            let w_blob = s.wrap_key(&cbc, kek, *w).unwrap();
+            let copy = s
+                .unwrap_key(&cbc, kek, &w_blob, &sm4_template(&[Attribute::Decrypt(true)]))
+                .unwrap();
+            let wrapped_victim = s.wrap_key(&cbc, *w, victim).unwrap();
+            assert_ne!(
+                s.decrypt(&cbc, copy, &wrapped_victim).ok().as_deref(),
+                Some(&VICTIM[..]),
+                "extractable wrapping key: its unwrapped copy decrypted the victim key"
+            );
+        }
+        assert_eq!(rv_of(r), RvError::TemplateInconsistent, "generated, extractable");
+
+        // 5. C_SetAttributeValue CKA_WRAP on a key whose value is known, or that was ever
+        //    extractable or non-sensitive: refused, and the key is unchanged.
+        let none = [Attribute::Encrypt(false), Attribute::Decrypt(false)];
+        let readable = s
+            .generate_key(
+                &keygen,
+                &[none.as_slice(), &[Attribute::Sensitive(false), Attribute::Extractable(true)]]
+                    .concat(),
+            )
+            .unwrap();
+        let ValueRead::Clear(readable_value) = value_of(&s, readable) else {
+            panic!("the control key reads out");
+        };
+        let readable_value: [u8; 16] = readable_value.try_into().unwrap();
+        s.update_attributes(readable, &[Attribute::Sensitive(true), Attribute::Extractable(false)])
+            .unwrap();
+        let was_extractable = s
+            .generate_key(&keygen, &[none.as_slice(), &[Attribute::Extractable(true)]].concat())
+            .unwrap();
+        s.update_attributes(was_extractable, &[Attribute::Extractable(false)]).unwrap();
+        for (what, k, value) in [
+            ("by value", by_value(&none).unwrap(), known),
+            ("once non-sensitive", readable, readable_value),
+            ("once extractable", was_extractable, [0; 16]),
+        ] {
+            let r = s.update_attributes(k, &[Attribute::Wrap(true)]);
+            if r.is_ok() {
+                assert_ne!(
+                    wrap_and_open_outside(&s, k, &value, victim).as_deref(),
+                    Some(&VICTIM[..]),
+                    "C_SetAttributeValue CKA_WRAP {what}: the victim key was recovered in clear"
+                );
+            }
+            assert_eq!(rv_of(r), RvError::TemplateInconsistent, "C_SetAttributeValue {what}");
+            assert!(!bool_attr(&s, k, AttributeType::Wrap), "{what}: unchanged");
+        }
+
+        // What is allowed: a generated, sensitive, unextractable key wraps (made so, or given
+        // CKA_WRAP later); a key of any origin may unwrap (what it makes is a key whose value
+        // may be known, like one made by value, and it never wraps).
+        let later = s.generate_key(&keygen, &none).unwrap();
+        s.update_attributes(later, &[Attribute::Wrap(true)]).unwrap();
+        assert!(s.wrap_key(&cbc, later, victim).is_ok());
+        let unwrapper = by_value(&[Attribute::Unwrap(true)]).unwrap();
+        let blob = cbc_raw_pad(&known, &[9; 16]);
+        let imported = s.unwrap_key(&cbc, unwrapper, &blob, &sm4_template(&[])).unwrap();
+        assert!(bool_attr(&s, imported, AttributeType::Sensitive));
+        assert!(!bool_attr(&s, imported, AttributeType::Wrap));
+    }
+}
+
+/// SM4-CBC-PAD under `key` with the test IV, computed outside the token.
+fn cbc_raw_pad(key: &[u8; 16], plain: &[u8]) -> Vec<u8> {
+    let key = crypto_sm::sm4::Sm4Secret::from_slice(key).unwrap();
+    crypto_sm::sm4::encrypt(&key, crypto::Sm4Mode::Cbc, &IV, b"", plain).unwrap()
+}
