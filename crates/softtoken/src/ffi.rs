@@ -1113,8 +1113,17 @@ unsafe extern "C" fn C_WrapKey(
         unsafe {
             let mech = mechanism_in(pMechanism)?;
             let space = out_space(pWrappedKey, pulWrappedKeyLen)?;
-            let step = with_module(|m| m.wrap_key(hSession, &mech, hWrappingKey, hKey, space))?;
-            emit(step, pWrappedKey, pulWrappedKeyLen)
+            let (step, nonce) =
+                with_module(|m| m.wrap_key(hSession, &mech, hWrappingKey, hKey, space))?;
+            emit(step, pWrappedKey, pulWrappedKeyLen)?;
+            if let Some(nonce) = nonce {
+                // The token drew the GCM nonce; the caller needs it to unwrap. `mechanism_in`
+                // checked that pParameter is a CK_GCM_PARAMS whose pIv holds 12 bytes.
+                let g = (*pMechanism).pParameter as *const CK_GCM_PARAMS;
+                let iv = g.read_unaligned().pIv;
+                std::ptr::copy_nonoverlapping(nonce.as_ptr(), iv, nonce.len());
+            }
+            Ok(())
         }
     })
 }

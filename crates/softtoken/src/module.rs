@@ -908,6 +908,12 @@ impl Module {
     /// `C_WrapKey`: an SM4 key's 16 bytes or an SM2 private key's 32-byte d, encrypted under an
     /// SM4 key with `CKA_WRAP` whose value never left the token (generated here, always
     /// sensitive, never extractable). The wrapped key must be `CKA_EXTRACTABLE`.
+    ///
+    /// With SM4-GCM the token draws the nonce: the caller's 12-byte IV must be all zero
+    /// (`CKR_MECHANISM_PARAM_INVALID` otherwise), and the nonce used is returned with the
+    /// output, for the caller's `CK_GCM_PARAMS.pIv` (a length query draws none). GCM encrypts
+    /// by XOR with a keystream fixed by key and nonce: two wraps under one nonce, one of a key
+    /// whose value the caller knows, would give the other in clear.
     pub fn wrap_key(
         &mut self,
         sh: CK_SESSION_HANDLE,
@@ -915,8 +921,16 @@ impl Module {
         wrapping: CK_OBJECT_HANDLE,
         key: CK_OBJECT_HANDLE,
         space: OutSpace,
-    ) -> Result<Step<'static>> {
-        let cipher = Self::wrap_cipher(mech, CKF_WRAP)?;
+    ) -> Result<(Step<'static>, Option<[u8; 12]>)> {
+        let mut cipher = Self::wrap_cipher(mech, CKF_WRAP)?;
+        if let Sm4Cipher::Gcm { iv, .. } = &cipher
+            && *iv != [0u8; 12]
+        {
+            return Err(refuse(
+                CKR_MECHANISM_PARAM_INVALID,
+                "C_WrapKey with CKM_GM_SM4_GCM takes an all-zero 12-byte IV: the token draws the nonce and writes it back to CK_GCM_PARAMS.pIv (a nonce used twice would give one wrapped key from another)",
+            ));
+        }
         let (slot, wk) = self.lookup(sh, wrapping, Role::WrappingKey)?;
         if (wk.class, wk.key_type) != (ObjectClass::SecretKey, KeyType::Sm4) {
             return Err(ck(
@@ -954,8 +968,8 @@ impl Module {
         }
         let needed = cipher.encrypted_len(len)?;
         match space {
-            OutSpace::Query => return Ok(Step::Length(needed)),
-            OutSpace::Capacity(c) if c < needed => return Ok(Step::TooSmall(needed)),
+            OutSpace::Query => return Ok((Step::Length(needed), None)),
+            OutSpace::Capacity(c) if c < needed => return Ok((Step::TooSmall(needed), None)),
             OutSpace::Capacity(_) => {}
         }
         let wplain = self.tokens[slot].plain(&wk)?;
@@ -963,8 +977,14 @@ impl Module {
         let Plain::Sm4(wkey) = wplain.as_ref() else {
             return Err(type_inconsistent());
         };
+        // A fresh random 96-bit nonce per wrap (NIST SP 800-38D §8.2.2).
+        let mut drawn = None;
+        if let Sm4Cipher::Gcm { iv, .. } = &mut cipher {
+            self.rng.fill(iv).map_err(|_| Error::Entropy)?;
+            drawn = Some(*iv);
+        }
         let out = cipher.encrypt(&wkey.sm4()?, &kplain.bytes())?;
-        Ok(Step::Done(Zeroizing::new(out)))
+        Ok((Step::Done(Zeroizing::new(out)), drawn))
     }
 
     /// `C_UnwrapKey`: the template must name `CKA_CLASS` and `CKA_KEY_TYPE`; the new key is not
@@ -1227,12 +1247,12 @@ impl Module {
             _ => return Err(ck(CKR_MECHANISM_INVALID, "not a cipher mechanism")),
         };
         let (slot, obj) = self.lookup(sh, key, Role::Key)?;
-        // A key stored before wrap and decrypt (unwrap and encrypt) became exclusive may hold
-        // both; it keeps its key-encryption role and loses the data role, so it can never
-        // decrypt what it wrapped.
-        let conflicts = obj.usage.conflicts();
+        // A key stored before wrap and decrypt or encrypt (unwrap and encrypt) became exclusive
+        // may hold both; it keeps its key-encryption role and loses the data role, so it can
+        // never decrypt what it wrapped or give the keystream of a wrap.
+        let conflicts = obj.usage_conflicts();
         let allowed = if encrypt {
-            obj.usage.encrypt && !conflicts.unwrap_encrypt
+            obj.usage.encrypt && !conflicts.unwrap_encrypt && !conflicts.wrap_encrypt
         } else {
             obj.usage.decrypt && !conflicts.wrap_decrypt
         };
@@ -2106,7 +2126,7 @@ mod tests {
 
     #[test]
     fn set_attribute_value_checks_usage_separation_on_the_stored_object() {
-        // Process A asks for CKA_WRAP on a key that encrypts but does not decrypt (harmless on
+        // Process A asks for CKA_WRAP on a key that neither encrypts nor decrypts (harmless on
         // A's copy); before A writes, process B gives the key CKA_DECRYPT (harmless on its own).
         // Applied to the stored key, A's change would make a key that wraps and decrypts: it
         // must be refused there, not only checked on A's stale copy.
@@ -2119,7 +2139,7 @@ mod tests {
                 &mech(CKM_GM_SM4_KEY_GEN),
                 &t(vec![
                     Attr::bool(CKA_TOKEN, true),
-                    Attr::bool(CKA_ENCRYPT, true),
+                    Attr::bool(CKA_ENCRYPT, false),
                     Attr::bool(CKA_DECRYPT, false),
                     Attr::new(CKA_LABEL, b"k".to_vec()),
                 ]),
@@ -2150,7 +2170,7 @@ mod tests {
             .unwrap();
         assert_eq!(r[0], AttrRead::Value(Zeroizing::new(vec![CK_FALSE])));
         assert_eq!(r[1], AttrRead::Value(Zeroizing::new(vec![CK_TRUE])));
-        assert_eq!(r[2], AttrRead::Value(Zeroizing::new(vec![CK_TRUE])));
+        assert_eq!(r[2], AttrRead::Value(Zeroizing::new(vec![CK_FALSE])));
     }
 
     #[test]
@@ -2195,7 +2215,8 @@ mod tests {
                 .unwrap();
             let wrapped = run(m
                 .wrap_key(s, &cbc, kek, target, OutSpace::Capacity(64))
-                .unwrap());
+                .unwrap()
+                .0);
             let id = m.handles[&kek].1;
             m.tokens[0]
                 .update(|st| {
@@ -2265,7 +2286,8 @@ mod tests {
         let cbc = Mechanism::parse(CKM_GM_SM4_CBC_PAD, RawParam::Bytes(&[3; 16])).unwrap();
         let wrapped = run(m
             .wrap_key(s, &cbc, kek, target, OutSpace::Capacity(64))
-            .unwrap());
+            .unwrap()
+            .0);
         assert_eq!(wrapped.len(), 32);
         assert_eq!(
             rv(m.decrypt_init(s, &cbc, kek)),
@@ -2292,5 +2314,26 @@ mod tests {
             Attr::ulong(CKA_KEY_TYPE, CKK_GM_SM4),
         ]);
         m.unwrap_key(s, &cbc, kek, &wrapped, &sm4).unwrap();
+
+        // A stored key that wraps and encrypts (allowed by the first version of the rule) no
+        // longer encrypts: SM4-CTR under it would give the keystream of its GCM wraps.
+        m.set_attributes(s, kek, &t(vec![Attr::bool(CKA_UNWRAP, false)]))
+            .unwrap();
+        m.tokens[0]
+            .update(|st| {
+                let o = st.objects.iter_mut().find(|o| o.id == id).unwrap();
+                o.usage.encrypt = true;
+                Ok(())
+            })
+            .unwrap();
+        let ctr = Mechanism::parse(CKM_GM_SM4_CTR, RawParam::Bytes(&[0; 16])).unwrap();
+        assert_eq!(
+            rv(m.encrypt_init(s, &ctr, kek)),
+            CKR_KEY_FUNCTION_NOT_PERMITTED
+        );
+        run(m
+            .wrap_key(s, &cbc, kek, target, OutSpace::Capacity(64))
+            .unwrap()
+            .0);
     }
 }

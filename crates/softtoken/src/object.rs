@@ -171,6 +171,10 @@ pub struct UsageConflicts {
     /// `CKA_WRAP` and `CKA_DECRYPT`: the key decrypts what it wrapped, so every extractable key
     /// comes out in clear.
     pub wrap_decrypt: bool,
+    /// `CKA_WRAP` and `CKA_ENCRYPT`: SM4-CTR (or GCM) encryption with the caller's counter
+    /// block gives the keystream a GCM wrap used, and the wrapped key is the blob XOR that
+    /// keystream. (SM2 public keys never wrap here: for them the pair is harmless.)
+    pub wrap_encrypt: bool,
     /// `CKA_UNWRAP` and `CKA_ENCRYPT`: the key encrypts a value of the caller's choosing and
     /// unwraps it as a key, so a key whose value is known outside looks like any other.
     pub unwrap_encrypt: bool,
@@ -179,12 +183,13 @@ pub struct UsageConflicts {
 impl UsageConflicts {
     /// Returns whether there is any conflict.
     pub fn any(self) -> bool {
-        self.wrap_decrypt || self.unwrap_encrypt
+        self.wrap_decrypt || self.wrap_encrypt || self.unwrap_encrypt
     }
 
     /// Returns whether `self` has a conflict that `before` did not.
     pub fn adds_to(self, before: UsageConflicts) -> bool {
         (self.wrap_decrypt && !before.wrap_decrypt)
+            || (self.wrap_encrypt && !before.wrap_encrypt)
             || (self.unwrap_encrypt && !before.unwrap_encrypt)
     }
 }
@@ -194,6 +199,7 @@ impl Usage {
     pub fn conflicts(&self) -> UsageConflicts {
         UsageConflicts {
             wrap_decrypt: self.wrap && self.decrypt,
+            wrap_encrypt: self.wrap && self.encrypt,
             unwrap_encrypt: self.unwrap && self.encrypt,
         }
     }
@@ -202,7 +208,7 @@ impl Usage {
 fn usage_conflict() -> crate::error::Error {
     refuse(
         CKR_TEMPLATE_INCONSISTENT,
-        "a key that wraps may not decrypt, and a key that unwraps may not encrypt (it could decrypt what it wrapped, or unwrap a value of the caller's choosing); use separate keys",
+        "a key that wraps may neither encrypt nor decrypt, and a key that unwraps may not encrypt (it could decrypt what it wrapped, give the keystream a wrap used, or unwrap a value of the caller's choosing); use separate keys",
     )
 }
 
@@ -364,7 +370,8 @@ impl Object {
     ///
     /// A template that asks for `CKA_WRAP` or `CKA_UNWRAP` makes a key-encryption key, whose
     /// defaults are `CKA_ENCRYPT` and `CKA_DECRYPT` false; a key that would end up wrapping and
-    /// decrypting, or unwrapping and encrypting, is refused (`CKR_TEMPLATE_INCONSISTENT`).
+    /// encrypting or decrypting, or unwrapping and encrypting, is refused
+    /// (`CKR_TEMPLATE_INCONSISTENT`).
     ///
     /// An unwrapped key ([`Origin::Unwrapped`]) is `CKA_SENSITIVE` whatever the template says
     /// or omits, and a template asking for `CKA_SENSITIVE` false is refused
@@ -420,13 +427,23 @@ impl Object {
             // later default can change it.
             self.sensitive = true;
         }
-        if self.usage.conflicts().any() {
+        if self.usage_conflicts().any() {
             return Err(usage_conflict());
         }
         if self.has_secret() && self.usage.wrap && !self.value_never_left() {
             return Err(wrap_needs_an_unknown_value());
         }
         Ok(())
+    }
+
+    /// Returns the forbidden usage combinations the object holds ([`Usage::conflicts`]; for an
+    /// SM2 public key, whose `CKA_WRAP` is inert here, wrap and encrypt is no conflict).
+    pub fn usage_conflicts(&self) -> UsageConflicts {
+        let mut c = self.usage.conflicts();
+        if self.class == ObjectClass::PublicKey {
+            c.wrap_encrypt = false;
+        }
+        c
     }
 
     /// Returns whether the key's value has never been outside the token and never can be:
@@ -448,7 +465,7 @@ impl Object {
         for a in template.attrs() {
             next.apply_one(a, false)?;
         }
-        if next.usage.conflicts().adds_to(self.usage.conflicts()) {
+        if next.usage_conflicts().adds_to(self.usage_conflicts()) {
             return Err(usage_conflict());
         }
         if next.has_secret() && next.usage.wrap && !self.usage.wrap && !next.value_never_left() {
@@ -845,7 +862,14 @@ mod tests {
         assert!(!data.usage.wrap);
         let mut local = sm4_session_key(14);
         local
-            .apply_creation_template(&t(vec![Attr::bool(CKA_DECRYPT, false)]), generated, &[])
+            .apply_creation_template(
+                &t(vec![
+                    Attr::bool(CKA_ENCRYPT, false),
+                    Attr::bool(CKA_DECRYPT, false),
+                ]),
+                generated,
+                &[],
+            )
             .unwrap();
         local.apply_modification(&t(vec![wrap()])).unwrap();
         assert!(local.usage.wrap);

@@ -75,6 +75,16 @@ fn object_count(s: &Session) -> usize {
     s.find_objects(&[]).expect("C_FindObjects").len()
 }
 
+/// Wraps `key` under `kek` with SM4-GCM; returns the nonce the token drew, and the blob.
+fn gcm_wrap(s: &Session, kek: ObjectHandle, key: ObjectHandle) -> ([u8; 12], Vec<u8>) {
+    let mut nonce = [0u8; 12];
+    let params = GcmParams::new(&mut nonce, b"", 128.into()).unwrap();
+    let blob = s
+        .wrap_key(&mech_with(CKM_GM_SM4_GCM, &params), kek, key)
+        .unwrap();
+    (nonce, blob)
+}
+
 /// The review's attack, step by step, for SM4 keys under CBC-PAD and GCM and an SM2 private key
 /// under GCM; run in a child process whose stderr (the token's log) the parent then reads.
 fn unwrap_attack_child() {
@@ -89,15 +99,20 @@ fn unwrap_attack_child() {
         )
         .unwrap();
     let cbc = mech_with(CKM_GM_SM4_CBC_PAD, &IV);
-    let mut nonce = [0x44u8; 12];
-    let gcm_params = GcmParams::new(&mut nonce, b"", 128.into()).unwrap();
-    let gcm = mech_with(CKM_GM_SM4_GCM, &gcm_params);
 
     for token in [true, false] {
         let victim = victim(&s, token);
         assert_eq!(value_of(&s, victim), ValueRead::Sensitive, "token {token}");
-        for (mech_name, mechanism) in [("CBC-PAD", &cbc), ("GCM", &gcm)] {
-            let wrapped = s.wrap_key(mechanism, kek, victim).unwrap();
+        for mech_name in ["CBC-PAD", "GCM"] {
+            let (wrapped, mut nonce) = if mech_name == "GCM" {
+                let (nonce, blob) = gcm_wrap(&s, kek, victim);
+                (blob, nonce)
+            } else {
+                (s.wrap_key(&cbc, kek, victim).unwrap(), [0; 12])
+            };
+            let params = GcmParams::new(&mut nonce, b"", 128.into()).unwrap();
+            let gcm = mech_with(CKM_GM_SM4_GCM, &params);
+            let mechanism = if mech_name == "GCM" { &gcm } else { &cbc };
             let before = object_count(&s);
             for (what, extra) in [
                 (
@@ -165,7 +180,9 @@ fn unwrap_attack_child() {
 
     // An SM2 private key (wrapped under GCM only) is held to the same rule.
     let (_, sm2_private) = sm2_pair(&s, b"\x5e", &[Attribute::Extractable(true)]);
-    let d_blob = s.wrap_key(&gcm, kek, sm2_private).unwrap();
+    let (mut nonce, d_blob) = gcm_wrap(&s, kek, sm2_private);
+    let params = GcmParams::new(&mut nonce, b"", 128.into()).unwrap();
+    let gcm = mech_with(CKM_GM_SM4_GCM, &params);
     let sm2_t = |extra: &[Attribute]| {
         let mut t = vec![
             class(ObjectClass::PRIVATE_KEY),
@@ -481,4 +498,92 @@ isolated_test! {
 fn cbc_raw_pad(key: &[u8; 16], plain: &[u8]) -> Vec<u8> {
     let key = crypto_sm::sm4::Sm4Secret::from_slice(key).unwrap();
     crypto_sm::sm4::encrypt(&key, crypto::Sm4Mode::Cbc, &IV, b"", plain).unwrap()
+}
+
+fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
+    a.iter().zip(b).map(|(x, y)| x ^ y).collect()
+}
+
+isolated_test! {
+    fn a_gcm_wrap_never_shares_its_keystream() {
+        // SM4-GCM encrypts by XOR with a keystream fixed by the key and the nonce. Two wraps
+        // under one key-encryption key and one nonce, one of a key whose value the caller knows,
+        // give the other in clear (c1 ⊕ c2 ⊕ known); and a wrapping key that may also encrypt
+        // (CTR or GCM, caller's counter block or nonce) gives the keystream of any wrap. So
+        // C_WrapKey with GCM takes no nonce from the caller (the token draws it and writes it
+        // back to CK_GCM_PARAMS.pIv), and a key that wraps does not encrypt.
+        let (p11, slot) = ready();
+        let s = user_session(&p11, slot);
+        let victim = victim(&s, true);
+        let keygen = mech(CKM_GM_SM4_KEY_GEN);
+        let kek = s
+            .generate_key(&keygen, &[Attribute::Wrap(true), Attribute::Unwrap(true)])
+            .unwrap();
+        let known = [0x6bu8; 16];
+        let known_key = s
+            .create_object(&sm4_template(&[
+                Attribute::Value(known.to_vec()),
+                Attribute::Extractable(true),
+            ]))
+            .unwrap();
+
+        // 1. One nonce for two wraps, chosen by the caller.
+        let chosen = [0x44u8; 12];
+        let mut n1 = chosen;
+        let p1 = GcmParams::new(&mut n1, b"", 128.into()).unwrap();
+        let c1 = s.wrap_key(&mech_with(CKM_GM_SM4_GCM, &p1), kek, known_key);
+        let mut n2 = chosen;
+        let p2 = GcmParams::new(&mut n2, b"", 128.into()).unwrap();
+        let c2 = s.wrap_key(&mech_with(CKM_GM_SM4_GCM, &p2), kek, victim);
+        if let (Ok(c1), Ok(c2)) = (&c1, &c2) {
+            assert_ne!(
+                xor(&xor(&c1[..16], &c2[..16]), &known),
+                VICTIM.to_vec(),
+                "one GCM nonce for two wraps: the victim key was recovered in clear"
+            );
+        }
+        assert_eq!(rv_of(c1), RvError::MechanismParamInvalid, "a caller's GCM nonce for C_WrapKey");
+        assert_eq!(rv_of(c2), RvError::MechanismParamInvalid);
+
+        // The way to wrap with GCM: an all-zero nonce, which the token replaces with a fresh one
+        // and returns; two wraps get two nonces, and each blob unwraps with its own.
+        let mut blobs = Vec::new();
+        for k in [known_key, victim] {
+            let mut nonce = [0u8; 12];
+            let p = GcmParams::new(&mut nonce, b"", 128.into()).unwrap();
+            let gcm = mech_with(CKM_GM_SM4_GCM, &p);
+            let blob = s.wrap_key(&gcm, kek, k).unwrap();
+            // The parameter now holds the nonce the token drew (the mechanism points at it).
+            let copy = s.unwrap_key(&gcm, kek, &blob, &sm4_template(&[])).unwrap();
+            assert!(bool_attr(&s, copy, AttributeType::Sensitive));
+            assert_ne!(nonce, [0u8; 12], "the token wrote its nonce back");
+            blobs.push((nonce, blob));
+        }
+        assert_ne!(blobs[0].0, blobs[1].0, "a fresh nonce per wrap");
+        assert_ne!(
+            xor(&xor(&blobs[0].1[..16], &blobs[1].1[..16]), &known),
+            VICTIM.to_vec()
+        );
+        // (cryptoki's wrap_key asks for the length first, with the same parameter: that call
+        // draws no nonce, or the second would find a non-zero one and be refused.)
+
+        // 2. A key that wraps and encrypts: CTR over its GCM nonce's counter gives the keystream.
+        let r = s.generate_key(&keygen, &[Attribute::Wrap(true), Attribute::Encrypt(true)]);
+        if let Ok(w) = &r {
+            let mut nonce = [0u8; 12];
+            let p = GcmParams::new(&mut nonce, b"", 128.into()).unwrap();
+            let blob = s.wrap_key(&mech_with(CKM_GM_SM4_GCM, &p), *w, victim).unwrap();
+            // GCM's first keystream block is E(nonce ‖ 0x00000002).
+            let mut icb = [0u8; 16];
+            icb[..12].copy_from_slice(&nonce);
+            icb[15] = 2;
+            let stream = s.encrypt(&mech_with(CKM_GM_SM4_CTR, &icb), *w, &[0u8; 16]).unwrap();
+            assert_ne!(
+                xor(&blob[..16], &stream),
+                VICTIM.to_vec(),
+                "wrap and encrypt: the victim key was recovered in clear"
+            );
+        }
+        assert_eq!(rv_of(r), RvError::TemplateInconsistent, "a key that wraps and encrypts");
+    }
 }

@@ -1,8 +1,10 @@
 //! Key wrapping cannot be turned into key extraction (issue 9, defect 6).
 //!
 //! A key that may both wrap and decrypt recovers any extractable key in clear: wrap it, then
-//! decrypt the blob with the same key. A key that may both unwrap and encrypt imports a key whose
-//! value the caller chose. The token refuses both combinations however a key would get them:
+//! decrypt the blob with the same key. A key that may both wrap and encrypt gives the keystream
+//! of a GCM wrap (see `sensitive_stays_sensitive`). A key that may both unwrap and encrypt
+//! imports a key whose value the caller chose. The token refuses these combinations however a
+//! key would get them:
 //! generation, creation by value, unwrapping, and `C_SetAttributeValue` (in one template or in
 //! two steps). And `C_UnwrapKey` gives one answer for every wrapped blob it cannot use, so it is
 //! no padding oracle.
@@ -174,11 +176,12 @@ isolated_test! {
         let data = s.unwrap_key(&cbc, kek, &wrapped, &sm4_template(&[])).unwrap();
         assert_eq!(usage(&s, data), [true, true, false, false]);
 
-        // Wrap with encrypt, and unwrap with decrypt, are harmless and allowed.
-        let k = s
-            .generate_key(&keygen, &[Attribute::Wrap(true), Attribute::Encrypt(true)])
-            .unwrap();
-        assert_eq!(usage(&s, k), [true, false, true, false]);
+        // Wrap with encrypt is refused too: SM4-CTR with the right counter block gives the
+        // keystream of a GCM wrap. Unwrap with decrypt is harmless and allowed.
+        assert_eq!(
+            rv_of(s.generate_key(&keygen, &[Attribute::Wrap(true), Attribute::Encrypt(true)])),
+            RvError::TemplateInconsistent
+        );
         let k = s
             .generate_key(&keygen, &[Attribute::Unwrap(true), Attribute::Decrypt(true)])
             .unwrap();
@@ -225,11 +228,11 @@ isolated_test! {
             assert_eq!(rv_of(r), RvError::TemplateInconsistent, "{what}: one template");
             assert_eq!(usage(&s, plain), [false; 4], "{what}: all or nothing");
 
-            // Two steps: wrap first (with encrypt, harmless), then decrypt.
+            // Two steps: wrap first, then decrypt (or encrypt).
             let two = s
                 .generate_key(
                     &keygen,
-                    &[Attribute::Token(token), Attribute::Encrypt(true), Attribute::Decrypt(false)],
+                    &[Attribute::Token(token), Attribute::Encrypt(false), Attribute::Decrypt(false)],
                 )
                 .unwrap();
             s.update_attributes(two, &[Attribute::Wrap(true)]).unwrap();
@@ -242,10 +245,13 @@ isolated_test! {
                 );
             }
             assert_eq!(rv_of(r), RvError::TemplateInconsistent, "{what}: wrap, then decrypt");
-            assert_eq!(usage(&s, two), [true, false, true, false]);
+            let r = s.update_attributes(two, &[Attribute::Encrypt(true)]);
+            assert_eq!(rv_of(r), RvError::TemplateInconsistent, "{what}: wrap, then encrypt");
+            assert_eq!(usage(&s, two), [false, false, true, false]);
             // Giving up wrapping first makes it a data key again.
             s.update_attributes(two, &[Attribute::Wrap(false)]).unwrap();
-            s.update_attributes(two, &[Attribute::Decrypt(true)]).unwrap();
+            s.update_attributes(two, &[Attribute::Decrypt(true), Attribute::Encrypt(true)])
+                .unwrap();
             assert_eq!(usage(&s, two), [true, true, false, false]);
 
             // The mirror: unwrap first (with decrypt, harmless), then encrypt.
@@ -382,7 +388,11 @@ isolated_test! {
             .generate_key(&mech(CKM_GM_SM4_KEY_GEN), &[Attribute::Wrap(true)])
             .unwrap();
         assert_eq!(rv_of(s.wrap_key(&cbc, wrapping, sm2_private)), RvError::KeyNotWrappable);
-        let d_blob = s.wrap_key(&gcm, wrapping, sm2_private).unwrap();
+        let mut zero = [0u8; 12];
+        let to_wrap = GcmParams::new(&mut zero, b"", 128.into()).unwrap();
+        let d_blob = s
+            .wrap_key(&mech_with(CKM_GM_SM4_GCM, &to_wrap), wrapping, sm2_private)
+            .unwrap();
         assert_eq!(d_blob.len(), 48);
         for (what, blob) in [
             ("d >= n", blob(&cat(&[0xff; 32], &[16; 16]))),
