@@ -18,8 +18,9 @@
 //!   could decrypt what it wrapped (every extractable key in clear), give the SM4-CTR keystream
 //!   of a GCM wrap (the same), or unwrap a value of the caller's choosing. Key creation,
 //!   `C_UnwrapKey` and `C_SetAttributeValue` (also in two steps) refuse the pair with
-//!   `CKR_TEMPLATE_INCONSISTENT`; a key stored with such a pair by an earlier version keeps
-//!   wrapping and unwrapping but no longer encrypts or decrypts
+//!   `CKR_TEMPLATE_INCONSISTENT`, and `CKA_WRAP` never goes back to false (a key that wrapped
+//!   could otherwise take `CKA_DECRYPT` and open its blobs); a key stored with such a pair by an
+//!   earlier version keeps wrapping and unwrapping but no longer encrypts or decrypts
 //!   (`CKR_KEY_FUNCTION_NOT_PERMITTED`);
 //! - take a GCM nonce from the caller for `C_WrapKey`: the 12-byte IV must be all zero, and the
 //!   token writes the fresh random nonce it used back into `CK_GCM_PARAMS.pIv` (two wraps under

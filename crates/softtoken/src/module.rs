@@ -2178,7 +2178,8 @@ mod tests {
         // Token files written before the rule may hold a wrapping key made by value (gmchain's
         // `import_sm4` with the wrapping template made them) or once extractable: anything it
         // wraps, whoever knows its value reads. It keeps unwrapping (blobs made under it stay
-        // usable) but wraps nothing more, and cannot get CKA_WRAP back once it gives it up.
+        // usable) but wraps nothing more; it keeps CKA_WRAP (one-way), so it never turns into a
+        // data key that could open what it wrapped.
         let dir = tempfile::tempdir().unwrap();
         let mut m = module(dir.path());
         let s = ready(&mut m);
@@ -2235,11 +2236,9 @@ mod tests {
             m.unwrap_key(s, &cbc, kek, &wrapped, &sm4).unwrap();
             m.set_attributes(s, kek, &t(vec![Attr::new(CKA_LABEL, b"old".to_vec())]))
                 .unwrap();
-            m.set_attributes(s, kek, &t(vec![Attr::bool(CKA_WRAP, false)]))
-                .unwrap();
             assert_eq!(
-                rv(m.set_attributes(s, kek, &t(vec![Attr::bool(CKA_WRAP, true)]))),
-                CKR_TEMPLATE_INCONSISTENT,
+                rv(m.set_attributes(s, kek, &t(vec![Attr::bool(CKA_WRAP, false)]))),
+                CKR_ATTRIBUTE_READ_ONLY,
                 "{what}"
             );
         }

@@ -459,7 +459,8 @@ impl Object {
     /// each harmless (first `CKA_WRAP`, then `CKA_DECRYPT`) cannot add up to one. A key stored
     /// with a conflict before this rule existed may still be relabelled, and may lose it.
     /// `CKA_WRAP` is given only to a key whose value never left the token
-    /// ([`Object::value_never_left`]).
+    /// ([`Object::value_never_left`]), and never taken away (`CKR_ATTRIBUTE_READ_ONLY`): a key
+    /// that wrapped, then lost `CKA_WRAP` and took `CKA_DECRYPT`, would open its own blobs.
     pub fn apply_modification(&mut self, template: &Template) -> Result<()> {
         let mut next = self.clone();
         for a in template.attrs() {
@@ -523,6 +524,14 @@ impl Object {
                         ));
                     }
                     return Ok(());
+                }
+                // A key that may have wrapped keeps CKA_WRAP: without it, it could take
+                // CKA_DECRYPT (or CKA_ENCRYPT) and open the blobs it made.
+                if !creating && k == CKA_WRAP && self.usage.wrap && !v {
+                    return Err(refuse(
+                        CKR_ATTRIBUTE_READ_ONLY,
+                        "CKA_WRAP never goes back to false: a key that may have wrapped would otherwise decrypt its own blobs",
+                    ));
                 }
                 if let Some(slot) = self.usage_mut(k) {
                     *slot = v;

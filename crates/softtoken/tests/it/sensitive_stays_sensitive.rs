@@ -587,3 +587,58 @@ isolated_test! {
         assert_eq!(rv_of(r), RvError::TemplateInconsistent, "a key that wraps and encrypts");
     }
 }
+
+isolated_test! {
+    fn a_key_that_wrapped_never_turns_to_data() {
+        // The usage rules look at one moment: a key that wraps cannot decrypt. Over time, a key
+        // could wrap, give up CKA_WRAP, take CKA_DECRYPT (or CKA_ENCRYPT) and open the blobs it
+        // made. So CKA_WRAP never goes back to false: a key that may have wrapped stays a
+        // key-encryption key.
+        let (p11, slot) = ready();
+        let s = user_session(&p11, slot);
+        let victim = victim(&s, true);
+        let keygen = mech(CKM_GM_SM4_KEY_GEN);
+        let cbc = mech_with(CKM_GM_SM4_CBC_PAD, &IV);
+        for token in [true, false] {
+            let what = if token { "token object" } else { "session object" };
+            let w = s
+                .generate_key(&keygen, &[Attribute::Token(token), Attribute::Wrap(true)])
+                .unwrap();
+            let blob = s.wrap_key(&cbc, w, victim).unwrap();
+            let (nonce, gcm_blob) = gcm_wrap(&s, w, victim);
+            let dropped = s.update_attributes(w, &[Attribute::Wrap(false)]);
+            if dropped.is_ok() {
+                if s.update_attributes(w, &[Attribute::Decrypt(true)]).is_ok() {
+                    assert_ne!(
+                        s.decrypt(&cbc, w, &blob).ok().as_deref(),
+                        Some(&VICTIM[..]),
+                        "{what}: wrap, drop CKA_WRAP, decrypt: the victim key was recovered"
+                    );
+                }
+                if s.update_attributes(w, &[Attribute::Encrypt(true)]).is_ok() {
+                    let mut icb = [0u8; 16];
+                    icb[..12].copy_from_slice(&nonce);
+                    icb[15] = 2;
+                    let stream =
+                        s.encrypt(&mech_with(CKM_GM_SM4_CTR, &icb), w, &[0u8; 16]).unwrap();
+                    assert_ne!(
+                        xor(&gcm_blob[..16], &stream),
+                        VICTIM.to_vec(),
+                        "{what}: wrap, drop CKA_WRAP, encrypt: the victim key was recovered"
+                    );
+                }
+            }
+            assert_eq!(rv_of(dropped), RvError::AttributeReadOnly, "{what}");
+            assert!(bool_attr(&s, w, AttributeType::Wrap), "{what}");
+            // In one template, too.
+            assert_eq!(
+                rv_of(s.update_attributes(w, &[Attribute::Wrap(false), Attribute::Decrypt(true)])),
+                RvError::AttributeReadOnly,
+                "{what}: one template"
+            );
+            // Relabelling, and setting CKA_WRAP to what it is, stay allowed.
+            s.update_attributes(w, &[Attribute::Label(b"kek".to_vec()), Attribute::Wrap(true)])
+                .unwrap();
+        }
+    }
+}

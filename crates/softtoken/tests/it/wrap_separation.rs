@@ -248,11 +248,14 @@ isolated_test! {
             let r = s.update_attributes(two, &[Attribute::Encrypt(true)]);
             assert_eq!(rv_of(r), RvError::TemplateInconsistent, "{what}: wrap, then encrypt");
             assert_eq!(usage(&s, two), [false, false, true, false]);
-            // Giving up wrapping first makes it a data key again.
-            s.update_attributes(two, &[Attribute::Wrap(false)]).unwrap();
-            s.update_attributes(two, &[Attribute::Decrypt(true), Attribute::Encrypt(true)])
-                .unwrap();
-            assert_eq!(usage(&s, two), [true, true, false, false]);
+            // Giving up wrapping does not make it a data key again: CKA_WRAP is one-way (see
+            // sensitive_stays_sensitive::a_key_that_wrapped_never_turns_to_data).
+            assert_eq!(
+                rv_of(s.update_attributes(two, &[Attribute::Wrap(false)])),
+                RvError::AttributeReadOnly,
+                "{what}"
+            );
+            assert_eq!(usage(&s, two), [false, false, true, false]);
 
             // The mirror: unwrap first (with decrypt, harmless), then encrypt.
             let mirror = s
