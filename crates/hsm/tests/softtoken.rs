@@ -367,6 +367,25 @@ fn sm4_generation_wrapping_and_self_check() {
     let check = hsm.self_check(Some(&key.uri)).unwrap();
     assert!(check.passed(), "{check}");
     assert_eq!(check.assurance(), "development token, not certified");
+    // The unwrap probe: the soft token refuses a non-sensitive copy, and the throwaway keys
+    // are gone afterwards.
+    let probe = check
+        .rows
+        .iter()
+        .find(|r| r.item == "unwrapped key sensitivity")
+        .unwrap_or_else(|| panic!("no unwrap probe row:\n{check}"));
+    assert!(
+        probe.ok
+            && probe.observed == "refused: C_UnwrapKey returned CKR_TEMPLATE_INCONSISTENT (0xD1)",
+        "{probe:?}"
+    );
+    for label in ["gmchain-selfcheck-kek", "gmchain-selfcheck-victim"] {
+        let uri = KeyUri::parse(&format!("pkcs11:token={TOKEN};object={label}")).unwrap();
+        assert!(
+            matches!(hsm.sm4_key(&uri), Err(HsmError::KeyNotFound { .. })),
+            "{label}"
+        );
+    }
     let mech_rows: Vec<_> = check
         .rows
         .iter()
