@@ -151,10 +151,11 @@ impl Hsm {
     /// key (or only the one `key` names). A key that is extractable, not sensitive, was ever
     /// extractable or non-sensitive, or was not generated in the token fails its row.
     ///
-    /// The last row looks at every key on the token, whatever `key` names: one that both wraps
-    /// and decrypts (or unwraps and encrypts) fails it, because it decrypts what it wraps and
-    /// so lets anyone logged in read every extractable key in clear. gmchain's soft token
-    /// refuses to make such a key; many tokens do not (SoftHSM does not).
+    /// The key usage separation row looks at every key on the token, whatever `key` names: one
+    /// that both wraps and decrypts (or wraps and encrypts, or unwraps and encrypts) fails it,
+    /// because it decrypts what it wraps (or gives the keystream of its GCM wraps) and so lets
+    /// anyone logged in read every extractable key in clear. gmchain's soft token refuses to
+    /// make such a key; many tokens do not (SoftHSM does not).
     ///
     /// With a PIN, and a profile that names SM4 key generation and wrapping, one more row
     /// tries what a logged-in user could: it generates two throwaway SM4 session keys (a
@@ -453,7 +454,7 @@ impl Hsm {
         };
         Ok(SelfCheckRow {
             item: "key usage separation".into(),
-            expected: "no key both wraps and decrypts, or unwraps and encrypts".into(),
+            expected: "no key both wraps and decrypts or encrypts, or unwraps and encrypts".into(),
             observed: if offenders.is_empty() {
                 format!("none of {seen} wrapping or unwrapping key(s){hidden}")
             } else {
@@ -713,6 +714,11 @@ fn usage_conflict(
     }
     if flag(CKA_UNWRAP)? && flag(CKA_ENCRYPT)? {
         pairs.push("unwraps and encrypts");
+    }
+    // CTR or GCM encryption with the caller's counter block or nonce gives the keystream a
+    // GCM (or CTR) wrap under the same key used: the wrapped key is the blob XOR it.
+    if flag(CKA_WRAP)? && flag(CKA_ENCRYPT)? {
+        pairs.push("wraps and encrypts");
     }
     if pairs.is_empty() {
         return Ok(None);
