@@ -2,10 +2,10 @@
 //! protected, each row from a PKCS#11 call made now.
 
 use crate::HsmError;
-use crate::ffi::{Attr, ObjectHandle};
+use crate::ffi::{Attr, Mech, ObjectHandle, Param};
 use crate::hsm::Hsm;
 use crate::pool::OpError;
-use crate::profile::{Certification, Operation, SM2_EC_PARAMS, Sm2KeyType};
+use crate::profile::{Certification, Operation, SM2_EC_PARAMS, Sm2KeyType, WrapParameter};
 use crate::rv::{CallError, Ckr};
 use crate::uri::{KeyUri, ObjectType};
 use cryptoki_sys::*;
@@ -151,10 +151,19 @@ impl Hsm {
     /// key (or only the one `key` names). A key that is extractable, not sensitive, was ever
     /// extractable or non-sensitive, or was not generated in the token fails its row.
     ///
-    /// The last row looks at every key on the token, whatever `key` names: one that both wraps
-    /// and decrypts (or unwraps and encrypts) fails it, because it decrypts what it wraps and
-    /// so lets anyone logged in read every extractable key in clear. gmchain's soft token
-    /// refuses to make such a key; many tokens do not (SoftHSM does not).
+    /// The key usage separation row looks at every key on the token, whatever `key` names: one
+    /// that both wraps and decrypts (or wraps and encrypts, or unwraps and encrypts) fails it,
+    /// because it decrypts what it wraps (or gives the keystream of its GCM wraps) and so lets
+    /// anyone logged in read every extractable key in clear. gmchain's soft token refuses to
+    /// make such a key; many tokens do not (SoftHSM does not).
+    ///
+    /// With a PIN, and a profile that names SM4 key generation and wrapping, one more row
+    /// tries what a logged-in user could: it generates two throwaway SM4 session keys (a
+    /// wrapping key, and a sensitive, extractable key), wraps the second under the first, and
+    /// unwraps the blob with `CKA_SENSITIVE` false. A token that makes that copy non-sensitive
+    /// lets anyone read a sensitive key in clear (wrap it, unwrap it, read `CKA_VALUE`), and
+    /// fails the row. The probe reads no key value, and destroys what it made whatever happens
+    /// (they are session objects, gone with the session in any case).
     pub fn self_check(&self, key: Option<&KeyUri>) -> Result<SelfCheck, HsmError> {
         let inner = self.inner();
         let profile = &inner.profile;
@@ -327,6 +336,7 @@ impl Hsm {
         // Keys.
         rows.extend(self.key_rows(key)?);
         rows.push(self.usage_separation_row()?);
+        rows.push(self.unwrap_sensitivity_row()?);
 
         Ok(SelfCheck {
             profile: profile.name().to_string(),
@@ -444,7 +454,7 @@ impl Hsm {
         };
         Ok(SelfCheckRow {
             item: "key usage separation".into(),
-            expected: "no key both wraps and decrypts, or unwraps and encrypts".into(),
+            expected: "no key both wraps and decrypts or encrypts, or unwraps and encrypts".into(),
             observed: if offenders.is_empty() {
                 format!("none of {seen} wrapping or unwrapping key(s){hidden}")
             } else {
@@ -453,6 +463,222 @@ impl Hsm {
             ok: offenders.is_empty(),
         })
     }
+}
+
+/// What the unwrap probe saw.
+enum UnwrapProbe {
+    /// The throwaway keys could not be made: the call and its answer.
+    NotRun(CallError),
+    /// A step the token refused, which ends the attack: the function and its answer.
+    Refused(CallError),
+    /// The token made the copy; its `CKA_SENSITIVE` (None: not reported).
+    Made(Option<bool>),
+}
+
+impl Hsm {
+    /// The unwrap sensitivity row (see [`Hsm::self_check`]).
+    fn unwrap_sensitivity_row(&self) -> Result<SelfCheckRow, HsmError> {
+        const ITEM: &str = "unwrapped key sensitivity";
+        const EXPECTED: &str = "C_UnwrapKey makes no non-sensitive copy of a wrapped key";
+        let row = |observed: String, ok: bool| SelfCheckRow {
+            item: ITEM.into(),
+            expected: EXPECTED.into(),
+            observed,
+            ok,
+        };
+        let inner = self.inner();
+        if !inner.pool.has_pin() {
+            return Ok(row(
+                "not checked: no PIN given (the probe makes private session keys)".into(),
+                true,
+            ));
+        }
+        let profile = &inner.profile;
+        let (Some(key_type), Some(keygen), Ok((wrap, wrap_param))) = (
+            profile.sm4().key_type,
+            profile.mechanisms().get(Operation::Sm4Keygen),
+            self.wrap_mechanism(),
+        ) else {
+            return Ok(row(
+                "not checked: the profile names no SM4 key type, key generation or wrapping".into(),
+                true,
+            ));
+        };
+        let iv = match wrap_param {
+            WrapParameter::Iv16 => self.random(16)?,
+            WrapParameter::None => Vec::new(),
+        };
+        let param = if iv.is_empty() {
+            Param::None
+        } else {
+            Param::Bytes(&iv)
+        };
+        let id = self.random(8)?;
+        let template = |label: &str, extra: &[Attr]| {
+            let mut t = vec![
+                Attr::ulong(CKA_CLASS, u64::from(CKO_SECRET_KEY)),
+                Attr::ulong(CKA_KEY_TYPE, key_type),
+                Attr::bool(CKA_TOKEN, false),
+                Attr::bool(CKA_PRIVATE, true),
+                Attr::bytes(CKA_LABEL, label.as_bytes()),
+                Attr::bytes(CKA_ID, &id),
+            ];
+            t.extend_from_slice(extra);
+            t
+        };
+        // gmchain's wrapping-key template (Sm4KeyOptions { wrapping: true }), and a data key
+        // that is sensitive but may leave the token wrapped.
+        // CKA_VALUE_LEN: SM4 keys are 16 bytes; some tokens (and AES in a test profile) want it
+        // said.
+        let kek_t = template(
+            "gmchain-selfcheck-kek",
+            &[
+                Attr::ulong(CKA_VALUE_LEN, 16),
+                Attr::bool(CKA_SENSITIVE, true),
+                Attr::bool(CKA_EXTRACTABLE, false),
+                Attr::bool(CKA_ENCRYPT, false),
+                Attr::bool(CKA_DECRYPT, false),
+                Attr::bool(CKA_WRAP, true),
+                Attr::bool(CKA_UNWRAP, true),
+            ],
+        );
+        let victim_t = template(
+            "gmchain-selfcheck-victim",
+            &[
+                Attr::ulong(CKA_VALUE_LEN, 16),
+                Attr::bool(CKA_SENSITIVE, true),
+                Attr::bool(CKA_EXTRACTABLE, true),
+                Attr::bool(CKA_ENCRYPT, true),
+                Attr::bool(CKA_DECRYPT, true),
+                Attr::bool(CKA_WRAP, false),
+                Attr::bool(CKA_UNWRAP, false),
+            ],
+        );
+        // The copy asks for no usage, so that while it exists (until destroyed below) it is no
+        // key that wraps and decrypts to a self-check running meanwhile.
+        let copy_t = template(
+            "gmchain-selfcheck-copy",
+            &[
+                Attr::bool(CKA_SENSITIVE, false),
+                Attr::bool(CKA_EXTRACTABLE, true),
+                Attr::bool(CKA_ENCRYPT, false),
+                Attr::bool(CKA_DECRYPT, false),
+                Attr::bool(CKA_WRAP, false),
+                Attr::bool(CKA_UNWRAP, false),
+            ],
+        );
+        let keygen = Mech::new(keygen, Param::None);
+        let wrap = Mech::new(wrap, param);
+        let (probe, leftover) = inner.pool.run_write("self-check of unwrapping", |ctx| {
+            let mut made: Vec<ObjectHandle> = Vec::new();
+            let probe = (|| -> Result<UnwrapProbe, CallError> {
+                let s = ctx.handle();
+                let kek = match ctx.raw.generate_key(s, &keygen, &kek_t) {
+                    Ok(h) => h,
+                    Err(c) if is_login_loss(c) => return Err(c),
+                    Err(c) => return Ok(UnwrapProbe::NotRun(c)),
+                };
+                made.push(kek);
+                let victim = match ctx.raw.generate_key(s, &keygen, &victim_t) {
+                    Ok(h) => h,
+                    Err(c) if is_login_loss(c) => return Err(c),
+                    Err(c) => return Ok(UnwrapProbe::NotRun(c)),
+                };
+                made.push(victim);
+                let blob = match ctx.raw.wrap_key(s, &wrap, kek, victim) {
+                    Ok(b) => b,
+                    Err(c) if is_login_loss(c) => return Err(c),
+                    Err(c) => return Ok(UnwrapProbe::Refused(c)),
+                };
+                let copy = match ctx.raw.unwrap_key(s, &wrap, kek, &blob, &copy_t) {
+                    Ok(h) => h,
+                    Err(c) if is_login_loss(c) => return Err(c),
+                    Err(c) => return Ok(UnwrapProbe::Refused(c)),
+                };
+                made.push(copy);
+                let sensitive = ctx
+                    .raw
+                    .attribute(s, copy, CKA_SENSITIVE)?
+                    .and_then(|b| b.first().map(|x| *x != 0));
+                Ok(UnwrapProbe::Made(sensitive))
+            })();
+            // Whatever happened, the throwaway keys go (newest first).
+            let mut leftover = None;
+            for h in made.into_iter().rev() {
+                if let Err(c) = ctx.raw.destroy_object(ctx.handle(), h) {
+                    leftover.get_or_insert(c);
+                }
+            }
+            match probe {
+                Ok(p) => Ok((p, leftover)),
+                Err(c) => {
+                    ctx.check_login(c.function)?;
+                    Err(c.into())
+                }
+            }
+        })?;
+        let cleanup = match leftover {
+            None => String::new(),
+            Some(c) => format!(
+                "; a throwaway key was not destroyed ({}; it is a session object and goes with the session)",
+                call_text(c)
+            ),
+        };
+        Ok(match probe {
+            // A device failure is no refusal: the question stays open.
+            UnwrapProbe::NotRun(c) | UnwrapProbe::Refused(c) if is_device_failure(c) => row(
+                format!("could not complete: {}{cleanup}", call_text(c)),
+                false,
+            ),
+            UnwrapProbe::NotRun(c) => row(
+                format!(
+                    "not checked: the throwaway keys could not be made ({}){cleanup}",
+                    call_text(c)
+                ),
+                true,
+            ),
+            UnwrapProbe::Refused(c) => row(format!("refused: {}{cleanup}", call_text(c)), true),
+            UnwrapProbe::Made(Some(true)) => row(
+                format!("the copy was made sensitive despite the template{cleanup}"),
+                true,
+            ),
+            UnwrapProbe::Made(Some(false)) => row(
+                format!(
+                    "the token made a NON-SENSITIVE copy: anyone logged in can read a sensitive, extractable key in clear by wrapping and unwrapping it{cleanup}"
+                ),
+                false,
+            ),
+            UnwrapProbe::Made(None) => row(
+                format!("the token made a copy whose CKA_SENSITIVE it does not report{cleanup}"),
+                false,
+            ),
+        })
+    }
+}
+
+/// Returns whether a call failed because the session or the login went away (the pool
+/// recovers from those and runs the operation again).
+fn is_login_loss(c: CallError) -> bool {
+    c.is(CKR_USER_NOT_LOGGED_IN) || c.is(CKR_SESSION_HANDLE_INVALID) || c.is(CKR_SESSION_CLOSED)
+}
+
+/// Returns whether a call failed for a reason other than the token's decision.
+fn is_device_failure(c: CallError) -> bool {
+    [
+        CKR_DEVICE_ERROR,
+        CKR_DEVICE_MEMORY,
+        CKR_DEVICE_REMOVED,
+        CKR_GENERAL_ERROR,
+        CKR_FUNCTION_FAILED,
+        CKR_HOST_MEMORY,
+        CKR_TOKEN_NOT_PRESENT,
+    ]
+    .iter()
+    .any(|code| c.is(*code))
+}
+
+fn call_text(c: CallError) -> String {
+    format!("{} returned {}", c.function, Ckr(c.rv.0))
 }
 
 /// Names a key within its token: label and id (the full URI would drown the table).
@@ -488,6 +714,11 @@ fn usage_conflict(
     }
     if flag(CKA_UNWRAP)? && flag(CKA_ENCRYPT)? {
         pairs.push("unwraps and encrypts");
+    }
+    // CTR or GCM encryption with the caller's counter block or nonce gives the keystream a
+    // GCM (or CTR) wrap under the same key used: the wrapped key is the blob XOR it.
+    if flag(CKA_WRAP)? && flag(CKA_ENCRYPT)? {
+        pairs.push("wraps and encrypts");
     }
     if pairs.is_empty() {
         return Ok(None);

@@ -334,8 +334,9 @@ fn self_check_fails_a_key_that_wraps_and_decrypts() {
     assert!(!row.ok, "{check}");
     assert!(!check.passed());
     assert!(
-        row.observed
-            .contains("\"kek-both\" id 0b: wraps and decrypts, unwraps and encrypts"),
+        row.observed.contains(
+            "\"kek-both\" id 0b: wraps and decrypts, unwraps and encrypts, wraps and encrypts"
+        ),
         "{row:?}"
     );
     assert!(
@@ -360,4 +361,66 @@ fn self_check_fails_a_key_that_wraps_and_decrypts() {
     let check = hsm.self_check(None).unwrap();
     let row = row_of(&check);
     assert!(row.ok, "{check}");
+}
+
+#[test]
+fn self_check_fails_a_token_that_unwraps_a_non_sensitive_copy() {
+    // SoftHSM has no SM4, but it has AES: a test profile that names AES where SM4 would be lets
+    // the self-check's unwrap probe run against it. SoftHSM applies an unwrap template as given,
+    // so it makes a non-sensitive copy of a wrapped sensitive key: the row fails.
+    let env = softhsm();
+    let text = std::fs::read_to_string(profiles_dir().join("softhsm2.toml")).unwrap();
+    let text = text.replace(
+        "[mechanisms]\n",
+        "[sm4]\nkey_type = \"CKK_AES\"\nwrap_parameter = \"none\"\n\n[mechanisms]\nsm4_keygen = \"CKM_AES_KEY_GEN\"\nwrap = \"CKM_AES_KEY_WRAP\"\n",
+    );
+    assert!(text.contains("CKM_AES_KEY_WRAP"), "{text}");
+    let profile = hsm::Profile::from_toml(&text, profiles_dir().join("softhsm2-aes-as-sm4.toml"))
+        .expect("variant profile");
+    let row_of = |check: &hsm::SelfCheck| {
+        check
+            .rows
+            .iter()
+            .find(|r| r.item == "unwrapped key sensitivity")
+            .cloned()
+            .unwrap_or_else(|| panic!("no unwrapped key sensitivity row:\n{check}"))
+    };
+    // On the token of its own that the other self-check test uses (it makes no key there
+    // that wraps and decrypts), so that it does not log other tests out of theirs.
+    let hsm = Hsm::open(&profile, KEK_TOKEN, Some(secret(USER_PIN)), 1).unwrap();
+    let check = hsm.self_check(None).unwrap();
+    let row = row_of(&check);
+    assert!(!row.ok, "{check}");
+    assert!(row.observed.contains("NON-SENSITIVE copy"), "{row:?}");
+    assert!(!row.observed.contains("not destroyed"), "{row:?}");
+    assert!(
+        check
+            .to_string()
+            .contains("[FAIL] unwrapped key sensitivity"),
+        "{check}"
+    );
+    // The throwaway keys are gone.
+    for label in [
+        "gmchain-selfcheck-kek",
+        "gmchain-selfcheck-victim",
+        "gmchain-selfcheck-copy",
+    ] {
+        let uri = KeyUri::parse(&format!("pkcs11:token={KEK_TOKEN};object={label}")).unwrap();
+        assert!(
+            matches!(hsm.sm4_key(&uri), Err(HsmError::KeyNotFound { .. })),
+            "{label}"
+        );
+    }
+
+    // Without a PIN the probe does not run, and says so; with the plain SoftHSM profile (no
+    // SM4), neither.
+    let public = Hsm::open(&profile, KEK_TOKEN, None, 1).unwrap();
+    let row = row_of(&public.self_check(None).unwrap());
+    assert!(
+        row.ok && row.observed.starts_with("not checked: no PIN"),
+        "{row:?}"
+    );
+    let plain = Hsm::open(&env.profile, KEK_TOKEN, Some(secret(USER_PIN)), 1).unwrap();
+    let row = row_of(&plain.self_check(None).unwrap());
+    assert!(row.ok && row.observed.contains("names no SM4"), "{row:?}");
 }

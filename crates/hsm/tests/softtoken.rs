@@ -367,6 +367,25 @@ fn sm4_generation_wrapping_and_self_check() {
     let check = hsm.self_check(Some(&key.uri)).unwrap();
     assert!(check.passed(), "{check}");
     assert_eq!(check.assurance(), "development token, not certified");
+    // The unwrap probe: the soft token refuses a non-sensitive copy, and the throwaway keys
+    // are gone afterwards.
+    let probe = check
+        .rows
+        .iter()
+        .find(|r| r.item == "unwrapped key sensitivity")
+        .unwrap_or_else(|| panic!("no unwrap probe row:\n{check}"));
+    assert!(
+        probe.ok
+            && probe.observed == "refused: C_UnwrapKey returned CKR_TEMPLATE_INCONSISTENT (0xD1)",
+        "{probe:?}"
+    );
+    for label in ["gmchain-selfcheck-kek", "gmchain-selfcheck-victim"] {
+        let uri = KeyUri::parse(&format!("pkcs11:token={TOKEN};object={label}")).unwrap();
+        assert!(
+            matches!(hsm.sm4_key(&uri), Err(HsmError::KeyNotFound { .. })),
+            "{label}"
+        );
+    }
     let mech_rows: Vec<_> = check
         .rows
         .iter()
@@ -418,17 +437,20 @@ fn the_wrapping_key_template_neither_encrypts_nor_decrypts() {
         wrapping: true,
         ..Sm4KeyOptions::default()
     };
-    // Generated, imported and unwrapped key-encryption keys, as the token reports them.
+    // A generated key-encryption key, as the token reports it.
     let kek = hsm.generate_sm4("st-usage-kek", wrapping).unwrap();
     assert_eq!(hsm.sm4_usage(&kek).unwrap(), kek_only);
-    let imported = hsm
-        .import_sm4(
-            "st-usage-kek-imported",
-            &secret("0123456789abcdef"),
-            wrapping,
-        )
-        .unwrap();
-    assert_eq!(hsm.sm4_usage(&imported).unwrap(), kek_only);
+    // The soft token lets a key wrap only if its value never left it: one imported by value
+    // (or unwrapped, below) is refused, since whoever knows its value reads what it wraps.
+    let refused = |r: Result<hsm::HsmSm4Key, HsmError>| match r {
+        Err(HsmError::Pkcs11 { rv, .. }) => rv.to_string().contains("CKR_TEMPLATE_INCONSISTENT"),
+        _ => false,
+    };
+    assert!(refused(hsm.import_sm4(
+        "st-usage-kek-imported",
+        &secret("0123456789abcdef"),
+        wrapping,
+    )));
     let data = hsm
         .generate_sm4(
             "st-usage-data",
@@ -440,10 +462,12 @@ fn the_wrapping_key_template_neither_encrypts_nor_decrypts() {
         .unwrap();
     assert_eq!(hsm.sm4_usage(&data).unwrap(), data_only);
     let wrapped = hsm.wrap_key(&kek, &data).unwrap();
-    let inner_kek = hsm
-        .unwrap_key(&kek, &wrapped, "st-usage-kek-unwrapped", wrapping)
-        .unwrap();
-    assert_eq!(hsm.sm4_usage(&inner_kek).unwrap(), kek_only);
+    assert!(refused(hsm.unwrap_key(
+        &kek,
+        &wrapped,
+        "st-usage-kek-unwrapped",
+        wrapping
+    )));
     let unwrapped = hsm
         .unwrap_key(
             &kek,
@@ -464,13 +488,7 @@ fn the_wrapping_key_template_neither_encrypts_nor_decrypts() {
     let row = usage_row(&check);
     assert!(row.ok, "{row:?}");
     assert!(row.observed.contains("none of"), "{row:?}");
-    for uri in [
-        kek.uri(),
-        imported.uri(),
-        data.uri(),
-        inner_kek.uri(),
-        unwrapped.uri(),
-    ] {
+    for uri in [kek.uri(), data.uri(), unwrapped.uri()] {
         hsm.delete(uri).unwrap();
     }
 }

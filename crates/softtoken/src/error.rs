@@ -1,5 +1,6 @@
 //! The token's error type. Every error carries the PKCS#11 return value the caller sees; storage
-//! and entropy failures map to `CKR_DEVICE_ERROR` and keep their details for the log.
+//! and entropy failures map to `CKR_DEVICE_ERROR` and keep their details for the log, and so do
+//! the refusals of the key-protection rules (what an attempt to get a key out looks like).
 #![forbid(unsafe_code)]
 
 use cryptoki_sys::*;
@@ -15,6 +16,16 @@ pub enum Error {
         /// The `CKR_*` value returned to the caller.
         rv: CK_RV,
         /// Why, for logs and tests; never contains secret material.
+        reason: &'static str,
+    },
+    /// A request the key-protection rules refuse (a key that would wrap and decrypt, an unwrapped
+    /// key that would not be sensitive…): the return value and the rule. Unlike the ordinary
+    /// PKCS#11 outcomes it gets a line in the log.
+    #[error("refused: {reason} ({})", rv_name(*rv))]
+    Refused {
+        /// The `CKR_*` value returned to the caller.
+        rv: CK_RV,
+        /// The rule, in one line; never contains secret material.
         reason: &'static str,
     },
     /// A file operation on the token directory failed.
@@ -50,15 +61,21 @@ impl Error {
     /// Returns the `CKR_*` value for this error.
     pub fn rv(&self) -> CK_RV {
         match self {
-            Error::Pkcs11 { rv, .. } => *rv,
+            Error::Pkcs11 { rv, .. } | Error::Refused { rv, .. } => *rv,
             Error::Io { .. } | Error::Corrupt { .. } => CKR_DEVICE_ERROR,
             Error::Entropy => CKR_DEVICE_ERROR,
         }
     }
 
-    /// Returns whether the error is worth a line in the log: device failures are, the normal
-    /// PKCS#11 outcomes (wrong PIN, buffer too small…) are not.
+    /// Returns whether the error is a device failure (storage or entropy).
     pub fn is_device_failure(&self) -> bool {
+        !matches!(self, Error::Pkcs11 { .. } | Error::Refused { .. })
+    }
+
+    /// Returns whether the error is worth a line in the log: device failures and refusals by
+    /// the key-protection rules are, the normal PKCS#11 outcomes (wrong PIN, buffer too small…)
+    /// are not.
+    pub fn is_logged(&self) -> bool {
         !matches!(self, Error::Pkcs11 { .. })
     }
 }
@@ -70,6 +87,11 @@ impl From<crypto::CryptoError> for Error {
             _ => ck(CKR_FUNCTION_FAILED, "cryptographic operation failed"),
         }
     }
+}
+
+/// Shorthand for a refusal by a key-protection rule (logged, see [`Error::Refused`]).
+pub(crate) fn refuse(rv: CK_RV, reason: &'static str) -> Error {
+    Error::Refused { rv, reason }
 }
 
 /// The result type of the token.

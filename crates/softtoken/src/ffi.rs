@@ -37,7 +37,8 @@ fn state() -> MutexGuard<'static, Option<Module>> {
 
 fn log(msg: &str) {
     // Printing is the only channel a PKCS#11 module has to explain a configuration or storage
-    // failure that surfaces as a bare CKR_GENERAL_ERROR / CKR_DEVICE_ERROR.
+    // failure that surfaces as a bare CKR_GENERAL_ERROR / CKR_DEVICE_ERROR, or which rule a
+    // refused CKR_TEMPLATE_INCONSISTENT broke.
     eprintln!("gmchain-softtoken: {msg}");
 }
 
@@ -46,7 +47,7 @@ fn guard(body: impl FnOnce() -> Result<()>) -> CK_RV {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => CKR_OK,
         Ok(Err(e)) => {
-            if e.is_device_failure() {
+            if e.is_logged() {
                 log(&e.to_string());
             }
             e.rv()
@@ -1112,8 +1113,17 @@ unsafe extern "C" fn C_WrapKey(
         unsafe {
             let mech = mechanism_in(pMechanism)?;
             let space = out_space(pWrappedKey, pulWrappedKeyLen)?;
-            let step = with_module(|m| m.wrap_key(hSession, &mech, hWrappingKey, hKey, space))?;
-            emit(step, pWrappedKey, pulWrappedKeyLen)
+            let (step, nonce) =
+                with_module(|m| m.wrap_key(hSession, &mech, hWrappingKey, hKey, space))?;
+            emit(step, pWrappedKey, pulWrappedKeyLen)?;
+            if let Some(nonce) = nonce {
+                // The token drew the GCM nonce; the caller needs it to unwrap. `mechanism_in`
+                // checked that pParameter is a CK_GCM_PARAMS whose pIv holds 12 bytes.
+                let g = (*pMechanism).pParameter as *const CK_GCM_PARAMS;
+                let iv = g.read_unaligned().pIv;
+                std::ptr::copy_nonoverlapping(nonce.as_ptr(), iv, nonce.len());
+            }
+            Ok(())
         }
     })
 }

@@ -14,12 +14,34 @@
 //! - reveal a key value unless the key was made with `CKA_SENSITIVE` false and
 //!   `CKA_EXTRACTABLE` true (the defaults are sensitive and unextractable); wrap a key that is
 //!   not extractable;
-//! - let one key both wrap and decrypt, or both unwrap and encrypt: it could decrypt what it
-//!   wrapped (every extractable key in clear) or unwrap a value of the caller's choosing. Key
-//!   creation, `C_UnwrapKey` and `C_SetAttributeValue` (also in two steps) refuse the pair with
-//!   `CKR_TEMPLATE_INCONSISTENT`; a key stored with such a pair by an earlier version keeps
-//!   wrapping and unwrapping but no longer encrypts or decrypts
+//! - let one key both wrap and decrypt, both wrap and encrypt, or both unwrap and encrypt: it
+//!   could decrypt what it wrapped (every extractable key in clear), give the SM4-CTR keystream
+//!   of a GCM wrap (the same), or unwrap a value of the caller's choosing. Key creation,
+//!   `C_UnwrapKey` and `C_SetAttributeValue` (also in two steps) refuse the pair with
+//!   `CKR_TEMPLATE_INCONSISTENT`, and `CKA_WRAP` never goes back to false (a key that wrapped
+//!   could otherwise take `CKA_DECRYPT` and open its blobs); a key stored with such a pair by an
+//!   earlier version keeps wrapping and unwrapping but no longer encrypts or decrypts
 //!   (`CKR_KEY_FUNCTION_NOT_PERMITTED`);
+//! - take a GCM nonce from the caller for `C_WrapKey`: the 12-byte IV must be all zero, and the
+//!   token writes the fresh random nonce it used back into `CK_GCM_PARAMS.pIv` (two wraps under
+//!   one nonce, one of a key whose value the caller knows, would give the other in clear).
+//!   Unwrapping, and encrypting data, use the caller's nonce;
+//! - let a key wrap unless its value never left the token: `CKA_WRAP` only on a key generated
+//!   here that is `CKA_ALWAYS_SENSITIVE` and `CKA_NEVER_EXTRACTABLE`. A key made by value or
+//!   unwrapped may have a value the caller knows, a non-sensitive one reads out, an extractable
+//!   one can be wrapped out and unwrapped as a copy that decrypts: under any of them every
+//!   extractable key would come out. Creation, `C_UnwrapKey` and `C_SetAttributeValue` refuse
+//!   (`CKR_TEMPLATE_INCONSISTENT`); a stored wrapping key of another origin (from an earlier
+//!   version) keeps unwrapping but no longer wraps (`CKR_KEY_FUNCTION_NOT_PERMITTED`).
+//!   Unwrapping keys may be of any origin: what they make is no better known than a key made
+//!   by value;
+//! - make an unwrapped key that is not `CKA_SENSITIVE`: whatever the template omits, the key
+//!   `C_UnwrapKey` makes is sensitive, and a template with `CKA_SENSITIVE` false is refused
+//!   (`CKR_TEMPLATE_INCONSISTENT`), since a non-sensitive copy of a wrapped sensitive key would
+//!   read in clear. It may be `CKA_EXTRACTABLE` (it came wrapped). `C_CopyObject` and
+//!   `C_DeriveKey` are not offered, and `CKA_SENSITIVE` (to false) and `CKA_EXTRACTABLE` (to
+//!   true) never change back. Refusals of these key-protection rules get one line on stderr
+//!   (`gmchain-softtoken: refused: <rule> (CKR_…)`), naming no key material;
 //! - tell one unusable wrapped key from another: length, padding, tag or content, `C_UnwrapKey`
 //!   answers `CKR_WRAPPED_KEY_INVALID`, after every check that does not need the blob; and
 //!   wrap or unwrap an SM2 private key with CBC-PAD (only GCM, which authenticates the blob:
@@ -53,7 +75,7 @@
 //! | `CKM_GM_SM4_CBC` | `0x80474D32` | 16-byte IV parameter, no padding |
 //! | `CKM_GM_SM4_CBC_PAD` | `0x80474D33` | 16-byte IV, PKCS#7; also wrap/unwrap of SM4 keys |
 //! | `CKM_GM_SM4_CTR` | `0x80474D34` | parameter = 16-byte initial counter block, 128-bit big-endian increment |
-//! | `CKM_GM_SM4_GCM` | `0x80474D35` | `CK_GCM_PARAMS` (12-byte IV, `ulTagBits` 128); output ciphertext‖tag; also wrap/unwrap (the only one for SM2 private keys) |
+//! | `CKM_GM_SM4_GCM` | `0x80474D35` | `CK_GCM_PARAMS` (12-byte IV, `ulTagBits` 128); output ciphertext‖tag; also wrap/unwrap (the only one for SM2 private keys; to wrap, pass an all-zero IV: the token draws the nonce and writes it back) |
 //!
 //! Defaults when a template is silent: `CKA_TOKEN` false; `CKA_PRIVATE` true for private and
 //! secret keys, false for public keys; `CKA_SENSITIVE` true, `CKA_EXTRACTABLE` false; SM2

@@ -5,7 +5,7 @@
 
 use crate::attr::Template;
 use crate::config::Config;
-use crate::error::{Error, Result, ck};
+use crate::error::{Error, Result, ck, refuse};
 use crate::keywrap::{KeyBytes, Sealed};
 use crate::mechanism::{Mechanism, MechanismInfo, Sm4Cipher, mechanism_info};
 use crate::object::{AttrRead, KeyType, Material, Object, ObjectClass, ObjectId, Origin, Plain};
@@ -906,7 +906,14 @@ impl Module {
     }
 
     /// `C_WrapKey`: an SM4 key's 16 bytes or an SM2 private key's 32-byte d, encrypted under an
-    /// SM4 key with `CKA_WRAP`. The wrapped key must be `CKA_EXTRACTABLE`.
+    /// SM4 key with `CKA_WRAP` whose value never left the token (generated here, always
+    /// sensitive, never extractable). The wrapped key must be `CKA_EXTRACTABLE`.
+    ///
+    /// With SM4-GCM the token draws the nonce: the caller's 12-byte IV must be all zero
+    /// (`CKR_MECHANISM_PARAM_INVALID` otherwise), and the nonce used is returned with the
+    /// output, for the caller's `CK_GCM_PARAMS.pIv` (a length query draws none). GCM encrypts
+    /// by XOR with a keystream fixed by key and nonce: two wraps under one nonce, one of a key
+    /// whose value the caller knows, would give the other in clear.
     pub fn wrap_key(
         &mut self,
         sh: CK_SESSION_HANDLE,
@@ -914,8 +921,16 @@ impl Module {
         wrapping: CK_OBJECT_HANDLE,
         key: CK_OBJECT_HANDLE,
         space: OutSpace,
-    ) -> Result<Step<'static>> {
-        let cipher = Self::wrap_cipher(mech, CKF_WRAP)?;
+    ) -> Result<(Step<'static>, Option<[u8; 12]>)> {
+        let mut cipher = Self::wrap_cipher(mech, CKF_WRAP)?;
+        if let Sm4Cipher::Gcm { iv, .. } = &cipher
+            && *iv != [0u8; 12]
+        {
+            return Err(refuse(
+                CKR_MECHANISM_PARAM_INVALID,
+                "C_WrapKey with CKM_GM_SM4_GCM takes an all-zero 12-byte IV: the token draws the nonce and writes it back to CK_GCM_PARAMS.pIv (a nonce used twice would give one wrapped key from another)",
+            ));
+        }
         let (slot, wk) = self.lookup(sh, wrapping, Role::WrappingKey)?;
         if (wk.class, wk.key_type) != (ObjectClass::SecretKey, KeyType::Sm4) {
             return Err(ck(
@@ -925,6 +940,14 @@ impl Module {
         }
         if !wk.usage.wrap {
             return Err(not_permitted());
+        }
+        // Key files written before this rule may hold a wrapping key made by value, unwrapped,
+        // or once extractable or non-sensitive: it keeps unwrapping, but wraps nothing more.
+        if !wk.value_never_left() {
+            return Err(refuse(
+                CKR_KEY_FUNCTION_NOT_PERMITTED,
+                "this wrapping key was not generated on the token as always sensitive and never extractable, so its value may be known outside; it no longer wraps",
+            ));
         }
         let (_, k) = self.lookup(sh, key, Role::Key)?;
         let len = match (k.class, k.key_type) {
@@ -945,8 +968,8 @@ impl Module {
         }
         let needed = cipher.encrypted_len(len)?;
         match space {
-            OutSpace::Query => return Ok(Step::Length(needed)),
-            OutSpace::Capacity(c) if c < needed => return Ok(Step::TooSmall(needed)),
+            OutSpace::Query => return Ok((Step::Length(needed), None)),
+            OutSpace::Capacity(c) if c < needed => return Ok((Step::TooSmall(needed), None)),
             OutSpace::Capacity(_) => {}
         }
         let wplain = self.tokens[slot].plain(&wk)?;
@@ -954,12 +977,21 @@ impl Module {
         let Plain::Sm4(wkey) = wplain.as_ref() else {
             return Err(type_inconsistent());
         };
+        // A fresh random 96-bit nonce per wrap (NIST SP 800-38D §8.2.2).
+        let mut drawn = None;
+        if let Sm4Cipher::Gcm { iv, .. } = &mut cipher {
+            self.rng.fill(iv).map_err(|_| Error::Entropy)?;
+            drawn = Some(*iv);
+        }
         let out = cipher.encrypt(&wkey.sm4()?, &kplain.bytes())?;
-        Ok(Step::Done(Zeroizing::new(out)))
+        Ok((Step::Done(Zeroizing::new(out)), drawn))
     }
 
     /// `C_UnwrapKey`: the template must name `CKA_CLASS` and `CKA_KEY_TYPE`; the new key is not
-    /// local, not always sensitive and not never-extractable (its value existed outside).
+    /// local, not always sensitive and not never-extractable (its value existed outside). It is
+    /// always `CKA_SENSITIVE`: a template asking for `CKA_SENSITIVE` false is refused with
+    /// `CKR_TEMPLATE_INCONSISTENT` (otherwise wrapping a sensitive, extractable key and
+    /// unwrapping it non-sensitive would read it in clear).
     ///
     /// Everything that can be checked without the blob (mechanism, unwrapping key, template,
     /// session) is checked before the blob is decrypted, and every problem with the blob is the
@@ -1016,7 +1048,7 @@ impl Module {
                 ciphertext: Vec::new(),
             }),
         );
-        obj.apply_creation_template(template, Origin::Imported, &[])?;
+        obj.apply_creation_template(template, Origin::Unwrapped, &[])?;
         self.check_store(sh, &[&obj])?;
         let uplain = self.tokens[slot].plain(&uk)?;
         let Plain::Sm4(ukey) = uplain.as_ref() else {
@@ -1215,12 +1247,12 @@ impl Module {
             _ => return Err(ck(CKR_MECHANISM_INVALID, "not a cipher mechanism")),
         };
         let (slot, obj) = self.lookup(sh, key, Role::Key)?;
-        // A key stored before wrap and decrypt (unwrap and encrypt) became exclusive may hold
-        // both; it keeps its key-encryption role and loses the data role, so it can never
-        // decrypt what it wrapped.
-        let conflicts = obj.usage.conflicts();
+        // A key stored before wrap and decrypt or encrypt (unwrap and encrypt) became exclusive
+        // may hold both; it keeps its key-encryption role and loses the data role, so it can
+        // never decrypt what it wrapped or give the keystream of a wrap.
+        let conflicts = obj.usage_conflicts();
         let allowed = if encrypt {
-            obj.usage.encrypt && !conflicts.unwrap_encrypt
+            obj.usage.encrypt && !conflicts.unwrap_encrypt && !conflicts.wrap_encrypt
         } else {
             obj.usage.decrypt && !conflicts.wrap_decrypt
         };
@@ -2094,7 +2126,7 @@ mod tests {
 
     #[test]
     fn set_attribute_value_checks_usage_separation_on_the_stored_object() {
-        // Process A asks for CKA_WRAP on a key that encrypts but does not decrypt (harmless on
+        // Process A asks for CKA_WRAP on a key that neither encrypts nor decrypts (harmless on
         // A's copy); before A writes, process B gives the key CKA_DECRYPT (harmless on its own).
         // Applied to the stored key, A's change would make a key that wraps and decrypts: it
         // must be refused there, not only checked on A's stale copy.
@@ -2107,7 +2139,7 @@ mod tests {
                 &mech(CKM_GM_SM4_KEY_GEN),
                 &t(vec![
                     Attr::bool(CKA_TOKEN, true),
-                    Attr::bool(CKA_ENCRYPT, true),
+                    Attr::bool(CKA_ENCRYPT, false),
                     Attr::bool(CKA_DECRYPT, false),
                     Attr::new(CKA_LABEL, b"k".to_vec()),
                 ]),
@@ -2138,7 +2170,78 @@ mod tests {
             .unwrap();
         assert_eq!(r[0], AttrRead::Value(Zeroizing::new(vec![CK_FALSE])));
         assert_eq!(r[1], AttrRead::Value(Zeroizing::new(vec![CK_TRUE])));
-        assert_eq!(r[2], AttrRead::Value(Zeroizing::new(vec![CK_TRUE])));
+        assert_eq!(r[2], AttrRead::Value(Zeroizing::new(vec![CK_FALSE])));
+    }
+
+    #[test]
+    fn a_stored_wrapping_key_whose_value_may_be_known_no_longer_wraps() {
+        // Token files written before the rule may hold a wrapping key made by value (gmchain's
+        // `import_sm4` with the wrapping template made them) or once extractable: anything it
+        // wraps, whoever knows its value reads. It keeps unwrapping (blobs made under it stay
+        // usable) but wraps nothing more; it keeps CKA_WRAP (one-way), so it never turns into a
+        // data key that could open what it wrapped.
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = module(dir.path());
+        let s = ready(&mut m);
+        let cbc = Mechanism::parse(CKM_GM_SM4_CBC_PAD, RawParam::Bytes(&[3; 16])).unwrap();
+        let target = m
+            .generate_key(
+                s,
+                &mech(CKM_GM_SM4_KEY_GEN),
+                &t(vec![Attr::bool(CKA_EXTRACTABLE, true)]),
+            )
+            .unwrap();
+        for (what, forge) in [
+            (
+                "made by value",
+                (|o: &mut Object| o.local = false) as fn(&mut Object),
+            ),
+            ("once extractable", |o: &mut Object| {
+                o.never_extractable = false
+            }),
+            ("once non-sensitive", |o: &mut Object| {
+                o.always_sensitive = false
+            }),
+        ] {
+            let kek = m
+                .generate_key(
+                    s,
+                    &mech(CKM_GM_SM4_KEY_GEN),
+                    &t(vec![
+                        Attr::bool(CKA_TOKEN, true),
+                        Attr::bool(CKA_WRAP, true),
+                        Attr::bool(CKA_UNWRAP, true),
+                    ]),
+                )
+                .unwrap();
+            let wrapped = run(m
+                .wrap_key(s, &cbc, kek, target, OutSpace::Capacity(64))
+                .unwrap()
+                .0);
+            let id = m.handles[&kek].1;
+            m.tokens[0]
+                .update(|st| {
+                    forge(st.objects.iter_mut().find(|o| o.id == id).unwrap());
+                    Ok(())
+                })
+                .unwrap();
+            let r = m.wrap_key(s, &cbc, kek, target, OutSpace::Capacity(64));
+            let e = r.map(|_| ()).unwrap_err();
+            assert_eq!(e.rv(), CKR_KEY_FUNCTION_NOT_PERMITTED, "{what}");
+            assert!(e.is_logged(), "{what}");
+            let sm4 = t(vec![
+                Attr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+                Attr::ulong(CKA_KEY_TYPE, CKK_GM_SM4),
+            ]);
+            m.unwrap_key(s, &cbc, kek, &wrapped, &sm4).unwrap();
+            m.set_attributes(s, kek, &t(vec![Attr::new(CKA_LABEL, b"old".to_vec())]))
+                .unwrap();
+            assert_eq!(
+                rv(m.set_attributes(s, kek, &t(vec![Attr::bool(CKA_WRAP, false)]))),
+                CKR_ATTRIBUTE_READ_ONLY,
+                "{what}"
+            );
+        }
     }
 
     #[test]
@@ -2182,7 +2285,8 @@ mod tests {
         let cbc = Mechanism::parse(CKM_GM_SM4_CBC_PAD, RawParam::Bytes(&[3; 16])).unwrap();
         let wrapped = run(m
             .wrap_key(s, &cbc, kek, target, OutSpace::Capacity(64))
-            .unwrap());
+            .unwrap()
+            .0);
         assert_eq!(wrapped.len(), 32);
         assert_eq!(
             rv(m.decrypt_init(s, &cbc, kek)),
@@ -2209,5 +2313,26 @@ mod tests {
             Attr::ulong(CKA_KEY_TYPE, CKK_GM_SM4),
         ]);
         m.unwrap_key(s, &cbc, kek, &wrapped, &sm4).unwrap();
+
+        // A stored key that wraps and encrypts (allowed by the first version of the rule) no
+        // longer encrypts: SM4-CTR under it would give the keystream of its GCM wraps.
+        m.set_attributes(s, kek, &t(vec![Attr::bool(CKA_UNWRAP, false)]))
+            .unwrap();
+        m.tokens[0]
+            .update(|st| {
+                let o = st.objects.iter_mut().find(|o| o.id == id).unwrap();
+                o.usage.encrypt = true;
+                Ok(())
+            })
+            .unwrap();
+        let ctr = Mechanism::parse(CKM_GM_SM4_CTR, RawParam::Bytes(&[0; 16])).unwrap();
+        assert_eq!(
+            rv(m.encrypt_init(s, &ctr, kek)),
+            CKR_KEY_FUNCTION_NOT_PERMITTED
+        );
+        run(m
+            .wrap_key(s, &cbc, kek, target, OutSpace::Capacity(64))
+            .unwrap()
+            .0);
     }
 }

@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use crate::attr::{Attr, Template, encode_bool, encode_ulong};
-use crate::error::{Result, ck};
+use crate::error::{Result, ck, refuse};
 use crate::keywrap::{KeyBytes, Sealed};
 use crate::vendor::{CKK_GM_SM2, CKK_GM_SM4, SM2_EC_PARAMS, ec_point_der};
 use crypto::PublicKey;
@@ -138,8 +138,11 @@ pub enum Material {
 pub enum Origin {
     /// Generated on the token by this mechanism.
     Generated(CK_MECHANISM_TYPE),
-    /// Created by value (`C_CreateObject`) or unwrapped: its value was known outside.
+    /// Created by value (`C_CreateObject`): its value was known outside.
     Imported,
+    /// Unwrapped (`C_UnwrapKey`): its value was outside, encrypted. It is always made
+    /// sensitive, see [`Object::apply_creation_template`].
+    Unwrapped,
 }
 
 /// The usage attributes.
@@ -168,6 +171,10 @@ pub struct UsageConflicts {
     /// `CKA_WRAP` and `CKA_DECRYPT`: the key decrypts what it wrapped, so every extractable key
     /// comes out in clear.
     pub wrap_decrypt: bool,
+    /// `CKA_WRAP` and `CKA_ENCRYPT`: SM4-CTR (or GCM) encryption with the caller's counter
+    /// block gives the keystream a GCM wrap used, and the wrapped key is the blob XOR that
+    /// keystream. (SM2 public keys never wrap here: for them the pair is harmless.)
+    pub wrap_encrypt: bool,
     /// `CKA_UNWRAP` and `CKA_ENCRYPT`: the key encrypts a value of the caller's choosing and
     /// unwraps it as a key, so a key whose value is known outside looks like any other.
     pub unwrap_encrypt: bool,
@@ -176,12 +183,13 @@ pub struct UsageConflicts {
 impl UsageConflicts {
     /// Returns whether there is any conflict.
     pub fn any(self) -> bool {
-        self.wrap_decrypt || self.unwrap_encrypt
+        self.wrap_decrypt || self.wrap_encrypt || self.unwrap_encrypt
     }
 
     /// Returns whether `self` has a conflict that `before` did not.
     pub fn adds_to(self, before: UsageConflicts) -> bool {
         (self.wrap_decrypt && !before.wrap_decrypt)
+            || (self.wrap_encrypt && !before.wrap_encrypt)
             || (self.unwrap_encrypt && !before.unwrap_encrypt)
     }
 }
@@ -191,15 +199,30 @@ impl Usage {
     pub fn conflicts(&self) -> UsageConflicts {
         UsageConflicts {
             wrap_decrypt: self.wrap && self.decrypt,
+            wrap_encrypt: self.wrap && self.encrypt,
             unwrap_encrypt: self.unwrap && self.encrypt,
         }
     }
 }
 
 fn usage_conflict() -> crate::error::Error {
-    ck(
+    refuse(
         CKR_TEMPLATE_INCONSISTENT,
-        "a key that wraps may not decrypt, and a key that unwraps may not encrypt (it could decrypt what it wrapped, or unwrap a value of the caller's choosing); use separate keys",
+        "a key that wraps may neither encrypt nor decrypt, and a key that unwraps may not encrypt (it could decrypt what it wrapped, give the keystream a wrap used, or unwrap a value of the caller's choosing); use separate keys",
+    )
+}
+
+fn wrap_needs_an_unknown_value() -> crate::error::Error {
+    refuse(
+        CKR_TEMPLATE_INCONSISTENT,
+        "a key that wraps must be generated on the token, always sensitive and never extractable: if its value or a copy of it is outside, so is everything it wraps",
+    )
+}
+
+fn unwrap_not_sensitive() -> crate::error::Error {
+    refuse(
+        CKR_TEMPLATE_INCONSISTENT,
+        "an unwrapped key is always CKA_SENSITIVE: a non-sensitive copy of a wrapped key would show its value in clear",
     )
 }
 
@@ -347,7 +370,20 @@ impl Object {
     ///
     /// A template that asks for `CKA_WRAP` or `CKA_UNWRAP` makes a key-encryption key, whose
     /// defaults are `CKA_ENCRYPT` and `CKA_DECRYPT` false; a key that would end up wrapping and
-    /// decrypting, or unwrapping and encrypting, is refused (`CKR_TEMPLATE_INCONSISTENT`).
+    /// encrypting or decrypting, or unwrapping and encrypting, is refused
+    /// (`CKR_TEMPLATE_INCONSISTENT`).
+    ///
+    /// An unwrapped key ([`Origin::Unwrapped`]) is `CKA_SENSITIVE` whatever the template says
+    /// or omits, and a template asking for `CKA_SENSITIVE` false is refused
+    /// (`CKR_TEMPLATE_INCONSISTENT`): the key it came from may be sensitive, and a
+    /// non-sensitive copy would show its value to anyone who can wrap it. It may be
+    /// `CKA_EXTRACTABLE` (it came wrapped; wrapping it again shows nothing new).
+    ///
+    /// A key with `CKA_WRAP` must have a value nobody outside the token has or can get
+    /// ([`Object::value_never_left`]): generated here, sensitive and unextractable. Anything
+    /// else is refused (`CKR_TEMPLATE_INCONSISTENT`): a key made by value or unwrapped may have
+    /// a value the caller knows, a non-sensitive one reads out, and an extractable one can be
+    /// wrapped out and unwrapped as a copy that decrypts; each would open whatever it wraps.
     pub fn apply_creation_template(
         &mut self,
         template: &Template,
@@ -357,6 +393,10 @@ impl Object {
         if template.bool(CKA_WRAP)? == Some(true) || template.bool(CKA_UNWRAP)? == Some(true) {
             self.usage.encrypt = false;
             self.usage.decrypt = false;
+        }
+        let unwrapped = origin == Origin::Unwrapped && self.has_secret();
+        if unwrapped && template.bool(CKA_SENSITIVE)? == Some(false) {
+            return Err(unwrap_not_sensitive());
         }
         for a in template.attrs() {
             if consumed.contains(&a.kind) {
@@ -371,7 +411,7 @@ impl Object {
                 self.always_sensitive = self.has_secret() && self.sensitive;
                 self.never_extractable = self.has_secret() && !self.extractable;
             }
-            Origin::Imported => {
+            Origin::Imported | Origin::Unwrapped => {
                 self.local = false;
                 self.key_gen_mechanism = None;
                 self.always_sensitive = false;
@@ -382,10 +422,35 @@ impl Object {
             self.sensitive = false;
             self.extractable = false;
         }
-        if self.usage.conflicts().any() {
+        if unwrapped {
+            // Already so (the default, and `false` was refused above); said again so that no
+            // later default can change it.
+            self.sensitive = true;
+        }
+        if self.usage_conflicts().any() {
             return Err(usage_conflict());
         }
+        if self.has_secret() && self.usage.wrap && !self.value_never_left() {
+            return Err(wrap_needs_an_unknown_value());
+        }
         Ok(())
+    }
+
+    /// Returns the forbidden usage combinations the object holds ([`Usage::conflicts`]; for an
+    /// SM2 public key, whose `CKA_WRAP` is inert here, wrap and encrypt is no conflict).
+    pub fn usage_conflicts(&self) -> UsageConflicts {
+        let mut c = self.usage.conflicts();
+        if self.class == ObjectClass::PublicKey {
+            c.wrap_encrypt = false;
+        }
+        c
+    }
+
+    /// Returns whether the key's value has never been outside the token and never can be:
+    /// generated here (`CKA_LOCAL`), `CKA_ALWAYS_SENSITIVE` and `CKA_NEVER_EXTRACTABLE`. Only
+    /// such a key may wrap: neither its value nor a copy of it exists anywhere else.
+    pub fn value_never_left(&self) -> bool {
+        self.local && self.always_sensitive && self.never_extractable
     }
 
     /// Applies `C_SetAttributeValue`: all or nothing. A change that would give the key a
@@ -393,13 +458,19 @@ impl Object {
     /// since every change is checked against the state it applies to, two changes that are
     /// each harmless (first `CKA_WRAP`, then `CKA_DECRYPT`) cannot add up to one. A key stored
     /// with a conflict before this rule existed may still be relabelled, and may lose it.
+    /// `CKA_WRAP` is given only to a key whose value never left the token
+    /// ([`Object::value_never_left`]), and never taken away (`CKR_ATTRIBUTE_READ_ONLY`): a key
+    /// that wrapped, then lost `CKA_WRAP` and took `CKA_DECRYPT`, would open its own blobs.
     pub fn apply_modification(&mut self, template: &Template) -> Result<()> {
         let mut next = self.clone();
         for a in template.attrs() {
             next.apply_one(a, false)?;
         }
-        if next.usage.conflicts().adds_to(self.usage.conflicts()) {
+        if next.usage_conflicts().adds_to(self.usage_conflicts()) {
             return Err(usage_conflict());
+        }
+        if next.has_secret() && next.usage.wrap && !self.usage.wrap && !next.value_never_left() {
+            return Err(wrap_needs_an_unknown_value());
         }
         *self = next;
         Ok(())
@@ -453,6 +524,14 @@ impl Object {
                         ));
                     }
                     return Ok(());
+                }
+                // A key that may have wrapped keeps CKA_WRAP: without it, it could take
+                // CKA_DECRYPT (or CKA_ENCRYPT) and open the blobs it made.
+                if !creating && k == CKA_WRAP && self.usage.wrap && !v {
+                    return Err(refuse(
+                        CKR_ATTRIBUTE_READ_ONLY,
+                        "CKA_WRAP never goes back to false: a key that may have wrapped would otherwise decrypt its own blobs",
+                    ));
                 }
                 if let Some(slot) = self.usage_mut(k) {
                     *slot = v;
@@ -696,6 +775,113 @@ mod tests {
         .unwrap();
         assert!(!o.local && !o.always_sensitive && !o.never_extractable);
         assert_eq!(o.read(CKA_VALUE, None), val(vec![2u8; 16]));
+    }
+
+    #[test]
+    fn unwrapped_keys_are_always_sensitive() {
+        // Asked for non-sensitive: refused, whatever else the template says.
+        for extra in [vec![], vec![Attr::bool(CKA_EXTRACTABLE, true)]] {
+            let mut o = sm4_session_key(7);
+            let mut attrs = vec![Attr::bool(CKA_SENSITIVE, false)];
+            attrs.extend(extra);
+            let r = o.apply_creation_template(&t(attrs), Origin::Unwrapped, &[]);
+            let e = r.unwrap_err();
+            assert_eq!(e.rv(), CKR_TEMPLATE_INCONSISTENT);
+            assert!(e.is_logged(), "{e}");
+            assert!(e.to_string().contains("always CKA_SENSITIVE"), "{e}");
+        }
+        // Silent, or asking for sensitive: sensitive. Extractable is allowed (it came wrapped),
+        // and the value still does not read out.
+        for attrs in [
+            vec![],
+            vec![Attr::bool(CKA_SENSITIVE, true)],
+            vec![Attr::bool(CKA_EXTRACTABLE, true)],
+        ] {
+            let mut o = sm4_session_key(8);
+            o.apply_creation_template(&t(attrs), Origin::Unwrapped, &[])
+                .unwrap();
+            assert!(o.sensitive && !o.local && !o.always_sensitive && !o.never_extractable);
+            assert_eq!(o.read(CKA_VALUE, None), AttrRead::Sensitive);
+        }
+        // The same template by value (the caller had the value anyway) is accepted.
+        let mut o = sm4_session_key(9);
+        o.apply_creation_template(
+            &t(vec![
+                Attr::bool(CKA_SENSITIVE, false),
+                Attr::bool(CKA_EXTRACTABLE, true),
+            ]),
+            Origin::Imported,
+            &[],
+        )
+        .unwrap();
+        assert!(!o.sensitive);
+    }
+
+    #[test]
+    fn only_a_key_whose_value_never_left_wraps() {
+        let generated = Origin::Generated(CKM_GM_SM4_KEY_GEN);
+        let wrap = || Attr::bool(CKA_WRAP, true);
+        for (what, attrs, origin) in [
+            ("by value", vec![wrap()], Origin::Imported),
+            ("unwrapped", vec![wrap()], Origin::Unwrapped),
+            (
+                "generated, extractable",
+                vec![wrap(), Attr::bool(CKA_EXTRACTABLE, true)],
+                generated,
+            ),
+            (
+                "generated, non-sensitive",
+                vec![wrap(), Attr::bool(CKA_SENSITIVE, false)],
+                generated,
+            ),
+        ] {
+            let mut o = sm4_session_key(10);
+            let e = o
+                .apply_creation_template(&t(attrs), origin, &[])
+                .unwrap_err();
+            assert_eq!(e.rv(), CKR_TEMPLATE_INCONSISTENT, "{what}");
+            assert!(
+                e.to_string().contains("a key that wraps must be generated"),
+                "{what}: {e}"
+            );
+        }
+        let mut o = sm4_session_key(11);
+        o.apply_creation_template(&t(vec![wrap()]), generated, &[])
+            .unwrap();
+        assert!(o.value_never_left() && o.usage.wrap);
+        // Unwrapping is not restricted: what it makes may be known, like a key made by value.
+        let mut o = sm4_session_key(12);
+        o.apply_creation_template(
+            &t(vec![Attr::bool(CKA_UNWRAP, true)]),
+            Origin::Imported,
+            &[],
+        )
+        .unwrap();
+        assert!(o.usage.unwrap);
+        // Modification: CKA_WRAP is given to a generated, sensitive, unextractable key only.
+        let mut data = sm4_session_key(13);
+        data.apply_creation_template(
+            &t(vec![Attr::bool(CKA_DECRYPT, false)]),
+            Origin::Imported,
+            &[],
+        )
+        .unwrap();
+        let e = data.apply_modification(&t(vec![wrap()])).unwrap_err();
+        assert_eq!(e.rv(), CKR_TEMPLATE_INCONSISTENT);
+        assert!(!data.usage.wrap);
+        let mut local = sm4_session_key(14);
+        local
+            .apply_creation_template(
+                &t(vec![
+                    Attr::bool(CKA_ENCRYPT, false),
+                    Attr::bool(CKA_DECRYPT, false),
+                ]),
+                generated,
+                &[],
+            )
+            .unwrap();
+        local.apply_modification(&t(vec![wrap()])).unwrap();
+        assert!(local.usage.wrap);
     }
 
     #[test]

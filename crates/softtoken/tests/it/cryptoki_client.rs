@@ -422,7 +422,9 @@ isolated_test! {
         // An extractable SM2 private key wraps (GCM) as its 32-byte d and still signs after.
         let (public, private) = sm2_pair(&s, b"\x05", &[Attribute::Extractable(true)]);
         assert!(!bool_attr(&s, private, AttributeType::NeverExtractable));
-        let mut nonce = [0x44u8; 12];
+        // To wrap under GCM the IV is all zero: the token draws the nonce and writes it back
+        // into the parameter, which the unwrap below then uses.
+        let mut nonce = [0u8; 12];
         let gcm = GcmParams::new(&mut nonce, b"", 128.into()).unwrap();
         let gcm = mech_with(CKM_GM_SM4_GCM, &gcm);
         let wrapped = s.wrap_key(&gcm, kek, private).unwrap();

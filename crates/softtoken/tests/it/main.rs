@@ -16,4 +16,5 @@ mod common;
 mod cryptoki_client;
 mod pkcs11_tool;
 mod raw;
+mod sensitive_stays_sensitive;
 mod wrap_separation;

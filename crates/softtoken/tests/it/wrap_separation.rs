@@ -1,8 +1,10 @@
 //! Key wrapping cannot be turned into key extraction (issue 9, defect 6).
 //!
 //! A key that may both wrap and decrypt recovers any extractable key in clear: wrap it, then
-//! decrypt the blob with the same key. A key that may both unwrap and encrypt imports a key whose
-//! value the caller chose. The token refuses both combinations however a key would get them:
+//! decrypt the blob with the same key. A key that may both wrap and encrypt gives the keystream
+//! of a GCM wrap (see `sensitive_stays_sensitive`). A key that may both unwrap and encrypt
+//! imports a key whose value the caller chose. The token refuses these combinations however a
+//! key would get them:
 //! generation, creation by value, unwrapping, and `C_SetAttributeValue` (in one template or in
 //! two steps). And `C_UnwrapKey` gives one answer for every wrapped blob it cannot use, so it is
 //! no padding oracle.
@@ -174,11 +176,12 @@ isolated_test! {
         let data = s.unwrap_key(&cbc, kek, &wrapped, &sm4_template(&[])).unwrap();
         assert_eq!(usage(&s, data), [true, true, false, false]);
 
-        // Wrap with encrypt, and unwrap with decrypt, are harmless and allowed.
-        let k = s
-            .generate_key(&keygen, &[Attribute::Wrap(true), Attribute::Encrypt(true)])
-            .unwrap();
-        assert_eq!(usage(&s, k), [true, false, true, false]);
+        // Wrap with encrypt is refused too: SM4-CTR with the right counter block gives the
+        // keystream of a GCM wrap. Unwrap with decrypt is harmless and allowed.
+        assert_eq!(
+            rv_of(s.generate_key(&keygen, &[Attribute::Wrap(true), Attribute::Encrypt(true)])),
+            RvError::TemplateInconsistent
+        );
         let k = s
             .generate_key(&keygen, &[Attribute::Unwrap(true), Attribute::Decrypt(true)])
             .unwrap();
@@ -225,11 +228,11 @@ isolated_test! {
             assert_eq!(rv_of(r), RvError::TemplateInconsistent, "{what}: one template");
             assert_eq!(usage(&s, plain), [false; 4], "{what}: all or nothing");
 
-            // Two steps: wrap first (with encrypt, harmless), then decrypt.
+            // Two steps: wrap first, then decrypt (or encrypt).
             let two = s
                 .generate_key(
                     &keygen,
-                    &[Attribute::Token(token), Attribute::Encrypt(true), Attribute::Decrypt(false)],
+                    &[Attribute::Token(token), Attribute::Encrypt(false), Attribute::Decrypt(false)],
                 )
                 .unwrap();
             s.update_attributes(two, &[Attribute::Wrap(true)]).unwrap();
@@ -242,11 +245,17 @@ isolated_test! {
                 );
             }
             assert_eq!(rv_of(r), RvError::TemplateInconsistent, "{what}: wrap, then decrypt");
-            assert_eq!(usage(&s, two), [true, false, true, false]);
-            // Giving up wrapping first makes it a data key again.
-            s.update_attributes(two, &[Attribute::Wrap(false)]).unwrap();
-            s.update_attributes(two, &[Attribute::Decrypt(true)]).unwrap();
-            assert_eq!(usage(&s, two), [true, true, false, false]);
+            let r = s.update_attributes(two, &[Attribute::Encrypt(true)]);
+            assert_eq!(rv_of(r), RvError::TemplateInconsistent, "{what}: wrap, then encrypt");
+            assert_eq!(usage(&s, two), [false, false, true, false]);
+            // Giving up wrapping does not make it a data key again: CKA_WRAP is one-way (see
+            // sensitive_stays_sensitive::a_key_that_wrapped_never_turns_to_data).
+            assert_eq!(
+                rv_of(s.update_attributes(two, &[Attribute::Wrap(false)])),
+                RvError::AttributeReadOnly,
+                "{what}"
+            );
+            assert_eq!(usage(&s, two), [false, false, true, false]);
 
             // The mirror: unwrap first (with decrypt, harmless), then encrypt.
             let mirror = s
@@ -306,21 +315,24 @@ isolated_test! {
     fn every_unwrap_failure_gets_one_answer() {
         let (p11, slot) = ready();
         let s = user_session(&p11, slot);
-        // A key-encryption key whose value the test knows, so it can write any blob.
+        // An unwrapping key whose value the test knows, so it can write any blob. (It may not
+        // wrap: a key that wraps must have a value nobody knows, see sensitive_stays_sensitive.)
         let kek_value = [0x4bu8; 16];
-        let kek = sm4_by_value(&s, &kek_value, &[Attribute::Wrap(true), Attribute::Unwrap(true)])
-            .unwrap();
+        let kek = sm4_by_value(&s, &kek_value, &[Attribute::Unwrap(true)]).unwrap();
         let cbc = mech_with(CKM_GM_SM4_CBC_PAD, &IV);
         let sm4_t = vec![class(ObjectClass::SECRET_KEY), Attribute::KeyType(sm4_type())];
         let sm2_t = vec![class(ObjectClass::PRIVATE_KEY), Attribute::KeyType(sm2_type())];
         let blob = |plain: &[u8]| cbc_raw(&kek_value, &IV, plain);
         let cat = |a: &[u8], b: &[u8]| [a, b].concat();
 
-        // The control: a correctly padded 16-byte key unwraps, and equals what the token wraps.
+        // The control: a correctly padded 16-byte key unwraps, to a key that has the value
+        // (it encrypts as SM4 under VICTIM does outside the token).
         let good = blob(&cat(&VICTIM, &[16; 16]));
-        let victim = victim(&s);
-        assert_eq!(s.wrap_key(&cbc, kek, victim).unwrap(), good);
-        s.unwrap_key(&cbc, kek, &good, &sm4_t).unwrap();
+        let unwrapped = s.unwrap_key(&cbc, kek, &good, &sm4_t).unwrap();
+        assert_eq!(
+            s.encrypt(&cbc, unwrapped, &[0x5a; 16]).unwrap(),
+            cbc_raw(&VICTIM, &IV, &[[0x5a; 16], [16; 16]].concat())
+        );
 
         let one_off = [[16u8; 15].as_slice(), &[15]].concat();
         let bad: Vec<(&str, Vec<u8>, &Vec<Attribute>)> = vec![
@@ -351,8 +363,8 @@ isolated_test! {
             let k = Sm4Secret::from_slice(&kek_value).unwrap();
             sm4::encrypt(&k, Sm4Mode::Gcm, &nonce, b"", plain).unwrap()
         };
-        let wrapped = s.wrap_key(&gcm, kek, victim).unwrap();
-        assert_eq!(wrapped, sealed(&VICTIM));
+        let wrapped = sealed(&VICTIM);
+        s.unwrap_key(&gcm, kek, &wrapped, &sm4_t).unwrap();
         let mut tampered = wrapped.clone();
         tampered[0] ^= 1;
         for (what, blob, template) in [
@@ -375,8 +387,15 @@ isolated_test! {
         // which altered blobs unwrap would tell the range of d (a valid d is below n), bit by
         // bit. So neither wrapping nor unwrapping one with CBC-PAD is done, whatever the blob.
         let (_, sm2_private) = sm2_pair(&s, b"\x09", &[Attribute::Extractable(true)]);
-        assert_eq!(rv_of(s.wrap_key(&cbc, kek, sm2_private)), RvError::KeyNotWrappable);
-        let d_blob = s.wrap_key(&gcm, kek, sm2_private).unwrap();
+        let wrapping = s
+            .generate_key(&mech(CKM_GM_SM4_KEY_GEN), &[Attribute::Wrap(true)])
+            .unwrap();
+        assert_eq!(rv_of(s.wrap_key(&cbc, wrapping, sm2_private)), RvError::KeyNotWrappable);
+        let mut zero = [0u8; 12];
+        let to_wrap = GcmParams::new(&mut zero, b"", 128.into()).unwrap();
+        let d_blob = s
+            .wrap_key(&mech_with(CKM_GM_SM4_GCM, &to_wrap), wrapping, sm2_private)
+            .unwrap();
         assert_eq!(d_blob.len(), 48);
         for (what, blob) in [
             ("d >= n", blob(&cat(&[0xff; 32], &[16; 16]))),
