@@ -322,8 +322,13 @@ fn bad_transactions_get_their_code_and_change_nothing() {
             .to_bytes()
         };
         let base = with_pointer(0).len();
+        // (The DER signature's length varies by a few bytes, so the size is a range.)
         let oversized = with_pointer(128 * 1024 + 8 - base);
-        assert_eq!(oversized.len(), 128 * 1024 + 8);
+        assert!(
+            (128 * 1024 + 1..=128 * 1024 + 64).contains(&oversized.len()),
+            "{}",
+            oversized.len()
+        );
         // Far over it: the transport refuses to decode it at all (issue 9: the decode limit is
         // the transaction limit plus framing, not 4 MiB).
         let huge = with_pointer(200 * 1024);
