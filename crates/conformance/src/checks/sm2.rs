@@ -194,23 +194,52 @@ fn verify_kat() -> Vec<Evidence> {
 }
 
 fn verify_neg() -> Vec<Evidence> {
-    each("sm2", "verify-fail", |v| {
-        let what = v.text("what").unwrap_or("signature");
-        let key = match sm2::parse_public_key(&v.bytes("pubkey")?) {
-            Ok(k) => k,
-            Err(_) => return Ok(()), // an invalid key is a rejection too
-        };
-        // r or s may be wider than 32 bytes (e.g. r + n): then it arrives as DER and must be
-        // refused there or by verification.
-        let sig = match (v.array32("r"), v.array32("s")) {
-            (Ok(r), Ok(s)) => Signature::from_scalars(r, s),
-            _ => match Signature::from_der(&der_signature(&v.bytes("r")?, &v.bytes("s")?)) {
-                Ok(sig) => sig,
-                Err(_) => return Ok(()),
-            },
-        };
-        expect_err(what, sm2::verify(&key, &id(v)?, &v.bytes("msg")?, &sig))
-    })
+    each("sm2", "verify-fail", verify_neg_case)
+}
+
+/// One `verify-fail` vector. Only the step under test may reject: a case whose setup fails (a
+/// public key that does not parse, a malformed r or s field) fails, since it never reached
+/// verification and so proves nothing about it.
+fn verify_neg_case(v: &Vector) -> Result<(), String> {
+    let what = v.text("what").unwrap_or("signature");
+    let key = sm2::parse_public_key(&v.bytes("pubkey")?).map_err(|e| {
+        format!("setup: the vector's public key does not parse ({e}), so verification never ran")
+    })?;
+    let (r, s) = (v.bytes("r")?, v.bytes("s")?);
+    let sig = match (
+        <[u8; 32]>::try_from(r.as_slice()),
+        <[u8; 32]>::try_from(s.as_slice()),
+    ) {
+        (Ok(r), Ok(s)) => Signature::from_scalars(r, s),
+        // r or s wider than 32 bytes (e.g. r + n) cannot be a `Signature`: it arrives as DER and
+        // must be refused there, for its width and for nothing else.
+        _ if significant_len(&r) > 32 || significant_len(&s) > 32 => {
+            return match Signature::from_der(&der_signature(&r, &s)) {
+                Ok(_) => Err(format!("{what}: accepted, but must be rejected")),
+                Err(crypto::CryptoError::MalformedSignature { reason })
+                    if reason.contains("wider than 32 bytes") =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(format!(
+                    "setup: the DER built from r and s was refused for another reason ({e})"
+                )),
+            };
+        }
+        _ => {
+            return Err(format!(
+                "setup: r is {} bytes and s is {} bytes; the vector must give 32 (or a wider value)",
+                r.len(),
+                s.len()
+            ));
+        }
+    };
+    expect_err(what, sm2::verify(&key, &id(v)?, &v.bytes("msg")?, &sig))
+}
+
+/// The length of a big-endian unsigned integer without its leading zero bytes.
+fn significant_len(v: &[u8]) -> usize {
+    v.iter().skip_while(|b| **b == 0).count()
 }
 
 /// DER `SEQUENCE { INTEGER r, INTEGER s }` for unsigned big-endian integers of any width.
@@ -422,4 +451,67 @@ fn kex_roundtrip() -> Vec<Evidence> {
         )
     };
     vec![derived("random parties, 48-byte key", run())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vectors;
+
+    fn vector(id: &str) -> Vector {
+        vectors::of_kind("sm2", "verify-fail")
+            .into_iter()
+            .find(|v| v.id == id)
+            .unwrap()
+    }
+
+    /// A real `verify-fail` vector with one hex field replaced.
+    fn altered(id: &str, field: &str, value: &[u8]) -> Vector {
+        let mut v = vector(id);
+        v.fields[field] = serde_json::Value::String(hex::encode(value));
+        v
+    }
+
+    #[test]
+    fn every_verify_fail_vector_reaches_verification() {
+        for v in vectors::of_kind("sm2", "verify-fail") {
+            assert_eq!(verify_neg_case(&v), Ok(()), "{}", v.id);
+        }
+    }
+
+    /// The audit's finding: a public key that does not parse made the case pass ("an invalid
+    /// key is a rejection too"), so the check passed without verifying anything.
+    #[test]
+    fn a_case_whose_public_key_does_not_parse_fails() {
+        // The wrong-ID case with its key's last byte changed: off the curve.
+        let mut key = vector("sm2-vf-wrong-id").bytes("pubkey").unwrap();
+        key[64] ^= 1;
+        let v = altered("sm2-vf-wrong-id", "pubkey", &key);
+        let r = verify_neg_case(&v);
+        assert!(
+            r.as_ref().is_err_and(|e| e.contains("setup")),
+            "a setup failure must fail the case: {r:?}"
+        );
+    }
+
+    /// A 31-byte r is a broken vector, not a rejection: it must not reach the DER path and
+    /// pass there.
+    #[test]
+    fn a_case_with_a_short_scalar_fails() {
+        let r = vector("sm2-vf-swapped").bytes("r").unwrap();
+        let v = altered("sm2-vf-swapped", "r", &r[1..]);
+        let r = verify_neg_case(&v);
+        assert!(
+            r.as_ref().is_err_and(|e| e.contains("setup")),
+            "a malformed field must fail the case: {r:?}"
+        );
+    }
+
+    /// r + n is refused by the DER decoder for its width, and the check says so.
+    #[test]
+    fn a_wide_scalar_is_refused_for_its_width() {
+        let v = vector("sm2-vf-r-plus-n");
+        assert_eq!(v.bytes("r").unwrap().len(), 33);
+        assert_eq!(verify_neg_case(&v), Ok(()));
+    }
 }
