@@ -120,15 +120,22 @@ def ossl_point_from_d(d: int):
     return (ref.b2i(pt[1:33]), ref.b2i(pt[33:]))
 
 
-def ossl_uncompress_spki(spki: bytes):
-    """Let OpenSSL parse an SPKI (e.g. with a compressed point) and re-emit it
-    uncompressed; returns DER bytes or None if OpenSSL rejects the key."""
+def ossl_convert_spki(spki: bytes, form: str):
+    """Let OpenSSL parse an SPKI (with a point in any form) and re-emit it with the point in
+    `form` (uncompressed, compressed or hybrid); returns DER bytes or None if OpenSSL rejects
+    the key."""
     f = _write("pubc.der", spki)
     p = _run(["openssl", "ec", "-pubin", "-inform", "DER", "-in", f, "-pubout", "-outform", "DER",
-              "-conv_form", "uncompressed"])
+              "-conv_form", form])
     if p.returncode != 0:
         return None
     return p.stdout
+
+
+def ossl_uncompress_spki(spki: bytes):
+    """Let OpenSSL parse an SPKI (e.g. with a compressed point) and re-emit it
+    uncompressed; returns DER bytes or None if OpenSSL rejects the key."""
+    return ossl_convert_spki(spki, "uncompressed")
 
 
 def ossl_pubkey_accepts(point_bytes: bytes) -> bool:
