@@ -1053,9 +1053,34 @@ def gmt0009_vectors():
     return vecs
 
 
+def keyfile_vectors():
+    """Encrypted PKCS#8 files as OpenSSL 3 writes them (PBES2 + SM4-CBC with its PBKDF2 PRFs):
+    what gmchain's key-file reader meets from outside. The salt and IV are random, so each run
+    writes new files; OpenSSL reads every one back to its d."""
+    vecs = []
+    d = kstream("keyfile")
+    pw = b"gmchain-vector-passphrase"
+    for vid, prf, role in (
+            ("keyfile-openssl-hmacwithsha256", "hmacWithSHA256",
+             "OpenSSL 3's default PRF, not a GM algorithm: read only for interoperability, refused by a "
+             "production node (PBKDF2-HMAC-SM3 is the GM PRF)"),
+            ("keyfile-openssl-hmacwithsha1", "hmacWithSHA1",
+             "not a GM algorithm and not read by gmchain at all")):
+        pem = be.ossl_encrypted_pkcs8(d, pw, prf, 10000)
+        same(vid + " openssl reads it back", be.ossl_read_encrypted_pkcs8(pem, pw), d)
+        vecs.append({"id": vid,
+                     "source": "written by `openssl pkcs8 -topk8 -v2 sm4-cbc -v2prf %s -iter 10000` (%s); "
+                               "read back to d by `openssl pkey`" % (prf, OSSL_TXT),
+                     "kind": "pbes2-keyfile", "prf": prf, "note": role, "pem": h(pem), "passphrase": h(pw),
+                     "privkey": hx(d), "checked_with": [OSSL]})
+    return vecs
+
+
 def main():
     print("OpenSSL:", be.openssl_version(), "| packages:", VERS)
     # GMVEC_ONLY=sm2,gmt0009 regenerates a subset (development aid)
+    # keyfiles.json is written only on request (GMVEC_ONLY=keyfiles): its salts and IVs are
+    # OpenSSL's random ones, so a rewrite changes the file without changing what it shows.
     only = set(filter(None, os.environ.get("GMVEC_ONLY", "sm3,sm4,sm2,gmt0009").split(",")))
     if "sm3" in only:
         write("sm3.json", "SM3 (GB/T 32905-2016), HMAC-SM3, SM2 KDF (GB/T 32918.4-2016 5.4.3)", sm3_vectors())
@@ -1065,6 +1090,9 @@ def main():
         sm2 = sm2_vectors()  # also fills SIGS / ENCS used by gmt0009
         if "sm2" in only:
             write("sm2.json", "SM2 (GB/T 32918.1-5) on sm2p256v1 (GB/T 32918.5-2017)", sm2)
+    if "keyfiles" in only:
+        write("keyfiles.json", "Encrypted PKCS#8 key files (PBES2, SM4-CBC) as other tools write them",
+              keyfile_vectors())
     if "gmt0009" in only:
         write("gmt0009.json", "GM/T 0009-2012 SM2 encodings (SM2Signature, SM2Cipher, SubjectPublicKeyInfo)",
               gmt0009_vectors())
