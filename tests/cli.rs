@@ -421,20 +421,14 @@ fn files_mix_with_openssl() {
 fn conformance_run_writes_reports_and_passes() {
     let d = Dir::new();
     let o = gmchain_in(d.path(), &["conformance", "run", "--out-dir", "rep"]);
-    assert_eq!(
-        code(&o),
-        0,
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        stderr(&o)
-    );
+    // Exit 1 for the one mandatory clause whose check fails offline: GM/T 0111 §7.1, while
+    // non-GM algorithms are reachable in production (algorithms-inventory).
+    assert_one_line_error(&o, 1, "mandatory clauses failed: GM/T 0111-2021 7.1");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.path().join("rep/report.json")).unwrap()).unwrap();
-    assert!(
-        json["summary"]["mandatory_failed"]
-            .as_array()
-            .unwrap()
-            .is_empty()
+    assert_eq!(
+        json["summary"]["mandatory_failed"],
+        serde_json::json!(["GM/T 0111-2021 7.1"])
     );
     assert!(json["summary"]["met"].as_u64().unwrap() > 20);
     assert_eq!(
@@ -448,4 +442,115 @@ fn conformance_run_writes_reports_and_passes() {
     let o = gmchain(&["conformance", "list"]);
     assert_eq!(code(&o), 0);
     assert!(String::from_utf8_lossy(&o.stdout).contains("sm2-sign-kat"));
+}
+
+/// Writes `enc.pem` in `d`: an SM2 key encrypted by `openssl pkcs8 -topk8 -v2 sm4-cbc` with its
+/// default PRF, PBKDF2-hmacWithSHA256 (OpenSSL 3.0 has no HMAC-SM3 PRF); passphrase in `pass`.
+fn openssl_encrypted_key(d: &Dir) {
+    d.file("pass", b"openssl passphrase\n");
+    for args in [
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:SM2",
+            "-out",
+            "plain.pem",
+        ][..],
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "plain.pem",
+            "-v2",
+            "sm4-cbc",
+            "-v2prf",
+            "hmacWithSHA256",
+            "-passout",
+            "file:pass",
+            "-out",
+            "enc.pem",
+        ][..],
+    ] {
+        let o = openssl(d.path(), args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+/// GM/T 0111 §7.1: a production node refuses a key file that uses a non-GM algorithm, with one
+/// line naming the PRF.
+#[test]
+fn production_node_refuses_an_openssl_key_file_naming_its_prf() {
+    let d = Dir::new();
+    openssl_encrypted_key(&d);
+    d.file(
+        "node.toml",
+        b"mode = \"production\"\ndata_dir = \"data\"\n[key]\nkey = \"enc.pem\"\npass_file = \"pass\"\ncertificate = \"node.crt.pem\"\n",
+    );
+    let o = gmchain_in(d.path(), &["node", "start", "--config", "node.toml"]);
+    assert_one_line_error(&o, 2, "hmacWithSHA256");
+    assert!(stderr(&o).contains("not a GM algorithm"), "{}", stderr(&o));
+}
+
+/// The toolbox is an interop tool: it reads OpenSSL's hmacWithSHA256 files, and says on stderr
+/// that the PRF is not a GM algorithm; gmchain's own files (HMAC-SM3) get no such note.
+#[test]
+fn toolbox_reads_openssl_encrypted_keys_and_says_the_prf_is_not_gm() {
+    let d = Dir::new();
+    openssl_encrypted_key(&d);
+    d.file("msg", b"signed with an OpenSSL key file");
+    let o = gmchain_in(
+        d.path(),
+        &[
+            "crypto",
+            "sign",
+            "--key",
+            "enc.pem",
+            "--pass-file",
+            "pass",
+            "--out",
+            "sig",
+            "msg",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("enc.pem")
+            && err.contains("hmacWithSHA256")
+            && err.contains("not a GM algorithm"),
+        "the toolbox must say that the key file's PRF is not GM: {err:?}"
+    );
+    let o = gmchain_in(
+        d.path(),
+        &[
+            "crypto",
+            "keygen",
+            "--encrypt",
+            "--pass-file",
+            "pass",
+            "--iterations",
+            "10000",
+            "--out",
+            "gm.pem",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = gmchain_in(
+        d.path(),
+        &[
+            "crypto",
+            "sign",
+            "--key",
+            "gm.pem",
+            "--pass-file",
+            "pass",
+            "--out",
+            "sig2",
+            "msg",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
 }

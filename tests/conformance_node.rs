@@ -78,11 +78,17 @@ fn ledger_clauses_against_a_live_node() {
 
     let (o, report) = run_conformance(&chain, Path::new("data/genesis.json"), "rep");
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    // Exit 1 only for GM/T 0111 §7.1 (algorithms-inventory: non-GM algorithms reachable in
+    // production), which no node check decides.
     assert_eq!(
         o.status.code(),
-        Some(0),
+        Some(1),
         "stdout {stdout} stderr {}",
         String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        report["summary"]["mandatory_failed"],
+        serde_json::json!(["GM/T 0111-2021 7.1"])
     );
     for (std, id) in LEDGER {
         let c = clause(&report, std, id);

@@ -120,15 +120,22 @@ def ossl_point_from_d(d: int):
     return (ref.b2i(pt[1:33]), ref.b2i(pt[33:]))
 
 
-def ossl_uncompress_spki(spki: bytes):
-    """Let OpenSSL parse an SPKI (e.g. with a compressed point) and re-emit it
-    uncompressed; returns DER bytes or None if OpenSSL rejects the key."""
+def ossl_convert_spki(spki: bytes, form: str):
+    """Let OpenSSL parse an SPKI (with a point in any form) and re-emit it with the point in
+    `form` (uncompressed, compressed or hybrid); returns DER bytes or None if OpenSSL rejects
+    the key."""
     f = _write("pubc.der", spki)
     p = _run(["openssl", "ec", "-pubin", "-inform", "DER", "-in", f, "-pubout", "-outform", "DER",
-              "-conv_form", "uncompressed"])
+              "-conv_form", form])
     if p.returncode != 0:
         return None
     return p.stdout
+
+
+def ossl_uncompress_spki(spki: bytes):
+    """Let OpenSSL parse an SPKI (e.g. with a compressed point) and re-emit it
+    uncompressed; returns DER bytes or None if OpenSSL rejects the key."""
+    return ossl_convert_spki(spki, "uncompressed")
 
 
 def ossl_pubkey_accepts(point_bytes: bytes) -> bool:
@@ -323,3 +330,27 @@ def ossl_privkey_check(d: int) -> bool:
     f = _write("chk.der", sec1_privkey_der(d))
     p = _run(["openssl", "pkey", "-inform", "DER", "-in", f, "-check", "-noout"])
     return p.returncode == 0
+
+
+def ossl_encrypted_pkcs8(d: int, passphrase: bytes, prf: str, iterations: int) -> bytes:
+    """`openssl pkcs8 -topk8 -v2 sm4-cbc -v2prf PRF`: an encrypted PKCS#8 PEM of the SM2 key d,
+    as OpenSSL writes it (random salt and IV)."""
+    kf = _write("k.der", sec1_privkey_der(d, with_pub=True))
+    pf = _write("pass", passphrase)
+    p = _run(["openssl", "pkcs8", "-topk8", "-inform", "DER", "-in", kf, "-v2", "sm4-cbc", "-v2prf", prf,
+              "-iter", str(iterations), "-passout", "file:" + pf])
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def ossl_read_encrypted_pkcs8(pem: bytes, passphrase: bytes):
+    """The d OpenSSL decrypts from an encrypted PKCS#8 PEM, or None if it refuses it."""
+    kf = _write("k.pem", pem)
+    pf = _write("pass", passphrase)
+    p = _run(["openssl", "pkey", "-in", kf, "-passin", "file:" + pf, "-outform", "DER", "-traditional"])
+    if p.returncode != 0:
+        return None
+    # SEC1 ECPrivateKey: SEQUENCE { INTEGER 1, OCTET STRING d, ... }
+    der = p.stdout
+    assert der[0] == 0x30 and der[2:5] == b"\x02\x01\x01" and der[5] == 0x04 and der[6] == 32, der.hex()
+    return ref.b2i(der[7:39])

@@ -20,13 +20,14 @@ import backends as be  # noqa: E402
 DIR = os.path.dirname(HERE)
 ID_RE = re.compile(r"^[a-z0-9]+(\.[0-9]+)?(-[a-z0-9]+)*$")
 HEX_RE = re.compile(r"^([0-9a-f]{2})*$")
-INFORMATIVE = {"id", "source", "kind", "what", "note", "checked_with", "observed", "expected", "reason",
+INFORMATIVE = {"id", "source", "kind", "what", "note", "checked_with", "observed", "expected", "reason", "prf",
                "algorithm", "name", "padding"}
 KINDS = {
     "sm3.json": {"digest", "hmac", "kdf"},
     "sm4.json": {"block", "block-iterated", "cbc", "ctr", "gcm", "ccm", "gcm-bad-tag", "ccm-bad-tag"},
-    "sm2.json": {"curve", "za", "sign", "verify-fail", "pubkey-invalid", "pubkey-valid", "privkey-invalid",
+    "sm2.json": {"curve", "za", "sign", "verify-fail", "pubkey-invalid", "pubkey-valid", "point-parity", "privkey-invalid",
                  "encrypt", "decrypt-fail", "kex", "not-applicable"},
+    "keyfiles.json": {"pbes2-keyfile"},
     "gmt0009.json": {"signature-der", "signature-der-invalid", "ciphertext-der", "ciphertext-der-invalid",
                      "pubkey-spki"},
 }
@@ -112,8 +113,18 @@ def check(v):
             pass
     elif k == "pubkey-valid":
         p = ref.pubkey_of(I(v["privkey"]))
-        assert pt(v["compressed"]) == p == pt(v["uncompressed"])
-        assert len(B(v["compressed"])) == 33 and len(B(v["uncompressed"])) == 65
+        assert pt(v["compressed"]) == p == pt(v["uncompressed"]) == pt(v["hybrid"])
+        assert len(B(v["compressed"])) == 33 and len(B(v["uncompressed"])) == 65 and len(B(v["hybrid"])) == 65
+        assert B(v["hybrid"])[0] in (6, 7) and be.ossl_pubkey_accepts(B(v["hybrid"]))
+    elif k == "point-parity":
+        p = ref.pubkey_of(I(v["privkey"]))
+        assert pt(v["uncompressed"]) == p
+        assert pt(v["compressed_flipped"]) == pt(v["negated"]) == (p[0], ref.P - p[1])
+        try:
+            ref.decode_point(B(v["hybrid_flipped"]))
+            raise AssertionError("accepted")
+        except ValueError:
+            pass
     elif k == "privkey-invalid":
         assert not ref.valid_privkey(I(v["d"]))
     elif k == "encrypt":
@@ -163,6 +174,9 @@ def check(v):
     elif k == "pubkey-spki":
         assert be.spki_der(B(v["point"])).hex() == v["spki_der"]
         assert ref.encode_point(ref.pubkey_of(I(v["privkey"]))).hex() == v["point"]
+    elif k == "pbes2-keyfile":
+        assert B(v["pem"]).startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        assert be.ossl_read_encrypted_pkcs8(B(v["pem"]), B(v["passphrase"])) == I(v["privkey"])
     else:
         raise AssertionError("unknown kind " + k)
 

@@ -111,10 +111,14 @@ def point_mul(k: int, pt):
     return r
 
 
-def encode_point(pt, compressed: bool = False) -> bytes:
+def encode_point(pt, compressed: bool = False, hybrid: bool = False) -> bytes:
+    """GB/T 32918.1-2016 4.2.9: 04||x||y; compressed 02/03||x; hybrid 06/07||x||y, where the
+    prefix's low bit is the parity of y."""
     x, y = pt
     if compressed:
         return bytes([2 | (y & 1)]) + i2b(x)
+    if hybrid:
+        return bytes([6 | (y & 1)]) + i2b(x) + i2b(y)
     return b"\x04" + i2b(x) + i2b(y)
 
 
@@ -125,11 +129,14 @@ def sqrt_mod_p(a: int):
 
 
 def decode_point(data: bytes):
-    """Strict SEC1 decoding; raises ValueError on anything invalid."""
-    if len(data) == 65 and data[0] == 4:
+    """Strict decoding of the three forms of GB/T 32918.1-2016 4.2.10 (uncompressed, compressed,
+    hybrid); raises ValueError on anything invalid."""
+    if len(data) == 65 and data[0] in (4, 6, 7):
         x, y = b2i(data[1:33]), b2i(data[33:])
         if x >= P or y >= P:
             raise ValueError("coordinate >= p")
+        if data[0] != 4 and (y & 1) != (data[0] & 1):
+            raise ValueError("hybrid prefix disagrees with the parity of y")
         if not on_curve((x, y)):
             raise ValueError("not on curve")
         return (x, y)

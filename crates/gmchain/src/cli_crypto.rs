@@ -1,4 +1,6 @@
-//! `gmchain crypto …`: the SM2/SM3/SM4 toolbox.
+//! `gmchain crypto …`: the SM2/SM3/SM4 toolbox. It is an interoperability tool: it reads the
+//! key files OpenSSL writes, including encrypted PKCS#8 with PBKDF2-hmacWithSHA256 (not a GM
+//! algorithm), and says so on stderr when it does; a production node refuses such files.
 
 use crate::io::{PassArgs, hex_arg, read_input, read_named, write_file, write_output};
 use crate::{CmdResult, Failure};
@@ -132,6 +134,8 @@ pub(crate) enum CryptoCommand {
 #[derive(Debug, clap::Args)]
 pub(crate) struct KeyArgs {
     /// Private key: a PEM/DER file (PKCS#8, SEC1 or encrypted PKCS#8), or a pkcs11: URI.
+    /// OpenSSL's encrypted files (PBKDF2-hmacWithSHA256, not a GM algorithm) are read for
+    /// interoperability, with a note on stderr.
     #[arg(long, value_name = "KEY")]
     key: String,
     /// The PKCS#11 module profile for a pkcs11: key.
@@ -252,9 +256,23 @@ impl KeyArgs {
         let path = Path::new(&self.key);
         let bytes = zeroize::Zeroizing::new(read_named("--key", path)?);
         let pass = self.pass.passphrase()?;
-        keys::decode_private_key(&bytes, pass.as_ref().map(|p| p.expose()))
-            .map(LoadedKey::Soft)
-            .map_err(|e| Failure::BadInput(format!("--key {}: {e}", path.display())))
+        let key = keys::decode_private_key(&bytes, pass.as_ref().map(|p| p.expose()))
+            .map_err(|e| Failure::BadInput(format!("--key {}: {e}", path.display())))?;
+        // An interop tool may read OpenSSL's files, but says when one uses a non-GM algorithm
+        // (GM/T 0111 §7.1); a production node refuses them (node::config).
+        if let Some(prf) = keys::encrypted_params(&bytes)
+            .ok()
+            .and_then(|p| keys::Pbkdf2Prf::from_oid(&p.prf))
+            .filter(|prf| !prf.is_gm())
+        {
+            eprintln!(
+                "gmchain: note: {} is protected with PBKDF2-{} ({}), not a GM algorithm: read for interoperability only (a production node refuses it; gmchain writes PBKDF2-HMAC-SM3)",
+                path.display(),
+                prf.name(),
+                prf.oid()
+            );
+        }
+        Ok(LoadedKey::Soft(key))
     }
 }
 

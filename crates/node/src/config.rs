@@ -19,8 +19,9 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-/// Production nodes keep their key in a PKCS#11 token; development nodes may use an encrypted
-/// key file.
+/// Production nodes keep their key in a PKCS#11 token and use GM algorithms only (a key file
+/// protected with OpenSSL's PBKDF2-hmacWithSHA256 is refused by name); development nodes may use
+/// an encrypted key file, OpenSSL's included.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -386,12 +387,28 @@ impl NodeConfig {
                 ));
             }
         } else if raw.mode == Mode::Production {
+            // GM/T 0111 §7.1: a key file that uses a non-GM algorithm (OpenSSL's
+            // PBKDF2-hmacWithSHA256) is named as such first; the file is read only for that.
+            let path = resolve(Path::new(&k.key));
+            let non_gm = std::fs::read(&path).ok().and_then(|bytes| {
+                match crypto_sm::keys::require_gm_key_file(&bytes) {
+                    Ok(()) => None,
+                    Err(crypto::CryptoError::KeyDecode { reason }) => Some(reason),
+                    Err(e) => Some(e.to_string()),
+                }
+            });
             return Err((
                 "key.key".into(),
-                format!(
-                    "{:?} is not a pkcs11: URI; production nodes keep their key in a token (set mode = \"development\" to use an encrypted key file)",
-                    k.key
-                ),
+                match non_gm {
+                    Some(e) => format!(
+                        "{}: {e}; a production node uses GM algorithms only and keeps its key in a token (a pkcs11: URI)",
+                        path.display()
+                    ),
+                    None => format!(
+                        "{:?} is not a pkcs11: URI; production nodes keep their key in a token (set mode = \"development\" to use an encrypted key file)",
+                        k.key
+                    ),
+                },
             ));
         }
         if k.pass_file.is_some() && k.pass_env.is_some() {
@@ -584,6 +601,66 @@ certificate = "node.crt.pem"
             assert_eq!(f, field, "{problem}");
             assert!(!problem.is_empty());
         }
+    }
+
+    /// Writes `name` in `dir`: an SM2 key encrypted as `openssl pkcs8 -topk8 -v2 sm4-cbc -v2prf
+    /// PRF` writes it (OpenSSL 3 has no HMAC-SM3 PRF), passphrase "pass".
+    fn openssl_key_file(dir: &Path, name: &str, prf: &str) {
+        let run = |args: &[&str]| {
+            let o = std::process::Command::new("openssl")
+                .current_dir(dir)
+                .args(args)
+                .output()
+                .expect("openssl must be installed (the README's test command installs it)");
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        };
+        run(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:SM2",
+            "-out",
+            "plain.pem",
+        ]);
+        run(&[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "plain.pem",
+            "-v2",
+            "sm4-cbc",
+            "-v2prf",
+            prf,
+            "-passout",
+            "pass:pass",
+            "-out",
+            name,
+        ]);
+    }
+
+    /// GM/T 0111 §7.1: a production node uses GM algorithms only. A key file protected with
+    /// OpenSSL's PBKDF2-hmacWithSHA256 is refused with an error naming the PRF; development mode
+    /// still takes it (interoperability).
+    #[test]
+    fn production_refuses_a_non_gm_key_file_naming_its_prf() {
+        let dir = tempfile::tempdir().unwrap();
+        openssl_key_file(dir.path(), "node.key.pem", "hmacWithSHA256");
+        let file = dir.path().join("node.toml");
+        let text = GOOD.replace("pkcs11:token=node;object=node-sign", "node.key.pem");
+        let (field, problem) = NodeConfig::parse(&file, &text).unwrap_err();
+        assert_eq!(field, "key.key", "{problem}");
+        assert!(
+            problem.contains("hmacWithSHA256") && problem.contains("not a GM algorithm"),
+            "the refusal must name the PRF: {problem}"
+        );
+        assert_eq!(problem.lines().count(), 1, "{problem}");
+        let dev =
+            NodeConfig::parse(&file, &text.replace("\"production\"", "\"development\"")).unwrap();
+        assert_eq!(
+            dev.key.key,
+            dir.path().join("node.key.pem").display().to_string()
+        );
     }
 
     #[test]

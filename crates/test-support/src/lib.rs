@@ -8,28 +8,59 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The python of the gmssl-pyx virtualenv (`GMCHAIN_PYTHON`), or `None`, after a loud message,
-/// when `GMCHAIN_ALLOW_SKIP=1`. Otherwise panics: a missing peer must fail the run, not skip it.
+/// The python of the gmssl-pyx virtualenv (`GMCHAIN_PYTHON`). Without it the calling test
+/// fails, with two exceptions to that rule and one exception to the exception:
+/// - `GMCHAIN_ALLOW_SKIP=1` returns `None` (the caller returns early), after a line on stderr
+///   that names the skipped test, for a local run on a machine without Python;
+/// - under CI (`CI` set to anything but empty, `0` or `false`, as CI services and
+///   `scripts/test.sh` set it) the skip is refused and the test fails whatever
+///   `GMCHAIN_ALLOW_SKIP` says: a CI run that did not cross-check must not pass.
+///
 /// `by_hand` names the cargo command that reruns the caller's tests.
 pub fn python(by_hand: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("GMCHAIN_PYTHON") {
         return Some(PathBuf::from(p));
     }
-    if std::env::var("GMCHAIN_ALLOW_SKIP").as_deref() == Ok("1") {
+    // libtest runs each test on a thread named after it.
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed test)")
+        .to_string();
+    let allow_skip = std::env::var("GMCHAIN_ALLOW_SKIP").as_deref() == Ok("1");
+    if let Some(ci) = ci() {
+        panic!(
+            "{test}: GMCHAIN_PYTHON is not set and CI={ci}: the GmSSL cross-checks must run in CI, \
+             so a skip is refused{}. Run bash scripts/test.sh, which sets GMCHAIN_PYTHON \
+             (by hand: source scripts/setup.sh, then {by_hand}).",
+            if allow_skip {
+                " (GMCHAIN_ALLOW_SKIP=1 is ignored under CI)"
+            } else {
+                ""
+            }
+        );
+    }
+    if allow_skip {
         // Straight to stderr, past the test harness's capture, so a skip is never silent.
         let _ = writeln!(
             std::io::stderr(),
-            "\n!!!!!!!! SKIPPED: the GmSSL cross-checks did not run: GMCHAIN_PYTHON is unset \
-             and GMCHAIN_ALLOW_SKIP=1 !!!!!!!!\n"
+            "\n!!!!!!!! SKIPPED {test}: the GmSSL cross-checks did not run: GMCHAIN_PYTHON is \
+             unset and GMCHAIN_ALLOW_SKIP=1 (refused when CI is set) !!!!!!!!\n"
         );
         return None;
     }
     panic!(
-        "GMCHAIN_PYTHON is not set: run the README's test command, bash scripts/test.sh, which \
-         creates a virtualenv with the PyPI package gmssl-pyx and sets GMCHAIN_PYTHON to its \
-         python (by hand: source scripts/setup.sh, then {by_hand}). \
-         Set GMCHAIN_ALLOW_SKIP=1 to skip these tests instead."
+        "{test}: GMCHAIN_PYTHON is not set: run the README's test command, bash scripts/test.sh, \
+         which creates a virtualenv with the PyPI package gmssl-pyx and sets GMCHAIN_PYTHON to \
+         its python (by hand: source scripts/setup.sh, then {by_hand}). \
+         Set GMCHAIN_ALLOW_SKIP=1 to skip these tests instead (outside CI only)."
     );
+}
+
+/// The value of `CI` when it says this is a CI run: set, and not empty, `0` or `false`.
+fn ci() -> Option<String> {
+    let v = std::env::var("CI").ok()?;
+    let t = v.trim();
+    (!t.is_empty() && t != "0" && !t.eq_ignore_ascii_case("false")).then(|| t.to_string())
 }
 
 /// Runs `prelude` then `script` with `input` on stdin; returns stdout's lines split into

@@ -1,6 +1,7 @@
 //! The checks. Each runs vectors (or derived cases) through gmchain's implementation and
 //! records, per case, the vector id, its source and the result.
 
+mod algorithms;
 mod consortium;
 mod gmt0009;
 mod ledger;
@@ -79,6 +80,7 @@ pub fn registry() -> Vec<Check> {
     all.extend_from_slice(pki::CHECKS);
     all.extend_from_slice(ledger::CHECKS);
     all.extend_from_slice(consortium::CHECKS);
+    all.extend_from_slice(algorithms::CHECKS);
     all
 }
 

@@ -15,12 +15,17 @@ pub(super) const CHECKS: &[Check] = &[
     },
     Check {
         id: "sm2-pubkey-valid",
-        title: "Valid public keys in every point form are accepted and agree",
+        title: "Valid public keys in every point form (04, 02/03, 06/07) are accepted and agree",
         run: pubkey_valid,
     },
     Check {
+        id: "sm2-point-parity",
+        title: "The parity of y is honoured: a compressed point with the other prefix decodes to −P, never P; a hybrid (06/07) point whose prefix contradicts y is rejected",
+        run: point_parity,
+    },
+    Check {
         id: "sm2-pubkey-invalid",
-        title: "Public key validation rejects O, off-curve points, coordinates ≥ p and bad encodings",
+        title: "Public key validation rejects O, off-curve points, coordinates ≥ p and bad encodings (every form, hybrid included)",
         run: pubkey_invalid,
     },
     Check {
@@ -119,21 +124,51 @@ fn curve() -> Vec<Evidence> {
 }
 
 fn pubkey_valid() -> Vec<Evidence> {
-    each("sm2", "pubkey-valid", |v| {
-        let want = v.bytes("uncompressed")?;
+    each("sm2", "pubkey-valid", pubkey_valid_case)
+}
+
+/// GB/T 32918.1 §4.2.10: the uncompressed (04), compressed (02/03) and hybrid (06/07) forms of
+/// one key all decode to the point [d]G.
+fn pubkey_valid_case(v: &Vector) -> Result<(), String> {
+    let want = v.bytes("uncompressed")?;
+    for form in ["compressed", "uncompressed", "hybrid"] {
         expect_eq(
-            "compressed form decoded",
-            pk(v, "compressed")?.as_bytes(),
+            &format!("{form} form decoded"),
+            pk(v, form)?.as_bytes(),
             &want,
         )?;
-        expect_eq(
-            "uncompressed form decoded",
-            pk(v, "uncompressed")?.as_bytes(),
-            &want,
-        )?;
-        let d = PrivateKey::from_bytes(&v.bytes("privkey")?).map_err(|e| e.to_string())?;
-        expect_eq("[d]G", d.public_key().as_bytes(), &want)
-    })
+    }
+    let d = PrivateKey::from_bytes(&v.bytes("privkey")?).map_err(|e| e.to_string())?;
+    expect_eq("[d]G", d.public_key().as_bytes(), &want)
+}
+
+fn point_parity() -> Vec<Evidence> {
+    each("sm2", "point-parity", point_parity_case)
+}
+
+/// GB/T 32918.1 §4.2.10: a compressed point carries only the parity of y, so the other prefix
+/// names −P = (x, p − y), a valid key but never P; a hybrid point carries y and its parity, and
+/// is rejected when the prefix contradicts y.
+fn point_parity_case(v: &Vector) -> Result<(), String> {
+    let p = v.bytes("uncompressed")?;
+    let d = PrivateKey::from_bytes(&v.bytes("privkey")?).map_err(|e| e.to_string())?;
+    expect_eq("setup: [d]G", d.public_key().as_bytes(), &p)?;
+    let flipped = pk(v, "compressed_flipped")?;
+    if flipped.as_bytes()[..] == p[..] {
+        return Err(
+            "compressed point with the other prefix decoded to P: the parity bit was ignored"
+                .into(),
+        );
+    }
+    expect_eq(
+        "compressed point with the other prefix",
+        flipped.as_bytes(),
+        &v.bytes("negated")?,
+    )?;
+    expect_err(
+        "hybrid point whose prefix contradicts the parity of y",
+        sm2::parse_public_key(&v.bytes("hybrid_flipped")?),
+    )
 }
 
 fn pubkey_invalid() -> Vec<Evidence> {
@@ -194,23 +229,52 @@ fn verify_kat() -> Vec<Evidence> {
 }
 
 fn verify_neg() -> Vec<Evidence> {
-    each("sm2", "verify-fail", |v| {
-        let what = v.text("what").unwrap_or("signature");
-        let key = match sm2::parse_public_key(&v.bytes("pubkey")?) {
-            Ok(k) => k,
-            Err(_) => return Ok(()), // an invalid key is a rejection too
-        };
-        // r or s may be wider than 32 bytes (e.g. r + n): then it arrives as DER and must be
-        // refused there or by verification.
-        let sig = match (v.array32("r"), v.array32("s")) {
-            (Ok(r), Ok(s)) => Signature::from_scalars(r, s),
-            _ => match Signature::from_der(&der_signature(&v.bytes("r")?, &v.bytes("s")?)) {
-                Ok(sig) => sig,
-                Err(_) => return Ok(()),
-            },
-        };
-        expect_err(what, sm2::verify(&key, &id(v)?, &v.bytes("msg")?, &sig))
-    })
+    each("sm2", "verify-fail", verify_neg_case)
+}
+
+/// One `verify-fail` vector. Only the step under test may reject: a case whose setup fails (a
+/// public key that does not parse, a malformed r or s field) fails, since it never reached
+/// verification and so proves nothing about it.
+fn verify_neg_case(v: &Vector) -> Result<(), String> {
+    let what = v.text("what").unwrap_or("signature");
+    let key = sm2::parse_public_key(&v.bytes("pubkey")?).map_err(|e| {
+        format!("setup: the vector's public key does not parse ({e}), so verification never ran")
+    })?;
+    let (r, s) = (v.bytes("r")?, v.bytes("s")?);
+    let sig = match (
+        <[u8; 32]>::try_from(r.as_slice()),
+        <[u8; 32]>::try_from(s.as_slice()),
+    ) {
+        (Ok(r), Ok(s)) => Signature::from_scalars(r, s),
+        // r or s wider than 32 bytes (e.g. r + n) cannot be a `Signature`: it arrives as DER and
+        // must be refused there, for its width and for nothing else.
+        _ if significant_len(&r) > 32 || significant_len(&s) > 32 => {
+            return match Signature::from_der(&der_signature(&r, &s)) {
+                Ok(_) => Err(format!("{what}: accepted, but must be rejected")),
+                Err(crypto::CryptoError::MalformedSignature { reason })
+                    if reason.contains("wider than 32 bytes") =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(format!(
+                    "setup: the DER built from r and s was refused for another reason ({e})"
+                )),
+            };
+        }
+        _ => {
+            return Err(format!(
+                "setup: r is {} bytes and s is {} bytes; the vector must give 32 (or a wider value)",
+                r.len(),
+                s.len()
+            ));
+        }
+    };
+    expect_err(what, sm2::verify(&key, &id(v)?, &v.bytes("msg")?, &sig))
+}
+
+/// The length of a big-endian unsigned integer without its leading zero bytes.
+fn significant_len(v: &[u8]) -> usize {
+    v.iter().skip_while(|b| **b == 0).count()
 }
 
 /// DER `SEQUENCE { INTEGER r, INTEGER s }` for unsigned big-endian integers of any width.
@@ -422,4 +486,146 @@ fn kex_roundtrip() -> Vec<Evidence> {
         )
     };
     vec![derived("random parties, 48-byte key", run())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vectors;
+
+    fn vector(id: &str) -> Vector {
+        vectors::of_kind("sm2", "verify-fail")
+            .into_iter()
+            .find(|v| v.id == id)
+            .unwrap()
+    }
+
+    /// A real `verify-fail` vector with one hex field replaced.
+    fn altered(id: &str, field: &str, value: &[u8]) -> Vector {
+        let mut v = vector(id);
+        v.fields[field] = serde_json::Value::String(hex::encode(value));
+        v
+    }
+
+    #[test]
+    fn every_verify_fail_vector_reaches_verification() {
+        for v in vectors::of_kind("sm2", "verify-fail") {
+            assert_eq!(verify_neg_case(&v), Ok(()), "{}", v.id);
+        }
+    }
+
+    /// The audit's finding: a public key that does not parse made the case pass ("an invalid
+    /// key is a rejection too"), so the check passed without verifying anything.
+    #[test]
+    fn a_case_whose_public_key_does_not_parse_fails() {
+        // The wrong-ID case with its key's last byte changed: off the curve.
+        let mut key = vector("sm2-vf-wrong-id").bytes("pubkey").unwrap();
+        key[64] ^= 1;
+        let v = altered("sm2-vf-wrong-id", "pubkey", &key);
+        let r = verify_neg_case(&v);
+        assert!(
+            r.as_ref().is_err_and(|e| e.contains("setup")),
+            "a setup failure must fail the case: {r:?}"
+        );
+    }
+
+    /// A 31-byte r is a broken vector, not a rejection: it must not reach the DER path and
+    /// pass there.
+    #[test]
+    fn a_case_with_a_short_scalar_fails() {
+        let r = vector("sm2-vf-swapped").bytes("r").unwrap();
+        let v = altered("sm2-vf-swapped", "r", &r[1..]);
+        let r = verify_neg_case(&v);
+        assert!(
+            r.as_ref().is_err_and(|e| e.contains("setup")),
+            "a malformed field must fail the case: {r:?}"
+        );
+    }
+
+    /// r + n is refused by the DER decoder for its width, and the check says so.
+    #[test]
+    fn a_wide_scalar_is_refused_for_its_width() {
+        let v = vector("sm2-vf-r-plus-n");
+        assert_eq!(v.bytes("r").unwrap().len(), 33);
+        assert_eq!(verify_neg_case(&v), Ok(()));
+    }
+}
+
+#[cfg(test)]
+mod point_form_tests {
+    use super::*;
+    use crate::model::load_standards;
+    use crate::vectors;
+    use std::collections::BTreeMap;
+
+    /// GB/T 32918.1 §4.2 (point encodings) must run every hybrid (06/07) vector and every
+    /// parity vector, and they must pass.
+    #[test]
+    fn hybrid_and_parity_cases_join_gbt32918_1_clause_4_2() {
+        let stds = load_standards().unwrap();
+        let clause = stds
+            .iter()
+            .find(|s| s.id.starts_with("GB/T 32918.1"))
+            .and_then(|s| s.clauses.iter().find(|c| c.id == "4.2"))
+            .unwrap();
+        let mut ran: BTreeMap<String, bool> = BTreeMap::new();
+        for check in crate::checks::registry()
+            .into_iter()
+            .filter(|c| clause.checks.iter().any(|id| id == c.id))
+        {
+            for e in check.execute().evidence {
+                ran.insert(e.case.clone(), e.pass);
+            }
+        }
+        let mut wanted: Vec<String> = vectors::of_kind("sm2", "point-parity")
+            .into_iter()
+            .map(|v| v.id)
+            .collect();
+        assert!(wanted.len() >= 2, "no point-parity vectors");
+        let hybrid_invalid: Vec<String> = vectors::of_kind("sm2", "pubkey-invalid")
+            .into_iter()
+            .filter(|v| {
+                v.bytes("pubkey")
+                    .unwrap()
+                    .first()
+                    .is_some_and(|p| *p == 6 || *p == 7)
+            })
+            .map(|v| v.id)
+            .collect();
+        assert!(hybrid_invalid.len() >= 3, "no invalid hybrid vectors");
+        wanted.extend(hybrid_invalid);
+        for v in vectors::of_kind("sm2", "pubkey-valid") {
+            assert!(v.bytes("hybrid").is_ok(), "{} has no hybrid form", v.id);
+            wanted.push(v.id);
+        }
+        for id in &wanted {
+            assert_eq!(ran.get(id), Some(&true), "§4.2 case {id}: {ran:?}");
+        }
+    }
+
+    /// A valid-key case decodes its hybrid form too: a hybrid encoding of another point fails it.
+    #[test]
+    fn a_wrong_hybrid_form_fails_the_valid_key_case() {
+        let all = vectors::of_kind("sm2", "pubkey-valid");
+        let mut v = all[0].clone();
+        v.fields["hybrid"] = all[1].fields["hybrid"].clone();
+        assert!(pubkey_valid_case(&v).is_err());
+        assert_eq!(pubkey_valid_case(&all[0]), Ok(()));
+    }
+
+    /// A parity case fails if the flipped compressed point decoded to P itself, or if a hybrid
+    /// point contradicting its y were accepted.
+    #[test]
+    fn a_parity_case_fails_when_the_parity_bit_is_ignored() {
+        let v = vectors::of_kind("sm2", "point-parity").remove(0);
+        assert_eq!(point_parity_case(&v), Ok(()));
+        let mut ignored = v.clone();
+        ignored.fields["negated"] = v.fields["uncompressed"].clone();
+        assert!(point_parity_case(&ignored).is_err());
+        let mut consistent = v.clone();
+        let mut h = v.bytes("hybrid_flipped").unwrap();
+        h[0] ^= 1; // now the prefix agrees with y: a valid point, which must not pass as a rejection
+        consistent.fields["hybrid_flipped"] = serde_json::Value::String(hex::encode(h));
+        assert!(point_parity_case(&consistent).is_err());
+    }
 }

@@ -1,7 +1,7 @@
 //! GB/T 32907 (SM4) and the modes, including the RFC 8998 AEADs.
 
 use super::{Check, Evidence, derived, each, expect_eq, expect_err};
-use crypto::Sm4Mode;
+use crypto::{CryptoError, Secret, Sm4Mode};
 use crypto_sm::sm4::{self, Sm4Secret};
 
 pub(super) const CHECKS: &[Check] = &[
@@ -52,6 +52,24 @@ pub(super) const CHECKS: &[Check] = &[
     },
 ];
 
+/// The SM4 mode functions the KAT checks exercise: crypto-sm's in every run; the tests
+/// substitute a broken one to show that the check notices.
+#[derive(Clone, Copy)]
+struct ModeFns {
+    encrypt: EncryptFn,
+    decrypt: DecryptFn,
+}
+
+/// `sm4::encrypt`: key, mode, IV or nonce, AAD, plaintext.
+type EncryptFn = fn(&Sm4Secret, Sm4Mode, &[u8], &[u8], &[u8]) -> Result<Vec<u8>, CryptoError>;
+/// `sm4::decrypt`: key, mode, IV or nonce, AAD, ciphertext.
+type DecryptFn = fn(&Sm4Secret, Sm4Mode, &[u8], &[u8], &[u8]) -> Result<Secret, CryptoError>;
+
+const CRYPTO_SM: ModeFns = ModeFns {
+    encrypt: sm4::encrypt,
+    decrypt: sm4::decrypt,
+};
+
 fn key(v: &crate::vectors::Vector) -> Result<Sm4Secret, String> {
     Sm4Secret::from_slice(&v.bytes("key")?).map_err(|e| e.to_string())
 }
@@ -83,6 +101,10 @@ fn iterated() -> Vec<Evidence> {
 }
 
 fn mode_kat(kind: &str, mode: Sm4Mode) -> Vec<Evidence> {
+    mode_kat_with(CRYPTO_SM, kind, mode)
+}
+
+fn mode_kat_with(f: ModeFns, kind: &str, mode: Sm4Mode) -> Vec<Evidence> {
     each("sm4", kind, |v| {
         let k = key(v)?;
         let iv = v.bytes(if mode.is_aead() { "nonce" } else { "iv" })?;
@@ -97,19 +119,56 @@ fn mode_kat(kind: &str, mode: Sm4Mode) -> Vec<Evidence> {
             want.extend_from_slice(&v.bytes("tag")?);
         }
         if mode == Sm4Mode::Cbc && v.text("padding") == Some("none") {
-            // The vector is unpadded: compare the full blocks; our CBC always adds PKCS#7.
-            let ct = sm4::encrypt(&k, mode, &iv, &aad, &pt).map_err(|e| e.to_string())?;
-            return expect_eq(
-                "ciphertext (first blocks)",
-                &ct[..want.len().min(ct.len())],
-                &want,
-            );
+            return cbc_unpadded(f, &k, &iv, &pt, &want);
         }
-        let ct = sm4::encrypt(&k, mode, &iv, &aad, &pt).map_err(|e| e.to_string())?;
+        let ct = (f.encrypt)(&k, mode, &iv, &aad, &pt).map_err(|e| e.to_string())?;
         expect_eq("ciphertext", &ct, &want)?;
-        let back = sm4::decrypt(&k, mode, &iv, &aad, &want).map_err(|e| e.to_string())?;
+        let back = (f.decrypt)(&k, mode, &iv, &aad, &want).map_err(|e| e.to_string())?;
         expect_eq("plaintext", back.expose(), &pt)
     })
+}
+
+/// An unpadded CBC vector through gmchain's CBC, which always pads (PKCS#7): encrypting must give
+/// the vector's blocks followed by exactly one padding block, and decrypting the vector's blocks
+/// followed by that padding block E(K, C_n ⊕ 10…10) (made with the single-block function the
+/// block KAT checks) must give the plaintext back.
+fn cbc_unpadded(
+    f: ModeFns,
+    k: &Sm4Secret,
+    iv: &[u8],
+    pt: &[u8],
+    want: &[u8],
+) -> Result<(), String> {
+    let ct = (f.encrypt)(k, Sm4Mode::Cbc, iv, &[], pt).map_err(|e| e.to_string())?;
+    if ct.len() != want.len() + 16 {
+        return Err(format!(
+            "encrypt: {} bytes for {} plaintext bytes; expected the vector's {} and one padding block",
+            ct.len(),
+            pt.len(),
+            want.len()
+        ));
+    }
+    expect_eq("ciphertext (vector blocks)", &ct[..want.len()], want)?;
+    let last = want
+        .len()
+        .checked_sub(16)
+        .and_then(|at| want.get(at..))
+        .ok_or_else(|| "the vector's ciphertext is shorter than a block".to_string())?;
+    let mut x = [0x10u8; 16];
+    for (b, c) in x.iter_mut().zip(last) {
+        *b ^= c;
+    }
+    let padding_block = sm4::encrypt_block(k, &x);
+    expect_eq(
+        "ciphertext (padding block)",
+        &ct[want.len()..],
+        &padding_block,
+    )?;
+    let mut padded = want.to_vec();
+    padded.extend_from_slice(&padding_block);
+    let back =
+        (f.decrypt)(k, Sm4Mode::Cbc, iv, &[], &padded).map_err(|e| format!("decrypt: {e}"))?;
+    expect_eq("plaintext (decrypted)", back.expose(), pt)
 }
 
 fn cbc() -> Vec<Evidence> {
@@ -137,37 +196,51 @@ fn with_key(case: &str, byte: u8, f: impl FnOnce(&Sm4Secret) -> Vec<Evidence>) -
 }
 
 fn cbc_neg() -> Vec<Evidence> {
-    with_key("fixed test key", 0x42, cbc_neg_with)
+    with_key("fixed test key", 0x42, |k| cbc_neg_with(CRYPTO_SM, k))
 }
 
-fn cbc_neg_with(k: &Sm4Secret) -> Vec<Evidence> {
+fn cbc_neg_with(f: ModeFns, k: &Sm4Secret) -> Vec<Evidence> {
     let iv = [0x24u8; 16];
-    let good = sm4::encrypt(k, Sm4Mode::Cbc, &iv, &[], b"sixteen byte msg").unwrap_or_default();
+    // The negative cases alter a good ciphertext; without one they would prove nothing.
+    let good = match (f.encrypt)(k, Sm4Mode::Cbc, &iv, &[], b"sixteen byte msg") {
+        Ok(c) if c.len() == 32 => c,
+        Ok(c) => {
+            return vec![derived(
+                "setup: a good 2-block ciphertext",
+                Err(format!("encrypt gave {} bytes, expected 32", c.len())),
+            )];
+        }
+        Err(e) => {
+            return vec![derived(
+                "setup: a good 2-block ciphertext",
+                Err(format!("encrypt: {e}")),
+            )];
+        }
+    };
     let mut bad_pad = good.clone();
-    if let Some(b) = bad_pad.get_mut(good.len().saturating_sub(17)) {
-        *b ^= 0x01; // flips the last plaintext block's padding byte
-    }
+    bad_pad[15] ^= 0x01; // flips the last plaintext block's padding byte
+    let decrypt = |data: &[u8]| (f.decrypt)(k, Sm4Mode::Cbc, &iv, &[], data);
     vec![
         derived(
-            "empty ciphertext",
-            expect_err("decrypt", sm4::decrypt(k, Sm4Mode::Cbc, &iv, &[], &[])),
+            "good ciphertext decrypts (the baseline the cases alter)",
+            decrypt(&good)
+                .map_err(|e| e.to_string())
+                .and_then(|m| expect_eq("plaintext", m.expose(), b"sixteen byte msg")),
         ),
+        derived("empty ciphertext", expect_err("decrypt", decrypt(&[]))),
         derived(
             "15-byte ciphertext",
-            expect_err(
-                "decrypt",
-                sm4::decrypt(k, Sm4Mode::Cbc, &iv, &[], &good[..15]),
-            ),
+            expect_err("decrypt", decrypt(&good[..15])),
         ),
         derived(
             "padding byte altered",
-            expect_err("decrypt", sm4::decrypt(k, Sm4Mode::Cbc, &iv, &[], &bad_pad)),
+            expect_err("decrypt", decrypt(&bad_pad)),
         ),
         derived(
             "IV of 12 bytes",
             expect_err(
                 "encrypt",
-                sm4::encrypt(k, Sm4Mode::Cbc, &iv[..12], &[], b"x"),
+                (f.encrypt)(k, Sm4Mode::Cbc, &iv[..12], &[], b"x"),
             ),
         ),
         derived(
@@ -246,4 +319,76 @@ fn aead_params_with(k: &Sm4Secret) -> Vec<Evidence> {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CBC decryption that ignores the IV (uses zeros): the first block comes out wrong.
+    fn decrypt_ignoring_iv(
+        k: &Sm4Secret,
+        mode: Sm4Mode,
+        _iv: &[u8],
+        aad: &[u8],
+        data: &[u8],
+    ) -> Result<Secret, CryptoError> {
+        sm4::decrypt(k, mode, &[0; 16], aad, data)
+    }
+
+    fn encrypt_failing(
+        _: &Sm4Secret,
+        _: Sm4Mode,
+        _: &[u8],
+        _: &[u8],
+        _: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        Err(CryptoError::InvalidInput { reason: "broken" })
+    }
+
+    #[test]
+    fn cbc_negatives_fail_when_their_good_ciphertext_cannot_be_made() {
+        let k = Sm4Secret::from_slice(&[0x42; 16]).unwrap();
+        let broken = ModeFns {
+            encrypt: encrypt_failing,
+            decrypt: sm4::decrypt,
+        };
+        let out = cbc_neg_with(broken, &k);
+        assert!(
+            out.iter().any(|e| !e.pass),
+            "every case passed without a good ciphertext: {out:?}"
+        );
+        assert!(cbc_neg().iter().all(|e| e.pass), "{:?}", cbc_neg());
+    }
+
+    #[test]
+    fn every_cbc_vector_passes_both_directions() {
+        let out = cbc();
+        assert!(out.len() >= 9, "{} CBC vectors", out.len());
+        for e in &out {
+            assert!(e.pass, "{}: {}", e.case, e.detail);
+        }
+    }
+
+    /// The audit's finding: the unpadded CBC vectors were only encrypted, so the check titled
+    /// "both directions" passed them with any decryption. Every vector must now catch a
+    /// broken decrypt.
+    #[test]
+    fn every_cbc_vector_catches_a_broken_decrypt() {
+        let broken = ModeFns {
+            encrypt: sm4::encrypt,
+            decrypt: decrypt_ignoring_iv,
+        };
+        let out = mode_kat_with(broken, "cbc", Sm4Mode::Cbc);
+        assert!(!out.is_empty());
+        let missed: Vec<&str> = out
+            .iter()
+            .filter(|e| e.pass)
+            .map(|e| e.case.as_str())
+            .collect();
+        assert!(
+            missed.is_empty(),
+            "cases that passed with a decrypt that ignores the IV: {missed:?}"
+        );
+    }
 }
