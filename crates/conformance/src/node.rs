@@ -1765,6 +1765,10 @@ mod tests {
         suspended: RefCell<BTreeSet<[u8; 32]>>,
         committed: RefCell<BTreeMap<[u8; 32], SignedTx>>,
         submits: RefCell<usize>,
+        height: u64,
+        block0: Vec<u8>,
+        asked: RefCell<Vec<u64>>,
+        progress: RefCell<Vec<String>>,
     }
 
     impl Ledger {
@@ -1829,15 +1833,12 @@ mod tests {
                 }],
             };
             let json = g.to_json().into_bytes();
-            let genesis_hash = execution::Genesis::from_json(&json)
+            let block0 = execution::Genesis::from_json(&json)
                 .unwrap()
                 .build(&state::MemStore::new())
                 .unwrap()
-                .block
-                .header
-                .hash()
-                .as_bytes()
-                .to_vec();
+                .block;
+            let genesis_hash = block0.header.hash().as_bytes().to_vec();
             Ledger {
                 ca_key,
                 ca_cert: ca.der().to_vec(),
@@ -1854,6 +1855,10 @@ mod tests {
                 suspended: RefCell::new(BTreeSet::new()),
                 committed: RefCell::new(BTreeMap::new()),
                 submits: RefCell::new(0),
+                height: 5,
+                block0: block0.to_bytes(),
+                asked: RefCell::new(Vec::new()),
+                progress: RefCell::new(Vec::new()),
             }
         }
 
@@ -1881,7 +1886,9 @@ mod tests {
                 signer: &self.ca_key,
             })
         }
-        fn progress(&self, _: &str) {}
+        fn progress(&self, message: &str) {
+            self.progress.borrow_mut().push(message.to_string());
+        }
         fn identity(&self) -> NodeIdentity {
             NodeIdentity::default()
         }
@@ -1903,7 +1910,7 @@ mod tests {
         fn status(&self) -> Result<NodeStatus, String> {
             Ok(NodeStatus {
                 chain_id: "fake-chain".into(),
-                height: 5,
+                height: self.height,
                 genesis_hash: self.genesis_hash.clone(),
                 expiry_window: 100,
                 ..NodeStatus::default()
@@ -1959,8 +1966,17 @@ mod tests {
         fn transaction(&self, _: &[u8; 32]) -> Result<Option<TxAt>, String> {
             Ok(None)
         }
+        /// Block 0 is the genesis file's; every other block is one undecodable byte.
         fn block(&self, height: u64) -> Result<BlockBytes, String> {
-            Err(format!("no block {height}"))
+            self.asked.borrow_mut().push(height);
+            Ok(BlockBytes {
+                block: if height == 0 {
+                    self.block0.clone()
+                } else {
+                    vec![0xff]
+                },
+                seal: Vec::new(),
+            })
         }
         fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, String> {
             let tx = self
@@ -2011,6 +2027,41 @@ mod tests {
             .iter()
             .find(|c| c.id == "node-revocation-live")
             .unwrap()
+    }
+
+    #[test]
+    fn the_ledger_walk_reads_every_block_from_0_to_the_tip() {
+        let mut p = Ledger::new(true, false, false);
+        p.height = 2 * LEDGER_PROGRESS_EVERY + 500;
+        let ev = ledger_chain(&p);
+        let asked = p.asked.borrow();
+        // Block 0 for the genesis comparison, then every height once in order (then the tip
+        // again for its hash): not only block 0 and the last 1000 blocks.
+        let walked = &asked[1..=(p.height + 1) as usize];
+        let all: Vec<u64> = (0..=p.height).collect();
+        assert!(
+            walked == all.as_slice(),
+            "walked {} heights, first gap after {:?}",
+            walked.len(),
+            walked.windows(2).find(|w| w[1] != w[0] + 1)
+        );
+        // Undecodable blocks fail the walk, naming the first.
+        let decode = ev
+            .iter()
+            .find(|e| e.case.starts_with("every block decodes"))
+            .unwrap();
+        assert!(
+            !decode.pass && decode.detail.starts_with("block 1:"),
+            "{decode:?}"
+        );
+        assert_eq!(
+            *p.progress.borrow(),
+            vec![
+                format!("node-ledger-chain: walking blocks 0..={}", p.height),
+                format!("node-ledger-chain: block 10000 of {}", p.height),
+                format!("node-ledger-chain: block 20000 of {}", p.height),
+            ]
+        );
     }
 
     #[test]
