@@ -1,6 +1,8 @@
 //! `gmchain conformance run --node` against a real node process on 127.0.0.1: the ledger
 //! clauses (GM/T 0111 §8.3-8.5, GZ-5.1, GZ-6.2) are MET with evidence against the chain's own
-//! genesis file, and NOT MET (exit 1) against another chain's genesis file.
+//! genesis file, and NOT MET (exit 1) against another chain's genesis file. GM/T 0111 §8.7 and
+//! §8.4 need the live revocation check: MET with `--allow-writes` and the dev chain's admin and
+//! CA (a test chain), NOT MET as not run without `--allow-writes` (exit 0).
 
 use std::path::Path;
 use std::process::Output;
@@ -10,25 +12,46 @@ mod dev_node;
 use dev_node::{Chain, Node, dev_chain, gm};
 
 fn run_conformance(chain: &Chain, genesis: &Path, out: &str) -> (Output, serde_json::Value) {
-    let o = gm(
-        &chain.dir,
-        &[
-            "conformance",
-            "run",
-            "--node",
-            &chain.grpc,
-            "--genesis",
-            genesis.to_str().unwrap(),
-            "--key",
-            "clients/0.key.pem",
-            "--pass-file",
-            "pass",
-            "--cert",
-            "clients/0.crt.pem",
-            "--out-dir",
-            out,
-        ],
-    );
+    run_with(chain, genesis, out, &[])
+}
+
+/// The writing checks' arguments for the dev chain: its admin and its CA.
+const WRITES: &[&str] = &[
+    "--allow-writes",
+    "--admin-key",
+    "admin.key.pem",
+    "--admin-cert",
+    "admin.crt.pem",
+    "--ca-key",
+    "ca.key.pem",
+    "--ca-cert",
+    "ca.crt.pem",
+];
+
+fn run_with(
+    chain: &Chain,
+    genesis: &Path,
+    out: &str,
+    extra: &[&str],
+) -> (Output, serde_json::Value) {
+    let mut args = vec![
+        "conformance",
+        "run",
+        "--node",
+        &chain.grpc,
+        "--genesis",
+        genesis.to_str().unwrap(),
+        "--key",
+        "clients/0.key.pem",
+        "--pass-file",
+        "pass",
+        "--cert",
+        "clients/0.crt.pem",
+        "--out-dir",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    let o = gm(&chain.dir, &args);
     let json = std::fs::read(chain.dir.join(out).join("report.json")).unwrap_or_else(|e| {
         panic!(
             "no report ({e}); stdout {} stderr {}",
@@ -63,9 +86,10 @@ fn check<'a>(c: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("clause {} has no check {id}", c["id"]))
 }
 
-const LEDGER: [(&str, &str); 5] = [
+const LEDGER: [(&str, &str); 6] = [
     ("GM/T 0111-2021", "8.3"),
     ("GM/T 0111-2021", "8.4"),
+    ("GM/T 0111-2021", "8.7"),
     ("GM/T 0111-2021", "8.5"),
     ("政务区块链服务平台", "GZ-5.1"),
     ("政务区块链服务平台", "GZ-6.2"),
@@ -76,7 +100,35 @@ fn ledger_clauses_against_a_live_node() {
     let chain = dev_chain(2);
     let _node = Node::start(&chain);
 
-    let (o, report) = run_conformance(&chain, Path::new("data/genesis.json"), "rep");
+    // Without --allow-writes: the live revocation check is not run, so 8.7 and 8.4 are NOT
+    // MET with the reason, and the run does not fail (exit 0: nothing ran and failed).
+    let (o, report) = run_conformance(&chain, Path::new("data/genesis.json"), "rep-no-writes");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout {} stderr {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for id in ["8.7", "8.4"] {
+        let c = clause(&report, "GM/T 0111-2021", id);
+        assert_eq!(c["verdict"], "NOT MET", "{id}: {c:#}");
+        assert_eq!(
+            c["cause"], "not run: --allow-writes not given",
+            "{id}: {c:#}"
+        );
+        assert_eq!(
+            check(&c, "node-revocation-live")["not_run"],
+            "not run: --allow-writes not given"
+        );
+    }
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("NOT MET: GM/T 0111-2021 8.7"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    let (o, report) = run_with(&chain, Path::new("data/genesis.json"), "rep", WRITES);
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
     // Exit 1 only for GM/T 0111 §7.1 (algorithms-inventory: non-GM algorithms reachable in
     // production), which no node check decides.
@@ -120,6 +172,31 @@ fn ledger_clauses_against_a_live_node() {
     ] {
         assert!(refusals.contains(code), "{code} missing: {refusals}");
     }
+    // The live revocation check, its evidence in both clauses: the node refused each signer
+    // with its code, and the identity under test still commits.
+    for id in ["8.4", "8.7"] {
+        let c = clause(&report, "GM/T 0111-2021", id);
+        assert_eq!(c["verdict"], "MET", "{id}: {c:#}");
+        let live = check(&c, "node-revocation-live");
+        assert_eq!(live["pass"], true, "{live:#}");
+        let ev = serde_json::to_string(live).unwrap();
+        for needle in [
+            "CERT_EXPIRED",
+            "TX_SIGNER_SUSPENDED",
+            "TX_SIGNER_REVOKED",
+            "identity.resume",
+            "CRL number 1 → 2",
+            "still commits",
+        ] {
+            assert!(ev.contains(needle), "{needle} missing: {ev}");
+        }
+    }
+    let c87 = clause(&report, "GM/T 0111-2021", "8.7");
+    for lib in ["pki-crl-revocation", "ledger-consortium-revocation"] {
+        assert_eq!(check(&c87, lib)["pass"], true);
+    }
+    // The whole chain was walked, block 0 to the tip.
+    assert!(walk.contains("(the whole chain)"), "{walk}");
     let c62 = clause(&report, "政务区块链服务平台", "GZ-6.2");
     let proof = serde_json::to_string(check(&c62, "node-attestation-proof")).unwrap();
     assert!(proof.contains("RECEIPT_DOCUMENT_MISMATCH"), "{proof}");
@@ -135,6 +212,35 @@ fn ledger_clauses_against_a_live_node() {
         clause(&report, "GM/T 0111-2021", "7.4")["verdict"],
         "NOT MET"
     );
+
+    // The genesis file the auditor gives does not mark a test chain: with --allow-writes and
+    // the admin and CA given, the writing check is still not run (the file is read, not the
+    // node, whose block 0 this copy no longer is).
+    let mut g: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(chain.dir.join("data/genesis.json")).unwrap())
+            .unwrap();
+    assert_eq!(g["test_chain"], true);
+    g["test_chain"] = serde_json::Value::Bool(false);
+    std::fs::write(
+        chain.dir.join("production-genesis.json"),
+        serde_json::to_vec_pretty(&g).unwrap(),
+    )
+    .unwrap();
+    let (_, report) = run_with(
+        &chain,
+        Path::new("production-genesis.json"),
+        "rep-production",
+        WRITES,
+    );
+    let c87 = clause(&report, "GM/T 0111-2021", "8.7");
+    assert_eq!(c87["verdict"], "NOT MET");
+    let why = "not run: the genesis file does not mark a test chain: an auditor's run never writes to a production chain";
+    assert_eq!(
+        check(&c87, "node-revocation-live")["not_run"],
+        why,
+        "{c87:#}"
+    );
+    assert_eq!(c87["cause"], why);
 
     // Another chain's genesis file: the chain and the receipts no longer verify.
     let other = dev_chain(2);
@@ -173,5 +279,10 @@ fn ledger_clauses_against_a_live_node() {
     assert!(failed.contains(&"GM/T 0111-2021 8.5"), "{failed:?}");
     // The transaction clauses do not depend on the genesis file.
     assert_eq!(clause(&report, "GM/T 0111-2021", "8.3")["verdict"], "MET");
-    assert_eq!(clause(&report, "GM/T 0111-2021", "8.4")["verdict"], "MET");
+    let c84 = clause(&report, "GM/T 0111-2021", "8.4");
+    assert_eq!(check(&c84, "node-verify-before-commit")["pass"], true);
+    // Run without --allow-writes, the live revocation check is not run: NOT MET, not failed.
+    assert_eq!(c84["verdict"], "NOT MET");
+    assert_eq!(c84["cause"], "not run: --allow-writes not given");
+    assert!(!failed.contains(&"GM/T 0111-2021 8.4"), "{failed:?}");
 }

@@ -5,16 +5,22 @@
 //! Everything the node returns is re-checked here from the bytes: ids and block hashes are
 //! recomputed with the independent reference of `ledger_ref`, signatures are verified with the
 //! certificates of the identity and of the genesis file, receipts offline with `receipt`.
-//! The checks write to the chain: each anchors one or two small attestation records signed by
-//! the identity under test (kind `document`, metadata naming the conformance check).
+//! Most checks write to the chain only a few small attestation records signed by the identity
+//! under test (kind `document`, metadata naming the conformance check). Checks that write more
+//! or change identities (`node-revocation-live` suspends, resumes and revokes throwaway
+//! certificates) run only when the auditor allows writes (`--allow-writes`) and the genesis
+//! file the auditor gives marks a test chain whose block 0 is the node's; otherwise they are
+//! reported as not run with the reason, so an auditor's run never writes to a production chain.
 
-use crate::checks::Evidence;
+use crate::checks::{CheckOutcome, Evidence};
 use crate::ledger_ref;
 use crypto::{Digest, RandomSource, Signer, UserId};
 use crypto_sm::rng::SeededRandom;
 use crypto_sm::sm2::PrivateKey;
 use crypto_sm::{SoftSigner, SoftwareProvider};
-use pki::{Certificate, IssueRequest, Role, Serial, UnixTime, Validity};
+use pki::{
+    Certificate, IssueRequest, RevocationReason, RevokedEntry, Role, Serial, UnixTime, Validity,
+};
 use serde::Serialize;
 use std::sync::Arc;
 use types::{
@@ -84,9 +90,33 @@ pub struct TxAt {
     pub position: u32,
 }
 
+/// An identity other than the one under test that a writing check may use: a certificate (DER)
+/// and its key.
+#[derive(Clone, Copy)]
+pub struct Party<'a> {
+    pub cert: &'a [u8],
+    pub signer: &'a dyn Signer,
+}
+
+impl std::fmt::Debug for Party<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Party({} bytes of certificate)", self.cert.len())
+    }
+}
+
 /// A live node and an identity that may send to it, as the conformance checks see them.
 /// Every call that reaches the node is a real call.
 pub trait NodeProbe {
+    /// Whether the auditor allowed the checks that write more than a few small transactions
+    /// or change identities (`--allow-writes`). They run only if the genesis file also marks a
+    /// test chain.
+    fn allow_writes(&self) -> bool;
+    /// An admin of the identity's organisation (`--admin-key/--admin-cert`), if given.
+    fn admin(&self) -> Option<Party<'_>>;
+    /// The identity's organisation's CA (`--ca-key/--ca-cert`), if given.
+    fn ca(&self) -> Option<Party<'_>>;
+    /// Reports the progress of a long check (the whole-chain walk) to the auditor.
+    fn progress(&self, message: &str);
     /// Identifies the node, the genesis file and the identity.
     fn identity(&self) -> NodeIdentity;
     /// The genesis file the auditor trusts (JSON), read by the binary.
@@ -117,11 +147,82 @@ pub trait NodeProbe {
 pub struct NodeCheck {
     pub id: &'static str,
     pub title: &'static str,
+    /// What the check needs beyond a node and an identity.
+    pub needs: Needs,
     pub run: fn(&dyn NodeProbe) -> Vec<Evidence>,
 }
 
-/// How many blocks below the tip `node-ledger-chain` walks (plus block 0).
-pub const LEDGER_WALK: u64 = 1000;
+/// What a node check needs beyond a node and an identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Nothing: it writes at most a few small attestation records.
+    Node,
+    /// `--allow-writes` on a test chain, an admin and the CA of the identity's organisation:
+    /// it issues throwaway certificates, suspends and revokes them.
+    WritesAdminCa,
+}
+
+/// How often (in blocks) `node-ledger-chain` reports its progress on a long chain.
+pub const LEDGER_PROGRESS_EVERY: u64 = 10_000;
+
+impl NodeCheck {
+    /// Runs the check against `p`, or reports it not run with the reason when it needs what
+    /// the auditor did not give (see [`write_refusal`]).
+    pub fn execute(&self, p: &dyn NodeProbe) -> CheckOutcome {
+        let refusal = match self.needs {
+            Needs::Node => None,
+            Needs::WritesAdminCa => write_refusal(p).or_else(|| {
+                (p.admin().is_none() || p.ca().is_none()).then(|| {
+                    "not run: needs an admin and the CA of the identity's organisation (--admin-key/--admin-cert and --ca-key/--ca-cert)".to_string()
+                })
+            }),
+        };
+        match refusal {
+            Some(why) => CheckOutcome {
+                id: self.id.to_string(),
+                title: self.title.to_string(),
+                pass: false,
+                cases: 0,
+                evidence: Vec::new(),
+                not_run: Some(why),
+            },
+            None => CheckOutcome::from_evidence(self.id, self.title, (self.run)(p)),
+        }
+    }
+}
+
+/// Why a writing check may not run against `p`, or `None` when it may: the auditor gave
+/// `--allow-writes`, the genesis file the auditor gave marks `test_chain = true`, and the node's
+/// chain id and block 0 are that file's (so a test genesis file cannot license writes to
+/// another chain). Read from the auditor's file, never from the node.
+pub fn write_refusal(p: &dyn NodeProbe) -> Option<String> {
+    if !p.allow_writes() {
+        return Some("not run: --allow-writes not given".into());
+    }
+    let (g, block0) = match genesis(p) {
+        Ok(x) => x,
+        Err(e) => return Some(format!("not run: writes refused: {e}")),
+    };
+    if !g.test_chain {
+        return Some("not run: the genesis file does not mark a test chain: an auditor's run never writes to a production chain".into());
+    }
+    match p.status() {
+        Err(e) => Some(format!("not run: writes refused: status: {e}")),
+        Ok(st)
+            if st.chain_id != g.chain_id.as_str()
+                || st.genesis_hash != block0.header.hash().as_bytes() =>
+        {
+            Some(format!(
+                "not run: writes refused: the node's chain {:?} (block 0 {}) is not the test chain of the genesis file ({:?}, block 0 {})",
+                st.chain_id,
+                hex32(&st.genesis_hash),
+                g.chain_id.as_str(),
+                block0.header.hash()
+            ))
+        }
+        Ok(_) => None,
+    }
+}
 
 /// Every node check in this build.
 pub fn node_checks() -> &'static [NodeCheck] {
@@ -129,27 +230,38 @@ pub fn node_checks() -> &'static [NodeCheck] {
         NodeCheck {
             id: "node-tx-signed-sm2",
             title: "A transaction the identity signs is committed; in its block it verifies with the certificate's SM2 key and its id is SM3 over its encoding",
+            needs: Needs::Node,
             run: tx_signed_sm2,
         },
         NodeCheck {
             id: "node-replay-refused",
             title: "The node refuses a resubmitted transaction (TX_DUPLICATE) and an expired one (TX_EXPIRED), committing nothing",
+            needs: Needs::Node,
             run: replay_refused,
         },
         NodeCheck {
             id: "node-verify-before-commit",
             title: "The node refuses bad signatures, untrusted certificates, other chains, garbage, unknown calls and unpermitted calls with their codes, committing nothing",
+            needs: Needs::Node,
             run: verify_before_commit,
         },
         NodeCheck {
             id: "node-ledger-chain",
             title: "Blocks from the genesis file's block 0 to the tip: hash links, transaction roots and counts, and every seal by a genesis validator",
+            needs: Needs::Node,
             run: ledger_chain,
         },
         NodeCheck {
             id: "node-attestation-proof",
             title: "An anchored document's receipt verifies offline against the genesis file; an altered document or header does not",
+            needs: Needs::Node,
             run: attestation_proof,
+        },
+        NodeCheck {
+            id: "node-revocation-live",
+            title: "Throwaway signers of the identity's organisation are refused by the node: an expired one (TX_CERT_INVALID, CERT_EXPIRED), a suspended one after it committed (TX_SIGNER_SUSPENDED), a revoked one after the CA's next CRL is recorded (TX_SIGNER_REVOKED), while the identity still commits",
+            needs: Needs::WritesAdminCa,
+            run: revocation_live,
         },
     ]
 }
@@ -158,6 +270,7 @@ const SRC_TX: &str = "live node; expected: docs/formats.md §4-5 (SM3 ids, SM2 o
 const SRC_CODES: &str = "live node; expected: docs/execution.md refusal codes";
 const SRC_LEDGER: &str = "live node; expected: docs/formats.md §3-6 and the genesis file";
 const SRC_RECEIPT: &str = "live node; expected: docs/receipts.md, verified offline";
+const SRC_REVOKE: &str = "live node; expected: docs/execution.md refusal codes, identity contract (suspend, resume, update_crl)";
 
 type Case = Result<String, String>;
 
@@ -809,16 +922,18 @@ fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
         },
     ));
 
+    // Every block from 0 to the tip: on a long chain this is the auditor's cost (one GetBlock
+    // per block), reported as it goes.
     let tip = st.height;
-    let lo = tip.saturating_sub(LEDGER_WALK);
     let mut w = Walk::default();
     let mut prev: Option<(u64, [u8; 32])> = None;
-    let mut heights: Vec<u64> = Vec::new();
-    if lo > 0 {
-        heights.push(0);
+    if tip >= LEDGER_PROGRESS_EVERY {
+        p.progress(&format!("node-ledger-chain: walking blocks 0..={tip}"));
     }
-    heights.extend(lo..=tip);
-    for h in heights {
+    for h in 0..=tip {
+        if h > 0 && h % LEDGER_PROGRESS_EVERY == 0 {
+            p.progress(&format!("node-ledger-chain: block {h} of {tip}"));
+        }
         let bytes = match p.block(h) {
             Ok(b) => b,
             Err(e) => {
@@ -855,8 +970,7 @@ fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
                 format!("block {h}: independent header hash differs from BlockHeader::hash"),
             );
         }
-        // Parent link: to the recomputed hash of the block below, when it was walked (the
-        // first block of a bounded walk has its link checked from the block above it).
+        // Parent link: to the recomputed hash of the block below (unless it did not decode).
         if h == 0 {
             if hd.parent.as_bytes() != &[0u8; 32] {
                 first(&mut w.links, "block 0 has a parent".into());
@@ -950,12 +1064,10 @@ fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
             }
         }
     }
-    let range = if lo > 0 {
-        format!("blocks 0 and {lo}..={tip}")
-    } else {
-        format!("blocks 0..={tip}")
-    };
-    let summary = format!("{range}: {} blocks, {} transactions", w.blocks, w.txs);
+    let summary = format!(
+        "blocks 0..={tip} (the whole chain): {} blocks, {} transactions",
+        w.blocks, w.txs
+    );
     let judge = |slot: Option<String>| match slot {
         Some(e) => Err(e),
         None if w.blocks == 0 => Err("no block was read".into()),
@@ -1136,6 +1248,329 @@ fn attestation_proof(p: &dyn NodeProbe) -> Vec<Evidence> {
     out
 }
 
+/// A fresh transaction from `party` (sender `party.cert`), signed by its key, for the node's
+/// current height.
+fn signed_as(p: &dyn NodeProbe, party: Party<'_>, call: Call) -> Result<SignedTx, String> {
+    let st = p.status()?;
+    let mut tx = body(p, &st, call)?;
+    tx.sender = Sender::Certificate(party.cert.to_vec());
+    SignedTx::sign(tx, party.signer, &UserId::default()).map_err(|e| format!("signing: {e}"))
+}
+
+/// A fresh attestation anchor from `party`.
+fn anchor_as(p: &dyn NodeProbe, party: Party<'_>, meta: &str) -> Result<SignedTx, String> {
+    let doc: [u8; 32] = random(p)?;
+    signed_as(p, party, anchor(&crypto_sm::sm3::sm3(&doc), meta))
+}
+
+fn identity_call(method: &str, arg: Vec<u8>) -> Call {
+    Call {
+        contract: "identity".into(),
+        method: method.into(),
+        args: vec![arg],
+    }
+}
+
+/// A throwaway user certificate of the CA's organisation, valid over `validity`.
+fn throwaway_user(
+    p: &dyn NodeProbe,
+    ca_cert: &Certificate,
+    ca: Party<'_>,
+    cn: &str,
+    validity: Validity,
+) -> Result<(SoftSigner, Certificate), String> {
+    let org = ca_cert
+        .organisation()
+        .ok_or("the CA certificate names no organisation (O)")?;
+    let key = throwaway_signer(p)?;
+    let cert = pki::issue(
+        ca_cert,
+        ca.signer,
+        &IssueRequest {
+            role: Role::User,
+            common_name: cn,
+            organisation: &org,
+            public_key: &key.public_key(),
+            serial: Serial::random(p.random()).map_err(|e| e.to_string())?,
+            validity,
+        },
+    )
+    .map_err(|e| format!("issuing {cn}: {e}"))?;
+    Ok((key, cert))
+}
+
+/// Refused with `code`, the message naming `detail` too.
+fn refused_naming(p: &dyn NodeProbe, s: &SignedTx, code: &str, detail: &str) -> Case {
+    refused(p, &s.to_bytes(), code).and_then(|m| {
+        if m.contains(detail) {
+            Ok(m)
+        } else {
+            Err(format!("refused {code} but not for {detail}: {m}"))
+        }
+    })
+}
+
+fn committed_note(c: &Committed) -> String {
+    format!("tx {} at height {}", hex32(&c.id), c.height)
+}
+
+const META_REVOKE: &str = "gmchain conformance node-revocation-live (GM/T 0111 8.4, 8.7)";
+
+/// The organisation's next CRL: every entry of `recorded` plus `serial`, number + 1,
+/// thisUpdate `now` (later than the recorded one), nextUpdate the recorded one's if later,
+/// else now + 30 days, signed by the CA key.
+fn next_crl(
+    recorded: &pki::Crl,
+    ca_cert: &Certificate,
+    ca: Party<'_>,
+    serial: Serial,
+    now: u64,
+) -> Result<pki::Crl, String> {
+    if now <= recorded.this_update().0 {
+        return Err(format!(
+            "the recorded CRL's thisUpdate {} is not before now ({now}): cannot issue a later one",
+            recorded.this_update()
+        ));
+    }
+    let mut entries = recorded.revoked();
+    entries.push(RevokedEntry {
+        serial,
+        revoked_at: UnixTime(now),
+        reason: RevocationReason::KeyCompromise,
+    });
+    let next = recorded
+        .next_update()
+        .filter(|n| n.0 > now)
+        .unwrap_or(UnixTime(now.saturating_add(30 * 86_400)));
+    pki::issue_crl(
+        ca_cert,
+        ca.signer,
+        recorded.number().saturating_add(1),
+        UnixTime(now),
+        next,
+        &entries,
+    )
+    .map_err(|e| format!("issuing the next CRL: {e}"))
+}
+
+fn revocation_live(p: &dyn NodeProbe) -> Vec<Evidence> {
+    let mut out = Vec::new();
+    let (Some(admin), Some(ca)) = (p.admin(), p.ca()) else {
+        return vec![ev(
+            "an admin and the CA of the identity's organisation",
+            SRC_REVOKE,
+            Err("not given (--admin-key/--admin-cert, --ca-key/--ca-cert)".into()),
+        )];
+    };
+    let parties = (|| {
+        let ca_cert = Certificate::from_der(ca.cert).map_err(|e| format!("--ca-cert: {e}"))?;
+        let admin_cert =
+            Certificate::from_der(admin.cert).map_err(|e| format!("--admin-cert: {e}"))?;
+        let id_cert = Certificate::from_der(p.certificate()).map_err(|e| format!("--cert: {e}"))?;
+        let org = ca_cert.organisation();
+        if admin_cert.role() != Some(Role::Admin) {
+            return Err(format!(
+                "--admin-cert {} is not an admin",
+                admin_cert.subject()
+            ));
+        }
+        if admin_cert.organisation() != org || id_cert.organisation() != org {
+            return Err(format!(
+                "the CA's organisation {org:?}, the admin's {:?} and the identity's {:?} differ",
+                admin_cert.organisation(),
+                id_cert.organisation()
+            ));
+        }
+        Ok((ca_cert, id_cert))
+    })();
+    let (ca_cert, id_cert) = match parties {
+        Ok(x) => x,
+        Err(e) => return vec![ev("the admin, the CA and the identity", SRC_REVOKE, Err(e))],
+    };
+    let limits = match genesis(p) {
+        Ok((g, _)) => g.params.limits(),
+        Err(e) => return vec![ev("the genesis file", SRC_REVOKE, Err(e))],
+    };
+    let before = match p.status() {
+        Ok(s) => s.height,
+        Err(e) => return vec![ev("status", SRC_REVOKE, Err(e))],
+    };
+    let now = p.now_unix();
+    let ca_validity = ca_cert.validity();
+    let valid_now = Validity {
+        not_before: UnixTime(now.saturating_sub(3600).max(ca_validity.not_before.0)),
+        not_after: UnixTime(now.saturating_add(86_400).min(ca_validity.not_after.0)),
+    };
+    let mut refused_ids: Vec<[u8; 32]> = Vec::new();
+    let admin_commits = |method: &str, arg: Vec<u8>| -> Result<Committed, String> {
+        commit(p, signed_as(p, admin, identity_call(method, arg))?)
+    };
+
+    // (a) Expired: a validity entirely in the past, inside the CA's.
+    let expired = (|| {
+        let not_after = now.saturating_sub(60);
+        let not_before = now.saturating_sub(2 * 86_400).max(ca_validity.not_before.0);
+        if not_before >= not_after {
+            return Err(format!(
+                "the CA's validity starts at {}, too recently for a certificate that has already expired",
+                ca_validity.not_before
+            ));
+        }
+        let validity = Validity {
+            not_before: UnixTime(not_before),
+            not_after: UnixTime(not_after),
+        };
+        let (key, cert) = throwaway_user(p, &ca_cert, ca, "conformance-expired", validity)?;
+        let s = anchor_as(
+            p,
+            Party {
+                cert: cert.der(),
+                signer: &key,
+            },
+            META_REVOKE,
+        )?;
+        refused_ids.push(s.tx_id().0.0);
+        refused_naming(p, &s, "TX_CERT_INVALID", "CERT_EXPIRED")
+            .map(|m| format!("certificate valid {not_before}..{not_after}: {m}"))
+    })();
+    out.push(ev(
+        "an expired signer (validity entirely in the past) is refused TX_CERT_INVALID naming CERT_EXPIRED",
+        SRC_REVOKE,
+        expired,
+    ));
+
+    // (b) Suspended: commits, is suspended by the admin, is refused, is resumed.
+    let suspended = throwaway_user(p, &ca_cert, ca, "conformance-suspended", valid_now);
+    match suspended {
+        Err(e) => out.push(ev("a throwaway signer to suspend", SRC_REVOKE, Err(e))),
+        Ok((key, cert)) => {
+            let party = Party {
+                cert: cert.der(),
+                signer: &key,
+            };
+            let first = anchor_as(p, party, META_REVOKE).and_then(|s| commit(p, s));
+            let ok = first.is_ok();
+            out.push(ev(
+                "the signer to suspend first commits a transaction",
+                SRC_REVOKE,
+                first.map(|c| format!("{} by {}", committed_note(&c), cert.subject())),
+            ));
+            if ok {
+                let id = cert.fingerprint().0.to_vec();
+                let suspend = admin_commits("suspend", id.clone());
+                let ok = suspend.is_ok();
+                out.push(ev(
+                    "the admin's identity.suspend of that certificate commits",
+                    SRC_REVOKE,
+                    suspend.map(|c| committed_note(&c)),
+                ));
+                if ok {
+                    out.push(ev(
+                        "the suspended signer's next transaction is refused TX_SIGNER_SUSPENDED",
+                        SRC_REVOKE,
+                        anchor_as(p, party, META_REVOKE).and_then(|s| {
+                            refused_ids.push(s.tx_id().0.0);
+                            refused(p, &s.to_bytes(), "TX_SIGNER_SUSPENDED")
+                        }),
+                    ));
+                    out.push(ev(
+                        "clean-up: the admin's identity.resume of that certificate commits",
+                        SRC_REVOKE,
+                        admin_commits("resume", id).map(|c| committed_note(&c)),
+                    ));
+                }
+            }
+        }
+    }
+
+    // (c) Revoked: commits, the organisation's next CRL lists it, is refused; the identity
+    // under test still commits.
+    match throwaway_user(p, &ca_cert, ca, "conformance-revoked", valid_now) {
+        Err(e) => out.push(ev("a throwaway signer to revoke", SRC_REVOKE, Err(e))),
+        Ok((key, cert)) => {
+            let party = Party {
+                cert: cert.der(),
+                signer: &key,
+            };
+            let first = anchor_as(p, party, META_REVOKE).and_then(|s| commit(p, s));
+            let first_id = first.as_ref().map(|c| c.id).ok();
+            out.push(ev(
+                "the signer to revoke first commits a transaction",
+                SRC_REVOKE,
+                first.map(|c| format!("{} by {}", committed_note(&c), cert.subject())),
+            ));
+            let recorded = first_id
+                .ok_or_else(|| "no committed transaction".to_string())
+                .and_then(|id| {
+                    let json = p.receipt_json(&id)?;
+                    let b = receipt::ReceiptBundle::from_json(json.as_bytes(), &limits)
+                        .map_err(|e| format!("its receipt: {}: {e}", e.code()))?;
+                    b.crls
+                        .into_iter()
+                        .find(|c| {
+                            c.issuer() == ca_cert.subject()
+                                && c.verify_signed_by(&ca_cert.public_key()).is_ok()
+                        })
+                        .ok_or_else(|| {
+                            format!(
+                                "its receipt carries no CRL of {} signed by the CA's key",
+                                ca_cert.subject()
+                            )
+                        })
+                });
+            let crl = recorded.and_then(|r| {
+                if r.find(&id_cert.serial()).is_some() {
+                    return Err(format!(
+                        "the identity under test (serial {}) is already revoked",
+                        id_cert.serial()
+                    ));
+                }
+                let crl = next_crl(&r, &ca_cert, ca, cert.serial(), p.now_unix())?;
+                Ok((r, crl))
+            });
+            let update = crl.and_then(|(r, crl)| {
+                let note = format!(
+                    "CRL number {} → {}, {} → {} entries (adds serial {})",
+                    r.number(),
+                    crl.number(),
+                    r.revoked().len(),
+                    crl.revoked().len(),
+                    cert.serial()
+                );
+                admin_commits("update_crl", crl.der().to_vec())
+                    .map(|c| format!("{note}: {}", committed_note(&c)))
+            });
+            let ok = update.is_ok();
+            out.push(ev(
+                "the organisation's next CRL (the recorded CRL from a receipt, plus the signer's serial) is recorded by the admin's identity.update_crl",
+                SRC_REVOKE,
+                update,
+            ));
+            if ok {
+                out.push(ev(
+                    "the revoked signer's next transaction is refused TX_SIGNER_REVOKED",
+                    SRC_REVOKE,
+                    anchor_as(p, party, META_REVOKE).and_then(|s| {
+                        refused_ids.push(s.tx_id().0.0);
+                        refused(p, &s.to_bytes(), "TX_SIGNER_REVOKED")
+                    }),
+                ));
+                out.push(ev(
+                    "the identity under test, not in the CRL, still commits",
+                    SRC_REVOKE,
+                    commit_anchor(p, META_REVOKE).map(|(c, _)| committed_note(&c)),
+                ));
+            }
+        }
+    }
+    out.push(ev(
+        "nothing refused was committed",
+        SRC_REVOKE,
+        none_committed(p, &refused_ids, before),
+    ));
+    out
+}
+
 /// The receipt file with one byte of the header's timestamp flipped (still a valid header).
 fn alter_header(json: &str) -> Result<String, String> {
     let mut v: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
@@ -1196,6 +1631,16 @@ mod tests {
     }
 
     impl NodeProbe for AcceptsAll {
+        fn allow_writes(&self) -> bool {
+            true
+        }
+        fn admin(&self) -> Option<Party<'_>> {
+            None
+        }
+        fn ca(&self) -> Option<Party<'_>> {
+            None
+        }
+        fn progress(&self, _: &str) {}
         fn identity(&self) -> NodeIdentity {
             NodeIdentity::default()
         }
@@ -1288,5 +1733,444 @@ mod tests {
             .find(|c| c.id == "GZ-6.2")
             .unwrap();
         assert!(c.cause.as_deref().unwrap().contains("needs a live node"));
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // A fake node that enforces revocation (or, with `accept_revoked`, lets a revoked signer
+    // through), over a real genesis file of one organisation.
+
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn soft(seed: u8) -> SoftSigner {
+        SoftwareProvider::new(Arc::new(SeededRandom::new(u64::from(seed))))
+            .signer(PrivateKey::from_bytes(&[seed; 32]).unwrap())
+    }
+
+    struct Ledger {
+        ca_key: SoftSigner,
+        ca_cert: Vec<u8>,
+        admin_key: SoftSigner,
+        admin_cert: Vec<u8>,
+        user_key: SoftSigner,
+        user_cert: Vec<u8>,
+        genesis: Vec<u8>,
+        genesis_hash: Vec<u8>,
+        allow_writes: bool,
+        accept_revoked: bool,
+        rng: SeededRandom,
+        crl: RefCell<pki::Crl>,
+        suspended: RefCell<BTreeSet<[u8; 32]>>,
+        committed: RefCell<BTreeMap<[u8; 32], SignedTx>>,
+        submits: RefCell<usize>,
+        height: u64,
+        block0: Vec<u8>,
+        asked: RefCell<Vec<u64>>,
+        progress: RefCell<Vec<String>>,
+    }
+
+    impl Ledger {
+        fn new(test_chain: bool, allow_writes: bool, accept_revoked: bool) -> Self {
+            let ca_key = soft(0x31);
+            let v = Validity {
+                not_before: UnixTime(NOW - 10 * 86_400),
+                not_after: UnixTime(NOW + 365 * 86_400),
+            };
+            let ca = pki::issue_root(
+                "Fake Root CA",
+                "Fake Bureau",
+                Serial::from_bytes(&[1]).unwrap(),
+                v,
+                &ca_key,
+            )
+            .unwrap();
+            let crl = pki::issue_crl(
+                &ca,
+                &ca_key,
+                1,
+                UnixTime(NOW - 60),
+                UnixTime(NOW + 86_400),
+                &[],
+            )
+            .unwrap();
+            let issue = |role, cn: &str, key: &SoftSigner, serial: u8| {
+                pki::issue(
+                    &ca,
+                    &ca_key,
+                    &IssueRequest {
+                        role,
+                        common_name: cn,
+                        organisation: "Fake Bureau",
+                        public_key: &key.public_key(),
+                        serial: Serial::from_bytes(&[serial]).unwrap(),
+                        validity: v,
+                    },
+                )
+                .unwrap()
+            };
+            let admin_key = soft(0x32);
+            let admin = issue(Role::Admin, "admin", &admin_key, 2);
+            let user_key = soft(0x33);
+            let user = issue(Role::User, "client0", &user_key, 3);
+            let node = issue(Role::NodeSign, "node0", &soft(0x34), 4);
+            let g = execution::Genesis {
+                format: execution::GENESIS_FORMAT,
+                chain_id: ChainId::new("fake-chain").unwrap(),
+                test_chain,
+                timestamp_ms: NOW * 1000,
+                params: execution::ChainParams::default(),
+                organisations: vec![execution::GenesisOrg {
+                    name: "Fake Bureau".into(),
+                    ca_cert: ca.clone(),
+                    crl: crl.clone(),
+                    sponsors: Vec::new(),
+                }],
+                validators: vec![execution::GenesisValidator {
+                    name: "node0".into(),
+                    cert: node,
+                }],
+            };
+            let json = g.to_json().into_bytes();
+            let block0 = execution::Genesis::from_json(&json)
+                .unwrap()
+                .build(&state::MemStore::new())
+                .unwrap()
+                .block;
+            let genesis_hash = block0.header.hash().as_bytes().to_vec();
+            Ledger {
+                ca_key,
+                ca_cert: ca.der().to_vec(),
+                admin_key,
+                admin_cert: admin.der().to_vec(),
+                user_key,
+                user_cert: user.der().to_vec(),
+                genesis: json,
+                genesis_hash,
+                allow_writes,
+                accept_revoked,
+                rng: SeededRandom::new(7),
+                crl: RefCell::new(crl),
+                suspended: RefCell::new(BTreeSet::new()),
+                committed: RefCell::new(BTreeMap::new()),
+                submits: RefCell::new(0),
+                height: 5,
+                block0: block0.to_bytes(),
+                asked: RefCell::new(Vec::new()),
+                progress: RefCell::new(Vec::new()),
+            }
+        }
+
+        fn refuse(code: &str, message: String) -> Result<Submission, String> {
+            Ok(Submission::Refused {
+                code: code.into(),
+                message: format!("{code}: {message}"),
+            })
+        }
+    }
+
+    impl NodeProbe for Ledger {
+        fn allow_writes(&self) -> bool {
+            self.allow_writes
+        }
+        fn admin(&self) -> Option<Party<'_>> {
+            Some(Party {
+                cert: &self.admin_cert,
+                signer: &self.admin_key,
+            })
+        }
+        fn ca(&self) -> Option<Party<'_>> {
+            Some(Party {
+                cert: &self.ca_cert,
+                signer: &self.ca_key,
+            })
+        }
+        fn progress(&self, message: &str) {
+            self.progress.borrow_mut().push(message.to_string());
+        }
+        fn identity(&self) -> NodeIdentity {
+            NodeIdentity::default()
+        }
+        fn genesis_json(&self) -> &[u8] {
+            &self.genesis
+        }
+        fn certificate(&self) -> &[u8] {
+            &self.user_cert
+        }
+        fn signer(&self) -> &dyn Signer {
+            &self.user_key
+        }
+        fn random(&self) -> &dyn RandomSource {
+            &self.rng
+        }
+        fn now_unix(&self) -> u64 {
+            NOW
+        }
+        fn status(&self) -> Result<NodeStatus, String> {
+            Ok(NodeStatus {
+                chain_id: "fake-chain".into(),
+                height: self.height,
+                genesis_hash: self.genesis_hash.clone(),
+                expiry_window: 100,
+                ..NodeStatus::default()
+            })
+        }
+        fn submit(&self, bytes: &[u8]) -> Result<Submission, String> {
+            *self.submits.borrow_mut() += 1;
+            let s = SignedTx::from_bytes(bytes, &Limits::default()).map_err(|e| e.to_string())?;
+            let Sender::Certificate(der) = &s.tx.sender else {
+                return Err("no certificate".into());
+            };
+            let cert = Certificate::from_der(der).map_err(|e| e.to_string())?;
+            if cert.validity().not_after.0 < NOW {
+                return Self::refuse("TX_CERT_INVALID", "expired (CERT_EXPIRED)".into());
+            }
+            if self.suspended.borrow().contains(&cert.fingerprint().0) {
+                return Self::refuse("TX_SIGNER_SUSPENDED", "suspended".into());
+            }
+            if self.crl.borrow().find(&cert.serial()).is_some() && !self.accept_revoked {
+                return Self::refuse("TX_SIGNER_REVOKED", "revoked (CERT_REVOKED)".into());
+            }
+            let call = &s.tx.call;
+            match (call.contract.as_str(), call.method.as_str()) {
+                ("identity", "suspend") => {
+                    self.suspended
+                        .borrow_mut()
+                        .insert(call.args[0].as_slice().try_into().unwrap());
+                }
+                ("identity", "resume") => {
+                    self.suspended
+                        .borrow_mut()
+                        .remove(<&[u8; 32]>::try_from(call.args[0].as_slice()).unwrap());
+                }
+                ("identity", "update_crl") => {
+                    *self.crl.borrow_mut() = pki::Crl::from_der(&call.args[0]).unwrap();
+                }
+                _ => {}
+            }
+            let id = s.tx_id();
+            self.committed.borrow_mut().insert(id.0.0, s);
+            Ok(Submission::Committed {
+                tx_id: id.as_bytes().to_vec(),
+                height: 5,
+                position: 0,
+                receipt: Receipt {
+                    tx_id: id,
+                    status: Status::Success,
+                    events: Vec::new(),
+                }
+                .to_bytes(),
+            })
+        }
+        fn transaction(&self, _: &[u8; 32]) -> Result<Option<TxAt>, String> {
+            Ok(None)
+        }
+        /// Block 0 is the genesis file's; every other block is one undecodable byte.
+        fn block(&self, height: u64) -> Result<BlockBytes, String> {
+            self.asked.borrow_mut().push(height);
+            Ok(BlockBytes {
+                block: if height == 0 {
+                    self.block0.clone()
+                } else {
+                    vec![0xff]
+                },
+                seal: Vec::new(),
+            })
+        }
+        fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, String> {
+            let tx = self
+                .committed
+                .borrow()
+                .get(tx_id)
+                .cloned()
+                .ok_or("unknown")?;
+            let Sender::Certificate(der) = &tx.tx.sender else {
+                return Err("no certificate".into());
+            };
+            let header = types::BlockHeader {
+                chain_id: ChainId::new("fake-chain").unwrap(),
+                height: Height(5),
+                tx_count: 1,
+                parent: types::BlockHash(Digest([1; 32])),
+                tx_root: Digest([2; 32]),
+                state_root: Digest([3; 32]),
+                receipts_root: Digest([4; 32]),
+                timestamp: types::Timestamp(NOW * 1000),
+                proposer: Digest([5; 32]),
+            };
+            let bundle = receipt::ReceiptBundle {
+                position: 0,
+                tx_proof: types::merkle::InclusionProof { path: Vec::new() },
+                receipt: Receipt {
+                    tx_id: tx.tx_id(),
+                    status: Status::Success,
+                    events: Vec::new(),
+                },
+                receipt_proof: types::merkle::InclusionProof { path: Vec::new() },
+                seal: BlockSeal {
+                    block_hash: header.hash(),
+                    signer: Digest([5; 32]),
+                    signature: tx.signature,
+                },
+                header,
+                chain: vec![Certificate::from_der(der).unwrap()],
+                crls: vec![self.crl.borrow().clone()],
+                tx,
+            };
+            Ok(bundle.to_json())
+        }
+    }
+
+    fn revocation_check() -> &'static NodeCheck {
+        node_checks()
+            .iter()
+            .find(|c| c.id == "node-revocation-live")
+            .unwrap()
+    }
+
+    #[test]
+    fn the_ledger_walk_reads_every_block_from_0_to_the_tip() {
+        let mut p = Ledger::new(true, false, false);
+        p.height = 2 * LEDGER_PROGRESS_EVERY + 500;
+        let ev = ledger_chain(&p);
+        let asked = p.asked.borrow();
+        // Block 0 for the genesis comparison, then every height once in order (then the tip
+        // again for its hash): not only block 0 and the last 1000 blocks.
+        let walked = &asked[1..=(p.height + 1) as usize];
+        let all: Vec<u64> = (0..=p.height).collect();
+        assert!(
+            walked == all.as_slice(),
+            "walked {} heights, first gap after {:?}",
+            walked.len(),
+            walked.windows(2).find(|w| w[1] != w[0] + 1)
+        );
+        // Undecodable blocks fail the walk, naming the first.
+        let decode = ev
+            .iter()
+            .find(|e| e.case.starts_with("every block decodes"))
+            .unwrap();
+        assert!(
+            !decode.pass && decode.detail.starts_with("block 1:"),
+            "{decode:?}"
+        );
+        assert_eq!(
+            *p.progress.borrow(),
+            vec![
+                format!("node-ledger-chain: walking blocks 0..={}", p.height),
+                format!("node-ledger-chain: block 10000 of {}", p.height),
+                format!("node-ledger-chain: block 20000 of {}", p.height),
+            ]
+        );
+    }
+
+    #[test]
+    fn writing_checks_need_allow_writes_and_a_test_chain_genesis_file() {
+        let no_flag = Ledger::new(true, false, false);
+        let o = revocation_check().execute(&no_flag);
+        assert_eq!(
+            o.not_run.as_deref(),
+            Some("not run: --allow-writes not given")
+        );
+        // The genesis file the auditor gives says production: refused though the flag is set.
+        let production = Ledger::new(false, true, false);
+        let o = revocation_check().execute(&production);
+        assert!(
+            o.not_run
+                .as_deref()
+                .unwrap()
+                .contains("the genesis file does not mark a test chain"),
+            "{o:?}"
+        );
+        assert!(!o.pass && o.evidence.is_empty());
+        // A test genesis file for another chain than the node's licenses nothing.
+        let mut other = Ledger::new(true, true, false);
+        other.genesis_hash = vec![9; 32];
+        let o = revocation_check().execute(&other);
+        assert!(
+            o.not_run
+                .as_deref()
+                .unwrap()
+                .contains("is not the test chain"),
+            "{o:?}"
+        );
+        for p in [&no_flag, &production, &other] {
+            assert_eq!(*p.submits.borrow(), 0, "a refused writing check wrote");
+        }
+        // In a run, the clause that needs it is NOT MET with the reason, not a failed run.
+        let stds = crate::load_standards().unwrap();
+        let r = crate::run(&stds, crate::Provenance::default(), None, Some(&production));
+        let c87 = r
+            .standards
+            .iter()
+            .find(|s| s.id.starts_with("GM/T 0111"))
+            .unwrap()
+            .clauses
+            .iter()
+            .find(|c| c.id == "8.7")
+            .unwrap();
+        assert_eq!(c87.verdict, crate::Verdict::NotMet);
+        assert!(
+            c87.cause.as_deref().unwrap().contains("test chain"),
+            "{c87:?}"
+        );
+        assert!(
+            !r.summary
+                .mandatory_failed
+                .iter()
+                .any(|c| c.ends_with(" 8.7"))
+        );
+    }
+
+    #[test]
+    fn revocation_live_passes_against_a_node_that_enforces_revocation() {
+        let p = Ledger::new(true, true, false);
+        let o = revocation_check().execute(&p);
+        assert!(o.not_run.is_none());
+        assert!(o.pass, "{:#?}", o.evidence);
+        let all = serde_json::to_string(&o.evidence).unwrap();
+        for code in ["CERT_EXPIRED", "TX_SIGNER_SUSPENDED", "TX_SIGNER_REVOKED"] {
+            assert!(all.contains(code), "{code}: {all}");
+        }
+        // The recorded CRL now lists a throwaway serial, numbered after the genesis CRL.
+        let crl = p.crl.borrow();
+        assert_eq!(crl.number(), 2);
+        assert_eq!(crl.revoked().len(), 1);
+        assert!(
+            p.suspended.borrow().is_empty(),
+            "the suspension was not cleaned up"
+        );
+    }
+
+    #[test]
+    fn revocation_live_fails_when_the_node_accepts_a_revoked_signer() {
+        let p = Ledger::new(true, true, true);
+        let o = revocation_check().execute(&p);
+        assert!(!o.pass);
+        let revoked = o
+            .evidence
+            .iter()
+            .find(|e| e.case.contains("TX_SIGNER_REVOKED"))
+            .unwrap();
+        assert!(
+            !revoked.pass && revoked.detail.contains("ACCEPTED"),
+            "{revoked:?}"
+        );
+        // Only that case fails.
+        assert_eq!(
+            o.evidence.iter().filter(|e| !e.pass).count(),
+            1,
+            "{:#?}",
+            o.evidence
+        );
+        let stds = crate::load_standards().unwrap();
+        let r = crate::run(&stds, crate::Provenance::default(), None, Some(&p));
+        assert!(
+            r.summary
+                .mandatory_failed
+                .contains(&"GM/T 0111-2021 8.7".to_string()),
+            "{:?}",
+            r.summary.mandatory_failed
+        );
     }
 }

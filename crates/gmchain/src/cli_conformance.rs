@@ -43,9 +43,10 @@ pub(crate) enum ConformanceCommand {
         /// --key file.
         #[command(flatten)]
         pin: crate::io::PassArgs,
-        /// Also run the ledger checks (GM/T 0111 §8.3-8.5, GZ-5.1, GZ-6.2) against this node
-        /// (gRPC URL). They submit a few small attestation transactions signed by --key and
-        /// refused ones; they read up to the last 1000 blocks.
+        /// Also run the ledger checks (GM/T 0111 §8.3-8.5, §8.7, GZ-5.1, GZ-6.2) against this
+        /// node (gRPC URL). They submit a few small attestation transactions signed by --key and
+        /// refused ones, and read every block from 0 to the tip (one request per block: on a
+        /// long chain that takes a while; progress goes to stderr).
         #[arg(long, value_name = "URL", requires_all = ["genesis", "key", "cert"])]
         node: Option<String>,
         /// The chain's genesis file, as the auditor obtained it (not from the node).
@@ -58,6 +59,25 @@ pub(crate) enum ConformanceCommand {
         /// certificate exercises the permission refusal too).
         #[arg(long, value_name = "FILE", requires = "node")]
         cert: Option<PathBuf>,
+        /// Also run the node checks that write more than a few small transactions or change
+        /// identities (node-revocation-live: throwaway certificates issued with --ca-key,
+        /// suspended and revoked with --admin-key; GM/T 0111 §8.4, §8.7). They run only if the
+        /// --genesis file marks `test_chain = true` and is the node's: an auditor's run never
+        /// writes to a production chain. Otherwise they are not run and their clauses NOT MET.
+        #[arg(long, requires = "node")]
+        allow_writes: bool,
+        /// An admin of --cert's organisation (key file or pkcs11: URI), with --allow-writes.
+        #[arg(long, value_name = "KEY", requires_all = ["allow_writes", "admin_cert"])]
+        admin_key: Option<String>,
+        /// The admin's certificate.
+        #[arg(long, value_name = "FILE", requires = "admin_key")]
+        admin_cert: Option<PathBuf>,
+        /// The CA key of --cert's organisation (key file or pkcs11: URI), with --allow-writes.
+        #[arg(long, value_name = "KEY", requires_all = ["allow_writes", "ca_cert"])]
+        ca_key: Option<String>,
+        /// The CA's certificate.
+        #[arg(long, value_name = "FILE", requires = "ca_key")]
+        ca_cert: Option<PathBuf>,
     },
 }
 
@@ -117,6 +137,11 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
             genesis,
             key,
             cert,
+            allow_writes,
+            admin_key,
+            admin_cert,
+            ca_key,
+            ca_cert,
         } => {
             let stds = standards()?;
             if hsm_profile.is_some() && token.is_none() && key.is_none() {
@@ -138,8 +163,32 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
                         pin.clone(),
                         false,
                     )?;
+                    // The admin's and the CA's keys: files under the same --pass-file, or
+                    // pkcs11: URIs in the --hsm-profile module.
+                    let keyed = |key: Option<String>,
+                                 cert: Option<PathBuf>,
+                                 key_flag: &str,
+                                 cert_flag: &str|
+                     -> Result<Option<crate::node_probe::KeyedCert>, Failure> {
+                        let (Some(key), Some(cert)) = (key, cert) else {
+                            return Ok(None);
+                        };
+                        let signer = crate::cli_crypto::load_signer(
+                            &key,
+                            hsm_profile.clone(),
+                            pin.clone(),
+                            false,
+                        )?;
+                        crate::node_probe::KeyedCert::load(cert_flag, &cert, key_flag, signer)
+                            .map(Some)
+                    };
+                    let writes = crate::node_probe::Writes {
+                        allow: allow_writes,
+                        admin: keyed(admin_key, admin_cert, "--admin-key", "--admin-cert")?,
+                        ca: keyed(ca_key, ca_cert, "--ca-key", "--ca-cert")?,
+                    };
                     Some(crate::node_probe::GrpcProbe::open(
-                        &url, &genesis, &cert, signer, key_desc,
+                        &url, &genesis, &cert, signer, key_desc, writes,
                     )?)
                 }
                 _ => None,

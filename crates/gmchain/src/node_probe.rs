@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use api::v1 as pb;
 use api::v1::chain_client::ChainClient;
-use conformance::{BlockBytes, NodeIdentity, NodeProbe, NodeStatus, Submission, TxAt};
+use conformance::{BlockBytes, NodeIdentity, NodeProbe, NodeStatus, Party, Submission, TxAt};
 use crypto::{RandomSource, Signer};
 use crypto_sm::rng::SystemRandom;
 use pki::Certificate;
@@ -16,6 +16,51 @@ use tonic::transport::Channel;
 use crate::Failure;
 use crate::cli_tx::{NodeArgs, connect, status_failure};
 use crate::io::read_named;
+
+/// A certificate and the key that goes with it (checked when made).
+pub(crate) struct KeyedCert {
+    cert: Certificate,
+    signer: Box<dyn Signer>,
+}
+
+impl KeyedCert {
+    /// Reads the certificate `path` (PEM or DER) given as `flag` and checks that `signer`
+    /// holds its key (`key_flag`). Bad input is exit 2.
+    pub(crate) fn load(
+        flag: &str,
+        path: &Path,
+        key_flag: &str,
+        signer: Box<dyn Signer>,
+    ) -> Result<Self, Failure> {
+        let bytes = read_named(flag, path)?;
+        let cert = Certificate::from_pem(&bytes)
+            .or_else(|_| Certificate::from_der(&bytes))
+            .map_err(|e| Failure::BadInput(format!("{flag} {}: {e}", path.display())))?;
+        if signer.public_key() != cert.public_key() {
+            return Err(Failure::BadInput(format!(
+                "{key_flag} is not the key of {flag} ({})",
+                cert.subject()
+            )));
+        }
+        Ok(KeyedCert { cert, signer })
+    }
+
+    fn party(&self) -> Party<'_> {
+        Party {
+            cert: self.cert.der(),
+            signer: self.signer.as_ref(),
+        }
+    }
+}
+
+/// What the auditor allows the writing checks (`--allow-writes`) and the identities they
+/// need: an admin and the CA of the sending identity's organisation.
+#[derive(Default)]
+pub(crate) struct Writes {
+    pub allow: bool,
+    pub admin: Option<KeyedCert>,
+    pub ca: Option<KeyedCert>,
+}
 
 /// A node reached over gRPC, the genesis file the auditor trusts, and the sending identity.
 pub(crate) struct GrpcProbe {
@@ -29,6 +74,7 @@ pub(crate) struct GrpcProbe {
     key_desc: String,
     chain_id: String,
     version: String,
+    writes: Writes,
 }
 
 impl GrpcProbe {
@@ -40,6 +86,7 @@ impl GrpcProbe {
         cert: &Path,
         signer: Box<dyn Signer>,
         key_desc: String,
+        writes: Writes,
     ) -> Result<Self, Failure> {
         let genesis_bytes = read_named("--genesis", genesis)?;
         let cert_bytes = read_named("--cert", cert)?;
@@ -75,6 +122,7 @@ impl GrpcProbe {
             key_desc,
             chain_id: status.chain_id,
             version: status.version,
+            writes,
         })
     }
 }
@@ -98,6 +146,21 @@ fn transport(what: &str, s: &tonic::Status) -> String {
 }
 
 impl NodeProbe for GrpcProbe {
+    fn allow_writes(&self) -> bool {
+        self.writes.allow
+    }
+
+    fn admin(&self) -> Option<Party<'_>> {
+        self.writes.admin.as_ref().map(KeyedCert::party)
+    }
+
+    fn ca(&self) -> Option<Party<'_>> {
+        self.writes.ca.as_ref().map(KeyedCert::party)
+    }
+
+    fn progress(&self, message: &str) {
+        eprintln!("{message}");
+    }
     fn identity(&self) -> NodeIdentity {
         NodeIdentity {
             url: self.url.clone(),
