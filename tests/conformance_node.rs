@@ -101,14 +101,19 @@ fn ledger_clauses_against_a_live_node() {
     let _node = Node::start(&chain);
 
     // Without --allow-writes: the live revocation check is not run, so 8.7 and 8.4 are NOT
-    // MET with the reason, and the run does not fail (exit 0: nothing ran and failed).
+    // MET with the reason, and they do not fail the run (the one failed mandatory clause is
+    // GM/T 0111 §7.1, decided by no node check).
     let (o, report) = run_conformance(&chain, Path::new("data/genesis.json"), "rep-no-writes");
     assert_eq!(
         o.status.code(),
-        Some(0),
+        Some(1),
         "stdout {} stderr {}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        report["summary"]["mandatory_failed"],
+        serde_json::json!(["GM/T 0111-2021 7.1"])
     );
     for id in ["8.7", "8.4"] {
         let c = clause(&report, "GM/T 0111-2021", id);
