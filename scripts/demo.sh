@@ -72,6 +72,10 @@ alice="$("$bin" keys generate --hsm-profile "$profile" --token-label agency-a --
 echo "$alice"
 run "$bin" keys csr --hsm-profile "$profile" --key "$alice" --pass-file user.pin --subject "CN=alice" --out alice.csr
 run "$bin" ca issue --dir root-ca --role user --csr alice.csr --pass-file root.pass --out alice.pem
+# An auditor identity, its key in the token too: it signs the conformance report.
+auditor="$("$bin" keys generate --hsm-profile "$profile" --token-label agency-a --label auditor --pass-file user.pin)"
+run "$bin" keys csr --hsm-profile "$profile" --key "$auditor" --pass-file user.pin --subject "CN=auditor" --out auditor.csr
+run "$bin" ca issue --dir root-ca --role auditor --csr auditor.csr --pass-file root.pass --out auditor.pem
 
 # The chain: genesis names the organisation's CA (with its CRL) and the validator; the node's
 # key is the token key node-1, reached by its pkcs11: URI.
@@ -123,13 +127,15 @@ say "$bin receipt verify notice.receipt.json forged.txt --genesis chain/genesis.
 say "curl http://127.0.0.1:$metrics_port/metrics | grep gmchain_"
 (exec 3<>"/dev/tcp/127.0.0.1/$metrics_port"; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; grep -E '^gmchain_(height|blocks|txs_committed|rocksdb)' <&3) || true
 # The conformance suite against the code, the token and the live node (alice's token key signs
-# the node checks' transactions).
+# the node checks' transactions); the auditor's token key signs report.json, verified offline.
 report_dir="${GMCHAIN_REPORT_DIR:-$OLDPWD/reports/conformance}"
 # Exit 1 names the mandatory clauses NOT MET by a failed check (GM/T 0111 §7.1 until non-GM
 # algorithms are unreachable in production); any other exit stops the demo.
 run "$bin" conformance run --out-dir "$report_dir" --hsm-profile "$profile" --token agency-a --pass-file user.pin \
     --node "$node" --genesis chain/genesis.json --key "$alice" --cert alice.pem \
+    --sign-key "$auditor" --sign-cert auditor.pem \
   || { rc=$?; [ "$rc" -eq 1 ] || exit "$rc"; echo "exit 1 (see the report)"; }
+run "$bin" conformance verify-report "$report_dir/report.json" --anchor root.pem --crl root.crl
 say "kill -TERM \$node_pid   (graceful shutdown)"
 kill -TERM "$node_pid"; wait "$node_pid" || true; node_pid=""
 run "$bin" node verify-store --config node.toml

@@ -554,3 +554,510 @@ fn toolbox_reads_openssl_encrypted_keys_and_says_the_prf_is_not_gm() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The signed conformance report: `conformance run --sign-key … --sign-cert …` and
+// `conformance verify-report`, against a PKI built by `gmchain ca` (scripts/make-test-pki.sh:
+// root CA, agency B's CA key in a soft-token, auditor-b and user-b1 as encrypted key files).
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn softtoken_module() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let so = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("libgmchain_softtoken.so");
+    assert!(
+        so.exists(),
+        "{} is missing: run `cargo build -p softtoken` first (scripts/test.sh does)",
+        so.display()
+    );
+    so
+}
+
+/// `gmchain` in `dir` with the PKI's soft-token directory (agency B's CA key lives there).
+fn gm(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gmchain"))
+        .current_dir(dir)
+        .env("GMCHAIN_SOFTTOKEN_DIR", dir.join("tokens"))
+        .env("GMCHAIN_PKCS11_MODULE", softtoken_module())
+        .env("GMCHAIN_OPERATOR", "test-admin")
+        .args(args)
+        .output()
+        .expect("run gmchain")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> Output {
+    let o = gm(dir, args);
+    assert_eq!(
+        code(&o),
+        0,
+        "gmchain {args:?}\nstdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+/// The demo PKI of scripts/make-test-pki.sh in a fresh directory.
+fn test_pki() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/make-test-pki.sh"))
+        .arg(t.path())
+        .env("GMCHAIN_BIN", env!("CARGO_BIN_EXE_gmchain"))
+        .env("GMCHAIN_PKCS11_MODULE", softtoken_module())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "make-test-pki.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t
+}
+
+/// `conformance run` signed by `key` with certificate `cert` (chain: agency B's CA).
+fn signed_run(d: &Path, out_dir: &str, key: &str, cert: &str) -> Output {
+    gm(
+        d,
+        &[
+            "conformance",
+            "run",
+            "--out-dir",
+            out_dir,
+            "--sign-key",
+            key,
+            "--pass-file",
+            "user.pin",
+            "--sign-cert",
+            cert,
+            "--sign-chain",
+            "agency-b-ca.pem",
+        ],
+    )
+}
+
+/// `conformance verify-report FILE` against the root with both CRLs, plus `extra` arguments.
+fn verify_report(d: &Path, file: &str, extra: &[&str]) -> Output {
+    let mut a = vec![
+        "conformance",
+        "verify-report",
+        file,
+        "--anchor",
+        "root.pem",
+        "--crl",
+        "root.crl",
+        "--crl",
+        "agency-b.crl",
+    ];
+    a.extend(extra);
+    gm(d, &a)
+}
+
+/// Writes `rep/report.json` with `edit` applied to its text, as `name`.
+fn edited(d: &Path, name: &str, edit: impl FnOnce(String) -> String) -> String {
+    let text = std::fs::read_to_string(d.join("rep/report.json")).unwrap();
+    let changed = edit(text.clone());
+    assert_ne!(changed, text, "{name}: the edit changed nothing");
+    std::fs::write(d.join(name), changed).unwrap();
+    name.to_string()
+}
+
+/// Writes `canonical.bin` (the report's canonical bytes), `report.sig` and `signer.pem` from a
+/// signed report, made by Python's json module from the definition in conformance/README.md,
+/// independently of gmchain (scripts/setup.sh installs python3). Returns SM3 of the canonical
+/// bytes, by OpenSSL.
+fn python_canonical(d: &Path, report: &str) -> String {
+    let script = r#"
+import json, sys
+r = json.load(open(sys.argv[1], encoding="utf-8"))
+s = r.pop("signature")
+open("canonical.bin", "wb").write(
+    json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+open("report.sig", "wb").write(bytes.fromhex(s["signature"]))
+open("signer.pem", "w").write(s["certificate"])
+"#;
+    let o = Command::new("python3")
+        .current_dir(d)
+        .args(["-c", script, report])
+        .output()
+        .expect("python3 must be installed (scripts/setup.sh installs it)");
+    assert!(o.status.success(), "python3: {}", stderr(&o));
+    let o = openssl(d, &["dgst", "-sm3", "-r", "canonical.bin"]);
+    stdout(&o)
+        .split_whitespace()
+        .next()
+        .expect("openssl dgst output")
+        .to_string()
+}
+
+#[test]
+fn signed_report_verifies_and_any_change_fails() {
+    let t = test_pki();
+    let d = t.path();
+    let o = signed_run(d, "rep", "auditor-b.key", "auditor-b.pem");
+    // Exit 1 only for GM/T 0111 §7.1 (non-GM algorithms reachable in production): the report is
+    // written and signed all the same.
+    assert!(
+        stdout(&o).contains("GM/T 0111-2021 7.1"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        code(&o),
+        1,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(
+        stdout(&o).contains("signed by CN=auditor-b"),
+        "{}",
+        stdout(&o)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("rep/report.json")).unwrap()).unwrap();
+    let sig = &json["signature"];
+    assert!(
+        sig["certificate"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    assert_eq!(sig["chain"].as_array().unwrap().len(), 1);
+    assert!(hex::decode(sig["signature"].as_str().unwrap()).is_ok());
+    // The report itself is unchanged beside the signature: readers of the unsigned form still work.
+    assert!(json["summary"]["met"].as_u64().unwrap() > 20);
+    // The HTML names the signer and says it is not signed itself.
+    let html = std::fs::read_to_string(d.join("rep/report.html")).unwrap();
+    let serial = String::from_utf8_lossy(
+        &openssl(d, &["x509", "-in", "auditor-b.pem", "-noout", "-serial"]).stdout,
+    )
+    .trim()
+    .trim_start_matches("serial=")
+    .to_lowercase();
+    assert!(
+        html.contains("CN=auditor-b") && html.contains(&serial),
+        "signer named"
+    );
+    assert!(html.contains("verify-report"), "says to verify the JSON");
+    assert!(html.contains(sig["content_sm3"].as_str().unwrap()));
+
+    // It verifies, naming the signer and giving the headline.
+    let o = verify_report(d, "rep/report.json", &[]);
+    assert_eq!(
+        code(&o),
+        0,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains("CN=auditor-b") && out.contains(&serial),
+        "{out}"
+    );
+    assert!(
+        out.contains(" MET, ") && out.contains("NOT COVERED"),
+        "{out}"
+    );
+
+    // Formatting is not content: compact JSON with its keys in another order still verifies.
+    std::fs::write(d.join("compact.json"), serde_json::to_vec(&json).unwrap()).unwrap();
+    let o = verify_report(d, "compact.json", &[]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+
+    // An independent verifier: Python's json module makes the documented canonical bytes, and
+    // OpenSSL checks the SM2 signature over them with the signer's certificate.
+    let content_sm3 = python_canonical(d, "rep/report.json");
+    let o = openssl(
+        d,
+        &[
+            "pkeyutl",
+            "-verify",
+            "-certin",
+            "-inkey",
+            "signer.pem",
+            "-rawin",
+            "-in",
+            "canonical.bin",
+            "-digest",
+            "sm3",
+            "-sigfile",
+            "report.sig",
+            "-pkeyopt",
+            "distid:1234567812345678",
+        ],
+    );
+    assert!(o.status.success(), "openssl: {}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        content_sm3,
+        sig["content_sm3"].as_str().unwrap(),
+        "content_sm3 is SM3 of the canonical bytes"
+    );
+
+    // Any change to the content fails with exit 1, naming what failed.
+    let verdict = edited(d, "verdict.json", |s| {
+        s.replacen("\"verdict\": \"MET\"", "\"verdict\": \"NOT MET\"", 1)
+    });
+    let o = verify_report(d, &verdict, &[]);
+    assert_one_line_error(&o, 1, "changed after signing");
+    let evidence = edited(d, "evidence.json", |s| {
+        let at = s.find("\"detail\": \"").unwrap() + "\"detail\": \"".len();
+        let mut b = s.into_bytes();
+        b[at] = if b[at] == b'x' { b'y' } else { b'x' };
+        String::from_utf8(b).unwrap()
+    });
+    assert_one_line_error(
+        &verify_report(d, &evidence, &[]),
+        1,
+        "changed after signing",
+    );
+    let removed = edited(d, "removed.json", |s| {
+        let mut v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        v["standards"][0]["clauses"]
+            .as_array_mut()
+            .unwrap()
+            .remove(0);
+        serde_json::to_string_pretty(&v).unwrap()
+    });
+    assert_one_line_error(&verify_report(d, &removed, &[]), 1, "changed after signing");
+    // The recorded content SM3 is only a hint: an edit that also updates it still fails, on the
+    // signature.
+    let new_sm3 = python_canonical(d, &verdict);
+    let rehashed = edited(d, "rehashed.json", |s| {
+        s.replacen("\"verdict\": \"MET\"", "\"verdict\": \"NOT MET\"", 1)
+            .replace(sig["content_sm3"].as_str().unwrap(), &new_sm3)
+    });
+    assert_one_line_error(
+        &verify_report(d, &rehashed, &[]),
+        1,
+        "the SM2 signature does not verify",
+    );
+    // A duplicated member could show one verdict to a reader and another to the verifier.
+    let duplicate = edited(d, "duplicate.json", |s| {
+        s.replacen(
+            "\"verdict\": \"MET\"",
+            "\"verdict\": \"NOT MET\", \"verdict\": \"MET\"",
+            1,
+        )
+    });
+    assert_one_line_error(&verify_report(d, &duplicate, &[]), 2, "duplicate");
+
+    // A report whose signature is valid but made by a user, not an auditor: refused.
+    python_canonical(d, "rep/report.json");
+    ok(
+        d,
+        &[
+            "crypto",
+            "sign",
+            "--key",
+            "user-b1.key",
+            "--pass-file",
+            "user.pin",
+            "--out",
+            "user.sig",
+            "canonical.bin",
+        ],
+    );
+    let user_signed = edited(d, "user-signed.json", |s| {
+        let mut v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        v["signature"]["certificate"] = std::fs::read_to_string(d.join("user-b1.pem"))
+            .unwrap()
+            .into();
+        v["signature"]["signature"] =
+            hex::encode(std::fs::read(d.join("user.sig")).unwrap()).into();
+        serde_json::to_string_pretty(&v).unwrap()
+    });
+    assert_one_line_error(
+        &verify_report(d, &user_signed, &[]),
+        1,
+        "is user, not auditor (CERT_WRONG_ROLE)",
+    );
+
+    // The auditor's chain must end at the anchor given: another root is refused.
+    std::fs::write(d.join("other.pass"), "other-root-passphrase\n").unwrap();
+    let o = ok(
+        d,
+        &[
+            "ca",
+            "init",
+            "--dir",
+            "other",
+            "--name",
+            "Other Root CA",
+            "--org",
+            "Other",
+            "--pass-file",
+            "other.pass",
+        ],
+    );
+    std::fs::write(d.join("other.pem"), &o.stdout).unwrap();
+    ok(
+        d,
+        &[
+            "ca",
+            "crl",
+            "--dir",
+            "other",
+            "--pass-file",
+            "other.pass",
+            "--out",
+            "other.crl",
+        ],
+    );
+    let o = gm(
+        d,
+        &[
+            "conformance",
+            "verify-report",
+            "rep/report.json",
+            "--anchor",
+            "other.pem",
+            "--crl",
+            "other.crl",
+            "--crl",
+            "agency-b.crl",
+        ],
+    );
+    assert_one_line_error(&o, 1, "no path to a trust anchor");
+    // Without agency B's CRL the auditor's status is unknown: fail closed.
+    let o = gm(
+        d,
+        &[
+            "conformance",
+            "verify-report",
+            "rep/report.json",
+            "--anchor",
+            "root.pem",
+            "--crl",
+            "root.crl",
+        ],
+    );
+    assert_one_line_error(&o, 1, "revocation status");
+    // Unreadable input: exit 2.
+    assert_one_line_error(&verify_report(d, "missing.json", &[]), 2, "missing.json");
+    std::fs::write(d.join("garbage.json"), b"{\"summary\": ").unwrap();
+    assert_one_line_error(&verify_report(d, "garbage.json", &[]), 2, "garbage.json");
+}
+
+#[test]
+fn report_signing_refuses_a_non_auditor_certificate_and_a_foreign_key() {
+    let t = test_pki();
+    let d = t.path();
+    // A user's certificate (with its own key): refused before anything is run or written.
+    let o = signed_run(d, "rep", "user-b1.key", "user-b1.pem");
+    assert_one_line_error(&o, 2, "not an auditor");
+    assert!(!d.join("rep").exists(), "nothing written");
+    // The auditor's certificate with another key.
+    let o = signed_run(d, "rep", "user-b1.key", "auditor-b.pem");
+    assert_one_line_error(&o, 2, "is not the key of");
+    assert!(!d.join("rep").exists(), "nothing written");
+    // A key without a certificate: usage.
+    let o = gm(
+        d,
+        &[
+            "conformance",
+            "run",
+            "--out-dir",
+            "rep",
+            "--sign-key",
+            "auditor-b.key",
+            "--pass-file",
+            "user.pin",
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+}
+
+#[test]
+fn report_of_a_revoked_auditor_fails_verification() {
+    let t = test_pki();
+    let d = t.path();
+    let o = signed_run(d, "rep", "auditor-b.key", "auditor-b.pem");
+    // Exit 1 only for GM/T 0111 §7.1; the report is written and signed.
+    assert_eq!(code(&o), 1, "stderr: {}", stderr(&o));
+    ok(
+        d,
+        &[
+            "ca",
+            "verify",
+            "--anchor",
+            "root.pem",
+            "--untrusted",
+            "agency-b-ca.pem",
+            "--crl",
+            "root.crl",
+            "--crl",
+            "agency-b.crl",
+            "--role",
+            "auditor",
+            "auditor-b.pem",
+        ],
+    );
+    assert_eq!(code(&verify_report(d, "rep/report.json", &[])), 0);
+    let serial = String::from_utf8_lossy(
+        &openssl(d, &["x509", "-in", "auditor-b.pem", "-noout", "-serial"]).stdout,
+    )
+    .trim()
+    .trim_start_matches("serial=")
+    .to_lowercase();
+    ok(
+        d,
+        &[
+            "ca",
+            "revoke",
+            "--dir",
+            "agency-b",
+            "--serial",
+            &serial,
+            "--reason",
+            "key-compromise",
+            "--pass-file",
+            "user.pin",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "ca",
+            "crl",
+            "--dir",
+            "agency-b",
+            "--pass-file",
+            "user.pin",
+            "--out",
+            "agency-b.crl",
+        ],
+    );
+    let o = verify_report(d, "rep/report.json", &[]);
+    assert_one_line_error(&o, 1, "revoked");
+}
+
+#[test]
+fn unsigned_report_still_runs_and_verify_report_says_unsigned() {
+    let t = test_pki();
+    let d = t.path();
+    // Exit 1 only for GM/T 0111 §7.1; the report is written.
+    assert_eq!(code(&gm(d, &["conformance", "run", "--out-dir", "rep"])), 1);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("rep/report.json")).unwrap()).unwrap();
+    assert!(json.get("signature").is_none(), "no signature member");
+    assert!(json["summary"]["met"].as_u64().unwrap() > 20);
+    let html = std::fs::read_to_string(d.join("rep/report.html")).unwrap();
+    assert!(
+        html.contains("unsigned"),
+        "the HTML says the report is unsigned"
+    );
+    let o = verify_report(d, "rep/report.json", &[]);
+    assert_one_line_error(&o, 1, "unsigned");
+}

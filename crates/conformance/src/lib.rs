@@ -15,6 +15,7 @@ mod ledger_ref;
 mod model;
 mod node;
 mod report;
+mod signed;
 mod token;
 mod vectors;
 
@@ -26,7 +27,11 @@ pub use node::{
 };
 pub use report::{
     ClauseResult, Counts, Provenance, Report, StandardResult, StandardSummary, Summary, Verdict,
-    render_html, run,
+    render_html, render_signed_html, run,
+};
+pub use signed::{
+    CheckedSignature, MAX_REPORT_LEN, ReportFile, ReportSignature, SIGNATURE_SCHEME, SignedBy,
+    SignedReport, SignedReportError, canonical_bytes, check_signer, sign,
 };
 pub use token::{
     DeclaredCertification, IndependentVerification, KeyFacts, ReportedDevice, TokenCheck,

@@ -3,10 +3,11 @@
 use crate::checks::{CheckOutcome, registry};
 use crate::model::{ClauseStatus, Level, Standard, TextFidelity};
 use crate::node::{NodeIdentity, NodeProbe, node_checks};
+use crate::signed::SignedBy;
 use crate::token::{
     TokenIdentity, TokenProbe, certification_verdict, development_token_cause, token_checks,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What was tested, with what, by which build. Filled by the caller (the binary), since this
@@ -99,7 +100,7 @@ pub struct Report {
 }
 
 /// Clauses counted by verdict.
-#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
 pub struct Counts {
     pub clauses: usize,
     pub met: usize,
@@ -137,7 +138,7 @@ impl Counts {
 }
 
 /// One standard's share of the summary.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StandardSummary {
     pub id: String,
     pub title: String,
@@ -151,8 +152,9 @@ pub struct StandardSummary {
     pub mandatory_not_covered: Vec<String>,
 }
 
-/// Counts over all clauses, then per standard.
-#[derive(Debug, Clone, Serialize, Default)]
+/// Counts over all clauses, then per standard. Deserialize too: `verify-report` prints the
+/// headline of the report it verified.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Summary {
     #[serde(flatten)]
     pub counts: Counts,
@@ -414,12 +416,41 @@ fn esc(s: &str) -> String {
     out
 }
 
-/// Renders the report as one self-contained HTML page.
+/// Renders an unsigned report as one self-contained HTML page, which says it is unsigned.
 pub fn render_html(r: &Report) -> String {
+    render(r, None)
+}
+
+/// Renders a signed report as one self-contained HTML page: it names the signer and says that
+/// the page itself is unsigned (only report.json is).
+pub fn render_signed_html(r: &Report, by: &SignedBy) -> String {
+    render(r, Some(by))
+}
+
+/// What the page says about its signature, right under the title.
+fn render_signature(h: &mut String, by: Option<&SignedBy>) {
+    match by {
+        Some(b) => h.push_str(&format!(
+            "<div class=\"sig\"><p><b>Signed report.</b> report.json is signed by the auditor <code>{}</code> (certificate serial <code>{}</code>, issued by <code>{}</code>); SM3 of its signed canonical bytes: <code>{}</code>. <b>This HTML page is derived from report.json and is itself unsigned</b>: rely only on report.json as verified by <code>gmchain conformance verify-report report.json --anchor ROOT.pem --crl ROOT.crl --crl AGENCY.crl</code>.</p>\n<p lang=\"zh\">本报告的 report.json 由审计员 <code>{}</code>（证书序列号 <code>{}</code>）签名。本 HTML 页面由 report.json 生成，本身未签名：请以 <code>gmchain conformance verify-report</code> 验证通过的 report.json 为准。</p></div>\n",
+            esc(&b.subject),
+            esc(&b.serial),
+            esc(&b.issuer),
+            esc(&b.content_sm3),
+            esc(&b.subject),
+            esc(&b.serial),
+        )),
+        None => h.push_str(
+            "<div class=\"sig unsigned\"><p><b>This report is unsigned</b>: nothing shows who ran it or that it is unchanged since. A report an auditor relies on is signed (<code>gmchain conformance run --sign-key KEY --sign-cert AUDITOR.pem</code>) and its report.json verified (<code>gmchain conformance verify-report</code>).</p>\n<p lang=\"zh\">本报告未签名：无法证明由谁生成、生成后是否被修改。</p></div>\n",
+        ),
+    }
+}
+
+fn render(r: &Report, by: Option<&SignedBy>) -> String {
     let p = &r.provenance;
     let mut h = String::new();
-    h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>gmchain conformance report</title>\n<style>\nbody{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}table{border-collapse:collapse;width:100%;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}th{background:#f3f3f3}.MET{color:#0a0;font-weight:bold}.NOTMET{color:#c00;font-weight:bold}.NA{color:#777;font-weight:bold}.NC{color:#b60;font-weight:bold}.DECLARED{color:#a60;font-weight:bold}details{margin:.2em 0}code{font-size:.9em}.fail{color:#c00}.num{text-align:right}\n</style></head><body>\n");
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>gmchain conformance report</title>\n<style>\nbody{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}table{border-collapse:collapse;width:100%;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}th{background:#f3f3f3}.MET{color:#0a0;font-weight:bold}.NOTMET{color:#c00;font-weight:bold}.NA{color:#777;font-weight:bold}.NC{color:#b60;font-weight:bold}.DECLARED{color:#a60;font-weight:bold}details{margin:.2em 0}code{font-size:.9em}.fail{color:#c00}.num{text-align:right}.sig{border:1px solid #888;padding:.2em .8em;background:#f8f8f8}.unsigned{border-color:#c00}\n</style></head><body>\n");
     h.push_str("<h1>gmchain conformance report <span lang=\"zh\">密码应用符合性报告</span></h1>\n");
+    render_signature(&mut h, by);
     render_summary(&mut h, &r.summary);
     h.push_str("<h2>Provenance <span lang=\"zh\">测试对象与环境</span></h2>\n<table>\n");
     let prov = [

@@ -341,7 +341,7 @@ pub(crate) enum CaCommand {
     },
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -578,6 +578,44 @@ fn issue_for(
     record(ca, &mut index, &cert, r)?;
     ca.write_index(&index).map_err(ca_err)?;
     Ok(cert)
+}
+
+/// Validates `leaf` for `role` against the anchors, intermediates and CRLs in these files (plus
+/// `carried` intermediates, untrusted like the files): what `gmchain ca verify` does, shared with
+/// `gmchain conformance verify-report`. Unreadable files are bad input; the chain's own verdict
+/// is returned for the caller to word.
+pub(crate) fn validate_chain_files(
+    leaf: &Certificate,
+    carried: &[Certificate],
+    anchor: &[PathBuf],
+    untrusted: &[PathBuf],
+    crl: &[PathBuf],
+    at: UnixTime,
+    role: Role,
+) -> Result<Result<pki::ValidatedChain, pki::ChainError>, Failure> {
+    let load_cert = |p: &PathBuf| {
+        Certificate::from_pem(&read_named("certificate", p)?)
+            .map_err(pki_err(&p.display().to_string()))
+    };
+    let anchors = anchor
+        .iter()
+        .map(|p| {
+            load_cert(p).map(|c| TrustAnchor {
+                cert: c,
+                user_id: crypto::UserId::default(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut inter = untrusted
+        .iter()
+        .map(&load_cert)
+        .collect::<Result<Vec<_>, _>>()?;
+    inter.extend_from_slice(carried);
+    let crls = crl
+        .iter()
+        .map(|p| Crl::from_pem(&read_named("--crl", p)?).map_err(pki_err(&p.display().to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(pki::validate_chain(leaf, &inter, &anchors, &crls, at, role))
 }
 
 pub(crate) fn run(cmd: CaCommand) -> CmdResult {
@@ -880,40 +918,17 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
             cert,
         } => {
             let r = role(&r)?;
-            let load_cert = |p: &PathBuf| {
-                Certificate::from_pem(&read_named("certificate", p)?)
-                    .map_err(pki_err(&p.display().to_string()))
-            };
             let leaf = Certificate::from_pem(&read_named("certificate", &cert)?)
                 .map_err(pki_err("certificate"))?;
-            let anchors = anchor
-                .iter()
-                .map(|p| {
-                    load_cert(p).map(|c| TrustAnchor {
-                        cert: c,
-                        user_id: crypto::UserId::default(),
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let inter = untrusted
-                .iter()
-                .map(&load_cert)
-                .collect::<Result<Vec<_>, _>>()?;
-            let crls = crl
-                .iter()
-                .map(|p| {
-                    Crl::from_pem(&read_named("--crl", p)?)
-                        .map_err(pki_err(&p.display().to_string()))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            match pki::validate_chain(
+            match validate_chain_files(
                 &leaf,
-                &inter,
-                &anchors,
-                &crls,
+                &[],
+                &anchor,
+                &untrusted,
+                &crl,
                 UnixTime(at.unwrap_or_else(now)),
                 r,
-            ) {
+            )? {
                 Ok(v) => {
                     println!(
                         "OK: {} is valid as {} (organisation {:?}; chain of {} anchored by {:?})",

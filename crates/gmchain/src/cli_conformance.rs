@@ -1,10 +1,14 @@
-//! `gmchain conformance list|run`.
+//! `gmchain conformance list|run|verify-report`.
 
-use crate::io::write_file;
+use crate::io::{read_named, write_file};
 use crate::{CmdResult, Failure};
 use clap::Subcommand;
-use conformance::{ClauseStatus, Provenance, load_standards, render_html, run as run_suite};
-use std::path::PathBuf;
+use conformance::{
+    ClauseStatus, Provenance, ReportFile, SignedReportError, load_standards, render_html,
+    render_signed_html, run as run_suite,
+};
+use pki::{Certificate, Role, UnixTime};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[derive(Debug, Subcommand)]
@@ -78,7 +82,150 @@ pub(crate) enum ConformanceCommand {
         /// The CA's certificate.
         #[arg(long, value_name = "FILE", requires = "ca_key")]
         ca_cert: Option<PathBuf>,
+        /// Sign report.json with this auditor key: an encrypted key file, or a pkcs11: URI with
+        /// --hsm-profile; its passphrase or PIN from --pass-file/--pass-env (the same as the
+        /// token's). The signature covers the report's canonical bytes (conformance/README.md).
+        #[arg(long, value_name = "KEY", requires = "sign_cert")]
+        sign_key: Option<String>,
+        /// The certificate of --sign-key; its role must be auditor (gmchain ca issue --role
+        /// auditor). Embedded in report.json.
+        #[arg(long, value_name = "FILE", requires = "sign_key")]
+        sign_cert: Option<PathBuf>,
+        /// A CA certificate between the auditor's and the root (the agency CA), embedded in
+        /// report.json for verifiers; repeat for several.
+        #[arg(long, value_name = "FILE", requires = "sign_key")]
+        sign_chain: Vec<PathBuf>,
     },
+    /// Verifies a signed report.json offline: the auditor's SM2 signature over its canonical
+    /// bytes, and the auditor's certificate chain (role auditor) to --anchor with a current CRL
+    /// from every issuer, now. Prints the signer and the headline. Exit 0 verified; 1 unsigned,
+    /// changed after signing, or signed by a certificate that does not validate (not an
+    /// auditor, revoked, expired, another anchor, a CRL missing); 2 unreadable input.
+    /// report.html is never verified: it is derived from report.json.
+    VerifyReport {
+        /// The signed report.json.
+        report: PathBuf,
+        /// The trusted root certificate(s).
+        #[arg(long, required = true, value_name = "FILE")]
+        anchor: Vec<PathBuf>,
+        /// Intermediate (agency CA) certificates, besides those the report carries.
+        #[arg(long, value_name = "FILE")]
+        untrusted: Vec<PathBuf>,
+        /// A current CRL of each issuer on the auditor's path (the root's and the agency's).
+        #[arg(long, value_name = "FILE")]
+        crl: Vec<PathBuf>,
+    },
+}
+
+fn load_cert(option: &str, path: &Path) -> Result<Certificate, Failure> {
+    Certificate::from_pem(&read_named(option, path)?)
+        .map_err(|e| Failure::BadInput(format!("{option} {}: {e}", path.display())))
+}
+
+/// The auditor's key and certificate, checked before anything runs: role auditor, and the
+/// certificate's key is the signing key.
+struct ReportSigner {
+    signer: Box<dyn crypto::Signer>,
+    cert: Certificate,
+    chain: Vec<Certificate>,
+}
+
+impl ReportSigner {
+    fn open(
+        key: &str,
+        cert: &Path,
+        chain: &[PathBuf],
+        hsm_profile: Option<PathBuf>,
+        pin: crate::io::PassArgs,
+    ) -> Result<Self, Failure> {
+        let cert = load_cert("--sign-cert", cert)?;
+        let chain = chain
+            .iter()
+            .map(|p| load_cert("--sign-chain", p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signer = crate::cli_crypto::load_signer(key, hsm_profile, pin, true)?;
+        conformance::check_signer(signer.as_ref(), &cert)
+            .map_err(|e| Failure::BadInput(format!("--sign-cert: {e}")))?;
+        Ok(ReportSigner {
+            signer,
+            cert,
+            chain,
+        })
+    }
+}
+
+fn verify_report(
+    report: &Path,
+    anchor: &[PathBuf],
+    untrusted: &[PathBuf],
+    crl: &[PathBuf],
+) -> CmdResult {
+    let bytes = read_named("report", report)?;
+    let as_failure = |e: SignedReportError| {
+        let m = format!("{}: {e}", report.display());
+        if e.is_unreadable() {
+            Failure::BadInput(m)
+        } else {
+            Failure::NotVerified(m)
+        }
+    };
+    let file = ReportFile::parse(&bytes).map_err(as_failure)?;
+    let checked = file.verify_signature().map_err(as_failure)?;
+    let by = checked.signed_by();
+    match crate::cli_ca::validate_chain_files(
+        checked.certificate(),
+        checked.chain(),
+        anchor,
+        untrusted,
+        crl,
+        UnixTime(crate::cli_ca::now()),
+        Role::Auditor,
+    )? {
+        Ok(chain) => {
+            let summary = file.summary().map_err(as_failure)?;
+            let p = file.report().get("provenance");
+            let field = |k: &str| {
+                p.and_then(|p| p.get(k))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("?")
+                    .to_string()
+            };
+            println!(
+                "VERIFIED: {} is signed by the auditor {} (serial {})",
+                report.display(),
+                by.subject,
+                by.serial
+            );
+            println!(
+                "auditor certificate valid now, with current CRLs: {} (anchor)",
+                chain
+                    .path()
+                    .iter()
+                    .map(Certificate::subject)
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            );
+            println!("report SM3 (canonical bytes): {}", by.content_sm3);
+            println!(
+                "generated {} by gmchain {} (commit {}); tested: {}",
+                field("generated_at"),
+                field("gmchain_version"),
+                field("git_commit"),
+                field("target")
+            );
+            for line in summary.headline() {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Err(e) => Err(Failure::NotVerified(format!(
+            "{}: the signer {} (serial {}) is not a valid auditor here: {e} ({})",
+            report.display(),
+            by.subject,
+            by.serial,
+            e.code()
+        ))),
+    }
 }
 
 fn standards() -> Result<Vec<conformance::Standard>, Failure> {
@@ -142,14 +289,28 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
             admin_cert,
             ca_key,
             ca_cert,
+            sign_key,
+            sign_cert,
+            sign_chain,
         } => {
             let stds = standards()?;
-            if hsm_profile.is_some() && token.is_none() && key.is_none() {
+            if hsm_profile.is_some() && token.is_none() && key.is_none() && sign_key.is_none() {
                 return Err(Failure::BadInput(
-                    "--hsm-profile needs --token (device checks) or a pkcs11: --key (node checks)"
+                    "--hsm-profile needs --token (device checks), a pkcs11: --key (node checks) or a pkcs11: --sign-key"
                         .into(),
                 ));
             }
+            // The auditor's key and certificate are checked before anything runs.
+            let report_signer = match (&sign_key, &sign_cert) {
+                (Some(k), Some(c)) => Some(ReportSigner::open(
+                    k,
+                    c,
+                    &sign_chain,
+                    hsm_profile.clone(),
+                    pin.clone(),
+                )?),
+                _ => None,
+            };
             let node_probe = match (node, genesis, key, cert) {
                 (Some(url), Some(genesis), Some(key), Some(cert)) => {
                     let key_desc = if key.starts_with("pkcs11:") {
@@ -227,12 +388,26 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
             std::fs::create_dir_all(&out_dir).map_err(|e| {
                 Failure::BadInput(format!("cannot create {}: {e}", out_dir.display()))
             })?;
-            let json =
-                serde_json::to_vec_pretty(&report).map_err(|e| Failure::BadInput(e.to_string()))?;
+            // The HTML is rendered from the very report the JSON holds, and says whether and
+            // by whom report.json is signed.
+            let (json, html, signed_by) = match &report_signer {
+                Some(s) => {
+                    let signed = conformance::sign(&report, s.signer.as_ref(), &s.cert, &s.chain)
+                        .map_err(|e| Failure::BadInput(format!("--sign-key: {e}")))?;
+                    let html = render_signed_html(&report, &signed.signed_by);
+                    (signed.json, html, Some(signed.signed_by))
+                }
+                None => (
+                    serde_json::to_vec_pretty(&report)
+                        .map_err(|e| Failure::BadInput(e.to_string()))?,
+                    render_html(&report),
+                    None,
+                ),
+            };
             let json_path = out_dir.join("report.json");
             let html_path = out_dir.join("report.html");
             write_file(&json_path, &json, false)?;
-            write_file(&html_path, render_html(&report).as_bytes(), false)?;
+            write_file(&html_path, html.as_bytes(), false)?;
             let s = &report.summary;
             for line in s.headline() {
                 println!("{line}");
@@ -261,6 +436,15 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
                 json_path.display(),
                 html_path.display()
             );
+            match &signed_by {
+                Some(b) => println!(
+                    "report.json signed by {} (serial {}); SM3 of its canonical bytes {}; report.html is derived from it and unsigned",
+                    b.subject, b.serial, b.content_sm3
+                ),
+                None => {
+                    println!("report.json is unsigned (sign it with --sign-key and --sign-cert)")
+                }
+            }
             if s.mandatory_failed.is_empty() {
                 Ok(())
             } else {
@@ -270,6 +454,12 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
                 )))
             }
         }
+        ConformanceCommand::VerifyReport {
+            report,
+            anchor,
+            untrusted,
+            crl,
+        } => verify_report(&report, &anchor, &untrusted, &crl),
     }
 }
 

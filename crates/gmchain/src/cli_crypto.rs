@@ -216,7 +216,7 @@ pub(crate) fn load_signer(
             .any(|w| w == b"ENCRYPTED PRIVATE KEY")
         {
             return Err(Failure::BadInput(format!(
-                "key {key}: not an encrypted PKCS#8 key; a node key file must be encrypted (gmchain crypto keygen --encrypt)"
+                "key {key}: not an encrypted PKCS#8 key; a key file here must be encrypted (gmchain crypto keygen --encrypt)"
             )));
         }
     }
