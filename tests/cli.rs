@@ -707,11 +707,7 @@ fn signed_report_verifies_and_any_change_fails() {
     let o = signed_run(d, "rep", "auditor-b.key", "auditor-b.pem");
     // Exit 1 only for GM/T 0111 §7.1 (non-GM algorithms reachable in production): the report is
     // written and signed all the same.
-    assert!(
-        stdout(&o).contains("GM/T 0111-2021 7.1"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("GM/T 0111-2021 7.1"), "{}", stdout(&o));
     assert_eq!(
         code(&o),
         1,
