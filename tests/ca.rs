@@ -5,35 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn module() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let so = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("libgmchain_softtoken.so");
-    assert!(
-        so.exists(),
-        "{} is missing: run `cargo build -p softtoken` first (scripts/test.sh does)",
-        so.display()
-    );
-    so
-}
-
-fn gm(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gmchain"))
-        .current_dir(dir)
-        .env("GMCHAIN_SOFTTOKEN_DIR", dir.join("tokens"))
-        .env("GMCHAIN_PKCS11_MODULE", module())
-        .env("GMCHAIN_OPERATOR", "test-admin")
-        .args(args)
-        .output()
-        .expect("run gmchain")
-}
+#[path = "support/demo_pki.rs"]
+mod demo_pki;
+use demo_pki::{demo_pki, gm, repo};
 
 fn ok(dir: &Path, args: &[&str]) -> Output {
     let o = gm(dir, args);
@@ -59,24 +33,6 @@ fn openssl(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("openssl must be installed")
-}
-
-/// Builds the demo PKI with the script the README documents, into a fresh directory.
-fn demo_pki() -> tempfile::TempDir {
-    let t = tempfile::tempdir().unwrap();
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/make-test-pki.sh"))
-        .arg(t.path())
-        .env("GMCHAIN_BIN", env!("CARGO_BIN_EXE_gmchain"))
-        .env("GMCHAIN_PKCS11_MODULE", module())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "make-test-pki.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    t
 }
 
 #[test]

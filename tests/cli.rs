@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "support/demo_pki.rs"]
+mod demo_pki;
+use demo_pki::{demo_pki, gm};
+
 fn gmchain(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gmchain"))
         .args(args)
@@ -560,37 +564,6 @@ fn toolbox_reads_openssl_encrypted_keys_and_says_the_prf_is_not_gm() {
 // `conformance verify-report`, against a PKI built by `gmchain ca` (scripts/make-test-pki.sh:
 // root CA, agency B's CA key in a soft-token, auditor-b and user-b1 as encrypted key files).
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn softtoken_module() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let so = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("libgmchain_softtoken.so");
-    assert!(
-        so.exists(),
-        "{} is missing: run `cargo build -p softtoken` first (scripts/test.sh does)",
-        so.display()
-    );
-    so
-}
-
-/// `gmchain` in `dir` with the PKI's soft-token directory (agency B's CA key lives there).
-fn gm(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gmchain"))
-        .current_dir(dir)
-        .env("GMCHAIN_SOFTTOKEN_DIR", dir.join("tokens"))
-        .env("GMCHAIN_PKCS11_MODULE", softtoken_module())
-        .env("GMCHAIN_OPERATOR", "test-admin")
-        .args(args)
-        .output()
-        .expect("run gmchain")
-}
-
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
@@ -605,24 +578,6 @@ fn ok(dir: &Path, args: &[&str]) -> Output {
         stderr(&o)
     );
     o
-}
-
-/// The demo PKI of scripts/make-test-pki.sh in a fresh directory.
-fn test_pki() -> tempfile::TempDir {
-    let t = tempfile::tempdir().unwrap();
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/make-test-pki.sh"))
-        .arg(t.path())
-        .env("GMCHAIN_BIN", env!("CARGO_BIN_EXE_gmchain"))
-        .env("GMCHAIN_PKCS11_MODULE", softtoken_module())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "make-test-pki.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    t
 }
 
 /// `conformance run` signed by `key` with certificate `cert` (chain: agency B's CA).
@@ -702,7 +657,7 @@ open("signer.pem", "w").write(s["certificate"])
 
 #[test]
 fn signed_report_verifies_and_any_change_fails() {
-    let t = test_pki();
+    let t = demo_pki();
     let d = t.path();
     let o = signed_run(d, "rep", "auditor-b.key", "auditor-b.pem");
     // Exit 1 only for GM/T 0111 §7.1 (non-GM algorithms reachable in production): the report is
@@ -948,7 +903,7 @@ fn signed_report_verifies_and_any_change_fails() {
 
 #[test]
 fn report_signing_refuses_a_non_auditor_certificate_and_a_foreign_key() {
-    let t = test_pki();
+    let t = demo_pki();
     let d = t.path();
     // A user's certificate (with its own key): refused before anything is run or written.
     let o = signed_run(d, "rep", "user-b1.key", "user-b1.pem");
@@ -977,7 +932,7 @@ fn report_signing_refuses_a_non_auditor_certificate_and_a_foreign_key() {
 
 #[test]
 fn report_of_a_revoked_auditor_fails_verification() {
-    let t = test_pki();
+    let t = demo_pki();
     let d = t.path();
     let o = signed_run(d, "rep", "auditor-b.key", "auditor-b.pem");
     // Exit 1 only for GM/T 0111 §7.1; the report is written and signed.
@@ -1041,7 +996,7 @@ fn report_of_a_revoked_auditor_fails_verification() {
 
 #[test]
 fn unsigned_report_still_runs_and_verify_report_says_unsigned() {
-    let t = test_pki();
+    let t = demo_pki();
     let d = t.path();
     // Exit 1 only for GM/T 0111 §7.1; the report is written.
     assert_eq!(code(&gm(d, &["conformance", "run", "--out-dir", "rep"])), 1);
