@@ -1,5 +1,5 @@
 //! `gmchain conformance run --node` against a real node process on 127.0.0.1: the ledger
-//! clauses (GM/T 0111 §8.3-8.5, GZ-5.1, GZ-6.2) are MET with evidence against the chain's own
+//! clauses (GM/T 0111 §8.3-8.5, GZ-6.2) are MET with evidence against the chain's own
 //! genesis file, and NOT MET (exit 1) against another chain's genesis file. GM/T 0111 §8.7 and
 //! §8.4 need the live revocation check: MET with `--allow-writes` and the dev chain's admin and
 //! CA (a test chain), NOT MET as not run without `--allow-writes` (exit 0).
@@ -86,12 +86,11 @@ fn check<'a>(c: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("clause {} has no check {id}", c["id"]))
 }
 
-const LEDGER: [(&str, &str); 6] = [
+const LEDGER: [(&str, &str); 5] = [
     ("GM/T 0111-2021", "8.3"),
     ("GM/T 0111-2021", "8.4"),
     ("GM/T 0111-2021", "8.7"),
     ("GM/T 0111-2021", "8.5"),
-    ("政务区块链服务平台", "GZ-5.1"),
     ("政务区块链服务平台", "GZ-6.2"),
 ];
 
@@ -160,6 +159,13 @@ fn ledger_clauses_against_a_live_node() {
                     .all(|e| e["pass"] == true && !e["source"].as_str().unwrap().is_empty())
             );
         }
+    }
+    // GZ-5.1 also asks for the state roots and persistence, which no check shows: NOT COVERED
+    // although its checks ran and passed (found in review: it was MET).
+    let gz51 = clause(&report, "政务区块链服务平台", "GZ-5.1");
+    assert_eq!(gz51["verdict"], "NOT COVERED", "{gz51:#}");
+    for o in gz51["checks"].as_array().unwrap() {
+        assert_eq!(o["pass"], true, "{o:#}");
     }
     // The evidence names what was checked.
     let c85 = clause(&report, "GM/T 0111-2021", "8.5");

@@ -799,7 +799,14 @@ fn verify_before_commit(p: &dyn NodeProbe) -> Vec<Evidence> {
                 tx.call = Call {
                     contract: "identity".into(),
                     method: "suspend".into(),
-                    args: vec![crypto_sm::sm3::sm3(p.certificate()).0.to_vec()],
+                    // A hash that names no certificate: were the refusal (the fault this case
+                    // looks for) missing, execution would change nothing (found in review: the
+                    // suite's own certificate was named, so a faulty node would suspend it).
+                    args: vec![
+                        crypto_sm::sm3::sm3(b"gmchain conformance: no such certificate")
+                            .0
+                            .to_vec(),
+                    ],
                 };
                 sign(p, tx)
             },

@@ -5,7 +5,8 @@ use crate::model::{ClauseStatus, Level, Standard, TextFidelity};
 use crate::node::{NodeIdentity, NodeProbe, node_checks};
 use crate::signed::SignedBy;
 use crate::token::{
-    TokenIdentity, TokenProbe, certification_verdict, development_token_cause, token_checks,
+    CONFIRM_WITH_ISSUER, MODULE_IDENTITY, TokenIdentity, TokenProbe, certification_verdict,
+    development_token_cause, token_checks,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -329,7 +330,8 @@ pub fn run(
                 // Certification is judged from the module's own answers beside the profile's
                 // declaration: DECLARED at best, never MET.
                 ClauseStatus::Covered if c.requires_certified_device && all_ran => {
-                    let v = certification_verdict(identity.as_ref(), all_pass);
+                    let others_pass = checks.iter().all(|o| o.pass || o.id == MODULE_IDENTITY);
+                    let v = certification_verdict(identity.as_ref(), all_pass, others_pass);
                     failed = v.failed;
                     (v.verdict, Some(v.cause))
                 }
@@ -343,6 +345,17 @@ pub fn run(
                         None => (Verdict::NotMet, Some("check-failed".to_string())),
                     }
                 }
+                // A device clause (keys generated and kept in a certified module) passes its
+                // checks only on a module whose profile declares a certification: the module's
+                // behaviour was observed, its certification and random source were not. At best
+                // DECLARED, never MET (found in review: a forged declaration on SoftHSM made
+                // key generation MET).
+                ClauseStatus::Covered if checks.iter().any(|o| o.id == MODULE_IDENTITY) => (
+                    Verdict::Declared,
+                    Some(format!(
+                        "the checks passed on a module that declares a certification, which the suite cannot confirm (nor the module's random source): {CONFIRM_WITH_ISSUER}"
+                    )),
+                ),
                 ClauseStatus::Covered => (Verdict::Met, None),
             };
             let name = format!("{} {}", std.id, c.id);
@@ -659,6 +672,7 @@ fn render_summary(h: &mut String, s: &Summary) {
         Verdict::NotMet,
         Verdict::NotCovered,
         Verdict::NotApplicable,
+        Verdict::Declared,
     ]
     .map(|v| {
         format!(
@@ -674,8 +688,8 @@ fn render_summary(h: &mut String, s: &Summary) {
     ));
     let row = |name: String, c: &Counts, open: String| {
         format!(
-            "<tr><td>{name}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{open}</td></tr>\n",
-            c.clauses, c.met, c.not_met, c.not_covered, c.not_applicable
+            "<tr><td>{name}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{open}</td></tr>\n",
+            c.clauses, c.met, c.not_met, c.not_covered, c.not_applicable, c.declared
         )
     };
     for st in &s.standards {
