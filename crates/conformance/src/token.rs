@@ -86,6 +86,9 @@ pub struct TokenIdentity {
     pub reported: Option<ReportedDevice>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reported_error: Option<String>,
+    /// The date of the run (UTC, `YYYY-MM-DD`), supplied by the binary: a declared certificate
+    /// is judged valid or expired against it (this crate reads no clock).
+    pub today: String,
 }
 
 /// The key attributes that show where a key was made and whether it can leave the device.
@@ -418,6 +421,43 @@ pub(crate) fn certification_verdict(
     let (Some(c), Some(r)) = (&id.certification, &id.reported) else {
         return not_met("the token's profile declares no certification".into(), true);
     };
+    // The declaration must hold up on its own terms (found in review: an expired, level-1
+    // certificate was DECLARED): GB/T 39786 level 3 asks for modules certified at GB/T 37092
+    // level 2 or higher, and an expired certificate certifies nothing.
+    match c.level.as_deref().map(str::trim).map(str::parse::<u8>) {
+        Some(Ok(l)) if l >= 2 => {}
+        Some(_) => {
+            return not_met(
+                format!(
+                    "the declared certificate {} is security level {}: a GB/T 39786 level-3 system needs GB/T 37092 level 2 or higher",
+                    c.certificate,
+                    c.level.as_deref().unwrap_or_default()
+                ),
+                true,
+            );
+        }
+        None => {
+            return not_met(
+                format!(
+                    "the declared certificate {} names no security level (GB/T 37092 level 2 or higher is needed)",
+                    c.certificate
+                ),
+                true,
+            );
+        }
+    }
+    if let Some(until) = c.valid_until.as_deref() {
+        // ISO dates compare as text in date order; without the run's date, fail closed.
+        if id.today.len() != 10 || until.len() != 10 || until < id.today.as_str() {
+            return not_met(
+                format!(
+                    "the declared certificate {} is valid until {until}, and the run is on {:?}: expired (or undated)",
+                    c.certificate, id.today
+                ),
+                true,
+            );
+        }
+    }
     CertificationVerdict {
         verdict: Verdict::Declared,
         cause: format!(
@@ -868,6 +908,7 @@ mod tests {
                 token_firmware: firmware_reported.into(),
             }),
             reported_error: None,
+            today: "2026-12-03".into(),
         }
     }
 
@@ -995,6 +1036,38 @@ mod tests {
             );
             assert!(r.summary.mandatory_failed.contains(&format!("{std} {id}")));
         }
+    }
+
+    /// A declaration that does not hold up on its own terms fails (found in review): a
+    /// security level below 2, no level, a certificate expired on the run's date, or no date.
+    #[test]
+    fn an_expired_or_low_level_declaration_is_not_met_and_fails() {
+        let with = |level: Option<&str>, until: Option<&str>, today: &str| {
+            let mut id = vendor("2.1");
+            if let Some(c) = id.certification.as_mut() {
+                c.level = level.map(String::from);
+                c.valid_until = until.map(String::from);
+            }
+            id.today = today.into();
+            certification_verdict(Some(&id), true, true)
+        };
+        for (level, until, today, want) in [
+            (Some("1"), None, "2026-12-03", "security level 1"),
+            (None, None, "2026-12-03", "names no security level"),
+            (Some("2"), Some("2001-01-01"), "2026-12-03", "expired"),
+            (Some("2"), Some("2030-01-01"), "", "expired (or undated)"),
+        ] {
+            let v = with(level, until, today);
+            assert_eq!(
+                v.verdict,
+                Verdict::NotMet,
+                "{level:?} {until:?}: {}",
+                v.cause
+            );
+            assert!(v.failed && v.cause.contains(want), "{}", v.cause);
+        }
+        let ok = with(Some("3"), Some("2030-01-01"), "2026-12-03");
+        assert_eq!(ok.verdict, Verdict::Declared, "{}", ok.cause);
     }
 
     #[test]

@@ -189,6 +189,14 @@ impl TokenProbe for HsmProbe {
             }),
             reported,
             reported_error,
+            today: {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                // "YYYY-MM-DDTHH:MM:SSZ": the date part.
+                pki::UnixTime(now).to_string().chars().take(10).collect()
+            },
         }
     }
 
