@@ -42,6 +42,11 @@ use types::{ChainId, Decode, Height, Limits, Sender, SignedTx, TxError, TxId, ch
 /// How many validated chains the cache holds at most; when full, an arbitrary entry goes.
 pub const CERT_CACHE_CAPACITY: usize = 10_000;
 
+/// Whether a transaction ID was already seen (in the pool or on the chain). `Err` names why
+/// it could not be told (a storage read failed): admission then refuses the transaction as
+/// `TX_STATE_UNAVAILABLE`, never treats it as unseen (fail closed).
+pub type Seen<'a> = dyn Fn(&TxId) -> Result<bool, String> + Sync + 'a;
+
 /// How many refused certificates one state root remembers at most; when full, an arbitrary
 /// entry goes (the cache only saves work).
 pub const REFUSAL_CACHE_CAPACITY: usize = 4_096;
@@ -551,7 +556,7 @@ impl Admission {
         &self,
         view: &StateView<'_, S>,
         ctx: &AdmitContext,
-        seen: &(dyn Fn(&TxId) -> bool + Sync),
+        seen: &Seen<'_>,
         bytes: &[u8],
     ) -> Result<VerifiedTx, Rejection> {
         // Size first: nothing is decoded from an oversized input.
@@ -580,12 +585,7 @@ impl Admission {
         }
         self.check_expiry(tx.expiry, ctx.tip)?;
         let id = signed.tx_id();
-        if seen(&id) {
-            return Err(reject(
-                RejectCode::Duplicate,
-                format!("transaction {id} was already submitted"),
-            ));
-        }
+        check_unseen(seen, &id)?;
         let (contract, perm) = self.resolve_call(&signed)?;
         contract
             .check_args(&tx.call.method, &tx.call.args)
@@ -628,7 +628,7 @@ impl Admission {
         &self,
         view: &StateView<'_, S>,
         ctx: &AdmitContext,
-        seen: &(dyn Fn(&TxId) -> bool + Sync),
+        seen: &Seen<'_>,
         txs: &[Vec<u8>],
     ) -> Vec<Result<VerifiedTx, Rejection>> {
         let threads = std::thread::available_parallelism()
@@ -673,16 +673,11 @@ impl Admission {
         &self,
         view: &StateView<'_, S>,
         ctx: &AdmitContext,
-        seen: &(dyn Fn(&TxId) -> bool + Sync),
+        seen: &Seen<'_>,
         tx: &VerifiedTx,
     ) -> Result<(), Rejection> {
         self.check_expiry(tx.expiry(), ctx.tip)?;
-        if seen(&tx.id) {
-            return Err(reject(
-                RejectCode::Duplicate,
-                format!("transaction {} was already submitted", tx.id),
-            ));
-        }
+        check_unseen(seen, &tx.id)?;
         match &tx.pending {
             // register_org: the new CA exists only in the transaction; its path is rechecked
             // as admitted.
@@ -982,6 +977,21 @@ impl Admission {
             _ => {}
         }
         authorize(view, signer, perm, signed, full)
+    }
+}
+
+/// Refuses a transaction already seen, and one whose status cannot be read.
+fn check_unseen(seen: &Seen<'_>, id: &TxId) -> Result<(), Rejection> {
+    match seen(id) {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(reject(
+            RejectCode::Duplicate,
+            format!("transaction {id} was already submitted"),
+        )),
+        Err(why) => Err(reject(
+            RejectCode::StateUnavailable,
+            format!("cannot tell whether transaction {id} was already submitted: {why}"),
+        )),
     }
 }
 

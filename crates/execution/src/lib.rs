@@ -40,7 +40,8 @@ mod records;
 mod view;
 
 pub use admission::{
-    Admission, AdmitContext, CERT_CACHE_CAPACITY, REFUSAL_CACHE_CAPACITY, SignerInfo, VerifiedTx,
+    Admission, AdmitContext, CERT_CACHE_CAPACITY, REFUSAL_CACHE_CAPACITY, Seen, SignerInfo,
+    VerifiedTx,
 };
 pub use attestation::{AttestationContract, MAX_KIND_LEN, MAX_METADATA_LEN, MAX_POINTER_LEN};
 pub use codes::{FailureCode, RejectCode, Rejection};

@@ -203,7 +203,7 @@ impl Node {
 
     fn admit(&self, bytes: &[u8]) -> Result<VerifiedTx, Rejection> {
         self.admission
-            .admit(&self.view(), &self.ctx(), &|_| false, bytes)
+            .admit(&self.view(), &self.ctx(), &|_| Ok(false), bytes)
     }
 
     fn must_admit(&self, bytes: &[u8]) -> VerifiedTx {
@@ -213,7 +213,7 @@ impl Node {
 
     fn recheck(&self, tx: &VerifiedTx) -> Result<(), Rejection> {
         self.admission
-            .recheck(&self.view(), &self.ctx(), &|_| false, tx)
+            .recheck(&self.view(), &self.ctx(), &|_| Ok(false), tx)
     }
 
     /// Executes and commits a block of `txs`.
@@ -786,7 +786,7 @@ fn every_bad_transaction_gets_its_code_and_good_ones_change_only_their_state() {
         ),
     ];
 
-    let seen = |id: &TxId| *id == replayed_id;
+    let seen = |id: &TxId| Ok(*id == replayed_id);
     let view = node.view();
     let ctx = node.ctx();
     for (name, bytes, expected) in &bad {
@@ -1131,7 +1131,8 @@ fn update_crl_revokes_from_the_next_block_and_recheck_refuses() {
         ))),
         RejectCode::PermissionDenied
     );
-    // A CRL naming Agency A's CA but signed by another key: a bad argument.
+    // A CRL naming Agency A's CA but signed by another key: a bad argument. The fixture must
+    // build: a negative case that silently did not run when it failed proved nothing (issue 11).
     let forged = pki::danger::sign_crl(
         &w.pki.a.ca,
         &w.pki.root.key,
@@ -1140,19 +1141,18 @@ fn update_crl_revokes_from_the_next_block_and_recheck_refuses() {
         t(68),
         &[],
         &UserId::default(),
+    )
+    .expect("the forged CRL fixture builds");
+    assert_eq!(
+        code_of(node.admit(&call(
+            &w.admin,
+            5,
+            "identity",
+            "update_crl",
+            vec![forged.der().to_vec()]
+        ))),
+        RejectCode::BadArguments
     );
-    if let Ok(forged) = forged {
-        assert_eq!(
-            code_of(node.admit(&call(
-                &w.admin,
-                5,
-                "identity",
-                "update_crl",
-                vec![forged.der().to_vec()]
-            ))),
-            RejectCode::BadArguments
-        );
-    }
 }
 
 #[test]
@@ -1309,7 +1309,7 @@ fn admit_many_equals_sequential() {
     }
     let view = node.view();
     let ctx = node.ctx();
-    let seen = |_: &TxId| false;
+    let seen = |_: &TxId| Ok(false);
     let fresh = Admission::new(w.g.chain_id.clone(), &w.g.params, w.g.consortium().unwrap());
     let parallel = fresh.admit_many(&view, &ctx, &seen, &batch);
     let sequential: Vec<_> = batch
@@ -1362,7 +1362,7 @@ fn cache_hit_still_catches_revocation_expiry_and_suspension() {
         .admit(
             &node.view(),
             &node.ctx(),
-            &|_| false,
+            &|_| Ok(false),
             &anchor(&w.user, 3, &sm3(b"c2")),
         )
         .unwrap_err();
@@ -1379,7 +1379,7 @@ fn cache_hit_still_catches_revocation_expiry_and_suspension() {
         .admit(
             &node.view(),
             &late,
-            &|_| false,
+            &|_| Ok(false),
             &anchor(&w.user2, 2, &sm3(b"c4")),
         )
         .unwrap_err();
@@ -1881,7 +1881,7 @@ fn a_ca_recertified_with_the_same_key_answers_the_same_cached_or_fresh() {
     let fresh_admission =
         Admission::new(w.g.chain_id.clone(), &w.g.params, w.g.consortium().unwrap());
     let fresh = fresh_admission
-        .admit(&node.view(), &node.ctx(), &|_| false, &tx)
+        .admit(&node.view(), &node.ctx(), &|_| Ok(false), &tx)
         .map(|v| v.signer().organisation.clone());
     assert_eq!(cached, fresh);
     // A re-certification of the same key keeps the members' certificates valid: they name
@@ -1889,4 +1889,33 @@ fn a_ca_recertified_with_the_same_key_answers_the_same_cached_or_fresh() {
     assert_eq!(cached.as_deref(), Ok("Agency B"));
     // A transaction admitted before the re-certification passes its recheck too.
     node.recheck(&pending).unwrap();
+}
+
+#[test]
+fn a_duplicate_check_that_cannot_read_fails_closed() {
+    // Issue 11: the node's duplicate check turned a storage read error into "not seen", so a
+    // transaction whose status could not be read was admitted. The check now reports the
+    // error, and admission and recheck refuse with TX_STATE_UNAVAILABLE.
+    let w = world();
+    let node = Node::new(&w.g);
+    let tx = anchor(&w.user, 1, &sm3(b"unreadable index"));
+    let broken = |_: &TxId| -> Result<bool, String> { Err("index read failed".into()) };
+    let r = node
+        .admission
+        .admit(&node.view(), &node.ctx(), &broken, &tx)
+        .unwrap_err();
+    assert_eq!(r.code, RejectCode::StateUnavailable, "{r}");
+    assert!(r.message.contains("index read failed"), "{r}");
+    let admitted = node.must_admit(&tx);
+    let r = node
+        .admission
+        .recheck(&node.view(), &node.ctx(), &broken, &admitted)
+        .unwrap_err();
+    assert_eq!(r.code, RejectCode::StateUnavailable, "{r}");
+    // Seen is still a duplicate.
+    let r = node
+        .admission
+        .admit(&node.view(), &node.ctx(), &|_| Ok(true), &tx)
+        .unwrap_err();
+    assert_eq!(r.code, RejectCode::Duplicate);
 }

@@ -257,9 +257,9 @@ impl Core {
         &self.validator.certificate
     }
 
-    /// The current tip and its header.
-    pub fn tip(&self) -> Result<(Tip, BlockHeader), NodeError> {
-        Ok(lock(&self.tip).clone())
+    /// The current tip and its header (kept in memory: reading it cannot fail).
+    pub fn tip(&self) -> (Tip, BlockHeader) {
+        lock(&self.tip).clone()
     }
 
     /// Subscribes to committed heights.
@@ -276,6 +276,14 @@ impl Core {
         UnixTime((self.clock)() / 1000)
     }
 
+    /// Whether transaction `id` is on the chain; a read error is reported, never "no".
+    fn seen_on_chain(&self, id: &TxId) -> Result<bool, String> {
+        self.store
+            .tx_location(id)
+            .map(|l| l.is_some())
+            .map_err(|e| format!("the transaction index could not be read: {e}"))
+    }
+
     /// Admits `bytes` (a canonical SignedTx) into the pool. With `wait`, also returns a
     /// receiver for its outcome, registered before any block can take it.
     pub fn submit(
@@ -284,18 +292,19 @@ impl Core {
         wait: bool,
     ) -> Result<(TxId, Option<oneshot::Receiver<Outcome>>), Refusal> {
         let started = Instant::now();
-        let (_, header) = self.tip().map_err(|e| Refusal {
-            code: "NODE_UNAVAILABLE",
-            message: e.to_string(),
-        })?;
+        let (_, header) = self.tip();
         let nodes = CachedNodes::new(&self.store, &self.nodes);
         let view = StateView::new(&nodes, header.state_root);
         let ctx = AdmitContext {
             tip: header.height,
             now: self.now_secs(),
         };
-        let seen = |id: &TxId| -> bool {
-            lock(&self.pool).contains(id) || self.store.tx_location(id).ok().flatten().is_some()
+        // A storage read error is not "unseen": admission refuses (TX_STATE_UNAVAILABLE).
+        let seen = |id: &TxId| -> Result<bool, String> {
+            if lock(&self.pool).contains(id) {
+                return Ok(true);
+            }
+            self.seen_on_chain(id)
         };
         let verified = self
             .admission
@@ -381,7 +390,7 @@ impl Core {
         if taken.is_empty() {
             return Ok(None);
         }
-        let (tip, parent) = self.tip()?;
+        let (tip, parent) = self.tip();
         let height = tip.height.next().ok_or(NodeError::HeightOverflow)?;
         let now_ms = (self.clock)().max(parent.timestamp.0);
         let nodes = CachedNodes::new(&self.store, &self.nodes);
@@ -390,7 +399,7 @@ impl Core {
             tip: tip.height,
             now: UnixTime(now_ms / 1000),
         };
-        let seen = |id: &TxId| self.store.tx_location(id).ok().flatten().is_some();
+        let seen = |id: &TxId| self.seen_on_chain(id);
         let mut txs: Vec<VerifiedTx> = Vec::with_capacity(taken.len());
         for tx in taken {
             match self.admission.recheck(&view, &ctx, &seen, &tx) {
@@ -427,7 +436,9 @@ impl Core {
             header: BlockHeader {
                 chain_id: self.genesis.chain_id.clone(),
                 height,
-                tx_count: u32::try_from(signed.len()).map_err(|_| NodeError::HeightOverflow)?,
+                tx_count: u32::try_from(signed.len()).map_err(|_| NodeError::TxCountOverflow {
+                    count: signed.len(),
+                })?,
                 parent: tip.hash,
                 tx_root: Digest([0; 32]),
                 state_root: exec.update.root,
@@ -577,7 +588,7 @@ impl Core {
         &self,
         f: impl FnOnce(&StateView<'_, CachedNodes<'_, RocksBackend>>) -> R,
     ) -> Result<R, NodeError> {
-        let (_, header) = self.tip()?;
+        let (_, header) = self.tip();
         let nodes = CachedNodes::new(&self.store, &self.nodes);
         let view = StateView::new(&nodes, header.state_root);
         Ok(f(&view))

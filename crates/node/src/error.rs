@@ -82,6 +82,12 @@ pub enum NodeError {
     /// Height arithmetic overflowed.
     #[error("height overflow")]
     HeightOverflow,
+    /// A block would hold more transactions than its header's count can say.
+    #[error("{count} transactions do not fit a block header's u32 count")]
+    TxCountOverflow {
+        /// How many there were.
+        count: usize,
+    },
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {

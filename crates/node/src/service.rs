@@ -91,7 +91,6 @@ fn refusal_status(r: &Refusal) -> Status {
     let code = match r.code {
         "TX_DUPLICATE" => tonic::Code::AlreadyExists,
         "TX_POOL_FULL" => tonic::Code::ResourceExhausted,
-        "NODE_UNAVAILABLE" => tonic::Code::Unavailable,
         _ => tonic::Code::InvalidArgument,
     };
     let mut s = Status::new(code, r.to_string());
@@ -246,7 +245,7 @@ impl Chain for ChainService {
         let resp = blocking(move || {
             let height = match req.height {
                 Some(h) => Height(h),
-                None => core.tip().map_err(internal)?.0.height,
+                None => core.tip().0.height,
             };
             block_response(&core, height)?
                 .ok_or_else(|| Status::not_found(format!("no block at height {height}")))
@@ -378,13 +377,7 @@ impl Chain for ChainService {
             let mut next = from;
             loop {
                 // Send everything committed up to the tip, then wait for a new block.
-                let tip = match core.tip() {
-                    Ok((t, _)) => t.height,
-                    Err(e) => {
-                        let _ = tx.send(Err(internal(e))).await;
-                        return;
-                    }
-                };
+                let tip = core.tip().0.height;
                 while next <= tip {
                     let c = core.clone();
                     let h = next;
@@ -423,7 +416,7 @@ impl Chain for ChainService {
         _request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let core = self.core.clone();
-        let (tip, _) = blocking(move || core.tip().map_err(internal)).await?;
+        let (tip, _) = core.tip();
         let c = &self.core;
         Ok(Response::new(pb::StatusResponse {
             chain_id: c.genesis().chain_id.to_string(),

@@ -142,7 +142,8 @@ impl World {
 
     fn admit(&self, bytes: &[u8]) -> Result<VerifiedTx, execution::Rejection> {
         let view = StateView::new(&self.store, self.root);
-        self.admission.admit(&view, &self.ctx(), &|_| false, bytes)
+        self.admission
+            .admit(&view, &self.ctx(), &|_| Ok(false), bytes)
     }
 
     /// Admits and commits `txs` in one block; every receipt must succeed.
@@ -307,7 +308,7 @@ fn run() -> R<Vec<Evidence>> {
     let view = StateView::new(&w.store, w.root);
     out.push(case(
         "a transaction admitted before the CA's revocation is refused before commit (TX_SIGNER_REVOKED)",
-        match w.admission.recheck(&view, &w.ctx(), &|_| false, &pending) {
+        match w.admission.recheck(&view, &w.ctx(), &|_| Ok(false), &pending) {
             Err(r) if r.code == RejectCode::SignerRevoked => Ok(()),
             Err(r) => Err(format!("refused with {r}, expected TX_SIGNER_REVOKED")),
             Ok(()) => Err("passed recheck after its CA was revoked".into()),
