@@ -74,6 +74,16 @@ pub(crate) fn parse_register_org(args: &[Vec<u8>]) -> Result<(Certificate, Crl),
     Ok((ca, crl))
 }
 
+/// Returns the new CA and CRL of an `identity.register_org` transaction whose arguments
+/// parse, as admission took them (the node puts them into the transaction's receipt).
+pub fn register_org_ca(tx: &types::SignedTx) -> Option<(Certificate, Crl)> {
+    let call = &tx.tx.call;
+    if call.contract != crate::keys::IDENTITY || call.method != "register_org" {
+        return None;
+    }
+    parse_register_org(&call.args).ok()
+}
+
 /// Parses the argument of `deregister_org`: [organisation name, UTF-8].
 pub(crate) fn parse_org_name(args: &[Vec<u8>]) -> Result<String, ContractError> {
     arg_count("deregister_org", args, 1)?;

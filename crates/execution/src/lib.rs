@@ -54,6 +54,6 @@ pub use genesis::{
     ChainParams, GENESIS_DOMAIN, GENESIS_FORMAT, Genesis, GenesisBlock, GenesisOrg,
     GenesisValidator,
 };
-pub use identity::IdentityContract;
+pub use identity::{IdentityContract, register_org_ca};
 pub use records::{Attestation, AttestationId, OrgRecord, SuspensionRecord, ValidatorRecord};
 pub use view::{MAX_PAGE, StateRead, StateView};

@@ -68,18 +68,36 @@ pub(crate) enum TxCommand {
     Identity(IdentityCommand),
 }
 
+/// An organisation's CA certificate and its current CRL: the arguments of
+/// `identity.register_org` and `identity.replace_ca`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct OrgCaArgs {
+    /// The organisation's CA certificate (its O names the organisation).
+    #[arg(long, value_name = "FILE")]
+    ca_cert: PathBuf,
+    /// The CA's current CRL.
+    #[arg(long, value_name = "FILE")]
+    crl: PathBuf,
+}
+
+impl OrgCaArgs {
+    /// Returns the call's arguments: [CA certificate DER, CRL DER].
+    fn call_args(&self) -> Result<Vec<Vec<u8>>, Failure> {
+        Ok(vec![
+            read_cert("--ca-cert", &self.ca_cert)?.der().to_vec(),
+            read_crl("--crl", &self.crl)?.der().to_vec(),
+        ])
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum IdentityCommand {
     /// Registers a new organisation with its CA certificate and CRL; sent by that
     /// organisation's admin. Its CA must be issued by a founding CA whose genesis entry
     /// sponsors the organisation's name.
     RegisterOrg {
-        /// The organisation's CA certificate.
-        #[arg(long, value_name = "FILE")]
-        ca_cert: PathBuf,
-        /// The organisation CA's current CRL.
-        #[arg(long, value_name = "FILE")]
-        crl: PathBuf,
+        #[command(flatten)]
+        ca: OrgCaArgs,
         #[command(flatten)]
         sender: SenderArgs,
         #[command(flatten)]
@@ -133,12 +151,8 @@ pub(crate) enum IdentityCommand {
     /// organisation's CA. No overlap: from the next block, certificates under the old CA are
     /// refused (TX_CA_REPLACED).
     ReplaceCa {
-        /// The new CA certificate (its O names the organisation).
-        #[arg(long, value_name = "FILE")]
-        ca_cert: PathBuf,
-        /// The new CA's current CRL.
-        #[arg(long, value_name = "FILE")]
-        crl: PathBuf,
+        #[command(flatten)]
+        ca: OrgCaArgs,
         #[command(flatten)]
         sender: SenderArgs,
         #[command(flatten)]
@@ -360,28 +374,14 @@ pub(crate) fn run_tx(cmd: TxCommand) -> CmdResult {
             }
             TxCommand::Identity(cmd) => {
                 let (sender, node, method, args) = match cmd {
-                    IdentityCommand::RegisterOrg {
-                        ca_cert,
-                        crl,
-                        sender,
-                        node,
-                    } => {
-                        let ca = read_cert("--ca-cert", &ca_cert)?.der().to_vec();
-                        let crl = read_crl("--crl", &crl)?.der().to_vec();
-                        (sender, node, "register_org", vec![ca, crl])
+                    IdentityCommand::RegisterOrg { ca, sender, node } => {
+                        (sender, node, "register_org", ca.call_args()?)
                     }
                     IdentityCommand::DeregisterOrg { org, sender, node } => {
                         (sender, node, "deregister_org", vec![org.into_bytes()])
                     }
-                    IdentityCommand::ReplaceCa {
-                        ca_cert,
-                        crl,
-                        sender,
-                        node,
-                    } => {
-                        let ca = read_cert("--ca-cert", &ca_cert)?.der().to_vec();
-                        let crl = read_crl("--crl", &crl)?.der().to_vec();
-                        (sender, node, "replace_ca", vec![ca, crl])
+                    IdentityCommand::ReplaceCa { ca, sender, node } => {
+                        (sender, node, "replace_ca", ca.call_args()?)
                     }
                     IdentityCommand::Revoke { crl, sender, node } => {
                         let crl = read_crl("--crl", &crl)?.der().to_vec();

@@ -682,7 +682,7 @@ fn signer_chain<S: state::NodeStore + ?Sized>(
         .filter(|o| o.is_active())
         .map(|o| o.ca_cert)
         .collect();
-    let pending = register_org_args(tx);
+    let pending = execution::register_org_ca(tx);
     if let Some((ca, _)) = &pending {
         orgs.push(ca.clone());
     }
@@ -719,17 +719,6 @@ fn signer_chain<S: state::NodeStore + ?Sized>(
         chain.push(issuer);
     }
     Ok((chain, crls))
-}
-
-/// The new CA and CRL of an `identity.register_org` transaction, if it is one.
-fn register_org_args(tx: &SignedTx) -> Option<(Certificate, pki::Crl)> {
-    let call = &tx.tx.call;
-    if call.contract != execution::keys::IDENTITY || call.method != "register_org" {
-        return None;
-    }
-    let ca = Certificate::from_der(call.args.first()?).ok()?;
-    let crl = pki::Crl::from_der(call.args.get(1)?).ok()?;
-    Some((ca, crl))
 }
 
 /// Encodes a block response's seal (empty for block 0).
