@@ -184,7 +184,7 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             init_logging(&config);
             let validator = validator(&config)?;
             let core =
-                node::Core::open(&config.data_dir, validator, config.block, Arc::new(now_ms))
+                node::LocalNode::open(&config.data_dir, validator, config.block, Arc::new(now_ms))
                     .map_err(node_failure)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

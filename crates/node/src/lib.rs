@@ -4,7 +4,7 @@
 //!
 //! # Data flow of a transaction
 //!
-//! gRPC `SubmitTransaction` → [`Core::submit`] (on the blocking pool: decode under limits,
+//! gRPC `SubmitTransaction` → [`LocalNode::submit`] (on the blocking pool: decode under limits,
 //! chain id, expiry, duplicate, signer chain and revocation, signature, permissions →
 //! `execution::VerifiedTx`) → [`pool::Pool`] → the producer thread takes up to a block of
 //! transactions, re-checks revocation, expiry, duplicates and permissions, executes them,
@@ -20,15 +20,15 @@
 
 pub mod cache;
 pub mod config;
-mod core;
+mod local;
 mod error;
 pub mod listener;
 pub mod metrics;
 pub mod pool;
 mod service;
 
-pub use crate::core::{
-    Clock, Core, Refusal, Validator, init, read_genesis, read_node_genesis, write_atomic,
+pub use crate::local::{
+    Clock, LocalNode, Refusal, Validator, init, read_genesis, read_node_genesis, write_atomic,
 };
 pub use config::{ApiLimits, ConfigError, LogFormat, Mode, NodeConfig, OrgDefinition};
 pub use error::NodeError;
@@ -45,7 +45,7 @@ pub fn submit_message_limit(max_tx_size: usize) -> usize {
 /// Runs the node until SIGTERM or SIGINT: binds the gRPC and metrics addresses, starts the
 /// producer thread and serves. On a signal it stops accepting requests, lets the producer
 /// commit what the pool holds, and returns.
-pub async fn run(config: &NodeConfig, core: Arc<Core>) -> Result<(), NodeError> {
+pub async fn run(config: &NodeConfig, core: Arc<LocalNode>) -> Result<(), NodeError> {
     let grpc = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| NodeError::Listen {

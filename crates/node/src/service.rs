@@ -1,4 +1,4 @@
-//! The gRPC service (`proto/gmchain/v1/chain.proto`) over the [`Core`]. Blocking work (SM2
+//! The gRPC service (`proto/gmchain/v1/chain.proto`) over the [`LocalNode`]. Blocking work (SM2
 //! verification, RocksDB reads) runs on tokio's blocking pool, so concurrent submissions are
 //! verified in parallel on every core.
 
@@ -12,14 +12,14 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use types::{Encode, Height, TxId};
 
-use crate::core::{Core, Refusal, seal_bytes};
+use crate::local::{LocalNode, Refusal, seal_bytes};
 use crate::error::NodeError;
 use crate::pool::Outcome;
 
 /// The service.
 #[derive(Debug, Clone)]
 pub struct ChainService {
-    core: Arc<Core>,
+    core: Arc<LocalNode>,
     // Admissions running at once: one per core. More only adds threads that take turns on
     // the same cores (hundreds of in-flight submissions would otherwise each get a thread).
     admitting: Arc<tokio::sync::Semaphore>,
@@ -37,7 +37,7 @@ const SUBSCRIBER_LAG: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl ChainService {
     /// Serves `core` under the subscription limits of `limits`.
-    pub fn new(core: Arc<Core>, limits: &crate::config::ApiLimits) -> Self {
+    pub fn new(core: Arc<LocalNode>, limits: &crate::config::ApiLimits) -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -141,7 +141,7 @@ fn attestation(a: execution::Attestation) -> pb::Attestation {
     }
 }
 
-fn block_response(core: &Core, height: Height) -> Result<Option<pb::BlockResponse>, Status> {
+fn block_response(core: &LocalNode, height: Height) -> Result<Option<pb::BlockResponse>, Status> {
     Ok(core
         .block(height)
         .map_err(internal)?

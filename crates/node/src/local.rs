@@ -1,5 +1,6 @@
-//! The node's core: the store, admission, the pool and block production, without the network.
-//! The gRPC service and the producer thread call into it.
+//! The local node: the store, admission, the pool and single-validator block production, without
+//! the network. The gRPC service and the producer thread call into it. (Not the architecture's "core"
+//! layers; the consortium issue moves the ledger logic out of here.)
 
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -75,7 +76,7 @@ struct Wake {
 }
 
 /// The node without its network.
-pub struct Core {
+pub struct LocalNode {
     store: ChainStore<RocksBackend>,
     genesis: Genesis,
     genesis_hash: BlockHash,
@@ -99,9 +100,9 @@ pub struct Core {
     tip: Mutex<(Tip, BlockHeader)>,
 }
 
-impl std::fmt::Debug for Core {
+impl std::fmt::Debug for LocalNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Core")
+        f.debug_struct("LocalNode")
             .field("chain_id", &self.genesis.chain_id)
             .field("validator", &self.validator)
             .finish_non_exhaustive()
@@ -169,7 +170,7 @@ pub fn read_node_genesis(path: &Path) -> Result<Genesis, NodeError> {
     Ok(g)
 }
 
-impl Core {
+impl LocalNode {
     /// Opens the store in `data_dir`, checks its tip (refusing a tampered or half-written
     /// store, naming the height), that its block 0 is this genesis, and that `validator` is a
     /// genesis validator holding the key of its certificate.
@@ -495,7 +496,7 @@ impl Core {
 
     /// The producer loop: seals a block when the pool holds a full block (by count or by
     /// bytes), or when the oldest waiting transaction has waited the block interval; returns
-    /// after [`Core::stop`], once the pool is committed.
+    /// after [`LocalNode::stop`], once the pool is committed.
     pub fn run_producer(&self) -> Result<(), NodeError> {
         let interval = Duration::from_millis(self.block.interval_ms);
         let mut rate_window: (Instant, u64) = (Instant::now(), 0);
