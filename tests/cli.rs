@@ -1012,3 +1012,52 @@ fn unsigned_report_still_runs_and_verify_report_says_unsigned() {
     let o = verify_report(d, "rep/report.json", &[]);
     assert_one_line_error(&o, 1, "unsigned");
 }
+
+/// docs/formats.md §0: every version the table states is the one the code defines (issue 11
+/// point 8). A version bumped in code and not in the table, or the other way round, fails.
+#[test]
+fn every_format_version_in_the_table_is_the_codes() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/formats.md"),
+    )
+    .unwrap();
+    let section = doc
+        .split("## 0. Format versions")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("docs/formats.md has its §0 version table");
+    let expected: [(&str, String); 5] = [
+        ("`types::FORMAT_VERSION`", types::FORMAT_VERSION.to_string()),
+        (
+            "`execution::GENESIS_FORMAT`",
+            execution::GENESIS_FORMAT.to_string(),
+        ),
+        ("`receipt::VERSION`", receipt::VERSION.to_string()),
+        (
+            "`storage::STORE_VERSION`",
+            storage::STORE_VERSION.to_string(),
+        ),
+        (
+            "`keystore::FORMAT_VERSION`",
+            keystore::FORMAT_VERSION.to_string(),
+        ),
+    ];
+    for (constant, version) in expected {
+        let row = section
+            .lines()
+            .find(|l| l.starts_with('|') && l.contains(constant))
+            .unwrap_or_else(|| panic!("docs/formats.md §0 has no row for {constant}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        // | encoding | constant | writes | reads | pinned by |
+        assert_eq!(
+            cells[3], version,
+            "docs/formats.md §0: {constant} writes {} but the code says {version}",
+            cells[3]
+        );
+        assert!(
+            cells[4].split([',', ' ']).any(|v| v == version),
+            "docs/formats.md §0: {constant} must read its own version {version}: {}",
+            cells[4]
+        );
+    }
+}

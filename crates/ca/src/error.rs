@@ -88,23 +88,23 @@ pub enum CaError {
 
 impl CaError {
     /// Returns the stable code of the error (recorded at the start of a refusal's audit detail).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &'static codes::Code {
         match self {
-            CaError::Io { .. } => "CA_IO",
-            CaError::NotACa { .. } => "CA_NOT_A_CA",
-            CaError::Exists { .. } => "CA_EXISTS",
-            CaError::Corrupt { .. } => "CA_CORRUPT",
-            CaError::UnknownSerial { .. } => "CA_UNKNOWN_SERIAL",
-            CaError::SerialReused { .. } => "CA_SERIAL_REUSED",
-            CaError::AuditBroken { .. } => "CA_AUDIT_BROKEN",
-            CaError::AuditHeadMismatch { .. } => "CA_AUDIT_HEAD_MISMATCH",
-            CaError::AuditUnsignedTail { .. } => "CA_AUDIT_UNSIGNED_TAIL",
-            CaError::Sign(_) => "CA_SIGN",
-            CaError::RenewRevoked { .. } => "CA_RENEW_REVOKED",
-            CaError::AlreadyRenewed { .. } => "CA_RENEW_ALREADY_RENEWED",
-            CaError::RenewKeyCompromised { .. } => "CA_RENEW_KEY_COMPROMISED",
-            CaError::KeyCompromised { .. } => "CA_KEY_COMPROMISED",
-            CaError::CaCompromised { .. } => "CA_COMPROMISED",
+            CaError::Io { .. } => &codes::CA_IO,
+            CaError::NotACa { .. } => &codes::CA_NOT_A_CA,
+            CaError::Exists { .. } => &codes::CA_EXISTS,
+            CaError::Corrupt { .. } => &codes::CA_CORRUPT,
+            CaError::UnknownSerial { .. } => &codes::CA_UNKNOWN_SERIAL,
+            CaError::SerialReused { .. } => &codes::CA_SERIAL_REUSED,
+            CaError::AuditBroken { .. } => &codes::CA_AUDIT_BROKEN,
+            CaError::AuditHeadMismatch { .. } => &codes::CA_AUDIT_HEAD_MISMATCH,
+            CaError::AuditUnsignedTail { .. } => &codes::CA_AUDIT_UNSIGNED_TAIL,
+            CaError::Sign(_) => &codes::CA_SIGN,
+            CaError::RenewRevoked { .. } => &codes::CA_RENEW_REVOKED,
+            CaError::AlreadyRenewed { .. } => &codes::CA_RENEW_ALREADY_RENEWED,
+            CaError::RenewKeyCompromised { .. } => &codes::CA_RENEW_KEY_COMPROMISED,
+            CaError::KeyCompromised { .. } => &codes::CA_KEY_COMPROMISED,
+            CaError::CaCompromised { .. } => &codes::CA_COMPROMISED,
         }
     }
 }
@@ -112,4 +112,17 @@ impl CaError {
 pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> CaError {
     let path = path.into();
     move |source| CaError::Io { path, source }
+}
+
+impl codes::Coded for CaError {
+    fn code(&self) -> &'static codes::Code {
+        CaError::code(self)
+    }
+
+    fn class(&self) -> codes::Class {
+        match self {
+            CaError::Sign(e) => codes::Coded::class(e),
+            _ => self.code().class,
+        }
+    }
 }

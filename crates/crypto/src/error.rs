@@ -60,7 +60,51 @@ pub enum CryptoError {
     /// The provider does not offer this operation.
     #[error("operation not supported by this provider: {what}")]
     Unsupported { what: &'static str },
-    /// A failure inside a device (token removed, session lost) reported by a provider.
+    /// A failure inside a device reported by a provider. `code` is the device's own code (an
+    /// HSM's `HSM_UNREACHABLE` for a removed token, `HSM_PIN_INCORRECT` for a wrong PIN), so
+    /// the failure keeps its class through the provider-neutral type.
     #[error("crypto device error: {reason}")]
-    Device { reason: String },
+    Device {
+        reason: String,
+        code: &'static codes::Code,
+    },
+}
+
+impl CryptoError {
+    /// Returns the stable code (docs/error-codes.md).
+    pub fn code(&self) -> &'static codes::Code {
+        match self {
+            CryptoError::UserIdTooLong { .. } => &codes::CRYPTO_USER_ID_TOO_LONG,
+            CryptoError::InvalidPublicKey { .. } => &codes::CRYPTO_INVALID_PUBLIC_KEY,
+            CryptoError::InvalidPrivateKey { .. } => &codes::CRYPTO_INVALID_PRIVATE_KEY,
+            CryptoError::MalformedSignature { .. } => &codes::CRYPTO_MALFORMED_SIGNATURE,
+            CryptoError::SignatureInvalid => &codes::CRYPTO_SIGNATURE_INVALID,
+            CryptoError::MalformedCiphertext { .. } => &codes::CRYPTO_MALFORMED_CIPHERTEXT,
+            CryptoError::DecryptionFailed { .. } => &codes::CRYPTO_DECRYPTION_FAILED,
+            CryptoError::TagMismatch => &codes::CRYPTO_TAG_MISMATCH,
+            CryptoError::InvalidLength { .. } => &codes::CRYPTO_INVALID_LENGTH,
+            CryptoError::BadPadding { .. } => &codes::CRYPTO_BAD_PADDING,
+            CryptoError::InvalidInput { .. } => &codes::CRYPTO_INVALID_INPUT,
+            CryptoError::KeyDecode { .. } => &codes::CRYPTO_KEY_DECODE,
+            CryptoError::KeyDecrypt => &codes::CRYPTO_KEY_DECRYPT,
+            CryptoError::KeyNotFound { .. } => &codes::CRYPTO_KEY_NOT_FOUND,
+            CryptoError::KeyStore { .. } => &codes::CRYPTO_KEY_STORE,
+            CryptoError::Entropy => &codes::CRYPTO_ENTROPY,
+            CryptoError::Unsupported { .. } => &codes::CRYPTO_UNSUPPORTED,
+            CryptoError::Device { .. } => &codes::CRYPTO_DEVICE,
+        }
+    }
+}
+
+impl codes::Coded for CryptoError {
+    fn code(&self) -> &'static codes::Code {
+        CryptoError::code(self)
+    }
+
+    fn class(&self) -> codes::Class {
+        match self {
+            CryptoError::Device { code, .. } => code.class,
+            other => other.code().class,
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! Stable codes at the API edge: [`RejectCode`] for admission, [`FailureCode`] for receipts.
-//! Names and numbers are part of the interface (docs/execution.md); never renumber one.
+//! Typed handles on the registry's codes (`crates/codes`): [`RejectCode`] for refused
+//! transactions, [`FailureCode`] for failed receipts. Names, numbers and hints live in the
+//! registry only (docs/error-codes.md); these enums let the code match on them.
 
 use core::fmt;
 
@@ -44,11 +45,14 @@ pub enum RejectCode {
     /// The signer's certificate chains through a CA that is no longer its organisation's
     /// registered CA (the CA was replaced).
     CaReplaced,
+    /// The node's pool holds its maximum number of transactions (the node's refusal, not
+    /// admission's).
+    PoolFull,
 }
 
 impl RejectCode {
     /// Every code, in number order.
-    pub const ALL: [RejectCode; 18] = [
+    pub const ALL: [RejectCode; 19] = [
         RejectCode::Malformed,
         RejectCode::TooLarge,
         RejectCode::WrongChain,
@@ -66,105 +70,48 @@ impl RejectCode {
         RejectCode::OrgRemoved,
         RejectCode::CaReplaced,
         RejectCode::PermissionDenied,
+        RejectCode::PoolFull,
         RejectCode::StateUnavailable,
     ];
 
-    /// Returns the stable name (`TX_SIGNATURE_INVALID`).
-    pub fn as_str(self) -> &'static str {
+    /// Returns the registry entry: name, number, hint, exit class and gRPC status.
+    pub fn code(self) -> &'static codes::Code {
         match self {
-            RejectCode::Malformed => "TX_MALFORMED",
-            RejectCode::TooLarge => "TX_TOO_LARGE",
-            RejectCode::WrongChain => "TX_WRONG_CHAIN",
-            RejectCode::Expired => "TX_EXPIRED",
-            RejectCode::ExpiryTooFar => "TX_EXPIRY_TOO_FAR",
-            RejectCode::Duplicate => "TX_DUPLICATE",
-            RejectCode::UnknownCall => "TX_UNKNOWN_CALL",
-            RejectCode::BadArguments => "TX_BAD_ARGUMENTS",
-            RejectCode::UnknownSender => "TX_UNKNOWN_SENDER",
-            RejectCode::CertInvalid => "TX_CERT_INVALID",
-            RejectCode::SignerRevoked => "TX_SIGNER_REVOKED",
-            RejectCode::RevocationUnknown => "TX_REVOCATION_UNKNOWN",
-            RejectCode::SignerSuspended => "TX_SIGNER_SUSPENDED",
-            RejectCode::SignatureInvalid => "TX_SIGNATURE_INVALID",
-            RejectCode::PermissionDenied => "TX_PERMISSION_DENIED",
-            RejectCode::StateUnavailable => "TX_STATE_UNAVAILABLE",
-            RejectCode::OrgRemoved => "TX_ORG_REMOVED",
-            RejectCode::CaReplaced => "TX_CA_REPLACED",
+            RejectCode::Malformed => &codes::TX_MALFORMED,
+            RejectCode::TooLarge => &codes::TX_TOO_LARGE,
+            RejectCode::WrongChain => &codes::TX_WRONG_CHAIN,
+            RejectCode::Expired => &codes::TX_EXPIRED,
+            RejectCode::ExpiryTooFar => &codes::TX_EXPIRY_TOO_FAR,
+            RejectCode::Duplicate => &codes::TX_DUPLICATE,
+            RejectCode::UnknownCall => &codes::TX_UNKNOWN_CALL,
+            RejectCode::BadArguments => &codes::TX_BAD_ARGUMENTS,
+            RejectCode::UnknownSender => &codes::TX_UNKNOWN_SENDER,
+            RejectCode::CertInvalid => &codes::TX_CERT_INVALID,
+            RejectCode::SignerRevoked => &codes::TX_SIGNER_REVOKED,
+            RejectCode::RevocationUnknown => &codes::TX_REVOCATION_UNKNOWN,
+            RejectCode::SignerSuspended => &codes::TX_SIGNER_SUSPENDED,
+            RejectCode::SignatureInvalid => &codes::TX_SIGNATURE_INVALID,
+            RejectCode::PermissionDenied => &codes::TX_PERMISSION_DENIED,
+            RejectCode::StateUnavailable => &codes::TX_STATE_UNAVAILABLE,
+            RejectCode::OrgRemoved => &codes::TX_ORG_REMOVED,
+            RejectCode::CaReplaced => &codes::TX_CA_REPLACED,
+            RejectCode::PoolFull => &codes::TX_POOL_FULL,
         }
     }
 
-    /// Returns the stable number (docs/execution.md §6).
+    /// Returns the stable name (`TX_SIGNATURE_INVALID`).
+    pub fn as_str(self) -> &'static str {
+        self.code().name
+    }
+
+    /// Returns the stable number (docs/error-codes.md).
     pub fn number(self) -> u32 {
-        match self {
-            RejectCode::Malformed => 100,
-            RejectCode::TooLarge => 101,
-            RejectCode::WrongChain => 102,
-            RejectCode::Expired => 103,
-            RejectCode::ExpiryTooFar => 104,
-            RejectCode::Duplicate => 105,
-            RejectCode::UnknownCall => 106,
-            RejectCode::BadArguments => 107,
-            RejectCode::UnknownSender => 110,
-            RejectCode::CertInvalid => 111,
-            RejectCode::SignerRevoked => 112,
-            RejectCode::RevocationUnknown => 113,
-            RejectCode::SignerSuspended => 114,
-            RejectCode::SignatureInvalid => 115,
-            RejectCode::PermissionDenied => 120,
-            RejectCode::StateUnavailable => 190,
-            RejectCode::OrgRemoved => 116,
-            RejectCode::CaReplaced => 117,
-        }
+        self.code().number
     }
 
     /// Returns what the sender can do about it.
     pub fn hint(self) -> &'static str {
-        match self {
-            RejectCode::Malformed => {
-                "encode the signed transaction as in docs/formats.md; the message names the field"
-            }
-            RejectCode::TooLarge => "keep the encoded transaction within the chain's max_tx_size",
-            RejectCode::WrongChain => "sign the transaction for this chain's ID",
-            RejectCode::Expired => "choose an expiry above the current height and resubmit",
-            RejectCode::ExpiryTooFar => "choose an expiry at most tip + the chain's expiry window",
-            RejectCode::Duplicate => {
-                "this transaction was already submitted; change the salt to send the call again"
-            }
-            RejectCode::UnknownCall => {
-                "call one of the built-in methods listed in docs/execution.md §4"
-            }
-            RejectCode::BadArguments => {
-                "pass the arguments the method expects (docs/execution.md §4); the message names the argument"
-            }
-            RejectCode::UnknownSender => {
-                "send the full certificate (Sender::Certificate) until a transaction of yours has been committed"
-            }
-            RejectCode::CertInvalid => {
-                "use a certificate issued by your organisation's registered CA, valid now; the message gives the chain error"
-            }
-            RejectCode::SignerRevoked => "the certificate was revoked; request a new one",
-            RejectCode::RevocationUnknown => {
-                "your organisation's admin must record a current CRL (identity.update_crl)"
-            }
-            RejectCode::SignerSuspended => {
-                "an admin of your organisation suspended this certificate (identity.resume lifts it)"
-            }
-            RejectCode::SignatureInvalid => {
-                "sign the transaction ID with the certificate's key; check the user ID (default 1234567812345678)"
-            }
-            RejectCode::PermissionDenied => {
-                "this role or organisation may not make this call; see the permission table in docs/execution.md §5"
-            }
-            RejectCode::StateUnavailable => {
-                "the node cannot read its state; retry later or check the node"
-            }
-            RejectCode::OrgRemoved => {
-                "the organisation was deregistered by its sponsor; only the sponsor can re-admit it (identity.replace_ca)"
-            }
-            RejectCode::CaReplaced => {
-                "the organisation's CA was replaced: request a certificate from its new CA"
-            }
-        }
+        self.code().hint
     }
 }
 
@@ -174,7 +121,8 @@ impl fmt::Display for RejectCode {
     }
 }
 
-/// A refused transaction: a stable code and a message naming what was wrong.
+/// A refused transaction: a stable code and a message naming what was wrong. Admission's
+/// refusals and the node's own (a full pool, a duplicate already waiting) are this one type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
     /// The stable code.
@@ -184,7 +132,8 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub(crate) fn new(code: RejectCode, message: impl Into<String>) -> Self {
+    /// A refusal with `code` and a message naming what was wrong.
+    pub fn new(code: RejectCode, message: impl Into<String>) -> Self {
         Rejection {
             code,
             message: message.into(),
@@ -204,6 +153,12 @@ impl fmt::Display for Rejection {
 }
 
 impl std::error::Error for Rejection {}
+
+impl codes::Coded for Rejection {
+    fn code(&self) -> &'static codes::Code {
+        self.code.code()
+    }
+}
 
 /// Why an admitted transaction failed in execution: the `code` of a `Failed` receipt. The
 /// failure depends on the state at execution time, so admission could not catch it.
@@ -267,48 +222,36 @@ impl FailureCode {
         FailureCode::DigestAlreadyAnchored,
     ];
 
+    /// Returns the registry entry.
+    pub fn code(self) -> &'static codes::Code {
+        match self {
+            FailureCode::UnknownCall => &codes::EXEC_UNKNOWN_CALL,
+            FailureCode::PermissionDenied => &codes::EXEC_PERMISSION_DENIED,
+            FailureCode::BadArguments => &codes::EXEC_BAD_ARGUMENTS,
+            FailureCode::WrongChain => &codes::EXEC_WRONG_CHAIN,
+            FailureCode::ValueTooLarge => &codes::EXEC_VALUE_TOO_LARGE,
+            FailureCode::EventInvalid => &codes::EXEC_EVENT_INVALID,
+            FailureCode::OrgExists => &codes::IDENTITY_ORG_EXISTS,
+            FailureCode::OrgUnknown => &codes::IDENTITY_ORG_UNKNOWN,
+            FailureCode::CrlNotNewer => &codes::IDENTITY_CRL_NOT_NEWER,
+            FailureCode::CrlIssuerMismatch => &codes::IDENTITY_CRL_ISSUER_MISMATCH,
+            FailureCode::CertUnknown => &codes::IDENTITY_CERT_UNKNOWN,
+            FailureCode::AlreadySuspended => &codes::IDENTITY_ALREADY_SUSPENDED,
+            FailureCode::NotSuspended => &codes::IDENTITY_NOT_SUSPENDED,
+            FailureCode::DigestAlreadyAnchored => &codes::ATTESTATION_DIGEST_EXISTS,
+            FailureCode::OrgFounding => &codes::IDENTITY_ORG_FOUNDING,
+            FailureCode::OrgRemoved => &codes::IDENTITY_ORG_REMOVED,
+        }
+    }
+
     /// Returns the stable name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            FailureCode::UnknownCall => "EXEC_UNKNOWN_CALL",
-            FailureCode::PermissionDenied => "EXEC_PERMISSION_DENIED",
-            FailureCode::BadArguments => "EXEC_BAD_ARGUMENTS",
-            FailureCode::WrongChain => "EXEC_WRONG_CHAIN",
-            FailureCode::ValueTooLarge => "EXEC_VALUE_TOO_LARGE",
-            FailureCode::EventInvalid => "EXEC_EVENT_INVALID",
-            FailureCode::OrgExists => "IDENTITY_ORG_EXISTS",
-            FailureCode::OrgUnknown => "IDENTITY_ORG_UNKNOWN",
-            FailureCode::CrlNotNewer => "IDENTITY_CRL_NOT_NEWER",
-            FailureCode::CrlIssuerMismatch => "IDENTITY_CRL_ISSUER_MISMATCH",
-            FailureCode::CertUnknown => "IDENTITY_CERT_UNKNOWN",
-            FailureCode::AlreadySuspended => "IDENTITY_ALREADY_SUSPENDED",
-            FailureCode::NotSuspended => "IDENTITY_NOT_SUSPENDED",
-            FailureCode::DigestAlreadyAnchored => "ATTESTATION_DIGEST_EXISTS",
-            FailureCode::OrgFounding => "IDENTITY_ORG_FOUNDING",
-            FailureCode::OrgRemoved => "IDENTITY_ORG_REMOVED",
-        }
+        self.code().name
     }
 
     /// Returns the stable number written into the receipt.
     pub fn number(self) -> u32 {
-        match self {
-            FailureCode::UnknownCall => 1000,
-            FailureCode::PermissionDenied => 1001,
-            FailureCode::BadArguments => 1002,
-            FailureCode::WrongChain => 1003,
-            FailureCode::ValueTooLarge => 1004,
-            FailureCode::EventInvalid => 1005,
-            FailureCode::OrgExists => 2001,
-            FailureCode::OrgUnknown => 2002,
-            FailureCode::CrlNotNewer => 2003,
-            FailureCode::CrlIssuerMismatch => 2004,
-            FailureCode::CertUnknown => 2005,
-            FailureCode::AlreadySuspended => 2006,
-            FailureCode::NotSuspended => 2007,
-            FailureCode::DigestAlreadyAnchored => 3001,
-            FailureCode::OrgFounding => 2008,
-            FailureCode::OrgRemoved => 2009,
-        }
+        self.code().number
     }
 
     /// Returns the code with this number, if any.
@@ -348,6 +291,14 @@ mod tests {
             FailureCode::from_number(2003),
             Some(FailureCode::CrlNotNewer)
         );
+        // Every code of the enums is a distinct registry entry, and from_number finds it.
+        for c in FailureCode::ALL {
+            assert_eq!(FailureCode::from_number(c.number()), Some(c));
+            assert_eq!(codes::by_name(c.as_str()), Some(c.code()));
+        }
+        for c in RejectCode::ALL {
+            assert_eq!(codes::by_number(c.number()), Some(c.code()));
+        }
         let r = Rejection::new(RejectCode::SignatureInvalid, "bad");
         assert_eq!(r.to_string(), "TX_SIGNATURE_INVALID: bad");
     }

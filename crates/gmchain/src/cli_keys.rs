@@ -147,15 +147,10 @@ pub(crate) enum UsageArg {
     Encrypt,
 }
 
-/// Maps a token error to the exit codes: unreachable 3, anything else bad input 2.
+/// Maps a token error to its registry class: an unreachable token or a module that cannot be
+/// loaded 3, a token's failed verification 1, anything else bad input 2.
 pub(crate) fn hsm_failure(context: &str, e: HsmError) -> Failure {
-    let msg = format!("{context}: {e}");
-    match e {
-        HsmError::Unreachable { .. }
-        | HsmError::ModuleNotFound { .. }
-        | HsmError::ModuleLoad { .. } => Failure::Unreachable(msg),
-        _ => Failure::BadInput(msg),
-    }
+    Failure::coded(&e, format!("{context}: {e}"))
 }
 
 pub(crate) fn load_profile(path: &Path) -> Result<Profile, Failure> {

@@ -72,14 +72,10 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A node error's exit status is its registry class; a seal failure takes its signer's (a wrong
+/// key or PIN is bad input, 2; a token that is gone is unreachable, 3).
 fn node_failure(e: node::NodeError) -> Failure {
-    match e {
-        node::NodeError::Integrity(_) | node::NodeError::GenesisMismatch { .. } => {
-            Failure::NotVerified(e.to_string())
-        }
-        node::NodeError::Seal(_) => Failure::Unreachable(e.to_string()),
-        _ => Failure::BadInput(e.to_string()),
-    }
+    Failure::coded(&e, e.to_string())
 }
 
 fn genesis_from_config(config: &NodeConfig) -> Result<Genesis, Failure> {
@@ -221,6 +217,9 @@ fn verify_store(config: &NodeConfig) -> CmdResult {
     let backend = RocksBackend::open(&config.db_path(), false)
         .map_err(|e| Failure::BadInput(e.to_string()))?;
     let store = ChainStore::new(backend, genesis.params.limits());
+    store
+        .check_version()
+        .map_err(|e| Failure::BadInput(format!("store {}: {e}", config.db_path().display())))?;
     let bad = |m: String| Failure::NotVerified(m);
     let tip = store
         .verify_all()

@@ -251,9 +251,19 @@ pub(crate) async fn connect(
     Ok(ChainClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
 }
 
-/// A gRPC status as a CLI failure: refusals are bad input (exit 2), an unreachable node exit 3.
+/// A gRPC status as a CLI failure: a status naming a registry code takes the code's class
+/// (refusals are bad input, 2; a node that cannot read its state 3); otherwise an unreachable
+/// node is 3 and anything else 2.
 pub(crate) fn status_failure(what: &str, s: tonic::Status) -> Failure {
     let msg = format!("{what}: {}", s.message());
+    let code = s
+        .metadata()
+        .get(api::CODE_METADATA_KEY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(codes::by_name);
+    if let Some(code) = code {
+        return Failure::of_class(code.class, msg);
+    }
     match s.code() {
         tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
             Failure::Unreachable(msg)
@@ -302,8 +312,10 @@ async fn send(
         },
         call,
     };
-    let signed = SignedTx::sign(tx, signer.as_ref(), &UserId::default())
-        .map_err(|e| Failure::Unreachable(format!("cannot sign: {e}")))?;
+    let signed = SignedTx::sign(tx, signer.as_ref(), &UserId::default()).map_err(|e| match e {
+        types::TxError::Signing(e) => Failure::coded(&e, format!("cannot sign: {e}")),
+        other => Failure::BadInput(format!("cannot sign: {other}")),
+    })?;
     let id = signed.tx_id();
     let resp = client
         .submit_transaction(pb::SubmitTransactionRequest {

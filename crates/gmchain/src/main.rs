@@ -108,6 +108,24 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// A failure with `message` whose exit status is the class the error-code registry gives
+    /// `e` (a wrapped signer's failure takes the signer's class: a wrong PIN is 2, a token that
+    /// is gone 3).
+    pub(crate) fn coded(e: &(impl codes::Coded + ?Sized), message: String) -> Failure {
+        Failure::of_class(e.class(), message)
+    }
+
+    /// A failure with `message` and the exit status of `class`.
+    pub(crate) fn of_class(class: codes::Class, message: String) -> Failure {
+        match class {
+            codes::Class::NotVerified => Failure::NotVerified(message),
+            codes::Class::BadInput => Failure::BadInput(message),
+            codes::Class::Unavailable => Failure::Unreachable(message),
+        }
+    }
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         // One line: the context chain joined with ": ".

@@ -157,26 +157,26 @@ pub enum HsmError {
 
 impl HsmError {
     /// Returns a stable code for the API edge and the logs.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &'static codes::Code {
         match self {
-            HsmError::Profile { .. } => "HSM_PROFILE_INVALID",
-            HsmError::ModuleNotFound { .. } => "HSM_MODULE_NOT_FOUND",
-            HsmError::ModuleLoad { .. } => "HSM_MODULE_LOAD",
-            HsmError::Unreachable { .. } => "HSM_UNREACHABLE",
-            HsmError::TokenNotFound { .. } => "HSM_TOKEN_NOT_FOUND",
-            HsmError::TokenAmbiguous { .. } => "HSM_TOKEN_AMBIGUOUS",
-            HsmError::KeyNotFound { .. } => "HSM_KEY_NOT_FOUND",
-            HsmError::KeyAmbiguous { .. } => "HSM_KEY_AMBIGUOUS",
-            HsmError::KeyExists { .. } => "HSM_KEY_EXISTS",
-            HsmError::PinIncorrect => "HSM_PIN_INCORRECT",
-            HsmError::PinLocked => "HSM_PIN_LOCKED",
-            HsmError::PinRequired { .. } => "HSM_PIN_REQUIRED",
-            HsmError::Unsupported { .. } => "HSM_UNSUPPORTED",
-            HsmError::Pkcs11 { .. } => "HSM_PKCS11",
-            HsmError::Uri { .. } => "HSM_URI_INVALID",
-            HsmError::PublicKeyUnavailable { .. } => "HSM_PUBLIC_KEY_UNAVAILABLE",
-            HsmError::InvalidInput { .. } => "HSM_INVALID_INPUT",
-            HsmError::Crypto(_) => "HSM_CRYPTO",
+            HsmError::Profile { .. } => &codes::HSM_PROFILE_INVALID,
+            HsmError::ModuleNotFound { .. } => &codes::HSM_MODULE_NOT_FOUND,
+            HsmError::ModuleLoad { .. } => &codes::HSM_MODULE_LOAD,
+            HsmError::Unreachable { .. } => &codes::HSM_UNREACHABLE,
+            HsmError::TokenNotFound { .. } => &codes::HSM_TOKEN_NOT_FOUND,
+            HsmError::TokenAmbiguous { .. } => &codes::HSM_TOKEN_AMBIGUOUS,
+            HsmError::KeyNotFound { .. } => &codes::HSM_KEY_NOT_FOUND,
+            HsmError::KeyAmbiguous { .. } => &codes::HSM_KEY_AMBIGUOUS,
+            HsmError::KeyExists { .. } => &codes::HSM_KEY_EXISTS,
+            HsmError::PinIncorrect => &codes::HSM_PIN_INCORRECT,
+            HsmError::PinLocked => &codes::HSM_PIN_LOCKED,
+            HsmError::PinRequired { .. } => &codes::HSM_PIN_REQUIRED,
+            HsmError::Unsupported { .. } => &codes::HSM_UNSUPPORTED,
+            HsmError::Pkcs11 { .. } => &codes::HSM_PKCS11,
+            HsmError::Uri { .. } => &codes::HSM_URI_INVALID,
+            HsmError::PublicKeyUnavailable { .. } => &codes::HSM_PUBLIC_KEY_UNAVAILABLE,
+            HsmError::InvalidInput { .. } => &codes::HSM_INVALID_INPUT,
+            HsmError::Crypto(_) => &codes::HSM_CRYPTO,
         }
     }
 
@@ -201,7 +201,21 @@ impl From<HsmError> for CryptoError {
             HsmError::KeyNotFound { uri } => CryptoError::KeyNotFound { name: uri },
             other => CryptoError::Device {
                 reason: other.to_string(),
+                code: other.code(),
             },
+        }
+    }
+}
+
+impl codes::Coded for HsmError {
+    fn code(&self) -> &'static codes::Code {
+        HsmError::code(self)
+    }
+
+    fn class(&self) -> codes::Class {
+        match self {
+            HsmError::Crypto(e) => codes::Coded::class(e),
+            _ => self.code().class,
         }
     }
 }
@@ -236,5 +250,32 @@ mod tests {
         };
         assert!(e.is_unreachable());
         assert!(matches!(CryptoError::from(e), CryptoError::Device { .. }));
+    }
+
+    /// Issue 11: a signer's failure keeps its class through `CryptoError` (before, every device
+    /// failure became `Device { reason }` and the node reported any seal failure as exit 3).
+    #[test]
+    fn a_token_failure_keeps_its_class_through_the_provider_neutral_error() {
+        use codes::{Class, Coded};
+        let gone = CryptoError::from(HsmError::Unreachable {
+            module: "m".into(),
+            reason: "CKR_DEVICE_REMOVED".into(),
+        });
+        assert_eq!(gone.class(), Class::Unavailable);
+        let wrong_pin = CryptoError::from(HsmError::PinIncorrect);
+        assert_eq!(wrong_pin.class(), Class::BadInput);
+        assert_eq!(
+            wrong_pin,
+            CryptoError::Device {
+                reason: HsmError::PinIncorrect.to_string(),
+                code: &codes::HSM_PIN_INCORRECT,
+            }
+        );
+        let no_key = CryptoError::from(HsmError::KeyNotFound {
+            uri: "pkcs11:object=x".into(),
+        });
+        assert_eq!(no_key.class(), Class::BadInput);
+        let bad_sig = HsmError::Crypto(CryptoError::SignatureInvalid);
+        assert_eq!(bad_sig.class(), Class::NotVerified);
     }
 }

@@ -70,9 +70,10 @@ pub enum NodeError {
     /// Execution failed (store unreadable, corrupt record).
     #[error(transparent)]
     Execution(#[from] execution::ExecError),
-    /// The block could not be sealed (token unreachable).
+    /// The block could not be sealed. The signer's error is kept: an unreachable token is
+    /// exit 3, a wrong key or PIN exit 2.
     #[error("cannot seal the block: {0}")]
-    Seal(String),
+    Seal(#[source] crypto::CryptoError),
     /// Something the store should hold is missing.
     #[error("store is missing the {0}")]
     Missing(&'static str),
@@ -102,11 +103,49 @@ pub enum NodeError {
 }
 
 impl NodeError {
+    /// Returns the stable code (docs/error-codes.md).
+    pub fn code(&self) -> &'static codes::Code {
+        match self {
+            NodeError::Io { .. } => &codes::NODE_IO,
+            NodeError::AlreadyInitialised { .. } => &codes::NODE_ALREADY_INITIALISED,
+            NodeError::EmptyStore => &codes::NODE_EMPTY_STORE,
+            NodeError::Genesis { .. } => &codes::NODE_GENESIS_INVALID,
+            NodeError::GenesisMismatch { .. } => &codes::NODE_GENESIS_MISMATCH,
+            NodeError::NotAValidator { .. } => &codes::NODE_NOT_A_VALIDATOR,
+            NodeError::KeyCertificateMismatch { .. } => &codes::NODE_KEY_CERT_MISMATCH,
+            NodeError::Rocks(_) => &codes::NODE_STORE_OPEN,
+            NodeError::Storage(_) => &codes::NODE_STORAGE,
+            NodeError::Integrity(_) => &codes::NODE_STORE_INTEGRITY,
+            NodeError::Execution(_) => &codes::NODE_EXECUTION,
+            NodeError::Seal(_) => &codes::NODE_SEAL,
+            NodeError::Missing(_) => &codes::NODE_MISSING,
+            NodeError::Receipt(_) => &codes::NODE_RECEIPT,
+            NodeError::HeightOverflow => &codes::NODE_HEIGHT_OVERFLOW,
+            NodeError::TxCountOverflow { .. } => &codes::NODE_TX_COUNT_OVERFLOW,
+            NodeError::Listen { .. } => &codes::NODE_LISTEN,
+            NodeError::Server(_) => &codes::NODE_SERVER,
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         NodeError::Io {
             path: path.display().to_string(),
             source,
+        }
+    }
+}
+
+impl codes::Coded for NodeError {
+    fn code(&self) -> &'static codes::Code {
+        NodeError::code(self)
+    }
+
+    fn class(&self) -> codes::Class {
+        match self {
+            // The signer's failure decides: a token that is gone, or a wrong key or PIN.
+            NodeError::Seal(e) => codes::Coded::class(e),
+            _ => self.code().class,
         }
     }
 }

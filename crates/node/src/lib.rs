@@ -20,15 +20,15 @@
 
 pub mod cache;
 pub mod config;
-mod local;
 mod error;
 pub mod listener;
+mod local;
 pub mod metrics;
 pub mod pool;
 mod service;
 
 pub use crate::local::{
-    Clock, LocalNode, Refusal, Validator, init, read_genesis, read_node_genesis, write_atomic,
+    Clock, LocalNode, Validator, init, read_genesis, read_node_genesis, write_atomic,
 };
 pub use config::{ApiLimits, ConfigError, LogFormat, Mode, NodeConfig, OrgDefinition};
 pub use error::NodeError;

@@ -31,30 +31,6 @@ use crate::pool::{Outcome, Pool, PoolRefusal};
 /// fixed one).
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
-/// Why a submitted transaction was refused: a stable code and a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// `TX_…`
-    pub code: &'static str,
-    /// What was wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-impl From<Rejection> for Refusal {
-    fn from(r: Rejection) -> Self {
-        Refusal {
-            code: r.code.as_str(),
-            message: r.message,
-        }
-    }
-}
-
 /// The identity the node seals blocks with.
 pub struct Validator {
     /// The signing key (normally a handle in the token).
@@ -183,6 +159,7 @@ impl LocalNode {
         let genesis = read_node_genesis(&data_dir.join("genesis.json"))?;
         let backend = RocksBackend::open(&data_dir.join("db"), false)?;
         let store = ChainStore::new(backend, genesis.params.limits());
+        store.check_version()?;
         let tip = store.check_tip_on_startup()?.ok_or(NodeError::EmptyStore)?;
         let expected = genesis.build(&state::MemStore::new())?.block.header.hash();
         let stored = store
@@ -291,7 +268,7 @@ impl LocalNode {
         &self,
         bytes: &[u8],
         wait: bool,
-    ) -> Result<(TxId, Option<oneshot::Receiver<Outcome>>), Refusal> {
+    ) -> Result<(TxId, Option<oneshot::Receiver<Outcome>>), Rejection> {
         let started = Instant::now();
         let (_, header) = self.tip();
         let nodes = CachedNodes::new(&self.store, &self.nodes);
@@ -310,11 +287,7 @@ impl LocalNode {
         let verified = self
             .admission
             .admit(&view, &ctx, &seen, bytes)
-            .map_err(|r| {
-                let r = Refusal::from(r);
-                self.metrics.rejected(r.code);
-                r
-            })?;
+            .inspect_err(|r| self.metrics.rejected(r.code.as_str()))?;
         self.metrics.verify.observe(started.elapsed());
         let id = verified.id();
         let rx = {
@@ -322,32 +295,34 @@ impl LocalNode {
             match pool.insert(verified) {
                 Ok(()) => {}
                 Err(PoolRefusal::Duplicate) => {
-                    self.metrics.rejected("TX_DUPLICATE");
-                    return Err(Refusal {
-                        code: "TX_DUPLICATE",
-                        message: format!("transaction {id} is already waiting in the pool"),
-                    });
+                    let r = Rejection::new(
+                        RejectCode::Duplicate,
+                        format!("transaction {id} is already waiting in the pool"),
+                    );
+                    self.metrics.rejected(r.code.as_str());
+                    return Err(r);
                 }
                 Err(PoolRefusal::LargerThanABlock { len, budget }) => {
                     // Unreachable with a checked genesis (max_tx_size fits one block); kept so
                     // that no transaction waits for a block that could never hold it.
-                    let code = RejectCode::TooLarge.as_str();
-                    self.metrics.rejected(code);
-                    return Err(Refusal {
-                        code,
-                        message: format!(
+                    let r = Rejection::new(
+                        RejectCode::TooLarge,
+                        format!(
                             "the transaction takes {len} bytes in a block, more than a block's budget of {budget} bytes"
                         ),
-                    });
+                    );
+                    self.metrics.rejected(r.code.as_str());
+                    return Err(r);
                 }
                 Err(PoolRefusal::Full { max }) => {
-                    self.metrics.rejected("TX_POOL_FULL");
-                    return Err(Refusal {
-                        code: "TX_POOL_FULL",
-                        message: format!(
+                    let r = Rejection::new(
+                        RejectCode::PoolFull,
+                        format!(
                             "the pool holds its maximum of {max} transactions; retry after the next block"
                         ),
-                    });
+                    );
+                    self.metrics.rejected(r.code.as_str());
+                    return Err(r);
                 }
             }
             let rx = wait.then(|| pool.wait(id));
@@ -406,16 +381,9 @@ impl LocalNode {
             match self.admission.recheck(&view, &ctx, &seen, &tx) {
                 Ok(()) => txs.push(tx),
                 Err(r) => {
-                    let r = Refusal::from(r);
-                    self.metrics.rejected(r.code);
-                    tracing::info!(tx = %tx.id(), code = r.code, "dropped before commit: {}", r.message);
-                    lock(&self.pool).resolve(
-                        &tx.id(),
-                        Outcome::Dropped {
-                            code: r.code,
-                            message: r.message,
-                        },
-                    );
+                    self.metrics.rejected(r.code.as_str());
+                    tracing::info!(tx = %tx.id(), code = r.code.as_str(), "dropped before commit: {}", r.message);
+                    lock(&self.pool).resolve(&tx.id(), Outcome::Dropped(r));
                 }
             }
         }
@@ -452,7 +420,7 @@ impl LocalNode {
         block.header.tx_root = block.tx_root();
         let hash = block.header.hash();
         let seal = BlockSeal::sign(hash, self.validator_id, self.validator.signer.as_ref())
-            .map_err(|e| NodeError::Seal(e.to_string()))?;
+            .map_err(NodeError::Seal)?;
         let started = Instant::now();
         let receipts = exec.receipts;
         self.store

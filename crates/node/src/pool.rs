@@ -27,13 +27,8 @@ pub enum Outcome {
         /// The execution result.
         receipt: Receipt,
     },
-    /// Dropped before commit by the re-check (revoked signer, expired, …): code and message.
-    Dropped {
-        /// The stable rejection code.
-        code: &'static str,
-        /// The message.
-        message: String,
-    },
+    /// Dropped before commit by the re-check (revoked signer, expired, …).
+    Dropped(execution::Rejection),
 }
 
 /// What the pool needs to know of a transaction.

@@ -12,9 +12,10 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use types::{Encode, Height, TxId};
 
-use crate::local::{LocalNode, Refusal, seal_bytes};
 use crate::error::NodeError;
+use crate::local::{LocalNode, seal_bytes};
 use crate::pool::Outcome;
+use execution::Rejection;
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -79,25 +80,40 @@ impl Drop for SubscriptionSlot {
 }
 
 fn subscriptions_full(why: String) -> Status {
-    let mut s = Status::resource_exhausted(format!("NODE_SUBSCRIPTIONS_FULL: {why}; retry later"));
+    coded_status(
+        &codes::NODE_SUBSCRIPTIONS_FULL,
+        format!("NODE_SUBSCRIPTIONS_FULL: {why}; retry later"),
+    )
+}
+
+fn refusal_status(r: &Rejection) -> Status {
+    coded_status(r.code.code(), r.to_string())
+}
+
+/// A status with the registry's gRPC code for `code` and its name in the metadata.
+fn coded_status(code: &'static codes::Code, message: String) -> Status {
+    let mut s = Status::new(grpc_code(code.grpc), message);
     s.metadata_mut().insert(
         api::CODE_METADATA_KEY,
-        tonic::metadata::MetadataValue::from_static("NODE_SUBSCRIPTIONS_FULL"),
+        tonic::metadata::MetadataValue::from_static(code.name),
     );
     s
 }
 
-fn refusal_status(r: &Refusal) -> Status {
-    let code = match r.code {
-        "TX_DUPLICATE" => tonic::Code::AlreadyExists,
-        "TX_POOL_FULL" => tonic::Code::ResourceExhausted,
-        _ => tonic::Code::InvalidArgument,
-    };
-    let mut s = Status::new(code, r.to_string());
-    if let Ok(v) = r.code.parse() {
-        s.metadata_mut().insert(api::CODE_METADATA_KEY, v);
+/// The registry's gRPC status as tonic's.
+pub(crate) fn grpc_code(g: codes::Grpc) -> tonic::Code {
+    match g {
+        codes::Grpc::InvalidArgument => tonic::Code::InvalidArgument,
+        codes::Grpc::NotFound => tonic::Code::NotFound,
+        codes::Grpc::AlreadyExists => tonic::Code::AlreadyExists,
+        codes::Grpc::PermissionDenied => tonic::Code::PermissionDenied,
+        codes::Grpc::ResourceExhausted => tonic::Code::ResourceExhausted,
+        codes::Grpc::FailedPrecondition => tonic::Code::FailedPrecondition,
+        codes::Grpc::Unimplemented => tonic::Code::Unimplemented,
+        codes::Grpc::Internal => tonic::Code::Internal,
+        codes::Grpc::Unavailable => tonic::Code::Unavailable,
+        codes::Grpc::DataLoss => tonic::Code::DataLoss,
     }
-    s
 }
 
 fn internal(e: NodeError) -> Status {
@@ -191,9 +207,7 @@ impl Chain for ChainService {
                     resp.position = position;
                     resp.receipt = receipt.to_bytes();
                 }
-                Ok(Outcome::Dropped { code, message }) => {
-                    return Err(refusal_status(&Refusal { code, message }));
-                }
+                Ok(Outcome::Dropped(r)) => return Err(refusal_status(&r)),
                 Err(_) => {
                     return Err(Status::unavailable(
                         "the node stopped before the transaction was committed; query it by id later",

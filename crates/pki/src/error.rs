@@ -119,34 +119,34 @@ pub enum PkiError {
 
 impl PkiError {
     /// Returns a stable code for the API edge.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &'static codes::Code {
         match self {
-            PkiError::BadSubject { .. } => "PKI_BAD_SUBJECT",
-            PkiError::Decode { .. } => "PKI_DECODE",
-            PkiError::WrongAlgorithm { .. } => "PKI_WRONG_ALGORITHM",
-            PkiError::NotSm2Key { .. } => "PKI_NOT_SM2_KEY",
-            PkiError::SignatureInvalid { .. } => "PKI_SIGNATURE_INVALID",
-            PkiError::Signer(_) => "PKI_SIGNER",
-            PkiError::Encode(_) => "PKI_ENCODE",
-            PkiError::BadCommonName { .. } => "PKI_BAD_COMMON_NAME",
-            PkiError::BadOrganisation { .. } => "PKI_BAD_ORGANISATION",
-            PkiError::CommonNameMissing => "PKI_COMMON_NAME_MISSING",
-            PkiError::RoleClaimMismatch { .. } => "PKI_CSR_ROLE_CLAIM",
-            PkiError::OrganisationClaimMismatch { .. } => "PKI_CSR_ORGANISATION_CLAIM",
-            PkiError::BadValidity { .. } => "PKI_BAD_VALIDITY",
-            PkiError::ValidityOutsideIssuer { .. } => "PKI_VALIDITY_OUTSIDE_ISSUER",
-            PkiError::IssuerNotCa { .. } => "PKI_ISSUER_NOT_CA",
-            PkiError::IssuerNotCrlSigner { .. } => "PKI_ISSUER_NOT_CRL_SIGNER",
-            PkiError::IssuerKeyMismatch { .. } => "PKI_ISSUER_KEY_MISMATCH",
-            PkiError::PathLength { .. } => "PKI_PATH_LENGTH",
-            PkiError::OrganisationMismatch { .. } => "PKI_ORGANISATION_MISMATCH",
-            PkiError::RoleNotIssuable { .. } => "PKI_ROLE_NOT_ISSUABLE",
-            PkiError::KeyReuse => "PKI_KEY_REUSE",
-            PkiError::BadSerial { .. } => "PKI_BAD_SERIAL",
-            PkiError::UnknownRole(_) => "PKI_UNKNOWN_ROLE",
-            PkiError::UnknownReason(_) => "PKI_UNKNOWN_REASON",
-            PkiError::BadCrl { .. } => "PKI_BAD_CRL",
-            PkiError::Envelope { .. } => "PKI_ENVELOPE",
+            PkiError::BadSubject { .. } => &codes::PKI_BAD_SUBJECT,
+            PkiError::Decode { .. } => &codes::PKI_DECODE,
+            PkiError::WrongAlgorithm { .. } => &codes::PKI_WRONG_ALGORITHM,
+            PkiError::NotSm2Key { .. } => &codes::PKI_NOT_SM2_KEY,
+            PkiError::SignatureInvalid { .. } => &codes::PKI_SIGNATURE_INVALID,
+            PkiError::Signer(_) => &codes::PKI_SIGNER,
+            PkiError::Encode(_) => &codes::PKI_ENCODE,
+            PkiError::BadCommonName { .. } => &codes::PKI_BAD_COMMON_NAME,
+            PkiError::BadOrganisation { .. } => &codes::PKI_BAD_ORGANISATION,
+            PkiError::CommonNameMissing => &codes::PKI_COMMON_NAME_MISSING,
+            PkiError::RoleClaimMismatch { .. } => &codes::PKI_CSR_ROLE_CLAIM,
+            PkiError::OrganisationClaimMismatch { .. } => &codes::PKI_CSR_ORGANISATION_CLAIM,
+            PkiError::BadValidity { .. } => &codes::PKI_BAD_VALIDITY,
+            PkiError::ValidityOutsideIssuer { .. } => &codes::PKI_VALIDITY_OUTSIDE_ISSUER,
+            PkiError::IssuerNotCa { .. } => &codes::PKI_ISSUER_NOT_CA,
+            PkiError::IssuerNotCrlSigner { .. } => &codes::PKI_ISSUER_NOT_CRL_SIGNER,
+            PkiError::IssuerKeyMismatch { .. } => &codes::PKI_ISSUER_KEY_MISMATCH,
+            PkiError::PathLength { .. } => &codes::PKI_PATH_LENGTH,
+            PkiError::OrganisationMismatch { .. } => &codes::PKI_ORGANISATION_MISMATCH,
+            PkiError::RoleNotIssuable { .. } => &codes::PKI_ROLE_NOT_ISSUABLE,
+            PkiError::KeyReuse => &codes::PKI_KEY_REUSE,
+            PkiError::BadSerial { .. } => &codes::PKI_BAD_SERIAL,
+            PkiError::UnknownRole(_) => &codes::PKI_UNKNOWN_ROLE,
+            PkiError::UnknownReason(_) => &codes::PKI_UNKNOWN_REASON,
+            PkiError::BadCrl { .. } => &codes::PKI_BAD_CRL,
+            PkiError::Envelope { .. } => &codes::PKI_ENVELOPE,
         }
     }
 }
@@ -319,70 +319,54 @@ pub enum ChainError {
 
 impl ChainError {
     /// Returns a stable code for the API edge.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &'static codes::Code {
         match self {
-            ChainError::NoPathToAnchor { .. } => "CERT_NO_PATH_TO_ANCHOR",
-            ChainError::PathTooLong { .. } => "CERT_PATH_TOO_LONG",
-            ChainError::SignatureInvalid { .. } => "CERT_SIGNATURE_INVALID",
-            ChainError::Expired { .. } => "CERT_EXPIRED",
-            ChainError::NotYetValid { .. } => "CERT_NOT_YET_VALID",
-            ChainError::NotACa { .. } => "CERT_NOT_A_CA",
-            ChainError::PathLengthExceeded { .. } => "CERT_PATH_LENGTH_EXCEEDED",
-            ChainError::KeyUsage { .. } => "CERT_KEY_USAGE",
-            ChainError::ExtendedKeyUsage { .. } => "CERT_EXTENDED_KEY_USAGE",
-            ChainError::WrongRole { .. } => "CERT_WRONG_ROLE",
-            ChainError::NameChaining { .. } => "CERT_NAME_CHAINING",
-            ChainError::UnknownCriticalExtension { .. } => "CERT_UNKNOWN_CRITICAL_EXTENSION",
-            ChainError::Revoked { .. } => "CERT_REVOKED",
-            ChainError::RevocationUnknown { .. } => "CERT_REVOCATION_UNKNOWN",
-            ChainError::WrongAlgorithm { .. } => "CERT_WRONG_ALGORITHM",
-            ChainError::OrganisationMismatch { .. } => "CERT_ORGANISATION_MISMATCH",
-            ChainError::AnchorUnusable { .. } => "CERT_ANCHOR_UNUSABLE",
-            ChainError::NotSponsored { .. } => "CERT_NOT_SPONSORED",
+            ChainError::NoPathToAnchor { .. } => &codes::CERT_NO_PATH_TO_ANCHOR,
+            ChainError::PathTooLong { .. } => &codes::CERT_PATH_TOO_LONG,
+            ChainError::SignatureInvalid { .. } => &codes::CERT_SIGNATURE_INVALID,
+            ChainError::Expired { .. } => &codes::CERT_EXPIRED,
+            ChainError::NotYetValid { .. } => &codes::CERT_NOT_YET_VALID,
+            ChainError::NotACa { .. } => &codes::CERT_NOT_A_CA,
+            ChainError::PathLengthExceeded { .. } => &codes::CERT_PATH_LENGTH_EXCEEDED,
+            ChainError::KeyUsage { .. } => &codes::CERT_KEY_USAGE,
+            ChainError::ExtendedKeyUsage { .. } => &codes::CERT_EXTENDED_KEY_USAGE,
+            ChainError::WrongRole { .. } => &codes::CERT_WRONG_ROLE,
+            ChainError::NameChaining { .. } => &codes::CERT_NAME_CHAINING,
+            ChainError::UnknownCriticalExtension { .. } => &codes::CERT_UNKNOWN_CRITICAL_EXTENSION,
+            ChainError::Revoked { .. } => &codes::CERT_REVOKED,
+            ChainError::RevocationUnknown { .. } => &codes::CERT_REVOCATION_UNKNOWN,
+            ChainError::WrongAlgorithm { .. } => &codes::CERT_WRONG_ALGORITHM,
+            ChainError::OrganisationMismatch { .. } => &codes::CERT_ORGANISATION_MISMATCH,
+            ChainError::AnchorUnusable { .. } => &codes::CERT_ANCHOR_UNUSABLE,
+            ChainError::NotSponsored { .. } => &codes::CERT_NOT_SPONSORED,
         }
     }
 
     /// Returns what an operator can do about it.
     pub fn hint(&self) -> &'static str {
+        self.code().hint
+    }
+}
+
+impl codes::Coded for PkiError {
+    fn code(&self) -> &'static codes::Code {
+        PkiError::code(self)
+    }
+
+    fn class(&self) -> codes::Class {
         match self {
-            ChainError::NoPathToAnchor { .. } => {
-                "pass the issuing CA certificates as intermediates and the root (or the organisation's registered CA) as trust anchor"
-            }
-            ChainError::PathTooLong { .. } => "gmchain chains are root → agency CA → leaf",
-            ChainError::SignatureInvalid { .. } => {
-                "the certificate was altered, or signed with another user ID: SM2 certificates are signed with ID 1234567812345678 (OpenSSL 3.0: -sigopt distid:1234567812345678); a trust anchor can name another ID"
-            }
-            ChainError::Expired { .. } | ChainError::NotYetValid { .. } => {
-                "renew the certificate, or check the clock"
-            }
-            ChainError::NotACa { .. } | ChainError::PathLengthExceeded { .. } => {
-                "only the root issues agency CAs, and agency CAs issue only leaves"
-            }
-            ChainError::KeyUsage { .. }
-            | ChainError::ExtendedKeyUsage { .. }
-            | ChainError::WrongRole { .. } => {
-                "use the certificate issued for this role (node signing and encryption certificates are separate)"
-            }
-            ChainError::NameChaining { .. } => {
-                "the certificate's issuer name must equal its issuer's subject byte for byte"
-            }
-            ChainError::UnknownCriticalExtension { .. } => {
-                "reissue the certificate with a gmchain profile"
-            }
-            ChainError::Revoked { .. } => "the certificate was revoked; request a new one",
-            ChainError::RevocationUnknown { .. } => {
-                "fetch the issuer's current CRL (thisUpdate ≤ now < nextUpdate) and pass it"
-            }
-            ChainError::WrongAlgorithm { .. } => "gmchain accepts only SM2-with-SM3 signatures",
-            ChainError::OrganisationMismatch { .. } => {
-                "an agency CA issues only for its own organisation"
-            }
-            ChainError::AnchorUnusable { .. } => {
-                "register as trust anchor a CA certificate whose subject has an organisation (O)"
-            }
-            ChainError::NotSponsored { .. } => {
-                "a genesis root certifies only its own organisation and those genesis lists in its sponsors"
-            }
+            PkiError::Signer(e) => codes::Coded::class(e),
+            _ => self.code().class,
         }
+    }
+}
+
+impl codes::Coded for ChainError {
+    fn code(&self) -> &'static codes::Code {
+        ChainError::code(self)
+    }
+
+    fn class(&self) -> codes::Class {
+        self.code().class
     }
 }

@@ -141,27 +141,27 @@ pub enum ReceiptError {
 
 impl ReceiptError {
     /// Returns a stable code for the API edge.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &'static codes::Code {
         match self {
-            ReceiptError::TooLarge { .. } => "RECEIPT_TOO_LARGE",
-            ReceiptError::UnsupportedFormat { .. } => "RECEIPT_UNSUPPORTED_FORMAT",
-            ReceiptError::Malformed { .. } => "RECEIPT_MALFORMED",
-            ReceiptError::WrongChain { .. } => "RECEIPT_WRONG_CHAIN",
-            ReceiptError::SealUnknownValidator { .. } => "RECEIPT_SEAL_UNKNOWN_VALIDATOR",
-            ReceiptError::SealNotProposer { .. } => "RECEIPT_SEAL_NOT_PROPOSER",
-            ReceiptError::SealSignature { .. } => "RECEIPT_SEAL_SIGNATURE",
-            ReceiptError::SealOtherBlock { .. } => "RECEIPT_SEAL_OTHER_BLOCK",
-            ReceiptError::TxNotInBlock { .. } => "RECEIPT_TX_NOT_IN_BLOCK",
-            ReceiptError::ResultNotInBlock { .. } => "RECEIPT_RESULT_NOT_IN_BLOCK",
-            ReceiptError::ResultOtherTx { .. } => "RECEIPT_RESULT_OTHER_TX",
-            ReceiptError::NotSuccessful { .. } => "RECEIPT_NOT_SUCCESSFUL",
-            ReceiptError::SignerMissing => "RECEIPT_SIGNER_MISSING",
-            ReceiptError::SignerMismatch { .. } => "RECEIPT_SIGNER_MISMATCH",
-            ReceiptError::SignerChain { .. } => "RECEIPT_SIGNER_CHAIN",
-            ReceiptError::TxSignature { .. } => "RECEIPT_TX_SIGNATURE",
-            ReceiptError::NotAnAttestation { .. } => "RECEIPT_NOT_AN_ATTESTATION",
-            ReceiptError::DocumentMismatch { .. } => "RECEIPT_DOCUMENT_MISMATCH",
-            ReceiptError::Build { .. } => "RECEIPT_BUILD",
+            ReceiptError::TooLarge { .. } => &codes::RECEIPT_TOO_LARGE,
+            ReceiptError::UnsupportedFormat { .. } => &codes::RECEIPT_UNSUPPORTED_FORMAT,
+            ReceiptError::Malformed { .. } => &codes::RECEIPT_MALFORMED,
+            ReceiptError::WrongChain { .. } => &codes::RECEIPT_WRONG_CHAIN,
+            ReceiptError::SealUnknownValidator { .. } => &codes::RECEIPT_SEAL_UNKNOWN_VALIDATOR,
+            ReceiptError::SealNotProposer { .. } => &codes::RECEIPT_SEAL_NOT_PROPOSER,
+            ReceiptError::SealSignature { .. } => &codes::RECEIPT_SEAL_SIGNATURE,
+            ReceiptError::SealOtherBlock { .. } => &codes::RECEIPT_SEAL_OTHER_BLOCK,
+            ReceiptError::TxNotInBlock { .. } => &codes::RECEIPT_TX_NOT_IN_BLOCK,
+            ReceiptError::ResultNotInBlock { .. } => &codes::RECEIPT_RESULT_NOT_IN_BLOCK,
+            ReceiptError::ResultOtherTx { .. } => &codes::RECEIPT_RESULT_OTHER_TX,
+            ReceiptError::NotSuccessful { .. } => &codes::RECEIPT_NOT_SUCCESSFUL,
+            ReceiptError::SignerMissing => &codes::RECEIPT_SIGNER_MISSING,
+            ReceiptError::SignerMismatch { .. } => &codes::RECEIPT_SIGNER_MISMATCH,
+            ReceiptError::SignerChain { .. } => &codes::RECEIPT_SIGNER_CHAIN,
+            ReceiptError::TxSignature { .. } => &codes::RECEIPT_TX_SIGNATURE,
+            ReceiptError::NotAnAttestation { .. } => &codes::RECEIPT_NOT_AN_ATTESTATION,
+            ReceiptError::DocumentMismatch { .. } => &codes::RECEIPT_DOCUMENT_MISMATCH,
+            ReceiptError::Build { .. } => &codes::RECEIPT_BUILD,
         }
     }
 }
@@ -235,4 +235,14 @@ pub enum BuildProblem {
     /// The seal is over another block.
     #[error("the seal is over block {sealed}, not this block {block}")]
     SealForOtherBlock { sealed: BlockHash, block: BlockHash },
+}
+
+impl codes::Coded for ReceiptError {
+    fn code(&self) -> &'static codes::Code {
+        ReceiptError::code(self)
+    }
+
+    fn class(&self) -> codes::Class {
+        self.code().class
+    }
 }

@@ -289,7 +289,7 @@ fn code(r: Result<VerifiedReceipt, ReceiptError>) -> &'static str {
         Err(e) => {
             // Every message names a part and is printable on its own.
             assert!(!e.to_string().is_empty());
-            e.code()
+            e.code().name
         }
     }
 }
@@ -752,7 +752,7 @@ fn chain_code(r: Result<VerifiedReceipt, ReceiptError>) -> &'static str {
     match r {
         Err(ReceiptError::SignerChain { reason, at, .. }) => {
             assert_eq!(at, t(30), "judged at the block time");
-            reason.code()
+            reason.code().name
         }
         other => panic!("expected RECEIPT_SIGNER_CHAIN, got {other:?}"),
     }

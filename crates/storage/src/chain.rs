@@ -15,6 +15,12 @@ use crate::error::{IntegrityError, IntegrityFault, StorageError};
 
 /// The Meta key of the tip pointer: height (u64 BE) ‖ block hash (32 bytes).
 const TIP_KEY: &[u8] = b"tip";
+/// The Meta key of the store's layout version: one byte, written with block 0.
+const VERSION_KEY: &[u8] = b"store_version";
+
+/// The layout version of the store this build reads and writes (docs/formats.md §0). A store
+/// without the version key was written before the key existed and has the version-1 layout.
+pub const STORE_VERSION: u8 = 1;
 const TIP_LEN: usize = 40;
 const LOCATION_LEN: usize = 12;
 
@@ -97,6 +103,22 @@ impl<B: KvBackend> ChainStore<B> {
     /// Returns the backend (tools and tests read raw values through it).
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// Fails, changing nothing, unless the store's layout version is [`STORE_VERSION`] (a store
+    /// written before the version key existed has none and the version-1 layout).
+    pub fn check_version(&self) -> Result<(), StorageError> {
+        match self.backend.get(Table::Meta, VERSION_KEY)? {
+            None => Ok(()),
+            Some(v) if v.as_slice() == [STORE_VERSION] => Ok(()),
+            Some(v) => Err(StorageError::UnsupportedVersion {
+                found: match v.as_slice() {
+                    [b] => b.to_string(),
+                    other => format!("unreadable ({} bytes)", other.len()),
+                },
+                supported: STORE_VERSION,
+            }),
+        }
     }
 
     /// Returns the tip, or `None` for an empty store.
@@ -252,6 +274,7 @@ impl<B: KvBackend> ChainStore<B> {
         receipts: &[Receipt],
         state: &UpdateBatch,
     ) -> Result<WriteBatch, StorageError> {
+        self.check_version()?;
         let h = &block.header;
         let height = h.height;
         let (expected, tip_hash) = match self.tip()? {
@@ -367,6 +390,9 @@ impl<B: KvBackend> ChainStore<B> {
         tip.extend_from_slice(&height_key(height));
         tip.extend_from_slice(h.hash().as_bytes());
         batch.put(Table::Meta, TIP_KEY, tip);
+        if height == Height(0) {
+            batch.put(Table::Meta, VERSION_KEY, vec![STORE_VERSION]);
+        }
         Ok(batch)
     }
 

@@ -34,6 +34,16 @@ pub enum StorageError {
         /// The required length.
         expected: usize,
     },
+    /// The store was written in another layout version; nothing is read or written.
+    #[error(
+        "the store is format version {found}; this build reads version {supported}: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"
+    )]
+    UnsupportedVersion {
+        /// The version the store records.
+        found: String,
+        /// The version this build reads.
+        supported: u8,
+    },
     /// The block's height is not the one after the tip (or 0 on an empty store).
     #[error("block {height} refused: the next height is {expected}")]
     HeightNotNext {

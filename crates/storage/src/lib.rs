@@ -33,5 +33,5 @@ mod chain;
 mod error;
 
 pub use backend::{Entries, KvBackend, MemBackend, Table, WriteBatch, WriteOp};
-pub use chain::{ChainStore, StateNodes, Tip, TxLocation};
+pub use chain::{ChainStore, STORE_VERSION, StateNodes, Tip, TxLocation};
 pub use error::{IntegrityError, IntegrityFault, StorageError};

@@ -754,3 +754,38 @@ fn the_state_tree_is_rehashed_and_a_tampered_node_is_found() {
     let e = store.verify_state(tip.height).unwrap_err();
     assert!(e.to_string().contains("missing"), "{e}");
 }
+
+/// Issue 11 point 8: a store of another layout version is refused, naming both versions, and
+/// nothing is written to it.
+#[test]
+fn a_store_of_another_version_is_refused_naming_both() {
+    let (store, s) = chain();
+    // Block 0 recorded this build's version.
+    assert_eq!(
+        store.backend().get(Table::Meta, b"store_version").unwrap(),
+        Some(vec![storage::STORE_VERSION])
+    );
+    store.check_version().unwrap();
+    let tip = store.tip().unwrap();
+    let (block, receipts, state) = next_block(&store, &s, 1);
+    let mut batch = storage::WriteBatch::new();
+    batch.put(Table::Meta, b"store_version".to_vec(), vec![2]);
+    store.backend().write(batch).unwrap();
+    let e = store.check_version().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the store is format version 2; this build reads version 1: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"
+    );
+    // A commit is refused the same way and writes nothing.
+    let e = store.commit_block(&block, &receipts, state).unwrap_err();
+    assert!(
+        matches!(e, StorageError::UnsupportedVersion { supported: 1, .. }),
+        "{e}"
+    );
+    assert_eq!(store.tip().unwrap(), tip);
+    // A store written before the key existed (no key) is read as version 1.
+    let mut batch = storage::WriteBatch::new();
+    batch.delete(Table::Meta, b"store_version".to_vec());
+    store.backend().write(batch).unwrap();
+    store.check_version().unwrap();
+}

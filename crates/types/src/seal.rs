@@ -36,10 +36,8 @@ impl BlockSeal {
         block_hash: BlockHash,
         signer_id: Digest,
         signer: &dyn Signer,
-    ) -> Result<Self, TxError> {
-        let signature = signer
-            .sign(&UserId::default(), &Self::message(&block_hash))
-            .map_err(TxError::Signing)?;
+    ) -> Result<Self, crypto::CryptoError> {
+        let signature = signer.sign(&UserId::default(), &Self::message(&block_hash))?;
         Ok(Self {
             block_hash,
             signer: signer_id,

@@ -1,0 +1,508 @@
+//! The codes. Append here; never renumber or delete a row (move it to `RETIRED`).
+
+define_codes! {
+    TX_MALFORMED = 100, BadInput, InvalidArgument,
+        "The bytes are not a canonical signed transaction within the limits.",
+        "encode the signed transaction as in docs/formats.md; the message names the field";
+    TX_TOO_LARGE = 101, BadInput, InvalidArgument,
+        "The encoding is larger than the chain's `max_tx_size`.",
+        "keep the encoded transaction within the chain's max_tx_size";
+    TX_WRONG_CHAIN = 102, BadInput, InvalidArgument,
+        "The transaction names another chain.",
+        "sign the transaction for this chain's ID";
+    TX_EXPIRED = 103, BadInput, InvalidArgument,
+        "The expiry height is below the next height.",
+        "choose an expiry above the current height and resubmit";
+    TX_EXPIRY_TOO_FAR = 104, BadInput, InvalidArgument,
+        "The expiry height is beyond tip + expiry window.",
+        "choose an expiry at most tip + the chain's expiry window";
+    TX_DUPLICATE = 105, BadInput, AlreadyExists,
+        "The transaction ID was already seen (pool or chain).",
+        "this transaction was already submitted; change the salt to send the call again";
+    TX_UNKNOWN_CALL = 106, BadInput, InvalidArgument,
+        "No built-in contract has this method.",
+        "call one of the built-in methods listed in docs/execution.md §4";
+    TX_BAD_ARGUMENTS = 107, BadInput, InvalidArgument,
+        "The arguments have the wrong count, length or form.",
+        "pass the arguments the method expects (docs/execution.md §4); the message names the argument";
+    TX_UNKNOWN_SENDER = 110, BadInput, InvalidArgument,
+        "`Sender::Registered` names a certificate the chain does not hold.",
+        "send the full certificate (Sender::Certificate) until a transaction of yours has been committed";
+    TX_CERT_INVALID = 111, BadInput, InvalidArgument,
+        "The signer's certificate does not parse or its chain does not validate.",
+        "use a certificate issued by your organisation's registered CA, valid now; the message gives the chain error";
+    TX_SIGNER_REVOKED = 112, BadInput, InvalidArgument,
+        "The signer's certificate (or a CA above it) is revoked by a recorded CRL.",
+        "the certificate was revoked; request a new one";
+    TX_REVOCATION_UNKNOWN = 113, BadInput, InvalidArgument,
+        "No current recorded CRL establishes the revocation status.",
+        "your organisation's admin must record a current CRL (identity.update_crl)";
+    TX_SIGNER_SUSPENDED = 114, BadInput, InvalidArgument,
+        "The chain suspended the signer's certificate.",
+        "an admin of your organisation suspended this certificate (identity.resume lifts it)";
+    TX_SIGNATURE_INVALID = 115, BadInput, InvalidArgument,
+        "The SM2 signature does not verify with the signer's certificate.",
+        "sign the transaction ID with the certificate's key; check the user ID (default 1234567812345678)";
+    TX_ORG_REMOVED = 116, BadInput, InvalidArgument,
+        "The signer's organisation (or an organisation whose CA is on its path) was deregistered.",
+        "the organisation was deregistered by its sponsor; only the sponsor can re-admit it (identity.replace_ca)";
+    TX_CA_REPLACED = 117, BadInput, InvalidArgument,
+        "The signer's certificate chains through a CA that is no longer its organisation's registered CA (the CA was replaced).",
+        "the organisation's CA was replaced: request a certificate from its new CA";
+    TX_PERMISSION_DENIED = 120, BadInput, PermissionDenied,
+        "The signer's role or organisation may not make this call.",
+        "this role or organisation may not make this call; see the permission table in docs/execution.md §5";
+    TX_STATE_UNAVAILABLE = 190, Unavailable, Unavailable,
+        "The node could not read its state; the transaction was not judged.",
+        "the node cannot read its state; retry later or check the node";
+    TX_POOL_FULL = 191, BadInput, ResourceExhausted,
+        "The node's pool holds its maximum number of transactions.",
+        "retry after the next block";
+    EXEC_UNKNOWN_CALL = 1000, NotVerified, FailedPrecondition,
+        "No built-in contract has this method (a block from a node with other contracts).",
+        "the block came from a node with other contracts; check that every node runs the same release";
+    EXEC_PERMISSION_DENIED = 1001, NotVerified, FailedPrecondition,
+        "The signer's role or organisation may not make this call (state changed since admission).",
+        "the signer's role or organisation changed after admission; see docs/execution.md §5";
+    EXEC_BAD_ARGUMENTS = 1002, NotVerified, FailedPrecondition,
+        "The arguments do not have the expected form.",
+        "pass the arguments the method expects (docs/execution.md §4)";
+    EXEC_WRONG_CHAIN = 1003, NotVerified, FailedPrecondition,
+        "The transaction names another chain.",
+        "sign the transaction for this chain's ID";
+    EXEC_VALUE_TOO_LARGE = 1004, NotVerified, FailedPrecondition,
+        "A value over the state's value limit.",
+        "store a digest of large data, not the data";
+    EXEC_EVENT_INVALID = 1005, NotVerified, FailedPrecondition,
+        "An event over the receipt limits, or with an invalid name.",
+        "keep events within the receipt limits of docs/formats.md";
+    IDENTITY_ORG_EXISTS = 2001, NotVerified, FailedPrecondition,
+        "`identity.register_org`: an organisation of this name is already registered.",
+        "choose another name, or replace the CA of the existing organisation (identity.replace_ca)";
+    IDENTITY_ORG_UNKNOWN = 2002, NotVerified, FailedPrecondition,
+        "The signer's organisation is not registered.",
+        "the organisation's sponsor must register it first (identity.register_org)";
+    IDENTITY_CRL_NOT_NEWER = 2003, NotVerified, FailedPrecondition,
+        "`identity.update_crl`: the CRL's thisUpdate is not later than the recorded CRL's.",
+        "record a CRL issued after the recorded one";
+    IDENTITY_CRL_ISSUER_MISMATCH = 2004, NotVerified, FailedPrecondition,
+        "`identity.update_crl`: the CRL is not issued and signed by the organisation's CA.",
+        "record a CRL signed by the organisation's registered CA";
+    IDENTITY_CERT_UNKNOWN = 2005, NotVerified, FailedPrecondition,
+        "`identity.suspend` / `resume`: no certificate is recorded under this ID.",
+        "name the certificate by the ID of a certificate the chain has seen";
+    IDENTITY_ALREADY_SUSPENDED = 2006, NotVerified, FailedPrecondition,
+        "`identity.suspend`: the certificate is already suspended.",
+        "nothing to do; identity.resume lifts the suspension";
+    IDENTITY_NOT_SUSPENDED = 2007, NotVerified, FailedPrecondition,
+        "`identity.resume`: the certificate is not suspended.",
+        "nothing to do";
+    IDENTITY_ORG_FOUNDING = 2008, NotVerified, FailedPrecondition,
+        "`identity.deregister_org` / `replace_ca`: a founding organisation changes only by the consortium's governance.",
+        "a founding organisation changes only by the consortium's governance";
+    IDENTITY_ORG_REMOVED = 2009, NotVerified, FailedPrecondition,
+        "`identity.deregister_org`: the organisation is already deregistered; `register_org`: the name was deregistered.",
+        "only its sponsor can re-admit it (identity.replace_ca)";
+    ATTESTATION_DIGEST_EXISTS = 3001, NotVerified, FailedPrecondition,
+        "`attestation.anchor`: the digest is already anchored (the first anchor wins).",
+        "the document is already anchored; query the first anchor (gmchain query attestation)";
+    NODE_IO = 4000, BadInput, Internal,
+        "A file of the node could not be read or written.",
+        "check the path and its permissions; the message names the file";
+    NODE_ALREADY_INITIALISED = 4001, BadInput, AlreadyExists,
+        "`node init` on a data directory that already holds a store.",
+        "choose another data_dir; an existing store is never overwritten";
+    NODE_EMPTY_STORE = 4002, BadInput, FailedPrecondition,
+        "The store holds no block.",
+        "run `gmchain node init` first";
+    NODE_GENESIS_INVALID = 4003, BadInput, InvalidArgument,
+        "The genesis file cannot be read or is not a valid genesis of this release.",
+        "the message names the field at fault (docs/formats.md, genesis)";
+    NODE_GENESIS_MISMATCH = 4004, NotVerified, DataLoss,
+        "The store's block 0 is not the genesis file's.",
+        "the genesis file or the store was replaced; restore the right one";
+    NODE_NOT_A_VALIDATOR = 4005, BadInput, InvalidArgument,
+        "The node's certificate is not a genesis validator.",
+        "give the certificate of a validator listed in the genesis";
+    NODE_KEY_CERT_MISMATCH = 4006, BadInput, InvalidArgument,
+        "The node's key is not the key of its certificate.",
+        "give the key of the node's certificate";
+    NODE_STORE_OPEN = 4007, BadInput, Internal,
+        "RocksDB could not open the store.",
+        "check that no other node process holds the data directory";
+    NODE_STORAGE = 4008, BadInput, Internal,
+        "A storage read or write failed.",
+        "run `gmchain node verify-store`; the message names the table";
+    NODE_STORE_INTEGRITY = 4009, NotVerified, DataLoss,
+        "The store failed its integrity check; the node refuses to run on it.",
+        "restore the store from a backup or re-sync";
+    NODE_EXECUTION = 4010, BadInput, Internal,
+        "Execution failed on a stored record (store unreadable, corrupt record).",
+        "run `gmchain node verify-store`";
+    NODE_SEAL = 4011, Unavailable, Unavailable,
+        "The block could not be sealed.",
+        "the message names the signer's failure; its own code decides the exit status";
+    NODE_MISSING = 4012, NotVerified, DataLoss,
+        "Something the store should hold is missing.",
+        "run `gmchain node verify-store`";
+    NODE_RECEIPT = 4013, NotVerified, Internal,
+        "A receipt bundle could not be built.",
+        "run `gmchain node verify-store`";
+    NODE_HEIGHT_OVERFLOW = 4014, BadInput, Internal,
+        "Height arithmetic overflowed.",
+        "the chain reached the largest height; start a new chain";
+    NODE_TX_COUNT_OVERFLOW = 4015, BadInput, Internal,
+        "A block would hold more transactions than its header's count can say.",
+        "lower max_txs_per_block";
+    NODE_LISTEN = 4016, BadInput, Unavailable,
+        "A listen address could not be bound.",
+        "choose a free address, or stop the process that holds it";
+    NODE_SERVER = 4017, Unavailable, Unavailable,
+        "The gRPC server failed.",
+        "restart the node; the message names the failure";
+    NODE_SUBSCRIPTIONS_FULL = 4018, BadInput, ResourceExhausted,
+        "The node serves its maximum number of block subscriptions (in all, or from this peer).",
+        "retry later, or close other subscriptions";
+    RECEIPT_TOO_LARGE = 4100, NotVerified, InvalidArgument,
+        "The file is larger than any receipt this release writes; refused before parsing.",
+        "this is not a receipt gmchain wrote; obtain it again from a node";
+    RECEIPT_UNSUPPORTED_FORMAT = 4101, NotVerified, InvalidArgument,
+        "The file is a JSON object, but not a receipt of a format and version this release reads.",
+        "use a gmchain release that reads this receipt version, or obtain the receipt again";
+    RECEIPT_MALFORMED = 4102, NotVerified, InvalidArgument,
+        "A field of the file cannot be decoded.",
+        "the receipt file was altered or truncated; obtain it again from a node";
+    RECEIPT_WRONG_CHAIN = 4103, NotVerified, FailedPrecondition,
+        "The header or the transaction names another chain than the genesis file.",
+        "verify against the genesis file of the receipt's chain";
+    RECEIPT_SEAL_UNKNOWN_VALIDATOR = 4104, NotVerified, FailedPrecondition,
+        "The seal's signer is not a validator of the genesis file.",
+        "verify against the genesis file of the receipt's chain";
+    RECEIPT_SEAL_NOT_PROPOSER = 4105, NotVerified, FailedPrecondition,
+        "The seal's signer is a validator, but not the header's proposer.",
+        "the receipt was altered; obtain it again from a node";
+    RECEIPT_SEAL_SIGNATURE = 4106, NotVerified, FailedPrecondition,
+        "The seal's signature does not verify with the validator's key.",
+        "the receipt was altered; obtain it again from a node";
+    RECEIPT_SEAL_OTHER_BLOCK = 4107, NotVerified, FailedPrecondition,
+        "The seal is genuine but over another block hash than the header's.",
+        "the receipt was altered; obtain it again from a node";
+    RECEIPT_TX_NOT_IN_BLOCK = 4108, NotVerified, FailedPrecondition,
+        "The transaction's entry hash is not at `position` under the header's transactions root.",
+        "the receipt was altered; obtain it again from a node";
+    RECEIPT_RESULT_NOT_IN_BLOCK = 4109, NotVerified, FailedPrecondition,
+        "The receipt's hash is not at `position` under the header's receipts root.",
+        "the receipt was altered; obtain it again from a node";
+    RECEIPT_RESULT_OTHER_TX = 4110, NotVerified, FailedPrecondition,
+        "The receipt in the block at `position` is for another transaction.",
+        "the receipt was altered; obtain it again from a node";
+    RECEIPT_NOT_SUCCESSFUL = 4111, NotVerified, FailedPrecondition,
+        "The transaction was committed but failed.",
+        "the transaction is on the chain but its call failed; the receipt names the failure code";
+    RECEIPT_SIGNER_MISSING = 4112, NotVerified, FailedPrecondition,
+        "The bundle carries no signer certificate.",
+        "obtain the receipt again from a node (it adds the signer certificate)";
+    RECEIPT_SIGNER_MISMATCH = 4113, NotVerified, FailedPrecondition,
+        "The first certificate of the chain is not the transaction's sender.",
+        "the receipt was altered; obtain it again from a node";
+    RECEIPT_SIGNER_CHAIN = 4114, NotVerified, FailedPrecondition,
+        "The signer's certificate chain is not valid at the block's time under the genesis CAs.",
+        "the message names the chain error and what to do about it";
+    RECEIPT_TX_SIGNATURE = 4115, NotVerified, FailedPrecondition,
+        "The transaction's signature does not verify with the signer's certificate.",
+        "the receipt was altered; obtain it again from a node";
+    RECEIPT_NOT_AN_ATTESTATION = 4116, NotVerified, FailedPrecondition,
+        "A document was given, but the transaction is not an anchoring.",
+        "give --document only for an attestation receipt";
+    RECEIPT_DOCUMENT_MISMATCH = 4117, NotVerified, FailedPrecondition,
+        "The document's SM3 digest is not the anchored one.",
+        "this document is not the one anchored; check that the file is unchanged";
+    RECEIPT_BUILD = 4118, NotVerified, Internal,
+        "A receipt could not be built from the node's block (a node-side inconsistency).",
+        "the node's store disagrees with itself; run `gmchain node verify-store`";
+    PKI_BAD_SUBJECT = 5000, BadInput, InvalidArgument,
+        "A subject that is not an RFC 4514 distinguished name.",
+        "write the subject as RFC 4514, e.g. \"CN=Alice,OU=user,O=Second Bureau\"";
+    PKI_DECODE = 5001, BadInput, InvalidArgument,
+        "Bytes that are not the expected DER or PEM structure.",
+        "give a DER or PEM certificate, request or CRL; the message names the structure";
+    PKI_WRONG_ALGORITHM = 5002, BadInput, InvalidArgument,
+        "A signature algorithm other than SM2-with-SM3.",
+        "gmchain accepts only SM2-with-SM3";
+    PKI_NOT_SM2_KEY = 5003, BadInput, InvalidArgument,
+        "A public key that is not an SM2 point.",
+        "use an SM2 key (openssl genpkey -algorithm SM2, or gmchain keys generate)";
+    PKI_SIGNATURE_INVALID = 5004, NotVerified, InvalidArgument,
+        "A signature that does not verify.",
+        "the object was altered, or signed with another user ID (default 1234567812345678)";
+    PKI_SIGNER = 5005, Unavailable, Unavailable,
+        "The signer failed (token error, entropy).",
+        "the message names the signer's failure (token, entropy)";
+    PKI_ENCODE = 5006, BadInput, Internal,
+        "Encoding failed.",
+        "report this: an encodable object failed to encode";
+    PKI_BAD_COMMON_NAME = 5007, BadInput, InvalidArgument,
+        "A common name the profile refuses.",
+        "use 1-64 printable characters without control characters";
+    PKI_BAD_ORGANISATION = 5008, BadInput, InvalidArgument,
+        "An organisation name the profile refuses.",
+        "use the organisation name exactly as registered";
+    PKI_COMMON_NAME_MISSING = 5009, BadInput, InvalidArgument,
+        "A request without a common name.",
+        "give the request a CN";
+    PKI_CSR_ROLE_CLAIM = 5010, BadInput, InvalidArgument,
+        "A role the request names differs from the role being issued.",
+        "issue the role the request asks for, or have a new request made";
+    PKI_CSR_ORGANISATION_CLAIM = 5011, BadInput, InvalidArgument,
+        "An organisation the request names differs from the one being issued.",
+        "issue for the organisation the request names, or have a new request made";
+    PKI_BAD_VALIDITY = 5012, BadInput, InvalidArgument,
+        "A validity period that is empty or cannot be encoded.",
+        "give a validity with notBefore before notAfter, within the years X.509 can encode";
+    PKI_VALIDITY_OUTSIDE_ISSUER = 5013, BadInput, InvalidArgument,
+        "A validity period that leaves the issuer's.",
+        "shorten the validity to end before the issuer's notAfter";
+    PKI_ISSUER_NOT_CA = 5014, BadInput, InvalidArgument,
+        "The issuing certificate is not a CA certificate allowed to sign certificates.",
+        "issue with a CA certificate (basicConstraints cA, keyCertSign)";
+    PKI_ISSUER_NOT_CRL_SIGNER = 5015, BadInput, InvalidArgument,
+        "The issuing certificate may not sign CRLs.",
+        "sign CRLs with a CA certificate that has cRLSign";
+    PKI_ISSUER_KEY_MISMATCH = 5016, BadInput, InvalidArgument,
+        "The signer's key is not the issuing certificate's key.",
+        "use the issuing certificate's own key (--key)";
+    PKI_PATH_LENGTH = 5017, BadInput, InvalidArgument,
+        "A CA certificate whose path length forbids issuing another CA.",
+        "only the root issues agency CAs";
+    PKI_ORGANISATION_MISMATCH = 5018, BadInput, InvalidArgument,
+        "An agency CA issuing for another organisation.",
+        "an agency CA issues only for its own organisation";
+    PKI_ROLE_NOT_ISSUABLE = 5019, BadInput, InvalidArgument,
+        "A role that cannot be issued this way (a root is self-issued with `issue_root`).",
+        "create a root with `gmchain ca init`; issue agency CAs with `gmchain ca intermediate`";
+    PKI_KEY_REUSE = 5020, BadInput, InvalidArgument,
+        "The subject's key is the issuer's key.",
+        "give the subject its own key";
+    PKI_BAD_SERIAL = 5021, BadInput, InvalidArgument,
+        "A serial number out of range.",
+        "serial numbers are positive and at most 20 bytes";
+    PKI_UNKNOWN_ROLE = 5022, BadInput, InvalidArgument,
+        "A role name that is not one of gmchain's roles.",
+        "use one of: org-ca, node-sign, node-enc, user, admin, auditor";
+    PKI_UNKNOWN_REASON = 5023, BadInput, InvalidArgument,
+        "A revocation reason name that is not a CRL reason.",
+        "use an RFC 5280 reason name (keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold)";
+    PKI_BAD_CRL = 5024, BadInput, InvalidArgument,
+        "A CRL entry list the profile refuses.",
+        "the message names the entry at fault";
+    PKI_ENVELOPE = 5025, BadInput, InvalidArgument,
+        "A GM/T 0009 enveloped key that cannot be opened or sealed.",
+        "check the recipient key and that the envelope is unaltered";
+    CERT_NO_PATH_TO_ANCHOR = 5100, NotVerified, PermissionDenied,
+        "No issuer of this certificate is among the intermediates or trust anchors.",
+        "pass the issuing CA certificates as intermediates and the root (or the organisation's registered CA) as trust anchor";
+    CERT_PATH_TOO_LONG = 5101, NotVerified, PermissionDenied,
+        "The path is longer than gmchain ever builds.",
+        "gmchain chains are root → agency CA → leaf";
+    CERT_SIGNATURE_INVALID = 5102, NotVerified, PermissionDenied,
+        "The signature does not verify with the issuer's key.",
+        "the certificate was altered, or signed with another user ID: SM2 certificates are signed with ID 1234567812345678 (OpenSSL 3.0: -sigopt distid:1234567812345678); a trust anchor can name another ID";
+    CERT_EXPIRED = 5103, NotVerified, PermissionDenied,
+        "The certificate expired.",
+        "renew the certificate, or check the clock";
+    CERT_NOT_YET_VALID = 5104, NotVerified, PermissionDenied,
+        "The certificate is not valid yet.",
+        "renew the certificate, or check the clock";
+    CERT_NOT_A_CA = 5105, NotVerified, PermissionDenied,
+        "A certificate that issues another is not a CA.",
+        "only the root issues agency CAs, and agency CAs issue only leaves";
+    CERT_PATH_LENGTH_EXCEEDED = 5106, NotVerified, PermissionDenied,
+        "A CA with more CAs below it than its path length allows.",
+        "only the root issues agency CAs, and agency CAs issue only leaves";
+    CERT_KEY_USAGE = 5107, NotVerified, PermissionDenied,
+        "Key usage does not allow what the certificate is used for.",
+        "use the certificate issued for this role (node signing and encryption certificates are separate)";
+    CERT_EXTENDED_KEY_USAGE = 5108, NotVerified, PermissionDenied,
+        "Extended key usage does not allow the intended role.",
+        "use the certificate issued for this role (node signing and encryption certificates are separate)";
+    CERT_WRONG_ROLE = 5109, NotVerified, PermissionDenied,
+        "The certificate's role (OU and key usage) is not the intended one.",
+        "use the certificate issued for this role (node signing and encryption certificates are separate)";
+    CERT_NAME_CHAINING = 5110, NotVerified, PermissionDenied,
+        "The issuer name does not match the subject of the certificate whose key signed it.",
+        "the certificate's issuer name must equal its issuer's subject byte for byte";
+    CERT_UNKNOWN_CRITICAL_EXTENSION = 5111, NotVerified, PermissionDenied,
+        "A critical extension gmchain does not process.",
+        "reissue the certificate with a gmchain profile";
+    CERT_REVOKED = 5112, NotVerified, PermissionDenied,
+        "The certificate is revoked.",
+        "the certificate was revoked; request a new one";
+    CERT_REVOCATION_UNKNOWN = 5113, NotVerified, PermissionDenied,
+        "Revocation status cannot be established; never treated as valid.",
+        "fetch the issuer's current CRL (thisUpdate ≤ now < nextUpdate) and pass it";
+    CERT_WRONG_ALGORITHM = 5114, NotVerified, PermissionDenied,
+        "A signature algorithm other than SM2-with-SM3.",
+        "gmchain accepts only SM2-with-SM3 signatures";
+    CERT_ORGANISATION_MISMATCH = 5115, NotVerified, PermissionDenied,
+        "A certificate below an agency CA that names another organisation.",
+        "an agency CA issues only for its own organisation";
+    CERT_ANCHOR_UNUSABLE = 5116, NotVerified, PermissionDenied,
+        "The trust anchor cannot anchor an identity (no organisation).",
+        "register as trust anchor a CA certificate whose subject has an organisation (O)";
+    CERT_NOT_SPONSORED = 5117, NotVerified, PermissionDenied,
+        "The certificate below a consortium anchor names an organisation the anchor does not sponsor.",
+        "a genesis root certifies only its own organisation and those genesis lists in its sponsors";
+    CA_IO = 6000, BadInput, Internal,
+        "An I/O failure on a named file.",
+        "check the path and its permissions; the message names the file";
+    CA_NOT_A_CA = 6001, BadInput, InvalidArgument,
+        "The directory is not a CA directory, or a newer format.",
+        "give a directory made by `gmchain ca init` with this release";
+    CA_EXISTS = 6002, BadInput, InvalidArgument,
+        "`create` on a directory that already holds something.",
+        "choose an empty or new directory";
+    CA_CORRUPT = 6003, NotVerified, DataLoss,
+        "A file that does not parse.",
+        "restore the CA directory from its backup; the message names the file";
+    CA_UNKNOWN_SERIAL = 6004, BadInput, InvalidArgument,
+        "No certificate with that serial.",
+        "list the issued certificates (gmchain ca list)";
+    CA_SERIAL_REUSED = 6005, NotVerified, DataLoss,
+        "A serial that was already used.",
+        "restore the CA directory from its backup: a serial must never be issued twice";
+    CA_AUDIT_BROKEN = 6006, NotVerified, DataLoss,
+        "The audit log does not verify.",
+        "the audit log was altered; keep it as evidence and restore from the backup";
+    CA_AUDIT_HEAD_MISMATCH = 6007, NotVerified, DataLoss,
+        "The audit log's head is not the expected one (truncation or rollback).",
+        "the audit log was truncated or rolled back; compare with the recorded head";
+    CA_AUDIT_UNSIGNED_TAIL = 6008, NotVerified, FailedPrecondition,
+        "Entries after the last signed one are unsigned, and strict verification was asked for.",
+        "sign the tail with the CA key (any later signed operation does) or verify without --strict";
+    CA_SIGN = 6009, Unavailable, Unavailable,
+        "Signing an audit entry failed.",
+        "the message names the signer's failure";
+    CA_RENEW_REVOKED = 6010, BadInput, InvalidArgument,
+        "Renewal of a revoked certificate.",
+        "a revoked certificate is not renewed; issue a new one from a new request";
+    CA_RENEW_ALREADY_RENEWED = 6011, BadInput, InvalidArgument,
+        "Renewal of a certificate that was already renewed.",
+        "renew the newest certificate of the line";
+    CA_RENEW_KEY_COMPROMISED = 6012, BadInput, InvalidArgument,
+        "Renewal that would certify a key the CA recorded as compromised.",
+        "have a new key generated and issue from a new request";
+    CA_KEY_COMPROMISED = 6013, BadInput, InvalidArgument,
+        "An issuance (`issue`, `intermediate`) that would certify a key the CA recorded as compromised.",
+        "have a new key generated and issue from a new request";
+    CA_COMPROMISED = 6014, BadInput, InvalidArgument,
+        "Any issuance or renewal after this CA recorded the compromise of its own key.",
+        "this CA may issue nothing more; set up a new CA and have it registered (identity.replace_ca)";
+    HSM_PROFILE_INVALID = 7000, BadInput, FailedPrecondition,
+        "A profile file that cannot be read, parsed or validated.",
+        "fix the profile field named; hsm-profiles/README.md documents every field";
+    HSM_MODULE_NOT_FOUND = 7001, Unavailable, Unavailable,
+        "The profile names a module library that is not where the resolution rule looks.",
+        "install the module or set GMCHAIN_PKCS11_MODULE to its path";
+    HSM_MODULE_LOAD = 7002, Unavailable, Unavailable,
+        "The module library exists but cannot be loaded or initialised.",
+        "check that the library is a PKCS#11 module for this machine";
+    HSM_UNREACHABLE = 7003, Unavailable, Unavailable,
+        "The token is gone (removed, not present) or could not be recovered; no operation was done and nothing was computed in software instead.",
+        "check that the device is connected and powered, then retry";
+    HSM_TOKEN_NOT_FOUND = 7004, BadInput, FailedPrecondition,
+        "No slot holds a token with this label.",
+        "list the tokens with `gmchain keys list-tokens`";
+    HSM_TOKEN_AMBIGUOUS = 7005, BadInput, FailedPrecondition,
+        "Two or more tokens carry the same label, so the label does not say which one is meant.",
+        "relabel one token so that labels are unique";
+    HSM_KEY_NOT_FOUND = 7006, BadInput, FailedPrecondition,
+        "No key object matches the URI.",
+        "list the keys with `gmchain keys list`";
+    HSM_KEY_AMBIGUOUS = 7007, BadInput, FailedPrecondition,
+        "A URI that matches several keys where one is needed.",
+        "add object= and id= to the URI to name exactly one key";
+    HSM_KEY_EXISTS = 7008, BadInput, FailedPrecondition,
+        "A key label already in use on the token.",
+        "choose another label or delete that key first";
+    HSM_PIN_INCORRECT = 7009, BadInput, FailedPrecondition,
+        "The token rejected the user PIN.",
+        "check --pass-file/--pass-env; repeated failures lock the PIN";
+    HSM_PIN_LOCKED = 7010, BadInput, FailedPrecondition,
+        "The user PIN is locked after too many failures.",
+        "the security officer must set a new user PIN (gmchain keys init-pin)";
+    HSM_PIN_REQUIRED = 7011, BadInput, FailedPrecondition,
+        "An operation on private objects without a PIN.",
+        "pass the PIN with --pass-file or --pass-env";
+    HSM_UNSUPPORTED = 7012, BadInput, FailedPrecondition,
+        "The profile names no mechanism for this operation; nothing was computed in software instead.",
+        "use a module whose profile names a mechanism for this operation";
+    HSM_PKCS11 = 7013, BadInput, FailedPrecondition,
+        "Any other PKCS#11 failure.",
+        "the message names the function and its return value; run `gmchain keys check`";
+    HSM_URI_INVALID = 7014, BadInput, FailedPrecondition,
+        "A PKCS#11 URI that cannot be used.",
+        "write the key as an RFC 7512 pkcs11: URI with token= and object= or id=";
+    HSM_PUBLIC_KEY_UNAVAILABLE = 7015, BadInput, FailedPrecondition,
+        "A key whose public half cannot be read or decoded per the profile.",
+        "check the profile's point encoding for this module";
+    HSM_INVALID_INPUT = 7016, BadInput, FailedPrecondition,
+        "A request the provider refuses before reaching the token.",
+        "the message names the input at fault";
+    HSM_CRYPTO = 7017, NotVerified, InvalidArgument,
+        "A cryptographic failure reported by the token (a signature that does not verify, a malformed ciphertext, a tag mismatch).",
+        "the message names the cryptographic failure";
+    CRYPTO_USER_ID_TOO_LONG = 8000, BadInput, InvalidArgument,
+        "An SM2 user ID longer than ENTL can describe.",
+        "use a user ID of at most 8191 bytes (GB/T 32918.2 §5.5)";
+    CRYPTO_INVALID_PUBLIC_KEY = 8001, BadInput, InvalidArgument,
+        "A public key that is not a valid point of sm2p256v1.",
+        "give an SM2 public key";
+    CRYPTO_INVALID_PRIVATE_KEY = 8002, BadInput, InvalidArgument,
+        "A private key out of range or badly encoded.",
+        "give an SM2 private key";
+    CRYPTO_MALFORMED_SIGNATURE = 8003, NotVerified, InvalidArgument,
+        "A signature that cannot be decoded (length, DER, range).",
+        "give a DER SM2 signature";
+    CRYPTO_SIGNATURE_INVALID = 8004, NotVerified, InvalidArgument,
+        "A well-formed SM2 signature that does not verify.",
+        "check the key, the message and the user ID (default 1234567812345678)";
+    CRYPTO_MALFORMED_CIPHERTEXT = 8005, NotVerified, InvalidArgument,
+        "A ciphertext that cannot be decoded.",
+        "give a DER (GM/T 0009) or C1C3C2 SM2 ciphertext";
+    CRYPTO_DECRYPTION_FAILED = 8006, NotVerified, InvalidArgument,
+        "SM2 decryption failed (C3 mismatch, all-zero KDF output); nothing is released.",
+        "check the key and that the ciphertext is unaltered";
+    CRYPTO_TAG_MISMATCH = 8007, NotVerified, InvalidArgument,
+        "An AEAD tag did not verify; nothing is released.",
+        "check the key, nonce and AAD, and that the data is unaltered";
+    CRYPTO_INVALID_LENGTH = 8008, BadInput, InvalidArgument,
+        "A field with the wrong length.",
+        "the message names the field and its required length";
+    CRYPTO_BAD_PADDING = 8009, NotVerified, InvalidArgument,
+        "Bad SM4-CBC padding or a length that is not a multiple of the block.",
+        "check the key and IV, and that the data is unaltered";
+    CRYPTO_INVALID_INPUT = 8010, BadInput, InvalidArgument,
+        "A request that is well-formed but outside what the standard allows.",
+        "the message names the input at fault";
+    CRYPTO_KEY_DECODE = 8011, BadInput, InvalidArgument,
+        "A key file or key encoding that cannot be read.",
+        "give a PEM SM2 key (PKCS#8 or SEC1) or an encrypted gmchain key";
+    CRYPTO_KEY_DECRYPT = 8012, BadInput, InvalidArgument,
+        "A wrong passphrase or a corrupted encrypted key.",
+        "check --pass-file/--pass-env";
+    CRYPTO_KEY_NOT_FOUND = 8013, BadInput, NotFound,
+        "The key store or token has no such key.",
+        "list the keys (gmchain keys list)";
+    CRYPTO_KEY_STORE = 8014, BadInput, Internal,
+        "A key store failure (I/O, permissions, a name already taken).",
+        "the message names the file";
+    CRYPTO_ENTROPY = 8015, Unavailable, Unavailable,
+        "The random number source failed.",
+        "check the system's or the token's random source";
+    CRYPTO_UNSUPPORTED = 8016, BadInput, Unimplemented,
+        "The provider does not offer this operation.",
+        "use a provider (profile) that offers it";
+    CRYPTO_DEVICE = 8017, Unavailable, Unavailable,
+        "A failure inside a device (token removed, session lost) reported by a provider.",
+        "check the device; the message names the failure";
+}
