@@ -13,16 +13,20 @@
 //! reported as not run with the reason, so an auditor's run never writes to a production chain.
 
 mod attestation;
+mod error;
 mod ledger;
 mod probe;
 mod revocation;
 mod submit;
 mod transactions;
 
-pub use probe::{BlockBytes, NodeIdentity, NodeProbe, NodeStatus, Party, Submission, TxAt};
+pub use probe::{
+    BlockBytes, NodeIdentity, NodeProbe, NodeStatus, Party, ProbeError, Rpc, Submission, TxAt,
+};
 
 use crate::checks::{CheckOutcome, Evidence};
 use attestation::attestation_proof;
+use error::NodeCheckError;
 use ledger::ledger_chain;
 use revocation::revocation_live;
 use submit::hex32;
@@ -88,13 +92,16 @@ pub fn write_refusal(p: &dyn NodeProbe) -> Option<String> {
     }
     let (g, block0) = match genesis(p) {
         Ok(x) => x,
-        Err(e) => return Some(format!("not run: writes refused: {e}")),
+        Err(e) => return Some(format!("not run: writes refused: {}", e.why())),
     };
     if !g.test_chain {
         return Some("not run: the genesis file does not mark a test chain: an auditor's run never writes to a production chain".into());
     }
     match p.status() {
-        Err(e) => Some(format!("not run: writes refused: status: {e}")),
+        Err(e) => Some(format!(
+            "not run: writes refused: status: {}",
+            error::one_line(&e)
+        )),
         Ok(st)
             if st.chain_id != g.chain_id.as_str()
                 || st.genesis_hash != block0.header.hash().as_bytes() =>
@@ -154,12 +161,12 @@ pub fn node_checks() -> &'static [NodeCheck] {
 }
 
 /// The genesis file and its block 0, for the offline checks.
-pub(super) fn genesis(p: &dyn NodeProbe) -> Result<(execution::Genesis, Block), String> {
+pub(super) fn genesis(p: &dyn NodeProbe) -> Result<(execution::Genesis, Block), NodeCheckError> {
     let g = execution::Genesis::from_json(p.genesis_json())
-        .map_err(|e| format!("genesis file: {e}"))?;
+        .map_err(|source| NodeCheckError::GenesisFile { source })?;
     let b = g
         .build(&state::MemStore::new())
-        .map_err(|e| format!("genesis block: {e}"))?;
+        .map_err(|source| NodeCheckError::GenesisBlock { source })?;
     Ok((g, b.block))
 }
 

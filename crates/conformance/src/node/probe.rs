@@ -106,14 +106,63 @@ pub trait NodeProbe {
     /// The current time (Unix seconds), for the validity of throwaway certificates.
     fn now_unix(&self) -> u64;
     /// GetStatus.
-    fn status(&self) -> Result<NodeStatus, String>;
-    /// SubmitTransaction with wait-for-commit. `Err` only for transport failures or an answer
-    /// that is neither a commit nor a coded refusal.
-    fn submit(&self, signed_tx: &[u8]) -> Result<Submission, String>;
+    fn status(&self) -> Result<NodeStatus, ProbeError>;
+    /// SubmitTransaction with wait-for-commit. A coded refusal is an answer
+    /// ([`Submission::Refused`]); `Err` only for transport failures or an answer that is neither
+    /// a commit nor a coded refusal.
+    fn submit(&self, signed_tx: &[u8]) -> Result<Submission, ProbeError>;
     /// GetTransaction; `Ok(None)` when the node says it is not committed.
-    fn transaction(&self, tx_id: &[u8; 32]) -> Result<Option<TxAt>, String>;
+    fn transaction(&self, tx_id: &[u8; 32]) -> Result<Option<TxAt>, ProbeError>;
     /// GetBlock at a height.
-    fn block(&self, height: u64) -> Result<BlockBytes, String>;
+    fn block(&self, height: u64) -> Result<BlockBytes, ProbeError>;
     /// GetReceiptProof: the offline receipt file (JSON).
-    fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, String>;
+    fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, ProbeError>;
+}
+
+/// A call the probe makes to the node, as errors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rpc {
+    GetStatus,
+    SubmitTransaction,
+    GetTransaction,
+    GetBlock { height: u64 },
+    GetReceiptProof,
+}
+
+impl std::fmt::Display for Rpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rpc::GetStatus => f.write_str("GetStatus"),
+            Rpc::SubmitTransaction => f.write_str("SubmitTransaction"),
+            Rpc::GetTransaction => f.write_str("GetTransaction"),
+            Rpc::GetBlock { height } => write!(f, "GetBlock {height}"),
+            Rpc::GetReceiptProof => f.write_str("GetReceiptProof"),
+        }
+    }
+}
+
+/// Why a call to the node gave no answer the checks can read. A refusal with a stable code is
+/// an answer ([`Submission::Refused`]), and "not committed" from GetTransaction is `Ok(None)`:
+/// neither is an error. `status` is the gRPC status code's name (`Unavailable`), `message` the
+/// node's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    /// The node could not be reached, or the call did not complete (gRPC `Unavailable`,
+    /// `DeadlineExceeded`, `Unknown`).
+    #[error("{call}: gRPC {status}: {message}")]
+    Unreachable {
+        call: Rpc,
+        status: String,
+        message: String,
+    },
+    /// The node answered with an error status that is no coded refusal (`NotFound` for a
+    /// block, `Internal`).
+    #[error("{call}: gRPC {status}: {message}")]
+    Failed {
+        call: Rpc,
+        status: String,
+        message: String,
+    },
 }

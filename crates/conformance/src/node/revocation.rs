@@ -2,6 +2,7 @@
 //! organisation, expired, suspended and revoked, are refused by the node. It writes, so it runs
 //! only when [`super::write_refusal`] allows it.
 
+use super::error::NodeCheckError;
 use super::submit::{
     Case, Committed, anchor, body, commit, commit_anchor, ev, hex32, none_committed, random,
     refused, throwaway_signer,
@@ -19,28 +20,21 @@ const SRC_REVOKE: &str = "live node; expected: docs/execution.md refusal codes, 
 
 /// A fresh transaction from `party` (sender `party.cert`), signed by its key, for the node's
 /// current height.
-pub(super) fn signed_as(
-    p: &dyn NodeProbe,
-    party: Party<'_>,
-    call: Call,
-) -> Result<SignedTx, String> {
+fn signed_as(p: &dyn NodeProbe, party: Party<'_>, call: Call) -> Result<SignedTx, NodeCheckError> {
     let st = p.status()?;
     let mut tx = body(p, &st, call)?;
     tx.sender = Sender::Certificate(party.cert.to_vec());
-    SignedTx::sign(tx, party.signer, &UserId::default()).map_err(|e| format!("signing: {e}"))
+    SignedTx::sign(tx, party.signer, &UserId::default())
+        .map_err(|source| NodeCheckError::Signing { source })
 }
 
 /// A fresh attestation anchor from `party`.
-pub(super) fn anchor_as(
-    p: &dyn NodeProbe,
-    party: Party<'_>,
-    meta: &str,
-) -> Result<SignedTx, String> {
+fn anchor_as(p: &dyn NodeProbe, party: Party<'_>, meta: &str) -> Result<SignedTx, NodeCheckError> {
     let doc: [u8; 32] = random(p)?;
     signed_as(p, party, anchor(&crypto_sm::sm3::sm3(&doc), meta))
 }
 
-pub(super) fn identity_call(method: &str, arg: Vec<u8>) -> Call {
+fn identity_call(method: &str, arg: Vec<u8>) -> Call {
     Call {
         contract: "identity".into(),
         method: method.into(),
@@ -49,16 +43,16 @@ pub(super) fn identity_call(method: &str, arg: Vec<u8>) -> Call {
 }
 
 /// A throwaway user certificate of the CA's organisation, valid over `validity`.
-pub(super) fn throwaway_user(
+fn throwaway_user(
     p: &dyn NodeProbe,
     ca_cert: &Certificate,
     ca: Party<'_>,
     cn: &str,
     validity: Validity,
-) -> Result<(SoftSigner, Certificate), String> {
+) -> Result<(SoftSigner, Certificate), NodeCheckError> {
     let org = ca_cert
         .organisation()
-        .ok_or("the CA certificate names no organisation (O)")?;
+        .ok_or(NodeCheckError::CaNoOrganisation)?;
     let key = throwaway_signer(p)?;
     let cert = pki::issue(
         ca_cert,
@@ -68,26 +62,36 @@ pub(super) fn throwaway_user(
             common_name: cn,
             organisation: &org,
             public_key: &key.public_key(),
-            serial: Serial::random(p.random()).map_err(|e| e.to_string())?,
+            serial: Serial::random(p.random()).map_err(|source| NodeCheckError::Pki {
+                what: "a random serial",
+                source,
+            })?,
             validity,
         },
     )
-    .map_err(|e| format!("issuing {cn}: {e}"))?;
+    .map_err(|source| NodeCheckError::Issue {
+        cn: cn.to_string(),
+        source,
+    })?;
     Ok((key, cert))
 }
 
 /// Refused with `code`, the message naming `detail` too.
-pub(super) fn refused_naming(p: &dyn NodeProbe, s: &SignedTx, code: &str, detail: &str) -> Case {
+fn refused_naming(p: &dyn NodeProbe, s: &SignedTx, code: &str, detail: &str) -> Case {
     refused(p, &s.to_bytes(), code).and_then(|m| {
         if m.contains(detail) {
             Ok(m)
         } else {
-            Err(format!("refused {code} but not for {detail}: {m}"))
+            Err(NodeCheckError::RefusedNotNaming {
+                code: code.to_string(),
+                detail: detail.to_string(),
+                message: m,
+            })
         }
     })
 }
 
-pub(super) fn committed_note(c: &Committed) -> String {
+fn committed_note(c: &Committed) -> String {
     format!("tx {} at height {}", hex32(&c.id), c.height)
 }
 
@@ -96,18 +100,18 @@ const META_REVOKE: &str = "gmchain conformance node-revocation-live (GM/T 0111 8
 /// The organisation's next CRL: every entry of `recorded` plus `serial`, number + 1,
 /// thisUpdate `now` (later than the recorded one), nextUpdate the recorded one's if later,
 /// else now + 30 days, signed by the CA key.
-pub(super) fn next_crl(
+fn next_crl(
     recorded: &pki::Crl,
     ca_cert: &Certificate,
     ca: Party<'_>,
     serial: Serial,
     now: u64,
-) -> Result<pki::Crl, String> {
+) -> Result<pki::Crl, NodeCheckError> {
     if now <= recorded.this_update().0 {
-        return Err(format!(
-            "the recorded CRL's thisUpdate {} is not before now ({now}): cannot issue a later one",
-            recorded.this_update()
-        ));
+        return Err(NodeCheckError::CrlNotBeforeNow {
+            this_update: recorded.this_update(),
+            now,
+        });
     }
     let mut entries = recorded.revoked();
     entries.push(RevokedEntry {
@@ -127,7 +131,10 @@ pub(super) fn next_crl(
         next,
         &entries,
     )
-    .map_err(|e| format!("issuing the next CRL: {e}"))
+    .map_err(|source| NodeCheckError::Pki {
+        what: "issuing the next CRL",
+        source,
+    })
 }
 
 pub(super) fn revocation_live(p: &dyn NodeProbe) -> Vec<Evidence> {
@@ -136,27 +143,29 @@ pub(super) fn revocation_live(p: &dyn NodeProbe) -> Vec<Evidence> {
         return vec![ev(
             "an admin and the CA of the identity's organisation",
             SRC_REVOKE,
-            Err("not given (--admin-key/--admin-cert, --ca-key/--ca-cert)".into()),
+            Err(NodeCheckError::AdminCaNotGiven),
         )];
     };
     let parties = (|| {
-        let ca_cert = Certificate::from_der(ca.cert).map_err(|e| format!("--ca-cert: {e}"))?;
-        let admin_cert =
-            Certificate::from_der(admin.cert).map_err(|e| format!("--admin-cert: {e}"))?;
-        let id_cert = Certificate::from_der(p.certificate()).map_err(|e| format!("--cert: {e}"))?;
+        let cert = |what, der| {
+            Certificate::from_der(der)
+                .map_err(|source| NodeCheckError::BadCertificate { what, source })
+        };
+        let ca_cert = cert("--ca-cert", ca.cert)?;
+        let admin_cert = cert("--admin-cert", admin.cert)?;
+        let id_cert = cert("--cert", p.certificate())?;
         let org = ca_cert.organisation();
         if admin_cert.role() != Some(Role::Admin) {
-            return Err(format!(
-                "--admin-cert {} is not an admin",
-                admin_cert.subject()
-            ));
+            return Err(NodeCheckError::NotAdmin {
+                subject: admin_cert.subject(),
+            });
         }
         if admin_cert.organisation() != org || id_cert.organisation() != org {
-            return Err(format!(
-                "the CA's organisation {org:?}, the admin's {:?} and the identity's {:?} differ",
-                admin_cert.organisation(),
-                id_cert.organisation()
-            ));
+            return Err(NodeCheckError::OrganisationsDiffer {
+                ca: org,
+                admin: admin_cert.organisation(),
+                identity: id_cert.organisation(),
+            });
         }
         Ok((ca_cert, id_cert))
     })();
@@ -170,7 +179,7 @@ pub(super) fn revocation_live(p: &dyn NodeProbe) -> Vec<Evidence> {
     };
     let before = match p.status() {
         Ok(s) => s.height,
-        Err(e) => return vec![ev("status", SRC_REVOKE, Err(e))],
+        Err(e) => return vec![ev("status", SRC_REVOKE, Err(e.into()))],
     };
     let now = p.now_unix();
     let ca_validity = ca_cert.validity();
@@ -179,7 +188,7 @@ pub(super) fn revocation_live(p: &dyn NodeProbe) -> Vec<Evidence> {
         not_after: UnixTime(now.saturating_add(86_400).min(ca_validity.not_after.0)),
     };
     let mut refused_ids: Vec<[u8; 32]> = Vec::new();
-    let admin_commits = |method: &str, arg: Vec<u8>| -> Result<Committed, String> {
+    let admin_commits = |method: &str, arg: Vec<u8>| -> Result<Committed, NodeCheckError> {
         commit(p, signed_as(p, admin, identity_call(method, arg))?)
     };
 
@@ -188,10 +197,9 @@ pub(super) fn revocation_live(p: &dyn NodeProbe) -> Vec<Evidence> {
         let not_after = now.saturating_sub(60);
         let not_before = now.saturating_sub(2 * 86_400).max(ca_validity.not_before.0);
         if not_before >= not_after {
-            return Err(format!(
-                "the CA's validity starts at {}, too recently for a certificate that has already expired",
-                ca_validity.not_before
-            ));
+            return Err(NodeCheckError::CaTooRecent {
+                not_before: ca_validity.not_before,
+            });
         }
         let validity = Validity {
             not_before: UnixTime(not_before),
@@ -277,30 +285,30 @@ pub(super) fn revocation_live(p: &dyn NodeProbe) -> Vec<Evidence> {
                 first.map(|c| format!("{} by {}", committed_note(&c), cert.subject())),
             ));
             let recorded = first_id
-                .ok_or_else(|| "no committed transaction".to_string())
+                .ok_or(NodeCheckError::NoCommittedTx)
                 .and_then(|id| {
                     let json = p.receipt_json(&id)?;
-                    let b = receipt::ReceiptBundle::from_json(json.as_bytes(), &limits)
-                        .map_err(|e| format!("its receipt: {}: {e}", e.code()))?;
+                    let b = receipt::ReceiptBundle::from_json(json.as_bytes(), &limits).map_err(
+                        |e| NodeCheckError::ReceiptOfTx {
+                            tx: id,
+                            source: Box::new(e),
+                        },
+                    )?;
                     b.crls
                         .into_iter()
                         .find(|c| {
                             c.issuer() == ca_cert.subject()
                                 && c.verify_signed_by(&ca_cert.public_key()).is_ok()
                         })
-                        .ok_or_else(|| {
-                            format!(
-                                "its receipt carries no CRL of {} signed by the CA's key",
-                                ca_cert.subject()
-                            )
+                        .ok_or_else(|| NodeCheckError::NoCaCrl {
+                            ca: ca_cert.subject(),
                         })
                 });
             let crl = recorded.and_then(|r| {
                 if r.find(&id_cert.serial()).is_some() {
-                    return Err(format!(
-                        "the identity under test (serial {}) is already revoked",
-                        id_cert.serial()
-                    ));
+                    return Err(NodeCheckError::IdentityRevoked {
+                        serial: id_cert.serial(),
+                    });
                 }
                 let crl = next_crl(&r, &ca_cert, ca, cert.serial(), p.now_unix())?;
                 Ok((r, crl))

@@ -1,6 +1,7 @@
 //! What the checks share: building, signing and submitting the identity's transactions,
 //! expecting a refusal, and showing that nothing refused was committed.
 
+use super::error::NodeCheckError;
 use super::{NodeProbe, NodeStatus, Submission};
 use crate::checks::Evidence;
 use crypto::{Digest, UserId};
@@ -13,8 +14,10 @@ use types::{
     Transaction,
 };
 
-pub(super) type Case = Result<String, String>;
+/// A case's result: a note on what was shown, or why it failed.
+pub(super) type Case = Result<String, NodeCheckError>;
 
+/// The evidence of a case: the note, or the one-line why of its error.
 pub(super) fn ev(case: &str, source: &str, r: Case) -> Evidence {
     let pass = r.is_ok();
     Evidence {
@@ -22,16 +25,17 @@ pub(super) fn ev(case: &str, source: &str, r: Case) -> Evidence {
         source: source.to_string(),
         pass,
         detail: match r {
-            Ok(note) | Err(note) => note,
+            Ok(note) => note,
+            Err(e) => e.why(),
         },
     }
 }
 
-pub(super) fn random<const N: usize>(p: &dyn NodeProbe) -> Result<[u8; N], String> {
+pub(super) fn random<const N: usize>(p: &dyn NodeProbe) -> Result<[u8; N], NodeCheckError> {
     let mut b = [0u8; N];
     p.random()
         .fill(&mut b)
-        .map_err(|e| format!("randomness: {e}"))?;
+        .map_err(|source| NodeCheckError::Randomness { source })?;
     Ok(b)
 }
 
@@ -49,10 +53,16 @@ pub(super) fn anchor(digest: &Digest, metadata: &str) -> Call {
 }
 
 /// A transaction from the identity for the node's chain, expiring at the end of the window.
-pub(super) fn body(p: &dyn NodeProbe, st: &NodeStatus, call: Call) -> Result<Transaction, String> {
+pub(super) fn body(
+    p: &dyn NodeProbe,
+    st: &NodeStatus,
+    call: Call,
+) -> Result<Transaction, NodeCheckError> {
     Ok(Transaction {
-        chain_id: ChainId::new(&st.chain_id)
-            .map_err(|e| format!("node reports chain id {:?}: {e}", st.chain_id))?,
+        chain_id: ChainId::new(&st.chain_id).map_err(|source| NodeCheckError::NodeChainId {
+            chain_id: st.chain_id.clone(),
+            source,
+        })?,
         salt: random(p)?,
         expiry: Height(st.height.saturating_add(st.expiry_window.max(1))),
         sender: Sender::Certificate(p.certificate().to_vec()),
@@ -60,8 +70,9 @@ pub(super) fn body(p: &dyn NodeProbe, st: &NodeStatus, call: Call) -> Result<Tra
     })
 }
 
-pub(super) fn sign(p: &dyn NodeProbe, tx: Transaction) -> Result<SignedTx, String> {
-    SignedTx::sign(tx, p.signer(), &UserId::default()).map_err(|e| format!("signing: {e}"))
+pub(super) fn sign(p: &dyn NodeProbe, tx: Transaction) -> Result<SignedTx, NodeCheckError> {
+    SignedTx::sign(tx, p.signer(), &UserId::default())
+        .map_err(|source| NodeCheckError::Signing { source })
 }
 
 pub(super) fn hex32(b: &[u8]) -> String {
@@ -81,7 +92,7 @@ pub(super) struct Committed {
 pub(super) fn commit_anchor(
     p: &dyn NodeProbe,
     metadata: &str,
-) -> Result<(Committed, Vec<u8>), String> {
+) -> Result<(Committed, Vec<u8>), NodeCheckError> {
     let st = p.status()?;
     let doc: [u8; 32] = random(p)?;
     let signed = sign(
@@ -91,7 +102,7 @@ pub(super) fn commit_anchor(
     commit(p, signed).map(|c| (c, doc.to_vec()))
 }
 
-pub(super) fn commit(p: &dyn NodeProbe, signed: SignedTx) -> Result<Committed, String> {
+pub(super) fn commit(p: &dyn NodeProbe, signed: SignedTx) -> Result<Committed, NodeCheckError> {
     match p.submit(&signed.to_bytes())? {
         Submission::Committed {
             tx_id,
@@ -100,16 +111,18 @@ pub(super) fn commit(p: &dyn NodeProbe, signed: SignedTx) -> Result<Committed, S
             receipt,
         } => {
             let receipt = Receipt::from_bytes(&receipt, &Limits::default())
-                .map_err(|e| format!("unreadable receipt: {e}"))?;
+                .map_err(|source| NodeCheckError::UnreadableReceipt { height, source })?;
             if let Status::Failed { code, message } = &receipt.status {
-                return Err(format!(
-                    "committed at height {height} but failed: {code}: {message}"
-                ));
+                return Err(NodeCheckError::CommittedButFailed {
+                    height,
+                    code: *code,
+                    message: message.clone(),
+                });
             }
             let id: [u8; 32] = tx_id
                 .as_slice()
                 .try_into()
-                .map_err(|_| format!("the node returned a {}-byte id", tx_id.len()))?;
+                .map_err(|_| NodeCheckError::TxIdLength { len: tx_id.len() })?;
             Ok(Committed {
                 id,
                 height,
@@ -118,8 +131,8 @@ pub(super) fn commit(p: &dyn NodeProbe, signed: SignedTx) -> Result<Committed, S
                 signed,
             })
         }
-        Submission::NotCommitted { .. } => Err("admitted but not reported committed".into()),
-        Submission::Refused { code, message } => Err(format!("refused: {code}: {message}")),
+        Submission::NotCommitted { tx_id } => Err(NodeCheckError::NotReportedCommitted { tx_id }),
+        Submission::Refused { code, message } => Err(NodeCheckError::Refused { code, message }),
     }
 }
 
@@ -131,13 +144,18 @@ pub(super) fn refused(p: &dyn NodeProbe, bytes: &[u8], code: &str) -> Case {
         } else {
             format!("{c}: {message}")
         }),
-        Submission::Refused { code: c, message } => {
-            Err(format!("refused with {c} ({message}), expected {code}"))
-        }
-        Submission::Committed { height, .. } => Err(format!(
-            "ACCEPTED and committed at height {height}; expected {code}"
-        )),
-        Submission::NotCommitted { .. } => Err(format!("ACCEPTED; expected {code}")),
+        Submission::Refused { code: got, message } => Err(NodeCheckError::WrongRefusal {
+            got,
+            message,
+            expected: code.to_string(),
+        }),
+        Submission::Committed { height, .. } => Err(NodeCheckError::AcceptedCommitted {
+            height,
+            expected: code.to_string(),
+        }),
+        Submission::NotCommitted { .. } => Err(NodeCheckError::Accepted {
+            expected: code.to_string(),
+        }),
     }
 }
 
@@ -145,24 +163,26 @@ pub(super) fn refused(p: &dyn NodeProbe, bytes: &[u8], code: &str) -> Case {
 /// while they were submitted holds them.
 pub(super) fn none_committed(p: &dyn NodeProbe, ids: &[[u8; 32]], before: u64) -> Case {
     if ids.is_empty() {
-        return Err("no refused transaction to look for".into());
+        return Err(NodeCheckError::NoRefusedTx);
     }
     for id in ids {
         if let Some(at) = p.transaction(id)? {
-            return Err(format!(
-                "transaction {} is committed at height {}",
-                hex32(id),
-                at.height
-            ));
+            return Err(NodeCheckError::RefusedTxCommitted {
+                tx: *id,
+                height: at.height,
+            });
         }
     }
     let after = p.status()?.height;
     for h in before.saturating_add(1)..=after {
         let b = p.block(h)?;
         let block = Block::from_bytes(&b.block, &Limits::default())
-            .map_err(|e| format!("block {h}: {e}"))?;
+            .map_err(|source| NodeCheckError::BlockUndecodable { height: h, source })?;
         if let Some(t) = block.txs.iter().find(|t| ids.contains(&t.tx_id().0.0)) {
-            return Err(format!("block {h} holds refused transaction {}", t.tx_id()));
+            return Err(NodeCheckError::BlockHoldsRefused {
+                height: h,
+                tx: t.tx_id(),
+            });
         }
     }
     Ok(format!(
@@ -177,7 +197,7 @@ pub(super) fn none_committed(p: &dyn NodeProbe, ids: &[[u8; 32]], before: u64) -
 }
 
 /// A software key from the probe's randomness, for identities the chain must not trust.
-pub(super) fn throwaway_signer(p: &dyn NodeProbe) -> Result<SoftSigner, String> {
+pub(super) fn throwaway_signer(p: &dyn NodeProbe) -> Result<SoftSigner, NodeCheckError> {
     for _ in 0..8 {
         let d: [u8; 32] = random(p)?;
         if let Ok(k) = PrivateKey::from_bytes(&d) {
@@ -185,5 +205,5 @@ pub(super) fn throwaway_signer(p: &dyn NodeProbe) -> Result<SoftSigner, String> 
             return Ok(SoftwareProvider::new(Arc::new(SeededRandom::new(seed))).signer(k));
         }
     }
-    Err("no valid private key from the randomness".into())
+    Err(NodeCheckError::NoThrowawayKey)
 }

@@ -11,6 +11,15 @@ use crypto_sm::{SoftSigner, SoftwareProvider};
 use pki::{Certificate, IssueRequest, Role, Serial, UnixTime, Validity};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A fake node's error answer to `call`.
+fn failed(call: Rpc, status: &str, message: impl std::fmt::Display) -> ProbeError {
+    ProbeError::Failed {
+        call,
+        status: status.to_string(),
+        message: message.to_string(),
+    }
+}
 use types::{
     BlockSeal, ChainId, Decode, Encode, Height, Limits, Receipt, Sender, SignedTx, Status,
 };
@@ -80,7 +89,7 @@ impl NodeProbe for AcceptsAll {
     fn now_unix(&self) -> u64 {
         1_800_000_000
     }
-    fn status(&self) -> Result<NodeStatus, String> {
+    fn status(&self) -> Result<NodeStatus, ProbeError> {
         Ok(NodeStatus {
             chain_id: "fake-chain".into(),
             height: self.height.load(Ordering::SeqCst),
@@ -88,7 +97,7 @@ impl NodeProbe for AcceptsAll {
             ..NodeStatus::default()
         })
     }
-    fn submit(&self, signed_tx: &[u8]) -> Result<Submission, String> {
+    fn submit(&self, signed_tx: &[u8]) -> Result<Submission, ProbeError> {
         let h = self.height.fetch_add(1, Ordering::SeqCst) + 1;
         let id = types::TxId(Digest(
             SignedTx::from_bytes(signed_tx, &Limits::default())
@@ -107,14 +116,18 @@ impl NodeProbe for AcceptsAll {
             .to_bytes(),
         })
     }
-    fn transaction(&self, _: &[u8; 32]) -> Result<Option<TxAt>, String> {
+    fn transaction(&self, _: &[u8; 32]) -> Result<Option<TxAt>, ProbeError> {
         Ok(None)
     }
-    fn block(&self, height: u64) -> Result<BlockBytes, String> {
-        Err(format!("no block {height}"))
+    fn block(&self, height: u64) -> Result<BlockBytes, ProbeError> {
+        Err(failed(
+            Rpc::GetBlock { height },
+            "NotFound",
+            format!("no block {height}"),
+        ))
     }
-    fn receipt_json(&self, _: &[u8; 32]) -> Result<String, String> {
-        Err("no receipts".into())
+    fn receipt_json(&self, _: &[u8; 32]) -> Result<String, ProbeError> {
+        Err(failed(Rpc::GetReceiptProof, "NotFound", "no receipts"))
     }
 }
 
@@ -283,7 +296,7 @@ impl Ledger {
         }
     }
 
-    fn refuse(code: &str, message: String) -> Result<Submission, String> {
+    fn refuse(code: &str, message: String) -> Result<Submission, ProbeError> {
         Ok(Submission::Refused {
             code: code.into(),
             message: format!("{code}: {message}"),
@@ -328,7 +341,7 @@ impl NodeProbe for Ledger {
     fn now_unix(&self) -> u64 {
         NOW
     }
-    fn status(&self) -> Result<NodeStatus, String> {
+    fn status(&self) -> Result<NodeStatus, ProbeError> {
         Ok(NodeStatus {
             chain_id: "fake-chain".into(),
             height: self.height,
@@ -337,13 +350,14 @@ impl NodeProbe for Ledger {
             ..NodeStatus::default()
         })
     }
-    fn submit(&self, bytes: &[u8]) -> Result<Submission, String> {
+    fn submit(&self, bytes: &[u8]) -> Result<Submission, ProbeError> {
         *self.submits.borrow_mut() += 1;
-        let s = SignedTx::from_bytes(bytes, &Limits::default()).map_err(|e| e.to_string())?;
+        let bad = |e: &dyn std::fmt::Display| failed(Rpc::SubmitTransaction, "InvalidArgument", e);
+        let s = SignedTx::from_bytes(bytes, &Limits::default()).map_err(|e| bad(&e))?;
         let Sender::Certificate(der) = &s.tx.sender else {
-            return Err("no certificate".into());
+            return Err(bad(&"no certificate"));
         };
-        let cert = Certificate::from_der(der).map_err(|e| e.to_string())?;
+        let cert = Certificate::from_der(der).map_err(|e| bad(&e))?;
         if cert.validity().not_after.0 < NOW {
             return Self::refuse("TX_CERT_INVALID", "expired (CERT_EXPIRED)".into());
         }
@@ -384,11 +398,11 @@ impl NodeProbe for Ledger {
             .to_bytes(),
         })
     }
-    fn transaction(&self, _: &[u8; 32]) -> Result<Option<TxAt>, String> {
+    fn transaction(&self, _: &[u8; 32]) -> Result<Option<TxAt>, ProbeError> {
         Ok(None)
     }
     /// Block 0 is the genesis file's; every other block is one undecodable byte.
-    fn block(&self, height: u64) -> Result<BlockBytes, String> {
+    fn block(&self, height: u64) -> Result<BlockBytes, ProbeError> {
         self.asked.borrow_mut().push(height);
         Ok(BlockBytes {
             block: if height == 0 {
@@ -399,15 +413,14 @@ impl NodeProbe for Ledger {
             seal: Vec::new(),
         })
     }
-    fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, String> {
-        let tx = self
-            .committed
-            .borrow()
-            .get(tx_id)
-            .cloned()
-            .ok_or("unknown")?;
+    fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, ProbeError> {
+        let tx = self.committed.borrow().get(tx_id).cloned().ok_or(failed(
+            Rpc::GetReceiptProof,
+            "NotFound",
+            "unknown",
+        ))?;
         let Sender::Certificate(der) = &tx.tx.sender else {
-            return Err("no certificate".into());
+            return Err(failed(Rpc::GetReceiptProof, "Internal", "no certificate"));
         };
         let header = types::BlockHeader {
             chain_id: ChainId::new("fake-chain").unwrap(),
@@ -592,5 +605,38 @@ fn revocation_live_fails_when_the_node_accepts_a_revoked_signer() {
             .contains(&"GM/T 0111-2021 8.7".to_string()),
         "{:?}",
         r.summary.mandatory_failed
+    );
+}
+
+#[test]
+fn the_altered_document_case_passes_only_on_a_document_mismatch() {
+    // The fake node's receipts carry made-up proofs and seal: every one fails to verify, for
+    // another reason than the document. The altered-document case wants that refusal's kind
+    // (RECEIPT_DOCUMENT_MISMATCH), not any refusal; the altered-header case wants any refusal.
+    let p = Ledger::new(true, false, false);
+    let ev = super::attestation::attestation_proof(&p);
+    let doc = ev
+        .iter()
+        .find(|e| e.case.contains("a document with one byte altered"))
+        .unwrap();
+    assert!(
+        !doc.pass
+            && doc
+                .detail
+                .starts_with("refused for another reason: RECEIPT_")
+            && !doc.detail.contains("RECEIPT_DOCUMENT_MISMATCH"),
+        "{doc:?}"
+    );
+    let header = ev
+        .iter()
+        .find(|e| e.case.contains("header has one byte altered"))
+        .unwrap();
+    assert!(
+        header.pass && header.detail.starts_with("RECEIPT_"),
+        "{header:?}"
+    );
+    assert!(
+        ev.iter().all(|e| !e.detail.contains('\n')),
+        "a why line spans lines: {ev:#?}"
     );
 }

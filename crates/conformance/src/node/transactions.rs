@@ -3,6 +3,7 @@
 //! certificates, other chains, garbage, unknown and unpermitted calls are refused before commit.
 
 use super::NodeProbe;
+use super::error::NodeCheckError;
 use super::submit::{
     anchor, body, commit_anchor, ev, hex32, none_committed, random, refused, sign, throwaway_signer,
 };
@@ -21,7 +22,16 @@ pub(super) fn tx_signed_sm2(p: &dyn NodeProbe) -> Vec<Evidence> {
     let mut out = Vec::new();
     let cert = match Certificate::from_der(p.certificate()) {
         Ok(c) => c,
-        Err(e) => return vec![ev("the identity's certificate", SRC_TX, Err(e.to_string()))],
+        Err(source) => {
+            return vec![ev(
+                "the identity's certificate",
+                SRC_TX,
+                Err(NodeCheckError::BadCertificate {
+                    what: "--cert",
+                    source,
+                }),
+            )];
+        }
     };
     let pk = cert.public_key();
     let c = match commit_anchor(p, "gmchain conformance node-tx-signed-sm2 (GM/T 0111 8.3)") {
@@ -46,7 +56,9 @@ pub(super) fn tx_signed_sm2(p: &dyn NodeProbe) -> Vec<Evidence> {
                 cert.subject()
             ))
         } else {
-            Err(format!("the receipt is for {}", c.receipt.tx_id))
+            Err(NodeCheckError::ReceiptForOtherTx {
+                tx: c.receipt.tx_id,
+            })
         },
     ));
     let independent = ledger_ref::tx_id(&c.signed.tx);
@@ -56,22 +68,31 @@ pub(super) fn tx_signed_sm2(p: &dyn NodeProbe) -> Vec<Evidence> {
         if independent == c.id {
             Ok(hex32(&independent))
         } else {
-            Err(format!(
-                "node {} != recomputed {}",
-                hex32(&c.id),
-                hex32(&independent)
-            ))
+            Err(NodeCheckError::TxIdMismatch {
+                node: c.id,
+                recomputed: independent,
+            })
         },
     ));
-    let in_block = p.block(c.height).and_then(|b| {
-        let block = Block::from_bytes(&b.block, &Limits::default())
-            .map_err(|e| format!("block {}: {e}", c.height))?;
-        block
-            .txs
-            .get(c.position as usize)
-            .cloned()
-            .ok_or_else(|| format!("block {} has no position {}", c.height, c.position))
-    });
+    let in_block = p
+        .block(c.height)
+        .map_err(NodeCheckError::from)
+        .and_then(|b| {
+            let block = Block::from_bytes(&b.block, &Limits::default()).map_err(|source| {
+                NodeCheckError::BlockUndecodable {
+                    height: c.height,
+                    source,
+                }
+            })?;
+            block
+                .txs
+                .get(c.position as usize)
+                .cloned()
+                .ok_or(NodeCheckError::NoPosition {
+                    height: c.height,
+                    position: c.position,
+                })
+        });
     let stored = match in_block {
         Ok(t) => t,
         Err(e) => {
@@ -87,7 +108,10 @@ pub(super) fn tx_signed_sm2(p: &dyn NodeProbe) -> Vec<Evidence> {
         "the block holds the transaction byte for byte at its position, and GetTransaction agrees",
         SRC_TX,
         if stored.to_bytes() != c.signed.to_bytes() {
-            Err("the stored transaction differs from the one submitted".into())
+            Err(NodeCheckError::StoredTxDiffers {
+                height: c.height,
+                position: c.position,
+            })
         } else {
             match p.transaction(&c.id) {
                 Ok(Some(at))
@@ -97,12 +121,12 @@ pub(super) fn tx_signed_sm2(p: &dyn NodeProbe) -> Vec<Evidence> {
                 {
                     Ok(format!("block {} position {}", c.height, c.position))
                 }
-                Ok(Some(at)) => Err(format!(
-                    "GetTransaction says height {} position {}",
-                    at.height, at.position
-                )),
-                Ok(None) => Err("GetTransaction does not know it".into()),
-                Err(e) => Err(e),
+                Ok(Some(at)) => Err(NodeCheckError::TxLookupDisagrees {
+                    height: at.height,
+                    position: at.position,
+                }),
+                Ok(None) => Err(NodeCheckError::TxNotFound { tx: c.id }),
+                Err(e) => Err(e.into()),
             }
         },
     ));
@@ -110,7 +134,7 @@ pub(super) fn tx_signed_sm2(p: &dyn NodeProbe) -> Vec<Evidence> {
         "the stored transaction names the certificate and its SM2 signature verifies with the certificate's key (GB/T 32918.2 §7.1)",
         SRC_TX,
         if stored.tx.sender != Sender::Certificate(p.certificate().to_vec()) {
-            Err("the stored sender is not the identity's certificate".into())
+            Err(NodeCheckError::SenderNotIdentity)
         } else {
             crypto_sm::sm2::verify(
                 &pk,
@@ -119,7 +143,7 @@ pub(super) fn tx_signed_sm2(p: &dyn NodeProbe) -> Vec<Evidence> {
                 &stored.signature,
             )
             .map(|()| format!("user ID {:?}", String::from_utf8_lossy(stored.signer_user_id.as_bytes())))
-            .map_err(|e| e.to_string())
+            .map_err(|source| NodeCheckError::TxSignature { tx: c.id, source })
         },
     ));
     let other_id = UserId::new(b"8765432187654321".to_vec()).unwrap_or_default();
@@ -127,7 +151,7 @@ pub(super) fn tx_signed_sm2(p: &dyn NodeProbe) -> Vec<Evidence> {
         "NEG: the stored signature does not verify under another user ID or another key",
         SRC_TX,
         if crypto_sm::sm2::verify(&pk, &other_id, &independent, &stored.signature).is_ok() {
-            Err("verifies under another user ID".into())
+            Err(NodeCheckError::VerifiesUnderOtherUserId)
         } else {
             match PrivateKey::from_bytes(&[0x5b; 32]) {
                 Ok(k)
@@ -139,10 +163,13 @@ pub(super) fn tx_signed_sm2(p: &dyn NodeProbe) -> Vec<Evidence> {
                     )
                     .is_ok() =>
                 {
-                    Err("verifies with another key".into())
+                    Err(NodeCheckError::VerifiesWithOtherKey)
                 }
                 Ok(_) => Ok("both refused".into()),
-                Err(e) => Err(e.to_string()),
+                Err(source) => Err(NodeCheckError::Crypto {
+                    what: "another SM2 key",
+                    source,
+                }),
             }
         },
     ));
@@ -163,7 +190,7 @@ pub(super) fn replay_refused(p: &dyn NodeProbe) -> Vec<Evidence> {
     let st = match p.status() {
         Ok(s) => s,
         Err(e) => {
-            out.push(ev("status", SRC_CODES, Err(e)));
+            out.push(ev("status", SRC_CODES, Err(e.into())));
             return out;
         }
     };
@@ -174,8 +201,8 @@ pub(super) fn replay_refused(p: &dyn NodeProbe) -> Vec<Evidence> {
         refused(p, &c.signed.to_bytes(), "TX_DUPLICATE").and_then(|note| {
             match p.transaction(&c.id)? {
                 Some(at) if at.height == c.height && at.position == c.position => Ok(note),
-                Some(at) => Err(format!("the original moved to height {}", at.height)),
-                None => Err("the original is no longer found".into()),
+                Some(at) => Err(NodeCheckError::OriginalMoved { height: at.height }),
+                None => Err(NodeCheckError::OriginalGone),
             }
         }),
     ));
@@ -221,24 +248,30 @@ pub(super) fn replay_refused(p: &dyn NodeProbe) -> Vec<Evidence> {
 }
 
 /// A self-signed CA the chain has never seen, and a user certificate it issued.
-pub(super) fn outsider(
+fn outsider(
     p: &dyn NodeProbe,
-) -> Result<(SoftSigner, Certificate, SoftSigner, Certificate), String> {
+) -> Result<(SoftSigner, Certificate, SoftSigner, Certificate), NodeCheckError> {
     let now = p.now_unix();
     let validity = Validity {
         not_before: UnixTime(now.saturating_sub(3600)),
         not_after: UnixTime(now.saturating_add(86_400)),
     };
-    let e = |e: pki::PkiError| e.to_string();
+    let serial = |source| NodeCheckError::Pki {
+        what: "a random serial",
+        source,
+    };
     let root_key = throwaway_signer(p)?;
     let root = pki::issue_root(
         "Conformance Outsider CA",
         "Conformance Outsider",
-        Serial::random(p.random()).map_err(e)?,
+        Serial::random(p.random()).map_err(serial)?,
         validity,
         &root_key,
     )
-    .map_err(e)?;
+    .map_err(|source| NodeCheckError::Issue {
+        cn: "Conformance Outsider CA".into(),
+        source,
+    })?;
     let leaf_key = throwaway_signer(p)?;
     let leaf = pki::issue(
         &root,
@@ -248,11 +281,14 @@ pub(super) fn outsider(
             common_name: "conformance-outsider",
             organisation: "Conformance Outsider",
             public_key: &leaf_key.public_key(),
-            serial: Serial::random(p.random()).map_err(e)?,
+            serial: Serial::random(p.random()).map_err(serial)?,
             validity,
         },
     )
-    .map_err(e)?;
+    .map_err(|source| NodeCheckError::Issue {
+        cn: "conformance-outsider".into(),
+        source,
+    })?;
     Ok((root_key, root, leaf_key, leaf))
 }
 
@@ -260,11 +296,11 @@ pub(super) fn verify_before_commit(p: &dyn NodeProbe) -> Vec<Evidence> {
     let mut out = Vec::new();
     let st = match p.status() {
         Ok(s) => s,
-        Err(e) => return vec![ev("status", SRC_CODES, Err(e))],
+        Err(e) => return vec![ev("status", SRC_CODES, Err(e.into()))],
     };
     let before = st.height;
     let mut ids: Vec<[u8; 32]> = Vec::new();
-    let fresh = |meta: &str| -> Result<Transaction, String> {
+    let fresh = |meta: &str| -> Result<Transaction, NodeCheckError> {
         body(
             p,
             &st,
@@ -274,13 +310,14 @@ pub(super) fn verify_before_commit(p: &dyn NodeProbe) -> Vec<Evidence> {
     const META: &str = "gmchain conformance: must be refused";
 
     // Signature made over another transaction's id.
-    let mut case = |label: &str, code: &str, make: &dyn Fn() -> Result<SignedTx, String>| {
-        let r = make().and_then(|s| {
-            ids.push(s.tx_id().0.0);
-            refused(p, &s.to_bytes(), code)
-        });
-        out.push(ev(label, SRC_CODES, r));
-    };
+    let mut case =
+        |label: &str, code: &str, make: &dyn Fn() -> Result<SignedTx, NodeCheckError>| {
+            let r = make().and_then(|s| {
+                ids.push(s.tx_id().0.0);
+                refused(p, &s.to_bytes(), code)
+            });
+            out.push(ev(label, SRC_CODES, r));
+        };
     case(
         "a signature over another transaction's id is refused TX_SIGNATURE_INVALID",
         "TX_SIGNATURE_INVALID",
@@ -299,11 +336,19 @@ pub(super) fn verify_before_commit(p: &dyn NodeProbe) -> Vec<Evidence> {
         "TX_SIGNATURE_INVALID",
         &|| {
             let tx = fresh(META)?;
-            let other_id = UserId::new(b"8765432187654321".to_vec()).map_err(|e| e.to_string())?;
+            let other_id = UserId::new(b"8765432187654321".to_vec()).map_err(|source| {
+                NodeCheckError::Crypto {
+                    what: "user ID 8765432187654321",
+                    source,
+                }
+            })?;
             let signature = p
                 .signer()
                 .sign(&other_id, &ledger_ref::tx_id(&tx))
-                .map_err(|e| e.to_string())?;
+                .map_err(|source| NodeCheckError::Crypto {
+                    what: "signing under user ID 8765432187654321",
+                    source,
+                })?;
             Ok(SignedTx {
                 tx,
                 signature,
@@ -327,7 +372,8 @@ pub(super) fn verify_before_commit(p: &dyn NodeProbe) -> Vec<Evidence> {
             let (_, _, leaf_key, leaf) = outsider(p)?;
             let mut tx = fresh(META)?;
             tx.sender = Sender::Certificate(leaf.der().to_vec());
-            SignedTx::sign(tx, &leaf_key, &UserId::default()).map_err(|e| e.to_string())
+            SignedTx::sign(tx, &leaf_key, &UserId::default())
+                .map_err(|source| NodeCheckError::Signing { source })
         },
     );
     case(
@@ -337,7 +383,8 @@ pub(super) fn verify_before_commit(p: &dyn NodeProbe) -> Vec<Evidence> {
             let (root_key, root, _, _) = outsider(p)?;
             let mut tx = fresh(META)?;
             tx.sender = Sender::Certificate(root.der().to_vec());
-            SignedTx::sign(tx, &root_key, &UserId::default()).map_err(|e| e.to_string())
+            SignedTx::sign(tx, &root_key, &UserId::default())
+                .map_err(|source| NodeCheckError::Signing { source })
         },
     );
     case(
@@ -346,8 +393,8 @@ pub(super) fn verify_before_commit(p: &dyn NodeProbe) -> Vec<Evidence> {
         &|| {
             let mut tx = fresh(META)?;
             let other = format!("{}-conformance-other", st.chain_id);
-            tx.chain_id =
-                ChainId::new(other.get(..64).unwrap_or(&other)).map_err(|e| e.to_string())?;
+            tx.chain_id = ChainId::new(other.get(..64).unwrap_or(&other))
+                .map_err(|source| NodeCheckError::OtherChainId { source })?;
             sign(p, tx)
         },
     );
@@ -389,9 +436,7 @@ pub(super) fn verify_before_commit(p: &dyn NodeProbe) -> Vec<Evidence> {
         out.push(ev(
             "a user calling identity.suspend (admins only) is refused TX_PERMISSION_DENIED",
             SRC_CODES,
-            Err(format!(
-                "not exercised: the identity's role is {role:?}; run the suite with a role-user identity"
-            )),
+            Err(NodeCheckError::NotExercised { role }),
         ));
     }
     // Bytes that are no transaction: nothing to look up by id afterwards.
