@@ -23,7 +23,7 @@ pub use checks::{Check, CheckOutcome, Evidence, registry};
 pub use model::{Clause, ClauseStatus, Level, Standard, TextFidelity, load_standards};
 pub use node::{
     BlockBytes, LEDGER_PROGRESS_EVERY, Needs, NodeCheck, NodeIdentity, NodeProbe, NodeStatus,
-    Party, Submission, TxAt, node_checks, write_refusal,
+    Party, ProbeError, Rpc, Submission, TxAt, node_checks, write_refusal,
 };
 pub use report::{
     ClauseResult, Counts, Provenance, Report, StandardResult, StandardSummary, Summary, Verdict,

@@ -7,7 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use api::v1 as pb;
 use api::v1::chain_client::ChainClient;
-use conformance::{BlockBytes, NodeIdentity, NodeProbe, NodeStatus, Party, Submission, TxAt};
+use conformance::{
+    BlockBytes, NodeIdentity, NodeProbe, NodeStatus, Party, ProbeError, Rpc, Submission, TxAt,
+};
 use crypto::{RandomSource, Signer};
 use crypto_sm::rng::SystemRandom;
 use pki::Certificate;
@@ -141,8 +143,25 @@ fn refusal_code(s: &tonic::Status) -> Option<String> {
         .then(|| code.to_string())
 }
 
-fn transport(what: &str, s: &tonic::Status) -> String {
-    format!("{what}: gRPC {:?}: {}", s.code(), s.message())
+/// A gRPC error status as the conformance suite sees it: unreachable for the codes the CLI
+/// calls unreachable (exit 3, as in `cli_tx::status_failure`), else an answer that failed.
+fn transport(call: Rpc, s: &tonic::Status) -> ProbeError {
+    let status = format!("{:?}", s.code());
+    let message = s.message().to_string();
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
+            ProbeError::Unreachable {
+                call,
+                status,
+                message,
+            }
+        }
+        _ => ProbeError::Failed {
+            call,
+            status,
+            message,
+        },
+    }
 }
 
 impl NodeProbe for GrpcProbe {
@@ -196,11 +215,11 @@ impl NodeProbe for GrpcProbe {
             .unwrap_or(0)
     }
 
-    fn status(&self) -> Result<NodeStatus, String> {
+    fn status(&self) -> Result<NodeStatus, ProbeError> {
         let s = self
             .rt
             .block_on(self.client.clone().get_status(pb::GetStatusRequest {}))
-            .map_err(|s| transport("GetStatus", &s))?
+            .map_err(|s| transport(Rpc::GetStatus, &s))?
             .into_inner();
         Ok(NodeStatus {
             chain_id: s.chain_id,
@@ -212,7 +231,7 @@ impl NodeProbe for GrpcProbe {
         })
     }
 
-    fn submit(&self, signed_tx: &[u8]) -> Result<Submission, String> {
+    fn submit(&self, signed_tx: &[u8]) -> Result<Submission, ProbeError> {
         let r = self.rt.block_on(self.client.clone().submit_transaction(
             pb::SubmitTransactionRequest {
                 signed_tx: signed_tx.to_vec(),
@@ -238,12 +257,12 @@ impl NodeProbe for GrpcProbe {
                     code,
                     message: s.message().to_string(),
                 }),
-                None => Err(transport("SubmitTransaction", &s)),
+                None => Err(transport(Rpc::SubmitTransaction, &s)),
             },
         }
     }
 
-    fn transaction(&self, tx_id: &[u8; 32]) -> Result<Option<TxAt>, String> {
+    fn transaction(&self, tx_id: &[u8; 32]) -> Result<Option<TxAt>, ProbeError> {
         let r = self
             .rt
             .block_on(self.client.clone().get_transaction(pb::TxIdRequest {
@@ -259,17 +278,17 @@ impl NodeProbe for GrpcProbe {
                 }))
             }
             Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-            Err(s) => Err(transport("GetTransaction", &s)),
+            Err(s) => Err(transport(Rpc::GetTransaction, &s)),
         }
     }
 
-    fn block(&self, height: u64) -> Result<BlockBytes, String> {
+    fn block(&self, height: u64) -> Result<BlockBytes, ProbeError> {
         let b = self
             .rt
             .block_on(self.client.clone().get_block(pb::GetBlockRequest {
                 height: Some(height),
             }))
-            .map_err(|s| transport(&format!("GetBlock {height}"), &s))?
+            .map_err(|s| transport(Rpc::GetBlock { height }, &s))?
             .into_inner();
         Ok(BlockBytes {
             block: b.block,
@@ -277,13 +296,13 @@ impl NodeProbe for GrpcProbe {
         })
     }
 
-    fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, String> {
+    fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, ProbeError> {
         Ok(self
             .rt
             .block_on(self.client.clone().get_receipt_proof(pb::TxIdRequest {
                 tx_id: tx_id.to_vec(),
             }))
-            .map_err(|s| transport("GetReceiptProof", &s))?
+            .map_err(|s| transport(Rpc::GetReceiptProof, &s))?
             .into_inner()
             .receipt_json)
     }

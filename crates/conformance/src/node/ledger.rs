@@ -1,0 +1,333 @@
+//! The whole-chain walk (GM/T 0111 §8.5): every block from the genesis file's block 0 to the
+//! tip, re-checked from its bytes.
+
+use super::error::NodeCheckError;
+use super::submit::{commit_anchor, ev};
+use super::{LEDGER_PROGRESS_EVERY, NodeProbe, genesis};
+use crate::checks::Evidence;
+use crate::ledger_ref;
+use pki::Certificate;
+use types::{Block, BlockSeal, Decode, Encode, Sender};
+
+const SRC_LEDGER: &str = "live node; expected: docs/formats.md §3-6 and the genesis file";
+
+/// What one pass over the blocks found: the first failure per property.
+#[derive(Default)]
+struct Walk {
+    blocks: u64,
+    txs: u64,
+    decode: Option<NodeCheckError>,
+    chain_id: Option<NodeCheckError>,
+    links: Option<NodeCheckError>,
+    tx_root: Option<NodeCheckError>,
+    tx_count: Option<NodeCheckError>,
+    seals: Option<NodeCheckError>,
+    tx_sigs: Option<NodeCheckError>,
+}
+
+fn first(slot: &mut Option<NodeCheckError>, e: NodeCheckError) {
+    if slot.is_none() {
+        *slot = Some(e);
+    }
+}
+
+pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
+    let mut out = Vec::new();
+    let (g, block0) = match genesis(p) {
+        Ok(x) => x,
+        Err(e) => return vec![ev("the genesis file", SRC_LEDGER, Err(e))],
+    };
+    // A chain with no block above 0 has no seal to check: anchor one record first.
+    let st = p.status().map_err(NodeCheckError::from).and_then(|st| {
+        if st.height > 0 {
+            return Ok(st);
+        }
+        commit_anchor(p, "gmchain conformance node-ledger-chain (GM/T 0111 8.5)")?;
+        Ok(p.status()?)
+    });
+    let st = match st {
+        Ok(s) => s,
+        Err(e) => return vec![ev("status", SRC_LEDGER, Err(e))],
+    };
+    let limits = g.params.limits();
+    out.push(ev(
+        "the node's chain id and block 0 are the genesis file's",
+        SRC_LEDGER,
+        if st.chain_id != g.chain_id.as_str() {
+            Err(NodeCheckError::ChainIdDiffers {
+                node: st.chain_id.clone(),
+                genesis: g.chain_id.as_str().to_string(),
+            })
+        } else if st.genesis_hash != block0.header.hash().as_bytes() {
+            Err(NodeCheckError::Block0HashDiffers {
+                node: st.genesis_hash.clone(),
+                genesis: block0.header.hash(),
+            })
+        } else {
+            p.block(0).map_err(NodeCheckError::from).and_then(|b| {
+                if b.block != block0.to_bytes() {
+                    return Err(NodeCheckError::Block0Differs);
+                }
+                if !b.seal.is_empty() {
+                    return Err(NodeCheckError::Block0Sealed);
+                }
+                Ok(format!(
+                    "chain {}, block 0 {}, genesis hash {}",
+                    g.chain_id,
+                    block0.header.hash(),
+                    g.hash()
+                ))
+            })
+        },
+    ));
+
+    // Every block from 0 to the tip: on a long chain this is the auditor's cost (one GetBlock
+    // per block), reported as it goes.
+    let tip = st.height;
+    let mut w = Walk::default();
+    let mut prev: Option<(u64, [u8; 32])> = None;
+    if tip >= LEDGER_PROGRESS_EVERY {
+        p.progress(&format!("node-ledger-chain: walking blocks 0..={tip}"));
+    }
+    for h in 0..=tip {
+        if h > 0 && h % LEDGER_PROGRESS_EVERY == 0 {
+            p.progress(&format!("node-ledger-chain: block {h} of {tip}"));
+        }
+        let bytes = match p.block(h) {
+            Ok(b) => b,
+            Err(source) => {
+                first(
+                    &mut w.decode,
+                    NodeCheckError::BlockUnavailable { height: h, source },
+                );
+                break;
+            }
+        };
+        let block = match Block::from_bytes(&bytes.block, &limits) {
+            Ok(b) => b,
+            Err(source) => {
+                first(
+                    &mut w.decode,
+                    NodeCheckError::BlockUndecodable { height: h, source },
+                );
+                prev = None;
+                continue;
+            }
+        };
+        w.blocks += 1;
+        let hd = &block.header;
+        if hd.height.0 != h {
+            first(
+                &mut w.decode,
+                NodeCheckError::HeightDiffers {
+                    height: h,
+                    says: hd.height,
+                },
+            );
+        }
+        if hd.chain_id != g.chain_id {
+            first(
+                &mut w.chain_id,
+                NodeCheckError::WrongChain {
+                    height: h,
+                    chain_id: hd.chain_id.clone(),
+                },
+            );
+        }
+        let hash = ledger_ref::header_hash(hd);
+        if hash != hd.hash().0.0 {
+            first(
+                &mut w.links,
+                NodeCheckError::HeaderHashDiffers { height: h },
+            );
+        }
+        // Parent link: to the recomputed hash of the block below (unless it did not decode).
+        if h == 0 {
+            if hd.parent.as_bytes() != &[0u8; 32] {
+                first(&mut w.links, NodeCheckError::Block0Parent);
+            }
+        } else if let Some((ph, phash)) = prev.filter(|(ph, _)| ph + 1 == h)
+            && hd.parent.as_bytes() != &phash
+        {
+            first(
+                &mut w.links,
+                NodeCheckError::ParentLink {
+                    height: h,
+                    parent: hd.parent,
+                    below: ph,
+                    recomputed: phash,
+                },
+            );
+        }
+        prev = Some((h, hash));
+        let entries: Vec<[u8; 32]> = block.txs.iter().map(ledger_ref::entry_hash).collect();
+        let root = ledger_ref::merkle_root(&entries);
+        if root != hd.tx_root.0 {
+            first(
+                &mut w.tx_root,
+                NodeCheckError::TxRoot {
+                    height: h,
+                    header: hd.tx_root,
+                    computed: root,
+                },
+            );
+        }
+        if hd.tx_count as usize != block.txs.len() {
+            first(
+                &mut w.tx_count,
+                NodeCheckError::TxCount {
+                    height: h,
+                    header: hd.tx_count,
+                    txs: block.txs.len(),
+                },
+            );
+        }
+        w.txs += block.txs.len() as u64;
+        for t in &block.txs {
+            if let Sender::Certificate(der) = &t.tx.sender {
+                let ok = Certificate::from_der(der)
+                    .map_err(|source| NodeCheckError::BlockTxCertificate {
+                        height: h,
+                        tx: t.tx_id(),
+                        source,
+                    })
+                    .and_then(|c| {
+                        t.verify_signature(&c.public_key()).map_err(|source| {
+                            NodeCheckError::BlockTxSignature {
+                                height: h,
+                                tx: t.tx_id(),
+                                source,
+                            }
+                        })
+                    });
+                if let Err(e) = ok {
+                    first(&mut w.tx_sigs, e);
+                }
+            }
+        }
+        if h == 0 {
+            continue;
+        }
+        let seal = match BlockSeal::from_bytes(&bytes.seal, &limits) {
+            Ok(s) => s,
+            Err(source) => {
+                first(
+                    &mut w.seals,
+                    NodeCheckError::SealUndecodable { height: h, source },
+                );
+                continue;
+            }
+        };
+        if seal.block_hash.as_bytes() != &hash {
+            first(
+                &mut w.seals,
+                NodeCheckError::SealCovers {
+                    height: h,
+                    covers: seal.block_hash,
+                },
+            );
+        } else if seal.signer != hd.proposer {
+            first(
+                &mut w.seals,
+                NodeCheckError::SealNotProposer {
+                    height: h,
+                    signer: seal.signer,
+                    proposer: hd.proposer,
+                },
+            );
+        } else {
+            match g.validator(&seal.signer) {
+                None => first(
+                    &mut w.seals,
+                    NodeCheckError::SealNotValidator {
+                        height: h,
+                        signer: seal.signer,
+                    },
+                ),
+                Some(v) => {
+                    if let Err(source) = seal.verify(&v.cert.public_key()) {
+                        first(
+                            &mut w.seals,
+                            NodeCheckError::SealInvalid {
+                                height: h,
+                                validator: v.name.clone(),
+                                source,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let summary = format!(
+        "blocks 0..={tip} (the whole chain): {} blocks, {} transactions",
+        w.blocks, w.txs
+    );
+    let blocks = w.blocks;
+    let judge = |slot: Option<NodeCheckError>| match slot {
+        Some(e) => Err(e),
+        None if blocks == 0 => Err(NodeCheckError::NoBlockRead),
+        None => Ok(summary.clone()),
+    };
+    out.push(ev(
+        "every block decodes under the genesis limits at its height",
+        SRC_LEDGER,
+        judge(w.decode.take()),
+    ));
+    out.push(ev(
+        "every block is for the genesis chain id",
+        SRC_LEDGER,
+        judge(w.chain_id.take()),
+    ));
+    out.push(ev(
+        "each parent is the SM3 hash of the block below, recomputed independently",
+        SRC_LEDGER,
+        judge(w.links.take()),
+    ));
+    out.push(ev(
+        "each tx_root is the RFC 6962 SM3 Merkle root of its transactions' entry hashes, recomputed independently",
+        SRC_LEDGER,
+        judge(w.tx_root.take()),
+    ));
+    out.push(ev(
+        "each tx_count is the number of transactions",
+        SRC_LEDGER,
+        judge(w.tx_count.take()),
+    ));
+    out.push(ev(
+        "every block above 0 is sealed over its hash by its proposer, a genesis validator, and the SM2 seal verifies",
+        SRC_LEDGER,
+        if tip == 0 {
+            Err(NodeCheckError::NoSealToCheck)
+        } else {
+            judge(w.seals.take())
+        },
+    ));
+    out.push(ev(
+        "every transaction with a certificate sender verifies with that certificate's key",
+        SRC_LEDGER,
+        judge(w.tx_sigs.take()),
+    ));
+    out.push(ev(
+        "the tip the node reported is the hash of its tip block",
+        SRC_LEDGER,
+        p.block(tip).map_err(NodeCheckError::from).and_then(|b| {
+            let block = Block::from_bytes(&b.block, &limits).map_err(|source| {
+                NodeCheckError::BlockUndecodable {
+                    height: tip,
+                    source,
+                }
+            })?;
+            if block.header.hash().as_bytes() == st.tip_hash.as_slice() {
+                Ok(format!("tip {} at height {tip}", block.header.hash()))
+            } else {
+                Err(NodeCheckError::TipDiffers {
+                    status_tip: st.tip_hash.clone(),
+                    height: tip,
+                    hash: block.header.hash(),
+                })
+            }
+        }),
+    ));
+    out
+}

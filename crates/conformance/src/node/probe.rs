@@ -1,0 +1,168 @@
+//! The node as the checks see it: what the binary implements over the node's gRPC API
+//! ([`NodeProbe`]), and the answers it returns.
+
+use crypto::{RandomSource, Signer};
+use serde::Serialize;
+
+/// What was tested: recorded in the report's provenance.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct NodeIdentity {
+    /// The node's gRPC address.
+    pub url: String,
+    /// The chain id and version the node reported.
+    pub chain_id: String,
+    pub version: String,
+    /// The genesis file the checks trusted, and the SM3 of its bytes.
+    pub genesis_file: String,
+    pub genesis_file_sm3: String,
+    /// The subject of the identity whose key signed the test transactions.
+    pub sender: String,
+    /// Where that key lives ("key file" or "pkcs11 token").
+    pub sender_key: String,
+}
+
+/// The node's status (GetStatus).
+#[derive(Debug, Clone, Default)]
+pub struct NodeStatus {
+    pub chain_id: String,
+    pub height: u64,
+    pub tip_hash: Vec<u8>,
+    /// The hash of the node's block 0.
+    pub genesis_hash: Vec<u8>,
+    pub expiry_window: u64,
+    pub version: String,
+}
+
+/// What the node did with a submitted transaction (always submitted with wait-for-commit).
+#[derive(Debug, Clone)]
+pub enum Submission {
+    /// In a synced block.
+    Committed {
+        tx_id: Vec<u8>,
+        height: u64,
+        position: u32,
+        /// Canonical `Receipt`.
+        receipt: Vec<u8>,
+    },
+    /// Accepted but not reported committed.
+    NotCommitted { tx_id: Vec<u8> },
+    /// Refused with a stable code (`TX_SIGNATURE_INVALID`) and its message.
+    Refused { code: String, message: String },
+}
+
+/// A block and its seal as the node returned them (canonical encodings; the seal is empty
+/// for block 0).
+#[derive(Debug, Clone)]
+pub struct BlockBytes {
+    pub block: Vec<u8>,
+    pub seal: Vec<u8>,
+}
+
+/// A committed transaction and where it is.
+#[derive(Debug, Clone)]
+pub struct TxAt {
+    pub signed_tx: Vec<u8>,
+    pub height: u64,
+    pub position: u32,
+}
+
+/// An identity other than the one under test that a writing check may use: a certificate (DER)
+/// and its key.
+#[derive(Clone, Copy)]
+pub struct Party<'a> {
+    pub cert: &'a [u8],
+    pub signer: &'a dyn Signer,
+}
+
+impl std::fmt::Debug for Party<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Party({} bytes of certificate)", self.cert.len())
+    }
+}
+
+/// A live node and an identity that may send to it, as the conformance checks see them.
+/// Every call that reaches the node is a real call.
+pub trait NodeProbe {
+    /// Whether the auditor allowed the checks that write more than a few small transactions
+    /// or change identities (`--allow-writes`). They run only if the genesis file also marks a
+    /// test chain.
+    fn allow_writes(&self) -> bool;
+    /// An admin of the identity's organisation (`--admin-key/--admin-cert`), if given.
+    fn admin(&self) -> Option<Party<'_>>;
+    /// The identity's organisation's CA (`--ca-key/--ca-cert`), if given.
+    fn ca(&self) -> Option<Party<'_>>;
+    /// Reports the progress of a long check (the whole-chain walk) to the auditor.
+    fn progress(&self, message: &str);
+    /// Identifies the node, the genesis file and the identity.
+    fn identity(&self) -> NodeIdentity;
+    /// The genesis file the auditor trusts (JSON), read by the binary.
+    fn genesis_json(&self) -> &[u8];
+    /// The identity's certificate (DER).
+    fn certificate(&self) -> &[u8];
+    /// The identity's key (a file key or a token handle).
+    fn signer(&self) -> &dyn Signer;
+    /// Randomness for salts, documents and throwaway keys.
+    fn random(&self) -> &dyn RandomSource;
+    /// The current time (Unix seconds), for the validity of throwaway certificates.
+    fn now_unix(&self) -> u64;
+    /// GetStatus.
+    fn status(&self) -> Result<NodeStatus, ProbeError>;
+    /// SubmitTransaction with wait-for-commit. A coded refusal is an answer
+    /// ([`Submission::Refused`]); `Err` only for transport failures or an answer that is neither
+    /// a commit nor a coded refusal.
+    fn submit(&self, signed_tx: &[u8]) -> Result<Submission, ProbeError>;
+    /// GetTransaction; `Ok(None)` when the node says it is not committed.
+    fn transaction(&self, tx_id: &[u8; 32]) -> Result<Option<TxAt>, ProbeError>;
+    /// GetBlock at a height.
+    fn block(&self, height: u64) -> Result<BlockBytes, ProbeError>;
+    /// GetReceiptProof: the offline receipt file (JSON).
+    fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, ProbeError>;
+}
+
+/// A call the probe makes to the node, as errors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rpc {
+    GetStatus,
+    SubmitTransaction,
+    GetTransaction,
+    GetBlock { height: u64 },
+    GetReceiptProof,
+}
+
+impl std::fmt::Display for Rpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rpc::GetStatus => f.write_str("GetStatus"),
+            Rpc::SubmitTransaction => f.write_str("SubmitTransaction"),
+            Rpc::GetTransaction => f.write_str("GetTransaction"),
+            Rpc::GetBlock { height } => write!(f, "GetBlock {height}"),
+            Rpc::GetReceiptProof => f.write_str("GetReceiptProof"),
+        }
+    }
+}
+
+/// Why a call to the node gave no answer the checks can read. A refusal with a stable code is
+/// an answer ([`Submission::Refused`]), and "not committed" from GetTransaction is `Ok(None)`:
+/// neither is an error. `status` is the gRPC status code's name (`Unavailable`), `message` the
+/// node's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    /// The node could not be reached, or the call did not complete (gRPC `Unavailable`,
+    /// `DeadlineExceeded`, `Unknown`).
+    #[error("{call}: gRPC {status}: {message}")]
+    Unreachable {
+        call: Rpc,
+        status: String,
+        message: String,
+    },
+    /// The node answered with an error status that is no coded refusal (`NotFound` for a
+    /// block, `Internal`).
+    #[error("{call}: gRPC {status}: {message}")]
+    Failed {
+        call: Rpc,
+        status: String,
+        message: String,
+    },
+}
