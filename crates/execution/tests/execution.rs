@@ -1919,3 +1919,258 @@ fn a_duplicate_check_that_cannot_read_fails_closed() {
         .unwrap_err();
     assert_eq!(r.code, RejectCode::Duplicate);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 11 point 5: the contract-specific rules moved behind `Contract::authorize`; admission
+// and execution answer exactly as before (codes and messages pinned here, before the move).
+
+fn cert_ref(c: &Certificate) -> pki::CertRef {
+    pki::CertRef {
+        subject: c.subject(),
+        serial: c.serial(),
+    }
+}
+
+fn refusal(r: Result<VerifiedTx, Rejection>) -> (RejectCode, String) {
+    match r {
+        Ok(tx) => panic!("expected a rejection, admitted {}", tx.id()),
+        Err(r) => (r.code, r.message),
+    }
+}
+
+fn failure(r: &Receipt) -> (Option<FailureCode>, String) {
+    match &r.status {
+        Status::Success => panic!("expected a failed receipt, got {r:?}"),
+        Status::Failed { code, message } => (FailureCode::from_number(*code), message.clone()),
+    }
+}
+
+#[test]
+fn contract_rules_keep_their_codes_and_messages_at_admission_and_execution() {
+    use FailureCode as F;
+    use RejectCode as R;
+    let w = world();
+    let mut x = with_agency_b(&w);
+    let node = &mut x.node;
+    // Record Agency A's user, so the suspension rule finds the certificate.
+    assert_success(&node.run(&[anchor(&w.user, 1, &sm3(b"recorded"))]));
+    let dereg = |m: &Member, salt: u8, name: &str| {
+        call(
+            m,
+            salt,
+            "identity",
+            "deregister_org",
+            vec![name.as_bytes().to_vec()],
+        )
+    };
+    let b2 = w.pki.agency("Agency B");
+    let b2_args = vec![
+        b2.ca.der().to_vec(),
+        w.pki.crl(&b2, 1, 0, &[]).der().to_vec(),
+    ];
+    let rogue_key = w.pki.p.generate().unwrap();
+    let rogue_ca = issue_root(
+        "Agency B CA",
+        "Agency B",
+        Serial::from_hex("09").unwrap(),
+        validity(0, 3650),
+        &rogue_key,
+    )
+    .unwrap();
+    let rogue_crl = issue_crl(&rogue_ca, &rogue_key, 1, t(0), t(60), &[]).unwrap();
+    let a_crl = w.pki.crl(&w.pki.a, 2, 5, &[]);
+    let forged = pki::danger::sign_crl(
+        &w.pki.a.ca,
+        &w.pki.root.key,
+        9,
+        t(8),
+        t(68),
+        &[],
+        &UserId::default(),
+    )
+    .expect("the forged CRL fixture builds");
+    let d = w.pki.agency("Agency D");
+    let d_args = vec![d.ca.der().to_vec(), w.pki.crl(&d, 1, 0, &[]).der().to_vec()];
+    let user = w.user.id();
+    let admission_cases: Vec<(&str, Vec<u8>, RejectCode, String)> = vec![
+        (
+            "deregister by a non-sponsor",
+            dereg(&w.admin, 1, "Agency B"),
+            R::PermissionDenied,
+            "identity.deregister_org: \"Agency B\" is sponsored by \"GMChain Consortium\", not by the admin's organisation \"Agency A\"".into(),
+        ),
+        (
+            "deregister a founding organisation",
+            dereg(&x.root_admin, 1, "Agency A"),
+            R::PermissionDenied,
+            "identity.deregister_org: \"Agency A\" is a founding organisation: it changes only through the consortium's governance".into(),
+        ),
+        (
+            "deregister an unknown organisation",
+            dereg(&x.root_admin, 1, "Agency Z"),
+            R::BadArguments,
+            "organisation \"Agency Z\" is not registered".into(),
+        ),
+        (
+            "replace by a non-sponsor",
+            call(&w.admin, 1, "identity", "replace_ca", b2_args.clone()),
+            R::PermissionDenied,
+            "identity.replace_ca: \"Agency B\" is sponsored by \"GMChain Consortium\", not by the admin's organisation \"Agency A\"".into(),
+        ),
+        (
+            "replace with a CA outside the consortium",
+            call(
+                &x.root_admin,
+                1,
+                "identity",
+                "replace_ca",
+                vec![rogue_ca.der().to_vec(), rogue_crl.der().to_vec()],
+            ),
+            R::BadArguments,
+            format!(
+                "args[0] (CA certificate): no path to a trust anchor: no issuer named {:?} for {} (CERT_NO_PATH_TO_ANCHOR)",
+                rogue_ca.issuer(),
+                cert_ref(&rogue_ca)
+            ),
+        ),
+        (
+            "update another organisation's CRL",
+            call(
+                &x.root_admin,
+                1,
+                "identity",
+                "update_crl",
+                vec![a_crl.der().to_vec()],
+            ),
+            R::PermissionDenied,
+            format!(
+                "identity.update_crl: the CRL is issued by {:?}, not by the registered CA of \"GMChain Consortium\"",
+                a_crl.issuer()
+            ),
+        ),
+        (
+            "update with a forged CRL",
+            call(
+                &w.admin,
+                1,
+                "identity",
+                "update_crl",
+                vec![forged.der().to_vec()],
+            ),
+            R::BadArguments,
+            "args[0] (CRL): its signature does not verify with the registered CA of \"Agency A\""
+                .into(),
+        ),
+        (
+            "suspend another organisation's certificate",
+            call(&x.root_admin, 1, "identity", "suspend", vec![user.0.to_vec()]),
+            R::PermissionDenied,
+            format!(
+                "identity.suspend: certificate {user} belongs to \"Agency A\", not to \"GMChain Consortium\""
+            ),
+        ),
+        (
+            "resume another organisation's certificate",
+            call(&x.root_admin, 1, "identity", "resume", vec![user.0.to_vec()]),
+            R::PermissionDenied,
+            format!(
+                "identity.resume: certificate {user} belongs to \"Agency A\", not to \"GMChain Consortium\""
+            ),
+        ),
+        (
+            "a user suspends",
+            call(&w.user2, 1, "identity", "suspend", vec![user.0.to_vec()]),
+            R::PermissionDenied,
+            "role user may not call identity.suspend".into(),
+        ),
+        (
+            "register_org signed outside the new CA",
+            call(&w.admin, 1, "identity", "register_org", d_args),
+            R::PermissionDenied,
+            format!(
+                "identity.register_org must be signed by an admin certified by the new CA {}; {} is not",
+                cert_ref(&d.ca),
+                cert_ref(&w.admin.cert)
+            ),
+        ),
+    ];
+    for (name, bytes, code, message) in &admission_cases {
+        let got = refusal(node.admit(bytes));
+        assert_eq!(got, (*code, message.clone()), "{name}");
+    }
+
+    // Execution: what an earlier transaction of the same block changed is judged there.
+    let user3 = w.user3.id();
+    let b_crl_old_ca = w.pki.crl(&x.b, 2, 2, &[]);
+    let txs = vec![
+        // user2's certificate is recorded by its first transaction, then another
+        // organisation's admin suspends it (admission found no certificate to judge).
+        node.must_admit(&anchor(&w.user2, 1, &sm3(b"user2"))),
+        node.must_admit(&call(
+            &x.root_admin,
+            2,
+            "identity",
+            "suspend",
+            vec![w.user2.id().0.to_vec()],
+        )),
+        // A certificate never recorded.
+        node.must_admit(&call(
+            &w.admin,
+            2,
+            "identity",
+            "suspend",
+            vec![user3.0.to_vec()],
+        )),
+        // Agency B's CA is replaced, then its admin records a CRL of the old CA.
+        node.must_admit(&call(&x.root_admin, 3, "identity", "replace_ca", b2_args)),
+        node.must_admit(&call(
+            &x.b_admin,
+            2,
+            "identity",
+            "update_crl",
+            vec![b_crl_old_ca.der().to_vec()],
+        )),
+        // Deregistered twice in one block.
+        node.must_admit(&dereg(&x.root_admin, 4, "Agency B")),
+        node.must_admit(&dereg(&x.root_admin, 5, "Agency B")),
+    ];
+    let height = node.height + 1;
+    let r = node.commit(&txs);
+    assert_eq!(r[0].status, Status::Success);
+    assert_eq!(
+        failure(&r[1]),
+        (
+            Some(F::PermissionDenied),
+            format!(
+                "certificate {} belongs to \"Agency A\", not to the admin's organisation \"GMChain Consortium\"",
+                w.user2.id()
+            )
+        )
+    );
+    assert_eq!(
+        failure(&r[2]),
+        (
+            Some(F::CertUnknown),
+            format!("no certificate is recorded under {user3}")
+        )
+    );
+    assert_eq!(r[3].status, Status::Success);
+    assert_eq!(
+        failure(&r[4]),
+        (
+            Some(F::CrlIssuerMismatch),
+            format!(
+                "the CRL of {:?} is not issued and signed by the registered CA of \"Agency B\"",
+                b_crl_old_ca.issuer()
+            )
+        )
+    );
+    assert_eq!(r[5].status, Status::Success);
+    assert_eq!(
+        failure(&r[6]),
+        (
+            Some(F::OrgRemoved),
+            format!("organisation \"Agency B\" was already deregistered at height {height}")
+        )
+    );
+}
