@@ -3,6 +3,9 @@
 //! role, a validator, CRLs; genesis, admission with every rejection code, execution of the
 //! identity and attestation contracts, recheck, the certificate cache and determinism.
 
+#[path = "execution/layers.rs"]
+mod layers;
+
 use std::cell::Cell;
 use std::sync::Arc;
 
