@@ -132,6 +132,43 @@ impl Pki {
         Member { key, cert }
     }
 
+    /// A self-signed root CA outside the consortium.
+    fn rogue_root(&self, common_name: &str, organisation: &str, serial: &str) -> Org {
+        let key = self.p.generate().unwrap();
+        let ca = issue_root(
+            common_name,
+            organisation,
+            Serial::from_hex(serial).unwrap(),
+            validity(0, 3650),
+            &key,
+        )
+        .unwrap();
+        Org { key, ca }
+    }
+
+    /// The arguments of `register_org` and `replace_ca` for `org`: its CA and a first CRL.
+    fn org_args(&self, org: &Org) -> Vec<Vec<u8>> {
+        vec![
+            org.ca.der().to_vec(),
+            self.crl(org, 1, 0, &[]).der().to_vec(),
+        ]
+    }
+
+    /// A CRL naming Agency A's CA but signed by the root's key. The fixture must build: a
+    /// negative case that silently did not run when it failed proved nothing (issue 11).
+    fn forged_crl(&self) -> Crl {
+        pki::danger::sign_crl(
+            &self.a.ca,
+            &self.root.key,
+            9,
+            t(8),
+            t(68),
+            &[],
+            &UserId::default(),
+        )
+        .expect("the forged CRL fixture builds")
+    }
+
     /// A CRL of `org` current from day `from` for 60 days.
     fn crl(&self, org: &Org, number: u64, from: u64, revoked: &[&Member]) -> Crl {
         let entries: Vec<RevokedEntry> = revoked
@@ -291,6 +328,17 @@ fn call(m: &Member, salt: u8, contract: &str, method: &str, args: Vec<Vec<u8>>) 
         contract,
         method,
         args,
+    )
+}
+
+/// `identity.deregister_org` of `name` by `m`.
+fn dereg(m: &Member, salt: u8, name: &str) -> Vec<u8> {
+    call(
+        m,
+        salt,
+        "identity",
+        "deregister_org",
+        vec![name.as_bytes().to_vec()],
     )
 }
 
@@ -997,24 +1045,9 @@ fn register_org_by_its_admin_then_its_user_anchors() {
         RejectCode::BadArguments
     );
     // An organisation whose CA no registered CA issued cannot register.
-    let rogue_key = w.pki.p.generate().unwrap();
-    let rogue_root = issue_root(
-        "Rogue Root",
-        "Rogue",
-        Serial::from_hex("05").unwrap(),
-        validity(0, 3650),
-        &rogue_key,
-    )
-    .unwrap();
-    let rogue = Org {
-        key: rogue_key,
-        ca: rogue_root,
-    };
+    let rogue = w.pki.rogue_root("Rogue Root", "Rogue", "05");
     let rogue_admin = w.pki.leaf(&rogue, Role::Admin, "boss");
-    let rogue_args = vec![
-        rogue.ca.der().to_vec(),
-        w.pki.crl(&rogue, 1, 0, &[]).der().to_vec(),
-    ];
+    let rogue_args = w.pki.org_args(&rogue);
     assert_eq!(
         code_of(node.admit(&call(
             &rogue_admin,
@@ -1134,18 +1167,8 @@ fn update_crl_revokes_from_the_next_block_and_recheck_refuses() {
         ))),
         RejectCode::PermissionDenied
     );
-    // A CRL naming Agency A's CA but signed by another key: a bad argument. The fixture must
-    // build: a negative case that silently did not run when it failed proved nothing (issue 11).
-    let forged = pki::danger::sign_crl(
-        &w.pki.a.ca,
-        &w.pki.root.key,
-        9,
-        t(8),
-        t(68),
-        &[],
-        &UserId::default(),
-    )
-    .expect("the forged CRL fixture builds");
+    // A CRL naming Agency A's CA but signed by another key: a bad argument.
+    let forged = w.pki.forged_crl();
     assert_eq!(
         code_of(node.admit(&call(
             &w.admin,
@@ -1522,8 +1545,13 @@ fn with_agency_b(w: &World) -> WithB {
     let b = w.pki.agency("Agency B");
     let b_admin = w.pki.leaf(&b, Role::Admin, "b-admin");
     let b_user = w.pki.leaf(&b, Role::User, "bob");
-    let args = vec![b.ca.der().to_vec(), w.pki.crl(&b, 1, 0, &[]).der().to_vec()];
-    let r = node.run(&[call(&b_admin, 1, "identity", "register_org", args)]);
+    let r = node.run(&[call(
+        &b_admin,
+        1,
+        "identity",
+        "register_org",
+        w.pki.org_args(&b),
+    )]);
     assert_success(&r);
     let org = node.view().organisation("Agency B").unwrap().unwrap();
     assert_eq!(org.sponsor.as_deref(), Some("GMChain Consortium"));
@@ -1587,18 +1615,7 @@ fn a_root_registers_only_the_organisations_it_sponsors() {
     // The review's reproduction: with two genesis roots, any root could issue a CA in another
     // agency's name and register it first. Genesis now lists, per root, the names it sponsors.
     let pki = Pki::new();
-    let other_key = pki.p.generate().unwrap();
-    let other = Org {
-        ca: issue_root(
-            "Other Root CA",
-            "Other Consortium",
-            Serial::from_hex("07").unwrap(),
-            validity(0, 3650),
-            &other_key,
-        )
-        .unwrap(),
-        key: other_key,
-    };
+    let other = pki.rogue_root("Other Root CA", "Other Consortium", "07");
     let node_cert = pki.leaf(&pki.a, Role::NodeSign, "node-1");
     let json = serde_json::json!({
         "format": 2,
@@ -1615,11 +1632,7 @@ fn a_root_registers_only_the_organisations_it_sponsors() {
     let mut node = Node::new(&g);
     let register = |org: &Org, cn: &str, salt: u8| {
         let admin = pki.leaf(org, Role::Admin, cn);
-        let args = vec![
-            org.ca.der().to_vec(),
-            pki.crl(org, 1, 0, &[]).der().to_vec(),
-        ];
-        call(&admin, salt, "identity", "register_org", args)
+        call(&admin, salt, "identity", "register_org", pki.org_args(org))
     };
     // The other root issues a CA in Agency B's name: refused, naming the anchor.
     let squatter = make_agency(&pki.p, &other, &pki.serial, "Agency B");
@@ -1668,15 +1681,6 @@ fn the_sponsor_deregisters_an_organisation_from_the_next_block() {
     let mut x = with_agency_b(&w);
     let node = &mut x.node;
     let pending = node.must_admit(&anchor(&x.b_user, 1, &sm3(b"pending")));
-    let dereg = |m: &Member, salt: u8, name: &str| {
-        call(
-            m,
-            salt,
-            "identity",
-            "deregister_org",
-            vec![name.as_bytes().to_vec()],
-        )
-    };
     // Agency A's admin does not sponsor Agency B; nobody deregisters a founding organisation.
     let r = node.admit(&dereg(&w.admin, 1, "Agency B")).unwrap_err();
     assert_eq!(r.code, RejectCode::PermissionDenied, "{r}");
@@ -1752,22 +1756,8 @@ fn the_sponsor_replaces_a_ca_without_overlap() {
         RejectCode::PermissionDenied
     );
     // A CA that the sponsor did not issue (another root's) is refused.
-    let rogue_key = w.pki.p.generate().unwrap();
-    let rogue = Org {
-        ca: issue_root(
-            "Agency B CA",
-            "Agency B",
-            Serial::from_hex("09").unwrap(),
-            validity(0, 3650),
-            &rogue_key,
-        )
-        .unwrap(),
-        key: rogue_key,
-    };
-    let rogue_args = vec![
-        rogue.ca.der().to_vec(),
-        w.pki.crl(&rogue, 1, 0, &[]).der().to_vec(),
-    ];
+    let rogue = w.pki.rogue_root("Agency B CA", "Agency B", "09");
+    let rogue_args = w.pki.org_args(&rogue);
     assert_eq!(
         code_of(node.admit(&call(
             &x.root_admin,
@@ -1808,18 +1798,7 @@ fn a_refused_certificate_is_remembered_per_state_root() {
     // verification, and the same file again is answered from the refusal cache.
     let w = world();
     let node = Node::new(&w.g);
-    let rogue_key = w.pki.p.generate().unwrap();
-    let rogue = Org {
-        ca: issue_root(
-            "Nowhere CA",
-            "Nowhere",
-            Serial::from_hex("0b").unwrap(),
-            validity(0, 3650),
-            &rogue_key,
-        )
-        .unwrap(),
-        key: rogue_key,
-    };
+    let rogue = w.pki.rogue_root("Nowhere CA", "Nowhere", "0b");
     let mallory = w.pki.leaf(&rogue, Role::User, "mallory");
     let tx = anchor(&mallory, 1, &sm3(b"m"));
     let r1 = node.admit(&tx).unwrap_err();
@@ -1957,43 +1936,13 @@ fn contract_rules_keep_their_codes_and_messages_at_admission_and_execution() {
     let node = &mut x.node;
     // Record Agency A's user, so the suspension rule finds the certificate.
     assert_success(&node.run(&[anchor(&w.user, 1, &sm3(b"recorded"))]));
-    let dereg = |m: &Member, salt: u8, name: &str| {
-        call(
-            m,
-            salt,
-            "identity",
-            "deregister_org",
-            vec![name.as_bytes().to_vec()],
-        )
-    };
     let b2 = w.pki.agency("Agency B");
-    let b2_args = vec![
-        b2.ca.der().to_vec(),
-        w.pki.crl(&b2, 1, 0, &[]).der().to_vec(),
-    ];
-    let rogue_key = w.pki.p.generate().unwrap();
-    let rogue_ca = issue_root(
-        "Agency B CA",
-        "Agency B",
-        Serial::from_hex("09").unwrap(),
-        validity(0, 3650),
-        &rogue_key,
-    )
-    .unwrap();
-    let rogue_crl = issue_crl(&rogue_ca, &rogue_key, 1, t(0), t(60), &[]).unwrap();
+    let b2_args = w.pki.org_args(&b2);
+    let rogue = w.pki.rogue_root("Agency B CA", "Agency B", "09");
     let a_crl = w.pki.crl(&w.pki.a, 2, 5, &[]);
-    let forged = pki::danger::sign_crl(
-        &w.pki.a.ca,
-        &w.pki.root.key,
-        9,
-        t(8),
-        t(68),
-        &[],
-        &UserId::default(),
-    )
-    .expect("the forged CRL fixture builds");
+    let forged = w.pki.forged_crl();
     let d = w.pki.agency("Agency D");
-    let d_args = vec![d.ca.der().to_vec(), w.pki.crl(&d, 1, 0, &[]).der().to_vec()];
+    let d_args = w.pki.org_args(&d);
     let user = w.user.id();
     let admission_cases: Vec<(&str, Vec<u8>, RejectCode, String)> = vec![
         (
@@ -2027,13 +1976,13 @@ fn contract_rules_keep_their_codes_and_messages_at_admission_and_execution() {
                 1,
                 "identity",
                 "replace_ca",
-                vec![rogue_ca.der().to_vec(), rogue_crl.der().to_vec()],
+                w.pki.org_args(&rogue),
             ),
             R::BadArguments,
             format!(
                 "args[0] (CA certificate): no path to a trust anchor: no issuer named {:?} for {} (CERT_NO_PATH_TO_ANCHOR)",
-                rogue_ca.issuer(),
-                cert_ref(&rogue_ca)
+                rogue.ca.issuer(),
+                cert_ref(&rogue.ca)
             ),
         ),
         (
