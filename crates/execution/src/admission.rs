@@ -840,7 +840,10 @@ impl Admission {
     /// read-only context on `view`, at `phase` (admission or recheck), with the consortium's
     /// certificate validation. The hook sees the block the transaction is admitted for: height
     /// tip + 1 at the admission time.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the hook's inputs, which admit and recheck take from different places"
+    )]
     fn authorize<S: NodeStore + ?Sized>(
         &self,
         view: &StateView<'_, S>,
