@@ -2,7 +2,11 @@
 //! the result is a [`VerifiedTx`] that only [`Admission`] constructs.
 //!
 //! Order (docs/execution.md §6): size, decoding, chain, expiry, duplicate, known call, argument
-//! shape, signer (certificate, chain, revocation), suspension, signature, permission.
+//! shape, signer (certificate, chain, revocation), suspension, signature, permission (the
+//! permission table's roles, then the contract's authorisation hook, `Contract::authorize`, in
+//! a read-only context on the state being admitted to). Admission names no contract or method:
+//! what is particular to one is the contract's (its hook, and `Contract::introduced_ca` for a
+//! call whose signer is certified by the CA it brings along).
 //!
 //! A signer's certificate is validated by [`pki::Consortium::validate`], the function the
 //! offline receipt verifier uses too: its trust anchors are exactly the founding organisations'
@@ -28,10 +32,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::codes::{RejectCode, Rejection};
-use crate::contract::{Contract, Permission, Registry};
+use crate::context::{BlockContext, CaValidation, CallContext, CostMeter, Env, Phase, SignerInfo};
+use crate::contract::{Contract, Denial};
 use crate::error::ExecError;
-use crate::genesis::ChainParams;
-use crate::identity;
+use crate::params::ChainParams;
+use crate::registry::{Permission, Registry};
+use crate::verified::{CheckedChain, VerifiedTx};
 use crate::view::StateView;
 use crypto::Digest;
 use crypto_sm::sm3::sm3;
@@ -62,73 +68,6 @@ pub struct AdmitContext {
     pub tip: Height,
     /// The node's expected time of the next block (seconds), for certificate and CRL validity.
     pub now: UnixTime,
-}
-
-/// Who signed an admitted transaction.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SignerInfo {
-    /// SM3 of the signer's certificate (DER).
-    pub cert_id: Digest,
-    /// The signer's organisation: the O of the registered CA that anchors the chain (for
-    /// `identity.register_org`, the new organisation).
-    pub organisation: String,
-    /// The certificate's common name.
-    pub common_name: String,
-    /// The certificate's role.
-    pub role: Role,
-}
-
-/// A validated certificate path: leaf first, the founding CA (trust anchor) last.
-#[derive(Debug)]
-struct CheckedChain {
-    path: Vec<Certificate>,
-    organisation: String,
-    role: Role,
-}
-
-/// A transaction that passed admission. Only [`Admission`] constructs one; the executor takes
-/// nothing else.
-#[derive(Clone, Debug)]
-pub struct VerifiedTx {
-    signed: SignedTx,
-    id: TxId,
-    encoded_len: usize,
-    signer: SignerInfo,
-    chain: Arc<CheckedChain>,
-    /// For `identity.register_org`: the new organisation's CA and CRL, which cover the signer.
-    pending: Option<(Certificate, Crl)>,
-}
-
-impl VerifiedTx {
-    /// Returns the signed transaction.
-    pub fn signed(&self) -> &SignedTx {
-        &self.signed
-    }
-
-    /// Returns the transaction ID.
-    pub fn id(&self) -> TxId {
-        self.id
-    }
-
-    /// Returns the length of the encoding that was admitted.
-    pub fn encoded_len(&self) -> usize {
-        self.encoded_len
-    }
-
-    /// Returns the signer.
-    pub fn signer(&self) -> &SignerInfo {
-        &self.signer
-    }
-
-    /// Returns the expiry height.
-    pub fn expiry(&self) -> Height {
-        self.signed.tx.expiry
-    }
-
-    /// Returns the signer's certificate.
-    pub fn certificate(&self) -> &Certificate {
-        &self.chain.path[0]
-    }
 }
 
 /// The admission checks of one chain, with the certificate cache. `Send + Sync`: share one
@@ -184,10 +123,7 @@ fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
 }
 
 fn state_err(e: ExecError) -> Rejection {
-    reject(
-        RejectCode::StateUnavailable,
-        format!("cannot read state: {e}"),
-    )
+    Denial::State(e).into_rejection()
 }
 
 fn chain_rejection(e: &ChainError) -> Rejection {
@@ -291,15 +227,15 @@ impl LiveCache {
     fn members<S: NodeStore + ?Sized>(
         &self,
         view: &StateView<'_, S>,
-    ) -> Result<Arc<Members>, Rejection> {
+    ) -> Result<Arc<Members>, ExecError> {
         if let Some(m) = &self.entries(view).members {
             return Ok(m.clone());
         }
         let mut m = Members::default();
-        for org in view.organisations().map_err(state_err)? {
+        for org in view.organisations()? {
             let founding = org.is_founding();
             for ca in std::iter::once(org.ca_cert).chain(org.former_cas) {
-                if let Some(crl) = view.crl(&ca.fingerprint()).map_err(state_err)? {
+                if let Some(crl) = view.crl(&ca.fingerprint())? {
                     m.crls.push(crl);
                 }
                 if !founding {
@@ -316,7 +252,7 @@ impl LiveCache {
 /// Checks what only the chain's state knows about a validated path: every CA between the
 /// signer and the anchor is the active registered CA of its organisation, and the signer's
 /// organisation is registered, active, and has its CA on the path. `pending` is the CA a
-/// `register_org` brings along, registered only by that transaction.
+/// call introduces (`Contract::introduced_ca`), registered only by that transaction.
 fn check_registration<S: NodeStore + ?Sized>(
     view: &StateView<'_, S>,
     live: &LiveCache,
@@ -388,7 +324,7 @@ fn check_registration<S: NodeStore + ?Sized>(
 
 /// Checks what a cached chain can no longer vouch for, in the order and with the errors of a
 /// fresh validation: validity windows from the anchor down, revocation from the top by the
-/// recorded CRLs (or the CRL a `register_org` brings along with its CA, in `pending`), then
+/// recorded CRLs (or the CRL a call introduces with its CA, in `pending`), then
 /// the registration of every CA on the path.
 fn check_live<S: NodeStore + ?Sized>(
     view: &StateView<'_, S>,
@@ -590,12 +526,16 @@ impl Admission {
         contract
             .check_args(&tx.call.method, &tx.call.args)
             .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
+        let introduced = contract
+            .introduced_ca(&tx.call.method, &tx.call.args)
+            .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
 
-        let (chain, pending) = if is_register_org(&signed) {
-            let (chain, ca, crl) = self.resolve_registering_signer(view, ctx, &signed)?;
-            (chain, Some((ca, crl)))
-        } else {
-            (self.resolve_signer(view, ctx, &tx.sender)?, None)
+        let (chain, pending) = match introduced {
+            Some((ca, crl)) => {
+                let chain = self.resolve_introducing_signer(view, ctx, &signed, &ca, &crl)?;
+                (chain, Some((ca, crl)))
+            }
+            None => (self.resolve_signer(view, ctx, &tx.sender)?, None),
         };
         let leaf = &chain.path[0];
         let signer = SignerInfo {
@@ -611,15 +551,24 @@ impl Admission {
                 format!("signature of {id} by {}: {e}", cert_ref(leaf)),
             )
         })?;
-        self.authorize(view, ctx, &signer, perm, &signed, true)?;
-        Ok(VerifiedTx {
+        self.authorize(
+            view,
+            ctx,
+            contract,
+            perm,
+            &signed,
+            id,
+            &signer,
+            Phase::Admission,
+        )?;
+        Ok(VerifiedTx::new(
             signed,
             id,
-            encoded_len: bytes.len(),
+            bytes.len(),
             signer,
             chain,
             pending,
-        })
+        ))
     }
 
     /// Admits many transactions on all cores (SM2 has no batch verification), with the same
@@ -677,20 +626,29 @@ impl Admission {
         tx: &VerifiedTx,
     ) -> Result<(), Rejection> {
         self.check_expiry(tx.expiry(), ctx.tip)?;
-        check_unseen(seen, &tx.id)?;
-        match &tx.pending {
-            // register_org: the new CA exists only in the transaction; its path is rechecked
-            // as admitted.
-            Some(pending) => check_live(view, &self.live, ctx.now, &tx.chain, Some(pending))?,
+        check_unseen(seen, &tx.id())?;
+        match tx.pending() {
+            // A CA the call introduced (register_org) exists only in the transaction; the
+            // signer's path through it is rechecked as admitted.
+            Some(pending) => check_live(view, &self.live, ctx.now, tx.chain(), Some(pending))?,
             // Everyone else is judged as a new submission would be (through the caches): the
             // path found now, not necessarily the one found at admission.
             None => {
-                self.resolve_signer(view, ctx, &tx.signed.tx.sender)?;
+                self.resolve_signer(view, ctx, &tx.signed().tx.sender)?;
             }
         }
-        check_suspension(view, &tx.signer)?;
-        let (_, perm) = self.resolve_call(&tx.signed)?;
-        self.authorize(view, ctx, &tx.signer, perm, &tx.signed, false)
+        check_suspension(view, tx.signer())?;
+        let (contract, perm) = self.resolve_call(tx.signed())?;
+        self.authorize(
+            view,
+            ctx,
+            contract,
+            perm,
+            tx.signed(),
+            tx.id(),
+            tx.signer(),
+            Phase::Recheck,
+        )
     }
 
     fn check_expiry(&self, expiry: Height, tip: Height) -> Result<(), Rejection> {
@@ -785,7 +743,10 @@ impl Admission {
                 format!("{} has no gmchain role", cert_ref(&leaf)),
             )
         })?;
-        let members = self.live.members(view).map_err(Refused::passing)?;
+        let members = self
+            .live
+            .members(view)
+            .map_err(|e| Refused::passing(state_err(e)))?;
         let validated = self
             .consortium
             .validate(&leaf, &members.intermediates, &members.crls, ctx.now, role)
@@ -812,18 +773,20 @@ impl Admission {
         Ok(Arc::new(chain))
     }
 
-    /// `identity.register_org`: the signer is certified by the new CA, which is not registered
-    /// yet. The chain is validated in the consortium as leaf → new CA → … → a founding CA that
-    /// sponsors the new name, with the recorded CRLs plus the new CA's CRL from the arguments;
-    /// the path must run through the new CA. Never cached: the new CA is not (yet) registered.
-    fn resolve_registering_signer<S: NodeStore + ?Sized>(
+    /// A call that introduces a CA (`Contract::introduced_ca`: `identity.register_org`): the
+    /// signer is certified by the new CA, which is not registered yet. The chain is validated
+    /// in the consortium as leaf → new CA → … → a founding CA that sponsors the new name, with
+    /// the recorded CRLs plus the new CA's CRL; the path must run through the new CA. Never
+    /// cached: the new CA is not (yet) registered.
+    fn resolve_introducing_signer<S: NodeStore + ?Sized>(
         &self,
         view: &StateView<'_, S>,
         ctx: &AdmitContext,
         signed: &SignedTx,
-    ) -> Result<(Arc<CheckedChain>, Certificate, Crl), Rejection> {
-        let (new_ca, new_crl) = identity::parse_register_org(&signed.tx.call.args)
-            .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
+        new_ca: &Certificate,
+        new_crl: &Crl,
+    ) -> Result<Arc<CheckedChain>, Rejection> {
+        let call = &signed.tx.call;
         let leaf = match &signed.tx.sender {
             Sender::Certificate(der) => Certificate::from_der(der)
                 .map_err(|e| reject(RejectCode::CertInvalid, format!("sender certificate: {e}")))?,
@@ -842,7 +805,7 @@ impl Admission {
                 format!("{} has no gmchain role", cert_ref(&leaf)),
             )
         })?;
-        let members = self.live.members(view)?;
+        let members = self.live.members(view).map_err(state_err)?;
         let mut intermediates = vec![new_ca.clone()];
         intermediates.extend(members.intermediates.iter().cloned());
         let mut crls = members.crls.clone();
@@ -856,8 +819,10 @@ impl Admission {
             return Err(reject(
                 RejectCode::PermissionDenied,
                 format!(
-                    "identity.register_org must be signed by an admin certified by the new CA {}; {} is not",
-                    cert_ref(&new_ca),
+                    "{}.{} must be signed by an admin certified by the new CA {}; {} is not",
+                    call.contract,
+                    call.method,
+                    cert_ref(new_ca),
                     cert_ref(&leaf)
                 ),
             ));
@@ -867,116 +832,88 @@ impl Admission {
             role: validated.role(),
             path,
         };
-        check_registration(view, &self.live, &chain, Some(&new_ca))?;
-        Ok((Arc::new(chain), new_ca, new_crl))
+        check_registration(view, &self.live, &chain, Some(new_ca))?;
+        Ok(Arc::new(chain))
     }
 
-    /// Validates the new CA of an `identity.replace_ca` at `ctx`: a CA of the consortium,
-    /// sponsored by its anchor, whose issuer is the active registered CA of the admin's own
-    /// organisation (the sponsor), and not revoked by that CA's recorded CRL.
-    fn check_replacement_ca<S: NodeStore + ?Sized>(
-        &self,
-        view: &StateView<'_, S>,
-        ctx: &AdmitContext,
-        signer: &SignerInfo,
-        new_ca: &Certificate,
-    ) -> Result<(), Rejection> {
-        let members = self.live.members(view)?;
-        let validated = self
-            .consortium
-            .validate(
-                new_ca,
-                &members.intermediates,
-                &members.crls,
-                ctx.now,
-                Role::AgencyCa,
-            )
-            .map_err(|e| {
-                reject(
-                    RejectCode::BadArguments,
-                    format!("args[0] (CA certificate): {e} ({})", e.code()),
-                )
-            })?;
-        let issuer = validated.path().get(1);
-        let sponsor_ca = self.live.org(view, &signer.organisation)?;
-        let issued_by_sponsor = match (issuer, sponsor_ca) {
-            (Some(i), Some(s)) => s.active && i.fingerprint() == s.ca,
-            _ => false,
-        };
-        if !issued_by_sponsor {
-            return Err(reject(
-                RejectCode::PermissionDenied,
-                format!(
-                    "identity.replace_ca: the new CA {} is not issued by the registered CA of the admin's organisation {:?}",
-                    cert_ref(new_ca),
-                    signer.organisation
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// The permission table's role check, then the method's organisation rule. With `full`,
-    /// also the stateful argument checks too costly to repeat at recheck (a CRL's signature).
+    /// The permission table's role check, then the contract's authorisation hook in a
+    /// read-only context on `view`, at `phase` (admission or recheck), with the consortium's
+    /// certificate validation. The hook sees the block the transaction is admitted for: height
+    /// tip + 1 at the admission time.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the hook's inputs, which admit and recheck take from different places"
+    )]
     fn authorize<S: NodeStore + ?Sized>(
         &self,
         view: &StateView<'_, S>,
         ctx: &AdmitContext,
-        signer: &SignerInfo,
+        contract: &dyn Contract,
         perm: &Permission,
         signed: &SignedTx,
-        full: bool,
+        id: TxId,
+        signer: &SignerInfo,
+        phase: Phase,
     ) -> Result<(), Rejection> {
-        let call = &signed.tx.call;
-        let denied = |why: String| {
-            reject(
-                RejectCode::PermissionDenied,
-                format!("{}.{}: {why}", call.contract, call.method),
-            )
-        };
-        match (perm.contract, perm.method) {
-            ("identity", "deregister_org") | ("identity", "replace_ca")
-                if perm.roles.contains(&signer.role) =>
-            {
-                let name = if perm.method == "deregister_org" {
-                    identity::parse_org_name(&call.args)
-                } else {
-                    identity::parse_register_org(&call.args)
-                        .map(|(ca, _)| ca.organisation().unwrap_or_default())
-                }
-                .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
-                let org = view
-                    .organisation(&name)
-                    .map_err(state_err)?
-                    .ok_or_else(|| {
-                        reject(
-                            RejectCode::BadArguments,
-                            format!("organisation {name:?} is not registered"),
-                        )
-                    })?;
-                match &org.sponsor {
-                    None => {
-                        return Err(denied(format!(
-                            "{name:?} is a founding organisation: it changes only through the consortium's governance"
-                        )));
-                    }
-                    Some(s) if *s != signer.organisation => {
-                        return Err(denied(format!(
-                            "{name:?} is sponsored by {s:?}, not by the admin's organisation {:?}",
-                            signer.organisation
-                        )));
-                    }
-                    Some(_) => {}
-                }
-                if perm.method == "replace_ca" {
-                    let (ca, _) = identity::parse_register_org(&call.args)
-                        .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
-                    self.check_replacement_ca(view, ctx, signer, &ca)?;
-                }
-            }
-            _ => {}
+        if let Some(why) = perm.role_refusal(signer.role) {
+            return Err(reject(RejectCode::PermissionDenied, why));
         }
-        authorize(view, signer, perm, signed, full)
+        let cas = ConsortiumCas {
+            admission: self,
+            view,
+            now: ctx.now,
+        };
+        let block = BlockContext {
+            height: Height(ctx.tip.0.saturating_add(1)),
+            timestamp_ms: ctx.now.0.saturating_mul(1000),
+        };
+        let meter = CostMeter::unlimited();
+        let env = Env {
+            caller: signer,
+            block: &block,
+            tx_id: id,
+            limits: &self.limits,
+            meter: &meter,
+            phase,
+            cas: Some(&cas),
+        };
+        let call = &signed.tx.call;
+        contract
+            .authorize(
+                &CallContext::read_only(contract.name(), view, env),
+                &call.method,
+                &call.args,
+            )
+            .map_err(Denial::into_rejection)
+    }
+}
+
+/// The consortium's validation as admission runs it, offered to authorisation hooks: the
+/// registered CAs as intermediates and the recorded CRLs of the state being admitted to.
+struct ConsortiumCas<'x, 'v, S: NodeStore + ?Sized> {
+    admission: &'x Admission,
+    view: &'x StateView<'v, S>,
+    now: UnixTime,
+}
+
+impl<S: NodeStore + ?Sized> CaValidation for ConsortiumCas<'_, '_, S> {
+    fn validate(
+        &self,
+        cert: &Certificate,
+        intended: Role,
+    ) -> Result<Result<Vec<Certificate>, ChainError>, ExecError> {
+        let members = self.admission.live.members(self.view)?;
+        Ok(self
+            .admission
+            .consortium
+            .validate(
+                cert,
+                &members.intermediates,
+                &members.crls,
+                self.now,
+                intended,
+            )
+            .map(|v| v.path().to_vec()))
     }
 }
 
@@ -995,10 +932,6 @@ fn check_unseen(seen: &Seen<'_>, id: &TxId) -> Result<(), Rejection> {
     }
 }
 
-fn is_register_org(signed: &SignedTx) -> bool {
-    signed.tx.call.contract == crate::keys::IDENTITY && signed.tx.call.method == "register_org"
-}
-
 fn check_suspension<S: NodeStore + ?Sized>(
     view: &StateView<'_, S>,
     signer: &SignerInfo,
@@ -1011,84 +944,6 @@ fn check_suspension<S: NodeStore + ?Sized>(
                 signer.cert_id, signer.common_name, signer.organisation
             ),
         ));
-    }
-    Ok(())
-}
-
-/// The permission table's role check, then the organisation rules that need only the state.
-/// With `full`, also the stateful argument checks too costly to repeat at recheck (a CRL's
-/// signature).
-fn authorize<S: NodeStore + ?Sized>(
-    view: &StateView<'_, S>,
-    signer: &SignerInfo,
-    perm: &Permission,
-    signed: &SignedTx,
-    full: bool,
-) -> Result<(), Rejection> {
-    let call = &signed.tx.call;
-    if !perm.roles.contains(&signer.role) {
-        return Err(reject(
-            RejectCode::PermissionDenied,
-            format!(
-                "role {} may not call {}.{}",
-                signer.role, call.contract, call.method
-            ),
-        ));
-    }
-    let denied = |why: String| {
-        reject(
-            RejectCode::PermissionDenied,
-            format!("{}.{}: {why}", call.contract, call.method),
-        )
-    };
-    match (perm.contract, perm.method) {
-        // identity.register_org: the consortium's validation (sponsorship) decided which
-        // organisation the new CA may name; the admin is certified by it (checked on
-        // resolution). identity.deregister_org / replace_ca: Admission::authorize.
-        ("identity", "update_crl") => {
-            let crl = identity::parse_update_crl(&call.args)
-                .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
-            let org = view
-                .organisation(&signer.organisation)
-                .map_err(state_err)?
-                .ok_or_else(|| {
-                    denied(format!(
-                        "organisation {:?} is not registered",
-                        signer.organisation
-                    ))
-                })?;
-            if crl.issuer() != org.ca_cert.subject() {
-                return Err(denied(format!(
-                    "the CRL is issued by {:?}, not by the registered CA of {:?}",
-                    crl.issuer(),
-                    signer.organisation
-                )));
-            }
-            if full && crl.verify_signed_by(&org.ca_cert.public_key()).is_err() {
-                return Err(reject(
-                    RejectCode::BadArguments,
-                    format!(
-                        "args[0] (CRL): its signature does not verify with the registered CA of {:?}",
-                        signer.organisation
-                    ),
-                ));
-            }
-        }
-        ("identity", "suspend") | ("identity", "resume") => {
-            let id = identity::parse_cert_id(perm.method, &call.args)
-                .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
-            // A certificate not recorded yet fails in execution (IDENTITY_CERT_UNKNOWN).
-            if let Some(cert) = view.certificate(&id).map_err(state_err)?
-                && cert.organisation().as_deref() != Some(signer.organisation.as_str())
-            {
-                return Err(denied(format!(
-                    "certificate {id} belongs to {:?}, not to {:?}",
-                    cert.organisation().unwrap_or_default(),
-                    signer.organisation
-                )));
-            }
-        }
-        _ => {}
     }
     Ok(())
 }

@@ -3,17 +3,11 @@
 //! writes only their own attestations; the first anchor of a digest wins.
 
 use crate::codes::FailureCode;
-use crate::contract::{CallContext, Contract, ContractError};
-use crate::keys::attestation as k;
-use crate::records::{self, Attestation};
+use crate::context::{CallContext, ContractError};
+use crate::contract::{BUILTIN_CALL_COST, Contract};
+use crate::keys::{ATTESTATION, attestation as k};
+use crate::records::{self, Attestation, MAX_KIND_LEN, MAX_METADATA_LEN, MAX_POINTER_LEN};
 use crypto::Digest;
-
-/// Longest kind, in bytes.
-pub const MAX_KIND_LEN: usize = 64;
-/// Longest metadata, in bytes.
-pub const MAX_METADATA_LEN: usize = 4096;
-/// Longest pointer, in bytes.
-pub const MAX_POINTER_LEN: usize = 4096;
 
 /// The built-in `attestation` contract.
 #[derive(Clone, Copy, Debug, Default)]
@@ -127,7 +121,7 @@ impl AttestationContract {
 
 impl Contract for AttestationContract {
     fn name(&self) -> &'static str {
-        crate::keys::ATTESTATION
+        ATTESTATION
     }
 
     fn methods(&self) -> &'static [&'static str] {
@@ -150,6 +144,7 @@ impl Contract for AttestationContract {
         method: &str,
         args: &[Vec<u8>],
     ) -> Result<(), ContractError> {
+        ctx.charge(BUILTIN_CALL_COST)?;
         match method {
             "anchor" => Self::anchor(ctx, args),
             _ => Err(ContractError::failed(

@@ -3,25 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use crate::admission::VerifiedTx;
 use crate::codes::FailureCode;
-use crate::contract::{CallContext, ContractError, Registry, Writes};
+use crate::context::{BlockContext, CallContext, ContractError, CostMeter, Env, Phase, Writes};
+use crate::contract::Denial;
 use crate::error::ExecError;
-use crate::genesis::ChainParams;
 use crate::keys::{self, IDENTITY};
+use crate::params::ChainParams;
+use crate::registry::Registry;
+use crate::verified::VerifiedTx;
 use crate::view::StateRead;
 use crypto::Digest;
 use state::{NodeStore, UpdateBatch};
-use types::{ChainId, Event, Height, Limits, Receipt, Status};
-
-/// The block being executed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockContext {
-    /// Its height.
-    pub height: Height,
-    /// Its timestamp (ms since the Unix epoch), as the proposer stated it.
-    pub timestamp_ms: u64,
-}
+use types::{ChainId, Event, Limits, Receipt, Status};
 
 /// What executing a block produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,15 +102,17 @@ impl Executor {
                         events,
                     }
                 }
-                Err(ContractError::Failed { code, message }) => Receipt {
-                    tx_id: tx.id(),
-                    status: Status::Failed {
-                        code: code.number(),
-                        message: bounded(message, self.limits.max_message_len),
-                    },
-                    events: Vec::new(),
-                },
-                Err(ContractError::State(e)) => return Err(e),
+                Err(e) => {
+                    let (code, message) = e.into_failure()?;
+                    Receipt {
+                        tx_id: tx.id(),
+                        status: Status::Failed {
+                            code: code.number(),
+                            message: bounded(message, self.limits.max_message_len),
+                        },
+                        events: Vec::new(),
+                    }
+                }
             };
             receipts.push(receipt);
         }
@@ -147,28 +142,32 @@ impl Executor {
                 format!("no built-in method {}.{}", call.contract, call.method),
             ));
         };
-        // Roles are rechecked here too: execution must not depend on who admitted the
-        // transaction. Organisation rules are the contract's own checks.
-        if !perm.roles.contains(&tx.signer().role) {
-            return Err(ContractError::failed(
-                FailureCode::PermissionDenied,
-                format!(
-                    "role {} may not call {}.{}",
-                    tx.signer().role,
-                    call.contract,
-                    call.method
-                ),
-            ));
+        // Roles and the contract's own rules are checked here too, on the state the block's
+        // earlier transactions left: execution must not depend on who admitted the
+        // transaction.
+        if let Some(why) = perm.role_refusal(tx.signer().role) {
+            return Err(ContractError::failed(FailureCode::PermissionDenied, why));
         }
         contract.check_args(&call.method, &call.args)?;
-        let mut cctx = CallContext::new(
-            contract.name(),
-            overlay,
-            tx.signer(),
-            ctx,
-            tx.id(),
-            &self.limits,
-        );
+        // No per-transaction limit yet: the built-ins' fixed charges are counted, not refused.
+        let meter = CostMeter::unlimited();
+        let env = Env {
+            caller: tx.signer(),
+            block: ctx,
+            tx_id: tx.id(),
+            limits: &self.limits,
+            meter: &meter,
+            phase: Phase::Execution,
+            cas: None,
+        };
+        contract
+            .authorize(
+                &CallContext::read_only(contract.name(), overlay, env),
+                &call.method,
+                &call.args,
+            )
+            .map_err(Denial::into_failure)?;
+        let mut cctx = CallContext::new(contract.name(), overlay, env);
         contract.call(&mut cctx, &call.method, &call.args)?;
         Ok(cctx.into_parts())
     }

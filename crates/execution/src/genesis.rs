@@ -1,8 +1,9 @@
 //! The genesis file (JSON, docs/execution.md §2), its hash, and block 0.
 
 use crate::error::{ExecError, GenesisError};
-use crate::identity::check_org_name;
+use crate::identity::{check_org_name, crl_from};
 use crate::keys::{self, CHAIN, IDENTITY, full};
+use crate::params::ChainParams;
 use crate::records::{self, OrgRecord, ValidatorRecord};
 use crypto::Digest;
 use crypto_sm::sm3::sm3_parts;
@@ -21,40 +22,6 @@ pub const GENESIS_DOMAIN: &[u8] = b"GMCHAIN-GENESIS-V1\0";
 /// founding organisation's `sponsors` (docs/execution.md §2). Format 1 files (no `format`
 /// field) are still read, for verifying receipts of chains made before it; a node refuses them.
 pub const GENESIS_FORMAT: u8 = 2;
-
-/// Chain-wide parameters fixed at genesis.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChainParams {
-    /// How far ahead of the tip a transaction's expiry may be (default 100).
-    pub expiry_window: u64,
-    /// Most transactions in a block (default 2000).
-    pub max_txs_per_block: u32,
-    /// Largest encoded signed transaction in bytes (default 128 KiB).
-    pub max_tx_size: usize,
-}
-
-impl Default for ChainParams {
-    fn default() -> Self {
-        ChainParams {
-            expiry_window: 100,
-            max_txs_per_block: 2000,
-            max_tx_size: 128 * 1024,
-        }
-    }
-}
-
-impl ChainParams {
-    /// Returns `Limits::default()` tightened by these parameters (never loosened).
-    pub fn limits(&self) -> Limits {
-        let d = Limits::default();
-        let txs = usize::try_from(self.max_txs_per_block).unwrap_or(usize::MAX);
-        Limits {
-            max_tx_size: d.max_tx_size.min(self.max_tx_size),
-            max_txs_per_block: d.max_txs_per_block.min(txs),
-            ..d
-        }
-    }
-}
 
 /// An organisation registered at genesis.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -398,7 +365,7 @@ impl Genesis {
                     ),
                 ));
             }
-            if !crate::identity::crl_from(&o.crl, &o.ca_cert) {
+            if !crl_from(&o.crl, &o.ca_cert) {
                 return Err(GenesisError::field(
                     format!("{f}.crl"),
                     format!("not issued and signed by ca_cert {:?}", o.ca_cert.subject()),

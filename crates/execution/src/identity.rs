@@ -5,13 +5,20 @@
 //! how its chain is checked). The sponsor's admins may deregister such an organisation or
 //! replace its CA; a founding organisation changes only through governance (a later issue).
 //! Suspension can only take a certificate's rights away: no method grants a role.
+//!
+//! Who may make each call (docs/execution.md §5) is written once, in the authorisation hook
+//! [`IdentityContract::authorize`]'s rules below, which admission, recheck and execution run;
+//! each rule reports with admission's codes and messages before execution and with the
+//! contract's failure codes in it.
 
-use crate::codes::FailureCode;
-use crate::contract::{CallContext, Contract, ContractError};
-use crate::keys::identity as k;
+use crate::codes::{FailureCode, RejectCode};
+use crate::context::{CaValidation, CallContext, ContractError, Phase};
+use crate::contract::{BUILTIN_CALL_COST, Contract, Denial};
+use crate::error::ExecError;
+use crate::keys::{self, IDENTITY, identity as k};
 use crate::records::{self, OrgRecord, SuspensionRecord};
 use crypto::Digest;
-use pki::{Certificate, Crl};
+use pki::{CertRef, Certificate, Crl, Role};
 
 /// The built-in `identity` contract.
 #[derive(Clone, Copy, Debug, Default)]
@@ -50,10 +57,9 @@ pub(crate) fn check_org_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses and checks the arguments of `register_org`: [CA certificate DER, CRL DER]. The
-/// certificate must be a CA with a usable organisation name; the CRL must be issued and signed
-/// by it.
-pub(crate) fn parse_register_org(args: &[Vec<u8>]) -> Result<(Certificate, Crl), ContractError> {
+/// Parses and checks the CA certificate of `register_org` and `replace_ca` (args[0] of two):
+/// a CA with a usable organisation name. Returns it and the name.
+fn parse_ca(args: &[Vec<u8>]) -> Result<(Certificate, String), ContractError> {
     arg_count("register_org", args, 2)?;
     let ca = Certificate::from_der(&args[0])
         .map_err(|e| bad(format!("args[0] (CA certificate): {e}")))?;
@@ -64,8 +70,16 @@ pub(crate) fn parse_register_org(args: &[Vec<u8>]) -> Result<(Certificate, Crl),
         .organisation()
         .ok_or_else(|| bad("args[0] (CA certificate): its subject has no organisation (O)"))?;
     check_org_name(&name).map_err(|e| bad(format!("args[0] (CA certificate): {e}")))?;
+    Ok((ca, name))
+}
+
+/// Parses and checks the arguments of `register_org`: [CA certificate DER, CRL DER]. The
+/// certificate must be a CA with a usable organisation name; the CRL must be issued and signed
+/// by it.
+pub(crate) fn parse_register_org(args: &[Vec<u8>]) -> Result<(Certificate, Crl), ContractError> {
+    let (ca, _) = parse_ca(args)?;
     let crl = Crl::from_der(&args[1]).map_err(|e| bad(format!("args[1] (CRL): {e}")))?;
-    if crl.issuer() != ca.subject() || crl.verify_signed_by(&ca.public_key()).is_err() {
+    if !crl_from(&crl, &ca) {
         return Err(bad(format!(
             "args[1] (CRL): not issued and signed by the CA certificate {:?}",
             ca.subject()
@@ -78,10 +92,13 @@ pub(crate) fn parse_register_org(args: &[Vec<u8>]) -> Result<(Certificate, Crl),
 /// parse, as admission took them (the node puts them into the transaction's receipt).
 pub fn register_org_ca(tx: &types::SignedTx) -> Option<(Certificate, Crl)> {
     let call = &tx.tx.call;
-    if call.contract != crate::keys::IDENTITY || call.method != "register_org" {
+    if call.contract != IDENTITY {
         return None;
     }
-    parse_register_org(&call.args).ok()
+    IdentityContract
+        .introduced_ca(&call.method, &call.args)
+        .ok()
+        .flatten()
 }
 
 /// Parses the argument of `deregister_org`: [organisation name, UTF-8].
@@ -117,11 +134,13 @@ pub(crate) fn crl_from(crl: &Crl, ca: &Certificate) -> bool {
     crl.issuer() == ca.subject() && crl.verify_signed_by(&ca.public_key()).is_ok()
 }
 
+/// Reads the organisation `name` (a record that does not decode names its full state key, as
+/// `StateView` does).
 fn read_org(ctx: &CallContext<'_>, name: &str) -> Result<Option<OrgRecord>, ContractError> {
     let key = k::org(name);
     Ok(ctx
         .get(&key)?
-        .map(|v| OrgRecord::decode(&key, &v))
+        .map(|v| OrgRecord::decode(&keys::full(IDENTITY, &key), &v))
         .transpose()?)
 }
 
@@ -137,12 +156,12 @@ fn issuing_org(
     for seq in 0..count {
         let key = k::org_index(seq);
         let Some(name) = ctx.get(&key)? else {
-            return Err(crate::ExecError::corrupt(&key, "organisation index entry missing").into());
+            return Err(ExecError::corrupt(&key, "organisation index entry missing").into());
         };
         let name = String::from_utf8(name)
-            .map_err(|_| crate::ExecError::corrupt(&key, "organisation name is not UTF-8"))?;
+            .map_err(|_| ExecError::corrupt(&key, "organisation name is not UTF-8"))?;
         let Some(org) = read_org(ctx, &name)? else {
-            return Err(crate::ExecError::corrupt(&key, "indexed organisation missing").into());
+            return Err(ExecError::corrupt(&key, "indexed organisation missing").into());
         };
         let issuer = &org.ca_cert;
         let key_matches = match cert.authority_key_id() {
@@ -156,58 +175,237 @@ fn issuing_org(
     Ok(None)
 }
 
-/// Loads the organisation `name` that a sponsor's admin acts on: it must exist, not be a
-/// founding organisation, and be sponsored by the caller's organisation.
-fn sponsored_org(ctx: &CallContext<'_>, name: &str) -> Result<OrgRecord, ContractError> {
-    let org = read_org(ctx, name)?.ok_or_else(|| {
-        ContractError::failed(
-            FailureCode::OrgUnknown,
-            format!("organisation {name:?} is not registered"),
-        )
-    })?;
-    let Some(sponsor) = &org.sponsor else {
-        return Err(ContractError::failed(
-            FailureCode::OrgFounding,
-            format!(
-                "{name:?} is a founding organisation: it changes only through the consortium's governance"
-            ),
-        ));
-    };
-    if *sponsor != ctx.caller().organisation {
-        return Err(ContractError::failed(
-            FailureCode::PermissionDenied,
-            format!(
-                "{name:?} is sponsored by {sponsor:?}; an admin of {:?} may not change it",
-                ctx.caller().organisation
-            ),
-        ));
-    }
-    Ok(org)
-}
-
+/// Reads the recorded certificate `id` (a value that does not parse names its full state key,
+/// as `StateView` does).
 fn read_cert(ctx: &CallContext<'_>, id: &Digest) -> Result<Option<Certificate>, ContractError> {
     let key = k::cert(id);
     match ctx.get(&key)? {
         None => Ok(None),
-        Some(v) => Ok(Some(
-            Certificate::from_der(&v).map_err(|e| crate::ExecError::corrupt(&key, e))?,
+        Some(v) => {
+            Ok(Some(Certificate::from_der(&v).map_err(|e| {
+                ExecError::corrupt(&keys::full(IDENTITY, &key), e)
+            })?))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who may make each call: the rules of the authorisation hook. Before execution a refusal is
+// admission's (TX_PERMISSION_DENIED naming the call, or TX_BAD_ARGUMENTS); in execution it is
+// the contract's failure code.
+
+fn in_execution(ctx: &CallContext<'_>) -> bool {
+    ctx.phase() == Phase::Execution
+}
+
+/// Prefixes `why` with the call before execution, where `TX_PERMISSION_DENIED` names it.
+fn naming_the_call(ctx: &CallContext<'_>, method: &str, why: String) -> String {
+    if in_execution(ctx) {
+        why
+    } else {
+        format!("identity.{method}: {why}")
+    }
+}
+
+fn cert_ref(c: &Certificate) -> CertRef {
+    CertRef {
+        subject: c.subject(),
+        serial: c.serial(),
+    }
+}
+
+/// `register_org`, in execution: the admin's organisation is the one registered. (Before
+/// execution the signer's path runs through the new CA, which names it: admission validates
+/// the signer through [`Contract::introduced_ca`].)
+fn registers_its_own(ctx: &CallContext<'_>, name: &str) -> Result<(), Denial> {
+    let caller = &ctx.caller().organisation;
+    if caller != name {
+        return Err(Denial::refused(
+            RejectCode::PermissionDenied,
+            FailureCode::PermissionDenied,
+            format!("an admin of {caller:?} may not register organisation {name:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `deregister_org` and `replace_ca`: the organisation `name` is registered, not a founding
+/// organisation (those change only through governance), and sponsored by the admin's
+/// organisation. Returns its record.
+fn sponsored_org(ctx: &CallContext<'_>, method: &str, name: &str) -> Result<OrgRecord, Denial> {
+    let org = read_org(ctx, name)?.ok_or_else(|| {
+        Denial::refused(
+            RejectCode::BadArguments,
+            FailureCode::OrgUnknown,
+            format!("organisation {name:?} is not registered"),
+        )
+    })?;
+    let caller = &ctx.caller().organisation;
+    match &org.sponsor {
+        None => Err(Denial::refused(
+            RejectCode::PermissionDenied,
+            FailureCode::OrgFounding,
+            naming_the_call(
+                ctx,
+                method,
+                format!(
+                    "{name:?} is a founding organisation: it changes only through the consortium's governance"
+                ),
+            ),
         )),
+        Some(sponsor) if sponsor != caller => Err(Denial::refused(
+            RejectCode::PermissionDenied,
+            FailureCode::PermissionDenied,
+            if in_execution(ctx) {
+                format!(
+                    "{name:?} is sponsored by {sponsor:?}; an admin of {caller:?} may not change it"
+                )
+            } else {
+                format!(
+                    "identity.{method}: {name:?} is sponsored by {sponsor:?}, not by the admin's organisation {caller:?}"
+                )
+            },
+        )),
+        Some(_) => Ok(org),
+    }
+}
+
+/// `replace_ca`, before execution: the new CA validates in the consortium as an agency CA
+/// (sponsored by its anchor, not revoked by its issuer's recorded CRL), and its issuer is the
+/// active registered CA of the admin's organisation, the sponsor. (Execution finds the
+/// issuing organisation by name and key identifier instead: [`issuing_org`].)
+fn issued_by_the_sponsor(
+    ctx: &CallContext<'_>,
+    cas: &dyn CaValidation,
+    ca: &Certificate,
+) -> Result<(), Denial> {
+    let path = cas.validate(ca, Role::AgencyCa)?.map_err(|e| {
+        Denial::refused(
+            RejectCode::BadArguments,
+            FailureCode::BadArguments,
+            format!("args[0] (CA certificate): {e} ({})", e.code()),
+        )
+    })?;
+    let caller = &ctx.caller().organisation;
+    let sponsor = read_org(ctx, caller)?;
+    let issued_by_sponsor = match (path.get(1), sponsor) {
+        (Some(issuer), Some(s)) => s.is_active() && issuer.fingerprint() == s.ca_cert.fingerprint(),
+        _ => false,
+    };
+    if !issued_by_sponsor {
+        return Err(Denial::refused(
+            RejectCode::PermissionDenied,
+            FailureCode::PermissionDenied,
+            format!(
+                "identity.replace_ca: the new CA {} is not issued by the registered CA of the admin's organisation {caller:?}",
+                cert_ref(ca)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `update_crl`: the admin's organisation is registered. Returns its record.
+fn own_org(ctx: &CallContext<'_>, method: &str) -> Result<OrgRecord, Denial> {
+    let name = &ctx.caller().organisation;
+    read_org(ctx, name)?.ok_or_else(|| {
+        Denial::refused(
+            RejectCode::PermissionDenied,
+            FailureCode::OrgUnknown,
+            naming_the_call(
+                ctx,
+                method,
+                format!("organisation {name:?} is not registered"),
+            ),
+        )
+    })
+}
+
+/// `update_crl`: the CRL is issued and signed by the registered CA of the admin's
+/// organisation. Admission checks the issuer's name, and the signature on first admission
+/// only (it cannot change); execution checks both at once.
+fn crl_of_own_ca(ctx: &CallContext<'_>, crl: &Crl) -> Result<(), Denial> {
+    let org = own_org(ctx, "update_crl")?;
+    let name = &ctx.caller().organisation;
+    match ctx.phase() {
+        Phase::Execution => {
+            if !crl_from(crl, &org.ca_cert) {
+                return Err(Denial::refused(
+                    RejectCode::PermissionDenied,
+                    FailureCode::CrlIssuerMismatch,
+                    format!(
+                        "the CRL of {:?} is not issued and signed by the registered CA of {name:?}",
+                        crl.issuer()
+                    ),
+                ));
+            }
+        }
+        phase => {
+            if crl.issuer() != org.ca_cert.subject() {
+                return Err(Denial::refused(
+                    RejectCode::PermissionDenied,
+                    FailureCode::CrlIssuerMismatch,
+                    format!(
+                        "identity.update_crl: the CRL is issued by {:?}, not by the registered CA of {name:?}",
+                        crl.issuer()
+                    ),
+                ));
+            }
+            if phase == Phase::Admission && crl.verify_signed_by(&org.ca_cert.public_key()).is_err()
+            {
+                return Err(Denial::refused(
+                    RejectCode::BadArguments,
+                    FailureCode::CrlIssuerMismatch,
+                    format!(
+                        "args[0] (CRL): its signature does not verify with the registered CA of {name:?}"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `suspend` and `resume`: the certificate belongs to the admin's organisation. Before
+/// execution a certificate not recorded yet passes (an earlier transaction of the block may
+/// record it); execution requires it.
+fn own_cert(ctx: &CallContext<'_>, method: &str, id: &Digest) -> Result<(), Denial> {
+    let caller = &ctx.caller().organisation;
+    match read_cert(ctx, id)? {
+        None if in_execution(ctx) => Err(Denial::refused(
+            RejectCode::BadArguments,
+            FailureCode::CertUnknown,
+            format!("no certificate is recorded under {id}"),
+        )),
+        None => Ok(()),
+        Some(cert) => {
+            let owner = cert.organisation();
+            if owner.as_deref() == Some(caller.as_str()) {
+                return Ok(());
+            }
+            let owner = owner.unwrap_or_default();
+            Err(Denial::refused(
+                RejectCode::PermissionDenied,
+                FailureCode::PermissionDenied,
+                if in_execution(ctx) {
+                    format!(
+                        "certificate {id} belongs to {owner:?}, not to the admin's organisation {caller:?}"
+                    )
+                } else {
+                    format!(
+                        "identity.{method}: certificate {id} belongs to {owner:?}, not to {caller:?}"
+                    )
+                },
+            ))
+        }
     }
 }
 
 impl IdentityContract {
     fn register_org(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
+        // The authorisation hook checked that the admin's organisation is the new one.
         let (ca, crl) = parse_register_org(args)?;
         let name = ca.organisation().unwrap_or_default();
-        if ctx.caller().organisation != name {
-            return Err(ContractError::failed(
-                FailureCode::PermissionDenied,
-                format!(
-                    "an admin of {:?} may not register organisation {name:?}",
-                    ctx.caller().organisation
-                ),
-            ));
-        }
         if let Some(old) = read_org(ctx, &name)? {
             if !old.is_active() {
                 return Err(ContractError::failed(
@@ -255,7 +453,7 @@ impl IdentityContract {
     /// receipts keep their meaning and the name cannot be re-registered by the removed CA.
     fn deregister_org(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
         let name = parse_org_name(args)?;
-        let mut org = sponsored_org(ctx, &name)?;
+        let mut org = sponsored_org(ctx, "deregister_org", &name).map_err(Denial::into_failure)?;
         if let Some(at) = org.removed_at {
             return Err(ContractError::failed(
                 FailureCode::OrgRemoved,
@@ -272,7 +470,7 @@ impl IdentityContract {
     fn replace_ca(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
         let (ca, crl) = parse_register_org(args)?;
         let name = ca.organisation().unwrap_or_default();
-        let mut org = sponsored_org(ctx, &name)?;
+        let mut org = sponsored_org(ctx, "replace_ca", &name).map_err(Denial::into_failure)?;
         if org.ca_cert == ca {
             return Err(bad(format!(
                 "args[0] (CA certificate): it is already the CA of {name:?}"
@@ -300,26 +498,13 @@ impl IdentityContract {
     }
 
     fn update_crl(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
+        // The authorisation hook checked, on this state, that the CRL is issued and signed by
+        // the registered CA of the admin's organisation.
         let crl = parse_update_crl(args)?;
-        let org_name = ctx.caller().organisation.clone();
-        let org = read_org(ctx, &org_name)?.ok_or_else(|| {
-            ContractError::failed(
-                FailureCode::OrgUnknown,
-                format!("organisation {org_name:?} is not registered"),
-            )
-        })?;
-        if !crl_from(&crl, &org.ca_cert) {
-            return Err(ContractError::failed(
-                FailureCode::CrlIssuerMismatch,
-                format!(
-                    "the CRL of {:?} is not issued and signed by the registered CA of {org_name:?}",
-                    crl.issuer()
-                ),
-            ));
-        }
+        let org = own_org(ctx, "update_crl").map_err(Denial::into_failure)?;
         let key = k::crl(&org.ca_cert.fingerprint());
         if let Some(old) = ctx.get(&key)? {
-            let old = Crl::from_der(&old).map_err(|e| crate::ExecError::corrupt(&key, e))?;
+            let old = Crl::from_der(&old).map_err(|e| ExecError::corrupt(&key, e))?;
             if crl.this_update() <= old.this_update() {
                 return Err(ContractError::failed(
                     FailureCode::CrlNotNewer,
@@ -334,31 +519,10 @@ impl IdentityContract {
         ctx.put(&key, crl.der().to_vec())
     }
 
-    /// Loads the recorded certificate `id` and checks that it belongs to the caller's
-    /// organisation.
-    fn own_cert(ctx: &CallContext<'_>, id: &Digest) -> Result<(), ContractError> {
-        let cert = read_cert(ctx, id)?.ok_or_else(|| {
-            ContractError::failed(
-                FailureCode::CertUnknown,
-                format!("no certificate is recorded under {id}"),
-            )
-        })?;
-        if cert.organisation().as_deref() != Some(ctx.caller().organisation.as_str()) {
-            return Err(ContractError::failed(
-                FailureCode::PermissionDenied,
-                format!(
-                    "certificate {id} belongs to {:?}, not to the admin's organisation {:?}",
-                    cert.organisation().unwrap_or_default(),
-                    ctx.caller().organisation
-                ),
-            ));
-        }
-        Ok(())
-    }
-
     fn suspend(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
+        // The authorisation hook checked that the certificate is recorded and belongs to the
+        // admin's organisation.
         let id = parse_cert_id("suspend", args)?;
-        Self::own_cert(ctx, &id)?;
         let key = k::suspended(&id);
         if ctx.get(&key)?.is_some() {
             return Err(ContractError::failed(
@@ -375,7 +539,6 @@ impl IdentityContract {
 
     fn resume(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
         let id = parse_cert_id("resume", args)?;
-        Self::own_cert(ctx, &id)?;
         let key = k::suspended(&id);
         if ctx.get(&key)?.is_none() {
             return Err(ContractError::failed(
@@ -383,14 +546,13 @@ impl IdentityContract {
                 format!("certificate {id} is not suspended"),
             ));
         }
-        ctx.delete(&key);
-        Ok(())
+        ctx.delete(&key)
     }
 }
 
 impl Contract for IdentityContract {
     fn name(&self) -> &'static str {
-        crate::keys::IDENTITY
+        IDENTITY
     }
 
     fn methods(&self) -> &'static [&'static str] {
@@ -410,12 +572,60 @@ impl Contract for IdentityContract {
         }
     }
 
+    /// `register_org` signs with a certificate of the new CA it brings along.
+    fn introduced_ca(
+        &self,
+        method: &str,
+        args: &[Vec<u8>],
+    ) -> Result<Option<(Certificate, Crl)>, ContractError> {
+        if method != "register_org" {
+            return Ok(None);
+        }
+        parse_register_org(args).map(Some)
+    }
+
+    fn authorize(
+        &self,
+        ctx: &CallContext<'_>,
+        method: &str,
+        args: &[Vec<u8>],
+    ) -> Result<(), Denial> {
+        match method {
+            "register_org" if in_execution(ctx) => {
+                let (_, name) = parse_ca(args)?;
+                registers_its_own(ctx, &name)
+            }
+            "deregister_org" => {
+                let name = parse_org_name(args)?;
+                sponsored_org(ctx, method, &name).map(|_| ())
+            }
+            "replace_ca" => {
+                let (ca, name) = parse_ca(args)?;
+                sponsored_org(ctx, method, &name)?;
+                match ctx.ca_validation() {
+                    Some(cas) => issued_by_the_sponsor(ctx, cas, &ca),
+                    None => Ok(()),
+                }
+            }
+            "update_crl" => {
+                let crl = parse_update_crl(args)?;
+                crl_of_own_ca(ctx, &crl)
+            }
+            "suspend" | "resume" => {
+                let id = parse_cert_id(method, args)?;
+                own_cert(ctx, method, &id)
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn call(
         &self,
         ctx: &mut CallContext<'_>,
         method: &str,
         args: &[Vec<u8>],
     ) -> Result<(), ContractError> {
+        ctx.charge(BUILTIN_CALL_COST)?;
         match method {
             "register_org" => Self::register_org(ctx, args),
             "update_crl" => Self::update_crl(ctx, args),

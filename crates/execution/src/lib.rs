@@ -5,23 +5,47 @@
 //!
 //! Admission ([`Admission`]) checks a transaction once: size, form, chain, expiry, duplicate,
 //! call and argument shape, the signer's certificate chain against the organisations' registered
-//! CAs with their recorded CRLs, suspension, the SM2 signature and the permission table. The
-//! result is a [`VerifiedTx`], which only [`Admission`] constructs and which the [`Executor`]
-//! requires. Before commit, [`Admission::recheck`] repeats only what can change: revocation,
-//! suspension, expiry, duplicates and permissions.
+//! CAs with their recorded CRLs, suspension, the SM2 signature, the permission table's roles and
+//! the contract's own authorisation hook ([`Contract::authorize`]). The result is a
+//! [`VerifiedTx`], which only [`Admission`] constructs and which the [`Executor`] requires.
+//! Before commit, [`Admission::recheck`] repeats only what can change: revocation, suspension,
+//! expiry, duplicates and permissions.
 //!
 //! Execution ([`Executor::execute_block`]) runs the transactions in order over an overlay of the
-//! parent state: a transaction that fails gets a `Failed` receipt with a stable code and its
-//! writes are discarded; the block's surviving writes become one [`state::UpdateBatch`].
+//! parent state: each call in a [`CallContext`] with its own write overlay (nestable, for calls
+//! between contracts), an event sink, a cost meter and a read-only mode (hooks, queries); a
+//! transaction that fails gets a `Failed` receipt with a stable code and its writes are
+//! discarded; the block's surviving writes become one [`state::UpdateBatch`].
 //!
 //! What it refuses to do: read a clock, a file, a socket or an entropy source (time comes in
 //! [`AdmitContext`] and [`BlockContext`]); let iteration order of a hash map reach the state
 //! (writes are kept in ordered maps); let a contract touch another contract's keys; grant a
 //! role (the role is the certificate's, the chain can only suspend it); treat a failing
 //! transaction as an infrastructure error ([`ExecError`] is only for an unreadable or corrupt
-//! state). The WASM engine is not here: [`Contract`] is the interface it will implement.
+//! state); name a contract or method in admission or the executor (what is particular to a
+//! contract is behind [`Contract`]). The WASM engine is not here: [`Contract`] is the interface
+//! it will implement.
 //!
 //! Formats, key layout, permission table and every code: `docs/execution.md`.
+//!
+//! # Layers
+//!
+//! The modules form layers, read bottom up; each imports only modules of earlier layers, so
+//! none is part of a cycle. The test `layers::modules_import_only_earlier_layers` reads this
+//! list and fails on any import against it.
+//!
+//! 1. `codes`, `error`, `keys`: stable codes, the crate's errors, the state key layout.
+//! 2. `params`: the chain parameters and the limits they tighten.
+//! 3. `records`: state records and their canonical encoding.
+//! 4. `view`: reading the state at a root ([`StateRead`], [`StateView`]).
+//! 5. `context`: the call context: who calls in which block, the write overlay, events, the
+//!    cost meter, the read-only mode and the phase (admission, recheck, execution).
+//! 6. `contract`: the contract interface and its authorisation hook.
+//! 7. `identity`, `attestation`: the built-in contracts.
+//! 8. `registry`: which contract owns which method, and the permission table.
+//! 9. `verified`: the admitted transaction.
+//! 10. `admission`, `executor`: judging a transaction, executing a block.
+//! 11. `genesis`: the genesis file and block 0.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -30,30 +54,35 @@
 mod admission;
 mod attestation;
 mod codes;
+mod context;
 mod contract;
 mod error;
 mod executor;
 mod genesis;
 mod identity;
 pub mod keys;
+mod params;
 mod records;
+mod registry;
+mod verified;
 mod view;
 
-pub use admission::{
-    Admission, AdmitContext, CERT_CACHE_CAPACITY, REFUSAL_CACHE_CAPACITY, Seen, SignerInfo,
-    VerifiedTx,
-};
-pub use attestation::{AttestationContract, MAX_KIND_LEN, MAX_METADATA_LEN, MAX_POINTER_LEN};
+pub use admission::{Admission, AdmitContext, CERT_CACHE_CAPACITY, REFUSAL_CACHE_CAPACITY, Seen};
+pub use attestation::AttestationContract;
 pub use codes::{FailureCode, RejectCode, Rejection};
-pub use contract::{
-    CallContext, Contract, ContractError, PERMISSIONS, Permission, Registry, permission,
-};
+pub use context::{BlockContext, CaValidation, CallContext, ContractError, Phase, SignerInfo};
+pub use contract::{BUILTIN_CALL_COST, Contract, Denial};
 pub use error::{ExecError, GenesisError};
-pub use executor::{BlockContext, BlockExecution, Executor};
+pub use executor::{BlockExecution, Executor};
 pub use genesis::{
-    ChainParams, GENESIS_DOMAIN, GENESIS_FORMAT, Genesis, GenesisBlock, GenesisOrg,
-    GenesisValidator,
+    GENESIS_DOMAIN, GENESIS_FORMAT, Genesis, GenesisBlock, GenesisOrg, GenesisValidator,
 };
 pub use identity::{IdentityContract, register_org_ca};
-pub use records::{Attestation, AttestationId, OrgRecord, SuspensionRecord, ValidatorRecord};
+pub use params::ChainParams;
+pub use records::{
+    Attestation, AttestationId, MAX_KIND_LEN, MAX_METADATA_LEN, MAX_POINTER_LEN, OrgRecord,
+    SuspensionRecord, ValidatorRecord,
+};
+pub use registry::{PERMISSIONS, Permission, Registry, permission};
+pub use verified::VerifiedTx;
 pub use view::{MAX_PAGE, StateRead, StateView};

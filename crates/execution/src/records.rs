@@ -4,7 +4,7 @@
 //! not decode is an [`ExecError::CorruptRecord`], never a transaction failure.
 
 use crate::error::ExecError;
-use crate::genesis::ChainParams;
+use crate::params::ChainParams;
 use crypto::Digest;
 use pki::Certificate;
 use types::codec::{Reader, Writer};
@@ -18,6 +18,13 @@ pub(crate) mod tag {
     pub const VALIDATOR: u8 = 0x84;
     pub const SUSPENSION: u8 = 0x85;
 }
+
+/// Longest attestation kind, in bytes.
+pub const MAX_KIND_LEN: usize = 64;
+/// Longest attestation metadata, in bytes.
+pub const MAX_METADATA_LEN: usize = 4096;
+/// Longest attestation pointer, in bytes.
+pub const MAX_POINTER_LEN: usize = 4096;
 
 /// Longest organisation or validator name (64 characters of up to 4 UTF-8 bytes).
 const MAX_NAME_BYTES: usize = 256;
@@ -202,8 +209,7 @@ impl Attestation {
             let digest = Digest(r.array("attestation.digest").map_err(c)?);
             let kind = text(
                 "attestation.kind",
-                r.bytes("attestation.kind", crate::attestation::MAX_KIND_LEN)
-                    .map_err(c)?,
+                r.bytes("attestation.kind", MAX_KIND_LEN).map_err(c)?,
             )
             .map_err(c)?;
             let owner = text(
@@ -213,12 +219,12 @@ impl Attestation {
             .map_err(c)?;
             let metadata = text(
                 "attestation.metadata",
-                r.bytes("attestation.metadata", crate::attestation::MAX_METADATA_LEN)
+                r.bytes("attestation.metadata", MAX_METADATA_LEN)
                     .map_err(c)?,
             )
             .map_err(c)?;
             let pointer = r
-                .bytes("attestation.pointer", crate::attestation::MAX_POINTER_LEN)
+                .bytes("attestation.pointer", MAX_POINTER_LEN)
                 .map_err(c)?
                 .to_vec();
             let height = Height(r.u64("attestation.height").map_err(c)?);

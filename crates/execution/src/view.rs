@@ -1,8 +1,8 @@
 //! Reading the state at one root: [`StateView`], used by admission and the node's query API.
 
 use crate::error::ExecError;
-use crate::genesis::ChainParams;
 use crate::keys::{self, ATTESTATION, CHAIN, IDENTITY, full};
+use crate::params::ChainParams;
 use crate::records::{
     self, Attestation, AttestationId, OrgRecord, SuspensionRecord, ValidatorRecord,
 };

@@ -3,6 +3,9 @@
 //! role, a validator, CRLs; genesis, admission with every rejection code, execution of the
 //! identity and attestation contracts, recheck, the certificate cache and determinism.
 
+#[path = "execution/layers.rs"]
+mod layers;
+
 use std::cell::Cell;
 use std::sync::Arc;
 
@@ -127,6 +130,43 @@ impl Pki {
         )
         .unwrap();
         Member { key, cert }
+    }
+
+    /// A self-signed root CA outside the consortium.
+    fn rogue_root(&self, common_name: &str, organisation: &str, serial: &str) -> Org {
+        let key = self.p.generate().unwrap();
+        let ca = issue_root(
+            common_name,
+            organisation,
+            Serial::from_hex(serial).unwrap(),
+            validity(0, 3650),
+            &key,
+        )
+        .unwrap();
+        Org { key, ca }
+    }
+
+    /// The arguments of `register_org` and `replace_ca` for `org`: its CA and a first CRL.
+    fn org_args(&self, org: &Org) -> Vec<Vec<u8>> {
+        vec![
+            org.ca.der().to_vec(),
+            self.crl(org, 1, 0, &[]).der().to_vec(),
+        ]
+    }
+
+    /// A CRL naming Agency A's CA but signed by the root's key. The fixture must build: a
+    /// negative case that silently did not run when it failed proved nothing (issue 11).
+    fn forged_crl(&self) -> Crl {
+        pki::danger::sign_crl(
+            &self.a.ca,
+            &self.root.key,
+            9,
+            t(8),
+            t(68),
+            &[],
+            &UserId::default(),
+        )
+        .expect("the forged CRL fixture builds")
     }
 
     /// A CRL of `org` current from day `from` for 60 days.
@@ -288,6 +328,17 @@ fn call(m: &Member, salt: u8, contract: &str, method: &str, args: Vec<Vec<u8>>) 
         contract,
         method,
         args,
+    )
+}
+
+/// `identity.deregister_org` of `name` by `m`.
+fn dereg(m: &Member, salt: u8, name: &str) -> Vec<u8> {
+    call(
+        m,
+        salt,
+        "identity",
+        "deregister_org",
+        vec![name.as_bytes().to_vec()],
     )
 }
 
@@ -994,24 +1045,9 @@ fn register_org_by_its_admin_then_its_user_anchors() {
         RejectCode::BadArguments
     );
     // An organisation whose CA no registered CA issued cannot register.
-    let rogue_key = w.pki.p.generate().unwrap();
-    let rogue_root = issue_root(
-        "Rogue Root",
-        "Rogue",
-        Serial::from_hex("05").unwrap(),
-        validity(0, 3650),
-        &rogue_key,
-    )
-    .unwrap();
-    let rogue = Org {
-        key: rogue_key,
-        ca: rogue_root,
-    };
+    let rogue = w.pki.rogue_root("Rogue Root", "Rogue", "05");
     let rogue_admin = w.pki.leaf(&rogue, Role::Admin, "boss");
-    let rogue_args = vec![
-        rogue.ca.der().to_vec(),
-        w.pki.crl(&rogue, 1, 0, &[]).der().to_vec(),
-    ];
+    let rogue_args = w.pki.org_args(&rogue);
     assert_eq!(
         code_of(node.admit(&call(
             &rogue_admin,
@@ -1131,18 +1167,8 @@ fn update_crl_revokes_from_the_next_block_and_recheck_refuses() {
         ))),
         RejectCode::PermissionDenied
     );
-    // A CRL naming Agency A's CA but signed by another key: a bad argument. The fixture must
-    // build: a negative case that silently did not run when it failed proved nothing (issue 11).
-    let forged = pki::danger::sign_crl(
-        &w.pki.a.ca,
-        &w.pki.root.key,
-        9,
-        t(8),
-        t(68),
-        &[],
-        &UserId::default(),
-    )
-    .expect("the forged CRL fixture builds");
+    // A CRL naming Agency A's CA but signed by another key: a bad argument.
+    let forged = w.pki.forged_crl();
     assert_eq!(
         code_of(node.admit(&call(
             &w.admin,
@@ -1519,8 +1545,13 @@ fn with_agency_b(w: &World) -> WithB {
     let b = w.pki.agency("Agency B");
     let b_admin = w.pki.leaf(&b, Role::Admin, "b-admin");
     let b_user = w.pki.leaf(&b, Role::User, "bob");
-    let args = vec![b.ca.der().to_vec(), w.pki.crl(&b, 1, 0, &[]).der().to_vec()];
-    let r = node.run(&[call(&b_admin, 1, "identity", "register_org", args)]);
+    let r = node.run(&[call(
+        &b_admin,
+        1,
+        "identity",
+        "register_org",
+        w.pki.org_args(&b),
+    )]);
     assert_success(&r);
     let org = node.view().organisation("Agency B").unwrap().unwrap();
     assert_eq!(org.sponsor.as_deref(), Some("GMChain Consortium"));
@@ -1584,18 +1615,7 @@ fn a_root_registers_only_the_organisations_it_sponsors() {
     // The review's reproduction: with two genesis roots, any root could issue a CA in another
     // agency's name and register it first. Genesis now lists, per root, the names it sponsors.
     let pki = Pki::new();
-    let other_key = pki.p.generate().unwrap();
-    let other = Org {
-        ca: issue_root(
-            "Other Root CA",
-            "Other Consortium",
-            Serial::from_hex("07").unwrap(),
-            validity(0, 3650),
-            &other_key,
-        )
-        .unwrap(),
-        key: other_key,
-    };
+    let other = pki.rogue_root("Other Root CA", "Other Consortium", "07");
     let node_cert = pki.leaf(&pki.a, Role::NodeSign, "node-1");
     let json = serde_json::json!({
         "format": 2,
@@ -1612,11 +1632,7 @@ fn a_root_registers_only_the_organisations_it_sponsors() {
     let mut node = Node::new(&g);
     let register = |org: &Org, cn: &str, salt: u8| {
         let admin = pki.leaf(org, Role::Admin, cn);
-        let args = vec![
-            org.ca.der().to_vec(),
-            pki.crl(org, 1, 0, &[]).der().to_vec(),
-        ];
-        call(&admin, salt, "identity", "register_org", args)
+        call(&admin, salt, "identity", "register_org", pki.org_args(org))
     };
     // The other root issues a CA in Agency B's name: refused, naming the anchor.
     let squatter = make_agency(&pki.p, &other, &pki.serial, "Agency B");
@@ -1665,15 +1681,6 @@ fn the_sponsor_deregisters_an_organisation_from_the_next_block() {
     let mut x = with_agency_b(&w);
     let node = &mut x.node;
     let pending = node.must_admit(&anchor(&x.b_user, 1, &sm3(b"pending")));
-    let dereg = |m: &Member, salt: u8, name: &str| {
-        call(
-            m,
-            salt,
-            "identity",
-            "deregister_org",
-            vec![name.as_bytes().to_vec()],
-        )
-    };
     // Agency A's admin does not sponsor Agency B; nobody deregisters a founding organisation.
     let r = node.admit(&dereg(&w.admin, 1, "Agency B")).unwrap_err();
     assert_eq!(r.code, RejectCode::PermissionDenied, "{r}");
@@ -1749,22 +1756,8 @@ fn the_sponsor_replaces_a_ca_without_overlap() {
         RejectCode::PermissionDenied
     );
     // A CA that the sponsor did not issue (another root's) is refused.
-    let rogue_key = w.pki.p.generate().unwrap();
-    let rogue = Org {
-        ca: issue_root(
-            "Agency B CA",
-            "Agency B",
-            Serial::from_hex("09").unwrap(),
-            validity(0, 3650),
-            &rogue_key,
-        )
-        .unwrap(),
-        key: rogue_key,
-    };
-    let rogue_args = vec![
-        rogue.ca.der().to_vec(),
-        w.pki.crl(&rogue, 1, 0, &[]).der().to_vec(),
-    ];
+    let rogue = w.pki.rogue_root("Agency B CA", "Agency B", "09");
+    let rogue_args = w.pki.org_args(&rogue);
     assert_eq!(
         code_of(node.admit(&call(
             &x.root_admin,
@@ -1805,18 +1798,7 @@ fn a_refused_certificate_is_remembered_per_state_root() {
     // verification, and the same file again is answered from the refusal cache.
     let w = world();
     let node = Node::new(&w.g);
-    let rogue_key = w.pki.p.generate().unwrap();
-    let rogue = Org {
-        ca: issue_root(
-            "Nowhere CA",
-            "Nowhere",
-            Serial::from_hex("0b").unwrap(),
-            validity(0, 3650),
-            &rogue_key,
-        )
-        .unwrap(),
-        key: rogue_key,
-    };
+    let rogue = w.pki.rogue_root("Nowhere CA", "Nowhere", "0b");
     let mallory = w.pki.leaf(&rogue, Role::User, "mallory");
     let tx = anchor(&mallory, 1, &sm3(b"m"));
     let r1 = node.admit(&tx).unwrap_err();
@@ -1918,4 +1900,229 @@ fn a_duplicate_check_that_cannot_read_fails_closed() {
         .admit(&node.view(), &node.ctx(), &|_| Ok(true), &tx)
         .unwrap_err();
     assert_eq!(r.code, RejectCode::Duplicate);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 11 point 5: the contract-specific rules moved behind `Contract::authorize`; admission
+// and execution answer exactly as before (codes and messages pinned here, before the move).
+
+fn cert_ref(c: &Certificate) -> pki::CertRef {
+    pki::CertRef {
+        subject: c.subject(),
+        serial: c.serial(),
+    }
+}
+
+fn refusal(r: Result<VerifiedTx, Rejection>) -> (RejectCode, String) {
+    match r {
+        Ok(tx) => panic!("expected a rejection, admitted {}", tx.id()),
+        Err(r) => (r.code, r.message),
+    }
+}
+
+fn failure(r: &Receipt) -> (Option<FailureCode>, String) {
+    match &r.status {
+        Status::Success => panic!("expected a failed receipt, got {r:?}"),
+        Status::Failed { code, message } => (FailureCode::from_number(*code), message.clone()),
+    }
+}
+
+#[test]
+fn contract_rules_keep_their_codes_and_messages_at_admission_and_execution() {
+    use FailureCode as F;
+    use RejectCode as R;
+    let w = world();
+    let mut x = with_agency_b(&w);
+    let node = &mut x.node;
+    // Record Agency A's user, so the suspension rule finds the certificate.
+    assert_success(&node.run(&[anchor(&w.user, 1, &sm3(b"recorded"))]));
+    let b2 = w.pki.agency("Agency B");
+    let b2_args = w.pki.org_args(&b2);
+    let rogue = w.pki.rogue_root("Agency B CA", "Agency B", "09");
+    let a_crl = w.pki.crl(&w.pki.a, 2, 5, &[]);
+    let forged = w.pki.forged_crl();
+    let d = w.pki.agency("Agency D");
+    let d_args = w.pki.org_args(&d);
+    let user = w.user.id();
+    let admission_cases: Vec<(&str, Vec<u8>, RejectCode, String)> = vec![
+        (
+            "deregister by a non-sponsor",
+            dereg(&w.admin, 1, "Agency B"),
+            R::PermissionDenied,
+            "identity.deregister_org: \"Agency B\" is sponsored by \"GMChain Consortium\", not by the admin's organisation \"Agency A\"".into(),
+        ),
+        (
+            "deregister a founding organisation",
+            dereg(&x.root_admin, 1, "Agency A"),
+            R::PermissionDenied,
+            "identity.deregister_org: \"Agency A\" is a founding organisation: it changes only through the consortium's governance".into(),
+        ),
+        (
+            "deregister an unknown organisation",
+            dereg(&x.root_admin, 1, "Agency Z"),
+            R::BadArguments,
+            "organisation \"Agency Z\" is not registered".into(),
+        ),
+        (
+            "replace by a non-sponsor",
+            call(&w.admin, 1, "identity", "replace_ca", b2_args.clone()),
+            R::PermissionDenied,
+            "identity.replace_ca: \"Agency B\" is sponsored by \"GMChain Consortium\", not by the admin's organisation \"Agency A\"".into(),
+        ),
+        (
+            "replace with a CA outside the consortium",
+            call(
+                &x.root_admin,
+                1,
+                "identity",
+                "replace_ca",
+                w.pki.org_args(&rogue),
+            ),
+            R::BadArguments,
+            format!(
+                "args[0] (CA certificate): no path to a trust anchor: no issuer named {:?} for {} (CERT_NO_PATH_TO_ANCHOR)",
+                rogue.ca.issuer(),
+                cert_ref(&rogue.ca)
+            ),
+        ),
+        (
+            "update another organisation's CRL",
+            call(
+                &x.root_admin,
+                1,
+                "identity",
+                "update_crl",
+                vec![a_crl.der().to_vec()],
+            ),
+            R::PermissionDenied,
+            format!(
+                "identity.update_crl: the CRL is issued by {:?}, not by the registered CA of \"GMChain Consortium\"",
+                a_crl.issuer()
+            ),
+        ),
+        (
+            "update with a forged CRL",
+            call(
+                &w.admin,
+                1,
+                "identity",
+                "update_crl",
+                vec![forged.der().to_vec()],
+            ),
+            R::BadArguments,
+            "args[0] (CRL): its signature does not verify with the registered CA of \"Agency A\""
+                .into(),
+        ),
+        (
+            "suspend another organisation's certificate",
+            call(&x.root_admin, 1, "identity", "suspend", vec![user.0.to_vec()]),
+            R::PermissionDenied,
+            format!(
+                "identity.suspend: certificate {user} belongs to \"Agency A\", not to \"GMChain Consortium\""
+            ),
+        ),
+        (
+            "resume another organisation's certificate",
+            call(&x.root_admin, 1, "identity", "resume", vec![user.0.to_vec()]),
+            R::PermissionDenied,
+            format!(
+                "identity.resume: certificate {user} belongs to \"Agency A\", not to \"GMChain Consortium\""
+            ),
+        ),
+        (
+            "a user suspends",
+            call(&w.user2, 1, "identity", "suspend", vec![user.0.to_vec()]),
+            R::PermissionDenied,
+            "role user may not call identity.suspend".into(),
+        ),
+        (
+            "register_org signed outside the new CA",
+            call(&w.admin, 1, "identity", "register_org", d_args),
+            R::PermissionDenied,
+            format!(
+                "identity.register_org must be signed by an admin certified by the new CA {}; {} is not",
+                cert_ref(&d.ca),
+                cert_ref(&w.admin.cert)
+            ),
+        ),
+    ];
+    for (name, bytes, code, message) in &admission_cases {
+        let got = refusal(node.admit(bytes));
+        assert_eq!(got, (*code, message.clone()), "{name}");
+    }
+
+    // Execution: what an earlier transaction of the same block changed is judged there.
+    let user3 = w.user3.id();
+    let b_crl_old_ca = w.pki.crl(&x.b, 2, 2, &[]);
+    let txs = vec![
+        // user2's certificate is recorded by its first transaction, then another
+        // organisation's admin suspends it (admission found no certificate to judge).
+        node.must_admit(&anchor(&w.user2, 1, &sm3(b"user2"))),
+        node.must_admit(&call(
+            &x.root_admin,
+            2,
+            "identity",
+            "suspend",
+            vec![w.user2.id().0.to_vec()],
+        )),
+        // A certificate never recorded.
+        node.must_admit(&call(
+            &w.admin,
+            2,
+            "identity",
+            "suspend",
+            vec![user3.0.to_vec()],
+        )),
+        // Agency B's CA is replaced, then its admin records a CRL of the old CA.
+        node.must_admit(&call(&x.root_admin, 3, "identity", "replace_ca", b2_args)),
+        node.must_admit(&call(
+            &x.b_admin,
+            2,
+            "identity",
+            "update_crl",
+            vec![b_crl_old_ca.der().to_vec()],
+        )),
+        // Deregistered twice in one block.
+        node.must_admit(&dereg(&x.root_admin, 4, "Agency B")),
+        node.must_admit(&dereg(&x.root_admin, 5, "Agency B")),
+    ];
+    let height = node.height + 1;
+    let r = node.commit(&txs);
+    assert_eq!(r[0].status, Status::Success);
+    assert_eq!(
+        failure(&r[1]),
+        (
+            Some(F::PermissionDenied),
+            format!(
+                "certificate {} belongs to \"Agency A\", not to the admin's organisation \"GMChain Consortium\"",
+                w.user2.id()
+            )
+        )
+    );
+    assert_eq!(
+        failure(&r[2]),
+        (
+            Some(F::CertUnknown),
+            format!("no certificate is recorded under {user3}")
+        )
+    );
+    assert_eq!(r[3].status, Status::Success);
+    assert_eq!(
+        failure(&r[4]),
+        (
+            Some(F::CrlIssuerMismatch),
+            format!(
+                "the CRL of {:?} is not issued and signed by the registered CA of \"Agency B\"",
+                b_crl_old_ca.issuer()
+            )
+        )
+    );
+    assert_eq!(r[5].status, Status::Success);
+    assert_eq!(
+        failure(&r[6]),
+        (
+            Some(F::OrgRemoved),
+            format!("organisation \"Agency B\" was already deregistered at height {height}")
+        )
+    );
 }
