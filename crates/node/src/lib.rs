@@ -20,9 +20,9 @@
 
 pub mod cache;
 pub mod config;
-mod local;
 mod error;
 pub mod listener;
+mod local;
 pub mod metrics;
 pub mod pool;
 mod service;

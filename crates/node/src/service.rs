@@ -12,8 +12,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use types::{Encode, Height, TxId};
 
-use crate::local::{LocalNode, Refusal, seal_bytes};
 use crate::error::NodeError;
+use crate::local::{LocalNode, Refusal, seal_bytes};
 use crate::pool::Outcome;
 
 /// The service.
