@@ -113,3 +113,9 @@ pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> CaE
     let path = path.into();
     move |source| CaError::Io { path, source }
 }
+
+/// Maps a failed write, append or lock to [`CaError::Io`] on the file it concerns.
+pub(crate) fn fs_err(e: safefile::Error) -> CaError {
+    let (_, path, source) = e.into_parts();
+    CaError::Io { path, source }
+}
