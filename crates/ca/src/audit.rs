@@ -15,11 +15,11 @@
 //! verification reports the last signed head besides the head and `UnsignedTail::Refuse`
 //! (`audit-verify --strict`) fails on an unsigned tail. Any other unsigned entry breaks the log.
 
-use crate::error::{CaError, io};
+use crate::error::{CaError, fs_err, io};
 use crypto::{PublicKey, Signature, Signer, UserId};
+use safefile::Mode;
 use serde::{Deserialize, Serialize};
-use std::fs::OpenOptions;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::PathBuf;
 
 const DOMAIN: &[u8] = b"gmchain-ca-audit-v1";
@@ -211,14 +211,8 @@ impl AuditLog {
             reason: e.to_string(),
         })?;
         line.push(b'\n');
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(io(&self.path))?;
-        f.write_all(&line)
-            .and_then(|_| f.sync_all())
-            .map_err(io(&self.path))?;
+        // Appended and fsynced; the directory too when this creates the log.
+        safefile::append(&self.path, &line, Mode::PUBLIC).map_err(fs_err)?;
         Ok(entry.hash)
     }
 

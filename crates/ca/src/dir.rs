@@ -1,11 +1,10 @@
 //! The CA directory, its lock and atomic file writes.
 
 use crate::AuditLog;
-use crate::error::{CaError, io};
+use crate::error::{CaError, fs_err, io};
 use crate::index::Index;
+use safefile::{DirLock, LockKind, Mode};
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MARKER: &str = "CA";
@@ -61,20 +60,16 @@ impl CaMeta {
 pub struct CaDir {
     path: PathBuf,
     meta: CaMeta,
-    _lock: File,
+    _lock: DirLock,
 }
 
-fn lock(path: &Path, exclusive: bool) -> Result<File, CaError> {
-    let p = path.join(".lock");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&p)
-        .map_err(io(&p))?;
-    if exclusive { f.lock() } else { f.lock_shared() }.map_err(io(&p))?;
-    Ok(f)
+fn lock(path: &Path, exclusive: bool) -> Result<DirLock, CaError> {
+    let kind = if exclusive {
+        LockKind::Exclusive
+    } else {
+        LockKind::Shared
+    };
+    DirLock::acquire(path, kind, true).map_err(fs_err)
 }
 
 impl CaDir {
@@ -180,42 +175,10 @@ impl CaDir {
         self.write_file(name, &bytes)
     }
 
-    /// Writes `name` (relative to the directory) atomically, replacing any old version.
+    /// Writes `name` (relative to the directory) atomically, replacing any old version:
+    /// temporary file, fsync, rename, fsync of the directory.
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), CaError> {
-        let target = self.path.join(name);
-        let parent = target.parent().unwrap_or(&self.path).to_path_buf();
-        let tmp = parent.join(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            target
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
-        {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .map_err(io(&tmp))?;
-            f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                CaError::Io {
-                    path: tmp.clone(),
-                    source: e,
-                }
-            })?;
-        }
-        std::fs::rename(&tmp, &target).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            CaError::Io {
-                path: target.clone(),
-                source: e,
-            }
-        })?;
-        File::open(&parent)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&parent))
+        safefile::write_atomic(&self.path.join(name), bytes, Mode::PUBLIC).map_err(fs_err)
     }
 
     /// Writes a new certificate file; refuses to overwrite one (serials never repeat).

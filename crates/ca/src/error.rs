@@ -126,3 +126,9 @@ impl codes::Coded for CaError {
         }
     }
 }
+
+/// Maps a failed write, append or lock to [`CaError::Io`] on the file it concerns.
+pub(crate) fn fs_err(e: safefile::Error) -> CaError {
+    let (_, path, source) = e.into_parts();
+    CaError::Io { path, source }
+}

@@ -86,39 +86,23 @@ pub(crate) fn write_output(out: Option<&Path>, data: &[u8]) -> Result<(), Failur
     }
 }
 
-/// Writes a file atomically; `secret` files are created with mode 0600.
+/// Writes a file atomically (temporary file with an unpredictable name, fsync, rename, fsync of
+/// the directory); `secret` files are created with mode 0600, others 0644.
 pub(crate) fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<(), Failure> {
-    let fail =
-        |e: std::io::Error| Failure::BadInput(format!("cannot write {}: {e}", path.display()));
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| Failure::BadInput(format!("--out {} is not a file name", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(if secret { 0o600 } else { 0o644 });
-        }
-        let mut f = opts.open(&tmp).map_err(fail)?;
-        f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            fail(e)
-        })?;
+    if path.file_name().is_none() {
+        return Err(Failure::BadInput(format!(
+            "--out {} is not a file name",
+            path.display()
+        )));
     }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        fail(e)
+    let mode = if secret {
+        safefile::Mode::PRIVATE
+    } else {
+        safefile::Mode::PUBLIC
+    };
+    safefile::write_atomic(path, data, mode).map_err(|e| {
+        let (_, _, source) = e.into_parts();
+        Failure::BadInput(format!("cannot write {}: {source}", path.display()))
     })
 }
 
@@ -142,4 +126,46 @@ pub(crate) fn read_crl(what: &str, path: &Path) -> Result<pki::Crl, Failure> {
     pki::Crl::from_pem(&bytes)
         .or_else(|_| pki::Crl::from_der(&bytes))
         .map_err(|e| Failure::BadInput(format!("{what} {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two writes of one output at once (threads of one process share a process id, which
+    /// made the temporary name) both succeed and leave no temporary file.
+    #[test]
+    fn concurrent_writes_of_one_file_both_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.pem");
+        for result in test_support::concurrently(2, |i| {
+            (0..200).try_for_each(|_| write_file(&out, &[b'a' + i as u8; 8192], false))
+        }) {
+            if let Err(Failure::BadInput(e)) = result {
+                panic!("{e}");
+            }
+        }
+        assert_eq!(test_support::dir_entries(dir.path()), ["out.pem"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn secret_outputs_are_owner_only_and_failures_name_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("node.key.pem");
+        write_file(&key, b"k", true).unwrap();
+        assert_eq!(mode(&key), 0o600);
+        let cert = dir.path().join("ca.pem");
+        write_file(&cert, b"c", false).unwrap();
+        assert_eq!(mode(&cert) & 0o600, 0o600);
+        match write_file(dir.path(), b"x", false) {
+            Err(Failure::BadInput(msg)) => assert!(
+                msg.starts_with(&format!("cannot write {}: ", dir.path().display())),
+                "{msg}"
+            ),
+            _ => panic!("writing over a directory must fail"),
+        }
+    }
 }

@@ -1,21 +1,20 @@
-//! The file-system primitives of the keystore: bounded reads with permission checks, crash-safe
-//! writes (temporary file, fsync, rename, fsync of the directory) and the directory lock.
+//! The file-system primitives of the keystore: bounded reads with permission checks, and, on
+//! `safefile`, crash-safe writes (temporary file, fsync, rename, fsync of the directory) and the
+//! directory lock.
 
 use crate::KeystoreError;
-use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, Read, Write};
+use safefile::{DirLock, StagedFile};
+pub(crate) use safefile::{LockKind, Mode};
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The largest file the keystore reads. Its PEM files are well under 1 KiB; anything larger is
 /// not one of them, and reading it whole would let a stray file exhaust memory.
 pub(crate) const MAX_FILE_LEN: u64 = 64 * 1024;
 
-/// The lock file. Labels never start with '.', so it cannot collide with a key file.
-pub(crate) const LOCK_FILE: &str = ".lock";
-
-/// The prefix of temporary files; never a label's prefix either.
-pub(crate) const TEMP_PREFIX: &str = ".tmp-";
+// The lock file (`.lock`) and the temporary files (`.tmp-…`) are safefile's; labels never
+// start with '.', so neither can collide with a key file.
 
 /// Which permission bits a file may not have, and what to set instead.
 #[derive(Clone, Copy, Debug)]
@@ -145,44 +144,17 @@ pub(crate) fn read_small(path: &Path, policy: Policy) -> Result<Option<Vec<u8>>,
 pub(crate) struct NewFile<'a> {
     pub(crate) name: String,
     pub(crate) contents: &'a [u8],
-    /// Unix mode bits (further narrowed by the umask).
-    pub(crate) mode: u32,
+    /// The file's mode (further narrowed by the umask).
+    pub(crate) mode: Mode,
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn open_new(path: &Path, mode: u32) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    options.open(path)
-}
-
-fn write_temp(dir: &Path, file: &NewFile<'_>) -> Result<PathBuf, KeystoreError> {
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let temp = dir.join(format!(
-        "{TEMP_PREFIX}{}-{n}-{}",
-        std::process::id(),
-        file.name
-    ));
-    let result = (|| {
-        let mut f = open_new(&temp, file.mode).map_err(io_err("create", &temp))?;
-        f.write_all(file.contents).map_err(io_err("write", &temp))?;
-        f.sync_all().map_err(io_err("flush to disk", &temp))
-    })();
-    match result {
-        Ok(()) => Ok(temp),
-        Err(e) => {
-            // Best effort: the write already failed and that is the error to report.
-            let _ = fs::remove_file(&temp);
-            Err(e)
-        }
+/// Maps a file-safety failure to the keystore's error, keeping the step and the path.
+fn fs_err(e: safefile::Error) -> KeystoreError {
+    let (step, path, source) = e.into_parts();
+    KeystoreError::Io {
+        op: step.as_str(),
+        path,
+        source,
     }
 }
 
@@ -195,31 +167,24 @@ fn write_temp(dir: &Path, file: &NewFile<'_>) -> Result<PathBuf, KeystoreError> 
 /// nothing behind (a crash can still leave a prefix of `files`: the caller reads an incomplete
 /// set as such).
 pub(crate) fn write_new_files(dir: &Path, files: &[NewFile<'_>]) -> Result<(), KeystoreError> {
-    let mut temps = Vec::with_capacity(files.len());
-    for file in files {
-        match write_temp(dir, file) {
-            Ok(t) => temps.push(t),
-            Err(e) => {
-                for t in &temps {
-                    let _ = fs::remove_file(t);
-                }
-                return Err(e);
-            }
-        }
-    }
+    // A failure drops the files staged so far, which removes their temporary files.
+    let staged = files
+        .iter()
+        .map(|f| StagedFile::write(&dir.join(&f.name), f.contents, f.mode))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fs_err)?;
     let mut placed: Vec<PathBuf> = Vec::with_capacity(files.len());
-    for (i, (temp, file)) in temps.iter().zip(files).enumerate() {
-        let target = dir.join(&file.name);
-        if let Err(e) = fs::rename(temp, &target) {
+    let mut staged = staged.into_iter();
+    for file in staged.by_ref() {
+        let target = file.target().to_path_buf();
+        if let Err(e) = file.rename_into_place() {
             // Undo: nothing of this call may remain. Failures here are secondary.
             for p in &placed {
                 let _ = fs::remove_file(p);
             }
-            for t in &temps[i..] {
-                let _ = fs::remove_file(t);
-            }
-            let _ = sync_dir(dir);
-            return Err(io_err("rename into place", &target)(e));
+            drop(staged);
+            let _ = safefile::sync_dir(dir);
+            return Err(fs_err(e));
         }
         placed.push(target);
     }
@@ -228,53 +193,22 @@ pub(crate) fn write_new_files(dir: &Path, files: &[NewFile<'_>]) -> Result<(), K
 
 /// Flushes the directory's entries (creations, renames, removals) to disk.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), KeystoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("flush to disk", dir))
+    safefile::sync_dir(dir).map_err(fs_err)
 }
 
 /// Removes temporary files left by a crash. Only called under the exclusive lock, when no other
 /// writer can be between its temp write and its rename.
 pub(crate) fn remove_stale_temps(dir: &Path) -> Result<(), KeystoreError> {
-    for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
-        let entry = entry.map_err(io_err("list", dir))?;
-        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-            let path = entry.path();
-            fs::remove_file(&path).map_err(io_err("remove stale temporary file", &path))?;
-        }
-    }
+    safefile::remove_stale_temps(dir).map_err(fs_err)?;
     Ok(())
 }
 
-/// Whether a lock excludes everyone else or only writers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LockKind {
-    /// Readers (list, signer): many at once, none while a writer holds the lock.
-    Shared,
-    /// Writers (generate, import, delete): one at a time.
-    Exclusive,
-}
-
-/// Takes the directory lock and returns the handle that holds it; dropping it releases the lock.
+/// Takes the directory lock (readers: list, signer, shared; writers: generate, import, delete,
+/// exclusive) and returns the guard that holds it; dropping it releases the lock.
 ///
-/// An advisory `flock`-style lock on [`LOCK_FILE`]: it binds processes (and threads, since each
-/// call opens its own handle) that go through this crate, which is all the keystore promises.
-pub(crate) fn lock(dir: &Path, kind: LockKind) -> Result<File, KeystoreError> {
-    let path = dir.join(LOCK_FILE);
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let file = options
-        .open(&path)
-        .map_err(io_err("open lock file", &path))?;
-    match kind {
-        LockKind::Shared => file.lock_shared(),
-        LockKind::Exclusive => file.lock(),
-    }
-    .map_err(io_err("lock", &path))?;
-    Ok(file)
+/// An advisory `flock`-style lock on `.lock` (mode 0600): it binds processes (and threads,
+/// since each call opens its own handle) that go through this crate, which is all the keystore
+/// promises.
+pub(crate) fn lock(dir: &Path, kind: LockKind) -> Result<DirLock, KeystoreError> {
+    DirLock::acquire(dir, kind, true).map_err(fs_err)
 }

@@ -1,5 +1,5 @@
 use crate::fsio::{
-    self, DIRECTORY, LockKind, NewFile, PRIVATE, PUBLIC, exists, io_err, lock, read_small,
+    self, DIRECTORY, LockKind, Mode, NewFile, PRIVATE, PUBLIC, exists, io_err, lock, read_small,
     require_mode, require_regular,
 };
 use crate::{KeystoreError, Label};
@@ -136,7 +136,7 @@ impl DirKeyStore {
                 &[NewFile {
                     name: MARKER_FILE.to_string(),
                     contents: MARKER_TEXT.as_bytes(),
-                    mode: 0o644,
+                    mode: Mode::PUBLIC,
                 }],
             )?;
         }
@@ -325,12 +325,12 @@ impl DirKeyStore {
                 NewFile {
                     name: format!("{label}{KEY_SUFFIX}"),
                     contents: key_pem.as_bytes(),
-                    mode: 0o600,
+                    mode: Mode::PRIVATE,
                 },
                 NewFile {
                     name: format!("{label}{PUBLIC_SUFFIX}"),
                     contents: pub_pem.as_bytes(),
-                    mode: 0o644,
+                    mode: Mode::PUBLIC,
                 },
             ],
         )?;

@@ -116,15 +116,13 @@ pub fn init(data_dir: &Path, genesis: &Genesis) -> Result<BlockHash, NodeError> 
     Ok(hash)
 }
 
-/// Writes `data` to `path` through a temporary file, fsync and rename.
+/// Writes `data` to `path` (mode 0644) through a temporary file with an unpredictable name,
+/// fsync, rename and fsync of the directory ([`safefile::write_atomic`]).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), NodeError> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| NodeError::io(&tmp, e))?;
-    f.write_all(data).map_err(|e| NodeError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| NodeError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| NodeError::io(path, e))?;
-    Ok(())
+    safefile::write_atomic(path, data, safefile::Mode::PUBLIC).map_err(|e| {
+        let (_, path, source) = e.into_parts();
+        NodeError::io(&path, source)
+    })
 }
 
 /// Reads a genesis file of any format this build knows (for verifying receipts).
@@ -693,4 +691,42 @@ fn signer_chain<S: state::NodeStore + ?Sized>(
 /// Encodes a block response's seal (empty for block 0).
 pub fn seal_bytes(seal: &Option<BlockSeal>) -> Vec<u8> {
     seal.as_ref().map(|s| s.to_bytes()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_support::{concurrently, dir_entries};
+
+    /// A file planted where a fixed temporary name would go (`genesis.tmp`, a symlink to a
+    /// file outside the data directory) must be neither written through nor needed.
+    #[cfg(unix)]
+    #[test]
+    fn write_atomic_does_not_write_through_a_planted_temporary_name() {
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let data = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&victim, data.path().join("genesis.tmp")).unwrap();
+        let target = data.path().join("genesis.json");
+        write_atomic(&target, b"{\"genesis\":1}").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(std::fs::read(&target).unwrap(), b"{\"genesis\":1}");
+        assert_eq!(dir_entries(data.path()), ["genesis.json", "genesis.tmp"]);
+    }
+
+    /// Two writers of one file at once both succeed, and leave no temporary file: with one
+    /// fixed temporary name, one writer's rename took the other's temporary file away.
+    #[test]
+    fn concurrent_write_atomic_of_one_file_all_succeed() {
+        let data = tempfile::tempdir().unwrap();
+        let target = data.path().join("genesis.json");
+        let results = concurrently(2, |i| {
+            (0..200).try_for_each(|_| write_atomic(&target, &[b'a' + i as u8; 8192]))
+        });
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let last = std::fs::read(&target).unwrap();
+        assert!(last == [b'a'; 8192] || last == [b'b'; 8192]);
+        assert_eq!(dir_entries(data.path()), ["genesis.json"]);
+    }
 }

@@ -19,9 +19,10 @@ use crate::error::{Error, Result};
 use crate::keywrap::{MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS, PinWrap, Sealed};
 use crate::object::{KeyType, Material, Object, ObjectClass, ObjectId, Usage};
 use cryptoki_sys::CK_MECHANISM_TYPE;
+use safefile::{DirLock, Mode};
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// The format tag of `token.json`. Changing the format means a new tag and a reader for the old.
@@ -33,7 +34,6 @@ pub const MAX_OBJECTS: usize = 100_000;
 
 const STATE_FILE: &str = "token.json";
 const GENERATION_FILE: &str = "generation";
-const LOCK_FILE: &str = ".lock";
 
 /// The token record: present once `C_InitToken` ran.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub struct TokenState {
 /// An exclusive lock on a slot directory, released on drop.
 #[derive(Debug)]
 pub struct SlotLock {
-    _file: File,
+    _lock: DirLock,
 }
 
 /// One slot's directory.
@@ -80,19 +80,14 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error {
     move |source| Error::Io { op, path, source }
 }
 
-#[cfg(unix)]
-fn create_private(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn create_private(path: &Path) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).open(path)
+/// Maps a failed write or lock to [`Error::Io`], keeping the step and the path.
+fn fs_err(e: safefile::Error) -> Error {
+    let (step, path, source) = e.into_parts();
+    Error::Io {
+        op: step.as_str(),
+        path,
+        source,
+    }
 }
 
 impl SlotStore {
@@ -116,16 +111,8 @@ impl SlotStore {
 
     /// Takes the exclusive lock (waiting for other processes).
     pub fn lock(&self) -> Result<SlotLock> {
-        let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err("open lock file", &path))?;
-        file.lock().map_err(io_err("lock", &path))?;
-        Ok(SlotLock { _file: file })
+        let lock = DirLock::exclusive(&self.dir).map_err(fs_err)?;
+        Ok(SlotLock { _lock: lock })
     }
 
     /// Returns the generation the `generation` file announces, or `None` if it is absent or
@@ -164,6 +151,9 @@ impl SlotStore {
             path: self.dir.join(STATE_FILE),
             reason,
         })?;
+        // Temporary files a crash left behind: no other writer is between its temporary write
+        // and its rename while we hold the lock.
+        safefile::remove_stale_temps(&self.dir).map_err(fs_err)?;
         self.replace(STATE_FILE, &bytes)?;
         self.replace(
             GENERATION_FILE,
@@ -174,24 +164,7 @@ impl SlotStore {
 
     /// Crash-safe replacement of one file: temporary file, fsync, rename, fsync of the directory.
     fn replace(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        let target = self.dir.join(name);
-        let tmp = self.dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        // A temporary file left by a crash of this same pid is stale: the lock is ours.
-        let _ = fs::remove_file(&tmp);
-        let result = (|| {
-            let mut f = create_private(&tmp).map_err(io_err("create", &tmp))?;
-            f.write_all(bytes).map_err(io_err("write", &tmp))?;
-            f.sync_all().map_err(io_err("fsync", &tmp))?;
-            drop(f);
-            fs::rename(&tmp, &target).map_err(io_err("rename into place", &target))?;
-            File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_err("fsync directory", &self.dir))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        safefile::write_atomic(&self.dir.join(name), bytes, Mode::PRIVATE).map_err(fs_err)
     }
 }
 
@@ -616,6 +589,33 @@ mod tests {
         assert_eq!(back.objects.len(), 1);
         assert_eq!(back.objects[0].label, b"gen");
         assert!(back.objects[0].token);
+    }
+
+    #[test]
+    fn a_save_clears_temporary_files_a_crash_left_and_leaves_none_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SlotStore::create(dir.path().join("slot0")).unwrap();
+        // What a process killed between its temporary write and its rename leaves behind.
+        let stale = store.dir().join(format!(
+            "{}0123456789abcdef-token.json",
+            safefile::TEMP_PREFIX
+        ));
+        fs::write(&stale, b"{").unwrap();
+        let state = TokenState {
+            generation: 1,
+            record: Some(record()),
+            objects: vec![],
+        };
+        let lock = store.lock().unwrap();
+        store.save(&lock, &state).unwrap();
+        drop(lock);
+        let mut names: Vec<String> = fs::read_dir(store.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".lock", "generation", "token.json"]);
+        assert_eq!(store.load().unwrap().generation, 1);
     }
 
     #[test]

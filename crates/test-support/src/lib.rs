@@ -1,6 +1,7 @@
 //! Helpers for gmchain's tests only (a dev-dependency, never linked into a binary): the bridge
 //! to GmSSL 3 through Python (`gmssl-pyx` in the virtualenv `scripts/setup.sh` makes), the
-//! independent implementation the differential tests compare against.
+//! independent implementation the differential tests compare against; and small helpers for
+//! tests of files on disk ([`dir_entries`], [`concurrently`]).
 // Test support: panicking on a broken test environment is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -103,4 +104,33 @@ pub fn x(b: &[u8]) -> String {
 pub fn unx(s: &str) -> Vec<u8> {
     assert!(s.starts_with('x'), "{s}");
     hex::decode(&s[1..]).unwrap()
+}
+
+/// Returns the names in `dir`, sorted: what a test expects a directory to hold, and nothing
+/// more (a temporary or lock file left behind shows up).
+pub fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Runs `f(0)` to `f(n - 1)` on `n` threads released together, and returns their results in
+/// that order: a race between writers, as two processes would run it.
+pub fn concurrently<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let start = std::sync::Barrier::new(n);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (f, start) = (&f, &start);
+                s.spawn(move || {
+                    start.wait();
+                    f(i)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }
