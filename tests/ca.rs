@@ -1229,3 +1229,35 @@ fn after_a_ca_compromise_the_ca_issues_nothing() {
     assert_refused(d, "root", &o, "intermediate", "CA_COMPROMISED", &root_user);
     assert!(!d.join("agency-c-ca.pem").exists());
 }
+
+// Found while moving the CA's rules into `ca::Authority` (issue 11 point 4): `ca issue --dual`
+// read the escrow passphrase only after it had issued and indexed the node-sign certificate, so
+// an unreadable --escrow-pass-file left a certificate in the index while the command exited 2
+// and the audit log recorded the issuance as refused.
+#[test]
+fn dual_issuance_with_an_unreadable_escrow_passphrase_issues_nothing() {
+    let t = demo_pki();
+    let d = t.path();
+    new_key(d, "dual.key");
+    csr(d, "dual.key", "node-a7", "dual.csr");
+    let before = issued(d, "agency-a");
+    let o = issue(
+        d,
+        "agency-a",
+        "node-sign",
+        &["--csr", "dual.csr"],
+        "dual.pem",
+        &["--dual", "--escrow-pass-file", "no-such-escrow.pass"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no-such-escrow.pass"), "{err}");
+    assert_eq!(last_audit_entry(d, "agency-a")["outcome"], "refused");
+    assert_eq!(
+        issued(d, "agency-a"),
+        before,
+        "the audit log says refused, but the index holds a new certificate"
+    );
+    assert!(!d.join("dual.pem").exists() && !d.join("dual.enc.pem").exists());
+    ok(d, &["ca", "audit-verify", "--dir", "agency-a", "--strict"]);
+}
