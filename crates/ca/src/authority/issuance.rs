@@ -82,6 +82,14 @@ impl AuditDetail for Renewed {
     }
 }
 
+/// A first issuance not yet written to the index.
+struct Draft {
+    index: Index,
+    issuer: Certificate,
+    certificate: Certificate,
+    generated: Option<PrivateKey>,
+}
+
 /// A holder resolved: the common name and key to certify.
 struct Subject {
     common_name: String,
@@ -119,12 +127,12 @@ impl Authority<'_> {
         }
     }
 
-    /// Certifies `key` for `role` under the CA's rule for a first issuance, and records the
-    /// certificate in `index` (the caller writes the index).
-    #[allow(clippy::too_many_arguments)] // one issuance's fields; IssueRequest less the serial and validity
-    fn certify(
+    /// Signs a certificate of `key` for `role` with a fresh serial and a validity of
+    /// `validity_days` from now, within the issuer's; applies no rule and records nothing.
+    #[allow(clippy::too_many_arguments)] // IssueRequest's fields less the serial and validity
+    fn sign(
         &self,
-        index: &mut Index,
+        index: &Index,
         issuer: &Certificate,
         role: Role,
         common_name: &str,
@@ -133,9 +141,8 @@ impl Authority<'_> {
         validity_days: u64,
         step: PkiStep,
     ) -> Result<Certificate, CaError> {
-        renewal::check_issuance(index, key, |e| self.stored(e).map(|c| c.public_key()))?;
         let serial = self.fresh_serial(index)?;
-        let cert = pki::issue(
+        pki::issue(
             issuer,
             self.cx.signer,
             &IssueRequest {
@@ -147,9 +154,46 @@ impl Authority<'_> {
                 validity: self.validity(validity_days, issuer)?,
             },
         )
-        .map_err(pki(step))?;
-        self.record(index, &cert, role)?;
-        Ok(cert)
+        .map_err(pki(step))
+    }
+
+    /// Applies the CA's rule for a first issuance of `key` (`ca::renewal::check_issuance`: not
+    /// a key this CA recorded as compromised, and not after it recorded its own compromise) to
+    /// the index the certificate then goes into.
+    fn check_issuance(&self, index: &Index, key: &PublicKey) -> Result<(), CaError> {
+        renewal::check_issuance(index, key, |e| self.stored(e).map(|c| c.public_key()))
+    }
+
+    /// A first issuance for `holder`: the certificate, recorded in the index returned (which
+    /// the caller writes), with the issuer's certificate and any key the CA generated.
+    fn first_issuance(
+        &self,
+        holder: Holder<'_>,
+        role: Role,
+        organisation: &str,
+        validity_days: u64,
+    ) -> Result<Draft, CaError> {
+        let subject = self.subject(holder, role, organisation)?;
+        let issuer = self.certificate()?;
+        let mut index = self.dir.read_index()?;
+        self.check_issuance(&index, &subject.public_key)?;
+        let certificate = self.sign(
+            &index,
+            &issuer,
+            role,
+            &subject.common_name,
+            organisation,
+            &subject.public_key,
+            validity_days,
+            PkiStep::Issue,
+        )?;
+        self.record(&mut index, &certificate, role)?;
+        Ok(Draft {
+            index,
+            issuer,
+            certificate,
+            generated: subject.generated,
+        })
     }
 
     /// Issues a certificate for `role` (not a CA role: those come from `init` and
@@ -164,20 +208,9 @@ impl Authority<'_> {
             return Err(CaError::CaRoleNotIssued { role });
         }
         let organisation = self.dir.meta().organisation.clone();
-        let subject = self.subject(holder, role, &organisation)?;
-        let issuer = self.certificate()?;
-        let mut index = self.dir.read_index()?;
-        let cert = self.certify(
-            &mut index,
-            &issuer,
-            role,
-            &subject.common_name,
-            &organisation,
-            &subject.public_key,
-            validity_days,
-            PkiStep::Issue,
-        )?;
-        self.dir.write_index(&index)?;
+        let draft = self.first_issuance(holder, role, &organisation, validity_days)?;
+        self.dir.write_index(&draft.index)?;
+        let cert = draft.certificate;
         Ok(Issued {
             detail: format!(
                 "{} {} serial {}",
@@ -186,7 +219,7 @@ impl Authority<'_> {
                 cert.serial()
             ),
             certificate: cert,
-            generated: subject.generated,
+            generated: draft.generated,
             encryption: None,
         })
     }
@@ -202,40 +235,27 @@ impl Authority<'_> {
         escrow: Escrow<'_>,
     ) -> Result<Issued, CaError> {
         let organisation = self.dir.meta().organisation.clone();
-        let subject = self.subject(holder, Role::NodeSign, &organisation)?;
-        let issuer = self.certificate()?;
-        let mut index = self.dir.read_index()?;
-        let sign = self.certify(
-            &mut index,
-            &issuer,
-            Role::NodeSign,
-            &subject.common_name,
-            &organisation,
-            &subject.public_key,
-            validity_days,
-            PkiStep::Issue,
-        )?;
+        let Draft {
+            mut index,
+            issuer,
+            certificate: sign,
+            generated,
+        } = self.first_issuance(holder, Role::NodeSign, &organisation, validity_days)?;
         let enc_key = PrivateKey::generate(self.cx.rng).map_err(CaError::KeyGeneration)?;
         let enc_pub = enc_key.public_key();
         let cn = sign.common_name().unwrap_or_default();
         let org = sign.organisation().unwrap_or_default();
-        // The encryption certificate is recorded (file and index entry) only after its escrow
-        // copy is kept: an index never names an encryption key that exists nowhere else.
-        renewal::check_issuance(&index, &enc_pub, |e| self.stored(e).map(|c| c.public_key()))?;
-        let serial = self.fresh_serial(&index)?;
-        let enc = pki::issue(
+        self.check_issuance(&index, &enc_pub)?;
+        let enc = self.sign(
+            &index,
             &issuer,
-            self.cx.signer,
-            &IssueRequest {
-                role: Role::NodeEnc,
-                common_name: &cn,
-                organisation: &org,
-                public_key: &enc_pub,
-                serial,
-                validity: self.validity(validity_days, &issuer)?,
-            },
-        )
-        .map_err(pki(PkiStep::IssueEncryption))?;
+            Role::NodeEnc,
+            &cn,
+            &org,
+            &enc_pub,
+            validity_days,
+            PkiStep::IssueEncryption,
+        )?;
         let envelope = pki::envelope::seal(
             &enc_key.to_bytes(),
             &enc_pub,
@@ -252,6 +272,8 @@ impl Authority<'_> {
         .map_err(CaError::EscrowEncrypt)?;
         let enc_hex = enc.serial().to_hex();
         let sign_hex = sign.serial().to_hex();
+        // The encryption certificate is recorded (file and index entry) only after its escrow
+        // copy is kept: an index never names an encryption key that exists nowhere else.
         escrow.store.deposit(&enc_hex, escrowed.as_bytes())?;
         self.record(&mut index, &enc, Role::NodeEnc)?;
         index.get_mut(&enc_hex)?.pair = Some(sign_hex.clone());
@@ -266,7 +288,7 @@ impl Authority<'_> {
                 enc.serial()
             ),
             certificate: sign,
-            generated: subject.generated,
+            generated,
             encryption: Some(EncryptionHalf {
                 certificate: enc,
                 envelope,
@@ -285,24 +307,13 @@ impl Authority<'_> {
         if self.dir.meta().kind != CaKind::Root {
             return Err(CaError::NotRoot);
         }
-        let subject = self.subject(holder, Role::AgencyCa, organisation)?;
-        let issuer = self.certificate()?;
-        let mut index = self.dir.read_index()?;
-        let cert = self.certify(
-            &mut index,
-            &issuer,
-            Role::AgencyCa,
-            &subject.common_name,
-            organisation,
-            &subject.public_key,
-            validity_days,
-            PkiStep::Issue,
-        )?;
-        self.dir.write_index(&index)?;
+        let draft = self.first_issuance(holder, Role::AgencyCa, organisation, validity_days)?;
+        self.dir.write_index(&draft.index)?;
+        let cert = draft.certificate;
         Ok(Issued {
             detail: format!("agency CA {} serial {}", cert.subject(), cert.serial()),
             certificate: cert,
-            generated: subject.generated,
+            generated: draft.generated,
             encryption: None,
         })
     }
@@ -355,22 +366,18 @@ impl Authority<'_> {
             self.stored(e).map(|c| c.public_key())
         })?;
         let issuer = self.certificate()?;
-        let new_serial = self.fresh_serial(&index)?;
         let cn = old.common_name().unwrap_or_default();
         let org = old.organisation().unwrap_or_default();
-        let cert = pki::issue(
+        let cert = self.sign(
+            &index,
             &issuer,
-            self.cx.signer,
-            &IssueRequest {
-                role,
-                common_name: &cn,
-                organisation: &org,
-                public_key: &public_key,
-                serial: new_serial,
-                validity: self.validity(validity_days, &issuer)?,
-            },
-        )
-        .map_err(pki(PkiStep::Renew))?;
+            role,
+            &cn,
+            &org,
+            &public_key,
+            validity_days,
+            PkiStep::Renew,
+        )?;
         self.record(&mut index, &cert, role)?;
         let new_hex = cert.serial().to_hex();
         index.get_mut(&new_hex)?.renews = Some(old_entry.serial.clone());
