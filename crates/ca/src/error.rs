@@ -1,7 +1,53 @@
+use pki::{PkiError, Role};
+use std::fmt;
 use std::path::PathBuf;
 use thiserror::Error;
 
-/// Failures of the CA directory.
+/// The step of a CA operation at which the PKI refused a certificate, CRL, request or
+/// envelope (the prefix of [`CaError::Pki`]'s message).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PkiStep {
+    /// Reading the holder's certification request (proof of possession, subject profile).
+    Request,
+    /// Drawing a serial number.
+    Serial,
+    /// Reading the CA's own certificate (`ca.pem`).
+    CaCertificate,
+    /// Reading a serial recorded in the index.
+    IndexSerial,
+    /// Signing the self-signed root certificate.
+    Root,
+    /// Signing an issued certificate.
+    Issue,
+    /// Signing the encryption certificate of a dual pair.
+    IssueEncryption,
+    /// Signing a renewed certificate.
+    Renew,
+    /// Sealing a dual pair's encryption key to the holder (GM/T 0009 enveloped key).
+    Envelope,
+    /// Signing a CRL.
+    Crl,
+}
+
+impl fmt::Display for PkiStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PkiStep::Request => "certification request",
+            PkiStep::Serial => "serial",
+            PkiStep::CaCertificate => "ca.pem",
+            PkiStep::IndexSerial => "index serial",
+            PkiStep::Root => "root",
+            PkiStep::Issue => "issue",
+            PkiStep::IssueEncryption => "issue node-enc",
+            PkiStep::Renew => "renew",
+            PkiStep::Envelope => "envelope",
+            PkiStep::Crl => "crl",
+        })
+    }
+}
+
+/// Failures of the CA: its directory, its audit log and its rules.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum CaError {
@@ -84,6 +130,58 @@ pub enum CaError {
         "this CA recorded a compromise of its own key (serial {compromise} revoked for ca-compromise) and certifies nothing more; re-key the CA: a new CA key and certificate in a new CA directory"
     )]
     CaCompromised { compromise: String },
+    /// The PKI refused a certificate, CRL, request or envelope at `step`.
+    #[error("{step}: {source}")]
+    Pki {
+        step: PkiStep,
+        #[source]
+        source: PkiError,
+    },
+    /// `intermediate` on a CA that is not a root: only the root issues agency CA certificates.
+    #[error("only a root CA issues agency CA certificates")]
+    NotRoot,
+    /// Issuance by role of a CA certificate, which only `init` and `intermediate` make.
+    #[error(
+        "{} certificates come from `gmchain ca init` and `gmchain ca intermediate`, not from issuance by role",
+        role.as_str()
+    )]
+    CaRoleNotIssued { role: Role },
+    /// A validity period of zero days.
+    #[error("a certificate is valid for at least one day, not 0")]
+    ZeroValidity,
+    /// A CRL whose next update would be now.
+    #[error("a CRL's next update is at least one hour away, not 0")]
+    ZeroCrlPeriod,
+    /// Revocation of a certificate already revoked.
+    #[error("serial {serial} is already revoked")]
+    AlreadyRevoked { serial: String },
+    /// A certificate of the index that carries no gmchain role (so no profile to renew under).
+    #[error("serial {serial} has no gmchain role")]
+    NoRole { serial: String },
+    /// A renewal whose request names another subject than the certificate renewed.
+    #[error("the CSR names {requested:?}; renewal keeps the subject {kept:?}")]
+    RenewSubjectMismatch { requested: String, kept: String },
+    /// Every serial drawn was already used (a broken random source).
+    #[error("could not draw an unused serial")]
+    SerialsExhausted,
+    /// A key pair the CA generates (a holder's, or a dual pair's encryption key) could not be.
+    #[error("{0}")]
+    KeyGeneration(#[source] crypto::CryptoError),
+    /// The escrow copy of a dual pair's encryption key could not be encrypted.
+    #[error("escrow: {0}")]
+    EscrowEncrypt(#[source] crypto::CryptoError),
+    /// The escrow store did not keep the copy of the encryption key of `serial`.
+    #[error("{reason}")]
+    Escrow { serial: String, reason: String },
+    /// An agency CA certificate issued for another key than the agency's CA key.
+    #[error("the agency CA certificate was issued for another key than the CA key")]
+    AgencyKeyMismatch,
+    /// An agency CA certificate that is not one (another role).
+    #[error("the agency CA certificate is not an agency CA certificate")]
+    AgencyNotCaCertificate,
+    /// An agency CA certificate not signed by the root given with it.
+    #[error("the agency CA certificate is not signed by the root: {0}")]
+    AgencyNotSignedByRoot(#[source] PkiError),
 }
 
 impl CaError {
@@ -105,6 +203,21 @@ impl CaError {
             CaError::RenewKeyCompromised { .. } => &codes::CA_RENEW_KEY_COMPROMISED,
             CaError::KeyCompromised { .. } => &codes::CA_KEY_COMPROMISED,
             CaError::CaCompromised { .. } => &codes::CA_COMPROMISED,
+            CaError::Pki { .. } => &codes::CA_PKI,
+            CaError::NotRoot => &codes::CA_NOT_ROOT,
+            CaError::CaRoleNotIssued { .. } => &codes::CA_ROLE_NOT_ISSUED,
+            CaError::ZeroValidity => &codes::CA_VALIDITY_ZERO,
+            CaError::ZeroCrlPeriod => &codes::CA_CRL_PERIOD_ZERO,
+            CaError::AlreadyRevoked { .. } => &codes::CA_ALREADY_REVOKED,
+            CaError::NoRole { .. } => &codes::CA_NO_ROLE,
+            CaError::RenewSubjectMismatch { .. } => &codes::CA_RENEW_SUBJECT_MISMATCH,
+            CaError::SerialsExhausted => &codes::CA_SERIALS_EXHAUSTED,
+            CaError::KeyGeneration(_) => &codes::CA_KEY_GENERATION,
+            CaError::EscrowEncrypt(_) => &codes::CA_ESCROW_ENCRYPT,
+            CaError::Escrow { .. } => &codes::CA_ESCROW,
+            CaError::AgencyKeyMismatch => &codes::CA_AGENCY_KEY_MISMATCH,
+            CaError::AgencyNotCaCertificate => &codes::CA_AGENCY_NOT_CA_CERTIFICATE,
+            CaError::AgencyNotSignedByRoot(_) => &codes::CA_AGENCY_NOT_SIGNED_BY_ROOT,
         }
     }
 }
@@ -121,7 +234,8 @@ impl codes::Coded for CaError {
 
     fn class(&self) -> codes::Class {
         match self {
-            CaError::Sign(e) => codes::Coded::class(e),
+            CaError::Sign(e) | CaError::KeyGeneration(e) => codes::Coded::class(e),
+            CaError::Pki { source, .. } => codes::Coded::class(source),
             _ => self.code().class,
         }
     }

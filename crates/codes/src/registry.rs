@@ -397,6 +397,51 @@ define_codes! {
     CA_COMPROMISED = 6014, BadInput, InvalidArgument,
         "Any issuance or renewal after this CA recorded the compromise of its own key.",
         "this CA may issue nothing more; set up a new CA and have it registered (identity.replace_ca)";
+    CA_PKI = 6015, BadInput, InvalidArgument,
+        "The PKI refused a certificate, CRL, request or envelope at a step of a CA operation.",
+        "the message names the step and the PKI's reason";
+    CA_NOT_ROOT = 6016, BadInput, InvalidArgument,
+        "`intermediate` on a CA that is not a root: only the root issues agency CA certificates.",
+        "issue agency CA certificates with the root CA's directory and key";
+    CA_ROLE_NOT_ISSUED = 6017, BadInput, InvalidArgument,
+        "Issuance by role of a CA certificate, which only `init` and `intermediate` make.",
+        "use `gmchain ca init` or `gmchain ca intermediate` for CA certificates";
+    CA_VALIDITY_ZERO = 6018, BadInput, InvalidArgument,
+        "A validity period of zero days.",
+        "give --validity-days of at least 1";
+    CA_CRL_PERIOD_ZERO = 6019, BadInput, InvalidArgument,
+        "A CRL whose next update would be now.",
+        "give a CRL period of at least one hour";
+    CA_ALREADY_REVOKED = 6020, BadInput, FailedPrecondition,
+        "Revocation of a certificate already revoked.",
+        "nothing to do; publish a CRL if none has carried it yet";
+    CA_NO_ROLE = 6021, BadInput, FailedPrecondition,
+        "A certificate of the index that carries no gmchain role (so no profile to renew under).",
+        "issue a new certificate for the role instead of renewing";
+    CA_RENEW_SUBJECT_MISMATCH = 6022, BadInput, InvalidArgument,
+        "A renewal whose request names another subject than the certificate renewed.",
+        "have the request made for the subject of the certificate renewed";
+    CA_SERIALS_EXHAUSTED = 6023, Unavailable, Unavailable,
+        "Every serial drawn was already used (a broken random source).",
+        "check the random source (the token's or the system's)";
+    CA_KEY_GENERATION = 6024, Unavailable, Unavailable,
+        "A key pair the CA generates (a holder's, or a dual pair's encryption key) could not be.",
+        "the message names the provider's failure";
+    CA_ESCROW_ENCRYPT = 6025, BadInput, Internal,
+        "The escrow copy of a dual pair's encryption key could not be encrypted.",
+        "the message names the failure; nothing was issued";
+    CA_ESCROW = 6026, BadInput, Internal,
+        "The escrow store did not keep the copy of a dual pair's encryption key.",
+        "check the escrow directory and its permissions; nothing was issued";
+    CA_AGENCY_KEY_MISMATCH = 6027, BadInput, InvalidArgument,
+        "An agency CA certificate issued for another key than the agency's CA key.",
+        "give the agency CA certificate the root issued for this key";
+    CA_AGENCY_NOT_CA_CERTIFICATE = 6028, BadInput, InvalidArgument,
+        "An agency CA certificate that is not one (another role).",
+        "give the certificate `gmchain ca intermediate` issued";
+    CA_AGENCY_NOT_SIGNED_BY_ROOT = 6029, NotVerified, InvalidArgument,
+        "An agency CA certificate not signed by the root given with it.",
+        "give the root certificate that issued the agency CA certificate";
     HSM_PROFILE_INVALID = 7000, BadInput, FailedPrecondition,
         "A profile file that cannot be read, parsed or validated.",
         "fix the profile field named; hsm-profiles/README.md documents every field";
