@@ -1,11 +1,10 @@
 //! The software provider: the `crypto` traits over this crate's algorithms.
 
 use crate::sm2::{self, PrivateKey};
-use crate::sm3::Sm3Context;
 use crate::sm4::{self, Sm4Secret};
 use crypto::{
-    CipherFormat, CryptoError, Decrypter, Digest, Encrypter, HashContext, Hasher, PublicKey,
-    RandomSource, Secret, Signature, Signer, Sm4Key, Sm4Mode, UserId, Verifier,
+    CipherFormat, CryptoError, Decrypter, Digest, Encrypter, PublicKey, RandomSource, Secret,
+    Signature, Signer, Sm4Key, Sm4Mode, UserId,
 };
 use std::sync::Arc;
 
@@ -48,28 +47,6 @@ impl SoftwareProvider {
     /// Wraps a 16-byte SM4 key.
     pub fn sm4_key(&self, key: &[u8]) -> Result<SoftSm4Key, CryptoError> {
         Ok(SoftSm4Key(Sm4Secret::from_slice(key)?))
-    }
-}
-
-impl Hasher for SoftwareProvider {
-    fn sm3(&self, data: &[u8]) -> Digest {
-        crate::sm3::sm3(data)
-    }
-
-    fn start(&self) -> Box<dyn HashContext> {
-        Box::new(Sm3Context::new())
-    }
-}
-
-impl Verifier for SoftwareProvider {
-    fn verify(
-        &self,
-        key: &PublicKey,
-        id: &UserId,
-        msg: &[u8],
-        sig: &Signature,
-    ) -> Result<(), CryptoError> {
-        sm2::verify(key, id, msg, sig)
     }
 }
 

@@ -46,16 +46,6 @@ impl Sm3Context {
     }
 }
 
-impl crypto::HashContext for Sm3Context {
-    fn update(&mut self, data: &[u8]) {
-        Sm3Context::update(self, data);
-    }
-
-    fn finish(self: Box<Self>) -> Digest {
-        Sm3Context::finish(*self)
-    }
-}
-
 /// Returns HMAC-SM3(`key`, `data`) (RFC 2104 with SM3, block size 64 bytes).
 pub fn hmac_sm3(key: &[u8], data: &[u8]) -> [u8; 32] {
     // HMAC accepts keys of any length (long keys are hashed first), so this cannot fail.

@@ -19,38 +19,6 @@ pub trait Signer: Send + Sync {
     fn sign_digest(&self, e: &Digest) -> Result<Signature, CryptoError>;
 }
 
-/// SM2 signature verification with any public key.
-pub trait Verifier: Send + Sync {
-    /// Verifies per GB/T 32918.2 §7.1, including public key validation (GB/T 32918.1 §6.2).
-    fn verify(
-        &self,
-        key: &PublicKey,
-        id: &UserId,
-        msg: &[u8],
-        sig: &Signature,
-    ) -> Result<(), CryptoError>;
-}
-
-/// An incremental SM3 computation.
-pub trait HashContext: Send {
-    /// Absorbs `data`.
-    fn update(&mut self, data: &[u8]);
-    /// Returns the digest.
-    fn finish(self: Box<Self>) -> Digest;
-}
-
-/// SM3 hashing (GB/T 32905).
-pub trait Hasher: Send + Sync {
-    /// Returns SM3(`data`).
-    fn sm3(&self, data: &[u8]) -> Digest {
-        let mut ctx = self.start();
-        ctx.update(data);
-        ctx.finish()
-    }
-    /// Starts an incremental SM3 computation.
-    fn start(&self) -> Box<dyn HashContext>;
-}
-
 /// SM4 modes with the parameters gmchain uses: CBC with PKCS#7 padding and a 16-byte IV, CTR
 /// with a 16-byte initial counter block (128-bit big-endian increment, as OpenSSL), and GCM and
 /// CCM per RFC 8998 (12-byte nonce, 16-byte tag appended to the ciphertext).

@@ -2,8 +2,8 @@
 //!
 //! This file holds the connection (opening, token set-up, the profile's mechanisms) and the key
 //! references the handles share; the operations are in one submodule per kind: `keys` (SM2 key
-//! pairs and [`crypto::KeyStore`]), `sign` ([`HsmSigner`]), `public` ([`HsmVerifier`],
-//! [`HsmEncrypter`]), `sm3` ([`HsmHasher`]), `sm4` ([`HsmSm4Key`], wrapping) and `random`
+//! pairs and [`crypto::KeyStore`]), `sign` ([`HsmSigner`]), `public` ([`HsmEncrypter`],
+//! verification with any key), `sm3`, `sm4` ([`HsmSm4Key`], wrapping) and `random`
 //! ([`HsmRandom`]). The session pool is `crate::pool`.
 
 use crate::HsmError;
@@ -26,10 +26,9 @@ mod sign;
 mod sm3;
 mod sm4;
 
-pub use public::{HsmEncrypter, HsmVerifier};
+pub use public::HsmEncrypter;
 pub use random::HsmRandom;
 pub use sign::HsmSigner;
-pub use sm3::HsmHasher;
 pub use sm4::HsmSm4Key;
 
 /// The token an [`Hsm`] is connected to, as the token describes itself.
@@ -134,9 +133,7 @@ const _: () = {
     send_sync::<Hsm>();
     send_sync::<HsmSigner>();
     send_sync::<HsmSm4Key>();
-    send_sync::<HsmHasher>();
     send_sync::<HsmRandom>();
-    send_sync::<HsmVerifier>();
     send_sync::<HsmEncrypter>();
 };
 

@@ -1,6 +1,7 @@
 //! The PKCS#11 provider of gmchain's cryptography: SM2 keys that live in a hardware security
 //! module (or a soft token) behind [`crypto::Signer`], [`crypto::Decrypter`], [`crypto::Sm4Key`],
-//! [`crypto::Hasher`], [`crypto::RandomSource`] and [`crypto::KeyStore`].
+//! [`crypto::RandomSource`] and [`crypto::KeyStore`]. The token's SM2 verification and SM3 are
+//! inherent methods for the device checks; gmchain verifies and hashes in software.
 //!
 //! Vendors disagree on almost everything SM-specific in PKCS#11: mechanism and key type codes
 //! (inside or outside `CKM_VENDOR_DEFINED`), `CKK_SM2` versus `CKK_EC` with the SM2 curve OID,
@@ -20,8 +21,7 @@
 //! What it refuses to do:
 //! - fall back to software: an operation the profile has no mechanism for is
 //!   [`HsmError::Unsupported`], a token that is gone is [`HsmError::Unreachable`] (the CLI's exit
-//!   code 3). The one exception is documented on [`HsmHasher`]: an infallible `Hasher` returns
-//!   software SM3 (public input, no key) when the token fails, and counts it;
+//!   code 3), with no exception;
 //! - hold private key bytes: keys are generated in the token as sensitive and non-extractable,
 //!   and a signer is a handle;
 //! - take a PIN from a URI (`pin-value` is refused) or print one;
@@ -56,8 +56,8 @@ mod uri;
 pub use device::DeviceInfo;
 pub use error::HsmError;
 pub use hsm::{
-    Hsm, HsmEncrypter, HsmHasher, HsmRandom, HsmSigner, HsmSm4Key, HsmVerifier, KeyInfo, KeyUsage,
-    Sm4KeyOptions, TokenDescription, TokenSlot,
+    Hsm, HsmEncrypter, HsmRandom, HsmSigner, HsmSm4Key, KeyInfo, KeyUsage, Sm4KeyOptions,
+    TokenDescription, TokenSlot,
 };
 pub use profile::{MODULE_ENV, Profile};
 pub use protection::{KeyProtection, Sm4Usage};

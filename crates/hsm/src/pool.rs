@@ -62,6 +62,30 @@ enum Failure {
     Other,
 }
 
+/// How many times one call recovers the pool before it reports the token unreachable. More than
+/// one: two faults can land within one call (a session lost, then a logout while the call
+/// retried), and each is a fresh event that one recovery fixes; a token that stays broken still
+/// fails the call after a bounded number of attempts.
+pub(crate) const MAX_RECOVERIES: u32 = 3;
+
+/// The recoveries one call has made: the first failure (named in the error) and how many.
+#[derive(Default)]
+struct Recoveries {
+    first: Option<CallError>,
+    count: u32,
+}
+
+impl Recoveries {
+    fn record(&mut self, call: CallError) {
+        self.first.get_or_insert(call);
+        self.count += 1;
+    }
+
+    fn exhausted(&self) -> bool {
+        self.count >= MAX_RECOVERIES
+    }
+}
+
 fn classify(call: CallError) -> Failure {
     if call.is(CKR_SESSION_HANDLE_INVALID)
         || call.is(CKR_SESSION_CLOSED)
@@ -271,7 +295,7 @@ impl Pool {
         mut op: impl FnMut(&Ctx<'_>) -> Result<T, OpError>,
     ) -> Result<T, HsmError> {
         let _permit = self.permits.acquire();
-        let mut recovered: Option<CallError> = None;
+        let mut recovered = Recoveries::default();
         loop {
             let st = self.state.read().unwrap_or_else(|p| p.into_inner());
             let generation = st.generation;
@@ -328,10 +352,10 @@ impl Pool {
                         // ours) and retry once on a fresh one. No pool-wide recovery needed.
                         let _ = session.close();
                         drop(st);
-                        if recovered.is_some() {
+                        if recovered.exhausted() {
                             return Err(HsmError::pkcs11(call));
                         }
-                        recovered = Some(call);
+                        recovered.record(call);
                     }
                     Failure::LoggedOut => {
                         self.checkin(session);
@@ -356,13 +380,14 @@ impl Pool {
             .push(session);
     }
 
-    /// Decides what a recoverable failure leads to: one recovery, or an error.
+    /// Decides what a recoverable failure leads to: a recovery (at most [`MAX_RECOVERIES`] per
+    /// call), or an error.
     fn after_failure(
         &self,
         name: &'static str,
         call: CallError,
         generation: u64,
-        recovered: &mut Option<CallError>,
+        recovered: &mut Recoveries,
     ) -> Result<(), HsmError> {
         let failure = classify(call);
         match failure {
@@ -378,13 +403,13 @@ impl Pool {
             Failure::Other | Failure::Poisoned => return Err(HsmError::pkcs11(call)),
             _ => {}
         }
-        if let Some(first) = recovered {
+        if let Some(first) = recovered.first.filter(|_| recovered.exhausted()) {
             return Err(self.unreachable(format!(
-                "{name}: {} returned {} again after recovering from {}",
+                "{name}: {} returned {} again after recovering {MAX_RECOVERIES} times (first from {})",
                 call.function, call.rv, first.rv
             )));
         }
-        *recovered = Some(call);
+        recovered.record(call);
         self.recover(generation, failure).map_err(|e| match e {
             e @ (HsmError::Unreachable { .. } | HsmError::PinIncorrect | HsmError::PinLocked) => e,
             other => self.unreachable(format!("{name}: recovery from {} failed: {other}", call.rv)),

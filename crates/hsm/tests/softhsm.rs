@@ -142,7 +142,6 @@ fn sm_operations_are_unsupported_not_done_in_software() {
         "SM2 encryption",
     );
     unsupported(hsm.sm3(b"abc").unwrap_err(), "SM3");
-    unsupported(hsm.hasher().unwrap_err(), "SM3");
     unsupported(
         hsm.generate_sm4("k", Sm4KeyOptions::default()).unwrap_err(),
         "SM4",

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use crypto::{
-    CipherFormat, CryptoError, Decrypter, Encrypter, Hasher, PublicKey, RandomSource, Signer,
-    Sm4Key, Sm4Mode, UserId, Verifier,
+    CipherFormat, CryptoError, Decrypter, Digest, Encrypter, PublicKey, RandomSource, Signature,
+    Signer, Sm4Key, Sm4Mode, UserId,
 };
 use crypto_sm::SoftwareProvider;
 use crypto_sm::rng::SeededRandom;
@@ -83,7 +83,6 @@ fn sign_in_both_za_modes_and_verify_everywhere() {
     for hsm in [&digest_mode, &za_in_token] {
         let signer = hsm.signer(&info.uri).unwrap();
         assert_eq!(Signer::public_key(&signer), info.public_key);
-        let verifier = hsm.verifier().unwrap();
         for id in ids() {
             let msg = format!("transfer 100 to {id:?}").into_bytes();
             let sig = Signer::sign(&signer, &id, &msg).unwrap();
@@ -94,7 +93,8 @@ fn sign_in_both_za_modes_and_verify_everywhere() {
                 "{id:?}"
             );
             hsm.verify(&info.uri, &id, &msg, &sig).unwrap();
-            verifier.verify(&info.public_key, &id, &msg, &sig).unwrap();
+            hsm.verify_with_key(&info.public_key, &id, &msg, &sig)
+                .unwrap();
             // Negatives through the token: wrong ID, wrong message, altered s.
             let wrong_id = UserId::new(b"mallory".to_vec()).unwrap();
             for (id2, msg2, sig2) in [
@@ -110,16 +110,15 @@ fn sign_in_both_za_modes_and_verify_everywhere() {
                     hsm.verify(&info.uri, id2, msg2, &sig2),
                     Err(HsmError::Crypto(CryptoError::SignatureInvalid))
                 ));
-                assert_eq!(
-                    verifier.verify(&info.public_key, id2, msg2, &sig2),
-                    Err(CryptoError::SignatureInvalid)
-                );
+                assert!(matches!(
+                    hsm.verify_with_key(&info.public_key, id2, msg2, &sig2),
+                    Err(HsmError::Crypto(CryptoError::SignatureInvalid))
+                ));
             }
             // Software signatures verify through the token.
             let soft_key = soft.generate().unwrap();
             let soft_sig = soft_key.sign(&id, &msg).unwrap();
-            verifier
-                .verify(&Signer::public_key(&soft_key), &id, &msg, &soft_sig)
+            hsm.verify_with_key(&Signer::public_key(&soft_key), &id, &msg, &soft_sig)
                 .unwrap();
         }
     }
@@ -208,21 +207,18 @@ fn encryption_cross_checked_with_software_both_ways() {
 fn sm3_and_sm4_equal_software() {
     let hsm = hsm();
     let soft = software();
-    let hasher = hsm.hasher().unwrap();
     for len in [0usize, 1, 3, 55, 56, 64, 65, 1000, 100_000] {
         let data: Vec<u8> = (0..len).map(|i| (i * 31) as u8).collect();
-        assert_eq!(hsm.sm3(&data).unwrap(), soft.sm3(&data), "len {len}");
-        let mut ctx = hasher.start();
-        for chunk in data.chunks(17) {
-            ctx.update(chunk);
-        }
-        assert_eq!(ctx.finish(), soft.sm3(&data));
+        assert_eq!(
+            hsm.sm3(&data).unwrap(),
+            crypto_sm::sm3::sm3(&data),
+            "len {len}"
+        );
     }
     assert_eq!(
         hsm.sm3(b"abc").unwrap().to_hex(),
         "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
     );
-    assert_eq!(hasher.software_fallbacks(), 0);
 
     // The same (imported, extractable) key in both providers.
     let key_bytes = hex::decode("0123456789abcdeffedcba9876543210").unwrap();
@@ -544,13 +540,18 @@ fn token_random_and_keystore() {
 
 /// Everything a provider offers, as the `crypto` traits. `signer` and `decrypter` may be two
 /// keys (a token enforces usage separation) or one (the software provider).
+/// SM2 verification with any key: (key, user ID, message, signature).
+type VerifyFn<'a> = dyn Fn(&PublicKey, &UserId, &[u8], &Signature) -> Result<(), CryptoError> + 'a;
+
 struct Provider<'a> {
     name: String,
-    hasher: &'a dyn Hasher,
+    /// SM3 of the input in this provider (the token's `C_Digest`, or software).
+    sm3: &'a (dyn Fn(&[u8]) -> Digest + 'a),
     signer: &'a dyn Signer,
     decrypter: &'a dyn Decrypter,
     encrypter: &'a dyn Encrypter,
-    verifier: &'a dyn Verifier,
+    /// SM2 verification with any key in this provider.
+    verify: &'a VerifyFn<'a>,
     /// The SM4 key 000102…0f in this provider.
     sm4: &'a dyn Sm4Key,
 }
@@ -562,10 +563,7 @@ fn provider_suite(a: &Provider<'_>, b: &Provider<'_>) {
     let ctx = format!("{} vs {}", a.name, b.name);
     for len in [0usize, 1, 55, 64, 1000] {
         let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
-        assert_eq!(a.hasher.sm3(&data), b.hasher.sm3(&data), "SM3 [{ctx}]");
-        let mut h = b.hasher.start();
-        h.update(&data);
-        assert_eq!(h.finish(), a.hasher.sm3(&data), "SM3 incremental [{ctx}]");
+        assert_eq!((a.sm3)(&data), (b.sm3)(&data), "SM3 [{ctx}]");
     }
     let msg = b"provider suite plaintext, longer than one block";
     for mode in [Sm4Mode::Cbc, Sm4Mode::Ctr, Sm4Mode::Gcm] {
@@ -588,15 +586,15 @@ fn provider_suite(a: &Provider<'_>, b: &Provider<'_>) {
             let e = crypto_sm::sm2::message_digest(&id, &pk, b"suite");
             let mut za_m = crypto_sm::sm2::za(&id, &pk).as_bytes().to_vec();
             za_m.extend_from_slice(b"suite");
-            assert_eq!(x.hasher.sm3(&za_m), e, "ZA/e [{ctx}]");
-            assert_eq!(y.hasher.sm3(&za_m), e, "ZA/e [{ctx}]");
+            assert_eq!((x.sm3)(&za_m), e, "ZA/e [{ctx}]");
+            assert_eq!((y.sm3)(&za_m), e, "ZA/e [{ctx}]");
 
             let sig = x.signer.sign(&id, b"suite").unwrap();
-            y.verifier.verify(&pk, &id, b"suite", &sig).unwrap();
-            x.verifier.verify(&pk, &id, b"suite", &sig).unwrap();
-            for v in [x.verifier, y.verifier] {
+            (y.verify)(&pk, &id, b"suite", &sig).unwrap();
+            (x.verify)(&pk, &id, b"suite", &sig).unwrap();
+            for v in [x.verify, y.verify] {
                 assert_eq!(
-                    v.verify(&pk, &id, b"suite!", &sig),
+                    v(&pk, &id, b"suite!", &sig),
                     Err(CryptoError::SignatureInvalid),
                     "[{ctx}]"
                 );
@@ -630,11 +628,11 @@ fn one_provider_suite_for_software_and_pkcs11() {
     let soft_sm4 = soft.sm4_key(&sm4_bytes).unwrap();
     let software_provider = Provider {
         name: "software".into(),
-        hasher: &soft,
+        sm3: &crypto_sm::sm3::sm3,
         signer: &soft_key,
         decrypter: &soft_key,
         encrypter: &soft,
-        verifier: &soft,
+        verify: &crypto_sm::sm2::verify,
         sm4: &soft_sm4,
     };
     let soft2_key = soft.generate().unwrap();
@@ -668,16 +666,19 @@ fn one_provider_suite_for_software_and_pkcs11() {
                 Sm4KeyOptions::default(),
             )
             .unwrap();
-        let hasher = hsm.hasher().unwrap();
         let encrypter = hsm.encrypter().unwrap();
-        let verifier = hsm.verifier().unwrap();
+        let token_sm3 = |data: &[u8]| hsm.sm3(data).unwrap();
+        let token_verify = |key: &PublicKey, id: &UserId, msg: &[u8], sig: &Signature| {
+            hsm.verify_with_key(key, id, msg, sig)
+                .map_err(CryptoError::from)
+        };
         let pkcs11 = Provider {
             name: format!("pkcs11 ({})", hsm.profile().name()),
-            hasher: &hasher,
+            sm3: &token_sm3,
             signer: &sign_key,
             decrypter: &dec_key,
             encrypter: &encrypter,
-            verifier: &verifier,
+            verify: &token_verify,
             sm4: &sm4,
         };
         provider_suite(&software_provider, &pkcs11);

@@ -1,5 +1,6 @@
 //! [`Hsm`]: operations with any SM2 public key through the token: verification and encryption,
-//! [`HsmVerifier`] and [`HsmEncrypter`].
+//! [`HsmEncrypter`]; verification with any key through the token (device checks only: gmchain
+//! verifies in software).
 
 use super::{Hsm, KeyUsage};
 use crate::HsmError;
@@ -9,7 +10,7 @@ use crate::pool::{Ctx, OpError};
 use crate::profile::{Operation, SM2_EC_PARAMS};
 use crate::rv::CallError;
 use crate::uri::KeyUri;
-use crypto::{CipherFormat, CryptoError, Encrypter, PublicKey, Signature, UserId, Verifier};
+use crypto::{CipherFormat, CryptoError, Encrypter, PublicKey, Signature, UserId};
 use cryptoki_sys::*;
 
 impl Hsm {
@@ -53,13 +54,6 @@ impl Hsm {
             let _ = ctx.raw.destroy_object(ctx.handle(), h);
             result
         })
-    }
-
-    /// Returns a [`crypto::Verifier`] that verifies through the token with any public key
-    /// (imported as a temporary session object for each verification).
-    pub fn verifier(&self) -> Result<HsmVerifier, HsmError> {
-        self.mechanism(Operation::Sm2Sign)?;
-        Ok(HsmVerifier { hsm: self.clone() })
     }
 
     /// Returns a [`crypto::Encrypter`] that encrypts through the token to any public key.
@@ -194,24 +188,6 @@ fn signature_invalid(c: CallError) -> OpError {
         OpError::Hsm(HsmError::Crypto(CryptoError::SignatureInvalid))
     } else {
         OpError::Call(c)
-    }
-}
-
-/// SM2 verification through the token, for any public key, as a [`Verifier`].
-#[derive(Clone, Debug)]
-pub struct HsmVerifier {
-    hsm: Hsm,
-}
-
-impl Verifier for HsmVerifier {
-    fn verify(
-        &self,
-        key: &PublicKey,
-        id: &UserId,
-        msg: &[u8],
-        sig: &Signature,
-    ) -> Result<(), CryptoError> {
-        Ok(self.hsm.verify_with_key(key, id, msg, sig)?)
     }
 }
 
