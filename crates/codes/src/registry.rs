@@ -76,6 +76,12 @@ define_codes! {
     EXEC_EVENT_INVALID = 1005, NotVerified, FailedPrecondition,
         "An event over the receipt limits, or with an invalid name.",
         "keep events within the receipt limits of docs/formats.md";
+    EXEC_READ_ONLY = 1006, NotVerified, FailedPrecondition,
+        "A contract call tried to write, delete or emit an event in a read-only context (an authorisation hook or a query).",
+        "a query or an authorisation hook only reads; make the change in a transaction";
+    EXEC_COST_EXCEEDED = 1007, NotVerified, ResourceExhausted,
+        "A contract call would take the transaction's cost meter past its limit; its writes are discarded.",
+        "raise the transaction's cost limit within the chain's maximum, or do less in one transaction";
     IDENTITY_ORG_EXISTS = 2001, NotVerified, FailedPrecondition,
         "`identity.register_org`: an organisation of this name is already registered.",
         "choose another name, or replace the CA of the existing organisation (identity.replace_ca)";

@@ -177,6 +177,10 @@ pub enum FailureCode {
     ValueTooLarge,
     /// An event over the receipt limits, or with an invalid name.
     EventInvalid,
+    /// A write, delete or event in a read-only context.
+    ReadOnly,
+    /// A charge past the cost meter's limit.
+    CostExceeded,
     /// `identity.register_org`: an organisation of this name is already registered.
     OrgExists,
     /// The signer's organisation is not registered.
@@ -203,13 +207,15 @@ pub enum FailureCode {
 
 impl FailureCode {
     /// Every code, in number order.
-    pub const ALL: [FailureCode; 16] = [
+    pub const ALL: [FailureCode; 18] = [
         FailureCode::UnknownCall,
         FailureCode::PermissionDenied,
         FailureCode::BadArguments,
         FailureCode::WrongChain,
         FailureCode::ValueTooLarge,
         FailureCode::EventInvalid,
+        FailureCode::ReadOnly,
+        FailureCode::CostExceeded,
         FailureCode::OrgExists,
         FailureCode::OrgUnknown,
         FailureCode::CrlNotNewer,
@@ -231,6 +237,8 @@ impl FailureCode {
             FailureCode::WrongChain => &codes::EXEC_WRONG_CHAIN,
             FailureCode::ValueTooLarge => &codes::EXEC_VALUE_TOO_LARGE,
             FailureCode::EventInvalid => &codes::EXEC_EVENT_INVALID,
+            FailureCode::ReadOnly => &codes::EXEC_READ_ONLY,
+            FailureCode::CostExceeded => &codes::EXEC_COST_EXCEEDED,
             FailureCode::OrgExists => &codes::IDENTITY_ORG_EXISTS,
             FailureCode::OrgUnknown => &codes::IDENTITY_ORG_UNKNOWN,
             FailureCode::CrlNotNewer => &codes::IDENTITY_CRL_NOT_NEWER,

@@ -125,13 +125,13 @@ impl ContractError {
     /// Returns the code and message of the `Failed` receipt this error gives, or the
     /// infrastructure error that stops the block. A read-only refusal and an exceeded meter
     /// cannot happen in execution today (its calls are read-write and its meter has no limit);
-    /// until their own codes are registered (issue 14, with fuel) they are recorded as
-    /// `EXEC_PERMISSION_DENIED`.
+    /// they have their own codes for the WASM contracts of issue 14.
     pub(crate) fn into_failure(self) -> Result<(FailureCode, String), ExecError> {
         match self {
             ContractError::Failed { code, message } => Ok((code, message)),
-            e @ (ContractError::ReadOnly { .. } | ContractError::CostExceeded { .. }) => {
-                Ok((FailureCode::PermissionDenied, e.to_string()))
+            e @ ContractError::ReadOnly { .. } => Ok((FailureCode::ReadOnly, e.to_string())),
+            e @ ContractError::CostExceeded { .. } => {
+                Ok((FailureCode::CostExceeded, e.to_string()))
             }
             ContractError::State(e) => Err(e),
         }
