@@ -1061,3 +1061,54 @@ fn every_format_version_in_the_table_is_the_codes() {
         );
     }
 }
+
+/// Review finding on issue 11: the crypto commands flattened every cryptographic error to bad
+/// input (exit 2). A well-formed SM2 ciphertext that does not decrypt (C3 does not verify) is
+/// "did not verify", exit 1, with nothing released; a ciphertext that is not one is bad input.
+#[test]
+fn a_ciphertext_that_does_not_verify_is_exit_1_and_junk_is_exit_2() {
+    let d = Dir::new();
+    d.file("msg", b"a message for the key holder");
+    assert!(
+        openssl(
+            d.path(),
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:SM2",
+                "-out",
+                "k.pem"
+            ]
+        )
+        .status
+        .success()
+    );
+    assert!(
+        openssl(
+            d.path(),
+            &["pkey", "-in", "k.pem", "-pubout", "-out", "k.pub"]
+        )
+        .status
+        .success()
+    );
+    let o = gmchain_in(
+        d.path(),
+        &[
+            "crypto", "encrypt", "--pubkey", "k.pub", "--out", "ct", "msg",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // Flip the last byte of C2 (the DER encoding ends with C2's octets): C3 no longer verifies.
+    let mut ct = std::fs::read(d.path().join("ct")).unwrap();
+    let last = ct.len() - 1;
+    ct[last] ^= 0x01;
+    d.file("ct.bad", &ct);
+    let o = gmchain_in(d.path(), &["crypto", "decrypt", "--key", "k.pem", "ct.bad"]);
+    assert_one_line_error(&o, 1, "decryption failed");
+    assert!(o.stdout.is_empty(), "nothing may be released");
+    d.file("junk", b"not a ciphertext");
+    let o = gmchain_in(d.path(), &["crypto", "decrypt", "--key", "k.pem", "junk"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+}

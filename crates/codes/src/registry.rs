@@ -511,13 +511,13 @@ define_codes! {
     CRYPTO_INVALID_PRIVATE_KEY = 8002, BadInput, InvalidArgument,
         "A private key out of range or badly encoded.",
         "give an SM2 private key";
-    CRYPTO_MALFORMED_SIGNATURE = 8003, NotVerified, InvalidArgument,
+    CRYPTO_MALFORMED_SIGNATURE = 8003, BadInput, InvalidArgument,
         "A signature that cannot be decoded (length, DER, range).",
         "give a DER SM2 signature";
     CRYPTO_SIGNATURE_INVALID = 8004, NotVerified, InvalidArgument,
         "A well-formed SM2 signature that does not verify.",
         "check the key, the message and the user ID (default 1234567812345678)";
-    CRYPTO_MALFORMED_CIPHERTEXT = 8005, NotVerified, InvalidArgument,
+    CRYPTO_MALFORMED_CIPHERTEXT = 8005, BadInput, InvalidArgument,
         "A ciphertext that cannot be decoded.",
         "give a DER (GM/T 0009) or C1C3C2 SM2 ciphertext";
     CRYPTO_DECRYPTION_FAILED = 8006, NotVerified, InvalidArgument,

@@ -109,10 +109,58 @@ fn names_and_numbers_are_unique_and_in_their_ranges() {
     );
 }
 
+/// Every version of the table git has recorded: a (name, number) pair once committed stays in
+/// the registry, even when a later commit rewrote the table. `None` outside a git checkout (a
+/// source tarball); CI runs on a clone.
+fn committed_tables() -> Option<Vec<(String, String)>> {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let revs = git(&["log", "--format=%H", "--", "docs/error-codes.md"])?;
+    Some(
+        revs.lines()
+            .filter_map(|rev| {
+                git(&["show", &format!("{rev}:docs/error-codes.md")])
+                    .map(|table| (rev.to_string(), table))
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn no_code_ever_committed_is_renumbered_or_removed() {
+    let Some(tables) = committed_tables() else {
+        eprintln!(
+            "not a git checkout: the committed tables cannot be read; checked against the working tree only"
+        );
+        return;
+    };
+    for (rev, table) in tables {
+        let problems = append_only_violations(&table);
+        assert!(
+            problems.is_empty(),
+            "docs/error-codes.md as committed in {rev} vs the registry:\n{}",
+            problems.join("\n")
+        );
+    }
+}
+
 #[test]
 fn the_checked_in_table_is_append_only_and_current() {
     let path = table_path();
-    let table = std::fs::read_to_string(&path).unwrap_or_default();
+    let table = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: the table is checked in and never deleted",
+            path.display()
+        )
+    });
     let problems = append_only_violations(&table);
     assert!(
         problems.is_empty(),

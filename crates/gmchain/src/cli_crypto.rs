@@ -336,8 +336,10 @@ pub(crate) enum ModeArg {
     Ccm,
 }
 
+/// A cryptographic failure with its registry class: a tag, signature or ciphertext that does not
+/// verify is 1, bad input 2, a token that is gone 3.
 fn bad(e: CryptoError) -> Failure {
-    Failure::BadInput(e.to_string())
+    Failure::coded(&e, e.to_string())
 }
 
 fn read_pubkey(path: &Path) -> Result<crypto::PublicKey, Failure> {
@@ -484,7 +486,7 @@ pub(crate) fn run(cmd: CryptoCommand) -> CmdResult {
                 }
                 LoadedKey::Token(s) => pki::csr::build(&subject, s.as_ref()),
             }
-            .map_err(|e| Failure::BadInput(e.to_string()))?;
+            .map_err(|e| Failure::coded(&e, e.to_string()))?;
             write_output(out.as_deref(), pem.as_bytes())
         }
         CryptoCommand::Encrypt {

@@ -301,7 +301,7 @@ pub(crate) fn run(cmd: KeysCommand) -> CmdResult {
             let data = read_input(file.as_deref())?;
             let sig = signer
                 .sign(&id.user_id()?, &data)
-                .map_err(|e| Failure::BadInput(format!("{key}: {e}")))?;
+                .map_err(|e| Failure::coded(&e, format!("{key}: {e}")))?;
             let bytes = match format {
                 SigFormat::Der => sig.to_der(),
                 SigFormat::Raw => sig.to_raw().to_vec(),
@@ -343,8 +343,8 @@ pub(crate) fn run(cmd: KeysCommand) -> CmdResult {
         } => {
             let (hsm, uri) = open_for_key(&token, &key)?;
             let signer = hsm.signer(&uri).map_err(|e| hsm_failure(&key, e))?;
-            let pem =
-                pki::csr::build(&subject, &signer).map_err(|e| Failure::BadInput(e.to_string()))?;
+            let pem = pki::csr::build(&subject, &signer)
+                .map_err(|e| Failure::coded(&e, e.to_string()))?;
             write_output(out.as_deref(), pem.as_bytes())
         }
         KeysCommand::Delete { token, key } => {

@@ -116,9 +116,12 @@ pub(crate) fn grpc_code(g: codes::Grpc) -> tonic::Code {
     }
 }
 
+/// A node failure while serving a request: the registry's gRPC status for its code (a store
+/// missing what it should hold is DATA_LOSS, an unreadable state INTERNAL), with the code's name
+/// in the metadata so that a client maps it to its exit class.
 fn internal(e: NodeError) -> Status {
     tracing::error!("{e}");
-    Status::internal(e.to_string())
+    coded_status(e.code(), e.to_string())
 }
 
 fn tx_id(bytes: &[u8]) -> Result<TxId, Status> {
@@ -289,7 +292,7 @@ impl Chain for ChainService {
                 }
             };
             r.map_err(internal)?
-                .map_err(|e| Status::internal(e.to_string()))
+                .map_err(|e| internal(NodeError::from(e)))
         })
         .await?;
         let a = found.ok_or_else(|| Status::not_found("no such attestation"))?;
@@ -314,7 +317,7 @@ impl Chain for ChainService {
         let list = blocking(move || {
             core.with_state(|v| v.attestations_by_owner(&req.owner, req.start, limit))
                 .map_err(internal)?
-                .map_err(|e| Status::internal(e.to_string()))
+                .map_err(|e| internal(NodeError::from(e)))
         })
         .await?;
         Ok(Response::new(pb::ListAttestationsResponse {
@@ -446,5 +449,37 @@ impl Chain for ChainService {
                 .load(std::sync::atomic::Ordering::Relaxed),
             expiry_window: c.genesis().params.expiry_window,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review finding on issue 11: a node failure while serving was INTERNAL with no code, so a
+    /// client could not tell a store missing data (DATA_LOSS, did not verify) from a bad request.
+    #[test]
+    fn a_node_failure_is_sent_with_its_registry_status_and_code() {
+        let s = internal(NodeError::Missing("receipt"));
+        assert_eq!(s.code(), tonic::Code::DataLoss);
+        assert_eq!(
+            s.metadata()
+                .get(api::CODE_METADATA_KEY)
+                .and_then(|v| v.to_str().ok()),
+            Some("NODE_MISSING")
+        );
+        let r = refusal_status(&Rejection::new(
+            execution::RejectCode::StateUnavailable,
+            "x",
+        ));
+        assert_eq!(r.code(), tonic::Code::Unavailable);
+        let r = refusal_status(&Rejection::new(execution::RejectCode::PoolFull, "x"));
+        assert_eq!(r.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            r.metadata()
+                .get(api::CODE_METADATA_KEY)
+                .and_then(|v| v.to_str().ok()),
+            Some("TX_POOL_FULL")
+        );
     }
 }

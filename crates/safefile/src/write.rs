@@ -197,7 +197,9 @@ pub fn write_atomic(target: &Path, contents: &[u8], mode: Mode) -> Result<(), Er
 
 /// Appends `contents` to the log at `path` and fsyncs it, creating the file with `mode` if it
 /// does not exist; a created file's directory is fsynced too, so the new log survives a crash.
-/// Appends of several processes are not serialised here: the caller holds a lock.
+/// Appends of several processes are not serialised here: the caller holds a lock, and is the
+/// only appender meanwhile, because a failed append cuts the file back to the length it had
+/// (best effort), so that no partial line stays behind to break the next reader.
 pub fn append(path: &Path, contents: &[u8], mode: Mode) -> Result<(), Error> {
     let open_existing = || OpenOptions::new().append(true).open(path);
     let (mut file, created) = match open_existing() {
@@ -215,8 +217,16 @@ pub fn append(path: &Path, contents: &[u8], mode: Mode) -> Result<(), Error> {
         }
         Err(e) => return Err(Error::io(Step::OpenAppend, path, e)),
     };
-    run(Step::Append, path, || file.write_all(contents))?;
-    run(Step::SyncAppend, path, || file.sync_all())?;
+    let before = run(Step::OpenAppend, path, || file.metadata())?.len();
+    let written = run(Step::Append, path, || file.write_all(contents))
+        .and_then(|()| run(Step::SyncAppend, path, || file.sync_all()));
+    if let Err(e) = written {
+        // Undo what part of the entry reached the file; the error reported is the first.
+        if file.set_len(before).is_ok() {
+            let _ = file.sync_all();
+        }
+        return Err(e);
+    }
     if created {
         sync_dir(parent_dir(path))?;
     }
@@ -326,6 +336,11 @@ mod tests {
         fault::arm(Step::SyncAppend);
         let err = append(&log, b"two\n", Mode::PUBLIC).unwrap_err();
         assert_eq!((err.step(), err.path()), (Step::SyncAppend, log.as_path()));
+        // Review finding on issue 11: the failed entry does not stay behind as a partial line
+        // (a damaged last line made the next append fail after the CA had acted).
+        assert_eq!(fs::read(&log).unwrap(), b"one\n");
+        append(&log, b"three\n", Mode::PUBLIC).unwrap();
+        assert_eq!(fs::read(&log).unwrap(), b"one\nthree\n");
         // A new log fsyncs its directory; a failure there is reported, not swallowed.
         let new_log = dir.path().join("new.log");
         fault::arm(Step::SyncDir);

@@ -49,6 +49,15 @@ pub enum RocksError {
         /// RocksDB's message.
         message: String,
     },
+    /// The store records another layout version; it was probed read-only and not opened.
+    #[error("{path}: {source}")]
+    Version {
+        /// The directory.
+        path: PathBuf,
+        /// The versions.
+        #[source]
+        source: storage::StorageError,
+    },
     /// A column family is missing although the store opened.
     #[error("column family {0} is missing")]
     MissingColumnFamily(&'static str),
@@ -110,7 +119,12 @@ impl RocksBackend {
             });
         }
         let mut opts = options();
-        if !exists {
+        if exists {
+            // Judge the layout version read-only first: a store of another version is refused
+            // before RocksDB writes anything to it (a read-write open flushes and rewrites
+            // files), and whatever its column families.
+            Self::probe_version(path, &opts)?;
+        } else {
             opts.create_if_missing(true);
             opts.create_missing_column_families(true);
         }
@@ -140,6 +154,34 @@ impl RocksBackend {
             opts,
             path: path.to_path_buf(),
             batches: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Reads the layout version of an existing store without opening it for writing.
+    fn probe_version(path: &Path, opts: &Options) -> Result<(), RocksError> {
+        let open_err = |e: rocksdb::Error| RocksError::Open {
+            path: path.to_path_buf(),
+            message: e.into_string(),
+        };
+        let families = DB::list_cf(opts, path).map_err(open_err)?;
+        let meta = Table::Meta.name();
+        if !families.iter().any(|f| f == meta) {
+            // Not our layout at all: the read-write open names the missing family.
+            return Ok(());
+        }
+        let cfs = families
+            .iter()
+            .map(|f| ColumnFamilyDescriptor::new(f, cf_options()));
+        let db = DB::open_cf_descriptors_read_only(opts, path, cfs, false).map_err(open_err)?;
+        let value = match db.cf_handle(meta) {
+            Some(cf) => db
+                .get_cf(&cf, storage::STORE_VERSION_KEY)
+                .map_err(open_err)?,
+            None => None,
+        };
+        storage::check_store_version(value.as_deref()).map_err(|source| RocksError::Version {
+            path: path.to_path_buf(),
+            source,
         })
     }
 

@@ -174,3 +174,67 @@ fn a_tampered_old_block_is_found_by_the_full_check() {
     let e = store.verify_all().unwrap_err();
     assert_eq!(e.height, Height(3), "{e}");
 }
+
+/// The names and sizes of the files of a store directory.
+fn listing(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Issue 11 point 8 and its review: a store of another layout version is refused naming both
+/// versions before RocksDB opens it for writing (which would flush and rewrite its files), and
+/// whatever column families that layout has.
+#[test]
+fn a_store_of_another_version_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), 2);
+    {
+        let backend = RocksBackend::open(dir.path(), false).unwrap();
+        assert_eq!(
+            backend
+                .get(Table::Meta, storage::STORE_VERSION_KEY)
+                .unwrap(),
+            Some(vec![storage::STORE_VERSION])
+        );
+        let mut batch = WriteBatch::new();
+        batch.put(Table::Meta, storage::STORE_VERSION_KEY.to_vec(), vec![2]);
+        backend.write(batch).unwrap();
+    }
+    let before = listing(dir.path());
+    let e = RocksBackend::open(dir.path(), false)
+        .err()
+        .expect("refused");
+    assert!(
+        e.to_string()
+            .ends_with("the store is format version 2; this build reads version 1: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"),
+        "{e}"
+    );
+    assert_eq!(
+        listing(dir.path()),
+        before,
+        "the refused store was written to"
+    );
+
+    // A later layout with a column family this build does not know: still the versions named.
+    {
+        let mut opts = rocksdb::Options::default();
+        opts.create_missing_column_families(true);
+        let existing = rocksdb::DB::list_cf(&opts, dir.path()).unwrap();
+        let mut db = rocksdb::DB::open_cf(&opts, dir.path(), &existing).unwrap();
+        db.create_cf("votes", &opts).unwrap();
+    }
+    let e = RocksBackend::open(dir.path(), false)
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("format version 2"), "{e}");
+}

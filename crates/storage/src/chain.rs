@@ -16,7 +16,8 @@ use crate::error::{IntegrityError, IntegrityFault, StorageError};
 /// The Meta key of the tip pointer: height (u64 BE) ‖ block hash (32 bytes).
 const TIP_KEY: &[u8] = b"tip";
 /// The Meta key of the store's layout version: one byte, written with block 0.
-const VERSION_KEY: &[u8] = b"store_version";
+pub const STORE_VERSION_KEY: &[u8] = b"store_version";
+const VERSION_KEY: &[u8] = STORE_VERSION_KEY;
 
 /// The layout version of the store this build reads and writes (docs/formats.md §0). A store
 /// without the version key was written before the key existed and has the version-1 layout.
@@ -83,6 +84,23 @@ pub struct ChainStore<B: KvBackend> {
     commit: Mutex<()>,
 }
 
+/// Judges the value of the `Meta` key [`STORE_VERSION_KEY`] (`None`: the key is absent, the
+/// version-1 layout of stores written before it existed). A backend that opens a store calls it
+/// before any write (RocksDB: from a read-only probe).
+pub fn check_store_version(value: Option<&[u8]>) -> Result<(), StorageError> {
+    match value {
+        None => Ok(()),
+        Some([v]) if *v == STORE_VERSION => Ok(()),
+        Some(v) => Err(StorageError::UnsupportedVersion {
+            found: match v {
+                [b] => b.to_string(),
+                other => format!("unreadable ({} bytes)", other.len()),
+            },
+            supported: STORE_VERSION,
+        }),
+    }
+}
+
 impl<B: KvBackend> ChainStore<B> {
     /// Returns a store over `backend` that decodes stored values under `limits`.
     pub fn new(backend: B, limits: Limits) -> Self {
@@ -108,17 +126,7 @@ impl<B: KvBackend> ChainStore<B> {
     /// Fails, changing nothing, unless the store's layout version is [`STORE_VERSION`] (a store
     /// written before the version key existed has none and the version-1 layout).
     pub fn check_version(&self) -> Result<(), StorageError> {
-        match self.backend.get(Table::Meta, VERSION_KEY)? {
-            None => Ok(()),
-            Some(v) if v.as_slice() == [STORE_VERSION] => Ok(()),
-            Some(v) => Err(StorageError::UnsupportedVersion {
-                found: match v.as_slice() {
-                    [b] => b.to_string(),
-                    other => format!("unreadable ({} bytes)", other.len()),
-                },
-                supported: STORE_VERSION,
-            }),
-        }
+        check_store_version(self.backend.get(Table::Meta, VERSION_KEY)?.as_deref())
     }
 
     /// Returns the tip, or `None` for an empty store.

@@ -33,5 +33,7 @@ mod chain;
 mod error;
 
 pub use backend::{Entries, KvBackend, MemBackend, Table, WriteBatch, WriteOp};
-pub use chain::{ChainStore, STORE_VERSION, StateNodes, Tip, TxLocation};
+pub use chain::{
+    ChainStore, STORE_VERSION, STORE_VERSION_KEY, StateNodes, Tip, TxLocation, check_store_version,
+};
 pub use error::{IntegrityError, IntegrityFault, StorageError};
