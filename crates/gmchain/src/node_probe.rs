@@ -129,18 +129,15 @@ impl GrpcProbe {
     }
 }
 
-/// A refusal's stable code: the `gmchain-code` metadata, else the "TX_CODE: message" prefix.
+/// A refusal's stable code: the `gmchain-code` metadata, which must name a registry code. The
+/// message is not parsed: a node that does not send its code does not meet the API contract, and
+/// the case says so.
 fn refusal_code(s: &tonic::Status) -> Option<String> {
-    if let Some(code) = s
-        .metadata()
+    s.metadata()
         .get(api::CODE_METADATA_KEY)
         .and_then(|v| v.to_str().ok())
-    {
-        return Some(code.to_string());
-    }
-    let (code, _) = s.message().split_once(':')?;
-    (code.starts_with("TX_") && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
-        .then(|| code.to_string())
+        .and_then(codes::by_name)
+        .map(|c| c.name.to_string())
 }
 
 /// A gRPC error status as the conformance suite sees it: unreachable for the codes the CLI
