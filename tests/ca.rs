@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[path = "support/demo_pki.rs"]
-mod demo_pki;
+use crate::demo_pki;
 use demo_pki::{demo_pki, gm, repo};
 
 fn ok(dir: &Path, args: &[&str]) -> Output {

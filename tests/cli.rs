@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[path = "support/demo_pki.rs"]
-mod demo_pki;
+use crate::demo_pki;
 use demo_pki::{demo_pki, gm};
 
 fn gmchain(args: &[&str]) -> Output {

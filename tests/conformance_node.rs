@@ -7,8 +7,7 @@
 use std::path::Path;
 use std::process::Output;
 
-#[path = "support/dev_node.rs"]
-mod dev_node;
+use crate::dev_node;
 use dev_node::{Chain, Node, dev_chain, gm};
 
 fn run_conformance(chain: &Chain, genesis: &Path, out: &str) -> (Output, serde_json::Value) {

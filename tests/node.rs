@@ -15,8 +15,7 @@ use crypto_sm::rng::SystemRandom;
 use pki::{Certificate, Crl, RevocationReason, RevokedEntry, UnixTime};
 use types::{Call, ChainId, Decode, Encode, Height, Limits, Sender, SignedTx, Transaction};
 
-#[path = "support/dev_node.rs"]
-mod dev_node;
+use crate::dev_node;
 use dev_node::{Node, dev_chain, fails, gm, log_of, ok};
 
 const PASS: &[u8] = b"dev-chain-passphrase";

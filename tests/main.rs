@@ -1,0 +1,18 @@
+//! gmchain's end-to-end tests, as one test binary: each binary links the whole node (RocksDB
+//! included), so the suites are modules of one (`cargo test -p gmchain --test gmchain ca::`).
+//! - `ca`: `gmchain ca` as CA admins use it, against the demo PKI;
+//! - `cli`: the crypto toolbox against OpenSSL, the conformance report, format tables;
+//! - `keys`: keys in a PKCS#11 token;
+//! - `node`: real node processes on 127.0.0.1;
+//! - `conformance_node`: the conformance suite against a live node.
+
+#[path = "support/demo_pki.rs"]
+mod demo_pki;
+#[path = "support/dev_node.rs"]
+mod dev_node;
+
+mod ca;
+mod cli;
+mod conformance_node;
+mod keys;
+mod node;
