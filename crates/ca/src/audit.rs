@@ -175,6 +175,24 @@ impl AuditLog {
         Ok(out)
     }
 
+    /// Returns the sequence number and previous hash the next entry takes: reads every line of
+    /// the log, so a damaged log (a line that is not an entry, such as the partial line a write
+    /// cut short leaves) fails here, before anything is appended.
+    fn next_link(&self) -> Result<(u64, [u8; 32]), CaError> {
+        let entries = self.read()?;
+        match entries.last() {
+            Some(last) => Ok((last.seq + 1, parse_hash(&last.hash, last.seq)?)),
+            None => Ok((0, [0u8; 32])),
+        }
+    }
+
+    /// Checks that an entry can be appended: the reading of the log [`AuditLog::append`] does
+    /// first. `CaDir::audited` calls it before an action, so that a log that cannot record the
+    /// action refuses it before it changes anything.
+    pub fn check_appendable(&self) -> Result<(), CaError> {
+        self.next_link().map(|_| ())
+    }
+
     /// Appends an entry and returns the new head. The caller holds the CA directory's lock.
     pub fn append(
         &self,
@@ -185,11 +203,7 @@ impl AuditLog {
         detail: &str,
         signer: Option<&dyn Signer>,
     ) -> Result<String, CaError> {
-        let entries = self.read()?;
-        let (seq, prev) = match entries.last() {
-            Some(last) => (last.seq + 1, parse_hash(&last.hash, last.seq)?),
-            None => (0, [0u8; 32]),
-        };
+        let (seq, prev) = self.next_link()?;
         let hash = entry_hash(&prev, seq, time, operator, action, outcome, detail);
         let sig = match signer {
             Some(s) => Some(hex::encode(s.sign(&UserId::default(), &hash)?.to_der())),

@@ -140,13 +140,17 @@ pub struct Audited<T, E> {
 impl CaDir {
     /// Runs `action` on this CA (opened with its exclusive lock) and records it in the audit
     /// log, signed with the CA key: `done` or `refused`, with the [`AuditDetail`] of what `f`
-    /// returned. Fails only if the entry cannot be written, whatever `f` returned.
+    /// returned. Fails only if the entry cannot be written, whatever `f` returned; a log that
+    /// cannot be appended to (a damaged line) fails before `f` runs, so the action is refused
+    /// with the log's error and changes nothing.
     pub fn audited<T: AuditDetail, E: AuditDetail>(
         &self,
         cx: &Context<'_>,
         action: Action,
         f: impl FnOnce(&Authority<'_>) -> Result<T, E>,
     ) -> Result<Audited<T, E>, CaError> {
+        // Not after the action: an action whose entry cannot be written must not happen.
+        self.audit().check_appendable()?;
         let result = f(&Authority { dir: self, cx: *cx });
         let (outcome, detail) = match &result {
             Ok(d) => (Outcome::Done, d.audit_detail()),

@@ -1019,3 +1019,109 @@ fn a_generated_holder_key_is_drawn_from_the_given_randomness() {
     // Same clock and randomness, same key and serial: nothing else is drawn from.
     assert_eq!(issue(t.path().join("a")), issue(t.path().join("b")));
 }
+
+/// The names of the files in `certs/`.
+fn cert_file_names(ca: &TestCa) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(ca.dir.path().join("certs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+// Review of issue 11, defect 1: a damaged audit log was found only when the action's entry was
+// appended, after the action had written certs/ and the index: the command failed, but the
+// certificate was issued and nothing in the log says so.
+#[test]
+fn a_damaged_audit_log_refuses_every_action_before_it_changes_anything() {
+    use std::io::Write;
+    let t = tempfile::tempdir().unwrap();
+    let root = TestCa::root(&t.path().join("root"), 3650, T0);
+    let user = root.issue(T0, Role::User, &key(10), "user-1");
+    // A partial last line, as a write cut short by a full disk or a crash leaves it.
+    let log_path = root.dir.path().join("audit.log");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log_path)
+        .unwrap()
+        .write_all(br#"{"seq":7,"time":1"#)
+        .unwrap();
+    let log = std::fs::read(&log_path).unwrap();
+    let before = (root.index(), cert_file_names(&root));
+    let req = csr(&key(11), "CN=user-2");
+    let agency_req = csr(&key(12), "CN=Agency B CA");
+    let pass = Secret::new(b"escrow".to_vec());
+    let escrow = MemoryEscrow::default();
+    let clock = UnixTime(T0 + 10);
+    let cx = root.cx(&clock);
+    let s = user.serial().to_hex();
+    type Step<'a> = Box<dyn FnOnce(&Authority<'_>) -> Result<String, CaError> + 'a>;
+    let ran = std::cell::Cell::new(0);
+    let steps: Vec<(Action, Step<'_>)> = vec![
+        (
+            Action::Issue,
+            Box::new(|a| {
+                a.issue(Role::User, Holder::Request(&req), 30)
+                    .map(|i| i.audit_detail())
+            }),
+        ),
+        (
+            Action::Issue,
+            Box::new(|a| {
+                a.issue_pair(
+                    Holder::Request(&req),
+                    30,
+                    Escrow {
+                        passphrase: &pass,
+                        store: &escrow,
+                    },
+                )
+                .map(|i| i.audit_detail())
+            }),
+        ),
+        (
+            Action::Intermediate,
+            Box::new(|a| {
+                a.intermediate(Holder::Request(&agency_req), "Agency B", 30)
+                    .map(|i| i.audit_detail())
+            }),
+        ),
+        (
+            Action::Renew,
+            Box::new(|a| a.renew(&s, None, 30).map(|r| r.audit_detail())),
+        ),
+        (
+            Action::Revoke,
+            Box::new(|a| {
+                a.revoke(&s, RevocationReason::KeyCompromise)
+                    .map(|r| r.audit_detail())
+            }),
+        ),
+        (
+            Action::Crl,
+            Box::new(|a| a.publish_crl(24).map(|p| p.audit_detail())),
+        ),
+    ];
+    for (action, step) in steps {
+        let r = root.dir.audited(&cx, action, |a| {
+            ran.set(ran.get() + 1);
+            step(a)
+        });
+        assert!(
+            matches!(&r, Err(CaError::AuditBroken { seq: 2, .. })),
+            "{action:?} on a damaged log: {r:?}"
+        );
+        assert_eq!(
+            (root.index(), cert_file_names(&root)),
+            before,
+            "{action:?} on a damaged log changed the CA"
+        );
+    }
+    assert_eq!(
+        ran.get(),
+        0,
+        "an action ran although its entry could not be appended"
+    );
+    assert!(escrow.deposits.lock().unwrap().is_empty());
+    assert!(!root.dir.path().join("crl.pem").exists());
+    assert_eq!(std::fs::read(&log_path).unwrap(), log);
+}
