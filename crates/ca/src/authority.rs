@@ -15,7 +15,10 @@
 //!   at most [`SERIAL_DRAWS`] times, and a certificate file is never overwritten;
 //! - a validity starts five minutes before now (clock skew between machines), lasts the days
 //!   asked (at least one), and never outlives the issuer's certificate;
-//! - the index is written last, once per action: a crash leaves the old state or the new.
+//! - nothing is written until every step that can refuse the action has passed; then the new
+//!   certificates' files, then the index, once per action (the commit point): a failed write
+//!   removes the files it wrote, and a crash leaves the old state or the new (at worst a
+//!   certificate file the index does not record, which no one received).
 //!
 //! What it leaves to its caller: reading request files, passphrases and keys, opening the CA
 //! key, and writing outputs (a generated holder key, the certificate, the CRL).
@@ -332,11 +335,10 @@ impl Authority<'_> {
         validity(self.cx.clock, days, Some(issuer))
     }
 
-    /// Writes `cert`'s file (never over another) and adds it to `index` (not yet written).
+    /// Adds `cert` to `index` (not yet written); its file is written by [`Authority::commit`].
     fn record(&self, index: &mut Index, cert: &Certificate, role: Role) -> Result<(), CaError> {
         let v = cert.validity();
         let serial = cert.serial().to_hex();
-        self.dir.write_cert(&serial, cert.to_pem().as_bytes())?;
         index.add(IndexEntry {
             serial,
             subject: cert.subject(),
@@ -349,6 +351,36 @@ impl Authority<'_> {
             renewed_by: None,
             pair: None,
         })
+    }
+}
+
+impl Authority<'_> {
+    /// The commit point of an action that certifies: writes the files of the new certificates
+    /// (never over another), then `index`, which records them. Every step that can refuse the
+    /// action comes before it, so a certificate file exists only if the index records it: when
+    /// a write fails, the files this commit wrote are removed again, unless the index on disk
+    /// records them (its write failed after the rename, at the directory's fsync).
+    fn commit(&self, index: &Index, certs: &[&Certificate]) -> Result<(), CaError> {
+        let mut written = Vec::new();
+        let mut write = || {
+            for cert in certs {
+                let serial = cert.serial().to_hex();
+                self.dir.write_cert(&serial, cert.to_pem().as_bytes())?;
+                written.push(serial);
+            }
+            self.dir.write_index(index)
+        };
+        let result = write();
+        if result.is_err() {
+            // Unreadable index: keep the files, since it may record them.
+            if let Ok(on_disk) = self.dir.read_index() {
+                for serial in written.iter().filter(|s| !on_disk.contains(s)) {
+                    // Best effort: the write's error is the one to report.
+                    let _ = self.dir.remove_cert(serial);
+                }
+            }
+        }
+        result
     }
 }
 

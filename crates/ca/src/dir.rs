@@ -193,6 +193,13 @@ impl CaDir {
         Ok(self.path.join(name))
     }
 
+    /// Removes a certificate file that the index does not record (written by an action that
+    /// then failed).
+    pub(crate) fn remove_cert(&self, serial_hex: &str) -> Result<(), CaError> {
+        let p = self.path.join(format!("certs/{serial_hex}.pem"));
+        std::fs::remove_file(&p).map_err(io(&p))
+    }
+
     /// Reads a file of the directory.
     pub fn read_file(&self, name: &str) -> Result<Vec<u8>, CaError> {
         let p = self.path.join(name);

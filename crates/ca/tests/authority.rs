@@ -1125,3 +1125,79 @@ fn a_damaged_audit_log_refuses_every_action_before_it_changes_anything() {
     assert!(!root.dir.path().join("crl.pem").exists());
     assert_eq!(std::fs::read(&log_path).unwrap(), log);
 }
+
+/// Checks that every certificate file in `certs/` is one the index records (so it can be
+/// listed, shown and revoked).
+fn every_cert_file_is_indexed(ca: &TestCa) {
+    let index = ca.index();
+    for name in cert_file_names(ca) {
+        let serial = name.trim_end_matches(".pem");
+        assert!(
+            index.contains(serial),
+            "certs/{name} is not in the index: a certificate that cannot be revoked"
+        );
+    }
+}
+
+// Review of issue 11, defect 2: a dual pair whose escrow deposit failed left the signing
+// certificate's file in certs/, signed and valid, but not in the index, so `ca revoke` did not
+// know it.
+#[test]
+fn a_dual_pair_refused_at_the_escrow_deposit_leaves_no_certificate_file() {
+    let t = tempfile::tempdir().unwrap();
+    let root = TestCa::root(&t.path().join("root"), 3650, T0);
+    root.issue(T0, Role::User, &key(10), "user-1");
+    let before = (root.index(), cert_file_names(&root));
+    let req = csr(&key(11), "CN=node-1");
+    let pass = Secret::new(b"escrow-passphrase".to_vec());
+    let offline = MemoryEscrow {
+        refuse: true,
+        ..Default::default()
+    };
+    let err = root
+        .act(T0, Action::Issue, |a| {
+            a.issue_pair(
+                Holder::Request(&req),
+                365,
+                Escrow {
+                    passphrase: &pass,
+                    store: &offline,
+                },
+            )
+        })
+        .unwrap_err();
+    assert!(matches!(err, CaError::Escrow { .. }), "{err:?}");
+    every_cert_file_is_indexed(&root);
+    assert_eq!((root.index(), cert_file_names(&root)), before);
+    assert_refused_entry(&root, T0, Action::Issue, "escrow store offline");
+
+    // The last write before the index fails (a file left over by an interrupted command holds
+    // the encryption certificate's serial): the signing certificate's file, written just
+    // before, is removed again.
+    let mut root = root;
+    let (sign_serial, enc_serial) = ([0x51; 16], [0x52; 16]);
+    root.rng = Box::new(Scripted::new(&[sign_serial, enc_serial], 9));
+    let left_over = format!("{}.pem", hex::encode(enc_serial));
+    std::fs::write(root.dir.path().join("certs").join(&left_over), "left over").unwrap();
+    let escrow = MemoryEscrow::default();
+    let err = root
+        .act(T0, Action::Issue, |a| {
+            a.issue_pair(
+                Holder::Request(&req),
+                365,
+                Escrow {
+                    passphrase: &pass,
+                    store: &escrow,
+                },
+            )
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, CaError::SerialReused { serial } if *serial == hex::encode(enc_serial)),
+        "{err:?}"
+    );
+    let mut expected = before.1.clone();
+    expected.insert(left_over);
+    assert_eq!((root.index(), cert_file_names(&root)), (before.0, expected));
+    root.log_verifies();
+}

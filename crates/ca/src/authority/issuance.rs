@@ -165,7 +165,8 @@ impl Authority<'_> {
     }
 
     /// A first issuance for `holder`: the certificate, recorded in the index returned (which
-    /// the caller writes), with the issuer's certificate and any key the CA generated.
+    /// the caller commits with the certificate's file), with the issuer's certificate and any
+    /// key the CA generated.
     fn first_issuance(
         &self,
         holder: Holder<'_>,
@@ -209,7 +210,7 @@ impl Authority<'_> {
         }
         let organisation = self.dir.meta().organisation.clone();
         let draft = self.first_issuance(holder, role, &organisation, validity_days)?;
-        self.dir.write_index(&draft.index)?;
+        self.commit(&draft.index, &[&draft.certificate])?;
         let cert = draft.certificate;
         Ok(Issued {
             detail: format!(
@@ -272,13 +273,14 @@ impl Authority<'_> {
         .map_err(CaError::EscrowEncrypt)?;
         let enc_hex = enc.serial().to_hex();
         let sign_hex = sign.serial().to_hex();
-        // The encryption certificate is recorded (file and index entry) only after its escrow
-        // copy is kept: an index never names an encryption key that exists nowhere else.
-        escrow.store.deposit(&enc_hex, escrowed.as_bytes())?;
         self.record(&mut index, &enc, Role::NodeEnc)?;
         index.get_mut(&enc_hex)?.pair = Some(sign_hex.clone());
-        index.get_mut(&sign_hex)?.pair = Some(enc_hex);
-        self.dir.write_index(&index)?;
+        index.get_mut(&sign_hex)?.pair = Some(enc_hex.clone());
+        // The last step that can refuse: the pair is committed (files and index) only after
+        // the escrow copy is kept, so an index never names an encryption key that exists
+        // nowhere else, and no certificate file is left that the index does not record.
+        escrow.store.deposit(&enc_hex, escrowed.as_bytes())?;
+        self.commit(&index, &[&sign, &enc])?;
         Ok(Issued {
             detail: format!(
                 "{} {} serial {}; node-enc serial {}",
@@ -308,7 +310,7 @@ impl Authority<'_> {
             return Err(CaError::NotRoot);
         }
         let draft = self.first_issuance(holder, Role::AgencyCa, organisation, validity_days)?;
-        self.dir.write_index(&draft.index)?;
+        self.commit(&draft.index, &[&draft.certificate])?;
         let cert = draft.certificate;
         Ok(Issued {
             detail: format!("agency CA {} serial {}", cert.subject(), cert.serial()),
@@ -382,7 +384,7 @@ impl Authority<'_> {
         let new_hex = cert.serial().to_hex();
         index.get_mut(&new_hex)?.renews = Some(old_entry.serial.clone());
         index.get_mut(&old_entry.serial)?.renewed_by = Some(new_hex.clone());
-        self.dir.write_index(&index)?;
+        self.commit(&index, &[&cert])?;
         Ok(Renewed {
             detail: format!(
                 "renewed {} as {new_hex}{}",
