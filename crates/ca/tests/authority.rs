@@ -1201,3 +1201,144 @@ fn a_dual_pair_refused_at_the_escrow_deposit_leaves_no_certificate_file() {
     assert_eq!((root.index(), cert_file_names(&root)), (before.0, expected));
     root.log_verifies();
 }
+
+/// A fault to inject at one moment of an action.
+type Fault<'a> = Box<dyn FnOnce() + Send + 'a>;
+
+/// The CA key with a fault armed for its next signature: the fault runs just before it signs,
+/// as a disk that fails at that moment of an action.
+struct Tripwire<'a> {
+    key: &'a SoftSigner,
+    armed: Mutex<Option<Fault<'a>>>,
+}
+
+impl<'a> Tripwire<'a> {
+    fn new(key: &'a SoftSigner, fault: Fault<'a>) -> Self {
+        Tripwire {
+            key,
+            armed: Mutex::new(Some(fault)),
+        }
+    }
+
+    fn trip(&self) {
+        if let Some(fault) = self.armed.lock().unwrap().take() {
+            fault();
+        }
+    }
+}
+
+impl Signer for Tripwire<'_> {
+    fn public_key(&self) -> crypto::PublicKey {
+        self.key.public_key()
+    }
+
+    fn sign(&self, id: &crypto::UserId, msg: &[u8]) -> Result<crypto::Signature, CryptoError> {
+        self.trip();
+        self.key.sign(id, msg)
+    }
+
+    fn sign_digest(&self, e: &crypto::Digest) -> Result<crypto::Signature, CryptoError> {
+        self.trip();
+        self.key.sign_digest(e)
+    }
+}
+
+impl TestCa {
+    /// Runs `f` as one audited action at `at`, with `fault` run when the CA key next signs.
+    fn act_with_fault<T: AuditDetail>(
+        &self,
+        at: u64,
+        action: Action,
+        fault: Fault<'_>,
+        f: impl FnOnce(&Authority<'_>) -> Result<T, CaError>,
+    ) -> Result<T, CaError> {
+        let signer = Tripwire::new(&self.key, fault);
+        let clock = UnixTime(at);
+        let cx = Context {
+            signer: &signer,
+            ..self.cx(&clock)
+        };
+        self.dir
+            .audited(&cx, action, f)
+            .expect("the audit entry is written")
+            .result
+    }
+}
+
+/// Replaces the file `path` by an empty directory (so that writing it fails), keeping the file
+/// aside; `restore` puts it back.
+fn block(path: &Path) {
+    let aside = path.with_extension("aside");
+    if path.exists() {
+        std::fs::rename(path, &aside).unwrap();
+    }
+    std::fs::create_dir(path).unwrap();
+}
+
+fn restore(path: &Path) {
+    std::fs::remove_dir(path).unwrap();
+    let aside = path.with_extension("aside");
+    if aside.exists() {
+        std::fs::rename(&aside, path).unwrap();
+    }
+}
+
+// Review of issue 11, defect 5: `publish_crl` wrote crl.pem (number N+1) before the index
+// recorded N+1, so when the index write failed (or the process died between the two), the
+// next `ca crl` published another CRL under the same number, which RFC 5280 §5.2.3 forbids.
+// A number may be skipped, never reused.
+#[test]
+fn a_crl_number_is_never_published_twice() {
+    let t = tempfile::tempdir().unwrap();
+    let root = TestCa::root(&t.path().join("root"), 3650, T0);
+    let crl_pem = root.dir.path().join("crl.pem");
+    let index = root.dir.path().join("index.json");
+    // Every CRL that appeared in crl.pem, in order.
+    let mut published: Vec<pki::Crl> = Vec::new();
+    let look = |published: &mut Vec<pki::Crl>| {
+        if let Ok(bytes) = std::fs::read(&crl_pem) {
+            let crl = pki::Crl::from_pem(&bytes).unwrap();
+            if published.last().map(|c| c.to_pem()) != Some(crl.to_pem()) {
+                published.push(crl);
+            }
+        }
+    };
+    root.act(T0, Action::Crl, |a| a.publish_crl(24)).unwrap();
+    look(&mut published);
+
+    // The index write fails, after the CRL is signed.
+    let at = T0 + 10;
+    let err = root
+        .act_with_fault(at, Action::Crl, Box::new(|| block(&index)), |a| {
+            a.publish_crl(24)
+        })
+        .unwrap_err();
+    assert!(matches!(err, CaError::Io { .. }), "{err:?}");
+    restore(&index);
+    look(&mut published);
+
+    // The crl.pem write fails, after the CRL is signed.
+    let err = root
+        .act_with_fault(at + 10, Action::Crl, Box::new(|| block(&crl_pem)), |a| {
+            a.publish_crl(24)
+        })
+        .unwrap_err();
+    assert!(matches!(err, CaError::Io { .. }), "{err:?}");
+    restore(&crl_pem);
+    look(&mut published);
+
+    let last = root
+        .act(at + 20, Action::Crl, |a| a.publish_crl(24))
+        .unwrap()
+        .crl;
+    look(&mut published);
+    let numbers: Vec<u64> = published.iter().map(|c| c.number()).collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "CRL numbers published in this order: {numbers:?}"
+    );
+    // The number the failed crl.pem write signed is skipped; the index never falls behind a
+    // published number.
+    assert_eq!((last.number(), root.index().crl_number), (3, 3));
+    root.log_verifies();
+}
