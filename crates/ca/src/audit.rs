@@ -24,10 +24,6 @@ use std::path::PathBuf;
 
 const DOMAIN: &[u8] = b"gmchain-ca-audit-v1";
 
-/// The code of the only entry that may be unsigned: a refusal because the CA key could not be
-/// opened.
-pub const KEY_UNAVAILABLE: &str = "CA_KEY_UNAVAILABLE";
-
 /// How gmchain before issue 9 spelled the detail of a `CA_KEY_UNAVAILABLE` refusal; accepted so
 /// that logs written then still verify. It grants nothing more than the code does.
 const LEGACY_KEY_UNAVAILABLE: &str = "CA key unavailable: ";
@@ -83,7 +79,7 @@ impl AuditEntry {
     /// opened.
     pub fn is_key_unavailable_refusal(&self) -> bool {
         self.outcome == Outcome::Refused
-            && (self.code() == Some(KEY_UNAVAILABLE)
+            && (self.code() == Some(codes::CA_KEY_UNAVAILABLE.name)
                 || self.detail.starts_with(LEGACY_KEY_UNAVAILABLE))
     }
 }
@@ -289,11 +285,12 @@ impl AuditLog {
                 None if e.is_key_unavailable_refusal() => unsigned.push(e.seq),
                 None => {
                     return Err(broken(format!(
-                        "is unsigned ({} {}, code {}), but only a {KEY_UNAVAILABLE} refusal may \
-                         lack the CA key's signature (the entry was forged or re-written)",
+                        "is unsigned ({} {}, code {}), but only a {} refusal may lack the CA \
+                         key's signature (the entry was forged or re-written)",
                         e.action,
                         e.outcome.as_str(),
                         e.code().unwrap_or("none"),
+                        codes::CA_KEY_UNAVAILABLE,
                     )));
                 }
             }
@@ -575,6 +572,27 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    // Review of issue 11, defect 4: the code of the one entry that may be unsigned was a
+    // string literal here, unknown to the registry of stable codes.
+    #[test]
+    fn key_unavailable_is_a_code_of_the_registry() {
+        let code = codes::by_name("CA_KEY_UNAVAILABLE")
+            .expect("CA_KEY_UNAVAILABLE is in the registry (crates/codes/src/registry.rs)");
+        let entry = AuditEntry {
+            seq: 0,
+            time: 0,
+            operator: "op".into(),
+            action: "crl".into(),
+            outcome: Outcome::Refused,
+            detail: format!("{}: the CA key could not be opened: PIN", code.name),
+            prev: String::new(),
+            hash: String::new(),
+            sig: None,
+        };
+        assert!(entry.is_key_unavailable_refusal());
+        assert_eq!(entry.code().and_then(codes::by_name), Some(code));
     }
 
     #[test]

@@ -29,7 +29,7 @@ mod revocation;
 pub use issuance::{EncryptionHalf, Escrow, EscrowStore, Holder, Issued, Renewed};
 pub use revocation::{PublishedCrl, Revoked};
 
-use crate::audit::{KEY_UNAVAILABLE, Outcome};
+use crate::audit::Outcome;
 use crate::dir::{CaDir, CaKind, CaMeta, KeyLocation};
 use crate::error::{CaError, PkiStep};
 use crate::index::{Index, IndexEntry, Status};
@@ -185,7 +185,10 @@ impl CaDir {
             operator,
             action.as_str(),
             Outcome::Refused,
-            &format!("{KEY_UNAVAILABLE}: the CA key could not be opened: {reason}"),
+            &format!(
+                "{}: the CA key could not be opened: {reason}",
+                codes::CA_KEY_UNAVAILABLE
+            ),
             None,
         )
     }

@@ -38,9 +38,7 @@ mod error;
 mod index;
 pub mod renewal;
 
-pub use audit::{
-    AuditEntry, AuditLog, AuditReport, KEY_UNAVAILABLE, Outcome, SignedHead, UnsignedTail,
-};
+pub use audit::{AuditEntry, AuditLog, AuditReport, Outcome, SignedHead, UnsignedTail};
 pub use authority::{
     Action, AuditDetail, Audited, Authority, Clock, Context, EncryptionHalf, Escrow, EscrowStore,
     Holder, Initialised, Issued, NewCa, PublishedCrl, Renewed, Revoked, SERIAL_DRAWS, init_agency,
