@@ -7,6 +7,13 @@
 //! breaks the next entry's link; truncating the tail is caught by comparing the last hash with
 //! the head printed after each command (`--expect-head`).
 //!
+//! An action that changes the CA is recorded ahead of its commit (write-ahead): its `done`
+//! entry is appended once every step that can refuse it has passed, just before the index is
+//! written, so every certificate, revocation and CRL number the index records has its entry.
+//! If the index write then fails, a `refused` entry with code `CA_NOT_COMMITTED` follows and
+//! names the `done` entry that did not take effect; after a crash between the two, a `done`
+//! entry may name a certificate that the index does not record (and no one received).
+//!
 //! A refusal's detail starts with its stable code (`CA_RENEW_REVOKED: …`). Exactly one kind of
 //! entry may lack a signature: a refusal with code `CA_KEY_UNAVAILABLE`, recorded when the key
 //! that would sign it could not be opened. Such an entry is authenticated only once a later
@@ -199,6 +206,20 @@ impl AuditLog {
         detail: &str,
         signer: Option<&dyn Signer>,
     ) -> Result<String, CaError> {
+        self.append_entry(time, operator, action, outcome, detail, signer)
+            .map(|e| e.hash)
+    }
+
+    /// Appends an entry and returns it.
+    pub(crate) fn append_entry(
+        &self,
+        time: u64,
+        operator: &str,
+        action: &str,
+        outcome: Outcome,
+        detail: &str,
+        signer: Option<&dyn Signer>,
+    ) -> Result<AuditEntry, CaError> {
         let (seq, prev) = self.next_link()?;
         let hash = entry_hash(&prev, seq, time, operator, action, outcome, detail);
         let sig = match signer {
@@ -223,7 +244,7 @@ impl AuditLog {
         line.push(b'\n');
         // Appended and fsynced; the directory too when this creates the log.
         safefile::append(&self.path, &line, Mode::PUBLIC).map_err(fs_err)?;
-        Ok(entry.hash)
+        Ok(entry)
     }
 
     /// Verifies the whole log against the CA's public key: links, hashes, signatures, and that

@@ -6,7 +6,9 @@
 //! [`Clock`] and the operator's name. It exists only inside [`CaDir::audited`], which records
 //! the action in the audit log, signed with the CA key: `done` with the action's detail, or
 //! `refused` with the reason (a rule's refusal starts with its stable code,
-//! `CA_KEY_COMPROMISED: …`). So no change and no refusal goes unrecorded.
+//! `CA_KEY_COMPROMISED: …`). So no change and no refusal goes unrecorded: the `done` entry of
+//! an action that changes the CA is written ahead of its commit, and an action whose entry
+//! cannot be written does not happen.
 //!
 //! The rules it applies:
 //! - every certification (issuance, intermediate, both halves of a dual pair, a key the CA
@@ -16,9 +18,11 @@
 //! - a validity starts five minutes before now (clock skew between machines), lasts the days
 //!   asked (at least one), and never outlives the issuer's certificate;
 //! - nothing is written until every step that can refuse the action has passed; then the new
-//!   certificates' files, then the index, once per action (the commit point): a failed write
-//!   removes the files it wrote, and a crash leaves the old state or the new (at worst a
-//!   certificate file the index does not record, which no one received).
+//!   certificates' files, the `done` audit entry, and the index, once per action (the commit
+//!   point): a failed write removes the files it wrote, a failed index write is followed by a
+//!   `CA_NOT_COMMITTED` refusal naming the `done` entry, and a crash leaves the old state or
+//!   the new (at worst a certificate file the index does not record and a `done` entry for
+//!   it: a certificate no one received).
 //!
 //! What it leaves to its caller: reading request files, passphrases and keys, opening the CA
 //! key, and writing outputs (a generated holder key, the certificate, the CRL).
@@ -35,6 +39,7 @@ use crate::error::{CaError, PkiStep};
 use crate::index::{Index, IndexEntry, Status};
 use crypto::{RandomSource, Signer};
 use pki::{Certificate, Role, Serial, UnixTime, Validity};
+use std::cell::Cell;
 use std::fmt;
 use std::path::Path;
 
@@ -118,14 +123,16 @@ impl AuditDetail for String {
 
 impl AuditDetail for CaError {
     /// A refusal by the CA's certification rule ([`crate::renewal`]) starts with its stable
-    /// code (`CA_RENEW_REVOKED: …`); any other error is its message.
+    /// code (`CA_RENEW_REVOKED: …`), and so does an action recorded as done that was not
+    /// carried out (`CA_NOT_COMMITTED: …`); any other error is its message.
     fn audit_detail(&self) -> String {
         match self {
             CaError::RenewRevoked { .. }
             | CaError::AlreadyRenewed { .. }
             | CaError::RenewKeyCompromised { .. }
             | CaError::KeyCompromised { .. }
-            | CaError::CaCompromised { .. } => format!("{}: {self}", self.code()),
+            | CaError::CaCompromised { .. }
+            | CaError::NotCommitted { .. } => format!("{}: {self}", self.code()),
             _ => self.to_string(),
         }
     }
@@ -143,9 +150,14 @@ pub struct Audited<T, E> {
 impl CaDir {
     /// Runs `action` on this CA (opened with its exclusive lock) and records it in the audit
     /// log, signed with the CA key: `done` or `refused`, with the [`AuditDetail`] of what `f`
-    /// returned. Fails only if the entry cannot be written, whatever `f` returned; a log that
-    /// cannot be appended to (a damaged line) fails before `f` runs, so the action is refused
-    /// with the log's error and changes nothing.
+    /// returned. Fails only if an entry cannot be written, whatever `f` returned.
+    ///
+    /// An entry that cannot be written stops the action before it changes anything: a log
+    /// that cannot be appended to (a damaged line) fails before `f` runs; and an action that
+    /// changes the CA writes its `done` entry ahead of its commit (write-ahead, in
+    /// `Authority::commit`), so if that append fails nothing is committed. If the commit then
+    /// fails, or a step after it, a `refused` entry with the reason follows the `done` one
+    /// (`CA_NOT_COMMITTED` names the entry whose action did not take effect).
     pub fn audited<T: AuditDetail, E: AuditDetail>(
         &self,
         cx: &Context<'_>,
@@ -154,10 +166,18 @@ impl CaDir {
     ) -> Result<Audited<T, E>, CaError> {
         // Not after the action: an action whose entry cannot be written must not happen.
         self.audit().check_appendable()?;
-        let result = f(&Authority { dir: self, cx: *cx });
-        let (outcome, detail) = match &result {
-            Ok(d) => (Outcome::Done, d.audit_detail()),
-            Err(e) => (Outcome::Refused, e.audit_detail()),
+        let authority = Authority {
+            dir: self,
+            cx: *cx,
+            action,
+            recorded: Cell::new(None),
+        };
+        let result = f(&authority);
+        let (outcome, detail) = match (authority.recorded.take(), &result) {
+            // Recorded ahead of the commit.
+            (Some(head), Ok(_)) => return Ok(Audited { result, head }),
+            (None, Ok(d)) => (Outcome::Done, d.audit_detail()),
+            (_, Err(e)) => (Outcome::Refused, e.audit_detail()),
         };
         let head = self.audit().append(
             cx.clock.now().0,
@@ -295,6 +315,9 @@ fn init(
 pub struct Authority<'a> {
     dir: &'a CaDir,
     cx: Context<'a>,
+    action: Action,
+    /// The head after the `done` entry written ahead of the commit, once written.
+    recorded: Cell<Option<String>>,
 }
 
 impl fmt::Debug for Authority<'_> {
@@ -302,7 +325,8 @@ impl fmt::Debug for Authority<'_> {
         f.debug_struct("Authority")
             .field("dir", &self.dir.path())
             .field("cx", &self.cx)
-            .finish()
+            .field("action", &self.action)
+            .finish_non_exhaustive()
     }
 }
 
@@ -358,32 +382,57 @@ impl Authority<'_> {
 }
 
 impl Authority<'_> {
-    /// The commit point of an action that certifies: writes the files of the new certificates
-    /// (never over another), then `index`, which records them. Every step that can refuse the
-    /// action comes before it, so a certificate file exists only if the index records it: when
-    /// a write fails, the files this commit wrote are removed again, unless the index on disk
-    /// records them (its write failed after the rename, at the directory's fsync).
-    fn commit(&self, index: &Index, certs: &[&Certificate]) -> Result<(), CaError> {
+    /// The commit point of an action that changes the CA, once every step that can refuse it
+    /// has passed: writes the files of the new certificates `certs` (never over another), then
+    /// the action's `done` entry with `detail` (write-ahead), then `index`, which records the
+    /// certificates. So a certificate file exists only if the index records it, and the index
+    /// records nothing that the audit log does not: when a write fails, the files this commit
+    /// wrote are removed again (unless the new index is in place: its write failed at the
+    /// directory's fsync), and a failed index write after the entry is
+    /// [`CaError::NotCommitted`], which [`CaDir::audited`] records.
+    fn commit(&self, index: &Index, certs: &[&Certificate], detail: &str) -> Result<(), CaError> {
         let mut written = Vec::new();
-        let mut write = || {
-            for cert in certs {
-                let serial = cert.serial().to_hex();
-                self.dir.write_cert(&serial, cert.to_pem().as_bytes())?;
-                written.push(serial);
+        let remove = |written: &[String]| {
+            for serial in written {
+                // Best effort: the write's error is the one to report.
+                let _ = self.dir.remove_cert(serial);
             }
-            self.dir.write_index(index)
         };
-        let result = write();
-        if result.is_err() {
-            // Unreadable index: keep the files, since it may record them.
-            if let Ok(on_disk) = self.dir.read_index() {
-                for serial in written.iter().filter(|s| !on_disk.contains(s)) {
-                    // Best effort: the write's error is the one to report.
-                    let _ = self.dir.remove_cert(serial);
-                }
+        for cert in certs {
+            let serial = cert.serial().to_hex();
+            if let Err(e) = self.dir.write_cert(&serial, cert.to_pem().as_bytes()) {
+                remove(&written);
+                return Err(e);
+            }
+            written.push(serial);
+        }
+        let entry = match self.dir.audit().append_entry(
+            self.cx.clock.now().0,
+            self.cx.operator,
+            self.action.as_str(),
+            Outcome::Done,
+            detail,
+            Some(self.cx.signer),
+        ) {
+            Ok(entry) => entry,
+            Err(e) => {
+                remove(&written);
+                return Err(e);
+            }
+        };
+        self.recorded.set(Some(entry.hash));
+        match self.dir.commit_index(index) {
+            Ok(()) => Ok(()),
+            // In place, though perhaps not durably: the action took effect.
+            Err((e, true)) => Err(e),
+            Err((e, false)) => {
+                remove(&written);
+                Err(CaError::NotCommitted {
+                    seq: entry.seq,
+                    source: Box::new(e),
+                })
             }
         }
-        result
     }
 }
 

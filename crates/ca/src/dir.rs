@@ -166,12 +166,28 @@ impl CaDir {
         self.write_json(INDEX, index)
     }
 
-    fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), CaError> {
+    /// Writes the index like [`CaDir::write_index`]; on failure, also says whether the new
+    /// index is in place nonetheless (the failure came after the rename, at the directory's
+    /// fsync).
+    pub(crate) fn commit_index(&self, index: &Index) -> Result<(), (CaError, bool)> {
+        let bytes = self.json(INDEX, index).map_err(|e| (e, false))?;
+        safefile::write_atomic(&self.path.join(INDEX), &bytes, Mode::PUBLIC).map_err(|e| {
+            let placed = e.step() == safefile::Step::SyncDir;
+            (fs_err(e), placed)
+        })
+    }
+
+    fn json<T: Serialize>(&self, name: &str, value: &T) -> Result<Vec<u8>, CaError> {
         let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| CaError::Corrupt {
             path: self.path.join(name),
             reason: e.to_string(),
         })?;
         bytes.push(b'\n');
+        Ok(bytes)
+    }
+
+    fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), CaError> {
+        let bytes = self.json(name, value)?;
         self.write_file(name, &bytes)
     }
 

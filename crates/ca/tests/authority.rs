@@ -1209,19 +1209,30 @@ type Fault<'a> = Box<dyn FnOnce() + Send + 'a>;
 /// as a disk that fails at that moment of an action.
 struct Tripwire<'a> {
     key: &'a SoftSigner,
-    armed: Mutex<Option<Fault<'a>>>,
+    /// How many signatures until the fault, and the fault.
+    armed: Mutex<(usize, Option<Fault<'a>>)>,
 }
 
 impl<'a> Tripwire<'a> {
+    /// Runs `fault` before the next signature.
     fn new(key: &'a SoftSigner, fault: Fault<'a>) -> Self {
+        Tripwire::at(1, key, fault)
+    }
+
+    /// Runs `fault` before the `nth` signature from now (1 for the next).
+    fn at(nth: usize, key: &'a SoftSigner, fault: Fault<'a>) -> Self {
         Tripwire {
             key,
-            armed: Mutex::new(Some(fault)),
+            armed: Mutex::new((nth, Some(fault))),
         }
     }
 
     fn trip(&self) {
-        if let Some(fault) = self.armed.lock().unwrap().take() {
+        let mut armed = self.armed.lock().unwrap();
+        armed.0 = armed.0.saturating_sub(1);
+        if armed.0 == 0
+            && let Some(fault) = armed.1.take()
+        {
             fault();
         }
     }
@@ -1252,16 +1263,25 @@ impl TestCa {
         fault: Fault<'_>,
         f: impl FnOnce(&Authority<'_>) -> Result<T, CaError>,
     ) -> Result<T, CaError> {
-        let signer = Tripwire::new(&self.key, fault);
+        self.audited_with_fault(at, action, Tripwire::new(&self.key, fault), f)
+            .expect("the audit entry is written")
+            .result
+    }
+
+    /// Runs `f` as one audited action at `at`, signing with `signer`.
+    fn audited_with_fault<T: AuditDetail>(
+        &self,
+        at: u64,
+        action: Action,
+        signer: Tripwire<'_>,
+        f: impl FnOnce(&Authority<'_>) -> Result<T, CaError>,
+    ) -> Result<ca::Audited<T, CaError>, CaError> {
         let clock = UnixTime(at);
         let cx = Context {
             signer: &signer,
             ..self.cx(&clock)
         };
-        self.dir
-            .audited(&cx, action, f)
-            .expect("the audit entry is written")
-            .result
+        self.dir.audited(&cx, action, f)
     }
 }
 
@@ -1306,14 +1326,17 @@ fn a_crl_number_is_never_published_twice() {
     root.act(T0, Action::Crl, |a| a.publish_crl(24)).unwrap();
     look(&mut published);
 
-    // The index write fails, after the CRL is signed.
+    // The index write fails, after the CRL is signed (and recorded ahead of the commit).
     let at = T0 + 10;
     let err = root
         .act_with_fault(at, Action::Crl, Box::new(|| block(&index)), |a| {
             a.publish_crl(24)
         })
         .unwrap_err();
-    assert!(matches!(err, CaError::Io { .. }), "{err:?}");
+    assert!(
+        matches!(&err, CaError::NotCommitted { source, .. } if matches!(**source, CaError::Io { .. })),
+        "{err:?}"
+    );
     restore(&index);
     look(&mut published);
 
@@ -1340,5 +1363,85 @@ fn a_crl_number_is_never_published_twice() {
     // The number the failed crl.pem write signed is skipped; the index never falls behind a
     // published number.
     assert_eq!((last.number(), root.index().crl_number), (3, 3));
+    root.log_verifies();
+}
+
+// Found while fixing defect 1 of the review of issue 11: the audit entry was appended after the
+// action had committed, so an append that failed then (a full disk) left a certificate in the
+// index, signed and valid, that no audit entry records. The entry is now written ahead of the
+// index (write-ahead): an action whose entry cannot be written does not happen.
+#[test]
+fn an_action_whose_audit_entry_cannot_be_written_does_not_happen() {
+    let t = tempfile::tempdir().unwrap();
+    let root = TestCa::root(&t.path().join("root"), 3650, T0);
+    root.issue(T0, Role::User, &key(10), "user-1");
+    let log_path = root.dir.path().join("audit.log");
+    let log = std::fs::read(&log_path).unwrap();
+    let before = (root.index(), cert_file_names(&root));
+    let req = csr(&key(11), "CN=user-2");
+    // The CA key signs the certificate, then the audit entry: the log fails at the second.
+    let r = root.audited_with_fault(
+        T0 + 10,
+        Action::Issue,
+        Tripwire::at(2, &root.key, Box::new(|| block(&log_path))),
+        |a| a.issue(Role::User, Holder::Request(&req), 30),
+    );
+    assert!(
+        matches!(&r, Err(CaError::Io { path, .. }) if *path == log_path),
+        "{r:?}"
+    );
+    restore(&log_path);
+    assert_eq!(
+        (root.index(), cert_file_names(&root)),
+        before,
+        "a certificate was issued that no audit entry records"
+    );
+    assert_eq!(std::fs::read(&log_path).unwrap(), log);
+    root.log_verifies();
+}
+
+// The other half of writing the audit entry ahead of the commit: when the index write fails
+// after the `done` entry, a refusal with CA_NOT_COMMITTED names that entry, and nothing is
+// issued.
+#[test]
+fn an_action_recorded_ahead_of_a_failed_commit_is_followed_by_its_refusal() {
+    let t = tempfile::tempdir().unwrap();
+    let root = TestCa::root(&t.path().join("root"), 3650, T0);
+    let index_path = root.dir.path().join("index.json");
+    let before = (root.index(), cert_file_names(&root));
+    let req = csr(&key(11), "CN=user-2");
+    // The CA key signs the certificate, then the audit entry; then the index write fails.
+    let audited = root
+        .audited_with_fault(
+            T0 + 10,
+            Action::Issue,
+            Tripwire::at(2, &root.key, Box::new(|| block(&index_path))),
+            |a| a.issue(Role::User, Holder::Request(&req), 30),
+        )
+        .expect("the audit entries are written");
+    restore(&index_path);
+    let err = audited.result.unwrap_err();
+    let log = root.log();
+    let (done, refused) = (&log[log.len() - 2], &log[log.len() - 1]);
+    assert!(
+        matches!(&err, CaError::NotCommitted { seq, .. } if *seq == done.seq),
+        "{err:?}"
+    );
+    assert_eq!(
+        (done.action.as_str(), done.outcome),
+        ("issue", Outcome::Done)
+    );
+    assert!(done.detail.starts_with("user CN=user-2"), "{done:?}");
+    assert_refused_entry(
+        &root,
+        T0 + 10,
+        Action::Issue,
+        &format!(
+            "CA_NOT_COMMITTED: the action recorded as done in audit entry {} was not carried out: ",
+            done.seq
+        ),
+    );
+    assert_eq!(audited.head, refused.hash);
+    assert_eq!((root.index(), cert_file_names(&root)), before);
     root.log_verifies();
 }

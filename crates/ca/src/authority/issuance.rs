@@ -210,15 +210,16 @@ impl Authority<'_> {
         }
         let organisation = self.dir.meta().organisation.clone();
         let draft = self.first_issuance(holder, role, &organisation, validity_days)?;
-        self.commit(&draft.index, &[&draft.certificate])?;
         let cert = draft.certificate;
+        let detail = format!(
+            "{} {} serial {}",
+            role.as_str(),
+            cert.subject(),
+            cert.serial()
+        );
+        self.commit(&draft.index, &[&cert], &detail)?;
         Ok(Issued {
-            detail: format!(
-                "{} {} serial {}",
-                role.as_str(),
-                cert.subject(),
-                cert.serial()
-            ),
+            detail,
             certificate: cert,
             generated: draft.generated,
             encryption: None,
@@ -280,15 +281,16 @@ impl Authority<'_> {
         // the escrow copy is kept, so an index never names an encryption key that exists
         // nowhere else, and no certificate file is left that the index does not record.
         escrow.store.deposit(&enc_hex, escrowed.as_bytes())?;
-        self.commit(&index, &[&sign, &enc])?;
+        let detail = format!(
+            "{} {} serial {}; node-enc serial {}",
+            Role::NodeSign.as_str(),
+            sign.subject(),
+            sign.serial(),
+            enc.serial()
+        );
+        self.commit(&index, &[&sign, &enc], &detail)?;
         Ok(Issued {
-            detail: format!(
-                "{} {} serial {}; node-enc serial {}",
-                Role::NodeSign.as_str(),
-                sign.subject(),
-                sign.serial(),
-                enc.serial()
-            ),
+            detail,
             certificate: sign,
             generated,
             encryption: Some(EncryptionHalf {
@@ -310,10 +312,11 @@ impl Authority<'_> {
             return Err(CaError::NotRoot);
         }
         let draft = self.first_issuance(holder, Role::AgencyCa, organisation, validity_days)?;
-        self.commit(&draft.index, &[&draft.certificate])?;
         let cert = draft.certificate;
+        let detail = format!("agency CA {} serial {}", cert.subject(), cert.serial());
+        self.commit(&draft.index, &[&cert], &detail)?;
         Ok(Issued {
-            detail: format!("agency CA {} serial {}", cert.subject(), cert.serial()),
+            detail,
             certificate: cert,
             generated: draft.generated,
             encryption: None,
@@ -384,17 +387,18 @@ impl Authority<'_> {
         let new_hex = cert.serial().to_hex();
         index.get_mut(&new_hex)?.renews = Some(old_entry.serial.clone());
         index.get_mut(&old_entry.serial)?.renewed_by = Some(new_hex.clone());
-        self.commit(&index, &[&cert])?;
+        let detail = format!(
+            "renewed {} as {new_hex}{}",
+            old_entry.serial,
+            if request.is_some() {
+                " with a new key"
+            } else {
+                ""
+            }
+        );
+        self.commit(&index, &[&cert], &detail)?;
         Ok(Renewed {
-            detail: format!(
-                "renewed {} as {new_hex}{}",
-                old_entry.serial,
-                if request.is_some() {
-                    " with a new key"
-                } else {
-                    ""
-                }
-            ),
+            detail,
             certificate: cert,
             renews: old_entry.serial,
         })

@@ -79,7 +79,7 @@ impl Authority<'_> {
                 ));
             }
         }
-        self.dir.write_index(&index)?;
+        self.commit(&index, &[], &detail)?;
         Ok(Revoked {
             serial: target,
             same_key,
@@ -125,13 +125,14 @@ impl Authority<'_> {
         // The index records the number before any CRL carries it: a failure or a crash after
         // this leaves a number skipped, never one that the next CRL reuses (RFC 5280 §5.2.3).
         index.crl_number = number;
-        self.dir.write_index(&index)?;
+        let detail = format!(
+            "CRL number {number} with {} revoked certificate(s)",
+            revoked.len()
+        );
+        self.commit(&index, &[], &detail)?;
         self.dir.write_file("crl.pem", crl.to_pem().as_bytes())?;
         Ok(PublishedCrl {
-            detail: format!(
-                "CRL number {number} with {} revoked certificate(s)",
-                revoked.len()
-            ),
+            detail,
             revoked: revoked.len(),
             crl,
         })
