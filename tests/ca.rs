@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::demo_pki;
-use demo_pki::{demo_pki, gm, repo};
+use demo_pki::{demo_pki, gm, repo, softtoken_module};
 
 fn ok(dir: &Path, args: &[&str]) -> Output {
     let o = gm(dir, args);
@@ -1352,4 +1352,205 @@ fn a_ca_error_exits_with_its_codes_class() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// The lines of a command's standard error other than the audit head.
+fn message(o: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter(|l| !l.starts_with("audit head: "))
+        .map(String::from)
+        .collect()
+}
+
+// Review of issue 11, defect 3: `ca issue` and `ca renew` wrote their outputs inside the
+// audited action, after the library had committed: an output that could not be written made
+// the command record a refusal although the certificate was issued (and with --generate the
+// holder's private key was lost, and a renewal could not be retried).
+#[test]
+fn an_output_that_cannot_be_written_is_refused_before_anything_is_issued() {
+    let t = demo_pki();
+    let d = t.path();
+    std::fs::write(d.join("holder.pass"), "holder-passphrase\n").unwrap();
+    let before = issued(d, "agency-a");
+    let o = issue(
+        d,
+        "agency-a",
+        "admin",
+        &[
+            "--generate",
+            "--name",
+            "admin-a9",
+            "--key-out",
+            "/nonexistent/x.pem",
+            "--key-pass-file",
+            "holder.pass",
+        ],
+        "admin-a9.pem",
+        &[],
+    );
+    let msg = message(&o);
+    assert_eq!(
+        issued(d, "agency-a"),
+        before,
+        "a certificate was issued for a key that could not be delivered: {msg:?}"
+    );
+    assert_eq!(o.status.code(), Some(2), "{msg:?}");
+    assert!(
+        msg.len() == 1 && msg[0].contains("--key-out /nonexistent/x.pem"),
+        "{msg:?}"
+    );
+    let e = last_audit_entry(d, "agency-a");
+    assert_eq!(
+        (&e["action"], &e["outcome"]),
+        (&"issue".into(), &"refused".into()),
+        "{e}"
+    );
+    assert!(!d.join("admin-a9.pem").exists());
+
+    // `ca renew --out` into a directory that does not exist: nothing renewed, so the renewal
+    // can be run again.
+    let a1 = cert(d, "user-a1.pem").serial().to_hex();
+    let o = renew(d, "agency-a", &a1, None, "no-such-dir/a1.pem");
+    let msg = message(&o);
+    assert_eq!(
+        issued(d, "agency-a"),
+        before,
+        "a renewal was issued that could not be delivered: {msg:?}"
+    );
+    assert_eq!(o.status.code(), Some(2), "{msg:?}");
+    assert!(
+        msg.len() == 1 && msg[0].contains("--out no-such-dir/a1.pem"),
+        "{msg:?}"
+    );
+    let e = last_audit_entry(d, "agency-a");
+    assert_eq!(
+        (&e["action"], &e["outcome"]),
+        (&"renew".into(), &"refused".into()),
+        "{e}"
+    );
+    let o = renew(d, "agency-a", &a1, None, "a1-renewed.pem");
+    assert_eq!(o.status.code(), Some(0), "{:?}", message(&o));
+    assert_eq!(issued(d, "agency-a"), before + 1);
+
+    // A dual pair without --out: its encryption certificate and enveloped key would go
+    // nowhere.
+    new_key(d, "n9.key");
+    csr(d, "n9.key", "node-a9", "n9.csr");
+    let o = gm(
+        d,
+        &[
+            "ca",
+            "issue",
+            "--dir",
+            "agency-a",
+            "--role",
+            "node-sign",
+            "--csr",
+            "n9.csr",
+            "--dual",
+            "--escrow-pass-file",
+            "escrow.pass",
+            "--pass-file",
+            "user.pin",
+        ],
+    );
+    let msg = message(&o);
+    assert_eq!(
+        issued(d, "agency-a"),
+        before + 1,
+        "a dual pair was issued whose enveloped key went nowhere: {msg:?}"
+    );
+    assert_eq!(o.status.code(), Some(2), "{msg:?}");
+    assert!(
+        msg.len() == 1 && msg[0].contains("--dual needs --out"),
+        "{msg:?}"
+    );
+    ok(d, &["ca", "audit-verify", "--dir", "agency-a", "--strict"]);
+}
+
+// Review of issue 11, defect 3: an output that fails after the certificate was committed (here
+// standard output, closed by the reader) is reported as what it is: the certificate was issued
+// and recorded as done, and the message says how to get it.
+#[test]
+fn an_output_that_fails_after_the_commit_names_the_certificate_issued() {
+    let t = demo_pki();
+    let d = t.path();
+    new_key(d, "late.key");
+    csr(d, "late.key", "user-late", "late.csr");
+    let before = issued(d, "agency-a");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gmchain"))
+        .current_dir(d)
+        .env("GMCHAIN_SOFTTOKEN_DIR", d.join("tokens"))
+        .env("GMCHAIN_PKCS11_MODULE", softtoken_module())
+        .env("GMCHAIN_OPERATOR", "test-admin")
+        .args([
+            "ca",
+            "issue",
+            "--dir",
+            "agency-a",
+            "--role",
+            "user",
+            "--csr",
+            "late.csr",
+            "--pass-file",
+            "user.pin",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The certificate goes to standard output, whose reader is gone.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let msg = message(&o);
+    assert_eq!(o.status.code(), Some(2), "{msg:?}");
+    assert_eq!(issued(d, "agency-a"), before + 1);
+    let e = last_audit_entry(d, "agency-a");
+    assert_eq!(
+        (&e["action"], &e["outcome"]),
+        (&"issue".into(), &"done".into()),
+        "{e}"
+    );
+    let serial = e["detail"]
+        .as_str()
+        .unwrap()
+        .rsplit("serial ")
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.len() == 1
+            && msg[0].contains(&format!("serial {serial} was issued and recorded"))
+            && msg[0].contains(&format!("gmchain ca show --dir agency-a --serial {serial}")),
+        "{msg:?}"
+    );
+    ok(d, &["ca", "audit-verify", "--dir", "agency-a", "--strict"]);
+}
+
+// Review of issue 11, defect 1, through the command line: a CA whose audit log ends in a
+// partial line refuses to issue (the log does not verify: exit 1) and issues nothing.
+#[test]
+fn a_damaged_audit_log_refuses_the_command_and_issues_nothing() {
+    use std::io::Write;
+    let t = demo_pki();
+    let d = t.path();
+    new_key(d, "d.key");
+    csr(d, "d.key", "user-d", "d.csr");
+    let before = issued(d, "agency-a");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("agency-a/audit.log"))
+        .unwrap()
+        .write_all(br#"{"seq":7,"time":1"#)
+        .unwrap();
+    let o = issue(d, "agency-a", "user", &["--csr", "d.csr"], "d.pem", &[]);
+    let msg = message(&o);
+    assert_eq!(o.status.code(), Some(1), "{msg:?}");
+    assert!(
+        msg.len() == 1 && msg[0].contains("audit log entry"),
+        "{msg:?}"
+    );
+    assert_eq!(issued(d, "agency-a"), before);
+    assert!(!d.join("d.pem").exists());
 }

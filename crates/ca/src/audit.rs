@@ -7,6 +7,13 @@
 //! breaks the next entry's link; truncating the tail is caught by comparing the last hash with
 //! the head printed after each command (`--expect-head`).
 //!
+//! An action that changes the CA is recorded ahead of its commit (write-ahead): its `done`
+//! entry is appended once every step that can refuse it has passed, just before the index is
+//! written, so every certificate, revocation and CRL number the index records has its entry.
+//! If the index write then fails, a `refused` entry with code `CA_NOT_COMMITTED` follows and
+//! names the `done` entry that did not take effect; after a crash between the two, a `done`
+//! entry may name a certificate that the index does not record (and no one received).
+//!
 //! A refusal's detail starts with its stable code (`CA_RENEW_REVOKED: …`). Exactly one kind of
 //! entry may lack a signature: a refusal with code `CA_KEY_UNAVAILABLE`, recorded when the key
 //! that would sign it could not be opened. Such an entry is authenticated only once a later
@@ -23,10 +30,6 @@ use std::io::BufRead;
 use std::path::PathBuf;
 
 const DOMAIN: &[u8] = b"gmchain-ca-audit-v1";
-
-/// The code of the only entry that may be unsigned: a refusal because the CA key could not be
-/// opened.
-pub const KEY_UNAVAILABLE: &str = "CA_KEY_UNAVAILABLE";
 
 /// How gmchain before issue 9 spelled the detail of a `CA_KEY_UNAVAILABLE` refusal; accepted so
 /// that logs written then still verify. It grants nothing more than the code does.
@@ -83,7 +86,7 @@ impl AuditEntry {
     /// opened.
     pub fn is_key_unavailable_refusal(&self) -> bool {
         self.outcome == Outcome::Refused
-            && (self.code() == Some(KEY_UNAVAILABLE)
+            && (self.code() == Some(codes::CA_KEY_UNAVAILABLE.name)
                 || self.detail.starts_with(LEGACY_KEY_UNAVAILABLE))
     }
 }
@@ -175,6 +178,24 @@ impl AuditLog {
         Ok(out)
     }
 
+    /// Returns the sequence number and previous hash the next entry takes: reads every line of
+    /// the log, so a damaged log (a line that is not an entry, such as the partial line a write
+    /// cut short leaves) fails here, before anything is appended.
+    fn next_link(&self) -> Result<(u64, [u8; 32]), CaError> {
+        let entries = self.read()?;
+        match entries.last() {
+            Some(last) => Ok((last.seq + 1, parse_hash(&last.hash, last.seq)?)),
+            None => Ok((0, [0u8; 32])),
+        }
+    }
+
+    /// Checks that an entry can be appended: the reading of the log [`AuditLog::append`] does
+    /// first. `CaDir::audited` calls it before an action, so that a log that cannot record the
+    /// action refuses it before it changes anything.
+    pub fn check_appendable(&self) -> Result<(), CaError> {
+        self.next_link().map(|_| ())
+    }
+
     /// Appends an entry and returns the new head. The caller holds the CA directory's lock.
     pub fn append(
         &self,
@@ -185,11 +206,21 @@ impl AuditLog {
         detail: &str,
         signer: Option<&dyn Signer>,
     ) -> Result<String, CaError> {
-        let entries = self.read()?;
-        let (seq, prev) = match entries.last() {
-            Some(last) => (last.seq + 1, parse_hash(&last.hash, last.seq)?),
-            None => (0, [0u8; 32]),
-        };
+        self.append_entry(time, operator, action, outcome, detail, signer)
+            .map(|e| e.hash)
+    }
+
+    /// Appends an entry and returns it.
+    pub(crate) fn append_entry(
+        &self,
+        time: u64,
+        operator: &str,
+        action: &str,
+        outcome: Outcome,
+        detail: &str,
+        signer: Option<&dyn Signer>,
+    ) -> Result<AuditEntry, CaError> {
+        let (seq, prev) = self.next_link()?;
         let hash = entry_hash(&prev, seq, time, operator, action, outcome, detail);
         let sig = match signer {
             Some(s) => Some(hex::encode(s.sign(&UserId::default(), &hash)?.to_der())),
@@ -213,7 +244,7 @@ impl AuditLog {
         line.push(b'\n');
         // Appended and fsynced; the directory too when this creates the log.
         safefile::append(&self.path, &line, Mode::PUBLIC).map_err(fs_err)?;
-        Ok(entry.hash)
+        Ok(entry)
     }
 
     /// Verifies the whole log against the CA's public key: links, hashes, signatures, and that
@@ -275,11 +306,12 @@ impl AuditLog {
                 None if e.is_key_unavailable_refusal() => unsigned.push(e.seq),
                 None => {
                     return Err(broken(format!(
-                        "is unsigned ({} {}, code {}), but only a {KEY_UNAVAILABLE} refusal may \
-                         lack the CA key's signature (the entry was forged or re-written)",
+                        "is unsigned ({} {}, code {}), but only a {} refusal may lack the CA \
+                         key's signature (the entry was forged or re-written)",
                         e.action,
                         e.outcome.as_str(),
                         e.code().unwrap_or("none"),
+                        codes::CA_KEY_UNAVAILABLE,
                     )));
                 }
             }
@@ -561,6 +593,27 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    // Review of issue 11, defect 4: the code of the one entry that may be unsigned was a
+    // string literal here, unknown to the registry of stable codes.
+    #[test]
+    fn key_unavailable_is_a_code_of_the_registry() {
+        let code = codes::by_name("CA_KEY_UNAVAILABLE")
+            .expect("CA_KEY_UNAVAILABLE is in the registry (crates/codes/src/registry.rs)");
+        let entry = AuditEntry {
+            seq: 0,
+            time: 0,
+            operator: "op".into(),
+            action: "crl".into(),
+            outcome: Outcome::Refused,
+            detail: format!("{}: the CA key could not be opened: PIN", code.name),
+            prev: String::new(),
+            hash: String::new(),
+            sig: None,
+        };
+        assert!(entry.is_key_unavailable_refusal());
+        assert_eq!(entry.code().and_then(codes::by_name), Some(code));
     }
 
     #[test]

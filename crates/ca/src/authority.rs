@@ -6,7 +6,9 @@
 //! [`Clock`] and the operator's name. It exists only inside [`CaDir::audited`], which records
 //! the action in the audit log, signed with the CA key: `done` with the action's detail, or
 //! `refused` with the reason (a rule's refusal starts with its stable code,
-//! `CA_KEY_COMPROMISED: …`). So no change and no refusal goes unrecorded.
+//! `CA_KEY_COMPROMISED: …`). So no change and no refusal goes unrecorded: the `done` entry of
+//! an action that changes the CA is written ahead of its commit, and an action whose entry
+//! cannot be written does not happen.
 //!
 //! The rules it applies:
 //! - every certification (issuance, intermediate, both halves of a dual pair, a key the CA
@@ -15,7 +17,12 @@
 //!   at most [`SERIAL_DRAWS`] times, and a certificate file is never overwritten;
 //! - a validity starts five minutes before now (clock skew between machines), lasts the days
 //!   asked (at least one), and never outlives the issuer's certificate;
-//! - the index is written last, once per action: a crash leaves the old state or the new.
+//! - nothing is written until every step that can refuse the action has passed; then the new
+//!   certificates' files, the `done` audit entry, and the index, once per action (the commit
+//!   point): a failed write removes the files it wrote, a failed index write is followed by a
+//!   `CA_NOT_COMMITTED` refusal naming the `done` entry, and a crash leaves the old state or
+//!   the new (at worst a certificate file the index does not record and a `done` entry for
+//!   it: a certificate no one received).
 //!
 //! What it leaves to its caller: reading request files, passphrases and keys, opening the CA
 //! key, and writing outputs (a generated holder key, the certificate, the CRL).
@@ -26,12 +33,13 @@ mod revocation;
 pub use issuance::{EncryptionHalf, Escrow, EscrowStore, Holder, Issued, Renewed};
 pub use revocation::{PublishedCrl, Revoked};
 
-use crate::audit::{KEY_UNAVAILABLE, Outcome};
+use crate::audit::Outcome;
 use crate::dir::{CaDir, CaKind, CaMeta, KeyLocation};
 use crate::error::{CaError, PkiStep};
 use crate::index::{Index, IndexEntry, Status};
 use crypto::{RandomSource, Signer};
 use pki::{Certificate, Role, Serial, UnixTime, Validity};
+use std::cell::Cell;
 use std::fmt;
 use std::path::Path;
 
@@ -115,14 +123,16 @@ impl AuditDetail for String {
 
 impl AuditDetail for CaError {
     /// A refusal by the CA's certification rule ([`crate::renewal`]) starts with its stable
-    /// code (`CA_RENEW_REVOKED: …`); any other error is its message.
+    /// code (`CA_RENEW_REVOKED: …`), and so does an action recorded as done that was not
+    /// carried out (`CA_NOT_COMMITTED: …`); any other error is its message.
     fn audit_detail(&self) -> String {
         match self {
             CaError::RenewRevoked { .. }
             | CaError::AlreadyRenewed { .. }
             | CaError::RenewKeyCompromised { .. }
             | CaError::KeyCompromised { .. }
-            | CaError::CaCompromised { .. } => format!("{}: {self}", self.code()),
+            | CaError::CaCompromised { .. }
+            | CaError::NotCommitted { .. } => format!("{}: {self}", self.code()),
             _ => self.to_string(),
         }
     }
@@ -140,17 +150,34 @@ pub struct Audited<T, E> {
 impl CaDir {
     /// Runs `action` on this CA (opened with its exclusive lock) and records it in the audit
     /// log, signed with the CA key: `done` or `refused`, with the [`AuditDetail`] of what `f`
-    /// returned. Fails only if the entry cannot be written, whatever `f` returned.
+    /// returned. Fails only if an entry cannot be written, whatever `f` returned.
+    ///
+    /// An entry that cannot be written stops the action before it changes anything: a log
+    /// that cannot be appended to (a damaged line) fails before `f` runs; and an action that
+    /// changes the CA writes its `done` entry ahead of its commit (write-ahead, in
+    /// `Authority::commit`), so if that append fails nothing is committed. If the commit then
+    /// fails, or a step after it, a `refused` entry with the reason follows the `done` one
+    /// (`CA_NOT_COMMITTED` names the entry whose action did not take effect).
     pub fn audited<T: AuditDetail, E: AuditDetail>(
         &self,
         cx: &Context<'_>,
         action: Action,
         f: impl FnOnce(&Authority<'_>) -> Result<T, E>,
     ) -> Result<Audited<T, E>, CaError> {
-        let result = f(&Authority { dir: self, cx: *cx });
-        let (outcome, detail) = match &result {
-            Ok(d) => (Outcome::Done, d.audit_detail()),
-            Err(e) => (Outcome::Refused, e.audit_detail()),
+        // Not after the action: an action whose entry cannot be written must not happen.
+        self.audit().check_appendable()?;
+        let authority = Authority {
+            dir: self,
+            cx: *cx,
+            action,
+            recorded: Cell::new(None),
+        };
+        let result = f(&authority);
+        let (outcome, detail) = match (authority.recorded.take(), &result) {
+            // Recorded ahead of the commit.
+            (Some(head), Ok(_)) => return Ok(Audited { result, head }),
+            (None, Ok(d)) => (Outcome::Done, d.audit_detail()),
+            (_, Err(e)) => (Outcome::Refused, e.audit_detail()),
         };
         let head = self.audit().append(
             cx.clock.now().0,
@@ -178,7 +205,10 @@ impl CaDir {
             operator,
             action.as_str(),
             Outcome::Refused,
-            &format!("{KEY_UNAVAILABLE}: the CA key could not be opened: {reason}"),
+            &format!(
+                "{}: the CA key could not be opened: {reason}",
+                codes::CA_KEY_UNAVAILABLE
+            ),
             None,
         )
     }
@@ -285,6 +315,9 @@ fn init(
 pub struct Authority<'a> {
     dir: &'a CaDir,
     cx: Context<'a>,
+    action: Action,
+    /// The head after the `done` entry written ahead of the commit, once written.
+    recorded: Cell<Option<String>>,
 }
 
 impl fmt::Debug for Authority<'_> {
@@ -292,7 +325,8 @@ impl fmt::Debug for Authority<'_> {
         f.debug_struct("Authority")
             .field("dir", &self.dir.path())
             .field("cx", &self.cx)
-            .finish()
+            .field("action", &self.action)
+            .finish_non_exhaustive()
     }
 }
 
@@ -328,11 +362,10 @@ impl Authority<'_> {
         validity(self.cx.clock, days, Some(issuer))
     }
 
-    /// Writes `cert`'s file (never over another) and adds it to `index` (not yet written).
+    /// Adds `cert` to `index` (not yet written); its file is written by [`Authority::commit`].
     fn record(&self, index: &mut Index, cert: &Certificate, role: Role) -> Result<(), CaError> {
         let v = cert.validity();
         let serial = cert.serial().to_hex();
-        self.dir.write_cert(&serial, cert.to_pem().as_bytes())?;
         index.add(IndexEntry {
             serial,
             subject: cert.subject(),
@@ -345,6 +378,61 @@ impl Authority<'_> {
             renewed_by: None,
             pair: None,
         })
+    }
+}
+
+impl Authority<'_> {
+    /// The commit point of an action that changes the CA, once every step that can refuse it
+    /// has passed: writes the files of the new certificates `certs` (never over another), then
+    /// the action's `done` entry with `detail` (write-ahead), then `index`, which records the
+    /// certificates. So a certificate file exists only if the index records it, and the index
+    /// records nothing that the audit log does not: when a write fails, the files this commit
+    /// wrote are removed again (unless the new index is in place: its write failed at the
+    /// directory's fsync), and a failed index write after the entry is
+    /// [`CaError::NotCommitted`], which [`CaDir::audited`] records.
+    fn commit(&self, index: &Index, certs: &[&Certificate], detail: &str) -> Result<(), CaError> {
+        let mut written = Vec::new();
+        let remove = |written: &[String]| {
+            for serial in written {
+                // Best effort: the write's error is the one to report.
+                let _ = self.dir.remove_cert(serial);
+            }
+        };
+        for cert in certs {
+            let serial = cert.serial().to_hex();
+            if let Err(e) = self.dir.write_cert(&serial, cert.to_pem().as_bytes()) {
+                remove(&written);
+                return Err(e);
+            }
+            written.push(serial);
+        }
+        let entry = match self.dir.audit().append_entry(
+            self.cx.clock.now().0,
+            self.cx.operator,
+            self.action.as_str(),
+            Outcome::Done,
+            detail,
+            Some(self.cx.signer),
+        ) {
+            Ok(entry) => entry,
+            Err(e) => {
+                remove(&written);
+                return Err(e);
+            }
+        };
+        self.recorded.set(Some(entry.hash));
+        match self.dir.commit_index(index) {
+            Ok(()) => Ok(()),
+            // In place, though perhaps not durably: the action took effect.
+            Err((e, true)) => Err(e),
+            Err((e, false)) => {
+                remove(&written);
+                Err(CaError::NotCommitted {
+                    seq: entry.seq,
+                    source: Box::new(e),
+                })
+            }
+        }
     }
 }
 

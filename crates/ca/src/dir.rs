@@ -166,12 +166,28 @@ impl CaDir {
         self.write_json(INDEX, index)
     }
 
-    fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), CaError> {
+    /// Writes the index like [`CaDir::write_index`]; on failure, also says whether the new
+    /// index is in place nonetheless (the failure came after the rename, at the directory's
+    /// fsync).
+    pub(crate) fn commit_index(&self, index: &Index) -> Result<(), (CaError, bool)> {
+        let bytes = self.json(INDEX, index).map_err(|e| (e, false))?;
+        safefile::write_atomic(&self.path.join(INDEX), &bytes, Mode::PUBLIC).map_err(|e| {
+            let placed = e.step() == safefile::Step::SyncDir;
+            (fs_err(e), placed)
+        })
+    }
+
+    fn json<T: Serialize>(&self, name: &str, value: &T) -> Result<Vec<u8>, CaError> {
         let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| CaError::Corrupt {
             path: self.path.join(name),
             reason: e.to_string(),
         })?;
         bytes.push(b'\n');
+        Ok(bytes)
+    }
+
+    fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), CaError> {
+        let bytes = self.json(name, value)?;
         self.write_file(name, &bytes)
     }
 
@@ -191,6 +207,13 @@ impl CaDir {
         }
         self.write_file(&name, pem)?;
         Ok(self.path.join(name))
+    }
+
+    /// Removes a certificate file that the index does not record (written by an action that
+    /// then failed).
+    pub(crate) fn remove_cert(&self, serial_hex: &str) -> Result<(), CaError> {
+        let p = self.path.join(format!("certs/{serial_hex}.pem"));
+        std::fs::remove_file(&p).map_err(io(&p))
     }
 
     /// Reads a file of the directory.

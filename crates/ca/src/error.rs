@@ -182,6 +182,14 @@ pub enum CaError {
     /// An agency CA certificate not signed by the root given with it.
     #[error("the agency CA certificate is not signed by the root: {0}")]
     AgencyNotSignedByRoot(#[source] PkiError),
+    /// The action recorded as done in audit entry `seq` (written ahead of the commit) was not
+    /// carried out: the index write that commits it failed.
+    #[error("the action recorded as done in audit entry {seq} was not carried out: {source}")]
+    NotCommitted {
+        seq: u64,
+        #[source]
+        source: Box<CaError>,
+    },
 }
 
 impl CaError {
@@ -218,6 +226,7 @@ impl CaError {
             CaError::AgencyKeyMismatch => &codes::CA_AGENCY_KEY_MISMATCH,
             CaError::AgencyNotCaCertificate => &codes::CA_AGENCY_NOT_CA_CERTIFICATE,
             CaError::AgencyNotSignedByRoot(_) => &codes::CA_AGENCY_NOT_SIGNED_BY_ROOT,
+            CaError::NotCommitted { .. } => &codes::CA_NOT_COMMITTED,
         }
     }
 }
@@ -236,6 +245,7 @@ impl codes::Coded for CaError {
         match self {
             CaError::Sign(e) | CaError::KeyGeneration(e) => codes::Coded::class(e),
             CaError::Pki { source, .. } => codes::Coded::class(source),
+            CaError::NotCommitted { source, .. } => codes::Coded::class(source.as_ref()),
             _ => self.code().class,
         }
     }

@@ -19,7 +19,11 @@
 //!
 //! Every command holds an exclusive lock on `.lock` while it works, so two admins never
 //! interleave; every file is written by temp file, fsync, rename and directory fsync, and the
-//! index is written last, so a crash mid-command leaves either the old state or the new one.
+//! index is the commit point, so a crash mid-command leaves either the old state or the new
+//! one: new certificate files and then the action's `done` audit entry (write-ahead) are
+//! written just before it, after every step that can refuse, and `crl.pem` just after it (the
+//! number is recorded before a CRL carries it, so a failure skips a CRL number and never
+//! reuses one).
 //! This crate writes no private key: the CA key is a `crypto::Signer` the caller opens, and the
 //! escrow copy of an encryption key the CA generates for a dual pair goes, encrypted, to the
 //! caller's `EscrowStore` (the `gmchain` binary's is the directory's `escrow/`, mode 0600).
@@ -35,9 +39,7 @@ mod error;
 mod index;
 pub mod renewal;
 
-pub use audit::{
-    AuditEntry, AuditLog, AuditReport, KEY_UNAVAILABLE, Outcome, SignedHead, UnsignedTail,
-};
+pub use audit::{AuditEntry, AuditLog, AuditReport, Outcome, SignedHead, UnsignedTail};
 pub use authority::{
     Action, AuditDetail, Audited, Authority, Clock, Context, EncryptionHalf, Escrow, EscrowStore,
     Holder, Initialised, Issued, NewCa, PublishedCrl, Renewed, Revoked, SERIAL_DRAWS, init_agency,

@@ -1019,3 +1019,429 @@ fn a_generated_holder_key_is_drawn_from_the_given_randomness() {
     // Same clock and randomness, same key and serial: nothing else is drawn from.
     assert_eq!(issue(t.path().join("a")), issue(t.path().join("b")));
 }
+
+/// The names of the files in `certs/`.
+fn cert_file_names(ca: &TestCa) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(ca.dir.path().join("certs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+// Review of issue 11, defect 1: a damaged audit log was found only when the action's entry was
+// appended, after the action had written certs/ and the index: the command failed, but the
+// certificate was issued and nothing in the log says so.
+#[test]
+fn a_damaged_audit_log_refuses_every_action_before_it_changes_anything() {
+    use std::io::Write;
+    let t = tempfile::tempdir().unwrap();
+    let root = TestCa::root(&t.path().join("root"), 3650, T0);
+    let user = root.issue(T0, Role::User, &key(10), "user-1");
+    // A partial last line, as a write cut short by a full disk or a crash leaves it.
+    let log_path = root.dir.path().join("audit.log");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log_path)
+        .unwrap()
+        .write_all(br#"{"seq":7,"time":1"#)
+        .unwrap();
+    let log = std::fs::read(&log_path).unwrap();
+    let before = (root.index(), cert_file_names(&root));
+    let req = csr(&key(11), "CN=user-2");
+    let agency_req = csr(&key(12), "CN=Agency B CA");
+    let pass = Secret::new(b"escrow".to_vec());
+    let escrow = MemoryEscrow::default();
+    let clock = UnixTime(T0 + 10);
+    let cx = root.cx(&clock);
+    let s = user.serial().to_hex();
+    type Step<'a> = Box<dyn FnOnce(&Authority<'_>) -> Result<String, CaError> + 'a>;
+    let ran = std::cell::Cell::new(0);
+    let steps: Vec<(Action, Step<'_>)> = vec![
+        (
+            Action::Issue,
+            Box::new(|a| {
+                a.issue(Role::User, Holder::Request(&req), 30)
+                    .map(|i| i.audit_detail())
+            }),
+        ),
+        (
+            Action::Issue,
+            Box::new(|a| {
+                a.issue_pair(
+                    Holder::Request(&req),
+                    30,
+                    Escrow {
+                        passphrase: &pass,
+                        store: &escrow,
+                    },
+                )
+                .map(|i| i.audit_detail())
+            }),
+        ),
+        (
+            Action::Intermediate,
+            Box::new(|a| {
+                a.intermediate(Holder::Request(&agency_req), "Agency B", 30)
+                    .map(|i| i.audit_detail())
+            }),
+        ),
+        (
+            Action::Renew,
+            Box::new(|a| a.renew(&s, None, 30).map(|r| r.audit_detail())),
+        ),
+        (
+            Action::Revoke,
+            Box::new(|a| {
+                a.revoke(&s, RevocationReason::KeyCompromise)
+                    .map(|r| r.audit_detail())
+            }),
+        ),
+        (
+            Action::Crl,
+            Box::new(|a| a.publish_crl(24).map(|p| p.audit_detail())),
+        ),
+    ];
+    for (action, step) in steps {
+        let r = root.dir.audited(&cx, action, |a| {
+            ran.set(ran.get() + 1);
+            step(a)
+        });
+        assert!(
+            matches!(&r, Err(CaError::AuditBroken { seq: 2, .. })),
+            "{action:?} on a damaged log: {r:?}"
+        );
+        assert_eq!(
+            (root.index(), cert_file_names(&root)),
+            before,
+            "{action:?} on a damaged log changed the CA"
+        );
+    }
+    assert_eq!(
+        ran.get(),
+        0,
+        "an action ran although its entry could not be appended"
+    );
+    assert!(escrow.deposits.lock().unwrap().is_empty());
+    assert!(!root.dir.path().join("crl.pem").exists());
+    assert_eq!(std::fs::read(&log_path).unwrap(), log);
+}
+
+/// Checks that every certificate file in `certs/` is one the index records (so it can be
+/// listed, shown and revoked).
+fn every_cert_file_is_indexed(ca: &TestCa) {
+    let index = ca.index();
+    for name in cert_file_names(ca) {
+        let serial = name.trim_end_matches(".pem");
+        assert!(
+            index.contains(serial),
+            "certs/{name} is not in the index: a certificate that cannot be revoked"
+        );
+    }
+}
+
+// Review of issue 11, defect 2: a dual pair whose escrow deposit failed left the signing
+// certificate's file in certs/, signed and valid, but not in the index, so `ca revoke` did not
+// know it.
+#[test]
+fn a_dual_pair_refused_at_the_escrow_deposit_leaves_no_certificate_file() {
+    let t = tempfile::tempdir().unwrap();
+    let root = TestCa::root(&t.path().join("root"), 3650, T0);
+    root.issue(T0, Role::User, &key(10), "user-1");
+    let before = (root.index(), cert_file_names(&root));
+    let req = csr(&key(11), "CN=node-1");
+    let pass = Secret::new(b"escrow-passphrase".to_vec());
+    let offline = MemoryEscrow {
+        refuse: true,
+        ..Default::default()
+    };
+    let err = root
+        .act(T0, Action::Issue, |a| {
+            a.issue_pair(
+                Holder::Request(&req),
+                365,
+                Escrow {
+                    passphrase: &pass,
+                    store: &offline,
+                },
+            )
+        })
+        .unwrap_err();
+    assert!(matches!(err, CaError::Escrow { .. }), "{err:?}");
+    every_cert_file_is_indexed(&root);
+    assert_eq!((root.index(), cert_file_names(&root)), before);
+    assert_refused_entry(&root, T0, Action::Issue, "escrow store offline");
+
+    // The last write before the index fails (a file left over by an interrupted command holds
+    // the encryption certificate's serial): the signing certificate's file, written just
+    // before, is removed again.
+    let mut root = root;
+    let (sign_serial, enc_serial) = ([0x51; 16], [0x52; 16]);
+    root.rng = Box::new(Scripted::new(&[sign_serial, enc_serial], 9));
+    let left_over = format!("{}.pem", hex::encode(enc_serial));
+    std::fs::write(root.dir.path().join("certs").join(&left_over), "left over").unwrap();
+    let escrow = MemoryEscrow::default();
+    let err = root
+        .act(T0, Action::Issue, |a| {
+            a.issue_pair(
+                Holder::Request(&req),
+                365,
+                Escrow {
+                    passphrase: &pass,
+                    store: &escrow,
+                },
+            )
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, CaError::SerialReused { serial } if *serial == hex::encode(enc_serial)),
+        "{err:?}"
+    );
+    let mut expected = before.1.clone();
+    expected.insert(left_over);
+    assert_eq!((root.index(), cert_file_names(&root)), (before.0, expected));
+    root.log_verifies();
+}
+
+/// A fault to inject at one moment of an action.
+type Fault<'a> = Box<dyn FnOnce() + Send + 'a>;
+
+/// The CA key with a fault armed for its next signature: the fault runs just before it signs,
+/// as a disk that fails at that moment of an action.
+struct Tripwire<'a> {
+    key: &'a SoftSigner,
+    /// How many signatures until the fault, and the fault.
+    armed: Mutex<(usize, Option<Fault<'a>>)>,
+}
+
+impl<'a> Tripwire<'a> {
+    /// Runs `fault` before the next signature.
+    fn new(key: &'a SoftSigner, fault: Fault<'a>) -> Self {
+        Tripwire::at(1, key, fault)
+    }
+
+    /// Runs `fault` before the `nth` signature from now (1 for the next).
+    fn at(nth: usize, key: &'a SoftSigner, fault: Fault<'a>) -> Self {
+        Tripwire {
+            key,
+            armed: Mutex::new((nth, Some(fault))),
+        }
+    }
+
+    fn trip(&self) {
+        let mut armed = self.armed.lock().unwrap();
+        armed.0 = armed.0.saturating_sub(1);
+        if armed.0 == 0
+            && let Some(fault) = armed.1.take()
+        {
+            fault();
+        }
+    }
+}
+
+impl Signer for Tripwire<'_> {
+    fn public_key(&self) -> crypto::PublicKey {
+        self.key.public_key()
+    }
+
+    fn sign(&self, id: &crypto::UserId, msg: &[u8]) -> Result<crypto::Signature, CryptoError> {
+        self.trip();
+        self.key.sign(id, msg)
+    }
+
+    fn sign_digest(&self, e: &crypto::Digest) -> Result<crypto::Signature, CryptoError> {
+        self.trip();
+        self.key.sign_digest(e)
+    }
+}
+
+impl TestCa {
+    /// Runs `f` as one audited action at `at`, with `fault` run when the CA key next signs.
+    fn act_with_fault<T: AuditDetail>(
+        &self,
+        at: u64,
+        action: Action,
+        fault: Fault<'_>,
+        f: impl FnOnce(&Authority<'_>) -> Result<T, CaError>,
+    ) -> Result<T, CaError> {
+        self.audited_with_fault(at, action, Tripwire::new(&self.key, fault), f)
+            .expect("the audit entry is written")
+            .result
+    }
+
+    /// Runs `f` as one audited action at `at`, signing with `signer`.
+    fn audited_with_fault<T: AuditDetail>(
+        &self,
+        at: u64,
+        action: Action,
+        signer: Tripwire<'_>,
+        f: impl FnOnce(&Authority<'_>) -> Result<T, CaError>,
+    ) -> Result<ca::Audited<T, CaError>, CaError> {
+        let clock = UnixTime(at);
+        let cx = Context {
+            signer: &signer,
+            ..self.cx(&clock)
+        };
+        self.dir.audited(&cx, action, f)
+    }
+}
+
+/// Replaces the file `path` by an empty directory (so that writing it fails), keeping the file
+/// aside; `restore` puts it back.
+fn block(path: &Path) {
+    let aside = path.with_extension("aside");
+    if path.exists() {
+        std::fs::rename(path, &aside).unwrap();
+    }
+    std::fs::create_dir(path).unwrap();
+}
+
+fn restore(path: &Path) {
+    std::fs::remove_dir(path).unwrap();
+    let aside = path.with_extension("aside");
+    if aside.exists() {
+        std::fs::rename(&aside, path).unwrap();
+    }
+}
+
+// Review of issue 11, defect 5: `publish_crl` wrote crl.pem (number N+1) before the index
+// recorded N+1, so when the index write failed (or the process died between the two), the
+// next `ca crl` published another CRL under the same number, which RFC 5280 §5.2.3 forbids.
+// A number may be skipped, never reused.
+#[test]
+fn a_crl_number_is_never_published_twice() {
+    let t = tempfile::tempdir().unwrap();
+    let root = TestCa::root(&t.path().join("root"), 3650, T0);
+    let crl_pem = root.dir.path().join("crl.pem");
+    let index = root.dir.path().join("index.json");
+    // Every CRL that appeared in crl.pem, in order.
+    let mut published: Vec<pki::Crl> = Vec::new();
+    let look = |published: &mut Vec<pki::Crl>| {
+        if let Ok(bytes) = std::fs::read(&crl_pem) {
+            let crl = pki::Crl::from_pem(&bytes).unwrap();
+            if published.last().map(|c| c.to_pem()) != Some(crl.to_pem()) {
+                published.push(crl);
+            }
+        }
+    };
+    root.act(T0, Action::Crl, |a| a.publish_crl(24)).unwrap();
+    look(&mut published);
+
+    // The index write fails, after the CRL is signed (and recorded ahead of the commit).
+    let at = T0 + 10;
+    let err = root
+        .act_with_fault(at, Action::Crl, Box::new(|| block(&index)), |a| {
+            a.publish_crl(24)
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, CaError::NotCommitted { source, .. } if matches!(**source, CaError::Io { .. })),
+        "{err:?}"
+    );
+    restore(&index);
+    look(&mut published);
+
+    // The crl.pem write fails, after the CRL is signed.
+    let err = root
+        .act_with_fault(at + 10, Action::Crl, Box::new(|| block(&crl_pem)), |a| {
+            a.publish_crl(24)
+        })
+        .unwrap_err();
+    assert!(matches!(err, CaError::Io { .. }), "{err:?}");
+    restore(&crl_pem);
+    look(&mut published);
+
+    let last = root
+        .act(at + 20, Action::Crl, |a| a.publish_crl(24))
+        .unwrap()
+        .crl;
+    look(&mut published);
+    let numbers: Vec<u64> = published.iter().map(|c| c.number()).collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "CRL numbers published in this order: {numbers:?}"
+    );
+    // The number the failed crl.pem write signed is skipped; the index never falls behind a
+    // published number.
+    assert_eq!((last.number(), root.index().crl_number), (3, 3));
+    root.log_verifies();
+}
+
+// Found while fixing defect 1 of the review of issue 11: the audit entry was appended after the
+// action had committed, so an append that failed then (a full disk) left a certificate in the
+// index, signed and valid, that no audit entry records. The entry is now written ahead of the
+// index (write-ahead): an action whose entry cannot be written does not happen.
+#[test]
+fn an_action_whose_audit_entry_cannot_be_written_does_not_happen() {
+    let t = tempfile::tempdir().unwrap();
+    let root = TestCa::root(&t.path().join("root"), 3650, T0);
+    root.issue(T0, Role::User, &key(10), "user-1");
+    let log_path = root.dir.path().join("audit.log");
+    let log = std::fs::read(&log_path).unwrap();
+    let before = (root.index(), cert_file_names(&root));
+    let req = csr(&key(11), "CN=user-2");
+    // The CA key signs the certificate, then the audit entry: the log fails at the second.
+    let r = root.audited_with_fault(
+        T0 + 10,
+        Action::Issue,
+        Tripwire::at(2, &root.key, Box::new(|| block(&log_path))),
+        |a| a.issue(Role::User, Holder::Request(&req), 30),
+    );
+    assert!(
+        matches!(&r, Err(CaError::Io { path, .. }) if *path == log_path),
+        "{r:?}"
+    );
+    restore(&log_path);
+    assert_eq!(
+        (root.index(), cert_file_names(&root)),
+        before,
+        "a certificate was issued that no audit entry records"
+    );
+    assert_eq!(std::fs::read(&log_path).unwrap(), log);
+    root.log_verifies();
+}
+
+// The other half of writing the audit entry ahead of the commit: when the index write fails
+// after the `done` entry, a refusal with CA_NOT_COMMITTED names that entry, and nothing is
+// issued.
+#[test]
+fn an_action_recorded_ahead_of_a_failed_commit_is_followed_by_its_refusal() {
+    let t = tempfile::tempdir().unwrap();
+    let root = TestCa::root(&t.path().join("root"), 3650, T0);
+    let index_path = root.dir.path().join("index.json");
+    let before = (root.index(), cert_file_names(&root));
+    let req = csr(&key(11), "CN=user-2");
+    // The CA key signs the certificate, then the audit entry; then the index write fails.
+    let audited = root
+        .audited_with_fault(
+            T0 + 10,
+            Action::Issue,
+            Tripwire::at(2, &root.key, Box::new(|| block(&index_path))),
+            |a| a.issue(Role::User, Holder::Request(&req), 30),
+        )
+        .expect("the audit entries are written");
+    restore(&index_path);
+    let err = audited.result.unwrap_err();
+    let log = root.log();
+    let (done, refused) = (&log[log.len() - 2], &log[log.len() - 1]);
+    assert!(
+        matches!(&err, CaError::NotCommitted { seq, .. } if *seq == done.seq),
+        "{err:?}"
+    );
+    assert_eq!(
+        (done.action.as_str(), done.outcome),
+        ("issue", Outcome::Done)
+    );
+    assert!(done.detail.starts_with("user CN=user-2"), "{done:?}");
+    assert_refused_entry(
+        &root,
+        T0 + 10,
+        Action::Issue,
+        &format!(
+            "CA_NOT_COMMITTED: the action recorded as done in audit entry {} was not carried out: ",
+            done.seq
+        ),
+    );
+    assert_eq!(audited.head, refused.hash);
+    assert_eq!((root.index(), cert_file_names(&root)), before);
+    root.log_verifies();
+}

@@ -448,6 +448,12 @@ define_codes! {
     CA_AGENCY_NOT_SIGNED_BY_ROOT = 6029, NotVerified, InvalidArgument,
         "An agency CA certificate not signed by the root given with it.",
         "give the root certificate that issued the agency CA certificate";
+    CA_KEY_UNAVAILABLE = 6030, Unavailable, Unavailable,
+        "A CA command refused because the CA key could not be opened (token absent, wrong PIN or passphrase): the one CA audit entry recorded unsigned. The command exits with the class of the failure that kept the key closed.",
+        "make the CA key's token reachable and give its PIN or passphrase (the entry's detail says what failed); `gmchain ca audit-verify --strict` fails until a signed entry follows";
+    CA_NOT_COMMITTED = 6031, BadInput, Internal,
+        "A CA action recorded as done in the audit log (the entry is written ahead of the index) was not carried out: the index write that commits it failed. The refusal that follows names the entry. The exit class is that of the failed write.",
+        "free space or fix the CA directory's permissions (the message names the file), then run the command again: nothing was issued, revoked or published";
     HSM_PROFILE_INVALID = 7000, BadInput, FailedPrecondition,
         "A profile file that cannot be read, parsed or validated.",
         "fix the profile field named; hsm-profiles/README.md documents every field";

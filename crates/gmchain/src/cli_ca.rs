@@ -2,7 +2,10 @@
 //!
 //! Every command that changes the CA holds the CA directory's exclusive lock, appends an entry
 //! naming the operator to the signed audit log (also when it refuses), and prints the log's new
-//! head so `audit-verify --expect-head` can later detect a truncated log.
+//! head so `audit-verify --expect-head` can later detect a truncated log. Its outputs (the
+//! certificate, a generated key, a dual pair's envelope, the CRL) are checked writable before
+//! anything changes and written after the entry says `done`; one that still fails then says
+//! what was issued and how to get it.
 //!
 //! The CA's rules (issuance, renewal, revocation, CRLs, serials, validity, the audit entry of
 //! each action) are `ca::Authority`'s. This module parses the arguments, reads requests,
@@ -107,7 +110,8 @@ pub(crate) enum CaCommand {
         /// Escrow passphrase for the encryption key of --dual (the escrow copy is encrypted PKCS#8).
         #[arg(long, value_name = "FILE")]
         escrow_pass_file: Option<PathBuf>,
-        /// Output: the certificate (and, for --dual, FILE.enc.pem and FILE.envelope.der beside it).
+        /// Output: the certificate (and, for --dual, which needs it, FILE.enc.pem and
+        /// FILE.envelope.der beside it). Checked before anything is issued.
         #[arg(long)]
         out: Option<PathBuf>,
         #[command(flatten)]
@@ -286,14 +290,16 @@ fn role(s: &str) -> Result<Role, Failure> {
 
 /// Runs a state-changing command under the CA lock with its audit entry (`ca::CaDir::audited`):
 /// `Done` with the command's detail, or `Refused` with the reason; a CA key that cannot be
-/// opened is recorded as an unsigned `CA_KEY_UNAVAILABLE` refusal.
-fn audited(
+/// opened is recorded as an unsigned `CA_KEY_UNAVAILABLE` refusal. Returns what `f` made: the
+/// caller writes its outputs after the entry is recorded (checked by `f` before it changed
+/// anything, see [`check_output`]), so an entry never says `refused` for what was done.
+fn audited<T: AuditDetail>(
     dir: &Path,
     op: &OperatorArgs,
     pass: &PassArgs,
     action: Action,
-    f: impl FnOnce(&Authority<'_>) -> Result<String, Failure>,
-) -> CmdResult {
+    f: impl FnOnce(&Authority<'_>) -> Result<T, Failure>,
+) -> Result<T, Failure> {
     let operator = op.name()?;
     let ca = CaDir::open(dir, true).map_err(ca_failure)?;
     let signer = match open_signer(dir, &ca.meta().key.clone(), pass) {
@@ -315,7 +321,100 @@ fn audited(
     };
     let done = ca.audited(&cx, action, f).map_err(ca_failure)?;
     eprintln!("audit head: {}", done.head);
-    done.result.map(|_| ())
+    done.result
+}
+
+/// Checks, before anything is issued, that an output file can be written: a file name whose
+/// directory exists and takes a new file (a temporary file is created there and removed); the
+/// file itself is not touched.
+fn check_output(option: &str, path: &Path) -> Result<(), Failure> {
+    if path.file_name().is_none() || path.is_dir() {
+        return Err(Failure::BadInput(format!(
+            "{option} {} is not a file name",
+            path.display()
+        )));
+    }
+    safefile::StagedFile::write(path, &[], safefile::Mode::PRIVATE)
+        .map(drop)
+        .map_err(|e| {
+            let (_, _, source) = e.into_parts();
+            Failure::BadInput(format!(
+                "cannot write {option} {}: {source}",
+                path.display()
+            ))
+        })
+}
+
+/// The failure of an output written after the action was committed and recorded as done: says
+/// what was made and how to get it. Exit 2, like any output that cannot be written.
+fn undelivered(made: String, e: Failure) -> Failure {
+    Failure::BadInput(format!("{made}, but {}", failure_text(&e)))
+}
+
+/// Writes a certificate the CA issued to --out or standard output; on failure, says that the
+/// certificate `serial` was issued and recorded and how to get it.
+fn deliver_certificate(
+    dir: &Path,
+    serial: &str,
+    cert: &pki::Certificate,
+    out: Option<&Path>,
+) -> CmdResult {
+    write_output(out, cert.to_pem().as_bytes()).map_err(|e| {
+        undelivered(
+            format!(
+                "certificate serial {serial} was issued and recorded in the audit log (get it with \
+                 `gmchain ca show --dir {} --serial {serial}`)",
+                dir.display()
+            ),
+            e,
+        )
+    })
+}
+
+/// Delivers what an issuance made, after it was committed and recorded: the generated
+/// private key first (it exists nowhere else), then the certificates and the envelope. On
+/// failure, says what was issued and how to get it.
+fn deliver_issued(
+    dir: &Path,
+    issued: &ca::Issued,
+    input: Option<&HolderInput>,
+    out: Option<&Path>,
+) -> CmdResult {
+    let serial = issued.certificate.serial().to_hex();
+    if let Some(input) = input {
+        input.deliver(issued.generated.as_ref()).map_err(|e| {
+            undelivered(
+                format!(
+                    "certificate serial {serial} was issued and recorded in the audit log, but its \
+                     private key was not delivered and is lost: revoke it (`gmchain ca revoke --dir \
+                     {} --serial {serial} --reason superseded`) and issue again",
+                    dir.display()
+                ),
+                e,
+            )
+        })?;
+    }
+    if let (Some(enc), Some(o)) = (&issued.encryption, out) {
+        let enc_serial = enc.certificate.serial().to_hex();
+        let made = format!(
+            "the dual pair (node-sign serial {serial}, node-enc serial {enc_serial}) was issued \
+             and recorded in the audit log (get the certificates with `gmchain ca show --dir {} \
+             --serial …`; the encryption key's escrow copy is {})",
+            dir.display(),
+            dir.join("escrow")
+                .join(format!("{enc_serial}.pem"))
+                .display()
+        );
+        write_file(
+            &o.with_extension("enc.pem"),
+            enc.certificate.to_pem().as_bytes(),
+            false,
+        )
+        .map_err(|e| undelivered(made.clone(), e))?;
+        write_file(&o.with_extension("envelope.der"), &enc.envelope, false)
+            .map_err(|e| undelivered(made, e))?;
+    }
+    deliver_certificate(dir, &serial, &issued.certificate, out)
 }
 
 pub(crate) fn run(cmd: CaCommand) -> CmdResult {
@@ -339,19 +438,23 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
             out,
             key,
             op,
-        } => audited(&dir, &op, &key.pass, Action::Intermediate, |ca| {
-            if ca.dir().meta().kind != ca::CaKind::Root {
-                // Before the request is read, as the library would.
-                return Err(ca_failure(CaError::NotRoot));
-            }
-            let input = HolderInput::read(&h, &generated)?;
-            let issued = ca
-                .intermediate(input.holder(), &org, validity_days)
-                .map_err(ca_failure)?;
-            input.deliver(issued.generated.as_ref())?;
-            write_output(out.as_deref(), issued.certificate.to_pem().as_bytes())?;
-            Ok(issued.audit_detail())
-        }),
+        } => {
+            let mut input = None;
+            let issued = audited(&dir, &op, &key.pass, Action::Intermediate, |ca| {
+                if ca.dir().meta().kind != ca::CaKind::Root {
+                    // Before the request is read, as the library would.
+                    return Err(ca_failure(CaError::NotRoot));
+                }
+                let input = input.insert(HolderInput::read(&h, &generated)?);
+                input.check_key_out()?;
+                if let Some(o) = &out {
+                    check_output("--out", o)?;
+                }
+                ca.intermediate(input.holder(), &org, validity_days)
+                    .map_err(ca_failure)
+            })?;
+            deliver_issued(&dir, &issued, input.as_ref(), out.as_deref())
+        }
         CaCommand::Issue {
             dir,
             role: r,
@@ -363,62 +466,66 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
             out,
             key,
             op,
-        } => audited(&dir, &op, &key.pass, Action::Issue, |ca| {
-            let r = role(&r)?;
-            if r.is_ca() {
-                return Err(Failure::BadInput(
-                    "CA certificates come from `gmchain ca init` and `gmchain ca intermediate`"
-                        .into(),
-                ));
-            }
-            if dual && r != Role::NodeSign {
-                return Err(Failure::BadInput("--dual issues a node-sign certificate plus its node-enc pair: use --role node-sign".into()));
-            }
-            // Checked before anything is issued, so a refusal leaves nothing behind.
-            let escrow_pass_file = match (dual, escrow_pass_file) {
-                (true, None) => {
+        } => {
+            let mut input = None;
+            let issued = audited(&dir, &op, &key.pass, Action::Issue, |ca| {
+                let r = role(&r)?;
+                if r.is_ca() {
                     return Err(Failure::BadInput(
-                        "--dual needs --escrow-pass-file for the escrow copy of the encryption key"
+                        "CA certificates come from `gmchain ca init` and `gmchain ca intermediate`"
                             .into(),
                     ));
                 }
-                (true, Some(f)) => Some(f),
-                (false, _) => None,
-            };
-            let input = HolderInput::read(&h, &generated)?;
-            let issued = match escrow_pass_file {
-                None => ca.issue(r, input.holder(), validity_days),
-                Some(f) => {
-                    let passphrase = PassArgs {
-                        pass_file: Some(f),
-                        pass_env: None,
-                    }
-                    .passphrase()?
-                    .ok_or_else(|| Failure::BadInput("--escrow-pass-file is empty".into()))?;
-                    let store = EscrowDir(ca.dir().path().join("escrow"));
-                    ca.issue_pair(
-                        input.holder(),
-                        validity_days,
-                        ca::Escrow {
-                            passphrase: &passphrase,
-                            store: &store,
-                        },
-                    )
+                if dual && r != Role::NodeSign {
+                    return Err(Failure::BadInput("--dual issues a node-sign certificate plus its node-enc pair: use --role node-sign".into()));
                 }
-            }
-            .map_err(ca_failure)?;
-            input.deliver(issued.generated.as_ref())?;
-            if let (Some(enc), Some(o)) = (&issued.encryption, &out) {
-                write_file(
-                    &o.with_extension("enc.pem"),
-                    enc.certificate.to_pem().as_bytes(),
-                    false,
-                )?;
-                write_file(&o.with_extension("envelope.der"), &enc.envelope, false)?;
-            }
-            write_output(out.as_deref(), issued.certificate.to_pem().as_bytes())?;
-            Ok(issued.audit_detail())
-        }),
+                if dual && out.is_none() {
+                    return Err(Failure::BadInput("--dual needs --out FILE: the encryption certificate and the enveloped key go to FILE.enc.pem and FILE.envelope.der beside it".into()));
+                }
+                // Checked before anything is issued, so a refusal leaves nothing behind.
+                let escrow_pass_file = match (dual, escrow_pass_file) {
+                    (true, None) => {
+                        return Err(Failure::BadInput(
+                            "--dual needs --escrow-pass-file for the escrow copy of the encryption key"
+                                .into(),
+                        ));
+                    }
+                    (true, Some(f)) => Some(f),
+                    (false, _) => None,
+                };
+                let input = input.insert(HolderInput::read(&h, &generated)?);
+                input.check_key_out()?;
+                if let Some(o) = &out {
+                    check_output("--out", o)?;
+                    if dual {
+                        check_output("--out", &o.with_extension("enc.pem"))?;
+                        check_output("--out", &o.with_extension("envelope.der"))?;
+                    }
+                }
+                match escrow_pass_file {
+                    None => ca.issue(r, input.holder(), validity_days),
+                    Some(f) => {
+                        let passphrase = PassArgs {
+                            pass_file: Some(f),
+                            pass_env: None,
+                        }
+                        .passphrase()?
+                        .ok_or_else(|| Failure::BadInput("--escrow-pass-file is empty".into()))?;
+                        let store = EscrowDir(ca.dir().path().join("escrow"));
+                        ca.issue_pair(
+                            input.holder(),
+                            validity_days,
+                            ca::Escrow {
+                                passphrase: &passphrase,
+                                store: &store,
+                            },
+                        )
+                    }
+                }
+                .map_err(ca_failure)
+            })?;
+            deliver_issued(&dir, &issued, input.as_ref(), out.as_deref())
+        }
         CaCommand::Renew {
             dir,
             serial,
@@ -427,45 +534,68 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
             out,
             key,
             op,
-        } => audited(&dir, &op, &key.pass, Action::Renew, |ca| {
-            // A revoked or already renewed certificate is refused before the request is read.
-            ca.renewable(&serial).map_err(ca_failure)?;
-            let request = match &csr {
-                Some(path) => Some(read_named("--csr", path)?),
-                None => None,
-            };
-            let renewed = ca
-                .renew(&serial, request.as_deref(), validity_days)
-                .map_err(ca_failure)?;
-            write_output(out.as_deref(), renewed.certificate.to_pem().as_bytes())?;
-            Ok(renewed.audit_detail())
-        }),
+        } => {
+            let renewed = audited(&dir, &op, &key.pass, Action::Renew, |ca| {
+                // A revoked or already renewed certificate is refused before the request is read.
+                ca.renewable(&serial).map_err(ca_failure)?;
+                let request = match &csr {
+                    Some(path) => Some(read_named("--csr", path)?),
+                    None => None,
+                };
+                if let Some(o) = &out {
+                    check_output("--out", o)?;
+                }
+                ca.renew(&serial, request.as_deref(), validity_days)
+                    .map_err(ca_failure)
+            })?;
+            deliver_certificate(
+                &dir,
+                &renewed.certificate.serial().to_hex(),
+                &renewed.certificate,
+                out.as_deref(),
+            )
+        }
         CaCommand::Revoke {
             dir,
             serial,
             reason,
             key,
             op,
-        } => audited(&dir, &op, &key.pass, Action::Revoke, |ca| {
-            let why: RevocationReason = reason.parse().map_err(|_| Failure::BadInput(format!("--reason {reason:?} is not a CRL reason (e.g. key-compromise, superseded, cessation-of-operation)")))?;
-            let revoked = ca.revoke(&serial, why).map_err(ca_failure)?;
+        } => {
+            let revoked = audited(&dir, &op, &key.pass, Action::Revoke, |ca| {
+                let why: RevocationReason = reason.parse().map_err(|_| Failure::BadInput(format!("--reason {reason:?} is not a CRL reason (e.g. key-compromise, superseded, cessation-of-operation)")))?;
+                ca.revoke(&serial, why).map_err(ca_failure)
+            })?;
             println!(
                 "{}; publish a CRL with `gmchain ca crl` for verifiers to see it",
                 revoked.audit_detail()
             );
-            Ok(revoked.audit_detail())
-        }),
+            Ok(())
+        }
         CaCommand::Crl {
             dir,
             next_update_hours,
             out,
             key,
             op,
-        } => audited(&dir, &op, &key.pass, Action::Crl, |ca| {
-            let published = ca.publish_crl(next_update_hours).map_err(ca_failure)?;
-            write_output(out.as_deref(), published.crl.to_pem().as_bytes())?;
-            Ok(published.audit_detail())
-        }),
+        } => {
+            let published = audited(&dir, &op, &key.pass, Action::Crl, |ca| {
+                if let Some(o) = &out {
+                    check_output("--out", o)?;
+                }
+                ca.publish_crl(next_update_hours).map_err(ca_failure)
+            })?;
+            write_output(out.as_deref(), published.crl.to_pem().as_bytes()).map_err(|e| {
+                undelivered(
+                    format!(
+                        "CRL number {} was published to {} and recorded in the audit log",
+                        published.crl.number(),
+                        dir.join("crl.pem").display()
+                    ),
+                    e,
+                )
+            })
+        }
         CaCommand::List { dir } => inspect::list(&dir),
         CaCommand::Show { dir, serial } => inspect::show(&dir, &serial),
         CaCommand::Verify {

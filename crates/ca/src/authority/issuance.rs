@@ -165,7 +165,8 @@ impl Authority<'_> {
     }
 
     /// A first issuance for `holder`: the certificate, recorded in the index returned (which
-    /// the caller writes), with the issuer's certificate and any key the CA generated.
+    /// the caller commits with the certificate's file), with the issuer's certificate and any
+    /// key the CA generated.
     fn first_issuance(
         &self,
         holder: Holder<'_>,
@@ -209,15 +210,16 @@ impl Authority<'_> {
         }
         let organisation = self.dir.meta().organisation.clone();
         let draft = self.first_issuance(holder, role, &organisation, validity_days)?;
-        self.dir.write_index(&draft.index)?;
         let cert = draft.certificate;
+        let detail = format!(
+            "{} {} serial {}",
+            role.as_str(),
+            cert.subject(),
+            cert.serial()
+        );
+        self.commit(&draft.index, &[&cert], &detail)?;
         Ok(Issued {
-            detail: format!(
-                "{} {} serial {}",
-                role.as_str(),
-                cert.subject(),
-                cert.serial()
-            ),
+            detail,
             certificate: cert,
             generated: draft.generated,
             encryption: None,
@@ -272,21 +274,23 @@ impl Authority<'_> {
         .map_err(CaError::EscrowEncrypt)?;
         let enc_hex = enc.serial().to_hex();
         let sign_hex = sign.serial().to_hex();
-        // The encryption certificate is recorded (file and index entry) only after its escrow
-        // copy is kept: an index never names an encryption key that exists nowhere else.
-        escrow.store.deposit(&enc_hex, escrowed.as_bytes())?;
         self.record(&mut index, &enc, Role::NodeEnc)?;
         index.get_mut(&enc_hex)?.pair = Some(sign_hex.clone());
-        index.get_mut(&sign_hex)?.pair = Some(enc_hex);
-        self.dir.write_index(&index)?;
+        index.get_mut(&sign_hex)?.pair = Some(enc_hex.clone());
+        // The last step that can refuse: the pair is committed (files and index) only after
+        // the escrow copy is kept, so an index never names an encryption key that exists
+        // nowhere else, and no certificate file is left that the index does not record.
+        escrow.store.deposit(&enc_hex, escrowed.as_bytes())?;
+        let detail = format!(
+            "{} {} serial {}; node-enc serial {}",
+            Role::NodeSign.as_str(),
+            sign.subject(),
+            sign.serial(),
+            enc.serial()
+        );
+        self.commit(&index, &[&sign, &enc], &detail)?;
         Ok(Issued {
-            detail: format!(
-                "{} {} serial {}; node-enc serial {}",
-                Role::NodeSign.as_str(),
-                sign.subject(),
-                sign.serial(),
-                enc.serial()
-            ),
+            detail,
             certificate: sign,
             generated,
             encryption: Some(EncryptionHalf {
@@ -308,10 +312,11 @@ impl Authority<'_> {
             return Err(CaError::NotRoot);
         }
         let draft = self.first_issuance(holder, Role::AgencyCa, organisation, validity_days)?;
-        self.dir.write_index(&draft.index)?;
         let cert = draft.certificate;
+        let detail = format!("agency CA {} serial {}", cert.subject(), cert.serial());
+        self.commit(&draft.index, &[&cert], &detail)?;
         Ok(Issued {
-            detail: format!("agency CA {} serial {}", cert.subject(), cert.serial()),
+            detail,
             certificate: cert,
             generated: draft.generated,
             encryption: None,
@@ -382,17 +387,18 @@ impl Authority<'_> {
         let new_hex = cert.serial().to_hex();
         index.get_mut(&new_hex)?.renews = Some(old_entry.serial.clone());
         index.get_mut(&old_entry.serial)?.renewed_by = Some(new_hex.clone());
-        self.dir.write_index(&index)?;
+        let detail = format!(
+            "renewed {} as {new_hex}{}",
+            old_entry.serial,
+            if request.is_some() {
+                " with a new key"
+            } else {
+                ""
+            }
+        );
+        self.commit(&index, &[&cert], &detail)?;
         Ok(Renewed {
-            detail: format!(
-                "renewed {} as {new_hex}{}",
-                old_entry.serial,
-                if request.is_some() {
-                    " with a new key"
-                } else {
-                    ""
-                }
-            ),
+            detail,
             certificate: cert,
             renews: old_entry.serial,
         })

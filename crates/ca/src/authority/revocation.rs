@@ -79,7 +79,7 @@ impl Authority<'_> {
                 ));
             }
         }
-        self.dir.write_index(&index)?;
+        self.commit(&index, &[], &detail)?;
         Ok(Revoked {
             serial: target,
             same_key,
@@ -88,7 +88,9 @@ impl Authority<'_> {
     }
 
     /// Publishes a CRL of every revocation, valid from now for `next_update_hours`, numbered
-    /// one more than the last (RFC 5280 §5.2.3: CRL numbers increase), to `crl.pem`.
+    /// one more than the last number the index recorded (RFC 5280 §5.2.3: CRL numbers
+    /// increase), to `crl.pem`. The index records the number first, so a CRL that failed to
+    /// reach `crl.pem` leaves its number unused, never reused.
     pub fn publish_crl(&self, next_update_hours: u64) -> Result<PublishedCrl, CaError> {
         if next_update_hours == 0 {
             return Err(CaError::ZeroCrlPeriod);
@@ -120,14 +122,17 @@ impl Authority<'_> {
             &revoked,
         )
         .map_err(pki(PkiStep::Crl))?;
-        self.dir.write_file("crl.pem", crl.to_pem().as_bytes())?;
+        // The index records the number before any CRL carries it: a failure or a crash after
+        // this leaves a number skipped, never one that the next CRL reuses (RFC 5280 §5.2.3).
         index.crl_number = number;
-        self.dir.write_index(&index)?;
+        let detail = format!(
+            "CRL number {number} with {} revoked certificate(s)",
+            revoked.len()
+        );
+        self.commit(&index, &[], &detail)?;
+        self.dir.write_file("crl.pem", crl.to_pem().as_bytes())?;
         Ok(PublishedCrl {
-            detail: format!(
-                "CRL number {number} with {} revoked certificate(s)",
-                revoked.len()
-            ),
+            detail,
             revoked: revoked.len(),
             crl,
         })

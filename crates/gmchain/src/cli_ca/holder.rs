@@ -80,6 +80,14 @@ impl HolderInput {
         }
     }
 
+    /// Checks, before anything is issued, that --key-out can be written.
+    pub(super) fn check_key_out(&self) -> Result<(), Failure> {
+        match self {
+            HolderInput::Generate { key_out, .. } => super::check_output("--key-out", key_out),
+            HolderInput::Request(_) => Ok(()),
+        }
+    }
+
     /// Writes the key the CA generated, encrypted (PKCS#8, mode 0600), once its certificate
     /// exists.
     pub(super) fn deliver(&self, key: Option<&PrivateKey>) -> Result<(), Failure> {
