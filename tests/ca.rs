@@ -1389,22 +1389,13 @@ fn an_output_that_cannot_be_written_is_refused_before_anything_is_issued() {
         "admin-a9.pem",
         &[],
     );
-    let msg = message(&o);
-    assert_eq!(
-        issued(d, "agency-a"),
+    refused_with_nothing_issued(
+        d,
+        &o,
         before,
-        "a certificate was issued for a key that could not be delivered: {msg:?}"
-    );
-    assert_eq!(o.status.code(), Some(2), "{msg:?}");
-    assert!(
-        msg.len() == 1 && msg[0].contains("--key-out /nonexistent/x.pem"),
-        "{msg:?}"
-    );
-    let e = last_audit_entry(d, "agency-a");
-    assert_eq!(
-        (&e["action"], &e["outcome"]),
-        (&"issue".into(), &"refused".into()),
-        "{e}"
+        "a certificate was issued for a key that could not be delivered",
+        "--key-out /nonexistent/x.pem",
+        "issue",
     );
     assert!(!d.join("admin-a9.pem").exists());
 
@@ -1412,22 +1403,13 @@ fn an_output_that_cannot_be_written_is_refused_before_anything_is_issued() {
     // can be run again.
     let a1 = cert(d, "user-a1.pem").serial().to_hex();
     let o = renew(d, "agency-a", &a1, None, "no-such-dir/a1.pem");
-    let msg = message(&o);
-    assert_eq!(
-        issued(d, "agency-a"),
+    refused_with_nothing_issued(
+        d,
+        &o,
         before,
-        "a renewal was issued that could not be delivered: {msg:?}"
-    );
-    assert_eq!(o.status.code(), Some(2), "{msg:?}");
-    assert!(
-        msg.len() == 1 && msg[0].contains("--out no-such-dir/a1.pem"),
-        "{msg:?}"
-    );
-    let e = last_audit_entry(d, "agency-a");
-    assert_eq!(
-        (&e["action"], &e["outcome"]),
-        (&"renew".into(), &"refused".into()),
-        "{e}"
+        "a renewal was issued that could not be delivered",
+        "--out no-such-dir/a1.pem",
+        "renew",
     );
     let o = renew(d, "agency-a", &a1, None, "a1-renewed.pem");
     assert_eq!(o.status.code(), Some(0), "{:?}", message(&o));
@@ -1553,4 +1535,79 @@ fn a_damaged_audit_log_refuses_the_command_and_issues_nothing() {
     );
     assert_eq!(issued(d, "agency-a"), before);
     assert!(!d.join("d.pem").exists());
+}
+
+/// Asserts that `o` was refused (exit 2, one line containing `needle`), that agency-a issued
+/// nothing (`before` certificates still), and that its last audit entry is `action` refused.
+fn refused_with_nothing_issued(
+    d: &Path,
+    o: &Output,
+    before: usize,
+    what: &str,
+    needle: &str,
+    action: &str,
+) {
+    let msg = message(o);
+    assert_eq!(issued(d, "agency-a"), before, "{what}: {msg:?}");
+    assert_eq!(o.status.code(), Some(2), "{msg:?}");
+    assert!(msg.len() == 1 && msg[0].contains(needle), "{msg:?}");
+    let e = last_audit_entry(d, "agency-a");
+    assert_eq!(
+        (&e["action"], &e["outcome"]),
+        (&action.into(), &"refused".into()),
+        "{e}"
+    );
+}
+
+/// Second review of issue 11: the outputs of one command were checked one by one, so two options
+/// naming one file, an output inside the CA directory, or a --key-out over an existing file were
+/// accepted and the later write destroyed what the command made (the generated key) or the CA
+/// itself (its index). Each is refused before anything is issued.
+#[test]
+fn outputs_that_collide_or_land_in_the_ca_directory_are_refused_before_issuing() {
+    let t = demo_pki();
+    let d = t.path();
+    std::fs::write(d.join("holder.pass"), "holder-passphrase\n").unwrap();
+    std::fs::write(d.join("taken.pem"), "an existing file\n").unwrap();
+    let generate = |key_out: &'static str| {
+        [
+            "--generate",
+            "--name",
+            "admin-a8",
+            "--key-out",
+            key_out,
+            "--key-pass-file",
+            "holder.pass",
+        ]
+    };
+    let before = issued(d, "agency-a");
+    let cases: [(&[&str], &str, &str, &str); 3] = [
+        (
+            &generate("same.pem"),
+            "same.pem",
+            "name the same file",
+            "--out and --key-out",
+        ),
+        (
+            &generate("k8.pem"),
+            "agency-a/index.json",
+            "inside the CA directory",
+            "--out",
+        ),
+        (
+            &generate("taken.pem"),
+            "a8.pem",
+            "exists",
+            "--key-out taken.pem",
+        ),
+    ];
+    for (holder, out, needle, option) in cases {
+        let o = issue(d, "agency-a", "admin", holder, out, &[]);
+        refused_with_nothing_issued(d, &o, before, option, needle, "issue");
+    }
+    assert_eq!(
+        std::fs::read(d.join("taken.pem")).unwrap(),
+        b"an existing file\n"
+    );
+    ok(d, &["ca", "list", "--dir", "agency-a"]);
 }

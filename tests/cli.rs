@@ -304,30 +304,7 @@ fn files_mix_with_openssl() {
     let d = Dir::new();
     d.file("msg", b"interoperable message");
     // OpenSSL key → gmchain signs → OpenSSL verifies (ID given explicitly: OpenSSL 3.0 defaults to an empty ID).
-    assert!(
-        openssl(
-            d.path(),
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:SM2",
-                "-out",
-                "ossl.pem"
-            ]
-        )
-        .status
-        .success()
-    );
-    assert!(
-        openssl(
-            d.path(),
-            &["pkey", "-in", "ossl.pem", "-pubout", "-out", "ossl.pub"]
-        )
-        .status
-        .success()
-    );
+    openssl_sm2_pair(d.path(), "ossl.pem", "ossl.pub");
     let o = gmchain_in(
         d.path(),
         &[
@@ -1068,30 +1045,7 @@ fn every_format_version_in_the_table_is_the_codes() {
 fn a_ciphertext_that_does_not_verify_is_exit_1_and_junk_is_exit_2() {
     let d = Dir::new();
     d.file("msg", b"a message for the key holder");
-    assert!(
-        openssl(
-            d.path(),
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:SM2",
-                "-out",
-                "k.pem"
-            ]
-        )
-        .status
-        .success()
-    );
-    assert!(
-        openssl(
-            d.path(),
-            &["pkey", "-in", "k.pem", "-pubout", "-out", "k.pub"]
-        )
-        .status
-        .success()
-    );
+    openssl_sm2_pair(d.path(), "k.pem", "k.pub");
     let o = gmchain_in(
         d.path(),
         &[
@@ -1110,4 +1064,23 @@ fn a_ciphertext_that_does_not_verify_is_exit_1_and_junk_is_exit_2() {
     d.file("junk", b"not a ciphertext");
     let o = gmchain_in(d.path(), &["crypto", "decrypt", "--key", "k.pem", "junk"]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
+}
+
+/// Has OpenSSL generate an SM2 key (`key`, PEM) and write its public key (`public`).
+fn openssl_sm2_pair(dir: &Path, key: &str, public: &str) {
+    let gen_key = [
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:SM2",
+        "-out",
+        key,
+    ];
+    assert!(openssl(dir, &gen_key).status.success());
+    assert!(
+        openssl(dir, &["pkey", "-in", key, "-pubout", "-out", public])
+            .status
+            .success()
+    );
 }

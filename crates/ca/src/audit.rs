@@ -192,8 +192,9 @@ impl AuditLog {
     /// Checks that an entry can be appended: the reading of the log [`AuditLog::append`] does
     /// first. `CaDir::audited` calls it before an action, so that a log that cannot record the
     /// action refuses it before it changes anything.
-    pub fn check_appendable(&self) -> Result<(), CaError> {
-        self.next_link().map(|_| ())
+    /// Returns how many entries the log holds.
+    pub fn check_appendable(&self) -> Result<u64, CaError> {
+        self.next_link().map(|(next, _)| next)
     }
 
     /// Appends an entry and returns the new head. The caller holds the CA directory's lock.

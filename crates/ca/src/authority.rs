@@ -165,7 +165,16 @@ impl CaDir {
         f: impl FnOnce(&Authority<'_>) -> Result<T, E>,
     ) -> Result<Audited<T, E>, CaError> {
         // Not after the action: an action whose entry cannot be written must not happen.
-        self.audit().check_appendable()?;
+        let entries = self.audit().check_appendable()?;
+        // `init` writes a CA's first entry; any later action finds at least that one. An empty
+        // or missing log on an initialised CA was truncated or deleted: refuse rather than start
+        // a new history without the CA key being needed to erase the old one.
+        if entries == 0 && action != Action::Init {
+            return Err(CaError::AuditBroken {
+                seq: 0,
+                reason: "the log is empty or missing, but this CA was initialised (its first entry is `init`): it was truncated or deleted; restore it from a backup".into(),
+            });
+        }
         let authority = Authority {
             dir: self,
             cx: *cx,

@@ -243,7 +243,9 @@ impl codes::Coded for CaError {
 
     fn class(&self) -> codes::Class {
         match self {
-            CaError::Sign(e) | CaError::KeyGeneration(e) => codes::Coded::class(e),
+            CaError::Sign(e) | CaError::KeyGeneration(e) | CaError::EscrowEncrypt(e) => {
+                codes::Coded::class(e)
+            }
             CaError::Pki { source, .. } => codes::Coded::class(source),
             CaError::NotCommitted { source, .. } => codes::Coded::class(source.as_ref()),
             _ => self.code().class,

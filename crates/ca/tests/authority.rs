@@ -1445,3 +1445,33 @@ fn an_action_recorded_ahead_of_a_failed_commit_is_followed_by_its_refusal() {
     assert_eq!((root.index(), cert_file_names(&root)), before);
     root.log_verifies();
 }
+
+/// Second review of issue 11: an emptied or deleted audit log counted as appendable, so anyone
+/// who could write the directory erased the CA's history without its key and the next action
+/// started a new one at entry 0. An initialised CA's log holds at least its `init` entry.
+#[test]
+fn an_emptied_or_deleted_audit_log_refuses_the_next_action() {
+    let t = tempfile::tempdir().unwrap();
+    let root = TestCa::root(&t.path().join("root"), 3650, T0);
+    root.issue(T0, Role::User, &key(10), "user-1");
+    let log_path = root.dir.path().join("audit.log");
+    let req = csr(&key(11), "CN=user-2");
+    let clock = UnixTime(T0 + 10);
+    let cx = root.cx(&clock);
+    for erase in ["truncate", "delete"] {
+        match erase {
+            "truncate" => std::fs::write(&log_path, b"").unwrap(),
+            _ => std::fs::remove_file(&log_path).unwrap(),
+        }
+        let before = (root.index(), cert_file_names(&root));
+        let r = root.dir.audited(&cx, Action::Issue, |a| {
+            a.issue(Role::User, Holder::Request(&req), 30)
+                .map(|i| i.audit_detail())
+        });
+        assert!(
+            matches!(&r, Err(CaError::AuditBroken { seq: 0, reason }) if reason.contains("truncated or deleted")),
+            "{erase}: {r:?}"
+        );
+        assert_eq!((root.index(), cert_file_names(&root)), before, "{erase}");
+    }
+}

@@ -345,6 +345,54 @@ fn check_output(option: &str, path: &Path) -> Result<(), Failure> {
         })
 }
 
+/// Checks every output of one command before anything is issued ([`check_output`] each), and
+/// that they are distinct files outside the CA directory: two options naming one file, or an
+/// output replacing one of the CA's own files (its key, its index), would lose what the command
+/// made or break the CA. A generated private key never replaces an existing file.
+fn check_outputs(ca_dir: &Path, outputs: &[(&str, &Path)]) -> Result<(), Failure> {
+    let resolved = |path: &Path| -> Option<PathBuf> {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        Some(parent.canonicalize().ok()?.join(path.file_name()?))
+    };
+    let ca_dir = ca_dir
+        .canonicalize()
+        .map_err(|e| Failure::BadInput(format!("CA directory {}: {e}", ca_dir.display())))?;
+    let mut seen: Vec<(&str, PathBuf)> = Vec::new();
+    for (option, path) in outputs {
+        check_output(option, path)?;
+        let Some(full) = resolved(path) else {
+            return Err(Failure::BadInput(format!(
+                "{option} {} is not a file name",
+                path.display()
+            )));
+        };
+        if full.starts_with(&ca_dir) {
+            return Err(Failure::BadInput(format!(
+                "{option} {} is inside the CA directory {}: write outputs elsewhere",
+                path.display(),
+                ca_dir.display()
+            )));
+        }
+        if *option == "--key-out" && full.exists() {
+            return Err(Failure::BadInput(format!(
+                "--key-out {} exists: a generated key never replaces a file; choose a new name",
+                path.display()
+            )));
+        }
+        if let Some((other, _)) = seen.iter().find(|(_, p)| *p == full) {
+            return Err(Failure::BadInput(format!(
+                "{option} and {other} name the same file {}: each output needs its own",
+                path.display()
+            )));
+        }
+        seen.push((option, full));
+    }
+    Ok(())
+}
+
 /// The failure of an output written after the action was committed and recorded as done: says
 /// what was made and how to get it. Exit 2, like any output that cannot be written.
 fn undelivered(made: String, e: Failure) -> Failure {
@@ -446,10 +494,14 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                     return Err(ca_failure(CaError::NotRoot));
                 }
                 let input = input.insert(HolderInput::read(&h, &generated)?);
-                input.check_key_out()?;
-                if let Some(o) = &out {
-                    check_output("--out", o)?;
+                let mut outputs: Vec<(&str, &Path)> = Vec::new();
+                if let Some(k) = input.key_out() {
+                    outputs.push(("--key-out", k));
                 }
+                if let Some(o) = &out {
+                    outputs.push(("--out", o));
+                }
+                check_outputs(ca.dir().path(), &outputs)?;
                 ca.intermediate(input.holder(), &org, validity_days)
                     .map_err(ca_failure)
             })?;
@@ -494,14 +546,25 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                     (false, _) => None,
                 };
                 let input = input.insert(HolderInput::read(&h, &generated)?);
-                input.check_key_out()?;
-                if let Some(o) = &out {
-                    check_output("--out", o)?;
-                    if dual {
-                        check_output("--out", &o.with_extension("enc.pem"))?;
-                        check_output("--out", &o.with_extension("envelope.der"))?;
-                    }
+                let (enc, envelope) = match (&out, dual) {
+                    (Some(o), true) => (
+                        Some(o.with_extension("enc.pem")),
+                        Some(o.with_extension("envelope.der")),
+                    ),
+                    _ => (None, None),
+                };
+                let mut outputs: Vec<(&str, &Path)> = Vec::new();
+                if let Some(k) = input.key_out() {
+                    outputs.push(("--key-out", k));
                 }
+                if let Some(o) = &out {
+                    outputs.push(("--out", o));
+                }
+                if let (Some(e), Some(v)) = (&enc, &envelope) {
+                    outputs.push(("--out (its .enc.pem)", e));
+                    outputs.push(("--out (its .envelope.der)", v));
+                }
+                check_outputs(ca.dir().path(), &outputs)?;
                 match escrow_pass_file {
                     None => ca.issue(r, input.holder(), validity_days),
                     Some(f) => {
@@ -543,7 +606,7 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                     None => None,
                 };
                 if let Some(o) = &out {
-                    check_output("--out", o)?;
+                    check_outputs(ca.dir().path(), &[("--out", o)])?;
                 }
                 ca.renew(&serial, request.as_deref(), validity_days)
                     .map_err(ca_failure)
@@ -581,7 +644,7 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
         } => {
             let published = audited(&dir, &op, &key.pass, Action::Crl, |ca| {
                 if let Some(o) = &out {
-                    check_output("--out", o)?;
+                    check_outputs(ca.dir().path(), &[("--out", o)])?;
                 }
                 ca.publish_crl(next_update_hours).map_err(ca_failure)
             })?;

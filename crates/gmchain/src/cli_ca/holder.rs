@@ -7,7 +7,7 @@ use ca::CaError;
 use crypto::Secret;
 use crypto_sm::rng::SystemRandom;
 use crypto_sm::sm2::PrivateKey;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Who the certificate is for: a CSR (proof of possession checked), or a key pair the CA
 /// generates and hands over as an encrypted PKCS#8 file.
@@ -80,11 +80,11 @@ impl HolderInput {
         }
     }
 
-    /// Checks, before anything is issued, that --key-out can be written.
-    pub(super) fn check_key_out(&self) -> Result<(), Failure> {
+    /// Returns where a generated key goes (--key-out), if the CA generates it.
+    pub(super) fn key_out(&self) -> Option<&Path> {
         match self {
-            HolderInput::Generate { key_out, .. } => super::check_output("--key-out", key_out),
-            HolderInput::Request(_) => Ok(()),
+            HolderInput::Generate { key_out, .. } => Some(key_out),
+            HolderInput::Request(_) => None,
         }
     }
 
