@@ -917,22 +917,7 @@ fn a_dual_pair_is_issued_whole_with_its_escrow_copy_or_not_at_all() {
 
     // The escrow store refuses: neither half enters the index, the refusal is audited.
     let before = agency.index();
-    let offline = MemoryEscrow {
-        refuse: true,
-        ..Default::default()
-    };
-    let err = agency
-        .act(T0, Action::Issue, |a| {
-            a.issue_pair(
-                Holder::Request(&req),
-                365,
-                Escrow {
-                    passphrase: &pass,
-                    store: &offline,
-                },
-            )
-        })
-        .unwrap_err();
+    let err = pair_refused_by_an_offline_escrow(&agency, &req, &pass);
     assert!(matches!(err, CaError::Escrow { .. }), "{err:?}");
     assert_refused_entry(&agency, T0, Action::Issue, "escrow store offline");
     assert_eq!(agency.index(), before);
@@ -1150,22 +1135,7 @@ fn a_dual_pair_refused_at_the_escrow_deposit_leaves_no_certificate_file() {
     let before = (root.index(), cert_file_names(&root));
     let req = csr(&key(11), "CN=node-1");
     let pass = Secret::new(b"escrow-passphrase".to_vec());
-    let offline = MemoryEscrow {
-        refuse: true,
-        ..Default::default()
-    };
-    let err = root
-        .act(T0, Action::Issue, |a| {
-            a.issue_pair(
-                Holder::Request(&req),
-                365,
-                Escrow {
-                    passphrase: &pass,
-                    store: &offline,
-                },
-            )
-        })
-        .unwrap_err();
+    let err = pair_refused_by_an_offline_escrow(&root, &req, &pass);
     assert!(matches!(err, CaError::Escrow { .. }), "{err:?}");
     every_cert_file_is_indexed(&root);
     assert_eq!((root.index(), cert_file_names(&root)), before);
@@ -1474,4 +1444,24 @@ fn an_emptied_or_deleted_audit_log_refuses_the_next_action() {
         );
         assert_eq!((root.index(), cert_file_names(&root)), before, "{erase}");
     }
+}
+
+/// Issues a dual pair for the request `req` with an escrow store that refuses every deposit, and
+/// returns the error.
+fn pair_refused_by_an_offline_escrow(ca: &TestCa, req: &[u8], pass: &Secret) -> CaError {
+    let offline = MemoryEscrow {
+        refuse: true,
+        ..Default::default()
+    };
+    ca.act(T0, Action::Issue, |a| {
+        a.issue_pair(
+            Holder::Request(req),
+            365,
+            Escrow {
+                passphrase: pass,
+                store: &offline,
+            },
+        )
+    })
+    .unwrap_err()
 }
