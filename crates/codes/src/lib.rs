@@ -69,22 +69,6 @@ pub enum Grpc {
 }
 
 impl Grpc {
-    /// Returns the `google.rpc.Code` number.
-    pub fn number(self) -> i32 {
-        match self {
-            Grpc::InvalidArgument => 3,
-            Grpc::NotFound => 5,
-            Grpc::AlreadyExists => 6,
-            Grpc::PermissionDenied => 7,
-            Grpc::ResourceExhausted => 8,
-            Grpc::FailedPrecondition => 9,
-            Grpc::Unimplemented => 12,
-            Grpc::Internal => 13,
-            Grpc::Unavailable => 14,
-            Grpc::DataLoss => 15,
-        }
-    }
-
     /// Returns the `google.rpc.Code` name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -217,7 +217,7 @@ pub fn append(path: &Path, contents: &[u8], mode: Mode) -> Result<(), Error> {
         }
         Err(e) => return Err(Error::io(Step::OpenAppend, path, e)),
     };
-    let before = run(Step::OpenAppend, path, || file.metadata())?.len();
+    let before = run(Step::Append, path, || file.metadata())?.len();
     let written = run(Step::Append, path, || file.write_all(contents))
         .and_then(|()| run(Step::SyncAppend, path, || file.sync_all()));
     if let Err(e) = written {

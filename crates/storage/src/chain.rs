@@ -17,7 +17,6 @@ use crate::error::{IntegrityError, IntegrityFault, StorageError};
 const TIP_KEY: &[u8] = b"tip";
 /// The Meta key of the store's layout version: one byte, written with block 0.
 pub const STORE_VERSION_KEY: &[u8] = b"store_version";
-const VERSION_KEY: &[u8] = STORE_VERSION_KEY;
 
 /// The layout version of the store this build reads and writes (docs/formats.md §0). A store
 /// without the version key was written before the key existed and has the version-1 layout.
@@ -126,7 +125,7 @@ impl<B: KvBackend> ChainStore<B> {
     /// Fails, changing nothing, unless the store's layout version is [`STORE_VERSION`] (a store
     /// written before the version key existed has none and the version-1 layout).
     pub fn check_version(&self) -> Result<(), StorageError> {
-        check_store_version(self.backend.get(Table::Meta, VERSION_KEY)?.as_deref())
+        check_store_version(self.backend.get(Table::Meta, STORE_VERSION_KEY)?.as_deref())
     }
 
     /// Returns the tip, or `None` for an empty store.
@@ -399,7 +398,7 @@ impl<B: KvBackend> ChainStore<B> {
         tip.extend_from_slice(h.hash().as_bytes());
         batch.put(Table::Meta, TIP_KEY, tip);
         if height == Height(0) {
-            batch.put(Table::Meta, VERSION_KEY, vec![STORE_VERSION]);
+            batch.put(Table::Meta, STORE_VERSION_KEY, vec![STORE_VERSION]);
         }
         Ok(batch)
     }
