@@ -887,6 +887,27 @@ fn key_compromise_revokes_renewals_that_kept_the_key() {
 }
 
 /// `ca issue --role ROLE` for `holder` (plus `extra`) at the CA directory `ca`, output to `out`.
+/// `ca intermediate` by the demo root for the request `csr` of `org`, written to `out`.
+fn intermediate(d: &Path, csr: &str, org: &str, out: &str) -> Output {
+    gm(
+        d,
+        &[
+            "ca",
+            "intermediate",
+            "--dir",
+            "root",
+            "--csr",
+            csr,
+            "--org",
+            org,
+            "--pass-file",
+            "root.pass",
+            "--out",
+            out,
+        ],
+    )
+}
+
 fn issue(d: &Path, ca: &str, role: &str, holder: &[&str], out: &str, extra: &[&str]) -> Output {
     let mut a = vec![
         "ca",
@@ -1047,23 +1068,7 @@ fn issue_of_a_key_recorded_as_compromised_is_refused_and_audited() {
             "agency-b-2.csr",
         ],
     );
-    let o = gm(
-        d,
-        &[
-            "ca",
-            "intermediate",
-            "--dir",
-            "root",
-            "--csr",
-            "agency-b-2.csr",
-            "--org",
-            "Agency B",
-            "--pass-file",
-            "root.pass",
-            "--out",
-            "agency-b-2-ca.pem",
-        ],
-    );
+    let o = intermediate(d, "agency-b-2.csr", "Agency B", "agency-b-2-ca.pem");
     assert_refused(d, "root", &o, "intermediate", "CA_KEY_COMPROMISED", &b_ca);
     assert!(!d.join("agency-b-2-ca.pem").exists());
 }
@@ -1208,23 +1213,7 @@ fn after_a_ca_compromise_the_ca_issues_nothing() {
     );
     new_key(d, "c-new.key");
     csr(d, "c-new.key", "Agency C CA", "agency-c.csr");
-    let o = gm(
-        d,
-        &[
-            "ca",
-            "intermediate",
-            "--dir",
-            "root",
-            "--csr",
-            "agency-c.csr",
-            "--org",
-            "Agency C",
-            "--pass-file",
-            "root.pass",
-            "--out",
-            "agency-c-ca.pem",
-        ],
-    );
+    let o = intermediate(d, "agency-c.csr", "Agency C", "agency-c-ca.pem");
     assert_refused(d, "root", &o, "intermediate", "CA_COMPROMISED", &root_user);
     assert!(!d.join("agency-c-ca.pem").exists());
 }

@@ -959,6 +959,24 @@ mod tests {
             .unwrap_or_else(|| panic!("{std} {id}"))
     }
 
+    /// Asserts that clause `id` of `std` is NOT MET with a cause starting with `cause`, and
+    /// returns it.
+    fn not_met_because<'a>(
+        r: &'a Report,
+        std: &str,
+        id: &str,
+        cause: &str,
+    ) -> &'a crate::ClauseResult {
+        let c = clause(r, std, id);
+        assert_eq!(c.verdict, Verdict::NotMet, "{std} {id}");
+        assert!(
+            c.cause.as_deref().is_some_and(|x| x.starts_with(cause)),
+            "{std} {id}: {:?}",
+            c.cause
+        );
+        c
+    }
+
     const DEVICE_CLAUSES: [(&str, &str); 3] = [
         ("GM/T 0111-2021", "7.4"),
         ("GB/T 39786-2021", "key lifecycle: generation"),
@@ -1170,16 +1188,7 @@ mod tests {
     fn a_development_soft_token_cannot_earn_device_clauses() {
         let r = report(&FakeToken::new(Behaviour::Honest, softtoken()));
         for (std, id) in DEVICE_CLAUSES {
-            let c = clause(&r, std, id);
-            assert_eq!(c.verdict, Verdict::NotMet, "{std} {id}");
-            assert!(
-                c.cause
-                    .as_deref()
-                    .unwrap()
-                    .starts_with("development token, gmchain's software token:"),
-                "{:?}",
-                c.cause
-            );
+            let c = not_met_because(&r, std, id, "development token, gmchain's software token:");
             let keygen = c
                 .checks
                 .iter()
@@ -1188,15 +1197,11 @@ mod tests {
             assert!(keygen.pass && keygen.cases > 0, "{keygen:?}");
         }
         for (std, id) in CERTIFIED_CLAUSES {
-            let c = clause(&r, std, id);
-            assert_eq!(c.verdict, Verdict::NotMet);
-            assert!(
-                c.cause
-                    .as_deref()
-                    .unwrap()
-                    .starts_with("development token, not certified (the module reports itself as gmchain's software token"),
-                "{:?}",
-                c.cause
+            not_met_because(
+                &r,
+                std,
+                id,
+                "development token, not certified (the module reports itself as gmchain's software token",
             );
         }
         for id in ["key lifecycle: use", "key lifecycle: destruction"] {
@@ -1214,15 +1219,11 @@ mod tests {
     fn a_forged_certification_for_the_soft_token_is_not_met() {
         let r = report(&FakeToken::new(Behaviour::Honest, forged_softtoken()));
         for (std, id) in CERTIFIED_CLAUSES {
-            let c = clause(&r, std, id);
-            assert_eq!(c.verdict, Verdict::NotMet, "{std} {id}");
-            assert!(
-                c.cause
-                    .as_deref()
-                    .unwrap()
-                    .starts_with("gmchain's software token (C_GetInfo manufacturerID \"gmchain\""),
-                "{:?}",
-                c.cause
+            not_met_because(
+                &r,
+                std,
+                id,
+                "gmchain's software token (C_GetInfo manufacturerID \"gmchain\"",
             );
         }
         for (std, id) in DEVICE_CLAUSES.iter().chain(&CERTIFIED_CLAUSES) {
