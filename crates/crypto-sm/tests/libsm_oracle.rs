@@ -235,6 +235,56 @@ fn libsm_c1c2c3_ciphertexts_decrypt_with_legacy_decoder() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// ECDH on sm2p256v1 (TLS 1.3 curveSM2)
+
+#[test]
+fn ecdh_matches_libsm_point_multiplication() {
+    let rng = Rng::for_test("ecdh_matches_libsm_point_multiplication");
+    let ctx = libsm::sm2::ecc::EccCtx::new();
+    let mut done = 0;
+    while done < 20 {
+        let (ra, rb): ([u8; 32], [u8; 32]) = (
+            rng.bytes(32).try_into().unwrap(),
+            rng.bytes(32).try_into().unwrap(),
+        );
+        let (Ok(a), Ok(b)) = (
+            crypto_sm::danger::ephemeral_key(&ra),
+            crypto_sm::danger::ephemeral_key(&rb),
+        ) else {
+            continue; // r ≥ n: not a scalar
+        };
+        let ours = a.diffie_hellman(b.public().as_bytes()).unwrap();
+        assert_eq!(
+            *ours,
+            *b.diffie_hellman(a.public().as_bytes()).unwrap(),
+            "[{}] both sides agree",
+            rng.ctx(format_args!("case {done}"))
+        );
+        let qb = ctx.bytes_to_point(b.public().as_bytes()).unwrap();
+        let ra_libsm = SigCtx::new().load_seckey(&ra).unwrap();
+        let p = ctx.mul(&ra_libsm, &qb).unwrap();
+        let (x, _) = ctx.to_affine(&p).unwrap();
+        assert_eq!(
+            *ours,
+            be32(x.to_bytes()),
+            "[{}] libsm's [ra]Qb",
+            rng.ctx(format_args!("case {done}"))
+        );
+        done += 1;
+    }
+    // A point off the curve, the point at infinity and junk are refused before any use of r.
+    let a = crypto_sm::danger::ephemeral_key(&[7u8; 32]).unwrap();
+    let mut off = a.public().as_bytes().to_vec();
+    off[64] ^= 1;
+    for bad in [off, vec![0u8], vec![4u8; 65], vec![]] {
+        assert!(matches!(
+            a.diffie_hellman(&bad),
+            Err(CryptoError::InvalidPublicKey { .. })
+        ));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // SM3, SM4
 
 #[test]

@@ -1,7 +1,7 @@
 //! The SM2 key exchange protocol of GB/T 32918.3-2016 §6.1, with the optional confirmation
 //! values S1/SB and S2/SA. Both parties run the same function with their role.
 
-use super::{PrivateKey, coordinates, validate, za};
+use super::{PrivateKey, coordinates, decode_point, validate, za};
 use crate::sm3::{Sm3Context, kdf};
 use crypto::{CryptoError, Digest, PublicKey, RandomSource, Secret, UserId};
 use elliptic_curve::subtle::ConstantTimeEq;
@@ -65,6 +65,29 @@ impl EphemeralKey {
     /// Returns R, to send to the peer.
     pub fn public(&self) -> PublicKey {
         self.point
+    }
+
+    /// Elliptic-curve Diffie-Hellman on sm2p256v1 (TLS 1.3 `curveSM2`, RFC 8998 §3.1, with the
+    /// shared secret of RFC 8446 §7.4.2: the x-coordinate of [r]Q). `peer` is validated as a
+    /// public key first (GB/T 32918.1 §6.2: on the curve, not the point at infinity), so an
+    /// invalid-curve point is refused before any multiplication with r.
+    pub fn diffie_hellman(&self, peer: &[u8]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        let q = ProjectivePoint::from(decode_point(peer).map_err(|_| {
+            CryptoError::InvalidPublicKey {
+                reason: "the peer's key share is not a point of sm2p256v1",
+            }
+        })?);
+        let shared = q * *self.r;
+        // The cofactor is 1 and r ∈ [1, n−1], so [r]Q = O only for Q = O, refused above; the
+        // check stays so that no future change of the decoder can yield a zero secret.
+        if bool::from(shared.is_identity()) {
+            return Err(CryptoError::InvalidInput {
+                reason: "shared point is the point at infinity",
+            });
+        }
+        let (x, mut y) = coordinates(&shared.to_affine());
+        y.zeroize();
+        Ok(Zeroizing::new(x))
     }
 }
 
