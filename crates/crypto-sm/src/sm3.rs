@@ -58,6 +58,41 @@ pub fn hmac_sm3(key: &[u8], data: &[u8]) -> [u8; 32] {
     }
 }
 
+/// An incremental HMAC-SM3 under one key: the keyed inner and outer states are computed once
+/// in [`HmacSm3::new`] and cloned for each message (the TLS 1.3 key schedule and Finished
+/// MACs of RFC 8998 run many MACs under one key).
+#[derive(Clone)]
+pub struct HmacSm3(hmac::Hmac<sm3::Sm3>);
+
+impl core::fmt::Debug for HmacSm3 {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("HmacSm3([redacted])")
+    }
+}
+
+impl HmacSm3 {
+    /// Keys the MAC; any key length is accepted (keys over 64 bytes are hashed first).
+    pub fn new(key: &[u8]) -> Self {
+        // HMAC accepts keys of any length, so `new_from_slice` cannot fail here; the fallback
+        // is an unreachable empty key, never a silent success of another operation.
+        Self(
+            hmac::Hmac::<sm3::Sm3>::new_from_slice(key).unwrap_or_else(|_| {
+                <hmac::Hmac<sm3::Sm3> as KeyInit>::new(&Default::default())
+            }),
+        )
+    }
+
+    /// Absorbs `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// Returns the 32-byte tag.
+    pub fn finish(self) -> [u8; 32] {
+        self.0.finalize().into_bytes().into()
+    }
+}
+
 /// Checks an HMAC-SM3 tag in constant time.
 pub fn hmac_sm3_verify(key: &[u8], data: &[u8], tag: &[u8]) -> Result<(), CryptoError> {
     let mut mac =
@@ -123,6 +158,21 @@ mod tests {
         third.extend_from_slice(&3u32.to_be_bytes());
         assert_eq!(&k.expose()[64..], &sm3(&third).as_bytes()[..6]);
         assert!(kdf(z, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn incremental_hmac_matches_the_one_shot_for_every_split_and_key_length() {
+        let data: Vec<u8> = (0..200u8).collect();
+        for key_len in [0usize, 1, 32, 64, 65, 200] {
+            let key = vec![0x0bu8; key_len];
+            let keyed = HmacSm3::new(&key);
+            for cut in [0usize, 1, 63, 64, 65, 200] {
+                let mut m = keyed.clone();
+                m.update(&data[..cut]);
+                m.update(&data[cut..]);
+                assert_eq!(m.finish(), hmac_sm3(&key, &data), "key {key_len} cut {cut}");
+            }
+        }
     }
 
     #[test]

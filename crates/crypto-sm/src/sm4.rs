@@ -86,6 +86,88 @@ pub fn decrypt_block(key: &Sm4Secret, block: &[u8; 16]) -> [u8; 16] {
     b.into()
 }
 
+/// An RFC 8998 AEAD (`AEAD_SM4_GCM` or `AEAD_SM4_CCM`: 12-byte nonce, 16-byte tag) with its
+/// key schedule expanded once, sealing and opening in place: the record layer of TLS 1.3
+/// encrypts every record under one key, so neither the key schedule nor a copy of the record
+/// is paid per record.
+pub struct Sm4Aead(AeadInner);
+
+enum AeadInner {
+    Gcm(Box<Sm4Gcm>),
+    Ccm(Box<Sm4Ccm>),
+}
+
+impl core::fmt::Debug for Sm4Aead {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self.0 {
+            AeadInner::Gcm(_) => "Sm4Aead(GCM, [redacted])",
+            AeadInner::Ccm(_) => "Sm4Aead(CCM, [redacted])",
+        })
+    }
+}
+
+/// The tag length of both RFC 8998 AEADs.
+pub const AEAD_TAG_LEN: usize = 16;
+
+impl Sm4Aead {
+    /// Expands `key` for `mode`, which must be [`Sm4Mode::Gcm`] or [`Sm4Mode::Ccm`].
+    pub fn new(key: &Sm4Secret, mode: Sm4Mode) -> Result<Self, CryptoError> {
+        let k = (*key.0).into();
+        match mode {
+            Sm4Mode::Gcm => Ok(Self(AeadInner::Gcm(Box::new(Sm4Gcm::new(&k))))),
+            Sm4Mode::Ccm => Ok(Self(AeadInner::Ccm(Box::new(Sm4Ccm::new(&k))))),
+            Sm4Mode::Cbc | Sm4Mode::Ctr => Err(CryptoError::InvalidInput {
+                reason: "an AEAD is SM4-GCM or SM4-CCM",
+            }),
+        }
+    }
+
+    /// Encrypts `buf` in place and returns the tag.
+    pub fn seal_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; AEAD_TAG_LEN], CryptoError> {
+        use aes_gcm::aead::AeadInOut;
+        let n = (*nonce).into();
+        let tag = match &self.0 {
+            AeadInner::Gcm(c) => c
+                .encrypt_inout_detached(&n, aad, buf.into())
+                .map_err(|_| CryptoError::InvalidInput {
+                    reason: "SM4-GCM plaintext too long",
+                })?
+                .into(),
+            AeadInner::Ccm(c) => c
+                .encrypt_inout_detached(&n, aad, buf.into())
+                .map_err(|_| CryptoError::InvalidInput {
+                    reason: "SM4-CCM plaintext longer than 2^24 - 1 bytes",
+                })?
+                .into(),
+        };
+        Ok(tag)
+    }
+
+    /// Decrypts `buf` in place if `tag` verifies; otherwise fails with
+    /// [`CryptoError::TagMismatch`] and `buf` must be discarded.
+    pub fn open_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; AEAD_TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        use aes_gcm::aead::AeadInOut;
+        let n = (*nonce).into();
+        let t = (*tag).into();
+        match &self.0 {
+            AeadInner::Gcm(c) => c.decrypt_inout_detached(&n, aad, buf.into(), &t),
+            AeadInner::Ccm(c) => c.decrypt_inout_detached(&n, aad, buf.into(), &t),
+        }
+        .map_err(|_| CryptoError::TagMismatch)
+    }
+}
+
 /// Encrypts with the given mode; AEAD output is ciphertext ‖ tag.
 pub fn encrypt(
     key: &Sm4Secret,
@@ -249,6 +331,33 @@ mod tests {
             Err(CryptoError::TagMismatch)
         );
         assert!(decrypt(&key, Sm4Mode::Gcm, &nonce, b"other aad", &gcm).is_err());
+    }
+
+    #[test]
+    fn in_place_aead_matches_the_one_shot_modes_and_refuses_a_bad_tag() {
+        let key = Sm4Secret::from_slice(&h("0123456789abcdeffedcba9876543210")).unwrap();
+        let nonce: [u8; 12] = h("00001234567800000000abcd").try_into().unwrap();
+        let aad = h("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+        for mode in [Sm4Mode::Gcm, Sm4Mode::Ccm] {
+            let aead = Sm4Aead::new(&key, mode).unwrap();
+            for len in [0usize, 1, 15, 16, 17, 64, 1000] {
+                let pt: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let whole = encrypt(&key, mode, &nonce, &aad, &pt).unwrap();
+                let mut buf = pt.clone();
+                let tag = aead.seal_in_place(&nonce, &aad, &mut buf).unwrap();
+                assert_eq!([&buf[..], &tag[..]].concat(), whole, "{mode:?} {len}");
+                aead.open_in_place(&nonce, &aad, &mut buf, &tag).unwrap();
+                assert_eq!(buf, pt);
+                let mut bad_tag = tag;
+                bad_tag[15] ^= 1;
+                let mut ct = whole[..len].to_vec();
+                assert_eq!(
+                    aead.open_in_place(&nonce, &aad, &mut ct, &bad_tag),
+                    Err(CryptoError::TagMismatch)
+                );
+            }
+        }
+        assert!(Sm4Aead::new(&key, Sm4Mode::Cbc).is_err());
     }
 
     #[test]
