@@ -11,7 +11,7 @@
 //! Number ranges: 100–199 transaction admission; 1000–1999 execution; 2000–2999 the identity
 //! contract; 3000–3999 the attestation contract; 4000–4099 the node; 4100–4199 receipts;
 //! 5000–5099 certificate objects; 5100–5199 certificate chains; 6000–6999 the CA; 7000–7999
-//! the HSM; 8000–8999 the cryptographic providers.
+//! the HSM; 8000–8999 the cryptographic providers; 9000–9099 TLS.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -66,6 +66,7 @@ pub enum Grpc {
     Internal,
     Unavailable,
     DataLoss,
+    Unauthenticated,
 }
 
 impl Grpc {
@@ -82,6 +83,7 @@ impl Grpc {
             Grpc::Internal => "INTERNAL",
             Grpc::Unavailable => "UNAVAILABLE",
             Grpc::DataLoss => "DATA_LOSS",
+            Grpc::Unauthenticated => "UNAUTHENTICATED",
         }
     }
 }

@@ -562,4 +562,25 @@ define_codes! {
     CRYPTO_DEVICE = 8017, Unavailable, Unavailable,
         "A failure inside a device (token removed, session lost) reported by a provider.",
         "check the device; the message names the failure";
+    TLS_CREDENTIALS = 9000, BadInput, FailedPrecondition,
+        "The TLS certificate and key do not make an identity (no certificate, or a key that is not the certificate's).",
+        "give the node-sign (or client) certificate and the key it was issued for";
+    TLS_TRUST = 9001, BadInput, FailedPrecondition,
+        "No usable CA certificate to verify TLS peers with.",
+        "give the consortium's root or agency CA certificate (--ca) and its CRLs (--crl)";
+    TLS_CONFIG = 9002, BadInput, FailedPrecondition,
+        "The TLS configuration could not be built.",
+        "the message names the setting";
+    TLS_CERTIFICATE_REFUSED = 9003, NotVerified, Unauthenticated,
+        "The peer refused this side's certificate during the TLS handshake (unknown CA, revoked, expired, wrong role).",
+        "the message names the alert; ask the CA for a valid certificate of the right role";
+    TLS_PEER_CERTIFICATE_REFUSED = 9004, NotVerified, Unauthenticated,
+        "The peer's certificate did not verify (unknown CA, revoked, expired, wrong role, bad CertificateVerify).",
+        "check --ca and --crl, and that the address is a gmchain node of the consortium";
+    TLS_NO_COMMON_ALGORITHM = 9005, BadInput, FailedPrecondition,
+        "The peer offers no RFC 8998 suite, group or signature scheme, or not TLS 1.3.",
+        "use a GM TLS 1.3 client (gmchain, or Tongsuo with TLS_SM4_GCM_SM3); plain HTTP tools go through gmchain tunnel";
+    TLS_UNREACHABLE = 9006, Unavailable, Unavailable,
+        "The peer could not be reached, or the connection broke during the TLS handshake.",
+        "check the address and that the node runs; the message names the failure";
 }

@@ -86,6 +86,7 @@ fn names_and_numbers_are_unique_and_in_their_ranges() {
             6000..=6999 => c.name.starts_with("CA_"),
             7000..=7999 => c.name.starts_with("HSM_"),
             8000..=8999 => c.name.starts_with("CRYPTO_"),
+            9000..=9099 => c.name.starts_with("TLS_"),
             _ => false,
         };
         assert!(

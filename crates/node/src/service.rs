@@ -113,6 +113,7 @@ pub(crate) fn grpc_code(g: codes::Grpc) -> tonic::Code {
         codes::Grpc::Internal => tonic::Code::Internal,
         codes::Grpc::Unavailable => tonic::Code::Unavailable,
         codes::Grpc::DataLoss => tonic::Code::DataLoss,
+        codes::Grpc::Unauthenticated => tonic::Code::Unauthenticated,
     }
 }
 

@@ -1,0 +1,319 @@
+//! Handshakes between gmtls endpoints over loopback: both RFC 8998 suites with mutual
+//! authentication, the peer identity each side sees, and every refusal with its alert.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Pki, validity};
+use gmtls::net::{ConnectError, connect};
+use gmtls::rustls::{AlertDescription, ClientConfig, ServerConfig};
+use gmtls::tokio_rustls::TlsAcceptor;
+use gmtls::{
+    API_CLIENT_ROLES, Credentials, LINK_ROLES, SERVER_ROLES, ServerCertificate, Suite,
+    client_config, peer_identity, provider, provider_with_suites, server_config,
+};
+use pki::{RevocationReason, RevokedEntry, Role, UnixTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What the server saw: the negotiated suite and the client's identity, or its refusal.
+type ServerSide = Result<(u16, gmtls::PeerIdentity), String>;
+
+/// Serves one connection: handshake, then "hello" and an echo of one message.
+async fn serve_once(
+    config: Arc<ServerConfig>,
+) -> (SocketAddr, tokio::task::JoinHandle<ServerSide>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = TlsAcceptor::from(config)
+            .accept(tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (_, conn) = tls.get_ref();
+        let suite = u16::from(conn.negotiated_cipher_suite().unwrap().suite());
+        let id = peer_identity(conn).ok_or("no peer identity")?;
+        tls.write_all(b"hello").await.map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 64];
+        let n = tls.read(&mut buf).await.map_err(|e| e.to_string())?;
+        tls.write_all(&buf[..n]).await.map_err(|e| e.to_string())?;
+        tls.flush().await.map_err(|e| e.to_string())?;
+        Ok((suite, id))
+    });
+    (addr, task)
+}
+
+/// The client's half of `serve_once`'s exchange.
+async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(s: &mut S) {
+    let mut buf = [0u8; 5];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"hello");
+    s.write_all(b"ping over SM4").await.unwrap();
+    let mut echo = [0u8; 13];
+    s.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"ping over SM4");
+}
+
+fn node_server(pki: &Pki, clients: &[Role], revoked: &[RevokedEntry]) -> Arc<ServerConfig> {
+    let creds = pki.creds(Role::NodeSign, "node-1");
+    server_config(
+        ServerCertificate::new(&creds),
+        pki.authority(clients, revoked),
+        provider(),
+    )
+    .unwrap()
+}
+
+fn client(pki: &Pki, creds: &Credentials, suites: &[Suite]) -> Arc<ClientConfig> {
+    client_config(
+        creds,
+        pki.authority(SERVER_ROLES, &[]),
+        provider_with_suites(suites),
+    )
+    .unwrap()
+}
+
+async fn refused_alert(
+    server: Arc<ServerConfig>,
+    client: Arc<ClientConfig>,
+) -> (AlertDescription, String) {
+    let (addr, task) = serve_once(server).await;
+    let err = connect(
+        addr,
+        client,
+        Duration::from_secs(5),
+        Some(Duration::from_secs(5)),
+    )
+    .await
+    .expect_err("the handshake must be refused");
+    let server_err = task.await.unwrap().expect_err("the server must refuse");
+    match err {
+        ConnectError::Refused { alert, .. } => (alert, server_err),
+        other => panic!("expected an alert, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn mutual_handshake_on_both_suites_with_identities() {
+    let pki = Pki::new(1, "Consortium");
+    for suite in Suite::ALL {
+        let server = node_server(&pki, API_CLIENT_ROLES, &[]);
+        let user = pki.creds(Role::User, "alice");
+        let (addr, task) = serve_once(server).await;
+        let mut s = connect(
+            addr,
+            client(&pki, &user, &[suite]),
+            Duration::from_secs(5),
+            Some(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+        let (_, conn) = s.get_ref().get_ref();
+        assert_eq!(
+            u16::from(conn.negotiated_cipher_suite().unwrap().suite()),
+            suite.codepoint()
+        );
+        assert_eq!(
+            conn.protocol_version(),
+            Some(gmtls::rustls::ProtocolVersion::TLSv1_3)
+        );
+        let server_id = peer_identity(conn).unwrap();
+        assert_eq!(server_id.role, Role::NodeSign);
+        assert!(
+            server_id.subject.contains("node-1"),
+            "{}",
+            server_id.subject
+        );
+        exchange(&mut s).await;
+        let (negotiated, client_id) = task.await.unwrap().unwrap();
+        assert_eq!(negotiated, suite.codepoint());
+        assert_eq!(client_id.role, Role::User);
+        assert_eq!(client_id.organisation, "Agency A");
+        assert_eq!(client_id.cert_id, user.leaf().fingerprint());
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_from_outside_the_consortium_is_unknown_ca() {
+    let pki = Pki::new(2, "Consortium");
+    let other = Pki::new(3, "Elsewhere");
+    let stranger = other.creds(Role::User, "mallory");
+    let (alert, why) = refused_alert(
+        node_server(&pki, API_CLIENT_ROLES, &[]),
+        client(&pki, &stranger, &Suite::ALL),
+    )
+    .await;
+    assert_eq!(alert, AlertDescription::UnknownCA, "{why}");
+}
+
+#[tokio::test]
+async fn a_revoked_certificate_is_refused_as_revoked() {
+    let pki = Pki::new(4, "Consortium");
+    let user = pki.creds(Role::User, "bob");
+    let revoked = [RevokedEntry {
+        serial: user.leaf().serial(),
+        revoked_at: UnixTime(common::now() - 3600),
+        reason: RevocationReason::KeyCompromise,
+    }];
+    let (alert, why) = refused_alert(
+        node_server(&pki, API_CLIENT_ROLES, &revoked),
+        client(&pki, &user, &Suite::ALL),
+    )
+    .await;
+    assert_eq!(alert, AlertDescription::CertificateRevoked, "{why}");
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_refused_as_expired() {
+    let pki = Pki::new(5, "Consortium");
+    let (key, cert) = pki.leaf_valid(Role::User, "carol", validity(30, -1));
+    let user = Credentials::new(vec![cert, pki.agency.clone()], key).unwrap();
+    let (alert, why) = refused_alert(
+        node_server(&pki, API_CLIENT_ROLES, &[]),
+        client(&pki, &user, &Suite::ALL),
+    )
+    .await;
+    assert_eq!(alert, AlertDescription::CertificateExpired, "{why}");
+}
+
+#[tokio::test]
+async fn a_user_certificate_on_a_node_link_is_unsupported() {
+    let pki = Pki::new(6, "Consortium");
+    let user = pki.creds(Role::User, "dave");
+    let (alert, why) = refused_alert(
+        node_server(&pki, LINK_ROLES, &[]),
+        client(&pki, &user, &Suite::ALL),
+    )
+    .await;
+    assert_eq!(alert, AlertDescription::UnsupportedCertificate, "{why}");
+    // A node certificate is what a link takes.
+    let node2 = pki.creds(Role::NodeSign, "node-2");
+    let (addr, task) = serve_once(node_server(&pki, LINK_ROLES, &[])).await;
+    let mut s = connect(
+        addr,
+        client(&pki, &node2, &Suite::ALL),
+        Duration::from_secs(5),
+        Some(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    exchange(&mut s).await;
+    assert_eq!(task.await.unwrap().unwrap().1.role, Role::NodeSign);
+}
+
+#[tokio::test]
+async fn a_client_without_a_certificate_is_refused() {
+    let pki = Pki::new(7, "Consortium");
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&gmtls::rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(gmtls::ServerVerifier(
+            pki.authority(SERVER_ROLES, &[]),
+        )))
+        .with_no_client_auth();
+    let (alert, why) =
+        refused_alert(node_server(&pki, API_CLIENT_ROLES, &[]), Arc::new(config)).await;
+    assert_eq!(alert, AlertDescription::CertificateRequired, "{why}");
+}
+
+/// A signer that signs CertificateVerify with the default SM2 ID instead of RFC 8998's: what
+/// the crates that claim SM TLS do. The signature is valid SM2, over the right key, and must
+/// still be refused.
+struct DefaultIdSigner(Arc<crypto_sm::SoftSigner>);
+
+impl crypto::Signer for DefaultIdSigner {
+    fn public_key(&self) -> crypto::PublicKey {
+        self.0.public_key()
+    }
+    fn sign(
+        &self,
+        _id: &crypto::UserId,
+        msg: &[u8],
+    ) -> Result<crypto::Signature, crypto::CryptoError> {
+        self.0.sign(&crypto::UserId::default(), msg)
+    }
+    fn sign_digest(&self, e: &crypto::Digest) -> Result<crypto::Signature, crypto::CryptoError> {
+        self.0.sign_digest(e)
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_verify_with_the_wrong_user_id_is_refused() {
+    let pki = Pki::new(8, "Consortium");
+    let (key, cert) = pki.leaf(Role::User, "eve");
+    let tampered = Credentials::new(
+        vec![cert, pki.agency.clone()],
+        Arc::new(DefaultIdSigner(key)),
+    )
+    .unwrap();
+    let (alert, why) = refused_alert(
+        node_server(&pki, API_CLIENT_ROLES, &[]),
+        client(&pki, &tampered, &Suite::ALL),
+    )
+    .await;
+    assert_eq!(alert, AlertDescription::DecryptError, "{why}");
+}
+
+#[tokio::test]
+async fn the_client_refuses_a_server_certificate_it_cannot_verify() {
+    let pki = Pki::new(9, "Consortium");
+    let other = Pki::new(10, "Elsewhere");
+    let rogue = other.creds(Role::NodeSign, "rogue-node");
+    let server = server_config(
+        ServerCertificate::new(&rogue),
+        other.authority(API_CLIENT_ROLES, &[]),
+        provider(),
+    )
+    .unwrap();
+    let (addr, _task) = serve_once(server).await;
+    let user = pki.creds(Role::User, "frank");
+    let err = connect(
+        addr,
+        client(&pki, &user, &Suite::ALL),
+        Duration::from_secs(5),
+        Some(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ConnectError::PeerNotVerified { .. }), "{err}");
+    // A node presenting a user certificate is refused too (a server must be node-sign).
+    let impostor = pki.creds(Role::User, "not-a-node");
+    let server = server_config(
+        ServerCertificate::new(&impostor),
+        pki.authority(API_CLIENT_ROLES, &[]),
+        provider(),
+    )
+    .unwrap();
+    let (addr, _task) = serve_once(server).await;
+    let err = connect(
+        addr,
+        client(&pki, &user, &Suite::ALL),
+        Duration::from_secs(5),
+        Some(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ConnectError::PeerNotVerified { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_node_is_reported_as_such() {
+    let pki = Pki::new(11, "Consortium");
+    let user = pki.creds(Role::User, "gina");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let err = connect(
+        addr,
+        client(&pki, &user, &Suite::ALL),
+        Duration::from_secs(5),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ConnectError::Unreachable { .. }), "{err}");
+}
