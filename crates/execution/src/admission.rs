@@ -70,6 +70,28 @@ pub struct AdmitContext {
     pub now: UnixTime,
 }
 
+/// Why [`Admission::authenticate`] refused a certificate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberRefusal {
+    /// The chain did not validate (no path to a consortium CA, revoked, expired, revocation
+    /// unknown, a wrong role for the certificate's profile).
+    #[error("{0}")]
+    Chain(ChainError),
+    /// The path runs through a CA that is not (or no longer) the active registered CA of its
+    /// organisation, or the organisation was deregistered.
+    #[error("{0}")]
+    NotRegistered(String),
+    /// The certificate is suspended on the chain.
+    #[error("{0}")]
+    Suspended(String),
+    /// The certificate is malformed for gmchain (no role).
+    #[error("{0}")]
+    Invalid(String),
+    /// The state could not be read: nothing was decided.
+    #[error("the chain's state could not be read: {0}")]
+    Unavailable(String),
+}
+
 /// The admission checks of one chain, with the certificate cache. `Send + Sync`: share one
 /// across the pool's threads.
 #[derive(Debug)]
@@ -484,6 +506,69 @@ impl Admission {
             }
         }
         cache.insert(id, chain);
+    }
+
+    /// Authenticates a member by its certificate alone, as admission judges a signer: the
+    /// consortium's chain validation against the registered CAs and recorded CRLs of the
+    /// state in `view` (revocation failing closed), the registration checks (its CA is the
+    /// active registered CA of its organisation), then suspension. For the peers of the
+    /// node's TLS listeners: a handshake and a transaction are judged by the same rules and
+    /// the same certificate cache.
+    pub fn authenticate<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        now: UnixTime,
+        leaf: &Certificate,
+    ) -> Result<SignerInfo, MemberRefusal> {
+        let role = leaf.role().ok_or_else(|| {
+            MemberRefusal::Invalid(format!("{} has no gmchain role", cert_ref(leaf)))
+        })?;
+        let id = leaf.fingerprint();
+        let cached = self
+            .cache_get(&id)
+            .filter(|c| check_live(view, &self.live, now, c, None).is_ok());
+        let chain = match cached {
+            Some(c) => c,
+            None => {
+                let members = self
+                    .live
+                    .members(view)
+                    .map_err(|e| MemberRefusal::Unavailable(e.to_string()))?;
+                let validated = self
+                    .consortium
+                    .validate(leaf, &members.intermediates, &members.crls, now, role)
+                    .map_err(MemberRefusal::Chain)?;
+                let chain = CheckedChain {
+                    organisation: validated.organisation().to_string(),
+                    role: validated.role(),
+                    path: validated.path().to_vec(),
+                };
+                check_registration(view, &self.live, &chain, None).map_err(|r| {
+                    if r.code == RejectCode::StateUnavailable {
+                        MemberRefusal::Unavailable(r.message)
+                    } else {
+                        MemberRefusal::NotRegistered(r.message)
+                    }
+                })?;
+                let chain = Arc::new(chain);
+                self.cache_put(id, chain.clone());
+                chain
+            }
+        };
+        let signer = SignerInfo {
+            cert_id: id,
+            organisation: chain.organisation.clone(),
+            common_name: leaf.common_name().unwrap_or_default(),
+            role: chain.role,
+        };
+        check_suspension(view, &signer).map_err(|r| {
+            if r.code == RejectCode::StateUnavailable {
+                MemberRefusal::Unavailable(r.message)
+            } else {
+                MemberRefusal::Suspended(r.message)
+            }
+        })?;
+        Ok(signer)
     }
 
     /// Admits one encoded signed transaction against the state in `view`. `seen` says whether

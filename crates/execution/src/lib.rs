@@ -67,7 +67,9 @@ mod registry;
 mod verified;
 mod view;
 
-pub use admission::{Admission, AdmitContext, CERT_CACHE_CAPACITY, REFUSAL_CACHE_CAPACITY, Seen};
+pub use admission::{
+    Admission, AdmitContext, CERT_CACHE_CAPACITY, MemberRefusal, REFUSAL_CACHE_CAPACITY, Seen,
+};
 pub use attestation::AttestationContract;
 pub use codes::{FailureCode, RejectCode, Rejection};
 pub use context::{BlockContext, CaValidation, CallContext, ContractError, Phase, SignerInfo};
