@@ -4,7 +4,8 @@
 //! - `cli`: the crypto toolbox against OpenSSL, the conformance report, format tables;
 //! - `keys`: keys in a PKCS#11 token;
 //! - `node`: real node processes on 127.0.0.1;
-//! - `conformance_node`: the conformance suite against a live node.
+//! - `conformance_node`: the conformance suite against a live node;
+//! - `tls`: the node's mutual GM TLS API: refusals, revocation cutting sessions, reload.
 
 #[path = "support/demo_pki.rs"]
 mod demo_pki;
@@ -16,3 +17,4 @@ mod cli;
 mod conformance_node;
 mod keys;
 mod node;
+mod tls;

@@ -16,7 +16,7 @@ use pki::{Certificate, Crl, RevocationReason, RevokedEntry, UnixTime};
 use types::{Call, ChainId, Decode, Encode, Height, Limits, Sender, SignedTx, Transaction};
 
 use crate::dev_node;
-use dev_node::{Node, dev_chain, fails, gm, log_of, ok};
+use dev_node::{Node, dev_chain, fails, gm, log_of, ok, scrape};
 
 const PASS: &[u8] = b"dev-chain-passphrase";
 
@@ -88,16 +88,6 @@ async fn height(c: &mut ChainClient<tonic::transport::Channel>) -> u64 {
         .unwrap()
         .into_inner()
         .height
-}
-
-fn scrape(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 fn metric(page: &str, name: &str) -> u64 {
@@ -268,7 +258,7 @@ fn bad_transactions_get_their_code_and_change_nothing() {
     let (ca_key, ca_cert) = identity(dir, "ca");
     let rt = rt();
     rt.block_on(async {
-        let mut c = ChainClient::connect(chain.grpc.clone()).await.unwrap();
+        let mut c = dev_node::client(&chain).await;
         // A good one first, so the chain has a height and u1 a committed anchor.
         let good = signed(&u1, &c1, 500, "attestation", "anchor", anchor_args(b"good"));
         let good_bytes = good.to_bytes();
@@ -502,9 +492,8 @@ fn sigkill_during_commits_loses_no_acknowledged_transaction() {
     let load = {
         let acked = acked.clone();
         let ids = ids.clone();
-        let url = chain.grpc.clone();
+        let c = rt.block_on(dev_node::client(&chain));
         rt.spawn(async move {
-            let c = ChainClient::connect(url).await.unwrap();
             let mut tasks = Vec::new();
             for w in 0..32usize {
                 let mut c = c.clone();
@@ -556,7 +545,7 @@ fn sigkill_during_commits_loses_no_acknowledged_transaction() {
     // Restart: the tip check passes, every acknowledged transaction is there.
     let mut node = Node::start(&chain);
     rt.block_on(async {
-        let mut c = ChainClient::connect(chain.grpc.clone()).await.unwrap();
+        let mut c = dev_node::client(&chain).await;
         for (id, h) in &acknowledged {
             let t = c
                 .get_transaction(pb::TxIdRequest {
@@ -607,14 +596,22 @@ fn node_refuses_bad_configs_and_stores() {
         2,
         "already holds a store",
     );
-    // A non-loopback address, or a key file in production mode: refused, naming the field.
+    // A plain-HTTP listener (metrics, public reads) on a non-loopback address, or a key file
+    // in production mode: refused, naming the field. (The API itself is mutual GM TLS and may
+    // listen on any address.)
     let text = std::fs::read_to_string(dir.join("node.toml")).unwrap();
     for (file, from, to, field) in [
         (
             "open.toml",
-            "listen = \"127.0.0.1:",
-            "listen = \"0.0.0.0:",
-            "api.listen",
+            "metrics_listen = \"127.0.0.1:",
+            "metrics_listen = \"0.0.0.0:",
+            "api.metrics_listen",
+        ),
+        (
+            "public.toml",
+            "[api]\n",
+            "[api]\npublic_listen = \"0.0.0.0:1\"\n",
+            "api.public_listen",
         ),
         (
             "prod.toml",
@@ -1192,14 +1189,8 @@ fn a_pool_backlog_past_the_block_byte_budget_commits_in_readable_blocks() {
 
     let mut node = Node::start(&chain);
     let rt = rt();
-    let channel = rt.block_on(async {
-        tonic::transport::Endpoint::from_shared(chain.grpc.clone())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    });
-    let client = move || ChainClient::new(channel.clone()).max_decoding_message_size(64 << 20);
+    let channel = rt.block_on(dev_node::client(&chain));
+    let client = move || channel.clone();
     // Submit them all (admission only; commits are checked by id afterwards).
     let ids: Vec<types::TxId> = txs.iter().map(SignedTx::tx_id).collect();
     let encoded: Arc<Vec<Vec<u8>>> = Arc::new(txs.iter().map(Encode::to_bytes).collect());

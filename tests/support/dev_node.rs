@@ -1,5 +1,8 @@
 //! Shared by the multi-process tests: the `gmchain` binary, a throwaway development chain
-//! (`gmchain node dev-chain`) and a node process on 127.0.0.1 that is killed on drop.
+//! (`gmchain node dev-chain`) and a node process on 127.0.0.1 that is killed on drop. The
+//! node's API is mutual GM TLS: commands run in a chain's directory use its admin's client
+//! profile (`client.toml`, through GMCHAIN_CLIENT_PROFILE, as a user would), and [`client`]
+//! opens a gRPC client over gmtls with a dev-chain identity.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::{Path, PathBuf};
@@ -7,13 +10,73 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use api::v1::chain_client::ChainClient;
+use std::sync::{Arc, Mutex};
 
 pub fn gm(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gmchain"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run gmchain")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gmchain"));
+    cmd.current_dir(dir).args(args);
+    let profile = dir.join("client.toml");
+    if profile.exists() {
+        cmd.env("GMCHAIN_CLIENT_PROFILE", profile);
+    }
+    cmd.output().expect("run gmchain")
+}
+
+/// A TLS client configuration for the dev-chain identity `name` (`admin`, `clients/3`):
+/// its key and certificate, the chain's root and CRL as trust.
+pub fn tls_config(dir: &Path, name: &str) -> Arc<gmtls::rustls::ClientConfig> {
+    let pem = std::fs::read(dir.join(format!("{name}.key.pem"))).unwrap();
+    let key = crypto_sm::keys::decode_private_key(&pem, Some(b"dev-chain-passphrase")).unwrap();
+    let signer =
+        crypto_sm::SoftwareProvider::new(Arc::new(crypto_sm::rng::SystemRandom)).signer(key);
+    let cert =
+        pki::Certificate::from_pem(&std::fs::read(dir.join(format!("{name}.crt.pem"))).unwrap())
+            .unwrap();
+    let creds = gmtls::Credentials::new(vec![cert], Arc::new(signer)).unwrap();
+    let root = pki::Certificate::from_pem(&std::fs::read(dir.join("ca.crt.pem")).unwrap()).unwrap();
+    let crl = pki::Crl::from_pem(&std::fs::read(dir.join("ca.crl.pem")).unwrap()).unwrap();
+    let servers = gmtls::StaticAuthority::new(vec![root], vec![crl], gmtls::SERVER_ROLES).unwrap();
+    gmtls::client_config(&creds, Arc::new(servers), gmtls::provider()).unwrap()
+}
+
+/// A gRPC client to the chain's node over mutual GM TLS as identity `name`.
+pub async fn client_as(
+    chain: &Chain,
+    name: &str,
+) -> Result<ChainClient<tonic::transport::Channel>, String> {
+    let addr: std::net::SocketAddr = chain.grpc.parse().unwrap();
+    let config = tls_config(&chain.dir, name);
+    let first = gmtls::net::connect(
+        addr,
+        config.clone(),
+        Duration::from_secs(5),
+        Some(Duration::from_secs(5)),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let first = Arc::new(Mutex::new(Some(first)));
+    let connector = tower::service_fn(move |_: tonic::transport::Uri| {
+        let (first, config) = (first.clone(), config.clone());
+        async move {
+            let ready = first.lock().unwrap().take();
+            let s = match ready {
+                Some(s) => s,
+                None => gmtls::net::connect(addr, config, Duration::from_secs(5), None).await?,
+            };
+            Ok::<_, gmtls::net::ConnectError>(hyper_util::rt::TokioIo::new(s))
+        }
+    });
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_with_connector(connector)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ChainClient::new(channel).max_decoding_message_size(64 << 20))
+}
+
+/// A gRPC client to the chain's node as its admin.
+pub async fn client(chain: &Chain) -> ChainClient<tonic::transport::Channel> {
+    client_as(chain, "admin").await.unwrap()
 }
 
 pub fn ok(dir: &Path, args: &[&str]) -> String {
@@ -70,7 +133,7 @@ pub fn dev_chain(clients: usize) -> Chain {
             .unwrap()
     };
     Chain {
-        grpc: format!("http://{}", find("listen = ")),
+        grpc: find("listen = "),
         metrics: find("metrics_listen = "),
         dir,
         _tmp: tmp,
@@ -101,7 +164,7 @@ impl Node {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let up = rt.block_on(async {
-                let mut c = ChainClient::connect(chain.grpc.clone()).await.ok()?;
+                let mut c = client_as(chain, "admin").await.ok()?;
                 c.get_status(api::v1::GetStatusRequest {}).await.ok()
             });
             if up.is_some() {
@@ -135,4 +198,15 @@ impl Drop for Node {
 
 pub fn log_of(chain: &Chain) -> String {
     std::fs::read_to_string(chain.dir.join("node.log")).unwrap_or_default()
+}
+
+/// The node's metrics page.
+pub fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }

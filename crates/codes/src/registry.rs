@@ -169,6 +169,15 @@ define_codes! {
     NODE_SUBSCRIPTIONS_FULL = 4018, BadInput, ResourceExhausted,
         "The node serves its maximum number of block subscriptions (in all, or from this peer).",
         "retry later, or close other subscriptions";
+    NODE_READ_ONLY = 4019, BadInput, PermissionDenied,
+        "The public read-only listener accepts no transactions.",
+        "submit over the mutual-TLS API (api.listen) with a consortium certificate";
+    NODE_UNAUTHENTICATED = 4020, NotVerified, Unauthenticated,
+        "The request reached the API without an authenticated consortium member.",
+        "connect over mutual GM TLS with a user, admin or auditor certificate";
+    NODE_TLS_CERTIFICATE = 4021, BadInput, FailedPrecondition,
+        "The node's own TLS certificate is not a valid node-sign certificate of its chain.",
+        "check [key].certificate or [tls].certificate: role node-sign, issued by a consortium CA, not revoked or expired";
     RECEIPT_TOO_LARGE = 4100, NotVerified, InvalidArgument,
         "The file is larger than any receipt this release writes; refused before parsing.",
         "this is not a receipt gmchain wrote; obtain it again from a node";
@@ -567,7 +576,7 @@ define_codes! {
         "give the node-sign (or client) certificate and the key it was issued for";
     TLS_TRUST = 9001, BadInput, FailedPrecondition,
         "No usable CA certificate to verify TLS peers with.",
-        "give the consortium's root or agency CA certificate (--ca) and its CRLs (--crl)";
+        "give the consortium's root or agency CA certificate (--ca) and its CRLs (--tls-crl)";
     TLS_CONFIG = 9002, BadInput, FailedPrecondition,
         "The TLS configuration could not be built.",
         "the message names the setting";
@@ -576,7 +585,7 @@ define_codes! {
         "the message names the alert; ask the CA for a valid certificate of the right role";
     TLS_PEER_CERTIFICATE_REFUSED = 9004, NotVerified, Unauthenticated,
         "The peer's certificate did not verify (unknown CA, revoked, expired, wrong role, bad CertificateVerify).",
-        "check --ca and --crl, and that the address is a gmchain node of the consortium";
+        "check --ca and --tls-crl, and that the address is a gmchain node of the consortium";
     TLS_NO_COMMON_ALGORITHM = 9005, BadInput, FailedPrecondition,
         "The peer offers no RFC 8998 suite, group or signature scheme, or not TLS 1.3.",
         "use a GM TLS 1.3 client (gmchain, or Tongsuo with TLS_SM4_GCM_SM3); plain HTTP tools go through gmchain tunnel";

@@ -76,9 +76,8 @@ impl HmacSm3 {
         // HMAC accepts keys of any length, so `new_from_slice` cannot fail here; the fallback
         // is an unreachable empty key, never a silent success of another operation.
         Self(
-            hmac::Hmac::<sm3::Sm3>::new_from_slice(key).unwrap_or_else(|_| {
-                <hmac::Hmac<sm3::Sm3> as KeyInit>::new(&Default::default())
-            }),
+            hmac::Hmac::<sm3::Sm3>::new_from_slice(key)
+                .unwrap_or_else(|_| <hmac::Hmac<sm3::Sm3> as KeyInit>::new(&Default::default())),
         )
     }
 

@@ -251,7 +251,7 @@ pub(crate) fn start_node(
         .map_err(|e| fail("start node", e))?;
     Ok((
         NodeProcess(child),
-        format!("http://{}", cfg.listen),
+        cfg.listen.to_string(),
         cfg.metrics_listen.to_string(),
     ))
 }
@@ -261,9 +261,13 @@ pub(crate) async fn wait_for_node(
     url: &str,
     dir: &std::path::Path,
 ) -> Result<api::v1::chain_client::ChainClient<tonic::transport::Channel>, Failure> {
-    let node = NodeArgs {
-        node: url.to_string(),
-    };
+    let node = NodeArgs::at(
+        url,
+        crate::client::TlsArgs {
+            client_profile: Some(dir.join("client.toml")),
+            ..Default::default()
+        },
+    );
     for _ in 0..100 {
         if let Ok(c) = connect(&node).await {
             return Ok(c);

@@ -51,8 +51,12 @@ pub(crate) enum ConformanceCommand {
         /// node (gRPC URL). They submit a few small attestation transactions signed by --key and
         /// refused ones, and read every block from 0 to the tip (one request per block: on a
         /// long chain that takes a while; progress goes to stderr).
-        #[arg(long, value_name = "URL", requires_all = ["genesis", "key", "cert"])]
+        #[arg(long, value_name = "ADDR", requires_all = ["genesis", "key", "cert"])]
         node: Option<String>,
+        /// How to reach --node over mutual GM TLS (the auditor's TLS key and certificate, the
+        /// CA to trust, its CRLs), or a client profile.
+        #[command(flatten)]
+        tls: crate::client::TlsArgs,
         /// The chain's genesis file, as the auditor obtained it (not from the node).
         #[arg(long, value_name = "FILE", requires = "node")]
         genesis: Option<PathBuf>,
@@ -281,6 +285,7 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
             token,
             pin,
             node,
+            tls,
             genesis,
             key,
             cert,
@@ -349,7 +354,7 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
                         ca: keyed(ca_key, ca_cert, "--ca-key", "--ca-cert")?,
                     };
                     Some(crate::node_probe::GrpcProbe::open(
-                        &url, &genesis, &cert, signer, key_desc, writes,
+                        &url, &genesis, &cert, signer, key_desc, writes, tls,
                     )?)
                 }
                 _ => None,

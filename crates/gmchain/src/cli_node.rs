@@ -141,8 +141,39 @@ fn validator(config: &NodeConfig) -> Result<Validator, Failure> {
     )?;
     let certificate = read_cert("key.certificate", &config.key.certificate)?;
     Ok(Validator {
-        signer,
+        signer: Arc::from(signer),
         certificate,
+    })
+}
+
+/// The node's TLS identity, read at start and on SIGHUP: the `[tls]` pair if configured
+/// (another node-sign certificate and key), else the validator's token key with the
+/// `[key]` certificate file as it is now (a renewed certificate of the same key).
+fn tls_source(config: &NodeConfig, validator: Arc<dyn crypto::Signer>) -> node::TlsSource {
+    let tls = config.tls.clone();
+    let key_cert = config.key.certificate.clone();
+    let development = config.mode == Mode::Development;
+    Arc::new(move || {
+        let (signer, cert_path, field) = match &tls {
+            Some(t) => {
+                let pass = PassArgs {
+                    pass_file: t.pass_file.clone(),
+                    pass_env: t.pass_env.clone(),
+                };
+                let signer = crate::cli_crypto::load_signer(
+                    &t.key,
+                    t.hsm_profile.clone(),
+                    pass,
+                    development,
+                )
+                .map_err(|f| format!("tls.key: {}", f.message()))?;
+                (Arc::from(signer), t.certificate.clone(), "tls.certificate")
+            }
+            None => (validator.clone(), key_cert.clone(), "key.certificate"),
+        };
+        let chain =
+            crate::client::read_certs(field, &cert_path).map_err(|f| f.message().to_string())?;
+        gmtls::Credentials::new(chain, signer).map_err(|e| format!("{field}: {e}"))
     })
 }
 
@@ -186,7 +217,9 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                 .enable_all()
                 .build()
                 .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))?;
-            rt.block_on(node::run(&config, Arc::new(core)))
+            let core = Arc::new(core);
+            let source = tls_source(&config, core.validator_signer());
+            rt.block_on(node::run(&config, core, source))
                 .map_err(node_failure)
         }
         NodeCommand::VerifyStore { config } => {

@@ -15,13 +15,7 @@ use crate::cli_crypto::KeyArgs;
 use crate::io::{read_cert, read_crl, read_named, write_output};
 use crate::{CmdResult, Failure};
 
-/// The node to talk to.
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct NodeArgs {
-    /// The node's gRPC address.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:7050")]
-    pub node: String,
-}
+pub(crate) use crate::client::{NodeArgs, connect};
 
 /// The sender: key, certificate, user ID.
 #[derive(Debug, clap::Args)]
@@ -234,21 +228,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))
-}
-
-pub(crate) async fn connect(
-    node: &NodeArgs,
-) -> Result<ChainClient<tonic::transport::Channel>, Failure> {
-    let endpoint = tonic::transport::Endpoint::from_shared(node.node.clone())
-        .map_err(|e| Failure::BadInput(format!("--node {}: {e}", node.node)))?
-        .connect_timeout(std::time::Duration::from_secs(5));
-    let channel = endpoint.connect().await.map_err(|e| {
-        Failure::Unreachable(format!(
-            "node {} unreachable: {e}; is `gmchain node start` running?",
-            node.node
-        ))
-    })?;
-    Ok(ChainClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
 }
 
 /// A gRPC status as a CLI failure: a status naming a registry code takes the code's class

@@ -49,7 +49,7 @@ pub(crate) fn free_port() -> Result<u16, Failure> {
 }
 
 /// Makes a development chain in `dir` with `clients` user identities, writes the files (CA,
-/// CRL, validator key/cert, clients/<i>.key.pem and .crt.pem, node.toml) and runs `node init`
+/// CRL, validator key/cert, clients/<i>.key.pem and .crt.pem, node.toml, client profiles) and runs `node init`
 /// in-process. `orgs` founding organisations: the first is [`ORG`], which holds every
 /// identity; the others (`Agency 02`, …) are bare roots with their CRLs in `orgs/`, for
 /// benchmarks that need a consortium of that size. Returns the identities.
@@ -217,6 +217,25 @@ cert = "node.crt.pem"
     );
     let config_path = dir.join("node.toml");
     write_file(&config_path, config.as_bytes(), false)?;
+    // Client profiles (gmchain --client-profile, GMCHAIN_CLIENT_PROFILE): `client.toml` for the
+    // admin, `clients/<i>.profile.toml` for each user; each trusts the root and its CRL.
+    let profile = |key: &str, up: &str| {
+        format!(
+            "node = \"127.0.0.1:{grpc}\"\ntls_key = \"{key}.key.pem\"\npass_file = \"{up}pass\"\ntls_cert = \"{key}.crt.pem\"\nca = [\"{up}ca.crt.pem\"]\ncrls = [\"{up}ca.crl.pem\"]\n"
+        )
+    };
+    write_file(
+        &dir.join("client.toml"),
+        profile("admin", "").as_bytes(),
+        false,
+    )?;
+    for i in 0..clients {
+        write_file(
+            &dir.join(format!("clients/{i}.profile.toml")),
+            profile(&i.to_string(), "../").as_bytes(),
+            false,
+        )?;
+    }
     crate::cli_node::run(crate::cli_node::NodeCommand::Init {
         config: config_path.clone(),
         genesis: None,

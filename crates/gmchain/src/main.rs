@@ -11,6 +11,7 @@ mod cli_crypto;
 mod cli_keys;
 mod cli_node;
 mod cli_tx;
+mod client;
 mod devchain;
 mod io;
 mod node_probe;
@@ -50,6 +51,9 @@ enum Command {
     /// Read a node's chain: status, transactions, blocks, attestations, receipts.
     #[command(subcommand)]
     Query(cli_tx::QueryCommand),
+    /// Forwards local plain HTTP (gRPC) to a node over mutual GM TLS with your certificate, for
+    /// tools and browsers that do not speak RFC 8998.
+    Tunnel(client::TunnelArgs),
     /// Offline receipts: verify one against the genesis file.
     #[command(subcommand)]
     Receipt(cli_tx::ReceiptCommand),
@@ -101,7 +105,7 @@ impl Failure {
         }
     }
 
-    fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         match self {
             Failure::NotVerified(m) | Failure::BadInput(m) | Failure::Unreachable(m) => m,
         }
@@ -143,6 +147,7 @@ fn main() -> ExitCode {
         Command::Keys(c) => cli_keys::run(c),
         Command::Conformance(c) => cli_conformance::run(c),
         Command::Node(c) => cli_node::run(c),
+        Command::Tunnel(a) => client::tunnel(a),
         Command::Tx(c) => cli_tx::run_tx(c),
         Command::Query(c) => cli_tx::run_query(c),
         Command::Receipt(c) => cli_tx::run_receipt(c),

@@ -89,6 +89,7 @@ impl GrpcProbe {
         signer: Box<dyn Signer>,
         key_desc: String,
         writes: Writes,
+        tls: crate::client::TlsArgs,
     ) -> Result<Self, Failure> {
         let genesis_bytes = read_named("--genesis", genesis)?;
         let cert_bytes = read_named("--cert", cert)?;
@@ -105,9 +106,7 @@ impl GrpcProbe {
             .enable_all()
             .build()
             .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))?;
-        let node = NodeArgs {
-            node: url.to_string(),
-        };
+        let node = NodeArgs::at(url, tls);
         let mut client = rt.block_on(connect(&node))?;
         let status = rt
             .block_on(client.get_status(pb::GetStatusRequest {}))

@@ -49,6 +49,11 @@ impl Credentials {
         &self.chain[0]
     }
 
+    /// Returns the signer of the leaf's key.
+    pub fn signer(&self) -> Arc<dyn crypto::Signer> {
+        self.signer.clone()
+    }
+
     /// Returns the chain, leaf first.
     pub fn chain(&self) -> &[Certificate] {
         &self.chain

@@ -134,7 +134,10 @@ impl Refusal {
     /// The refusal a failed chain validation is.
     pub fn of_chain(e: &ChainError) -> Self {
         let kind = match e {
+            // A signature that does not verify under the CA the certificate names: no CA of
+            // the consortium signed it (a look-alike CA of the same name).
             ChainError::NoPathToAnchor { .. }
+            | ChainError::SignatureInvalid { .. }
             | ChainError::NameChaining { .. }
             | ChainError::NotSponsored { .. }
             | ChainError::AnchorUnusable { .. }

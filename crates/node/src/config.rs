@@ -48,6 +48,7 @@ struct RawConfig {
     mode: Mode,
     data_dir: PathBuf,
     key: RawKey,
+    tls: Option<RawKey>,
     #[serde(default)]
     api: RawApi,
     #[serde(default)]
@@ -78,6 +79,7 @@ struct RawApi {
     listen: String,
     #[serde(default = "default_metrics")]
     metrics_listen: String,
+    public_listen: Option<String>,
     #[serde(default)]
     allow_non_loopback: bool,
     #[serde(default = "default_max_connections")]
@@ -144,6 +146,7 @@ impl Default for RawApi {
         Self {
             listen: default_listen(),
             metrics_listen: default_metrics(),
+            public_listen: None,
             allow_non_loopback: false,
             max_connections: default_max_connections(),
             max_streams_per_connection: default_max_streams(),
@@ -300,10 +303,16 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// The signing key.
     pub key: KeyConfig,
-    /// gRPC listen address.
+    /// The TLS identity when it is not the signing key's (`[tls]`: another node-sign pair).
+    pub tls: Option<KeyConfig>,
+    /// The API's listen address: gRPC over mutual GM TLS (RFC 8998) only.
     pub listen: SocketAddr,
-    /// Prometheus metrics listen address.
+    /// Prometheus metrics listen address (plain HTTP; loopback unless allowed).
     pub metrics_listen: SocketAddr,
+    /// The public read-only listener (plain HTTP/2 gRPC, no client certificate, no writes),
+    /// only if configured; loopback unless allowed. Outside GB/T 39786 §8.2: meant to sit
+    /// behind the operator's own HTTPS/TLCP gateway.
+    pub public_listen: Option<SocketAddr>,
     /// Limits of the API listener.
     pub api_limits: ApiLimits,
     /// Block production.
@@ -353,70 +362,104 @@ impl NodeConfig {
                 base.join(p)
             }
         };
-        let addr = |field: &str, v: &str| -> Result<SocketAddr, (String, String)> {
-            let a: SocketAddr = v.parse().map_err(|_| {
+        let parse_addr = |field: &str, v: &str| -> Result<SocketAddr, (String, String)> {
+            v.parse().map_err(|_| {
                 (
                     field.to_string(),
                     format!("{v:?} is not an address like 127.0.0.1:7050"),
                 )
-            })?;
+            })
+        };
+        // The plain-HTTP listeners (metrics, public reads) carry no authentication: loopback
+        // only unless the operator says otherwise (they belong behind a gateway).
+        let plain_addr = |field: &str, v: &str| -> Result<SocketAddr, (String, String)> {
+            let a = parse_addr(field, v)?;
             if !a.ip().is_loopback() && !raw.api.allow_non_loopback {
                 return Err((
                     field.to_string(),
                     format!(
-                        "{a} is not a loopback address; until mutual TLS arrives APIs listen on 127.0.0.1 unless api.allow_non_loopback = true"
+                        "{a} is not a loopback address; this plain-HTTP listener has no TLS and listens on loopback unless api.allow_non_loopback = true (put it behind your HTTPS/TLCP gateway)"
                     ),
                 ));
             }
             Ok(a)
         };
-        let listen = addr("api.listen", &raw.api.listen)?;
-        let metrics_listen = addr("api.metrics_listen", &raw.api.metrics_listen)?;
-        if listen == metrics_listen {
-            return Err((
-                "api.metrics_listen".into(),
-                format!("{metrics_listen} is also api.listen; choose another port"),
-            ));
-        }
-        let k = &raw.key;
-        if k.key.starts_with("pkcs11:") {
-            if k.hsm_profile.is_none() {
+        // The API listener speaks mutual GM TLS only: it may listen on any address.
+        let listen = parse_addr("api.listen", &raw.api.listen)?;
+        let metrics_listen = plain_addr("api.metrics_listen", &raw.api.metrics_listen)?;
+        let public_listen = raw
+            .api
+            .public_listen
+            .as_deref()
+            .map(|v| plain_addr("api.public_listen", v))
+            .transpose()?;
+        let mut taken = vec![("api.listen", listen)];
+        for (field, a) in [
+            ("api.metrics_listen", Some(metrics_listen)),
+            ("api.public_listen", public_listen),
+        ] {
+            let Some(a) = a else { continue };
+            if let Some((other, _)) = taken.iter().find(|(_, t)| *t == a) {
                 return Err((
-                    "key.hsm_profile".into(),
-                    "a pkcs11: key needs the module profile (hsm-profiles/…toml)".into(),
+                    field.into(),
+                    format!("{a} is also {other}; choose another port"),
                 ));
             }
-        } else if raw.mode == Mode::Production {
-            // GM/T 0111 §7.1: a key file that uses a non-GM algorithm (OpenSSL's
-            // PBKDF2-hmacWithSHA256) is named as such first; the file is read only for that.
-            let path = resolve(Path::new(&k.key));
-            let non_gm = std::fs::read(&path).ok().and_then(|bytes| {
-                match crypto_sm::keys::require_gm_key_file(&bytes) {
-                    Ok(()) => None,
-                    Err(crypto::CryptoError::KeyDecode { reason }) => Some(reason),
-                    Err(e) => Some(e.to_string()),
+            taken.push((field, a));
+        }
+        let check_key = |section: &str, k: &RawKey| -> Result<KeyConfig, (String, String)> {
+            if k.key.starts_with("pkcs11:") {
+                if k.hsm_profile.is_none() {
+                    return Err((
+                        format!("{section}.hsm_profile"),
+                        "a pkcs11: key needs the module profile (hsm-profiles/…toml)".into(),
+                    ));
                 }
-            });
-            return Err((
-                "key.key".into(),
-                match non_gm {
-                    Some(e) => format!(
-                        "{}: {e}; a production node uses GM algorithms only and keeps its key in a token (a pkcs11: URI)",
-                        path.display()
-                    ),
-                    None => format!(
-                        "{:?} is not a pkcs11: URI; production nodes keep their key in a token (set mode = \"development\" to use an encrypted key file)",
-                        k.key
-                    ),
+            } else if raw.mode == Mode::Production {
+                // GM/T 0111 §7.1: a key file that uses a non-GM algorithm (OpenSSL's
+                // PBKDF2-hmacWithSHA256) is named as such first; the file is read only for that.
+                let path = resolve(Path::new(&k.key));
+                let non_gm = std::fs::read(&path).ok().and_then(|bytes| {
+                    match crypto_sm::keys::require_gm_key_file(&bytes) {
+                        Ok(()) => None,
+                        Err(crypto::CryptoError::KeyDecode { reason }) => Some(reason),
+                        Err(e) => Some(e.to_string()),
+                    }
+                });
+                return Err((
+                    format!("{section}.key"),
+                    match non_gm {
+                        Some(e) => format!(
+                            "{}: {e}; a production node uses GM algorithms only and keeps its key in a token (a pkcs11: URI)",
+                            path.display()
+                        ),
+                        None => format!(
+                            "{:?} is not a pkcs11: URI; production nodes keep their key in a token (set mode = \"development\" to use an encrypted key file)",
+                            k.key
+                        ),
+                    },
+                ));
+            }
+            if k.pass_file.is_some() && k.pass_env.is_some() {
+                return Err((
+                    format!("{section}.pass_env"),
+                    "give pass_file or pass_env, not both".into(),
+                ));
+            }
+            Ok(KeyConfig {
+                key: if k.key.starts_with("pkcs11:") {
+                    k.key.clone()
+                } else {
+                    resolve(Path::new(&k.key)).display().to_string()
                 },
-            ));
-        }
-        if k.pass_file.is_some() && k.pass_env.is_some() {
-            return Err((
-                "key.pass_env".into(),
-                "give pass_file or pass_env, not both".into(),
-            ));
-        }
+                hsm_profile: k.hsm_profile.as_deref().map(resolve),
+                pass_file: k.pass_file.as_deref().map(resolve),
+                pass_env: k.pass_env.clone(),
+                certificate: resolve(&k.certificate),
+            })
+        };
+        let key = check_key("key", &raw.key)?;
+        let tls = raw.tls.as_ref().map(|k| check_key("tls", k)).transpose()?;
         if raw.block.interval_ms == 0 || raw.block.interval_ms > 60_000 {
             return Err((
                 "block.interval_ms".into(),
@@ -499,24 +542,15 @@ impl NodeConfig {
                     .collect(),
             }),
         };
-        let key_path = if k.key.starts_with("pkcs11:") {
-            k.key.clone()
-        } else {
-            resolve(Path::new(&k.key)).display().to_string()
-        };
         Ok(NodeConfig {
             file: file.to_path_buf(),
             mode: raw.mode,
             data_dir: resolve(&raw.data_dir),
-            key: KeyConfig {
-                key: key_path,
-                hsm_profile: k.hsm_profile.as_deref().map(resolve),
-                pass_file: k.pass_file.as_deref().map(resolve),
-                pass_env: k.pass_env.clone(),
-                certificate: resolve(&k.certificate),
-            },
+            key,
+            tls,
             listen,
             metrics_listen,
+            public_listen,
             api_limits,
             block: BlockConfig {
                 interval_ms: raw.block.interval_ms,
@@ -574,8 +608,23 @@ certificate = "node.crt.pem"
                 "key.hsm_profile",
             ),
             (
-                format!("{GOOD}[api]\nlisten = \"0.0.0.0:7050\"\n"),
-                "api.listen",
+                format!("{GOOD}[api]\nmetrics_listen = \"0.0.0.0:9150\"\n"),
+                "api.metrics_listen",
+            ),
+            (
+                format!("{GOOD}[api]\npublic_listen = \"10.0.0.1:7060\"\n"),
+                "api.public_listen",
+            ),
+            (
+                format!("{GOOD}[api]\npublic_listen = \"127.0.0.1:7050\"\n"),
+                "api.public_listen",
+            ),
+            (
+                GOOD.replace(
+                    "[key]",
+                    "[tls]\nkey = \"tls.key.pem\"\ncertificate = \"tls.crt\"\n\n[key]",
+                ),
+                "tls.key",
             ),
             (
                 format!("{GOOD}[api]\nlisten = \"localhost\"\n"),
@@ -601,6 +650,13 @@ certificate = "node.crt.pem"
             assert_eq!(f, field, "{problem}");
             assert!(!problem.is_empty());
         }
+    }
+
+    #[test]
+    fn the_mutual_tls_api_may_listen_beyond_loopback() {
+        let c = parse(&format!("{GOOD}[api]\nlisten = \"0.0.0.0:7050\"\n")).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:7050");
+        assert!(c.public_listen.is_none() && c.tls.is_none());
     }
 
     /// Writes `name` in `dir`: an SM2 key encrypted as `openssl pkcs8 -topk8 -v2 sm4-cbc -v2prf

@@ -100,6 +100,9 @@ pub enum NodeError {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Server(String),
+    /// The node's TLS identity could not be loaded or is not valid on its chain.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl NodeError {
@@ -118,6 +121,7 @@ impl NodeError {
             NodeError::Integrity(_) => &codes::NODE_STORE_INTEGRITY,
             NodeError::Execution(_) => &codes::NODE_EXECUTION,
             NodeError::Seal(_) => &codes::NODE_SEAL,
+            NodeError::Tls(_) => &codes::NODE_TLS_CERTIFICATE,
             NodeError::Missing(_) => &codes::NODE_MISSING,
             NodeError::Receipt(_) => &codes::NODE_RECEIPT,
             NodeError::HeightOverflow => &codes::NODE_HEIGHT_OVERFLOW,

@@ -26,13 +26,14 @@ mod local;
 pub mod metrics;
 pub mod pool;
 mod service;
+pub mod tls;
 
 pub use crate::local::{
     Clock, LocalNode, Validator, init, read_genesis, read_node_genesis, write_atomic,
 };
 pub use config::{ApiLimits, ConfigError, LogFormat, Mode, NodeConfig, OrgDefinition};
 pub use error::NodeError;
-pub use service::ChainService;
+pub use service::{Access, ChainService};
 
 use std::sync::Arc;
 
@@ -42,22 +43,100 @@ pub fn submit_message_limit(max_tx_size: usize) -> usize {
     max_tx_size.saturating_add(64)
 }
 
-/// Runs the node until SIGTERM or SIGINT: binds the gRPC and metrics addresses, starts the
-/// producer thread and serves. On a signal it stops accepting requests, lets the producer
+/// How the node obtains its TLS identity: called at start and again on SIGHUP, so that a
+/// renewed certificate (and its key) takes effect without a restart.
+pub type TlsSource = Arc<dyn Fn() -> Result<gmtls::Credentials, String> + Send + Sync>;
+
+/// How long a client has to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often live sessions are rechecked besides after every block (expiry, a CRL's update).
+const RECHECK_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
+/// The node warns this long before its TLS certificate expires.
+pub const EXPIRY_WARNING: u64 = 30 * 86_400;
+
+/// Reads the TLS identity from `source` and checks it against the chain: the certificate
+/// must be a node-sign certificate that the chain itself accepts now (a node that presents a
+/// certificate its peers refuse would only fail every handshake). Adds the issuing CA when it
+/// is a registered organisation's (not in genesis), so clients that trust the root can build
+/// the path.
+fn tls_identity(
+    core: &Arc<LocalNode>,
+    source: &TlsSource,
+) -> Result<gmtls::Credentials, NodeError> {
+    use gmtls::Authority as _;
+    let creds = source().map_err(NodeError::Tls)?;
+    let leaf = creds.leaf().clone();
+    let authority = tls::ChainAuthority::new(core.clone(), gmtls::LINK_ROLES);
+    authority
+        .authenticate(&leaf, &[], core.now())
+        .map_err(|r| {
+            NodeError::Tls(format!(
+                "the node's TLS certificate {} is refused by its own chain: {}",
+                leaf.subject(),
+                r.detail
+            ))
+        })?;
+    let mut chain = creds.chain().to_vec();
+    if chain.len() == 1
+        && let Some(ca) = core.registered_issuer(&leaf)
+    {
+        chain.push(ca);
+        return gmtls::Credentials::new(chain, creds.signer())
+            .map_err(|e| NodeError::Tls(e.to_string()));
+    }
+    Ok(creds)
+}
+
+/// Publishes the certificate's expiry and warns from [`EXPIRY_WARNING`] before it.
+fn watch_expiry(core: &LocalNode, leaf: &pki::Certificate) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let not_after = leaf.validity().not_after.0;
+    let now = core.now().0;
+    core.metrics
+        .tls_certificate_not_after
+        .store(not_after, Relaxed);
+    let expiring = not_after.saturating_sub(now) <= EXPIRY_WARNING;
+    core.metrics
+        .tls_certificate_expiring
+        .store(u64::from(expiring), Relaxed);
+    if expiring {
+        tracing::warn!(
+            certificate = %leaf.subject(),
+            days_left = not_after.saturating_sub(now) / 86_400,
+            "the node's TLS certificate expires within 30 days: renew it and send SIGHUP"
+        );
+    }
+}
+
+/// Runs the node until SIGTERM or SIGINT: binds the API (mutual GM TLS), metrics and, if
+/// configured, public read-only addresses, starts the producer thread and serves. SIGHUP
+/// reloads the TLS certificate. On a signal it stops accepting requests, lets the producer
 /// commit what the pool holds, and returns.
-pub async fn run(config: &NodeConfig, core: Arc<LocalNode>) -> Result<(), NodeError> {
-    let grpc = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| NodeError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let metrics_listener = tokio::net::TcpListener::bind(config.metrics_listen)
-        .await
-        .map_err(|source| NodeError::Listen {
-            addr: config.metrics_listen,
-            source,
-        })?;
+pub async fn run(
+    config: &NodeConfig,
+    core: Arc<LocalNode>,
+    tls_source: TlsSource,
+) -> Result<(), NodeError> {
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| NodeError::Listen { addr, source })
+    };
+    let grpc = bind(config.listen).await?;
+    let metrics_listener = bind(config.metrics_listen).await?;
+    let public = match config.public_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let creds = tls_identity(&core, &tls_source)?;
+    watch_expiry(&core, creds.leaf());
+    let server_cert = gmtls::ServerCertificate::new(&creds);
+    let clients: Arc<dyn gmtls::Authority> = Arc::new(tls::ChainAuthority::new(
+        core.clone(),
+        gmtls::API_CLIENT_ROLES,
+    ));
+    let tls_config = gmtls::server_config(server_cert.clone(), clients.clone(), gmtls::provider())
+        .map_err(|e| NodeError::Tls(e.to_string()))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     let producer_core = core.clone();
@@ -79,16 +158,77 @@ pub async fn run(config: &NodeConfig, core: Arc<LocalNode>) -> Result<(), NodeEr
         core.metrics.clone(),
         stop_rx.clone(),
     ));
+    let sessions = Arc::new(tls::Sessions::default());
+    let recheck_task = tokio::spawn(tls::recheck_sessions(
+        core.clone(),
+        clients,
+        sessions.clone(),
+        RECHECK_PERIOD,
+        stop_rx.clone(),
+    ));
+    // SIGHUP: the renewed certificate (and its key) for the next handshakes; the daily
+    // expiry check rides on the same task.
+    let reload_task = {
+        let (core, server_cert, tls_source, mut stop) = (
+            core.clone(),
+            server_cert.clone(),
+            tls_source.clone(),
+            stop_rx.clone(),
+        );
+        tokio::spawn(async move {
+            #[cfg(unix)]
+            let mut hup =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!("SIGHUP reload unavailable: {e}");
+                        return;
+                    }
+                };
+            let mut daily = tokio::time::interval(std::time::Duration::from_secs(86_400));
+            daily.tick().await;
+            loop {
+                #[cfg(unix)]
+                let reload = tokio::select! {
+                    _ = hup.recv() => true,
+                    _ = daily.tick() => false,
+                    _ = stop.changed() => return,
+                };
+                #[cfg(not(unix))]
+                let reload = tokio::select! {
+                    _ = daily.tick() => false,
+                    _ = stop.changed() => return,
+                };
+                if reload {
+                    let c = core.clone();
+                    let s = tls_source.clone();
+                    match tokio::task::spawn_blocking(move || tls_identity(&c, &s)).await {
+                        Ok(Ok(creds)) => {
+                            server_cert.replace(&creds);
+                            tracing::info!(
+                                certificate = %creds.leaf().subject(),
+                                serial = %creds.leaf().serial(),
+                                "TLS certificate reloaded"
+                            );
+                        }
+                        Ok(Err(e)) => {
+                            tracing::error!("TLS certificate not reloaded, the old one stays: {e}")
+                        }
+                        Err(e) => tracing::error!("TLS certificate not reloaded: {e}"),
+                    }
+                }
+                watch_expiry(&core, &server_cert.leaf());
+            }
+        })
+    };
     tracing::info!(
         grpc = %config.listen,
         metrics = %config.metrics_listen,
+        public = ?config.public_listen,
         chain = %core.genesis().chain_id,
-        "node started"
+        tls = %creds.leaf().subject(),
+        "node started (API: mutual GM TLS 1.3, RFC 8998)"
     );
-    let mut shutdown_rx = stop_rx;
-    let signal = async move {
-        let _ = shutdown_rx.changed().await;
-    };
     // The transaction service decodes at most one transaction and its framing: the chain's
     // max_tx_size, never the 4 MiB default (docs/execution.md, "API limits").
     let limits = config.api_limits;
@@ -102,24 +242,46 @@ pub async fn run(config: &NodeConfig, core: Arc<LocalNode>) -> Result<(), NodeEr
     m.max_subscriptions
         .store(limits.max_subscriptions as u64, Relaxed);
     m.max_submit_message.store(submit_limit as u64, Relaxed);
-    let service = api::v1::chain_server::ChainServer::new(ChainService::new(core.clone(), &limits))
-        .max_decoding_message_size(submit_limit);
-    let incoming = listener::limited_incoming(
-        grpc,
-        listener::ListenerLimits {
-            max_connections: limits.max_connections,
-            max_per_peer: limits.max_connections_per_peer,
-            preface_timeout: std::time::Duration::from_secs(10),
-        },
+    let listener_limits = listener::ListenerLimits {
+        max_connections: limits.max_connections,
+        max_per_peer: limits.max_connections_per_peer,
+        preface_timeout: std::time::Duration::from_secs(10),
+    };
+    let builder = || {
+        tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(limits.max_streams_per_connection))
+            // Peers that stop answering pings are cut, freeing their connection slot.
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+    };
+    let service = |access| {
+        api::v1::chain_server::ChainServer::new(ChainService::new(core.clone(), &limits, access))
+            .max_decoding_message_size(submit_limit)
+    };
+    let incoming = tls::tls_incoming(
+        listener::limited_incoming(grpc, listener_limits, core.metrics.clone()),
+        tls_config,
+        sessions,
         core.metrics.clone(),
+        HANDSHAKE_TIMEOUT,
     );
-    let server = tonic::transport::Server::builder()
-        .max_concurrent_streams(Some(limits.max_streams_per_connection))
-        // Peers that stop answering pings are cut, freeing their connection slot.
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
-        .add_service(service)
-        .serve_with_incoming_shutdown(incoming, signal);
+    let mut stop_signal = stop_rx.clone();
+    let server = builder()
+        .add_service(service(Access::Members))
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop_signal.changed().await;
+        });
+    let public_task = public.map(|l| {
+        let incoming = listener::limited_incoming(l, listener_limits, core.metrics.clone());
+        let mut stop_signal = stop_rx.clone();
+        tokio::spawn(
+            builder()
+                .add_service(service(Access::PublicReadOnly))
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop_signal.changed().await;
+                }),
+        )
+    });
     let signals = async {
         #[cfg(unix)]
         {
@@ -156,6 +318,15 @@ pub async fn run(config: &NodeConfig, core: Arc<LocalNode>) -> Result<(), NodeEr
         Err(_) => return Err(NodeError::Server("the producer thread panicked".into())),
     }
     let _ = metrics_task.await;
+    let _ = recheck_task.await;
+    reload_task.abort();
+    if let Some(t) = public_task {
+        match t.await {
+            Ok(Err(e)) => tracing::error!("the public listener failed: {e}"),
+            Err(e) => tracing::error!("the public listener failed: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
     tracing::info!("node stopped");
     result
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crypto::{Digest, Signer};
 use execution::{
-    Admission, AdmitContext, BlockContext, Executor, Genesis, RejectCode, Rejection, StateView,
-    VerifiedTx,
+    Admission, AdmitContext, BlockContext, Executor, Genesis, MemberRefusal, RejectCode, Rejection,
+    SignerInfo, StateView, VerifiedTx,
 };
 use pki::{Certificate, UnixTime};
 use receipt::ReceiptBundle;
@@ -34,7 +34,7 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 /// The identity the node seals blocks with.
 pub struct Validator {
     /// The signing key (normally a handle in the token).
-    pub signer: Box<dyn Signer + Send + Sync>,
+    pub signer: Arc<dyn Signer>,
     /// Its certificate, one of the genesis validators.
     pub certificate: Certificate,
 }
@@ -250,6 +250,43 @@ impl LocalNode {
 
     fn now_secs(&self) -> UnixTime {
         UnixTime((self.clock)() / 1000)
+    }
+
+    /// The validator's signing key (the TLS listener presents the same key unless `[tls]`
+    /// names another).
+    pub fn validator_signer(&self) -> Arc<dyn Signer> {
+        self.validator.signer.clone()
+    }
+
+    /// The CA that issued `leaf`, if it is the active registered CA of an organisation
+    /// registered after genesis (a genesis CA is every member's anchor and is not sent).
+    pub fn registered_issuer(&self, leaf: &Certificate) -> Option<Certificate> {
+        self.with_state(|v| v.organisations())
+            .ok()?
+            .ok()?
+            .into_iter()
+            .filter(|o| o.is_active() && !o.is_founding())
+            .map(|o| o.ca_cert)
+            .find(|ca| {
+                ca.subject() == leaf.issuer()
+                    && leaf
+                        .verify_signed_by(&ca.public_key(), &crypto::UserId::default())
+                        .is_ok()
+            })
+    }
+
+    /// The node's clock, in seconds: the time certificates and CRLs are judged at.
+    pub fn now(&self) -> UnixTime {
+        self.now_secs()
+    }
+
+    /// Authenticates a member by its certificate at the tip's state, as admission judges a
+    /// transaction's signer (the TLS listeners' peers).
+    pub fn authenticate(&self, leaf: &Certificate) -> Result<SignerInfo, MemberRefusal> {
+        let (_, header) = self.tip();
+        let nodes = CachedNodes::new(&self.store, &self.nodes);
+        let view = StateView::new(&nodes, header.state_root);
+        self.admission.authenticate(&view, self.now_secs(), leaf)
     }
 
     /// Whether transaction `id` is on the chain; a read error is reported, never "no".

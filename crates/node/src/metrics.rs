@@ -68,6 +68,18 @@ pub struct Metrics {
     pub subscriptions_refused: AtomicU64,
     /// The configured limits, reported beside their use.
     pub limits: ApiLimitsGauge,
+    /// Mutual-TLS handshakes completed.
+    pub tls_handshakes: AtomicU64,
+    /// Mutual-TLS handshakes that failed (refused certificate, no common algorithm, timeout).
+    pub tls_handshake_failures: AtomicU64,
+    /// Open TLS sessions of authenticated peers.
+    pub tls_sessions: AtomicU64,
+    /// Live sessions cut because the peer's certificate was revoked, suspended or expired.
+    pub tls_sessions_cut: AtomicU64,
+    /// The last second of the node's own TLS certificate (0 before the listener starts).
+    pub tls_certificate_not_after: AtomicU64,
+    /// 1 while the node's own TLS certificate expires within 30 days (or has expired).
+    pub tls_certificate_expiring: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -177,6 +189,42 @@ impl Metrics {
                 "SubscribeBlocks calls refused: api.max_subscriptions reached.",
                 "counter",
                 &self.subscriptions_refused,
+            ),
+            (
+                "gmchain_tls_handshakes_total",
+                "Mutual GM TLS handshakes completed on the API listener.",
+                "counter",
+                &self.tls_handshakes,
+            ),
+            (
+                "gmchain_tls_handshake_failures_total",
+                "Mutual GM TLS handshakes that failed (certificate refused, no RFC 8998 suite, timeout).",
+                "counter",
+                &self.tls_handshake_failures,
+            ),
+            (
+                "gmchain_tls_sessions",
+                "Open TLS sessions of authenticated peers.",
+                "gauge",
+                &self.tls_sessions,
+            ),
+            (
+                "gmchain_tls_sessions_cut_total",
+                "Live TLS sessions cut because the peer's certificate was revoked, suspended or expired.",
+                "counter",
+                &self.tls_sessions_cut,
+            ),
+            (
+                "gmchain_tls_certificate_not_after_seconds",
+                "Expiry (Unix seconds) of the node's own TLS certificate; a warning is logged from 30 days before.",
+                "gauge",
+                &self.tls_certificate_not_after,
+            ),
+            (
+                "gmchain_tls_certificate_expiring",
+                "1 while the node's own TLS certificate expires within 30 days (or has expired): renew it and send SIGHUP.",
+                "gauge",
+                &self.tls_certificate_expiring,
             ),
             (
                 "gmchain_api_max_connections",

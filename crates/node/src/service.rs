@@ -17,10 +17,21 @@ use crate::local::{LocalNode, seal_bytes};
 use crate::pool::Outcome;
 use execution::Rejection;
 
+/// Who a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Consortium members authenticated by mutual TLS: reads and writes (writes are still
+    /// authorised by each transaction's signature).
+    Members,
+    /// Anyone, reads only: the plain public listener, enabled only by `api.public_listen`.
+    PublicReadOnly,
+}
+
 /// The service.
 #[derive(Debug, Clone)]
 pub struct ChainService {
     core: Arc<LocalNode>,
+    access: Access,
     // Admissions running at once: one per core. More only adds threads that take turns on
     // the same cores (hundreds of in-flight submissions would otherwise each get a thread).
     admitting: Arc<tokio::sync::Semaphore>,
@@ -37,13 +48,14 @@ pub struct ChainService {
 const SUBSCRIBER_LAG: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl ChainService {
-    /// Serves `core` under the subscription limits of `limits`.
-    pub fn new(core: Arc<LocalNode>, limits: &crate::config::ApiLimits) -> Self {
+    /// Serves `core` to `access` under the subscription limits of `limits`.
+    pub fn new(core: Arc<LocalNode>, limits: &crate::config::ApiLimits, access: Access) -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
         Self {
             core,
+            access,
             admitting: Arc::new(tokio::sync::Semaphore::new(cores)),
             subscriptions: Arc::new(tokio::sync::Semaphore::new(limits.max_subscriptions)),
             max_subscriptions: limits.max_subscriptions,
@@ -84,6 +96,54 @@ fn subscriptions_full(why: String) -> Status {
         &codes::NODE_SUBSCRIPTIONS_FULL,
         format!("NODE_SUBSCRIPTIONS_FULL: {why}; retry later"),
     )
+}
+
+/// The connection facts of a request: its remote address and authenticated member.
+fn peer_of<T>(request: &Request<T>) -> crate::tls::Peer {
+    if let Some(p) = request.extensions().get::<crate::tls::Peer>() {
+        return p.clone();
+    }
+    match request
+        .extensions()
+        .get::<tonic::transport::server::TcpConnectInfo>()
+    {
+        Some(info) => crate::tls::plain_peer(info),
+        None => crate::tls::Peer {
+            remote: None,
+            identity: None,
+        },
+    }
+}
+
+impl ChainService {
+    /// A read: members, or anyone on the public listener.
+    fn admit_read<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        match self.access {
+            Access::PublicReadOnly => Ok(()),
+            Access::Members => self.member(request).map(|_| ()),
+        }
+    }
+
+    /// A write: members only, never on the public listener.
+    fn admit_write<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        match self.access {
+            Access::PublicReadOnly => Err(coded_status(
+                &codes::NODE_READ_ONLY,
+                "NODE_READ_ONLY: the public read-only listener accepts no transactions; submit over the mutual-TLS API".into(),
+            )),
+            Access::Members => self.member(request).map(|_| ()),
+        }
+    }
+
+    fn member<T>(&self, request: &Request<T>) -> Result<Arc<gmtls::PeerIdentity>, Status> {
+        peer_of(request).identity.ok_or_else(|| {
+            coded_status(
+                &codes::NODE_UNAUTHENTICATED,
+                "NODE_UNAUTHENTICATED: no authenticated consortium member on this connection"
+                    .into(),
+            )
+        })
+    }
 }
 
 fn refusal_status(r: &Rejection) -> Status {
@@ -179,6 +239,7 @@ impl Chain for ChainService {
         &self,
         request: Request<pb::SubmitTransactionRequest>,
     ) -> Result<Response<pb::SubmitTransactionResponse>, Status> {
+        self.admit_write(&request)?;
         let req = request.into_inner();
         let core = self.core.clone();
         let wait = req.wait_for_commit;
@@ -226,6 +287,7 @@ impl Chain for ChainService {
         &self,
         request: Request<pb::TxIdRequest>,
     ) -> Result<Response<pb::TransactionResponse>, Status> {
+        self.admit_read(&request)?;
         let id = tx_id(&request.into_inner().tx_id)?;
         let core = self.core.clone();
         let found = blocking(move || core.transaction(&id).map_err(internal)).await?;
@@ -242,6 +304,7 @@ impl Chain for ChainService {
         &self,
         request: Request<pb::TxIdRequest>,
     ) -> Result<Response<pb::ReceiptResponse>, Status> {
+        self.admit_read(&request)?;
         let id = tx_id(&request.into_inner().tx_id)?;
         let core = self.core.clone();
         let found = blocking(move || core.receipt(&id).map_err(internal)).await?;
@@ -258,6 +321,7 @@ impl Chain for ChainService {
         &self,
         request: Request<pb::GetBlockRequest>,
     ) -> Result<Response<pb::BlockResponse>, Status> {
+        self.admit_read(&request)?;
         let req = request.into_inner();
         let core = self.core.clone();
         let resp = blocking(move || {
@@ -276,6 +340,7 @@ impl Chain for ChainService {
         &self,
         request: Request<pb::GetAttestationRequest>,
     ) -> Result<Response<pb::AttestationResponse>, Status> {
+        self.admit_read(&request)?;
         let key = request
             .into_inner()
             .key
@@ -306,6 +371,7 @@ impl Chain for ChainService {
         &self,
         request: Request<pb::ListAttestationsRequest>,
     ) -> Result<Response<pb::ListAttestationsResponse>, Status> {
+        self.admit_read(&request)?;
         let req = request.into_inner();
         if req.limit > 1000 {
             return Err(Status::invalid_argument(format!(
@@ -330,6 +396,7 @@ impl Chain for ChainService {
         &self,
         request: Request<pb::TxIdRequest>,
     ) -> Result<Response<pb::ReceiptProofResponse>, Status> {
+        self.admit_read(&request)?;
         let id = tx_id(&request.into_inner().tx_id)?;
         let core = self.core.clone();
         let bundle = blocking(move || core.receipt_bundle(&id).map_err(internal)).await?;
@@ -346,7 +413,8 @@ impl Chain for ChainService {
         &self,
         request: Request<pb::SubscribeBlocksRequest>,
     ) -> Result<Response<Self::SubscribeBlocksStream>, Status> {
-        let peer = request.remote_addr().map(|a| a.ip());
+        self.admit_read(&request)?;
+        let peer = peer_of(&request).remote.map(|a| a.ip());
         let from = Height(request.into_inner().from_height);
         let core = self.core.clone();
         let metrics = core.metrics.clone();
@@ -431,8 +499,9 @@ impl Chain for ChainService {
 
     async fn get_status(
         &self,
-        _request: Request<pb::GetStatusRequest>,
+        request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        self.admit_read(&request)?;
         let core = self.core.clone();
         let (tip, _) = core.tip();
         let c = &self.core;

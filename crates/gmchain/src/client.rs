@@ -1,0 +1,466 @@
+//! How every command reaches a node: over mutual GM TLS 1.3 (RFC 8998, `gmtls`) with the
+//! user's key (a PEM file or a `pkcs11:` key in a token), certificate and trusted CA, or over
+//! plain HTTP to a node's public read-only listener when the address says `http://`.
+//!
+//! A client profile (`--client-profile FILE` or `GMCHAIN_CLIENT_PROFILE`) holds the node's
+//! address and the TLS identity; flags override it. Paths in a profile are relative to it.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use api::v1::chain_client::ChainClient;
+use gmtls::net::{ConnectError, connect as tls_connect};
+use pki::{Certificate, Crl};
+use serde::Deserialize;
+use tonic::transport::Channel;
+
+use crate::Failure;
+use crate::io::{PassArgs, read_named};
+
+/// The node's default API address.
+pub(crate) const DEFAULT_NODE: &str = "127.0.0.1:7050";
+
+/// How long a connection and its handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The TLS identity and trust of a client, from flags or a profile.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct TlsArgs {
+    /// A client profile (TOML: node, tls_key, hsm_profile, pass_file or pass_env, tls_cert, ca,
+    /// crls); flags override its fields.
+    #[arg(long, value_name = "FILE", env = "GMCHAIN_CLIENT_PROFILE")]
+    pub client_profile: Option<PathBuf>,
+    /// The TLS client key: a PEM key file or a `pkcs11:` URI.
+    #[arg(long, value_name = "KEY")]
+    pub tls_key: Option<String>,
+    /// The module profile of a `pkcs11:` TLS key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_hsm_profile: Option<PathBuf>,
+    /// File holding the TLS key's PIN or passphrase.
+    #[arg(long, value_name = "FILE")]
+    pub tls_pass_file: Option<PathBuf>,
+    /// Environment variable holding the TLS key's PIN or passphrase.
+    #[arg(long, value_name = "VAR")]
+    pub tls_pass_env: Option<String>,
+    /// The TLS client certificate (PEM; may be followed by its CA certificates).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// A CA certificate to trust for the node's certificate (the consortium root or the
+    /// node's agency CA); repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Vec<PathBuf>,
+    /// A CRL of a CA on the node's certificate path (for the TLS check); repeatable. Revocation fails closed:
+    /// every CA between the trusted one and the node needs a current CRL.
+    #[arg(long, value_name = "FILE")]
+    pub tls_crl: Vec<PathBuf>,
+}
+
+/// The node to talk to, and how.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct NodeArgs {
+    /// The node: HOST:PORT (or https://HOST:PORT) for its mutual GM TLS API; http://HOST:PORT
+    /// for a public read-only listener (no client certificate, reads only). Default: the
+    /// profile's, else 127.0.0.1:7050.
+    #[arg(long, value_name = "ADDR")]
+    pub node: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+impl NodeArgs {
+    /// The node at `addr` with no TLS settings but the environment's profile.
+    pub(crate) fn at(addr: &str, tls: TlsArgs) -> NodeArgs {
+        NodeArgs {
+            node: Some(addr.to_string()),
+            tls,
+        }
+    }
+}
+
+/// A client profile file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Profile {
+    node: Option<String>,
+    tls_key: Option<String>,
+    hsm_profile: Option<PathBuf>,
+    pass_file: Option<PathBuf>,
+    pass_env: Option<String>,
+    tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    ca: Vec<PathBuf>,
+    #[serde(default)]
+    crls: Vec<PathBuf>,
+}
+
+fn read_profile(path: &Path) -> Result<Profile, Failure> {
+    let text = String::from_utf8(read_named("--client-profile", path)?).map_err(|_| {
+        Failure::BadInput(format!(
+            "--client-profile {}: not UTF-8 text",
+            path.display()
+        ))
+    })?;
+    let mut p: Profile = toml::from_str(&text).map_err(|e| {
+        Failure::BadInput(format!(
+            "--client-profile {}: {}",
+            path.display(),
+            e.message()
+        ))
+    })?;
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    p.hsm_profile = p.hsm_profile.map(rel);
+    p.pass_file = p.pass_file.map(rel);
+    p.tls_cert = p.tls_cert.map(rel);
+    p.ca = p.ca.into_iter().map(rel).collect();
+    p.crls = p.crls.into_iter().map(rel).collect();
+    p.tls_key = p.tls_key.map(|k| {
+        if k.starts_with("pkcs11:") || Path::new(&k).is_absolute() {
+            k
+        } else {
+            base.join(k).display().to_string()
+        }
+    });
+    Ok(p)
+}
+
+/// Where a command connects.
+enum Target {
+    /// Mutual GM TLS.
+    Tls {
+        addr: SocketAddr,
+        config: Arc<gmtls::rustls::ClientConfig>,
+    },
+    /// A public read-only listener, plain HTTP/2.
+    Plain { url: String },
+}
+
+/// Reads every PEM certificate in `path` (a leaf may be followed by its CAs), or one DER.
+pub(crate) fn read_certs(flag: &str, path: &Path) -> Result<Vec<Certificate>, Failure> {
+    let bytes = read_named(flag, path)?;
+    let bad =
+        |e: &dyn std::fmt::Display| Failure::BadInput(format!("{flag} {}: {e}", path.display()));
+    let text = String::from_utf8_lossy(&bytes);
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    if !text.contains(BEGIN) {
+        return Ok(vec![Certificate::from_der(&bytes).map_err(|e| bad(&e))?]);
+    }
+    let mut out = Vec::new();
+    let mut rest = &text[..];
+    while let Some(start) = rest.find(BEGIN) {
+        let end = rest[start..]
+            .find(END)
+            .ok_or_else(|| bad(&"a PEM certificate without its END line"))?
+            + start
+            + END.len();
+        out.push(Certificate::from_pem(&rest.as_bytes()[start..end]).map_err(|e| bad(&e))?);
+        rest = &rest[end..];
+    }
+    Ok(out)
+}
+
+fn read_crl(path: &Path) -> Result<Crl, Failure> {
+    let bytes = read_named("--crl", path)?;
+    Crl::from_pem(&bytes)
+        .or_else(|_| Crl::from_der(&bytes))
+        .map_err(|e| Failure::BadInput(format!("--crl {}: {e}", path.display())))
+}
+
+/// The address the flags and profile name, and whether it is the plain public listener.
+fn address(node: &NodeArgs, profile: &Profile) -> Result<(String, bool), Failure> {
+    let raw = node
+        .node
+        .clone()
+        .or_else(|| profile.node.clone())
+        .unwrap_or_else(|| DEFAULT_NODE.to_string());
+    if let Some(rest) = raw.strip_prefix("http://") {
+        return Ok((rest.trim_end_matches('/').to_string(), true));
+    }
+    let rest = raw.strip_prefix("https://").unwrap_or(&raw);
+    Ok((rest.trim_end_matches('/').to_string(), false))
+}
+
+fn resolve_addr(addr: &str) -> Result<SocketAddr, Failure> {
+    addr.to_socket_addrs()
+        .map_err(|e| Failure::BadInput(format!("--node {addr}: {e}")))?
+        .next()
+        .ok_or_else(|| Failure::BadInput(format!("--node {addr}: no address")))
+}
+
+fn tls_config(
+    tls: &TlsArgs,
+    profile: &Profile,
+) -> Result<Arc<gmtls::rustls::ClientConfig>, Failure> {
+    let missing = |what: &str, flag: &str| {
+        Failure::BadInput(format!(
+            "the node's API is mutual GM TLS: give {what} ({flag}, or a --client-profile / GMCHAIN_CLIENT_PROFILE); an http:// address reaches a public read-only listener instead"
+        ))
+    };
+    let key = tls
+        .tls_key
+        .clone()
+        .or_else(|| profile.tls_key.clone())
+        .ok_or_else(|| missing("your TLS key", "--tls-key"))?;
+    let cert_path = tls
+        .tls_cert
+        .clone()
+        .or_else(|| profile.tls_cert.clone())
+        .ok_or_else(|| missing("your TLS certificate", "--tls-cert"))?;
+    let ca_paths = if tls.ca.is_empty() {
+        profile.ca.clone()
+    } else {
+        tls.ca.clone()
+    };
+    if ca_paths.is_empty() {
+        return Err(missing(
+            "the CA to trust for the node's certificate",
+            "--ca",
+        ));
+    }
+    let crl_paths = if tls.tls_crl.is_empty() {
+        profile.crls.clone()
+    } else {
+        tls.tls_crl.clone()
+    };
+    // Flags for the key's secret override the profile's as a pair.
+    let pass = if tls.tls_pass_file.is_some() || tls.tls_pass_env.is_some() {
+        PassArgs {
+            pass_file: tls.tls_pass_file.clone(),
+            pass_env: tls.tls_pass_env.clone(),
+        }
+    } else {
+        PassArgs {
+            pass_file: profile.pass_file.clone(),
+            pass_env: profile.pass_env.clone(),
+        }
+    };
+    let hsm_profile = tls
+        .tls_hsm_profile
+        .clone()
+        .or_else(|| profile.hsm_profile.clone());
+    let signer: Arc<dyn crypto::Signer> = Arc::from(crate::cli_crypto::load_signer(
+        &key,
+        hsm_profile,
+        pass,
+        false,
+    )?);
+    let chain = read_certs("--tls-cert", &cert_path)?;
+    let creds = gmtls::Credentials::new(chain, signer)
+        .map_err(|e| Failure::coded(&e, format!("--tls-key/--tls-cert: {e}")))?;
+    let mut anchors = Vec::new();
+    for p in &ca_paths {
+        anchors.extend(read_certs("--ca", p)?);
+    }
+    let crls = crl_paths
+        .iter()
+        .map(|p| read_crl(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let authority = gmtls::StaticAuthority::new(anchors, crls, gmtls::SERVER_ROLES)
+        .map_err(|e| Failure::coded(&e, e.to_string()))?;
+    gmtls::client_config(&creds, Arc::new(authority), gmtls::provider())
+        .map_err(|e| Failure::coded(&e, e.to_string()))
+}
+
+fn target(node: &NodeArgs) -> Result<Target, Failure> {
+    let profile = match &node.tls.client_profile {
+        Some(p) => read_profile(p)?,
+        None => Profile::default(),
+    };
+    let (addr, plain) = address(node, &profile)?;
+    if plain {
+        return Ok(Target::Plain {
+            url: format!("http://{addr}"),
+        });
+    }
+    let config = tls_config(&node.tls, &profile)?;
+    Ok(Target::Tls {
+        addr: resolve_addr(&addr)?,
+        config,
+    })
+}
+
+/// A failed TLS connection as a CLI failure: an unreachable node is 3, a refused certificate
+/// (ours or the node's) 1, no common algorithm 2; the message says what the alert means.
+pub(crate) fn connect_failure(e: &ConnectError) -> Failure {
+    let hint = match e {
+        ConnectError::Unreachable { .. } => "; is `gmchain node start` running?",
+        ConnectError::Refused { .. } => "; the node's log has the detail",
+        ConnectError::PeerNotVerified { .. } => {
+            "; check --ca and --tls-crl, and that the address is a node of your consortium"
+        }
+        ConnectError::Handshake { .. } => "",
+    };
+    Failure::coded(e, format!("{e}{hint}"))
+}
+
+/// Opens one TLS connection to `addr` (the tunnel's and the channel's connector).
+pub(crate) async fn open_tls(
+    addr: SocketAddr,
+    config: Arc<gmtls::rustls::ClientConfig>,
+    confirm: bool,
+) -> Result<
+    gmtls::net::Confirmed<gmtls::tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    ConnectError,
+> {
+    tls_connect(
+        addr,
+        config,
+        CONNECT_TIMEOUT,
+        confirm.then_some(CONNECT_TIMEOUT),
+    )
+    .await
+}
+
+/// Connects a gRPC client to the node `node` names.
+pub(crate) async fn connect(node: &NodeArgs) -> Result<ChainClient<Channel>, Failure> {
+    let channel = match target(node)? {
+        Target::Plain { url } => tonic::transport::Endpoint::from_shared(url.clone())
+            .map_err(|e| Failure::BadInput(format!("--node {url}: {e}")))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .connect()
+            .await
+            .map_err(|e| {
+                Failure::Unreachable(format!(
+                    "node {url} unreachable: {e}; is its public listener (api.public_listen) enabled?"
+                ))
+            })?,
+        Target::Tls { addr, config } => {
+            // The first connection is made here, so that a refusal is reported with its alert
+            // and exit status; the channel reconnects (after an idle close) the same way.
+            let first = open_tls(addr, config.clone(), true)
+                .await
+                .map_err(|e| connect_failure(&e))?;
+            let first = Arc::new(Mutex::new(Some(first)));
+            let connector = tower::service_fn(move |_uri: tonic::transport::Uri| {
+                let first = first.clone();
+                let config = config.clone();
+                async move {
+                    let ready = first.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    let stream = match ready {
+                        Some(s) => s,
+                        None => open_tls(addr, config, false).await?,
+                    };
+                    Ok::<_, ConnectError>(hyper_util::rt::TokioIo::new(stream))
+                }
+            });
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(|e| Failure::BadInput(format!("--node {addr}: {e}")))?
+                .connect_with_connector(connector)
+                .await
+                .map_err(|e| {
+                    Failure::Unreachable(format!("node {addr}: the gRPC channel failed: {e}"))
+                })?
+        }
+    };
+    Ok(ChainClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+}
+
+/// `gmchain tunnel`: local plain HTTP to a node's mutual GM TLS API.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TunnelArgs {
+    /// Where to accept plain connections (loopback: whoever reaches this port acts with your
+    /// certificate).
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Accept connections on a non-loopback --listen address (every host that reaches it then
+    /// uses your identity).
+    #[arg(long)]
+    allow_non_loopback: bool,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// Forwards each local connection over its own mutual GM TLS connection to the node, bytes as
+/// they are (gRPC, and the REST gateway later), until SIGINT or SIGTERM. The first connection
+/// is made before listening, so a refused certificate or an unreachable node fails at once.
+pub(crate) fn tunnel(args: TunnelArgs) -> Result<(), Failure> {
+    if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
+        return Err(Failure::BadInput(format!(
+            "--listen {}: not a loopback address; the tunnel lends your certificate to whoever connects (add --allow-non-loopback if you mean it)",
+            args.listen
+        )));
+    }
+    let (addr, config) = match target(&args.node)? {
+        Target::Tls { addr, config } => (addr, config),
+        Target::Plain { url } => {
+            return Err(Failure::BadInput(format!(
+                "--node {url}: a tunnel goes to the mutual-TLS API (HOST:PORT), not a plain listener"
+            )));
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let probe = open_tls(addr, config.clone(), true)
+            .await
+            .map_err(|e| connect_failure(&e))?;
+        let server = probe
+            .get_ref()
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|d| Certificate::from_der(d.as_ref()).ok())
+            .map(|c| c.subject())
+            .unwrap_or_default();
+        drop(probe);
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| Failure::BadInput(format!("--listen {}: {e}", args.listen)))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Failure::BadInput(format!("--listen: {e}")))?;
+        eprintln!("tunnel: http://{local} -> {addr} over mutual GM TLS (node {server})");
+        let stop = async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut term) => tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    },
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        };
+        tokio::pin!(stop);
+        loop {
+            let (mut local_conn, peer) = tokio::select! {
+                a = listener.accept() => match a {
+                    Ok(x) => x,
+                    Err(e) => {
+                        eprintln!("tunnel: accept failed: {e}");
+                        continue;
+                    }
+                },
+                () = &mut stop => return Ok(()),
+            };
+            let config = config.clone();
+            tokio::spawn(async move {
+                let _ = local_conn.set_nodelay(true);
+                match open_tls(addr, config, false).await {
+                    Ok(mut remote) => {
+                        if let Err(e) =
+                            tokio::io::copy_bidirectional(&mut local_conn, &mut remote).await
+                        {
+                            eprintln!("tunnel: {peer}: {e}");
+                        }
+                    }
+                    Err(e) => eprintln!("tunnel: {peer}: {}", connect_failure(&e).message()),
+                }
+            });
+        }
+    })
+}

@@ -1,0 +1,386 @@
+//! The node's mutual GM TLS listener (RFC 8998, `gmtls`): who may connect, the sessions of
+//! authenticated peers, and cutting a session whose certificate the chain revokes.
+//!
+//! - [`ChainAuthority`] judges a peer's certificate by the chain's own state at its tip, with
+//!   the same rules (and certificate cache) as a transaction's signer: the consortium's CAs as
+//!   genesis and registered organisations record them, the CRLs on the chain (failing closed),
+//!   registration and suspension; then the role the listener accepts.
+//! - [`tls_incoming`] runs each handshake in its own task, under a deadline, over the accept
+//!   loop's [`LimitedStream`]s, and yields [`SessionStream`]s that carry the peer's identity
+//!   ([`Peer`], in every request's extensions).
+//! - [`Sessions`] holds every live session; [`Sessions::recheck`] runs after every committed
+//!   block and every few seconds, and cuts each session whose certificate no longer
+//!   authenticates (revoked, suspended, expired, its organisation deregistered): its next
+//!   read or write fails and the connection closes.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use execution::MemberRefusal;
+use gmtls::rustls::ServerConfig;
+use gmtls::tokio_rustls::{TlsAcceptor, server::TlsStream};
+use gmtls::{Authority, PeerIdentity, Refusal, RefusalKind};
+use pki::{Certificate, Role, UnixTime};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+use crate::listener::LimitedStream;
+use crate::local::LocalNode;
+use crate::metrics::Metrics;
+
+/// Judges TLS peers by the chain's state at its tip.
+#[derive(Debug)]
+pub struct ChainAuthority {
+    core: Arc<LocalNode>,
+    roles: &'static [Role],
+}
+
+impl ChainAuthority {
+    /// Accepts members of `core`'s consortium with one of `roles`.
+    pub fn new(core: Arc<LocalNode>, roles: &'static [Role]) -> Self {
+        ChainAuthority { core, roles }
+    }
+}
+
+/// The TLS refusal of a member the chain does not accept.
+fn member_refusal(e: MemberRefusal) -> Refusal {
+    match e {
+        MemberRefusal::Chain(c) => Refusal::of_chain(&c),
+        MemberRefusal::NotRegistered(m) => Refusal::new(RefusalKind::UnknownCa, m),
+        MemberRefusal::Suspended(m) => Refusal::new(RefusalKind::Revoked, m),
+        MemberRefusal::Invalid(m) => Refusal::new(RefusalKind::BadCertificate, m),
+        MemberRefusal::Unavailable(m) => Refusal::new(RefusalKind::Unavailable, m),
+    }
+}
+
+impl Authority for ChainAuthority {
+    fn authenticate(
+        &self,
+        leaf: &Certificate,
+        _intermediates: &[Certificate],
+        _now: UnixTime,
+    ) -> Result<PeerIdentity, Refusal> {
+        // The chain's registered CAs are the intermediates (what the peer sends is not
+        // needed), and the node's clock is the time, as for a transaction.
+        let role = gmtls::role_of(leaf, self.roles)?;
+        let member = self.core.authenticate(leaf).map_err(member_refusal)?;
+        Ok(PeerIdentity::of_verified_leaf(
+            leaf,
+            member.organisation,
+            role,
+        ))
+    }
+}
+
+/// The connection facts every request carries in its extensions.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// The remote address.
+    pub remote: Option<SocketAddr>,
+    /// The authenticated member (none on the public read-only listener).
+    pub identity: Option<Arc<PeerIdentity>>,
+}
+
+struct Session {
+    leaf: Certificate,
+    identity: Arc<PeerIdentity>,
+    cancel: CancellationToken,
+}
+
+/// The live sessions of authenticated peers.
+#[derive(Default)]
+pub struct Sessions {
+    live: Mutex<HashMap<u64, Session>>,
+    next: AtomicU64,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sessions({})", self.len())
+    }
+}
+
+/// Removes its session from the registry when the connection goes.
+struct SessionGuard {
+    id: u64,
+    sessions: Arc<Sessions>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.sessions
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+        self.metrics.tls_sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Sessions {
+    /// Returns the number of live sessions.
+    pub fn len(&self) -> usize {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Returns whether no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn register(
+        self: &Arc<Self>,
+        leaf: Certificate,
+        identity: Arc<PeerIdentity>,
+        metrics: &Arc<Metrics>,
+    ) -> (SessionGuard, CancellationToken) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let cancel = CancellationToken::new();
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            id,
+            Session {
+                leaf,
+                identity,
+                cancel: cancel.clone(),
+            },
+        );
+        metrics.tls_sessions.fetch_add(1, Ordering::Relaxed);
+        (
+            SessionGuard {
+                id,
+                sessions: self.clone(),
+                metrics: metrics.clone(),
+            },
+            cancel,
+        )
+    }
+
+    /// Authenticates every live session's certificate again and cuts those refused now.
+    /// Each distinct certificate is judged once. A state that cannot be read cuts nothing
+    /// (it is not a verdict). Returns the number of sessions cut.
+    pub fn recheck(&self, authority: &dyn Authority, now: UnixTime, metrics: &Metrics) -> usize {
+        let sessions: Vec<(Certificate, Arc<PeerIdentity>, CancellationToken)> = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| !s.cancel.is_cancelled())
+            .map(|s| (s.leaf.clone(), s.identity.clone(), s.cancel.clone()))
+            .collect();
+        let mut verdicts: HashMap<crypto::Digest, Option<Refusal>> = HashMap::new();
+        let mut cut = 0;
+        for (leaf, identity, cancel) in sessions {
+            let verdict = verdicts
+                .entry(identity.cert_id)
+                .or_insert_with(|| authority.authenticate(&leaf, &[], now).err());
+            if let Some(r) = verdict {
+                if r.kind == RefusalKind::Unavailable {
+                    continue;
+                }
+                tracing::warn!(
+                    peer = %identity,
+                    alert = ?r.kind.alert(),
+                    "TLS session cut: {}",
+                    r.detail
+                );
+                cancel.cancel();
+                metrics.tls_sessions_cut.fetch_add(1, Ordering::Relaxed);
+                cut += 1;
+            }
+        }
+        cut
+    }
+}
+
+/// A TLS connection of an authenticated peer; fails every read and write once its session is
+/// cut.
+pub struct SessionStream {
+    inner: TlsStream<LimitedStream>,
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
+    peer: Peer,
+    _guard: SessionGuard,
+}
+
+impl std::fmt::Debug for SessionStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionStream({:?})", self.peer)
+    }
+}
+
+impl SessionStream {
+    fn check_cut(&mut self, cx: &mut Context<'_>) -> Result<(), io::Error> {
+        if self.cut.as_mut().poll(cx).is_ready() {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "session cut: the peer's certificate is no longer valid on the chain",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl AsyncRead for SessionStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.check_cut(cx)?;
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SessionStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.check_cut(cx)?;
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.check_cut(cx)?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl Connected for SessionStream {
+    type ConnectInfo = Peer;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.peer.clone()
+    }
+}
+
+/// The plain listener's connection info, in the same shape.
+pub(crate) fn plain_peer(info: &TcpConnectInfo) -> Peer {
+    Peer {
+        remote: info.remote_addr(),
+        identity: None,
+    }
+}
+
+/// Handshakes each accepted connection (each in its own task, within `handshake_timeout`)
+/// and yields the authenticated ones, registered in `sessions`.
+pub fn tls_incoming(
+    mut incoming: tokio_stream::wrappers::ReceiverStream<io::Result<LimitedStream>>,
+    config: Arc<ServerConfig>,
+    sessions: Arc<Sessions>,
+    metrics: Arc<Metrics>,
+    handshake_timeout: Duration,
+) -> tokio_stream::wrappers::ReceiverStream<io::Result<SessionStream>> {
+    let (tx, rx) = mpsc::channel(16);
+    let acceptor = TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let conn = tokio::select! {
+                c = incoming.next() => c,
+                () = tx.closed() => return,
+            };
+            let Some(conn) = conn else { return };
+            let Ok(conn) = conn else { continue };
+            let remote = conn.connect_info().remote_addr();
+            let (acceptor, tx, sessions, metrics) = (
+                acceptor.clone(),
+                tx.clone(),
+                sessions.clone(),
+                metrics.clone(),
+            );
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(conn)).await
+                {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        metrics
+                            .tls_handshake_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(peer = ?remote, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        metrics
+                            .tls_handshake_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(peer = ?remote, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let (_, conn) = tls.get_ref();
+                let leaf = conn
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|d| Certificate::from_der(d.as_ref()).ok());
+                let (Some(leaf), Some(identity)) = (leaf, gmtls::peer_identity(conn)) else {
+                    // The verifier accepted a chain, so this cannot happen; refuse anyway.
+                    metrics
+                        .tls_handshake_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+                let identity = Arc::new(identity);
+                tracing::debug!(peer = ?remote, member = %identity, "TLS session opened");
+                let (guard, cancel) = sessions.register(leaf, identity.clone(), &metrics);
+                let stream = SessionStream {
+                    inner: tls,
+                    cut: Box::pin(cancel.cancelled_owned()),
+                    peer: Peer {
+                        remote,
+                        identity: Some(identity),
+                    },
+                    _guard: guard,
+                };
+                let _ = tx.send(Ok(stream)).await;
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Rechecks `sessions` after every block `core` commits and every `period`, until `stop`.
+pub async fn recheck_sessions(
+    core: Arc<LocalNode>,
+    authority: Arc<dyn Authority>,
+    sessions: Arc<Sessions>,
+    period: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut blocks = core.subscribe();
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            r = blocks.recv() => {
+                if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+            }
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if sessions.is_empty() {
+            continue;
+        }
+        let (core, authority, sessions) = (core.clone(), authority.clone(), sessions.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            sessions.recheck(&*authority, core.now(), &core.metrics)
+        })
+        .await;
+    }
+}
