@@ -126,3 +126,65 @@ pub fn peer_identity(conn: &rustls::CommonState) -> Option<PeerIdentity> {
     let organisation = leaf.organisation()?;
     Some(PeerIdentity::of_verified_leaf(&leaf, organisation, role))
 }
+
+/// Accepts only what `inner` accepts and only certificates of `roles`: a listener's role
+/// policy on top of any authority (the node's chain authority accepts every member).
+#[derive(Debug)]
+pub struct RolePolicy {
+    inner: Arc<dyn Authority>,
+    roles: &'static [Role],
+}
+
+impl RolePolicy {
+    /// `inner`, restricted to `roles`.
+    pub fn new(inner: Arc<dyn Authority>, roles: &'static [Role]) -> Arc<Self> {
+        Arc::new(RolePolicy { inner, roles })
+    }
+}
+
+impl Authority for RolePolicy {
+    fn authenticate(
+        &self,
+        leaf: &Certificate,
+        intermediates: &[Certificate],
+        now: pki::UnixTime,
+    ) -> Result<PeerIdentity, crate::Refusal> {
+        crate::role_of(leaf, self.roles)?;
+        self.inner.authenticate(leaf, intermediates, now)
+    }
+}
+
+/// The server side of a node-to-node link: presents the node's `node-sign` certificate and
+/// accepts only peers with a `node-sign` certificate that `peers` accepts.
+pub fn link_server_config(
+    certificate: Arc<ServerCertificate>,
+    peers: Arc<dyn Authority>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    check_link_role(&certificate.leaf())?;
+    server_config(
+        certificate,
+        RolePolicy::new(peers, LINK_ROLES),
+        crate::provider(),
+    )
+}
+
+/// The client side of a node-to-node link: presents `creds` (a `node-sign` certificate) and
+/// accepts only a peer node with a `node-sign` certificate that `peers` accepts.
+pub fn link_client_config(
+    creds: &Credentials,
+    peers: Arc<dyn Authority>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    check_link_role(creds.leaf())?;
+    client_config(creds, RolePolicy::new(peers, LINK_ROLES), crate::provider())
+}
+
+fn check_link_role(leaf: &Certificate) -> Result<(), TlsError> {
+    match leaf.role() {
+        Some(Role::NodeSign) => Ok(()),
+        other => Err(TlsError::Config(format!(
+            "a node link presents a node-sign certificate; {} is {}",
+            leaf.subject(),
+            other.map(|r| r.as_str()).unwrap_or("of no gmchain role")
+        ))),
+    }
+}

@@ -14,7 +14,8 @@
 //!   `certificate_revoked`, expired → `certificate_expired`, wrong role →
 //!   `unsupported_certificate`.
 //! - [`server_config`] / [`client_config`]: TLS 1.3 only, client certificates mandatory,
-//!   resumption, tickets and 0-RTT off on both sides.
+//!   resumption, tickets and 0-RTT off on both sides. [`link_server_config`] /
+//!   [`link_client_config`]: the same for node-to-node links, `node-sign` on both ends.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -30,8 +31,8 @@ pub use rustls;
 pub use tokio_rustls;
 
 pub use config::{
-    API_CLIENT_ROLES, LINK_ROLES, SERVER_ROLES, ServerCertificate, client_config, peer_identity,
-    server_config,
+    API_CLIENT_ROLES, LINK_ROLES, RolePolicy, SERVER_ROLES, ServerCertificate, client_config,
+    link_client_config, link_server_config, peer_identity, server_config,
 };
 pub use provider::{
     AEAD_SM4_CCM, AEAD_SM4_GCM, CurveSm2, KX_CURVE_SM2, Sm4AeadAlgorithm, Suite, TLS13_SM4_CCM_SM3,

@@ -317,3 +317,42 @@ async fn an_unreachable_node_is_reported_as_such() {
     .unwrap_err();
     assert!(matches!(err, ConnectError::Unreachable { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn node_links_accept_node_sign_peers_only_on_both_ends() {
+    let pki = Pki::new(12, "Consortium");
+    let a = pki.creds(Role::NodeSign, "node-a");
+    let b = pki.creds(Role::NodeSign, "node-b");
+    let peers = || -> Arc<dyn gmtls::Authority> {
+        pki.authority(&[Role::NodeSign, Role::User, Role::Admin], &[])
+    };
+    // A link between two nodes: both sides see a node-sign peer.
+    let server = gmtls::link_server_config(ServerCertificate::new(&a), peers()).unwrap();
+    let (addr, task) = serve_once(server.clone()).await;
+    let client = gmtls::link_client_config(&b, peers()).unwrap();
+    let mut s = connect(
+        addr,
+        client.clone(),
+        Duration::from_secs(5),
+        Some(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    exchange(&mut s).await;
+    assert_eq!(
+        peer_identity(s.get_ref().get_ref().1).unwrap().subject,
+        a.leaf().subject()
+    );
+    assert_eq!(
+        task.await.unwrap().unwrap().1.cert_id,
+        b.leaf().fingerprint()
+    );
+    // The link policy holds even over an authority that accepts users: a user is refused.
+    let user = pki.creds(Role::User, "user-on-link");
+    let as_user = client_config(&user, peers(), provider()).unwrap();
+    let (alert, why) = refused_alert(server, as_user).await;
+    assert_eq!(alert, AlertDescription::UnsupportedCertificate, "{why}");
+    // Neither end can be configured with another role's certificate.
+    assert!(gmtls::link_client_config(&user, peers()).is_err());
+    assert!(gmtls::link_server_config(ServerCertificate::new(&user), peers()).is_err());
+}
