@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A tour: the SM2/SM3/SM4 toolbox mixed with OpenSSL 3 to show the files interoperate; keys in
 # a PKCS#11 token; a CA issuing the node's and a user's certificates; a single-validator chain
-# whose node signs blocks with its key inside the token; a document anchored and its receipt
+# whose node signs blocks (and its GM TLS handshakes) with its key inside the token; a client
+# over mutual GM TLS 1.3 with the user's token key; a document anchored and its receipt
 # verified offline; a conformance report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -115,9 +116,26 @@ run "$bin" node init --config node.toml
 say "$bin node start --config node.toml &"
 "$bin" node start --config node.toml 2> node.log &
 node_pid=$!
-node="http://127.0.0.1:$grpc_port"
-for _ in $(seq 100); do "$bin" query status --node "$node" >/dev/null 2>&1 && break; sleep 0.1; done
-run "$bin" query status --node "$node"
+# The node's API is mutual GM TLS 1.3 (RFC 8998) only: the node signs its handshakes with the
+# token key node-1; alice connects with her token key. Her client profile holds the address,
+# the TLS key and certificate and the CA to trust (with its CRL: revocation fails closed).
+node="127.0.0.1:$grpc_port"
+cat > alice.toml <<TOML
+node = "$node"
+tls_key = "$alice"
+hsm_profile = "$profile"
+pass_file = "user.pin"
+tls_cert = "alice.pem"
+ca = ["root.pem"]
+crls = ["root.crl"]
+TOML
+run cat alice.toml
+export GMCHAIN_CLIENT_PROFILE="$PWD/alice.toml"
+for _ in $(seq 100); do "$bin" query status >/dev/null 2>&1 && break; sleep 0.1; done
+say "$bin query status   (GMCHAIN_CLIENT_PROFILE=alice.toml: over TLS_SM4_GCM_SM3)"
+"$bin" query status
+say "openssl s_client -connect $node   (Debian's OpenSSL has no RFC 8998 suite: the node refuses it)"
+openssl s_client -connect "$node" -brief </dev/null 2>&1 | grep -iE 'alert|error' | head -n 2 || true
 run "$bin" tx attest notice.txt --metadata "records office notice" --key "$alice" --hsm-profile "$profile" --pass-file user.pin --cert alice.pem --node "$node" --out notice.receipt.json
 run "$bin" query attestation --file notice.txt --node "$node"
 say "$bin receipt verify notice.receipt.json notice.txt --genesis chain/genesis.json   (offline: only the genesis file is trusted)"

@@ -454,7 +454,7 @@ pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
     rt.block_on(async move {
         match cmd {
             QueryCommand::Status { node } => {
-                let mut c = connect(&node).await?;
+                let (mut c, connection) = crate::client::connect_with_info(&node).await?;
                 let s = c
                     .get_status(pb::GetStatusRequest {})
                     .await
@@ -470,6 +470,7 @@ pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
                     "committed_txs_since_start": s.committed_txs,
                     "expiry_window": s.expiry_window,
                     "version": s.version,
+                    "connection": connection,
                 }))
             }
             QueryCommand::Tx { id, node } => {

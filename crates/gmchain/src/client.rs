@@ -316,6 +316,40 @@ pub(crate) async fn open_tls(
 
 /// Connects a gRPC client to the node `node` names.
 pub(crate) async fn connect(node: &NodeArgs) -> Result<ChainClient<Channel>, Failure> {
+    Ok(connect_with_info(node).await?.0)
+}
+
+/// What the connection is: the protocol, the RFC 8998 suite and the node's certificate, or the
+/// plain public listener.
+pub(crate) fn describe(
+    conn: &gmtls::rustls::ClientConnection,
+) -> serde_json::Value {
+    let suite = conn
+        .negotiated_cipher_suite()
+        .and_then(|s| gmtls::Suite::from_rustls(s.suite()))
+        .map(|s| s.name());
+    let node = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|d| Certificate::from_der(d.as_ref()).ok());
+    serde_json::json!({
+        "transport": "mutual GM TLS (RFC 8998)",
+        "protocol": conn.protocol_version().map(|v| format!("{v:?}")),
+        "cipher_suite": suite,
+        "key_exchange": "curveSM2",
+        "signature_scheme": "sm2sig_sm3",
+        "node_certificate": node.as_ref().map(|c| c.subject()),
+        "node_certificate_serial": node.as_ref().map(|c| c.serial().to_string()),
+    })
+}
+
+/// Connects and also returns what the connection is (see [`describe`]).
+pub(crate) async fn connect_with_info(
+    node: &NodeArgs,
+) -> Result<(ChainClient<Channel>, serde_json::Value), Failure> {
+    let mut info = serde_json::json!({
+        "transport": "plain HTTP/2 (public read-only listener, outside GB/T 39786 §8.2)"
+    });
     let channel = match target(node)? {
         Target::Plain { url } => tonic::transport::Endpoint::from_shared(url.clone())
             .map_err(|e| Failure::BadInput(format!("--node {url}: {e}")))?
@@ -333,6 +367,7 @@ pub(crate) async fn connect(node: &NodeArgs) -> Result<ChainClient<Channel>, Fai
             let first = open_tls(addr, config.clone(), true)
                 .await
                 .map_err(|e| connect_failure(&e))?;
+            info = describe(first.get_ref().get_ref().1);
             let first = Arc::new(Mutex::new(Some(first)));
             let connector = tower::service_fn(move |_uri: tonic::transport::Uri| {
                 let first = first.clone();
@@ -355,7 +390,10 @@ pub(crate) async fn connect(node: &NodeArgs) -> Result<ChainClient<Channel>, Fai
                 })?
         }
     };
-    Ok(ChainClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+    Ok((
+        ChainClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
+        info,
+    ))
 }
 
 /// `gmchain tunnel`: local plain HTTP to a node's mutual GM TLS API.
