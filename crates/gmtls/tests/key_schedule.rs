@@ -26,9 +26,12 @@ use gmtls::{
 use pki::Role;
 use wire::{APPLICATION_DATA, CHANGE_CIPHER_SPEC, HANDSHAKE, Record};
 
-/// Every secret a side logged: (label, client random, secret).
+/// One logged secret: (label, client random, secret).
+type Logged = (String, Vec<u8>, Vec<u8>);
+
+/// Every secret a side logged.
 #[derive(Debug, Default)]
-struct Log(Mutex<Vec<(String, Vec<u8>, Vec<u8>)>>);
+struct Log(Mutex<Vec<Logged>>);
 
 impl KeyLog for Log {
     fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
