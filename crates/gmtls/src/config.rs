@@ -52,13 +52,13 @@ impl ServerCertificate {
 }
 
 impl ResolvesServerCert for ServerCertificate {
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        // Only a client that accepts sm2sig_sm3 gets a certificate (the others get
-        // handshake_failure from rustls).
-        hello
-            .signature_schemes()
-            .contains(&SignatureScheme::Unknown(SM2SIG_SM3))
-            .then(|| self.current())
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // Always the certificate, whatever the client offers: rustls resolves it before
+        // choosing the suite and group and answers `None` with access_denied, so a non-GM
+        // offer (whose signature schemes rustls empties when no suite is in common) must get
+        // this far to be refused as what it is, handshake_failure (no common suite or group,
+        // or, at CertificateVerify, no sm2sig_sm3: the key signs with nothing else).
+        Some(self.current())
     }
 }
 

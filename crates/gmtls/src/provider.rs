@@ -126,23 +126,71 @@ pub static AEAD_SM4_GCM: Sm4AeadAlgorithm = Sm4AeadAlgorithm(Sm4Mode::Gcm);
 pub static AEAD_SM4_CCM: Sm4AeadAlgorithm = Sm4AeadAlgorithm(Sm4Mode::Ccm);
 
 impl Sm4AeadAlgorithm {
-    fn cipher(&self, key: &AeadKey, iv: Iv) -> Sm4Record {
+    fn cipher(&self, key: &[u8], iv: Iv) -> Sm4Record {
         // rustls hands over exactly key_len() bytes; a failure here would be a rustls bug, and
         // an unusable cipher then fails every record instead of using a wrong key.
-        let aead = Sm4Secret::from_slice(key.as_ref())
+        let aead = Sm4Secret::from_slice(key)
             .and_then(|k| Sm4Aead::new(&k, self.0))
             .ok();
         Sm4Record { aead, iv }
+    }
+
+    /// Test hook: the record protection [`Tls13AeadAlgorithm::encrypter`] returns, for a raw
+    /// key. rustls builds `AeadKey`s of the suite's 16-byte length only inside itself (outside
+    /// it an `AeadKey` is 32 bytes, which this AEAD refuses), so known-answer tests of the
+    /// record layer start here.
+    pub fn encrypter_for_key(&self, key: &[u8], iv: Iv) -> Box<dyn MessageEncrypter> {
+        Box::new(self.cipher(key, iv))
+    }
+
+    /// Test hook: the record protection [`Tls13AeadAlgorithm::decrypter`] returns, for a raw
+    /// key (see [`Sm4AeadAlgorithm::encrypter_for_key`]).
+    pub fn decrypter_for_key(&self, key: &[u8], iv: Iv) -> Box<dyn MessageDecrypter> {
+        Box::new(self.cipher(key, iv))
+    }
+
+    /// Test hook: seals `data` with any `aad` and `nonce` through the record layer's sealing
+    /// code, returning ciphertext ‖ tag. The record layer fixes the AAD to the 5-byte record
+    /// header and appends the content type; the RFC 8998 Appendix A vectors have a 20-byte
+    /// AAD and no content type, so they are checked here.
+    pub fn seal(
+        &self,
+        key: &[u8],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<u8>, rustls::Error> {
+        let record = self.cipher(key, Iv::from([0u8; 12]));
+        let mut buf = data.to_vec();
+        let tag = record.seal(nonce, aad, &mut buf)?;
+        buf.extend_from_slice(&tag);
+        Ok(buf)
+    }
+
+    /// Test hook: opens ciphertext ‖ tag with any `aad` and `nonce` through the record
+    /// layer's opening code; nothing is returned unless the tag verifies.
+    pub fn open(
+        &self,
+        key: &[u8],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, rustls::Error> {
+        let record = self.cipher(key, Iv::from([0u8; 12]));
+        let mut buf = sealed.to_vec();
+        let len = record.open(nonce, aad, &mut buf)?;
+        buf.truncate(len);
+        Ok(buf)
     }
 }
 
 impl Tls13AeadAlgorithm for Sm4AeadAlgorithm {
     fn encrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageEncrypter> {
-        Box::new(self.cipher(&key, iv))
+        Box::new(self.cipher(key.as_ref(), iv))
     }
 
     fn decrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageDecrypter> {
-        Box::new(self.cipher(&key, iv))
+        Box::new(self.cipher(key.as_ref(), iv))
     }
 
     fn key_len(&self) -> usize {
@@ -165,13 +213,39 @@ struct Sm4Record {
     iv: Iv,
 }
 
+impl Sm4Record {
+    /// Encrypts `buf` in place; returns the tag.
+    fn seal(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; AEAD_TAG_LEN], rustls::Error> {
+        let aead = self.aead.as_ref().ok_or(rustls::Error::EncryptError)?;
+        aead.seal_in_place(nonce, aad, buf)
+            .map_err(|_| rustls::Error::EncryptError)
+    }
+
+    /// Decrypts ciphertext ‖ tag in place if the tag verifies; returns the plaintext's length.
+    fn open(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8]) -> Result<usize, rustls::Error> {
+        let aead = self.aead.as_ref().ok_or(rustls::Error::DecryptError)?;
+        let Some(body_len) = buf.len().checked_sub(AEAD_TAG_LEN) else {
+            return Err(rustls::Error::DecryptError);
+        };
+        let mut tag = [0u8; AEAD_TAG_LEN];
+        tag.copy_from_slice(&buf[body_len..]);
+        aead.open_in_place(nonce, aad, &mut buf[..body_len], &tag)
+            .map_err(|_| rustls::Error::DecryptError)?;
+        Ok(body_len)
+    }
+}
+
 impl MessageEncrypter for Sm4Record {
     fn encrypt(
         &mut self,
         msg: OutboundPlainMessage<'_>,
         seq: u64,
     ) -> Result<OutboundOpaqueMessage, rustls::Error> {
-        let aead = self.aead.as_ref().ok_or(rustls::Error::EncryptError)?;
         // TLSInnerPlaintext (RFC 8446 §5.2): content ‖ type, no padding; then the tag.
         let total_len = self.encrypted_payload_len(msg.payload.len());
         let mut payload = PrefixedPayload::with_capacity(total_len);
@@ -179,9 +253,7 @@ impl MessageEncrypter for Sm4Record {
         payload.extend_from_slice(&msg.typ.to_array());
         let nonce = Nonce::new(&self.iv, seq).0;
         let aad = make_tls13_aad(total_len);
-        let tag = aead
-            .seal_in_place(&nonce, &aad, payload.as_mut())
-            .map_err(|_| rustls::Error::EncryptError)?;
+        let tag = self.seal(&nonce, &aad, payload.as_mut())?;
         payload.extend_from_slice(&tag);
         Ok(OutboundOpaqueMessage::new(
             ContentType::ApplicationData,
@@ -201,18 +273,10 @@ impl MessageDecrypter for Sm4Record {
         mut msg: InboundOpaqueMessage<'a>,
         seq: u64,
     ) -> Result<InboundPlainMessage<'a>, rustls::Error> {
-        let aead = self.aead.as_ref().ok_or(rustls::Error::DecryptError)?;
         let payload = &mut msg.payload;
-        let len = payload.len();
-        let Some(body_len) = len.checked_sub(AEAD_TAG_LEN) else {
-            return Err(rustls::Error::DecryptError);
-        };
-        let aad = make_tls13_aad(len);
+        let aad = make_tls13_aad(payload.len());
         let nonce = Nonce::new(&self.iv, seq).0;
-        let mut tag = [0u8; AEAD_TAG_LEN];
-        tag.copy_from_slice(&payload[body_len..]);
-        aead.open_in_place(&nonce, &aad, &mut payload[..body_len], &tag)
-            .map_err(|_| rustls::Error::DecryptError)?;
+        let body_len = self.open(&nonce, &aad, payload)?;
         payload.truncate(body_len);
         msg.into_tls13_unpadded_message()
     }
