@@ -321,9 +321,7 @@ pub(crate) async fn connect(node: &NodeArgs) -> Result<ChainClient<Channel>, Fai
 
 /// What the connection is: the protocol, the RFC 8998 suite and the node's certificate, or the
 /// plain public listener.
-pub(crate) fn describe(
-    conn: &gmtls::rustls::ClientConnection,
-) -> serde_json::Value {
+pub(crate) fn describe(conn: &gmtls::rustls::ClientConnection) -> serde_json::Value {
     let suite = conn
         .negotiated_cipher_suite()
         .and_then(|s| gmtls::Suite::from_rustls(s.suite()))
