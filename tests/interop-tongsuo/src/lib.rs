@@ -715,3 +715,196 @@ fn client_hello_extensions(ch: &[u8]) -> Vec<(u16, Vec<u8>)> {
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------------
+// gmtls endpoints (synchronous rustls over std TcpStream)
+
+use gmtls::rustls;
+use rustls::crypto::{ActiveKeyExchange, CryptoProvider, SharedSecret, SupportedKxGroup};
+
+/// What the gmtls side saw of a finished connection.
+#[derive(Debug, Clone)]
+pub struct GmSession {
+    pub suite: u16,
+    pub group: u16,
+    /// The verified peer's identity (gmtls::peer_identity).
+    pub peer: Option<gmtls::PeerIdentity>,
+    /// The peer's leaf (DER).
+    pub peer_cert: Option<Vec<u8>>,
+    pub received: String,
+}
+
+/// gmtls's credentials for `leaf` (software key).
+pub fn credentials(leaf: &Leaf) -> gmtls::Credentials {
+    gmtls::Credentials::new(leaf.chain.clone(), leaf.key.clone()).unwrap()
+}
+
+/// A StaticAuthority over `pki`'s root and current CRLs for `roles`.
+pub fn authority(pki: &TestPki, roles: &[Role]) -> Arc<dyn gmtls::Authority> {
+    Arc::new(gmtls::StaticAuthority::new(vec![pki.root.clone()], pki.crls(), roles).unwrap())
+}
+
+/// A gmtls server configuration: presents `leaf`, accepts API clients (user, admin, auditor).
+pub fn gm_server_config(
+    pki: &TestPki,
+    leaf: &Leaf,
+    provider: Arc<CryptoProvider>,
+) -> Arc<rustls::ServerConfig> {
+    gmtls::server_config(
+        gmtls::ServerCertificate::new(&credentials(leaf)),
+        authority(pki, gmtls::API_CLIENT_ROLES),
+        provider,
+    )
+    .unwrap()
+}
+
+/// A gmtls client configuration: presents `leaf`, accepts node-sign servers.
+pub fn gm_client_config(
+    pki: &TestPki,
+    leaf: &Leaf,
+    provider: Arc<CryptoProvider>,
+) -> Arc<rustls::ClientConfig> {
+    gmtls::client_config(
+        &credentials(leaf),
+        authority(pki, gmtls::SERVER_ROLES),
+        provider,
+    )
+    .unwrap()
+}
+
+fn gm_session<D>(conn: &rustls::ConnectionCommon<D>, received: String) -> GmSession {
+    GmSession {
+        suite: u16::from(conn.negotiated_cipher_suite().unwrap().suite()),
+        group: u16::from(conn.negotiated_key_exchange_group().unwrap().name()),
+        peer: gmtls::peer_identity(conn),
+        peer_cert: conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec()),
+        received,
+    }
+}
+
+/// Listens on loopback and serves one gmtls connection: reads a line, answers
+/// "pong from gmtls\n". The error is rustls's (what gmtls refused, and so which alert it sent).
+pub fn gmtls_server(
+    config: Arc<rustls::ServerConfig>,
+) -> (SocketAddr, JoinHandle<Result<GmSession, Failure>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let h = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().map_err(|e| err("accept", e))?;
+        tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        let conn = rustls::ServerConnection::new(config).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        while s.conn.is_handshaking() {
+            s.conn
+                .complete_io(&mut s.sock)
+                .map_err(|e| err("handshake", e))?;
+        }
+        let received =
+            exchange(&mut s, "pong from gmtls\n", false).map_err(|(step, e)| err(&step, e))?;
+        let session = gm_session(&s.conn, received);
+        s.conn.send_close_notify();
+        let _ = s.conn.complete_io(&mut s.sock);
+        Ok(session)
+    });
+    (addr, h)
+}
+
+/// Connects a gmtls client to `addr`, sends "ping from gmtls\n" and reads one line back.
+pub fn gmtls_client(
+    config: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+) -> Result<GmSession, Failure> {
+    let tcp = TcpStream::connect(addr).map_err(|e| err("connect", e))?;
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("gmchain").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    while s.conn.is_handshaking() {
+        s.conn
+            .complete_io(&mut s.sock)
+            .map_err(|e| err("handshake", e))?;
+    }
+    let received =
+        exchange(&mut s, "ping from gmtls\n", true).map_err(|(step, e)| err(&step, e))?;
+    let session = gm_session(&s.conn, received);
+    s.conn.send_close_notify();
+    let _ = s.conn.complete_io(&mut s.sock);
+    Ok(session)
+}
+
+/// gmtls's curveSM2 group, wrapped to record every ECDHE shared secret it computes (for the
+/// key schedule check).
+#[derive(Debug)]
+pub struct RecordingCurveSm2 {
+    pub secrets: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl SupportedKxGroup for RecordingCurveSm2 {
+    fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, rustls::Error> {
+        Ok(Box::new(RecordingActive {
+            inner: gmtls::KX_CURVE_SM2.start()?,
+            secrets: self.secrets.clone(),
+        }))
+    }
+    fn name(&self) -> rustls::NamedGroup {
+        gmtls::KX_CURVE_SM2.name()
+    }
+    fn usable_for_version(&self, version: rustls::ProtocolVersion) -> bool {
+        gmtls::KX_CURVE_SM2.usable_for_version(version)
+    }
+}
+
+struct RecordingActive {
+    inner: Box<dyn ActiveKeyExchange>,
+    secrets: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl ActiveKeyExchange for RecordingActive {
+    fn complete(self: Box<Self>, peer: &[u8]) -> Result<SharedSecret, rustls::Error> {
+        let s = self.inner.complete(peer)?;
+        self.secrets.lock().unwrap().push(s.secret_bytes().to_vec());
+        Ok(s)
+    }
+    fn pub_key(&self) -> &[u8] {
+        self.inner.pub_key()
+    }
+    fn group(&self) -> rustls::NamedGroup {
+        self.inner.group()
+    }
+}
+
+/// gmtls's provider for `suites` with curveSM2 replaced by a [`RecordingCurveSm2`] (leaked:
+/// rustls wants `&'static`; one per test).
+pub fn recording_provider(
+    suites: &[gmtls::Suite],
+) -> (Arc<CryptoProvider>, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let secrets = Arc::new(Mutex::new(Vec::new()));
+    let group: &'static RecordingCurveSm2 = Box::leak(Box::new(RecordingCurveSm2 {
+        secrets: secrets.clone(),
+    }));
+    let mut p = (*gmtls::provider_with_suites(suites)).clone();
+    p.kx_groups = vec![group];
+    (Arc::new(p), secrets)
+}
+
+/// A rustls `KeyLog` collecting NSS-format lines ("LABEL client_random secret").
+#[derive(Debug, Default)]
+pub struct CollectingKeyLog(pub KeyLogLines);
+
+impl rustls::KeyLog for CollectingKeyLog {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        self.0.lock().unwrap().push(format!(
+            "{label} {} {}",
+            hex::encode(client_random),
+            hex::encode(secret)
+        ));
+    }
+    fn will_log(&self, _label: &str) -> bool {
+        true
+    }
+}
