@@ -52,13 +52,12 @@ impl ServerCertificate {
 }
 
 impl ResolvesServerCert for ServerCertificate {
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        // Only a client that accepts sm2sig_sm3 gets a certificate (the others get
-        // handshake_failure from rustls).
-        hello
-            .signature_schemes()
-            .contains(&SignatureScheme::Unknown(SM2SIG_SM3))
-            .then(|| self.current())
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // Always the certificate: a client without a GM suite, curveSM2 or sm2sig_sm3 is then
+        // refused by rustls's suite, group and scheme choice with handshake_failure. Refusing
+        // here would send access_denied instead (rustls's alert for "no certificate resolved"),
+        // and rustls empties the offered schemes before this call when no suite is in common.
+        Some(self.current())
     }
 }
 

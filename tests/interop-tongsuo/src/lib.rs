@@ -143,7 +143,7 @@ impl TestPki {
             &format!("{name} Consortium"),
             Serial::from_hex("01").unwrap(),
             Validity {
-                not_before: UnixTime(t - 2 * DAY),
+                not_before: UnixTime(t - 400 * DAY),
                 not_after: UnixTime(t + 3650 * DAY),
             },
             root_key.as_ref(),
@@ -161,7 +161,7 @@ impl TestPki {
                 public_key: &agency_key.public_key(),
                 serial: Serial::from_hex("02").unwrap(),
                 validity: Validity {
-                    not_before: UnixTime(t - 2 * DAY),
+                    not_before: UnixTime(t - 400 * DAY),
                     not_after: UnixTime(t + 1825 * DAY),
                 },
             },
