@@ -908,3 +908,130 @@ impl rustls::KeyLog for CollectingKeyLog {
         true
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The Python key schedule reference
+
+/// `python3` from PATH for `keyschedule.py`. Without it the calling test fails, except outside
+/// CI with `GMCHAIN_ALLOW_SKIP=1` (crates/test-support's rules: under CI, `CI` set to anything
+/// but empty, `0` or `false`, a skip is refused whatever `GMCHAIN_ALLOW_SKIP` says).
+pub fn python3() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("python3"))
+            .find(|p| p.is_file())
+    });
+    if found.is_some() {
+        return found;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed test)")
+        .to_string();
+    let ci = std::env::var("CI").ok().filter(|v| {
+        let t = v.trim();
+        !t.is_empty() && t != "0" && !t.eq_ignore_ascii_case("false")
+    });
+    if let Some(ci) = ci {
+        panic!(
+            "{test}: python3 is not on PATH and CI={ci}: the key schedule reference must run in CI"
+        );
+    }
+    if std::env::var("GMCHAIN_ALLOW_SKIP").as_deref() == Ok("1") {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!!!!!!! SKIPPED {test}: python3 is not on PATH, the key schedule reference did \
+             not run (GMCHAIN_ALLOW_SKIP=1; refused when CI is set) !!!!!!!!\n"
+        );
+        return None;
+    }
+    panic!(
+        "{test}: python3 is not on PATH (apt-get install python3); set GMCHAIN_ALLOW_SKIP=1 to \
+         skip the key schedule reference outside CI"
+    );
+}
+
+/// HKDF-Expand-Label with HMAC-SM3 (RFC 8446 §7.1), for decrypting a captured flight.
+pub fn hkdf_expand_label_sm3(secret: &[u8], label: &str, context: &[u8], len: usize) -> Vec<u8> {
+    let full = format!("tls13 {label}");
+    let mut info = (len as u16).to_be_bytes().to_vec();
+    info.push(full.len() as u8);
+    info.extend_from_slice(full.as_bytes());
+    info.push(context.len() as u8);
+    info.extend_from_slice(context);
+    let (mut out, mut t, mut i) = (Vec::new(), Vec::new(), 1u8);
+    while out.len() < len {
+        let mut m = t.clone();
+        m.extend_from_slice(&info);
+        m.push(i);
+        t = crypto_sm::sm3::hmac_sm3(secret, &m).to_vec();
+        out.extend_from_slice(&t);
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// Decrypts the server's encrypted handshake flight (the records after ServerHello, up to and
+/// including the one holding Finished) of a captured server→client stream, with the server
+/// handshake traffic secret; returns the handshake messages' bytes (EncryptedExtensions ..
+/// Finished). Panics if a record does not authenticate.
+pub fn decrypt_server_flight(s2c: &[u8], s_hs_traffic: &[u8], suite: Suite) -> Vec<u8> {
+    use crypto_sm::sm4::{Sm4Aead, Sm4Secret};
+    let key = hkdf_expand_label_sm3(s_hs_traffic, "key", b"", 16);
+    let iv = hkdf_expand_label_sm3(s_hs_traffic, "iv", b"", 12);
+    let mode = match suite {
+        Suite::Sm4GcmSm3 => crypto::Sm4Mode::Gcm,
+        Suite::Sm4CcmSm3 => crypto::Sm4Mode::Ccm,
+    };
+    let aead = Sm4Aead::new(&Sm4Secret::from_slice(&key).unwrap(), mode).unwrap();
+    let mut out = Vec::new();
+    let (mut i, mut seq) = (0usize, 0u64);
+    while i + 5 <= s2c.len() {
+        let header = &s2c[i..i + 5];
+        let len = u16::from_be_bytes([header[3], header[4]]) as usize;
+        let frag = &s2c[i + 5..i + 5 + len];
+        i += 5 + len;
+        if header[0] != 23 {
+            continue; // ServerHello (22), ChangeCipherSpec (20)
+        }
+        let mut nonce = [0u8; 12];
+        nonce.copy_from_slice(&iv);
+        for (n, s) in nonce[4..].iter_mut().zip(seq.to_be_bytes()) {
+            *n ^= s;
+        }
+        seq += 1;
+        let (ct, tag) = frag.split_at(frag.len() - 16);
+        let mut buf = ct.to_vec();
+        aead.open_in_place(&nonce, header, &mut buf, tag.try_into().unwrap())
+            .unwrap_or_else(|e| panic!("server handshake record {seq} does not decrypt: {e}"));
+        while buf.last() == Some(&0) {
+            buf.pop();
+        }
+        assert_eq!(
+            buf.pop(),
+            Some(22),
+            "inner content type of a handshake record"
+        );
+        out.extend_from_slice(&buf);
+        let msgs = handshake_messages_of(&out);
+        if msgs.last().is_some_and(|m| m[0] == 20) {
+            return out;
+        }
+    }
+    panic!("no server Finished in the captured stream");
+}
+
+fn handshake_messages_of(body: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut j = 0;
+    while j + 4 <= body.len() {
+        let len = u32::from_be_bytes([0, body[j + 1], body[j + 2], body[j + 3]]) as usize;
+        if j + 4 + len > body.len() {
+            break;
+        }
+        out.push(body[j..j + 4 + len].to_vec());
+        j += 4 + len;
+    }
+    out
+}
