@@ -837,11 +837,14 @@ pub fn gmtls_client(
     Ok(session)
 }
 
+/// The ECDHE shared secrets a [`RecordingCurveSm2`] computed, in order.
+pub type SharedSecrets = Arc<Mutex<Vec<Vec<u8>>>>;
+
 /// gmtls's curveSM2 group, wrapped to record every ECDHE shared secret it computes (for the
 /// key schedule check).
 #[derive(Debug)]
 pub struct RecordingCurveSm2 {
-    pub secrets: Arc<Mutex<Vec<Vec<u8>>>>,
+    pub secrets: SharedSecrets,
 }
 
 impl SupportedKxGroup for RecordingCurveSm2 {
@@ -861,7 +864,7 @@ impl SupportedKxGroup for RecordingCurveSm2 {
 
 struct RecordingActive {
     inner: Box<dyn ActiveKeyExchange>,
-    secrets: Arc<Mutex<Vec<Vec<u8>>>>,
+    secrets: SharedSecrets,
 }
 
 impl ActiveKeyExchange for RecordingActive {
@@ -880,9 +883,7 @@ impl ActiveKeyExchange for RecordingActive {
 
 /// gmtls's provider for `suites` with curveSM2 replaced by a [`RecordingCurveSm2`] (leaked:
 /// rustls wants `&'static`; one per test).
-pub fn recording_provider(
-    suites: &[gmtls::Suite],
-) -> (Arc<CryptoProvider>, Arc<Mutex<Vec<Vec<u8>>>>) {
+pub fn recording_provider(suites: &[gmtls::Suite]) -> (Arc<CryptoProvider>, SharedSecrets) {
     let secrets = Arc::new(Mutex::new(Vec::new()));
     let group: &'static RecordingCurveSm2 = Box::leak(Box::new(RecordingCurveSm2 {
         secrets: secrets.clone(),
