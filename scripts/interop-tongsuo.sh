@@ -20,6 +20,8 @@ for pkg in perl make gcc libc6-dev python3; do
 done
 # Tongsuo's Configure uses modules that perl-base lacks (IPC::Cmd is in perl's full set).
 perl -MIPC::Cmd -MFile::Compare -MFile::Copy -e1 >/dev/null 2>&1 || need+=(perl)
+# pip fetches the tongsuopy wheel (the BabaSSL peer).
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "interop-tongsuo: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
@@ -32,6 +34,22 @@ fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/gmchain-ci-target}/interop-tongsuo"
 manifest=tests/interop-tongsuo/Cargo.toml
+
+# The extra quick peer: the libssl (BabaSSL 8.3.2) inside PyPI's tongsuopy 1.0.1 wheel, unpacked
+# (not installed: only its .so is used, through ctypes) into the target directory, pinned by hash.
+wheel_sha256=daabaf13e113af1e1ffca1b5e321da40273b64a0359f9c1b1146f1d9de06ccda
+export TONGSUOPY_SO="$CARGO_TARGET_DIR/tongsuopy/tongsuopy/backends/_tongsuo.abi3.so"
+if [ ! -f "$TONGSUOPY_SO" ]; then
+  echo "== interop-tongsuo: fetching the tongsuopy 1.0.1 wheel (BabaSSL peer)"
+  wheels="$CARGO_TARGET_DIR/tongsuopy-wheel"
+  mkdir -p "$wheels"
+  python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp --abi abi3 \
+    -d "$wheels" tongsuopy==1.0.1
+  wheel=$(ls "$wheels"/tongsuopy-1.0.1-*.whl)
+  echo "$wheel_sha256  $wheel" | sha256sum -c --quiet
+  python3 -m zipfile -e "$wheel" "$CARGO_TARGET_DIR/tongsuopy"
+fi
 
 echo "== interop-tongsuo: cargo fmt --check"
 cargo fmt --manifest-path "$manifest" -- --check

@@ -925,6 +925,12 @@ pub fn python3() -> Option<PathBuf> {
     if found.is_some() {
         return found;
     }
+    skip_or_fail("python3 is not on PATH (apt-get install python3)")
+}
+
+/// For a missing interop peer: fails under CI; outside CI skips (returns `None`, after a loud
+/// line on stderr) with `GMCHAIN_ALLOW_SKIP=1`, else fails. crates/test-support's rules.
+pub fn skip_or_fail<T>(why: &str) -> Option<T> {
     let test = std::thread::current()
         .name()
         .unwrap_or("(unnamed test)")
@@ -934,22 +940,16 @@ pub fn python3() -> Option<PathBuf> {
         !t.is_empty() && t != "0" && !t.eq_ignore_ascii_case("false")
     });
     if let Some(ci) = ci {
-        panic!(
-            "{test}: python3 is not on PATH and CI={ci}: the key schedule reference must run in CI"
-        );
+        panic!("{test}: {why}, and CI={ci}: this interop check must run in CI, a skip is refused");
     }
     if std::env::var("GMCHAIN_ALLOW_SKIP").as_deref() == Ok("1") {
         let _ = writeln!(
             std::io::stderr(),
-            "\n!!!!!!!! SKIPPED {test}: python3 is not on PATH, the key schedule reference did \
-             not run (GMCHAIN_ALLOW_SKIP=1; refused when CI is set) !!!!!!!!\n"
+            "\n!!!!!!!! SKIPPED {test}: {why} (GMCHAIN_ALLOW_SKIP=1; refused when CI is set) !!!!!!!!\n"
         );
         return None;
     }
-    panic!(
-        "{test}: python3 is not on PATH (apt-get install python3); set GMCHAIN_ALLOW_SKIP=1 to \
-         skip the key schedule reference outside CI"
-    );
+    panic!("{test}: {why}; set GMCHAIN_ALLOW_SKIP=1 to skip it outside CI");
 }
 
 /// HKDF-Expand-Label with HMAC-SM3 (RFC 8446 §7.1), for decrypting a captured flight.
