@@ -51,6 +51,13 @@ if [ ! -f "$TONGSUOPY_SO" ]; then
   python3 -m zipfile -e "$wheel" "$CARGO_TARGET_DIR/tongsuopy"
 fi
 
+# The crate's own Cargo.lock also pins the path crates' dependencies: when a workspace crate it
+# uses (gmtls, pki, crypto, crypto-sm and theirs) gains or changes a dependency, refresh it.
+if ! cargo metadata --manifest-path "$manifest" --locked --format-version 1 >/dev/null 2>&1; then
+  echo "interop-tongsuo: tests/interop-tongsuo/Cargo.lock is out of date with the workspace crates;" \
+    "refresh it with: cargo update --manifest-path $manifest --workspace (and commit it)" >&2
+  exit 2
+fi
 echo "== interop-tongsuo: cargo fmt --check"
 cargo fmt --manifest-path "$manifest" -- --check
 echo "== interop-tongsuo: build (target $CARGO_TARGET_DIR)"
