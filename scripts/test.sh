@@ -18,3 +18,5 @@ echo "== cargo build -p softtoken (the PKCS#11 module the HSM tests load)"
 cargo build --locked -p softtoken
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== interop: gmtls against Tongsuo 8.5 (strict SM mode) and BabaSSL 8.3 (tests/interop-tongsuo)"
+bash scripts/interop-tongsuo.sh
