@@ -608,3 +608,111 @@ fn the_node_reloads_its_certificate_on_sighup_and_warns_before_expiry() {
     assert_eq!(served(&rt).serial(), renewed.serial());
     node.signal("-TERM");
 }
+
+/// A TCP proxy for one connection that forwards the client's records except the last two of
+/// its encrypted flight (with 64-byte fragments: the end of CertificateVerify and Finished;
+/// its Certificate, which the node judges on receipt, goes through), and holds those until
+/// `release`. Returns its address, a signal that it holds them, and the release.
+async fn stalling_proxy(
+    node: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = tokio::net::TcpStream::connect(node).await.unwrap();
+        let (mut cr, mut cw) = client.into_split();
+        let (mut sr, mut sw) = server.into_split();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        });
+        let mut flight: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let mut header = [0u8; 5];
+            let read = if flight.is_empty() {
+                Ok(cr.read_exact(&mut header).await)
+            } else {
+                tokio::time::timeout(Duration::from_millis(300), cr.read_exact(&mut header)).await
+            };
+            let Ok(read) = read else { break };
+            read.unwrap();
+            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            let mut record = header.to_vec();
+            record.resize(5 + len, 0);
+            cr.read_exact(&mut record[5..]).await.unwrap();
+            if header[0] == 23 {
+                flight.push(record);
+            } else {
+                sw.write_all(&record).await.unwrap();
+            }
+        }
+        assert!(flight.len() > 4, "the flight is not fragmented");
+        let held = flight.split_off(flight.len() - 2);
+        for r in flight {
+            sw.write_all(&r).await.unwrap();
+        }
+        let _ = held_tx.send(());
+        let _ = release_rx.await;
+        for r in held {
+            sw.write_all(&r).await.unwrap();
+        }
+        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+    });
+    (addr, held_rx, release_tx)
+}
+
+/// Review finding 1 on issue 12: a session was registered for revocation checks only after
+/// its handshake completed, but the certificate was judged when the Certificate message
+/// arrived. A CRL committed in between (a client can stall its Finished for most of the
+/// 10 s handshake deadline) was missed by that block's recheck, and the session served
+/// until the next periodic recheck, up to 5 s later: beyond the one second the issue allows.
+#[test]
+fn a_certificate_revoked_during_its_handshake_gets_no_session() {
+    let chain = dev_chain(1);
+    let dir = &chain.dir;
+    let _node = Node::start(&chain);
+    let rt = rt();
+    let node_addr: std::net::SocketAddr = chain.grpc.parse().unwrap();
+    let (proxy, held, release) = rt.block_on(stalling_proxy(node_addr));
+    // rustls sends a flight as one record; a client may fragment it (64-byte records here).
+    let mut config = (*dev_node::tls_config(dir, "clients/0")).clone();
+    config.max_fragment_size = Some(64);
+    let handshake = rt.spawn(gmtls::net::connect(
+        proxy,
+        Arc::new(config),
+        Duration::from_secs(30),
+        None,
+    ));
+    rt.block_on(held).unwrap();
+    // The node has judged the certificate (good then); now the chain revokes it.
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, c0) = identity(dir, "clients/0");
+    revoke(&chain, 2, &[c0.serial()]);
+    // The block's recheck has run by now.
+    std::thread::sleep(Duration::from_millis(1200));
+    release.send(()).unwrap();
+    let stream = rt.block_on(handshake).unwrap().unwrap();
+    // The handshake completes (TLS 1.3: the client finishes first), but the node serves
+    // nothing on it: an HTTP/2 server's first bytes (its SETTINGS) never come.
+    let served = rt.block_on(async move {
+        use tokio::io::AsyncReadExt;
+        let mut stream = stream;
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => Ok(n),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert!(
+        served.is_err(),
+        "a certificate revoked before its handshake finished was served: {served:?}; {}",
+        log_of(&chain)
+    );
+}

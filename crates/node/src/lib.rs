@@ -161,7 +161,7 @@ pub async fn run(
     let sessions = Arc::new(tls::Sessions::default());
     let recheck_task = tokio::spawn(tls::recheck_sessions(
         core.clone(),
-        clients,
+        clients.clone(),
         sessions.clone(),
         RECHECK_PERIOD,
         stop_rx.clone(),
@@ -261,6 +261,7 @@ pub async fn run(
     let incoming = tls::tls_incoming(
         listener::limited_incoming(grpc, listener_limits, core.metrics.clone()),
         tls_config,
+        clients,
         sessions,
         core.metrics.clone(),
         HANDSHAKE_TIMEOUT,

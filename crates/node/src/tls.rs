@@ -278,10 +278,15 @@ pub(crate) fn plain_peer(info: &TcpConnectInfo) -> Peer {
 }
 
 /// Handshakes each accepted connection (each in its own task, within `handshake_timeout`)
-/// and yields the authenticated ones, registered in `sessions`.
+/// and yields the authenticated ones, registered in `sessions`. `authority` is the one
+/// `config` verifies clients with: each new session is judged by it once more after it is
+/// registered, because the certificate was judged when its Certificate message arrived, and
+/// a block committed before the session was registered (a client may stall its Finished for
+/// most of the deadline) was not rechecked against it.
 pub fn tls_incoming(
     mut incoming: tokio_stream::wrappers::ReceiverStream<io::Result<LimitedStream>>,
     config: Arc<ServerConfig>,
+    authority: Arc<dyn Authority>,
     sessions: Arc<Sessions>,
     metrics: Arc<Metrics>,
     handshake_timeout: Duration,
@@ -297,8 +302,9 @@ pub fn tls_incoming(
             let Some(conn) = conn else { return };
             let Ok(conn) = conn else { continue };
             let remote = conn.connect_info().remote_addr();
-            let (acceptor, tx, sessions, metrics) = (
+            let (acceptor, authority, tx, sessions, metrics) = (
                 acceptor.clone(),
+                authority.clone(),
                 tx.clone(),
                 sessions.clone(),
                 metrics.clone(),
@@ -337,7 +343,29 @@ pub fn tls_incoming(
                 metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
                 let identity = Arc::new(identity);
                 tracing::debug!(peer = ?remote, member = %identity, "TLS session opened");
-                let (guard, cancel) = sessions.register(leaf, identity.clone(), &metrics);
+                let (guard, cancel) = sessions.register(leaf.clone(), identity.clone(), &metrics);
+                // Registered first, then judged again: a CRL committed from here on is seen
+                // by the recheck of its block, one committed before by this check. Any
+                // refusal, an unreadable state too, ends the session before it serves.
+                let judged = tokio::task::spawn_blocking(move || {
+                    authority.authenticate(&leaf, &[], system_now())
+                })
+                .await;
+                let refusal = match judged {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(r)) => Some(r.to_string()),
+                    Err(e) => Some(format!("the check failed: {e}")),
+                };
+                if let Some(why) = refusal {
+                    tracing::warn!(
+                        peer = ?remote,
+                        member = %identity,
+                        "TLS session refused after its handshake: {why}"
+                    );
+                    cancel.cancel();
+                    metrics.tls_sessions_cut.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
                 let stream = SessionStream {
                     inner: tls,
                     cut: Box::pin(cancel.cancelled_owned()),
@@ -352,6 +380,16 @@ pub fn tls_incoming(
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// The system clock in Unix seconds, as rustls gives its verifiers.
+fn system_now() -> UnixTime {
+    UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
 }
 
 /// Rechecks `sessions` after every block `core` commits and every `period`, until `stop`.
