@@ -356,3 +356,31 @@ async fn node_links_accept_node_sign_peers_only_on_both_ends() {
     assert!(gmtls::link_client_config(&user, peers()).is_err());
     assert!(gmtls::link_server_config(ServerCertificate::new(&user), peers()).is_err());
 }
+
+/// Review finding 2 on issue 12 (a design decision, so ignored): the client checks the
+/// node's certificate against the consortium (chain, role node-sign, revocation) but not
+/// which node it is: the server name is ignored and nothing else is pinned. Any node-sign
+/// certificate of any member organisation is accepted for any address, so a member's node
+/// (or a stolen node key of any organisation) that captures the address of another
+/// organisation's node receives that client's reads and writes, and answers its reads. The
+/// fix needs an identity to bind: the node's name in the client profile (`node_name`,
+/// matched with the certificate's CN or a SAN the node CA issues) or the organisation the
+/// client expects (`node_organisation`), checked in `ServerVerifier::verify_server_cert`.
+#[tokio::test]
+#[ignore = "finding 2: the client binds no node identity; needs a profile field (design decision)"]
+async fn a_client_refuses_a_consortium_node_other_than_the_one_it_named() {
+    let pki = Pki::new(1, "Consortium");
+    // The server presents node-1's certificate; the client asked for node-2.
+    let server = node_server(&pki, API_CLIENT_ROLES, &[]);
+    let user = pki.creds(Role::User, "alice");
+    let (addr, task) = serve_once(server).await;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = gmtls::rustls::pki_types::ServerName::try_from("node-2").unwrap();
+    let tls = gmtls::tokio_rustls::TlsConnector::from(client(&pki, &user, &Suite::ALL))
+        .connect(name, tcp)
+        .await;
+    let accepted = tls.is_ok();
+    drop(tls);
+    let _ = task.await;
+    assert!(!accepted, "the client accepted node-1 when it named node-2");
+}
