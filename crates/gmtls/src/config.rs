@@ -53,12 +53,21 @@ impl ServerCertificate {
 
 impl ResolvesServerCert for ServerCertificate {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        // Only a client that accepts sm2sig_sm3 gets a certificate (the others get
-        // handshake_failure from rustls).
-        hello
-            .signature_schemes()
-            .contains(&SignatureScheme::Unknown(SM2SIG_SM3))
-            .then(|| self.current())
+        // A client offering no RFC 8998 suite gets the certificate here so that rustls goes on
+        // to its suite choice and refuses with handshake_failure (no common suite), in clear;
+        // declining here would send access_denied. rustls passes only the signature schemes
+        // usable with the common suites, so for such a client the list is empty anyway.
+        let gm_suite = hello
+            .cipher_suites()
+            .iter()
+            .any(|s| crate::Suite::from_rustls(*s).is_some());
+        // A client offering an RFC 8998 suite gets a certificate only if it accepts
+        // sm2sig_sm3 (the others get access_denied before the ServerHello).
+        (!gm_suite
+            || hello
+                .signature_schemes()
+                .contains(&SignatureScheme::Unknown(SM2SIG_SM3)))
+        .then(|| self.current())
     }
 }
 
