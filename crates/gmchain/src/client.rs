@@ -194,6 +194,17 @@ fn tls_config(
     tls: &TlsArgs,
     profile: &Profile,
 ) -> Result<Arc<gmtls::rustls::ClientConfig>, Failure> {
+    let (creds, authority) = tls_identity(tls, profile)?;
+    gmtls::client_config(&creds, authority, gmtls::provider())
+        .map_err(|e| Failure::coded(&e, e.to_string()))
+}
+
+/// The TLS identity (credentials) and the trust for the node's certificate that the flags and
+/// profile give.
+fn tls_identity(
+    tls: &TlsArgs,
+    profile: &Profile,
+) -> Result<(gmtls::Credentials, Arc<dyn gmtls::Authority>), Failure> {
     let missing = |what: &str, flag: &str| {
         Failure::BadInput(format!(
             "the node's API is mutual GM TLS: give {what} ({flag}, or a --client-profile / GMCHAIN_CLIENT_PROFILE); an http:// address reaches a public read-only listener instead"
@@ -260,8 +271,26 @@ fn tls_config(
         .collect::<Result<Vec<_>, _>>()?;
     let authority = gmtls::StaticAuthority::new(anchors, crls, gmtls::SERVER_ROLES)
         .map_err(|e| Failure::coded(&e, e.to_string()))?;
-    gmtls::client_config(&creds, Arc::new(authority), gmtls::provider())
-        .map_err(|e| Failure::coded(&e, e.to_string()))
+    Ok((creds, Arc::new(authority)))
+}
+
+/// The node's TLS address with the TLS identity and trust the flags and profile give, or
+/// `None` for a plain `http://` address (a public read-only listener).
+pub(crate) fn tls_parts(node: &NodeArgs) -> Result<Option<crate::tls_probe::TlsTarget>, Failure> {
+    let profile = match &node.tls.client_profile {
+        Some(p) => read_profile(p)?,
+        None => Profile::default(),
+    };
+    let (addr, plain) = address(node, &profile)?;
+    if plain {
+        return Ok(None);
+    }
+    let (creds, authority) = tls_identity(&node.tls, &profile)?;
+    Ok(Some(crate::tls_probe::TlsTarget {
+        addr: resolve_addr(&addr)?,
+        creds,
+        authority,
+    }))
 }
 
 fn target(node: &NodeArgs) -> Result<Target, Failure> {

@@ -15,6 +15,7 @@ mod client;
 mod devchain;
 mod io;
 mod node_probe;
+mod tls_probe;
 mod token_probe;
 
 use clap::{Parser, Subcommand};

@@ -8,7 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use api::v1 as pb;
 use api::v1::chain_client::ChainClient;
 use conformance::{
-    BlockBytes, NodeIdentity, NodeProbe, NodeStatus, Party, ProbeError, Rpc, Submission, TxAt,
+    BlockBytes, NodeIdentity, NodeProbe, NodeStatus, Party, ProbeError, Rpc, Submission,
+    TlsAttempt, TlsObservation, TxAt,
 };
 use crypto::{RandomSource, Signer};
 use crypto_sm::rng::SystemRandom;
@@ -77,6 +78,9 @@ pub(crate) struct GrpcProbe {
     chain_id: String,
     version: String,
     writes: Writes,
+    /// The node's TLS listener and the auditor's TLS identity, for the TLS checks (`None` for
+    /// a plain `http://` address).
+    tls: Option<crate::tls_probe::TlsTarget>,
 }
 
 impl GrpcProbe {
@@ -107,6 +111,7 @@ impl GrpcProbe {
             .build()
             .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))?;
         let node = NodeArgs::at(url, tls);
+        let tls = crate::client::tls_parts(&node)?;
         let mut client = rt.block_on(connect(&node))?;
         let status = rt
             .block_on(client.get_status(pb::GetStatusRequest {}))
@@ -124,6 +129,7 @@ impl GrpcProbe {
             chain_id: status.chain_id,
             version: status.version,
             writes,
+            tls,
         })
     }
 }
@@ -290,6 +296,15 @@ impl NodeProbe for GrpcProbe {
             block: b.block,
             seal: b.seal,
         })
+    }
+
+    fn tls_attempt(&self, attempt: TlsAttempt) -> Result<TlsObservation, ProbeError> {
+        match &self.tls {
+            Some(t) => self.rt.block_on(crate::tls_probe::attempt(t, attempt)),
+            None => Err(ProbeError::Unsupported {
+                what: "TLS connection attempts to a plain http:// address".into(),
+            }),
+        }
     }
 
     fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, ProbeError> {

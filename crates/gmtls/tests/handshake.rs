@@ -384,3 +384,43 @@ async fn a_client_refuses_a_consortium_node_other_than_the_one_it_named() {
     let _ = task.await;
     assert!(!accepted, "the client accepted node-1 when it named node-2");
 }
+
+/// The node's answer to a raw ClientHello (hex), fed to a server connection in memory: the
+/// records it writes back.
+fn answer_to(hello_hex: &str) -> (String, Vec<u8>) {
+    let pki = Pki::new(8, "Consortium");
+    let mut server =
+        gmtls::rustls::ServerConnection::new(node_server(&pki, API_CLIENT_ROLES, &[])).unwrap();
+    let hello: Vec<u8> = (0..hello_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hello_hex[i..i + 2], 16).unwrap())
+        .collect();
+    server.read_tls(&mut &hello[..]).unwrap();
+    let err = server
+        .process_new_packets()
+        .expect_err("the hello must be refused");
+    let mut out = Vec::new();
+    while server.wants_write() {
+        server.write_tls(&mut out).unwrap();
+    }
+    (err.to_string(), out)
+}
+
+/// A TLS 1.3 ClientHello offering only TLS_AES_128_GCM_SHA256 with an x25519 key share and
+/// the signature schemes ecdsa_secp256r1_sha256, rsa_pss_rsae_sha256, ed25519 (what Debian's
+/// `openssl s_client` offers, reduced) is refused with handshake_failure in clear: no common
+/// cipher suite (issue #12: a non-GM offer gets handshake_failure or insufficient_security).
+/// Found by the conformance check node-tls-rfc8998-suites: the node answered access_denied,
+/// as the certificate resolver declined a hello without sm2sig_sm3 before rustls looked at
+/// the suites.
+#[test]
+fn a_non_gm_offer_is_refused_with_handshake_failure() {
+    const NON_GM: &str = "160301009401000090030307070707070707070707070707070707070707070707070707070707070707072008080808080808080808080808080808080808080808080808080808080808080002130101000045002b0003020304000a00040002001d000d00080006040308040807003300260024001d00200909090909090909090909090909090909090909090909090909090909090909";
+    // The same with sm2sig_sm3 among its signature schemes: still no common suite.
+    const NON_GM_SM2SIG: &str = "16030100920100008e030307070707070707070707070707070707070707070707070707070707070707072008080808080808080808080808080808080808080808080808080808080808080002130101000043002b0003020304000a00040002001d000d0006000404030708003300260024001d00200909090909090909090909090909090909090909090909090909090909090909";
+    for hello in [NON_GM, NON_GM_SM2SIG] {
+        let (why, wire) = answer_to(hello);
+        // One alert record in clear: fatal (2), handshake_failure (40).
+        assert_eq!(wire, [21, 3, 3, 0, 2, 2, 40], "{why}");
+    }
+}

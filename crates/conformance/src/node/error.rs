@@ -309,6 +309,72 @@ pub(crate) enum NodeCheckError {
     #[error("its receipt carries no CRL of {ca} signed by the CA's key")]
     NoCaCrl { ca: String },
 
+    // --- The node's answer is wrong: TLS.
+    /// The node refused a handshake it must accept.
+    #[error("refused with {}", super::tls::alert_name(*alert))]
+    TlsRefused { alert: u8 },
+    /// The handshake failed without an alert.
+    #[error("{why}")]
+    TlsFailed { why: String },
+    /// The node completed a handshake it must refuse.
+    #[error("ACCEPTED: the handshake completed; expected a refusal with {expected}")]
+    TlsAccepted { expected: String },
+    /// The node refused with another alert than expected.
+    #[error("refused with {}, expected {expected}", super::tls::alert_name(*got))]
+    TlsWrongAlert { got: u8, expected: String },
+    /// The node refused without an alert.
+    #[error("no alert ({why}); expected {expected}")]
+    TlsNoAlert { why: String, expected: String },
+    /// The node answered a refused offer with a ServerHello.
+    #[error(
+        "the node answered with a ServerHello (version 0x{version:04X}, {}); expected a refusal before it",
+        super::tls::suite_name(*suite)
+    )]
+    ServerHelloOnRefusal { version: u16, suite: u16 },
+    /// The captured bytes are not the TLS the check expects.
+    #[error("{why}")]
+    TlsWire { why: String },
+    /// The server sent no ServerHello.
+    #[error("no ServerHello from the node: {why}")]
+    NoServerHello { why: String },
+    /// The ServerHello selects another version, suite or group than allowed.
+    #[error("the ServerHello selects {what} 0x{got:04X}, expected {expected}")]
+    TlsNegotiated {
+        what: &'static str,
+        got: u16,
+        expected: String,
+    },
+    /// The node presented no certificate.
+    #[error("the node presented no certificate")]
+    NoServerCertificate,
+    /// The node's certificate does not meet the profile.
+    #[error("the node's certificate {subject}: {why}")]
+    ServerCertificate { subject: String, why: String },
+    /// The node's certificate does not validate to the genesis file's CAs.
+    #[error(
+        "the node's certificate {subject} does not validate as node-sign under the genesis file's CAs and CRLs"
+    )]
+    ServerCertificateChain {
+        subject: String,
+        #[source]
+        source: Box<pki::ChainError>,
+    },
+    /// The marker sent inside the connection crossed the wire in clear.
+    #[error("the marker is IN CLEAR in the {direction}'s bytes at offset {offset}")]
+    MarkerInClear {
+        direction: &'static str,
+        offset: usize,
+    },
+    /// A record after the hellos is not application_data.
+    #[error(
+        "{direction}: record {index} after the hello has content type {content_type}, not application_data (23)"
+    )]
+    RecordInClear {
+        direction: &'static str,
+        index: usize,
+        content_type: u8,
+    },
+
     // --- The auditor's input cannot be used.
     /// The genesis file does not parse.
     #[error("genesis file")]

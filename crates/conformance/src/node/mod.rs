@@ -18,10 +18,12 @@ mod ledger;
 mod probe;
 mod revocation;
 mod submit;
+mod tls;
 mod transactions;
 
 pub use probe::{
-    BlockBytes, NodeIdentity, NodeProbe, NodeStatus, Party, ProbeError, Rpc, Submission, TxAt,
+    BlockBytes, GmSuites, NodeIdentity, NodeProbe, NodeStatus, Party, ProbeError, Rpc, Submission,
+    TlsAttempt, TlsObservation, TxAt,
 };
 
 use crate::checks::{CheckOutcome, Evidence};
@@ -152,6 +154,30 @@ pub fn node_checks() -> &'static [NodeCheck] {
             run: attestation_proof,
         },
         NodeCheck {
+            id: "node-tls-mutual-auth",
+            title: "The node's API completes a mutual GM TLS handshake with a consortium member and refuses, during the handshake, a client without a certificate (certificate_required) and one from outside the consortium (unknown_ca)",
+            needs: Needs::Node,
+            run: tls::mutual_auth,
+        },
+        NodeCheck {
+            id: "node-tls-rfc8998-suites",
+            title: "The node negotiates TLS 1.3 with TLS_SM4_GCM_SM3 (0x00C6) and TLS_SM4_CCM_SM3 (0x00C7) over curveSM2, as the ServerHello on the wire shows, and refuses a non-GM offer (handshake_failure or insufficient_security) and TLS 1.2 (protocol_version) before any ServerHello",
+            needs: Needs::Node,
+            run: tls::rfc8998_suites,
+        },
+        NodeCheck {
+            id: "node-tls-server-certificate",
+            title: "The node presents a node-sign certificate with an SM2 key, signed with SM2-with-SM3, with digitalSignature, valid under the genesis file's CAs and CRLs",
+            needs: Needs::Node,
+            run: tls::server_certificate,
+        },
+        NodeCheck {
+            id: "node-tls-confidentiality",
+            title: "A request's random marker crosses the wire in clear in neither direction, and every record after the hellos is an encrypted application_data record",
+            needs: Needs::Node,
+            run: tls::confidentiality,
+        },
+        NodeCheck {
             id: "node-revocation-live",
             title: "Throwaway signers of the identity's organisation are refused by the node: an expired one (TX_CERT_INVALID, CERT_EXPIRED), a suspended one after it committed (TX_SIGNER_SUSPENDED), a revoked one after the CA's next CRL is recorded (TX_SIGNER_REVOKED), while the identity still commits",
             needs: Needs::WritesAdminCa,
@@ -172,3 +198,5 @@ pub(super) fn genesis(p: &dyn NodeProbe) -> Result<(execution::Genesis, Block), 
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

@@ -117,6 +117,15 @@ pub trait NodeProbe {
     fn block(&self, height: u64) -> Result<BlockBytes, ProbeError>;
     /// GetReceiptProof: the offline receipt file (JSON).
     fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, ProbeError>;
+    /// One TLS connection attempt to the node's API listener, relayed through a recorder.
+    /// `Err` only when the attempt could not be made (the probe cannot make it, or the node
+    /// is unreachable); a refusal is an observation.
+    fn tls_attempt(&self, attempt: TlsAttempt) -> Result<TlsObservation, ProbeError> {
+        let _ = attempt;
+        Err(ProbeError::Unsupported {
+            what: "TLS connection attempts".into(),
+        })
+    }
 }
 
 /// A call the probe makes to the node, as errors name it.
@@ -126,8 +135,12 @@ pub enum Rpc {
     GetStatus,
     SubmitTransaction,
     GetTransaction,
-    GetBlock { height: u64 },
+    GetBlock {
+        height: u64,
+    },
     GetReceiptProof,
+    /// A TLS connection attempt to the API listener.
+    Tls,
 }
 
 impl std::fmt::Display for Rpc {
@@ -138,6 +151,7 @@ impl std::fmt::Display for Rpc {
             Rpc::GetTransaction => f.write_str("GetTransaction"),
             Rpc::GetBlock { height } => write!(f, "GetBlock {height}"),
             Rpc::GetReceiptProof => f.write_str("GetReceiptProof"),
+            Rpc::Tls => f.write_str("TLS"),
         }
     }
 }
@@ -157,6 +171,10 @@ pub enum ProbeError {
         status: String,
         message: String,
     },
+    /// The probe cannot make this call (a fake node, or a node given as a plain http://
+    /// address).
+    #[error("the probe cannot make {what}")]
+    Unsupported { what: String },
     /// The node answered with an error status that is no coded refusal (`NotFound` for a
     /// block, `Internal`).
     #[error("{call}: gRPC {status}: {message}")]
@@ -165,4 +183,68 @@ pub enum ProbeError {
         status: String,
         message: String,
     },
+}
+
+/// Which RFC 8998 cipher suites the auditor's client offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GmSuites {
+    /// `TLS_SM4_GCM_SM3` then `TLS_SM4_CCM_SM3`.
+    Both,
+    /// `TLS_SM4_GCM_SM3` (0x00C6) only.
+    GcmOnly,
+    /// `TLS_SM4_CCM_SM3` (0x00C7) only.
+    CcmOnly,
+}
+
+/// What the auditor's client offers the node's TLS listener in one connection attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsAttempt {
+    /// The auditor's own TLS identity (the TLS flags or client profile) offering `suites`,
+    /// `curveSM2` and `sm2sig_sm3`. With a `marker`, a GetTransaction request for that id is
+    /// sent over the connection once the handshake is done.
+    Member {
+        suites: GmSuites,
+        marker: Option<[u8; 32]>,
+    },
+    /// A GM TLS 1.3 client that sends no certificate.
+    NoCertificate,
+    /// A certificate issued by a self-signed root made in memory for this attempt: a CA the
+    /// consortium does not know.
+    Outsider,
+    /// A raw TLS 1.2 ClientHello (no supported_versions extension).
+    Tls12Hello,
+    /// A raw TLS 1.3 ClientHello offering only `TLS_AES_128_GCM_SHA256`, the group `x25519`
+    /// and non-SM signature schemes.
+    NonGmHello,
+}
+
+/// What a wire observer and the client saw of one attempt. The binary relays the connection
+/// through a recorder and reports the bytes as they crossed; the checks parse them.
+#[derive(Debug, Clone, Default)]
+pub struct TlsObservation {
+    /// What the client offered, in words (for the evidence).
+    pub offered: String,
+    /// Every byte the client sent, in order.
+    pub client_bytes: Vec<u8>,
+    /// Every byte the server sent, in order.
+    pub server_bytes: Vec<u8>,
+    /// The client finished the handshake and was not refused afterwards (in TLS 1.3 the
+    /// server judges the client's certificate after the client's Finished, so a refusal
+    /// arrives as an alert in place of the server's first application data).
+    pub completed: bool,
+    /// The alert the client received (TLS AlertDescription code), in clear or inside the
+    /// encrypted handshake.
+    pub alert: Option<u8>,
+    /// Why the attempt failed otherwise (no alert): the client's own error.
+    pub error: Option<String>,
+    /// The server's certificate chain as the client received it (DER, leaf first).
+    pub server_chain: Vec<Vec<u8>>,
+    /// The signature scheme of the server's CertificateVerify, as the client verified it.
+    pub server_signature_scheme: Option<u16>,
+    /// The signature_algorithms of the server's CertificateRequest as the client received
+    /// them (rustls drops the schemes TLS 1.3 forbids: SHA-1, MD5, SHA-224, RSA-PKCS1, DSA).
+    pub certificate_request_schemes: Option<Vec<u16>>,
+    /// The answer to the request sent with a marker: the gRPC status name or "OK".
+    pub request: Option<Result<String, String>>,
 }
