@@ -122,6 +122,7 @@ node_pid=$!
 node="127.0.0.1:$grpc_port"
 cat > alice.toml <<TOML
 node = "$node"
+node_name = "node-1"
 tls_key = "$alice"
 hsm_profile = "$profile"
 pass_file = "user.pin"

@@ -172,6 +172,20 @@ fn the_api_refuses_every_client_without_a_valid_consortium_certificate() {
     // The client refuses a node its CA does not vouch for: trusting the other chain's root.
     let o = status_as(&chain, "admin", &other.dir);
     expect(&o, 1, "did not verify");
+    // The profile names the node (node0): a client naming another node refuses this one, as
+    // it would a member's node answering at another's address.
+    let o = gm(
+        dir,
+        &[
+            "query",
+            "status",
+            "--node",
+            &chain.grpc,
+            "--node-name",
+            "node7",
+        ],
+    );
+    expect(&o, 1, "did not verify");
     // Plain HTTP/2 to the TLS port gets nowhere (and there is no public listener by default).
     let o = gm_bare(
         dir,

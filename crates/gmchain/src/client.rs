@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use api::v1::chain_client::ChainClient;
-use gmtls::net::{ConnectError, connect as tls_connect};
+use gmtls::net::{ConnectError, connect_named};
 use pki::{Certificate, Crl};
 use serde::Deserialize;
 use tonic::transport::Channel;
@@ -55,6 +55,10 @@ pub(crate) struct TlsArgs {
     /// every CA between the trusted one and the node needs a current CRL.
     #[arg(long, value_name = "FILE")]
     pub tls_crl: Vec<PathBuf>,
+    /// The node's name (its certificate's common name): any other node of the consortium at
+    /// the address is refused. Without it, any node the consortium certifies is accepted.
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
 }
 
 /// The node to talk to, and how.
@@ -84,6 +88,7 @@ impl NodeArgs {
 #[serde(deny_unknown_fields)]
 struct Profile {
     node: Option<String>,
+    node_name: Option<String>,
     tls_key: Option<String>,
     hsm_profile: Option<PathBuf>,
     pass_file: Option<PathBuf>,
@@ -131,6 +136,7 @@ enum Target {
     /// Mutual GM TLS.
     Tls {
         addr: SocketAddr,
+        name: Option<String>,
         config: Arc<gmtls::rustls::ClientConfig>,
     },
     /// A public read-only listener, plain HTTP/2.
@@ -307,6 +313,7 @@ fn target(node: &NodeArgs) -> Result<Target, Failure> {
     let config = tls_config(&node.tls, &profile)?;
     Ok(Target::Tls {
         addr: resolve_addr(&addr)?,
+        name: node.tls.node_name.clone().or(profile.node_name),
         config,
     })
 }
@@ -325,17 +332,20 @@ pub(crate) fn connect_failure(e: &ConnectError) -> Failure {
     Failure::coded(e, format!("{e}{hint}"))
 }
 
-/// Opens one TLS connection to `addr` (the tunnel's and the channel's connector).
+/// Opens one TLS connection to `addr`, to the node `name` if given (the tunnel's and the
+/// channel's connector).
 pub(crate) async fn open_tls(
     addr: SocketAddr,
+    name: Option<&str>,
     config: Arc<gmtls::rustls::ClientConfig>,
     confirm: bool,
 ) -> Result<
     gmtls::net::Confirmed<gmtls::tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
     ConnectError,
 > {
-    tls_connect(
+    connect_named(
         addr,
+        name,
         config,
         CONNECT_TIMEOUT,
         confirm.then_some(CONNECT_TIMEOUT),
@@ -388,10 +398,10 @@ pub(crate) async fn connect_with_info(
                     "node {url} unreachable: {e}; is its public listener (api.public_listen) enabled?"
                 ))
             })?,
-        Target::Tls { addr, config } => {
+        Target::Tls { addr, name, config } => {
             // The first connection is made here, so that a refusal is reported with its alert
             // and exit status; the channel reconnects (after an idle close) the same way.
-            let first = open_tls(addr, config.clone(), true)
+            let first = open_tls(addr, name.as_deref(), config.clone(), true)
                 .await
                 .map_err(|e| connect_failure(&e))?;
             info = describe(first.get_ref().get_ref().1);
@@ -399,11 +409,12 @@ pub(crate) async fn connect_with_info(
             let connector = tower::service_fn(move |_uri: tonic::transport::Uri| {
                 let first = first.clone();
                 let config = config.clone();
+                let name = name.clone();
                 async move {
                     let ready = first.lock().unwrap_or_else(|e| e.into_inner()).take();
                     let stream = match ready {
                         Some(s) => s,
-                        None => open_tls(addr, config, false).await?,
+                        None => open_tls(addr, name.as_deref(), config, false).await?,
                     };
                     Ok::<_, ConnectError>(hyper_util::rt::TokioIo::new(stream))
                 }
@@ -448,8 +459,8 @@ pub(crate) fn tunnel(args: TunnelArgs) -> Result<(), Failure> {
             args.listen
         )));
     }
-    let (addr, config) = match target(&args.node)? {
-        Target::Tls { addr, config } => (addr, config),
+    let (addr, name, config) = match target(&args.node)? {
+        Target::Tls { addr, name, config } => (addr, name, config),
         Target::Plain { url } => {
             return Err(Failure::BadInput(format!(
                 "--node {url}: a tunnel goes to the mutual-TLS API (HOST:PORT), not a plain listener"
@@ -461,7 +472,7 @@ pub(crate) fn tunnel(args: TunnelArgs) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
-        let probe = open_tls(addr, config.clone(), true)
+        let probe = open_tls(addr, name.as_deref(), config.clone(), true)
             .await
             .map_err(|e| connect_failure(&e))?;
         let server = probe
@@ -512,10 +523,10 @@ pub(crate) fn tunnel(args: TunnelArgs) -> Result<(), Failure> {
                 },
                 () = &mut stop => return Ok(()),
             };
-            let config = config.clone();
+            let (config, name) = (config.clone(), name.clone());
             tokio::spawn(async move {
                 let _ = local_conn.set_nodelay(true);
-                match open_tls(addr, config, false).await {
+                match open_tls(addr, name.as_deref(), config, false).await {
                     Ok(mut remote) => {
                         if let Err(e) =
                             tokio::io::copy_bidirectional(&mut local_conn, &mut remote).await

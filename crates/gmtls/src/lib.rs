@@ -44,6 +44,18 @@ pub use verify::{
     role_of, verify_certificate_verify,
 };
 
+/// Runs `f`, which may block (a token call, state reads), telling a multi-threaded tokio
+/// runtime first so that its other tasks move to other workers; elsewhere it just runs `f`.
+/// rustls calls signers and verifiers synchronously inside a handshake's poll.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// `TLS_SM4_GCM_SM3` (RFC 8998 §2).
 pub const TLS_SM4_GCM_SM3: u16 = 0x00C6;
 /// `TLS_SM4_CCM_SM3` (RFC 8998 §2).

@@ -58,6 +58,9 @@ impl codes::Coded for ConnectError {
         match self {
             ConnectError::Unreachable { .. } => &codes::TLS_UNREACHABLE,
             ConnectError::Refused { alert, .. } => match alert {
+                // The node could not judge the certificate (its state unreadable): the node's
+                // trouble, not a verdict on the certificate.
+                AlertDescription::InternalError => &codes::TLS_UNREACHABLE,
                 AlertDescription::HandshakeFailure
                 | AlertDescription::ProtocolVersion
                 | AlertDescription::InsufficientSecurity => &codes::TLS_NO_COMMON_ALGORITHM,
@@ -183,6 +186,27 @@ pub async fn connect(
     timeout: Duration,
     confirm: Option<Duration>,
 ) -> Result<Confirmed<TlsStream<TcpStream>>, ConnectError> {
+    connect_named(addr, None, config, timeout, confirm).await
+}
+
+/// [`connect`] to the node named `node_name` (its certificate's common name): the client's
+/// verifier then refuses any other node of the consortium at `addr`.
+pub async fn connect_named(
+    addr: SocketAddr,
+    node_name: Option<&str>,
+    config: Arc<ClientConfig>,
+    timeout: Duration,
+    confirm: Option<Duration>,
+) -> Result<Confirmed<TlsStream<TcpStream>>, ConnectError> {
+    let name = match node_name {
+        Some(n) => ServerName::try_from(n.to_string()).map_err(|_| ConnectError::Handshake {
+            addr,
+            reason: format!(
+                "{n:?} is not a node name (a DNS-form name, the node certificate's CN)"
+            ),
+        })?,
+        None => ServerName::IpAddress(addr.ip().into()),
+    };
     let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| ConnectError::Unreachable {
@@ -191,7 +215,6 @@ pub async fn connect(
         })?
         .map_err(|source| ConnectError::Unreachable { addr, source })?;
     let _ = tcp.set_nodelay(true);
-    let name = ServerName::IpAddress(addr.ip().into());
     let mut tls = tokio::time::timeout(timeout, TlsConnector::from(config).connect(name, tcp))
         .await
         .map_err(|_| ConnectError::Handshake {
@@ -220,4 +243,37 @@ pub async fn connect(
         head,
         pos: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codes::{Class, Coded};
+
+    /// Review finding 5 on issue 12: `internal_error` means the node could not judge the
+    /// certificate (its state unreadable), so the client says the node is unavailable (exit 3)
+    /// instead of that its certificate was refused (exit 1).
+    #[test]
+    fn each_refusal_has_the_exit_class_of_what_it_means() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let class = |alert| ConnectError::Refused { addr, alert }.class();
+        assert_eq!(class(AlertDescription::InternalError), Class::Unavailable);
+        for refused in [
+            AlertDescription::UnknownCA,
+            AlertDescription::CertificateRevoked,
+            AlertDescription::CertificateExpired,
+            AlertDescription::UnsupportedCertificate,
+            AlertDescription::CertificateRequired,
+            AlertDescription::DecryptError,
+        ] {
+            assert_eq!(class(refused), Class::NotVerified, "{refused:?}");
+        }
+        for no_common in [
+            AlertDescription::HandshakeFailure,
+            AlertDescription::ProtocolVersion,
+            AlertDescription::InsufficientSecurity,
+        ] {
+            assert_eq!(class(no_common), Class::BadInput, "{no_common:?}");
+        }
+    }
 }

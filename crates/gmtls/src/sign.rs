@@ -108,7 +108,7 @@ impl TlsSigner for Sm2TlsSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
         let id = UserId::new(TLS13_SM2_ID.to_vec())
             .map_err(|e| rustls::Error::General(format!("RFC 8998 user ID: {e}")))?;
-        let sig = self.0.sign(&id, message).map_err(|e| {
+        let sig = crate::blocking(|| self.0.sign(&id, message)).map_err(|e| {
             // A token that fails here (gone, logged out) fails the handshake; say why in the
             // node's log, the peer only sees an internal_error alert.
             tracing::warn!("TLS CertificateVerify could not be signed: {e}");

@@ -374,11 +374,28 @@ impl ServerCertVerifier for ServerVerifier {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         now: TlsTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        check_chain(&*self.0, "server", end_entity, intermediates, now)?;
+        let identity = check_chain(&*self.0, "server", end_entity, intermediates, now)?;
+        // A client that names the node (`--node-name`, a profile's `node_name`, passed as a
+        // DNS-form server name) accepts only the consortium certificate with that common name:
+        // another member's node at that address is refused. A client that gives only an
+        // address accepts any node the consortium certifies.
+        if let ServerName::DnsName(name) = server_name {
+            let cn = Certificate::from_der(end_entity.as_ref())
+                .ok()
+                .and_then(|c| c.common_name());
+            if cn.as_deref() != Some(name.as_ref()) {
+                tracing::warn!(
+                    expected = name.as_ref(),
+                    presented = %identity.subject,
+                    "TLS server certificate refused: not the node named"
+                );
+                return Err(CertificateError::NotValidForName.into());
+            }
+        }
         Ok(ServerCertVerified::assertion())
     }
 

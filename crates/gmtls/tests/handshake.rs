@@ -357,17 +357,12 @@ async fn node_links_accept_node_sign_peers_only_on_both_ends() {
     assert!(gmtls::link_server_config(ServerCertificate::new(&user), peers()).is_err());
 }
 
-/// Review finding 2 on issue 12 (a design decision, so ignored): the client checks the
-/// node's certificate against the consortium (chain, role node-sign, revocation) but not
-/// which node it is: the server name is ignored and nothing else is pinned. Any node-sign
-/// certificate of any member organisation is accepted for any address, so a member's node
-/// (or a stolen node key of any organisation) that captures the address of another
-/// organisation's node receives that client's reads and writes, and answers its reads. The
-/// fix needs an identity to bind: the node's name in the client profile (`node_name`,
-/// matched with the certificate's CN or a SAN the node CA issues) or the organisation the
-/// client expects (`node_organisation`), checked in `ServerVerifier::verify_server_cert`.
+/// Review finding 2 on issue 12: the client checked the node's certificate against the
+/// consortium (chain, role node-sign, revocation) but not which node it is, so any member's
+/// node (or a stolen node key) at another organisation's address received that client's
+/// traffic. A client that names the node (`--node-name`, a profile's `node_name`) now accepts
+/// only the node certificate with that common name.
 #[tokio::test]
-#[ignore = "finding 2: the client binds no node identity; needs a profile field (design decision)"]
 async fn a_client_refuses_a_consortium_node_other_than_the_one_it_named() {
     let pki = Pki::new(1, "Consortium");
     // The server presents node-1's certificate; the client asked for node-2.
@@ -383,6 +378,19 @@ async fn a_client_refuses_a_consortium_node_other_than_the_one_it_named() {
     drop(tls);
     let _ = task.await;
     assert!(!accepted, "the client accepted node-1 when it named node-2");
+    // Naming the node it is: accepted.
+    let (addr, task) = serve_once(node_server(&pki, API_CLIENT_ROLES, &[])).await;
+    let mut s = gmtls::net::connect_named(
+        addr,
+        Some("node-1"),
+        client(&pki, &user, &Suite::ALL),
+        Duration::from_secs(5),
+        Some(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    exchange(&mut s).await;
+    task.await.unwrap().unwrap();
 }
 
 /// The node's answer to a raw ClientHello (hex), fed to a server connection in memory: the
