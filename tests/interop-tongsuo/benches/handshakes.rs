@@ -46,7 +46,7 @@ fn gmtls_round(
             s.flush().unwrap();
         }
     });
-    let name = gmtls::rustls::pki_types::ServerName::try_from("gmchain").unwrap();
+    let name = gmtls::rustls::pki_types::ServerName::IpAddress(addr.ip().into());
     for _ in 0..n {
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_nodelay(true).unwrap();

@@ -821,7 +821,9 @@ pub fn gmtls_client(
     let tcp = TcpStream::connect(addr).map_err(|e| err("connect", e))?;
     tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    let name = rustls::pki_types::ServerName::try_from("gmchain").unwrap();
+    // By address, as gmchain's client without --node-name (a DNS-form name is checked
+    // against the node certificate's CN).
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
     let conn = rustls::ClientConnection::new(config, name).unwrap();
     let mut s = rustls::StreamOwned::new(conn, tcp);
     while s.conn.is_handshaking() {
