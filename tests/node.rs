@@ -16,9 +16,7 @@ use pki::{Certificate, Crl, RevocationReason, RevokedEntry, UnixTime};
 use types::{Call, ChainId, Decode, Encode, Height, Limits, Sender, SignedTx, Transaction};
 
 use crate::dev_node;
-use dev_node::{Node, dev_chain, fails, gm, log_of, ok, scrape};
-
-const PASS: &[u8] = b"dev-chain-passphrase";
+use dev_node::{Node, PASS, dev_chain, fails, gm, identity, log_of, now_secs, ok, scrape};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -26,15 +24,6 @@ fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn identity(dir: &Path, name: &str) -> (crypto_sm::SoftSigner, Certificate) {
-    let pem = std::fs::read(dir.join(format!("{name}.key.pem"))).unwrap();
-    let key = crypto_sm::keys::decode_private_key(&pem, Some(PASS)).unwrap();
-    let signer = SoftwareProvider::new(Arc::new(SystemRandom)).signer(key);
-    let cert = Certificate::from_pem(&std::fs::read(dir.join(format!("{name}.crt.pem"))).unwrap())
-        .unwrap();
-    (signer, cert)
 }
 
 fn signed(
@@ -656,13 +645,6 @@ fn write_key(dir: &Path, name: &str, key: &crypto_sm::SoftSigner, cert: &Certifi
     .unwrap();
     std::fs::write(dir.join(format!("{name}.key.pem")), pem).unwrap();
     std::fs::write(dir.join(format!("{name}.crt.pem")), cert.to_pem()).unwrap();
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 /// An organisation CA issued by the development root (Dev Bureau), with its CRL written to

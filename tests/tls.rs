@@ -14,9 +14,7 @@ use crypto_sm::SoftwareProvider;
 use crypto_sm::rng::SystemRandom;
 use pki::{Certificate, RevocationReason, RevokedEntry, Role, UnixTime};
 
-use crate::dev_node::{self, Chain, Node, dev_chain, gm, log_of, ok};
-
-const PASS: &[u8] = b"dev-chain-passphrase";
+use crate::dev_node::{self, Chain, Node, PASS, dev_chain, gm, identity, log_of, now_secs, ok};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -42,22 +40,6 @@ fn expect(o: &Output, code: i32, needle: &str) -> String {
     assert!(err.contains(needle), "expected {needle:?} in {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     err
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn identity(dir: &Path, name: &str) -> (crypto_sm::SoftSigner, Certificate) {
-    let pem = std::fs::read(dir.join(format!("{name}.key.pem"))).unwrap();
-    let key = crypto_sm::keys::decode_private_key(&pem, Some(PASS)).unwrap();
-    let signer = SoftwareProvider::new(Arc::new(SystemRandom)).signer(key);
-    let cert = Certificate::from_pem(&std::fs::read(dir.join(format!("{name}.crt.pem"))).unwrap())
-        .unwrap();
-    (signer, cert)
 }
 
 /// Issues, with the dev root, a `role` certificate named `name` valid from `from` to `to`

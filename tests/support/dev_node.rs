@@ -26,7 +26,7 @@ pub fn gm(dir: &Path, args: &[&str]) -> Output {
 /// its key and certificate, the chain's root and CRL as trust.
 pub fn tls_config(dir: &Path, name: &str) -> Arc<gmtls::rustls::ClientConfig> {
     let pem = std::fs::read(dir.join(format!("{name}.key.pem"))).unwrap();
-    let key = crypto_sm::keys::decode_private_key(&pem, Some(b"dev-chain-passphrase")).unwrap();
+    let key = crypto_sm::keys::decode_private_key(&pem, Some(PASS)).unwrap();
     let signer =
         crypto_sm::SoftwareProvider::new(Arc::new(crypto_sm::rng::SystemRandom)).signer(key);
     let cert =
@@ -209,4 +209,27 @@ pub fn scrape(addr: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
+}
+
+/// The dev-chain passphrase of every key file `dev-chain` writes.
+pub const PASS: &[u8] = b"dev-chain-passphrase";
+
+/// The key and certificate of the dev-chain identity `name` (`admin`, `ca`, `clients/3`).
+pub fn identity(dir: &Path, name: &str) -> (crypto_sm::SoftSigner, pki::Certificate) {
+    let pem = std::fs::read(dir.join(format!("{name}.key.pem"))).unwrap();
+    let key = crypto_sm::keys::decode_private_key(&pem, Some(PASS)).unwrap();
+    let signer =
+        crypto_sm::SoftwareProvider::new(Arc::new(crypto_sm::rng::SystemRandom)).signer(key);
+    let cert =
+        pki::Certificate::from_pem(&std::fs::read(dir.join(format!("{name}.crt.pem"))).unwrap())
+            .unwrap();
+    (signer, cert)
+}
+
+/// The system clock in Unix seconds.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
