@@ -168,6 +168,22 @@ fn the_api_refuses_every_client_without_a_valid_consortium_certificate() {
         ],
     );
     expect(&o, 1, "did not verify");
+    // A node "named" by an address would be checked against nothing: bad input, and no
+    // connection is made.
+    for name in ["127.0.0.1", "node 0"] {
+        let o = gm(
+            dir,
+            &[
+                "query",
+                "status",
+                "--node",
+                &chain.grpc,
+                "--node-name",
+                name,
+            ],
+        );
+        expect(&o, 2, "is not a node name");
+    }
     // Plain HTTP/2 to the TLS port gets nowhere (and there is no public listener by default).
     let o = gm_bare(
         dir,

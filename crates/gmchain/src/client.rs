@@ -327,6 +327,7 @@ pub(crate) fn connect_failure(e: &ConnectError) -> Failure {
         ConnectError::PeerNotVerified { .. } => {
             "; check --ca and --tls-crl, and that the address is a node of your consortium"
         }
+        ConnectError::NotANodeName { .. } => " (--node-name, or node_name in the client profile)",
         ConnectError::Handshake { .. } => "",
     };
     Failure::coded(e, format!("{e}{hint}"))

@@ -101,3 +101,30 @@ impl codes::Coded for TlsError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// `blocking` runs where rustls can call it without panicking: outside any runtime, on a
+    /// current-thread runtime (the CLI's), on a multi-threaded runtime's worker and its
+    /// `block_on` thread (the node, the tunnel), and on a `spawn_blocking` thread (the
+    /// node's session recheck).
+    #[test]
+    fn blocking_runs_in_every_runtime_context() {
+        assert_eq!(super::blocking(|| 1), 1);
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(current.block_on(async { super::blocking(|| 2) }), 2);
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        assert_eq!(multi.block_on(async { super::blocking(|| 3) }), 3);
+        let on_worker =
+            multi.block_on(async { tokio::spawn(async { super::blocking(|| 4) }).await });
+        assert_eq!(on_worker.unwrap(), 4);
+        let on_pool =
+            multi.block_on(async { tokio::task::spawn_blocking(|| super::blocking(|| 5)).await });
+        assert_eq!(on_pool.unwrap(), 5);
+    }
+}

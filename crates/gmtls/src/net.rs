@@ -43,6 +43,15 @@ pub enum ConnectError {
         /// What rustls reported.
         reason: String,
     },
+    /// The node name is not a DNS-form name (an IP address, spaces): it could not be checked
+    /// against the node's certificate.
+    #[error(
+        "{name:?} is not a node name: give the node certificate's CN in DNS form (letters, digits, '-', '.'), not an address"
+    )]
+    NotANodeName {
+        /// The name given.
+        name: String,
+    },
     /// The handshake failed otherwise (the connection closed, a protocol error).
     #[error("node {addr}: TLS handshake failed: {reason}")]
     Handshake {
@@ -67,6 +76,7 @@ impl codes::Coded for ConnectError {
                 _ => &codes::TLS_CERTIFICATE_REFUSED,
             },
             ConnectError::PeerNotVerified { .. } => &codes::TLS_PEER_CERTIFICATE_REFUSED,
+            ConnectError::NotANodeName { .. } => &codes::TLS_CONFIG,
             ConnectError::Handshake { .. } => &codes::TLS_UNREACHABLE,
         }
     }
@@ -199,12 +209,16 @@ pub async fn connect_named(
     confirm: Option<Duration>,
 ) -> Result<Confirmed<TlsStream<TcpStream>>, ConnectError> {
     let name = match node_name {
-        Some(n) => ServerName::try_from(n.to_string()).map_err(|_| ConnectError::Handshake {
-            addr,
-            reason: format!(
-                "{n:?} is not a node name (a DNS-form name, the node certificate's CN)"
-            ),
-        })?,
+        // Only a DNS-form name is compared with the certificate's CN: an IP-address server
+        // name (what `ServerName` makes of "10.0.0.1") would be checked against nothing.
+        Some(n) => match ServerName::try_from(n.to_string()) {
+            Ok(name @ ServerName::DnsName(_)) => name,
+            _ => {
+                return Err(ConnectError::NotANodeName {
+                    name: n.to_string(),
+                });
+            }
+        },
         None => ServerName::IpAddress(addr.ip().into()),
     };
     let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))

@@ -318,9 +318,11 @@ pub fn tls_incoming(
 ) -> tokio_stream::wrappers::ReceiverStream<io::Result<SessionStream>> {
     let (tx, rx) = mpsc::channel(16);
     let acceptor = TlsAcceptor::from(config);
-    // Handshakes in progress at once: each costs the node an ECDHE, a token signature and a
+    // Handshakes computing at once: each costs the node an ECDHE, a token signature and a
     // chain validation before the peer has proved anything, so a flood of them queues here
-    // (within each one's deadline) instead of taking every worker from the API.
+    // (within each one's deadline) instead of taking every worker from the API. A slot is
+    // held only while a handshake is polled (rustls computes inside the poll), never while it
+    // waits for the peer: a peer that stalls holds none.
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -343,9 +345,9 @@ pub fn tls_incoming(
             );
             let handshaking = handshaking.clone();
             tokio::spawn(async move {
-                let handshake = async {
-                    let _slot = handshaking.acquire().await;
-                    acceptor.accept(conn).await
+                let handshake = InSlot {
+                    inner: acceptor.accept(conn),
+                    slots: tokio_util::sync::PollSemaphore::new(handshaking),
                 };
                 let tls = match tokio::time::timeout(handshake_timeout, handshake).await {
                     Ok(Ok(tls)) => tls,
@@ -418,6 +420,23 @@ pub fn tls_incoming(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
+/// Polls `inner` only while holding one of `slots`' permits, released when the poll returns:
+/// the work done inside polls is bounded, the waits between them take no permit.
+struct InSlot<F> {
+    inner: F,
+    slots: tokio_util::sync::PollSemaphore,
+}
+
+impl<F: Future + Unpin> Future for InSlot<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // `None`: the semaphore is closed, which this module never does; poll anyway.
+        let _slot = std::task::ready!(self.slots.poll_acquire(cx));
+        Pin::new(&mut self.inner).poll(cx)
+    }
+}
+
 /// The system clock in Unix seconds, as rustls gives its verifiers.
 fn system_now() -> UnixTime {
     UnixTime(
@@ -478,6 +497,113 @@ mod tests {
         ) -> Result<PeerIdentity, Refusal> {
             Err(Refusal::new(RefusalKind::Unavailable, "state unreadable"))
         }
+    }
+
+    /// Accepts any certificate: these tests are about the listener, not about who is let in.
+    #[derive(Debug)]
+    struct AcceptAll;
+
+    impl Authority for AcceptAll {
+        fn authenticate(
+            &self,
+            leaf: &Certificate,
+            _intermediates: &[Certificate],
+            _now: UnixTime,
+        ) -> Result<PeerIdentity, Refusal> {
+            let role = leaf.role().unwrap_or(Role::User);
+            Ok(PeerIdentity::of_verified_leaf(leaf, "Org".into(), role))
+        }
+    }
+
+    /// A root and credentials of `role` under it, valid around the real clock.
+    fn credentials(roles: &[(Role, &str)]) -> Vec<gmtls::Credentials> {
+        let provider = SoftwareProvider::new(Arc::new(SystemRandom));
+        let key = provider.generate().unwrap();
+        let now = system_now().0;
+        let validity = pki::Validity {
+            not_before: UnixTime(now - 3600),
+            not_after: UnixTime(now + 86_400),
+        };
+        let serial = || pki::Serial::random(&SystemRandom).unwrap();
+        let root = pki::issue_root("Root", "Org", serial(), validity, &key).unwrap();
+        roles
+            .iter()
+            .map(|(role, cn)| {
+                let leaf_key = provider.generate().unwrap();
+                let leaf = pki::issue(
+                    &root,
+                    &key,
+                    &pki::IssueRequest {
+                        role: *role,
+                        common_name: cn,
+                        organisation: "Org",
+                        public_key: &crypto::Signer::public_key(&leaf_key),
+                        serial: serial(),
+                        validity,
+                    },
+                )
+                .unwrap();
+                gmtls::Credentials::new(vec![leaf], Arc::new(leaf_key)).unwrap()
+            })
+            .collect()
+    }
+
+    /// Review (second pass) on issue 12: the handshake slots (2 × cores) were held from
+    /// before the ClientHello to the end of the handshake, waits for the peer included, so
+    /// 2 × cores TCP connections that send nothing (one peer may hold 32) took every slot
+    /// for the whole 10 s deadline, again and again, and no member could connect. A slot
+    /// must be held only while a handshake computes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn silent_connections_do_not_hold_the_handshake_slots() {
+        let creds = credentials(&[(Role::NodeSign, "node-1"), (Role::User, "alice")]);
+        let server = gmtls::server_config(
+            gmtls::ServerCertificate::new(&creds[0]),
+            Arc::new(AcceptAll),
+            gmtls::provider(),
+        )
+        .unwrap();
+        let client =
+            gmtls::client_config(&creds[1], Arc::new(AcceptAll), gmtls::provider()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let limits = crate::listener::ListenerLimits {
+            max_connections: 1000,
+            max_per_peer: 32,
+            preface_timeout: Duration::from_secs(60),
+        };
+        let mut sessions_in = tls_incoming(
+            crate::listener::limited_incoming(listener, limits, metrics.clone()),
+            server,
+            Arc::new(AcceptAll),
+            Arc::new(Sessions::default()),
+            metrics,
+            Duration::from_secs(30),
+        );
+        // One peer opens as many connections as there are slots, and sends nothing.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut silent = Vec::new();
+        for _ in 0..2 * cores {
+            silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // A member still gets its session at once.
+        let started = std::time::Instant::now();
+        let connected = gmtls::net::connect(addr, client, Duration::from_secs(5), None).await;
+        assert!(
+            connected.is_ok(),
+            "a member's handshake failed while {} silent connections were open: {:?}",
+            silent.len(),
+            connected.err()
+        );
+        let session = tokio::time::timeout(Duration::from_secs(5), sessions_in.next()).await;
+        assert!(
+            matches!(session, Ok(Some(Ok(_)))),
+            "no session after {:?} while {} silent connections held the handshake slots",
+            started.elapsed(),
+            silent.len()
+        );
+        drop(silent);
     }
 
     /// Review finding 3 on issue 12 (a policy decision, so ignored): a recheck that cannot
