@@ -123,6 +123,7 @@ node="127.0.0.1:$grpc_port"
 cat > alice.toml <<TOML
 node = "$node"
 node_name = "node-1"
+node_organisation = "Agency A"
 tls_key = "$alice"
 hsm_profile = "$profile"
 pass_file = "user.pin"

@@ -184,6 +184,19 @@ fn the_api_refuses_every_client_without_a_valid_consortium_certificate() {
         );
         expect(&o, 2, "is not a node name");
     }
+    // And one naming the node's organisation wrongly (a CN is unique only within one).
+    let o = gm(
+        dir,
+        &[
+            "query",
+            "status",
+            "--node",
+            &chain.grpc,
+            "--node-organisation",
+            "Second Bureau",
+        ],
+    );
+    expect(&o, 1, "did not verify");
     // Plain HTTP/2 to the TLS port gets nowhere (and there is no public listener by default).
     let o = gm_bare(
         dir,

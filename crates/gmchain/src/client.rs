@@ -59,6 +59,10 @@ pub(crate) struct TlsArgs {
     /// the address is refused. Without it, any node the consortium certifies is accepted.
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,
+    /// The node's organisation: only a node certificate of this member is accepted (a CN is
+    /// unique only within an organisation; give it with --node-name).
+    #[arg(long, value_name = "ORG")]
+    pub node_organisation: Option<String>,
 }
 
 /// The node to talk to, and how.
@@ -89,6 +93,7 @@ impl NodeArgs {
 struct Profile {
     node: Option<String>,
     node_name: Option<String>,
+    node_organisation: Option<String>,
     tls_key: Option<String>,
     hsm_profile: Option<PathBuf>,
     pass_file: Option<PathBuf>,
@@ -275,9 +280,19 @@ fn tls_identity(
         .iter()
         .map(|p| read_crl(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let authority = gmtls::StaticAuthority::new(anchors, crls, gmtls::SERVER_ROLES)
-        .map_err(|e| Failure::coded(&e, e.to_string()))?;
-    Ok((creds, Arc::new(authority)))
+    let authority: Arc<dyn gmtls::Authority> = Arc::new(
+        gmtls::StaticAuthority::new(anchors, crls, gmtls::SERVER_ROLES)
+            .map_err(|e| Failure::coded(&e, e.to_string()))?,
+    );
+    let authority = match tls
+        .node_organisation
+        .clone()
+        .or_else(|| profile.node_organisation.clone())
+    {
+        Some(org) => gmtls::OrganisationPolicy::new(authority, org),
+        None => authority,
+    };
+    Ok((creds, authority))
 }
 
 /// The node's TLS address with the TLS identity and trust the flags and profile give, or

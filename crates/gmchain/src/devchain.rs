@@ -221,7 +221,7 @@ cert = "node.crt.pem"
     // admin, `clients/<i>.profile.toml` for each user; each trusts the root and its CRL.
     let profile = |key: &str, up: &str| {
         format!(
-            "node = \"127.0.0.1:{grpc}\"\nnode_name = \"node0\"\ntls_key = \"{key}.key.pem\"\npass_file = \"{up}pass\"\ntls_cert = \"{key}.crt.pem\"\nca = [\"{up}ca.crt.pem\"]\ncrls = [\"{up}ca.crl.pem\"]\n"
+            "node = \"127.0.0.1:{grpc}\"\nnode_name = \"node0\"\nnode_organisation = \"{ORG}\"\ntls_key = \"{key}.key.pem\"\npass_file = \"{up}pass\"\ntls_cert = \"{key}.crt.pem\"\nca = [\"{up}ca.crt.pem\"]\ncrls = [\"{up}ca.crl.pem\"]\n"
         )
     };
     write_file(

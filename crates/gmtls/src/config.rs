@@ -154,6 +154,46 @@ impl Authority for RolePolicy {
     }
 }
 
+/// Accepts only what `inner` accepts and only members of `organisation`: a client that names
+/// its node binds the node's organisation too, since a CN is unique only within an
+/// organisation (any member's CA may issue a node-sign certificate named `node-1`).
+#[derive(Debug)]
+pub struct OrganisationPolicy {
+    inner: Arc<dyn Authority>,
+    organisation: String,
+}
+
+impl OrganisationPolicy {
+    /// `inner`, restricted to members of `organisation`.
+    pub fn new(inner: Arc<dyn Authority>, organisation: impl Into<String>) -> Arc<Self> {
+        Arc::new(OrganisationPolicy {
+            inner,
+            organisation: organisation.into(),
+        })
+    }
+}
+
+impl Authority for OrganisationPolicy {
+    fn authenticate(
+        &self,
+        leaf: &Certificate,
+        intermediates: &[Certificate],
+        now: pki::UnixTime,
+    ) -> Result<PeerIdentity, crate::Refusal> {
+        let id = self.inner.authenticate(leaf, intermediates, now)?;
+        if id.organisation != self.organisation {
+            return Err(crate::Refusal::new(
+                crate::RefusalKind::BadCertificate,
+                format!(
+                    "{} is a member of {:?}, not of {:?} as named",
+                    id.subject, id.organisation, self.organisation
+                ),
+            ));
+        }
+        Ok(id)
+    }
+}
+
 /// The server side of a node-to-node link: presents the node's `node-sign` certificate and
 /// accepts only peers with a `node-sign` certificate that `peers` accepts.
 pub fn link_server_config(

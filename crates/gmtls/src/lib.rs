@@ -31,8 +31,8 @@ pub use rustls;
 pub use tokio_rustls;
 
 pub use config::{
-    API_CLIENT_ROLES, LINK_ROLES, RolePolicy, SERVER_ROLES, ServerCertificate, client_config,
-    link_client_config, link_server_config, peer_identity, server_config,
+    API_CLIENT_ROLES, LINK_ROLES, OrganisationPolicy, RolePolicy, SERVER_ROLES, ServerCertificate,
+    client_config, link_client_config, link_server_config, peer_identity, server_config,
 };
 pub use provider::{
     AEAD_SM4_CCM, AEAD_SM4_GCM, CurveSm2, KX_CURVE_SM2, Sm4AeadAlgorithm, Suite, TLS13_SM4_CCM_SM3,

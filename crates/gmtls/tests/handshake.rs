@@ -420,14 +420,12 @@ async fn a_node_name_that_is_no_dns_name_is_bad_input_not_a_bypass() {
     }
 }
 
-/// Review (second pass) on issue 12, a design decision (so ignored): a client names its node
-/// by the certificate's CN alone, and nothing makes a CN unique in the consortium: any
-/// member's CA issues a node-sign certificate with CN `node-1` for its own organisation, and
-/// a client that named another organisation's `node-1` accepts it. The named identity needs
-/// the organisation too (e.g. `node_name = "node-1"` with `node_organisation`, compared with
-/// the verified organisation), or the chain must refuse a second node-sign CN.
+/// Review (second pass) on issue 12: a client named its node by the certificate's CN alone,
+/// and nothing makes a CN unique in the consortium: any member's CA issues a node-sign
+/// certificate with CN `node-1` for its own organisation, and a client that named another
+/// organisation's `node-1` accepted it. The named identity is now the CN and the organisation
+/// (`node_name` with `node_organisation`: `OrganisationPolicy`).
 #[tokio::test]
-#[ignore = "design: a node name binds only the CN, which another organisation's CA may issue too"]
 async fn a_client_naming_a_node_refuses_the_same_cn_from_another_organisation() {
     use crypto::Signer;
     let pki = Pki::new(1, "Consortium");
@@ -475,8 +473,14 @@ async fn a_client_naming_a_node_refuses_the_same_cn_from_another_organisation() 
         pki::issue_crl(&b, &b_key, 1, UnixTime(n - 3600), UnixTime(n + 86_400), &[]).unwrap(),
     );
     let servers = StaticAuthority::new(vec![pki.root.clone()], crls, SERVER_ROLES).unwrap();
-    let config = client_config(&user, Arc::new(servers), provider()).unwrap();
-    // The client means Agency A's node-1 (its profile's node_name = "node-1").
+    let config = client_config(
+        &user,
+        gmtls::OrganisationPolicy::new(Arc::new(servers), "Agency A"),
+        provider(),
+    )
+    .unwrap();
+    // The client means Agency A's node-1 (its profile's node_name = "node-1",
+    // node_organisation = "Agency A").
     let r = gmtls::net::connect_named(
         addr,
         Some("node-1"),
