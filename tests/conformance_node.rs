@@ -211,13 +211,16 @@ fn ledger_clauses_against_a_live_node() {
     let conf = serde_json::to_string(check(&c82c, "node-tls-confidentiality")).unwrap();
     assert!(conf.contains("answered NotFound"), "{conf}");
     assert!(conf.contains("application_data"), "{conf}");
-    // Integrity in transit is inferred from the AEAD, not observed by altering a record: NOT
-    // COVERED with its checks passing.
-    let c82b = clause(&report, "GB/T 39786-2021", "8.2 b");
-    assert_eq!(c82b["verdict"], "NOT COVERED", "{c82b:#}");
-    for o in c82b["checks"].as_array().unwrap() {
-        assert_eq!(o["pass"], true, "{o:#}");
+    // Integrity in transit, observed: a record altered by the relay (one bit of its tag) is
+    // refused by the node with bad_record_mac.
+    for id in ["8.2 b", "8.4 f"] {
+        let c = clause(&report, "GB/T 39786-2021", id);
+        assert_eq!(c["verdict"], "MET", "{c:#}");
     }
+    let c82b = clause(&report, "GB/T 39786-2021", "8.2 b");
+    let integrity = serde_json::to_string(check(&c82b, "node-tls-integrity")).unwrap();
+    assert!(integrity.contains("inside the AEAD tag"), "{integrity}");
+    assert!(integrity.contains("bad_record_mac (20)"), "{integrity}");
     // GZ-5.1 also asks for the state roots and persistence, which no check shows: NOT COVERED
     // although its checks ran and passed (found in review: it was MET).
     let gz51 = clause(&report, "政务区块链服务平台", "GZ-5.1");

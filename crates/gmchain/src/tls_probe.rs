@@ -94,10 +94,97 @@ pub(crate) async fn attempt(t: &TlsTarget, a: TlsAttempt) -> Result<TlsObservati
             )
             .await
         }
+        TlsAttempt::Tampered => tampered(t).await,
         _ => Err(ProbeError::Unsupported {
             what: format!("{a:?}"),
         }),
     }
+}
+
+/// The member's handshake through a relay; once the node's first bytes arrived (the session
+/// is up), the relay is armed to flip one bit in the tag of the client's next record, and the
+/// client sends application data (an HTTP/2 PING frame) and reads the answer.
+async fn tampered(t: &TlsTarget) -> Result<TlsObservation, ProbeError> {
+    let config =
+        gmtls::client_config(&t.creds, t.authority.clone(), gmtls::provider()).map_err(|e| {
+            ProbeError::Failed {
+                call: Rpc::Tls,
+                status: "setup".into(),
+                message: e.to_string(),
+            }
+        })?;
+    let arm = Arc::new(Mutex::new(Tamper::Off));
+    let relay = Relay::start_tampering(t.addr, Some(arm.clone())).await?;
+    let mut o = TlsObservation {
+        offered: format!(
+            "TLS 1.3, TLS_SM4_GCM_SM3, TLS_SM4_CCM_SM3, curveSM2, sm2sig_sm3, client certificate {}; then one bit of the tag of the client's next record flipped in transit",
+            t.creds.leaf().subject()
+        ),
+        ..TlsObservation::default()
+    };
+    match gmtls::net::connect(relay.addr, config, TIMEOUT, Some(TIMEOUT)).await {
+        Ok(mut stream) => {
+            o.completed = true;
+            *lock(&arm) = Tamper::Armed;
+            // An HTTP/2 PING frame (RFC 9113 §6.7): the node would answer it if the record
+            // were accepted.
+            let ping = [0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+            let sent = async {
+                stream.write_all(&ping).await?;
+                stream.flush().await
+            };
+            if let Err(e) = sent.await {
+                o.error = Some(format!("sending: {e}"));
+            }
+            let mut buf = [0u8; 4096];
+            loop {
+                match tokio::time::timeout(TIMEOUT, stream.read(&mut buf)).await {
+                    Ok(Ok(0)) => {
+                        o.error
+                            .get_or_insert("the node closed without an alert".into());
+                        break;
+                    }
+                    // Anything the node still sends before the alert (a SETTINGS ack) is read
+                    // past; an answer to the PING would show as no alert.
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(e)) => {
+                        match e
+                            .get_ref()
+                            .and_then(|i| i.downcast_ref::<gmtls::rustls::Error>())
+                        {
+                            Some(gmtls::rustls::Error::AlertReceived(a)) => {
+                                o.alert = Some(u8::from(*a))
+                            }
+                            _ => o.error = Some(format!("reading: {e}")),
+                        }
+                        break;
+                    }
+                    Err(_) => {
+                        o.error = Some("no answer and no alert for 5 s".into());
+                        break;
+                    }
+                }
+            }
+        }
+        Err(ConnectError::Refused { alert, .. }) => o.alert = Some(u8::from(alert)),
+        Err(e) => o.error = Some(e.to_string()),
+    }
+    if let Tamper::Done(what) = &*lock(&arm) {
+        o.tampered = Some(what.clone());
+    }
+    (o.client_bytes, o.server_bytes) = relay.finish().await;
+    Ok(o)
+}
+
+/// The relay's tampering state (client to server only).
+#[derive(Debug)]
+enum Tamper {
+    /// Forward as it is.
+    Off,
+    /// Flip one bit in the tag of the next complete record.
+    Armed,
+    /// Done: which record was altered.
+    Done(String),
 }
 
 /// A client certificate of a self-signed root made in memory: outside any consortium.
@@ -357,6 +444,14 @@ struct Relay {
 
 impl Relay {
     async fn start(node: SocketAddr) -> Result<Relay, ProbeError> {
+        Self::start_tampering(node, None).await
+    }
+
+    /// A relay that alters the client's next record once `tamper` is armed.
+    async fn start_tampering(
+        node: SocketAddr,
+        tamper: Option<Arc<Mutex<Tamper>>>,
+    ) -> Result<Relay, ProbeError> {
         let failed = |e: io::Error| ProbeError::Failed {
             call: Rpc::Tls,
             status: "relay".into(),
@@ -370,7 +465,7 @@ impl Relay {
                 let server = TcpStream::connect(node).await.ok()?;
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                Some(tokio::join!(copy(cr, sw), copy(sr, cw)))
+                Some(tokio::join!(copy(cr, sw, tamper), copy(sr, cw, None)))
             };
             tokio::time::timeout(Duration::from_secs(30), work)
                 .await
@@ -387,26 +482,63 @@ impl Relay {
     }
 }
 
-/// Copies `r` to `w` until `r` ends, returning what passed.
+/// Copies `r` to `w` until `r` ends, returning what passed (as it was read, before any
+/// tampering). With `tamper` armed, the next complete TLS record is forwarded with the last
+/// bit of its last byte (inside the AEAD tag) flipped; bytes are held back only while a
+/// record is incomplete and tampering is armed.
 async fn copy(
     mut r: tokio::net::tcp::OwnedReadHalf,
     mut w: tokio::net::tcp::OwnedWriteHalf,
+    tamper: Option<Arc<Mutex<Tamper>>>,
 ) -> Vec<u8> {
     let mut seen = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 seen.extend_from_slice(&buf[..n]);
-                if w.write_all(&buf[..n]).await.is_err() {
+                pending.extend_from_slice(&buf[..n]);
+                let out = match &tamper {
+                    Some(t) => tamper_next(t, &mut pending, seen.len()),
+                    None => std::mem::take(&mut pending),
+                };
+                if w.write_all(&out).await.is_err() {
                     break;
                 }
             }
         }
     }
+    let _ = w.write_all(&pending).await;
     let _ = w.shutdown().await;
     seen
+}
+
+/// What of `pending` can be forwarded now: all of it unless tampering is armed; when armed,
+/// whole records, the first of them altered (and tampering done), the rest of an incomplete
+/// record kept back.
+fn tamper_next(t: &Mutex<Tamper>, pending: &mut Vec<u8>, offset_end: usize) -> Vec<u8> {
+    let mut state = lock(t);
+    if !matches!(*state, Tamper::Armed) {
+        return std::mem::take(pending);
+    }
+    // A record: type, version (2), length (2), body.
+    if pending.len() < 5 {
+        return Vec::new();
+    }
+    let len = u16::from_be_bytes([pending[3], pending[4]]) as usize;
+    if pending.len() < 5 + len || len == 0 {
+        return Vec::new();
+    }
+    let last = 5 + len - 1;
+    pending[last] ^= 1;
+    *state = Tamper::Done(format!(
+        "bit 0 of the last byte (inside the AEAD tag) of the client's record of type {} and {len} bytes, at stream offset {}",
+        pending[0],
+        offset_end - pending.len() + last
+    ));
+    std::mem::take(pending)
 }
 
 /// The two raw ClientHellos (RFC 8446 §4.1.2), used only here.

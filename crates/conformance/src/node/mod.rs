@@ -178,6 +178,12 @@ pub fn node_checks() -> &'static [NodeCheck] {
             run: tls::confidentiality,
         },
         NodeCheck {
+            id: "node-tls-integrity",
+            title: "A record of an established GM TLS session altered in transit (one bit of its tag) is refused by the node with bad_record_mac",
+            needs: Needs::Node,
+            run: tls::integrity,
+        },
+        NodeCheck {
             id: "node-revocation-live",
             title: "Throwaway signers of the identity's organisation are refused by the node: an expired one (TX_CERT_INVALID, CERT_EXPIRED), a suspended one after it committed (TX_SIGNER_SUSPENDED), a revoked one after the CA's next CRL is recorded (TX_SIGNER_REVOKED), while the identity still commits",
             needs: Needs::WritesAdminCa,

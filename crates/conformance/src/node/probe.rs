@@ -217,6 +217,10 @@ pub enum TlsAttempt {
     /// A raw TLS 1.3 ClientHello offering only `TLS_AES_128_GCM_SHA256`, the group `x25519`
     /// and non-SM signature schemes.
     NonGmHello,
+    /// The auditor's own identity; once the handshake is done (the node's first bytes
+    /// received), the relay flips one bit in the authentication tag of the next record the
+    /// client sends, and the client sends application data and waits for the answer.
+    Tampered,
 }
 
 /// What a wire observer and the client saw of one attempt. The binary relays the connection
@@ -247,4 +251,7 @@ pub struct TlsObservation {
     pub certificate_request_schemes: Option<Vec<u16>>,
     /// The answer to the request sent with a marker: the gRPC status name or "OK".
     pub request: Option<Result<String, String>>,
+    /// What the relay altered (`Tampered`): which record and which bit; `None` when nothing
+    /// was altered.
+    pub tampered: Option<String>,
 }

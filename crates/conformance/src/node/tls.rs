@@ -23,6 +23,7 @@ const SRC_AUTH: &str =
     "live node through a recording relay; expected: GB/T 39786 §8.2 a, issue #12 (alerts)";
 const SRC_CERT: &str =
     "live node; expected: RFC 8998 §3.3.3, GM/T 0015, chained to the genesis file's CAs";
+const SRC_INTEGRITY: &str = "live node through a relay that alters one bit of a record; expected: GB/T 39786 §8.2 b, RFC 8446 §5.2 (bad_record_mac)";
 const SRC_CONF: &str =
     "live node through a recording relay; expected: GB/T 39786 §8.2 b, c, RFC 8446 §5";
 
@@ -46,6 +47,7 @@ const HANDSHAKE: u8 = 22;
 const APPLICATION_DATA: u8 = 23;
 
 // Alert descriptions (RFC 8446 §6).
+pub(crate) const BAD_RECORD_MAC: u8 = 20;
 pub(crate) const HANDSHAKE_FAILURE: u8 = 40;
 pub(crate) const UNKNOWN_CA: u8 = 48;
 pub(crate) const PROTOCOL_VERSION: u8 = 70;
@@ -732,4 +734,58 @@ fn protected(bytes: &[u8], hello_type: u8, hello: &str, side: &'static str) -> C
         "{} records from the {side}: the {hello}, {ccs} change_cipher_spec, {data} application_data (SM4 AEAD records, RFC 8446 §5.2)",
         recs.len()
     ))
+}
+
+/// `node-tls-integrity`: a record of an established session altered in transit (one bit of
+/// its tag) is refused by the node with bad_record_mac, and nothing of it is acted on.
+pub(super) fn integrity(p: &dyn NodeProbe) -> Vec<Evidence> {
+    let o = match attempt(p, TlsAttempt::Tampered) {
+        Ok(o) => o,
+        Err(e) => {
+            return vec![ev(
+                "a handshake and an altered record",
+                SRC_INTEGRITY,
+                Err(e),
+            )];
+        }
+    };
+    let altered = accepted(&o).and_then(|()| {
+        o.tampered.clone().ok_or_else(|| NodeCheckError::TlsFailed {
+            why: "the relay altered no record: the test did not happen".into(),
+        })
+    });
+    let refused = match (&o.tampered, o.alert) {
+        (None, _) => Err(NodeCheckError::TlsFailed {
+            why: "nothing was altered".into(),
+        }),
+        (Some(_), Some(BAD_RECORD_MAC)) => Ok(format!(
+            "the node answered with {} and closed the session",
+            alert_name(BAD_RECORD_MAC)
+        )),
+        (Some(_), Some(a)) => Err(NodeCheckError::TlsFailed {
+            why: format!(
+                "refused with {}, expected {}",
+                alert_name(a),
+                alert_name(BAD_RECORD_MAC)
+            ),
+        }),
+        (Some(_), None) => Err(NodeCheckError::TlsFailed {
+            why: format!(
+                "no alert: the altered record was ACCEPTED or ignored ({})",
+                o.error.as_deref().unwrap_or("the node went on")
+            ),
+        }),
+    };
+    vec![
+        ev(
+            "a mutual handshake completes, then the relay flips one bit of the tag of the client's next record",
+            SRC_INTEGRITY,
+            altered,
+        ),
+        ev(
+            "the node refuses the altered record with bad_record_mac",
+            SRC_INTEGRITY,
+            refused,
+        ),
+    ]
 }

@@ -27,6 +27,8 @@ fn soft(seed: u8) -> SoftSigner {
 enum Fault {
     #[default]
     None,
+    /// Accepts (or ignores) a record whose tag was altered.
+    AcceptsTamperedRecord,
     /// Completes the handshake of a client without a certificate.
     AcceptsNoCertificate,
     /// Refuses an outsider with bad_certificate instead of unknown_ca.
@@ -367,6 +369,17 @@ impl NodeProbe for FakeTls {
                 ..TlsObservation::default()
             },
             TlsAttempt::NonGmHello => self.refused_clear("non-GM", tls::HANDSHAKE_FAILURE),
+            TlsAttempt::Tampered => {
+                let mut o =
+                    self.completed("the member, then an altered record", TLS_SM4_GCM_SM3, None);
+                o.tampered = Some("bit 0 of the last byte of the client's next record".into());
+                if f == Fault::AcceptsTamperedRecord {
+                    o.error = Some("the node answered the altered record".into());
+                } else {
+                    o.alert = Some(tls::BAD_RECORD_MAC);
+                }
+                o
+            }
         })
     }
 }
@@ -375,11 +388,12 @@ fn check(id: &str) -> &'static NodeCheck {
     node_checks().iter().find(|c| c.id == id).unwrap()
 }
 
-const TLS_CHECKS: [&str; 4] = [
+const TLS_CHECKS: [&str; 5] = [
     "node-tls-mutual-auth",
     "node-tls-rfc8998-suites",
     "node-tls-server-certificate",
     "node-tls-confidentiality",
+    "node-tls-integrity",
 ];
 
 #[test]
@@ -394,7 +408,9 @@ fn an_rfc8998_node_passes_every_tls_check_and_its_clauses_are_met() {
     let r = crate::run(&stds, crate::Provenance::default(), None, Some(&p));
     for (std, id) in [
         ("GB/T 39786", "8.2 a"),
+        ("GB/T 39786", "8.2 b"),
         ("GB/T 39786", "8.2 c"),
+        ("GB/T 39786", "8.4 f"),
         ("RFC 8998", "2"),
         ("RFC 8998", "3.1"),
     ] {
@@ -428,6 +444,12 @@ fn fails(fault: Fault, id: &str, case: &str, why: &str) {
 
 #[test]
 fn each_tls_fault_fails_its_case() {
+    fails(
+        Fault::AcceptsTamperedRecord,
+        "node-tls-integrity",
+        "refuses the altered record",
+        "ACCEPTED",
+    );
     fails(
         Fault::AcceptsNoCertificate,
         "node-tls-mutual-auth",
