@@ -126,13 +126,25 @@ fn read_profile(path: &Path) -> Result<Profile, Failure> {
     p.tls_cert = p.tls_cert.map(rel);
     p.ca = p.ca.into_iter().map(rel).collect();
     p.crls = p.crls.into_iter().map(rel).collect();
-    p.tls_key = p.tls_key.map(|k| {
-        if k.starts_with("pkcs11:") || Path::new(&k).is_absolute() {
-            k
-        } else {
-            base.join(k).display().to_string()
+    p.tls_key = match p.tls_key {
+        // A relative pin-source of a pkcs11: URI is relative to the profile, as every other
+        // path in it (review finding 7 on issue 12).
+        Some(k) if k.starts_with("pkcs11:") => {
+            let mut uri = hsm::KeyUri::parse(&k).map_err(|e| {
+                Failure::BadInput(format!("--client-profile {}: tls_key: {e}", path.display()))
+            })?;
+            match uri.pin_source.take() {
+                Some(pin) if pin.is_relative() => {
+                    uri.pin_source = Some(base.join(pin));
+                    Some(uri.to_string())
+                }
+                _ => Some(k),
+            }
         }
-    });
+        Some(k) if Path::new(&k).is_absolute() => Some(k),
+        Some(k) => Some(base.join(k).display().to_string()),
+        None => None,
+    };
     Ok(p)
 }
 
@@ -555,4 +567,42 @@ pub(crate) fn tunnel(args: TunnelArgs) -> Result<(), Failure> {
             });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review finding 7 on issue 12: a relative `pin-source` in a profile's `pkcs11:` key was
+    /// resolved against the working directory; every path of a profile is relative to it.
+    #[test]
+    fn a_profile_resolves_its_paths_and_pin_source_against_its_own_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("alice.toml");
+        std::fs::write(
+            &file,
+            "tls_key = \"pkcs11:token=t;object=alice?pin-source=user.pin\"\ntls_cert = \"alice.pem\"\nca = [\"root.pem\"]\n",
+        )
+        .unwrap();
+        let p = read_profile(&file).unwrap();
+        let uri = hsm::KeyUri::parse(p.tls_key.as_deref().unwrap()).unwrap();
+        assert_eq!(uri.pin_source, Some(dir.path().join("user.pin")));
+        assert_eq!(p.tls_cert, Some(dir.path().join("alice.pem")));
+        assert_eq!(p.ca, vec![dir.path().join("root.pem")]);
+        // An absolute pin-source is kept.
+        std::fs::write(
+            &file,
+            "tls_key = \"pkcs11:token=t;object=alice?pin-source=/run/pin\"\n",
+        )
+        .unwrap();
+        let p = read_profile(&file).unwrap();
+        let uri = hsm::KeyUri::parse(p.tls_key.as_deref().unwrap()).unwrap();
+        assert_eq!(uri.pin_source, Some(PathBuf::from("/run/pin")));
+        // An unknown field is refused, naming it.
+        std::fs::write(&file, "tls_kee = \"x\"\n").unwrap();
+        let Err(Failure::BadInput(why)) = read_profile(&file) else {
+            panic!("an unknown field must be refused");
+        };
+        assert!(why.contains("tls_kee"), "{why}");
+    }
 }
