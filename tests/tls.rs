@@ -422,6 +422,25 @@ fn revocation_and_suspension_cut_live_sessions_and_no_session_resumes() {
     );
 }
 
+/// `tx attest doc.txt` as clients/0 to `node`, with no client profile in the environment.
+fn attest_doc(dir: &Path, node: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "tx",
+        "attest",
+        "doc.txt",
+        "--key",
+        "clients/0.key.pem",
+        "--pass-file",
+        "pass",
+        "--cert",
+        "clients/0.crt.pem",
+        "--node",
+        node,
+    ];
+    args.extend_from_slice(extra);
+    gm_bare(dir, &args)
+}
+
 #[test]
 fn the_public_listener_serves_reads_only_and_the_tunnel_reaches_the_tls_api() {
     let chain = dev_chain(1);
@@ -448,22 +467,7 @@ fn the_public_listener_serves_reads_only_and_the_tunnel_reaches_the_tls_api() {
     assert!(out.contains("dev-chain"), "{out}");
     // No writes there.
     std::fs::write(dir.join("doc.txt"), b"public").unwrap();
-    let o = gm_bare(
-        dir,
-        &[
-            "tx",
-            "attest",
-            "doc.txt",
-            "--key",
-            "clients/0.key.pem",
-            "--pass-file",
-            "pass",
-            "--cert",
-            "clients/0.crt.pem",
-            "--node",
-            &public,
-        ],
-    );
+    let o = attest_doc(dir, &public, &[]);
     expect(&o, 2, "NODE_READ_ONLY");
     // The tunnel: plain gRPC on a local port, mutual GM TLS to the node with the profile's
     // identity; writes go through it.
@@ -499,24 +503,7 @@ fn the_public_listener_serves_reads_only_and_the_tunnel_reaches_the_tls_api() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let o = gm_bare(
-        dir,
-        &[
-            "tx",
-            "attest",
-            "doc.txt",
-            "--key",
-            "clients/0.key.pem",
-            "--pass-file",
-            "pass",
-            "--cert",
-            "clients/0.crt.pem",
-            "--node",
-            &via,
-            "--out",
-            "doc.receipt.json",
-        ],
-    );
+    let o = attest_doc(dir, &via, &["--out", "doc.receipt.json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let _ = tunnel.kill();
     let _ = tunnel.wait();
