@@ -915,7 +915,7 @@ impl rustls::KeyLog for CollectingKeyLog {
 // ---------------------------------------------------------------------------------------------
 // The Python key schedule reference
 
-/// `python3` from PATH for `keyschedule.py`. Without it the calling test fails, except outside
+/// `python3` from PATH for gmtls's `keyschedule.py`. Without it the calling test fails, except outside
 /// CI with `GMCHAIN_ALLOW_SKIP=1` (crates/test-support's rules: under CI, `CI` set to anything
 /// but empty, `0` or `false`, a skip is refused whatever `GMCHAIN_ALLOW_SKIP` says).
 pub fn python3() -> Option<PathBuf> {

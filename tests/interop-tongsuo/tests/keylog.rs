@@ -1,7 +1,7 @@
 //! Key-log agreement: for one handshake, Tongsuo's keylog callback and gmtls's rustls `KeyLog`
 //! log the same client random and the same CLIENT/SERVER_HANDSHAKE_TRAFFIC_SECRET and
-//! CLIENT/SERVER_TRAFFIC_SECRET_0; and keyschedule.py (stdlib, SM3) recomputes every one of
-//! them from the ECDHE shared secret (recorded by a wrapper around gmtls's curveSM2) and the
+//! CLIENT/SERVER_TRAFFIC_SECRET_0; and gmtls's keyschedule.py (stdlib, SM3:
+//! crates/gmtls/tests/keyschedule.py) recomputes every one of them from the ECDHE shared secret (recorded by a wrapper around gmtls's curveSM2) and the
 //! handshake messages (captured by a recording proxy; the server's encrypted flight decrypted
 //! with the logged server handshake secret).
 use interop_tongsuo::*;
@@ -35,14 +35,6 @@ fn parse(lines: &[String]) -> BTreeMap<String, (String, String)> {
         }
     }
     m
-}
-
-fn json_log(m: &BTreeMap<String, (String, String)>) -> String {
-    let items: Vec<String> = m
-        .iter()
-        .map(|(k, (cr, s))| format!("\"{k}\": [\"{cr}\", \"{s}\"]"))
-        .collect();
-    format!("{{{}}}", items.join(", "))
 }
 
 fn run(suite: Suite, gmtls_is_server: bool) {
@@ -98,50 +90,48 @@ fn run(suite: Suite, gmtls_is_server: bool) {
     assert_eq!(shared.len(), 1, "{what}: one ECDHE on the gmtls side");
     let s_hs = hex::decode(&tongsuo["SERVER_HANDSHAKE_TRAFFIC_SECRET"].1).unwrap();
     let flight = decrypt_server_flight(&s2c, &s_hs, suite);
-    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "keyschedule-{suite:?}-gmtls-{}.json",
-        if gmtls_is_server { "server" } else { "client" }
-    ));
-    std::fs::write(
-        &file,
-        format!(
-            "{{\"suite\": \"{}\", \"shared_secret\": \"{}\", \"client_hello\": \"{}\", \
-             \"server_hello\": \"{}\", \"server_flight\": \"{}\", \
-             \"logged\": {{\"tongsuo\": {}, \"gmtls\": {}}}}}\n",
-            suite.openssl_name(),
-            hex::encode(&shared[0]),
-            hex::encode(&ch),
-            hex::encode(&sh),
-            hex::encode(&flight),
-            json_log(&tongsuo),
-            json_log(&gm),
-        ),
-    )
-    .unwrap();
+    // The reference: gmtls's stdlib key schedule with SM3 (crates/gmtls/tests/keyschedule.py:
+    // `name hex` lines in, every derived secret out), the one reference both test suites use.
     let Some(python) = python3() else { return };
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/keyschedule.py");
-    let out = std::process::Command::new(python)
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../crates/gmtls/tests/keyschedule.py"
+    );
+    let input = format!(
+        "shared_secret {}\nclient_hello {}\nserver_hello {}\nserver_flight {}\n",
+        hex::encode(&shared[0]),
+        hex::encode(&ch),
+        hex::encode(&sh),
+        hex::encode(&flight),
+    );
+    let mut child = std::process::Command::new(python)
         .arg(script)
-        .arg(&file)
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{what}: {}\n{stdout}", file.display());
     assert!(
         out.status.success(),
-        "{what}: keyschedule.py {} failed: {stdout}{}",
-        file.display(),
+        "{what}: keyschedule.py failed: {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let derived: BTreeMap<&str, &str> = stdout.lines().filter_map(|l| l.split_once(' ')).collect();
     for label in LABELS {
-        assert!(
-            stdout.contains(&format!("OK {label} ")),
-            "{what}: {label} not checked: {stdout}"
+        assert_eq!(
+            derived.get(label).copied(),
+            Some(tongsuo[label].1.as_str()),
+            "{what}: {label}: the reference derives another value than both logged"
         );
     }
-    assert!(
-        stdout.contains("OK server Finished verify_data"),
-        "{stdout}"
+    // The server's Finished (the flight's last 32 bytes) is the reference's verify_data.
+    assert_eq!(
+        derived.get("server_finished").copied(),
+        Some(hex::encode(&flight[flight.len() - 32..]).as_str()),
+        "{what}: server Finished verify_data"
     );
 }
 
