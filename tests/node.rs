@@ -16,7 +16,7 @@ use pki::{Certificate, Crl, RevocationReason, RevokedEntry, UnixTime};
 use types::{Call, ChainId, Decode, Encode, Height, Limits, Sender, SignedTx, Transaction};
 
 use crate::dev_node;
-use dev_node::{Node, PASS, dev_chain, fails, gm, identity, log_of, now_secs, ok, scrape};
+use dev_node::{Node, dev_chain, fails, gm, identity, log_of, now_secs, ok, scrape, write_key};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -633,18 +633,6 @@ fn node_refuses_bad_configs_and_stores() {
         1,
         "genesis",
     );
-}
-
-fn write_key(dir: &Path, name: &str, key: &crypto_sm::SoftSigner, cert: &Certificate) {
-    let pem = crypto_sm::keys::encode_encrypted_pkcs8_pem(
-        key.private_key(),
-        PASS,
-        crypto_sm::keys::MIN_ITERATIONS,
-        &SystemRandom,
-    )
-    .unwrap();
-    std::fs::write(dir.join(format!("{name}.key.pem")), pem).unwrap();
-    std::fs::write(dir.join(format!("{name}.crt.pem")), cert.to_pem()).unwrap();
 }
 
 /// An organisation CA issued by the development root (Dev Bureau), with its CRL written to

@@ -14,7 +14,9 @@ use crypto_sm::SoftwareProvider;
 use crypto_sm::rng::SystemRandom;
 use pki::{Certificate, RevocationReason, RevokedEntry, Role, UnixTime};
 
-use crate::dev_node::{self, Chain, Node, PASS, dev_chain, gm, identity, log_of, now_secs, ok};
+use crate::dev_node::{
+    self, Chain, Node, dev_chain, gm, identity, log_of, now_secs, ok, write_key,
+};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -79,15 +81,7 @@ fn issue(
         },
     )
     .unwrap();
-    let pem = crypto_sm::keys::encode_encrypted_pkcs8_pem(
-        key.private_key(),
-        PASS,
-        crypto_sm::keys::MIN_ITERATIONS,
-        &SystemRandom,
-    )
-    .unwrap();
-    std::fs::write(dir.join(format!("{name}.key.pem")), pem).unwrap();
-    std::fs::write(dir.join(format!("{name}.crt.pem")), cert.to_pem()).unwrap();
+    write_key(dir, name, key, &cert);
     cert
 }
 

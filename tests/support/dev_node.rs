@@ -233,3 +233,16 @@ pub fn now_secs() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// Writes `name.key.pem` (encrypted with [`PASS`]) and `name.crt.pem` in `dir`.
+pub fn write_key(dir: &Path, name: &str, key: &crypto_sm::SoftSigner, cert: &pki::Certificate) {
+    let pem = crypto_sm::keys::encode_encrypted_pkcs8_pem(
+        key.private_key(),
+        PASS,
+        crypto_sm::keys::MIN_ITERATIONS,
+        &crypto_sm::rng::SystemRandom,
+    )
+    .unwrap();
+    std::fs::write(dir.join(format!("{name}.key.pem")), pem).unwrap();
+    std::fs::write(dir.join(format!("{name}.crt.pem")), cert.to_pem()).unwrap();
+}
