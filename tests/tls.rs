@@ -85,6 +85,13 @@ fn issue(
     cert
 }
 
+/// `query status` with the chain's profile and `extra` flags.
+fn status_with(chain: &Chain, extra: &[&str]) -> Output {
+    let mut args = vec!["query", "status", "--node", &chain.grpc];
+    args.extend_from_slice(extra);
+    gm(&chain.dir, &args)
+}
+
 /// `query status` as `name` (key and certificate files in the chain's directory), trusting
 /// the chain's root.
 fn status_as(chain: &Chain, name: &str, ca_dir: &Path) -> Output {
@@ -119,6 +126,15 @@ fn the_api_refuses_every_client_without_a_valid_consortium_certificate() {
     // A member with the chain's profile reads over GM TLS.
     let out = ok(dir, &["query", "status", "--node", &chain.grpc]);
     assert!(out.contains("dev-chain"), "{out}");
+    // It says what the connection is, as the client negotiated it.
+    for field in [
+        "\"cipher_suite\": \"TLS_SM4_GCM_SM3\"",
+        "\"key_exchange\": \"curveSM2\"",
+        "\"protocol\": \"TLSv1_3\"",
+        "\"node_certificate\": \"CN=node0",
+    ] {
+        assert!(out.contains(field), "{field} in {out}");
+    }
     // No TLS identity at all: bad usage (2), saying what to give.
     let o = gm_bare(dir, &["query", "status", "--node", &chain.grpc]);
     expect(&o, 2, "--tls-key");
@@ -150,46 +166,16 @@ fn the_api_refuses_every_client_without_a_valid_consortium_certificate() {
     expect(&o, 1, "did not verify");
     // The profile names the node (node0): a client naming another node refuses this one, as
     // it would a member's node answering at another's address.
-    let o = gm(
-        dir,
-        &[
-            "query",
-            "status",
-            "--node",
-            &chain.grpc,
-            "--node-name",
-            "node7",
-        ],
-    );
+    let o = status_with(&chain, &["--node-name", "node7"]);
     expect(&o, 1, "did not verify");
     // A node "named" by an address would be checked against nothing: bad input, and no
     // connection is made.
     for name in ["127.0.0.1", "node 0"] {
-        let o = gm(
-            dir,
-            &[
-                "query",
-                "status",
-                "--node",
-                &chain.grpc,
-                "--node-name",
-                name,
-            ],
-        );
+        let o = status_with(&chain, &["--node-name", name]);
         expect(&o, 2, "is not a node name");
     }
     // And one naming the node's organisation wrongly (a CN is unique only within one).
-    let o = gm(
-        dir,
-        &[
-            "query",
-            "status",
-            "--node",
-            &chain.grpc,
-            "--node-organisation",
-            "Second Bureau",
-        ],
-    );
+    let o = status_with(&chain, &["--node-organisation", "Second Bureau"]);
     expect(&o, 1, "did not verify");
     // Plain HTTP/2 to the TLS port gets nowhere (and there is no public listener by default).
     let o = gm_bare(

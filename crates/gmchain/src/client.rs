@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use api::v1::chain_client::ChainClient;
 use gmtls::net::{ConnectError, connect_named};
-use pki::{Certificate, Crl};
+use pki::Certificate;
 use serde::Deserialize;
 use tonic::transport::Channel;
 
@@ -185,13 +185,6 @@ pub(crate) fn read_certs(flag: &str, path: &Path) -> Result<Vec<Certificate>, Fa
     Ok(out)
 }
 
-fn read_crl(path: &Path) -> Result<Crl, Failure> {
-    let bytes = read_named("--crl", path)?;
-    Crl::from_pem(&bytes)
-        .or_else(|_| Crl::from_der(&bytes))
-        .map_err(|e| Failure::BadInput(format!("--crl {}: {e}", path.display())))
-}
-
 /// The address the flags and profile name, and whether it is the plain public listener.
 fn address(node: &NodeArgs, profile: &Profile) -> Result<(String, bool), Failure> {
     let raw = node
@@ -290,7 +283,7 @@ fn tls_identity(
     }
     let crls = crl_paths
         .iter()
-        .map(|p| read_crl(p))
+        .map(|p| crate::io::read_crl("--tls-crl", p))
         .collect::<Result<Vec<_>, _>>()?;
     let authority: Arc<dyn gmtls::Authority> = Arc::new(
         gmtls::StaticAuthority::new(anchors, crls, gmtls::SERVER_ROLES)
@@ -393,6 +386,12 @@ pub(crate) fn describe(conn: &gmtls::rustls::ClientConnection) -> serde_json::Va
         .negotiated_cipher_suite()
         .and_then(|s| gmtls::Suite::from_rustls(s.suite()))
         .map(|s| s.name());
+    let group = conn
+        .negotiated_key_exchange_group()
+        .map(|g| match g.name() {
+            gmtls::rustls::NamedGroup::Unknown(gmtls::CURVE_SM2) => "curveSM2".to_string(),
+            other => format!("{other:?}"),
+        });
     let node = conn
         .peer_certificates()
         .and_then(|c| c.first())
@@ -401,8 +400,7 @@ pub(crate) fn describe(conn: &gmtls::rustls::ClientConnection) -> serde_json::Va
         "transport": "mutual GM TLS (RFC 8998)",
         "protocol": conn.protocol_version().map(|v| format!("{v:?}")),
         "cipher_suite": suite,
-        "key_exchange": "curveSM2",
-        "signature_scheme": "sm2sig_sm3",
+        "key_exchange": group,
         "node_certificate": node.as_ref().map(|c| c.subject()),
         "node_certificate_serial": node.as_ref().map(|c| c.serial().to_string()),
     })
