@@ -28,6 +28,18 @@ pub mod tag {
     pub const INCLUSION_PROOF: u8 = 0x06;
     /// A block seal (a validator signature over a block hash).
     pub const BLOCK_SEAL: u8 = 0x07;
+    /// A validator set.
+    pub const VALIDATOR_SET: u8 = 0x08;
+    /// A consensus vote (prevote or precommit).
+    pub const VOTE: u8 = 0x09;
+    /// A signed vote.
+    pub const SIGNED_VOTE: u8 = 0x0A;
+    /// A block proposal.
+    pub const PROPOSAL: u8 = 0x0B;
+    /// A signed proposal.
+    pub const SIGNED_PROPOSAL: u8 = 0x0C;
+    /// A commit certificate.
+    pub const COMMIT_CERTIFICATE: u8 = 0x0D;
 }
 
 /// Upper bounds that every decoder enforces. Values from the network, from disk or from a user

@@ -26,6 +26,7 @@ mod primitives;
 mod receipt;
 mod seal;
 mod tx;
+mod vote;
 
 pub use block::{BLOCK_TX_FRAMING, Block, BlockHeader, HEADER_DOMAIN};
 pub use codec::{Decode, DecodeError, DecodeReason, Encode, FORMAT_VERSION, Limits};
@@ -36,4 +37,9 @@ pub use seal::{BlockSeal, SEAL_DOMAIN};
 pub use tx::{
     Call, MAX_SIGNATURE_DER_LEN, SIGNED_TX_DOMAIN, Sender, SignedTx, TX_ID_DOMAIN, Transaction,
     check_expiry,
+};
+pub use vote::{
+    CERTIFICATE_DOMAIN, CertificateError, CommitCertificate, MAX_VALIDATORS, PROPOSAL_DOMAIN,
+    Proposal, Round, SignedProposal, SignedVote, VALIDATOR_SET_DOMAIN, VOTE_DOMAIN, ValidatorEntry,
+    ValidatorSet, ValidatorSetError, Vote, VoteKind,
 };
