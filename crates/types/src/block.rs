@@ -7,8 +7,27 @@ use crate::tx::SignedTx;
 use crypto::Digest;
 use crypto_sm::sm3::sm3_parts;
 
-/// Domain tag hashed before the canonical header to form the block hash (docs/formats.md §4).
+/// Domain tag hashed before the canonical v1 header (a single-validator chain's, before
+/// consensus) to form the block hash (docs/formats.md §4).
 pub const HEADER_DOMAIN: &[u8] = b"GMCHAIN-HEADER-V1\0";
+/// Domain tag hashed before the canonical v2 header (docs/formats.md §4).
+pub const HEADER_V2_DOMAIN: &[u8] = b"GMCHAIN-HEADER-V2\0";
+
+/// What a v2 header adds: the consensus commitments. A header without them is v1 (read only
+/// to verify receipts of v1 chains; a v2 store refuses it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsensusLinks {
+    /// The hash of the validator set that decides this block ([`crate::ValidatorSet::hash`]).
+    pub validator_set: Digest,
+    /// The hash of the parent's commit certificate ([`crate::CommitCertificate::hash`]); all
+    /// zero at heights 0 and 1 (block 0 is decided by the genesis file, not by votes).
+    pub last_commit: Digest,
+}
+
+impl ConsensusLinks {
+    /// The `last_commit` of blocks whose parent has no certificate (heights 0 and 1).
+    pub const NO_PARENT_CERTIFICATE: Digest = Digest([0; 32]);
+}
 
 /// A block header: everything a block commits to, in a fixed-layout record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,23 +55,35 @@ pub struct BlockHeader {
     pub timestamp: Timestamp,
     /// SM3 of the proposer's certificate (DER).
     pub proposer: Digest,
+    /// The v2 commitments; `None` for a v1 header.
+    pub consensus: Option<ConsensusLinks>,
 }
 
 impl BlockHeader {
-    /// Returns the format version of the encoding (today always [`codec::FORMAT_VERSION`]).
+    /// Returns the header's layout: 1 (no consensus commitments) or 2.
     pub fn version(&self) -> u8 {
-        codec::FORMAT_VERSION
+        if self.consensus.is_some() { 2 } else { 1 }
     }
 
-    /// Returns the block hash: SM3(`HEADER_DOMAIN` ‖ canonical header).
+    /// Returns the block hash: SM3(`HEADER_V2_DOMAIN` ‖ canonical header) for a v2 header,
+    /// SM3(`HEADER_DOMAIN` ‖ canonical header) for a v1 header.
     pub fn hash(&self) -> BlockHash {
-        BlockHash(sm3_parts(&[HEADER_DOMAIN, &self.to_bytes()]))
+        let domain = if self.consensus.is_some() {
+            HEADER_V2_DOMAIN
+        } else {
+            HEADER_DOMAIN
+        };
+        BlockHash(sm3_parts(&[domain, &self.to_bytes()]))
     }
 }
 
 impl Encode for BlockHeader {
     fn encode_to(&self, w: &mut Writer) {
-        w.header(tag::BLOCK_HEADER);
+        w.header(if self.consensus.is_some() {
+            tag::BLOCK_HEADER_V2
+        } else {
+            tag::BLOCK_HEADER
+        });
         w.bytes(self.chain_id.as_str().as_bytes());
         w.u64(self.height.0);
         w.u32(self.tx_count);
@@ -62,12 +93,18 @@ impl Encode for BlockHeader {
         w.fixed(self.receipts_root.as_bytes());
         w.u64(self.timestamp.0);
         w.fixed(self.proposer.as_bytes());
+        if let Some(c) = &self.consensus {
+            w.fixed(c.validator_set.as_bytes());
+            w.fixed(c.last_commit.as_bytes());
+        }
     }
 }
 
 impl Decode for BlockHeader {
     fn decode_from(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, DecodeError> {
-        r.header("header.header", tag::BLOCK_HEADER)?;
+        // A v2 header has its own type tag; either layout reads (receipts of v1 chains).
+        let v2 = r.header_of("header.header", &[tag::BLOCK_HEADER, tag::BLOCK_HEADER_V2])?
+            == tag::BLOCK_HEADER_V2;
         let chain_id = ChainId::parse(
             "header.chain_id",
             r.bytes("header.chain_id", MAX_CHAIN_ID_LEN)?,
@@ -76,16 +113,31 @@ impl Decode for BlockHeader {
         let tx_count = r.u32("header.tx_count")?;
         let len = usize::try_from(tx_count).unwrap_or(usize::MAX);
         codec::check_size("header.tx_count", len, limits.max_txs_per_block)?;
+        let parent = BlockHash(Digest(r.array("header.parent")?));
+        let tx_root = Digest(r.array("header.tx_root")?);
+        let state_root = Digest(r.array("header.state_root")?);
+        let receipts_root = Digest(r.array("header.receipts_root")?);
+        let timestamp = Timestamp(r.u64("header.timestamp")?);
+        let proposer = Digest(r.array("header.proposer")?);
+        let consensus = if v2 {
+            Some(ConsensusLinks {
+                validator_set: Digest(r.array("header.validator_set")?),
+                last_commit: Digest(r.array("header.last_commit")?),
+            })
+        } else {
+            None
+        };
         Ok(BlockHeader {
             chain_id,
             height,
             tx_count,
-            parent: BlockHash(Digest(r.array("header.parent")?)),
-            tx_root: Digest(r.array("header.tx_root")?),
-            state_root: Digest(r.array("header.state_root")?),
-            receipts_root: Digest(r.array("header.receipts_root")?),
-            timestamp: Timestamp(r.u64("header.timestamp")?),
-            proposer: Digest(r.array("header.proposer")?),
+            parent,
+            tx_root,
+            state_root,
+            receipts_root,
+            timestamp,
+            proposer,
+            consensus,
         })
     }
 }
@@ -120,12 +172,12 @@ impl Block {
 pub const BLOCK_TX_FRAMING: usize = 4;
 
 impl BlockHeader {
-    /// Returns the length of the encoding of a header of `chain_id` (every other field has a
-    /// fixed width).
+    /// Returns the length of the encoding of a v2 header of `chain_id` (every other field has
+    /// a fixed width), the only layout a node builds.
     pub fn encoded_len(chain_id: &ChainId) -> usize {
         // version, type; chain_id as bytes; height; tx_count; parent, tx_root, state_root,
-        // receipts_root; timestamp; proposer.
-        2 + 4 + chain_id.as_str().len() + 8 + 4 + 4 * 32 + 8 + 32
+        // receipts_root; timestamp; proposer; validator_set, last_commit.
+        2 + 4 + chain_id.as_str().len() + 8 + 4 + 4 * 32 + 8 + 32 + 2 * 32
     }
 }
 

@@ -40,6 +40,8 @@ pub mod tag {
     pub const SIGNED_PROPOSAL: u8 = 0x0C;
     /// A commit certificate.
     pub const COMMIT_CERTIFICATE: u8 = 0x0D;
+    /// A v2 block header (with the consensus commitments).
+    pub const BLOCK_HEADER_V2: u8 = 0x0E;
 }
 
 /// Upper bounds that every decoder enforces. Values from the network, from disk or from a user
@@ -325,6 +327,19 @@ impl<'a> Reader<'a> {
     pub fn bytes(&mut self, field: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
         let n = self.len(field, max)?;
         self.take(field, n)
+    }
+
+    /// Reads the version byte and a type tag that must be one of `tags`, and returns the tag.
+    pub fn header_of(&mut self, field: &'static str, tags: &[u8]) -> Result<u8, DecodeError> {
+        let first = tags.first().copied().unwrap_or_default();
+        match self.header(field, first) {
+            Ok(()) => Ok(first),
+            Err(DecodeError {
+                reason: DecodeReason::WrongType { got, .. },
+                ..
+            }) if tags.contains(&got) => Ok(got),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads and checks the version byte and type tag of a top-level object.

@@ -28,7 +28,9 @@ mod seal;
 mod tx;
 mod vote;
 
-pub use block::{BLOCK_TX_FRAMING, Block, BlockHeader, HEADER_DOMAIN};
+pub use block::{
+    BLOCK_TX_FRAMING, Block, BlockHeader, ConsensusLinks, HEADER_DOMAIN, HEADER_V2_DOMAIN,
+};
 pub use codec::{Decode, DecodeError, DecodeReason, Encode, FORMAT_VERSION, Limits};
 pub use error::TxError;
 pub use primitives::{BlockHash, ChainId, Height, MAX_CHAIN_ID_LEN, Timestamp, TxId};

@@ -72,6 +72,7 @@ fn fixed_header() -> BlockHeader {
         receipts_root: d(0xdd),
         timestamp: Timestamp(1_700_000_000_000),
         proposer: d(0xee),
+        consensus: None,
     }
 }
 
@@ -517,10 +518,13 @@ fn block_of(n: usize) -> Block {
             stx
         })
         .collect();
-    let mut block = Block {
-        header: fixed_header(),
-        txs,
-    };
+    // A v2 header: the layout nodes build and block budgets are computed for.
+    let mut header = fixed_header();
+    header.consensus = Some(types::ConsensusLinks {
+        validator_set: d(0x11),
+        last_commit: d(0x22),
+    });
+    let mut block = Block { header, txs };
     block.header.tx_count = n as u32;
     block.header.tx_root = block.tx_root();
     block
@@ -726,6 +730,10 @@ fn header() -> impl Strategy<Value = BlockHeader> {
             receipts_root: r,
             timestamp: Timestamp(ts),
             proposer: pr,
+            consensus: Some(types::ConsensusLinks {
+                validator_set: pr,
+                last_commit: p,
+            }),
         })
 }
 
@@ -847,7 +855,7 @@ proptest! {
         let mut bytes = Block { header: BlockHeader {
             chain_id: ChainId::new("c").unwrap(), height: Height(1), tx_count: 1, parent: BlockHash(Digest([0; 32])),
             tx_root: Digest([0; 32]), state_root: Digest([0; 32]), receipts_root: Digest([0; 32]),
-            timestamp: Timestamp(0), proposer: Digest([0; 32]) }, txs: vec![stx] }.to_bytes();
+            timestamp: Timestamp(0), proposer: Digest([0; 32]), consensus: None }, txs: vec![stx] }.to_bytes();
         let i = at.index(bytes.len());
         bytes[i] = byte;
         let _ = Block::from_bytes(&bytes, &Limits::default());
