@@ -28,6 +28,9 @@ pub enum ExecError {
         /// The limit (`ChainParams::max_txs_per_block`).
         max: usize,
     },
+    /// The genesis validators do not form a validator set.
+    #[error("the genesis validators do not form a validator set: {0}")]
+    ValidatorSet(#[from] types::ValidatorSetError),
 }
 
 impl ExecError {

@@ -612,7 +612,24 @@ impl Genesis {
         w
     }
 
-    /// Builds block 0: no transactions, parent [`BlockHash::GENESIS_PARENT`], proposer 32 zero
+    /// The validator set of height 1: every genesis validator with power 1, identified by
+    /// the SM3 of its certificate.
+    pub fn validator_set(&self) -> Result<types::ValidatorSet, ExecError> {
+        types::ValidatorSet::new(
+            self.validators
+                .iter()
+                .map(|v| types::ValidatorEntry {
+                    id: v.cert.fingerprint(),
+                    public_key: v.cert.public_key(),
+                    power: 1,
+                })
+                .collect(),
+        )
+        .map_err(ExecError::ValidatorSet)
+    }
+
+    /// Builds block 0 (a v2 header whose validator set is [`Genesis::validator_set`]): no
+    /// transactions, parent [`BlockHash::GENESIS_PARENT`], proposer 32 zero
     /// bytes, timestamp `timestamp_ms`, and the state root after writing the organisations,
     /// their CRLs, the validators, the parameters and the genesis hash. The same genesis always
     /// gives the same block hash. Call it on a genesis from [`Genesis::from_json`] (or one that
@@ -630,6 +647,10 @@ impl Genesis {
                 receipts_root: types::receipts_root(&[]),
                 timestamp: Timestamp(self.timestamp_ms),
                 proposer: Digest([0; 32]),
+                consensus: Some(types::ConsensusLinks {
+                    validator_set: self.validator_set()?.hash(),
+                    last_commit: types::ConsensusLinks::NO_PARENT_CERTIFICATE,
+                }),
             },
             txs: Vec::new(),
         };

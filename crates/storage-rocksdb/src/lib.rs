@@ -173,15 +173,21 @@ impl RocksBackend {
             .iter()
             .map(|f| ColumnFamilyDescriptor::new(f, cf_options()));
         let db = DB::open_cf_descriptors_read_only(opts, path, cfs, false).map_err(open_err)?;
-        let value = match db.cf_handle(meta) {
-            Some(cf) => db
-                .get_cf(&cf, storage::STORE_VERSION_KEY)
-                .map_err(open_err)?,
-            None => None,
+        let (value, has_tip) = match db.cf_handle(meta) {
+            Some(cf) => (
+                db.get_cf(&cf, storage::STORE_VERSION_KEY)
+                    .map_err(open_err)?,
+                db.get_cf(&cf, storage::TIP_KEY)
+                    .map_err(open_err)?
+                    .is_some(),
+            ),
+            None => (None, false),
         };
-        storage::check_store_version(value.as_deref()).map_err(|source| RocksError::Version {
-            path: path.to_path_buf(),
-            source,
+        storage::check_store_version(value.as_deref(), has_tip).map_err(|source| {
+            RocksError::Version {
+                path: path.to_path_buf(),
+                source,
+            }
         })
     }
 
@@ -293,7 +299,10 @@ mod tests {
         let b = RocksBackend::open(dir.path(), false).unwrap();
         assert_eq!(b.get(Table::Blocks, &[3, 1]).unwrap(), Some(vec![3; 100]));
         assert_eq!(b.get(Table::Meta, &[3, 2]).unwrap(), None);
-        assert_eq!(b.get(Table::Seals, &[4, 2]).unwrap(), Some(vec![4; 10]));
+        assert_eq!(
+            b.get(Table::Certificates, &[4, 2]).unwrap(),
+            Some(vec![4; 10])
+        );
         let got = b.iter_prefix(Table::Headers, &[2]).unwrap();
         assert_eq!(
             got,

@@ -12,8 +12,8 @@ use state::{EMPTY_ROOT, UpdateBatch};
 use storage::{ChainStore, KvBackend, Table, WriteBatch};
 use storage_rocksdb::RocksBackend;
 use types::{
-    Block, BlockHash, BlockHeader, BlockSeal, Call, ChainId, Height, Limits, Receipt, Sender,
-    SignedTx, Status, Timestamp, Transaction,
+    Block, BlockHash, BlockHeader, Call, ChainId, CommitCertificate, Height, Limits, Receipt,
+    Sender, SignedTx, Status, Timestamp, Transaction, Vote, VoteKind,
 };
 
 fn signer() -> SoftSigner {
@@ -25,7 +25,7 @@ fn next_block(
     store: &ChainStore<RocksBackend>,
     signer: &SoftSigner,
     n: usize,
-) -> (Block, Vec<Receipt>, UpdateBatch, BlockSeal) {
+) -> (Block, Vec<Receipt>, UpdateBatch, CommitCertificate) {
     let (height, parent, prev_root) = match store.tip().unwrap() {
         None => (0, BlockHash::GENESIS_PARENT, EMPTY_ROOT),
         Some(t) => (
@@ -76,12 +76,28 @@ fn next_block(
             receipts_root: types::receipts_root(&receipts),
             timestamp: Timestamp(1_700_000_000_000 + height * 1000),
             proposer: Digest([0x22; 32]),
+            consensus: Some(types::ConsensusLinks {
+                validator_set: Digest([0x33; 32]),
+                last_commit: Digest([0; 32]),
+            }),
         },
         txs,
     };
     block.header.tx_root = block.tx_root();
-    let seal = BlockSeal::sign(block.header.hash(), Digest([0x22; 32]), signer).unwrap();
-    (block, receipts, state, seal)
+    // A one-validator certificate: its precommit, signed.
+    let hash = block.header.hash();
+    let vote = Vote {
+        chain_id: block.header.chain_id.clone(),
+        height: block.header.height,
+        round: 0,
+        kind: VoteKind::Precommit,
+        block: Some(hash),
+        validator: Digest([0x22; 32]),
+    }
+    .sign(signer)
+    .unwrap();
+    let cert = CommitCertificate::from_votes(block.header.height, 0, hash, [&vote]);
+    (block, receipts, state, cert)
 }
 
 fn build(dir: &std::path::Path, blocks: u64) {
@@ -91,7 +107,7 @@ fn build(dir: &std::path::Path, blocks: u64) {
     for h in 0..blocks {
         let (block, receipts, state, seal) = next_block(&store, &s, (h % 5) as usize + 1);
         store
-            .commit_sealed_block(&block, &receipts, state, &seal)
+            .commit_certified_block(&block, &receipts, state, &seal)
             .unwrap();
     }
     let st = store.backend().stats();
@@ -115,9 +131,21 @@ fn sealed_chain_survives_reopening() {
     assert_eq!(tip.height, Height(11));
     store.verify_all().unwrap();
     let block = store.block(Height(7)).unwrap().unwrap();
-    let seal = store.seal(Height(7)).unwrap().unwrap();
-    assert_eq!(seal.block_hash, block.header.hash());
-    seal.verify(&crypto::Signer::public_key(&signer())).unwrap();
+    let cert = store.certificate(Height(7)).unwrap().unwrap();
+    assert_eq!(cert.block, block.header.hash());
+    let set = types::ValidatorSet::new(vec![types::ValidatorEntry {
+        id: Digest([0x22; 32]),
+        public_key: crypto::Signer::public_key(&signer()),
+        power: 1,
+    }])
+    .unwrap();
+    cert.verify(
+        &block.header.chain_id,
+        Height(7),
+        &block.header.hash(),
+        &set,
+    )
+    .unwrap();
     let id = block.txs[1].tx_id();
     let (tx, loc) = store.tx(&id).unwrap().unwrap();
     assert_eq!(tx, block.txs[1]);
@@ -207,16 +235,16 @@ fn a_store_of_another_version_is_refused_before_anything_is_written() {
             Some(vec![storage::STORE_VERSION])
         );
         let mut batch = WriteBatch::new();
-        batch.put(Table::Meta, storage::STORE_VERSION_KEY.to_vec(), vec![2]);
+        batch.put(Table::Meta, storage::STORE_VERSION_KEY.to_vec(), vec![3]);
         backend.write(batch).unwrap();
     }
     let before = listing(dir.path());
     let Err(e) = RocksBackend::open(dir.path(), false) else {
-        panic!("a store of version 2 was opened")
+        panic!("a store of version 3 was opened")
     };
     assert!(
         e.to_string()
-            .ends_with("the store is format version 2; this build reads version 1: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"),
+            .ends_with("the store is format version 3; this build reads version 2: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"),
         "{e}"
     );
     assert_eq!(
@@ -234,7 +262,35 @@ fn a_store_of_another_version_is_refused_before_anything_is_written() {
         db.create_cf("votes", &opts).unwrap();
     }
     let Err(e) = RocksBackend::open(dir.path(), false) else {
-        panic!("a store of version 2 was opened")
+        panic!("a store of version 3 was opened")
     };
-    assert!(e.to_string().contains("format version 2"), "{e}");
+    assert!(e.to_string().contains("format version 3"), "{e}");
+}
+
+/// Issue 13 point 8: a version-1 store (the single-validator layout, with a `seals` family
+/// and no certificates) is refused before anything is written, saying to re-initialise.
+#[test]
+fn a_version_1_store_is_refused_saying_to_reinitialise() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), 2);
+    {
+        let mut opts = rocksdb::Options::default();
+        opts.create_missing_column_families(true);
+        let existing = rocksdb::DB::list_cf(&opts, dir.path()).unwrap();
+        let db = rocksdb::DB::open_cf(&opts, dir.path(), &existing).unwrap();
+        let meta = db.cf_handle("meta").unwrap();
+        db.delete_cf(&meta, storage::STORE_VERSION_KEY).unwrap();
+    }
+    let before = listing(dir.path());
+    let Err(e) = RocksBackend::open(dir.path(), false) else {
+        panic!("a version-1 store was opened")
+    };
+    let msg = e.to_string();
+    assert!(msg.contains("format version 1"), "{msg}");
+    assert!(msg.contains("re-initialise the node"), "{msg}");
+    assert_eq!(
+        listing(dir.path()),
+        before,
+        "the refused store was written to"
+    );
 }

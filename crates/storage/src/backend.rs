@@ -22,20 +22,24 @@ pub enum Table {
     StateNodes,
     /// Small named records: the tip pointer.
     Meta,
-    /// Height (u64 BE) → the block's seal (the validator signature over its hash).
-    Seals,
+    /// Height (u64 BE) → the block's commit certificate (2f+1 precommits).
+    Certificates,
+    /// Height (u64 BE) ‖ sequence (u32 BE) → a consensus write-ahead-log entry (its own
+    /// codec, crates/consensus), written and synced before the vote it records leaves the node.
+    ConsensusWal,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Blocks,
         Table::Headers,
         Table::TxIndex,
         Table::Receipts,
         Table::StateNodes,
         Table::Meta,
-        Table::Seals,
+        Table::Certificates,
+        Table::ConsensusWal,
     ];
 
     /// Returns a stable name, usable as a column-family name.
@@ -47,7 +51,8 @@ impl Table {
             Table::Receipts => "receipts",
             Table::StateNodes => "state_nodes",
             Table::Meta => "meta",
-            Table::Seals => "seals",
+            Table::Certificates => "certificates",
+            Table::ConsensusWal => "consensus_wal",
         }
     }
 }

@@ -6,21 +6,22 @@ use std::sync::Mutex;
 use crypto::Digest;
 use state::{EMPTY_ROOT, Node, NodeStore, StateError, UpdateBatch};
 use types::{
-    Block, BlockHash, BlockHeader, BlockSeal, Decode, Encode, Height, Limits, Receipt, SignedTx,
-    TxId, receipts_root,
+    Block, BlockHash, BlockHeader, CommitCertificate, Decode, Encode, Height, Limits, Receipt,
+    SignedTx, TxId, receipts_root,
 };
 
 use crate::backend::{KvBackend, Table, WriteBatch};
 use crate::error::{IntegrityError, IntegrityFault, StorageError};
 
 /// The Meta key of the tip pointer: height (u64 BE) ‖ block hash (32 bytes).
-const TIP_KEY: &[u8] = b"tip";
+pub const TIP_KEY: &[u8] = b"tip";
 /// The Meta key of the store's layout version: one byte, written with block 0.
 pub const STORE_VERSION_KEY: &[u8] = b"store_version";
 
-/// The layout version of the store this build reads and writes (docs/formats.md §0). A store
-/// without the version key was written before the key existed and has the version-1 layout.
-pub const STORE_VERSION: u8 = 1;
+/// The layout version of the store this build reads and writes (docs/formats.md §0): 2 holds
+/// v2 headers, commit certificates and the consensus write-ahead log. A store without the
+/// version key was written before the key existed and has the version-1 layout.
+pub const STORE_VERSION: u8 = 2;
 const TIP_LEN: usize = 40;
 const LOCATION_LEN: usize = 12;
 
@@ -85,10 +86,15 @@ pub struct ChainStore<B: KvBackend> {
 
 /// Judges the value of the `Meta` key [`STORE_VERSION_KEY`] (`None`: the key is absent, the
 /// version-1 layout of stores written before it existed). A backend that opens a store calls it
-/// before any write (RocksDB: from a read-only probe).
-pub fn check_store_version(value: Option<&[u8]>) -> Result<(), StorageError> {
+/// before any write (RocksDB: from a read-only probe). Version 1 is refused with what to do.
+/// `has_tip`: whether the store holds a tip pointer (a store without one and without a version
+/// is empty, not version 1: block 0 writes the version).
+pub fn check_store_version(value: Option<&[u8]>, has_tip: bool) -> Result<(), StorageError> {
     match value {
-        None => Ok(()),
+        None if !has_tip => Ok(()),
+        None | Some([1]) => Err(StorageError::Version1Store {
+            supported: STORE_VERSION,
+        }),
         Some([v]) if *v == STORE_VERSION => Ok(()),
         Some(v) => Err(StorageError::UnsupportedVersion {
             found: match v {
@@ -123,9 +129,12 @@ impl<B: KvBackend> ChainStore<B> {
     }
 
     /// Fails, changing nothing, unless the store's layout version is [`STORE_VERSION`] (a store
-    /// written before the version key existed has none and the version-1 layout).
+    /// written before the version key existed has none and the version-1 layout). An empty
+    /// store (no tip yet) passes: block 0 writes the version.
     pub fn check_version(&self) -> Result<(), StorageError> {
-        check_store_version(self.backend.get(Table::Meta, STORE_VERSION_KEY)?.as_deref())
+        let version = self.backend.get(Table::Meta, STORE_VERSION_KEY)?;
+        let has_tip = self.backend.get(Table::Meta, TIP_KEY)?.is_some();
+        check_store_version(version.as_deref(), has_tip)
     }
 
     /// Returns the tip, or `None` for an empty store.
@@ -167,10 +176,10 @@ impl<B: KvBackend> ChainStore<B> {
     }
 
     /// Returns the seal of the block at `height` (absent for blocks committed unsealed).
-    pub fn seal(&self, height: Height) -> Result<Option<BlockSeal>, StorageError> {
+    pub fn certificate(&self, height: Height) -> Result<Option<CommitCertificate>, StorageError> {
         self.backend
-            .get(Table::Seals, &height_key(height))?
-            .map(|b| decode(Table::Seals, &b, &self.limits))
+            .get(Table::Certificates, &height_key(height))?
+            .map(|b| decode(Table::Certificates, &b, &self.limits))
             .transpose()
     }
 
@@ -242,34 +251,79 @@ impl<B: KvBackend> ChainStore<B> {
         self.backend.write(batch)
     }
 
-    /// [`ChainStore::commit_block`] with the block's seal written in the same batch. Refuses
-    /// a seal over another hash. The seal's signature is the caller's check (the validator
-    /// set lives above storage).
-    pub fn commit_sealed_block(
+    /// [`ChainStore::commit_block`] with the block's commit certificate written in the same
+    /// batch. Refuses a certificate for another height or hash. Whether its signatures make a
+    /// quorum of the height's validator set is the caller's check (the set lives above
+    /// storage: crates/ledger verifies every certificate before it commits).
+    pub fn commit_certified_block(
         &self,
         block: &Block,
         receipts: &[Receipt],
         state: UpdateBatch,
-        seal: &BlockSeal,
+        certificate: &CommitCertificate,
     ) -> Result<(), StorageError> {
         let _guard = self.commit.lock().map_err(|_| {
             StorageError::Backend(Box::new(std::io::Error::other("commit lock poisoned")))
         })?;
         let hash = block.header.hash();
-        if seal.block_hash != hash {
-            return Err(StorageError::SealMismatch {
+        if certificate.block != hash || certificate.height != block.header.height {
+            return Err(StorageError::CertificateMismatch {
                 height: block.header.height,
-                sealed: seal.block_hash,
+                sealed: certificate.block,
                 block: hash,
             });
         }
         let mut batch = self.prepare_commit(block, receipts, &state)?;
         batch.put(
-            Table::Seals,
+            Table::Certificates,
             height_key(block.header.height),
-            seal.to_bytes(),
+            certificate.to_bytes(),
         );
+        // The consensus log of decided heights is no longer needed once the block and its
+        // certificate are stored: it goes in the same batch.
+        for (key, _) in self.backend.iter_prefix(Table::ConsensusWal, &[])? {
+            if key
+                .get(..8)
+                .is_some_and(|h| h <= height_key(block.header.height).as_slice())
+            {
+                batch.delete(Table::ConsensusWal, key);
+            }
+        }
         self.backend.write(batch)
+    }
+
+    /// Appends a consensus write-ahead-log entry for `height` under `sequence`, synced before
+    /// this returns (the backend's every write is).
+    pub fn wal_append(
+        &self,
+        height: Height,
+        sequence: u32,
+        entry: &[u8],
+    ) -> Result<(), StorageError> {
+        let mut key = height_key(height).to_vec();
+        key.extend_from_slice(&sequence.to_be_bytes());
+        let mut batch = WriteBatch::new();
+        batch.put(Table::ConsensusWal, key, entry.to_vec());
+        self.backend.write(batch)
+    }
+
+    /// The consensus write-ahead log, in (height, sequence) order.
+    pub fn wal_entries(&self) -> Result<Vec<(Height, u32, Vec<u8>)>, StorageError> {
+        let mut out = Vec::new();
+        for (key, value) in self.backend.iter_prefix(Table::ConsensusWal, &[])? {
+            let k: [u8; 12] = key
+                .as_slice()
+                .try_into()
+                .map_err(|_| StorageError::WalKey { len: key.len() })?;
+            let (h, s) = k.split_at(8);
+            out.push((
+                Height(u64::from_be_bytes(h.try_into().unwrap_or_default())),
+                u32::from_be_bytes(s.try_into().unwrap_or_default()),
+                value,
+            ));
+        }
+        out.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        Ok(out)
     }
 
     /// Runs every check of [`ChainStore::commit_block`] and returns the one batch it would
@@ -284,6 +338,9 @@ impl<B: KvBackend> ChainStore<B> {
         self.check_version()?;
         let h = &block.header;
         let height = h.height;
+        if h.consensus.is_none() {
+            return Err(StorageError::HeaderVersion { height });
+        }
         let (expected, tip_hash) = match self.tip()? {
             None => (Height(0), BlockHash::GENESIS_PARENT),
             Some(t) => (

@@ -44,6 +44,14 @@ pub enum StorageError {
         /// The version this build reads.
         supported: u8,
     },
+    /// A store of the version-1 layout (a single-validator chain of before consensus).
+    #[error(
+        "the store is format version 1 (a single-validator chain without commit certificates); this build reads version {supported} only: keep the version-1 release to read it, or re-initialise the node (`gmchain node init`) on a new data directory; nothing was changed"
+    )]
+    Version1Store {
+        /// The version this build reads.
+        supported: u8,
+    },
     /// The block's height is not the one after the tip (or 0 on an empty store).
     #[error("block {height} refused: the next height is {expected}")]
     HeightNotNext {
@@ -53,14 +61,28 @@ pub enum StorageError {
         expected: Height,
     },
     /// A seal over another hash than the block's.
-    #[error("block {height}: the seal is over {sealed}, not the block's hash {block}")]
-    SealMismatch {
+    #[error("block {height}: the commit certificate is for {sealed}, not the block's hash {block}")]
+    CertificateMismatch {
         /// The block's height.
         height: Height,
-        /// The hash the seal signs.
+        /// The hash the certificate decides.
         sealed: BlockHash,
         /// The block's hash.
         block: BlockHash,
+    },
+    /// A v1 header (no consensus commitments) offered to a v2 store.
+    #[error(
+        "block {height} refused: its header is version 1; a version-2 store holds version-2 headers only"
+    )]
+    HeaderVersion {
+        /// The block's height.
+        height: Height,
+    },
+    /// A consensus WAL key of the wrong length.
+    #[error("consensus WAL key of {len} bytes; expected 12 (height, sequence)")]
+    WalKey {
+        /// The key's length.
+        len: usize,
     },
     /// The block's parent is not the tip.
     #[error("block {height} refused: parent {parent} is not the tip {tip}")]

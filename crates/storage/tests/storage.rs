@@ -103,6 +103,10 @@ fn next_block(
             receipts_root: types::receipts_root(&receipts),
             timestamp: Timestamp(1_700_000_000_000 + height * 1000),
             proposer: Digest([0x22; 32]),
+            consensus: Some(types::ConsensusLinks {
+                validator_set: Digest([0x33; 32]),
+                last_commit: Digest([0; 32]),
+            }),
         },
         txs,
     };
@@ -583,14 +587,18 @@ fn a_block_or_receipt_it_could_not_read_back_is_refused_and_writes_nothing() {
         )),
         "{e}"
     );
-    let seal = types::BlockSeal {
-        block_hash: block.header.hash(),
-        signer: Digest([0x22; 32]),
-        signature: crypto::Signature::from_scalars([1; 32], [2; 32]),
+    let certificate = types::CommitCertificate {
+        height: block.header.height,
+        round: 0,
+        block: block.header.hash(),
+        signatures: vec![(
+            Digest([0x22; 32]),
+            crypto::Signature::from_scalars([1; 32], [2; 32]),
+        )],
     };
     let before = store.backend().len().unwrap();
     assert!(matches!(
-        store.commit_sealed_block(&block, &receipts, state.clone(), &seal),
+        store.commit_certified_block(&block, &receipts, state.clone(), &certificate),
         Err(StorageError::BlockTooLarge { .. })
     ));
     assert_eq!(store.backend().len().unwrap(), before);
@@ -755,8 +763,9 @@ fn the_state_tree_is_rehashed_and_a_tampered_node_is_found() {
     assert!(e.to_string().contains("missing"), "{e}");
 }
 
-/// Issue 11 point 8: a store of another layout version is refused, naming both versions, and
-/// nothing is written to it.
+/// Issue 11 point 8 and issue 13 point 8: a store of another layout version is refused,
+/// naming both versions, and nothing is written to it; a version-1 store (the key absent or 1)
+/// is refused with what to do.
 #[test]
 fn a_store_of_another_version_is_refused_naming_both() {
     let (store, s) = chain();
@@ -765,27 +774,104 @@ fn a_store_of_another_version_is_refused_naming_both() {
         store.backend().get(Table::Meta, b"store_version").unwrap(),
         Some(vec![storage::STORE_VERSION])
     );
+    assert_eq!(storage::STORE_VERSION, 2);
     store.check_version().unwrap();
     let tip = store.tip().unwrap();
     let (block, receipts, state) = next_block(&store, &s, 1);
     let mut batch = storage::WriteBatch::new();
-    batch.put(Table::Meta, b"store_version".to_vec(), vec![2]);
+    batch.put(Table::Meta, b"store_version".to_vec(), vec![3]);
     store.backend().write(batch).unwrap();
     let e = store.check_version().unwrap_err();
     assert_eq!(
         e.to_string(),
-        "the store is format version 2; this build reads version 1: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"
+        "the store is format version 3; this build reads version 2: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"
     );
     // A commit is refused the same way and writes nothing.
-    let e = store.commit_block(&block, &receipts, state).unwrap_err();
+    let e = store
+        .commit_block(&block, &receipts, state.clone())
+        .unwrap_err();
     assert!(
-        matches!(e, StorageError::UnsupportedVersion { supported: 1, .. }),
+        matches!(e, StorageError::UnsupportedVersion { supported: 2, .. }),
         "{e}"
     );
     assert_eq!(store.tip().unwrap(), tip);
-    // A store written before the key existed (no key) is read as version 1.
-    let mut batch = storage::WriteBatch::new();
-    batch.delete(Table::Meta, b"store_version".to_vec());
-    store.backend().write(batch).unwrap();
-    store.check_version().unwrap();
+    // A store written before the key existed (no key), or recording version 1, is a
+    // version-1 store: refused, saying to re-initialise.
+    for v1 in [None, Some(vec![1u8])] {
+        let mut batch = storage::WriteBatch::new();
+        match v1 {
+            None => batch.delete(Table::Meta, b"store_version".to_vec()),
+            Some(v) => batch.put(Table::Meta, b"store_version".to_vec(), v),
+        }
+        store.backend().write(batch).unwrap();
+        let e = store.check_version().unwrap_err();
+        assert!(
+            matches!(e, StorageError::Version1Store { supported: 2 }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("re-initialise the node"), "{e}");
+        let e = store
+            .commit_block(&block, &receipts, state.clone())
+            .unwrap_err();
+        assert!(matches!(e, StorageError::Version1Store { .. }), "{e}");
+        assert_eq!(store.tip().unwrap(), tip);
+    }
+}
+
+/// A v2 store takes only v2 headers, and a certificate only for the block it decides; the
+/// consensus log of the committed height goes with the commit.
+#[test]
+fn v2_store_refuses_v1_headers_and_foreign_certificates_and_prunes_the_wal() {
+    let (store, s) = chain();
+    let (mut block, receipts, state) = next_block(&store, &s, 1);
+    let mut v1 = block.clone();
+    v1.header.consensus = None;
+    assert!(matches!(
+        store.commit_block(&v1, &receipts, state.clone()),
+        Err(StorageError::HeaderVersion { .. })
+    ));
+    let certificate = |hash: types::BlockHash, height: Height| types::CommitCertificate {
+        height,
+        round: 0,
+        block: hash,
+        signatures: vec![],
+    };
+    let height = block.header.height;
+    assert!(matches!(
+        store.commit_certified_block(
+            &block,
+            &receipts,
+            state.clone(),
+            &certificate(types::BlockHash(Digest([9; 32])), height)
+        ),
+        Err(StorageError::CertificateMismatch { .. })
+    ));
+    assert!(matches!(
+        store.commit_certified_block(
+            &block,
+            &receipts,
+            state.clone(),
+            &certificate(block.header.hash(), Height(height.0 + 1))
+        ),
+        Err(StorageError::CertificateMismatch { .. })
+    ));
+    store.wal_append(height, 0, b"a").unwrap();
+    store.wal_append(height, 1, b"b").unwrap();
+    let next = Height(height.0 + 1);
+    store.wal_append(next, 0, b"c").unwrap();
+    assert_eq!(
+        store.wal_entries().unwrap(),
+        vec![
+            (height, 0, b"a".to_vec()),
+            (height, 1, b"b".to_vec()),
+            (next, 0, b"c".to_vec())
+        ]
+    );
+    block.header.tx_root = block.tx_root();
+    let cert = certificate(block.header.hash(), height);
+    store
+        .commit_certified_block(&block, &receipts, state, &cert)
+        .unwrap();
+    assert_eq!(store.certificate(height).unwrap(), Some(cert));
+    assert_eq!(store.wal_entries().unwrap(), vec![(next, 0, b"c".to_vec())]);
 }

@@ -1,0 +1,615 @@
+//! The ledger without I/O: what every consensus engine asks of the chain.
+//!
+//! - [`Ledger::propose`] builds the next block from admitted transactions (the pool's oldest,
+//!   handed out without removing them), re-checking each at the parent's state and executing
+//!   them; the proposer signs nothing here.
+//! - [`Ledger::verify`] judges another validator's block: the header's links (height, parent,
+//!   validator set, the parent's certificate), its time (after the parent's, and under
+//!   [`TimeRule::Live`] within a bound of the verifier's clock), every transaction through
+//!   admission's full checks (signature, signer chain, revocation, expiry, permissions,
+//!   duplicates on the chain and within the block, but not the local pool's duplicate rule),
+//!   then execution at the header's timestamp and the roots compared.
+//! - [`Ledger::commit`] stores a decided block with its [`CommitCertificate`], after checking
+//!   that the certificate is a quorum of the height's validator set, in one synced batch.
+//!
+//! An [`ExecutedBlock`] is made only by `propose` or `verify`, so nothing is committed that
+//! this node did not execute itself. The ledger is generic over the storage backend (RocksDB
+//! in the node, [`storage::MemBackend`] in tests and the simulation) and takes time as a value
+//! (a [`Clock`] is what an engine reads it from); it opens no file, socket or thread and reads
+//! no clock of its own.
+//!
+//! What it refuses to do: decide which block wins (consensus does), sign anything (the
+//! engine's signer does, in the HSM), or keep transactions (the node's pool does).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod cache;
+mod error;
+
+use std::collections::HashSet;
+use std::sync::{Mutex, MutexGuard};
+
+use crypto::Digest;
+use execution::{
+    Admission, AdmitContext, BlockContext, Executor, Genesis, MemberRefusal, Rejection, SignerInfo,
+    StateView, VerifiedTx,
+};
+use pki::{Certificate, UnixTime};
+use state::UpdateBatch;
+use storage::{ChainStore, KvBackend, Tip};
+use types::{
+    Block, BlockHash, BlockHeader, CommitCertificate, ConsensusLinks, Height, Receipt, SignedTx,
+    Timestamp, TxId, ValidatorSet, receipts_root,
+};
+
+pub use cache::{CachedNodes, NODE_CACHE_CAPACITY, NodeCache};
+pub use error::{BlockRefusal, LedgerError};
+
+/// Where an engine reads the time from, in milliseconds since the Unix epoch. The node passes
+/// the system clock; tests and the simulation a virtual one.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now_ms(&self) -> u64;
+}
+
+impl<F: Fn() -> u64 + Send + Sync> Clock for F {
+    fn now_ms(&self) -> u64 {
+        self()
+    }
+}
+
+/// The default bound between a live proposal's timestamp and the verifier's clock.
+pub const DEFAULT_TIME_BOUND_MS: u64 = 2_000;
+
+/// How [`Ledger::verify`] judges a block's timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeRule {
+    /// A proposal being voted on: after its parent's and within `bound_ms` of `now_ms`.
+    Live {
+        /// The verifier's clock.
+        now_ms: u64,
+        /// The bound.
+        bound_ms: u64,
+    },
+    /// A block a quorum already decided (sync): after its parent's only; the clock that
+    /// judged it was the deciding validators'.
+    Decided,
+}
+
+/// A block this node executed itself, with its receipts and state changes: what
+/// [`Ledger::commit`] stores. Only [`Ledger::propose`] and [`Ledger::verify`] make one.
+#[derive(Clone, Debug)]
+pub struct ExecutedBlock {
+    block: Block,
+    hash: BlockHash,
+    receipts: Vec<Receipt>,
+    update: UpdateBatch,
+}
+
+impl ExecutedBlock {
+    /// The block.
+    pub fn block(&self) -> &Block {
+        &self.block
+    }
+
+    /// Its hash.
+    pub fn hash(&self) -> BlockHash {
+        self.hash
+    }
+
+    /// Its height.
+    pub fn height(&self) -> Height {
+        self.block.header.height
+    }
+
+    /// One receipt per transaction, in block order.
+    pub fn receipts(&self) -> &[Receipt] {
+        &self.receipts
+    }
+
+    /// The IDs of its transactions, in block order.
+    pub fn tx_ids(&self) -> Vec<TxId> {
+        self.block.txs.iter().map(SignedTx::tx_id).collect()
+    }
+}
+
+/// What [`Ledger::propose`] made of the candidates.
+#[derive(Debug)]
+pub struct Proposed {
+    /// The block, executed (possibly without transactions: every candidate was dropped, or
+    /// there were none).
+    pub executed: ExecutedBlock,
+    /// Candidates the re-check refused at the parent's state, with why; they can never go
+    /// into a block of this chain from here on only if the refusal is permanent (a pool
+    /// decides what to keep).
+    pub dropped: Vec<(TxId, Rejection)>,
+}
+
+/// The last committed block: its tip pointer, header and certificate (`None` for block 0).
+#[derive(Clone, Debug)]
+pub struct Head {
+    /// Height and hash.
+    pub tip: Tip,
+    /// The header.
+    pub header: BlockHeader,
+    /// The commit certificate (block 0 has none: the genesis file decides it).
+    pub certificate: Option<CommitCertificate>,
+}
+
+impl Head {
+    /// What the next header's `last_commit` must hold.
+    pub fn last_commit(&self) -> Digest {
+        self.certificate
+            .as_ref()
+            .map(CommitCertificate::hash)
+            .unwrap_or(ConsensusLinks::NO_PARENT_CERTIFICATE)
+    }
+}
+
+/// The ledger over a store.
+#[derive(Debug)]
+pub struct Ledger<B: KvBackend> {
+    store: ChainStore<B>,
+    genesis: Genesis,
+    genesis_hash: BlockHash,
+    admission: Admission,
+    executor: Executor,
+    validators: ValidatorSet,
+    nodes: NodeCache,
+    head: Mutex<Head>,
+    // Serialises commits with the head update.
+    committing: Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock is a bug; the data (a head) stays usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Commits block 0 of `genesis` to an empty store; returns its hash.
+pub fn init<B: KvBackend>(
+    store: &ChainStore<B>,
+    genesis: &Genesis,
+) -> Result<BlockHash, LedgerError> {
+    let g = genesis.build(&store.state_nodes())?;
+    let hash = g.block.header.hash();
+    store.commit_block(&g.block, &g.receipts, g.update)?;
+    Ok(hash)
+}
+
+impl<B: KvBackend> Ledger<B> {
+    /// Opens the ledger over `store`: checks its tip (refusing a tampered or half-written
+    /// store, naming the height), that its block 0 is `genesis`'s, and that the tip's
+    /// certificate decides the tip under the validator set.
+    pub fn open(store: ChainStore<B>, genesis: Genesis) -> Result<Self, LedgerError> {
+        store.check_version()?;
+        let tip = store
+            .check_tip_on_startup()?
+            .ok_or(LedgerError::EmptyStore)?;
+        let expected = genesis.build(&state::MemStore::new())?.block.header.hash();
+        let stored = store
+            .header(Height(0))?
+            .ok_or(LedgerError::EmptyStore)?
+            .hash();
+        if stored != expected {
+            return Err(LedgerError::GenesisMismatch { stored, expected });
+        }
+        let consortium = genesis
+            .consortium()
+            .map_err(|e| LedgerError::Genesis(e.to_string()))?;
+        let admission = Admission::new(genesis.chain_id.clone(), &genesis.params, consortium);
+        let executor = Executor::new(genesis.chain_id.clone(), &genesis.params);
+        let validators = genesis.validator_set()?;
+        let header = store
+            .header(tip.height)?
+            .ok_or(LedgerError::Missing("tip header"))?;
+        let certificate = store.certificate(tip.height)?;
+        if tip.height > Height(0) {
+            let cert = certificate
+                .as_ref()
+                .ok_or(LedgerError::Missing("tip's commit certificate"))?;
+            cert.verify(&genesis.chain_id, tip.height, &tip.hash, &validators)
+                .map_err(|source| LedgerError::Certificate {
+                    height: tip.height,
+                    source,
+                })?;
+        }
+        Ok(Self {
+            store,
+            genesis,
+            genesis_hash: expected,
+            admission,
+            executor,
+            validators,
+            nodes: NodeCache::default(),
+            head: Mutex::new(Head {
+                tip,
+                header,
+                certificate,
+            }),
+            committing: Mutex::new(()),
+        })
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The hash of block 0.
+    pub fn genesis_hash(&self) -> BlockHash {
+        self.genesis_hash
+    }
+
+    /// The store (read side).
+    pub fn store(&self) -> &ChainStore<B> {
+        &self.store
+    }
+
+    /// Admission (its caches and counters).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// The last committed block (kept in memory: reading it cannot fail).
+    pub fn head(&self) -> Head {
+        lock(&self.head).clone()
+    }
+
+    /// The validator set that decides `height` (today the genesis set at every height; the
+    /// governance contract of issue 13 point 6 changes it).
+    pub fn validator_set(&self, _height: Height) -> &ValidatorSet {
+        &self.validators
+    }
+
+    /// Runs `f` on a view of the state at the head.
+    pub fn with_state<R>(&self, f: impl FnOnce(&StateView<'_, CachedNodes<'_, B>>) -> R) -> R {
+        let root = lock(&self.head).header.state_root;
+        let nodes = CachedNodes::new(&self.store, &self.nodes);
+        let view = StateView::new(&nodes, root);
+        f(&view)
+    }
+
+    /// Runs `f` on a view of the state after block `height` (for receipts: the state a
+    /// transaction of block `height + 1` was judged against).
+    pub fn with_state_at<R>(
+        &self,
+        height: Height,
+        f: impl FnOnce(&StateView<'_, CachedNodes<'_, B>>) -> R,
+    ) -> Result<R, LedgerError> {
+        let header = self
+            .store
+            .header(height)?
+            .ok_or(LedgerError::Missing("header"))?;
+        let nodes = CachedNodes::new(&self.store, &self.nodes);
+        let view = StateView::new(&nodes, header.state_root);
+        Ok(f(&view))
+    }
+
+    /// Whether transaction `id` is on the chain; a read error is reported, never "no".
+    fn on_chain(&self, id: &TxId) -> Result<bool, String> {
+        self.store
+            .tx_location(id)
+            .map(|l| l.is_some())
+            .map_err(|e| format!("the transaction index could not be read: {e}"))
+    }
+
+    /// Admits a submitted transaction at the head's state (`in_pool` says whether one with
+    /// the same id already waits in the caller's pool). `now` is the node's clock.
+    pub fn admit(
+        &self,
+        bytes: &[u8],
+        now: UnixTime,
+        in_pool: &(dyn Fn(&TxId) -> bool + Sync),
+    ) -> Result<VerifiedTx, Rejection> {
+        let head = self.head();
+        let ctx = AdmitContext {
+            tip: head.tip.height,
+            now,
+        };
+        let seen = |id: &TxId| -> Result<bool, String> {
+            if in_pool(id) {
+                return Ok(true);
+            }
+            self.on_chain(id)
+        };
+        let nodes = CachedNodes::new(&self.store, &self.nodes);
+        let view = StateView::new(&nodes, head.header.state_root);
+        self.admission.admit(&view, &ctx, &seen, bytes)
+    }
+
+    /// Authenticates a member by its certificate at the head's state, as admission judges a
+    /// transaction's signer (the TLS listeners' and links' peers).
+    pub fn authenticate(
+        &self,
+        now: UnixTime,
+        leaf: &Certificate,
+    ) -> Result<SignerInfo, MemberRefusal> {
+        self.with_state(|view| self.admission.authenticate(view, now, leaf))
+    }
+
+    /// Builds the block after the head from `candidates` (in order), proposed by `proposer`
+    /// at `now_ms` (raised to one millisecond after the parent's timestamp if the clock is
+    /// behind it). Each candidate is re-checked at the parent's state (revocation,
+    /// suspension, expiry, duplicates, permissions); the refused ones are returned in
+    /// [`Proposed::dropped`], the rest executed. The candidates must fit one block (the pool
+    /// hands out at most a block by count and bytes).
+    pub fn propose(
+        &self,
+        candidates: Vec<VerifiedTx>,
+        proposer: Digest,
+        now_ms: u64,
+    ) -> Result<Proposed, LedgerError> {
+        let head = self.head();
+        let parent = &head.header;
+        let height = head.tip.height.next().ok_or(LedgerError::HeightOverflow)?;
+        let timestamp_ms = now_ms.max(parent.timestamp.0.saturating_add(1));
+        let nodes = CachedNodes::new(&self.store, &self.nodes);
+        let view = StateView::new(&nodes, parent.state_root);
+        let ctx = AdmitContext {
+            tip: head.tip.height,
+            now: UnixTime(timestamp_ms / 1000),
+        };
+        let mut in_block = HashSet::new();
+        let mut txs = Vec::with_capacity(candidates.len());
+        let mut dropped = Vec::new();
+        for tx in candidates {
+            let id = tx.id();
+            if !in_block.insert(id) {
+                continue;
+            }
+            let seen = |i: &TxId| self.on_chain(i);
+            match self.admission.recheck(&view, &ctx, &seen, &tx) {
+                Ok(()) => txs.push(tx),
+                Err(r) => dropped.push((id, r)),
+            }
+        }
+        let exec = self.executor.execute_block(
+            &nodes,
+            parent.state_root,
+            &BlockContext {
+                height,
+                timestamp_ms,
+            },
+            &txs,
+        )?;
+        let signed: Vec<SignedTx> = txs.iter().map(|t| t.signed().clone()).collect();
+        let mut block = Block {
+            header: BlockHeader {
+                chain_id: self.genesis.chain_id.clone(),
+                height,
+                tx_count: u32::try_from(signed.len()).map_err(|_| {
+                    LedgerError::TxCountOverflow {
+                        count: signed.len(),
+                    }
+                })?,
+                parent: head.tip.hash,
+                tx_root: Digest([0; 32]),
+                state_root: exec.update.root,
+                receipts_root: receipts_root(&exec.receipts),
+                timestamp: Timestamp(timestamp_ms),
+                proposer,
+                consensus: Some(ConsensusLinks {
+                    validator_set: self.validator_set(height).hash(),
+                    last_commit: head.last_commit(),
+                }),
+            },
+            txs: signed,
+        };
+        block.header.tx_root = block.tx_root();
+        let hash = block.header.hash();
+        Ok(Proposed {
+            executed: ExecutedBlock {
+                block,
+                hash,
+                receipts: exec.receipts,
+                update: exec.update,
+            },
+            dropped,
+        })
+    }
+
+    /// Verifies a block another validator proposed (or a decided block received by sync)
+    /// as the next block after the head, and executes it. Refusals name what was wrong.
+    pub fn verify(&self, block: Block, time: TimeRule) -> Result<ExecutedBlock, BlockRefusal> {
+        let head = self.head();
+        let parent = &head.header;
+        let h = &block.header;
+        let height = head
+            .tip
+            .height
+            .next()
+            .ok_or(BlockRefusal::Ledger(LedgerError::HeightOverflow))?;
+        if h.chain_id != self.genesis.chain_id {
+            return Err(BlockRefusal::ChainId {
+                got: h.chain_id.to_string(),
+            });
+        }
+        if h.height != height {
+            return Err(BlockRefusal::Height {
+                got: h.height,
+                expected: height,
+            });
+        }
+        if h.parent != head.tip.hash {
+            return Err(BlockRefusal::Parent {
+                got: h.parent,
+                expected: head.tip.hash,
+            });
+        }
+        let set = self.validator_set(height);
+        let expected_links = ConsensusLinks {
+            validator_set: set.hash(),
+            last_commit: head.last_commit(),
+        };
+        match h.consensus {
+            None => return Err(BlockRefusal::HeaderVersion),
+            Some(l) if l.validator_set != expected_links.validator_set => {
+                return Err(BlockRefusal::ValidatorSet {
+                    got: l.validator_set,
+                    expected: expected_links.validator_set,
+                });
+            }
+            Some(l) if l.last_commit != expected_links.last_commit => {
+                return Err(BlockRefusal::LastCommit {
+                    got: l.last_commit,
+                    expected: expected_links.last_commit,
+                });
+            }
+            Some(_) => {}
+        }
+        if set.get(&h.proposer).is_none() {
+            return Err(BlockRefusal::Proposer {
+                proposer: h.proposer,
+            });
+        }
+        // Time: strictly after the parent; live proposals also near our clock.
+        if h.timestamp <= parent.timestamp {
+            return Err(BlockRefusal::NotAfterParent {
+                timestamp: h.timestamp.0,
+                parent: parent.timestamp.0,
+            });
+        }
+        if let TimeRule::Live { now_ms, bound_ms } = time
+            && h.timestamp.0.abs_diff(now_ms) > bound_ms
+        {
+            return Err(BlockRefusal::Time {
+                timestamp: h.timestamp.0,
+                now: now_ms,
+                bound: bound_ms,
+            });
+        }
+        if usize::try_from(h.tx_count).ok() != Some(block.txs.len()) {
+            return Err(BlockRefusal::TxCount {
+                declared: h.tx_count,
+                actual: block.txs.len(),
+            });
+        }
+        let tx_root = block.tx_root();
+        if tx_root != h.tx_root {
+            return Err(BlockRefusal::Root {
+                which: "tx_root",
+                declared: h.tx_root,
+                computed: tx_root,
+            });
+        }
+        let encoded = block_len(&block);
+        let limits = self.store.limits();
+        if encoded > limits.max_block_size {
+            return Err(BlockRefusal::TooLarge {
+                size: encoded,
+                limit: limits.max_block_size,
+            });
+        }
+        // Every transaction through admission at the parent's state, at the header's time.
+        let nodes = CachedNodes::new(&self.store, &self.nodes);
+        let view = StateView::new(&nodes, parent.state_root);
+        let ctx = AdmitContext {
+            tip: head.tip.height,
+            now: UnixTime(h.timestamp.0 / 1000),
+        };
+        let seen = |id: &TxId| self.on_chain(id);
+        let bytes: Vec<Vec<u8>> = block.txs.iter().map(Encode::to_bytes).collect();
+        let results = self.admission.admit_many(&view, &ctx, &seen, &bytes);
+        let mut in_block = HashSet::new();
+        let mut txs = Vec::with_capacity(results.len());
+        for (position, r) in results.into_iter().enumerate() {
+            let tx = r.map_err(|rejection| BlockRefusal::Transaction {
+                position,
+                rejection,
+            })?;
+            if !in_block.insert(tx.id()) {
+                return Err(BlockRefusal::DuplicateInBlock {
+                    position,
+                    tx_id: tx.id(),
+                });
+            }
+            txs.push(tx);
+        }
+        let exec = self
+            .executor
+            .execute_block(
+                &nodes,
+                parent.state_root,
+                &BlockContext {
+                    height,
+                    timestamp_ms: h.timestamp.0,
+                },
+                &txs,
+            )
+            .map_err(|e| BlockRefusal::Ledger(e.into()))?;
+        if exec.update.root != h.state_root {
+            return Err(BlockRefusal::Root {
+                which: "state_root",
+                declared: h.state_root,
+                computed: exec.update.root,
+            });
+        }
+        let receipts = receipts_root(&exec.receipts);
+        if receipts != h.receipts_root {
+            return Err(BlockRefusal::Root {
+                which: "receipts_root",
+                declared: h.receipts_root,
+                computed: receipts,
+            });
+        }
+        let hash = h.hash();
+        Ok(ExecutedBlock {
+            block,
+            hash,
+            receipts: exec.receipts,
+            update: exec.update,
+        })
+    }
+
+    /// Commits a decided block: the certificate must decide exactly this block under the
+    /// height's validator set (a quorum of valid precommits), and the block must still extend
+    /// the head. One synced batch writes the block, receipts, index, state nodes, certificate
+    /// and tip, and drops the consensus log of the height.
+    pub fn commit(
+        &self,
+        executed: ExecutedBlock,
+        certificate: CommitCertificate,
+    ) -> Result<Head, LedgerError> {
+        let _guard = lock(&self.committing);
+        let height = executed.height();
+        certificate
+            .verify(
+                &self.genesis.chain_id,
+                height,
+                &executed.hash,
+                self.validator_set(height),
+            )
+            .map_err(|source| LedgerError::Certificate { height, source })?;
+        // The storage layer re-checks height, parent and roots in the same step as the write.
+        self.store.commit_certified_block(
+            &executed.block,
+            &executed.receipts,
+            executed.update,
+            &certificate,
+        )?;
+        let head = Head {
+            tip: Tip {
+                height,
+                hash: executed.hash,
+            },
+            header: executed.block.header,
+            certificate: Some(certificate),
+        };
+        *lock(&self.head) = head.clone();
+        Ok(head)
+    }
+}
+
+use types::Encode;
+
+fn block_len(block: &Block) -> usize {
+    Block::envelope_len(&block.header.chain_id)
+        + block
+            .txs
+            .iter()
+            .map(|t| Block::entry_len(t.to_bytes().len()))
+            .sum::<usize>()
+}
