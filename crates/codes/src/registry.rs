@@ -178,6 +178,12 @@ define_codes! {
     NODE_TLS_CERTIFICATE = 4021, BadInput, FailedPrecondition,
         "The node's own TLS certificate is not a valid node-sign certificate of its chain.",
         "check [key].certificate or [tls].certificate: role node-sign, issued by a consortium CA, not revoked or expired";
+    NODE_NOT_SINGLE_VALIDATOR = 4022, BadInput, FailedPrecondition,
+        "The genesis names several validators, but this node runs the single-validator engine, which can decide alone only when it is the whole validator set.",
+        "use a genesis with one validator; the BFT engine for several validators is issue 13's next step";
+    NODE_CERTIFICATE = 4023, NotVerified, DataLoss,
+        "A commit certificate does not decide its block under the validator set (at start-up: the tip's stored certificate; at commit: the engine's own).",
+        "run `gmchain node verify-store`; restore the data directory from a backup if the store was altered";
     RECEIPT_TOO_LARGE = 4100, NotVerified, InvalidArgument,
         "The file is larger than any receipt this release writes; refused before parsing.",
         "this is not a receipt gmchain wrote; obtain it again from a node";
@@ -235,6 +241,15 @@ define_codes! {
     RECEIPT_BUILD = 4118, NotVerified, Internal,
         "A receipt could not be built from the node's block (a node-side inconsistency).",
         "the node's store disagrees with itself; run `gmchain node verify-store`";
+    RECEIPT_CERTIFICATE = 4119, NotVerified, FailedPrecondition,
+        "The block's commit certificate is not a quorum of valid precommits of the validator set for the header's hash.",
+        "the receipt was altered or is of another chain; obtain it again from a node and verify against its chain's genesis file";
+    RECEIPT_VALIDATOR_SET = 4120, NotVerified, FailedPrecondition,
+        "The block was decided by another validator set than the genesis file's, and the receipt carries no certified chain of set changes to it.",
+        "obtain a receipt that carries the chain of validator-set changes, or verify against the genesis file of the receipt's chain";
+    RECEIPT_FINALITY_FORMAT = 4121, NotVerified, FailedPrecondition,
+        "A version-1 seal finalises a version-2 header, or a certificate a version-1 header.",
+        "the receipt was altered; obtain it again from a node";
     PKI_BAD_SUBJECT = 5000, BadInput, InvalidArgument,
         "A subject that is not an RFC 4514 distinguished name.",
         "write the subject as RFC 4514, e.g. \"CN=Alice,OU=user,O=Second Bureau\"";

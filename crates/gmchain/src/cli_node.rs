@@ -31,7 +31,7 @@ pub(crate) enum NodeCommand {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
-    /// Checks the whole stored chain (hash links, roots, receipts, index, seals); the node
+    /// Checks the whole stored chain (hash links, roots, receipts, index, commit certificates); the node
     /// must be stopped. Exit 1 names the first bad height.
     VerifyStore {
         /// The node configuration (TOML).
@@ -273,39 +273,47 @@ fn verify_store(config: &NodeConfig) -> CmdResult {
             "height 0: block hash {stored} is not the genesis file's {expected}"
         )));
     }
+    let set = genesis
+        .validator_set()
+        .map_err(|e| Failure::BadInput(e.to_string()))?;
+    let mut last_commit = types::ConsensusLinks::NO_PARENT_CERTIFICATE;
     let mut h = Height(1);
     while h <= tip.height {
         let header = store
             .header(h)
             .map_err(|e| bad(format!("height {h}: {e}")))?
             .ok_or_else(|| bad(format!("height {h}: no header")))?;
-        let seal = store
-            .seal(h)
-            .map_err(|e| bad(format!("height {h}: seal: {e}")))?
-            .ok_or_else(|| bad(format!("height {h}: the block has no seal")))?;
-        let hash = header.hash();
-        if seal.block_hash != hash {
-            return Err(bad(format!("height {h}: the seal is over another block")));
-        }
-        if seal.signer != header.proposer {
+        let certificate = store
+            .certificate(h)
+            .map_err(|e| bad(format!("height {h}: certificate: {e}")))?
+            .ok_or_else(|| bad(format!("height {h}: the block has no commit certificate")))?;
+        let links = header
+            .consensus
+            .ok_or_else(|| bad(format!("height {h}: a version-1 header")))?;
+        if links.validator_set != set.hash() {
             return Err(bad(format!(
-                "height {h}: the seal's signer is not the header's proposer"
+                "height {h}: the header names validator set {}, not the genesis set {}",
+                links.validator_set,
+                set.hash()
             )));
         }
-        let v = genesis.validator(&seal.signer).ok_or_else(|| {
-            bad(format!(
-                "height {h}: sealed by a key that is not a genesis validator"
-            ))
-        })?;
-        seal.verify(&v.cert.public_key())
-            .map_err(|e| bad(format!("height {h}: seal signature: {e}")))?;
+        if links.last_commit != last_commit {
+            return Err(bad(format!(
+                "height {h}: the header's last_commit is not the hash of height {}'s certificate",
+                h.0 - 1
+            )));
+        }
+        certificate
+            .verify(&genesis.chain_id, h, &header.hash(), &set)
+            .map_err(|e| bad(format!("height {h}: commit certificate: {e}")))?;
+        last_commit = certificate.hash();
         h = Height(h.0 + 1);
     }
     let nodes = store
         .verify_state(tip.height)
         .map_err(|e| bad(format!("store {}: {e}", config.db_path().display())))?;
     println!(
-        "store verified: heights 0..={} (hash links, transaction and receipt roots, index, seals), state tree at the tip re-hashed ({nodes} nodes); tip {}",
+        "store verified: heights 0..={} (hash links, transaction and receipt roots, index, commit certificates), state tree at the tip re-hashed ({nodes} nodes); tip {}",
         tip.height, tip.hash
     );
     Ok(())

@@ -536,7 +536,20 @@ pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
                     "receipts_root": h.receipts_root.to_string(),
                     "timestamp_ms": h.timestamp.0,
                     "proposer": h.proposer.to_string(),
-                    "sealed": !b.seal.is_empty(),
+                    "certificate": if b.certificate.is_empty() {
+                        serde_json::Value::Null
+                    } else {
+                        let c = types::CommitCertificate::from_bytes(&b.certificate, &Limits::default())
+                            .map_err(|e| {
+                                Failure::BadInput(format!(
+                                    "the node sent an unreadable commit certificate: {e}"
+                                ))
+                            })?;
+                        serde_json::json!({
+                            "round": c.round,
+                            "precommits": c.signatures.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>(),
+                        })
+                    },
                     "txs": block.txs.iter().map(|t| t.tx_id().to_string()).collect::<Vec<_>>(),
                 }))
             }
@@ -643,8 +656,13 @@ pub(crate) fn run_receipt(cmd: ReceiptCommand) -> CmdResult {
             );
             println!("  transaction {} ({})", v.tx_id, v.call);
             println!(
-                "  block {} at height {}, time {} ms, sealed by {}",
+                "  block {} at height {}, time {} ms, proposed by {}",
                 v.block_hash, v.height, v.timestamp_ms, v.validator
+            );
+            println!(
+                "  final: certified by {} validator(s): {}",
+                v.certified_by.len(),
+                v.certified_by.join("; ")
             );
             println!("  signer {} ({})", v.signer_subject, v.organisation);
             if let (Some(f), Some(d)) = (&file, &v.document_digest) {

@@ -294,7 +294,7 @@ impl NodeProbe for GrpcProbe {
             .into_inner();
         Ok(BlockBytes {
             block: b.block,
-            seal: b.seal,
+            certificate: b.certificate,
         })
     }
 

@@ -103,6 +103,40 @@ pub enum NodeError {
     /// The node's TLS identity could not be loaded or is not valid on its chain.
     #[error("TLS: {0}")]
     Tls(String),
+    /// Several genesis validators, but the single-validator engine.
+    #[error(
+        "the genesis names {count} validators, but this node runs the single-validator engine, which decides alone only as the whole validator set; use a genesis with one validator"
+    )]
+    NotSingleValidator {
+        /// How many validators the genesis names.
+        count: usize,
+    },
+    /// A commit certificate does not decide its block.
+    #[error(transparent)]
+    Certificate(ledger::LedgerError),
+}
+
+impl From<ledger::LedgerError> for NodeError {
+    fn from(e: ledger::LedgerError) -> Self {
+        use ledger::LedgerError as L;
+        match e {
+            L::Storage(e) => NodeError::Storage(e),
+            L::Integrity(e) => NodeError::Integrity(e),
+            L::Execution(e) => NodeError::Execution(e),
+            L::EmptyStore => NodeError::EmptyStore,
+            L::GenesisMismatch { stored, expected } => {
+                NodeError::GenesisMismatch { stored, expected }
+            }
+            L::Genesis(message) => NodeError::Genesis {
+                path: "genesis.json".into(),
+                message,
+            },
+            L::Missing(what) => NodeError::Missing(what),
+            L::HeightOverflow => NodeError::HeightOverflow,
+            L::TxCountOverflow { count } => NodeError::TxCountOverflow { count },
+            other => NodeError::Certificate(other),
+        }
+    }
 }
 
 impl NodeError {
@@ -128,6 +162,8 @@ impl NodeError {
             NodeError::TxCountOverflow { .. } => &codes::NODE_TX_COUNT_OVERFLOW,
             NodeError::Listen { .. } => &codes::NODE_LISTEN,
             NodeError::Server(_) => &codes::NODE_SERVER,
+            NodeError::NotSingleValidator { .. } => &codes::NODE_NOT_SINGLE_VALIDATOR,
+            NodeError::Certificate(_) => &codes::NODE_CERTIFICATE,
         }
     }
 

@@ -18,7 +18,6 @@
 //! with a key that is not a genesis validator's; listen beyond loopback unless configured;
 //! acknowledge a transaction before its block's write has synced.
 
-pub mod cache;
 pub mod config;
 mod error;
 pub mod listener;

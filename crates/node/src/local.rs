@@ -1,27 +1,27 @@
-//! The local node: the store, admission, the pool and single-validator block production, without
-//! the network. The gRPC service and the producer thread call into it. (Not the architecture's "core"
-//! layers; the consortium issue moves the ledger logic out of here.)
+//! The local node: the ledger (crates/ledger), the pool and the single-validator engine, without
+//! the network. The gRPC service and the producer thread call into it. The engine proposes a
+//! block from the pool's oldest transactions (the pool hands them out without removing them),
+//! signs its own precommit in the token (a one-validator commit certificate) and commits
+//! through the ledger; the pool drops a transaction only when its block commits or the
+//! re-check refuses it, so a failed round loses nothing.
 
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crypto::{Digest, Signer};
-use execution::{
-    Admission, AdmitContext, BlockContext, Executor, Genesis, MemberRefusal, RejectCode, Rejection,
-    SignerInfo, StateView, VerifiedTx,
-};
+use execution::{Genesis, MemberRefusal, RejectCode, Rejection, SignerInfo, StateView};
+use ledger::{CachedNodes, Ledger};
 use pki::{Certificate, UnixTime};
 use receipt::ReceiptBundle;
 use storage::{ChainStore, Tip};
 use storage_rocksdb::RocksBackend;
 use tokio::sync::{broadcast, oneshot};
 use types::{
-    Block, BlockHash, BlockHeader, BlockSeal, Encode, Height, Receipt, Sender, SignedTx, Timestamp,
-    TxId, receipts_root,
+    Block, BlockHash, BlockHeader, CommitCertificate, Encode, Height, Receipt, Sender, SignedTx,
+    TxId, Vote, VoteKind,
 };
 
-use crate::cache::{CachedNodes, NodeCache};
 use crate::config::BlockConfig;
 use crate::error::NodeError;
 use crate::metrics::Metrics;
@@ -53,11 +53,7 @@ struct Wake {
 
 /// The node without its network.
 pub struct LocalNode {
-    store: ChainStore<RocksBackend>,
-    genesis: Genesis,
-    genesis_hash: BlockHash,
-    admission: Admission,
-    executor: Executor,
+    ledger: Ledger<RocksBackend>,
     pool: Mutex<Pool>,
     wake: Mutex<Wake>,
     wake_cv: Condvar,
@@ -70,16 +66,12 @@ pub struct LocalNode {
     blocks: broadcast::Sender<Height>,
     // Serialises block production (one producer, but `produce_block` is public for tests).
     producing: Mutex<()>,
-    nodes: NodeCache,
-    // The committed tip and its header, read from the store at open and replaced after each
-    // commit: every submission needs them, and only the producer changes them.
-    tip: Mutex<(Tip, BlockHeader)>,
 }
 
 impl std::fmt::Debug for LocalNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalNode")
-            .field("chain_id", &self.genesis.chain_id)
+            .field("chain_id", &self.ledger.genesis().chain_id)
             .field("validator", &self.validator)
             .finish_non_exhaustive()
     }
@@ -110,10 +102,7 @@ pub fn init(data_dir: &Path, genesis: &Genesis) -> Result<BlockHash, NodeError> 
     write_atomic(&genesis_file, genesis.to_json().as_bytes())?;
     let backend = RocksBackend::open(&db, true)?;
     let store = ChainStore::new(backend, genesis.params.limits());
-    let g = genesis.build(&store.state_nodes())?;
-    let hash = g.block.header.hash();
-    store.commit_block(&g.block, &g.receipts, g.update)?;
-    Ok(hash)
+    Ok(ledger::init(&store, genesis)?)
 }
 
 /// Writes `data` to `path` (mode 0644) through a temporary file with an unpredictable name,
@@ -158,15 +147,6 @@ impl LocalNode {
         let backend = RocksBackend::open(&data_dir.join("db"), false)?;
         // RocksBackend::open refused a store of another layout version before opening it.
         let store = ChainStore::new(backend, genesis.params.limits());
-        let tip = store.check_tip_on_startup()?.ok_or(NodeError::EmptyStore)?;
-        let expected = genesis.build(&state::MemStore::new())?.block.header.hash();
-        let stored = store
-            .header(Height(0))?
-            .ok_or(NodeError::EmptyStore)?
-            .hash();
-        if stored != expected {
-            return Err(NodeError::GenesisMismatch { stored, expected });
-        }
         let validator_id = validator.certificate.fingerprint();
         if genesis.validator(&validator_id).is_none() {
             return Err(NodeError::NotAValidator {
@@ -178,26 +158,26 @@ impl LocalNode {
                 subject: validator.certificate.subject(),
             });
         }
-        let consortium = genesis.consortium().map_err(|e| NodeError::Genesis {
-            path: data_dir.join("genesis.json").display().to_string(),
-            message: e.to_string(),
-        })?;
-        let admission = Admission::new(genesis.chain_id.clone(), &genesis.params, consortium);
-        let executor = Executor::new(genesis.chain_id.clone(), &genesis.params);
+        // This engine decides alone: its own precommit must be a quorum.
+        if genesis.validators.len() != 1 {
+            return Err(NodeError::NotSingleValidator {
+                count: genesis.validators.len(),
+            });
+        }
+        let ledger = Ledger::open(store, genesis)?;
         let metrics = Arc::new(Metrics::default());
+        let head = ledger.head();
         metrics
             .height
-            .store(tip.height.0, std::sync::atomic::Ordering::Relaxed);
+            .store(head.tip.height.0, std::sync::atomic::Ordering::Relaxed);
         let (blocks, _) = broadcast::channel(256);
-        let tip_header = store.header(tip.height)?.ok_or(NodeError::EmptyStore)?;
         // Blocks are filled up to what the store will read back.
-        let block_budget = store.limits().block_tx_budget(&genesis.chain_id);
+        let block_budget = ledger
+            .store()
+            .limits()
+            .block_tx_budget(&ledger.genesis().chain_id);
         Ok(Self {
-            store,
-            genesis_hash: expected,
-            genesis,
-            admission,
-            executor,
+            ledger,
             pool: Mutex::new(Pool::new(block.max_pool, block_budget)),
             wake: Mutex::new(Wake { stop: false }),
             wake_cv: Condvar::new(),
@@ -208,24 +188,27 @@ impl LocalNode {
             metrics,
             blocks,
             producing: Mutex::new(()),
-            nodes: NodeCache::default(),
-            tip: Mutex::new((tip, tip_header)),
         })
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger<RocksBackend> {
+        &self.ledger
     }
 
     /// The genesis.
     pub fn genesis(&self) -> &Genesis {
-        &self.genesis
+        self.ledger.genesis()
     }
 
     /// The hash of block 0.
     pub fn genesis_hash(&self) -> BlockHash {
-        self.genesis_hash
+        self.ledger.genesis_hash()
     }
 
     /// The store (read side).
     pub fn store(&self) -> &ChainStore<RocksBackend> {
-        &self.store
+        self.ledger.store()
     }
 
     /// The sealing validator's certificate.
@@ -235,7 +218,8 @@ impl LocalNode {
 
     /// The current tip and its header (kept in memory: reading it cannot fail).
     pub fn tip(&self) -> (Tip, BlockHeader) {
-        lock(&self.tip).clone()
+        let head = self.ledger.head();
+        (head.tip, head.header)
     }
 
     /// Subscribes to committed heights.
@@ -283,18 +267,7 @@ impl LocalNode {
     /// Authenticates a member by its certificate at the tip's state, as admission judges a
     /// transaction's signer (the TLS listeners' peers).
     pub fn authenticate(&self, leaf: &Certificate) -> Result<SignerInfo, MemberRefusal> {
-        let (_, header) = self.tip();
-        let nodes = CachedNodes::new(&self.store, &self.nodes);
-        let view = StateView::new(&nodes, header.state_root);
-        self.admission.authenticate(&view, self.now_secs(), leaf)
-    }
-
-    /// Whether transaction `id` is on the chain; a read error is reported, never "no".
-    fn seen_on_chain(&self, id: &TxId) -> Result<bool, String> {
-        self.store
-            .tx_location(id)
-            .map(|l| l.is_some())
-            .map_err(|e| format!("the transaction index could not be read: {e}"))
+        self.ledger.authenticate(self.now_secs(), leaf)
     }
 
     /// Admits `bytes` (a canonical SignedTx) into the pool. With `wait`, also returns a
@@ -305,23 +278,11 @@ impl LocalNode {
         wait: bool,
     ) -> Result<(TxId, Option<oneshot::Receiver<Outcome>>), Rejection> {
         let started = Instant::now();
-        let (_, header) = self.tip();
-        let nodes = CachedNodes::new(&self.store, &self.nodes);
-        let view = StateView::new(&nodes, header.state_root);
-        let ctx = AdmitContext {
-            tip: header.height,
-            now: self.now_secs(),
-        };
         // A storage read error is not "unseen": admission refuses (TX_STATE_UNAVAILABLE).
-        let seen = |id: &TxId| -> Result<bool, String> {
-            if lock(&self.pool).contains(id) {
-                return Ok(true);
-            }
-            self.seen_on_chain(id)
-        };
+        let in_pool = |id: &TxId| lock(&self.pool).contains(id);
         let verified = self
-            .admission
-            .admit(&view, &ctx, &seen, bytes)
+            .ledger
+            .admit(bytes, self.now_secs(), &in_pool)
             .inspect_err(|r| self.metrics.rejected(r.code.as_str()))?;
         self.metrics.verify.observe(started.elapsed());
         let id = verified.id();
@@ -381,7 +342,7 @@ impl LocalNode {
     fn max_txs(&self) -> usize {
         usize::try_from(self.block.max_txs)
             .unwrap_or(usize::MAX)
-            .min(self.store.limits().max_txs_per_block)
+            .min(self.ledger.store().limits().max_txs_per_block)
     }
 
     /// Whether the pool holds a full block, by count or by bytes.
@@ -389,85 +350,65 @@ impl LocalNode {
         lock(&self.pool).holds_a_block(self.max_txs())
     }
 
-    /// Seals the pool's oldest transactions into the next block, up to the block's count
-    /// and byte budget (the pool's; derived from the `max_block_size` the store reads blocks
-    /// under, so every block it seals reads back): re-checks each (revocation, suspension,
-    /// expiry, duplicates, permissions), executes them, signs the header and commits block,
-    /// receipts, state and seal in one synced batch. Returns the new height, or `None` if
+    /// Decides the next block alone: the pool hands out its oldest transactions, up to the
+    /// block's count and byte budget (the pool's; derived from the `max_block_size` the store
+    /// reads blocks under, so every block read back), without removing them; the ledger
+    /// re-checks each (revocation, suspension, expiry, duplicates, permissions) and executes
+    /// them; the validator signs its precommit in the token, which is the whole commit
+    /// certificate of a one-validator set; the ledger commits block, receipts, state and
+    /// certificate in one synced batch. Only then does the pool drop the committed
+    /// transactions (and the ones the re-check refused). Returns the new height, or `None` if
     /// nothing was left to commit.
     pub fn produce_block(&self) -> Result<Option<Height>, NodeError> {
         let _one = lock(&self.producing);
-        let taken = lock(&self.pool).take(self.max_txs());
-        if taken.is_empty() {
+        let candidates = lock(&self.pool).peek(self.max_txs());
+        if candidates.is_empty() {
             return Ok(None);
         }
-        let (tip, parent) = self.tip();
-        let height = tip.height.next().ok_or(NodeError::HeightOverflow)?;
-        let now_ms = (self.clock)().max(parent.timestamp.0);
-        let nodes = CachedNodes::new(&self.store, &self.nodes);
-        let view = StateView::new(&nodes, parent.state_root);
-        let ctx = AdmitContext {
-            tip: tip.height,
-            now: UnixTime(now_ms / 1000),
-        };
-        let seen = |id: &TxId| self.seen_on_chain(id);
-        let mut txs: Vec<VerifiedTx> = Vec::with_capacity(taken.len());
-        for tx in taken {
-            match self.admission.recheck(&view, &ctx, &seen, &tx) {
-                Ok(()) => txs.push(tx),
-                Err(r) => {
-                    self.metrics.rejected(r.code.as_str());
-                    tracing::info!(tx = %tx.id(), code = r.code.as_str(), "dropped before commit: {}", r.message);
-                    lock(&self.pool).resolve(&tx.id(), Outcome::Dropped(r));
-                }
+        let started = Instant::now();
+        let proposed =
+            self.ledger
+                .propose(candidates, self.validator_id, (self.clock)())?;
+        self.metrics.execute.observe(started.elapsed());
+        if !proposed.dropped.is_empty() {
+            let mut pool = lock(&self.pool);
+            for (id, r) in proposed.dropped {
+                self.metrics.rejected(r.code.as_str());
+                tracing::info!(tx = %id, code = r.code.as_str(), "dropped before commit: {}", r.message);
+                pool.remove(&id);
+                pool.resolve(&id, Outcome::Dropped(r));
             }
         }
-        if txs.is_empty() {
+        let executed = proposed.executed;
+        if executed.block().txs.is_empty() {
             self.update_pool_gauge();
             return Ok(None);
         }
-        let started = Instant::now();
-        let ctx = BlockContext {
+        let height = executed.height();
+        let hash = executed.hash();
+        let precommit = Vote {
+            chain_id: self.ledger.genesis().chain_id.clone(),
             height,
-            timestamp_ms: now_ms,
-        };
-        let exec = self
-            .executor
-            .execute_block(&nodes, parent.state_root, &ctx, &txs)?;
-        self.metrics.execute.observe(started.elapsed());
-        let signed: Vec<SignedTx> = txs.iter().map(|t| t.signed().clone()).collect();
-        let mut block = Block {
-            header: BlockHeader {
-                chain_id: self.genesis.chain_id.clone(),
-                height,
-                tx_count: u32::try_from(signed.len()).map_err(|_| NodeError::TxCountOverflow {
-                    count: signed.len(),
-                })?,
-                parent: tip.hash,
-                tx_root: Digest([0; 32]),
-                state_root: exec.update.root,
-                receipts_root: receipts_root(&exec.receipts),
-                timestamp: Timestamp(now_ms),
-                proposer: self.validator_id,
-            },
-            txs: signed,
-        };
-        block.header.tx_root = block.tx_root();
-        let hash = block.header.hash();
-        let seal = BlockSeal::sign(hash, self.validator_id, self.validator.signer.as_ref())
-            .map_err(NodeError::Seal)?;
+            round: 0,
+            kind: VoteKind::Precommit,
+            block: Some(hash),
+            validator: self.validator_id,
+        }
+        .sign(self.validator.signer.as_ref())
+        .map_err(NodeError::Seal)?;
+        let certificate = CommitCertificate::from_votes(height, 0, hash, [&precommit]);
+        let ids = executed.tx_ids();
+        let receipts = executed.receipts().to_vec();
         let started = Instant::now();
-        let receipts = exec.receipts;
-        self.store
-            .commit_sealed_block(&block, &receipts, exec.update, &seal)?;
-        *lock(&self.tip) = (Tip { height, hash }, block.header.clone());
+        self.ledger.commit(executed, certificate)?;
         self.metrics.commit.observe(started.elapsed());
         // Acknowledge only now: the synced batch has returned.
         {
             let mut pool = lock(&self.pool);
-            for (i, r) in receipts.iter().enumerate() {
+            for (i, (id, r)) in ids.iter().zip(&receipts).enumerate() {
+                pool.remove(id);
                 pool.resolve(
-                    &r.tx_id,
+                    id,
                     Outcome::Committed {
                         height,
                         position: i as u32,
@@ -481,8 +422,9 @@ impl LocalNode {
         m.height.store(height.0, Relaxed);
         m.blocks_committed.fetch_add(1, Relaxed);
         m.txs_committed.fetch_add(receipts.len() as u64, Relaxed);
+        m.hsm_signatures.fetch_add(1, Relaxed);
         m.wal_syncs
-            .store(self.store.backend().stats().wal_syncs, Relaxed);
+            .store(self.ledger.store().backend().stats().wal_syncs, Relaxed);
         self.update_pool_gauge();
         tracing::info!(height = height.0, txs = receipts.len(), hash = %hash, "block committed");
         // Nobody listening is fine.
@@ -563,28 +505,31 @@ impl LocalNode {
         &self,
         id: &TxId,
     ) -> Result<Option<(SignedTx, storage::TxLocation)>, NodeError> {
-        Ok(self.store.tx(id)?)
+        Ok(self.store().tx(id)?)
     }
 
     /// The receipt of `id` and its location.
     pub fn receipt(&self, id: &TxId) -> Result<Option<(Receipt, storage::TxLocation)>, NodeError> {
-        let Some(loc) = self.store.tx_location(id)? else {
+        let Some(loc) = self.store().tx_location(id)? else {
             return Ok(None);
         };
         // One index read: the receipt is read at the location, checked to be this one's.
         Ok(self
-            .store
+            .store()
             .receipt_at(loc)?
             .filter(|r| r.tx_id == *id)
             .map(|r| (r, loc)))
     }
 
-    /// The block at `height` and its seal (`None` for block 0).
-    pub fn block(&self, height: Height) -> Result<Option<(Block, Option<BlockSeal>)>, NodeError> {
-        let Some(block) = self.store.block(height)? else {
+    /// The block at `height` and its commit certificate (`None` for block 0).
+    pub fn block(
+        &self,
+        height: Height,
+    ) -> Result<Option<(Block, Option<CommitCertificate>)>, NodeError> {
+        let Some(block) = self.store().block(height)? else {
             return Ok(None);
         };
-        Ok(Some((block, self.store.seal(height)?)))
+        Ok(Some((block, self.store().certificate(height)?)))
     }
 
     /// A state view at the tip.
@@ -592,31 +537,26 @@ impl LocalNode {
         &self,
         f: impl FnOnce(&StateView<'_, CachedNodes<'_, RocksBackend>>) -> R,
     ) -> Result<R, NodeError> {
-        let (_, header) = self.tip();
-        let nodes = CachedNodes::new(&self.store, &self.nodes);
-        let view = StateView::new(&nodes, header.state_root);
-        Ok(f(&view))
+        Ok(self.ledger.with_state(f))
     }
 
     /// The offline receipt of committed transaction `id` (docs/receipts.md): its block's
-    /// proofs, the seal, the signer's chain to a genesis organisation and the CRLs the chain
+    /// proofs, the commit certificate, the signer's chain to a genesis organisation and the CRLs the chain
     /// had recorded when the transaction was admitted into the block (the parent's state).
     pub fn receipt_bundle(&self, id: &TxId) -> Result<Option<ReceiptBundle>, NodeError> {
-        let Some(loc) = self.store.tx_location(id)? else {
+        let store = self.store();
+        let Some(loc) = store.tx_location(id)? else {
             return Ok(None);
         };
-        let block = self
-            .store
+        let block = store
             .block(loc.height)?
             .ok_or(NodeError::Missing("block of an indexed transaction"))?;
-        let seal = self
-            .store
-            .seal(loc.height)?
-            .ok_or(NodeError::Missing("seal of a committed block"))?;
+        let certificate = store
+            .certificate(loc.height)?
+            .ok_or(NodeError::Missing("commit certificate of a committed block"))?;
         let mut receipts = Vec::with_capacity(block.txs.len());
         for i in 0..block.txs.len() {
-            let r = self
-                .store
+            let r = store
                 .receipt_at(storage::TxLocation {
                     height: loc.height,
                     position: i as u32,
@@ -629,14 +569,19 @@ impl LocalNode {
             .get(loc.position as usize)
             .ok_or(NodeError::Missing("indexed position in its block"))?;
         let parent_height = Height(loc.height.0.saturating_sub(1));
-        let parent = self
-            .store
-            .header(parent_height)?
-            .ok_or(NodeError::Missing("parent header"))?;
-        let nodes = CachedNodes::new(&self.store, &self.nodes);
-        let view = StateView::new(&nodes, parent.state_root);
-        let (chain, crls) = signer_chain(&view, &self.genesis, tx, &block)?;
-        let bundle = ReceiptBundle::build(&block, &receipts, loc.position, seal, chain, crls)
+        let (chain, crls) = self
+            .ledger
+            .with_state_at(parent_height, |view| {
+                signer_chain(view, self.ledger.genesis(), tx, &block)
+            })??;
+        let bundle = ReceiptBundle::build(
+            &block,
+            &receipts,
+            loc.position,
+            receipt::Finality::Certificate(certificate),
+            chain,
+            crls,
+        )
             .map_err(|e| NodeError::Receipt(e.to_string()))?;
         Ok(Some(bundle))
     }
@@ -725,9 +670,12 @@ fn signer_chain<S: state::NodeStore + ?Sized>(
     Ok((chain, crls))
 }
 
-/// Encodes a block response's seal (empty for block 0).
-pub fn seal_bytes(seal: &Option<BlockSeal>) -> Vec<u8> {
-    seal.as_ref().map(|s| s.to_bytes()).unwrap_or_default()
+/// Encodes a block response's commit certificate (empty for block 0).
+pub fn certificate_bytes(certificate: &Option<CommitCertificate>) -> Vec<u8> {
+    certificate
+        .as_ref()
+        .map(|c| c.to_bytes())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -44,6 +44,9 @@ pub struct Metrics {
     pub pool_size: AtomicU64,
     /// Blocks committed since start.
     pub blocks_committed: AtomicU64,
+    /// Consensus signatures the validator key made (precommits; later proposals and
+    /// prevotes): the HSM signs these, never anything per transaction.
+    pub hsm_signatures: AtomicU64,
     /// Transactions committed since start.
     pub txs_committed: AtomicU64,
     /// Transactions admitted since start.
@@ -133,6 +136,13 @@ impl Metrics {
             "Blocks committed since the node started.",
             "counter",
             load(&self.blocks_committed),
+        );
+        gauge(
+            &mut out,
+            "gmchain_consensus_signatures_total",
+            "Votes and proposals the validator key signed in its token since the node started.",
+            "counter",
+            load(&self.hsm_signatures),
         );
         gauge(
             &mut out,

@@ -54,8 +54,11 @@ impl Pooled for VerifiedTx {
 /// A bounded FIFO of admitted transactions.
 #[derive(Debug)]
 pub struct Pool<T = VerifiedTx> {
-    order: VecDeque<TxId>,
-    txs: HashMap<TxId, T>,
+    // Arrival order; an entry is live while `txs` holds its id under the same arrival number
+    // (a removed transaction's entry goes lazily, and one admitted again gets a new number).
+    order: VecDeque<(u64, TxId)>,
+    txs: HashMap<TxId, (u64, T)>,
+    next: u64,
     waiters: HashMap<TxId, Vec<oneshot::Sender<Outcome>>>,
     max: usize,
     block_budget: usize,
@@ -89,6 +92,7 @@ impl<T: Pooled> Pool<T> {
         Self {
             order: VecDeque::new(),
             txs: HashMap::new(),
+            next: 0,
             waiters: HashMap::new(),
             max,
             block_budget,
@@ -138,8 +142,10 @@ impl<T: Pooled> Pool<T> {
         if self.txs.len() >= self.max {
             return Err(PoolRefusal::Full { max: self.max });
         }
-        self.order.push_back(id);
-        self.txs.insert(id, tx);
+        let n = self.next;
+        self.next += 1;
+        self.order.push_back((n, id));
+        self.txs.insert(id, (n, tx));
         self.bytes += len;
         Ok(())
     }
@@ -151,39 +157,63 @@ impl<T: Pooled> Pool<T> {
         rx
     }
 
-    /// Removes and returns the transactions of the next block, oldest first: at most
-    /// `max_txs`, taking together at most the block byte budget. One that does not fit what is
-    /// left of the budget stays, at its place in line, for the next block (where it comes
-    /// first, and fits, since no transaction exceeds the budget); later ones that fit are
-    /// still taken.
-    pub fn take(&mut self, max_txs: usize) -> Vec<T> {
+    /// Hands out (clones of) the transactions of the next block, oldest first, without
+    /// removing them: at most `max_txs`, taking together at most the block byte budget. One
+    /// that does not fit what is left of the budget stays, at its place in line, for the next
+    /// block (where it comes first, and fits, since no transaction exceeds the budget); later
+    /// ones that fit are still handed out. A transaction leaves the pool only by
+    /// [`Pool::remove`], when its block commits or it is dropped, so a consensus round that
+    /// fails loses nothing.
+    pub fn peek(&self, max_txs: usize) -> Vec<T>
+    where
+        T: Clone,
+    {
         let mut out = Vec::with_capacity(max_txs.min(self.txs.len()));
         let mut left = self.block_budget;
-        let txs = &mut self.txs;
-        let mut taken_bytes = 0;
-        self.order.retain(|id| {
+        for (n, id) in &self.order {
             if out.len() >= max_txs || left == 0 {
-                return true;
+                break;
             }
-            let Some(len) = txs.get(id).map(Pooled::block_len) else {
-                // Not waiting any more: drop the stale entry.
-                return false;
+            let Some((m, tx)) = self.txs.get(id) else {
+                continue;
             };
+            if m != n {
+                continue;
+            }
+            let len = tx.block_len();
             if len > left {
-                return true;
+                continue;
             }
-            match txs.remove(id) {
-                Some(tx) => {
-                    left -= len;
-                    taken_bytes += len;
-                    out.push(tx);
-                    false
-                }
-                None => false,
-            }
-        });
-        self.bytes -= taken_bytes;
+            left -= len;
+            out.push(tx.clone());
+        }
         out
+    }
+
+    /// Removes `id` (committed in a block, or dropped); returns whether it was waiting.
+    pub fn remove(&mut self, id: &TxId) -> bool {
+        match self.txs.remove(id) {
+            Some((_, tx)) => {
+                self.bytes -= tx.block_len();
+                // The order entry goes lazily (peek skips it): now if it is at the head, and
+                // all stale ones at once when they outnumber the live ones.
+                let live = |txs: &HashMap<TxId, (u64, T)>, (n, i): &(u64, TxId)| {
+                    txs.get(i).is_some_and(|(m, _)| m == n)
+                };
+                while let Some(front) = self.order.front() {
+                    if live(&self.txs, front) {
+                        break;
+                    }
+                    self.order.pop_front();
+                }
+                if self.order.len() > 2 * self.txs.len() + 64 {
+                    let txs = &self.txs;
+                    self.order.retain(|e| live(txs, e));
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Tells the clients waiting for `id` its outcome.
@@ -215,6 +245,48 @@ mod tests {
         fn block_len(&self) -> usize {
             self.1
         }
+    }
+
+    impl Pool<Tx> {
+        /// A committed block: what `peek` hands out, then removed.
+        fn take(&mut self, max_txs: usize) -> Vec<Tx> {
+            let block = self.peek(max_txs);
+            for t in &block {
+                assert!(self.remove(&t.id()));
+            }
+            block
+        }
+    }
+
+    /// Issue 13 point 1: handing out removes nothing, so a round that fails loses nothing;
+    /// a removed transaction admitted again goes to the back of the line, once.
+    #[test]
+    fn peek_hands_out_without_removing_and_remove_is_exact() {
+        let mut p = Pool::new(2_000, 100_000);
+        for (n, len) in [(1, 10), (2, 10), (3, 10)] {
+            p.insert(Tx(n, len)).unwrap();
+        }
+        assert_eq!(numbers(&p.peek(2)), [1, 2]);
+        assert_eq!(numbers(&p.peek(2)), [1, 2], "a failed round: the same block again");
+        assert_eq!(p.len(), 3);
+        assert_eq!(p.bytes(), 30);
+        assert!(p.remove(&Tx(2, 10).id()));
+        assert!(!p.remove(&Tx(2, 10).id()), "removed once");
+        assert!(!p.remove(&Tx(9, 10).id()), "never waiting");
+        assert_eq!(numbers(&p.peek(5)), [1, 3]);
+        assert_eq!(p.bytes(), 20);
+        // Admitted again (it was dropped): at the back, not at its old place, and only once.
+        p.insert(Tx(2, 10)).unwrap();
+        assert_eq!(numbers(&p.peek(5)), [1, 3, 2]);
+        // Many removals leave no stale entries behind.
+        for n in 10..1000 {
+            p.insert(Tx(n, 1)).unwrap();
+        }
+        for n in 10..1000 {
+            p.remove(&Tx(n, 1).id());
+        }
+        assert!(p.order.len() <= 2 * p.len() + 64, "{}", p.order.len());
+        assert_eq!(numbers(&p.peek(5)), [1, 3, 2]);
     }
 
     fn pool(budget: usize, txs: &[(u32, usize)]) -> Pool<Tx> {
@@ -272,7 +344,7 @@ mod tests {
         assert_eq!(p.bytes(), total);
         let mut committed = Vec::new();
         while !p.is_empty() {
-            let head = p.order.front().copied();
+            let head = p.order.front().map(|e| e.1);
             let block = p.take(max_txs);
             assert!(block.iter().map(|t| t.1).sum::<usize>() <= budget);
             assert!(block.len() <= max_txs);

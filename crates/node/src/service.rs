@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use types::{Encode, Height, TxId};
 
 use crate::error::NodeError;
-use crate::local::{LocalNode, seal_bytes};
+use crate::local::{LocalNode, certificate_bytes};
 use crate::pool::Outcome;
 use execution::Rejection;
 
@@ -227,7 +227,7 @@ fn block_response(core: &LocalNode, height: Height) -> Result<Option<pb::BlockRe
         .map_err(internal)?
         .map(|(b, s)| pb::BlockResponse {
             block: b.to_bytes(),
-            seal: seal_bytes(&s),
+            certificate: certificate_bytes(&s),
         }))
 }
 

@@ -6,9 +6,46 @@ use crypto_sm::sm3::sm3;
 use pki::{Certificate, Consortium, Crl, Role, UnixTime};
 use types::merkle::{self, InclusionProof};
 use types::{
-    Block, BlockHash, BlockHeader, BlockSeal, ChainId, Height, Receipt, Sender, SignedTx, Status,
-    TxId,
+    Block, BlockHash, BlockHeader, BlockSeal, ChainId, CommitCertificate, Height, Receipt, Sender,
+    SignedTx, Status, TxId, ValidatorEntry, ValidatorSet,
 };
+
+/// What proves the block final: a v1 chain's seal (the single validator's signature over the
+/// header's hash) or a v2 chain's commit certificate (a quorum of precommits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finality {
+    /// A version-1 receipt: the proposer's seal.
+    Seal(BlockSeal),
+    /// A version-2 receipt: the block's commit certificate.
+    Certificate(CommitCertificate),
+}
+
+impl Finality {
+    /// The block hash it finalises.
+    pub fn block_hash(&self) -> BlockHash {
+        match self {
+            Finality::Seal(s) => s.block_hash,
+            Finality::Certificate(c) => c.block,
+        }
+    }
+}
+
+impl TrustContext {
+    /// The validator set the genesis file gives: each validator's certificate fingerprint and
+    /// key, power 1 (as `execution::Genesis::validator_set`).
+    pub fn validator_set(&self) -> Result<ValidatorSet, types::ValidatorSetError> {
+        ValidatorSet::new(
+            self.validators
+                .iter()
+                .map(|c| ValidatorEntry {
+                    id: c.fingerprint(),
+                    public_key: c.public_key(),
+                    power: 1,
+                })
+                .collect(),
+        )
+    }
+}
 
 /// The contract and method of a document anchoring: `args[0]` is the document's SM3 digest,
 /// `args[1]` its kind, `args[2]` metadata, `args[3]` a pointer to where it is kept.
@@ -51,8 +88,8 @@ pub struct ReceiptBundle {
     pub receipt_proof: InclusionProof,
     /// The header of the block that holds the transaction.
     pub header: BlockHeader,
-    /// The proposer's signature over the header's hash.
-    pub seal: BlockSeal,
+    /// What proves the block final: the commit certificate (v2) or the seal (v1).
+    pub finality: Finality,
     /// The signer's certificate first, then intermediates (not the trust anchor).
     pub chain: Vec<Certificate>,
     /// The CRLs recorded on chain at that height for each issuer in the chain.
@@ -76,8 +113,11 @@ pub struct VerifiedReceipt {
     pub signer_subject: String,
     /// The organisation (O) of the signer's certificate, as its validated chain certifies it.
     pub organisation: String,
-    /// The subject of the validator that sealed the block.
+    /// The subject of the validator that proposed (v2) or sealed (v1) the block.
     pub validator: String,
+    /// The subjects of the validators whose precommits are in the certificate (v2; for a v1
+    /// receipt, the sealing validator).
+    pub certified_by: Vec<String>,
     /// The call, `contract.method` (`attestation.anchor` for a document anchoring).
     pub call: String,
     /// The anchored document's SM3 digest, when a document was given and matched.
@@ -89,7 +129,7 @@ pub struct VerifiedReceipt {
 
 impl ReceiptBundle {
     /// Builds the receipt of the transaction at `position` of `block`, whose receipts are
-    /// `receipts` (one per transaction, in block order), sealed by `seal`, signed by the holder
+    /// `receipts` (one per transaction, in block order), finalised by `finality`, signed by the holder
     /// of `chain[0]` (then intermediates), with the issuers' CRLs `crls`.
     ///
     /// Computes both inclusion proofs from the block, and refuses inputs that disagree with
@@ -100,7 +140,7 @@ impl ReceiptBundle {
         block: &Block,
         receipts: &[Receipt],
         position: u32,
-        seal: BlockSeal,
+        finality: Finality,
         chain: Vec<Certificate>,
         crls: Vec<Crl>,
     ) -> Result<ReceiptBundle, ReceiptError> {
@@ -148,9 +188,9 @@ impl ReceiptBundle {
             }));
         }
         let block_hash = header.hash();
-        if seal.block_hash != block_hash {
+        if finality.block_hash() != block_hash {
             return Err(build(BuildProblem::SealForOtherBlock {
-                sealed: seal.block_hash,
+                sealed: finality.block_hash(),
                 block: block_hash,
             }));
         }
@@ -163,7 +203,7 @@ impl ReceiptBundle {
             receipt: receipt.clone(),
             receipt_proof,
             header: header.clone(),
-            seal,
+            finality,
             chain,
             crls,
         })
@@ -174,9 +214,11 @@ impl ReceiptBundle {
     /// (docs/receipts.md §3), each with its own error:
     ///
     /// 1. the header and the transaction are for `trust.chain_id`;
-    /// 2. the seal's signer is a genesis validator, its signature verifies with that
-    ///    validator's key, it is over the header's hash, and its signer is the header's
-    ///    proposer;
+    /// 2. finality: for a v2 header, the header names the genesis validator set and its
+    ///    commit certificate is a quorum of that set's precommits for the header's hash, and
+    ///    the proposer is a genesis validator; for a v1 header, the seal's signer is a genesis
+    ///    validator, its signature verifies with that validator's key, it is over the header's
+    ///    hash, and its signer is the header's proposer;
     /// 3. the transaction's entry hash is at `position` under `header.tx_root`, and the
     ///    receipt's hash at `position` under `header.receipts_root`, both in a tree of
     ///    `header.tx_count` leaves; the receipt is for this transaction and succeeded;
@@ -203,8 +245,14 @@ impl ReceiptBundle {
             }
         }
 
-        // 2. Seal.
-        let validator = self.check_seal(trust)?;
+        // 2. Finality.
+        let (validator, certified_by) = match &self.finality {
+            Finality::Seal(seal) => {
+                let v = self.check_seal(seal, trust)?;
+                (v.subject(), vec![v.subject()])
+            }
+            Finality::Certificate(cert) => self.check_certificate(cert, trust)?,
+        };
 
         // 3. Inclusion and result.
         let tx_id = self.tx.tx_id();
@@ -276,20 +324,82 @@ impl ReceiptBundle {
         Ok(VerifiedReceipt {
             tx_id,
             height: self.header.height,
-            block_hash: self.seal.block_hash,
+            block_hash: self.finality.block_hash(),
             timestamp_ms: self.header.timestamp.0,
             signer_subject: leaf.subject(),
             organisation,
-            validator: validator.subject(),
+            validator,
+            certified_by,
             call: format!("{}.{}", call.contract, call.method),
             document_digest,
             anchored_digest,
         })
     }
 
-    /// Step 2: returns the validator whose seal covers this header.
-    fn check_seal<'t>(&self, trust: &'t TrustContext) -> Result<&'t Certificate, ReceiptError> {
-        let seal = &self.seal;
+    /// Step 2 (v2): returns the proposer's subject and the signers' subjects.
+    fn check_certificate(
+        &self,
+        cert: &CommitCertificate,
+        trust: &TrustContext,
+    ) -> Result<(String, Vec<String>), ReceiptError> {
+        let Some(links) = self.header.consensus else {
+            return Err(ReceiptError::FinalityFormat {
+                header_version: 1,
+                finality: "commit certificate",
+                expected: 2,
+            });
+        };
+        let set = trust.validator_set().map_err(|_| ReceiptError::ValidatorSet {
+            header: links.validator_set,
+            genesis: Digest([0; 32]),
+        })?;
+        if links.validator_set != set.hash() {
+            return Err(ReceiptError::ValidatorSet {
+                header: links.validator_set,
+                genesis: set.hash(),
+            });
+        }
+        cert.verify(
+            &trust.chain_id,
+            self.header.height,
+            &self.header.hash(),
+            &set,
+        )
+        .map_err(|reason| ReceiptError::Certificate { reason })?;
+        let subject = |id: &Digest| {
+            trust
+                .validators
+                .iter()
+                .find(|v| v.fingerprint() == *id)
+                .map(Certificate::subject)
+        };
+        let proposer = subject(&self.header.proposer).ok_or(ReceiptError::Certificate {
+            reason: types::CertificateError::UnknownSigner {
+                id: self.header.proposer,
+                height: self.header.height,
+            },
+        })?;
+        let signers = cert
+            .signatures
+            .iter()
+            .filter_map(|(id, _)| subject(id))
+            .collect();
+        Ok((proposer, signers))
+    }
+
+    /// Step 2 (v1): returns the validator whose seal covers this header.
+    fn check_seal<'t>(
+        &self,
+        seal: &BlockSeal,
+        trust: &'t TrustContext,
+    ) -> Result<&'t Certificate, ReceiptError> {
+        if self.header.consensus.is_some() {
+            return Err(ReceiptError::FinalityFormat {
+                header_version: 2,
+                finality: "seal",
+                expected: 1,
+            });
+        }
         let validator = trust
             .validators
             .iter()

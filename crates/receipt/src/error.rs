@@ -69,6 +69,36 @@ pub enum ReceiptError {
         sealed: BlockHash,
         header: BlockHash,
     },
+    /// The commit certificate does not decide the header under the validator set.
+    #[error(
+        "the block's commit certificate does not decide this header under the genesis validator set: {reason}"
+    )]
+    Certificate {
+        /// Why.
+        reason: types::CertificateError,
+    },
+    /// The header names another validator set than the genesis file's.
+    #[error(
+        "the block was decided by validator set {header}, not the genesis file's set {genesis}, and the receipt carries no certified chain of validator-set changes; verify against this chain's genesis file"
+    )]
+    ValidatorSet {
+        /// The header's.
+        header: Digest,
+        /// The genesis file's.
+        genesis: Digest,
+    },
+    /// A seal over a v2 header, or a certificate over a v1 header.
+    #[error(
+        "the receipt finalises a version-{header_version} header with a {finality}, which only a version-{expected} header has"
+    )]
+    FinalityFormat {
+        /// The header's version.
+        header_version: u8,
+        /// "seal" or "commit certificate".
+        finality: &'static str,
+        /// The header version that finality goes with.
+        expected: u8,
+    },
     /// The transaction's entry hash is not at `position` under the header's transactions root.
     #[error(
         "the transaction is not at position {position} of the block's {tx_count} transactions under the header's tx_root ({problem}); the transaction, the position or tx_proof was altered"
@@ -151,6 +181,9 @@ impl ReceiptError {
             ReceiptError::SealNotProposer { .. } => &codes::RECEIPT_SEAL_NOT_PROPOSER,
             ReceiptError::SealSignature { .. } => &codes::RECEIPT_SEAL_SIGNATURE,
             ReceiptError::SealOtherBlock { .. } => &codes::RECEIPT_SEAL_OTHER_BLOCK,
+            ReceiptError::Certificate { .. } => &codes::RECEIPT_CERTIFICATE,
+            ReceiptError::ValidatorSet { .. } => &codes::RECEIPT_VALIDATOR_SET,
+            ReceiptError::FinalityFormat { .. } => &codes::RECEIPT_FINALITY_FORMAT,
             ReceiptError::TxNotInBlock { .. } => &codes::RECEIPT_TX_NOT_IN_BLOCK,
             ReceiptError::ResultNotInBlock { .. } => &codes::RECEIPT_RESULT_NOT_IN_BLOCK,
             ReceiptError::ResultOtherTx { .. } => &codes::RECEIPT_RESULT_OTHER_TX,
@@ -202,6 +235,14 @@ pub enum Malformation {
     /// An empty list that needs at least one entry.
     #[error("empty, at least one entry is required")]
     Empty,
+    /// A field the file's version requires is missing, or one it does not have is present.
+    #[error("a version-{version} receipt has {expected} (and not the other finality field)")]
+    Finality {
+        /// The file's version.
+        version: u64,
+        /// What it must have: "a `seal`" or "a `certificate`".
+        expected: &'static str,
+    },
     /// Hex of bytes that are not the canonical encoding (docs/formats.md).
     #[error("{0}")]
     Decode(DecodeError),

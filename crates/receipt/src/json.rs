@@ -1,25 +1,33 @@
 //! The receipt file (docs/receipts.md §2): a JSON object whose values are lower-case hex of the
 //! canonical `types` encodings and PEM certificates and CRLs, read strictly and under limits.
 
-use crate::bundle::ReceiptBundle;
+use crate::bundle::{Finality, ReceiptBundle};
 use crate::error::{Malformation, ReceiptError};
 use pki::{Certificate, Crl};
 use serde::{Deserialize, Serialize};
 use types::merkle::InclusionProof;
-use types::{BlockHeader, BlockSeal, Decode, Encode, Limits, Receipt, SignedTx};
+use types::{BlockHeader, CommitCertificate, Decode, Encode, Limits, Receipt, SignedTx};
 
 /// The value of the file's `format` field.
 pub const FORMAT: &str = "gmchain-receipt";
-/// The value of the file's `version` field that this release writes and reads.
-pub const VERSION: u64 = 1;
+/// The value of the file's `version` field that this release writes: 2, a block finalised by
+/// its commit certificate (field `certificate`). Version 1 (field `seal`, a single-validator
+/// chain's) is still read and verified.
+pub const VERSION: u64 = 2;
+/// The versions this release reads.
+pub const VERSIONS_READ: [u64; 2] = [1, 2];
 /// The largest receipt file read, in bytes; a larger one is refused before parsing.
 pub const MAX_FILE_LEN: usize = 4 * 1024 * 1024;
 /// The most CRLs a receipt carries (one per issuer of a path of at most `pki::MAX_PATH_LEN`).
 pub const MAX_CRLS: usize = pki::MAX_PATH_LEN;
 
 /// The largest canonical header: version, tag, chain ID (4 + 64), height, tx count, five
-/// digests, timestamp.
-const MAX_HEADER_LEN: usize = 2 + 4 + types::MAX_CHAIN_ID_LEN + 8 + 4 + 5 * 32 + 8;
+/// digests, timestamp, and a v2 header's two consensus digests.
+const MAX_HEADER_LEN: usize = 2 + 4 + types::MAX_CHAIN_ID_LEN + 8 + 4 + 5 * 32 + 8 + 2 * 32;
+/// The largest canonical commit certificate: version, tag, height, round, block hash, count,
+/// and per validator an id and a length-prefixed DER signature.
+const MAX_CERTIFICATE_LEN: usize =
+    2 + 8 + 4 + 32 + 4 + types::MAX_VALIDATORS * (32 + 4 + types::MAX_SIGNATURE_DER_LEN);
 /// The largest canonical seal: version, tag, two digests, a length-prefixed DER signature.
 const MAX_SEAL_LEN: usize = 2 + 2 * 32 + 4 + types::MAX_SIGNATURE_DER_LEN;
 
@@ -30,7 +38,10 @@ struct ReceiptFile {
     format: String,
     version: u64,
     header: String,
-    seal: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certificate: Option<String>,
     position: u32,
     tx: String,
     tx_proof: String,
@@ -114,9 +125,19 @@ impl ReceiptBundle {
     pub fn to_json(&self) -> String {
         let file = ReceiptFile {
             format: FORMAT.to_string(),
-            version: VERSION,
+            version: match self.finality {
+                Finality::Seal(_) => 1,
+                Finality::Certificate(_) => VERSION,
+            },
             header: hex::encode(self.header.to_bytes()),
-            seal: hex::encode(self.seal.to_bytes()),
+            seal: match &self.finality {
+                Finality::Seal(s) => Some(hex::encode(s.to_bytes())),
+                Finality::Certificate(_) => None,
+            },
+            certificate: match &self.finality {
+                Finality::Certificate(c) => Some(hex::encode(c.to_bytes())),
+                Finality::Seal(_) => None,
+            },
             position: self.position,
             tx: hex::encode(self.tx.to_bytes()),
             tx_proof: hex::encode(self.tx_proof.to_bytes()),
@@ -133,8 +154,8 @@ impl ReceiptBundle {
     }
 
     /// Reads a receipt file strictly: at most [`MAX_FILE_LEN`] bytes (checked before parsing);
-    /// a JSON object with format `gmchain-receipt` and version 1 (checked before the other
-    /// fields); exactly the documented fields, none unknown or repeated; lower-case hex of
+    /// a JSON object with format `gmchain-receipt` and version 1 or 2 (checked before the
+    /// other fields; version 1 has a `seal`, version 2 a `certificate`, never both); exactly the documented fields, none unknown or repeated; lower-case hex of
     /// canonical encodings decoded under `limits`; PEM certificates (at most
     /// `pki::MAX_PATH_LEN`, each at most `limits.max_cert_size` bytes of DER) and CRLs (at most
     /// [`MAX_CRLS`]). Each error names the field. Reading checks form only: believe the
@@ -147,7 +168,7 @@ impl ReceiptBundle {
             });
         }
         let probe: Probe = serde_json::from_slice(bytes).map_err(|e| json_error(&e))?;
-        if probe.format != FORMAT || probe.version != VERSION {
+        if probe.format != FORMAT || !VERSIONS_READ.contains(&probe.version) {
             return Err(ReceiptError::UnsupportedFormat {
                 format: probe.format,
                 version: probe.version,
@@ -156,7 +177,33 @@ impl ReceiptBundle {
         let file: ReceiptFile = serde_json::from_slice(bytes).map_err(|e| json_error(&e))?;
 
         let header: BlockHeader = decoded("header", &file.header, MAX_HEADER_LEN, limits)?;
-        let seal: BlockSeal = decoded("seal", &file.seal, MAX_SEAL_LEN, limits)?;
+        let finality = match (probe.version, &file.seal, &file.certificate) {
+            (1, Some(seal), None) => Finality::Seal(decoded("seal", seal, MAX_SEAL_LEN, limits)?),
+            (1, _, _) => {
+                return Err(malformed(
+                    "seal",
+                    Malformation::Finality {
+                        version: 1,
+                        expected: "a `seal`",
+                    },
+                ));
+            }
+            (_, None, Some(cert)) => Finality::Certificate(decoded::<CommitCertificate>(
+                "certificate",
+                cert,
+                MAX_CERTIFICATE_LEN,
+                limits,
+            )?),
+            (version, _, _) => {
+                return Err(malformed(
+                    "certificate",
+                    Malformation::Finality {
+                        version,
+                        expected: "a `certificate`",
+                    },
+                ));
+            }
+        };
         let proof_max = 2 + 4 + limits.max_proof_len.saturating_mul(32);
         let tx: SignedTx = decoded("tx", &file.tx, limits.max_tx_size, limits)?;
         let tx_proof: InclusionProof = decoded("tx_proof", &file.tx_proof, proof_max, limits)?;
@@ -199,7 +246,7 @@ impl ReceiptBundle {
             receipt,
             receipt_proof,
             header,
-            seal,
+            finality,
             chain,
             crls,
         })
@@ -253,7 +300,7 @@ mod tests {
     #[test]
     fn size_bounds_cover_the_largest_encodings() {
         // A header with the longest chain ID, and a seal with the longest signature, fit.
-        assert_eq!(MAX_HEADER_LEN, 2 + 68 + 8 + 4 + 160 + 8);
+        assert_eq!(MAX_HEADER_LEN, 2 + 68 + 8 + 4 + 160 + 8 + 64);
         assert_eq!(MAX_SEAL_LEN, 2 + 64 + 4 + 72);
     }
 }

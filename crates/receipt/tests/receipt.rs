@@ -13,7 +13,9 @@ use pki::{
     Certificate, Consortium, ConsortiumAnchor, Crl, IssueRequest, RevocationReason, RevokedEntry,
     Role, Serial, Sponsorship, TrustAnchor, UnixTime, Validity, issue, issue_crl, issue_root,
 };
-use receipt::{Malformation, ReceiptBundle, ReceiptError, TrustContext, VerifiedReceipt};
+use receipt::{
+    Finality, Malformation, ReceiptBundle, ReceiptError, TrustContext, VerifiedReceipt,
+};
 use types::merkle::{self, InclusionProof};
 use types::{
     Block, BlockHash, BlockHeader, BlockSeal, Call, ChainId, Encode, Event, Height, Limits,
@@ -196,6 +198,7 @@ impl World {
                 receipts_root: types::receipts_root(receipts),
                 timestamp: block_time(),
                 proposer: self.validator.fingerprint(),
+                consensus: None,
             },
             txs,
         };
@@ -225,7 +228,7 @@ impl World {
             block,
             receipts,
             pos,
-            self.seal(&block.header),
+            Finality::Seal(self.seal(&block.header)),
             self.chain(),
             self.crls(&[]),
         )
@@ -508,24 +511,31 @@ fn seal_by_a_non_validator_key() {
     let rogue_key = w.p.generate().unwrap();
     let rogue = w.leaf(&rogue_key.public_key(), Role::NodeSign, "rogue");
     let mut x = b.clone();
-    x.seal = BlockSeal::sign(x.header.hash(), rogue.fingerprint(), &rogue_key).unwrap();
+    x.finality = Finality::Seal(
+        BlockSeal::sign(x.header.hash(), rogue.fingerprint(), &rogue_key).unwrap(),
+    );
     assert_eq!(
         code(x.verify(&w.trust(), None)),
         "RECEIPT_SEAL_UNKNOWN_VALIDATOR"
     );
     // The rogue key claiming to be the validator.
     let mut x = b.clone();
-    x.seal = BlockSeal::sign(x.header.hash(), w.validator.fingerprint(), &rogue_key).unwrap();
+    x.finality = Finality::Seal(
+        BlockSeal::sign(x.header.hash(), w.validator.fingerprint(), &rogue_key).unwrap(),
+    );
     assert_eq!(code(x.verify(&w.trust(), None)), "RECEIPT_SEAL_SIGNATURE");
     // An altered signature.
     let mut x = b.clone();
-    let sig = x.seal.signature.to_raw();
+    let Finality::Seal(seal) = &mut x.finality else {
+        panic!("a v1 bundle")
+    };
+    let sig = seal.signature.to_raw();
     let mut r = [0u8; 32];
     r.copy_from_slice(&sig[..32]);
     r[31] ^= 0x01;
     let mut s = [0u8; 32];
     s.copy_from_slice(&sig[32..]);
-    x.seal.signature = crypto::Signature::from_scalars(r, s);
+    seal.signature = crypto::Signature::from_scalars(r, s);
     assert_eq!(code(x.verify(&w.trust(), None)), "RECEIPT_SEAL_SIGNATURE");
 }
 
@@ -536,12 +546,14 @@ fn seal_by_a_validator_that_is_not_the_proposer() {
     trust.validators.push(w.validator2.clone());
     let mut b = w.standard();
     b.verify(&trust, None).unwrap();
-    b.seal = BlockSeal::sign(
-        b.header.hash(),
-        w.validator2.fingerprint(),
-        &w.validator2_key,
-    )
-    .unwrap();
+    b.finality = Finality::Seal(
+        BlockSeal::sign(
+            b.header.hash(),
+            w.validator2.fingerprint(),
+            &w.validator2_key,
+        )
+        .unwrap(),
+    );
     assert_eq!(code(b.verify(&trust, None)), "RECEIPT_SEAL_NOT_PROPOSER");
 }
 
@@ -552,7 +564,7 @@ fn seal_over_another_block() {
     let mut other = b.header.clone();
     other.height = Height(43);
     let mut x = b.clone();
-    x.seal = w.seal(&other);
+    x.finality = Finality::Seal(w.seal(&other));
     let e = x.verify(&w.trust(), None).unwrap_err();
     assert_eq!(
         e,
@@ -657,7 +669,7 @@ fn receipt_for_another_tx() {
         &block,
         &receipts,
         1,
-        w.seal(&block.header),
+        Finality::Seal(w.seal(&block.header)),
         w.chain(),
         w.crls(&[]),
     )
@@ -694,7 +706,7 @@ fn hand_made(w: &World, block: &Block, receipts: &[Receipt], pos: usize) -> Rece
         receipt: receipts[pos].clone(),
         receipt_proof: merkle::prove(&receipt_leaves, pos).unwrap(),
         header: block.header.clone(),
-        seal: w.seal(&block.header),
+        finality: Finality::Seal(w.seal(&block.header)),
         chain: w.chain(),
         crls: w.crls(&[]),
     }
@@ -925,16 +937,16 @@ fn unknown_missing_and_duplicate_fields() {
 fn unknown_format_or_version() {
     let w = World::new(27);
     let text = w.standard().to_json();
-    let v2 = edit(&text, |m| {
-        m.insert("version".into(), 2.into());
+    let v3 = edit(&text, |m| {
+        m.insert("version".into(), 3.into());
         m.insert("quorum_certificate".into(), "…".into());
     });
-    let e = parse_err(&v2);
+    let e = parse_err(&v3);
     assert_eq!(
         e,
         ReceiptError::UnsupportedFormat {
             format: "gmchain-receipt".into(),
-            version: 2
+            version: 3
         }
     );
     assert_eq!(e.code(), "RECEIPT_UNSUPPORTED_FORMAT");
@@ -1074,7 +1086,14 @@ fn build_refuses_inconsistent_inputs() {
     let (block, receipts) = w.anchor_block(3);
     let seal = w.seal(&block.header);
     let build = |block: &Block, receipts: &[Receipt], pos: u32, seal: BlockSeal| {
-        ReceiptBundle::build(block, receipts, pos, seal, w.chain(), w.crls(&[]))
+        ReceiptBundle::build(
+            block,
+            receipts,
+            pos,
+            Finality::Seal(seal),
+            w.chain(),
+            w.crls(&[]),
+        )
             .unwrap_err()
             .code()
     };
@@ -1170,4 +1189,114 @@ fn known_answer_receipt_file() {
     assert_eq!(ok.organisation, "Agency A");
     assert_eq!(ok.signer_subject, "CN=alice,OU=user,O=Agency A,C=CN");
     assert_eq!(ok.validator, "CN=node-1,OU=node,O=Agency A,C=CN");
+}
+
+/// A v2 receipt: the block of `standard()` with a v2 header naming the set of `validators`
+/// (the trust's), finalised by the precommits of `signers` (indices into `keys`).
+fn v2_bundle(
+    w: &World,
+    keys: &[(&Certificate, &crypto_sm::SoftSigner)],
+    signers: &[usize],
+) -> ReceiptBundle {
+    let (mut block, receipts) = w.anchor_block(3);
+    let set = types::ValidatorSet::new(
+        keys.iter()
+            .map(|(c, k)| types::ValidatorEntry {
+                id: c.fingerprint(),
+                public_key: crypto::Signer::public_key(*k),
+                power: 1,
+            })
+            .collect(),
+    )
+    .unwrap();
+    block.header.consensus = Some(types::ConsensusLinks {
+        validator_set: set.hash(),
+        last_commit: Digest([0x44; 32]),
+    });
+    let hash = block.header.hash();
+    let votes: Vec<types::SignedVote> = signers
+        .iter()
+        .map(|&i| {
+            types::Vote {
+                chain_id: ChainId::new(CHAIN).unwrap(),
+                height: block.header.height,
+                round: 1,
+                kind: types::VoteKind::Precommit,
+                block: Some(hash),
+                validator: keys[i].0.fingerprint(),
+            }
+            .sign(keys[i].1)
+            .unwrap()
+        })
+        .collect();
+    let cert = types::CommitCertificate::from_votes(block.header.height, 1, hash, &votes);
+    ReceiptBundle::build(
+        &block,
+        &receipts,
+        1,
+        Finality::Certificate(cert),
+        w.chain(),
+        w.crls(&[]),
+    )
+    .unwrap()
+}
+
+/// Issue 13 point 2: a v2 receipt verifies offline with its quorum certificate against the
+/// genesis validators, round-trips as a version-2 file, and names its signers.
+#[test]
+fn v2_receipt_verifies_with_its_commit_certificate() {
+    let w = World::new(40);
+    let mut trust = w.trust();
+    trust.validators.push(w.validator2.clone());
+    let keys = [
+        (&w.validator, &w.validator_key),
+        (&w.validator2, &w.validator2_key),
+    ];
+    // Two validators: the quorum is both.
+    let b = v2_bundle(&w, &keys, &[0, 1]);
+    let ok = b.verify(&trust, Some(&document(1))).unwrap();
+    assert_eq!(ok.certified_by.len(), 2);
+    assert_eq!(ok.validator, "CN=node-1,OU=node,O=Agency A,C=CN");
+    let text = b.to_json();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["version"], 2);
+    assert!(value.get("seal").is_none() && value.get("certificate").is_some());
+    let back = ReceiptBundle::from_json(text.as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(back, b);
+    back.verify(&trust, None).unwrap();
+
+    // One precommit of two is no quorum.
+    let short = v2_bundle(&w, &keys, &[0]);
+    assert_eq!(code(short.verify(&trust, None)), "RECEIPT_CERTIFICATE");
+    // An altered header no longer matches the certificate.
+    let mut x = b.clone();
+    x.header.timestamp = Timestamp(x.header.timestamp.0 + 1);
+    assert_eq!(code(x.verify(&trust, None)), "RECEIPT_CERTIFICATE");
+    // Against a genesis with another validator set (one validator only): the header names
+    // a set the genesis file does not give.
+    assert_eq!(code(b.verify(&w.trust(), None)), "RECEIPT_VALIDATOR_SET");
+    // A certificate on a v1 header, a seal on a v2 header.
+    let mut x = b.clone();
+    x.header.consensus = None;
+    assert_eq!(code(x.verify(&trust, None)), "RECEIPT_FINALITY_FORMAT");
+    let mut x = b.clone();
+    x.finality = Finality::Seal(w.seal(&x.header));
+    assert_eq!(code(x.verify(&trust, None)), "RECEIPT_FINALITY_FORMAT");
+    // A version-1 file must carry a seal, a version-2 file a certificate.
+    let v1_with_cert = edit(&text, |m| {
+        m.insert("version".into(), 1.into());
+    });
+    assert!(
+        malformed_field(&v1_with_cert).starts_with("seal"),
+        "{}",
+        malformed_field(&v1_with_cert)
+    );
+    let v2_with_both = edit(&text, |m| {
+        m.insert("seal".into(), "00".into());
+    });
+    assert!(
+        malformed_field(&v2_with_both).starts_with("certificate"),
+        "{}",
+        malformed_field(&v2_with_both)
+    );
 }

@@ -219,6 +219,10 @@ fn block_on(
             receipts_root: types::receipts_root(&receipts),
             timestamp: Timestamp(1_700_000_000_000 + height * 1000),
             proposer: Digest([0x22; 32]),
+            consensus: Some(types::ConsensusLinks {
+                validator_set: Digest([0x33; 32]),
+                last_commit: types::ConsensusLinks::NO_PARENT_CERTIFICATE,
+            }),
         },
         txs,
     };

@@ -98,7 +98,7 @@ pub(super) fn attestation_proof(p: &dyn NodeProbe) -> Vec<Evidence> {
         source: Box::new(e),
     });
     out.push(ev(
-        "the receipt verifies offline against the genesis file and the document (signer chain, SM2 signature, Merkle inclusion, validator seal)",
+        "the receipt verifies offline against the genesis file and the document (signer chain, SM2 signature, Merkle inclusion, the block's commit certificate)",
         SRC_RECEIPT,
         verified.and_then(|v| {
             if v.tx_id.0.0 != c.id || v.height.0 != c.height {
@@ -108,7 +108,7 @@ pub(super) fn attestation_proof(p: &dyn NodeProbe) -> Vec<Evidence> {
                 return Err(NodeCheckError::ReceiptNotAnchoring);
             }
             Ok(format!(
-                "tx {} at height {} in block {}, signer {} ({}), sealed by {}, time {} ms",
+                "tx {} at height {} in block {}, signer {} ({}), proposed by {}, time {} ms",
                 v.tx_id, v.height, v.block_hash, v.signer_subject, v.organisation, v.validator, v.timestamp_ms
             ))
         }),

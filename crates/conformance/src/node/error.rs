@@ -147,9 +147,9 @@ pub(crate) enum NodeCheckError {
     /// The node's block 0 bytes are not the genesis file's.
     #[error("the node's block 0 differs from the genesis file's")]
     Block0Differs,
-    /// Block 0 carries a seal.
-    #[error("block 0 carries a seal")]
-    Block0Sealed,
+    /// Block 0 carries a commit certificate.
+    #[error("block 0 carries a commit certificate")]
+    Block0Certified,
     /// A block does not decode under the genesis limits.
     #[error("block {height}")]
     BlockUndecodable {
@@ -213,40 +213,33 @@ pub(crate) enum NodeCheckError {
         #[source]
         source: TxError,
     },
-    /// A block's seal does not decode.
-    #[error("block {height}: seal")]
-    SealUndecodable {
+    /// A block's commit certificate does not decode.
+    #[error("block {height}: commit certificate")]
+    CertificateUndecodable {
         height: u64,
         #[source]
         source: DecodeError,
     },
-    /// A block's seal covers another hash.
-    #[error("block {height}: the seal covers {covers}")]
-    SealCovers { height: u64, covers: BlockHash },
-    /// A block is sealed by another validator than its proposer.
-    #[error("block {height}: sealed by {signer} but proposer is {proposer}")]
-    SealNotProposer {
+    /// A block above 0 comes without a commit certificate.
+    #[error("block {height} has no commit certificate")]
+    CertificateMissing { height: u64 },
+    /// A block's header does not commit to the genesis validator set or to the parent's
+    /// certificate.
+    #[error("block {height}: {what}")]
+    CertificateLinks { height: u64, what: String },
+    /// A block's certificate does not decide it under the genesis validator set.
+    #[error("block {height}: commit certificate")]
+    CertificateInvalid {
         height: u64,
-        signer: crypto::Digest,
-        proposer: crypto::Digest,
-    },
-    /// A block is sealed by a key that is no genesis validator's.
-    #[error("block {height}: sealed by {signer}, not a genesis validator")]
-    SealNotValidator { height: u64, signer: crypto::Digest },
-    /// A block's seal does not verify with its validator's key.
-    #[error("block {height}: seal by {validator}")]
-    SealInvalid {
-        height: u64,
-        validator: String,
         #[source]
-        source: TxError,
+        source: types::CertificateError,
     },
     /// The walk read no block.
     #[error("no block was read")]
     NoBlockRead,
-    /// The chain has no block above 0, so no seal to check.
-    #[error("the chain has no block above 0: no seal to check")]
-    NoSealToCheck,
+    /// The chain has no block above 0, so no certificate to check.
+    #[error("the chain has no block above 0: no commit certificate to check")]
+    NoCertificateToCheck,
     /// The tip hash the node reported is not the hash of its tip block.
     #[error(
         "status tip {}, block {height} hashes to {hash}",

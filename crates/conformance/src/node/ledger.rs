@@ -7,7 +7,7 @@ use super::{LEDGER_PROGRESS_EVERY, NodeProbe, genesis};
 use crate::checks::Evidence;
 use crate::ledger_ref;
 use pki::Certificate;
-use types::{Block, BlockSeal, Decode, Encode, Sender};
+use types::{Block, CommitCertificate, ConsensusLinks, Decode, Encode, Sender};
 
 const SRC_LEDGER: &str = "live node; expected: docs/formats.md §3-6 and the genesis file";
 
@@ -21,7 +21,7 @@ struct Walk {
     links: Option<NodeCheckError>,
     tx_root: Option<NodeCheckError>,
     tx_count: Option<NodeCheckError>,
-    seals: Option<NodeCheckError>,
+    certificates: Option<NodeCheckError>,
     tx_sigs: Option<NodeCheckError>,
 }
 
@@ -37,7 +37,7 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
         Ok(x) => x,
         Err(e) => return vec![ev("the genesis file", SRC_LEDGER, Err(e))],
     };
-    // A chain with no block above 0 has no seal to check: anchor one record first.
+    // A chain with no block above 0 has no certificate to check: anchor one record first.
     let st = p.status().map_err(NodeCheckError::from).and_then(|st| {
         if st.height > 0 {
             return Ok(st);
@@ -68,8 +68,8 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
                 if b.block != block0.to_bytes() {
                     return Err(NodeCheckError::Block0Differs);
                 }
-                if !b.seal.is_empty() {
-                    return Err(NodeCheckError::Block0Sealed);
+                if !b.certificate.is_empty() {
+                    return Err(NodeCheckError::Block0Certified);
                 }
                 Ok(format!(
                     "chain {}, block 0 {}, genesis hash {}",
@@ -85,6 +85,8 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
     // per block), reported as it goes.
     let tip = st.height;
     let mut w = Walk::default();
+    let set = g.validator_set();
+    let mut last_commit = ConsensusLinks::NO_PARENT_CERTIFICATE;
     let mut prev: Option<(u64, [u8; 32])> = None;
     if tip >= LEDGER_PROGRESS_EVERY {
         p.progress(&format!("node-ledger-chain: walking blocks 0..={tip}"));
@@ -208,56 +210,53 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
         if h == 0 {
             continue;
         }
-        let seal = match BlockSeal::from_bytes(&bytes.seal, &limits) {
-            Ok(s) => s,
+        if bytes.certificate.is_empty() {
+            first(
+                &mut w.certificates,
+                NodeCheckError::CertificateMissing { height: h },
+            );
+            continue;
+        }
+        let cert = match CommitCertificate::from_bytes(&bytes.certificate, &limits) {
+            Ok(c) => c,
             Err(source) => {
                 first(
-                    &mut w.seals,
-                    NodeCheckError::SealUndecodable { height: h, source },
+                    &mut w.certificates,
+                    NodeCheckError::CertificateUndecodable { height: h, source },
                 );
                 continue;
             }
         };
-        if seal.block_hash.as_bytes() != &hash {
-            first(
-                &mut w.seals,
-                NodeCheckError::SealCovers {
-                    height: h,
-                    covers: seal.block_hash,
-                },
-            );
-        } else if seal.signer != hd.proposer {
-            first(
-                &mut w.seals,
-                NodeCheckError::SealNotProposer {
-                    height: h,
-                    signer: seal.signer,
-                    proposer: hd.proposer,
-                },
-            );
-        } else {
-            match g.validator(&seal.signer) {
-                None => first(
-                    &mut w.seals,
-                    NodeCheckError::SealNotValidator {
-                        height: h,
-                        signer: seal.signer,
-                    },
-                ),
-                Some(v) => {
-                    if let Err(source) = seal.verify(&v.cert.public_key()) {
-                        first(
-                            &mut w.seals,
-                            NodeCheckError::SealInvalid {
-                                height: h,
-                                validator: v.name.clone(),
-                                source,
-                            },
-                        );
-                    }
+        let links_ok = match (&hd.consensus, &set) {
+            (None, _) => Err("a version-1 header (no validator set, no parent certificate)".to_string()),
+            (_, Err(e)) => Err(format!("the genesis validators do not form a set: {e}")),
+            (Some(l), Ok(set)) if l.validator_set != set.hash() => Err(format!(
+                "the header names validator set {}, not the genesis set {}",
+                l.validator_set,
+                set.hash()
+            )),
+            (Some(l), Ok(_)) if l.last_commit != last_commit => Err(format!(
+                "the header's last_commit {} is not the hash {last_commit} of block {}'s certificate",
+                l.last_commit,
+                h - 1
+            )),
+            (Some(_), Ok(set)) => Ok(set),
+        };
+        match links_ok {
+            Err(what) => first(
+                &mut w.certificates,
+                NodeCheckError::CertificateLinks { height: h, what },
+            ),
+            Ok(set) => {
+                if let Err(source) = cert.verify(&g.chain_id, hd.height, &hd.hash(), set) {
+                    first(
+                        &mut w.certificates,
+                        NodeCheckError::CertificateInvalid { height: h, source },
+                    );
                 }
             }
         }
+        last_commit = cert.hash();
     }
     let summary = format!(
         "blocks 0..={tip} (the whole chain): {} blocks, {} transactions",
@@ -295,12 +294,12 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
         judge(w.tx_count.take()),
     ));
     out.push(ev(
-        "every block above 0 is sealed over its hash by its proposer, a genesis validator, and the SM2 seal verifies",
+        "every block above 0 has a commit certificate: SM2 precommits over its hash, in their own signing domain, from more than two thirds of the genesis validator set its header names; each header commits to its parent's certificate",
         SRC_LEDGER,
         if tip == 0 {
-            Err(NodeCheckError::NoSealToCheck)
+            Err(NodeCheckError::NoCertificateToCheck)
         } else {
-            judge(w.seals.take())
+            judge(w.certificates.take())
         },
     ));
     out.push(ev(

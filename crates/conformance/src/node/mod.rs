@@ -143,7 +143,7 @@ pub fn node_checks() -> &'static [NodeCheck] {
         },
         NodeCheck {
             id: "node-ledger-chain",
-            title: "Blocks from the genesis file's block 0 to the tip: hash links, transaction roots and counts, and every seal by a genesis validator",
+            title: "Blocks from the genesis file's block 0 to the tip: hash links, transaction roots and counts, and every commit certificate a quorum of the genesis validators",
             needs: Needs::Node,
             run: ledger_chain,
         },

@@ -50,12 +50,12 @@ pub enum Submission {
     Refused { code: String, message: String },
 }
 
-/// A block and its seal as the node returned them (canonical encodings; the seal is empty
-/// for block 0).
+/// A block and its commit certificate as the node returned them (canonical encodings; the
+/// certificate is empty for block 0).
 #[derive(Debug, Clone)]
 pub struct BlockBytes {
     pub block: Vec<u8>,
-    pub seal: Vec<u8>,
+    pub certificate: Vec<u8>,
 }
 
 /// A committed transaction and where it is.

@@ -21,7 +21,7 @@ fn failed(call: Rpc, status: &str, message: impl std::fmt::Display) -> ProbeErro
     }
 }
 use types::{
-    BlockSeal, ChainId, Decode, Encode, Height, Limits, Receipt, Sender, SignedTx, Status,
+    ChainId, Decode, Encode, Height, Limits, Receipt, Sender, SignedTx, Status,
 };
 
 /// A node that admits and "commits" everything, with no blocks and no genesis: every
@@ -410,7 +410,7 @@ impl NodeProbe for Ledger {
             } else {
                 vec![0xff]
             },
-            seal: Vec::new(),
+            certificate: Vec::new(),
         })
     }
     fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, ProbeError> {
@@ -432,6 +432,10 @@ impl NodeProbe for Ledger {
             receipts_root: Digest([4; 32]),
             timestamp: types::Timestamp(NOW * 1000),
             proposer: Digest([5; 32]),
+            consensus: Some(types::ConsensusLinks {
+                validator_set: Digest([6; 32]),
+                last_commit: Digest([7; 32]),
+            }),
         };
         let bundle = receipt::ReceiptBundle {
             position: 0,
@@ -442,11 +446,12 @@ impl NodeProbe for Ledger {
                 events: Vec::new(),
             },
             receipt_proof: types::merkle::InclusionProof { path: Vec::new() },
-            seal: BlockSeal {
-                block_hash: header.hash(),
-                signer: Digest([5; 32]),
-                signature: tx.signature,
-            },
+            finality: receipt::Finality::Certificate(types::CommitCertificate {
+                height: header.height,
+                round: 0,
+                block: header.hash(),
+                signatures: vec![(Digest([5; 32]), tx.signature)],
+            }),
             header,
             chain: vec![Certificate::from_der(der).unwrap()],
             crls: vec![self.crl.borrow().clone()],
