@@ -1084,3 +1084,47 @@ fn openssl_sm2_pair(dir: &Path, key: &str, public: &str) {
             .success()
     );
 }
+
+/// Issue 13 point 8: `receipt verify` keeps accepting a version-1 receipt (a single-validator
+/// chain's, finalised by a seal) against its chain's version-1 genesis file. The files in
+/// `tests/data/receipt-v1` are the receipt pinned by `crates/receipt`'s known-answer test and
+/// a genesis file (format 2) of its chain; a forged document is still exit 1.
+#[test]
+fn a_version_1_receipt_verifies_against_its_version_1_genesis() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/receipt-v1");
+    let o = gmchain_in(
+        &data,
+        &[
+            "receipt",
+            "verify",
+            "receipt.json",
+            "document.txt",
+            "--genesis",
+            "genesis.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("adbb37cc727b281a344a093156faab2dea2f5616b675dedadcc77aac0c1b3719"),
+        "{out}"
+    );
+    assert!(out.contains("as anchored"), "{out}");
+    let d = Dir::new();
+    d.file("forged.txt", b"not the anchored contract");
+    let receipt = data.join("receipt.json");
+    let genesis = data.join("genesis.json");
+    let o = gmchain_in(
+        d.path(),
+        &[
+            "receipt",
+            "verify",
+            receipt.to_str().unwrap(),
+            "forged.txt",
+            "--genesis",
+            genesis.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("RECEIPT_DOCUMENT_MISMATCH"), "{}", stderr(&o));
+}
