@@ -9,8 +9,10 @@ use types::{Sender, SignedTx, Transaction};
 pub(crate) const TX_DOMAIN: &[u8] = b"GMCHAIN-TX-V1\0";
 /// docs/formats.md §4: the signed-transaction entry hash domain tag.
 pub(crate) const SIGNED_TX_DOMAIN: &[u8] = b"GMCHAIN-SIGNED-TX-V1\0";
-/// docs/formats.md §4: the block hash domain tag.
+/// docs/formats.md §4: the block hash domain tag of a v1 header.
 pub(crate) const HEADER_DOMAIN: &[u8] = b"GMCHAIN-HEADER-V1\0";
+/// docs/formats.md §4: the block hash domain tag of a v2 header.
+pub(crate) const HEADER_V2_DOMAIN: &[u8] = b"GMCHAIN-HEADER-V2\0";
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     // `bytes`: u32 big-endian length, then the bytes (docs/formats.md §1).
@@ -96,10 +98,16 @@ pub(crate) fn merkle_root(entries: &[[u8; 32]]) -> [u8; 32] {
     mth(entries)
 }
 
-/// The block hash: SM3(`GMCHAIN-HEADER-V1\0` ‖ header encoding), per docs/formats.md §3.
+/// The block hash, per docs/formats.md §3-4: SM3(`GMCHAIN-HEADER-V2\0` ‖ v2 header encoding,
+/// type `0x0E`, with the validator-set and last-commit digests at the end), or for a v1
+/// header SM3(`GMCHAIN-HEADER-V1\0` ‖ v1 encoding, type `0x03`).
 pub(crate) fn header_hash(h: &types::BlockHeader) -> [u8; 32] {
-    let mut out = HEADER_DOMAIN.to_vec();
-    out.extend_from_slice(&[0x01, 0x03]);
+    let (domain, tag) = match h.consensus {
+        Some(_) => (HEADER_V2_DOMAIN, 0x0E),
+        None => (HEADER_DOMAIN, 0x03),
+    };
+    let mut out = domain.to_vec();
+    out.extend_from_slice(&[0x01, tag]);
     put_bytes(&mut out, h.chain_id.as_str().as_bytes());
     out.extend_from_slice(&h.height.0.to_be_bytes());
     out.extend_from_slice(&h.tx_count.to_be_bytes());
@@ -109,5 +117,9 @@ pub(crate) fn header_hash(h: &types::BlockHeader) -> [u8; 32] {
     out.extend_from_slice(h.receipts_root.as_bytes());
     out.extend_from_slice(&h.timestamp.0.to_be_bytes());
     out.extend_from_slice(h.proposer.as_bytes());
+    if let Some(c) = &h.consensus {
+        out.extend_from_slice(c.validator_set.as_bytes());
+        out.extend_from_slice(c.last_commit.as_bytes());
+    }
     sm3(&out).0
 }
