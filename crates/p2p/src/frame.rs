@@ -17,7 +17,7 @@ pub const HEADER_LEN: usize = 5;
 pub struct Topic(u8);
 
 impl Topic {
-    /// The link's own control frames (the acceptor's hello). Never delivered to the node.
+    /// The link's own control frames (the hellos that open a link). Never delivered to the node.
     pub(crate) const CONTROL: Topic = Topic(0);
     /// A block proposal (carries a block: the large limit applies by default).
     pub const PROPOSAL: Topic = Topic(1);

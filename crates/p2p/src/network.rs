@@ -2,9 +2,11 @@
 //!
 //! A link's life: TCP, the GM TLS handshake (both ends `node-sign`), the peer's identity from
 //! its verified leaf, the dialled name and organisation checked, `admit`, registration (which
-//! applies the one-link-per-pair rule), the acceptor's hello (an empty control frame, so a
-//! dialler learns it was accepted rather than refused after the handshake), then frames both
-//! ways until either side closes, a frame breaks a rule, `revalidate` drops it, or shutdown.
+//! applies the one-link-per-pair rule) framed by hellos (empty control frames): the acceptor
+//! sends its hello once it accepted the dialler (in TLS 1.3 the dialler's handshake ends
+//! before the acceptor judged its certificate), the dialler answers with its own once it
+//! accepted and registered the link, and only then does the acceptor register it. Frames then
+//! go both ways until either side closes, a frame breaks a rule, `revalidate` drops it, or shutdown.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,6 +30,9 @@ use crate::{
 
 /// A frame waiting in a peer's queue.
 type Outgoing = (Topic, Arc<[u8]>);
+
+/// A dialled peer's name and organisation.
+type DiallerKey = (String, Option<String>);
 
 /// Starts networks.
 #[derive(Debug)]
@@ -93,7 +98,8 @@ struct Shared {
     drops: Mutex<std::collections::BTreeMap<(PeerId, Topic), u64>>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<JoinSet<()>>,
-    diallers: Mutex<HashMap<(String, Option<String>), watch::Sender<bool>>>,
+    /// The stop signal of each dialled peer, by name and organisation.
+    diallers: Mutex<HashMap<DiallerKey, watch::Sender<bool>>>,
     next_serial: AtomicU64,
     rng: Mutex<u64>,
     handshakes: Arc<Semaphore>,
@@ -553,6 +559,28 @@ async fn accept(
         bump(&shared.counters.refused);
         return;
     }
+    // Our hello says we accepted the peer; its hello says it accepted us. Only then is the
+    // link registered, so neither side counts a link the other refused.
+    let limits = &shared.config.limits;
+    let hellos = async {
+        frame::write_frame(&mut tls, Topic::CONTROL, &[]).await?;
+        tls.flush().await?;
+        frame::read_hello(&mut tls, limits)
+            .await
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))
+    };
+    match tokio::time::timeout(timeout, hellos).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::info!(%remote, peer = %identity, "p2p: peer closed before its hello (it refused us, or kept another link): {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%remote, peer = %identity, "p2p: no hello from the peer in time");
+            bump(&shared.counters.refused);
+            return;
+        }
+    }
     let info = LinkInfo {
         peer: identity,
         name,
@@ -562,17 +590,6 @@ async fn accept(
     let Some((serial, rx, cancelled)) = shared.register(info, peer) else {
         return;
     };
-    let hello = async {
-        frame::write_frame(&mut tls, Topic::CONTROL, &[]).await?;
-        tls.flush().await
-    };
-    match tokio::time::timeout(timeout, hello).await {
-        Ok(Ok(())) => {}
-        _ => {
-            shared.remove_link(peer, serial);
-            return;
-        }
-    }
     drop(permit);
     drive(shared, tls, peer, serial, rx, cancelled).await;
 }
@@ -715,8 +732,19 @@ async fn dial(shared: &Arc<Shared>, peer: &PeerAddr) -> Result<(), DialFailure> 
         direction: Direction::Outbound,
         remote,
     };
-    // Kept or not, the peer is linked: `None` means its own connection to us is the one kept.
+    // Kept or not, the peer is linked: `None` means its own connection to us is the one kept
+    // (this one closes without our hello).
     if let Some((serial, rx, cancelled)) = shared.register(info, shared.config.local_id) {
+        let hello = async {
+            frame::write_frame(&mut tls, Topic::CONTROL, &[]).await?;
+            tls.flush().await
+        };
+        if !matches!(tokio::time::timeout(timeout, hello).await, Ok(Ok(()))) {
+            shared.remove_link(id, serial);
+            return Err(DialFailure::Unreachable(
+                "the link broke before our hello".into(),
+            ));
+        }
         let s = shared.clone();
         shared.spawn(drive(s, tls, id, serial, rx, cancelled));
     }

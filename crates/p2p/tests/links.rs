@@ -258,14 +258,17 @@ async fn raw_client(
         .map_err(|e| e.to_string())
 }
 
-/// Reads the node's hello (an empty control frame).
-async fn hello<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> std::io::Result<()> {
+/// Reads the node's hello (an empty control frame) and answers with ours.
+async fn hello<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    s: &mut S,
+) -> std::io::Result<()> {
     let mut h = [0u8; 5];
     tokio::time::timeout(WAIT, s.read_exact(&mut h))
         .await
         .map_err(|_| std::io::Error::other("no hello in time"))??;
     assert_eq!(h, [0, 0, 0, 0, 0], "the hello is an empty control frame");
-    Ok(())
+    s.write_all(&h).await?;
+    s.flush().await
 }
 
 /// Waits until the peer closes `s` (EOF or a TLS error); returns whether it did in time.
@@ -750,7 +753,8 @@ async fn a_bad_configuration_is_refused_at_start() {
         gmtls::link_server_config(ServerCertificate::new(&creds), pki.authority()).unwrap();
     let client = gmtls::link_client_config(&creds, pki.authority()).unwrap();
     let base = NetworkConfig::new("127.0.0.1:0".parse().unwrap(), PeerId::of(creds.leaf()));
-    let bad: Vec<(&str, Box<dyn Fn(&mut NetworkConfig)>)> = vec![
+    type Breaks = Box<dyn Fn(&mut NetworkConfig)>;
+    let bad: Vec<(&str, Breaks)> = vec![
         ("outbound_queue", Box::new(|c| c.outbound_queue = 0)),
         ("inbound_queue", Box::new(|c| c.inbound_queue = 0)),
         (
@@ -781,4 +785,30 @@ async fn a_bad_configuration_is_refused_at_start() {
         Err(p2p::P2pError::Bind { .. })
     ));
     first.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_after_the_handshake_timeout() {
+    let pki = Pki::new(12);
+    let a = start_with(
+        &pki,
+        pki.creds(Role::NodeSign, "node-a"),
+        "127.0.0.1:0".parse().unwrap(),
+        vec![],
+        admit_all(),
+        |c| c.handshake_timeout = Duration::from_millis(300),
+    )
+    .await;
+    // TCP only, no TLS ClientHello.
+    let mut tcp = tokio::net::TcpStream::connect(a.addr()).await.unwrap();
+    assert!(closed_by_peer(&mut tcp).await);
+    // A full handshake, then no hello: never a link.
+    let node = pki.creds(Role::NodeSign, "node-mute");
+    let mut s = raw_client(&pki, &a, &node).await.unwrap();
+    let mut h = [0u8; 5];
+    s.read_exact(&mut h).await.unwrap();
+    assert!(closed_by_peer(&mut s).await);
+    assert_eq!(a.net.stats().refused, 2);
+    assert_eq!(a.net.stats().links, 0);
+    a.net.shutdown().await;
 }
