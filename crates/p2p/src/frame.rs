@@ -3,6 +3,7 @@
 //! so a peer announcing 4 GiB costs nothing but the link.
 
 use std::fmt;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -17,7 +18,8 @@ pub const HEADER_LEN: usize = 5;
 pub struct Topic(u8);
 
 impl Topic {
-    /// The link's own control frames (the hellos that open a link). Never delivered to the node.
+    /// The link's own control frames, always empty: the hellos that open a link, then
+    /// keep-alives. Never delivered to the node.
     pub(crate) const CONTROL: Topic = Topic(0);
     /// A block proposal (carries a block: the large limit applies by default).
     pub const PROPOSAL: Topic = Topic(1);
@@ -104,31 +106,60 @@ impl Limits {
 /// Why an incoming frame closed its link.
 #[derive(Debug)]
 pub(crate) enum ReadError {
-    /// The peer closed the link (or the connection broke) between frames.
+    /// The peer closed the link (or the connection broke).
     Closed(std::io::Error),
+    /// Nothing arrived for this long (a live peer sends keep-alives).
+    Idle(Duration),
     /// The announced length exceeds the topic's limit.
     Oversized { topic: Topic, len: u32, max: u32 },
-    /// A control frame where none may be.
+    /// A control frame that is not empty, or a frame out of place.
     Malformed { topic: Topic, len: u32 },
+}
+
+/// Fills `buf`, failing if no byte arrives for `idle` (a stalled link, whatever the size of
+/// the frame being read).
+async fn read_full<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+    idle: Option<Duration>,
+) -> Result<(), ReadError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let read = r.read(&mut buf[filled..]);
+        let n = match idle {
+            Some(d) => tokio::time::timeout(d, read)
+                .await
+                .map_err(|_| ReadError::Idle(d))?,
+            None => read.await,
+        }
+        .map_err(ReadError::Closed)?;
+        if n == 0 {
+            return Err(ReadError::Closed(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        filled += n;
+    }
+    Ok(())
 }
 
 /// Reads one frame. The payload is allocated only once its length passed the topic's limit.
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     limits: &Limits,
+    idle: Option<Duration>,
 ) -> Result<(Topic, Vec<u8>), ReadError> {
     let mut header = [0u8; HEADER_LEN];
-    r.read_exact(&mut header).await.map_err(ReadError::Closed)?;
+    read_full(r, &mut header, idle).await?;
     let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     let topic = Topic(header[4]);
+    if topic == Topic::CONTROL && len != 0 {
+        return Err(ReadError::Malformed { topic, len });
+    }
     let max = limits.max_for(topic);
     if len > max {
         return Err(ReadError::Oversized { topic, len, max });
     }
     let mut payload = vec![0u8; len as usize];
-    r.read_exact(&mut payload)
-        .await
-        .map_err(ReadError::Closed)?;
+    read_full(r, &mut payload, idle).await?;
     Ok((topic, payload))
 }
 
@@ -152,7 +183,7 @@ pub(crate) async fn read_hello<R: AsyncRead + Unpin>(
     r: &mut R,
     limits: &Limits,
 ) -> Result<(), ReadError> {
-    match read_frame(r, limits).await? {
+    match read_frame(r, limits, None).await? {
         (Topic::CONTROL, p) if p.is_empty() => Ok(()),
         (topic, p) => Err(ReadError::Malformed {
             topic,
@@ -175,7 +206,7 @@ mod tests {
 
     async fn read(bytes: &[u8]) -> Result<(Topic, Vec<u8>), ReadError> {
         let mut r = bytes;
-        read_frame(&mut r, &limits()).await
+        read_frame(&mut r, &limits(), None).await
     }
 
     /// The wire format is pinned: length big-endian, then topic, then payload.
@@ -215,7 +246,7 @@ mod tests {
         // A control frame carries nothing.
         assert!(matches!(
             read(&[0, 0, 0, 1, 0, 9]).await,
-            Err(ReadError::Oversized { max: 0, .. })
+            Err(ReadError::Malformed { len: 1, .. })
         ));
     }
 
@@ -226,6 +257,32 @@ mod tests {
             read(&[0, 0, 0, 4, 2, 1, 2]).await,
             Err(ReadError::Closed(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_stalled_frame_is_an_idle_link() {
+        let (mut near, mut far) = tokio::io::duplex(64);
+        // Half a header, then nothing.
+        far.write_all(&[0, 0]).await.unwrap();
+        let d = Duration::from_millis(50);
+        assert!(matches!(
+            read_frame(&mut near, &limits(), Some(d)).await,
+            Err(ReadError::Idle(_))
+        ));
+        // A frame arriving in pieces, each within the idle limit, is read whole.
+        let (mut near, mut far) = tokio::io::duplex(64);
+        let reader = tokio::spawn(async move {
+            read_frame(&mut near, &limits(), Some(Duration::from_millis(200))).await
+        });
+        for piece in [&[0u8, 0, 0][..], &[2, 3], &[8], &[9]] {
+            far.write_all(piece).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        assert_eq!(
+            reader.await.unwrap().unwrap(),
+            (Topic::TRANSACTION, vec![8, 9])
+        );
+        drop(far);
     }
 
     #[tokio::test]

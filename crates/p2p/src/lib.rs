@@ -121,6 +121,12 @@ pub struct NetworkConfig {
     pub backoff: Backoff,
     /// The longest a TCP connect, TLS handshake and link hello may take.
     pub handshake_timeout: Duration,
+    /// A link with nothing to send for this long sends a keep-alive (an empty control frame).
+    pub keepalive: Duration,
+    /// A link on which nothing arrives for this long is closed: the peer is gone (crashed,
+    /// cut off) even if TCP has not noticed. Without it, a half-open link would keep the
+    /// one-link rule refusing the restarted peer's new connection.
+    pub idle_timeout: Duration,
     /// The topics that are relayed to every other link and deduplicated.
     pub relay_topics: Vec<Topic>,
     /// How many gossip messages the seen-cache remembers.
@@ -131,7 +137,8 @@ pub struct NetworkConfig {
 
 impl NetworkConfig {
     /// The defaults: no peers, 4 MiB frames (64 MiB for proposals and sync responses),
-    /// 1024 frames per peer queue, back-off 200 ms to 30 s, 10 s handshakes, proposals, votes
+    /// 1024 frames per peer queue, back-off 200 ms to 30 s, 10 s handshakes, keep-alives every
+    /// 5 s and links idle for 20 s closed, proposals, votes
     /// and transactions relayed, 65 536 remembered messages.
     pub fn new(listen: SocketAddr, local_id: PeerId) -> Self {
         NetworkConfig {
@@ -143,6 +150,8 @@ impl NetworkConfig {
             inbound_queue: 4096,
             backoff: Backoff::default(),
             handshake_timeout: Duration::from_secs(10),
+            keepalive: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(20),
             relay_topics: vec![Topic::PROPOSAL, Topic::VOTE, Topic::TRANSACTION],
             seen_capacity: 65_536,
             max_pending_handshakes: 64,
@@ -167,6 +176,12 @@ impl NetworkConfig {
         }
         if self.handshake_timeout.is_zero() {
             return bad("handshake_timeout", "must be above zero");
+        }
+        if self.keepalive.is_zero() || self.idle_timeout <= self.keepalive {
+            return bad(
+                "idle_timeout",
+                "keepalive must be above zero and idle_timeout above keepalive",
+            );
         }
         if self.max_pending_handshakes == 0 {
             return bad("max_pending_handshakes", "must be at least one");
@@ -248,6 +263,8 @@ pub struct Stats {
     pub duplicate_links: u64,
     /// Links closed by [`NetworkHandle::revalidate`].
     pub revoked: u64,
+    /// Links closed because nothing (not even a keep-alive) arrived within the idle timeout.
+    pub idle: u64,
 }
 
 impl Stats {

@@ -411,10 +411,12 @@ async fn an_oversized_or_malformed_frame_closes_that_link_only() {
     assert!(closed_by_peer(&mut s).await, "the link must be closed");
     eventually("oversized counted", || a.net.stats().oversized == 1).await;
 
-    // A control frame after the hello: malformed.
+    // A control frame with a payload: malformed (an empty one is a keep-alive).
     let mut s = raw_client(&pki, &a, &m).await.unwrap();
     hello(&mut s).await.unwrap();
-    s.write_all(&[0, 0, 0, 0, 0]).await.unwrap();
+    s.write_all(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 9])
+        .await
+        .unwrap();
     s.flush().await.unwrap();
     assert!(closed_by_peer(&mut s).await);
     eventually("malformed counted", || a.net.stats().malformed == 1).await;
@@ -811,4 +813,59 @@ async fn a_silent_connection_is_closed_after_the_handshake_timeout() {
     assert_eq!(a.net.stats().refused, 2);
     assert_eq!(a.net.stats().links, 0);
     a.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalives_hold_a_quiet_link_and_a_silent_peer_is_cut() {
+    let pki = Pki::new(13);
+    let timers = |c: &mut NetworkConfig| {
+        c.keepalive = Duration::from_millis(100);
+        c.idle_timeout = Duration::from_millis(400);
+    };
+    let a = start_with(
+        &pki,
+        pki.creds(Role::NodeSign, "node-a"),
+        "127.0.0.1:0".parse().unwrap(),
+        vec![],
+        admit_all(),
+        timers,
+    )
+    .await;
+    let b = start_with(
+        &pki,
+        pki.creds(Role::NodeSign, "node-b"),
+        "127.0.0.1:0".parse().unwrap(),
+        vec![a.peer_addr()],
+        admit_all(),
+        timers,
+    )
+    .await;
+    eventually("linked", || a.net.stats().links == 1).await;
+    // Three idle timeouts without a message: the keep-alives hold the link.
+    stays("the quiet link holds", Duration::from_millis(1200), || {
+        a.net.stats().links == 1 && b.net.stats().reconnects == 0
+    })
+    .await;
+    assert_eq!(
+        a.net.stats().frames_in,
+        0,
+        "keep-alives are not counted as frames"
+    );
+    // A peer that completed its hellos and then fell silent (a crashed host whose TCP
+    // connection lingers): cut after the idle timeout.
+    let mute = pki.creds(Role::NodeSign, "node-mute");
+    let mut s = raw_client(&pki, &a, &mute).await.unwrap();
+    hello(&mut s).await.unwrap();
+    eventually("mute linked", || a.net.stats().links == 2).await;
+    let linked = Instant::now();
+    eventually("mute cut", || a.net.stats().idle == 1).await;
+    assert!(
+        linked.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        linked.elapsed()
+    );
+    assert_eq!(a.net.stats().links, 1);
+    drop(s);
+    a.net.shutdown().await;
+    b.net.shutdown().await;
 }
