@@ -77,6 +77,7 @@ struct Counters {
     malformed: AtomicU64,
     duplicate_links: AtomicU64,
     revoked: AtomicU64,
+    idle: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -235,7 +236,8 @@ impl NetworkHandle {
         let payload = payload.into();
         self.shared.config.limits.check(topic, payload.len())?;
         if self.shared.config.relay_topics.contains(&topic) {
-            lock(&self.shared.seen).insert(message_id(topic, &payload));
+            let id = message_id(topic, &payload);
+            lock(&self.shared.seen).insert(id);
         }
         Ok(self.shared.queue_to_all(topic, &payload, None))
     }
@@ -314,6 +316,7 @@ impl NetworkHandle {
             malformed: get(&c.malformed),
             duplicate_links: get(&c.duplicate_links),
             revoked: get(&c.revoked),
+            idle: get(&c.idle),
         }
     }
 
@@ -754,6 +757,7 @@ async fn dial(shared: &Arc<Shared>, peer: &PeerAddr) -> Result<(), DialFailure> 
 /// Why a link's reader stopped.
 enum LinkEnd {
     Closed(std::io::Error),
+    Idle(Duration),
     Oversized { topic: Topic, len: u32, max: u32 },
     Malformed(String),
 }
@@ -772,11 +776,13 @@ async fn drive<S>(
     let (mut r, w) = tokio::io::split(stream);
     let mut w = BufWriter::with_capacity(64 * 1024, w);
     let limits = shared.config.limits.clone();
+    let (keepalive, idle) = (shared.config.keepalive, shared.config.idle_timeout);
     let reader = async {
         loop {
-            let (topic, payload) = match frame::read_frame(&mut r, &limits).await {
+            let (topic, payload) = match frame::read_frame(&mut r, &limits, Some(idle)).await {
                 Ok(f) => f,
                 Err(ReadError::Closed(e)) => return LinkEnd::Closed(e),
+                Err(ReadError::Idle(d)) => return LinkEnd::Idle(d),
                 Err(ReadError::Oversized { topic, len, max }) => {
                     return LinkEnd::Oversized { topic, len, max };
                 }
@@ -785,12 +791,14 @@ async fn drive<S>(
                 }
             };
             if topic == Topic::CONTROL {
-                return LinkEnd::Malformed("a control frame after the hello".into());
+                // A keep-alive: it only proved the peer alive.
+                continue;
             }
             bump(&shared.counters.frames_in);
             let payload: Arc<[u8]> = payload.into();
             if shared.config.relay_topics.contains(&topic) {
-                let fresh = lock(&shared.seen).insert(message_id(topic, &payload));
+                let id = message_id(topic, &payload);
+                let fresh = lock(&shared.seen).insert(id);
                 if !fresh {
                     bump(&shared.counters.duplicates);
                     continue;
@@ -813,14 +821,24 @@ async fn drive<S>(
         }
     };
     let writer = async {
-        while let Some((topic, payload)) = rx.recv().await {
-            frame::write_frame(&mut w, topic, &payload).await?;
-            bump(&shared.counters.frames_out);
-            if rx.is_empty() {
-                w.flush().await?;
+        loop {
+            match tokio::time::timeout(keepalive, rx.recv()).await {
+                Ok(Some((topic, payload))) => {
+                    frame::write_frame(&mut w, topic, &payload).await?;
+                    bump(&shared.counters.frames_out);
+                    if rx.is_empty() {
+                        w.flush().await?;
+                    }
+                }
+                Ok(None) => return Ok::<(), std::io::Error>(()),
+                // Nothing to send for a while: a keep-alive, so the peer's idle limit holds
+                // only for a peer that is gone.
+                Err(_) => {
+                    frame::write_frame(&mut w, Topic::CONTROL, &[]).await?;
+                    w.flush().await?;
+                }
             }
         }
-        Ok::<(), std::io::Error>(())
     };
     let end = tokio::select! {
         end = reader => Some(end),
@@ -835,6 +853,10 @@ async fn drive<S>(
     };
     match end {
         Some(LinkEnd::Closed(e)) => tracing::info!(%peer, "p2p link closed: {e}"),
+        Some(LinkEnd::Idle(d)) => {
+            tracing::warn!(%peer, "p2p link closed: nothing received for {d:?}");
+            bump(&shared.counters.idle);
+        }
         Some(LinkEnd::Oversized { topic, len, max }) => {
             tracing::warn!(%peer, %topic, len, max, "p2p link closed: frame over its limit");
             bump(&shared.counters.oversized);
