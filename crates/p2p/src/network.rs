@@ -514,21 +514,43 @@ async fn listen(shared: Arc<Shared>, listener: TcpListener) {
         };
         let s = shared.clone();
         shared.spawn(async move {
+            // Shutdown interrupts a handshake; a registered link closes itself (drive).
             let stop = stopped(s.shutdown.subscribe());
-            tokio::select! {
-                _ = stop => {}
-                _ = accept(s.clone(), tcp, remote, permit) => {}
+            let accepted = tokio::select! {
+                _ = stop => None,
+                a = accept(&s, tcp, remote, permit) => a,
+            };
+            if let Some(Accepted {
+                tls,
+                peer,
+                serial,
+                rx,
+                cancelled,
+            }) = accepted
+            {
+                drive(s, tls, peer, serial, rx, cancelled).await;
             }
         });
     }
 }
 
+/// An incoming link, authenticated, admitted and registered.
+struct Accepted {
+    tls: gmtls::tokio_rustls::server::TlsStream<TcpStream>,
+    peer: PeerId,
+    serial: u64,
+    rx: mpsc::Receiver<Outgoing>,
+    cancelled: watch::Receiver<bool>,
+}
+
+/// Takes an incoming connection through the handshake, admission, the hellos and
+/// registration; `None` if it did not get that far. The handshake permit is released on return.
 async fn accept(
-    shared: Arc<Shared>,
+    shared: &Arc<Shared>,
     tcp: TcpStream,
     remote: SocketAddr,
-    permit: tokio::sync::OwnedSemaphorePermit,
-) {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) -> Option<Accepted> {
     let _ = tcp.set_nodelay(true);
     let timeout = shared.config.handshake_timeout;
     let acceptor = TlsAcceptor::from(shared.server.clone());
@@ -538,29 +560,29 @@ async fn accept(
             // gmtls's verifier logged which certificate and why.
             tracing::warn!(%remote, "p2p: incoming handshake refused: {e}");
             bump(&shared.counters.refused);
-            return;
+            return None;
         }
         Err(_) => {
             tracing::warn!(%remote, "p2p: incoming handshake timed out");
             bump(&shared.counters.refused);
-            return;
+            return None;
         }
     };
     let Some((identity, name)) = identity_of(tls.get_ref().1) else {
         tracing::warn!(%remote, "p2p: incoming peer without a readable identity");
         bump(&shared.counters.refused);
-        return;
+        return None;
     };
     let peer = PeerId(identity.cert_id);
     if peer == shared.config.local_id {
         tracing::warn!(%remote, "p2p: connection from this node's own certificate closed");
         bump(&shared.counters.refused);
-        return;
+        return None;
     }
     if !shared.admits(&identity) {
         tracing::warn!(%remote, peer = %identity, "p2p: incoming peer not admitted");
         bump(&shared.counters.refused);
-        return;
+        return None;
     }
     // Our hello says we accepted the peer; its hello says it accepted us. Only then is the
     // link registered, so neither side counts a link the other refused.
@@ -576,12 +598,12 @@ async fn accept(
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::info!(%remote, peer = %identity, "p2p: peer closed before its hello (it refused us, or kept another link): {e}");
-            return;
+            return None;
         }
         Err(_) => {
             tracing::warn!(%remote, peer = %identity, "p2p: no hello from the peer in time");
             bump(&shared.counters.refused);
-            return;
+            return None;
         }
     }
     let info = LinkInfo {
@@ -590,11 +612,14 @@ async fn accept(
         direction: Direction::Inbound,
         remote,
     };
-    let Some((serial, rx, cancelled)) = shared.register(info, peer) else {
-        return;
-    };
-    drop(permit);
-    drive(shared, tls, peer, serial, rx, cancelled).await;
+    let (serial, rx, cancelled) = shared.register(info, peer)?;
+    Some(Accepted {
+        tls,
+        peer,
+        serial,
+        rx,
+        cancelled,
+    })
 }
 
 /// Why a dial did not produce a link.
