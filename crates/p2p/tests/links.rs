@@ -752,3 +752,56 @@ async fn keepalives_hold_a_quiet_link_and_a_silent_peer_is_cut() {
     a.net.shutdown().await;
     b.net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_peer_is_no_longer_dialled() {
+    let pki = Pki::new(14);
+    let b = start(&pki, "node-b", vec![]).await;
+    let a = start(&pki, "node-a", vec![b.peer_addr()]).await;
+    eventually("linked", || a.net.stats().links == 1).await;
+    assert!(!a.net.remove_peer("node-x", Some("Agency A")));
+    assert!(a.net.remove_peer("node-b", Some("Agency A")));
+    b.net.shutdown().await;
+    eventually("b gone", || a.net.stats().links == 0).await;
+    let dials = a.net.stats().dials;
+    stays("no redial", Duration::from_millis(500), || {
+        a.net.stats().dials == dials
+    })
+    .await;
+    a.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_beyond_the_limit_are_closed_at_once() {
+    let pki = Pki::new(15);
+    let a = start_with(
+        &pki,
+        pki.creds(Role::NodeSign, "node-a"),
+        "127.0.0.1:0".parse().unwrap(),
+        vec![],
+        admit_all(),
+        |c| {
+            c.max_pending_handshakes = 1;
+            c.handshake_timeout = Duration::from_millis(500);
+        },
+    )
+    .await;
+    // One connection holds the only handshake slot by saying nothing.
+    let _holder = tokio::net::TcpStream::connect(a.addr()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut second = tokio::net::TcpStream::connect(a.addr()).await.unwrap();
+    let closed_at_once = tokio::time::timeout(Duration::from_millis(300), async {
+        let mut buf = [0u8; 1];
+        matches!(second.read(&mut buf).await, Ok(0) | Err(_))
+    })
+    .await;
+    assert_eq!(closed_at_once, Ok(true));
+    assert_eq!(a.net.stats().refused, 1);
+    // Once the silent one timed out, a node gets through.
+    eventually("the holder timed out", || a.net.stats().refused == 2).await;
+    let node = pki.creds(Role::NodeSign, "node-z");
+    let mut s = raw_client(&pki, &a, &node).await.unwrap();
+    hello(&mut s).await.unwrap();
+    eventually("node-z linked", || a.net.stats().links == 1).await;
+    a.net.shutdown().await;
+}
