@@ -18,6 +18,9 @@
 //! - relays gossip topics (proposals, votes, transactions by default) once, with a bounded
 //!   seen-cache keyed by SM3 of (topic, payload): each message is delivered up at most once
 //!   while it is remembered;
+//! - opens every link with a hello each way (empty control frames: a link exists only once
+//!   both ends accepted each other), sends keep-alives on quiet links and closes a link on
+//!   which nothing arrived for the idle timeout (a crashed peer's half-open connection);
 //! - redials configured peers after any disconnect with exponential back-off and jitter.
 //!
 //! What it refuses to do: read payloads (they are the node's: it verifies signatures, blocks,
@@ -252,8 +255,8 @@ pub struct Stats {
     pub dials: u64,
     /// Links re-established to a dialled peer after its previous link ended.
     pub reconnects: u64,
-    /// Peers refused: handshake failed or refused, wrong name or organisation, not admitted,
-    /// too many handshakes at once.
+    /// Peers refused: handshake failed, refused or timed out (no hello in time included),
+    /// wrong name or organisation, not admitted, too many handshakes at once.
     pub refused: u64,
     /// Links closed because a frame exceeded its topic's limit.
     pub oversized: u64,

@@ -597,7 +597,7 @@ async fn accept(
     match tokio::time::timeout(timeout, hellos).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            tracing::info!(%remote, peer = %identity, "p2p: peer closed before its hello (it refused us, or kept another link): {e}");
+            tracing::info!(%remote, peer = %identity, "p2p: peer closed before its hello (it refused us, or kept its own link to us): {e}");
             return None;
         }
         Err(_) => {
@@ -713,12 +713,12 @@ async fn dial(shared: &Arc<Shared>, peer: &PeerAddr) -> Result<(), DialFailure> 
         _ => DialFailure::Refused(e.to_string()),
     })?;
     // In TLS 1.3 the acceptor judges our certificate after we finished: its hello says it
-    // accepted us (and kept this link).
+    // accepted us (certificate and admission).
     match tokio::time::timeout(timeout, frame::read_hello(&mut tls, &shared.config.limits)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             return Err(DialFailure::Refused(format!(
-                "the peer closed the link before its hello (refused us, or kept another link): {e:?}"
+                "the peer closed the link before its hello (it refused us): {e:?}"
             )));
         }
         Err(_) => {
