@@ -31,6 +31,9 @@ use crate::{
 /// A frame waiting in a peer's queue.
 type Outgoing = (Topic, Arc<[u8]>);
 
+/// Payloads larger than this are hashed for the seen-cache with the runtime told first.
+const BLOCKING_HASH: usize = 256 * 1024;
+
 /// A dialled peer's name and organisation.
 type DiallerKey = (String, Option<String>);
 
@@ -822,7 +825,12 @@ async fn drive<S>(
             bump(&shared.counters.frames_in);
             let payload: Arc<[u8]> = payload.into();
             if shared.config.relay_topics.contains(&topic) {
-                let id = message_id(topic, &payload);
+                // SM3 of a block-sized payload takes a while: off the runtime's other tasks.
+                let id = if payload.len() > BLOCKING_HASH {
+                    gmtls::blocking(|| message_id(topic, &payload))
+                } else {
+                    message_id(topic, &payload)
+                };
                 let fresh = lock(&shared.seen).insert(id);
                 if !fresh {
                     bump(&shared.counters.duplicates);

@@ -246,6 +246,14 @@ async fn a_relay_reaches_a_non_adjacent_node_exactly_once() {
     quiet(&mut c.rx, Duration::from_millis(300)).await;
     assert!(b.net.stats().duplicates >= 1);
 
+    // A block-sized proposal (hashed off the runtime's other tasks) is relayed the same way.
+    let block: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    a.net.broadcast(Topic::PROPOSAL, block.clone()).unwrap();
+    assert_eq!(&*recv(&mut b.rx).await.payload, &block[..]);
+    let at_c = recv(&mut c.rx).await;
+    assert_eq!((at_c.topic, &*at_c.payload), (Topic::PROPOSAL, &block[..]));
+    quiet(&mut c.rx, Duration::from_millis(300)).await;
+
     // A topic outside the relay set goes one hop only.
     a.net
         .broadcast(Topic::SYNC_REQUEST, b"heights 1..9".to_vec())
@@ -425,6 +433,8 @@ async fn a_restarted_peer_is_reconnected() {
     eventually("a linked to b", || a.net.stats().links == 1).await;
     b.net.shutdown().await;
     drop(b);
+    // Shut down: nothing listens there any more, and a saw the link end.
+    assert!(tokio::net::TcpStream::connect(b_addr).await.is_err());
     eventually("a sees b gone", || a.net.stats().links == 0).await;
     // a keeps redialling a dead address meanwhile.
     let dials = a.net.stats().dials;
