@@ -393,12 +393,7 @@ impl Shared {
         let peer = info.id();
         let mut links = lock(&self.links);
         if let Some(existing) = links.get(&peer) {
-            // Both ends decide alike: between connections opened by different sides, the
-            // one opened by the lower id stays; a newer connection opened by the same side
-            // replaces the older (the peer restarted while the old one lingered).
-            let preferred = peer.min(self.config.local_id);
-            let keep_new = existing.initiator == initiator || initiator == preferred;
-            if !keep_new {
+            if !keep_new(existing.initiator, initiator, self.config.local_id, peer) {
                 tracing::debug!(%peer, "p2p: second link to a peer closed, the first kept");
                 bump(&self.counters.duplicate_links);
                 return None;
@@ -467,6 +462,14 @@ fn jitter(state: &mut u64, d: Duration) -> Duration {
     let half = d / 2;
     let span = u64::try_from((d - half).as_nanos()).unwrap_or(u64::MAX);
     half + Duration::from_nanos(if span == u64::MAX { z } else { z % (span + 1) })
+}
+
+/// Whether a new connection to `peer` opened by `new` replaces the live one opened by
+/// `existing`. Both ends decide alike: between connections opened by different sides, the one
+/// opened by the lower id stays; a newer connection opened by the same side replaces the older
+/// (the peer restarted while the old one lingered).
+fn keep_new(existing: PeerId, new: PeerId, local: PeerId, peer: PeerId) -> bool {
+    existing == new || new == local.min(peer)
 }
 
 fn matches(info: &LinkInfo, peer: &PeerAddr) -> bool {
@@ -908,6 +911,23 @@ async fn drive<S>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_ends_keep_the_connection_the_lower_id_opened() {
+        let low = PeerId(crypto::Digest([1; 32]));
+        let high = PeerId(crypto::Digest([2; 32]));
+        // At the low node (local = low, peer = high) and at the high node, for the two
+        // connections in either arrival order: the one opened by `low` survives.
+        for (local, peer) in [(low, high), (high, low)] {
+            // low's connection arrives second: it replaces high's.
+            assert!(keep_new(high, low, local, peer));
+            // high's connection arrives second: refused, low's stays.
+            assert!(!keep_new(low, high, local, peer));
+            // The same side again (a restart): the newer replaces the older.
+            assert!(keep_new(high, high, local, peer));
+            assert!(keep_new(low, low, local, peer));
+        }
+    }
 
     #[test]
     fn jitter_spreads_delays_over_the_upper_half() {

@@ -611,18 +611,23 @@ async fn simultaneous_dials_keep_exactly_one_link() {
         })
         .await;
         // Give a losing connection time to be closed, then hold: one link, the same one on
-        // both sides (opened by the lower id), and no churn.
+        // both sides, and no churn.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (la, lb) = (a.net.links(), b.net.links());
         assert_eq!((la.len(), lb.len()), (1, 1), "round {round}");
-        let a_opened = a.id() < b.id();
-        let expect_a = if a_opened {
-            Direction::Outbound
-        } else {
-            Direction::Inbound
-        };
-        assert_eq!(la[0].direction, expect_a, "round {round}");
         assert_ne!(la[0].direction, lb[0].direction, "round {round}");
+        // When both connections got as far as registration somewhere, the one the lower id
+        // opened is the one kept. (One dialler may also have found the other's link up and
+        // not dialled at all: then the only connection stays, whoever opened it.)
+        let raced = a.net.stats().duplicate_links + b.net.stats().duplicate_links;
+        if raced > 0 {
+            let expect_a = if a.id() < b.id() {
+                Direction::Outbound
+            } else {
+                Direction::Inbound
+            };
+            assert_eq!(la[0].direction, expect_a, "round {round}");
+        }
         let reconnects = (a.net.stats().reconnects, b.net.stats().reconnects);
         stays("one stable link", Duration::from_millis(500), || {
             a.net.stats().links == 1
