@@ -1,0 +1,330 @@
+//! Links between gmchain nodes (validators and followers) over GM TLS 1.3.
+//!
+//! What it does:
+//! - listens and dials over [`gmtls`]: both ends present and verify `node-sign` certificates
+//!   (`gmtls::link_server_config` / `gmtls::link_client_config`); a dialled peer must present
+//!   the configured certificate name (CN) and, if configured, organisation;
+//! - admits a peer only if the node's `admit` callback accepts its identity (a registered
+//!   organisation's current validator or follower) and drops live links that no longer pass
+//!   ([`NetworkHandle::revalidate`], which the node calls after each block);
+//! - carries opaque messages in frames of `u32` length, topic byte and payload
+//!   ([`frame`]); the length is checked against the topic's limit before any allocation, and a
+//!   frame over the limit or malformed closes its link (counted, logged);
+//! - keeps one link per pair of nodes: when both dial each other, the connection initiated by
+//!   the node with the lower certificate id is kept on both sides;
+//! - queues outgoing frames per peer in bounded queues: [`NetworkHandle::send`] and
+//!   [`NetworkHandle::broadcast`] never wait; what does not fit is dropped and counted per
+//!   peer and topic;
+//! - relays gossip topics (proposals, votes, transactions by default) once, with a bounded
+//!   seen-cache keyed by SM3 of (topic, payload): each message is delivered up at most once
+//!   while it is remembered;
+//! - opens every link with a hello each way (empty control frames: a link exists only once
+//!   both ends accepted each other), sends keep-alives on quiet links and closes a link on
+//!   which nothing arrived for the idle timeout (a crashed peer's half-open connection);
+//! - redials configured peers after any disconnect with exponential back-off and jitter.
+//!
+//! What it refuses to do: read payloads (they are the node's: it verifies signatures, blocks,
+//! votes), decide who is a validator (the `admit` callback does), accept a certificate another
+//! way than through gmtls's verifiers, or block a caller on a slow peer. It has no peer
+//! discovery: the node lists whom to dial.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod frame;
+mod network;
+mod seen;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crypto::Digest;
+pub use frame::{Limits, Topic};
+pub use gmtls::PeerIdentity;
+pub use network::{Network, NetworkHandle};
+
+/// The node's admission rule: whether a peer with this verified identity may hold a link now.
+pub type Admit = Arc<dyn Fn(&PeerIdentity) -> bool + Send + Sync>;
+
+/// A peer's id: SM3 of its certificate's DER (the id the chain records certificates under).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub Digest);
+
+impl PeerId {
+    /// The id of the node presenting `cert`.
+    pub fn of(cert: &pki::Certificate) -> PeerId {
+        PeerId(cert.fingerprint())
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(&self.0.as_bytes()[..8]))
+    }
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerId({self})")
+    }
+}
+
+/// A peer to dial: where, and who must answer there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerAddr {
+    /// Its listening address.
+    pub addr: SocketAddr,
+    /// The common name of its `node-sign` certificate (DNS form: letters, digits, '-', '.').
+    pub name: String,
+    /// Its organisation (the O of its certificate); a CN is unique only within one.
+    pub organisation: Option<String>,
+}
+
+/// Reconnection back-off: the delay before a redial starts at `min`, doubles after each failed
+/// attempt up to `max`, and is drawn uniformly from its upper half (jitter), so peers that
+/// lost each other at once do not redial in lockstep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first delay.
+    pub min: Duration,
+    /// The largest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            min: Duration::from_millis(200),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The network's configuration.
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    /// The address to listen on (port 0: any free port, see [`NetworkHandle::local_addr`]).
+    pub listen: SocketAddr,
+    /// This node's id: [`PeerId::of`] its `node-sign` certificate (the one in the TLS
+    /// configurations). Both ends of a pair use the ids to agree on which link to keep.
+    pub local_id: PeerId,
+    /// The peers to dial.
+    pub peers: Vec<PeerAddr>,
+    /// Frame size limits (incoming and outgoing).
+    pub limits: Limits,
+    /// Frames queued per peer before further ones to it are dropped.
+    pub outbound_queue: usize,
+    /// Messages queued for the node before the links' readers wait (back-pressure on peers).
+    pub inbound_queue: usize,
+    /// Reconnection back-off.
+    pub backoff: Backoff,
+    /// The longest a TCP connect, TLS handshake and link hello may take.
+    pub handshake_timeout: Duration,
+    /// A link with nothing to send for this long sends a keep-alive (an empty control frame).
+    pub keepalive: Duration,
+    /// A link on which nothing arrives for this long is closed: the peer is gone (crashed,
+    /// cut off) even if TCP has not noticed. Without it, a half-open link would keep the
+    /// one-link rule refusing the restarted peer's new connection.
+    pub idle_timeout: Duration,
+    /// The topics that are relayed to every other link and deduplicated.
+    pub relay_topics: Vec<Topic>,
+    /// How many gossip messages the seen-cache remembers.
+    pub seen_capacity: usize,
+    /// Incoming handshakes in progress at once; more are closed unanswered.
+    pub max_pending_handshakes: usize,
+}
+
+impl NetworkConfig {
+    /// The defaults: no peers, 4 MiB frames (64 MiB for proposals and sync responses),
+    /// 1024 frames per peer queue, back-off 200 ms to 30 s, 10 s handshakes, keep-alives every
+    /// 5 s and links idle for 20 s closed, proposals, votes
+    /// and transactions relayed, 65 536 remembered messages.
+    pub fn new(listen: SocketAddr, local_id: PeerId) -> Self {
+        NetworkConfig {
+            listen,
+            local_id,
+            peers: Vec::new(),
+            limits: Limits::default(),
+            outbound_queue: 1024,
+            inbound_queue: 4096,
+            backoff: Backoff::default(),
+            handshake_timeout: Duration::from_secs(10),
+            keepalive: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(20),
+            relay_topics: vec![Topic::PROPOSAL, Topic::VOTE, Topic::TRANSACTION],
+            seen_capacity: 65_536,
+            max_pending_handshakes: 64,
+        }
+    }
+
+    fn check(&self) -> Result<(), P2pError> {
+        let bad = |field, reason: &str| {
+            Err(P2pError::Config {
+                field,
+                reason: reason.to_string(),
+            })
+        };
+        if self.outbound_queue == 0 {
+            return bad("outbound_queue", "must hold at least one frame");
+        }
+        if self.inbound_queue == 0 {
+            return bad("inbound_queue", "must hold at least one message");
+        }
+        if self.backoff.min.is_zero() || self.backoff.min > self.backoff.max {
+            return bad("backoff", "min must be above zero and at most max");
+        }
+        if self.handshake_timeout.is_zero() {
+            return bad("handshake_timeout", "must be above zero");
+        }
+        if self.keepalive.is_zero() || self.idle_timeout <= self.keepalive {
+            return bad(
+                "idle_timeout",
+                "keepalive must be above zero and idle_timeout above keepalive",
+            );
+        }
+        if self.max_pending_handshakes == 0 {
+            return bad("max_pending_handshakes", "must be at least one");
+        }
+        if self.relay_topics.contains(&Topic::CONTROL) {
+            return bad("relay_topics", "topic 0 is the link's own");
+        }
+        Ok(())
+    }
+}
+
+/// A message from a peer.
+#[derive(Clone, Debug)]
+pub struct Inbound {
+    /// The link it came over (for a relayed message: the relaying peer, not its author).
+    pub peer: PeerId,
+    /// Its topic.
+    pub topic: Topic,
+    /// The payload, unread.
+    pub payload: Arc<[u8]>,
+}
+
+/// Which side opened a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// This node dialled.
+    Outbound,
+    /// The peer dialled.
+    Inbound,
+}
+
+/// A live link.
+#[derive(Clone, Debug)]
+pub struct LinkInfo {
+    /// The peer's verified identity.
+    pub peer: PeerIdentity,
+    /// Its certificate's common name.
+    pub name: Option<String>,
+    /// Which side opened it.
+    pub direction: Direction,
+    /// The peer's socket address.
+    pub remote: SocketAddr,
+}
+
+impl LinkInfo {
+    /// The peer's id.
+    pub fn id(&self) -> PeerId {
+        PeerId(self.peer.cert_id)
+    }
+}
+
+/// A snapshot of the network's counters (monotonic since start, except `links`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Live links.
+    pub links: usize,
+    /// Frames received (control frames excluded).
+    pub frames_in: u64,
+    /// Frames written.
+    pub frames_out: u64,
+    /// Gossip frames received again and ignored.
+    pub duplicates: u64,
+    /// Gossip frames queued to other peers on receipt.
+    pub relayed: u64,
+    /// Frames dropped because a peer's queue was full, by peer and topic.
+    pub dropped: BTreeMap<(PeerId, Topic), u64>,
+    /// Dial attempts.
+    pub dials: u64,
+    /// Links re-established to a dialled peer after its previous link ended.
+    pub reconnects: u64,
+    /// Peers refused: handshake failed, refused or timed out (no hello in time included),
+    /// wrong name or organisation, not admitted, too many handshakes at once.
+    pub refused: u64,
+    /// Links closed because a frame exceeded its topic's limit.
+    pub oversized: u64,
+    /// Links closed because of a malformed frame.
+    pub malformed: u64,
+    /// Links closed because another link to the same peer was kept.
+    pub duplicate_links: u64,
+    /// Links closed by [`NetworkHandle::revalidate`].
+    pub revoked: u64,
+    /// Links closed because nothing (not even a keep-alive) arrived within the idle timeout.
+    pub idle: u64,
+}
+
+impl Stats {
+    /// Frames dropped in all.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+}
+
+/// What the network refuses.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum P2pError {
+    /// The listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// A configuration value is unusable.
+    #[error("p2p configuration {field}: {reason}")]
+    Config {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Topic 0 is the link's own.
+    #[error("topic 0 is reserved for the link's control frames")]
+    ReservedTopic,
+    /// A payload over its topic's limit (peers would close the link on it).
+    #[error("a {topic} payload of {len} bytes exceeds its limit of {max} bytes")]
+    PayloadTooLarge {
+        /// The topic.
+        topic: Topic,
+        /// The payload's length.
+        len: usize,
+        /// The limit.
+        max: u32,
+    },
+    /// No live link to the peer.
+    #[error("no link to peer {peer}")]
+    NoLink {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The peer's queue is full: the frame was dropped (and counted).
+    #[error("the queue to peer {peer} is full: the {topic} frame was dropped")]
+    QueueFull {
+        /// The peer.
+        peer: PeerId,
+        /// The topic.
+        topic: Topic,
+    },
+    /// The network was shut down.
+    #[error("the network is shut down")]
+    ShutDown,
+}
