@@ -18,6 +18,7 @@ use crate::context::{
     Address, BlockId, CHeight, CProposal, CValidatorSet, CVote, GmContext, Sm2Signature, Timeouts,
     proposer_index, round_u32,
 };
+use crate::certificate::{CertificateKind, LivenessCertificate};
 use crate::error::ConsensusError;
 use crate::wal::{Timeout, TimeoutKind, WalEntry};
 
@@ -90,6 +91,8 @@ pub enum Input {
     },
     /// A vote from the network.
     Vote(SignedVote),
+    /// A liveness certificate (polka, precommit-any, skip) from the network.
+    Certificate(LivenessCertificate),
     /// A timeout armed by [`Host::schedule_timeout`] elapsed.
     TimeoutElapsed(Timeout),
     /// A block of the current height decided by others, with its certificate (sync). The
@@ -128,6 +131,8 @@ pub trait Host {
     fn broadcast_proposal(&mut self, proposal: &SignedProposal, block: &[u8]);
     /// Sends a vote to the other validators.
     fn broadcast_vote(&mut self, vote: &SignedVote);
+    /// Sends a liveness certificate to the other validators.
+    fn broadcast_certificate(&mut self, certificate: &LivenessCertificate);
     /// Arms a timer; when it fires the host sends [`Input::TimeoutElapsed`].
     fn schedule_timeout(&mut self, timeout: Timeout, after: Duration);
     /// Disarms a timer.
@@ -142,10 +147,20 @@ pub trait Host {
     fn evidence(&mut self, evidence: Equivocation);
 }
 
-/// The timestamp rule for a proposed block: later than its parent's, and within `bound_ms`
-/// of the verifier's clock `now` (both ways).
-pub fn timestamp_acceptable(proposed: Timestamp, parent: Timestamp, now: Timestamp, bound_ms: u64) -> bool {
-    proposed > parent && proposed.0.abs_diff(now.0) <= bound_ms
+/// The timestamp rule for a proposed block: later than its parent's, and, for a fresh
+/// proposal (`pol_round == None`), within `bound_ms` of the verifier's clock `now` (both
+/// ways). A re-proposal under a proof of lock carries a block that 2f+1 validators already
+/// prevoted in `pol_round`, so its (now old) timestamp was judged then; judging it again
+/// against the clock would make locked validators unable ever to decide (proposer-based
+/// timestamps, Tendermint PBTS, check timeliness only in the block's first round).
+pub fn timestamp_acceptable(
+    proposed: Timestamp,
+    parent: Timestamp,
+    now: Timestamp,
+    bound_ms: u64,
+    pol_round: Option<u32>,
+) -> bool {
+    proposed > parent && (pol_round.is_some() || proposed.0.abs_diff(now.0) <= bound_ms)
 }
 
 /// The default bound of [`timestamp_acceptable`]: 2 s.
@@ -338,20 +353,30 @@ impl Consensus {
                         slot.1 = Some(sp.clone());
                     }
                 }
+                // Malachite logs our own value as a ProposedValue with us as proposer.
                 WalEntry::Propose { height: h, round, .. } => {
+                    c.core.replayed_propose.insert((*h, *round));
+                }
+                WalEntry::ProposedValue {
+                    height: h,
+                    round,
+                    proposer,
+                    ..
+                } if Some(*proposer) == c.core.params.me => {
                     c.core.replayed_propose.insert((*h, *round));
                 }
                 _ => {}
             }
         }
-        let replay: Vec<CInput<GmContext>> = entries
-            .into_iter()
-            .filter(|e| e.height() == height)
-            .filter_map(|e| c.core.replay_input(e))
-            .collect();
         c.core.replaying = true;
         let start = c.start_height(height, validators, true, host);
         let result = start.and_then(|()| {
+            // After start_height, which forgets the blocks of the previous height.
+            let replay: Vec<CInput<GmContext>> = entries
+                .into_iter()
+                .filter(|e| e.height() == height)
+                .filter_map(|e| c.core.replay_input(e))
+                .collect();
             if let Some(state) = c.state.as_mut() {
                 state.index_wal_entries(replay.iter());
             }
@@ -397,6 +422,15 @@ impl Consensus {
                     return Ok(());
                 }
                 self.core.queue.push_back(CInput::Vote(wrap_vote(&v)));
+            }
+            Input::Certificate(cert) => {
+                if cert.height != self.core.height || self.core.decided {
+                    return Ok(());
+                }
+                match self.core.to_core_certificate(&cert) {
+                    Some(i) => self.core.queue.push_back(i),
+                    None => return Ok(()),
+                }
             }
             Input::TimeoutElapsed(t) => {
                 if self.core.decided {
@@ -621,7 +655,82 @@ impl Core {
                 )
             }
             WalEntry::Timeout { timeout, .. } => CInput::TimeoutElapsed(from_timeout(timeout)),
+            WalEntry::Certificate(c) => return self.to_core_certificate(&c),
         })
+    }
+
+    /// Malachite's form of a liveness certificate.
+    fn to_core_certificate(&self, c: &LivenessCertificate) -> Option<CInput<GmContext>> {
+        let votes: Vec<_> = c.votes.iter().map(wrap_vote).collect();
+        let (h, r) = (CHeight(c.height), Round::new(c.round));
+        Some(match c.kind {
+            CertificateKind::Polka { block } => CInput::PolkaCertificate(
+                mc::PolkaCertificate::new(h, r, BlockId(block), votes),
+            ),
+            CertificateKind::PrecommitAny => CInput::RoundCertificate(
+                mc::RoundCertificate::new_from_votes(h, r, mc::RoundCertificateType::Precommit, votes),
+            ),
+            CertificateKind::Skip => CInput::RoundCertificate(
+                mc::RoundCertificate::new_from_votes(h, r, mc::RoundCertificateType::Skip, votes),
+            ),
+        })
+    }
+
+    fn vote_of(&self, h: CHeight, r: Round, kind: VoteKind, block: Option<BlockHash>, who: Address, sig: Sm2Signature) -> SignedVote {
+        SignedVote {
+            vote: Vote {
+                chain_id: self.ctx.chain_id().clone(),
+                height: h.0,
+                round: round_u32(r),
+                kind,
+                block,
+                validator: who.0,
+            },
+            signature: sig.0,
+        }
+    }
+
+    fn from_polka(&self, c: &mc::PolkaCertificate<GmContext>) -> LivenessCertificate {
+        LivenessCertificate {
+            kind: CertificateKind::Polka { block: c.value_id.0 },
+            height: c.height.0,
+            round: round_u32(c.round),
+            votes: c
+                .polka_signatures
+                .iter()
+                .map(|s| self.vote_of(c.height, c.round, VoteKind::Prevote, Some(c.value_id.0), s.address, s.signature))
+                .collect(),
+        }
+    }
+
+    fn from_round(&self, c: &mc::RoundCertificate<GmContext>) -> LivenessCertificate {
+        LivenessCertificate {
+            kind: match c.cert_type {
+                mc::RoundCertificateType::Precommit => CertificateKind::PrecommitAny,
+                mc::RoundCertificateType::Skip => CertificateKind::Skip,
+            },
+            height: c.height.0,
+            round: round_u32(c.round),
+            votes: c
+                .round_signatures
+                .iter()
+                .map(|s| {
+                    let kind = match s.vote_type {
+                        mc::VoteType::Prevote => VoteKind::Prevote,
+                        mc::VoteType::Precommit => VoteKind::Precommit,
+                    };
+                    let block = match &s.value_id {
+                        mc::NilOrVal::Nil => None,
+                        mc::NilOrVal::Val(b) => Some(b.0),
+                    };
+                    self.vote_of(c.height, c.round, kind, block, s.address, s.signature)
+                })
+                .collect(),
+        }
+    }
+
+    fn check(&self, c: &LivenessCertificate, vset: &CValidatorSet) -> Result<(), mc::CertificateError<GmContext>> {
+        c.verify(self.ctx.chain_id(), vset.set()).map_err(|_| not_checked(vset))
     }
 
     fn fail(&mut self, e: ConsensusError) -> Result<Resume<GmContext>, ()> {
@@ -661,10 +770,9 @@ impl Core {
             },
             // Never fed by this crate (no polka/round certificates on our wire, sync bypasses
             // the core), so never logged.
-            CInput::StartHeight(..)
-            | CInput::PolkaCertificate(_)
-            | CInput::RoundCertificate(_)
-            | CInput::SyncValueResponse(_) => return None,
+            CInput::PolkaCertificate(c) => WalEntry::Certificate(self.from_polka(c)),
+            CInput::RoundCertificate(c) => WalEntry::Certificate(self.from_round(c)),
+            CInput::StartHeight(..) | CInput::SyncValueResponse(_) => return None,
         })
     }
 
@@ -792,9 +900,20 @@ impl Core {
                 }
                 r.resume_with(())
             }
-            // Polka and round certificates have no wire format here: votes are rebroadcast
-            // instead (Rebroadcast timeout), which carries the same information.
-            Effect::PublishLivenessMsg(_, r) | Effect::RepublishRoundCertificate(_, r) => {
+            Effect::PublishLivenessMsg(msg, r) => {
+                match msg {
+                    mcc::LivenessMsg::Vote(v) => host.broadcast_vote(&unwrap_vote(&v)),
+                    mcc::LivenessMsg::PolkaCertificate(c) => {
+                        host.broadcast_certificate(&self.from_polka(&c))
+                    }
+                    mcc::LivenessMsg::SkipRoundCertificate(c) => {
+                        host.broadcast_certificate(&self.from_round(&c))
+                    }
+                }
+                r.resume_with(())
+            }
+            Effect::RepublishRoundCertificate(c, r) => {
+                host.broadcast_certificate(&self.from_round(&c));
                 r.resume_with(())
             }
             Effect::RepublishVote(v, r) => {
@@ -811,7 +930,23 @@ impl Core {
             }
             Effect::GetValue(h, round, _, r) => {
                 let rr = round_u32(round);
-                if !(self.replaying && self.replayed_propose.contains(&(h.0, rr))) {
+                let signed_before = self
+                    .guard
+                    .proposals
+                    .get(&(h.0, rr))
+                    .map(|(p, _)| p.block)
+                    .filter(|b| self.blocks.contains_key(b));
+                if let Some(b) = signed_before {
+                    // A proposal for this round was about to be signed before a crash: propose
+                    // the same block again rather than ask the host for a new one.
+                    if !self.replayed_propose.contains(&(h.0, rr)) {
+                        self.queue.push_back(CInput::Propose(mcc::LocallyProposedValue::new(
+                            h,
+                            round,
+                            BlockId(b),
+                        )));
+                    }
+                } else if !(self.replaying && self.replayed_propose.contains(&(h.0, rr))) {
                     match host.propose_block(h.0, rr) {
                         Ok(b) => {
                             self.blocks.insert(b.hash, b.bytes);
@@ -876,12 +1011,16 @@ impl Core {
                     })
                 })
             }
-            // Never fed (see `wal_entry`): refuse rather than accept unchecked.
+            // Never fed (sync bypasses the core): refuse rather than accept unchecked.
             Effect::VerifyExtendedCommitCertificate(_, vset, _, _, r) => {
                 r.resume_with(Err(not_checked(&vset)))
             }
-            Effect::VerifyPolkaCertificate(_, vset, _, r) => r.resume_with(Err(not_checked(&vset))),
-            Effect::VerifyRoundCertificate(_, vset, _, r) => r.resume_with(Err(not_checked(&vset))),
+            Effect::VerifyPolkaCertificate(c, vset, _, r) => {
+                r.resume_with(self.check(&self.from_polka(&c), &vset))
+            }
+            Effect::VerifyRoundCertificate(c, vset, _, r) => {
+                r.resume_with(self.check(&self.from_round(&c), &vset))
+            }
             Effect::WalAppend(_, input, r) => {
                 if !self.replaying {
                     if let Some(entry) = self.wal_entry(&input) {

@@ -31,6 +31,7 @@
 //! `GMCHAIN_SIM_SEEDS=5000 cargo test -p consensus --release --test simulation -- --ignored campaign`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod certificate;
 pub mod context;
 mod engine;
 pub mod error;
@@ -40,5 +41,6 @@ pub use engine::{
     Consensus, DEFAULT_TIMESTAMP_BOUND_MS, Decision, Equivocation, Host, HostError, Input, Params,
     ProposedBlock, timestamp_acceptable,
 };
+pub use certificate::{CertificateKind, LivenessCertificate};
 pub use error::ConsensusError;
 pub use wal::{Timeout, TimeoutKind, WalEntry};

@@ -12,6 +12,7 @@ use types::{
     BlockHash, Decode, Encode, Height, Limits, Proposal, SignedProposal, SignedVote, Vote,
 };
 
+use crate::certificate::LivenessCertificate;
 use crate::error::ConsensusError;
 
 /// The frame format version.
@@ -102,6 +103,8 @@ pub enum WalEntry {
         /// The block.
         bytes: Vec<u8>,
     },
+    /// A liveness certificate consensus accepted.
+    Certificate(LivenessCertificate),
     /// A timeout that elapsed.
     Timeout {
         /// Height.
@@ -118,6 +121,7 @@ const K_PROPOSAL: u8 = 4;
 const K_PROPOSE: u8 = 5;
 const K_PROPOSED_VALUE: u8 = 6;
 const K_TIMEOUT: u8 = 7;
+const K_CERTIFICATE: u8 = 8;
 
 impl WalEntry {
     /// The height the entry belongs to.
@@ -127,6 +131,7 @@ impl WalEntry {
             WalEntry::SignProposal(p) => p.height,
             WalEntry::Vote(v) => v.vote.height,
             WalEntry::Proposal(p) => p.proposal.height,
+            WalEntry::Certificate(c) => c.height,
             WalEntry::Propose { height, .. }
             | WalEntry::ProposedValue { height, .. }
             | WalEntry::Timeout { height, .. } => *height,
@@ -188,6 +193,10 @@ impl WalEntry {
                 w.u8(u8::from(*valid));
                 w.bytes(bytes);
                 K_PROPOSED_VALUE
+            }
+            WalEntry::Certificate(c) => {
+                w.bytes(&c.to_bytes());
+                K_CERTIFICATE
             }
             WalEntry::Timeout { height, timeout } => {
                 w.u64(height.0);
@@ -294,6 +303,15 @@ impl WalEntry {
                     height,
                     timeout: Timeout { round, kind },
                 }
+            }
+            K_CERTIFICATE => {
+                let mut r = Reader::new(payload);
+                let c = LivenessCertificate::from_bytes(
+                    r.bytes("wal.certificate", max_payload).map_err(d)?,
+                )
+                .map_err(d)?;
+                r.finish().map_err(d)?;
+                WalEntry::Certificate(c)
             }
             got => return Err(ConsensusError::WalUnknownKind { got }),
         };
