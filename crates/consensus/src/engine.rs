@@ -189,6 +189,8 @@ struct Core {
     queue: VecDeque<CInput<GmContext>>,
     replaying: bool,
     replayed_propose: BTreeSet<(Height, u32)>,
+    /// The WAL frames being replayed: not appended a second time.
+    replayed_frames: BTreeSet<Vec<u8>>,
     decided: bool,
     error: Option<ConsensusError>,
 }
@@ -197,6 +199,7 @@ struct Core {
 pub struct Consensus {
     state: Option<State<GmContext>>,
     core: Core,
+    poisoned: bool,
 }
 
 impl core::fmt::Debug for Consensus {
@@ -282,6 +285,7 @@ impl Consensus {
     /// A fresh node (nothing in its WAL). Send [`Input::StartHeight`] next.
     pub fn new(params: Params) -> Self {
         Self {
+            poisoned: false,
             state: None,
             core: Core {
                 ctx: GmContext::new(params.chain_id.clone()),
@@ -295,6 +299,7 @@ impl Consensus {
                 queue: VecDeque::new(),
                 replaying: false,
                 replayed_propose: BTreeSet::new(),
+                replayed_frames: BTreeSet::new(),
                 decided: false,
                 error: None,
             },
@@ -318,6 +323,7 @@ impl Consensus {
             entries.push(WalEntry::decode(frame, max)?);
         }
         let mut c = Self::new(params);
+        c.core.replayed_frames = wal.iter().cloned().collect();
         for e in &entries {
             match e {
                 WalEntry::SignVote(v) => {
@@ -390,6 +396,7 @@ impl Consensus {
         }
         c.core.replaying = false;
         c.core.replayed_propose.clear();
+        c.core.replayed_frames.clear();
         result?;
         Ok(c)
     }
@@ -410,7 +417,22 @@ impl Consensus {
     }
 
     /// Handles one input, calling the host for every effect.
+    ///
+    /// After an error the state machine may have moved on without its WAL record: this
+    /// `Consensus` refuses every further input ([`ConsensusError::Poisoned`]); the host
+    /// treats it as a crash and calls [`Consensus::recover`] with its WAL.
     pub fn handle<H: Host>(&mut self, input: Input, host: &mut H) -> Result<(), ConsensusError> {
+        if self.poisoned {
+            return Err(ConsensusError::Poisoned);
+        }
+        let r = self.handle_inner(input, host);
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
+    }
+
+    fn handle_inner<H: Host>(&mut self, input: Input, host: &mut H) -> Result<(), ConsensusError> {
         match input {
             Input::StartHeight { height, validators } => {
                 self.start_height(height, validators, false, host)?
@@ -472,7 +494,12 @@ impl Consensus {
                 mcc::Params {
                     address,
                     threshold_params: Default::default(),
-                    value_payload: mc::ValuePayload::ProposalOnly,
+                    // Not `ProposalOnly`: in 0.8.2 that mode marks every received proposal's
+                    // value valid without asking the host (handle/proposal.rs, a TODO). With
+                    // `ProposalAndParts` the value's validity comes only from our
+                    // `ProposedValue` input, i.e. from `Host::validate_block`; the block
+                    // travels beside the proposal instead of as streamed parts.
+                    value_payload: mc::ValuePayload::ProposalAndParts,
                     enabled: true,
                 },
                 1000,
@@ -534,7 +561,18 @@ impl Consensus {
             return Ok(());
         }
         let valid = host.validate_block(p, &block);
-        c.blocks.entry(p.block).or_insert(block);
+        if !c.blocks.contains_key(&p.block) {
+            c.wal(
+                &WalEntry::Block {
+                    height: p.height,
+                    hash: p.block,
+                    bytes: block.clone(),
+                },
+                host,
+            )
+            ?;
+            c.blocks.insert(p.block, block);
+        }
         c.proposals.entry(p.round).or_insert_with(|| sp.clone());
         let pv = mcc::ProposedValue {
             height: CHeight(p.height),
@@ -619,13 +657,15 @@ impl Core {
                 self.proposals.entry(p.proposal.round).or_insert_with(|| p.clone());
                 CInput::Proposal(wrap_proposal(&p))
             }
+            WalEntry::Block { hash, bytes, .. } => {
+                self.blocks.entry(hash).or_insert(bytes);
+                return None;
+            }
             WalEntry::Propose {
                 height,
                 round,
                 block,
-                bytes,
             } => {
-                self.blocks.entry(block).or_insert(bytes);
                 CInput::Propose(mcc::LocallyProposedValue::new(
                     CHeight(height),
                     Round::new(round),
@@ -639,9 +679,7 @@ impl Core {
                 proposer,
                 block,
                 valid,
-                bytes,
             } => {
-                self.blocks.entry(block).or_insert(bytes);
                 CInput::ProposedValue(
                     mcc::ProposedValue {
                         height: CHeight(height),
@@ -753,7 +791,6 @@ impl Core {
                 height: v.height.0,
                 round: round_u32(v.round),
                 block: v.value.0,
-                bytes: self.blocks.get(&v.value.0).cloned().unwrap_or_default(),
             },
             CInput::ProposedValue(v, _) => WalEntry::ProposedValue {
                 height: v.height.0,
@@ -762,7 +799,6 @@ impl Core {
                 proposer: v.proposer.0,
                 block: v.value.0,
                 valid: v.validity.is_valid(),
-                bytes: self.blocks.get(&v.value.0).cloned().unwrap_or_default(),
             },
             CInput::TimeoutElapsed(t) => WalEntry::Timeout {
                 height: self.height,
@@ -862,6 +898,12 @@ impl Core {
         effect: Effect<GmContext>,
         host: &mut H,
     ) -> Result<Resume<GmContext>, ()> {
+        if self.error.is_some() {
+            // Failed earlier in this input (e.g. the WAL write): behave as crashed, touch
+            // nothing outside. Malachite is resumed with `Continue`, so effects that need a
+            // value (signatures) abort its processing.
+            return Err(());
+        }
         Ok(match effect {
             Effect::CancelAllTimeouts(r) => {
                 host.cancel_all_timeouts();
@@ -949,7 +991,17 @@ impl Core {
                 } else if !(self.replaying && self.replayed_propose.contains(&(h.0, rr))) {
                     match host.propose_block(h.0, rr) {
                         Ok(b) => {
-                            self.blocks.insert(b.hash, b.bytes);
+                            let entry = WalEntry::Block {
+                                height: h.0,
+                                hash: b.hash,
+                                bytes: b.bytes,
+                            };
+                            if let Err(e) = self.wal(&entry, host) {
+                                return self.fail(e);
+                            }
+                            if let WalEntry::Block { hash, bytes, .. } = entry {
+                                self.blocks.insert(hash, bytes);
+                            }
                             self.queue.push_back(CInput::Propose(
                                 mcc::LocallyProposedValue::new(h, round, BlockId(b.hash)),
                             ));
@@ -1022,9 +1074,12 @@ impl Core {
                 r.resume_with(self.check(&self.from_round(&c), &vset))
             }
             Effect::WalAppend(_, input, r) => {
-                if !self.replaying {
-                    if let Some(entry) = self.wal_entry(&input) {
-                        if let Err(e) = self.wal(&entry, host) {
+                // During recovery, inputs replayed from the WAL are not logged again; new ones
+                // (our own proposal or votes derived while replaying) are.
+                if let Some(entry) = self.wal_entry(&input) {
+                    let frame = entry.encode();
+                    if !self.replayed_frames.contains(&frame) {
+                        if let Err(e) = host.wal_append(&frame).map_err(host_err("append to the WAL")) {
                             return self.fail(e);
                         }
                     }

@@ -8,6 +8,9 @@ use crate::wal::TimeoutKind;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConsensusError {
+    /// An earlier input failed; this instance must be replaced by `Consensus::recover`.
+    #[error("consensus failed earlier (crash semantics): recover it from its WAL")]
+    Poisoned,
     /// An input arrived before the first `StartHeight`.
     #[error("no height started yet: the host must send StartHeight first")]
     NotStarted,

@@ -75,7 +75,17 @@ pub enum WalEntry {
     Vote(SignedVote),
     /// A proposal consensus accepted.
     Proposal(SignedProposal),
-    /// Our own value for a round we propose in, with its block.
+    /// A block consensus may vote on (ours or a proposer's), logged before consensus sees
+    /// its proposal, so a restarted node can still broadcast, re-propose or hand it over.
+    Block {
+        /// Height.
+        height: Height,
+        /// Its hash.
+        hash: BlockHash,
+        /// The block.
+        bytes: Vec<u8>,
+    },
+    /// Our own value for a round we propose in.
     Propose {
         /// Height.
         height: Height,
@@ -83,8 +93,6 @@ pub enum WalEntry {
         round: u32,
         /// Block hash.
         block: BlockHash,
-        /// The block.
-        bytes: Vec<u8>,
     },
     /// A proposed block and the host's verdict on it.
     ProposedValue {
@@ -100,8 +108,6 @@ pub enum WalEntry {
         block: BlockHash,
         /// Whether the host found it valid.
         valid: bool,
-        /// The block.
-        bytes: Vec<u8>,
     },
     /// A liveness certificate consensus accepted.
     Certificate(LivenessCertificate),
@@ -122,6 +128,7 @@ const K_PROPOSE: u8 = 5;
 const K_PROPOSED_VALUE: u8 = 6;
 const K_TIMEOUT: u8 = 7;
 const K_CERTIFICATE: u8 = 8;
+const K_BLOCK: u8 = 9;
 
 impl WalEntry {
     /// The height the entry belongs to.
@@ -132,7 +139,8 @@ impl WalEntry {
             WalEntry::Vote(v) => v.vote.height,
             WalEntry::Proposal(p) => p.proposal.height,
             WalEntry::Certificate(c) => c.height,
-            WalEntry::Propose { height, .. }
+            WalEntry::Block { height, .. }
+            | WalEntry::Propose { height, .. }
             | WalEntry::ProposedValue { height, .. }
             | WalEntry::Timeout { height, .. } => *height,
         }
@@ -158,16 +166,24 @@ impl WalEntry {
                 p.encode_to(&mut w);
                 K_PROPOSAL
             }
+            WalEntry::Block {
+                height,
+                hash,
+                bytes,
+            } => {
+                w.u64(height.0);
+                w.fixed(hash.as_bytes());
+                w.bytes(bytes);
+                K_BLOCK
+            }
             WalEntry::Propose {
                 height,
                 round,
                 block,
-                bytes,
             } => {
                 w.u64(height.0);
                 w.u32(*round);
                 w.fixed(block.as_bytes());
-                w.bytes(bytes);
                 K_PROPOSE
             }
             WalEntry::ProposedValue {
@@ -177,7 +193,6 @@ impl WalEntry {
                 proposer,
                 block,
                 valid,
-                bytes,
             } => {
                 w.u64(height.0);
                 w.u32(*round);
@@ -191,7 +206,6 @@ impl WalEntry {
                 w.fixed(proposer.as_bytes());
                 w.fixed(block.as_bytes());
                 w.u8(u8::from(*valid));
-                w.bytes(bytes);
                 K_PROPOSED_VALUE
             }
             WalEntry::Certificate(c) => {
@@ -259,7 +273,6 @@ impl WalEntry {
                     height: Height(r.u64("wal.propose.height").map_err(d)?),
                     round: r.u32("wal.propose.round").map_err(d)?,
                     block: BlockHash(Digest(r.array("wal.propose.block").map_err(d)?)),
-                    bytes: r.bytes("wal.propose.bytes", max_payload).map_err(d)?.to_vec(),
                 };
                 r.finish().map_err(d)?;
                 e
@@ -280,7 +293,6 @@ impl WalEntry {
                     1 => true,
                     _ => return Err(bad("validity is neither 0 nor 1")),
                 };
-                let bytes = r.bytes("wal.value.bytes", max_payload).map_err(d)?.to_vec();
                 r.finish().map_err(d)?;
                 WalEntry::ProposedValue {
                     height,
@@ -289,7 +301,6 @@ impl WalEntry {
                     proposer,
                     block,
                     valid,
-                    bytes,
                 }
             }
             K_TIMEOUT => {
@@ -303,6 +314,16 @@ impl WalEntry {
                     height,
                     timeout: Timeout { round, kind },
                 }
+            }
+            K_BLOCK => {
+                let mut r = Reader::new(payload);
+                let e = WalEntry::Block {
+                    height: Height(r.u64("wal.block.height").map_err(d)?),
+                    hash: BlockHash(Digest(r.array("wal.block.hash").map_err(d)?)),
+                    bytes: r.bytes("wal.block.bytes", max_payload).map_err(d)?.to_vec(),
+                };
+                r.finish().map_err(d)?;
+                e
             }
             K_CERTIFICATE => {
                 let mut r = Reader::new(payload);

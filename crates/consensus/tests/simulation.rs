@@ -72,7 +72,14 @@ fn n4_f1_silent() {
 }
 #[test]
 fn n4_f1_skewed_clock() {
-    seeds(&n4_skewed_clock(), 3000, 40);
+    for seed in 3000..3040 {
+        let out = run(&n4_skewed_clock(), seed);
+        // The skewed validator (index 3) proposes blocks 10 s in the future: honest validators
+        // prevote nil on them, so none is ever decided.
+        for (h, c) in &out.nodes[0].chain {
+            assert_ne!(sim::block_salt(&c.bytes), Some(4), "seed {seed}: height {h} decided a block from the skewed clock");
+        }
+    }
 }
 #[test]
 fn n4_f1_partition_heals_lossy() {
@@ -124,7 +131,7 @@ fn n4_f1_equivocator_is_detected() {
 /// network still decides.
 #[test]
 fn n4_restart_from_wal_at_every_step_never_equivocates() {
-    for seed in 0..6 {
+    for seed in 0..20 {
         let mut sc = Scenario::base("n4_f0_restart_every_step", 4);
         sc.restart_every_step = Some((seed % 4) as usize);
         sc.loss_permille = 20;

@@ -102,6 +102,11 @@ pub fn parse_block(b: &[u8]) -> Option<(Height, u64, BlockHash)> {
     Some((Height(h), ts, parent))
 }
 
+/// The salt of a simulated block (the proposer's index + 1 for honest proposals).
+pub fn block_salt(b: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(b.get(48..56)?.try_into().ok()?))
+}
+
 pub fn genesis() -> (BlockHash, u64) {
     (BlockHash(sm3(b"genesis")), T0 - 1000)
 }
@@ -206,13 +211,16 @@ impl SignLog {
 }
 
 struct SimHost<'a> {
+    me: usize,
     signer: &'a SoftSigner,
     log: &'a mut SignLog,
     wal: &'a mut Vec<Vec<u8>>,
     chain: &'a BTreeMap<u64, Committed>,
     now_ms: u64,
     effects: Effects,
-    fail_wal: bool,
+    /// Fails the WAL append with this number (1-based) in this call: a crash mid-step.
+    fail_wal_at: Option<u32>,
+    appends: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -249,7 +257,7 @@ impl Host for SimHost<'_> {
     fn propose_block(&mut self, height: Height, _round: u32) -> Result<ProposedBlock, HostError> {
         let (parent, pts) = self.parent(height);
         let ts = self.now_ms.max(pts + 1);
-        let (hash, bytes) = make_block(height, ts, parent, 0);
+        let (hash, bytes) = make_block(height, ts, parent, self.me as u64 + 1);
         Ok(ProposedBlock {
             hash,
             bytes,
@@ -293,8 +301,9 @@ impl Host for SimHost<'_> {
         self.effects.timers.push(TimerOp::CancelAll);
     }
     fn wal_append(&mut self, frame: &[u8]) -> Result<(), HostError> {
-        if self.fail_wal {
-            return Err(HostError("disk full".into()));
+        self.appends += 1;
+        if self.fail_wal_at == Some(self.appends) {
+            return Err(HostError("simulated crash during the WAL write".into()));
         }
         self.wal.push(frame.to_vec());
         Ok(())
@@ -319,6 +328,7 @@ pub struct Node {
     pub evidence: Vec<Equivocation>,
     last_sync_request: u64,
     pub crashes: u32,
+    pub mid_step_crashes: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -399,6 +409,7 @@ impl Sim {
                     evidence: Vec::new(),
                     last_sync_request: 0,
                     crashes: 0,
+                    mid_step_crashes: 0,
                 }
             })
             .collect();
@@ -455,6 +466,10 @@ impl Sim {
         let now_ms = self.local_now(i);
         let mut pending = vec![input];
         while let Some(input) = pending.pop() {
+            // Under restart-every-step, sometimes the node dies in the middle of the step, at
+            // one of its WAL writes (after the intent to sign is logged, or before).
+            let fail_wal_at = (self.sc.restart_every_step == Some(i) && self.rng.permille(300))
+                .then(|| 1 + self.rng.below(3) as u32);
             let node = &mut self.nodes[i];
             let Some(c) = node.consensus.as_mut() else { return };
             if let Input::StartHeight { .. } = input {
@@ -462,15 +477,24 @@ impl Sim {
                 node.wal.clear();
             }
             let mut host = SimHost {
+                me: i,
                 signer: &node.signer,
                 log: &mut node.log,
                 wal: &mut node.wal,
                 chain: &node.chain,
                 now_ms,
                 effects: Effects::default(),
-                fail_wal: false,
+                fail_wal_at,
+                appends: 0,
             };
             if let Err(e) = c.handle(input, &mut host) {
+                if fail_wal_at.is_some() {
+                    // Crashed mid-step: nothing it "sent" in this step left the node.
+                    self.record(&[b"midstep-crash", &(i as u64).to_be_bytes()]);
+                    self.nodes[i].mid_step_crashes += 1;
+                    self.restart(i, true);
+                    return;
+                }
                 panic!("node {i}: {e}");
             }
             let fx = host.effects;
@@ -588,7 +612,6 @@ impl Sim {
                 Some(Msg::Vote(other.sign(&self.nodes[from].signer).ok()?))
             }
             Msg::Proposal(p, b) => {
-                if std::env::var("SIM_NOPROP").is_ok() { return None; }
                 let (h, ts, parent) = parse_block(b)?;
                 let (hash, bytes) = make_block(h, ts + 1, parent, 7);
                 let mut other = p.proposal.clone();
@@ -628,13 +651,15 @@ impl Sim {
         node.crashes += 1;
         let height = Height(node.chain.len() as u64 + 1);
         let mut host = SimHost {
+            me: i,
             signer: &node.signer,
             log: &mut node.log,
             wal: &mut node.wal,
             chain: &node.chain,
             now_ms: 0,
             effects: Effects::default(),
-            fail_wal: false,
+            fail_wal_at: None,
+            appends: 0,
         };
         host.now_ms = T0 + self.now;
         let wal = host.wal.clone();
