@@ -72,10 +72,12 @@ impl LivenessCertificate {
             if !seen.insert(v.validator) {
                 return Err(CertificateError::Unordered { id: v.validator });
             }
-            let (_, entry) = set.get(&v.validator).ok_or(CertificateError::UnknownSigner {
-                id: v.validator,
-                height: self.height,
-            })?;
+            let (_, entry) = set
+                .get(&v.validator)
+                .ok_or(CertificateError::UnknownSigner {
+                    id: v.validator,
+                    height: self.height,
+                })?;
             sv.verify(&entry.public_key)
                 .map_err(|_| CertificateError::BadSignature { id: v.validator })?;
             power = power.saturating_add(entry.power);

@@ -254,7 +254,7 @@ impl CValidatorSet {
             .iter()
             .map(|v| CValidator {
                 address: Address(v.id),
-                public_key: v.public_key.clone(),
+                public_key: v.public_key,
                 power: v.power,
             })
             .collect();

@@ -14,11 +14,11 @@ use types::{
     ValidatorSet, Vote, VoteKind,
 };
 
+use crate::certificate::{CertificateKind, LivenessCertificate};
 use crate::context::{
     Address, BlockId, CHeight, CProposal, CValidatorSet, CVote, GmContext, Sm2Signature, Timeouts,
     proposer_index, round_u32,
 };
-use crate::certificate::{CertificateKind, LivenessCertificate};
 use crate::error::ConsensusError;
 use crate::wal::{Timeout, TimeoutKind, WalEntry};
 
@@ -172,9 +172,13 @@ const MAX_FUTURE_PROPOSALS: usize = 64;
 /// The double-sign guard, rebuilt from the WAL on restart.
 #[derive(Debug, Default)]
 struct Guard {
-    votes: BTreeMap<(Height, u32, VoteKind), (Option<BlockHash>, Option<SignedVote>)>,
+    /// (height, round, kind) → the block about to be signed, and the signed vote once known.
+    votes: BTreeMap<VoteSlot, (Option<BlockHash>, Option<SignedVote>)>,
+    /// (height, round) → the proposal about to be signed, and the signed one once known.
     proposals: BTreeMap<(Height, u32), (Proposal, Option<SignedProposal>)>,
 }
+
+type VoteSlot = (Height, u32, VoteKind);
 
 /// Everything but Malachite's state, so effects can borrow it beside the state.
 struct Core {
@@ -247,7 +251,10 @@ fn unwrap_vote(v: &mc::SignedVote<GmContext>) -> SignedVote {
 }
 
 fn wrap_proposal(p: &SignedProposal) -> mc::SignedProposal<GmContext> {
-    SignedMessage::new(CProposal::new(p.proposal.clone()), Sm2Signature(p.signature))
+    SignedMessage::new(
+        CProposal::new(p.proposal.clone()),
+        Sm2Signature(p.signature),
+    )
 }
 
 fn unwrap_proposal(p: &mc::SignedProposal<GmContext>) -> SignedProposal {
@@ -342,7 +349,12 @@ impl Consensus {
                 }
                 WalEntry::Vote(sv) if Some(sv.vote.validator) == c.core.params.me => {
                     let key = (sv.vote.height, sv.vote.round, sv.vote.kind);
-                    let slot = c.core.guard.votes.entry(key).or_insert((sv.vote.block, None));
+                    let slot = c
+                        .core
+                        .guard
+                        .votes
+                        .entry(key)
+                        .or_insert((sv.vote.block, None));
                     if slot.0 == sv.vote.block {
                         slot.1 = Some(sv.clone());
                     }
@@ -360,7 +372,9 @@ impl Consensus {
                     }
                 }
                 // Malachite logs our own value as a ProposedValue with us as proposer.
-                WalEntry::Propose { height: h, round, .. } => {
+                WalEntry::Propose {
+                    height: h, round, ..
+                } => {
                     c.core.replayed_propose.insert((*h, *round));
                 }
                 WalEntry::ProposedValue {
@@ -458,7 +472,9 @@ impl Consensus {
                 if self.core.decided {
                     return Ok(());
                 }
-                self.core.queue.push_back(CInput::TimeoutElapsed(from_timeout(t)));
+                self.core
+                    .queue
+                    .push_back(CInput::TimeoutElapsed(from_timeout(t)));
             }
             Input::SyncedBlock {
                 block,
@@ -513,13 +529,17 @@ impl Consensus {
             None,
             VoteExtensionPolicy::default(),
         ));
-        let below: Vec<Height> = c.future_proposals.range(..=height).map(|(h, _)| *h).collect();
+        let below: Vec<Height> = c
+            .future_proposals
+            .range(..=height)
+            .map(|(h, _)| *h)
+            .collect();
         let mut ready = Vec::new();
         for h in below {
-            if let Some(list) = c.future_proposals.remove(&h) {
-                if h == height {
-                    ready = list;
-                }
+            if let Some(list) = c.future_proposals.remove(&h)
+                && h == height
+            {
+                ready = list;
             }
         }
         self.drain(host)?;
@@ -537,14 +557,19 @@ impl Consensus {
     ) -> Result<(), ConsensusError> {
         let c = &mut self.core;
         let p = &sp.proposal;
-        if p.chain_id != *c.ctx.chain_id() || p.height < c.height || block.len() > c.params.max_block_bytes
+        if p.chain_id != *c.ctx.chain_id()
+            || p.height < c.height
+            || block.len() > c.params.max_block_bytes
         {
             return Ok(());
         }
         if p.height > c.height {
             let held: usize = c.future_proposals.values().map(Vec::len).sum();
             if held < MAX_FUTURE_PROPOSALS {
-                c.future_proposals.entry(p.height).or_default().push((sp, block));
+                c.future_proposals
+                    .entry(p.height)
+                    .or_default()
+                    .push((sp, block));
             }
             return Ok(());
         }
@@ -569,8 +594,7 @@ impl Consensus {
                     bytes: block.clone(),
                 },
                 host,
-            )
-            ?;
+            )?;
             c.blocks.insert(p.block, block);
         }
         c.proposals.entry(p.round).or_insert_with(|| sp.clone());
@@ -607,7 +631,7 @@ impl Consensus {
             .map_err(|source| ConsensusError::SyncCertificate {
                 height: c.height,
                 block,
-                source,
+                source: Box::new(source),
             })?;
         c.decided = true;
         host.cancel_all_timeouts();
@@ -654,7 +678,9 @@ impl Core {
             WalEntry::SignVote(_) | WalEntry::SignProposal(_) => return None,
             WalEntry::Vote(v) => CInput::Vote(wrap_vote(&v)),
             WalEntry::Proposal(p) => {
-                self.proposals.entry(p.proposal.round).or_insert_with(|| p.clone());
+                self.proposals
+                    .entry(p.proposal.round)
+                    .or_insert_with(|| p.clone());
                 CInput::Proposal(wrap_proposal(&p))
             }
             WalEntry::Block { hash, bytes, .. } => {
@@ -665,13 +691,11 @@ impl Core {
                 height,
                 round,
                 block,
-            } => {
-                CInput::Propose(mcc::LocallyProposedValue::new(
-                    CHeight(height),
-                    Round::new(round),
-                    BlockId(block),
-                ))
-            }
+            } => CInput::Propose(mcc::LocallyProposedValue::new(
+                CHeight(height),
+                Round::new(round),
+                BlockId(block),
+            )),
             WalEntry::ProposedValue {
                 height,
                 round,
@@ -679,19 +703,17 @@ impl Core {
                 proposer,
                 block,
                 valid,
-            } => {
-                CInput::ProposedValue(
-                    mcc::ProposedValue {
-                        height: CHeight(height),
-                        round: Round::new(round),
-                        valid_round: valid_round.map_or(Round::Nil, Round::new),
-                        proposer: Address(proposer),
-                        value: BlockId(block),
-                        validity: Validity::from_bool(valid),
-                    },
-                    ValueOrigin::Consensus,
-                )
-            }
+            } => CInput::ProposedValue(
+                mcc::ProposedValue {
+                    height: CHeight(height),
+                    round: Round::new(round),
+                    valid_round: valid_round.map_or(Round::Nil, Round::new),
+                    proposer: Address(proposer),
+                    value: BlockId(block),
+                    validity: Validity::from_bool(valid),
+                },
+                ValueOrigin::Consensus,
+            ),
             WalEntry::Timeout { timeout, .. } => CInput::TimeoutElapsed(from_timeout(timeout)),
             WalEntry::Certificate(c) => return self.to_core_certificate(&c),
         })
@@ -702,19 +724,32 @@ impl Core {
         let votes: Vec<_> = c.votes.iter().map(wrap_vote).collect();
         let (h, r) = (CHeight(c.height), Round::new(c.round));
         Some(match c.kind {
-            CertificateKind::Polka { block } => CInput::PolkaCertificate(
-                mc::PolkaCertificate::new(h, r, BlockId(block), votes),
-            ),
-            CertificateKind::PrecommitAny => CInput::RoundCertificate(
-                mc::RoundCertificate::new_from_votes(h, r, mc::RoundCertificateType::Precommit, votes),
-            ),
+            CertificateKind::Polka { block } => {
+                CInput::PolkaCertificate(mc::PolkaCertificate::new(h, r, BlockId(block), votes))
+            }
+            CertificateKind::PrecommitAny => {
+                CInput::RoundCertificate(mc::RoundCertificate::new_from_votes(
+                    h,
+                    r,
+                    mc::RoundCertificateType::Precommit,
+                    votes,
+                ))
+            }
             CertificateKind::Skip => CInput::RoundCertificate(
                 mc::RoundCertificate::new_from_votes(h, r, mc::RoundCertificateType::Skip, votes),
             ),
         })
     }
 
-    fn vote_of(&self, h: CHeight, r: Round, kind: VoteKind, block: Option<BlockHash>, who: Address, sig: Sm2Signature) -> SignedVote {
+    fn vote_of(
+        &self,
+        h: CHeight,
+        r: Round,
+        kind: VoteKind,
+        block: Option<BlockHash>,
+        who: Address,
+        sig: Sm2Signature,
+    ) -> SignedVote {
         SignedVote {
             vote: Vote {
                 chain_id: self.ctx.chain_id().clone(),
@@ -728,20 +763,31 @@ impl Core {
         }
     }
 
-    fn from_polka(&self, c: &mc::PolkaCertificate<GmContext>) -> LivenessCertificate {
+    fn liveness_of_polka(&self, c: &mc::PolkaCertificate<GmContext>) -> LivenessCertificate {
         LivenessCertificate {
-            kind: CertificateKind::Polka { block: c.value_id.0 },
+            kind: CertificateKind::Polka {
+                block: c.value_id.0,
+            },
             height: c.height.0,
             round: round_u32(c.round),
             votes: c
                 .polka_signatures
                 .iter()
-                .map(|s| self.vote_of(c.height, c.round, VoteKind::Prevote, Some(c.value_id.0), s.address, s.signature))
+                .map(|s| {
+                    self.vote_of(
+                        c.height,
+                        c.round,
+                        VoteKind::Prevote,
+                        Some(c.value_id.0),
+                        s.address,
+                        s.signature,
+                    )
+                })
                 .collect(),
         }
     }
 
-    fn from_round(&self, c: &mc::RoundCertificate<GmContext>) -> LivenessCertificate {
+    fn liveness_of_round(&self, c: &mc::RoundCertificate<GmContext>) -> LivenessCertificate {
         LivenessCertificate {
             kind: match c.cert_type {
                 mc::RoundCertificateType::Precommit => CertificateKind::PrecommitAny,
@@ -767,8 +813,10 @@ impl Core {
         }
     }
 
-    fn check(&self, c: &LivenessCertificate, vset: &CValidatorSet) -> Result<(), mc::CertificateError<GmContext>> {
-        c.verify(self.ctx.chain_id(), vset.set()).map_err(|_| not_checked(vset))
+    /// Malachite's verdict on a liveness certificate: ours.
+    fn verdict(&self, c: &LivenessCertificate, vset: &CValidatorSet) -> Resume<GmContext> {
+        let ok = c.verify(self.ctx.chain_id(), vset.set()).is_ok();
+        Resume::CertificateValidity(if ok { Ok(()) } else { Err(not_checked(vset)) })
     }
 
     fn fail(&mut self, e: ConsensusError) -> Result<Resume<GmContext>, ()> {
@@ -779,7 +827,8 @@ impl Core {
     }
 
     fn wal<H: Host>(&mut self, entry: &WalEntry, host: &mut H) -> Result<(), ConsensusError> {
-        host.wal_append(&entry.encode()).map_err(host_err("append to the WAL"))
+        host.wal_append(&entry.encode())
+            .map_err(host_err("append to the WAL"))
     }
 
     /// Logs, for the WAL, what Malachite asks to log. `None`: nothing to log.
@@ -806,13 +855,17 @@ impl Core {
             },
             // Never fed by this crate (no polka/round certificates on our wire, sync bypasses
             // the core), so never logged.
-            CInput::PolkaCertificate(c) => WalEntry::Certificate(self.from_polka(c)),
-            CInput::RoundCertificate(c) => WalEntry::Certificate(self.from_round(c)),
+            CInput::PolkaCertificate(c) => WalEntry::Certificate(self.liveness_of_polka(c)),
+            CInput::RoundCertificate(c) => WalEntry::Certificate(self.liveness_of_round(c)),
             CInput::StartHeight(..) | CInput::SyncValueResponse(_) => return None,
         })
     }
 
-    fn sign_vote<H: Host>(&mut self, vote: &Vote, host: &mut H) -> Result<SignedVote, ConsensusError> {
+    fn sign_vote<H: Host>(
+        &mut self,
+        vote: &Vote,
+        host: &mut H,
+    ) -> Result<SignedVote, ConsensusError> {
         let key = (vote.height, vote.round, vote.kind);
         if let Some((block, signed)) = self.guard.votes.get(&key) {
             if *block != vote.block {
@@ -824,10 +877,10 @@ impl Core {
                     wanted: vote.block,
                 });
             }
-            if let Some(s) = signed {
-                if s.vote == *vote {
-                    return Ok(s.clone());
-                }
+            if let Some(s) = signed
+                && s.vote == *vote
+            {
+                return Ok(s.clone());
             }
         } else {
             // Durable before the signer is asked: a crash after signing still leaves the
@@ -883,7 +936,11 @@ impl Core {
         Ok(signed)
     }
 
-    fn verify_msg(&self, msg: &SignedMessage<GmContext, ConsensusMsg<GmContext>>, key: &crypto::PublicKey) -> bool {
+    fn verify_msg(
+        &self,
+        msg: &SignedMessage<GmContext, ConsensusMsg<GmContext>>,
+        key: &crypto::PublicKey,
+    ) -> bool {
         let (chain, bytes) = match &msg.message {
             ConsensusMsg::Vote(v) => (&v.vote().chain_id, v.vote().signing_bytes()),
             ConsensusMsg::Proposal(p) => (&p.proposal().chain_id, p.proposal().signing_bytes()),
@@ -946,16 +1003,16 @@ impl Core {
                 match msg {
                     mcc::LivenessMsg::Vote(v) => host.broadcast_vote(&unwrap_vote(&v)),
                     mcc::LivenessMsg::PolkaCertificate(c) => {
-                        host.broadcast_certificate(&self.from_polka(&c))
+                        host.broadcast_certificate(&self.liveness_of_polka(&c))
                     }
                     mcc::LivenessMsg::SkipRoundCertificate(c) => {
-                        host.broadcast_certificate(&self.from_round(&c))
+                        host.broadcast_certificate(&self.liveness_of_round(&c))
                     }
                 }
                 r.resume_with(())
             }
             Effect::RepublishRoundCertificate(c, r) => {
-                host.broadcast_certificate(&self.from_round(&c));
+                host.broadcast_certificate(&self.liveness_of_round(&c));
                 r.resume_with(())
             }
             Effect::RepublishVote(v, r) => {
@@ -963,10 +1020,10 @@ impl Core {
                 r.resume_with(())
             }
             Effect::RestreamProposal(_, round, _, _, _, r) => {
-                if let Some(sp) = self.proposals.get(&round_u32(round)) {
-                    if let Some(b) = self.blocks.get(&sp.proposal.block) {
-                        host.broadcast_proposal(sp, b);
-                    }
+                if let Some(sp) = self.proposals.get(&round_u32(round))
+                    && let Some(b) = self.blocks.get(&sp.proposal.block)
+                {
+                    host.broadcast_proposal(sp, b);
                 }
                 r.resume_with(())
             }
@@ -982,11 +1039,12 @@ impl Core {
                     // A proposal for this round was about to be signed before a crash: propose
                     // the same block again rather than ask the host for a new one.
                     if !self.replayed_propose.contains(&(h.0, rr)) {
-                        self.queue.push_back(CInput::Propose(mcc::LocallyProposedValue::new(
-                            h,
-                            round,
-                            BlockId(b),
-                        )));
+                        self.queue
+                            .push_back(CInput::Propose(mcc::LocallyProposedValue::new(
+                                h,
+                                round,
+                                BlockId(b),
+                            )));
                     }
                 } else if !(self.replaying && self.replayed_propose.contains(&(h.0, rr))) {
                     match host.propose_block(h.0, rr) {
@@ -1002,9 +1060,12 @@ impl Core {
                             if let WalEntry::Block { hash, bytes, .. } = entry {
                                 self.blocks.insert(hash, bytes);
                             }
-                            self.queue.push_back(CInput::Propose(
-                                mcc::LocallyProposedValue::new(h, round, BlockId(b.hash)),
-                            ));
+                            self.queue
+                                .push_back(CInput::Propose(mcc::LocallyProposedValue::new(
+                                    h,
+                                    round,
+                                    BlockId(b.hash),
+                                )));
                         }
                         Err(e) => return self.fail(host_err("propose a block")(e)),
                     }
@@ -1067,21 +1128,21 @@ impl Core {
             Effect::VerifyExtendedCommitCertificate(_, vset, _, _, r) => {
                 r.resume_with(Err(not_checked(&vset)))
             }
-            Effect::VerifyPolkaCertificate(c, vset, _, r) => {
-                r.resume_with(self.check(&self.from_polka(&c), &vset))
+            Effect::VerifyPolkaCertificate(c, vset, _, _) => {
+                self.verdict(&self.liveness_of_polka(&c), &vset)
             }
-            Effect::VerifyRoundCertificate(c, vset, _, r) => {
-                r.resume_with(self.check(&self.from_round(&c), &vset))
+            Effect::VerifyRoundCertificate(c, vset, _, _) => {
+                self.verdict(&self.liveness_of_round(&c), &vset)
             }
             Effect::WalAppend(_, input, r) => {
                 // During recovery, inputs replayed from the WAL are not logged again; new ones
                 // (our own proposal or votes derived while replaying) are.
                 if let Some(entry) = self.wal_entry(&input) {
                     let frame = entry.encode();
-                    if !self.replayed_frames.contains(&frame) {
-                        if let Err(e) = host.wal_append(&frame).map_err(host_err("append to the WAL")) {
-                            return self.fail(e);
-                        }
+                    if !self.replayed_frames.contains(&frame)
+                        && let Err(e) = host.wal_append(&frame)
+                    {
+                        return self.fail(host_err("append to the WAL")(e));
                     }
                 }
                 r.resume_with(())

@@ -89,7 +89,7 @@ pub enum ConsensusError {
         /// Block.
         block: BlockHash,
         /// Why.
-        source: CertificateError,
+        source: Box<CertificateError>,
     },
     /// A timeout kind this crate never schedules.
     #[error("timeout {kind:?} was never scheduled by consensus")]

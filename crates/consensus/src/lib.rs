@@ -29,7 +29,10 @@
 //! crashing leader, an equivocator, a silent and a skewed-clock validator; CI runs 200 seeds
 //! at n = 4 and 50 at n = 7. A longer campaign is one command:
 //! `GMCHAIN_SIM_SEEDS=5000 cargo test -p consensus --release --test simulation -- --ignored campaign`.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod certificate;
 pub mod context;
@@ -37,10 +40,10 @@ mod engine;
 pub mod error;
 pub mod wal;
 
+pub use certificate::{CertificateKind, LivenessCertificate};
 pub use engine::{
     Consensus, DEFAULT_TIMESTAMP_BOUND_MS, Decision, Equivocation, Host, HostError, Input, Params,
     ProposedBlock, timestamp_acceptable,
 };
-pub use certificate::{CertificateKind, LivenessCertificate};
 pub use error::ConsensusError;
 pub use wal::{Timeout, TimeoutKind, WalEntry};

@@ -224,7 +224,11 @@ impl WalEntry {
         frame.push(WAL_VERSION);
         frame.push(kind);
         // Payloads are bounded by the block limit, far below 4 GiB.
-        frame.extend_from_slice(&u32::try_from(payload.len()).unwrap_or(u32::MAX).to_be_bytes());
+        frame.extend_from_slice(
+            &u32::try_from(payload.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
         frame.extend_from_slice(&payload);
         let check = sm3(&frame);
         frame.extend_from_slice(check.as_bytes());
@@ -249,7 +253,9 @@ impl WalEntry {
             });
         }
         if frame.len() != len + FRAME_OVERHEAD {
-            return Err(bad("frame length differs from its header (truncated or trailing bytes)"));
+            return Err(bad(
+                "frame length differs from its header (truncated or trailing bytes)",
+            ));
         }
         let body = &frame[..6 + len];
         if sm3(body).as_bytes() != &frame[6 + len..] {

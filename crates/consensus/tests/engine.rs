@@ -9,8 +9,7 @@ use std::time::Duration;
 use consensus::context::proposer_index;
 use consensus::{
     CertificateKind, Consensus, ConsensusError, Decision, Equivocation, Host, HostError, Input,
-    LivenessCertificate, ProposedBlock, Timeout, TimeoutKind, WalEntry,
-    timestamp_acceptable,
+    LivenessCertificate, ProposedBlock, Timeout, TimeoutKind, WalEntry, timestamp_acceptable,
 };
 use crypto::{Digest, Signer};
 use crypto_sm::SoftSigner;
@@ -35,12 +34,12 @@ struct Rec {
 impl Host for Rec {
     fn sign_vote(&mut self, vote: &Vote) -> Result<SignedVote, HostError> {
         vote.clone()
-              .sign(&**self.signer.as_ref().unwrap())
+            .sign(&**self.signer.as_ref().unwrap())
             .map_err(|e| HostError(e.to_string()))
     }
     fn sign_proposal(&mut self, p: &Proposal) -> Result<SignedProposal, HostError> {
         p.clone()
-              .sign(&**self.signer.as_ref().unwrap())
+            .sign(&**self.signer.as_ref().unwrap())
             .map_err(|e| HostError(e.to_string()))
     }
     fn propose_block(&mut self, height: Height, _round: u32) -> Result<ProposedBlock, HostError> {
@@ -112,7 +111,13 @@ fn fixture() -> Fixture {
     }
 }
 
-fn vote(f: &Fixture, who: usize, kind: VoteKind, round: u32, block: Option<BlockHash>) -> SignedVote {
+fn vote(
+    f: &Fixture,
+    who: usize,
+    kind: VoteKind,
+    round: u32,
+    block: Option<BlockHash>,
+) -> SignedVote {
     Vote {
         chain_id: chain_id(),
         height: Height(1),
@@ -158,8 +163,18 @@ fn prevotes_the_round_proposers_valid_proposal() {
     let mut f = fixture();
     let proposer = proposer_index(&f.set, Height(1), 0);
     let (p, b) = proposal(&f, proposer, 0);
-    f.c.handle(Input::Proposal { proposal: p.clone(), block: b }, &mut f.host).unwrap();
-    assert_eq!(my_votes(&f, VoteKind::Prevote), vec![Some(p.proposal.block)]);
+    f.c.handle(
+        Input::Proposal {
+            proposal: p.clone(),
+            block: b,
+        },
+        &mut f.host,
+    )
+    .unwrap();
+    assert_eq!(
+        my_votes(&f, VoteKind::Prevote),
+        vec![Some(p.proposal.block)]
+    );
 }
 
 #[test]
@@ -168,7 +183,14 @@ fn invalid_block_gets_a_nil_prevote() {
     f.host.valid = false;
     let proposer = proposer_index(&f.set, Height(1), 0);
     let (p, b) = proposal(&f, proposer, 0);
-    f.c.handle(Input::Proposal { proposal: p, block: b }, &mut f.host).unwrap();
+    f.c.handle(
+        Input::Proposal {
+            proposal: p,
+            block: b,
+        },
+        &mut f.host,
+    )
+    .unwrap();
     assert_eq!(my_votes(&f, VoteKind::Prevote), vec![None]);
 }
 
@@ -178,13 +200,33 @@ fn proposal_from_a_non_proposer_is_ignored() {
     let proposer = proposer_index(&f.set, Height(1), 0);
     let intruder = (0..4).find(|i| *i != proposer && *i != f.me).unwrap();
     let (p, b) = proposal(&f, intruder, 0);
-    f.c.handle(Input::Proposal { proposal: p, block: b }, &mut f.host).unwrap();
-    assert!(my_votes(&f, VoteKind::Prevote).is_empty(), "voted on a non-proposer's proposal");
+    f.c.handle(
+        Input::Proposal {
+            proposal: p,
+            block: b,
+        },
+        &mut f.host,
+    )
+    .unwrap();
+    assert!(
+        my_votes(&f, VoteKind::Prevote).is_empty(),
+        "voted on a non-proposer's proposal"
+    );
     // The same proposal body, wrongly signed by another key, is ignored too.
     let (mut p, b) = proposal(&f, proposer, 0);
     p.signature = proposal(&f, intruder, 0).0.signature;
-    f.c.handle(Input::Proposal { proposal: p, block: b }, &mut f.host).unwrap();
-    assert!(my_votes(&f, VoteKind::Prevote).is_empty(), "voted on a badly signed proposal");
+    f.c.handle(
+        Input::Proposal {
+            proposal: p,
+            block: b,
+        },
+        &mut f.host,
+    )
+    .unwrap();
+    assert!(
+        my_votes(&f, VoteKind::Prevote).is_empty(),
+        "voted on a badly signed proposal"
+    );
 }
 
 #[test]
@@ -193,7 +235,14 @@ fn vote_from_a_non_validator_is_ignored() {
     let proposer = proposer_index(&f.set, Height(1), 0);
     let (p, b) = proposal(&f, proposer, 0);
     let block = Some(p.proposal.block);
-    f.c.handle(Input::Proposal { proposal: p, block: b }, &mut f.host).unwrap();
+    f.c.handle(
+        Input::Proposal {
+            proposal: p,
+            block: b,
+        },
+        &mut f.host,
+    )
+    .unwrap();
     // An outsider's key and id.
     let (outsiders, _) = make_validators(1, 999);
     let outsider_id = sm3(outsiders[0].public_key().as_bytes());
@@ -209,17 +258,31 @@ fn vote_from_a_non_validator_is_ignored() {
     .unwrap();
     let o = others(&f);
     // Ours + one validator + the outsider: no quorum (3 of 4 needed), so no precommit.
-    f.c.handle(Input::Vote(vote(&f, o[0], VoteKind::Prevote, 0, block)), &mut f.host).unwrap();
+    f.c.handle(
+        Input::Vote(vote(&f, o[0], VoteKind::Prevote, 0, block)),
+        &mut f.host,
+    )
+    .unwrap();
     f.c.handle(Input::Vote(fake), &mut f.host).unwrap();
-    assert!(my_votes(&f, VoteKind::Precommit).is_empty(), "a non-validator's vote counted");
+    assert!(
+        my_votes(&f, VoteKind::Precommit).is_empty(),
+        "a non-validator's vote counted"
+    );
     // A vote from another chain does not count either.
     let mut other_chain = vote(&f, o[1], VoteKind::Prevote, 0, block).vote;
     other_chain.chain_id = types::ChainId::new("other-chain").unwrap();
     let other_chain = other_chain.sign(&*f.signers[o[1]]).unwrap();
     f.c.handle(Input::Vote(other_chain), &mut f.host).unwrap();
-    assert!(my_votes(&f, VoteKind::Precommit).is_empty(), "another chain's vote counted");
+    assert!(
+        my_votes(&f, VoteKind::Precommit).is_empty(),
+        "another chain's vote counted"
+    );
     // A real third validator's vote makes the polka: we precommit the block.
-    f.c.handle(Input::Vote(vote(&f, o[1], VoteKind::Prevote, 0, block)), &mut f.host).unwrap();
+    f.c.handle(
+        Input::Vote(vote(&f, o[1], VoteKind::Prevote, 0, block)),
+        &mut f.host,
+    )
+    .unwrap();
     assert_eq!(my_votes(&f, VoteKind::Precommit), vec![block]);
 }
 
@@ -229,19 +292,40 @@ fn decides_with_a_certificate_that_verifies_and_not_with_2f() {
     let proposer = proposer_index(&f.set, Height(1), 0);
     let (p, b) = proposal(&f, proposer, 0);
     let block = Some(p.proposal.block);
-    f.c.handle(Input::Proposal { proposal: p, block: b }, &mut f.host).unwrap();
+    f.c.handle(
+        Input::Proposal {
+            proposal: p,
+            block: b,
+        },
+        &mut f.host,
+    )
+    .unwrap();
     let o = others(&f);
     for i in &o {
-        f.c.handle(Input::Vote(vote(&f, *i, VoteKind::Prevote, 0, block)), &mut f.host).unwrap();
+        f.c.handle(
+            Input::Vote(vote(&f, *i, VoteKind::Prevote, 0, block)),
+            &mut f.host,
+        )
+        .unwrap();
     }
     // Our precommit + one other: 2f = 2 precommits, no decision.
-    f.c.handle(Input::Vote(vote(&f, o[0], VoteKind::Precommit, 0, block)), &mut f.host).unwrap();
+    f.c.handle(
+        Input::Vote(vote(&f, o[0], VoteKind::Precommit, 0, block)),
+        &mut f.host,
+    )
+    .unwrap();
     assert!(f.host.decisions.is_empty(), "decided on 2f precommits");
-    f.c.handle(Input::Vote(vote(&f, o[1], VoteKind::Precommit, 0, block)), &mut f.host).unwrap();
+    f.c.handle(
+        Input::Vote(vote(&f, o[1], VoteKind::Precommit, 0, block)),
+        &mut f.host,
+    )
+    .unwrap();
     assert_eq!(f.host.decisions.len(), 1);
     let d = &f.host.decisions[0];
     assert_eq!(Some(d.block), block);
-    d.certificate.verify(&chain_id(), Height(1), &d.block, &f.set).unwrap();
+    d.certificate
+        .verify(&chain_id(), Height(1), &d.block, &f.set)
+        .unwrap();
     assert!(d.bytes.is_some());
     // The same certificate with one signature fewer (2f) is refused.
     let mut short = d.certificate.clone();
@@ -253,8 +337,10 @@ fn decides_with_a_certificate_that_verifies_and_not_with_2f() {
 }
 
 fn certificate(f: &Fixture, signers: &[usize], block: BlockHash) -> CommitCertificate {
-    let votes: Vec<SignedVote> =
-        signers.iter().map(|i| vote(f, *i, VoteKind::Precommit, 0, Some(block))).collect();
+    let votes: Vec<SignedVote> = signers
+        .iter()
+        .map(|i| vote(f, *i, VoteKind::Precommit, 0, Some(block)))
+        .collect();
     CommitCertificate::from_votes(Height(1), 0, block, votes.iter())
 }
 
@@ -265,9 +351,8 @@ fn synced_block_needs_a_quorum_certificate() {
     let o = others(&f);
     // 2f precommits: refused, nothing decided, and this instance must be recovered.
     let short = certificate(&f, &o[..2], block);
-    let e = f
-        .c
-        .handle(
+    let e =
+        f.c.handle(
             Input::SyncedBlock {
                 block,
                 bytes: bytes.clone(),
@@ -315,15 +400,34 @@ fn double_votes_are_recorded_as_evidence() {
     let proposer = proposer_index(&f.set, Height(1), 0);
     let (p, b) = proposal(&f, proposer, 0);
     let block = Some(p.proposal.block);
-    f.c.handle(Input::Proposal { proposal: p, block: b }, &mut f.host).unwrap();
+    f.c.handle(
+        Input::Proposal {
+            proposal: p,
+            block: b,
+        },
+        &mut f.host,
+    )
+    .unwrap();
     let o = others(&f);
     let cheat = o[2];
-    f.c.handle(Input::Vote(vote(&f, cheat, VoteKind::Prevote, 0, None)), &mut f.host).unwrap();
+    f.c.handle(
+        Input::Vote(vote(&f, cheat, VoteKind::Prevote, 0, None)),
+        &mut f.host,
+    )
+    .unwrap();
     for i in &o {
-        f.c.handle(Input::Vote(vote(&f, *i, VoteKind::Prevote, 0, block)), &mut f.host).unwrap();
+        f.c.handle(
+            Input::Vote(vote(&f, *i, VoteKind::Prevote, 0, block)),
+            &mut f.host,
+        )
+        .unwrap();
     }
     for i in &o {
-        f.c.handle(Input::Vote(vote(&f, *i, VoteKind::Precommit, 0, block)), &mut f.host).unwrap();
+        f.c.handle(
+            Input::Vote(vote(&f, *i, VoteKind::Precommit, 0, block)),
+            &mut f.host,
+        )
+        .unwrap();
     }
     assert_eq!(f.host.decisions.len(), 1);
     let cheat_id = f.set.validators()[cheat].id;
@@ -354,16 +458,45 @@ fn guard_from_wal_refuses_a_conflicting_vote_after_restart() {
         ..Rec::default()
     };
     let wal = host.wal.clone();
-    let mut c = Consensus::recover(params(Some(me_id)), Height(1), f.set.clone(), &wal, &mut host)
-        .unwrap();
+    let mut c = Consensus::recover(
+        params(Some(me_id)),
+        Height(1),
+        f.set.clone(),
+        &wal,
+        &mut host,
+    )
+    .unwrap();
     // Now a valid proposal arrives: the state machine wants to prevote the block; the guard
     // refuses, and nothing was broadcast.
     let proposer = proposer_index(&f.set, Height(1), 0);
     let (p, b) = proposal(&f, proposer, 0);
-    let e = c.handle(Input::Proposal { proposal: p.clone(), block: b.clone() }, &mut host).unwrap_err();
-    assert!(matches!(e, ConsensusError::DoubleVote { kind: VoteKind::Prevote, .. }), "{e}");
+    let e = c
+        .handle(
+            Input::Proposal {
+                proposal: p.clone(),
+                block: b.clone(),
+            },
+            &mut host,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConsensusError::DoubleVote {
+                kind: VoteKind::Prevote,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(host.votes.is_empty());
-    assert!(matches!(c.handle(Input::Vote(vote(&f, 0, VoteKind::Prevote, 0, None)), &mut host), Err(ConsensusError::Poisoned)));
+    assert!(matches!(
+        c.handle(
+            Input::Vote(vote(&f, 0, VoteKind::Prevote, 0, None)),
+            &mut host
+        ),
+        Err(ConsensusError::Poisoned)
+    ));
     // With the same intent for the block instead, the restarted node signs that vote.
     let intent = WalEntry::SignVote(Vote {
         block: Some(p.proposal.block),
@@ -379,9 +512,22 @@ fn guard_from_wal_refuses_a_conflicting_vote_after_restart() {
         ..Rec::default()
     };
     let wal = host.wal.clone();
-    let mut c = Consensus::recover(params(Some(me_id)), Height(1), f.set.clone(), &wal, &mut host)
-        .unwrap();
-    c.handle(Input::Proposal { proposal: p.clone(), block: b }, &mut host).unwrap();
+    let mut c = Consensus::recover(
+        params(Some(me_id)),
+        Height(1),
+        f.set.clone(),
+        &wal,
+        &mut host,
+    )
+    .unwrap();
+    c.handle(
+        Input::Proposal {
+            proposal: p.clone(),
+            block: b,
+        },
+        &mut host,
+    )
+    .unwrap();
     assert_eq!(host.votes.len(), 1);
     assert_eq!(host.votes[0].vote.block, Some(p.proposal.block));
 }
@@ -391,7 +537,14 @@ fn restart_replays_the_wal_without_signing_anew() {
     let mut f = fixture();
     let proposer = proposer_index(&f.set, Height(1), 0);
     let (p, b) = proposal(&f, proposer, 0);
-    f.c.handle(Input::Proposal { proposal: p, block: b }, &mut f.host).unwrap();
+    f.c.handle(
+        Input::Proposal {
+            proposal: p,
+            block: b,
+        },
+        &mut f.host,
+    )
+    .unwrap();
     let before = f.host.votes.clone();
     assert_eq!(before.len(), 1);
     let me_id = f.set.validators()[f.me].id;
@@ -402,8 +555,14 @@ fn restart_replays_the_wal_without_signing_anew() {
         valid: true,
         ..Rec::default()
     };
-    let _c = Consensus::recover(params(Some(me_id)), Height(1), f.set.clone(), &wal, &mut host)
-        .unwrap();
+    let _c = Consensus::recover(
+        params(Some(me_id)),
+        Height(1),
+        f.set.clone(),
+        &wal,
+        &mut host,
+    )
+    .unwrap();
     assert!(host.wal.is_empty(), "replayed entries were logged again");
 }
 
@@ -423,8 +582,16 @@ fn wal_frames_round_trip_and_refuse_damage() {
         WalEntry::SignProposal(p.proposal.clone()),
         WalEntry::Vote(v.clone()),
         WalEntry::Proposal(p.clone()),
-        WalEntry::Block { height: Height(1), hash: p.proposal.block, bytes: b },
-        WalEntry::Propose { height: Height(1), round: 2, block: p.proposal.block },
+        WalEntry::Block {
+            height: Height(1),
+            hash: p.proposal.block,
+            bytes: b,
+        },
+        WalEntry::Propose {
+            height: Height(1),
+            round: 2,
+            block: p.proposal.block,
+        },
         WalEntry::ProposedValue {
             height: Height(1),
             round: 2,
@@ -433,7 +600,13 @@ fn wal_frames_round_trip_and_refuse_damage() {
             block: p.proposal.block,
             valid: false,
         },
-        WalEntry::Timeout { height: Height(1), timeout: Timeout { round: 4, kind: TimeoutKind::Precommit } },
+        WalEntry::Timeout {
+            height: Height(1),
+            timeout: Timeout {
+                round: 4,
+                kind: TimeoutKind::Precommit,
+            },
+        },
         WalEntry::Certificate(cert),
     ];
     for e in &entries {
@@ -443,13 +616,22 @@ fn wal_frames_round_trip_and_refuse_damage() {
         for i in 0..frame.len() {
             let mut bad = frame.clone();
             bad[i] ^= 0x01;
-            assert!(WalEntry::decode(&bad, 4096).is_err(), "flip at {i} of {e:?} accepted");
+            assert!(
+                WalEntry::decode(&bad, 4096).is_err(),
+                "flip at {i} of {e:?} accepted"
+            );
         }
         let mut long = frame.clone();
         long.push(0);
-        assert!(matches!(WalEntry::decode(&long, 4096), Err(ConsensusError::WalCorrupt { .. })));
+        assert!(matches!(
+            WalEntry::decode(&long, 4096),
+            Err(ConsensusError::WalCorrupt { .. })
+        ));
         assert!(WalEntry::decode(&frame[..frame.len() - 1], 4096).is_err());
-        assert!(matches!(WalEntry::decode(&frame, 5), Err(ConsensusError::WalEntryTooLarge { .. })));
+        assert!(matches!(
+            WalEntry::decode(&frame, 5),
+            Err(ConsensusError::WalEntryTooLarge { .. })
+        ));
     }
 }
 
@@ -458,7 +640,10 @@ fn wal_frames_round_trip_and_refuse_damage() {
 fn wal_timeout_frame_known_answer() {
     let e = WalEntry::Timeout {
         height: Height(5),
-        timeout: Timeout { round: 2, kind: TimeoutKind::Precommit },
+        timeout: Timeout {
+            round: 2,
+            kind: TimeoutKind::Precommit,
+        },
     };
     let expected = "01070000000d00000000000000050000000203\
                     d54ae30acd0c50aa1a88ee9a2053719879672a48bd7ae8e6675ab292302a8295";
@@ -467,11 +652,17 @@ fn wal_timeout_frame_known_answer() {
     let mut v2 = e.encode()[..19].to_vec();
     v2[0] = 2;
     v2.extend_from_slice(sm3(&v2).as_bytes());
-    assert!(matches!(WalEntry::decode(&v2, 64), Err(ConsensusError::WalVersion { got: 2 })));
+    assert!(matches!(
+        WalEntry::decode(&v2, 64),
+        Err(ConsensusError::WalVersion { got: 2 })
+    ));
     let mut k = e.encode()[..19].to_vec();
     k[1] = 200;
     k.extend_from_slice(sm3(&k).as_bytes());
-    assert!(matches!(WalEntry::decode(&k, 64), Err(ConsensusError::WalUnknownKind { got: 200 })));
+    assert!(matches!(
+        WalEntry::decode(&k, 64),
+        Err(ConsensusError::WalUnknownKind { got: 200 })
+    ));
 }
 
 #[test]
@@ -482,23 +673,38 @@ fn liveness_certificates_need_their_threshold_and_valid_votes() {
         kind: CertificateKind::Polka { block },
         height: Height(1),
         round: 0,
-        votes: who.iter().map(|i| vote(&f, *i, VoteKind::Prevote, 0, Some(block))).collect(),
+        votes: who
+            .iter()
+            .map(|i| vote(&f, *i, VoteKind::Prevote, 0, Some(block)))
+            .collect(),
     };
     polka(&[0, 1, 2]).verify(&chain_id(), &f.set).unwrap();
-    assert!(matches!(polka(&[0, 1]).verify(&chain_id(), &f.set), Err(CertificateError::NoQuorum { .. })));
-    assert!(polka(&[0, 1, 1]).verify(&chain_id(), &f.set).is_err(), "duplicate signer counted");
+    assert!(matches!(
+        polka(&[0, 1]).verify(&chain_id(), &f.set),
+        Err(CertificateError::NoQuorum { .. })
+    ));
+    assert!(
+        polka(&[0, 1, 1]).verify(&chain_id(), &f.set).is_err(),
+        "duplicate signer counted"
+    );
     let mut wrong_block = polka(&[0, 1, 2]);
     wrong_block.votes[2] = vote(&f, 2, VoteKind::Prevote, 0, None);
     assert!(wrong_block.verify(&chain_id(), &f.set).is_err());
     let mut forged = polka(&[0, 1, 2]);
     forged.votes[2].signature = forged.votes[1].signature;
-    assert!(matches!(forged.verify(&chain_id(), &f.set), Err(CertificateError::BadSignature { .. })));
+    assert!(matches!(
+        forged.verify(&chain_id(), &f.set),
+        Err(CertificateError::BadSignature { .. })
+    ));
     // Skip: f+1 = 2 votes of any kind.
     let skip = LivenessCertificate {
         kind: CertificateKind::Skip,
         height: Height(1),
         round: 3,
-        votes: vec![vote(&f, 0, VoteKind::Prevote, 3, None), vote(&f, 1, VoteKind::Precommit, 3, Some(block))],
+        votes: vec![
+            vote(&f, 0, VoteKind::Prevote, 3, None),
+            vote(&f, 1, VoteKind::Precommit, 3, Some(block)),
+        ],
     };
     skip.verify(&chain_id(), &f.set).unwrap();
     let mut one = skip.clone();
@@ -532,30 +738,83 @@ fn proposer_rotation_is_weighted_by_power() {
     let powers: Vec<u32> = set.validators().iter().map(|v| v.power as u32).collect();
     assert_eq!(count.to_vec(), powers);
     // Keyed by height + round.
-    assert_eq!(proposer_index(&set, Height(10), 1), proposer_index(&set, Height(11), 0));
+    assert_eq!(
+        proposer_index(&set, Height(10), 1),
+        proposer_index(&set, Height(11), 0)
+    );
 }
 
 #[test]
 fn timestamp_rule() {
     let parent = Timestamp(1_000);
     let now = Timestamp(10_000);
-    assert!(timestamp_acceptable(Timestamp(10_000), parent, now, 2_000, None));
-    assert!(timestamp_acceptable(Timestamp(12_000), parent, now, 2_000, None));
-    assert!(timestamp_acceptable(Timestamp(8_000), parent, now, 2_000, None));
-    assert!(!timestamp_acceptable(Timestamp(12_001), parent, now, 2_000, None), "too far ahead");
-    assert!(!timestamp_acceptable(Timestamp(7_999), parent, now, 2_000, None), "too far behind");
-    assert!(!timestamp_acceptable(Timestamp(1_000), parent, Timestamp(1_000), 2_000, None), "not after parent");
+    assert!(timestamp_acceptable(
+        Timestamp(10_000),
+        parent,
+        now,
+        2_000,
+        None
+    ));
+    assert!(timestamp_acceptable(
+        Timestamp(12_000),
+        parent,
+        now,
+        2_000,
+        None
+    ));
+    assert!(timestamp_acceptable(
+        Timestamp(8_000),
+        parent,
+        now,
+        2_000,
+        None
+    ));
+    assert!(
+        !timestamp_acceptable(Timestamp(12_001), parent, now, 2_000, None),
+        "too far ahead"
+    );
+    assert!(
+        !timestamp_acceptable(Timestamp(7_999), parent, now, 2_000, None),
+        "too far behind"
+    );
+    assert!(
+        !timestamp_acceptable(Timestamp(1_000), parent, Timestamp(1_000), 2_000, None),
+        "not after parent"
+    );
     // A re-proposal is not judged against the clock again, but still after its parent.
-    assert!(timestamp_acceptable(Timestamp(5_000), parent, now, 2_000, Some(0)));
-    assert!(!timestamp_acceptable(Timestamp(999), parent, now, 2_000, Some(0)));
+    assert!(timestamp_acceptable(
+        Timestamp(5_000),
+        parent,
+        now,
+        2_000,
+        Some(0)
+    ));
+    assert!(!timestamp_acceptable(
+        Timestamp(999),
+        parent,
+        now,
+        2_000,
+        Some(0)
+    ));
 }
 
 #[test]
 fn follower_never_signs() {
     let (signers, set) = make_validators(4, 5);
-    let mut host = Rec { signer: None, valid: true, ..Rec::default() };
+    let mut host = Rec {
+        signer: None,
+        valid: true,
+        ..Rec::default()
+    };
     let mut c = Consensus::new(params(None));
-    c.handle(Input::StartHeight { height: Height(1), validators: set.clone() }, &mut host).unwrap();
+    c.handle(
+        Input::StartHeight {
+            height: Height(1),
+            validators: set.clone(),
+        },
+        &mut host,
+    )
+    .unwrap();
     let proposer = proposer_index(&set, Height(1), 0);
     let (block, bytes) = make_block(Height(1), sim::T0, genesis().0, 0);
     let p = Proposal {
@@ -568,7 +827,14 @@ fn follower_never_signs() {
     }
     .sign(&signers[proposer])
     .unwrap();
-    c.handle(Input::Proposal { proposal: p, block: bytes }, &mut host).unwrap();
+    c.handle(
+        Input::Proposal {
+            proposal: p,
+            block: bytes,
+        },
+        &mut host,
+    )
+    .unwrap();
     for (i, s) in signers.iter().enumerate() {
         for kind in [VoteKind::Prevote, VoteKind::Precommit] {
             let v = Vote {
@@ -585,5 +851,9 @@ fn follower_never_signs() {
         }
     }
     assert!(host.votes.is_empty() && host.proposals.is_empty());
-    assert_eq!(host.decisions.len(), 1, "a follower still decides from others' votes");
+    assert_eq!(
+        host.decisions.len(),
+        1,
+        "a follower still decides from others' votes"
+    );
 }

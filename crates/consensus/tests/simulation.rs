@@ -77,7 +77,11 @@ fn n4_f1_skewed_clock() {
         // The skewed validator (index 3) proposes blocks 10 s in the future: honest validators
         // prevote nil on them, so none is ever decided.
         for (h, c) in &out.nodes[0].chain {
-            assert_ne!(sim::block_salt(&c.bytes), Some(4), "seed {seed}: height {h} decided a block from the skewed clock");
+            assert_ne!(
+                sim::block_salt(&c.bytes),
+                Some(4),
+                "seed {seed}: height {h} decided a block from the skewed clock"
+            );
         }
     }
 }
@@ -101,7 +105,12 @@ fn same_seed_same_trace() {
     let a = run(&sc, 42);
     let b = run(&sc, 42);
     let c = run(&sc, 43);
-    eprintln!("trace(42) = {}  trace(42) = {}  trace(43) = {}", hex(&a.trace), hex(&b.trace), hex(&c.trace));
+    eprintln!(
+        "trace(42) = {}  trace(42) = {}  trace(43) = {}",
+        hex(&a.trace),
+        hex(&b.trace),
+        hex(&c.trace)
+    );
     assert_eq!(a.trace, b.trace);
     assert_eq!(a.events, b.events);
     assert_ne!(a.trace, c.trace);
@@ -120,9 +129,15 @@ fn n4_f1_equivocator_is_detected() {
         .filter(|(i, _)| *i != 1)
         .flat_map(|(_, n)| n.evidence.iter())
         .any(|e| e.validator == bad && e.first.vote != e.second.vote);
-    assert!(found, "no honest node recorded the equivocator's double votes");
+    assert!(
+        found,
+        "no honest node recorded the equivocator's double votes"
+    );
     for n in &out.nodes {
-        assert!(n.evidence.iter().all(|e| e.validator == bad), "evidence against an honest validator");
+        assert!(
+            n.evidence.iter().all(|e| e.validator == bad),
+            "evidence against an honest validator"
+        );
     }
 }
 
@@ -137,7 +152,11 @@ fn n4_restart_from_wal_at_every_step_never_equivocates() {
         sc.loss_permille = 20;
         let out = run(&sc, 9000 + seed);
         let i = (seed % 4) as usize;
-        assert!(out.nodes[i].crashes > 50, "node {i} restarted only {} times", out.nodes[i].crashes);
+        assert!(
+            out.nodes[i].crashes > 50,
+            "node {i} restarted only {} times",
+            out.nodes[i].crashes
+        );
         out.nodes[i].log.assert_no_equivocation(i);
     }
 }
@@ -145,7 +164,10 @@ fn n4_restart_from_wal_at_every_step_never_equivocates() {
 #[test]
 #[ignore]
 fn campaign() {
-    let n: u64 = std::env::var("GMCHAIN_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let n: u64 = std::env::var("GMCHAIN_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
     let all = [
         n4_leader_crashes(),
         n4_equivocator(),

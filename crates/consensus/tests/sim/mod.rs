@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use consensus::context::{Timeouts, proposer_index};
 use consensus::{
-    LivenessCertificate, Consensus, DEFAULT_TIMESTAMP_BOUND_MS, Decision, Equivocation, Host, HostError, Input, Params,
-    ProposedBlock, Timeout, timestamp_acceptable,
+    Consensus, DEFAULT_TIMESTAMP_BOUND_MS, Decision, Equivocation, Host, HostError, Input,
+    LivenessCertificate, Params, ProposedBlock, Timeout, timestamp_acceptable,
 };
 use crypto::{Digest, Signer, UserId};
-use crypto_sm::{SoftSigner, SoftwareProvider};
 use crypto_sm::rng::SeededRandom;
 use crypto_sm::sm3::{sm3, sm3_parts};
+use crypto_sm::{SoftSigner, SoftwareProvider};
 use types::{
     BlockHash, ChainId, CommitCertificate, Encode, Height, Proposal, SignedProposal, SignedVote,
     Timestamp, ValidatorEntry, ValidatorSet, Vote,
@@ -59,7 +59,9 @@ pub fn make_validators(n: usize, seed: u64) -> (Vec<SoftSigner>, ValidatorSet) {
     let mut signers = Vec::new();
     let mut entries = Vec::new();
     for i in 0..n {
-        let rng = Arc::new(SeededRandom::new(seed.wrapping_mul(1000).wrapping_add(i as u64)));
+        let rng = Arc::new(SeededRandom::new(
+            seed.wrapping_mul(1000).wrapping_add(i as u64),
+        ));
         let s = SoftwareProvider::new(rng).generate().unwrap();
         let pk = s.public_key();
         entries.push(ValidatorEntry {
@@ -161,10 +163,22 @@ impl Msg {
 
 #[derive(Debug)]
 enum Event {
-    Deliver { from: usize, to: usize, msg: Msg },
-    Timer { node: usize, timeout: Timeout, generation: u64 },
-    Crash { node: usize },
-    Restart { node: usize },
+    Deliver {
+        from: usize,
+        to: usize,
+        msg: Msg,
+    },
+    Timer {
+        node: usize,
+        timeout: Timeout,
+        generation: u64,
+    },
+    Crash {
+        node: usize,
+    },
+    Restart {
+        node: usize,
+    },
 }
 
 /// What one validator's host did during one `handle` call.
@@ -197,14 +211,20 @@ impl SignLog {
         for x in &self.votes {
             let k = (x.height.0, x.round, x.kind as u8);
             if let Some(prev) = v.insert(k, x) {
-                assert_eq!(prev, x, "validator {who} signed two different votes at {k:?}");
+                assert_eq!(
+                    prev, x,
+                    "validator {who} signed two different votes at {k:?}"
+                );
             }
         }
         let mut p: BTreeMap<(u64, u32), &Proposal> = BTreeMap::new();
         for x in &self.proposals {
             let k = (x.height.0, x.round);
             if let Some(prev) = p.insert(k, x) {
-                assert_eq!(prev, x, "validator {who} signed two different proposals at {k:?}");
+                assert_eq!(
+                    prev, x,
+                    "validator {who} signed two different proposals at {k:?}"
+                );
             }
         }
     }
@@ -289,7 +309,9 @@ impl Host for SimHost<'_> {
         self.effects.out.push((None, Msg::Vote(vote.clone())));
     }
     fn broadcast_certificate(&mut self, certificate: &LivenessCertificate) {
-        self.effects.out.push((None, Msg::Certificate(certificate.clone())));
+        self.effects
+            .out
+            .push((None, Msg::Certificate(certificate.clone())));
     }
     fn schedule_timeout(&mut self, timeout: Timeout, after: Duration) {
         self.effects.timers.push(TimerOp::Set(timeout, after));
@@ -448,7 +470,10 @@ impl Sim {
     }
 
     fn honest(&self, i: usize) -> bool {
-        matches!(self.nodes[i].behavior, Behavior::Honest | Behavior::Skewed(_))
+        matches!(
+            self.nodes[i].behavior,
+            Behavior::Honest | Behavior::Skewed(_)
+        )
     }
 
     fn linked(&self, a: usize, b: usize) -> bool {
@@ -471,7 +496,9 @@ impl Sim {
             let fail_wal_at = (self.sc.restart_every_step == Some(i) && self.rng.permille(300))
                 .then(|| 1 + self.rng.below(3) as u32);
             let node = &mut self.nodes[i];
-            let Some(c) = node.consensus.as_mut() else { return };
+            let Some(c) = node.consensus.as_mut() else {
+                return;
+            };
             if let Input::StartHeight { .. } = input {
                 // The previous height is committed: its WAL entries are no longer needed.
                 node.wal.clear();
@@ -507,8 +534,7 @@ impl Sim {
             self.apply_timers(i, fx.timers);
             // Under restart-every-step, sometimes crash after signing (and logging) but before
             // anything leaves the node.
-            let crash_before_send =
-                self.sc.restart_every_step == Some(i) && self.rng.permille(300);
+            let crash_before_send = self.sc.restart_every_step == Some(i) && self.rng.permille(300);
             if !crash_before_send {
                 self.send(i, fx.out);
             }
@@ -531,15 +557,28 @@ impl Sim {
         let cert_ok = d
             .certificate
             .verify(&chain_id(), d.height, &d.block, &self.set);
-        assert!(cert_ok.is_ok(), "node {i}: certificate of height {} does not verify: {cert_ok:?}", d.height);
+        assert!(
+            cert_ok.is_ok(),
+            "node {i}: certificate of height {} does not verify: {cert_ok:?}",
+            d.height
+        );
         if let Some(prev) = self.decided.insert(d.height.0, d.block) {
-            assert_eq!(prev, d.block, "SAFETY: two blocks decided at height {}", d.height);
+            assert_eq!(
+                prev, d.block,
+                "SAFETY: two blocks decided at height {}",
+                d.height
+            );
         }
         let bytes = d.bytes.clone().expect("decided block bytes known");
         let (_, ts, _) = parse_block(&bytes).expect("decided block parses");
         let expected = self.nodes[i].chain.len() as u64 + 1;
         assert_eq!(d.height.0, expected, "node {i} decided out of order");
-        self.record(&[b"decide", &(i as u64).to_be_bytes(), &d.height.0.to_be_bytes(), d.block.as_bytes()]);
+        self.record(&[
+            b"decide",
+            &(i as u64).to_be_bytes(),
+            &d.height.0.to_be_bytes(),
+            d.block.as_bytes(),
+        ]);
         self.nodes[i].chain.insert(
             d.height.0,
             Committed {
@@ -559,7 +598,14 @@ impl Sim {
                     let g = self.generation;
                     self.nodes[i].timers.insert(t, g);
                     let at = self.now + after.as_millis() as u64;
-                    self.push(at, Event::Timer { node: i, timeout: t, generation: g });
+                    self.push(
+                        at,
+                        Event::Timer {
+                            node: i,
+                            timeout: t,
+                            generation: g,
+                        },
+                    );
                 }
                 TimerOp::Cancel(t) => {
                     self.nodes[i].timers.remove(&t);
@@ -617,7 +663,10 @@ impl Sim {
                 let mut other = p.proposal.clone();
                 other.block = hash;
                 self.nodes[from].log.proposals.push(other.clone());
-                Some(Msg::Proposal(other.sign(&self.nodes[from].signer).ok()?, bytes))
+                Some(Msg::Proposal(
+                    other.sign(&self.nodes[from].signer).ok()?,
+                    bytes,
+                ))
             }
             _ => None,
         }
@@ -634,7 +683,9 @@ impl Sim {
     }
 
     fn maybe_crash_leader(&mut self, h: Height) {
-        let Some((height, down)) = self.sc.crash_leader else { return };
+        let Some((height, down)) = self.sc.crash_leader else {
+            return;
+        };
         if self.crash_done || h.0 != height {
             return;
         }
@@ -663,14 +714,23 @@ impl Sim {
         };
         host.now_ms = T0 + self.now;
         let wal = host.wal.clone();
-        let c = Consensus::recover(params(Some(node.id)), height, self.set.clone(), &wal, &mut host)
-            .unwrap_or_else(|e| {
-                let entries: Vec<_> = wal
-                    .iter()
-                    .map(|f| consensus::WalEntry::decode(f, 1 << 20).unwrap())
-                    .collect();
-                panic!("node {i} cannot recover at height {height} (now {}): {e}\nWAL: {entries:#?}", self.now)
-            });
+        let c = Consensus::recover(
+            params(Some(node.id)),
+            height,
+            self.set.clone(),
+            &wal,
+            &mut host,
+        )
+        .unwrap_or_else(|e| {
+            let entries: Vec<_> = wal
+                .iter()
+                .map(|f| consensus::WalEntry::decode(f, 1 << 20).unwrap())
+                .collect();
+            panic!(
+                "node {i} cannot recover at height {height} (now {}): {e}\nWAL: {entries:#?}",
+                self.now
+            )
+        });
         let fx = host.effects;
         node.consensus = Some(c);
         let _ = from_crash;
@@ -706,12 +766,42 @@ impl Sim {
                 break;
             }
             let Some(((at, _), ev)) = self.queue.pop_first() else {
-                panic!("{} seed {seed}: no more events before liveness", self.sc.name);
+                panic!(
+                    "{} seed {seed}: no more events before liveness",
+                    self.sc.name
+                );
             };
-            if at > limit_ms && std::env::var("SIM_DEBUG").is_ok() {
+            if at > limit_ms {
                 for (i, n) in self.nodes.iter().enumerate() {
-                    let v: Vec<String> = n.log.votes.iter().take(14).map(|v| format!("r{}{:?}{}", v.round, v.kind, v.block.map_or("nil".to_string(), |b| b.to_string()[..4].to_string()))).collect();
-                    let p: Vec<String> = n.log.proposals.iter().take(5).map(|p| format!("r{}:{}pol{:?}", p.round, &p.block.to_string()[..4], p.pol_round)).collect();
+                    let v: Vec<String> = n
+                        .log
+                        .votes
+                        .iter()
+                        .take(14)
+                        .map(|v| {
+                            format!(
+                                "r{}{:?}{}",
+                                v.round,
+                                v.kind,
+                                v.block
+                                    .map_or("nil".to_string(), |b| b.to_string()[..4].to_string())
+                            )
+                        })
+                        .collect();
+                    let p: Vec<String> = n
+                        .log
+                        .proposals
+                        .iter()
+                        .take(5)
+                        .map(|p| {
+                            format!(
+                                "r{}:{}pol{:?}",
+                                p.round,
+                                &p.block.to_string()[..4],
+                                p.pol_round
+                            )
+                        })
+                        .collect();
                     eprintln!("node {i}: votes {v:?}\n  proposals {p:?}");
                 }
             }
@@ -723,14 +813,6 @@ impl Sim {
                 limit_ms / 1000,
                 self.nodes.iter().map(|n| n.chain.len()).collect::<Vec<_>>()
             );
-            if std::env::var("SIM_DEBUG").is_ok() && events % 200 == 0 {
-                eprintln!(
-                    "t={} rounds={:?} heights={:?}",
-                    self.now,
-                    self.nodes.iter().map(|n| n.consensus.as_ref().and_then(|c| c.round())).collect::<Vec<_>>(),
-                    self.nodes.iter().map(|n| n.chain.len()).collect::<Vec<_>>()
-                );
-            }
             self.now = at;
             events += 1;
             self.handle_event(ev);
@@ -755,21 +837,33 @@ impl Sim {
                     return;
                 }
                 let d = msg.digest();
-                self.record(&[b"deliver", &(from as u64).to_be_bytes(), &(to as u64).to_be_bytes(), d.as_bytes()]);
+                self.record(&[
+                    b"deliver",
+                    &(from as u64).to_be_bytes(),
+                    &(to as u64).to_be_bytes(),
+                    d.as_bytes(),
+                ]);
                 let my_height = self.nodes[to].chain.len() as u64 + 1;
                 let msg_height = match &msg {
                     Msg::Proposal(p, _) => Some(p.proposal.height.0),
                     Msg::Vote(v) => Some(v.vote.height.0),
                     _ => None,
                 };
-                if let Some(h) = msg_height {
-                    if h > my_height && self.now >= self.nodes[to].last_sync_request + 300 {
-                        self.nodes[to].last_sync_request = self.now;
-                        self.transmit(to, from, Msg::SyncRequest(Height(my_height)));
-                    }
+                if let Some(h) = msg_height
+                    && h > my_height
+                    && self.now >= self.nodes[to].last_sync_request + 300
+                {
+                    self.nodes[to].last_sync_request = self.now;
+                    self.transmit(to, from, Msg::SyncRequest(Height(my_height)));
                 }
                 match msg {
-                    Msg::Proposal(p, b) => self.step(to, Input::Proposal { proposal: p, block: b }),
+                    Msg::Proposal(p, b) => self.step(
+                        to,
+                        Input::Proposal {
+                            proposal: p,
+                            block: b,
+                        },
+                    ),
                     Msg::Vote(v) => self.step(to, Input::Vote(v)),
                     Msg::Certificate(c) => self.step(to, Input::Certificate(c)),
                     Msg::SyncRequest(h) => {
@@ -777,28 +871,57 @@ impl Sim {
                             return;
                         }
                         if let Some(c) = self.nodes[to].chain.get(&h.0).cloned() {
-                            self.transmit(to, from, Msg::SyncResponse(c.block, c.bytes, c.certificate));
+                            self.transmit(
+                                to,
+                                from,
+                                Msg::SyncResponse(c.block, c.bytes, c.certificate),
+                            );
                         }
                     }
                     Msg::SyncResponse(block, bytes, certificate) => {
-                        let Some((h, _, parent)) = parse_block(&bytes) else { return };
-                        let want_parent = match h.0.checked_sub(1).and_then(|p| self.nodes[to].chain.get(&p)) {
+                        let Some((h, _, parent)) = parse_block(&bytes) else {
+                            return;
+                        };
+                        let want_parent = match h
+                            .0
+                            .checked_sub(1)
+                            .and_then(|p| self.nodes[to].chain.get(&p))
+                        {
                             Some(c) => c.block,
                             None => genesis().0,
                         };
-                        if h.0 != my_height || parent != want_parent || BlockHash(sm3(&bytes)) != block {
+                        if h.0 != my_height
+                            || parent != want_parent
+                            || BlockHash(sm3(&bytes)) != block
+                        {
                             return;
                         }
-                        self.step(to, Input::SyncedBlock { block, bytes, certificate });
+                        self.step(
+                            to,
+                            Input::SyncedBlock {
+                                block,
+                                bytes,
+                                certificate,
+                            },
+                        );
                     }
                 }
             }
-            Event::Timer { node, timeout, generation } => {
+            Event::Timer {
+                node,
+                timeout,
+                generation,
+            } => {
                 if self.nodes[node].timers.get(&timeout) != Some(&generation) {
                     return;
                 }
                 self.nodes[node].timers.remove(&timeout);
-                self.record(&[b"timer", &(node as u64).to_be_bytes(), &timeout.round.to_be_bytes(), &[timeout.kind as u8]]);
+                self.record(&[
+                    b"timer",
+                    &(node as u64).to_be_bytes(),
+                    &timeout.round.to_be_bytes(),
+                    &[timeout.kind as u8],
+                ]);
                 self.step(node, Input::TimeoutElapsed(timeout));
             }
             Event::Crash { node } => {
