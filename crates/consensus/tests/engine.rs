@@ -28,6 +28,7 @@ struct Rec {
     proposals: Vec<SignedProposal>,
     decisions: Vec<Decision>,
     evidence: Vec<Equivocation>,
+    timeouts: Vec<Timeout>,
     valid: bool,
 }
 
@@ -60,7 +61,9 @@ impl Host for Rec {
         self.votes.push(v.clone());
     }
     fn broadcast_certificate(&mut self, _c: &LivenessCertificate) {}
-    fn schedule_timeout(&mut self, _t: Timeout, _after: Duration) {}
+    fn schedule_timeout(&mut self, t: Timeout, _after: Duration) {
+        self.timeouts.push(t);
+    }
     fn cancel_timeout(&mut self, _t: Timeout) {}
     fn cancel_all_timeouts(&mut self) {}
     fn wal_append(&mut self, frame: &[u8]) -> Result<(), HostError> {
@@ -856,4 +859,99 @@ fn follower_never_signs() {
         1,
         "a follower still decides from others' votes"
     );
+}
+
+#[test]
+fn round_certificates_move_rounds_only_when_they_verify() {
+    // Skip: f+1 = 2 votes of round 5 take us to round 5; one vote does not.
+    let mut f = fixture();
+    let o = others(&f);
+    let skip = |f: &Fixture, who: &[usize]| LivenessCertificate {
+        kind: CertificateKind::Skip,
+        height: Height(1),
+        round: 5,
+        votes: who
+            .iter()
+            .map(|i| vote(f, *i, VoteKind::Prevote, 5, None))
+            .collect(),
+    };
+    f.c.handle(Input::Certificate(skip(&f, &o[..1])), &mut f.host)
+        .unwrap();
+    assert_eq!(f.c.round(), Some(0));
+    let mut forged = skip(&f, &o[..2]);
+    forged.votes[1].signature = forged.votes[0].signature;
+    f.c.handle(Input::Certificate(forged), &mut f.host).unwrap();
+    assert_eq!(
+        f.c.round(),
+        Some(0),
+        "a forged skip certificate moved the round"
+    );
+    f.c.handle(Input::Certificate(skip(&f, &o[..2])), &mut f.host)
+        .unwrap();
+    assert_eq!(f.c.round(), Some(5));
+
+    // Precommit-any: 2f+1 precommits of round 0 start the precommit timeout (L47); 2f do not.
+    let mut f = fixture();
+    let o = others(&f);
+    let pc = |f: &Fixture, who: &[usize]| LivenessCertificate {
+        kind: CertificateKind::PrecommitAny,
+        height: Height(1),
+        round: 0,
+        votes: who
+            .iter()
+            .map(|i| vote(f, *i, VoteKind::Precommit, 0, None))
+            .collect(),
+    };
+    let precommit_timeout = Timeout {
+        round: 0,
+        kind: TimeoutKind::Precommit,
+    };
+    f.c.handle(Input::Certificate(pc(&f, &o[..2])), &mut f.host)
+        .unwrap();
+    assert!(
+        !f.host.timeouts.contains(&precommit_timeout),
+        "{:?}",
+        f.host.timeouts
+    );
+    f.c.handle(Input::Certificate(pc(&f, &o)), &mut f.host)
+        .unwrap();
+    assert!(
+        f.host.timeouts.contains(&precommit_timeout),
+        "{:?}",
+        f.host.timeouts
+    );
+}
+
+/// Known answer for the liveness certificate's framing: version 1, kind 1 (polka), block,
+/// height, round, count, then each vote as u32 length + `types`' own (pinned) encoding.
+#[test]
+fn liveness_certificate_encoding_known_answer() {
+    let v = SignedVote {
+        vote: Vote {
+            chain_id: chain_id(),
+            height: Height(7),
+            round: 2,
+            kind: VoteKind::Prevote,
+            block: Some(BlockHash(Digest([0xAB; 32]))),
+            validator: Digest([0x11; 32]),
+        },
+        signature: crypto::Signature::from_scalars([1; 32], [2; 32]),
+    };
+    let c = LivenessCertificate {
+        kind: CertificateKind::Polka {
+            block: BlockHash(Digest([0xAB; 32])),
+        },
+        height: Height(7),
+        round: 2,
+        votes: vec![v.clone()],
+    };
+    let inner = types::Encode::to_bytes(&v);
+    let mut expected = String::from("0101");
+    expected.push_str(&"ab".repeat(32));
+    expected.push_str("0000000000000007");
+    expected.push_str("00000002");
+    expected.push_str("00000001"); // one vote
+    expected.push_str(&format!("{:08x}", inner.len()));
+    expected.push_str(&hex::encode(&inner));
+    assert_eq!(hex::encode(c.to_bytes()), expected);
 }
