@@ -103,15 +103,32 @@ impl BftEngine {
     }
 }
 
-/// Wire form of a proposal with its block: u32 length of the signed proposal, the signed
-/// proposal, then the block (both canonical encodings).
-fn encode_proposal(p: &SignedProposal, block: &[u8]) -> Vec<u8> {
-    let sp = p.to_bytes();
-    let mut out = Vec::with_capacity(4 + sp.len() + block.len());
-    out.extend_from_slice(&u32::try_from(sp.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(&sp);
-    out.extend_from_slice(block);
+/// Wire form of three values: u32 length and bytes of the first, of the second, then the
+/// third (possibly empty). A proposal message is (signed proposal, block, the parent
+/// certificate the block's header names); a sync response is (block, its certificate, the
+/// parent certificate the block's header names).
+fn encode_three(a: &[u8], b: &[u8], c: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + a.len() + b.len() + c.len());
+    for part in [a, b] {
+        out.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(c);
     out
+}
+
+fn split_three(bytes: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let (a, rest) = split_prefixed(bytes)?;
+    let (b, c) = split_prefixed(rest)?;
+    Some((a, b, c))
+}
+
+/// The parent certificate sent beside a block (empty: none).
+fn parent_certificate(bytes: &[u8], limits: &types::Limits) -> Option<CommitCertificate> {
+    if bytes.is_empty() {
+        return None;
+    }
+    CommitCertificate::from_bytes(bytes, limits).ok()
 }
 
 fn split_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -180,7 +197,11 @@ pub fn start(
         })
         .map_err(|e| NodeError::Server(format!("cannot start the consensus thread: {e}")))?;
     tracing::info!(
-        role = if is_validator { "validator" } else { "follower" },
+        role = if is_validator {
+            "validator"
+        } else {
+            "follower"
+        },
         "consensus engine started"
     );
     Ok(BftEngine {
@@ -199,6 +220,8 @@ struct NodeHost {
     timers: BTreeMap<Timeout, Instant>,
     /// Blocks of the current height this node executed (proposed or verified), by hash.
     executed: HashMap<BlockHash, ExecutedBlock>,
+    /// The parent certificates proposers sent beside their blocks, by block hash.
+    parent_certs: HashMap<BlockHash, CommitCertificate>,
     /// Set by `decide`; the runner starts the next height.
     decided: Option<Height>,
     /// A failure that must stop the node (a decided block that cannot be stored).
@@ -211,11 +234,12 @@ impl NodeHost {
     }
 
     fn execute_decided(&self, block: &BlockHash, bytes: &[u8]) -> Result<ExecutedBlock, NodeError> {
-        let b = Block::from_bytes(bytes, self.limits())
-            .map_err(|e| NodeError::Server(format!("decided block {block} does not decode: {e}")))?;
+        let b = Block::from_bytes(bytes, self.limits()).map_err(|e| {
+            NodeError::Server(format!("decided block {block} does not decode: {e}"))
+        })?;
         self.core
             .ledger()
-            .verify(b, TimeRule::Decided)
+            .verify(b, TimeRule::Decided, self.parent_certs.get(block))
             .map_err(|e| NodeError::Server(format!("decided block {block} does not verify: {e}")))
     }
 }
@@ -277,7 +301,10 @@ impl Host for NodeHost {
         let block = match Block::from_bytes(bytes, self.limits()) {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!(height = proposal.height.0, "proposed block does not decode: {e}");
+                tracing::warn!(
+                    height = proposal.height.0,
+                    "proposed block does not decode: {e}"
+                );
                 return false;
             }
         };
@@ -297,7 +324,11 @@ impl Host for NodeHost {
             },
             Some(_) => TimeRule::Decided,
         };
-        match self.core.ledger().verify(block, rule) {
+        match self
+            .core
+            .ledger()
+            .verify(block, rule, self.parent_certs.get(&proposal.block))
+        {
             Ok(executed) => {
                 self.executed.insert(executed.hash(), executed);
                 true
@@ -315,9 +346,19 @@ impl Host for NodeHost {
     }
 
     fn broadcast_proposal(&mut self, proposal: &SignedProposal, block: &[u8]) {
-        let _ = self
-            .net
-            .broadcast(Topic::PROPOSAL, encode_proposal(proposal, block));
+        // The certificate our block's header names for its parent travels with it: another
+        // validator may hold another quorum for the parent.
+        let parent = self
+            .core
+            .ledger()
+            .head()
+            .certificate
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        let _ = self.net.broadcast(
+            Topic::PROPOSAL,
+            encode_three(&proposal.to_bytes(), block, &parent),
+        );
     }
 
     fn broadcast_vote(&mut self, vote: &SignedVote) {
@@ -374,7 +415,10 @@ impl Host for NodeHost {
             }
             Err(e) => {
                 // Fail-stop: a decided block this node cannot store.
-                tracing::error!(height = decision.height.0, "cannot commit a decided block: {e}");
+                tracing::error!(
+                    height = decision.height.0,
+                    "cannot commit a decided block: {e}"
+                );
                 self.fatal = Some(e);
             }
         }
@@ -436,6 +480,7 @@ impl Runner {
             wal_seq,
             timers: BTreeMap::new(),
             executed: HashMap::new(),
+            parent_certs: HashMap::new(),
             decided: None,
             fatal: None,
         };
@@ -497,10 +542,14 @@ impl Runner {
     fn after_commit(&mut self, height: Height) {
         self.last_progress = Instant::now();
         self.host.executed.clear();
+        self.host.parent_certs.clear();
         self.host.timers.clear();
         let revoked = self.host.net.revalidate();
         if revoked > 0 {
-            tracing::warn!(links = revoked, "links cut: their certificates no longer pass");
+            tracing::warn!(
+                links = revoked,
+                "links cut: their certificates no longer pass"
+            );
         }
         let now = Instant::now();
         let interval = Duration::from_millis(self.core().block_interval_ms());
@@ -538,12 +587,17 @@ impl Runner {
         let limits = self.core().store().limits().clone();
         let input = match m.topic {
             Topic::PROPOSAL => {
-                let Some((sp, block)) = split_prefixed(&m.payload) else {
+                let Some((sp, block, parent)) = split_three(&m.payload) else {
                     return Ok(());
                 };
                 let Ok(proposal) = SignedProposal::from_bytes(sp, &limits) else {
                     return Ok(());
                 };
+                if let Some(c) = parent_certificate(parent, &limits)
+                    && self.host.parent_certs.len() < MAX_BUFFERED
+                {
+                    self.host.parent_certs.insert(proposal.proposal.block, c);
+                }
                 Input::Proposal {
                     proposal,
                     block: block.to_vec(),
@@ -563,10 +617,12 @@ impl Runner {
                 return Ok(());
             }
             Topic::SYNC_RESPONSE => return self.on_synced(&m.payload),
-            t if t.number() == TOPIC_CERTIFICATE => match LivenessCertificate::from_bytes(&m.payload) {
-                Ok(c) => Input::Certificate(c),
-                Err(_) => return Ok(()),
-            },
+            t if t.number() == TOPIC_CERTIFICATE => {
+                match LivenessCertificate::from_bytes(&m.payload) {
+                    Ok(c) => Input::Certificate(c),
+                    Err(_) => return Ok(()),
+                }
+            }
             _ => return Ok(()),
         };
         let current = next_height(self.core())?;
@@ -599,7 +655,8 @@ impl Runner {
         if self.sync_answered.len() > 10_000 {
             self.sync_answered.clear();
         }
-        let store = self.core().store();
+        let core = self.host.core.clone();
+        let store = core.store();
         let (Ok(Some(block)), Ok(Some(cert))) =
             (store.block(Height(h)), store.certificate(Height(h)))
         else {
@@ -608,20 +665,24 @@ impl Runner {
         if !self.sync_answered.insert((peer, h)) {
             return;
         }
-        let b = block.to_bytes();
-        let mut out = Vec::with_capacity(4 + b.len() + 512);
-        out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
-        out.extend_from_slice(&b);
-        out.extend_from_slice(&cert.to_bytes());
+        let parent = match h.checked_sub(1).filter(|p| *p > 0) {
+            Some(p) => match store.certificate(Height(p)) {
+                Ok(Some(c)) => c.to_bytes(),
+                _ => return,
+            },
+            None => Vec::new(),
+        };
+        let out = encode_three(&block.to_bytes(), &cert.to_bytes(), &parent);
         let _ = self.host.net.send(peer, Topic::SYNC_RESPONSE, out);
     }
 
     /// A block with its certificate from a peer: verified and committed if it is the next.
     fn on_synced(&mut self, payload: &[u8]) -> Result<(), NodeError> {
         let limits = self.core().store().limits().clone();
-        let Some((b, c)) = split_prefixed(payload) else {
+        let Some((b, c, parent)) = split_three(payload) else {
             return Ok(());
         };
+        let parent = parent_certificate(parent, &limits);
         let (Ok(block), Ok(cert)) = (
             Block::from_bytes(b, &limits),
             CommitCertificate::from_bytes(c, &limits),
@@ -633,7 +694,11 @@ impl Runner {
             return Ok(());
         }
         let hash = block.header.hash();
-        let executed = match self.core().ledger().verify(block, TimeRule::Decided) {
+        let executed = match self
+            .core()
+            .ledger()
+            .verify(block, TimeRule::Decided, parent.as_ref())
+        {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(height = next.0, "synced block refused: {e}");
@@ -714,7 +779,9 @@ impl Runner {
 
     fn run(mut self, events: Receiver<Event>) -> Result<(), NodeError> {
         loop {
-            let wait = self.next_deadline().saturating_duration_since(Instant::now());
+            let wait = self
+                .next_deadline()
+                .saturating_duration_since(Instant::now());
             match events.recv_timeout(wait) {
                 Ok(Event::Net(m)) => self.on_message(m)?,
                 Ok(Event::Pool) => {}
@@ -788,8 +855,8 @@ pub async fn start_with_links(
         Arc::new(LinkAuthority::new(core.clone(), certs.clone()));
     let server = gmtls::link_server_config(server_cert, authority.clone())
         .map_err(|e| NodeError::Tls(e.to_string()))?;
-    let client = gmtls::link_client_config(creds, authority)
-        .map_err(|e| NodeError::Tls(e.to_string()))?;
+    let client =
+        gmtls::link_client_config(creds, authority).map_err(|e| NodeError::Tls(e.to_string()))?;
     let mut net_config = p2p::NetworkConfig::new(config.listen, PeerId::of(creds.leaf()));
     net_config.peers = config
         .peers

@@ -507,10 +507,30 @@ impl NodeConfig {
                     });
                 }
                 for (field, v, min, max) in [
-                    ("consensus.timeout_propose_ms", c.timeout_propose_ms, 10, 600_000),
-                    ("consensus.timeout_prevote_ms", c.timeout_prevote_ms, 10, 600_000),
-                    ("consensus.timeout_precommit_ms", c.timeout_precommit_ms, 10, 600_000),
-                    ("consensus.timestamp_bound_ms", c.timestamp_bound_ms, 100, 600_000),
+                    (
+                        "consensus.timeout_propose_ms",
+                        c.timeout_propose_ms,
+                        10,
+                        600_000,
+                    ),
+                    (
+                        "consensus.timeout_prevote_ms",
+                        c.timeout_prevote_ms,
+                        10,
+                        600_000,
+                    ),
+                    (
+                        "consensus.timeout_precommit_ms",
+                        c.timeout_precommit_ms,
+                        10,
+                        600_000,
+                    ),
+                    (
+                        "consensus.timestamp_bound_ms",
+                        c.timestamp_bound_ms,
+                        100,
+                        600_000,
+                    ),
                 ] {
                     if v < min || v > max {
                         return Err((field.into(), format!("{v} is outside {min}..={max}")));

@@ -412,9 +412,9 @@ impl LocalNode {
             return Ok(None);
         }
         let started = Instant::now();
-        let proposed =
-            self.ledger
-                .propose(candidates, self.validator_id, (self.clock)())?;
+        let proposed = self
+            .ledger
+            .propose(candidates, self.validator_id, (self.clock)())?;
         self.metrics.execute.observe(started.elapsed());
         self.drop_refused(proposed.dropped);
         let executed = proposed.executed;
@@ -648,9 +648,9 @@ impl LocalNode {
         let block = store
             .block(loc.height)?
             .ok_or(NodeError::Missing("block of an indexed transaction"))?;
-        let certificate = store
-            .certificate(loc.height)?
-            .ok_or(NodeError::Missing("commit certificate of a committed block"))?;
+        let certificate = store.certificate(loc.height)?.ok_or(NodeError::Missing(
+            "commit certificate of a committed block",
+        ))?;
         let mut receipts = Vec::with_capacity(block.txs.len());
         for i in 0..block.txs.len() {
             let r = store
@@ -666,11 +666,9 @@ impl LocalNode {
             .get(loc.position as usize)
             .ok_or(NodeError::Missing("indexed position in its block"))?;
         let parent_height = Height(loc.height.0.saturating_sub(1));
-        let (chain, crls) = self
-            .ledger
-            .with_state_at(parent_height, |view| {
-                signer_chain(view, self.ledger.genesis(), tx, &block)
-            })??;
+        let (chain, crls) = self.ledger.with_state_at(parent_height, |view| {
+            signer_chain(view, self.ledger.genesis(), tx, &block)
+        })??;
         let bundle = ReceiptBundle::build(
             &block,
             &receipts,
@@ -679,7 +677,7 @@ impl LocalNode {
             chain,
             crls,
         )
-            .map_err(|e| NodeError::Receipt(e.to_string()))?;
+        .map_err(|e| NodeError::Receipt(e.to_string()))?;
         Ok(Some(bundle))
     }
 }
