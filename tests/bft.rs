@@ -61,7 +61,12 @@ impl Consortium {
                 } else {
                     format!("node{i}.toml")
                 };
-                let text = std::fs::read_to_string(dir.join(&config)).unwrap();
+                // The engine's decisions and sync steps in the logs a failure prints.
+                let text = std::fs::read_to_string(dir.join(&config)).unwrap().replace(
+                    "level = \"warn\"",
+                    "level = \"warn,node::bft=info,arc_malachitebft_core_consensus=info\"",
+                );
+                std::fs::write(dir.join(&config), &text).unwrap();
                 let find = |key: &str| {
                     text.lines()
                         .find_map(|l| l.strip_prefix(key))
@@ -91,7 +96,7 @@ impl Consortium {
         (0..self.nodes.len())
             .map(|i| {
                 let text = std::fs::read_to_string(self.log(i)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
                 format!(
                     "--- node{i}\n{}",
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
@@ -150,6 +155,15 @@ impl Drop for Consortium {
     fn drop(&mut self) {
         for i in 0..self.nodes.len() {
             self.kill(i);
+        }
+        // A failed run keeps the nodes' logs (the directory itself goes).
+        if std::thread::panicking() {
+            let keep = std::env::temp_dir().join(format!("gmchain-bft-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&keep);
+            for i in 0..self.nodes.len() {
+                let _ = std::fs::copy(self.log(i), keep.join(format!("node{i}.log")));
+            }
+            eprintln!("node logs kept in {}", keep.display());
         }
     }
 }
@@ -281,7 +295,11 @@ fn four_validators_keep_deciding_through_a_killed_validator_and_a_killed_leader(
     // A validator killed under load: three of four are a quorum.
     net.kill(3);
     let at_kill = acked.lock().unwrap().len();
-    wait_for(&net, at_kill + 40, "three validators after SIGKILL of node3");
+    wait_for(
+        &net,
+        at_kill + 40,
+        "three validators after SIGKILL of node3",
+    );
     net.start(3);
     net.wait_up(&rt, 3);
     // The leader of the coming rounds killed mid-round (the proposer rotates; node 0 is the
@@ -339,7 +357,10 @@ fn four_validators_keep_deciding_through_a_killed_validator_and_a_killed_leader(
     for (i, n) in net.nodes.iter().enumerate() {
         let page = scrape(&n.metrics);
         assert_eq!(
-            metric_total(&page, "gmchain_txs_rejected_total{code=\"CONSENSUS_EQUIVOCATION\"}"),
+            metric_total(
+                &page,
+                "gmchain_txs_rejected_total{code=\"CONSENSUS_EQUIVOCATION\"}"
+            ),
             0,
             "node{i}"
         );

@@ -51,6 +51,10 @@ use crate::local::LocalNode;
 
 /// The p2p topic of liveness certificates (polka, precommit-any, skip).
 pub const TOPIC_CERTIFICATE: u8 = 6;
+/// The p2p topic of re-gossiped messages: the original topic byte, then its payload. Not
+/// relayed, hence not deduplicated by the links: a validator that dropped a message while it
+/// was behind gets it again.
+pub const TOPIC_REGOSSIP: u8 = 7;
 
 /// How long a node with nothing to do waits before it starts the next height anyway (an
 /// empty block keeps the chain's time moving and shows it is alive).
@@ -634,8 +638,7 @@ impl Runner {
                     self.host.remember(topic, &payload);
                     if let Input::Proposal { proposal, .. } = &input
                         && let Some((_, _, parent)) = split_three(&payload)
-                        && let Some(c) =
-                            parent_certificate(parent, self.host.core.store().limits())
+                        && let Some(c) = parent_certificate(parent, self.host.core.store().limits())
                     {
                         self.host.parent_certs.insert(proposal.proposal.block, c);
                     }
@@ -648,7 +651,28 @@ impl Runner {
         Ok(())
     }
 
-    fn on_message(&mut self, m: Inbound) -> Result<(), NodeError> {
+    fn on_message(&mut self, mut m: Inbound) -> Result<(), NodeError> {
+        if m.topic.number() == TOPIC_REGOSSIP {
+            // Unwrap: the original topic and payload (consensus messages only).
+            let Some((&t, rest)) = m.payload.split_first() else {
+                return Ok(());
+            };
+            let topic = match Topic::new(t) {
+                Ok(topic)
+                    if topic == Topic::PROPOSAL
+                        || topic == Topic::VOTE
+                        || t == TOPIC_CERTIFICATE =>
+                {
+                    topic
+                }
+                _ => return Ok(()),
+            };
+            m = Inbound {
+                peer: m.peer,
+                topic,
+                payload: rest.into(),
+            };
+        }
         let limits = self.core().store().limits().clone();
         let input = match m.topic {
             Topic::PROPOSAL => {
@@ -702,7 +726,7 @@ impl Runner {
                 // Behind (sync asks for the block after our tip, in `tick`): the messages of
                 // the next heights are kept for when we get there (the peers will not send
                 // them again: their copies would be duplicates to our links).
-                if h.0 <= current.0 + 2 && self.future.len() < MAX_BUFFERED {
+                if h.0 <= current.0.saturating_add(64) && self.future.len() < MAX_BUFFERED {
                     self.future.push_back((m.topic, m.payload.to_vec(), input));
                 }
                 return Ok(());
@@ -824,8 +848,13 @@ impl Runner {
                 .is_none_or(|t| now.duration_since(t) >= REGOSSIP_AFTER)
         {
             self.last_regossip = Some(now);
-            for (topic, payload) in &self.host.height_messages {
-                let _ = self.host.net.broadcast(*topic, payload.clone());
+            if let Ok(regossip) = Topic::new(TOPIC_REGOSSIP) {
+                for (topic, payload) in &self.host.height_messages {
+                    let mut m = Vec::with_capacity(1 + payload.len());
+                    m.push(topic.number());
+                    m.extend_from_slice(payload);
+                    let _ = self.host.net.broadcast(regossip, m);
+                }
             }
         }
         let current = next_height(self.core())?;
@@ -956,6 +985,10 @@ pub async fn start_with_links(
         .collect();
     if let Ok(t) = Topic::new(TOPIC_CERTIFICATE) {
         net_config.relay_topics.push(t);
+    }
+    if let Ok(t) = Topic::new(TOPIC_REGOSSIP) {
+        // It carries proposals, hence blocks.
+        net_config.limits.large_topics.push(t);
     }
     // A link holds while its certificate still authenticates on the chain (revoked,
     // suspended, expired or deregistered: cut at the next revalidation, after each block).
