@@ -356,7 +356,7 @@ fn verify_refuses_bad_blocks_naming_what_was_wrong() {
     // A transaction with a broken signature; a duplicate in the block.
     check(
         Box::new(move |b| {
-            let mut sig = b.txs[1].signature.clone();
+            let mut sig = b.txs[1].signature;
             sig = crypto::Signature::from_scalars(*sig.r(), [1; 32]);
             b.txs[1].signature = sig;
             fix(b);

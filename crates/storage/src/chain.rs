@@ -362,7 +362,7 @@ impl<B: KvBackend> ChainStore<B> {
                 value,
             ));
         }
-        out.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        out.sort_by_key(|e| (e.0, e.1));
         Ok(out)
     }
 

@@ -201,7 +201,7 @@ fn a_certificate_needs_a_quorum_of_valid_distinct_precommits() {
     ));
     // A repeated signer does not count twice.
     let mut dup = cert.clone();
-    dup.signatures[2] = dup.signatures[1].clone();
+    dup.signatures[2] = dup.signatures[1];
     assert!(matches!(
         dup.verify(&chain(), Height(5), &block, &set),
         Err(CertificateError::Unordered { .. })
@@ -293,7 +293,7 @@ fn proposals_sign_their_own_domain() {
             block: Some(BlockHash(d(0x42))),
             validator: ms[0].id,
         },
-        signature: sp.signature.clone(),
+        signature: sp.signature,
     };
     assert!(as_vote.verify(&ms[0].signer.public_key()).is_err());
     let back = types::SignedProposal::from_bytes(&sp.to_bytes(), &Limits::default()).unwrap();
