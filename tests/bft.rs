@@ -37,6 +37,12 @@ struct NodeInfo {
 
 impl Consortium {
     fn new(n: usize) -> Consortium {
+        Consortium::with_followers(n, 0)
+    }
+
+    /// `validators` validators, then `followers` followers (`node{validators}`…).
+    fn with_followers(validators: usize, followers: usize) -> Consortium {
+        let n = validators + followers;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         ok(
@@ -51,7 +57,9 @@ impl Consortium {
                 "--interval-ms",
                 "50",
                 "--validators",
-                &n.to_string(),
+                &validators.to_string(),
+                "--followers",
+                &followers.to_string(),
             ],
         );
         let nodes = (0..n)
@@ -379,4 +387,58 @@ fn four_validators_keep_deciding_through_a_killed_validator_and_a_killed_leader(
         "bft: {} transactions acknowledged up to height {top} through two SIGKILLs",
         acknowledged.len()
     );
+}
+
+/// Issue 13 point 7: a node that is not in the validator set follows: it verifies and commits
+/// what the validators decide, serves the API, forwards a client's transaction to them and
+/// answers the client once the block is committed on it; it never signs a vote.
+#[test]
+fn a_follower_verifies_serves_forwards_and_never_votes() {
+    let mut net = Consortium::with_followers(4, 1);
+    let rt = rt();
+    for i in 0..5 {
+        net.start(i);
+    }
+    for i in 0..5 {
+        net.wait_up(&rt, i);
+    }
+    let (k, cert) = identity(&net.dir, "clients/0");
+    let mut follower = net.client(&rt, 4);
+    let mut top = 0;
+    for n in 0..5 {
+        let tx = anchor(&k, &cert, &format!("through the follower {n}"));
+        let r = rt
+            .block_on(follower.submit_transaction(pb::SubmitTransactionRequest {
+                signed_tx: tx.to_bytes(),
+                wait_for_commit: true,
+            }))
+            .unwrap_or_else(|e| panic!("{e}\n{}", net.logs()))
+            .into_inner();
+        assert!(r.committed);
+        top = top.max(r.height);
+    }
+    // The validators have the same blocks as the follower.
+    let mut cs: Vec<Client> = (0..5).map(|i| net.client(&rt, i)).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (i, c) in cs.iter_mut().enumerate() {
+        while rt.block_on(status(c)).height < top {
+            assert!(Instant::now() < deadline, "node{i}\n{}", net.logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    for h in 1..=top {
+        let follower_header = rt.block_on(header(&mut cs[4], h));
+        for (i, c) in cs.iter_mut().enumerate().take(4) {
+            assert_eq!(rt.block_on(header(c, h)), follower_header, "node{i} at {h}");
+        }
+    }
+    let page = scrape(&net.nodes[4].metrics);
+    assert_eq!(
+        metric_total(&page, "gmchain_consensus_signatures_total"),
+        0,
+        "a follower signed a vote"
+    );
+    for n in &net.nodes[..4] {
+        assert!(metric_total(&scrape(&n.metrics), "gmchain_consensus_signatures_total") > 0);
+    }
 }

@@ -61,6 +61,9 @@ pub(crate) enum NodeCommand {
         /// Validator nodes (more than one: BFT consensus over loopback, `nodeI.toml`).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
         validators: u16,
+        /// Follower nodes (after the validators: `nodeI.toml`, not in the validator set).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=8))]
+        followers: u16,
     },
 }
 
@@ -248,14 +251,16 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             block_max_txs,
             orgs,
             validators,
+            followers,
         } => {
-            let chain = crate::devchain::prepare_consortium(
+            let chain = crate::devchain::prepare_network(
                 &dir,
                 clients,
                 block_max_txs,
                 interval_ms,
                 orgs.max(1),
                 usize::from(validators),
+                usize::from(followers),
             )?;
             println!(
                 "development chain in {}: config {}",

@@ -75,6 +75,29 @@ pub(crate) fn prepare_consortium(
     orgs: usize,
     validators: usize,
 ) -> Result<DevChain, Failure> {
+    prepare_network(
+        dir,
+        clients,
+        block_max_txs,
+        interval_ms,
+        orgs,
+        validators,
+        0,
+    )
+}
+
+/// [`prepare_consortium`] with `followers` more nodes (`node{validators}`…): node-sign
+/// certificates that are not in the validator set, whose `[consensus]` dials the validators.
+pub(crate) fn prepare_network(
+    dir: &Path,
+    clients: usize,
+    block_max_txs: u32,
+    interval_ms: u64,
+    orgs: usize,
+    validators: usize,
+    followers: usize,
+) -> Result<DevChain, Failure> {
+    let validators = validators.max(1);
     std::fs::create_dir_all(dir.join("clients")).map_err(|e| fail("mkdir", e))?;
     let provider = SoftwareProvider::new(Arc::new(SystemRandom));
     let t = now();
@@ -120,7 +143,7 @@ pub(crate) fn prepare_consortium(
         .map_err(|e| fail(cn, e))
     };
     let mut nodes = Vec::with_capacity(validators);
-    for i in 0..validators.max(1) {
+    for i in 0..validators + followers {
         let key = provider.generate().map_err(|e| fail("key", e))?;
         let cert = issue(Role::NodeSign, &format!("node{i}"), &key)?;
         nodes.push((key, cert));
@@ -203,7 +226,7 @@ pub(crate) fn prepare_consortium(
     for _ in 0..n {
         ports.push((free_port()?, free_port()?, free_port()?));
     }
-    let validators_toml: String = (0..n)
+    let validators_toml: String = (0..validators)
         .map(|i| {
             let cert = if i == 0 {
                 "node.crt.pem".to_string()
@@ -221,10 +244,11 @@ pub(crate) fn prepare_consortium(
             (format!("node{i}"), format!("data{i}"))
         };
         let consensus = if n > 1 {
+            // Validators dial the other validators; followers dial the validators.
             let mut c = format!(
                 "\n[consensus]\nlisten = \"127.0.0.1:{p2p}\"\ntimeout_propose_ms = 1500\ntimeout_prevote_ms = 500\ntimeout_precommit_ms = 500\n"
             );
-            for (j, (_, _, peer)) in ports.iter().enumerate() {
+            for (j, (_, _, peer)) in ports.iter().enumerate().take(validators) {
                 if j != i {
                     c.push_str(&format!(
                         "\n[[consensus.peers]]\naddress = \"127.0.0.1:{peer}\"\nname = \"node{j}\"\norganisation = \"{ORG}\"\n"
