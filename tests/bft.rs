@@ -442,3 +442,170 @@ fn a_follower_verifies_serves_forwards_and_never_votes() {
         assert!(metric_total(&scrape(&n.metrics), "gmchain_consensus_signatures_total") > 0);
     }
 }
+
+/// A TCP relay the test controls: forwards connections to `target` until cut; a cut closes
+/// every relayed connection and refuses new ones (a partition), until healed.
+struct Proxy {
+    addr: String,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    fn new(target: String) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (c, o) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for incoming in listener.incoming() {
+                let Ok(client) = incoming else { continue };
+                if c.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let mut list = o.lock().unwrap();
+                for s in [&client, &server] {
+                    if let Ok(s) = s.try_clone() {
+                        list.push(s);
+                    }
+                }
+                drop(list);
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { addr, cut, open }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The `[consensus] listen` address of a node's configuration.
+fn consensus_listen(config: &str) -> String {
+    let after = config.split("[consensus]").nth(1).unwrap();
+    after
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string()
+}
+
+/// Issue 13 tests: a validator cut off by a partition (every link of it through relays the
+/// test cuts) stalls while the three others go on deciding; healed, it catches up, and every
+/// node holds the same blocks.
+#[test]
+fn a_partitioned_validator_catches_up_when_the_partition_heals() {
+    let mut net = Consortium::new(4);
+    let listens: Vec<String> = net
+        .nodes
+        .iter()
+        .map(|n| consensus_listen(&std::fs::read_to_string(net.dir.join(&n.config)).unwrap()))
+        .collect();
+    // Node 3's links, both ways, through relays.
+    let to3 = Proxy::new(listens[3].clone());
+    let from3: Vec<Proxy> = (0..3).map(|j| Proxy::new(listens[j].clone())).collect();
+    for i in 0..4 {
+        let path = net.dir.join(&net.nodes[i].config);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        if i == 3 {
+            for (j, p) in from3.iter().enumerate() {
+                text = text.replace(
+                    &format!("address = \"{}\"", listens[j]),
+                    &format!("address = \"{}\"", p.addr),
+                );
+            }
+        } else {
+            text = text.replace(
+                &format!("address = \"{}\"", listens[3]),
+                &format!("address = \"{}\"", to3.addr),
+            );
+        }
+        std::fs::write(&path, text).unwrap();
+    }
+    let rt = rt();
+    for i in 0..4 {
+        net.start(i);
+    }
+    for i in 0..4 {
+        net.wait_up(&rt, i);
+    }
+    let (k, cert) = identity(&net.dir, "clients/0");
+    let mut c0 = net.client(&rt, 0);
+    let mut submit = |n: usize| -> u64 {
+        let tx = anchor(&k, &cert, &format!("partition {n}"));
+        rt.block_on(c0.submit_transaction(pb::SubmitTransactionRequest {
+            signed_tx: tx.to_bytes(),
+            wait_for_commit: true,
+        }))
+        .unwrap_or_else(|e| panic!("{e}\n{}", net.logs()))
+        .into_inner()
+        .height
+    };
+    for n in 0..3 {
+        submit(n);
+    }
+    // Partition node 3 away.
+    to3.cut();
+    for p in &from3 {
+        p.cut();
+    }
+    let mut c3 = net.client(&rt, 3);
+    let stalled_at = rt.block_on(status(&mut c3)).height;
+    let mut top = 0;
+    for n in 3..10 {
+        top = submit(n);
+    }
+    assert!(top > stalled_at + 3, "the majority did not go on: {top}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        rt.block_on(status(&mut c3)).height <= stalled_at + 1,
+        "the partitioned validator kept deciding alone"
+    );
+    // Heal: it catches up.
+    to3.heal();
+    for p in &from3 {
+        p.heal();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rt.block_on(status(&mut c3)).height < top {
+        assert!(
+            Instant::now() < deadline,
+            "node3 did not catch up to {top} after the partition healed\n{}",
+            net.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut c1 = net.client(&rt, 1);
+    for h in 1..=top {
+        assert_eq!(
+            rt.block_on(header(&mut c3, h)),
+            rt.block_on(header(&mut c1, h)),
+            "height {h}"
+        );
+    }
+    // And it decides with the others again.
+    let after = submit(10);
+    assert!(after > top);
+}
