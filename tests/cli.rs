@@ -1126,5 +1126,9 @@ fn a_version_1_receipt_verifies_against_its_version_1_genesis() {
         ],
     );
     assert_eq!(code(&o), 1, "{}", stderr(&o));
-    assert!(stderr(&o).contains("RECEIPT_DOCUMENT_MISMATCH"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("RECEIPT_DOCUMENT_MISMATCH"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -58,6 +58,9 @@ pub(crate) enum NodeCommand {
         /// Founding organisations (the first holds every identity; the others are bare roots).
         #[arg(long, default_value_t = 1)]
         orgs: usize,
+        /// Validator nodes (more than one: BFT consensus over loopback, `nodeI.toml`).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+        validators: u16,
     },
 }
 
@@ -212,9 +215,19 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             let config = load_config(&config)?;
             init_logging(&config);
             let validator = validator(&config)?;
-            let core =
-                node::LocalNode::open(&config.data_dir, validator, config.block, Arc::new(now_ms))
-                    .map_err(node_failure)?;
+            let engine = if config.consensus.is_some() {
+                node::Engine::Bft
+            } else {
+                node::Engine::Single
+            };
+            let core = node::LocalNode::open_with(
+                &config.data_dir,
+                validator,
+                config.block,
+                Arc::new(now_ms),
+                engine,
+            )
+            .map_err(node_failure)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -234,9 +247,16 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             interval_ms,
             block_max_txs,
             orgs,
+            validators,
         } => {
-            let chain =
-                crate::devchain::prepare(&dir, clients, block_max_txs, interval_ms, orgs.max(1))?;
+            let chain = crate::devchain::prepare_consortium(
+                &dir,
+                clients,
+                block_max_txs,
+                interval_ms,
+                orgs.max(1),
+                usize::from(validators),
+            )?;
             println!(
                 "development chain in {}: config {}",
                 dir.display(),

@@ -60,6 +60,21 @@ pub(crate) fn prepare(
     interval_ms: u64,
     orgs: usize,
 ) -> Result<DevChain, Failure> {
+    prepare_consortium(dir, clients, block_max_txs, interval_ms, orgs, 1)
+}
+
+/// [`prepare`] with `validators` validator nodes (`node0`…; `validators` > 1: BFT over
+/// loopback). Node 0 keeps the single-validator layout (`node.toml`, `data/`,
+/// `node.key.pem`); node i > 0 has `node{i}.toml`, `data{i}/`, `node{i}.key.pem`. Every node
+/// has a `[consensus]` section naming all the others, and one genesis (node 0's, copied).
+pub(crate) fn prepare_consortium(
+    dir: &Path,
+    clients: usize,
+    block_max_txs: u32,
+    interval_ms: u64,
+    orgs: usize,
+    validators: usize,
+) -> Result<DevChain, Failure> {
     std::fs::create_dir_all(dir.join("clients")).map_err(|e| fail("mkdir", e))?;
     let provider = SoftwareProvider::new(Arc::new(SystemRandom));
     let t = now();
@@ -104,8 +119,13 @@ pub(crate) fn prepare(
         )
         .map_err(|e| fail(cn, e))
     };
-    let node_key = provider.generate().map_err(|e| fail("key", e))?;
-    let node_cert = issue(Role::NodeSign, "node0", &node_key)?;
+    let mut nodes = Vec::with_capacity(validators);
+    for i in 0..validators.max(1) {
+        let key = provider.generate().map_err(|e| fail("key", e))?;
+        let cert = issue(Role::NodeSign, &format!("node{i}"), &key)?;
+        nodes.push((key, cert));
+    }
+    let (node_key, node_cert) = (&nodes[0].0, &nodes[0].1);
     let admin_key = provider.generate().map_err(|e| fail("key", e))?;
     let admin_cert = issue(Role::Admin, "admin", &admin_key)?;
     write_file(&dir.join("ca.crt.pem"), ca.to_pem().as_bytes(), false)?;
@@ -141,6 +161,9 @@ pub(crate) fn prepare(
             )
         };
     write_identity("admin", &admin_key, &admin_cert)?;
+    for (i, (key, cert)) in nodes.iter().enumerate().skip(1) {
+        write_identity(&format!("node{i}"), key, cert)?;
+    }
     write_identity("ca", &ca_key, &ca)?;
     let mut out = Vec::with_capacity(clients);
     for i in 0..clients {
@@ -175,16 +198,51 @@ pub(crate) fn prepare(
         .map(|n| format!("\"{n}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    let grpc = free_port()?;
-    let metrics = free_port()?;
-    let config = format!(
-        r#"mode = "development"
-data_dir = "data"
+    let n = nodes.len();
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..n {
+        ports.push((free_port()?, free_port()?, free_port()?));
+    }
+    let validators_toml: String = (0..n)
+        .map(|i| {
+            let cert = if i == 0 {
+                "node.crt.pem".to_string()
+            } else {
+                format!("node{i}.crt.pem")
+            };
+            format!("\n[[validators]]\nname = \"node{i}\"\ncert = \"{cert}\"\n")
+        })
+        .collect();
+    let node_config = |i: usize| -> String {
+        let (grpc, metrics, p2p) = ports[i];
+        let (key, data) = if i == 0 {
+            ("node".to_string(), "data".to_string())
+        } else {
+            (format!("node{i}"), format!("data{i}"))
+        };
+        let consensus = if n > 1 {
+            let mut c = format!(
+                "\n[consensus]\nlisten = \"127.0.0.1:{p2p}\"\ntimeout_propose_ms = 1500\ntimeout_prevote_ms = 500\ntimeout_precommit_ms = 500\n"
+            );
+            for (j, (_, _, peer)) in ports.iter().enumerate() {
+                if j != i {
+                    c.push_str(&format!(
+                        "\n[[consensus.peers]]\naddress = \"127.0.0.1:{peer}\"\nname = \"node{j}\"\norganisation = \"{ORG}\"\n"
+                    ));
+                }
+            }
+            c
+        } else {
+            String::new()
+        };
+        format!(
+            r#"mode = "development"
+data_dir = "{data}"
 
 [key]
-key = "node.key.pem"
+key = "{key}.key.pem"
 pass_file = "pass"
-certificate = "node.crt.pem"
+certificate = "{key}.crt.pem"
 
 [api]
 listen = "127.0.0.1:{grpc}"
@@ -196,7 +254,7 @@ max_txs = {block_max_txs}
 
 [log]
 level = "warn"
-
+{consensus}
 [chain]
 chain_id = "dev-chain"
 test_chain = true
@@ -209,12 +267,11 @@ ca_cert = "ca.crt.pem"
 crl = "ca.crl.pem"
 sponsors = [{sponsored}]
 
-{extra_orgs}
-[[validators]]
-name = "node0"
-cert = "node.crt.pem"
-"#
-    );
+{extra_orgs}{validators_toml}"#
+        )
+    };
+    let config = node_config(0);
+    let grpc = ports[0].0;
     let config_path = dir.join("node.toml");
     write_file(&config_path, config.as_bytes(), false)?;
     // Client profiles (gmchain --client-profile, GMCHAIN_CLIENT_PROFILE): `client.toml` for the
@@ -240,6 +297,15 @@ cert = "node.crt.pem"
         config: config_path.clone(),
         genesis: None,
     })?;
+    // The other validators: their configurations, and the same genesis.
+    for i in 1..n {
+        let path = dir.join(format!("node{i}.toml"));
+        write_file(&path, node_config(i).as_bytes(), false)?;
+        crate::cli_node::run(crate::cli_node::NodeCommand::Init {
+            config: path,
+            genesis: Some(dir.join("data/genesis.json")),
+        })?;
+    }
     Ok(DevChain {
         config: config_path,
         clients: out,

@@ -86,6 +86,9 @@ pub struct ExecutedBlock {
     hash: BlockHash,
     receipts: Vec<Receipt>,
     update: UpdateBatch,
+    // The parent certificate the header commits to, when it is not the one this node stored
+    // (it replaces that one at commit).
+    parent_certificate: Option<CommitCertificate>,
 }
 
 impl ExecutedBlock {
@@ -406,6 +409,7 @@ impl<B: KvBackend> Ledger<B> {
                 hash,
                 receipts: exec.receipts,
                 update: exec.update,
+                parent_certificate: None,
             },
             dropped,
         })
@@ -413,7 +417,16 @@ impl<B: KvBackend> Ledger<B> {
 
     /// Verifies a block another validator proposed (or a decided block received by sync)
     /// as the next block after the head, and executes it. Refusals name what was wrong.
-    pub fn verify(&self, block: Block, time: TimeRule) -> Result<ExecutedBlock, BlockRefusal> {
+    /// The header's `last_commit` must be the hash of this node's certificate of the parent,
+    /// or of `parent_certificate` (the proposer's, sent beside the block), which must then
+    /// decide the parent under its validator set: honest nodes may hold different quorums of
+    /// precommits for one block, and the next header picks one.
+    pub fn verify(
+        &self,
+        block: Block,
+        time: TimeRule,
+        parent_certificate: Option<&CommitCertificate>,
+    ) -> Result<ExecutedBlock, BlockRefusal> {
         let head = self.head();
         let parent = &head.header;
         let h = &block.header;
@@ -444,6 +457,7 @@ impl<B: KvBackend> Ledger<B> {
             validator_set: set.hash(),
             last_commit: head.last_commit(),
         };
+        let mut replaces_parent = None;
         match h.consensus {
             None => return Err(BlockRefusal::HeaderVersion),
             Some(l) if l.validator_set != expected_links.validator_set => {
@@ -453,10 +467,28 @@ impl<B: KvBackend> Ledger<B> {
                 });
             }
             Some(l) if l.last_commit != expected_links.last_commit => {
-                return Err(BlockRefusal::LastCommit {
-                    got: l.last_commit,
-                    expected: expected_links.last_commit,
+                // Another quorum for the parent: acceptable if it is the one named and it
+                // decides the parent.
+                let usable = parent_certificate.filter(|c| {
+                    head.certificate.is_some()
+                        && c.hash() == l.last_commit
+                        && c.verify(
+                            &self.genesis.chain_id,
+                            head.tip.height,
+                            &head.tip.hash,
+                            self.validator_set(head.tip.height),
+                        )
+                        .is_ok()
                 });
+                match usable {
+                    Some(c) => replaces_parent = Some(c.clone()),
+                    None => {
+                        return Err(BlockRefusal::LastCommit {
+                            got: l.last_commit,
+                            expected: expected_links.last_commit,
+                        });
+                    }
+                }
             }
             Some(_) => {}
         }
@@ -561,6 +593,7 @@ impl<B: KvBackend> Ledger<B> {
             hash,
             receipts: exec.receipts,
             update: exec.update,
+            parent_certificate: replaces_parent,
         })
     }
 
@@ -583,12 +616,14 @@ impl<B: KvBackend> Ledger<B> {
                 self.validator_set(height),
             )
             .map_err(|source| LedgerError::Certificate { height, source })?;
-        // The storage layer re-checks height, parent and roots in the same step as the write.
-        self.store.commit_certified_block(
+        // The storage layer re-checks height, parent and roots in the same step as the write,
+        // and stores the parent certificate the header names if it is not ours.
+        self.store.commit_certified_block_with_parent(
             &executed.block,
             &executed.receipts,
             executed.update,
             &certificate,
+            executed.parent_certificate.as_ref(),
         )?;
         let head = Head {
             tip: Tip {

@@ -193,7 +193,7 @@ fn a_proposed_block_verifies_on_other_validators_and_commits_everywhere_alike() 
 
     // B verifies A's block from its bytes, as it would arrive.
     let block = Block::from_bytes(&p.executed.block().to_bytes(), &Limits::default()).unwrap();
-    let vb = b.verify(block, live(now + 500)).unwrap();
+    let vb = b.verify(block, live(now + 500), None).unwrap();
     assert_eq!(vb.hash(), p.executed.hash());
 
     let cert = certificate(&f, &[0, 1, 2], Height(1), 0, vb.hash());
@@ -218,7 +218,7 @@ fn a_proposed_block_verifies_on_other_validators_and_commits_everywhere_alike() 
         cert.hash()
     );
     let v2 = b
-        .verify(p2.executed.block().clone(), live(now + 1000))
+        .verify(p2.executed.block().clone(), live(now + 1000), None)
         .unwrap();
     assert_eq!(v2.hash(), p2.executed.hash());
 
@@ -291,7 +291,7 @@ fn verify_refuses_bad_blocks_naming_what_was_wrong() {
     let check = |mut edit: Box<dyn FnMut(&mut Block)>, time: TimeRule, expect: &str| {
         let mut blk = good.clone();
         edit(&mut blk);
-        let e = b.verify(blk, time).unwrap_err();
+        let e = b.verify(blk, time, None).unwrap_err();
         let msg = e.to_string();
         assert!(
             msg.contains(expect),
@@ -351,8 +351,8 @@ fn verify_refuses_bad_blocks_naming_what_was_wrong() {
     );
     check(Box::new(|_| {}), live(now + 2_001), "more than 2000 ms");
     check(Box::new(|_| {}), live(now - 2_001), "more than 2000 ms");
-    b.verify(good.clone(), live(now + 2_000)).unwrap();
-    b.verify(good.clone(), TimeRule::Decided).unwrap();
+    b.verify(good.clone(), live(now + 2_000), None).unwrap();
+    b.verify(good.clone(), TimeRule::Decided, None).unwrap();
     // A transaction with a broken signature; a duplicate in the block.
     check(
         Box::new(move |b| {
@@ -387,7 +387,9 @@ fn a_replayed_transaction_is_refused_and_dropped() {
     let tx = anchor(&f.user, 1, 1);
     let verified = admit_all(&a, std::slice::from_ref(&tx));
     let p = a.propose(verified.clone(), proposer, now).unwrap();
-    let vb = b.verify(p.executed.block().clone(), live(now)).unwrap();
+    let vb = b
+        .verify(p.executed.block().clone(), live(now), None)
+        .unwrap();
     let cert = certificate(&f, &[0], Height(1), 0, p.executed.hash());
     a.commit(p.executed.clone(), cert.clone()).unwrap();
     b.commit(vb, cert).unwrap();
@@ -402,7 +404,7 @@ fn a_replayed_transaction_is_refused_and_dropped() {
     replay.header.parent = b.head().tip.hash;
     replay.header.timestamp = types::Timestamp(now + 1000);
     replay.header.consensus.as_mut().unwrap().last_commit = b.head().certificate.unwrap().hash();
-    let e = b.verify(replay, live(now + 1000)).unwrap_err();
+    let e = b.verify(replay, live(now + 1000), None).unwrap_err();
     assert!(
         matches!(&e, BlockRefusal::Transaction { position: 0, rejection } if rejection.code == RejectCode::Duplicate),
         "{e}"
@@ -422,4 +424,53 @@ fn a_proposal_is_always_after_its_parent() {
         )
         .unwrap();
     assert_eq!(p.executed.block().header.timestamp.0, GENESIS_MS + 1);
+}
+
+/// Honest validators may commit one block with different quorums of precommits; the next
+/// header names one of them, which travels beside the block: a verifier holding another
+/// quorum accepts it if it decides the parent, and keeps that one from then on. A "parent
+/// certificate" that is no quorum is refused.
+#[test]
+fn the_next_header_picks_one_of_several_valid_parent_certificates() {
+    let f = fixture(4);
+    let (a, b) = (open(&f.genesis), open(&f.genesis));
+    let now = now_after_genesis(10);
+    let proposer = f.validators[0].cert.fingerprint();
+    let p = a
+        .propose(admit_all(&a, &[anchor(&f.user, 1, 1)]), proposer, now)
+        .unwrap();
+    let vb = b
+        .verify(p.executed.block().clone(), live(now), None)
+        .unwrap();
+    let cert_a = certificate(&f, &[0, 1, 2], Height(1), 0, vb.hash());
+    let cert_b = certificate(&f, &[1, 2, 3], Height(1), 0, vb.hash());
+    a.commit(p.executed, cert_a.clone()).unwrap();
+    b.commit(vb, cert_b.clone()).unwrap();
+    // A proposes height 2 over its own certificate.
+    let p2 = a
+        .propose(
+            admit_all(&a, &[anchor(&f.user, 2, 2)]),
+            proposer,
+            now + 1000,
+        )
+        .unwrap();
+    let block = p2.executed.block().clone();
+    let e = b.verify(block.clone(), live(now + 1000), None).unwrap_err();
+    assert!(matches!(e, BlockRefusal::LastCommit { .. }), "{e}");
+    // A forged parent certificate with the right hash cannot exist; one that is no quorum
+    // (two precommits) is refused even if the header named it.
+    let short = certificate(&f, &[0, 1], Height(1), 0, a.head().tip.hash);
+    let e = b
+        .verify(block.clone(), live(now + 1000), Some(&short))
+        .unwrap_err();
+    assert!(matches!(e, BlockRefusal::LastCommit { .. }), "{e}");
+    // With A's certificate: verified, and B keeps A's certificate for height 1.
+    let v2 = b.verify(block, live(now + 1000), Some(&cert_a)).unwrap();
+    let cert2 = certificate(&f, &[0, 1, 2], Height(2), 0, v2.hash());
+    b.commit(v2, cert2).unwrap();
+    assert_eq!(b.store().certificate(Height(1)).unwrap(), Some(cert_a));
+    assert_ne!(
+        cert_b.hash(),
+        b.store().certificate(Height(1)).unwrap().unwrap().hash()
+    );
 }

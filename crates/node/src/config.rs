@@ -60,6 +60,72 @@ struct RawConfig {
     organisations: Vec<RawOrg>,
     #[serde(default)]
     validators: Vec<RawValidator>,
+    consensus: Option<RawConsensus>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsensus {
+    listen: String,
+    #[serde(default)]
+    peers: Vec<RawPeer>,
+    #[serde(default = "default_timeout_propose")]
+    timeout_propose_ms: u64,
+    #[serde(default = "default_timeout_vote")]
+    timeout_prevote_ms: u64,
+    #[serde(default = "default_timeout_vote")]
+    timeout_precommit_ms: u64,
+    #[serde(default = "default_timestamp_bound")]
+    timestamp_bound_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    address: String,
+    name: String,
+    organisation: Option<String>,
+}
+
+fn default_timeout_propose() -> u64 {
+    3000
+}
+
+fn default_timeout_vote() -> u64 {
+    1000
+}
+
+fn default_timestamp_bound() -> u64 {
+    2000
+}
+
+/// A peer the node dials: where, and the certificate name (and organisation) it must present.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// Its p2p address.
+    pub address: SocketAddr,
+    /// The CN of its node-sign certificate.
+    pub name: String,
+    /// The O it must have, if given.
+    pub organisation: Option<String>,
+}
+
+/// `[consensus]`: the node takes part in BFT consensus with other nodes (as a validator if its
+/// certificate is in the validator set, else as a follower).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsensusConfig {
+    /// The p2p listener (mutual GM TLS, node-sign certificates on both ends).
+    pub listen: SocketAddr,
+    /// The nodes to dial.
+    pub peers: Vec<PeerConfig>,
+    /// How long to wait for a proposal in round 0 (later rounds wait longer).
+    pub timeout_propose_ms: u64,
+    /// How long to wait for prevotes after seeing 2f+1 of any.
+    pub timeout_prevote_ms: u64,
+    /// How long to wait for precommits after seeing 2f+1 of any.
+    pub timeout_precommit_ms: u64,
+    /// A fresh proposal's timestamp must lie within this of the verifier's clock.
+    pub timestamp_bound_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,6 +389,8 @@ pub struct NodeConfig {
     pub log_level: String,
     /// The chain definition, needed only by `init`.
     pub chain: Option<ChainDefinition>,
+    /// BFT consensus with other nodes (absent: the single-validator engine).
+    pub consensus: Option<ConsensusConfig>,
 }
 
 impl NodeConfig {
@@ -407,6 +475,77 @@ impl NodeConfig {
             }
             taken.push((field, a));
         }
+        let consensus = match &raw.consensus {
+            None => None,
+            Some(c) => {
+                let listen = parse_addr("consensus.listen", &c.listen)?;
+                if let Some((other, _)) = taken.iter().find(|(_, t)| *t == listen) {
+                    return Err((
+                        "consensus.listen".into(),
+                        format!("{listen} is also {other}; choose another port"),
+                    ));
+                }
+                let mut peers = Vec::with_capacity(c.peers.len());
+                for (i, p) in c.peers.iter().enumerate() {
+                    let address = parse_addr(&format!("consensus.peers[{i}].address"), &p.address)?;
+                    if address == listen {
+                        return Err((
+                            format!("consensus.peers[{i}].address"),
+                            format!("{address} is this node's own consensus.listen"),
+                        ));
+                    }
+                    if p.name.is_empty() {
+                        return Err((
+                            format!("consensus.peers[{i}].name"),
+                            "empty: give the CN of the peer's node-sign certificate".into(),
+                        ));
+                    }
+                    peers.push(PeerConfig {
+                        address,
+                        name: p.name.clone(),
+                        organisation: p.organisation.clone(),
+                    });
+                }
+                for (field, v, min, max) in [
+                    (
+                        "consensus.timeout_propose_ms",
+                        c.timeout_propose_ms,
+                        10,
+                        600_000,
+                    ),
+                    (
+                        "consensus.timeout_prevote_ms",
+                        c.timeout_prevote_ms,
+                        10,
+                        600_000,
+                    ),
+                    (
+                        "consensus.timeout_precommit_ms",
+                        c.timeout_precommit_ms,
+                        10,
+                        600_000,
+                    ),
+                    (
+                        "consensus.timestamp_bound_ms",
+                        c.timestamp_bound_ms,
+                        100,
+                        600_000,
+                    ),
+                ] {
+                    if v < min || v > max {
+                        return Err((field.into(), format!("{v} is outside {min}..={max}")));
+                    }
+                }
+                Some(ConsensusConfig {
+                    listen,
+                    peers,
+                    timeout_propose_ms: c.timeout_propose_ms,
+                    timeout_prevote_ms: c.timeout_prevote_ms,
+                    timeout_precommit_ms: c.timeout_precommit_ms,
+                    timestamp_bound_ms: c.timestamp_bound_ms,
+                })
+            }
+        };
         let check_key = |section: &str, k: &RawKey| -> Result<KeyConfig, (String, String)> {
             if k.key.starts_with("pkcs11:") {
                 if k.hsm_profile.is_none() {
@@ -560,6 +699,7 @@ impl NodeConfig {
             log_format: raw.log.format,
             log_level,
             chain,
+            consensus,
         })
     }
 }

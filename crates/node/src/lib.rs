@@ -18,6 +18,7 @@
 //! with a key that is not a genesis validator's; listen beyond loopback unless configured;
 //! acknowledge a transaction before its block's write has synced.
 
+pub mod bft;
 pub mod config;
 mod error;
 pub mod listener;
@@ -28,9 +29,12 @@ mod service;
 pub mod tls;
 
 pub use crate::local::{
-    Clock, LocalNode, Validator, init, read_genesis, read_node_genesis, write_atomic,
+    Clock, Engine, Gossip, LocalNode, Validator, init, read_genesis, read_node_genesis,
+    write_atomic,
 };
-pub use config::{ApiLimits, ConfigError, LogFormat, Mode, NodeConfig, OrgDefinition};
+pub use config::{
+    ApiLimits, ConfigError, ConsensusConfig, LogFormat, Mode, NodeConfig, OrgDefinition, PeerConfig,
+};
 pub use error::NodeError;
 pub use service::{Access, ChainService};
 
@@ -138,20 +142,49 @@ pub async fn run(
         .map_err(|e| NodeError::Tls(e.to_string()))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
-    let producer_core = core.clone();
-    let producer_stop = stop_tx.clone();
-    let producer = std::thread::Builder::new()
-        .name("producer".into())
-        .spawn(move || {
-            let r = producer_core.run_producer();
-            if let Err(e) = &r {
-                // Fail-stop: a validator that cannot store or seal blocks stops serving.
-                tracing::error!("block production failed: {e}; stopping the node");
-                let _ = producer_stop.send(true);
-            }
-            r
-        })
-        .map_err(|e| NodeError::Server(format!("cannot start the producer thread: {e}")))?;
+    // The engine: the single-validator producer, or BFT consensus over p2p links.
+    let producer = match (&config.consensus, core.engine()) {
+        (None, Engine::Single) => {
+            let producer_core = core.clone();
+            let producer_stop = stop_tx.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("producer".into())
+                    .spawn(move || {
+                        let r = producer_core.run_producer();
+                        if let Err(e) = &r {
+                            // Fail-stop: a validator that cannot store or seal blocks stops
+                            // serving.
+                            tracing::error!("block production failed: {e}; stopping the node");
+                            let _ = producer_stop.send(true);
+                        }
+                        r
+                    })
+                    .map_err(|e| {
+                        NodeError::Server(format!("cannot start the producer thread: {e}"))
+                    })?,
+            )
+        }
+        _ => None,
+    };
+    let bft = match &config.consensus {
+        Some(cc) => {
+            let fail_stop = stop_tx.clone();
+            Some(
+                bft::start_with_links(
+                    core.clone(),
+                    cc,
+                    &creds,
+                    server_cert.clone(),
+                    Box::new(move || {
+                        let _ = fail_stop.send(true);
+                    }),
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
     let metrics_task = tokio::spawn(metrics::serve(
         metrics_listener,
         core.metrics.clone(),
@@ -310,12 +343,21 @@ pub async fn run(
     };
     let _ = stop_tx.send(true);
     core.stop();
-    let produced = tokio::task::spawn_blocking(move || producer.join())
-        .await
-        .map_err(|e| NodeError::Server(e.to_string()))?;
-    match produced {
-        Ok(r) => r?,
-        Err(_) => return Err(NodeError::Server("the producer thread panicked".into())),
+    if let Some(producer) = producer {
+        let produced = tokio::task::spawn_blocking(move || producer.join())
+            .await
+            .map_err(|e| NodeError::Server(e.to_string()))?;
+        match produced {
+            Ok(r) => r?,
+            Err(_) => return Err(NodeError::Server("the producer thread panicked".into())),
+        }
+    }
+    let mut engine_result = Ok(());
+    if let Some((engine, net)) = bft {
+        engine_result = tokio::task::spawn_blocking(move || engine.stop())
+            .await
+            .map_err(|e| NodeError::Server(e.to_string()))?;
+        net.shutdown().await;
     }
     let _ = metrics_task.await;
     let _ = recheck_task.await;
@@ -328,5 +370,5 @@ pub async fn run(
         }
     }
     tracing::info!("node stopped");
-    result
+    result.and(engine_result)
 }

@@ -51,9 +51,23 @@ struct Wake {
     stop: bool,
 }
 
+/// How the node decides blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Alone: the node is the whole validator set (the producer thread).
+    Single,
+    /// With the other validators, by BFT consensus (`crate::bft`); or as a follower.
+    Bft,
+}
+
+/// Where an admitted transaction is sent on to the other nodes (BFT: the p2p gossip).
+pub type Gossip = Box<dyn Fn(&[u8]) + Send + Sync>;
+
 /// The node without its network.
 pub struct LocalNode {
     ledger: Ledger<RocksBackend>,
+    engine: Engine,
+    gossip: std::sync::OnceLock<Gossip>,
     pool: Mutex<Pool>,
     wake: Mutex<Wake>,
     wake_cv: Condvar,
@@ -143,12 +157,25 @@ impl LocalNode {
         block: BlockConfig,
         clock: Clock,
     ) -> Result<Self, NodeError> {
+        Self::open_with(data_dir, validator, block, clock, Engine::Single)
+    }
+
+    /// [`LocalNode::open`] for `engine`: the single-validator engine needs the node to be the
+    /// whole validator set; under BFT it may be one validator of several, or a follower (its
+    /// certificate not in the set: it verifies and serves, never votes).
+    pub fn open_with(
+        data_dir: &Path,
+        validator: Validator,
+        block: BlockConfig,
+        clock: Clock,
+        engine: Engine,
+    ) -> Result<Self, NodeError> {
         let genesis = read_node_genesis(&data_dir.join("genesis.json"))?;
         let backend = RocksBackend::open(&data_dir.join("db"), false)?;
         // RocksBackend::open refused a store of another layout version before opening it.
         let store = ChainStore::new(backend, genesis.params.limits());
         let validator_id = validator.certificate.fingerprint();
-        if genesis.validator(&validator_id).is_none() {
+        if engine == Engine::Single && genesis.validator(&validator_id).is_none() {
             return Err(NodeError::NotAValidator {
                 subject: validator.certificate.subject(),
             });
@@ -159,7 +186,7 @@ impl LocalNode {
             });
         }
         // This engine decides alone: its own precommit must be a quorum.
-        if genesis.validators.len() != 1 {
+        if engine == Engine::Single && genesis.validators.len() != 1 {
             return Err(NodeError::NotSingleValidator {
                 count: genesis.validators.len(),
             });
@@ -178,6 +205,8 @@ impl LocalNode {
             .block_tx_budget(&ledger.genesis().chain_id);
         Ok(Self {
             ledger,
+            engine,
+            gossip: std::sync::OnceLock::new(),
             pool: Mutex::new(Pool::new(block.max_pool, block_budget)),
             wake: Mutex::new(Wake { stop: false }),
             wake_cv: Condvar::new(),
@@ -277,6 +306,20 @@ impl LocalNode {
         bytes: &[u8],
         wait: bool,
     ) -> Result<(TxId, Option<oneshot::Receiver<Outcome>>), Rejection> {
+        self.submit_inner(bytes, wait, true)
+    }
+
+    /// Admits a transaction a peer gossiped (the links relay it on; it is not sent again).
+    pub fn submit_from_peer(&self, bytes: &[u8]) -> Result<TxId, Rejection> {
+        self.submit_inner(bytes, false, false).map(|(id, _)| id)
+    }
+
+    fn submit_inner(
+        &self,
+        bytes: &[u8],
+        wait: bool,
+        gossip: bool,
+    ) -> Result<(TxId, Option<oneshot::Receiver<Outcome>>), Rejection> {
         let started = Instant::now();
         // A storage read error is not "unseen": admission refuses (TX_STATE_UNAVAILABLE).
         let in_pool = |id: &TxId| lock(&self.pool).contains(id);
@@ -330,6 +373,9 @@ impl LocalNode {
         self.metrics
             .txs_admitted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if gossip && let Some(g) = self.gossip.get() {
+            g(bytes);
+        }
         // Notify under the wake lock: the producer checks the pool and starts waiting while
         // holding it, so the notification cannot fall between the two.
         let _wake = lock(&self.wake);
@@ -366,19 +412,11 @@ impl LocalNode {
             return Ok(None);
         }
         let started = Instant::now();
-        let proposed =
-            self.ledger
-                .propose(candidates, self.validator_id, (self.clock)())?;
+        let proposed = self
+            .ledger
+            .propose(candidates, self.validator_id, (self.clock)())?;
         self.metrics.execute.observe(started.elapsed());
-        if !proposed.dropped.is_empty() {
-            let mut pool = lock(&self.pool);
-            for (id, r) in proposed.dropped {
-                self.metrics.rejected(r.code.as_str());
-                tracing::info!(tx = %id, code = r.code.as_str(), "dropped before commit: {}", r.message);
-                pool.remove(&id);
-                pool.resolve(&id, Outcome::Dropped(r));
-            }
-        }
+        self.drop_refused(proposed.dropped);
         let executed = proposed.executed;
         if executed.block().txs.is_empty() {
             self.update_pool_gauge();
@@ -397,12 +435,28 @@ impl LocalNode {
         .sign(self.validator.signer.as_ref())
         .map_err(NodeError::Seal)?;
         let certificate = CommitCertificate::from_votes(height, 0, hash, [&precommit]);
+        self.metrics
+            .hsm_signatures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.commit(executed, certificate)?;
+        Ok(Some(height))
+    }
+
+    /// Commits a decided block through the ledger (which checks the certificate), then drops
+    /// its transactions from the pool and answers the clients waiting for them: only after the
+    /// synced batch returned.
+    pub fn commit(
+        &self,
+        executed: ledger::ExecutedBlock,
+        certificate: CommitCertificate,
+    ) -> Result<(), NodeError> {
+        let height = executed.height();
+        let hash = executed.hash();
         let ids = executed.tx_ids();
         let receipts = executed.receipts().to_vec();
         let started = Instant::now();
         self.ledger.commit(executed, certificate)?;
         self.metrics.commit.observe(started.elapsed());
-        // Acknowledge only now: the synced batch has returned.
         {
             let mut pool = lock(&self.pool);
             for (i, (id, r)) in ids.iter().zip(&receipts).enumerate() {
@@ -422,14 +476,57 @@ impl LocalNode {
         m.height.store(height.0, Relaxed);
         m.blocks_committed.fetch_add(1, Relaxed);
         m.txs_committed.fetch_add(receipts.len() as u64, Relaxed);
-        m.hsm_signatures.fetch_add(1, Relaxed);
         m.wal_syncs
             .store(self.ledger.store().backend().stats().wal_syncs, Relaxed);
         self.update_pool_gauge();
         tracing::info!(height = height.0, txs = receipts.len(), hash = %hash, "block committed");
         // Nobody listening is fine.
         let _ = self.blocks.send(height);
-        Ok(Some(height))
+        Ok(())
+    }
+
+    /// The block interval (ms): the least time between two blocks.
+    pub fn block_interval_ms(&self) -> u64 {
+        self.block.interval_ms
+    }
+
+    /// The engine this node runs.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Sets where admitted transactions are sent on (once; the BFT host's gossip).
+    pub fn set_gossip(&self, gossip: Gossip) {
+        let _ = self.gossip.set(gossip);
+    }
+
+    /// The validator id (SM3 of the node's certificate), whether or not it is in the set.
+    pub fn validator_id(&self) -> Digest {
+        self.validator_id
+    }
+
+    /// Candidates for the next block: the pool's oldest, up to a block, not removed.
+    pub fn candidates(&self) -> Vec<execution::VerifiedTx> {
+        lock(&self.pool).peek(self.max_txs())
+    }
+
+    /// Drops transactions the ledger's re-check refused, telling their waiting clients why.
+    pub fn drop_refused(&self, dropped: Vec<(TxId, Rejection)>) {
+        if dropped.is_empty() {
+            return;
+        }
+        let mut pool = lock(&self.pool);
+        for (id, r) in dropped {
+            self.metrics.rejected(r.code.as_str());
+            tracing::info!(tx = %id, code = r.code.as_str(), "dropped before commit: {}", r.message);
+            pool.remove(&id);
+            pool.resolve(&id, Outcome::Dropped(r));
+        }
+    }
+
+    /// The node's clock, in milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        (self.clock)()
     }
 
     fn update_pool_gauge(&self) {
@@ -551,9 +648,9 @@ impl LocalNode {
         let block = store
             .block(loc.height)?
             .ok_or(NodeError::Missing("block of an indexed transaction"))?;
-        let certificate = store
-            .certificate(loc.height)?
-            .ok_or(NodeError::Missing("commit certificate of a committed block"))?;
+        let certificate = store.certificate(loc.height)?.ok_or(NodeError::Missing(
+            "commit certificate of a committed block",
+        ))?;
         let mut receipts = Vec::with_capacity(block.txs.len());
         for i in 0..block.txs.len() {
             let r = store
@@ -569,11 +666,9 @@ impl LocalNode {
             .get(loc.position as usize)
             .ok_or(NodeError::Missing("indexed position in its block"))?;
         let parent_height = Height(loc.height.0.saturating_sub(1));
-        let (chain, crls) = self
-            .ledger
-            .with_state_at(parent_height, |view| {
-                signer_chain(view, self.ledger.genesis(), tx, &block)
-            })??;
+        let (chain, crls) = self.ledger.with_state_at(parent_height, |view| {
+            signer_chain(view, self.ledger.genesis(), tx, &block)
+        })??;
         let bundle = ReceiptBundle::build(
             &block,
             &receipts,
@@ -582,7 +677,7 @@ impl LocalNode {
             chain,
             crls,
         )
-            .map_err(|e| NodeError::Receipt(e.to_string()))?;
+        .map_err(|e| NodeError::Receipt(e.to_string()))?;
         Ok(Some(bundle))
     }
 }

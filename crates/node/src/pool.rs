@@ -267,7 +267,11 @@ mod tests {
             p.insert(Tx(n, len)).unwrap();
         }
         assert_eq!(numbers(&p.peek(2)), [1, 2]);
-        assert_eq!(numbers(&p.peek(2)), [1, 2], "a failed round: the same block again");
+        assert_eq!(
+            numbers(&p.peek(2)),
+            [1, 2],
+            "a failed round: the same block again"
+        );
         assert_eq!(p.len(), 3);
         assert_eq!(p.bytes(), 30);
         assert!(p.remove(&Tx(2, 10).id()));

@@ -349,10 +349,12 @@ impl ReceiptBundle {
                 expected: 2,
             });
         };
-        let set = trust.validator_set().map_err(|_| ReceiptError::ValidatorSet {
-            header: links.validator_set,
-            genesis: Digest([0; 32]),
-        })?;
+        let set = trust
+            .validator_set()
+            .map_err(|_| ReceiptError::ValidatorSet {
+                header: links.validator_set,
+                genesis: Digest([0; 32]),
+            })?;
         if links.validator_set != set.hash() {
             return Err(ReceiptError::ValidatorSet {
                 header: links.validator_set,

@@ -13,9 +13,7 @@ use pki::{
     Certificate, Consortium, ConsortiumAnchor, Crl, IssueRequest, RevocationReason, RevokedEntry,
     Role, Serial, Sponsorship, TrustAnchor, UnixTime, Validity, issue, issue_crl, issue_root,
 };
-use receipt::{
-    Finality, Malformation, ReceiptBundle, ReceiptError, TrustContext, VerifiedReceipt,
-};
+use receipt::{Finality, Malformation, ReceiptBundle, ReceiptError, TrustContext, VerifiedReceipt};
 use types::merkle::{self, InclusionProof};
 use types::{
     Block, BlockHash, BlockHeader, BlockSeal, Call, ChainId, Encode, Event, Height, Limits,
@@ -511,9 +509,8 @@ fn seal_by_a_non_validator_key() {
     let rogue_key = w.p.generate().unwrap();
     let rogue = w.leaf(&rogue_key.public_key(), Role::NodeSign, "rogue");
     let mut x = b.clone();
-    x.finality = Finality::Seal(
-        BlockSeal::sign(x.header.hash(), rogue.fingerprint(), &rogue_key).unwrap(),
-    );
+    x.finality =
+        Finality::Seal(BlockSeal::sign(x.header.hash(), rogue.fingerprint(), &rogue_key).unwrap());
     assert_eq!(
         code(x.verify(&w.trust(), None)),
         "RECEIPT_SEAL_UNKNOWN_VALIDATOR"
@@ -1094,8 +1091,8 @@ fn build_refuses_inconsistent_inputs() {
             w.chain(),
             w.crls(&[]),
         )
-            .unwrap_err()
-            .code()
+        .unwrap_err()
+        .code()
     };
     assert_eq!(build(&block, &receipts, 3, seal.clone()), "RECEIPT_BUILD");
     assert_eq!(

@@ -262,6 +262,23 @@ impl<B: KvBackend> ChainStore<B> {
         state: UpdateBatch,
         certificate: &CommitCertificate,
     ) -> Result<(), StorageError> {
+        self.commit_certified_block_with_parent(block, receipts, state, certificate, None)
+    }
+
+    /// [`ChainStore::commit_certified_block`] that also replaces the parent's stored
+    /// certificate by `parent_certificate`, in the same batch: the one the block's header
+    /// commits to (`last_commit`). Validators build a certificate from the precommits they
+    /// received, so two honest nodes may hold different ones for one block; the next header
+    /// picks one, and every node keeps that one. Refuses a parent certificate for another
+    /// height or hash than the parent's, or one whose hash is not the header's `last_commit`.
+    pub fn commit_certified_block_with_parent(
+        &self,
+        block: &Block,
+        receipts: &[Receipt],
+        state: UpdateBatch,
+        certificate: &CommitCertificate,
+        parent_certificate: Option<&CommitCertificate>,
+    ) -> Result<(), StorageError> {
         let _guard = self.commit.lock().map_err(|_| {
             StorageError::Backend(Box::new(std::io::Error::other("commit lock poisoned")))
         })?;
@@ -279,6 +296,29 @@ impl<B: KvBackend> ChainStore<B> {
             height_key(block.header.height),
             certificate.to_bytes(),
         );
+        if let Some(parent) = parent_certificate {
+            let h = block.header.height;
+            let links = block.header.consensus.unwrap_or(types::ConsensusLinks {
+                validator_set: crypto::Digest([0; 32]),
+                last_commit: crypto::Digest([0; 32]),
+            });
+            if h.0 == 0
+                || parent.height.0 != h.0 - 1
+                || parent.block != block.header.parent
+                || parent.hash() != links.last_commit
+            {
+                return Err(StorageError::CertificateMismatch {
+                    height: parent.height,
+                    sealed: parent.block,
+                    block: block.header.parent,
+                });
+            }
+            batch.put(
+                Table::Certificates,
+                height_key(parent.height),
+                parent.to_bytes(),
+            );
+        }
         // The consensus log of decided heights is no longer needed once the block and its
         // certificate are stored: it goes in the same batch.
         for (key, _) in self.backend.iter_prefix(Table::ConsensusWal, &[])? {

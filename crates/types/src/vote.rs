@@ -595,7 +595,7 @@ impl CommitCertificate {
                     && v.vote.round == round
                     && v.vote.block == Some(block)
             })
-            .map(|v| (v.vote.validator, v.signature.clone()))
+            .map(|v| (v.vote.validator, v.signature))
             .collect();
         signatures.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         signatures.dedup_by(|a, b| a.0 == b.0);
@@ -638,7 +638,7 @@ impl CommitCertificate {
             })?;
             let vote = SignedVote {
                 vote: self.vote_of(chain_id, *id),
-                signature: signature.clone(),
+                signature: *signature,
             };
             vote.verify(&v.public_key)
                 .map_err(|_| CertificateError::BadSignature { id: *id })?;

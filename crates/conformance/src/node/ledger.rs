@@ -228,7 +228,9 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
             }
         };
         let links_ok = match (&hd.consensus, &set) {
-            (None, _) => Err("a version-1 header (no validator set, no parent certificate)".to_string()),
+            (None, _) => {
+                Err("a version-1 header (no validator set, no parent certificate)".to_string())
+            }
             (_, Err(e)) => Err(format!("the genesis validators do not form a set: {e}")),
             (Some(l), Ok(set)) if l.validator_set != set.hash() => Err(format!(
                 "the header names validator set {}, not the genesis set {}",

@@ -20,9 +20,7 @@ fn failed(call: Rpc, status: &str, message: impl std::fmt::Display) -> ProbeErro
         message: message.to_string(),
     }
 }
-use types::{
-    ChainId, Decode, Encode, Height, Limits, Receipt, Sender, SignedTx, Status,
-};
+use types::{ChainId, Decode, Encode, Height, Limits, Receipt, Sender, SignedTx, Status};
 
 /// A node that admits and "commits" everything, with no blocks and no genesis: every
 /// live check must fail against it, none vacuously.

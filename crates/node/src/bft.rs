@@ -1,0 +1,912 @@
+//! The BFT engine's host: runs `consensus` (Malachite's core, crates/consensus) on its own
+//! thread over the ledger, the pool, the validator's token key and the `p2p` links.
+//!
+//! - Consensus runs on the thread `consensus`, never inside the async runtime: signing a vote
+//!   or a proposal is a token round trip and blocks that thread only. Messages from peers come
+//!   through a bounded channel (a slow consensus slows the links, it does not grow memory).
+//! - `propose_block` hands the pool's oldest transactions (not removed) to
+//!   `Ledger::propose`; `validate_block` runs `Ledger::verify` (a fresh proposal's timestamp
+//!   within the configured bound of this node's clock, a re-proposal under a proof of lock
+//!   only after its parent); each executed block waits, by hash, for a decision.
+//! - The WAL is the store's `consensus_wal` table: every frame is synced before the engine
+//!   goes on, so a vote is durable before it is signed or leaves the node; committing a block
+//!   deletes its height's frames in the same batch. A restarted node replays the frames of the
+//!   height it was deciding (`Consensus::recover`), so it never signs two different votes
+//!   for one height, round and kind.
+//! - A decision commits through `LocalNode::commit` (the ledger verifies the certificate);
+//!   then links are revalidated (a revoked validator's link is cut) and, after the block
+//!   interval, the next height starts: at once if transactions wait or a peer is already at
+//!   it, otherwise after [`EMPTY_BLOCK_INTERVAL`].
+//! - Sync: a node that sees messages of a later height, or decides nothing for a while, asks
+//!   its peers for the block after its tip; a block with a certificate is verified (roots,
+//!   execution, every transaction) and committed before the node takes part again.
+//! - Transactions admitted through the API are gossiped; a transaction from a peer is
+//!   admitted into the pool like a client's (refusals are counted, not answered).
+//! - A follower (its certificate not in the validator set) runs the same engine without a
+//!   key to vote with: it verifies and commits what the validators decide.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use consensus::context::Timeouts;
+use consensus::{
+    Consensus, Decision, Equivocation, Host, HostError, Input, LivenessCertificate, Params,
+    ProposedBlock, Timeout,
+};
+use crypto::Digest;
+use ledger::{ExecutedBlock, TimeRule};
+use p2p::{Inbound, NetworkHandle, PeerId, Topic};
+use pki::Certificate;
+use types::{
+    Block, BlockHash, CommitCertificate, Decode, Encode, Height, Proposal, SignedProposal,
+    SignedVote, Vote,
+};
+
+use crate::config::ConsensusConfig;
+use crate::error::NodeError;
+use crate::local::LocalNode;
+
+/// The p2p topic of liveness certificates (polka, precommit-any, skip).
+pub const TOPIC_CERTIFICATE: u8 = 6;
+
+/// How long a node with nothing to do waits before it starts the next height anyway (an
+/// empty block keeps the chain's time moving and shows it is alive).
+pub const EMPTY_BLOCK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How often a node that is behind (or has decided nothing for [`SYNC_AFTER`]) asks its
+/// peers for the block after its tip.
+const SYNC_EVERY: Duration = Duration::from_millis(500);
+/// Deciding nothing for this long makes a node ask for the next block.
+const SYNC_AFTER: Duration = Duration::from_secs(3);
+/// Messages of the next height kept while it has not started.
+const MAX_BUFFERED: usize = 4096;
+
+/// What the consensus thread waits for.
+enum Event {
+    /// A message from a peer.
+    Net(Inbound),
+    /// A transaction admitted locally arrived in the pool (the next height may start).
+    Pool,
+    /// Stop.
+    Stop,
+}
+
+/// The running engine: the thread and the way to reach it.
+pub struct BftEngine {
+    events: SyncSender<Event>,
+    thread: Option<std::thread::JoinHandle<Result<(), NodeError>>>,
+}
+
+impl std::fmt::Debug for BftEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BftEngine").finish_non_exhaustive()
+    }
+}
+
+impl BftEngine {
+    /// Asks the engine to stop and waits for it; returns its result.
+    pub fn stop(mut self) -> Result<(), NodeError> {
+        let _ = self.events.send(Event::Stop);
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(NodeError::Server("the consensus thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the thread has ended (a fail-stop).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+/// Wire form of three values: u32 length and bytes of the first, of the second, then the
+/// third (possibly empty). A proposal message is (signed proposal, block, the parent
+/// certificate the block's header names); a sync response is (block, its certificate, the
+/// parent certificate the block's header names).
+fn encode_three(a: &[u8], b: &[u8], c: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + a.len() + b.len() + c.len());
+    for part in [a, b] {
+        out.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(c);
+    out
+}
+
+fn split_three(bytes: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let (a, rest) = split_prefixed(bytes)?;
+    let (b, c) = split_prefixed(rest)?;
+    Some((a, b, c))
+}
+
+/// The parent certificate sent beside a block (empty: none).
+fn parent_certificate(bytes: &[u8], limits: &types::Limits) -> Option<CommitCertificate> {
+    if bytes.is_empty() {
+        return None;
+    }
+    CommitCertificate::from_bytes(bytes, limits).ok()
+}
+
+fn split_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = bytes.split_at_checked(4)?;
+    let len = usize::try_from(u32::from_be_bytes(len.try_into().ok()?)).ok()?;
+    rest.split_at_checked(len)
+}
+
+/// Starts the engine: the consensus thread, and a forwarder from the links to it. Returns the
+/// engine; admitted transactions are gossiped from now on.
+pub fn start(
+    core: Arc<LocalNode>,
+    config: &ConsensusConfig,
+    net: NetworkHandle,
+    inbound: tokio::sync::mpsc::Receiver<Inbound>,
+    on_failure: Box<dyn FnOnce() + Send>,
+) -> Result<BftEngine, NodeError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Event>(1024);
+    // Links → consensus thread (a blocking forwarder: backpressure reaches the links).
+    let fwd = tx.clone();
+    std::thread::Builder::new()
+        .name("p2p-inbound".into())
+        .spawn(move || {
+            let mut inbound = inbound;
+            while let Some(m) = inbound.blocking_recv() {
+                if fwd.send(Event::Net(m)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| NodeError::Server(format!("cannot start the p2p forwarder: {e}")))?;
+    // Admitted transactions go to the peers, and wake the engine.
+    let gossip_net = net.clone();
+    let wake = tx.clone();
+    core.set_gossip(Box::new(move |bytes: &[u8]| {
+        let _ = gossip_net.broadcast(Topic::TRANSACTION, bytes.to_vec());
+        let _ = wake.try_send(Event::Pool);
+    }));
+    let genesis = core.genesis();
+    let me = core.validator_id();
+    let is_validator = genesis.validator(&me).is_some();
+    let timeouts = Timeouts {
+        propose: Duration::from_millis(config.timeout_propose_ms),
+        prevote: Duration::from_millis(config.timeout_prevote_ms),
+        precommit: Duration::from_millis(config.timeout_precommit_ms),
+        ..Timeouts::default()
+    };
+    let params = Params {
+        chain_id: genesis.chain_id.clone(),
+        me: is_validator.then_some(me),
+        timeouts,
+        max_block_bytes: core.store().limits().max_block_size,
+    };
+    let bound = config.timestamp_bound_ms;
+    let thread_core = core.clone();
+    let thread = std::thread::Builder::new()
+        .name("consensus".into())
+        .spawn(move || {
+            let r = Runner::new(thread_core, net, params, bound).and_then(|r| r.run(rx));
+            if let Err(e) = &r {
+                // Fail-stop: a validator that cannot decide or store stops serving.
+                tracing::error!("consensus stopped: {e}; stopping the node");
+                on_failure();
+            }
+            r
+        })
+        .map_err(|e| NodeError::Server(format!("cannot start the consensus thread: {e}")))?;
+    tracing::info!(
+        role = if is_validator {
+            "validator"
+        } else {
+            "follower"
+        },
+        "consensus engine started"
+    );
+    Ok(BftEngine {
+        events: tx,
+        thread: Some(thread),
+    })
+}
+
+/// What consensus calls back into.
+struct NodeHost {
+    core: Arc<LocalNode>,
+    net: NetworkHandle,
+    bound_ms: u64,
+    height: Height,
+    wal_seq: u32,
+    timers: BTreeMap<Timeout, Instant>,
+    /// Blocks of the current height this node executed (proposed or verified), by hash.
+    executed: HashMap<BlockHash, ExecutedBlock>,
+    /// The parent certificates proposers sent beside their blocks, by block hash.
+    parent_certs: HashMap<BlockHash, CommitCertificate>,
+    /// Set by `decide`; the runner starts the next height.
+    decided: Option<Height>,
+    /// A failure that must stop the node (a decided block that cannot be stored).
+    fatal: Option<NodeError>,
+}
+
+impl NodeHost {
+    fn limits(&self) -> &types::Limits {
+        self.core.store().limits()
+    }
+
+    fn execute_decided(&self, block: &BlockHash, bytes: &[u8]) -> Result<ExecutedBlock, NodeError> {
+        let b = Block::from_bytes(bytes, self.limits()).map_err(|e| {
+            NodeError::Server(format!("decided block {block} does not decode: {e}"))
+        })?;
+        self.core
+            .ledger()
+            .verify(b, TimeRule::Decided, self.parent_certs.get(block))
+            .map_err(|e| NodeError::Server(format!("decided block {block} does not verify: {e}")))
+    }
+}
+
+fn host_error(e: impl std::fmt::Display) -> HostError {
+    HostError(e.to_string())
+}
+
+impl Host for NodeHost {
+    fn sign_vote(&mut self, vote: &Vote) -> Result<SignedVote, HostError> {
+        let signed = vote
+            .clone()
+            .sign(self.core.validator_signer().as_ref())
+            .map_err(host_error)?;
+        self.core.metrics.hsm_signatures.fetch_add(1, Relaxed);
+        Ok(signed)
+    }
+
+    fn sign_proposal(&mut self, proposal: &Proposal) -> Result<SignedProposal, HostError> {
+        let signed = proposal
+            .clone()
+            .sign(self.core.validator_signer().as_ref())
+            .map_err(host_error)?;
+        self.core.metrics.hsm_signatures.fetch_add(1, Relaxed);
+        Ok(signed)
+    }
+
+    fn propose_block(&mut self, height: Height, _round: u32) -> Result<ProposedBlock, HostError> {
+        let proposed = self
+            .core
+            .ledger()
+            .propose(
+                self.core.candidates(),
+                self.core.validator_id(),
+                self.core.now_ms(),
+            )
+            .map_err(host_error)?;
+        self.core.drop_refused(proposed.dropped);
+        let executed = proposed.executed;
+        if executed.height() != height {
+            return Err(HostError(format!(
+                "asked to propose height {height}, but the ledger's next height is {}",
+                executed.height()
+            )));
+        }
+        let out = ProposedBlock {
+            hash: executed.hash(),
+            bytes: executed.block().to_bytes(),
+            timestamp: executed.block().header.timestamp,
+        };
+        self.executed.insert(executed.hash(), executed);
+        Ok(out)
+    }
+
+    fn validate_block(&mut self, proposal: &Proposal, bytes: &[u8]) -> bool {
+        if self.executed.contains_key(&proposal.block) {
+            return true;
+        }
+        let block = match Block::from_bytes(bytes, self.limits()) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(
+                    height = proposal.height.0,
+                    "proposed block does not decode: {e}"
+                );
+                return false;
+            }
+        };
+        if block.header.hash() != proposal.block || block.header.proposer != proposal.proposer {
+            tracing::warn!(
+                height = proposal.height.0,
+                "the proposed block is not the one the proposal names, or not its proposer's"
+            );
+            return false;
+        }
+        // A fresh proposal is judged against our clock; a re-proposal under a proof of lock
+        // was judged when 2f+1 prevoted it.
+        let rule = match proposal.pol_round {
+            None => TimeRule::Live {
+                now_ms: self.core.now_ms(),
+                bound_ms: self.bound_ms,
+            },
+            Some(_) => TimeRule::Decided,
+        };
+        match self
+            .core
+            .ledger()
+            .verify(block, rule, self.parent_certs.get(&proposal.block))
+        {
+            Ok(executed) => {
+                self.executed.insert(executed.hash(), executed);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    height = proposal.height.0,
+                    round = proposal.round,
+                    "prevoting nil: {e}"
+                );
+                self.core.metrics.rejected("BLOCK_REFUSED");
+                false
+            }
+        }
+    }
+
+    fn broadcast_proposal(&mut self, proposal: &SignedProposal, block: &[u8]) {
+        // The certificate our block's header names for its parent travels with it: another
+        // validator may hold another quorum for the parent.
+        let parent = self
+            .core
+            .ledger()
+            .head()
+            .certificate
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        let _ = self.net.broadcast(
+            Topic::PROPOSAL,
+            encode_three(&proposal.to_bytes(), block, &parent),
+        );
+    }
+
+    fn broadcast_vote(&mut self, vote: &SignedVote) {
+        let _ = self.net.broadcast(Topic::VOTE, vote.to_bytes());
+    }
+
+    fn broadcast_certificate(&mut self, certificate: &LivenessCertificate) {
+        if let Ok(topic) = Topic::new(TOPIC_CERTIFICATE) {
+            let _ = self.net.broadcast(topic, certificate.to_bytes());
+        }
+    }
+
+    fn schedule_timeout(&mut self, timeout: Timeout, after: Duration) {
+        self.timers.insert(timeout, Instant::now() + after);
+    }
+
+    fn cancel_timeout(&mut self, timeout: Timeout) {
+        self.timers.remove(&timeout);
+    }
+
+    fn cancel_all_timeouts(&mut self) {
+        self.timers.clear();
+    }
+
+    fn wal_append(&mut self, frame: &[u8]) -> Result<(), HostError> {
+        self.core
+            .store()
+            .wal_append(self.height, self.wal_seq, frame)
+            .map_err(host_error)?;
+        self.wal_seq += 1;
+        Ok(())
+    }
+
+    fn decide(&mut self, decision: Decision) {
+        let executed = match self.executed.remove(&decision.block) {
+            Some(e) => Ok(e),
+            None => match &decision.bytes {
+                Some(bytes) => self.execute_decided(&decision.block, bytes),
+                None => Err(NodeError::Server(format!(
+                    "block {} was decided but this node has not got it",
+                    decision.block
+                ))),
+            },
+        };
+        let r = executed.and_then(|e| self.core.commit(e, decision.certificate));
+        match r {
+            Ok(()) => {
+                self.decided = Some(decision.height);
+                tracing::debug!(
+                    height = decision.height.0,
+                    round = decision.round,
+                    "decided"
+                );
+            }
+            Err(e) => {
+                // Fail-stop: a decided block this node cannot store.
+                tracing::error!(
+                    height = decision.height.0,
+                    "cannot commit a decided block: {e}"
+                );
+                self.fatal = Some(e);
+            }
+        }
+    }
+
+    fn evidence(&mut self, evidence: Equivocation) {
+        self.core.metrics.rejected("CONSENSUS_EQUIVOCATION");
+        tracing::warn!(
+            validator = %evidence.validator,
+            height = evidence.first.vote.height.0,
+            round = evidence.first.vote.round,
+            "equivocation: a validator signed two different votes for one height, round and kind"
+        );
+    }
+}
+
+/// The consensus thread's state.
+struct Runner {
+    host: NodeHost,
+    engine: Consensus,
+    params: Params,
+    /// Messages for the next height while it has not started.
+    buffered: VecDeque<Input>,
+    /// When the next height may start (block interval after the last decision), and when it
+    /// must (the empty-block interval).
+    start_after: Option<(Instant, Instant)>,
+    last_progress: Instant,
+    last_sync_request: Option<Instant>,
+    /// The highest height seen in a peer's message.
+    highest_seen: Height,
+    sync_answered: HashSet<(PeerId, u64)>,
+}
+
+impl Runner {
+    fn new(
+        core: Arc<LocalNode>,
+        net: NetworkHandle,
+        params: Params,
+        bound_ms: u64,
+    ) -> Result<Self, NodeError> {
+        let next = next_height(&core)?;
+        let wal = core.store().wal_entries()?;
+        let frames: Vec<Vec<u8>> = wal
+            .iter()
+            .filter(|(h, _, _)| *h >= next)
+            .map(|(_, _, f)| f.clone())
+            .collect();
+        let wal_seq = wal
+            .iter()
+            .filter(|(h, _, _)| *h == next)
+            .map(|(_, s, _)| s + 1)
+            .max()
+            .unwrap_or(0);
+        let mut host = NodeHost {
+            core: core.clone(),
+            net,
+            bound_ms,
+            height: next,
+            wal_seq,
+            timers: BTreeMap::new(),
+            executed: HashMap::new(),
+            parent_certs: HashMap::new(),
+            decided: None,
+            fatal: None,
+        };
+        let validators = core.ledger().validator_set(next).clone();
+        let engine = if frames.is_empty() {
+            let mut e = Consensus::new(params.clone());
+            e.handle(
+                Input::StartHeight {
+                    height: next,
+                    validators,
+                },
+                &mut host,
+            )
+            .map_err(consensus_error)?;
+            e
+        } else {
+            tracing::info!(
+                height = next.0,
+                frames = frames.len(),
+                "resuming consensus from the write-ahead log"
+            );
+            Consensus::recover(params.clone(), next, validators, &frames, &mut host)
+                .map_err(consensus_error)?
+        };
+        Ok(Self {
+            host,
+            engine,
+            params,
+            buffered: VecDeque::new(),
+            start_after: None,
+            last_progress: Instant::now(),
+            last_sync_request: None,
+            highest_seen: Height(0),
+            sync_answered: HashSet::new(),
+        })
+    }
+
+    fn core(&self) -> &Arc<LocalNode> {
+        &self.host.core
+    }
+
+    fn handle(&mut self, input: Input) -> Result<(), NodeError> {
+        let r = self.engine.handle(input, &mut self.host);
+        if let Some(e) = self.host.fatal.take() {
+            return Err(e);
+        }
+        if let Err(e) = r {
+            // A host failure (a WAL write, the token) poisons this instance: fail-stop, the
+            // restart resumes from the WAL.
+            return Err(consensus_error(e));
+        }
+        if let Some(h) = self.host.decided.take() {
+            self.after_commit(h);
+        }
+        Ok(())
+    }
+
+    /// After a commit (decided here or synced): new links check, the next height scheduled.
+    fn after_commit(&mut self, height: Height) {
+        self.last_progress = Instant::now();
+        self.host.executed.clear();
+        self.host.parent_certs.clear();
+        self.host.timers.clear();
+        let revoked = self.host.net.revalidate();
+        if revoked > 0 {
+            tracing::warn!(
+                links = revoked,
+                "links cut: their certificates no longer pass"
+            );
+        }
+        let now = Instant::now();
+        let interval = Duration::from_millis(self.core().block_interval_ms());
+        self.start_after = Some((now + interval, now + EMPTY_BLOCK_INTERVAL.max(interval)));
+        self.host.height = Height(height.0 + 1);
+        self.host.wal_seq = 0;
+    }
+
+    /// Starts the next height if it is time: the block interval passed and transactions wait
+    /// or a peer is already at it, or the empty-block interval passed.
+    fn maybe_start_height(&mut self, now: Instant) -> Result<(), NodeError> {
+        let Some((earliest, latest)) = self.start_after else {
+            return Ok(());
+        };
+        let wanted = self.core().pool_size() > 0 || !self.buffered.is_empty();
+        if now < earliest || (!wanted && now < latest) {
+            return Ok(());
+        }
+        self.start_after = None;
+        let height = next_height(self.core())?;
+        self.host.height = height;
+        self.engine = Consensus::new(self.params.clone());
+        let validators = self.core().ledger().validator_set(height).clone();
+        self.handle(Input::StartHeight { height, validators })?;
+        let buffered: Vec<Input> = self.buffered.drain(..).collect();
+        for input in buffered {
+            if input_height(&input).is_none_or(|h| h == height) {
+                self.handle(input)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, m: Inbound) -> Result<(), NodeError> {
+        let limits = self.core().store().limits().clone();
+        let input = match m.topic {
+            Topic::PROPOSAL => {
+                let Some((sp, block, parent)) = split_three(&m.payload) else {
+                    return Ok(());
+                };
+                let Ok(proposal) = SignedProposal::from_bytes(sp, &limits) else {
+                    return Ok(());
+                };
+                if let Some(c) = parent_certificate(parent, &limits)
+                    && self.host.parent_certs.len() < MAX_BUFFERED
+                {
+                    self.host.parent_certs.insert(proposal.proposal.block, c);
+                }
+                Input::Proposal {
+                    proposal,
+                    block: block.to_vec(),
+                }
+            }
+            Topic::VOTE => match SignedVote::from_bytes(&m.payload, &limits) {
+                Ok(v) => Input::Vote(v),
+                Err(_) => return Ok(()),
+            },
+            Topic::TRANSACTION => {
+                // Admitted like a client's; refusals (duplicates above all) are counted.
+                let _ = self.core().submit_from_peer(&m.payload);
+                return Ok(());
+            }
+            Topic::SYNC_REQUEST => {
+                self.answer_sync(m.peer, &m.payload);
+                return Ok(());
+            }
+            Topic::SYNC_RESPONSE => return self.on_synced(&m.payload),
+            t if t.number() == TOPIC_CERTIFICATE => {
+                match LivenessCertificate::from_bytes(&m.payload) {
+                    Ok(c) => Input::Certificate(c),
+                    Err(_) => return Ok(()),
+                }
+            }
+            _ => return Ok(()),
+        };
+        let current = next_height(self.core())?;
+        if let Some(h) = input_height(&input) {
+            if h > self.highest_seen {
+                self.highest_seen = h;
+            }
+            if h < current {
+                return Ok(());
+            }
+            if h > current {
+                // Behind: ask for the block after our tip (rate-limited in `tick`).
+                return Ok(());
+            }
+        }
+        if self.start_after.is_some() {
+            if self.buffered.len() < MAX_BUFFERED {
+                self.buffered.push_back(input);
+            }
+            return self.maybe_start_height(Instant::now());
+        }
+        self.handle(input)
+    }
+
+    fn answer_sync(&mut self, peer: PeerId, payload: &[u8]) {
+        let Ok(h) = <[u8; 8]>::try_from(payload).map(u64::from_be_bytes) else {
+            return;
+        };
+        // One answer per peer and height while remembered (a peer re-asks every 500 ms).
+        if self.sync_answered.len() > 10_000 {
+            self.sync_answered.clear();
+        }
+        let core = self.host.core.clone();
+        let store = core.store();
+        let (Ok(Some(block)), Ok(Some(cert))) =
+            (store.block(Height(h)), store.certificate(Height(h)))
+        else {
+            return;
+        };
+        if !self.sync_answered.insert((peer, h)) {
+            return;
+        }
+        let parent = match h.checked_sub(1).filter(|p| *p > 0) {
+            Some(p) => match store.certificate(Height(p)) {
+                Ok(Some(c)) => c.to_bytes(),
+                _ => return,
+            },
+            None => Vec::new(),
+        };
+        let out = encode_three(&block.to_bytes(), &cert.to_bytes(), &parent);
+        let _ = self.host.net.send(peer, Topic::SYNC_RESPONSE, out);
+    }
+
+    /// A block with its certificate from a peer: verified and committed if it is the next.
+    fn on_synced(&mut self, payload: &[u8]) -> Result<(), NodeError> {
+        let limits = self.core().store().limits().clone();
+        let Some((b, c, parent)) = split_three(payload) else {
+            return Ok(());
+        };
+        let parent = parent_certificate(parent, &limits);
+        let (Ok(block), Ok(cert)) = (
+            Block::from_bytes(b, &limits),
+            CommitCertificate::from_bytes(c, &limits),
+        ) else {
+            return Ok(());
+        };
+        let next = next_height(self.core())?;
+        if block.header.height != next {
+            return Ok(());
+        }
+        let hash = block.header.hash();
+        let executed = match self
+            .core()
+            .ledger()
+            .verify(block, TimeRule::Decided, parent.as_ref())
+        {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(height = next.0, "synced block refused: {e}");
+                return Ok(());
+            }
+        };
+        match self.core().commit(executed, cert) {
+            Ok(()) => {
+                tracing::info!(
+                    height = next.0,
+                    block = %hash,
+                    seen = self.highest_seen.0,
+                    "sync: committed a block decided by the validators"
+                );
+                self.after_commit(next);
+                // Catching up: the next block at once.
+                self.start_after = Some((Instant::now(), Instant::now()));
+                self.last_sync_request = None;
+                Ok(())
+            }
+            Err(NodeError::Certificate(e)) => {
+                tracing::warn!(height = next.0, "synced block's certificate refused: {e}");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Timers, the next height, and sync requests.
+    fn tick(&mut self, now: Instant) -> Result<(), NodeError> {
+        let due: Vec<Timeout> = self
+            .host
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in due {
+            self.host.timers.remove(&t);
+            self.handle(Input::TimeoutElapsed(t))?;
+        }
+        self.maybe_start_height(now)?;
+        let current = next_height(self.core())?;
+        let behind = self.highest_seen > current;
+        let stalled = now.duration_since(self.last_progress) > SYNC_AFTER;
+        if (behind || stalled)
+            && self
+                .last_sync_request
+                .is_none_or(|t| now.duration_since(t) >= SYNC_EVERY)
+        {
+            self.last_sync_request = Some(now);
+            let _ = self
+                .host
+                .net
+                .broadcast(Topic::SYNC_REQUEST, current.0.to_be_bytes().to_vec());
+            if behind {
+                tracing::info!(
+                    at = current.0 - 1,
+                    seen = self.highest_seen.0,
+                    "sync: behind the network, asking peers for height {}",
+                    current.0
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut d = Instant::now() + Duration::from_millis(100);
+        if let Some(t) = self.host.timers.values().min() {
+            d = d.min(*t);
+        }
+        if let Some((earliest, _)) = self.start_after {
+            d = d.min(earliest.max(Instant::now()));
+        }
+        d
+    }
+
+    fn run(mut self, events: Receiver<Event>) -> Result<(), NodeError> {
+        loop {
+            let wait = self
+                .next_deadline()
+                .saturating_duration_since(Instant::now());
+            match events.recv_timeout(wait) {
+                Ok(Event::Net(m)) => self.on_message(m)?,
+                Ok(Event::Pool) => {}
+                Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            self.tick(Instant::now())?;
+        }
+    }
+}
+
+fn input_height(input: &Input) -> Option<Height> {
+    match input {
+        Input::Proposal { proposal, .. } => Some(proposal.proposal.height),
+        Input::Vote(v) => Some(v.vote.height),
+        Input::Certificate(c) => Some(c.height),
+        _ => None,
+    }
+}
+
+fn next_height(core: &LocalNode) -> Result<Height, NodeError> {
+    core.tip().0.height.next().ok_or(NodeError::HeightOverflow)
+}
+
+fn consensus_error(e: consensus::ConsensusError) -> NodeError {
+    NodeError::Server(format!("consensus: {e}"))
+}
+
+/// The links' authority: the chain's judgement of node-sign certificates, remembering each
+/// accepted certificate so that the links' admission can judge it again after every block.
+#[derive(Debug)]
+pub struct LinkAuthority {
+    inner: crate::tls::ChainAuthority,
+    certs: Arc<LinkCertificates>,
+}
+
+impl LinkAuthority {
+    /// Judges link peers by `core`'s chain, recording them in `certs`.
+    pub fn new(core: Arc<LocalNode>, certs: Arc<LinkCertificates>) -> Self {
+        LinkAuthority {
+            inner: crate::tls::ChainAuthority::new(core, gmtls::LINK_ROLES),
+            certs,
+        }
+    }
+}
+
+impl gmtls::Authority for LinkAuthority {
+    fn authenticate(
+        &self,
+        leaf: &Certificate,
+        intermediates: &[Certificate],
+        now: pki::UnixTime,
+    ) -> Result<gmtls::PeerIdentity, gmtls::Refusal> {
+        let id = self.inner.authenticate(leaf, intermediates, now)?;
+        self.certs.record(leaf);
+        Ok(id)
+    }
+}
+
+/// Starts the links and the engine (inside the node's tokio runtime). `on_failure` runs if the
+/// engine stops on an error.
+pub async fn start_with_links(
+    core: Arc<LocalNode>,
+    config: &ConsensusConfig,
+    creds: &gmtls::Credentials,
+    server_cert: Arc<gmtls::ServerCertificate>,
+    on_failure: Box<dyn FnOnce() + Send>,
+) -> Result<(BftEngine, NetworkHandle), NodeError> {
+    let certs = Arc::new(LinkCertificates::default());
+    let authority: Arc<dyn gmtls::Authority> =
+        Arc::new(LinkAuthority::new(core.clone(), certs.clone()));
+    let server = gmtls::link_server_config(server_cert, authority.clone())
+        .map_err(|e| NodeError::Tls(e.to_string()))?;
+    let client =
+        gmtls::link_client_config(creds, authority).map_err(|e| NodeError::Tls(e.to_string()))?;
+    let mut net_config = p2p::NetworkConfig::new(config.listen, PeerId::of(creds.leaf()));
+    net_config.peers = config
+        .peers
+        .iter()
+        .map(|p| p2p::PeerAddr {
+            addr: p.address,
+            name: p.name.clone(),
+            organisation: p.organisation.clone(),
+        })
+        .collect();
+    if let Ok(t) = Topic::new(TOPIC_CERTIFICATE) {
+        net_config.relay_topics.push(t);
+    }
+    // A link holds while its certificate still authenticates on the chain (revoked,
+    // suspended, expired or deregistered: cut at the next revalidation, after each block).
+    let admit_core = core.clone();
+    let admit: p2p::Admit = Arc::new(move |id: &gmtls::PeerIdentity| {
+        certs
+            .get(&id.cert_id)
+            .is_some_and(|c| admit_core.authenticate(&c).is_ok())
+    });
+    let (net, inbound) = p2p::Network::start(net_config, server, client, admit)
+        .await
+        .map_err(|e| NodeError::Server(format!("p2p: {e}")))?;
+    tracing::info!(listen = %config.listen, peers = config.peers.len(), "p2p links started");
+    let engine = start(core, config, net.clone(), inbound, on_failure)?;
+    Ok((engine, net))
+}
+
+/// Certificates of peers accepted at their link's handshake, by id: the links' admission
+/// re-judges them against the chain after every block.
+#[derive(Debug, Default)]
+pub struct LinkCertificates(Mutex<HashMap<Digest, Certificate>>);
+
+impl LinkCertificates {
+    /// Remembers an accepted peer's certificate.
+    pub fn record(&self, leaf: &Certificate) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() > 4096 {
+            m.clear();
+        }
+        m.insert(leaf.fingerprint(), leaf.clone());
+    }
+
+    /// The certificate of `id`, if a handshake presented it.
+    pub fn get(&self, id: &Digest) -> Option<Certificate> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+}
