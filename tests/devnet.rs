@@ -245,7 +245,6 @@ fn one_validator_up_status_attest_verify_down() {
 }
 
 #[test]
-#[ignore = "needs the BFT engine on main (a node refuses a multi-validator genesis until then)"]
 fn four_agencies_attest_and_verify_with_a_quorum_certificate() {
     up_attest_verify_down(4);
 }
@@ -253,20 +252,27 @@ fn four_agencies_attest_and_verify_with_a_quorum_certificate() {
 #[test]
 fn a_node_that_does_not_start_stops_the_devnet_with_exit_3() {
     let net = Devnet::new();
-    let port = free_base_port(1).to_string();
-    let o = net.run("up", &["--nodes", "1", "--base-port", &port]);
+    let port = free_base_port(2).to_string();
+    let o = net.run("up", &["--nodes", "2", "--base-port", &port]);
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
     let o = net.run("down", &[]);
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
-    // A stopped devnet starts again with its chain; without its certificate the node cannot.
-    std::fs::remove_file(net.dir.join("node-1/node.pem")).unwrap();
-    let o = net.run("up", &["--nodes", "1"]);
+    // A stopped devnet starts again with its chain; without its certificate node-2 cannot,
+    // and node-1, which did start, is stopped again.
+    std::fs::remove_file(net.dir.join("node-2/node.pem")).unwrap();
+    let o = net.run("up", &["--nodes", "2"]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(3), "{out}{err}");
-    assert!(err.contains("node-1 did not start"), "{err}");
+    assert!(err.contains("node-2 did not start"), "{err}");
     assert!(err.contains("node.pem"), "the log's end is shown: {err}");
     assert!(net.processes().is_empty(), "left: {:?}", net.processes());
     assert!(!net.dir.join("node-1/node.pid").exists());
+    assert!(!net.dir.join("node-2/node.pid").exists());
+    // A different size is refused for a stopped devnet.
+    let o = net.run("up", &["--nodes", "3"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("stopped devnet of 2 node(s)"), "{err}");
 }
 
 #[test]

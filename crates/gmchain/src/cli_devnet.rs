@@ -972,7 +972,7 @@ const SHOWN: &[(&str, &str)] = &[
     ("gmchain_txs_committed_total", "TXS"),
     ("gmchain_pool_size", "POOL"),
     ("gmchain_consensus_signatures_total", "SIGNED"),
-    ("gmchain_tls_sessions", "TLS"),
+    ("gmchain_tls_handshakes_total", "TLS-HS"),
 ];
 
 fn status(dir: &Path) -> CmdResult {
