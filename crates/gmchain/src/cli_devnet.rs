@@ -102,6 +102,19 @@ struct Manifest {
 
 const MANIFEST_FORMAT: &str = "gmchain-devnet/1";
 
+// Standard output that a closed pipe (`gmchain devnet up | head`) does not turn into a panic:
+// the nodes are running by then and the report is only for reading.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+macro_rules! say_part {
+    ($($t:tt)*) => {{
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 pub(crate) fn run(cmd: DevnetCommand) -> CmdResult {
     match cmd {
         DevnetCommand::Up {
@@ -323,7 +336,7 @@ fn up(dir: &Path, n: u8, base_port: u16) -> CmdResult {
                     m.nodes.len()
                 )));
             }
-            println!(
+            say!(
                 "starting the stopped devnet in {} (its chain is kept)",
                 dir.display()
             );
@@ -892,16 +905,20 @@ fn write_env(dir: &Path, m: &Manifest, module: &Path) -> CmdResult {
 }
 
 fn print_summary(dir: &Path, m: &Manifest, took: Duration) {
-    println!(
+    say!(
         "devnet {:?}: {} validator(s), up in {:.1} s, in {}",
         m.chain_id,
         m.nodes.len(),
         took.as_secs_f64(),
         dir.display()
     );
-    println!(
+    say!(
         "{:<8} {:<12} {:<18} {:<32} {:<18}",
-        "NODE", "ORGANISATION", "API (GM TLS)", "METRICS", "CONSENSUS"
+        "NODE",
+        "ORGANISATION",
+        "API (GM TLS)",
+        "METRICS",
+        "CONSENSUS"
     );
     for (i, node) in m.nodes.iter().enumerate() {
         let consensus = if m.nodes.len() > 1 {
@@ -909,7 +926,7 @@ fn print_summary(dir: &Path, m: &Manifest, took: Duration) {
         } else {
             "-".into()
         };
-        println!(
+        say!(
             "{:<8} {:<12} {:<18} {:<32} {:<18} pid {}",
             node.name,
             node.organisation,
@@ -921,34 +938,34 @@ fn print_summary(dir: &Path, m: &Manifest, took: Duration) {
     }
     let alice_uri = std::fs::read_to_string(dir.join("alice.uri")).unwrap_or_default();
     let d = |p: &str| shell_quote(&dir.join(p).display().to_string());
-    println!();
-    println!(
+    say!();
+    say!(
         "alice (user of Agency 1, key in its token): client profile {}",
         dir.join("alice.toml").display()
     );
-    println!(
+    say!(
         "admin of Agency 1: client profile {}",
         dir.join("admin.toml").display()
     );
-    println!();
-    println!("  source {}", d("env.sh"));
-    println!("  gmchain query status");
-    println!(
+    say!();
+    say!("  source {}", d("env.sh"));
+    say!("  gmchain query status");
+    say!(
         "  gmchain tx attest notice.txt --key {} --hsm-profile {} --pass-file {} --cert {} --out receipt.json",
         shell_quote(alice_uri.trim()),
         d("softtoken.toml"),
         d("agency-1/user.pin"),
         d("alice.pem")
     );
-    println!(
+    say!(
         "  gmchain receipt verify receipt.json notice.txt --genesis {}",
         d("node-1/data/genesis.json")
     );
-    println!(
+    say!(
         "  gmchain devnet status --dir {}",
         shell_quote(&dir.display().to_string())
     );
-    println!(
+    say!(
         "  gmchain devnet down --dir {}",
         shell_quote(&dir.display().to_string())
     );
@@ -977,14 +994,17 @@ const SHOWN: &[(&str, &str)] = &[
 
 fn status(dir: &Path) -> CmdResult {
     let m = manifest_or_fail(dir)?;
-    print!(
+    say_part!(
         "{:<8} {:<12} {:<8} {:<8}",
-        "NODE", "ORGANISATION", "STATE", "PID"
+        "NODE",
+        "ORGANISATION",
+        "STATE",
+        "PID"
     );
     for (_, h) in SHOWN {
-        print!(" {h:>8}");
+        say_part!(" {h:>8}");
     }
-    println!();
+    say!();
     let mut down = Vec::new();
     for (idx, node) in m.nodes.iter().enumerate() {
         let i = idx + 1;
@@ -995,7 +1015,7 @@ fn status(dir: &Path) -> CmdResult {
             (Some(_), None) => "no-metrics",
             (Some(_), Some(_)) => "running",
         };
-        print!(
+        say_part!(
             "{:<8} {:<12} {:<8} {:<8}",
             node.name,
             node.organisation,
@@ -1007,9 +1027,9 @@ fn status(dir: &Path) -> CmdResult {
                 .as_ref()
                 .and_then(|ms| ms.iter().find(|(k, _)| k == name))
                 .map_or("-".to_string(), |(_, v)| v.clone());
-            print!(" {v:>8}");
+            say_part!(" {v:>8}");
         }
-        println!();
+        say!();
         if pid.is_none() {
             down.push(node.name.clone());
         }
@@ -1059,7 +1079,7 @@ fn down(dir: &Path) -> Result<usize, Failure> {
     for i in 1..=m.nodes.len() {
         let config = node_config(dir, i);
         match running.iter().find(|(j, _)| *j == i) {
-            None => println!("node-{i}: not running"),
+            None => say!("node-{i}: not running"),
             Some((_, pid)) => {
                 let deadline = Instant::now() + STOP_TIMEOUT;
                 while alive_as_node(*pid, &config) && Instant::now() < deadline {
@@ -1071,12 +1091,12 @@ fn down(dir: &Path) -> Result<usize, Failure> {
                     while alive_as_node(*pid, &config) && Instant::now() < deadline {
                         std::thread::sleep(Duration::from_millis(50));
                     }
-                    println!(
+                    say!(
                         "node-{i}: killed (pid {pid}: no exit {} s after SIGTERM)",
                         STOP_TIMEOUT.as_secs()
                     );
                 } else {
-                    println!(
+                    say!(
                         "node-{i}: stopped (pid {pid}, {:.1} s after SIGTERM)",
                         t0.elapsed().as_secs_f64()
                     );
@@ -1086,7 +1106,7 @@ fn down(dir: &Path) -> Result<usize, Failure> {
         let _ = std::fs::remove_file(node_dir(dir, i).join("node.pid"));
     }
     if running.is_empty() {
-        println!("the devnet in {} is down", dir.display());
+        say!("the devnet in {} is down", dir.display());
     }
     Ok(running.len())
 }
@@ -1151,6 +1171,16 @@ mod tests {
         );
         let v: toml::Value = toml::from_str(&one).unwrap();
         assert!(v.get("consensus").is_none());
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_quote("/tmp/dev-net/env.sh"), "/tmp/dev-net/env.sh");
+        assert_eq!(
+            shell_quote("pkcs11:token=a;object=b"),
+            "'pkcs11:token=a;object=b'"
+        );
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
     }
 
     #[test]
