@@ -3,6 +3,7 @@
 //! - `ca`: `gmchain ca` as CA admins use it, against the demo PKI;
 //! - `cli`: the crypto toolbox against OpenSSL, the conformance report, format tables;
 //! - `keys`: keys in a PKCS#11 token;
+//! - `bft`: several validator processes deciding by BFT consensus over GM TLS links;
 //! - `node`: real node processes on 127.0.0.1;
 //! - `conformance_node`: the conformance suite against a live node;
 //! - `tls`: the node's mutual GM TLS API: refusals, revocation cutting sessions, reload;
@@ -13,6 +14,7 @@ mod demo_pki;
 #[path = "support/dev_node.rs"]
 mod dev_node;
 
+mod bft;
 mod ca;
 mod cli;
 mod conformance_node;

@@ -44,8 +44,17 @@ pub async fn client_as(
     chain: &Chain,
     name: &str,
 ) -> Result<ChainClient<tonic::transport::Channel>, String> {
-    let addr: std::net::SocketAddr = chain.grpc.parse().unwrap();
-    let config = tls_config(&chain.dir, name);
+    client_at(&chain.dir, &chain.grpc, name).await
+}
+
+/// A gRPC client to the node at `addr` (any node of the chain in `dir`) as identity `name`.
+pub async fn client_at(
+    dir: &Path,
+    addr: &str,
+    name: &str,
+) -> Result<ChainClient<tonic::transport::Channel>, String> {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let config = tls_config(dir, name);
     let first = gmtls::net::connect(
         addr,
         config.clone(),

@@ -1075,6 +1075,8 @@ impl Core {
             Effect::CertVerifiedSyncValue(_, _, r) | Effect::CertRejectedSyncValue(_, _, _, r) => {
                 r.resume_with(())
             }
+            // Already decided through sync: the host has this height's decision.
+            Effect::Decide(_, _, r) if self.decided => r.resume_with(()),
             Effect::Decide(cert, _, r) => {
                 let certificate = to_certificate(&cert);
                 self.decided = true;

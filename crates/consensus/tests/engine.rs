@@ -955,3 +955,47 @@ fn liveness_certificate_encoding_known_answer() {
     expected.push_str(&hex::encode(&inner));
     assert_eq!(hex::encode(c.to_bytes()), expected);
 }
+
+#[test]
+fn a_height_decided_by_sync_is_not_decided_again() {
+    let mut f = fixture();
+    let proposer = proposer_index(&f.set, Height(1), 0);
+    let (p, b) = proposal(&f, proposer, 0);
+    let block = p.proposal.block;
+    let o = others(&f);
+    let cert = certificate(&f, &o, block);
+    f.c.handle(
+        Input::SyncedBlock {
+            block,
+            bytes: b.clone(),
+            certificate: cert,
+        },
+        &mut f.host,
+    )
+    .unwrap();
+    assert_eq!(f.host.decisions.len(), 1);
+    // The round's messages arriving late do not produce a second decision.
+    f.c.handle(
+        Input::Proposal {
+            proposal: p,
+            block: b,
+        },
+        &mut f.host,
+    )
+    .unwrap();
+    for i in &o {
+        f.c.handle(
+            Input::Vote(vote(&f, *i, VoteKind::Prevote, 0, Some(block))),
+            &mut f.host,
+        )
+        .unwrap();
+    }
+    for i in &o {
+        f.c.handle(
+            Input::Vote(vote(&f, *i, VoteKind::Precommit, 0, Some(block))),
+            &mut f.host,
+        )
+        .unwrap();
+    }
+    assert_eq!(f.host.decisions.len(), 1, "decided twice");
+}

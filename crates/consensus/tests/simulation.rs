@@ -60,7 +60,18 @@ fn seeds(sc: &Scenario, from: u64, count: u64) {
 
 #[test]
 fn n4_f1_leader_crashes() {
-    seeds(&n4_leader_crashes(), 0, 40);
+    let mut synced = 0;
+    for seed in 0..40 {
+        let out = run(&n4_leader_crashes(), seed);
+        let leader = out
+            .nodes
+            .iter()
+            .find(|n| n.crashes > 0)
+            .expect("a leader crashed");
+        synced += leader.synced;
+    }
+    // The restarted leader catches up through sync (certificate-checked) at least sometimes.
+    assert!(synced > 0, "no height was ever decided through sync");
 }
 #[test]
 fn n4_f1_equivocator() {

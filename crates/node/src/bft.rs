@@ -51,6 +51,10 @@ use crate::local::LocalNode;
 
 /// The p2p topic of liveness certificates (polka, precommit-any, skip).
 pub const TOPIC_CERTIFICATE: u8 = 6;
+/// The p2p topic of re-gossiped messages: the original topic byte, then its payload. Not
+/// relayed, hence not deduplicated by the links: a validator that dropped a message while it
+/// was behind gets it again.
+pub const TOPIC_REGOSSIP: u8 = 7;
 
 /// How long a node with nothing to do waits before it starts the next height anyway (an
 /// empty block keeps the chain's time moving and shows it is alive).
@@ -63,6 +67,13 @@ const SYNC_EVERY: Duration = Duration::from_millis(500);
 const SYNC_AFTER: Duration = Duration::from_secs(3);
 /// Messages of the next height kept while it has not started.
 const MAX_BUFFERED: usize = 4096;
+/// A height that has not decided for this long gossips again every proposal, vote and
+/// certificate of the height this node holds: a validator that (re)joined after they were
+/// sent has none of them, and without them cannot reach a quorum (the engine rebroadcasts
+/// only its own last vote). Peers that have a message drop the copy (their seen-cache).
+const REGOSSIP_AFTER: Duration = Duration::from_secs(2);
+/// Messages of the current height kept for re-gossip.
+const MAX_HEIGHT_MESSAGES: usize = 4096;
 
 /// What the consensus thread waits for.
 enum Event {
@@ -222,6 +233,11 @@ struct NodeHost {
     executed: HashMap<BlockHash, ExecutedBlock>,
     /// The parent certificates proposers sent beside their blocks, by block hash.
     parent_certs: HashMap<BlockHash, CommitCertificate>,
+    /// The current height's messages (topic, payload), sent or received, for re-gossip.
+    height_messages: Vec<(Topic, Vec<u8>)>,
+    /// Verdicts on the current height's blocks: a block is judged once, when it is first
+    /// seen (its timestamp against the clock of that moment), and keeps its verdict.
+    judged: HashMap<BlockHash, bool>,
     /// Set by `decide`; the runner starts the next height.
     decided: Option<Height>,
     /// A failure that must stop the node (a decided block that cannot be stored).
@@ -246,6 +262,67 @@ impl NodeHost {
 
 fn host_error(e: impl std::fmt::Display) -> HostError {
     HostError(e.to_string())
+}
+
+impl NodeHost {
+    fn judge_block(&mut self, proposal: &Proposal, bytes: &[u8]) -> bool {
+        let block = match Block::from_bytes(bytes, self.limits()) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(
+                    height = proposal.height.0,
+                    "proposed block does not decode: {e}"
+                );
+                return false;
+            }
+        };
+        if block.header.hash() != proposal.block || block.header.proposer != proposal.proposer {
+            tracing::warn!(
+                height = proposal.height.0,
+                "the proposed block is not the one the proposal names, or not its proposer's"
+            );
+            return false;
+        }
+        // A fresh proposal is judged against our clock; a re-proposal under a proof of lock
+        // was judged when 2f+1 prevoted it.
+        let rule = match proposal.pol_round {
+            None => TimeRule::Live {
+                now_ms: self.core.now_ms(),
+                bound_ms: self.bound_ms,
+            },
+            Some(_) => TimeRule::Decided,
+        };
+        match self
+            .core
+            .ledger()
+            .verify(block, rule, self.parent_certs.get(&proposal.block))
+        {
+            Ok(executed) => {
+                self.executed.insert(executed.hash(), executed);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    height = proposal.height.0,
+                    round = proposal.round,
+                    "prevoting nil: {e}"
+                );
+                self.core.metrics.rejected("BLOCK_REFUSED");
+                false
+            }
+        }
+    }
+
+    fn remember(&mut self, topic: Topic, payload: &[u8]) {
+        if self.height_messages.len() < MAX_HEIGHT_MESSAGES
+            && !self
+                .height_messages
+                .iter()
+                .any(|(t, p)| *t == topic && p.as_slice() == payload)
+        {
+            self.height_messages.push((topic, payload.to_vec()));
+        }
+    }
 }
 
 impl Host for NodeHost {
@@ -298,51 +375,12 @@ impl Host for NodeHost {
         if self.executed.contains_key(&proposal.block) {
             return true;
         }
-        let block = match Block::from_bytes(bytes, self.limits()) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(
-                    height = proposal.height.0,
-                    "proposed block does not decode: {e}"
-                );
-                return false;
-            }
-        };
-        if block.header.hash() != proposal.block || block.header.proposer != proposal.proposer {
-            tracing::warn!(
-                height = proposal.height.0,
-                "the proposed block is not the one the proposal names, or not its proposer's"
-            );
-            return false;
+        if let Some(v) = self.judged.get(&proposal.block) {
+            return *v;
         }
-        // A fresh proposal is judged against our clock; a re-proposal under a proof of lock
-        // was judged when 2f+1 prevoted it.
-        let rule = match proposal.pol_round {
-            None => TimeRule::Live {
-                now_ms: self.core.now_ms(),
-                bound_ms: self.bound_ms,
-            },
-            Some(_) => TimeRule::Decided,
-        };
-        match self
-            .core
-            .ledger()
-            .verify(block, rule, self.parent_certs.get(&proposal.block))
-        {
-            Ok(executed) => {
-                self.executed.insert(executed.hash(), executed);
-                true
-            }
-            Err(e) => {
-                tracing::warn!(
-                    height = proposal.height.0,
-                    round = proposal.round,
-                    "prevoting nil: {e}"
-                );
-                self.core.metrics.rejected("BLOCK_REFUSED");
-                false
-            }
-        }
+        let verdict = self.judge_block(proposal, bytes);
+        self.judged.insert(proposal.block, verdict);
+        verdict
     }
 
     fn broadcast_proposal(&mut self, proposal: &SignedProposal, block: &[u8]) {
@@ -355,19 +393,22 @@ impl Host for NodeHost {
             .certificate
             .map(|c| c.to_bytes())
             .unwrap_or_default();
-        let _ = self.net.broadcast(
-            Topic::PROPOSAL,
-            encode_three(&proposal.to_bytes(), block, &parent),
-        );
+        let payload = encode_three(&proposal.to_bytes(), block, &parent);
+        self.remember(Topic::PROPOSAL, &payload);
+        let _ = self.net.broadcast(Topic::PROPOSAL, payload);
     }
 
     fn broadcast_vote(&mut self, vote: &SignedVote) {
-        let _ = self.net.broadcast(Topic::VOTE, vote.to_bytes());
+        let payload = vote.to_bytes();
+        self.remember(Topic::VOTE, &payload);
+        let _ = self.net.broadcast(Topic::VOTE, payload);
     }
 
     fn broadcast_certificate(&mut self, certificate: &LivenessCertificate) {
         if let Ok(topic) = Topic::new(TOPIC_CERTIFICATE) {
-            let _ = self.net.broadcast(topic, certificate.to_bytes());
+            let payload = certificate.to_bytes();
+            self.remember(topic, &payload);
+            let _ = self.net.broadcast(topic, payload);
         }
     }
 
@@ -442,11 +483,14 @@ struct Runner {
     params: Params,
     /// Messages for the next height while it has not started.
     buffered: VecDeque<Input>,
+    /// Messages of later heights while this node is behind.
+    future: VecDeque<(Topic, Vec<u8>, Input)>,
     /// When the next height may start (block interval after the last decision), and when it
     /// must (the empty-block interval).
     start_after: Option<(Instant, Instant)>,
     last_progress: Instant,
     last_sync_request: Option<Instant>,
+    last_regossip: Option<Instant>,
     /// The highest height seen in a peer's message.
     highest_seen: Height,
     sync_answered: HashSet<(PeerId, u64)>,
@@ -481,6 +525,8 @@ impl Runner {
             timers: BTreeMap::new(),
             executed: HashMap::new(),
             parent_certs: HashMap::new(),
+            height_messages: Vec::new(),
+            judged: HashMap::new(),
             decided: None,
             fatal: None,
         };
@@ -510,9 +556,11 @@ impl Runner {
             engine,
             params,
             buffered: VecDeque::new(),
+            future: VecDeque::new(),
             start_after: None,
             last_progress: Instant::now(),
             last_sync_request: None,
+            last_regossip: None,
             highest_seen: Height(0),
             sync_answered: HashSet::new(),
         })
@@ -543,6 +591,8 @@ impl Runner {
         self.last_progress = Instant::now();
         self.host.executed.clear();
         self.host.parent_certs.clear();
+        self.host.height_messages.clear();
+        self.host.judged.clear();
         self.host.timers.clear();
         let revoked = self.host.net.revalidate();
         if revoked > 0 {
@@ -580,10 +630,49 @@ impl Runner {
                 self.handle(input)?;
             }
         }
+        // Messages that arrived while we were behind: this height's now, later ones kept.
+        let future: Vec<(Topic, Vec<u8>, Input)> = self.future.drain(..).collect();
+        for (topic, payload, input) in future {
+            match input_height(&input) {
+                Some(h) if h == height => {
+                    self.host.remember(topic, &payload);
+                    if let Input::Proposal { proposal, .. } = &input
+                        && let Some((_, _, parent)) = split_three(&payload)
+                        && let Some(c) = parent_certificate(parent, self.host.core.store().limits())
+                    {
+                        self.host.parent_certs.insert(proposal.proposal.block, c);
+                    }
+                    self.handle(input)?;
+                }
+                Some(h) if h > height => self.future.push_back((topic, payload, input)),
+                _ => {}
+            }
+        }
         Ok(())
     }
 
-    fn on_message(&mut self, m: Inbound) -> Result<(), NodeError> {
+    fn on_message(&mut self, mut m: Inbound) -> Result<(), NodeError> {
+        if m.topic.number() == TOPIC_REGOSSIP {
+            // Unwrap: the original topic and payload (consensus messages only).
+            let Some((&t, rest)) = m.payload.split_first() else {
+                return Ok(());
+            };
+            let topic = match Topic::new(t) {
+                Ok(topic)
+                    if topic == Topic::PROPOSAL
+                        || topic == Topic::VOTE
+                        || t == TOPIC_CERTIFICATE =>
+                {
+                    topic
+                }
+                _ => return Ok(()),
+            };
+            m = Inbound {
+                peer: m.peer,
+                topic,
+                payload: rest.into(),
+            };
+        }
         let limits = self.core().store().limits().clone();
         let input = match m.topic {
             Topic::PROPOSAL => {
@@ -634,9 +723,20 @@ impl Runner {
                 return Ok(());
             }
             if h > current {
-                // Behind: ask for the block after our tip (rate-limited in `tick`).
+                // Behind (sync asks for the block after our tip, in `tick`): the messages of
+                // the next heights are kept for when we get there (the peers will not send
+                // them again: their copies would be duplicates to our links).
+                if h.0 <= current.0.saturating_add(64) && self.future.len() < MAX_BUFFERED {
+                    self.future.push_back((m.topic, m.payload.to_vec(), input));
+                }
                 return Ok(());
             }
+        }
+        if matches!(
+            &input,
+            Input::Proposal { .. } | Input::Vote(_) | Input::Certificate(_)
+        ) {
+            self.host.remember(m.topic, &m.payload);
         }
         if self.start_after.is_some() {
             if self.buffered.len() < MAX_BUFFERED {
@@ -741,6 +841,22 @@ impl Runner {
             self.handle(Input::TimeoutElapsed(t))?;
         }
         self.maybe_start_height(now)?;
+        if self.start_after.is_none()
+            && now.duration_since(self.last_progress) > REGOSSIP_AFTER
+            && self
+                .last_regossip
+                .is_none_or(|t| now.duration_since(t) >= REGOSSIP_AFTER)
+        {
+            self.last_regossip = Some(now);
+            if let Ok(regossip) = Topic::new(TOPIC_REGOSSIP) {
+                for (topic, payload) in &self.host.height_messages {
+                    let mut m = Vec::with_capacity(1 + payload.len());
+                    m.push(topic.number());
+                    m.extend_from_slice(payload);
+                    let _ = self.host.net.broadcast(regossip, m);
+                }
+            }
+        }
         let current = next_height(self.core())?;
         let behind = self.highest_seen > current;
         let stalled = now.duration_since(self.last_progress) > SYNC_AFTER;
@@ -869,6 +985,10 @@ pub async fn start_with_links(
         .collect();
     if let Ok(t) = Topic::new(TOPIC_CERTIFICATE) {
         net_config.relay_topics.push(t);
+    }
+    if let Ok(t) = Topic::new(TOPIC_REGOSSIP) {
+        // It carries proposals, hence blocks.
+        net_config.limits.large_topics.push(t);
     }
     // A link holds while its certificate still authenticates on the chain (revoked,
     // suspended, expired or deregistered: cut at the next revalidation, after each block).

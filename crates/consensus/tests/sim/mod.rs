@@ -351,6 +351,8 @@ pub struct Node {
     last_sync_request: u64,
     pub crashes: u32,
     pub mid_step_crashes: u32,
+    /// Heights this node decided from a synced block and certificate.
+    pub synced: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -432,6 +434,7 @@ impl Sim {
                     last_sync_request: 0,
                     crashes: 0,
                     mid_step_crashes: 0,
+                    synced: 0,
                 }
             })
             .collect();
@@ -544,7 +547,7 @@ impl Sim {
                     height: h,
                     validators: self.set.clone(),
                 });
-                self.maybe_crash_leader(h);
+                self.maybe_crash_leader(i, h);
             }
         }
         let _ = next_height;
@@ -682,16 +685,18 @@ impl Sim {
         self.push(at, Event::Deliver { from, to, msg });
     }
 
-    fn maybe_crash_leader(&mut self, h: Height) {
+    /// Crashes the round-0 leader of the scenario's height shortly after it starts that
+    /// height (somewhere in its first round).
+    fn maybe_crash_leader(&mut self, i: usize, h: Height) {
         let Some((height, down)) = self.sc.crash_leader else {
             return;
         };
-        if self.crash_done || h.0 != height {
+        let leader = proposer_index(&self.set, h, 0);
+        if self.crash_done || h.0 != height || i != leader {
             return;
         }
         self.crash_done = true;
-        let leader = proposer_index(&self.set, h, 0);
-        let at = self.now + self.rng.below(1500);
+        let at = self.now + self.rng.below(150);
         self.push(at, Event::Crash { node: leader });
         self.push(at + down, Event::Restart { node: leader });
     }
@@ -755,7 +760,9 @@ impl Sim {
                 },
             );
         }
-        self.maybe_crash_leader(Height(1));
+        for i in 0..self.sc.n {
+            self.maybe_crash_leader(i, Height(1));
+        }
         let limit_ms = 600_000;
         let mut events = 0u64;
         loop {
@@ -896,6 +903,7 @@ impl Sim {
                         {
                             return;
                         }
+                        let before = self.nodes[to].chain.len();
                         self.step(
                             to,
                             Input::SyncedBlock {
@@ -904,6 +912,9 @@ impl Sim {
                                 certificate,
                             },
                         );
+                        if self.nodes[to].chain.len() > before {
+                            self.nodes[to].synced += 1;
+                        }
                     }
                 }
             }
