@@ -152,6 +152,8 @@ fn up_attest_verify_down(n: usize) {
     );
 
     // As the README: source env.sh (tokens, module, alice's client profile), attest, verify.
+    // `tx attest` waits for the commit without a limit of its own: a stalled network would hang
+    // the test, so it gets two minutes.
     let doc = net.dir.join("notice.txt");
     std::fs::write(
         &doc,
@@ -161,8 +163,8 @@ fn up_attest_verify_down(n: usize) {
     let d = |p: &str| net.dir.join(p).display().to_string();
     let alice = std::fs::read_to_string(net.dir.join("alice.uri")).unwrap();
     let script = format!(
-        "set -e; source '{env}'; '{bin}' tx attest '{doc}' --key '{key}' --hsm-profile '{hsm}' \
-         --pass-file '{pin}' --cert '{cert}' --out '{receipt}'",
+        "set -e; source '{env}'; timeout 120 '{bin}' tx attest '{doc}' --key '{key}' \
+         --hsm-profile '{hsm}' --pass-file '{pin}' --cert '{cert}' --out '{receipt}'",
         env = d("env.sh"),
         bin = env!("CARGO_BIN_EXE_gmchain"),
         doc = doc.display(),
