@@ -236,19 +236,23 @@ fn signal(pid: u32, sig: &str) {
         .status();
 }
 
-/// The soft token module: `$GMCHAIN_PKCS11_MODULE`, else the one built beside this executable.
+/// The soft token module: `$GMCHAIN_PKCS11_MODULE` when it names gmchain's soft token (another
+/// module there, a vendor's HSM, is not what a devnet's tokens are), else the one built beside
+/// this executable.
 fn module_path() -> Result<PathBuf, Failure> {
     if let Some(p) = std::env::var_os(hsm::MODULE_ENV).filter(|v| !v.is_empty()) {
         let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(Failure::Unreachable(format!(
-                "{}={} is not a file",
-                hsm::MODULE_ENV,
-                p.display()
-            )))
-        };
+        if p.file_name().is_some_and(|n| n == MODULE_FILE) {
+            return if p.is_file() {
+                Ok(p)
+            } else {
+                Err(Failure::Unreachable(format!(
+                    "{}={} is not a file",
+                    hsm::MODULE_ENV,
+                    p.display()
+                )))
+            };
+        }
     }
     let exe = std::env::current_exe().map_err(|e| bad(format!("this executable: {e}")))?;
     let so = exe
