@@ -6,7 +6,8 @@
 //! - `bft`: several validator processes deciding by BFT consensus over GM TLS links;
 //! - `node`: real node processes on 127.0.0.1;
 //! - `conformance_node`: the conformance suite against a live node;
-//! - `tls`: the node's mutual GM TLS API: refusals, revocation cutting sessions, reload.
+//! - `tls`: the node's mutual GM TLS API: refusals, revocation cutting sessions, reload;
+//! - `devnet`: `gmchain devnet up/status/down` with an attestation and its offline receipt.
 
 #[path = "support/demo_pki.rs"]
 mod demo_pki;
@@ -17,6 +18,7 @@ mod bft;
 mod ca;
 mod cli;
 mod conformance_node;
+mod devnet;
 mod keys;
 mod node;
 mod tls;

@@ -84,7 +84,7 @@ fn node_failure(e: node::NodeError) -> Failure {
     Failure::coded(&e, e.to_string())
 }
 
-fn genesis_from_config(config: &NodeConfig) -> Result<Genesis, Failure> {
+pub(crate) fn genesis_from_config(config: &NodeConfig) -> Result<Genesis, Failure> {
     let chain = config.chain.as_ref().ok_or_else(|| {
         Failure::BadInput(format!(
             "{}: no [chain] section; give the chain definition or --genesis FILE",

@@ -8,6 +8,7 @@ mod bench_node;
 mod cli_ca;
 mod cli_conformance;
 mod cli_crypto;
+mod cli_devnet;
 mod cli_keys;
 mod cli_node;
 mod cli_tx;
@@ -61,6 +62,10 @@ enum Command {
     /// Benchmarks against `openssl speed`, as ratios measured in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// A demo consortium on this machine: N agencies, each with its CA, its soft-token slot and
+    /// its validator node on 127.0.0.x (up, status, down).
+    #[command(subcommand)]
+    Devnet(cli_devnet::DevnetCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +157,7 @@ fn main() -> ExitCode {
         Command::Tx(c) => cli_tx::run_tx(c),
         Command::Query(c) => cli_tx::run_query(c),
         Command::Receipt(c) => cli_tx::run_receipt(c),
+        Command::Devnet(c) => cli_devnet::run(c),
         Command::Bench(BenchCommand::Crypto {
             runs,
             seconds,
