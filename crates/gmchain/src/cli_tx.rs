@@ -296,14 +296,24 @@ async fn send(
         other => Failure::BadInput(format!("cannot sign: {other}")),
     })?;
     let id = signed.tx_id();
-    let resp = client
-        .submit_transaction(pb::SubmitTransactionRequest {
+    // A node that cannot reach a quorum of validators keeps the transaction waiting: the client
+    // gives up after a bound rather than hang (exit 3; the transaction may still commit later).
+    let resp = tokio::time::timeout(
+        COMMIT_WAIT,
+        client.submit_transaction(pb::SubmitTransactionRequest {
             signed_tx: signed.to_bytes(),
             wait_for_commit: true,
-        })
-        .await
-        .map_err(|s| status_failure("the node refused the transaction", s))?
-        .into_inner();
+        }),
+    )
+    .await
+    .map_err(|_| {
+        Failure::Unreachable(format!(
+            "transaction {id} was submitted but not committed within {} s (is a quorum of validators reachable?); it may still commit: query it later with `gmchain query tx {id}`",
+            COMMIT_WAIT.as_secs()
+        ))
+    })?
+    .map_err(|s| status_failure("the node refused the transaction", s))?
+    .into_inner();
     let receipt = Receipt::from_bytes(&resp.receipt, &Limits::default())
         .map_err(|e| Failure::BadInput(format!("the node sent an unreadable receipt: {e}")))?;
     if let Status::Failed { code, message } = &receipt.status {
@@ -317,6 +327,9 @@ async fn send(
     }
     Ok((id, receipt, resp.height))
 }
+
+/// How long a client waits for its transaction's commit.
+const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 pub(crate) fn run_tx(cmd: TxCommand) -> CmdResult {
     let rt = runtime()?;
