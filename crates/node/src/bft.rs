@@ -235,9 +235,11 @@ struct NodeHost {
     parent_certs: HashMap<BlockHash, CommitCertificate>,
     /// The current height's messages (topic, payload), sent or received, for re-gossip.
     height_messages: Vec<(Topic, Vec<u8>)>,
-    /// Verdicts on the current height's blocks: a block is judged once, when it is first
-    /// seen (its timestamp against the clock of that moment), and keeps its verdict.
-    judged: HashMap<BlockHash, bool>,
+    /// Verdicts on the current height's blocks, by block and by whether the clock was judged
+    /// (a fresh proposal) or not (a re-proposal under a proof of lock): a block is judged once
+    /// per kind, when first seen (a fresh one's timestamp against the clock of that moment),
+    /// and keeps that verdict.
+    judged: HashMap<(BlockHash, bool), bool>,
     /// Set by `decide`; the runner starts the next height.
     decided: Option<Height>,
     /// A failure that must stop the node (a decided block that cannot be stored).
@@ -375,11 +377,12 @@ impl Host for NodeHost {
         if self.executed.contains_key(&proposal.block) {
             return true;
         }
-        if let Some(v) = self.judged.get(&proposal.block) {
+        let key = (proposal.block, proposal.pol_round.is_none());
+        if let Some(v) = self.judged.get(&key) {
             return *v;
         }
         let verdict = self.judge_block(proposal, bytes);
-        self.judged.insert(proposal.block, verdict);
+        self.judged.insert(key, verdict);
         verdict
     }
 
