@@ -434,13 +434,13 @@ fn quorum_cases() -> Result<Vec<Evidence>, String> {
     out.push(case(
         SRC_PROPERTY,
         "a signer repeated to make up 3 is refused",
-        (|| {
+        {
             let mut two = sorted(all[..2].to_vec());
             two.push(two[1]);
             expect("a repeated signer", &cert(block, two), |e| {
                 matches!(e, CertificateError::Unordered { .. })
             })
-        })(),
+        },
     ));
     out.push(case(
         SRC_PROPERTY,
@@ -457,13 +457,13 @@ fn quorum_cases() -> Result<Vec<Evidence>, String> {
     out.push(case(
         SRC_PROPERTY,
         "a bad signature (one validator's signature under another's id) is refused",
-        (|| {
+        {
             let mut three = sorted(all[..3].to_vec());
             three[0].1 = three[1].1;
             expect("a swapped signature", &cert(block, three), |e| {
                 matches!(e, CertificateError::BadSignature { .. })
             })
-        })(),
+        },
     ));
     out.push(case(
         SRC_PROPERTY,
