@@ -2,6 +2,7 @@
 //! records, per case, the vector id, its source and the result.
 
 mod algorithms;
+mod consensus;
 mod consortium;
 mod gmt0009;
 mod ledger;
@@ -80,6 +81,7 @@ pub fn registry() -> Vec<Check> {
     all.extend_from_slice(pki::CHECKS);
     all.extend_from_slice(ledger::CHECKS);
     all.extend_from_slice(consortium::CHECKS);
+    all.extend_from_slice(consensus::CHECKS);
     all.extend_from_slice(algorithms::CHECKS);
     all
 }
