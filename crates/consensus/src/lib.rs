@@ -6,8 +6,9 @@
 //! What it does: decides one block hash per height among the validators of that height
 //! (n ≥ 3f+1, quorum > 2/3 of power), with votes and proposals in the wire form of
 //! `types::vote`, signed through the host (SM2, normally in the HSM), and hands the host a
-//! `CommitCertificate` of 2f+1 precommits for each decision. A lagging node catches up with
-//! [`Input::SyncedBlock`] (a decided block and its certificate, checked here).
+//! `CommitCertificate` of 2f+1 precommits for each decision. A lagging host may hand it a decided
+//! block with [`Input::SyncedBlock`] (its certificate is checked here); the node's host commits
+//! synced blocks through its ledger instead and restarts the engine at the next height.
 //!
 //! What it refuses to do: I/O of any kind (no sockets, files, clock, threads, entropy, no
 //! async runtime): the host carries messages, arms timers, stores the WAL durably and

@@ -3,7 +3,9 @@
 //!
 //! - Consensus runs on the thread `consensus`, never inside the async runtime: signing a vote
 //!   or a proposal is a token round trip and blocks that thread only. Messages from peers come
-//!   through a bounded channel (a slow consensus slows the links, it does not grow memory).
+//!   through a bounded channel: a slow consensus slows every link (their inbound queue is
+//!   shared); what is kept for later (later heights, re-gossip) is bounded in count and bytes,
+//!   and only messages a validator of the height signed are kept.
 //! - `propose_block` hands the pool's oldest transactions (not removed) to
 //!   `Ledger::propose`; `validate_block` runs `Ledger::verify` (a fresh proposal's timestamp
 //!   within the configured bound of this node's clock, a re-proposal under a proof of lock
@@ -70,10 +72,17 @@ const MAX_BUFFERED: usize = 4096;
 /// A height that has not decided for this long gossips again every proposal, vote and
 /// certificate of the height this node holds: a validator that (re)joined after they were
 /// sent has none of them, and without them cannot reach a quorum (the engine rebroadcasts
-/// only its own last vote). Peers that have a message drop the copy (their seen-cache).
+/// only its own last vote). It goes on a topic the links do not deduplicate, so every peer
+/// receives it again: bounded by the height's messages, every 2 s, only while stalled.
 const REGOSSIP_AFTER: Duration = Duration::from_secs(2);
 /// Messages of the current height kept for re-gossip.
 const MAX_HEIGHT_MESSAGES: usize = 4096;
+/// Bytes of later heights' messages kept while behind.
+const MAX_BUFFERED_BYTES: usize = 64 << 20;
+/// Proposals more rounds ahead of ours than this are dropped.
+const MAX_ROUNDS_AHEAD: u32 = 10;
+/// Gossiped transactions waiting for the admission thread.
+const TX_ADMISSION_QUEUE: usize = 4096;
 
 /// What the consensus thread waits for.
 enum Event {
@@ -194,11 +203,26 @@ pub fn start(
         max_block_bytes: core.store().limits().max_block_size,
     };
     let bound = config.timestamp_bound_ms;
+    // Gossiped transactions are admitted (signature, chain, state checks) on their own thread.
+    let (tx_admission, admit_rx) = std::sync::mpsc::sync_channel::<Arc<[u8]>>(TX_ADMISSION_QUEUE);
+    let admit_core = core.clone();
+    std::thread::Builder::new()
+        .name("tx-admission".into())
+        .spawn(move || {
+            while let Ok(bytes) = admit_rx.recv() {
+                let _ = admit_core.submit_from_peer(&bytes);
+            }
+        })
+        .map_err(|e| NodeError::Server(format!("cannot start the admission thread: {e}")))?;
     let thread_core = core.clone();
     let thread = std::thread::Builder::new()
         .name("consensus".into())
         .spawn(move || {
-            let r = Runner::new(thread_core, net, params, bound).and_then(|r| r.run(rx));
+            // A panic (ours or the engine's) is a failure like any other: the node stops.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Runner::new(thread_core, net, params, bound, tx_admission).and_then(|r| r.run(rx))
+            }))
+            .unwrap_or_else(|_| Err(NodeError::Server("the consensus thread panicked".into())));
             if let Err(e) = &r {
                 // Fail-stop: a validator that cannot decide or store stops serving.
                 tracing::error!("consensus stopped: {e}; stopping the node");
@@ -231,6 +255,8 @@ struct NodeHost {
     timers: BTreeMap<Timeout, Instant>,
     /// Blocks of the current height this node executed (proposed or verified), by hash.
     executed: HashMap<BlockHash, ExecutedBlock>,
+    /// The blocks this node proposed at the current height.
+    own: HashSet<BlockHash>,
     /// The parent certificates proposers sent beside their blocks, by block hash.
     parent_certs: HashMap<BlockHash, CommitCertificate>,
     /// The current height's messages (topic, payload), sent or received, for re-gossip.
@@ -278,7 +304,11 @@ impl NodeHost {
                 return false;
             }
         };
-        if block.header.hash() != proposal.block || block.header.proposer != proposal.proposer {
+        // A fresh proposal's block is its proposer's; a re-proposal under a proof of lock
+        // carries the block another validator proposed in an earlier round.
+        if block.header.hash() != proposal.block
+            || (proposal.pol_round.is_none() && block.header.proposer != proposal.proposer)
+        {
             tracing::warn!(
                 height = proposal.height.0,
                 "the proposed block is not the one the proposal names, or not its proposer's"
@@ -369,19 +399,39 @@ impl Host for NodeHost {
             bytes: executed.block().to_bytes(),
             timestamp: executed.block().header.timestamp,
         };
+        self.own.insert(executed.hash());
         self.executed.insert(executed.hash(), executed);
         Ok(out)
     }
 
     fn validate_block(&mut self, proposal: &Proposal, bytes: &[u8]) -> bool {
-        if self.executed.contains_key(&proposal.block) {
+        // Our own proposal was made by the ledger from our clock.
+        if self.own.contains(&proposal.block) {
             return true;
         }
         let key = (proposal.block, proposal.pol_round.is_none());
         if let Some(v) = self.judged.get(&key) {
             return *v;
         }
-        let verdict = self.judge_block(proposal, bytes);
+        let verdict = match self.executed.get(&proposal.block) {
+            // Executed already (judged as a re-proposal): a fresh proposal of it still needs
+            // its timestamp judged against our clock; execution need not run again.
+            Some(e) if proposal.pol_round.is_none() => {
+                let ts = e.block().header.timestamp.0;
+                let parent = self.core.tip().1.timestamp.0;
+                let ok = ts > parent && ts.abs_diff(self.core.now_ms()) <= self.bound_ms;
+                if !ok {
+                    tracing::warn!(
+                        height = proposal.height.0,
+                        "prevoting nil: the timestamp {ts} ms is not within {} ms of this node's clock",
+                        self.bound_ms
+                    );
+                }
+                ok
+            }
+            Some(_) => true,
+            None => self.judge_block(proposal, bytes),
+        };
         self.judged.insert(key, verdict);
         verdict
     }
@@ -488,6 +538,11 @@ struct Runner {
     buffered: VecDeque<Input>,
     /// Messages of later heights while this node is behind.
     future: VecDeque<(Topic, Vec<u8>, Input)>,
+    future_bytes: usize,
+    /// The block each (height, round, proposer) proposed, as first seen.
+    proposals_seen: HashMap<(Height, u32, Digest), BlockHash>,
+    /// Gossiped transactions to the admission thread.
+    tx_admission: SyncSender<Arc<[u8]>>,
     /// When the next height may start (block interval after the last decision), and when it
     /// must (the empty-block interval).
     start_after: Option<(Instant, Instant)>,
@@ -496,7 +551,7 @@ struct Runner {
     last_regossip: Option<Instant>,
     /// The highest height seen in a peer's message.
     highest_seen: Height,
-    sync_answered: HashSet<(PeerId, u64)>,
+    sync_answered: HashMap<(PeerId, u64), Instant>,
 }
 
 impl Runner {
@@ -505,6 +560,7 @@ impl Runner {
         net: NetworkHandle,
         params: Params,
         bound_ms: u64,
+        tx_admission: SyncSender<Arc<[u8]>>,
     ) -> Result<Self, NodeError> {
         let next = next_height(&core)?;
         let wal = core.store().wal_entries()?;
@@ -527,6 +583,7 @@ impl Runner {
             wal_seq,
             timers: BTreeMap::new(),
             executed: HashMap::new(),
+            own: HashSet::new(),
             parent_certs: HashMap::new(),
             height_messages: Vec::new(),
             judged: HashMap::new(),
@@ -554,19 +611,30 @@ impl Runner {
             Consensus::recover(params.clone(), next, validators, &frames, &mut host)
                 .map_err(consensus_error)?
         };
-        Ok(Self {
+        let mut runner = Self {
             host,
             engine,
             params,
             buffered: VecDeque::new(),
             future: VecDeque::new(),
+            future_bytes: 0,
+            proposals_seen: HashMap::new(),
+            tx_admission,
             start_after: None,
             last_progress: Instant::now(),
             last_sync_request: None,
             last_regossip: None,
             highest_seen: Height(0),
-            sync_answered: HashSet::new(),
-        })
+            sync_answered: HashMap::new(),
+        };
+        // A decision reached while replaying the WAL (or a failure) is acted on now.
+        if let Some(e) = runner.host.fatal.take() {
+            return Err(e);
+        }
+        if let Some(h) = runner.host.decided.take() {
+            runner.after_commit(h);
+        }
+        Ok(runner)
     }
 
     fn core(&self) -> &Arc<LocalNode> {
@@ -593,7 +661,9 @@ impl Runner {
     fn after_commit(&mut self, height: Height) {
         self.last_progress = Instant::now();
         self.host.executed.clear();
+        self.host.own.clear();
         self.host.parent_certs.clear();
+        self.proposals_seen.clear();
         self.host.height_messages.clear();
         self.host.judged.clear();
         self.host.timers.clear();
@@ -635,6 +705,7 @@ impl Runner {
         }
         // Messages that arrived while we were behind: this height's now, later ones kept.
         let future: Vec<(Topic, Vec<u8>, Input)> = self.future.drain(..).collect();
+        self.future_bytes = 0;
         for (topic, payload, input) in future {
             match input_height(&input) {
                 Some(h) if h == height => {
@@ -647,7 +718,10 @@ impl Runner {
                     }
                     self.handle(input)?;
                 }
-                Some(h) if h > height => self.future.push_back((topic, payload, input)),
+                Some(h) if h > height => {
+                    self.future_bytes += payload.len();
+                    self.future.push_back((topic, payload, input));
+                }
                 _ => {}
             }
         }
@@ -677,6 +751,7 @@ impl Runner {
             };
         }
         let limits = self.core().store().limits().clone();
+        let mut parent_cert = None;
         let input = match m.topic {
             Topic::PROPOSAL => {
                 let Some((sp, block, parent)) = split_three(&m.payload) else {
@@ -685,11 +760,7 @@ impl Runner {
                 let Ok(proposal) = SignedProposal::from_bytes(sp, &limits) else {
                     return Ok(());
                 };
-                if let Some(c) = parent_certificate(parent, &limits)
-                    && self.host.parent_certs.len() < MAX_BUFFERED
-                {
-                    self.host.parent_certs.insert(proposal.proposal.block, c);
-                }
+                parent_cert = parent_certificate(parent, &limits);
                 Input::Proposal {
                     proposal,
                     block: block.to_vec(),
@@ -700,8 +771,11 @@ impl Runner {
                 Err(_) => return Ok(()),
             },
             Topic::TRANSACTION => {
-                // Admitted like a client's; refusals (duplicates above all) are counted.
-                let _ = self.core().submit_from_peer(&m.payload);
+                // Admitted like a client's, on the admission thread (not this one: votes must
+                // not wait behind signature checks); refusals are counted there.
+                if self.tx_admission.try_send(m.payload.clone()).is_err() {
+                    self.core().metrics.rejected("TX_GOSSIP_DROPPED");
+                }
                 return Ok(());
             }
             Topic::SYNC_REQUEST => {
@@ -717,6 +791,30 @@ impl Runner {
             }
             _ => return Ok(()),
         };
+        // Only what a validator of the height signed goes further: nothing unauthenticated is
+        // kept, re-gossiped or allowed to move `highest_seen`.
+        if !self.authentic(&input) {
+            return Ok(());
+        }
+        if let Input::Proposal { proposal, .. } = &input {
+            let p = &proposal.proposal;
+            // A proposal of a round far ahead, with a lock round not before it, or a second
+            // block from one proposer for one round: dropped before any block is executed or
+            // logged (a faulty proposer cannot make us validate many blocks per height).
+            let round_now = self.engine.round().unwrap_or(0);
+            let key = (p.height, p.round, p.proposer);
+            if p.round > round_now.saturating_add(MAX_ROUNDS_AHEAD)
+                || p.pol_round.is_some_and(|r| r >= p.round)
+                || self.proposals_seen.get(&key).is_some_and(|b| *b != p.block)
+                || self.proposals_seen.len() >= MAX_BUFFERED
+            {
+                return Ok(());
+            }
+            self.proposals_seen.insert(key, p.block);
+            if let Some(c) = parent_cert {
+                self.host.parent_certs.insert(p.block, c);
+            }
+        }
         let current = next_height(self.core())?;
         if let Some(h) = input_height(&input) {
             if h > self.highest_seen {
@@ -729,7 +827,11 @@ impl Runner {
                 // Behind (sync asks for the block after our tip, in `tick`): the messages of
                 // the next heights are kept for when we get there (the peers will not send
                 // them again: their copies would be duplicates to our links).
-                if h.0 <= current.0.saturating_add(64) && self.future.len() < MAX_BUFFERED {
+                if h.0 <= current.0.saturating_add(64)
+                    && self.future.len() < MAX_BUFFERED
+                    && self.future_bytes.saturating_add(m.payload.len()) <= MAX_BUFFERED_BYTES
+                {
+                    self.future_bytes += m.payload.len();
                     self.future.push_back((m.topic, m.payload.to_vec(), input));
                 }
                 return Ok(());
@@ -750,13 +852,46 @@ impl Runner {
         self.handle(input)
     }
 
+    /// Whether a consensus message is signed by a validator of its height, for this chain.
+    fn authentic(&self, input: &Input) -> bool {
+        let core = self.core();
+        let chain = &core.genesis().chain_id;
+        match input {
+            Input::Proposal { proposal, .. } => {
+                let p = &proposal.proposal;
+                &p.chain_id == chain
+                    && core
+                        .ledger()
+                        .validator_set(p.height)
+                        .get(&p.proposer)
+                        .is_some_and(|(_, v)| proposal.verify(&v.public_key).is_ok())
+            }
+            Input::Vote(v) => {
+                &v.vote.chain_id == chain
+                    && core
+                        .ledger()
+                        .validator_set(v.vote.height)
+                        .get(&v.vote.validator)
+                        .is_some_and(|(_, e)| v.verify(&e.public_key).is_ok())
+            }
+            Input::Certificate(c) => c
+                .verify(chain, core.ledger().validator_set(c.height))
+                .is_ok(),
+            _ => false,
+        }
+    }
+
     fn answer_sync(&mut self, peer: PeerId, payload: &[u8]) {
         let Ok(h) = <[u8; 8]>::try_from(payload).map(u64::from_be_bytes) else {
             return;
         };
-        // One answer per peer and height while remembered (a peer re-asks every 500 ms).
+        // At most one answer per peer and height a second (a peer re-asks every 500 ms; an
+        // answer lost on the way is sent again later).
+        let now = Instant::now();
+        self.sync_answered
+            .retain(|_, t| now.duration_since(*t) < Duration::from_secs(1));
         if self.sync_answered.len() > 10_000 {
-            self.sync_answered.clear();
+            return;
         }
         let core = self.host.core.clone();
         let store = core.store();
@@ -765,7 +900,7 @@ impl Runner {
         else {
             return;
         };
-        if !self.sync_answered.insert((peer, h)) {
+        if self.sync_answered.insert((peer, h), now).is_some() {
             return;
         }
         let parent = match h.checked_sub(1).filter(|p| *p > 0) {
@@ -796,7 +931,25 @@ impl Runner {
         if block.header.height != next {
             return Ok(());
         }
+        // Only an answer to our own recent request, and the cheap check first: the
+        // certificate must decide this block before it is executed.
+        if self
+            .last_sync_request
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(5))
+        {
+            return Ok(());
+        }
         let hash = block.header.hash();
+        let core = self.host.core.clone();
+        if let Err(e) = cert.verify(
+            &core.genesis().chain_id,
+            next,
+            &hash,
+            core.ledger().validator_set(next),
+        ) {
+            tracing::warn!(height = next.0, "synced block's certificate refused: {e}");
+            return Ok(());
+        }
         let executed = match self
             .core()
             .ledger()
@@ -1012,16 +1165,29 @@ pub async fn start_with_links(
 /// Certificates of peers accepted at their link's handshake, by id: the links' admission
 /// re-judges them against the chain after every block.
 #[derive(Debug, Default)]
-pub struct LinkCertificates(Mutex<HashMap<Digest, Certificate>>);
+pub struct LinkCertificates(Mutex<(HashMap<Digest, Certificate>, VecDeque<Digest>)>);
+
+/// Certificates remembered for links at most (the oldest recorded go first).
+const MAX_LINK_CERTIFICATES: usize = 4096;
 
 impl LinkCertificates {
     /// Remembers an accepted peer's certificate.
     pub fn record(&self, leaf: &Certificate) {
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() > 4096 {
-            m.clear();
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, order) = &mut *g;
+        let id = leaf.fingerprint();
+        if map.insert(id, leaf.clone()).is_none() {
+            order.push_back(id);
+        } else if let Some(i) = order.iter().position(|x| *x == id) {
+            // Recorded again (a new handshake): now the newest.
+            order.remove(i);
+            order.push_back(id);
         }
-        m.insert(leaf.fingerprint(), leaf.clone());
+        while order.len() > MAX_LINK_CERTIFICATES {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
     }
 
     /// The certificate of `id`, if a handshake presented it.
@@ -1029,6 +1195,7 @@ impl LinkCertificates {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .0
             .get(id)
             .cloned()
     }

@@ -845,7 +845,8 @@ async fn drive<S>(
                     .relayed
                     .fetch_add(n as u64, Ordering::Relaxed);
             }
-            // The node's queue full: this link waits (back-pressure on this peer only).
+            // The node's queue full: this link waits (and, the queue being shared, so does every
+            // other link's reader: the node's pace bounds all of them).
             let _ = shared
                 .inbound
                 .send(Inbound {

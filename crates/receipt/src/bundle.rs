@@ -402,6 +402,13 @@ impl ReceiptBundle {
                 expected: 1,
             });
         }
+        // A seal is one validator's signature: final only on a chain whose genesis names one
+        // validator. Against a consortium's genesis, one validator's seal proves nothing.
+        if trust.validators.len() != 1 {
+            return Err(ReceiptError::SealOnConsortium {
+                validators: trust.validators.len(),
+            });
+        }
         let validator = trust
             .validators
             .iter()

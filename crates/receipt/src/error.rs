@@ -99,6 +99,14 @@ pub enum ReceiptError {
         /// The header version that finality goes with.
         expected: u8,
     },
+    /// A version-1 seal against a genesis of several validators.
+    #[error(
+        "the receipt is finalised by one validator's seal (version 1), but the genesis file names {validators} validators: only a single-validator chain's seal proves finality; verify against the genesis file of the receipt's own chain"
+    )]
+    SealOnConsortium {
+        /// How many validators the genesis names.
+        validators: usize,
+    },
     /// The transaction's entry hash is not at `position` under the header's transactions root.
     #[error(
         "the transaction is not at position {position} of the block's {tx_count} transactions under the header's tx_root ({problem}); the transaction, the position or tx_proof was altered"
@@ -183,7 +191,9 @@ impl ReceiptError {
             ReceiptError::SealOtherBlock { .. } => &codes::RECEIPT_SEAL_OTHER_BLOCK,
             ReceiptError::Certificate { .. } => &codes::RECEIPT_CERTIFICATE,
             ReceiptError::ValidatorSet { .. } => &codes::RECEIPT_VALIDATOR_SET,
-            ReceiptError::FinalityFormat { .. } => &codes::RECEIPT_FINALITY_FORMAT,
+            ReceiptError::FinalityFormat { .. } | ReceiptError::SealOnConsortium { .. } => {
+                &codes::RECEIPT_FINALITY_FORMAT
+            }
             ReceiptError::TxNotInBlock { .. } => &codes::RECEIPT_TX_NOT_IN_BLOCK,
             ReceiptError::ResultNotInBlock { .. } => &codes::RECEIPT_RESULT_NOT_IN_BLOCK,
             ReceiptError::ResultOtherTx { .. } => &codes::RECEIPT_RESULT_OTHER_TX,

@@ -539,10 +539,11 @@ fn seal_by_a_non_validator_key() {
 #[test]
 fn seal_by_a_validator_that_is_not_the_proposer() {
     let w = World::new(9);
+    // A single-validator genesis naming validator2: the seal is by the genesis validator, but
+    // the header was proposed by another.
     let mut trust = w.trust();
-    trust.validators.push(w.validator2.clone());
+    trust.validators = vec![w.validator2.clone()];
     let mut b = w.standard();
-    b.verify(&trust, None).unwrap();
     b.finality = Finality::Seal(
         BlockSeal::sign(
             b.header.hash(),
@@ -552,6 +553,20 @@ fn seal_by_a_validator_that_is_not_the_proposer() {
         .unwrap(),
     );
     assert_eq!(code(b.verify(&trust, None)), "RECEIPT_SEAL_NOT_PROPOSER");
+}
+
+/// Review finding C1 on issue 13: a version-1 seal is one validator's signature; against a
+/// genesis of several validators it proves nothing and is refused, however genuine.
+#[test]
+fn a_seal_is_not_final_against_a_consortium_genesis() {
+    let w = World::new(19);
+    let b = w.standard();
+    b.verify(&w.trust(), None).unwrap();
+    let mut trust = w.trust();
+    trust.validators.push(w.validator2.clone());
+    let e = b.verify(&trust, None).unwrap_err();
+    assert_eq!(e.code(), "RECEIPT_FINALITY_FORMAT");
+    assert!(e.to_string().contains("names 2 validators"), "{e}");
 }
 
 #[test]
