@@ -170,7 +170,7 @@ fn due(i: usize, rate: f64) -> Duration {
 /// not earlier ones are answered (at most [`OPEN_LOOP_MAX_IN_FLIGHT`] at once); its latency
 /// runs from when it was due, so a late start counts against it.
 async fn open_loop(clients: &[Client], txs: Vec<Vec<u8>>, rate: f64) -> Result<Load, Failure> {
-    if clients.is_empty() || !(rate > 0.0) {
+    if clients.is_empty() || !rate.is_finite() || rate <= 0.0 {
         return Err(fail("open loop", "needs a node and a positive rate"));
     }
     let slots = Arc::new(tokio::sync::Semaphore::new(OPEN_LOOP_MAX_IN_FLIGHT));
@@ -319,10 +319,9 @@ fn run_chain(
         .map_err(|e| fail("runtime", e))?;
     let result = rt.block_on(phases(args, &nodes, &chain.clients, dir, txs, half));
     nodes.stop();
-    let (peak, half) = result.map_err(|e| {
+    let (peak, half) = result.inspect_err(|_| {
         let logs: Vec<String> = nodes.logs.iter().map(|l| l.display().to_string()).collect();
         eprintln!("the nodes' logs: {}", logs.join(" "));
-        e
     })?;
     Ok(ChainRun {
         validators,
@@ -390,8 +389,11 @@ async fn phases(
         return Ok((peak, None));
     }
     let rate = args.rate.unwrap_or(peak.tps() / 2.0);
-    if !(rate > 0.0) {
-        return Err(fail("half load", "the peak phase committed nothing"));
+    if !rate.is_finite() || rate <= 0.0 {
+        return Err(fail(
+            "half load",
+            "no positive rate (the peak phase committed nothing, or --rate ≤ 0)",
+        ));
     }
     let n = (rate * args.seconds as f64).ceil() as usize;
     let status = clients[0]
