@@ -417,3 +417,66 @@ pub(crate) fn tempdir() -> Result<PathBuf, Failure> {
     std::fs::create_dir_all(&base).map_err(|e| fail("tempdir", e))?;
     Ok(base)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use types::Decode;
+
+    fn clients(n: usize) -> Vec<(crypto_sm::SoftSigner, pki::Certificate)> {
+        let provider = crypto_sm::SoftwareProvider::new(Arc::new(SystemRandom));
+        let validity = pki::Validity {
+            not_before: pki::UnixTime(1_700_000_000),
+            not_after: pki::UnixTime(1_900_000_000),
+        };
+        (0..n)
+            .map(|i| {
+                let key = provider.generate().unwrap_or_else(|e| panic!("{e}"));
+                let serial = pki::Serial::random(&SystemRandom).unwrap_or_else(|e| panic!("{e}"));
+                let cert = pki::issue_root(&format!("client{i}"), "Bureau", serial, validity, &key)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                (key, cert)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn presign_signs_in_order_round_robin_with_the_salts_asked_for() {
+        let keys = clients(3);
+        let chain = ChainId::new("bench-test").unwrap_or_else(|e| panic!("{e}"));
+        let txs = presign(&chain, Height(42), &keys, 1000, 7).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(txs.len(), 7);
+        for (i, bytes) in txs.iter().enumerate() {
+            let tx = SignedTx::from_bytes(bytes, &types::Limits::default())
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(tx.tx.salt[..8], (1000 + i as u64).to_be_bytes());
+            assert_eq!(tx.tx.expiry, Height(42));
+            let (_, cert) = &keys[i % 3];
+            assert_eq!(tx.tx.sender, Sender::Certificate(cert.der().to_vec()));
+            tx.verify_signature(&cert.public_key())
+                .unwrap_or_else(|e| panic!("tx {i}: {e}"));
+            // Signed by that client and no other.
+            assert!(
+                tx.verify_signature(&keys[(i + 1) % 3].1.public_key())
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn presign_refuses_without_keys_and_handles_zero() {
+        let chain = ChainId::new("bench-test").unwrap_or_else(|e| panic!("{e}"));
+        assert!(presign(&chain, Height(1), &[], 0, 3).is_err());
+        let keys = clients(1);
+        let none = presign(&chain, Height(1), &keys, 0, 0).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn percentile_picks_the_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&v, 0.5), Duration::from_millis(51));
+        assert_eq!(percentile(&v, 0.99), Duration::from_millis(99));
+        assert_eq!(percentile(&[], 0.99), Duration::ZERO);
+    }
+}
