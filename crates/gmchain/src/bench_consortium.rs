@@ -52,6 +52,10 @@ pub(crate) struct ConsortiumBenchArgs {
     /// Also run the peak phase against one validator on the BFT engine, for comparison.
     #[arg(long)]
     pub compare_single: bool,
+    /// The nodes' log filter (their `[log] level`; logs in the chain directory, `node{i}.log`),
+    /// e.g. "warn,node::bft=info" to see rounds and timeouts.
+    #[arg(long, default_value = "warn")]
+    pub node_log: String,
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -127,6 +131,18 @@ fn with_lone_consensus(config: &str, p2p_port: u16) -> String {
     format!(
         "{config}\n[consensus]\nlisten = \"127.0.0.1:{p2p_port}\"\ntimeout_propose_ms = 1500\ntimeout_prevote_ms = 500\ntimeout_precommit_ms = 500\n"
     )
+}
+
+/// A dev chain node's configuration with its `[log] level` set to `level`.
+fn with_log_level(config: &str, level: &str) -> Result<String, Failure> {
+    const DEV: &str = "level = \"warn\"";
+    if !config.contains(DEV) || level.contains(['"', '\\', '\n']) {
+        return Err(fail(
+            "--node-log",
+            format!("cannot set {level:?} in the node configuration"),
+        ));
+    }
+    Ok(config.replacen(DEV, &format!("level = \"{level}\""), 1))
 }
 
 /// One node's counters over a phase.
@@ -281,6 +297,14 @@ fn run_chain(
         let port = crate::devchain::free_port()?;
         std::fs::write(&chain.config, with_lone_consensus(&text, port))
             .map_err(|e| fail("config", e))?;
+    }
+    if args.node_log != "warn" {
+        for i in 0..validators {
+            let path = config_path(dir, i);
+            let text = std::fs::read_to_string(&path).map_err(|e| fail("config", e))?;
+            std::fs::write(&path, with_log_level(&text, &args.node_log)?)
+                .map_err(|e| fail("config", e))?;
+        }
     }
     let cfg = node::NodeConfig::load(&chain.config).map_err(|e| fail("config", e))?;
     let chain_id = node::read_genesis(&cfg.genesis_path())
@@ -582,6 +606,16 @@ mod tests {
             .unwrap_or_else(|| panic!("no consensus section"));
         assert_eq!(c.listen.port(), 40123);
         assert!(c.peers.is_empty());
+    }
+
+    #[test]
+    fn log_level_replaces_the_dev_chain_default_only() {
+        let c = "[api]\nlisten = \"x\"\n\n[log]\nlevel = \"warn\"\n";
+        let out = with_log_level(c, "warn,node::bft=info").unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(out.contains("level = \"warn,node::bft=info\""));
+        assert!(!out.contains("level = \"warn\"\n"));
+        assert!(with_log_level(c, "info\"\nmode = \"x").is_err());
+        assert!(with_log_level("[log]\nlevel = \"info\"\n", "debug").is_err());
     }
 
     #[test]
