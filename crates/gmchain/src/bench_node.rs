@@ -53,27 +53,35 @@ fn fail(what: &str, e: impl std::fmt::Display) -> Failure {
     Failure::BadInput(format!("bench node: {what}: {e}"))
 }
 
-/// SM2 verifications per second on one core.
-fn verify_rate() -> Result<f64, Failure> {
-    let key = crypto_sm::sm2::PrivateKey::generate(&SystemRandom).map_err(|e| fail("key", e))?;
+/// Distinct signatures [`verify_rate`] checks in turn.
+const VERIFY_SAMPLES: usize = 2000;
+
+/// SM2 verifications per second on one core (this thread): [`VERIFY_SAMPLES`] signatures by
+/// as many keys over distinct 32-byte messages, verified in turn for at least 1.5 s.
+pub(crate) fn verify_rate() -> Result<f64, Failure> {
     let id = UserId::default();
-    let msg = [7u8; 32];
-    let sig = key
-        .sign(&id, &msg, &SystemRandom)
-        .map_err(|e| fail("sign", e))?;
-    let pk = key.public_key();
+    let mut samples = Vec::with_capacity(VERIFY_SAMPLES);
+    for i in 0..VERIFY_SAMPLES {
+        let key =
+            crypto_sm::sm2::PrivateKey::generate(&SystemRandom).map_err(|e| fail("key", e))?;
+        let msg = *crypto_sm::sm3::sm3(&(i as u64).to_be_bytes()).as_bytes();
+        let sig = key
+            .sign(&id, &msg, &SystemRandom)
+            .map_err(|e| fail("sign", e))?;
+        samples.push((key.public_key(), msg, sig));
+    }
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < Duration::from_millis(1500) {
-        for _ in 0..50 {
-            crypto_sm::sm2::verify(&pk, &id, &msg, &sig).map_err(|e| fail("verify", e))?;
+        for (pk, msg, sig) in &samples {
+            crypto_sm::sm2::verify(pk, &id, msg, sig).map_err(|e| fail("verify", e))?;
         }
-        n += 50;
+        n += samples.len() as u64;
     }
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn scrape(addr: &str) -> Result<String, Failure> {
+pub(crate) async fn scrape(addr: &str) -> Result<String, Failure> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
@@ -95,12 +103,160 @@ pub(crate) fn metric(page: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// A gRPC client of one node.
+pub(crate) type Client = api::v1::chain_client::ChainClient<tonic::transport::Channel>;
+
+/// Signs `n` attestation anchors (`anchor(SM3(salt), "bench")`), round-robin over the client
+/// keys, on every core; transaction `i` has the salt `first + i`, so batches with disjoint
+/// ranges never repeat a transaction. Returns their encodings in order.
+pub(crate) fn presign(
+    chain_id: &ChainId,
+    expiry: Height,
+    clients: &[(crypto_sm::SoftSigner, pki::Certificate)],
+    first: u64,
+    n: usize,
+) -> Result<Vec<Vec<u8>>, Failure> {
+    if clients.is_empty() {
+        return Err(fail("pre-sign", "no client keys"));
+    }
+    let sign = |i: usize| -> Result<Vec<u8>, Failure> {
+        let (key, cert) = &clients[i % clients.len()];
+        let mut salt = [0u8; 16];
+        salt[..8].copy_from_slice(&(first + i as u64).to_be_bytes());
+        let digest = crypto_sm::sm3::sm3(&salt);
+        let tx = Transaction {
+            chain_id: chain_id.clone(),
+            salt,
+            expiry,
+            sender: Sender::Certificate(cert.der().to_vec()),
+            call: Call {
+                contract: "attestation".into(),
+                method: "anchor".into(),
+                args: vec![
+                    digest.as_bytes().to_vec(),
+                    b"bench".to_vec(),
+                    Vec::new(),
+                    Vec::new(),
+                ],
+            },
+        };
+        let signed = SignedTx::sign(tx, key as &dyn Signer, &UserId::default())
+            .map_err(|e| fail("sign", e))?;
+        Ok(signed.to_bytes())
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|t| t.get())
+        .unwrap_or(1)
+        .min(n.max(1));
+    let chunk = n.div_ceil(threads);
+    let parts: Vec<Result<Vec<Vec<u8>>, Failure>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let sign = &sign;
+                s.spawn(move || (t * chunk..((t + 1) * chunk).min(n)).map(sign).collect())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(fail("pre-sign", "a thread panicked")))
+            })
+            .collect()
+    });
+    let mut txs = Vec::with_capacity(n);
+    for p in parts {
+        txs.extend(p?);
+    }
+    Ok(txs)
+}
+
+/// What a load phase measured.
+pub(crate) struct Load {
+    /// Submit-to-commit latency of every acknowledged transaction, sorted.
+    pub latencies: Vec<Duration>,
+    /// Submissions refused, failed or not acknowledged as committed.
+    pub failed: usize,
+    /// From the first submission to the last answer.
+    pub elapsed: Duration,
+    /// Pre-signed transactions not submitted (the deadline came first).
+    pub unsent: usize,
+}
+
+/// Submits `tx` to `client`, waiting for its commit; `true` when acknowledged as committed.
+pub(crate) async fn submit(client: &mut Client, tx: Vec<u8>) -> bool {
+    matches!(
+        client
+            .submit_transaction(pb::SubmitTransactionRequest {
+                signed_tx: tx,
+                wait_for_commit: true,
+            })
+            .await,
+        Ok(resp) if resp.get_ref().committed
+    )
+}
+
+/// Closed loop: `concurrency` submitters, submitter `k` sending to `clients[k % len]`, each
+/// taking the next transaction, submitting it and waiting for its commit, until the
+/// transactions run out or (if given) `deadline` passes.
+pub(crate) async fn closed_loop(
+    clients: &[Client],
+    txs: Vec<Vec<u8>>,
+    concurrency: usize,
+    deadline: Option<Instant>,
+) -> Result<Load, Failure> {
+    if clients.is_empty() {
+        return Err(fail("load", "no node to submit to"));
+    }
+    let started = Instant::now();
+    let queue = Arc::new(std::sync::Mutex::new(txs));
+    let mut tasks = Vec::new();
+    for k in 0..concurrency.max(1) {
+        let queue = queue.clone();
+        let mut c = clients[k % clients.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut failed = 0usize;
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let next = queue.lock().ok().and_then(|mut q| q.pop());
+                let Some(tx) = next else { break };
+                let t0 = Instant::now();
+                if submit(&mut c, tx).await {
+                    lat.push(t0.elapsed());
+                } else {
+                    failed += 1;
+                }
+            }
+            (lat, failed)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    for t in tasks {
+        let (l, f) = t.await.map_err(|e| fail("task", e))?;
+        latencies.extend(l);
+        failed += f;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let unsent = queue.lock().map(|q| q.len()).unwrap_or(0);
+    Ok(Load {
+        latencies,
+        failed,
+        elapsed,
+        unsent,
+    })
 }
 
 pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
@@ -145,65 +301,12 @@ pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
             .into_inner();
         let chain_id = ChainId::new(&status.chain_id).map_err(|e| fail("chain id", e))?;
         eprintln!("pre-signing {} transactions …", args.txs);
-        let clients = Arc::new(chain.clients);
-        let mut txs = Vec::with_capacity(args.txs);
-        for i in 0..args.txs {
-            let (key, cert) = &clients[i % clients.len()];
-            let mut salt = [0u8; 16];
-            salt[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            let digest = crypto_sm::sm3::sm3(&salt);
-            let tx = Transaction {
-                chain_id: chain_id.clone(),
-                salt,
-                expiry: Height(status.height + 900),
-                sender: Sender::Certificate(cert.der().to_vec()),
-                call: Call {
-                    contract: "attestation".into(),
-                    method: "anchor".into(),
-                    args: vec![digest.as_bytes().to_vec(), b"bench".to_vec(), Vec::new(), Vec::new()],
-                },
-            };
-            let signed = SignedTx::sign(tx, key as &dyn Signer, &UserId::default())
-                .map_err(|e| fail("sign", e))?;
-            txs.push(signed.to_bytes());
-        }
+        let expiry = Height(status.height + 900);
+        let txs = presign(&chain_id, expiry, &chain.clients, 0, args.txs)?;
         let before = scrape(&metrics_addr).await?;
         eprintln!("submitting with {} in flight …", args.concurrency);
-        let started = Instant::now();
-        let queue = Arc::new(std::sync::Mutex::new(txs));
-        let mut tasks = Vec::new();
-        for _ in 0..args.concurrency.max(1) {
-            let queue = queue.clone();
-            let mut c = client.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut lat = Vec::new();
-                let mut failed = 0usize;
-                loop {
-                    let next = queue.lock().ok().and_then(|mut q| q.pop());
-                    let Some(tx) = next else { break };
-                    let t0 = Instant::now();
-                    let r = c
-                        .submit_transaction(pb::SubmitTransactionRequest {
-                            signed_tx: tx,
-                            wait_for_commit: true,
-                        })
-                        .await;
-                    match r {
-                        Ok(resp) if resp.get_ref().committed => lat.push(t0.elapsed()),
-                        _ => failed += 1,
-                    }
-                }
-                (lat, failed)
-            }));
-        }
-        let mut lat = Vec::new();
-        let mut failed = 0;
-        for t in tasks {
-            let (l, f) = t.await.map_err(|e| fail("task", e))?;
-            lat.extend(l);
-            failed += f;
-        }
-        let elapsed = started.elapsed();
+        let load = closed_loop(&[client.clone()], txs, args.concurrency, None).await?;
+        let (lat, failed, elapsed) = (load.latencies, load.failed, load.elapsed);
         let after = scrape(&metrics_addr).await?;
         let delta = |name: &str| metric(&after, name).unwrap_or(0.0) - metric(&before, name).unwrap_or(0.0);
         let blocks = delta("gmchain_blocks_committed_total");
@@ -216,7 +319,6 @@ pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
         let verify_ms = per("gmchain_tx_verify_seconds");
         let execute_ms = per("gmchain_block_execute_seconds");
         let commit_ms = per("gmchain_block_commit_seconds");
-        lat.sort();
         let committed = lat.len();
         let tps = committed as f64 / elapsed.as_secs_f64();
         Ok::<_, Failure>(format!(
@@ -239,9 +341,17 @@ pub(crate) fn start_node(
     config: &std::path::Path,
     dir: &std::path::Path,
 ) -> Result<(NodeProcess, String, String), Failure> {
+    start_node_logged(config, &dir.join("node.log"))
+}
+
+/// [`start_node`] with its standard error in `log`.
+pub(crate) fn start_node_logged(
+    config: &std::path::Path,
+    log: &std::path::Path,
+) -> Result<(NodeProcess, String, String), Failure> {
     let cfg = node::NodeConfig::load(config).map_err(|e| fail("config", e))?;
     let exe = std::env::current_exe().map_err(|e| fail("exe", e))?;
-    let log = std::fs::File::create(dir.join("node.log")).map_err(|e| fail("log", e))?;
+    let log = std::fs::File::create(log).map_err(|e| fail("log", e))?;
     let child = Command::new(exe)
         .args(["node", "start", "--config"])
         .arg(config)
@@ -261,10 +371,21 @@ pub(crate) async fn wait_for_node(
     url: &str,
     dir: &std::path::Path,
 ) -> Result<api::v1::chain_client::ChainClient<tonic::transport::Channel>, Failure> {
+    wait_for_named_node(url, dir, None).await
+}
+
+/// [`wait_for_node`], checking that the node's certificate names `name` (default: the
+/// client profile's `node_name`).
+pub(crate) async fn wait_for_named_node(
+    url: &str,
+    dir: &std::path::Path,
+    name: Option<&str>,
+) -> Result<api::v1::chain_client::ChainClient<tonic::transport::Channel>, Failure> {
     let node = NodeArgs::at(
         url,
         crate::client::TlsArgs {
             client_profile: Some(dir.join("client.toml")),
+            node_name: name.map(str::to_string),
             ..Default::default()
         },
     );
@@ -275,7 +396,7 @@ pub(crate) async fn wait_for_node(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Err(Failure::Unreachable(format!(
-        "node {url} did not start; see {}/node.log",
+        "node {url} did not start; see its log in {}",
         dir.display()
     )))
 }
@@ -295,4 +416,67 @@ pub(crate) fn tempdir() -> Result<PathBuf, Failure> {
     let base = std::env::temp_dir().join(format!("gmchain-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).map_err(|e| fail("tempdir", e))?;
     Ok(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use types::Decode;
+
+    fn clients(n: usize) -> Vec<(crypto_sm::SoftSigner, pki::Certificate)> {
+        let provider = crypto_sm::SoftwareProvider::new(Arc::new(SystemRandom));
+        let validity = pki::Validity {
+            not_before: pki::UnixTime(1_700_000_000),
+            not_after: pki::UnixTime(1_900_000_000),
+        };
+        (0..n)
+            .map(|i| {
+                let key = provider.generate().unwrap_or_else(|e| panic!("{e}"));
+                let serial = pki::Serial::random(&SystemRandom).unwrap_or_else(|e| panic!("{e}"));
+                let cert = pki::issue_root(&format!("client{i}"), "Bureau", serial, validity, &key)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                (key, cert)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn presign_signs_in_order_round_robin_with_the_salts_asked_for() {
+        let keys = clients(3);
+        let chain = ChainId::new("bench-test").unwrap_or_else(|e| panic!("{e}"));
+        let txs = presign(&chain, Height(42), &keys, 1000, 7).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(txs.len(), 7);
+        for (i, bytes) in txs.iter().enumerate() {
+            let tx = SignedTx::from_bytes(bytes, &types::Limits::default())
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(tx.tx.salt[..8], (1000 + i as u64).to_be_bytes());
+            assert_eq!(tx.tx.expiry, Height(42));
+            let (_, cert) = &keys[i % 3];
+            assert_eq!(tx.tx.sender, Sender::Certificate(cert.der().to_vec()));
+            tx.verify_signature(&cert.public_key())
+                .unwrap_or_else(|e| panic!("tx {i}: {e}"));
+            // Signed by that client and no other.
+            assert!(
+                tx.verify_signature(&keys[(i + 1) % 3].1.public_key())
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn presign_refuses_without_keys_and_handles_zero() {
+        let chain = ChainId::new("bench-test").unwrap_or_else(|e| panic!("{e}"));
+        assert!(presign(&chain, Height(1), &[], 0, 3).is_err());
+        let keys = clients(1);
+        let none = presign(&chain, Height(1), &keys, 0, 0).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn percentile_picks_the_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&v, 0.5), Duration::from_millis(51));
+        assert_eq!(percentile(&v, 0.99), Duration::from_millis(99));
+        assert_eq!(percentile(&[], 0.99), Duration::ZERO);
+    }
 }

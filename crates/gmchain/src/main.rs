@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_admission;
+mod bench_consortium;
 mod bench_node;
 mod cli_ca;
 mod cli_conformance;
@@ -85,6 +86,10 @@ enum BenchCommand {
     /// The load generator: a development chain, a node process, pre-signed transactions from
     /// many client keys over gRPC; committed tx/s and latency against B = cores × SM2 verify/s.
     Node(bench_node::NodeBenchArgs),
+    /// The same load generator against a consortium of validator processes deciding by BFT
+    /// consensus here: peak tx/s and finality latency against B = cores × SM2 verify/s ÷
+    /// validators, p99 at half the peak rate, validator-key signatures per block.
+    Consortium(bench_consortium::ConsortiumBenchArgs),
     /// What a refused request costs the node against an accepted one (node CPU from /proc),
     /// on a chain with many organisations: valid attestations, a crafted transaction whose
     /// certificate names an unknown issuer (replayed, and with fresh certificates).
@@ -174,6 +179,7 @@ fn main() -> ExitCode {
                 .map_err(Failure::from)
         }
         Command::Bench(BenchCommand::Node(args)) => bench_node::run(&args),
+        Command::Bench(BenchCommand::Consortium(args)) => bench_consortium::run(&args),
         Command::Bench(BenchCommand::Admission(args)) => bench_admission::run(&args),
     };
     match result {
