@@ -220,7 +220,8 @@ pub fn start(
         .spawn(move || {
             // A panic (ours or the engine's) is a failure like any other: the node stops.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                Runner::new(thread_core, net, params, bound, tx_admission).and_then(|r| r.run(rx))
+                Runner::new(thread_core, Box::new(net), params, bound, tx_admission)
+                    .and_then(|r| r.run(rx))
             }))
             .unwrap_or_else(|_| Err(NodeError::Server("the consensus thread panicked".into())));
             if let Err(e) = &r {
@@ -245,10 +246,34 @@ pub fn start(
     })
 }
 
+/// What the engine needs of the links (the p2p network; a recording stand-in in tests).
+pub trait Links: Send {
+    /// Sends to every link, never waiting.
+    fn broadcast(&self, topic: Topic, payload: Vec<u8>);
+    /// Sends to one peer, never waiting.
+    fn send(&self, peer: PeerId, topic: Topic, payload: Vec<u8>);
+    /// Re-judges every live link; returns how many were cut.
+    fn revalidate(&self) -> usize;
+}
+
+impl Links for NetworkHandle {
+    fn broadcast(&self, topic: Topic, payload: Vec<u8>) {
+        let _ = NetworkHandle::broadcast(self, topic, payload);
+    }
+
+    fn send(&self, peer: PeerId, topic: Topic, payload: Vec<u8>) {
+        let _ = NetworkHandle::send(self, peer, topic, payload);
+    }
+
+    fn revalidate(&self) -> usize {
+        NetworkHandle::revalidate(self)
+    }
+}
+
 /// What consensus calls back into.
 struct NodeHost {
     core: Arc<LocalNode>,
-    net: NetworkHandle,
+    net: Box<dyn Links>,
     bound_ms: u64,
     height: Height,
     wal_seq: u32,
@@ -448,20 +473,20 @@ impl Host for NodeHost {
             .unwrap_or_default();
         let payload = encode_three(&proposal.to_bytes(), block, &parent);
         self.remember(Topic::PROPOSAL, &payload);
-        let _ = self.net.broadcast(Topic::PROPOSAL, payload);
+        self.net.broadcast(Topic::PROPOSAL, payload);
     }
 
     fn broadcast_vote(&mut self, vote: &SignedVote) {
         let payload = vote.to_bytes();
         self.remember(Topic::VOTE, &payload);
-        let _ = self.net.broadcast(Topic::VOTE, payload);
+        self.net.broadcast(Topic::VOTE, payload);
     }
 
     fn broadcast_certificate(&mut self, certificate: &LivenessCertificate) {
         if let Ok(topic) = Topic::new(TOPIC_CERTIFICATE) {
             let payload = certificate.to_bytes();
             self.remember(topic, &payload);
-            let _ = self.net.broadcast(topic, payload);
+            self.net.broadcast(topic, payload);
         }
     }
 
@@ -557,7 +582,7 @@ struct Runner {
 impl Runner {
     fn new(
         core: Arc<LocalNode>,
-        net: NetworkHandle,
+        net: Box<dyn Links>,
         params: Params,
         bound_ms: u64,
         tx_admission: SyncSender<Arc<[u8]>>,
@@ -911,7 +936,7 @@ impl Runner {
             None => Vec::new(),
         };
         let out = encode_three(&block.to_bytes(), &cert.to_bytes(), &parent);
-        let _ = self.host.net.send(peer, Topic::SYNC_RESPONSE, out);
+        self.host.net.send(peer, Topic::SYNC_RESPONSE, out);
     }
 
     /// A block with its certificate from a peer: verified and committed if it is the next.
@@ -1009,7 +1034,7 @@ impl Runner {
                     let mut m = Vec::with_capacity(1 + payload.len());
                     m.push(topic.number());
                     m.extend_from_slice(payload);
-                    let _ = self.host.net.broadcast(regossip, m);
+                    self.host.net.broadcast(regossip, m);
                 }
             }
         }
@@ -1022,8 +1047,7 @@ impl Runner {
                 .is_none_or(|t| now.duration_since(t) >= SYNC_EVERY)
         {
             self.last_sync_request = Some(now);
-            let _ = self
-                .host
+            self.host
                 .net
                 .broadcast(Topic::SYNC_REQUEST, current.0.to_be_bytes().to_vec());
             if behind {
@@ -1198,5 +1222,335 @@ impl LinkCertificates {
             .0
             .get(id)
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The host's judgement of what peers send, over a real node store (review findings on
+    //! issue 13: H1, H2, H3, H4, H5).
+    use super::*;
+    use crypto::Signer;
+    use crypto_sm::rng::SeededRandom;
+    use crypto_sm::{SoftSigner, SoftwareProvider};
+    use pki::{IssueRequest, Role, Serial, UnixTime, Validity};
+    use types::VoteKind;
+
+    use crate::config::BlockConfig;
+    use crate::local::{Engine, Validator};
+
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    struct Fx {
+        _dir: tempfile::TempDir,
+        core: Arc<LocalNode>,
+        keys: Vec<(Arc<SoftSigner>, Certificate)>,
+    }
+
+    /// A node (validator 0 of 4) over a fresh store.
+    fn fixture() -> Fx {
+        let p = SoftwareProvider::new(Arc::new(SeededRandom::new(13)));
+        let t = now_ms() / 1000;
+        let validity = Validity {
+            not_before: UnixTime(t - 86_400),
+            not_after: UnixTime(t + 365 * 86_400),
+        };
+        let root_key = p.generate().unwrap();
+        let root = pki::issue_root(
+            "Test Root",
+            "Test Bureau",
+            Serial::from_hex("01").unwrap(),
+            validity,
+            &root_key,
+        )
+        .unwrap();
+        let crl = pki::issue_crl(
+            &root,
+            &root_key,
+            1,
+            UnixTime(t - 60),
+            UnixTime(t + 30 * 86_400),
+            &[],
+        )
+        .unwrap();
+        let keys: Vec<(Arc<SoftSigner>, Certificate)> = (0..4u8)
+            .map(|i| {
+                let k = p.generate().unwrap();
+                let c = pki::issue(
+                    &root,
+                    &root_key,
+                    &IssueRequest {
+                        role: Role::NodeSign,
+                        common_name: &format!("node{i}"),
+                        organisation: "Test Bureau",
+                        public_key: &k.public_key(),
+                        serial: Serial::from_bytes(&[0x10 + i]).unwrap(),
+                        validity,
+                    },
+                )
+                .unwrap();
+                (Arc::new(k), c)
+            })
+            .collect();
+        let validators: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (_, c))| {
+                format!(
+                    r#"{{"name":"node{i}","cert":{}}}"#,
+                    serde_json_string(&c.to_pem())
+                )
+            })
+            .collect();
+        let json = format!(
+            r#"{{"format":2,"chain_id":"test-chain","test_chain":true,"timestamp_ms":{},"params":{{}},"organisations":[{{"name":"Test Bureau","ca_cert":{},"crl":{}}}],"validators":[{}]}}"#,
+            now_ms() - 60_000,
+            serde_json_string(&root.to_pem()),
+            serde_json_string(&crl.to_pem()),
+            validators.join(",")
+        );
+        let genesis = execution::Genesis::from_json(json.as_bytes()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        crate::local::init(dir.path(), &genesis).unwrap();
+        let core = LocalNode::open_with(
+            dir.path(),
+            Validator {
+                signer: keys[0].0.clone(),
+                certificate: keys[0].1.clone(),
+            },
+            BlockConfig {
+                interval_ms: 50,
+                max_txs: 100,
+                max_pool: 1000,
+            },
+            Arc::new(now_ms),
+            Engine::Bft,
+        )
+        .unwrap();
+        Fx {
+            _dir: dir,
+            core: Arc::new(core),
+            keys,
+        }
+    }
+
+    /// JSON string literal of `s` (PEM: letters, digits, `+/=-`, spaces and newlines).
+    fn serde_json_string(s: &str) -> String {
+        format!("\"{}\"", s.replace('\n', "\\n"))
+    }
+
+    #[derive(Default, Clone)]
+    struct Recorder(Arc<Mutex<Vec<(Topic, Vec<u8>)>>>);
+
+    impl Links for Recorder {
+        fn broadcast(&self, topic: Topic, payload: Vec<u8>) {
+            self.0.lock().unwrap().push((topic, payload));
+        }
+        fn send(&self, _: PeerId, topic: Topic, payload: Vec<u8>) {
+            self.0.lock().unwrap().push((topic, payload));
+        }
+        fn revalidate(&self) -> usize {
+            0
+        }
+    }
+
+    fn host(fx: &Fx) -> NodeHost {
+        NodeHost {
+            core: fx.core.clone(),
+            net: Box::new(Recorder::default()),
+            bound_ms: 2_000,
+            height: Height(1),
+            wal_seq: 0,
+            timers: BTreeMap::new(),
+            executed: HashMap::new(),
+            own: HashSet::new(),
+            parent_certs: HashMap::new(),
+            height_messages: Vec::new(),
+            judged: HashMap::new(),
+            decided: None,
+            fatal: None,
+        }
+    }
+
+    fn runner(fx: &Fx) -> Runner {
+        let params = Params {
+            chain_id: fx.core.genesis().chain_id.clone(),
+            me: Some(fx.core.validator_id()),
+            timeouts: Timeouts::default(),
+            max_block_bytes: 1 << 20,
+        };
+        let (tx, _rx) = std::sync::mpsc::sync_channel(16);
+        // The receiving end is dropped: gossiped transactions are not this test's subject.
+        Runner::new(
+            fx.core.clone(),
+            Box::new(Recorder::default()),
+            params,
+            2_000,
+            tx,
+        )
+        .unwrap()
+    }
+
+    fn proposal(
+        fx: &Fx,
+        signer: usize,
+        block: BlockHash,
+        round: u32,
+        pol: Option<u32>,
+    ) -> SignedProposal {
+        Proposal {
+            chain_id: fx.core.genesis().chain_id.clone(),
+            height: Height(1),
+            round,
+            block,
+            pol_round: pol,
+            proposer: fx.keys[signer].1.fingerprint(),
+        }
+        .sign(fx.keys[signer].0.as_ref())
+        .unwrap()
+    }
+
+    /// A block of height 1 proposed by validator `v` at time `at`.
+    fn block_by(fx: &Fx, v: usize, at: u64) -> (BlockHash, Vec<u8>) {
+        let p = fx
+            .core
+            .ledger()
+            .propose(vec![], fx.keys[v].1.fingerprint(), at)
+            .unwrap();
+        (p.executed.hash(), p.executed.block().to_bytes())
+    }
+
+    /// H1: a block first judged as a re-proposal (no clock) is not thereby valid as a fresh
+    /// proposal: its timestamp an hour ahead is refused then.
+    #[test]
+    fn a_fresh_proposal_is_judged_against_the_clock_even_after_a_re_proposal_of_its_block() {
+        let fx = fixture();
+        let mut h = host(&fx);
+        let (hash, bytes) = block_by(&fx, 1, now_ms() + 3_600_000);
+        let relock = proposal(&fx, 1, hash, 1, Some(0)).proposal;
+        assert!(h.validate_block(&relock, &bytes));
+        let fresh = proposal(&fx, 1, hash, 1, None).proposal;
+        assert!(!h.validate_block(&fresh, &bytes));
+        // A timely block is valid fresh.
+        let (hash, bytes) = block_by(&fx, 1, now_ms());
+        assert!(h.validate_block(&proposal(&fx, 1, hash, 2, None).proposal, &bytes));
+    }
+
+    /// H2: a re-proposal under a proof of lock carries the block its first proposer made; a
+    /// fresh proposal must carry the proposer's own block.
+    #[test]
+    fn a_re_proposal_may_carry_another_proposers_block_a_fresh_one_may_not() {
+        let fx = fixture();
+        let (hash, bytes) = block_by(&fx, 1, now_ms());
+        assert!(host(&fx).validate_block(&proposal(&fx, 2, hash, 3, Some(1)).proposal, &bytes));
+        assert!(!host(&fx).validate_block(&proposal(&fx, 2, hash, 3, None).proposal, &bytes));
+    }
+
+    fn inbound(topic: Topic, payload: Vec<u8>) -> Inbound {
+        Inbound {
+            peer: PeerId(Digest([9; 32])),
+            topic,
+            payload: payload.into(),
+        }
+    }
+
+    fn proposal_message(p: &SignedProposal, block: &[u8]) -> Inbound {
+        inbound(Topic::PROPOSAL, encode_three(&p.to_bytes(), block, &[]))
+    }
+
+    /// H3, H4: a forged proposal is not kept, re-gossiped or allowed to name a parent
+    /// certificate; one proposer's second block for one round, and a proposal far ahead, are
+    /// dropped before anything is executed.
+    #[test]
+    fn unauthenticated_or_excess_proposals_are_not_kept() {
+        let fx = fixture();
+        let mut r = runner(&fx);
+        let (hash, bytes) = block_by(&fx, 1, now_ms());
+        // Signed by validator 2's key but naming validator 1: forged.
+        let mut forged = proposal(&fx, 1, hash, 0, None);
+        forged.signature = proposal(&fx, 2, hash, 0, None).signature;
+        let kept = r.host.height_messages.len();
+        r.on_message(proposal_message(&forged, &bytes)).unwrap();
+        assert_eq!(r.host.height_messages.len(), kept);
+        assert!(r.proposals_seen.is_empty());
+        assert!(r.host.parent_certs.is_empty());
+        // A genuine one is kept; the same proposer's second block for that round is not.
+        r.on_message(proposal_message(&proposal(&fx, 1, hash, 0, None), &bytes))
+            .unwrap();
+        assert_eq!(r.proposals_seen.len(), 1);
+        let (other, other_bytes) = block_by(&fx, 1, now_ms() + 1);
+        let before = r.host.height_messages.len();
+        r.on_message(proposal_message(
+            &proposal(&fx, 1, other, 0, None),
+            &other_bytes,
+        ))
+        .unwrap();
+        assert_eq!(r.host.height_messages.len(), before);
+        assert_eq!(
+            r.proposals_seen.values().copied().collect::<Vec<_>>(),
+            vec![hash]
+        );
+        // Far ahead, or locked at a round not before its own: dropped.
+        for (round, pol) in [(50, None), (2, Some(2))] {
+            r.on_message(proposal_message(
+                &proposal(&fx, 1, hash, round, pol),
+                &bytes,
+            ))
+            .unwrap();
+        }
+        assert_eq!(r.proposals_seen.len(), 1);
+    }
+
+    /// H5: a sync response is taken only after our own request, and one whose certificate is
+    /// no quorum is refused; a good one commits.
+    #[test]
+    fn sync_responses_need_our_request_and_a_quorum_certificate() {
+        let fx = fixture();
+        let mut r = runner(&fx);
+        let p = fx
+            .core
+            .ledger()
+            .propose(vec![], fx.keys[1].1.fingerprint(), now_ms())
+            .unwrap();
+        let hash = p.executed.hash();
+        let cert = |signers: &[usize]| {
+            let votes: Vec<SignedVote> = signers
+                .iter()
+                .map(|&i| {
+                    Vote {
+                        chain_id: fx.core.genesis().chain_id.clone(),
+                        height: Height(1),
+                        round: 0,
+                        kind: VoteKind::Precommit,
+                        block: Some(hash),
+                        validator: fx.keys[i].1.fingerprint(),
+                    }
+                    .sign(fx.keys[i].0.as_ref())
+                    .unwrap()
+                })
+                .collect();
+            CommitCertificate::from_votes(Height(1), 0, hash, &votes)
+        };
+        let response = |c: &CommitCertificate| {
+            encode_three(&p.executed.block().to_bytes(), &c.to_bytes(), &[])
+        };
+        let good = cert(&[0, 1, 2]);
+        // Unasked: ignored.
+        r.on_synced(&response(&good)).unwrap();
+        assert_eq!(fx.core.tip().0.height, Height(0));
+        r.last_sync_request = Some(Instant::now());
+        r.on_synced(&response(&cert(&[0, 1]))).unwrap();
+        assert_eq!(fx.core.tip().0.height, Height(0));
+        r.on_synced(&response(&good)).unwrap();
+        assert_eq!(fx.core.tip().0.height, Height(1));
+        assert_eq!(
+            fx.core.tip().1.timestamp,
+            p.executed.block().header.timestamp
+        );
     }
 }
