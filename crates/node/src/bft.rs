@@ -318,6 +318,24 @@ fn host_error(e: impl std::fmt::Display) -> HostError {
 }
 
 impl NodeHost {
+    fn new(core: Arc<LocalNode>, net: Box<dyn Links>, bound_ms: u64, height: Height) -> Self {
+        NodeHost {
+            core,
+            net,
+            bound_ms,
+            height,
+            wal_seq: 0,
+            timers: BTreeMap::new(),
+            executed: HashMap::new(),
+            own: HashSet::new(),
+            parent_certs: HashMap::new(),
+            height_messages: Vec::new(),
+            judged: HashMap::new(),
+            decided: None,
+            fatal: None,
+        }
+    }
+
     fn judge_block(&mut self, proposal: &Proposal, bytes: &[u8]) -> bool {
         let block = match Block::from_bytes(bytes, self.limits()) {
             Ok(b) => b,
@@ -600,21 +618,8 @@ impl Runner {
             .map(|(_, s, _)| s + 1)
             .max()
             .unwrap_or(0);
-        let mut host = NodeHost {
-            core: core.clone(),
-            net,
-            bound_ms,
-            height: next,
-            wal_seq,
-            timers: BTreeMap::new(),
-            executed: HashMap::new(),
-            own: HashSet::new(),
-            parent_certs: HashMap::new(),
-            height_messages: Vec::new(),
-            judged: HashMap::new(),
-            decided: None,
-            fatal: None,
-        };
+        let mut host = NodeHost::new(core.clone(), net, bound_ms, next);
+        host.wal_seq = wal_seq;
         let validators = core.ledger().validator_set(next).clone();
         let engine = if frames.is_empty() {
             let mut e = Consensus::new(params.clone());
@@ -1344,8 +1349,11 @@ mod tests {
         format!("\"{}\"", s.replace('\n', "\\n"))
     }
 
+    /// What the host sent: topic and payload.
+    type Sent = Arc<Mutex<Vec<(Topic, Vec<u8>)>>>;
+
     #[derive(Default, Clone)]
-    struct Recorder(Arc<Mutex<Vec<(Topic, Vec<u8>)>>>);
+    struct Recorder(Sent);
 
     impl Links for Recorder {
         fn broadcast(&self, topic: Topic, payload: Vec<u8>) {
@@ -1360,21 +1368,12 @@ mod tests {
     }
 
     fn host(fx: &Fx) -> NodeHost {
-        NodeHost {
-            core: fx.core.clone(),
-            net: Box::new(Recorder::default()),
-            bound_ms: 2_000,
-            height: Height(1),
-            wal_seq: 0,
-            timers: BTreeMap::new(),
-            executed: HashMap::new(),
-            own: HashSet::new(),
-            parent_certs: HashMap::new(),
-            height_messages: Vec::new(),
-            judged: HashMap::new(),
-            decided: None,
-            fatal: None,
-        }
+        NodeHost::new(
+            fx.core.clone(),
+            Box::new(Recorder::default()),
+            2_000,
+            Height(1),
+        )
     }
 
     fn runner(fx: &Fx) -> Runner {
