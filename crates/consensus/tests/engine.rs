@@ -161,6 +161,22 @@ fn others(f: &Fixture) -> Vec<usize> {
     (0..4).filter(|i| *i != f.me).collect()
 }
 
+/// The round-0 proposer's proposal of height 1, delivered; returns the block it names.
+fn deliver_round0_proposal(f: &mut Fixture) -> Option<BlockHash> {
+    let proposer = proposer_index(&f.set, Height(1), 0);
+    let (p, b) = proposal(f, proposer, 0);
+    let block = Some(p.proposal.block);
+    f.c.handle(
+        Input::Proposal {
+            proposal: p,
+            block: b,
+        },
+        &mut f.host,
+    )
+    .unwrap();
+    block
+}
+
 #[test]
 fn prevotes_the_round_proposers_valid_proposal() {
     let mut f = fixture();
@@ -235,17 +251,7 @@ fn proposal_from_a_non_proposer_is_ignored() {
 #[test]
 fn vote_from_a_non_validator_is_ignored() {
     let mut f = fixture();
-    let proposer = proposer_index(&f.set, Height(1), 0);
-    let (p, b) = proposal(&f, proposer, 0);
-    let block = Some(p.proposal.block);
-    f.c.handle(
-        Input::Proposal {
-            proposal: p,
-            block: b,
-        },
-        &mut f.host,
-    )
-    .unwrap();
+    let block = deliver_round0_proposal(&mut f);
     // An outsider's key and id.
     let (outsiders, _) = make_validators(1, 999);
     let outsider_id = sm3(outsiders[0].public_key().as_bytes());
@@ -292,17 +298,7 @@ fn vote_from_a_non_validator_is_ignored() {
 #[test]
 fn decides_with_a_certificate_that_verifies_and_not_with_2f() {
     let mut f = fixture();
-    let proposer = proposer_index(&f.set, Height(1), 0);
-    let (p, b) = proposal(&f, proposer, 0);
-    let block = Some(p.proposal.block);
-    f.c.handle(
-        Input::Proposal {
-            proposal: p,
-            block: b,
-        },
-        &mut f.host,
-    )
-    .unwrap();
+    let block = deliver_round0_proposal(&mut f);
     let o = others(&f);
     for i in &o {
         f.c.handle(
@@ -400,17 +396,7 @@ fn synced_block_needs_a_quorum_certificate() {
 #[test]
 fn double_votes_are_recorded_as_evidence() {
     let mut f = fixture();
-    let proposer = proposer_index(&f.set, Height(1), 0);
-    let (p, b) = proposal(&f, proposer, 0);
-    let block = Some(p.proposal.block);
-    f.c.handle(
-        Input::Proposal {
-            proposal: p,
-            block: b,
-        },
-        &mut f.host,
-    )
-    .unwrap();
+    let block = deliver_round0_proposal(&mut f);
     let o = others(&f);
     let cheat = o[2];
     f.c.handle(
