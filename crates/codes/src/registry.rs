@@ -112,6 +112,24 @@ define_codes! {
     ATTESTATION_DIGEST_EXISTS = 3001, NotVerified, FailedPrecondition,
         "`attestation.anchor`: the digest is already anchored (the first anchor wins).",
         "the document is already anchored; query the first anchor (gmchain query attestation)";
+    GOVERNANCE_PROPOSAL_UNKNOWN = 3101, NotVerified, FailedPrecondition,
+        "`governance.vote`: no proposal has this ID.",
+        "the ID is the proposing transaction's (gmchain governance list)";
+    GOVERNANCE_PROPOSAL_CLOSED = 3102, NotVerified, FailedPrecondition,
+        "`governance.vote`: the proposal was executed or rejected, or its deadline passed.",
+        "make a new proposal";
+    GOVERNANCE_ALREADY_VOTED = 3103, NotVerified, FailedPrecondition,
+        "`governance.vote`: the signer's organisation already voted on this proposal.",
+        "one vote per organisation; it cannot be changed";
+    GOVERNANCE_CHANGE_INVALID = 3104, NotVerified, FailedPrecondition,
+        "`governance`: the validator change does not fit the current set (unknown or present validator, last validator, certificate not an active organisation's valid node-sign certificate).",
+        "the message names what does not fit; query the validator set (gmchain query validators)";
+    GOVERNANCE_CHANGE_PENDING = 3105, NotVerified, FailedPrecondition,
+        "`governance`: another validator-set change is decided and not yet in effect.",
+        "vote again after the pending change's effective height, before the deadline";
+    GOVERNANCE_SCHEDULE = 3106, BadInput, InvalidArgument,
+        "`governance.propose`: the deadline is before the proposing height or too far after it.",
+        "choose a deadline at most 1,000,000 blocks ahead and an effective height after it";
     NODE_IO = 4000, BadInput, Internal,
         "A file of the node could not be read or written.",
         "check the path and its permissions; the message names the file";

@@ -203,11 +203,23 @@ pub enum FailureCode {
     /// `identity.deregister_org`: the organisation is already deregistered; `register_org`:
     /// the name was deregistered (only its sponsor re-admits it, by `replace_ca`).
     OrgRemoved,
+    /// `governance.vote`: no proposal has this ID.
+    ProposalUnknown,
+    /// `governance.vote`: the proposal is executed, rejected or past its deadline.
+    ProposalClosed,
+    /// `governance.vote`: the organisation already voted.
+    AlreadyVoted,
+    /// `governance`: the validator change does not fit the current set.
+    ValidatorChangeInvalid,
+    /// `governance`: another validator change is pending.
+    ValidatorChangePending,
+    /// `governance.propose`: the deadline is out of range.
+    ProposalSchedule,
 }
 
 impl FailureCode {
     /// Every code, in number order.
-    pub const ALL: [FailureCode; 18] = [
+    pub const ALL: [FailureCode; 24] = [
         FailureCode::UnknownCall,
         FailureCode::PermissionDenied,
         FailureCode::BadArguments,
@@ -226,6 +238,12 @@ impl FailureCode {
         FailureCode::OrgFounding,
         FailureCode::OrgRemoved,
         FailureCode::DigestAlreadyAnchored,
+        FailureCode::ProposalUnknown,
+        FailureCode::ProposalClosed,
+        FailureCode::AlreadyVoted,
+        FailureCode::ValidatorChangeInvalid,
+        FailureCode::ValidatorChangePending,
+        FailureCode::ProposalSchedule,
     ];
 
     /// Returns the registry entry.
@@ -249,6 +267,12 @@ impl FailureCode {
             FailureCode::DigestAlreadyAnchored => &codes::ATTESTATION_DIGEST_EXISTS,
             FailureCode::OrgFounding => &codes::IDENTITY_ORG_FOUNDING,
             FailureCode::OrgRemoved => &codes::IDENTITY_ORG_REMOVED,
+            FailureCode::ProposalUnknown => &codes::GOVERNANCE_PROPOSAL_UNKNOWN,
+            FailureCode::ProposalClosed => &codes::GOVERNANCE_PROPOSAL_CLOSED,
+            FailureCode::AlreadyVoted => &codes::GOVERNANCE_ALREADY_VOTED,
+            FailureCode::ValidatorChangeInvalid => &codes::GOVERNANCE_CHANGE_INVALID,
+            FailureCode::ValidatorChangePending => &codes::GOVERNANCE_CHANGE_PENDING,
+            FailureCode::ProposalSchedule => &codes::GOVERNANCE_SCHEDULE,
         }
     }
 

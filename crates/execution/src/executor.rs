@@ -10,6 +10,7 @@ use crate::error::ExecError;
 use crate::keys::{self, IDENTITY};
 use crate::params::ChainParams;
 use crate::registry::Registry;
+use crate::validators;
 use crate::verified::VerifiedTx;
 use crate::view::StateRead;
 use crypto::Digest;
@@ -23,6 +24,23 @@ pub struct BlockExecution {
     pub receipts: Vec<Receipt>,
     /// The new state root and the nodes to persist for it.
     pub update: UpdateBatch,
+    /// The validator set of the next height, as the block leaves the state (its hash goes
+    /// into the header's `next_validator_set`).
+    pub next_validators: types::ValidatorSet,
+    /// The epoch the block recorded, when the next height's set differs from this one's.
+    pub epoch: Option<crate::records::EpochRecord>,
+}
+
+/// Whether a write changes what decides a validator's standing: a CRL, a suspension or an
+/// organisation record.
+fn touches_validator_standing(key: &[u8]) -> bool {
+    [
+        &b"identity/crl/"[..],
+        b"identity/suspended/",
+        b"identity/org/",
+    ]
+    .iter()
+    .any(|p| key.starts_with(p))
 }
 
 /// Executes blocks of admitted transactions.
@@ -83,9 +101,13 @@ impl Executor {
             writes: BTreeMap::new(),
         };
         let mut receipts = Vec::with_capacity(txs.len());
+        let mut standing_txs = Vec::new();
         for tx in txs {
             let receipt = match self.run(&overlay, ctx, tx) {
                 Ok((writes, events)) => {
+                    if writes.keys().any(|k| touches_validator_standing(k)) {
+                        standing_txs.push(tx.id());
+                    }
                     overlay.writes.extend(writes);
                     // The signer's certificate is recorded so later transactions may name it by
                     // ID (Sender::Registered).
@@ -116,9 +138,17 @@ impl Executor {
             };
             receipts.push(receipt);
         }
+        // The chain's validator rule: the set of the next height, from what the block left.
+        let end = validators::end_block(&overlay, ctx.height, &standing_txs)?;
+        overlay.writes.extend(end.writes);
         let updates: Vec<(Vec<u8>, Option<Vec<u8>>)> = overlay.writes.into_iter().collect();
         let update = state::apply(store, parent_root, &updates)?;
-        Ok(BlockExecution { receipts, update })
+        Ok(BlockExecution {
+            receipts,
+            update,
+            next_validators: end.next,
+            epoch: end.epoch,
+        })
     }
 
     /// Runs one transaction; on success returns its writes and events.

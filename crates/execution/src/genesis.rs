@@ -649,6 +649,7 @@ impl Genesis {
                 proposer: Digest([0; 32]),
                 consensus: Some(types::ConsensusLinks {
                     validator_set: self.validator_set()?.hash(),
+                    next_validator_set: self.validator_set()?.hash(),
                     last_commit: types::ConsensusLinks::NO_PARENT_CERTIFICATE,
                 }),
             },

@@ -12,7 +12,10 @@ use crypto::Digest;
 pub const IDENTITY: &str = "identity";
 /// The attestation contract's namespace.
 pub const ATTESTATION: &str = "attestation";
-/// The chain's own records (written by genesis only; no contract can reach them).
+/// The governance contract's namespace.
+pub const GOVERNANCE: &str = "governance";
+/// The chain's own records (written by genesis and by the chain's validator rule at the end
+/// of a block; no contract can reach them).
 pub const CHAIN: &str = "chain";
 
 /// Returns `namespace/relative`.
@@ -115,6 +118,38 @@ pub mod chain {
     /// `validators` → the validator IDs in genesis order (u32 count, then 32 bytes each).
     pub fn validators() -> Vec<u8> {
         b"validators".to_vec()
+    }
+
+    /// `epoch-count` → u64 BE: how many validator sets followed the genesis set.
+    pub fn epoch_count() -> Vec<u8> {
+        b"epoch-count".to_vec()
+    }
+
+    /// `epoch/<seq u64 BE>` → `EpochRecord`, the sets after genesis in order (the first is
+    /// seq 0).
+    pub fn epoch(seq: u64) -> Vec<u8> {
+        join("epoch/", &seq.to_be_bytes())
+    }
+}
+
+/// Keys of the `governance` namespace.
+pub mod governance {
+    use super::*;
+
+    /// `proposal/<hex of the proposing transaction's ID>` → `ProposalRecord`.
+    pub fn proposal(id: &Digest) -> Vec<u8> {
+        join("proposal/", id.to_hex().as_bytes())
+    }
+
+    /// `pending-validators` → `PendingChange`: the decided validator-set change not yet in
+    /// effect (at most one).
+    pub fn pending_validators() -> Vec<u8> {
+        b"pending-validators".to_vec()
+    }
+
+    /// `policy/<kind>` → the policy text of a kind of proposal (absent: the genesis policy).
+    pub fn policy(kind: &str) -> Vec<u8> {
+        join("policy/", kind.as_bytes())
     }
 }
 

@@ -41,11 +41,12 @@
 //! 5. `context`: the call context: who calls in which block, the write overlay, events, the
 //!    cost meter, the read-only mode and the phase (admission, recheck, execution).
 //! 6. `contract`: the contract interface and its authorisation hook.
-//! 7. `identity`, `attestation`: the built-in contracts.
-//! 8. `registry`: which contract owns which method, and the permission table.
-//! 9. `verified`: the admitted transaction.
-//! 10. `admission`, `executor`: judging a transaction, executing a block.
-//! 11. `genesis`: the genesis file and block 0.
+//! 7. `validators`: the chain's validator rule (the set of each height, from the state).
+//! 8. `identity`, `attestation`, `governance`: the built-in contracts.
+//! 9. `registry`: which contract owns which method, and the permission table.
+//! 10. `verified`: the admitted transaction.
+//! 11. `admission`, `executor`: judging a transaction, executing a block.
+//! 12. `genesis`: the genesis file and block 0.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -59,11 +60,13 @@ mod contract;
 mod error;
 mod executor;
 mod genesis;
+mod governance;
 mod identity;
 pub mod keys;
 mod params;
 mod records;
 mod registry;
+mod validators;
 mod verified;
 mod view;
 
@@ -79,12 +82,19 @@ pub use executor::{BlockExecution, Executor};
 pub use genesis::{
     GENESIS_DOMAIN, GENESIS_FORMAT, Genesis, GenesisBlock, GenesisOrg, GenesisValidator,
 };
+pub use governance::{
+    GovernanceContract, MAX_VOTING_PERIOD, POLICY_KINDS, Policy, Proposal, ProposalKind,
+    ProposalRecord, ProposalStatus, parse_proposal, parse_vote, policy, read_proposal,
+};
 pub use identity::{IdentityContract, register_org_ca};
 pub use params::ChainParams;
 pub use records::{
-    Attestation, AttestationId, MAX_KIND_LEN, MAX_METADATA_LEN, MAX_POINTER_LEN, OrgRecord,
-    SuspensionRecord, ValidatorRecord,
+    Attestation, AttestationId, EpochRecord, MAX_KIND_LEN, MAX_METADATA_LEN, MAX_POINTER_LEN,
+    OrgRecord, PendingChange, SuspensionRecord, ValidatorChange, ValidatorRecord,
 };
 pub use registry::{PERMISSIONS, Permission, Registry, permission};
+pub use validators::{
+    EndOfBlock, current as current_validators, epochs, exclusion, pending, to_set,
+};
 pub use verified::VerifiedTx;
 pub use view::{MAX_PAGE, StateRead, StateView};

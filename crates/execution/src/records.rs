@@ -17,6 +17,9 @@ pub(crate) mod tag {
     pub const PARAMS: u8 = 0x83;
     pub const VALIDATOR: u8 = 0x84;
     pub const SUSPENSION: u8 = 0x85;
+    pub const EPOCH: u8 = 0x86;
+    pub const PENDING_CHANGE: u8 = 0x87;
+    pub const PROPOSAL: u8 = 0x88;
 }
 
 /// Longest attestation kind, in bytes.
@@ -288,6 +291,195 @@ impl ValidatorRecord {
                 r.bytes("validator.cert", pki::MAX_CERT_LEN).map_err(c)?,
             )?;
             Ok(ValidatorRecord { name, cert })
+        })
+    }
+}
+
+/// A validator set from a height on (`chain/epoch/<seq>`): what the chain's validator rule
+/// (the `validators` module) records when the set of the next height differs from the
+/// current one. Epoch 0 is implicit: the genesis validators from height 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochRecord {
+    /// The first height this set decides.
+    pub from: Height,
+    /// The validators (name, certificate), ordered by certificate ID.
+    pub validators: Vec<ValidatorRecord>,
+    /// The transactions of the change: the governance vote that executed a set change, or
+    /// the transactions of the block that revoked, suspended or deregistered a validator.
+    pub causes: Vec<types::TxId>,
+    /// Why the set changed, in words (for operators and receipts).
+    pub reason: String,
+}
+
+/// Most validators in a recorded set.
+pub(crate) const MAX_EPOCH_VALIDATORS: usize = types::MAX_VALIDATORS;
+/// Most causes recorded for one change.
+pub(crate) const MAX_CAUSES: usize = 4096;
+/// Longest reason text.
+pub(crate) const MAX_REASON_LEN: usize = 1024;
+
+impl EpochRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.header(tag::EPOCH);
+        w.u64(self.from.0);
+        w.len(self.validators.len());
+        for v in &self.validators {
+            w.bytes(v.name.as_bytes());
+            w.bytes(v.cert.der());
+        }
+        w.len(self.causes.len());
+        for c in &self.causes {
+            w.fixed(c.as_bytes());
+        }
+        w.bytes(self.reason.as_bytes());
+        w.into_bytes()
+    }
+
+    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
+        decode(key, bytes, |r| {
+            let c = |e| ExecError::corrupt(key, e);
+            r.header("epoch.header", tag::EPOCH).map_err(c)?;
+            let from = Height(r.u64("epoch.from").map_err(c)?);
+            let n = r.len("epoch.validators", MAX_EPOCH_VALIDATORS).map_err(c)?;
+            let mut validators = Vec::with_capacity(n);
+            for _ in 0..n {
+                let name = text(
+                    "epoch.validators[].name",
+                    r.bytes("epoch.validators[].name", MAX_NAME_BYTES)
+                        .map_err(c)?,
+                )
+                .map_err(c)?;
+                let cert = cert(
+                    key,
+                    r.bytes("epoch.validators[].cert", pki::MAX_CERT_LEN)
+                        .map_err(c)?,
+                )?;
+                validators.push(ValidatorRecord { name, cert });
+            }
+            let n = r.len("epoch.causes", MAX_CAUSES).map_err(c)?;
+            let mut causes = Vec::with_capacity(n);
+            for _ in 0..n {
+                causes.push(types::TxId(Digest(r.array("epoch.causes[]").map_err(c)?)));
+            }
+            let reason = text(
+                "epoch.reason",
+                r.bytes("epoch.reason", MAX_REASON_LEN).map_err(c)?,
+            )
+            .map_err(c)?;
+            Ok(EpochRecord {
+                from,
+                validators,
+                causes,
+                reason,
+            })
+        })
+    }
+}
+
+/// A change of the validator set that governance decided and that takes effect at a later
+/// height (`governance/pending-validators`); at most one at a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingChange {
+    /// The first height the changed set decides.
+    pub effective: Height,
+    /// What changes.
+    pub change: ValidatorChange,
+    /// The proposal.
+    pub proposal: Digest,
+    /// The transaction that executed it (the vote that reached the threshold).
+    pub tx: types::TxId,
+}
+
+/// One change of the validator set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValidatorChange {
+    /// A new validator (name, node-signing certificate).
+    Add(ValidatorRecord),
+    /// The validator with this certificate ID leaves.
+    Remove(Digest),
+    /// The validator with this certificate ID continues under a new key and certificate.
+    Rotate {
+        /// The certificate ID of the current key.
+        old: Digest,
+        /// The new certificate (same organisation, role node-sign).
+        new: Certificate,
+    },
+}
+
+impl ValidatorChange {
+    pub(crate) fn encode_to(&self, w: &mut Writer) {
+        match self {
+            ValidatorChange::Add(v) => {
+                w.u8(1);
+                w.bytes(v.name.as_bytes());
+                w.bytes(v.cert.der());
+            }
+            ValidatorChange::Remove(id) => {
+                w.u8(2);
+                w.fixed(id.as_bytes());
+            }
+            ValidatorChange::Rotate { old, new } => {
+                w.u8(3);
+                w.fixed(old.as_bytes());
+                w.bytes(new.der());
+            }
+        }
+    }
+
+    pub(crate) fn decode_from(key: &[u8], r: &mut Reader<'_>) -> Result<Self, ExecError> {
+        let c = |e| ExecError::corrupt(key, e);
+        match r.u8("change.kind").map_err(c)? {
+            1 => {
+                let name = text(
+                    "change.name",
+                    r.bytes("change.name", MAX_NAME_BYTES).map_err(c)?,
+                )
+                .map_err(c)?;
+                let cert = cert(key, r.bytes("change.cert", pki::MAX_CERT_LEN).map_err(c)?)?;
+                Ok(ValidatorChange::Add(ValidatorRecord { name, cert }))
+            }
+            2 => Ok(ValidatorChange::Remove(Digest(
+                r.array("change.id").map_err(c)?,
+            ))),
+            3 => {
+                let old = Digest(r.array("change.old").map_err(c)?);
+                let new = cert(key, r.bytes("change.new", pki::MAX_CERT_LEN).map_err(c)?)?;
+                Ok(ValidatorChange::Rotate { old, new })
+            }
+            got => Err(ExecError::corrupt(
+                key,
+                format!("unknown validator change kind {got}"),
+            )),
+        }
+    }
+}
+
+impl PendingChange {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.header(tag::PENDING_CHANGE);
+        w.u64(self.effective.0);
+        self.change.encode_to(&mut w);
+        w.fixed(self.proposal.as_bytes());
+        w.fixed(self.tx.as_bytes());
+        w.into_bytes()
+    }
+
+    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
+        decode(key, bytes, |r| {
+            let c = |e| ExecError::corrupt(key, e);
+            r.header("pending.header", tag::PENDING_CHANGE).map_err(c)?;
+            let effective = Height(r.u64("pending.effective").map_err(c)?);
+            let change = ValidatorChange::decode_from(key, r)?;
+            let proposal = Digest(r.array("pending.proposal").map_err(c)?);
+            let tx = types::TxId(Digest(r.array("pending.tx").map_err(c)?));
+            Ok(PendingChange {
+                effective,
+                change,
+                proposal,
+                tx,
+            })
         })
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::attestation::AttestationContract;
 use crate::contract::Contract;
+use crate::governance::GovernanceContract;
 use crate::identity::IdentityContract;
 use pki::Role;
 
@@ -13,10 +14,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Returns the built-in contracts: `identity` and `attestation`.
+    /// Returns the built-in contracts: `identity`, `attestation` and `governance`.
     pub fn builtin() -> Self {
         Registry {
-            contracts: vec![Box::new(IdentityContract), Box::new(AttestationContract)],
+            contracts: vec![
+                Box::new(IdentityContract),
+                Box::new(AttestationContract),
+                Box::new(GovernanceContract),
+            ],
         }
     }
 
@@ -97,6 +102,18 @@ pub const PERMISSIONS: &[Permission] = &[
         method: "resume",
         roles: &[Role::Admin],
         organisation_rule: "the certificate belongs to the admin's own organisation",
+    },
+    Permission {
+        contract: "governance",
+        method: "propose",
+        roles: &[Role::Admin],
+        organisation_rule: "the admin's organisation is active; it votes yes by proposing",
+    },
+    Permission {
+        contract: "governance",
+        method: "vote",
+        roles: &[Role::Admin],
+        organisation_rule: "the admin's organisation is in the proposal's electorate and has not voted",
     },
     Permission {
         contract: "attestation",

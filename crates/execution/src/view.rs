@@ -60,30 +60,12 @@ impl<'a, S: NodeStore + ?Sized> StateView<'a, S> {
 
     /// Returns the registered organisation `name`.
     pub fn organisation(&self, name: &str) -> Result<Option<OrgRecord>, ExecError> {
-        let key = full(IDENTITY, &keys::identity::org(name));
-        self.read(&key)?
-            .map(|v| OrgRecord::decode(&key, &v))
-            .transpose()
+        organisation(self, name)
     }
 
     /// Returns every registered organisation, in registration order.
     pub fn organisations(&self) -> Result<Vec<OrgRecord>, ExecError> {
-        let count_key = full(IDENTITY, &keys::identity::org_count());
-        let count = records::decode_u64(&count_key, self.read(&count_key)?.as_deref())?;
-        let mut out = Vec::new();
-        for seq in 0..count {
-            let key = full(IDENTITY, &keys::identity::org_index(seq));
-            let name = self
-                .read(&key)?
-                .ok_or_else(|| ExecError::corrupt(&key, "organisation index entry missing"))?;
-            let name = String::from_utf8(name)
-                .map_err(|_| ExecError::corrupt(&key, "organisation name is not UTF-8"))?;
-            let org = self
-                .organisation(&name)?
-                .ok_or_else(|| ExecError::corrupt(&key, "indexed organisation missing"))?;
-            out.push(org);
-        }
-        Ok(out)
+        organisations(self)
     }
 
     /// Returns the recorded CRL of each registered CA that has one, in registration order.
@@ -99,10 +81,7 @@ impl<'a, S: NodeStore + ?Sized> StateView<'a, S> {
 
     /// Returns the CRL recorded for the CA whose certificate has SM3 `issuer_fingerprint`.
     pub fn crl(&self, issuer_fingerprint: &Digest) -> Result<Option<Crl>, ExecError> {
-        let key = full(IDENTITY, &keys::identity::crl(issuer_fingerprint));
-        self.read(&key)?
-            .map(|v| Crl::from_der(&v).map_err(|e| ExecError::corrupt(&key, e)))
-            .transpose()
+        crl(self, issuer_fingerprint)
     }
 
     /// Returns the certificate recorded under its SM3 `id`.
@@ -120,10 +99,7 @@ impl<'a, S: NodeStore + ?Sized> StateView<'a, S> {
 
     /// Returns the suspension of the certificate `id`, if it is suspended.
     pub fn suspension(&self, id: &Digest) -> Result<Option<SuspensionRecord>, ExecError> {
-        let key = full(IDENTITY, &keys::identity::suspended(id));
-        self.read(&key)?
-            .map(|v| SuspensionRecord::decode(&key, &v))
-            .transpose()
+        suspension(self, id)
     }
 
     /// Returns the attestation `id`.
@@ -204,31 +180,99 @@ impl<'a, S: NodeStore + ?Sized> StateView<'a, S> {
             .transpose()
     }
 
-    /// Returns the validator whose certificate has SM3 `id`.
+    /// Returns the validator whose certificate has SM3 `id`, as recorded at genesis.
     pub fn validator(&self, id: &Digest) -> Result<Option<ValidatorRecord>, ExecError> {
-        let key = full(CHAIN, &keys::chain::validator(id));
-        self.read(&key)?
-            .map(|v| ValidatorRecord::decode(&key, &v))
-            .transpose()
+        genesis_validator(self, id)
     }
 
     /// Returns the validators recorded at genesis, in genesis order.
     pub fn validators(&self) -> Result<Vec<ValidatorRecord>, ExecError> {
-        let key = full(CHAIN, &keys::chain::validators());
-        let Some(v) = self.read(&key)? else {
-            return Ok(Vec::new());
-        };
-        if v.len() < 4 || (v.len() - 4) % 32 != 0 {
-            return Err(ExecError::corrupt(&key, "validator list length"));
-        }
-        let mut out = Vec::new();
-        for chunk in v[4..].chunks_exact(32) {
-            let id = records::decode_digest(&key, chunk)?;
-            let rec = self
-                .validator(&id)?
-                .ok_or_else(|| ExecError::corrupt(&key, "listed validator missing"))?;
-            out.push(rec);
-        }
-        Ok(out)
+        genesis_validators(self)
     }
+}
+
+// Reads shared by [`StateView`] and the chain's own rules, on any [`StateRead`].
+
+/// Returns the registered organisation `name`.
+pub(crate) fn organisation(
+    r: &(impl StateRead + ?Sized),
+    name: &str,
+) -> Result<Option<OrgRecord>, ExecError> {
+    let key = full(IDENTITY, &keys::identity::org(name));
+    r.read(&key)?
+        .map(|v| OrgRecord::decode(&key, &v))
+        .transpose()
+}
+
+/// Returns every registered organisation, in registration order.
+pub(crate) fn organisations(r: &(impl StateRead + ?Sized)) -> Result<Vec<OrgRecord>, ExecError> {
+    let count_key = full(IDENTITY, &keys::identity::org_count());
+    let count = records::decode_u64(&count_key, r.read(&count_key)?.as_deref())?;
+    let mut out = Vec::new();
+    for seq in 0..count {
+        let key = full(IDENTITY, &keys::identity::org_index(seq));
+        let name = r
+            .read(&key)?
+            .ok_or_else(|| ExecError::corrupt(&key, "organisation index entry missing"))?;
+        let name = String::from_utf8(name)
+            .map_err(|_| ExecError::corrupt(&key, "organisation name is not UTF-8"))?;
+        let org = organisation(r, &name)?
+            .ok_or_else(|| ExecError::corrupt(&key, "indexed organisation missing"))?;
+        out.push(org);
+    }
+    Ok(out)
+}
+
+/// Returns the CRL recorded for the CA whose certificate has SM3 `issuer_fingerprint`.
+pub(crate) fn crl(
+    r: &(impl StateRead + ?Sized),
+    issuer_fingerprint: &Digest,
+) -> Result<Option<Crl>, ExecError> {
+    let key = full(IDENTITY, &keys::identity::crl(issuer_fingerprint));
+    r.read(&key)?
+        .map(|v| Crl::from_der(&v).map_err(|e| ExecError::corrupt(&key, e)))
+        .transpose()
+}
+
+/// Returns the suspension of the certificate `id`, if it is suspended.
+pub(crate) fn suspension(
+    r: &(impl StateRead + ?Sized),
+    id: &Digest,
+) -> Result<Option<SuspensionRecord>, ExecError> {
+    let key = full(IDENTITY, &keys::identity::suspended(id));
+    r.read(&key)?
+        .map(|v| SuspensionRecord::decode(&key, &v))
+        .transpose()
+}
+
+/// Returns the validator whose certificate has SM3 `id`.
+pub(crate) fn genesis_validator(
+    r: &(impl StateRead + ?Sized),
+    id: &Digest,
+) -> Result<Option<ValidatorRecord>, ExecError> {
+    let key = full(CHAIN, &keys::chain::validator(id));
+    r.read(&key)?
+        .map(|v| ValidatorRecord::decode(&key, &v))
+        .transpose()
+}
+
+/// Returns the validators recorded at genesis, in genesis order.
+pub(crate) fn genesis_validators(
+    r: &(impl StateRead + ?Sized),
+) -> Result<Vec<ValidatorRecord>, ExecError> {
+    let key = full(CHAIN, &keys::chain::validators());
+    let Some(v) = r.read(&key)? else {
+        return Ok(Vec::new());
+    };
+    if v.len() < 4 || (v.len() - 4) % 32 != 0 {
+        return Err(ExecError::corrupt(&key, "validator list length"));
+    }
+    let mut out = Vec::new();
+    for chunk in v[4..].chunks_exact(32) {
+        let id = records::decode_digest(&key, chunk)?;
+        let rec = genesis_validator(r, &id)?
+            .ok_or_else(|| ExecError::corrupt(&key, "listed validator missing"))?;
+        out.push(rec);
+    }
+    Ok(out)
 }

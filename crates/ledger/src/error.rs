@@ -96,6 +96,17 @@ pub enum BlockRefusal {
         /// The height's.
         expected: Digest,
     },
+    /// The header names another validator set for the next height than the block's
+    /// execution leaves.
+    #[error(
+        "the header's next validator set {got} is not the set the block's execution leaves, {expected}"
+    )]
+    NextValidatorSet {
+        /// The header's.
+        got: Digest,
+        /// The execution's.
+        expected: Digest,
+    },
     /// The header names another parent certificate.
     #[error(
         "the header's last_commit {got} is not the hash of the parent's certificate {expected}"

@@ -29,7 +29,7 @@ pub mod cache;
 mod error;
 
 use std::collections::HashSet;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crypto::Digest;
 use execution::{
@@ -89,6 +89,8 @@ pub struct ExecutedBlock {
     // The parent certificate the header commits to, when it is not the one this node stored
     // (it replaces that one at commit).
     parent_certificate: Option<CommitCertificate>,
+    // The validator set of the next height, when the block changes it.
+    next_validators: Option<ValidatorSet>,
 }
 
 impl ExecutedBlock {
@@ -115,6 +117,11 @@ impl ExecutedBlock {
     /// The IDs of its transactions, in block order.
     pub fn tx_ids(&self) -> Vec<TxId> {
         self.block.txs.iter().map(SignedTx::tx_id).collect()
+    }
+
+    /// The validator set of the next height, when this block changes it.
+    pub fn next_validators(&self) -> Option<&ValidatorSet> {
+        self.next_validators.as_ref()
     }
 }
 
@@ -159,7 +166,10 @@ pub struct Ledger<B: KvBackend> {
     genesis_hash: BlockHash,
     admission: Admission,
     executor: Executor,
-    validators: ValidatorSet,
+    // The genesis validator set (from height 1) and the recorded epochs, each with the first
+    // height it decides, in height order.
+    genesis_set: Arc<ValidatorSet>,
+    epochs: Mutex<Vec<(Height, Arc<ValidatorSet>)>>,
     nodes: NodeCache,
     head: Mutex<Head>,
     // Serialises commits with the head update.
@@ -204,7 +214,20 @@ impl<B: KvBackend> Ledger<B> {
             .map_err(|e| LedgerError::Genesis(e.to_string()))?;
         let admission = Admission::new(genesis.chain_id.clone(), &genesis.params, consortium);
         let executor = Executor::new(genesis.chain_id.clone(), &genesis.params);
-        let validators = genesis.validator_set()?;
+        let nodes = NodeCache::default();
+        let genesis_set = Arc::new(genesis.validator_set()?);
+        let mut epochs = Vec::new();
+        {
+            let header = store
+                .header(tip.height)?
+                .ok_or(LedgerError::Missing("tip header"))?;
+            let cached = CachedNodes::new(&store, &nodes);
+            let view = StateView::new(&cached, header.state_root);
+            for e in execution::epochs(&view)? {
+                epochs.push((e.from, Arc::new(execution::to_set(&e.validators)?)));
+            }
+        }
+        let set_of = |h: Height| set_at(&genesis_set, &epochs, h);
         let header = store
             .header(tip.height)?
             .ok_or(LedgerError::Missing("tip header"))?;
@@ -213,11 +236,16 @@ impl<B: KvBackend> Ledger<B> {
             let cert = certificate
                 .as_ref()
                 .ok_or(LedgerError::Missing("tip's commit certificate"))?;
-            cert.verify(&genesis.chain_id, tip.height, &tip.hash, &validators)
-                .map_err(|source| LedgerError::Certificate {
-                    height: tip.height,
-                    source,
-                })?;
+            cert.verify(
+                &genesis.chain_id,
+                tip.height,
+                &tip.hash,
+                &set_of(tip.height),
+            )
+            .map_err(|source| LedgerError::Certificate {
+                height: tip.height,
+                source,
+            })?;
         }
         Ok(Self {
             store,
@@ -225,8 +253,9 @@ impl<B: KvBackend> Ledger<B> {
             genesis_hash: expected,
             admission,
             executor,
-            validators,
-            nodes: NodeCache::default(),
+            genesis_set,
+            epochs: Mutex::new(epochs),
+            nodes,
             head: Mutex::new(Head {
                 tip,
                 header,
@@ -261,10 +290,88 @@ impl<B: KvBackend> Ledger<B> {
         lock(&self.head).clone()
     }
 
-    /// The validator set that decides `height` (today the genesis set at every height; the
-    /// governance contract of issue 13 point 6 changes it).
-    pub fn validator_set(&self, _height: Height) -> &ValidatorSet {
-        &self.validators
+    /// The validator set that decides `height`: the genesis set, changed by the epochs the
+    /// committed blocks recorded (governance, revocations). For a height beyond the head's
+    /// next, the set of the head's next height (the best this node knows).
+    pub fn validator_set(&self, height: Height) -> Arc<ValidatorSet> {
+        set_at(&self.genesis_set, &lock(&self.epochs), height)
+    }
+
+    /// Every validator set with the first height it decides, in height order (the genesis
+    /// set first, from height 1).
+    pub fn validator_sets(&self) -> Vec<(Height, Arc<ValidatorSet>)> {
+        let mut all = vec![(Height(1), self.genesis_set.clone())];
+        all.extend(lock(&self.epochs).iter().cloned());
+        all
+    }
+
+    /// The validator-set changes from genesis up to the set that decides `height`, each with
+    /// the last block of the set before it (whose header names the next set), that block's
+    /// certificate, the new set's certificates and the transactions that caused the change,
+    /// proven in their blocks: what a receipt of a block at `height` carries so that it
+    /// verifies from the genesis file alone.
+    pub fn set_changes(&self, height: Height) -> Result<Vec<receipt::SetChange>, LedgerError> {
+        let before = Height(height.0.saturating_sub(1));
+        let epochs = self.with_state_at(before, |v| execution::epochs(v))??;
+        let mut out = Vec::new();
+        for e in epochs.into_iter().filter(|e| e.from <= height) {
+            let last = Height(e.from.0.saturating_sub(1));
+            let (header, certificate) = self.certified_header(last)?;
+            let mut causes = Vec::new();
+            for id in e.causes.iter().take(16) {
+                let Some(loc) = self.store.tx_location(id)? else {
+                    continue;
+                };
+                let block = self
+                    .store
+                    .block(loc.height)?
+                    .ok_or(LedgerError::Missing("block of a set change's cause"))?;
+                let leaves: Vec<Digest> = block
+                    .txs
+                    .iter()
+                    .map(|t| types::merkle::leaf_hash(t.entry_hash().as_bytes()))
+                    .collect();
+                let position = usize::try_from(loc.position).unwrap_or(usize::MAX);
+                let (Some(tx), Some(tx_proof)) = (
+                    block.txs.get(position).cloned(),
+                    types::merkle::prove(&leaves, position),
+                ) else {
+                    return Err(LedgerError::Missing(
+                        "indexed position of a set change's cause",
+                    ));
+                };
+                let (_, cause_cert) = self.certified_header(loc.height)?;
+                causes.push(receipt::Cause {
+                    header: block.header,
+                    certificate: cause_cert,
+                    position: loc.position,
+                    tx,
+                    tx_proof,
+                });
+            }
+            out.push(receipt::SetChange {
+                header,
+                certificate,
+                validators: e.validators.into_iter().map(|v| v.cert).collect(),
+                causes,
+            });
+        }
+        Ok(out)
+    }
+
+    fn certified_header(
+        &self,
+        height: Height,
+    ) -> Result<(BlockHeader, CommitCertificate), LedgerError> {
+        let header = self
+            .store
+            .header(height)?
+            .ok_or(LedgerError::Missing("header of a set change"))?;
+        let certificate = self
+            .store
+            .certificate(height)?
+            .ok_or(LedgerError::Missing("certificate of a set change"))?;
+        Ok((header, certificate))
     }
 
     /// Runs `f` on a view of the state at the head.
@@ -396,6 +503,7 @@ impl<B: KvBackend> Ledger<B> {
                 proposer,
                 consensus: Some(ConsensusLinks {
                     validator_set: self.validator_set(height).hash(),
+                    next_validator_set: exec.next_validators.hash(),
                     last_commit: head.last_commit(),
                 }),
             },
@@ -410,6 +518,7 @@ impl<B: KvBackend> Ledger<B> {
                 receipts: exec.receipts,
                 update: exec.update,
                 parent_certificate: None,
+                next_validators: exec.epoch.is_some().then_some(exec.next_validators),
             },
             dropped,
         })
@@ -455,6 +564,7 @@ impl<B: KvBackend> Ledger<B> {
         let set = self.validator_set(height);
         let expected_links = ConsensusLinks {
             validator_set: set.hash(),
+            next_validator_set: Digest([0; 32]),
             last_commit: head.last_commit(),
         };
         let mut replaces_parent = None;
@@ -476,7 +586,7 @@ impl<B: KvBackend> Ledger<B> {
                             &self.genesis.chain_id,
                             head.tip.height,
                             &head.tip.hash,
-                            self.validator_set(head.tip.height),
+                            &self.validator_set(head.tip.height),
                         )
                         .is_ok()
                 });
@@ -587,6 +697,15 @@ impl<B: KvBackend> Ledger<B> {
                 computed: receipts,
             });
         }
+        let next_set = exec.next_validators.hash();
+        if let Some(l) = h.consensus
+            && l.next_validator_set != next_set
+        {
+            return Err(BlockRefusal::NextValidatorSet {
+                got: l.next_validator_set,
+                expected: next_set,
+            });
+        }
         let hash = h.hash();
         Ok(ExecutedBlock {
             block,
@@ -594,6 +713,7 @@ impl<B: KvBackend> Ledger<B> {
             receipts: exec.receipts,
             update: exec.update,
             parent_certificate: replaces_parent,
+            next_validators: exec.epoch.is_some().then_some(exec.next_validators),
         })
     }
 
@@ -613,7 +733,7 @@ impl<B: KvBackend> Ledger<B> {
                 &self.genesis.chain_id,
                 height,
                 &executed.hash,
-                self.validator_set(height),
+                &self.validator_set(height),
             )
             .map_err(|source| LedgerError::Certificate { height, source })?;
         // The storage layer re-checks height, parent and roots in the same step as the write,
@@ -633,12 +753,32 @@ impl<B: KvBackend> Ledger<B> {
             header: executed.block.header,
             certificate: Some(certificate),
         };
+        if let Some(next) = executed.next_validators {
+            let mut sets = lock(&self.epochs);
+            let from = Height(height.0.saturating_add(1));
+            sets.retain(|(h, _)| *h < from);
+            sets.push((from, Arc::new(next)));
+        }
         *lock(&self.head) = head.clone();
         Ok(head)
     }
 }
 
 use types::Encode;
+
+/// The set of `height`: the last of `epochs` (first heights ascending) that starts at or
+/// before it, else `genesis`'s.
+fn set_at(
+    genesis: &Arc<ValidatorSet>,
+    epochs: &[(Height, Arc<ValidatorSet>)],
+    height: Height,
+) -> Arc<ValidatorSet> {
+    epochs
+        .iter()
+        .rev()
+        .find(|(from, _)| *from <= height)
+        .map_or_else(|| genesis.clone(), |(_, s)| s.clone())
+}
 
 fn block_len(block: &Block) -> usize {
     Block::envelope_len(&block.header.chain_id)

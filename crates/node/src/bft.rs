@@ -189,7 +189,10 @@ pub fn start(
     }));
     let genesis = core.genesis();
     let me = core.validator_id();
-    let is_validator = genesis.validator(&me).is_some();
+    // A node outside a height's validator set follows it (Malachite signs only for an
+    // active validator of the height); governance may add or remove it later.
+    let next = next_height(&core)?;
+    let is_validator = core.ledger().validator_set(next).get(&me).is_some();
     let timeouts = Timeouts {
         propose: Duration::from_millis(config.timeout_propose_ms),
         prevote: Duration::from_millis(config.timeout_prevote_ms),
@@ -198,7 +201,7 @@ pub fn start(
     };
     let params = Params {
         chain_id: genesis.chain_id.clone(),
-        me: is_validator.then_some(me),
+        me: Some(me),
         timeouts,
         max_block_bytes: core.store().limits().max_block_size,
     };
@@ -620,7 +623,7 @@ impl Runner {
             .unwrap_or(0);
         let mut host = NodeHost::new(core.clone(), net, bound_ms, next);
         host.wal_seq = wal_seq;
-        let validators = core.ledger().validator_set(next).clone();
+        let validators = core.ledger().validator_set(next).as_ref().clone();
         let engine = if frames.is_empty() {
             let mut e = Consensus::new(params.clone());
             e.handle(
@@ -725,7 +728,7 @@ impl Runner {
         let height = next_height(self.core())?;
         self.host.height = height;
         self.engine = Consensus::new(self.params.clone());
-        let validators = self.core().ledger().validator_set(height).clone();
+        let validators = self.core().ledger().validator_set(height).as_ref().clone();
         self.handle(Input::StartHeight { height, validators })?;
         let buffered: Vec<Input> = self.buffered.drain(..).collect();
         for input in buffered {
@@ -905,7 +908,7 @@ impl Runner {
                         .is_some_and(|(_, e)| v.verify(&e.public_key).is_ok())
             }
             Input::Certificate(c) => c
-                .verify(chain, core.ledger().validator_set(c.height))
+                .verify(chain, &core.ledger().validator_set(c.height))
                 .is_ok(),
             _ => false,
         }
@@ -975,7 +978,7 @@ impl Runner {
             &core.genesis().chain_id,
             next,
             &hash,
-            core.ledger().validator_set(next),
+            &core.ledger().validator_set(next),
         ) {
             tracing::warn!(height = next.0, "synced block's certificate refused: {e}");
             return Ok(());

@@ -80,6 +80,8 @@ pub struct LocalNode {
     blocks: broadcast::Sender<Height>,
     // Serialises block production (one producer, but `produce_block` is public for tests).
     producing: Mutex<()>,
+    // When the validators' certificates were last checked for expiry.
+    expiry_checked: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for LocalNode {
@@ -217,6 +219,7 @@ impl LocalNode {
             metrics,
             blocks,
             producing: Mutex::new(()),
+            expiry_checked: Mutex::new(None),
         })
     }
 
@@ -480,9 +483,50 @@ impl LocalNode {
             .store(self.ledger.store().backend().stats().wal_syncs, Relaxed);
         self.update_pool_gauge();
         tracing::info!(height = height.0, txs = receipts.len(), hash = %hash, "block committed");
+        self.watch_validator_expiry(height);
         // Nobody listening is fine.
         let _ = self.blocks.send(height);
         Ok(())
+    }
+
+    /// Publishes the earliest expiry among the next height's validators and warns, at most
+    /// once an hour, for each whose certificate expires within 30 days: expiry never removes
+    /// a validator (the set would shrink without a decision), governance rotates it.
+    pub fn watch_validator_expiry(&self, height: Height) {
+        use std::sync::atomic::Ordering::Relaxed;
+        {
+            let mut last = lock(&self.expiry_checked);
+            if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(3600)) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let Ok(Ok(validators)) = self
+            .ledger
+            .with_state_at(height, |v| execution::current_validators(v))
+        else {
+            return;
+        };
+        let now = self.now().0;
+        let mut earliest = u64::MAX;
+        let mut expiring = 0u64;
+        for v in &validators {
+            let not_after = v.cert.validity().not_after.0;
+            earliest = earliest.min(not_after);
+            if not_after.saturating_sub(now) <= crate::EXPIRY_WARNING {
+                expiring += 1;
+                tracing::warn!(
+                    validator = %v.name,
+                    certificate = %v.cert.fingerprint().to_hex(),
+                    days_left = not_after.saturating_sub(now) / 86_400,
+                    "a validator's certificate expires within 30 days: rotate its key and certificate by a governance proposal (validator-rotate)"
+                );
+            }
+        }
+        self.metrics
+            .validator_certificate_not_after
+            .store(earliest, Relaxed);
+        self.metrics.validators_expiring.store(expiring, Relaxed);
     }
 
     /// The block interval (ms): the least time between two blocks.
@@ -669,7 +713,7 @@ impl LocalNode {
         let (chain, crls) = self.ledger.with_state_at(parent_height, |view| {
             signer_chain(view, self.ledger.genesis(), tx, &block)
         })??;
-        let bundle = ReceiptBundle::build(
+        let mut bundle = ReceiptBundle::build(
             &block,
             &receipts,
             loc.position,
@@ -678,6 +722,8 @@ impl LocalNode {
             crls,
         )
         .map_err(|e| NodeError::Receipt(e.to_string()))?;
+        // The chain of validator-set changes from genesis, each certified by the set before.
+        bundle.set_changes = self.ledger.set_changes(loc.height)?;
         Ok(Some(bundle))
     }
 }

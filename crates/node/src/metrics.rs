@@ -83,6 +83,12 @@ pub struct Metrics {
     pub tls_certificate_not_after: AtomicU64,
     /// 1 while the node's own TLS certificate expires within 30 days (or has expired).
     pub tls_certificate_expiring: AtomicU64,
+    /// The earliest expiry (Unix seconds) among the certificates of the next height's
+    /// validators.
+    pub validator_certificate_not_after: AtomicU64,
+    /// How many validators of the next height have a certificate that expires within 30 days
+    /// (or has expired): expiry never removes them; rotate them by governance.
+    pub validators_expiring: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -235,6 +241,18 @@ impl Metrics {
                 "1 while the node's own TLS certificate expires within 30 days (or has expired): renew it and send SIGHUP.",
                 "gauge",
                 &self.tls_certificate_expiring,
+            ),
+            (
+                "gmchain_validator_certificate_not_after_seconds",
+                "Earliest expiry (Unix seconds) among the certificates of the next height's validators.",
+                "gauge",
+                &self.validator_certificate_not_after,
+            ),
+            (
+                "gmchain_validators_expiring",
+                "Validators of the next height whose certificate expires within 30 days or has expired; expiry never shrinks the set: rotate them by a governance proposal.",
+                "gauge",
+                &self.validators_expiring,
             ),
             (
                 "gmchain_api_max_connections",

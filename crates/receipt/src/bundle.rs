@@ -34,17 +34,54 @@ impl TrustContext {
     /// The validator set the genesis file gives: each validator's certificate fingerprint and
     /// key, power 1 (as `execution::Genesis::validator_set`).
     pub fn validator_set(&self) -> Result<ValidatorSet, types::ValidatorSetError> {
-        ValidatorSet::new(
-            self.validators
-                .iter()
-                .map(|c| ValidatorEntry {
-                    id: c.fingerprint(),
-                    public_key: c.public_key(),
-                    power: 1,
-                })
-                .collect(),
-        )
+        set_of(&self.validators)
     }
+}
+
+/// A change of the validator set between genesis and a receipt's block, certified by the set
+/// before it: the last block that set decided, whose header names the next set
+/// (`next_validator_set`), with its commit certificate and the new set's certificates, and
+/// the transactions that caused the change (a governance vote, a CRL update), each with its
+/// block's header, certificate and inclusion proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetChange {
+    /// The last block of the set before the change.
+    pub header: BlockHeader,
+    /// Its commit certificate, by the set before.
+    pub certificate: CommitCertificate,
+    /// The node-signing certificates of the set after the change.
+    pub validators: Vec<Certificate>,
+    /// The transactions that caused it.
+    pub causes: Vec<Cause>,
+}
+
+/// A transaction that caused a validator-set change, proven in its block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// The header of the block that holds it.
+    pub header: BlockHeader,
+    /// That block's commit certificate.
+    pub certificate: CommitCertificate,
+    /// Its index in the block.
+    pub position: u32,
+    /// The transaction.
+    pub tx: SignedTx,
+    /// The audit path of its entry hash under `header.tx_root`.
+    pub tx_proof: InclusionProof,
+}
+
+/// The set of validators given by their certificates, power 1 (as the chain's rule makes it).
+fn set_of(validators: &[Certificate]) -> Result<ValidatorSet, types::ValidatorSetError> {
+    ValidatorSet::new(
+        validators
+            .iter()
+            .map(|c| ValidatorEntry {
+                id: c.fingerprint(),
+                public_key: c.public_key(),
+                power: 1,
+            })
+            .collect(),
+    )
 }
 
 /// The contract and method of a document anchoring: `args[0]` is the document's SM3 digest,
@@ -94,6 +131,9 @@ pub struct ReceiptBundle {
     pub chain: Vec<Certificate>,
     /// The CRLs recorded on chain at that height for each issuer in the chain.
     pub crls: Vec<Crl>,
+    /// The validator-set changes from genesis to the block, in height order (v2; empty when
+    /// the genesis set decided the block).
+    pub set_changes: Vec<SetChange>,
 }
 
 /// A receipt that passed every check of [`ReceiptBundle::verify`]; nothing else constructs one
@@ -118,6 +158,9 @@ pub struct VerifiedReceipt {
     /// The subjects of the validators whose precommits are in the certificate (v2; for a v1
     /// receipt, the sealing validator).
     pub certified_by: Vec<String>,
+    /// The validator-set changes the receipt followed from genesis: the first height each new
+    /// set decided.
+    pub set_changes: Vec<Height>,
     /// The call, `contract.method` (`attestation.anchor` for a document anchoring).
     pub call: String,
     /// The anchored document's SM3 digest, when a document was given and matched.
@@ -206,6 +249,7 @@ impl ReceiptBundle {
             finality,
             chain,
             crls,
+            set_changes: Vec::new(),
         })
     }
 
@@ -330,6 +374,11 @@ impl ReceiptBundle {
             organisation,
             validator,
             certified_by,
+            set_changes: self
+                .set_changes
+                .iter()
+                .map(|c| c.header.height.next().unwrap_or(c.header.height))
+                .collect(),
             call: format!("{}.{}", call.contract, call.method),
             document_digest,
             anchored_digest,
@@ -349,12 +398,14 @@ impl ReceiptBundle {
                 expected: 2,
             });
         };
-        let set = trust
+        let genesis = trust
             .validator_set()
             .map_err(|_| ReceiptError::ValidatorSet {
                 header: links.validator_set,
                 genesis: Digest([0; 32]),
             })?;
+        let (changes, known) = self.follow_set_changes(&genesis, trust)?;
+        let set = set_at(&genesis, &changes, self.header.height);
         if links.validator_set != set.hash() {
             return Err(ReceiptError::ValidatorSet {
                 header: links.validator_set,
@@ -365,12 +416,11 @@ impl ReceiptBundle {
             &trust.chain_id,
             self.header.height,
             &self.header.hash(),
-            &set,
+            set,
         )
         .map_err(|reason| ReceiptError::Certificate { reason })?;
         let subject = |id: &Digest| {
-            trust
-                .validators
+            known
                 .iter()
                 .find(|v| v.fingerprint() == *id)
                 .map(Certificate::subject)
@@ -387,6 +437,86 @@ impl ReceiptBundle {
             .filter_map(|(id, _)| subject(id))
             .collect();
         Ok((proposer, signers))
+    }
+
+    /// Step 2 (v2, before the block's certificate): follows the validator-set changes from
+    /// the genesis set, each certified by the set before it, and returns the sets with the
+    /// first height each decides, and every validator certificate met (genesis first).
+    fn follow_set_changes(
+        &self,
+        genesis: &ValidatorSet,
+        trust: &TrustContext,
+    ) -> Result<(Vec<(Height, ValidatorSet)>, Vec<Certificate>), ReceiptError> {
+        let mut sets: Vec<(Height, ValidatorSet)> = Vec::new();
+        let mut known = trust.validators.clone();
+        let mut last = Height(0);
+        for (index, change) in self.set_changes.iter().enumerate() {
+            let bad = |reason: String| ReceiptError::SetChange { index, reason };
+            let h = change.header.height;
+            if h <= last || h >= self.header.height {
+                return Err(bad(format!(
+                    "its block {} is not after the previous change's ({}) and before the receipt's block {}",
+                    h.0, last.0, self.header.height.0
+                )));
+            }
+            last = h;
+            let before = set_at(genesis, &sets, h).clone();
+            let links = change
+                .header
+                .consensus
+                .ok_or_else(|| bad("its header is version 1".into()))?;
+            if links.validator_set != before.hash() {
+                return Err(bad(format!(
+                    "its block names validator set {}, not the set {} that the chain had then",
+                    links.validator_set,
+                    before.hash()
+                )));
+            }
+            change
+                .certificate
+                .verify(&trust.chain_id, h, &change.header.hash(), &before)
+                .map_err(|e| bad(format!("its block's certificate: {e}")))?;
+            let after = set_of(&change.validators).map_err(|e| bad(format!("the new set: {e}")))?;
+            if links.next_validator_set != after.hash() || after.hash() == before.hash() {
+                return Err(bad(format!(
+                    "its block names {} as the next set, not the carried set {} (or the set did not change)",
+                    links.next_validator_set,
+                    after.hash()
+                )));
+            }
+            for (i, cause) in change.causes.iter().enumerate() {
+                let ch = cause.header.height;
+                let at = set_at(genesis, &sets, ch);
+                let certified = ch <= h
+                    && cause.header.chain_id == trust.chain_id
+                    && cause.header.consensus.map(|l| l.validator_set) == Some(at.hash())
+                    && cause
+                        .certificate
+                        .verify(&trust.chain_id, ch, &cause.header.hash(), at)
+                        .is_ok();
+                if !certified {
+                    return Err(bad(format!(
+                        "cause {i}: its block {} is not certified by the set of that height",
+                        ch.0
+                    )));
+                }
+                merkle::verify(
+                    &cause.header.tx_root,
+                    cause.tx.entry_hash().as_bytes(),
+                    u64::from(cause.position),
+                    u64::from(cause.header.tx_count),
+                    &cause.tx_proof,
+                )
+                .map_err(|p| {
+                    bad(format!(
+                        "cause {i}: the transaction is not in its block: {p}"
+                    ))
+                })?;
+            }
+            known.extend(change.validators.iter().cloned());
+            sets.push((h.next().unwrap_or(h), after));
+        }
+        Ok((sets, known))
     }
 
     /// Step 2 (v1): returns the validator whose seal covers this header.
@@ -490,4 +620,18 @@ fn anchored_digest(call: &types::Call) -> Option<Digest> {
     }
     let first = call.args.first()?;
     <[u8; 32]>::try_from(first.as_slice()).ok().map(Digest)
+}
+
+/// The set of `height`: the last of `changes` (first heights ascending) that starts at or
+/// before it, else `genesis`.
+fn set_at<'a>(
+    genesis: &'a ValidatorSet,
+    changes: &'a [(Height, ValidatorSet)],
+    height: Height,
+) -> &'a ValidatorSet {
+    changes
+        .iter()
+        .rev()
+        .find(|(from, _)| *from <= height)
+        .map_or(genesis, |(_, s)| s)
 }

@@ -87,6 +87,16 @@ pub enum ReceiptError {
         /// The genesis file's.
         genesis: Digest,
     },
+    /// A validator-set change the receipt carries is not certified by the set before it.
+    #[error(
+        "validator-set change {index} of the receipt does not follow from the set before it: {reason}; the receipt was altered or built for another chain"
+    )]
+    SetChange {
+        /// Its index in the receipt.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
     /// A seal over a v2 header, or a certificate over a v1 header.
     #[error(
         "the receipt finalises a version-{header_version} header with a {finality}, which only a version-{expected} header has"
@@ -190,7 +200,9 @@ impl ReceiptError {
             ReceiptError::SealSignature { .. } => &codes::RECEIPT_SEAL_SIGNATURE,
             ReceiptError::SealOtherBlock { .. } => &codes::RECEIPT_SEAL_OTHER_BLOCK,
             ReceiptError::Certificate { .. } => &codes::RECEIPT_CERTIFICATE,
-            ReceiptError::ValidatorSet { .. } => &codes::RECEIPT_VALIDATOR_SET,
+            ReceiptError::ValidatorSet { .. } | ReceiptError::SetChange { .. } => {
+                &codes::RECEIPT_VALIDATOR_SET
+            }
             ReceiptError::FinalityFormat { .. } | ReceiptError::SealOnConsortium { .. } => {
                 &codes::RECEIPT_FINALITY_FORMAT
             }

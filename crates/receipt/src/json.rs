@@ -1,7 +1,7 @@
 //! The receipt file (docs/receipts.md §2): a JSON object whose values are lower-case hex of the
 //! canonical `types` encodings and PEM certificates and CRLs, read strictly and under limits.
 
-use crate::bundle::{Finality, ReceiptBundle};
+use crate::bundle::{Cause, Finality, ReceiptBundle, SetChange};
 use crate::error::{Malformation, ReceiptError};
 use pki::{Certificate, Crl};
 use serde::{Deserialize, Serialize};
@@ -22,8 +22,12 @@ pub const MAX_FILE_LEN: usize = 4 * 1024 * 1024;
 pub const MAX_CRLS: usize = pki::MAX_PATH_LEN;
 
 /// The largest canonical header: version, tag, chain ID (4 + 64), height, tx count, five
-/// digests, timestamp, and a v2 header's two consensus digests.
-const MAX_HEADER_LEN: usize = 2 + 4 + types::MAX_CHAIN_ID_LEN + 8 + 4 + 5 * 32 + 8 + 2 * 32;
+/// digests, timestamp, and a v2 header's three consensus digests.
+const MAX_HEADER_LEN: usize = 2 + 4 + types::MAX_CHAIN_ID_LEN + 8 + 4 + 5 * 32 + 8 + 3 * 32;
+/// The most validator-set changes a receipt carries.
+pub const MAX_SET_CHANGES: usize = 256;
+/// The most causes one change carries.
+pub const MAX_CAUSES: usize = 16;
 /// The largest canonical commit certificate: version, tag, height, round, block hash, count,
 /// and per validator an id and a length-prefixed DER signature.
 const MAX_CERTIFICATE_LEN: usize =
@@ -49,6 +53,29 @@ struct ReceiptFile {
     receipt_proof: String,
     chain: Vec<String>,
     crls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    validator_changes: Vec<SetChangeFile>,
+}
+
+/// One validator-set change as written (docs/receipts.md §2).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetChangeFile {
+    header: String,
+    certificate: String,
+    validators: Vec<String>,
+    causes: Vec<CauseFile>,
+}
+
+/// One cause of a change as written.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CauseFile {
+    header: String,
+    certificate: String,
+    position: u32,
+    tx: String,
+    tx_proof: String,
 }
 
 /// The first pass: only the format tag and version, so that a file of another version is
@@ -145,6 +172,26 @@ impl ReceiptBundle {
             receipt_proof: hex::encode(self.receipt_proof.to_bytes()),
             chain: self.chain.iter().map(Certificate::to_pem).collect(),
             crls: self.crls.iter().map(Crl::to_pem).collect(),
+            validator_changes: self
+                .set_changes
+                .iter()
+                .map(|c| SetChangeFile {
+                    header: hex::encode(c.header.to_bytes()),
+                    certificate: hex::encode(c.certificate.to_bytes()),
+                    validators: c.validators.iter().map(Certificate::to_pem).collect(),
+                    causes: c
+                        .causes
+                        .iter()
+                        .map(|k| CauseFile {
+                            header: hex::encode(k.header.to_bytes()),
+                            certificate: hex::encode(k.certificate.to_bytes()),
+                            position: k.position,
+                            tx: hex::encode(k.tx.to_bytes()),
+                            tx_proof: hex::encode(k.tx_proof.to_bytes()),
+                        })
+                        .collect(),
+                })
+                .collect(),
         };
         // Serialising strings, integers and lists of strings into memory cannot fail; were it
         // to, the empty output is refused by `from_json` rather than read as a receipt.
@@ -217,19 +264,7 @@ impl ReceiptBundle {
         }
         let mut chain = Vec::with_capacity(file.chain.len());
         for (i, pem) in file.chain.iter().enumerate() {
-            let field = || format!("chain[{i}]");
-            let cert = Certificate::from_pem(pem.as_bytes())
-                .map_err(|e| malformed(field(), Malformation::Pki(e)))?;
-            if cert.der().len() > limits.max_cert_size {
-                return Err(malformed(
-                    field(),
-                    Malformation::TooLong {
-                        len: cert.der().len(),
-                        max: limits.max_cert_size,
-                    },
-                ));
-            }
-            chain.push(cert);
+            chain.push(pem_cert(format!("chain[{i}]"), pem, limits)?);
         }
         check_count("crls", file.crls.len(), MAX_CRLS)?;
         let mut crls = Vec::with_capacity(file.crls.len());
@@ -237,6 +272,84 @@ impl ReceiptBundle {
             let crl = Crl::from_pem(pem.as_bytes())
                 .map_err(|e| malformed(format!("crls[{i}]"), Malformation::Pki(e)))?;
             crls.push(crl);
+        }
+
+        if probe.version == 1 && !file.validator_changes.is_empty() {
+            return Err(malformed(
+                "validator_changes",
+                Malformation::Finality {
+                    version: 1,
+                    expected: "no `validator_changes`",
+                },
+            ));
+        }
+        check_count(
+            "validator_changes",
+            file.validator_changes.len(),
+            MAX_SET_CHANGES,
+        )?;
+        let mut set_changes = Vec::with_capacity(file.validator_changes.len());
+        for c in &file.validator_changes {
+            check_count(
+                "validator_changes[].validators",
+                c.validators.len(),
+                types::MAX_VALIDATORS,
+            )?;
+            check_count("validator_changes[].causes", c.causes.len(), MAX_CAUSES)?;
+            let mut validators = Vec::with_capacity(c.validators.len());
+            for (i, pem) in c.validators.iter().enumerate() {
+                validators.push(pem_cert(
+                    format!("validator_changes[].validators[{i}]"),
+                    pem,
+                    limits,
+                )?);
+            }
+            let mut causes = Vec::with_capacity(c.causes.len());
+            for k in &c.causes {
+                causes.push(Cause {
+                    header: decoded(
+                        "validator_changes[].causes[].header",
+                        &k.header,
+                        MAX_HEADER_LEN,
+                        limits,
+                    )?,
+                    certificate: decoded(
+                        "validator_changes[].causes[].certificate",
+                        &k.certificate,
+                        MAX_CERTIFICATE_LEN,
+                        limits,
+                    )?,
+                    position: k.position,
+                    tx: decoded(
+                        "validator_changes[].causes[].tx",
+                        &k.tx,
+                        limits.max_tx_size,
+                        limits,
+                    )?,
+                    tx_proof: decoded(
+                        "validator_changes[].causes[].tx_proof",
+                        &k.tx_proof,
+                        proof_max,
+                        limits,
+                    )?,
+                });
+            }
+            set_changes.push(SetChange {
+                header: decoded(
+                    "validator_changes[].header",
+                    &c.header,
+                    MAX_HEADER_LEN,
+                    limits,
+                )?,
+                certificate: decoded(
+                    "validator_changes[].certificate",
+                    &c.certificate,
+                    MAX_CERTIFICATE_LEN,
+                    limits,
+                )?,
+                validators,
+                causes,
+            });
         }
 
         Ok(ReceiptBundle {
@@ -249,8 +362,25 @@ impl ReceiptBundle {
             finality,
             chain,
             crls,
+            set_changes,
         })
     }
+}
+
+/// Reads a PEM certificate of at most `limits.max_cert_size` bytes of DER in `field`.
+fn pem_cert(field: String, pem: &str, limits: &Limits) -> Result<Certificate, ReceiptError> {
+    let cert = Certificate::from_pem(pem.as_bytes())
+        .map_err(|e| malformed(field.clone(), Malformation::Pki(e)))?;
+    if cert.der().len() > limits.max_cert_size {
+        return Err(malformed(
+            field,
+            Malformation::TooLong {
+                len: cert.der().len(),
+                max: limits.max_cert_size,
+            },
+        ));
+    }
+    Ok(cert)
 }
 
 #[cfg(test)]
@@ -300,7 +430,7 @@ mod tests {
     #[test]
     fn size_bounds_cover_the_largest_encodings() {
         // A header with the longest chain ID, and a seal with the longest signature, fit.
-        assert_eq!(MAX_HEADER_LEN, 2 + 68 + 8 + 4 + 160 + 8 + 64);
+        assert_eq!(MAX_HEADER_LEN, 2 + 68 + 8 + 4 + 160 + 8 + 96);
         assert_eq!(MAX_SEAL_LEN, 2 + 64 + 4 + 72);
     }
 }

@@ -28,8 +28,8 @@ mod error;
 mod json;
 
 pub use bundle::{
-    ATTESTATION_CONTRACT, ATTESTATION_METHOD, Finality, ReceiptBundle, TrustContext,
-    VerifiedReceipt,
+    ATTESTATION_CONTRACT, ATTESTATION_METHOD, Cause, Finality, ReceiptBundle, SetChange,
+    TrustContext, VerifiedReceipt,
 };
 pub use error::{BuildProblem, Malformation, ReceiptError};
 pub use json::{FORMAT, MAX_CRLS, MAX_FILE_LEN, VERSION, VERSIONS_READ};

@@ -721,6 +721,7 @@ fn hand_made(w: &World, block: &Block, receipts: &[Receipt], pos: usize) -> Rece
         finality: Finality::Seal(w.seal(&block.header)),
         chain: w.chain(),
         crls: w.crls(&[]),
+        set_changes: Vec::new(),
     }
 }
 
@@ -1223,6 +1224,7 @@ fn v2_bundle(
     .unwrap();
     block.header.consensus = Some(types::ConsensusLinks {
         validator_set: set.hash(),
+        next_validator_set: set.hash(),
         last_commit: Digest([0x44; 32]),
     });
     let hash = block.header.hash();

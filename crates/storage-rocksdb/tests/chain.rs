@@ -78,6 +78,7 @@ fn next_block(
             proposer: Digest([0x22; 32]),
             consensus: Some(types::ConsensusLinks {
                 validator_set: Digest([0x33; 32]),
+                next_validator_set: Digest([0x33; 32]),
                 last_commit: Digest([0; 32]),
             }),
         },

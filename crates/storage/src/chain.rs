@@ -300,6 +300,7 @@ impl<B: KvBackend> ChainStore<B> {
             let h = block.header.height;
             let links = block.header.consensus.unwrap_or(types::ConsensusLinks {
                 validator_set: crypto::Digest([0; 32]),
+                next_validator_set: crypto::Digest([0; 32]),
                 last_commit: crypto::Digest([0; 32]),
             });
             if h.0 == 0

@@ -19,6 +19,10 @@ pub const HEADER_V2_DOMAIN: &[u8] = b"GMCHAIN-HEADER-V2\0";
 pub struct ConsensusLinks {
     /// The hash of the validator set that decides this block ([`crate::ValidatorSet::hash`]).
     pub validator_set: Digest,
+    /// The hash of the validator set of the next height, as this block's execution leaves
+    /// it (governance changes, revoked validators): what lets a light client follow the set
+    /// from genesis, each change vouched for by the certificate of the set before it.
+    pub next_validator_set: Digest,
     /// The hash of the parent's commit certificate ([`crate::CommitCertificate::hash`]); all
     /// zero at heights 0 and 1 (block 0 is decided by the genesis file, not by votes).
     pub last_commit: Digest,
@@ -95,6 +99,7 @@ impl Encode for BlockHeader {
         w.fixed(self.proposer.as_bytes());
         if let Some(c) = &self.consensus {
             w.fixed(c.validator_set.as_bytes());
+            w.fixed(c.next_validator_set.as_bytes());
             w.fixed(c.last_commit.as_bytes());
         }
     }
@@ -122,6 +127,7 @@ impl Decode for BlockHeader {
         let consensus = if v2 {
             Some(ConsensusLinks {
                 validator_set: Digest(r.array("header.validator_set")?),
+                next_validator_set: Digest(r.array("header.next_validator_set")?),
                 last_commit: Digest(r.array("header.last_commit")?),
             })
         } else {
@@ -176,8 +182,9 @@ impl BlockHeader {
     /// a fixed width), the only layout a node builds.
     pub fn encoded_len(chain_id: &ChainId) -> usize {
         // version, type; chain_id as bytes; height; tx_count; parent, tx_root, state_root,
-        // receipts_root; timestamp; proposer; validator_set, last_commit.
-        2 + 4 + chain_id.as_str().len() + 8 + 4 + 4 * 32 + 8 + 32 + 2 * 32
+        // receipts_root; timestamp; proposer; validator_set, next_validator_set,
+        // last_commit.
+        2 + 4 + chain_id.as_str().len() + 8 + 4 + 4 * 32 + 8 + 32 + 3 * 32
     }
 }
 

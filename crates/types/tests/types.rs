@@ -522,6 +522,7 @@ fn block_of(n: usize) -> Block {
     let mut header = fixed_header();
     header.consensus = Some(types::ConsensusLinks {
         validator_set: d(0x11),
+        next_validator_set: d(0x11),
         last_commit: d(0x22),
     });
     let mut block = Block { header, txs };
@@ -732,6 +733,7 @@ fn header() -> impl Strategy<Value = BlockHeader> {
             proposer: pr,
             consensus: Some(types::ConsensusLinks {
                 validator_set: pr,
+                next_validator_set: pr,
                 last_commit: p,
             }),
         })

@@ -221,6 +221,7 @@ fn block_on(
             proposer: Digest([0x22; 32]),
             consensus: Some(types::ConsensusLinks {
                 validator_set: Digest([0x33; 32]),
+                next_validator_set: Digest([0x33; 32]),
                 last_commit: types::ConsensusLinks::NO_PARENT_CERTIFICATE,
             }),
         },

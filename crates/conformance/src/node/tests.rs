@@ -432,6 +432,7 @@ impl NodeProbe for Ledger {
             proposer: Digest([5; 32]),
             consensus: Some(types::ConsensusLinks {
                 validator_set: Digest([6; 32]),
+                next_validator_set: Digest([6; 32]),
                 last_commit: Digest([7; 32]),
             }),
         };
@@ -454,6 +455,7 @@ impl NodeProbe for Ledger {
             chain: vec![Certificate::from_der(der).unwrap()],
             crls: vec![self.crl.borrow().clone()],
             tx,
+            set_changes: Vec::new(),
         };
         Ok(bundle.to_json())
     }

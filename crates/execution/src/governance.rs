@@ -1,0 +1,762 @@
+//! The `governance` system contract: what no single agency may decide alone, decided by the
+//! organisations of the consortium, one vote each, on the chain.
+//!
+//! An admin of a registered organisation proposes (`propose`); the proposing organisation's
+//! vote is a yes. Admins of the other organisations of the electorate (the active
+//! organisations when the proposal was made) vote yes or no (`vote`) until the deadline
+//! height. The proposal executes in the block whose vote reaches the kind's threshold, and is
+//! rejected as soon as the remaining organisations could no longer reach it. Every step is a
+//! receipt and an event (`proposed`, `voted`, `executed`, `rejected`).
+//!
+//! Kinds (docs/execution.md §7):
+//! - `validator-add`, `validator-remove`, `validator-rotate`: a validator-set change,
+//!   effective from a named height after the deadline. The decision is recorded as the
+//!   pending change; the chain's validator rule (`validators`) applies it at the end of the
+//!   block before that height. At most one change is pending: a vote that would execute a
+//!   second fails with `GOVERNANCE_CHANGE_PENDING` and may be cast again later.
+//! - `policy`: the threshold of a kind (majority, all, or at least m organisations); always
+//!   decided by all organisations of the electorate, and in force from its execution.
+//!
+//! What it refuses to do: count a second vote of one organisation, a vote after the
+//! deadline or of an organisation outside the electorate, execute a validator change that
+//! no longer fits the set (validator unknown or already present, the last validator
+//! removed, a certificate that is not an active organisation's valid node-signing
+//! certificate), or change any state but its own namespace (the validator set changes
+//! through the pending record, which the chain's rule reads).
+//!
+//! Not here yet: organisation register/remove and chain-parameter proposals, and the
+//! contract-lifecycle kinds of issue 14; a validator's power is always 1.
+
+use std::collections::BTreeMap;
+
+use crate::codes::{FailureCode, RejectCode};
+use crate::context::{CallContext, ContractError};
+use crate::contract::{BUILTIN_CALL_COST, Contract, Denial};
+use crate::error::ExecError;
+use crate::keys::{self, GOVERNANCE, governance as k};
+use crate::records::{PendingChange, ValidatorChange, ValidatorRecord};
+use crate::validators;
+use crate::view::{self, StateRead};
+use crypto::{Digest, UserId};
+use pki::{Certificate, Role};
+use types::Height;
+use types::codec::{Reader, Writer};
+
+/// The built-in `governance` contract.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GovernanceContract;
+
+const METHODS: &[&str] = &["propose", "vote"];
+
+/// The longest voting period, in blocks, from the proposing block to the deadline.
+pub const MAX_VOTING_PERIOD: u64 = 1_000_000;
+
+/// The kinds whose threshold a policy sets, and their thresholds when neither genesis nor a
+/// policy proposal set one.
+pub const POLICY_KINDS: &[(&str, Policy)] = &[("validators", Policy::Majority)];
+
+/// How many organisations of the electorate must vote yes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// More than half.
+    Majority,
+    /// All of them.
+    All,
+    /// At least this many (at least 1).
+    AtLeast(u32),
+}
+
+impl Policy {
+    /// Parses `majority`, `all` or `at-least:<m>`.
+    pub fn parse(text: &str) -> Result<Policy, String> {
+        match text {
+            "majority" => Ok(Policy::Majority),
+            "all" => Ok(Policy::All),
+            _ => match text.strip_prefix("at-least:").map(str::parse::<u32>) {
+                Some(Ok(m)) if m >= 1 => Ok(Policy::AtLeast(m)),
+                _ => Err(format!(
+                    "policy {text:?} is not \"majority\", \"all\" or \"at-least:<m>\" with m >= 1"
+                )),
+            },
+        }
+    }
+
+    /// The text form.
+    pub fn text(&self) -> String {
+        match self {
+            Policy::Majority => "majority".into(),
+            Policy::All => "all".into(),
+            Policy::AtLeast(m) => format!("at-least:{m}"),
+        }
+    }
+
+    /// How many yes votes of an electorate of `n` pass a proposal.
+    pub fn required(&self, n: usize) -> usize {
+        match self {
+            Policy::Majority => n / 2 + 1,
+            Policy::All => n,
+            Policy::AtLeast(m) => usize::try_from(*m).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// What a proposal decides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProposalKind {
+    /// A validator-set change.
+    Validators(ValidatorChange),
+    /// The threshold of a kind of proposal.
+    Policy {
+        /// The kind (one of [`POLICY_KINDS`]).
+        kind: String,
+        /// Its new policy.
+        policy: Policy,
+    },
+}
+
+impl ProposalKind {
+    /// The kind whose policy decides this proposal; `None` for policy changes (all
+    /// organisations).
+    fn policy_kind(&self) -> Option<&'static str> {
+        match self {
+            ProposalKind::Validators(_) => Some("validators"),
+            ProposalKind::Policy { .. } => None,
+        }
+    }
+}
+
+/// Where a proposal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposalStatus {
+    /// Open for votes until the deadline (after it, expired).
+    Open,
+    /// Executed in this block.
+    Executed(Height),
+    /// Rejected in this block: the threshold could no longer be reached.
+    Rejected(Height),
+}
+
+/// A proposal as recorded in state (`governance/proposal/<id>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProposalRecord {
+    /// The ID of the proposing transaction.
+    pub id: Digest,
+    /// What it decides.
+    pub kind: ProposalKind,
+    /// The proposing organisation.
+    pub proposer: String,
+    /// The proposing block.
+    pub created: Height,
+    /// The last height at which votes count.
+    pub deadline: Height,
+    /// The first height a validator change decides (0 for a policy).
+    pub effective: Height,
+    /// The organisations that vote, in name order.
+    pub electorate: Vec<String>,
+    /// The votes cast (organisation → yes), in name order.
+    pub votes: BTreeMap<String, bool>,
+    /// The threshold when it was proposed, as text.
+    pub policy: Policy,
+    /// Where it stands.
+    pub status: ProposalStatus,
+}
+
+fn bad(message: impl Into<String>) -> ContractError {
+    ContractError::failed(FailureCode::BadArguments, message)
+}
+
+fn u64_arg(args: &[Vec<u8>], i: usize, what: &str) -> Result<u64, ContractError> {
+    <[u8; 8]>::try_from(args[i].as_slice())
+        .map(u64::from_be_bytes)
+        .map_err(|_| {
+            bad(format!(
+                "args[{i}] ({what}): {} bytes, expected 8 (big-endian)",
+                args[i].len()
+            ))
+        })
+}
+
+fn digest_arg(args: &[Vec<u8>], i: usize, what: &str) -> Result<Digest, ContractError> {
+    <[u8; 32]>::try_from(args[i].as_slice())
+        .map(Digest)
+        .map_err(|_| {
+            bad(format!(
+                "args[{i}] ({what}): {} bytes, expected 32",
+                args[i].len()
+            ))
+        })
+}
+
+fn cert_arg(args: &[Vec<u8>], i: usize) -> Result<Certificate, ContractError> {
+    let c = Certificate::from_der(&args[i])
+        .map_err(|e| bad(format!("args[{i}] (certificate): {e}")))?;
+    if c.role() != Some(Role::NodeSign) {
+        return Err(bad(format!(
+            "args[{i}] (certificate): role {}, a validator needs a node-sign certificate",
+            c.role().map_or("none".to_string(), |r| r.to_string())
+        )));
+    }
+    Ok(c)
+}
+
+fn text_arg(args: &[Vec<u8>], i: usize, what: &str) -> Result<String, ContractError> {
+    let s = String::from_utf8(args[i].clone())
+        .map_err(|_| bad(format!("args[{i}] ({what}): not UTF-8")))?;
+    if s.is_empty() || s.chars().count() > 64 || s.chars().any(char::is_control) {
+        return Err(bad(format!(
+            "args[{i}] ({what}): 1 to 64 characters without control characters"
+        )));
+    }
+    Ok(s)
+}
+
+/// A parsed `propose` call: the kind, deadline and effective height.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// What it decides.
+    pub kind: ProposalKind,
+    /// The last height at which votes count.
+    pub deadline: Height,
+    /// The first height a validator change decides (0 for a policy).
+    pub effective: Height,
+}
+
+/// Parses `propose`'s arguments: [kind, deadline (u64 BE), effective (u64 BE), ...]:
+/// `validator-add` name, certificate DER; `validator-remove` certificate ID;
+/// `validator-rotate` current certificate ID, new certificate DER; `policy` kind, policy
+/// (effective 0).
+pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
+    if args.len() < 3 {
+        return Err(bad(format!(
+            "governance.propose takes kind, deadline, effective height and the kind's arguments; got {} argument(s)",
+            args.len()
+        )));
+    }
+    let kind = String::from_utf8_lossy(&args[0]).into_owned();
+    let deadline = Height(u64_arg(args, 1, "deadline height")?);
+    let effective = Height(u64_arg(args, 2, "effective height")?);
+    let want = |n: usize| -> Result<(), ContractError> {
+        if args.len() != n {
+            return Err(bad(format!(
+                "governance.propose {kind} takes {n} arguments, got {}",
+                args.len()
+            )));
+        }
+        Ok(())
+    };
+    let kind = match kind.as_str() {
+        "validator-add" => {
+            want(5)?;
+            ProposalKind::Validators(ValidatorChange::Add(ValidatorRecord {
+                name: text_arg(args, 3, "validator name")?,
+                cert: cert_arg(args, 4)?,
+            }))
+        }
+        "validator-remove" => {
+            want(4)?;
+            ProposalKind::Validators(ValidatorChange::Remove(digest_arg(
+                args,
+                3,
+                "validator certificate ID",
+            )?))
+        }
+        "validator-rotate" => {
+            want(5)?;
+            ProposalKind::Validators(ValidatorChange::Rotate {
+                old: digest_arg(args, 3, "current certificate ID")?,
+                new: cert_arg(args, 4)?,
+            })
+        }
+        "policy" => {
+            want(5)?;
+            let target = text_arg(args, 3, "kind")?;
+            if !POLICY_KINDS.iter().any(|(k, _)| *k == target) {
+                return Err(bad(format!(
+                    "args[3] (kind): {target:?} has no policy; kinds: {}",
+                    POLICY_KINDS
+                        .iter()
+                        .map(|(k, _)| *k)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            let policy = Policy::parse(&text_arg(args, 4, "policy")?)
+                .map_err(|e| bad(format!("args[4] (policy): {e}")))?;
+            if effective != Height(0) {
+                return Err(bad(
+                    "args[2] (effective height): a policy is in force from its execution; give 0",
+                ));
+            }
+            ProposalKind::Policy {
+                kind: target,
+                policy,
+            }
+        }
+        other => {
+            return Err(bad(format!(
+                "args[0] (kind): {other:?} is not validator-add, validator-remove, validator-rotate or policy"
+            )));
+        }
+    };
+    if matches!(kind, ProposalKind::Validators(_)) && effective <= deadline {
+        return Err(bad(format!(
+            "the effective height {} must be after the deadline {}",
+            effective.0, deadline.0
+        )));
+    }
+    Ok(Proposal {
+        kind,
+        deadline,
+        effective,
+    })
+}
+
+/// Parses `vote`'s arguments: [proposal ID (32 bytes), "yes" or "no"].
+pub fn parse_vote(args: &[Vec<u8>]) -> Result<(Digest, bool), ContractError> {
+    if args.len() != 2 {
+        return Err(bad(format!(
+            "governance.vote takes a proposal ID and \"yes\" or \"no\", got {} argument(s)",
+            args.len()
+        )));
+    }
+    let id = digest_arg(args, 0, "proposal ID")?;
+    let yes = match args[1].as_slice() {
+        b"yes" => true,
+        b"no" => false,
+        _ => return Err(bad("args[1] (vote): \"yes\" or \"no\"")),
+    };
+    Ok((id, yes))
+}
+
+fn refused(failure: FailureCode, message: String) -> Denial {
+    let reject = match failure {
+        FailureCode::PermissionDenied => RejectCode::PermissionDenied,
+        _ => RejectCode::BadArguments,
+    };
+    Denial::refused(reject, failure, message)
+}
+
+/// Reads the proposal `id`.
+pub fn read_proposal(
+    r: &(impl StateRead + ?Sized),
+    id: &Digest,
+) -> Result<Option<ProposalRecord>, ExecError> {
+    let key = keys::full(GOVERNANCE, &k::proposal(id));
+    r.read(&key)?
+        .map(|v| ProposalRecord::decode(&key, &v))
+        .transpose()
+}
+
+/// The policy of `kind` in force: the last policy proposal's, else the genesis default.
+pub fn policy(r: &(impl StateRead + ?Sized), kind: &str) -> Result<Policy, ExecError> {
+    let key = keys::full(GOVERNANCE, &k::policy(kind));
+    match r.read(&key)? {
+        Some(v) => {
+            Policy::parse(&String::from_utf8_lossy(&v)).map_err(|e| ExecError::corrupt(&key, e))
+        }
+        None => Ok(POLICY_KINDS
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(Policy::All, |(_, p)| *p)),
+    }
+}
+
+/// Whether `change` fits the current validator set and state; the reason if not.
+fn check_change(r: &(impl StateRead + ?Sized), change: &ValidatorChange) -> Result<(), Denial> {
+    let current = validators::current(r)?;
+    let has = |id: &Digest| current.iter().any(|v| v.cert.fingerprint() == *id);
+    let invalid = |m: String| refused(FailureCode::ValidatorChangeInvalid, m);
+    let usable = |c: &Certificate| -> Result<(), Denial> {
+        if let Some(why) = validators::exclusion(r, c)? {
+            return Err(invalid(why));
+        }
+        // exclusion found an active organisation whose CA's name issued it; the signature
+        // must be that CA's too.
+        let org = view::organisations(r)?
+            .into_iter()
+            .find(|o| o.is_active() && o.ca_cert.subject() == c.issuer());
+        match org {
+            Some(o)
+                if c.verify_signed_by(&o.ca_cert.public_key(), &UserId::default())
+                    .is_ok() =>
+            {
+                Ok(())
+            }
+            _ => Err(invalid(format!(
+                "certificate {} is not signed by its organisation's registered CA",
+                c.fingerprint().to_hex()
+            ))),
+        }
+    };
+    match change {
+        ValidatorChange::Add(v) => {
+            if has(&v.cert.fingerprint()) {
+                return Err(invalid(format!(
+                    "certificate {} is already a validator's",
+                    v.cert.fingerprint().to_hex()
+                )));
+            }
+            if current.len() >= types::MAX_VALIDATORS {
+                return Err(invalid(format!(
+                    "the set holds the most validators, {}",
+                    types::MAX_VALIDATORS
+                )));
+            }
+            usable(&v.cert)
+        }
+        ValidatorChange::Remove(id) => {
+            if !has(id) {
+                return Err(invalid(format!("{} is not a validator", id.to_hex())));
+            }
+            if current.len() == 1 {
+                return Err(invalid("the last validator cannot be removed".into()));
+            }
+            Ok(())
+        }
+        ValidatorChange::Rotate { old, new } => {
+            let Some(v) = current.iter().find(|v| v.cert.fingerprint() == *old) else {
+                return Err(invalid(format!("{} is not a validator", old.to_hex())));
+            };
+            if has(&new.fingerprint()) {
+                return Err(invalid(format!(
+                    "certificate {} is already a validator's",
+                    new.fingerprint().to_hex()
+                )));
+            }
+            if new.organisation() != v.cert.organisation() {
+                return Err(invalid(format!(
+                    "the new certificate's organisation {:?} is not the validator's {:?}",
+                    new.organisation(),
+                    v.cert.organisation()
+                )));
+            }
+            usable(new)
+        }
+    }
+}
+
+/// The active organisations, in name order.
+fn electorate(r: &(impl StateRead + ?Sized)) -> Result<Vec<String>, ExecError> {
+    let mut names: Vec<String> = view::organisations(r)?
+        .into_iter()
+        .filter(|o| o.is_active())
+        .map(|o| o.name)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+impl GovernanceContract {
+    fn authorize_propose(ctx: &CallContext<'_>, args: &[Vec<u8>]) -> Result<(), Denial> {
+        let p = parse_proposal(args)?;
+        let caller = &ctx.caller().organisation;
+        if !electorate(ctx)?.contains(caller) {
+            return Err(refused(
+                FailureCode::PermissionDenied,
+                format!("{caller:?} is not an active organisation"),
+            ));
+        }
+        let now = ctx.block().height;
+        if p.deadline < now || p.deadline.0 - now.0 > MAX_VOTING_PERIOD {
+            return Err(refused(
+                FailureCode::ProposalSchedule,
+                format!(
+                    "the deadline {} must lie between the proposing height {} and {} blocks after it",
+                    p.deadline.0, now.0, MAX_VOTING_PERIOD
+                ),
+            ));
+        }
+        if let ProposalKind::Validators(change) = &p.kind {
+            check_change(ctx, change)?;
+        }
+        Ok(())
+    }
+
+    fn authorize_vote(ctx: &CallContext<'_>, args: &[Vec<u8>]) -> Result<(), Denial> {
+        let (id, _) = parse_vote(args)?;
+        let p = read_proposal(ctx, &id)?.ok_or_else(|| {
+            refused(
+                FailureCode::ProposalUnknown,
+                format!("no proposal {}", id.to_hex()),
+            )
+        })?;
+        let caller = &ctx.caller().organisation;
+        if !p.electorate.contains(caller) {
+            return Err(refused(
+                FailureCode::PermissionDenied,
+                format!(
+                    "{caller:?} is not in the electorate of proposal {}",
+                    id.to_hex()
+                ),
+            ));
+        }
+        if p.status != ProposalStatus::Open {
+            return Err(refused(
+                FailureCode::ProposalClosed,
+                format!("proposal {} is {:?}", id.to_hex(), p.status),
+            ));
+        }
+        if ctx.block().height > p.deadline {
+            return Err(refused(
+                FailureCode::ProposalClosed,
+                format!(
+                    "proposal {} expired at height {}",
+                    id.to_hex(),
+                    p.deadline.0
+                ),
+            ));
+        }
+        if p.votes.contains_key(caller) {
+            return Err(refused(
+                FailureCode::AlreadyVoted,
+                format!("{caller:?} already voted on proposal {}", id.to_hex()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn propose(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
+        let p = parse_proposal(args)?;
+        let caller = ctx.caller().organisation.clone();
+        let policy = match p.kind.policy_kind() {
+            Some(kind) => policy(ctx, kind)?,
+            None => Policy::All,
+        };
+        let id = ctx.tx_id().0;
+        let mut record = ProposalRecord {
+            id,
+            kind: p.kind,
+            proposer: caller.clone(),
+            created: ctx.block().height,
+            deadline: p.deadline,
+            effective: p.effective,
+            electorate: electorate(ctx)?,
+            votes: BTreeMap::from([(caller.clone(), true)]),
+            policy,
+            status: ProposalStatus::Open,
+        };
+        ctx.emit("proposed", id.0.to_vec())?;
+        Self::tally(ctx, &mut record)?;
+        ctx.put(&k::proposal(&id), record.encode())
+    }
+
+    fn vote(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
+        let (id, yes) = parse_vote(args)?;
+        let mut record = read_proposal(ctx, &id)?.ok_or_else(|| {
+            ContractError::failed(
+                FailureCode::ProposalUnknown,
+                format!("no proposal {}", id.to_hex()),
+            )
+        })?;
+        let caller = ctx.caller().organisation.clone();
+        record.votes.insert(caller.clone(), yes);
+        let mut data = id.0.to_vec();
+        data.push(u8::from(yes));
+        data.extend_from_slice(caller.as_bytes());
+        ctx.emit("voted", data)?;
+        Self::tally(ctx, &mut record)?;
+        ctx.put(&k::proposal(&id), record.encode())
+    }
+
+    /// Executes or rejects `record` if its votes decide it.
+    fn tally(ctx: &mut CallContext<'_>, record: &mut ProposalRecord) -> Result<(), ContractError> {
+        let n = record.electorate.len();
+        let required = record.policy.required(n);
+        let yes = record.votes.values().filter(|v| **v).count();
+        let no = record.votes.len() - yes;
+        let height = ctx.block().height;
+        if yes >= required {
+            Self::execute(ctx, record)?;
+            record.status = ProposalStatus::Executed(height);
+            ctx.emit("executed", record.id.0.to_vec())?;
+        } else if n.saturating_sub(no) < required {
+            record.status = ProposalStatus::Rejected(height);
+            ctx.emit("rejected", record.id.0.to_vec())?;
+        }
+        Ok(())
+    }
+
+    fn execute(ctx: &mut CallContext<'_>, record: &ProposalRecord) -> Result<(), ContractError> {
+        match &record.kind {
+            ProposalKind::Validators(change) => {
+                if let Some(p) = validators::pending(ctx)? {
+                    return Err(ContractError::failed(
+                        FailureCode::ValidatorChangePending,
+                        format!(
+                            "proposal {}'s validator change is pending until height {}; vote again after it",
+                            p.proposal.to_hex(),
+                            p.effective.0
+                        ),
+                    ));
+                }
+                check_change(ctx, change).map_err(Denial::into_failure)?;
+                let pending = PendingChange {
+                    effective: record.effective,
+                    change: change.clone(),
+                    proposal: record.id,
+                    tx: ctx.tx_id(),
+                };
+                ctx.put(&k::pending_validators(), pending.encode())
+            }
+            ProposalKind::Policy { kind, policy } => {
+                ctx.put(&k::policy(kind), policy.text().into_bytes())
+            }
+        }
+    }
+}
+
+impl Contract for GovernanceContract {
+    fn name(&self) -> &'static str {
+        GOVERNANCE
+    }
+
+    fn methods(&self) -> &'static [&'static str] {
+        METHODS
+    }
+
+    fn check_args(&self, method: &str, args: &[Vec<u8>]) -> Result<(), ContractError> {
+        match method {
+            "propose" => parse_proposal(args).map(|_| ()),
+            "vote" => parse_vote(args).map(|_| ()),
+            _ => Err(ContractError::failed(
+                FailureCode::UnknownCall,
+                format!("governance has no method {method:?}"),
+            )),
+        }
+    }
+
+    fn authorize(
+        &self,
+        ctx: &CallContext<'_>,
+        method: &str,
+        args: &[Vec<u8>],
+    ) -> Result<(), Denial> {
+        match method {
+            "propose" => Self::authorize_propose(ctx, args),
+            "vote" => Self::authorize_vote(ctx, args),
+            _ => Ok(()),
+        }
+    }
+
+    fn call(
+        &self,
+        ctx: &mut CallContext<'_>,
+        method: &str,
+        args: &[Vec<u8>],
+    ) -> Result<(), ContractError> {
+        ctx.charge(BUILTIN_CALL_COST)?;
+        match method {
+            "propose" => Self::propose(ctx, args),
+            "vote" => Self::vote(ctx, args),
+            _ => Err(ContractError::failed(
+                FailureCode::UnknownCall,
+                format!("governance has no method {method:?}"),
+            )),
+        }
+    }
+}
+
+// The record's encoding (docs/execution.md §3).
+
+impl ProposalRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.header(crate::records::tag::PROPOSAL);
+        w.fixed(self.id.as_bytes());
+        match &self.kind {
+            ProposalKind::Validators(c) => {
+                w.u8(1);
+                c.encode_to(&mut w);
+            }
+            ProposalKind::Policy { kind, policy } => {
+                w.u8(2);
+                w.bytes(kind.as_bytes());
+                w.bytes(policy.text().as_bytes());
+            }
+        }
+        w.bytes(self.proposer.as_bytes());
+        w.u64(self.created.0);
+        w.u64(self.deadline.0);
+        w.u64(self.effective.0);
+        w.len(self.electorate.len());
+        for o in &self.electorate {
+            w.bytes(o.as_bytes());
+        }
+        w.len(self.votes.len());
+        for (o, yes) in &self.votes {
+            w.bytes(o.as_bytes());
+            w.u8(u8::from(*yes));
+        }
+        w.bytes(self.policy.text().as_bytes());
+        match self.status {
+            ProposalStatus::Open => w.u8(0),
+            ProposalStatus::Executed(h) => {
+                w.u8(1);
+                w.u64(h.0);
+            }
+            ProposalStatus::Rejected(h) => {
+                w.u8(2);
+                w.u64(h.0);
+            }
+        }
+        w.into_bytes()
+    }
+
+    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
+        let c = |e| ExecError::corrupt(key, e);
+        let text = |r: &mut Reader<'_>, f: &'static str| -> Result<String, ExecError> {
+            String::from_utf8(r.bytes(f, 1024).map_err(c)?.to_vec())
+                .map_err(|_| ExecError::corrupt(key, format!("{f} is not UTF-8")))
+        };
+        let mut r = Reader::new(bytes);
+        r.header("proposal.header", crate::records::tag::PROPOSAL)
+            .map_err(c)?;
+        let id = Digest(r.array("proposal.id").map_err(c)?);
+        let kind = match r.u8("proposal.kind").map_err(c)? {
+            1 => ProposalKind::Validators(ValidatorChange::decode_from(key, &mut r)?),
+            2 => ProposalKind::Policy {
+                kind: text(&mut r, "proposal.policy_kind")?,
+                policy: Policy::parse(&text(&mut r, "proposal.policy")?)
+                    .map_err(|e| ExecError::corrupt(key, e))?,
+            },
+            got => return Err(ExecError::corrupt(key, format!("proposal kind {got}"))),
+        };
+        let proposer = text(&mut r, "proposal.proposer")?;
+        let created = Height(r.u64("proposal.created").map_err(c)?);
+        let deadline = Height(r.u64("proposal.deadline").map_err(c)?);
+        let effective = Height(r.u64("proposal.effective").map_err(c)?);
+        let n = r.len("proposal.electorate", 4096).map_err(c)?;
+        let mut electorate = Vec::with_capacity(n);
+        for _ in 0..n {
+            electorate.push(text(&mut r, "proposal.electorate[]")?);
+        }
+        let n = r.len("proposal.votes", 4096).map_err(c)?;
+        let mut votes = BTreeMap::new();
+        for _ in 0..n {
+            let o = text(&mut r, "proposal.votes[].organisation")?;
+            let yes = r.u8("proposal.votes[].yes").map_err(c)? == 1;
+            votes.insert(o, yes);
+        }
+        let policy = Policy::parse(&text(&mut r, "proposal.threshold")?)
+            .map_err(|e| ExecError::corrupt(key, e))?;
+        let status = match r.u8("proposal.status").map_err(c)? {
+            0 => ProposalStatus::Open,
+            1 => ProposalStatus::Executed(Height(r.u64("proposal.status.height").map_err(c)?)),
+            2 => ProposalStatus::Rejected(Height(r.u64("proposal.status.height").map_err(c)?)),
+            got => return Err(ExecError::corrupt(key, format!("proposal status {got}"))),
+        };
+        r.finish().map_err(c)?;
+        Ok(ProposalRecord {
+            id,
+            kind,
+            proposer,
+            created,
+            deadline,
+            effective,
+            electorate,
+            votes,
+            policy,
+            status,
+        })
+    }
+}

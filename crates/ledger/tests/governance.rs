@@ -1,0 +1,560 @@
+//! Governance and the validator set on the in-memory backend, four founding organisations
+//! each with its own CA, admin and validator: a key rotation decided by a majority takes
+//! effect at its named height (the old key's votes stop counting there, the new key's start),
+//! a revoked validator stops counting from the next height, votes are one per organisation
+//! and refused after the deadline or from outside the electorate, a second pending change
+//! waits, and a receipt of a later block verifies offline from the genesis file through the
+//! certified chain of set changes (and fails when one link is altered).
+
+use std::sync::Arc;
+
+use crypto::{Signer, UserId};
+use crypto_sm::rng::SeededRandom;
+use crypto_sm::{SoftSigner, SoftwareProvider};
+use execution::{FailureCode, Genesis, ProposalStatus, RejectCode};
+use ledger::{Ledger, LedgerError};
+use pki::{
+    Certificate, IssueRequest, RevocationReason, RevokedEntry, Role, Serial, UnixTime, Validity,
+    issue, issue_crl, issue_root,
+};
+use receipt::{Cause, Finality, ReceiptBundle, ReceiptError, SetChange, TrustContext};
+use storage::{ChainStore, MemBackend};
+use types::{
+    BlockHash, Call, ChainId, CommitCertificate, Encode, Height, SignedTx, Status, Transaction,
+    Vote, VoteKind,
+};
+
+const DAY: u64 = 86_400;
+/// 2026-01-01T00:00:00Z.
+const T0: u64 = 1_767_225_600;
+const CHAIN: &str = "gov-bj-1";
+const GENESIS_MS: u64 = (T0 + DAY) * 1000;
+
+fn t(days: u64) -> UnixTime {
+    UnixTime(T0 + days * DAY)
+}
+
+struct Key {
+    key: SoftSigner,
+    cert: Certificate,
+}
+
+struct Org {
+    name: String,
+    ca: Certificate,
+    ca_key: SoftSigner,
+    admin: Key,
+    node: Key,
+    /// A second node-sign key of the organisation (for a rotation or an addition).
+    spare: Key,
+}
+
+struct World {
+    orgs: Vec<Org>,
+    genesis: Genesis,
+    ledger: Ledger<MemBackend>,
+    salt: std::cell::Cell<u8>,
+}
+
+fn world() -> World {
+    let p = SoftwareProvider::new(Arc::new(SeededRandom::new(7)));
+    let validity = |to| Validity {
+        not_before: t(0),
+        not_after: t(to),
+    };
+    let mut orgs = Vec::new();
+    for (i, name) in ["Agency A", "Agency B", "Agency C", "Agency D"]
+        .iter()
+        .enumerate()
+    {
+        let ca_key = p.generate().unwrap();
+        let ca = issue_root(
+            &format!("{name} CA"),
+            name,
+            Serial::from_hex(&format!("{:02x}", i + 1)).unwrap(),
+            validity(3650),
+            &ca_key,
+        )
+        .unwrap();
+        let mut serial = 0x10u8;
+        let mut leaf = |role: Role, cn: &str| {
+            serial += 1;
+            let key = p.generate().unwrap();
+            let cert = issue(
+                &ca,
+                &ca_key,
+                &IssueRequest {
+                    role,
+                    common_name: cn,
+                    organisation: name,
+                    public_key: &key.public_key(),
+                    serial: Serial::from_bytes(&[serial]).unwrap(),
+                    validity: validity(365),
+                },
+            )
+            .unwrap();
+            Key { key, cert }
+        };
+        let admin = leaf(Role::Admin, "admin");
+        let node = leaf(Role::NodeSign, "node");
+        let spare = leaf(Role::NodeSign, "node-2");
+        orgs.push(Org {
+            name: name.to_string(),
+            ca,
+            ca_key,
+            admin,
+            node,
+            spare,
+        });
+    }
+    let json = serde_json::json!({
+        "format": 2,
+        "chain_id": CHAIN,
+        "test_chain": true,
+        "timestamp_ms": GENESIS_MS,
+        "params": { "expiry_window": 100, "max_txs_per_block": 2000, "max_tx_size": 131072 },
+        "organisations": orgs.iter().map(|o| serde_json::json!({
+            "name": o.name,
+            "ca_cert": o.ca.to_pem(),
+            "crl": crl(o, 1, &[]).to_pem(),
+        })).collect::<Vec<_>>(),
+        "validators": orgs.iter().map(|o| serde_json::json!({
+            "name": format!("{} node", o.name),
+            "cert": o.node.cert.to_pem(),
+        })).collect::<Vec<_>>(),
+    });
+    let genesis = Genesis::from_json(json.to_string().as_bytes()).unwrap();
+    let store = ChainStore::new(MemBackend::new(), genesis.params.limits());
+    ledger::init(&store, &genesis).unwrap();
+    let ledger = Ledger::open(store, genesis.clone()).unwrap();
+    World {
+        orgs,
+        genesis,
+        ledger,
+        salt: std::cell::Cell::new(0),
+    }
+}
+
+fn crl(o: &Org, number: u64, revoked: &[&Certificate]) -> pki::Crl {
+    let entries: Vec<RevokedEntry> = revoked
+        .iter()
+        .map(|c| RevokedEntry {
+            serial: c.serial(),
+            revoked_at: t(1),
+            reason: RevocationReason::KeyCompromise,
+        })
+        .collect();
+    issue_crl(&o.ca, &o.ca_key, number, t(number - 1), t(60), &entries).unwrap()
+}
+
+impl World {
+    fn tx(&self, signer: &Key, contract: &str, method: &str, args: Vec<Vec<u8>>) -> Vec<u8> {
+        self.salt.set(self.salt.get() + 1);
+        let body = Transaction {
+            chain_id: ChainId::new(CHAIN).unwrap(),
+            salt: [self.salt.get(); 16],
+            expiry: Height(90),
+            sender: types::Sender::Certificate(signer.cert.der().to_vec()),
+            call: Call {
+                contract: contract.into(),
+                method: method.into(),
+                args,
+            },
+        };
+        SignedTx::sign(body, &signer.key, &UserId::default())
+            .unwrap()
+            .to_bytes()
+    }
+
+    fn propose_tx(
+        &self,
+        org: usize,
+        kind: &str,
+        deadline: u64,
+        effective: u64,
+        rest: Vec<Vec<u8>>,
+    ) -> Vec<u8> {
+        let mut args = vec![
+            kind.as_bytes().to_vec(),
+            deadline.to_be_bytes().to_vec(),
+            effective.to_be_bytes().to_vec(),
+        ];
+        args.extend(rest);
+        self.tx(&self.orgs[org].admin, "governance", "propose", args)
+    }
+
+    fn vote_tx(&self, org: usize, proposal: &[u8; 32], yes: bool) -> Vec<u8> {
+        let v: &[u8] = if yes { b"yes" } else { b"no" };
+        self.tx(
+            &self.orgs[org].admin,
+            "governance",
+            "vote",
+            vec![proposal.to_vec(), v.to_vec()],
+        )
+    }
+
+    /// Every key that may sign for the set of `height`.
+    fn signers(&self, height: Height) -> Vec<&Key> {
+        let set = self.ledger.validator_set(height);
+        self.orgs
+            .iter()
+            .flat_map(|o| [&o.node, &o.spare])
+            .filter(|k| set.get(&k.cert.fingerprint()).is_some())
+            .collect()
+    }
+
+    fn certificate(keys: &[&Key], height: Height, hash: BlockHash) -> CommitCertificate {
+        let votes: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                Vote {
+                    chain_id: ChainId::new(CHAIN).unwrap(),
+                    height,
+                    round: 0,
+                    kind: VoteKind::Precommit,
+                    block: Some(hash),
+                    validator: k.cert.fingerprint(),
+                }
+                .sign(&k.key)
+                .unwrap()
+            })
+            .collect();
+        CommitCertificate::from_votes(height, 0, hash, &votes)
+    }
+
+    /// Proposes a block of `txs` (each must be admitted), commits it with the precommits of
+    /// every validator of its height, and returns its receipts' statuses.
+    fn block(&mut self, txs: &[Vec<u8>]) -> Vec<Status> {
+        let admitted: Vec<_> = txs
+            .iter()
+            .map(|b| self.ledger.admit(b, t(2), &|_| false).unwrap())
+            .collect();
+        let head = self.ledger.head();
+        let height = head.tip.height.next().unwrap();
+        let now = head.header.timestamp.0 + 1000;
+        let p = self
+            .ledger
+            .propose(admitted, self.orgs[0].node.cert.fingerprint(), now)
+            .unwrap();
+        assert!(p.dropped.is_empty(), "{:?}", p.dropped);
+        let exec = p.executed;
+        let statuses = exec.receipts().iter().map(|r| r.status.clone()).collect();
+        let cert = Self::certificate(&self.signers(height), height, exec.hash());
+        self.ledger.commit(exec, cert).unwrap();
+        statuses
+    }
+
+    fn empty_blocks_until(&mut self, height: u64) {
+        while self.ledger.head().tip.height.0 < height {
+            self.block(&[]);
+        }
+    }
+}
+
+fn failed(s: &Status) -> u32 {
+    match s {
+        Status::Failed { code, .. } => *code,
+        Status::Success => 0,
+    }
+}
+
+fn proposal_id(tx: &[u8]) -> [u8; 32] {
+    let limits = types::Limits::default();
+    use types::Decode;
+    SignedTx::from_bytes(tx, &limits).unwrap().tx_id().0.0
+}
+
+#[test]
+fn a_rotation_decided_by_a_majority_takes_effect_at_its_height_and_receipts_follow_it() {
+    let mut w = world();
+    let b_old = w.orgs[1].node.cert.fingerprint();
+    let b_new = w.orgs[1].spare.cert.clone();
+    // A proposes at height 1: rotate B's validator to B's spare key from height 6.
+    let propose = w.propose_tx(
+        0,
+        "validator-rotate",
+        4,
+        6,
+        vec![b_old.0.to_vec(), b_new.der().to_vec()],
+    );
+    let id = proposal_id(&propose);
+    assert_eq!(w.block(&[propose]), vec![Status::Success]);
+    // B votes yes (2 of 4: no majority yet), D no; C's yes makes 3 of 4 at height 3.
+    let (vb, vd) = (w.vote_tx(1, &id, true), w.vote_tx(3, &id, false));
+    assert_eq!(w.block(&[vb, vd]), vec![Status::Success, Status::Success]);
+    let record = w
+        .ledger
+        .with_state(|v| execution::read_proposal(v, &crypto::Digest(id)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, ProposalStatus::Open);
+    // A second vote of B is refused at admission.
+    let again = w.vote_tx(1, &id, true);
+    let refused = w.ledger.admit(&again, t(2), &|_| false).unwrap_err();
+    assert_eq!(refused.code, RejectCode::BadArguments, "{refused:?}");
+    assert!(
+        refused.message.contains("already voted"),
+        "{}",
+        refused.message
+    );
+    let vc = w.vote_tx(2, &id, true);
+    assert_eq!(w.block(&[vc]), vec![Status::Success]);
+    let executed_at = w.ledger.head().tip.height;
+    assert_eq!(executed_at, Height(3));
+    let record = w
+        .ledger
+        .with_state(|v| execution::read_proposal(v, &crypto::Digest(id)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, ProposalStatus::Executed(Height(3)));
+    // Nothing changes before height 6: blocks 4 and 5 are decided by the old set; block 5's
+    // header names the new set as the next.
+    let old = w.ledger.validator_set(Height(5));
+    assert!(old.get(&b_old).is_some());
+    w.empty_blocks_until(4);
+    let h4 = w.ledger.head().header.consensus.unwrap();
+    assert_eq!(h4.next_validator_set, old.hash());
+    w.empty_blocks_until(5);
+    let h5 = w.ledger.head().header.consensus.unwrap();
+    let new = w.ledger.validator_set(Height(6));
+    assert_ne!(new.hash(), old.hash());
+    assert_eq!(h5.next_validator_set, new.hash());
+    assert!(new.get(&b_old).is_none() && new.get(&b_new.fingerprint()).is_some());
+    // At height 6 the old key's precommit no longer counts: a certificate of A, B(old), C
+    // is refused; with B's new key it commits.
+    let head = w.ledger.head();
+    let p = w
+        .ledger
+        .propose(
+            Vec::new(),
+            w.orgs[0].node.cert.fingerprint(),
+            head.header.timestamp.0 + 1000,
+        )
+        .unwrap();
+    let stale = World::certificate(
+        &[&w.orgs[0].node, &w.orgs[1].node, &w.orgs[2].node],
+        Height(6),
+        p.executed.hash(),
+    );
+    assert!(matches!(
+        w.ledger.commit(p.executed.clone(), stale),
+        Err(LedgerError::Certificate { .. })
+    ));
+    let fresh = World::certificate(
+        &[&w.orgs[0].node, &w.orgs[1].spare, &w.orgs[2].node],
+        Height(6),
+        p.executed.hash(),
+    );
+    w.ledger.commit(p.executed, fresh).unwrap();
+
+    // A document anchored at height 7 by D's admin: its receipt carries the change.
+    let anchor = w.tx(
+        &w.orgs[3].admin,
+        "attestation",
+        "anchor",
+        vec![vec![7; 32], b"k".to_vec(), b"m".to_vec(), Vec::new()],
+    );
+    assert_eq!(w.block(&[anchor]), vec![Status::Success]);
+    let store = w.ledger.store();
+    let block = store.block(Height(7)).unwrap().unwrap();
+    let receipts = vec![store.receipt(&block.txs[0].tx_id()).unwrap().unwrap()];
+    let cert7 = store.certificate(Height(7)).unwrap().unwrap();
+    let mut bundle = ReceiptBundle::build(
+        &block,
+        &receipts,
+        0,
+        Finality::Certificate(cert7),
+        vec![w.orgs[3].admin.cert.clone()],
+        vec![crl(&w.orgs[3], 1, &[])],
+    )
+    .unwrap();
+    let trust = TrustContext {
+        chain_id: ChainId::new(CHAIN).unwrap(),
+        validators: w.orgs.iter().map(|o| o.node.cert.clone()).collect(),
+        consortium: w.genesis.consortium().unwrap(),
+    };
+    // Without the change, the genesis set does not decide block 7.
+    assert!(matches!(
+        bundle.verify(&trust, None),
+        Err(ReceiptError::ValidatorSet { .. })
+    ));
+    let epochs = w.ledger.with_state(|v| execution::epochs(v)).unwrap();
+    assert_eq!(epochs.len(), 1);
+    assert_eq!(epochs[0].from, Height(6));
+    let cause_block = store.block(Height(3)).unwrap().unwrap();
+    assert_eq!(epochs[0].causes, vec![cause_block.txs[0].tx_id()]);
+    bundle.set_changes = w.ledger.set_changes(Height(7)).unwrap();
+    let change: &SetChange = &bundle.set_changes[0];
+    assert_eq!(bundle.set_changes.len(), 1);
+    assert_eq!(change.header, store.header(Height(5)).unwrap().unwrap());
+    let cause: &Cause = &change.causes[0];
+    assert_eq!((cause.header.height, cause.position), (Height(3), 0));
+    assert!(w.ledger.set_changes(Height(5)).unwrap().is_empty());
+    let verified = bundle.verify(&trust, None).unwrap();
+    assert_eq!(verified.set_changes, vec![Height(6)]);
+    // Through the file format too.
+    let again =
+        ReceiptBundle::from_json(bundle.to_json().as_bytes(), &types::Limits::default()).unwrap();
+    assert_eq!(again, bundle);
+    // Any altered link fails: another new set, a certificate of another block, a cause
+    // not in its block.
+    let mut forged = bundle.clone();
+    forged.set_changes[0].validators[0] = w.orgs[0].spare.cert.clone();
+    assert!(matches!(
+        forged.verify(&trust, None),
+        Err(ReceiptError::SetChange { index: 0, .. })
+    ));
+    let mut forged = bundle.clone();
+    forged.set_changes[0].certificate = store.certificate(Height(4)).unwrap().unwrap();
+    assert!(matches!(
+        forged.verify(&trust, None),
+        Err(ReceiptError::SetChange { index: 0, .. })
+    ));
+    let mut forged = bundle.clone();
+    forged.set_changes[0].causes[0].position = 1;
+    assert!(matches!(
+        forged.verify(&trust, None),
+        Err(ReceiptError::SetChange { index: 0, .. })
+    ));
+}
+
+#[test]
+fn a_revoked_validator_stops_counting_from_the_next_height() {
+    let mut w = world();
+    w.empty_blocks_until(2);
+    // D's admin records a CRL revoking D's node certificate, in block 3.
+    let d_node = w.orgs[3].node.cert.clone();
+    let new_crl = crl(&w.orgs[3], 2, &[&d_node]);
+    let update = w.tx(
+        &w.orgs[3].admin,
+        "identity",
+        "update_crl",
+        vec![new_crl.der().to_vec()],
+    );
+    let update_id = proposal_id(&update);
+    assert_eq!(w.block(&[update]), vec![Status::Success]);
+    let set4 = w.ledger.validator_set(Height(4));
+    assert_eq!(set4.len(), 3);
+    assert!(set4.get(&d_node.fingerprint()).is_none());
+    assert_eq!(
+        w.ledger.head().header.consensus.unwrap().next_validator_set,
+        set4.hash()
+    );
+    let epochs = w.ledger.with_state(|v| execution::epochs(v)).unwrap();
+    assert_eq!(epochs[0].from, Height(4));
+    assert_eq!(
+        epochs[0].causes,
+        vec![types::TxId(crypto::Digest(update_id))]
+    );
+    assert!(epochs[0].reason.contains("revoked"), "{}", epochs[0].reason);
+    // At height 4, D's precommit is no vote: A, B, D is not a certificate; A, B, C is.
+    let head = w.ledger.head();
+    let p = w
+        .ledger
+        .propose(
+            Vec::new(),
+            w.orgs[0].node.cert.fingerprint(),
+            head.header.timestamp.0 + 1000,
+        )
+        .unwrap();
+    let with_d = World::certificate(
+        &[&w.orgs[0].node, &w.orgs[1].node, &w.orgs[3].node],
+        Height(4),
+        p.executed.hash(),
+    );
+    assert!(w.ledger.commit(p.executed.clone(), with_d).is_err());
+    let ok = World::certificate(
+        &[&w.orgs[0].node, &w.orgs[1].node, &w.orgs[2].node],
+        Height(4),
+        p.executed.hash(),
+    );
+    w.ledger.commit(p.executed, ok).unwrap();
+}
+
+#[test]
+fn votes_are_one_per_organisation_within_the_deadline_and_changes_wait_their_turn() {
+    let mut w = world();
+    let spare_a = w.orgs[0].spare.cert.clone();
+    let d_node = w.orgs[3].node.cert.fingerprint();
+    // Ill-formed proposals are refused at admission, naming the argument.
+    let bad = w.propose_tx(
+        0,
+        "validator-add",
+        5,
+        5,
+        vec![b"A2".to_vec(), spare_a.der().to_vec()],
+    );
+    let r = w.ledger.admit(&bad, t(2), &|_| false).unwrap_err();
+    assert!(r.message.contains("after the deadline"), "{}", r.message);
+    let admin_cert = w.orgs[0].admin.cert.der().to_vec();
+    let bad = w.propose_tx(0, "validator-add", 5, 9, vec![b"A2".to_vec(), admin_cert]);
+    let r = w.ledger.admit(&bad, t(2), &|_| false).unwrap_err();
+    assert!(r.message.contains("node-sign"), "{}", r.message);
+    let bad = w.propose_tx(0, "validator-remove", 5, 9, vec![vec![9; 32]]);
+    let r = w.ledger.admit(&bad, t(2), &|_| false).unwrap_err();
+    assert!(r.message.contains("not a validator"), "{}", r.message);
+    // Two proposals: add A's spare (effective 20), remove D (effective 8).
+    let add = w.propose_tx(
+        0,
+        "validator-add",
+        10,
+        20,
+        vec![b"Agency A node 2".to_vec(), spare_a.der().to_vec()],
+    );
+    let remove = w.propose_tx(1, "validator-remove", 6, 8, vec![d_node.0.to_vec()]);
+    let (add_id, remove_id) = (proposal_id(&add), proposal_id(&remove));
+    assert_eq!(
+        w.block(&[add, remove]),
+        vec![Status::Success, Status::Success]
+    );
+    // The addition passes first (A, B, C): pending until 20.
+    let votes = [w.vote_tx(1, &add_id, true), w.vote_tx(2, &add_id, true)];
+    assert_eq!(w.block(&votes), vec![Status::Success, Status::Success]);
+    // The removal reaches its threshold while the addition is pending: that vote fails and
+    // is not counted; it may be cast again later.
+    let (va, vc) = (
+        w.vote_tx(0, &remove_id, true),
+        w.vote_tx(2, &remove_id, true),
+    );
+    let statuses = w.block(&[va, vc]);
+    assert_eq!(statuses[0], Status::Success);
+    assert_eq!(
+        failed(&statuses[1]),
+        FailureCode::ValidatorChangePending.number()
+    );
+    // The removal's deadline (6) passes: a vote is refused as closed.
+    w.empty_blocks_until(6);
+    let late = w.vote_tx(2, &remove_id, true);
+    let r = w.ledger.admit(&late, t(2), &|_| false).unwrap_err();
+    assert!(r.message.contains("expired"), "{}", r.message);
+    // Rejection: D and C vote no on a new proposal; with A's yes, 2 no of 4 leave at most
+    // 2 yes, short of the majority of 3.
+    let p = w.propose_tx(0, "validator-remove", 30, 40, vec![d_node.0.to_vec()]);
+    let pid = proposal_id(&p);
+    w.block(&[p]);
+    let votes = [w.vote_tx(3, &pid, false), w.vote_tx(2, &pid, false)];
+    w.block(&votes);
+    let rec = w
+        .ledger
+        .with_state(|v| execution::read_proposal(v, &crypto::Digest(pid)))
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(rec.status, ProposalStatus::Rejected(_)),
+        "{:?}",
+        rec.status
+    );
+    // A user may not propose.
+    let bad = w.tx(
+        &w.orgs[0].spare,
+        "governance",
+        "vote",
+        vec![pid.to_vec(), b"yes".to_vec()],
+    );
+    let r = w.ledger.admit(&bad, t(2), &|_| false).unwrap_err();
+    assert_eq!(r.code, RejectCode::PermissionDenied);
+    // The addition takes effect at 20: five validators.
+    w.empty_blocks_until(19);
+    assert_eq!(w.ledger.validator_set(Height(20)).len(), 5);
+    assert_eq!(w.ledger.validator_set(Height(19)).len(), 4);
+}
