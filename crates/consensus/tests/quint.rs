@@ -413,18 +413,47 @@ fn load<S: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<S>, String> {
     Ok(trace.states.into_iter().map(|s| s.value).collect())
 }
 
+/// What one trace (or a set of traces) exercised.
+#[derive(Debug, Default)]
+struct Replayed {
+    /// Steps handed to the implementation and compared.
+    applied: usize,
+    /// Steps the host never hands to the implementation; the spec rejected each.
+    dropped: usize,
+    /// Why the replay stopped before the end of the trace, if it did.
+    cut_short: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Summary {
+    traces: usize,
+    applied: usize,
+    dropped: usize,
+    cut_short: usize,
+}
+
 /// Replays every trace of `dir` with `replay`; fails naming each trace that diverges.
 fn replay_all<S: for<'de> Deserialize<'de>>(
     dir: &str,
-    replay: impl Fn(&[S]) -> Result<(), String>,
-) -> usize {
+    replay: impl Fn(&[S]) -> Result<Replayed, String>,
+) -> Summary {
     let files = trace_files(dir);
     assert!(!files.is_empty(), "no traces in tests/itf/{dir}");
     let mut failures = Vec::new();
+    let mut sum = Summary::default();
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy();
-        if let Err(e) = load::<S>(path).and_then(|states| replay(&states)) {
-            failures.push(format!("{dir}/{name}: {e}"));
+        match load::<S>(path).and_then(|states| replay(&states)) {
+            Err(e) => failures.push(format!("{dir}/{name}: {e}")),
+            Ok(r) => {
+                sum.traces += 1;
+                sum.applied += r.applied;
+                sum.dropped += r.dropped;
+                if let Some(why) = r.cut_short {
+                    sum.cut_short += 1;
+                    println!("{dir}/{name}: replayed up to {why}");
+                }
+            }
         }
     }
     assert!(
@@ -434,7 +463,8 @@ fn replay_all<S: for<'de> Deserialize<'de>>(
         files.len(),
         failures.join("\n")
     );
-    files.len()
+    println!("{dir}: {sum:?}");
+    sum
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -526,7 +556,7 @@ fn check_vote_count(
     )
 }
 
-fn replay_votekeeper(states: &[VkState]) -> Result<(), String> {
+fn replay_votekeeper(states: &[VkState]) -> Result<Replayed, String> {
     let init = &states[0].bookkeeper;
     let vals = Validators::new(init.validator_set.keys());
     let mut entries = Vec::new();
@@ -589,13 +619,16 @@ fn replay_votekeeper(states: &[VkState]) -> Result<(), String> {
             SignedMessage::new(message, Sm2Signature(signed.signature)),
             round(*current_round)?,
         );
-        let actual = output.as_ref().map_or(MVkOutput::None, |o| {
-            vk_output(o, mv.round, &values)
-        });
+        let actual = output
+            .as_ref()
+            .map_or(MVkOutput::None, |o| vk_output(o, mv.round, &values));
         same(&format!("{step}: output"), &actual, &st.last_emitted)?;
         check_bookkeeper(&step, &keeper, &st.bookkeeper, &vals, &values, total)?;
     }
-    Ok(())
+    Ok(Replayed {
+        applied: states.len() - 1,
+        ..Replayed::default()
+    })
 }
 
 fn check_bookkeeper(
@@ -681,8 +714,12 @@ fn check_bookkeeper(
 
 #[test]
 fn votekeeper_traces_replay_on_our_context() {
-    let n = replay_all::<VkState>("votekeeper", replay_votekeeper);
-    assert_eq!(n, 10, "the vote keeper set has 10 traces (tests/itf/README.md)");
+    let r = replay_all::<VkState>("votekeeper", replay_votekeeper);
+    assert_eq!(
+        r.traces, 10,
+        "the vote keeper set has 10 traces (tests/itf/README.md)"
+    );
+    assert_eq!(r.applied, 29, "votes applied over the 10 traces");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -707,75 +744,73 @@ impl SmReplay {
         pol_round: Round,
     ) -> Result<CProposal, String> {
         let NilOrVal::Val(b) = value_id(value) else {
-            return Err("a proposal for nil cannot be expressed (our proposals name a block)".into());
+            return Err(
+                "a proposal for nil cannot be expressed (our proposals name a block)".into(),
+            );
         };
-        Ok(self.ctx.new_proposal(
-            state.height,
-            r,
-            b,
-            pol_round,
-            self.vals.address(OTHER)?,
-        ))
+        Ok(self
+            .ctx
+            .new_proposal(state.height, r, b, pol_round, self.vals.address(OTHER)?))
     }
 
-    /// The input and its `Info` (round of the input, our address, the round's proposer).
+    /// What becomes of the spec's input: for Malachite, the input and its `Info` (the input's
+    /// round, the round's proposer; our address is `me`).
     fn input(
         &self,
         state: &SmState<GmContext>,
         input: &MInput,
         me: Address,
-    ) -> Result<(Round, Address, SmInput<GmContext>), String> {
+    ) -> Result<Delivery, String> {
         let other = self.vals.address(OTHER)?;
         let cur = state.round;
-        Ok(match input {
-            MInput::None => return Err("NoConsensusInput after the initial state".into()),
-            MInput::NewRound(r) => (round(*r)?, other, SmInput::NewRound(round(*r)?)),
-            MInput::NewRoundProposer(r) => (round(*r)?, me, SmInput::NewRound(round(*r)?)),
-            MInput::ProposeValue(v) => (cur, me, SmInput::ProposeValue(block(v))),
+        let apply = |r: Round, proposer: Address, i: SmInput<GmContext>| {
+            Ok(Delivery::Apply(r, proposer, i))
+        };
+        // Malachite's timeouts carry no height: the timers of a height are cancelled when
+        // it ends (`Effect::CancelAllTimeouts`, `Host::cancel_all_timeouts`).
+        let timeout = |h: i64, r: i64, i: SmInput<GmContext>| {
+            if height(h)? == state.height {
+                apply(round(r)?, other, i)
+            } else {
+                Ok(Delivery::Dropped("a timeout of another height"))
+            }
+        };
+        match input {
+            MInput::None => Err("NoConsensusInput after the initial state".into()),
+            MInput::NewRound(r) => apply(round(*r)?, other, SmInput::NewRound(round(*r)?)),
+            MInput::NewRoundProposer(r) => apply(round(*r)?, me, SmInput::NewRound(round(*r)?)),
+            MInput::ProposeValue(v) => apply(cur, me, SmInput::ProposeValue(block(v))),
             MInput::Proposal(r, v) => {
                 let p = self.proposal(state, round(*r)?, v, Round::Nil)?;
-                (round(*r)?, other, SmInput::Proposal(p))
+                apply(round(*r)?, other, SmInput::Proposal(p))
             }
             MInput::ProposalAndPolkaPreviousAndValid(v, vr) => {
                 let p = self.proposal(state, cur, v, round(*vr)?)?;
-                (cur, other, SmInput::ProposalAndPolkaPrevious(p))
+                apply(cur, other, SmInput::ProposalAndPolkaPrevious(p))
             }
-            MInput::ProposalInvalid => (cur, other, SmInput::InvalidProposal),
-            MInput::PolkaNil => (cur, other, SmInput::PolkaNil),
-            MInput::PolkaAny => (cur, other, SmInput::PolkaAny),
+            MInput::ProposalInvalid => apply(cur, other, SmInput::InvalidProposal),
+            MInput::PolkaNil => apply(cur, other, SmInput::PolkaNil),
+            MInput::PolkaAny => apply(cur, other, SmInput::PolkaAny),
             MInput::ProposalAndPolkaAndValid(v) => {
                 let p = self.proposal(state, cur, v, Round::Nil)?;
-                (cur, other, SmInput::ProposalAndPolkaCurrent(p))
+                apply(cur, other, SmInput::ProposalAndPolkaCurrent(p))
             }
-            MInput::ProposalAndPolkaAndInvalid(_) => {
-                return Err("ProposalAndPolkaAndInvalidCInput carries no proof-of-lock round, \
-                            which Malachite's InvalidProposalAndPolkaPrevious needs"
-                    .into());
-            }
-            MInput::PrecommitAny => (cur, other, SmInput::PrecommitAny),
+            // The spec marks this input as open ("TODO: Discuss what to do about it"): it
+            // carries no proof-of-lock round, which Malachite's InvalidProposalAndPolkaPrevious
+            // needs, and the spec prevotes nil on it in any step, even after a precommit.
+            MInput::ProposalAndPolkaAndInvalid(_) => Ok(Delivery::Inexpressible(
+                "ProposalAndPolkaAndInvalidCInput (no proof-of-lock round; open in the spec)",
+            )),
+            MInput::PrecommitAny => apply(cur, other, SmInput::PrecommitAny),
             MInput::ProposalAndCommitAndValid(r, v) => {
                 let p = self.proposal(state, round(*r)?, &MValue::Val(v.clone()), Round::Nil)?;
-                (round(*r)?, other, SmInput::ProposalAndPrecommitValue(p))
+                apply(round(*r)?, other, SmInput::ProposalAndPrecommitValue(p))
             }
-            MInput::RoundSkip(r) => (round(*r)?, other, SmInput::SkipRound(round(*r)?)),
-            // Malachite's timeouts carry no height: the host drops a stale height's timeout.
-            MInput::TimeoutPropose(h, r) => {
-                self.timeout_height(state, *h)?;
-                (round(*r)?, other, SmInput::TimeoutPropose)
-            }
-            MInput::TimeoutPrevote(h, r) => {
-                self.timeout_height(state, *h)?;
-                (round(*r)?, other, SmInput::TimeoutPrevote)
-            }
-            MInput::TimeoutPrecommit(h, r) => {
-                self.timeout_height(state, *h)?;
-                (round(*r)?, other, SmInput::TimeoutPrecommit)
-            }
-        })
-    }
-
-    fn timeout_height(&self, state: &SmState<GmContext>, h: i64) -> Result<(), String> {
-        same("timeout's height", state.height, height(h)?)
+            MInput::RoundSkip(r) => apply(round(*r)?, other, SmInput::SkipRound(round(*r)?)),
+            MInput::TimeoutPropose(h, r) => timeout(*h, *r, SmInput::TimeoutPropose),
+            MInput::TimeoutPrevote(h, r) => timeout(*h, *r, SmInput::TimeoutPrevote),
+            MInput::TimeoutPrecommit(h, r) => timeout(*h, *r, SmInput::TimeoutPrecommit),
+        }
     }
 
     fn check_output(
@@ -829,8 +864,11 @@ impl SmReplay {
                 same("vote round", v.round().as_i64(), ev.round)?;
                 same("vote value", v.value(), &value_id(&ev.value_id))
             }
-            (Some(SmOutput::Decision(r, p)), MOutput::Decided(er, ev)) => {
-                same("decision round", r.as_i64(), *er)?;
+            // The spec's decision round is the round of the commit (the proposal's round);
+            // Malachite's `Decision(round, proposal)` carries the round the state machine is
+            // at, and the proposal carries the round of the commit.
+            (Some(SmOutput::Decision(_, p)), MOutput::Decided(er, ev)) => {
+                same("decision round", p.round().as_i64(), *er)?;
                 same("decided value", self.values.name_of(p.value()), ev.clone())
             }
             (actual, expected) => Err(format!(
@@ -854,7 +892,9 @@ fn check_state(
     actual: &SmState<GmContext>,
     expected: &MConsensusState,
     skipped_to: Option<i64>,
+    decided: &Option<RoundValue<BlockId>>,
 ) -> Result<(), String> {
+    same("decision", &actual.decision, decided)?;
     same("height", actual.height, height(expected.height)?)?;
     let (step, r) = match expected.step {
         MStep::None => (Step::Unstarted, expected.round),
@@ -878,7 +918,17 @@ fn check_state(
     )
 }
 
-fn replay_state_machine(states: &[SmStep]) -> Result<(), String> {
+/// What the replay does with one of the spec's inputs.
+enum Delivery {
+    /// Hand it to Malachite's state machine.
+    Apply(Round, Address, SmInput<GmContext>),
+    /// The host never hands it to the state machine; the spec must reject it.
+    Dropped(&'static str),
+    /// Malachite has no counterpart: the trace is replayed up to here.
+    Inexpressible(&'static str),
+}
+
+fn replay_state_machine(states: &[SmStep]) -> Result<Replayed, String> {
     let init = &states[0].state;
     let mut names: BTreeSet<String> = states.iter().map(|s| s.state.p.clone()).collect();
     names.insert(OTHER.to_string());
@@ -890,9 +940,11 @@ fn replay_state_machine(states: &[SmStep]) -> Result<(), String> {
     same("initial step", init.step, MStep::None)?;
     same("initial round", init.round, -1)?;
     let mut actual = SmState::<GmContext>::new(height(init.height)?, Round::Nil);
-    check_state(&actual, init, None).map_err(|e| format!("initial state: {e}"))?;
+    check_state(&actual, init, None, &None).map_err(|e| format!("initial state: {e}"))?;
 
     let mut skipped_to = None;
+    let mut decided = None;
+    let mut replayed = Replayed::default();
     for (i, st) in states.iter().enumerate().skip(1) {
         let at = |e: String| format!("step {i} ({:?}): {e}", st.input);
         for v in match &st.input {
@@ -908,41 +960,71 @@ fn replay_state_machine(states: &[SmStep]) -> Result<(), String> {
             replay.values.note(&v);
         }
         let me = replay.vals.address(&st.state.p).map_err(at)?;
-        let (input_round, proposer, input) =
-            replay.input(&actual, &st.input, me).map_err(at)?;
-        let info = Info::new(input_round, &me, &proposer);
         let before = actual.clone();
-        let transition = actual.apply(&replay.ctx, &info, input);
-        actual = transition.next_state;
-        if let MOutput::Error(reason) = &st.output {
-            let rejected = same("state after a rejected input", &actual, &before)
-                .and_then(|()| same("transition validity", transition.valid, false));
-            rejected.map_err(|e| at(format!("{e} (the spec rejects it: {reason})")))?;
+        match replay.input(&actual, &st.input, me).map_err(at)? {
+            Delivery::Inexpressible(why) => {
+                replayed.cut_short = Some(format!("step {i}: {why}"));
+                return Ok(replayed);
+            }
+            Delivery::Dropped(why) => {
+                let MOutput::Error(_) = &st.output else {
+                    return Err(at(format!(
+                        "the spec accepts an input that never reaches the state machine \
+                         ({why}): {:?}",
+                        st.output
+                    )));
+                };
+                replayed.dropped += 1;
+            }
+            Delivery::Apply(input_round, proposer, input) => {
+                let info = Info::new(input_round, &me, &proposer);
+                let transition = actual.apply(&replay.ctx, &info, input);
+                actual = transition.next_state;
+                if let MOutput::Error(reason) = &st.output {
+                    let rejected = same("state after a rejected input", &actual, &before)
+                        .and_then(|()| same("transition validity", transition.valid, false));
+                    rejected.map_err(|e| at(format!("{e} (the spec rejects it: {reason})")))?;
+                }
+                replay
+                    .check_output(transition.output.as_ref(), &st.output)
+                    .map_err(at)?;
+                replayed.applied += 1;
+            }
         }
-        replay
-            .check_output(transition.output.as_ref(), &st.output)
-            .map_err(at)?;
         skipped_to = match (&st.output, st.state.step) {
             (MOutput::SkipRound(r), _) => Some(*r),
             (_, MStep::Unstarted) => skipped_to,
             _ => None,
         };
-        check_state(&actual, &st.state, skipped_to).map_err(at)?;
+        if let MOutput::Decided(r, v) = &st.output {
+            decided = Some(RoundValue::new(block(v), round(*r).map_err(at)?));
+        }
+        check_state(&actual, &st.state, skipped_to, &decided).map_err(at)?;
     }
-    Ok(())
+    Ok(replayed)
 }
 
 #[test]
 fn state_machine_traces_replay_on_our_context() {
-    let n = replay_all::<SmStep>("consensus", replay_state_machine);
-    assert_eq!(n, 2, "the state machine set has 2 traces (tests/itf/README.md)");
+    let r = replay_all::<SmStep>("consensus", replay_state_machine);
+    assert_eq!(
+        r.traces, 2,
+        "the state machine set has 2 traces (tests/itf/README.md)"
+    );
+    assert_eq!(r.cut_short, 0, "every scenario trace replays to its end");
 }
 
 /// The mapping is injective on the names the traces use (distinct keys, ids and blocks).
 #[test]
 fn name_mapping_is_injective() {
     let names = ["alice", "bob", "john", "v1", OTHER];
-    let v = Validators::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>().iter());
+    let v = Validators::new(
+        names
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .iter(),
+    );
     let ids: HashSet<Address> = names.iter().map(|n| v.address(n).unwrap()).collect();
     assert_eq!(ids.len(), names.len());
     let blocks: HashSet<BlockId> = ["v1", "v2", "v3", "A", "B", "C", "block", "nextBlock"]
