@@ -15,7 +15,13 @@
 //!   Malachite's moves to `r` at once (both `Unstarted`): the replay expects round `r`.
 //! - The spec answers an input that does not apply with `ErrorOutput(msg)` and an unchanged
 //!   state; Malachite answers with no output and an unchanged state (an invalid transition).
-//! - The spec has no decision field; the decision is checked through `DecidedOutput`.
+//! - The spec has no decision field: `DecidedOutput((r, v))` sets the expected decision
+//!   (`State::decision`, value v at the commit's round r). Malachite's `Decision(round, p)`
+//!   carries the round the machine is at; the commit's round is `p`'s.
+//! - A timeout of another height never reaches Malachite's state machine (the host cancels a
+//!   height's timers when it ends); the spec must reject it.
+//! - `ProposalAndPolkaAndInvalidCInput` has no counterpart (see `SmReplay::input`): a trace
+//!   is replayed up to it, and the scenario traces must not contain it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -764,7 +770,7 @@ impl SmReplay {
         let other = self.vals.address(OTHER)?;
         let cur = state.round;
         let apply = |r: Round, proposer: Address, i: SmInput<GmContext>| {
-            Ok(Delivery::Apply(r, proposer, i))
+            Ok(Delivery::Apply(r, proposer, Box::new(i)))
         };
         // Malachite's timeouts carry no height: the timers of a height are cancelled when
         // it ends (`Effect::CancelAllTimeouts`, `Host::cancel_all_timeouts`).
@@ -921,7 +927,7 @@ fn check_state(
 /// What the replay does with one of the spec's inputs.
 enum Delivery {
     /// Hand it to Malachite's state machine.
-    Apply(Round, Address, SmInput<GmContext>),
+    Apply(Round, Address, Box<SmInput<GmContext>>),
     /// The host never hands it to the state machine; the spec must reject it.
     Dropped(&'static str),
     /// Malachite has no counterpart: the trace is replayed up to here.
@@ -978,7 +984,7 @@ fn replay_state_machine(states: &[SmStep]) -> Result<Replayed, String> {
             }
             Delivery::Apply(input_round, proposer, input) => {
                 let info = Info::new(input_round, &me, &proposer);
-                let transition = actual.apply(&replay.ctx, &info, input);
+                let transition = actual.apply(&replay.ctx, &info, *input);
                 actual = transition.next_state;
                 if let MOutput::Error(reason) = &st.output {
                     let rejected = same("state after a rejected input", &actual, &before)
