@@ -43,7 +43,13 @@
 //! `GMCHAIN_SIM_SEEDS=5000 cargo test -p consensus --test simulation -- --ignored campaign`
 //! (about 0.5 s per seed in the debug profile; add `--release` for long runs). The
 //! simulation's own tests print the trace hashes of a repeated seed
-//! (`same_seed_same_trace -- --nocapture`).
+//! (`same_seed_same_trace -- --nocapture`). `tests/quint.rs` replays ITF traces generated from
+//! Malachite's Quint spec (`tests/itf/`: 10 vote-keeper and 2 round-state-machine scenario
+//! traces; the spec commit, the Quint version and `scripts/quint-traces.sh`, which regenerates
+//! them, are in its README) on Malachite's vote keeper and round state machine instantiated
+//! with [`context::GmContext`]: SM2-signed wire votes, block hashes, our validator set. Each
+//! step's output and state must equal the spec's. CI needs no npm. Not replayed: the spec's
+//! multi-process driver scenarios and its random (unconstrained-input) traces (see the README).
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
