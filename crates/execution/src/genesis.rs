@@ -65,6 +65,11 @@ pub struct Genesis {
     pub organisations: Vec<GenesisOrg>,
     /// The validators.
     pub validators: Vec<GenesisValidator>,
+    /// The governance policies set at genesis (kind → threshold), in kind order; a kind not
+    /// listed has its default (`POLICY_KINDS`). Only a proposal of all organisations changes
+    /// them later. Format 2, optional: an empty list is not written, so files without it keep
+    /// their hash.
+    pub governance: Vec<(String, crate::governance::Policy)>,
 }
 
 /// Block 0 with its (empty) receipts and the state it creates.
@@ -208,6 +213,7 @@ impl Genesis {
                 "params",
                 "organisations",
                 "validators",
+                "governance",
             ]
         };
         let org_fields: &[&str] = if format == 1 {
@@ -263,6 +269,31 @@ impl Genesis {
             let cert = cert_pem(m, &f, "cert")?;
             validators.push(GenesisValidator { name, cert });
         }
+        let mut governance = Vec::new();
+        if let Some(g) = top.get("governance") {
+            let map = g
+                .as_object()
+                .ok_or_else(|| GenesisError::field("governance", "not an object"))?;
+            for (kind, policy) in map {
+                let f = format!("governance.{kind}");
+                if !crate::governance::POLICY_KINDS
+                    .iter()
+                    .any(|(k, _)| k == kind)
+                {
+                    return Err(GenesisError::field(
+                        &f,
+                        "no such kind of proposal; kinds: validators",
+                    ));
+                }
+                let text = policy
+                    .as_str()
+                    .ok_or_else(|| GenesisError::field(&f, "not a string"))?;
+                let p = crate::governance::Policy::parse(text)
+                    .map_err(|e| GenesisError::field(&f, e))?;
+                governance.push((kind.clone(), p));
+            }
+            governance.sort_by(|a, b| a.0.cmp(&b.0));
+        }
         let g = Genesis {
             format,
             chain_id,
@@ -271,6 +302,7 @@ impl Genesis {
             params,
             organisations,
             validators,
+            governance,
         };
         g.check()?;
         Ok(g)
@@ -482,6 +514,14 @@ impl Genesis {
             v["format"] = json!(self.format);
             v["test_chain"] = json!(self.test_chain);
         }
+        if !self.governance.is_empty() {
+            let m: serde_json::Map<String, Value> = self
+                .governance
+                .iter()
+                .map(|(k, p)| (k.clone(), json!(p.text())))
+                .collect();
+            v["governance"] = Value::Object(m);
+        }
         // Serialising a Value built from strings and integers cannot fail.
         serde_json::to_string_pretty(&v).unwrap_or_default()
     }
@@ -515,6 +555,14 @@ impl Genesis {
         for v in &self.validators {
             w.bytes(v.name.as_bytes());
             w.bytes(v.cert.der());
+        }
+        // Governance policies, only when set (a genesis without them keeps its hash).
+        if !self.governance.is_empty() {
+            w.len(self.governance.len());
+            for (kind, policy) in &self.governance {
+                w.bytes(kind.as_bytes());
+                w.bytes(policy.text().as_bytes());
+            }
         }
         w.into_bytes()
     }
@@ -609,6 +657,12 @@ impl Genesis {
             records::encode_params(&self.params),
         );
         put(full(CHAIN, &keys::chain::genesis()), self.hash().0.to_vec());
+        for (kind, policy) in &self.governance {
+            put(
+                full(keys::GOVERNANCE, &keys::governance::policy(kind)),
+                policy.text().into_bytes(),
+            );
+        }
         w
     }
 

@@ -128,6 +128,7 @@ pub(crate) fn genesis_from_config(config: &NodeConfig) -> Result<Genesis, Failur
         params,
         organisations,
         validators,
+        governance: Vec::new(),
     };
     // The same checks as any genesis file read from disk.
     Genesis::from_json(g.to_json().as_bytes())

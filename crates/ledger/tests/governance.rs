@@ -57,6 +57,11 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(None)
+}
+
+/// A world whose genesis sets `governance` (kind → policy) when given.
+fn world_with(governance: Option<serde_json::Value>) -> World {
     let p = SoftwareProvider::new(Arc::new(SeededRandom::new(7)));
     let validity = |to| Validity {
         not_before: t(0),
@@ -123,6 +128,10 @@ fn world() -> World {
             "cert": o.node.cert.to_pem(),
         })).collect::<Vec<_>>(),
     });
+    let mut json = json;
+    if let Some(g) = governance {
+        json["governance"] = g;
+    }
     let genesis = Genesis::from_json(json.to_string().as_bytes()).unwrap();
     let store = ChainStore::new(MemBackend::new(), genesis.params.limits());
     ledger::init(&store, &genesis).unwrap();
@@ -557,4 +566,101 @@ fn votes_are_one_per_organisation_within_the_deadline_and_changes_wait_their_tur
     w.empty_blocks_until(19);
     assert_eq!(w.ledger.validator_set(Height(20)).len(), 5);
     assert_eq!(w.ledger.validator_set(Height(19)).len(), 4);
+}
+
+#[test]
+fn policies_come_from_genesis_and_change_only_with_every_organisation() {
+    // Genesis: validator changes need all four organisations.
+    let mut w = world_with(Some(serde_json::json!({ "validators": "all" })));
+    assert_eq!(
+        w.genesis.governance,
+        vec![("validators".to_string(), execution::Policy::All)]
+    );
+    // The policy is part of the genesis hash and survives the file round trip.
+    let plain = world();
+    assert_ne!(w.genesis.hash(), plain.genesis.hash());
+    assert_eq!(
+        Genesis::from_json(w.genesis.to_json().as_bytes()).unwrap(),
+        w.genesis
+    );
+    let d_node = w.orgs[3].node.cert.fingerprint();
+    let p = w.propose_tx(0, "validator-remove", 20, 30, vec![d_node.0.to_vec()]);
+    let pid = proposal_id(&p);
+    w.block(&[p]);
+    let votes = [w.vote_tx(1, &pid, true), w.vote_tx(2, &pid, true)];
+    w.block(&votes);
+    let status = |w: &World, id: [u8; 32]| {
+        w.ledger
+            .with_state(|v| execution::read_proposal(v, &crypto::Digest(id)))
+            .unwrap()
+            .unwrap()
+            .status
+    };
+    // Three of four is not all.
+    assert_eq!(status(&w, pid), ProposalStatus::Open);
+    // Lowering the policy to a majority is itself a policy proposal, which needs all four:
+    // three yes and one no rejects it.
+    let lower = w.propose_tx(
+        0,
+        "policy",
+        20,
+        0,
+        vec![b"validators".to_vec(), b"majority".to_vec()],
+    );
+    let lid = proposal_id(&lower);
+    w.block(&[lower]);
+    let votes = [
+        w.vote_tx(1, &lid, true),
+        w.vote_tx(2, &lid, true),
+        w.vote_tx(3, &lid, false),
+    ];
+    w.block(&votes);
+    assert!(matches!(status(&w, lid), ProposalStatus::Rejected(_)));
+    // With all four it passes, and a new proposal then needs only three.
+    let lower = w.propose_tx(
+        1,
+        "policy",
+        20,
+        0,
+        vec![b"validators".to_vec(), b"at-least:3".to_vec()],
+    );
+    let lid = proposal_id(&lower);
+    w.block(&[lower]);
+    let votes = [
+        w.vote_tx(0, &lid, true),
+        w.vote_tx(2, &lid, true),
+        w.vote_tx(3, &lid, true),
+    ];
+    w.block(&votes);
+    assert!(matches!(status(&w, lid), ProposalStatus::Executed(_)));
+    assert_eq!(
+        w.ledger
+            .with_state(|v| execution::policy(v, "validators"))
+            .unwrap(),
+        execution::Policy::AtLeast(3)
+    );
+    // The open proposal keeps the policy it was made under (all): three yes still wait.
+    assert_eq!(status(&w, pid), ProposalStatus::Open);
+    let p2 = w.propose_tx(2, "validator-remove", 20, 30, vec![d_node.0.to_vec()]);
+    let p2id = proposal_id(&p2);
+    w.block(&[p2]);
+    let votes = [w.vote_tx(0, &p2id, true), w.vote_tx(1, &p2id, true)];
+    w.block(&votes);
+    assert!(matches!(status(&w, p2id), ProposalStatus::Executed(_)));
+    // A genesis policy of an unknown kind, or an unparsable one, is refused naming it.
+    for (g, needle) in [
+        (
+            serde_json::json!({ "contracts": "all" }),
+            "governance.contracts",
+        ),
+        (
+            serde_json::json!({ "validators": "most" }),
+            "governance.validators",
+        ),
+    ] {
+        let mut json: serde_json::Value = serde_json::from_str(&w.genesis.to_json()).unwrap();
+        json["governance"] = g;
+        let e = Genesis::from_json(json.to_string().as_bytes()).unwrap_err();
+        assert!(e.to_string().contains(needle), "{e}");
+    }
 }

@@ -137,6 +137,7 @@ impl FakeTls {
                 name: "node0".into(),
                 cert: node.clone(),
             }],
+            governance: Vec::new(),
         };
         FakeTls {
             fault,
