@@ -10,6 +10,7 @@ mod pki;
 mod sm2;
 mod sm3;
 mod sm4;
+mod validators;
 
 use crate::vectors::{self, Vector};
 use serde::Serialize;
@@ -82,6 +83,7 @@ pub fn registry() -> Vec<Check> {
     all.extend_from_slice(ledger::CHECKS);
     all.extend_from_slice(consortium::CHECKS);
     all.extend_from_slice(consensus::CHECKS);
+    all.extend_from_slice(validators::CHECKS);
     all.extend_from_slice(algorithms::CHECKS);
     all
 }

@@ -263,6 +263,7 @@ impl Ledger {
                 name: "node0".into(),
                 cert: node,
             }],
+            governance: Vec::new(),
         };
         let json = g.to_json().into_bytes();
         let block0 = execution::Genesis::from_json(&json)
