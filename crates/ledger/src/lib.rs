@@ -280,6 +280,11 @@ impl<B: KvBackend> Ledger<B> {
         &self.store
     }
 
+    /// Gives the store back (to reopen it, as a restarted node does).
+    pub fn into_store(self) -> ChainStore<B> {
+        self.store
+    }
+
     /// Admission (its caches and counters).
     pub fn admission(&self) -> &Admission {
         &self.admission

@@ -425,6 +425,16 @@ fn a_rotation_decided_by_a_majority_takes_effect_at_its_height_and_receipts_foll
         forged.verify(&trust, None),
         Err(ReceiptError::SetChange { index: 0, .. })
     ));
+    // A ledger reopened on its store (a restarted node) knows every height's set from the
+    // recorded epochs.
+    let World {
+        ledger, genesis, ..
+    } = w;
+    let reopened = Ledger::open(ledger.into_store(), genesis).unwrap();
+    assert_eq!(reopened.validator_set(Height(5)).hash(), old.hash());
+    assert_eq!(reopened.validator_set(Height(6)).hash(), new.hash());
+    assert_eq!(reopened.validator_set(Height(8)).hash(), new.hash());
+    assert_eq!(reopened.validator_sets().len(), 2);
 }
 
 #[test]
