@@ -104,7 +104,7 @@ impl Policy {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProposalKind {
     /// A validator-set change.
-    Validators(ValidatorChange),
+    Validators(Box<ValidatorChange>),
     /// The threshold of a kind of proposal.
     Policy {
         /// The kind (one of [`POLICY_KINDS`]).
@@ -247,25 +247,25 @@ pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
     let kind = match kind.as_str() {
         "validator-add" => {
             want(5)?;
-            ProposalKind::Validators(ValidatorChange::Add(ValidatorRecord {
+            ProposalKind::Validators(Box::new(ValidatorChange::Add(ValidatorRecord {
                 name: text_arg(args, 3, "validator name")?,
                 cert: cert_arg(args, 4)?,
-            }))
+            })))
         }
         "validator-remove" => {
             want(4)?;
-            ProposalKind::Validators(ValidatorChange::Remove(digest_arg(
+            ProposalKind::Validators(Box::new(ValidatorChange::Remove(digest_arg(
                 args,
                 3,
                 "validator certificate ID",
-            )?))
+            )?)))
         }
         "validator-rotate" => {
             want(5)?;
-            ProposalKind::Validators(ValidatorChange::Rotate {
+            ProposalKind::Validators(Box::new(ValidatorChange::Rotate {
                 old: digest_arg(args, 3, "current certificate ID")?,
                 new: cert_arg(args, 4)?,
-            })
+            }))
         }
         "policy" => {
             want(5)?;
@@ -592,7 +592,7 @@ impl GovernanceContract {
                 check_change(ctx, change).map_err(Denial::into_failure)?;
                 let pending = PendingChange {
                     effective: record.effective,
-                    change: change.clone(),
+                    change: (**change).clone(),
                     proposal: record.id,
                     tx: ctx.tx_id(),
                 };
@@ -713,7 +713,7 @@ impl ProposalRecord {
             .map_err(c)?;
         let id = Digest(r.array("proposal.id").map_err(c)?);
         let kind = match r.u8("proposal.kind").map_err(c)? {
-            1 => ProposalKind::Validators(ValidatorChange::decode_from(key, &mut r)?),
+            1 => ProposalKind::Validators(Box::new(ValidatorChange::decode_from(key, &mut r)?)),
             2 => ProposalKind::Policy {
                 kind: text(&mut r, "proposal.policy_kind")?,
                 policy: Policy::parse(&text(&mut r, "proposal.policy")?)

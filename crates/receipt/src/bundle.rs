@@ -446,7 +446,7 @@ impl ReceiptBundle {
         &self,
         genesis: &ValidatorSet,
         trust: &TrustContext,
-    ) -> Result<(Vec<(Height, ValidatorSet)>, Vec<Certificate>), ReceiptError> {
+    ) -> Result<(SetsFrom, Vec<Certificate>), ReceiptError> {
         let mut sets: Vec<(Height, ValidatorSet)> = Vec::new();
         let mut known = trust.validators.clone();
         let mut last = Height(0);
@@ -621,6 +621,9 @@ fn anchored_digest(call: &types::Call) -> Option<Digest> {
     let first = call.args.first()?;
     <[u8; 32]>::try_from(first.as_slice()).ok().map(Digest)
 }
+
+/// Validator sets, each with the first height it decides, in height order.
+type SetsFrom = Vec<(Height, ValidatorSet)>;
 
 /// The set of `height`: the last of `changes` (first heights ascending) that starts at or
 /// before it, else `genesis`.
