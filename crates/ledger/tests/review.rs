@@ -1,0 +1,541 @@
+//! Review tests (issue 13 point 6): each test states what the chain should do and fails
+//! on the reviewed commit, demonstrating a finding. The world (four founding organisations,
+//! each with a CA, an admin, a validator and a spare node key) is the one of
+//! `tests/governance.rs`.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use crypto::{Signer, UserId};
+use crypto_sm::rng::SeededRandom;
+use crypto_sm::{SoftSigner, SoftwareProvider};
+use execution::{FailureCode, Genesis, ProposalStatus};
+use ledger::Ledger;
+use pki::{
+    Certificate, IssueRequest, RevocationReason, RevokedEntry, Role, Serial, UnixTime, Validity,
+    issue, issue_crl, issue_root,
+};
+use receipt::{Cause, Finality, ReceiptBundle, TrustContext};
+use storage::{ChainStore, MemBackend};
+use types::{
+    BlockHash, Call, ChainId, CommitCertificate, Encode, Height, SignedTx, Status, Transaction,
+    Vote, VoteKind,
+};
+
+const DAY: u64 = 86_400;
+/// 2026-01-01T00:00:00Z.
+const T0: u64 = 1_767_225_600;
+const CHAIN: &str = "gov-bj-1";
+const GENESIS_MS: u64 = (T0 + DAY) * 1000;
+
+fn t(days: u64) -> UnixTime {
+    UnixTime(T0 + days * DAY)
+}
+
+struct Key {
+    key: SoftSigner,
+    cert: Certificate,
+}
+
+struct Org {
+    name: String,
+    ca: Certificate,
+    ca_key: SoftSigner,
+    admin: Key,
+    node: Key,
+    /// A second node-sign key of the organisation (for a rotation or an addition).
+    spare: Key,
+}
+
+struct World {
+    orgs: Vec<Org>,
+    genesis: Genesis,
+    ledger: Ledger<MemBackend>,
+    salt: std::cell::Cell<u8>,
+}
+
+fn world() -> World {
+    world_with(None)
+}
+
+/// A world whose genesis sets `governance` (kind → policy) when given.
+fn world_with(governance: Option<serde_json::Value>) -> World {
+    let p = SoftwareProvider::new(Arc::new(SeededRandom::new(7)));
+    let validity = |to| Validity {
+        not_before: t(0),
+        not_after: t(to),
+    };
+    let mut orgs = Vec::new();
+    for (i, name) in ["Agency A", "Agency B", "Agency C", "Agency D"]
+        .iter()
+        .enumerate()
+    {
+        let ca_key = p.generate().unwrap();
+        let ca = issue_root(
+            &format!("{name} CA"),
+            name,
+            Serial::from_hex(&format!("{:02x}", i + 1)).unwrap(),
+            validity(3650),
+            &ca_key,
+        )
+        .unwrap();
+        let mut serial = 0x10u8;
+        let mut leaf = |role: Role, cn: &str| {
+            serial += 1;
+            let key = p.generate().unwrap();
+            let cert = issue(
+                &ca,
+                &ca_key,
+                &IssueRequest {
+                    role,
+                    common_name: cn,
+                    organisation: name,
+                    public_key: &key.public_key(),
+                    serial: Serial::from_bytes(&[serial]).unwrap(),
+                    validity: validity(365),
+                },
+            )
+            .unwrap();
+            Key { key, cert }
+        };
+        let admin = leaf(Role::Admin, "admin");
+        let node = leaf(Role::NodeSign, "node");
+        let spare = leaf(Role::NodeSign, "node-2");
+        orgs.push(Org {
+            name: name.to_string(),
+            ca,
+            ca_key,
+            admin,
+            node,
+            spare,
+        });
+    }
+    let json = serde_json::json!({
+        "format": 2,
+        "chain_id": CHAIN,
+        "test_chain": true,
+        "timestamp_ms": GENESIS_MS,
+        "params": { "expiry_window": 100, "max_txs_per_block": 2000, "max_tx_size": 131072 },
+        "organisations": orgs.iter().map(|o| serde_json::json!({
+            "name": o.name,
+            "ca_cert": o.ca.to_pem(),
+            "crl": crl(o, 1, &[]).to_pem(),
+        })).collect::<Vec<_>>(),
+        "validators": orgs.iter().map(|o| serde_json::json!({
+            "name": format!("{} node", o.name),
+            "cert": o.node.cert.to_pem(),
+        })).collect::<Vec<_>>(),
+    });
+    let mut json = json;
+    if let Some(g) = governance {
+        json["governance"] = g;
+    }
+    let genesis = Genesis::from_json(json.to_string().as_bytes()).unwrap();
+    let store = ChainStore::new(MemBackend::new(), genesis.params.limits());
+    ledger::init(&store, &genesis).unwrap();
+    let ledger = Ledger::open(store, genesis.clone()).unwrap();
+    World {
+        orgs,
+        genesis,
+        ledger,
+        salt: std::cell::Cell::new(0),
+    }
+}
+
+fn crl(o: &Org, number: u64, revoked: &[&Certificate]) -> pki::Crl {
+    let entries: Vec<RevokedEntry> = revoked
+        .iter()
+        .map(|c| RevokedEntry {
+            serial: c.serial(),
+            revoked_at: t(1),
+            reason: RevocationReason::KeyCompromise,
+        })
+        .collect();
+    issue_crl(&o.ca, &o.ca_key, number, t(number - 1), t(60), &entries).unwrap()
+}
+
+impl World {
+    fn tx(&self, signer: &Key, contract: &str, method: &str, args: Vec<Vec<u8>>) -> Vec<u8> {
+        self.salt.set(self.salt.get() + 1);
+        let body = Transaction {
+            chain_id: ChainId::new(CHAIN).unwrap(),
+            salt: [self.salt.get(); 16],
+            expiry: Height(90),
+            sender: types::Sender::Certificate(signer.cert.der().to_vec()),
+            call: Call {
+                contract: contract.into(),
+                method: method.into(),
+                args,
+            },
+        };
+        SignedTx::sign(body, &signer.key, &UserId::default())
+            .unwrap()
+            .to_bytes()
+    }
+
+    fn propose_tx(
+        &self,
+        org: usize,
+        kind: &str,
+        deadline: u64,
+        effective: u64,
+        rest: Vec<Vec<u8>>,
+    ) -> Vec<u8> {
+        let mut args = vec![
+            kind.as_bytes().to_vec(),
+            deadline.to_be_bytes().to_vec(),
+            effective.to_be_bytes().to_vec(),
+        ];
+        args.extend(rest);
+        self.tx(&self.orgs[org].admin, "governance", "propose", args)
+    }
+
+    fn vote_tx(&self, org: usize, proposal: &[u8; 32], yes: bool) -> Vec<u8> {
+        let v: &[u8] = if yes { b"yes" } else { b"no" };
+        self.tx(
+            &self.orgs[org].admin,
+            "governance",
+            "vote",
+            vec![proposal.to_vec(), v.to_vec()],
+        )
+    }
+
+    /// Every key that may sign for the set of `height`.
+    fn signers(&self, height: Height) -> Vec<&Key> {
+        let set = self.ledger.validator_set(height);
+        self.orgs
+            .iter()
+            .flat_map(|o| [&o.node, &o.spare])
+            .filter(|k| set.get(&k.cert.fingerprint()).is_some())
+            .collect()
+    }
+
+    fn certificate(keys: &[&Key], height: Height, hash: BlockHash) -> CommitCertificate {
+        let votes: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                Vote {
+                    chain_id: ChainId::new(CHAIN).unwrap(),
+                    height,
+                    round: 0,
+                    kind: VoteKind::Precommit,
+                    block: Some(hash),
+                    validator: k.cert.fingerprint(),
+                }
+                .sign(&k.key)
+                .unwrap()
+            })
+            .collect();
+        CommitCertificate::from_votes(height, 0, hash, &votes)
+    }
+
+    /// Proposes a block of `txs` (each must be admitted), commits it with the precommits of
+    /// every validator of its height, and returns its receipts' statuses.
+    fn block(&mut self, txs: &[Vec<u8>]) -> Vec<Status> {
+        let admitted: Vec<_> = txs
+            .iter()
+            .map(|b| self.ledger.admit(b, t(2), &|_| false).unwrap())
+            .collect();
+        let head = self.ledger.head();
+        let height = head.tip.height.next().unwrap();
+        let now = head.header.timestamp.0 + 1000;
+        let p = self
+            .ledger
+            .propose(admitted, self.orgs[0].node.cert.fingerprint(), now)
+            .unwrap();
+        assert!(p.dropped.is_empty(), "{:?}", p.dropped);
+        let exec = p.executed;
+        let statuses = exec.receipts().iter().map(|r| r.status.clone()).collect();
+        let cert = Self::certificate(&self.signers(height), height, exec.hash());
+        self.ledger.commit(exec, cert).unwrap();
+        statuses
+    }
+
+    fn empty_blocks_until(&mut self, height: u64) {
+        while self.ledger.head().tip.height.0 < height {
+            self.block(&[]);
+        }
+    }
+}
+
+fn failed(s: &Status) -> u32 {
+    match s {
+        Status::Failed { code, .. } => *code,
+        Status::Success => 0,
+    }
+}
+
+fn proposal_id(tx: &[u8]) -> [u8; 32] {
+    let limits = types::Limits::default();
+    use types::Decode;
+    SignedTx::from_bytes(tx, &limits).unwrap().tx_id().0.0
+}
+
+fn status_of(w: &World, id: [u8; 32]) -> ProposalStatus {
+    w.ledger
+        .with_state(|v| execution::read_proposal(v, &crypto::Digest(id)))
+        .unwrap()
+        .unwrap()
+        .status
+}
+
+/// A node-sign key of organisation `org`'s CA with `validity` and subject organisation
+/// `subject_org`.
+fn node_key(
+    w: &World,
+    org: usize,
+    seed: u64,
+    serial: u8,
+    subject_org: &str,
+    validity: Validity,
+) -> Key {
+    let p = SoftwareProvider::new(Arc::new(SeededRandom::new(seed)));
+    let key = p.generate().unwrap();
+    let o = &w.orgs[org];
+    let cert = issue(
+        &o.ca,
+        &o.ca_key,
+        &IssueRequest {
+            role: Role::NodeSign,
+            common_name: "node-x",
+            organisation: subject_org,
+            public_key: &key.public_key(),
+            serial: Serial::from_bytes(&[serial]).unwrap(),
+            validity,
+        },
+    )
+    .unwrap();
+    Key { key, cert }
+}
+
+/// Finding: `governance.rs` `check_change`/`usable` never looks at a certificate's validity
+/// period, so governance adds a validator whose certificate had already expired at the block's
+/// time (genesis refuses such a validator: it validates each at the genesis time). Its TLS links
+/// are then refused by the node (admission's expiry check), so it sits in the set, counts in
+/// n and in the quorum, and can never vote.
+#[test]
+fn review_governance_must_not_add_an_expired_validator_certificate() {
+    let mut w = world();
+    // Agency A's CA issues a node-sign certificate that expired one hour after T0; blocks
+    // are at T0 + 1 day.
+    let expired = node_key(
+        &w,
+        0,
+        99,
+        0x40,
+        "Agency A",
+        Validity {
+            not_before: t(0),
+            not_after: UnixTime(T0 + 3600),
+        },
+    );
+    let add = w.propose_tx(
+        0,
+        "validator-add",
+        3,
+        5,
+        vec![b"Agency A expired".to_vec(), expired.cert.der().to_vec()],
+    );
+    let id = proposal_id(&add);
+    let statuses = w.block(&[add]);
+    assert_eq!(statuses, vec![Status::Success]);
+    let votes = [w.vote_tx(1, &id, true), w.vote_tx(2, &id, true)];
+    w.block(&votes);
+    w.empty_blocks_until(4);
+    let head_time_s = w.ledger.head().header.timestamp.0 / 1000;
+    assert!(expired.cert.validity().not_after.0 < head_time_s);
+    assert!(
+        w.ledger
+            .validator_set(Height(5))
+            .get(&expired.cert.fingerprint())
+            .is_none(),
+        "a certificate that expired at {} (block time {}) became a validator at height 5 via proposal status {:?}",
+        expired.cert.validity().not_after.0,
+        head_time_s,
+        status_of(&w, id)
+    );
+}
+
+/// Finding: `governance.rs` rotate compares only the subject O of the old and new
+/// certificates; the issuing organisation is never compared. Agency B's CA (a self-issued
+/// root, for which `pki::issue` allows any O) issues a node-sign certificate saying
+/// O=Agency A; a proposal "rotate Agency A's validator" to it passes every check, so the
+/// seat of A moves to a key that B holds while voters read "Agency A".
+#[test]
+fn review_rotation_must_refuse_a_certificate_issued_by_another_organisation() {
+    let w = world();
+    let a_old = w.orgs[0].node.cert.fingerprint();
+    let by_b = node_key(
+        &w,
+        1,
+        98,
+        0x41,
+        "Agency A",
+        Validity {
+            not_before: t(0),
+            not_after: t(300),
+        },
+    );
+    assert_eq!(by_b.cert.organisation().as_deref(), Some("Agency A"));
+    let rotate = w.propose_tx(
+        1,
+        "validator-rotate",
+        3,
+        5,
+        vec![a_old.0.to_vec(), by_b.cert.der().to_vec()],
+    );
+    let admitted = w.ledger.admit(&rotate, t(2), &|_| false);
+    assert!(
+        admitted.is_err(),
+        "a rotation of Agency A's validator to a certificate issued by Agency B's CA ({}) was admitted",
+        by_b.cert.issuer()
+    );
+}
+
+/// Finding: `parse_proposal` bounds the deadline but not the effective height. A decided
+/// change effective at u64::MAX stays pending for ever, and because at most one change may
+/// be pending (`execute` returns GOVERNANCE_CHANGE_PENDING), no other validator change can
+/// ever execute again (there is no cancel).
+#[test]
+fn review_effective_height_must_be_bounded() {
+    let mut w = world();
+    let spare_a = w.orgs[0].spare.cert.clone();
+    let add = w.propose_tx(
+        0,
+        "validator-add",
+        3,
+        u64::MAX,
+        vec![b"A2".to_vec(), spare_a.der().to_vec()],
+    );
+    let id = proposal_id(&add);
+    w.block(&[add]);
+    let votes = [w.vote_tx(1, &id, true), w.vote_tx(2, &id, true)];
+    w.block(&votes);
+    assert!(matches!(status_of(&w, id), ProposalStatus::Executed(_)));
+    // Every later change now fails at its deciding vote.
+    let d_node = w.orgs[3].node.cert.fingerprint();
+    let remove = w.propose_tx(1, "validator-remove", 10, 12, vec![d_node.0.to_vec()]);
+    let rid = proposal_id(&remove);
+    w.block(&[remove]);
+    let votes = [w.vote_tx(0, &rid, true), w.vote_tx(2, &rid, true)];
+    let statuses = w.block(&votes);
+    assert_eq!(
+        statuses.iter().map(failed).collect::<Vec<_>>(),
+        vec![0, 0],
+        "the removal could not execute: a change effective at height {} blocks it for ever",
+        u64::MAX
+    );
+}
+
+/// Finding: `ReceiptBundle::follow_set_changes` checks that each cause is some certified
+/// transaction but not that it is the change's cause: a receipt whose revocation change
+/// carries no cause, or an unrelated anchoring as its cause, verifies. The issue asks that
+/// the change enter the chain "with its CRL transaction and proof". (Also
+/// `Ledger::set_changes` silently skips a cause it cannot find, lib.rs:322.)
+#[test]
+fn review_receipt_must_bind_the_causes_of_a_set_change() {
+    let mut w = world();
+    // Block 1: an unrelated anchoring by A; block 3: D's CRL revokes D's validator.
+    let unrelated = w.tx(
+        &w.orgs[0].admin,
+        "attestation",
+        "anchor",
+        vec![vec![1; 32], b"k".to_vec(), b"m".to_vec(), Vec::new()],
+    );
+    assert_eq!(w.block(&[unrelated]), vec![Status::Success]);
+    w.empty_blocks_until(2);
+    let d_node = w.orgs[3].node.cert.clone();
+    let update = w.tx(
+        &w.orgs[3].admin,
+        "identity",
+        "update_crl",
+        vec![crl(&w.orgs[3], 2, &[&d_node]).der().to_vec()],
+    );
+    assert_eq!(w.block(&[update]), vec![Status::Success]);
+    // Block 4 (decided by A, B, C): B anchors; its receipt carries the change.
+    let anchor = w.tx(
+        &w.orgs[1].admin,
+        "attestation",
+        "anchor",
+        vec![vec![4; 32], b"k".to_vec(), b"m".to_vec(), Vec::new()],
+    );
+    assert_eq!(w.block(&[anchor]), vec![Status::Success]);
+    let store = w.ledger.store();
+    let block = store.block(Height(4)).unwrap().unwrap();
+    let receipts = vec![store.receipt(&block.txs[0].tx_id()).unwrap().unwrap()];
+    let mut bundle = ReceiptBundle::build(
+        &block,
+        &receipts,
+        0,
+        Finality::Certificate(store.certificate(Height(4)).unwrap().unwrap()),
+        vec![w.orgs[1].admin.cert.clone()],
+        vec![crl(&w.orgs[1], 1, &[])],
+    )
+    .unwrap();
+    bundle.set_changes = w.ledger.set_changes(Height(4)).unwrap();
+    let trust = TrustContext {
+        chain_id: ChainId::new(CHAIN).unwrap(),
+        validators: w.orgs.iter().map(|o| o.node.cert.clone()).collect(),
+        consortium: w.genesis.consortium().unwrap(),
+    };
+    bundle.verify(&trust, None).unwrap();
+    assert_eq!(bundle.set_changes[0].causes.len(), 1);
+
+    // The cause removed.
+    let mut no_cause = bundle.clone();
+    no_cause.set_changes[0].causes.clear();
+    // The cause replaced by the unrelated anchoring of block 1, properly proven.
+    let b1 = store.block(Height(1)).unwrap().unwrap();
+    let leaves: Vec<crypto::Digest> = b1
+        .txs
+        .iter()
+        .map(|t| types::merkle::leaf_hash(t.entry_hash().as_bytes()))
+        .collect();
+    let mut other_cause = bundle.clone();
+    other_cause.set_changes[0].causes[0] = Cause {
+        header: b1.header.clone(),
+        certificate: store.certificate(Height(1)).unwrap().unwrap(),
+        position: 0,
+        tx: b1.txs[0].clone(),
+        tx_proof: types::merkle::prove(&leaves, 0).unwrap(),
+    };
+    let results = [
+        ("no cause", no_cause.verify(&trust, None).is_ok()),
+        (
+            "an unrelated anchoring as the cause",
+            other_cause.verify(&trust, None).is_ok(),
+        ),
+    ];
+    let accepted: Vec<_> = results
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(w, _)| *w)
+        .collect();
+    assert!(
+        accepted.is_empty(),
+        "a receipt whose revocation change carries {accepted:?} verified"
+    );
+}
+
+/// Sound (passes): two votes of one organisation in one block (both admitted at the parent's
+/// state) count once: execution runs the authorisation hook on the block's overlay, so the
+/// second fails as already voted and cannot flip or double the first.
+#[test]
+fn review_two_votes_of_one_organisation_in_one_block_count_once() {
+    let mut w = world();
+    let d_node = w.orgs[3].node.cert.fingerprint();
+    let p = w.propose_tx(0, "validator-remove", 10, 12, vec![d_node.0.to_vec()]);
+    let id = proposal_id(&p);
+    w.block(&[p]);
+    let twice = [w.vote_tx(1, &id, true), w.vote_tx(1, &id, false)];
+    let statuses = w.block(&twice);
+    assert_eq!(statuses[0], Status::Success);
+    assert_eq!(failed(&statuses[1]), FailureCode::AlreadyVoted.number());
+    let rec = w
+        .ledger
+        .with_state(|v| execution::read_proposal(v, &crypto::Digest(id)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.votes.get("Agency B"), Some(&true));
+    assert_eq!(rec.status, ProposalStatus::Open);
+}
