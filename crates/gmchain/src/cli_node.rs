@@ -136,21 +136,52 @@ pub(crate) fn genesis_from_config(config: &NodeConfig) -> Result<Genesis, Failur
 }
 
 fn validator(config: &NodeConfig) -> Result<Validator, Failure> {
+    load_identity(config, &config.key, "key")
+}
+
+/// The key and certificate of a `[key]`-like section (`[key]`, `[next_key]`).
+fn load_identity(
+    config: &NodeConfig,
+    key: &node::config::KeyConfig,
+    section: &str,
+) -> Result<Validator, Failure> {
     let pass = PassArgs {
-        pass_file: config.key.pass_file.clone(),
-        pass_env: config.key.pass_env.clone(),
+        pass_file: key.pass_file.clone(),
+        pass_env: key.pass_env.clone(),
     };
     let signer = crate::cli_crypto::load_signer(
-        &config.key.key,
-        config.key.hsm_profile.clone(),
+        &key.key,
+        key.hsm_profile.clone(),
         pass,
         config.mode == Mode::Development,
     )?;
-    let certificate = read_cert("key.certificate", &config.key.certificate)?;
+    let certificate = read_cert(&format!("{section}.certificate"), &key.certificate)?;
     Ok(Validator {
         signer: Arc::from(signer),
         certificate,
     })
+}
+
+/// The `[next_key]` identity, if configured: its certificate must be a node-sign certificate
+/// and its key must match it.
+pub(crate) fn next_validator(config: &NodeConfig) -> Result<Option<Validator>, Failure> {
+    let Some(k) = &config.next_key else {
+        return Ok(None);
+    };
+    let v = load_identity(config, k, "next_key")?;
+    if v.certificate.role() != Some(pki::Role::NodeSign) {
+        return Err(Failure::BadInput(format!(
+            "{}: next_key.certificate: not a node-sign certificate",
+            config.file.display()
+        )));
+    }
+    if v.signer.public_key() != v.certificate.public_key() {
+        return Err(Failure::BadInput(format!(
+            "{}: next_key: the key does not match next_key.certificate",
+            config.file.display()
+        )));
+    }
+    Ok(Some(v))
 }
 
 /// The node's TLS identity, read at start and on SIGHUP: the `[tls]` pair if configured
@@ -232,6 +263,15 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                 engine,
             )
             .map_err(node_failure)?;
+            if let Some(next) = next_validator(&config)? {
+                if config.consensus.is_none() {
+                    return Err(Failure::BadInput(format!(
+                        "{}: next_key needs a [consensus] section (a single validator rotates by re-creating its chain)",
+                        config.file.display()
+                    )));
+                }
+                core.set_next_validator(next);
+            }
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -192,7 +192,8 @@ pub fn start(
     // A node outside a height's validator set follows it (Malachite signs only for an
     // active validator of the height); governance may add or remove it later.
     let next = next_height(&core)?;
-    let is_validator = core.ledger().validator_set(next).get(&me).is_some();
+    let set = core.ledger().validator_set(next);
+    let is_validator = set.get(&core.identity_for(&set).0).is_some();
     let timeouts = Timeouts {
         propose: Duration::from_millis(config.timeout_propose_ms),
         prevote: Duration::from_millis(config.timeout_prevote_ms),
@@ -298,6 +299,10 @@ struct NodeHost {
     decided: Option<Height>,
     /// A failure that must stop the node (a decided block that cannot be stored).
     fatal: Option<NodeError>,
+    /// The identity this node decides the current height with (its `[key]`, or its
+    /// `[next_key]` once governance rotated the validator to it).
+    me: Digest,
+    signer: Arc<dyn crypto::Signer>,
 }
 
 impl NodeHost {
@@ -322,7 +327,10 @@ fn host_error(e: impl std::fmt::Display) -> HostError {
 
 impl NodeHost {
     fn new(core: Arc<LocalNode>, net: Box<dyn Links>, bound_ms: u64, height: Height) -> Self {
+        let (me, signer) = core.identity_for(&core.ledger().validator_set(height));
         NodeHost {
+            me,
+            signer,
             core,
             net,
             bound_ms,
@@ -407,7 +415,7 @@ impl Host for NodeHost {
     fn sign_vote(&mut self, vote: &Vote) -> Result<SignedVote, HostError> {
         let signed = vote
             .clone()
-            .sign(self.core.validator_signer().as_ref())
+            .sign(self.signer.as_ref())
             .map_err(host_error)?;
         self.core.metrics.hsm_signatures.fetch_add(1, Relaxed);
         Ok(signed)
@@ -416,7 +424,7 @@ impl Host for NodeHost {
     fn sign_proposal(&mut self, proposal: &Proposal) -> Result<SignedProposal, HostError> {
         let signed = proposal
             .clone()
-            .sign(self.core.validator_signer().as_ref())
+            .sign(self.signer.as_ref())
             .map_err(host_error)?;
         self.core.metrics.hsm_signatures.fetch_add(1, Relaxed);
         Ok(signed)
@@ -426,11 +434,7 @@ impl Host for NodeHost {
         let proposed = self
             .core
             .ledger()
-            .propose(
-                self.core.candidates(),
-                self.core.validator_id(),
-                self.core.now_ms(),
-            )
+            .propose(self.core.candidates(), self.me, self.core.now_ms())
             .map_err(host_error)?;
         self.core.drop_refused(proposed.dropped);
         let executed = proposed.executed;
@@ -624,6 +628,8 @@ impl Runner {
         let mut host = NodeHost::new(core.clone(), net, bound_ms, next);
         host.wal_seq = wal_seq;
         let validators = core.ledger().validator_set(next).as_ref().clone();
+        let mut params = params;
+        params.me = Some(host.me);
         let engine = if frames.is_empty() {
             let mut e = Consensus::new(params.clone());
             e.handle(
@@ -727,8 +733,20 @@ impl Runner {
         self.start_after = None;
         let height = next_height(self.core())?;
         self.host.height = height;
-        self.engine = Consensus::new(self.params.clone());
         let validators = self.core().ledger().validator_set(height).as_ref().clone();
+        // The identity of this height: after a governance rotation, the `[next_key]`.
+        let (me, signer) = self.core().identity_for(&validators);
+        if me != self.host.me {
+            tracing::info!(
+                height = height.0,
+                validator = %me.to_hex(),
+                "deciding with another validator key from this height (rotated by governance)"
+            );
+        }
+        self.host.me = me;
+        self.host.signer = signer;
+        self.params.me = Some(me);
+        self.engine = Consensus::new(self.params.clone());
         self.handle(Input::StartHeight { height, validators })?;
         let buffered: Vec<Input> = self.buffered.drain(..).collect();
         for input in buffered {
@@ -1345,6 +1363,40 @@ mod tests {
             core: Arc::new(core),
             keys,
         }
+    }
+
+    /// A rotation decided by governance: the node decides a height whose set holds its
+    /// `[next_key]` certificate with that key, and a height whose set holds its `[key]` with
+    /// the `[key]`; a height holding neither it follows (signs nothing as a validator of it).
+    #[test]
+    fn the_identity_of_a_height_follows_the_set_after_a_rotation() {
+        let fx = fixture();
+        let genesis_set = fx.core.ledger().validator_set(Height(1));
+        let (id, _) = fx.core.identity_for(&genesis_set);
+        assert_eq!(id, fx.keys[0].1.fingerprint());
+        // Node 0's new key: the certificate of key 3 stands in for it (any node-sign pair).
+        fx.core.set_next_validator(Validator {
+            signer: fx.keys[3].0.clone(),
+            certificate: fx.keys[3].1.clone(),
+        });
+        let entry = |i: usize| types::ValidatorEntry {
+            id: fx.keys[i].1.fingerprint(),
+            public_key: fx.keys[i].1.public_key(),
+            power: 1,
+        };
+        // A set holding both: the [key] still decides.
+        assert_eq!(
+            fx.core.identity_for(&genesis_set).0,
+            fx.keys[0].1.fingerprint()
+        );
+        // The rotated set (1, 2, 3): the [next_key], and its signer signs for it.
+        let rotated = types::ValidatorSet::new(vec![entry(1), entry(2), entry(3)]).unwrap();
+        let (id, signer) = fx.core.identity_for(&rotated);
+        assert_eq!(id, fx.keys[3].1.fingerprint());
+        assert_eq!(signer.public_key(), fx.keys[3].1.public_key());
+        // A set holding neither: the [key] (and the node follows that height).
+        let other = types::ValidatorSet::new(vec![entry(1), entry(2)]).unwrap();
+        assert_eq!(fx.core.identity_for(&other).0, fx.keys[0].1.fingerprint());
     }
 
     /// JSON string literal of `s` (PEM: letters, digits, `+/=-`, spaces and newlines).

@@ -49,6 +49,7 @@ struct RawConfig {
     data_dir: PathBuf,
     key: RawKey,
     tls: Option<RawKey>,
+    next_key: Option<RawKey>,
     #[serde(default)]
     api: RawApi,
     #[serde(default)]
@@ -371,6 +372,10 @@ pub struct NodeConfig {
     pub key: KeyConfig,
     /// The TLS identity when it is not the signing key's (`[tls]`: another node-sign pair).
     pub tls: Option<KeyConfig>,
+    /// The key and node-sign certificate a governance rotation moves this validator to
+    /// (`[next_key]`): the node decides with it from the first height whose validator set
+    /// holds its certificate, and with `[key]` before.
+    pub next_key: Option<KeyConfig>,
     /// The API's listen address: gRPC over mutual GM TLS (RFC 8998) only.
     pub listen: SocketAddr,
     /// Prometheus metrics listen address (plain HTTP; loopback unless allowed).
@@ -599,6 +604,11 @@ impl NodeConfig {
         };
         let key = check_key("key", &raw.key)?;
         let tls = raw.tls.as_ref().map(|k| check_key("tls", k)).transpose()?;
+        let next_key = raw
+            .next_key
+            .as_ref()
+            .map(|k| check_key("next_key", k))
+            .transpose()?;
         if raw.block.interval_ms == 0 || raw.block.interval_ms > 60_000 {
             return Err((
                 "block.interval_ms".into(),
@@ -687,6 +697,7 @@ impl NodeConfig {
             data_dir: resolve(&raw.data_dir),
             key,
             tls,
+            next_key,
             listen,
             metrics_listen,
             public_listen,

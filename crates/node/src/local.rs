@@ -73,6 +73,9 @@ pub struct LocalNode {
     wake_cv: Condvar,
     validator: Validator,
     validator_id: Digest,
+    // The `[next_key]` identity, for a rotation decided by governance: the node decides with
+    // it from the first height whose validator set holds it.
+    next_validator: Mutex<Option<Validator>>,
     block: BlockConfig,
     clock: Clock,
     /// The node's metrics.
@@ -219,6 +222,7 @@ impl LocalNode {
             metrics,
             blocks,
             producing: Mutex::new(()),
+            next_validator: Mutex::new(None),
             expiry_checked: Mutex::new(None),
         })
     }
@@ -547,6 +551,28 @@ impl LocalNode {
     /// The validator id (SM3 of the node's certificate), whether or not it is in the set.
     pub fn validator_id(&self) -> Digest {
         self.validator_id
+    }
+
+    /// Adds the `[next_key]` identity: the key and certificate a governance rotation moves
+    /// this node's validator to. Until a height's set holds it, the node keeps deciding with
+    /// its `[key]`; from then on with this one, without a restart.
+    pub fn set_next_validator(&self, next: Validator) {
+        *lock(&self.next_validator) = Some(next);
+    }
+
+    /// The identity to decide a height of validator set `set` with: the `[key]` if the set
+    /// holds it, else the `[next_key]` if the set holds that, else the `[key]` (the node
+    /// follows that height: consensus signs only for a validator of the height).
+    pub fn identity_for(&self, set: &types::ValidatorSet) -> (Digest, Arc<dyn Signer>) {
+        if set.get(&self.validator_id).is_none()
+            && let Some(next) = lock(&self.next_validator).as_ref()
+        {
+            let id = next.certificate.fingerprint();
+            if set.get(&id).is_some() {
+                return (id, next.signer.clone());
+            }
+        }
+        (self.validator_id, self.validator.signer.clone())
     }
 
     /// Candidates for the next block: the pool's oldest, up to a block, not removed.
