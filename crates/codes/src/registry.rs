@@ -109,6 +109,9 @@ define_codes! {
     IDENTITY_ORG_REMOVED = 2009, NotVerified, FailedPrecondition,
         "`identity.deregister_org`: the organisation is already deregistered; `register_org`: the name was deregistered.",
         "only its sponsor can re-admit it (identity.replace_ca)";
+    IDENTITY_ORG_HAS_VALIDATORS = 2010, NotVerified, FailedPrecondition,
+        "`identity.deregister_org` / `replace_ca`: the organisation holds a validator seat (or a pending one).",
+        "remove or rotate its validators by a governance proposal first";
     ATTESTATION_DIGEST_EXISTS = 3001, NotVerified, FailedPrecondition,
         "`attestation.anchor`: the digest is already anchored (the first anchor wins).",
         "the document is already anchored; query the first anchor (gmchain query attestation)";

@@ -203,6 +203,8 @@ pub enum FailureCode {
     /// `identity.deregister_org`: the organisation is already deregistered; `register_org`:
     /// the name was deregistered (only its sponsor re-admits it, by `replace_ca`).
     OrgRemoved,
+    /// `identity.deregister_org` / `replace_ca`: the organisation holds a validator seat.
+    OrgHasValidators,
     /// `governance.vote`: no proposal has this ID.
     ProposalUnknown,
     /// `governance.vote`: the proposal is executed, rejected or past its deadline.
@@ -219,7 +221,7 @@ pub enum FailureCode {
 
 impl FailureCode {
     /// Every code, in number order.
-    pub const ALL: [FailureCode; 24] = [
+    pub const ALL: [FailureCode; 25] = [
         FailureCode::UnknownCall,
         FailureCode::PermissionDenied,
         FailureCode::BadArguments,
@@ -237,6 +239,7 @@ impl FailureCode {
         FailureCode::NotSuspended,
         FailureCode::OrgFounding,
         FailureCode::OrgRemoved,
+        FailureCode::OrgHasValidators,
         FailureCode::DigestAlreadyAnchored,
         FailureCode::ProposalUnknown,
         FailureCode::ProposalClosed,
@@ -267,6 +270,7 @@ impl FailureCode {
             FailureCode::DigestAlreadyAnchored => &codes::ATTESTATION_DIGEST_EXISTS,
             FailureCode::OrgFounding => &codes::IDENTITY_ORG_FOUNDING,
             FailureCode::OrgRemoved => &codes::IDENTITY_ORG_REMOVED,
+            FailureCode::OrgHasValidators => &codes::IDENTITY_ORG_HAS_VALIDATORS,
             FailureCode::ProposalUnknown => &codes::GOVERNANCE_PROPOSAL_UNKNOWN,
             FailureCode::ProposalClosed => &codes::GOVERNANCE_PROPOSAL_CLOSED,
             FailureCode::AlreadyVoted => &codes::GOVERNANCE_ALREADY_VOTED,

@@ -101,12 +101,17 @@ impl Executor {
             writes: BTreeMap::new(),
         };
         let mut receipts = Vec::with_capacity(txs.len());
-        let mut standing_txs = Vec::new();
+        let mut standing_txs: Vec<(types::TxId, Vec<Vec<u8>>)> = Vec::new();
         for tx in txs {
             let receipt = match self.run(&overlay, ctx, tx) {
                 Ok((writes, events)) => {
-                    if writes.keys().any(|k| touches_validator_standing(k)) {
-                        standing_txs.push(tx.id());
+                    let standing: Vec<Vec<u8>> = writes
+                        .keys()
+                        .filter(|k| touches_validator_standing(k))
+                        .cloned()
+                        .collect();
+                    if !standing.is_empty() {
+                        standing_txs.push((tx.id(), standing));
                     }
                     overlay.writes.extend(writes);
                     // The signer's certificate is recorded so later transactions may name it by

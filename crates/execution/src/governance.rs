@@ -298,9 +298,11 @@ pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
             )));
         }
     };
-    if matches!(kind, ProposalKind::Validators(_)) && effective <= deadline {
+    if matches!(kind, ProposalKind::Validators(_))
+        && (effective <= deadline || effective.0 - deadline.0 > MAX_VOTING_PERIOD)
+    {
         return Err(bad(format!(
-            "the effective height {} must be after the deadline {}",
+            "the effective height {} must be after the deadline {} and at most {MAX_VOTING_PERIOD} blocks after it",
             effective.0, deadline.0
         )));
     }
@@ -362,29 +364,44 @@ pub fn policy(r: &(impl StateRead + ?Sized), kind: &str) -> Result<Policy, ExecE
 }
 
 /// Whether `change` fits the current validator set and state; the reason if not.
-fn check_change(r: &(impl StateRead + ?Sized), change: &ValidatorChange) -> Result<(), Denial> {
+fn check_change(
+    r: &(impl StateRead + ?Sized),
+    change: &ValidatorChange,
+    now: pki::UnixTime,
+) -> Result<(), Denial> {
     let current = validators::current(r)?;
     let has = |id: &Digest| current.iter().any(|v| v.cert.fingerprint() == *id);
     let invalid = |m: String| refused(FailureCode::ValidatorChangeInvalid, m);
-    let usable = |c: &Certificate| -> Result<(), Denial> {
+    // A certificate a validator may hold: valid at the block's time, not excluded by the
+    // validator rule, signed by the registered CA of an active organisation whose name is
+    // its O. Returns that organisation's name.
+    let usable = |c: &Certificate| -> Result<String, Denial> {
+        let id = c.fingerprint().to_hex();
+        let validity = c.validity();
+        if now < validity.not_before || now > validity.not_after {
+            return Err(invalid(format!(
+                "certificate {id} is not valid at the block's time (valid {} to {})",
+                validity.not_before, validity.not_after
+            )));
+        }
         if let Some(why) = validators::exclusion(r, c)? {
             return Err(invalid(why));
         }
-        // exclusion found an active organisation whose CA's name issued it; the signature
-        // must be that CA's too.
-        let org = view::organisations(r)?
-            .into_iter()
-            .find(|o| o.is_active() && o.ca_cert.subject() == c.issuer());
-        match org {
-            Some(o)
-                if c.verify_signed_by(&o.ca_cert.public_key(), &UserId::default())
-                    .is_ok() =>
-            {
-                Ok(())
-            }
-            _ => Err(invalid(format!(
-                "certificate {} is not signed by its organisation's registered CA",
-                c.fingerprint().to_hex()
+        let issuer = view::organisations(r)?.into_iter().find(|o| {
+            o.is_active()
+                && o.ca_cert.subject() == c.issuer()
+                && c.verify_signed_by(&o.ca_cert.public_key(), &UserId::default())
+                    .is_ok()
+        });
+        match issuer {
+            Some(o) if c.organisation().as_deref() == Some(o.name.as_str()) => Ok(o.name),
+            Some(o) => Err(invalid(format!(
+                "certificate {id} names organisation {:?} but is issued by {:?}'s CA",
+                c.organisation(),
+                o.name
+            ))),
+            None => Err(invalid(format!(
+                "certificate {id} is not signed by a registered organisation's CA"
             ))),
         }
     };
@@ -402,7 +419,7 @@ fn check_change(r: &(impl StateRead + ?Sized), change: &ValidatorChange) -> Resu
                     types::MAX_VALIDATORS
                 )));
             }
-            usable(&v.cert)
+            usable(&v.cert).map(|_| ())
         }
         ValidatorChange::Remove(id) => {
             if !has(id) {
@@ -423,16 +440,23 @@ fn check_change(r: &(impl StateRead + ?Sized), change: &ValidatorChange) -> Resu
                     new.fingerprint().to_hex()
                 )));
             }
-            if new.organisation() != v.cert.organisation() {
+            let org = usable(new)?;
+            // The seat stays with its organisation: the new certificate is issued by the
+            // registered CA of the organisation the validator belongs to.
+            if v.cert.organisation().as_deref() != Some(org.as_str()) {
                 return Err(invalid(format!(
-                    "the new certificate's organisation {:?} is not the validator's {:?}",
-                    new.organisation(),
+                    "the new certificate is {org:?}'s, the validator is {:?}'s: a rotation keeps the organisation",
                     v.cert.organisation()
                 )));
             }
-            usable(new)
+            Ok(())
         }
     }
+}
+
+/// The block's time as certificates are judged at (seconds).
+fn block_time(ctx: &CallContext<'_>) -> pki::UnixTime {
+    pki::UnixTime(ctx.block().timestamp_ms / 1000)
 }
 
 /// The active organisations, in name order.
@@ -467,7 +491,7 @@ impl GovernanceContract {
             ));
         }
         if let ProposalKind::Validators(change) = &p.kind {
-            check_change(ctx, change)?;
+            check_change(ctx, change, block_time(ctx))?;
         }
         Ok(())
     }
@@ -589,7 +613,7 @@ impl GovernanceContract {
                         ),
                     ));
                 }
-                check_change(ctx, change).map_err(Denial::into_failure)?;
+                check_change(ctx, change, block_time(ctx)).map_err(Denial::into_failure)?;
                 let pending = PendingChange {
                     effective: record.effective,
                     change: (**change).clone(),

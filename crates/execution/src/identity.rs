@@ -214,6 +214,40 @@ fn cert_ref(c: &Certificate) -> CertRef {
     }
 }
 
+/// `deregister_org` and `replace_ca`: the organisation holds no seat in the validator set
+/// (or a pending one): deregistering it or replacing its CA would remove its validators
+/// without the consortium's vote. Its validators leave by governance first.
+fn holds_no_seat(ctx: &CallContext<'_>, method: &str, name: &str) -> Result<(), Denial> {
+    let mut seats: Vec<Certificate> = crate::validators::current(ctx)?
+        .into_iter()
+        .map(|v| v.cert)
+        .collect();
+    if let Some(p) = crate::validators::pending(ctx)? {
+        match p.change {
+            crate::records::ValidatorChange::Add(v) => seats.push(v.cert),
+            crate::records::ValidatorChange::Rotate { new, .. } => seats.push(new),
+            crate::records::ValidatorChange::Remove(_) => {}
+        }
+    }
+    if seats
+        .iter()
+        .any(|c| c.organisation().as_deref() == Some(name))
+    {
+        return Err(Denial::refused(
+            RejectCode::PermissionDenied,
+            FailureCode::OrgHasValidators,
+            naming_the_call(
+                ctx,
+                method,
+                format!(
+                    "organisation {name:?} holds a validator seat: remove or rotate its validators by a governance proposal first"
+                ),
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `register_org`, in execution: the admin's organisation is the one registered. (Before
 /// execution the signer's path runs through the new CA, which names it: admission validates
 /// the signer through [`Contract::introduced_ca`].)
@@ -597,11 +631,13 @@ impl Contract for IdentityContract {
             }
             "deregister_org" => {
                 let name = parse_org_name(args)?;
-                sponsored_org(ctx, method, &name).map(|_| ())
+                sponsored_org(ctx, method, &name)?;
+                holds_no_seat(ctx, method, &name)
             }
             "replace_ca" => {
                 let (ca, name) = parse_ca(args)?;
                 sponsored_org(ctx, method, &name)?;
+                holds_no_seat(ctx, method, &name)?;
                 match ctx.ca_validation() {
                     Some(cas) => issued_by_the_sponsor(ctx, cas, &ca),
                     None => Ok(()),

@@ -115,6 +115,34 @@ pub fn exclusion(
             crl.number()
         )));
     }
+    // Up the path: an organisation registered under a sponsor's CA stands only while that
+    // sponsor is active and its CRL does not revoke the organisation's CA.
+    let mut below = org;
+    for _ in 0..pki::MAX_PATH_LEN {
+        let Some(sponsor_name) = below.sponsor.clone() else {
+            return Ok(None);
+        };
+        let sponsor = view::organisation(r, &sponsor_name)?.filter(|s| s.is_active());
+        let Some(sponsor) = sponsor else {
+            return Ok(Some(format!(
+                "validator certificate {}: {:?}'s sponsor {sponsor_name:?} is no longer registered",
+                id.to_hex(),
+                below.name
+            )));
+        };
+        if let Some(crl) = view::crl(r, &sponsor.ca_cert.fingerprint())?
+            && crl.find(&below.ca_cert.serial()).is_some()
+        {
+            return Ok(Some(format!(
+                "validator certificate {}: {:?}'s CA is revoked by {:?}'s CRL number {}",
+                id.to_hex(),
+                below.name,
+                sponsor.name,
+                crl.number()
+            )));
+        }
+        below = sponsor;
+    }
     Ok(None)
 }
 
@@ -129,14 +157,48 @@ pub struct EndOfBlock {
     pub epoch: Option<EpochRecord>,
 }
 
+/// The state keys whose change can exclude the validator of `cert`: its suspension, and the
+/// record and CRL key of each organisation on its path (the one whose CA issued it, then its
+/// sponsors).
+fn standing_keys(
+    r: &(impl StateRead + ?Sized),
+    cert: &Certificate,
+) -> Result<Vec<Vec<u8>>, ExecError> {
+    let id = keys::identity::suspended(&cert.fingerprint());
+    let mut out = vec![full(keys::IDENTITY, &id)];
+    let orgs = view::organisations(r)?;
+    let mut issuer = cert.issuer();
+    for _ in 0..=pki::MAX_PATH_LEN {
+        let Some(o) = orgs.iter().find(|o| {
+            o.ca_cert.subject() == issuer || o.former_cas.iter().any(|c| c.subject() == issuer)
+        }) else {
+            break;
+        };
+        out.push(full(keys::IDENTITY, &keys::identity::org(&o.name)));
+        out.push(full(
+            keys::IDENTITY,
+            &keys::identity::crl(&o.ca_cert.fingerprint()),
+        ));
+        for c in &o.former_cas {
+            out.push(full(keys::IDENTITY, &keys::identity::crl(&c.fingerprint())));
+        }
+        issuer = o.ca_cert.issuer();
+        if o.sponsor.is_none() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// Derives the validator set of the height after `height` from the state `r` that block
 /// `height` leaves. `identity_txs` are the block's successful transactions that wrote a
-/// CRL, a suspension or an organisation: only then (or when a governance change is due) are
-/// the validators' certificates judged again.
+/// CRL, a suspension or an organisation, each with those keys: only then (or when a
+/// governance change is due) are the validators' certificates judged again, and a validator
+/// excluded names as causes the transactions that wrote a key its standing depends on.
 pub fn end_block(
     r: &(impl StateRead + ?Sized),
     height: Height,
-    identity_txs: &[TxId],
+    identity_txs: &[(TxId, Vec<Vec<u8>>)],
 ) -> Result<EndOfBlock, ExecError> {
     let base = current(r)?;
     let next_height = Height(height.0.saturating_add(1));
@@ -151,6 +213,8 @@ pub fn end_block(
             None,
         ));
         let applied = apply(&mut next, &p.change);
+        // The proposal (its proposing transaction) and the vote that executed it.
+        causes.push(TxId(p.proposal));
         causes.push(p.tx);
         reasons.push(format!(
             "governance proposal {}: {applied}",
@@ -161,14 +225,20 @@ pub fn end_block(
         let mut kept = Vec::with_capacity(next.len());
         for v in next {
             match exclusion(r, &v.cert)? {
-                Some(why) => reasons.push(why),
+                Some(why) => {
+                    reasons.push(why);
+                    let keys = standing_keys(r, &v.cert)?;
+                    causes.extend(
+                        identity_txs
+                            .iter()
+                            .filter(|(_, written)| written.iter().any(|k| keys.contains(k)))
+                            .map(|(id, _)| *id),
+                    );
+                }
                 None => kept.push(v),
             }
         }
         next = kept;
-        if reasons.len() > causes.len() {
-            causes.extend_from_slice(identity_txs);
-        }
     }
     sort(&mut next);
     if next.is_empty() {

@@ -323,10 +323,10 @@ impl<B: KvBackend> Ledger<B> {
             let last = Height(e.from.0.saturating_sub(1));
             let (header, certificate) = self.certified_header(last)?;
             let mut causes = Vec::new();
-            for id in e.causes.iter().take(16) {
-                let Some(loc) = self.store.tx_location(id)? else {
-                    continue;
-                };
+            for id in e.causes.iter().take(receipt::MAX_CAUSES) {
+                let loc = self.store.tx_location(id)?.ok_or(LedgerError::Missing(
+                    "the transaction of a set change's cause",
+                ))?;
                 let block = self
                     .store
                     .block(loc.height)?

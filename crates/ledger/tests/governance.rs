@@ -122,6 +122,8 @@ fn world_with(governance: Option<serde_json::Value>) -> World {
             "name": o.name,
             "ca_cert": o.ca.to_pem(),
             "crl": crl(o, 1, &[]).to_pem(),
+            // Agency A may register Agency E under its CA.
+            "sponsors": if o.name == "Agency A" { vec!["Agency E"] } else { Vec::new() },
         })).collect::<Vec<_>>(),
         "validators": orgs.iter().map(|o| serde_json::json!({
             "name": format!("{} node", o.name),
@@ -390,14 +392,24 @@ fn a_rotation_decided_by_a_majority_takes_effect_at_its_height_and_receipts_foll
     let epochs = w.ledger.with_state(|v| execution::epochs(v)).unwrap();
     assert_eq!(epochs.len(), 1);
     assert_eq!(epochs[0].from, Height(6));
-    let cause_block = store.block(Height(3)).unwrap().unwrap();
-    assert_eq!(epochs[0].causes, vec![cause_block.txs[0].tx_id()]);
+    // The causes: the proposal (block 1) and the vote that executed it (block 3).
+    let mut expected = vec![
+        store.block(Height(1)).unwrap().unwrap().txs[0].tx_id(),
+        store.block(Height(3)).unwrap().unwrap().txs[0].tx_id(),
+    ];
+    expected.sort_by_key(|t| t.0.0);
+    assert_eq!(epochs[0].causes, expected);
     bundle.set_changes = w.ledger.set_changes(Height(7)).unwrap();
     let change: &SetChange = &bundle.set_changes[0];
     assert_eq!(bundle.set_changes.len(), 1);
     assert_eq!(change.header, store.header(Height(5)).unwrap().unwrap());
-    let cause: &Cause = &change.causes[0];
-    assert_eq!((cause.header.height, cause.position), (Height(3), 0));
+    let mut at: Vec<(Height, u32)> = change
+        .causes
+        .iter()
+        .map(|c: &Cause| (c.header.height, c.position))
+        .collect();
+    at.sort();
+    assert_eq!(at, vec![(Height(1), 0), (Height(3), 0)]);
     assert!(w.ledger.set_changes(Height(5)).unwrap().is_empty());
     let verified = bundle.verify(&trust, None).unwrap();
     assert_eq!(verified.set_changes, vec![Height(6)]);
@@ -421,6 +433,21 @@ fn a_rotation_decided_by_a_majority_takes_effect_at_its_height_and_receipts_foll
     ));
     let mut forged = bundle.clone();
     forged.set_changes[0].causes[0].position = 1;
+    assert!(matches!(
+        forged.verify(&trust, None),
+        Err(ReceiptError::SetChange { index: 0, .. })
+    ));
+    // Causes that do not explain the change: none, or only the vote (no proposal).
+    let mut forged = bundle.clone();
+    forged.set_changes[0].causes.clear();
+    assert!(matches!(
+        forged.verify(&trust, None),
+        Err(ReceiptError::SetChange { index: 0, .. })
+    ));
+    let mut forged = bundle.clone();
+    forged.set_changes[0]
+        .causes
+        .retain(|c| c.tx.tx.call.method == "vote");
     assert!(matches!(
         forged.verify(&trust, None),
         Err(ReceiptError::SetChange { index: 0, .. })
@@ -673,4 +700,113 @@ fn policies_come_from_genesis_and_change_only_with_every_organisation() {
         let e = Genesis::from_json(json.to_string().as_bytes()).unwrap_err();
         assert!(e.to_string().contains(needle), "{e}");
     }
+}
+
+/// Review findings 5 and 6: a sponsored organisation's validator stands only while its
+/// sponsor's CRL does not revoke the organisation's CA, and a sponsor cannot take a seat away
+/// without a vote by deregistering the organisation that holds it (or replacing its CA).
+#[test]
+fn a_sponsored_organisations_seat_follows_its_ca_and_leaves_only_by_governance() {
+    let mut w = world();
+    let validity = Validity {
+        not_before: t(0),
+        not_after: t(365),
+    };
+    // Agency A's CA issues Agency E's CA; E's CA issues E's admin and node.
+    let p = SoftwareProvider::new(Arc::new(SeededRandom::new(99)));
+    let e_key = p.generate().unwrap();
+    let a = &w.orgs[0];
+    let e_ca = issue(
+        &a.ca,
+        &a.ca_key,
+        &IssueRequest {
+            role: Role::AgencyCa,
+            common_name: "Agency E CA",
+            organisation: "Agency E",
+            public_key: &e_key.public_key(),
+            serial: Serial::from_bytes(&[0x51]).unwrap(),
+            validity,
+        },
+    )
+    .unwrap();
+    let leaf = |role: Role, cn: &str, serial: u8| {
+        let key = p.generate().unwrap();
+        let cert = issue(
+            &e_ca,
+            &e_key,
+            &IssueRequest {
+                role,
+                common_name: cn,
+                organisation: "Agency E",
+                public_key: &key.public_key(),
+                serial: Serial::from_bytes(&[serial]).unwrap(),
+                validity,
+            },
+        )
+        .unwrap();
+        Key { key, cert }
+    };
+    let e_admin = leaf(Role::Admin, "admin", 0x61);
+    let e_node = leaf(Role::NodeSign, "node", 0x62);
+    let e_crl = issue_crl(&e_ca, &e_key, 1, t(0), t(60), &[]).unwrap();
+    let register = w.tx(
+        &e_admin,
+        "identity",
+        "register_org",
+        vec![e_ca.der().to_vec(), e_crl.der().to_vec()],
+    );
+    assert_eq!(w.block(&[register]), vec![Status::Success]);
+    // Governance seats E's validator (A, B, C of the now five organisations).
+    let add = w.propose_tx(
+        0,
+        "validator-add",
+        4,
+        6,
+        vec![b"Agency E node".to_vec(), e_node.cert.der().to_vec()],
+    );
+    let id = proposal_id(&add);
+    w.block(&[add]);
+    let votes = [w.vote_tx(1, &id, true), w.vote_tx(2, &id, true)];
+    w.block(&votes);
+    w.empty_blocks_until(5);
+    assert!(
+        w.ledger
+            .validator_set(Height(6))
+            .get(&e_node.cert.fingerprint())
+            .is_some()
+    );
+    // A's admin (E's sponsor) may not deregister E, nor replace its CA, while E holds a seat.
+    let deregister = w.tx(
+        &w.orgs[0].admin,
+        "identity",
+        "deregister_org",
+        vec![b"Agency E".to_vec()],
+    );
+    let r = w.ledger.admit(&deregister, t(2), &|_| false).unwrap_err();
+    assert_eq!(r.code, RejectCode::PermissionDenied);
+    assert!(
+        r.message.contains("holds a validator seat"),
+        "{}",
+        r.message
+    );
+    // A's CRL revokes E's CA: E's validator leaves at the next height, with the CRL as cause.
+    w.empty_blocks_until(6);
+    let revoke = crl(&w.orgs[0], 2, &[&e_ca]);
+    let update = w.tx(
+        &w.orgs[0].admin,
+        "identity",
+        "update_crl",
+        vec![revoke.der().to_vec()],
+    );
+    let update_id = proposal_id(&update);
+    assert_eq!(w.block(&[update]), vec![Status::Success]);
+    let h = w.ledger.head().tip.height;
+    let next = w.ledger.validator_set(Height(h.0 + 1));
+    assert!(next.get(&e_node.cert.fingerprint()).is_none());
+    assert_eq!(next.len(), 4);
+    let epochs = w.ledger.with_state(|v| execution::epochs(v)).unwrap();
+    let last = epochs.last().unwrap();
+    assert_eq!(last.from, Height(h.0 + 1));
+    assert_eq!(last.causes, vec![types::TxId(crypto::Digest(update_id))]);
+    assert!(last.reason.contains("Agency E"), "{}", last.reason);
 }

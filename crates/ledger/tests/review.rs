@@ -336,23 +336,20 @@ fn review_governance_must_not_add_an_expired_validator_certificate() {
         5,
         vec![b"Agency A expired".to_vec(), expired.cert.der().to_vec()],
     );
-    let id = proposal_id(&add);
-    let statuses = w.block(&[add]);
-    assert_eq!(statuses, vec![Status::Success]);
-    let votes = [w.vote_tx(1, &id, true), w.vote_tx(2, &id, true)];
-    w.block(&votes);
+    // Fixed: the proposal is refused at admission, naming the validity.
+    let refused = w.ledger.admit(&add, t(2), &|_| false).unwrap_err();
+    assert!(
+        refused.message.contains("not valid at the block's time"),
+        "{}",
+        refused.message
+    );
+    let _ = proposal_id(&add);
     w.empty_blocks_until(4);
-    let head_time_s = w.ledger.head().header.timestamp.0 / 1000;
-    assert!(expired.cert.validity().not_after.0 < head_time_s);
     assert!(
         w.ledger
             .validator_set(Height(5))
             .get(&expired.cert.fingerprint())
-            .is_none(),
-        "a certificate that expired at {} (block time {}) became a validator at height 5 via proposal status {:?}",
-        expired.cert.validity().not_after.0,
-        head_time_s,
-        status_of(&w, id)
+            .is_none()
     );
 }
 
@@ -407,12 +404,16 @@ fn review_effective_height_must_be_bounded() {
         u64::MAX,
         vec![b"A2".to_vec(), spare_a.der().to_vec()],
     );
-    let id = proposal_id(&add);
-    w.block(&[add]);
-    let votes = [w.vote_tx(1, &id, true), w.vote_tx(2, &id, true)];
-    w.block(&votes);
-    assert!(matches!(status_of(&w, id), ProposalStatus::Executed(_)));
-    // Every later change now fails at its deciding vote.
+    // Fixed: an effective height more than MAX_VOTING_PERIOD after the deadline is refused
+    // at admission, so no decided change can stay pending for ever.
+    let refused = w.ledger.admit(&add, t(2), &|_| false).unwrap_err();
+    assert!(
+        refused.message.contains("at most 1000000 blocks after it"),
+        "{}",
+        refused.message
+    );
+    let _ = (proposal_id(&add), status_of);
+    // A later change executes.
     let d_node = w.orgs[3].node.cert.fingerprint();
     let remove = w.propose_tx(1, "validator-remove", 10, 12, vec![d_node.0.to_vec()]);
     let rid = proposal_id(&remove);

@@ -513,6 +513,7 @@ impl ReceiptBundle {
                     ))
                 })?;
             }
+            bind_causes(change, &before, &after, &known).map_err(bad)?;
             known.extend(change.validators.iter().cloned());
             sets.push((h.next().unwrap_or(h), after));
         }
@@ -637,4 +638,141 @@ fn set_at<'a>(
         .rev()
         .find(|(from, _)| *from <= height)
         .map_or(genesis, |(_, s)| s)
+}
+
+/// Checks that the causes a change carries explain it: each cause is a governance proposal
+/// (or the yes vote that executed one carried beside it) whose change is this set difference
+/// and takes effect at the change's height, or an identity transaction that suspended or
+/// revoked a removed validator (a CRL listing its serial, or, for a revoked organisation CA,
+/// a CRL of another CA while a removed validator's organisation is on it), or that
+/// deregistered its organisation; and every validator added or removed is explained by one.
+fn bind_causes(
+    change: &SetChange,
+    before: &ValidatorSet,
+    after: &ValidatorSet,
+    known: &[Certificate],
+) -> Result<(), String> {
+    if change.causes.is_empty() {
+        return Err("it carries no cause".into());
+    }
+    let added: Vec<Digest> = after
+        .validators()
+        .iter()
+        .map(|v| v.id)
+        .filter(|id| before.get(id).is_none())
+        .collect();
+    let removed: Vec<Digest> = before
+        .validators()
+        .iter()
+        .map(|v| v.id)
+        .filter(|id| after.get(id).is_none())
+        .collect();
+    let cert_of = |id: &Digest| known.iter().find(|c| c.fingerprint() == *id);
+    let effective = change.header.height.0.saturating_add(1);
+    let mut explained: Vec<Digest> = Vec::new();
+    let proposals: Vec<TxId> = change
+        .causes
+        .iter()
+        .filter(|c| c.tx.tx.call.contract == "governance" && c.tx.tx.call.method == "propose")
+        .map(|c| c.tx.tx_id())
+        .collect();
+    for (i, cause) in change.causes.iter().enumerate() {
+        let call = &cause.tx.tx.call;
+        let arg = |k: usize| call.args.get(k).map(Vec::as_slice).unwrap_or_default();
+        let u64_arg = |k: usize| <[u8; 8]>::try_from(arg(k)).ok().map(u64::from_be_bytes);
+        let digest_arg = |k: usize| <[u8; 32]>::try_from(arg(k)).ok().map(Digest);
+        let unbound = || {
+            format!(
+                "cause {i} ({}.{}) does not explain this change",
+                call.contract, call.method
+            )
+        };
+        match (call.contract.as_str(), call.method.as_str()) {
+            ("governance", "propose") => {
+                if u64_arg(2) != Some(effective) {
+                    return Err(format!(
+                        "cause {i}: the proposal takes effect at height {:?}, the change at {effective}",
+                        u64_arg(2)
+                    ));
+                }
+                let cert_id =
+                    |k: usize| Certificate::from_der(arg(k)).ok().map(|c| c.fingerprint());
+                let ok = match arg(0) {
+                    b"validator-add" => cert_id(4)
+                        .filter(|id| added.contains(id))
+                        .map(|id| vec![id]),
+                    b"validator-remove" => digest_arg(3)
+                        .filter(|id| removed.contains(id))
+                        .map(|id| vec![id]),
+                    b"validator-rotate" => match (digest_arg(3), cert_id(4)) {
+                        (Some(old), Some(new))
+                            if removed.contains(&old) && added.contains(&new) =>
+                        {
+                            Some(vec![old, new])
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                explained.extend(ok.ok_or_else(unbound)?);
+            }
+            ("governance", "vote") => {
+                let proposal = digest_arg(0).map(TxId);
+                if arg(1) != b"yes" || !proposal.is_some_and(|p| proposals.contains(&p)) {
+                    return Err(unbound());
+                }
+            }
+            ("identity", "suspend") => {
+                let id = digest_arg(0)
+                    .filter(|id| removed.contains(id))
+                    .ok_or_else(unbound)?;
+                explained.push(id);
+            }
+            ("identity", "update_crl") => {
+                let crl = Crl::from_der(arg(0)).map_err(|_| unbound())?;
+                let direct: Vec<Digest> = removed
+                    .iter()
+                    .filter(|id| cert_of(id).is_some_and(|c| crl.find(&c.serial()).is_some()))
+                    .copied()
+                    .collect();
+                if !direct.is_empty() {
+                    explained.extend(direct);
+                } else if !crl.revoked().is_empty() && !removed.is_empty() {
+                    // A revoked organisation CA (not in the receipt): the CRL revokes
+                    // something and a validator left; weaker, said so in docs/receipts.md.
+                    explained.extend(removed.iter().copied());
+                } else {
+                    return Err(unbound());
+                }
+            }
+            ("identity", "deregister_org" | "replace_ca") => {
+                let name = String::from_utf8_lossy(arg(0)).into_owned();
+                let ca_org = Certificate::from_der(arg(0))
+                    .ok()
+                    .and_then(|c| c.organisation());
+                let org = ca_org.unwrap_or(name);
+                let hit: Vec<Digest> = removed
+                    .iter()
+                    .filter(|id| {
+                        cert_of(id)
+                            .is_some_and(|c| c.organisation().as_deref() == Some(org.as_str()))
+                    })
+                    .copied()
+                    .collect();
+                if hit.is_empty() {
+                    return Err(unbound());
+                }
+                explained.extend(hit);
+            }
+            _ => return Err(unbound()),
+        }
+    }
+    if let Some(id) = added
+        .iter()
+        .chain(&removed)
+        .find(|id| !explained.contains(id))
+    {
+        return Err(format!("no cause explains validator {id}"));
+    }
+    Ok(())
 }

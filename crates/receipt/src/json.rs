@@ -27,7 +27,7 @@ const MAX_HEADER_LEN: usize = 2 + 4 + types::MAX_CHAIN_ID_LEN + 8 + 4 + 5 * 32 +
 /// The most validator-set changes a receipt carries.
 pub const MAX_SET_CHANGES: usize = 256;
 /// The most causes one change carries.
-pub const MAX_CAUSES: usize = 16;
+pub const MAX_CAUSES: usize = 64;
 /// The largest canonical commit certificate: version, tag, height, round, block hash, count,
 /// and per validator an id and a length-prefixed DER signature.
 const MAX_CERTIFICATE_LEN: usize =

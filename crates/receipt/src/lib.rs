@@ -32,4 +32,6 @@ pub use bundle::{
     TrustContext, VerifiedReceipt,
 };
 pub use error::{BuildProblem, Malformation, ReceiptError};
-pub use json::{FORMAT, MAX_CRLS, MAX_FILE_LEN, VERSION, VERSIONS_READ};
+pub use json::{
+    FORMAT, MAX_CAUSES, MAX_CRLS, MAX_FILE_LEN, MAX_SET_CHANGES, VERSION, VERSIONS_READ,
+};
