@@ -893,6 +893,12 @@ impl Namespaces {
                 pairs.push((format!("\"{addr}\""), format!("\"{to}:{}\"", port(&addr))));
             }
         }
+        // The metrics page is plain HTTP, on loopback unless allowed otherwise: here it is on
+        // the node's private link to the test.
+        pairs.push((
+            "[api]\n".to_string(),
+            "[api]\nallow_non_loopback = true\n".to_string(),
+        ));
         // Quoted: a port may be the prefix of another.
         net.replace_in_configs(&pairs);
         for i in 0..self.n {
@@ -976,6 +982,11 @@ impl Partition for Namespaces {
 
 impl Drop for Namespaces {
     fn drop(&mut self) {
+        // Deleting a namespace frees its interfaces later, asynchronously; deleting the API
+        // links first removes them (both ends) before the test returns.
+        for i in 0..self.n {
+            let _ = ip(&["link", "delete", &self.ns(&format!("m{i}"))]);
+        }
         let mut names: Vec<String> = (0..self.n).map(|i| self.node_ns(i)).collect();
         names.push(self.ns("br"));
         for ns in names {
