@@ -9,6 +9,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 # Real PKCS#11 modules and an independent PKCS#11 client for the HSM tests.
 [ -e /usr/lib/softhsm/libsofthsm2.so ] || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
+# `ip netns` for the silent-partition test (tests/bft.rs): validators in network namespaces.
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # RocksDB (storage-rocksdb) is C++ built by the rocksdb crate: g++, and libclang with clang's
 # resource headers for bindgen (without them: "'stdbool.h' file not found").
 command -v g++ >/dev/null 2>&1 || need+=(g++)
