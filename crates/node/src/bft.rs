@@ -143,6 +143,19 @@ fn split_three(bytes: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     Some((a, b, c))
 }
 
+/// The first byte of a host frame in the consensus WAL table: a parent certificate a proposer
+/// sent beside its block (`HOST_FRAME_PARENT ‖ block hash ‖ certificate`). Consensus frames
+/// start with their version (1), so the two never mix; recovery hands consensus only its own.
+const HOST_FRAME_PARENT: u8 = 0xF0;
+
+/// The parent certificate of a host frame, with the block it came beside.
+fn parent_frame(frame: &[u8], limits: &types::Limits) -> Option<(BlockHash, CommitCertificate)> {
+    let rest = frame.strip_prefix(&[HOST_FRAME_PARENT])?;
+    let (hash, cert) = rest.split_at_checked(32)?;
+    let hash = BlockHash(Digest(hash.try_into().ok()?));
+    Some((hash, CommitCertificate::from_bytes(cert, limits).ok()?))
+}
+
 /// The parent certificate sent beside a block (empty: none).
 fn parent_certificate(bytes: &[u8], limits: &types::Limits) -> Option<CommitCertificate> {
     if bytes.is_empty() {
@@ -616,8 +629,15 @@ impl Runner {
         let wal = core.store().wal_entries()?;
         let frames: Vec<Vec<u8>> = wal
             .iter()
-            .filter(|(h, _, _)| *h >= next)
+            .filter(|(h, _, f)| *h >= next && f.first() != Some(&HOST_FRAME_PARENT))
             .map(|(_, _, f)| f.clone())
+            .collect();
+        // Parent certificates proposers sent at this height: a block decided again from
+        // the WAL may name one of them rather than ours.
+        let parents: Vec<(BlockHash, CommitCertificate)> = wal
+            .iter()
+            .filter(|(h, _, _)| *h == next)
+            .filter_map(|(_, _, f)| parent_frame(f, core.store().limits()))
             .collect();
         let wal_seq = wal
             .iter()
@@ -627,6 +647,7 @@ impl Runner {
             .unwrap_or(0);
         let mut host = NodeHost::new(core.clone(), net, bound_ms, next);
         host.wal_seq = wal_seq;
+        host.parent_certs.extend(parents);
         let validators = core.ledger().validator_set(next).as_ref().clone();
         let mut params = params;
         params.me = Some(host.me);
@@ -765,7 +786,7 @@ impl Runner {
                         && let Some((_, _, parent)) = split_three(&payload)
                         && let Some(c) = parent_certificate(parent, self.host.core.store().limits())
                     {
-                        self.host.parent_certs.insert(proposal.proposal.block, c);
+                        self.keep_parent_certificate(height, proposal.proposal.block, c)?;
                     }
                     self.handle(input)?;
                 }
@@ -863,7 +884,7 @@ impl Runner {
             }
             self.proposals_seen.insert(key, p.block);
             if let Some(c) = parent_cert {
-                self.host.parent_certs.insert(p.block, c);
+                self.keep_parent_certificate(p.height, p.block, c)?;
             }
         }
         let current = next_height(self.core())?;
@@ -901,6 +922,34 @@ impl Runner {
             return self.maybe_start_height(Instant::now());
         }
         self.handle(input)
+    }
+
+    /// Keeps the parent certificate a proposer sent beside `block` of `height`. At the
+    /// current height one that is not ours is also written to the WAL (synced) before the
+    /// proposal reaches consensus, which may log the block and decide it: a restart that
+    /// decides the block again from the WAL then still holds the certificate its header
+    /// names. (A later height's is kept in memory only: it is read again when that height
+    /// starts.)
+    fn keep_parent_certificate(
+        &mut self,
+        height: Height,
+        block: BlockHash,
+        cert: CommitCertificate,
+    ) -> Result<(), NodeError> {
+        if self.host.parent_certs.contains_key(&block) {
+            return Ok(());
+        }
+        let ours = self.core().ledger().head().certificate.map(|c| c.hash());
+        if height == self.host.height && ours != Some(cert.hash()) {
+            let mut frame = vec![HOST_FRAME_PARENT];
+            frame.extend_from_slice(block.as_bytes());
+            frame.extend_from_slice(&cert.to_bytes());
+            self.host
+                .wal_append(&frame)
+                .map_err(|e| NodeError::Server(format!("consensus WAL: {}", e.0)))?;
+        }
+        self.host.parent_certs.insert(block, cert);
+        Ok(())
     }
 
     /// Whether a consensus message is signed by a validator of its height, for this chain.
@@ -1558,6 +1607,55 @@ mod tests {
             .unwrap();
         }
         assert_eq!(r.proposals_seen.len(), 1);
+    }
+
+    /// A parent certificate a proposer sent beside its block survives a restart: it is in
+    /// the WAL as a host frame, which recovery hands back to the host and not to consensus
+    /// (found by the governance process test: a validator killed after logging a decision
+    /// could not decide the block again from its WAL when the header named the proposer's
+    /// certificate of the parent rather than its own).
+    #[test]
+    fn a_proposers_parent_certificate_survives_a_restart_in_the_wal() {
+        let fx = fixture();
+        let mut r = runner(&fx);
+        let (hash, bytes) = block_by(&fx, 1, now_ms());
+        let votes: Vec<SignedVote> = (1..4)
+            .map(|i| {
+                Vote {
+                    chain_id: fx.core.genesis().chain_id.clone(),
+                    height: Height(0),
+                    round: 0,
+                    kind: VoteKind::Precommit,
+                    block: Some(BlockHash(Digest([7; 32]))),
+                    validator: fx.keys[i].1.fingerprint(),
+                }
+                .sign(fx.keys[i].0.as_ref())
+                .unwrap()
+            })
+            .collect();
+        let parent =
+            CommitCertificate::from_votes(Height(0), 0, BlockHash(Digest([7; 32])), &votes);
+        let message = inbound(
+            Topic::PROPOSAL,
+            encode_three(
+                &proposal(&fx, 1, hash, 0, None).to_bytes(),
+                &bytes,
+                &parent.to_bytes(),
+            ),
+        );
+        r.on_message(message).unwrap();
+        assert_eq!(r.host.parent_certs.get(&hash), Some(&parent));
+        let frames = fx.core.store().wal_entries().unwrap();
+        assert!(
+            frames
+                .iter()
+                .any(|(h, _, f)| *h == Height(1) && f.first() == Some(&HOST_FRAME_PARENT))
+        );
+        drop(r);
+        // Restarted: recovery replays the consensus frames and the host has the certificate.
+        let again = runner(&fx);
+        assert_eq!(again.host.parent_certs.get(&hash), Some(&parent));
+        assert!(again.host.wal_seq as usize >= frames.len());
     }
 
     /// H5: a sync response is taken only after our own request, and one whose certificate is
