@@ -76,7 +76,9 @@ impl Load {
                     .await
                 });
                 let outcome = match r {
-                    Err(_) => Err(format!("submission {n} not committed within {COMMIT_BOUND:?}")),
+                    Err(_) => Err(format!(
+                        "submission {n} not committed within {COMMIT_BOUND:?}"
+                    )),
                     Ok(Err(e)) => Err(format!("submission {n}: {e}")),
                     Ok(Ok(resp)) if !resp.get_ref().committed => {
                         Err(format!("submission {n}: not committed"))
@@ -374,7 +376,10 @@ fn a_validator_key_rotates_by_proposal_without_a_halt() {
         let s = signers(&rt, &mut c1, h);
         assert!(!s.contains(&old_id), "the old key precommitted at {h}");
         if h >= quorum_from {
-            assert!(s.contains(&new_id), "block {h} certified without node3: {s:?}");
+            assert!(
+                s.contains(&new_id),
+                "block {h} certified without node3: {s:?}"
+            );
         }
         if s.contains(&new_id) {
             new_signed += 1;
@@ -589,7 +594,10 @@ fn a_revoked_validator_is_excluded_from_the_next_height() {
     assert!(!remaining.contains(&revoked_id), "{new}");
     for h in at + 1..=top {
         let s = signers(&rt, &mut c0, h);
-        assert!(!s.contains(&revoked_id), "the revoked validator precommitted at {h}");
+        assert!(
+            !s.contains(&revoked_id),
+            "the revoked validator precommitted at {h}"
+        );
         assert_eq!(s, remaining, "block {h}");
     }
     let epoch = new["epochs"].as_array().unwrap().last().unwrap().clone();

@@ -10,12 +10,12 @@
 //! - `governance`: validator-set changes by proposal and by revocation, with validator processes;
 //! - `devnet`: `gmchain devnet up/status/down` with an attestation and its offline receipt.
 
+#[path = "support/consortium.rs"]
+mod consortium;
 #[path = "support/demo_pki.rs"]
 mod demo_pki;
 #[path = "support/dev_node.rs"]
 mod dev_node;
-#[path = "support/consortium.rs"]
-mod consortium;
 
 mod bft;
 mod ca;

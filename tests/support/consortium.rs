@@ -161,11 +161,8 @@ impl Drop for Consortium {
         }
         // A failed run keeps the nodes' logs (the directory itself goes).
         if std::thread::panicking() {
-            let keep = std::env::temp_dir().join(format!(
-                "gmchain-{}-{}",
-                self.label,
-                std::process::id()
-            ));
+            let keep =
+                std::env::temp_dir().join(format!("gmchain-{}-{}", self.label, std::process::id()));
             let _ = std::fs::create_dir_all(&keep);
             for i in 0..self.nodes.len() {
                 let _ = std::fs::copy(self.log(i), keep.join(format!("node{i}.log")));

@@ -771,4 +771,48 @@ mod tests {
             Some("TX_POOL_FULL")
         );
     }
+
+    fn record(status: execution::ProposalStatus) -> execution::ProposalRecord {
+        execution::ProposalRecord {
+            id: Digest([7; 32]),
+            kind: execution::ProposalKind::Validators(execution::ValidatorChange::Remove(Digest(
+                [9; 32],
+            ))),
+            proposer: "A".into(),
+            created: Height(3),
+            deadline: Height(10),
+            effective: Height(20),
+            electorate: vec!["A".into(), "B".into(), "C".into()],
+            votes: [("A".to_string(), true), ("B".to_string(), false)].into(),
+            policy: execution::Policy::Majority,
+            status,
+        }
+    }
+
+    /// An open proposal is reported expired once the tip reached its deadline (no later
+    /// block may count a vote); a decided one keeps its status and block.
+    #[test]
+    fn a_proposal_is_reported_with_its_change_votes_and_standing() {
+        use execution::ProposalStatus;
+        let open = proposal_response(record(ProposalStatus::Open), 9);
+        assert_eq!((open.status.as_str(), open.status_height), ("open", 0));
+        assert_eq!(open.kind, "validator-remove");
+        assert_eq!(
+            open.change,
+            Some(pb::proposal_response::Change::ValidatorRemove(
+                pb::ValidatorRemoveProposal {
+                    validator_id: vec![9; 32]
+                }
+            ))
+        );
+        assert_eq!(open.votes.len(), 2);
+        assert!(open.votes[0].yes && !open.votes[1].yes);
+        assert_eq!(open.policy, "majority");
+        let expired = proposal_response(record(ProposalStatus::Open), 10);
+        assert_eq!(expired.status, "expired");
+        let done = proposal_response(record(ProposalStatus::Executed(Height(8))), 30);
+        assert_eq!((done.status.as_str(), done.status_height), ("executed", 8));
+        let no = proposal_response(record(ProposalStatus::Rejected(Height(6))), 30);
+        assert_eq!((no.status.as_str(), no.status_height), ("rejected", 6));
+    }
 }
