@@ -305,6 +305,34 @@ fn a_validator_key_rotates_by_proposal_without_a_halt() {
     ]);
     bad.extend(admin_args(&net, 0));
     run_fails(&dir, &bad, 2, "must be after the deadline");
+    let mut not_node = strings(&[
+        "governance",
+        "propose",
+        "validator-rotate",
+        "--validator",
+        &old_id,
+        "--new-cert",
+        "admin.crt.pem",
+        "--deadline-in",
+        "2",
+        "--effective-in",
+        "10",
+    ]);
+    not_node.extend(admin_args(&net, 0));
+    run_fails(&dir, &not_node, 2, "--new-cert admin.crt.pem: role admin");
+    let mut short_id = strings(&[
+        "governance",
+        "propose",
+        "validator-remove",
+        "--validator",
+        "abcd",
+        "--deadline-in",
+        "2",
+        "--effective-in",
+        "10",
+    ]);
+    short_id.extend(admin_args(&net, 0));
+    run_fails(&dir, &short_id, 2, "--validator: 2 bytes, expected 32");
 
     let mut propose = strings(&[
         "governance",
@@ -321,6 +349,7 @@ fn a_validator_key_rotates_by_proposal_without_a_halt() {
     ]);
     propose.extend(admin_args(&net, 0));
     let out = run_ok(&dir, &propose);
+    eprintln!("{out}");
     let effective = number_after(&out, "effective height ");
     let proposal = hex_after(&out, "committed: proposal ");
     assert!(
@@ -500,6 +529,11 @@ fn a_validator_key_rotates_by_proposal_without_a_halt() {
         serde_json::from_slice(&std::fs::read(dir.join("after.receipt.json")).unwrap()).unwrap();
     let changes = receipt["validator_changes"].as_array().unwrap();
     assert_eq!(changes.len(), 1, "{receipt}");
+    assert_eq!(
+        changes[0]["causes"].as_array().unwrap().len(),
+        1,
+        "{receipt}"
+    );
     let header = changes[0]["header"].as_str().unwrap().to_string();
     let mut tampered = header.into_bytes();
     let last = tampered.len() - 1;
@@ -608,10 +642,226 @@ fn a_revoked_validator_is_excluded_from_the_next_height() {
         "{new}"
     );
 
+    // A receipt of a later transaction carries the exclusion with the CRL transaction, and
+    // verifies against the genesis file alone.
+    std::fs::write(dir.join("later.txt"), b"after the revocation").unwrap();
+    let mut attest = strings(&[
+        "tx",
+        "attest",
+        "later.txt",
+        "--key",
+        "clients/1.key.pem",
+        "--pass-file",
+        "pass",
+        "--cert",
+        "clients/1.crt.pem",
+        "--out",
+        "later.receipt.json",
+    ]);
+    attest.extend(admin_args(&net, 0).split_off(6));
+    run_ok(&dir, &attest);
+    ok(
+        &dir,
+        &[
+            "receipt",
+            "verify",
+            "later.receipt.json",
+            "later.txt",
+            "--genesis",
+            "data/genesis.json",
+        ],
+    );
+    let receipt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("later.receipt.json")).unwrap()).unwrap();
+    let changes = receipt["validator_changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{receipt}");
+    assert_eq!(
+        changes[0]["validators"].as_array().unwrap().len(),
+        3,
+        "{receipt}"
+    );
+    assert_eq!(
+        changes[0]["causes"].as_array().unwrap().len(),
+        1,
+        "{receipt}"
+    );
+
     let (count, slowest) = load.finish();
     eprintln!(
         "governance revoke: {count} attestations committed without a stop (slowest {slowest:?}); revoked at {at}, {} heights decided by the three after; {:?}",
         top - at,
         began.elapsed()
     );
+}
+
+/// Issues an organisation member (`role`, `cn`) under `issuer` and writes its key and
+/// certificate as `cn` in `dir`.
+fn member(
+    dir: &Path,
+    issuer: &Certificate,
+    issuer_key: &dyn Signer,
+    role: Role,
+    org: &str,
+    cn: &str,
+) -> (crypto_sm::SoftSigner, Certificate) {
+    let key = SoftwareProvider::new(Arc::new(SystemRandom))
+        .generate()
+        .unwrap();
+    let now = now_secs();
+    let cert = pki::issue(
+        issuer,
+        issuer_key,
+        &IssueRequest {
+            role,
+            common_name: cn,
+            organisation: org,
+            public_key: &key.public_key(),
+            serial: Serial::random(&SystemRandom).unwrap(),
+            validity: pki::Validity {
+                not_before: UnixTime(now - 600).max(issuer.validity().not_before),
+                not_after: UnixTime(now + 86400 * 30).min(issuer.validity().not_after),
+            },
+        },
+    )
+    .unwrap();
+    write_key(dir, cn, &key, &cert);
+    (key, cert)
+}
+
+/// The signing options of `who` (`admin`, `second-admin`) against the dev chain's node.
+fn sender(chain: &crate::dev_node::Chain, who: &str) -> Vec<String> {
+    strings(&[
+        "--key",
+        &format!("{who}.key.pem"),
+        "--pass-file",
+        "pass",
+        "--cert",
+        &format!("{who}.crt.pem"),
+        "--node",
+        &chain.grpc,
+    ])
+}
+
+fn show(chain: &crate::dev_node::Chain, id: &str) -> serde_json::Value {
+    let out = ok(
+        &chain.dir,
+        &["governance", "show", id, "--node", &chain.grpc],
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+/// With two organisations a proposal waits for the other's vote: `gmchain governance vote`
+/// executes it with a yes, or rejects it with a no (a policy is decided by all
+/// organisations); a second vote of one organisation is refused.
+#[test]
+fn a_proposal_of_two_organisations_executes_or_is_rejected_by_the_second_vote() {
+    let chain = crate::dev_node::dev_chain(1);
+    let dir = chain.dir.clone();
+    let _node = crate::dev_node::Node::start(&chain);
+    // "Second Bureau" (sponsored by the dev root) registers with its own CA and admin.
+    let (root_key, root) = identity(&dir, "ca");
+    let (agency_key, agency) = member(
+        &dir,
+        &root,
+        &root_key,
+        Role::AgencyCa,
+        "Second Bureau",
+        "second-ca",
+    );
+    let now = now_secs();
+    let crl = pki::issue_crl(
+        &agency,
+        &agency_key,
+        1,
+        UnixTime(now - 60),
+        UnixTime(now + 86400),
+        &[],
+    )
+    .unwrap();
+    std::fs::write(dir.join("second-ca.crl.pem"), crl.to_pem()).unwrap();
+    member(
+        &dir,
+        &agency,
+        &agency_key,
+        Role::Admin,
+        "Second Bureau",
+        "second-admin",
+    );
+    let mut register = strings(&[
+        "tx",
+        "identity",
+        "register-org",
+        "--ca-cert",
+        "second-ca.crt.pem",
+        "--crl",
+        "second-ca.crl.pem",
+    ]);
+    register.extend(sender(&chain, "second-admin"));
+    run_ok(&dir, &register);
+
+    // A policy proposal: open, with the proposer's yes, until the other organisation votes.
+    let mut propose = strings(&[
+        "governance",
+        "propose",
+        "policy",
+        "--policy",
+        "at-least:2",
+        "--deadline-in",
+        "50",
+    ]);
+    propose.extend(sender(&chain, "admin"));
+    let out = run_ok(&dir, &propose);
+    let id = hex_after(&out, "committed: proposal ");
+    assert!(out.contains("open until height"), "{out}");
+    let p = show(&chain, &id);
+    assert_eq!(p["status"], "open", "{p}");
+    assert_eq!(p["kind"], "policy", "{p}");
+    assert_eq!(p["change"]["policy"], "at-least:2", "{p}");
+    assert_eq!(p["electorate"].as_array().unwrap().len(), 2, "{p}");
+    assert_eq!(p["votes"]["Dev Bureau"], "yes", "{p}");
+    assert_eq!(p["required"], 2, "{p}");
+    // The proposer's organisation has voted.
+    let mut twice = strings(&["governance", "vote", &id, "yes"]);
+    twice.extend(sender(&chain, "admin"));
+    run_fails(&dir, &twice, 2, "already voted");
+    // The other organisation's yes executes it.
+    let mut vote = strings(&["governance", "vote", &id, "yes"]);
+    vote.extend(sender(&chain, "second-admin"));
+    let out = run_ok(&dir, &vote);
+    assert!(out.contains("executed at height"), "{out}");
+    let p = show(&chain, &id);
+    assert_eq!(p["status"], "executed", "{p}");
+    assert_eq!(p["votes"]["Second Bureau"], "yes", "{p}");
+
+    // Another one, and a no: all organisations can no longer agree, so it is rejected.
+    let mut propose = strings(&[
+        "governance",
+        "propose",
+        "policy",
+        "--policy",
+        "majority",
+        "--deadline-in",
+        "50",
+    ]);
+    propose.extend(sender(&chain, "admin"));
+    let id = hex_after(&run_ok(&dir, &propose), "committed: proposal ");
+    let mut no = strings(&["governance", "vote", &id, "no"]);
+    no.extend(sender(&chain, "second-admin"));
+    let out = run_ok(&dir, &no);
+    assert!(out.contains("rejected at height"), "{out}");
+    let p = show(&chain, &id);
+    assert_eq!(p["status"], "rejected", "{p}");
+    assert_eq!(p["votes"]["Second Bureau"], "no", "{p}");
+    // A bad policy is refused before anything is sent.
+    let mut bad = strings(&[
+        "governance",
+        "propose",
+        "policy",
+        "--policy",
+        "most",
+        "--deadline-in",
+        "5",
+    ]);
+    bad.extend(sender(&chain, "admin"));
+    run_fails(&dir, &bad, 2, "--policy: policy \"most\"");
 }
