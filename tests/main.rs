@@ -7,8 +7,11 @@
 //! - `node`: real node processes on 127.0.0.1;
 //! - `conformance_node`: the conformance suite against a live node;
 //! - `tls`: the node's mutual GM TLS API: refusals, revocation cutting sessions, reload;
+//! - `governance`: validator-set changes by proposal and by revocation, with validator processes;
 //! - `devnet`: `gmchain devnet up/status/down` with an attestation and its offline receipt.
 
+#[path = "support/consortium.rs"]
+mod consortium;
 #[path = "support/demo_pki.rs"]
 mod demo_pki;
 #[path = "support/dev_node.rs"]
@@ -19,6 +22,7 @@ mod ca;
 mod cli;
 mod conformance_node;
 mod devnet;
+mod governance;
 mod keys;
 mod node;
 mod tls;

@@ -198,6 +198,14 @@ pub(crate) enum QueryCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// The validator set of a height (the next height if absent): names, certificates,
+    /// power, expiry; the epochs since genesis and the decided change not yet in effect.
+    Validators {
+        #[arg(long, value_name = "H")]
+        height: Option<u64>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// The offline receipt of a committed transaction.
     Receipt {
         id: String,
@@ -223,7 +231,7 @@ pub(crate) enum ReceiptCommand {
     },
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -253,7 +261,7 @@ pub(crate) fn status_failure(what: &str, s: tonic::Status) -> Failure {
 
 /// Builds, signs and submits a call; waits for the commit; returns the transaction id and
 /// its receipt. A failed execution is exit 1 with its code.
-async fn send(
+pub(crate) async fn send(
     client: &mut ChainClient<tonic::transport::Channel>,
     sender: &SenderArgs,
     call: Call,
@@ -432,7 +440,7 @@ pub(crate) fn run_tx(cmd: TxCommand) -> CmdResult {
     })
 }
 
-fn parse_digest(option: &str, s: &str) -> Result<Digest, Failure> {
+pub(crate) fn parse_digest(option: &str, s: &str) -> Result<Digest, Failure> {
     let v = crate::io::hex_arg(option, s)?;
     let arr: [u8; 32] = v
         .as_slice()
@@ -455,7 +463,7 @@ fn attestation_json(a: &pb::Attestation) -> serde_json::Value {
     })
 }
 
-fn print_json(v: &serde_json::Value) -> CmdResult {
+pub(crate) fn print_json(v: &serde_json::Value) -> CmdResult {
     let text = serde_json::to_string_pretty(v)
         .map_err(|e| Failure::BadInput(format!("cannot render JSON: {e}")))?;
     println!("{text}");
@@ -618,6 +626,9 @@ pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
                 print_json(&serde_json::Value::Array(
                     l.attestations.iter().map(attestation_json).collect(),
                 ))
+            }
+            QueryCommand::Validators { height, node } => {
+                crate::cli_governance::validators(height, &node).await
             }
             QueryCommand::Receipt { id, node, out } => {
                 let id = parse_digest("ID", &id)?;

@@ -10,6 +10,7 @@ mod cli_ca;
 mod cli_conformance;
 mod cli_crypto;
 mod cli_devnet;
+mod cli_governance;
 mod cli_keys;
 mod cli_node;
 mod cli_tx;
@@ -51,6 +52,9 @@ enum Command {
     /// Signed transactions to a node: attest a document, identity actions.
     #[command(subcommand)]
     Tx(cli_tx::TxCommand),
+    /// Governance: propose and vote on validator-set changes and policies, show a proposal.
+    #[command(subcommand)]
+    Governance(cli_governance::GovernanceCommand),
     /// Read a node's chain: status, transactions, blocks, attestations, receipts.
     #[command(subcommand)]
     Query(cli_tx::QueryCommand),
@@ -160,6 +164,7 @@ fn main() -> ExitCode {
         Command::Node(c) => cli_node::run(c),
         Command::Tunnel(a) => client::tunnel(a),
         Command::Tx(c) => cli_tx::run_tx(c),
+        Command::Governance(c) => cli_governance::run(c),
         Command::Query(c) => cli_tx::run_query(c),
         Command::Receipt(c) => cli_tx::run_receipt(c),
         Command::Devnet(c) => cli_devnet::run(c),

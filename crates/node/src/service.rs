@@ -231,6 +231,195 @@ fn block_response(core: &LocalNode, height: Height) -> Result<Option<pb::BlockRe
         }))
 }
 
+/// Most epochs a `GetValidators` answer lists (the last ones; `epoch_count` gives the total).
+const MAX_EPOCHS_LISTED: usize = 1000;
+
+fn validator(
+    v: &execution::ValidatorRecord,
+    set: &types::ValidatorSet,
+) -> Result<pb::Validator, Status> {
+    let id = v.cert.fingerprint();
+    let power = set
+        .validators()
+        .iter()
+        .find(|e| e.id == id)
+        .map(|e| e.power)
+        .ok_or_else(|| {
+            internal(NodeError::Missing(
+                "a recorded validator in the ledger's validator set of its height",
+            ))
+        })?;
+    Ok(pb::Validator {
+        name: v.name.clone(),
+        certificate: v.cert.der().to_vec(),
+        id: id.as_bytes().to_vec(),
+        power,
+        not_after: v.cert.validity().not_after.0,
+    })
+}
+
+fn change_kind(c: &execution::ValidatorChange) -> &'static str {
+    match c {
+        execution::ValidatorChange::Add(_) => "validator-add",
+        execution::ValidatorChange::Remove(_) => "validator-remove",
+        execution::ValidatorChange::Rotate { .. } => "validator-rotate",
+    }
+}
+
+/// The validators of `height` (at most the tip's next) with the epochs and the pending
+/// change, from the tip's state.
+fn validators_response(
+    core: &LocalNode,
+    height: Option<u64>,
+) -> Result<pb::ValidatorsResponse, Status> {
+    let tip = core.tip().0.height.0;
+    let next = tip.saturating_add(1);
+    let h = height.unwrap_or(next);
+    if h == 0 {
+        return Err(Status::invalid_argument(
+            "height 0 is the genesis block, which no validator set decides; heights start at 1",
+        ));
+    }
+    if h > next {
+        return Err(Status::not_found(format!(
+            "the validator set of height {h} is not decided yet: the tip is {tip}, the last known set is height {next}'s"
+        )));
+    }
+    let (epochs, pending) = core
+        .with_state(|v| -> Result<_, execution::ExecError> {
+            Ok((execution::epochs(v)?, execution::pending(v)?))
+        })
+        .map_err(internal)?
+        .map_err(|e| internal(NodeError::from(e)))?;
+    // The tip may have moved on since it was read: epochs from a later height are not this
+    // height's.
+    let mut records = match epochs.iter().rev().find(|e| e.from.0 <= h) {
+        Some(e) => e.validators.clone(),
+        None => core
+            .genesis()
+            .validators
+            .iter()
+            .map(|g| execution::ValidatorRecord {
+                name: g.name.clone(),
+                cert: g.cert.clone(),
+            })
+            .collect(),
+    };
+    records.sort_by_key(|v| v.cert.fingerprint().0);
+    let set = core.ledger().validator_set(Height(h));
+    if set.len() != records.len() {
+        return Err(internal(NodeError::Missing(
+            "the recorded validators of a height in the ledger's validator set",
+        )));
+    }
+    let validators = records
+        .iter()
+        .map(|v| validator(v, &set))
+        .collect::<Result<Vec<_>, _>>()?;
+    let genesis_epoch = pb::Epoch {
+        from_height: 1,
+        reason: "genesis".into(),
+        causes: Vec::new(),
+        validators: u32::try_from(core.genesis().validators.len()).unwrap_or(u32::MAX),
+    };
+    let epoch_count = epochs.len() as u64 + 1;
+    let listed = std::iter::once(genesis_epoch)
+        .chain(epochs.iter().map(|e| pb::Epoch {
+            from_height: e.from.0,
+            reason: e.reason.clone(),
+            causes: e.causes.iter().map(|c| c.as_bytes().to_vec()).collect(),
+            validators: u32::try_from(e.validators.len()).unwrap_or(u32::MAX),
+        }))
+        .collect::<Vec<_>>();
+    let skip = listed.len().saturating_sub(MAX_EPOCHS_LISTED);
+    let pending = pending.map(|p| {
+        let (validator_id, certificate) = match &p.change {
+            execution::ValidatorChange::Add(v) => (Vec::new(), v.cert.der().to_vec()),
+            execution::ValidatorChange::Remove(id) => (id.as_bytes().to_vec(), Vec::new()),
+            execution::ValidatorChange::Rotate { old, new } => {
+                (old.as_bytes().to_vec(), new.der().to_vec())
+            }
+        };
+        pb::PendingValidatorChange {
+            effective: p.effective.0,
+            kind: change_kind(&p.change).into(),
+            validator_id,
+            certificate,
+            proposal_id: p.proposal.as_bytes().to_vec(),
+            tx_id: p.tx.as_bytes().to_vec(),
+        }
+    });
+    Ok(pb::ValidatorsResponse {
+        height: h,
+        tip,
+        validators,
+        epochs: listed.into_iter().skip(skip).collect(),
+        epoch_count,
+        pending,
+    })
+}
+
+/// A proposal record as its API message; `tip` judges whether an open one has expired.
+fn proposal_response(p: execution::ProposalRecord, tip: u64) -> pb::ProposalResponse {
+    use execution::{ProposalKind, ProposalStatus, ValidatorChange};
+    use pb::proposal_response::Change;
+    let (kind, change) = match p.kind {
+        ProposalKind::Validators(ValidatorChange::Add(v)) => (
+            "validator-add",
+            Change::ValidatorAdd(pb::ValidatorAddProposal {
+                name: v.name,
+                certificate: v.cert.der().to_vec(),
+            }),
+        ),
+        ProposalKind::Validators(ValidatorChange::Remove(id)) => (
+            "validator-remove",
+            Change::ValidatorRemove(pb::ValidatorRemoveProposal {
+                validator_id: id.as_bytes().to_vec(),
+            }),
+        ),
+        ProposalKind::Validators(ValidatorChange::Rotate { old, new }) => (
+            "validator-rotate",
+            Change::ValidatorRotate(pb::ValidatorRotateProposal {
+                current_id: old.as_bytes().to_vec(),
+                certificate: new.der().to_vec(),
+            }),
+        ),
+        ProposalKind::Policy { kind, policy } => (
+            "policy",
+            Change::PolicyChange(pb::PolicyProposal {
+                kind,
+                policy: policy.text(),
+            }),
+        ),
+    };
+    let (status, status_height) = match p.status {
+        // Votes count up to the deadline's block: once the tip reached it, none can.
+        ProposalStatus::Open if tip >= p.deadline.0 => ("expired", 0),
+        ProposalStatus::Open => ("open", 0),
+        ProposalStatus::Executed(h) => ("executed", h.0),
+        ProposalStatus::Rejected(h) => ("rejected", h.0),
+    };
+    pb::ProposalResponse {
+        id: p.id.as_bytes().to_vec(),
+        kind: kind.into(),
+        change: Some(change),
+        proposer: p.proposer,
+        created: p.created.0,
+        deadline: p.deadline.0,
+        effective: p.effective.0,
+        electorate: p.electorate,
+        votes: p
+            .votes
+            .into_iter()
+            .map(|(organisation, yes)| pb::ProposalVote { organisation, yes })
+            .collect(),
+        policy: p.policy.text(),
+        status: status.into(),
+        status_height,
+        tip,
+    }
+}
+
 type BlockStream = Pin<Box<dyn Stream<Item = Result<pb::BlockResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -520,6 +709,36 @@ impl Chain for ChainService {
             expiry_window: c.genesis().params.expiry_window,
         }))
     }
+    async fn get_validators(
+        &self,
+        request: Request<pb::GetValidatorsRequest>,
+    ) -> Result<Response<pb::ValidatorsResponse>, Status> {
+        self.admit_read(&request)?;
+        let height = request.into_inner().height;
+        let core = self.core.clone();
+        let resp = blocking(move || validators_response(&core, height)).await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn get_proposal(
+        &self,
+        request: Request<pb::GetProposalRequest>,
+    ) -> Result<Response<pb::ProposalResponse>, Status> {
+        self.admit_read(&request)?;
+        let id = digest("id", &request.into_inner().id)?;
+        let core = self.core.clone();
+        let found = blocking(move || {
+            let tip = core.tip().0.height.0;
+            let p = core
+                .with_state(|v| execution::read_proposal(v, &id))
+                .map_err(internal)?
+                .map_err(|e| internal(NodeError::from(e)))?;
+            Ok(p.map(|p| proposal_response(p, tip)))
+        })
+        .await?;
+        let p = found.ok_or_else(|| Status::not_found(format!("no proposal {}", id.to_hex())))?;
+        Ok(Response::new(p))
+    }
 }
 
 #[cfg(test)]
@@ -551,5 +770,49 @@ mod tests {
                 .and_then(|v| v.to_str().ok()),
             Some("TX_POOL_FULL")
         );
+    }
+
+    fn record(status: execution::ProposalStatus) -> execution::ProposalRecord {
+        execution::ProposalRecord {
+            id: Digest([7; 32]),
+            kind: execution::ProposalKind::Validators(execution::ValidatorChange::Remove(Digest(
+                [9; 32],
+            ))),
+            proposer: "A".into(),
+            created: Height(3),
+            deadline: Height(10),
+            effective: Height(20),
+            electorate: vec!["A".into(), "B".into(), "C".into()],
+            votes: [("A".to_string(), true), ("B".to_string(), false)].into(),
+            policy: execution::Policy::Majority,
+            status,
+        }
+    }
+
+    /// An open proposal is reported expired once the tip reached its deadline (no later
+    /// block may count a vote); a decided one keeps its status and block.
+    #[test]
+    fn a_proposal_is_reported_with_its_change_votes_and_standing() {
+        use execution::ProposalStatus;
+        let open = proposal_response(record(ProposalStatus::Open), 9);
+        assert_eq!((open.status.as_str(), open.status_height), ("open", 0));
+        assert_eq!(open.kind, "validator-remove");
+        assert_eq!(
+            open.change,
+            Some(pb::proposal_response::Change::ValidatorRemove(
+                pb::ValidatorRemoveProposal {
+                    validator_id: vec![9; 32]
+                }
+            ))
+        );
+        assert_eq!(open.votes.len(), 2);
+        assert!(open.votes[0].yes && !open.votes[1].yes);
+        assert_eq!(open.policy, "majority");
+        let expired = proposal_response(record(ProposalStatus::Open), 10);
+        assert_eq!(expired.status, "expired");
+        let done = proposal_response(record(ProposalStatus::Executed(Height(8))), 30);
+        assert_eq!((done.status.as_str(), done.status_height), ("executed", 8));
+        let no = proposal_response(record(ProposalStatus::Rejected(Height(6))), 30);
+        assert_eq!((no.status.as_str(), no.status_height), ("rejected", 6));
     }
 }

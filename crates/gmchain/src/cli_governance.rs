@@ -1,0 +1,547 @@
+//! `gmchain governance …` and `gmchain query validators`: proposals and votes of the
+//! `governance` system contract (validator-set changes, policies), and what the chain decided.
+//!
+//! Transactions are signed exactly like `gmchain tx …` (`--key`, `--cert`, `--pass-file`…).
+//! The certificate a proposal names is `--validator-cert` (add, remove), `--current-cert` and
+//! `--new-cert` (rotate): `--cert` is already the sender's.
+
+use std::path::PathBuf;
+
+use api::v1 as pb;
+use clap::{Subcommand, ValueEnum};
+use pki::{Certificate, Role};
+use types::Call;
+
+use crate::cli_tx::{NodeArgs, SenderArgs, connect, parse_digest, print_json, runtime, send};
+use crate::io::read_cert;
+use crate::{CmdResult, Failure};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GovernanceCommand {
+    /// Proposes a change (sent by an admin of an active organisation, whose vote is a yes).
+    /// Prints the proposal ID (the transaction's), the chosen heights and where it stands.
+    #[command(subcommand)]
+    Propose(ProposeCommand),
+    /// Votes on a proposal (sent by an admin of an organisation of its electorate; one vote
+    /// per organisation).
+    Vote {
+        /// The proposal ID (hex, the proposing transaction's ID).
+        id: String,
+        /// The vote.
+        vote: Vote,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// A proposal as the chain holds it: what it decides, votes, status (JSON).
+    Show {
+        /// The proposal ID (hex).
+        id: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+/// A vote.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Vote {
+    Yes,
+    No,
+}
+
+/// When voting ends and when a validator change takes effect: absolute heights, or blocks
+/// after the node's tip.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Schedule {
+    /// The last height at which votes count.
+    #[arg(long, value_name = "H", conflicts_with = "deadline_in")]
+    deadline: Option<u64>,
+    /// The deadline as blocks after the node's tip.
+    #[arg(long, value_name = "N")]
+    deadline_in: Option<u64>,
+    /// The first height the changed validator set decides (after the deadline).
+    #[arg(long, value_name = "H", conflicts_with = "effective_in")]
+    effective: Option<u64>,
+    /// The effective height as blocks after the node's tip.
+    #[arg(long, value_name = "N")]
+    effective_in: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProposeCommand {
+    /// A new validator: its name and node-sign certificate (issued by an active
+    /// organisation's registered CA).
+    ValidatorAdd {
+        /// The validator's name.
+        #[arg(long)]
+        name: String,
+        /// Its node-sign certificate (PEM or DER).
+        #[arg(long, value_name = "FILE")]
+        validator_cert: PathBuf,
+        #[command(flatten)]
+        schedule: Schedule,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// A validator leaves the set: by certificate ID or certificate.
+    ValidatorRemove {
+        /// The validator's certificate ID (hex SM3 of its certificate, `query validators`).
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "validator_cert",
+            conflicts_with = "validator_cert"
+        )]
+        validator: Option<String>,
+        /// The validator's certificate.
+        #[arg(long, value_name = "FILE")]
+        validator_cert: Option<PathBuf>,
+        #[command(flatten)]
+        schedule: Schedule,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// A validator continues under a new key and certificate (same organisation): restart
+    /// the node with the new key before the effective height, and no height stalls.
+    ValidatorRotate {
+        /// The validator's current certificate ID (hex).
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "current_cert",
+            conflicts_with = "current_cert"
+        )]
+        validator: Option<String>,
+        /// The validator's current certificate.
+        #[arg(long, value_name = "FILE")]
+        current_cert: Option<PathBuf>,
+        /// The new node-sign certificate.
+        #[arg(long, value_name = "FILE")]
+        new_cert: PathBuf,
+        #[command(flatten)]
+        schedule: Schedule,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// The threshold of a kind of proposal (decided by all organisations; in force from its
+    /// execution, so it takes a deadline and no effective height).
+    Policy {
+        /// The kind whose policy changes.
+        #[arg(long, default_value = "validators")]
+        kind: String,
+        /// majority, all, or at-least:<m>.
+        #[arg(long)]
+        policy: String,
+        /// The last height at which votes count.
+        #[arg(long, value_name = "H", conflicts_with = "deadline_in")]
+        deadline: Option<u64>,
+        /// The deadline as blocks after the node's tip.
+        #[arg(long, value_name = "N")]
+        deadline_in: Option<u64>,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+/// A node-sign certificate from `flag`'s file, or exit 2 naming what is wrong.
+fn node_sign_cert(flag: &str, path: &std::path::Path) -> Result<Certificate, Failure> {
+    let c = read_cert(flag, path)?;
+    if c.role() != Some(Role::NodeSign) {
+        return Err(Failure::BadInput(format!(
+            "{flag} {}: role {}, a validator needs a node-sign certificate",
+            path.display(),
+            c.role().map_or("none".to_string(), |r| r.to_string())
+        )));
+    }
+    Ok(c)
+}
+
+/// A validator's certificate ID from `--validator ID` or a certificate file.
+fn validator_id(
+    id: Option<&str>,
+    id_flag: &str,
+    cert: Option<&std::path::Path>,
+    cert_flag: &str,
+) -> Result<crypto::Digest, Failure> {
+    match (id, cert) {
+        (Some(id), None) => parse_digest(id_flag, id),
+        (None, Some(path)) => Ok(read_cert(cert_flag, path)?.fingerprint()),
+        _ => Err(Failure::BadInput(format!(
+            "give the validator as {id_flag} ID or {cert_flag} FILE"
+        ))),
+    }
+}
+
+/// One height from an absolute or a tip-relative option.
+fn height(
+    tip: u64,
+    abs: Option<u64>,
+    rel: Option<u64>,
+    name: &str,
+) -> Result<(u64, String), Failure> {
+    match (abs, rel) {
+        (Some(h), None) => Ok((h, format!("{name} height {h}"))),
+        (None, Some(n)) => {
+            let h = tip.checked_add(n).ok_or_else(|| {
+                Failure::BadInput(format!("--{name}-in {n}: past the last height"))
+            })?;
+            Ok((h, format!("{name} height {h} (tip {tip} + {n})")))
+        }
+        _ => Err(Failure::BadInput(format!(
+            "give --{name} H or --{name}-in N"
+        ))),
+    }
+}
+
+async fn tip(
+    client: &mut api::v1::chain_client::ChainClient<tonic::transport::Channel>,
+) -> Result<u64, Failure> {
+    Ok(client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .map_err(|s| crate::cli_tx::status_failure("status", s))?
+        .into_inner()
+        .height)
+}
+
+async fn proposal(
+    client: &mut api::v1::chain_client::ChainClient<tonic::transport::Channel>,
+    id: &crypto::Digest,
+) -> Result<pb::ProposalResponse, Failure> {
+    Ok(client
+        .get_proposal(pb::GetProposalRequest {
+            id: id.as_bytes().to_vec(),
+        })
+        .await
+        .map_err(|s| crate::cli_tx::status_failure("proposal", s))?
+        .into_inner())
+}
+
+/// The votes still needed to pass under `policy` (text) from an electorate of `n`.
+fn required(policy: &str, n: usize) -> Option<usize> {
+    execution::Policy::parse(policy).ok().map(|p| p.required(n))
+}
+
+/// One line on where a proposal stands.
+fn standing(p: &pb::ProposalResponse) -> String {
+    let yes = p.votes.iter().filter(|v| v.yes).count();
+    let no = p.votes.len() - yes;
+    let need =
+        required(&p.policy, p.electorate.len()).map_or_else(|| "?".to_string(), |n| n.to_string());
+    let tally = format!(
+        "{yes} yes, {no} no of {} organisation(s); {need} yes needed ({})",
+        p.electorate.len(),
+        p.policy
+    );
+    match p.status.as_str() {
+        "executed" if p.effective > 0 => format!(
+            "executed at height {}: the validator set changes at height {} ({tally})",
+            p.status_height, p.effective
+        ),
+        "executed" | "rejected" => format!("{} at height {} ({tally})", p.status, p.status_height),
+        "open" => format!("open until height {} ({tally})", p.deadline),
+        other => format!("{other} ({tally})"),
+    }
+}
+
+fn cert_json(der: &[u8]) -> serde_json::Value {
+    match Certificate::from_der(der) {
+        Ok(c) => serde_json::json!({
+            "id": c.fingerprint().to_hex(),
+            "subject": c.subject(),
+            "not_after": c.validity().not_after.0,
+            "pem": c.to_pem(),
+        }),
+        Err(e) => serde_json::json!({ "unreadable": e.to_string(), "der": hex::encode(der) }),
+    }
+}
+
+fn proposal_json(p: &pb::ProposalResponse) -> serde_json::Value {
+    use pb::proposal_response::Change;
+    let change = match &p.change {
+        Some(Change::ValidatorAdd(a)) => serde_json::json!({
+            "name": a.name, "certificate": cert_json(&a.certificate),
+        }),
+        Some(Change::ValidatorRemove(r)) => serde_json::json!({
+            "validator": hex::encode(&r.validator_id),
+        }),
+        Some(Change::ValidatorRotate(r)) => serde_json::json!({
+            "validator": hex::encode(&r.current_id), "certificate": cert_json(&r.certificate),
+        }),
+        Some(Change::PolicyChange(c)) => serde_json::json!({
+            "kind": c.kind, "policy": c.policy,
+        }),
+        None => serde_json::Value::Null,
+    };
+    let votes: serde_json::Map<String, serde_json::Value> = p
+        .votes
+        .iter()
+        .map(|v| {
+            (
+                v.organisation.clone(),
+                serde_json::json!(if v.yes { "yes" } else { "no" }),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "id": hex::encode(&p.id),
+        "kind": p.kind,
+        "change": change,
+        "proposer": p.proposer,
+        "created": p.created,
+        "deadline": p.deadline,
+        "effective": p.effective,
+        "electorate": p.electorate,
+        "votes": votes,
+        "policy": p.policy,
+        "required": required(&p.policy, p.electorate.len()),
+        "status": p.status,
+        "status_height": p.status_height,
+        "tip": p.tip,
+    })
+}
+
+pub(crate) fn run(cmd: GovernanceCommand) -> CmdResult {
+    let rt = runtime()?;
+    rt.block_on(async move {
+        match cmd {
+            GovernanceCommand::Propose(p) => propose(p).await,
+            GovernanceCommand::Vote {
+                id,
+                vote,
+                sender,
+                node,
+            } => {
+                let id = parse_digest("ID", &id)?;
+                let mut client = connect(&node).await?;
+                let yes = matches!(vote, Vote::Yes);
+                let call = Call {
+                    contract: "governance".into(),
+                    method: "vote".into(),
+                    args: vec![
+                        id.as_bytes().to_vec(),
+                        if yes { b"yes".to_vec() } else { b"no".to_vec() },
+                    ],
+                };
+                let (tx, _, height) = send(&mut client, &sender, call).await?;
+                let p = proposal(&mut client, &id).await?;
+                println!(
+                    "governance.vote {} on proposal {} committed: tx {tx} at height {height}",
+                    if yes { "yes" } else { "no" },
+                    id.to_hex()
+                );
+                println!("proposal {}: {}", id.to_hex(), standing(&p));
+                Ok(())
+            }
+            GovernanceCommand::Show { id, node } => {
+                let id = parse_digest("ID", &id)?;
+                let mut client = connect(&node).await?;
+                let p = proposal(&mut client, &id).await?;
+                print_json(&proposal_json(&p))
+            }
+        }
+    })
+}
+
+async fn propose(cmd: ProposeCommand) -> CmdResult {
+    // The kind's arguments, read (and checked) before anything is sent.
+    let (kind, args, schedule, sender, node) = match cmd {
+        ProposeCommand::ValidatorAdd {
+            name,
+            validator_cert,
+            schedule,
+            sender,
+            node,
+        } => {
+            let c = node_sign_cert("--validator-cert", &validator_cert)?;
+            (
+                "validator-add",
+                vec![name.into_bytes(), c.der().to_vec()],
+                schedule,
+                sender,
+                node,
+            )
+        }
+        ProposeCommand::ValidatorRemove {
+            validator,
+            validator_cert,
+            schedule,
+            sender,
+            node,
+        } => {
+            let id = validator_id(
+                validator.as_deref(),
+                "--validator",
+                validator_cert.as_deref(),
+                "--validator-cert",
+            )?;
+            (
+                "validator-remove",
+                vec![id.as_bytes().to_vec()],
+                schedule,
+                sender,
+                node,
+            )
+        }
+        ProposeCommand::ValidatorRotate {
+            validator,
+            current_cert,
+            new_cert,
+            schedule,
+            sender,
+            node,
+        } => {
+            let id = validator_id(
+                validator.as_deref(),
+                "--validator",
+                current_cert.as_deref(),
+                "--current-cert",
+            )?;
+            let c = node_sign_cert("--new-cert", &new_cert)?;
+            (
+                "validator-rotate",
+                vec![id.as_bytes().to_vec(), c.der().to_vec()],
+                schedule,
+                sender,
+                node,
+            )
+        }
+        ProposeCommand::Policy {
+            kind,
+            policy,
+            deadline,
+            deadline_in,
+            sender,
+            node,
+        } => {
+            execution::Policy::parse(&policy)
+                .map_err(|e| Failure::BadInput(format!("--policy: {e}")))?;
+            (
+                "policy",
+                vec![kind.into_bytes(), policy.into_bytes()],
+                Schedule {
+                    deadline,
+                    deadline_in,
+                    effective: Some(0),
+                    effective_in: None,
+                },
+                sender,
+                node,
+            )
+        }
+    };
+    // Options are checked before the node is asked for its tip.
+    if schedule.deadline.is_none() && schedule.deadline_in.is_none() {
+        return Err(Failure::BadInput(
+            "give --deadline H or --deadline-in N".into(),
+        ));
+    }
+    if schedule.effective.is_none() && schedule.effective_in.is_none() {
+        return Err(Failure::BadInput(
+            "give --effective H or --effective-in N".into(),
+        ));
+    }
+    let mut client = connect(&node).await?;
+    let tip = tip(&mut client).await?;
+    let (deadline, deadline_text) =
+        height(tip, schedule.deadline, schedule.deadline_in, "deadline")?;
+    let (effective, effective_text) = if kind == "policy" {
+        (0, "in force from its execution".to_string())
+    } else {
+        height(tip, schedule.effective, schedule.effective_in, "effective")?
+    };
+    if deadline <= tip {
+        return Err(Failure::BadInput(format!(
+            "the deadline {deadline} is not after the node's tip {tip}"
+        )));
+    }
+    if kind != "policy" && effective <= deadline {
+        return Err(Failure::BadInput(format!(
+            "the effective height {effective} must be after the deadline {deadline}"
+        )));
+    }
+    println!("proposing {kind}: {deadline_text}, {effective_text}");
+    let mut call_args = vec![
+        kind.as_bytes().to_vec(),
+        deadline.to_be_bytes().to_vec(),
+        effective.to_be_bytes().to_vec(),
+    ];
+    call_args.extend(args);
+    let call = Call {
+        contract: "governance".into(),
+        method: "propose".into(),
+        args: call_args,
+    };
+    let (id, _, height) = send(&mut client, &sender, call).await?;
+    let p = proposal(&mut client, &id.0).await?;
+    println!("governance.propose {kind} committed: proposal {id} at height {height}");
+    println!("proposal {id}: {}", standing(&p));
+    Ok(())
+}
+
+/// `gmchain query validators`: the set of a height, its epochs and the pending change (JSON).
+pub(crate) async fn validators(height: Option<u64>, node: &NodeArgs) -> CmdResult {
+    let mut client = connect(node).await?;
+    let v = client
+        .get_validators(pb::GetValidatorsRequest { height })
+        .await
+        .map_err(|s| crate::cli_tx::status_failure("validators", s))?
+        .into_inner();
+    let validators: Vec<serde_json::Value> = v
+        .validators
+        .iter()
+        .map(|x| {
+            let mut j = cert_json(&x.certificate);
+            if let Some(o) = j.as_object_mut() {
+                o.insert("name".into(), serde_json::json!(x.name));
+                o.insert("power".into(), serde_json::json!(x.power));
+                o.insert("id".into(), serde_json::json!(hex::encode(&x.id)));
+                o.insert("not_after".into(), serde_json::json!(x.not_after));
+            }
+            j
+        })
+        .collect();
+    let epochs: Vec<serde_json::Value> = v
+        .epochs
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "from_height": e.from_height,
+                "reason": e.reason,
+                "causes": e.causes.iter().map(hex::encode).collect::<Vec<_>>(),
+                "validators": e.validators,
+            })
+        })
+        .collect();
+    let pending = v.pending.as_ref().map(|p| {
+        serde_json::json!({
+            "effective": p.effective,
+            "kind": p.kind,
+            "validator": hex::encode(&p.validator_id),
+            "certificate": if p.certificate.is_empty() {
+                serde_json::Value::Null
+            } else {
+                cert_json(&p.certificate)
+            },
+            "proposal": hex::encode(&p.proposal_id),
+            "tx": hex::encode(&p.tx_id),
+        })
+    });
+    print_json(&serde_json::json!({
+        "height": v.height,
+        "tip": v.tip,
+        "validators": validators,
+        "epochs": epochs,
+        "epoch_count": v.epoch_count,
+        "pending": pending,
+    }))
+}

@@ -1,0 +1,231 @@
+//! A dev chain of several validator processes on 127.0.0.1 (`gmchain node dev-chain
+//! --validators n`), each started, stopped and restarted by the test, its log kept when a test
+//! fails. The minimum of `bft.rs`'s harness, shared so that other suites (governance) use the
+//! same pattern without editing that suite.
+#![allow(dead_code)] // each suite uses its own subset
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use api::v1 as pb;
+use api::v1::chain_client::ChainClient;
+use crypto::{Signer, UserId};
+use crypto_sm::rng::SystemRandom;
+use pki::Certificate;
+use types::{Call, ChainId, Height, Sender, SignedTx, Transaction};
+
+use crate::dev_node::{client_at, ok};
+
+pub type Client = ChainClient<tonic::transport::Channel>;
+
+/// A dev chain of validator processes, killed on drop.
+pub struct Consortium {
+    _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub nodes: Vec<NodeInfo>,
+    /// The prefix of the directory that keeps the logs of a failed run.
+    label: &'static str,
+}
+
+/// One node: its configuration file (in the chain's directory), addresses and process.
+pub struct NodeInfo {
+    pub config: String,
+    pub grpc: String,
+    pub metrics: String,
+    pub child: Option<Child>,
+}
+
+impl Consortium {
+    /// `n` validators of one organisation ("Dev Bureau", whose admin is `admin`).
+    pub fn new(n: usize, label: &'static str) -> Consortium {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        ok(
+            &dir,
+            &[
+                "node",
+                "dev-chain",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--clients",
+                "4",
+                "--interval-ms",
+                "50",
+                "--validators",
+                &n.to_string(),
+            ],
+        );
+        let nodes = (0..n)
+            .map(|i| {
+                let config = if i == 0 {
+                    "node.toml".to_string()
+                } else {
+                    format!("node{i}.toml")
+                };
+                let text = std::fs::read_to_string(dir.join(&config)).unwrap().replace(
+                    "level = \"warn\"",
+                    "level = \"warn,node::bft=info,arc_malachitebft_core_consensus=info\"",
+                );
+                std::fs::write(dir.join(&config), &text).unwrap();
+                let find = |key: &str| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix(key))
+                        .map(|v| v.trim().trim_matches('"').to_string())
+                        .unwrap()
+                };
+                NodeInfo {
+                    grpc: find("listen = "),
+                    metrics: find("metrics_listen = "),
+                    config,
+                    child: None,
+                }
+            })
+            .collect();
+        Consortium {
+            _tmp: tmp,
+            dir,
+            nodes,
+            label,
+        }
+    }
+
+    pub fn log(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node{i}.log"))
+    }
+
+    /// The last lines of every node's log.
+    pub fn logs(&self) -> String {
+        (0..self.nodes.len())
+            .map(|i| {
+                let text = std::fs::read_to_string(self.log(i)).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                format!(
+                    "--- node{i}\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn start(&mut self, i: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(i))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_gmchain"))
+            .current_dir(&self.dir)
+            .args(["node", "start", "--config", &self.nodes[i].config])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.nodes[i].child = Some(child);
+    }
+
+    /// Waits until node `i` answers over TLS.
+    pub fn wait_up(&self, rt: &tokio::runtime::Runtime, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while rt
+            .block_on(async { client_at(&self.dir, &self.nodes[i].grpc, "admin").await })
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "node{i} did not start: {}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops node `i` as an operator does (SIGTERM, then waits up to 20 s; SIGKILL after).
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while c.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.wait();
+        }
+    }
+
+    pub fn client(&self, rt: &tokio::runtime::Runtime, i: usize) -> Client {
+        rt.block_on(client_at(&self.dir, &self.nodes[i].grpc, "admin"))
+            .unwrap_or_else(|e| panic!("node{i}: {e}\n{}", self.logs()))
+    }
+}
+
+impl Drop for Consortium {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+        // A failed run keeps the nodes' logs (the directory itself goes).
+        if std::thread::panicking() {
+            let keep =
+                std::env::temp_dir().join(format!("gmchain-{}-{}", self.label, std::process::id()));
+            let _ = std::fs::create_dir_all(&keep);
+            for i in 0..self.nodes.len() {
+                let _ = std::fs::copy(self.log(i), keep.join(format!("node{i}.log")));
+            }
+            eprintln!("node logs kept in {}", keep.display());
+        }
+    }
+}
+
+/// A runtime for the tests' gRPC clients.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// An `attestation.anchor` of `doc`'s SM3 on the dev chain, signed by `key`.
+pub fn anchor(key: &dyn Signer, cert: &Certificate, doc: &str) -> SignedTx {
+    let mut salt = [0u8; 16];
+    crypto::RandomSource::fill(&SystemRandom, &mut salt).unwrap();
+    let tx = Transaction {
+        chain_id: ChainId::new("dev-chain").unwrap(),
+        salt,
+        expiry: Height(900),
+        sender: Sender::Certificate(cert.der().to_vec()),
+        call: Call {
+            contract: "attestation".into(),
+            method: "anchor".into(),
+            args: vec![
+                crypto_sm::sm3::sm3(doc.as_bytes()).as_bytes().to_vec(),
+                b"document".to_vec(),
+                Vec::new(),
+                Vec::new(),
+            ],
+        },
+    };
+    SignedTx::sign(tx, key, &UserId::default()).unwrap()
+}
+
+/// The node's status.
+pub async fn status(c: &mut Client) -> pb::StatusResponse {
+    c.get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
