@@ -364,26 +364,28 @@ fn proposal_response(p: execution::ProposalRecord, tip: u64) -> pb::ProposalResp
     use execution::{ProposalKind, ProposalStatus, ValidatorChange};
     use pb::proposal_response::Change;
     let (kind, change) = match p.kind {
-        ProposalKind::Validators(ValidatorChange::Add(v)) => (
-            "validator-add",
-            Change::ValidatorAdd(pb::ValidatorAddProposal {
-                name: v.name,
-                certificate: v.cert.der().to_vec(),
-            }),
-        ),
-        ProposalKind::Validators(ValidatorChange::Remove(id)) => (
-            "validator-remove",
-            Change::ValidatorRemove(pb::ValidatorRemoveProposal {
-                validator_id: id.as_bytes().to_vec(),
-            }),
-        ),
-        ProposalKind::Validators(ValidatorChange::Rotate { old, new }) => (
-            "validator-rotate",
-            Change::ValidatorRotate(pb::ValidatorRotateProposal {
-                current_id: old.as_bytes().to_vec(),
-                certificate: new.der().to_vec(),
-            }),
-        ),
+        ProposalKind::Validators(c) => match *c {
+            ValidatorChange::Add(v) => (
+                "validator-add",
+                Change::ValidatorAdd(pb::ValidatorAddProposal {
+                    name: v.name,
+                    certificate: v.cert.der().to_vec(),
+                }),
+            ),
+            ValidatorChange::Remove(id) => (
+                "validator-remove",
+                Change::ValidatorRemove(pb::ValidatorRemoveProposal {
+                    validator_id: id.as_bytes().to_vec(),
+                }),
+            ),
+            ValidatorChange::Rotate { old, new } => (
+                "validator-rotate",
+                Change::ValidatorRotate(pb::ValidatorRotateProposal {
+                    current_id: old.as_bytes().to_vec(),
+                    certificate: new.der().to_vec(),
+                }),
+            ),
+        },
         ProposalKind::Policy { kind, policy } => (
             "policy",
             Change::PolicyChange(pb::PolicyProposal {
