@@ -5,236 +5,17 @@
 //! and certificate chains; no node saw a validator equivocate. A validator cut off by a
 //! partition, through TCP relays or silently in network namespaces, catches up once healed.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use api::v1 as pb;
-use api::v1::chain_client::ChainClient;
-use crypto::{Signer, UserId};
-use crypto_sm::rng::SystemRandom;
-use pki::Certificate;
-use types::{Call, ChainId, Decode, Encode, Height, Limits, Sender, SignedTx, Transaction};
+use types::{Decode, Encode, Limits};
 
+use crate::consortium::{Client, Consortium, IP, anchor, rt};
 use crate::dev_node;
-use dev_node::{client_at, identity, ok, scrape};
-
-type Client = ChainClient<tonic::transport::Channel>;
-
-/// A dev chain of `n` validators (`gmchain node dev-chain --validators n`).
-struct Consortium {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    nodes: Vec<NodeInfo>,
-}
-
-struct NodeInfo {
-    config: String,
-    grpc: String,
-    metrics: String,
-    /// The network namespace the node runs in (`ip netns exec`), if not the test's own.
-    netns: Option<String>,
-    child: Option<Child>,
-}
-
-impl Consortium {
-    fn new(n: usize) -> Consortium {
-        Consortium::with_followers(n, 0)
-    }
-
-    /// `validators` validators, then `followers` followers (`node{validators}`…).
-    fn with_followers(validators: usize, followers: usize) -> Consortium {
-        let n = validators + followers;
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        ok(
-            &dir,
-            &[
-                "node",
-                "dev-chain",
-                "--dir",
-                dir.to_str().unwrap(),
-                "--clients",
-                "8",
-                "--interval-ms",
-                "50",
-                "--validators",
-                &validators.to_string(),
-                "--followers",
-                &followers.to_string(),
-            ],
-        );
-        let nodes = (0..n)
-            .map(|i| {
-                let config = if i == 0 {
-                    "node.toml".to_string()
-                } else {
-                    format!("node{i}.toml")
-                };
-                // The engine's decisions and sync steps in the logs a failure prints.
-                let text = std::fs::read_to_string(dir.join(&config)).unwrap().replace(
-                    "level = \"warn\"",
-                    "level = \"warn,node::bft=info,arc_malachitebft_core_consensus=info\"",
-                );
-                std::fs::write(dir.join(&config), &text).unwrap();
-                let find = |key: &str| {
-                    text.lines()
-                        .find_map(|l| l.strip_prefix(key))
-                        .map(|v| v.trim().trim_matches('"').to_string())
-                        .unwrap()
-                };
-                NodeInfo {
-                    grpc: find("listen = "),
-                    metrics: find("metrics_listen = "),
-                    config,
-                    netns: None,
-                    child: None,
-                }
-            })
-            .collect();
-        Consortium {
-            _tmp: tmp,
-            dir,
-            nodes,
-        }
-    }
-
-    fn log(&self, i: usize) -> PathBuf {
-        self.dir.join(format!("node{i}.log"))
-    }
-
-    fn logs(&self) -> String {
-        (0..self.nodes.len())
-            .map(|i| {
-                let text = std::fs::read_to_string(self.log(i)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                format!(
-                    "--- node{i}\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn start(&mut self, i: usize) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log(i))
-            .unwrap();
-        let bin = env!("CARGO_BIN_EXE_gmchain");
-        // `ip netns exec` enters the namespace and execs the node: the child is the node.
-        let mut cmd = match &self.nodes[i].netns {
-            Some(ns) => {
-                let mut c = Command::new(IP);
-                c.args(["netns", "exec", ns, bin]);
-                c
-            }
-            None => Command::new(bin),
-        };
-        let child = cmd
-            .current_dir(&self.dir)
-            .args(["node", "start", "--config", &self.nodes[i].config])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.nodes[i].child = Some(child);
-    }
-
-    /// Waits until node `i` answers over TLS.
-    fn wait_up(&self, rt: &tokio::runtime::Runtime, i: usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while rt
-            .block_on(async { client_at(&self.dir, &self.nodes[i].grpc, "admin").await })
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "node{i} did not start: {}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.nodes[i].child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn client(&self, rt: &tokio::runtime::Runtime, i: usize) -> Client {
-        rt.block_on(client_at(&self.dir, &self.nodes[i].grpc, "admin"))
-            .unwrap_or_else(|e| panic!("node{i}: {e}\n{}", self.logs()))
-    }
-
-    /// The text of node `i`'s configuration.
-    fn config(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dir.join(&self.nodes[i].config)).unwrap()
-    }
-
-    /// Replaces each `(from, to)` in every node's configuration (listen and peer addresses
-    /// alike).
-    fn replace_in_configs(&self, pairs: &[(String, String)]) {
-        for i in 0..self.nodes.len() {
-            let text = pairs
-                .iter()
-                .fold(self.config(i), |t, (from, to)| t.replace(from, to));
-            std::fs::write(self.dir.join(&self.nodes[i].config), text).unwrap();
-        }
-    }
-}
-
-impl Drop for Consortium {
-    fn drop(&mut self) {
-        for i in 0..self.nodes.len() {
-            self.kill(i);
-        }
-        // A failed run keeps the nodes' logs (the directory itself goes).
-        if std::thread::panicking() {
-            let keep = std::env::temp_dir().join(format!("gmchain-bft-{}", std::process::id()));
-            let _ = std::fs::create_dir_all(&keep);
-            for i in 0..self.nodes.len() {
-                let _ = std::fs::copy(self.log(i), keep.join(format!("node{i}.log")));
-            }
-            eprintln!("node logs kept in {}", keep.display());
-        }
-    }
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn anchor(key: &dyn Signer, cert: &Certificate, doc: &str) -> SignedTx {
-    let mut salt = [0u8; 16];
-    crypto::RandomSource::fill(&SystemRandom, &mut salt).unwrap();
-    let tx = Transaction {
-        chain_id: ChainId::new("dev-chain").unwrap(),
-        salt,
-        expiry: Height(900),
-        sender: Sender::Certificate(cert.der().to_vec()),
-        call: Call {
-            contract: "attestation".into(),
-            method: "anchor".into(),
-            args: vec![
-                crypto_sm::sm3::sm3(doc.as_bytes()).as_bytes().to_vec(),
-                b"document".to_vec(),
-                Vec::new(),
-                Vec::new(),
-            ],
-        },
-    };
-    SignedTx::sign(tx, key, &UserId::default()).unwrap()
-}
+use dev_node::{identity, ok, scrape};
 
 async fn status(c: &mut Client) -> pb::StatusResponse {
     c.get_status(pb::GetStatusRequest {})
@@ -264,7 +45,7 @@ async fn header(c: &mut Client, h: u64) -> types::BlockHeader {
 
 #[test]
 fn four_validators_keep_deciding_through_a_killed_validator_and_a_killed_leader() {
-    let mut net = Consortium::new(4);
+    let mut net = Consortium::new(4, "bft");
     let rt = rt();
     for i in 0..4 {
         net.start(i);
@@ -424,7 +205,7 @@ fn four_validators_keep_deciding_through_a_killed_validator_and_a_killed_leader(
 /// answers the client once the block is committed on it; it never signs a vote.
 #[test]
 fn a_follower_verifies_serves_forwards_and_never_votes() {
-    let mut net = Consortium::with_followers(4, 1);
+    let mut net = Consortium::with_followers(4, 1, "bft");
     let rt = rt();
     for i in 0..5 {
         net.start(i);
@@ -714,7 +495,7 @@ fn partitioned_validator_catches_up(net: &mut Consortium, partition: &dyn Partit
 /// deciding; healed, it catches up, and every node holds the same blocks.
 #[test]
 fn a_partitioned_validator_catches_up_when_the_partition_heals() {
-    let mut net = Consortium::new(4);
+    let mut net = Consortium::new(4, "bft");
     let relays = Relays::install(&net);
     partitioned_validator_catches_up(&mut net, &relays, "TCP relays");
 }
@@ -741,14 +522,11 @@ fn a_validator_behind_a_silent_partition_catches_up_when_it_heals() {
     let Some(mut netns) = Namespaces::create(4) else {
         return;
     };
-    let mut net = Consortium::new(4);
+    let mut net = Consortium::new(4, "bft");
     netns.place(&mut net);
     partitioned_validator_catches_up(&mut net, &netns, "network namespaces");
     // `net` (its nodes) goes before `netns` (their namespaces).
 }
-
-/// iproute2's `ip`.
-const IP: &str = "ip";
 
 /// Runs `ip args`; returns its stdout, or a message naming the command and its stderr.
 fn ip(args: &[&str]) -> Result<String, String> {

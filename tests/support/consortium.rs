@@ -1,7 +1,7 @@
-//! A dev chain of several validator processes on 127.0.0.1 (`gmchain node dev-chain
-//! --validators n`), each started, stopped and restarted by the test, its log kept when a test
-//! fails. The minimum of `bft.rs`'s harness, shared so that other suites (governance) use the
-//! same pattern without editing that suite.
+//! A dev chain of several validator (and follower) processes on 127.0.0.1 (`gmchain node
+//! dev-chain --validators n --followers f`), each started, stopped and restarted by the test,
+//! optionally inside a network namespace, its log kept when a test fails. Shared by the
+//! `bft` and `governance` suites.
 #![allow(dead_code)] // each suite uses its own subset
 
 use std::path::PathBuf;
@@ -33,12 +33,23 @@ pub struct NodeInfo {
     pub config: String,
     pub grpc: String,
     pub metrics: String,
+    /// The network namespace the node runs in (`ip netns exec`), if not the test's own.
+    pub netns: Option<String>,
     pub child: Option<Child>,
 }
+
+/// The `ip` command (iproute2), for tests that run nodes in network namespaces.
+pub const IP: &str = "ip";
 
 impl Consortium {
     /// `n` validators of one organisation ("Dev Bureau", whose admin is `admin`).
     pub fn new(n: usize, label: &'static str) -> Consortium {
+        Consortium::with_followers(n, 0, label)
+    }
+
+    /// `validators` validators, then `followers` followers (`node{validators}`…).
+    pub fn with_followers(validators: usize, followers: usize, label: &'static str) -> Consortium {
+        let n = validators + followers;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         ok(
@@ -49,11 +60,13 @@ impl Consortium {
                 "--dir",
                 dir.to_str().unwrap(),
                 "--clients",
-                "4",
+                "8",
                 "--interval-ms",
                 "50",
                 "--validators",
-                &n.to_string(),
+                &validators.to_string(),
+                "--followers",
+                &followers.to_string(),
             ],
         );
         let nodes = (0..n)
@@ -78,6 +91,7 @@ impl Consortium {
                     grpc: find("listen = "),
                     metrics: find("metrics_listen = "),
                     config,
+                    netns: None,
                     child: None,
                 }
             })
@@ -115,7 +129,17 @@ impl Consortium {
             .append(true)
             .open(self.log(i))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_gmchain"))
+        let bin = env!("CARGO_BIN_EXE_gmchain");
+        // `ip netns exec` enters the namespace and execs the node: the child is the node.
+        let mut cmd = match &self.nodes[i].netns {
+            Some(ns) => {
+                let mut c = Command::new(IP);
+                c.args(["netns", "exec", ns, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
             .current_dir(&self.dir)
             .args(["node", "start", "--config", &self.nodes[i].config])
             .stdout(Stdio::null())
@@ -169,6 +193,22 @@ impl Consortium {
     pub fn client(&self, rt: &tokio::runtime::Runtime, i: usize) -> Client {
         rt.block_on(client_at(&self.dir, &self.nodes[i].grpc, "admin"))
             .unwrap_or_else(|e| panic!("node{i}: {e}\n{}", self.logs()))
+    }
+
+    /// The text of node `i`'s configuration.
+    pub fn config(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.join(&self.nodes[i].config)).unwrap()
+    }
+
+    /// Replaces each `(from, to)` in every node's configuration (listen and peer addresses
+    /// alike).
+    pub fn replace_in_configs(&self, pairs: &[(String, String)]) {
+        for i in 0..self.nodes.len() {
+            let text = pairs
+                .iter()
+                .fold(self.config(i), |t, (from, to)| t.replace(from, to));
+            std::fs::write(self.dir.join(&self.nodes[i].config), text).unwrap();
+        }
     }
 }
 

@@ -777,9 +777,9 @@ mod tests {
     fn record(status: execution::ProposalStatus) -> execution::ProposalRecord {
         execution::ProposalRecord {
             id: Digest([7; 32]),
-            kind: execution::ProposalKind::Validators(execution::ValidatorChange::Remove(Digest(
-                [9; 32],
-            ))),
+            kind: execution::ProposalKind::Validators(Box::new(
+                execution::ValidatorChange::Remove(Digest([9; 32])),
+            )),
             proposer: "A".into(),
             created: Height(3),
             deadline: Height(10),
