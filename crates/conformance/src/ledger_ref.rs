@@ -99,7 +99,8 @@ pub(crate) fn merkle_root(entries: &[[u8; 32]]) -> [u8; 32] {
 }
 
 /// The block hash, per docs/formats.md §3-4: SM3(`GMCHAIN-HEADER-V2\0` ‖ v2 header encoding,
-/// type `0x0E`, with the validator-set and last-commit digests at the end), or for a v1
+/// type `0x0E`, with the validator-set, next-validator-set and last-commit digests at the
+/// end), or for a v1
 /// header SM3(`GMCHAIN-HEADER-V1\0` ‖ v1 encoding, type `0x03`).
 pub(crate) fn header_hash(h: &types::BlockHeader) -> [u8; 32] {
     let (domain, tag) = match h.consensus {
@@ -119,6 +120,7 @@ pub(crate) fn header_hash(h: &types::BlockHeader) -> [u8; 32] {
     out.extend_from_slice(h.proposer.as_bytes());
     if let Some(c) = &h.consensus {
         out.extend_from_slice(c.validator_set.as_bytes());
+        out.extend_from_slice(c.next_validator_set.as_bytes());
         out.extend_from_slice(c.last_commit.as_bytes());
     }
     sm3(&out).0

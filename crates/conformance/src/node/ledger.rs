@@ -233,7 +233,7 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
             }
             (_, Err(e)) => Err(format!("the genesis validators do not form a set: {e}")),
             (Some(l), Ok(set)) if l.validator_set != set.hash() => Err(format!(
-                "the header names validator set {}, not the genesis set {}",
+                "the header names validator set {}, not the genesis set {} (this check follows the genesis set only: a chain whose set changed is judged block by block through its receipts' chain of set changes)",
                 l.validator_set,
                 set.hash()
             )),
