@@ -637,7 +637,9 @@ impl<B: KvBackend> Ledger<B> {
                 computed: tx_root,
             });
         }
-        let encoded = block_len(&block);
+        // Each transaction encoded once: for the size and for admission.
+        let bytes: Vec<Vec<u8>> = block.txs.iter().map(Encode::to_bytes).collect();
+        let encoded = block_len(&block.header.chain_id, &bytes);
         let limits = self.store.limits();
         if encoded > limits.max_block_size {
             return Err(BlockRefusal::TooLarge {
@@ -653,7 +655,6 @@ impl<B: KvBackend> Ledger<B> {
             now: UnixTime(h.timestamp.0 / 1000),
         };
         let seen = |id: &TxId| self.on_chain(id);
-        let bytes: Vec<Vec<u8>> = block.txs.iter().map(Encode::to_bytes).collect();
         let results = self.admission.admit_many(&view, &ctx, &seen, &bytes);
         let mut in_block = HashSet::new();
         let mut txs = Vec::with_capacity(results.len());
@@ -780,11 +781,6 @@ fn set_at(
         .map_or_else(|| genesis.clone(), |(_, s)| s.clone())
 }
 
-fn block_len(block: &Block) -> usize {
-    Block::envelope_len(&block.header.chain_id)
-        + block
-            .txs
-            .iter()
-            .map(|t| Block::entry_len(t.to_bytes().len()))
-            .sum::<usize>()
+fn block_len(chain_id: &types::ChainId, txs: &[Vec<u8>]) -> usize {
+    Block::envelope_len(chain_id) + txs.iter().map(|t| Block::entry_len(t.len())).sum::<usize>()
 }
