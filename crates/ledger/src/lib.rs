@@ -739,6 +739,7 @@ impl<B: KvBackend> Ledger<B> {
             .map_err(|source| LedgerError::Certificate { height, source })?;
         // The storage layer re-checks height, parent and roots in the same step as the write,
         // and stores the parent certificate the header names if it is not ours.
+        let written = executed.update.nodes.clone();
         self.store.commit_certified_block_with_parent(
             &executed.block,
             &executed.receipts,
@@ -746,6 +747,8 @@ impl<B: KvBackend> Ledger<B> {
             &certificate,
             executed.parent_certificate.as_ref(),
         )?;
+        // Only once they are stored: the next block reads these paths first.
+        self.nodes.committed(written);
         let head = Head {
             tip: Tip {
                 height,
