@@ -27,6 +27,8 @@
 
 pub mod cache;
 mod error;
+#[cfg(test)]
+mod signature_cache_tests;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
