@@ -26,8 +26,15 @@
 //! Refusals of a certificate are remembered per state root (bounded), so a refused file sent
 //! again costs a hash and a lookup; issuers are found by name and key identifier, never by
 //! trying keys, so a certificate naming an unknown issuer costs no signature verification.
+//!
+//! Signatures this admission verified itself are remembered (bounded, [`SignatureCache`]), so
+//! that a transaction admitted from gossip is not verified again when the block holding it is
+//! judged. An entry names the exact encoded transaction (chain, body, sender, signature, user
+//! ID) and the certificate whose key verified it; only a successful verification is stored,
+//! and only by this node: nothing another node says is trusted. Every other check still runs
+//! on every admission.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -52,6 +59,11 @@ pub const CERT_CACHE_CAPACITY: usize = 10_000;
 /// it could not be told (a storage read failed): admission then refuses the transaction as
 /// `TX_STATE_UNAVAILABLE`, never treats it as unseen (fail closed).
 pub type Seen<'a> = dyn Fn(&TxId) -> Result<bool, String> + Sync + 'a;
+
+/// How many verified transaction signatures the signature cache remembers at most: more than
+/// twice a default pool (50 000), so that a transaction gossiped into the pool is still known
+/// when a block holding it arrives; about 10 MB when full.
+const SIGNATURE_CACHE_CAPACITY: usize = 1 << 17;
 
 /// How many refused certificates one state root remembers at most; when full, an arbitrary
 /// entry goes (the cache only saves work).
@@ -106,6 +118,66 @@ pub struct Admission {
     refused: Mutex<RefusalCache>,
     refusal_hits: AtomicU64,
     live: LiveCache,
+    signatures: SignatureCache,
+}
+
+/// What a verified signature is remembered by: the SM3 hash of the exact bytes admitted (the
+/// whole signed encoding: chain ID, body with the sender, signature and signer user ID) and
+/// the SM3 ID of the certificate whose public key verified it. The signed message (the
+/// transaction ID), the signature, the user ID and the key are all functions of the pair, so a
+/// hit stands for the same SM2 verification with the same inputs, which is deterministic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct SignatureKey {
+    encoded: Digest,
+    certificate: Digest,
+}
+
+impl SignatureKey {
+    fn new(bytes: &[u8], leaf: &Certificate) -> Self {
+        SignatureKey {
+            encoded: sm3(bytes),
+            certificate: leaf.fingerprint(),
+        }
+    }
+}
+
+/// Signatures verified by this admission, in two generations of at most half the capacity
+/// each: when the newer one is full, the older one is dropped and the newer takes its place, so
+/// the most recent verifications stay and memory is bounded by [`SIGNATURE_CACHE_CAPACITY`].
+#[derive(Debug, Default)]
+struct SignatureCache {
+    inner: Mutex<SignatureGenerations>,
+    hits: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct SignatureGenerations {
+    current: HashSet<SignatureKey>,
+    previous: HashSet<SignatureKey>,
+}
+
+impl SignatureCache {
+    fn contains(&self, key: &SignatureKey) -> bool {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let hit = g.current.contains(key) || g.previous.contains(key);
+        if hit {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+
+    fn insert(&self, key: SignatureKey) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if g.current.len() >= SIGNATURE_CACHE_CAPACITY / 2 {
+            g.previous = std::mem::take(&mut g.current);
+        }
+        g.current.insert(key);
+    }
+
+    fn len(&self) -> usize {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.current.len() + g.previous.len()
+    }
 }
 
 /// A refusal of a signer's certificate, and whether it holds for as long as the state root
@@ -424,7 +496,42 @@ impl Admission {
             refused: Mutex::new(RefusalCache::default()),
             refusal_hits: AtomicU64::new(0),
             live: LiveCache::default(),
+            signatures: SignatureCache::default(),
         }
+    }
+
+    /// Returns how many signature verifications the signature cache answered (for metrics
+    /// and tests).
+    pub fn signature_cache_hits(&self) -> u64 {
+        self.signatures.hits.load(Ordering::Relaxed)
+    }
+
+    /// Returns how many verified signatures the signature cache holds.
+    pub fn signature_cache_len(&self) -> usize {
+        self.signatures.len()
+    }
+
+    /// Verifies `signed`'s signature with `leaf`'s key, unless this admission already verified
+    /// the same encoded transaction (`bytes`) with the same certificate; remembers a success.
+    fn verify_signature(
+        &self,
+        signed: &SignedTx,
+        bytes: &[u8],
+        leaf: &Certificate,
+        id: &TxId,
+    ) -> Result<(), Rejection> {
+        let key = SignatureKey::new(bytes, leaf);
+        if self.signatures.contains(&key) {
+            return Ok(());
+        }
+        signed.verify_signature(&leaf.public_key()).map_err(|e| {
+            reject(
+                RejectCode::SignatureInvalid,
+                format!("signature of {id} by {}: {e}", cert_ref(leaf)),
+            )
+        })?;
+        self.signatures.insert(key);
+        Ok(())
     }
 
     /// Returns how many refusals the refusal cache answered (for metrics and tests).
@@ -630,12 +737,7 @@ impl Admission {
             role: chain.role,
         };
         check_suspension(view, &signer)?;
-        signed.verify_signature(&leaf.public_key()).map_err(|e| {
-            reject(
-                RejectCode::SignatureInvalid,
-                format!("signature of {id} by {}: {e}", cert_ref(leaf)),
-            )
-        })?;
+        self.verify_signature(&signed, bytes, leaf, &id)?;
         self.authorize(
             view,
             ctx,
@@ -1031,4 +1133,125 @@ fn check_suspension<S: NodeStore + ?Sized>(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The signature cache's key and bound. Admission through the cache end to end (a cached
+    //! transaction with another signature, user ID, sender or chain is judged afresh) is
+    //! tested on a ledger: `crates/ledger/src/signature_cache_tests.rs`.
+    use super::*;
+    use crypto::{Signer, UserId};
+    use crypto_sm::SoftwareProvider;
+    use crypto_sm::rng::SeededRandom;
+    use pki::{IssueRequest, Serial, Validity, issue, issue_root};
+    use types::{Call, Encode, Transaction};
+
+    fn validity() -> Validity {
+        Validity {
+            not_before: UnixTime(1_767_225_600),
+            not_after: UnixTime(1_767_225_600 + 365 * 86_400),
+        }
+    }
+
+    /// Alice's key with two certificates, and bob's.
+    struct Fx {
+        alice: (crypto_sm::SoftSigner, Certificate),
+        alice2: Certificate,
+        bob: Certificate,
+    }
+
+    fn fixture() -> Fx {
+        let p = SoftwareProvider::new(Arc::new(SeededRandom::new(7)));
+        let ca_key = p.generate().unwrap();
+        let ca = issue_root(
+            "Sig Root CA",
+            "Sig Consortium",
+            Serial::from_hex("01").unwrap(),
+            validity(),
+            &ca_key,
+        )
+        .unwrap();
+        let leaf = |key: &dyn Signer, cn: &str, serial: u8| {
+            issue(
+                &ca,
+                &ca_key,
+                &IssueRequest {
+                    role: Role::User,
+                    common_name: cn,
+                    organisation: "Sig Consortium",
+                    public_key: &key.public_key(),
+                    serial: Serial::from_bytes(&[0x10, serial]).unwrap(),
+                    validity: validity(),
+                },
+            )
+            .unwrap()
+        };
+        let alice_key = p.generate().unwrap();
+        let bob_key = p.generate().unwrap();
+        let alice = leaf(&alice_key, "alice", 1);
+        let alice2 = leaf(&alice_key, "alice", 2);
+        let bob = leaf(&bob_key, "bob", 3);
+        Fx {
+            alice: (alice_key, alice),
+            alice2,
+            bob,
+        }
+    }
+
+    #[test]
+    fn the_key_covers_every_byte_and_the_certificate() {
+        let fx = fixture();
+        let tx = Transaction {
+            chain_id: ChainId::new("sig-cache-1").unwrap(),
+            salt: [3; 16],
+            expiry: Height(50),
+            sender: Sender::Certificate(fx.alice.1.der().to_vec()),
+            call: Call {
+                contract: "attestation".into(),
+                method: "anchor".into(),
+                args: vec![vec![3; 32], b"contract.pdf".to_vec()],
+            },
+        };
+        let bytes = SignedTx::sign(tx, &fx.alice.0, &UserId::default())
+            .unwrap()
+            .to_bytes();
+        let key = SignatureKey::new(&bytes, &fx.alice.1);
+        // Any change anywhere (chain ID, body, sender, signature, user ID) is another key.
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 1;
+            assert_ne!(SignatureKey::new(&b, &fx.alice.1), key, "byte {i}");
+        }
+        // The same bytes verified with another certificate (even one for the same key).
+        assert_ne!(SignatureKey::new(&bytes, &fx.alice2), key);
+        assert_ne!(SignatureKey::new(&bytes, &fx.bob), key);
+        let cache = SignatureCache::default();
+        cache.insert(key);
+        assert!(cache.contains(&key));
+        assert!(!cache.contains(&SignatureKey::new(&bytes, &fx.alice2)));
+    }
+
+    #[test]
+    fn the_signature_cache_is_bounded_and_keeps_the_newest() {
+        let cache = SignatureCache::default();
+        let key = |i: u32| {
+            let mut d = [0u8; 32];
+            d[..4].copy_from_slice(&i.to_be_bytes());
+            SignatureKey {
+                encoded: Digest(d),
+                certificate: Digest([7; 32]),
+            }
+        };
+        let n = u32::try_from(SIGNATURE_CACHE_CAPACITY).unwrap() * 2;
+        for i in 0..n {
+            cache.insert(key(i));
+            assert!(cache.len() <= SIGNATURE_CACHE_CAPACITY);
+        }
+        assert!(cache.contains(&key(n - 1)));
+        assert!(cache.contains(&key(
+            n - u32::try_from(SIGNATURE_CACHE_CAPACITY / 2).unwrap()
+        )));
+        assert!(!cache.contains(&key(0)));
+    }
 }

@@ -151,6 +151,8 @@ struct NodeDelta {
     blocks: f64,
     txs: f64,
     signatures: f64,
+    /// Transaction signatures admission did not verify again (gossip, then the block).
+    signature_cache_hits: f64,
 }
 
 fn deltas(before: &[String], after: &[String]) -> Vec<NodeDelta> {
@@ -163,6 +165,7 @@ fn deltas(before: &[String], after: &[String]) -> Vec<NodeDelta> {
                 blocks: d("gmchain_blocks_committed_total"),
                 txs: d("gmchain_txs_committed_total"),
                 signatures: d("gmchain_consensus_signatures_total"),
+                signature_cache_hits: d("gmchain_signature_cache_hits_total"),
             }
         })
         .collect()
@@ -243,7 +246,7 @@ impl Phase {
         let (each, all) = signatures_per_block(&self.nodes);
         let list = |v: Vec<String>| format!("[{}]", v.join(", "));
         format!(
-            "{{\n{indent}  \"committed\": {},\n{indent}  \"failed\": {},\n{indent}  \"unsent\": {},\n{indent}  \"seconds\": {:.2},\n{indent}  \"committed_tx_per_s\": {:.0},\n{indent}  \"latency_p50_ms\": {:.1},\n{indent}  \"latency_p99_ms\": {:.1},\n{indent}  \"blocks_per_node\": {},\n{indent}  \"txs_committed_per_node\": {},\n{indent}  \"signatures_per_node\": {},\n{indent}  \"signatures_per_block_per_node\": {},\n{indent}  \"signatures_per_block_all_nodes\": {all:.2}\n{indent}}}",
+            "{{\n{indent}  \"committed\": {},\n{indent}  \"failed\": {},\n{indent}  \"unsent\": {},\n{indent}  \"seconds\": {:.2},\n{indent}  \"committed_tx_per_s\": {:.0},\n{indent}  \"latency_p50_ms\": {:.1},\n{indent}  \"latency_p99_ms\": {:.1},\n{indent}  \"blocks_per_node\": {},\n{indent}  \"txs_committed_per_node\": {},\n{indent}  \"signatures_per_node\": {},\n{indent}  \"signatures_per_block_per_node\": {},\n{indent}  \"signatures_per_block_all_nodes\": {all:.2},\n{indent}  \"signature_cache_hits_per_node\": {}\n{indent}}}",
             self.load.latencies.len(),
             self.load.failed,
             self.load.unsent,
@@ -260,6 +263,12 @@ impl Phase {
                     .collect()
             ),
             list(each.iter().map(|s| format!("{s:.2}")).collect()),
+            list(
+                self.nodes
+                    .iter()
+                    .map(|n| format!("{}", n.signature_cache_hits))
+                    .collect()
+            ),
         )
     }
 }
@@ -547,7 +556,8 @@ mod tests {
 
     fn page(blocks: u64, txs: u64, sigs: u64) -> String {
         format!(
-            "# TYPE gmchain_blocks_committed_total counter\ngmchain_blocks_committed_total {blocks}\ngmchain_txs_committed_total {txs}\ngmchain_consensus_signatures_total {sigs}\ngmchain_height 9\n"
+            "# TYPE gmchain_blocks_committed_total counter\ngmchain_blocks_committed_total {blocks}\ngmchain_txs_committed_total {txs}\ngmchain_consensus_signatures_total {sigs}\ngmchain_signature_cache_hits_total {}\ngmchain_height 9\n",
+            txs / 2
         )
     }
 
@@ -562,12 +572,14 @@ mod tests {
                 NodeDelta {
                     blocks: 10.0,
                     txs: 1000.0,
-                    signatures: 30.0
+                    signatures: 30.0,
+                    signature_cache_hits: 500.0
                 },
                 NodeDelta {
                     blocks: 9.0,
                     txs: 900.0,
-                    signatures: 18.0
+                    signatures: 18.0,
+                    signature_cache_hits: 450.0
                 },
             ]
         );

@@ -35,6 +35,18 @@ impl NodeCache {
         m.insert(hash, node);
     }
 
+    /// Holds the nodes a block just committed wrote (call it only once the write succeeded):
+    /// the next block's admission and execution walk exactly these paths, which would
+    /// otherwise be read back from the store one by one.
+    pub fn committed(&self, nodes: Vec<(Digest, Node)>) {
+        let mut m = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len().saturating_add(nodes.len()) > NODE_CACHE_CAPACITY {
+            m.clear();
+        }
+        // A block larger than the whole cache keeps only what fits.
+        m.extend(nodes.into_iter().take(NODE_CACHE_CAPACITY));
+    }
+
     /// Nodes held.
     pub fn len(&self) -> usize {
         self.nodes.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -108,5 +120,42 @@ mod tests {
         for i in 0..50u8 {
             assert_eq!(state::get(&cached, root, &[i]).unwrap(), Some(vec![i, i]));
         }
+    }
+
+    #[test]
+    fn committed_nodes_are_served_without_a_store_read_and_stay_bounded() {
+        let store = ChainStore::new(MemBackend::new(), types::Limits::default());
+        let ups: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            (0..50u8).map(|i| (vec![i], Some(vec![i, i]))).collect();
+        let batch = state::apply(&store.state_nodes(), state::EMPTY_ROOT, &ups).unwrap();
+        let cache = NodeCache::default();
+        cache.committed(batch.nodes.clone());
+        assert_eq!(cache.len(), batch.nodes.len());
+        // The store holds none of them: every answer comes from the cache, and equals the
+        // value written.
+        let cached = CachedNodes::new(&store, &cache);
+        for i in 0..50u8 {
+            assert_eq!(
+                state::get(&cached, batch.root, &[i]).unwrap(),
+                Some(vec![i, i])
+            );
+        }
+        assert_eq!(
+            state::get(&store.state_nodes(), batch.root, &[0])
+                .ok()
+                .flatten(),
+            None
+        );
+        // Bounded: a batch past the capacity starts the cache over.
+        let (h, n) = batch.nodes[0].clone();
+        let many: Vec<(Digest, Node)> = (0..NODE_CACHE_CAPACITY as u32 + 10)
+            .map(|i| {
+                let mut d = h.0;
+                d[..4].copy_from_slice(&i.to_be_bytes());
+                (Digest(d), n.clone())
+            })
+            .collect();
+        cache.committed(many);
+        assert!(cache.len() <= NODE_CACHE_CAPACITY);
     }
 }

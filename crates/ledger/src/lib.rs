@@ -27,6 +27,8 @@
 
 pub mod cache;
 mod error;
+#[cfg(test)]
+mod signature_cache_tests;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -642,7 +644,9 @@ impl<B: KvBackend> Ledger<B> {
                 computed: tx_root,
             });
         }
-        let encoded = block_len(&block);
+        // Each transaction encoded once: for the size and for admission.
+        let bytes: Vec<Vec<u8>> = block.txs.iter().map(Encode::to_bytes).collect();
+        let encoded = block_len(&block.header.chain_id, &bytes);
         let limits = self.store.limits();
         if encoded > limits.max_block_size {
             return Err(BlockRefusal::TooLarge {
@@ -658,7 +662,6 @@ impl<B: KvBackend> Ledger<B> {
             now: UnixTime(h.timestamp.0 / 1000),
         };
         let seen = |id: &TxId| self.on_chain(id);
-        let bytes: Vec<Vec<u8>> = block.txs.iter().map(Encode::to_bytes).collect();
         let results = self.admission.admit_many(&view, &ctx, &seen, &bytes);
         let mut in_block = HashSet::new();
         let mut txs = Vec::with_capacity(results.len());
@@ -743,6 +746,7 @@ impl<B: KvBackend> Ledger<B> {
             .map_err(|source| LedgerError::Certificate { height, source })?;
         // The storage layer re-checks height, parent and roots in the same step as the write,
         // and stores the parent certificate the header names if it is not ours.
+        let written = executed.update.nodes.clone();
         self.store.commit_certified_block_with_parent(
             &executed.block,
             &executed.receipts,
@@ -750,6 +754,8 @@ impl<B: KvBackend> Ledger<B> {
             &certificate,
             executed.parent_certificate.as_ref(),
         )?;
+        // Only once they are stored: the next block reads these paths first.
+        self.nodes.committed(written);
         let head = Head {
             tip: Tip {
                 height,
@@ -785,11 +791,6 @@ fn set_at(
         .map_or_else(|| genesis.clone(), |(_, s)| s.clone())
 }
 
-fn block_len(block: &Block) -> usize {
-    Block::envelope_len(&block.header.chain_id)
-        + block
-            .txs
-            .iter()
-            .map(|t| Block::entry_len(t.to_bytes().len()))
-            .sum::<usize>()
+fn block_len(chain_id: &types::ChainId, txs: &[Vec<u8>]) -> usize {
+    Block::envelope_len(chain_id) + txs.iter().map(|t| Block::entry_len(t.len())).sum::<usize>()
 }

@@ -485,6 +485,8 @@ impl LocalNode {
         m.txs_committed.fetch_add(receipts.len() as u64, Relaxed);
         m.wal_syncs
             .store(self.ledger.store().backend().stats().wal_syncs, Relaxed);
+        m.signature_cache_hits
+            .store(self.ledger.admission().signature_cache_hits(), Relaxed);
         self.update_pool_gauge();
         tracing::info!(height = height.0, txs = receipts.len(), hash = %hash, "block committed");
         self.watch_validator_expiry(height);

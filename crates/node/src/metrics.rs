@@ -55,6 +55,9 @@ pub struct Metrics {
     pub tx_rate_milli: AtomicU64,
     /// RocksDB WAL syncs since the store was opened.
     pub wal_syncs: AtomicU64,
+    /// Transaction signatures admission did not verify again: this node had verified the
+    /// same signed transaction with the same certificate (gossip, then the block).
+    pub signature_cache_hits: AtomicU64,
     /// Admission time per transaction (signature, chain, checks).
     pub verify: Timer,
     /// Time to execute a block.
@@ -180,6 +183,13 @@ impl Metrics {
             "RocksDB WAL syncs since the store was opened (rocksdb.wal.synced).",
             "counter",
             load(&self.wal_syncs),
+        );
+        gauge(
+            &mut out,
+            "gmchain_signature_cache_hits_total",
+            "Transaction signatures not verified again because this node had verified the same signed transaction with the same certificate.",
+            "counter",
+            load(&self.signature_cache_hits),
         );
         for (name, help, kind, v) in [
             (
