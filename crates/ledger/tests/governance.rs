@@ -40,11 +40,7 @@ fn a_rotation_decided_by_a_majority_takes_effect_at_its_height_and_receipts_foll
     // B votes yes (2 of 4: no majority yet), D no; C's yes makes 3 of 4 at height 3.
     let (vb, vd) = (w.vote_tx(1, &id, true), w.vote_tx(3, &id, false));
     assert_eq!(w.block(&[vb, vd]), vec![Status::Success, Status::Success]);
-    let record = w
-        .ledger
-        .with_state(|v| execution::read_proposal(v, &crypto::Digest(id)))
-        .unwrap()
-        .unwrap();
+    let record = proposal(&w, id);
     assert_eq!(record.status, ProposalStatus::Open);
     // A second vote of B is refused at admission.
     let again = w.vote_tx(1, &id, true);
@@ -59,11 +55,7 @@ fn a_rotation_decided_by_a_majority_takes_effect_at_its_height_and_receipts_foll
     assert_eq!(w.block(&[vc]), vec![Status::Success]);
     let executed_at = w.ledger.head().tip.height;
     assert_eq!(executed_at, Height(3));
-    let record = w
-        .ledger
-        .with_state(|v| execution::read_proposal(v, &crypto::Digest(id)))
-        .unwrap()
-        .unwrap();
+    let record = proposal(&w, id);
     assert_eq!(record.status, ProposalStatus::Executed(Height(3)));
     // Nothing changes before height 6: blocks 4 and 5 are decided by the old set; block 5's
     // header names the new set as the next.
@@ -327,11 +319,7 @@ fn votes_are_one_per_organisation_within_the_deadline_and_changes_wait_their_tur
     w.block(&[p]);
     let votes = [w.vote_tx(3, &pid, false), w.vote_tx(2, &pid, false)];
     w.block(&votes);
-    let rec = w
-        .ledger
-        .with_state(|v| execution::read_proposal(v, &crypto::Digest(pid)))
-        .unwrap()
-        .unwrap();
+    let rec = proposal(&w, pid);
     assert!(
         matches!(rec.status, ProposalStatus::Rejected(_)),
         "{:?}",
@@ -373,15 +361,8 @@ fn policies_come_from_genesis_and_change_only_with_every_organisation() {
     w.block(&[p]);
     let votes = [w.vote_tx(1, &pid, true), w.vote_tx(2, &pid, true)];
     w.block(&votes);
-    let status = |w: &World, id: [u8; 32]| {
-        w.ledger
-            .with_state(|v| execution::read_proposal(v, &crypto::Digest(id)))
-            .unwrap()
-            .unwrap()
-            .status
-    };
     // Three of four is not all.
-    assert_eq!(status(&w, pid), ProposalStatus::Open);
+    assert_eq!(status_of(&w, pid), ProposalStatus::Open);
     // Lowering the policy to a majority is itself a policy proposal, which needs all four:
     // three yes and one no rejects it.
     let lower = w.propose_tx(
@@ -399,7 +380,7 @@ fn policies_come_from_genesis_and_change_only_with_every_organisation() {
         w.vote_tx(3, &lid, false),
     ];
     w.block(&votes);
-    assert!(matches!(status(&w, lid), ProposalStatus::Rejected(_)));
+    assert!(matches!(status_of(&w, lid), ProposalStatus::Rejected(_)));
     // With all four it passes, and a new proposal then needs only three.
     let lower = w.propose_tx(
         1,
@@ -416,7 +397,7 @@ fn policies_come_from_genesis_and_change_only_with_every_organisation() {
         w.vote_tx(3, &lid, true),
     ];
     w.block(&votes);
-    assert!(matches!(status(&w, lid), ProposalStatus::Executed(_)));
+    assert!(matches!(status_of(&w, lid), ProposalStatus::Executed(_)));
     assert_eq!(
         w.ledger
             .with_state(|v| execution::policy(v, "validators"))
@@ -424,13 +405,13 @@ fn policies_come_from_genesis_and_change_only_with_every_organisation() {
         execution::Policy::AtLeast(3)
     );
     // The open proposal keeps the policy it was made under (all): three yes still wait.
-    assert_eq!(status(&w, pid), ProposalStatus::Open);
+    assert_eq!(status_of(&w, pid), ProposalStatus::Open);
     let p2 = w.propose_tx(2, "validator-remove", 20, 30, vec![d_node.0.to_vec()]);
     let p2id = proposal_id(&p2);
     w.block(&[p2]);
     let votes = [w.vote_tx(0, &p2id, true), w.vote_tx(1, &p2id, true)];
     w.block(&votes);
-    assert!(matches!(status(&w, p2id), ProposalStatus::Executed(_)));
+    assert!(matches!(status_of(&w, p2id), ProposalStatus::Executed(_)));
     // A genesis policy of an unknown kind, or an unparsable one, is refused naming it.
     for (g, needle) in [
         (

@@ -48,7 +48,6 @@ fn review_governance_must_not_add_an_expired_validator_certificate() {
         "{}",
         refused.message
     );
-    let _ = proposal_id(&add);
     w.empty_blocks_until(4);
     assert!(
         w.ledger
@@ -117,7 +116,6 @@ fn review_effective_height_must_be_bounded() {
         "{}",
         refused.message
     );
-    let _ = (proposal_id(&add), status_of);
     // A later change executes.
     let d_node = w.orgs[3].node.cert.fingerprint();
     let remove = w.propose_tx(1, "validator-remove", 10, 12, vec![d_node.0.to_vec()]);
@@ -237,11 +235,7 @@ fn review_two_votes_of_one_organisation_in_one_block_count_once() {
     let statuses = w.block(&twice);
     assert_eq!(statuses[0], Status::Success);
     assert_eq!(failed(&statuses[1]), FailureCode::AlreadyVoted.number());
-    let rec = w
-        .ledger
-        .with_state(|v| execution::read_proposal(v, &crypto::Digest(id)))
-        .unwrap()
-        .unwrap();
+    let rec = proposal(&w, id);
     assert_eq!(rec.votes.get("Agency B"), Some(&true));
     assert_eq!(rec.status, ProposalStatus::Open);
 }

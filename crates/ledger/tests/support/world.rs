@@ -271,12 +271,17 @@ pub fn proposal_id(tx: &[u8]) -> [u8; 32] {
     SignedTx::from_bytes(tx, &limits).unwrap().tx_id().0.0
 }
 
-pub fn status_of(w: &World, id: [u8; 32]) -> ProposalStatus {
+/// The recorded proposal `id` (the proposing transaction's ID).
+pub fn proposal(w: &World, id: [u8; 32]) -> execution::ProposalRecord {
     w.ledger
         .with_state(|v| execution::read_proposal(v, &crypto::Digest(id)))
         .unwrap()
         .unwrap()
-        .status
+}
+
+/// Where proposal `id` stands.
+pub fn status_of(w: &World, id: [u8; 32]) -> ProposalStatus {
+    proposal(w, id).status
 }
 
 /// A node-sign key of organisation `org`'s CA with `validity` and subject organisation
