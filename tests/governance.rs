@@ -342,10 +342,11 @@ fn a_validator_key_rotates_by_proposal_without_a_halt() {
         "node3.crt.pem",
         "--new-cert",
         "node3-rotated.crt.pem",
+        // The chain is under load: the proposal must reach a block before its deadline.
         "--deadline-in",
-        "2",
+        "6",
         "--effective-in",
-        "10",
+        "16",
     ]);
     propose.extend(admin_args(&net, 0));
     let out = run_ok(&dir, &propose);
@@ -396,7 +397,7 @@ fn a_validator_key_rotates_by_proposal_without_a_halt() {
         "--validator-cert",
         "node2.crt.pem",
         "--deadline-in",
-        "2",
+        "30",
         "--effective-in",
         "400",
     ]);

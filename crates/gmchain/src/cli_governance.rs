@@ -57,7 +57,8 @@ pub(crate) struct Schedule {
     /// The last height at which votes count.
     #[arg(long, value_name = "H", conflicts_with = "deadline_in")]
     deadline: Option<u64>,
-    /// The deadline as blocks after the node's tip.
+    /// The deadline as blocks after the node's tip. Leave the transaction time to reach a
+    /// block: a deadline already passed when it is proposed is refused.
     #[arg(long, value_name = "N")]
     deadline_in: Option<u64>,
     /// The first height the changed validator set decides (after the deadline).
@@ -142,7 +143,8 @@ pub(crate) enum ProposeCommand {
         /// The last height at which votes count.
         #[arg(long, value_name = "H", conflicts_with = "deadline_in")]
         deadline: Option<u64>,
-        /// The deadline as blocks after the node's tip.
+        /// The deadline as blocks after the node's tip. Leave the transaction time to reach a
+    /// block: a deadline already passed when it is proposed is refused.
         #[arg(long, value_name = "N")]
         deadline_in: Option<u64>,
         #[command(flatten)]
