@@ -144,7 +144,7 @@ pub(crate) enum ProposeCommand {
         #[arg(long, value_name = "H", conflicts_with = "deadline_in")]
         deadline: Option<u64>,
         /// The deadline as blocks after the node's tip. Leave the transaction time to reach a
-    /// block: a deadline already passed when it is proposed is refused.
+        /// block: a deadline already passed when it is proposed is refused.
         #[arg(long, value_name = "N")]
         deadline_in: Option<u64>,
         #[command(flatten)]
