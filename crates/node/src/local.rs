@@ -464,6 +464,17 @@ impl LocalNode {
         let started = Instant::now();
         self.ledger.commit(executed, certificate)?;
         self.metrics.commit.observe(started.elapsed());
+        // The metrics count the block before any client hears of it: a client that reads them
+        // after its acknowledgement sees its own transaction counted.
+        let m = &self.metrics;
+        use std::sync::atomic::Ordering::Relaxed;
+        m.height.store(height.0, Relaxed);
+        m.blocks_committed.fetch_add(1, Relaxed);
+        m.txs_committed.fetch_add(receipts.len() as u64, Relaxed);
+        m.wal_syncs
+            .store(self.ledger.store().backend().stats().wal_syncs, Relaxed);
+        m.signature_cache_hits
+            .store(self.ledger.admission().signature_cache_hits(), Relaxed);
         {
             let mut pool = lock(&self.pool);
             for (i, (id, r)) in ids.iter().zip(&receipts).enumerate() {
@@ -478,15 +489,6 @@ impl LocalNode {
                 );
             }
         }
-        let m = &self.metrics;
-        use std::sync::atomic::Ordering::Relaxed;
-        m.height.store(height.0, Relaxed);
-        m.blocks_committed.fetch_add(1, Relaxed);
-        m.txs_committed.fetch_add(receipts.len() as u64, Relaxed);
-        m.wal_syncs
-            .store(self.ledger.store().backend().stats().wal_syncs, Relaxed);
-        m.signature_cache_hits
-            .store(self.ledger.admission().signature_cache_hits(), Relaxed);
         self.update_pool_gauge();
         tracing::info!(height = height.0, txs = receipts.len(), hash = %hash, "block committed");
         self.watch_validator_expiry(height);
