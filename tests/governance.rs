@@ -698,6 +698,53 @@ fn a_revoked_validator_is_excluded_from_the_next_height() {
         "{receipt}"
     );
 
+    // The conformance suite's whole-chain walk, against node 1: every certificate verifies
+    // under its height's set, the change followed through the header that announced it.
+    let mut conformance = strings(&[
+        "conformance",
+        "run",
+        "--genesis",
+        "data/genesis.json",
+        "--key",
+        "clients/1.key.pem",
+        "--pass-file",
+        "pass",
+        "--cert",
+        "clients/1.crt.pem",
+        "--out-dir",
+        "conformance",
+    ]);
+    conformance.extend(admin_args(&net, 1).split_off(6));
+    let args: Vec<&str> = conformance.iter().map(String::as_str).collect();
+    let o = gm(&dir, &args);
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("conformance/report.json")).unwrap_or_else(|e| {
+            panic!(
+                "no report ({e}): stderr {}",
+                String::from_utf8_lossy(&o.stderr)
+            )
+        }),
+    )
+    .unwrap();
+    let walk = report["standards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["clauses"].as_array().unwrap())
+        .flat_map(|c| c["checks"].as_array().unwrap())
+        .find(|c| c["id"] == "node-ledger-chain")
+        .unwrap_or_else(|| panic!("no node-ledger-chain in the report"))
+        .clone();
+    assert_eq!(walk["pass"], true, "{walk:#}");
+    let followed = format!(
+        "1 validator-set change(s) followed, from height(s) {}",
+        at + 1
+    );
+    assert!(
+        walk.to_string().contains(&followed),
+        "{followed} not in {walk:#}"
+    );
+
     let (count, slowest) = load.finish();
     eprintln!(
         "governance revoke: {count} attestations committed without a stop (slowest {slowest:?}); revoked at {at}, {} heights decided by the three after; {:?}",

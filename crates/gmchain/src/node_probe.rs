@@ -9,7 +9,7 @@ use api::v1 as pb;
 use api::v1::chain_client::ChainClient;
 use conformance::{
     BlockBytes, NodeIdentity, NodeProbe, NodeStatus, Party, ProbeError, Rpc, Submission,
-    TlsAttempt, TlsObservation, TxAt,
+    TlsAttempt, TlsObservation, TxAt, ValidatorBytes,
 };
 use crypto::{RandomSource, Signer};
 use crypto_sm::rng::SystemRandom;
@@ -296,6 +296,27 @@ impl NodeProbe for GrpcProbe {
             block: b.block,
             certificate: b.certificate,
         })
+    }
+
+    fn validators(&self, height: u64) -> Result<Vec<ValidatorBytes>, ProbeError> {
+        let v = self
+            .rt
+            .block_on(
+                self.client
+                    .clone()
+                    .get_validators(pb::GetValidatorsRequest {
+                        height: Some(height),
+                    }),
+            )
+            .map_err(|s| transport(Rpc::GetValidators { height }, &s))?
+            .into_inner();
+        Ok(v.validators
+            .into_iter()
+            .map(|v| ValidatorBytes {
+                certificate: v.certificate,
+                power: v.power,
+            })
+            .collect())
     }
 
     fn tls_attempt(&self, attempt: TlsAttempt) -> Result<TlsObservation, ProbeError> {

@@ -10,7 +10,7 @@ mod pki;
 mod sm2;
 mod sm3;
 mod sm4;
-mod validators;
+pub(crate) mod validators;
 
 use crate::vectors::{self, Vector};
 use serde::Serialize;

@@ -58,9 +58,28 @@ fn case(what: &str, r: Result<(), String>) -> Evidence {
 
 fn revoked_validator_excluded() -> Vec<Evidence> {
     match cases() {
-        Ok(out) => out,
+        Ok((out, _)) => out,
         Err(e) => vec![case("set up four organisations and their chain", Err(e))],
     }
+}
+
+/// The chain the check builds: four organisations, D's validator revoked by the CRL of block
+/// 2 (so the set changes from height 3), four blocks, each with its commit certificate.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct Built {
+    pub genesis_json: String,
+    pub ledger: Ledger<MemBackend>,
+    /// The first height the set without D decides.
+    pub changed_from: Height,
+    /// The genesis validators' certificates, and D's (revoked) among them.
+    pub validators: Vec<Certificate>,
+    pub revoked: Certificate,
+}
+
+/// Builds the check's chain (for the node checks' tests, which serve it as a node would).
+#[cfg(test)]
+pub(crate) fn built_chain() -> Result<Built, String> {
+    cases().map(|(_, b)| b)
 }
 
 fn orgs() -> Result<Vec<Org>, String> {
@@ -148,7 +167,7 @@ fn certificate(
     Ok(CommitCertificate::from_votes(h, 0, hash, &votes))
 }
 
-fn cases() -> Result<Vec<Evidence>, String> {
+fn cases() -> Result<(Vec<Evidence>, Built), String> {
     let orgs = orgs()?;
     let mut organisations = Vec::new();
     for o in &orgs {
@@ -332,5 +351,12 @@ fn cases() -> Result<Vec<Evidence>, String> {
             other => Err(format!("{other:?}")),
         },
     ));
-    Ok(out)
+    let chain = Built {
+        genesis_json: genesis_json.to_string(),
+        ledger,
+        changed_from: Height(h.0 + 1),
+        validators: orgs.iter().map(|o| o.node.1.clone()).collect(),
+        revoked: d.node.1.clone(),
+    };
+    Ok((out, chain))
 }

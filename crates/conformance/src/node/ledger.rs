@@ -7,7 +7,9 @@ use super::{LEDGER_PROGRESS_EVERY, NodeProbe, genesis};
 use crate::checks::Evidence;
 use crate::ledger_ref;
 use pki::Certificate;
-use types::{Block, CommitCertificate, ConsensusLinks, Decode, Encode, Sender};
+use types::{
+    Block, CommitCertificate, ConsensusLinks, Decode, Encode, Sender, ValidatorEntry, ValidatorSet,
+};
 
 const SRC_LEDGER: &str = "live node; expected: docs/formats.md §3-6 and the genesis file";
 
@@ -23,6 +25,8 @@ struct Walk {
     tx_count: Option<NodeCheckError>,
     certificates: Option<NodeCheckError>,
     tx_sigs: Option<NodeCheckError>,
+    /// The heights from which a set other than the genesis one decided, as followed.
+    set_changes: Vec<u64>,
 }
 
 fn first(slot: &mut Option<NodeCheckError>, e: NodeCheckError) {
@@ -85,7 +89,10 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
     // per block), reported as it goes.
     let tip = st.height;
     let mut w = Walk::default();
-    let set = g.validator_set();
+    // The set in force: the genesis file's, then each set a certified header announced.
+    let mut set = g
+        .validator_set()
+        .map_err(|e| format!("the genesis validators do not form a set: {e}"));
     let mut last_commit = ConsensusLinks::NO_PARENT_CERTIFICATE;
     let mut prev: Option<(u64, [u8; 32])> = None;
     if tip >= LEDGER_PROGRESS_EVERY {
@@ -231,30 +238,47 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
             (None, _) => {
                 Err("a version-1 header (no validator set, no parent certificate)".to_string())
             }
-            (_, Err(e)) => Err(format!("the genesis validators do not form a set: {e}")),
+            (_, Err(e)) => Err(e.clone()),
             (Some(l), Ok(set)) if l.validator_set != set.hash() => Err(format!(
-                "the header names validator set {}, not the genesis set {} (this check follows the genesis set only: a chain whose set changed is judged block by block through its receipts' chain of set changes)",
+                "the header names validator set {}, not {} (the set in force: {})",
                 l.validator_set,
-                set.hash()
+                set.hash(),
+                match w.set_changes.last() {
+                    None => "the genesis file's".to_string(),
+                    Some(from) => format!("announced for height {from} by block {}", from - 1),
+                }
             )),
             (Some(l), Ok(_)) if l.last_commit != last_commit => Err(format!(
                 "the header's last_commit {} is not the hash {last_commit} of block {}'s certificate",
                 l.last_commit,
                 h - 1
             )),
-            (Some(_), Ok(set)) => Ok(set),
+            (Some(l), Ok(set)) => Ok((set, l.next_validator_set)),
         };
         match links_ok {
             Err(what) => first(
                 &mut w.certificates,
                 NodeCheckError::CertificateLinks { height: h, what },
             ),
-            Ok(set) => {
-                if let Err(source) = cert.verify(&g.chain_id, hd.height, &hd.hash(), set) {
+            Ok((current, next)) => {
+                if let Err(source) = cert.verify(&g.chain_id, hd.height, &hd.hash(), current) {
                     first(
                         &mut w.certificates,
                         NodeCheckError::CertificateInvalid { height: h, source },
                     );
+                } else if next != current.hash() && h < tip {
+                    // A certified block announces the next height's set: take the members from
+                    // the node, and believe them only if they hash to the announced set.
+                    match announced_set(p, h + 1, next) {
+                        Ok(s) => {
+                            set = Ok(s);
+                            w.set_changes.push(h + 1);
+                        }
+                        Err(what) => first(
+                            &mut w.certificates,
+                            NodeCheckError::CertificateLinks { height: h, what },
+                        ),
+                    }
                 }
             }
         }
@@ -264,6 +288,18 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
         "blocks 0..={tip} (the whole chain): {} blocks, {} transactions",
         w.blocks, w.txs
     );
+    let followed = match w.set_changes.as_slice() {
+        [] => "the genesis set decided every block".to_string(),
+        changes => format!(
+            "{} validator-set change(s) followed, from height(s) {}",
+            changes.len(),
+            changes
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     let blocks = w.blocks;
     let judge = |slot: Option<NodeCheckError>| match slot {
         Some(e) => Err(e),
@@ -296,12 +332,12 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
         judge(w.tx_count.take()),
     ));
     out.push(ev(
-        "every block above 0 has a commit certificate: SM2 precommits over its hash, in their own signing domain, from more than two thirds of the genesis validator set its header names; each header commits to its parent's certificate",
+        "every block above 0 has a commit certificate: SM2 precommits over its hash, in their own signing domain, from more than two thirds of the validator set its header names, which is the genesis file's set or one announced as next_validator_set by a block certified by the set before it; each header commits to its parent's certificate",
         SRC_LEDGER,
         if tip == 0 {
             Err(NodeCheckError::NoCertificateToCheck)
         } else {
-            judge(w.certificates.take())
+            judge(w.certificates.take()).map(|s| format!("{s}; {followed}"))
         },
     ));
     out.push(ev(
@@ -331,4 +367,38 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
         }),
     ));
     out
+}
+
+/// The set deciding `height` as the node lists it, accepted only if it hashes to `announced`
+/// (a certified header's `next_validator_set`). Ids and keys come from the certificates.
+fn announced_set(
+    p: &dyn NodeProbe,
+    height: u64,
+    announced: crypto::Digest,
+) -> Result<ValidatorSet, String> {
+    let listed = p.validators(height).map_err(|e| {
+        format!("the header announces validator set {announced} for height {height}, and its members could not be read: {e}")
+    })?;
+    let mut entries = Vec::with_capacity(listed.len());
+    for (i, v) in listed.iter().enumerate() {
+        let cert = Certificate::from_der(&v.certificate).map_err(|e| {
+            format!("GetValidators {height}: validator {i}'s certificate does not decode: {e}")
+        })?;
+        entries.push(ValidatorEntry {
+            id: cert.fingerprint(),
+            public_key: cert.public_key(),
+            power: v.power,
+        });
+    }
+    let set = ValidatorSet::new(entries).map_err(|e| {
+        format!("GetValidators {height}: the listed validators do not form a set: {e}")
+    })?;
+    if set.hash() != announced {
+        return Err(format!(
+            "the header announces validator set {announced} for height {height}, but the {} validator(s) the node lists for it hash to {}",
+            set.len(),
+            set.hash()
+        ));
+    }
+    Ok(set)
 }

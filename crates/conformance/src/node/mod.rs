@@ -23,7 +23,7 @@ mod transactions;
 
 pub use probe::{
     BlockBytes, GmSuites, NodeIdentity, NodeProbe, NodeStatus, Party, ProbeError, Rpc, Submission,
-    TlsAttempt, TlsObservation, TxAt,
+    TlsAttempt, TlsObservation, TxAt, ValidatorBytes,
 };
 
 use crate::checks::{CheckOutcome, Evidence};
@@ -202,6 +202,8 @@ pub(super) fn genesis(p: &dyn NodeProbe) -> Result<(execution::Genesis, Block), 
     Ok((g, b.block))
 }
 
+#[cfg(test)]
+mod ledger_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

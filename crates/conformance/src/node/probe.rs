@@ -58,6 +58,15 @@ pub struct BlockBytes {
     pub certificate: Vec<u8>,
 }
 
+/// A member of a validator set as the node listed it (GetValidators): its node-signing
+/// certificate (DER) and voting power. The walk derives the id and key from the certificate
+/// and trusts nothing else the node says about the set.
+#[derive(Debug, Clone)]
+pub struct ValidatorBytes {
+    pub certificate: Vec<u8>,
+    pub power: u64,
+}
+
 /// A committed transaction and where it is.
 #[derive(Debug, Clone)]
 pub struct TxAt {
@@ -117,6 +126,15 @@ pub trait NodeProbe {
     fn block(&self, height: u64) -> Result<BlockBytes, ProbeError>;
     /// GetReceiptProof: the offline receipt file (JSON).
     fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, ProbeError>;
+    /// GetValidators: the set that decides `height`. The whole-chain walk asks for it only
+    /// where a certified header announces a set other than the one in force, and accepts it
+    /// only if its hash is the announced one.
+    fn validators(&self, height: u64) -> Result<Vec<ValidatorBytes>, ProbeError> {
+        let _ = height;
+        Err(ProbeError::Unsupported {
+            what: "GetValidators".into(),
+        })
+    }
     /// One TLS connection attempt to the node's API listener, relayed through a recorder.
     /// `Err` only when the attempt could not be made (the probe cannot make it, or the node
     /// is unreachable); a refusal is an observation.
@@ -139,6 +157,9 @@ pub enum Rpc {
         height: u64,
     },
     GetReceiptProof,
+    GetValidators {
+        height: u64,
+    },
     /// A TLS connection attempt to the API listener.
     Tls,
 }
@@ -151,6 +172,7 @@ impl std::fmt::Display for Rpc {
             Rpc::GetTransaction => f.write_str("GetTransaction"),
             Rpc::GetBlock { height } => write!(f, "GetBlock {height}"),
             Rpc::GetReceiptProof => f.write_str("GetReceiptProof"),
+            Rpc::GetValidators { height } => write!(f, "GetValidators {height}"),
             Rpc::Tls => f.write_str("TLS"),
         }
     }
