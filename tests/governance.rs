@@ -147,12 +147,19 @@ impl Load {
     }
 }
 
-/// The precommitting validators' ids in the certificate of block `h`.
+/// The precommitting validators' ids in the certificate of block `h`. The load's heights are
+/// those of the nodes it submits to: the node asked may commit `h` a moment later.
 fn signers(rt: &tokio::runtime::Runtime, c: &mut Client, h: u64) -> BTreeSet<String> {
-    let b = rt
-        .block_on(c.get_block(pb::GetBlockRequest { height: Some(h) }))
-        .unwrap_or_else(|e| panic!("block {h}: {e}"))
-        .into_inner();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let b = loop {
+        match rt.block_on(c.get_block(pb::GetBlockRequest { height: Some(h) })) {
+            Ok(b) => break b.into_inner(),
+            Err(e) if e.code() == tonic::Code::NotFound && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("block {h}: {e}"),
+        }
+    };
     let cert = types::CommitCertificate::from_bytes(&b.certificate, &Limits::default())
         .unwrap_or_else(|e| panic!("certificate of block {h}: {e}"));
     cert.signatures
