@@ -537,7 +537,10 @@ impl ParamsUpdate {
             match r.u8(name).map_err(c)? {
                 0 => Ok(None),
                 1 => Ok(Some(r.u64(name).map_err(c)?)),
-                got => Err(ExecError::corrupt(key, format!("{name}: presence flag {got}"))),
+                got => Err(ExecError::corrupt(
+                    key,
+                    format!("{name}: presence flag {got}"),
+                )),
             }
         };
         let expiry_window = field("params_update.expiry_window")?;

@@ -2192,7 +2192,9 @@ fn a_parameter_change_outside_the_bounds_fails_when_executed() {
         .0;
     assert_success(&node.run(&[propose]));
     // Two organisations, a majority of two: the proposal waits for the root's vote.
-    let mut record = execution::read_proposal(&node.view(), &id).unwrap().unwrap();
+    let mut record = execution::read_proposal(&node.view(), &id)
+        .unwrap()
+        .unwrap();
     assert_eq!(record.status, execution::ProposalStatus::Open);
     assert_eq!(
         record.kind,
@@ -2250,7 +2252,12 @@ fn the_executor_reads_the_parameters_from_the_parent_state() {
     node.store.write(update.nodes).unwrap();
     let err = node
         .executor
-        .execute_block(&node.store, update.root, &node.block_ctx(), &[a.clone(), b.clone()])
+        .execute_block(
+            &node.store,
+            update.root,
+            &node.block_ctx(),
+            &[a.clone(), b.clone()],
+        )
         .unwrap_err();
     assert!(
         matches!(err, execution::ExecError::TooManyTxs { count: 2, max: 1 }),

@@ -670,8 +670,8 @@ pub(crate) fn run_receipt(cmd: ReceiptCommand) -> CmdResult {
                     .map_err(|e| Failure::BadInput(format!("{}: {e}", genesis.display())))?,
             };
             let bytes = read_named("RECEIPT", &receipt)?;
-            let bundle =
-                receipt::ReceiptBundle::from_json(&bytes, &types::Limits::default()).map_err(|e| {
+            let bundle = receipt::ReceiptBundle::from_json(&bytes, &types::Limits::default())
+                .map_err(|e| {
                     Failure::NotVerified(format!("{}: {} ({})", receipt.display(), e, e.code()))
                 })?;
             let doc = match &file {

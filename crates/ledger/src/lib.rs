@@ -499,11 +499,7 @@ impl<B: KvBackend> Ledger<B> {
             tip: head.tip.height,
             now: UnixTime(timestamp_ms / 1000),
         };
-        let max_txs = self
-            .params_at(&view)?
-            .params
-            .limits()
-            .max_txs_per_block;
+        let max_txs = self.params_at(&view)?.params.limits().max_txs_per_block;
         let mut in_block = HashSet::new();
         let mut txs = Vec::with_capacity(candidates.len().min(max_txs));
         let mut dropped = Vec::new();

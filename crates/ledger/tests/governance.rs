@@ -587,8 +587,16 @@ fn a_parameter_change_takes_effect_at_its_height_for_admission_proposer_and_veri
     let (va, vb2) = (w.vote_tx(0, &id2, true), w.vote_tx(1, &id2, true));
     let p = w.propose(&[va, vb2, big]);
     assert!(p.left_out.is_empty() && p.dropped.is_empty());
-    let statuses: Vec<u32> = p.executed.receipts().iter().map(|r| failed(&r.status)).collect();
-    assert_eq!(statuses, vec![0, FailureCode::ValidatorChangePending.number(), 0]);
+    let statuses: Vec<u32> = p
+        .executed
+        .receipts()
+        .iter()
+        .map(|r| failed(&r.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![0, FailureCode::ValidatorChangePending.number(), 0]
+    );
     let verified = w
         .ledger
         .verify(p.executed.block().clone(), ledger::TimeRule::Decided, None)
@@ -634,8 +642,10 @@ fn a_parameter_change_takes_effect_at_its_height_for_admission_proposer_and_veri
     assert_eq!(p.left_out[0].0.0, third);
     // A block of all three at height 5 is refused by a verifier before anything runs.
     let mut over = p.executed.block().clone();
-    over.txs
-        .push(<types::SignedTx as types::Decode>::from_bytes(&small[2], &types::Limits::default()).unwrap());
+    over.txs.push(
+        <types::SignedTx as types::Decode>::from_bytes(&small[2], &types::Limits::default())
+            .unwrap(),
+    );
     over.header.tx_count = 3;
     over.header.tx_root = over.tx_root();
     match w.ledger.verify(over, ledger::TimeRule::Decided, None) {
@@ -690,10 +700,7 @@ fn a_parameter_change_takes_effect_at_its_height_for_admission_proposer_and_veri
         vec![5, 9]
     );
     assert_eq!(
-        reopened
-            .admit(&big2, t(2), &|_| false)
-            .unwrap_err()
-            .code,
+        reopened.admit(&big2, t(2), &|_| false).unwrap_err().code,
         RejectCode::TooLarge
     );
 }
@@ -703,14 +710,24 @@ fn parameter_proposals_outside_the_bounds_are_refused_at_admission() {
     let w = world();
     let cases: [([Option<u64>; 3], u64, u64, &str); 7] = [
         ([None, None, None], 3, 5, "names at least one"),
-        ([Some(0), None, None], 3, 5, "expiry_window 0 is outside 1..=1000000"),
+        (
+            [Some(0), None, None],
+            3,
+            5,
+            "expiry_window 0 is outside 1..=1000000",
+        ),
         (
             [Some(1_000_001), None, None],
             3,
             5,
             "expiry_window 1000001 is outside",
         ),
-        ([None, Some(0), None], 3, 5, "max_txs_per_block 0 is outside"),
+        (
+            [None, Some(0), None],
+            3,
+            5,
+            "max_txs_per_block 0 is outside",
+        ),
         (
             [None, Some(10_001), None],
             3,
@@ -732,13 +749,7 @@ fn parameter_proposals_outside_the_bounds_are_refused_at_admission() {
         assert!(r.message.contains(want), "{update:?}: {}", r.message);
     }
     // A value given in the wrong width is named too.
-    let tx = w.propose_tx(
-        0,
-        "params",
-        3,
-        5,
-        vec![vec![1, 2], Vec::new(), Vec::new()],
-    );
+    let tx = w.propose_tx(0, "params", 3, 5, vec![vec![1, 2], Vec::new(), Vec::new()]);
     let r = w.ledger.admit(&tx, t(2), &|_| false).unwrap_err();
     assert_eq!(r.code, RejectCode::BadArguments);
     assert!(
@@ -784,7 +795,10 @@ fn the_params_policy_comes_from_genesis_and_changes_by_a_policy_proposal() {
     );
     let pid = proposal_id(&pp);
     assert_eq!(w.block(&[pp]), vec![Status::Success]);
-    let votes: Vec<Vec<u8>> = [0, 2, 3].iter().map(|o| w.vote_tx(*o, &pid, true)).collect();
+    let votes: Vec<Vec<u8>> = [0, 2, 3]
+        .iter()
+        .map(|o| w.vote_tx(*o, &pid, true))
+        .collect();
     assert_eq!(w.block(&votes), vec![Status::Success; 3]);
     assert_eq!(
         w.ledger
