@@ -899,7 +899,10 @@ fn a_parameter_change_takes_effect_at_its_height_on_a_running_node() {
             &["--max-tx-size", "100"][..],
             "--max-tx-size 100 is outside 8192..=131072",
         ),
-        (&["--expiry-window", "0"][..], "--expiry-window 0 is outside"),
+        (
+            &["--expiry-window", "0"][..],
+            "--expiry-window 0 is outside",
+        ),
         (
             &["--max-txs-per-block", "10001"][..],
             "--max-txs-per-block 10001 is outside 1..=10000",

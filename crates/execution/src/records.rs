@@ -726,6 +726,70 @@ mod tests {
     }
 
     #[test]
+    fn parameter_change_records_are_pinned() {
+        // docs/execution.md §3: PendingParams (0x89) and ParamsChange (0x8a).
+        let pending = PendingParams {
+            effective: Height(9),
+            update: ParamsUpdate {
+                expiry_window: None,
+                max_txs_per_block: Some(2),
+                max_tx_size: Some(8192),
+            },
+            proposal: Digest([0x11; 32]),
+            tx: types::TxId(Digest([0x22; 32])),
+        };
+        assert_eq!(
+            hex::encode(pending.encode()),
+            format!(
+                "0189{}{}{}{}{}{}",
+                "0000000000000009",
+                "00",
+                "010000000000000002",
+                "010000000000002000",
+                "11".repeat(32),
+                "22".repeat(32)
+            )
+        );
+        assert_eq!(
+            PendingParams::decode(b"k", &pending.encode()).unwrap(),
+            pending
+        );
+        let change = ParamsChange {
+            from: Height(9),
+            params: ChainParams {
+                expiry_window: 100,
+                max_txs_per_block: 2,
+                max_tx_size: 8192,
+            },
+            proposal: Digest([0x11; 32]),
+            tx: types::TxId(Digest([0x22; 32])),
+        };
+        assert_eq!(
+            hex::encode(change.encode()),
+            format!(
+                "018a{}{}{}{}{}{}",
+                "0000000000000009",
+                "0000000000000064",
+                "00000002",
+                "0000000000002000",
+                "11".repeat(32),
+                "22".repeat(32)
+            )
+        );
+        assert_eq!(
+            ParamsChange::decode(b"k", &change.encode()).unwrap(),
+            change
+        );
+        // A presence flag other than 0 or 1 is a corrupt record, not a default.
+        let mut bad = pending.encode();
+        bad[10] = 2;
+        assert!(PendingParams::decode(b"k", &bad).is_err());
+        let mut long = change.encode();
+        long.push(0);
+        assert!(ParamsChange::decode(b"k", &long).is_err());
+    }
+
+    #[test]
     fn org_record_round_trip_and_pinned_tail() {
         // The organisation record of genesis format 2: name, CA, registration height, then
         // the sponsor (empty = founding), the removal height (0 = active) and the former CAs.
