@@ -953,6 +953,10 @@ fn a_parameter_change_takes_effect_at_its_height_on_a_running_node() {
     propose.extend(sender(&chain, "admin"));
     let out = run_ok(&dir, &propose);
     let id = hex_after(&out, "committed: proposal ");
+    assert!(
+        out.contains("the chain parameters change at height"),
+        "{out}"
+    );
     let p = show(&chain, &id);
     assert_eq!(p["kind"], "params", "{p}");
     assert_eq!(p["status"], "executed", "{p}");

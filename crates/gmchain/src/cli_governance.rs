@@ -269,8 +269,14 @@ fn standing(p: &pb::ProposalResponse) -> String {
     );
     match p.status.as_str() {
         "executed" if p.effective > 0 => format!(
-            "executed at height {}: the validator set changes at height {} ({tally})",
-            p.status_height, p.effective
+            "executed at height {}: {} at height {} ({tally})",
+            p.status_height,
+            if p.kind == "params" {
+                "the chain parameters change"
+            } else {
+                "the validator set changes"
+            },
+            p.effective
         ),
         "executed" | "rejected" => format!("{} at height {} ({tally})", p.status, p.status_height),
         "open" => format!("open until height {} ({tally})", p.deadline),
