@@ -931,3 +931,119 @@ fn a_proposal_of_two_organisations_executes_or_is_rejected_by_the_second_vote() 
     bad.extend(sender(&chain, "admin"));
     run_fails(&dir, &bad, 2, "--policy: policy \"most\"");
 }
+
+/// A chain-parameter change on a running node (one organisation, so the proposer's yes
+/// executes it): out-of-bounds values exit 2 before anything is sent; the change is shown by
+/// `governance show`; from its effective height `gmchain query status` shows the new
+/// `max_tx_size` (the others kept) and an attestation that fitted before is refused (exit 2,
+/// naming the limit and since when), with no restart.
+#[test]
+fn a_parameter_change_takes_effect_at_its_height_on_a_running_node() {
+    let chain = crate::dev_node::dev_chain(1);
+    let dir = chain.dir.clone();
+    let _node = crate::dev_node::Node::start(&chain);
+    let status = || -> serde_json::Value {
+        serde_json::from_str(&ok(&dir, &["query", "status", "--node", &chain.grpc])).unwrap()
+    };
+    let before = status();
+    assert_eq!(before["params"]["since"], 0, "{before}");
+    assert_eq!(before["params"]["max_tx_size"], 131_072, "{before}");
+    for (flags, needle) in [
+        (
+            &["--max-tx-size", "100"][..],
+            "--max-tx-size 100 is outside 8192..=131072",
+        ),
+        (
+            &["--expiry-window", "0"][..],
+            "--expiry-window 0 is outside",
+        ),
+        (
+            &["--max-txs-per-block", "10001"][..],
+            "--max-txs-per-block 10001 is outside 1..=10000",
+        ),
+        (&[][..], "names at least one of"),
+    ] {
+        let mut bad = strings(&["governance", "propose", "params"]);
+        bad.extend(strings(flags));
+        bad.extend(strings(&["--deadline-in", "2", "--effective-in", "4"]));
+        bad.extend(sender(&chain, "admin"));
+        run_fails(&dir, &bad, 2, needle);
+    }
+    assert_eq!(status()["height"], before["height"], "nothing was sent");
+
+    // A 9 KiB attestation (4 KiB metadata and pointer) fits the genesis limit.
+    std::fs::write(dir.join("doc-1"), b"one").unwrap();
+    std::fs::write(dir.join("doc-2"), b"two").unwrap();
+    std::fs::write(dir.join("pointer"), vec![7u8; 4096]).unwrap();
+    let metadata = "m".repeat(4096);
+    let big = |doc: &str| {
+        let mut a = strings(&[
+            "tx",
+            "attest",
+            doc,
+            "--metadata",
+            &metadata,
+            "--pointer-file",
+            "pointer",
+            "--out",
+            &format!("{doc}.receipt.json"),
+        ]);
+        a.extend(sender(&chain, "admin"));
+        a
+    };
+    run_ok(&dir, &big("doc-1"));
+
+    let mut propose = strings(&[
+        "governance",
+        "propose",
+        "params",
+        "--max-tx-size",
+        "8192",
+        "--deadline-in",
+        "2",
+        "--effective-in",
+        "4",
+    ]);
+    propose.extend(sender(&chain, "admin"));
+    let out = run_ok(&dir, &propose);
+    let id = hex_after(&out, "committed: proposal ");
+    assert!(
+        out.contains("the chain parameters change at height"),
+        "{out}"
+    );
+    let p = show(&chain, &id);
+    assert_eq!(p["kind"], "params", "{p}");
+    assert_eq!(p["status"], "executed", "{p}");
+    assert_eq!(p["change"]["max_tx_size"], 8192, "{p}");
+    assert!(p["change"]["expiry_window"].is_null(), "{p}");
+    let effective = p["effective"].as_u64().unwrap();
+    // Blocks are made by transactions: small attestations until the tip is the block before
+    // the effective height, whose end applies the change.
+    let mut n = 0;
+    while status()["height"].as_u64().unwrap() + 1 < effective {
+        n += 1;
+        let doc = format!("small-{n}");
+        std::fs::write(dir.join(&doc), doc.as_bytes()).unwrap();
+        let mut a = strings(&["tx", "attest", &doc, "--out", &format!("{doc}.json")]);
+        a.extend(sender(&chain, "admin"));
+        run_ok(&dir, &a);
+        assert!(n < 10, "the chain does not reach height {effective}");
+    }
+    let after = status();
+    assert_eq!(after["params"]["max_tx_size"], 8192, "{after}");
+    assert_eq!(after["params"]["since"], effective, "{after}");
+    assert_eq!(
+        after["params"]["expiry_window"], before["params"]["expiry_window"],
+        "{after}"
+    );
+    assert_eq!(
+        after["params"]["max_txs_per_block"], before["params"]["max_txs_per_block"],
+        "{after}"
+    );
+    run_fails(
+        &dir,
+        &big("doc-2"),
+        2,
+        &format!("exceeds the chain's max_tx_size 8192 in force since height {effective}"),
+    );
+}

@@ -128,11 +128,14 @@ define_codes! {
         "`governance`: the validator change does not fit the current set (unknown or present validator, last validator, certificate not an active organisation's valid node-sign certificate).",
         "the message names what does not fit; query the validator set (gmchain query validators)";
     GOVERNANCE_CHANGE_PENDING = 3105, NotVerified, FailedPrecondition,
-        "`governance`: another validator-set change is decided and not yet in effect.",
+        "`governance`: another change of the same kind (validator set, or chain parameters) is decided and not yet in effect.",
         "vote again after the pending change's effective height, before the deadline";
     GOVERNANCE_SCHEDULE = 3106, BadInput, InvalidArgument,
         "`governance.propose`: the deadline is before the proposing height or too far after it.",
         "choose a deadline at most 1,000,000 blocks ahead and an effective height after it";
+    GOVERNANCE_PARAMS_INVALID = 3107, NotVerified, FailedPrecondition,
+        "`governance`: a chain-parameter change is outside the hard bounds when it is executed (a record written by a build with other bounds).",
+        "propose values within the bounds of docs/execution.md §4.3 (gmchain governance propose params checks them)";
     NODE_IO = 4000, BadInput, Internal,
         "A file of the node could not be read or written.",
         "check the path and its permissions; the message names the file";

@@ -43,6 +43,7 @@ use crate::context::{BlockContext, CaValidation, CallContext, CostMeter, Env, Ph
 use crate::contract::{Contract, Denial};
 use crate::error::ExecError;
 use crate::params::ChainParams;
+use crate::params_rule::{self, ParamsInForce};
 use crate::registry::{Permission, Registry};
 use crate::verified::{CheckedChain, VerifiedTx};
 use crate::view::StateView;
@@ -109,8 +110,11 @@ pub enum MemberRefusal {
 #[derive(Debug)]
 pub struct Admission {
     chain_id: ChainId,
+    // The decoding limits: the ceiling `Limits::default()`, since the chain's parameters may
+    // grow up to it; the parameters in force are enforced from the state being admitted to.
     limits: Limits,
-    expiry_window: u64,
+    // The genesis parameters: used only on a state that holds none (`chain/params`).
+    genesis_params: ChainParams,
     registry: Registry,
     consortium: Consortium,
     cache: Mutex<HashMap<Digest, Arc<CheckedChain>>>,
@@ -264,6 +268,7 @@ struct Members {
 #[derive(Debug, Default)]
 struct LiveEntries {
     root: Digest,
+    params: Option<ParamsInForce>,
     crls: HashMap<Digest, Option<Arc<Crl>>>,
     orgs: HashMap<String, Option<OrgState>>,
     members: Option<Arc<Members>>,
@@ -282,6 +287,25 @@ impl LiveCache {
             };
         }
         e
+    }
+
+    /// The chain parameters in force at the view's root (read once per root).
+    fn params<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        fallback: &ChainParams,
+    ) -> Result<ParamsInForce, Rejection> {
+        if let Some(p) = self.entries(view).params {
+            return Ok(p);
+        }
+        let p = params_rule::in_force_or(view, Some(fallback))
+            .map_err(state_err)?
+            .unwrap_or(ParamsInForce {
+                params: *fallback,
+                since: Height(0),
+            });
+        self.entries(view).params = Some(p);
+        Ok(p)
     }
 
     fn crl<S: NodeStore + ?Sized>(
@@ -481,14 +505,47 @@ fn check_live<S: NodeStore + ?Sized>(
     check_registration(view, live, chain, pending.map(|(ca, _)| ca))
 }
 
+/// Refuses an encoding larger than the `max_tx_size` in force.
+fn check_size(len: usize, p: &ParamsInForce) -> Result<(), Rejection> {
+    let max = p.params.limits().max_tx_size;
+    if len > max {
+        return Err(reject(
+            RejectCode::TooLarge,
+            format!(
+                "{len} bytes exceeds the chain's max_tx_size {max} in force {}",
+                p.since_text()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an expiry below the next height or beyond the tip plus the expiry window in force.
+fn check_expiry_in_force(expiry: Height, tip: Height, p: &ParamsInForce) -> Result<(), Rejection> {
+    check_expiry(expiry, tip, p.params.expiry_window).map_err(|e| match e {
+        TxError::ExpiryTooFar { .. } => reject(
+            RejectCode::ExpiryTooFar,
+            format!(
+                "{e} (the chain's expiry_window {} in force {})",
+                p.params.expiry_window,
+                p.since_text()
+            ),
+        ),
+        _ => reject(RejectCode::Expired, e.to_string()),
+    })
+}
+
 impl Admission {
-    /// Returns the admission of chain `chain_id` under `params`, whose signers are members of
-    /// `consortium` (from the genesis: [`crate::Genesis::consortium`]).
+    /// Returns the admission of chain `chain_id` whose genesis parameters are `params` and
+    /// whose signers are members of `consortium` (from the genesis:
+    /// [`crate::Genesis::consortium`]). A transaction is judged under the parameters in force
+    /// in the state it is admitted to (`chain/params`, which governance changes); `params`
+    /// apply only to a state that holds none.
     pub fn new(chain_id: ChainId, params: &ChainParams, consortium: Consortium) -> Self {
         Admission {
             chain_id,
-            limits: params.limits(),
-            expiry_window: params.expiry_window,
+            limits: Limits::default(),
+            genesis_params: *params,
             registry: Registry::builtin(),
             consortium,
             cache: Mutex::new(HashMap::new()),
@@ -589,9 +646,19 @@ impl Admission {
         self.cache_hits.load(Ordering::Relaxed)
     }
 
-    /// Returns the limits transactions are decoded under.
+    /// Returns the limits transactions are decoded under: the ceiling `Limits::default()`
+    /// (the size in force is checked before decoding).
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Returns the chain parameters that apply to transactions admitted to `view`'s state
+    /// (cached per state root).
+    pub fn params<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+    ) -> Result<ParamsInForce, Rejection> {
+        self.live.params(view, &self.genesis_params)
     }
 
     fn cache_get(&self, id: &Digest) -> Option<Arc<CheckedChain>> {
@@ -688,16 +755,8 @@ impl Admission {
         bytes: &[u8],
     ) -> Result<VerifiedTx, Rejection> {
         // Size first: nothing is decoded from an oversized input.
-        if bytes.len() > self.limits.max_tx_size {
-            return Err(reject(
-                RejectCode::TooLarge,
-                format!(
-                    "{} bytes, more than the chain's max_tx_size of {}",
-                    bytes.len(),
-                    self.limits.max_tx_size
-                ),
-            ));
-        }
+        let params = self.params(view)?;
+        check_size(bytes.len(), &params)?;
         let signed = SignedTx::from_bytes(bytes, &self.limits)
             .map_err(|e| reject(RejectCode::Malformed, e.to_string()))?;
         let tx = &signed.tx;
@@ -711,7 +770,7 @@ impl Admission {
                 ),
             ));
         }
-        self.check_expiry(tx.expiry, ctx.tip)?;
+        check_expiry_in_force(tx.expiry, ctx.tip, &params)?;
         let id = signed.tx_id();
         check_unseen(seen, &id)?;
         let (contract, perm) = self.resolve_call(&signed)?;
@@ -812,7 +871,10 @@ impl Admission {
         seen: &Seen<'_>,
         tx: &VerifiedTx,
     ) -> Result<(), Rejection> {
-        self.check_expiry(tx.expiry(), ctx.tip)?;
+        // The parameters may have changed since admission (a governance change took effect).
+        let params = self.params(view)?;
+        check_size(tx.encoded_len(), &params)?;
+        check_expiry_in_force(tx.expiry(), ctx.tip, &params)?;
         check_unseen(seen, &tx.id())?;
         match tx.pending() {
             // A CA the call introduced (register_org) exists only in the transaction; the
@@ -836,13 +898,6 @@ impl Admission {
             tx.signer(),
             Phase::Recheck,
         )
-    }
-
-    fn check_expiry(&self, expiry: Height, tip: Height) -> Result<(), Rejection> {
-        check_expiry(expiry, tip, self.expiry_window).map_err(|e| match e {
-            TxError::ExpiryTooFar { .. } => reject(RejectCode::ExpiryTooFar, e.to_string()),
-            _ => reject(RejectCode::Expired, e.to_string()),
-        })
     }
 
     fn resolve_call(

@@ -213,15 +213,18 @@ pub enum FailureCode {
     AlreadyVoted,
     /// `governance`: the validator change does not fit the current set.
     ValidatorChangeInvalid,
-    /// `governance`: another validator change is pending.
+    /// `governance`: another change of the same kind (validator set, chain parameters) is
+    /// pending.
     ValidatorChangePending,
     /// `governance.propose`: the deadline is out of range.
     ProposalSchedule,
+    /// `governance`: a chain-parameter change is outside the hard bounds at execution.
+    ParamsInvalid,
 }
 
 impl FailureCode {
     /// Every code, in number order.
-    pub const ALL: [FailureCode; 25] = [
+    pub const ALL: [FailureCode; 26] = [
         FailureCode::UnknownCall,
         FailureCode::PermissionDenied,
         FailureCode::BadArguments,
@@ -247,6 +250,7 @@ impl FailureCode {
         FailureCode::ValidatorChangeInvalid,
         FailureCode::ValidatorChangePending,
         FailureCode::ProposalSchedule,
+        FailureCode::ParamsInvalid,
     ];
 
     /// Returns the registry entry.
@@ -277,6 +281,7 @@ impl FailureCode {
             FailureCode::ValidatorChangeInvalid => &codes::GOVERNANCE_CHANGE_INVALID,
             FailureCode::ValidatorChangePending => &codes::GOVERNANCE_CHANGE_PENDING,
             FailureCode::ProposalSchedule => &codes::GOVERNANCE_SCHEDULE,
+            FailureCode::ParamsInvalid => &codes::GOVERNANCE_PARAMS_INVALID,
         }
     }
 

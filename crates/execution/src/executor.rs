@@ -9,6 +9,7 @@ use crate::contract::Denial;
 use crate::error::ExecError;
 use crate::keys::{self, IDENTITY};
 use crate::params::ChainParams;
+use crate::params_rule;
 use crate::registry::Registry;
 use crate::validators;
 use crate::verified::VerifiedTx;
@@ -29,6 +30,8 @@ pub struct BlockExecution {
     pub next_validators: types::ValidatorSet,
     /// The epoch the block recorded, when the next height's set differs from this one's.
     pub epoch: Option<crate::records::EpochRecord>,
+    /// The parameter change the block applied (in force from the next height), if any.
+    pub params_change: Option<crate::records::ParamsChange>,
 }
 
 /// Whether a write changes what decides a validator's standing: a CRL, a suspension or an
@@ -47,7 +50,8 @@ fn touches_validator_standing(key: &[u8]) -> bool {
 #[derive(Debug)]
 pub struct Executor {
     chain_id: ChainId,
-    limits: Limits,
+    // The genesis parameters: used only on a state that holds none (`chain/params`).
+    genesis_params: ChainParams,
     registry: Registry,
 }
 
@@ -69,11 +73,13 @@ impl<S: NodeStore + ?Sized> StateRead for Overlay<'_, S> {
 }
 
 impl Executor {
-    /// Returns an executor for chain `chain_id` under `params`.
+    /// Returns an executor for chain `chain_id` whose genesis parameters are `params`. A block
+    /// is executed under the parameters in force in its parent's state (`chain/params`, which
+    /// governance changes); `params` apply only to a state that holds none.
     pub fn new(chain_id: ChainId, params: &ChainParams) -> Self {
         Executor {
             chain_id,
-            limits: params.limits(),
+            genesis_params: *params,
             registry: Registry::builtin(),
         }
     }
@@ -89,21 +95,25 @@ impl Executor {
         ctx: &BlockContext,
         txs: &[VerifiedTx],
     ) -> Result<BlockExecution, ExecError> {
-        if txs.len() > self.limits.max_txs_per_block {
-            return Err(ExecError::TooManyTxs {
-                count: txs.len(),
-                max: self.limits.max_txs_per_block,
-            });
-        }
         let mut overlay = Overlay {
             store,
             root: parent_root,
             writes: BTreeMap::new(),
         };
+        // The parameters of this block: those its parent's state holds, read once.
+        let limits = params_rule::in_force_or(&overlay, Some(&self.genesis_params))?
+            .map_or(self.genesis_params, |p| p.params)
+            .limits();
+        if txs.len() > limits.max_txs_per_block {
+            return Err(ExecError::TooManyTxs {
+                count: txs.len(),
+                max: limits.max_txs_per_block,
+            });
+        }
         let mut receipts = Vec::with_capacity(txs.len());
         let mut standing_txs: Vec<(types::TxId, Vec<Vec<u8>>)> = Vec::new();
         for tx in txs {
-            let receipt = match self.run(&overlay, ctx, tx) {
+            let receipt = match self.run(&overlay, ctx, &limits, tx) {
                 Ok((writes, events)) => {
                     let standing: Vec<Vec<u8>> = writes
                         .keys()
@@ -135,7 +145,7 @@ impl Executor {
                         tx_id: tx.id(),
                         status: Status::Failed {
                             code: code.number(),
-                            message: bounded(message, self.limits.max_message_len),
+                            message: bounded(message, limits.max_message_len),
                         },
                         events: Vec::new(),
                     }
@@ -146,6 +156,9 @@ impl Executor {
         // The chain's validator rule: the set of the next height, from what the block left.
         let end = validators::end_block(&overlay, ctx.height, &standing_txs)?;
         overlay.writes.extend(end.writes);
+        // The chain's parameter rule: the parameters of the next height.
+        let (param_writes, params_change) = params_rule::end_block(&overlay, ctx.height)?;
+        overlay.writes.extend(param_writes);
         let updates: Vec<(Vec<u8>, Option<Vec<u8>>)> = overlay.writes.into_iter().collect();
         let update = state::apply(store, parent_root, &updates)?;
         Ok(BlockExecution {
@@ -153,6 +166,7 @@ impl Executor {
             update,
             next_validators: end.next,
             epoch: end.epoch,
+            params_change,
         })
     }
 
@@ -161,6 +175,7 @@ impl Executor {
         &self,
         overlay: &Overlay<'_, S>,
         ctx: &BlockContext,
+        limits: &Limits,
         tx: &VerifiedTx,
     ) -> Result<(Writes, Vec<Event>), ContractError> {
         let body = &tx.signed().tx;
@@ -190,7 +205,7 @@ impl Executor {
             caller: tx.signer(),
             block: ctx,
             tx_id: tx.id(),
-            limits: &self.limits,
+            limits,
             meter: &meter,
             phase: Phase::Execution,
             cas: None,

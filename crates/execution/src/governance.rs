@@ -14,6 +14,12 @@
 //!   pending change; the chain's validator rule (`validators`) applies it at the end of the
 //!   block before that height. At most one change is pending: a vote that would execute a
 //!   second fails with `GOVERNANCE_CHANGE_PENDING` and may be cast again later.
+//! - `params`: a change of the chain parameters (expiry window, most transactions per block,
+//!   largest transaction), effective from a named height after the deadline; each value given
+//!   is checked against the hard bounds (`ParamsUpdate::check`) when proposed and again when
+//!   executed, the others keep their values. The decision is recorded as the pending
+//!   parameter change; the chain's parameter rule (`params_rule`) applies it at the end of the
+//!   block before that height. At most one is pending, as for validator changes.
 //! - `policy`: the threshold of a kind (majority, all, or at least m organisations); always
 //!   decided by all organisations of the electorate, and in force from its execution.
 //!
@@ -22,10 +28,10 @@
 //! no longer fits the set (validator unknown or already present, the last validator
 //! removed, a certificate that is not an active organisation's valid node-signing
 //! certificate), or change any state but its own namespace (the validator set changes
-//! through the pending record, which the chain's rule reads).
+//! and the chain parameters change through the pending records, which the chain's rules read).
 //!
-//! Not here yet: organisation register/remove and chain-parameter proposals, and the
-//! contract-lifecycle kinds of issue 14; a validator's power is always 1.
+//! Not here yet: organisation register/remove proposals and the contract-lifecycle kinds of
+//! issue 14; a validator's power is always 1.
 
 use std::collections::BTreeMap;
 
@@ -34,7 +40,9 @@ use crate::context::{CallContext, ContractError};
 use crate::contract::{BUILTIN_CALL_COST, Contract, Denial};
 use crate::error::ExecError;
 use crate::keys::{self, GOVERNANCE, governance as k};
-use crate::records::{PendingChange, ValidatorChange, ValidatorRecord};
+use crate::params::ParamsUpdate;
+use crate::params_rule;
+use crate::records::{PendingChange, PendingParams, ValidatorChange, ValidatorRecord};
 use crate::validators;
 use crate::view::{self, StateRead};
 use crypto::{Digest, UserId};
@@ -53,7 +61,10 @@ pub const MAX_VOTING_PERIOD: u64 = 1_000_000;
 
 /// The kinds whose threshold a policy sets, and their thresholds when neither genesis nor a
 /// policy proposal set one.
-pub const POLICY_KINDS: &[(&str, Policy)] = &[("validators", Policy::Majority)];
+pub const POLICY_KINDS: &[(&str, Policy)] = &[
+    ("params", Policy::Majority),
+    ("validators", Policy::Majority),
+];
 
 /// How many organisations of the electorate must vote yes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +116,8 @@ impl Policy {
 pub enum ProposalKind {
     /// A validator-set change.
     Validators(Box<ValidatorChange>),
+    /// A change of the chain parameters.
+    Params(ParamsUpdate),
     /// The threshold of a kind of proposal.
     Policy {
         /// The kind (one of [`POLICY_KINDS`]).
@@ -120,6 +133,7 @@ impl ProposalKind {
     fn policy_kind(&self) -> Option<&'static str> {
         match self {
             ProposalKind::Validators(_) => Some("validators"),
+            ProposalKind::Params(_) => Some("params"),
             ProposalKind::Policy { .. } => None,
         }
     }
@@ -149,7 +163,7 @@ pub struct ProposalRecord {
     pub created: Height,
     /// The last height at which votes count.
     pub deadline: Height,
-    /// The first height a validator change decides (0 for a policy).
+    /// The first height a validator or parameter change applies to (0 for a policy).
     pub effective: Height,
     /// The organisations that vote, in name order.
     pub electorate: Vec<String>,
@@ -199,6 +213,14 @@ fn cert_arg(args: &[Vec<u8>], i: usize) -> Result<Certificate, ContractError> {
     Ok(c)
 }
 
+/// An argument that is empty (keep the value in force) or a u64 BE.
+fn optional_u64_arg(args: &[Vec<u8>], i: usize, what: &str) -> Result<Option<u64>, ContractError> {
+    if args[i].is_empty() {
+        return Ok(None);
+    }
+    u64_arg(args, i, what).map(Some)
+}
+
 fn text_arg(args: &[Vec<u8>], i: usize, what: &str) -> Result<String, ContractError> {
     let s = String::from_utf8(args[i].clone())
         .map_err(|_| bad(format!("args[{i}] ({what}): not UTF-8")))?;
@@ -217,14 +239,16 @@ pub struct Proposal {
     pub kind: ProposalKind,
     /// The last height at which votes count.
     pub deadline: Height,
-    /// The first height a validator change decides (0 for a policy).
+    /// The first height a validator or parameter change applies to (0 for a policy).
     pub effective: Height,
 }
 
 /// Parses `propose`'s arguments: [kind, deadline (u64 BE), effective (u64 BE), ...]:
 /// `validator-add` name, certificate DER; `validator-remove` certificate ID;
-/// `validator-rotate` current certificate ID, new certificate DER; `policy` kind, policy
-/// (effective 0).
+/// `validator-rotate` current certificate ID, new certificate DER; `params` expiry window,
+/// max transactions per block, max transaction size (each u64 BE, or empty to keep the value
+/// in force; at least one given, each within the bounds of `ParamsUpdate::check`); `policy`
+/// kind, policy (effective 0).
 pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
     if args.len() < 3 {
         return Err(bad(format!(
@@ -267,6 +291,30 @@ pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
                 new: cert_arg(args, 4)?,
             }))
         }
+        "params" => {
+            want(6)?;
+            let update = ParamsUpdate {
+                expiry_window: optional_u64_arg(args, 3, "expiry_window")?,
+                max_txs_per_block: optional_u64_arg(args, 4, "max_txs_per_block")?
+                    .map(|n| {
+                        u32::try_from(n).map_err(|_| {
+                            bad(format!(
+                                "args[4] (max_txs_per_block): {n} is above 2^32 - 1"
+                            ))
+                        })
+                    })
+                    .transpose()?,
+                max_tx_size: optional_u64_arg(args, 5, "max_tx_size")?
+                    .map(|n| {
+                        usize::try_from(n).map_err(|_| {
+                            bad(format!("args[5] (max_tx_size): {n} does not fit in usize"))
+                        })
+                    })
+                    .transpose()?,
+            };
+            update.check().map_err(bad)?;
+            ProposalKind::Params(update)
+        }
         "policy" => {
             want(5)?;
             let target = text_arg(args, 3, "kind")?;
@@ -294,11 +342,11 @@ pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
         }
         other => {
             return Err(bad(format!(
-                "args[0] (kind): {other:?} is not validator-add, validator-remove, validator-rotate or policy"
+                "args[0] (kind): {other:?} is not validator-add, validator-remove, validator-rotate, params or policy"
             )));
         }
     };
-    if matches!(kind, ProposalKind::Validators(_))
+    if matches!(kind, ProposalKind::Validators(_) | ProposalKind::Params(_))
         && (effective <= deadline || effective.0 - deadline.0 > MAX_VOTING_PERIOD)
     {
         return Err(bad(format!(
@@ -622,6 +670,32 @@ impl GovernanceContract {
                 };
                 ctx.put(&k::pending_validators(), pending.encode())
             }
+            ProposalKind::Params(update) => {
+                if let Some(p) = params_rule::pending(ctx)? {
+                    return Err(ContractError::failed(
+                        FailureCode::ValidatorChangePending,
+                        format!(
+                            "proposal {}'s parameter change is pending until height {}; vote again after it",
+                            p.proposal.to_hex(),
+                            p.effective.0
+                        ),
+                    ));
+                }
+                // Checked again: the record may have been written under other bounds.
+                update.check().map_err(|e| {
+                    ContractError::failed(
+                        FailureCode::ParamsInvalid,
+                        format!("proposal {}: {e}", record.id.to_hex()),
+                    )
+                })?;
+                let pending = PendingParams {
+                    effective: record.effective,
+                    update: *update,
+                    proposal: record.id,
+                    tx: ctx.tx_id(),
+                };
+                ctx.put(&k::pending_params(), pending.encode())
+            }
             ProposalKind::Policy { kind, policy } => {
                 ctx.put(&k::policy(kind), policy.text().into_bytes())
             }
@@ -683,7 +757,9 @@ impl Contract for GovernanceContract {
 // The record's encoding (docs/execution.md §3).
 
 impl ProposalRecord {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// Returns the record's canonical encoding (docs/execution.md §3), as stored under
+    /// `governance/proposal/<id>`.
+    pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.header(crate::records::tag::PROPOSAL);
         w.fixed(self.id.as_bytes());
@@ -696,6 +772,10 @@ impl ProposalRecord {
                 w.u8(2);
                 w.bytes(kind.as_bytes());
                 w.bytes(policy.text().as_bytes());
+            }
+            ProposalKind::Params(update) => {
+                w.u8(3);
+                update.encode_to(&mut w);
             }
         }
         w.bytes(self.proposer.as_bytes());
@@ -743,6 +823,7 @@ impl ProposalRecord {
                 policy: Policy::parse(&text(&mut r, "proposal.policy")?)
                     .map_err(|e| ExecError::corrupt(key, e))?,
             },
+            3 => ProposalKind::Params(ParamsUpdate::decode_from(key, &mut r)?),
             got => return Err(ExecError::corrupt(key, format!("proposal kind {got}"))),
         };
         let proposer = text(&mut r, "proposal.proposer")?;

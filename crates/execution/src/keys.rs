@@ -14,8 +14,8 @@ pub const IDENTITY: &str = "identity";
 pub const ATTESTATION: &str = "attestation";
 /// The governance contract's namespace.
 pub const GOVERNANCE: &str = "governance";
-/// The chain's own records (written by genesis and by the chain's validator rule at the end
-/// of a block; no contract can reach them).
+/// The chain's own records (written by genesis and by the chain's validator and parameter
+/// rules at the end of a block; no contract can reach them).
 pub const CHAIN: &str = "chain";
 
 /// Returns `namespace/relative`.
@@ -130,6 +130,17 @@ pub mod chain {
     pub fn epoch(seq: u64) -> Vec<u8> {
         join("epoch/", &seq.to_be_bytes())
     }
+
+    /// `params-change-count` → u64 BE: how many parameter changes took effect after genesis.
+    pub fn params_change_count() -> Vec<u8> {
+        b"params-change-count".to_vec()
+    }
+
+    /// `params-change/<seq u64 BE>` → `ParamsChange`, the parameter changes that took effect,
+    /// in order (the first is seq 0).
+    pub fn params_change(seq: u64) -> Vec<u8> {
+        join("params-change/", &seq.to_be_bytes())
+    }
 }
 
 /// Keys of the `governance` namespace.
@@ -145,6 +156,12 @@ pub mod governance {
     /// effect (at most one).
     pub fn pending_validators() -> Vec<u8> {
         b"pending-validators".to_vec()
+    }
+
+    /// `pending-params` → `PendingParams`: the decided parameter change not yet in effect
+    /// (at most one).
+    pub fn pending_params() -> Vec<u8> {
+        b"pending-params".to_vec()
     }
 
     /// `policy/<kind>` → the policy text of a kind of proposal (absent: the genesis policy).

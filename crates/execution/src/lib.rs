@@ -41,7 +41,8 @@
 //! 5. `context`: the call context: who calls in which block, the write overlay, events, the
 //!    cost meter, the read-only mode and the phase (admission, recheck, execution).
 //! 6. `contract`: the contract interface and its authorisation hook.
-//! 7. `validators`: the chain's validator rule (the set of each height, from the state).
+//! 7. `validators`, `params_rule`: the chain's validator and parameter rules (the set and the
+//!    parameters of each height, from the state).
 //! 8. `identity`, `attestation`, `governance`: the built-in contracts.
 //! 9. `registry`: which contract owns which method, and the permission table.
 //! 10. `verified`: the admitted transaction.
@@ -64,6 +65,7 @@ mod governance;
 mod identity;
 pub mod keys;
 mod params;
+mod params_rule;
 mod records;
 mod registry;
 mod validators;
@@ -87,10 +89,15 @@ pub use governance::{
     ProposalRecord, ProposalStatus, parse_proposal, parse_vote, policy, read_proposal,
 };
 pub use identity::{IdentityContract, register_org_ca};
-pub use params::ChainParams;
+pub use params::{ChainParams, MAX_EXPIRY_WINDOW, MIN_MAX_TX_SIZE, ParamsUpdate};
+pub use params_rule::{
+    ParamsInForce, history as params_history, in_force as params_in_force,
+    pending as pending_params,
+};
 pub use records::{
     Attestation, AttestationId, EpochRecord, MAX_KIND_LEN, MAX_METADATA_LEN, MAX_POINTER_LEN,
-    OrgRecord, PendingChange, SuspensionRecord, ValidatorChange, ValidatorRecord,
+    OrgRecord, ParamsChange, PendingChange, PendingParams, SuspensionRecord, ValidatorChange,
+    ValidatorRecord,
 };
 pub use registry::{PERMISSIONS, Permission, Registry, permission};
 pub use validators::{

@@ -4,7 +4,7 @@
 //! not decode is an [`ExecError::CorruptRecord`], never a transaction failure.
 
 use crate::error::ExecError;
-use crate::params::ChainParams;
+use crate::params::{ChainParams, ParamsUpdate};
 use crypto::Digest;
 use pki::Certificate;
 use types::codec::{Reader, Writer};
@@ -20,6 +20,8 @@ pub(crate) mod tag {
     pub const EPOCH: u8 = 0x86;
     pub const PENDING_CHANGE: u8 = 0x87;
     pub const PROPOSAL: u8 = 0x88;
+    pub const PENDING_PARAMS: u8 = 0x89;
+    pub const PARAMS_CHANGE: u8 = 0x8a;
 }
 
 /// Longest attestation kind, in bytes.
@@ -484,12 +486,163 @@ impl PendingChange {
     }
 }
 
-pub(crate) fn encode_params(p: &ChainParams) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.header(tag::PARAMS);
+/// A change of the chain parameters that governance decided and that takes effect at a later
+/// height (`governance/pending-params`); at most one at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingParams {
+    /// The first height the changed parameters apply to.
+    pub effective: Height,
+    /// What changes.
+    pub update: ParamsUpdate,
+    /// The proposal.
+    pub proposal: Digest,
+    /// The transaction that executed it (the vote that reached the threshold).
+    pub tx: types::TxId,
+}
+
+/// A parameter change that took effect (`chain/params-change/<seq>`): the parameters in force
+/// from `from` until the next change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamsChange {
+    /// The first height these parameters apply to.
+    pub from: Height,
+    /// The parameters in force from then (all three, the unchanged ones included).
+    pub params: ChainParams,
+    /// The proposal that decided it.
+    pub proposal: Digest,
+    /// The transaction that executed it.
+    pub tx: types::TxId,
+}
+
+impl ParamsUpdate {
+    pub(crate) fn encode_to(&self, w: &mut Writer) {
+        let mut field = |v: Option<u64>| match v {
+            Some(v) => {
+                w.u8(1);
+                w.u64(v);
+            }
+            None => w.u8(0),
+        };
+        field(self.expiry_window);
+        field(self.max_txs_per_block.map(u64::from));
+        field(
+            self.max_tx_size
+                .map(|s| u64::try_from(s).unwrap_or(u64::MAX)),
+        );
+    }
+
+    pub(crate) fn decode_from(key: &[u8], r: &mut Reader<'_>) -> Result<Self, ExecError> {
+        let c = |e| ExecError::corrupt(key, e);
+        let mut field = |name: &'static str| -> Result<Option<u64>, ExecError> {
+            match r.u8(name).map_err(c)? {
+                0 => Ok(None),
+                1 => Ok(Some(r.u64(name).map_err(c)?)),
+                got => Err(ExecError::corrupt(
+                    key,
+                    format!("{name}: presence flag {got}"),
+                )),
+            }
+        };
+        let expiry_window = field("params_update.expiry_window")?;
+        let max_txs_per_block = field("params_update.max_txs_per_block")?
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|_| ExecError::corrupt(key, "max_txs_per_block above 2^32 - 1"))?;
+        let max_tx_size = field("params_update.max_tx_size")?
+            .map(usize::try_from)
+            .transpose()
+            .map_err(|_| ExecError::corrupt(key, "max_tx_size does not fit in usize"))?;
+        Ok(ParamsUpdate {
+            expiry_window,
+            max_txs_per_block,
+            max_tx_size,
+        })
+    }
+}
+
+impl PendingParams {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.header(tag::PENDING_PARAMS);
+        w.u64(self.effective.0);
+        self.update.encode_to(&mut w);
+        w.fixed(self.proposal.as_bytes());
+        w.fixed(self.tx.as_bytes());
+        w.into_bytes()
+    }
+
+    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
+        decode(key, bytes, |r| {
+            let c = |e| ExecError::corrupt(key, e);
+            r.header("pending_params.header", tag::PENDING_PARAMS)
+                .map_err(c)?;
+            let effective = Height(r.u64("pending_params.effective").map_err(c)?);
+            let update = ParamsUpdate::decode_from(key, r)?;
+            let proposal = Digest(r.array("pending_params.proposal").map_err(c)?);
+            let tx = types::TxId(Digest(r.array("pending_params.tx").map_err(c)?));
+            Ok(PendingParams {
+                effective,
+                update,
+                proposal,
+                tx,
+            })
+        })
+    }
+}
+
+impl ParamsChange {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.header(tag::PARAMS_CHANGE);
+        w.u64(self.from.0);
+        params_to(&mut w, &self.params);
+        w.fixed(self.proposal.as_bytes());
+        w.fixed(self.tx.as_bytes());
+        w.into_bytes()
+    }
+
+    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
+        decode(key, bytes, |r| {
+            let c = |e| ExecError::corrupt(key, e);
+            r.header("params_change.header", tag::PARAMS_CHANGE)
+                .map_err(c)?;
+            let from = Height(r.u64("params_change.from").map_err(c)?);
+            let params = params_from(key, r)?;
+            let proposal = Digest(r.array("params_change.proposal").map_err(c)?);
+            let tx = types::TxId(Digest(r.array("params_change.tx").map_err(c)?));
+            Ok(ParamsChange {
+                from,
+                params,
+                proposal,
+                tx,
+            })
+        })
+    }
+}
+
+fn params_to(w: &mut Writer, p: &ChainParams) {
     w.u64(p.expiry_window);
     w.u32(p.max_txs_per_block);
     w.u64(u64::try_from(p.max_tx_size).unwrap_or(u64::MAX));
+}
+
+fn params_from(key: &[u8], r: &mut Reader<'_>) -> Result<ChainParams, ExecError> {
+    let c = |e| ExecError::corrupt(key, e);
+    let expiry_window = r.u64("params.expiry_window").map_err(c)?;
+    let max_txs_per_block = r.u32("params.max_txs_per_block").map_err(c)?;
+    let max_tx_size = usize::try_from(r.u64("params.max_tx_size").map_err(c)?)
+        .map_err(|_| ExecError::corrupt(key, "max_tx_size does not fit in usize"))?;
+    Ok(ChainParams {
+        expiry_window,
+        max_txs_per_block,
+        max_tx_size,
+    })
+}
+
+pub(crate) fn encode_params(p: &ChainParams) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.header(tag::PARAMS);
+    params_to(&mut w, p);
     w.into_bytes()
 }
 
@@ -497,15 +650,7 @@ pub(crate) fn decode_params(key: &[u8], bytes: &[u8]) -> Result<ChainParams, Exe
     decode(key, bytes, |r| {
         let c = |e| ExecError::corrupt(key, e);
         r.header("params.header", tag::PARAMS).map_err(c)?;
-        let expiry_window = r.u64("params.expiry_window").map_err(c)?;
-        let max_txs_per_block = r.u32("params.max_txs_per_block").map_err(c)?;
-        let max_tx_size = usize::try_from(r.u64("params.max_tx_size").map_err(c)?)
-            .map_err(|_| ExecError::corrupt(key, "max_tx_size does not fit in usize"))?;
-        Ok(ChainParams {
-            expiry_window,
-            max_txs_per_block,
-            max_tx_size,
-        })
+        params_from(key, r)
     })
 }
 
@@ -578,6 +723,70 @@ mod tests {
             format!("01850000000000000005{}", "aa".repeat(32))
         );
         assert_eq!(SuspensionRecord::decode(b"k", &s.encode()).unwrap(), s);
+    }
+
+    #[test]
+    fn parameter_change_records_are_pinned() {
+        // docs/execution.md §3: PendingParams (0x89) and ParamsChange (0x8a).
+        let pending = PendingParams {
+            effective: Height(9),
+            update: ParamsUpdate {
+                expiry_window: None,
+                max_txs_per_block: Some(2),
+                max_tx_size: Some(8192),
+            },
+            proposal: Digest([0x11; 32]),
+            tx: types::TxId(Digest([0x22; 32])),
+        };
+        assert_eq!(
+            hex::encode(pending.encode()),
+            format!(
+                "0189{}{}{}{}{}{}",
+                "0000000000000009",
+                "00",
+                "010000000000000002",
+                "010000000000002000",
+                "11".repeat(32),
+                "22".repeat(32)
+            )
+        );
+        assert_eq!(
+            PendingParams::decode(b"k", &pending.encode()).unwrap(),
+            pending
+        );
+        let change = ParamsChange {
+            from: Height(9),
+            params: ChainParams {
+                expiry_window: 100,
+                max_txs_per_block: 2,
+                max_tx_size: 8192,
+            },
+            proposal: Digest([0x11; 32]),
+            tx: types::TxId(Digest([0x22; 32])),
+        };
+        assert_eq!(
+            hex::encode(change.encode()),
+            format!(
+                "018a{}{}{}{}{}{}",
+                "0000000000000009",
+                "0000000000000064",
+                "00000002",
+                "0000000000002000",
+                "11".repeat(32),
+                "22".repeat(32)
+            )
+        );
+        assert_eq!(
+            ParamsChange::decode(b"k", &change.encode()).unwrap(),
+            change
+        );
+        // A presence flag other than 0 or 1 is a corrupt record, not a default.
+        let mut bad = pending.encode();
+        bad[10] = 2;
+        assert!(PendingParams::decode(b"k", &bad).is_err());
+        let mut long = change.encode();
+        long.push(0);
+        assert!(ParamsChange::decode(b"k", &long).is_err());
     }
 
     #[test]

@@ -2126,3 +2126,145 @@ fn contract_rules_keep_their_codes_and_messages_at_admission_and_execution() {
         )
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 13 point 6: chain-parameter proposals.
+
+/// The smallest `max_tx_size` governance may set still carries an organisation's
+/// registration with a CRL of 100 revoked certificates, signed with the sender's certificate
+/// inline: the justification of `MIN_MAX_TX_SIZE` measured, not assumed.
+#[test]
+fn the_smallest_max_tx_size_still_carries_a_registration_with_a_crl() {
+    let w = world();
+    let b = w.pki.agency("Agency B");
+    let b_admin = w.pki.leaf(&b, Role::Admin, "b-admin");
+    let revoked: Vec<Member> = (0..100)
+        .map(|i| w.pki.leaf(&b, Role::User, &format!("user-{i}")))
+        .collect();
+    let refs: Vec<&Member> = revoked.iter().collect();
+    let crl = w.pki.crl(&b, 1, 0, &refs);
+    let tx = call(
+        &b_admin,
+        1,
+        "identity",
+        "register_org",
+        vec![b.ca.der().to_vec(), crl.der().to_vec()],
+    );
+    assert!(
+        tx.len() <= execution::MIN_MAX_TX_SIZE,
+        "a registration with 100 revoked entries takes {} bytes, above {}",
+        tx.len(),
+        execution::MIN_MAX_TX_SIZE
+    );
+    // And it is admitted as it stands (the measurement is of a real registration).
+    let node = Node::new(&w.g);
+    node.must_admit(&tx);
+}
+
+fn params_args(deadline: u64, effective: u64, update: [Vec<u8>; 3]) -> Vec<Vec<u8>> {
+    let mut args = vec![
+        b"params".to_vec(),
+        deadline.to_be_bytes().to_vec(),
+        effective.to_be_bytes().to_vec(),
+    ];
+    args.extend(update);
+    args
+}
+
+/// A parameter change is checked against the bounds again when it executes: a recorded
+/// proposal whose value lies outside them (as one written under other bounds would) fails
+/// its executing vote with `GOVERNANCE_PARAMS_INVALID`, and nothing becomes pending.
+#[test]
+fn a_parameter_change_outside_the_bounds_fails_when_executed() {
+    let w = world();
+    let mut node = Node::new(&w.g);
+    let root_admin = w.pki.leaf(&w.pki.root, Role::Admin, "root-admin");
+    let propose = call(
+        &w.admin,
+        1,
+        "governance",
+        "propose",
+        params_args(5, 7, [50u64.to_be_bytes().to_vec(), vec![], vec![]]),
+    );
+    let id = SignedTx::from_bytes(&propose, &types::Limits::default())
+        .unwrap()
+        .tx_id()
+        .0;
+    assert_success(&node.run(&[propose]));
+    // Two organisations, a majority of two: the proposal waits for the root's vote.
+    let mut record = execution::read_proposal(&node.view(), &id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, execution::ProposalStatus::Open);
+    assert_eq!(
+        record.kind,
+        execution::ProposalKind::Params(execution::ParamsUpdate {
+            expiry_window: Some(50),
+            ..Default::default()
+        })
+    );
+    // The record as another build might have written it: a max_tx_size below the bound.
+    record.kind = execution::ProposalKind::Params(execution::ParamsUpdate {
+        max_tx_size: Some(100),
+        ..Default::default()
+    });
+    let key = execution::keys::full(
+        execution::keys::GOVERNANCE,
+        &execution::keys::governance::proposal(&id),
+    );
+    let update = state::apply(&node.store, node.root, &[(key, Some(record.encode()))]).unwrap();
+    node.root = update.root;
+    node.store.write(update.nodes).unwrap();
+    let vote = call(
+        &root_admin,
+        2,
+        "governance",
+        "vote",
+        vec![id.0.to_vec(), b"yes".to_vec()],
+    );
+    let r = node.run(&[vote]);
+    let (code, message) = failure(&r[0]);
+    assert_eq!(code, Some(FailureCode::ParamsInvalid), "{message}");
+    assert!(message.contains("max_tx_size 100 is outside"), "{message}");
+    assert_eq!(FailureCode::ParamsInvalid.number(), 3107);
+    assert!(execution::pending_params(&node.view()).unwrap().is_none());
+    // The parameters did not move.
+    let p = execution::params_in_force(&node.view()).unwrap();
+    assert_eq!((p.params, p.since), (w.g.params, Height(0)));
+}
+
+/// The executor applies the parameters its parent's state holds, not the genesis file's: a
+/// state whose `chain/params` allows one transaction refuses a block of two.
+#[test]
+fn the_executor_reads_the_parameters_from_the_parent_state() {
+    let w = world();
+    let mut node = Node::new(&w.g);
+    let a = node.must_admit(&anchor(&w.user, 1, &sm3(b"p1")));
+    let b = node.must_admit(&anchor(&w.user, 2, &sm3(b"p2")));
+    let key = execution::keys::full(execution::keys::CHAIN, &execution::keys::chain::params());
+    // The record's format (docs/execution.md §3): version 1, tag 0x83, u64 expiry window,
+    // u32 max_txs_per_block, u64 max_tx_size.
+    let mut one = vec![1, 0x83];
+    one.extend(100u64.to_be_bytes());
+    one.extend(1u32.to_be_bytes());
+    one.extend(131_072u64.to_be_bytes());
+    let update = state::apply(&node.store, node.root, &[(key, Some(one))]).unwrap();
+    node.store.write(update.nodes).unwrap();
+    let err = node
+        .executor
+        .execute_block(
+            &node.store,
+            update.root,
+            &node.block_ctx(),
+            &[a.clone(), b.clone()],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, execution::ExecError::TooManyTxs { count: 2, max: 1 }),
+        "{err}"
+    );
+    // The genesis state holds 2000: the same block executes there.
+    node.executor
+        .execute_block(&node.store, node.root, &node.block_ctx(), &[a, b])
+        .unwrap();
+}

@@ -1,5 +1,6 @@
 //! `gmchain governance …` and `gmchain query validators`: proposals and votes of the
-//! `governance` system contract (validator-set changes, policies), and what the chain decided.
+//! `governance` system contract (validator-set changes, chain parameters, policies), and what
+//! the chain decided.
 //!
 //! Transactions are signed exactly like `gmchain tx …` (`--key`, `--cert`, `--pass-file`…).
 //! The certificate a proposal names is `--validator-cert` (add, remove), `--current-cert` and
@@ -61,7 +62,8 @@ pub(crate) struct Schedule {
     /// block: a deadline already passed when it is proposed is refused.
     #[arg(long, value_name = "N")]
     deadline_in: Option<u64>,
-    /// The first height the changed validator set decides (after the deadline).
+    /// The first height the change applies to: the changed validator set or parameters
+    /// (after the deadline).
     #[arg(long, value_name = "H", conflicts_with = "effective_in")]
     effective: Option<u64>,
     /// The effective height as blocks after the node's tip.
@@ -131,10 +133,31 @@ pub(crate) enum ProposeCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// A change of the chain parameters, in force from the effective height (after the
+    /// deadline): give at least one; the others keep the values in force when it takes
+    /// effect. Bounds (checked here, at admission and at execution): --expiry-window
+    /// 1..=1000000, --max-txs-per-block 1..=10000, --max-tx-size 8192..=131072.
+    Params {
+        /// How far beyond the tip a transaction's expiry may be, in blocks.
+        #[arg(long, value_name = "N")]
+        expiry_window: Option<u64>,
+        /// The most transactions in a block.
+        #[arg(long, value_name = "N")]
+        max_txs_per_block: Option<u32>,
+        /// The largest encoded signed transaction, in bytes.
+        #[arg(long, value_name = "BYTES")]
+        max_tx_size: Option<usize>,
+        #[command(flatten)]
+        schedule: Schedule,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// The threshold of a kind of proposal (decided by all organisations; in force from its
     /// execution, so it takes a deadline and no effective height).
     Policy {
-        /// The kind whose policy changes.
+        /// The kind whose policy changes: validators or params.
         #[arg(long, default_value = "validators")]
         kind: String,
         /// majority, all, or at-least:<m>.
@@ -246,8 +269,14 @@ fn standing(p: &pb::ProposalResponse) -> String {
     );
     match p.status.as_str() {
         "executed" if p.effective > 0 => format!(
-            "executed at height {}: the validator set changes at height {} ({tally})",
-            p.status_height, p.effective
+            "executed at height {}: {} at height {} ({tally})",
+            p.status_height,
+            if p.kind == "params" {
+                "the chain parameters change"
+            } else {
+                "the validator set changes"
+            },
+            p.effective
         ),
         "executed" | "rejected" => format!("{} at height {} ({tally})", p.status, p.status_height),
         "open" => format!("open until height {} ({tally})", p.deadline),
@@ -281,6 +310,11 @@ fn proposal_json(p: &pb::ProposalResponse) -> serde_json::Value {
         }),
         Some(Change::PolicyChange(c)) => serde_json::json!({
             "kind": c.kind, "policy": c.policy,
+        }),
+        Some(Change::ParamsChange(c)) => serde_json::json!({
+            "expiry_window": c.expiry_window,
+            "max_txs_per_block": c.max_txs_per_block,
+            "max_tx_size": c.max_tx_size,
         }),
         None => serde_json::Value::Null,
     };
@@ -417,6 +451,39 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
                 node,
             )
         }
+        ProposeCommand::Params {
+            expiry_window,
+            max_txs_per_block,
+            max_tx_size,
+            schedule,
+            sender,
+            node,
+        } => {
+            let update = execution::ParamsUpdate {
+                expiry_window,
+                max_txs_per_block,
+                max_tx_size,
+            };
+            update.check().map_err(|e| {
+                Failure::BadInput(
+                    e.replace("expiry_window", "--expiry-window")
+                        .replace("max_txs_per_block", "--max-txs-per-block")
+                        .replace("max_tx_size", "--max-tx-size"),
+                )
+            })?;
+            let value = |v: Option<u64>| v.map_or_else(Vec::new, |v| v.to_be_bytes().to_vec());
+            (
+                "params",
+                vec![
+                    value(expiry_window),
+                    value(max_txs_per_block.map(u64::from)),
+                    value(max_tx_size.map(|s| u64::try_from(s).unwrap_or(u64::MAX))),
+                ],
+                schedule,
+                sender,
+                node,
+            )
+        }
         ProposeCommand::Policy {
             kind,
             policy,
@@ -425,6 +492,16 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
             sender,
             node,
         } => {
+            if !execution::POLICY_KINDS.iter().any(|(k, _)| *k == kind) {
+                return Err(Failure::BadInput(format!(
+                    "--kind {kind:?}: kinds with a policy are {}",
+                    execution::POLICY_KINDS
+                        .iter()
+                        .map(|(k, _)| *k)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
             execution::Policy::parse(&policy)
                 .map_err(|e| Failure::BadInput(format!("--policy: {e}")))?;
             (

@@ -149,6 +149,18 @@ pub enum BlockRefusal {
         /// Held.
         actual: usize,
     },
+    /// More transactions than the chain's `max_txs_per_block` in force at the block.
+    #[error(
+        "the block holds {count} transactions, above the chain's max_txs_per_block {max} in force {since}"
+    )]
+    TooManyTxs {
+        /// Held.
+        count: usize,
+        /// The parameter in force.
+        max: usize,
+        /// Since when ("since height H" or "since genesis").
+        since: String,
+    },
     /// A root disagrees with the contents.
     #[error("the header's {which} {declared} differs from the computed {computed}")]
     Root {

@@ -137,6 +137,9 @@ pub struct Proposed {
     /// into a block of this chain from here on only if the refusal is permanent (a pool
     /// decides what to keep).
     pub dropped: Vec<(TxId, Rejection)>,
+    /// Candidates that passed the re-check but did not fit: the block already held the
+    /// chain's `max_txs_per_block` in force (they stay for a later block).
+    pub left_out: Vec<TxId>,
 }
 
 /// The last committed block: its tip pointer, header and certificate (`None` for block 0).
@@ -173,6 +176,9 @@ pub struct Ledger<B: KvBackend> {
     genesis_set: Arc<ValidatorSet>,
     epochs: Mutex<Vec<(Height, Arc<ValidatorSet>)>>,
     nodes: NodeCache,
+    // The chain parameters read at a state root (the last one asked for): the head's, or a
+    // block's parent's.
+    params: Mutex<Option<(Digest, execution::ParamsInForce)>>,
     head: Mutex<Head>,
     // Serialises commits with the head update.
     committing: Mutex<()>,
@@ -258,6 +264,7 @@ impl<B: KvBackend> Ledger<B> {
             genesis_set,
             epochs: Mutex::new(epochs),
             nodes,
+            params: Mutex::new(None),
             head: Mutex::new(Head {
                 tip,
                 header,
@@ -437,6 +444,28 @@ impl<B: KvBackend> Ledger<B> {
         self.admission.admit(&view, &ctx, &seen, bytes)
     }
 
+    /// The chain parameters that apply to the block after the head, and since when (read
+    /// from the head's state, where governance changes them).
+    pub fn params(&self) -> Result<execution::ParamsInForce, LedgerError> {
+        self.with_state(|view| self.params_at(view))
+    }
+
+    /// The chain parameters that apply to the block after the state `view` (cached for the
+    /// last root asked for, so the node's per-submission questions cost a lock).
+    fn params_at(
+        &self,
+        view: &StateView<'_, CachedNodes<'_, B>>,
+    ) -> Result<execution::ParamsInForce, LedgerError> {
+        if let Some((root, p)) = *lock(&self.params)
+            && root == view.root()
+        {
+            return Ok(p);
+        }
+        let p = execution::params_in_force(view)?;
+        *lock(&self.params) = Some((view.root(), p));
+        Ok(p)
+    }
+
     /// Authenticates a member by its certificate at the head's state, as admission judges a
     /// transaction's signer (the TLS listeners' and links' peers).
     pub fn authenticate(
@@ -451,8 +480,9 @@ impl<B: KvBackend> Ledger<B> {
     /// at `now_ms` (raised to one millisecond after the parent's timestamp if the clock is
     /// behind it). Each candidate is re-checked at the parent's state (revocation,
     /// suspension, expiry, duplicates, permissions); the refused ones are returned in
-    /// [`Proposed::dropped`], the rest executed. The candidates must fit one block (the pool
-    /// hands out at most a block by count and bytes).
+    /// [`Proposed::dropped`], the rest executed, up to the chain's `max_txs_per_block` in force
+    /// at the parent's state (the others in [`Proposed::left_out`]). The candidates must fit
+    /// one block by bytes (the pool hands out at most a block by count and bytes).
     pub fn propose(
         &self,
         candidates: Vec<VerifiedTx>,
@@ -469,12 +499,18 @@ impl<B: KvBackend> Ledger<B> {
             tip: head.tip.height,
             now: UnixTime(timestamp_ms / 1000),
         };
+        let max_txs = self.params_at(&view)?.params.limits().max_txs_per_block;
         let mut in_block = HashSet::new();
-        let mut txs = Vec::with_capacity(candidates.len());
+        let mut txs = Vec::with_capacity(candidates.len().min(max_txs));
         let mut dropped = Vec::new();
+        let mut left_out = Vec::new();
         for tx in candidates {
             let id = tx.id();
             if !in_block.insert(id) {
+                continue;
+            }
+            if txs.len() >= max_txs {
+                left_out.push(id);
                 continue;
             }
             let seen = |i: &TxId| self.on_chain(i);
@@ -528,6 +564,7 @@ impl<B: KvBackend> Ledger<B> {
                 next_validators: exec.epoch.is_some().then_some(exec.next_validators),
             },
             dropped,
+            left_out,
         })
     }
 
@@ -654,9 +691,19 @@ impl<B: KvBackend> Ledger<B> {
                 limit: limits.max_block_size,
             });
         }
-        // Every transaction through admission at the parent's state, at the header's time.
+        // Every transaction through admission at the parent's state, at the header's time,
+        // under the parameters in force there.
         let nodes = CachedNodes::new(&self.store, &self.nodes);
         let view = StateView::new(&nodes, parent.state_root);
+        let params = self.params_at(&view).map_err(BlockRefusal::Ledger)?;
+        let max_txs = params.params.limits().max_txs_per_block;
+        if block.txs.len() > max_txs {
+            return Err(BlockRefusal::TooManyTxs {
+                count: block.txs.len(),
+                max: max_txs,
+                since: params.since_text(),
+            });
+        }
         let ctx = AdmitContext {
             tip: head.tip.height,
             now: UnixTime(h.timestamp.0 / 1000),

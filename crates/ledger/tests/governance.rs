@@ -538,3 +538,280 @@ fn a_sponsored_organisations_seat_follows_its_ca_and_leaves_only_by_governance()
     assert_eq!(last.causes, vec![types::TxId(crypto::Digest(update_id))]);
     assert!(last.reason.contains("Agency E"), "{}", last.reason);
 }
+
+/// The parameters in force after the head, as (expiry window, max transactions, max size,
+/// first height).
+fn params_of(w: &World) -> (u64, u32, usize, u64) {
+    let p = w.ledger.params().unwrap();
+    (
+        p.params.expiry_window,
+        p.params.max_txs_per_block,
+        p.params.max_tx_size,
+        p.since.0,
+    )
+}
+
+#[test]
+fn a_parameter_change_takes_effect_at_its_height_for_admission_proposer_and_verifier() {
+    let mut w = world();
+    let genesis_params = (100, 2000, 131_072, 0);
+    // Height 1: A proposes at most 2 transactions per block of at most 8 KiB, from height 5.
+    let p1 = w.params_tx(0, 3, 5, [None, Some(2), Some(8192)]);
+    let id1 = proposal_id(&p1);
+    assert_eq!(w.block(&[p1]), vec![Status::Success]);
+    // Height 2: B votes yes (2 of 4); D proposes an expiry window of 50 from height 9.
+    let p2 = w.params_tx(3, 8, 9, [Some(50), None, None]);
+    let id2 = proposal_id(&p2);
+    let vb = w.vote_tx(1, &id1, true);
+    assert_eq!(w.block(&[vb, p2]), vec![Status::Success; 2]);
+    // Height 3: C's yes executes the first: pending, nothing in force yet.
+    let vc = w.vote_tx(2, &id1, true);
+    let vc_id = proposal_id(&vc);
+    assert_eq!(w.block(&[vc]), vec![Status::Success]);
+    assert_eq!(status_of(&w, id1), ProposalStatus::Executed(Height(3)));
+    let pending = w
+        .ledger
+        .with_state(|v| execution::pending_params(v))
+        .unwrap()
+        .unwrap();
+    assert_eq!(pending.effective, Height(5));
+    assert_eq!(pending.proposal.0, id1);
+    assert_eq!(params_of(&w), genesis_params);
+
+    // Height 4 (the last under the genesis parameters): a 9 KiB transaction is admitted, and
+    // a block of three transactions is proposed and verified. In it the second parameter
+    // change reaches its threshold (D, A, B) while the first is pending: that vote fails
+    // with GOVERNANCE_CHANGE_PENDING.
+    let big = w.anchor_tx(3, 4096);
+    assert!(big.len() > 8192 && big.len() < 131_072, "{}", big.len());
+    let (va, vb2) = (w.vote_tx(0, &id2, true), w.vote_tx(1, &id2, true));
+    let p = w.propose(&[va, vb2, big]);
+    assert!(p.left_out.is_empty() && p.dropped.is_empty());
+    let statuses: Vec<u32> = p
+        .executed
+        .receipts()
+        .iter()
+        .map(|r| failed(&r.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![0, FailureCode::ValidatorChangePending.number(), 0]
+    );
+    let verified = w
+        .ledger
+        .verify(p.executed.block().clone(), ledger::TimeRule::Decided, None)
+        .unwrap();
+    assert_eq!(verified.hash(), p.executed.hash());
+    w.commit(p.executed);
+    assert_eq!(status_of(&w, id2), ProposalStatus::Open);
+
+    // From height 5 the change is in force: the same size of transaction is refused, naming
+    // the parameter and since when; the values not named are kept.
+    assert_eq!(params_of(&w), (100, 2, 8192, 5));
+    let big2 = w.anchor_tx(3, 4096);
+    let refused = w.ledger.admit(&big2, t(2), &|_| false).unwrap_err();
+    assert_eq!(refused.code, RejectCode::TooLarge, "{refused}");
+    assert!(
+        refused
+            .message
+            .contains("exceeds the chain's max_tx_size 8192 in force since height 5"),
+        "{}",
+        refused.message
+    );
+    let history = w
+        .ledger
+        .with_state(|v| execution::params_history(v))
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (history[0].from, history[0].proposal.0, history[0].tx.0.0),
+        (Height(5), id1, vc_id)
+    );
+    assert!(
+        w.ledger
+            .with_state(|v| execution::pending_params(v))
+            .unwrap()
+            .is_none()
+    );
+    // The proposer packs at most 2 of 3 candidates; the third is left for a later block.
+    let small: Vec<Vec<u8>> = (0..3).map(|_| w.anchor_tx(3, 10)).collect();
+    let third = proposal_id(&small[2]);
+    let p = w.propose(&small);
+    assert_eq!(p.executed.block().txs.len(), 2);
+    assert_eq!(p.left_out.len(), 1);
+    assert_eq!(p.left_out[0].0.0, third);
+    // A block of all three at height 5 is refused by a verifier before anything runs.
+    let mut over = p.executed.block().clone();
+    over.txs.push(
+        <types::SignedTx as types::Decode>::from_bytes(&small[2], &types::Limits::default())
+            .unwrap(),
+    );
+    over.header.tx_count = 3;
+    over.header.tx_root = over.tx_root();
+    match w.ledger.verify(over, ledger::TimeRule::Decided, None) {
+        Err(ledger::BlockRefusal::TooManyTxs { count, max, since }) => {
+            assert_eq!((count, max, since.as_str()), (3, 2, "since height 5"));
+        }
+        other => panic!("expected TooManyTxs, got {other:?}"),
+    }
+    w.commit(p.executed);
+
+    // With the first change in effect, the second may execute (C's yes: D, A, C of 4), from
+    // height 9, keeping the first change's values.
+    let vc2 = w.vote_tx(2, &id2, true);
+    assert_eq!(w.block(&[vc2]), vec![Status::Success]);
+    assert_eq!(status_of(&w, id2), ProposalStatus::Executed(Height(6)));
+    w.empty_blocks_until(7);
+    assert_eq!(params_of(&w), (100, 2, 8192, 5));
+    w.empty_blocks_until(8);
+    assert_eq!(params_of(&w), (50, 2, 8192, 9));
+    // The expiry window in force bounds expiry: 90 is beyond 8 + 50.
+    let late = w.anchor_tx(3, 10);
+    let refused = w.ledger.admit(&late, t(2), &|_| false).unwrap_err();
+    assert_eq!(refused.code, RejectCode::ExpiryTooFar, "{refused}");
+    assert!(
+        refused
+            .message
+            .contains("expiry_window 50 in force since height 9"),
+        "{}",
+        refused.message
+    );
+
+    // A restarted node (the ledger reopened on its store) keeps the parameters in force and
+    // their history.
+    let genesis = w.genesis.clone();
+    let World { ledger, .. } = w;
+    let reopened = Ledger::open(ledger.into_store(), genesis).unwrap();
+    let p = reopened.params().unwrap();
+    assert_eq!(
+        (
+            p.params.expiry_window,
+            p.params.max_txs_per_block,
+            p.params.max_tx_size,
+            p.since
+        ),
+        (50, 2, 8192, Height(9))
+    );
+    let history = reopened
+        .with_state(|v| execution::params_history(v))
+        .unwrap();
+    assert_eq!(
+        history.iter().map(|c| c.from.0).collect::<Vec<_>>(),
+        vec![5, 9]
+    );
+    assert_eq!(
+        reopened.admit(&big2, t(2), &|_| false).unwrap_err().code,
+        RejectCode::TooLarge
+    );
+}
+
+#[test]
+fn parameter_proposals_outside_the_bounds_are_refused_at_admission() {
+    let w = world();
+    let cases: [([Option<u64>; 3], u64, u64, &str); 7] = [
+        ([None, None, None], 3, 5, "names at least one"),
+        (
+            [Some(0), None, None],
+            3,
+            5,
+            "expiry_window 0 is outside 1..=1000000",
+        ),
+        (
+            [Some(1_000_001), None, None],
+            3,
+            5,
+            "expiry_window 1000001 is outside",
+        ),
+        (
+            [None, Some(0), None],
+            3,
+            5,
+            "max_txs_per_block 0 is outside",
+        ),
+        (
+            [None, Some(10_001), None],
+            3,
+            5,
+            "max_txs_per_block 10001 is outside 1..=10000",
+        ),
+        (
+            [None, None, Some(8191)],
+            3,
+            5,
+            "max_tx_size 8191 is outside 8192..=131072",
+        ),
+        ([None, Some(5), None], 5, 5, "must be after the deadline"),
+    ];
+    for (update, deadline, effective, want) in cases {
+        let tx = w.params_tx(0, deadline, effective, update);
+        let r = w.ledger.admit(&tx, t(2), &|_| false).unwrap_err();
+        assert_eq!(r.code, RejectCode::BadArguments, "{update:?}: {r}");
+        assert!(r.message.contains(want), "{update:?}: {}", r.message);
+    }
+    // A value given in the wrong width is named too.
+    let tx = w.propose_tx(0, "params", 3, 5, vec![vec![1, 2], Vec::new(), Vec::new()]);
+    let r = w.ledger.admit(&tx, t(2), &|_| false).unwrap_err();
+    assert_eq!(r.code, RejectCode::BadArguments);
+    assert!(
+        r.message.contains("args[3] (expiry_window): 2 bytes"),
+        "{}",
+        r.message
+    );
+    // The bounds themselves are admitted.
+    let edge = w.params_tx(0, 3, 5, [Some(1_000_000), Some(10_000), Some(8192)]);
+    w.ledger.admit(&edge, t(2), &|_| false).unwrap();
+}
+
+#[test]
+fn the_params_policy_comes_from_genesis_and_changes_by_a_policy_proposal() {
+    let mut w = world_with(Some(serde_json::json!({ "params": "all" })));
+    assert_eq!(
+        w.ledger
+            .with_state(|v| execution::policy(v, "params"))
+            .unwrap(),
+        execution::Policy::All
+    );
+    // The validators' policy keeps its default.
+    assert_eq!(
+        w.ledger
+            .with_state(|v| execution::policy(v, "validators"))
+            .unwrap(),
+        execution::Policy::Majority
+    );
+    let p = w.params_tx(0, 20, 30, [Some(200), None, None]);
+    let id = proposal_id(&p);
+    assert_eq!(w.block(&[p]), vec![Status::Success]);
+    let (vb, vc) = (w.vote_tx(1, &id, true), w.vote_tx(2, &id, true));
+    assert_eq!(w.block(&[vb, vc]), vec![Status::Success; 2]);
+    // Three of four do not pass under "all".
+    assert_eq!(status_of(&w, id), ProposalStatus::Open);
+    // A policy proposal lowers it to a majority (decided by all four).
+    let pp = w.propose_tx(
+        1,
+        "policy",
+        20,
+        0,
+        vec![b"params".to_vec(), b"majority".to_vec()],
+    );
+    let pid = proposal_id(&pp);
+    assert_eq!(w.block(&[pp]), vec![Status::Success]);
+    let votes: Vec<Vec<u8>> = [0, 2, 3]
+        .iter()
+        .map(|o| w.vote_tx(*o, &pid, true))
+        .collect();
+    assert_eq!(w.block(&votes), vec![Status::Success; 3]);
+    assert_eq!(
+        w.ledger
+            .with_state(|v| execution::policy(v, "params"))
+            .unwrap(),
+        execution::Policy::Majority
+    );
+    // The open proposal keeps the policy it was made under; a new one passes with three.
+    assert_eq!(proposal(&w, id).policy, execution::Policy::All);
+    let p = w.params_tx(3, 20, 30, [Some(300), None, None]);
+    let id = proposal_id(&p);
+    assert_eq!(w.block(&[p]), vec![Status::Success]);
+    let (va, vb) = (w.vote_tx(0, &id, true), w.vote_tx(1, &id, true));
+    assert_eq!(w.block(&[va, vb]), vec![Status::Success; 2]);
+    assert_eq!(status_of(&w, id), ProposalStatus::Executed(Height(6)));
+}

@@ -261,10 +261,12 @@ pub async fn run(
         tls = %creds.leaf().subject(),
         "node started (API: mutual GM TLS 1.3, RFC 8998)"
     );
-    // The transaction service decodes at most one transaction and its framing: the chain's
-    // max_tx_size, never the 4 MiB default (docs/execution.md, "API limits").
+    // The transaction service decodes at most one transaction and its framing: the largest
+    // max_tx_size the chain's parameters may take (governance may raise it up to the ceiling
+    // while the node runs), never the 4 MiB default (docs/execution.md, "API limits");
+    // admission refuses what exceeds the max_tx_size in force.
     let limits = config.api_limits;
-    let submit_limit = submit_message_limit(core.genesis().params.limits().max_tx_size);
+    let submit_limit = submit_message_limit(types::Limits::default().max_tx_size);
     let m = &core.metrics.limits;
     use std::sync::atomic::Ordering::Relaxed;
     m.max_connections

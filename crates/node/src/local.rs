@@ -120,7 +120,9 @@ pub fn init(data_dir: &Path, genesis: &Genesis) -> Result<BlockHash, NodeError> 
     let genesis_file = data_dir.join("genesis.json");
     write_atomic(&genesis_file, genesis.to_json().as_bytes())?;
     let backend = RocksBackend::open(&db, true)?;
-    let store = ChainStore::new(backend, genesis.params.limits());
+    // The store decodes under the ceiling: the chain's parameters may grow up to it by
+    // governance; admission and the ledger enforce the ones in force.
+    let store = ChainStore::new(backend, types::Limits::default());
     Ok(ledger::init(&store, genesis)?)
 }
 
@@ -178,7 +180,8 @@ impl LocalNode {
         let genesis = read_node_genesis(&data_dir.join("genesis.json"))?;
         let backend = RocksBackend::open(&data_dir.join("db"), false)?;
         // RocksBackend::open refused a store of another layout version before opening it.
-        let store = ChainStore::new(backend, genesis.params.limits());
+        // Decoded under the ceiling, since governance may raise the parameters up to it.
+        let store = ChainStore::new(backend, types::Limits::default());
         let validator_id = validator.certificate.fingerprint();
         if engine == Engine::Single && genesis.validator(&validator_id).is_none() {
             return Err(NodeError::NotAValidator {
@@ -390,12 +393,18 @@ impl LocalNode {
         Ok((id, rx))
     }
 
-    /// The most transactions in a block: the node's setting, within the limit the store
-    /// reads blocks under.
+    /// The most transactions in a block: the node's setting, within the chain's
+    /// `max_txs_per_block` in force after the head (the ledger caches it per state root;
+    /// the store's decoding ceiling if the state cannot be read, and the ledger's proposer
+    /// still bounds the block).
     fn max_txs(&self) -> usize {
+        let chain = self.ledger.params().map_or_else(
+            |_| self.ledger.store().limits().max_txs_per_block,
+            |p| p.params.limits().max_txs_per_block,
+        );
         usize::try_from(self.block.max_txs)
             .unwrap_or(usize::MAX)
-            .min(self.ledger.store().limits().max_txs_per_block)
+            .min(chain)
     }
 
     /// Whether the pool holds a full block, by count or by bytes.

@@ -386,6 +386,14 @@ fn proposal_response(p: execution::ProposalRecord, tip: u64) -> pb::ProposalResp
                 }),
             ),
         },
+        ProposalKind::Params(u) => (
+            "params",
+            Change::ParamsChange(pb::ParamsProposal {
+                expiry_window: u.expiry_window,
+                max_txs_per_block: u.max_txs_per_block,
+                max_tx_size: u.max_tx_size.map(|s| u64::try_from(s).unwrap_or(u64::MAX)),
+            }),
+        ),
         ProposalKind::Policy { kind, policy } => (
             "policy",
             Change::PolicyChange(pb::PolicyProposal {
@@ -696,6 +704,10 @@ impl Chain for ChainService {
         let core = self.core.clone();
         let (tip, _) = core.tip();
         let c = &self.core;
+        // The parameters in force after the tip (cached by the ledger per state root).
+        let params = c.ledger().params().map_err(|e| {
+            Status::unavailable(format!("the chain parameters could not be read: {e}"))
+        })?;
         Ok(Response::new(pb::StatusResponse {
             chain_id: c.genesis().chain_id.to_string(),
             height: tip.height.0,
@@ -708,7 +720,10 @@ impl Chain for ChainService {
                 .metrics
                 .txs_committed
                 .load(std::sync::atomic::Ordering::Relaxed),
-            expiry_window: c.genesis().params.expiry_window,
+            expiry_window: params.params.expiry_window,
+            max_txs_per_block: params.params.max_txs_per_block,
+            max_tx_size: u64::try_from(params.params.max_tx_size).unwrap_or(u64::MAX),
+            params_since: params.since.0,
         }))
     }
     async fn get_validators(

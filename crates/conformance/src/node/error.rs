@@ -150,7 +150,7 @@ pub(crate) enum NodeCheckError {
     /// Block 0 carries a commit certificate.
     #[error("block 0 carries a commit certificate")]
     Block0Certified,
-    /// A block does not decode under the genesis limits.
+    /// A block does not decode under the limits every node decodes under (`Limits::default()`).
     #[error("block {height}")]
     BlockUndecodable {
         height: u64,

@@ -190,6 +190,39 @@ impl World {
         self.tx(&self.orgs[org].admin, "governance", "propose", args)
     }
 
+    /// A `params` proposal of organisation `org`'s admin: each value given replaces the one in
+    /// force, `None` keeps it (an empty argument).
+    pub fn params_tx(
+        &self,
+        org: usize,
+        deadline: u64,
+        effective: u64,
+        update: [Option<u64>; 3],
+    ) -> Vec<u8> {
+        let rest = update
+            .iter()
+            .map(|v| v.map_or_else(Vec::new, |v| v.to_be_bytes().to_vec()))
+            .collect();
+        self.propose_tx(org, "params", deadline, effective, rest)
+    }
+
+    /// An anchor by organisation `org`'s admin whose metadata and pointer are `fill` bytes
+    /// each (up to 4096): about 1.2 KiB plus twice `fill` encoded.
+    pub fn anchor_tx(&self, org: usize, fill: usize) -> Vec<u8> {
+        self.salt.set(self.salt.get() + 1);
+        self.tx(
+            &self.orgs[org].admin,
+            "attestation",
+            "anchor",
+            vec![
+                vec![self.salt.get(); 32],
+                b"k".to_vec(),
+                vec![b'm'; fill],
+                vec![b'p'; fill],
+            ],
+        )
+    }
+
     pub fn vote_tx(&self, org: usize, proposal: &[u8; 32], yes: bool) -> Vec<u8> {
         let v: &[u8] = if yes { b"yes" } else { b"no" };
         self.tx(
@@ -249,6 +282,29 @@ impl World {
         let cert = Self::certificate(&self.signers(height), height, exec.hash());
         self.ledger.commit(exec, cert).unwrap();
         statuses
+    }
+
+    /// Proposes a block of the admitted `txs` at the head without committing it.
+    pub fn propose(&self, txs: &[Vec<u8>]) -> ledger::Proposed {
+        let admitted: Vec<_> = txs
+            .iter()
+            .map(|b| self.ledger.admit(b, t(2), &|_| false).unwrap())
+            .collect();
+        let head = self.ledger.head();
+        self.ledger
+            .propose(
+                admitted,
+                self.orgs[0].node.cert.fingerprint(),
+                head.header.timestamp.0 + 1000,
+            )
+            .unwrap()
+    }
+
+    /// Commits `exec` with the precommits of every validator of its height.
+    pub fn commit(&mut self, exec: ledger::ExecutedBlock) {
+        let height = exec.height();
+        let cert = Self::certificate(&self.signers(height), height, exec.hash());
+        self.ledger.commit(exec, cert).unwrap();
     }
 
     pub fn empty_blocks_until(&mut self, height: u64) {
