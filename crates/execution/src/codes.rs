@@ -217,11 +217,17 @@ pub enum FailureCode {
     ValidatorChangePending,
     /// `governance.propose`: the deadline is out of range.
     ProposalSchedule,
+    /// `governance` org-register: the CA cannot become a trust anchor now.
+    OrgCaInvalid,
+    /// `governance` org-remove: the organisation sponsors active organisations.
+    OrgSponsors,
+    /// `governance` org-remove: the last active founding organisation.
+    LastFounding,
 }
 
 impl FailureCode {
     /// Every code, in number order.
-    pub const ALL: [FailureCode; 25] = [
+    pub const ALL: [FailureCode; 28] = [
         FailureCode::UnknownCall,
         FailureCode::PermissionDenied,
         FailureCode::BadArguments,
@@ -247,6 +253,9 @@ impl FailureCode {
         FailureCode::ValidatorChangeInvalid,
         FailureCode::ValidatorChangePending,
         FailureCode::ProposalSchedule,
+        FailureCode::OrgCaInvalid,
+        FailureCode::OrgSponsors,
+        FailureCode::LastFounding,
     ];
 
     /// Returns the registry entry.
@@ -277,6 +286,9 @@ impl FailureCode {
             FailureCode::ValidatorChangeInvalid => &codes::GOVERNANCE_CHANGE_INVALID,
             FailureCode::ValidatorChangePending => &codes::GOVERNANCE_CHANGE_PENDING,
             FailureCode::ProposalSchedule => &codes::GOVERNANCE_SCHEDULE,
+            FailureCode::OrgCaInvalid => &codes::GOVERNANCE_ORG_CA_INVALID,
+            FailureCode::OrgSponsors => &codes::GOVERNANCE_ORG_SPONSORS,
+            FailureCode::LastFounding => &codes::GOVERNANCE_LAST_FOUNDING,
         }
     }
 

@@ -16,6 +16,13 @@
 //!   second fails with `GOVERNANCE_CHANGE_PENDING` and may be cast again later.
 //! - `policy`: the threshold of a kind (majority, all, or at least m organisations); always
 //!   decided by all organisations of the electorate, and in force from its execution.
+//! - `org-register`: a new founding organisation, its self-signed root CA a trust anchor of
+//!   the chain from the executing block on (admission reads the anchors from the state);
+//!   `org-remove`: any organisation leaves, founding included, unless it holds a validator
+//!   seat, sponsors an active organisation or is the last founding one. Both are checked when
+//!   proposed and again when executed, take effect when executed (no effective height), are
+//!   decided by the `organisations` policy, and write the identity namespace through a call
+//!   nested in it (the identity contract's code makes the writes).
 //!
 //! What it refuses to do: count a second vote of one organisation, a vote after the
 //! deadline or of an organisation outside the electorate, execute a validator change that
@@ -24,8 +31,8 @@
 //! certificate), or change any state but its own namespace (the validator set changes
 //! through the pending record, which the chain's rule reads).
 //!
-//! Not here yet: organisation register/remove and chain-parameter proposals, and the
-//! contract-lifecycle kinds of issue 14; a validator's power is always 1.
+//! Not here yet: chain-parameter proposals and the contract-lifecycle kinds of issue 14; a
+//! validator's power is always 1.
 
 use std::collections::BTreeMap;
 
@@ -33,12 +40,13 @@ use crate::codes::{FailureCode, RejectCode};
 use crate::context::{CallContext, ContractError};
 use crate::contract::{BUILTIN_CALL_COST, Contract, Denial};
 use crate::error::ExecError;
-use crate::keys::{self, GOVERNANCE, governance as k};
+use crate::identity;
+use crate::keys::{self, GOVERNANCE, IDENTITY, governance as k};
 use crate::records::{PendingChange, ValidatorChange, ValidatorRecord};
 use crate::validators;
 use crate::view::{self, StateRead};
 use crypto::{Digest, UserId};
-use pki::{Certificate, Role};
+use pki::{Certificate, Crl, Role};
 use types::Height;
 use types::codec::{Reader, Writer};
 
@@ -53,7 +61,10 @@ pub const MAX_VOTING_PERIOD: u64 = 1_000_000;
 
 /// The kinds whose threshold a policy sets, and their thresholds when neither genesis nor a
 /// policy proposal set one.
-pub const POLICY_KINDS: &[(&str, Policy)] = &[("validators", Policy::Majority)];
+pub const POLICY_KINDS: &[(&str, Policy)] = &[
+    ("validators", Policy::Majority),
+    ("organisations", Policy::Majority),
+];
 
 /// How many organisations of the electorate must vote yes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +116,19 @@ impl Policy {
 pub enum ProposalKind {
     /// A validator-set change.
     Validators(Box<ValidatorChange>),
+    /// A new founding organisation (`org-register`): its self-signed root CA becomes a trust
+    /// anchor of the chain, with its CRL, from the executing block on.
+    OrgRegister {
+        /// The organisation's root CA certificate; its O names the organisation.
+        ca: Box<Certificate>,
+        /// Its CRL, issued and signed by the CA.
+        crl: Box<Crl>,
+    },
+    /// An organisation leaves (`org-remove`), founding or not.
+    OrgRemove {
+        /// The organisation's name.
+        name: String,
+    },
     /// The threshold of a kind of proposal.
     Policy {
         /// The kind (one of [`POLICY_KINDS`]).
@@ -120,6 +144,9 @@ impl ProposalKind {
     fn policy_kind(&self) -> Option<&'static str> {
         match self {
             ProposalKind::Validators(_) => Some("validators"),
+            ProposalKind::OrgRegister { .. } | ProposalKind::OrgRemove { .. } => {
+                Some("organisations")
+            }
             ProposalKind::Policy { .. } => None,
         }
     }
@@ -224,7 +251,8 @@ pub struct Proposal {
 /// Parses `propose`'s arguments: [kind, deadline (u64 BE), effective (u64 BE), ...]:
 /// `validator-add` name, certificate DER; `validator-remove` certificate ID;
 /// `validator-rotate` current certificate ID, new certificate DER; `policy` kind, policy
-/// (effective 0).
+/// (effective 0); `org-register` root CA certificate DER, CRL DER (effective 0);
+/// `org-remove` organisation name (effective 0).
 pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
     if args.len() < 3 {
         return Err(bad(format!(
@@ -292,12 +320,36 @@ pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
                 policy,
             }
         }
+        "org-register" => {
+            want(5)?;
+            let (ca, crl, _) = identity::parse_founding_ca(&args[3], &args[4], 3)?;
+            ProposalKind::OrgRegister {
+                ca: Box::new(ca),
+                crl: Box::new(crl),
+            }
+        }
+        "org-remove" => {
+            want(4)?;
+            let name = text_arg(args, 3, "organisation name")?;
+            identity::check_org_name(&name)
+                .map_err(|e| bad(format!("args[3] (organisation name): {e}")))?;
+            ProposalKind::OrgRemove { name }
+        }
         other => {
             return Err(bad(format!(
-                "args[0] (kind): {other:?} is not validator-add, validator-remove, validator-rotate or policy"
+                "args[0] (kind): {other:?} is not validator-add, validator-remove, validator-rotate, org-register, org-remove or policy"
             )));
         }
     };
+    if matches!(
+        kind,
+        ProposalKind::OrgRegister { .. } | ProposalKind::OrgRemove { .. }
+    ) && effective != Height(0)
+    {
+        return Err(bad(
+            "args[2] (effective height): an organisation change takes effect when the proposal executes; give 0",
+        ));
+    }
     if matches!(kind, ProposalKind::Validators(_))
         && (effective <= deadline || effective.0 - deadline.0 > MAX_VOTING_PERIOD)
     {
@@ -454,6 +506,24 @@ fn check_change(
     }
 }
 
+/// Whether an organisation change fits the state: for `org-register`, the name is unused
+/// and the CA can become an anchor; for `org-remove`, the organisation may leave. Returns the
+/// removed organisation's record. Nothing to check for other kinds.
+fn check_org_change(
+    r: &(impl StateRead + ?Sized),
+    kind: &ProposalKind,
+    now: pki::UnixTime,
+) -> Result<Option<crate::records::OrgRecord>, Denial> {
+    match kind {
+        ProposalKind::OrgRegister { ca, .. } => {
+            let name = ca.organisation().unwrap_or_default();
+            identity::check_new_founding(r, ca, &name, now).map(|()| None)
+        }
+        ProposalKind::OrgRemove { name } => identity::check_removal(r, name).map(Some),
+        ProposalKind::Validators(_) | ProposalKind::Policy { .. } => Ok(None),
+    }
+}
+
 /// The block's time as certificates are judged at (seconds).
 fn block_time(ctx: &CallContext<'_>) -> pki::UnixTime {
     pki::UnixTime(ctx.block().timestamp_ms / 1000)
@@ -490,8 +560,9 @@ impl GovernanceContract {
                 ),
             ));
         }
-        if let ProposalKind::Validators(change) = &p.kind {
-            check_change(ctx, change, block_time(ctx))?;
+        match &p.kind {
+            ProposalKind::Validators(change) => check_change(ctx, change, block_time(ctx))?,
+            kind => check_org_change(ctx, kind, block_time(ctx)).map(|_| ())?,
         }
         Ok(())
     }
@@ -622,6 +693,19 @@ impl GovernanceContract {
                 };
                 ctx.put(&k::pending_validators(), pending.encode())
             }
+            ProposalKind::OrgRegister { ca, crl } => {
+                check_org_change(ctx, &record.kind, block_time(ctx))
+                    .map_err(Denial::into_failure)?;
+                ctx.nested(IDENTITY, |id| identity::register_founding(id, ca, crl))
+            }
+            ProposalKind::OrgRemove { .. } => {
+                let org = check_org_change(ctx, &record.kind, block_time(ctx))
+                    .map_err(Denial::into_failure)?;
+                match org {
+                    Some(org) => ctx.nested(IDENTITY, |id| identity::remove_by_governance(id, org)),
+                    None => Ok(()),
+                }
+            }
             ProposalKind::Policy { kind, policy } => {
                 ctx.put(&k::policy(kind), policy.text().into_bytes())
             }
@@ -697,6 +781,15 @@ impl ProposalRecord {
                 w.bytes(kind.as_bytes());
                 w.bytes(policy.text().as_bytes());
             }
+            ProposalKind::OrgRegister { ca, crl } => {
+                w.u8(3);
+                w.bytes(ca.der());
+                w.bytes(crl.der());
+            }
+            ProposalKind::OrgRemove { name } => {
+                w.u8(4);
+                w.bytes(name.as_bytes());
+            }
         }
         w.bytes(self.proposer.as_bytes());
         w.u64(self.created.0);
@@ -742,6 +835,19 @@ impl ProposalRecord {
                 kind: text(&mut r, "proposal.policy_kind")?,
                 policy: Policy::parse(&text(&mut r, "proposal.policy")?)
                     .map_err(|e| ExecError::corrupt(key, e))?,
+            },
+            3 => {
+                let ca = r.bytes("proposal.ca", pki::MAX_CERT_LEN).map_err(c)?;
+                let crl = r.bytes("proposal.crl", pki::MAX_CRL_LEN).map_err(c)?;
+                ProposalKind::OrgRegister {
+                    ca: Box::new(
+                        Certificate::from_der(ca).map_err(|e| ExecError::corrupt(key, e))?,
+                    ),
+                    crl: Box::new(Crl::from_der(crl).map_err(|e| ExecError::corrupt(key, e))?),
+                }
+            }
+            4 => ProposalKind::OrgRemove {
+                name: text(&mut r, "proposal.organisation")?,
             },
             got => return Err(ExecError::corrupt(key, format!("proposal kind {got}"))),
         };

@@ -42,11 +42,13 @@
 //!    cost meter, the read-only mode and the phase (admission, recheck, execution).
 //! 6. `contract`: the contract interface and its authorisation hook.
 //! 7. `validators`: the chain's validator rule (the set of each height, from the state).
-//! 8. `identity`, `attestation`, `governance`: the built-in contracts.
-//! 9. `registry`: which contract owns which method, and the permission table.
-//! 10. `verified`: the admitted transaction.
-//! 11. `admission`, `executor`: judging a transaction, executing a block.
-//! 12. `genesis`: the genesis file and block 0.
+//! 8. `identity`, `attestation`: the built-in contracts of organisations and attestations.
+//! 9. `governance`: the built-in contract of proposals (its organisation changes run
+//!    identity's code, nested in identity's namespace).
+//! 10. `registry`: which contract owns which method, and the permission table.
+//! 11. `verified`: the admitted transaction.
+//! 12. `admission`, `executor`: judging a transaction, executing a block.
+//! 13. `genesis`: the genesis file and block 0.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)

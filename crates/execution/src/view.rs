@@ -164,6 +164,20 @@ impl<'a, S: NodeStore + ?Sized> StateView<'a, S> {
         keys::attestation_record(id)
     }
 
+    /// Returns the record of the chain's trust anchors once governance changed them (its
+    /// bytes, and the names of the active founding organisations), or `None` while the
+    /// genesis organisations are the anchors.
+    pub fn anchor_list(&self) -> Result<Option<(Vec<u8>, Vec<String>)>, ExecError> {
+        let key = full(IDENTITY, &keys::identity::anchors());
+        match self.read(&key)? {
+            None => Ok(None),
+            Some(v) => {
+                let names = records::decode_anchors(&key, &v)?;
+                Ok(Some((v, names)))
+            }
+        }
+    }
+
     /// Returns the chain parameters recorded at genesis.
     pub fn params(&self) -> Result<Option<ChainParams>, ExecError> {
         let key = full(CHAIN, &keys::chain::params());
