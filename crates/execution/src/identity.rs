@@ -550,8 +550,9 @@ pub(crate) fn check_new_founding(
 }
 
 /// Checks that governance may remove the organisation `name` on the state `r`: it is
-/// registered and active, holds no validator seat (current or pending), sponsors no active
-/// organisation, and is not the last active founding organisation. Returns its record.
+/// registered and active, sponsors no active organisation, is not the last active founding
+/// organisation, and holds no validator seat (current or pending); the first that fails is
+/// the refusal. Returns its record.
 pub(crate) fn check_removal(
     r: &(impl StateRead + ?Sized),
     name: &str,
@@ -567,14 +568,6 @@ pub(crate) fn check_removal(
         return Err(governance_refusal(
             FailureCode::OrgRemoved,
             format!("organisation {name:?} was already removed at height {at}"),
-        ));
-    }
-    if holds_seat(r, name)? {
-        return Err(governance_refusal(
-            FailureCode::OrgHasValidators,
-            format!(
-                "organisation {name:?} holds a validator seat (or a pending one): remove or rotate its validators by a governance proposal first"
-            ),
         ));
     }
     let sponsored: Vec<&str> = orgs
@@ -599,6 +592,14 @@ pub(crate) fn check_removal(
             FailureCode::LastFounding,
             format!(
                 "organisation {name:?} is the last active founding organisation, the chain's last trust anchor"
+            ),
+        ));
+    }
+    if holds_seat(r, name)? {
+        return Err(governance_refusal(
+            FailureCode::OrgHasValidators,
+            format!(
+                "organisation {name:?} holds a validator seat (or a pending one): remove or rotate its validators by a governance proposal first"
             ),
         ));
     }
