@@ -312,3 +312,129 @@ fn a_removed_organisation_is_refused_and_removal_is_checked() {
         RejectCode::OrgRemoved
     );
 }
+
+/// The receipt of the transaction at `position` of block `height`, as a node builds it for a
+/// signer directly under its organisation's root CA: the leaf, that CA's CRL, and (when
+/// `anchor` names an organisation) its record proven in the block's state.
+fn receipt_of(
+    w: &World,
+    height: u64,
+    signer: &Org,
+    anchor: Option<&str>,
+) -> receipt::ReceiptBundle {
+    let store = w.ledger.store();
+    let h = types::Height(height);
+    let block = store.block(h).unwrap().unwrap();
+    let receipts: Vec<_> = block
+        .txs
+        .iter()
+        .map(|t| store.receipt(&t.tx_id()).unwrap().unwrap())
+        .collect();
+    let cert = store.certificate(h).unwrap().unwrap();
+    let mut bundle = receipt::ReceiptBundle::build(
+        &block,
+        &receipts,
+        0,
+        receipt::Finality::Certificate(cert),
+        vec![signer.admin.cert.clone()],
+        vec![crl(signer, 1, &[])],
+    )
+    .unwrap();
+    if let Some(name) = anchor {
+        bundle.anchor_proofs = vec![anchor_proof(w, height, name)];
+    }
+    bundle
+}
+
+/// Organisation `name`'s record and its proof in the state of block `height`.
+fn anchor_proof(w: &World, height: u64, name: &str) -> receipt::AnchorProof {
+    let key = receipt::org_record_key(name);
+    let (record, proof) = w
+        .ledger
+        .with_state_at(types::Height(height), |v| {
+            (v.get(&key).unwrap().unwrap(), v.prove(&key).unwrap())
+        })
+        .unwrap();
+    receipt::AnchorProof { record, proof }
+}
+
+#[test]
+fn a_receipt_of_a_governance_registered_organisation_verifies_offline_with_its_anchor_proof() {
+    let mut w = world();
+    let n = new_org("Agency N", 97);
+    decide(&mut w, "org-register", register_args(&n), &[1, 2]);
+    let doc = anchor_tx(&w, &n.admin, 9);
+    assert_eq!(w.block(&[doc]), vec![Status::Success]);
+    let height = w.ledger.head().tip.height.0;
+    // Another block changes the state after it.
+    let other = anchor_tx(&w, &w.orgs[1].admin, 10);
+    assert_eq!(w.block(&[other]), vec![Status::Success]);
+    let trust = receipt::TrustContext {
+        chain_id: types::ChainId::new(CHAIN).unwrap(),
+        validators: w.orgs.iter().map(|o| o.node.cert.clone()).collect(),
+        consortium: w.genesis.consortium().unwrap(),
+    };
+
+    // With the anchor proof it verifies against the genesis file alone, also after a round
+    // trip through the file.
+    let good = receipt_of(&w, height, &n, Some("Agency N"));
+    let v = good.verify(&trust, None).unwrap();
+    assert_eq!(v.organisation, "Agency N");
+    let limits = types::Limits::default();
+    let json = good.to_json();
+    assert!(json.contains("\"anchor_proofs\""), "{json}");
+    let read = receipt::ReceiptBundle::from_json(json.as_bytes(), &limits).unwrap();
+    assert_eq!(read, good);
+    read.verify(&trust, None).unwrap();
+
+    // Without it, the genesis CAs do not anchor the signer.
+    let bare = receipt_of(&w, height, &n, None);
+    let e = bare.verify(&trust, None).unwrap_err();
+    assert!(
+        matches!(e, receipt::ReceiptError::SignerChain { .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("anchor proof"), "{e}");
+
+    // A record altered by one byte (its registration height): the proof no longer holds.
+    let mut altered = good.clone();
+    let rec = &mut altered.anchor_proofs[0].record;
+    // ... ‖ registered_at (8) ‖ sponsor "" (4) ‖ removed_at (8) ‖ no former CAs (4).
+    let at = rec.len() - 4 - 8 - 4 - 1;
+    rec[at] ^= 1;
+    let e = altered.verify(&trust, None).unwrap_err();
+    assert!(
+        matches!(&e, receipt::ReceiptError::AnchorProof { index: 0, reason } if reason.contains("state_root")),
+        "{e}"
+    );
+    // The record and proof of the next block's state: not under this header's root.
+    let mut later = good.clone();
+    later.anchor_proofs = vec![anchor_proof(&w, height + 1, "Agency N")];
+    assert!(matches!(
+        later.verify(&trust, None),
+        Err(receipt::ReceiptError::AnchorProof { .. })
+    ));
+    // N's record with another organisation's proof.
+    let mut swapped = good.clone();
+    swapped.anchor_proofs[0].proof = anchor_proof(&w, height, "Agency B").proof;
+    assert!(matches!(
+        swapped.verify(&trust, None),
+        Err(receipt::ReceiptError::AnchorProof { .. })
+    ));
+    // A genuine proof of another organisation (a genesis one): no anchor for N's admin.
+    let mut other_org = good.clone();
+    other_org.anchor_proofs = vec![anchor_proof(&w, height, "Agency B")];
+    assert!(matches!(
+        other_org.verify(&trust, None),
+        Err(receipt::ReceiptError::SignerChain { .. })
+    ));
+    // A record that is not one.
+    let mut garbage = good.clone();
+    garbage.anchor_proofs[0].record.push(0);
+    let e = garbage.verify(&trust, None).unwrap_err();
+    assert!(e.to_string().contains("does not decode"), "{e}");
+    // A genesis organisation's receipt needs no proof, as before.
+    let plain = receipt_of(&w, height + 1, &w.orgs[1], None);
+    assert_eq!(plain.verify(&trust, None).unwrap().organisation, "Agency B");
+    assert!(!plain.to_json().contains("anchor_proofs"));
+}
