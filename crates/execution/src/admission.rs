@@ -9,8 +9,9 @@
 //! call whose signer is certified by the CA it brings along).
 //!
 //! A signer's certificate is validated by [`pki::Consortium::validate`], the function the
-//! offline receipt verifier uses too: its trust anchors are exactly the founding organisations'
-//! CAs of genesis; the CA of an organisation registered later is an intermediate, each link
+//! offline receipt verifier uses too: its trust anchors are exactly the active founding
+//! organisations' CAs (genesis's, and those governance registered, read from the state's
+//! `identity/anchors` and cached by its bytes); the CA of an organisation registered later is an intermediate, each link
 //! judged by the CRL its issuer last recorded on the chain (none recorded: refused); a founding
 //! root certifies only the organisations it sponsors. Admission then requires what only the
 //! chain's state knows: every CA below the anchor is the active registered CA of its

@@ -3,7 +3,9 @@
 //! anchors; later ones are registered by a transaction of the new organisation's admin, their
 //! CA an intermediate validated up to a founding CA that sponsors the name (see admission for
 //! how its chain is checked). The sponsor's admins may deregister such an organisation or
-//! replace its CA; a founding organisation changes only through governance (a later issue).
+//! replace its CA; a founding organisation joins and leaves only through governance
+//! (`org-register`, `org-remove`: the checks and writes are here, run by the governance
+//! contract in a call nested in this namespace).
 //! Suspension can only take a certificate's rights away: no method grants a role.
 //!
 //! Who may make each call (docs/execution.md §5) is written once, in the authorisation hook
