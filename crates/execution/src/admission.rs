@@ -302,13 +302,13 @@ impl LiveCache {
         }
         let a = match view.anchor_list()? {
             None => self.genesis.clone(),
-            Some((bytes, names)) => {
+            Some(list) => {
                 let mut cached = self.anchors.lock().unwrap_or_else(|p| p.into_inner());
                 match &*cached {
-                    Some((b, a)) if *b == bytes => a.clone(),
+                    Some((b, a)) if *b == list.bytes => a.clone(),
                     _ => {
-                        let a = Arc::new(self.build_anchors(view, &names)?);
-                        *cached = Some((bytes, a.clone()));
+                        let a = Arc::new(self.build_anchors(view, &list.names)?);
+                        *cached = Some((list.bytes, a.clone()));
                         a
                     }
                 }
@@ -436,17 +436,17 @@ fn check_registration<S: NodeStore + ?Sized>(
     let top = path.len().saturating_sub(1);
     // The path ends at an anchor of this state: a cached path whose anchor's organisation
     // governance removed is refused, as a fresh validation would refuse it.
-    if let Some(anchor) = path.last() {
-        if !live.anchors(view).map_err(state_err)?.is_anchor(anchor) {
-            return Err(reject(
-                RejectCode::OrgRemoved,
-                format!(
-                    "organisation {:?} was removed: its CA {} is no longer a trust anchor of the chain",
-                    anchor.organisation().unwrap_or_default(),
-                    cert_ref(anchor)
-                ),
-            ));
-        }
+    if let Some(anchor) = path.last()
+        && !live.anchors(view).map_err(state_err)?.is_anchor(anchor)
+    {
+        return Err(reject(
+            RejectCode::OrgRemoved,
+            format!(
+                "organisation {:?} was removed: its CA {} is no longer a trust anchor of the chain",
+                anchor.organisation().unwrap_or_default(),
+                cert_ref(anchor)
+            ),
+        ));
     }
     let is_pending = |c: &Certificate| pending.is_some_and(|p| p.der() == c.der());
     for c in path.iter().take(top).skip(1) {

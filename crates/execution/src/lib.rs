@@ -99,4 +99,4 @@ pub use validators::{
     EndOfBlock, current as current_validators, epochs, exclusion, pending, to_set,
 };
 pub use verified::VerifiedTx;
-pub use view::{MAX_PAGE, StateRead, StateView};
+pub use view::{AnchorList, MAX_PAGE, StateRead, StateView};

@@ -34,7 +34,7 @@ fn anchor_names(w: &World) -> Option<Vec<String>> {
     w.ledger
         .with_state(|v| v.anchor_list())
         .unwrap()
-        .map(|(_, names)| names)
+        .map(|l| l.names)
 }
 
 /// Proposes `kind` by organisation 0 and has organisations `voters` vote yes, one block
@@ -285,7 +285,7 @@ fn a_removed_organisation_is_refused_and_removal_is_checked() {
         0,
         vec![b"organisations".to_vec(), b"all".to_vec()],
     );
-    assert_eq!(w.block(&[later.clone()]), vec![Status::Success]);
+    assert_eq!(w.block(std::slice::from_ref(&later)), vec![Status::Success]);
     assert!(
         !proposal(&w, proposal_id(&later))
             .electorate
