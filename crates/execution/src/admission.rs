@@ -246,7 +246,10 @@ fn cert_ref(c: &Certificate) -> CertRef {
 /// It also holds the chain's trust anchors: the genesis consortium, and the consortium of the
 /// last anchor list read from a state (`identity/anchors`, written only when governance
 /// registers or removes a founding organisation), kept across roots while those bytes stay
-/// the same, so certificates are parsed and checked again only when the anchors change.
+/// the same, so certificates are parsed and checked again only when the anchors change. The
+/// names determine the certificates: a founding organisation's CA never changes (no
+/// `replace_ca` of a founding organisation) and a name, once registered, is never registered
+/// again, so equal bytes mean equal anchors.
 #[derive(Debug)]
 struct LiveCache {
     inner: Mutex<LiveEntries>,
