@@ -438,3 +438,112 @@ fn a_receipt_of_a_governance_registered_organisation_verifies_offline_with_its_a
     assert_eq!(plain.verify(&trust, None).unwrap().organisation, "Agency B");
     assert!(!plain.to_json().contains("anchor_proofs"));
 }
+
+#[test]
+fn a_sponsor_is_not_removed_and_a_sponsored_organisations_record_is_no_anchor() {
+    let mut w = world();
+    // Agency A's CA issues Agency E's CA (genesis lets A sponsor E); E registers itself.
+    let p = crypto_sm::SoftwareProvider::new(std::sync::Arc::new(
+        crypto_sm::rng::SeededRandom::new(98),
+    ));
+    let e_ca_key = p.generate().unwrap();
+    let validity = Validity {
+        not_before: t(0),
+        not_after: t(365),
+    };
+    let a = &w.orgs[0];
+    let issue_as = |issuer: &pki::Certificate,
+                    key: &crypto_sm::SoftSigner,
+                    role: pki::Role,
+                    cn: &str,
+                    public_key: &crypto::PublicKey,
+                    serial: u8| {
+        pki::issue(
+            issuer,
+            key,
+            &pki::IssueRequest {
+                role,
+                common_name: cn,
+                organisation: "Agency E",
+                public_key,
+                serial: Serial::from_bytes(&[serial]).unwrap(),
+                validity,
+            },
+        )
+        .unwrap()
+    };
+    let e_ca = issue_as(
+        &a.ca,
+        &a.ca_key,
+        pki::Role::AgencyCa,
+        "Agency E CA",
+        &crypto::Signer::public_key(&e_ca_key),
+        0x51,
+    );
+    let admin_key = p.generate().unwrap();
+    let e_admin = Key {
+        cert: issue_as(
+            &e_ca,
+            &e_ca_key,
+            pki::Role::Admin,
+            "admin",
+            &crypto::Signer::public_key(&admin_key),
+            0x61,
+        ),
+        key: admin_key,
+    };
+    let e_crl = issue_crl(&e_ca, &e_ca_key, 1, t(0), t(60), &[]).unwrap();
+    let register = w.tx(
+        &e_admin,
+        "identity",
+        "register_org",
+        vec![e_ca.der().to_vec(), e_crl.der().to_vec()],
+    );
+    assert_eq!(w.block(&[register]), vec![Status::Success]);
+
+    // A sponsors an active organisation: refused before its validator seat is even looked at.
+    let deadline = w.ledger.head().tip.height.0 + 20;
+    let remove_a = w.propose_tx(1, "org-remove", deadline, 0, vec![b"Agency A".to_vec()]);
+    let r = w.admit(&remove_a).unwrap_err();
+    assert_eq!(r.code, RejectCode::BadArguments, "{r:?}");
+    assert!(
+        r.message
+            .contains("sponsors the active organisations [\"Agency E\"]"),
+        "{}",
+        r.message
+    );
+
+    // E's admin anchors; its receipt verifies through A's genesis CA, and a proof of E's
+    // record is refused: a sponsored organisation's CA is no anchor.
+    let doc = anchor_tx(&w, &e_admin, 11);
+    assert_eq!(w.block(&[doc]), vec![Status::Success]);
+    let height = w.ledger.head().tip.height.0;
+    let store = w.ledger.store();
+    let h = types::Height(height);
+    let block = store.block(h).unwrap().unwrap();
+    let receipts = vec![store.receipt(&block.txs[0].tx_id()).unwrap().unwrap()];
+    let mut bundle = receipt::ReceiptBundle::build(
+        &block,
+        &receipts,
+        0,
+        receipt::Finality::Certificate(store.certificate(h).unwrap().unwrap()),
+        vec![e_admin.cert.clone(), e_ca.clone()],
+        vec![e_crl.clone(), crl(&w.orgs[0], 1, &[])],
+    )
+    .unwrap();
+    let trust = receipt::TrustContext {
+        chain_id: types::ChainId::new(CHAIN).unwrap(),
+        validators: w.orgs.iter().map(|o| o.node.cert.clone()).collect(),
+        consortium: w.genesis.consortium().unwrap(),
+    };
+    assert_eq!(
+        bundle.verify(&trust, None).unwrap().organisation,
+        "Agency E"
+    );
+    bundle.anchor_proofs = vec![anchor_proof(&w, height, "Agency E")];
+    let e = bundle.verify(&trust, None).unwrap_err();
+    assert!(
+        matches!(&e, receipt::ReceiptError::AnchorProof { reason, .. } if reason.contains("not a founding organisation")),
+        "{e}"
+    );
+}
