@@ -547,3 +547,43 @@ fn a_sponsor_is_not_removed_and_a_sponsored_organisations_record_is_no_anchor() 
         "{e}"
     );
 }
+
+#[test]
+fn a_sponsored_name_registered_by_governance_is_no_longer_certified_by_its_sponsor() {
+    let mut w = world();
+    // Genesis lets Agency A's root sponsor "Agency E"; governance registers Agency E with its
+    // own root first.
+    let e = new_org("Agency E", 99);
+    decide(&mut w, "org-register", register_args(&e), &[1, 2]);
+    let a = &w.orgs[0];
+    let p = crypto_sm::SoftwareProvider::new(std::sync::Arc::new(
+        crypto_sm::rng::SeededRandom::new(100),
+    ));
+    let key = p.generate().unwrap();
+    let by_sponsor = Key {
+        cert: pki::issue(
+            &a.ca,
+            &a.ca_key,
+            &pki::IssueRequest {
+                role: pki::Role::User,
+                common_name: "mallory",
+                organisation: "Agency E",
+                public_key: &crypto::Signer::public_key(&key),
+                serial: Serial::from_bytes(&[0x77]).unwrap(),
+                validity: Validity {
+                    not_before: t(0),
+                    not_after: t(365),
+                },
+            },
+        )
+        .unwrap(),
+        key,
+    };
+    let r = w.admit(&anchor_tx(&w, &by_sponsor, 1)).unwrap_err();
+    assert_eq!(r.code, RejectCode::CaReplaced, "{r:?}");
+    // E's own admin is admitted.
+    assert_eq!(
+        w.block(&[anchor_tx(&w, &e.admin, 2)]),
+        vec![Status::Success]
+    );
+}
