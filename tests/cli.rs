@@ -1132,3 +1132,79 @@ fn a_version_1_receipt_verifies_against_its_version_1_genesis() {
         stderr(&o)
     );
 }
+
+/// `governance propose org-register` / `org-remove` check their input before connecting to a
+/// node: a CRL of another CA, a file that is no certificate, a CA that is not a self-signed
+/// root, a name with '/', a missing deadline: exit 2, one line naming the option.
+#[test]
+fn governance_org_proposals_check_their_input_before_sending() {
+    let d = Dir::new();
+    std::fs::write(d.path().join("pw"), "pass\n").unwrap();
+    let ca = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_gmchain"))
+            .current_dir(d.path())
+            .env("GMCHAIN_OPERATOR", "test-admin")
+            .args(args)
+            .output()
+            .expect("run gmchain");
+        assert_eq!(code(&o), 0, "gmchain {args:?}: {}", stderr(&o));
+    };
+    for (dir, name) in [("n", "Agency N"), ("m", "Agency M")] {
+        let cn = format!("{name} CA");
+        let init = ["ca", "init", "--dir", dir, "--name", &cn, "--org", name];
+        ca(&[&init[..], &["--pass-file", "pw"]].concat());
+        ca(&["ca", "crl", "--dir", dir, "--pass-file", "pw"]);
+    }
+    // No node listens there: every refusal below comes before a connection.
+    let node = [
+        "--node",
+        "127.0.0.1:9",
+        "--key",
+        "k.pem",
+        "--cert",
+        "n/ca.pem",
+    ];
+    let run = |args: &[&str]| {
+        let mut all = vec!["governance", "propose"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&node);
+        gmchain_in(d.path(), &all)
+    };
+    let o = run(&[
+        "org-register",
+        "--ca-cert",
+        "n/ca.pem",
+        "--crl",
+        "m/crl.pem",
+        "--deadline-in",
+        "5",
+    ]);
+    assert_one_line_error(
+        &o,
+        2,
+        "args[4] (CRL): not issued and signed by the CA certificate",
+    );
+    assert!(stderr(&o).contains("--crl m/crl.pem"), "{}", stderr(&o));
+    let o = run(&[
+        "org-register",
+        "--ca-cert",
+        "n/crl.pem",
+        "--crl",
+        "n/crl.pem",
+        "--deadline-in",
+        "5",
+    ]);
+    assert_one_line_error(&o, 2, "--ca-cert n/crl.pem");
+    let o = run(&[
+        "org-register",
+        "--ca-cert",
+        "n/ca.pem",
+        "--crl",
+        "n/crl.pem",
+    ]);
+    assert_one_line_error(&o, 2, "--deadline");
+    let o = run(&["org-remove", "--organisation", "a/b", "--deadline-in", "5"]);
+    assert_one_line_error(&o, 2, "--organisation");
+    let o = run(&["org-remove", "--deadline-in", "5"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+}

@@ -1047,3 +1047,134 @@ fn a_parameter_change_takes_effect_at_its_height_on_a_running_node() {
         &format!("exceeds the chain's max_tx_size 8192 in force since height {effective}"),
     );
 }
+/// A founding organisation registered by governance (`org-register`, executed at once by the
+/// dev chain's single organisation): its admin, refused before, connects over TLS, anchors a
+/// document, and the receipt (with its anchor proof) verifies offline against the genesis file
+/// alone; it votes on its own removal (`org-remove`), which then refuses it.
+#[test]
+fn an_organisation_registered_by_governance_attests_with_an_offline_receipt_then_leaves() {
+    let chain = crate::dev_node::dev_chain(1);
+    let dir = chain.dir.clone();
+    let _node = crate::dev_node::Node::start(&chain);
+    let key = SoftwareProvider::new(Arc::new(SystemRandom))
+        .generate()
+        .unwrap();
+    let now = now_secs();
+    let root = pki::issue_root(
+        "New Bureau Root CA",
+        "New Bureau",
+        Serial::random(&SystemRandom).unwrap(),
+        pki::Validity {
+            not_before: UnixTime(now - 3600),
+            not_after: UnixTime(now + 86400 * 365),
+        },
+        &key,
+    )
+    .unwrap();
+    write_key(&dir, "new-ca", &key, &root);
+    let crl = pki::issue_crl(
+        &root,
+        &key,
+        1,
+        UnixTime(now - 60),
+        UnixTime(now + 86400),
+        &[],
+    )
+    .unwrap();
+    std::fs::write(dir.join("new-ca.crl.pem"), crl.to_pem()).unwrap();
+    member(&dir, &root, &key, Role::Admin, "New Bureau", "new-admin");
+    std::fs::write(dir.join("notice.txt"), b"New Bureau notice 1\n").unwrap();
+    let mut attest = strings(&["tx", "attest", "notice.txt", "--out", "receipt.json"]);
+    attest.extend(sender(&chain, "new-admin"));
+
+    // Before: the node knows no anchor for its admin.
+    run_fails(&dir, &attest, 2, "TX_CERT_INVALID");
+
+    let mut propose = strings(&[
+        "governance",
+        "propose",
+        "org-register",
+        "--ca-cert",
+        "new-ca.crt.pem",
+        "--crl",
+        "new-ca.crl.pem",
+        "--deadline-in",
+        "50",
+    ]);
+    propose.extend(sender(&chain, "admin"));
+    let out = run_ok(&dir, &propose);
+    assert!(out.contains("executed at height"), "{out}");
+    let id = hex_after(&out, "committed: proposal ");
+    let p = show(&chain, &id);
+    assert_eq!(p["kind"], "org-register", "{p}");
+    assert_eq!(p["change"]["organisation"], "New Bureau", "{p}");
+    assert_eq!(p["status"], "executed", "{p}");
+
+    // After: its admin attests, and the receipt verifies offline.
+    run_ok(&dir, &attest);
+    let receipt = std::fs::read_to_string(dir.join("receipt.json")).unwrap();
+    assert!(receipt.contains("\"anchor_proofs\""), "{receipt}");
+    let verified = run_ok(
+        &dir,
+        &strings(&[
+            "receipt",
+            "verify",
+            "receipt.json",
+            "notice.txt",
+            "--genesis",
+            "data/genesis.json",
+        ]),
+    );
+    assert!(verified.contains("New Bureau"), "{verified}");
+    // Without its anchor proof, the genesis file alone does not anchor the signer.
+    let mut file: serde_json::Value = serde_json::from_str(&receipt).unwrap();
+    file.as_object_mut().unwrap().remove("anchor_proofs");
+    std::fs::write(dir.join("bare.json"), file.to_string()).unwrap();
+    run_fails(
+        &dir,
+        &strings(&[
+            "receipt",
+            "verify",
+            "bare.json",
+            "--genesis",
+            "data/genesis.json",
+        ]),
+        1,
+        "anchor proof",
+    );
+
+    // org-remove: from the next block its admin is refused.
+    let mut remove = strings(&[
+        "governance",
+        "propose",
+        "org-remove",
+        "--organisation",
+        "New Bureau",
+        "--deadline-in",
+        "50",
+    ]);
+    remove.extend(sender(&chain, "admin"));
+    let out = run_ok(&dir, &remove);
+    // Two organisations now: the majority is both, and New Bureau is in the electorate.
+    assert!(out.contains("1 yes, 0 no of 2 organisation(s)"), "{out}");
+    let id = hex_after(&out, "committed: proposal ");
+    let mut vote = strings(&["governance", "vote", &id, "yes"]);
+    vote.extend(sender(&chain, "new-admin"));
+    let out = run_ok(&dir, &vote);
+    assert!(out.contains("executed at height"), "{out}");
+    std::fs::write(dir.join("notice2.txt"), b"New Bureau notice 2\n").unwrap();
+    let mut again = strings(&["tx", "attest", "notice2.txt"]);
+    again.extend(sender(&chain, "new-admin"));
+    run_fails(&dir, &again, 2, "TX_ORG_REMOVED");
+    // The receipt of before still verifies: it is judged at its own block.
+    run_ok(
+        &dir,
+        &strings(&[
+            "receipt",
+            "verify",
+            "receipt.json",
+            "--genesis",
+            "data/genesis.json",
+        ]),
+    );
+}

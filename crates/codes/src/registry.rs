@@ -136,6 +136,15 @@ define_codes! {
     GOVERNANCE_PARAMS_INVALID = 3107, NotVerified, FailedPrecondition,
         "`governance`: a chain-parameter change is outside the hard bounds when it is executed (a record written by a build with other bounds).",
         "propose values within the bounds of docs/execution.md §4.3 (gmchain governance propose params checks them)";
+    GOVERNANCE_ORG_CA_INVALID = 3110, NotVerified, FailedPrecondition,
+        "`governance` org-register: the CA cannot become a trust anchor now (not valid at the block's time, or its subject or key is already a registered CA's).",
+        "issue a new self-signed root CA for the organisation, valid now, with its own subject and key";
+    GOVERNANCE_ORG_SPONSORS = 3111, NotVerified, FailedPrecondition,
+        "`governance` org-remove: the organisation sponsors active organisations (their CAs are certified by its CA).",
+        "its sponsored organisations leave first (identity.deregister_org by its admins, or org-remove proposals)";
+    GOVERNANCE_LAST_FOUNDING = 3112, NotVerified, FailedPrecondition,
+        "`governance` org-remove: the organisation is the chain's last active founding organisation (its last trust anchor).",
+        "register another founding organisation (org-register) first";
     NODE_IO = 4000, BadInput, Internal,
         "A file of the node could not be read or written.",
         "check the path and its permissions; the message names the file";

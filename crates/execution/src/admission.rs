@@ -9,8 +9,9 @@
 //! call whose signer is certified by the CA it brings along).
 //!
 //! A signer's certificate is validated by [`pki::Consortium::validate`], the function the
-//! offline receipt verifier uses too: its trust anchors are exactly the founding organisations'
-//! CAs of genesis; the CA of an organisation registered later is an intermediate, each link
+//! offline receipt verifier uses too: its trust anchors are exactly the active founding
+//! organisations' CAs (genesis's, and those governance registered, read from the state's
+//! `identity/anchors` and cached by its bytes); the CA of an organisation registered later is an intermediate, each link
 //! judged by the CRL its issuer last recorded on the chain (none recorded: refused); a founding
 //! root certifies only the organisations it sponsors. Admission then requires what only the
 //! chain's state knows: every CA below the anchor is the active registered CA of its
@@ -49,7 +50,10 @@ use crate::verified::{CheckedChain, VerifiedTx};
 use crate::view::StateView;
 use crypto::Digest;
 use crypto_sm::sm3::sm3;
-use pki::{CertRef, Certificate, ChainError, Consortium, Crl, CrlProblem, Role, UnixTime};
+use pki::{
+    CertRef, Certificate, ChainError, Consortium, ConsortiumAnchor, Crl, CrlProblem, Role,
+    Sponsorship, TrustAnchor, UnixTime,
+};
 use state::NodeStore;
 use types::{ChainId, Decode, Height, Limits, Sender, SignedTx, TxError, TxId, check_expiry};
 
@@ -116,7 +120,6 @@ pub struct Admission {
     // The genesis parameters: used only on a state that holds none (`chain/params`).
     genesis_params: ChainParams,
     registry: Registry,
-    consortium: Consortium,
     cache: Mutex<HashMap<Digest, Arc<CheckedChain>>>,
     cache_hits: AtomicU64,
     refused: Mutex<RefusalCache>,
@@ -243,9 +246,19 @@ fn cert_ref(c: &Certificate) -> CertRef {
 /// Parsed CRLs, organisations and the registered CAs read from one state root. A root names
 /// exactly one state, so entries can never be stale; when the root changes (a new block) the
 /// cache starts over. It saves parsing the same CRL and CA certificate for every transaction.
-#[derive(Debug, Default)]
+///
+/// It also holds the chain's trust anchors: the genesis consortium, and the consortium of the
+/// last anchor list read from a state (`identity/anchors`, written only when governance
+/// registers or removes a founding organisation), kept across roots while those bytes stay
+/// the same, so certificates are parsed and checked again only when the anchors change. The
+/// names determine the certificates: a founding organisation's CA never changes (no
+/// `replace_ca` of a founding organisation) and a name, once registered, is never registered
+/// again, so equal bytes mean equal anchors.
+#[derive(Debug)]
 struct LiveCache {
     inner: Mutex<LiveEntries>,
+    genesis: Arc<Consortium>,
+    anchors: Mutex<Option<(Vec<u8>, Arc<Consortium>)>>,
 }
 
 /// What admission needs of one registered organisation.
@@ -272,9 +285,78 @@ struct LiveEntries {
     crls: HashMap<Digest, Option<Arc<Crl>>>,
     orgs: HashMap<String, Option<OrgState>>,
     members: Option<Arc<Members>>,
+    anchors: Option<Arc<Consortium>>,
 }
 
 impl LiveCache {
+    fn new(genesis: Consortium) -> Self {
+        LiveCache {
+            inner: Mutex::new(LiveEntries::default()),
+            genesis: Arc::new(genesis),
+            anchors: Mutex::new(None),
+        }
+    }
+
+    /// The chain's trust anchors at `view`'s root: the genesis consortium until governance
+    /// changed the founding organisations, then the active founding organisations of the
+    /// anchor list, each with its genesis sponsorship (an organisation registered by
+    /// governance sponsors only itself).
+    fn anchors<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+    ) -> Result<Arc<Consortium>, ExecError> {
+        if let Some(a) = &self.entries(view).anchors {
+            return Ok(a.clone());
+        }
+        let a = match view.anchor_list()? {
+            None => self.genesis.clone(),
+            Some(list) => {
+                let mut cached = self.anchors.lock().unwrap_or_else(|p| p.into_inner());
+                match &*cached {
+                    Some((b, a)) if *b == list.bytes => a.clone(),
+                    _ => {
+                        let a = Arc::new(self.build_anchors(view, &list.names)?);
+                        *cached = Some((list.bytes, a.clone()));
+                        a
+                    }
+                }
+            }
+        };
+        self.entries(view).anchors = Some(a.clone());
+        Ok(a)
+    }
+
+    fn build_anchors<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        names: &[String],
+    ) -> Result<Consortium, ExecError> {
+        let key = crate::keys::full(crate::keys::IDENTITY, &crate::keys::identity::anchors());
+        let genesis = self.genesis.entries();
+        let mut anchors = Vec::with_capacity(names.len());
+        for name in names {
+            let org = view
+                .organisation(name)?
+                .filter(|o| o.is_founding() && o.is_active())
+                .ok_or_else(|| {
+                    ExecError::corrupt(
+                        &key,
+                        format!("{name:?} is not an active founding organisation"),
+                    )
+                })?;
+            let anchor = genesis
+                .iter()
+                .find(|g| g.anchor.cert.der() == org.ca_cert.der())
+                .cloned()
+                .unwrap_or_else(|| ConsortiumAnchor {
+                    anchor: TrustAnchor::new(org.ca_cert),
+                    sponsors: Sponsorship::Listed(Vec::new()),
+                });
+            anchors.push(anchor);
+        }
+        Consortium::new(anchors).map_err(|e| ExecError::corrupt(&key, e.to_string()))
+    }
+
     fn entries<S: NodeStore + ?Sized>(
         &self,
         view: &StateView<'_, S>,
@@ -379,6 +461,20 @@ fn check_registration<S: NodeStore + ?Sized>(
 ) -> Result<(), Rejection> {
     let path = &chain.path;
     let top = path.len().saturating_sub(1);
+    // The path ends at an anchor of this state: a cached path whose anchor's organisation
+    // governance removed is refused, as a fresh validation would refuse it.
+    if let Some(anchor) = path.last()
+        && !live.anchors(view).map_err(state_err)?.is_anchor(anchor)
+    {
+        return Err(reject(
+            RejectCode::OrgRemoved,
+            format!(
+                "organisation {:?} was removed: its CA {} is no longer a trust anchor of the chain",
+                anchor.organisation().unwrap_or_default(),
+                cert_ref(anchor)
+            ),
+        ));
+    }
     let is_pending = |c: &Certificate| pending.is_some_and(|p| p.der() == c.der());
     for c in path.iter().take(top).skip(1) {
         if is_pending(c) {
@@ -437,6 +533,28 @@ fn check_registration<S: NodeStore + ?Sized>(
                 cert_ref(&path[0])
             ),
         )),
+    }
+}
+
+/// After a failed chain validation: the refusal of a certificate whose organisation was
+/// removed, naming the removal rather than the missing path (a removed founding
+/// organisation's CA is no anchor any more), as the registration check names it for a cached
+/// path. `None` when the organisation is registered and active, unknown, or unreadable.
+fn removed_refusal<S: NodeStore + ?Sized>(
+    view: &StateView<'_, S>,
+    live: &LiveCache,
+    leaf: &Certificate,
+) -> Option<Rejection> {
+    let o = leaf.organisation()?;
+    match live.org(view, &o) {
+        Ok(Some(org)) if !org.active => Some(reject(
+            RejectCode::OrgRemoved,
+            format!(
+                "organisation {o:?} was removed: {} is refused",
+                cert_ref(leaf)
+            ),
+        )),
+        _ => None,
     }
 }
 
@@ -547,12 +665,11 @@ impl Admission {
             limits: Limits::default(),
             genesis_params: *params,
             registry: Registry::builtin(),
-            consortium,
             cache: Mutex::new(HashMap::new()),
             cache_hits: AtomicU64::new(0),
             refused: Mutex::new(RefusalCache::default()),
             refusal_hits: AtomicU64::new(0),
-            live: LiveCache::default(),
+            live: LiveCache::new(consortium),
             signatures: SignatureCache::default(),
         }
     }
@@ -709,9 +826,14 @@ impl Admission {
                     .members(view)
                     .map_err(|e| MemberRefusal::Unavailable(e.to_string()))?;
                 let validated = self
-                    .consortium
+                    .live
+                    .anchors(view)
+                    .map_err(|e| MemberRefusal::Unavailable(e.to_string()))?
                     .validate(leaf, &members.intermediates, &members.crls, now, role)
-                    .map_err(MemberRefusal::Chain)?;
+                    .map_err(|e| match removed_refusal(view, &self.live, leaf) {
+                        Some(r) => MemberRefusal::NotRegistered(r.message),
+                        None => MemberRefusal::Chain(e),
+                    })?;
                 let chain = CheckedChain {
                     organisation: validated.organisation().to_string(),
                     role: validated.role(),
@@ -990,10 +1112,13 @@ impl Admission {
             .members(view)
             .map_err(|e| Refused::passing(state_err(e)))?;
         let validated = self
-            .consortium
+            .live
+            .anchors(view)
+            .map_err(|e| Refused::passing(state_err(e)))?
             .validate(&leaf, &members.intermediates, &members.crls, ctx.now, role)
             .map_err(|e| Refused {
-                rejection: chain_rejection(&e),
+                rejection: removed_refusal(view, &self.live, &leaf)
+                    .unwrap_or_else(|| chain_rejection(&e)),
                 // A certificate not yet valid, or a CRL not yet current, may become valid
                 // while the root stays the same (an idle chain); every other outcome is fixed
                 // for this state (expiry only gets worse).
@@ -1053,7 +1178,9 @@ impl Admission {
         let mut crls = members.crls.clone();
         crls.push(new_crl.clone());
         let validated = self
-            .consortium
+            .live
+            .anchors(view)
+            .map_err(state_err)?
             .validate(&leaf, &intermediates, &crls, ctx.now, role)
             .map_err(|e| chain_rejection(&e))?;
         let path = validated.path().to_vec();
@@ -1147,7 +1274,8 @@ impl<S: NodeStore + ?Sized> CaValidation for ConsortiumCas<'_, '_, S> {
         let members = self.admission.live.members(self.view)?;
         Ok(self
             .admission
-            .consortium
+            .live
+            .anchors(self.view)?
             .validate(
                 cert,
                 &members.intermediates,

@@ -220,11 +220,17 @@ pub enum FailureCode {
     ProposalSchedule,
     /// `governance`: a chain-parameter change is outside the hard bounds at execution.
     ParamsInvalid,
+    /// `governance` org-register: the CA cannot become a trust anchor now.
+    OrgCaInvalid,
+    /// `governance` org-remove: the organisation sponsors active organisations.
+    OrgSponsors,
+    /// `governance` org-remove: the last active founding organisation.
+    LastFounding,
 }
 
 impl FailureCode {
     /// Every code, in number order.
-    pub const ALL: [FailureCode; 26] = [
+    pub const ALL: [FailureCode; 29] = [
         FailureCode::UnknownCall,
         FailureCode::PermissionDenied,
         FailureCode::BadArguments,
@@ -251,6 +257,9 @@ impl FailureCode {
         FailureCode::ValidatorChangePending,
         FailureCode::ProposalSchedule,
         FailureCode::ParamsInvalid,
+        FailureCode::OrgCaInvalid,
+        FailureCode::OrgSponsors,
+        FailureCode::LastFounding,
     ];
 
     /// Returns the registry entry.
@@ -282,6 +291,9 @@ impl FailureCode {
             FailureCode::ValidatorChangePending => &codes::GOVERNANCE_CHANGE_PENDING,
             FailureCode::ProposalSchedule => &codes::GOVERNANCE_SCHEDULE,
             FailureCode::ParamsInvalid => &codes::GOVERNANCE_PARAMS_INVALID,
+            FailureCode::OrgCaInvalid => &codes::GOVERNANCE_ORG_CA_INVALID,
+            FailureCode::OrgSponsors => &codes::GOVERNANCE_ORG_SPONSORS,
+            FailureCode::LastFounding => &codes::GOVERNANCE_LAST_FOUNDING,
         }
     }
 

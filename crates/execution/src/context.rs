@@ -402,14 +402,8 @@ impl<'a> CallContext<'a> {
     /// one is. Its writes and events join this context's only if `f` succeeds; on failure
     /// they are discarded and the failure returned. The caller of the nested call is still the
     /// transaction's signer. Crate-private: only a dispatcher that resolves the callee through
-    /// the registry may choose another namespace (issue 14 adds it, with a depth limit).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "its caller is the dispatcher of calls between contracts (issue 14); tested here"
-        )
-    )]
+    /// the registry may choose another namespace (issue 14 adds it, with a depth limit), and
+    /// governance, whose organisation changes run identity's code in identity's namespace.
     pub(crate) fn nested<T>(
         &mut self,
         namespace: &'static str,

@@ -280,9 +280,13 @@ impl Genesis {
                     .iter()
                     .any(|(k, _)| k == kind)
                 {
+                    let kinds: Vec<&str> = crate::governance::POLICY_KINDS
+                        .iter()
+                        .map(|(k, _)| *k)
+                        .collect();
                     return Err(GenesisError::field(
                         &f,
-                        "no such kind of proposal; kinds: validators",
+                        format!("no such kind of proposal; kinds: {}", kinds.join(", ")),
                     ));
                 }
                 let text = policy

@@ -22,6 +22,13 @@
 //!   block before that height. At most one is pending, as for validator changes.
 //! - `policy`: the threshold of a kind (majority, all, or at least m organisations); always
 //!   decided by all organisations of the electorate, and in force from its execution.
+//! - `org-register`: a new founding organisation, its self-signed root CA a trust anchor of
+//!   the chain from the executing block on (admission reads the anchors from the state);
+//!   `org-remove`: any organisation leaves, founding included, unless it holds a validator
+//!   seat, sponsors an active organisation or is the last founding one. Both are checked when
+//!   proposed and again when executed, take effect when executed (no effective height), are
+//!   decided by the `organisations` policy, and write the identity namespace through a call
+//!   nested in it (the identity contract's code makes the writes).
 //!
 //! What it refuses to do: count a second vote of one organisation, a vote after the
 //! deadline or of an organisation outside the electorate, execute a validator change that
@@ -30,8 +37,7 @@
 //! certificate), or change any state but its own namespace (the validator set changes
 //! and the chain parameters change through the pending records, which the chain's rules read).
 //!
-//! Not here yet: organisation register/remove proposals and the contract-lifecycle kinds of
-//! issue 14; a validator's power is always 1.
+//! Not here yet: the contract-lifecycle kinds of issue 14; a validator's power is always 1.
 
 use std::collections::BTreeMap;
 
@@ -39,14 +45,15 @@ use crate::codes::{FailureCode, RejectCode};
 use crate::context::{CallContext, ContractError};
 use crate::contract::{BUILTIN_CALL_COST, Contract, Denial};
 use crate::error::ExecError;
-use crate::keys::{self, GOVERNANCE, governance as k};
+use crate::identity;
+use crate::keys::{self, GOVERNANCE, IDENTITY, governance as k};
 use crate::params::ParamsUpdate;
 use crate::params_rule;
 use crate::records::{PendingChange, PendingParams, ValidatorChange, ValidatorRecord};
 use crate::validators;
 use crate::view::{self, StateRead};
 use crypto::{Digest, UserId};
-use pki::{Certificate, Role};
+use pki::{Certificate, Crl, Role};
 use types::Height;
 use types::codec::{Reader, Writer};
 
@@ -62,6 +69,7 @@ pub const MAX_VOTING_PERIOD: u64 = 1_000_000;
 /// The kinds whose threshold a policy sets, and their thresholds when neither genesis nor a
 /// policy proposal set one.
 pub const POLICY_KINDS: &[(&str, Policy)] = &[
+    ("organisations", Policy::Majority),
     ("params", Policy::Majority),
     ("validators", Policy::Majority),
 ];
@@ -118,6 +126,19 @@ pub enum ProposalKind {
     Validators(Box<ValidatorChange>),
     /// A change of the chain parameters.
     Params(ParamsUpdate),
+    /// A new founding organisation (`org-register`): its self-signed root CA becomes a trust
+    /// anchor of the chain, with its CRL, from the executing block on.
+    OrgRegister {
+        /// The organisation's root CA certificate; its O names the organisation.
+        ca: Box<Certificate>,
+        /// Its CRL, issued and signed by the CA.
+        crl: Box<Crl>,
+    },
+    /// An organisation leaves (`org-remove`), founding or not.
+    OrgRemove {
+        /// The organisation's name.
+        name: String,
+    },
     /// The threshold of a kind of proposal.
     Policy {
         /// The kind (one of [`POLICY_KINDS`]).
@@ -134,6 +155,9 @@ impl ProposalKind {
         match self {
             ProposalKind::Validators(_) => Some("validators"),
             ProposalKind::Params(_) => Some("params"),
+            ProposalKind::OrgRegister { .. } | ProposalKind::OrgRemove { .. } => {
+                Some("organisations")
+            }
             ProposalKind::Policy { .. } => None,
         }
     }
@@ -248,7 +272,8 @@ pub struct Proposal {
 /// `validator-rotate` current certificate ID, new certificate DER; `params` expiry window,
 /// max transactions per block, max transaction size (each u64 BE, or empty to keep the value
 /// in force; at least one given, each within the bounds of `ParamsUpdate::check`); `policy`
-/// kind, policy (effective 0).
+/// kind, policy (effective 0); `org-register` root CA certificate DER, CRL DER (effective 0);
+/// `org-remove` organisation name (effective 0).
 pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
     if args.len() < 3 {
         return Err(bad(format!(
@@ -340,12 +365,36 @@ pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
                 policy,
             }
         }
+        "org-register" => {
+            want(5)?;
+            let (ca, crl, _) = identity::parse_founding_ca(&args[3], &args[4], 3)?;
+            ProposalKind::OrgRegister {
+                ca: Box::new(ca),
+                crl: Box::new(crl),
+            }
+        }
+        "org-remove" => {
+            want(4)?;
+            let name = text_arg(args, 3, "organisation name")?;
+            identity::check_org_name(&name)
+                .map_err(|e| bad(format!("args[3] (organisation name): {e}")))?;
+            ProposalKind::OrgRemove { name }
+        }
         other => {
             return Err(bad(format!(
-                "args[0] (kind): {other:?} is not validator-add, validator-remove, validator-rotate, params or policy"
+                "args[0] (kind): {other:?} is not validator-add, validator-remove, validator-rotate, params, org-register, org-remove or policy"
             )));
         }
     };
+    if matches!(
+        kind,
+        ProposalKind::OrgRegister { .. } | ProposalKind::OrgRemove { .. }
+    ) && effective != Height(0)
+    {
+        return Err(bad(
+            "args[2] (effective height): an organisation change takes effect when the proposal executes; give 0",
+        ));
+    }
     if matches!(kind, ProposalKind::Validators(_) | ProposalKind::Params(_))
         && (effective <= deadline || effective.0 - deadline.0 > MAX_VOTING_PERIOD)
     {
@@ -502,6 +551,26 @@ fn check_change(
     }
 }
 
+/// Whether an organisation change fits the state: for `org-register`, the name is unused
+/// and the CA can become an anchor; for `org-remove`, the organisation may leave. Returns the
+/// removed organisation's record. Nothing to check for other kinds.
+fn check_org_change(
+    r: &(impl StateRead + ?Sized),
+    kind: &ProposalKind,
+    now: pki::UnixTime,
+) -> Result<Option<crate::records::OrgRecord>, Denial> {
+    match kind {
+        ProposalKind::OrgRegister { ca, .. } => {
+            let name = ca.organisation().unwrap_or_default();
+            identity::check_new_founding(r, ca, &name, now).map(|()| None)
+        }
+        ProposalKind::OrgRemove { name } => identity::check_removal(r, name).map(Some),
+        ProposalKind::Validators(_) | ProposalKind::Params(_) | ProposalKind::Policy { .. } => {
+            Ok(None)
+        }
+    }
+}
+
 /// The block's time as certificates are judged at (seconds).
 fn block_time(ctx: &CallContext<'_>) -> pki::UnixTime {
     pki::UnixTime(ctx.block().timestamp_ms / 1000)
@@ -538,8 +607,9 @@ impl GovernanceContract {
                 ),
             ));
         }
-        if let ProposalKind::Validators(change) = &p.kind {
-            check_change(ctx, change, block_time(ctx))?;
+        match &p.kind {
+            ProposalKind::Validators(change) => check_change(ctx, change, block_time(ctx))?,
+            kind => check_org_change(ctx, kind, block_time(ctx)).map(|_| ())?,
         }
         Ok(())
     }
@@ -696,6 +766,19 @@ impl GovernanceContract {
                 };
                 ctx.put(&k::pending_params(), pending.encode())
             }
+            ProposalKind::OrgRegister { ca, crl } => {
+                check_org_change(ctx, &record.kind, block_time(ctx))
+                    .map_err(Denial::into_failure)?;
+                ctx.nested(IDENTITY, |id| identity::register_founding(id, ca, crl))
+            }
+            ProposalKind::OrgRemove { .. } => {
+                let org = check_org_change(ctx, &record.kind, block_time(ctx))
+                    .map_err(Denial::into_failure)?;
+                match org {
+                    Some(org) => ctx.nested(IDENTITY, |id| identity::remove_by_governance(id, org)),
+                    None => Ok(()),
+                }
+            }
             ProposalKind::Policy { kind, policy } => {
                 ctx.put(&k::policy(kind), policy.text().into_bytes())
             }
@@ -777,6 +860,15 @@ impl ProposalRecord {
                 w.u8(3);
                 update.encode_to(&mut w);
             }
+            ProposalKind::OrgRegister { ca, crl } => {
+                w.u8(4);
+                w.bytes(ca.der());
+                w.bytes(crl.der());
+            }
+            ProposalKind::OrgRemove { name } => {
+                w.u8(5);
+                w.bytes(name.as_bytes());
+            }
         }
         w.bytes(self.proposer.as_bytes());
         w.u64(self.created.0);
@@ -824,6 +916,19 @@ impl ProposalRecord {
                     .map_err(|e| ExecError::corrupt(key, e))?,
             },
             3 => ProposalKind::Params(ParamsUpdate::decode_from(key, &mut r)?),
+            4 => {
+                let ca = r.bytes("proposal.ca", pki::MAX_CERT_LEN).map_err(c)?;
+                let crl = r.bytes("proposal.crl", pki::MAX_CRL_LEN).map_err(c)?;
+                ProposalKind::OrgRegister {
+                    ca: Box::new(
+                        Certificate::from_der(ca).map_err(|e| ExecError::corrupt(key, e))?,
+                    ),
+                    crl: Box::new(Crl::from_der(crl).map_err(|e| ExecError::corrupt(key, e))?),
+                }
+            }
+            5 => ProposalKind::OrgRemove {
+                name: text(&mut r, "proposal.organisation")?,
+            },
             got => return Err(ExecError::corrupt(key, format!("proposal kind {got}"))),
         };
         let proposer = text(&mut r, "proposal.proposer")?;

@@ -3,7 +3,9 @@
 //! anchors; later ones are registered by a transaction of the new organisation's admin, their
 //! CA an intermediate validated up to a founding CA that sponsors the name (see admission for
 //! how its chain is checked). The sponsor's admins may deregister such an organisation or
-//! replace its CA; a founding organisation changes only through governance (a later issue).
+//! replace its CA; a founding organisation joins and leaves only through governance
+//! (`org-register`, `org-remove`: the checks and writes are here, run by the governance
+//! contract in a call nested in this namespace).
 //! Suspension can only take a certificate's rights away: no method grants a role.
 //!
 //! Who may make each call (docs/execution.md §5) is written once, in the authorisation hook
@@ -17,7 +19,8 @@ use crate::contract::{BUILTIN_CALL_COST, Contract, Denial};
 use crate::error::ExecError;
 use crate::keys::{self, IDENTITY, identity as k};
 use crate::records::{self, OrgRecord, SuspensionRecord};
-use crypto::Digest;
+use crate::view::StateRead;
+use crypto::{Digest, UserId};
 use pki::{CertRef, Certificate, Crl, Role};
 
 /// The built-in `identity` contract.
@@ -218,21 +221,7 @@ fn cert_ref(c: &Certificate) -> CertRef {
 /// (or a pending one): deregistering it or replacing its CA would remove its validators
 /// without the consortium's vote. Its validators leave by governance first.
 fn holds_no_seat(ctx: &CallContext<'_>, method: &str, name: &str) -> Result<(), Denial> {
-    let mut seats: Vec<Certificate> = crate::validators::current(ctx)?
-        .into_iter()
-        .map(|v| v.cert)
-        .collect();
-    if let Some(p) = crate::validators::pending(ctx)? {
-        match p.change {
-            crate::records::ValidatorChange::Add(v) => seats.push(v.cert),
-            crate::records::ValidatorChange::Rotate { new, .. } => seats.push(new),
-            crate::records::ValidatorChange::Remove(_) => {}
-        }
-    }
-    if seats
-        .iter()
-        .any(|c| c.organisation().as_deref() == Some(name))
-    {
+    if holds_seat(ctx, name)? {
         return Err(Denial::refused(
             RejectCode::PermissionDenied,
             FailureCode::OrgHasValidators,
@@ -246,6 +235,25 @@ fn holds_no_seat(ctx: &CallContext<'_>, method: &str, name: &str) -> Result<(), 
         ));
     }
     Ok(())
+}
+
+/// Returns whether the organisation `name` holds a seat in the validator set, or in the
+/// pending change.
+fn holds_seat(r: &(impl StateRead + ?Sized), name: &str) -> Result<bool, ExecError> {
+    let mut seats: Vec<Certificate> = crate::validators::current(r)?
+        .into_iter()
+        .map(|v| v.cert)
+        .collect();
+    if let Some(p) = crate::validators::pending(r)? {
+        match p.change {
+            crate::records::ValidatorChange::Add(v) => seats.push(v.cert),
+            crate::records::ValidatorChange::Rotate { new, .. } => seats.push(new),
+            crate::records::ValidatorChange::Remove(_) => {}
+        }
+    }
+    Ok(seats
+        .iter()
+        .any(|c| c.organisation().as_deref() == Some(name)))
 }
 
 /// `register_org`, in execution: the admin's organisation is the one registered. (Before
@@ -433,6 +441,225 @@ fn own_cert(ctx: &CallContext<'_>, method: &str, id: &Digest) -> Result<(), Deni
             ))
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Founding organisations registered, and organisations removed, by governance
+// (docs/execution.md §4.3): the checks the governance contract runs when a proposal is made
+// and again when it executes, and the writes, which it makes through a call nested in this
+// namespace. No transaction calls them directly.
+
+/// Parses a founding organisation's CA certificate and CRL (governance `org-register`; `at`
+/// is the argument index of the CA, the CRL's is the next): a self-signed root CA (gmchain
+/// role root-ca) whose signature verifies with its own key under the default user ID, with a
+/// usable organisation name (O), and a CRL issued and signed by it. Returns the CA, the CRL
+/// and the name.
+pub(crate) fn parse_founding_ca(
+    ca: &[u8],
+    crl: &[u8],
+    at: usize,
+) -> Result<(Certificate, Crl, String), ContractError> {
+    let what = |m: String| bad(format!("args[{at}] (CA certificate): {m}"));
+    let ca = Certificate::from_der(ca).map_err(|e| what(e.to_string()))?;
+    if ca.role() != Some(Role::RootCa) {
+        return Err(what(format!(
+            "role {}; a founding organisation's CA is a self-signed root CA (OU root-ca, CA, keyCertSign)",
+            ca.role().map_or("none".to_string(), |r| r.to_string())
+        )));
+    }
+    ca.verify_signed_by(&ca.public_key(), &UserId::default())
+        .map_err(|e| {
+            what(format!(
+                "its self-signature does not verify with its key and the default user ID: {e}"
+            ))
+        })?;
+    let name = ca
+        .organisation()
+        .ok_or_else(|| what("its subject has no organisation (O)".into()))?;
+    check_org_name(&name).map_err(what)?;
+    let crl = Crl::from_der(crl).map_err(|e| bad(format!("args[{}] (CRL): {e}", at + 1)))?;
+    if !crl_from(&crl, &ca) {
+        return Err(bad(format!(
+            "args[{}] (CRL): not issued and signed by the CA certificate {:?}",
+            at + 1,
+            ca.subject()
+        )));
+    }
+    Ok((ca, crl, name))
+}
+
+fn governance_refusal(code: FailureCode, message: String) -> Denial {
+    let reject = match code {
+        FailureCode::PermissionDenied => RejectCode::PermissionDenied,
+        _ => RejectCode::BadArguments,
+    };
+    Denial::refused(reject, code, message)
+}
+
+/// Checks, on the state `r` at the block time `now`, that `ca` may become the trust anchor of
+/// the new founding organisation `name`: the name was never registered (a removed
+/// organisation's name stays taken, so its records and the receipts of its members keep
+/// their meaning), the CA is valid at `now`, and no registered CA, current or former, has its
+/// subject or its key (a path to one anchor must not be mistaken for a path to another).
+pub(crate) fn check_new_founding(
+    r: &(impl StateRead + ?Sized),
+    ca: &Certificate,
+    name: &str,
+    now: pki::UnixTime,
+) -> Result<(), Denial> {
+    if let Some(old) = crate::view::organisation(r, name)? {
+        return Err(match old.removed_at {
+            None => governance_refusal(
+                FailureCode::OrgExists,
+                format!("organisation {name:?} is already registered"),
+            ),
+            Some(at) => governance_refusal(
+                FailureCode::OrgRemoved,
+                format!(
+                    "organisation {name:?} was removed at height {at}; a removed name is not registered again (its records keep their meaning): choose another name"
+                ),
+            ),
+        });
+    }
+    let validity = ca.validity();
+    if now < validity.not_before || now > validity.not_after {
+        return Err(governance_refusal(
+            FailureCode::OrgCaInvalid,
+            format!(
+                "the CA {} is not valid at the block's time {now} (valid {} to {})",
+                cert_ref(ca),
+                validity.not_before,
+                validity.not_after
+            ),
+        ));
+    }
+    for org in crate::view::organisations(r)? {
+        for old in std::iter::once(&org.ca_cert).chain(&org.former_cas) {
+            if old.subject() == ca.subject() || old.public_key() == ca.public_key() {
+                return Err(governance_refusal(
+                    FailureCode::OrgCaInvalid,
+                    format!(
+                        "the CA {} has the subject or key of {:?}'s CA {}: a new anchor needs its own",
+                        cert_ref(ca),
+                        org.name,
+                        cert_ref(old)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that governance may remove the organisation `name` on the state `r`: it is
+/// registered and active, sponsors no active organisation, is not the last active founding
+/// organisation, and holds no validator seat (current or pending); the first that fails is
+/// the refusal. Returns its record.
+pub(crate) fn check_removal(
+    r: &(impl StateRead + ?Sized),
+    name: &str,
+) -> Result<OrgRecord, Denial> {
+    let orgs = crate::view::organisations(r)?;
+    let Some(org) = orgs.iter().find(|o| o.name == name).cloned() else {
+        return Err(governance_refusal(
+            FailureCode::OrgUnknown,
+            format!("organisation {name:?} is not registered"),
+        ));
+    };
+    if let Some(at) = org.removed_at {
+        return Err(governance_refusal(
+            FailureCode::OrgRemoved,
+            format!("organisation {name:?} was already removed at height {at}"),
+        ));
+    }
+    let sponsored: Vec<&str> = orgs
+        .iter()
+        .filter(|o| o.is_active() && o.sponsor.as_deref() == Some(name))
+        .map(|o| o.name.as_str())
+        .collect();
+    if !sponsored.is_empty() {
+        return Err(governance_refusal(
+            FailureCode::OrgSponsors,
+            format!(
+                "organisation {name:?} sponsors the active organisations {sponsored:?}: they leave first"
+            ),
+        ));
+    }
+    if org.is_founding()
+        && !orgs
+            .iter()
+            .any(|o| o.is_founding() && o.is_active() && o.name != name)
+    {
+        return Err(governance_refusal(
+            FailureCode::LastFounding,
+            format!(
+                "organisation {name:?} is the last active founding organisation, the chain's last trust anchor"
+            ),
+        ));
+    }
+    if holds_seat(r, name)? {
+        return Err(governance_refusal(
+            FailureCode::OrgHasValidators,
+            format!(
+                "organisation {name:?} holds a validator seat (or a pending one): remove or rotate its validators by a governance proposal first"
+            ),
+        ));
+    }
+    Ok(org)
+}
+
+/// Writes the names of the active founding organisations (`identity/anchors`), after a
+/// governance change of them.
+fn write_anchors(ctx: &mut CallContext<'_>) -> Result<(), ContractError> {
+    let names: Vec<String> = crate::view::organisations(&*ctx)?
+        .into_iter()
+        .filter(|o| o.is_founding() && o.is_active())
+        .map(|o| o.name)
+        .collect();
+    ctx.put(&k::anchors(), records::encode_anchors(&names))
+}
+
+/// Registers the founding organisation of `ca` with its CRL (governance `org-register`,
+/// executed; `ctx` is this namespace's, nested in governance's call): its record without a
+/// sponsor, its index entry, its CRL, and the new list of anchors. Its members are admitted
+/// from the next block.
+pub(crate) fn register_founding(
+    ctx: &mut CallContext<'_>,
+    ca: &Certificate,
+    crl: &Crl,
+) -> Result<(), ContractError> {
+    let name = ca.organisation().unwrap_or_default();
+    let count_key = k::org_count();
+    let count = records::decode_u64(&count_key, ctx.get(&count_key)?.as_deref())?;
+    let record = OrgRecord {
+        name: name.clone(),
+        ca_cert: ca.clone(),
+        registered_at: ctx.block().height,
+        sponsor: None,
+        removed_at: None,
+        former_cas: Vec::new(),
+    };
+    ctx.put(&k::org(&name), record.encode())?;
+    ctx.put(&k::org_index(count), name.into_bytes())?;
+    ctx.put(&count_key, count.saturating_add(1).to_be_bytes().to_vec())?;
+    ctx.put(&k::crl(&ca.fingerprint()), crl.der().to_vec())?;
+    write_anchors(ctx)
+}
+
+/// Removes the organisation `record` (governance `org-remove`, executed; `ctx` is this
+/// namespace's): marked removed at this block's height, as `deregister_org` does, so its
+/// members are refused from the next block; a founding organisation also leaves the anchors.
+pub(crate) fn remove_by_governance(
+    ctx: &mut CallContext<'_>,
+    mut record: OrgRecord,
+) -> Result<(), ContractError> {
+    record.removed_at = Some(ctx.block().height);
+    let founding = record.is_founding();
+    ctx.put(&k::org(&record.name), record.encode())?;
+    if founding {
+        write_anchors(ctx)?;
+    }
+    Ok(())
 }
 
 impl IdentityContract {

@@ -62,6 +62,12 @@ pub mod identity {
         join("cert/", id.to_hex().as_bytes())
     }
 
+    /// `anchors` → the names of the active founding organisations, the chain's trust
+    /// anchors, once governance changed them (absent: the genesis organisations).
+    pub fn anchors() -> Vec<u8> {
+        b"anchors".to_vec()
+    }
+
     /// `suspended/<SM3 hex of the certificate>` → `SuspensionRecord` (absent = not suspended).
     pub fn suspended(id: &Digest) -> Vec<u8> {
         join("suspended/", id.to_hex().as_bytes())

@@ -43,11 +43,13 @@
 //! 6. `contract`: the contract interface and its authorisation hook.
 //! 7. `validators`, `params_rule`: the chain's validator and parameter rules (the set and the
 //!    parameters of each height, from the state).
-//! 8. `identity`, `attestation`, `governance`: the built-in contracts.
-//! 9. `registry`: which contract owns which method, and the permission table.
-//! 10. `verified`: the admitted transaction.
-//! 11. `admission`, `executor`: judging a transaction, executing a block.
-//! 12. `genesis`: the genesis file and block 0.
+//! 8. `identity`, `attestation`: the built-in contracts of organisations and attestations.
+//! 9. `governance`: the built-in contract of proposals (its organisation changes run
+//!    identity's code, nested in identity's namespace).
+//! 10. `registry`: which contract owns which method, and the permission table.
+//! 11. `verified`: the admitted transaction.
+//! 12. `admission`, `executor`: judging a transaction, executing a block.
+//! 13. `genesis`: the genesis file and block 0.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -104,4 +106,4 @@ pub use validators::{
     EndOfBlock, current as current_validators, epochs, exclusion, pending, to_set,
 };
 pub use verified::VerifiedTx;
-pub use view::{MAX_PAGE, StateRead, StateView};
+pub use view::{AnchorList, MAX_PAGE, StateRead, StateView};

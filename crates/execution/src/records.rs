@@ -22,6 +22,7 @@ pub(crate) mod tag {
     pub const PROPOSAL: u8 = 0x88;
     pub const PENDING_PARAMS: u8 = 0x89;
     pub const PARAMS_CHANGE: u8 = 0x8a;
+    pub const ANCHORS: u8 = 0x8b;
 }
 
 /// Longest attestation kind, in bytes.
@@ -654,6 +655,42 @@ pub(crate) fn decode_params(key: &[u8], bytes: &[u8]) -> Result<ChainParams, Exe
     })
 }
 
+/// The most founding organisations (trust anchors) a chain has at once.
+pub const MAX_ANCHORS: usize = 1024;
+
+/// The names of the active founding organisations, in registration order
+/// (`identity/anchors`): written whenever governance registers or removes a founding
+/// organisation, absent while the anchors are genesis's. Admission keys its cache of the
+/// chain's trust anchors by these bytes.
+pub(crate) fn encode_anchors(names: &[String]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.header(tag::ANCHORS);
+    w.len(names.len());
+    for n in names {
+        w.bytes(n.as_bytes());
+    }
+    w.into_bytes()
+}
+
+pub(crate) fn decode_anchors(key: &[u8], bytes: &[u8]) -> Result<Vec<String>, ExecError> {
+    decode(key, bytes, |r| {
+        let c = |e| ExecError::corrupt(key, e);
+        r.header("anchors.header", tag::ANCHORS).map_err(c)?;
+        let n = r.len("anchors", MAX_ANCHORS).map_err(c)?;
+        let mut names = Vec::with_capacity(n);
+        for _ in 0..n {
+            names.push(
+                text(
+                    "anchors[]",
+                    r.bytes("anchors[]", MAX_NAME_BYTES).map_err(c)?,
+                )
+                .map_err(c)?,
+            );
+        }
+        Ok(names)
+    })
+}
+
 /// A u64 counter: 8 bytes big-endian; absent = 0.
 pub(crate) fn decode_u64(key: &[u8], bytes: Option<&[u8]>) -> Result<u64, ExecError> {
     match bytes {
@@ -835,6 +872,41 @@ mod tests {
         let mut long = bytes.clone();
         long.push(0);
         assert!(OrgRecord::decode(b"k", &long).is_err());
+    }
+
+    #[test]
+    fn anchors_round_trip_and_pinned() {
+        let names = vec!["Org A".to_string(), "B".to_string()];
+        let bytes = encode_anchors(&names);
+        assert_eq!(
+            hex::encode(&bytes),
+            "018b00000002000000054f726720410000000142"
+        );
+        assert_eq!(decode_anchors(b"k", &bytes).unwrap(), names);
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(decode_anchors(b"k", &long).is_err());
+        assert!(decode_anchors(b"k", &bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// Two records with one tag would decode as each other's (a merge once gave two 0x89).
+    #[test]
+    fn record_tags_are_distinct() {
+        let tags = [
+            tag::ORG,
+            tag::ATTESTATION,
+            tag::PARAMS,
+            tag::VALIDATOR,
+            tag::SUSPENSION,
+            tag::EPOCH,
+            tag::PENDING_CHANGE,
+            tag::PROPOSAL,
+            tag::PENDING_PARAMS,
+            tag::PARAMS_CHANGE,
+            tag::ANCHORS,
+        ];
+        let distinct: std::collections::BTreeSet<u8> = tags.iter().copied().collect();
+        assert_eq!(distinct.len(), tags.len(), "{tags:02x?}");
     }
 
     #[test]

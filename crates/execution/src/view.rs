@@ -19,6 +19,16 @@ pub trait StateRead {
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ExecError>;
 }
 
+/// The record of the chain's trust anchors (`identity/anchors`), written when governance
+/// registers or removes a founding organisation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnchorList {
+    /// The record's bytes (admission caches the anchors by them).
+    pub bytes: Vec<u8>,
+    /// The active founding organisations, in registration order.
+    pub names: Vec<String>,
+}
+
 /// The state at one root, read through a node store. Cheap to create; holds no cache.
 pub struct StateView<'a, S: NodeStore + ?Sized> {
     store: &'a S,
@@ -162,6 +172,19 @@ impl<'a, S: NodeStore + ?Sized> StateView<'a, S> {
     /// [`StateView::prove`]).
     pub fn state_key_for_attestation(&self, id: &AttestationId) -> Vec<u8> {
         keys::attestation_record(id)
+    }
+
+    /// Returns the record of the chain's trust anchors once governance changed them, or
+    /// `None` while the genesis organisations are the anchors.
+    pub fn anchor_list(&self) -> Result<Option<AnchorList>, ExecError> {
+        let key = full(IDENTITY, &keys::identity::anchors());
+        match self.read(&key)? {
+            None => Ok(None),
+            Some(bytes) => {
+                let names = records::decode_anchors(&key, &bytes)?;
+                Ok(Some(AnchorList { bytes, names }))
+            }
+        }
     }
 
     /// Returns the chain parameters recorded at genesis.

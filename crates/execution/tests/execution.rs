@@ -15,7 +15,8 @@ use crypto_sm::sm3::sm3;
 use crypto_sm::{SoftSigner, SoftwareProvider};
 use execution::{
     Admission, AdmitContext, BlockContext, ChainParams, Executor, FailureCode, Genesis,
-    GenesisError, PERMISSIONS, Registry, RejectCode, Rejection, StateView, VerifiedTx,
+    GenesisError, MemberRefusal, PERMISSIONS, Registry, RejectCode, Rejection, StateView,
+    VerifiedTx,
 };
 use pki::{
     Certificate, Crl, IssueRequest, RevocationReason, RevokedEntry, Role, Serial, UnixTime,
@@ -2267,4 +2268,124 @@ fn the_executor_reads_the_parameters_from_the_parent_state() {
     node.executor
         .execute_block(&node.store, node.root, &node.block_ctx(), &[a, b])
         .unwrap();
+}
+// ---------------------------------------------------------------------------------------------
+// Governance of organisations: org-register makes a founding organisation (a trust anchor read
+// from the state); org-remove takes one away, checked in a fixed order.
+
+/// `governance.propose` of `kind` by `m`, deadline 10 blocks ahead of `node`, effective 0.
+fn propose_org(node: &Node, m: &Member, salt: u8, kind: &str, rest: Vec<Vec<u8>>) -> Vec<u8> {
+    let mut args = vec![
+        kind.as_bytes().to_vec(),
+        (node.height + 10).to_be_bytes().to_vec(),
+        0u64.to_be_bytes().to_vec(),
+    ];
+    args.extend(rest);
+    call(m, salt, "governance", "propose", args)
+}
+
+fn proposal_of(tx: &[u8]) -> Digest {
+    SignedTx::from_bytes(tx, &types::Limits::default())
+        .unwrap()
+        .tx_id()
+        .0
+}
+
+fn yes(m: &Member, salt: u8, id: &Digest) -> Vec<u8> {
+    call(
+        m,
+        salt,
+        "governance",
+        "vote",
+        vec![id.0.to_vec(), b"yes".to_vec()],
+    )
+}
+
+#[test]
+fn governance_removes_organisations_in_order_and_anchors_follow() {
+    let w = world();
+    let mut x = with_agency_b(&w);
+    // A user of the root organisation, cached before any change.
+    let root_user = w.pki.leaf(&w.pki.root, Role::User, "root-user");
+    assert_success(&x.node.run(&[anchor(&root_user, 1, &sm3(b"root before"))]));
+    let remove = |node: &Node, salt: u8, name: &str| {
+        propose_org(
+            node,
+            &w.admin,
+            salt,
+            "org-remove",
+            vec![name.as_bytes().to_vec()],
+        )
+    };
+    let refused = |node: &Node, tx: &[u8]| {
+        let r = node.admit(tx).unwrap_err();
+        assert_eq!(r.code, RejectCode::BadArguments, "{r}");
+        r.message
+    };
+    // The root sponsors Agency B, which is active.
+    let m = refused(&x.node, &remove(&x.node, 1, "GMChain Consortium"));
+    assert!(
+        m.contains("sponsors the active organisations [\"Agency B\"]"),
+        "{m}"
+    );
+    // Agency A holds the validator seat.
+    let m = refused(&x.node, &remove(&x.node, 2, "Agency A"));
+    assert!(m.contains("validator seat"), "{m}");
+    // Once its sponsor deregistered Agency B, the root may go: A proposes, the root agrees
+    // (2 of 2, B having left the electorate).
+    assert_success(&x.node.run(&[dereg(&x.root_admin, 1, "Agency B")]));
+    let p = remove(&x.node, 3, "GMChain Consortium");
+    let id = proposal_of(&p);
+    assert_success(&x.node.run(&[p]));
+    // Before execution the root's members are still admitted.
+    x.node
+        .must_admit(&anchor(&root_user, 2, &sm3(b"root pending")));
+    assert_success(&x.node.run(&[yes(&x.root_admin, 2, &id)]));
+    let view = x.node.view();
+    let root = view.organisation("GMChain Consortium").unwrap().unwrap();
+    assert_eq!(root.removed_at, Some(Height(x.node.height)));
+    let names = view.anchor_list().unwrap().unwrap().names;
+    assert_eq!(names, ["Agency A"]);
+    // Its members are refused from the next block, cached or fresh, as signers and peers;
+    // Agency A, a genesis anchor itself, is unaffected.
+    let r = x
+        .node
+        .admit(&anchor(&root_user, 3, &sm3(b"root after")))
+        .unwrap_err();
+    assert_eq!(r.code, RejectCode::OrgRemoved, "{r}");
+    let fresh = w.pki.leaf(&w.pki.root, Role::User, "fresh");
+    let r = x
+        .node
+        .admit(&anchor(&fresh, 1, &sm3(b"fresh")))
+        .unwrap_err();
+    assert_eq!(r.code, RejectCode::OrgRemoved, "{r}");
+    assert!(matches!(
+        x.node
+            .admission
+            .authenticate(&x.node.view(), x.node.ctx().now, &fresh.cert),
+        Err(MemberRefusal::NotRegistered(_))
+    ));
+    x.node.must_admit(&anchor(&w.user, 1, &sm3(b"a after")));
+    // Agency A is now the last founding organisation.
+    let m = refused(&x.node, &remove(&x.node, 4, "Agency A"));
+    assert!(m.contains("last active founding organisation"), "{m}");
+    // A new founding organisation (1 of 1 executes at once) joins the anchors; its members
+    // are admitted from the next block.
+    let n = w.pki.rogue_root("Agency N CA", "Agency N", "4e");
+    let n_user = w.pki.leaf(&n, Role::User, "nina");
+    assert_eq!(
+        code_of(x.node.admit(&anchor(&n_user, 1, &sm3(b"n early")))),
+        RejectCode::CertInvalid
+    );
+    let register = propose_org(
+        &x.node,
+        &w.admin,
+        5,
+        "org-register",
+        vec![n.ca.der().to_vec(), w.pki.crl(&n, 1, 0, &[]).der().to_vec()],
+    );
+    assert_success(&x.node.run(&[register]));
+    let names = x.node.view().anchor_list().unwrap().unwrap().names;
+    assert_eq!(names, ["Agency A", "Agency N"]);
+    assert_success(&x.node.run(&[anchor(&n_user, 2, &sm3(b"n"))]));
 }

@@ -1,6 +1,6 @@
 //! `gmchain governance …` and `gmchain query validators`: proposals and votes of the
-//! `governance` system contract (validator-set changes, chain parameters, policies), and what
-//! the chain decided.
+//! `governance` system contract (validator-set changes, chain parameters, organisations
+//! registered as founding organisations or removed, policies), and what the chain decided.
 //!
 //! Transactions are signed exactly like `gmchain tx …` (`--key`, `--cert`, `--pass-file`…).
 //! The certificate a proposal names is `--validator-cert` (add, remove), `--current-cert` and
@@ -14,7 +14,7 @@ use pki::{Certificate, Role};
 use types::Call;
 
 use crate::cli_tx::{NodeArgs, SenderArgs, connect, parse_digest, print_json, runtime, send};
-use crate::io::read_cert;
+use crate::io::{read_cert, read_crl};
 use crate::{CmdResult, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -154,10 +154,50 @@ pub(crate) enum ProposeCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// A new founding organisation: its self-signed root CA becomes a trust anchor of the
+    /// chain when the proposal executes (decided by the `organisations` policy; no effective
+    /// height). Its admins may then act, and vote in later proposals.
+    OrgRegister {
+        /// The organisation's self-signed root CA certificate (PEM or DER); its O names the
+        /// organisation.
+        #[arg(long, value_name = "FILE")]
+        ca_cert: PathBuf,
+        /// Its CRL (PEM or DER), issued by that CA.
+        #[arg(long, value_name = "FILE")]
+        crl: PathBuf,
+        /// The last height at which votes count.
+        #[arg(long, value_name = "H", conflicts_with = "deadline_in")]
+        deadline: Option<u64>,
+        /// The deadline as blocks after the node's tip.
+        #[arg(long, value_name = "N")]
+        deadline_in: Option<u64>,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// An organisation leaves the chain, founding or not, when the proposal executes: refused
+    /// while it holds a validator seat, sponsors an active organisation or is the last
+    /// founding organisation (decided by the `organisations` policy; no effective height).
+    OrgRemove {
+        /// The organisation's name.
+        #[arg(long)]
+        organisation: String,
+        /// The last height at which votes count.
+        #[arg(long, value_name = "H", conflicts_with = "deadline_in")]
+        deadline: Option<u64>,
+        /// The deadline as blocks after the node's tip.
+        #[arg(long, value_name = "N")]
+        deadline_in: Option<u64>,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// The threshold of a kind of proposal (decided by all organisations; in force from its
     /// execution, so it takes a deadline and no effective height).
     Policy {
-        /// The kind whose policy changes: validators or params.
+        /// The kind whose policy changes: validators, params or organisations.
         #[arg(long, default_value = "validators")]
         kind: String,
         /// majority, all, or at-least:<m>.
@@ -188,6 +228,29 @@ fn node_sign_cert(flag: &str, path: &std::path::Path) -> Result<Certificate, Fai
         )));
     }
     Ok(c)
+}
+
+/// The kinds in force from their execution: a deadline, no effective height.
+const NO_EFFECTIVE_HEIGHT: &[&str] = &["policy", "org-register", "org-remove"];
+
+/// Checks a kind's arguments as the chain will (`execution::parse_proposal`), before
+/// anything is sent; `what` names the options they came from.
+fn check_kind_args(kind: &str, args: &[Vec<u8>], what: &str) -> Result<(), Failure> {
+    let mut all = vec![kind.as_bytes().to_vec(), vec![0; 8], vec![0; 8]];
+    all.extend(args.iter().cloned());
+    execution::parse_proposal(&all)
+        .map(|_| ())
+        .map_err(|e| Failure::BadInput(format!("{what}: {e}")))
+}
+
+/// A schedule of a deadline only.
+fn deadline_only(deadline: Option<u64>, deadline_in: Option<u64>) -> Schedule {
+    Schedule {
+        deadline,
+        deadline_in,
+        effective: Some(0),
+        effective_in: None,
+    }
 }
 
 /// A validator's certificate ID from `--validator ID` or a certificate file.
@@ -315,6 +378,22 @@ fn proposal_json(p: &pb::ProposalResponse) -> serde_json::Value {
             "expiry_window": c.expiry_window,
             "max_txs_per_block": c.max_txs_per_block,
             "max_tx_size": c.max_tx_size,
+        }),
+        Some(Change::OrgRegister(r)) => serde_json::json!({
+            "organisation": r.organisation,
+            "ca_certificate": cert_json(&r.ca_certificate),
+            "crl": match pki::Crl::from_der(&r.crl) {
+                Ok(c) => serde_json::json!({
+                    "issuer": c.issuer(),
+                    "this_update": c.this_update().0,
+                    "next_update": c.next_update().map(|t| t.0),
+                    "revoked": c.revoked().len(),
+                }),
+                Err(e) => serde_json::json!({ "unreadable": e.to_string() }),
+            },
+        }),
+        Some(Change::OrgRemove(r)) => serde_json::json!({
+            "organisation": r.organisation,
         }),
         None => serde_json::Value::Null,
     };
@@ -484,6 +563,47 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
                 node,
             )
         }
+        ProposeCommand::OrgRegister {
+            ca_cert,
+            crl,
+            deadline,
+            deadline_in,
+            sender,
+            node,
+        } => {
+            let ca = read_cert("--ca-cert", &ca_cert)?;
+            let crl_value = read_crl("--crl", &crl)?;
+            let args = vec![ca.der().to_vec(), crl_value.der().to_vec()];
+            check_kind_args(
+                "org-register",
+                &args,
+                &format!("--ca-cert {} --crl {}", ca_cert.display(), crl.display()),
+            )?;
+            (
+                "org-register",
+                args,
+                deadline_only(deadline, deadline_in),
+                sender,
+                node,
+            )
+        }
+        ProposeCommand::OrgRemove {
+            organisation,
+            deadline,
+            deadline_in,
+            sender,
+            node,
+        } => {
+            let args = vec![organisation.into_bytes()];
+            check_kind_args("org-remove", &args, "--organisation")?;
+            (
+                "org-remove",
+                args,
+                deadline_only(deadline, deadline_in),
+                sender,
+                node,
+            )
+        }
         ProposeCommand::Policy {
             kind,
             policy,
@@ -504,15 +624,12 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
             }
             execution::Policy::parse(&policy)
                 .map_err(|e| Failure::BadInput(format!("--policy: {e}")))?;
+            let args = vec![kind.into_bytes(), policy.into_bytes()];
+            check_kind_args("policy", &args, "--kind/--policy")?;
             (
                 "policy",
-                vec![kind.into_bytes(), policy.into_bytes()],
-                Schedule {
-                    deadline,
-                    deadline_in,
-                    effective: Some(0),
-                    effective_in: None,
-                },
+                args,
+                deadline_only(deadline, deadline_in),
                 sender,
                 node,
             )
@@ -533,7 +650,7 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
     let tip = tip(&mut client).await?;
     let (deadline, deadline_text) =
         height(tip, schedule.deadline, schedule.deadline_in, "deadline")?;
-    let (effective, effective_text) = if kind == "policy" {
+    let (effective, effective_text) = if NO_EFFECTIVE_HEIGHT.contains(&kind) {
         (0, "in force from its execution".to_string())
     } else {
         height(tip, schedule.effective, schedule.effective_in, "effective")?
@@ -543,7 +660,7 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
             "the deadline {deadline} is not after the node's tip {tip}"
         )));
     }
-    if kind != "policy" && effective <= deadline {
+    if !NO_EFFECTIVE_HEIGHT.contains(&kind) && effective <= deadline {
         return Err(Failure::BadInput(format!(
             "the effective height {effective} must be after the deadline {deadline}"
         )));

@@ -749,7 +749,7 @@ impl LocalNode {
             .get(loc.position as usize)
             .ok_or(NodeError::Missing("indexed position in its block"))?;
         let parent_height = Height(loc.height.0.saturating_sub(1));
-        let (chain, crls) = self.ledger.with_state_at(parent_height, |view| {
+        let (chain, crls, anchor) = self.ledger.with_state_at(parent_height, |view| {
             signer_chain(view, self.ledger.genesis(), tx, &block)
         })??;
         let mut bundle = ReceiptBundle::build(
@@ -763,20 +763,35 @@ impl LocalNode {
         .map_err(|e| NodeError::Receipt(e.to_string()))?;
         // The chain of validator-set changes from genesis, each certified by the set before.
         bundle.set_changes = self.ledger.set_changes(loc.height)?;
+        // An anchor registered by governance: its organisation record, proven in the state
+        // of the receipt's own (certified) block.
+        if let Some(name) = anchor {
+            let key = receipt::org_record_key(&name);
+            let (record, proof) = self
+                .ledger
+                .with_state_at(loc.height, |view| -> Result<_, NodeError> {
+                    Ok((view.get(&key)?, view.prove(&key)?))
+                })??;
+            let record = record.ok_or(NodeError::Missing(
+                "the record of the organisation anchoring the signer",
+            ))?;
+            bundle.anchor_proofs = vec![receipt::AnchorProof { record, proof }];
+        }
         Ok(Some(bundle))
     }
 }
 
-/// The signer's certificate, the intermediate CAs up to a genesis organisation's CA, and the
-/// CRL of each issuer, as recorded in `view` (the state the transaction was judged against).
-/// For `identity.register_org`, the new CA and its CRL come from the transaction itself, as
-/// admission took them.
+/// The signer's certificate, the intermediate CAs up to a founding organisation's CA, and the
+/// CRL of each issuer, as recorded in `view` (the state the transaction was judged against),
+/// and the name of that organisation when governance registered it after genesis (the receipt
+/// then proves its record). For `identity.register_org`, the new CA and its CRL come from the
+/// transaction itself, as admission took them.
 fn signer_chain<S: state::NodeStore + ?Sized>(
     view: &StateView<'_, S>,
     genesis: &Genesis,
     tx: &SignedTx,
     block: &Block,
-) -> Result<(Vec<Certificate>, Vec<pki::Crl>), NodeError> {
+) -> Result<SignerChain, NodeError> {
     let leaf = match &tx.tx.sender {
         Sender::Certificate(der) => {
             Certificate::from_der(der).map_err(|e| NodeError::Receipt(e.to_string()))?
@@ -798,19 +813,25 @@ fn signer_chain<S: state::NodeStore + ?Sized>(
             }
         }
     };
-    let anchors: Vec<Certificate> = genesis
+    let mut anchors: Vec<Certificate> = genesis
         .organisations
         .iter()
         .map(|o| o.ca_cert.clone())
         .collect();
+    let genesis_anchors = anchors.len();
     // The CAs of organisations active at this state: the receipt carries the path admission
-    // judged, and a deregistered organisation's CA is on no admitted path.
-    let mut orgs: Vec<Certificate> = view
-        .organisations()?
-        .into_iter()
-        .filter(|o| o.is_active())
-        .map(|o| o.ca_cert)
-        .collect();
+    // judged, and a deregistered organisation's CA is on no admitted path. Founding
+    // organisations registered by governance are anchors.
+    let mut orgs: Vec<Certificate> = Vec::new();
+    for o in view.organisations()?.into_iter().filter(|o| o.is_active()) {
+        if o.is_founding() {
+            if !anchors.iter().any(|a| a.der() == o.ca_cert.der()) {
+                anchors.push(o.ca_cert);
+            }
+        } else {
+            orgs.push(o.ca_cert);
+        }
+    }
     let pending = execution::register_org_ca(tx);
     if let Some((ca, _)) = &pending {
         orgs.push(ca.clone());
@@ -842,13 +863,18 @@ fn signer_chain<S: state::NodeStore + ?Sized>(
                 }
             }
         }
-        if anchors.iter().any(|a| a.der() == issuer.der()) {
-            break;
+        if let Some(i) = anchors.iter().position(|a| a.der() == issuer.der()) {
+            let anchor = (i >= genesis_anchors).then(|| issuer.organisation().unwrap_or_default());
+            return Ok((chain, crls, anchor));
         }
         chain.push(issuer);
     }
-    Ok((chain, crls))
+    Ok((chain, crls, None))
 }
+
+/// A signer's chain (leaf first, no anchor), the CRLs of its issuers, and the name of its
+/// anchor's organisation when governance registered it.
+type SignerChain = (Vec<Certificate>, Vec<pki::Crl>, Option<String>);
 
 /// Encodes a block response's commit certificate (empty for block 0).
 pub fn certificate_bytes(certificate: &Option<CommitCertificate>) -> Vec<u8> {

@@ -394,6 +394,18 @@ fn proposal_response(p: execution::ProposalRecord, tip: u64) -> pb::ProposalResp
                 max_tx_size: u.max_tx_size.map(|s| u64::try_from(s).unwrap_or(u64::MAX)),
             }),
         ),
+        ProposalKind::OrgRegister { ca, crl } => (
+            "org-register",
+            Change::OrgRegister(pb::OrgRegisterProposal {
+                organisation: ca.organisation().unwrap_or_default(),
+                ca_certificate: ca.der().to_vec(),
+                crl: crl.der().to_vec(),
+            }),
+        ),
+        ProposalKind::OrgRemove { name } => (
+            "org-remove",
+            Change::OrgRemove(pb::OrgRemoveProposal { organisation: name }),
+        ),
         ProposalKind::Policy { kind, policy } => (
             "policy",
             Change::PolicyChange(pb::PolicyProposal {

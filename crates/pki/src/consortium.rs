@@ -87,6 +87,25 @@ impl Consortium {
         &self.anchors
     }
 
+    /// Returns each anchor with the organisations it sponsors, in order: the input of
+    /// [`Consortium::new`] for a consortium whose anchors change (a chain's governance
+    /// registers or removes founding organisations).
+    pub fn entries(&self) -> Vec<ConsortiumAnchor> {
+        self.anchors
+            .iter()
+            .zip(&self.sponsors)
+            .map(|(anchor, sponsors)| ConsortiumAnchor {
+                anchor: anchor.clone(),
+                sponsors: sponsors.clone(),
+            })
+            .collect()
+    }
+
+    /// Returns whether `cert` is one of the anchors (byte for byte).
+    pub fn is_anchor(&self, cert: &Certificate) -> bool {
+        self.anchors.iter().any(|a| a.cert.der() == cert.der())
+    }
+
     /// Returns whether the anchor at `index` may sponsor `organisation`: its own O, or one it
     /// lists.
     pub fn sponsors(&self, index: usize, organisation: &str) -> bool {

@@ -1384,3 +1384,59 @@ fn consortium_anchors_are_checked_once() {
         .unwrap();
     assert_eq!(v.organisation(), "Agency A");
 }
+
+#[test]
+fn a_consortium_rebuilt_from_its_entries_keeps_anchors_and_sponsorship() {
+    // What a chain does when governance changes its anchors: the entries of the genesis
+    // consortium, one dropped, another added, make a consortium that validates the same way.
+    let pki = Pki::new(93);
+    let (b_key, b_root, b_crl) = other_root(&pki, "Agency B Root CA", "Agency B", 0x71);
+    let cons = consortium(&[(&pki.root, &["Agency A"])]);
+    assert!(cons.is_anchor(&pki.root) && !cons.is_anchor(&b_root));
+    let mut entries = cons.entries();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        entries[0].sponsors,
+        Sponsorship::Listed(vec!["Agency A".into()])
+    );
+    entries.push(ConsortiumAnchor {
+        anchor: TrustAnchor::new(b_root.clone()),
+        sponsors: Sponsorship::Listed(Vec::new()),
+    });
+    let grown = Consortium::new(entries).unwrap();
+    assert!(grown.is_anchor(&b_root));
+    let own = user_of(&pki, &b_root, &b_key, "Agency B");
+    let crls = std::slice::from_ref(&b_crl);
+    assert!(cons.validate(&own, &[], crls, now(), Role::User).is_err());
+    assert_eq!(
+        grown
+            .validate(&own, &[], crls, now(), Role::User)
+            .unwrap()
+            .organisation(),
+        "Agency B"
+    );
+    // Without the genesis root, its agency's members have no anchor.
+    let shrunk = Consortium::new(
+        grown
+            .entries()
+            .into_iter()
+            .filter(|e| e.anchor.cert != pki.root)
+            .collect(),
+    )
+    .unwrap();
+    assert!(!shrunk.is_anchor(&pki.root));
+    let a_crl = issue_crl(&pki.agency, &pki.agency_key, 1, t(0), t(60), &[]).unwrap();
+    let root_crl = issue_crl(&pki.root, &pki.root_key, 1, t(0), t(60), &[]).unwrap();
+    let user = user_of(&pki, &pki.agency, &pki.agency_key, "Agency A");
+    assert!(
+        shrunk
+            .validate(
+                &user,
+                std::slice::from_ref(&pki.agency),
+                &[root_crl, a_crl],
+                now(),
+                Role::User
+            )
+            .is_err()
+    );
+}

@@ -3,7 +3,9 @@
 use crate::error::{BuildProblem, ReceiptError};
 use crypto::Digest;
 use crypto_sm::sm3::sm3;
-use pki::{Certificate, Consortium, Crl, Role, UnixTime};
+use pki::{
+    Certificate, Consortium, ConsortiumAnchor, Crl, Role, Sponsorship, TrustAnchor, UnixTime,
+};
 use types::merkle::{self, InclusionProof};
 use types::{
     Block, BlockHash, BlockHeader, BlockSeal, ChainId, CommitCertificate, Height, Receipt, Sender,
@@ -70,6 +72,75 @@ pub struct Cause {
     pub tx_proof: InclusionProof,
 }
 
+/// The trust anchor of a founding organisation that the chain's governance registered after
+/// genesis (`org-register`), proven in the state of the receipt's block: the organisation's
+/// record as the chain stores it (`identity/org/<name>`, docs/execution.md §3), which carries
+/// its root CA certificate, and the Merkle proof of that value under the certified header's
+/// `state_root`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorProof {
+    /// The organisation record (the state value).
+    pub record: Vec<u8>,
+    /// Its proof under the receipt header's `state_root`.
+    pub proof: state::Proof,
+}
+
+/// What a verifier needs of an organisation record: the format of the `execution` crate's
+/// `OrgRecord` (version 1, tag 0x81: name, CA certificate DER, registration height, sponsor
+/// name, empty for a founding organisation, removal height, 0 for none, former CAs).
+struct OrgAnchor {
+    name: String,
+    ca: Certificate,
+    registered_at: u64,
+    sponsor: String,
+    removed_at: u64,
+}
+
+/// The record tag of an organisation (`execution`'s records).
+const ORG_RECORD_TAG: u8 = 0x81;
+/// The longest organisation name of a record, in bytes.
+const MAX_ORG_NAME_BYTES: usize = 256;
+/// The most former CAs a record keeps.
+const MAX_FORMER_CAS: usize = 8;
+
+fn decode_org_record(bytes: &[u8]) -> Result<OrgAnchor, String> {
+    use types::codec::Reader;
+    let text = |b: &[u8], what: &str| {
+        String::from_utf8(b.to_vec()).map_err(|_| format!("the record's {what} is not UTF-8"))
+    };
+    let e = |e: types::DecodeError| format!("the organisation record does not decode: {e}");
+    let mut r = Reader::new(bytes);
+    r.header("org.header", ORG_RECORD_TAG).map_err(e)?;
+    let name = text(r.bytes("org.name", MAX_ORG_NAME_BYTES).map_err(e)?, "name")?;
+    let ca = Certificate::from_der(r.bytes("org.ca_cert", pki::MAX_CERT_LEN).map_err(e)?)
+        .map_err(|x| format!("the record's CA certificate: {x}"))?;
+    let registered_at = r.u64("org.registered_at").map_err(e)?;
+    let sponsor = text(
+        r.bytes("org.sponsor", MAX_ORG_NAME_BYTES).map_err(e)?,
+        "sponsor",
+    )?;
+    let removed_at = r.u64("org.removed_at").map_err(e)?;
+    let n = r.len("org.former_cas", MAX_FORMER_CAS).map_err(e)?;
+    for _ in 0..n {
+        r.bytes("org.former_cas", pki::MAX_CERT_LEN).map_err(e)?;
+    }
+    r.finish().map_err(e)?;
+    Ok(OrgAnchor {
+        name,
+        ca,
+        registered_at,
+        sponsor,
+        removed_at,
+    })
+}
+
+/// The state key of organisation `name`'s record.
+pub fn org_record_key(name: &str) -> Vec<u8> {
+    let mut k = b"identity/org/".to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
 /// The set of validators given by their certificates, power 1 (as the chain's rule makes it).
 fn set_of(validators: &[Certificate]) -> Result<ValidatorSet, types::ValidatorSetError> {
     ValidatorSet::new(
@@ -134,6 +205,10 @@ pub struct ReceiptBundle {
     /// The validator-set changes from genesis to the block, in height order (v2; empty when
     /// the genesis set decided the block).
     pub set_changes: Vec<SetChange>,
+    /// The anchor of the signer's chain when it is a founding organisation registered by
+    /// governance after genesis, proven in the block's state (v2; empty when the chain ends
+    /// at a genesis CA).
+    pub anchor_proofs: Vec<AnchorProof>,
 }
 
 /// A receipt that passed every check of [`ReceiptBundle::verify`]; nothing else constructs one
@@ -250,6 +325,7 @@ impl ReceiptBundle {
             chain,
             crls,
             set_changes: Vec::new(),
+            anchor_proofs: Vec::new(),
         })
     }
 
@@ -267,8 +343,10 @@ impl ReceiptBundle {
     ///    receipt's hash at `position` under `header.receipts_root`, both in a tree of
     ///    `header.tx_count` leaves; the receipt is for this transaction and succeeded;
     /// 4. the first certificate is the transaction's sender, its chain validates to a genesis
-    ///    CA at the block's time with the bundle's CRLs, and the transaction's signature
-    ///    verifies with its key;
+    ///    CA, or to the CA of an anchor proof (an organisation record proven under the
+    ///    certified header's `state_root`: founding, registered before the block, not removed
+    ///    before it), at the block's time with the bundle's CRLs, and the transaction's
+    ///    signature verifies with its key;
     /// 5. with a document: the call is `attestation.anchor` and `args[0]` is SM3(document).
     pub fn verify(
         &self,
@@ -596,8 +674,14 @@ impl ReceiptBundle {
         // A certificate without a gmchain role is validated as a user's, which fails with
         // CERT_WRONG_ROLE naming the role it lacks.
         let intended = leaf.role().unwrap_or(Role::User);
-        let validated = trust
-            .consortium
+        let proven;
+        let consortium = if self.anchor_proofs.is_empty() {
+            &trust.consortium
+        } else {
+            proven = self.proven_anchors(trust)?;
+            &proven
+        };
+        let validated = consortium
             .validate(leaf, intermediates, &self.crls, at, intended)
             .map_err(|reason| ReceiptError::SignerChain {
                 subject: leaf.subject(),
@@ -611,6 +695,67 @@ impl ReceiptBundle {
                 reason,
             })?;
         Ok((leaf, validated.organisation().to_string()))
+    }
+}
+
+impl ReceiptBundle {
+    /// Step 4, before the signer's chain: the genesis consortium with the anchor of each
+    /// anchor proof, once its record is proven under the header's `state_root` (certified in
+    /// step 2) and shows a founding organisation registered before the block and not removed
+    /// before it, whose CA names it. Such an anchor sponsors only its own organisation.
+    fn proven_anchors(&self, trust: &TrustContext) -> Result<Consortium, ReceiptError> {
+        let height = self.header.height.0;
+        let mut entries = trust.consortium.entries();
+        for (index, a) in self.anchor_proofs.iter().enumerate() {
+            let bad = |reason: String| ReceiptError::AnchorProof { index, reason };
+            let org = decode_org_record(&a.record).map_err(bad)?;
+            state::verify_proof(
+                self.header.state_root,
+                &org_record_key(&org.name),
+                Some(&a.record),
+                &a.proof,
+            )
+            .map_err(|e| {
+                bad(format!(
+                    "the record of {:?} is not in the state of block {height} (its proof does not verify under the header's state_root: {e})",
+                    org.name
+                ))
+            })?;
+            if !org.sponsor.is_empty() {
+                return Err(bad(format!(
+                    "{:?} is not a founding organisation (sponsored by {:?}): its CA is no anchor",
+                    org.name, org.sponsor
+                )));
+            }
+            if org.registered_at >= height {
+                return Err(bad(format!(
+                    "{:?} was registered at height {}, not before the receipt's block {height}",
+                    org.name, org.registered_at
+                )));
+            }
+            if org.removed_at != 0 && org.removed_at < height {
+                return Err(bad(format!(
+                    "{:?} was removed at height {}, before the receipt's block {height}",
+                    org.name, org.removed_at
+                )));
+            }
+            if org.ca.organisation().as_deref() != Some(org.name.as_str()) {
+                return Err(bad(format!(
+                    "the record's CA does not name the organisation {:?}",
+                    org.name
+                )));
+            }
+            if !trust.consortium.is_anchor(&org.ca) {
+                entries.push(ConsortiumAnchor {
+                    anchor: TrustAnchor::new(org.ca),
+                    sponsors: Sponsorship::Listed(Vec::new()),
+                });
+            }
+        }
+        Consortium::new(entries).map_err(|e| ReceiptError::AnchorProof {
+            index: 0,
+            reason: format!("the proven anchors are not usable: {e}"),
+        })
     }
 }
 

@@ -167,6 +167,17 @@ pub enum ReceiptError {
         /// Boxed: the largest variant by far.
         reason: Box<ChainError>,
     },
+    /// An anchor proof the receipt carries does not prove a founding organisation of the
+    /// chain at the receipt's block.
+    #[error(
+        "anchor proof {index} of the receipt does not prove a trust anchor of the chain at the receipt's block: {reason}; the receipt was altered, or obtain it again from a node"
+    )]
+    AnchorProof {
+        /// Its index in the receipt.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
     /// The transaction's signature does not verify with the signer's certificate.
     #[error(
         "the transaction's SM2 signature does not verify with the key of {subject:?} and the transaction's user ID ({reason}); the transaction was altered"
@@ -212,7 +223,9 @@ impl ReceiptError {
             ReceiptError::NotSuccessful { .. } => &codes::RECEIPT_NOT_SUCCESSFUL,
             ReceiptError::SignerMissing => &codes::RECEIPT_SIGNER_MISSING,
             ReceiptError::SignerMismatch { .. } => &codes::RECEIPT_SIGNER_MISMATCH,
-            ReceiptError::SignerChain { .. } => &codes::RECEIPT_SIGNER_CHAIN,
+            ReceiptError::SignerChain { .. } | ReceiptError::AnchorProof { .. } => {
+                &codes::RECEIPT_SIGNER_CHAIN
+            }
             ReceiptError::TxSignature { .. } => &codes::RECEIPT_TX_SIGNATURE,
             ReceiptError::NotAnAttestation { .. } => &codes::RECEIPT_NOT_AN_ATTESTATION,
             ReceiptError::DocumentMismatch { .. } => &codes::RECEIPT_DOCUMENT_MISMATCH,
@@ -228,7 +241,7 @@ fn signer_chain_hint(reason: &ChainError) -> &'static str {
             "a receipt must carry, for each issuer in the chain, a CRL current at the block time; obtain the receipt again from a node"
         }
         ChainError::NoPathToAnchor { .. } | ChainError::NameChaining { .. } => {
-            "the chain must lead to a CA certificate of this chain's genesis file: check that the genesis file is the chain's, or obtain the receipt again with the intermediate certificates"
+            "the chain must lead to a CA certificate of this chain's genesis file, or of an organisation its governance registered (the receipt then carries its anchor proof): check that the genesis file is the chain's, or obtain the receipt again with the intermediate certificates"
         }
         other => other.hint(),
     }
@@ -271,6 +284,9 @@ pub enum Malformation {
     /// PEM that is not an SM2 certificate or CRL gmchain reads.
     #[error("{0}")]
     Pki(PkiError),
+    /// Bytes that are not a canonical state proof.
+    #[error("not a canonical state proof: {0}")]
+    State(String),
 }
 
 /// Why a node could not build a receipt from a block: the inputs disagree with each other.

@@ -1,7 +1,7 @@
 //! The receipt file (docs/receipts.md §2): a JSON object whose values are lower-case hex of the
 //! canonical `types` encodings and PEM certificates and CRLs, read strictly and under limits.
 
-use crate::bundle::{Cause, Finality, ReceiptBundle, SetChange};
+use crate::bundle::{AnchorProof, Cause, Finality, ReceiptBundle, SetChange};
 use crate::error::{Malformation, ReceiptError};
 use pki::{Certificate, Crl};
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,14 @@ const MAX_HEADER_LEN: usize = 2 + 4 + types::MAX_CHAIN_ID_LEN + 8 + 4 + 5 * 32 +
 pub const MAX_SET_CHANGES: usize = 256;
 /// The most causes one change carries.
 pub const MAX_CAUSES: usize = 64;
+/// The most anchor proofs a receipt carries: its signer's path has one anchor.
+pub const MAX_ANCHOR_PROOFS: usize = 1;
+/// The largest organisation record of an anchor proof: a name, a CA certificate and up to 8
+/// former ones, and the fixed fields.
+const MAX_ORG_RECORD_LEN: usize = 2 + 2 * (4 + 256) + 8 + 8 + 4 + 9 * (4 + pki::MAX_CERT_LEN);
+/// The largest state proof: flag, leaf hashes, count, bitmap, 256 siblings.
+const MAX_STATE_PROOF_LEN: usize =
+    1 + 64 + 2 + state::MAX_PROOF_SIBLINGS / 8 + 32 * state::MAX_PROOF_SIBLINGS;
 /// The largest canonical commit certificate: version, tag, height, round, block hash, count,
 /// and per validator an id and a length-prefixed DER signature.
 const MAX_CERTIFICATE_LEN: usize =
@@ -55,6 +63,17 @@ struct ReceiptFile {
     crls: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     validator_changes: Vec<SetChangeFile>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    anchor_proofs: Vec<AnchorProofFile>,
+}
+
+/// One anchor proof as written (docs/receipts.md §2): the organisation record and its state
+/// proof, both lower-case hex.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnchorProofFile {
+    record: String,
+    proof: String,
 }
 
 /// One validator-set change as written (docs/receipts.md §2).
@@ -190,6 +209,14 @@ impl ReceiptBundle {
                             tx_proof: hex::encode(k.tx_proof.to_bytes()),
                         })
                         .collect(),
+                })
+                .collect(),
+            anchor_proofs: self
+                .anchor_proofs
+                .iter()
+                .map(|a| AnchorProofFile {
+                    record: hex::encode(&a.record),
+                    proof: hex::encode(a.proof.encode()),
                 })
                 .collect(),
         };
@@ -352,6 +379,26 @@ impl ReceiptBundle {
             });
         }
 
+        if probe.version == 1 && !file.anchor_proofs.is_empty() {
+            return Err(malformed(
+                "anchor_proofs",
+                Malformation::Finality {
+                    version: 1,
+                    expected: "no `anchor_proofs`",
+                },
+            ));
+        }
+        check_count("anchor_proofs", file.anchor_proofs.len(), MAX_ANCHOR_PROOFS)?;
+        let mut anchor_proofs = Vec::with_capacity(file.anchor_proofs.len());
+        for a in &file.anchor_proofs {
+            let record = hex_field("anchor_proofs[].record", &a.record, MAX_ORG_RECORD_LEN)?;
+            let proof = hex_field("anchor_proofs[].proof", &a.proof, MAX_STATE_PROOF_LEN)?;
+            let proof = state::Proof::decode(&proof).map_err(|e| {
+                malformed("anchor_proofs[].proof", Malformation::State(e.to_string()))
+            })?;
+            anchor_proofs.push(AnchorProof { record, proof });
+        }
+
         Ok(ReceiptBundle {
             tx,
             position: file.position,
@@ -363,6 +410,7 @@ impl ReceiptBundle {
             chain,
             crls,
             set_changes,
+            anchor_proofs,
         })
     }
 }

@@ -28,10 +28,11 @@ mod error;
 mod json;
 
 pub use bundle::{
-    ATTESTATION_CONTRACT, ATTESTATION_METHOD, Cause, Finality, ReceiptBundle, SetChange,
-    TrustContext, VerifiedReceipt,
+    ATTESTATION_CONTRACT, ATTESTATION_METHOD, AnchorProof, Cause, Finality, ReceiptBundle,
+    SetChange, TrustContext, VerifiedReceipt, org_record_key,
 };
 pub use error::{BuildProblem, Malformation, ReceiptError};
 pub use json::{
-    FORMAT, MAX_CAUSES, MAX_CRLS, MAX_FILE_LEN, MAX_SET_CHANGES, VERSION, VERSIONS_READ,
+    FORMAT, MAX_ANCHOR_PROOFS, MAX_CAUSES, MAX_CRLS, MAX_FILE_LEN, MAX_SET_CHANGES, VERSION,
+    VERSIONS_READ,
 };

@@ -722,6 +722,7 @@ fn hand_made(w: &World, block: &Block, receipts: &[Receipt], pos: usize) -> Rece
         chain: w.chain(),
         crls: w.crls(&[]),
         set_changes: Vec::new(),
+        anchor_proofs: Vec::new(),
     }
 }
 

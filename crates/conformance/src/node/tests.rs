@@ -457,6 +457,7 @@ impl NodeProbe for Ledger {
             crls: vec![self.crl.borrow().clone()],
             tx,
             set_changes: Vec::new(),
+            anchor_proofs: Vec::new(),
         };
         Ok(bundle.to_json())
     }

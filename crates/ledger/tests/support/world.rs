@@ -59,54 +59,12 @@ pub fn world() -> World {
 /// A world whose genesis sets `governance` (kind → policy) when given.
 pub fn world_with(governance: Option<serde_json::Value>) -> World {
     let p = SoftwareProvider::new(Arc::new(SeededRandom::new(7)));
-    let validity = |to| Validity {
-        not_before: t(0),
-        not_after: t(to),
-    };
     let mut orgs = Vec::new();
     for (i, name) in ["Agency A", "Agency B", "Agency C", "Agency D"]
         .iter()
         .enumerate()
     {
-        let ca_key = p.generate().unwrap();
-        let ca = issue_root(
-            &format!("{name} CA"),
-            name,
-            Serial::from_hex(&format!("{:02x}", i + 1)).unwrap(),
-            validity(3650),
-            &ca_key,
-        )
-        .unwrap();
-        let mut serial = 0x10u8;
-        let mut leaf = |role: Role, cn: &str| {
-            serial += 1;
-            let key = p.generate().unwrap();
-            let cert = issue(
-                &ca,
-                &ca_key,
-                &IssueRequest {
-                    role,
-                    common_name: cn,
-                    organisation: name,
-                    public_key: &key.public_key(),
-                    serial: Serial::from_bytes(&[serial]).unwrap(),
-                    validity: validity(365),
-                },
-            )
-            .unwrap();
-            Key { key, cert }
-        };
-        let admin = leaf(Role::Admin, "admin");
-        let node = leaf(Role::NodeSign, "node");
-        let spare = leaf(Role::NodeSign, "node-2");
-        orgs.push(Org {
-            name: name.to_string(),
-            ca,
-            ca_key,
-            admin,
-            node,
-            spare,
-        });
+        orgs.push(org_of(&p, name, u8::try_from(i + 1).unwrap()));
     }
     let json = serde_json::json!({
         "format": 2,
@@ -140,6 +98,60 @@ pub fn world_with(governance: Option<serde_json::Value>) -> World {
         ledger,
         salt: std::cell::Cell::new(0),
     }
+}
+
+/// An organisation `name` with its own self-signed root CA (serial `ca_serial`), an admin, a
+/// validator key and a spare node-sign key, all from `p`.
+pub fn org_of(p: &SoftwareProvider, name: &str, ca_serial: u8) -> Org {
+    let validity = |to| Validity {
+        not_before: t(0),
+        not_after: t(to),
+    };
+    let ca_key = p.generate().unwrap();
+    let ca = issue_root(
+        &format!("{name} CA"),
+        name,
+        Serial::from_bytes(&[ca_serial]).unwrap(),
+        validity(3650),
+        &ca_key,
+    )
+    .unwrap();
+    let mut serial = 0x10u8;
+    let mut leaf = |role: Role, cn: &str| {
+        serial += 1;
+        let key = p.generate().unwrap();
+        let cert = issue(
+            &ca,
+            &ca_key,
+            &IssueRequest {
+                role,
+                common_name: cn,
+                organisation: name,
+                public_key: &key.public_key(),
+                serial: Serial::from_bytes(&[serial]).unwrap(),
+                validity: validity(365),
+            },
+        )
+        .unwrap();
+        Key { key, cert }
+    };
+    let admin = leaf(Role::Admin, "admin");
+    let node = leaf(Role::NodeSign, "node");
+    let spare = leaf(Role::NodeSign, "node-2");
+    Org {
+        name: name.to_string(),
+        ca,
+        ca_key,
+        admin,
+        node,
+        spare,
+    }
+}
+
+/// A new organisation `name` outside the genesis, its keys from `seed`.
+pub fn new_org(name: &str, seed: u64) -> Org {
+    let p = SoftwareProvider::new(Arc::new(SeededRandom::new(seed)));
+    org_of(&p, name, 0x40)
 }
 
 pub fn crl(o: &Org, number: u64, revoked: &[&Certificate]) -> pki::Crl {
@@ -233,6 +245,17 @@ impl World {
         )
     }
 
+    /// A vote signed by `signer` (an admin of an organisation outside `orgs`).
+    pub fn vote_tx_by(&self, signer: &Key, proposal: &[u8; 32], yes: bool) -> Vec<u8> {
+        let v: &[u8] = if yes { b"yes" } else { b"no" };
+        self.tx(
+            signer,
+            "governance",
+            "vote",
+            vec![proposal.to_vec(), v.to_vec()],
+        )
+    }
+
     /// Every key that may sign for the set of `height`.
     pub fn signers(&self, height: Height) -> Vec<&Key> {
         let set = self.ledger.validator_set(height);
@@ -305,6 +328,20 @@ impl World {
         let height = exec.height();
         let cert = Self::certificate(&self.signers(height), height, exec.hash());
         self.ledger.commit(exec, cert).unwrap();
+    }
+
+    /// Closes the ledger and opens its store again (what a node restart does).
+    pub fn reopen(&mut self) {
+        let blank = ChainStore::new(MemBackend::new(), self.genesis.params.limits());
+        ledger::init(&blank, &self.genesis).unwrap();
+        let placeholder = Ledger::open(blank, self.genesis.clone()).unwrap();
+        let store = std::mem::replace(&mut self.ledger, placeholder).into_store();
+        self.ledger = Ledger::open(store, self.genesis.clone()).unwrap();
+    }
+
+    /// Submits `tx` for admission at the world's admission time.
+    pub fn admit(&self, tx: &[u8]) -> Result<(), execution::Rejection> {
+        self.ledger.admit(tx, t(2), &|_| false).map(|_| ())
     }
 
     pub fn empty_blocks_until(&mut self, height: u64) {
