@@ -224,3 +224,75 @@ fn review_a_sponsor_must_not_undo_a_governance_removal_with_replace_ca() {
         back.is_ok()
     );
 }
+
+/// Finding: `ParamsUpdate::check` (crates/execution/src/params.rs:75) bounds `max_tx_size`
+/// below by a constant (8 KiB, `MIN_MAX_TX_SIZE`) and looks at nothing in the state, while
+/// docs/operations.md ("the floor keeps an organisation's registration and CRL update
+/// possible") and docs/execution.md §4.3 promise that CRL updates stay possible. An
+/// organisation whose recorded CRL already lists about 150 or more certificates (legal under
+/// the 128 KiB ceiling) can no longer send any successor (`identity.update_crl` carries the
+/// whole CRL, which must keep its unexpired entries): `TX_TOO_LARGE`. When that CRL passes its
+/// nextUpdate every member of the organisation is refused (`TX_REVOCATION_UNKNOWN`), the
+/// admins who would vote to raise the limit included. A lowering should be refused while a
+/// recorded CRL would not fit (or CRL updates be exempt from the limit).
+#[test]
+#[ignore = "review finding: a lowered max_tx_size leaves an organisation with a large CRL unable to renew it"]
+fn review_a_lowered_max_tx_size_must_leave_an_organisation_able_to_renew_its_crl() {
+    let mut w = world();
+    // Height 1: D records a CRL of 300 revoked serials (about 11 KB, under 128 KiB).
+    let entries: Vec<pki::RevokedEntry> = (0..300u16)
+        .map(|i| pki::RevokedEntry {
+            serial: pki::Serial::from_bytes(&(0x1000 + i).to_be_bytes()).unwrap(),
+            revoked_at: t(1),
+            reason: pki::RevocationReason::KeyCompromise,
+        })
+        .collect();
+    let big = {
+        let d = &w.orgs[3];
+        issue_crl(&d.ca, &d.ca_key, 2, t(1), t(60), &entries).unwrap()
+    };
+    let update = w.tx(
+        &w.orgs[3].admin,
+        "identity",
+        "update_crl",
+        vec![big.der().to_vec()],
+    );
+    assert!(update.len() > 8192, "{}", update.len());
+    assert_eq!(w.block(&[update]), vec![Status::Success]);
+    // Heights 2 to 4: A proposes max_tx_size 8192 from height 6; B and C agree.
+    let lower = w.params_tx(0, 4, 6, [None, None, Some(8192)]);
+    let id = proposal_id(&lower);
+    assert_eq!(w.block(&[lower]), vec![Status::Success]);
+    for v in [1, 2] {
+        let vote = w.vote_tx(v, &id, true);
+        assert_eq!(w.block(&[vote]), vec![Status::Success]);
+    }
+    w.empty_blocks_until(5);
+    assert_eq!(w.ledger.params().unwrap().params.max_tx_size, 8192);
+    // D renews the same CRL (a later thisUpdate and nextUpdate): it must still be possible.
+    let renewed = {
+        let d = &w.orgs[3];
+        issue_crl(
+            &d.ca,
+            &d.ca_key,
+            3,
+            pki::UnixTime(t(1).0 + 3),
+            t(90),
+            &entries,
+        )
+        .unwrap()
+    };
+    let renew = w.tx(
+        &w.orgs[3].admin,
+        "identity",
+        "update_crl",
+        vec![renewed.der().to_vec()],
+    );
+    let r = w.admit(&renew);
+    assert!(
+        r.is_ok(),
+        "after max_tx_size was lowered to 8192, D cannot renew its {}-entry CRL: {}",
+        entries.len(),
+        r.unwrap_err()
+    );
+}
