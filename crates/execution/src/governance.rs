@@ -63,6 +63,10 @@ pub struct GovernanceContract;
 
 const METHODS: &[&str] = &["propose", "vote"];
 
+/// The most organisations a proposal's electorate (and its votes) may hold: what a stored
+/// proposal decodes with. A proposal is refused while more organisations are active.
+pub const MAX_ELECTORATE: usize = 4096;
+
 /// The longest voting period, in blocks, from the proposing block to the deadline.
 pub const MAX_VOTING_PERIOD: u64 = 1_000_000;
 
@@ -560,15 +564,47 @@ fn check_org_change(
     now: pki::UnixTime,
 ) -> Result<Option<crate::records::OrgRecord>, Denial> {
     match kind {
-        ProposalKind::OrgRegister { ca, .. } => {
+        ProposalKind::OrgRegister { ca, crl } => {
             let name = ca.organisation().unwrap_or_default();
-            identity::check_new_founding(r, ca, &name, now).map(|()| None)
+            identity::check_new_founding(r, ca, crl, &name, now).map(|()| None)
         }
         ProposalKind::OrgRemove { name } => identity::check_removal(r, name).map(Some),
         ProposalKind::Validators(_) | ProposalKind::Params(_) | ProposalKind::Policy { .. } => {
             Ok(None)
         }
     }
+}
+
+/// Room a CRL renewal needs beyond the CRL itself: the admin's certificate inline, the
+/// transaction's envelope and signature, and about 60 more revoked entries.
+pub const CRL_RENEWAL_MARGIN: usize = 4096;
+
+/// Whether a lowered `max_tx_size` still lets every active organisation record a CRL as
+/// large as its current one plus [`CRL_RENEWAL_MARGIN`]: an organisation that cannot renew
+/// its CRL would see all its members refused (revocation fails closed) once it expires, the
+/// admins who could vote to raise the limit included.
+fn check_params_fit(r: &(impl StateRead + ?Sized), update: &ParamsUpdate) -> Result<(), Denial> {
+    let Some(size) = update.max_tx_size else {
+        return Ok(());
+    };
+    for org in view::organisations(r)?.iter().filter(|o| o.is_active()) {
+        let key = keys::full(
+            keys::IDENTITY,
+            &keys::identity::crl(&org.ca_cert.fingerprint()),
+        );
+        let crl_len = r.read(&key)?.map_or(0, |c| c.len());
+        let needed = crl_len.saturating_add(CRL_RENEWAL_MARGIN);
+        if size < needed {
+            return Err(refused(
+                FailureCode::ParamsInvalid,
+                format!(
+                    "max_tx_size {size} would leave {:?} unable to renew its CRL of {crl_len} bytes: it needs at least {needed} (the CRL plus {CRL_RENEWAL_MARGIN})",
+                    org.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The block's time as certificates are judged at (seconds).
@@ -591,10 +627,20 @@ impl GovernanceContract {
     fn authorize_propose(ctx: &CallContext<'_>, args: &[Vec<u8>]) -> Result<(), Denial> {
         let p = parse_proposal(args)?;
         let caller = &ctx.caller().organisation;
-        if !electorate(ctx)?.contains(caller) {
+        let electors = electorate(ctx)?;
+        if !electors.contains(caller) {
             return Err(refused(
                 FailureCode::PermissionDenied,
                 format!("{caller:?} is not an active organisation"),
+            ));
+        }
+        if electors.len() > MAX_ELECTORATE {
+            return Err(refused(
+                FailureCode::BadArguments,
+                format!(
+                    "{} organisations are active, more than a proposal's electorate holds ({MAX_ELECTORATE})",
+                    electors.len()
+                ),
             ));
         }
         let now = ctx.block().height;
@@ -609,6 +655,7 @@ impl GovernanceContract {
         }
         match &p.kind {
             ProposalKind::Validators(change) => check_change(ctx, change, block_time(ctx))?,
+            ProposalKind::Params(update) => check_params_fit(ctx, update)?,
             kind => check_org_change(ctx, kind, block_time(ctx)).map(|_| ())?,
         }
         Ok(())
@@ -751,13 +798,15 @@ impl GovernanceContract {
                         ),
                     ));
                 }
-                // Checked again: the record may have been written under other bounds.
+                // Checked again: the record may have been written under other bounds, and the
+                // CRLs on record may have grown since it was proposed.
                 update.check().map_err(|e| {
                     ContractError::failed(
                         FailureCode::ParamsInvalid,
                         format!("proposal {}: {e}", record.id.to_hex()),
                     )
                 })?;
+                check_params_fit(ctx, update).map_err(Denial::into_failure)?;
                 let pending = PendingParams {
                     effective: record.effective,
                     update: *update,
@@ -935,12 +984,12 @@ impl ProposalRecord {
         let created = Height(r.u64("proposal.created").map_err(c)?);
         let deadline = Height(r.u64("proposal.deadline").map_err(c)?);
         let effective = Height(r.u64("proposal.effective").map_err(c)?);
-        let n = r.len("proposal.electorate", 4096).map_err(c)?;
+        let n = r.len("proposal.electorate", MAX_ELECTORATE).map_err(c)?;
         let mut electorate = Vec::with_capacity(n);
         for _ in 0..n {
             electorate.push(text(&mut r, "proposal.electorate[]")?);
         }
-        let n = r.len("proposal.votes", 4096).map_err(c)?;
+        let n = r.len("proposal.votes", MAX_ELECTORATE).map_err(c)?;
         let mut votes = BTreeMap::new();
         for _ in 0..n {
             let o = text(&mut r, "proposal.votes[].organisation")?;

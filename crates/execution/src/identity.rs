@@ -308,7 +308,24 @@ fn sponsored_org(ctx: &CallContext<'_>, method: &str, name: &str) -> Result<OrgR
                 )
             },
         )),
-        Some(_) => Ok(org),
+        Some(_) => {
+            // The consortium's decision is final: the sponsor alone cannot undo it.
+            if let Some(at) = ctx.get(&k::removed_by_governance(name))? {
+                let at = records::decode_u64(&k::removed_by_governance(name), Some(&at))?;
+                return Err(Denial::refused(
+                    RejectCode::PermissionDenied,
+                    FailureCode::OrgRemoved,
+                    naming_the_call(
+                        ctx,
+                        method,
+                        format!(
+                            "{name:?} was removed by a governance proposal at height {at}: its sponsor cannot change or re-admit it"
+                        ),
+                    ),
+                ));
+            }
+            Ok(org)
+        }
     }
 }
 
@@ -504,6 +521,7 @@ fn governance_refusal(code: FailureCode, message: String) -> Denial {
 pub(crate) fn check_new_founding(
     r: &(impl StateRead + ?Sized),
     ca: &Certificate,
+    crl: &Crl,
     name: &str,
     now: pki::UnixTime,
 ) -> Result<(), Denial> {
@@ -533,7 +551,35 @@ pub(crate) fn check_new_founding(
             ),
         ));
     }
-    for org in crate::view::organisations(r)? {
+    // A CRL not current at the block's time would leave every member of the new organisation,
+    // its admins included, refused (revocation fails closed) with no way to record another.
+    if now < crl.this_update() || crl.next_update().is_some_and(|next| now >= next) {
+        return Err(governance_refusal(
+            FailureCode::OrgCaInvalid,
+            format!(
+                "the CRL of {} is not current at the block's time {now} (thisUpdate {}, nextUpdate {}): its members could not be judged; issue a current CRL",
+                cert_ref(ca),
+                crl.this_update(),
+                crl.next_update()
+                    .map_or_else(|| "none".to_string(), |t| t.to_string())
+            ),
+        ));
+    }
+    let orgs = crate::view::organisations(r)?;
+    let founding = orgs
+        .iter()
+        .filter(|o| o.is_founding() && o.is_active())
+        .count();
+    if founding >= records::MAX_ANCHORS {
+        return Err(governance_refusal(
+            FailureCode::OrgCaInvalid,
+            format!(
+                "the chain has {founding} active founding organisations, the most its list of anchors holds ({})",
+                records::MAX_ANCHORS
+            ),
+        ));
+    }
+    for org in orgs {
         for old in std::iter::once(&org.ca_cert).chain(&org.former_cas) {
             if old.subject() == ca.subject() || old.public_key() == ca.public_key() {
                 return Err(governance_refusal(
@@ -653,9 +699,14 @@ pub(crate) fn remove_by_governance(
     ctx: &mut CallContext<'_>,
     mut record: OrgRecord,
 ) -> Result<(), ContractError> {
-    record.removed_at = Some(ctx.block().height);
+    let height = ctx.block().height;
+    record.removed_at = Some(height);
     let founding = record.is_founding();
     ctx.put(&k::org(&record.name), record.encode())?;
+    ctx.put(
+        &k::removed_by_governance(&record.name),
+        height.0.to_be_bytes().to_vec(),
+    )?;
     if founding {
         write_anchors(ctx)?;
     }

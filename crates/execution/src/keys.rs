@@ -68,6 +68,12 @@ pub mod identity {
         b"anchors".to_vec()
     }
 
+    /// `removed-by-governance/<name>` → u64 BE height: the organisation was removed by a
+    /// governance `org-remove` (final: its sponsor cannot re-admit it with `replace_ca`).
+    pub fn removed_by_governance(name: &str) -> Vec<u8> {
+        join("removed-by-governance/", name.as_bytes())
+    }
+
     /// `suspended/<SM3 hex of the certificate>` → `SuspensionRecord` (absent = not suspended).
     pub fn suspended(id: &Digest) -> Vec<u8> {
         join("suspended/", id.to_hex().as_bytes())

@@ -87,8 +87,9 @@ pub use genesis::{
     GENESIS_DOMAIN, GENESIS_FORMAT, Genesis, GenesisBlock, GenesisOrg, GenesisValidator,
 };
 pub use governance::{
-    GovernanceContract, MAX_VOTING_PERIOD, POLICY_KINDS, Policy, Proposal, ProposalKind,
-    ProposalRecord, ProposalStatus, parse_proposal, parse_vote, policy, read_proposal,
+    CRL_RENEWAL_MARGIN, GovernanceContract, MAX_ELECTORATE, MAX_VOTING_PERIOD, POLICY_KINDS,
+    Policy, Proposal, ProposalKind, ProposalRecord, ProposalStatus, parse_proposal, parse_vote,
+    policy, read_proposal,
 };
 pub use identity::{IdentityContract, register_org_ca};
 pub use params::{ChainParams, MAX_EXPIRY_WINDOW, MIN_MAX_TX_SIZE, ParamsUpdate};

@@ -139,7 +139,8 @@ fn cert(key: &[u8], der: &[u8]) -> Result<Certificate, ExecError> {
 }
 
 impl OrgRecord {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The canonical encoding stored under `identity/org/<name>` (docs/execution.md §3).
+    pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.header(tag::ORG);
         w.bytes(self.name.as_bytes());

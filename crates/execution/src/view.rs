@@ -187,7 +187,8 @@ impl<'a, S: NodeStore + ?Sized> StateView<'a, S> {
         }
     }
 
-    /// Returns the chain parameters recorded at genesis.
+    /// Returns the chain parameters in force for the block after this state: the genesis
+    /// file's until a governance change applied (docs/execution.md §7.3).
     pub fn params(&self) -> Result<Option<ChainParams>, ExecError> {
         let key = full(CHAIN, &keys::chain::params());
         self.read(&key)?

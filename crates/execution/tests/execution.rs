@@ -2389,3 +2389,114 @@ fn governance_removes_organisations_in_order_and_anchors_follow() {
     assert_eq!(names, ["Agency A", "Agency N"]);
     assert_success(&x.node.run(&[anchor(&n_user, 2, &sm3(b"n"))]));
 }
+
+/// Writes `n` more active organisations straight into the state (founding ones when
+/// `founding`), each with a copy of `ca`: how a chain that grew that large looks to governance.
+fn inflate_organisations(node: &mut Node, ca: &pki::Certificate, n: u64, founding: bool) {
+    let count_key = execution::keys::full(
+        execution::keys::IDENTITY,
+        &execution::keys::identity::org_count(),
+    );
+    // Only the genesis organisations are registered before.
+    let before = node
+        .view()
+        .get(&count_key)
+        .unwrap()
+        .map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap()));
+    let mut writes = Vec::new();
+    for i in 0..n {
+        let name = format!("Filler {:05}", before + i);
+        let record = execution::OrgRecord {
+            name: name.clone(),
+            ca_cert: ca.clone(),
+            registered_at: Height(node.height),
+            sponsor: (!founding).then(|| "GMChain Consortium".to_string()),
+            removed_at: None,
+            former_cas: Vec::new(),
+        };
+        let key = |k: Vec<u8>| execution::keys::full(execution::keys::IDENTITY, &k);
+        writes.push((
+            key(execution::keys::identity::org(&name)),
+            Some(record.encode()),
+        ));
+        writes.push((
+            key(execution::keys::identity::org_index(before + i)),
+            Some(name.into_bytes()),
+        ));
+    }
+    writes.push((count_key, Some((before + n).to_be_bytes().to_vec())));
+    let update = state::apply(&node.store, node.root, &writes).unwrap();
+    node.root = update.root;
+    node.store.write(update.nodes).unwrap();
+}
+
+/// Review finding: a governance `org-register` beyond the anchors list's decoding bound
+/// (1024) executed, and from then on every admission read a state it could not decode. Now the
+/// registration is refused while 1024 founding organisations are active.
+#[test]
+fn org_register_is_refused_when_the_anchor_list_is_full() {
+    let w = world();
+    let mut node = Node::new(&w.g);
+    let filler = w.pki.rogue_root("Filler CA", "Filler", "0f");
+    let genesis = w.g.organisations.len() as u64;
+    let n = w.pki.rogue_root("Agency N CA", "Agency N", "4e");
+    let register = |node: &Node| {
+        propose_org(
+            node,
+            &w.admin,
+            1,
+            "org-register",
+            vec![n.ca.der().to_vec(), w.pki.crl(&n, 1, 0, &[]).der().to_vec()],
+        )
+    };
+    // 1023 anchors: one more fits.
+    inflate_organisations(&mut node, &filler.ca, 1023 - genesis, true);
+    node.must_admit(&register(&node));
+    // 1024: full.
+    inflate_organisations(&mut node, &filler.ca, 1, true);
+    let r = node.admit(&register(&node)).unwrap_err();
+    assert_eq!(r.code, RejectCode::BadArguments, "{r}");
+    assert!(
+        r.message
+            .contains("1024 active founding organisations, the most its list of anchors holds"),
+        "{r}"
+    );
+}
+
+/// Review finding: proposals decode at most 4096 electors, while nothing bounded the active
+/// organisations; a proposal made with more could never be read again. Now it is refused.
+#[test]
+fn a_proposal_is_refused_while_more_organisations_are_active_than_an_electorate_holds() {
+    let w = world();
+    let mut node = Node::new(&w.g);
+    let filler = w.pki.rogue_root("Filler CA", "Filler", "0f");
+    let genesis = w.g.organisations.len() as u64;
+    let propose = |node: &Node| {
+        propose_org(
+            node,
+            &w.admin,
+            1,
+            "org-remove",
+            vec![b"Filler 00002".to_vec()],
+        )
+    };
+    // As many as an electorate holds: the proposal is admitted.
+    inflate_organisations(
+        &mut node,
+        &filler.ca,
+        execution::MAX_ELECTORATE as u64 - genesis,
+        false,
+    );
+    node.must_admit(&propose(&node));
+    // One more: refused.
+    inflate_organisations(&mut node, &filler.ca, 1, false);
+    let r = node.admit(&propose(&node)).unwrap_err();
+    assert_eq!(r.code, RejectCode::BadArguments, "{r}");
+    assert!(
+        r.message.contains(&format!(
+            "{} organisations are active, more than a proposal's electorate holds (4096)",
+            execution::MAX_ELECTORATE + 1
+        )),
+        "{r}"
+    );
+}

@@ -46,7 +46,6 @@ fn decide(w: &mut World, kind: &str, rest: Vec<Vec<u8>>, voters: &[usize]) -> [u
 /// (remove, register under another name). The proposal should be refused when proposed (and
 /// when executed), as a CA not valid at the block's time is.
 #[test]
-#[ignore = "review finding: org-register accepts a CRL that is not current; the new organisation is locked out"]
 fn review_org_register_must_refuse_a_crl_that_is_not_current() {
     let mut w = world();
     let n = new_org("Agency N", 191);
@@ -176,7 +175,6 @@ fn agency_e(w: &World, seed: u64, serial: u8) -> (pki::Certificate, Key, pki::Cr
 /// records keep one meaning. The sponsor's `replace_ca` of an organisation governance removed
 /// should be refused.
 #[test]
-#[ignore = "review finding: the sponsor's identity.replace_ca re-admits an organisation governance removed"]
 fn review_a_sponsor_must_not_undo_a_governance_removal_with_replace_ca() {
     let mut w = world();
     let (e_ca, e_admin, e_crl) = agency_e(&w, 301, 0x51);
@@ -236,7 +234,6 @@ fn review_a_sponsor_must_not_undo_a_governance_removal_with_replace_ca() {
 /// admins who would vote to raise the limit included. A lowering should be refused while a
 /// recorded CRL would not fit (or CRL updates be exempt from the limit).
 #[test]
-#[ignore = "review finding: a lowered max_tx_size leaves an organisation with a large CRL unable to renew it"]
 fn review_a_lowered_max_tx_size_must_leave_an_organisation_able_to_renew_its_crl() {
     let mut w = world();
     // Height 1: D records a CRL of 300 revoked serials (about 11 KB, under 128 KiB).
@@ -259,16 +256,19 @@ fn review_a_lowered_max_tx_size_must_leave_an_organisation_able_to_renew_its_crl
     );
     assert!(update.len() > 8192, "{}", update.len());
     assert_eq!(w.block(&[update]), vec![Status::Success]);
-    // Heights 2 to 4: A proposes max_tx_size 8192 from height 6; B and C agree.
+    // A proposal to lower max_tx_size to 8192 is refused: D could not renew its CRL.
     let lower = w.params_tx(0, 4, 6, [None, None, Some(8192)]);
-    let id = proposal_id(&lower);
-    assert_eq!(w.block(&[lower]), vec![Status::Success]);
-    for v in [1, 2] {
-        let vote = w.vote_tx(v, &id, true);
-        assert_eq!(w.block(&[vote]), vec![Status::Success]);
-    }
-    w.empty_blocks_until(5);
-    assert_eq!(w.ledger.params().unwrap().params.max_tx_size, 8192);
+    let r = w.admit(&lower).unwrap_err();
+    assert_eq!(r.code, RejectCode::BadArguments, "{r}");
+    assert!(
+        r.message
+            .contains("would leave \"Agency D\" unable to renew its CRL"),
+        "{r}"
+    );
+    // A limit that leaves room for it passes.
+    let room = big.der().len() + execution::CRL_RENEWAL_MARGIN;
+    let fits = w.params_tx(0, 4, 6, [None, None, Some(room as u64)]);
+    assert!(w.admit(&fits).is_ok());
     // D renews the same CRL (a later thisUpdate and nextUpdate): it must still be possible.
     let renewed = {
         let d = &w.orgs[3];
@@ -295,4 +295,55 @@ fn review_a_lowered_max_tx_size_must_leave_an_organisation_able_to_renew_its_crl
         entries.len(),
         r.unwrap_err()
     );
+}
+
+/// The other half of the finding: a lowering proposed while every CRL was small fails its
+/// executing vote (`GOVERNANCE_PARAMS_INVALID`) if a CRL grew past it in the meantime, and
+/// nothing becomes pending.
+#[test]
+fn a_lowering_fails_when_executed_if_a_crl_grew_past_it_since_the_proposal() {
+    let mut w = world();
+    let lower = w.params_tx(0, 20, 30, [None, None, Some(8192)]);
+    let id = proposal_id(&lower);
+    assert_eq!(w.block(&[lower]), vec![Status::Success]);
+    let vote_b = w.vote_tx(1, &id, true);
+    assert_eq!(w.block(&[vote_b]), vec![Status::Success]);
+    // D records a CRL of 300 entries.
+    let entries: Vec<pki::RevokedEntry> = (0..300u16)
+        .map(|i| pki::RevokedEntry {
+            serial: pki::Serial::from_bytes(&(0x1000 + i).to_be_bytes()).unwrap(),
+            revoked_at: t(1),
+            reason: pki::RevocationReason::KeyCompromise,
+        })
+        .collect();
+    let big = {
+        let d = &w.orgs[3];
+        issue_crl(&d.ca, &d.ca_key, 2, t(1), t(60), &entries).unwrap()
+    };
+    let update = w.tx(
+        &w.orgs[3].admin,
+        "identity",
+        "update_crl",
+        vec![big.der().to_vec()],
+    );
+    assert_eq!(w.block(&[update]), vec![Status::Success]);
+    // C's vote would execute it: it fails with the code, and the proposal stays open.
+    let vote_c = w.vote_tx(2, &id, true);
+    let statuses = w.block(&[vote_c]);
+    match &statuses[0] {
+        Status::Failed { code, message } => {
+            assert_eq!(
+                *code,
+                execution::FailureCode::ParamsInvalid.number(),
+                "{message}"
+            );
+            assert!(message.contains("unable to renew its CRL"), "{message}");
+        }
+        other => panic!("the executing vote succeeded: {other:?}"),
+    }
+    assert_eq!(proposal(&w, id).status, ProposalStatus::Open);
+    let pending = w
+        .ledger
+        .with_state(|v| execution::pending_params(v).unwrap());
+    assert_eq!(pending, None);
 }
