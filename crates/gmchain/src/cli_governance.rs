@@ -51,10 +51,9 @@ pub(crate) enum Vote {
     No,
 }
 
-/// When voting ends and when a validator change takes effect: absolute heights, or blocks
-/// after the node's tip.
+/// When voting ends: an absolute height, or blocks after the node's tip.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Schedule {
+pub(crate) struct Deadline {
     /// The last height at which votes count.
     #[arg(long, value_name = "H", conflicts_with = "deadline_in")]
     deadline: Option<u64>,
@@ -62,6 +61,14 @@ pub(crate) struct Schedule {
     /// block: a deadline already passed when it is proposed is refused.
     #[arg(long, value_name = "N")]
     deadline_in: Option<u64>,
+}
+
+/// When voting ends and when a change takes effect: absolute heights, or blocks after the
+/// node's tip.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Schedule {
+    #[command(flatten)]
+    deadline: Deadline,
     /// The first height the change applies to: the changed validator set or parameters
     /// (after the deadline).
     #[arg(long, value_name = "H", conflicts_with = "effective_in")]
@@ -165,12 +172,8 @@ pub(crate) enum ProposeCommand {
         /// Its CRL (PEM or DER), issued by that CA.
         #[arg(long, value_name = "FILE")]
         crl: PathBuf,
-        /// The last height at which votes count.
-        #[arg(long, value_name = "H", conflicts_with = "deadline_in")]
-        deadline: Option<u64>,
-        /// The deadline as blocks after the node's tip.
-        #[arg(long, value_name = "N")]
-        deadline_in: Option<u64>,
+        #[command(flatten)]
+        deadline: Deadline,
         #[command(flatten)]
         sender: SenderArgs,
         #[command(flatten)]
@@ -183,12 +186,8 @@ pub(crate) enum ProposeCommand {
         /// The organisation's name.
         #[arg(long)]
         organisation: String,
-        /// The last height at which votes count.
-        #[arg(long, value_name = "H", conflicts_with = "deadline_in")]
-        deadline: Option<u64>,
-        /// The deadline as blocks after the node's tip.
-        #[arg(long, value_name = "N")]
-        deadline_in: Option<u64>,
+        #[command(flatten)]
+        deadline: Deadline,
         #[command(flatten)]
         sender: SenderArgs,
         #[command(flatten)]
@@ -203,13 +202,8 @@ pub(crate) enum ProposeCommand {
         /// majority, all, or at-least:<m>.
         #[arg(long)]
         policy: String,
-        /// The last height at which votes count.
-        #[arg(long, value_name = "H", conflicts_with = "deadline_in")]
-        deadline: Option<u64>,
-        /// The deadline as blocks after the node's tip. Leave the transaction time to reach a
-        /// block: a deadline already passed when it is proposed is refused.
-        #[arg(long, value_name = "N")]
-        deadline_in: Option<u64>,
+        #[command(flatten)]
+        deadline: Deadline,
         #[command(flatten)]
         sender: SenderArgs,
         #[command(flatten)]
@@ -244,10 +238,9 @@ fn check_kind_args(kind: &str, args: &[Vec<u8>], what: &str) -> Result<(), Failu
 }
 
 /// A schedule of a deadline only.
-fn deadline_only(deadline: Option<u64>, deadline_in: Option<u64>) -> Schedule {
+fn deadline_only(deadline: Deadline) -> Schedule {
     Schedule {
         deadline,
-        deadline_in,
         effective: Some(0),
         effective_in: None,
     }
@@ -567,7 +560,6 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
             ca_cert,
             crl,
             deadline,
-            deadline_in,
             sender,
             node,
         } => {
@@ -579,36 +571,22 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
                 &args,
                 &format!("--ca-cert {} --crl {}", ca_cert.display(), crl.display()),
             )?;
-            (
-                "org-register",
-                args,
-                deadline_only(deadline, deadline_in),
-                sender,
-                node,
-            )
+            ("org-register", args, deadline_only(deadline), sender, node)
         }
         ProposeCommand::OrgRemove {
             organisation,
             deadline,
-            deadline_in,
             sender,
             node,
         } => {
             let args = vec![organisation.into_bytes()];
             check_kind_args("org-remove", &args, "--organisation")?;
-            (
-                "org-remove",
-                args,
-                deadline_only(deadline, deadline_in),
-                sender,
-                node,
-            )
+            ("org-remove", args, deadline_only(deadline), sender, node)
         }
         ProposeCommand::Policy {
             kind,
             policy,
             deadline,
-            deadline_in,
             sender,
             node,
         } => {
@@ -626,17 +604,11 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
                 .map_err(|e| Failure::BadInput(format!("--policy: {e}")))?;
             let args = vec![kind.into_bytes(), policy.into_bytes()];
             check_kind_args("policy", &args, "--kind/--policy")?;
-            (
-                "policy",
-                args,
-                deadline_only(deadline, deadline_in),
-                sender,
-                node,
-            )
+            ("policy", args, deadline_only(deadline), sender, node)
         }
     };
     // Options are checked before the node is asked for its tip.
-    if schedule.deadline.is_none() && schedule.deadline_in.is_none() {
+    if schedule.deadline.deadline.is_none() && schedule.deadline.deadline_in.is_none() {
         return Err(Failure::BadInput(
             "give --deadline H or --deadline-in N".into(),
         ));
@@ -648,8 +620,12 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
     }
     let mut client = connect(&node).await?;
     let tip = tip(&mut client).await?;
-    let (deadline, deadline_text) =
-        height(tip, schedule.deadline, schedule.deadline_in, "deadline")?;
+    let (deadline, deadline_text) = height(
+        tip,
+        schedule.deadline.deadline,
+        schedule.deadline.deadline_in,
+        "deadline",
+    )?;
     let (effective, effective_text) = if NO_EFFECTIVE_HEIGHT.contains(&kind) {
         (0, "in force from its execution".to_string())
     } else {
