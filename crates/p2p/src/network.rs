@@ -7,12 +7,23 @@
 //! before the acceptor judged its certificate), the dialler answers with its own once it
 //! accepted and registered the link, and only then does the acceptor register it. Frames then
 //! go both ways until either side closes, a frame breaks a rule, `revalidate` drops it, or shutdown.
+//!
+//! The relay rule: every link's writer sends the node's current link-state (the peers it holds
+//! live links to: up for `relay_settle`, heard from within `link_liveness`) first, then again
+//! whenever it changes (a `watch`, so only the latest is ever queued and none is dropped). A
+//! gossip message that arrived from peer S is relayed to peer P only if P's last
+//! advertisement does not list S. Why nothing is lost: if P advertises S, S itself either
+//! authored the message (and broadcast it to P) or first received it from some S' and relayed
+//! it to P unless P advertised S' — and so on back to the author, each step earlier in time.
+//! The windows in which an advertisement is stale are what `relay_settle` (a new link) and
+//! `link_liveness` (a silent one) bound; a closed link is withdrawn at once. A peer's
+//! advertisement only decides what is relayed to that peer: one that lies starves itself.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gmtls::rustls::{ClientConfig, ServerConfig};
 use gmtls::tokio_rustls::TlsAcceptor;
@@ -21,7 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::frame::{self, ReadError};
+use crate::frame::{self, Control, ReadError};
 use crate::seen::{SeenCache, message_id};
 use crate::{
     Admit, Direction, Inbound, LinkInfo, NetworkConfig, P2pError, PeerAddr, PeerId, PeerIdentity,
@@ -60,17 +71,35 @@ impl Drop for ShutdownOnDrop {
 
 struct Link {
     serial: u64,
+    /// Its peer's identity, and (`peer_links`) the peers it advertised live links to.
     info: LinkInfo,
     /// Who opened the connection: the one-link rule keeps the one the lower id opened.
     initiator: PeerId,
     tx: mpsc::Sender<Outgoing>,
     cancel: watch::Sender<bool>,
+    /// When it was registered.
+    since: Instant,
+    /// When a frame (any, keep-alives included) last arrived: milliseconds since the
+    /// network started, written by the link's reader.
+    heard: Arc<AtomicU64>,
+}
+
+/// A registered link, for its task.
+struct Registered {
+    serial: u64,
+    rx: mpsc::Receiver<Outgoing>,
+    cancelled: watch::Receiver<bool>,
+    heard: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
 struct Counters {
     frames_in: AtomicU64,
     frames_out: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    link_states_in: AtomicU64,
+    relays_spared: AtomicU64,
     duplicates: AtomicU64,
     relayed: AtomicU64,
     dials: AtomicU64,
@@ -96,6 +125,11 @@ struct Shared {
     links: Mutex<HashMap<PeerId, Link>>,
     /// Bumped whenever a link is added or removed; diallers wait on it.
     changed: watch::Sender<u64>,
+    /// This node's current link-state advertisement (an encoded control payload); every
+    /// link's writer sends each new value.
+    link_state: watch::Sender<Arc<[u8]>>,
+    /// The origin of the links' `heard` times.
+    started: Instant,
     seen: Mutex<SeenCache>,
     inbound: mpsc::Sender<Inbound>,
     counters: Counters,
@@ -166,6 +200,8 @@ impl Network {
             admit,
             links: Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
+            link_state: watch::channel(Arc::<[u8]>::from(frame::encode_link_state(&[]))).0,
+            started: Instant::now(),
             inbound,
             counters: Counters::default(),
             drops: Mutex::new(Default::default()),
@@ -177,6 +213,7 @@ impl Network {
         });
         tracing::info!(addr = %local_addr, id = %shared.config.local_id, "p2p listening");
         shared.spawn(listen(shared.clone(), listener));
+        shared.spawn(advertise(shared.clone()));
         let handle = NetworkHandle {
             shared,
             _guard: Arc::new(ShutdownOnDrop(shutdown)),
@@ -309,6 +346,10 @@ impl NetworkHandle {
             links: lock(&self.shared.links).len(),
             frames_in: get(&c.frames_in),
             frames_out: get(&c.frames_out),
+            bytes_in: get(&c.bytes_in),
+            bytes_out: get(&c.bytes_out),
+            link_states_in: get(&c.link_states_in),
+            relays_spared: get(&c.relays_spared),
             duplicates: get(&c.duplicates),
             relayed: get(&c.relayed),
             dropped: lock(&self.shared.drops).clone(),
@@ -360,13 +401,29 @@ impl Shared {
         *lock(&self.drops).entry((peer, topic)).or_insert(0) += 1;
     }
 
-    /// Queues a frame to every link but `except`; returns how many queues took it.
-    fn queue_to_all(&self, topic: Topic, payload: &Arc<[u8]>, except: Option<PeerId>) -> usize {
+    /// Queues a frame to every link (`from: None`, a broadcast), or relays one that arrived
+    /// from `from` to every other link whose peer does not advertise a live link to `from`
+    /// (the relay rule); returns how many queues took it.
+    fn queue_to_all(&self, topic: Topic, payload: &Arc<[u8]>, from: Option<PeerId>) -> usize {
+        let mut spared = 0;
         let targets: Vec<(PeerId, mpsc::Sender<Outgoing>)> = lock(&self.links)
             .iter()
-            .filter(|(id, _)| Some(**id) != except)
+            .filter(|(id, l)| match from {
+                None => true,
+                Some(from) if **id == from => false,
+                Some(from) => {
+                    let linked = l.info.peer_links.binary_search(&from).is_ok();
+                    spared += u64::from(linked);
+                    !linked
+                }
+            })
             .map(|(id, l)| (*id, l.tx.clone()))
             .collect();
+        if spared > 0 {
+            self.counters
+                .relays_spared
+                .fetch_add(spared, Ordering::Relaxed);
+        }
         let mut queued = 0;
         for (peer, tx) in targets {
             match tx.try_send((topic, payload.clone())) {
@@ -383,13 +440,9 @@ impl Shared {
     }
 
     /// Registers a link that passed authentication and admission, applying the one-link
-    /// rule. Returns its serial, queue and cancel signal, or `None` when the existing link to
-    /// the same peer is kept.
-    fn register(
-        &self,
-        info: LinkInfo,
-        initiator: PeerId,
-    ) -> Option<(u64, mpsc::Receiver<Outgoing>, watch::Receiver<bool>)> {
+    /// rule. Returns its serial, queue, cancel signal and last-heard time, or `None` when the
+    /// existing link to the same peer is kept.
+    fn register(&self, info: LinkInfo, initiator: PeerId) -> Option<Registered> {
         let peer = info.id();
         let mut links = lock(&self.links);
         if let Some(existing) = links.get(&peer) {
@@ -407,6 +460,7 @@ impl Shared {
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.config.outbound_queue);
         let (cancel, cancelled) = watch::channel(false);
+        let heard = Arc::new(AtomicU64::new(self.millis()));
         tracing::info!(peer = %info.peer, direction = ?info.direction, remote = %info.remote, "p2p link up");
         links.insert(
             peer,
@@ -416,11 +470,58 @@ impl Shared {
                 initiator,
                 tx,
                 cancel,
+                since: Instant::now(),
+                heard: heard.clone(),
             },
         );
         drop(links);
         self.changed.send_modify(|v| *v += 1);
-        Some((serial, rx, cancelled))
+        self.refresh_link_state();
+        Some(Registered {
+            serial,
+            rx,
+            cancelled,
+            heard,
+        })
+    }
+
+    /// Milliseconds since the network started.
+    fn millis(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Recomputes the link-state advertisement: the links up for `relay_settle` and heard
+    /// from within `link_liveness`. The links' writers send it if it changed.
+    fn refresh_link_state(&self) {
+        let now = Instant::now();
+        let now_ms = self.millis();
+        let (settle, liveness) = (self.config.relay_settle, self.config.link_liveness);
+        let liveness_ms = u64::try_from(liveness.as_millis()).unwrap_or(u64::MAX);
+        let live: Vec<PeerId> = lock(&self.links)
+            .iter()
+            .filter(|(_, l)| {
+                now.duration_since(l.since) >= settle
+                    && now_ms.saturating_sub(l.heard.load(Ordering::Relaxed)) <= liveness_ms
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let payload = frame::encode_link_state(&live);
+        self.link_state.send_if_modified(|current| {
+            if **current == *payload {
+                return false;
+            }
+            *current = payload.into();
+            true
+        });
+    }
+
+    /// Records peer `peer`'s advertisement on link `serial` (if that link is still the one).
+    fn set_peer_links(&self, peer: PeerId, serial: u64, peer_links: Vec<PeerId>) {
+        if let Some(l) = lock(&self.links).get_mut(&peer)
+            && l.serial == serial
+        {
+            l.info.peer_links = peer_links;
+        }
     }
 
     /// Removes link `serial` to `peer` if it is still the registered one, and signals its
@@ -436,6 +537,8 @@ impl Shared {
             Some(l) => {
                 l.cancel.send_replace(true);
                 self.changed.send_modify(|v| *v += 1);
+                // Withdrawn at once: peers relay its peer's messages here from now on.
+                self.refresh_link_state();
                 true
             }
             None => false,
@@ -496,6 +599,22 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
+/// Keeps the link-state advertisement current as links settle or fall silent (additions and
+/// removals refresh it at once).
+async fn advertise(shared: Arc<Shared>) {
+    let tick = (shared.config.link_liveness / 4)
+        .min(shared.config.relay_settle.max(Duration::from_millis(40)) / 4)
+        .clamp(Duration::from_millis(10), Duration::from_millis(250));
+    let stop = stopped(shared.shutdown.subscribe());
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(tick) => shared.refresh_link_state(),
+        }
+    }
+}
+
 async fn listen(shared: Arc<Shared>, listener: TcpListener) {
     let stop = shared.shutdown.subscribe();
     let stop = stopped(stop);
@@ -526,15 +645,8 @@ async fn listen(shared: Arc<Shared>, listener: TcpListener) {
                 _ = stop => None,
                 a = accept(&s, tcp, remote, permit) => a,
             };
-            if let Some(Accepted {
-                tls,
-                peer,
-                serial,
-                rx,
-                cancelled,
-            }) = accepted
-            {
-                drive(s, tls, peer, serial, rx, cancelled).await;
+            if let Some(Accepted { tls, peer, link }) = accepted {
+                drive(s, tls, peer, link).await;
             }
         });
     }
@@ -544,9 +656,7 @@ async fn listen(shared: Arc<Shared>, listener: TcpListener) {
 struct Accepted {
     tls: gmtls::tokio_rustls::server::TlsStream<TcpStream>,
     peer: PeerId,
-    serial: u64,
-    rx: mpsc::Receiver<Outgoing>,
-    cancelled: watch::Receiver<bool>,
+    link: Registered,
 }
 
 /// Takes an incoming connection through the handshake, admission, the hellos and
@@ -615,17 +725,12 @@ async fn accept(
     let info = LinkInfo {
         peer: identity,
         name,
+        peer_links: Vec::new(),
         direction: Direction::Inbound,
         remote,
     };
-    let (serial, rx, cancelled) = shared.register(info, peer)?;
-    Some(Accepted {
-        tls,
-        peer,
-        serial,
-        rx,
-        cancelled,
-    })
+    let link = shared.register(info, peer)?;
+    Some(Accepted { tls, peer, link })
 }
 
 /// Why a dial did not produce a link.
@@ -763,24 +868,25 @@ async fn dial(shared: &Arc<Shared>, peer: &PeerAddr) -> Result<(), DialFailure> 
     let info = LinkInfo {
         peer: identity,
         name,
+        peer_links: Vec::new(),
         direction: Direction::Outbound,
         remote,
     };
     // Kept or not, the peer is linked: `None` means its own connection to us is the one kept
     // (this one closes without our hello).
-    if let Some((serial, rx, cancelled)) = shared.register(info, shared.config.local_id) {
+    if let Some(link) = shared.register(info, shared.config.local_id) {
         let hello = async {
             frame::write_frame(&mut tls, Topic::CONTROL, &[]).await?;
             tls.flush().await
         };
         if !matches!(tokio::time::timeout(timeout, hello).await, Ok(Ok(()))) {
-            shared.remove_link(id, serial);
+            shared.remove_link(id, link.serial);
             return Err(DialFailure::Unreachable(
                 "the link broke before our hello".into(),
             ));
         }
         let s = shared.clone();
-        shared.spawn(drive(s, tls, id, serial, rx, cancelled));
+        shared.spawn(drive(s, tls, id, link));
     }
     Ok(())
 }
@@ -794,16 +900,19 @@ enum LinkEnd {
 }
 
 /// Runs a registered link until it ends, then unregisters it.
-async fn drive<S>(
-    shared: Arc<Shared>,
-    stream: S,
-    peer: PeerId,
-    serial: u64,
-    mut rx: mpsc::Receiver<Outgoing>,
-    cancelled: watch::Receiver<bool>,
-) where
+async fn drive<S>(shared: Arc<Shared>, stream: S, peer: PeerId, link: Registered)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let Registered {
+        serial,
+        mut rx,
+        cancelled,
+        heard,
+    } = link;
+    let mut link_state = shared.link_state.subscribe();
+    // The current state goes first on every new link.
+    link_state.mark_changed();
     let (mut r, w) = tokio::io::split(stream);
     let mut w = BufWriter::with_capacity(64 * 1024, w);
     let limits = shared.config.limits.clone();
@@ -821,11 +930,29 @@ async fn drive<S>(
                     return LinkEnd::Malformed(format!("{topic} frame of {len} bytes"));
                 }
             };
+            heard.store(shared.millis(), Ordering::Relaxed);
             if topic == Topic::CONTROL {
-                // A keep-alive: it only proved the peer alive.
+                match frame::decode_control(&payload) {
+                    // A keep-alive: it only proved the peer alive.
+                    Some(Control::KeepAlive) => {}
+                    Some(Control::LinkState(peer_links)) => {
+                        bump(&shared.counters.link_states_in);
+                        shared.set_peer_links(peer, serial, peer_links);
+                    }
+                    None => {
+                        return LinkEnd::Malformed(format!(
+                            "control frame of {} bytes",
+                            payload.len()
+                        ));
+                    }
+                }
                 continue;
             }
             bump(&shared.counters.frames_in);
+            shared.counters.bytes_in.fetch_add(
+                (frame::HEADER_LEN + payload.len()) as u64,
+                Ordering::Relaxed,
+            );
             let payload: Arc<[u8]> = payload.into();
             if shared.config.relay_topics.contains(&topic) {
                 // SM3 of a block-sized payload takes a while: off the runtime's other tasks.
@@ -859,18 +986,37 @@ async fn drive<S>(
     };
     let writer = async {
         loop {
-            match tokio::time::timeout(keepalive, rx.recv()).await {
-                Ok(Some((topic, payload))) => {
-                    frame::write_frame(&mut w, topic, &payload).await?;
-                    bump(&shared.counters.frames_out);
+            tokio::select! {
+                // A new link-state goes before any queued frame: peers relay by it.
+                biased;
+                changed = link_state.changed() => {
+                    if changed.is_err() {
+                        // The network is being dropped.
+                        return Ok::<(), std::io::Error>(());
+                    }
+                    let state = link_state.borrow_and_update().clone();
+                    frame::write_frame(&mut w, Topic::CONTROL, &state).await?;
                     if rx.is_empty() {
                         w.flush().await?;
                     }
                 }
-                Ok(None) => return Ok::<(), std::io::Error>(()),
-                // Nothing to send for a while: a keep-alive, so the peer's idle limit holds
-                // only for a peer that is gone.
-                Err(_) => {
+                next = rx.recv() => {
+                    let Some((topic, payload)) = next else {
+                        return Ok(());
+                    };
+                    frame::write_frame(&mut w, topic, &payload).await?;
+                    bump(&shared.counters.frames_out);
+                    shared.counters.bytes_out.fetch_add(
+                        (frame::HEADER_LEN + payload.len()) as u64,
+                        Ordering::Relaxed,
+                    );
+                    if rx.is_empty() {
+                        w.flush().await?;
+                    }
+                }
+                // Nothing to send for a while: a keep-alive, so the peer's idle limit (and
+                // liveness) holds only for a peer that is gone.
+                _ = tokio::time::sleep(keepalive) => {
                     frame::write_frame(&mut w, Topic::CONTROL, &[]).await?;
                     w.flush().await?;
                 }
