@@ -278,6 +278,9 @@ pub struct Stats {
     /// Relays not queued because the peer advertised a live link to the message's sender
     /// (which sent or relayed it there itself).
     pub relays_spared: u64,
+    /// Spared messages sent after all, because their peer withdrew its link to their sender
+    /// (they may have been lost on it).
+    pub relays_recovered: u64,
     /// Gossip frames received again and ignored.
     pub duplicates: u64,
     /// Gossip frames queued to other peers on receipt.

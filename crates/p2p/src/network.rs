@@ -84,6 +84,40 @@ struct Link {
     heard: Arc<AtomicU64>,
 }
 
+/// Gossip messages not relayed to some peer because it advertised a live link to their sender,
+/// kept for [`SPARED_KEPT`] × `link_liveness`: a peer that withdraws the sender (the link
+/// closed, or fell silent) may have lost some of them on that link, and is sent them again
+/// (its seen-cache drops what it had). Shared payloads: only the references cost memory.
+#[derive(Default)]
+struct Spared {
+    /// (when, sender, topic, payload), oldest first.
+    messages: std::collections::VecDeque<(Instant, PeerId, Topic, Arc<[u8]>)>,
+    bytes: usize,
+}
+
+/// How many `link_liveness` periods a spared message is kept: a silent link is withdrawn
+/// after one, plus the advertisement's way.
+const SPARED_KEPT: u32 = 2;
+/// The most spared messages kept, and their most bytes, whatever their age.
+const SPARED_MAX: usize = 65_536;
+const SPARED_MAX_BYTES: usize = 256 << 20;
+
+impl Spared {
+    fn push(&mut self, now: Instant, keep: Duration, m: (Instant, PeerId, Topic, Arc<[u8]>)) {
+        self.bytes += m.3.len();
+        self.messages.push_back(m);
+        while let Some(front) = self.messages.front() {
+            let old = now.duration_since(front.0) > keep;
+            if !old && self.messages.len() <= SPARED_MAX && self.bytes <= SPARED_MAX_BYTES {
+                break;
+            }
+            if let Some(gone) = self.messages.pop_front() {
+                self.bytes -= gone.3.len();
+            }
+        }
+    }
+}
+
 /// A registered link, for its task.
 struct Registered {
     serial: u64,
@@ -100,6 +134,7 @@ struct Counters {
     bytes_out: AtomicU64,
     link_states_in: AtomicU64,
     relays_spared: AtomicU64,
+    relays_recovered: AtomicU64,
     duplicates: AtomicU64,
     relayed: AtomicU64,
     dials: AtomicU64,
@@ -130,6 +165,8 @@ struct Shared {
     link_state: watch::Sender<Arc<[u8]>>,
     /// The origin of the links' `heard` times.
     started: Instant,
+    /// Gossip messages whose relay was spared lately, for a peer that withdraws their sender.
+    spared: Mutex<Spared>,
     seen: Mutex<SeenCache>,
     inbound: mpsc::Sender<Inbound>,
     counters: Counters,
@@ -202,6 +239,7 @@ impl Network {
             changed: watch::channel(0).0,
             link_state: watch::channel(Arc::<[u8]>::from(frame::encode_link_state(&[]))).0,
             started: Instant::now(),
+            spared: Mutex::new(Spared::default()),
             inbound,
             counters: Counters::default(),
             drops: Mutex::new(Default::default()),
@@ -350,6 +388,7 @@ impl NetworkHandle {
             bytes_out: get(&c.bytes_out),
             link_states_in: get(&c.link_states_in),
             relays_spared: get(&c.relays_spared),
+            relays_recovered: get(&c.relays_recovered),
             duplicates: get(&c.duplicates),
             relayed: get(&c.relayed),
             dropped: lock(&self.shared.drops).clone(),
@@ -423,6 +462,11 @@ impl Shared {
             self.counters
                 .relays_spared
                 .fetch_add(spared, Ordering::Relaxed);
+            if let Some(from) = from {
+                let now = Instant::now();
+                let keep = self.config.link_liveness * SPARED_KEPT;
+                lock(&self.spared).push(now, keep, (now, from, topic, payload.clone()));
+            }
         }
         let mut queued = 0;
         for (peer, tx) in targets {
@@ -516,11 +560,41 @@ impl Shared {
     }
 
     /// Records peer `peer`'s advertisement on link `serial` (if that link is still the one).
+    /// The senders it no longer lists may have lost messages on their way to it: those
+    /// recently spared for it are sent to it now.
     fn set_peer_links(&self, peer: PeerId, serial: u64, peer_links: Vec<PeerId>) {
-        if let Some(l) = lock(&self.links).get_mut(&peer)
-            && l.serial == serial
-        {
+        let (withdrawn, tx) = {
+            let mut links = lock(&self.links);
+            let Some(l) = links.get_mut(&peer).filter(|l| l.serial == serial) else {
+                return;
+            };
+            let withdrawn: Vec<PeerId> = l
+                .info
+                .peer_links
+                .iter()
+                .filter(|s| peer_links.binary_search(s).is_err())
+                .copied()
+                .collect();
             l.info.peer_links = peer_links;
+            (withdrawn, l.tx.clone())
+        };
+        if withdrawn.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let keep = self.config.link_liveness * SPARED_KEPT;
+        let again: Vec<(Topic, Arc<[u8]>)> = lock(&self.spared)
+            .messages
+            .iter()
+            .filter(|m| now.duration_since(m.0) <= keep && withdrawn.contains(&m.1))
+            .map(|m| (m.2, m.3.clone()))
+            .collect();
+        for (topic, payload) in again {
+            match tx.try_send((topic, payload)) {
+                Ok(()) => bump(&self.counters.relays_recovered),
+                Err(mpsc::error::TrySendError::Full(_)) => self.count_drop(peer, topic),
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
         }
     }
 

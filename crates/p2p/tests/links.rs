@@ -406,6 +406,28 @@ async fn first_through(from: &Node, to: &mut Node, tag: &str) -> (Duration, Inbo
     }
 }
 
+/// Broadcasts `n` transactions tagged `tag` from `from`, one every 50 ms, and checks that `to`
+/// receives every one of them (each once) within `WAIT`: what the partition swallowed on the
+/// direct link was sent again through the common peer.
+async fn none_lost(from: &Node, to: &mut Node, tag: &str, n: usize) {
+    let want: std::collections::BTreeSet<String> = (0..n).map(|i| format!("{tag} {i}")).collect();
+    for m in &want {
+        from.net
+            .broadcast(Topic::TRANSACTION, m.clone().into_bytes())
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut got = std::collections::BTreeSet::new();
+    while got.len() < want.len() {
+        let m = recv(&mut to.rx).await;
+        let text = String::from_utf8(m.payload.to_vec()).unwrap();
+        if text.starts_with(tag) {
+            assert!(got.insert(text.clone()), "{text} delivered twice");
+        }
+    }
+    assert_eq!(got, want);
+}
+
 /// Drains what is queued for `n` (late copies of a loop of broadcasts).
 async fn drain(n: &mut Node) {
     while tokio::time::timeout(Duration::from_millis(300), n.rx.recv())
@@ -430,8 +452,14 @@ async fn a_cut_link_is_bridged_by_the_common_peer_at_once() {
     assert_eq!(c.net.stats().relayed, 0);
     assert_eq!(c.net.stats().relays_spared, 1);
 
-    // Cut: b withdraws a from its advertisement when the link closes, and c relays.
-    proxy.set(Mode::Cut);
+    // Cut while a broadcasts: b withdraws a from its advertisement when the link closes, c
+    // relays from then on and sends again what it had spared b lately.
+    let cut = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        proxy.set(Mode::Cut);
+    };
+    tokio::join!(cut, none_lost(&a, &mut b, "around the cut", 20));
+    drain(&mut b).await;
     let (took, m) = first_through(&a, &mut b, "cut").await;
     assert_eq!(m.peer, c.id(), "through c");
     assert!(took < Duration::from_secs(1), "bridged after {took:?}");
@@ -481,8 +509,16 @@ async fn a_cut_link_is_bridged_by_the_common_peer_at_once() {
 async fn a_silent_link_is_bridged_by_the_common_peer_before_it_is_closed() {
     let pki = Pki::new(17);
     let (mut a, mut b, c, proxy) = triangle(&pki).await;
-    // Silent partition: the a-b connection stays open but carries nothing.
-    proxy.set(Mode::BlackHole);
+    // Silent partition while a broadcasts: the a-b connection stays open but carries
+    // nothing. For link_liveness b still advertises a and c spares it a's messages; once b
+    // withdraws a, c sends them again. None is lost.
+    let silence = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        proxy.set(Mode::BlackHole);
+    };
+    tokio::join!(silence, none_lost(&a, &mut b, "into the silence", 20));
+    assert!(c.net.stats().relays_recovered > 0);
+    drain(&mut b).await;
     let (took, m) = first_through(&a, &mut b, "silent").await;
     assert_eq!(m.peer, c.id(), "through c");
     // link_liveness (400 ms) plus a tick, far below the 8 s idle timeout.
