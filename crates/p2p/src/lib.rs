@@ -23,7 +23,8 @@
 //!   received from peer S is relayed to peer P only if P does not advertise a live link to
 //!   S. A full mesh thus carries each message once per link (its author's broadcast), while a
 //!   node that lost its link to S (closed, or silent for [`NetworkConfig::link_liveness`])
-//!   stops advertising it and gets S's messages relayed again through the others;
+//!   stops advertising it and gets S's messages relayed again through the others, including
+//!   those of S spared for it lately (they may have been lost on the broken link);
 //! - opens every link with a hello each way (empty control frames: a link exists only once
 //!   both ends accepted each other), sends keep-alives on quiet links and closes a link on
 //!   which nothing arrived for the idle timeout (a crashed peer's half-open connection);

@@ -16,8 +16,11 @@
 //! authored the message (and broadcast it to P) or first received it from some S' and relayed
 //! it to P unless P advertised S' — and so on back to the author, each step earlier in time.
 //! The windows in which an advertisement is stale are what `relay_settle` (a new link) and
-//! `link_liveness` (a silent one) bound; a closed link is withdrawn at once. A peer's
-//! advertisement only decides what is relayed to that peer: one that lies starves itself.
+//! `link_liveness` (a silent one) bound; a closed link is withdrawn at once. What S sent to P
+//! in such a window may be lost on the S–P link while the others spared P: each node keeps
+//! the messages it spared for 2 × `link_liveness` and sends P those of S when P withdraws S.
+//! A peer's advertisement only decides what is relayed to that peer: one that lies starves
+//! itself.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -90,9 +93,19 @@ struct Link {
 /// (its seen-cache drops what it had). Shared payloads: only the references cost memory.
 #[derive(Default)]
 struct Spared {
-    /// (when, sender, topic, payload), oldest first.
-    messages: std::collections::VecDeque<(Instant, PeerId, Topic, Arc<[u8]>)>,
+    /// Oldest first.
+    messages: std::collections::VecDeque<SparedMessage>,
     bytes: usize,
+}
+
+struct SparedMessage {
+    at: Instant,
+    /// Whom it came from.
+    from: PeerId,
+    /// The peers it was not relayed to.
+    spared: Vec<PeerId>,
+    topic: Topic,
+    payload: Arc<[u8]>,
 }
 
 /// How many `link_liveness` periods a spared message is kept: a silent link is withdrawn
@@ -103,16 +116,16 @@ const SPARED_MAX: usize = 65_536;
 const SPARED_MAX_BYTES: usize = 256 << 20;
 
 impl Spared {
-    fn push(&mut self, now: Instant, keep: Duration, m: (Instant, PeerId, Topic, Arc<[u8]>)) {
-        self.bytes += m.3.len();
+    fn push(&mut self, now: Instant, keep: Duration, m: SparedMessage) {
+        self.bytes += m.payload.len();
         self.messages.push_back(m);
         while let Some(front) = self.messages.front() {
-            let old = now.duration_since(front.0) > keep;
+            let old = now.duration_since(front.at) > keep;
             if !old && self.messages.len() <= SPARED_MAX && self.bytes <= SPARED_MAX_BYTES {
                 break;
             }
             if let Some(gone) = self.messages.pop_front() {
-                self.bytes -= gone.3.len();
+                self.bytes -= gone.payload.len();
             }
         }
     }
@@ -444,29 +457,47 @@ impl Shared {
     /// from `from` to every other link whose peer does not advertise a live link to `from`
     /// (the relay rule); returns how many queues took it.
     fn queue_to_all(&self, topic: Topic, payload: &Arc<[u8]>, from: Option<PeerId>) -> usize {
-        let mut spared = 0;
-        let targets: Vec<(PeerId, mpsc::Sender<Outgoing>)> = lock(&self.links)
+        let mut spared: Vec<PeerId> = Vec::new();
+        let links = lock(&self.links);
+        // What the sender advertised before this message (same link, in order): a peer it
+        // lists was linked to it when it sent or relayed the message, so got it from it.
+        let from_links: &[PeerId] = from
+            .and_then(|f| links.get(&f))
+            .map_or(&[], |l| &l.info.peer_links);
+        let targets: Vec<(PeerId, mpsc::Sender<Outgoing>)> = links
             .iter()
             .filter(|(id, l)| match from {
                 None => true,
                 Some(from) if **id == from => false,
                 Some(from) => {
-                    let linked = l.info.peer_links.binary_search(&from).is_ok();
-                    spared += u64::from(linked);
+                    let linked = l.info.peer_links.binary_search(&from).is_ok()
+                        && from_links.binary_search(id).is_ok();
+                    if linked {
+                        spared.push(**id);
+                    }
                     !linked
                 }
             })
             .map(|(id, l)| (*id, l.tx.clone()))
             .collect();
-        if spared > 0 {
+        drop(links);
+        if let (Some(from), false) = (from, spared.is_empty()) {
             self.counters
                 .relays_spared
-                .fetch_add(spared, Ordering::Relaxed);
-            if let Some(from) = from {
-                let now = Instant::now();
-                let keep = self.config.link_liveness * SPARED_KEPT;
-                lock(&self.spared).push(now, keep, (now, from, topic, payload.clone()));
-            }
+                .fetch_add(spared.len() as u64, Ordering::Relaxed);
+            let now = Instant::now();
+            let keep = self.config.link_liveness * SPARED_KEPT;
+            lock(&self.spared).push(
+                now,
+                keep,
+                SparedMessage {
+                    at: now,
+                    from,
+                    spared,
+                    topic,
+                    payload: payload.clone(),
+                },
+            );
         }
         let mut queued = 0;
         for (peer, tx) in targets {
@@ -560,10 +591,10 @@ impl Shared {
     }
 
     /// Records peer `peer`'s advertisement on link `serial` (if that link is still the one).
-    /// The senders it no longer lists may have lost messages on their way to it: those
-    /// recently spared for it are sent to it now.
+    /// A peer W it no longer lists may have lost messages on their way between them: those of
+    /// W recently spared for `peer`, and those of `peer` spared for W, are sent now.
     fn set_peer_links(&self, peer: PeerId, serial: u64, peer_links: Vec<PeerId>) {
-        let (withdrawn, tx) = {
+        let (withdrawn, senders) = {
             let mut links = lock(&self.links);
             let Some(l) = links.get_mut(&peer).filter(|l| l.serial == serial) else {
                 return;
@@ -576,24 +607,44 @@ impl Shared {
                 .copied()
                 .collect();
             l.info.peer_links = peer_links;
-            (withdrawn, l.tx.clone())
+            let senders: HashMap<PeerId, mpsc::Sender<Outgoing>> = withdrawn
+                .iter()
+                .chain(std::iter::once(&peer))
+                .filter_map(|id| links.get(id).map(|l| (*id, l.tx.clone())))
+                .collect();
+            (withdrawn, senders)
         };
         if withdrawn.is_empty() {
             return;
         }
         let now = Instant::now();
         let keep = self.config.link_liveness * SPARED_KEPT;
-        let again: Vec<(Topic, Arc<[u8]>)> = lock(&self.spared)
+        let again: Vec<(PeerId, Topic, Arc<[u8]>)> = lock(&self.spared)
             .messages
             .iter()
-            .filter(|m| now.duration_since(m.0) <= keep && withdrawn.contains(&m.1))
-            .map(|m| (m.2, m.3.clone()))
+            .filter(|m| now.duration_since(m.at) <= keep)
+            .flat_map(|m| {
+                let to_peer =
+                    (withdrawn.contains(&m.from) && m.spared.contains(&peer)).then_some(peer);
+                let from_peer = (m.from == peer)
+                    .then(|| withdrawn.iter().filter(|w| m.spared.contains(w)).copied())
+                    .into_iter()
+                    .flatten();
+                to_peer
+                    .into_iter()
+                    .chain(from_peer)
+                    .map(|to| (to, m.topic, m.payload.clone()))
+                    .collect::<Vec<_>>()
+            })
             .collect();
-        for (topic, payload) in again {
+        for (to, topic, payload) in again {
+            let Some(tx) = senders.get(&to) else {
+                continue;
+            };
             match tx.try_send((topic, payload)) {
                 Ok(()) => bump(&self.counters.relays_recovered),
-                Err(mpsc::error::TrySendError::Full(_)) => self.count_drop(peer, topic),
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(_)) => self.count_drop(to, topic),
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
     }
@@ -1059,25 +1110,36 @@ where
         }
     };
     let writer = async {
+        // A new link-state waiting for the frames queued before it (count, state): peers
+        // judge each frame by the state written before it, so a frame queued before a link
+        // came up must not follow a state that lists that link's peer.
+        let mut pending: Option<(usize, Arc<[u8]>)> = None;
         loop {
+            if let Some((0, state)) = &pending {
+                frame::write_frame(&mut w, Topic::CONTROL, state).await?;
+                pending = None;
+                if rx.is_empty() {
+                    w.flush().await?;
+                }
+                continue;
+            }
             tokio::select! {
-                // A new link-state goes before any queued frame: peers relay by it.
                 biased;
-                changed = link_state.changed() => {
+                changed = link_state.changed(), if pending.is_none() => {
                     if changed.is_err() {
                         // The network is being dropped.
                         return Ok::<(), std::io::Error>(());
                     }
                     let state = link_state.borrow_and_update().clone();
-                    frame::write_frame(&mut w, Topic::CONTROL, &state).await?;
-                    if rx.is_empty() {
-                        w.flush().await?;
-                    }
+                    pending = Some((rx.len(), state));
                 }
                 next = rx.recv() => {
                     let Some((topic, payload)) = next else {
                         return Ok(());
                     };
+                    if let Some((before, _)) = &mut pending {
+                        *before = before.saturating_sub(1);
+                    }
                     frame::write_frame(&mut w, topic, &payload).await?;
                     bump(&shared.counters.frames_out);
                     shared.counters.bytes_out.fetch_add(

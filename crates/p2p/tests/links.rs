@@ -207,7 +207,7 @@ async fn a_full_mesh_carries_each_message_once_per_link() {
     }
     let before: Vec<p2p::Stats> = nodes.iter().map(|n| n.net.stats()).collect();
     const EACH: usize = 5;
-    let mut sent_bytes = vec![0u64; 4];
+    let mut sent_bytes = [0u64; 4];
     for k in 0..EACH {
         for (i, n) in nodes.iter().enumerate() {
             let payload = format!("vote {k} of {i}").into_bytes();
