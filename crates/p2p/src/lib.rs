@@ -20,11 +20,12 @@
 //!   while it is remembered;
 //! - relays only where it is needed (the relay rule): each node advertises to each peer, in
 //!   link-state control frames, the peers it currently holds live links to, and a message
-//!   received from peer S is relayed to peer P only if P does not advertise a live link to
-//!   S. A full mesh thus carries each message once per link (its author's broadcast), while a
-//!   node that lost its link to S (closed, or silent for [`NetworkConfig::link_liveness`])
-//!   stops advertising it and gets S's messages relayed again through the others, including
-//!   those of S spared for it lately (they may have been lost on the broken link);
+//!   received from peer S is not relayed to peer P when P advertises S and S's advertisement
+//!   (read before the message on S's link) lists P: S then sent it to P itself. A full mesh
+//!   thus carries each message once per link (its author's broadcast), while a node that lost
+//!   its link to S (closed, or silent for [`NetworkConfig::link_liveness`]) stops advertising
+//!   it and gets S's messages relayed again through the others, including those spared for
+//!   it lately (they may have been lost on the broken link);
 //! - opens every link with a hello each way (empty control frames: a link exists only once
 //!   both ends accepted each other), sends keep-alives on quiet links and closes a link on
 //!   which nothing arrived for the idle timeout (a crashed peer's half-open connection);
@@ -139,9 +140,10 @@ pub struct NetworkConfig {
     pub idle_timeout: Duration,
     /// The topics that are relayed and deduplicated.
     pub relay_topics: Vec<Topic>,
-    /// A link this node advertises as live must have been up this long: a message its peer
-    /// broadcast just before the link came up went to the others only, and they relay it
-    /// here while the advertisement is still on its way.
+    /// A link this node advertises as live must have been up this long: a link that comes
+    /// and goes (a peer restarting, both ends dialling at once) does not make the
+    /// advertisement flap. Correctness does not depend on it (the advertisements are read in
+    /// order with the messages).
     pub relay_settle: Duration,
     /// A link on which nothing (not even a keep-alive) arrived for this long is no longer
     /// advertised as live, so peers relay its peer's messages here again well before

@@ -9,18 +9,18 @@
 //! go both ways until either side closes, a frame breaks a rule, `revalidate` drops it, or shutdown.
 //!
 //! The relay rule: every link's writer sends the node's current link-state (the peers it holds
-//! live links to: up for `relay_settle`, heard from within `link_liveness`) first, then again
-//! whenever it changes (a `watch`, so only the latest is ever queued and none is dropped). A
-//! gossip message that arrived from peer S is relayed to peer P only if P's last
-//! advertisement does not list S. Why nothing is lost: if P advertises S, S itself either
-//! authored the message (and broadcast it to P) or first received it from some S' and relayed
-//! it to P unless P advertised S' — and so on back to the author, each step earlier in time.
-//! The windows in which an advertisement is stale are what `relay_settle` (a new link) and
-//! `link_liveness` (a silent one) bound; a closed link is withdrawn at once. What S sent to P
-//! in such a window may be lost on the S–P link while the others spared P: each node keeps
-//! the messages it spared for 2 × `link_liveness` and sends P those of S when P withdraws S.
-//! A peer's advertisement only decides what is relayed to that peer: one that lies starves
-//! itself.
+//! live links to: up for `relay_settle`, heard from within `link_liveness`) first, then each
+//! new one after the frames queued before it (a `watch`, so only the latest waits and none is
+//! dropped): a peer reads each frame after the state its sender had when queueing it. A
+//! gossip message that arrived from peer S is not relayed to peer P when P's last
+//! advertisement lists S and S's lists P. Why nothing is lost: S listed P, so S had the link
+//! when it queued the message and queued it to P too (its own broadcast, or its relay unless
+//! P and S's own source listed each other, and so on back to the author, each step earlier).
+//! It can still be lost on the S–P link if that link breaks or falls silent: each node keeps
+//! what it spared for 2 × `link_liveness` and, when P or S withdraws the other, sends again
+//! those of S spared for P and of P spared for S. A node's advertisement only spares relays
+//! between itself and the peers that list it back: a node that lies costs itself, or what it
+//! could withhold anyway by not relaying.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
