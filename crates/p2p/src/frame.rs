@@ -1,16 +1,31 @@
 //! The wire format of a link: frames of `u32` big-endian payload length, one topic byte, and
 //! the payload. The length is checked against the topic's limit before anything is allocated,
 //! so a peer announcing 4 GiB costs nothing but the link.
+//!
+//! Control frames (topic 0) are the link's own. An empty one is a hello (the first frame each
+//! way) or a keep-alive; a non-empty one is a link-state advertisement: kind byte 1, a `u16`
+//! big-endian count, then that many 32-byte peer ids in strictly ascending order, nothing
+//! after them ([`encode_link_state`], [`decode_control`]). Anything else closes the link.
 
 use std::fmt;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::P2pError;
+use crate::{P2pError, PeerId};
 
 /// The bytes before a payload: its length (`u32`, big-endian) and its topic.
 pub const HEADER_LEN: usize = 5;
+
+/// The most peers one link-state advertisement lists. A node with more live links advertises
+/// the first ones in id order: listing fewer only means more relays to it, never fewer.
+pub const MAX_ADVERTISED_LINKS: usize = 1024;
+
+/// The kind byte of a link-state advertisement.
+const LINK_STATE: u8 = 1;
+
+/// The largest control payload: a link-state advertisement of [`MAX_ADVERTISED_LINKS`] peers.
+pub const MAX_CONTROL_PAYLOAD: u32 = (3 + 32 * MAX_ADVERTISED_LINKS) as u32;
 
 /// What a frame carries. The crate does not read payloads; the topic says which queue of the
 /// node they go to, whether they are relayed, and which size limit applies.
@@ -18,8 +33,8 @@ pub const HEADER_LEN: usize = 5;
 pub struct Topic(u8);
 
 impl Topic {
-    /// The link's own control frames, always empty: the hellos that open a link, then
-    /// keep-alives. Never delivered to the node.
+    /// The link's own control frames: the hellos that open a link, keep-alives (both empty)
+    /// and link-state advertisements. Never delivered to the node.
     pub(crate) const CONTROL: Topic = Topic(0);
     /// A block proposal (carries a block: the large limit applies by default).
     pub const PROPOSAL: Topic = Topic(1);
@@ -85,7 +100,7 @@ impl Limits {
     /// Returns the largest payload `topic` may carry.
     pub fn max_for(&self, topic: Topic) -> u32 {
         if topic == Topic::CONTROL {
-            0
+            MAX_CONTROL_PAYLOAD
         } else if self.large_topics.contains(&topic) {
             self.max_large_payload
         } else {
@@ -112,7 +127,8 @@ pub(crate) enum ReadError {
     Idle(Duration),
     /// The announced length exceeds the topic's limit.
     Oversized { topic: Topic, len: u32, max: u32 },
-    /// A control frame that is not empty, or a frame out of place.
+    /// A control frame that is neither empty nor a well-formed link-state advertisement, or
+    /// a frame out of place.
     Malformed { topic: Topic, len: u32 },
 }
 
@@ -151,9 +167,6 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     read_full(r, &mut header, idle).await?;
     let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     let topic = Topic(header[4]);
-    if topic == Topic::CONTROL && len != 0 {
-        return Err(ReadError::Malformed { topic, len });
-    }
     let max = limits.max_for(topic);
     if len > max {
         return Err(ReadError::Oversized { topic, len, max });
@@ -176,6 +189,61 @@ pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
     header[4] = topic.0;
     w.write_all(&header).await?;
     w.write_all(payload).await
+}
+
+/// What a control frame says.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// A hello or a keep-alive: the peer is there.
+    KeepAlive,
+    /// The peers the sender currently holds live links to, ascending.
+    LinkState(Vec<PeerId>),
+}
+
+/// Encodes a link-state advertisement of `peers` (sorted and deduplicated here; beyond
+/// [`MAX_ADVERTISED_LINKS`] the highest ids are left out).
+pub(crate) fn encode_link_state(peers: &[PeerId]) -> Vec<u8> {
+    let mut ids: Vec<PeerId> = peers.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.truncate(MAX_ADVERTISED_LINKS);
+    let mut out = Vec::with_capacity(3 + 32 * ids.len());
+    out.push(LINK_STATE);
+    // At most MAX_ADVERTISED_LINKS (1024) ids: the count fits a u16.
+    out.extend_from_slice(&(ids.len() as u16).to_be_bytes());
+    for id in &ids {
+        out.extend_from_slice(id.0.as_bytes());
+    }
+    out
+}
+
+/// Decodes a control frame's payload; `None` if it is malformed (unknown kind, a count that
+/// does not match the length, more than [`MAX_ADVERTISED_LINKS`] ids, ids out of order or
+/// repeated).
+pub(crate) fn decode_control(payload: &[u8]) -> Option<Control> {
+    let Some((&kind, rest)) = payload.split_first() else {
+        return Some(Control::KeepAlive);
+    };
+    if kind != LINK_STATE || rest.len() < 2 {
+        return None;
+    }
+    let count = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+    let ids = &rest[2..];
+    if count > MAX_ADVERTISED_LINKS || ids.len() != count * 32 {
+        return None;
+    }
+    let mut peers: Vec<PeerId> = Vec::with_capacity(count);
+    for chunk in ids.chunks_exact(32) {
+        let mut id = [0u8; 32];
+        id.copy_from_slice(chunk);
+        let id = PeerId(crypto::Digest(id));
+        // Strictly ascending: one encoding per set, so a peer cannot pad or repeat.
+        if peers.last().is_some_and(|last| *last >= id) {
+            return None;
+        }
+        peers.push(id);
+    }
+    Some(Control::LinkState(peers))
 }
 
 /// Reads the acceptor's hello: an empty control frame.
@@ -243,10 +311,16 @@ mod tests {
             read(&[0xff, 0xff, 0xff, 0xff, 3]).await,
             Err(ReadError::Oversized { len: u32::MAX, .. })
         ));
-        // A control frame carries nothing.
+        // A control frame carries at most a link-state advertisement of 1024 peers.
+        let max = MAX_CONTROL_PAYLOAD;
+        assert_eq!(max, 3 + 32 * 1024);
         assert!(matches!(
-            read(&[0, 0, 0, 1, 0, 9]).await,
-            Err(ReadError::Malformed { len: 1, .. })
+            read(&[&max.to_be_bytes()[..], &[0]].concat()).await,
+            Err(ReadError::Closed(_))
+        ));
+        assert!(matches!(
+            read(&[&(max + 1).to_be_bytes()[..], &[0]].concat()).await,
+            Err(ReadError::Oversized { len, .. }) if len == max + 1
         ));
     }
 
@@ -294,6 +368,78 @@ mod tests {
             read_hello(&mut vote, &limits()).await,
             Err(ReadError::Malformed { .. })
         ));
+    }
+
+    fn id(b: u8) -> PeerId {
+        PeerId(crypto::Digest([b; 32]))
+    }
+
+    /// The advertisement's bytes are pinned: kind 1, count, ids ascending.
+    #[test]
+    fn a_link_state_is_kind_count_and_ascending_ids() {
+        let bytes = encode_link_state(&[id(9), id(2), id(9)]);
+        let want = [&[1u8, 0, 2][..], &[2; 32], &[9; 32]].concat();
+        assert_eq!(bytes, want);
+        assert_eq!(
+            decode_control(&bytes),
+            Some(Control::LinkState(vec![id(2), id(9)]))
+        );
+        assert_eq!(encode_link_state(&[]), [1, 0, 0]);
+        assert_eq!(decode_control(&[1, 0, 0]), Some(Control::LinkState(vec![])));
+        assert_eq!(decode_control(&[]), Some(Control::KeepAlive));
+        // Too many peers: the lowest MAX_ADVERTISED_LINKS are kept, and the result decodes.
+        let many: Vec<PeerId> = (0..1100u32)
+            .map(|i| {
+                let mut d = [0u8; 32];
+                d[..4].copy_from_slice(&i.to_be_bytes());
+                PeerId(crypto::Digest(d))
+            })
+            .collect();
+        let bytes = encode_link_state(&many);
+        assert_eq!(bytes.len(), MAX_CONTROL_PAYLOAD as usize);
+        match decode_control(&bytes) {
+            Some(Control::LinkState(p)) => assert_eq!(p, many[..MAX_ADVERTISED_LINKS]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_malformed_control_payload_is_refused() {
+        let two = [&[1u8, 0, 2][..], &[2; 32], &[9; 32]].concat();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("unknown kind", [&[2u8][..], &two[1..]].concat()),
+            ("kind only", vec![1]),
+            ("count cut short", vec![1, 0]),
+            ("a stray byte", vec![9]),
+            (
+                "count above the ids",
+                [&[1u8, 0, 3][..], &two[3..]].concat(),
+            ),
+            (
+                "count below the ids",
+                [&[1u8, 0, 1][..], &two[3..]].concat(),
+            ),
+            ("trailing byte", [&two[..], &[0]].concat()),
+            (
+                "descending",
+                [&[1u8, 0, 2][..], &[9; 32], &[2; 32]].concat(),
+            ),
+            ("repeated", [&[1u8, 0, 2][..], &[9; 32], &[9; 32]].concat()),
+            ("count over the maximum", {
+                let n = MAX_ADVERTISED_LINKS + 1;
+                let mut v = vec![1u8];
+                v.extend_from_slice(&(n as u16).to_be_bytes());
+                for i in 0..n as u32 {
+                    let mut d = [0u8; 32];
+                    d[..4].copy_from_slice(&i.to_be_bytes());
+                    v.extend_from_slice(&d);
+                }
+                v
+            }),
+        ];
+        for (what, bytes) in cases {
+            assert_eq!(decode_control(&bytes), None, "{what}");
+        }
     }
 
     #[test]

@@ -18,6 +18,14 @@
 //! - relays gossip topics (proposals, votes, transactions by default) once, with a bounded
 //!   seen-cache keyed by SM3 of (topic, payload): each message is delivered up at most once
 //!   while it is remembered;
+//! - relays only where it is needed (the relay rule): each node advertises to each peer, in
+//!   link-state control frames, the peers it currently holds live links to, and a message
+//!   received from peer S is not relayed to peer P when P advertises S and S's advertisement
+//!   (read before the message on S's link) lists P: S then sent it to P itself. A full mesh
+//!   thus carries each message once per link (its author's broadcast), while a node that lost
+//!   its link to S (closed, or silent for [`NetworkConfig::link_liveness`]) stops advertising
+//!   it and gets S's messages relayed again through the others, including those spared for
+//!   it lately (they may have been lost on the broken link);
 //! - opens every link with a hello each way (empty control frames: a link exists only once
 //!   both ends accepted each other), sends keep-alives on quiet links and closes a link on
 //!   which nothing arrived for the idle timeout (a crashed peer's half-open connection);
@@ -130,8 +138,17 @@ pub struct NetworkConfig {
     /// cut off) even if TCP has not noticed. Without it, a half-open link would keep the
     /// one-link rule refusing the restarted peer's new connection.
     pub idle_timeout: Duration,
-    /// The topics that are relayed to every other link and deduplicated.
+    /// The topics that are relayed and deduplicated.
     pub relay_topics: Vec<Topic>,
+    /// A link this node advertises as live must have been up this long: a link that comes
+    /// and goes (a peer restarting, both ends dialling at once) does not make the
+    /// advertisement flap. Correctness does not depend on it (the advertisements are read in
+    /// order with the messages).
+    pub relay_settle: Duration,
+    /// A link on which nothing (not even a keep-alive) arrived for this long is no longer
+    /// advertised as live, so peers relay its peer's messages here again well before
+    /// `idle_timeout` closes it (a silent partition). Above `keepalive`.
+    pub link_liveness: Duration,
     /// How many gossip messages the seen-cache remembers.
     pub seen_capacity: usize,
     /// Incoming handshakes in progress at once; more are closed unanswered.
@@ -141,8 +158,9 @@ pub struct NetworkConfig {
 impl NetworkConfig {
     /// The defaults: no peers, 4 MiB frames (64 MiB for proposals and sync responses),
     /// 1024 frames per peer queue, back-off 200 ms to 30 s, 10 s handshakes, keep-alives every
-    /// 5 s and links idle for 20 s closed, proposals, votes
-    /// and transactions relayed, 65 536 remembered messages.
+    /// second, links silent for 3 s no longer advertised and for 20 s closed, links
+    /// advertised after 1 s up, proposals, votes and transactions relayed, 65 536 remembered
+    /// messages.
     pub fn new(listen: SocketAddr, local_id: PeerId) -> Self {
         NetworkConfig {
             listen,
@@ -153,9 +171,11 @@ impl NetworkConfig {
             inbound_queue: 4096,
             backoff: Backoff::default(),
             handshake_timeout: Duration::from_secs(10),
-            keepalive: Duration::from_secs(5),
+            keepalive: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(20),
             relay_topics: vec![Topic::PROPOSAL, Topic::VOTE, Topic::TRANSACTION],
+            relay_settle: Duration::from_secs(1),
+            link_liveness: Duration::from_secs(3),
             seen_capacity: 65_536,
             max_pending_handshakes: 64,
         }
@@ -185,6 +205,10 @@ impl NetworkConfig {
                 "idle_timeout",
                 "keepalive must be above zero and idle_timeout above keepalive",
             );
+        }
+        if self.link_liveness <= self.keepalive {
+            // A quiet but healthy link would drop out of the advertisement between keep-alives.
+            return bad("link_liveness", "must be above keepalive");
         }
         if self.max_pending_handshakes == 0 {
             return bad("max_pending_handshakes", "must be at least one");
@@ -223,6 +247,9 @@ pub struct LinkInfo {
     pub peer: PeerIdentity,
     /// Its certificate's common name.
     pub name: Option<String>,
+    /// The peers it last advertised live links to, ascending (empty until its first
+    /// link-state advertisement): messages from them are not relayed to it.
+    pub peer_links: Vec<PeerId>,
     /// Which side opened it.
     pub direction: Direction,
     /// The peer's socket address.
@@ -243,8 +270,20 @@ pub struct Stats {
     pub links: usize,
     /// Frames received (control frames excluded).
     pub frames_in: u64,
-    /// Frames written.
+    /// Frames written (control frames excluded).
     pub frames_out: u64,
+    /// Bytes of the frames received, headers included (control frames excluded).
+    pub bytes_in: u64,
+    /// Bytes of the frames written, headers included (control frames excluded).
+    pub bytes_out: u64,
+    /// Link-state advertisements received.
+    pub link_states_in: u64,
+    /// Relays not queued because the peer advertised a live link to the message's sender
+    /// (which sent or relayed it there itself).
+    pub relays_spared: u64,
+    /// Spared messages sent after all, because their peer withdrew its link to their sender
+    /// (they may have been lost on it).
+    pub relays_recovered: u64,
     /// Gossip frames received again and ignored.
     pub duplicates: u64,
     /// Gossip frames queued to other peers on receipt.

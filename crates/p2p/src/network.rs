@@ -7,12 +7,26 @@
 //! before the acceptor judged its certificate), the dialler answers with its own once it
 //! accepted and registered the link, and only then does the acceptor register it. Frames then
 //! go both ways until either side closes, a frame breaks a rule, `revalidate` drops it, or shutdown.
+//!
+//! The relay rule: every link's writer sends the node's current link-state (the peers it holds
+//! live links to: up for `relay_settle`, heard from within `link_liveness`) first, then each
+//! new one after the frames queued before it (a `watch`, so only the latest waits and none is
+//! dropped): a peer reads each frame after the state its sender had when queueing it. A
+//! gossip message that arrived from peer S is not relayed to peer P when P's last
+//! advertisement lists S and S's lists P. Why nothing is lost: S listed P, so S had the link
+//! when it queued the message and queued it to P too (its own broadcast, or its relay unless
+//! P and S's own source listed each other, and so on back to the author, each step earlier).
+//! It can still be lost on the S–P link if that link breaks or falls silent: each node keeps
+//! what it spared for 2 × `link_liveness` and, when P or S withdraws the other, sends again
+//! those of S spared for P and of P spared for S. A node's advertisement only spares relays
+//! between itself and the peers that list it back: a node that lies costs itself, or what it
+//! could withhold anyway by not relaying.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gmtls::rustls::{ClientConfig, ServerConfig};
 use gmtls::tokio_rustls::TlsAcceptor;
@@ -21,7 +35,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::frame::{self, ReadError};
+use crate::frame::{self, Control, ReadError};
 use crate::seen::{SeenCache, message_id};
 use crate::{
     Admit, Direction, Inbound, LinkInfo, NetworkConfig, P2pError, PeerAddr, PeerId, PeerIdentity,
@@ -60,17 +74,80 @@ impl Drop for ShutdownOnDrop {
 
 struct Link {
     serial: u64,
+    /// Its peer's identity, and (`peer_links`) the peers it advertised live links to.
     info: LinkInfo,
     /// Who opened the connection: the one-link rule keeps the one the lower id opened.
     initiator: PeerId,
     tx: mpsc::Sender<Outgoing>,
     cancel: watch::Sender<bool>,
+    /// When it was registered.
+    since: Instant,
+    /// When a frame (any, keep-alives included) last arrived: milliseconds since the
+    /// network started, written by the link's reader.
+    heard: Arc<AtomicU64>,
+}
+
+/// Gossip messages not relayed to some peer because it advertised a live link to their sender,
+/// kept for [`SPARED_KEPT`] × `link_liveness`: a peer that withdraws the sender (the link
+/// closed, or fell silent) may have lost some of them on that link, and is sent them again
+/// (its seen-cache drops what it had). Shared payloads: only the references cost memory.
+#[derive(Default)]
+struct Spared {
+    /// Oldest first.
+    messages: std::collections::VecDeque<SparedMessage>,
+    bytes: usize,
+}
+
+struct SparedMessage {
+    at: Instant,
+    /// Whom it came from.
+    from: PeerId,
+    /// The peers it was not relayed to.
+    spared: Vec<PeerId>,
+    topic: Topic,
+    payload: Arc<[u8]>,
+}
+
+/// How many `link_liveness` periods a spared message is kept: a silent link is withdrawn
+/// after one, plus the advertisement's way.
+const SPARED_KEPT: u32 = 2;
+/// The most spared messages kept, and their most bytes, whatever their age.
+const SPARED_MAX: usize = 65_536;
+const SPARED_MAX_BYTES: usize = 256 << 20;
+
+impl Spared {
+    fn push(&mut self, now: Instant, keep: Duration, m: SparedMessage) {
+        self.bytes += m.payload.len();
+        self.messages.push_back(m);
+        while let Some(front) = self.messages.front() {
+            let old = now.duration_since(front.at) > keep;
+            if !old && self.messages.len() <= SPARED_MAX && self.bytes <= SPARED_MAX_BYTES {
+                break;
+            }
+            if let Some(gone) = self.messages.pop_front() {
+                self.bytes -= gone.payload.len();
+            }
+        }
+    }
+}
+
+/// A registered link, for its task.
+struct Registered {
+    serial: u64,
+    rx: mpsc::Receiver<Outgoing>,
+    cancelled: watch::Receiver<bool>,
+    heard: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
 struct Counters {
     frames_in: AtomicU64,
     frames_out: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    link_states_in: AtomicU64,
+    relays_spared: AtomicU64,
+    relays_recovered: AtomicU64,
     duplicates: AtomicU64,
     relayed: AtomicU64,
     dials: AtomicU64,
@@ -96,6 +173,13 @@ struct Shared {
     links: Mutex<HashMap<PeerId, Link>>,
     /// Bumped whenever a link is added or removed; diallers wait on it.
     changed: watch::Sender<u64>,
+    /// This node's current link-state advertisement (an encoded control payload); every
+    /// link's writer sends each new value.
+    link_state: watch::Sender<Arc<[u8]>>,
+    /// The origin of the links' `heard` times.
+    started: Instant,
+    /// Gossip messages whose relay was spared lately, for a peer that withdraws their sender.
+    spared: Mutex<Spared>,
     seen: Mutex<SeenCache>,
     inbound: mpsc::Sender<Inbound>,
     counters: Counters,
@@ -166,6 +250,9 @@ impl Network {
             admit,
             links: Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
+            link_state: watch::channel(Arc::<[u8]>::from(frame::encode_link_state(&[]))).0,
+            started: Instant::now(),
+            spared: Mutex::new(Spared::default()),
             inbound,
             counters: Counters::default(),
             drops: Mutex::new(Default::default()),
@@ -177,6 +264,7 @@ impl Network {
         });
         tracing::info!(addr = %local_addr, id = %shared.config.local_id, "p2p listening");
         shared.spawn(listen(shared.clone(), listener));
+        shared.spawn(advertise(shared.clone()));
         let handle = NetworkHandle {
             shared,
             _guard: Arc::new(ShutdownOnDrop(shutdown)),
@@ -309,6 +397,11 @@ impl NetworkHandle {
             links: lock(&self.shared.links).len(),
             frames_in: get(&c.frames_in),
             frames_out: get(&c.frames_out),
+            bytes_in: get(&c.bytes_in),
+            bytes_out: get(&c.bytes_out),
+            link_states_in: get(&c.link_states_in),
+            relays_spared: get(&c.relays_spared),
+            relays_recovered: get(&c.relays_recovered),
             duplicates: get(&c.duplicates),
             relayed: get(&c.relayed),
             dropped: lock(&self.shared.drops).clone(),
@@ -360,13 +453,52 @@ impl Shared {
         *lock(&self.drops).entry((peer, topic)).or_insert(0) += 1;
     }
 
-    /// Queues a frame to every link but `except`; returns how many queues took it.
-    fn queue_to_all(&self, topic: Topic, payload: &Arc<[u8]>, except: Option<PeerId>) -> usize {
-        let targets: Vec<(PeerId, mpsc::Sender<Outgoing>)> = lock(&self.links)
+    /// Queues a frame to every link (`from: None`, a broadcast), or relays one that arrived
+    /// from `from` to every other link whose peer does not advertise a live link to `from`
+    /// (the relay rule); returns how many queues took it.
+    fn queue_to_all(&self, topic: Topic, payload: &Arc<[u8]>, from: Option<PeerId>) -> usize {
+        let mut spared: Vec<PeerId> = Vec::new();
+        let links = lock(&self.links);
+        // What the sender advertised before this message (same link, in order): a peer it
+        // lists was linked to it when it sent or relayed the message, so got it from it.
+        let from_links: &[PeerId] = from
+            .and_then(|f| links.get(&f))
+            .map_or(&[], |l| &l.info.peer_links);
+        let targets: Vec<(PeerId, mpsc::Sender<Outgoing>)> = links
             .iter()
-            .filter(|(id, _)| Some(**id) != except)
+            .filter(|(id, l)| match from {
+                None => true,
+                Some(from) if **id == from => false,
+                Some(from) => {
+                    let linked = l.info.peer_links.binary_search(&from).is_ok()
+                        && from_links.binary_search(id).is_ok();
+                    if linked {
+                        spared.push(**id);
+                    }
+                    !linked
+                }
+            })
             .map(|(id, l)| (*id, l.tx.clone()))
             .collect();
+        drop(links);
+        if let (Some(from), false) = (from, spared.is_empty()) {
+            self.counters
+                .relays_spared
+                .fetch_add(spared.len() as u64, Ordering::Relaxed);
+            let now = Instant::now();
+            let keep = self.config.link_liveness * SPARED_KEPT;
+            lock(&self.spared).push(
+                now,
+                keep,
+                SparedMessage {
+                    at: now,
+                    from,
+                    spared,
+                    topic,
+                    payload: payload.clone(),
+                },
+            );
+        }
         let mut queued = 0;
         for (peer, tx) in targets {
             match tx.try_send((topic, payload.clone())) {
@@ -383,13 +515,9 @@ impl Shared {
     }
 
     /// Registers a link that passed authentication and admission, applying the one-link
-    /// rule. Returns its serial, queue and cancel signal, or `None` when the existing link to
-    /// the same peer is kept.
-    fn register(
-        &self,
-        info: LinkInfo,
-        initiator: PeerId,
-    ) -> Option<(u64, mpsc::Receiver<Outgoing>, watch::Receiver<bool>)> {
+    /// rule. Returns its serial, queue, cancel signal and last-heard time, or `None` when the
+    /// existing link to the same peer is kept.
+    fn register(&self, info: LinkInfo, initiator: PeerId) -> Option<Registered> {
         let peer = info.id();
         let mut links = lock(&self.links);
         if let Some(existing) = links.get(&peer) {
@@ -407,6 +535,7 @@ impl Shared {
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.config.outbound_queue);
         let (cancel, cancelled) = watch::channel(false);
+        let heard = Arc::new(AtomicU64::new(self.millis()));
         tracing::info!(peer = %info.peer, direction = ?info.direction, remote = %info.remote, "p2p link up");
         links.insert(
             peer,
@@ -416,11 +545,108 @@ impl Shared {
                 initiator,
                 tx,
                 cancel,
+                since: Instant::now(),
+                heard: heard.clone(),
             },
         );
         drop(links);
         self.changed.send_modify(|v| *v += 1);
-        Some((serial, rx, cancelled))
+        self.refresh_link_state();
+        Some(Registered {
+            serial,
+            rx,
+            cancelled,
+            heard,
+        })
+    }
+
+    /// Milliseconds since the network started.
+    fn millis(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Recomputes the link-state advertisement: the links up for `relay_settle` and heard
+    /// from within `link_liveness`. The links' writers send it if it changed.
+    fn refresh_link_state(&self) {
+        let now = Instant::now();
+        let now_ms = self.millis();
+        let (settle, liveness) = (self.config.relay_settle, self.config.link_liveness);
+        let liveness_ms = u64::try_from(liveness.as_millis()).unwrap_or(u64::MAX);
+        let live: Vec<PeerId> = lock(&self.links)
+            .iter()
+            .filter(|(_, l)| {
+                now.duration_since(l.since) >= settle
+                    && now_ms.saturating_sub(l.heard.load(Ordering::Relaxed)) <= liveness_ms
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let payload = frame::encode_link_state(&live);
+        self.link_state.send_if_modified(|current| {
+            if **current == *payload {
+                return false;
+            }
+            *current = payload.into();
+            true
+        });
+    }
+
+    /// Records peer `peer`'s advertisement on link `serial` (if that link is still the one).
+    /// A peer W it no longer lists may have lost messages on their way between them: those of
+    /// W recently spared for `peer`, and those of `peer` spared for W, are sent now.
+    fn set_peer_links(&self, peer: PeerId, serial: u64, peer_links: Vec<PeerId>) {
+        let (withdrawn, senders) = {
+            let mut links = lock(&self.links);
+            let Some(l) = links.get_mut(&peer).filter(|l| l.serial == serial) else {
+                return;
+            };
+            let withdrawn: Vec<PeerId> = l
+                .info
+                .peer_links
+                .iter()
+                .filter(|s| peer_links.binary_search(s).is_err())
+                .copied()
+                .collect();
+            l.info.peer_links = peer_links;
+            let senders: HashMap<PeerId, mpsc::Sender<Outgoing>> = withdrawn
+                .iter()
+                .chain(std::iter::once(&peer))
+                .filter_map(|id| links.get(id).map(|l| (*id, l.tx.clone())))
+                .collect();
+            (withdrawn, senders)
+        };
+        if withdrawn.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let keep = self.config.link_liveness * SPARED_KEPT;
+        let again: Vec<(PeerId, Topic, Arc<[u8]>)> = lock(&self.spared)
+            .messages
+            .iter()
+            .filter(|m| now.duration_since(m.at) <= keep)
+            .flat_map(|m| {
+                let to_peer =
+                    (withdrawn.contains(&m.from) && m.spared.contains(&peer)).then_some(peer);
+                let from_peer = (m.from == peer)
+                    .then(|| withdrawn.iter().filter(|w| m.spared.contains(w)).copied())
+                    .into_iter()
+                    .flatten();
+                to_peer
+                    .into_iter()
+                    .chain(from_peer)
+                    .map(|to| (to, m.topic, m.payload.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (to, topic, payload) in again {
+            let Some(tx) = senders.get(&to) else {
+                continue;
+            };
+            match tx.try_send((topic, payload)) {
+                Ok(()) => bump(&self.counters.relays_recovered),
+                Err(mpsc::error::TrySendError::Full(_)) => self.count_drop(to, topic),
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
     }
 
     /// Removes link `serial` to `peer` if it is still the registered one, and signals its
@@ -436,6 +662,8 @@ impl Shared {
             Some(l) => {
                 l.cancel.send_replace(true);
                 self.changed.send_modify(|v| *v += 1);
+                // Withdrawn at once: peers relay its peer's messages here from now on.
+                self.refresh_link_state();
                 true
             }
             None => false,
@@ -496,6 +724,22 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
+/// Keeps the link-state advertisement current as links settle or fall silent (additions and
+/// removals refresh it at once).
+async fn advertise(shared: Arc<Shared>) {
+    let tick = (shared.config.link_liveness / 4)
+        .min(shared.config.relay_settle.max(Duration::from_millis(40)) / 4)
+        .clamp(Duration::from_millis(10), Duration::from_millis(250));
+    let stop = stopped(shared.shutdown.subscribe());
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(tick) => shared.refresh_link_state(),
+        }
+    }
+}
+
 async fn listen(shared: Arc<Shared>, listener: TcpListener) {
     let stop = shared.shutdown.subscribe();
     let stop = stopped(stop);
@@ -526,15 +770,8 @@ async fn listen(shared: Arc<Shared>, listener: TcpListener) {
                 _ = stop => None,
                 a = accept(&s, tcp, remote, permit) => a,
             };
-            if let Some(Accepted {
-                tls,
-                peer,
-                serial,
-                rx,
-                cancelled,
-            }) = accepted
-            {
-                drive(s, tls, peer, serial, rx, cancelled).await;
+            if let Some(Accepted { tls, peer, link }) = accepted {
+                drive(s, tls, peer, link).await;
             }
         });
     }
@@ -544,9 +781,7 @@ async fn listen(shared: Arc<Shared>, listener: TcpListener) {
 struct Accepted {
     tls: gmtls::tokio_rustls::server::TlsStream<TcpStream>,
     peer: PeerId,
-    serial: u64,
-    rx: mpsc::Receiver<Outgoing>,
-    cancelled: watch::Receiver<bool>,
+    link: Registered,
 }
 
 /// Takes an incoming connection through the handshake, admission, the hellos and
@@ -615,17 +850,12 @@ async fn accept(
     let info = LinkInfo {
         peer: identity,
         name,
+        peer_links: Vec::new(),
         direction: Direction::Inbound,
         remote,
     };
-    let (serial, rx, cancelled) = shared.register(info, peer)?;
-    Some(Accepted {
-        tls,
-        peer,
-        serial,
-        rx,
-        cancelled,
-    })
+    let link = shared.register(info, peer)?;
+    Some(Accepted { tls, peer, link })
 }
 
 /// Why a dial did not produce a link.
@@ -763,24 +993,25 @@ async fn dial(shared: &Arc<Shared>, peer: &PeerAddr) -> Result<(), DialFailure> 
     let info = LinkInfo {
         peer: identity,
         name,
+        peer_links: Vec::new(),
         direction: Direction::Outbound,
         remote,
     };
     // Kept or not, the peer is linked: `None` means its own connection to us is the one kept
     // (this one closes without our hello).
-    if let Some((serial, rx, cancelled)) = shared.register(info, shared.config.local_id) {
+    if let Some(link) = shared.register(info, shared.config.local_id) {
         let hello = async {
             frame::write_frame(&mut tls, Topic::CONTROL, &[]).await?;
             tls.flush().await
         };
         if !matches!(tokio::time::timeout(timeout, hello).await, Ok(Ok(()))) {
-            shared.remove_link(id, serial);
+            shared.remove_link(id, link.serial);
             return Err(DialFailure::Unreachable(
                 "the link broke before our hello".into(),
             ));
         }
         let s = shared.clone();
-        shared.spawn(drive(s, tls, id, serial, rx, cancelled));
+        shared.spawn(drive(s, tls, id, link));
     }
     Ok(())
 }
@@ -794,16 +1025,19 @@ enum LinkEnd {
 }
 
 /// Runs a registered link until it ends, then unregisters it.
-async fn drive<S>(
-    shared: Arc<Shared>,
-    stream: S,
-    peer: PeerId,
-    serial: u64,
-    mut rx: mpsc::Receiver<Outgoing>,
-    cancelled: watch::Receiver<bool>,
-) where
+async fn drive<S>(shared: Arc<Shared>, stream: S, peer: PeerId, link: Registered)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let Registered {
+        serial,
+        mut rx,
+        cancelled,
+        heard,
+    } = link;
+    let mut link_state = shared.link_state.subscribe();
+    // The current state goes first on every new link.
+    link_state.mark_changed();
     let (mut r, w) = tokio::io::split(stream);
     let mut w = BufWriter::with_capacity(64 * 1024, w);
     let limits = shared.config.limits.clone();
@@ -821,11 +1055,29 @@ async fn drive<S>(
                     return LinkEnd::Malformed(format!("{topic} frame of {len} bytes"));
                 }
             };
+            heard.store(shared.millis(), Ordering::Relaxed);
             if topic == Topic::CONTROL {
-                // A keep-alive: it only proved the peer alive.
+                match frame::decode_control(&payload) {
+                    // A keep-alive: it only proved the peer alive.
+                    Some(Control::KeepAlive) => {}
+                    Some(Control::LinkState(peer_links)) => {
+                        bump(&shared.counters.link_states_in);
+                        shared.set_peer_links(peer, serial, peer_links);
+                    }
+                    None => {
+                        return LinkEnd::Malformed(format!(
+                            "control frame of {} bytes",
+                            payload.len()
+                        ));
+                    }
+                }
                 continue;
             }
             bump(&shared.counters.frames_in);
+            shared.counters.bytes_in.fetch_add(
+                (frame::HEADER_LEN + payload.len()) as u64,
+                Ordering::Relaxed,
+            );
             let payload: Arc<[u8]> = payload.into();
             if shared.config.relay_topics.contains(&topic) {
                 // SM3 of a block-sized payload takes a while: off the runtime's other tasks.
@@ -858,19 +1110,49 @@ async fn drive<S>(
         }
     };
     let writer = async {
+        // A new link-state waiting for the frames queued before it (count, state): peers
+        // judge each frame by the state written before it, so a frame queued before a link
+        // came up must not follow a state that lists that link's peer.
+        let mut pending: Option<(usize, Arc<[u8]>)> = None;
         loop {
-            match tokio::time::timeout(keepalive, rx.recv()).await {
-                Ok(Some((topic, payload))) => {
+            if let Some((0, state)) = &pending {
+                frame::write_frame(&mut w, Topic::CONTROL, state).await?;
+                pending = None;
+                if rx.is_empty() {
+                    w.flush().await?;
+                }
+                continue;
+            }
+            tokio::select! {
+                biased;
+                changed = link_state.changed(), if pending.is_none() => {
+                    if changed.is_err() {
+                        // The network is being dropped.
+                        return Ok::<(), std::io::Error>(());
+                    }
+                    let state = link_state.borrow_and_update().clone();
+                    pending = Some((rx.len(), state));
+                }
+                next = rx.recv() => {
+                    let Some((topic, payload)) = next else {
+                        return Ok(());
+                    };
+                    if let Some((before, _)) = &mut pending {
+                        *before = before.saturating_sub(1);
+                    }
                     frame::write_frame(&mut w, topic, &payload).await?;
                     bump(&shared.counters.frames_out);
+                    shared.counters.bytes_out.fetch_add(
+                        (frame::HEADER_LEN + payload.len()) as u64,
+                        Ordering::Relaxed,
+                    );
                     if rx.is_empty() {
                         w.flush().await?;
                     }
                 }
-                Ok(None) => return Ok::<(), std::io::Error>(()),
-                // Nothing to send for a while: a keep-alive, so the peer's idle limit holds
-                // only for a peer that is gone.
-                Err(_) => {
+                // Nothing to send for a while: a keep-alive, so the peer's idle limit (and
+                // liveness) holds only for a peer that is gone.
+                _ = tokio::time::sleep(keepalive) => {
                     frame::write_frame(&mut w, Topic::CONTROL, &[]).await?;
                     w.flush().await?;
                 }

@@ -17,7 +17,7 @@ use p2p::{
 };
 use pki::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -168,52 +168,403 @@ async fn closed_by_peer<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> bool {
     tokio::time::timeout(WAIT, read_all).await.is_ok()
 }
 
+/// Whether `n`'s link to `peer` exists and `peer` advertises exactly `links` over it.
+fn advertises(n: &Node, peer: PeerId, links: &[PeerId]) -> bool {
+    let mut want = links.to_vec();
+    want.sort();
+    n.net
+        .links()
+        .iter()
+        .any(|l| l.id() == peer && l.peer_links == want)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_nodes_exchange_broadcasts_each_delivered_once() {
+async fn a_full_mesh_carries_each_message_once_per_link() {
     let pki = Pki::new(1);
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..4 {
         let peers = nodes.iter().map(Node::peer_addr).collect();
-        nodes.push(start(&pki, &format!("node-{i}"), peers).await);
+        let creds = pki.creds(Role::NodeSign, &format!("node-{i}"));
+        let listen = "127.0.0.1:0".parse().unwrap();
+        nodes.push(
+            start_with(&pki, creds, listen, peers, admit_all(), |c| {
+                c.relay_settle = Duration::from_millis(100);
+            })
+            .await,
+        );
     }
+    let ids: Vec<PeerId> = nodes.iter().map(Node::id).collect();
+    // Every node learns that each peer holds links to the three others.
     for n in &nodes {
         eventually("a full mesh", || n.net.stats().links == 3).await;
+        for (j, id) in ids.iter().enumerate() {
+            if *id == n.id() {
+                continue;
+            }
+            let others: Vec<PeerId> = (0..4).filter(|k| *k != j).map(|k| ids[k]).collect();
+            eventually("the mesh advertised", || advertises(n, *id, &others)).await;
+        }
     }
-    for (i, n) in nodes.iter().enumerate() {
-        assert_eq!(
-            n.net
-                .broadcast(Topic::VOTE, format!("vote of {i}").into_bytes())
-                .unwrap(),
-            3
-        );
+    let before: Vec<p2p::Stats> = nodes.iter().map(|n| n.net.stats()).collect();
+    const EACH: usize = 5;
+    let mut sent_bytes = [0u64; 4];
+    for k in 0..EACH {
+        for (i, n) in nodes.iter().enumerate() {
+            let payload = format!("vote {k} of {i}").into_bytes();
+            sent_bytes[i] += 5 + payload.len() as u64;
+            assert_eq!(n.net.broadcast(Topic::VOTE, payload).unwrap(), 3);
+        }
     }
     for (i, n) in nodes.iter_mut().enumerate() {
         let mut got = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..3 * EACH {
             let m = recv(&mut n.rx).await;
             assert_eq!(m.topic, Topic::VOTE);
             got.push(String::from_utf8(m.payload.to_vec()).unwrap());
         }
         got.sort();
-        let want: Vec<String> = (0..4)
+        let mut want: Vec<String> = (0..4)
             .filter(|j| *j != i)
-            .map(|j| format!("vote of {j}"))
+            .flat_map(|j| (0..EACH).map(move |k| format!("vote {k} of {j}")))
             .collect();
+        want.sort();
         assert_eq!(got, want, "node {i}");
     }
-    // Relays of what each already had arrive but are not delivered again.
     for n in nodes.iter_mut() {
         quiet(&mut n.rx, Duration::from_millis(300)).await;
     }
-    let total_dupes: u64 = nodes.iter().map(|n| n.net.stats().duplicates).sum();
-    assert!(
-        total_dupes > 0,
-        "full-mesh relays must have been deduplicated"
-    );
+    // Once per link: each node wrote its own broadcasts to its three peers and nothing else;
+    // nobody relayed, so nothing arrived twice.
+    for (i, n) in nodes.iter().enumerate() {
+        let (a, b) = (&before[i], n.net.stats());
+        assert_eq!(b.frames_out - a.frames_out, 3 * EACH as u64, "node {i}");
+        assert_eq!(b.bytes_out - a.bytes_out, 3 * sent_bytes[i], "node {i}");
+        assert_eq!(b.frames_in - a.frames_in, 3 * EACH as u64, "node {i}");
+        assert_eq!(b.relayed - a.relayed, 0, "node {i}");
+        assert_eq!(b.duplicates - a.duplicates, 0, "node {i}");
+        // Each of the 15 messages it received had two other peers to relay it to, both
+        // linked to its sender.
+        assert_eq!(b.relays_spared - a.relays_spared, 2 * 3 * EACH as u64);
+    }
     for n in &nodes {
-        assert!(n.net.stats().frames_in >= 3);
         n.net.shutdown().await;
     }
+}
+
+/// A TCP relay between two nodes that the test can cut (connections closed, new ones
+/// refused) or black-hole (bytes swallowed both ways, connections left open: a silent
+/// partition).
+struct Proxy {
+    addr: SocketAddr,
+    mode: Arc<watch::Sender<Mode>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Forward,
+    BlackHole,
+    Cut,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mode = Arc::new(watch::channel(Mode::Forward).0);
+        let m = mode.clone();
+        tokio::spawn(async move {
+            while let Ok((near, _)) = listener.accept().await {
+                if *m.borrow() != Mode::Forward {
+                    continue;
+                }
+                let Ok(far) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (r1, w1) = near.into_split();
+                let (r2, w2) = far.into_split();
+                let (m1, m2) = (m.subscribe(), m.subscribe());
+                tokio::spawn(async move {
+                    // Either direction ending (or a cut) drops all four halves: both closed.
+                    tokio::select! {
+                        _ = pipe(r1, w2, m1) => {}
+                        _ = pipe(r2, w1, m2) => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, mode }
+    }
+
+    fn set(&self, mode: Mode) {
+        self.mode.send_replace(mode);
+    }
+}
+
+async fn pipe(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    mode: watch::Receiver<Mode>,
+) {
+    let mut cut = mode.clone();
+    let cut = async move {
+        let _ = cut.wait_for(|m| *m == Mode::Cut).await;
+    };
+    tokio::pin!(cut);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            n = r.read(&mut buf) => {
+                let n = match n {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let now = *mode.borrow();
+                match now {
+                    Mode::Forward => {
+                        if w.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                    Mode::BlackHole => {}
+                    Mode::Cut => return,
+                }
+            }
+            _ = &mut cut => return,
+        }
+    }
+}
+
+/// a dials b through a proxy, c is linked to both directly; quick liveness, slow idle close.
+async fn triangle(pki: &Pki) -> (Node, Node, Node, Proxy) {
+    let timers = |c: &mut NetworkConfig| {
+        c.relay_settle = Duration::from_millis(100);
+        c.keepalive = Duration::from_millis(100);
+        c.link_liveness = Duration::from_millis(400);
+        c.idle_timeout = Duration::from_secs(8);
+    };
+    let listen = || "127.0.0.1:0".parse().unwrap();
+    let b = start_with(
+        pki,
+        pki.creds(Role::NodeSign, "node-b"),
+        listen(),
+        vec![],
+        admit_all(),
+        timers,
+    )
+    .await;
+    let proxy = Proxy::start(b.addr()).await;
+    let b_via_proxy = PeerAddr {
+        addr: proxy.addr,
+        ..b.peer_addr()
+    };
+    let a = start_with(
+        pki,
+        pki.creds(Role::NodeSign, "node-a"),
+        listen(),
+        vec![b_via_proxy],
+        admit_all(),
+        timers,
+    )
+    .await;
+    let c = start_with(
+        pki,
+        pki.creds(Role::NodeSign, "node-c"),
+        listen(),
+        vec![a.peer_addr(), b.peer_addr()],
+        admit_all(),
+        timers,
+    )
+    .await;
+    for n in [&a, &b, &c] {
+        eventually("a triangle", || n.net.stats().links == 2).await;
+    }
+    eventually("b advertises a and c to c", || {
+        advertises(&c, b.id(), &[a.id(), c.id()])
+    })
+    .await;
+    eventually("a advertises b and c to c", || {
+        advertises(&c, a.id(), &[b.id(), c.id()])
+    })
+    .await;
+    (a, b, c, proxy)
+}
+
+/// Broadcasts from `from` every 50 ms until `to` receives one; returns how long that took
+/// and the message as received.
+async fn first_through(from: &Node, to: &mut Node, tag: &str) -> (Duration, Inbound) {
+    let started = Instant::now();
+    let mut i = 0;
+    loop {
+        from.net
+            .broadcast(Topic::TRANSACTION, format!("{tag} {i}").into_bytes())
+            .unwrap();
+        i += 1;
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(50), to.rx.recv()).await {
+            return (started.elapsed(), m);
+        }
+        assert!(started.elapsed() < WAIT, "nothing from {tag} in time");
+    }
+}
+
+/// Broadcasts `n` transactions tagged `tag` from `from`, one every 50 ms, and checks that `to`
+/// receives every one of them (each once) within `WAIT`: what the partition swallowed on the
+/// direct link was sent again through the common peer.
+async fn none_lost(from: &Node, to: &mut Node, tag: &str, n: usize) {
+    let want: std::collections::BTreeSet<String> = (0..n).map(|i| format!("{tag} {i}")).collect();
+    for m in &want {
+        from.net
+            .broadcast(Topic::TRANSACTION, m.clone().into_bytes())
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut got = std::collections::BTreeSet::new();
+    while got.len() < want.len() {
+        let m = recv(&mut to.rx).await;
+        let text = String::from_utf8(m.payload.to_vec()).unwrap();
+        if text.starts_with(tag) {
+            assert!(got.insert(text.clone()), "{text} delivered twice");
+        }
+    }
+    assert_eq!(got, want);
+}
+
+/// Drains what is queued for `n` (late copies of a loop of broadcasts).
+async fn drain(n: &mut Node) {
+    while tokio::time::timeout(Duration::from_millis(300), n.rx.recv())
+        .await
+        .is_ok_and(|m| m.is_some())
+    {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_link_is_bridged_by_the_common_peer_at_once() {
+    let pki = Pki::new(16);
+    let (a, mut b, mut c, proxy) = triangle(&pki).await;
+
+    // Healthy: a's message reaches b directly and c does not relay it there.
+    a.net
+        .broadcast(Topic::TRANSACTION, b"direct".to_vec())
+        .unwrap();
+    let m = recv(&mut b.rx).await;
+    assert_eq!((m.peer, &*m.payload), (a.id(), &b"direct"[..]));
+    assert_eq!(&*recv(&mut c.rx).await.payload, b"direct");
+    quiet(&mut b.rx, Duration::from_millis(300)).await;
+    assert_eq!(c.net.stats().relayed, 0);
+    assert_eq!(c.net.stats().relays_spared, 1);
+
+    // Cut while a broadcasts: b withdraws a from its advertisement when the link closes, c
+    // relays from then on and sends again what it had spared b lately.
+    let cut = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        proxy.set(Mode::Cut);
+    };
+    tokio::join!(cut, none_lost(&a, &mut b, "around the cut", 20));
+    drain(&mut b).await;
+    let (took, m) = first_through(&a, &mut b, "cut").await;
+    assert_eq!(m.peer, c.id(), "through c");
+    assert!(took < Duration::from_secs(1), "bridged after {took:?}");
+    drain(&mut b).await;
+    drain(&mut c).await;
+    assert_eq!(b.net.stats().links, 1);
+    // From then on each message of a reaches b once, through c; and b's reach a.
+    a.net
+        .broadcast(Topic::TRANSACTION, b"after".to_vec())
+        .unwrap();
+    let m = recv(&mut b.rx).await;
+    assert_eq!((m.peer, &*m.payload), (c.id(), &b"after"[..]));
+    quiet(&mut b.rx, Duration::from_millis(300)).await;
+    let mut a = a;
+    drain(&mut a).await;
+    b.net.broadcast(Topic::VOTE, b"from b".to_vec()).unwrap();
+    let m = recv(&mut a.rx).await;
+    assert_eq!((m.peer, &*m.payload), (c.id(), &b"from b"[..]));
+
+    // Healed: a redials b, the link settles, and c stops relaying between them.
+    proxy.set(Mode::Forward);
+    eventually("a and b linked again", || b.net.stats().links == 2).await;
+    eventually("b advertises a again", || {
+        advertises(&c, b.id(), &[a.id(), c.id()])
+    })
+    .await;
+    eventually("a advertises b again", || {
+        advertises(&c, a.id(), &[b.id(), c.id()])
+    })
+    .await;
+    drain(&mut c).await;
+    let relayed = c.net.stats().relayed;
+    a.net
+        .broadcast(Topic::TRANSACTION, b"healed".to_vec())
+        .unwrap();
+    let m = recv(&mut b.rx).await;
+    assert_eq!((m.peer, &*m.payload), (a.id(), &b"healed"[..]));
+    assert_eq!(&*recv(&mut c.rx).await.payload, b"healed");
+    quiet(&mut b.rx, Duration::from_millis(300)).await;
+    assert_eq!(c.net.stats().relayed, relayed);
+    for n in [&a, &b, &c] {
+        n.net.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_link_is_bridged_by_the_common_peer_before_it_is_closed() {
+    let pki = Pki::new(17);
+    let (mut a, mut b, c, proxy) = triangle(&pki).await;
+    // Silent partition while a broadcasts: the a-b connection stays open but carries
+    // nothing. For link_liveness b still advertises a and c spares it a's messages; once b
+    // withdraws a, c sends them again. None is lost.
+    let silence = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        proxy.set(Mode::BlackHole);
+    };
+    tokio::join!(silence, none_lost(&a, &mut b, "into the silence", 20));
+    assert!(c.net.stats().relays_recovered > 0);
+    drain(&mut b).await;
+    let (took, m) = first_through(&a, &mut b, "silent").await;
+    assert_eq!(m.peer, c.id(), "through c");
+    // link_liveness (400 ms) plus a tick, far below the 8 s idle timeout.
+    assert!(took < Duration::from_secs(2), "bridged after {took:?}");
+    let stats = b.net.stats();
+    assert_eq!(
+        (stats.links, stats.idle),
+        (2, 0),
+        "the silent link is still open: the advertisement, not the idle close, bridged it"
+    );
+    let (_, m) = first_through(&b, &mut a, "silent back").await;
+    assert_eq!(m.peer, c.id());
+    proxy.set(Mode::Cut);
+    for n in [&a, &b, &c] {
+        n.net.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_link_state_closes_the_link() {
+    let pki = Pki::new(18);
+    let a = start(&pki, "node-a", vec![]).await;
+    let m = pki.creds(Role::NodeSign, "mallory");
+    let mut s = raw_client(&pki, &a, &m).await.unwrap();
+    hello(&mut s).await.unwrap();
+    eventually("mallory linked", || a.net.stats().links == 1).await;
+    // A well-formed advertisement of one peer is taken...
+    let one = [&[0u8, 0, 0, 35, 0, 1, 0, 1][..], &[7; 32]].concat();
+    s.write_all(&one).await.unwrap();
+    s.flush().await.unwrap();
+    eventually("the advertisement recorded", || {
+        a.net
+            .links()
+            .iter()
+            .any(|l| l.peer_links == [PeerId(crypto::Digest([7; 32]))])
+    })
+    .await;
+    assert_eq!(a.net.stats().link_states_in, 1);
+    // ...one whose count says two with one id closes the link.
+    let bad = [&[0u8, 0, 0, 35, 0, 1, 0, 2][..], &[8; 32]].concat();
+    s.write_all(&bad).await.unwrap();
+    s.flush().await.unwrap();
+    assert!(closed_by_peer(&mut s).await);
+    eventually("malformed counted", || a.net.stats().malformed == 1).await;
+    assert_eq!(a.net.stats().links, 0);
+    a.net.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

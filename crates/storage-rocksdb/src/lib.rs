@@ -232,7 +232,7 @@ impl KvBackend for RocksBackend {
 
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut wb = rocksdb::WriteBatch::default();
-        for op in batch.into_ops() {
+        for op in in_key_order(batch.into_ops()) {
             match op {
                 WriteOp::Put { table, key, value } => wb.put_cf(self.cf(table)?, key, value),
                 WriteOp::Delete { table, key } => wb.delete_cf(self.cf(table)?, key),
@@ -266,6 +266,21 @@ impl KvBackend for RocksBackend {
     }
 }
 
+/// The operations ordered by table (column family), then key; operations on the same key keep
+/// their order (a stable sort), so the last still wins. A block's batch writes state-tree
+/// nodes under hash keys, in random order: RocksDB's memtable skip list starts each insert
+/// from where the previous one ended, so keys in order cost a short search instead of one
+/// from the top (issue 13: memtable inserts were ~14% of a validator's CPU under load).
+fn in_key_order(mut ops: Vec<WriteOp>) -> Vec<WriteOp> {
+    fn key(op: &WriteOp) -> (Table, &[u8]) {
+        match op {
+            WriteOp::Put { table, key, .. } | WriteOp::Delete { table, key } => (*table, key),
+        }
+    }
+    ops.sort_by(|a, b| key(a).cmp(&key(b)));
+    ops
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +290,98 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = RocksBackend::open(dir.path(), false).unwrap_err();
         assert!(matches!(e, RocksError::NotAStore { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_batch_applied_in_key_order_keeps_the_last_write_of_each_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = RocksBackend::open(dir.path(), true).unwrap();
+        b.write({
+            let mut w = WriteBatch::new();
+            w.put(Table::Meta, b"gone".to_vec(), b"old".to_vec());
+            w
+        })
+        .unwrap();
+        // Keys out of order, each written many times (put, delete, put again) and
+        // interleaved with other keys and tables: an unstable sort would reorder the writes
+        // of one key.
+        let mut w = WriteBatch::new();
+        let mut want: std::collections::BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>> =
+            Default::default();
+        for round in 0u16..200 {
+            for (i, t) in [Table::Blocks, Table::Meta, Table::Blocks]
+                .iter()
+                .enumerate()
+            {
+                let k = vec![(round.wrapping_mul(37) % 11) as u8, i as u8];
+                if round % 7 == 3 {
+                    w.delete(*t, k.clone());
+                    want.insert((*t, k), None);
+                } else {
+                    let v = round.to_be_bytes().to_vec();
+                    w.put(*t, k.clone(), v.clone());
+                    want.insert((*t, k), Some(v));
+                }
+            }
+        }
+        w.delete(Table::Meta, b"gone".to_vec());
+        w.put(Table::Meta, b"gone".to_vec(), b"back".to_vec());
+        w.delete(Table::Meta, b"gone".to_vec());
+        want.insert((Table::Meta, b"gone".to_vec()), None);
+        b.write(w).unwrap();
+        for ((t, k), v) in &want {
+            assert_eq!(b.get(*t, k).unwrap(), *v, "{t:?} {k:?}");
+        }
+        // The order is by table, then key, and stable within a key.
+        let ops = in_key_order(vec![
+            WriteOp::Put {
+                table: Table::Meta,
+                key: vec![2],
+                value: vec![1],
+            },
+            WriteOp::Delete {
+                table: Table::Blocks,
+                key: vec![9],
+            },
+            WriteOp::Delete {
+                table: Table::Meta,
+                key: vec![2],
+            },
+            WriteOp::Put {
+                table: Table::Meta,
+                key: vec![1],
+                value: vec![3],
+            },
+            WriteOp::Put {
+                table: Table::Meta,
+                key: vec![2],
+                value: vec![4],
+            },
+        ]);
+        let order: Vec<(Table, Vec<u8>, bool)> = ops
+            .iter()
+            .map(|op| match op {
+                WriteOp::Put { table, key, .. } => (*table, key.clone(), true),
+                WriteOp::Delete { table, key } => (*table, key.clone(), false),
+            })
+            .collect();
+        let mut tables = [Table::Blocks, Table::Meta];
+        tables.sort();
+        assert_eq!(order[0].0, tables[0]);
+        let meta: Vec<(Vec<u8>, bool)> = order
+            .iter()
+            .filter(|o| o.0 == Table::Meta)
+            .map(|o| (o.1.clone(), o.2))
+            .collect();
+        assert_eq!(
+            meta,
+            [
+                (vec![1], true),
+                (vec![2], true),
+                (vec![2], false),
+                (vec![2], true)
+            ]
+        );
     }
 
     #[test]
