@@ -264,6 +264,9 @@ enum Mode {
     Forward,
     BlackHole,
     Cut,
+    /// The dialler-to-target direction stops reading (its TCP buffers fill, its sender's
+    /// writes block); the other direction still forwards.
+    StallForward,
 }
 
 impl Proxy {
@@ -286,8 +289,8 @@ impl Proxy {
                 tokio::spawn(async move {
                     // Either direction ending (or a cut) drops all four halves: both closed.
                     tokio::select! {
-                        _ = pipe(r1, w2, m1) => {}
-                        _ = pipe(r2, w1, m2) => {}
+                        _ = pipe(r1, w2, m1, true) => {}
+                        _ = pipe(r2, w1, m2, false) => {}
                     }
                 });
             }
@@ -304,6 +307,7 @@ async fn pipe(
     mut r: tokio::net::tcp::OwnedReadHalf,
     mut w: tokio::net::tcp::OwnedWriteHalf,
     mode: watch::Receiver<Mode>,
+    forward: bool,
 ) {
     let mut cut = mode.clone();
     let cut = async move {
@@ -312,6 +316,11 @@ async fn pipe(
     tokio::pin!(cut);
     let mut buf = vec![0u8; 16 * 1024];
     loop {
+        if forward && *mode.borrow() == Mode::StallForward {
+            let mut m = mode.clone();
+            let _ = m.wait_for(|m| *m != Mode::StallForward).await;
+            continue;
+        }
         tokio::select! {
             n = r.read(&mut buf) => {
                 let n = match n {
@@ -320,7 +329,7 @@ async fn pipe(
                 };
                 let now = *mode.borrow();
                 match now {
-                    Mode::Forward => {
+                    Mode::Forward | Mode::StallForward => {
                         if w.write_all(&buf[..n]).await.is_err() {
                             return;
                         }
@@ -1170,4 +1179,213 @@ async fn handshakes_beyond_the_limit_are_closed_at_once() {
     hello(&mut s).await.unwrap();
     eventually("node-z linked", || a.net.stats().links == 1).await;
     a.net.shutdown().await;
+}
+
+/// Review finding (relay rule, honest nodes only): a frame dropped on a full queue is never
+/// recovered. a dials b through a proxy, c is linked to both. The a→b direction stalls for
+/// less than `link_liveness` (a congested path): a's writes to b block, a's queue to b
+/// fills and drops, yet b keeps hearing a before and after, so neither withdraws the other
+/// and c, which had every message from a, spared b all of them. Before the relay rule c
+/// would have relayed them to b.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "review finding: a frame dropped on a full queue between two linked peers is spared by the common peer and never recovered"]
+async fn a_frame_dropped_on_a_full_queue_still_reaches_the_peer_through_the_common_peer() {
+    let pki = Pki::new(31);
+    let timers = |c: &mut NetworkConfig| {
+        c.relay_settle = Duration::from_millis(100);
+        c.keepalive = Duration::from_millis(100);
+        c.link_liveness = Duration::from_secs(5);
+        c.idle_timeout = Duration::from_secs(20);
+    };
+    let listen = || "127.0.0.1:0".parse().unwrap();
+    let mut b = start_with(
+        &pki,
+        pki.creds(Role::NodeSign, "node-b"),
+        listen(),
+        vec![],
+        admit_all(),
+        timers,
+    )
+    .await;
+    let proxy = Proxy::start(b.addr()).await;
+    let b_via_proxy = PeerAddr {
+        addr: proxy.addr,
+        ..b.peer_addr()
+    };
+    let a = start_with(
+        &pki,
+        pki.creds(Role::NodeSign, "node-a"),
+        listen(),
+        vec![b_via_proxy],
+        admit_all(),
+        |c| {
+            timers(c);
+            c.outbound_queue = 2;
+        },
+    )
+    .await;
+    let mut c = start_with(
+        &pki,
+        pki.creds(Role::NodeSign, "node-c"),
+        listen(),
+        vec![a.peer_addr(), b.peer_addr()],
+        admit_all(),
+        timers,
+    )
+    .await;
+    for n in [&a, &b, &c] {
+        eventually("a triangle", || n.net.stats().links == 2).await;
+    }
+    eventually("b advertises a and c to c", || {
+        advertises(&c, b.id(), &[a.id(), c.id()])
+    })
+    .await;
+    eventually("a advertises b and c to c", || {
+        advertises(&c, a.id(), &[b.id(), c.id()])
+    })
+    .await;
+
+    // Stall a→b for at most 3 s (below the 5 s liveness); a broadcasts 256 KiB proposals,
+    // each once c has the previous one (so a's queue to c never overflows), until its queue
+    // to b has dropped a few.
+    proxy.set(Mode::StallForward);
+    let stalled = Instant::now();
+    let mut sent: Vec<Vec<u8>> = Vec::new();
+    let dropped_to_b = |a: &Node| {
+        a.net
+            .stats()
+            .dropped
+            .get(&(b.id(), Topic::PROPOSAL))
+            .copied()
+            .unwrap_or(0)
+    };
+    while dropped_to_b(&a) < 3 && stalled.elapsed() < Duration::from_secs(3) {
+        let mut p = vec![(sent.len() % 251) as u8; 256 * 1024];
+        p[..8].copy_from_slice(&(sent.len() as u64).to_be_bytes());
+        a.net.broadcast(Topic::PROPOSAL, p.clone()).unwrap();
+        let got = recv(&mut c.rx).await;
+        assert_eq!(&*got.payload, &p[..], "c gets each proposal from a");
+        sent.push(p);
+    }
+    proxy.set(Mode::Forward);
+    let dropped = dropped_to_b(&a);
+    assert!(dropped > 0, "the stall overflowed a's queue to b");
+    // The link was never withdrawn: no recovery was triggered.
+    assert_eq!(b.net.stats().idle, 0);
+    assert!(advertises(&c, b.id(), &[a.id(), c.id()]));
+    assert_eq!(a.net.stats().links, 2);
+    assert_eq!(c.net.stats().relays_recovered, 0);
+    // Every proposal c had should reach b, directly or through c.
+    let mut want: std::collections::BTreeSet<Vec<u8>> = sent.into_iter().collect();
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while !want.is_empty() && Instant::now() < deadline {
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), b.rx.recv()).await {
+            want.remove(&m.payload[..]);
+        }
+    }
+    assert!(
+        want.is_empty(),
+        "{} of the proposals never reached b ({dropped} dropped on a's queue to b, c relayed {})",
+        want.len(),
+        c.net.stats().relayed
+    );
+    for n in [&a, &b, &c] {
+        n.net.shutdown().await;
+    }
+}
+
+/// Review finding (relay rule, one Byzantine peer): mallory holds real links to n and p
+/// (so p honestly advertises it) and advertises p to n, then hands n a copy of a's message
+/// before a's own copy arrives (a relay that wins the race) and withholds it from p. n
+/// spares p (p lists mallory, mallory lists p); a's copy is then a duplicate at n. a and p
+/// are not linked, so the correct path a–n–p is the only one and p never gets the message:
+/// no link is withdrawn, so nothing is sent again. Without the relay rule n relays it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "review finding: a Byzantine relay that wins the race to n suppresses n's relay of a correct node's message to p"]
+async fn a_byzantine_relay_cannot_starve_a_correct_node_on_a_correct_path() {
+    let pki = Pki::new(32);
+    let mut n = start(&pki, "node-n", vec![]).await;
+    let a = start(&pki, "node-a", vec![n.peer_addr()]).await;
+    let mut p = start(&pki, "node-p", vec![n.peer_addr()]).await;
+    let mallory = pki.creds(Role::NodeSign, "mallory");
+    let m_id = PeerId::of(mallory.leaf());
+
+    // Mallory links to n and p and keeps both links alive; it reads and discards all.
+    let mut frames_to_n = None;
+    for target in [&n, &p] {
+        let mut s = raw_client(&pki, target, &mallory).await.unwrap();
+        hello(&mut s).await.unwrap();
+        let (mut r, mut w) = tokio::io::split(s);
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(8);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            while matches!(r.read(&mut buf).await, Ok(k) if k > 0) {}
+        });
+        tokio::spawn(async move {
+            loop {
+                let frame = tokio::select! {
+                    f = rx.recv() => match f { Some(f) => f, None => return },
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => vec![0, 0, 0, 0, 0],
+                };
+                if w.write_all(&frame).await.is_err() || w.flush().await.is_err() {
+                    return;
+                }
+            }
+        });
+        if std::ptr::eq(target, &n) {
+            frames_to_n = Some(tx);
+        } else {
+            // Kept open for the test's length.
+            std::mem::forget(tx);
+        }
+    }
+    let to_n = frames_to_n.unwrap();
+    eventually("n linked to a, p and mallory", || n.net.stats().links == 3).await;
+    eventually("p advertises n and mallory to n", || {
+        advertises(&n, p.id(), &[n.id(), m_id])
+    })
+    .await;
+    // Mallory advertises p to n (true: it holds a live link to p).
+    let mut state = vec![0, 0, 0, 35, 0, 1, 0, 1];
+    state.extend_from_slice(&p.id().0.0);
+    to_n.send(state).await.unwrap();
+    eventually("n recorded mallory's advertisement", || {
+        advertises(&n, m_id, &[p.id()])
+    })
+    .await;
+
+    // a's message (a vote, signed by a at the node level) reaches n first through mallory.
+    let vote = b"a's vote for height 7".to_vec();
+    let mut frame = (vote.len() as u32).to_be_bytes().to_vec();
+    frame.push(Topic::VOTE.number());
+    frame.extend_from_slice(&vote);
+    to_n.send(frame).await.unwrap();
+    let first = recv(&mut n.rx).await;
+    assert_eq!((first.peer, &*first.payload), (m_id, &vote[..]));
+    a.net.broadcast(Topic::VOTE, vote.clone()).unwrap();
+    eventually("a's own copy is a duplicate at n", || {
+        n.net.stats().duplicates >= 1
+    })
+    .await;
+
+    // p, joined to a through the correct node n, should receive it.
+    let got = tokio::time::timeout(Duration::from_secs(8), async {
+        loop {
+            match p.rx.recv().await {
+                Some(m) if *m.payload == vote[..] => return,
+                Some(_) => {}
+                None => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
+    assert!(
+        got.is_ok(),
+        "p never received a's vote (n spared {}, recovered {})",
+        n.net.stats().relays_spared,
+        n.net.stats().relays_recovered
+    );
+    for x in [&n, &a, &p] {
+        x.net.shutdown().await;
+    }
 }
