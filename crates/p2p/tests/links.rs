@@ -1181,6 +1181,53 @@ async fn handshakes_beyond_the_limit_are_closed_at_once() {
     a.net.shutdown().await;
 }
 
+/// A raw peer linked to `target` under `creds`: it reads and discards everything, sends a
+/// keep-alive every 200 ms, and writes the raw frames sent on the returned queue (the link
+/// ends when the queue is dropped).
+async fn raw_peer(pki: &Pki, target: &Node, creds: &Credentials) -> mpsc::Sender<Vec<u8>> {
+    let mut s = raw_client(pki, target, creds).await.unwrap();
+    hello(&mut s).await.unwrap();
+    let (mut r, mut w) = tokio::io::split(s);
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while matches!(r.read(&mut buf).await, Ok(k) if k > 0) {}
+    });
+    tokio::spawn(async move {
+        loop {
+            let frame = tokio::select! {
+                f = rx.recv() => match f { Some(f) => f, None => return },
+                _ = tokio::time::sleep(Duration::from_millis(200)) => vec![0, 0, 0, 0, 0],
+            };
+            if w.write_all(&frame).await.is_err() || w.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    tx
+}
+
+/// A frame of `topic` carrying `payload`, as on the wire.
+fn data_frame(topic: Topic, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes().to_vec();
+    f.push(topic.number());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A link-state advertisement of `ids` (which must be ascending), as on the wire.
+fn link_state_frame(ids: &[PeerId]) -> Vec<u8> {
+    let mut payload = vec![1u8];
+    payload.extend_from_slice(&(ids.len() as u16).to_be_bytes());
+    for id in ids {
+        payload.extend_from_slice(&id.0.0);
+    }
+    let mut f = (payload.len() as u32).to_be_bytes().to_vec();
+    f.push(0);
+    f.extend_from_slice(&payload);
+    f
+}
+
 /// Review finding (relay rule, honest nodes only): a frame dropped on a full queue is never
 /// recovered. a dials b through a proxy, c is linked to both. The a→b direction stalls for
 /// less than `link_liveness` (a congested path): a's writes to b block, a's queue to b
@@ -1310,45 +1357,16 @@ async fn a_byzantine_relay_cannot_starve_a_correct_node_on_a_correct_path() {
     let mallory = pki.creds(Role::NodeSign, "mallory");
     let m_id = PeerId::of(mallory.leaf());
 
-    // Mallory links to n and p and keeps both links alive; it reads and discards all.
-    let mut frames_to_n = None;
-    for target in [&n, &p] {
-        let mut s = raw_client(&pki, target, &mallory).await.unwrap();
-        hello(&mut s).await.unwrap();
-        let (mut r, mut w) = tokio::io::split(s);
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(8);
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            while matches!(r.read(&mut buf).await, Ok(k) if k > 0) {}
-        });
-        tokio::spawn(async move {
-            loop {
-                let frame = tokio::select! {
-                    f = rx.recv() => match f { Some(f) => f, None => return },
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => vec![0, 0, 0, 0, 0],
-                };
-                if w.write_all(&frame).await.is_err() || w.flush().await.is_err() {
-                    return;
-                }
-            }
-        });
-        if std::ptr::eq(target, &n) {
-            frames_to_n = Some(tx);
-        } else {
-            // Kept open for the test's length.
-            std::mem::forget(tx);
-        }
-    }
-    let to_n = frames_to_n.unwrap();
+    // Mallory links to n and p and keeps both links alive.
+    let to_n = raw_peer(&pki, &n, &mallory).await;
+    let _to_p = raw_peer(&pki, &p, &mallory).await;
     eventually("n linked to a, p and mallory", || n.net.stats().links == 3).await;
     eventually("p advertises n and mallory to n", || {
         advertises(&n, p.id(), &[n.id(), m_id])
     })
     .await;
     // Mallory advertises p to n (true: it holds a live link to p).
-    let mut state = vec![0, 0, 0, 35, 0, 1, 0, 1];
-    state.extend_from_slice(&p.id().0.0);
-    to_n.send(state).await.unwrap();
+    to_n.send(link_state_frame(&[p.id()])).await.unwrap();
     eventually("n recorded mallory's advertisement", || {
         advertises(&n, m_id, &[p.id()])
     })
@@ -1356,10 +1374,7 @@ async fn a_byzantine_relay_cannot_starve_a_correct_node_on_a_correct_path() {
 
     // a's message (a vote, signed by a at the node level) reaches n first through mallory.
     let vote = b"a's vote for height 7".to_vec();
-    let mut frame = (vote.len() as u32).to_be_bytes().to_vec();
-    frame.push(Topic::VOTE.number());
-    frame.extend_from_slice(&vote);
-    to_n.send(frame).await.unwrap();
+    to_n.send(data_frame(Topic::VOTE, &vote)).await.unwrap();
     let first = recv(&mut n.rx).await;
     assert_eq!((first.peer, &*first.payload), (m_id, &vote[..]));
     a.net.broadcast(Topic::VOTE, vote.clone()).unwrap();
@@ -1388,4 +1403,80 @@ async fn a_byzantine_relay_cannot_starve_a_correct_node_on_a_correct_path() {
     for x in [&n, &a, &p] {
         x.net.shutdown().await;
     }
+}
+
+/// Review finding (cost of advertisements): each withdrawal scans the whole spared store
+/// (up to 65 536 messages) against every withdrawn id (up to 1024), holding the store's lock
+/// that every relay of every link needs, on the link's reader task. Mallory fills n's store
+/// with its own tiny transactions (spared for p, which lists it), then flips its
+/// advertisement between p plus 1023 made-up ids and p alone: about 67 million id
+/// comparisons per 32 KiB frame it sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "review finding: a peer flipping a 1024-id advertisement makes each frame scan the whole spared store under its lock"]
+async fn a_flapping_advertisement_costs_little_per_frame() {
+    let pki = Pki::new(33);
+    let mut n = start(&pki, "node-n", vec![]).await;
+    let p = start(&pki, "node-p", vec![n.peer_addr()]).await;
+    let mut n_rx = std::mem::replace(&mut n.rx, mpsc::channel(1).1);
+    tokio::spawn(async move { while n_rx.recv().await.is_some() {} });
+    let mallory = pki.creds(Role::NodeSign, "mallory");
+    let m_id = PeerId::of(mallory.leaf());
+    let to_n = raw_peer(&pki, &n, &mallory).await;
+    let _to_p = raw_peer(&pki, &p, &mallory).await;
+    eventually("p advertises n and mallory to n", || {
+        advertises(&n, p.id(), &[n.id(), m_id])
+    })
+    .await;
+    to_n.send(link_state_frame(&[p.id()])).await.unwrap();
+    eventually("n recorded mallory's advertisement", || {
+        advertises(&n, m_id, &[p.id()])
+    })
+    .await;
+
+    // 65 536 tiny transactions, each spared for p.
+    const FILL: u32 = 65_536;
+    for batch in 0..FILL / 1024 {
+        let mut frames = Vec::new();
+        for i in 0..1024u32 {
+            frames.extend(data_frame(
+                Topic::TRANSACTION,
+                &(batch * 1024 + i).to_be_bytes(),
+            ));
+        }
+        to_n.send(frames).await.unwrap();
+    }
+    let filling = Instant::now();
+    while n.net.stats().relays_spared < u64::from(FILL) {
+        assert!(filling.elapsed() < Duration::from_secs(120), "n not filled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 20 flips: p plus 1023 made-up ids, then p alone (1023 withdrawn).
+    let mut many: Vec<PeerId> = (0..1023u32)
+        .map(|i| {
+            let mut d = [0xee; 32];
+            d[..4].copy_from_slice(&i.to_be_bytes());
+            PeerId(crypto::Digest(d))
+        })
+        .chain(std::iter::once(p.id()))
+        .collect();
+    many.sort();
+    let (big, small) = (link_state_frame(&many), link_state_frame(&[p.id()]));
+    let before = n.net.stats().link_states_in;
+    let started = Instant::now();
+    for _ in 0..20 {
+        to_n.send(big.clone()).await.unwrap();
+        to_n.send(small.clone()).await.unwrap();
+    }
+    while n.net.stats().link_states_in < before + 40 {
+        assert!(started.elapsed() < Duration::from_secs(120), "n stuck");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "40 advertisements (1.3 MiB) took n {took:?} to process"
+    );
+    n.net.shutdown().await;
+    p.net.shutdown().await;
 }
