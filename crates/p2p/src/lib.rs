@@ -140,6 +140,13 @@ pub struct NetworkConfig {
     pub idle_timeout: Duration,
     /// The topics that are relayed and deduplicated.
     pub relay_topics: Vec<Topic>,
+    /// Whether a relay to a peer is spared when that peer and the sender advertise a live
+    /// link to each other (the link-state rule). Off by default: a review found that with it
+    /// a frame one link drops on a full queue is recovered only by consensus re-gossip (a
+    /// transaction not at all), and that a Byzantine relay that wins the race to a node can
+    /// make it spare a correct node's message towards a peer with no other path. On, the
+    /// consortium bench's CPU per transaction falls about a fifth (docs/ARCHITECTURE.md).
+    pub spare_relays: bool,
     /// A link this node advertises as live must have been up this long: a link that comes
     /// and goes (a peer restarting, both ends dialling at once) does not make the
     /// advertisement flap. Correctness does not depend on it (the advertisements are read in
@@ -174,6 +181,7 @@ impl NetworkConfig {
             keepalive: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(20),
             relay_topics: vec![Topic::PROPOSAL, Topic::VOTE, Topic::TRANSACTION],
+            spare_relays: false,
             relay_settle: Duration::from_secs(1),
             link_liveness: Duration::from_secs(3),
             seen_capacity: 65_536,

@@ -470,7 +470,8 @@ impl Shared {
                 None => true,
                 Some(from) if **id == from => false,
                 Some(from) => {
-                    let linked = l.info.peer_links.binary_search(&from).is_ok()
+                    let linked = self.config.spare_relays
+                        && l.info.peer_links.binary_search(&from).is_ok()
                         && from_links.binary_search(id).is_ok();
                     if linked {
                         spared.push(**id);
