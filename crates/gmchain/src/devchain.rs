@@ -42,10 +42,24 @@ fn now() -> u64 {
 
 /// Free loopback port (bound then released; good enough for tests).
 pub(crate) fn free_port() -> Result<u16, Failure> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| fail("port", e))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| fail("port", e))
+    Ok(free_ports(1)?[0])
+}
+
+/// `n` distinct free loopback ports: every one is held until all are chosen, so the kernel
+/// cannot hand out one twice (ports bound and released one by one could repeat, and two nodes
+/// of one chain would then share a port: CI once saw a node fail to listen on a port its own
+/// chain had given another node).
+pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, Failure> {
+    let held = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| fail("port", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    held.iter()
+        .map(|l| {
+            l.local_addr()
+                .map(|a| a.port())
+                .map_err(|e| fail("port", e))
+        })
+        .collect()
 }
 
 /// Makes a development chain in `dir` with `clients` user identities, writes the files (CA,
@@ -222,10 +236,8 @@ pub(crate) fn prepare_network(
         .collect::<Vec<_>>()
         .join(", ");
     let n = nodes.len();
-    let mut ports = Vec::with_capacity(n);
-    for _ in 0..n {
-        ports.push((free_port()?, free_port()?, free_port()?));
-    }
+    let free = free_ports(3 * n)?;
+    let ports: Vec<(u16, u16, u16)> = free.chunks_exact(3).map(|c| (c[0], c[1], c[2])).collect();
     let validators_toml: String = (0..validators)
         .map(|i| {
             let cert = if i == 0 {
@@ -334,4 +346,14 @@ sponsors = [{sponsored}]
         config: config_path,
         clients: out,
     })
+}
+
+#[cfg(test)]
+mod port_tests {
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports = super::free_ports(64).unwrap();
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+    }
 }
