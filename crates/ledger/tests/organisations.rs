@@ -792,26 +792,8 @@ fn a_sponsor_must_not_undo_a_governance_removal_with_replace_ca() {
 #[test]
 fn a_lowered_max_tx_size_must_leave_an_organisation_able_to_renew_its_crl() {
     let mut w = world();
-    // Height 1: D records a CRL of 300 revoked serials (about 11 KB, under 128 KiB).
-    let entries: Vec<pki::RevokedEntry> = (0..300u16)
-        .map(|i| pki::RevokedEntry {
-            serial: pki::Serial::from_bytes(&(0x1000 + i).to_be_bytes()).unwrap(),
-            revoked_at: t(1),
-            reason: pki::RevocationReason::KeyCompromise,
-        })
-        .collect();
-    let big = {
-        let d = &w.orgs[3];
-        issue_crl(&d.ca, &d.ca_key, 2, t(1), t(60), &entries).unwrap()
-    };
-    let update = w.tx(
-        &w.orgs[3].admin,
-        "identity",
-        "update_crl",
-        vec![big.der().to_vec()],
-    );
-    assert!(update.len() > 8192, "{}", update.len());
-    assert_eq!(w.block(&[update]), vec![Status::Success]);
+    // Height 1: D records a CRL of 300 revoked serials.
+    let (entries, big) = record_big_crl(&mut w);
     // A proposal to lower max_tx_size to 8192 is refused: D could not renew its CRL.
     let lower = w.params_tx(0, 4, 6, [None, None, Some(8192)]);
     let r = w.admit(&lower).unwrap_err();
@@ -865,24 +847,7 @@ fn a_lowering_fails_when_executed_if_a_crl_grew_past_it_since_the_proposal() {
     let vote_b = w.vote_tx(1, &id, true);
     assert_eq!(w.block(&[vote_b]), vec![Status::Success]);
     // D records a CRL of 300 entries.
-    let entries: Vec<pki::RevokedEntry> = (0..300u16)
-        .map(|i| pki::RevokedEntry {
-            serial: pki::Serial::from_bytes(&(0x1000 + i).to_be_bytes()).unwrap(),
-            revoked_at: t(1),
-            reason: pki::RevocationReason::KeyCompromise,
-        })
-        .collect();
-    let big = {
-        let d = &w.orgs[3];
-        issue_crl(&d.ca, &d.ca_key, 2, t(1), t(60), &entries).unwrap()
-    };
-    let update = w.tx(
-        &w.orgs[3].admin,
-        "identity",
-        "update_crl",
-        vec![big.der().to_vec()],
-    );
-    assert_eq!(w.block(&[update]), vec![Status::Success]);
+    record_big_crl(&mut w);
     // C's vote would execute it: it fails with the code, and the proposal stays open.
     let vote_c = w.vote_tx(2, &id, true);
     let statuses = w.block(&[vote_c]);
@@ -902,4 +867,29 @@ fn a_lowering_fails_when_executed_if_a_crl_grew_past_it_since_the_proposal() {
         .ledger
         .with_state(|v| execution::pending_params(v).unwrap());
     assert_eq!(pending, None);
+}
+
+/// Organisation D (index 3) records, in one block, a CRL of 300 revoked serials (about 11 KB,
+/// under 128 KiB; its transaction is above 8 KiB). Returns the entries and the CRL.
+fn record_big_crl(w: &mut World) -> (Vec<pki::RevokedEntry>, pki::Crl) {
+    let entries: Vec<pki::RevokedEntry> = (0..300u16)
+        .map(|i| pki::RevokedEntry {
+            serial: pki::Serial::from_bytes(&(0x1000 + i).to_be_bytes()).unwrap(),
+            revoked_at: t(1),
+            reason: pki::RevocationReason::KeyCompromise,
+        })
+        .collect();
+    let big = {
+        let d = &w.orgs[3];
+        issue_crl(&d.ca, &d.ca_key, 2, t(1), t(60), &entries).unwrap()
+    };
+    let update = w.tx(
+        &w.orgs[3].admin,
+        "identity",
+        "update_crl",
+        vec![big.der().to_vec()],
+    );
+    assert!(update.len() > 8192, "{}", update.len());
+    assert_eq!(w.block(&[update]), vec![Status::Success]);
+    (entries, big)
 }
