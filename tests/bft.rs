@@ -252,6 +252,21 @@ fn a_follower_verifies_serves_forwards_and_never_votes() {
     for n in &net.nodes[..4] {
         assert!(metric_total(&scrape(&n.metrics), "gmchain_consensus_signatures_total") > 0);
     }
+    // Idle, validators and follower sleep: the consensus loop wakes about ten times a second
+    // (before the fix it spun between the block interval and the empty-block interval,
+    // millions of wakeups a second on every node).
+    let wakeups = |net: &Consortium| -> Vec<u64> {
+        net.nodes
+            .iter()
+            .map(|n| metric_total(&scrape(&n.metrics), "gmchain_consensus_wakeups_total"))
+            .collect()
+    };
+    let before = wakeups(&net);
+    std::thread::sleep(Duration::from_secs(3));
+    let after = wakeups(&net);
+    for (i, (a, b)) in after.iter().zip(&before).enumerate() {
+        assert!(a - b < 300, "node{i} woke {} times in 3 s idle", a - b);
+    }
 }
 
 /// A TCP relay the test controls: forwards connections to `target` until cut; a cut closes

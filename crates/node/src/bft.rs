@@ -223,11 +223,16 @@ pub fn start(
     // Gossiped transactions are admitted (signature, chain, state checks) on their own thread.
     let (tx_admission, admit_rx) = std::sync::mpsc::sync_channel::<Arc<[u8]>>(TX_ADMISSION_QUEUE);
     let admit_core = core.clone();
+    let admit_wake = tx.clone();
     std::thread::Builder::new()
         .name("tx-admission".into())
         .spawn(move || {
             while let Ok(bytes) = admit_rx.recv() {
-                let _ = admit_core.submit_from_peer(&bytes);
+                // A peer's transaction wakes the engine as a client's does: the next height
+                // may be waiting for one.
+                if admit_core.submit_from_peer(&bytes).is_ok() {
+                    let _ = admit_wake.try_send(Event::Pool);
+                }
             }
         })
         .map_err(|e| NodeError::Server(format!("cannot start the admission thread: {e}")))?;
@@ -747,8 +752,7 @@ impl Runner {
         let Some((earliest, latest)) = self.start_after else {
             return Ok(());
         };
-        let wanted = self.core().pool_size() > 0 || !self.buffered.is_empty();
-        if now < earliest || (!wanted && now < latest) {
+        if now < earliest || (!self.height_wanted() && now < latest) {
             return Ok(());
         }
         self.start_after = None;
@@ -1137,23 +1141,26 @@ impl Runner {
         Ok(())
     }
 
-    fn next_deadline(&self) -> Instant {
-        let mut d = Instant::now() + Duration::from_millis(100);
-        if let Some(t) = self.host.timers.values().min() {
-            d = d.min(*t);
-        }
-        if let Some((earliest, _)) = self.start_after {
-            d = d.min(earliest.max(Instant::now()));
-        }
-        d
+    /// Whether the next height is wanted before the empty-block interval: transactions wait,
+    /// or a peer is already at it.
+    fn height_wanted(&self) -> bool {
+        self.core().pool_size() > 0 || !self.buffered.is_empty()
     }
 
     fn run(mut self, events: Receiver<Event>) -> Result<(), NodeError> {
         loop {
-            let wait = self
-                .next_deadline()
-                .saturating_duration_since(Instant::now());
-            match events.recv_timeout(wait) {
+            let now = Instant::now();
+            let wake = wake_at(
+                now,
+                self.host.timers.values().min().copied(),
+                self.start_after,
+                self.height_wanted(),
+            );
+            self.core()
+                .metrics
+                .consensus_wakeups
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match events.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(Event::Net(m)) => self.on_message(m)?,
                 Ok(Event::Pool) => {}
                 Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
@@ -1162,6 +1169,33 @@ impl Runner {
             self.tick(Instant::now())?;
         }
     }
+}
+
+/// The longest the consensus loop sleeps without an event.
+const IDLE_WAKE: Duration = Duration::from_millis(100);
+
+/// When the consensus loop must next wake without an event: the first timer, the block
+/// interval's end, and once that passed with nothing `wanted` the empty-block interval's end
+/// (an admitted transaction or a peer's message wakes it sooner), never later than
+/// [`IDLE_WAKE`] from `now`. Never `now` itself while nothing is due: the loop would spin.
+fn wake_at(
+    now: Instant,
+    timer: Option<Instant>,
+    start_after: Option<(Instant, Instant)>,
+    wanted: bool,
+) -> Instant {
+    let mut d = now + IDLE_WAKE;
+    if let Some(t) = timer {
+        d = d.min(t);
+    }
+    if let Some((earliest, latest)) = start_after {
+        d = d.min(if earliest > now || wanted {
+            earliest
+        } else {
+            latest
+        });
+    }
+    d
 }
 
 fn input_height(input: &Input) -> Option<Height> {
@@ -1412,6 +1446,41 @@ mod tests {
             core: Arc::new(core),
             keys,
         }
+    }
+
+    /// Review of idle CPU: once the block interval passed with no transaction waiting, the
+    /// loop waited until `max(earliest, now)`, i.e. not at all, and spun on both cores of an
+    /// idle devnet until the empty-block interval. It now sleeps until something is due.
+    #[test]
+    fn the_consensus_loop_sleeps_until_something_is_due() {
+        let now = Instant::now();
+        let ms = |n: u64| Duration::from_millis(n);
+        // Idle after the block interval: the empty-block interval or the idle cap, never now.
+        let idle = wake_at(now, None, Some((now - ms(5), now + ms(9_000))), false);
+        assert_eq!(idle, now + IDLE_WAKE);
+        let idle = wake_at(now, None, Some((now - ms(5), now + ms(40))), false);
+        assert_eq!(idle, now + ms(40));
+        // A transaction waits: the height starts at once.
+        let wanted = wake_at(now, None, Some((now - ms(5), now + ms(9_000))), true);
+        assert!(wanted <= now);
+        // Before the block interval's end: its end, wanted or not.
+        for w in [false, true] {
+            assert_eq!(
+                wake_at(now, None, Some((now + ms(30), now + ms(9_000))), w),
+                now + ms(30)
+            );
+        }
+        // A timer due first wins; deciding a height (no start pending) waits for timers only.
+        assert_eq!(
+            wake_at(
+                now,
+                Some(now + ms(10)),
+                Some((now + ms(30), now + ms(90))),
+                false
+            ),
+            now + ms(10)
+        );
+        assert_eq!(wake_at(now, None, None, true), now + IDLE_WAKE);
     }
 
     /// A rotation decided by governance: the node decides a height whose set holds its

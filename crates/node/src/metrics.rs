@@ -49,6 +49,8 @@ pub struct Metrics {
     pub hsm_signatures: AtomicU64,
     /// Transactions committed since start.
     pub txs_committed: AtomicU64,
+    /// Times the consensus loop woke (an event or a deadline): about ten a second when idle.
+    pub consensus_wakeups: AtomicU64,
     /// Transactions admitted since start.
     pub txs_admitted: AtomicU64,
     /// Committed transactions per second over the last block interval window.
@@ -145,6 +147,13 @@ impl Metrics {
             "Blocks committed since the node started.",
             "counter",
             load(&self.blocks_committed),
+        );
+        gauge(
+            &mut out,
+            "gmchain_consensus_wakeups_total",
+            "Times the consensus loop woke for an event or a deadline since the node started.",
+            "counter",
+            load(&self.consensus_wakeups),
         );
         gauge(
             &mut out,
