@@ -199,9 +199,11 @@ impl Wants {
     }
 }
 
-/// Bytes counted per message in the recent store on top of its payload (the entry, its
-/// place in the order, a few served counts).
+/// Bytes counted per message in the recent store on top of its payload (the entry and its
+/// place in the order).
 const RECENT_ENTRY_BYTES: usize = 128;
+/// Bytes counted per peer a kept message was served to.
+const SERVED_ENTRY_BYTES: usize = 40;
 /// How many times one peer is sent one message in answer to its wants.
 const MAX_SERVES_PER_PEER: u8 = 2;
 
@@ -252,9 +254,14 @@ impl Recent {
             }
             self.order.pop_front();
             if let Some(m) = self.map.remove(&old) {
-                self.bytes -= m.payload.len() + RECENT_ENTRY_BYTES;
+                self.bytes -= Self::cost(&m);
             }
         }
+    }
+
+    /// The bytes `m` is counted for.
+    fn cost(m: &RecentMessage) -> usize {
+        m.payload.len() + RECENT_ENTRY_BYTES + m.served.len() * SERVED_ENTRY_BYTES
     }
 
     /// The message `id` for `peer`, if kept, not older than `keep` and not yet sent to it
@@ -274,6 +281,7 @@ impl Recent {
             Some(i) => i,
             None => {
                 m.served.push((peer, 0));
+                self.bytes += SERVED_ENTRY_BYTES;
                 m.served.len() - 1
             }
         };
@@ -1561,6 +1569,88 @@ mod tests {
             assert!(keep_new(high, high, local, peer));
             assert!(keep_new(low, low, local, peer));
         }
+    }
+
+    fn digest(n: u8) -> Digest {
+        Digest([n; 32])
+    }
+
+    #[test]
+    fn the_recent_store_is_bounded_by_age_and_bytes_and_serves_each_peer_twice() {
+        let t0 = Instant::now();
+        let keep = Duration::from_secs(6);
+        let max = 3 * (100 + RECENT_ENTRY_BYTES);
+        let mut r = Recent::default();
+        let payload: Arc<[u8]> = vec![1u8; 100].into();
+        for i in 0..3 {
+            r.insert(digest(i), Topic::VOTE, &payload, t0, keep, max);
+        }
+        assert_eq!((r.map.len(), r.bytes), (3, max));
+        // A fourth pushes the oldest out: the bytes, not the count, bound it.
+        r.insert(digest(3), Topic::VOTE, &payload, t0, keep, max);
+        assert_eq!(r.map.len(), 3);
+        assert!(!r.map.contains_key(&digest(0)));
+        // The same id again changes nothing.
+        r.insert(digest(3), Topic::VOTE, &payload, t0, keep, max);
+        assert_eq!((r.map.len(), r.bytes), (3, max));
+        // Served twice per peer, then no more; another peer gets its own two.
+        let (p, q) = (PeerId(digest(0xa)), PeerId(digest(0xb)));
+        assert!(r.serve(&digest(1), p, t0, keep).is_some());
+        assert!(r.serve(&digest(1), p, t0, keep).is_some());
+        assert!(r.serve(&digest(1), p, t0, keep).is_none());
+        assert_eq!(
+            r.serve(&digest(1), q, t0, keep).map(|x| x.0),
+            Some(Topic::VOTE)
+        );
+        assert!(r.serve(&digest(0), p, t0, keep).is_none(), "forgotten");
+        // The served counts are counted too.
+        assert_eq!(r.bytes, max + 2 * SERVED_ENTRY_BYTES);
+        // Too old to serve, and dropped at the next insertion.
+        let late = t0 + keep + Duration::from_millis(1);
+        assert!(r.serve(&digest(2), q, late, keep).is_none());
+        r.insert(digest(9), Topic::VOTE, &payload, late, keep, max);
+        assert_eq!(r.map.len(), 1);
+        assert_eq!(r.bytes, 100 + RECENT_ENTRY_BYTES);
+    }
+
+    #[test]
+    fn wants_are_bounded_per_announcer_and_in_all() {
+        let now = Instant::now();
+        let mut w = Wants::default();
+        let (p, q) = (PeerId(digest(0xa)), PeerId(digest(0xb)));
+        let id = |i: u32| {
+            let mut d = [0u8; 32];
+            d[..4].copy_from_slice(&i.to_be_bytes());
+            Digest(d)
+        };
+        for i in 0..MAX_WANTS_PER_PEER as u32 {
+            assert!(w.announced(id(i), p, now));
+        }
+        // p is at its bound: neither a new want nor joining another's.
+        assert!(!w.announced(id(1 << 30), p, now));
+        assert!(w.announced(id(1 << 30), q, now));
+        assert!(!w.announced(id(1 << 30), p, now));
+        // Repeating an announce is free.
+        assert!(w.announced(id(0), p, now));
+        assert_eq!(w.per_peer[&p], MAX_WANTS_PER_PEER);
+        // Up to MAX_ANNOUNCERS are remembered per want; more are ignored, not refused.
+        for k in 0..6u8 {
+            assert!(w.announced(id(0), PeerId(digest(k)), now));
+        }
+        assert_eq!(w.map[&id(0)].announcers.len(), MAX_ANNOUNCERS);
+        // Removing a want releases its announcers' counts.
+        let gone = w.remove(&id(0)).unwrap();
+        assert_eq!(gone.announcers[0], p);
+        assert_eq!(w.per_peer[&p], MAX_WANTS_PER_PEER - 1);
+        assert!(w.announced(id(1 << 31), p, now));
+        // The total bound.
+        let mut i = 0u32;
+        while w.map.len() < MAX_WANTS {
+            let r = PeerId(digest(100 + (i / MAX_WANTS_PER_PEER as u32) as u8));
+            assert!(w.announced(id(2_000_000 + i), r, now));
+            i += 1;
+        }
+        assert!(!w.announced(id(3_000_000), PeerId(digest(200)), now));
     }
 
     #[test]
