@@ -1447,6 +1447,9 @@ where
         // judge each frame by the state written before it, so a frame queued before a link
         // came up must not follow a state that lists that link's peer.
         let mut pending: Option<(usize, Arc<[u8]>)> = None;
+        // Control batches and queued frames take turns while both wait: a steady stream of
+        // announces cannot starve the queue, nor a long queue the wants.
+        let mut control_turn = true;
         loop {
             if let Some((0, state)) = &pending {
                 frame::write_frame(&mut w, Topic::CONTROL, state).await?;
@@ -1467,9 +1470,11 @@ where
                     let state = link_state.borrow_and_update().clone();
                     pending = Some((rx.len(), state));
                 }
-                // Announces and wants go before queued frames: a want must not wait behind
-                // the proposals it is about, and they carry no order the relay rule reads.
-                () = control.notify.notified() => {
+                // Announces and wants need not wait behind the whole queue (a want must not
+                // wait behind the proposals it is about), and they carry no order the relay
+                // rule reads.
+                () = control.notify.notified(), if control_turn || rx.is_empty() => {
+                    control_turn = false;
                     let PendingControl { announces, wants } =
                         std::mem::take(&mut *lock(&control.pending));
                     let frames = frame::encode_announces(&announces)
@@ -1492,6 +1497,7 @@ where
                     }
                 }
                 next = rx.recv() => {
+                    control_turn = true;
                     let Some((topic, payload)) = next else {
                         return Ok(());
                     };
