@@ -22,7 +22,7 @@
 //!   node advertises to each peer, in link-state control frames, the peers it currently
 //!   holds live links to; a message received from peer S goes to peer P in full unless P
 //!   advertises S and S's advertisement (read before the message on S's link) lists P (S
-//!   then sent it to P itself): P then gets only an announce of the message's id. A peer
+//!   then sent or announced it to P itself): P then gets only an announce of the message's id. A peer
 //!   that still lacks an announced message after [`NetworkConfig::fetch_grace`] asks one
 //!   announcer for it (a want) and the next one after [`NetworkConfig::fetch_timeout`];
 //!   each node keeps the messages it delivered lately to answer wants. A full mesh thus
@@ -296,7 +296,8 @@ pub struct LinkInfo {
     /// Its certificate's common name.
     pub name: Option<String>,
     /// The peers it last advertised live links to, ascending (empty until its first
-    /// link-state advertisement): messages from them are not relayed to it.
+    /// link-state advertisement): messages from those of them that list it back are
+    /// announced to it, not relayed in full.
     pub peer_links: Vec<PeerId>,
     /// Which side opened it.
     pub direction: Direction,

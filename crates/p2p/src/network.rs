@@ -35,7 +35,10 @@
 //! grace plus one round trip, never the message. A node that lies in its advertisement
 //! only turns full relays towards itself into announces, which it must then answer. Wants
 //! and the recent store are bounded (per peer and in all; by age and bytes), and a
-//! withdrawn link costs no scan: nothing is kept per spared peer.
+//! withdrawn link costs no scan: nothing is kept per spared peer. The bounds are where a
+//! message can still be missed: an announce not sent because 8192 ids already wait for that
+//! link, or a want refused (both counted in `wants_dropped`), or a message pushed out of the
+//! recent store (by age, or by `recent_bytes` of newer ones) before it was asked for.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -795,6 +798,10 @@ impl Shared {
         let now = Instant::now();
         let (grace, timeout) = (self.config.fetch_grace, self.config.fetch_timeout);
         let max_age = self.config.recent_keep;
+        if lock(&self.wants).map.is_empty() {
+            // The usual case: nothing to look at, no link to list.
+            return;
+        }
         let live: HashMap<PeerId, Arc<ControlOut>> = {
             let links = lock(&self.links);
             links
