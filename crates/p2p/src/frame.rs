@@ -3,14 +3,24 @@
 //! so a peer announcing 4 GiB costs nothing but the link.
 //!
 //! Control frames (topic 0) are the link's own. An empty one is a hello (the first frame each
-//! way) or a keep-alive; a non-empty one is a link-state advertisement: kind byte 1, a `u16`
-//! big-endian count, then that many 32-byte peer ids in strictly ascending order, nothing
-//! after them ([`encode_link_state`], [`decode_control`]). Anything else closes the link.
+//! way) or a keep-alive. A non-empty one is a kind byte, a `u16` big-endian count, then that
+//! many 32-byte values in strictly ascending order, nothing after them ([`decode_control`]):
+//! - kind 1, a link-state advertisement: the peer ids the sender holds live links to (0 to
+//!   [`MAX_ADVERTISED_LINKS`]);
+//! - kind 2, an announce: ids of gossip messages (SM3 of topic and payload, the seen-cache
+//!   key) the sender has and did not relay here (1 to [`MAX_IDS_PER_FRAME`]);
+//! - kind 3, a want: ids of announced messages the sender asks for (1 to
+//!   [`MAX_IDS_PER_FRAME`]).
+//!
+//! Anything else (another kind, a count that does not match the length, values out of order
+//! or repeated, an empty announce or want) closes the link.
 
 use std::fmt;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crypto::Digest;
 
 use crate::{P2pError, PeerId};
 
@@ -21,10 +31,18 @@ pub const HEADER_LEN: usize = 5;
 /// the first ones in id order: listing fewer only means more relays to it, never fewer.
 pub const MAX_ADVERTISED_LINKS: usize = 1024;
 
+/// The most message ids one announce or want carries; more are sent in several frames.
+pub const MAX_IDS_PER_FRAME: usize = 1024;
+
 /// The kind byte of a link-state advertisement.
 const LINK_STATE: u8 = 1;
+/// The kind byte of an announce.
+const ANNOUNCE: u8 = 2;
+/// The kind byte of a want.
+const WANT: u8 = 3;
 
-/// The largest control payload: a link-state advertisement of [`MAX_ADVERTISED_LINKS`] peers.
+/// The largest control payload: a link-state advertisement of [`MAX_ADVERTISED_LINKS`] peers
+/// (an announce or a want of [`MAX_IDS_PER_FRAME`] ids is as long).
 pub const MAX_CONTROL_PAYLOAD: u32 = (3 + 32 * MAX_ADVERTISED_LINKS) as u32;
 
 /// What a frame carries. The crate does not read payloads; the topic says which queue of the
@@ -33,8 +51,8 @@ pub const MAX_CONTROL_PAYLOAD: u32 = (3 + 32 * MAX_ADVERTISED_LINKS) as u32;
 pub struct Topic(u8);
 
 impl Topic {
-    /// The link's own control frames: the hellos that open a link, keep-alives (both empty)
-    /// and link-state advertisements. Never delivered to the node.
+    /// The link's own control frames: the hellos that open a link, keep-alives (both empty),
+    /// link-state advertisements, announces and wants. Never delivered to the node.
     pub(crate) const CONTROL: Topic = Topic(0);
     /// A block proposal (carries a block: the large limit applies by default).
     pub const PROPOSAL: Topic = Topic(1);
@@ -133,11 +151,13 @@ pub(crate) enum ReadError {
 }
 
 /// Fills `buf`, failing if no byte arrives for `idle` (a stalled link, whatever the size of
-/// the frame being read).
+/// the frame being read). `progress` runs after every read that brought bytes: a peer
+/// trickling a large frame is alive while it does.
 async fn read_full<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut [u8],
     idle: Option<Duration>,
+    progress: &mut impl FnMut(),
 ) -> Result<(), ReadError> {
     let mut filled = 0;
     while filled < buf.len() {
@@ -153,18 +173,21 @@ async fn read_full<R: AsyncRead + Unpin>(
             return Err(ReadError::Closed(std::io::ErrorKind::UnexpectedEof.into()));
         }
         filled += n;
+        progress();
     }
     Ok(())
 }
 
 /// Reads one frame. The payload is allocated only once its length passed the topic's limit.
+/// `progress` runs after every read that brought bytes (see [`read_full`]).
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     limits: &Limits,
     idle: Option<Duration>,
+    progress: &mut impl FnMut(),
 ) -> Result<(Topic, Vec<u8>), ReadError> {
     let mut header = [0u8; HEADER_LEN];
-    read_full(r, &mut header, idle).await?;
+    read_full(r, &mut header, idle, progress).await?;
     let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     let topic = Topic(header[4]);
     let max = limits.max_for(topic);
@@ -172,7 +195,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         return Err(ReadError::Oversized { topic, len, max });
     }
     let mut payload = vec![0u8; len as usize];
-    read_full(r, &mut payload, idle).await?;
+    read_full(r, &mut payload, idle, progress).await?;
     Ok((topic, payload))
 }
 
@@ -198,52 +221,96 @@ pub(crate) enum Control {
     KeepAlive,
     /// The peers the sender currently holds live links to, ascending.
     LinkState(Vec<PeerId>),
+    /// Gossip messages the sender has and did not relay here, ascending ids.
+    Announce(Vec<Digest>),
+    /// Announced messages the sender asks for, ascending ids.
+    Want(Vec<Digest>),
+}
+
+/// Encodes a control frame of `kind` with `values` (sorted and deduplicated here; beyond
+/// `max` the highest are left out).
+fn encode_values(kind: u8, values: &[[u8; 32]], max: usize) -> Vec<u8> {
+    let mut values = values.to_vec();
+    values.sort_unstable();
+    values.dedup();
+    values.truncate(max);
+    let mut out = Vec::with_capacity(3 + 32 * values.len());
+    out.push(kind);
+    // At most 1024 values (both maxima): the count fits a u16.
+    out.extend_from_slice(&(values.len() as u16).to_be_bytes());
+    for v in &values {
+        out.extend_from_slice(v);
+    }
+    out
 }
 
 /// Encodes a link-state advertisement of `peers` (sorted and deduplicated here; beyond
 /// [`MAX_ADVERTISED_LINKS`] the highest ids are left out).
 pub(crate) fn encode_link_state(peers: &[PeerId]) -> Vec<u8> {
-    let mut ids: Vec<PeerId> = peers.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    ids.truncate(MAX_ADVERTISED_LINKS);
-    let mut out = Vec::with_capacity(3 + 32 * ids.len());
-    out.push(LINK_STATE);
-    // At most MAX_ADVERTISED_LINKS (1024) ids: the count fits a u16.
-    out.extend_from_slice(&(ids.len() as u16).to_be_bytes());
-    for id in &ids {
-        out.extend_from_slice(id.0.as_bytes());
-    }
-    out
+    let values: Vec<[u8; 32]> = peers.iter().map(|p| *p.0.as_bytes()).collect();
+    encode_values(LINK_STATE, &values, MAX_ADVERTISED_LINKS)
 }
 
-/// Decodes a control frame's payload; `None` if it is malformed (unknown kind, a count that
-/// does not match the length, more than [`MAX_ADVERTISED_LINKS`] ids, ids out of order or
-/// repeated).
-pub(crate) fn decode_control(payload: &[u8]) -> Option<Control> {
+/// Encodes announces of `ids` (sorted and deduplicated): one frame per
+/// [`MAX_IDS_PER_FRAME`] ids, none for no id.
+pub(crate) fn encode_announces(ids: &[Digest]) -> Vec<Vec<u8>> {
+    encode_id_frames(ANNOUNCE, ids)
+}
+
+/// Encodes wants of `ids` (sorted and deduplicated): one frame per [`MAX_IDS_PER_FRAME`]
+/// ids, none for no id.
+pub(crate) fn encode_wants(ids: &[Digest]) -> Vec<Vec<u8>> {
+    encode_id_frames(WANT, ids)
+}
+
+fn encode_id_frames(kind: u8, ids: &[Digest]) -> Vec<Vec<u8>> {
+    let mut values: Vec<[u8; 32]> = ids.iter().map(|d| *d.as_bytes()).collect();
+    values.sort_unstable();
+    values.dedup();
+    values
+        .chunks(MAX_IDS_PER_FRAME)
+        .map(|c| encode_values(kind, c, MAX_IDS_PER_FRAME))
+        .collect()
+}
+
+/// Decodes a control frame's payload, or says what is wrong with it: an unknown kind, a count
+/// that does not match the length or is over its kind's maximum, values out of order or
+/// repeated, an announce or want of no id.
+pub(crate) fn decode_control(payload: &[u8]) -> Result<Control, &'static str> {
     let Some((&kind, rest)) = payload.split_first() else {
-        return Some(Control::KeepAlive);
+        return Ok(Control::KeepAlive);
     };
-    if kind != LINK_STATE || rest.len() < 2 {
-        return None;
+    let (min, max) = match kind {
+        LINK_STATE => (0, MAX_ADVERTISED_LINKS),
+        ANNOUNCE | WANT => (1, MAX_IDS_PER_FRAME),
+        _ => return Err("unknown control kind"),
+    };
+    if rest.len() < 2 {
+        return Err("count cut short");
     }
     let count = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-    let ids = &rest[2..];
-    if count > MAX_ADVERTISED_LINKS || ids.len() != count * 32 {
-        return None;
+    let body = &rest[2..];
+    if count < min || count > max {
+        return Err("count out of range for its kind");
     }
-    let mut peers: Vec<PeerId> = Vec::with_capacity(count);
-    for chunk in ids.chunks_exact(32) {
-        let mut id = [0u8; 32];
-        id.copy_from_slice(chunk);
-        let id = PeerId(crypto::Digest(id));
+    if body.len() != count * 32 {
+        return Err("count does not match the length");
+    }
+    let mut values: Vec<[u8; 32]> = Vec::with_capacity(count);
+    for chunk in body.chunks_exact(32) {
+        let mut v = [0u8; 32];
+        v.copy_from_slice(chunk);
         // Strictly ascending: one encoding per set, so a peer cannot pad or repeat.
-        if peers.last().is_some_and(|last| *last >= id) {
-            return None;
+        if values.last().is_some_and(|last| *last >= v) {
+            return Err("values not strictly ascending");
         }
-        peers.push(id);
+        values.push(v);
     }
-    Some(Control::LinkState(peers))
+    Ok(match kind {
+        LINK_STATE => Control::LinkState(values.into_iter().map(|v| PeerId(Digest(v))).collect()),
+        ANNOUNCE => Control::Announce(values.into_iter().map(Digest).collect()),
+        _ => Control::Want(values.into_iter().map(Digest).collect()),
+    })
 }
 
 /// Reads the acceptor's hello: an empty control frame.
@@ -251,7 +318,7 @@ pub(crate) async fn read_hello<R: AsyncRead + Unpin>(
     r: &mut R,
     limits: &Limits,
 ) -> Result<(), ReadError> {
-    match read_frame(r, limits, None).await? {
+    match read_frame(r, limits, None, &mut || {}).await? {
         (Topic::CONTROL, p) if p.is_empty() => Ok(()),
         (topic, p) => Err(ReadError::Malformed {
             topic,
@@ -274,7 +341,7 @@ mod tests {
 
     async fn read(bytes: &[u8]) -> Result<(Topic, Vec<u8>), ReadError> {
         let mut r = bytes;
-        read_frame(&mut r, &limits(), None).await
+        read_frame(&mut r, &limits(), None, &mut || {}).await
     }
 
     /// The wire format is pinned: length big-endian, then topic, then payload.
@@ -340,16 +407,32 @@ mod tests {
         far.write_all(&[0, 0]).await.unwrap();
         let d = Duration::from_millis(50);
         assert!(matches!(
-            read_frame(&mut near, &limits(), Some(d)).await,
+            read_frame(&mut near, &limits(), Some(d), &mut || {}).await,
             Err(ReadError::Idle(_))
         ));
-        // A frame arriving in pieces, each within the idle limit, is read whole.
+        // A frame arriving in pieces, each within the idle limit, is read whole, and each
+        // piece is reported as it arrives (the link's liveness is stamped on each).
         let (mut near, mut far) = tokio::io::duplex(64);
+        let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
         let reader = tokio::spawn(async move {
-            read_frame(&mut near, &limits(), Some(Duration::from_millis(200))).await
+            let mut progress = || {
+                let _ = seen_tx.send(());
+            };
+            read_frame(
+                &mut near,
+                &limits(),
+                Some(Duration::from_millis(200)),
+                &mut progress,
+            )
+            .await
         });
-        for piece in [&[0u8, 0, 0][..], &[2, 3], &[8], &[9]] {
+        for (i, piece) in [&[0u8, 0, 0][..], &[2, 3], &[8], &[9]].iter().enumerate() {
             far.write_all(piece).await.unwrap();
+            // The piece was reported before the frame is complete.
+            tokio::time::timeout(Duration::from_secs(5), seen_rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("piece {i} not reported"))
+                .unwrap();
             tokio::time::sleep(Duration::from_millis(60)).await;
         }
         assert_eq!(
@@ -382,11 +465,11 @@ mod tests {
         assert_eq!(bytes, want);
         assert_eq!(
             decode_control(&bytes),
-            Some(Control::LinkState(vec![id(2), id(9)]))
+            Ok(Control::LinkState(vec![id(2), id(9)]))
         );
         assert_eq!(encode_link_state(&[]), [1, 0, 0]);
-        assert_eq!(decode_control(&[1, 0, 0]), Some(Control::LinkState(vec![])));
-        assert_eq!(decode_control(&[]), Some(Control::KeepAlive));
+        assert_eq!(decode_control(&[1, 0, 0]), Ok(Control::LinkState(vec![])));
+        assert_eq!(decode_control(&[]), Ok(Control::KeepAlive));
         // Too many peers: the lowest MAX_ADVERTISED_LINKS are kept, and the result decodes.
         let many: Vec<PeerId> = (0..1100u32)
             .map(|i| {
@@ -398,16 +481,58 @@ mod tests {
         let bytes = encode_link_state(&many);
         assert_eq!(bytes.len(), MAX_CONTROL_PAYLOAD as usize);
         match decode_control(&bytes) {
-            Some(Control::LinkState(p)) => assert_eq!(p, many[..MAX_ADVERTISED_LINKS]),
+            Ok(Control::LinkState(p)) => assert_eq!(p, many[..MAX_ADVERTISED_LINKS]),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn digest(n: u32) -> Digest {
+        let mut d = [0x5a; 32];
+        d[..4].copy_from_slice(&n.to_be_bytes());
+        Digest(d)
+    }
+
+    /// Announce and want bytes are pinned: kind 2 or 3, count, ids ascending; batches of at
+    /// most 1024 ids per frame, none for no id.
+    #[test]
+    fn announces_and_wants_are_kind_count_and_ascending_ids() {
+        let (a, b) = (Digest([3; 32]), Digest([1; 32]));
+        let frames = encode_announces(&[a, b, a]);
+        assert_eq!(
+            frames,
+            vec![[&[2u8, 0, 2][..], &[1; 32], &[3; 32]].concat()]
+        );
+        assert_eq!(
+            decode_control(&frames[0]),
+            Ok(Control::Announce(vec![b, a]))
+        );
+        let frames = encode_wants(&[a]);
+        assert_eq!(frames, vec![[&[3u8, 0, 1][..], &[3; 32]].concat()]);
+        assert_eq!(decode_control(&frames[0]), Ok(Control::Want(vec![a])));
+        assert!(encode_announces(&[]).is_empty());
+        assert!(encode_wants(&[]).is_empty());
+        // 2500 ids: three frames of 1024, 1024 and 452, ascending across them, all decoded.
+        let ids: Vec<Digest> = (0..2500u32).rev().map(digest).collect();
+        let frames = encode_announces(&ids);
+        assert_eq!(frames.len(), 3);
+        assert_eq!(frames[0].len(), MAX_CONTROL_PAYLOAD as usize);
+        let mut back = Vec::new();
+        for f in &frames {
+            match decode_control(f) {
+                Ok(Control::Announce(v)) => back.extend(v),
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(back, want);
     }
 
     #[test]
     fn a_malformed_control_payload_is_refused() {
         let two = [&[1u8, 0, 2][..], &[2; 32], &[9; 32]].concat();
         let cases: Vec<(&str, Vec<u8>)> = vec![
-            ("unknown kind", [&[2u8][..], &two[1..]].concat()),
+            ("unknown kind", [&[4u8][..], &two[1..]].concat()),
             ("kind only", vec![1]),
             ("count cut short", vec![1, 0]),
             ("a stray byte", vec![9]),
@@ -438,8 +563,53 @@ mod tests {
             }),
         ];
         for (what, bytes) in cases {
-            assert_eq!(decode_control(&bytes), None, "{what}");
+            assert!(decode_control(&bytes).is_err(), "{what}");
         }
+        // The reason names what was wrong.
+        assert_eq!(decode_control(&[9]), Err("unknown control kind"));
+        assert_eq!(
+            decode_control(&[1, 0, 1]),
+            Err("count does not match the length")
+        );
+    }
+
+    #[test]
+    fn a_malformed_announce_or_want_is_refused() {
+        let one = |kind: u8| [&[kind, 0, 1][..], &[4; 32]].concat();
+        for kind in [2u8, 3] {
+            assert!(decode_control(&one(kind)).is_ok(), "kind {kind}");
+            let cases: Vec<(&str, Vec<u8>)> = vec![
+                ("no id", vec![kind, 0, 0]),
+                ("count cut short", vec![kind, 0]),
+                (
+                    "count above the ids",
+                    [&[kind, 0, 2][..], &[4; 32]].concat(),
+                ),
+                ("trailing byte", [&one(kind)[..], &[0]].concat()),
+                ("short id", [&[kind, 0, 1][..], &[4; 31]].concat()),
+                ("repeated", [&[kind, 0, 2][..], &[4; 32], &[4; 32]].concat()),
+                (
+                    "descending",
+                    [&[kind, 0, 2][..], &[5; 32], &[4; 32]].concat(),
+                ),
+                ("count over the maximum", {
+                    let n = MAX_IDS_PER_FRAME + 1;
+                    let mut v = vec![kind];
+                    v.extend_from_slice(&(n as u16).to_be_bytes());
+                    for i in 0..n as u32 {
+                        v.extend_from_slice(digest(i).as_bytes());
+                    }
+                    v
+                }),
+            ];
+            for (what, bytes) in cases {
+                assert!(decode_control(&bytes).is_err(), "kind {kind}: {what}");
+            }
+        }
+        assert_eq!(
+            decode_control(&[2, 0, 0]),
+            Err("count out of range for its kind")
+        );
     }
 
     #[test]

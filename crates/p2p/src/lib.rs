@@ -18,14 +18,17 @@
 //! - relays gossip topics (proposals, votes, transactions by default) once, with a bounded
 //!   seen-cache keyed by SM3 of (topic, payload): each message is delivered up at most once
 //!   while it is remembered;
-//! - relays only where it is needed (the relay rule): each node advertises to each peer, in
-//!   link-state control frames, the peers it currently holds live links to, and a message
-//!   received from peer S is not relayed to peer P when P advertises S and S's advertisement
-//!   (read before the message on S's link) lists P: S then sent it to P itself. A full mesh
-//!   thus carries each message once per link (its author's broadcast), while a node that lost
-//!   its link to S (closed, or silent for [`NetworkConfig::link_liveness`]) stops advertising
-//!   it and gets S's messages relayed again through the others, including those spared for
-//!   it lately (they may have been lost on the broken link);
+//! - relays in full only where it is needed, and announces elsewhere (the relay rule): each
+//!   node advertises to each peer, in link-state control frames, the peers it currently
+//!   holds live links to; a message received from peer S goes to peer P in full unless P
+//!   advertises S and S's advertisement (read before the message on S's link) lists P (S
+//!   then sent or announced it to P itself): P then gets only an announce of the message's id. A peer
+//!   that still lacks an announced message after [`NetworkConfig::fetch_grace`] asks one
+//!   announcer for it (a want) and the next one after [`NetworkConfig::fetch_timeout`];
+//!   each node keeps the messages it delivered lately to answer wants. A full mesh thus
+//!   carries each payload once per link (its author's broadcast) plus small announces, and a
+//!   copy dropped on a full queue or withheld by a Byzantine relay costs a round trip and
+//!   the grace, never the message;
 //! - opens every link with a hello each way (empty control frames: a link exists only once
 //!   both ends accepted each other), sends keep-alives on quiet links and closes a link on
 //!   which nothing arrived for the idle timeout (a crashed peer's half-open connection);
@@ -140,13 +143,23 @@ pub struct NetworkConfig {
     pub idle_timeout: Duration,
     /// The topics that are relayed and deduplicated.
     pub relay_topics: Vec<Topic>,
-    /// Whether a relay to a peer is spared when that peer and the sender advertise a live
-    /// link to each other (the link-state rule). Off by default: a review found that with it
-    /// a frame one link drops on a full queue is recovered only by consensus re-gossip (a
-    /// transaction not at all), and that a Byzantine relay that wins the race to a node can
-    /// make it spare a correct node's message towards a peer with no other path. On, the
-    /// consortium bench's CPU per transaction falls about a fifth (docs/ARCHITECTURE.md).
-    pub spare_relays: bool,
+    /// Whether a relay to a peer that advertises a live link to the message's sender (which
+    /// advertises it back) is replaced by an announce of the message's id, which the peer
+    /// fetches if it lacks it after `fetch_grace` (the relay rule). On by default; off, every
+    /// fresh gossip message is relayed in full to every other link (about three copies per
+    /// node and message in a full mesh of four).
+    pub announce_relays: bool,
+    /// How long a peer waits after the first announce of a message it lacks before asking an
+    /// announcer for it: the direct copy usually arrives first (announces travel next to it).
+    pub fetch_grace: Duration,
+    /// How long a want may go unanswered before the next announcer is asked.
+    pub fetch_timeout: Duration,
+    /// How long a delivered or relayed gossip message is kept to answer wants (and how long
+    /// a want is kept at most). Above `fetch_grace` + `fetch_timeout`.
+    pub recent_keep: Duration,
+    /// The most payload bytes kept to answer wants (plus a fixed 128 bytes counted per
+    /// message); the oldest go first. At least the largest gossip payload.
+    pub recent_bytes: usize,
     /// A link this node advertises as live must have been up this long: a link that comes
     /// and goes (a peer restarting, both ends dialling at once) does not make the
     /// advertisement flap. Correctness does not depend on it (the advertisements are read in
@@ -166,8 +179,9 @@ impl NetworkConfig {
     /// The defaults: no peers, 4 MiB frames (64 MiB for proposals and sync responses),
     /// 1024 frames per peer queue, back-off 200 ms to 30 s, 10 s handshakes, keep-alives every
     /// second, links silent for 3 s no longer advertised and for 20 s closed, links
-    /// advertised after 1 s up, proposals, votes and transactions relayed, 65 536 remembered
-    /// messages.
+    /// advertised after 1 s up, proposals, votes and transactions relayed (announced where
+    /// the link-state allows), wants after 100 ms and the next announcer after 1 s, messages
+    /// kept 6 s (2 × `link_liveness`) and 64 MiB to answer wants, 65 536 remembered messages.
     pub fn new(listen: SocketAddr, local_id: PeerId) -> Self {
         NetworkConfig {
             listen,
@@ -181,7 +195,11 @@ impl NetworkConfig {
             keepalive: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(20),
             relay_topics: vec![Topic::PROPOSAL, Topic::VOTE, Topic::TRANSACTION],
-            spare_relays: false,
+            announce_relays: true,
+            fetch_grace: Duration::from_millis(100),
+            fetch_timeout: Duration::from_secs(1),
+            recent_keep: Duration::from_secs(6),
+            recent_bytes: 64 << 20,
             relay_settle: Duration::from_secs(1),
             link_liveness: Duration::from_secs(3),
             seen_capacity: 65_536,
@@ -224,6 +242,28 @@ impl NetworkConfig {
         if self.relay_topics.contains(&Topic::CONTROL) {
             return bad("relay_topics", "topic 0 is the link's own");
         }
+        if self.fetch_grace.is_zero() {
+            return bad("fetch_grace", "must be above zero");
+        }
+        if self.fetch_timeout.is_zero() {
+            return bad("fetch_timeout", "must be above zero");
+        }
+        if self.recent_keep <= self.fetch_grace + self.fetch_timeout {
+            // A message would be forgotten before its first want's answer was due.
+            return bad("recent_keep", "must be above fetch_grace + fetch_timeout");
+        }
+        let largest = self
+            .relay_topics
+            .iter()
+            .map(|t| self.limits.max_for(*t) as usize)
+            .max()
+            .unwrap_or(0);
+        if self.recent_bytes < largest {
+            return bad(
+                "recent_bytes",
+                "must hold at least the largest payload of a relayed topic",
+            );
+        }
         Ok(())
     }
 }
@@ -256,7 +296,8 @@ pub struct LinkInfo {
     /// Its certificate's common name.
     pub name: Option<String>,
     /// The peers it last advertised live links to, ascending (empty until its first
-    /// link-state advertisement): messages from them are not relayed to it.
+    /// link-state advertisement): messages from those of them that list it back are
+    /// announced to it, not relayed in full.
     pub peer_links: Vec<PeerId>,
     /// Which side opened it.
     pub direction: Direction,
@@ -284,14 +325,34 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes of the frames written, headers included (control frames excluded).
     pub bytes_out: u64,
+    /// Control frames received (hellos, keep-alives, link-states, announces, wants).
+    pub control_in: u64,
+    /// Control frames written.
+    pub control_out: u64,
     /// Link-state advertisements received.
     pub link_states_in: u64,
-    /// Relays not queued because the peer advertised a live link to the message's sender
-    /// (which sent or relayed it there itself).
-    pub relays_spared: u64,
-    /// Spared messages sent after all, because their peer withdrew its link to their sender
-    /// (they may have been lost on it).
-    pub relays_recovered: u64,
+    /// Relays replaced by an announce because the peer advertised a live link to the
+    /// message's sender (which sent or relayed it there itself).
+    pub relays_announced: u64,
+    /// Message ids announced to peers (written in announce frames).
+    pub announces_out: u64,
+    /// Message ids announced by peers.
+    pub announces_in: u64,
+    /// Message ids asked of peers (written in want frames).
+    pub wants_out: u64,
+    /// Message ids peers asked for.
+    pub wants_in: u64,
+    /// Fresh messages that arrived after this node had asked for them.
+    pub fetched: u64,
+    /// Messages queued to a peer in answer to its want.
+    pub served: u64,
+    /// Announced ids not wanted because this node already waited for too many (in all, or
+    /// announced by that peer), or pending announces or wants not sent because a link had
+    /// too many waiting.
+    pub wants_dropped: u64,
+    /// Wants given up: every announcer asked without an answer, or older than
+    /// `recent_keep`.
+    pub wants_expired: u64,
     /// Gossip frames received again and ignored.
     pub duplicates: u64,
     /// Gossip frames queued to other peers on receipt.

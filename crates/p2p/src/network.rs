@@ -12,17 +12,35 @@
 //! live links to: up for `relay_settle`, heard from within `link_liveness`) first, then each
 //! new one after the frames queued before it (a `watch`, so only the latest waits and none is
 //! dropped): a peer reads each frame after the state its sender had when queueing it. A
-//! gossip message that arrived from peer S is not relayed to peer P when P's last
-//! advertisement lists S and S's lists P. Why nothing is lost: S listed P, so S had the link
-//! when it queued the message and queued it to P too (its own broadcast, or its relay unless
-//! P and S's own source listed each other, and so on back to the author, each step earlier).
-//! It can still be lost on the S–P link if that link breaks or falls silent: each node keeps
-//! what it spared for 2 × `link_liveness` and, when P or S withdraws the other, sends again
-//! those of S spared for P and of P spared for S. A node's advertisement only spares relays
-//! between itself and the peers that list it back: a node that lies costs itself, or what it
-//! could withhold anyway by not relaying.
+//! gossip message that arrived fresh from peer S goes in full to every other peer P, except
+//! when P's last advertisement lists S and S's lists P: S then had the link when it queued
+//! the message and queued it to P too (its own broadcast, or its relay, or its announce
+//! unless P and S's own source listed each other, and so on back to the author). P is then
+//! sent an announce of the message's id instead (a control frame, ids batched per link).
+//!
+//! Announce, then fetch: a node that hears an announce of an id its seen-cache lacks records
+//! a want (the id, up to four announcers, when it was first heard). If the message has not
+//! arrived `fetch_grace` later it asks the first announcer still linked (a want frame), and
+//! the next one each `fetch_timeout` without the message; the want ends when the message
+//! arrives from anyone, when every announcer was asked, or after `recent_keep`. Each node
+//! keeps the relay-topic messages it delivered or broadcast for `recent_keep` (at most
+//! `recent_bytes`, shared payloads) and answers a want for one of them by queueing the
+//! message to the asker as a normal gossip frame (its seen-cache applies), at most twice per
+//! peer and message; wants for anything else are ignored.
+//!
+//! Why nothing is lost: a peer spared a full copy always gets an announce, from a node that
+//! holds the message. If S's copy does not come (dropped on a full queue, lost on a link
+//! that broke or fell silent, or never sent: a Byzantine S that advertised P and won the
+//! race to this node), P fetches it from an announcer: a withheld or dropped copy costs the
+//! grace plus one round trip, never the message. A node that lies in its advertisement
+//! only turns full relays towards itself into announces, which it must then answer. Wants
+//! and the recent store are bounded (per peer and in all; by age and bytes), and a
+//! withdrawn link costs no scan: nothing is kept per spared peer. The bounds are where a
+//! message can still be missed: an announce not sent because 8192 ids already wait for that
+//! link, or a want refused (both counted in `wants_dropped`), or a message pushed out of the
+//! recent store (by age, or by `recent_bytes` of newer ones) before it was asked for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,8 +50,10 @@ use gmtls::rustls::{ClientConfig, ServerConfig};
 use gmtls::tokio_rustls::TlsAcceptor;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
+
+use crypto::Digest;
 
 use crate::frame::{self, Control, ReadError};
 use crate::seen::{SeenCache, message_id};
@@ -82,52 +102,197 @@ struct Link {
     cancel: watch::Sender<bool>,
     /// When it was registered.
     since: Instant,
-    /// When a frame (any, keep-alives included) last arrived: milliseconds since the
-    /// network started, written by the link's reader.
+    /// When bytes (of any frame, keep-alives included) last arrived: milliseconds since the
+    /// network started, written by the link's reader on every read.
     heard: Arc<AtomicU64>,
+    /// Announces and wants waiting for the link's writer.
+    control: Arc<ControlOut>,
 }
 
-/// Gossip messages not relayed to some peer because it advertised a live link to their sender,
-/// kept for [`SPARED_KEPT`] × `link_liveness`: a peer that withdraws the sender (the link
-/// closed, or fell silent) may have lost some of them on that link, and is sent them again
-/// (its seen-cache drops what it had). Shared payloads: only the references cost memory.
+/// Message ids waiting to be announced to, or asked of, one peer. They bypass the link's
+/// frame queue (a want must not wait behind the proposals it is about) and are written in
+/// batches of up to [`frame::MAX_IDS_PER_FRAME`].
 #[derive(Default)]
-struct Spared {
+struct ControlOut {
+    pending: Mutex<PendingControl>,
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct PendingControl {
+    announces: Vec<Digest>,
+    wants: Vec<Digest>,
+}
+
+/// The most ids of one kind waiting for one link's writer; more are dropped (counted).
+const MAX_PENDING_IDS: usize = 8 * frame::MAX_IDS_PER_FRAME;
+
+/// The most wants in all, and the most one peer's announces may hold: more announces are
+/// ignored (counted), so a peer cannot grow this node's memory by announcing.
+const MAX_WANTS: usize = 16_384;
+const MAX_WANTS_PER_PEER: usize = 4_096;
+/// The most announcers remembered per want.
+const MAX_ANNOUNCERS: usize = 4;
+
+/// An announced message this node lacks.
+struct Want {
+    /// When it was first announced.
+    first: Instant,
+    /// Who announced it, in order; `next` is the next to ask.
+    announcers: Vec<PeerId>,
+    next: usize,
+    /// When it was last asked for.
+    asked: Option<Instant>,
+}
+
+/// The announced messages this node lacks, bounded in all and per announcer.
+#[derive(Default)]
+struct Wants {
+    map: HashMap<Digest, Want>,
+    /// How many wants list each peer as an announcer.
+    per_peer: HashMap<PeerId, usize>,
+}
+
+impl Wants {
+    /// Records that `peer` announced `id` (not seen here); returns false if a bound refused it.
+    fn announced(&mut self, id: Digest, peer: PeerId, now: Instant) -> bool {
+        let per = self.per_peer.get(&peer).copied().unwrap_or(0);
+        match self.map.get_mut(&id) {
+            Some(w) => {
+                if w.announcers.contains(&peer) || w.announcers.len() >= MAX_ANNOUNCERS {
+                    // Already listed, or enough others to ask.
+                    return true;
+                }
+                if per >= MAX_WANTS_PER_PEER {
+                    return false;
+                }
+                w.announcers.push(peer);
+            }
+            None => {
+                if self.map.len() >= MAX_WANTS || per >= MAX_WANTS_PER_PEER {
+                    return false;
+                }
+                self.map.insert(
+                    id,
+                    Want {
+                        first: now,
+                        announcers: vec![peer],
+                        next: 0,
+                        asked: None,
+                    },
+                );
+            }
+        }
+        *self.per_peer.entry(peer).or_insert(0) += 1;
+        true
+    }
+
+    /// Forgets the want for `id`; returns it.
+    fn remove(&mut self, id: &Digest) -> Option<Want> {
+        let w = self.map.remove(id)?;
+        for a in &w.announcers {
+            if let Some(n) = self.per_peer.get_mut(a) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_peer.remove(a);
+                }
+            }
+        }
+        Some(w)
+    }
+}
+
+/// Bytes counted per message in the recent store on top of its payload (the entry and its
+/// place in the order).
+const RECENT_ENTRY_BYTES: usize = 128;
+/// Bytes counted per peer a kept message was served to.
+const SERVED_ENTRY_BYTES: usize = 40;
+/// How many times one peer is sent one message in answer to its wants.
+const MAX_SERVES_PER_PEER: u8 = 2;
+
+/// Relay-topic messages delivered or broadcast lately, to answer wants. Payloads are shared
+/// with the queues but counted in full.
+#[derive(Default)]
+struct Recent {
+    map: HashMap<Digest, RecentMessage>,
     /// Oldest first.
-    messages: std::collections::VecDeque<SparedMessage>,
+    order: VecDeque<(Instant, Digest)>,
     bytes: usize,
 }
 
-struct SparedMessage {
+struct RecentMessage {
     at: Instant,
-    /// Whom it came from.
-    from: PeerId,
-    /// The peers it was not relayed to.
-    spared: Vec<PeerId>,
     topic: Topic,
     payload: Arc<[u8]>,
+    /// How many times each peer was sent it.
+    served: Vec<(PeerId, u8)>,
 }
 
-/// How many `link_liveness` periods a spared message is kept: a silent link is withdrawn
-/// after one, plus the advertisement's way.
-const SPARED_KEPT: u32 = 2;
-/// The most spared messages kept, and their most bytes, whatever their age.
-const SPARED_MAX: usize = 65_536;
-const SPARED_MAX_BYTES: usize = 256 << 20;
-
-impl Spared {
-    fn push(&mut self, now: Instant, keep: Duration, m: SparedMessage) {
-        self.bytes += m.payload.len();
-        self.messages.push_back(m);
-        while let Some(front) = self.messages.front() {
-            let old = now.duration_since(front.at) > keep;
-            if !old && self.messages.len() <= SPARED_MAX && self.bytes <= SPARED_MAX_BYTES {
+impl Recent {
+    fn insert(
+        &mut self,
+        id: Digest,
+        topic: Topic,
+        payload: &Arc<[u8]>,
+        now: Instant,
+        keep: Duration,
+        max_bytes: usize,
+    ) {
+        if !self.map.contains_key(&id) {
+            self.bytes += payload.len() + RECENT_ENTRY_BYTES;
+            self.map.insert(
+                id,
+                RecentMessage {
+                    at: now,
+                    topic,
+                    payload: payload.clone(),
+                    served: Vec::new(),
+                },
+            );
+            self.order.push_back((now, id));
+        }
+        while let Some(&(at, old)) = self.order.front() {
+            if now.duration_since(at) <= keep && self.bytes <= max_bytes {
                 break;
             }
-            if let Some(gone) = self.messages.pop_front() {
-                self.bytes -= gone.payload.len();
+            self.order.pop_front();
+            if let Some(m) = self.map.remove(&old) {
+                self.bytes -= Self::cost(&m);
             }
         }
+    }
+
+    /// The bytes `m` is counted for.
+    fn cost(m: &RecentMessage) -> usize {
+        m.payload.len() + RECENT_ENTRY_BYTES + m.served.len() * SERVED_ENTRY_BYTES
+    }
+
+    /// The message `id` for `peer`, if kept, not older than `keep` and not yet sent to it
+    /// [`MAX_SERVES_PER_PEER`] times.
+    fn serve(
+        &mut self,
+        id: &Digest,
+        peer: PeerId,
+        now: Instant,
+        keep: Duration,
+    ) -> Option<(Topic, Arc<[u8]>)> {
+        let m = self.map.get_mut(id)?;
+        if now.duration_since(m.at) > keep {
+            return None;
+        }
+        let i = match m.served.iter().position(|(p, _)| *p == peer) {
+            Some(i) => i,
+            None => {
+                m.served.push((peer, 0));
+                self.bytes += SERVED_ENTRY_BYTES;
+                m.served.len() - 1
+            }
+        };
+        if m.served[i].1 >= MAX_SERVES_PER_PEER {
+            return None;
+        }
+        m.served[i].1 += 1;
+        Some((m.topic, m.payload.clone()))
     }
 }
 
@@ -137,6 +302,7 @@ struct Registered {
     rx: mpsc::Receiver<Outgoing>,
     cancelled: watch::Receiver<bool>,
     heard: Arc<AtomicU64>,
+    control: Arc<ControlOut>,
 }
 
 #[derive(Default)]
@@ -145,9 +311,18 @@ struct Counters {
     frames_out: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    control_in: AtomicU64,
+    control_out: AtomicU64,
     link_states_in: AtomicU64,
-    relays_spared: AtomicU64,
-    relays_recovered: AtomicU64,
+    relays_announced: AtomicU64,
+    announces_out: AtomicU64,
+    announces_in: AtomicU64,
+    wants_out: AtomicU64,
+    wants_in: AtomicU64,
+    fetched: AtomicU64,
+    served: AtomicU64,
+    wants_dropped: AtomicU64,
+    wants_expired: AtomicU64,
     duplicates: AtomicU64,
     relayed: AtomicU64,
     dials: AtomicU64,
@@ -178,8 +353,11 @@ struct Shared {
     link_state: watch::Sender<Arc<[u8]>>,
     /// The origin of the links' `heard` times.
     started: Instant,
-    /// Gossip messages whose relay was spared lately, for a peer that withdraws their sender.
-    spared: Mutex<Spared>,
+    /// Announced messages this node lacks. Lock order: `wants` before `seen`, never the
+    /// other way round.
+    wants: Mutex<Wants>,
+    /// Messages kept to answer wants.
+    recent: Mutex<Recent>,
     seen: Mutex<SeenCache>,
     inbound: mpsc::Sender<Inbound>,
     counters: Counters,
@@ -252,7 +430,8 @@ impl Network {
             changed: watch::channel(0).0,
             link_state: watch::channel(Arc::<[u8]>::from(frame::encode_link_state(&[]))).0,
             started: Instant::now(),
-            spared: Mutex::new(Spared::default()),
+            wants: Mutex::new(Wants::default()),
+            recent: Mutex::new(Recent::default()),
             inbound,
             counters: Counters::default(),
             drops: Mutex::new(Default::default()),
@@ -265,6 +444,7 @@ impl Network {
         tracing::info!(addr = %local_addr, id = %shared.config.local_id, "p2p listening");
         shared.spawn(listen(shared.clone(), listener));
         shared.spawn(advertise(shared.clone()));
+        shared.spawn(fetch(shared.clone()));
         let handle = NetworkHandle {
             shared,
             _guard: Arc::new(ShutdownOnDrop(shutdown)),
@@ -329,6 +509,7 @@ impl NetworkHandle {
         if self.shared.config.relay_topics.contains(&topic) {
             let id = message_id(topic, &payload);
             lock(&self.shared.seen).insert(id);
+            self.shared.delivered(id, topic, &payload);
         }
         Ok(self.shared.queue_to_all(topic, &payload, None))
     }
@@ -399,9 +580,18 @@ impl NetworkHandle {
             frames_out: get(&c.frames_out),
             bytes_in: get(&c.bytes_in),
             bytes_out: get(&c.bytes_out),
+            control_in: get(&c.control_in),
+            control_out: get(&c.control_out),
             link_states_in: get(&c.link_states_in),
-            relays_spared: get(&c.relays_spared),
-            relays_recovered: get(&c.relays_recovered),
+            relays_announced: get(&c.relays_announced),
+            announces_out: get(&c.announces_out),
+            announces_in: get(&c.announces_in),
+            wants_out: get(&c.wants_out),
+            wants_in: get(&c.wants_in),
+            fetched: get(&c.fetched),
+            served: get(&c.served),
+            wants_dropped: get(&c.wants_dropped),
+            wants_expired: get(&c.wants_expired),
             duplicates: get(&c.duplicates),
             relayed: get(&c.relayed),
             dropped: lock(&self.shared.drops).clone(),
@@ -453,28 +643,35 @@ impl Shared {
         *lock(&self.drops).entry((peer, topic)).or_insert(0) += 1;
     }
 
-    /// Queues a frame to every link (`from: None`, a broadcast), or relays one that arrived
-    /// from `from` to every other link whose peer does not advertise a live link to `from`
-    /// (the relay rule); returns how many queues took it.
-    fn queue_to_all(&self, topic: Topic, payload: &Arc<[u8]>, from: Option<PeerId>) -> usize {
-        let mut spared: Vec<PeerId> = Vec::new();
+    /// Queues a frame to every link (`from: None`, a broadcast), or relays message `id` that
+    /// arrived from `from` to every other link, announcing it instead to those whose peer
+    /// advertises a live link to `from` that `from` advertises back (the relay rule); returns
+    /// how many queues took it.
+    fn queue_to_all(
+        &self,
+        topic: Topic,
+        payload: &Arc<[u8]>,
+        from: Option<(PeerId, Digest)>,
+    ) -> usize {
+        let mut announce: Vec<(PeerId, Arc<ControlOut>)> = Vec::new();
         let links = lock(&self.links);
         // What the sender advertised before this message (same link, in order): a peer it
-        // lists was linked to it when it sent or relayed the message, so got it from it.
+        // lists was linked to it when it sent or relayed the message, so got it (or its
+        // announce) from it.
         let from_links: &[PeerId] = from
-            .and_then(|f| links.get(&f))
+            .and_then(|(f, _)| links.get(&f))
             .map_or(&[], |l| &l.info.peer_links);
         let targets: Vec<(PeerId, mpsc::Sender<Outgoing>)> = links
             .iter()
             .filter(|(id, l)| match from {
                 None => true,
-                Some(from) if **id == from => false,
-                Some(from) => {
-                    let linked = self.config.spare_relays
+                Some((from, _)) if **id == from => false,
+                Some((from, _)) => {
+                    let linked = self.config.announce_relays
                         && l.info.peer_links.binary_search(&from).is_ok()
                         && from_links.binary_search(id).is_ok();
                     if linked {
-                        spared.push(**id);
+                        announce.push((**id, l.control.clone()));
                     }
                     !linked
                 }
@@ -482,23 +679,13 @@ impl Shared {
             .map(|(id, l)| (*id, l.tx.clone()))
             .collect();
         drop(links);
-        if let (Some(from), false) = (from, spared.is_empty()) {
+        if let Some((_, id)) = from {
             self.counters
-                .relays_spared
-                .fetch_add(spared.len() as u64, Ordering::Relaxed);
-            let now = Instant::now();
-            let keep = self.config.link_liveness * SPARED_KEPT;
-            lock(&self.spared).push(
-                now,
-                keep,
-                SparedMessage {
-                    at: now,
-                    from,
-                    spared,
-                    topic,
-                    payload: payload.clone(),
-                },
-            );
+                .relays_announced
+                .fetch_add(announce.len() as u64, Ordering::Relaxed);
+            for (peer, control) in announce {
+                self.push_control(peer, &control, &[id], false);
+            }
         }
         let mut queued = 0;
         for (peer, tx) in targets {
@@ -513,6 +700,171 @@ impl Shared {
             }
         }
         queued
+    }
+
+    /// Hands `ids` to a link's writer as announces (`want: false`) or wants; beyond
+    /// [`MAX_PENDING_IDS`] waiting they are dropped (counted).
+    fn push_control(&self, peer: PeerId, control: &ControlOut, ids: &[Digest], want: bool) {
+        let mut pending = lock(&control.pending);
+        let list = if want {
+            &mut pending.wants
+        } else {
+            &mut pending.announces
+        };
+        let room = MAX_PENDING_IDS.saturating_sub(list.len());
+        let taken = ids.len().min(room);
+        list.extend_from_slice(&ids[..taken]);
+        drop(pending);
+        if taken < ids.len() {
+            tracing::debug!(%peer, want, "p2p: too many control ids waiting: some dropped");
+            self.counters
+                .wants_dropped
+                .fetch_add((ids.len() - taken) as u64, Ordering::Relaxed);
+        }
+        if taken > 0 {
+            control.notify.notify_one();
+        }
+    }
+
+    /// Records that relay-topic message `id` is here (arrived fresh, or broadcast): a want
+    /// for it ends, and it is kept to answer peers' wants.
+    fn delivered(&self, id: Digest, topic: Topic, payload: &Arc<[u8]>) {
+        if let Some(w) = lock(&self.wants).remove(&id)
+            && w.asked.is_some()
+        {
+            bump(&self.counters.fetched);
+        }
+        let (keep, max) = (self.config.recent_keep, self.config.recent_bytes);
+        lock(&self.recent).insert(id, topic, payload, Instant::now(), keep, max);
+    }
+
+    /// Records `peer`'s announce of `ids`: those not seen here become wants.
+    fn announced(&self, peer: PeerId, ids: Vec<Digest>) {
+        let unseen: Vec<Digest> = {
+            let seen = lock(&self.seen);
+            ids.into_iter().filter(|id| !seen.contains(id)).collect()
+        };
+        if unseen.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut wants = lock(&self.wants);
+        let refused = unseen
+            .into_iter()
+            .filter(|id| !wants.announced(*id, peer, now))
+            .count();
+        drop(wants);
+        if refused > 0 {
+            self.counters
+                .wants_dropped
+                .fetch_add(refused as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Answers `peer`'s want of `ids` on link `serial`: each kept message is queued to it as
+    /// a normal gossip frame; unknown ids are ignored.
+    fn serve(&self, peer: PeerId, serial: u64, ids: &[Digest]) {
+        let now = Instant::now();
+        let keep = self.config.recent_keep;
+        let found: Vec<(Topic, Arc<[u8]>)> = {
+            let mut recent = lock(&self.recent);
+            ids.iter()
+                .filter_map(|id| recent.serve(id, peer, now, keep))
+                .collect()
+        };
+        if found.is_empty() {
+            return;
+        }
+        let Some(tx) = lock(&self.links)
+            .get(&peer)
+            .filter(|l| l.serial == serial)
+            .map(|l| l.tx.clone())
+        else {
+            return;
+        };
+        for (topic, payload) in found {
+            match tx.try_send((topic, payload)) {
+                Ok(()) => bump(&self.counters.served),
+                Err(mpsc::error::TrySendError::Full(_)) => self.count_drop(peer, topic),
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+    }
+
+    /// Asks for the wants that are due: after `fetch_grace` the first announcer still linked,
+    /// after each `fetch_timeout` the next; gives up on those whose announcers are exhausted
+    /// or that are older than `recent_keep`, and forgets those that arrived meanwhile.
+    fn ask_for_wants(&self) {
+        let now = Instant::now();
+        let (grace, timeout) = (self.config.fetch_grace, self.config.fetch_timeout);
+        let max_age = self.config.recent_keep;
+        if lock(&self.wants).map.is_empty() {
+            // The usual case: nothing to look at, no link to list.
+            return;
+        }
+        let live: HashMap<PeerId, Arc<ControlOut>> = {
+            let links = lock(&self.links);
+            links
+                .iter()
+                .map(|(id, l)| (*id, l.control.clone()))
+                .collect()
+        };
+        let mut asks: HashMap<PeerId, Vec<Digest>> = HashMap::new();
+        let mut expired = 0u64;
+        {
+            let mut wants = lock(&self.wants);
+            if wants.map.is_empty() {
+                return;
+            }
+            let mut done: Vec<(Digest, bool)> = Vec::new();
+            for (id, w) in wants.map.iter_mut() {
+                if now.duration_since(w.first) > max_age {
+                    done.push((*id, true));
+                    continue;
+                }
+                let due = match w.asked {
+                    None => now.duration_since(w.first) >= grace,
+                    Some(at) => now.duration_since(at) >= timeout,
+                };
+                if !due {
+                    continue;
+                }
+                // Arrived between the announce's seen check and the want's insertion.
+                if lock(&self.seen).contains(id) {
+                    done.push((*id, false));
+                    continue;
+                }
+                let mut chosen = None;
+                while let Some(a) = w.announcers.get(w.next).copied() {
+                    w.next += 1;
+                    if live.contains_key(&a) {
+                        chosen = Some(a);
+                        break;
+                    }
+                }
+                match chosen {
+                    Some(a) => {
+                        w.asked = Some(now);
+                        asks.entry(a).or_default().push(*id);
+                    }
+                    None => done.push((*id, true)),
+                }
+            }
+            for (id, given_up) in done {
+                wants.remove(&id);
+                expired += u64::from(given_up);
+            }
+        }
+        if expired > 0 {
+            self.counters
+                .wants_expired
+                .fetch_add(expired, Ordering::Relaxed);
+        }
+        for (peer, ids) in asks {
+            if let Some(control) = live.get(&peer) {
+                self.push_control(peer, control, &ids, true);
+            }
+        }
     }
 
     /// Registers a link that passed authentication and admission, applying the one-link
@@ -537,6 +889,7 @@ impl Shared {
         let (tx, rx) = mpsc::channel(self.config.outbound_queue);
         let (cancel, cancelled) = watch::channel(false);
         let heard = Arc::new(AtomicU64::new(self.millis()));
+        let control = Arc::new(ControlOut::default());
         tracing::info!(peer = %info.peer, direction = ?info.direction, remote = %info.remote, "p2p link up");
         links.insert(
             peer,
@@ -548,6 +901,7 @@ impl Shared {
                 cancel,
                 since: Instant::now(),
                 heard: heard.clone(),
+                control: control.clone(),
             },
         );
         drop(links);
@@ -558,6 +912,7 @@ impl Shared {
             rx,
             cancelled,
             heard,
+            control,
         })
     }
 
@@ -592,61 +947,11 @@ impl Shared {
     }
 
     /// Records peer `peer`'s advertisement on link `serial` (if that link is still the one).
-    /// A peer W it no longer lists may have lost messages on their way between them: those of
-    /// W recently spared for `peer`, and those of `peer` spared for W, are sent now.
+    /// Nothing is re-sent on a withdrawal: what a peer lacks it fetches after an announce.
     fn set_peer_links(&self, peer: PeerId, serial: u64, peer_links: Vec<PeerId>) {
-        let (withdrawn, senders) = {
-            let mut links = lock(&self.links);
-            let Some(l) = links.get_mut(&peer).filter(|l| l.serial == serial) else {
-                return;
-            };
-            let withdrawn: Vec<PeerId> = l
-                .info
-                .peer_links
-                .iter()
-                .filter(|s| peer_links.binary_search(s).is_err())
-                .copied()
-                .collect();
+        let mut links = lock(&self.links);
+        if let Some(l) = links.get_mut(&peer).filter(|l| l.serial == serial) {
             l.info.peer_links = peer_links;
-            let senders: HashMap<PeerId, mpsc::Sender<Outgoing>> = withdrawn
-                .iter()
-                .chain(std::iter::once(&peer))
-                .filter_map(|id| links.get(id).map(|l| (*id, l.tx.clone())))
-                .collect();
-            (withdrawn, senders)
-        };
-        if withdrawn.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        let keep = self.config.link_liveness * SPARED_KEPT;
-        let again: Vec<(PeerId, Topic, Arc<[u8]>)> = lock(&self.spared)
-            .messages
-            .iter()
-            .filter(|m| now.duration_since(m.at) <= keep)
-            .flat_map(|m| {
-                let to_peer =
-                    (withdrawn.contains(&m.from) && m.spared.contains(&peer)).then_some(peer);
-                let from_peer = (m.from == peer)
-                    .then(|| withdrawn.iter().filter(|w| m.spared.contains(w)).copied())
-                    .into_iter()
-                    .flatten();
-                to_peer
-                    .into_iter()
-                    .chain(from_peer)
-                    .map(|to| (to, m.topic, m.payload.clone()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        for (to, topic, payload) in again {
-            let Some(tx) = senders.get(&to) else {
-                continue;
-            };
-            match tx.try_send((topic, payload)) {
-                Ok(()) => bump(&self.counters.relays_recovered),
-                Err(mpsc::error::TrySendError::Full(_)) => self.count_drop(to, topic),
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
-            }
         }
     }
 
@@ -737,6 +1042,20 @@ async fn advertise(shared: Arc<Shared>) {
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep(tick) => shared.refresh_link_state(),
+        }
+    }
+}
+
+/// Sends the wants that are due (see [`Shared::ask_for_wants`]), a few times per grace.
+async fn fetch(shared: Arc<Shared>) {
+    let tick =
+        (shared.config.fetch_grace / 4).clamp(Duration::from_millis(5), Duration::from_millis(50));
+    let stop = stopped(shared.shutdown.subscribe());
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(tick) => shared.ask_for_wants(),
         }
     }
 }
@@ -1035,6 +1354,7 @@ where
         mut rx,
         cancelled,
         heard,
+        control,
     } = link;
     let mut link_state = shared.link_state.subscribe();
     // The current state goes first on every new link.
@@ -1044,8 +1364,12 @@ where
     let limits = shared.config.limits.clone();
     let (keepalive, idle) = (shared.config.keepalive, shared.config.idle_timeout);
     let reader = async {
+        // Stamped on every read, not once per frame: a peer sending a 64 MiB proposal slowly
+        // is alive while it does.
+        let mut stamp = || heard.store(shared.millis(), Ordering::Relaxed);
         loop {
-            let (topic, payload) = match frame::read_frame(&mut r, &limits, Some(idle)).await {
+            let read = frame::read_frame(&mut r, &limits, Some(idle), &mut stamp).await;
+            let (topic, payload) = match read {
                 Ok(f) => f,
                 Err(ReadError::Closed(e)) => return LinkEnd::Closed(e),
                 Err(ReadError::Idle(d)) => return LinkEnd::Idle(d),
@@ -1056,18 +1380,32 @@ where
                     return LinkEnd::Malformed(format!("{topic} frame of {len} bytes"));
                 }
             };
-            heard.store(shared.millis(), Ordering::Relaxed);
             if topic == Topic::CONTROL {
+                bump(&shared.counters.control_in);
                 match frame::decode_control(&payload) {
                     // A keep-alive: it only proved the peer alive.
-                    Some(Control::KeepAlive) => {}
-                    Some(Control::LinkState(peer_links)) => {
+                    Ok(Control::KeepAlive) => {}
+                    Ok(Control::LinkState(peer_links)) => {
                         bump(&shared.counters.link_states_in);
                         shared.set_peer_links(peer, serial, peer_links);
                     }
-                    None => {
+                    Ok(Control::Announce(ids)) => {
+                        shared
+                            .counters
+                            .announces_in
+                            .fetch_add(ids.len() as u64, Ordering::Relaxed);
+                        shared.announced(peer, ids);
+                    }
+                    Ok(Control::Want(ids)) => {
+                        shared
+                            .counters
+                            .wants_in
+                            .fetch_add(ids.len() as u64, Ordering::Relaxed);
+                        shared.serve(peer, serial, &ids);
+                    }
+                    Err(why) => {
                         return LinkEnd::Malformed(format!(
-                            "control frame of {} bytes",
+                            "control frame of {} bytes: {why}",
                             payload.len()
                         ));
                     }
@@ -1092,7 +1430,8 @@ where
                     bump(&shared.counters.duplicates);
                     continue;
                 }
-                let n = shared.queue_to_all(topic, &payload, Some(peer));
+                shared.delivered(id, topic, &payload);
+                let n = shared.queue_to_all(topic, &payload, Some((peer, id)));
                 shared
                     .counters
                     .relayed
@@ -1115,9 +1454,13 @@ where
         // judge each frame by the state written before it, so a frame queued before a link
         // came up must not follow a state that lists that link's peer.
         let mut pending: Option<(usize, Arc<[u8]>)> = None;
+        // Control batches and queued frames take turns while both wait: a steady stream of
+        // announces cannot starve the queue, nor a long queue the wants.
+        let mut control_turn = true;
         loop {
             if let Some((0, state)) = &pending {
                 frame::write_frame(&mut w, Topic::CONTROL, state).await?;
+                bump(&shared.counters.control_out);
                 pending = None;
                 if rx.is_empty() {
                     w.flush().await?;
@@ -1134,7 +1477,34 @@ where
                     let state = link_state.borrow_and_update().clone();
                     pending = Some((rx.len(), state));
                 }
+                // Announces and wants need not wait behind the whole queue (a want must not
+                // wait behind the proposals it is about), and they carry no order the relay
+                // rule reads.
+                () = control.notify.notified(), if control_turn || rx.is_empty() => {
+                    control_turn = false;
+                    let PendingControl { announces, wants } =
+                        std::mem::take(&mut *lock(&control.pending));
+                    let frames = frame::encode_announces(&announces)
+                        .into_iter()
+                        .chain(frame::encode_wants(&wants));
+                    for f in frames {
+                        frame::write_frame(&mut w, Topic::CONTROL, &f).await?;
+                        bump(&shared.counters.control_out);
+                    }
+                    shared
+                        .counters
+                        .announces_out
+                        .fetch_add(announces.len() as u64, Ordering::Relaxed);
+                    shared
+                        .counters
+                        .wants_out
+                        .fetch_add(wants.len() as u64, Ordering::Relaxed);
+                    if rx.is_empty() {
+                        w.flush().await?;
+                    }
+                }
                 next = rx.recv() => {
+                    control_turn = true;
                     let Some((topic, payload)) = next else {
                         return Ok(());
                     };
@@ -1155,6 +1525,7 @@ where
                 // liveness) holds only for a peer that is gone.
                 _ = tokio::time::sleep(keepalive) => {
                     frame::write_frame(&mut w, Topic::CONTROL, &[]).await?;
+                    bump(&shared.counters.control_out);
                     w.flush().await?;
                 }
             }
@@ -1211,6 +1582,88 @@ mod tests {
             assert!(keep_new(high, high, local, peer));
             assert!(keep_new(low, low, local, peer));
         }
+    }
+
+    fn digest(n: u8) -> Digest {
+        Digest([n; 32])
+    }
+
+    #[test]
+    fn the_recent_store_is_bounded_by_age_and_bytes_and_serves_each_peer_twice() {
+        let t0 = Instant::now();
+        let keep = Duration::from_secs(6);
+        let max = 3 * (100 + RECENT_ENTRY_BYTES);
+        let mut r = Recent::default();
+        let payload: Arc<[u8]> = vec![1u8; 100].into();
+        for i in 0..3 {
+            r.insert(digest(i), Topic::VOTE, &payload, t0, keep, max);
+        }
+        assert_eq!((r.map.len(), r.bytes), (3, max));
+        // A fourth pushes the oldest out: the bytes, not the count, bound it.
+        r.insert(digest(3), Topic::VOTE, &payload, t0, keep, max);
+        assert_eq!(r.map.len(), 3);
+        assert!(!r.map.contains_key(&digest(0)));
+        // The same id again changes nothing.
+        r.insert(digest(3), Topic::VOTE, &payload, t0, keep, max);
+        assert_eq!((r.map.len(), r.bytes), (3, max));
+        // Served twice per peer, then no more; another peer gets its own two.
+        let (p, q) = (PeerId(digest(0xa)), PeerId(digest(0xb)));
+        assert!(r.serve(&digest(1), p, t0, keep).is_some());
+        assert!(r.serve(&digest(1), p, t0, keep).is_some());
+        assert!(r.serve(&digest(1), p, t0, keep).is_none());
+        assert_eq!(
+            r.serve(&digest(1), q, t0, keep).map(|x| x.0),
+            Some(Topic::VOTE)
+        );
+        assert!(r.serve(&digest(0), p, t0, keep).is_none(), "forgotten");
+        // The served counts are counted too.
+        assert_eq!(r.bytes, max + 2 * SERVED_ENTRY_BYTES);
+        // Too old to serve, and dropped at the next insertion.
+        let late = t0 + keep + Duration::from_millis(1);
+        assert!(r.serve(&digest(2), q, late, keep).is_none());
+        r.insert(digest(9), Topic::VOTE, &payload, late, keep, max);
+        assert_eq!(r.map.len(), 1);
+        assert_eq!(r.bytes, 100 + RECENT_ENTRY_BYTES);
+    }
+
+    #[test]
+    fn wants_are_bounded_per_announcer_and_in_all() {
+        let now = Instant::now();
+        let mut w = Wants::default();
+        let (p, q) = (PeerId(digest(0xa)), PeerId(digest(0xb)));
+        let id = |i: u32| {
+            let mut d = [0u8; 32];
+            d[..4].copy_from_slice(&i.to_be_bytes());
+            Digest(d)
+        };
+        for i in 0..MAX_WANTS_PER_PEER as u32 {
+            assert!(w.announced(id(i), p, now));
+        }
+        // p is at its bound: neither a new want nor joining another's.
+        assert!(!w.announced(id(1 << 30), p, now));
+        assert!(w.announced(id(1 << 30), q, now));
+        assert!(!w.announced(id(1 << 30), p, now));
+        // Repeating an announce is free.
+        assert!(w.announced(id(0), p, now));
+        assert_eq!(w.per_peer[&p], MAX_WANTS_PER_PEER);
+        // Up to MAX_ANNOUNCERS are remembered per want; more are ignored, not refused.
+        for k in 0..6u8 {
+            assert!(w.announced(id(0), PeerId(digest(k)), now));
+        }
+        assert_eq!(w.map[&id(0)].announcers.len(), MAX_ANNOUNCERS);
+        // Removing a want releases its announcers' counts.
+        let gone = w.remove(&id(0)).unwrap();
+        assert_eq!(gone.announcers[0], p);
+        assert_eq!(w.per_peer[&p], MAX_WANTS_PER_PEER - 1);
+        assert!(w.announced(id(1 << 31), p, now));
+        // The total bound.
+        let mut i = 0u32;
+        while w.map.len() < MAX_WANTS {
+            let r = PeerId(digest(100 + (i / MAX_WANTS_PER_PEER as u32) as u8));
+            assert!(w.announced(id(2_000_000 + i), r, now));
+            i += 1;
+        }
+        assert!(!w.announced(id(3_000_000), PeerId(digest(200)), now));
     }
 
     #[test]

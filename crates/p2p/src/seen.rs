@@ -42,6 +42,11 @@ impl SeenCache {
         true
     }
 
+    /// Whether `id` is remembered.
+    pub(crate) fn contains(&self, id: &Digest) -> bool {
+        self.set.contains(id)
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.set.len()
@@ -66,6 +71,7 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert!(c.insert(a));
         assert!(!c.insert(c3));
+        assert!(c.contains(&a) && c.contains(&c3) && !c.contains(&b));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Networks of in-process nodes over real loopback sockets and real GM TLS 1.3 handshakes:
-//! broadcasts, relay, the one-link rule, refusals (role, admission, name, organisation),
-//! frames over their limit, full queues, restarts and revalidation.
+//! broadcasts, relay, announce-and-fetch, the one-link rule, refusals (role, admission, name,
+//! organisation), frames over their limit, full queues, restarts and revalidation.
 
 mod common;
 
@@ -188,7 +188,6 @@ async fn a_full_mesh_carries_each_message_once_per_link() {
         let listen = "127.0.0.1:0".parse().unwrap();
         nodes.push(
             start_with(&pki, creds, listen, peers, admit_all(), |c| {
-                c.spare_relays = true;
                 c.relay_settle = Duration::from_millis(100);
             })
             .await,
@@ -235,17 +234,33 @@ async fn a_full_mesh_carries_each_message_once_per_link() {
         quiet(&mut n.rx, Duration::from_millis(300)).await;
     }
     // Once per link: each node wrote its own broadcasts to its three peers and nothing else;
-    // nobody relayed, so nothing arrived twice.
+    // nobody relayed, so no payload arrived twice. Each of the 15 messages a node received
+    // had two other peers to relay it to, both linked to its sender: it announced it to them
+    // (control frames), and it heard the same from both of them. None was fetched.
     for (i, n) in nodes.iter().enumerate() {
-        let (a, b) = (&before[i], n.net.stats());
+        let a = &before[i];
+        eventually("every announce heard", || {
+            n.net.stats().announces_in - a.announces_in == 2 * 3 * EACH as u64
+        })
+        .await;
+        let b = n.net.stats();
         assert_eq!(b.frames_out - a.frames_out, 3 * EACH as u64, "node {i}");
         assert_eq!(b.bytes_out - a.bytes_out, 3 * sent_bytes[i], "node {i}");
         assert_eq!(b.frames_in - a.frames_in, 3 * EACH as u64, "node {i}");
         assert_eq!(b.relayed - a.relayed, 0, "node {i}");
         assert_eq!(b.duplicates - a.duplicates, 0, "node {i}");
-        // Each of the 15 messages it received had two other peers to relay it to, both
-        // linked to its sender.
-        assert_eq!(b.relays_spared - a.relays_spared, 2 * 3 * EACH as u64);
+        assert_eq!(b.relays_announced - a.relays_announced, 2 * 3 * EACH as u64);
+        assert_eq!(b.announces_out - a.announces_out, 2 * 3 * EACH as u64);
+        assert!(b.control_out > a.control_out && b.control_in > a.control_in);
+        assert_eq!(
+            (
+                b.wants_out - a.wants_out,
+                b.fetched - a.fetched,
+                b.served - a.served
+            ),
+            (0, 0, 0),
+            "node {i}: the direct copies came within the grace"
+        );
     }
     for n in &nodes {
         n.net.shutdown().await;
@@ -347,7 +362,6 @@ async fn pipe(
 /// a dials b through a proxy, c is linked to both directly; quick liveness, slow idle close.
 async fn triangle(pki: &Pki) -> (Node, Node, Node, Proxy) {
     let timers = |c: &mut NetworkConfig| {
-        c.spare_relays = true;
         c.relay_settle = Duration::from_millis(100);
         c.keepalive = Duration::from_millis(100);
         c.link_liveness = Duration::from_millis(400);
@@ -461,10 +475,10 @@ async fn a_cut_link_is_bridged_by_the_common_peer_at_once() {
     assert_eq!(&*recv(&mut c.rx).await.payload, b"direct");
     quiet(&mut b.rx, Duration::from_millis(300)).await;
     assert_eq!(c.net.stats().relayed, 0);
-    assert_eq!(c.net.stats().relays_spared, 1);
+    assert_eq!(c.net.stats().relays_announced, 1);
 
     // Cut while a broadcasts: b withdraws a from its advertisement when the link closes, c
-    // relays from then on and sends again what it had spared b lately.
+    // relays from then on; what c had only announced to b and the cut swallowed, b fetches.
     let cut = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         proxy.set(Mode::Cut);
@@ -521,14 +535,15 @@ async fn a_silent_link_is_bridged_by_the_common_peer_before_it_is_closed() {
     let pki = Pki::new(17);
     let (mut a, mut b, c, proxy) = triangle(&pki).await;
     // Silent partition while a broadcasts: the a-b connection stays open but carries
-    // nothing. For link_liveness b still advertises a and c spares it a's messages; once b
-    // withdraws a, c sends them again. None is lost.
+    // nothing. For link_liveness b still advertises a and c only announces a's messages to
+    // b, which fetches them from c; once b withdraws a, c relays them in full. None is lost.
     let silence = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         proxy.set(Mode::BlackHole);
     };
     tokio::join!(silence, none_lost(&a, &mut b, "into the silence", 20));
-    assert!(c.net.stats().relays_recovered > 0);
+    assert!(b.net.stats().fetched > 0, "{:?}", b.net.stats());
+    assert!(c.net.stats().served > 0);
     drain(&mut b).await;
     let (took, m) = first_through(&a, &mut b, "silent").await;
     assert_eq!(m.peer, c.id(), "through c");
@@ -1027,6 +1042,19 @@ async fn a_bad_configuration_is_refused_at_start() {
             "handshake_timeout",
             Box::new(|c| c.handshake_timeout = Duration::ZERO),
         ),
+        ("fetch_grace", Box::new(|c| c.fetch_grace = Duration::ZERO)),
+        (
+            "fetch_timeout",
+            Box::new(|c| c.fetch_timeout = Duration::ZERO),
+        ),
+        (
+            "recent_keep",
+            Box::new(|c| c.recent_keep = c.fetch_grace + c.fetch_timeout),
+        ),
+        (
+            "recent_bytes",
+            Box::new(|c| c.recent_bytes = c.limits.max_large_payload as usize - 1),
+        ),
     ];
     for (field, f) in bad {
         let mut c = base.clone();
@@ -1230,12 +1258,12 @@ fn link_state_frame(ids: &[PeerId]) -> Vec<u8> {
     f
 }
 
-/// Review finding (relay rule, honest nodes only): a frame dropped on a full queue is never
-/// recovered. a dials b through a proxy, c is linked to both. The a→b direction stalls for
-/// less than `link_liveness` (a congested path): a's writes to b block, a's queue to b
-/// fills and drops, yet b keeps hearing a before and after, so neither withdraws the other
-/// and c, which had every message from a, spared b all of them. Before the relay rule c
-/// would have relayed them to b.
+/// Review finding 1 (relay rule, honest nodes only): a frame dropped on a full queue was
+/// never recovered when spared. a dials b through a proxy, c is linked to both. The a→b
+/// direction stalls for less than `link_liveness` (a congested path): a's writes to b block,
+/// a's queue to b fills and drops, yet b keeps hearing a before and after, so neither
+/// withdraws the other and c, which had every message from a, only announces them to b. b
+/// fetches from c what has not come from a within the grace: every proposal arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_dropped_on_a_full_queue_still_reaches_the_peer_through_the_common_peer() {
     let pki = Pki::new(31);
@@ -1318,11 +1346,12 @@ async fn a_frame_dropped_on_a_full_queue_still_reaches_the_peer_through_the_comm
     proxy.set(Mode::Forward);
     let dropped = dropped_to_b(&a);
     assert!(dropped > 0, "the stall overflowed a's queue to b");
-    // The link was never withdrawn: no recovery was triggered.
+    // The link was never withdrawn: c relayed nothing in full, it announced.
     assert_eq!(b.net.stats().idle, 0);
     assert!(advertises(&c, b.id(), &[a.id(), c.id()]));
     assert_eq!(a.net.stats().links, 2);
-    assert_eq!(c.net.stats().relays_recovered, 0);
+    assert_eq!(c.net.stats().relayed, 0);
+    assert!(c.net.stats().relays_announced >= sent.len() as u64);
     // Every proposal c had should reach b, directly or through c.
     let mut want: std::collections::BTreeSet<Vec<u8>> = sent.into_iter().collect();
     let deadline = Instant::now() + Duration::from_secs(12);
@@ -1333,21 +1362,25 @@ async fn a_frame_dropped_on_a_full_queue_still_reaches_the_peer_through_the_comm
     }
     assert!(
         want.is_empty(),
-        "{} of the proposals never reached b ({dropped} dropped on a's queue to b, c relayed {})",
+        "{} of the proposals never reached b ({dropped} dropped on a's queue to b): b {:?}, c {:?}",
         want.len(),
-        c.net.stats().relayed
+        b.net.stats(),
+        c.net.stats()
     );
+    // The dropped ones came by fetch, from c.
+    assert!(b.net.stats().fetched >= dropped, "{:?}", b.net.stats());
+    assert!(c.net.stats().served >= dropped);
     for n in [&a, &b, &c] {
         n.net.shutdown().await;
     }
 }
 
-/// Review finding (relay rule, one Byzantine peer): mallory holds real links to n and p
+/// Review finding 2 (relay rule, one Byzantine peer): mallory holds real links to n and p
 /// (so p honestly advertises it) and advertises p to n, then hands n a copy of a's message
 /// before a's own copy arrives (a relay that wins the race) and withholds it from p. n
-/// spares p (p lists mallory, mallory lists p); a's copy is then a duplicate at n. a and p
-/// are not linked, so the correct path a–n–p is the only one and p never gets the message:
-/// no link is withdrawn, so nothing is sent again. Without the relay rule n relays it.
+/// does not relay to p in full (p lists mallory, mallory lists p); a's copy is then a
+/// duplicate at n. a and p are not linked, so the correct path a–n–p is the only one: n
+/// announces the message to p, and p, which never gets mallory's copy, fetches it from n.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_byzantine_relay_cannot_starve_a_correct_node_on_a_correct_path() {
     let pki = Pki::new(32);
@@ -1396,28 +1429,27 @@ async fn a_byzantine_relay_cannot_starve_a_correct_node_on_a_correct_path() {
     .await;
     assert!(
         got.is_ok(),
-        "p never received a's vote (n spared {}, recovered {})",
-        n.net.stats().relays_spared,
-        n.net.stats().relays_recovered
+        "p never received a's vote: n {:?}, p {:?}",
+        n.net.stats(),
+        p.net.stats()
     );
+    assert_eq!(n.net.stats().relays_announced, 1);
+    assert_eq!(p.net.stats().fetched, 1);
+    assert_eq!(n.net.stats().served, 1);
     for x in [&n, &a, &p] {
         x.net.shutdown().await;
     }
 }
 
-/// Review finding (cost of advertisements): each withdrawal scans the whole spared store
-/// (up to 65 536 messages) against every withdrawn id (up to 1024), holding the store's lock
-/// that every relay of every link needs, on the link's reader task. Mallory fills n's store
-/// with its own tiny transactions (spared for p, which lists it), then flips its
-/// advertisement between p plus 1023 made-up ids and p alone: about 67 million id
-/// comparisons per 32 KiB frame it sends.
-///
-/// It applies only with the opt-in `spare_relays` (off by default since this review): open.
+/// Review finding 3 (cost of advertisements): with the spared store, each withdrawal scanned
+/// it whole (up to 65 536 messages) against every withdrawn id (up to 1024), under the lock
+/// every relay needs. Mallory has n announce its own 65 536 tiny transactions to p (which
+/// lists it), then flips its advertisement between p plus 1023 made-up ids and p alone.
+/// Announce-and-fetch keeps nothing per spared peer: a withdrawal only replaces a list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open review finding, opt-in spare_relays only: a flapping 1024-id advertisement scans the whole spared store under its lock"]
 async fn a_flapping_advertisement_costs_little_per_frame() {
     let pki = Pki::new(33);
-    let spare = |c: &mut NetworkConfig| c.spare_relays = true;
+    let defaults = |_: &mut NetworkConfig| {};
     let listen = || "127.0.0.1:0".parse().unwrap();
     let mut n = start_with(
         &pki,
@@ -1425,7 +1457,7 @@ async fn a_flapping_advertisement_costs_little_per_frame() {
         listen(),
         vec![],
         admit_all(),
-        spare,
+        defaults,
     )
     .await;
     let p = start_with(
@@ -1434,7 +1466,7 @@ async fn a_flapping_advertisement_costs_little_per_frame() {
         listen(),
         vec![n.peer_addr()],
         admit_all(),
-        spare,
+        defaults,
     )
     .await;
     let mut n_rx = std::mem::replace(&mut n.rx, mpsc::channel(1).1);
@@ -1453,7 +1485,7 @@ async fn a_flapping_advertisement_costs_little_per_frame() {
     })
     .await;
 
-    // 65 536 tiny transactions, each spared for p.
+    // 65 536 tiny transactions, each announced to p instead of relayed.
     const FILL: u32 = 65_536;
     for batch in 0..FILL / 1024 {
         let mut frames = Vec::new();
@@ -1466,7 +1498,7 @@ async fn a_flapping_advertisement_costs_little_per_frame() {
         to_n.send(frames).await.unwrap();
     }
     let filling = Instant::now();
-    while n.net.stats().relays_spared < u64::from(FILL) {
+    while n.net.stats().relays_announced < u64::from(FILL) {
         assert!(filling.elapsed() < Duration::from_secs(120), "n not filled");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -1497,6 +1529,238 @@ async fn a_flapping_advertisement_costs_little_per_frame() {
         took < Duration::from_secs(2),
         "40 advertisements (1.3 MiB) took n {took:?} to process"
     );
+    n.net.shutdown().await;
+    p.net.shutdown().await;
+}
+
+/// The id a node gives a gossip message: SM3 of the topic byte and the payload.
+fn message_id(topic: Topic, payload: &[u8]) -> crypto::Digest {
+    crypto_sm::sm3::sm3_parts(&[&[topic.number()], payload])
+}
+
+/// An announce (kind 2) or want (kind 3) of `ids` (which must be ascending), as on the wire.
+fn ids_frame(kind: u8, ids: &[crypto::Digest]) -> Vec<u8> {
+    let mut payload = vec![kind];
+    payload.extend_from_slice(&(ids.len() as u16).to_be_bytes());
+    for id in ids {
+        payload.extend_from_slice(&id.0);
+    }
+    let mut f = (payload.len() as u32).to_be_bytes().to_vec();
+    f.push(0);
+    f.extend_from_slice(&payload);
+    f
+}
+
+/// A peer that asks for a message gets it at most twice, whatever it asks; ids the node
+/// does not keep are ignored; the link stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wants_are_served_from_recent_messages_at_most_twice_per_peer() {
+    let pki = Pki::new(34);
+    let n = start(&pki, "node-n", vec![]).await;
+    let mallory = pki.creds(Role::NodeSign, "mallory");
+    let to_n = raw_peer(&pki, &n, &mallory).await;
+    eventually("mallory linked", || n.net.stats().links == 1).await;
+    let tx = b"a transaction n broadcast".to_vec();
+    n.net.broadcast(Topic::TRANSACTION, tx.clone()).unwrap();
+    // Not a relay topic: not kept, never served.
+    n.net
+        .broadcast(Topic::SYNC_REQUEST, b"heights".to_vec())
+        .unwrap();
+    let id = message_id(Topic::TRANSACTION, &tx);
+    let unknown = message_id(Topic::TRANSACTION, b"never seen");
+    let sync = message_id(Topic::SYNC_REQUEST, b"heights");
+    let mut ids = vec![id, unknown, sync];
+    ids.sort();
+    for _ in 0..5 {
+        to_n.send(ids_frame(3, &ids)).await.unwrap();
+    }
+    eventually("the wants read", || n.net.stats().wants_in == 15).await;
+    eventually("served twice", || n.net.stats().served == 2).await;
+    stays("no more", Duration::from_millis(300), || {
+        n.net.stats().served == 2
+    })
+    .await;
+    let stats = n.net.stats();
+    assert_eq!((stats.links, stats.malformed), (1, 0));
+    // The five wants are control frames (keep-alives too), not gossip frames.
+    assert!(stats.control_in >= 5);
+    assert_eq!(stats.frames_in, 0);
+    n.net.shutdown().await;
+}
+
+/// A node that hears an announce of a message it lacks asks the announcer for it after the
+/// grace, and the next announcer after the timeout; an answered want counts as fetched; an
+/// announce of a message it has costs nothing; a peer's announces are bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announced_messages_are_fetched_and_wants_are_bounded() {
+    let pki = Pki::new(35);
+    let mut n = start_with(
+        &pki,
+        pki.creds(Role::NodeSign, "node-n"),
+        "127.0.0.1:0".parse().unwrap(),
+        vec![],
+        admit_all(),
+        |c| {
+            c.fetch_grace = Duration::from_millis(200);
+            c.fetch_timeout = Duration::from_millis(300);
+        },
+    )
+    .await;
+    let (m1, m2) = (
+        pki.creds(Role::NodeSign, "mallory-1"),
+        pki.creds(Role::NodeSign, "mallory-2"),
+    );
+    let to_n1 = raw_peer(&pki, &n, &m1).await;
+    let to_n2 = raw_peer(&pki, &n, &m2).await;
+    eventually("both linked", || n.net.stats().links == 2).await;
+
+    // Known already: no want.
+    let own = b"n's own vote".to_vec();
+    n.net.broadcast(Topic::VOTE, own.clone()).unwrap();
+    to_n1
+        .send(ids_frame(2, &[message_id(Topic::VOTE, &own)]))
+        .await
+        .unwrap();
+    // Unknown, announced by both: asked of the first after the grace, of the second after
+    // the timeout (the first never answers), then given up.
+    let vote = b"a vote n lacks".to_vec();
+    let id = message_id(Topic::VOTE, &vote);
+    let announced = Instant::now();
+    to_n1.send(ids_frame(2, &[id])).await.unwrap();
+    to_n2.send(ids_frame(2, &[id])).await.unwrap();
+    eventually("announces read", || n.net.stats().announces_in == 3).await;
+    eventually("first want", || n.net.stats().wants_out == 1).await;
+    assert!(
+        announced.elapsed() >= Duration::from_millis(190),
+        "asked after {:?}, before the grace",
+        announced.elapsed()
+    );
+    eventually("second want", || n.net.stats().wants_out == 2).await;
+    eventually("given up", || n.net.stats().wants_expired == 1).await;
+    assert_eq!(n.net.stats().wants_out, 2);
+
+    // Announced again and answered: delivered once, counted as fetched.
+    to_n2.send(ids_frame(2, &[id])).await.unwrap();
+    eventually("asked again", || n.net.stats().wants_out == 3).await;
+    to_n2.send(data_frame(Topic::VOTE, &vote)).await.unwrap();
+    let m = recv(&mut n.rx).await;
+    assert_eq!(&*m.payload, &vote[..]);
+    eventually("fetched", || n.net.stats().fetched == 1).await;
+
+    // 5 × 1024 made-up ids from one peer: at most 4096 wanted, the rest dropped and counted.
+    for batch in 0..5u32 {
+        let mut ids: Vec<crypto::Digest> = (0..1024u32)
+            .map(|i| {
+                let mut d = [0xab; 32];
+                d[..4].copy_from_slice(&(batch * 1024 + i).to_be_bytes());
+                crypto::Digest(d)
+            })
+            .collect();
+        ids.sort();
+        to_n1.send(ids_frame(2, &ids)).await.unwrap();
+    }
+    eventually("the flood read", || {
+        n.net.stats().announces_in == 4 + 5 * 1024
+    })
+    .await;
+    eventually("the excess dropped", || n.net.stats().wants_dropped == 1024).await;
+    assert_eq!(n.net.stats().links, 2);
+    n.net.shutdown().await;
+}
+
+/// Announces and wants are decoded strictly: a want of no id closes the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_announce_or_want_closes_the_link() {
+    let pki = Pki::new(36);
+    let n = start(&pki, "node-n", vec![]).await;
+    for (i, bad) in [
+        vec![0u8, 0, 0, 3, 0, 3, 0, 0],
+        [&[0u8, 0, 0, 36, 0, 2, 0, 1][..], &[1; 33]].concat(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let m = pki.creds(Role::NodeSign, &format!("mallory-{i}"));
+        let mut s = raw_client(&pki, &n, &m).await.unwrap();
+        hello(&mut s).await.unwrap();
+        eventually("mallory linked", || n.net.stats().links == 1).await;
+        s.write_all(&bad).await.unwrap();
+        s.flush().await.unwrap();
+        assert!(closed_by_peer(&mut s).await);
+        eventually("malformed counted", || {
+            n.net.stats().malformed == i as u64 + 1
+        })
+        .await;
+        eventually("closed", || n.net.stats().links == 0).await;
+    }
+    n.net.shutdown().await;
+}
+
+/// Review finding 5: liveness was stamped only once a whole frame was read, so a peer
+/// sending a large proposal slowly looked dead for `link_liveness` and was withdrawn. Now
+/// every read stamps it: p keeps seeing n advertise mallory while mallory trickles 1 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_frame_trickled_slowly_keeps_the_link_live() {
+    let pki = Pki::new(37);
+    let timers = |c: &mut NetworkConfig| {
+        c.relay_settle = Duration::from_millis(100);
+        c.keepalive = Duration::from_millis(100);
+        c.link_liveness = Duration::from_millis(500);
+        c.idle_timeout = Duration::from_secs(10);
+    };
+    let listen = || "127.0.0.1:0".parse().unwrap();
+    let mut n = start_with(
+        &pki,
+        pki.creds(Role::NodeSign, "node-n"),
+        listen(),
+        vec![],
+        admit_all(),
+        timers,
+    )
+    .await;
+    let p = start_with(
+        &pki,
+        pki.creds(Role::NodeSign, "node-p"),
+        listen(),
+        vec![n.peer_addr()],
+        admit_all(),
+        timers,
+    )
+    .await;
+    let mallory = pki.creds(Role::NodeSign, "mallory");
+    let m_id = PeerId::of(mallory.leaf());
+    let mut s = raw_client(&pki, &n, &mallory).await.unwrap();
+    hello(&mut s).await.unwrap();
+    eventually("n advertises p and mallory to p", || {
+        advertises(&p, n.id(), &[p.id(), m_id])
+    })
+    .await;
+    // 1 MiB proposal in 1 KiB pieces, one every 25 ms (about 26 s in all; 2.5 s are watched),
+    // no keep-alive in between (mid-frame there can be none).
+    let payload = vec![9u8; 1 << 20];
+    let frame = data_frame(Topic::PROPOSAL, &payload);
+    let (mut r, mut w) = tokio::io::split(s);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while matches!(r.read(&mut buf).await, Ok(k) if k > 0) {}
+    });
+    let writer = tokio::spawn(async move {
+        for piece in frame.chunks(1024) {
+            if w.write_all(piece).await.is_err() || w.flush().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    });
+    stays(
+        "n advertises mallory while its frame trickles in",
+        Duration::from_millis(2500),
+        || advertises(&p, n.id(), &[p.id(), m_id]),
+    )
+    .await;
+    assert_eq!(n.net.stats().idle, 0);
+    writer.abort();
+    quiet(&mut n.rx, Duration::from_millis(10)).await;
     n.net.shutdown().await;
     p.net.shutdown().await;
 }
