@@ -193,12 +193,13 @@ pub fn start(
             }
         })
         .map_err(|e| NodeError::Server(format!("cannot start the p2p forwarder: {e}")))?;
-    // Admitted transactions go to the peers, and wake the engine.
+    // Admitted transactions go to the peers, and wake the engine if it waits for one.
+    let idle = IdleFlag::default();
     let gossip_net = net.clone();
-    let wake = tx.clone();
+    let (wake, gossip_idle) = (tx.clone(), idle.clone());
     core.set_gossip(Box::new(move |bytes: &[u8]| {
         let _ = gossip_net.broadcast(Topic::TRANSACTION, bytes.to_vec());
-        let _ = wake.try_send(Event::Pool);
+        gossip_idle.wake(&wake);
     }));
     let genesis = core.genesis();
     let me = core.validator_id();
@@ -223,7 +224,7 @@ pub fn start(
     // Gossiped transactions are admitted (signature, chain, state checks) on their own thread.
     let (tx_admission, admit_rx) = std::sync::mpsc::sync_channel::<Arc<[u8]>>(TX_ADMISSION_QUEUE);
     let admit_core = core.clone();
-    let admit_wake = tx.clone();
+    let (admit_wake, admit_idle) = (tx.clone(), idle.clone());
     std::thread::Builder::new()
         .name("tx-admission".into())
         .spawn(move || {
@@ -231,7 +232,7 @@ pub fn start(
                 // A peer's transaction wakes the engine as a client's does: the next height
                 // may be waiting for one.
                 if admit_core.submit_from_peer(&bytes).is_ok() {
-                    let _ = admit_wake.try_send(Event::Pool);
+                    admit_idle.wake(&admit_wake);
                 }
             }
         })
@@ -243,7 +244,7 @@ pub fn start(
             // A panic (ours or the engine's) is a failure like any other: the node stops.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 Runner::new(thread_core, Box::new(net), params, bound, tx_admission)
-                    .and_then(|r| r.run(rx))
+                    .and_then(|r| r.run(rx, &idle))
             }))
             .unwrap_or_else(|_| Err(NodeError::Server("the consensus thread panicked".into())));
             if let Err(e) = &r {
@@ -1147,14 +1148,24 @@ impl Runner {
         self.core().pool_size() > 0 || !self.buffered.is_empty()
     }
 
-    fn run(mut self, events: Receiver<Event>) -> Result<(), NodeError> {
+    fn run(mut self, events: Receiver<Event>, idle: &IdleFlag) -> Result<(), NodeError> {
         loop {
             let now = Instant::now();
+            // Waiting for a transaction to start the next height: say so before looking at
+            // the pool, so that one admitted after the look sends a wake-up.
+            let waits = self
+                .start_after
+                .is_some_and(|(earliest, _)| earliest <= now);
+            idle.set(waits);
+            let wanted = self.height_wanted();
+            if wanted {
+                idle.set(false);
+            }
             let wake = wake_at(
                 now,
                 self.host.timers.values().min().copied(),
                 self.start_after,
-                self.height_wanted(),
+                wanted,
             );
             self.core()
                 .metrics
@@ -1167,6 +1178,24 @@ impl Runner {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             self.tick(Instant::now())?;
+        }
+    }
+}
+
+/// Set while the consensus loop waits for a transaction to start the next height: only then
+/// does an admitted transaction send it a wake-up (one, not one per transaction).
+#[derive(Clone, Debug, Default)]
+struct IdleFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl IdleFlag {
+    fn set(&self, waiting: bool) {
+        self.0.store(waiting, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// After a transaction entered the pool: wakes the loop if it was waiting.
+    fn wake(&self, events: &SyncSender<Event>) {
+        if self.0.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let _ = events.try_send(Event::Pool);
         }
     }
 }
@@ -1481,6 +1510,21 @@ mod tests {
             now + ms(10)
         );
         assert_eq!(wake_at(now, None, None, true), now + IDLE_WAKE);
+    }
+
+    /// One wake-up for a loop waiting for a transaction; none while it is busy (a wake-up per
+    /// admitted transaction cost a context switch each at peak load).
+    #[test]
+    fn an_admitted_transaction_wakes_a_waiting_loop_once() {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Event>(8);
+        let idle = IdleFlag::default();
+        idle.wake(&tx);
+        assert!(rx.try_recv().is_err(), "woke a busy loop");
+        idle.set(true);
+        idle.wake(&tx);
+        idle.wake(&tx);
+        assert!(matches!(rx.try_recv(), Ok(Event::Pool)));
+        assert!(rx.try_recv().is_err(), "woke it twice");
     }
 
     /// A rotation decided by governance: the node decides a height whose set holds its
