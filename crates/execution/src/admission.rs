@@ -49,7 +49,7 @@ use crate::registry::{Permission, Registry};
 use crate::verified::{CheckedChain, VerifiedTx};
 use crate::view::StateView;
 use crypto::Digest;
-use crypto_sm::sm3::sm3;
+use crypto_sm::sm3::{sm3, sm3_parts};
 use pki::{
     CertRef, Certificate, ChainError, Consortium, ConsortiumAnchor, Crl, CrlProblem, Role,
     Sponsorship, TrustAnchor, UnixTime,
@@ -128,22 +128,30 @@ pub struct Admission {
     signatures: SignatureCache,
 }
 
-/// What a verified signature is remembered by: the SM3 hash of the exact bytes admitted (the
-/// whole signed encoding: chain ID, body with the sender, signature and signer user ID) and
-/// the SM3 ID of the certificate whose public key verified it. The signed message (the
-/// transaction ID), the signature, the user ID and the key are all functions of the pair, so a
-/// hit stands for the same SM2 verification with the same inputs, which is deterministic.
+/// What a verified signature is remembered by: exactly the inputs of the SM2 verification —
+/// the signed message (the transaction ID), SM3 of the signature and the signer user ID (with
+/// its length), and the SM3 ID of the certificate whose public key verified it. A hit stands
+/// for the same verification with the same inputs, which is deterministic. (Hashing the whole
+/// signed encoding instead, as before, cost an SM3 pass over the transaction each time.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct SignatureKey {
-    encoded: Digest,
+    message: TxId,
+    signature: Digest,
     certificate: Digest,
 }
 
 impl SignatureKey {
-    fn new(bytes: &[u8], leaf: &Certificate) -> Self {
+    fn new(signed: &SignedTx, id: &TxId, certificate: Digest) -> Self {
+        let uid = &signed.signer_user_id;
         SignatureKey {
-            encoded: sm3(bytes),
-            certificate: leaf.fingerprint(),
+            message: *id,
+            signature: sm3_parts(&[
+                signed.signature.r(),
+                signed.signature.s(),
+                &uid.entl(),
+                uid.as_bytes(),
+            ]),
+            certificate,
         }
     }
 }
@@ -685,25 +693,28 @@ impl Admission {
         self.signatures.len()
     }
 
-    /// Verifies `signed`'s signature with `leaf`'s key, unless this admission already verified
-    /// the same encoded transaction (`bytes`) with the same certificate; remembers a success.
+    /// Verifies `signed`'s signature (`id`: its transaction ID) with `leaf`'s key (`leaf_id`:
+    /// its SM3 ID), unless this admission already verified the same signature over the same ID
+    /// with the same certificate; remembers a success.
     fn verify_signature(
         &self,
         signed: &SignedTx,
-        bytes: &[u8],
         leaf: &Certificate,
+        leaf_id: Digest,
         id: &TxId,
     ) -> Result<(), Rejection> {
-        let key = SignatureKey::new(bytes, leaf);
+        let key = SignatureKey::new(signed, id, leaf_id);
         if self.signatures.contains(&key) {
             return Ok(());
         }
-        signed.verify_signature(&leaf.public_key()).map_err(|e| {
-            reject(
-                RejectCode::SignatureInvalid,
-                format!("signature of {id} by {}: {e}", cert_ref(leaf)),
-            )
-        })?;
+        signed
+            .verify_signature_with_id(id, &leaf.public_key())
+            .map_err(|e| {
+                reject(
+                    RejectCode::SignatureInvalid,
+                    format!("signature of {id} by {}: {e}", cert_ref(leaf)),
+                )
+            })?;
         self.signatures.insert(key);
         Ok(())
     }
@@ -918,7 +929,7 @@ impl Admission {
             role: chain.role,
         };
         check_suspension(view, &signer)?;
-        self.verify_signature(&signed, bytes, leaf, &id)?;
+        self.verify_signature(&signed, leaf, signer.cert_id, &id)?;
         self.authorize(
             view,
             ctx,
@@ -1396,23 +1407,36 @@ mod tests {
                 args: vec![vec![3; 32], b"contract.pdf".to_vec()],
             },
         };
-        let bytes = SignedTx::sign(tx, &fx.alice.0, &UserId::default())
-            .unwrap()
-            .to_bytes();
-        let key = SignatureKey::new(&bytes, &fx.alice.1);
-        // Any change anywhere (chain ID, body, sender, signature, user ID) is another key.
+        let signed = SignedTx::sign(tx, &fx.alice.0, &UserId::default()).unwrap();
+        let bytes = signed.to_bytes();
+        let key_of =
+            |s: &SignedTx, cert: &Certificate| SignatureKey::new(s, &s.tx_id(), cert.fingerprint());
+        let key = key_of(&signed, &fx.alice.1);
+        // Any change anywhere that still decodes (chain ID, body, sender, signature, user ID)
+        // is another key: the key holds every input of the verification.
+        let mut decoded = 0;
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 1;
-            assert_ne!(SignatureKey::new(&b, &fx.alice.1), key, "byte {i}");
+            let Ok(other) = SignedTx::from_bytes(&b, &Limits::default()) else {
+                continue;
+            };
+            decoded += 1;
+            assert_ne!(other, signed, "byte {i}: the codec is canonical");
+            assert_ne!(key_of(&other, &fx.alice.1), key, "byte {i}");
         }
-        // The same bytes verified with another certificate (even one for the same key).
-        assert_ne!(SignatureKey::new(&bytes, &fx.alice2), key);
-        assert_ne!(SignatureKey::new(&bytes, &fx.bob), key);
+        assert!(decoded > bytes.len() / 2, "only {decoded} flips decoded");
+        // A change of the user ID alone (another ZA) is another key.
+        let mut other_uid = signed.clone();
+        other_uid.signer_user_id = UserId::new(b"another user id".to_vec()).unwrap();
+        assert_ne!(key_of(&other_uid, &fx.alice.1), key);
+        // The same transaction verified with another certificate (even one for the same key).
+        assert_ne!(key_of(&signed, &fx.alice2), key);
+        assert_ne!(key_of(&signed, &fx.bob), key);
         let cache = SignatureCache::default();
         cache.insert(key);
         assert!(cache.contains(&key));
-        assert!(!cache.contains(&SignatureKey::new(&bytes, &fx.alice2)));
+        assert!(!cache.contains(&key_of(&signed, &fx.alice2)));
     }
 
     #[test]
@@ -1422,7 +1446,8 @@ mod tests {
             let mut d = [0u8; 32];
             d[..4].copy_from_slice(&i.to_be_bytes());
             SignatureKey {
-                encoded: Digest(d),
+                message: TxId(Digest(d)),
+                signature: Digest([5; 32]),
                 certificate: Digest([7; 32]),
             }
         };

@@ -206,10 +206,26 @@ impl SignedTx {
     /// Whether that key belongs to the sender's certificate, whether the certificate is valid
     /// and what it may call are the node's checks.
     pub fn verify_signature(&self, public_key: &PublicKey) -> Result<(), TxError> {
+        self.verify_signature_with_id(&self.tx_id(), public_key)
+    }
+
+    /// [`SignedTx::verify_signature`] for a caller that already computed [`SignedTx::tx_id`]
+    /// (`id` must be it: the ID is the signed message, so any other ID fails or, for another
+    /// transaction's ID, verifies that transaction's signature instead of this one's).
+    pub fn verify_signature_with_id(
+        &self,
+        id: &TxId,
+        public_key: &PublicKey,
+    ) -> Result<(), TxError> {
+        debug_assert_eq!(
+            *id,
+            self.tx_id(),
+            "verify_signature_with_id: not this tx's ID"
+        );
         crypto_sm::sm2::verify(
             public_key,
             &self.signer_user_id,
-            self.tx_id().as_bytes(),
+            id.as_bytes(),
             &self.signature,
         )
         .map_err(TxError::SignatureInvalid)
