@@ -1764,3 +1764,367 @@ async fn a_large_frame_trickled_slowly_keeps_the_link_live() {
     n.net.shutdown().await;
     p.net.shutdown().await;
 }
+
+/// Review 3 set-up: n, a (dials n) and p (dials n), honest; mallory-1 links to n and p and
+/// advertises p to n (true); `more` other mallories link to p only. Every node gets `tweak`.
+struct Withheld {
+    n: Node,
+    a: Node,
+    p: Node,
+    /// Mallory-1's link to n.
+    m1_to_n: mpsc::Sender<Vec<u8>>,
+    /// Each mallory's link to p (mallory-1 first).
+    to_p: Vec<mpsc::Sender<Vec<u8>>>,
+    /// Between p and n, if asked for (p dials n through it).
+    proxy: Option<Proxy>,
+}
+
+async fn withheld(pki: &Pki, more: usize, tweak: fn(&mut NetworkConfig)) -> Withheld {
+    withheld_with(pki, more, tweak, false).await
+}
+
+async fn withheld_with(
+    pki: &Pki,
+    more: usize,
+    tweak: fn(&mut NetworkConfig),
+    proxied: bool,
+) -> Withheld {
+    let listen = || "127.0.0.1:0".parse().unwrap();
+    let n = start_with(
+        pki,
+        pki.creds(Role::NodeSign, "node-n"),
+        listen(),
+        vec![],
+        admit_all(),
+        tweak,
+    )
+    .await;
+    let a = start_with(
+        pki,
+        pki.creds(Role::NodeSign, "node-a"),
+        listen(),
+        vec![n.peer_addr()],
+        admit_all(),
+        tweak,
+    )
+    .await;
+    let proxy = if proxied {
+        Some(Proxy::start(n.addr()).await)
+    } else {
+        None
+    };
+    let n_addr = PeerAddr {
+        addr: proxy.as_ref().map_or(n.addr(), |x| x.addr),
+        ..n.peer_addr()
+    };
+    let p = start_with(
+        pki,
+        pki.creds(Role::NodeSign, "node-p"),
+        listen(),
+        vec![n_addr],
+        admit_all(),
+        tweak,
+    )
+    .await;
+    let m1 = pki.creds(Role::NodeSign, "mallory-1");
+    let m1_id = PeerId::of(m1.leaf());
+    let m1_to_n = raw_peer(pki, &n, &m1).await;
+    let mut to_p = vec![raw_peer(pki, &p, &m1).await];
+    for i in 0..more {
+        let m = pki.creds(Role::NodeSign, &format!("mallory-{}", i + 2));
+        to_p.push(raw_peer(pki, &p, &m).await);
+    }
+    eventually("n linked to a, p and mallory-1", || {
+        n.net.stats().links == 3
+    })
+    .await;
+    eventually("p linked to n and every mallory", || {
+        p.net.stats().links == 2 + more
+    })
+    .await;
+    eventually("p advertises mallory-1 to n", || {
+        n.net
+            .links()
+            .iter()
+            .any(|l| l.id() == p.id() && l.peer_links.contains(&m1_id))
+    })
+    .await;
+    m1_to_n.send(link_state_frame(&[p.id()])).await.unwrap();
+    eventually("n recorded mallory-1's advertisement", || {
+        advertises(&n, m1_id, &[p.id()])
+    })
+    .await;
+    Withheld {
+        n,
+        a,
+        p,
+        m1_to_n,
+        to_p,
+        proxy,
+    }
+}
+
+impl Withheld {
+    /// Mallory-1 hands n `vote` first (n announces it to p, withholds nothing itself), and
+    /// a, its author, broadcasts it (a duplicate at n).
+    async fn vote_through_mallory(&mut self, vote: &[u8]) {
+        self.m1_to_n
+            .send(data_frame(Topic::VOTE, vote))
+            .await
+            .unwrap();
+        let first = recv(&mut self.n.rx).await;
+        assert_eq!(&*first.payload, vote);
+        self.a.net.broadcast(Topic::VOTE, vote.to_vec()).unwrap();
+        eventually("n announced it to p", || {
+            self.n.net.stats().relays_announced == 1
+        })
+        .await;
+    }
+
+    /// Whether p delivers `vote` within `d`.
+    async fn p_receives(&mut self, vote: &[u8], d: Duration) -> bool {
+        tokio::time::timeout(d, async {
+            loop {
+                match self.p.rx.recv().await {
+                    Some(m) if *m.payload == *vote => return,
+                    Some(_) => {}
+                    None => std::future::pending::<()>().await,
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    async fn shutdown(self) {
+        for x in [&self.n, &self.a, &self.p] {
+            x.net.shutdown().await;
+        }
+    }
+}
+
+/// Review 3, finding 1: a want remembers at most four announcers and ignores the rest
+/// (without counting it). Four peers that announce an id first and never answer take all
+/// four places: the correct announcer n, which holds the message, is never asked, the want
+/// is given up after the four, and nobody announces it again. The path a–n–p is correct.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "review finding: four silent announcers fill a want's announcer list; the correct announcer is never asked"]
+async fn four_silent_announcers_cannot_hide_a_message_a_correct_peer_announced() {
+    let pki = Pki::new(38);
+    let mut w = withheld(&pki, 3, |c| c.fetch_timeout = Duration::from_millis(300)).await;
+    let vote = b"a's vote for height 9".to_vec();
+    let id = message_id(Topic::VOTE, &vote);
+    for to_p in &w.to_p {
+        to_p.send(ids_frame(2, &[id])).await.unwrap();
+    }
+    eventually("p read the four announces", || {
+        w.p.net.stats().announces_in == 4
+    })
+    .await;
+    w.vote_through_mallory(&vote).await;
+    eventually("p read n's announce", || w.p.net.stats().announces_in == 5).await;
+    // Four silent announcers cost 100 ms + 4 × 300 ms; n is asked after them at the latest.
+    let got = w.p_receives(&vote, Duration::from_secs(6)).await;
+    assert!(
+        got,
+        "p never received a's vote that n holds and announced: n {:?}, p {:?}",
+        w.n.net.stats(),
+        w.p.net.stats()
+    );
+    w.shutdown().await;
+}
+
+/// Review 3, finding 2: four peers that each announce 4096 made-up ids fill the 16 384 wants
+/// (each one's own bound): the correct announce that follows is refused, and once the
+/// made-up wants are given up nobody announces the real message again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "review finding: four peers' made-up announces fill every want; a correct announce is refused and the message lost"]
+async fn four_peers_announcing_made_up_ids_cannot_refuse_a_correct_announce() {
+    let pki = Pki::new(39);
+    let mut w = withheld(&pki, 3, |_| {}).await;
+    for (k, to_p) in w.to_p.iter().enumerate() {
+        for batch in 0..4u32 {
+            let mut ids: Vec<crypto::Digest> = (0..1024u32)
+                .map(|i| {
+                    let mut d = [0xcd; 32];
+                    d[0] = k as u8;
+                    d[1..5].copy_from_slice(&(batch * 1024 + i).to_be_bytes());
+                    crypto::Digest(d)
+                })
+                .collect();
+            ids.sort();
+            to_p.send(ids_frame(2, &ids)).await.unwrap();
+        }
+    }
+    eventually("p read the made-up announces", || {
+        w.p.net.stats().announces_in == 4 * 4096
+    })
+    .await;
+    let vote = b"a's vote for height 10".to_vec();
+    w.vote_through_mallory(&vote).await;
+    eventually("p read n's announce", || {
+        w.p.net.stats().announces_in == 4 * 4096 + 1
+    })
+    .await;
+    let got = w.p_receives(&vote, Duration::from_secs(6)).await;
+    assert!(
+        got,
+        "p never received a's vote that n holds and announced: n {:?}, p {:?}",
+        w.n.net.stats(),
+        w.p.net.stats()
+    );
+    w.shutdown().await;
+}
+
+/// 64 KiB frames and a 256 KiB recent store: the default's proportions (4 MiB transactions,
+/// 64 MiB kept) scaled down.
+fn small_store(c: &mut NetworkConfig) {
+    c.limits = p2p::Limits {
+        max_payload: 64 << 10,
+        max_large_payload: 64 << 10,
+        large_topics: vec![Topic::PROPOSAL, Topic::SYNC_RESPONSE],
+    };
+    c.recent_bytes = 256 << 10;
+}
+
+/// Mallory-1 announces a's vote to p first (p asks it first, n only after `fetch_timeout`),
+/// hands it to n, and, with `flood`, then sends n `recent_bytes` of fresh junk transactions.
+async fn fetched_after_a_silent_announcer(seed: u64, flood: bool) {
+    let pki = Pki::new(seed);
+    let mut w = withheld(&pki, 0, small_store).await;
+    let vote = b"a's vote for height 11".to_vec();
+    w.to_p[0]
+        .send(ids_frame(2, &[message_id(Topic::VOTE, &vote)]))
+        .await
+        .unwrap();
+    eventually("p read mallory's announce", || {
+        w.p.net.stats().announces_in == 1
+    })
+    .await;
+    w.vote_through_mallory(&vote).await;
+    if flood {
+        for i in 0..5u8 {
+            let junk = vec![i; 64 << 10];
+            w.m1_to_n
+                .send(data_frame(Topic::TRANSACTION, &junk))
+                .await
+                .unwrap();
+        }
+        eventually("n took the junk", || w.n.net.stats().frames_in >= 6).await;
+    }
+    let got = w.p_receives(&vote, Duration::from_secs(6)).await;
+    assert!(
+        got,
+        "p never received a's vote: n {:?}, p {:?}",
+        w.n.net.stats(),
+        w.p.net.stats()
+    );
+    w.shutdown().await;
+}
+
+/// The control for finding 3: one silent announcer first costs `fetch_timeout`, then n serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_first_announcer_costs_the_fetch_timeout() {
+    fetched_after_a_silent_announcer(40, false).await;
+}
+
+/// Review 3, finding 3: the recent store keeps whatever arrives fresh, before the node reads
+/// it, so one peer pushes every kept message out with `recent_bytes` of junk (16 transactions
+/// of 4 MiB by default) while p waits on it as a silent first announcer: n can no longer
+/// answer p's want, and the vote is lost (re-gossip covers consensus messages, not
+/// transactions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "review finding: one peer's junk flushes the recent store before the correct announcer is asked"]
+async fn a_peer_flooding_junk_cannot_flush_a_message_a_want_waits_for() {
+    fetched_after_a_silent_announcer(41, true).await;
+}
+
+/// Review 3, finding 4: `recent_bytes` equal to the largest payload passes the configuration
+/// check (and is the default: 64 MiB both), but a kept message costs its payload plus 128
+/// bytes, so a proposal within 128 bytes of the limit evicts itself (and every other kept
+/// message) at once: it can never be served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "review finding: a proposal of the largest size is never kept to answer wants"]
+async fn a_proposal_of_the_largest_size_is_served() {
+    let pki = Pki::new(42);
+    let n = start_with(
+        &pki,
+        pki.creds(Role::NodeSign, "node-n"),
+        "127.0.0.1:0".parse().unwrap(),
+        vec![],
+        admit_all(),
+        |c| {
+            small_store(c);
+            c.recent_bytes = 64 << 10;
+        },
+    )
+    .await;
+    let mallory = pki.creds(Role::NodeSign, "mallory");
+    let to_n = raw_peer(&pki, &n, &mallory).await;
+    eventually("mallory linked", || n.net.stats().links == 1).await;
+    // Room for it and its 128 bytes: served.
+    let small = vec![1u8; (64 << 10) - 128];
+    n.net.broadcast(Topic::PROPOSAL, small.clone()).unwrap();
+    to_n.send(ids_frame(3, &[message_id(Topic::PROPOSAL, &small)]))
+        .await
+        .unwrap();
+    eventually("the smaller one served", || n.net.stats().served == 1).await;
+    // The largest a peer accepts: never kept.
+    let largest = vec![2u8; 64 << 10];
+    n.net.broadcast(Topic::PROPOSAL, largest.clone()).unwrap();
+    to_n.send(ids_frame(3, &[message_id(Topic::PROPOSAL, &largest)]))
+        .await
+        .unwrap();
+    eventually("the wants read", || n.net.stats().wants_in == 2).await;
+    let asked = Instant::now();
+    while n.net.stats().served < 2 && asked.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        n.net.stats().served,
+        2,
+        "the largest proposal was not kept: {:?}",
+        n.net.stats()
+    );
+    n.net.shutdown().await;
+}
+
+/// Review 3, finding 5: a want skips an announcer whose link is down at the moment it is due
+/// and, with no other, is given up at once; nothing re-announces when the link comes back.
+/// n announces a's vote to p, the p–n link breaks for half a second around the end of the
+/// grace, then comes back: n still holds the vote, p never gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "review finding: a want is given up when its announcer's link is down at the grace's end, though it comes back"]
+async fn a_want_outlives_a_brief_break_of_its_announcers_link() {
+    let pki = Pki::new(43);
+    let mut w = withheld_with(
+        &pki,
+        0,
+        |c| c.fetch_grace = Duration::from_millis(300),
+        true,
+    )
+    .await;
+    let vote = b"a's vote for height 12".to_vec();
+    w.vote_through_mallory(&vote).await;
+    eventually("p read n's announce", || w.p.net.stats().announces_in == 1).await;
+    let proxy = w.proxy.take().unwrap();
+    proxy.set(Mode::Cut);
+    eventually("p lost n", || {
+        w.p.net.links().iter().all(|l| l.id() != w.n.id())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.set(Mode::Forward);
+    eventually("p linked to n again", || {
+        w.p.net.links().iter().any(|l| l.id() == w.n.id())
+    })
+    .await;
+    let got = w.p_receives(&vote, Duration::from_secs(5)).await;
+    assert!(
+        got,
+        "p never received a's vote that n holds and announced: n {:?}, p {:?}",
+        w.n.net.stats(),
+        w.p.net.stats()
+    );
+    w.shutdown().await;
+}
