@@ -346,12 +346,17 @@ pub struct Stats {
     pub fetched: u64,
     /// Messages queued to a peer in answer to its want.
     pub served: u64,
-    /// Announced ids not wanted because this node already waited for too many (in all, or
-    /// announced by that peer), or pending announces or wants not sent because a link had
-    /// too many waiting.
+    /// Announced ids not wanted because that peer's announces already created 4096 wants
+    /// still waiting, plus wants not queued because a link had 8192 ids waiting (those are
+    /// asked again after `fetch_timeout`).
     pub wants_dropped: u64,
-    /// Wants given up: every announcer asked without an answer, or older than
-    /// `recent_keep`.
+    /// Announces not sent because a link had 8192 ids waiting: that peer fetches the
+    /// message only if another node announces it or it arrives in full.
+    pub announces_not_sent: u64,
+    /// Announces of a wanted id not remembered because the want already lists the most
+    /// announcers (64, or the number of configured peers if larger).
+    pub announcers_ignored: u64,
+    /// Wants given up: older than `recent_keep` without the message.
     pub wants_expired: u64,
     /// Gossip frames received again and ignored.
     pub duplicates: u64,

@@ -107,6 +107,9 @@ struct Link {
     heard: Arc<AtomicU64>,
     /// Announces and wants waiting for the link's writer.
     control: Arc<ControlOut>,
+    /// How many of this node's wants the peer answered on this link: announcers that
+    /// answered before are asked first.
+    answered: u64,
 }
 
 /// Message ids waiting to be announced to, or asked of, one peer. They bypass the link's
@@ -127,75 +130,135 @@ struct PendingControl {
 /// The most ids of one kind waiting for one link's writer; more are dropped (counted).
 const MAX_PENDING_IDS: usize = 8 * frame::MAX_IDS_PER_FRAME;
 
-/// The most wants in all, and the most one peer's announces may hold: more announces are
-/// ignored (counted), so a peer cannot grow this node's memory by announcing.
-const MAX_WANTS: usize = 16_384;
+/// The most wants one peer's announces may create that are still waiting: more of its
+/// announces of ids nobody else announced are refused (counted in `wants_dropped`), so a
+/// peer cannot grow this node's memory by announcing. There is no bound in all: made-up ids
+/// from some peers never refuse another peer's announce (the total is at most this many per
+/// linked peer).
 const MAX_WANTS_PER_PEER: usize = 4_096;
-/// The most announcers remembered per want.
-const MAX_ANNOUNCERS: usize = 4;
+/// The fewest announcers remembered per want (the bound is the larger of this and the
+/// number of configured peers); more are ignored (counted in `announcers_ignored`).
+const MIN_ANNOUNCERS: usize = 64;
+
+/// One announcer of a want.
+struct Announcer {
+    peer: PeerId,
+    /// Whether it was asked in the current round (every linked announcer is asked once
+    /// per round, then the round starts again).
+    asked: bool,
+}
 
 /// An announced message this node lacks.
 struct Want {
     /// When it was first announced.
     first: Instant,
-    /// Who announced it, in order; `next` is the next to ask.
-    announcers: Vec<PeerId>,
-    next: usize,
-    /// When it was last asked for.
-    asked: Option<Instant>,
+    /// Whose announce created it (the peer it is charged to).
+    creator: PeerId,
+    /// Every distinct peer that announced it, in order (up to the bound).
+    announcers: Vec<Announcer>,
+    /// When it was last asked for, and of whom.
+    asked: Option<(Instant, PeerId)>,
 }
 
-/// The announced messages this node lacks, bounded in all and per announcer.
-#[derive(Default)]
+impl Want {
+    /// Whom to ask now among the linked announcers (`linked` gives a link's answered-wants
+    /// count): one not yet asked this round, preferring one that has answered a want on its
+    /// current link; once every linked one was asked, a new round starts. `None` when no
+    /// announcer is linked now.
+    fn choose(&mut self, linked: impl Fn(&PeerId) -> Option<u64>) -> Option<PeerId> {
+        for _round in 0..2 {
+            let mut best: Option<(usize, bool)> = None;
+            for (i, a) in self.announcers.iter().enumerate() {
+                if a.asked {
+                    continue;
+                }
+                let Some(answered) = linked(&a.peer) else {
+                    continue;
+                };
+                let good = answered > 0;
+                if best.is_none_or(|(_, b)| good && !b) {
+                    best = Some((i, good));
+                }
+            }
+            if let Some((i, _)) = best {
+                self.announcers[i].asked = true;
+                return Some(self.announcers[i].peer);
+            }
+            // Every linked announcer was asked this round (or none is linked): a new round.
+            for a in &mut self.announcers {
+                a.asked = false;
+            }
+        }
+        None
+    }
+}
+
+/// What became of an announce.
+#[derive(Debug, PartialEq, Eq)]
+enum Announced {
+    /// A new want, or a new announcer of one (or one already listed).
+    Recorded,
+    /// The want already lists the most announcers: this one is not remembered.
+    Ignored,
+    /// The announcer already created [`MAX_WANTS_PER_PEER`] wants still waiting.
+    Refused,
+}
+
+/// The announced messages this node lacks, bounded per announcer.
 struct Wants {
     map: HashMap<Digest, Want>,
-    /// How many wants list each peer as an announcer.
+    /// How many waiting wants each peer's announces created.
     per_peer: HashMap<PeerId, usize>,
+    /// The most announcers remembered per want.
+    max_announcers: usize,
 }
 
 impl Wants {
-    /// Records that `peer` announced `id` (not seen here); returns false if a bound refused it.
-    fn announced(&mut self, id: Digest, peer: PeerId, now: Instant) -> bool {
-        let per = self.per_peer.get(&peer).copied().unwrap_or(0);
-        match self.map.get_mut(&id) {
-            Some(w) => {
-                if w.announcers.contains(&peer) || w.announcers.len() >= MAX_ANNOUNCERS {
-                    // Already listed, or enough others to ask.
-                    return true;
-                }
-                if per >= MAX_WANTS_PER_PEER {
-                    return false;
-                }
-                w.announcers.push(peer);
-            }
-            None => {
-                if self.map.len() >= MAX_WANTS || per >= MAX_WANTS_PER_PEER {
-                    return false;
-                }
-                self.map.insert(
-                    id,
-                    Want {
-                        first: now,
-                        announcers: vec![peer],
-                        next: 0,
-                        asked: None,
-                    },
-                );
-            }
+    fn new(max_announcers: usize) -> Self {
+        Wants {
+            map: HashMap::new(),
+            per_peer: HashMap::new(),
+            max_announcers,
         }
-        *self.per_peer.entry(peer).or_insert(0) += 1;
-        true
+    }
+
+    /// Records that `peer` announced `id` (not seen here). Joining a want another peer
+    /// created is free: only creating one counts against the peer's bound.
+    fn announced(&mut self, id: Digest, peer: PeerId, now: Instant) -> Announced {
+        if let Some(w) = self.map.get_mut(&id) {
+            if w.announcers.iter().any(|a| a.peer == peer) {
+                return Announced::Recorded;
+            }
+            if w.announcers.len() >= self.max_announcers {
+                return Announced::Ignored;
+            }
+            w.announcers.push(Announcer { peer, asked: false });
+            return Announced::Recorded;
+        }
+        let per = self.per_peer.entry(peer).or_insert(0);
+        if *per >= MAX_WANTS_PER_PEER {
+            return Announced::Refused;
+        }
+        *per += 1;
+        self.map.insert(
+            id,
+            Want {
+                first: now,
+                creator: peer,
+                announcers: vec![Announcer { peer, asked: false }],
+                asked: None,
+            },
+        );
+        Announced::Recorded
     }
 
     /// Forgets the want for `id`; returns it.
     fn remove(&mut self, id: &Digest) -> Option<Want> {
         let w = self.map.remove(id)?;
-        for a in &w.announcers {
-            if let Some(n) = self.per_peer.get_mut(a) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.per_peer.remove(a);
-                }
+        if let Some(n) = self.per_peer.get_mut(&w.creator) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_peer.remove(&w.creator);
             }
         }
         Some(w)
@@ -294,6 +357,15 @@ impl Recent {
         m.served[i].1 += 1;
         Some((m.topic, m.payload.clone()))
     }
+
+    /// Takes back one serve of `id` to `peer` that could not be queued.
+    fn unserve(&mut self, id: &Digest, peer: PeerId) {
+        if let Some(m) = self.map.get_mut(id)
+            && let Some((_, n)) = m.served.iter_mut().find(|(p, _)| *p == peer)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 /// A registered link, for its task.
@@ -322,6 +394,8 @@ struct Counters {
     fetched: AtomicU64,
     served: AtomicU64,
     wants_dropped: AtomicU64,
+    announces_not_sent: AtomicU64,
+    announcers_ignored: AtomicU64,
     wants_expired: AtomicU64,
     duplicates: AtomicU64,
     relayed: AtomicU64,
@@ -430,7 +504,7 @@ impl Network {
             changed: watch::channel(0).0,
             link_state: watch::channel(Arc::<[u8]>::from(frame::encode_link_state(&[]))).0,
             started: Instant::now(),
-            wants: Mutex::new(Wants::default()),
+            wants: Mutex::new(Wants::new(MIN_ANNOUNCERS.max(peers.len()))),
             recent: Mutex::new(Recent::default()),
             inbound,
             counters: Counters::default(),
@@ -509,7 +583,7 @@ impl NetworkHandle {
         if self.shared.config.relay_topics.contains(&topic) {
             let id = message_id(topic, &payload);
             lock(&self.shared.seen).insert(id);
-            self.shared.delivered(id, topic, &payload);
+            self.shared.delivered(id, topic, &payload, None);
         }
         Ok(self.shared.queue_to_all(topic, &payload, None))
     }
@@ -591,6 +665,8 @@ impl NetworkHandle {
             fetched: get(&c.fetched),
             served: get(&c.served),
             wants_dropped: get(&c.wants_dropped),
+            announces_not_sent: get(&c.announces_not_sent),
+            announcers_ignored: get(&c.announcers_ignored),
             wants_expired: get(&c.wants_expired),
             duplicates: get(&c.duplicates),
             relayed: get(&c.relayed),
@@ -717,9 +793,13 @@ impl Shared {
         drop(pending);
         if taken < ids.len() {
             tracing::debug!(%peer, want, "p2p: too many control ids waiting: some dropped");
-            self.counters
-                .wants_dropped
-                .fetch_add((ids.len() - taken) as u64, Ordering::Relaxed);
+            let counter = if want {
+                // Asked again after `fetch_timeout`.
+                &self.counters.wants_dropped
+            } else {
+                &self.counters.announces_not_sent
+            };
+            counter.fetch_add((ids.len() - taken) as u64, Ordering::Relaxed);
         }
         if taken > 0 {
             control.notify.notify_one();
@@ -728,11 +808,20 @@ impl Shared {
 
     /// Records that relay-topic message `id` is here (arrived fresh, or broadcast): a want
     /// for it ends, and it is kept to answer peers' wants.
-    fn delivered(&self, id: Digest, topic: Topic, payload: &Arc<[u8]>) {
-        if let Some(w) = lock(&self.wants).remove(&id)
+    /// `from` is the peer it arrived from (`None`: broadcast here); if this node had asked it
+    /// for the message, its link is credited with an answer.
+    fn delivered(&self, id: Digest, topic: Topic, payload: &Arc<[u8]>, from: Option<PeerId>) {
+        let want = lock(&self.wants).remove(&id);
+        if let Some(w) = want
             && w.asked.is_some()
         {
             bump(&self.counters.fetched);
+            if let Some(from) = from
+                && w.announcers.iter().any(|a| a.peer == from && a.asked)
+                && let Some(l) = lock(&self.links).get_mut(&from)
+            {
+                l.answered += 1;
+            }
         }
         let (keep, max) = (self.config.recent_keep, self.config.recent_bytes);
         lock(&self.recent).insert(id, topic, payload, Instant::now(), keep, max);
@@ -748,16 +837,26 @@ impl Shared {
             return;
         }
         let now = Instant::now();
+        let (mut refused, mut ignored) = (0u64, 0u64);
         let mut wants = lock(&self.wants);
-        let refused = unseen
-            .into_iter()
-            .filter(|id| !wants.announced(*id, peer, now))
-            .count();
+        for id in unseen {
+            match wants.announced(id, peer, now) {
+                Announced::Recorded => {}
+                Announced::Ignored => ignored += 1,
+                Announced::Refused => refused += 1,
+            }
+        }
         drop(wants);
         if refused > 0 {
+            tracing::debug!(%peer, refused, "p2p: announces refused: too many wants of that peer");
             self.counters
                 .wants_dropped
-                .fetch_add(refused as u64, Ordering::Relaxed);
+                .fetch_add(refused, Ordering::Relaxed);
+        }
+        if ignored > 0 {
+            self.counters
+                .announcers_ignored
+                .fetch_add(ignored, Ordering::Relaxed);
         }
     }
 
@@ -766,10 +865,13 @@ impl Shared {
     fn serve(&self, peer: PeerId, serial: u64, ids: &[Digest]) {
         let now = Instant::now();
         let keep = self.config.recent_keep;
-        let found: Vec<(Topic, Arc<[u8]>)> = {
+        let found: Vec<(Digest, Topic, Arc<[u8]>)> = {
             let mut recent = lock(&self.recent);
             ids.iter()
-                .filter_map(|id| recent.serve(id, peer, now, keep))
+                .filter_map(|id| {
+                    let (topic, payload) = recent.serve(id, peer, now, keep)?;
+                    Some((*id, topic, payload))
+                })
                 .collect()
         };
         if found.is_empty() {
@@ -782,18 +884,24 @@ impl Shared {
         else {
             return;
         };
-        for (topic, payload) in found {
+        for (id, topic, payload) in found {
             match tx.try_send((topic, payload)) {
                 Ok(()) => bump(&self.counters.served),
-                Err(mpsc::error::TrySendError::Full(_)) => self.count_drop(peer, topic),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // Not sent: the peer's next want (it asks again) may still be answered.
+                    self.count_drop(peer, topic);
+                    lock(&self.recent).unserve(&id, peer);
+                }
                 Err(mpsc::error::TrySendError::Closed(_)) => return,
             }
         }
     }
 
-    /// Asks for the wants that are due: after `fetch_grace` the first announcer still linked,
-    /// after each `fetch_timeout` the next; gives up on those whose announcers are exhausted
-    /// or that are older than `recent_keep`, and forgets those that arrived meanwhile.
+    /// Asks for the wants that are due: after `fetch_grace` one linked announcer, then
+    /// another after each `fetch_timeout` without the message (in rounds, so every announcer
+    /// is asked again while the want lasts; see [`Want::choose`]). A want whose announcers
+    /// are all unlinked waits for one to come back. Gives up only on wants older than
+    /// `recent_keep`, and forgets those that arrived meanwhile.
     fn ask_for_wants(&self) {
         let now = Instant::now();
         let (grace, timeout) = (self.config.fetch_grace, self.config.fetch_timeout);
@@ -802,11 +910,11 @@ impl Shared {
             // The usual case: nothing to look at, no link to list.
             return;
         }
-        let live: HashMap<PeerId, Arc<ControlOut>> = {
+        let live: HashMap<PeerId, (u64, Arc<ControlOut>)> = {
             let links = lock(&self.links);
             links
                 .iter()
-                .map(|(id, l)| (*id, l.control.clone()))
+                .map(|(id, l)| (*id, (l.answered, l.control.clone())))
                 .collect()
         };
         let mut asks: HashMap<PeerId, Vec<Digest>> = HashMap::new();
@@ -824,7 +932,7 @@ impl Shared {
                 }
                 let due = match w.asked {
                     None => now.duration_since(w.first) >= grace,
-                    Some(at) => now.duration_since(at) >= timeout,
+                    Some((at, _)) => now.duration_since(at) >= timeout,
                 };
                 if !due {
                     continue;
@@ -834,20 +942,9 @@ impl Shared {
                     done.push((*id, false));
                     continue;
                 }
-                let mut chosen = None;
-                while let Some(a) = w.announcers.get(w.next).copied() {
-                    w.next += 1;
-                    if live.contains_key(&a) {
-                        chosen = Some(a);
-                        break;
-                    }
-                }
-                match chosen {
-                    Some(a) => {
-                        w.asked = Some(now);
-                        asks.entry(a).or_default().push(*id);
-                    }
-                    None => done.push((*id, true)),
+                if let Some(a) = w.choose(|p| live.get(p).map(|(answered, _)| *answered)) {
+                    w.asked = Some((now, a));
+                    asks.entry(a).or_default().push(*id);
                 }
             }
             for (id, given_up) in done {
@@ -861,7 +958,7 @@ impl Shared {
                 .fetch_add(expired, Ordering::Relaxed);
         }
         for (peer, ids) in asks {
-            if let Some(control) = live.get(&peer) {
+            if let Some((_, control)) = live.get(&peer) {
                 self.push_control(peer, control, &ids, true);
             }
         }
@@ -902,6 +999,7 @@ impl Shared {
                 since: Instant::now(),
                 heard: heard.clone(),
                 control: control.clone(),
+                answered: 0,
             },
         );
         drop(links);
@@ -1430,7 +1528,7 @@ where
                     bump(&shared.counters.duplicates);
                     continue;
                 }
-                shared.delivered(id, topic, &payload);
+                shared.delivered(id, topic, &payload, Some(peer));
                 let n = shared.queue_to_all(topic, &payload, Some((peer, id)));
                 shared
                     .counters
@@ -1627,9 +1725,9 @@ mod tests {
     }
 
     #[test]
-    fn wants_are_bounded_per_announcer_and_in_all() {
+    fn wants_are_bounded_per_creating_announcer_only() {
         let now = Instant::now();
-        let mut w = Wants::default();
+        let mut w = Wants::new(MIN_ANNOUNCERS);
         let (p, q) = (PeerId(digest(0xa)), PeerId(digest(0xb)));
         let id = |i: u32| {
             let mut d = [0u8; 32];
@@ -1637,33 +1735,74 @@ mod tests {
             Digest(d)
         };
         for i in 0..MAX_WANTS_PER_PEER as u32 {
-            assert!(w.announced(id(i), p, now));
+            assert_eq!(w.announced(id(i), p, now), Announced::Recorded);
         }
-        // p is at its bound: neither a new want nor joining another's.
-        assert!(!w.announced(id(1 << 30), p, now));
-        assert!(w.announced(id(1 << 30), q, now));
-        assert!(!w.announced(id(1 << 30), p, now));
-        // Repeating an announce is free.
-        assert!(w.announced(id(0), p, now));
-        assert_eq!(w.per_peer[&p], MAX_WANTS_PER_PEER);
-        // Up to MAX_ANNOUNCERS are remembered per want; more are ignored, not refused.
-        for k in 0..6u8 {
-            assert!(w.announced(id(0), PeerId(digest(k)), now));
+        // p is at its bound: it creates no more wants...
+        assert_eq!(w.announced(id(1 << 30), p, now), Announced::Refused);
+        // ...but another peer does, and p may still join it (free), as q joins p's.
+        assert_eq!(w.announced(id(1 << 30), q, now), Announced::Recorded);
+        assert_eq!(w.announced(id(1 << 30), p, now), Announced::Recorded);
+        assert_eq!(w.announced(id(0), q, now), Announced::Recorded);
+        assert_eq!((w.per_peer[&p], w.per_peer[&q]), (MAX_WANTS_PER_PEER, 1));
+        // Repeating an announce is free and lists the peer once.
+        assert_eq!(w.announced(id(0), p, now), Announced::Recorded);
+        assert_eq!(w.map[&id(0)].announcers.len(), 2);
+        // Made-up ids of many peers never refuse another peer's announce: no bound in all.
+        for k in 0..8u8 {
+            for i in 0..MAX_WANTS_PER_PEER as u32 {
+                let r = PeerId(digest(100 + k));
+                let x = 1_000_000 + u32::from(k) * 10_000 + i;
+                assert_eq!(w.announced(id(x), r, now), Announced::Recorded);
+            }
         }
-        assert_eq!(w.map[&id(0)].announcers.len(), MAX_ANNOUNCERS);
-        // Removing a want releases its announcers' counts.
+        assert_eq!(w.announced(id(1 << 31), q, now), Announced::Recorded);
+        // Up to max_announcers distinct announcers per want; more are ignored, not refused.
+        for k in 0..(MIN_ANNOUNCERS as u32) {
+            let r = PeerId(id(9_000_000 + k));
+            let want = if k < MIN_ANNOUNCERS as u32 - 2 {
+                Announced::Recorded
+            } else {
+                Announced::Ignored
+            };
+            assert_eq!(w.announced(id(0), r, now), want, "announcer {k}");
+        }
+        assert_eq!(w.map[&id(0)].announcers.len(), MIN_ANNOUNCERS);
+        // Removing a want releases its creator's count only.
         let gone = w.remove(&id(0)).unwrap();
-        assert_eq!(gone.announcers[0], p);
-        assert_eq!(w.per_peer[&p], MAX_WANTS_PER_PEER - 1);
-        assert!(w.announced(id(1 << 31), p, now));
-        // The total bound.
-        let mut i = 0u32;
-        while w.map.len() < MAX_WANTS {
-            let r = PeerId(digest(100 + (i / MAX_WANTS_PER_PEER as u32) as u8));
-            assert!(w.announced(id(2_000_000 + i), r, now));
-            i += 1;
-        }
-        assert!(!w.announced(id(3_000_000), PeerId(digest(200)), now));
+        assert_eq!(gone.creator, p);
+        assert_eq!(
+            (w.per_peer[&p], w.per_peer[&q]),
+            (MAX_WANTS_PER_PEER - 1, 2)
+        );
+        assert_eq!(w.announced(id(1 << 29), p, now), Announced::Recorded);
+    }
+
+    #[test]
+    fn a_want_asks_every_linked_announcer_in_rounds_preferring_those_that_answered() {
+        let mut w = Want {
+            first: Instant::now(),
+            creator: PeerId(digest(1)),
+            announcers: (1..=4)
+                .map(|k| Announcer {
+                    peer: PeerId(digest(k)),
+                    asked: false,
+                })
+                .collect(),
+            asked: None,
+        };
+        // 1 and 2 never answered, 3 answered once, 4 is not linked.
+        let linked = |p: &PeerId| match p.0.0[0] {
+            1 | 2 => Some(0),
+            3 => Some(1),
+            _ => None,
+        };
+        let order: Vec<u8> = (0..7).map(|_| w.choose(linked).unwrap().0.0[0]).collect();
+        assert_eq!(order, vec![3, 1, 2, 3, 1, 2, 3]);
+        // Once 4 is linked again it is asked in the next round; none linked: nobody.
+        let all = |_: &PeerId| Some(0);
+        let order: Vec<u8> = (0..4).map(|_| w.choose(all).unwrap().0.0[0]).collect();
+        assert_eq!(order, vec![1, 2, 4, 1]);
+        assert_eq!(w.choose(|_| None), None);
     }
 
     #[test]
