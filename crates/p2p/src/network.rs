@@ -275,59 +275,180 @@ const MAX_SERVES_PER_PEER: u8 = 2;
 
 /// Relay-topic messages delivered or broadcast lately, to answer wants. Payloads are shared
 /// with the queues but counted in full.
+///
+/// Each kept message is charged to every peer it arrived from (this node for its own
+/// broadcasts): each such origin has its share. Over `recent_bytes`, the origin charged the
+/// most gives up its oldest message (a message goes once no origin is charged for it), so
+/// one peer's flood of fresh messages pushes out only its own, down to the others' shares.
 #[derive(Default)]
 struct Recent {
     map: HashMap<Digest, RecentMessage>,
-    /// Oldest first.
+    /// Oldest first, for the age bound.
     order: VecDeque<(Instant, Digest)>,
+    /// Each origin's charged bytes and messages (oldest first; entries of messages since
+    /// gone or no longer charged to it are skipped).
+    origins: HashMap<PeerId, Share>,
+    /// The bytes counted in all (each message once, served counts included).
     bytes: usize,
+}
+
+#[derive(Default)]
+struct Share {
+    bytes: usize,
+    order: VecDeque<Digest>,
 }
 
 struct RecentMessage {
     at: Instant,
     topic: Topic,
     payload: Arc<[u8]>,
+    /// The origins it is charged to.
+    holders: Vec<PeerId>,
     /// How many times each peer was sent it.
     served: Vec<(PeerId, u8)>,
 }
 
+impl RecentMessage {
+    /// What it costs each origin it is charged to.
+    fn charge(&self) -> usize {
+        self.payload.len() + RECENT_ENTRY_BYTES
+    }
+}
+
 impl Recent {
+    /// Keeps message `id` that arrived fresh from `origin`, then applies the bounds: older
+    /// than `keep` goes, and over `max_bytes` the largest origin's oldest goes (never the
+    /// message just kept: the configuration check makes room for two of the largest).
+    #[allow(clippy::too_many_arguments)] // reason: the message, its origin, the time, two bounds
     fn insert(
         &mut self,
         id: Digest,
         topic: Topic,
         payload: &Arc<[u8]>,
+        origin: PeerId,
         now: Instant,
         keep: Duration,
         max_bytes: usize,
     ) {
         if !self.map.contains_key(&id) {
-            self.bytes += payload.len() + RECENT_ENTRY_BYTES;
-            self.map.insert(
-                id,
-                RecentMessage {
-                    at: now,
-                    topic,
-                    payload: payload.clone(),
-                    served: Vec::new(),
-                },
-            );
+            let m = RecentMessage {
+                at: now,
+                topic,
+                payload: payload.clone(),
+                holders: Vec::new(),
+                served: Vec::new(),
+            };
+            self.bytes += m.charge();
+            self.map.insert(id, m);
             self.order.push_back((now, id));
         }
+        self.also_from(&id, origin);
         while let Some(&(at, old)) = self.order.front() {
-            if now.duration_since(at) <= keep && self.bytes <= max_bytes {
+            if now.duration_since(at) <= keep {
                 break;
             }
             self.order.pop_front();
-            if let Some(m) = self.map.remove(&old) {
-                self.bytes -= Self::cost(&m);
+            if self.map.get(&old).is_some_and(|m| m.at == at) {
+                self.forget(&old);
+            }
+        }
+        while self.bytes > max_bytes {
+            let Some((origin, victim)) = self.victim(&id) else {
+                break;
+            };
+            self.uncharge(&victim, origin);
+        }
+    }
+
+    /// Charges kept message `id` to `origin` too (it arrived from there again).
+    fn also_from(&mut self, id: &Digest, origin: PeerId) {
+        let Some(m) = self.map.get_mut(id) else {
+            return;
+        };
+        if m.holders.contains(&origin) {
+            return;
+        }
+        m.holders.push(origin);
+        let share = self.origins.entry(origin).or_default();
+        share.bytes += m.charge();
+        share.order.push_back(*id);
+    }
+
+    /// The origin charged the most (not counting message `keep`), and its oldest message
+    /// other than `keep`.
+    fn victim(&self, keep: &Digest) -> Option<(PeerId, Digest)> {
+        let kept = self.map.get(keep);
+        let (origin, share) = self
+            .origins
+            .iter()
+            .map(|(o, s)| {
+                let own = kept
+                    .filter(|m| m.holders.contains(o))
+                    .map_or(0, |m| m.charge());
+                (o, s, s.bytes.saturating_sub(own))
+            })
+            .filter(|(_, _, b)| *b > 0)
+            .max_by_key(|(_, _, b)| *b)
+            .map(|(o, s, _)| (*o, s))?;
+        let id = share.order.iter().find(|id| {
+            *id != keep
+                && self
+                    .map
+                    .get(id)
+                    .is_some_and(|m| m.holders.contains(&origin))
+        })?;
+        Some((origin, *id))
+    }
+
+    /// Stops charging `id` to `origin`; the message goes once nobody is charged for it.
+    fn uncharge(&mut self, id: &Digest, origin: PeerId) {
+        let Some(m) = self.map.get_mut(id) else {
+            return;
+        };
+        m.holders.retain(|h| *h != origin);
+        let (charge, gone) = (m.charge(), m.holders.is_empty());
+        self.release(origin, charge);
+        if gone && let Some(m) = self.map.remove(id) {
+            self.bytes -= Self::cost(&m);
+        }
+    }
+
+    /// Forgets `id` (too old), releasing every origin's charge.
+    fn forget(&mut self, id: &Digest) {
+        if let Some(m) = self.map.remove(id) {
+            self.bytes -= Self::cost(&m);
+            for h in &m.holders {
+                self.release(*h, m.charge());
             }
         }
     }
 
-    /// The bytes `m` is counted for.
+    /// Takes `charge` bytes off `origin`'s share and drops the entries at its front that no
+    /// longer count.
+    fn release(&mut self, origin: PeerId, charge: usize) {
+        let Some(share) = self.origins.get_mut(&origin) else {
+            return;
+        };
+        share.bytes = share.bytes.saturating_sub(charge);
+        if share.bytes == 0 {
+            self.origins.remove(&origin);
+            return;
+        }
+        while let Some(front) = share.order.front() {
+            if self
+                .map
+                .get(front)
+                .is_some_and(|m| m.holders.contains(&origin))
+            {
+                break;
+            }
+            share.order.pop_front();
+        }
+    }
+
+    /// The bytes `m` is counted for in all.
     fn cost(m: &RecentMessage) -> usize {
-        m.payload.len() + RECENT_ENTRY_BYTES + m.served.len() * SERVED_ENTRY_BYTES
+        m.charge() + m.served.len() * SERVED_ENTRY_BYTES
     }
 
     /// The message `id` for `peer`, if kept, not older than `keep` and not yet sent to it
@@ -824,7 +945,15 @@ impl Shared {
             }
         }
         let (keep, max) = (self.config.recent_keep, self.config.recent_bytes);
-        lock(&self.recent).insert(id, topic, payload, Instant::now(), keep, max);
+        let origin = from.unwrap_or(self.config.local_id);
+        lock(&self.recent).insert(id, topic, payload, origin, Instant::now(), keep, max);
+    }
+
+    /// Records that relay-topic message `id` arrived again, from `peer`: if kept, it is
+    /// charged to that peer's share too (so a flood from the peer that sent it first does
+    /// not push it out while another peer's share holds it).
+    fn arrived_again(&self, id: &Digest, peer: PeerId) {
+        lock(&self.recent).also_from(id, peer);
     }
 
     /// Records `peer`'s announce of `ids`: those not seen here become wants.
@@ -1526,6 +1655,7 @@ where
                 let fresh = lock(&shared.seen).insert(id);
                 if !fresh {
                     bump(&shared.counters.duplicates);
+                    shared.arrived_again(&id, peer);
                     continue;
                 }
                 shared.delivered(id, topic, &payload, Some(peer));
@@ -1692,21 +1822,26 @@ mod tests {
         let keep = Duration::from_secs(6);
         let max = 3 * (100 + RECENT_ENTRY_BYTES);
         let mut r = Recent::default();
+        let o = PeerId(digest(0xf));
         let payload: Arc<[u8]> = vec![1u8; 100].into();
         for i in 0..3 {
-            r.insert(digest(i), Topic::VOTE, &payload, t0, keep, max);
+            r.insert(digest(i), Topic::VOTE, &payload, o, t0, keep, max);
         }
         assert_eq!((r.map.len(), r.bytes), (3, max));
         // A fourth pushes the oldest out: the bytes, not the count, bound it.
-        r.insert(digest(3), Topic::VOTE, &payload, t0, keep, max);
+        r.insert(digest(3), Topic::VOTE, &payload, o, t0, keep, max);
         assert_eq!(r.map.len(), 3);
         assert!(!r.map.contains_key(&digest(0)));
         // The same id again changes nothing.
-        r.insert(digest(3), Topic::VOTE, &payload, t0, keep, max);
+        r.insert(digest(3), Topic::VOTE, &payload, o, t0, keep, max);
         assert_eq!((r.map.len(), r.bytes), (3, max));
         // Served twice per peer, then no more; another peer gets its own two.
         let (p, q) = (PeerId(digest(0xa)), PeerId(digest(0xb)));
         assert!(r.serve(&digest(1), p, t0, keep).is_some());
+        assert!(r.serve(&digest(1), p, t0, keep).is_some());
+        assert!(r.serve(&digest(1), p, t0, keep).is_none());
+        // A serve that could not be queued is taken back.
+        r.unserve(&digest(1), p);
         assert!(r.serve(&digest(1), p, t0, keep).is_some());
         assert!(r.serve(&digest(1), p, t0, keep).is_none());
         assert_eq!(
@@ -1719,9 +1854,76 @@ mod tests {
         // Too old to serve, and dropped at the next insertion.
         let late = t0 + keep + Duration::from_millis(1);
         assert!(r.serve(&digest(2), q, late, keep).is_none());
-        r.insert(digest(9), Topic::VOTE, &payload, late, keep, max);
+        r.insert(digest(9), Topic::VOTE, &payload, o, late, keep, max);
         assert_eq!(r.map.len(), 1);
         assert_eq!(r.bytes, 100 + RECENT_ENTRY_BYTES);
+        assert_eq!(r.origins.len(), 1);
+        assert_eq!(r.origins[&o].bytes, 100 + RECENT_ENTRY_BYTES);
+    }
+
+    #[test]
+    fn a_flood_from_one_origin_pushes_out_only_its_own_messages() {
+        let t0 = Instant::now();
+        let keep = Duration::from_secs(6);
+        let each = 100 + RECENT_ENTRY_BYTES;
+        let max = 10 * each;
+        let mut r = Recent::default();
+        let (c, d, f) = (
+            PeerId(digest(0xc)),
+            PeerId(digest(0xd)),
+            PeerId(digest(0xf)),
+        );
+        let payload = |i: u8| -> Arc<[u8]> { vec![i; 100].into() };
+        // c and d each deliver two; f delivers one that d delivers too (a duplicate).
+        for (i, o) in [(0, c), (1, c), (2, d), (3, d), (4, f)] {
+            r.insert(digest(i), Topic::VOTE, &payload(i), o, t0, keep, max);
+        }
+        r.also_from(&digest(4), d);
+        assert_eq!((r.origins[&d].bytes, r.origins[&f].bytes), (3 * each, each));
+        // f floods 20 fresh ones: only its own go, and f's first (d holds it too) stays.
+        for i in 10..30u8 {
+            r.insert(digest(i), Topic::TRANSACTION, &payload(i), f, t0, keep, max);
+            assert!(r.bytes <= max);
+        }
+        for i in 0..5 {
+            assert!(r.map.contains_key(&digest(i)), "message {i} pushed out");
+        }
+        assert!(r.map.contains_key(&digest(29)), "the newest is kept");
+        assert!(!r.map.contains_key(&digest(10)), "f's oldest went");
+        assert_eq!(r.bytes, max);
+        // f's share: its five newest (message 4 is charged to d alone now).
+        assert_eq!(r.origins[&f].bytes, 5 * each);
+        assert_eq!(r.map[&digest(4)].holders, vec![d]);
+        // Past its share, d's flood would push out d's oldest, not c's.
+        for i in 40..50u8 {
+            r.insert(digest(i), Topic::TRANSACTION, &payload(i), d, t0, keep, max);
+        }
+        assert!(r.map.contains_key(&digest(0)) && r.map.contains_key(&digest(1)));
+        assert!(!r.map.contains_key(&digest(2)), "d's oldest went");
+        assert!(r.bytes <= max);
+    }
+
+    #[test]
+    fn a_message_of_the_largest_size_is_kept_with_room_for_two() {
+        let t0 = Instant::now();
+        let keep = Duration::from_secs(6);
+        let largest = 1000;
+        let max = 2 * (largest + RECENT_ENTRY_BYTES);
+        let mut r = Recent::default();
+        let (a, b) = (PeerId(digest(0xa)), PeerId(digest(0xb)));
+        let small: Arc<[u8]> = vec![1u8; 600].into();
+        r.insert(digest(1), Topic::VOTE, &small, a, t0, keep, max);
+        r.insert(digest(2), Topic::VOTE, &small, b, t0, keep, max);
+        // The largest from a: a is then charged the most, but the new one stays.
+        let big: Arc<[u8]> = vec![2u8; largest].into();
+        r.insert(digest(3), Topic::PROPOSAL, &big, a, t0, keep, max);
+        assert!(r.map.contains_key(&digest(3)));
+        assert!(r.bytes <= max);
+        // Another of the largest, from b: still kept.
+        let big2: Arc<[u8]> = vec![3u8; largest].into();
+        r.insert(digest(4), Topic::PROPOSAL, &big2, b, t0, keep, max);
+        assert!(r.map.contains_key(&digest(4)));
+        assert!(r.bytes <= max);
     }
 
     #[test]

@@ -2042,7 +2042,6 @@ async fn a_silent_first_announcer_costs_the_fetch_timeout() {
 /// answer p's want, and the vote is lost (re-gossip covers consensus messages, not
 /// transactions).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "review finding: one peer's junk flushes the recent store before the correct announcer is asked"]
 async fn a_peer_flooding_junk_cannot_flush_a_message_a_want_waits_for() {
     fetched_after_a_silent_announcer(41, true).await;
 }
