@@ -157,8 +157,11 @@ pub struct NetworkConfig {
     /// How long a delivered or relayed gossip message is kept to answer wants (and how long
     /// a want is kept at most). Above `fetch_grace` + `fetch_timeout`.
     pub recent_keep: Duration,
-    /// The most payload bytes kept to answer wants (plus a fixed 128 bytes counted per
-    /// message); the oldest go first. At least the largest gossip payload.
+    /// The most bytes kept to answer wants: each message's payload plus a fixed 128 bytes
+    /// (and 40 per peer it was served to). Each kept message is charged to every peer it
+    /// arrived from; when over, the peer charged the most gives up its oldest message. At
+    /// least twice the largest relayed payload plus 128 bytes, so that the largest message
+    /// is kept next to another. Memory is held only while messages are recent.
     pub recent_bytes: usize,
     /// A link this node advertises as live must have been up this long: a link that comes
     /// and goes (a peer restarting, both ends dialling at once) does not make the
@@ -181,7 +184,8 @@ impl NetworkConfig {
     /// second, links silent for 3 s no longer advertised and for 20 s closed, links
     /// advertised after 1 s up, proposals, votes and transactions relayed (announced where
     /// the link-state allows), wants after 100 ms and the next announcer after 1 s, messages
-    /// kept 6 s (2 × `link_liveness`) and 64 MiB to answer wants, 65 536 remembered messages.
+    /// kept 6 s (2 × `link_liveness`) and 160 MiB to answer wants (two proposals of the
+    /// largest size and room for others), 65 536 remembered messages.
     pub fn new(listen: SocketAddr, local_id: PeerId) -> Self {
         NetworkConfig {
             listen,
@@ -199,7 +203,7 @@ impl NetworkConfig {
             fetch_grace: Duration::from_millis(100),
             fetch_timeout: Duration::from_secs(1),
             recent_keep: Duration::from_secs(6),
-            recent_bytes: 64 << 20,
+            recent_bytes: 160 << 20,
             relay_settle: Duration::from_secs(1),
             link_liveness: Duration::from_secs(3),
             seen_capacity: 65_536,
@@ -258,10 +262,17 @@ impl NetworkConfig {
             .map(|t| self.limits.max_for(*t) as usize)
             .max()
             .unwrap_or(0);
-        if self.recent_bytes < largest {
+        let two_largest = 2 * (largest + network::RECENT_ENTRY_BYTES);
+        if self.recent_bytes < two_largest {
+            // The largest message (and the 128 bytes counted with it) would push itself out,
+            // or every other kept message with it.
             return bad(
                 "recent_bytes",
-                "must hold at least the largest payload of a relayed topic",
+                &format!(
+                    "must hold at least twice the largest payload of a relayed topic plus \
+                     {} bytes each: {two_largest}",
+                    network::RECENT_ENTRY_BYTES
+                ),
             );
         }
         Ok(())

@@ -267,7 +267,7 @@ impl Wants {
 
 /// Bytes counted per message in the recent store on top of its payload (the entry and its
 /// place in the order).
-const RECENT_ENTRY_BYTES: usize = 128;
+pub(crate) const RECENT_ENTRY_BYTES: usize = 128;
 /// Bytes counted per peer a kept message was served to.
 const SERVED_ENTRY_BYTES: usize = 40;
 /// How many times one peer is sent one message in answer to its wants.

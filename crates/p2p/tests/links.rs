@@ -1053,7 +1053,7 @@ async fn a_bad_configuration_is_refused_at_start() {
         ),
         (
             "recent_bytes",
-            Box::new(|c| c.recent_bytes = c.limits.max_large_payload as usize - 1),
+            Box::new(|c| c.recent_bytes = 2 * (c.limits.max_large_payload as usize + 128) - 1),
         ),
     ];
     for (field, f) in bad {
@@ -2046,12 +2046,12 @@ async fn a_peer_flooding_junk_cannot_flush_a_message_a_want_waits_for() {
     fetched_after_a_silent_announcer(41, true).await;
 }
 
-/// Review 3, finding 4: `recent_bytes` equal to the largest payload passes the configuration
-/// check (and is the default: 64 MiB both), but a kept message costs its payload plus 128
-/// bytes, so a proposal within 128 bytes of the limit evicts itself (and every other kept
-/// message) at once: it can never be served.
+/// Review 3, finding 4: `recent_bytes` equal to the largest payload passed the configuration
+/// check (and was the default: 64 MiB both), but a kept message costs its payload plus 128
+/// bytes, so a proposal within 128 bytes of the limit evicted itself (and every other kept
+/// message) at once: it could never be served. The check now asks for twice the largest
+/// plus 128 bytes each; with exactly that, a smaller proposal and the largest are both kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "review finding: a proposal of the largest size is never kept to answer wants"]
 async fn a_proposal_of_the_largest_size_is_served() {
     let pki = Pki::new(42);
     let n = start_with(
@@ -2062,7 +2062,7 @@ async fn a_proposal_of_the_largest_size_is_served() {
         admit_all(),
         |c| {
             small_store(c);
-            c.recent_bytes = 64 << 10;
+            c.recent_bytes = 2 * ((64 << 10) + 128);
         },
     )
     .await;
@@ -2076,7 +2076,7 @@ async fn a_proposal_of_the_largest_size_is_served() {
         .await
         .unwrap();
     eventually("the smaller one served", || n.net.stats().served == 1).await;
-    // The largest a peer accepts: never kept.
+    // The largest a peer accepts: kept next to the other, served.
     let largest = vec![2u8; 64 << 10];
     n.net.broadcast(Topic::PROPOSAL, largest.clone()).unwrap();
     to_n.send(ids_frame(3, &[message_id(Topic::PROPOSAL, &largest)]))
