@@ -24,8 +24,9 @@
 //!   advertises S and S's advertisement (read before the message on S's link) lists P (S
 //!   then sent or announced it to P itself): P then gets only an announce of the message's id. A peer
 //!   that still lacks an announced message after [`NetworkConfig::fetch_grace`] asks one
-//!   announcer for it (a want) and the next one after [`NetworkConfig::fetch_timeout`];
-//!   each node keeps the messages it delivered lately to answer wants. A full mesh thus
+//!   announcer for it (a want) and another after each [`NetworkConfig::fetch_timeout`], in
+//!   rounds, until it arrives or [`NetworkConfig::recent_keep`] passed; each node keeps the
+//!   messages it delivered lately to answer wants, charged to the peers they came from. A full mesh thus
 //!   carries each payload once per link (its author's broadcast) plus small announces, and a
 //!   copy dropped on a full queue or withheld by a Byzantine relay costs a round trip and
 //!   the grace, never the message;
@@ -152,10 +153,12 @@ pub struct NetworkConfig {
     /// How long a peer waits after the first announce of a message it lacks before asking an
     /// announcer for it: the direct copy usually arrives first (announces travel next to it).
     pub fetch_grace: Duration,
-    /// How long a want may go unanswered before the next announcer is asked.
+    /// How long a want may go unanswered before another announcer (or, after every linked
+    /// one, the first again) is asked.
     pub fetch_timeout: Duration,
-    /// How long a delivered or relayed gossip message is kept to answer wants (and how long
-    /// a want is kept at most). Above `fetch_grace` + `fetch_timeout`.
+    /// How long a delivered or relayed gossip message is kept to answer wants, and how long
+    /// a want is kept at most (its only end other than the message's arrival). Above
+    /// `fetch_grace` + `fetch_timeout`.
     pub recent_keep: Duration,
     /// The most bytes kept to answer wants: each message's payload plus a fixed 128 bytes
     /// (and 40 per peer it was served to). Each kept message is charged to every peer it

@@ -19,26 +19,47 @@
 //! sent an announce of the message's id instead (a control frame, ids batched per link).
 //!
 //! Announce, then fetch: a node that hears an announce of an id its seen-cache lacks records
-//! a want (the id, up to four announcers, when it was first heard). If the message has not
-//! arrived `fetch_grace` later it asks the first announcer still linked (a want frame), and
-//! the next one each `fetch_timeout` without the message; the want ends when the message
-//! arrives from anyone, when every announcer was asked, or after `recent_keep`. Each node
-//! keeps the relay-topic messages it delivered or broadcast for `recent_keep` (at most
-//! `recent_bytes`, shared payloads) and answers a want for one of them by queueing the
-//! message to the asker as a normal gossip frame (its seen-cache applies), at most twice per
-//! peer and message; wants for anything else are ignored.
+//! a want (the id, when it was first heard, and every distinct peer that announced it, up to
+//! max(64, configured peers)). If the message has not arrived `fetch_grace` later it asks one
+//! announcer linked at that moment (a want frame), and another each `fetch_timeout` without
+//! the message: in rounds, every linked announcer once per round, those that answered a want
+//! on their current link first; an announcer whose link is down is skipped for the moment,
+//! not dropped, and a want with no announcer linked waits. The want ends only when the
+//! message arrives from anyone or after `recent_keep`. Each node keeps the relay-topic
+//! messages it delivered or broadcast for `recent_keep` within `recent_bytes`, each charged
+//! to every peer it arrived from (own broadcasts to this node): over the bound, the origin
+//! charged the most gives up its oldest, never the message just kept. It answers a want for
+//! one of them by queueing the message to the asker as a normal gossip frame (its seen-cache
+//! applies), at most twice per peer and message (a serve that found the queue full does not
+//! count); wants for anything else are ignored.
 //!
 //! Why nothing is lost: a peer spared a full copy always gets an announce, from a node that
 //! holds the message. If S's copy does not come (dropped on a full queue, lost on a link
 //! that broke or fell silent, or never sent: a Byzantine S that advertised P and won the
-//! race to this node), P fetches it from an announcer: a withheld or dropped copy costs the
-//! grace plus one round trip, never the message. A node that lies in its advertisement
-//! only turns full relays towards itself into announces, which it must then answer. Wants
-//! and the recent store are bounded (per peer and in all; by age and bytes), and a
-//! withdrawn link costs no scan: nothing is kept per spared peer. The bounds are where a
-//! message can still be missed: an announce not sent because 8192 ids already wait for that
-//! link, or a want refused (both counted in `wants_dropped`), or a message pushed out of the
-//! recent store (by age, or by `recent_bytes` of newer ones) before it was asked for.
+//! race to this node), P fetches it from an announcer: it asks each linked announcer in turn
+//! until the message arrives, so a correct announcer is asked within `fetch_grace` plus one
+//! `fetch_timeout` per silent announcer listed before it (once per link: one that answers is
+//! asked first afterwards), a lost want or answer costs another `fetch_timeout`, and a link
+//! break shorter than `recent_keep` costs the break. A node that lies in its advertisement
+//! only turns full relays towards itself into announces, which it must then answer. Nothing
+//! is kept per spared peer, so a withdrawn link costs no scan.
+//!
+//! What each bound can still cost (each counted in [`crate::Stats`]):
+//! - a want older than `recent_keep` is given up (`wants_expired`): its announcers were
+//!   unlinked or silent, or the answers were dropped, for that long;
+//! - a peer's announces of ids nobody else announced create at most 4096 waiting wants; more
+//!   are refused (`wants_dropped`): only that peer's own announces, never another's, and
+//!   joining a want someone else created is free, so made-up ids cost their sender only;
+//! - an announcer beyond max(64, configured peers) for one want is not remembered
+//!   (`announcers_ignored`): a message is missed only if all remembered ones are silent;
+//! - an announce that finds 8192 ids already waiting for a link is not sent
+//!   (`announces_not_sent`): that peer gets the message only from another announcer or a
+//!   full relay; a want that finds 8192 waiting is asked again after `fetch_timeout`;
+//! - the recent store: a message older than `recent_keep` is not served, and a peer that
+//!   floods fresh messages pushes out its own first, and others' only down to its own share.
+//!   A peer can still make correct nodes relay its junk (as with full relay: each fresh
+//!   message goes on), and the bounded queues drop frames under a flood (counted per peer
+//!   and topic); a dropped serve is re-asked, a dropped full relay is fetched.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -949,11 +970,12 @@ impl Shared {
         lock(&self.recent).insert(id, topic, payload, origin, Instant::now(), keep, max);
     }
 
-    /// Records that relay-topic message `id` arrived again, from `peer`: if kept, it is
-    /// charged to that peer's share too (so a flood from the peer that sent it first does
-    /// not push it out while another peer's share holds it).
-    fn arrived_again(&self, id: &Digest, peer: PeerId) {
-        lock(&self.recent).also_from(id, peer);
+    /// Records that relay-topic message `id` arrived again, from `peer`: it is charged to
+    /// that peer's share too, and kept again if it was pushed out (a peer that sent it first
+    /// and then flooded pushed it out of its own share before the correct copy came).
+    fn arrived_again(&self, id: Digest, topic: Topic, payload: &Arc<[u8]>, peer: PeerId) {
+        let (keep, max) = (self.config.recent_keep, self.config.recent_bytes);
+        lock(&self.recent).insert(id, topic, payload, peer, Instant::now(), keep, max);
     }
 
     /// Records `peer`'s announce of `ids`: those not seen here become wants.
@@ -1655,7 +1677,7 @@ where
                 let fresh = lock(&shared.seen).insert(id);
                 if !fresh {
                     bump(&shared.counters.duplicates);
-                    shared.arrived_again(&id, peer);
+                    shared.arrived_again(id, topic, &payload, peer);
                     continue;
                 }
                 shared.delivered(id, topic, &payload, Some(peer));
