@@ -24,8 +24,9 @@
 //!   advertises S and S's advertisement (read before the message on S's link) lists P (S
 //!   then sent or announced it to P itself): P then gets only an announce of the message's id. A peer
 //!   that still lacks an announced message after [`NetworkConfig::fetch_grace`] asks one
-//!   announcer for it (a want) and the next one after [`NetworkConfig::fetch_timeout`];
-//!   each node keeps the messages it delivered lately to answer wants. A full mesh thus
+//!   announcer for it (a want) and another after each [`NetworkConfig::fetch_timeout`], in
+//!   rounds, until it arrives or [`NetworkConfig::recent_keep`] passed; each node keeps the
+//!   messages it delivered lately to answer wants, charged to the peers they came from. A full mesh thus
 //!   carries each payload once per link (its author's broadcast) plus small announces, and a
 //!   copy dropped on a full queue or withheld by a Byzantine relay costs a round trip and
 //!   the grace, never the message;
@@ -152,13 +153,18 @@ pub struct NetworkConfig {
     /// How long a peer waits after the first announce of a message it lacks before asking an
     /// announcer for it: the direct copy usually arrives first (announces travel next to it).
     pub fetch_grace: Duration,
-    /// How long a want may go unanswered before the next announcer is asked.
+    /// How long a want may go unanswered before another announcer (or, after every linked
+    /// one, the first again) is asked.
     pub fetch_timeout: Duration,
-    /// How long a delivered or relayed gossip message is kept to answer wants (and how long
-    /// a want is kept at most). Above `fetch_grace` + `fetch_timeout`.
+    /// How long a delivered or relayed gossip message is kept to answer wants, and how long
+    /// a want is kept at most (its only end other than the message's arrival). Above
+    /// `fetch_grace` + `fetch_timeout`.
     pub recent_keep: Duration,
-    /// The most payload bytes kept to answer wants (plus a fixed 128 bytes counted per
-    /// message); the oldest go first. At least the largest gossip payload.
+    /// The most bytes kept to answer wants: each message's payload plus a fixed 128 bytes
+    /// (and 40 per peer it was served to). Each kept message is charged to every peer it
+    /// arrived from; when over, the peer charged the most gives up its oldest message. At
+    /// least twice the largest relayed payload plus 128 bytes, so that the largest message
+    /// is kept next to another. Memory is held only while messages are recent.
     pub recent_bytes: usize,
     /// A link this node advertises as live must have been up this long: a link that comes
     /// and goes (a peer restarting, both ends dialling at once) does not make the
@@ -181,7 +187,8 @@ impl NetworkConfig {
     /// second, links silent for 3 s no longer advertised and for 20 s closed, links
     /// advertised after 1 s up, proposals, votes and transactions relayed (announced where
     /// the link-state allows), wants after 100 ms and the next announcer after 1 s, messages
-    /// kept 6 s (2 × `link_liveness`) and 64 MiB to answer wants, 65 536 remembered messages.
+    /// kept 6 s (2 × `link_liveness`) and 160 MiB to answer wants (two proposals of the
+    /// largest size and room for others), 65 536 remembered messages.
     pub fn new(listen: SocketAddr, local_id: PeerId) -> Self {
         NetworkConfig {
             listen,
@@ -199,7 +206,7 @@ impl NetworkConfig {
             fetch_grace: Duration::from_millis(100),
             fetch_timeout: Duration::from_secs(1),
             recent_keep: Duration::from_secs(6),
-            recent_bytes: 64 << 20,
+            recent_bytes: 160 << 20,
             relay_settle: Duration::from_secs(1),
             link_liveness: Duration::from_secs(3),
             seen_capacity: 65_536,
@@ -258,10 +265,17 @@ impl NetworkConfig {
             .map(|t| self.limits.max_for(*t) as usize)
             .max()
             .unwrap_or(0);
-        if self.recent_bytes < largest {
+        let two_largest = 2 * (largest + network::RECENT_ENTRY_BYTES);
+        if self.recent_bytes < two_largest {
+            // The largest message (and the 128 bytes counted with it) would push itself out,
+            // or every other kept message with it.
             return bad(
                 "recent_bytes",
-                "must hold at least the largest payload of a relayed topic",
+                &format!(
+                    "must hold at least twice the largest payload of a relayed topic plus \
+                     {} bytes each: {two_largest}",
+                    network::RECENT_ENTRY_BYTES
+                ),
             );
         }
         Ok(())
@@ -346,12 +360,17 @@ pub struct Stats {
     pub fetched: u64,
     /// Messages queued to a peer in answer to its want.
     pub served: u64,
-    /// Announced ids not wanted because this node already waited for too many (in all, or
-    /// announced by that peer), or pending announces or wants not sent because a link had
-    /// too many waiting.
+    /// Announced ids not wanted because that peer's announces already created 4096 wants
+    /// still waiting, plus wants not queued because a link had 8192 ids waiting (those are
+    /// asked again after `fetch_timeout`).
     pub wants_dropped: u64,
-    /// Wants given up: every announcer asked without an answer, or older than
-    /// `recent_keep`.
+    /// Announces not sent because a link had 8192 ids waiting: that peer fetches the
+    /// message only if another node announces it or it arrives in full.
+    pub announces_not_sent: u64,
+    /// Announces of a wanted id not remembered because the want already lists the most
+    /// announcers (64, or the number of configured peers if larger).
+    pub announcers_ignored: u64,
+    /// Wants given up: older than `recent_keep` without the message.
     pub wants_expired: u64,
     /// Gossip frames received again and ignored.
     pub duplicates: u64,

@@ -19,26 +19,47 @@
 //! sent an announce of the message's id instead (a control frame, ids batched per link).
 //!
 //! Announce, then fetch: a node that hears an announce of an id its seen-cache lacks records
-//! a want (the id, up to four announcers, when it was first heard). If the message has not
-//! arrived `fetch_grace` later it asks the first announcer still linked (a want frame), and
-//! the next one each `fetch_timeout` without the message; the want ends when the message
-//! arrives from anyone, when every announcer was asked, or after `recent_keep`. Each node
-//! keeps the relay-topic messages it delivered or broadcast for `recent_keep` (at most
-//! `recent_bytes`, shared payloads) and answers a want for one of them by queueing the
-//! message to the asker as a normal gossip frame (its seen-cache applies), at most twice per
-//! peer and message; wants for anything else are ignored.
+//! a want (the id, when it was first heard, and every distinct peer that announced it, up to
+//! max(64, configured peers)). If the message has not arrived `fetch_grace` later it asks one
+//! announcer linked at that moment (a want frame), and another each `fetch_timeout` without
+//! the message: in rounds, every linked announcer once per round, those that answered a want
+//! on their current link first; an announcer whose link is down is skipped for the moment,
+//! not dropped, and a want with no announcer linked waits. The want ends only when the
+//! message arrives from anyone or after `recent_keep`. Each node keeps the relay-topic
+//! messages it delivered or broadcast for `recent_keep` within `recent_bytes`, each charged
+//! to every peer it arrived from (own broadcasts to this node): over the bound, the origin
+//! charged the most gives up its oldest, never the message just kept. It answers a want for
+//! one of them by queueing the message to the asker as a normal gossip frame (its seen-cache
+//! applies), at most twice per peer and message (a serve that found the queue full does not
+//! count); wants for anything else are ignored.
 //!
 //! Why nothing is lost: a peer spared a full copy always gets an announce, from a node that
 //! holds the message. If S's copy does not come (dropped on a full queue, lost on a link
 //! that broke or fell silent, or never sent: a Byzantine S that advertised P and won the
-//! race to this node), P fetches it from an announcer: a withheld or dropped copy costs the
-//! grace plus one round trip, never the message. A node that lies in its advertisement
-//! only turns full relays towards itself into announces, which it must then answer. Wants
-//! and the recent store are bounded (per peer and in all; by age and bytes), and a
-//! withdrawn link costs no scan: nothing is kept per spared peer. The bounds are where a
-//! message can still be missed: an announce not sent because 8192 ids already wait for that
-//! link, or a want refused (both counted in `wants_dropped`), or a message pushed out of the
-//! recent store (by age, or by `recent_bytes` of newer ones) before it was asked for.
+//! race to this node), P fetches it from an announcer: it asks each linked announcer in turn
+//! until the message arrives, so a correct announcer is asked within `fetch_grace` plus one
+//! `fetch_timeout` per silent announcer listed before it (once per link: one that answers is
+//! asked first afterwards), a lost want or answer costs another `fetch_timeout`, and a link
+//! break shorter than `recent_keep` costs the break. A node that lies in its advertisement
+//! only turns full relays towards itself into announces, which it must then answer. Nothing
+//! is kept per spared peer, so a withdrawn link costs no scan.
+//!
+//! What each bound can still cost (each counted in [`crate::Stats`]):
+//! - a want older than `recent_keep` is given up (`wants_expired`): its announcers were
+//!   unlinked or silent, or the answers were dropped, for that long;
+//! - a peer's announces of ids nobody else announced create at most 4096 waiting wants; more
+//!   are refused (`wants_dropped`): only that peer's own announces, never another's, and
+//!   joining a want someone else created is free, so made-up ids cost their sender only;
+//! - an announcer beyond max(64, configured peers) for one want is not remembered
+//!   (`announcers_ignored`): a message is missed only if all remembered ones are silent;
+//! - an announce that finds 8192 ids already waiting for a link is not sent
+//!   (`announces_not_sent`): that peer gets the message only from another announcer or a
+//!   full relay; a want that finds 8192 waiting is asked again after `fetch_timeout`;
+//! - the recent store: a message older than `recent_keep` is not served, and a peer that
+//!   floods fresh messages pushes out its own first, and others' only down to its own share.
+//!   A peer can still make correct nodes relay its junk (as with full relay: each fresh
+//!   message goes on), and the bounded queues drop frames under a flood (counted per peer
+//!   and topic); a dropped serve is re-asked, a dropped full relay is fetched.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -107,6 +128,9 @@ struct Link {
     heard: Arc<AtomicU64>,
     /// Announces and wants waiting for the link's writer.
     control: Arc<ControlOut>,
+    /// How many of this node's wants the peer answered on this link: announcers that
+    /// answered before are asked first.
+    answered: u64,
 }
 
 /// Message ids waiting to be announced to, or asked of, one peer. They bypass the link's
@@ -127,75 +151,135 @@ struct PendingControl {
 /// The most ids of one kind waiting for one link's writer; more are dropped (counted).
 const MAX_PENDING_IDS: usize = 8 * frame::MAX_IDS_PER_FRAME;
 
-/// The most wants in all, and the most one peer's announces may hold: more announces are
-/// ignored (counted), so a peer cannot grow this node's memory by announcing.
-const MAX_WANTS: usize = 16_384;
+/// The most wants one peer's announces may create that are still waiting: more of its
+/// announces of ids nobody else announced are refused (counted in `wants_dropped`), so a
+/// peer cannot grow this node's memory by announcing. There is no bound in all: made-up ids
+/// from some peers never refuse another peer's announce (the total is at most this many per
+/// linked peer).
 const MAX_WANTS_PER_PEER: usize = 4_096;
-/// The most announcers remembered per want.
-const MAX_ANNOUNCERS: usize = 4;
+/// The fewest announcers remembered per want (the bound is the larger of this and the
+/// number of configured peers); more are ignored (counted in `announcers_ignored`).
+const MIN_ANNOUNCERS: usize = 64;
+
+/// One announcer of a want.
+struct Announcer {
+    peer: PeerId,
+    /// Whether it was asked in the current round (every linked announcer is asked once
+    /// per round, then the round starts again).
+    asked: bool,
+}
 
 /// An announced message this node lacks.
 struct Want {
     /// When it was first announced.
     first: Instant,
-    /// Who announced it, in order; `next` is the next to ask.
-    announcers: Vec<PeerId>,
-    next: usize,
-    /// When it was last asked for.
-    asked: Option<Instant>,
+    /// Whose announce created it (the peer it is charged to).
+    creator: PeerId,
+    /// Every distinct peer that announced it, in order (up to the bound).
+    announcers: Vec<Announcer>,
+    /// When it was last asked for, and of whom.
+    asked: Option<(Instant, PeerId)>,
 }
 
-/// The announced messages this node lacks, bounded in all and per announcer.
-#[derive(Default)]
+impl Want {
+    /// Whom to ask now among the linked announcers (`linked` gives a link's answered-wants
+    /// count): one not yet asked this round, preferring one that has answered a want on its
+    /// current link; once every linked one was asked, a new round starts. `None` when no
+    /// announcer is linked now.
+    fn choose(&mut self, linked: impl Fn(&PeerId) -> Option<u64>) -> Option<PeerId> {
+        for _round in 0..2 {
+            let mut best: Option<(usize, bool)> = None;
+            for (i, a) in self.announcers.iter().enumerate() {
+                if a.asked {
+                    continue;
+                }
+                let Some(answered) = linked(&a.peer) else {
+                    continue;
+                };
+                let good = answered > 0;
+                if best.is_none_or(|(_, b)| good && !b) {
+                    best = Some((i, good));
+                }
+            }
+            if let Some((i, _)) = best {
+                self.announcers[i].asked = true;
+                return Some(self.announcers[i].peer);
+            }
+            // Every linked announcer was asked this round (or none is linked): a new round.
+            for a in &mut self.announcers {
+                a.asked = false;
+            }
+        }
+        None
+    }
+}
+
+/// What became of an announce.
+#[derive(Debug, PartialEq, Eq)]
+enum Announced {
+    /// A new want, or a new announcer of one (or one already listed).
+    Recorded,
+    /// The want already lists the most announcers: this one is not remembered.
+    Ignored,
+    /// The announcer already created [`MAX_WANTS_PER_PEER`] wants still waiting.
+    Refused,
+}
+
+/// The announced messages this node lacks, bounded per announcer.
 struct Wants {
     map: HashMap<Digest, Want>,
-    /// How many wants list each peer as an announcer.
+    /// How many waiting wants each peer's announces created.
     per_peer: HashMap<PeerId, usize>,
+    /// The most announcers remembered per want.
+    max_announcers: usize,
 }
 
 impl Wants {
-    /// Records that `peer` announced `id` (not seen here); returns false if a bound refused it.
-    fn announced(&mut self, id: Digest, peer: PeerId, now: Instant) -> bool {
-        let per = self.per_peer.get(&peer).copied().unwrap_or(0);
-        match self.map.get_mut(&id) {
-            Some(w) => {
-                if w.announcers.contains(&peer) || w.announcers.len() >= MAX_ANNOUNCERS {
-                    // Already listed, or enough others to ask.
-                    return true;
-                }
-                if per >= MAX_WANTS_PER_PEER {
-                    return false;
-                }
-                w.announcers.push(peer);
-            }
-            None => {
-                if self.map.len() >= MAX_WANTS || per >= MAX_WANTS_PER_PEER {
-                    return false;
-                }
-                self.map.insert(
-                    id,
-                    Want {
-                        first: now,
-                        announcers: vec![peer],
-                        next: 0,
-                        asked: None,
-                    },
-                );
-            }
+    fn new(max_announcers: usize) -> Self {
+        Wants {
+            map: HashMap::new(),
+            per_peer: HashMap::new(),
+            max_announcers,
         }
-        *self.per_peer.entry(peer).or_insert(0) += 1;
-        true
+    }
+
+    /// Records that `peer` announced `id` (not seen here). Joining a want another peer
+    /// created is free: only creating one counts against the peer's bound.
+    fn announced(&mut self, id: Digest, peer: PeerId, now: Instant) -> Announced {
+        if let Some(w) = self.map.get_mut(&id) {
+            if w.announcers.iter().any(|a| a.peer == peer) {
+                return Announced::Recorded;
+            }
+            if w.announcers.len() >= self.max_announcers {
+                return Announced::Ignored;
+            }
+            w.announcers.push(Announcer { peer, asked: false });
+            return Announced::Recorded;
+        }
+        let per = self.per_peer.entry(peer).or_insert(0);
+        if *per >= MAX_WANTS_PER_PEER {
+            return Announced::Refused;
+        }
+        *per += 1;
+        self.map.insert(
+            id,
+            Want {
+                first: now,
+                creator: peer,
+                announcers: vec![Announcer { peer, asked: false }],
+                asked: None,
+            },
+        );
+        Announced::Recorded
     }
 
     /// Forgets the want for `id`; returns it.
     fn remove(&mut self, id: &Digest) -> Option<Want> {
         let w = self.map.remove(id)?;
-        for a in &w.announcers {
-            if let Some(n) = self.per_peer.get_mut(a) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.per_peer.remove(a);
-                }
+        if let Some(n) = self.per_peer.get_mut(&w.creator) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_peer.remove(&w.creator);
             }
         }
         Some(w)
@@ -204,7 +288,7 @@ impl Wants {
 
 /// Bytes counted per message in the recent store on top of its payload (the entry and its
 /// place in the order).
-const RECENT_ENTRY_BYTES: usize = 128;
+pub(crate) const RECENT_ENTRY_BYTES: usize = 128;
 /// Bytes counted per peer a kept message was served to.
 const SERVED_ENTRY_BYTES: usize = 40;
 /// How many times one peer is sent one message in answer to its wants.
@@ -212,59 +296,180 @@ const MAX_SERVES_PER_PEER: u8 = 2;
 
 /// Relay-topic messages delivered or broadcast lately, to answer wants. Payloads are shared
 /// with the queues but counted in full.
+///
+/// Each kept message is charged to every peer it arrived from (this node for its own
+/// broadcasts): each such origin has its share. Over `recent_bytes`, the origin charged the
+/// most gives up its oldest message (a message goes once no origin is charged for it), so
+/// one peer's flood of fresh messages pushes out only its own, down to the others' shares.
 #[derive(Default)]
 struct Recent {
     map: HashMap<Digest, RecentMessage>,
-    /// Oldest first.
+    /// Oldest first, for the age bound.
     order: VecDeque<(Instant, Digest)>,
+    /// Each origin's charged bytes and messages (oldest first; entries of messages since
+    /// gone or no longer charged to it are skipped).
+    origins: HashMap<PeerId, Share>,
+    /// The bytes counted in all (each message once, served counts included).
     bytes: usize,
+}
+
+#[derive(Default)]
+struct Share {
+    bytes: usize,
+    order: VecDeque<Digest>,
 }
 
 struct RecentMessage {
     at: Instant,
     topic: Topic,
     payload: Arc<[u8]>,
+    /// The origins it is charged to.
+    holders: Vec<PeerId>,
     /// How many times each peer was sent it.
     served: Vec<(PeerId, u8)>,
 }
 
+impl RecentMessage {
+    /// What it costs each origin it is charged to.
+    fn charge(&self) -> usize {
+        self.payload.len() + RECENT_ENTRY_BYTES
+    }
+}
+
 impl Recent {
+    /// Keeps message `id` that arrived fresh from `origin`, then applies the bounds: older
+    /// than `keep` goes, and over `max_bytes` the largest origin's oldest goes (never the
+    /// message just kept: the configuration check makes room for two of the largest).
+    #[allow(clippy::too_many_arguments)] // reason: the message, its origin, the time, two bounds
     fn insert(
         &mut self,
         id: Digest,
         topic: Topic,
         payload: &Arc<[u8]>,
+        origin: PeerId,
         now: Instant,
         keep: Duration,
         max_bytes: usize,
     ) {
         if !self.map.contains_key(&id) {
-            self.bytes += payload.len() + RECENT_ENTRY_BYTES;
-            self.map.insert(
-                id,
-                RecentMessage {
-                    at: now,
-                    topic,
-                    payload: payload.clone(),
-                    served: Vec::new(),
-                },
-            );
+            let m = RecentMessage {
+                at: now,
+                topic,
+                payload: payload.clone(),
+                holders: Vec::new(),
+                served: Vec::new(),
+            };
+            self.bytes += m.charge();
+            self.map.insert(id, m);
             self.order.push_back((now, id));
         }
+        self.also_from(&id, origin);
         while let Some(&(at, old)) = self.order.front() {
-            if now.duration_since(at) <= keep && self.bytes <= max_bytes {
+            if now.duration_since(at) <= keep {
                 break;
             }
             self.order.pop_front();
-            if let Some(m) = self.map.remove(&old) {
-                self.bytes -= Self::cost(&m);
+            if self.map.get(&old).is_some_and(|m| m.at == at) {
+                self.forget(&old);
+            }
+        }
+        while self.bytes > max_bytes {
+            let Some((origin, victim)) = self.victim(&id) else {
+                break;
+            };
+            self.uncharge(&victim, origin);
+        }
+    }
+
+    /// Charges kept message `id` to `origin` too (it arrived from there again).
+    fn also_from(&mut self, id: &Digest, origin: PeerId) {
+        let Some(m) = self.map.get_mut(id) else {
+            return;
+        };
+        if m.holders.contains(&origin) {
+            return;
+        }
+        m.holders.push(origin);
+        let share = self.origins.entry(origin).or_default();
+        share.bytes += m.charge();
+        share.order.push_back(*id);
+    }
+
+    /// The origin charged the most (not counting message `keep`), and its oldest message
+    /// other than `keep`.
+    fn victim(&self, keep: &Digest) -> Option<(PeerId, Digest)> {
+        let kept = self.map.get(keep);
+        let (origin, share) = self
+            .origins
+            .iter()
+            .map(|(o, s)| {
+                let own = kept
+                    .filter(|m| m.holders.contains(o))
+                    .map_or(0, |m| m.charge());
+                (o, s, s.bytes.saturating_sub(own))
+            })
+            .filter(|(_, _, b)| *b > 0)
+            .max_by_key(|(_, _, b)| *b)
+            .map(|(o, s, _)| (*o, s))?;
+        let id = share.order.iter().find(|id| {
+            *id != keep
+                && self
+                    .map
+                    .get(id)
+                    .is_some_and(|m| m.holders.contains(&origin))
+        })?;
+        Some((origin, *id))
+    }
+
+    /// Stops charging `id` to `origin`; the message goes once nobody is charged for it.
+    fn uncharge(&mut self, id: &Digest, origin: PeerId) {
+        let Some(m) = self.map.get_mut(id) else {
+            return;
+        };
+        m.holders.retain(|h| *h != origin);
+        let (charge, gone) = (m.charge(), m.holders.is_empty());
+        self.release(origin, charge);
+        if gone && let Some(m) = self.map.remove(id) {
+            self.bytes -= Self::cost(&m);
+        }
+    }
+
+    /// Forgets `id` (too old), releasing every origin's charge.
+    fn forget(&mut self, id: &Digest) {
+        if let Some(m) = self.map.remove(id) {
+            self.bytes -= Self::cost(&m);
+            for h in &m.holders {
+                self.release(*h, m.charge());
             }
         }
     }
 
-    /// The bytes `m` is counted for.
+    /// Takes `charge` bytes off `origin`'s share and drops the entries at its front that no
+    /// longer count.
+    fn release(&mut self, origin: PeerId, charge: usize) {
+        let Some(share) = self.origins.get_mut(&origin) else {
+            return;
+        };
+        share.bytes = share.bytes.saturating_sub(charge);
+        if share.bytes == 0 {
+            self.origins.remove(&origin);
+            return;
+        }
+        while let Some(front) = share.order.front() {
+            if self
+                .map
+                .get(front)
+                .is_some_and(|m| m.holders.contains(&origin))
+            {
+                break;
+            }
+            share.order.pop_front();
+        }
+    }
+
+    /// The bytes `m` is counted for in all.
     fn cost(m: &RecentMessage) -> usize {
-        m.payload.len() + RECENT_ENTRY_BYTES + m.served.len() * SERVED_ENTRY_BYTES
+        m.charge() + m.served.len() * SERVED_ENTRY_BYTES
     }
 
     /// The message `id` for `peer`, if kept, not older than `keep` and not yet sent to it
@@ -294,6 +499,15 @@ impl Recent {
         m.served[i].1 += 1;
         Some((m.topic, m.payload.clone()))
     }
+
+    /// Takes back one serve of `id` to `peer` that could not be queued.
+    fn unserve(&mut self, id: &Digest, peer: PeerId) {
+        if let Some(m) = self.map.get_mut(id)
+            && let Some((_, n)) = m.served.iter_mut().find(|(p, _)| *p == peer)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 /// A registered link, for its task.
@@ -322,6 +536,8 @@ struct Counters {
     fetched: AtomicU64,
     served: AtomicU64,
     wants_dropped: AtomicU64,
+    announces_not_sent: AtomicU64,
+    announcers_ignored: AtomicU64,
     wants_expired: AtomicU64,
     duplicates: AtomicU64,
     relayed: AtomicU64,
@@ -430,7 +646,7 @@ impl Network {
             changed: watch::channel(0).0,
             link_state: watch::channel(Arc::<[u8]>::from(frame::encode_link_state(&[]))).0,
             started: Instant::now(),
-            wants: Mutex::new(Wants::default()),
+            wants: Mutex::new(Wants::new(MIN_ANNOUNCERS.max(peers.len()))),
             recent: Mutex::new(Recent::default()),
             inbound,
             counters: Counters::default(),
@@ -509,7 +725,7 @@ impl NetworkHandle {
         if self.shared.config.relay_topics.contains(&topic) {
             let id = message_id(topic, &payload);
             lock(&self.shared.seen).insert(id);
-            self.shared.delivered(id, topic, &payload);
+            self.shared.delivered(id, topic, &payload, None);
         }
         Ok(self.shared.queue_to_all(topic, &payload, None))
     }
@@ -591,6 +807,8 @@ impl NetworkHandle {
             fetched: get(&c.fetched),
             served: get(&c.served),
             wants_dropped: get(&c.wants_dropped),
+            announces_not_sent: get(&c.announces_not_sent),
+            announcers_ignored: get(&c.announcers_ignored),
             wants_expired: get(&c.wants_expired),
             duplicates: get(&c.duplicates),
             relayed: get(&c.relayed),
@@ -717,9 +935,13 @@ impl Shared {
         drop(pending);
         if taken < ids.len() {
             tracing::debug!(%peer, want, "p2p: too many control ids waiting: some dropped");
-            self.counters
-                .wants_dropped
-                .fetch_add((ids.len() - taken) as u64, Ordering::Relaxed);
+            let counter = if want {
+                // Asked again after `fetch_timeout`.
+                &self.counters.wants_dropped
+            } else {
+                &self.counters.announces_not_sent
+            };
+            counter.fetch_add((ids.len() - taken) as u64, Ordering::Relaxed);
         }
         if taken > 0 {
             control.notify.notify_one();
@@ -728,14 +950,32 @@ impl Shared {
 
     /// Records that relay-topic message `id` is here (arrived fresh, or broadcast): a want
     /// for it ends, and it is kept to answer peers' wants.
-    fn delivered(&self, id: Digest, topic: Topic, payload: &Arc<[u8]>) {
-        if let Some(w) = lock(&self.wants).remove(&id)
+    /// `from` is the peer it arrived from (`None`: broadcast here); if this node had asked it
+    /// for the message, its link is credited with an answer.
+    fn delivered(&self, id: Digest, topic: Topic, payload: &Arc<[u8]>, from: Option<PeerId>) {
+        let want = lock(&self.wants).remove(&id);
+        if let Some(w) = want
             && w.asked.is_some()
         {
             bump(&self.counters.fetched);
+            if let Some(from) = from
+                && w.announcers.iter().any(|a| a.peer == from && a.asked)
+                && let Some(l) = lock(&self.links).get_mut(&from)
+            {
+                l.answered += 1;
+            }
         }
         let (keep, max) = (self.config.recent_keep, self.config.recent_bytes);
-        lock(&self.recent).insert(id, topic, payload, Instant::now(), keep, max);
+        let origin = from.unwrap_or(self.config.local_id);
+        lock(&self.recent).insert(id, topic, payload, origin, Instant::now(), keep, max);
+    }
+
+    /// Records that relay-topic message `id` arrived again, from `peer`: it is charged to
+    /// that peer's share too, and kept again if it was pushed out (a peer that sent it first
+    /// and then flooded pushed it out of its own share before the correct copy came).
+    fn arrived_again(&self, id: Digest, topic: Topic, payload: &Arc<[u8]>, peer: PeerId) {
+        let (keep, max) = (self.config.recent_keep, self.config.recent_bytes);
+        lock(&self.recent).insert(id, topic, payload, peer, Instant::now(), keep, max);
     }
 
     /// Records `peer`'s announce of `ids`: those not seen here become wants.
@@ -748,16 +988,26 @@ impl Shared {
             return;
         }
         let now = Instant::now();
+        let (mut refused, mut ignored) = (0u64, 0u64);
         let mut wants = lock(&self.wants);
-        let refused = unseen
-            .into_iter()
-            .filter(|id| !wants.announced(*id, peer, now))
-            .count();
+        for id in unseen {
+            match wants.announced(id, peer, now) {
+                Announced::Recorded => {}
+                Announced::Ignored => ignored += 1,
+                Announced::Refused => refused += 1,
+            }
+        }
         drop(wants);
         if refused > 0 {
+            tracing::debug!(%peer, refused, "p2p: announces refused: too many wants of that peer");
             self.counters
                 .wants_dropped
-                .fetch_add(refused as u64, Ordering::Relaxed);
+                .fetch_add(refused, Ordering::Relaxed);
+        }
+        if ignored > 0 {
+            self.counters
+                .announcers_ignored
+                .fetch_add(ignored, Ordering::Relaxed);
         }
     }
 
@@ -766,10 +1016,13 @@ impl Shared {
     fn serve(&self, peer: PeerId, serial: u64, ids: &[Digest]) {
         let now = Instant::now();
         let keep = self.config.recent_keep;
-        let found: Vec<(Topic, Arc<[u8]>)> = {
+        let found: Vec<(Digest, Topic, Arc<[u8]>)> = {
             let mut recent = lock(&self.recent);
             ids.iter()
-                .filter_map(|id| recent.serve(id, peer, now, keep))
+                .filter_map(|id| {
+                    let (topic, payload) = recent.serve(id, peer, now, keep)?;
+                    Some((*id, topic, payload))
+                })
                 .collect()
         };
         if found.is_empty() {
@@ -782,18 +1035,24 @@ impl Shared {
         else {
             return;
         };
-        for (topic, payload) in found {
+        for (id, topic, payload) in found {
             match tx.try_send((topic, payload)) {
                 Ok(()) => bump(&self.counters.served),
-                Err(mpsc::error::TrySendError::Full(_)) => self.count_drop(peer, topic),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // Not sent: the peer's next want (it asks again) may still be answered.
+                    self.count_drop(peer, topic);
+                    lock(&self.recent).unserve(&id, peer);
+                }
                 Err(mpsc::error::TrySendError::Closed(_)) => return,
             }
         }
     }
 
-    /// Asks for the wants that are due: after `fetch_grace` the first announcer still linked,
-    /// after each `fetch_timeout` the next; gives up on those whose announcers are exhausted
-    /// or that are older than `recent_keep`, and forgets those that arrived meanwhile.
+    /// Asks for the wants that are due: after `fetch_grace` one linked announcer, then
+    /// another after each `fetch_timeout` without the message (in rounds, so every announcer
+    /// is asked again while the want lasts; see [`Want::choose`]). A want whose announcers
+    /// are all unlinked waits for one to come back. Gives up only on wants older than
+    /// `recent_keep`, and forgets those that arrived meanwhile.
     fn ask_for_wants(&self) {
         let now = Instant::now();
         let (grace, timeout) = (self.config.fetch_grace, self.config.fetch_timeout);
@@ -802,11 +1061,11 @@ impl Shared {
             // The usual case: nothing to look at, no link to list.
             return;
         }
-        let live: HashMap<PeerId, Arc<ControlOut>> = {
+        let live: HashMap<PeerId, (u64, Arc<ControlOut>)> = {
             let links = lock(&self.links);
             links
                 .iter()
-                .map(|(id, l)| (*id, l.control.clone()))
+                .map(|(id, l)| (*id, (l.answered, l.control.clone())))
                 .collect()
         };
         let mut asks: HashMap<PeerId, Vec<Digest>> = HashMap::new();
@@ -824,7 +1083,7 @@ impl Shared {
                 }
                 let due = match w.asked {
                     None => now.duration_since(w.first) >= grace,
-                    Some(at) => now.duration_since(at) >= timeout,
+                    Some((at, _)) => now.duration_since(at) >= timeout,
                 };
                 if !due {
                     continue;
@@ -834,20 +1093,9 @@ impl Shared {
                     done.push((*id, false));
                     continue;
                 }
-                let mut chosen = None;
-                while let Some(a) = w.announcers.get(w.next).copied() {
-                    w.next += 1;
-                    if live.contains_key(&a) {
-                        chosen = Some(a);
-                        break;
-                    }
-                }
-                match chosen {
-                    Some(a) => {
-                        w.asked = Some(now);
-                        asks.entry(a).or_default().push(*id);
-                    }
-                    None => done.push((*id, true)),
+                if let Some(a) = w.choose(|p| live.get(p).map(|(answered, _)| *answered)) {
+                    w.asked = Some((now, a));
+                    asks.entry(a).or_default().push(*id);
                 }
             }
             for (id, given_up) in done {
@@ -861,7 +1109,7 @@ impl Shared {
                 .fetch_add(expired, Ordering::Relaxed);
         }
         for (peer, ids) in asks {
-            if let Some(control) = live.get(&peer) {
+            if let Some((_, control)) = live.get(&peer) {
                 self.push_control(peer, control, &ids, true);
             }
         }
@@ -902,6 +1150,7 @@ impl Shared {
                 since: Instant::now(),
                 heard: heard.clone(),
                 control: control.clone(),
+                answered: 0,
             },
         );
         drop(links);
@@ -1428,9 +1677,10 @@ where
                 let fresh = lock(&shared.seen).insert(id);
                 if !fresh {
                     bump(&shared.counters.duplicates);
+                    shared.arrived_again(id, topic, &payload, peer);
                     continue;
                 }
-                shared.delivered(id, topic, &payload);
+                shared.delivered(id, topic, &payload, Some(peer));
                 let n = shared.queue_to_all(topic, &payload, Some((peer, id)));
                 shared
                     .counters
@@ -1594,21 +1844,26 @@ mod tests {
         let keep = Duration::from_secs(6);
         let max = 3 * (100 + RECENT_ENTRY_BYTES);
         let mut r = Recent::default();
+        let o = PeerId(digest(0xf));
         let payload: Arc<[u8]> = vec![1u8; 100].into();
         for i in 0..3 {
-            r.insert(digest(i), Topic::VOTE, &payload, t0, keep, max);
+            r.insert(digest(i), Topic::VOTE, &payload, o, t0, keep, max);
         }
         assert_eq!((r.map.len(), r.bytes), (3, max));
         // A fourth pushes the oldest out: the bytes, not the count, bound it.
-        r.insert(digest(3), Topic::VOTE, &payload, t0, keep, max);
+        r.insert(digest(3), Topic::VOTE, &payload, o, t0, keep, max);
         assert_eq!(r.map.len(), 3);
         assert!(!r.map.contains_key(&digest(0)));
         // The same id again changes nothing.
-        r.insert(digest(3), Topic::VOTE, &payload, t0, keep, max);
+        r.insert(digest(3), Topic::VOTE, &payload, o, t0, keep, max);
         assert_eq!((r.map.len(), r.bytes), (3, max));
         // Served twice per peer, then no more; another peer gets its own two.
         let (p, q) = (PeerId(digest(0xa)), PeerId(digest(0xb)));
         assert!(r.serve(&digest(1), p, t0, keep).is_some());
+        assert!(r.serve(&digest(1), p, t0, keep).is_some());
+        assert!(r.serve(&digest(1), p, t0, keep).is_none());
+        // A serve that could not be queued is taken back.
+        r.unserve(&digest(1), p);
         assert!(r.serve(&digest(1), p, t0, keep).is_some());
         assert!(r.serve(&digest(1), p, t0, keep).is_none());
         assert_eq!(
@@ -1621,15 +1876,82 @@ mod tests {
         // Too old to serve, and dropped at the next insertion.
         let late = t0 + keep + Duration::from_millis(1);
         assert!(r.serve(&digest(2), q, late, keep).is_none());
-        r.insert(digest(9), Topic::VOTE, &payload, late, keep, max);
+        r.insert(digest(9), Topic::VOTE, &payload, o, late, keep, max);
         assert_eq!(r.map.len(), 1);
         assert_eq!(r.bytes, 100 + RECENT_ENTRY_BYTES);
+        assert_eq!(r.origins.len(), 1);
+        assert_eq!(r.origins[&o].bytes, 100 + RECENT_ENTRY_BYTES);
     }
 
     #[test]
-    fn wants_are_bounded_per_announcer_and_in_all() {
+    fn a_flood_from_one_origin_pushes_out_only_its_own_messages() {
+        let t0 = Instant::now();
+        let keep = Duration::from_secs(6);
+        let each = 100 + RECENT_ENTRY_BYTES;
+        let max = 10 * each;
+        let mut r = Recent::default();
+        let (c, d, f) = (
+            PeerId(digest(0xc)),
+            PeerId(digest(0xd)),
+            PeerId(digest(0xf)),
+        );
+        let payload = |i: u8| -> Arc<[u8]> { vec![i; 100].into() };
+        // c and d each deliver two; f delivers one that d delivers too (a duplicate).
+        for (i, o) in [(0, c), (1, c), (2, d), (3, d), (4, f)] {
+            r.insert(digest(i), Topic::VOTE, &payload(i), o, t0, keep, max);
+        }
+        r.also_from(&digest(4), d);
+        assert_eq!((r.origins[&d].bytes, r.origins[&f].bytes), (3 * each, each));
+        // f floods 20 fresh ones: only its own go, and f's first (d holds it too) stays.
+        for i in 10..30u8 {
+            r.insert(digest(i), Topic::TRANSACTION, &payload(i), f, t0, keep, max);
+            assert!(r.bytes <= max);
+        }
+        for i in 0..5 {
+            assert!(r.map.contains_key(&digest(i)), "message {i} pushed out");
+        }
+        assert!(r.map.contains_key(&digest(29)), "the newest is kept");
+        assert!(!r.map.contains_key(&digest(10)), "f's oldest went");
+        assert_eq!(r.bytes, max);
+        // f's share: its five newest (message 4 is charged to d alone now).
+        assert_eq!(r.origins[&f].bytes, 5 * each);
+        assert_eq!(r.map[&digest(4)].holders, vec![d]);
+        // Past its share, d's flood would push out d's oldest, not c's.
+        for i in 40..50u8 {
+            r.insert(digest(i), Topic::TRANSACTION, &payload(i), d, t0, keep, max);
+        }
+        assert!(r.map.contains_key(&digest(0)) && r.map.contains_key(&digest(1)));
+        assert!(!r.map.contains_key(&digest(2)), "d's oldest went");
+        assert!(r.bytes <= max);
+    }
+
+    #[test]
+    fn a_message_of_the_largest_size_is_kept_with_room_for_two() {
+        let t0 = Instant::now();
+        let keep = Duration::from_secs(6);
+        let largest = 1000;
+        let max = 2 * (largest + RECENT_ENTRY_BYTES);
+        let mut r = Recent::default();
+        let (a, b) = (PeerId(digest(0xa)), PeerId(digest(0xb)));
+        let small: Arc<[u8]> = vec![1u8; 600].into();
+        r.insert(digest(1), Topic::VOTE, &small, a, t0, keep, max);
+        r.insert(digest(2), Topic::VOTE, &small, b, t0, keep, max);
+        // The largest from a: a is then charged the most, but the new one stays.
+        let big: Arc<[u8]> = vec![2u8; largest].into();
+        r.insert(digest(3), Topic::PROPOSAL, &big, a, t0, keep, max);
+        assert!(r.map.contains_key(&digest(3)));
+        assert!(r.bytes <= max);
+        // Another of the largest, from b: still kept.
+        let big2: Arc<[u8]> = vec![3u8; largest].into();
+        r.insert(digest(4), Topic::PROPOSAL, &big2, b, t0, keep, max);
+        assert!(r.map.contains_key(&digest(4)));
+        assert!(r.bytes <= max);
+    }
+
+    #[test]
+    fn wants_are_bounded_per_creating_announcer_only() {
         let now = Instant::now();
-        let mut w = Wants::default();
+        let mut w = Wants::new(MIN_ANNOUNCERS);
         let (p, q) = (PeerId(digest(0xa)), PeerId(digest(0xb)));
         let id = |i: u32| {
             let mut d = [0u8; 32];
@@ -1637,33 +1959,74 @@ mod tests {
             Digest(d)
         };
         for i in 0..MAX_WANTS_PER_PEER as u32 {
-            assert!(w.announced(id(i), p, now));
+            assert_eq!(w.announced(id(i), p, now), Announced::Recorded);
         }
-        // p is at its bound: neither a new want nor joining another's.
-        assert!(!w.announced(id(1 << 30), p, now));
-        assert!(w.announced(id(1 << 30), q, now));
-        assert!(!w.announced(id(1 << 30), p, now));
-        // Repeating an announce is free.
-        assert!(w.announced(id(0), p, now));
-        assert_eq!(w.per_peer[&p], MAX_WANTS_PER_PEER);
-        // Up to MAX_ANNOUNCERS are remembered per want; more are ignored, not refused.
-        for k in 0..6u8 {
-            assert!(w.announced(id(0), PeerId(digest(k)), now));
+        // p is at its bound: it creates no more wants...
+        assert_eq!(w.announced(id(1 << 30), p, now), Announced::Refused);
+        // ...but another peer does, and p may still join it (free), as q joins p's.
+        assert_eq!(w.announced(id(1 << 30), q, now), Announced::Recorded);
+        assert_eq!(w.announced(id(1 << 30), p, now), Announced::Recorded);
+        assert_eq!(w.announced(id(0), q, now), Announced::Recorded);
+        assert_eq!((w.per_peer[&p], w.per_peer[&q]), (MAX_WANTS_PER_PEER, 1));
+        // Repeating an announce is free and lists the peer once.
+        assert_eq!(w.announced(id(0), p, now), Announced::Recorded);
+        assert_eq!(w.map[&id(0)].announcers.len(), 2);
+        // Made-up ids of many peers never refuse another peer's announce: no bound in all.
+        for k in 0..8u8 {
+            for i in 0..MAX_WANTS_PER_PEER as u32 {
+                let r = PeerId(digest(100 + k));
+                let x = 1_000_000 + u32::from(k) * 10_000 + i;
+                assert_eq!(w.announced(id(x), r, now), Announced::Recorded);
+            }
         }
-        assert_eq!(w.map[&id(0)].announcers.len(), MAX_ANNOUNCERS);
-        // Removing a want releases its announcers' counts.
+        assert_eq!(w.announced(id(1 << 31), q, now), Announced::Recorded);
+        // Up to max_announcers distinct announcers per want; more are ignored, not refused.
+        for k in 0..(MIN_ANNOUNCERS as u32) {
+            let r = PeerId(id(9_000_000 + k));
+            let want = if k < MIN_ANNOUNCERS as u32 - 2 {
+                Announced::Recorded
+            } else {
+                Announced::Ignored
+            };
+            assert_eq!(w.announced(id(0), r, now), want, "announcer {k}");
+        }
+        assert_eq!(w.map[&id(0)].announcers.len(), MIN_ANNOUNCERS);
+        // Removing a want releases its creator's count only.
         let gone = w.remove(&id(0)).unwrap();
-        assert_eq!(gone.announcers[0], p);
-        assert_eq!(w.per_peer[&p], MAX_WANTS_PER_PEER - 1);
-        assert!(w.announced(id(1 << 31), p, now));
-        // The total bound.
-        let mut i = 0u32;
-        while w.map.len() < MAX_WANTS {
-            let r = PeerId(digest(100 + (i / MAX_WANTS_PER_PEER as u32) as u8));
-            assert!(w.announced(id(2_000_000 + i), r, now));
-            i += 1;
-        }
-        assert!(!w.announced(id(3_000_000), PeerId(digest(200)), now));
+        assert_eq!(gone.creator, p);
+        assert_eq!(
+            (w.per_peer[&p], w.per_peer[&q]),
+            (MAX_WANTS_PER_PEER - 1, 2)
+        );
+        assert_eq!(w.announced(id(1 << 29), p, now), Announced::Recorded);
+    }
+
+    #[test]
+    fn a_want_asks_every_linked_announcer_in_rounds_preferring_those_that_answered() {
+        let mut w = Want {
+            first: Instant::now(),
+            creator: PeerId(digest(1)),
+            announcers: (1..=4)
+                .map(|k| Announcer {
+                    peer: PeerId(digest(k)),
+                    asked: false,
+                })
+                .collect(),
+            asked: None,
+        };
+        // 1 and 2 never answered, 3 answered once, 4 is not linked.
+        let linked = |p: &PeerId| match p.0.0[0] {
+            1 | 2 => Some(0),
+            3 => Some(1),
+            _ => None,
+        };
+        let order: Vec<u8> = (0..7).map(|_| w.choose(linked).unwrap().0.0[0]).collect();
+        assert_eq!(order, vec![3, 1, 2, 3, 1, 2, 3]);
+        // Once 4 is linked again it is asked in the next round; none linked: nobody.
+        let all = |_: &PeerId| Some(0);
+        let order: Vec<u8> = (0..4).map(|_| w.choose(all).unwrap().0.0[0]).collect();
+        assert_eq!(order, vec![1, 2, 4, 1]);
+        assert_eq!(w.choose(|_| None), None);
     }
 
     #[test]
