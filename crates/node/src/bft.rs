@@ -180,13 +180,24 @@ pub fn start(
     on_failure: Box<dyn FnOnce() + Send>,
 ) -> Result<BftEngine, NodeError> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Event>(1024);
-    // Links → consensus thread (a blocking forwarder: backpressure reaches the links).
+    // Gossiped transactions are admitted (signature, chain, state checks) on their own thread.
+    let (tx_admission, admit_rx) = std::sync::mpsc::sync_channel::<Arc<[u8]>>(TX_ADMISSION_QUEUE);
+    // Links → consensus thread (a blocking forwarder: backpressure reaches the links), except
+    // transactions, which go straight to the admission thread (one thread hop less each, and
+    // votes never queue behind them); a full admission queue drops them, counted.
     let fwd = tx.clone();
+    let (fwd_admission, fwd_core) = (tx_admission.clone(), core.clone());
     std::thread::Builder::new()
         .name("p2p-inbound".into())
         .spawn(move || {
             let mut inbound = inbound;
             while let Some(m) = inbound.blocking_recv() {
+                if m.topic == Topic::TRANSACTION {
+                    if fwd_admission.try_send(m.payload).is_err() {
+                        fwd_core.metrics.rejected("TX_GOSSIP_DROPPED");
+                    }
+                    continue;
+                }
                 if fwd.send(Event::Net(m)).is_err() {
                     break;
                 }
@@ -221,8 +232,6 @@ pub fn start(
         max_block_bytes: core.store().limits().max_block_size,
     };
     let bound = config.timestamp_bound_ms;
-    // Gossiped transactions are admitted (signature, chain, state checks) on their own thread.
-    let (tx_admission, admit_rx) = std::sync::mpsc::sync_channel::<Arc<[u8]>>(TX_ADMISSION_QUEUE);
     let admit_core = core.clone();
     let (admit_wake, admit_idle) = (tx.clone(), idle.clone());
     std::thread::Builder::new()
@@ -848,8 +857,9 @@ impl Runner {
                 Err(_) => return Ok(()),
             },
             Topic::TRANSACTION => {
-                // Admitted like a client's, on the admission thread (not this one: votes must
-                // not wait behind signature checks); refusals are counted there.
+                // The forwarder sends gossiped transactions to the admission thread itself;
+                // one reaching this thread is admitted there too (votes must not wait behind
+                // signature checks); refusals are counted there.
                 if self.tx_admission.try_send(m.payload.clone()).is_err() {
                     self.core().metrics.rejected("TX_GOSSIP_DROPPED");
                 }
