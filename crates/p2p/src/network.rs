@@ -177,8 +177,10 @@ struct Want {
     creator: PeerId,
     /// Every distinct peer that announced it, in order (up to the bound).
     announcers: Vec<Announcer>,
-    /// When it was last asked for, and of whom.
+    /// When it was last asked for, and of whom (the first of that burst).
     asked: Option<(Instant, PeerId)>,
+    /// Bursts of asks made so far: the k-th asks up to 2^k announcers at once.
+    bursts: u32,
 }
 
 impl Want {
@@ -212,7 +214,31 @@ impl Want {
         }
         None
     }
+
+    /// Whom to ask now: a burst of up to 2^k distinct linked announcers for the k-th ask
+    /// (k from 0, capped at [`MAX_BURST_DOUBLINGS`]), each picked by [`Want::choose`]. One at
+    /// first, as the direct copy or the first announcer usually answers; doubling after each
+    /// `fetch_timeout` without the message, so silent announcers listed first (or preferred
+    /// for answering cheap wants before) delay the fetch by a few timeouts, not by one
+    /// timeout each: 64 announcers are all asked within seven asks.
+    fn choose_burst(&mut self, linked: impl Fn(&PeerId) -> Option<u64>) -> Vec<PeerId> {
+        let n = 1usize << self.bursts.min(MAX_BURST_DOUBLINGS);
+        let mut burst: Vec<PeerId> = Vec::new();
+        while burst.len() < n {
+            match self.choose(&linked) {
+                Some(p) if !burst.contains(&p) => burst.push(p),
+                _ => break,
+            }
+        }
+        if !burst.is_empty() {
+            self.bursts = self.bursts.saturating_add(1);
+        }
+        burst
+    }
 }
+
+/// The doubling cap of a want's ask bursts (2^6 = 64 announcers at once).
+const MAX_BURST_DOUBLINGS: u32 = 6;
 
 /// What became of an announce.
 #[derive(Debug, PartialEq, Eq)]
@@ -268,6 +294,7 @@ impl Wants {
                 creator: peer,
                 announcers: vec![Announcer { peer, asked: false }],
                 asked: None,
+                bursts: 0,
             },
         );
         Announced::Recorded
@@ -1093,8 +1120,11 @@ impl Shared {
                     done.push((*id, false));
                     continue;
                 }
-                if let Some(a) = w.choose(|p| live.get(p).map(|(answered, _)| *answered)) {
-                    w.asked = Some((now, a));
+                let burst = w.choose_burst(|p| live.get(p).map(|(answered, _)| *answered));
+                if let Some(first) = burst.first() {
+                    w.asked = Some((now, *first));
+                }
+                for a in burst {
                     asks.entry(a).or_default().push(*id);
                 }
             }
@@ -2013,6 +2043,7 @@ mod tests {
                 })
                 .collect(),
             asked: None,
+            bursts: 0,
         };
         // 1 and 2 never answered, 3 answered once, 4 is not linked.
         let linked = |p: &PeerId| match p.0.0[0] {
@@ -2027,6 +2058,34 @@ mod tests {
         let order: Vec<u8> = (0..4).map(|_| w.choose(all).unwrap().0.0[0]).collect();
         assert_eq!(order, vec![1, 2, 4, 1]);
         assert_eq!(w.choose(|_| None), None);
+    }
+
+    /// Review 4, finding 1: one ask per `fetch_timeout` reached only about six announcers
+    /// before `recent_keep`. Bursts double: 1, 2, 4, then everyone.
+    #[test]
+    fn a_want_asks_in_doubling_bursts_of_distinct_announcers() {
+        let want = || Want {
+            first: Instant::now(),
+            creator: PeerId(digest(1)),
+            announcers: (1..=8)
+                .map(|k| Announcer {
+                    peer: PeerId(digest(k)),
+                    asked: false,
+                })
+                .collect(),
+            asked: None,
+            bursts: 0,
+        };
+        let all = |_: &PeerId| Some(0);
+        let mut w = want();
+        let sizes: Vec<usize> = (0..4).map(|_| w.choose_burst(all).len()).collect();
+        assert_eq!(sizes, vec![1, 2, 4, 8]);
+        let mut w = want();
+        let mut asked: Vec<PeerId> = (0..3).flat_map(|_| w.choose_burst(all)).collect();
+        asked.sort_by_key(|p| p.0);
+        asked.dedup();
+        assert_eq!(asked.len(), 7, "three bursts ask seven distinct announcers");
+        assert!(w.choose_burst(|_| None).is_empty());
     }
 
     #[test]

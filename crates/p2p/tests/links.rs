@@ -818,7 +818,9 @@ async fn a_restarted_peer_is_reconnected() {
     eventually("a redials", || a.net.stats().dials > dials + 1).await;
     let mut b = start_with(&pki, b_creds, b_addr, vec![], admit_all(), |_| {}).await;
     eventually("a linked to b again", || a.net.stats().links == 1).await;
-    assert_eq!(a.net.stats().reconnects, 1);
+    // At least once: under load a first new link can be cut and made again (seen once in a
+    // full run of the suite), which is still the restarted peer reconnected.
+    assert!(a.net.stats().reconnects >= 1);
     a.net
         .broadcast(Topic::PROPOSAL, b"block 2".to_vec())
         .unwrap();
@@ -1623,9 +1625,9 @@ async fn announced_messages_are_fetched_and_wants_are_bounded() {
         .send(ids_frame(2, &[message_id(Topic::VOTE, &own)]))
         .await
         .unwrap();
-    // Unknown, announced by both: asked of the first after the grace, of the second after
-    // the timeout (the first never answers), then of each again in turn until the want is
-    // older than `recent_keep` (at 0.2, 0.5, 0.8, 1.1 and 1.4 s).
+    // Unknown, announced by both: asked of the first after the grace, then (the first never
+    // answers) of both at once after each timeout, in doubling bursts of distinct announcers,
+    // until the want is older than `recent_keep` (at 0.2, 0.5, 0.8, 1.1 and 1.4 s).
     let vote = b"a vote n lacks".to_vec();
     let id = message_id(Topic::VOTE, &vote);
     let announced = Instant::now();
@@ -1638,8 +1640,8 @@ async fn announced_messages_are_fetched_and_wants_are_bounded() {
         "asked after {:?}, before the grace",
         announced.elapsed()
     );
-    eventually("second want", || n.net.stats().wants_out == 2).await;
-    eventually("second round", || n.net.stats().wants_out == 3).await;
+    eventually("the second burst, both", || n.net.stats().wants_out == 3).await;
+    eventually("the third burst", || n.net.stats().wants_out == 5).await;
     eventually("given up", || n.net.stats().wants_expired == 1).await;
     assert!(
         announced.elapsed() >= Duration::from_millis(1500),
@@ -1647,7 +1649,7 @@ async fn announced_messages_are_fetched_and_wants_are_bounded() {
         announced.elapsed()
     );
     let asked = n.net.stats().wants_out;
-    assert!((4..=6).contains(&asked), "{asked} wants in 1.5 s");
+    assert!((7..=11).contains(&asked), "{asked} wants in 1.5 s");
 
     // Announced again and answered: delivered once, counted as fetched.
     to_n2.send(ids_frame(2, &[id])).await.unwrap();
@@ -2151,7 +2153,6 @@ fn short_rounds(c: &mut NetworkConfig) {
 /// which holds the vote and announced it, would be the sixth asked, after both its copy and
 /// p's want are gone. The path a–n–p is correct.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "review finding: silent announcers listed first outlast recent_keep"]
 async fn five_silent_announcers_listed_first_outlast_recent_keep() {
     let pki = Pki::new(50);
     let mut w = withheld(&pki, 4, short_rounds).await;
@@ -2183,7 +2184,6 @@ async fn five_silent_announcers_listed_first_outlast_recent_keep() {
 /// right after: p asks the five first (one `fetch_timeout` each) and n too late. Without the
 /// preference n, first listed, would be asked at the grace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "review finding: cheaply earned answered credit puts silent peers before the correct announcer"]
 async fn peers_that_answered_cheap_wants_are_asked_before_the_correct_first_announcer() {
     let pki = Pki::new(51);
     let mut w = withheld(&pki, 4, short_rounds).await;
