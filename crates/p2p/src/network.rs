@@ -21,9 +21,10 @@
 //! Announce, then fetch: a node that hears an announce of an id its seen-cache lacks records
 //! a want (the id, when it was first heard, and every distinct peer that announced it, up to
 //! max(64, configured peers)). If the message has not arrived `fetch_grace` later it asks one
-//! announcer linked at that moment (a want frame), and another each `fetch_timeout` without
-//! the message: in rounds, every linked announcer once per round, those that answered a want
-//! on their current link first; an announcer whose link is down is skipped for the moment,
+//! announcer linked at that moment (a want frame), and after each `fetch_timeout` without the
+//! message a burst twice as large (2, 4, … up to 64 distinct announcers at once): in rounds,
+//! every linked announcer once per round, those that answered a want on their current link
+//! first; an announcer whose link is down is skipped for the moment,
 //! not dropped, and a want with no announcer linked waits. The want ends only when the
 //! message arrives from anyone or after `recent_keep`. Each node keeps the relay-topic
 //! messages it delivered or broadcast for `recent_keep` within `recent_bytes`, each charged
@@ -36,11 +37,11 @@
 //! Why nothing is lost: a peer spared a full copy always gets an announce, from a node that
 //! holds the message. If S's copy does not come (dropped on a full queue, lost on a link
 //! that broke or fell silent, or never sent: a Byzantine S that advertised P and won the
-//! race to this node), P fetches it from an announcer: it asks each linked announcer in turn
-//! until the message arrives, so a correct announcer is asked within `fetch_grace` plus one
-//! `fetch_timeout` per silent announcer listed before it (once per link: one that answers is
-//! asked first afterwards), a lost want or answer costs another `fetch_timeout`, and a link
-//! break shorter than `recent_keep` costs the break. A node that lies in its advertisement
+//! race to this node), P fetches it from an announcer: it asks its linked announcers in
+//! doubling bursts until the message arrives, so a correct announcer is asked within
+//! `fetch_grace` plus about log2(silent announcers listed or preferred before it) + 1
+//! `fetch_timeout`s (64 announcers within seven asks), a lost want or answer costs another
+//! `fetch_timeout`, and a link break shorter than `recent_keep` costs the break. A node that lies in its advertisement
 //! only turns full relays towards itself into announces, which it must then answer. Nothing
 //! is kept per spared peer, so a withdrawn link costs no scan.
 //!
@@ -51,7 +52,8 @@
 //!   are refused (`wants_dropped`): only that peer's own announces, never another's, and
 //!   joining a want someone else created is free, so made-up ids cost their sender only;
 //! - an announcer beyond max(64, configured peers) for one want is not remembered
-//!   (`announcers_ignored`): a message is missed only if all remembered ones are silent;
+//!   (`announcers_ignored`): a message is missed only if all remembered ones are silent
+//!   (with the default 6 s `recent_keep` and 1 s `fetch_timeout`, seven bursts ask up to 127);
 //! - an announce that finds 8192 ids already waiting for a link is not sent
 //!   (`announces_not_sent`): that peer gets the message only from another announcer or a
 //!   full relay; a want that finds 8192 waiting is asked again after `fetch_timeout`;
