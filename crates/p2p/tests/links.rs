@@ -1877,6 +1877,19 @@ async fn withheld_with(
 }
 
 impl Withheld {
+    /// Mallory floods n with five fresh 64 KiB junk transactions (the scaled-down store's
+    /// size) and waits until n read them.
+    async fn flood_n(&mut self) {
+        for i in 0..5u8 {
+            let junk = vec![i; 64 << 10];
+            self.m1_to_n
+                .send(data_frame(Topic::TRANSACTION, &junk))
+                .await
+                .unwrap();
+        }
+        eventually("n took the junk", || self.n.net.stats().frames_in >= 6).await;
+    }
+
     /// Mallory-1 hands n `vote` first (n announces it to p, withholds nothing itself), and
     /// a, its author, broadcasts it (a duplicate at n).
     async fn vote_through_mallory(&mut self, vote: &[u8]) {
@@ -2013,14 +2026,7 @@ async fn fetched_after_a_silent_announcer(seed: u64, flood: bool) {
     .await;
     w.vote_through_mallory(&vote).await;
     if flood {
-        for i in 0..5u8 {
-            let junk = vec![i; 64 << 10];
-            w.m1_to_n
-                .send(data_frame(Topic::TRANSACTION, &junk))
-                .await
-                .unwrap();
-        }
-        eventually("n took the junk", || w.n.net.stats().frames_in >= 6).await;
+        w.flood_n().await;
     }
     let got = w.p_receives(&vote, Duration::from_secs(6)).await;
     assert!(
@@ -2266,14 +2272,7 @@ async fn a_message_charged_only_to_its_flooding_relay_is_still_served() {
         w.n.net.stats().relays_announced == 1
     })
     .await;
-    for i in 0..5u8 {
-        let junk = vec![i; 64 << 10];
-        w.m1_to_n
-            .send(data_frame(Topic::TRANSACTION, &junk))
-            .await
-            .unwrap();
-    }
-    eventually("n took the junk", || w.n.net.stats().frames_in >= 6).await;
+    w.flood_n().await;
     let got = w.p_receives(&vote, Duration::from_secs(4)).await;
     assert!(
         got,
