@@ -80,16 +80,26 @@ async fn start_with(
     Node { net, rx, creds }
 }
 
-async fn start(pki: &Pki, cn: &str, peers: Vec<PeerAddr>) -> Node {
+/// A node named `cn` on a free loopback port, admitting every peer, with `tweak` applied.
+async fn node(
+    pki: &Pki,
+    cn: &str,
+    peers: Vec<PeerAddr>,
+    tweak: impl FnOnce(&mut NetworkConfig),
+) -> Node {
     start_with(
         pki,
         pki.creds(Role::NodeSign, cn),
         "127.0.0.1:0".parse().unwrap(),
         peers,
         admit_all(),
-        |_| {},
+        tweak,
     )
     .await
+}
+
+async fn start(pki: &Pki, cn: &str, peers: Vec<PeerAddr>) -> Node {
+    node(pki, cn, peers, |_| {}).await
 }
 
 async fn eventually(what: &str, f: impl Fn() -> bool) {
@@ -655,15 +665,7 @@ async fn a_relay_reaches_a_non_adjacent_node_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_or_malformed_frame_closes_that_link_only() {
     let pki = Pki::new(3);
-    let mut a = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-a"),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![],
-        admit_all(),
-        |c| c.limits.max_payload = 1024,
-    )
-    .await;
+    let mut a = node(&pki, "node-a", vec![], |c| c.limits.max_payload = 1024).await;
     let b = start(&pki, "node-b", vec![a.peer_addr()]).await;
     eventually("a and b linked", || a.net.stats().links == 1).await;
 
@@ -711,15 +713,7 @@ async fn an_oversized_or_malformed_frame_closes_that_link_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_drops_and_counts_without_blocking_anyone() {
     let pki = Pki::new(4);
-    let a = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-a"),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![],
-        admit_all(),
-        |c| c.outbound_queue = 4,
-    )
-    .await;
+    let a = node(&pki, "node-a", vec![], |c| c.outbound_queue = 4).await;
     let mut b = start(&pki, "node-b", vec![a.peer_addr()]).await;
     // A peer that completes the handshake and then never reads.
     let sink = pki.creds(Role::NodeSign, "sink");
@@ -1082,14 +1076,9 @@ async fn a_bad_configuration_is_refused_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_connection_is_closed_after_the_handshake_timeout() {
     let pki = Pki::new(12);
-    let a = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-a"),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![],
-        admit_all(),
-        |c| c.handshake_timeout = Duration::from_millis(300),
-    )
+    let a = node(&pki, "node-a", vec![], |c| {
+        c.handshake_timeout = Duration::from_millis(300)
+    })
     .await;
     // TCP only, no TLS ClientHello.
     let mut tcp = tokio::net::TcpStream::connect(a.addr()).await.unwrap();
@@ -1112,24 +1101,8 @@ async fn keepalives_hold_a_quiet_link_and_a_silent_peer_is_cut() {
         c.keepalive = Duration::from_millis(100);
         c.idle_timeout = Duration::from_millis(400);
     };
-    let a = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-a"),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![],
-        admit_all(),
-        timers,
-    )
-    .await;
-    let b = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-b"),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![a.peer_addr()],
-        admit_all(),
-        timers,
-    )
-    .await;
+    let a = node(&pki, "node-a", vec![], timers).await;
+    let b = node(&pki, "node-b", vec![a.peer_addr()], timers).await;
     eventually("linked", || a.net.stats().links == 1).await;
     // Three idle timeouts without a message: the keep-alives hold the link.
     stays("the quiet link holds", Duration::from_millis(1200), || {
@@ -1181,17 +1154,10 @@ async fn a_removed_peer_is_no_longer_dialled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshakes_beyond_the_limit_are_closed_at_once() {
     let pki = Pki::new(15);
-    let a = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-a"),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![],
-        admit_all(),
-        |c| {
-            c.max_pending_handshakes = 1;
-            c.handshake_timeout = Duration::from_millis(500);
-        },
-    )
+    let a = node(&pki, "node-a", vec![], |c| {
+        c.max_pending_handshakes = 1;
+        c.handshake_timeout = Duration::from_millis(500);
+    })
     .await;
     // One connection holds the only handshake slot by saying nothing.
     let _holder = tokio::net::TcpStream::connect(a.addr()).await.unwrap();
@@ -1275,42 +1241,18 @@ async fn a_frame_dropped_on_a_full_queue_still_reaches_the_peer_through_the_comm
         c.link_liveness = Duration::from_secs(5);
         c.idle_timeout = Duration::from_secs(20);
     };
-    let listen = || "127.0.0.1:0".parse().unwrap();
-    let mut b = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-b"),
-        listen(),
-        vec![],
-        admit_all(),
-        timers,
-    )
-    .await;
+    let mut b = node(&pki, "node-b", vec![], timers).await;
     let proxy = Proxy::start(b.addr()).await;
     let b_via_proxy = PeerAddr {
         addr: proxy.addr,
         ..b.peer_addr()
     };
-    let a = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-a"),
-        listen(),
-        vec![b_via_proxy],
-        admit_all(),
-        |c| {
-            timers(c);
-            c.outbound_queue = 2;
-        },
-    )
+    let a = node(&pki, "node-a", vec![b_via_proxy], |c| {
+        timers(c);
+        c.outbound_queue = 2;
+    })
     .await;
-    let mut c = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-c"),
-        listen(),
-        vec![a.peer_addr(), b.peer_addr()],
-        admit_all(),
-        timers,
-    )
-    .await;
+    let mut c = node(&pki, "node-c", vec![a.peer_addr(), b.peer_addr()], timers).await;
     for n in [&a, &b, &c] {
         eventually("a triangle", || n.net.stats().links == 2).await;
     }
@@ -1452,25 +1394,8 @@ async fn a_byzantine_relay_cannot_starve_a_correct_node_on_a_correct_path() {
 async fn a_flapping_advertisement_costs_little_per_frame() {
     let pki = Pki::new(33);
     let defaults = |_: &mut NetworkConfig| {};
-    let listen = || "127.0.0.1:0".parse().unwrap();
-    let mut n = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-n"),
-        listen(),
-        vec![],
-        admit_all(),
-        defaults,
-    )
-    .await;
-    let p = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-p"),
-        listen(),
-        vec![n.peer_addr()],
-        admit_all(),
-        defaults,
-    )
-    .await;
+    let mut n = node(&pki, "node-n", vec![], defaults).await;
+    let p = node(&pki, "node-p", vec![n.peer_addr()], defaults).await;
     let mut n_rx = std::mem::replace(&mut n.rx, mpsc::channel(1).1);
     tokio::spawn(async move { while n_rx.recv().await.is_some() {} });
     let mallory = pki.creds(Role::NodeSign, "mallory");
@@ -1597,18 +1522,11 @@ async fn wants_are_served_from_recent_messages_at_most_twice_per_peer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn announced_messages_are_fetched_and_wants_are_bounded() {
     let pki = Pki::new(35);
-    let mut n = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-n"),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![],
-        admit_all(),
-        |c| {
-            c.fetch_grace = Duration::from_millis(200);
-            c.fetch_timeout = Duration::from_millis(300);
-            c.recent_keep = Duration::from_millis(1500);
-        },
-    )
+    let mut n = node(&pki, "node-n", vec![], |c| {
+        c.fetch_grace = Duration::from_millis(200);
+        c.fetch_timeout = Duration::from_millis(300);
+        c.recent_keep = Duration::from_millis(1500);
+    })
     .await;
     let (m1, m2) = (
         pki.creds(Role::NodeSign, "mallory-1"),
@@ -1720,25 +1638,8 @@ async fn a_large_frame_trickled_slowly_keeps_the_link_live() {
         c.link_liveness = Duration::from_millis(500);
         c.idle_timeout = Duration::from_secs(10);
     };
-    let listen = || "127.0.0.1:0".parse().unwrap();
-    let mut n = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-n"),
-        listen(),
-        vec![],
-        admit_all(),
-        timers,
-    )
-    .await;
-    let p = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-p"),
-        listen(),
-        vec![n.peer_addr()],
-        admit_all(),
-        timers,
-    )
-    .await;
+    let mut n = node(&pki, "node-n", vec![], timers).await;
+    let p = node(&pki, "node-p", vec![n.peer_addr()], timers).await;
     let mallory = pki.creds(Role::NodeSign, "mallory");
     let m_id = PeerId::of(mallory.leaf());
     let mut s = raw_client(&pki, &n, &mallory).await.unwrap();
@@ -2062,17 +1963,10 @@ async fn a_peer_flooding_junk_cannot_flush_a_message_a_want_waits_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proposal_of_the_largest_size_is_served() {
     let pki = Pki::new(42);
-    let n = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-n"),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![],
-        admit_all(),
-        |c| {
-            small_store(c);
-            c.recent_bytes = 2 * ((64 << 10) + 128);
-        },
-    )
+    let n = node(&pki, "node-n", vec![], |c| {
+        small_store(c);
+        c.recent_bytes = 2 * ((64 << 10) + 128);
+    })
     .await;
     let mallory = pki.creds(Role::NodeSign, "mallory");
     let to_n = raw_peer(&pki, &n, &mallory).await;
@@ -2293,17 +2187,10 @@ async fn a_message_charged_only_to_its_flooding_relay_is_still_served() {
 #[ignore = "review finding: two flooders push the largest proposal out of a default-proportioned recent store"]
 async fn two_flooders_cannot_push_out_a_proposal_of_the_largest_size() {
     let pki = Pki::new(53);
-    let n = start_with(
-        &pki,
-        pki.creds(Role::NodeSign, "node-n"),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![],
-        admit_all(),
-        |c| {
-            small_store(c);
-            c.recent_bytes = 160 << 10;
-        },
-    )
+    let n = node(&pki, "node-n", vec![], |c| {
+        small_store(c);
+        c.recent_bytes = 160 << 10;
+    })
     .await;
     let m1 = raw_peer(&pki, &n, &pki.creds(Role::NodeSign, "mallory-1")).await;
     let m2 = raw_peer(&pki, &n, &pki.creds(Role::NodeSign, "mallory-2")).await;
