@@ -2033,12 +2033,12 @@ mod tests {
         assert_eq!(w.announced(id(1 << 29), p, now), Announced::Recorded);
     }
 
-    #[test]
-    fn a_want_asks_every_linked_announcer_in_rounds_preferring_those_that_answered() {
-        let mut w = Want {
+    /// A want announced by peers `digest(1)` … `digest(n)`, none asked yet.
+    fn want_from(n: u8) -> Want {
+        Want {
             first: Instant::now(),
             creator: PeerId(digest(1)),
-            announcers: (1..=4)
+            announcers: (1..=n)
                 .map(|k| Announcer {
                     peer: PeerId(digest(k)),
                     asked: false,
@@ -2046,7 +2046,12 @@ mod tests {
                 .collect(),
             asked: None,
             bursts: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn a_want_asks_every_linked_announcer_in_rounds_preferring_those_that_answered() {
+        let mut w = want_from(4);
         // 1 and 2 never answered, 3 answered once, 4 is not linked.
         let linked = |p: &PeerId| match p.0.0[0] {
             1 | 2 => Some(0),
@@ -2066,23 +2071,11 @@ mod tests {
     /// before `recent_keep`. Bursts double: 1, 2, 4, then everyone.
     #[test]
     fn a_want_asks_in_doubling_bursts_of_distinct_announcers() {
-        let want = || Want {
-            first: Instant::now(),
-            creator: PeerId(digest(1)),
-            announcers: (1..=8)
-                .map(|k| Announcer {
-                    peer: PeerId(digest(k)),
-                    asked: false,
-                })
-                .collect(),
-            asked: None,
-            bursts: 0,
-        };
         let all = |_: &PeerId| Some(0);
-        let mut w = want();
+        let mut w = want_from(8);
         let sizes: Vec<usize> = (0..4).map(|_| w.choose_burst(all).len()).collect();
         assert_eq!(sizes, vec![1, 2, 4, 8]);
-        let mut w = want();
+        let mut w = want_from(8);
         let mut asked: Vec<PeerId> = (0..3).flat_map(|_| w.choose_burst(all)).collect();
         asked.sort_by_key(|p| p.0);
         asked.dedup();
