@@ -1778,6 +1778,17 @@ async fn withheld_with(
 }
 
 impl Withheld {
+    /// Fails with `what` and both nodes' counters unless p receives `vote` within `d`.
+    async fn expect_p_receives(&mut self, vote: &[u8], d: Duration, what: &str) {
+        let got = self.p_receives(vote, d).await;
+        assert!(
+            got,
+            "{what}: n {:?}, p {:?}",
+            self.n.net.stats(),
+            self.p.net.stats()
+        );
+    }
+
     /// Mallory floods n with five fresh 64 KiB junk transactions (the scaled-down store's
     /// size) and waits until n read them.
     async fn flood_n(&mut self) {
@@ -1849,13 +1860,12 @@ async fn four_silent_announcers_cannot_hide_a_message_a_correct_peer_announced()
     w.vote_through_mallory(&vote).await;
     eventually("p read n's announce", || w.p.net.stats().announces_in == 5).await;
     // Four silent announcers cost 100 ms + 4 × 300 ms; n is asked after them at the latest.
-    let got = w.p_receives(&vote, Duration::from_secs(6)).await;
-    assert!(
-        got,
-        "p never received a's vote that n holds and announced: n {:?}, p {:?}",
-        w.n.net.stats(),
-        w.p.net.stats()
-    );
+    w.expect_p_receives(
+        &vote,
+        Duration::from_secs(6),
+        "p never received a's vote that n holds and announced",
+    )
+    .await;
     w.shutdown().await;
 }
 
@@ -1890,13 +1900,12 @@ async fn four_peers_announcing_made_up_ids_cannot_refuse_a_correct_announce() {
         w.p.net.stats().announces_in == 4 * 4096 + 1
     })
     .await;
-    let got = w.p_receives(&vote, Duration::from_secs(6)).await;
-    assert!(
-        got,
-        "p never received a's vote that n holds and announced: n {:?}, p {:?}",
-        w.n.net.stats(),
-        w.p.net.stats()
-    );
+    w.expect_p_receives(
+        &vote,
+        Duration::from_secs(6),
+        "p never received a's vote that n holds and announced",
+    )
+    .await;
     w.shutdown().await;
 }
 
@@ -1929,13 +1938,8 @@ async fn fetched_after_a_silent_announcer(seed: u64, flood: bool) {
     if flood {
         w.flood_n().await;
     }
-    let got = w.p_receives(&vote, Duration::from_secs(6)).await;
-    assert!(
-        got,
-        "p never received a's vote: n {:?}, p {:?}",
-        w.n.net.stats(),
-        w.p.net.stats()
-    );
+    w.expect_p_receives(&vote, Duration::from_secs(6), "p never received a's vote")
+        .await;
     w.shutdown().await;
 }
 
@@ -2027,13 +2031,12 @@ async fn a_want_outlives_a_brief_break_of_its_announcers_link() {
         w.p.net.links().iter().any(|l| l.id() == w.n.id())
     })
     .await;
-    let got = w.p_receives(&vote, Duration::from_secs(5)).await;
-    assert!(
-        got,
-        "p never received a's vote that n holds and announced: n {:?}, p {:?}",
-        w.n.net.stats(),
-        w.p.net.stats()
-    );
+    w.expect_p_receives(
+        &vote,
+        Duration::from_secs(5),
+        "p never received a's vote that n holds and announced",
+    )
+    .await;
     w.shutdown().await;
 }
 
@@ -2067,13 +2070,12 @@ async fn five_silent_announcers_listed_first_outlast_recent_keep() {
     .await;
     w.vote_through_mallory(&vote).await;
     eventually("p read n's announce", || w.p.net.stats().announces_in == 6).await;
-    let got = w.p_receives(&vote, Duration::from_secs(4)).await;
-    assert!(
-        got,
-        "p never received a's vote that n holds and announced: n {:?}, p {:?}",
-        w.n.net.stats(),
-        w.p.net.stats()
-    );
+    w.expect_p_receives(
+        &vote,
+        Duration::from_secs(4),
+        "p never received a's vote that n holds and announced",
+    )
+    .await;
     w.shutdown().await;
 }
 
@@ -2124,13 +2126,12 @@ async fn peers_that_answered_cheap_wants_are_asked_before_the_correct_first_anno
     for to_p in &w.to_p {
         to_p.send(ids_frame(2, &[id])).await.unwrap();
     }
-    let got = w.p_receives(&vote, Duration::from_secs(4)).await;
-    assert!(
-        got,
-        "p never received a's vote that n announced first: n {:?}, p {:?}",
-        w.n.net.stats(),
-        w.p.net.stats()
-    );
+    w.expect_p_receives(
+        &vote,
+        Duration::from_secs(4),
+        "p never received a's vote that n announced first",
+    )
+    .await;
     w.shutdown().await;
 }
 
@@ -2167,13 +2168,12 @@ async fn a_message_charged_only_to_its_flooding_relay_is_still_served() {
     })
     .await;
     w.flood_n().await;
-    let got = w.p_receives(&vote, Duration::from_secs(4)).await;
-    assert!(
-        got,
-        "p never received a's vote that n held and announced: n {:?}, p {:?}",
-        w.n.net.stats(),
-        w.p.net.stats()
-    );
+    w.expect_p_receives(
+        &vote,
+        Duration::from_secs(4),
+        "p never received a's vote that n held and announced",
+    )
+    .await;
     w.shutdown().await;
 }
 
