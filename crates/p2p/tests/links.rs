@@ -1778,6 +1778,31 @@ async fn withheld_with(
 }
 
 impl Withheld {
+    /// Every mallory announces `vote` to p first and stays silent; then the vote reaches n
+    /// through mallory-1 and n announces it too: p must still receive it within `wait`.
+    async fn silent_announcers_then_n(&mut self, vote: &[u8], wait: Duration) {
+        let id = message_id(Topic::VOTE, vote);
+        for to_p in &self.to_p {
+            to_p.send(ids_frame(2, &[id])).await.unwrap();
+        }
+        let silent = self.to_p.len() as u64;
+        eventually("p read the silent announces", || {
+            self.p.net.stats().announces_in == silent
+        })
+        .await;
+        self.vote_through_mallory(vote).await;
+        eventually("p read n's announce", || {
+            self.p.net.stats().announces_in == silent + 1
+        })
+        .await;
+        self.expect_p_receives(
+            vote,
+            wait,
+            "p never received a's vote that n holds and announced",
+        )
+        .await;
+    }
+
     /// Fails with `what` and both nodes' counters unless p receives `vote` within `d`.
     async fn expect_p_receives(&mut self, vote: &[u8], d: Duration, what: &str) {
         let got = self.p_receives(vote, d).await;
@@ -1848,24 +1873,9 @@ impl Withheld {
 async fn four_silent_announcers_cannot_hide_a_message_a_correct_peer_announced() {
     let pki = Pki::new(38);
     let mut w = withheld(&pki, 3, |c| c.fetch_timeout = Duration::from_millis(300)).await;
-    let vote = b"a's vote for height 9".to_vec();
-    let id = message_id(Topic::VOTE, &vote);
-    for to_p in &w.to_p {
-        to_p.send(ids_frame(2, &[id])).await.unwrap();
-    }
-    eventually("p read the four announces", || {
-        w.p.net.stats().announces_in == 4
-    })
-    .await;
-    w.vote_through_mallory(&vote).await;
-    eventually("p read n's announce", || w.p.net.stats().announces_in == 5).await;
     // Four silent announcers cost 100 ms + 4 × 300 ms; n is asked after them at the latest.
-    w.expect_p_receives(
-        &vote,
-        Duration::from_secs(6),
-        "p never received a's vote that n holds and announced",
-    )
-    .await;
+    w.silent_announcers_then_n(b"a's vote for height 9", Duration::from_secs(6))
+        .await;
     w.shutdown().await;
 }
 
@@ -2059,23 +2069,8 @@ fn short_rounds(c: &mut NetworkConfig) {
 async fn five_silent_announcers_listed_first_outlast_recent_keep() {
     let pki = Pki::new(50);
     let mut w = withheld(&pki, 4, short_rounds).await;
-    let vote = b"a's vote for height 13".to_vec();
-    let id = message_id(Topic::VOTE, &vote);
-    for to_p in &w.to_p {
-        to_p.send(ids_frame(2, &[id])).await.unwrap();
-    }
-    eventually("p read the five announces", || {
-        w.p.net.stats().announces_in == 5
-    })
-    .await;
-    w.vote_through_mallory(&vote).await;
-    eventually("p read n's announce", || w.p.net.stats().announces_in == 6).await;
-    w.expect_p_receives(
-        &vote,
-        Duration::from_secs(4),
-        "p never received a's vote that n holds and announced",
-    )
-    .await;
+    w.silent_announcers_then_n(b"a's vote for height 13", Duration::from_secs(4))
+        .await;
     w.shutdown().await;
 }
 
