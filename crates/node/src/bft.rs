@@ -252,7 +252,7 @@ pub fn start(
         .spawn(move || {
             // A panic (ours or the engine's) is a failure like any other: the node stops.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                Runner::new(thread_core, Box::new(net), params, bound, tx_admission)
+                Runner::new(thread_core, Box::new(net), params, bound)
                     .and_then(|r| r.run(rx, &idle))
             }))
             .unwrap_or_else(|_| Err(NodeError::Server("the consensus thread panicked".into())));
@@ -619,8 +619,6 @@ struct Runner {
     future_bytes: usize,
     /// The block each (height, round, proposer) proposed, as first seen.
     proposals_seen: HashMap<(Height, u32, Digest), BlockHash>,
-    /// Gossiped transactions to the admission thread.
-    tx_admission: SyncSender<Arc<[u8]>>,
     /// When the next height may start (block interval after the last decision), and when it
     /// must (the empty-block interval).
     start_after: Option<(Instant, Instant)>,
@@ -638,7 +636,6 @@ impl Runner {
         net: Box<dyn Links>,
         params: Params,
         bound_ms: u64,
-        tx_admission: SyncSender<Arc<[u8]>>,
     ) -> Result<Self, NodeError> {
         let next = next_height(&core)?;
         let wal = core.store().wal_entries()?;
@@ -694,7 +691,6 @@ impl Runner {
             future: VecDeque::new(),
             future_bytes: 0,
             proposals_seen: HashMap::new(),
-            tx_admission,
             start_after: None,
             last_progress: Instant::now(),
             last_sync_request: None,
@@ -856,15 +852,6 @@ impl Runner {
                 Ok(v) => Input::Vote(v),
                 Err(_) => return Ok(()),
             },
-            Topic::TRANSACTION => {
-                // The forwarder sends gossiped transactions to the admission thread itself;
-                // one reaching this thread is admitted there too (votes must not wait behind
-                // signature checks); refusals are counted there.
-                if self.tx_admission.try_send(m.payload.clone()).is_err() {
-                    self.core().metrics.rejected("TX_GOSSIP_DROPPED");
-                }
-                return Ok(());
-            }
             Topic::SYNC_REQUEST => {
                 self.answer_sync(m.peer, &m.payload);
                 return Ok(());
@@ -1610,14 +1597,11 @@ mod tests {
             timeouts: Timeouts::default(),
             max_block_bytes: 1 << 20,
         };
-        let (tx, _rx) = std::sync::mpsc::sync_channel(16);
-        // The receiving end is dropped: gossiped transactions are not this test's subject.
         Runner::new(
             fx.core.clone(),
             Box::new(Recorder::default()),
             params,
             2_000,
-            tx,
         )
         .unwrap()
     }
