@@ -1215,11 +1215,18 @@ fn data_frame(topic: Topic, payload: &[u8]) -> Vec<u8> {
 
 /// A link-state advertisement of `ids` (which must be ascending), as on the wire.
 fn link_state_frame(ids: &[PeerId]) -> Vec<u8> {
-    let mut payload = vec![1u8];
-    payload.extend_from_slice(&(ids.len() as u16).to_be_bytes());
-    for id in ids {
-        payload.extend_from_slice(&id.0.0);
+    let raw: Vec<[u8; 32]> = ids.iter().map(|id| id.0.0).collect();
+    control_frame(1, &raw)
+}
+
+/// A control frame (topic 0) of `kind` with a u16 count and 32-byte `values`, as on the wire.
+fn control_frame(kind: u8, values: &[[u8; 32]]) -> Vec<u8> {
+    let mut payload = vec![kind];
+    payload.extend_from_slice(&(values.len() as u16).to_be_bytes());
+    for v in values {
+        payload.extend_from_slice(v);
     }
+    // Topic 0, the link's own (not constructible outside the crate).
     let mut f = (payload.len() as u32).to_be_bytes().to_vec();
     f.push(0);
     f.extend_from_slice(&payload);
@@ -1467,15 +1474,8 @@ fn message_id(topic: Topic, payload: &[u8]) -> crypto::Digest {
 
 /// An announce (kind 2) or want (kind 3) of `ids` (which must be ascending), as on the wire.
 fn ids_frame(kind: u8, ids: &[crypto::Digest]) -> Vec<u8> {
-    let mut payload = vec![kind];
-    payload.extend_from_slice(&(ids.len() as u16).to_be_bytes());
-    for id in ids {
-        payload.extend_from_slice(&id.0);
-    }
-    let mut f = (payload.len() as u32).to_be_bytes().to_vec();
-    f.push(0);
-    f.extend_from_slice(&payload);
-    f
+    let raw: Vec<[u8; 32]> = ids.iter().map(|id| id.0).collect();
+    control_frame(kind, &raw)
 }
 
 /// A peer that asks for a message gets it at most twice, whatever it asks; ids the node
