@@ -278,6 +278,19 @@ pub fn start(
     })
 }
 
+/// Who the links charge a verified consensus message to: its validator, or for a liveness
+/// certificate (signed by a quorum) one name for all of them.
+fn signer_of(input: &Input) -> Digest {
+    match input {
+        Input::Proposal { proposal, .. } => proposal.proposal.proposer,
+        Input::Vote(v) => v.vote.validator,
+        _ => CERTIFICATE_SIGNER,
+    }
+}
+
+/// The author liveness certificates are charged to in the links' store of recent messages.
+const CERTIFICATE_SIGNER: Digest = Digest([0xff; 32]);
+
 /// What the engine needs of the links (the p2p network; a recording stand-in in tests).
 pub trait Links: Send {
     /// Sends to every link, never waiting.
@@ -286,6 +299,8 @@ pub trait Links: Send {
     fn send(&self, peer: PeerId, topic: Topic, payload: Vec<u8>);
     /// Re-judges every live link; returns how many were cut.
     fn revalidate(&self) -> usize;
+    /// Says that kept message `id` is authentic, signed by `author`.
+    fn vouch(&self, id: &Digest, author: Digest);
 }
 
 impl Links for NetworkHandle {
@@ -299,6 +314,10 @@ impl Links for NetworkHandle {
 
     fn revalidate(&self) -> usize {
         NetworkHandle::revalidate(self)
+    }
+
+    fn vouch(&self, id: &Digest, author: Digest) {
+        NetworkHandle::vouch(self, id, author);
     }
 }
 
@@ -830,6 +849,7 @@ impl Runner {
                 peer: m.peer,
                 topic,
                 payload: rest.into(),
+                id: None,
             };
         }
         let limits = self.core().store().limits().clone();
@@ -888,6 +908,11 @@ impl Runner {
             if let Some(c) = parent_cert {
                 self.keep_parent_certificate(p.height, p.block, c)?;
             }
+        }
+        if let Some(id) = &m.id {
+            // Kept by the links to answer peers' wants: a flood of unverified messages must
+            // not push it out (it is charged to its signer, not the relay).
+            self.host.net.vouch(id, signer_of(&input));
         }
         let current = next_height(self.core())?;
         if let Some(h) = input_height(&input) {
@@ -1565,19 +1590,27 @@ mod tests {
 
     /// What the host sent: topic and payload.
     type Sent = Arc<Mutex<Vec<(Topic, Vec<u8>)>>>;
+    /// The messages the host vouched for: id and author.
+    type Vouched = Arc<Mutex<Vec<(Digest, Digest)>>>;
 
     #[derive(Default, Clone)]
-    struct Recorder(Sent);
+    struct Recorder {
+        sent: Sent,
+        vouched: Vouched,
+    }
 
     impl Links for Recorder {
         fn broadcast(&self, topic: Topic, payload: Vec<u8>) {
-            self.0.lock().unwrap().push((topic, payload));
+            self.sent.lock().unwrap().push((topic, payload));
         }
         fn send(&self, _: PeerId, topic: Topic, payload: Vec<u8>) {
-            self.0.lock().unwrap().push((topic, payload));
+            self.sent.lock().unwrap().push((topic, payload));
         }
         fn revalidate(&self) -> usize {
             0
+        }
+        fn vouch(&self, id: &Digest, author: Digest) {
+            self.vouched.lock().unwrap().push((*id, author));
         }
     }
 
@@ -1591,19 +1624,17 @@ mod tests {
     }
 
     fn runner(fx: &Fx) -> Runner {
+        runner_with(fx, Recorder::default())
+    }
+
+    fn runner_with(fx: &Fx, links: Recorder) -> Runner {
         let params = Params {
             chain_id: fx.core.genesis().chain_id.clone(),
             me: Some(fx.core.validator_id()),
             timeouts: Timeouts::default(),
             max_block_bytes: 1 << 20,
         };
-        Runner::new(
-            fx.core.clone(),
-            Box::new(Recorder::default()),
-            params,
-            2_000,
-        )
-        .unwrap()
+        Runner::new(fx.core.clone(), Box::new(links), params, 2_000).unwrap()
     }
 
     fn proposal(
@@ -1664,6 +1695,7 @@ mod tests {
     fn inbound(topic: Topic, payload: Vec<u8>) -> Inbound {
         Inbound {
             peer: PeerId(Digest([9; 32])),
+            id: Some(p2p::message_id(topic, &payload)),
             topic,
             payload: payload.into(),
         }
@@ -1679,7 +1711,8 @@ mod tests {
     #[test]
     fn unauthenticated_or_excess_proposals_are_not_kept() {
         let fx = fixture();
-        let mut r = runner(&fx);
+        let links = Recorder::default();
+        let mut r = runner_with(&fx, links.clone());
         let (hash, bytes) = block_by(&fx, 1, now_ms());
         // Signed by validator 2's key but naming validator 1: forged.
         let mut forged = proposal(&fx, 1, hash, 0, None);
@@ -1689,10 +1722,20 @@ mod tests {
         assert_eq!(r.host.height_messages.len(), kept);
         assert!(r.proposals_seen.is_empty());
         assert!(r.host.parent_certs.is_empty());
-        // A genuine one is kept; the same proposer's second block for that round is not.
-        r.on_message(proposal_message(&proposal(&fx, 1, hash, 0, None), &bytes))
-            .unwrap();
+        assert!(
+            links.vouched.lock().unwrap().is_empty(),
+            "forged: not vouched for"
+        );
+        // A genuine one is kept, and vouched for in the links' store as its proposer's; the
+        // same proposer's second block for that round is not.
+        let genuine = proposal_message(&proposal(&fx, 1, hash, 0, None), &bytes);
+        let id = genuine.id.unwrap();
+        r.on_message(genuine).unwrap();
         assert_eq!(r.proposals_seen.len(), 1);
+        assert_eq!(
+            *links.vouched.lock().unwrap(),
+            vec![(id, fx.keys[1].1.fingerprint())]
+        );
         let (other, other_bytes) = block_by(&fx, 1, now_ms() + 1);
         let before = r.host.height_messages.len();
         r.on_message(proposal_message(
@@ -1704,6 +1747,11 @@ mod tests {
         assert_eq!(
             r.proposals_seen.values().copied().collect::<Vec<_>>(),
             vec![hash]
+        );
+        assert_eq!(
+            links.vouched.lock().unwrap().len(),
+            1,
+            "dropped: not vouched for"
         );
         // Far ahead, or locked at a round not before its own: dropped.
         for (round, pol) in [(50, None), (2, Some(2))] {

@@ -58,6 +58,7 @@ use crypto::Digest;
 pub use frame::{Limits, Topic};
 pub use gmtls::PeerIdentity;
 pub use network::{Network, NetworkHandle};
+pub use seen::message_id;
 
 /// The node's admission rule: whether a peer with this verified identity may hold a link now.
 pub type Admit = Arc<dyn Fn(&PeerIdentity) -> bool + Send + Sync>;
@@ -162,7 +163,9 @@ pub struct NetworkConfig {
     pub recent_keep: Duration,
     /// The most bytes kept to answer wants: each message's payload plus a fixed 128 bytes
     /// (and 40 per peer it was served to). Each kept message is charged to every peer it
-    /// arrived from; when over, the peer charged the most gives up its oldest message. At
+    /// arrived from, or once the node vouched for it to its signer; when over, the peer
+    /// charged the most gives up its oldest message (vouched ones go only when no peer is
+    /// charged anything, the signer charged the most first). At
     /// least twice the largest relayed payload plus 128 bytes, so that the largest message
     /// is kept next to another. Memory is held only while messages are recent.
     pub recent_bytes: usize,
@@ -291,6 +294,9 @@ pub struct Inbound {
     pub topic: Topic,
     /// The payload, unread.
     pub payload: Arc<[u8]>,
+    /// Its message id, for a relay topic (it is kept to answer peers' wants: see
+    /// [`NetworkHandle::vouch`]).
+    pub id: Option<crypto::Digest>,
 }
 
 /// Which side opened a link.
@@ -360,6 +366,8 @@ pub struct Stats {
     pub fetched: u64,
     /// Messages queued to a peer in answer to its want.
     pub served: u64,
+    /// Kept messages the node vouched for (verified their author's signature).
+    pub vouched: u64,
     /// Announced ids not wanted because that peer's announces already created 4096 wants
     /// still waiting, plus wants not queued because a link had 8192 ids waiting (those are
     /// asked again after `fetch_timeout`).

@@ -28,8 +28,11 @@
 //! not dropped, and a want with no announcer linked waits. The want ends only when the
 //! message arrives from anyone or after `recent_keep`. Each node keeps the relay-topic
 //! messages it delivered or broadcast for `recent_keep` within `recent_bytes`, each charged
-//! to every peer it arrived from (own broadcasts to this node): over the bound, the origin
-//! charged the most gives up its oldest, never the message just kept. It answers a want for
+//! to every peer it arrived from until the node vouches for it (it verified the signer:
+//! [`NetworkHandle::vouch`]), then to that signer; own broadcasts are charged to this node,
+//! as vouched. Over the bound, the peer charged the most gives up its oldest, and only when
+//! no peer is charged anything the vouched origin charged the most; never the message just
+//! kept. It answers a want for
 //! one of them by queueing the message to the asker as a normal gossip frame (its seen-cache
 //! applies), at most twice per peer and message (a serve that found the queue full does not
 //! count); wants for anything else are ignored.
@@ -58,7 +61,9 @@
 //!   (`announces_not_sent`): that peer gets the message only from another announcer or a
 //!   full relay; a want that finds 8192 waiting is asked again after `fetch_timeout`;
 //! - the recent store: a message older than `recent_keep` is not served, and a peer that
-//!   floods fresh messages pushes out its own first, and others' only down to its own share.
+//!   floods fresh messages pushes out its own first, others' unverified ones only down to
+//!   its own share, and no vouched one (a Byzantine signer's flood of validly signed
+//!   messages pushes out its own first, and other signers' only down to its share).
 //!   A peer can still make correct nodes relay its junk (as with full relay: each fresh
 //!   message goes on), and the bounded queues drop frames under a flood (counted per peer
 //!   and topic); a dropped serve is re-asked, a dropped full relay is fetched.
@@ -326,10 +331,14 @@ const MAX_SERVES_PER_PEER: u8 = 2;
 /// Relay-topic messages delivered or broadcast lately, to answer wants. Payloads are shared
 /// with the queues but counted in full.
 ///
-/// Each kept message is charged to every peer it arrived from (this node for its own
-/// broadcasts): each such origin has its share. Over `recent_bytes`, the origin charged the
-/// most gives up its oldest message (a message goes once no origin is charged for it), so
-/// one peer's flood of fresh messages pushes out only its own, down to the others' shares.
+/// Each kept message is charged to every peer it arrived from, until the node vouches for
+/// it (it verified the author's signature): then to that author alone. This node's own
+/// broadcasts are charged to it, as vouched. Each origin has its share. Over
+/// `recent_bytes`, the peer charged the most gives up its oldest message (a message goes
+/// once no origin is charged for it), so one peer's flood of fresh messages pushes out only
+/// its own, down to the others' shares; only when no peer is charged anything does the
+/// vouched origin charged the most give up its oldest. A flood of unverified messages,
+/// from any number of peers, thus never pushes out a message the node vouched for.
 #[derive(Default)]
 struct Recent {
     map: HashMap<Digest, RecentMessage>,
@@ -337,9 +346,26 @@ struct Recent {
     order: VecDeque<(Instant, Digest)>,
     /// Each origin's charged bytes and messages (oldest first; entries of messages since
     /// gone or no longer charged to it are skipped).
-    origins: HashMap<PeerId, Share>,
+    origins: HashMap<Origin, Share>,
     /// The bytes counted in all (each message once, served counts included).
     bytes: usize,
+}
+
+/// Who a kept message is charged to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Origin {
+    /// A peer it arrived from, the message unverified.
+    Peer(PeerId),
+    /// This node: its own broadcast.
+    Local,
+    /// The author the node vouched for ([`NetworkHandle::vouch`]).
+    Author(Digest),
+}
+
+impl Origin {
+    fn vouched(self) -> bool {
+        !matches!(self, Origin::Peer(_))
+    }
 }
 
 #[derive(Default)]
@@ -352,8 +378,8 @@ struct RecentMessage {
     at: Instant,
     topic: Topic,
     payload: Arc<[u8]>,
-    /// The origins it is charged to.
-    holders: Vec<PeerId>,
+    /// The origins it is charged to: peers, or (once vouched) one vouched origin.
+    holders: Vec<Origin>,
     /// How many times each peer was sent it.
     served: Vec<(PeerId, u8)>,
 }
@@ -375,7 +401,7 @@ impl Recent {
         id: Digest,
         topic: Topic,
         payload: &Arc<[u8]>,
-        origin: PeerId,
+        origin: Origin,
         now: Instant,
         keep: Duration,
         max_bytes: usize,
@@ -410,12 +436,25 @@ impl Recent {
         }
     }
 
-    /// Charges kept message `id` to `origin` too (it arrived from there again).
-    fn also_from(&mut self, id: &Digest, origin: PeerId) {
+    /// Charges kept message `id` to `origin` too (it arrived from there again). A vouched
+    /// message stays charged to its vouched origin alone.
+    fn also_from(&mut self, id: &Digest, origin: Origin) {
         let Some(m) = self.map.get_mut(id) else {
             return;
         };
-        if m.holders.contains(&origin) {
+        if m.holders.contains(&origin) || m.holders.iter().any(|h| h.vouched()) {
+            return;
+        }
+        if origin.vouched() {
+            // The peers' charges go: the message is no longer theirs to lose.
+            let peers = std::mem::replace(&mut m.holders, vec![origin]);
+            let charge = m.charge();
+            for p in peers {
+                self.release(p, charge);
+            }
+            let share = self.origins.entry(origin).or_default();
+            share.bytes += charge;
+            share.order.push_back(*id);
             return;
         }
         m.holders.push(origin);
@@ -424,22 +463,36 @@ impl Recent {
         share.order.push_back(*id);
     }
 
-    /// The origin charged the most (not counting message `keep`), and its oldest message
-    /// other than `keep`.
-    fn victim(&self, keep: &Digest) -> Option<(PeerId, Digest)> {
+    /// Charges kept message `id` to `author`, whom the node verified signed it, instead of
+    /// the peers it arrived from. Returns whether it is kept.
+    fn vouch(&mut self, id: &Digest, author: Digest) -> bool {
+        if !self.map.contains_key(id) {
+            return false;
+        }
+        self.also_from(id, Origin::Author(author));
+        true
+    }
+
+    /// The peer charged the most (not counting message `keep`), or if no peer is charged
+    /// anything else, the vouched origin charged the most; and its oldest message other
+    /// than `keep`.
+    fn victim(&self, keep: &Digest) -> Option<(Origin, Digest)> {
         let kept = self.map.get(keep);
-        let (origin, share) = self
-            .origins
-            .iter()
-            .map(|(o, s)| {
-                let own = kept
-                    .filter(|m| m.holders.contains(o))
-                    .map_or(0, |m| m.charge());
-                (o, s, s.bytes.saturating_sub(own))
-            })
-            .filter(|(_, _, b)| *b > 0)
-            .max_by_key(|(_, _, b)| *b)
-            .map(|(o, s, _)| (*o, s))?;
+        let largest = |vouched: bool| {
+            self.origins
+                .iter()
+                .filter(|(o, _)| o.vouched() == vouched)
+                .map(|(o, s)| {
+                    let own = kept
+                        .filter(|m| m.holders.contains(o))
+                        .map_or(0, |m| m.charge());
+                    (o, s, s.bytes.saturating_sub(own))
+                })
+                .filter(|(_, _, b)| *b > 0)
+                .max_by_key(|(_, _, b)| *b)
+                .map(|(o, s, _)| (*o, s))
+        };
+        let (origin, share) = largest(false).or_else(|| largest(true))?;
         let id = share.order.iter().find(|id| {
             *id != keep
                 && self
@@ -451,7 +504,7 @@ impl Recent {
     }
 
     /// Stops charging `id` to `origin`; the message goes once nobody is charged for it.
-    fn uncharge(&mut self, id: &Digest, origin: PeerId) {
+    fn uncharge(&mut self, id: &Digest, origin: Origin) {
         let Some(m) = self.map.get_mut(id) else {
             return;
         };
@@ -475,7 +528,7 @@ impl Recent {
 
     /// Takes `charge` bytes off `origin`'s share and drops the entries at its front that no
     /// longer count.
-    fn release(&mut self, origin: PeerId, charge: usize) {
+    fn release(&mut self, origin: Origin, charge: usize) {
         let Some(share) = self.origins.get_mut(&origin) else {
             return;
         };
@@ -564,6 +617,7 @@ struct Counters {
     wants_in: AtomicU64,
     fetched: AtomicU64,
     served: AtomicU64,
+    vouched: AtomicU64,
     wants_dropped: AtomicU64,
     announces_not_sent: AtomicU64,
     announcers_ignored: AtomicU64,
@@ -759,6 +813,20 @@ impl NetworkHandle {
         Ok(self.shared.queue_to_all(topic, &payload, None))
     }
 
+    /// Tells the network that relay-topic message `id` ([`Inbound::id`]) is authentic: the
+    /// node verified that `author` (a validator's key, say) signed it. It is then charged to
+    /// that author instead of the peers it arrived from, so that a flood of unverified
+    /// messages, from any number of peers, cannot push it out before `recent_keep` while
+    /// peers may still want it (only other vouched messages can, past `recent_bytes`).
+    /// Returns whether the message was still kept.
+    pub fn vouch(&self, id: &Digest, author: Digest) -> bool {
+        let kept = lock(&self.shared.recent).vouch(id, author);
+        if kept {
+            bump(&self.shared.counters.vouched);
+        }
+        kept
+    }
+
     /// Queues `payload` to `peer`. Never waits: a full queue drops the frame (counted) and
     /// says so.
     pub fn send(
@@ -835,6 +903,7 @@ impl NetworkHandle {
             wants_in: get(&c.wants_in),
             fetched: get(&c.fetched),
             served: get(&c.served),
+            vouched: get(&c.vouched),
             wants_dropped: get(&c.wants_dropped),
             announces_not_sent: get(&c.announces_not_sent),
             announcers_ignored: get(&c.announcers_ignored),
@@ -995,7 +1064,7 @@ impl Shared {
             }
         }
         let (keep, max) = (self.config.recent_keep, self.config.recent_bytes);
-        let origin = from.unwrap_or(self.config.local_id);
+        let origin = from.map_or(Origin::Local, Origin::Peer);
         lock(&self.recent).insert(id, topic, payload, origin, Instant::now(), keep, max);
     }
 
@@ -1004,7 +1073,8 @@ impl Shared {
     /// and then flooded pushed it out of its own share before the correct copy came).
     fn arrived_again(&self, id: Digest, topic: Topic, payload: &Arc<[u8]>, peer: PeerId) {
         let (keep, max) = (self.config.recent_keep, self.config.recent_bytes);
-        lock(&self.recent).insert(id, topic, payload, peer, Instant::now(), keep, max);
+        let origin = Origin::Peer(peer);
+        lock(&self.recent).insert(id, topic, payload, origin, Instant::now(), keep, max);
     }
 
     /// Records `peer`'s announce of `ids`: those not seen here become wants.
@@ -1699,21 +1769,23 @@ where
                 Ordering::Relaxed,
             );
             let payload: Arc<[u8]> = payload.into();
+            let mut id = None;
             if shared.config.relay_topics.contains(&topic) {
                 // SM3 of a block-sized payload takes a while: off the runtime's other tasks.
-                let id = if payload.len() > BLOCKING_HASH {
+                let digest = if payload.len() > BLOCKING_HASH {
                     gmtls::blocking(|| message_id(topic, &payload))
                 } else {
                     message_id(topic, &payload)
                 };
-                let fresh = lock(&shared.seen).insert(id);
+                let fresh = lock(&shared.seen).insert(digest);
                 if !fresh {
                     bump(&shared.counters.duplicates);
-                    shared.arrived_again(id, topic, &payload, peer);
+                    shared.arrived_again(digest, topic, &payload, peer);
                     continue;
                 }
-                shared.delivered(id, topic, &payload, Some(peer));
-                let n = shared.queue_to_all(topic, &payload, Some((peer, id)));
+                shared.delivered(digest, topic, &payload, Some(peer));
+                let n = shared.queue_to_all(topic, &payload, Some((peer, digest)));
+                id = Some(digest);
                 shared
                     .counters
                     .relayed
@@ -1727,6 +1799,7 @@ where
                     peer,
                     topic,
                     payload,
+                    id,
                 })
                 .await;
         }
@@ -1870,13 +1943,17 @@ mod tests {
         Digest([n; 32])
     }
 
+    fn peer(n: u8) -> Origin {
+        Origin::Peer(PeerId(digest(n)))
+    }
+
     #[test]
     fn the_recent_store_is_bounded_by_age_and_bytes_and_serves_each_peer_twice() {
         let t0 = Instant::now();
         let keep = Duration::from_secs(6);
         let max = 3 * (100 + RECENT_ENTRY_BYTES);
         let mut r = Recent::default();
-        let o = PeerId(digest(0xf));
+        let o = Origin::Peer(PeerId(digest(0xf)));
         let payload: Arc<[u8]> = vec![1u8; 100].into();
         for i in 0..3 {
             r.insert(digest(i), Topic::VOTE, &payload, o, t0, keep, max);
@@ -1922,11 +1999,7 @@ mod tests {
         let each = 100 + RECENT_ENTRY_BYTES;
         let max = 10 * each;
         let mut r = Recent::default();
-        let (c, d, f) = (
-            PeerId(digest(0xc)),
-            PeerId(digest(0xd)),
-            PeerId(digest(0xf)),
-        );
+        let (c, d, f) = (peer(0xc), peer(0xd), peer(0xf));
         let payload = |i: u8| -> Arc<[u8]> { vec![i; 100].into() };
         // c and d each deliver two; f delivers one that d delivers too (a duplicate).
         for (i, o) in [(0, c), (1, c), (2, d), (3, d), (4, f)] {
@@ -1958,13 +2031,73 @@ mod tests {
     }
 
     #[test]
+    fn a_vouched_message_outlives_floods_of_unverified_ones_from_any_number_of_peers() {
+        let t0 = Instant::now();
+        let keep = Duration::from_secs(6);
+        let each = 100 + RECENT_ENTRY_BYTES;
+        let max = 6 * each;
+        let mut r = Recent::default();
+        let (m1, m2, m3) = (peer(0x1), peer(0x2), peer(0x3));
+        let payload = |i: u8| -> Arc<[u8]> { vec![i; 100].into() };
+        // m1 relays a's vote, which the node verifies; m2 relays one of its own, unverified.
+        r.insert(digest(0), Topic::VOTE, &payload(0), m1, t0, keep, max);
+        r.insert(digest(1), Topic::VOTE, &payload(1), m2, t0, keep, max);
+        // This node's own broadcast: vouched by being its own.
+        r.insert(
+            digest(2),
+            Topic::PROPOSAL,
+            &payload(2),
+            Origin::Local,
+            t0,
+            keep,
+            max,
+        );
+        let a = digest(0xaa);
+        assert!(r.vouch(&digest(0), a));
+        assert!(!r.vouch(&digest(7), a), "not kept: nothing to vouch for");
+        // m1's charge went: the vote is a's alone, and arriving again from m3 charges m3 nothing.
+        assert!(!r.origins.contains_key(&m1));
+        assert_eq!(r.map[&digest(0)].holders, vec![Origin::Author(a)]);
+        r.insert(digest(0), Topic::VOTE, &payload(0), m3, t0, keep, max);
+        assert_eq!(r.map[&digest(0)].holders, vec![Origin::Author(a)]);
+        assert!(!r.origins.contains_key(&m3));
+        // Three peers flood in turn, far past the bound: every unverified message goes
+        // before either vouched one, the flooders' own first, m2's message last.
+        for i in 10..70u8 {
+            let flooder = [m1, m2, m3][usize::from(i % 3)];
+            r.insert(
+                digest(i),
+                Topic::TRANSACTION,
+                &payload(i),
+                flooder,
+                t0,
+                keep,
+                max,
+            );
+            assert!(r.bytes <= max);
+            assert!(r.map.contains_key(&digest(0)) && r.map.contains_key(&digest(2)));
+        }
+        assert!(!r.map.contains_key(&digest(1)));
+        // Vouched messages compete among themselves only: the author charged the most
+        // gives up its oldest.
+        for i in 100..106u8 {
+            r.insert(digest(i), Topic::VOTE, &payload(i), m1, t0, keep, max);
+            assert!(r.vouch(&digest(i), a));
+        }
+        assert!(r.bytes <= max);
+        assert!(!r.map.contains_key(&digest(0)), "a's oldest went");
+        assert!(r.map.contains_key(&digest(2)), "this node's proposal stays");
+        assert!(r.origins.keys().all(|o| o.vouched()));
+    }
+
+    #[test]
     fn a_message_of_the_largest_size_is_kept_with_room_for_two() {
         let t0 = Instant::now();
         let keep = Duration::from_secs(6);
         let largest = 1000;
         let max = 2 * (largest + RECENT_ENTRY_BYTES);
         let mut r = Recent::default();
-        let (a, b) = (PeerId(digest(0xa)), PeerId(digest(0xb)));
+        let (a, b) = (peer(0xa), peer(0xb));
         let small: Arc<[u8]> = vec![1u8; 600].into();
         r.insert(digest(1), Topic::VOTE, &small, a, t0, keep, max);
         r.insert(digest(2), Topic::VOTE, &small, b, t0, keep, max);

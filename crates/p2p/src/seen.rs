@@ -7,8 +7,9 @@ use crypto::Digest;
 
 use crate::Topic;
 
-/// The key of a gossiped message.
-pub(crate) fn message_id(topic: Topic, payload: &[u8]) -> Digest {
+/// The id of a gossiped message (its key in the seen-cache and in announces and wants): SM3
+/// of the topic's number and the payload.
+pub fn message_id(topic: Topic, payload: &[u8]) -> Digest {
     crypto_sm::sm3::sm3_parts(&[&[topic.number()], payload])
 }
 

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Pki;
+
 use gmtls::{Credentials, ServerCertificate};
 use p2p::{
     Admit, Backoff, Direction, Inbound, Network, NetworkConfig, NetworkHandle, PeerAddr, PeerId,
@@ -2146,8 +2147,10 @@ fn small_store_late_want(c: &mut NetworkConfig) {
 /// mallory-1 alone and announces it to p, which mallory-1 claims to have served; then
 /// mallory-1 floods n with `recent_bytes` of junk: its oldest charged message, the vote,
 /// goes, and p's want finds nothing at n, the only correct holder it heard of.
+/// Fixed: n's node verifies the vote's signature and vouches for it (`vouch`, as the
+/// consensus thread does), so it is charged to its author a, and no flood of unverified
+/// messages pushes it out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "review finding: a message charged only to a flooding relay is pushed out before the announced peer fetches it"]
 async fn a_message_charged_only_to_its_flooding_relay_is_still_served() {
     let pki = Pki::new(52);
     let mut w = withheld(&pki, 0, small_store_late_want).await;
@@ -2158,6 +2161,11 @@ async fn a_message_charged_only_to_its_flooding_relay_is_still_served() {
         .unwrap();
     let first = recv(&mut w.n.rx).await;
     assert_eq!(&*first.payload, &vote[..]);
+    assert_eq!(first.id, Some(message_id(Topic::VOTE, &vote)));
+    assert!(
+        w.n.net
+            .vouch(&message_id(Topic::VOTE, &vote), crypto::Digest([0xaa; 32]))
+    );
     eventually("n announced it to p", || {
         w.n.net.stats().relays_announced == 1
     })
@@ -2177,9 +2185,9 @@ async fn a_message_charged_only_to_its_flooding_relay_is_still_served() {
 /// colluding flooders hold (recent_bytes − largest) / 2 each before the largest message's
 /// origin is the one charged the most: at the defaults' proportions (160 MiB for 64 MiB
 /// proposals, scaled to 160 KiB for 64 KiB) four junk transactions of 24 KiB, two from each,
-/// push out the proposal, which one flooder's four do not.
+/// push out the proposal, which one flooder's four do not. Fixed: a node's own broadcast
+/// is vouched for, and unverified messages, from any number of peers, go before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "review finding: two flooders push the largest proposal out of a default-proportioned recent store"]
 async fn two_flooders_cannot_push_out_a_proposal_of_the_largest_size() {
     let pki = Pki::new(53);
     let n = node(&pki, "node-n", vec![], |c| {
