@@ -946,8 +946,7 @@ impl Core {
             ConsensusMsg::Proposal(p) => (&p.proposal().chain_id, p.proposal().signing_bytes()),
         };
         chain == self.ctx.chain_id()
-            && crypto_sm::sm2::verify(key, &crypto::UserId::default(), &bytes, &msg.signature.0)
-                .is_ok()
+            && types::verify_consensus_signature(key, &bytes, &msg.signature.0).is_ok()
     }
 
     fn on_effect<H: Host>(

@@ -43,5 +43,5 @@ pub use tx::{
 pub use vote::{
     CERTIFICATE_DOMAIN, CertificateError, CommitCertificate, MAX_VALIDATORS, PROPOSAL_DOMAIN,
     Proposal, Round, SignedProposal, SignedVote, VALIDATOR_SET_DOMAIN, VOTE_DOMAIN, ValidatorEntry,
-    ValidatorSet, ValidatorSetError, Vote, VoteKind,
+    ValidatorSet, ValidatorSetError, Vote, VoteKind, verify_consensus_signature,
 };

@@ -26,6 +26,51 @@ pub const VALIDATOR_SET_DOMAIN: &[u8] = b"GMCHAIN-VALIDATORS-V1\0";
 /// The domain tag of a commit certificate's hash (the next header's `last_commit`).
 pub const CERTIFICATE_DOMAIN: &[u8] = b"GMCHAIN-CERTIFICATE-V1\0";
 
+/// Consensus signatures (votes and proposals) remembered as verified in this process.
+const VERIFIED_CAPACITY: usize = 1 << 14;
+
+/// The consensus signatures this process verified, by SM3(public key ‖ signature ‖ signed
+/// bytes): a vote is checked on arrival, by consensus, at the decision and in each commit
+/// certificate that carries it (and the certificate again at commit), which was four SM2
+/// verifications of one signature. Only a verification that succeeded is remembered, and the
+/// digest binds the key, the signature and every signed byte, so a change to any of them
+/// verifies afresh. Oldest forgotten first.
+struct Verified {
+    set: std::collections::HashSet<Digest>,
+    order: std::collections::VecDeque<Digest>,
+}
+
+static VERIFIED: std::sync::Mutex<Option<Verified>> = std::sync::Mutex::new(None);
+
+/// Verifies an SM2 signature (default user ID) of a validator over consensus `bytes`, once
+/// per process for each (key, signature, bytes).
+pub fn verify_consensus_signature(
+    public_key: &PublicKey,
+    bytes: &[u8],
+    signature: &Signature,
+) -> Result<(), crypto::CryptoError> {
+    let key = sm3_parts(&[public_key.as_bytes(), &signature.to_raw(), bytes]);
+    let known = |g: &Option<Verified>| g.as_ref().is_some_and(|v| v.set.contains(&key));
+    if known(&VERIFIED.lock().unwrap_or_else(|e| e.into_inner())) {
+        return Ok(());
+    }
+    crypto_sm::sm2::verify(public_key, &UserId::default(), bytes, signature)?;
+    let mut g = VERIFIED.lock().unwrap_or_else(|e| e.into_inner());
+    let v = g.get_or_insert_with(|| Verified {
+        set: Default::default(),
+        order: Default::default(),
+    });
+    if v.set.insert(key) {
+        v.order.push_back(key);
+        if v.order.len() > VERIFIED_CAPACITY
+            && let Some(old) = v.order.pop_front()
+        {
+            v.set.remove(&old);
+        }
+    }
+    Ok(())
+}
+
 /// The most validators in one set.
 pub const MAX_VALIDATORS: usize = 256;
 
@@ -347,13 +392,8 @@ pub struct SignedVote {
 impl SignedVote {
     /// Verifies the signature with the voter's key.
     pub fn verify(&self, public_key: &PublicKey) -> Result<(), TxError> {
-        crypto_sm::sm2::verify(
-            public_key,
-            &UserId::default(),
-            &self.vote.signing_bytes(),
-            &self.signature,
-        )
-        .map_err(TxError::SignatureInvalid)
+        verify_consensus_signature(public_key, &self.vote.signing_bytes(), &self.signature)
+            .map_err(TxError::SignatureInvalid)
     }
 }
 
@@ -473,13 +513,8 @@ pub struct SignedProposal {
 impl SignedProposal {
     /// Verifies the signature with the proposer's key.
     pub fn verify(&self, public_key: &PublicKey) -> Result<(), TxError> {
-        crypto_sm::sm2::verify(
-            public_key,
-            &UserId::default(),
-            &self.proposal.signing_bytes(),
-            &self.signature,
-        )
-        .map_err(TxError::SignatureInvalid)
+        verify_consensus_signature(public_key, &self.proposal.signing_bytes(), &self.signature)
+            .map_err(TxError::SignatureInvalid)
     }
 }
 

@@ -301,3 +301,42 @@ fn proposals_sign_their_own_domain() {
     let back = types::SignedProposal::from_bytes(&sp.to_bytes(), &Limits::default()).unwrap();
     assert_eq!(back, sp);
 }
+
+/// A verified consensus signature is remembered (so a vote is verified once, not at arrival,
+/// in consensus, at the decision and in each certificate), but only for the exact key,
+/// signature and signed bytes: once the genuine vote is remembered, the same signature on
+/// another round, the same vote under another validator's key, another validator's signature
+/// on it, or a flipped signature byte still fail, before and after.
+#[test]
+fn a_remembered_vote_signature_does_not_verify_anything_else() {
+    let (ms, _) = members(2, 31);
+    let genuine = precommit(&ms[0], 0, BlockHash(d(0x44)));
+    let key = ms[0].signer.public_key();
+    let forgeries = |v: &SignedVote| {
+        let mut other_round = v.clone();
+        other_round.vote.round = 1;
+        let mut other_signer = v.clone();
+        other_signer.signature = precommit(&ms[1], 0, BlockHash(d(0x44))).signature;
+        let mut raw = v.signature.to_raw();
+        raw[63] ^= 1;
+        let mut flipped = v.clone();
+        flipped.signature = crypto::Signature::from_raw(&raw).unwrap();
+        [
+            other_round.verify(&key),
+            other_signer.verify(&key),
+            flipped.verify(&key),
+            v.verify(&ms[1].signer.public_key()),
+        ]
+    };
+    for r in forgeries(&genuine) {
+        assert!(r.is_err());
+    }
+    for _ in 0..3 {
+        genuine.verify(&key).unwrap();
+        types::verify_consensus_signature(&key, &genuine.vote.signing_bytes(), &genuine.signature)
+            .unwrap();
+    }
+    for r in forgeries(&genuine) {
+        assert!(r.is_err(), "a remembered signature verified something else");
+    }
+}
