@@ -252,6 +252,25 @@ fn a_follower_verifies_serves_forwards_and_never_votes() {
     for n in &net.nodes[..4] {
         assert!(metric_total(&scrape(&n.metrics), "gmchain_consensus_signatures_total") > 0);
     }
+    // The links show on every node's metrics page: live links, frames, and the consensus
+    // messages each node verified and vouched for in its links' store.
+    for (i, n) in net.nodes.iter().enumerate() {
+        let page = scrape(&n.metrics);
+        let exact = |name: &str| -> u64 {
+            page.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("node{i}: no {name} on its metrics page:\n{page}"))
+        };
+        assert!(
+            exact("gmchain_p2p_links") >= if i < 4 { 3 } else { 1 },
+            "node{i}"
+        );
+        assert!(exact("gmchain_p2p_frames_received_total") > 0, "node{i}");
+        assert!(
+            exact("gmchain_p2p_vouched_total") > 0,
+            "node{i} vouched for nothing"
+        );
+    }
     // Idle, validators and follower sleep: the consensus loop wakes about ten times a second
     // (before the fix it spun between the block interval and the empty-block interval,
     // millions of wakeups a second on every node).

@@ -185,6 +185,9 @@ pub async fn run(
         }
         None => None,
     };
+    if let Some((_, net)) = &bft {
+        let _ = core.metrics.p2p.set(net.stats_view());
+    }
     let metrics_task = tokio::spawn(metrics::serve(
         metrics_listener,
         core.metrics.clone(),

@@ -95,6 +95,8 @@ pub struct Metrics {
     /// (or has expired): expiry never removes them; rotate them by governance.
     pub validators_expiring: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// The p2p links' counters, once the consensus links run.
+    pub p2p: std::sync::OnceLock<p2p::StatsView>,
 }
 
 /// The API limits in force, as gauges.
@@ -315,6 +317,9 @@ impl Metrics {
             "gmchain_block_commit_seconds",
             "Time to write and sync a block.",
         );
+        if let Some(stats) = self.p2p.get().and_then(|v| v.stats()) {
+            render_p2p(&mut out, &stats);
+        }
         let _ = writeln!(
             out,
             "# HELP gmchain_txs_rejected_total Transactions refused, by code."
@@ -326,6 +331,162 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// The p2p links' counters (monotonic since the links started, except the link count).
+fn render_p2p(out: &mut String, s: &p2p::Stats) {
+    let head = |out: &mut String, name: &str, help: &str, kind: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+    };
+    head(
+        out,
+        "gmchain_p2p_links",
+        "Live p2p links to other nodes.",
+        "gauge",
+    );
+    let _ = writeln!(out, "gmchain_p2p_links {}", s.links);
+    for (name, help, v) in [
+        (
+            "gmchain_p2p_frames_received_total",
+            "Gossip and sync frames received (control frames excluded).",
+            s.frames_in,
+        ),
+        (
+            "gmchain_p2p_frames_sent_total",
+            "Gossip and sync frames written (control frames excluded).",
+            s.frames_out,
+        ),
+        (
+            "gmchain_p2p_bytes_received_total",
+            "Bytes of the frames received, headers included (control frames excluded).",
+            s.bytes_in,
+        ),
+        (
+            "gmchain_p2p_bytes_sent_total",
+            "Bytes of the frames written, headers included (control frames excluded).",
+            s.bytes_out,
+        ),
+        (
+            "gmchain_p2p_control_frames_received_total",
+            "Control frames received (hellos, keep-alives, link-states, announces, wants).",
+            s.control_in,
+        ),
+        (
+            "gmchain_p2p_duplicates_total",
+            "Gossip frames received again and ignored.",
+            s.duplicates,
+        ),
+        (
+            "gmchain_p2p_relayed_total",
+            "Gossip frames queued to other peers on receipt.",
+            s.relayed,
+        ),
+        (
+            "gmchain_p2p_relays_announced_total",
+            "Relays replaced by an announce of the message id (the peer had it from its sender).",
+            s.relays_announced,
+        ),
+        (
+            "gmchain_p2p_announces_sent_total",
+            "Message ids announced to peers.",
+            s.announces_out,
+        ),
+        (
+            "gmchain_p2p_announces_received_total",
+            "Message ids announced by peers.",
+            s.announces_in,
+        ),
+        (
+            "gmchain_p2p_wants_sent_total",
+            "Message ids asked of peers.",
+            s.wants_out,
+        ),
+        (
+            "gmchain_p2p_wants_received_total",
+            "Message ids peers asked for.",
+            s.wants_in,
+        ),
+        (
+            "gmchain_p2p_fetched_total",
+            "Messages that arrived after this node asked for them.",
+            s.fetched,
+        ),
+        (
+            "gmchain_p2p_served_total",
+            "Messages sent to a peer in answer to its want.",
+            s.served,
+        ),
+        (
+            "gmchain_p2p_vouched_total",
+            "Kept messages vouched for after their signature verified.",
+            s.vouched,
+        ),
+        (
+            "gmchain_p2p_wants_dropped_total",
+            "Announced ids not wanted or wants not queued: a bound was reached (see docs/ARCHITECTURE.md).",
+            s.wants_dropped,
+        ),
+        (
+            "gmchain_p2p_wants_expired_total",
+            "Wants given up after recent_keep without the message.",
+            s.wants_expired,
+        ),
+        (
+            "gmchain_p2p_announces_not_sent_total",
+            "Announces not sent: a link had 8192 ids waiting.",
+            s.announces_not_sent,
+        ),
+        (
+            "gmchain_p2p_announcers_ignored_total",
+            "Announces of a wanted id not remembered: the want lists the most announcers.",
+            s.announcers_ignored,
+        ),
+        ("gmchain_p2p_dials_total", "Dial attempts.", s.dials),
+        (
+            "gmchain_p2p_reconnects_total",
+            "Links re-established to a dialled peer after its previous link ended.",
+            s.reconnects,
+        ),
+        (
+            "gmchain_p2p_refused_total",
+            "Peers refused: handshake failed or timed out, wrong name or organisation, not admitted, too many handshakes.",
+            s.refused,
+        ),
+    ] {
+        head(out, name, help, "counter");
+        let _ = writeln!(out, "{name} {v}");
+    }
+    let name = "gmchain_p2p_links_closed_total";
+    head(
+        out,
+        name,
+        "Links closed by this node, by reason.",
+        "counter",
+    );
+    for (reason, v) in [
+        ("oversized", s.oversized),
+        ("malformed", s.malformed),
+        ("duplicate", s.duplicate_links),
+        ("revoked", s.revoked),
+        ("idle", s.idle),
+    ] {
+        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {v}");
+    }
+    let name = "gmchain_p2p_frames_dropped_total";
+    head(
+        out,
+        name,
+        "Frames dropped because a peer's queue was full, by topic.",
+        "counter",
+    );
+    let mut by_topic: BTreeMap<u8, (p2p::Topic, u64)> = BTreeMap::new();
+    for ((_, topic), n) in &s.dropped {
+        by_topic.entry(topic.number()).or_insert((*topic, 0)).1 += n;
+    }
+    for (topic, n) in by_topic.values() {
+        let _ = writeln!(out, "{name}{{topic=\"{topic}\"}} {n}");
     }
 }
 

@@ -57,7 +57,7 @@ use std::time::Duration;
 use crypto::Digest;
 pub use frame::{Limits, Topic};
 pub use gmtls::PeerIdentity;
-pub use network::{Network, NetworkHandle};
+pub use network::{Network, NetworkHandle, StatsView};
 pub use seen::message_id;
 
 /// The node's admission rule: whether a peer with this verified identity may hold a link now.

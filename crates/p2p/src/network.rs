@@ -670,6 +670,58 @@ struct Shared {
     handshakes: Arc<Semaphore>,
 }
 
+impl Shared {
+    fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            links: lock(&self.links).len(),
+            frames_in: get(&c.frames_in),
+            frames_out: get(&c.frames_out),
+            bytes_in: get(&c.bytes_in),
+            bytes_out: get(&c.bytes_out),
+            control_in: get(&c.control_in),
+            control_out: get(&c.control_out),
+            link_states_in: get(&c.link_states_in),
+            relays_announced: get(&c.relays_announced),
+            announces_out: get(&c.announces_out),
+            announces_in: get(&c.announces_in),
+            wants_out: get(&c.wants_out),
+            wants_in: get(&c.wants_in),
+            fetched: get(&c.fetched),
+            served: get(&c.served),
+            vouched: get(&c.vouched),
+            wants_dropped: get(&c.wants_dropped),
+            announces_not_sent: get(&c.announces_not_sent),
+            announcers_ignored: get(&c.announcers_ignored),
+            wants_expired: get(&c.wants_expired),
+            duplicates: get(&c.duplicates),
+            relayed: get(&c.relayed),
+            dropped: lock(&self.drops).clone(),
+            dials: get(&c.dials),
+            reconnects: get(&c.reconnects),
+            refused: get(&c.refused),
+            oversized: get(&c.oversized),
+            malformed: get(&c.malformed),
+            duplicate_links: get(&c.duplicate_links),
+            revoked: get(&c.revoked),
+            idle: get(&c.idle),
+        }
+    }
+}
+
+/// A running network's counters, read without keeping it running: see
+/// [`NetworkHandle::stats_view`].
+#[derive(Clone, Debug)]
+pub struct StatsView(std::sync::Weak<Shared>);
+
+impl StatsView {
+    /// The counters now, or `None` once the network is gone.
+    pub fn stats(&self) -> Option<Stats> {
+        self.0.upgrade().map(|s| s.stats())
+    }
+}
+
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Network")
@@ -885,41 +937,13 @@ impl NetworkHandle {
 
     /// Returns a snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        let c = &self.shared.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        Stats {
-            links: lock(&self.shared.links).len(),
-            frames_in: get(&c.frames_in),
-            frames_out: get(&c.frames_out),
-            bytes_in: get(&c.bytes_in),
-            bytes_out: get(&c.bytes_out),
-            control_in: get(&c.control_in),
-            control_out: get(&c.control_out),
-            link_states_in: get(&c.link_states_in),
-            relays_announced: get(&c.relays_announced),
-            announces_out: get(&c.announces_out),
-            announces_in: get(&c.announces_in),
-            wants_out: get(&c.wants_out),
-            wants_in: get(&c.wants_in),
-            fetched: get(&c.fetched),
-            served: get(&c.served),
-            vouched: get(&c.vouched),
-            wants_dropped: get(&c.wants_dropped),
-            announces_not_sent: get(&c.announces_not_sent),
-            announcers_ignored: get(&c.announcers_ignored),
-            wants_expired: get(&c.wants_expired),
-            duplicates: get(&c.duplicates),
-            relayed: get(&c.relayed),
-            dropped: lock(&self.shared.drops).clone(),
-            dials: get(&c.dials),
-            reconnects: get(&c.reconnects),
-            refused: get(&c.refused),
-            oversized: get(&c.oversized),
-            malformed: get(&c.malformed),
-            duplicate_links: get(&c.duplicate_links),
-            revoked: get(&c.revoked),
-            idle: get(&c.idle),
-        }
+        self.shared.stats()
+    }
+
+    /// A view of the counters that does not keep the network running (for a metrics page
+    /// that outlives it).
+    pub fn stats_view(&self) -> StatsView {
+        StatsView(Arc::downgrade(&self.shared))
     }
 
     /// Stops listening and dialling, closes every link (with a TLS close_notify where the
