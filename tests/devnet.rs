@@ -220,6 +220,23 @@ fn up_attest_verify_down(n: usize) {
     ]);
     assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
 
+    // Having decided blocks together, every node shows a link to each of the others. (Counted
+    // from the right: an organisation's name may hold spaces.)
+    let o = net.run("status", &[]);
+    let (out, _) = text(&o);
+    let mut lines = out.lines();
+    let column = lines
+        .next()
+        .and_then(|h| h.split_whitespace().rev().position(|c| c == "LINKS"))
+        .unwrap_or_else(|| panic!("no LINKS column: {out}"));
+    for l in lines.filter(|l| l.contains(" running ")) {
+        assert_eq!(
+            l.split_whitespace().rev().nth(column),
+            Some((n - 1).to_string().as_str()),
+            "{out}"
+        );
+    }
+
     let o = net.run("down", &[]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "devnet down: {out}{err}");

@@ -992,6 +992,7 @@ const SHOWN: &[(&str, &str)] = &[
     ("gmchain_height", "HEIGHT"),
     ("gmchain_txs_committed_total", "TXS"),
     ("gmchain_pool_size", "POOL"),
+    ("gmchain_p2p_links", "LINKS"),
     ("gmchain_consensus_signatures_total", "SIGNED"),
     ("gmchain_tls_handshakes_total", "TLS-HS"),
 ];
