@@ -1764,6 +1764,323 @@ mod tests {
         assert_eq!(r.proposals_seen.len(), 1);
     }
 
+    /// A vote of validator `i`, signed with its key.
+    fn signed_vote(
+        fx: &Fx,
+        i: usize,
+        height: Height,
+        round: u32,
+        kind: VoteKind,
+        block: Option<BlockHash>,
+    ) -> SignedVote {
+        Vote {
+            chain_id: fx.core.genesis().chain_id.clone(),
+            height,
+            round,
+            kind,
+            block,
+            validator: fx.keys[i].1.fingerprint(),
+        }
+        .sign(fx.keys[i].0.as_ref())
+        .unwrap()
+    }
+
+    /// Review finding: the proposal's signature covers its block's hash, not the bytes that
+    /// travel beside it. A peer (no validator needed) re-wraps a genuine signed proposal with
+    /// junk where the parent certificate goes, or with another block: each copy has a fresh
+    /// message id, is relayed on, and is vouched for as the honest proposer's, so it outlives
+    /// every unverified message and, charged to the proposer, pushes out the proposer's
+    /// genuine proposal (its oldest) from the links' store.
+    #[test]
+    #[ignore = "review finding: a genuine signed proposal beside junk bytes is vouched for as its proposer's"]
+    fn a_signed_proposal_beside_bytes_it_does_not_sign_is_not_vouched_for() {
+        let fx = fixture();
+        let links = Recorder::default();
+        let mut r = runner_with(&fx, links.clone());
+        let (hash, bytes) = block_by(&fx, 1, now_ms());
+        let signed = proposal(&fx, 1, hash, 0, None);
+        r.on_message(proposal_message(&signed, &bytes)).unwrap();
+        assert_eq!(links.vouched.lock().unwrap().len(), 1, "the genuine one");
+        let (_, other_block) = block_by(&fx, 2, now_ms() + 1);
+        for (block, parent) in [
+            (&bytes[..], &b"junk-1"[..]),
+            (&bytes[..], &b"junk-2"[..]),
+            (&other_block[..], &[][..]),
+        ] {
+            r.on_message(inbound(
+                Topic::PROPOSAL,
+                encode_three(&signed.to_bytes(), block, parent),
+            ))
+            .unwrap();
+        }
+        let vouched = links.vouched.lock().unwrap().clone();
+        assert_eq!(
+            vouched.len(),
+            1,
+            "re-wrapped copies vouched for as validator 1's: {vouched:?}"
+        );
+    }
+
+    /// Review finding: `on_message` vouches before its height check, so every validly signed
+    /// vote of a past height (replayed by any peer once out of the seen-cache) or of a height
+    /// far ahead (signed at will by a Byzantine validator) is vouched for, then dropped. A
+    /// peer replaying an honest validator's old votes thereby pushes that validator's
+    /// current vote out of the links' store (its share's oldest), after every unverified
+    /// message (transactions included).
+    #[test]
+    #[ignore = "review finding: votes of heights the node drops are vouched for first"]
+    fn votes_dropped_for_their_height_are_not_vouched_for() {
+        let fx = fixture();
+        let links = Recorder::default();
+        let mut r = runner_with(&fx, links.clone());
+        let block = Some(BlockHash(Digest([7; 32])));
+        for (height, round) in [(Height(0), 0), (Height(0), 9), (Height(1_000), 0)] {
+            let v = signed_vote(&fx, 1, height, round, VoteKind::Prevote, block);
+            r.on_message(inbound(Topic::VOTE, v.to_bytes())).unwrap();
+        }
+        let vouched = links.vouched.lock().unwrap().clone();
+        assert!(vouched.is_empty(), "dropped yet vouched for: {vouched:?}");
+    }
+
+    /// Review finding: `LivenessCertificate::verify` rejects a repeated validator
+    /// (`Unordered`) but accepts the votes in any order, and `from_bytes` keeps the order it
+    /// read: k votes give k! encodings of one certificate, each a fresh message id, each
+    /// vouched for under the one `CERTIFICATE_SIGNER`, whose oldest (the current round's
+    /// genuine certificate) then goes first.
+    #[test]
+    #[ignore = "review finding: one liveness certificate with its votes reordered is vouched for again"]
+    fn a_liveness_certificate_with_its_votes_reordered_is_not_vouched_for_again() {
+        let fx = fixture();
+        let links = Recorder::default();
+        let mut r = runner_with(&fx, links.clone());
+        let votes: Vec<SignedVote> = (1..4)
+            .map(|i| signed_vote(&fx, i, Height(1), 0, VoteKind::Precommit, None))
+            .collect();
+        let topic = Topic::new(TOPIC_CERTIFICATE).unwrap();
+        for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+            let c = LivenessCertificate {
+                kind: consensus::CertificateKind::PrecommitAny,
+                height: Height(1),
+                round: 0,
+                votes: order.iter().map(|&i| votes[i].clone()).collect(),
+            };
+            r.on_message(inbound(topic, c.to_bytes())).unwrap();
+        }
+        let vouched = links.vouched.lock().unwrap().clone();
+        assert_eq!(vouched.len(), 1, "one certificate, vouched for {vouched:?}");
+    }
+
+    /// Round 0's proposer at height 1 (another node than this one's, validator 0), its
+    /// proposal and block, and the proposal message with `block` bytes beside it.
+    fn round_0_proposal(fx: &Fx) -> (usize, BlockHash, Vec<u8>, SignedProposal) {
+        let set = fx.core.ledger().validator_set(Height(1));
+        let id = set.validators()[consensus::context::proposer_index(&set, Height(1), 0)].id;
+        let p = (0..4).find(|&i| fx.keys[i].1.fingerprint() == id).unwrap();
+        assert_ne!(p, 0, "fixture: round 0 is another node's");
+        let (hash, bytes) = block_by(fx, p, now_ms());
+        (p, hash, bytes, proposal(fx, p, hash, 0, None))
+    }
+
+    /// Height 1 with round 0's proposal, first a copy carrying `first` beside it (the
+    /// genuine block, or a peer's junk), then the genuine one, and the other three
+    /// validators' precommits for it: what each input returned, and this node's prevotes'
+    /// blocks, and the genuine block's hash.
+    fn decide_after(
+        fx: &Fx,
+        first: Option<&[u8]>,
+    ) -> (
+        Vec<Result<(), NodeError>>,
+        Vec<Option<BlockHash>>,
+        BlockHash,
+    ) {
+        let links = Recorder::default();
+        let mut r = runner_with(fx, links.clone());
+        let (_, hash, bytes, signed) = round_0_proposal(fx);
+        let mut out = Vec::new();
+        let copy = first.unwrap_or(&bytes);
+        out.push(r.on_message(proposal_message(&signed, copy)));
+        out.push(r.on_message(proposal_message(&signed, &bytes)));
+        for i in 1..4 {
+            let v = signed_vote(fx, i, Height(1), 0, VoteKind::Precommit, Some(hash));
+            out.push(r.on_message(inbound(Topic::VOTE, v.to_bytes())));
+        }
+        let limits = fx.core.store().limits().clone();
+        let me = fx.keys[0].1.fingerprint();
+        let prevotes = links
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| *t == Topic::VOTE)
+            .filter_map(|(_, b)| SignedVote::from_bytes(b, &limits).ok())
+            .filter(|v| v.vote.validator == me && v.vote.kind == VoteKind::Prevote)
+            .map(|v| v.vote.block)
+            .collect();
+        (out, prevotes, hash)
+    }
+
+    /// Control for the finding below: the genuine proposal gets this node's prevote, and
+    /// three precommits decide height 1.
+    #[test]
+    fn a_proposal_and_a_quorum_of_precommits_decide_the_height() {
+        let fx = fixture();
+        let (results, prevotes, hash) = decide_after(&fx, None);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(prevotes, vec![Some(hash)]);
+        assert_eq!(fx.core.tip().0.height, Height(1));
+    }
+
+    /// Review finding (critical): any peer that sees a proposal first (its signed part leads
+    /// the frame; the block takes longer to arrive) sends a copy of the signed proposal
+    /// beside junk bytes. The engine keeps the first bytes under the proposal's block hash
+    /// (`engine.rs` `on_proposal`: the `blocks` insert and its WAL `Block` entry) and the
+    /// host caches the verdict by that hash (`judged`): the genuine copy is judged invalid,
+    /// this node prevotes nil and does not decide when the others do (it waits for sync).
+    /// No validator key needed; done to f+1 validators each round, no round gets a polka
+    /// and the chain halts.
+    #[test]
+    #[ignore = "review finding: a peer's junk copy of a signed proposal, arriving first, makes the node prevote nil and miss the decision"]
+    fn a_junk_copy_of_a_signed_proposal_arriving_first_does_not_spoil_the_genuine_one() {
+        let fx = fixture();
+        let (results, prevotes, hash) = decide_after(&fx, Some(b"junk where a block goes"));
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(prevotes, vec![Some(hash)], "this node's prevotes");
+        assert_eq!(fx.core.tip().0.height, Height(1), "not decided here");
+    }
+
+    /// Height 2 after height 1 was committed here with a certificate of validators 0, 1
+    /// and 2, moved to round 1 (round 0 is this node's) by two prevotes of round 1; round
+    /// 1's proposer built its block on another quorum for height 1 (1, 2, 3),
+    /// which its header names and which travels beside it. `first` is what a copy arriving
+    /// before the genuine one carries beside the same signed proposal and block: this
+    /// node's own certificate of height 1 (valid, but not the one named), or the genuine
+    /// one. Returns this node's prevotes at height 2 and the block's hash.
+    fn parent_race(fx: &Fx, first_is_ours: bool) -> (Vec<Option<BlockHash>>, BlockHash) {
+        let links = Recorder::default();
+        let mut r = runner_with(fx, links.clone());
+        let p1 = fx
+            .core
+            .ledger()
+            .propose(vec![], fx.keys[1].1.fingerprint(), now_ms() - 1_000)
+            .unwrap();
+        let h1 = p1.executed.hash();
+        let cert = |signers: [usize; 3]| {
+            let votes: Vec<SignedVote> = signers
+                .iter()
+                .map(|&i| signed_vote(fx, i, Height(1), 0, VoteKind::Precommit, Some(h1)))
+                .collect();
+            CommitCertificate::from_votes(Height(1), 0, h1, &votes)
+        };
+        let (ours, theirs) = (cert([0, 1, 2]), cert([1, 2, 3]));
+        r.last_sync_request = Some(Instant::now());
+        let synced = encode_three(&p1.executed.block().to_bytes(), &ours.to_bytes(), &[]);
+        r.on_synced(&synced).unwrap();
+        assert_eq!(fx.core.tip().0.height, Height(1));
+        r.maybe_start_height(Instant::now() + Duration::from_secs(600))
+            .unwrap();
+        let set = fx.core.ledger().validator_set(Height(2));
+        let id = set.validators()[consensus::context::proposer_index(&set, Height(2), 1)].id;
+        let p = (0..4).find(|&i| fx.keys[i].1.fingerprint() == id).unwrap();
+        assert_ne!(p, 0, "fixture: round 1 of height 2 is another node's");
+        for i in [1, 2] {
+            let v = signed_vote(fx, i, Height(2), 1, VoteKind::Prevote, None);
+            r.on_message(inbound(Topic::VOTE, v.to_bytes())).unwrap();
+        }
+        // The proposer's block: ours but for the parent certificate it names.
+        let mut block = fx
+            .core
+            .ledger()
+            .propose(vec![], fx.keys[p].1.fingerprint(), now_ms())
+            .unwrap()
+            .executed
+            .block()
+            .clone();
+        if let Some(links) = block.header.consensus.as_mut() {
+            links.last_commit = theirs.hash();
+        }
+        let hash = block.header.hash();
+        let bytes = block.to_bytes();
+        let signed = Proposal {
+            chain_id: fx.core.genesis().chain_id.clone(),
+            height: Height(2),
+            round: 1,
+            block: hash,
+            pol_round: None,
+            proposer: fx.keys[p].1.fingerprint(),
+        }
+        .sign(fx.keys[p].0.as_ref())
+        .unwrap();
+        let first = if first_is_ours { &ours } else { &theirs };
+        for parent in [first, &theirs] {
+            let m = encode_three(&signed.to_bytes(), &bytes, &parent.to_bytes());
+            r.on_message(inbound(Topic::PROPOSAL, m)).unwrap();
+        }
+        let limits = fx.core.store().limits().clone();
+        let me = fx.keys[0].1.fingerprint();
+        let prevotes = links
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| *t == Topic::VOTE)
+            .filter_map(|(_, b)| SignedVote::from_bytes(b, &limits).ok())
+            .filter(|v| {
+                v.vote.validator == me
+                    && v.vote.kind == VoteKind::Prevote
+                    && v.vote.height == Height(2)
+                    && v.vote.round == 1
+            })
+            .map(|v| v.vote.block)
+            .collect();
+        (prevotes, hash)
+    }
+
+    /// Control for the finding below: a block naming another quorum for its parent, with
+    /// that certificate beside it, gets this node's prevote.
+    #[test]
+    fn a_block_naming_another_quorum_for_its_parent_is_prevoted_with_that_certificate() {
+        let fx = fixture();
+        let (prevotes, hash) = parent_race(&fx, false);
+        assert_eq!(prevotes, vec![Some(hash)]);
+    }
+
+    /// Review finding (high): the parent certificate beside a proposal is not covered by the
+    /// proposer's signature either, and the first one kept for a block wins
+    /// (`keep_parent_certificate` returns early, after writing it to the WAL). A peer that
+    /// sends the genuine proposal and block first, beside any valid certificate of the
+    /// parent (this node's own, from sync or a query), makes this node refuse the block
+    /// (`LastCommit`), cache that verdict and prevote nil when the proposer's header names
+    /// another quorum, which 3f+1 nodes collecting precommits in different orders often do.
+    /// Checking the block bytes against the proposal's hash would not stop this one.
+    #[test]
+    #[ignore = "review finding: a peer's copy with another valid parent certificate, arriving first, makes the node prevote nil"]
+    fn a_copy_beside_another_parent_certificate_does_not_spoil_the_genuine_proposal() {
+        let fx = fixture();
+        let (prevotes, hash) = parent_race(&fx, true);
+        assert_eq!(
+            prevotes,
+            vec![Some(hash)],
+            "this node's prevotes in round 1"
+        );
+    }
+
+    /// Review finding (critical, the same cause at the host): the verdict on a proposed
+    /// block is cached by the hash the proposal names, not by the bytes judged, so a junk
+    /// copy judged first makes the genuine block invalid here (a nil prevote).
+    #[test]
+    #[ignore = "review finding: the verdict on junk bytes is cached under the genuine block's hash"]
+    fn a_junk_copy_judged_first_does_not_decide_the_genuine_blocks_verdict() {
+        let fx = fixture();
+        let mut h = host(&fx);
+        let (hash, bytes) = block_by(&fx, 1, now_ms());
+        let p = proposal(&fx, 1, hash, 0, None).proposal;
+        assert!(!h.validate_block(&p, b"junk"));
+        assert!(
+            h.validate_block(&p, &bytes),
+            "the genuine block judged by the junk copy's verdict"
+        );
+    }
+
     /// A parent certificate a proposer sent beside its block survives a restart: it is in
     /// the WAL as a host frame, which recovery hands back to the host and not to consensus
     /// (found by the governance process test: a validator killed after logging a decision

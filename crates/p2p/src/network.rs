@@ -2114,6 +2114,208 @@ mod tests {
         assert!(r.origins.keys().all(|o| o.vouched()));
     }
 
+    /// Review finding: vouched messages rank strictly above unverified ones, so one signer's
+    /// flood of validly signed messages (a Byzantine validator's votes of any round or
+    /// height, all vouched for by `on_message`) pushes out every other peer's unverified
+    /// transaction while holding many times their share; the node never vouches for
+    /// transactions, and they are never re-gossiped. Before the fix its flood pushed others
+    /// only down to its share (docs/ARCHITECTURE.md still says so).
+    #[test]
+    #[ignore = "review finding: one signer's vouched flood pushes out every unverified transaction, far below its share"]
+    fn a_signers_vouched_flood_pushes_out_others_transactions_only_down_to_its_share() {
+        let t0 = Instant::now();
+        let keep = Duration::from_secs(6);
+        let each = 100 + RECENT_ENTRY_BYTES;
+        let max = 10 * each;
+        let mut r = Recent::default();
+        let (h, v_link) = (peer(0x1), peer(0x2));
+        let v = digest(0xbb);
+        let payload = |i: u8| -> Arc<[u8]> { vec![i; 100].into() };
+        for i in 0..3 {
+            r.insert(digest(i), Topic::TRANSACTION, &payload(i), h, t0, keep, max);
+        }
+        for i in 10..40u8 {
+            r.insert(digest(i), Topic::VOTE, &payload(i), v_link, t0, keep, max);
+            assert!(r.vouch(&digest(i), v));
+            assert!(r.bytes <= max);
+        }
+        let v_share = r.origins.get(&Origin::Author(v)).map_or(0, |s| s.bytes);
+        assert!(v_share >= 7 * each, "v holds {v_share} bytes");
+        let lost: Vec<u8> = (0..3)
+            .filter(|i| !r.map.contains_key(&digest(*i)))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "h's transactions {lost:?} pushed out while v holds {v_share} bytes"
+        );
+    }
+
+    /// Review finding: a message is charged to its relays until the consensus thread gets to
+    /// it (the links' inbound queue, the forwarder, a 1024-event channel, a signature check
+    /// each: a peer lengthens the wait with certificates that cost a quorum of verifications).
+    /// Its only relay floods in that window: its own oldest, the vote, goes, and the vouch
+    /// finds nothing; the copy that later arrives again stays unverified (it is a duplicate,
+    /// never delivered, never vouched).
+    #[test]
+    #[ignore = "review finding: a vote is pushed out by its only relay's flood before the node vouches for it"]
+    fn a_vote_outlives_its_only_relays_flood_until_the_node_vouches_for_it() {
+        let t0 = Instant::now();
+        let keep = Duration::from_secs(6);
+        let each = 100 + RECENT_ENTRY_BYTES;
+        let max = 4 * each;
+        let mut r = Recent::default();
+        let (c, m) = (peer(0xc), peer(0xd));
+        let payload = |i: u8| -> Arc<[u8]> { vec![i; 100].into() };
+        r.insert(digest(1), Topic::TRANSACTION, &payload(1), c, t0, keep, max);
+        // m relays a's vote (its only copy here), then three junk transactions.
+        r.insert(digest(0), Topic::VOTE, &payload(0), m, t0, keep, max);
+        for i in 10..13u8 {
+            r.insert(digest(i), Topic::TRANSACTION, &payload(i), m, t0, keep, max);
+        }
+        // The consensus thread verifies the vote now.
+        assert!(
+            r.vouch(&digest(0), digest(0xaa)),
+            "the vote went before the node could vouch for it"
+        );
+    }
+
+    /// Review finding: transactions a client submits through this node's API are broadcast,
+    /// so they are kept as `Local`, vouched, beside this node's proposals and votes in one
+    /// share: a client's flood of valid transactions pushes out every unverified message,
+    /// then this node's own proposal (Local's oldest) while another validator's vouched vote
+    /// stays.
+    #[test]
+    #[ignore = "review finding: a client's transaction flood through this node pushes out the node's own proposal"]
+    fn a_clients_transactions_do_not_push_out_this_nodes_proposal() {
+        let t0 = Instant::now();
+        let keep = Duration::from_secs(6);
+        let each = 100 + RECENT_ENTRY_BYTES;
+        let max = 6 * each;
+        let mut r = Recent::default();
+        let payload = |i: u8| -> Arc<[u8]> { vec![i; 100].into() };
+        let proposal = digest(0);
+        r.insert(
+            proposal,
+            Topic::PROPOSAL,
+            &payload(0),
+            Origin::Local,
+            t0,
+            keep,
+            max,
+        );
+        r.insert(
+            digest(1),
+            Topic::VOTE,
+            &payload(1),
+            peer(0x1),
+            t0,
+            keep,
+            max,
+        );
+        assert!(r.vouch(&digest(1), digest(0xaa)));
+        for i in 10..20u8 {
+            let local = Origin::Local;
+            r.insert(
+                digest(i),
+                Topic::TRANSACTION,
+                &payload(i),
+                local,
+                t0,
+                keep,
+                max,
+            );
+            assert!(r.bytes <= max);
+        }
+        assert!(r.map.contains_key(&digest(1)), "a's vote stays");
+        assert!(
+            r.map.contains_key(&proposal),
+            "this node's proposal went under its clients' transactions"
+        );
+    }
+
+    /// Checks the recent store's accounting: `bytes` is every kept message's cost, each
+    /// origin's share is what its held messages charge it, a vouched message has one
+    /// holder, every holder finds the message in its order, and no origin is empty.
+    fn check_accounting(r: &Recent) {
+        let cost: usize = r.map.values().map(Recent::cost).sum();
+        assert_eq!(r.bytes, cost, "bytes counted");
+        for (id, m) in &r.map {
+            assert!(!m.holders.is_empty(), "{id:?} kept with no holder");
+            if m.holders.iter().any(|h| h.vouched()) {
+                assert_eq!(m.holders.len(), 1, "{id:?} vouched and shared");
+            }
+            for h in &m.holders {
+                assert!(
+                    r.origins[h].order.contains(id),
+                    "{id:?} not in {h:?}'s order"
+                );
+            }
+        }
+        for (o, share) in &r.origins {
+            let held: usize = r
+                .map
+                .values()
+                .filter(|m| m.holders.contains(o))
+                .map(RecentMessage::charge)
+                .sum();
+            assert_eq!(share.bytes, held, "{o:?}'s share");
+            assert!(share.bytes > 0, "{o:?} kept with nothing charged");
+        }
+    }
+
+    /// Review check of the share accounting under arrivals, arrivals again, vouches (before
+    /// and after other peers' charges), serves and age: seeded, 20 000 steps.
+    #[test]
+    fn the_recent_stores_accounting_holds_under_random_arrivals_vouches_and_serves() {
+        let t0 = Instant::now();
+        let keep = Duration::from_millis(400);
+        let max = 4_000;
+        let mut r = Recent::default();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let payload: Vec<Arc<[u8]>> = (0..4usize)
+            .map(|k| vec![0u8; 100 * (k + 1)].into())
+            .collect();
+        for step in 0..20_000u64 {
+            let now = t0 + Duration::from_millis(step / 10);
+            let id = digest(next(60) as u8);
+            let size = usize::from(id.0[0] % 4);
+            match next(10) {
+                0..=5 => {
+                    let origin = match next(8) {
+                        0 => Origin::Local,
+                        k => peer(k as u8),
+                    };
+                    r.insert(id, Topic::VOTE, &payload[size], origin, now, keep, max);
+                    assert!(r.bytes <= max, "step {step}: {} over {max}", r.bytes);
+                }
+                6 | 7 => {
+                    r.vouch(&id, digest(0xa0 + next(3) as u8));
+                }
+                _ => {
+                    if r.serve(&id, PeerId(digest(next(8) as u8)), now, keep)
+                        .is_some()
+                        && next(2) == 0
+                    {
+                        r.unserve(&id, PeerId(digest(1)));
+                    }
+                }
+            }
+            check_accounting(&r);
+        }
+        let stale: usize = r.origins.values().map(|s| s.order.len()).sum();
+        assert!(
+            stale <= 4 * r.map.len() + 64,
+            "{stale} order entries for {} messages",
+            r.map.len()
+        );
+    }
+
     #[test]
     fn a_message_of_the_largest_size_is_kept_with_room_for_two() {
         let t0 = Instant::now();
