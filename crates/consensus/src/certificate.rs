@@ -4,8 +4,9 @@
 //! form.
 //!
 //! Encoding (format version 1): `version ‖ kind ‖ [block] ‖ height ‖ round ‖ count ‖
-//! (length ‖ SignedVote)*`, every integer big-endian, decoded under explicit limits with no
-//! trailing bytes.
+//! (length ‖ SignedVote)*`, every integer big-endian, the votes in strictly ascending order
+//! of validator id (one encoding per set of votes: a relay cannot mint fresh copies of one
+//! certificate by reordering it), decoded under explicit limits with no trailing bytes.
 
 use std::collections::BTreeSet;
 
@@ -115,8 +116,12 @@ impl LivenessCertificate {
         }
         w.u64(self.height.0);
         w.u32(self.round);
-        w.len(self.votes.len());
-        for v in &self.votes {
+        // One encoding per set of votes: ordered by validator (a relay cannot make fresh
+        // copies of one certificate by reordering it).
+        let mut votes: Vec<&SignedVote> = self.votes.iter().collect();
+        votes.sort_by_key(|v| v.vote.validator.0);
+        w.len(votes.len());
+        for v in votes {
             w.bytes(&v.to_bytes());
         }
         w.into_bytes()
@@ -149,10 +154,22 @@ impl LivenessCertificate {
         let round = r.u32("liveness.round")?;
         let n = r.len("liveness.votes", MAX_VALIDATORS)?;
         let limits = Limits::default();
-        let mut votes = Vec::with_capacity(n);
+        let mut votes: Vec<SignedVote> = Vec::with_capacity(n);
         for _ in 0..n {
             let b = r.bytes("liveness.votes[]", MAX_VOTE_BYTES)?;
-            votes.push(SignedVote::from_bytes(b, &limits)?);
+            let v = SignedVote::from_bytes(b, &limits)?;
+            if votes
+                .last()
+                .is_some_and(|last| last.vote.validator.0 >= v.vote.validator.0)
+            {
+                return Err(DecodeError::new(
+                    "liveness.votes[]",
+                    DecodeReason::NotCanonical {
+                        expected: "votes in ascending order of validator, each validator once",
+                    },
+                ));
+            }
+            votes.push(v);
         }
         r.finish()?;
         Ok(Self {

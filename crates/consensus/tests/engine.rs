@@ -985,3 +985,42 @@ fn a_height_decided_by_sync_is_not_decided_again() {
     }
     assert_eq!(f.host.decisions.len(), 1, "decided twice");
 }
+
+/// A liveness certificate has one encoding per set of votes: encoded in validator order
+/// whatever the order held, and an encoding with its votes in another order (a relay's
+/// reordered copy, a fresh message id for the same proof) does not decode.
+#[test]
+fn a_liveness_certificate_has_one_encoding() {
+    let f = fixture();
+    let votes: Vec<SignedVote> = (0..3)
+        .map(|i| vote(&f, i, VoteKind::Precommit, 2, None))
+        .collect();
+    let cert = |order: [usize; 3]| LivenessCertificate {
+        kind: CertificateKind::PrecommitAny,
+        height: Height(1),
+        round: 2,
+        votes: order.iter().map(|&i| votes[i].clone()).collect(),
+    };
+    let canonical = cert([0, 1, 2]).to_bytes();
+    for order in [[2, 1, 0], [1, 2, 0], [0, 2, 1]] {
+        assert_eq!(cert(order).to_bytes(), canonical);
+    }
+    let decoded = LivenessCertificate::from_bytes(&canonical).unwrap();
+    decoded.verify(&chain_id(), &f.set).unwrap();
+    // The same votes written in another order, as a relay could.
+    let mut reversed = decoded.votes.clone();
+    reversed.reverse();
+    let mut w = types::codec::Writer::new();
+    w.u8(1);
+    w.u8(2);
+    w.u64(1);
+    w.u32(2);
+    w.len(reversed.len());
+    for v in &reversed {
+        w.bytes(&types::Encode::to_bytes(v));
+    }
+    let reordered = w.into_bytes();
+    assert_eq!(reordered.len(), canonical.len());
+    let e = LivenessCertificate::from_bytes(&reordered).unwrap_err();
+    assert_eq!(e.field, "liveness.votes[]");
+}

@@ -163,11 +163,13 @@ pub struct NetworkConfig {
     pub recent_keep: Duration,
     /// The most bytes kept to answer wants: each message's payload plus a fixed 128 bytes
     /// (and 40 per peer it was served to). Each kept message is charged to every peer it
-    /// arrived from, or once the node vouched for it to its signer; when over, the peer
-    /// charged the most gives up its oldest message (vouched ones go only when no peer is
-    /// charged anything, the signer charged the most first). At
-    /// least twice the largest relayed payload plus 128 bytes, so that the largest message
-    /// is kept next to another. Memory is held only while messages are recent.
+    /// arrived from, or once the node vouched for it to its signer; when over, while
+    /// vouched messages hold less than half, the unverified origin charged the most gives up
+    /// its oldest message (vouched ones go only when no unverified origin is charged
+    /// anything), and from half on the signer charged the most. At least twice the largest
+    /// relayed payload plus 128 bytes, so that the largest message is kept next to another
+    /// (and one of the largest size vouched for is kept against any unverified flood).
+    /// Memory is held only while messages are recent.
     pub recent_bytes: usize,
     /// A link this node advertises as live must have been up this long: a link that comes
     /// and goes (a peer restarting, both ends dialling at once) does not make the

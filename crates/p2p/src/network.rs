@@ -28,11 +28,13 @@
 //! not dropped, and a want with no announcer linked waits. The want ends only when the
 //! message arrives from anyone or after `recent_keep`. Each node keeps the relay-topic
 //! messages it delivered or broadcast for `recent_keep` within `recent_bytes`, each charged
-//! to every peer it arrived from until the node vouches for it (it verified the signer:
-//! [`NetworkHandle::vouch`]), then to that signer; own broadcasts are charged to this node,
-//! as vouched. Over the bound, the peer charged the most gives up its oldest, and only when
-//! no peer is charged anything the vouched origin charged the most; never the message just
-//! kept. It answers a want for
+//! to every peer it arrived from until the node vouches for it (it verified that a signer
+//! signed exactly those bytes: [`NetworkHandle::vouch`]), then to that signer; own
+//! broadcasts are charged to this node, or to their signer when broadcast vouched
+//! ([`NetworkHandle::broadcast_vouched`]). Over the bound, while vouched messages hold less
+//! than half of it, the unverified origin charged the most gives up its oldest (vouched ones
+//! only when no unverified origin is charged anything); from half on, the vouched origin
+//! charged the most; never the message just kept. It answers a want for
 //! one of them by queueing the message to the asker as a normal gossip frame (its seen-cache
 //! applies), at most twice per peer and message (a serve that found the queue full does not
 //! count); wants for anything else are ignored.
@@ -332,13 +334,17 @@ const MAX_SERVES_PER_PEER: u8 = 2;
 /// with the queues but counted in full.
 ///
 /// Each kept message is charged to every peer it arrived from, until the node vouches for
-/// it (it verified the author's signature): then to that author alone. This node's own
-/// broadcasts are charged to it, as vouched. Each origin has its share. Over
-/// `recent_bytes`, the peer charged the most gives up its oldest message (a message goes
-/// once no origin is charged for it), so one peer's flood of fresh messages pushes out only
-/// its own, down to the others' shares; only when no peer is charged anything does the
-/// vouched origin charged the most give up its oldest. A flood of unverified messages,
-/// from any number of peers, thus never pushes out a message the node vouched for.
+/// it (it verified its signer's signature): then to that signer alone. This node's own
+/// broadcasts are charged to it (unverified class: its clients' transactions), or to their
+/// signer when broadcast as vouched (its proposals and votes). Each origin has its share.
+/// Over `recent_bytes`, while vouched messages hold less than half of it, the unverified
+/// origin charged the most gives up its oldest message (a message goes once no origin is
+/// charged for it), and vouched ones go only once no unverified origin is charged anything;
+/// from half on, the vouched origin charged the most gives up its oldest. So a flood of
+/// unverified messages, from any number of peers, pushes out only unverified ones, its
+/// senders' own first and others' down to their share, never a vouched one; and a signer's
+/// flood of validly signed messages pushes out only vouched ones, its own first, and leaves
+/// unverified ones half of the store (less the message arriving).
 #[derive(Default)]
 struct Recent {
     map: HashMap<Digest, RecentMessage>,
@@ -356,15 +362,16 @@ struct Recent {
 enum Origin {
     /// A peer it arrived from, the message unverified.
     Peer(PeerId),
-    /// This node: its own broadcast.
+    /// This node: its own broadcast, unverified class (a client's transaction).
     Local,
-    /// The author the node vouched for ([`NetworkHandle::vouch`]).
+    /// The signer the node vouched for ([`NetworkHandle::vouch`],
+    /// [`NetworkHandle::broadcast_vouched`]).
     Author(Digest),
 }
 
 impl Origin {
     fn vouched(self) -> bool {
-        !matches!(self, Origin::Peer(_))
+        matches!(self, Origin::Author(_))
     }
 }
 
@@ -428,8 +435,13 @@ impl Recent {
                 self.forget(&old);
             }
         }
+        self.shrink(&id, max_bytes);
+    }
+
+    /// Applies the byte bound, never removing message `keep`.
+    fn shrink(&mut self, keep: &Digest, max_bytes: usize) {
         while self.bytes > max_bytes {
-            let Some((origin, victim)) = self.victim(&id) else {
+            let Some((origin, victim)) = self.victim(keep, max_bytes) else {
                 break;
             };
             self.uncharge(&victim, origin);
@@ -473,11 +485,37 @@ impl Recent {
         true
     }
 
-    /// The peer charged the most (not counting message `keep`), or if no peer is charged
-    /// anything else, the vouched origin charged the most; and its oldest message other
-    /// than `keep`.
-    fn victim(&self, keep: &Digest) -> Option<(Origin, Digest)> {
+    /// Vouches for message `id` (`topic`, `payload`) as `author`'s, keeping it again if it
+    /// was pushed out before the node got to it (its only relay flooded meanwhile).
+    #[allow(clippy::too_many_arguments)] // reason: the message, its signer, the time, two bounds
+    fn keep_vouched(
+        &mut self,
+        id: Digest,
+        topic: Topic,
+        payload: &Arc<[u8]>,
+        author: Digest,
+        now: Instant,
+        keep: Duration,
+        max_bytes: usize,
+    ) {
+        if !self.vouch(&id, author) {
+            let origin = Origin::Author(author);
+            self.insert(id, topic, payload, origin, now, keep, max_bytes);
+        }
+    }
+
+    /// Whose oldest message goes next (never `keep`): while vouched messages hold less than
+    /// half of `max_bytes`, the unverified origin charged the most, or if none is charged
+    /// anything, the vouched one; from half on, the vouched origin charged the most.
+    fn victim(&self, keep: &Digest, max_bytes: usize) -> Option<(Origin, Digest)> {
         let kept = self.map.get(keep);
+        let vouched_bytes: usize = self
+            .origins
+            .iter()
+            .filter(|(o, _)| o.vouched())
+            .map(|(_, s)| s.bytes)
+            .sum();
+        let vouched_first = vouched_bytes >= max_bytes / 2;
         let largest = |vouched: bool| {
             self.origins
                 .iter()
@@ -492,7 +530,7 @@ impl Recent {
                 .max_by_key(|(_, _, b)| *b)
                 .map(|(o, s, _)| (*o, s))
         };
-        let (origin, share) = largest(false).or_else(|| largest(true))?;
+        let (origin, share) = largest(vouched_first).or_else(|| largest(!vouched_first))?;
         let id = share.order.iter().find(|id| {
             *id != keep
                 && self
@@ -555,31 +593,38 @@ impl Recent {
     }
 
     /// The message `id` for `peer`, if kept, not older than `keep` and not yet sent to it
-    /// [`MAX_SERVES_PER_PEER`] times.
+    /// [`MAX_SERVES_PER_PEER`] times. The served count is counted against `max_bytes` at
+    /// once.
     fn serve(
         &mut self,
         id: &Digest,
         peer: PeerId,
         now: Instant,
         keep: Duration,
+        max_bytes: usize,
     ) -> Option<(Topic, Arc<[u8]>)> {
         let m = self.map.get_mut(id)?;
         if now.duration_since(m.at) > keep {
             return None;
         }
-        let i = match m.served.iter().position(|(p, _)| *p == peer) {
-            Some(i) => i,
+        let (i, new_entry) = match m.served.iter().position(|(p, _)| *p == peer) {
+            Some(i) => (i, false),
             None => {
                 m.served.push((peer, 0));
-                self.bytes += SERVED_ENTRY_BYTES;
-                m.served.len() - 1
+                (m.served.len() - 1, true)
             }
         };
         if m.served[i].1 >= MAX_SERVES_PER_PEER {
             return None;
         }
         m.served[i].1 += 1;
-        Some((m.topic, m.payload.clone()))
+        let out = (m.topic, m.payload.clone());
+        if new_entry {
+            // Counted, and the bound applied now rather than at the next arrival.
+            self.bytes += SERVED_ENTRY_BYTES;
+            self.shrink(id, max_bytes);
+        }
+        Some(out)
     }
 
     /// Takes back one serve of `id` to `peer` that could not be queued.
@@ -854,29 +899,64 @@ impl NetworkHandle {
         topic: Topic,
         payload: impl Into<Arc<[u8]>>,
     ) -> Result<usize, P2pError> {
+        self.broadcast_as(topic, payload.into(), None)
+    }
+
+    fn broadcast_as(
+        &self,
+        topic: Topic,
+        payload: Arc<[u8]>,
+        author: Option<Digest>,
+    ) -> Result<usize, P2pError> {
         self.check_open()?;
-        let payload = payload.into();
         self.shared.config.limits.check(topic, payload.len())?;
         if self.shared.config.relay_topics.contains(&topic) {
             let id = message_id(topic, &payload);
             lock(&self.shared.seen).insert(id);
-            self.shared.delivered(id, topic, &payload, None);
+            let origin = author.map_or(Origin::Local, Origin::Author);
+            self.shared.delivered(id, topic, &payload, origin, None);
         }
         Ok(self.shared.queue_to_all(topic, &payload, None))
     }
 
-    /// Tells the network that relay-topic message `id` ([`Inbound::id`]) is authentic: the
-    /// node verified that `author` (a validator's key, say) signed it. It is then charged to
-    /// that author instead of the peers it arrived from, so that a flood of unverified
-    /// messages, from any number of peers, cannot push it out before `recent_keep` while
-    /// peers may still want it (only other vouched messages can, past `recent_bytes`).
-    /// Returns whether the message was still kept.
-    pub fn vouch(&self, id: &Digest, author: Digest) -> bool {
-        let kept = lock(&self.shared.recent).vouch(id, author);
-        if kept {
-            bump(&self.shared.counters.vouched);
+    /// Tells the network that relay-topic message `id` ([`Inbound::id`]) with `topic` and
+    /// `payload` is authentic and will be used: the node verified that `author` (a
+    /// validator's key, say) signed exactly these bytes. It is then charged to that author
+    /// instead of the peers it arrived from (and kept again if a flood pushed it out before
+    /// the node got to it), so that a flood of unverified messages, from any number of
+    /// peers, cannot push it out before `recent_keep` while peers may still want it. Vouch
+    /// only for what a signer's signature covers in full, and only once it is of use: an
+    /// author's vouched messages compete with each other (see [`NetworkConfig::recent_bytes`]).
+    pub fn vouch(&self, id: &Digest, topic: Topic, payload: &Arc<[u8]>, author: Digest) {
+        if !self.shared.config.relay_topics.contains(&topic) {
+            return;
         }
-        kept
+        let (keep, max) = (
+            self.shared.config.recent_keep,
+            self.shared.config.recent_bytes,
+        );
+        lock(&self.shared.recent).keep_vouched(
+            *id,
+            topic,
+            payload,
+            author,
+            Instant::now(),
+            keep,
+            max,
+        );
+        bump(&self.shared.counters.vouched);
+    }
+
+    /// [`NetworkHandle::broadcast`] of a message `author` signed (this node's own proposal
+    /// or vote): kept to answer wants as vouched for, charged to `author`, where its
+    /// clients' transactions (plain broadcasts) cannot push it out.
+    pub fn broadcast_vouched(
+        &self,
+        topic: Topic,
+        payload: impl Into<Arc<[u8]>>,
+        author: Digest,
+    ) -> Result<usize, P2pError> {
+        self.broadcast_as(topic, payload.into(), Some(author))
     }
 
     /// Queues `payload` to `peer`. Never waits: a full queue drops the frame (counted) and
@@ -1071,10 +1151,17 @@ impl Shared {
     }
 
     /// Records that relay-topic message `id` is here (arrived fresh, or broadcast): a want
-    /// for it ends, and it is kept to answer peers' wants.
+    /// for it ends, and it is kept to answer peers' wants, charged to `origin`.
     /// `from` is the peer it arrived from (`None`: broadcast here); if this node had asked it
     /// for the message, its link is credited with an answer.
-    fn delivered(&self, id: Digest, topic: Topic, payload: &Arc<[u8]>, from: Option<PeerId>) {
+    fn delivered(
+        &self,
+        id: Digest,
+        topic: Topic,
+        payload: &Arc<[u8]>,
+        origin: Origin,
+        from: Option<PeerId>,
+    ) {
         let want = lock(&self.wants).remove(&id);
         if let Some(w) = want
             && w.asked.is_some()
@@ -1088,7 +1175,6 @@ impl Shared {
             }
         }
         let (keep, max) = (self.config.recent_keep, self.config.recent_bytes);
-        let origin = from.map_or(Origin::Local, Origin::Peer);
         lock(&self.recent).insert(id, topic, payload, origin, Instant::now(), keep, max);
     }
 
@@ -1138,12 +1224,12 @@ impl Shared {
     /// a normal gossip frame; unknown ids are ignored.
     fn serve(&self, peer: PeerId, serial: u64, ids: &[Digest]) {
         let now = Instant::now();
-        let keep = self.config.recent_keep;
+        let (keep, max) = (self.config.recent_keep, self.config.recent_bytes);
         let found: Vec<(Digest, Topic, Arc<[u8]>)> = {
             let mut recent = lock(&self.recent);
             ids.iter()
                 .filter_map(|id| {
-                    let (topic, payload) = recent.serve(id, peer, now, keep)?;
+                    let (topic, payload) = recent.serve(id, peer, now, keep, max)?;
                     Some((*id, topic, payload))
                 })
                 .collect()
@@ -1807,7 +1893,7 @@ where
                     shared.arrived_again(digest, topic, &payload, peer);
                     continue;
                 }
-                shared.delivered(digest, topic, &payload, Some(peer));
+                shared.delivered(digest, topic, &payload, Origin::Peer(peer), Some(peer));
                 let n = shared.queue_to_all(topic, &payload, Some((peer, digest)));
                 id = Some(digest);
                 shared
@@ -1992,23 +2078,26 @@ mod tests {
         assert_eq!((r.map.len(), r.bytes), (3, max));
         // Served twice per peer, then no more; another peer gets its own two.
         let (p, q) = (PeerId(digest(0xa)), PeerId(digest(0xb)));
-        assert!(r.serve(&digest(1), p, t0, keep).is_some());
-        assert!(r.serve(&digest(1), p, t0, keep).is_some());
-        assert!(r.serve(&digest(1), p, t0, keep).is_none());
+        assert!(r.serve(&digest(1), p, t0, keep, usize::MAX).is_some());
+        assert!(r.serve(&digest(1), p, t0, keep, usize::MAX).is_some());
+        assert!(r.serve(&digest(1), p, t0, keep, usize::MAX).is_none());
         // A serve that could not be queued is taken back.
         r.unserve(&digest(1), p);
-        assert!(r.serve(&digest(1), p, t0, keep).is_some());
-        assert!(r.serve(&digest(1), p, t0, keep).is_none());
+        assert!(r.serve(&digest(1), p, t0, keep, usize::MAX).is_some());
+        assert!(r.serve(&digest(1), p, t0, keep, usize::MAX).is_none());
         assert_eq!(
-            r.serve(&digest(1), q, t0, keep).map(|x| x.0),
+            r.serve(&digest(1), q, t0, keep, usize::MAX).map(|x| x.0),
             Some(Topic::VOTE)
         );
-        assert!(r.serve(&digest(0), p, t0, keep).is_none(), "forgotten");
+        assert!(
+            r.serve(&digest(0), p, t0, keep, usize::MAX).is_none(),
+            "forgotten"
+        );
         // The served counts are counted too.
         assert_eq!(r.bytes, max + 2 * SERVED_ENTRY_BYTES);
         // Too old to serve, and dropped at the next insertion.
         let late = t0 + keep + Duration::from_millis(1);
-        assert!(r.serve(&digest(2), q, late, keep).is_none());
+        assert!(r.serve(&digest(2), q, late, keep, usize::MAX).is_none());
         r.insert(digest(9), Topic::VOTE, &payload, o, late, keep, max);
         assert_eq!(r.map.len(), 1);
         assert_eq!(r.bytes, 100 + RECENT_ENTRY_BYTES);
@@ -2066,12 +2155,12 @@ mod tests {
         // m1 relays a's vote, which the node verifies; m2 relays one of its own, unverified.
         r.insert(digest(0), Topic::VOTE, &payload(0), m1, t0, keep, max);
         r.insert(digest(1), Topic::VOTE, &payload(1), m2, t0, keep, max);
-        // This node's own broadcast: vouched by being its own.
+        // This node's own proposal, broadcast vouched for.
         r.insert(
             digest(2),
             Topic::PROPOSAL,
             &payload(2),
-            Origin::Local,
+            Origin::Author(digest(0xee)),
             t0,
             keep,
             max,
@@ -2102,16 +2191,26 @@ mod tests {
             assert!(r.map.contains_key(&digest(0)) && r.map.contains_key(&digest(2)));
         }
         assert!(!r.map.contains_key(&digest(1)));
-        // Vouched messages compete among themselves only: the author charged the most
-        // gives up its oldest.
+        // Past half the store, vouched messages compete among themselves: the signer charged
+        // the most gives up its oldest, and unverified ones keep the other half.
         for i in 100..106u8 {
             r.insert(digest(i), Topic::VOTE, &payload(i), m1, t0, keep, max);
             assert!(r.vouch(&digest(i), a));
+            assert!(r.bytes <= max);
         }
-        assert!(r.bytes <= max);
         assert!(!r.map.contains_key(&digest(0)), "a's oldest went");
         assert!(r.map.contains_key(&digest(2)), "this node's proposal stays");
-        assert!(r.origins.keys().all(|o| o.vouched()));
+        let unverified: usize = r
+            .origins
+            .iter()
+            .filter(|(o, _)| !o.vouched())
+            .map(|(_, s)| s.bytes)
+            .sum();
+        assert_eq!(
+            unverified,
+            3 * each,
+            "unverified messages keep half the store"
+        );
     }
 
     /// Review finding: vouched messages rank strictly above unverified ones, so one signer's
@@ -2121,7 +2220,6 @@ mod tests {
     /// transactions, and they are never re-gossiped. Before the fix its flood pushed others
     /// only down to its share (docs/ARCHITECTURE.md still says so).
     #[test]
-    #[ignore = "review finding: one signer's vouched flood pushes out every unverified transaction, far below its share"]
     fn a_signers_vouched_flood_pushes_out_others_transactions_only_down_to_its_share() {
         let t0 = Instant::now();
         let keep = Duration::from_secs(6);
@@ -2157,7 +2255,6 @@ mod tests {
     /// finds nothing; the copy that later arrives again stays unverified (it is a duplicate,
     /// never delivered, never vouched).
     #[test]
-    #[ignore = "review finding: a vote is pushed out by its only relay's flood before the node vouches for it"]
     fn a_vote_outlives_its_only_relays_flood_until_the_node_vouches_for_it() {
         let t0 = Instant::now();
         let keep = Duration::from_secs(6);
@@ -2172,11 +2269,30 @@ mod tests {
         for i in 10..13u8 {
             r.insert(digest(i), Topic::TRANSACTION, &payload(i), m, t0, keep, max);
         }
-        // The consensus thread verifies the vote now.
+        // The consensus thread verifies the vote now: it was pushed out meanwhile, and is
+        // kept again as vouched for.
         assert!(
-            r.vouch(&digest(0), digest(0xaa)),
-            "the vote went before the node could vouch for it"
+            !r.map.contains_key(&digest(0)),
+            "premise: m's flood pushed it out"
         );
+        r.keep_vouched(
+            digest(0),
+            Topic::VOTE,
+            &payload(0),
+            digest(0xaa),
+            t0,
+            keep,
+            max,
+        );
+        assert_eq!(
+            r.map[&digest(0)].holders,
+            vec![Origin::Author(digest(0xaa))]
+        );
+        // m floods on: the vouched vote stays.
+        for i in 20..30u8 {
+            r.insert(digest(i), Topic::TRANSACTION, &payload(i), m, t0, keep, max);
+        }
+        assert!(r.map.contains_key(&digest(0)), "the vouched vote went");
     }
 
     /// Review finding: transactions a client submits through this node's API are broadcast,
@@ -2185,7 +2301,6 @@ mod tests {
     /// then this node's own proposal (Local's oldest) while another validator's vouched vote
     /// stays.
     #[test]
-    #[ignore = "review finding: a client's transaction flood through this node pushes out the node's own proposal"]
     fn a_clients_transactions_do_not_push_out_this_nodes_proposal() {
         let t0 = Instant::now();
         let keep = Duration::from_secs(6);
@@ -2194,11 +2309,12 @@ mod tests {
         let mut r = Recent::default();
         let payload = |i: u8| -> Arc<[u8]> { vec![i; 100].into() };
         let proposal = digest(0);
+        // Broadcast vouched for, as the node's consensus messages are.
         r.insert(
             proposal,
             Topic::PROPOSAL,
             &payload(0),
-            Origin::Local,
+            Origin::Author(digest(0xee)),
             t0,
             keep,
             max,
@@ -2298,7 +2414,7 @@ mod tests {
                     r.vouch(&id, digest(0xa0 + next(3) as u8));
                 }
                 _ => {
-                    if r.serve(&id, PeerId(digest(next(8) as u8)), now, keep)
+                    if r.serve(&id, PeerId(digest(next(8) as u8)), now, keep, usize::MAX)
                         .is_some()
                         && next(2) == 0
                     {

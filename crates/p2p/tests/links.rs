@@ -2162,10 +2162,14 @@ async fn a_message_charged_only_to_its_flooding_relay_is_still_served() {
     let first = recv(&mut w.n.rx).await;
     assert_eq!(&*first.payload, &vote[..]);
     assert_eq!(first.id, Some(message_id(Topic::VOTE, &vote)));
-    assert!(
-        w.n.net
-            .vouch(&message_id(Topic::VOTE, &vote), crypto::Digest([0xaa; 32]))
+    let author = crypto::Digest([0xaa; 32]);
+    w.n.net.vouch(
+        &message_id(Topic::VOTE, &vote),
+        Topic::VOTE,
+        &first.payload,
+        author,
     );
+    assert_eq!(w.n.net.stats().vouched, 1);
     eventually("n announced it to p", || {
         w.n.net.stats().relays_announced == 1
     })
@@ -2185,8 +2189,8 @@ async fn a_message_charged_only_to_its_flooding_relay_is_still_served() {
 /// colluding flooders hold (recent_bytes − largest) / 2 each before the largest message's
 /// origin is the one charged the most: at the defaults' proportions (160 MiB for 64 MiB
 /// proposals, scaled to 160 KiB for 64 KiB) four junk transactions of 24 KiB, two from each,
-/// push out the proposal, which one flooder's four do not. Fixed: a node's own broadcast
-/// is vouched for, and unverified messages, from any number of peers, go before it.
+/// push out the proposal, which one flooder's four do not. Fixed: a node broadcasts its own
+/// proposal vouched for, and unverified messages, from any number of peers, go before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_flooders_cannot_push_out_a_proposal_of_the_largest_size() {
     let pki = Pki::new(53);
@@ -2199,7 +2203,11 @@ async fn two_flooders_cannot_push_out_a_proposal_of_the_largest_size() {
     let m2 = raw_peer(&pki, &n, &pki.creds(Role::NodeSign, "mallory-2")).await;
     eventually("both linked", || n.net.stats().links == 2).await;
     let proposal = vec![7u8; 64 << 10];
-    n.net.broadcast(Topic::PROPOSAL, proposal.clone()).unwrap();
+    // As the node broadcasts its own proposals: vouched for, as its signer's.
+    let signer = crypto::Digest([0xee; 32]);
+    n.net
+        .broadcast_vouched(Topic::PROPOSAL, proposal.clone(), signer)
+        .unwrap();
     for i in 0..2u8 {
         for (k, m) in [&m1, &m2].into_iter().enumerate() {
             let junk = vec![16 * k as u8 + i; 24 << 10];

@@ -134,6 +134,9 @@ pub enum DecodeReason {
     /// Bytes that are not in the field's character set.
     #[error("invalid characters: {expected}")]
     InvalidText { expected: &'static str },
+    /// Entries out of the one order the encoding allows (so that a value has one encoding).
+    #[error("not canonical: {expected}")]
+    NotCanonical { expected: &'static str },
     /// A signature that is not strict GM/T 0009 DER, or a user ID ENTL cannot describe.
     #[error("invalid cryptographic value: {0}")]
     Crypto(crypto::CryptoError),
