@@ -289,11 +289,12 @@ fn a_follower_verifies_serves_forwards_and_never_votes() {
 }
 
 /// A TCP relay the test controls: forwards connections to `target` until cut; a cut closes
-/// every relayed connection and refuses new ones (a partition), until healed.
+/// every relayed connection and refuses new ones (a partition), until healed. A connection
+/// that ends by itself is forgotten (its descriptors closed), so redials do not pile up.
 struct Proxy {
     addr: String,
     cut: Arc<std::sync::atomic::AtomicBool>,
-    open: Arc<Mutex<Vec<std::net::TcpStream>>>,
+    open: Arc<Mutex<std::collections::HashMap<u64, [std::net::TcpStream; 2]>>>,
 }
 
 impl Proxy {
@@ -301,10 +302,11 @@ impl Proxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let open: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let open: Arc<Mutex<std::collections::HashMap<u64, [std::net::TcpStream; 2]>>> =
+            Arc::default();
         let (c, o) = (cut.clone(), open.clone());
         std::thread::spawn(move || {
-            for incoming in listener.incoming() {
+            for (id, incoming) in (0u64..).zip(listener.incoming()) {
                 let Ok(client) = incoming else { continue };
                 if c.load(std::sync::atomic::Ordering::SeqCst) {
                     drop(client);
@@ -313,20 +315,26 @@ impl Proxy {
                 let Ok(server) = std::net::TcpStream::connect(&target) else {
                     continue;
                 };
-                let mut list = o.lock().unwrap();
-                for s in [&client, &server] {
-                    if let Ok(s) = s.try_clone() {
-                        list.push(s);
-                    }
-                }
-                drop(list);
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
+                let (Ok(a), Ok(b), Ok(c2s_from), Ok(c2s_to)) = (
+                    client.try_clone(),
+                    server.try_clone(),
+                    client.try_clone(),
+                    server.try_clone(),
+                ) else {
+                    continue;
+                };
+                o.lock().unwrap().insert(id, [a, b]);
+                // Each direction copies until its source ends; the second to finish forgets
+                // the connection.
+                let done = Arc::new(std::sync::atomic::AtomicU8::new(0));
+                for (mut from, mut to) in [(c2s_from, c2s_to), (server, client)] {
+                    let (o, done) = (o.clone(), done.clone());
                     std::thread::spawn(move || {
                         let _ = std::io::copy(&mut from, &mut to);
                         let _ = to.shutdown(std::net::Shutdown::Both);
+                        if done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                            o.lock().unwrap().remove(&id);
+                        }
                     });
                 }
             }
@@ -336,8 +344,10 @@ impl Proxy {
 
     fn cut(&self) {
         self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
-        for s in self.open.lock().unwrap().drain(..) {
-            let _ = s.shutdown(std::net::Shutdown::Both);
+        for (_, pair) in self.open.lock().unwrap().drain() {
+            for s in pair {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
         }
     }
 
