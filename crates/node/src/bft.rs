@@ -2029,14 +2029,25 @@ mod tests {
         assert_eq!(fx.core.tip().0.height, Height(1), "not decided here");
     }
 
+    /// The parent certificate beside the copy of a proposal that arrives first.
+    #[derive(Clone, Copy)]
+    enum FirstParent {
+        /// This node's own certificate of the parent (valid, not the one the header names).
+        Ours,
+        /// The one the header names.
+        Theirs,
+        /// None: a relay stripped it.
+        Stripped,
+    }
+
     /// Height 2 after height 1 was committed here with a certificate of validators 0, 1
     /// and 2, moved to round 1 (round 0 is this node's) by two prevotes of round 1; round
     /// 1's proposer built its block on another quorum for height 1 (1, 2, 3),
     /// which its header names and which travels beside it. `first` is what a copy arriving
     /// before the genuine one carries beside the same signed proposal and block: this
-    /// node's own certificate of height 1 (valid, but not the one named), or the genuine
-    /// one. Returns this node's prevotes at height 2 and the block's hash.
-    fn parent_race(fx: &Fx, first_is_ours: bool) -> (Vec<Option<BlockHash>>, BlockHash) {
+    /// node's own certificate of height 1 (valid, but not the one named), the genuine
+    /// one, or nothing. Returns this node's prevotes at height 2 and the block's hash.
+    fn parent_race(fx: &Fx, first: FirstParent) -> (Vec<Option<BlockHash>>, BlockHash) {
         let links = Recorder::default();
         let mut r = runner_with(fx, links.clone());
         let p1 = fx
@@ -2091,9 +2102,13 @@ mod tests {
         }
         .sign(fx.keys[p].0.as_ref())
         .unwrap();
-        let first = if first_is_ours { &ours } else { &theirs };
-        for parent in [first, &theirs] {
-            let m = encode_three(&signed.to_bytes(), &bytes, &parent.to_bytes());
+        let first = match first {
+            FirstParent::Ours => ours.to_bytes(),
+            FirstParent::Theirs => theirs.to_bytes(),
+            FirstParent::Stripped => Vec::new(),
+        };
+        for parent in [first, theirs.to_bytes()] {
+            let m = encode_three(&signed.to_bytes(), &bytes, &parent);
             r.on_message(inbound(Topic::PROPOSAL, m)).unwrap();
         }
         let limits = fx.core.store().limits().clone();
@@ -2121,7 +2136,7 @@ mod tests {
     #[test]
     fn a_block_naming_another_quorum_for_its_parent_is_prevoted_with_that_certificate() {
         let fx = fixture();
-        let (prevotes, hash) = parent_race(&fx, false);
+        let (prevotes, hash) = parent_race(&fx, FirstParent::Theirs);
         assert_eq!(prevotes, vec![Some(hash)]);
     }
 
@@ -2136,11 +2151,147 @@ mod tests {
     #[test]
     fn a_copy_beside_another_parent_certificate_does_not_spoil_the_genuine_proposal() {
         let fx = fixture();
-        let (prevotes, hash) = parent_race(&fx, true);
+        let (prevotes, hash) = parent_race(&fx, FirstParent::Ours);
         assert_eq!(
             prevotes,
             vec![Some(hash)],
             "this node's prevotes in round 1"
+        );
+    }
+
+    /// Review 6 finding (high): `is_whole` lets through a copy with no parent certificate
+    /// beside it whatever certificate the header names (`(false, _, _) => true`). A relay
+    /// strips the certificate from the proposer's message and sends that copy first: it is
+    /// whole, so it is kept, vouched for and handed to the engine; `judge_block` finds no
+    /// certificate for the header's `last_commit` (`LastCommit`), returns `None` (not
+    /// cached), yet `validate_block` answers `false` and the engine prevotes nil. The
+    /// genuine copy then finds the round's prevote cast. No key needed; the same race as
+    /// the one fixed above, one byte shorter.
+    #[test]
+    #[ignore = "review finding: a copy with its parent certificate stripped, arriving first, makes the node prevote nil"]
+    fn a_copy_with_its_parent_certificate_stripped_does_not_spoil_the_genuine_proposal() {
+        let fx = fixture();
+        let (prevotes, hash) = parent_race(&fx, FirstParent::Stripped);
+        assert_eq!(
+            prevotes,
+            vec![Some(hash)],
+            "this node's prevotes in round 1"
+        );
+    }
+
+    /// Review 6 finding (medium): a liveness certificate has one encoding per set of votes,
+    /// but any subset of a round's votes that reaches the threshold is another valid
+    /// certificate: a `Skip` needs f+1 validators, each with its prevote or its precommit,
+    /// so one round's votes of n validators give about 3^n of them (72 for n = 4, over 2 000
+    /// for n = 7, 57 888 for n = 10). Any peer that saw the votes (no key) sends each: a
+    /// fresh message id, relayed by every node, vouched for under `CERTIFICATE_SIGNER`
+    /// (vouched bytes cross half the store: unverified transactions go, then the genuine
+    /// certificate, the signer's oldest), and kept in `height_messages`, whose 4 096
+    /// entries then hold no room for this node's own later votes and proposal (not
+    /// re-gossiped after a loss), while the flood is re-gossiped every 2 s of a stall.
+    #[test]
+    #[ignore = "review finding: every subset of a round's votes is a fresh valid liveness certificate, vouched for and kept for re-gossip"]
+    fn liveness_certificates_from_subsets_of_one_rounds_votes_are_not_each_kept() {
+        let fx = fixture();
+        let links = Recorder::default();
+        let mut r = runner_with(&fx, links.clone());
+        let votes: Vec<[SignedVote; 2]> = (0..4)
+            .map(|i| {
+                [VoteKind::Prevote, VoteKind::Precommit]
+                    .map(|k| signed_vote(&fx, i, Height(1), 0, k, None))
+            })
+            .collect();
+        let topic = Topic::new(TOPIC_CERTIFICATE).unwrap();
+        let kept = r.host.height_messages.len();
+        let mut sent = 0;
+        // Each validator absent (0), by its prevote (1) or by its precommit (2).
+        for mask in 0..81u32 {
+            let chosen: Vec<SignedVote> = (0..4)
+                .filter_map(|i| match mask / 3u32.pow(i as u32) % 3 {
+                    0 => None,
+                    k => Some(votes[i][k as usize - 1].clone()),
+                })
+                .collect();
+            if chosen.len() < 2 {
+                continue;
+            }
+            let c = LivenessCertificate {
+                kind: consensus::CertificateKind::Skip,
+                height: Height(1),
+                round: 0,
+                votes: chosen,
+            };
+            r.on_message(inbound(topic, c.to_bytes())).unwrap();
+            sent += 1;
+        }
+        assert_eq!(sent, 72, "premise: 72 certificates of one round");
+        let vouched = links.vouched.lock().unwrap().len();
+        let remembered = r.host.height_messages.len() - kept;
+        assert!(
+            vouched <= 1 && remembered <= 1,
+            "{sent} certificates of one round's votes: {vouched} vouched for, {remembered} kept for re-gossip"
+        );
+    }
+
+    /// Review 6 finding (low): `proposals_seen` (one block per height, round and proposer,
+    /// so that a faulty proposer cannot make this node validate many blocks) is cleared by
+    /// `after_commit`, and the buffered proposals of the next height replayed by
+    /// `maybe_start_height` are not entered again: a proposer's second block for a round
+    /// whose first came while this node was behind is taken, and executed, too (one more
+    /// per height the node was behind).
+    #[test]
+    #[ignore = "review finding: a buffered proposal is forgotten by proposals_seen at the commit before its height"]
+    fn a_second_block_for_a_round_whose_first_was_buffered_is_dropped() {
+        let fx = fixture();
+        let mut r = runner(&fx);
+        let limits = fx.core.store().limits().clone();
+        let (_, bytes) = block_by(&fx, 1, now_ms());
+        // Two whole blocks of height 2 by validator 1 (their contents are not judged here).
+        let height_2 = |at: u64| {
+            let mut b = Block::from_bytes(&bytes, &limits).unwrap();
+            b.header.height = Height(2);
+            b.header.timestamp = types::Timestamp(at);
+            (b.header.hash(), b.to_bytes())
+        };
+        let message = |(hash, block): &(BlockHash, Vec<u8>)| {
+            let signed = Proposal {
+                chain_id: fx.core.genesis().chain_id.clone(),
+                height: Height(2),
+                round: 0,
+                block: *hash,
+                pol_round: None,
+                proposer: fx.keys[1].1.fingerprint(),
+            }
+            .sign(fx.keys[1].0.as_ref())
+            .unwrap();
+            proposal_message(&signed, block)
+        };
+        let (first, second) = (height_2(now_ms() + 10), height_2(now_ms() + 20));
+        r.on_message(message(&first)).unwrap();
+        assert_eq!(r.future.len(), 1, "premise: buffered while at height 1");
+        // Height 1 committed (synced), height 2 started: the buffered proposal is replayed.
+        let p1 = fx
+            .core
+            .ledger()
+            .propose(vec![], fx.keys[1].1.fingerprint(), now_ms() - 1_000)
+            .unwrap();
+        let h1 = p1.executed.hash();
+        let votes: Vec<SignedVote> = (0..3)
+            .map(|i| signed_vote(&fx, i, Height(1), 0, VoteKind::Precommit, Some(h1)))
+            .collect();
+        let cert = CommitCertificate::from_votes(Height(1), 0, h1, &votes);
+        r.last_sync_request = Some(Instant::now());
+        let synced = encode_three(&p1.executed.block().to_bytes(), &cert.to_bytes(), &[]);
+        r.on_synced(&synced).unwrap();
+        r.maybe_start_height(Instant::now() + Duration::from_secs(600))
+            .unwrap();
+        assert!(r.future.is_empty(), "premise: replayed");
+        r.on_message(message(&second)).unwrap();
+        let key = (Height(2), 0, fx.keys[1].1.fingerprint());
+        assert_eq!(
+            r.proposals_seen.get(&key),
+            Some(&first.0),
+            "validator 1's second block of round 0 taken"
         );
     }
 
