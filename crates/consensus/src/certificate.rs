@@ -24,7 +24,7 @@ pub const CERTIFICATE_VERSION: u8 = 1;
 const MAX_VOTE_BYTES: usize = 512;
 
 /// What a liveness certificate proves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CertificateKind {
     /// 2f+1 prevotes for `block` (a polka, Tendermint's proof of lock, L28/L36).
     Polka {
