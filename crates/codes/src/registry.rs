@@ -145,6 +145,57 @@ define_codes! {
     GOVERNANCE_LAST_FOUNDING = 3112, NotVerified, FailedPrecondition,
         "`governance` org-remove: the organisation is the chain's last active founding organisation (its last trust anchor).",
         "register another founding organisation (org-register) first";
+    CONTRACT_TOO_LARGE = 3200, BadInput, InvalidArgument,
+        "The WASM module is larger than the chain's contract size cap.",
+        "shrink the module (build in release mode, strip it); the message gives the size and the cap";
+    CONTRACT_INVALID_WASM = 3201, BadInput, InvalidArgument,
+        "The bytes do not parse or validate as a WebAssembly module.",
+        "deploy a WebAssembly binary module (not text, not a component); the message gives the parser's error";
+    CONTRACT_FEATURE_NOT_ALLOWED = 3202, BadInput, InvalidArgument,
+        "The module uses a WebAssembly proposal the chain does not allow (only MVP, mutable-global, sign-ext, bulk-memory, multi-value).",
+        "build without SIMD, reference types, threads, tail calls and other proposals (docs/contracts.md §1)";
+    CONTRACT_FLOAT = 3203, BadInput, InvalidArgument,
+        "The module uses a floating-point type or instruction.",
+        "contracts use integer arithmetic only; the message names the function and the operator (docs/contracts.md §1)";
+    CONTRACT_IMPORT_NOT_ALLOWED = 3204, BadInput, InvalidArgument,
+        "The module imports something other than a function of the `gmchain` host namespace.",
+        "import only functions from the `gmchain` module (no WASI, no imported memory); the message names the import";
+    CONTRACT_START_FUNCTION = 3205, BadInput, InvalidArgument,
+        "The module declares a start function.",
+        "remove the start function; setup belongs in the optional `init` entry point (docs/contracts.md §1)";
+    CONTRACT_TOO_MANY_PAGES = 3206, BadInput, InvalidArgument,
+        "The module's memory declares more pages than the chain's page limit.",
+        "declare at most the page limit (64 KiB pages) as minimum and maximum; lower the stack size your toolchain reserves";
+    CONTRACT_TABLE_TOO_LARGE = 3207, BadInput, InvalidArgument,
+        "The module's table declares more elements than the chain's table limit.",
+        "declare at most the table limit of elements (docs/contracts.md §1)";
+    CONTRACT_MISSING_EXPORT = 3208, BadInput, InvalidArgument,
+        "An export the contract ABI requires is missing.",
+        "export `memory` and the entry point `call` (docs/contracts.md §1); the message names the export";
+    CONTRACT_EXPORT_WRONG_TYPE = 3209, BadInput, InvalidArgument,
+        "An export the contract ABI names has the wrong kind or signature.",
+        "entry points take no parameters and return nothing; `memory` is a memory (docs/contracts.md §1)";
+    CONTRACT_COMPILE_FAILED = 3210, BadInput, InvalidArgument,
+        "The interpreter refused to compile a module that passed deployment validation.",
+        "the message gives the interpreter's error; report it with the module's SM3 hash";
+    CONTRACT_FUEL_EXHAUSTED = 3230, BadInput, ResourceExhausted,
+        "The contract used all the fuel the transaction allowed.",
+        "raise the transaction's fuel limit (at most the chain's maximum) or make the call cheaper";
+    CONTRACT_TRAP = 3231, BadInput, FailedPrecondition,
+        "The contract trapped (unreachable, out-of-bounds access, division by zero, ...).",
+        "the message names the trap kind; fix the contract or its arguments";
+    CONTRACT_MEMORY_LIMIT = 3232, BadInput, FailedPrecondition,
+        "The contract's memory could not be allocated within the chain's page limit.",
+        "the module declares more memory than the chain now allows; redeploy it with fewer pages";
+    CONTRACT_STACK_EXHAUSTED = 3233, BadInput, FailedPrecondition,
+        "The contract exceeded the call-depth or value-stack limit.",
+        "reduce recursion depth or stack use in the contract";
+    CONTRACT_NO_ENTRY_POINT = 3234, BadInput, InvalidArgument,
+        "The contract does not export the called entry point with the ABI's signature.",
+        "call an entry point the contract exports (docs/contracts.md §1)";
+    CONTRACT_INSTANTIATION_FAILED = 3235, BadInput, FailedPrecondition,
+        "The contract could not be instantiated (an import the host does not provide, a segment out of bounds).",
+        "the message names the cause; import only functions of the host API version the chain runs";
     NODE_IO = 4000, BadInput, Internal,
         "A file of the node could not be read or written.",
         "check the path and its permissions; the message names the file";

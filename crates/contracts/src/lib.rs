@@ -1,0 +1,60 @@
+//! WebAssembly smart contracts for gmchain on the `wasmi` interpreter: the one deterministic
+//! engine configuration, validation of a module at deployment, a cache of compiled modules
+//! keyed by the SM3 code hash, and metered runs of a contract's entry points.
+//!
+//! What it refuses to do: read a clock, a file, a socket or an entropy source; compile lazily
+//! (lazy translation charges fuel on a function's first call, so a cold cache would charge
+//! differently and fork the chain); run floating point, SIMD, threads, reference types or any
+//! proposal beyond MVP + mutable-global + sign-ext + bulk-memory + multi-value; offer WASI; run
+//! a start function; let a contract's failure become a panic of the node. It holds no chain
+//! state: the host API (storage, caller, events) and the `execution` integration are later
+//! pieces of issue 14. The module rules are `docs/contracts.md` §1.
+//!
+//! # Use
+//!
+//! [`validate`] a module's bytes at deployment (it returns a [`ValidatedModule`], which
+//! nothing else constructs), [`Runtime::compile`] it (cached by [`ValidatedModule::hash`]),
+//! then [`Runtime::run`] an [`EntryPoint`] with a fuel limit: the [`Outcome`] has the fuel used
+//! and `Ok` or a [`RunError`] with a stable code.
+//!
+//! # Fuel table (published; a consensus rule)
+//!
+//! Fuel is what wasmi 2.0.0 charges with the costs below, set explicitly in the engine
+//! configuration and pinned by the known-answer test `fuel_known_answers_follow_the_published_table`.
+//! wasmi sums the costs of a fuel block's operators at compile time and charges the sum when
+//! the block is entered, so a run that cannot pay for a block stops before it. Compilation
+//! may fold constant conditions; the charge is that of the compiled form, identical on every
+//! node because wasmi is pinned exactly (`=2.0.0`): upgrading it is a consensus change.
+//! Host calls add their own costs (a later piece).
+//!
+//! | what | fuel |
+//! |---|---|
+//! | entering a fuel block: a function body (each call), a `loop` (each iteration), the arm of an `if` taken | 1 |
+//! | `nop`, `drop`, `block`, `loop`, `else`, `end`, `return`, `unreachable` | 0 |
+//! | every other operator: `br`, `br_if`, `br_table`, `if`, `call`, `call_indirect`, `select`, `local.*`, `global.*`, `i32.*`/`i64.*` constants, arithmetic and comparisons, loads, stores, `memory.size`, `memory.grow`, `memory.copy`, `memory.fill` | 1 |
+//! | in addition, `memory.grow` by n pages (when it succeeds) | n × 65 536 / 64 = 1 024 per page |
+//! | in addition, `memory.copy`, `memory.fill`, `memory.init` of n bytes | ⌊n / 64⌋ |
+//! | compiling a module (eager, when loaded) | 0 |
+//!
+//! For example a loop of n iterations of `local.get`, `i32.const`, `i32.sub`, `local.tee`,
+//! `br_if` after a two-operator prologue costs 1 + 2 + 6n.
+//!
+//! # Limits
+//!
+//! [`Limits`] (defaults: 256 KiB of code, 64 pages of memory, 1 024 table elements, call depth
+//! 256, 1 MiB of value stack) bind both [`validate`] and the [`Runtime`]. `memory.grow` past the
+//! page limit returns −1 (the WebAssembly spec's failure value); it does not trap.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod engine;
+mod error;
+mod runtime;
+mod validate;
+
+pub use engine::{Limits, PAGE_BYTES};
+pub use error::{DeployError, RunError, TrapKind};
+pub use runtime::{CacheStats, CompiledModule, Outcome, Runtime};
+pub use validate::{EntryPoint, HOST_NAMESPACE, MEMORY_EXPORT, ValidatedModule, validate};

@@ -1,0 +1,341 @@
+//! Deployment validation: the module rules of `docs/contracts.md` §1, checked on the bytes
+//! before the interpreter compiles anything.
+
+use std::sync::Arc;
+
+use crypto::Digest;
+use wasmparser::{ExternalKind, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures};
+
+use crate::engine::Limits;
+use crate::error::DeployError;
+
+/// The only import namespace a contract may use: the host API (`docs/contracts.md`).
+pub const HOST_NAMESPACE: &str = "gmchain";
+
+/// The name of the memory export the ABI requires.
+pub const MEMORY_EXPORT: &str = "memory";
+
+/// An exported function the chain calls. Each takes no parameters and returns nothing:
+/// arguments, results and state go through the host API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EntryPoint {
+    /// `call`: every transaction and query to the contract (required).
+    Call,
+    /// `init`: run once in the deployment's transaction (optional).
+    Init,
+    /// `migrate`: run in an upgrade's transaction on the new code (optional).
+    Migrate,
+}
+
+impl EntryPoint {
+    /// Every entry point, required first.
+    pub const ALL: [EntryPoint; 3] = [EntryPoint::Call, EntryPoint::Init, EntryPoint::Migrate];
+
+    /// Returns the export name.
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryPoint::Call => "call",
+            EntryPoint::Init => "init",
+            EntryPoint::Migrate => "migrate",
+        }
+    }
+
+    /// Returns whether every contract must export it.
+    pub fn required(self) -> bool {
+        matches!(self, EntryPoint::Call)
+    }
+}
+
+/// A module that passed [`validate`]: its bytes, their SM3 hash and its optional entry points.
+/// Only [`validate`] constructs it; the cache compiles nothing else.
+#[derive(Clone, Debug)]
+pub struct ValidatedModule {
+    code: Arc<[u8]>,
+    hash: Digest,
+    exports_init: bool,
+    exports_migrate: bool,
+}
+
+impl ValidatedModule {
+    /// Returns the module's bytes.
+    pub fn code(&self) -> &[u8] {
+        &self.code
+    }
+
+    /// Returns SM3 of the module's bytes: the code hash and the cache key.
+    pub fn hash(&self) -> Digest {
+        self.hash
+    }
+
+    /// Returns whether the module exports `entry`.
+    pub fn exports(&self, entry: EntryPoint) -> bool {
+        match entry {
+            EntryPoint::Call => true,
+            EntryPoint::Init => self.exports_init,
+            EntryPoint::Migrate => self.exports_migrate,
+        }
+    }
+}
+
+/// Returns the proposals a contract may use: the MVP (with its floating-point part, which
+/// [`validate`] refuses by its own scan so that it can name the function and operator), plus
+/// mutable-global, sign-ext, bulk-memory and multi-value.
+fn allowed_features() -> WasmFeatures {
+    WasmFeatures::MUTABLE_GLOBAL
+        | WasmFeatures::SIGN_EXTENSION
+        | WasmFeatures::BULK_MEMORY
+        | WasmFeatures::MULTI_VALUE
+        | WasmFeatures::FLOATS
+}
+
+fn is_float(ty: ValType) -> bool {
+    matches!(ty, ValType::F32 | ValType::F64)
+}
+
+/// Returns the rendering of an operator that touches a float, if it does. wasmparser names
+/// every float instruction with `F32`/`F64` (`F32Add`, `I64TruncF64S`, `F64Const { .. }`), and
+/// a float block type or typed select prints its `F32`/`F64` type, so the rendering finds all.
+fn float_operator(op: &wasmparser::Operator<'_>) -> Option<String> {
+    let text = format!("{op:?}");
+    if text.contains("F32") || text.contains("F64") {
+        let mut text = text;
+        text.truncate(80);
+        Some(text)
+    } else {
+        None
+    }
+}
+
+/// Validates `code` for deployment under `limits`, in this order: size cap; parses and
+/// validates as WebAssembly; only the allowed proposals; then, in section order, no float
+/// types, imports only functions of `gmchain`, tables and memory within the limits, the ABI's
+/// exports, no start function, no float instruction in any function body; finally a
+/// float-free validation as a safety net. Nothing is compiled.
+pub fn validate(code: &[u8], limits: &Limits) -> Result<ValidatedModule, DeployError> {
+    if code.len() > limits.max_code_size {
+        return Err(DeployError::TooLarge {
+            size: code.len(),
+            limit: limits.max_code_size,
+        });
+    }
+    Validator::new_with_features(WasmFeatures::all())
+        .validate_all(code)
+        .map_err(|e| DeployError::InvalidWasm {
+            reason: e.to_string(),
+        })?;
+    Validator::new_with_features(allowed_features())
+        .validate_all(code)
+        .map_err(|e| DeployError::FeatureNotAllowed {
+            reason: e.to_string(),
+        })?;
+
+    let mut scan = Scan::default();
+    for payload in Parser::new(0).parse_all(code) {
+        let payload = payload.map_err(|e| DeployError::InvalidWasm {
+            reason: e.to_string(),
+        })?;
+        scan.payload(payload, limits)?;
+    }
+    scan.finish()?;
+
+    // Safety net: the validator without floats must agree with the scan above.
+    Validator::new_with_features(allowed_features() - WasmFeatures::FLOATS)
+        .validate_all(code)
+        .map_err(|e| DeployError::FloatType {
+            place: e.to_string(),
+        })?;
+
+    Ok(ValidatedModule {
+        code: Arc::from(code),
+        hash: crypto_sm::sm3::sm3(code),
+        exports_init: scan.exported.contains(&EntryPoint::Init.name()),
+        exports_migrate: scan.exported.contains(&EntryPoint::Migrate.name()),
+    })
+}
+
+/// What the section scan has seen so far.
+#[derive(Default)]
+struct Scan {
+    /// For each type index, whether it is a function type `[] -> []`.
+    types_unit: Vec<bool>,
+    /// The type index of each function, imports first.
+    func_types: Vec<u32>,
+    /// The number of imported functions (the first defined function's index).
+    imported_funcs: u32,
+    /// The number of function bodies read so far.
+    bodies: u32,
+    /// The ABI names found among the exports.
+    exported: Vec<&'static str>,
+    /// Whether an exported memory was seen.
+    memory_exported: bool,
+}
+
+impl Scan {
+    fn payload(&mut self, payload: Payload<'_>, limits: &Limits) -> Result<(), DeployError> {
+        let invalid = |e: wasmparser::BinaryReaderError| DeployError::InvalidWasm {
+            reason: e.to_string(),
+        };
+        match payload {
+            Payload::TypeSection(reader) => {
+                for (index, ty) in reader.into_iter_err_on_gc_types().enumerate() {
+                    let ty = ty.map_err(invalid)?;
+                    if ty.params().iter().chain(ty.results()).any(|t| is_float(*t)) {
+                        return Err(DeployError::FloatType {
+                            place: format!("type {index} (a function signature)"),
+                        });
+                    }
+                    self.types_unit
+                        .push(ty.params().is_empty() && ty.results().is_empty());
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader {
+                    let import = import.map_err(invalid)?;
+                    let refuse = |why| DeployError::ImportNotAllowed {
+                        module: import.module.to_string(),
+                        name: import.name.to_string(),
+                        why,
+                    };
+                    if import.module != HOST_NAMESPACE {
+                        return Err(refuse("only the `gmchain` namespace may be imported"));
+                    }
+                    match import.ty {
+                        TypeRef::Func(type_index) => {
+                            self.func_types.push(type_index);
+                            self.imported_funcs += 1;
+                        }
+                        _ => return Err(refuse("only functions may be imported")),
+                    }
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for type_index in reader {
+                    self.func_types.push(type_index.map_err(invalid)?);
+                }
+            }
+            Payload::TableSection(reader) => {
+                for (index, table) in reader.into_iter().enumerate() {
+                    let ty = table.map_err(invalid)?.ty;
+                    let over = |declared: u64, which| DeployError::TableTooLarge {
+                        table: index as u32,
+                        declared,
+                        which,
+                        limit: limits.max_table_elements,
+                    };
+                    if ty.initial > u64::from(limits.max_table_elements) {
+                        return Err(over(ty.initial, "minimum"));
+                    }
+                    if let Some(max) = ty.maximum
+                        && max > u64::from(limits.max_table_elements)
+                    {
+                        return Err(over(max, "maximum"));
+                    }
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for memory in reader {
+                    let ty = memory.map_err(invalid)?;
+                    let over = |declared: u64, which| DeployError::TooManyPages {
+                        declared,
+                        which,
+                        limit: limits.max_memory_pages,
+                    };
+                    if ty.initial > u64::from(limits.max_memory_pages) {
+                        return Err(over(ty.initial, "minimum"));
+                    }
+                    if let Some(max) = ty.maximum
+                        && max > u64::from(limits.max_memory_pages)
+                    {
+                        return Err(over(max, "maximum"));
+                    }
+                }
+            }
+            Payload::GlobalSection(reader) => {
+                for (index, global) in reader.into_iter().enumerate() {
+                    if is_float(global.map_err(invalid)?.ty.content_type) {
+                        return Err(DeployError::FloatType {
+                            place: format!("global {index}"),
+                        });
+                    }
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    self.export(export.map_err(invalid)?)?;
+                }
+            }
+            Payload::StartSection { func, .. } => {
+                return Err(DeployError::StartFunction { function: func });
+            }
+            Payload::CodeSectionEntry(body) => {
+                let function = self.imported_funcs + self.bodies;
+                self.bodies += 1;
+                let mut locals = body.get_locals_reader().map_err(invalid)?;
+                for _ in 0..locals.get_count() {
+                    let (_, ty) = locals.read().map_err(invalid)?;
+                    if is_float(ty) {
+                        return Err(DeployError::FloatType {
+                            place: format!("function {function} (a local)"),
+                        });
+                    }
+                }
+                let mut ops = body.get_operators_reader().map_err(invalid)?;
+                while !ops.eof() {
+                    let op = ops.read().map_err(invalid)?;
+                    if let Some(operator) = float_operator(&op) {
+                        return Err(DeployError::FloatInstruction { function, operator });
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn export(&mut self, export: wasmparser::Export<'_>) -> Result<(), DeployError> {
+        if export.name == MEMORY_EXPORT {
+            if export.kind != ExternalKind::Memory {
+                return Err(DeployError::ExportWrongType {
+                    name: export.name.to_string(),
+                    expected: "a memory",
+                });
+            }
+            self.memory_exported = true;
+            return Ok(());
+        }
+        let Some(entry) = EntryPoint::ALL.iter().find(|e| e.name() == export.name) else {
+            // Other exports (a toolchain's `__heap_base`, helpers) are allowed; the chain
+            // never calls them.
+            return Ok(());
+        };
+        let unit = export.kind == ExternalKind::Func
+            && self
+                .func_types
+                .get(export.index as usize)
+                .and_then(|t| self.types_unit.get(*t as usize))
+                .copied()
+                .unwrap_or(false);
+        if !unit {
+            return Err(DeployError::ExportWrongType {
+                name: export.name.to_string(),
+                expected: "a function of type [] -> []",
+            });
+        }
+        self.exported.push(entry.name());
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<(), DeployError> {
+        if !self.memory_exported {
+            return Err(DeployError::MissingExport {
+                name: MEMORY_EXPORT,
+            });
+        }
+        for entry in EntryPoint::ALL {
+            if entry.required() && !self.exported.contains(&entry.name()) {
+                return Err(DeployError::MissingExport { name: entry.name() });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,682 @@
+//! The contracts crate against hand-written modules (WAT): every deployment refusal with its
+//! code, hostile runs, and determinism of fuel between fresh, cached, cold and warm engines.
+
+use codes::Coded;
+use contracts::{DeployError, EntryPoint, Limits, Outcome, RunError, Runtime, TrapKind, validate};
+
+fn wasm(src: &str) -> Vec<u8> {
+    wat::parse_str(src).unwrap_or_else(|e| panic!("test module does not assemble: {e}\n{src}"))
+}
+
+fn refused(src: &str) -> DeployError {
+    refused_under(src, &Limits::default())
+}
+
+fn refused_under(src: &str, limits: &Limits) -> DeployError {
+    match validate(&wasm(src), limits) {
+        Ok(_) => panic!("accepted a module that must be refused:\n{src}"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts the refusal's code is `name`, registered in the codes table.
+fn assert_code(e: &impl Coded, name: &str) {
+    assert_eq!(e.code().name, name);
+    assert!(
+        codes::by_name(name).is_some(),
+        "{name} is not in crates/codes"
+    );
+}
+
+/// The smallest module the ABI accepts.
+const MINIMAL: &str = r#"(module (memory (export "memory") 1) (func (export "call")))"#;
+
+/// Validates, compiles and runs `call` of `src` with `fuel`.
+fn run(runtime: &mut Runtime, src: &str, fuel: u64) -> Outcome {
+    let module = validate(&wasm(src), runtime.limits()).expect("module validates");
+    let compiled = runtime.compile(&module).expect("module compiles");
+    runtime.run(&compiled, EntryPoint::Call, fuel)
+}
+
+fn fresh() -> Runtime {
+    Runtime::new(Limits::default(), 8)
+}
+
+// ---------------------------------------------------------------- deployment
+
+#[test]
+fn the_minimal_module_and_the_allowed_proposals_are_accepted() {
+    let m = validate(&wasm(MINIMAL), &Limits::default()).expect("minimal module");
+    assert!(m.exports(EntryPoint::Call));
+    assert!(!m.exports(EntryPoint::Init));
+    assert_eq!(m.hash(), crypto_sm::sm3::sm3(&wasm(MINIMAL)));
+    // sign-ext, bulk-memory, multi-value, mutable-global, gmchain function imports, optional
+    // entry points, other exports, a table within the limit, a memory at the page limit.
+    let src = r#"(module
+        (import "gmchain" "abort" (func (param i32 i32)))
+        (memory (export "memory") 64 64)
+        (table 4 funcref)
+        (global $g (export "__heap_base") (mut i32) (i32.const 0))
+        (func $pair (result i32 i64) (i32.const 1) (i64.const 2))
+        (func (export "call")
+            (drop (i32.extend8_s (i32.const 255)))
+            (memory.fill (i32.const 0) (i32.const 0) (i32.const 16))
+            (call $pair) (drop) (drop)
+            (global.set $g (i32.const 1)))
+        (func (export "init"))
+        (func (export "migrate")))"#;
+    let m = validate(&wasm(src), &Limits::default()).expect("allowed proposals");
+    assert!(m.exports(EntryPoint::Init) && m.exports(EntryPoint::Migrate));
+}
+
+#[test]
+fn invalid_bytes_are_refused() {
+    for bytes in [&b"hello"[..], b"", b"\0asm\x01\0\0\0\x01\xff"] {
+        let e = validate(bytes, &Limits::default()).expect_err("not wasm");
+        assert!(matches!(e, DeployError::InvalidWasm { .. }), "{e:?}");
+        assert_code(&e, "CONTRACT_INVALID_WASM");
+    }
+    // A valid header with an ill-typed body.
+    let e = refused(
+        r#"(module (memory (export "memory") 1) (func (export "call") (result i32) (i64.const 1)))"#,
+    );
+    assert!(matches!(e, DeployError::InvalidWasm { .. }), "{e:?}");
+}
+
+#[test]
+fn a_float_instruction_is_refused_naming_the_function_and_operator() {
+    let e = refused(
+        r#"(module (memory (export "memory") 1)
+            (func (export "call"))
+            (func (result i32) (i32.trunc_f64_s (f64.sqrt (f64.const 2)))))"#,
+    );
+    match &e {
+        DeployError::FloatInstruction { function, operator } => {
+            assert_eq!(*function, 1);
+            assert!(operator.starts_with("F64Const"), "{operator}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(e.to_string().contains("function 1"), "{e}");
+    assert_code(&e, "CONTRACT_FLOAT");
+    // With an import first, the index counts it; a conversion alone is found too.
+    let e = refused(
+        r#"(module (import "gmchain" "f" (func)) (memory (export "memory") 1)
+            (func (export "call"))
+            (func (param i64) (result i32) (i32.reinterpret_f32 (f32.convert_i64_u (local.get 0)))))"#,
+    );
+    assert!(
+        matches!(&e, DeployError::FloatInstruction { function: 2, operator } if operator.starts_with("F32ConvertI64U")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn float_types_are_refused_in_signatures_locals_and_globals() {
+    let e = refused(
+        r#"(module (memory (export "memory") 1) (func (export "call")) (func (param f32)))"#,
+    );
+    assert!(
+        matches!(&e, DeployError::FloatType { place } if place.contains("type")),
+        "{e:?}"
+    );
+    assert_code(&e, "CONTRACT_FLOAT");
+    let e = refused(r#"(module (memory (export "memory") 1) (func (export "call") (local f64)))"#);
+    assert!(
+        matches!(&e, DeployError::FloatType { place } if place == "function 0 (a local)"),
+        "{e:?}"
+    );
+    let e = refused(
+        r#"(module (memory (export "memory") 1) (global f64 (f64.const 0)) (func (export "call")))"#,
+    );
+    assert!(
+        matches!(&e, DeployError::FloatType { place } if place == "global 0"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn imports_outside_the_gmchain_namespace_or_not_functions_are_refused() {
+    for (import, module, name) in [
+        (r#"(import "env" "abort" (func))"#, "env", "abort"),
+        (
+            r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))"#,
+            "wasi_snapshot_preview1",
+            "fd_write",
+        ),
+    ] {
+        let e = refused(&format!(
+            r#"(module {import} (memory (export "memory") 1) (func (export "call")))"#
+        ));
+        match &e {
+            DeployError::ImportNotAllowed {
+                module: m, name: n, ..
+            } => {
+                assert_eq!((m.as_str(), n.as_str()), (module, name));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(e.to_string().contains(&format!("{module}.{name}")), "{e}");
+        assert_code(&e, "CONTRACT_IMPORT_NOT_ALLOWED");
+    }
+    let e = refused(
+        r#"(module (import "gmchain" "memory" (memory 1)) (export "memory" (memory 0)) (func (export "call")))"#,
+    );
+    assert!(
+        matches!(&e, DeployError::ImportNotAllowed { why, .. } if why.contains("only functions")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn missing_or_mistyped_exports_are_refused() {
+    let e = refused(r#"(module (memory (export "memory") 1) (func (export "run")))"#);
+    assert_eq!(e, DeployError::MissingExport { name: "call" });
+    assert_code(&e, "CONTRACT_MISSING_EXPORT");
+    let e = refused(r#"(module (memory 1) (func (export "call")))"#);
+    assert_eq!(e, DeployError::MissingExport { name: "memory" });
+    let e = refused(r#"(module (memory (export "memory") 1) (func (export "call") (param i32)))"#);
+    assert!(
+        matches!(&e, DeployError::ExportWrongType { name, .. } if name == "call"),
+        "{e:?}"
+    );
+    assert_code(&e, "CONTRACT_EXPORT_WRONG_TYPE");
+    let e = refused(
+        r#"(module (memory (export "memory") 1) (func (export "call")) (func (export "init") (result i32) (i32.const 0)))"#,
+    );
+    assert!(
+        matches!(&e, DeployError::ExportWrongType { name, .. } if name == "init"),
+        "{e:?}"
+    );
+    let e = refused(
+        r#"(module (memory 1) (global (export "memory") i32 (i32.const 0)) (func (export "call")))"#,
+    );
+    assert!(
+        matches!(&e, DeployError::ExportWrongType { name, .. } if name == "memory"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_start_function_is_refused() {
+    let e = refused(
+        r#"(module (memory (export "memory") 1) (func $s) (start $s) (func (export "call")))"#,
+    );
+    assert_eq!(e, DeployError::StartFunction { function: 0 });
+    assert_code(&e, "CONTRACT_START_FUNCTION");
+}
+
+#[test]
+fn a_module_over_the_size_cap_is_refused_and_one_at_the_cap_accepted() {
+    let code = wasm(MINIMAL);
+    let at_cap = Limits {
+        max_code_size: code.len(),
+        ..Limits::default()
+    };
+    validate(&code, &at_cap).expect("a module exactly at the cap");
+    let below = Limits {
+        max_code_size: code.len() - 1,
+        ..Limits::default()
+    };
+    let e = validate(&code, &below).expect_err("over the cap");
+    assert_eq!(
+        e,
+        DeployError::TooLarge {
+            size: code.len(),
+            limit: code.len() - 1
+        }
+    );
+    assert_code(&e, "CONTRACT_TOO_LARGE");
+}
+
+#[test]
+fn memory_or_tables_over_the_limits_are_refused() {
+    let e = refused(r#"(module (memory (export "memory") 65) (func (export "call")))"#);
+    assert_eq!(
+        e,
+        DeployError::TooManyPages {
+            declared: 65,
+            which: "minimum",
+            limit: 64
+        }
+    );
+    assert_code(&e, "CONTRACT_TOO_MANY_PAGES");
+    let e = refused(r#"(module (memory (export "memory") 1 100) (func (export "call")))"#);
+    assert!(
+        matches!(
+            e,
+            DeployError::TooManyPages {
+                declared: 100,
+                which: "maximum",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // The limit is configurable.
+    let small = Limits {
+        max_memory_pages: 2,
+        ..Limits::default()
+    };
+    let e = refused_under(
+        r#"(module (memory (export "memory") 3) (func (export "call")))"#,
+        &small,
+    );
+    assert!(
+        matches!(e, DeployError::TooManyPages { limit: 2, .. }),
+        "{e:?}"
+    );
+    let e = refused(
+        r#"(module (memory (export "memory") 1) (table 2000 funcref) (func (export "call")))"#,
+    );
+    assert!(
+        matches!(e, DeployError::TableTooLarge { declared: 2000, .. }),
+        "{e:?}"
+    );
+    assert_code(&e, "CONTRACT_TABLE_TOO_LARGE");
+}
+
+#[test]
+fn disabled_proposals_are_refused() {
+    let cases = [
+        (
+            "reference-types",
+            r#"(module (memory (export "memory") 1) (func (export "call") (drop (ref.null extern))))"#,
+        ),
+        (
+            "simd",
+            r#"(module (memory (export "memory") 1) (func (export "call") (drop (i32x4.add (v128.const i64x2 1 2) (v128.const i64x2 3 4)))))"#,
+        ),
+        (
+            "tail-call",
+            r#"(module (memory (export "memory") 1) (func $f) (func (export "call") (return_call $f)))"#,
+        ),
+        (
+            "threads",
+            r#"(module (memory (export "memory") 1 1 shared) (func (export "call")))"#,
+        ),
+        (
+            "multi-memory",
+            r#"(module (memory (export "memory") 1) (memory 1) (func (export "call")))"#,
+        ),
+        (
+            "memory64",
+            r#"(module (memory (export "memory") i64 1) (func (export "call")))"#,
+        ),
+        (
+            "extended-const",
+            r#"(module (memory (export "memory") 1) (global i32 (i32.add (i32.const 1) (i32.const 2))) (func (export "call")))"#,
+        ),
+    ];
+    for (proposal, src) in cases {
+        let e = refused(src);
+        assert!(
+            matches!(e, DeployError::FeatureNotAllowed { .. }),
+            "{proposal}: {e:?}"
+        );
+        assert_code(&e, "CONTRACT_FEATURE_NOT_ALLOWED");
+    }
+}
+
+// ---------------------------------------------------------------- hostile runs
+
+#[test]
+fn an_endless_loop_runs_out_of_fuel() {
+    let mut rt = fresh();
+    let out = run(
+        &mut rt,
+        r#"(module (memory (export "memory") 1) (func (export "call") (loop (br 0))))"#,
+        100_000,
+    );
+    assert_eq!(
+        out,
+        Outcome {
+            fuel_used: 100_000,
+            result: Err(RunError::FuelExhausted { limit: 100_000 })
+        }
+    );
+    assert_code(out.result.as_ref().unwrap_err(), "CONTRACT_FUEL_EXHAUSTED");
+}
+
+/// Grows memory by `delta` pages and traps (unreachable) if `memory.grow` returned -1.
+fn grow_module(initial: u32, delta: u32) -> String {
+    format!(
+        r#"(module (memory (export "memory") {initial})
+            (func (export "call")
+                (if (i32.eq (memory.grow (i32.const {delta})) (i32.const -1))
+                    (then unreachable))))"#
+    )
+}
+
+#[test]
+fn memory_grow_past_the_limit_returns_minus_one() {
+    // 1 + 63 = 64 pages: within the limit, the grow succeeds (and costs 1024 fuel a page).
+    let mut rt = fresh();
+    let within = run(&mut rt, &grow_module(1, 63), 1_000_000);
+    assert_eq!(within.result, Ok(()));
+    let none = run(&mut rt, &grow_module(1, 0), 1_000_000);
+    assert_eq!(within.fuel_used - none.fuel_used, 63 * 1024);
+    // 1 + 64 = 65 pages: memory.grow returns -1 (no trap of its own); the module's check traps.
+    let past = run(&mut rt, &grow_module(1, 64), 1_000_000);
+    assert_eq!(
+        past.result,
+        Err(RunError::Trap {
+            kind: TrapKind::Unreachable
+        })
+    );
+    assert_code(past.result.as_ref().unwrap_err(), "CONTRACT_TRAP");
+    // After the failed grow the memory is unchanged and the run continues normally.
+    let mut rt = fresh();
+    let out = run(
+        &mut rt,
+        r#"(module (memory (export "memory") 1)
+            (func (export "call")
+                (drop (memory.grow (i32.const 1000)))
+                (if (i32.ne (memory.size) (i32.const 1)) (then unreachable))))"#,
+        1_000_000,
+    );
+    assert_eq!(out.result, Ok(()));
+    // A smaller configured limit moves the boundary.
+    let mut small = Runtime::new(
+        Limits {
+            max_memory_pages: 2,
+            ..Limits::default()
+        },
+        4,
+    );
+    assert_eq!(
+        run(&mut small, &grow_module(1, 1), 1_000_000).result,
+        Ok(())
+    );
+    assert!(
+        run(&mut small, &grow_module(1, 2), 1_000_000)
+            .result
+            .is_err()
+    );
+}
+
+#[test]
+fn a_module_declaring_more_memory_than_the_engine_allows_fails_with_memory_limit() {
+    // Deployed under the default limit, later run on an engine whose limit was lowered.
+    let code = wasm(r#"(module (memory (export "memory") 4) (func (export "call")))"#);
+    let module = validate(&code, &Limits::default()).expect("4 pages are within 64");
+    let mut rt = Runtime::new(
+        Limits {
+            max_memory_pages: 2,
+            ..Limits::default()
+        },
+        4,
+    );
+    let compiled = rt.compile(&module).expect("compiles");
+    let out = rt.run(&compiled, EntryPoint::Call, 1000);
+    assert_eq!(out.result, Err(RunError::MemoryLimit { limit: 2 }));
+    assert_code(out.result.as_ref().unwrap_err(), "CONTRACT_MEMORY_LIMIT");
+}
+
+/// A module whose `call` recurses `depth` calls deep through `$rec`.
+fn recursion_module(depth: u32) -> String {
+    format!(
+        r#"(module (memory (export "memory") 1)
+            (func $rec (param i32)
+                (if (i32.gt_u (local.get 0) (i32.const 1))
+                    (then (call $rec (i32.sub (local.get 0) (i32.const 1))))))
+            (func (export "call") (call $rec (i32.const {depth}))))"#
+    )
+}
+
+#[test]
+fn deep_recursion_exhausts_the_stack_at_the_configured_depth() {
+    let mut rt = fresh();
+    let endless = run(
+        &mut rt,
+        r#"(module (memory (export "memory") 1) (func $f (export "call") (call $f)))"#,
+        10_000_000,
+    );
+    assert_eq!(
+        endless.result,
+        Err(RunError::StackExhausted { depth_limit: 256 })
+    );
+    assert_code(
+        endless.result.as_ref().unwrap_err(),
+        "CONTRACT_STACK_EXHAUSTED",
+    );
+    // `call` is one frame: 255 more fit under the limit of 256, 256 more do not.
+    assert_eq!(
+        run(&mut rt, &recursion_module(255), 10_000_000).result,
+        Ok(())
+    );
+    assert_eq!(
+        run(&mut rt, &recursion_module(256), 10_000_000).result,
+        Err(RunError::StackExhausted { depth_limit: 256 })
+    );
+}
+
+#[test]
+fn traps_name_their_kind() {
+    let mut rt = fresh();
+    for (body, kind) in [
+        (
+            "(drop (i32.div_u (i32.const 1) (i32.const 0)))",
+            TrapKind::IntegerDivisionByZero,
+        ),
+        (
+            "(drop (i32.div_s (i32.const -2147483648) (i32.const -1)))",
+            TrapKind::IntegerOverflow,
+        ),
+        (
+            "(drop (i32.load (i32.const 65535)))",
+            TrapKind::MemoryOutOfBounds,
+        ),
+        ("unreachable", TrapKind::Unreachable),
+    ] {
+        let src = format!(r#"(module (memory (export "memory") 1) (func (export "call") {body}))"#);
+        assert_eq!(
+            run(&mut rt, &src, 1000).result,
+            Err(RunError::Trap { kind }),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn an_unprovided_host_import_or_entry_point_fails_without_panic() {
+    let mut rt = fresh();
+    let out = run(
+        &mut rt,
+        r#"(module (import "gmchain" "storage_get" (func)) (memory (export "memory") 1) (func (export "call")))"#,
+        1000,
+    );
+    assert!(
+        matches!(&out.result, Err(RunError::Instantiation { reason }) if reason.contains("storage_get")),
+        "{out:?}"
+    );
+    assert_code(
+        out.result.as_ref().unwrap_err(),
+        "CONTRACT_INSTANTIATION_FAILED",
+    );
+    let module = validate(&wasm(MINIMAL), rt.limits()).expect("minimal");
+    let compiled = rt.compile(&module).expect("compiles");
+    let out = rt.run(&compiled, EntryPoint::Init, 1000);
+    assert_eq!(
+        out.result,
+        Err(RunError::NoEntryPoint {
+            name: "init".to_string()
+        })
+    );
+    assert_code(out.result.as_ref().unwrap_err(), "CONTRACT_NO_ENTRY_POINT");
+    // A module compiled by another runtime is refused, not a panic of wasmi's engine check.
+    let other = fresh().compile(&module).expect("compiles");
+    assert!(matches!(
+        rt.run(&other, EntryPoint::Call, 1000).result,
+        Err(RunError::Instantiation { .. })
+    ));
+}
+
+#[test]
+fn no_single_bit_flip_of_a_module_panics_validation_or_a_run() {
+    let src = r#"(module (memory (export "memory") 1)
+        (func $rec (param i32) (result i32)
+            (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0))
+                (else (i32.add (i32.load8_u (local.get 0)) (call $rec (i32.sub (local.get 0) (i32.const 1)))))))
+        (func (export "call") (drop (call $rec (i32.const 100))) (drop (memory.grow (i32.const 2)))))"#;
+    let code = wasm(src);
+    let mut rt = fresh();
+    let (mut accepted, mut refused) = (0, 0);
+    for i in 0..code.len() * 8 {
+        let mut m = code.clone();
+        m[i / 8] ^= 1 << (i % 8);
+        match validate(&m, rt.limits()) {
+            Ok(v) => {
+                accepted += 1;
+                if let Ok(c) = rt.compile(&v) {
+                    let _ = rt.run(&c, EntryPoint::Call, 10_000);
+                }
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(
+        accepted > 0 && refused > 0,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
+// ---------------------------------------------------------------- fuel and determinism
+
+/// A loop of `n` iterations.
+fn counting_loop(n: u32) -> String {
+    format!(
+        r#"(module (memory (export "memory") 1)
+            (func (export "call") (local i32)
+                (local.set 0 (i32.const {n}))
+                (loop
+                    (br_if 0 (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))))"#
+    )
+}
+
+/// Fuel of `call` with `body`, on a module with one i32 local.
+fn body_fuel(rt: &mut Runtime, body: &str) -> u64 {
+    let src = format!(
+        r#"(module (memory (export "memory") 1) (func $empty) (func (export "call") (local i32) {body}))"#
+    );
+    let out = run(rt, &src, 100_000);
+    assert_eq!(out.result, Ok(()), "{body}");
+    out.fuel_used
+}
+
+#[test]
+fn fuel_known_answers_follow_the_published_table() {
+    let mut rt = fresh();
+    // Entering the function body: 1. nop, drop, block and end: 0. A constant, a local.set: 1.
+    assert_eq!(body_fuel(&mut rt, ""), 1);
+    assert_eq!(body_fuel(&mut rt, "(nop) (block (drop (i32.const 7)))"), 2);
+    assert_eq!(body_fuel(&mut rt, "(local.set 0 (i32.const 5))"), 3);
+    // call: 1, plus 1 for entering the callee's body.
+    assert_eq!(body_fuel(&mut rt, "(call $empty)"), 3);
+    // if: local.get 1 + if 1; entering the arm taken: 1 more.
+    assert_eq!(body_fuel(&mut rt, "(if (local.get 0) (then (nop)))"), 3);
+    assert_eq!(
+        body_fuel(
+            &mut rt,
+            "(local.set 0 (i32.const 1)) (if (local.get 0) (then (nop)))"
+        ),
+        6
+    );
+    assert_eq!(
+        body_fuel(&mut rt, "(if (local.get 0) (then (nop)) (else (nop)))"),
+        4
+    );
+    // memory.fill of 640 bytes: 3 constants + the fill (1) + 640/64.
+    assert_eq!(
+        body_fuel(
+            &mut rt,
+            "(memory.fill (i32.const 0) (i32.const 1) (i32.const 640))"
+        ),
+        1 + 3 + 1 + 10
+    );
+    // A loop: 1 for the body, 2 for the prologue, and per iteration 1 for entering the loop
+    // plus local.get, i32.const, i32.sub, local.tee, br_if.
+    for n in [1u32, 2, 10, 1000] {
+        let out = run(&mut rt, &counting_loop(n), 1_000_000);
+        assert_eq!(out.result, Ok(()));
+        assert_eq!(out.fuel_used, 3 + 6 * u64::from(n), "n = {n}");
+    }
+    // The exact limit suffices; one less runs out.
+    let need = 3 + 6 * 10;
+    assert_eq!(run(&mut rt, &counting_loop(10), need).result, Ok(()));
+    assert_eq!(
+        run(&mut rt, &counting_loop(10), need - 1).result,
+        Err(RunError::FuelExhausted { limit: need - 1 })
+    );
+}
+
+#[test]
+fn a_fresh_engine_and_a_cached_module_use_the_same_fuel() {
+    let src = recursion_module(200);
+    let code = wasm(&src);
+    let mut a = fresh();
+    let module = validate(&code, a.limits()).expect("validates");
+    let first = a.compile(&module).expect("compiles");
+    assert_eq!(a.cache_stats().misses, 1);
+    assert_eq!(a.cache_stats().hits, 0);
+    let cold = a.run(&first, EntryPoint::Call, 1_000_000);
+    let cached = a.compile(&module).expect("from the cache");
+    assert_eq!(a.cache_stats().hits, 1);
+    assert_eq!(cached.hash(), module.hash());
+    let warm = a.run(&cached, EntryPoint::Call, 1_000_000);
+    let by_hash = a.cached(&module.hash()).expect("cached by hash");
+    let again = a.run(&by_hash, EntryPoint::Call, 1_000_000);
+    let mut b = fresh();
+    let other = b.compile(&module).expect("compiles");
+    let fresh_run = b.run(&other, EntryPoint::Call, 1_000_000);
+    assert_eq!(cold.result, Ok(()));
+    assert!(cold.fuel_used > 200);
+    assert_eq!(cold, warm);
+    assert_eq!(cold, again);
+    assert_eq!(cold, fresh_run);
+}
+
+#[test]
+fn a_cold_and_a_warm_cache_give_identical_outcomes() {
+    let modules = [
+        counting_loop(300),
+        recursion_module(100),
+        recursion_module(300),
+        grow_module(1, 10),
+        grow_module(1, 64),
+        r#"(module (memory (export "memory") 1) (func (export "call") (loop (br 0))))"#.to_string(),
+    ];
+    let mut cold = Runtime::new(Limits::default(), 0);
+    let mut warm = Runtime::new(Limits::default(), 16);
+    for src in &modules {
+        run(&mut warm, src, 50_000); // fill the cache
+    }
+    let hits_before = warm.cache_stats().hits;
+    for src in &modules {
+        assert_eq!(
+            run(&mut cold, src, 50_000),
+            run(&mut warm, src, 50_000),
+            "{src}"
+        );
+    }
+    assert_eq!(warm.cache_stats().hits, hits_before + modules.len() as u64);
+    assert_eq!(cold.cache_stats().hits, 0);
+    assert_eq!(cold.cache_stats().len, 0);
+}
+
+#[test]
+fn the_cache_is_bounded_and_drops_the_least_recently_used() {
+    let mut rt = Runtime::new(Limits::default(), 2);
+    let [a, b, c] =
+        [1u32, 2, 3].map(|n| validate(&wasm(&counting_loop(n)), rt.limits()).expect("v"));
+    rt.compile(&a).expect("a");
+    rt.compile(&b).expect("b");
+    rt.compile(&a)
+        .expect("a again: a hit, a is now the most recent");
+    rt.compile(&c).expect("c evicts b");
+    let s = rt.cache_stats();
+    assert_eq!((s.hits, s.misses, s.len, s.capacity), (1, 3, 2, 2));
+    assert!(rt.cached(&a.hash()).is_some());
+    assert!(rt.cached(&c.hash()).is_some());
+    assert!(rt.cached(&b.hash()).is_none());
+}
