@@ -594,19 +594,15 @@ impl Host for NodeHost {
         // validator may hold another quorum for the parent. Ours for a block we made; for a
         // re-proposal of another validator's block under a proof of lock, the one that came
         // with it (ours would make the copy not whole to everyone else).
-        let own = self.core.ledger().head().certificate;
-        let named = self
-            .executed
+        // (`parent_certs` holds only certificates a header named, and is restored from the
+        // WAL after a restart.)
+        let parent = self
+            .parent_certs
             .get(&proposal.proposal.block)
-            .and_then(|e| e.block().header.consensus)
-            .map(|l| l.last_commit);
-        let parent = match named {
-            Some(n) if own.as_ref().is_none_or(|c| c.hash() != n) => {
-                self.parent_certs.get(&proposal.proposal.block).cloned()
-            }
-            _ => own,
-        };
-        let parent = parent.map(|c| c.to_bytes()).unwrap_or_default();
+            .cloned()
+            .or_else(|| self.core.ledger().head().certificate)
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
         let payload = encode_three(&proposal.to_bytes(), block, &parent);
         self.remember(Topic::PROPOSAL, &payload);
         let signer = proposal.proposal.proposer;
@@ -709,6 +705,10 @@ struct Runner {
     /// and any f+1 (or 2f+1) of a round's votes make another, so later ones are dropped
     /// (a relay could otherwise mint thousands from one round, each vouched for and kept).
     certificates_seen: HashSet<(Height, u32, consensus::CertificateKind)>,
+    /// The votes held in `buffered` and `future`, by height, round, kind and validator: the
+    /// re-gossip topic is not deduplicated by the links, so copies of one vote must not fill
+    /// the buffers (and crowd out the proposal).
+    votes_held: HashSet<(Height, u32, types::VoteKind, Digest)>,
     /// When the next height may start (block interval after the last decision), and when it
     /// must (the empty-block interval).
     start_after: Option<(Instant, Instant)>,
@@ -782,6 +782,7 @@ impl Runner {
             future_bytes: 0,
             proposals_seen: HashMap::new(),
             certificates_seen: HashSet::new(),
+            votes_held: HashSet::new(),
             start_after: None,
             last_progress: Instant::now(),
             last_sync_request: None,
@@ -827,6 +828,7 @@ impl Runner {
         self.host.parent_certs.clear();
         self.proposals_seen.clear();
         self.certificates_seen.clear();
+        self.votes_held.retain(|k| k.0 > height);
         self.host.height_messages.clear();
         self.host.judged.clear();
         self.host.timers.clear();
@@ -992,6 +994,8 @@ impl Runner {
             self.highest_seen = h;
         }
         let ahead = height.is_some_and(|h| h > current);
+        // Whether the parent certificate beside a proposal is the one its header names.
+        let mut keep_given = false;
         let fits = if ahead {
             height.is_some_and(|h| h.0 <= current.0.saturating_add(64))
                 && self.future.len() < MAX_BUFFERED
@@ -1002,6 +1006,17 @@ impl Runner {
         if height.is_some_and(|h| h < current) || !fits {
             return Ok(());
         }
+        if let Input::Vote(v) = &input
+            && (ahead || self.start_after.is_some())
+        {
+            let v = &v.vote;
+            if !self
+                .votes_held
+                .insert((v.height, v.round, v.kind, v.validator))
+            {
+                return Ok(());
+            }
+        }
         if let Input::Proposal { proposal, block } = &input {
             let p = &proposal.proposal;
             // A proposal of a round far ahead (a later height starts at round 0), with a lock
@@ -1009,7 +1024,7 @@ impl Runner {
             // of one already taken: dropped before any block is decoded, executed or logged
             // (a faulty proposer cannot make us validate many blocks per height, nor a relay
             // make us check one many times).
-            let round_now = if ahead {
+            let round_now = if ahead || self.start_after.is_some() {
                 0
             } else {
                 self.engine.round().unwrap_or(0)
@@ -1034,9 +1049,10 @@ impl Runner {
                     .map(CommitCertificate::hash),
             ];
             let given = parent_cert.as_ref().filter(|_| parent_given);
-            let Some(keep_given) = is_whole(p, block, given, parent_given, &known, &limits) else {
+            let Some(whole_given) = is_whole(p, block, given, parent_given, &known, &limits) else {
                 return Ok(());
             };
+            keep_given = whole_given;
             self.proposals_seen.insert(key, p.block);
             if let Some(c) = parent_cert.filter(|_| keep_given) {
                 self.keep_parent_certificate(p.height, p.block, c)?;
@@ -1057,8 +1073,18 @@ impl Runner {
                 .vouch(id, m.topic, &m.payload, signer_of(&input));
         }
         if ahead {
-            self.future_bytes += m.payload.len();
-            self.future.push_back((m.topic, m.payload.to_vec(), input));
+            // A proposal's certificate goes with it only if its header names it (replayed
+            // when that height starts, and re-gossiped).
+            let payload = match (&input, split_three(&m.payload)) {
+                (Input::Proposal { .. }, Some((sp, block, parent)))
+                    if !parent.is_empty() && !keep_given =>
+                {
+                    encode_three(sp, block, &[])
+                }
+                _ => m.payload.to_vec(),
+            };
+            self.future_bytes += payload.len();
+            self.future.push_back((m.topic, payload, input));
             return Ok(());
         }
         if matches!(
@@ -2881,7 +2907,6 @@ mod tests {
     /// the parent finds the copy not whole and drops it: no proposal, nil prevote, in every
     /// round this node re-proposes. Honest: quorums differ per node, and a restart is a crash.
     #[test]
-    #[ignore = "review finding: after a restart a re-proposal travels beside the re-proposer's own parent certificate"]
     fn a_re_proposal_after_a_restart_travels_beside_the_certificate_its_header_names() {
         let fx = fixture();
         let (beside, named) = re_proposal_sent_by_this_node(&fx, true);
@@ -2920,7 +2945,8 @@ mod tests {
             })
             .unwrap();
         }
-        assert_eq!(r.future.len(), copies, "premise: every copy kept");
+        // Fixed: copies of one vote are held once.
+        assert_eq!(r.future.len(), copies.min(1), "copies of one vote held");
         let p1 = fx
             .core
             .ledger()
@@ -2970,7 +2996,6 @@ mod tests {
     /// duplicates), so when this node gets there it has no proposal and prevotes nil until
     /// a stalled peer re-gossips. The same holds for `buffered` within the block interval.
     #[test]
-    #[ignore = "review finding: copies of one vote on the re-gossip topic fill the buffers and a genuine proposal is dropped"]
     fn copies_of_one_vote_do_not_crowd_out_the_next_heights_proposal() {
         let fx = fixture();
         assert!(
