@@ -216,37 +216,27 @@ impl Scan {
             Payload::TableSection(reader) => {
                 for (index, table) in reader.into_iter().enumerate() {
                     let ty = table.map_err(invalid)?.ty;
-                    let over = |declared: u64, which| DeployError::TableTooLarge {
-                        table: index as u32,
-                        declared,
-                        which,
-                        limit: limits.max_table_elements,
-                    };
-                    if ty.initial > u64::from(limits.max_table_elements) {
-                        return Err(over(ty.initial, "minimum"));
-                    }
-                    if let Some(max) = ty.maximum
-                        && max > u64::from(limits.max_table_elements)
-                    {
-                        return Err(over(max, "maximum"));
+                    let limit = limits.max_table_elements;
+                    if let Some((declared, which)) = above(ty.initial, ty.maximum, limit) {
+                        return Err(DeployError::TableTooLarge {
+                            table: index as u32,
+                            declared,
+                            which,
+                            limit,
+                        });
                     }
                 }
             }
             Payload::MemorySection(reader) => {
                 for memory in reader {
                     let ty = memory.map_err(invalid)?;
-                    let over = |declared: u64, which| DeployError::TooManyPages {
-                        declared,
-                        which,
-                        limit: limits.max_memory_pages,
-                    };
-                    if ty.initial > u64::from(limits.max_memory_pages) {
-                        return Err(over(ty.initial, "minimum"));
-                    }
-                    if let Some(max) = ty.maximum
-                        && max > u64::from(limits.max_memory_pages)
-                    {
-                        return Err(over(max, "maximum"));
+                    let limit = limits.max_memory_pages;
+                    if let Some((declared, which)) = above(ty.initial, ty.maximum, limit) {
+                        return Err(DeployError::TooManyPages {
+                            declared,
+                            which,
+                            limit,
+                        });
                     }
                 }
             }
@@ -338,4 +328,14 @@ impl Scan {
         }
         Ok(())
     }
+}
+
+/// The first of a declared minimum and maximum (of a table or memory) above `limit`, and which
+/// it is.
+fn above(initial: u64, maximum: Option<u64>, limit: u32) -> Option<(u64, &'static str)> {
+    let limit = u64::from(limit);
+    if initial > limit {
+        return Some((initial, "minimum"));
+    }
+    maximum.filter(|m| *m > limit).map(|m| (m, "maximum"))
 }

@@ -458,36 +458,39 @@ fn render_p2p(out: &mut String, s: &p2p::Stats) {
         head(out, name, help, "counter");
         let _ = writeln!(out, "{name} {v}");
     }
-    let name = "gmchain_p2p_links_closed_total";
-    head(
-        out,
-        name,
+    let mut labelled = |name: &str, help: &str, label: &str, values: Vec<(String, u64)>| {
+        head(out, name, help, "counter");
+        for (value, n) in values {
+            let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+        }
+    };
+    labelled(
+        "gmchain_p2p_links_closed_total",
         "Links closed by this node, by reason.",
-        "counter",
-    );
-    for (reason, v) in [
-        ("oversized", s.oversized),
-        ("malformed", s.malformed),
-        ("duplicate", s.duplicate_links),
-        ("revoked", s.revoked),
-        ("idle", s.idle),
-    ] {
-        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {v}");
-    }
-    let name = "gmchain_p2p_frames_dropped_total";
-    head(
-        out,
-        name,
-        "Frames dropped because a peer's queue was full, by topic.",
-        "counter",
+        "reason",
+        [
+            ("oversized", s.oversized),
+            ("malformed", s.malformed),
+            ("duplicate", s.duplicate_links),
+            ("revoked", s.revoked),
+            ("idle", s.idle),
+        ]
+        .map(|(r, n)| (r.to_string(), n))
+        .into(),
     );
     let mut by_topic: BTreeMap<u8, (p2p::Topic, u64)> = BTreeMap::new();
     for ((_, topic), n) in &s.dropped {
         by_topic.entry(topic.number()).or_insert((*topic, 0)).1 += n;
     }
-    for (topic, n) in by_topic.values() {
-        let _ = writeln!(out, "{name}{{topic=\"{topic}\"}} {n}");
-    }
+    labelled(
+        "gmchain_p2p_frames_dropped_total",
+        "Frames dropped because a peer's queue was full, by topic.",
+        "topic",
+        by_topic
+            .values()
+            .map(|(t, n)| (t.to_string(), *n))
+            .collect(),
+    );
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves.
@@ -522,6 +525,40 @@ pub async fn serve(
                     let _ = sock.shutdown().await;
                 });
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The p2p counters render as Prometheus samples: one per counter, the closes by reason,
+    /// and the drops summed over peers by topic (named).
+    #[test]
+    fn p2p_counters_render_with_their_labels() {
+        let peer = |b: u8| p2p::PeerId(crypto::Digest([b; 32]));
+        let mut s = p2p::Stats {
+            links: 3,
+            vouched: 7,
+            idle: 2,
+            ..Default::default()
+        };
+        s.dropped.insert((peer(1), p2p::Topic::VOTE), 4);
+        s.dropped.insert((peer(2), p2p::Topic::VOTE), 5);
+        s.dropped.insert((peer(2), p2p::Topic::TRANSACTION), 1);
+        let mut out = String::new();
+        render_p2p(&mut out, &s);
+        for line in [
+            "gmchain_p2p_links 3",
+            "gmchain_p2p_vouched_total 7",
+            "gmchain_p2p_links_closed_total{reason=\"idle\"} 2",
+            "gmchain_p2p_links_closed_total{reason=\"revoked\"} 0",
+            "gmchain_p2p_frames_dropped_total{topic=\"vote\"} 9",
+            "gmchain_p2p_frames_dropped_total{topic=\"transaction\"} 1",
+            "# TYPE gmchain_p2p_frames_dropped_total counter",
+        ] {
+            assert!(out.lines().any(|l| l == line), "no `{line}` in:\n{out}");
         }
     }
 }
