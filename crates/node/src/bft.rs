@@ -1797,6 +1797,7 @@ mod tests {
         Runner::new(fx.core.clone(), Box::new(links), params, 2_000).unwrap()
     }
 
+    /// A proposal of height 1 by validator `signer`, signed with its key.
     fn proposal(
         fx: &Fx,
         signer: usize,
@@ -1804,26 +1805,109 @@ mod tests {
         round: u32,
         pol: Option<u32>,
     ) -> SignedProposal {
+        signed_proposal(fx, signer, Height(1), round, block, pol)
+    }
+
+    /// A proposal of `block` for `height` and `round` by validator `signer`, signed with its
+    /// key.
+    fn signed_proposal(
+        fx: &Fx,
+        signer: usize,
+        height: Height,
+        round: u32,
+        block: BlockHash,
+        pol_round: Option<u32>,
+    ) -> SignedProposal {
         Proposal {
             chain_id: fx.core.genesis().chain_id.clone(),
-            height: Height(1),
+            height,
             round,
             block,
-            pol_round: pol,
+            pol_round,
             proposer: fx.keys[signer].1.fingerprint(),
         }
         .sign(fx.keys[signer].0.as_ref())
         .unwrap()
     }
 
-    /// A block of height 1 proposed by validator `v` at time `at`.
-    fn block_by(fx: &Fx, v: usize, at: u64) -> (BlockHash, Vec<u8>) {
+    /// Which fixture key proposes each round of `height`, by the validator set of `height`
+    /// as the ledger holds it now.
+    fn proposer_of(fx: &Fx, height: Height) -> impl Fn(u32) -> usize {
+        let set = fx.core.ledger().validator_set(height);
+        move |round: u32| {
+            let id = set.validators()[consensus::context::proposer_index(&set, height, round)].id;
+            (0..4).find(|&i| fx.keys[i].1.fingerprint() == id).unwrap()
+        }
+    }
+
+    /// The next height's block proposed by validator `v` at time `at` (on a fresh fixture,
+    /// height 1): its hash and the block.
+    fn proposed_block(fx: &Fx, v: usize, at: u64) -> (BlockHash, Block) {
         let p = fx
             .core
             .ledger()
             .propose(vec![], fx.keys[v].1.fingerprint(), at)
             .unwrap();
-        (p.executed.hash(), p.executed.block().to_bytes())
+        (p.executed.hash(), p.executed.block().clone())
+    }
+
+    /// A block of height 1 proposed by validator `v` at time `at`.
+    fn block_by(fx: &Fx, v: usize, at: u64) -> (BlockHash, Vec<u8>) {
+        let (hash, block) = proposed_block(fx, v, at);
+        (hash, block.to_bytes())
+    }
+
+    /// A commit certificate of `block` at `height`, round 0: the precommits of `signers`.
+    fn commit_certificate(
+        fx: &Fx,
+        height: Height,
+        block: BlockHash,
+        signers: &[usize],
+    ) -> CommitCertificate {
+        let votes: Vec<SignedVote> = signers
+            .iter()
+            .map(|&i| signed_vote(fx, i, height, 0, VoteKind::Precommit, Some(block)))
+            .collect();
+        CommitCertificate::from_votes(height, 0, block, &votes)
+    }
+
+    /// Height 1's block, proposed by validator 1 a second ago, and its commit certificate by
+    /// validators 0, 1 and 2: the block's hash, the block and the certificate.
+    fn height_1_committed(fx: &Fx) -> (BlockHash, Block, CommitCertificate) {
+        let (h1, block) = proposed_block(fx, 1, now_ms() - 1_000);
+        let cert = commit_certificate(fx, Height(1), h1, &[0, 1, 2]);
+        (h1, block, cert)
+    }
+
+    /// `block` with its header naming `parent` as the certificate of its parent: its hash
+    /// and bytes.
+    fn naming_parent(mut block: Block, parent: &CommitCertificate) -> (BlockHash, Vec<u8>) {
+        if let Some(links) = block.header.consensus.as_mut() {
+            links.last_commit = parent.hash();
+        }
+        (block.header.hash(), block.to_bytes())
+    }
+
+    /// Height 1's `block` relabelled as height 2's by validator `v`, its header naming
+    /// `parent` (not a valid height 2 to a ledger still at height 0): its hash and bytes.
+    fn relabelled_height_2(
+        fx: &Fx,
+        block: &Block,
+        v: usize,
+        parent: &CommitCertificate,
+    ) -> (BlockHash, Vec<u8>) {
+        let mut block = block.clone();
+        block.header.height = Height(2);
+        block.header.proposer = fx.keys[v].1.fingerprint();
+        naming_parent(block, parent)
+    }
+
+    /// Height 1 committed by `runner` as from a sync response to its own request: `block`
+    /// and its certificate `cert`.
+    fn sync_height_1(runner: &mut Runner, block: &Block, cert: &CommitCertificate) {
+        runner.last_sync_request = Some(Instant::now());
+        let synced = encode_three(&block.to_bytes(), &cert.to_bytes(), &[]);
+        runner.on_synced(&synced).unwrap();
     }
 
     /// H1: a block first judged as a re-proposal (no clock) is not thereby valid as a fresh
@@ -2039,9 +2123,7 @@ mod tests {
     /// Round 0's proposer at height 1 (another node than this one's, validator 0), its
     /// proposal and block, and the proposal message with `block` bytes beside it.
     fn round_0_proposal(fx: &Fx) -> (usize, BlockHash, Vec<u8>, SignedProposal) {
-        let set = fx.core.ledger().validator_set(Height(1));
-        let id = set.validators()[consensus::context::proposer_index(&set, Height(1), 0)].id;
-        let p = (0..4).find(|&i| fx.keys[i].1.fingerprint() == id).unwrap();
+        let p = proposer_of(fx, Height(1))(0);
         assert_ne!(p, 0, "fixture: round 0 is another node's");
         let (hash, bytes) = block_by(fx, p, now_ms());
         (p, hash, bytes, proposal(fx, p, hash, 0, None))
@@ -2070,9 +2152,16 @@ mod tests {
             let v = signed_vote(fx, i, Height(1), 0, VoteKind::Precommit, Some(hash));
             out.push(r.on_message(inbound(Topic::VOTE, v.to_bytes())));
         }
+        let prevotes = own_prevotes(fx, &links).iter().map(|v| v.block).collect();
+        (out, prevotes, hash)
+    }
+
+    /// This node's (validator 0's) prevotes among the votes it sent through `links`, in the
+    /// order sent.
+    fn own_prevotes(fx: &Fx, links: &Recorder) -> Vec<Vote> {
         let limits = fx.core.store().limits().clone();
         let me = fx.keys[0].1.fingerprint();
-        let prevotes = links
+        links
             .sent
             .lock()
             .unwrap()
@@ -2080,9 +2169,8 @@ mod tests {
             .filter(|(t, _)| *t == Topic::VOTE)
             .filter_map(|(_, b)| SignedVote::from_bytes(b, &limits).ok())
             .filter(|v| v.vote.validator == me && v.vote.kind == VoteKind::Prevote)
-            .map(|v| v.vote.block)
-            .collect();
-        (out, prevotes, hash)
+            .map(|v| v.vote)
+            .collect()
     }
 
     /// Control for the finding below: the genuine proposal gets this node's prevote, and
@@ -2134,58 +2222,21 @@ mod tests {
     fn parent_race(fx: &Fx, first: FirstParent) -> (Vec<Option<BlockHash>>, BlockHash) {
         let links = Recorder::default();
         let mut r = runner_with(fx, links.clone());
-        let p1 = fx
-            .core
-            .ledger()
-            .propose(vec![], fx.keys[1].1.fingerprint(), now_ms() - 1_000)
-            .unwrap();
-        let h1 = p1.executed.hash();
-        let cert = |signers: [usize; 3]| {
-            let votes: Vec<SignedVote> = signers
-                .iter()
-                .map(|&i| signed_vote(fx, i, Height(1), 0, VoteKind::Precommit, Some(h1)))
-                .collect();
-            CommitCertificate::from_votes(Height(1), 0, h1, &votes)
-        };
-        let (ours, theirs) = (cert([0, 1, 2]), cert([1, 2, 3]));
-        r.last_sync_request = Some(Instant::now());
-        let synced = encode_three(&p1.executed.block().to_bytes(), &ours.to_bytes(), &[]);
-        r.on_synced(&synced).unwrap();
+        let (h1, b1, ours) = height_1_committed(fx);
+        let theirs = commit_certificate(fx, Height(1), h1, &[1, 2, 3]);
+        sync_height_1(&mut r, &b1, &ours);
         assert_eq!(fx.core.tip().0.height, Height(1));
         r.maybe_start_height(Instant::now() + Duration::from_secs(600))
             .unwrap();
-        let set = fx.core.ledger().validator_set(Height(2));
-        let id = set.validators()[consensus::context::proposer_index(&set, Height(2), 1)].id;
-        let p = (0..4).find(|&i| fx.keys[i].1.fingerprint() == id).unwrap();
+        let p = proposer_of(fx, Height(2))(1);
         assert_ne!(p, 0, "fixture: round 1 of height 2 is another node's");
         for i in [1, 2] {
             let v = signed_vote(fx, i, Height(2), 1, VoteKind::Prevote, None);
             r.on_message(inbound(Topic::VOTE, v.to_bytes())).unwrap();
         }
         // The proposer's block: ours but for the parent certificate it names.
-        let mut block = fx
-            .core
-            .ledger()
-            .propose(vec![], fx.keys[p].1.fingerprint(), now_ms())
-            .unwrap()
-            .executed
-            .block()
-            .clone();
-        if let Some(links) = block.header.consensus.as_mut() {
-            links.last_commit = theirs.hash();
-        }
-        let hash = block.header.hash();
-        let bytes = block.to_bytes();
-        let signed = Proposal {
-            chain_id: fx.core.genesis().chain_id.clone(),
-            height: Height(2),
-            round: 1,
-            block: hash,
-            pol_round: None,
-            proposer: fx.keys[p].1.fingerprint(),
-        }
-        .sign(fx.keys[p].0.as_ref())
-        .unwrap();
+        let (hash, bytes) = naming_parent(proposed_block(fx, p, now_ms()).1, &theirs);
+        let signed = signed_proposal(fx, p, Height(2), 1, hash, None);
         let first = match first {
             FirstParent::Ours => ours.to_bytes(),
             FirstParent::Theirs => theirs.to_bytes(),
@@ -2195,22 +2246,10 @@ mod tests {
             let m = encode_three(&signed.to_bytes(), &bytes, &parent);
             r.on_message(inbound(Topic::PROPOSAL, m)).unwrap();
         }
-        let limits = fx.core.store().limits().clone();
-        let me = fx.keys[0].1.fingerprint();
-        let prevotes = links
-            .sent
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(t, _)| *t == Topic::VOTE)
-            .filter_map(|(_, b)| SignedVote::from_bytes(b, &limits).ok())
-            .filter(|v| {
-                v.vote.validator == me
-                    && v.vote.kind == VoteKind::Prevote
-                    && v.vote.height == Height(2)
-                    && v.vote.round == 1
-            })
-            .map(|v| v.vote.block)
+        let prevotes = own_prevotes(fx, &links)
+            .into_iter()
+            .filter(|v| v.height == Height(2) && v.round == 1)
+            .map(|v| v.block)
             .collect();
         (prevotes, hash)
     }
@@ -2318,35 +2357,14 @@ mod tests {
             (b.header.hash(), b.to_bytes())
         };
         let message = |(hash, block): &(BlockHash, Vec<u8>)| {
-            let signed = Proposal {
-                chain_id: fx.core.genesis().chain_id.clone(),
-                height: Height(2),
-                round: 0,
-                block: *hash,
-                pol_round: None,
-                proposer: fx.keys[1].1.fingerprint(),
-            }
-            .sign(fx.keys[1].0.as_ref())
-            .unwrap();
-            proposal_message(&signed, block)
+            proposal_message(&signed_proposal(&fx, 1, Height(2), 0, *hash, None), block)
         };
         let (first, second) = (height_2(now_ms() + 10), height_2(now_ms() + 20));
         r.on_message(message(&first)).unwrap();
         assert_eq!(r.future.len(), 1, "premise: buffered while at height 1");
         // Height 1 committed (synced), height 2 started: the buffered proposal is replayed.
-        let p1 = fx
-            .core
-            .ledger()
-            .propose(vec![], fx.keys[1].1.fingerprint(), now_ms() - 1_000)
-            .unwrap();
-        let h1 = p1.executed.hash();
-        let votes: Vec<SignedVote> = (0..3)
-            .map(|i| signed_vote(&fx, i, Height(1), 0, VoteKind::Precommit, Some(h1)))
-            .collect();
-        let cert = CommitCertificate::from_votes(Height(1), 0, h1, &votes);
-        r.last_sync_request = Some(Instant::now());
-        let synced = encode_three(&p1.executed.block().to_bytes(), &cert.to_bytes(), &[]);
-        r.on_synced(&synced).unwrap();
+        let (_, b1, cert) = height_1_committed(&fx);
+        sync_height_1(&mut r, &b1, &cert);
         r.maybe_start_height(Instant::now() + Duration::from_secs(600))
             .unwrap();
         assert!(r.future.is_empty(), "premise: replayed");
@@ -2385,29 +2403,11 @@ mod tests {
         let fx = fixture();
         let mut r = runner(&fx);
         let (_, bytes) = block_by(&fx, 1, now_ms());
-        let votes: Vec<SignedVote> = (1..4)
-            .map(|i| {
-                Vote {
-                    chain_id: fx.core.genesis().chain_id.clone(),
-                    height: Height(0),
-                    round: 0,
-                    kind: VoteKind::Precommit,
-                    block: Some(BlockHash(Digest([7; 32]))),
-                    validator: fx.keys[i].1.fingerprint(),
-                }
-                .sign(fx.keys[i].0.as_ref())
-                .unwrap()
-            })
-            .collect();
-        let parent =
-            CommitCertificate::from_votes(Height(0), 0, BlockHash(Digest([7; 32])), &votes);
+        let parent = commit_certificate(&fx, Height(0), BlockHash(Digest([7; 32])), &[1, 2, 3]);
         // The header names that certificate for its parent (else the copy is not whole).
         let limits = fx.core.store().limits().clone();
-        let mut block = Block::from_bytes(&bytes, &limits).unwrap();
-        if let Some(links) = block.header.consensus.as_mut() {
-            links.last_commit = parent.hash();
-        }
-        let (hash, bytes) = (block.header.hash(), block.to_bytes());
+        let block = Block::from_bytes(&bytes, &limits).unwrap();
+        let (hash, bytes) = naming_parent(block, &parent);
         let message = inbound(
             Topic::PROPOSAL,
             encode_three(
@@ -2437,33 +2437,9 @@ mod tests {
     fn sync_responses_need_our_request_and_a_quorum_certificate() {
         let fx = fixture();
         let mut r = runner(&fx);
-        let p = fx
-            .core
-            .ledger()
-            .propose(vec![], fx.keys[1].1.fingerprint(), now_ms())
-            .unwrap();
-        let hash = p.executed.hash();
-        let cert = |signers: &[usize]| {
-            let votes: Vec<SignedVote> = signers
-                .iter()
-                .map(|&i| {
-                    Vote {
-                        chain_id: fx.core.genesis().chain_id.clone(),
-                        height: Height(1),
-                        round: 0,
-                        kind: VoteKind::Precommit,
-                        block: Some(hash),
-                        validator: fx.keys[i].1.fingerprint(),
-                    }
-                    .sign(fx.keys[i].0.as_ref())
-                    .unwrap()
-                })
-                .collect();
-            CommitCertificate::from_votes(Height(1), 0, hash, &votes)
-        };
-        let response = |c: &CommitCertificate| {
-            encode_three(&p.executed.block().to_bytes(), &c.to_bytes(), &[])
-        };
+        let (hash, block) = proposed_block(&fx, 1, now_ms());
+        let cert = |signers: &[usize]| commit_certificate(&fx, Height(1), hash, signers);
+        let response = |c: &CommitCertificate| encode_three(&block.to_bytes(), &c.to_bytes(), &[]);
         let good = cert(&[0, 1, 2]);
         // Unasked: ignored.
         r.on_synced(&response(&good)).unwrap();
@@ -2473,10 +2449,7 @@ mod tests {
         assert_eq!(fx.core.tip().0.height, Height(0));
         r.on_synced(&response(&good)).unwrap();
         assert_eq!(fx.core.tip().0.height, Height(1));
-        assert_eq!(
-            fx.core.tip().1.timestamp,
-            p.executed.block().header.timestamp
-        );
+        assert_eq!(fx.core.tip().1.timestamp, block.header.timestamp);
     }
 
     /// Height 1 committed here (synced) with the certificate of validators 0, 1 and 2, and
@@ -2485,39 +2458,8 @@ mod tests {
     fn at_height_2(fx: &Fx) -> (Runner, Recorder, impl Fn([usize; 3]) -> CommitCertificate) {
         let links = Recorder::default();
         let mut r = runner_with(fx, links.clone());
-        let p1 = fx
-            .core
-            .ledger()
-            .propose(vec![], fx.keys[1].1.fingerprint(), now_ms() - 1_000)
-            .unwrap();
-        let h1 = p1.executed.hash();
-        let chain = fx.core.genesis().chain_id.clone();
-        let keys = fx.keys.clone();
-        let cert = move |signers: [usize; 3]| {
-            let votes: Vec<SignedVote> = signers
-                .iter()
-                .map(|&i| {
-                    Vote {
-                        chain_id: chain.clone(),
-                        height: Height(1),
-                        round: 0,
-                        kind: VoteKind::Precommit,
-                        block: Some(h1),
-                        validator: keys[i].1.fingerprint(),
-                    }
-                    .sign(keys[i].0.as_ref())
-                    .unwrap()
-                })
-                .collect();
-            CommitCertificate::from_votes(Height(1), 0, h1, &votes)
-        };
-        r.last_sync_request = Some(Instant::now());
-        let synced = encode_three(
-            &p1.executed.block().to_bytes(),
-            &cert([0, 1, 2]).to_bytes(),
-            &[],
-        );
-        r.on_synced(&synced).unwrap();
+        let (h1, b1, ours) = height_1_committed(fx);
+        sync_height_1(&mut r, &b1, &ours);
         assert_eq!(
             fx.core.tip().0.height,
             Height(1),
@@ -2525,6 +2467,7 @@ mod tests {
         );
         r.maybe_start_height(Instant::now() + Duration::from_secs(600))
             .unwrap();
+        let cert = move |signers: [usize; 3]| commit_certificate(fx, Height(1), h1, &signers);
         (r, links, cert)
     }
 
@@ -2561,12 +2504,7 @@ mod tests {
     /// of height 1 by `beside`: whether the re-proposal was taken, and what it was.
     fn re_proposal_taken(fx: &Fx, beside: [usize; 3]) -> (bool, String) {
         let (mut r, _links, cert) = at_height_2(fx);
-        let set = fx.core.ledger().validator_set(Height(2));
-        let proposer_of = |round: u32| {
-            let id =
-                set.validators()[consensus::context::proposer_index(&set, Height(2), round)].id;
-            (0..4).find(|&i| fx.keys[i].1.fingerprint() == id).unwrap()
-        };
+        let proposer_of = proposer_of(fx, Height(2));
         // Round `o`: validator p proposes a block naming its quorum for height 1 (1, 2, 3).
         let o = (0..8).find(|&k| proposer_of(k) != 0).unwrap();
         let p = proposer_of(o);
@@ -2583,30 +2521,9 @@ mod tests {
         } else {
             cert(beside)
         };
-        let mut block = fx
-            .core
-            .ledger()
-            .propose(vec![], fx.keys[p].1.fingerprint(), now_ms())
-            .unwrap()
-            .executed
-            .block()
-            .clone();
-        if let Some(links) = block.header.consensus.as_mut() {
-            links.last_commit = theirs.hash();
-        }
-        let (hash, bytes) = (block.header.hash(), block.to_bytes());
+        let (hash, bytes) = naming_parent(proposed_block(fx, p, now_ms()).1, &theirs);
         let signed = |v: usize, round: u32, pol_round: Option<u32>| {
-            Proposal {
-                chain_id: fx.core.genesis().chain_id.clone(),
-                height: Height(2),
-                round,
-                block: hash,
-                pol_round,
-                proposer: fx.keys[v].1.fingerprint(),
-            }
-            .sign(fx.keys[v].0.as_ref())
-            .unwrap()
-            .to_bytes()
+            signed_proposal(fx, v, Height(2), round, hash, pol_round).to_bytes()
         };
         let first = encode_three(&signed(p, o, None), &bytes, &theirs.to_bytes());
         r.on_message(inbound(Topic::PROPOSAL, first)).unwrap();
@@ -2630,20 +2547,9 @@ mod tests {
     fn a_skip_certificate_of_the_current_height_moves_the_round() {
         let fx = fixture();
         let (mut r, _, _) = at_height_2(&fx);
-        let mut votes: Vec<SignedVote> = [1, 2]
-            .iter()
-            .map(|&i| signed_vote(&fx, i, Height(2), 1, VoteKind::Prevote, None))
-            .collect();
-        votes.sort_by_key(|v| v.vote.validator.0);
-        let c = LivenessCertificate {
-            kind: consensus::CertificateKind::Skip,
-            height: Height(2),
-            round: 1,
-            votes,
-        };
+        let skip = skip_to(&fx, Height(2), 1);
         assert_eq!(r.engine.round(), Some(0));
-        let topic = Topic::new(TOPIC_CERTIFICATE).unwrap();
-        r.on_message(inbound(topic, c.to_bytes())).unwrap();
+        r.on_message(skip).unwrap();
         assert_eq!(r.engine.round(), Some(1));
     }
 
@@ -2661,31 +2567,15 @@ mod tests {
     fn liveness_certificates_of_past_heights_do_not_crowd_out_the_current_heights() {
         let fx = fixture();
         let (mut r, links, _) = at_height_2(&fx);
-        let topic = Topic::new(TOPIC_CERTIFICATE).unwrap();
-        let skip = |height: Height, round: u32| {
-            let mut votes: Vec<SignedVote> = [1, 2]
-                .iter()
-                .map(|&i| signed_vote(&fx, i, height, round, VoteKind::Prevote, None))
-                .collect();
-            votes.sort_by_key(|v| v.vote.validator.0);
-            LivenessCertificate {
-                kind: consensus::CertificateKind::Skip,
-                height,
-                round,
-                votes,
-            }
-            .to_bytes()
-        };
         for round in 0..MAX_BUFFERED as u32 {
-            r.on_message(inbound(topic, skip(Height(1), round)))
-                .unwrap();
+            r.on_message(skip_to(&fx, Height(1), round)).unwrap();
         }
         assert!(
             links.vouched.lock().unwrap().is_empty(),
             "premise: past heights' certificates not vouched for"
         );
         assert_eq!(r.engine.round(), Some(0), "premise: height 2, round 0");
-        r.on_message(inbound(topic, skip(Height(2), 1))).unwrap();
+        r.on_message(skip_to(&fx, Height(2), 1)).unwrap();
         assert_eq!(
             r.engine.round(),
             Some(1),
@@ -2717,45 +2607,16 @@ mod tests {
         let links = Recorder::default();
         let mut r = runner_with(fx, links.clone());
         let limits = fx.core.store().limits().clone();
-        let set = fx.core.ledger().validator_set(Height(2));
-        let proposer_of = |round: u32| {
-            let id =
-                set.validators()[consensus::context::proposer_index(&set, Height(2), round)].id;
-            (0..4).find(|&i| fx.keys[i].1.fingerprint() == id).unwrap()
-        };
+        let proposer_of = proposer_of(fx, Height(2));
         let round = (MAX_ROUNDS_AHEAD + 1..MAX_ROUNDS_AHEAD + 9)
             .find(|&k| proposer_of(k) != 0)
             .unwrap();
         let p = proposer_of(round);
         // Height 1's block and certificate (synced below), and height 2's block on it.
-        let p1 = fx
-            .core
-            .ledger()
-            .propose(vec![], fx.keys[1].1.fingerprint(), now_ms() - 1_000)
-            .unwrap();
-        let h1 = p1.executed.hash();
-        let votes: Vec<SignedVote> = (0..3)
-            .map(|i| signed_vote(fx, i, Height(1), 0, VoteKind::Precommit, Some(h1)))
-            .collect();
-        let cert = CommitCertificate::from_votes(Height(1), 0, h1, &votes);
-        let mut block = p1.executed.block().clone();
-        block.header.height = Height(2);
-        block.header.proposer = fx.keys[p].1.fingerprint();
-        if let Some(links) = block.header.consensus.as_mut() {
-            links.last_commit = cert.hash();
-        }
-        let (hash, bytes) = (block.header.hash(), block.to_bytes());
+        let (_, b1, cert) = height_1_committed(fx);
+        let (hash, bytes) = relabelled_height_2(fx, &b1, p, &cert);
         assert!(Block::from_bytes(&bytes, &limits).is_ok());
-        let signed = Proposal {
-            chain_id: fx.core.genesis().chain_id.clone(),
-            height: Height(2),
-            round,
-            block: hash,
-            pol_round: None,
-            proposer: fx.keys[p].1.fingerprint(),
-        }
-        .sign(fx.keys[p].0.as_ref())
-        .unwrap();
+        let signed = signed_proposal(fx, p, Height(2), round, hash, None);
         let payload = encode_three(&signed.to_bytes(), &bytes, &cert.to_bytes());
         if early {
             r.on_message(skip_to(fx, Height(1), round - MAX_ROUNDS_AHEAD))
@@ -2767,9 +2628,7 @@ mod tests {
             // keep (and not recorded as taken).
             assert!(r.future.is_empty(), "kept for height 2");
         }
-        r.last_sync_request = Some(Instant::now());
-        let synced = encode_three(&p1.executed.block().to_bytes(), &cert.to_bytes(), &[]);
-        r.on_synced(&synced).unwrap();
+        sync_height_1(&mut r, &b1, &cert);
         r.maybe_start_height(Instant::now() + Duration::from_secs(600))
             .unwrap();
         r.on_message(skip_to(fx, Height(2), round)).unwrap();
@@ -2779,21 +2638,10 @@ mod tests {
         wrapped.extend_from_slice(&payload);
         r.on_message(inbound(Topic::new(TOPIC_REGOSSIP).unwrap(), wrapped))
             .unwrap();
-        let me = fx.keys[0].1.fingerprint();
-        links
-            .sent
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(t, _)| *t == Topic::VOTE)
-            .filter_map(|(_, b)| SignedVote::from_bytes(b, &limits).ok())
-            .filter(|v| {
-                v.vote.validator == me
-                    && v.vote.kind == VoteKind::Prevote
-                    && v.vote.height == Height(2)
-                    && v.vote.round == round
-            })
-            .map(|v| v.vote.block)
+        own_prevotes(fx, &links)
+            .into_iter()
+            .filter(|v| v.height == Height(2) && v.round == round)
+            .map(|v| v.block)
             .collect()
     }
 
@@ -2825,38 +2673,13 @@ mod tests {
     /// it, and the one its header names.
     fn re_proposal_sent_by_this_node(fx: &Fx, restart: bool) -> (Vec<u8>, Vec<u8>) {
         let (mut r, links, cert) = at_height_2(fx);
-        let set = fx.core.ledger().validator_set(Height(2));
-        let proposer_of = |round: u32| {
-            let id =
-                set.validators()[consensus::context::proposer_index(&set, Height(2), round)].id;
-            (0..4).find(|&i| fx.keys[i].1.fingerprint() == id).unwrap()
-        };
+        let proposer_of = proposer_of(fx, Height(2));
         let o = (0..8).find(|&k| proposer_of(k) != 0).unwrap();
         let p = proposer_of(o);
         let theirs = cert([1, 2, 3]);
-        let mut block = fx
-            .core
-            .ledger()
-            .propose(vec![], fx.keys[p].1.fingerprint(), now_ms())
-            .unwrap()
-            .executed
-            .block()
-            .clone();
-        if let Some(l) = block.header.consensus.as_mut() {
-            l.last_commit = theirs.hash();
-        }
-        let (hash, bytes) = (block.header.hash(), block.to_bytes());
+        let (hash, bytes) = naming_parent(proposed_block(fx, p, now_ms()).1, &theirs);
         let signed = |v: usize, round: u32, pol_round: Option<u32>| {
-            Proposal {
-                chain_id: fx.core.genesis().chain_id.clone(),
-                height: Height(2),
-                round,
-                block: hash,
-                pol_round,
-                proposer: fx.keys[v].1.fingerprint(),
-            }
-            .sign(fx.keys[v].0.as_ref())
-            .unwrap()
+            signed_proposal(fx, v, Height(2), round, hash, pol_round)
         };
         let first = encode_three(&signed(p, o, None).to_bytes(), &bytes, &theirs.to_bytes());
         r.on_message(inbound(Topic::PROPOSAL, first)).unwrap();
@@ -2934,12 +2757,7 @@ mod tests {
     /// one other validator signed, one per round from 0 (all genuine, each verified).
     fn next_heights_proposal_kept_behind(fx: &Fx, copies: usize, faulty_rounds: bool) -> bool {
         let mut r = runner(fx);
-        let set = fx.core.ledger().validator_set(Height(2));
-        let proposer_of = |round: u32| {
-            let id =
-                set.validators()[consensus::context::proposer_index(&set, Height(2), round)].id;
-            (0..4).find(|&i| fx.keys[i].1.fingerprint() == id).unwrap()
-        };
+        let proposer_of = proposer_of(fx, Height(2));
         let round = (0..MAX_ROUNDS_AHEAD)
             .find(|&k| proposer_of(k) != 0)
             .unwrap();
@@ -2974,33 +2792,9 @@ mod tests {
             copies.min(1)
         };
         assert_eq!(r.future.len(), held, "votes held");
-        let p1 = fx
-            .core
-            .ledger()
-            .propose(vec![], fx.keys[1].1.fingerprint(), now_ms() - 1_000)
-            .unwrap();
-        let h1 = p1.executed.hash();
-        let votes: Vec<SignedVote> = (0..3)
-            .map(|i| signed_vote(fx, i, Height(1), 0, VoteKind::Precommit, Some(h1)))
-            .collect();
-        let cert = CommitCertificate::from_votes(Height(1), 0, h1, &votes);
-        let mut block = p1.executed.block().clone();
-        block.header.height = Height(2);
-        block.header.proposer = fx.keys[p].1.fingerprint();
-        if let Some(l) = block.header.consensus.as_mut() {
-            l.last_commit = cert.hash();
-        }
-        let (hash, bytes) = (block.header.hash(), block.to_bytes());
-        let signed = Proposal {
-            chain_id: fx.core.genesis().chain_id.clone(),
-            height: Height(2),
-            round,
-            block: hash,
-            pol_round: None,
-            proposer: fx.keys[p].1.fingerprint(),
-        }
-        .sign(fx.keys[p].0.as_ref())
-        .unwrap();
+        let (_, b1, cert) = height_1_committed(fx);
+        let (hash, bytes) = relabelled_height_2(fx, &b1, p, &cert);
+        let signed = signed_proposal(fx, p, Height(2), round, hash, None);
         let payload = encode_three(&signed.to_bytes(), &bytes, &cert.to_bytes());
         r.on_message(inbound(Topic::PROPOSAL, payload)).unwrap();
         r.future
