@@ -338,10 +338,16 @@ impl Genesis {
                 "must be at least 1",
             ));
         }
-        if p.max_tx_size == 0 {
+        // The floor a governance change must respect too: below it, an organisation could not
+        // send its own registration or CRL update.
+        if p.max_tx_size < crate::MIN_MAX_TX_SIZE {
             return Err(GenesisError::field(
                 "params.max_tx_size",
-                "must be at least 1",
+                format!(
+                    "{} bytes is below {} bytes, the least that carries an organisation's registration or CRL update",
+                    p.max_tx_size,
+                    crate::MIN_MAX_TX_SIZE
+                ),
             ));
         }
         // One transaction of max_tx_size, with the block's header and framing, must fit the

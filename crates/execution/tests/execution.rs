@@ -504,6 +504,12 @@ fn genesis_errors_name_their_field() {
         "params.max_tx_size",
         "unsigned",
     );
+    // The floor governance respects holds at genesis too (MIN_MAX_TX_SIZE, 8 KiB).
+    case(
+        &|v| v["params"]["max_tx_size"] = 8191.into(),
+        "params.max_tx_size",
+        "below 8192 bytes",
+    );
     case(&|v| v["chain_id"] = "".into(), "chain_id", "");
     case(&|v| v["chain_id"] = 5.into(), "chain_id", "not a string");
     case(
