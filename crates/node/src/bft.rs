@@ -291,7 +291,6 @@ fn is_whole(
     p: &Proposal,
     block: &[u8],
     parent: Option<&CommitCertificate>,
-    parent_given: bool,
     known: &[Option<Digest>],
     limits: &types::Limits,
 ) -> Option<bool> {
@@ -300,7 +299,7 @@ fn is_whole(
     if b.header.hash() != p.block {
         return None;
     }
-    let given_named = parent_given && parent.is_some_and(|c| c.hash() == links.last_commit);
+    let given_named = parent.is_some_and(|c| c.hash() == links.last_commit);
     let named_at_hand = given_named || known.contains(&Some(links.last_commit));
     (named_at_hand && b.tx_root() == b.header.tx_root).then_some(given_named)
 }
@@ -944,7 +943,6 @@ impl Runner {
         }
         let limits = self.core().store().limits().clone();
         let mut parent_cert = None;
-        let mut parent_given = false;
         let input = match m.topic {
             Topic::PROPOSAL => {
                 let Some((sp, block, parent)) = split_three(&m.payload) else {
@@ -953,7 +951,6 @@ impl Runner {
                 let Ok(proposal) = SignedProposal::from_bytes(sp, &limits) else {
                     return Ok(());
                 };
-                parent_given = !parent.is_empty();
                 parent_cert = parent_certificate(parent, &limits);
                 Input::Proposal {
                     proposal,
@@ -1054,8 +1051,8 @@ impl Runner {
                     .get(&p.block)
                     .map(CommitCertificate::hash),
             ];
-            let given = parent_cert.as_ref().filter(|_| parent_given);
-            let Some(whole_given) = is_whole(p, block, given, parent_given, &known, &limits) else {
+            let given = parent_cert.as_ref();
+            let Some(whole_given) = is_whole(p, block, given, &known, &limits) else {
                 return Ok(());
             };
             keep_given = whole_given;
