@@ -15,7 +15,7 @@ use crypto_sm::rng::SystemRandom;
 use pki::{Certificate, RevocationReason, RevokedEntry, Role, UnixTime};
 
 use crate::dev_node::{
-    self, Chain, Node, dev_chain, gm, identity, log_of, now_secs, ok, write_key,
+    self, Chain, Node, dev_chain, free_port, gm, identity, log_of, now_secs, ok, write_key,
 };
 
 fn rt() -> tokio::runtime::Runtime {
@@ -425,11 +425,7 @@ fn attest_doc(dir: &Path, node: &str, extra: &[&str]) -> Output {
 fn the_public_listener_serves_reads_only_and_the_tunnel_reaches_the_tls_api() {
     let chain = dev_chain(1);
     let dir = &chain.dir;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = std::fs::read_to_string(dir.join("node.toml")).unwrap();
     std::fs::write(
         dir.join("node.toml"),
@@ -451,11 +447,7 @@ fn the_public_listener_serves_reads_only_and_the_tunnel_reaches_the_tls_api() {
     expect(&o, 2, "NODE_READ_ONLY");
     // The tunnel: plain gRPC on a local port, mutual GM TLS to the node with the profile's
     // identity; writes go through it.
-    let tport = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let tport = free_port();
     let mut tunnel = Command::new(env!("CARGO_BIN_EXE_gmchain"))
         .current_dir(dir)
         .args([

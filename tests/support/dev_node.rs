@@ -255,3 +255,23 @@ pub fn write_key(dir: &Path, name: &str, key: &crypto_sm::SoftSigner, cert: &pki
     std::fs::write(dir.join(format!("{name}.key.pem")), pem).unwrap();
     std::fs::write(dir.join(format!("{name}.crt.pem")), cert.to_pem()).unwrap();
 }
+
+/// A free loopback port for a listener a test configures and a process binds later, chosen as
+/// `gmchain node dev-chain` chooses its ports: below the kernel's ephemeral range (from 10000,
+/// a random start), where no outgoing connection or port-0 bind can take it meanwhile.
+pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let high: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let span = u64::from(high.saturating_sub(10000).max(1024));
+    let start = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        % span;
+    (0..span)
+        .map(|k| 10000 + ((start + k) % span) as u16)
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("a free loopback port below the ephemeral range")
+}

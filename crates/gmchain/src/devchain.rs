@@ -45,14 +45,52 @@ pub(crate) fn free_port() -> Result<u16, Failure> {
     Ok(free_ports(1)?[0])
 }
 
-/// `n` distinct free loopback ports: every one is held until all are chosen, so the kernel
-/// cannot hand out one twice (ports bound and released one by one could repeat, and two nodes
-/// of one chain would then share a port: CI once saw a node fail to listen on a port its own
-/// chain had given another node).
+/// The lowest port the kernel hands out to sockets bound to port 0 and to outgoing
+/// connections (`net.ipv4.ip_local_port_range`; 32768 when it cannot be read).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// The first port `free_ports` may hand out.
+const LOWEST_PORT: u16 = 10000;
+
+/// `n` distinct free loopback ports for a chain's listeners, chosen below the kernel's
+/// ephemeral range from a random start, every one held until all are chosen.
+///
+/// A port taken from the ephemeral range (binding port 0) is only free until the node binds
+/// it: any outgoing connection on the machine may get it as its local port meanwhile, and CI
+/// once saw a node fail to listen on such a port. Below the range the kernel hands out no port
+/// by itself, so only another chain chosen at the same moment could take it; a random start
+/// makes that unlikely. Held ports are never handed out twice.
 pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, Failure> {
-    let held = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| fail("port", e)))
-        .collect::<Result<Vec<_>, _>>()?;
+    use std::hash::{BuildHasher, Hasher};
+    let high = ephemeral_low().max(LOWEST_PORT + 1024);
+    let span = u32::from(high - LOWEST_PORT);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let start = (h.finish() % u64::from(span)) as u32;
+    let mut held = Vec::with_capacity(n);
+    for k in 0..span {
+        if held.len() == n {
+            break;
+        }
+        let port = LOWEST_PORT + ((start + k) % span) as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
+    if held.len() < n {
+        return Err(fail(
+            "port",
+            format!(
+                "only {} of {n} loopback ports below {high} are free",
+                held.len()
+            ),
+        ));
+    }
     held.iter()
         .map(|l| {
             l.local_addr()
@@ -355,5 +393,18 @@ mod port_tests {
         let ports = super::free_ports(64).unwrap();
         let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
         assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+    }
+
+    /// Outgoing connections and port-0 binds take ports of the ephemeral range; a chain's
+    /// ports are chosen below it, so neither can take one before its node binds it.
+    #[test]
+    fn free_ports_are_below_the_ephemeral_range() {
+        let low = super::ephemeral_low();
+        for p in super::free_ports(16).unwrap() {
+            assert!(
+                (super::LOWEST_PORT..low).contains(&p),
+                "{p} (range starts at {low})"
+            );
+        }
     }
 }
