@@ -37,6 +37,7 @@ fn signed(
     let mut salt = [0u8; 16];
     crypto::RandomSource::fill(&SystemRandom, &mut salt).unwrap();
     let tx = Transaction {
+        fuel_limit: None,
         chain_id: ChainId::new("dev-chain").unwrap(),
         salt,
         expiry: Height(expiry),

@@ -244,6 +244,7 @@ pub fn anchor(key: &dyn Signer, cert: &Certificate, doc: &str) -> SignedTx {
     let mut salt = [0u8; 16];
     crypto::RandomSource::fill(&SystemRandom, &mut salt).unwrap();
     let tx = Transaction {
+        fuel_limit: None,
         chain_id: ChainId::new("dev-chain").unwrap(),
         salt,
         expiry: Height(900),

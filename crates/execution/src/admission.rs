@@ -1397,6 +1397,7 @@ mod tests {
     fn the_key_covers_every_byte_and_the_certificate() {
         let fx = fixture();
         let tx = Transaction {
+            fuel_limit: None,
             chain_id: ChainId::new("sig-cache-1").unwrap(),
             salt: [3; 16],
             expiry: Height(50),

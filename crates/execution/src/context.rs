@@ -337,6 +337,7 @@ impl<'a> CallContext<'a> {
             ));
         }
         self.events.push(Event {
+            topics: Vec::new(),
             contract: self.namespace.to_string(),
             name: name.to_string(),
             data,

@@ -134,6 +134,8 @@ impl Executor {
                             .insert(cert_key, Some(tx.certificate().der().to_vec()));
                     }
                     Receipt {
+                        fuel_used: Some(0),
+                        output: Vec::new(),
                         tx_id: tx.id(),
                         status: Status::Success,
                         events,
@@ -142,6 +144,8 @@ impl Executor {
                 Err(e) => {
                     let (code, message) = e.into_failure()?;
                     Receipt {
+                        fuel_used: Some(0),
+                        output: Vec::new(),
                         tx_id: tx.id(),
                         status: Status::Failed {
                             code: code.number(),

@@ -306,6 +306,7 @@ fn build_tx(
         Sender::Certificate(m.cert.der().to_vec())
     };
     let body = Transaction {
+        fuel_limit: None,
         chain_id: ChainId::new(s.chain).unwrap(),
         salt: [s.salt; 16],
         expiry: Height(s.expiry),
@@ -783,6 +784,7 @@ fn every_bad_transaction_gets_its_code_and_good_ones_change_only_their_state() {
             "certificate garbage",
             {
                 let body = Transaction {
+                    fuel_limit: None,
                     chain_id: ChainId::new(CHAIN).unwrap(),
                     salt: [7; 16],
                     expiry: Height(50),

@@ -223,6 +223,7 @@ fn sign_anchor(
     s[..8].copy_from_slice(&salt.to_be_bytes());
     let digest = crypto_sm::sm3::sm3(&s);
     let tx = Transaction {
+        fuel_limit: None,
         chain_id: chain_id.clone(),
         salt: s,
         expiry,

@@ -133,6 +133,7 @@ pub(crate) fn presign(
         salt[..8].copy_from_slice(&(first + i as u64).to_be_bytes());
         let digest = crypto_sm::sm3::sm3(&salt);
         let tx = Transaction {
+            fuel_limit: None,
             chain_id: chain_id.clone(),
             salt,
             expiry,

@@ -289,6 +289,7 @@ pub(crate) async fn send(
     crypto::RandomSource::fill(&crypto_sm::rng::SystemRandom, &mut salt)
         .map_err(|e| Failure::BadInput(format!("no randomness for the salt: {e}")))?;
     let tx = Transaction {
+        fuel_limit: None,
         chain_id,
         salt,
         expiry: Height(status.height.saturating_add(ahead)),

@@ -98,6 +98,7 @@ fn fixture() -> Fx {
 
 fn body(chain: &str, sender: &Certificate, salt: u8) -> Transaction {
     Transaction {
+        fuel_limit: None,
         chain_id: ChainId::new(chain).unwrap(),
         salt: [salt; 16],
         expiry: Height(50),

@@ -108,6 +108,7 @@ fn open(genesis: &Genesis) -> Ledger<MemBackend> {
 /// An attestation of `digest_byte` by `m`, salted by `salt`.
 fn anchor(m: &Member, salt: u8, digest_byte: u8) -> Vec<u8> {
     let body = Transaction {
+        fuel_limit: None,
         chain_id: ChainId::new(CHAIN).unwrap(),
         salt: [salt; 16],
         expiry: Height(50),

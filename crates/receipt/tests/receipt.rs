@@ -173,6 +173,7 @@ impl World {
         let mut salt = [0x5a; 16];
         salt[0] = u8::try_from(i).unwrap();
         let body = Transaction {
+            fuel_limit: None,
             chain_id: ChainId::new(CHAIN).unwrap(),
             salt,
             expiry: Height(100),
@@ -272,9 +273,12 @@ fn document(i: usize) -> Vec<u8> {
 
 fn success(tx: &SignedTx) -> Receipt {
     Receipt {
+        fuel_used: Some(0),
+        output: Vec::new(),
         tx_id: tx.tx_id(),
         status: Status::Success,
         events: vec![Event {
+            topics: Vec::new(),
             contract: "attestation".into(),
             name: "anchored".into(),
             data: tx.tx.call.args[0].clone(),
@@ -732,6 +736,8 @@ fn failed_receipt_is_not_successful() {
     let txs: Vec<SignedTx> = (0..3).map(|i| w.anchor_tx(i)).collect();
     let mut receipts: Vec<Receipt> = txs.iter().map(success).collect();
     receipts[2] = Receipt {
+        fuel_used: Some(0),
+        output: Vec::new(),
         tx_id: txs[2].tx_id(),
         status: Status::Failed {
             code: 409,

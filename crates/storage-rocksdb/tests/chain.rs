@@ -40,6 +40,7 @@ fn next_block(
             salt[..8].copy_from_slice(&height.to_be_bytes());
             salt[8] = i as u8;
             let body = Transaction {
+                fuel_limit: None,
                 chain_id: ChainId::new("gov-bj-1").unwrap(),
                 salt,
                 expiry: Height(height + 100),
@@ -56,6 +57,8 @@ fn next_block(
     let receipts: Vec<Receipt> = txs
         .iter()
         .map(|t| Receipt {
+            fuel_used: Some(0),
+            output: Vec::new(),
             tx_id: t.tx_id(),
             status: Status::Success,
             events: vec![],

@@ -34,6 +34,7 @@ fn salt(height: u64, i: usize) -> [u8; 16] {
 
 fn tx(signer: &SoftSigner, height: u64, i: usize) -> SignedTx {
     let body = Transaction {
+        fuel_limit: None,
         chain_id: ChainId::new("gov-bj-1").unwrap(),
         salt: salt(height, i),
         expiry: Height(height + 100),
@@ -57,9 +58,12 @@ fn receipt_for(tx: &SignedTx, i: usize) -> Receipt {
         Status::Success
     };
     Receipt {
+        fuel_used: Some(0),
+        output: Vec::new(),
         tx_id: tx.tx_id(),
         status,
         events: vec![Event {
+            topics: Vec::new(),
             contract: "registry".into(),
             name: "put".into(),
             data: vec![0x42, u8::try_from(i).unwrap()],

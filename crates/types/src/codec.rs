@@ -9,8 +9,14 @@
 
 use thiserror::Error;
 
-/// The format version every top-level object of this release starts with.
+/// The format version every top-level object of this release starts with, except the two that
+/// have a second version: a transaction that names a fuel limit and a receipt that reports fuel,
+/// topics and output ([`FORMAT_VERSION_2`]).
 pub const FORMAT_VERSION: u8 = 1;
+
+/// The second version of the transaction and receipt encodings (issue 14: contracts). Version 1
+/// of both stays readable, and is still written for a transaction without a fuel limit.
+pub const FORMAT_VERSION_2: u8 = 2;
 
 /// Type tags: the second byte of each top-level object (docs/formats.md §2).
 pub mod tag {
@@ -76,6 +82,12 @@ pub struct Limits {
     pub max_receipt_size: usize,
     /// Most hashes in an inclusion proof (64 covers any tree of up to 2^64 leaves).
     pub max_proof_len: usize,
+    /// Most topics of an event (version 2 receipts).
+    pub max_topics: usize,
+    /// Longest topic, in bytes.
+    pub max_topic_len: usize,
+    /// Largest output of a call in a receipt, in bytes.
+    pub max_output_len: usize,
 }
 
 impl Default for Limits {
@@ -94,6 +106,9 @@ impl Default for Limits {
             max_message_len: 1024,
             max_receipt_size: 2 * 1024 * 1024,
             max_proof_len: 64,
+            max_topics: 4,
+            max_topic_len: 64,
+            max_output_len: 64 * 1024,
         }
     }
 }
@@ -239,7 +254,12 @@ impl Writer {
 
     /// Writes the version byte and type tag that open a top-level object.
     pub fn header(&mut self, type_tag: u8) {
-        self.u8(FORMAT_VERSION);
+        self.header_version(FORMAT_VERSION, type_tag);
+    }
+
+    /// Writes the version byte `version` and the type tag of an object with several versions.
+    pub fn header_version(&mut self, version: u8, type_tag: u8) {
+        self.u8(version);
         self.u8(type_tag);
     }
 }
@@ -347,13 +367,25 @@ impl<'a> Reader<'a> {
 
     /// Reads and checks the version byte and type tag of a top-level object.
     pub fn header(&mut self, field: &'static str, type_tag: u8) -> Result<(), DecodeError> {
+        self.header_versions(field, type_tag, FORMAT_VERSION)
+            .map(|_| ())
+    }
+
+    /// Reads the version byte, which must lie in `FORMAT_VERSION..=newest`, and checks the type
+    /// tag; returns the version.
+    pub fn header_versions(
+        &mut self,
+        field: &'static str,
+        type_tag: u8,
+        newest: u8,
+    ) -> Result<u8, DecodeError> {
         let version = self.u8(field)?;
-        if version != FORMAT_VERSION {
+        if !(FORMAT_VERSION..=newest).contains(&version) {
             return Err(DecodeError::new(
                 field,
                 DecodeReason::UnsupportedVersion {
                     got: version,
-                    supported: FORMAT_VERSION,
+                    supported: newest,
                 },
             ));
         }
@@ -367,7 +399,7 @@ impl<'a> Reader<'a> {
                 },
             ));
         }
-        Ok(())
+        Ok(version)
     }
 }
 

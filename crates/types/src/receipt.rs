@@ -33,6 +33,9 @@ pub struct Event {
     pub contract: String,
     /// The event name (same alphabet).
     pub name: String,
+    /// Topics a reader can filter on (version 2 receipts; at most `Limits::max_topics` of
+    /// 1..=`Limits::max_topic_len` bytes each). Always empty in a version 1 receipt.
+    pub topics: Vec<Vec<u8>>,
     /// The payload, opaque here.
     pub data: Vec<u8>,
 }
@@ -46,9 +49,26 @@ pub struct Receipt {
     pub status: Status,
     /// Events, in emission order (empty on failure by the executor's convention).
     pub events: Vec<Event>,
+    /// The fuel the transaction's calls used (docs/contracts.md §3). `Some` is encoded as
+    /// version 2 of the receipt, which carries topics and the output too; `None` is a version 1
+    /// receipt (written before contracts), which has neither: its events have no topics and its
+    /// output is empty.
+    pub fuel_used: Option<u64>,
+    /// What the call returned (a WASM contract's `set_return`; empty for the built-ins), at
+    /// most `Limits::max_output_len` bytes. Always empty in a version 1 receipt.
+    pub output: Vec<u8>,
 }
 
 impl Receipt {
+    /// Returns the format version of the encoding: [`codec::FORMAT_VERSION_2`] when the
+    /// receipt reports fuel, else [`codec::FORMAT_VERSION`].
+    pub fn version(&self) -> u8 {
+        match self.fuel_used {
+            Some(_) => codec::FORMAT_VERSION_2,
+            None => codec::FORMAT_VERSION,
+        }
+    }
+
     /// Returns SM3(`RECEIPT_DOMAIN` ‖ canonical receipt).
     pub fn receipt_hash(&self) -> Digest {
         sm3_parts(&[RECEIPT_DOMAIN, &self.to_bytes()])
@@ -64,7 +84,7 @@ pub fn receipts_root(receipts: &[Receipt]) -> Digest {
 
 impl Encode for Receipt {
     fn encode_to(&self, w: &mut Writer) {
-        w.header(tag::RECEIPT);
+        w.header_version(self.version(), tag::RECEIPT);
         w.fixed(self.tx_id.as_bytes());
         match &self.status {
             Status::Success => w.u8(STATUS_SUCCESS),
@@ -74,18 +94,37 @@ impl Encode for Receipt {
                 w.bytes(message.as_bytes());
             }
         }
+        // Version 1 has no fuel, topics or output: a receipt without fuel carries none (the
+        // executor writes version 2 only; version 1 receipts are decoded from older chains).
+        debug_assert!(
+            self.fuel_used.is_some()
+                || (self.output.is_empty() && self.events.iter().all(|e| e.topics.is_empty()))
+        );
+        if let Some(fuel) = self.fuel_used {
+            w.u64(fuel);
+        }
         w.len(self.events.len());
         for e in &self.events {
             w.bytes(e.contract.as_bytes());
             w.bytes(e.name.as_bytes());
+            if self.fuel_used.is_some() {
+                w.len(e.topics.len());
+                for t in &e.topics {
+                    w.bytes(t);
+                }
+            }
             w.bytes(&e.data);
+        }
+        if self.fuel_used.is_some() {
+            w.bytes(&self.output);
         }
     }
 }
 
 impl Decode for Receipt {
     fn decode_from(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, DecodeError> {
-        r.header("receipt.header", tag::RECEIPT)?;
+        let version = r.header_versions("receipt.header", tag::RECEIPT, codec::FORMAT_VERSION_2)?;
+        let v2 = version == codec::FORMAT_VERSION_2;
         let tx_id = TxId(Digest(r.array("receipt.tx_id")?));
         let status = match r.u8("receipt.status")? {
             STATUS_SUCCESS => Status::Success,
@@ -105,6 +144,11 @@ impl Decode for Receipt {
                 ));
             }
         };
+        let fuel_used = if v2 {
+            Some(r.u64("receipt.fuel_used")?)
+        } else {
+            None
+        };
         let count = r.len("receipt.events", limits.max_events_per_receipt)?;
         let mut events = Vec::new();
         for _ in 0..count {
@@ -118,19 +162,41 @@ impl Decode for Receipt {
                 r.bytes("receipt.events[].name", limits.max_name_len)?,
                 limits.max_name_len,
             )?;
+            let mut topics = Vec::new();
+            if v2 {
+                let n = r.len("receipt.events[].topics", limits.max_topics)?;
+                for _ in 0..n {
+                    let t = r.bytes("receipt.events[].topics[]", limits.max_topic_len)?;
+                    if t.is_empty() {
+                        return Err(DecodeError::new(
+                            "receipt.events[].topics[]",
+                            DecodeReason::TooShort { len: 0, min: 1 },
+                        ));
+                    }
+                    topics.push(t.to_vec());
+                }
+            }
             let data = r
                 .bytes("receipt.events[].data", limits.max_event_data)?
                 .to_vec();
             events.push(Event {
                 contract,
                 name,
+                topics,
                 data,
             });
         }
+        let output = if v2 {
+            r.bytes("receipt.output", limits.max_output_len)?.to_vec()
+        } else {
+            Vec::new()
+        };
         Ok(Receipt {
             tx_id,
             status,
             events,
+            fuel_used,
+            output,
         })
     }
 

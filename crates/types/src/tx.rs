@@ -52,6 +52,11 @@ pub struct Transaction {
     pub salt: [u8; 16],
     /// The last height at which the transaction may be included.
     pub expiry: Height,
+    /// The most fuel its calls may use (docs/contracts.md §3), at most the chain's
+    /// `max_fuel_per_tx`; needed for a call to a WASM contract. `Some` is encoded as version 2
+    /// of the transaction (the field after `expiry`); `None` as version 1, which has no such
+    /// field and calls only the built-in contracts.
+    pub fuel_limit: Option<u64>,
     /// The sender.
     pub sender: Sender,
     /// What to run.
@@ -59,9 +64,13 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// Returns the format version of the encoding (today always [`codec::FORMAT_VERSION`]).
+    /// Returns the format version of the encoding: [`codec::FORMAT_VERSION_2`] when the
+    /// transaction names a fuel limit, else [`codec::FORMAT_VERSION`].
     pub fn version(&self) -> u8 {
-        codec::FORMAT_VERSION
+        match self.fuel_limit {
+            Some(_) => codec::FORMAT_VERSION_2,
+            None => codec::FORMAT_VERSION,
+        }
     }
 
     /// Returns the ID: SM3(`TX_ID_DOMAIN` ‖ canonical unsigned encoding).
@@ -72,10 +81,13 @@ impl Transaction {
 
 impl Encode for Transaction {
     fn encode_to(&self, w: &mut Writer) {
-        w.header(tag::TRANSACTION);
+        w.header_version(self.version(), tag::TRANSACTION);
         w.bytes(self.chain_id.as_str().as_bytes());
         w.fixed(&self.salt);
         w.u64(self.expiry.0);
+        if let Some(fuel) = self.fuel_limit {
+            w.u64(fuel);
+        }
         match &self.sender {
             Sender::Certificate(der) => {
                 w.u8(SENDER_CERTIFICATE);
@@ -97,13 +109,18 @@ impl Encode for Transaction {
 
 impl Decode for Transaction {
     fn decode_from(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, DecodeError> {
-        r.header("tx.header", tag::TRANSACTION)?;
+        let version = r.header_versions("tx.header", tag::TRANSACTION, codec::FORMAT_VERSION_2)?;
         let chain_id = ChainId::parse(
             "tx.chain_id",
             r.bytes("tx.chain_id", crate::primitives::MAX_CHAIN_ID_LEN)?,
         )?;
         let salt = r.array("tx.salt")?;
         let expiry = Height(r.u64("tx.expiry")?);
+        let fuel_limit = if version == codec::FORMAT_VERSION_2 {
+            Some(r.u64("tx.fuel_limit")?)
+        } else {
+            None
+        };
         let sender = match r.u8("tx.sender")? {
             SENDER_CERTIFICATE => {
                 let der = r.bytes("tx.sender.certificate", limits.max_cert_size)?;
@@ -142,6 +159,7 @@ impl Decode for Transaction {
             chain_id,
             salt,
             expiry,
+            fuel_limit,
             sender,
             call: Call {
                 contract,

@@ -23,6 +23,7 @@ fn d(byte: u8) -> Digest {
 
 fn fixed_tx() -> Transaction {
     Transaction {
+        fuel_limit: None,
         chain_id: ChainId::new("gov-bj-1").unwrap(),
         salt: *b"0123456789abcdef",
         expiry: Height(1000),
@@ -78,12 +79,15 @@ fn fixed_header() -> BlockHeader {
 
 fn fixed_receipt() -> Receipt {
     Receipt {
+        fuel_used: None,
+        output: Vec::new(),
         tx_id: TxId(d(0x44)),
         status: Status::Failed {
             code: 7,
             message: "余额不足".into(),
         },
         events: vec![Event {
+            topics: Vec::new(),
             contract: "registry".into(),
             name: "Put".into(),
             data: vec![1, 2, 3],
@@ -93,6 +97,8 @@ fn fixed_receipt() -> Receipt {
 
 fn fixed_success_receipt() -> Receipt {
     Receipt {
+        fuel_used: None,
+        output: Vec::new(),
         tx_id: TxId(d(0x45)),
         status: Status::Success,
         events: Vec::new(),
@@ -196,6 +202,68 @@ fn kat_receipt() {
     let mut pre = types::RECEIPT_DOMAIN.to_vec();
     pre.extend(hex::decode(RECEIPT_HEX).unwrap());
     assert_eq!(crypto_sm::sm3::sm3(&pre).to_hex(), RECEIPT_HASH_HEX);
+}
+
+/// Version 2 of the transaction (issue 14): version byte 2 and the fuel limit (u64) after the
+/// expiry, every other field as in version 1. Built here from the documented layout
+/// (docs/formats.md §3), not from the encoder.
+#[test]
+fn kat_transaction_v2_adds_the_fuel_limit_after_the_expiry() {
+    let tx = Transaction {
+        fuel_limit: Some(0x0102_0304_0506_0708),
+        ..fixed_tx()
+    };
+    let v1 = TX_HEX;
+    // 01 01 | chain id (4 + 8 bytes) | salt (16) | expiry (8) | …
+    let split = 2 * (2 + 4 + 8 + 16 + 8);
+    let expected = format!("02{}0102030405060708{}", &v1[2..split], &v1[split..]);
+    check_kat(&tx, &expected);
+    assert_eq!(tx.version(), 2);
+    assert_ne!(tx.tx_id(), fixed_tx().tx_id());
+}
+
+/// Version 2 of the receipt: version byte 2, the fuel used (u64) after the status, each
+/// event's topics (a count and byte strings) between its name and data, and the output (a byte
+/// string) at the end. Built from the documented layout (docs/formats.md §3).
+#[test]
+fn kat_receipt_v2_adds_fuel_topics_and_output() {
+    let mut r = fixed_receipt();
+    r.fuel_used = Some(1_000);
+    r.events[0].topics = vec![b"case".to_vec(), vec![0x07]];
+    r.output = vec![0xab, 0xcd];
+    let mut expected = String::from("0205");
+    expected.push_str(&"44".repeat(32));
+    let message = "余额不足".as_bytes();
+    expected.push_str(&format!("0100000007{:08x}{}", message.len(), hex::encode(message)));
+    expected.push_str("00000000000003e8");
+    expected.push_str("00000001");
+    expected.push_str("00000008"); // "registry"
+    expected.push_str(&hex::encode("registry"));
+    expected.push_str("00000003");
+    expected.push_str(&hex::encode("Put"));
+    expected.push_str("00000002"); // two topics
+    expected.push_str("00000004");
+    expected.push_str(&hex::encode("case"));
+    expected.push_str("0000000107");
+    expected.push_str("00000003010203");
+    expected.push_str("00000002abcd");
+    check_kat(&r, &expected);
+    assert_eq!(r.version(), 2);
+    // A v1 receipt's bytes still decode as version 1 and re-encode to the same bytes.
+    let v1 = Receipt::from_bytes(&hex::decode(RECEIPT_HEX).unwrap(), &Limits::default()).unwrap();
+    assert_eq!((v1.version(), v1.fuel_used), (1, None));
+    assert_eq!(hex::encode(v1.to_bytes()), RECEIPT_HEX);
+    // An empty topic, or more topics than the limit, is refused.
+    let mut bad = r.clone();
+    bad.events[0].topics = vec![Vec::new()];
+    assert!(Receipt::from_bytes(&bad.to_bytes(), &Limits::default()).is_err());
+    let mut many = r.clone();
+    many.events[0].topics = vec![vec![1]; Limits::default().max_topics + 1];
+    assert!(Receipt::from_bytes(&many.to_bytes(), &Limits::default()).is_err());
+    // Version 3 is not read.
+    let mut v3 = r.to_bytes();
+    v3[0] = 3;
+    assert!(Receipt::from_bytes(&v3, &Limits::default()).is_err());
 }
 
 #[test]
@@ -385,12 +453,22 @@ fn decode_err<T: Decode + core::fmt::Debug>(bytes: &[u8], limits: &Limits) -> ty
 #[test]
 fn wrong_version_and_type_tag() {
     let mut b = fixed_tx().to_bytes();
-    b[0] = 2;
+    b[0] = 3;
     let e = decode_err::<Transaction>(&b, &Limits::default());
     assert_eq!(e.field, "tx.header");
     assert!(matches!(
         e.reason,
-        DecodeReason::UnsupportedVersion { got: 2, .. }
+        DecodeReason::UnsupportedVersion { got: 3, .. }
+    ));
+    // A version 1 body read as version 2 lacks its fuel limit's bytes at the end (the field
+    // after the expiry shifts everything), and a version 0 is refused.
+    b[0] = 2;
+    assert!(Transaction::from_bytes(&b, &Limits::default()).is_err());
+    b[0] = 0;
+    let e = decode_err::<Transaction>(&b, &Limits::default());
+    assert!(matches!(
+        e.reason,
+        DecodeReason::UnsupportedVersion { got: 0, .. }
     ));
     // A header is not a transaction.
     let e = decode_err::<Transaction>(&fixed_header().to_bytes(), &Limits::default());
@@ -679,9 +757,11 @@ fn transaction() -> impl Strategy<Value = Transaction> {
         name(),
         name(),
         proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..8),
+        proptest::option::of(any::<u64>()),
     )
         .prop_map(
-            |(chain, salt, expiry, sender, contract, method, args)| Transaction {
+            |(chain, salt, expiry, sender, contract, method, args, fuel_limit)| Transaction {
+                fuel_limit,
                 chain_id: ChainId::new(&chain).unwrap(),
                 salt,
                 expiry: Height(expiry),
@@ -751,20 +831,35 @@ fn receipt() -> impl Strategy<Value = Receipt> {
             (
                 name(),
                 name(),
+                proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..8), 0..4),
                 proptest::collection::vec(any::<u8>(), 0..40),
             )
-                .prop_map(|(contract, name, data)| Event {
+                .prop_map(|(contract, name, topics, data)| Event {
+                    topics,
                     contract,
                     name,
                     data,
                 }),
             0..6,
         ),
+        proptest::option::of(any::<u64>()),
+        proptest::collection::vec(any::<u8>(), 0..20),
     )
-        .prop_map(|(id, status, events)| Receipt {
-            tx_id: TxId(id),
-            status,
-            events,
+        .prop_map(|(id, status, mut events, fuel_used, mut output)| {
+            // A version 1 receipt (no fuel) has no topics and no output.
+            if fuel_used.is_none() {
+                output.clear();
+                for e in &mut events {
+                    e.topics.clear();
+                }
+            }
+            Receipt {
+                fuel_used,
+                output,
+                tx_id: TxId(id),
+                status,
+                events,
+            }
         })
 }
 

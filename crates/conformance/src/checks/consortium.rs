@@ -115,6 +115,7 @@ impl World {
 
     fn tx(&self, who: &Ca, salt: u8, method: (&str, &str), args: Vec<Vec<u8>>) -> R<Vec<u8>> {
         let body = Transaction {
+            fuel_limit: None,
             chain_id: ChainId::new("conformance-consortium").map_err(e("chain id"))?,
             salt: [salt; 16],
             expiry: Height(self.height + 50),

@@ -52,6 +52,7 @@ fn signer(seed: u8) -> Result<SoftSigner, String> {
 /// A fixed anchoring transaction: every field is a constant.
 pub(crate) fn fixed_tx() -> Result<Transaction, String> {
     Ok(Transaction {
+        fuel_limit: None,
         chain_id: ChainId::new("gmchain-conformance").map_err(|e| e.to_string())?,
         salt: core::array::from_fn(|i| i as u8),
         expiry: Height(1000),
@@ -185,6 +186,7 @@ fn block_on(
     let mut txs = Vec::new();
     for i in 0..n {
         let body = Transaction {
+            fuel_limit: None,
             chain_id: chain.clone(),
             salt: salt(height, i),
             expiry: Height(height + 100),
@@ -200,6 +202,8 @@ fn block_on(
     let receipts: Vec<Receipt> = txs
         .iter()
         .map(|t| Receipt {
+            fuel_used: Some(0),
+            output: Vec::new(),
             tx_id: t.tx_id(),
             status: Status::Success,
             events: Vec::new(),

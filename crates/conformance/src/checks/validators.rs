@@ -198,6 +198,7 @@ fn cases() -> Result<(Vec<Evidence>, Built), String> {
     let mut tx = |who: &(SoftSigner, Certificate), contract: &str, method: &str, args| {
         salt += 1;
         let body = Transaction {
+            fuel_limit: None,
             chain_id: ChainId::new(CHAIN).map_err(|e| e.to_string())?,
             salt: [salt; 16],
             expiry: Height(50),

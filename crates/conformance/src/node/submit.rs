@@ -59,6 +59,7 @@ pub(super) fn body(
     call: Call,
 ) -> Result<Transaction, NodeCheckError> {
     Ok(Transaction {
+        fuel_limit: None,
         chain_id: ChainId::new(&st.chain_id).map_err(|source| NodeCheckError::NodeChainId {
             chain_id: st.chain_id.clone(),
             source,

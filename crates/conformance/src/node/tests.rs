@@ -107,6 +107,8 @@ impl NodeProbe for AcceptsAll {
             height: h,
             position: 0,
             receipt: Receipt {
+                fuel_used: Some(0),
+                output: Vec::new(),
                 tx_id: id,
                 status: Status::Success,
                 events: Vec::new(),
@@ -390,6 +392,8 @@ impl NodeProbe for Ledger {
             height: 5,
             position: 0,
             receipt: Receipt {
+                fuel_used: Some(0),
+                output: Vec::new(),
                 tx_id: id,
                 status: Status::Success,
                 events: Vec::new(),
@@ -441,6 +445,8 @@ impl NodeProbe for Ledger {
             position: 0,
             tx_proof: types::merkle::InclusionProof { path: Vec::new() },
             receipt: Receipt {
+                fuel_used: Some(0),
+                output: Vec::new(),
                 tx_id: tx.tx_id(),
                 status: Status::Success,
                 events: Vec::new(),

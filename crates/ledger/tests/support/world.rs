@@ -170,6 +170,7 @@ impl World {
     pub fn tx(&self, signer: &Key, contract: &str, method: &str, args: Vec<Vec<u8>>) -> Vec<u8> {
         self.salt.set(self.salt.get() + 1);
         let body = Transaction {
+            fuel_limit: None,
             chain_id: ChainId::new(CHAIN).unwrap(),
             salt: [self.salt.get(); 16],
             expiry: Height(90),
