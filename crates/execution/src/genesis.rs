@@ -18,10 +18,12 @@ use types::{Block, BlockHash, BlockHeader, ChainId, Height, Limits, Receipt, Tim
 /// Domain tag hashed before the canonical genesis encoding.
 pub const GENESIS_DOMAIN: &[u8] = b"GMCHAIN-GENESIS-V1\0";
 
-/// The genesis format this build writes and the node runs: 2 adds `test_chain` and each
-/// founding organisation's `sponsors` (docs/execution.md §2). Format 1 files (no `format`
-/// field) are still read, for verifying receipts of chains made before it; a node refuses them.
-pub const GENESIS_FORMAT: u8 = 2;
+/// The genesis format this build writes: 2 adds `test_chain` and each founding organisation's
+/// `sponsors` (docs/execution.md §2); 3 adds the fuel parameters `max_fuel_per_tx` and
+/// `max_fuel_per_block` (issue 14), which a format 2 chain has at their defaults. Format 1 files
+/// (no `format` field) are still read, for verifying receipts of chains made before it; a node
+/// refuses them.
+pub const GENESIS_FORMAT: u8 = 3;
 
 /// An organisation registered at genesis.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,14 +155,27 @@ fn cert_pem(m: &Map<String, Value>, parent: &str, name: &str) -> Result<Certific
     })
 }
 
-fn params_from(v: Option<&Value>) -> Result<ChainParams, GenesisError> {
+fn params_from(v: Option<&Value>, format: u8) -> Result<ChainParams, GenesisError> {
     let mut p = ChainParams::default();
     let Some(v) = v else { return Ok(p) };
-    let m = object(
-        v,
-        "params",
-        &["expiry_window", "max_txs_per_block", "max_tx_size"],
-    )?;
+    let fields: &[&str] = if format >= 3 {
+        &[
+            "expiry_window",
+            "max_txs_per_block",
+            "max_tx_size",
+            "max_fuel_per_tx",
+            "max_fuel_per_block",
+        ]
+    } else {
+        &["expiry_window", "max_txs_per_block", "max_tx_size"]
+    };
+    let m = object(v, "params", fields)?;
+    if let Some(x) = m.get("max_fuel_per_tx") {
+        p.max_fuel_per_tx = unsigned(x, "params.max_fuel_per_tx")?;
+    }
+    if let Some(x) = m.get("max_fuel_per_block") {
+        p.max_fuel_per_block = unsigned(x, "params.max_fuel_per_block")?;
+    }
     if let Some(x) = m.get("expiry_window") {
         p.expiry_window = unsigned(x, "params.expiry_window")?;
     }
@@ -186,11 +201,12 @@ impl Genesis {
             None => 1,
             Some(f) => match f.as_u64() {
                 Some(2) => 2,
+                Some(3) => 3,
                 _ => {
                     return Err(GenesisError::field(
                         "format",
                         format!(
-                            "{f} is not a genesis format this build reads (1, without the field, or {GENESIS_FORMAT})"
+                            "{f} is not a genesis format this build reads (1, without the field, 2 or {GENESIS_FORMAT})"
                         ),
                     ));
                 }
@@ -231,7 +247,7 @@ impl Genesis {
         let chain_id = ChainId::new(string(top, "", "chain_id")?)
             .map_err(|e| GenesisError::field("chain_id", e.to_string()))?;
         let timestamp_ms = unsigned(required(top, "", "timestamp_ms")?, "timestamp_ms")?;
-        let params = params_from(top.get("params"))?;
+        let params = params_from(top.get("params"), format)?;
         let mut organisations = Vec::new();
         for (i, o) in array(top, "organisations")?.iter().enumerate() {
             let f = format!("organisations[{i}]");
@@ -319,7 +335,7 @@ impl Genesis {
     /// certificates unique; each validator certificate a node-signing certificate that
     /// validates in the consortium (its CAs, sponsorship and CRLs) at the genesis time.
     pub fn check(&self) -> Result<(), GenesisError> {
-        if self.format != 1 && self.format != GENESIS_FORMAT {
+        if !(1..=GENESIS_FORMAT).contains(&self.format) {
             return Err(GenesisError::field(
                 "format",
                 format!("{} is not a genesis format this build knows", self.format),
@@ -330,6 +346,29 @@ impl Genesis {
             return Err(GenesisError::field(
                 "params.expiry_window",
                 "must be at least 1",
+            ));
+        }
+        for (field, v) in [
+            ("params.max_fuel_per_tx", p.max_fuel_per_tx),
+            ("params.max_fuel_per_block", p.max_fuel_per_block),
+        ] {
+            if v < crate::params::MIN_FUEL_PARAM {
+                return Err(GenesisError::field(
+                    field,
+                    format!(
+                        "{v} is below {}, the least a fuel parameter may be",
+                        crate::params::MIN_FUEL_PARAM
+                    ),
+                ));
+            }
+        }
+        if p.max_fuel_per_tx > p.max_fuel_per_block {
+            return Err(GenesisError::field(
+                "params.max_fuel_per_tx",
+                format!(
+                    "{} is above max_fuel_per_block {}: no block could hold such a transaction",
+                    p.max_fuel_per_tx, p.max_fuel_per_block
+                ),
             ));
         }
         if p.max_txs_per_block == 0 {
@@ -520,6 +559,10 @@ impl Genesis {
             "organisations": orgs,
             "validators": validators,
         });
+        if self.format >= 3 {
+            v["params"]["max_fuel_per_tx"] = json!(self.params.max_fuel_per_tx);
+            v["params"]["max_fuel_per_block"] = json!(self.params.max_fuel_per_block);
+        }
         if self.format != 1 {
             v["format"] = json!(self.format);
             v["test_chain"] = json!(self.test_chain);
@@ -549,6 +592,10 @@ impl Genesis {
         w.u64(self.params.expiry_window);
         w.u32(self.params.max_txs_per_block);
         w.u64(u64::try_from(self.params.max_tx_size).unwrap_or(u64::MAX));
+        if self.format >= 3 {
+            w.u64(self.params.max_fuel_per_tx);
+            w.u64(self.params.max_fuel_per_block);
+        }
         w.len(self.organisations.len());
         for o in &self.organisations {
             w.bytes(o.name.as_bytes());
@@ -603,13 +650,14 @@ impl Genesis {
         .map_err(|e| GenesisError::field("organisations", e.to_string()))
     }
 
-    /// Refuses a genesis of another format than the one this build runs a node on.
+    /// Refuses a genesis of a format this build does not run a node on (format 1: no
+    /// sponsors); format 2 runs with the default fuel parameters.
     pub fn require_current_format(&self) -> Result<(), GenesisError> {
-        if self.format != GENESIS_FORMAT {
+        if self.format < 2 {
             return Err(GenesisError::field(
                 "format",
                 format!(
-                    "this genesis file is format {}, a node of this build runs format {GENESIS_FORMAT}: re-create the chain (gmchain node init); receipts of the old chain still verify against it",
+                    "this genesis file is format {}, a node of this build runs formats 2 to {GENESIS_FORMAT}: re-create the chain (gmchain node init); receipts of the old chain still verify against it",
                     self.format
                 ),
             ));

@@ -321,7 +321,11 @@ pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
             }))
         }
         "params" => {
-            want(6)?;
+            // Version 1 of the kind names three values; the fuel parameters (issue 14) two
+            // more, each empty to keep its value.
+            if args.len() != 6 {
+                want(8)?;
+            }
             let update = ParamsUpdate {
                 expiry_window: optional_u64_arg(args, 3, "expiry_window")?,
                 max_txs_per_block: optional_u64_arg(args, 4, "max_txs_per_block")?
@@ -340,6 +344,16 @@ pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
                         })
                     })
                     .transpose()?,
+                max_fuel_per_tx: args
+                    .get(6)
+                    .map(|_| optional_u64_arg(args, 6, "max_fuel_per_tx"))
+                    .transpose()?
+                    .flatten(),
+                max_fuel_per_block: args
+                    .get(7)
+                    .map(|_| optional_u64_arg(args, 7, "max_fuel_per_block"))
+                    .transpose()?
+                    .flatten(),
             };
             update.check().map_err(bad)?;
             ProposalKind::Params(update)

@@ -12,7 +12,25 @@ pub struct ChainParams {
     pub max_txs_per_block: u32,
     /// Largest encoded signed transaction in bytes (default 128 KiB).
     pub max_tx_size: usize,
+    /// The most fuel one transaction may name as its limit (docs/contracts.md §3; default
+    /// [`DEFAULT_MAX_FUEL_PER_TX`]).
+    pub max_fuel_per_tx: u64,
+    /// The most fuel the transactions of one block may name in total (the sum of their
+    /// limits, known before execution; default [`DEFAULT_MAX_FUEL_PER_BLOCK`]).
+    pub max_fuel_per_block: u64,
 }
+
+/// The default `max_fuel_per_tx`: 10⁸ fuel, about half a second of the interpreter (issue 14
+/// benchmark), far above what the example contracts need per call.
+pub const DEFAULT_MAX_FUEL_PER_TX: u64 = 100_000_000;
+
+/// The default `max_fuel_per_block`: 2·10⁹ fuel, the time of a few seconds of interpretation
+/// at most, whatever the transactions do.
+pub const DEFAULT_MAX_FUEL_PER_BLOCK: u64 = 2_000_000_000;
+
+/// The least a fuel parameter may be set to: a built-in call costs
+/// [`crate::BUILTIN_CALL_COST`], so lower would refuse every transaction.
+pub const MIN_FUEL_PARAM: u64 = 10_000;
 
 impl Default for ChainParams {
     fn default() -> Self {
@@ -20,6 +38,8 @@ impl Default for ChainParams {
             expiry_window: 100,
             max_txs_per_block: 2000,
             max_tx_size: 128 * 1024,
+            max_fuel_per_tx: DEFAULT_MAX_FUEL_PER_TX,
+            max_fuel_per_block: DEFAULT_MAX_FUEL_PER_BLOCK,
         }
     }
 }
@@ -64,6 +84,10 @@ pub struct ParamsUpdate {
     pub max_txs_per_block: Option<u32>,
     /// The new largest encoded signed transaction, in bytes.
     pub max_tx_size: Option<usize>,
+    /// The new most fuel per transaction.
+    pub max_fuel_per_tx: Option<u64>,
+    /// The new most fuel per block.
+    pub max_fuel_per_block: Option<u64>,
 }
 
 impl ParamsUpdate {
@@ -103,6 +127,16 @@ impl ParamsUpdate {
                 ceiling.max_tx_size
             ));
         }
+        for (name, v) in [
+            ("max_fuel_per_tx", self.max_fuel_per_tx),
+            ("max_fuel_per_block", self.max_fuel_per_block),
+        ] {
+            if let Some(v) = v
+                && v < MIN_FUEL_PARAM
+            {
+                return Err(format!("{name} {v} is below {MIN_FUEL_PARAM}"));
+            }
+        }
         Ok(())
     }
 
@@ -112,6 +146,8 @@ impl ParamsUpdate {
             expiry_window: self.expiry_window.unwrap_or(current.expiry_window),
             max_txs_per_block: self.max_txs_per_block.unwrap_or(current.max_txs_per_block),
             max_tx_size: self.max_tx_size.unwrap_or(current.max_tx_size),
+            max_fuel_per_tx: self.max_fuel_per_tx.unwrap_or(current.max_fuel_per_tx),
+            max_fuel_per_block: self.max_fuel_per_block.unwrap_or(current.max_fuel_per_block),
         }
     }
 }
@@ -126,12 +162,16 @@ mod tests {
             expiry_window: Some(1),
             max_txs_per_block: Some(1),
             max_tx_size: Some(MIN_MAX_TX_SIZE),
+            max_fuel_per_tx: Some(MIN_FUEL_PARAM),
+            max_fuel_per_block: None,
         };
         assert_eq!(ok.check(), Ok(()));
         let top = ParamsUpdate {
             expiry_window: Some(MAX_EXPIRY_WINDOW),
             max_txs_per_block: Some(10_000),
             max_tx_size: Some(128 * 1024),
+            max_fuel_per_tx: Some(u64::MAX),
+            max_fuel_per_block: Some(u64::MAX),
         };
         assert_eq!(top.check(), Ok(()));
         let cases = [
@@ -177,6 +217,13 @@ mod tests {
                     ..ok
                 },
                 "max_tx_size 131073",
+            ),
+            (
+                ParamsUpdate {
+                    max_fuel_per_block: Some(MIN_FUEL_PARAM - 1),
+                    ..ok
+                },
+                "max_fuel_per_block 9999 is below 10000",
             ),
         ];
         for (update, want) in cases {

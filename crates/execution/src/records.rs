@@ -531,6 +531,8 @@ impl ParamsUpdate {
             self.max_tx_size
                 .map(|s| u64::try_from(s).unwrap_or(u64::MAX)),
         );
+        field(self.max_fuel_per_tx);
+        field(self.max_fuel_per_block);
     }
 
     pub(crate) fn decode_from(key: &[u8], r: &mut Reader<'_>) -> Result<Self, ExecError> {
@@ -554,10 +556,14 @@ impl ParamsUpdate {
             .map(usize::try_from)
             .transpose()
             .map_err(|_| ExecError::corrupt(key, "max_tx_size does not fit in usize"))?;
+        let max_fuel_per_tx = field("params_update.max_fuel_per_tx")?;
+        let max_fuel_per_block = field("params_update.max_fuel_per_block")?;
         Ok(ParamsUpdate {
             expiry_window,
             max_txs_per_block,
             max_tx_size,
+            max_fuel_per_tx,
+            max_fuel_per_block,
         })
     }
 }
@@ -626,6 +632,8 @@ fn params_to(w: &mut Writer, p: &ChainParams) {
     w.u64(p.expiry_window);
     w.u32(p.max_txs_per_block);
     w.u64(u64::try_from(p.max_tx_size).unwrap_or(u64::MAX));
+    w.u64(p.max_fuel_per_tx);
+    w.u64(p.max_fuel_per_block);
 }
 
 fn params_from(key: &[u8], r: &mut Reader<'_>) -> Result<ChainParams, ExecError> {
@@ -634,10 +642,14 @@ fn params_from(key: &[u8], r: &mut Reader<'_>) -> Result<ChainParams, ExecError>
     let max_txs_per_block = r.u32("params.max_txs_per_block").map_err(c)?;
     let max_tx_size = usize::try_from(r.u64("params.max_tx_size").map_err(c)?)
         .map_err(|_| ExecError::corrupt(key, "max_tx_size does not fit in usize"))?;
+    let max_fuel_per_tx = r.u64("params.max_fuel_per_tx").map_err(c)?;
+    let max_fuel_per_block = r.u64("params.max_fuel_per_block").map_err(c)?;
     Ok(ChainParams {
         expiry_window,
         max_txs_per_block,
         max_tx_size,
+        max_fuel_per_tx,
+        max_fuel_per_block,
     })
 }
 
@@ -746,10 +758,13 @@ mod tests {
             expiry_window: 100,
             max_txs_per_block: 2000,
             max_tx_size: 131_072,
+            max_fuel_per_tx: 0x0102,
+            max_fuel_per_block: 0x0304,
         };
         assert_eq!(
             hex::encode(encode_params(&p)),
-            "01830000000000000064000007d00000000000020000"
+            "01830000000000000064000007d00000000000020000\
+             00000000000001020000000000000304"
         );
         assert_eq!(decode_params(b"k", &encode_params(&p)).unwrap(), p);
         let s = SuspensionRecord {
@@ -772,6 +787,8 @@ mod tests {
                 expiry_window: None,
                 max_txs_per_block: Some(2),
                 max_tx_size: Some(8192),
+                max_fuel_per_tx: None,
+                max_fuel_per_block: Some(0x10000),
             },
             proposal: Digest([0x11; 32]),
             tx: types::TxId(Digest([0x22; 32])),
@@ -779,11 +796,13 @@ mod tests {
         assert_eq!(
             hex::encode(pending.encode()),
             format!(
-                "0189{}{}{}{}{}{}",
+                "0189{}{}{}{}{}{}{}{}",
                 "0000000000000009",
                 "00",
                 "010000000000000002",
                 "010000000000002000",
+                "00",
+                "010000000000010000",
                 "11".repeat(32),
                 "22".repeat(32)
             )
@@ -798,6 +817,8 @@ mod tests {
                 expiry_window: 100,
                 max_txs_per_block: 2,
                 max_tx_size: 8192,
+                max_fuel_per_tx: 10_000,
+                max_fuel_per_block: 20_000,
             },
             proposal: Digest([0x11; 32]),
             tx: types::TxId(Digest([0x22; 32])),
@@ -805,11 +826,13 @@ mod tests {
         assert_eq!(
             hex::encode(change.encode()),
             format!(
-                "018a{}{}{}{}{}{}",
+                "018a{}{}{}{}{}{}{}{}",
                 "0000000000000009",
                 "0000000000000064",
                 "00000002",
                 "0000000000002000",
+                "0000000000002710",
+                "0000000000004e20",
                 "11".repeat(32),
                 "22".repeat(32)
             )

@@ -1529,6 +1529,7 @@ fn permission_table_matches_the_contracts() {
         max_tx_size: 1 << 30,
         max_txs_per_block: 10,
         expiry_window: 5,
+        ..ChainParams::default()
     };
     let l = p.limits();
     assert_eq!(l.max_tx_size, types::Limits::default().max_tx_size);

@@ -154,6 +154,12 @@ pub(crate) enum ProposeCommand {
         /// The largest encoded signed transaction, in bytes.
         #[arg(long, value_name = "BYTES")]
         max_tx_size: Option<usize>,
+        /// The most fuel a transaction may name as its limit (at least 10000).
+        #[arg(long, value_name = "FUEL")]
+        max_fuel_per_tx: Option<u64>,
+        /// The most fuel the transactions of a block may name in total (at least 10000).
+        #[arg(long, value_name = "FUEL")]
+        max_fuel_per_block: Option<u64>,
         #[command(flatten)]
         schedule: Schedule,
         #[command(flatten)]
@@ -527,6 +533,8 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
             expiry_window,
             max_txs_per_block,
             max_tx_size,
+            max_fuel_per_tx,
+            max_fuel_per_block,
             schedule,
             sender,
             node,
@@ -535,12 +543,16 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
                 expiry_window,
                 max_txs_per_block,
                 max_tx_size,
+                max_fuel_per_tx,
+                max_fuel_per_block,
             };
             update.check().map_err(|e| {
                 Failure::BadInput(
                     e.replace("expiry_window", "--expiry-window")
                         .replace("max_txs_per_block", "--max-txs-per-block")
-                        .replace("max_tx_size", "--max-tx-size"),
+                        .replace("max_tx_size", "--max-tx-size")
+                        .replace("max_fuel_per_tx", "--max-fuel-per-tx")
+                        .replace("max_fuel_per_block", "--max-fuel-per-block"),
                 )
             })?;
             let value = |v: Option<u64>| v.map_or_else(Vec::new, |v| v.to_be_bytes().to_vec());
@@ -550,6 +562,8 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
                     value(expiry_window),
                     value(max_txs_per_block.map(u64::from)),
                     value(max_tx_size.map(|s| u64::try_from(s).unwrap_or(u64::MAX))),
+                    value(max_fuel_per_tx),
+                    value(max_fuel_per_block),
                 ],
                 schedule,
                 sender,

@@ -19,9 +19,10 @@ pub const TIP_KEY: &[u8] = b"tip";
 pub const STORE_VERSION_KEY: &[u8] = b"store_version";
 
 /// The layout version of the store this build reads and writes (docs/formats.md §0): 2 holds
-/// v2 headers, commit certificates and the consensus write-ahead log. A store without the
+/// v2 headers, commit certificates and the consensus write-ahead log; 3 holds the fuel
+/// parameters in the state's chain parameters and version 2 receipts (issue 14). A store without the
 /// version key was written before the key existed and has the version-1 layout.
-pub const STORE_VERSION: u8 = 2;
+pub const STORE_VERSION: u8 = 3;
 const TIP_LEN: usize = 40;
 const LOCATION_LEN: usize = 12;
 
