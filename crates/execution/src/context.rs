@@ -93,8 +93,8 @@ pub enum ContractError {
     /// A write, delete or event in a read-only context (an authorisation hook or a query).
     #[error("{contract}: a read-only call may not {action}")]
     ReadOnly {
-        /// The contract whose call tried.
-        contract: &'static str,
+        /// The namespace of the contract whose call tried.
+        contract: String,
         /// What it tried ("write", "delete", "emit an event").
         action: &'static str,
     },
@@ -107,6 +107,15 @@ pub enum ContractError {
         used: u64,
         /// The refused charge.
         requested: u64,
+    },
+    /// A WASM contract's run failed (a trap, fuel, a bound, an abort, a refused host call):
+    /// the transaction fails with the contracts crate's code.
+    #[error("{}: {message}", code.name)]
+    Run {
+        /// The stable code (range 3200–3299 or the host's refusal).
+        code: &'static codes::Code,
+        /// What went wrong.
+        message: String,
     },
     /// The state could not be read: the whole block stops with this error.
     #[error(transparent)]
@@ -126,13 +135,16 @@ impl ContractError {
     /// infrastructure error that stops the block. A read-only refusal and an exceeded meter
     /// cannot happen in execution today (its calls are read-write and its meter has no limit);
     /// they have their own codes for the WASM contracts of issue 14.
-    pub(crate) fn into_failure(self) -> Result<(FailureCode, String), ExecError> {
+    pub(crate) fn into_failure(self) -> Result<(&'static codes::Code, String), ExecError> {
         match self {
-            ContractError::Failed { code, message } => Ok((code, message)),
-            e @ ContractError::ReadOnly { .. } => Ok((FailureCode::ReadOnly, e.to_string())),
-            e @ ContractError::CostExceeded { .. } => {
-                Ok((FailureCode::CostExceeded, e.to_string()))
+            ContractError::Failed { code, message } => Ok((code.code(), message)),
+            e @ ContractError::ReadOnly { .. } => {
+                Ok((FailureCode::ReadOnly.code(), e.to_string()))
             }
+            e @ ContractError::CostExceeded { .. } => {
+                Ok((FailureCode::CostExceeded.code(), e.to_string()))
+            }
+            ContractError::Run { code, message } => Ok((code, message)),
             ContractError::State(e) => Err(e),
         }
     }
@@ -198,7 +210,7 @@ pub(crate) struct Env<'a> {
 
 /// What a contract call may see and do.
 pub struct CallContext<'a> {
-    namespace: &'static str,
+    namespace: &'a str,
     base: &'a dyn StateRead,
     writes: Writes,
     events: Vec<Event>,
@@ -235,7 +247,7 @@ impl StateRead for CallContext<'_> {
 
 impl<'a> CallContext<'a> {
     /// Returns a read-write context for a call of the contract `namespace` on `base`.
-    pub(crate) fn new(namespace: &'static str, base: &'a dyn StateRead, env: Env<'a>) -> Self {
+    pub(crate) fn new(namespace: &'a str, base: &'a dyn StateRead, env: Env<'a>) -> Self {
         CallContext {
             namespace,
             base,
@@ -251,7 +263,7 @@ impl<'a> CallContext<'a> {
     /// Returns a read-only context: every write, delete and event is refused
     /// ([`ContractError::ReadOnly`]).
     pub(crate) fn read_only(
-        namespace: &'static str,
+        namespace: &'a str,
         base: &'a dyn StateRead,
         env: Env<'a>,
     ) -> Self {
@@ -270,7 +282,7 @@ impl<'a> CallContext<'a> {
     fn refuse_if_read_only(&self, action: &'static str) -> Result<(), ContractError> {
         if self.read_only {
             return Err(ContractError::ReadOnly {
-                contract: self.namespace,
+                contract: self.namespace.to_string(),
                 action,
             });
         }
@@ -306,8 +318,32 @@ impl<'a> CallContext<'a> {
     /// transaction's events go into its receipt in the receipt's current format (contract,
     /// name, data); events with topics are issue 14's, with a new receipt version.
     pub fn emit(&mut self, name: &str, data: Vec<u8>) -> Result<(), ContractError> {
+        self.emit_with_topics(name, Vec::new(), data)
+    }
+
+    /// Emits event `name` with `topics` (at most `Limits::max_topics` of
+    /// 1..=`Limits::max_topic_len` bytes each) and `data`.
+    pub fn emit_with_topics(
+        &mut self,
+        name: &str,
+        topics: Vec<Vec<u8>>,
+        data: Vec<u8>,
+    ) -> Result<(), ContractError> {
         self.refuse_if_read_only("emit an event")?;
         let limits = self.env.limits;
+        if topics.len() > limits.max_topics
+            || topics
+                .iter()
+                .any(|t| t.is_empty() || t.len() > limits.max_topic_len)
+        {
+            return Err(ContractError::failed(
+                FailureCode::EventInvalid,
+                format!(
+                    "an event has at most {} topics of 1..={} bytes each",
+                    limits.max_topics, limits.max_topic_len
+                ),
+            ));
+        }
         let ok_name = !name.is_empty()
             && name.len() <= limits.max_name_len
             && name.bytes().all(|b| (0x21..=0x7e).contains(&b));
@@ -337,7 +373,7 @@ impl<'a> CallContext<'a> {
             ));
         }
         self.events.push(Event {
-            topics: Vec::new(),
+            topics,
             contract: self.namespace.to_string(),
             name: name.to_string(),
             data,
@@ -356,8 +392,9 @@ impl<'a> CallContext<'a> {
         self.env.meter.used()
     }
 
-    /// Returns the namespace of the running contract: its name.
-    pub fn namespace(&self) -> &'static str {
+    /// Returns the namespace of the running contract: its name (`wasm/<name>` for a WASM
+    /// contract).
+    pub fn namespace(&self) -> &'a str {
         self.namespace
     }
 
@@ -407,7 +444,7 @@ impl<'a> CallContext<'a> {
     /// governance, whose organisation changes run identity's code in identity's namespace.
     pub(crate) fn nested<T>(
         &mut self,
-        namespace: &'static str,
+        namespace: &str,
         f: impl FnOnce(&mut CallContext<'_>) -> Result<T, ContractError>,
     ) -> Result<T, ContractError> {
         let (result, writes, events) = {
@@ -564,10 +601,7 @@ mod tests {
         assert_eq!(ctx.get(b"old").unwrap(), Some(b"0".to_vec()));
         assert!(matches!(
             ctx.put(b"old", b"1".to_vec()),
-            Err(ContractError::ReadOnly {
-                contract: "a",
-                action: "write"
-            })
+            Err(ContractError::ReadOnly { ref contract, action: "write" }) if contract == "a"
         ));
         assert!(matches!(
             ctx.delete(b"old"),
@@ -581,7 +615,7 @@ mod tests {
         let r = ctx.nested("b", |callee| callee.put(b"x", vec![]));
         assert!(matches!(
             r,
-            Err(ContractError::ReadOnly { contract: "b", .. })
+            Err(ContractError::ReadOnly { ref contract, .. }) if contract == "b"
         ));
         assert_eq!(ctx.get(b"old").unwrap(), Some(b"0".to_vec()));
         let (writes, events) = ctx.into_parts();

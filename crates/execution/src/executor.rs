@@ -148,7 +148,7 @@ impl Executor {
                         output: Vec::new(),
                         tx_id: tx.id(),
                         status: Status::Failed {
-                            code: code.number(),
+                            code: code.number,
                             message: bounded(message, limits.max_message_len),
                         },
                         events: Vec::new(),
