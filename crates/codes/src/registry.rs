@@ -196,6 +196,21 @@ define_codes! {
     CONTRACT_INSTANTIATION_FAILED = 3235, BadInput, FailedPrecondition,
         "The contract could not be instantiated (an import the host does not provide, a segment out of bounds).",
         "the message names the cause; import only functions of the host API version the chain runs";
+    CONTRACT_ABORTED = 3236, BadInput, FailedPrecondition,
+        "The contract ended its run as failed by calling the host function `abort`.",
+        "the message is the contract's own; see the contract's documentation for what it refused";
+    CONTRACT_HOST_BOUNDS = 3237, BadInput, FailedPrecondition,
+        "A host function's argument is out of its bounds: a length over its limit, a pointer range outside the memory, or an event name, topic list or contract name not of the required form.",
+        "the message names the host function, the argument and the bound (docs/contracts.md §2); fix the contract";
+    CONTRACT_HOST_STATE = 3238, Unavailable, Unavailable,
+        "The node could not read its state while a contract ran; the run was not judged.",
+        "the node cannot read its state; the block is not executed on this node; check the node's storage";
+    CONTRACT_CALL_DEPTH = 3239, BadInput, FailedPrecondition,
+        "A contract call would nest deeper than the chain allows (8 nested contract calls).",
+        "call fewer contracts in a chain of calls (docs/contracts.md §2, `call`)";
+    CONTRACT_READ_ONLY = 3240, BadInput, FailedPrecondition,
+        "A contract tried to write, remove a key or emit an event in a read-only call (a query, or a callee of one).",
+        "a query only reads; make the change in a transaction";
     NODE_IO = 4000, BadInput, Internal,
         "A file of the node could not be read or written.",
         "check the path and its permissions; the message names the file";

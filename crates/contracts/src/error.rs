@@ -203,12 +203,81 @@ pub enum RunError {
         /// The entry point asked for.
         name: String,
     },
-    /// The module could not be instantiated.
+    /// The module could not be instantiated (an import the host API does not provide, or one
+    /// with another signature).
     #[error("the contract could not be instantiated: {reason}")]
     Instantiation {
         /// The interpreter's error.
         reason: String,
     },
+    /// The contract called `abort`.
+    #[error("the contract aborted: {message}")]
+    Aborted {
+        /// The contract's message (at most 1 024 bytes of it, invalid UTF-8 replaced).
+        message: String,
+    },
+    /// A host function's length argument is over its bound, or a pointer range lies outside
+    /// the memory. The host read and wrote nothing.
+    #[error("{}", bounds_message(function, argument, *len, *bound))]
+    HostBounds {
+        /// The host function (`storage_write`).
+        function: &'static str,
+        /// The argument (`val_len`; a pointer argument such as `val_ptr` when its range lies
+        /// outside the memory).
+        argument: &'static str,
+        /// The length given (for a pointer: the end of its range).
+        len: u64,
+        /// The bound (for a pointer: the memory's size in bytes).
+        bound: u64,
+    },
+    /// A host function's argument is within its length bound but not of the required form (an
+    /// event name with a space, a malformed topic list, a contract name not UTF-8). It has the
+    /// code of [`RunError::HostBounds`].
+    #[error("gmchain.{function}: argument {argument} {reason}")]
+    HostArgument {
+        /// The host function.
+        function: &'static str,
+        /// The argument.
+        argument: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The host refused what a host function asked (a write in a read-only call, too many
+    /// events); the run fails with the host's code.
+    #[error("{message}")]
+    Host {
+        /// The host's code.
+        code: &'static codes::Code,
+        /// The host's message.
+        message: String,
+    },
+    /// The host could not read the state. Not the contract's fault: the executor stops the
+    /// block instead of judging the transaction.
+    #[error("the node could not read its state: {message}")]
+    HostState {
+        /// The host's message.
+        message: String,
+    },
+}
+
+/// The message of [`RunError::HostBounds`]: a pointer argument ends past the memory, any other
+/// is over its bound.
+fn bounds_message(function: &str, argument: &str, len: u64, bound: u64) -> String {
+    if argument.ends_with("ptr") {
+        format!(
+            "gmchain.{function}: the range at argument {argument} ends at byte {len}, outside the memory of {bound} bytes"
+        )
+    } else {
+        format!("gmchain.{function}: argument {argument} is {len}, over its bound of {bound}")
+    }
+}
+
+impl RunError {
+    /// Returns whether the run failed because the node could not read its state (not the
+    /// contract's fault: the executor stops the block instead of judging the transaction).
+    pub fn is_infrastructure(&self) -> bool {
+        matches!(self, RunError::HostState { .. })
+    }
 }
 
 impl codes::Coded for RunError {
@@ -220,6 +289,12 @@ impl codes::Coded for RunError {
             RunError::StackExhausted { .. } => &codes::CONTRACT_STACK_EXHAUSTED,
             RunError::NoEntryPoint { .. } => &codes::CONTRACT_NO_ENTRY_POINT,
             RunError::Instantiation { .. } => &codes::CONTRACT_INSTANTIATION_FAILED,
+            RunError::Aborted { .. } => &codes::CONTRACT_ABORTED,
+            RunError::HostBounds { .. } | RunError::HostArgument { .. } => {
+                &codes::CONTRACT_HOST_BOUNDS
+            }
+            RunError::Host { code, .. } => code,
+            RunError::HostState { .. } => &codes::CONTRACT_HOST_STATE,
         }
     }
 }

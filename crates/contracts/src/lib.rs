@@ -49,12 +49,17 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod abi;
 mod engine;
 mod error;
+pub mod fuel;
+mod host;
 mod runtime;
 mod validate;
 
+pub use abi::{HOST_FUNCTIONS, bounds};
 pub use engine::{Limits, PAGE_BYTES};
 pub use error::{DeployError, RunError, TrapKind};
+pub use host::{CallResult, Host, HostError};
 pub use runtime::{CacheStats, CompiledModule, Outcome, Runtime};
 pub use validate::{EntryPoint, HOST_NAMESPACE, MEMORY_EXPORT, ValidatedModule, validate};

@@ -1,13 +1,17 @@
 //! The runtime: one deterministic engine, the compiled-module cache, and metered runs.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 
 use crypto::Digest;
 use wasmi::errors::{ErrorKind, InstantiationError};
-use wasmi::{Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, TrapCode};
+use wasmi::{Engine, Linker, Module, Store, StoreLimitsBuilder, TrapCode};
+
+use crate::abi::{self, RunState, Stop};
 
 use crate::engine::{Limits, PAGE_BYTES, deterministic_config};
 use crate::error::{DeployError, RunError, TrapKind};
+use crate::host::{CallResult, Host, HostError};
 use crate::validate::{EntryPoint, ValidatedModule};
 
 /// A module compiled by a [`Runtime`]'s engine, with its code hash. Cheap to clone.
@@ -24,15 +28,39 @@ impl CompiledModule {
     }
 }
 
-/// The result of a run: the fuel it used (charged whether or not it succeeded) and whether it
-/// succeeded. A failed run's fuel is still charged; for [`RunError::FuelExhausted`] it is the
-/// whole limit.
+/// The result of a run: the fuel it used (charged whether or not it succeeded), whether it
+/// succeeded and its return data. A failed run's fuel is still charged; for
+/// [`RunError::FuelExhausted`] it is the whole limit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// Fuel used, at most the run's limit.
     pub fuel_used: u64,
     /// `Ok` if the entry point returned, else why not.
     pub result: Result<(), RunError>,
+    /// What the contract's last `set_return` set; empty on failure.
+    pub return_data: Vec<u8>,
+}
+
+impl Outcome {
+    /// Returns the outcome as a nested call's result for [`Host::call`]: a failed callee's
+    /// return data is `"<code name> <message>"` in UTF-8 (`CONTRACT_TRAP the contract trapped:
+    /// unreachable`). A callee that failed because the node could not read its state is not
+    /// a result but [`HostError::State`]: it stops the caller's run too.
+    pub fn call_result(self) -> Result<CallResult, HostError> {
+        match self.result {
+            Ok(()) => Ok(CallResult {
+                ok: true,
+                fuel_used: self.fuel_used,
+                return_data: self.return_data,
+            }),
+            Err(RunError::HostState { message }) => Err(HostError::State(message)),
+            Err(error) => Ok(CallResult {
+                ok: false,
+                fuel_used: self.fuel_used,
+                return_data: format!("{} {error}", codes::Coded::code(&error).name).into_bytes(),
+            }),
+        }
+    }
 }
 
 /// The cache's counters.
@@ -94,19 +122,18 @@ impl ModuleCache {
     }
 }
 
-/// What a run's store holds: only the resource limits (the host API adds its context later).
-#[derive(Debug)]
-struct RunState {
-    limits: StoreLimits,
-}
-
 /// The contract runtime of one node: the deterministic engine of [`Limits`], the cache of
 /// compiled modules, and metered runs of entry points. It holds no chain state.
+///
+/// Every method takes `&self`, and the runtime is `Send + Sync`: a host's [`Host::call`] runs
+/// the callee with the same runtime while the caller's run is suspended in the host function.
+/// The cache is behind a mutex held only for a lookup or an insertion, never while a module
+/// compiles or a contract runs.
 #[derive(Debug)]
 pub struct Runtime {
     engine: Engine,
     limits: Limits,
-    cache: ModuleCache,
+    cache: Mutex<ModuleCache>,
 }
 
 impl Runtime {
@@ -116,14 +143,20 @@ impl Runtime {
         Runtime {
             engine: Engine::new(&deterministic_config(&limits)),
             limits,
-            cache: ModuleCache {
+            cache: Mutex::new(ModuleCache {
                 entries: HashMap::new(),
                 capacity: cache_capacity,
                 clock: 0,
                 hits: 0,
                 misses: 0,
-            },
+            }),
         }
+    }
+
+    /// Returns the cache, even if a thread panicked while holding it (the cache is only ever
+    /// left consistent: each operation completes under the lock or does not start).
+    fn cache(&self) -> MutexGuard<'_, ModuleCache> {
+        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Returns the limits.
@@ -133,26 +166,28 @@ impl Runtime {
 
     /// Returns the cache's counters.
     pub fn cache_stats(&self) -> CacheStats {
+        let cache = self.cache();
         CacheStats {
-            hits: self.cache.hits,
-            misses: self.cache.misses,
-            len: self.cache.entries.len(),
-            capacity: self.cache.capacity,
+            hits: cache.hits,
+            misses: cache.misses,
+            len: cache.entries.len(),
+            capacity: cache.capacity,
         }
     }
 
     /// Returns the compiled module with this code hash if the cache holds it (a hit), else
     /// `None` (a miss: load the code, [`crate::validate`] it and call [`Runtime::compile`]).
-    pub fn cached(&mut self, hash: &Digest) -> Option<CompiledModule> {
-        self.cache.lookup(hash).map(|module| CompiledModule {
+    pub fn cached(&self, hash: &Digest) -> Option<CompiledModule> {
+        self.cache().lookup(hash).map(|module| CompiledModule {
             hash: *hash,
             module,
         })
     }
 
     /// Returns `module` compiled: from the cache on a hit, else compiled eagerly (every
-    /// function) and cached.
-    pub fn compile(&mut self, module: &ValidatedModule) -> Result<CompiledModule, DeployError> {
+    /// function) and cached. The cache is not locked while the module compiles (two runs that
+    /// miss at once may both compile it; the second insertion replaces the first).
+    pub fn compile(&self, module: &ValidatedModule) -> Result<CompiledModule, DeployError> {
         let hash = module.hash();
         if let Some(compiled) = self.cached(&hash) {
             return Ok(compiled);
@@ -161,20 +196,28 @@ impl Runtime {
             Module::new(&self.engine, module.code()).map_err(|e| DeployError::Compile {
                 reason: e.to_string(),
             })?;
-        self.cache.insert(hash, compiled.clone());
+        self.cache().insert(hash, compiled.clone());
         Ok(CompiledModule {
             hash,
             module: compiled,
         })
     }
 
-    /// Runs `entry` of `module` in a fresh instance with `fuel_limit` fuel and no host
-    /// functions (the `gmchain` linker is empty until the host API exists). Every failure is an
-    /// [`Outcome`] with a [`RunError`]; the node's own process is never at stake.
-    pub fn run(&self, module: &CompiledModule, entry: EntryPoint, fuel_limit: u64) -> Outcome {
+    /// Runs `entry` of `module` in a fresh instance with `fuel_limit` fuel and host API v1
+    /// (`docs/contracts.md` §2) served by `host`. Every failure is an [`Outcome`] with a
+    /// [`RunError`]; the node's own process is never at stake. Re-entrant: `host` may run other
+    /// contracts with this runtime from inside a host function.
+    pub fn run(
+        &self,
+        module: &CompiledModule,
+        entry: EntryPoint,
+        fuel_limit: u64,
+        host: &mut dyn Host,
+    ) -> Outcome {
         let fail = |fuel_used, error| Outcome {
             fuel_used,
             result: Err(error),
+            return_data: Vec::new(),
         };
         if !Engine::same(module.module.engine(), &self.engine) {
             return fail(
@@ -195,7 +238,17 @@ impl Runtime {
             // contract decides what to do (a Rust allocator aborts, which traps).
             .trap_on_grow_failure(false)
             .build();
-        let mut store = Store::new(&self.engine, RunState { limits });
+        let mut store = Store::new(
+            &self.engine,
+            RunState {
+                limits,
+                host,
+                memory: None,
+                fuel_limit,
+                return_data: Vec::new(),
+                call_return: Vec::new(),
+            },
+        );
         store.limiter(|state| &mut state.limits);
         // Fuel is set before instantiation so that anything instantiation charges counts.
         if let Err(e) = store.set_fuel(fuel_limit) {
@@ -208,7 +261,15 @@ impl Runtime {
         }
         let used =
             |store: &Store<RunState>| fuel_limit.saturating_sub(store.get_fuel().unwrap_or(0));
-        let linker = Linker::<RunState>::new(&self.engine);
+        let mut linker = Linker::<RunState>::new(&self.engine);
+        if let Err(e) = abi::link(&mut linker) {
+            return fail(
+                0,
+                RunError::Instantiation {
+                    reason: e.to_string(),
+                },
+            );
+        }
         let instance = match linker.instantiate_and_start(&mut store, &module.module) {
             Ok(instance) => instance,
             Err(e) => {
@@ -229,6 +290,7 @@ impl Runtime {
                 return fail(used(&store), error);
             }
         };
+        store.data_mut().memory = instance.get_memory(&store, crate::validate::MEMORY_EXPORT);
         let Ok(func) = instance.get_typed_func::<(), ()>(&store, entry.name()) else {
             return fail(
                 used(&store),
@@ -241,11 +303,15 @@ impl Runtime {
             Ok(()) => Outcome {
                 fuel_used: used(&store),
                 result: Ok(()),
+                return_data: core::mem::take(&mut store.data_mut().return_data),
             },
             Err(e) => {
-                let error = self.run_error(&e, fuel_limit).unwrap_or(RunError::Trap {
-                    kind: TrapKind::Other,
-                });
+                let error = match e.downcast_ref::<Stop>() {
+                    Some(Stop(error)) => error.clone(),
+                    None => self.run_error(&e, fuel_limit).unwrap_or(RunError::Trap {
+                        kind: TrapKind::Other,
+                    }),
+                };
                 let fuel_used = match error {
                     RunError::FuelExhausted { .. } => fuel_limit,
                     _ => used(&store),

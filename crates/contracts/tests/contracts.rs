@@ -2,7 +2,10 @@
 //! code, hostile runs, and determinism of fuel between fresh, cached, cold and warm engines.
 
 use codes::Coded;
-use contracts::{DeployError, EntryPoint, Limits, Outcome, RunError, Runtime, TrapKind, validate};
+use contracts::{
+    CallResult, DeployError, EntryPoint, Host, HostError, Limits, Outcome, RunError, Runtime,
+    TrapKind, validate,
+};
 
 fn wasm(src: &str) -> Vec<u8> {
     wat::parse_str(src).unwrap_or_else(|e| panic!("test module does not assemble: {e}\n{src}"))
@@ -32,10 +35,50 @@ fn assert_code(e: &impl Coded, name: &str) {
 const MINIMAL: &str = r#"(module (memory (export "memory") 1) (func (export "call")))"#;
 
 /// Validates, compiles and runs `call` of `src` with `fuel`.
-fn run(runtime: &mut Runtime, src: &str, fuel: u64) -> Outcome {
+fn run(runtime: &Runtime, src: &str, fuel: u64) -> Outcome {
     let module = validate(&wasm(src), runtime.limits()).expect("module validates");
     let compiled = runtime.compile(&module).expect("module compiles");
-    runtime.run(&compiled, EntryPoint::Call, fuel)
+    runtime.run(&compiled, EntryPoint::Call, fuel, &mut NoHost)
+}
+
+/// A host for modules that import nothing: no input, no state, no caller (the host API's own
+/// tests are `tests/host.rs`).
+struct NoHost;
+
+impl Host for NoHost {
+    fn input(&self) -> &[u8] {
+        &[]
+    }
+    fn storage_read(&mut self, _: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(None)
+    }
+    fn storage_write(&mut self, _: &[u8], _: &[u8]) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn storage_remove(&mut self, _: &[u8]) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn caller(&self) -> Vec<u8> {
+        Vec::new()
+    }
+    fn caller_contract(&self) -> Option<String> {
+        None
+    }
+    fn block_height(&self) -> u64 {
+        0
+    }
+    fn block_time_ms(&self) -> u64 {
+        0
+    }
+    fn tx_id(&self) -> [u8; 32] {
+        [0; 32]
+    }
+    fn emit(&mut self, _: &str, _: Vec<Vec<u8>>, _: Vec<u8>) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn call(&mut self, _: &str, _: &[u8], _: u64) -> Result<CallResult, HostError> {
+        Err(HostError::State("no contracts".to_string()))
+    }
 }
 
 fn fresh() -> Runtime {
@@ -322,9 +365,9 @@ fn disabled_proposals_are_refused() {
 
 #[test]
 fn an_endless_loop_runs_out_of_fuel() {
-    let mut rt = fresh();
+    let rt = fresh();
     let out = run(
-        &mut rt,
+        &rt,
         r#"(module (memory (export "memory") 1) (func (export "call") (loop (br 0))))"#,
         100_000,
     );
@@ -332,7 +375,8 @@ fn an_endless_loop_runs_out_of_fuel() {
         out,
         Outcome {
             fuel_used: 100_000,
-            result: Err(RunError::FuelExhausted { limit: 100_000 })
+            result: Err(RunError::FuelExhausted { limit: 100_000 }),
+            return_data: Vec::new(),
         }
     );
     assert_code(out.result.as_ref().unwrap_err(), "CONTRACT_FUEL_EXHAUSTED");
@@ -351,13 +395,13 @@ fn grow_module(initial: u32, delta: u32) -> String {
 #[test]
 fn memory_grow_past_the_limit_returns_minus_one() {
     // 1 + 63 = 64 pages: within the limit, the grow succeeds (and costs 1024 fuel a page).
-    let mut rt = fresh();
-    let within = run(&mut rt, &grow_module(1, 63), 1_000_000);
+    let rt = fresh();
+    let within = run(&rt, &grow_module(1, 63), 1_000_000);
     assert_eq!(within.result, Ok(()));
-    let none = run(&mut rt, &grow_module(1, 0), 1_000_000);
+    let none = run(&rt, &grow_module(1, 0), 1_000_000);
     assert_eq!(within.fuel_used - none.fuel_used, 63 * 1024);
     // 1 + 64 = 65 pages: memory.grow returns -1 (no trap of its own); the module's check traps.
-    let past = run(&mut rt, &grow_module(1, 64), 1_000_000);
+    let past = run(&rt, &grow_module(1, 64), 1_000_000);
     assert_eq!(
         past.result,
         Err(RunError::Trap {
@@ -366,9 +410,9 @@ fn memory_grow_past_the_limit_returns_minus_one() {
     );
     assert_code(past.result.as_ref().unwrap_err(), "CONTRACT_TRAP");
     // After the failed grow the memory is unchanged and the run continues normally.
-    let mut rt = fresh();
+    let rt = fresh();
     let out = run(
-        &mut rt,
+        &rt,
         r#"(module (memory (export "memory") 1)
             (func (export "call")
                 (drop (memory.grow (i32.const 1000)))
@@ -377,7 +421,7 @@ fn memory_grow_past_the_limit_returns_minus_one() {
     );
     assert_eq!(out.result, Ok(()));
     // A smaller configured limit moves the boundary.
-    let mut small = Runtime::new(
+    let small = Runtime::new(
         Limits {
             max_memory_pages: 2,
             ..Limits::default()
@@ -385,11 +429,11 @@ fn memory_grow_past_the_limit_returns_minus_one() {
         4,
     );
     assert_eq!(
-        run(&mut small, &grow_module(1, 1), 1_000_000).result,
+        run(&small, &grow_module(1, 1), 1_000_000).result,
         Ok(())
     );
     assert!(
-        run(&mut small, &grow_module(1, 2), 1_000_000)
+        run(&small, &grow_module(1, 2), 1_000_000)
             .result
             .is_err()
     );
@@ -400,7 +444,7 @@ fn a_module_declaring_more_memory_than_the_engine_allows_fails_with_memory_limit
     // Deployed under the default limit, later run on an engine whose limit was lowered.
     let code = wasm(r#"(module (memory (export "memory") 4) (func (export "call")))"#);
     let module = validate(&code, &Limits::default()).expect("4 pages are within 64");
-    let mut rt = Runtime::new(
+    let rt = Runtime::new(
         Limits {
             max_memory_pages: 2,
             ..Limits::default()
@@ -408,7 +452,7 @@ fn a_module_declaring_more_memory_than_the_engine_allows_fails_with_memory_limit
         4,
     );
     let compiled = rt.compile(&module).expect("compiles");
-    let out = rt.run(&compiled, EntryPoint::Call, 1000);
+    let out = rt.run(&compiled, EntryPoint::Call, 1000, &mut NoHost);
     assert_eq!(out.result, Err(RunError::MemoryLimit { limit: 2 }));
     assert_code(out.result.as_ref().unwrap_err(), "CONTRACT_MEMORY_LIMIT");
 }
@@ -426,9 +470,9 @@ fn recursion_module(depth: u32) -> String {
 
 #[test]
 fn deep_recursion_exhausts_the_stack_at_the_configured_depth() {
-    let mut rt = fresh();
+    let rt = fresh();
     let endless = run(
-        &mut rt,
+        &rt,
         r#"(module (memory (export "memory") 1) (func $f (export "call") (call $f)))"#,
         10_000_000,
     );
@@ -442,18 +486,18 @@ fn deep_recursion_exhausts_the_stack_at_the_configured_depth() {
     );
     // `call` is one frame: 255 more fit under the limit of 256, 256 more do not.
     assert_eq!(
-        run(&mut rt, &recursion_module(255), 10_000_000).result,
+        run(&rt, &recursion_module(255), 10_000_000).result,
         Ok(())
     );
     assert_eq!(
-        run(&mut rt, &recursion_module(256), 10_000_000).result,
+        run(&rt, &recursion_module(256), 10_000_000).result,
         Err(RunError::StackExhausted { depth_limit: 256 })
     );
 }
 
 #[test]
 fn traps_name_their_kind() {
-    let mut rt = fresh();
+    let rt = fresh();
     for (body, kind) in [
         (
             "(drop (i32.div_u (i32.const 1) (i32.const 0)))",
@@ -471,7 +515,7 @@ fn traps_name_their_kind() {
     ] {
         let src = format!(r#"(module (memory (export "memory") 1) (func (export "call") {body}))"#);
         assert_eq!(
-            run(&mut rt, &src, 1000).result,
+            run(&rt, &src, 1000).result,
             Err(RunError::Trap { kind }),
             "{body}"
         );
@@ -480,9 +524,9 @@ fn traps_name_their_kind() {
 
 #[test]
 fn an_unprovided_host_import_or_entry_point_fails_without_panic() {
-    let mut rt = fresh();
+    let rt = fresh();
     let out = run(
-        &mut rt,
+        &rt,
         r#"(module (import "gmchain" "storage_get" (func)) (memory (export "memory") 1) (func (export "call")))"#,
         1000,
     );
@@ -496,7 +540,7 @@ fn an_unprovided_host_import_or_entry_point_fails_without_panic() {
     );
     let module = validate(&wasm(MINIMAL), rt.limits()).expect("minimal");
     let compiled = rt.compile(&module).expect("compiles");
-    let out = rt.run(&compiled, EntryPoint::Init, 1000);
+    let out = rt.run(&compiled, EntryPoint::Init, 1000, &mut NoHost);
     assert_eq!(
         out.result,
         Err(RunError::NoEntryPoint {
@@ -507,7 +551,7 @@ fn an_unprovided_host_import_or_entry_point_fails_without_panic() {
     // A module compiled by another runtime is refused, not a panic of wasmi's engine check.
     let other = fresh().compile(&module).expect("compiles");
     assert!(matches!(
-        rt.run(&other, EntryPoint::Call, 1000).result,
+        rt.run(&other, EntryPoint::Call, 1000, &mut NoHost).result,
         Err(RunError::Instantiation { .. })
     ));
 }
@@ -520,7 +564,7 @@ fn no_single_bit_flip_of_a_module_panics_validation_or_a_run() {
                 (else (i32.add (i32.load8_u (local.get 0)) (call $rec (i32.sub (local.get 0) (i32.const 1)))))))
         (func (export "call") (drop (call $rec (i32.const 100))) (drop (memory.grow (i32.const 2)))))"#;
     let code = wasm(src);
-    let mut rt = fresh();
+    let rt = fresh();
     let (mut accepted, mut refused) = (0, 0);
     for i in 0..code.len() * 8 {
         let mut m = code.clone();
@@ -529,7 +573,7 @@ fn no_single_bit_flip_of_a_module_panics_validation_or_a_run() {
             Ok(v) => {
                 accepted += 1;
                 if let Ok(c) = rt.compile(&v) {
-                    let _ = rt.run(&c, EntryPoint::Call, 10_000);
+                    let _ = rt.run(&c, EntryPoint::Call, 10_000, &mut NoHost);
                 }
             }
             Err(_) => refused += 1,
@@ -555,7 +599,7 @@ fn counting_loop(n: u32) -> String {
 }
 
 /// Fuel of `call` with `body`, on a module with one i32 local.
-fn body_fuel(rt: &mut Runtime, body: &str) -> u64 {
+fn body_fuel(rt: &Runtime, body: &str) -> u64 {
     let src = format!(
         r#"(module (memory (export "memory") 1) (func $empty) (func (export "call") (local i32) {body}))"#
     );
@@ -568,13 +612,13 @@ fn body_fuel(rt: &mut Runtime, body: &str) -> u64 {
 fn fuel_known_answers_follow_the_published_table() {
     let mut rt = fresh();
     // Entering the function body: 1. nop, drop, block and end: 0. A constant, a local.set: 1.
-    assert_eq!(body_fuel(&mut rt, ""), 1);
-    assert_eq!(body_fuel(&mut rt, "(nop) (block (drop (i32.const 7)))"), 2);
-    assert_eq!(body_fuel(&mut rt, "(local.set 0 (i32.const 5))"), 3);
+    assert_eq!(body_fuel(&rt, ""), 1);
+    assert_eq!(body_fuel(&rt, "(nop) (block (drop (i32.const 7)))"), 2);
+    assert_eq!(body_fuel(&rt, "(local.set 0 (i32.const 5))"), 3);
     // call: 1, plus 1 for entering the callee's body.
-    assert_eq!(body_fuel(&mut rt, "(call $empty)"), 3);
+    assert_eq!(body_fuel(&rt, "(call $empty)"), 3);
     // if: local.get 1 + if 1; entering the arm taken: 1 more.
-    assert_eq!(body_fuel(&mut rt, "(if (local.get 0) (then (nop)))"), 3);
+    assert_eq!(body_fuel(&rt, "(if (local.get 0) (then (nop)))"), 3);
     assert_eq!(
         body_fuel(
             &mut rt,
@@ -583,7 +627,7 @@ fn fuel_known_answers_follow_the_published_table() {
         6
     );
     assert_eq!(
-        body_fuel(&mut rt, "(if (local.get 0) (then (nop)) (else (nop)))"),
+        body_fuel(&rt, "(if (local.get 0) (then (nop)) (else (nop)))"),
         4
     );
     // memory.fill of 640 bytes: 3 constants + the fill (1) + 640/64.
@@ -597,15 +641,15 @@ fn fuel_known_answers_follow_the_published_table() {
     // A loop: 1 for the body, 2 for the prologue, and per iteration 1 for entering the loop
     // plus local.get, i32.const, i32.sub, local.tee, br_if.
     for n in [1u32, 2, 10, 1000] {
-        let out = run(&mut rt, &counting_loop(n), 1_000_000);
+        let out = run(&rt, &counting_loop(n), 1_000_000);
         assert_eq!(out.result, Ok(()));
         assert_eq!(out.fuel_used, 3 + 6 * u64::from(n), "n = {n}");
     }
     // The exact limit suffices; one less runs out.
     let need = 3 + 6 * 10;
-    assert_eq!(run(&mut rt, &counting_loop(10), need).result, Ok(()));
+    assert_eq!(run(&rt, &counting_loop(10), need).result, Ok(()));
     assert_eq!(
-        run(&mut rt, &counting_loop(10), need - 1).result,
+        run(&rt, &counting_loop(10), need - 1).result,
         Err(RunError::FuelExhausted { limit: need - 1 })
     );
 }
@@ -614,21 +658,21 @@ fn fuel_known_answers_follow_the_published_table() {
 fn a_fresh_engine_and_a_cached_module_use_the_same_fuel() {
     let src = recursion_module(200);
     let code = wasm(&src);
-    let mut a = fresh();
+    let a = fresh();
     let module = validate(&code, a.limits()).expect("validates");
     let first = a.compile(&module).expect("compiles");
     assert_eq!(a.cache_stats().misses, 1);
     assert_eq!(a.cache_stats().hits, 0);
-    let cold = a.run(&first, EntryPoint::Call, 1_000_000);
+    let cold = a.run(&first, EntryPoint::Call, 1_000_000, &mut NoHost);
     let cached = a.compile(&module).expect("from the cache");
     assert_eq!(a.cache_stats().hits, 1);
     assert_eq!(cached.hash(), module.hash());
-    let warm = a.run(&cached, EntryPoint::Call, 1_000_000);
+    let warm = a.run(&cached, EntryPoint::Call, 1_000_000, &mut NoHost);
     let by_hash = a.cached(&module.hash()).expect("cached by hash");
-    let again = a.run(&by_hash, EntryPoint::Call, 1_000_000);
-    let mut b = fresh();
+    let again = a.run(&by_hash, EntryPoint::Call, 1_000_000, &mut NoHost);
+    let b = fresh();
     let other = b.compile(&module).expect("compiles");
-    let fresh_run = b.run(&other, EntryPoint::Call, 1_000_000);
+    let fresh_run = b.run(&other, EntryPoint::Call, 1_000_000, &mut NoHost);
     assert_eq!(cold.result, Ok(()));
     assert!(cold.fuel_used > 200);
     assert_eq!(cold, warm);
@@ -646,16 +690,16 @@ fn a_cold_and_a_warm_cache_give_identical_outcomes() {
         grow_module(1, 64),
         r#"(module (memory (export "memory") 1) (func (export "call") (loop (br 0))))"#.to_string(),
     ];
-    let mut cold = Runtime::new(Limits::default(), 0);
-    let mut warm = Runtime::new(Limits::default(), 16);
+    let cold = Runtime::new(Limits::default(), 0);
+    let warm = Runtime::new(Limits::default(), 16);
     for src in &modules {
-        run(&mut warm, src, 50_000); // fill the cache
+        run(&warm, src, 50_000); // fill the cache
     }
     let hits_before = warm.cache_stats().hits;
     for src in &modules {
         assert_eq!(
-            run(&mut cold, src, 50_000),
-            run(&mut warm, src, 50_000),
+            run(&cold, src, 50_000),
+            run(&warm, src, 50_000),
             "{src}"
         );
     }
@@ -666,7 +710,7 @@ fn a_cold_and_a_warm_cache_give_identical_outcomes() {
 
 #[test]
 fn the_cache_is_bounded_and_drops_the_least_recently_used() {
-    let mut rt = Runtime::new(Limits::default(), 2);
+    let rt = Runtime::new(Limits::default(), 2);
     let [a, b, c] =
         [1u32, 2, 3].map(|n| validate(&wasm(&counting_loop(n)), rt.limits()).expect("v"));
     rt.compile(&a).expect("a");

@@ -1,0 +1,59 @@
+//! The host functions' fuel table (`docs/contracts.md` §3; a consensus rule).
+//!
+//! Each host function charges [`HOST_CALL`] plus its own base cost plus per-byte costs for
+//! the bytes it reads from or writes to the contract's memory, before it does the work: a call
+//! that cannot pay ends the run with `CONTRACT_FUEL_EXHAUSTED` and has done nothing. Byte
+//! counts are rounded up to whole units (`⌈n / 64⌉` for 64-byte units). A function whose output
+//! length is known only after it asked the host (`storage_read`, `caller`, `caller_contract`)
+//! charges that output after asking and before writing it. The figures are calibrated so that
+//! fuel tracks time roughly as the interpreter's operator fuel does (the calibration and the
+//! bench are in `docs/contracts.md` §3); the known-answer tests of `tests/host.rs` pin them.
+
+/// Charged by every host function: the call into the host.
+pub const HOST_CALL: u64 = 50;
+
+/// Per 64 bytes (or part of them) copied between the memory and the host, unless a function
+/// names its own per-byte cost.
+pub const COPY_PER_64_BYTES: u64 = 1;
+
+/// `storage_read`: the lookup in the state tree.
+pub const STORAGE_READ: u64 = 2_000;
+
+/// `storage_read`: per 64 bytes of key, and per 64 bytes of the value (all of it, whatever the
+/// capacity; the value is loaded whole).
+pub const STORAGE_READ_PER_64_BYTES: u64 = 4;
+
+/// `storage_write`: the write and its share of the state tree's work at commit.
+pub const STORAGE_WRITE: u64 = 20_000;
+
+/// `storage_write`: per byte of key and value (stored, hashed and replicated by every node).
+pub const STORAGE_WRITE_PER_BYTE: u64 = 2;
+
+/// `storage_remove`: the removal and its share of the state tree's work at commit.
+pub const STORAGE_REMOVE: u64 = 20_000;
+
+/// `storage_remove`: per byte of key.
+pub const STORAGE_REMOVE_PER_BYTE: u64 = 2;
+
+/// `sm3`: per call (the padding block and the output).
+pub const SM3: u64 = 200;
+
+/// `sm3` and the hashing in `sm2_verify`: per 64-byte block (or part of one) hashed.
+pub const SM3_PER_64_BYTES: u64 = 200;
+
+/// `sm2_verify`: the verification (a double scalar multiplication and ZA).
+pub const SM2_VERIFY: u64 = 100_000;
+
+/// `emit`: the event (kept in the receipt).
+pub const EMIT: u64 = 1_000;
+
+/// `emit`: per byte of name, topics and data (stored in the receipt by every node).
+pub const EMIT_PER_BYTE: u64 = 1;
+
+/// `call`: instantiating the callee and the nested run's setup.
+pub const CALL: u64 = 10_000;
+
+/// Returns the fuel of `n` bytes at `per_64` fuel per 64 bytes or part of them.
+pub(crate) fn per_64(n: u64, per_64: u64) -> u64 {
+    n.div_ceil(64).saturating_mul(per_64)
+}
