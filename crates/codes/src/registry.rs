@@ -52,6 +52,15 @@ define_codes! {
     TX_PERMISSION_DENIED = 120, BadInput, PermissionDenied,
         "The signer's role or organisation may not make this call.",
         "this role or organisation may not make this call; see the permission table in docs/execution.md §5";
+    TX_FUEL_LIMIT_MISSING = 121, BadInput, InvalidArgument,
+        "A call to a WASM contract in a transaction that names no fuel limit (a version 1 transaction).",
+        "send a version 2 transaction with a fuel limit (`--fuel`), at most the chain's max_fuel_per_tx";
+    TX_FUEL_LIMIT_TOO_HIGH = 122, BadInput, InvalidArgument,
+        "The transaction's fuel limit is above the chain's max_fuel_per_tx or max_fuel_per_block in force.",
+        "lower the fuel limit to the chain's maximum (gmchain query status shows the parameters)";
+    TX_CONTRACT_FROZEN = 123, BadInput, FailedPrecondition,
+        "The called WASM contract is frozen by governance: it refuses calls until it is unfrozen.",
+        "the consortium froze this contract (gmchain gov list shows the proposal); queries still work";
     TX_STATE_UNAVAILABLE = 190, Unavailable, Unavailable,
         "The node could not read its state; the transaction was not judged.",
         "the node cannot read its state; retry later or check the node";
@@ -145,6 +154,9 @@ define_codes! {
     GOVERNANCE_LAST_FOUNDING = 3112, NotVerified, FailedPrecondition,
         "`governance` org-remove: the organisation is the chain's last active founding organisation (its last trust anchor).",
         "register another founding organisation (org-register) first";
+    GOVERNANCE_CONTRACT_INVALID = 3113, NotVerified, FailedPrecondition,
+        "A contract lifecycle change cannot apply: deploying a name already deployed, or upgrading, freezing or unfreezing a contract that is not deployed or not in the required state.",
+        "the message names the contract and its state; gmchain contract show NAME shows it";
     CONTRACT_TOO_LARGE = 3200, BadInput, InvalidArgument,
         "The WASM module is larger than the chain's contract size cap.",
         "shrink the module (build in release mode, strip it); the message gives the size and the cap";
@@ -211,6 +223,9 @@ define_codes! {
     CONTRACT_READ_ONLY = 3240, BadInput, FailedPrecondition,
         "A contract tried to write, remove a key or emit an event in a read-only call (a query, or a callee of one).",
         "a query only reads; make the change in a transaction";
+    CONTRACT_FROZEN = 3241, BadInput, FailedPrecondition,
+        "The called WASM contract was frozen by governance before the transaction ran.",
+        "the consortium froze this contract; it refuses calls until a governance unfreeze";
     NODE_IO = 4000, BadInput, Internal,
         "A file of the node could not be read or written.",
         "check the path and its permissions; the message names the file";

@@ -48,6 +48,7 @@ use crate::params_rule::{self, ParamsInForce};
 use crate::registry::{Permission, Registry};
 use crate::verified::{CheckedChain, VerifiedTx};
 use crate::view::StateView;
+use crate::wasm;
 use crypto::Digest;
 use crypto_sm::sm3::{sm3, sm3_parts};
 use pki::{
@@ -906,13 +907,19 @@ impl Admission {
         check_expiry_in_force(tx.expiry, ctx.tip, &params)?;
         let id = signed.tx_id();
         check_unseen(seen, &id)?;
-        let (contract, perm) = self.resolve_call(&signed)?;
-        contract
-            .check_args(&tx.call.method, &tx.call.args)
-            .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
-        let introduced = contract
-            .introduced_ca(&tx.call.method, &tx.call.args)
-            .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
+        check_fuel_limit(tx.fuel_limit, &params)?;
+        let target = self.resolve_call(view, &signed)?;
+        let introduced = match &target {
+            Target::Builtin(contract, _) => {
+                contract
+                    .check_args(&tx.call.method, &tx.call.args)
+                    .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?;
+                contract
+                    .introduced_ca(&tx.call.method, &tx.call.args)
+                    .map_err(|e| reject(RejectCode::BadArguments, e.to_string()))?
+            }
+            Target::Wasm(_) => None,
+        };
 
         let (chain, pending) = match introduced {
             Some((ca, crl)) => {
@@ -930,16 +937,7 @@ impl Admission {
         };
         check_suspension(view, &signer)?;
         self.verify_signature(&signed, leaf, signer.cert_id, &id)?;
-        self.authorize(
-            view,
-            ctx,
-            contract,
-            perm,
-            &signed,
-            id,
-            &signer,
-            Phase::Admission,
-        )?;
+        self.authorize(view, ctx, &target, &signed, id, &signer, Phase::Admission)?;
         Ok(VerifiedTx::new(
             signed,
             id,
@@ -1008,6 +1006,7 @@ impl Admission {
         let params = self.params(view)?;
         check_size(tx.encoded_len(), &params)?;
         check_expiry_in_force(tx.expiry(), ctx.tip, &params)?;
+        check_fuel_limit(tx.signed().tx.fuel_limit, &params)?;
         check_unseen(seen, &tx.id())?;
         match tx.pending() {
             // A CA the call introduced (register_org) exists only in the transaction; the
@@ -1020,12 +1019,11 @@ impl Admission {
             }
         }
         check_suspension(view, tx.signer())?;
-        let (contract, perm) = self.resolve_call(tx.signed())?;
+        let target = self.resolve_call(view, tx.signed())?;
         self.authorize(
             view,
             ctx,
-            contract,
-            perm,
+            &target,
             tx.signed(),
             tx.id(),
             tx.signer(),
@@ -1033,19 +1031,45 @@ impl Admission {
         )
     }
 
-    fn resolve_call(
+    /// Finds what a call calls: a built-in method with its permission entry, else a deployed
+    /// WASM contract (which needs a fuel limit and must not be frozen).
+    fn resolve_call<S: NodeStore + ?Sized>(
         &self,
+        view: &StateView<'_, S>,
         signed: &SignedTx,
-    ) -> Result<(&dyn Contract, &'static Permission), Rejection> {
+    ) -> Result<Target<'_>, Rejection> {
         let call = &signed.tx.call;
-        self.registry
-            .resolve(&call.contract, &call.method)
-            .ok_or_else(|| {
-                reject(
-                    RejectCode::UnknownCall,
-                    format!("no built-in method {}.{}", call.contract, call.method),
-                )
-            })
+        if let Some((c, p)) = self.registry.resolve(&call.contract, &call.method) {
+            return Ok(Target::Builtin(c, p));
+        }
+        let Some(record) = wasm::contract(view, &call.contract).map_err(state_err)? else {
+            return Err(reject(
+                RejectCode::UnknownCall,
+                format!(
+                    "no built-in method {}.{} and no deployed contract {:?}",
+                    call.contract, call.method, call.contract
+                ),
+            ));
+        };
+        if signed.tx.fuel_limit.is_none() {
+            return Err(reject(
+                RejectCode::FuelLimitMissing,
+                format!(
+                    "a call to the WASM contract {:?} needs a fuel limit (a version 2 transaction)",
+                    record.name
+                ),
+            ));
+        }
+        if record.frozen {
+            return Err(reject(
+                RejectCode::ContractFrozen,
+                format!(
+                    "contract {:?} was frozen by governance at height {}",
+                    record.name, record.updated.0
+                ),
+            ));
+        }
+        Ok(Target::Wasm(record))
     }
 
     /// Finds and validates the signer's certificate, through the caches.
@@ -1228,13 +1252,22 @@ impl Admission {
         &self,
         view: &StateView<'_, S>,
         ctx: &AdmitContext,
-        contract: &dyn Contract,
-        perm: &Permission,
+        target: &Target<'_>,
         signed: &SignedTx,
         id: TxId,
         signer: &SignerInfo,
         phase: Phase,
     ) -> Result<(), Rejection> {
+        let (contract, perm) = match target {
+            Target::Builtin(c, p) => (*c, *p),
+            // A WASM contract decides itself, when it runs, from the caller it is given.
+            Target::Wasm(record) => {
+                return match wasm::role_refusal(signer.role, &record.name) {
+                    Some(why) => Err(reject(RejectCode::PermissionDenied, why)),
+                    None => Ok(()),
+                };
+            }
+        };
         if let Some(why) = perm.role_refusal(signer.role) {
             return Err(reject(RejectCode::PermissionDenied, why));
         }
@@ -1256,6 +1289,7 @@ impl Admission {
             meter: &meter,
             phase,
             cas: Some(&cas),
+            runtime: None,
         };
         let call = &signed.tx.call;
         contract
@@ -1266,6 +1300,32 @@ impl Admission {
             )
             .map_err(Denial::into_rejection)
     }
+}
+
+/// What a transaction calls.
+enum Target<'r> {
+    /// A built-in contract's method, with its permission entry.
+    Builtin(&'r dyn Contract, &'static Permission),
+    /// A deployed WASM contract.
+    Wasm(crate::records::ContractRecord),
+}
+
+/// Refuses a fuel limit above the chain's `max_fuel_per_tx` or `max_fuel_per_block` in force.
+fn check_fuel_limit(limit: Option<u64>, p: &ParamsInForce) -> Result<(), Rejection> {
+    let Some(limit) = limit else { return Ok(()) };
+    let max = p.params.max_fuel_per_tx.min(p.params.max_fuel_per_block);
+    if limit > max {
+        return Err(reject(
+            RejectCode::FuelLimitTooHigh,
+            format!(
+                "fuel limit {limit} is above the chain's maximum {max} in force {} (max_fuel_per_tx {}, max_fuel_per_block {})",
+                p.since_text(),
+                p.params.max_fuel_per_tx,
+                p.params.max_fuel_per_block
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The consortium's validation as admission runs it, offered to authorisation hooks: the

@@ -48,11 +48,17 @@ pub enum RejectCode {
     /// The node's pool holds its maximum number of transactions (the node's refusal, not
     /// admission's).
     PoolFull,
+    /// A call to a WASM contract without a fuel limit.
+    FuelLimitMissing,
+    /// A fuel limit above the chain's maximum.
+    FuelLimitTooHigh,
+    /// The called WASM contract is frozen.
+    ContractFrozen,
 }
 
 impl RejectCode {
     /// Every code, in number order.
-    pub const ALL: [RejectCode; 19] = [
+    pub const ALL: [RejectCode; 22] = [
         RejectCode::Malformed,
         RejectCode::TooLarge,
         RejectCode::WrongChain,
@@ -72,6 +78,9 @@ impl RejectCode {
         RejectCode::PermissionDenied,
         RejectCode::PoolFull,
         RejectCode::StateUnavailable,
+        RejectCode::FuelLimitMissing,
+        RejectCode::FuelLimitTooHigh,
+        RejectCode::ContractFrozen,
     ];
 
     /// Returns the registry entry: name, number, hint, exit class and gRPC status.
@@ -96,6 +105,9 @@ impl RejectCode {
             RejectCode::OrgRemoved => &codes::TX_ORG_REMOVED,
             RejectCode::CaReplaced => &codes::TX_CA_REPLACED,
             RejectCode::PoolFull => &codes::TX_POOL_FULL,
+            RejectCode::FuelLimitMissing => &codes::TX_FUEL_LIMIT_MISSING,
+            RejectCode::FuelLimitTooHigh => &codes::TX_FUEL_LIMIT_TOO_HIGH,
+            RejectCode::ContractFrozen => &codes::TX_CONTRACT_FROZEN,
         }
     }
 
@@ -226,11 +238,15 @@ pub enum FailureCode {
     OrgSponsors,
     /// `governance` org-remove: the last active founding organisation.
     LastFounding,
+    /// The called WASM contract is frozen.
+    ContractFrozen,
+    /// A contract lifecycle change cannot apply in the contract's state.
+    ContractInvalid,
 }
 
 impl FailureCode {
     /// Every code, in number order.
-    pub const ALL: [FailureCode; 29] = [
+    pub const ALL: [FailureCode; 31] = [
         FailureCode::UnknownCall,
         FailureCode::PermissionDenied,
         FailureCode::BadArguments,
@@ -260,6 +276,8 @@ impl FailureCode {
         FailureCode::OrgCaInvalid,
         FailureCode::OrgSponsors,
         FailureCode::LastFounding,
+        FailureCode::ContractFrozen,
+        FailureCode::ContractInvalid,
     ];
 
     /// Returns the registry entry.
@@ -294,6 +312,8 @@ impl FailureCode {
             FailureCode::OrgCaInvalid => &codes::GOVERNANCE_ORG_CA_INVALID,
             FailureCode::OrgSponsors => &codes::GOVERNANCE_ORG_SPONSORS,
             FailureCode::LastFounding => &codes::GOVERNANCE_LAST_FOUNDING,
+            FailureCode::ContractFrozen => &codes::CONTRACT_FROZEN,
+            FailureCode::ContractInvalid => &codes::GOVERNANCE_CONTRACT_INVALID,
         }
     }
 

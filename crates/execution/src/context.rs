@@ -138,9 +138,7 @@ impl ContractError {
     pub(crate) fn into_failure(self) -> Result<(&'static codes::Code, String), ExecError> {
         match self {
             ContractError::Failed { code, message } => Ok((code.code(), message)),
-            e @ ContractError::ReadOnly { .. } => {
-                Ok((FailureCode::ReadOnly.code(), e.to_string()))
-            }
+            e @ ContractError::ReadOnly { .. } => Ok((FailureCode::ReadOnly.code(), e.to_string())),
             e @ ContractError::CostExceeded { .. } => {
                 Ok((FailureCode::CostExceeded.code(), e.to_string()))
             }
@@ -206,6 +204,9 @@ pub(crate) struct Env<'a> {
     pub(crate) meter: &'a CostMeter,
     pub(crate) phase: Phase,
     pub(crate) cas: Option<&'a dyn CaValidation>,
+    /// The node's contract runtime, in execution (governance's deployments run `init` and
+    /// upgrades `migrate`); `None` at admission and recheck.
+    pub(crate) runtime: Option<&'a contracts::Runtime>,
 }
 
 /// What a contract call may see and do.
@@ -262,11 +263,7 @@ impl<'a> CallContext<'a> {
 
     /// Returns a read-only context: every write, delete and event is refused
     /// ([`ContractError::ReadOnly`]).
-    pub(crate) fn read_only(
-        namespace: &'a str,
-        base: &'a dyn StateRead,
-        env: Env<'a>,
-    ) -> Self {
+    pub(crate) fn read_only(namespace: &'a str, base: &'a dyn StateRead, env: Env<'a>) -> Self {
         CallContext {
             read_only: true,
             ..CallContext::new(namespace, base, env)
@@ -430,6 +427,12 @@ impl<'a> CallContext<'a> {
         self.env.block
     }
 
+    /// Returns the node's contract runtime: `Some` in execution, `None` at admission and
+    /// recheck (which run no contract code).
+    pub(crate) fn runtime(&self) -> Option<&'a contracts::Runtime> {
+        self.env.runtime
+    }
+
     /// Returns the transaction's ID.
     pub fn tx_id(&self) -> TxId {
         self.env.tx_id
@@ -526,6 +529,7 @@ mod tests {
                 meter: &self.meter,
                 phase: Phase::Execution,
                 cas: None,
+                runtime: None,
             }
         }
     }

@@ -28,6 +28,22 @@ pub enum ExecError {
         /// The limit (`ChainParams::max_txs_per_block`).
         max: usize,
     },
+    /// A block whose transactions name more fuel in total than the chain's limit.
+    #[error("block's transactions name {total} fuel in total, more than max_fuel_per_block {max}")]
+    FuelBudget {
+        /// The sum of the transactions' fuel limits (a transaction without one counts
+        /// `BUILTIN_CALL_COST`).
+        total: u128,
+        /// The limit (`ChainParams::max_fuel_per_block`).
+        max: u64,
+    },
+    /// A contract's run reported that the state could not be read, without the error itself
+    /// (the chain's host always keeps it; this is the fallback).
+    #[error("the state could not be read while a contract ran: {message}")]
+    ContractState {
+        /// The runtime's message.
+        message: String,
+    },
     /// The genesis validators do not form a validator set.
     #[error("the genesis validators do not form a validator set: {0}")]
     ValidatorSet(#[from] types::ValidatorSetError),

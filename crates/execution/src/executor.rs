@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::codes::FailureCode;
 use crate::context::{BlockContext, CallContext, ContractError, CostMeter, Env, Phase, Writes};
-use crate::contract::Denial;
+use crate::contract::{BUILTIN_CALL_COST, Denial};
 use crate::error::ExecError;
 use crate::keys::{self, IDENTITY};
 use crate::params::ChainParams;
@@ -14,6 +14,7 @@ use crate::registry::Registry;
 use crate::validators;
 use crate::verified::VerifiedTx;
 use crate::view::StateRead;
+use crate::wasm;
 use crypto::Digest;
 use state::{NodeStore, UpdateBatch};
 use types::{ChainId, Event, Limits, Receipt, Status};
@@ -46,6 +47,9 @@ fn touches_validator_standing(key: &[u8]) -> bool {
     .any(|p| key.starts_with(p))
 }
 
+/// How many compiled contract modules a node keeps (least recently used dropped first).
+pub const MODULE_CACHE_CAPACITY: usize = 64;
+
 /// Executes blocks of admitted transactions.
 #[derive(Debug)]
 pub struct Executor {
@@ -53,6 +57,8 @@ pub struct Executor {
     // The genesis parameters: used only on a state that holds none (`chain/params`).
     genesis_params: ChainParams,
     registry: Registry,
+    // The node's contract runtime: the deterministic engine and the compiled-module cache.
+    runtime: std::sync::Arc<contracts::Runtime>,
 }
 
 /// The parent state plus the writes of the block's successful transactions so far. Writes are
@@ -81,6 +87,10 @@ impl Executor {
             chain_id,
             genesis_params: *params,
             registry: Registry::builtin(),
+            runtime: std::sync::Arc::new(contracts::Runtime::new(
+                contracts::Limits::default(),
+                MODULE_CACHE_CAPACITY,
+            )),
         }
     }
 
@@ -101,20 +111,29 @@ impl Executor {
             writes: BTreeMap::new(),
         };
         // The parameters of this block: those its parent's state holds, read once.
-        let limits = params_rule::in_force_or(&overlay, Some(&self.genesis_params))?
-            .map_or(self.genesis_params, |p| p.params)
-            .limits();
+        let params = params_rule::in_force_or(&overlay, Some(&self.genesis_params))?
+            .map_or(self.genesis_params, |p| p.params);
+        let limits = params.limits();
         if txs.len() > limits.max_txs_per_block {
             return Err(ExecError::TooManyTxs {
                 count: txs.len(),
                 max: limits.max_txs_per_block,
             });
         }
+        // The block's fuel budget: the transactions' limits, known before anything runs.
+        let total = block_fuel(txs);
+        if total > u128::from(params.max_fuel_per_block) {
+            return Err(ExecError::FuelBudget {
+                total,
+                max: params.max_fuel_per_block,
+            });
+        }
         let mut receipts = Vec::with_capacity(txs.len());
         let mut standing_txs: Vec<(types::TxId, Vec<Vec<u8>>)> = Vec::new();
         for tx in txs {
-            let receipt = match self.run(&overlay, ctx, &limits, tx) {
-                Ok((writes, events)) => {
+            let (fuel_used, result) = self.run(&overlay, ctx, &limits, tx);
+            let receipt = match result {
+                Ok((writes, events, output)) => {
                     let standing: Vec<Vec<u8>> = writes
                         .keys()
                         .filter(|k| touches_validator_standing(k))
@@ -134,8 +153,8 @@ impl Executor {
                             .insert(cert_key, Some(tx.certificate().der().to_vec()));
                     }
                     Receipt {
-                        fuel_used: Some(0),
-                        output: Vec::new(),
+                        fuel_used: Some(fuel_used),
+                        output,
                         tx_id: tx.id(),
                         status: Status::Success,
                         events,
@@ -144,7 +163,7 @@ impl Executor {
                 Err(e) => {
                     let (code, message) = e.into_failure()?;
                     Receipt {
-                        fuel_used: Some(0),
+                        fuel_used: Some(fuel_used),
                         output: Vec::new(),
                         tx_id: tx.id(),
                         status: Status::Failed {
@@ -174,14 +193,41 @@ impl Executor {
         })
     }
 
-    /// Runs one transaction; on success returns its writes and events.
+    /// Runs one transaction: the fuel it used, and on success its writes, events and output.
     fn run<S: NodeStore + ?Sized>(
         &self,
         overlay: &Overlay<'_, S>,
         ctx: &BlockContext,
         limits: &Limits,
         tx: &VerifiedTx,
-    ) -> Result<(Writes, Vec<Event>), ContractError> {
+    ) -> (u64, Result<(Writes, Vec<Event>, Vec<u8>), ContractError>) {
+        let body = &tx.signed().tx;
+        // A transaction without a fuel limit (version 1) calls only the built-ins, whose fixed
+        // charges are counted, not refused.
+        let meter = match body.fuel_limit {
+            Some(limit) => CostMeter::new(limit),
+            None => CostMeter::unlimited(),
+        };
+        let env = Env {
+            caller: tx.signer(),
+            block: ctx,
+            tx_id: tx.id(),
+            limits,
+            meter: &meter,
+            phase: Phase::Execution,
+            cas: None,
+            runtime: Some(&self.runtime),
+        };
+        let result = self.call(overlay, env, tx);
+        (meter.used(), result)
+    }
+
+    fn call<S: NodeStore + ?Sized>(
+        &self,
+        overlay: &Overlay<'_, S>,
+        env: Env<'_>,
+        tx: &VerifiedTx,
+    ) -> Result<(Writes, Vec<Event>, Vec<u8>), ContractError> {
         let body = &tx.signed().tx;
         if body.chain_id != self.chain_id {
             return Err(ContractError::failed(
@@ -191,10 +237,7 @@ impl Executor {
         }
         let call = &body.call;
         let Some((contract, perm)) = self.registry.resolve(&call.contract, &call.method) else {
-            return Err(ContractError::failed(
-                FailureCode::UnknownCall,
-                format!("no built-in method {}.{}", call.contract, call.method),
-            ));
+            return self.call_wasm(overlay, env, tx);
         };
         // Roles and the contract's own rules are checked here too, on the state the block's
         // earlier transactions left: execution must not depend on who admitted the
@@ -203,17 +246,6 @@ impl Executor {
             return Err(ContractError::failed(FailureCode::PermissionDenied, why));
         }
         contract.check_args(&call.method, &call.args)?;
-        // No per-transaction limit yet: the built-ins' fixed charges are counted, not refused.
-        let meter = CostMeter::unlimited();
-        let env = Env {
-            caller: tx.signer(),
-            block: ctx,
-            tx_id: tx.id(),
-            limits,
-            meter: &meter,
-            phase: Phase::Execution,
-            cas: None,
-        };
         contract
             .authorize(
                 &CallContext::read_only(contract.name(), overlay, env),
@@ -223,8 +255,72 @@ impl Executor {
             .map_err(Denial::into_failure)?;
         let mut cctx = CallContext::new(contract.name(), overlay, env);
         contract.call(&mut cctx, &call.method, &call.args)?;
-        Ok(cctx.into_parts())
+        let (writes, events) = cctx.into_parts();
+        Ok((writes, events, Vec::new()))
     }
+
+    /// Runs a call to a deployed WASM contract: its `call` entry point with the transaction's
+    /// method and arguments as input, at most the transaction's fuel limit.
+    fn call_wasm<S: NodeStore + ?Sized>(
+        &self,
+        overlay: &Overlay<'_, S>,
+        env: Env<'_>,
+        tx: &VerifiedTx,
+    ) -> Result<(Writes, Vec<Event>, Vec<u8>), ContractError> {
+        let call = &tx.signed().tx.call;
+        let Some(record) = wasm::contract(overlay, &call.contract)? else {
+            return Err(ContractError::failed(
+                FailureCode::UnknownCall,
+                format!(
+                    "no built-in method {}.{} and no deployed contract {:?}",
+                    call.contract, call.method, call.contract
+                ),
+            ));
+        };
+        if let Some(why) = wasm::role_refusal(tx.signer().role, &record.name) {
+            return Err(ContractError::failed(FailureCode::PermissionDenied, why));
+        }
+        let Some(limit) = tx.signed().tx.fuel_limit else {
+            return Err(ContractError::failed(
+                FailureCode::CostExceeded,
+                format!(
+                    "a call to the WASM contract {:?} needs a fuel limit (a version 2 transaction)",
+                    record.name
+                ),
+            ));
+        };
+        if record.frozen {
+            return Err(ContractError::failed(
+                FailureCode::ContractFrozen,
+                format!("contract {:?} is frozen", record.name),
+            ));
+        }
+        let namespace = keys::wasm_namespace(&record.name);
+        let mut cctx = CallContext::new(&namespace, overlay, env);
+        let ran = wasm::run(
+            &self.runtime,
+            &mut cctx,
+            &record,
+            contracts::EntryPoint::Call,
+            wasm::encode_input(&call.method, &call.args),
+            limit,
+            None,
+            0,
+        );
+        // The run cannot use more than its limit, which is the meter's.
+        env.meter.charge(ran.fuel_used.min(limit))?;
+        let output = ran.result?;
+        let (writes, events) = cctx.into_parts();
+        Ok((writes, events, output))
+    }
+}
+
+/// Returns the fuel a block's transactions name in total: each one's limit, or
+/// [`BUILTIN_CALL_COST`] for a transaction without one.
+pub(crate) fn block_fuel(txs: &[VerifiedTx]) -> u128 {
+    txs.iter()
+        .map(|t| u128::from(t.signed().tx.fuel_limit.unwrap_or(BUILTIN_CALL_COST)))
+        .sum()
 }
 
 /// Cuts `message` to at most `max` bytes on a character boundary.

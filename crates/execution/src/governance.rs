@@ -37,7 +37,16 @@
 //! certificate), or change any state but its own namespace (the validator set changes
 //! and the chain parameters change through the pending records, which the chain's rules read).
 //!
-//! Not here yet: the contract-lifecycle kinds of issue 14; a validator's power is always 1.
+//! - `contract-deploy`, `contract-upgrade`, `contract-freeze`, `contract-unfreeze`: the
+//!   lifecycle of a WASM contract (issue 14), decided by the `contracts` policy and taking
+//!   effect when executed. A deployment or upgrade carries the module (in one or more
+//!   arguments, concatenated), which is validated when proposed (`contracts::validate`) and
+//!   stored then under `contracts/code/<SM3>`; the proposal records only its hash. Executing a
+//!   deployment records the contract and runs its `init` if it exports one; an upgrade runs
+//!   the new code's `migrate` if exported; a failing `init` or `migrate` fails the executing
+//!   vote, so nothing changes. Nothing else deploys or changes code that all nodes run.
+//!
+//! Not here yet: a validator's power is always 1.
 
 use std::collections::BTreeMap;
 
@@ -46,10 +55,12 @@ use crate::context::{CallContext, ContractError};
 use crate::contract::{BUILTIN_CALL_COST, Contract, Denial};
 use crate::error::ExecError;
 use crate::identity;
-use crate::keys::{self, GOVERNANCE, IDENTITY, governance as k};
+use crate::keys::{self, CONTRACTS, GOVERNANCE, IDENTITY, governance as k};
 use crate::params::ParamsUpdate;
 use crate::params_rule;
-use crate::records::{PendingChange, PendingParams, ValidatorChange, ValidatorRecord};
+use crate::records::{
+    ContractRecord, PendingChange, PendingParams, ValidatorChange, ValidatorRecord,
+};
 use crate::validators;
 use crate::view::{self, StateRead};
 use crypto::{Digest, UserId};
@@ -73,6 +84,7 @@ pub const MAX_VOTING_PERIOD: u64 = 1_000_000;
 /// The kinds whose threshold a policy sets, and their thresholds when neither genesis nor a
 /// policy proposal set one.
 pub const POLICY_KINDS: &[(&str, Policy)] = &[
+    ("contracts", Policy::Majority),
     ("organisations", Policy::Majority),
     ("params", Policy::Majority),
     ("validators", Policy::Majority),
@@ -143,6 +155,8 @@ pub enum ProposalKind {
         /// The organisation's name.
         name: String,
     },
+    /// A WASM contract's lifecycle change.
+    Contract(ContractChange),
     /// The threshold of a kind of proposal.
     Policy {
         /// The kind (one of [`POLICY_KINDS`]).
@@ -162,7 +176,49 @@ impl ProposalKind {
             ProposalKind::OrgRegister { .. } | ProposalKind::OrgRemove { .. } => {
                 Some("organisations")
             }
+            ProposalKind::Contract(_) => Some("contracts"),
             ProposalKind::Policy { .. } => None,
+        }
+    }
+}
+
+/// A WASM contract's lifecycle change (docs/contracts.md §4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContractChange {
+    /// Deploy `code_hash` as the contract `name`.
+    Deploy {
+        /// The new contract's name.
+        name: String,
+        /// SM3 of its module.
+        code_hash: Digest,
+    },
+    /// Replace the code of the contract `name`; its state stays.
+    Upgrade {
+        /// The contract.
+        name: String,
+        /// SM3 of the new module.
+        code_hash: Digest,
+    },
+    /// Refuse calls to `name` (queries still answer).
+    Freeze {
+        /// The contract.
+        name: String,
+    },
+    /// Accept calls to `name` again.
+    Unfreeze {
+        /// The contract.
+        name: String,
+    },
+}
+
+impl ContractChange {
+    /// The contract it changes.
+    pub fn name(&self) -> &str {
+        match self {
+            ContractChange::Deploy { name, .. }
+            | ContractChange::Upgrade { name, .. }
+            | ContractChange::Freeze { name }
+            | ContractChange::Unfreeze { name } => name,
         }
     }
 }
@@ -258,6 +314,26 @@ fn text_arg(args: &[Vec<u8>], i: usize, what: &str) -> Result<String, ContractEr
         )));
     }
     Ok(s)
+}
+
+fn contract_name_arg(args: &[Vec<u8>]) -> Result<String, ContractError> {
+    let name = String::from_utf8(args[3].clone())
+        .map_err(|_| bad("args[3] (contract name): not UTF-8"))?;
+    crate::wasm::check_contract_name(&name).map_err(|e| bad(format!("args[3]: {e}")))?;
+    Ok(name)
+}
+
+/// The module of a deployment or upgrade: `args[4..]` concatenated, validated as the chain
+/// will run it. A refusal names the module rule's code (docs/contracts.md §1).
+fn contract_code_arg(args: &[Vec<u8>]) -> Result<contracts::ValidatedModule, ContractError> {
+    let code: Vec<u8> = args[4..].concat();
+    contracts::validate(&code, &contracts::Limits::default()).map_err(|e| {
+        bad(format!(
+            "args[4..] (module of {} bytes): {}: {e}",
+            code.len(),
+            codes::Coded::code(&e).name
+        ))
+    })
 }
 
 /// A parsed `propose` call: the kind, deadline and effective height.
@@ -398,9 +474,34 @@ pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
                 .map_err(|e| bad(format!("args[3] (organisation name): {e}")))?;
             ProposalKind::OrgRemove { name }
         }
+        "contract-deploy" | "contract-upgrade" => {
+            if args.len() < 5 {
+                return Err(bad(format!(
+                    "governance.propose {kind} takes the name and the module (one or more arguments, concatenated); got {} argument(s)",
+                    args.len()
+                )));
+            }
+            let name = contract_name_arg(args)?;
+            let module = contract_code_arg(args)?;
+            let code_hash = module.hash();
+            ProposalKind::Contract(if kind == "contract-deploy" {
+                ContractChange::Deploy { name, code_hash }
+            } else {
+                ContractChange::Upgrade { name, code_hash }
+            })
+        }
+        "contract-freeze" | "contract-unfreeze" => {
+            want(4)?;
+            let name = contract_name_arg(args)?;
+            ProposalKind::Contract(if kind == "contract-freeze" {
+                ContractChange::Freeze { name }
+            } else {
+                ContractChange::Unfreeze { name }
+            })
+        }
         other => {
             return Err(bad(format!(
-                "args[0] (kind): {other:?} is not validator-add, validator-remove, validator-rotate, params, org-register, org-remove or policy"
+                "args[0] (kind): {other:?} is not validator-add, validator-remove, validator-rotate, params, org-register, org-remove, policy, contract-deploy, contract-upgrade, contract-freeze or contract-unfreeze"
             )));
         }
     };
@@ -411,6 +512,11 @@ pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
     {
         return Err(bad(
             "args[2] (effective height): an organisation change takes effect when the proposal executes; give 0",
+        ));
+    }
+    if matches!(kind, ProposalKind::Contract(_)) && effective != Height(0) {
+        return Err(bad(
+            "args[2] (effective height): a contract change takes effect when the proposal executes; give 0",
         ));
     }
     if matches!(kind, ProposalKind::Validators(_) | ProposalKind::Params(_))
@@ -451,6 +557,121 @@ fn refused(failure: FailureCode, message: String) -> Denial {
         _ => RejectCode::BadArguments,
     };
     Denial::refused(reject, failure, message)
+}
+
+/// Whether `change` fits the contract's state (checked when proposed and again when
+/// executed): a deployment's name is free, an upgrade's, freeze's or unfreeze's contract is
+/// deployed, an upgrade brings other code, a freeze finds it running, an unfreeze frozen.
+/// Returns the contract's record when it exists.
+fn check_contract_change(
+    r: &(impl StateRead + ?Sized),
+    change: &ContractChange,
+) -> Result<Option<ContractRecord>, Denial> {
+    let name = change.name();
+    let current = crate::wasm::contract(r, name)?;
+    let invalid = |m: String| refused(FailureCode::ContractInvalid, m);
+    match (change, &current) {
+        (ContractChange::Deploy { .. }, Some(c)) => Err(invalid(format!(
+            "contract {name:?} is already deployed (version {}, since height {})",
+            c.version, c.deployed.0
+        ))),
+        (ContractChange::Deploy { .. }, None) => Ok(None),
+        (_, None) => Err(invalid(format!("no deployed contract {name:?}"))),
+        (ContractChange::Upgrade { code_hash, .. }, Some(c)) if c.code_hash == *code_hash => {
+            Err(invalid(format!(
+                "contract {name:?} already runs code {}",
+                code_hash.to_hex()
+            )))
+        }
+        (ContractChange::Freeze { .. }, Some(c)) if c.frozen => {
+            Err(invalid(format!("contract {name:?} is already frozen")))
+        }
+        (ContractChange::Unfreeze { .. }, Some(c)) if !c.frozen => {
+            Err(invalid(format!("contract {name:?} is not frozen")))
+        }
+        (_, Some(c)) => Ok(Some(c.clone())),
+    }
+}
+
+/// Executes a passed contract change: the registry record, and `init` (deployment) or the new
+/// code's `migrate` (upgrade) when the module exports it, with the chain's `max_fuel_per_tx`.
+/// A failing entry point fails the change: nothing of it is kept.
+fn execute_contract_change(
+    ctx: &mut CallContext<'_>,
+    change: &ContractChange,
+    proposal: Digest,
+) -> Result<(), ContractError> {
+    let current = check_contract_change(ctx, change).map_err(Denial::into_failure)?;
+    let height = ctx.block().height;
+    let name = change.name().to_string();
+    let (record, entry) = match (change, current) {
+        (ContractChange::Deploy { code_hash, .. }, _) => (
+            ContractRecord {
+                name: name.clone(),
+                code_hash: *code_hash,
+                version: 1,
+                frozen: false,
+                deployed: height,
+                updated: height,
+                proposal,
+            },
+            Some(contracts::EntryPoint::Init),
+        ),
+        (ContractChange::Upgrade { code_hash, .. }, Some(c)) => (
+            ContractRecord {
+                code_hash: *code_hash,
+                version: c.version.saturating_add(1),
+                updated: height,
+                proposal,
+                ..c
+            },
+            Some(contracts::EntryPoint::Migrate),
+        ),
+        (ContractChange::Freeze { .. }, Some(c)) => (
+            ContractRecord {
+                frozen: true,
+                updated: height,
+                proposal,
+                ..c
+            },
+            None,
+        ),
+        (ContractChange::Unfreeze { .. }, Some(c)) => (
+            ContractRecord {
+                frozen: false,
+                updated: height,
+                proposal,
+                ..c
+            },
+            None,
+        ),
+        // check_contract_change returns the record for every change but a deployment.
+        (_, None) => {
+            return Err(ContractError::failed(
+                FailureCode::ContractInvalid,
+                format!("no deployed contract {name:?}"),
+            ));
+        }
+    };
+    if crate::wasm::code(ctx, &record.code_hash)?.is_none() {
+        return Err(ContractError::failed(
+            FailureCode::ContractInvalid,
+            format!(
+                "the module {} of contract {name:?} is not stored (propose the change again)",
+                record.code_hash.to_hex()
+            ),
+        ));
+    }
+    let key = keys::contracts::deployed(&name);
+    ctx.nested(CONTRACTS, |c| c.put(&key, record.encode()))?;
+    if let Some(entry) = entry {
+        let fuel = params_rule::in_force(ctx)?.params.max_fuel_per_tx;
+        crate::wasm::run_lifecycle(ctx, &record, entry, fuel)?;
+    }
+    let mut data = name.into_bytes();
+    data.push(b' ');
+    data.extend_from_slice(record.code_hash.to_hex().as_bytes());
+    ctx.emit("contract", data)
 }
 
 /// Reads the proposal `id`.
@@ -583,9 +804,10 @@ fn check_org_change(
             identity::check_new_founding(r, ca, crl, &name, now).map(|()| None)
         }
         ProposalKind::OrgRemove { name } => identity::check_removal(r, name).map(Some),
-        ProposalKind::Validators(_) | ProposalKind::Params(_) | ProposalKind::Policy { .. } => {
-            Ok(None)
-        }
+        ProposalKind::Validators(_)
+        | ProposalKind::Params(_)
+        | ProposalKind::Policy { .. }
+        | ProposalKind::Contract(_) => Ok(None),
     }
 }
 
@@ -670,6 +892,9 @@ impl GovernanceContract {
         match &p.kind {
             ProposalKind::Validators(change) => check_change(ctx, change, block_time(ctx))?,
             ProposalKind::Params(update) => check_params_fit(ctx, update)?,
+            ProposalKind::Contract(change) => {
+                check_contract_change(ctx, change)?;
+            }
             kind => check_org_change(ctx, kind, block_time(ctx)).map(|_| ())?,
         }
         Ok(())
@@ -720,6 +945,21 @@ impl GovernanceContract {
 
     fn propose(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
         let p = parse_proposal(args)?;
+        // A deployment's or upgrade's module is stored now (validated by the parse above);
+        // the proposal records its hash. Code no deployed contract runs is never called.
+        if let ProposalKind::Contract(
+            ContractChange::Deploy { code_hash, .. } | ContractChange::Upgrade { code_hash, .. },
+        ) = &p.kind
+        {
+            let code = args[4..].concat();
+            let key = keys::contracts::code(code_hash);
+            ctx.nested(CONTRACTS, |c| {
+                if c.get(&key)?.is_none() {
+                    c.put(&key, code)?;
+                }
+                Ok(())
+            })?;
+        }
         let caller = ctx.caller().organisation.clone();
         let policy = match p.kind.policy_kind() {
             Some(kind) => policy(ctx, kind)?,
@@ -845,6 +1085,7 @@ impl GovernanceContract {
             ProposalKind::Policy { kind, policy } => {
                 ctx.put(&k::policy(kind), policy.text().into_bytes())
             }
+            ProposalKind::Contract(change) => execute_contract_change(ctx, change, record.id),
         }
     }
 }
@@ -932,6 +1173,29 @@ impl ProposalRecord {
                 w.u8(5);
                 w.bytes(name.as_bytes());
             }
+            ProposalKind::Contract(change) => {
+                w.u8(6);
+                match change {
+                    ContractChange::Deploy { name, code_hash } => {
+                        w.u8(1);
+                        w.bytes(name.as_bytes());
+                        w.fixed(code_hash.as_bytes());
+                    }
+                    ContractChange::Upgrade { name, code_hash } => {
+                        w.u8(2);
+                        w.bytes(name.as_bytes());
+                        w.fixed(code_hash.as_bytes());
+                    }
+                    ContractChange::Freeze { name } => {
+                        w.u8(3);
+                        w.bytes(name.as_bytes());
+                    }
+                    ContractChange::Unfreeze { name } => {
+                        w.u8(4);
+                        w.bytes(name.as_bytes());
+                    }
+                }
+            }
         }
         w.bytes(self.proposer.as_bytes());
         w.u64(self.created.0);
@@ -992,6 +1256,28 @@ impl ProposalRecord {
             5 => ProposalKind::OrgRemove {
                 name: text(&mut r, "proposal.organisation")?,
             },
+            6 => {
+                let change = r.u8("proposal.contract_change").map_err(c)?;
+                let name = text(&mut r, "proposal.contract")?;
+                match change {
+                    1 | 2 => {
+                        let code_hash = Digest(r.array("proposal.code_hash").map_err(c)?);
+                        ProposalKind::Contract(if change == 1 {
+                            ContractChange::Deploy { name, code_hash }
+                        } else {
+                            ContractChange::Upgrade { name, code_hash }
+                        })
+                    }
+                    3 => ProposalKind::Contract(ContractChange::Freeze { name }),
+                    4 => ProposalKind::Contract(ContractChange::Unfreeze { name }),
+                    got => {
+                        return Err(ExecError::corrupt(
+                            key,
+                            format!("proposal contract change {got}"),
+                        ));
+                    }
+                }
+            }
             got => return Err(ExecError::corrupt(key, format!("proposal kind {got}"))),
         };
         let proposer = text(&mut r, "proposal.proposer")?;

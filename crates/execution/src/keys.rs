@@ -18,6 +18,16 @@ pub const GOVERNANCE: &str = "governance";
 /// rules at the end of a block; no contract can reach them).
 pub const CHAIN: &str = "chain";
 
+/// The registry of WASM contracts: deployed contracts and their code (written only by the
+/// governance contract's lifecycle changes; no contract call can reach it).
+pub const CONTRACTS: &str = "contracts";
+
+/// Returns the namespace of the WASM contract `name`: `wasm/<name>` (a contract name has no
+/// slash, so no contract's namespace is a prefix of another's).
+pub fn wasm_namespace(name: &str) -> String {
+    format!("wasm/{name}")
+}
+
 /// Returns `namespace/relative`.
 pub fn full(namespace: &str, relative: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(namespace.len() + 1 + relative.len());
@@ -105,6 +115,22 @@ pub mod attestation {
     /// `owner-count/<owner>` → u64 BE: how many attestations the owner anchored.
     pub fn owner_count(owner: &str) -> Vec<u8> {
         join("owner-count/", owner.as_bytes())
+    }
+}
+
+/// Keys of the `contracts` namespace.
+pub mod contracts {
+    use super::*;
+
+    /// `deployed/<name>` → `ContractRecord`.
+    pub fn deployed(name: &str) -> Vec<u8> {
+        join("deployed/", name.as_bytes())
+    }
+
+    /// `code/<SM3 hex of the module>` → the module's bytes (stored when a deployment or an
+    /// upgrade is proposed, validated first).
+    pub fn code(hash: &Digest) -> Vec<u8> {
+        join("code/", hash.to_hex().as_bytes())
     }
 }
 

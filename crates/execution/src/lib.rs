@@ -41,8 +41,9 @@
 //! 5. `context`: the call context: who calls in which block, the write overlay, events, the
 //!    cost meter, the read-only mode and the phase (admission, recheck, execution).
 //! 6. `contract`: the contract interface and its authorisation hook.
-//! 7. `validators`, `params_rule`: the chain's validator and parameter rules (the set and the
-//!    parameters of each height, from the state).
+//! 7. `validators`, `params_rule`, `wasm`: the chain's validator and parameter rules (the set
+//!    and the parameters of each height, from the state); WASM contract names, the registry of
+//!    deployed contracts and the chain's side of the host API.
 //! 8. `identity`, `attestation`: the built-in contracts of organisations and attestations.
 //! 9. `governance`: the built-in contract of proposals (its organisation changes run
 //!    identity's code, nested in identity's namespace).
@@ -73,6 +74,7 @@ mod registry;
 mod validators;
 mod verified;
 mod view;
+mod wasm;
 
 pub use admission::{
     Admission, AdmitContext, CERT_CACHE_CAPACITY, MemberRefusal, REFUSAL_CACHE_CAPACITY, Seen,
@@ -87,9 +89,9 @@ pub use genesis::{
     GENESIS_DOMAIN, GENESIS_FORMAT, Genesis, GenesisBlock, GenesisOrg, GenesisValidator,
 };
 pub use governance::{
-    CRL_RENEWAL_MARGIN, GovernanceContract, MAX_ELECTORATE, MAX_VOTING_PERIOD, POLICY_KINDS,
-    Policy, Proposal, ProposalKind, ProposalRecord, ProposalStatus, parse_proposal, parse_vote,
-    policy, read_proposal,
+    CRL_RENEWAL_MARGIN, ContractChange, GovernanceContract, MAX_ELECTORATE, MAX_VOTING_PERIOD,
+    POLICY_KINDS, Policy, Proposal, ProposalKind, ProposalRecord, ProposalStatus, parse_proposal,
+    parse_vote, policy, read_proposal,
 };
 pub use identity::{IdentityContract, register_org_ca};
 pub use params::{ChainParams, MAX_EXPIRY_WINDOW, MIN_MAX_TX_SIZE, ParamsUpdate};
@@ -98,9 +100,9 @@ pub use params_rule::{
     pending as pending_params,
 };
 pub use records::{
-    Attestation, AttestationId, EpochRecord, MAX_KIND_LEN, MAX_METADATA_LEN, MAX_POINTER_LEN,
-    OrgRecord, ParamsChange, PendingChange, PendingParams, SuspensionRecord, ValidatorChange,
-    ValidatorRecord,
+    Attestation, AttestationId, ContractRecord, EpochRecord, MAX_KIND_LEN, MAX_METADATA_LEN,
+    MAX_POINTER_LEN, OrgRecord, ParamsChange, PendingChange, PendingParams, SuspensionRecord,
+    ValidatorChange, ValidatorRecord,
 };
 pub use registry::{PERMISSIONS, Permission, Registry, permission};
 pub use validators::{
@@ -108,3 +110,7 @@ pub use validators::{
 };
 pub use verified::VerifiedTx;
 pub use view::{AnchorList, MAX_PAGE, StateRead, StateView};
+pub use wasm::{
+    MAX_CALL_DEPTH, MAX_CONTRACT_NAME_LEN, RESERVED_NAMES, check_contract_name,
+    code as contract_code, contract, encode_caller, encode_input,
+};

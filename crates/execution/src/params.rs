@@ -147,7 +147,9 @@ impl ParamsUpdate {
             max_txs_per_block: self.max_txs_per_block.unwrap_or(current.max_txs_per_block),
             max_tx_size: self.max_tx_size.unwrap_or(current.max_tx_size),
             max_fuel_per_tx: self.max_fuel_per_tx.unwrap_or(current.max_fuel_per_tx),
-            max_fuel_per_block: self.max_fuel_per_block.unwrap_or(current.max_fuel_per_block),
+            max_fuel_per_block: self
+                .max_fuel_per_block
+                .unwrap_or(current.max_fuel_per_block),
         }
     }
 }

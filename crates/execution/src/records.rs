@@ -23,6 +23,74 @@ pub(crate) mod tag {
     pub const PENDING_PARAMS: u8 = 0x89;
     pub const PARAMS_CHANGE: u8 = 0x8a;
     pub const ANCHORS: u8 = 0x8b;
+    pub const CONTRACT: u8 = 0x8c;
+}
+
+/// A deployed WASM contract (`contracts/deployed/<name>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContractRecord {
+    /// Its name (also its namespace `wasm/<name>`).
+    pub name: String,
+    /// SM3 of the code it runs (`contracts/code/<hash>`).
+    pub code_hash: Digest,
+    /// 1 when deployed, one more per upgrade.
+    pub version: u32,
+    /// Whether governance froze it: calls are refused, queries still answer.
+    pub frozen: bool,
+    /// The height of its deployment.
+    pub deployed: Height,
+    /// The height of its last lifecycle change (deployment, upgrade, freeze, unfreeze).
+    pub updated: Height,
+    /// The proposal that made the last change.
+    pub proposal: Digest,
+}
+
+impl ContractRecord {
+    /// The canonical encoding (docs/execution.md §3).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.header(tag::CONTRACT);
+        w.bytes(self.name.as_bytes());
+        w.fixed(self.code_hash.as_bytes());
+        w.u32(self.version);
+        w.u8(u8::from(self.frozen));
+        w.u64(self.deployed.0);
+        w.u64(self.updated.0);
+        w.fixed(self.proposal.as_bytes());
+        w.into_bytes()
+    }
+
+    /// Decodes a record read under `key`.
+    pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
+        decode(key, bytes, |r| {
+            let c = |e| ExecError::corrupt(key, e);
+            r.header("contract.header", tag::CONTRACT).map_err(c)?;
+            let name = text(
+                "contract.name",
+                r.bytes("contract.name", MAX_NAME_BYTES).map_err(c)?,
+            )
+            .map_err(c)?;
+            let code_hash = Digest(r.array("contract.code_hash").map_err(c)?);
+            let version = r.u32("contract.version").map_err(c)?;
+            let frozen = match r.u8("contract.frozen").map_err(c)? {
+                0 => false,
+                1 => true,
+                got => return Err(ExecError::corrupt(key, format!("contract.frozen {got}"))),
+            };
+            let deployed = Height(r.u64("contract.deployed").map_err(c)?);
+            let updated = Height(r.u64("contract.updated").map_err(c)?);
+            let proposal = Digest(r.array("contract.proposal").map_err(c)?);
+            Ok(ContractRecord {
+                name,
+                code_hash,
+                version,
+                frozen,
+                deployed,
+                updated,
+                proposal,
+            })
+        })
+    }
 }
 
 /// Longest attestation kind, in bytes.

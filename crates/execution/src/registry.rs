@@ -185,6 +185,7 @@ mod tests {
                     meter: &meter,
                     phase: Phase::Execution,
                     cas: None,
+                    runtime: None,
                 };
                 let mut ctx = CallContext::new(contract.name(), &Empty, env);
                 // No arguments: a call that is charged goes on to fail on its arguments.

@@ -377,6 +377,12 @@ fn proposal_json(p: &pb::ProposalResponse) -> serde_json::Value {
             "expiry_window": c.expiry_window,
             "max_txs_per_block": c.max_txs_per_block,
             "max_tx_size": c.max_tx_size,
+            "max_fuel_per_tx": c.max_fuel_per_tx,
+            "max_fuel_per_block": c.max_fuel_per_block,
+        }),
+        Some(Change::ContractChange(c)) => serde_json::json!({
+            "contract": c.name,
+            "code_hash": (!c.code_hash.is_empty()).then(|| hex::encode(&c.code_hash)),
         }),
         Some(Change::OrgRegister(r)) => serde_json::json!({
             "organisation": r.organisation,

@@ -392,8 +392,29 @@ fn proposal_response(p: execution::ProposalRecord, tip: u64) -> pb::ProposalResp
                 expiry_window: u.expiry_window,
                 max_txs_per_block: u.max_txs_per_block,
                 max_tx_size: u.max_tx_size.map(|s| u64::try_from(s).unwrap_or(u64::MAX)),
+                max_fuel_per_tx: u.max_fuel_per_tx,
+                max_fuel_per_block: u.max_fuel_per_block,
             }),
         ),
+        ProposalKind::Contract(c) => {
+            let (kind, code_hash) = match &c {
+                execution::ContractChange::Deploy { code_hash, .. } => {
+                    ("contract-deploy", code_hash.as_bytes().to_vec())
+                }
+                execution::ContractChange::Upgrade { code_hash, .. } => {
+                    ("contract-upgrade", code_hash.as_bytes().to_vec())
+                }
+                execution::ContractChange::Freeze { .. } => ("contract-freeze", Vec::new()),
+                execution::ContractChange::Unfreeze { .. } => ("contract-unfreeze", Vec::new()),
+            };
+            (
+                kind,
+                Change::ContractChange(pb::ContractProposal {
+                    name: c.name().to_string(),
+                    code_hash,
+                }),
+            )
+        }
         ProposalKind::OrgRegister { ca, crl } => (
             "org-register",
             Change::OrgRegister(pb::OrgRegisterProposal {

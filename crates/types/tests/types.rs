@@ -234,7 +234,11 @@ fn kat_receipt_v2_adds_fuel_topics_and_output() {
     let mut expected = String::from("0205");
     expected.push_str(&"44".repeat(32));
     let message = "余额不足".as_bytes();
-    expected.push_str(&format!("0100000007{:08x}{}", message.len(), hex::encode(message)));
+    expected.push_str(&format!(
+        "0100000007{:08x}{}",
+        message.len(),
+        hex::encode(message)
+    ));
     expected.push_str("00000000000003e8");
     expected.push_str("00000001");
     expected.push_str("00000008"); // "registry"
