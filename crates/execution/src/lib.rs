@@ -94,7 +94,10 @@ pub use governance::{
     parse_vote, policy, read_proposal,
 };
 pub use identity::{IdentityContract, register_org_ca};
-pub use params::{ChainParams, MAX_EXPIRY_WINDOW, MIN_MAX_TX_SIZE, ParamsUpdate};
+pub use params::{
+    ChainParams, DEFAULT_MAX_FUEL_PER_BLOCK, DEFAULT_MAX_FUEL_PER_TX, MAX_EXPIRY_WINDOW,
+    MIN_FUEL_PARAM, MIN_MAX_TX_SIZE, ParamsUpdate,
+};
 pub use params_rule::{
     ParamsInForce, history as params_history, in_force as params_in_force,
     pending as pending_params,

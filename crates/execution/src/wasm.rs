@@ -430,7 +430,7 @@ mod tests {
         let input = encode_input("step", &[b"c1".to_vec(), Vec::new()]);
         assert_eq!(
             hex::encode(input),
-            "0000000473746570000000020000000263310000000000"
+            "00000004737465700000000200000002633100000000"
         );
     }
 }

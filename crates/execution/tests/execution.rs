@@ -5,6 +5,8 @@
 
 #[path = "execution/layers.rs"]
 mod layers;
+#[path = "execution/wasm.rs"]
+mod wasm;
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -2253,11 +2255,13 @@ fn the_executor_reads_the_parameters_from_the_parent_state() {
     let b = node.must_admit(&anchor(&w.user, 2, &sm3(b"p2")));
     let key = execution::keys::full(execution::keys::CHAIN, &execution::keys::chain::params());
     // The record's format (docs/execution.md §3): version 1, tag 0x83, u64 expiry window,
-    // u32 max_txs_per_block, u64 max_tx_size.
+    // u32 max_txs_per_block, u64 max_tx_size, u64 max_fuel_per_tx, u64 max_fuel_per_block.
     let mut one = vec![1, 0x83];
     one.extend(100u64.to_be_bytes());
     one.extend(1u32.to_be_bytes());
     one.extend(131_072u64.to_be_bytes());
+    one.extend(1_000_000u64.to_be_bytes());
+    one.extend(10_000_000u64.to_be_bytes());
     let update = state::apply(&node.store, node.root, &[(key, Some(one))]).unwrap();
     node.store.write(update.nodes).unwrap();
     let err = node

@@ -1,0 +1,528 @@
+//! Issue 14: WASM contracts in execution. Deployed only by governance (two organisations vote),
+//! run with the transaction's fuel limit through the host API, every failure a `Failed`
+//! receipt with the run's code and no write left behind, the same results on every executor.
+
+use super::*;
+use execution::StateRead;
+
+/// A contract exercising the host API, dispatching on the first byte of the method name:
+/// `i` increments the u64 (little-endian) under key `n`, emits `inc` with topic `n` and
+/// returns the new value; `f` writes `x` then traps; `l` loops forever; `g` grows memory past
+/// the page limit and traps when refused; `d` recurses without end; `b` writes a value over
+/// the host's bound; `r` calls itself until the depth limit, aborting when a call fails; `c`
+/// writes `x`, then calls `beta.f` (which writes and traps) and succeeds anyway; `a` aborts;
+/// `q` returns `n`. `$extra` is spliced into the module (an upgrade's `migrate`).
+fn probe(extra: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+  (import "gmchain" "input_read" (func $input_read (param i32)))
+  (import "gmchain" "storage_read" (func $sread (param i32 i32 i32 i32) (result i32)))
+  (import "gmchain" "storage_write" (func $swrite (param i32 i32 i32 i32)))
+  (import "gmchain" "emit" (func $emit (param i32 i32 i32 i32 i32 i32)))
+  (import "gmchain" "call" (func $call (param i32 i32 i32 i32) (result i32)))
+  (import "gmchain" "set_return" (func $set_return (param i32 i32)))
+  (import "gmchain" "abort" (func $abort (param i32 i32)))
+  (memory (export "memory") 1 64)
+  (data (i32.const 100) "n")
+  (data (i32.const 104) "x")
+  (data (i32.const 108) "m")
+  (data (i32.const 120) "\00\00\00\01\00\00\00\01n")
+  (data (i32.const 140) "inc")
+  (data (i32.const 150) "beta")
+  (data (i32.const 160) "\00\00\00\01f\00\00\00\00")
+  (data (i32.const 180) "\00\00\00\01r\00\00\00\00")
+  (data (i32.const 200) "alpha")
+  (data (i32.const 210) "too deep")
+  (func $deep (call $deep))
+  {extra}
+  (func (export "call")
+    (local $m i32)
+    (call $input_read (i32.const 1024))
+    (local.set $m (i32.load8_u (i32.const 1028)))
+    (if (i32.eq (local.get $m) (i32.const 105)) (then
+      (drop (call $sread (i32.const 100) (i32.const 1) (i32.const 300) (i32.const 8)))
+      (i64.store (i32.const 300) (i64.add (i64.load (i32.const 300)) (i64.const 1)))
+      (call $swrite (i32.const 100) (i32.const 1) (i32.const 300) (i32.const 8))
+      (call $emit (i32.const 140) (i32.const 3) (i32.const 120) (i32.const 9) (i32.const 300) (i32.const 8))
+      (call $set_return (i32.const 300) (i32.const 8))
+      (return)))
+    (if (i32.eq (local.get $m) (i32.const 102)) (then
+      (call $swrite (i32.const 104) (i32.const 1) (i32.const 100) (i32.const 1))
+      (unreachable)))
+    (if (i32.eq (local.get $m) (i32.const 108)) (then (loop $l (br $l))))
+    (if (i32.eq (local.get $m) (i32.const 103)) (then
+      (if (i32.eq (memory.grow (i32.const 100)) (i32.const -1)) (then (unreachable)))
+      (return)))
+    (if (i32.eq (local.get $m) (i32.const 100)) (then (call $deep) (return)))
+    (if (i32.eq (local.get $m) (i32.const 98)) (then
+      (call $swrite (i32.const 100) (i32.const 1) (i32.const 0) (i32.const 70000))
+      (return)))
+    (if (i32.eq (local.get $m) (i32.const 114)) (then
+      (if (call $call (i32.const 200) (i32.const 5) (i32.const 180) (i32.const 9)) (then
+        (call $abort (i32.const 210) (i32.const 8))))
+      (return)))
+    (if (i32.eq (local.get $m) (i32.const 99)) (then
+      (call $swrite (i32.const 104) (i32.const 1) (i32.const 100) (i32.const 1))
+      (drop (call $call (i32.const 150) (i32.const 4) (i32.const 160) (i32.const 9)))
+      (return)))
+    (if (i32.eq (local.get $m) (i32.const 97)) (then (call $abort (i32.const 210) (i32.const 8))))
+    (if (i32.eq (local.get $m) (i32.const 113)) (then
+      (drop (call $sread (i32.const 100) (i32.const 1) (i32.const 300) (i32.const 8)))
+      (call $set_return (i32.const 300) (i32.const 8))
+      (return)))
+    (call $abort (i32.const 1028) (i32.const 1)))
+)"#
+    ))
+    .unwrap()
+}
+
+/// A `migrate` that writes `m` = "m" (an upgrade's proof that it ran).
+const MIGRATE: &str = r#"(func (export "migrate")
+    (call $swrite (i32.const 108) (i32.const 1) (i32.const 108) (i32.const 1)))"#;
+
+/// A `migrate` that traps: the upgrade must fail and change nothing.
+const BAD_MIGRATE: &str = r#"(func (export "migrate") (unreachable))"#;
+
+/// A version 2 transaction (with a fuel limit) of `m` calling `contract.method`.
+fn call_fuel(m: &Member, salt: u8, contract: &str, method: &str, fuel: u64) -> Vec<u8> {
+    let body = Transaction {
+        fuel_limit: Some(fuel),
+        chain_id: ChainId::new(CHAIN).unwrap(),
+        salt: [salt; 16],
+        expiry: Height(50),
+        sender: Sender::Certificate(m.cert.der().to_vec()),
+        call: Call {
+            contract: contract.into(),
+            method: method.into(),
+            args: Vec::new(),
+        },
+    };
+    SignedTx::sign(body, &m.key, &UserId::default())
+        .unwrap()
+        .to_bytes()
+}
+
+/// The consortium of the tests: the root organisation's admin and Agency A's.
+struct Two {
+    w: World,
+    root_admin: Member,
+    node: Node,
+    salt: u8,
+}
+
+impl Two {
+    fn new() -> Two {
+        let w = world();
+        let root_admin = w.pki.leaf(&w.pki.root, Role::Admin, "root-admin");
+        let node = Node::new(&w.g);
+        Two {
+            w,
+            root_admin,
+            node,
+            salt: 100,
+        }
+    }
+
+    fn salt(&mut self) -> u8 {
+        self.salt = self.salt.wrapping_add(1);
+        self.salt
+    }
+
+    /// Agency A's admin proposes the contract change `kind` with `rest`; returns the proposal.
+    fn propose(&mut self, kind: &str, rest: Vec<Vec<u8>>) -> (Digest, Vec<Receipt>) {
+        let salt = self.salt();
+        let tx = propose_org(&self.node, &self.w.admin, salt, kind, rest);
+        let id = proposal_of(&tx);
+        let r = self.node.run(&[tx]);
+        (id, r)
+    }
+
+    /// Proposes, then the root's admin votes yes: the change executes (or fails) in that vote.
+    fn pass(&mut self, kind: &str, rest: Vec<Vec<u8>>) -> Receipt {
+        let (id, r) = self.propose(kind, rest);
+        assert_success(&r);
+        let salt = self.salt();
+        let vote = yes(&self.root_admin, salt, &id);
+        self.node.run(&[vote]).remove(0)
+    }
+
+    fn deploy(&mut self, name: &str, code: &[u8]) {
+        let r = self.pass(
+            "contract-deploy",
+            vec![name.as_bytes().to_vec(), code.to_vec()],
+        );
+        assert_eq!(r.status, Status::Success, "{r:?}");
+    }
+
+    fn read(&self, key: &str) -> Option<Vec<u8>> {
+        self.node.view().read(key.as_bytes()).unwrap()
+    }
+
+    /// Runs one call of `alpha.method` by the user with `fuel`; returns its receipt.
+    fn call(&mut self, contract: &str, method: &str, fuel: u64) -> Receipt {
+        let salt = self.salt();
+        let tx = call_fuel(&self.w.user, salt, contract, method, fuel);
+        self.node.run(&[tx]).remove(0)
+    }
+}
+
+fn run_code(r: &Receipt) -> (&'static str, String) {
+    match &r.status {
+        Status::Failed { code, message } => (
+            codes::by_number(*code).map_or("unknown", |c| c.name),
+            message.clone(),
+        ),
+        Status::Success => ("success", String::new()),
+    }
+}
+
+#[test]
+fn a_contract_runs_only_after_two_organisations_vote_its_deployment() {
+    let mut x = Two::new();
+    let code = probe("");
+    // Proposed by one organisation: not deployed; a call is refused as unknown.
+    let (id, r) = x.propose(
+        "contract-deploy",
+        vec![
+            b"alpha".to_vec(),
+            code[..100].to_vec(),
+            code[100..].to_vec(),
+        ],
+    );
+    assert_success(&r);
+    assert!(
+        execution::contract(&x.node.view(), "alpha")
+            .unwrap()
+            .is_none()
+    );
+    let salt = x.salt();
+    let early = call_fuel(&x.w.user, salt, "alpha", "i", 1_000_000);
+    assert_eq!(code_of(x.node.admit(&early)), RejectCode::UnknownCall);
+    // The module (sent in two arguments) is stored under its hash when proposed.
+    let hash = sm3(&code);
+    assert_eq!(
+        execution::contract_code(&x.node.view(), &hash).unwrap(),
+        Some(code.clone())
+    );
+    // A second vote of the proposing organisation is refused.
+    let again = yes(&x.w.admin, 7, &id);
+    assert_eq!(code_of(x.node.admit(&again)), RejectCode::BadArguments);
+    // The second organisation's vote deploys it.
+    let vote = yes(&x.root_admin, 8, &id);
+    let r = x.node.run(&[vote]);
+    assert_success(&r);
+    assert!(r[0].events.iter().any(|e| e.name == "contract"));
+    let c = execution::contract(&x.node.view(), "alpha")
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.code_hash, c.version, c.frozen), (hash, 1, false));
+
+    // Two calls: each a receipt with its fuel, output and event; the state holds the count.
+    let one = x.call("alpha", "i", 1_000_000);
+    let two = x.call("alpha", "i", 1_000_000);
+    assert_eq!(one.status, Status::Success, "{one:?}");
+    assert_eq!(one.output, 1u64.to_le_bytes());
+    assert_eq!(two.output, 2u64.to_le_bytes());
+    let fuel = one.fuel_used.unwrap();
+    assert!(fuel > 0 && fuel < 1_000_000, "{fuel}");
+    // The first call read an absent key, the others read 8 bytes (charged per byte).
+    let three = x.call("alpha", "i", 1_000_000);
+    assert!(two.fuel_used > one.fuel_used);
+    assert_eq!(
+        three.fuel_used, two.fuel_used,
+        "the same path costs the same"
+    );
+    assert_eq!(one.events.len(), 1);
+    let e = &one.events[0];
+    assert_eq!(
+        (e.contract.as_str(), e.name.as_str(), e.topics.clone()),
+        ("wasm/alpha", "inc", vec![b"n".to_vec()])
+    );
+    assert_eq!(x.read("wasm/alpha/n"), Some(3u64.to_le_bytes().to_vec()));
+    // Receipts are version 2 and decode back.
+    let back = Receipt::from_bytes(&two.to_bytes(), &types::Limits::default()).unwrap();
+    assert_eq!(back, two);
+}
+
+#[test]
+fn hostile_contracts_fail_with_their_code_and_leave_no_write() {
+    let mut x = Two::new();
+    x.deploy("alpha", &probe(""));
+    let cases = [
+        ("l", "CONTRACT_FUEL_EXHAUSTED"),
+        ("g", "CONTRACT_TRAP"),
+        ("d", "CONTRACT_STACK_EXHAUSTED"),
+        ("b", "CONTRACT_HOST_BOUNDS"),
+        ("f", "CONTRACT_TRAP"),
+        ("r", "CONTRACT_ABORTED"),
+        ("a", "CONTRACT_ABORTED"),
+        ("z", "CONTRACT_ABORTED"),
+    ];
+    for (method, want) in cases {
+        let r = x.call("alpha", method, 5_000_000);
+        let (code, message) = run_code(&r);
+        assert_eq!(code, want, "alpha.{method}: {message}");
+        assert!(r.events.is_empty() && r.output.is_empty(), "{r:?}");
+        // Nothing the call wrote is kept; only the signer's certificate may be recorded.
+        assert_eq!(x.read("wasm/alpha/x"), None, "alpha.{method}");
+    }
+    // The endless loop used exactly its limit.
+    let r = x.call("alpha", "l", 2_000_000);
+    assert_eq!(r.fuel_used, Some(2_000_000));
+    // The re-entry failed at the depth limit, reported through the contract's own abort.
+    let r = x.call("alpha", "r", 50_000_000);
+    let (code, message) = run_code(&r);
+    assert_eq!(code, "CONTRACT_ABORTED");
+    assert!(message.ends_with("too deep"), "{message}");
+    // And the node goes on: the next call succeeds.
+    let ok = x.call("alpha", "i", 1_000_000);
+    assert_eq!(ok.status, Status::Success, "{ok:?}");
+}
+
+#[test]
+fn a_callee_that_traps_after_writing_leaves_nothing_and_its_caller_goes_on() {
+    let mut x = Two::new();
+    x.deploy("alpha", &probe(""));
+    x.deploy("beta", &probe(""));
+    let r = x.call("alpha", "c", 5_000_000);
+    assert_eq!(r.status, Status::Success, "{r:?}");
+    assert_eq!(x.read("wasm/alpha/x"), Some(b"n".to_vec()));
+    assert_eq!(
+        x.read("wasm/beta/x"),
+        None,
+        "the failed callee's write was kept"
+    );
+    // The callee's fuel counts: more than a call that makes no nested call.
+    let plain = x.call("alpha", "q", 5_000_000);
+    assert!(r.fuel_used.unwrap() > plain.fuel_used.unwrap());
+}
+
+#[test]
+fn admission_checks_the_fuel_limit_the_contract_and_the_role() {
+    let mut x = Two::new();
+    x.deploy("alpha", &probe(""));
+    // A version 1 transaction (no fuel limit) cannot call a WASM contract.
+    let v1 = call(&x.w.user, 41, "alpha", "i", Vec::new());
+    assert_eq!(code_of(x.node.admit(&v1)), RejectCode::FuelLimitMissing);
+    // Above the chain's max_fuel_per_tx (default 10^8).
+    let big = call_fuel(
+        &x.w.user,
+        42,
+        "alpha",
+        "i",
+        execution::DEFAULT_MAX_FUEL_PER_TX + 1,
+    );
+    let r = x.node.admit(&big).unwrap_err();
+    assert_eq!(r.code, RejectCode::FuelLimitTooHigh, "{r}");
+    assert!(r.message.contains("100000000"), "{r}");
+    // An auditor sends no transactions to contracts.
+    let audit = call_fuel(&x.w.auditor, 43, "alpha", "i", 1_000_000);
+    assert_eq!(code_of(x.node.admit(&audit)), RejectCode::PermissionDenied);
+    // An unknown contract.
+    let none = call_fuel(&x.w.user, 44, "gamma", "i", 1_000_000);
+    assert_eq!(code_of(x.node.admit(&none)), RejectCode::UnknownCall);
+    // A built-in call may name a fuel limit too; below its fixed cost it fails, charged nothing.
+    let cheap = build_tx_fuel(&x.w.user, 45, 999);
+    let r = x.node.run(&[cheap]).remove(0);
+    assert_eq!(failed(&r), Some(FailureCode::CostExceeded), "{r:?}");
+    assert_eq!(r.fuel_used, Some(0));
+    let enough = build_tx_fuel(&x.w.user, 46, execution::BUILTIN_CALL_COST);
+    let r = x.node.run(&[enough]).remove(0);
+    assert_eq!(
+        (r.status.clone(), r.fuel_used),
+        (Status::Success, Some(execution::BUILTIN_CALL_COST))
+    );
+}
+
+/// An `attestation.anchor` with a fuel limit.
+fn build_tx_fuel(m: &Member, salt: u8, fuel: u64) -> Vec<u8> {
+    let body = Transaction {
+        fuel_limit: Some(fuel),
+        chain_id: ChainId::new(CHAIN).unwrap(),
+        salt: [salt; 16],
+        expiry: Height(50),
+        sender: Sender::Certificate(m.cert.der().to_vec()),
+        call: Call {
+            contract: "attestation".into(),
+            method: "anchor".into(),
+            args: anchor_args(&sm3(&[salt]), "doc"),
+        },
+    };
+    SignedTx::sign(body, &m.key, &UserId::default())
+        .unwrap()
+        .to_bytes()
+}
+
+#[test]
+fn a_frozen_contract_refuses_calls_until_unfrozen_and_an_upgrade_keeps_its_state() {
+    let mut x = Two::new();
+    x.deploy("alpha", &probe(""));
+    assert_eq!(x.call("alpha", "i", 1_000_000).status, Status::Success);
+    // A transaction admitted before the freeze fails in execution after it.
+    let salt = x.salt();
+    let before = x
+        .node
+        .must_admit(&call_fuel(&x.w.user, salt, "alpha", "i", 1_000_000));
+    let r = x.pass("contract-freeze", vec![b"alpha".to_vec()]);
+    assert_eq!(r.status, Status::Success, "{r:?}");
+    assert_eq!(
+        code_of(x.node.recheck(&before).map(|()| before.clone())),
+        RejectCode::ContractFrozen
+    );
+    let r = x.node.commit(std::slice::from_ref(&before)).remove(0);
+    assert_eq!(failed(&r), Some(FailureCode::ContractFrozen), "{r:?}");
+    let salt = x.salt();
+    let tx = call_fuel(&x.w.user, salt, "alpha", "i", 1_000_000);
+    assert_eq!(code_of(x.node.admit(&tx)), RejectCode::ContractFrozen);
+    // Freezing twice is refused when proposed.
+    let salt = x.salt();
+    let twice = propose_org(
+        &x.node,
+        &x.w.admin,
+        salt,
+        "contract-freeze",
+        vec![b"alpha".to_vec()],
+    );
+    let e = x.node.admit(&twice).unwrap_err();
+    assert!(e.message.contains("already frozen"), "{e}");
+    let r = x.pass("contract-unfreeze", vec![b"alpha".to_vec()]);
+    assert_eq!(r.status, Status::Success, "{r:?}");
+    assert_eq!(x.call("alpha", "i", 1_000_000).output, 2u64.to_le_bytes());
+
+    // An upgrade whose migrate traps fails the vote: the old code and state stay.
+    let bad = probe(BAD_MIGRATE);
+    let r = x.pass("contract-upgrade", vec![b"alpha".to_vec(), bad.clone()]);
+    assert_eq!(run_code(&r).0, "CONTRACT_TRAP", "{r:?}");
+    let c = execution::contract(&x.node.view(), "alpha")
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.version, c.code_hash), (1, sm3(&probe(""))));
+    // An upgrade with a working migrate: version 2, migrate ran, the count kept.
+    let good = probe(MIGRATE);
+    let r = x.pass("contract-upgrade", vec![b"alpha".to_vec(), good.clone()]);
+    assert_eq!(r.status, Status::Success, "{r:?}");
+    let c = execution::contract(&x.node.view(), "alpha")
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.version, c.code_hash), (2, sm3(&good)));
+    assert_eq!(x.read("wasm/alpha/m"), Some(b"m".to_vec()));
+    assert_eq!(x.call("alpha", "i", 1_000_000).output, 3u64.to_le_bytes());
+}
+
+#[test]
+fn deployments_are_refused_with_the_module_rule_and_the_name_rule() {
+    let mut x = Two::new();
+    let float = wat::parse_str(
+        r#"(module (memory (export "memory") 1)
+            (func (export "call") (drop (f32.add (f32.const 1) (f32.const 2)))))"#,
+    )
+    .unwrap();
+    let import = wat::parse_str(
+        r#"(module (import "env" "clock" (func)) (memory (export "memory") 1)
+            (func (export "call")))"#,
+    )
+    .unwrap();
+    for (name, code, want) in [
+        ("alpha", float, "CONTRACT_FLOAT"),
+        ("alpha", import, "CONTRACT_IMPORT_NOT_ALLOWED"),
+        ("alpha", b"not wasm".to_vec(), "CONTRACT_INVALID_WASM"),
+        ("identity", probe(""), "reserved"),
+        ("Alpha", probe(""), "is not 1 to 32"),
+    ] {
+        let salt = x.salt();
+        let tx = propose_org(
+            &x.node,
+            &x.w.admin,
+            salt,
+            "contract-deploy",
+            vec![name.as_bytes().to_vec(), code],
+        );
+        let e = x.node.admit(&tx).unwrap_err();
+        assert_eq!(e.code, RejectCode::BadArguments, "{e}");
+        assert!(e.message.contains(want), "{name}: {e}");
+    }
+    // A name already deployed.
+    x.deploy("alpha", &probe(""));
+    let salt = x.salt();
+    let tx = propose_org(
+        &x.node,
+        &x.w.admin,
+        salt,
+        "contract-deploy",
+        vec![b"alpha".to_vec(), probe(MIGRATE)],
+    );
+    let e = x.node.admit(&tx).unwrap_err();
+    assert!(e.message.contains("already deployed"), "{e}");
+}
+
+#[test]
+fn two_executors_give_the_same_roots_receipts_and_fuel() {
+    let mut x = Two::new();
+    let mut other = Node::new(&x.w.g);
+    let mut blocks: Vec<Vec<VerifiedTx>> = Vec::new();
+    let mut run = |x: &mut Two, txs: Vec<Vec<u8>>| -> Vec<Receipt> {
+        let v: Vec<VerifiedTx> = txs.iter().map(|b| x.node.must_admit(b)).collect();
+        blocks.push(v.clone());
+        x.node.commit(&v)
+    };
+    let code = probe("");
+    let p = propose_org(
+        &x.node,
+        &x.w.admin,
+        1,
+        "contract-deploy",
+        vec![b"alpha".to_vec(), code],
+    );
+    let id = proposal_of(&p);
+    run(&mut x, vec![p]);
+    let v = yes(&x.root_admin, 2, &id);
+    run(&mut x, vec![v]);
+    let calls: Vec<Vec<u8>> = ["i", "l", "i", "f", "r", "q"]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| call_fuel(&x.w.user, 10 + i as u8, "alpha", m, 3_000_000))
+        .collect();
+    let mine = run(&mut x, calls);
+    // The other executor, a cold runtime with its own module cache, runs the same blocks.
+    let mut theirs = Vec::new();
+    for b in &blocks {
+        theirs = other.commit(b);
+    }
+    assert_eq!(other.root, x.node.root);
+    assert_eq!(theirs, mine);
+    assert!(mine.iter().all(|r| r.fuel_used.is_some()));
+}
+
+#[test]
+fn a_block_naming_more_fuel_than_the_chain_allows_is_refused_whole() {
+    let x = Two::new();
+    let txs: Vec<VerifiedTx> = (0..21)
+        .map(|i| {
+            x.node.must_admit(&build_tx_fuel(
+                &x.w.user,
+                i,
+                execution::DEFAULT_MAX_FUEL_PER_TX,
+            ))
+        })
+        .collect();
+    let err = x
+        .node
+        .executor
+        .execute_block(&x.node.store, x.node.root, &x.node.block_ctx(), &txs)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            execution::ExecError::FuelBudget {
+                total: 2_100_000_000,
+                max: 2_000_000_000
+            }
+        ),
+        "{err}"
+    );
+    // Twenty fit.
+    x.node
+        .executor
+        .execute_block(&x.node.store, x.node.root, &x.node.block_ctx(), &txs[..20])
+        .unwrap();
+}
