@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use crate::codes::FailureCode;
-use crate::context::{BlockContext, CallContext, ContractError, CostMeter, Env, Phase, Writes};
+use crate::context::{
+    BlockContext, CallContext, ContractError, CostMeter, Env, Phase, SignerInfo, Writes,
+};
 use crate::contract::{BUILTIN_CALL_COST, Denial};
 use crate::error::ExecError;
 use crate::keys::{self, IDENTITY};
@@ -312,6 +314,88 @@ impl Executor {
         let output = ran.result?;
         let (writes, events) = cctx.into_parts();
         Ok((writes, events, output))
+    }
+}
+
+/// What a read-only query of a WASM contract returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryAnswer {
+    /// The contract's return data (`set_return`).
+    pub output: Vec<u8>,
+    /// The fuel the query used.
+    pub fuel_used: u64,
+}
+
+impl Executor {
+    /// Runs `contract.method(args)` read-only on the state at `root` (no transaction): the
+    /// contract's `call` entry point in a read-only context (a write, removal or event fails the
+    /// query with `CONTRACT_READ_ONLY`; its callees are read-only too), with `fuel` fuel, seen by
+    /// `caller` (the client's identity), in the block `block` (the tip's successor height, the
+    /// tip's time), with a zero transaction ID. A frozen contract still answers. `Err` with a
+    /// [`ContractError::State`] means the state could not be read; any other error is the
+    /// query's failure with its code.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a query's inputs: the state, the block, who asks, the call, the budget"
+    )]
+    pub fn query<S: NodeStore + ?Sized>(
+        &self,
+        store: &S,
+        root: Digest,
+        block: &BlockContext,
+        caller: &SignerInfo,
+        contract: &str,
+        method: &str,
+        args: &[Vec<u8>],
+        fuel: u64,
+    ) -> Result<QueryAnswer, ContractError> {
+        let overlay = Overlay {
+            store,
+            root,
+            writes: BTreeMap::new(),
+        };
+        let Some(record) = wasm::contract(&overlay, contract)? else {
+            return Err(ContractError::failed(
+                FailureCode::UnknownCall,
+                format!("no deployed contract {contract:?}"),
+            ));
+        };
+        let limits = params_rule::in_force_or(&overlay, Some(&self.genesis_params))?
+            .map_or(self.genesis_params, |p| p.params)
+            .limits();
+        let meter = CostMeter::new(fuel);
+        let env = Env {
+            caller,
+            block,
+            tx_id: types::TxId(Digest([0; 32])),
+            limits: &limits,
+            meter: &meter,
+            phase: Phase::Execution,
+            cas: None,
+            runtime: Some(&self.runtime),
+        };
+        let namespace = keys::wasm_namespace(&record.name);
+        let mut cctx = CallContext::read_only(&namespace, &overlay, env);
+        let ran = wasm::run(
+            &self.runtime,
+            &mut cctx,
+            &record,
+            contracts::EntryPoint::Call,
+            wasm::encode_input(method, args),
+            fuel,
+            None,
+            0,
+        );
+        let output = ran.result?;
+        Ok(QueryAnswer {
+            output,
+            fuel_used: ran.fuel_used,
+        })
+    }
+
+    /// Returns the runtime's compiled-module cache counters (hits, misses, size).
+    pub fn module_cache(&self) -> contracts::CacheStats {
+        self.runtime.cache_stats()
     }
 }
 

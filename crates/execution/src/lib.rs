@@ -84,7 +84,7 @@ pub use codes::{FailureCode, RejectCode, Rejection};
 pub use context::{BlockContext, CaValidation, CallContext, ContractError, Phase, SignerInfo};
 pub use contract::{BUILTIN_CALL_COST, Contract, Denial};
 pub use error::{ExecError, GenesisError};
-pub use executor::{BlockExecution, Executor};
+pub use executor::{BlockExecution, Executor, MODULE_CACHE_CAPACITY, QueryAnswer};
 pub use genesis::{
     GENESIS_DOMAIN, GENESIS_FORMAT, Genesis, GenesisBlock, GenesisOrg, GenesisValidator,
 };

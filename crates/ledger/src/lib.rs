@@ -499,7 +499,12 @@ impl<B: KvBackend> Ledger<B> {
             tip: head.tip.height,
             now: UnixTime(timestamp_ms / 1000),
         };
-        let max_txs = self.params_at(&view)?.params.limits().max_txs_per_block;
+        let params = self.params_at(&view)?.params;
+        let max_txs = params.limits().max_txs_per_block;
+        // The block's fuel budget: the sum of the transactions' fuel limits (a transaction
+        // without one counts the built-ins' fixed cost), as the executor checks it. One that
+        // does not fit what is left waits for the next block, like one over the byte budget.
+        let mut fuel_left = u128::from(params.max_fuel_per_block);
         let mut in_block = HashSet::new();
         let mut txs = Vec::with_capacity(candidates.len().min(max_txs));
         let mut dropped = Vec::new();
@@ -513,9 +518,22 @@ impl<B: KvBackend> Ledger<B> {
                 left_out.push(id);
                 continue;
             }
+            let fuel = u128::from(
+                tx.signed()
+                    .tx
+                    .fuel_limit
+                    .unwrap_or(execution::BUILTIN_CALL_COST),
+            );
+            if fuel > fuel_left {
+                left_out.push(id);
+                continue;
+            }
             let seen = |i: &TxId| self.on_chain(i);
             match self.admission.recheck(&view, &ctx, &seen, &tx) {
-                Ok(()) => txs.push(tx),
+                Ok(()) => {
+                    fuel_left -= fuel;
+                    txs.push(tx);
+                }
                 Err(r) => dropped.push((id, r)),
             }
         }

@@ -526,3 +526,57 @@ fn a_block_naming_more_fuel_than_the_chain_allows_is_refused_whole() {
         .execute_block(&x.node.store, x.node.root, &x.node.block_ctx(), &txs[..20])
         .unwrap();
 }
+
+#[test]
+fn a_query_reads_without_a_transaction_and_may_not_write() {
+    let mut x = Two::new();
+    x.deploy("alpha", &probe(""));
+    assert_eq!(x.call("alpha", "i", 1_000_000).status, Status::Success);
+    let caller = execution::SignerInfo {
+        cert_id: x.w.auditor.id(),
+        organisation: "Agency A".into(),
+        common_name: "audit".into(),
+        role: Role::Auditor,
+    };
+    let q = |x: &Two, method: &str| {
+        x.node.executor.query(
+            &x.node.store,
+            x.node.root,
+            &x.node.block_ctx(),
+            &caller,
+            "alpha",
+            method,
+            &[],
+            1_000_000,
+        )
+    };
+    let a = q(&x, "q").unwrap();
+    assert_eq!(a.output, 1u64.to_le_bytes());
+    assert!(a.fuel_used > 0);
+    // A query that writes fails with CONTRACT_READ_ONLY, and the state is unchanged.
+    let root = x.node.root;
+    match q(&x, "i") {
+        Err(execution::ContractError::Run { code, message }) => {
+            assert_eq!(code.name, "CONTRACT_READ_ONLY", "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(x.node.root, root);
+    // A frozen contract still answers queries; an unknown one does not.
+    x.pass("contract-freeze", vec![b"alpha".to_vec()]);
+    assert_eq!(q(&x, "q").unwrap().output, 1u64.to_le_bytes());
+    let unknown = x.node.executor.query(
+        &x.node.store,
+        x.node.root,
+        &x.node.block_ctx(),
+        &caller,
+        "gamma",
+        "q",
+        &[],
+        1_000,
+    );
+    assert!(unknown.is_err());
+    // The executor's module cache was used: the same code hit after its first compile.
+    let stats = x.node.executor.module_cache();
+    assert!(stats.hits > 0 && stats.len >= 1, "{stats:?}");
+}
