@@ -15,7 +15,7 @@ use wasmi::{Caller, Linker, Memory, StoreLimits};
 
 use crate::error::RunError;
 use crate::fuel;
-use crate::host::{HostError, Host};
+use crate::host::{Host, HostError};
 use crate::validate::HOST_NAMESPACE;
 
 /// The bounds of host API v1 (`docs/contracts.md` §2). A length over its bound ends the run
@@ -93,7 +93,12 @@ type Ctx<'a, 'h> = Caller<'a, RunState<'h>>;
 type HostResult<T> = Result<T, wasmi::Error>;
 
 /// Returns `len` (an `i32` read as unsigned) if it is within `bound`.
-fn bounded(function: &'static str, argument: &'static str, len: i32, bound: u64) -> HostResult<u64> {
+fn bounded(
+    function: &'static str,
+    argument: &'static str,
+    len: i32,
+    bound: u64,
+) -> HostResult<u64> {
     let len = u64::from(len as u32);
     if len > bound {
         return Err(stop(RunError::HostBounds {
@@ -274,7 +279,13 @@ fn caller_fn(mut caller: Ctx<'_, '_>, ptr: i32, cap: i32) -> HostResult<i32> {
 }
 
 fn caller_contract(mut caller: Ctx<'_, '_>, ptr: i32, cap: i32) -> HostResult<i32> {
-    let out = range(&caller, "caller_contract", "ptr", ptr, u64::from(cap as u32))?;
+    let out = range(
+        &caller,
+        "caller_contract",
+        "ptr",
+        ptr,
+        u64::from(cap as u32),
+    )?;
     charge(&mut caller, fuel::HOST_CALL)?;
     let name = caller.data().host.caller_contract().unwrap_or_default();
     answer(&mut caller, out, name.as_bytes())
@@ -419,7 +430,9 @@ fn topics(mut bytes: &[u8]) -> HostResult<Vec<Vec<u8>>> {
             }));
         }
         if len == 0 {
-            return Err(malformed("holds an empty topic (a topic has 1 to 64 bytes)"));
+            return Err(malformed(
+                "holds an empty topic (a topic has 1 to 64 bytes)",
+            ));
         }
         let (topic, rest) = bytes
             .split_at_checked(len as usize)

@@ -156,7 +156,9 @@ impl Runtime {
     /// Returns the cache, even if a thread panicked while holding it (the cache is only ever
     /// left consistent: each operation completes under the lock or does not start).
     fn cache(&self) -> MutexGuard<'_, ModuleCache> {
-        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Returns the limits.

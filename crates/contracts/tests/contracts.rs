@@ -428,15 +428,8 @@ fn memory_grow_past_the_limit_returns_minus_one() {
         },
         4,
     );
-    assert_eq!(
-        run(&small, &grow_module(1, 1), 1_000_000).result,
-        Ok(())
-    );
-    assert!(
-        run(&small, &grow_module(1, 2), 1_000_000)
-            .result
-            .is_err()
-    );
+    assert_eq!(run(&small, &grow_module(1, 1), 1_000_000).result, Ok(()));
+    assert!(run(&small, &grow_module(1, 2), 1_000_000).result.is_err());
 }
 
 #[test]
@@ -485,10 +478,7 @@ fn deep_recursion_exhausts_the_stack_at_the_configured_depth() {
         "CONTRACT_STACK_EXHAUSTED",
     );
     // `call` is one frame: 255 more fit under the limit of 256, 256 more do not.
-    assert_eq!(
-        run(&rt, &recursion_module(255), 10_000_000).result,
-        Ok(())
-    );
+    assert_eq!(run(&rt, &recursion_module(255), 10_000_000).result, Ok(()));
     assert_eq!(
         run(&rt, &recursion_module(256), 10_000_000).result,
         Err(RunError::StackExhausted { depth_limit: 256 })
@@ -610,7 +600,7 @@ fn body_fuel(rt: &Runtime, body: &str) -> u64 {
 
 #[test]
 fn fuel_known_answers_follow_the_published_table() {
-    let mut rt = fresh();
+    let rt = fresh();
     // Entering the function body: 1. nop, drop, block and end: 0. A constant, a local.set: 1.
     assert_eq!(body_fuel(&rt, ""), 1);
     assert_eq!(body_fuel(&rt, "(nop) (block (drop (i32.const 7)))"), 2);
@@ -621,7 +611,7 @@ fn fuel_known_answers_follow_the_published_table() {
     assert_eq!(body_fuel(&rt, "(if (local.get 0) (then (nop)))"), 3);
     assert_eq!(
         body_fuel(
-            &mut rt,
+            &rt,
             "(local.set 0 (i32.const 1)) (if (local.get 0) (then (nop)))"
         ),
         6
@@ -633,7 +623,7 @@ fn fuel_known_answers_follow_the_published_table() {
     // memory.fill of 640 bytes: 3 constants + the fill (1) + 640/64.
     assert_eq!(
         body_fuel(
-            &mut rt,
+            &rt,
             "(memory.fill (i32.const 0) (i32.const 1) (i32.const 640))"
         ),
         1 + 3 + 1 + 10
@@ -697,11 +687,7 @@ fn a_cold_and_a_warm_cache_give_identical_outcomes() {
     }
     let hits_before = warm.cache_stats().hits;
     for src in &modules {
-        assert_eq!(
-            run(&cold, src, 50_000),
-            run(&warm, src, 50_000),
-            "{src}"
-        );
+        assert_eq!(run(&cold, src, 50_000), run(&warm, src, 50_000), "{src}");
     }
     assert_eq!(warm.cache_stats().hits, hits_before + modules.len() as u64);
     assert_eq!(cold.cache_stats().hits, 0);
