@@ -39,6 +39,8 @@
 
 pub mod codec;
 mod host;
+#[cfg(test)]
+mod kat;
 pub mod storage;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
