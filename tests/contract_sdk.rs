@@ -225,7 +225,7 @@ gmchain_sdk::contract! {
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     let last = stderr.trim_end().lines().last().unwrap_or_default();
     assert!(
-        last.starts_with("gmchain: CONTRACT_FLOAT: function ") && last.contains("average"),
+        last.starts_with("gmchain: CONTRACT_FLOAT: ") && last.contains("is `floaty::average`"),
         "{stderr}"
     );
     assert!(!wasm.exists(), "a refused module is not written");

@@ -368,10 +368,18 @@ fn build(args: &BuildArgs) -> CmdResult {
     let module = walk(&raw).map_err(|e| Failure::BadInput(format!("the compiled module: {e}")))?;
     let validated = contracts::validate(&module.stripped, &limits).map_err(|e| {
         let mut message = format!("{}: {e}", codes::Coded::code(&e).name);
-        if let contracts::DeployError::FloatInstruction { function, .. } = &e {
-            if let Some(name) = module.function_names.get(function) {
-                message.push_str(&format!(" (function {function} is `{name}`)"));
-            }
+        // A float operator carries its function's index; a float local names it in its place
+        // (`function 17 (a local)`). The `name` section read before stripping gives the name.
+        let function = match &e {
+            contracts::DeployError::FloatInstruction { function, .. } => Some(*function),
+            contracts::DeployError::FloatType { place } => place
+                .strip_prefix("function ")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse::<u32>().ok()),
+            _ => None,
+        };
+        if let Some(name) = function.and_then(|f| module.function_names.get(&f).map(|n| (f, n))) {
+            message.push_str(&format!(" (function {} is `{}`)", name.0, name.1));
         }
         Failure::coded(&e, message)
     })?;
