@@ -189,6 +189,160 @@ fn the_sdk_and_the_examples_pass_their_native_unit_tests() {
     eprintln!("native unit tests passed: {}", counts.join(", "));
 }
 
+/// The host API v1 of `docs/contracts.md` §2: every function's parameters and results (`i` =
+/// i32, `I` = i64), written from the table there, not from the SDK.
+const HOST_API_V1: [(&str, &str, &str); 18] = [
+    ("input_len", "", "i"),
+    ("input_read", "i", ""),
+    ("storage_read", "iiii", "i"),
+    ("storage_write", "iiii", ""),
+    ("storage_remove", "ii", ""),
+    ("caller", "ii", "i"),
+    ("caller_contract", "ii", "i"),
+    ("block_height", "", "I"),
+    ("block_time_ms", "", "I"),
+    ("tx_id", "i", ""),
+    ("sm3", "iii", ""),
+    ("sm2_verify", "iiiiiiii", "i"),
+    ("emit", "iiiiii", ""),
+    ("call", "iiii", "i"),
+    ("return_data_len", "", "i"),
+    ("return_data_read", "i", ""),
+    ("set_return", "ii", ""),
+    ("abort", "ii", ""),
+];
+
+/// Returns each import of a module as (module, name, params, results) in the letters of
+/// [`HOST_API_V1`].
+fn imports(module: &[u8]) -> Vec<(String, String, String, String)> {
+    fn leb(b: &[u8], at: &mut usize) -> usize {
+        let (mut v, mut shift) = (0usize, 0);
+        loop {
+            let byte = b[*at];
+            *at += 1;
+            v |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                return v;
+            }
+        }
+    }
+    fn name(b: &[u8], at: &mut usize) -> String {
+        let n = leb(b, at);
+        let s = String::from_utf8_lossy(&b[*at..*at + n]).into_owned();
+        *at += n;
+        s
+    }
+    fn vals(b: &[u8], at: &mut usize) -> String {
+        let n = leb(b, at);
+        let s = b[*at..*at + n]
+            .iter()
+            .map(|t| match t {
+                0x7f => 'i',
+                0x7e => 'I',
+                _ => '?',
+            })
+            .collect();
+        *at += n;
+        s
+    }
+    let (mut at, mut types, mut out) = (8, Vec::new(), Vec::new());
+    while at < module.len() {
+        let id = module[at];
+        at += 1;
+        let size = leb(module, &mut at);
+        let mut p = at;
+        match id {
+            1 => {
+                for _ in 0..leb(module, &mut p) {
+                    assert_eq!(module[p], 0x60, "a function type");
+                    p += 1;
+                    let params = vals(module, &mut p);
+                    let results = vals(module, &mut p);
+                    types.push((params, results));
+                }
+            }
+            2 => {
+                for _ in 0..leb(module, &mut p) {
+                    let m = name(module, &mut p);
+                    let f = name(module, &mut p);
+                    assert_eq!(module[p], 0, "{m}.{f} is a function import");
+                    p += 1;
+                    let (params, results) = types[leb(module, &mut p)].clone();
+                    out.push((m, f, params, results));
+                }
+            }
+            _ => {}
+        }
+        at += size;
+    }
+    out
+}
+
+#[test]
+fn the_sdk_imports_the_host_api_v1_with_its_exact_signatures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("every_import.rs");
+    // A contract that reaches every host function through the SDK, so the linker keeps every
+    // import.
+    std::fs::write(
+        &file,
+        r#"
+use gmchain_sdk::*;
+
+fn all(key: Bytes) -> u64 {
+    let input = input();
+    let v: Value<Bytes> = Value::new("v");
+    v.set(&key);
+    let _ = v.get();
+    v.remove();
+    let who = caller();
+    let from = caller_contract();
+    let digest = sm3(&key.0);
+    let ok = sm2_verify(&key.0, b"1234567812345678", &digest, &tx_id());
+    emit("all", &[who.organisation.as_bytes()], &digest);
+    let called = call("other", "m", vec![]).is_ok();
+    if !ok && called && from.is_none() && input.args.is_empty() {
+        abort("unreachable in practice");
+    }
+    set_return(&digest);
+    block_height() + block_time_ms()
+}
+
+gmchain_sdk::contract! {
+    fn all(key: Bytes) -> u64;
+}
+"#,
+    )
+    .expect("write");
+    let wasm = dir.path().join("every_import.wasm");
+    let o = gmchain(&[
+        "contract",
+        "build",
+        "--path",
+        file.to_str().expect("utf-8"),
+        "--out",
+        wasm.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let module = std::fs::read(&wasm).expect("module");
+    let mut got: Vec<(String, String, String, String)> = imports(&module);
+    got.sort();
+    let mut want: Vec<(String, String, String, String)> = HOST_API_V1
+        .iter()
+        .map(|(f, p, r)| {
+            (
+                "gmchain".to_string(),
+                f.to_string(),
+                p.to_string(),
+                r.to_string(),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
 #[test]
 fn a_contract_with_floating_point_is_refused_naming_the_function() {
     let dir = tempfile::tempdir().expect("tempdir");

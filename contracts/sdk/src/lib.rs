@@ -517,6 +517,67 @@ mod tests {
         assert!(e.to_string().contains("unknown role `auditer`"), "{e}");
     }
 
+    mod demo {
+        use crate::Value;
+
+        const COUNT: Value<u64> = Value::new("count");
+
+        fn setup() {
+            COUNT.set(&10);
+        }
+
+        fn upgrade() {
+            COUNT.set(&(COUNT.get().unwrap_or(0) * 2));
+        }
+
+        fn add(a: u64, b: u64) -> u64 {
+            ensure!(a.checked_add(b).is_some(), "{a} + {b} overflows");
+            COUNT.set(&(a + b));
+            a + b
+        }
+
+        fn count() -> u64 {
+            COUNT.get().unwrap_or(0)
+        }
+
+        crate::contract! {
+            init = setup;
+            migrate = upgrade;
+            fn add(a: u64, b: u64) -> u64;
+            fn count() -> u64;
+        }
+    }
+
+    #[test]
+    fn the_entry_macro_exports_init_migrate_and_dispatches_call() {
+        use demo::__gmchain_entry as entry;
+        testing::reset();
+        testing::run(entry::init).unwrap();
+        testing::set_input("count", vec![]);
+        testing::run(entry::call).unwrap();
+        assert_eq!(testing::take_return(), Some(10u64.encode()));
+        testing::run(entry::migrate).unwrap();
+        testing::set_input("add", vec![2u64.encode(), 3u64.encode()]);
+        testing::run(entry::call).unwrap();
+        assert_eq!(testing::take_return(), Some(5u64.encode()));
+        testing::set_input("add", vec![u64::MAX.encode(), 1u64.encode()]);
+        let e = testing::run(entry::call).unwrap_err();
+        assert_eq!(e, "CONTRACT_ABORTED 18446744073709551615 + 1 overflows");
+        // The failed call's write was discarded.
+        testing::set_input("count", vec![]);
+        testing::run(entry::call).unwrap();
+        assert_eq!(testing::take_return(), Some(5u64.encode()));
+        testing::set_input("add", vec![2u64.encode(), 3u32.encode()]);
+        let e = testing::run(entry::call).unwrap_err();
+        assert_eq!(
+            e,
+            "CONTRACT_ABORTED method `add`: argument 1 (`b`: u64): a u64 is 8 bytes, got 4"
+        );
+        testing::set_raw_input(vec![0, 0, 0, 9, b'a']);
+        let e = testing::run(entry::call).unwrap_err();
+        assert!(e.contains("the call's input does not decode"), "{e}");
+    }
+
     #[test]
     fn abort_cuts_long_messages_at_a_character() {
         let long = "é".repeat(600); // 1200 bytes

@@ -255,30 +255,26 @@ fn encode_scalar(ty: &ArgType, text: &str, out: &mut Vec<u8>) -> Result<(), Stri
             .strip_prefix('-')
             .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
     let range = |e: std::num::ParseIntError| format!("out of range ({e})");
-    match ty {
-        ArgType::U64 | ArgType::U32 if !unsigned => Err("expected decimal digits".to_string()),
+    let bytes: Vec<u8> = match ty {
+        ArgType::U64 | ArgType::U32 if !unsigned => {
+            return Err("expected decimal digits".to_string());
+        }
         ArgType::I64 | ArgType::I32 if !signed => {
-            Err("expected decimal digits after an optional `-`".to_string())
+            return Err("expected decimal digits after an optional `-`".to_string());
         }
-        ArgType::U64 => {
-            Ok(out.extend_from_slice(&text.parse::<u64>().map_err(range)?.to_be_bytes()))
-        }
-        ArgType::I64 => {
-            Ok(out.extend_from_slice(&text.parse::<i64>().map_err(range)?.to_be_bytes()))
-        }
-        ArgType::U32 => {
-            Ok(out.extend_from_slice(&text.parse::<u32>().map_err(range)?.to_be_bytes()))
-        }
-        ArgType::I32 => {
-            Ok(out.extend_from_slice(&text.parse::<i32>().map_err(range)?.to_be_bytes()))
-        }
+        ArgType::U64 => text.parse::<u64>().map_err(range)?.to_be_bytes().to_vec(),
+        ArgType::I64 => text.parse::<i64>().map_err(range)?.to_be_bytes().to_vec(),
+        ArgType::U32 => text.parse::<u32>().map_err(range)?.to_be_bytes().to_vec(),
+        ArgType::I32 => text.parse::<i32>().map_err(range)?.to_be_bytes().to_vec(),
         ArgType::Bool => match text {
-            "true" => Ok(out.push(1)),
-            "false" => Ok(out.push(0)),
-            _ => Err("expected true or false".to_string()),
+            "true" => vec![1],
+            "false" => vec![0],
+            _ => return Err("expected true or false".to_string()),
         },
-        _ => Err("not a scalar".to_string()),
-    }
+        _ => return Err("not a scalar".to_string()),
+    };
+    out.extend_from_slice(&bytes);
+    Ok(())
 }
 
 /// Appends `bytes(x)` for the bytes `f` appends.
