@@ -5,7 +5,9 @@
 //! An abort panics with `CONTRACT_ABORTED <message>` (use `#[should_panic(expected = …)]` or
 //! [`run`]); a write, removal or event in a [`read_only`] call panics with `CONTRACT_READ_ONLY`.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::sync::Once;
 
 use crate::host::HOST;
 use crate::{Caller, Input, Role};
@@ -106,6 +108,25 @@ pub fn take_return() -> Option<Vec<u8>> {
     HOST.with(|h| h.borrow_mut().returned.take())
 }
 
+thread_local! {
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs, once per process, a panic hook that keeps quiet about the expected panics (aborts)
+/// inside [`run`] on this thread and reports every other panic as before. (Swapping the hook
+/// around each run would race between test threads.)
+fn quiet_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Runs `entry` (an entry point such as `__gmchain_entry::call`) and returns the abort message
 /// (or panic message) when it failed; storage written before a failure is restored, as the
 /// chain discards a failed run's writes and events.
@@ -114,10 +135,10 @@ pub fn run(entry: fn()) -> Result<(), String> {
         let h = h.borrow();
         (h.storage.clone(), h.events.len())
     });
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    quiet_panics();
+    QUIET.with(|q| q.set(true));
     let result = std::panic::catch_unwind(entry);
-    std::panic::set_hook(hook);
+    QUIET.with(|q| q.set(false));
     result.map_err(|payload| {
         HOST.with(|h| {
             let mut h = h.borrow_mut();
