@@ -8,7 +8,8 @@
 //! - `conformance_node`: the conformance suite against a live node;
 //! - `tls`: the node's mutual GM TLS API: refusals, revocation cutting sessions, reload;
 //! - `governance`: validator-set changes by proposal and by revocation, with validator processes;
-//! - `devnet`: `gmchain devnet up/status/down` with an attestation and its offline receipt.
+//! - `devnet`: `gmchain devnet up/status/down` with an attestation and its offline receipt;
+//! - `contract_sdk`: `gmchain contract build` on the example contracts, the SDK's native tests.
 
 #[path = "support/consortium.rs"]
 mod consortium;
@@ -21,6 +22,7 @@ mod bft;
 mod ca;
 mod cli;
 mod conformance_node;
+mod contract_sdk;
 mod devnet;
 mod governance;
 mod keys;

@@ -8,6 +8,7 @@ mod bench_consortium;
 mod bench_node;
 mod cli_ca;
 mod cli_conformance;
+mod cli_contract;
 mod cli_crypto;
 mod cli_devnet;
 mod cli_governance;
@@ -52,6 +53,9 @@ enum Command {
     /// Signed transactions to a node: attest a document, identity actions.
     #[command(subcommand)]
     Tx(cli_tx::TxCommand),
+    /// WASM contracts: build one with the contract SDK (checked as a deployment would check it).
+    #[command(subcommand)]
+    Contract(cli_contract::ContractCommand),
     /// Governance: propose and vote on validator-set changes and policies, show a proposal.
     #[command(subcommand)]
     Governance(cli_governance::GovernanceCommand),
@@ -164,6 +168,7 @@ fn main() -> ExitCode {
         Command::Node(c) => cli_node::run(c),
         Command::Tunnel(a) => client::tunnel(a),
         Command::Tx(c) => cli_tx::run_tx(c),
+        Command::Contract(c) => cli_contract::run(c),
         Command::Governance(c) => cli_governance::run(c),
         Command::Query(c) => cli_tx::run_query(c),
         Command::Receipt(c) => cli_tx::run_receipt(c),
