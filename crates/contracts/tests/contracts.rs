@@ -767,3 +767,35 @@ fn review_recompiling_on_cache_misses_neither_leaks_nor_panics() {
         resident_kib()
     );
 }
+
+#[test]
+#[ignore = "review finding 6: instantiation (initial memory pages, active data segments) runs before any fuel is charged"]
+fn review_a_run_pays_for_its_initial_memory_and_data_at_the_published_rates() {
+    // 64 pages of initial memory and 192 KiB of active data: what `memory.grow` and
+    // `memory.init` would charge 64 * 1 024 + 3 072 fuel for, instantiation gives for free.
+    let data = "\\01".repeat(192 * 1024);
+    let src = format!(
+        r#"(module (memory (export "memory") 64 64) (data (i32.const 0) "{data}")
+            (func (export "call")))"#
+    );
+    let code = wasm(&src);
+    let runtime = Runtime::new(Limits::default(), 4);
+    let module = validate(&code, runtime.limits()).expect("validates");
+    let compiled = runtime.compile(&module).expect("compiles");
+    let runs = 2_000u32;
+    let started = std::time::Instant::now();
+    let mut fuel = 0;
+    for _ in 0..runs {
+        let out = runtime.run(&compiled, EntryPoint::Call, 1_000_000, &mut NoHost);
+        assert_eq!(out.result, Ok(()));
+        fuel = out.fuel_used;
+    }
+    let per_run = started.elapsed() / runs;
+    let published = 64 * 1_024 + (192 * 1_024) / 64;
+    assert!(
+        fuel >= published,
+        "a run that allocated 4 MiB and copied 192 KiB was charged {fuel} fuel ({per_run:?} \
+         per run; at the calibrated 1.4 ns per fuel that is {} fuel)",
+        per_run.as_nanos() * 10 / 14
+    );
+}
