@@ -799,3 +799,58 @@ fn review_a_run_pays_for_its_initial_memory_and_data_at_the_published_rates() {
         per_run.as_nanos() * 10 / 14
     );
 }
+
+#[test]
+#[ignore = "review finding 7: a function's locals are zeroed on every call, charged nothing: 29 000 locals cost the same fuel as none"]
+fn review_calling_a_function_with_many_locals_pays_for_them() {
+    // $big declares 29 000 i64 locals (wasmi compiles at most 30 000), 232 000 bytes the
+    // interpreter sets to zero on every call; the entry point calls it 2 000 times.
+    let locals = " i64".repeat(29_000);
+    let src = format!(
+        r#"(module (memory (export "memory") 1)
+            (func $big (local{locals}))
+            (func (export "call") (local $i i32)
+              (local.set $i (i32.const 2000))
+              (loop $l
+                (call $big)
+                (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+                (br_if $l (local.get $i)))))"#
+    );
+    let code = wasm(&src);
+    let runtime = Runtime::new(Limits::default(), 4);
+    let module = validate(&code, runtime.limits()).expect("validates");
+    let compiled = runtime.compile(&module).expect("compiles");
+    let started = std::time::Instant::now();
+    let out = runtime.run(&compiled, EntryPoint::Call, 100_000_000, &mut NoHost);
+    let took = started.elapsed();
+    assert_eq!(out.result, Ok(()));
+    // At the published rate for filling memory (1 fuel per 64 bytes), zeroing 232 000 bytes
+    // 2 000 times is 7.25 M fuel.
+    let published = 2_000 * 29_000 * 8 / 64;
+    assert!(
+        out.fuel_used >= published,
+        "2 000 calls zeroing 232 000 bytes each were charged {} fuel and took {took:?} (at the \
+         calibrated 1.4 ns per fuel: {} fuel)",
+        out.fuel_used,
+        took.as_nanos() * 10 / 14
+    );
+}
+
+#[test]
+#[ignore = "review finding 8: validate accepts modules wasmi will not compile (30 001 to 50 000 locals): deployment is not checked as the chain runs it"]
+fn review_a_module_that_validates_also_compiles() {
+    let locals = " i32".repeat(30_001);
+    let src =
+        format!(r#"(module (memory (export "memory") 1) (func (export "call") (local{locals})))"#);
+    let code = wasm(&src);
+    let runtime = Runtime::new(Limits::default(), 4);
+    if let Ok(module) = validate(&code, runtime.limits()) {
+        let compiled = runtime.compile(&module);
+        assert!(
+            compiled.is_ok(),
+            "validate accepted a module (proposal admitted, code stored, votes taken) that \
+             every node then fails to compile: {:?}",
+            compiled.err()
+        );
+    }
+}
