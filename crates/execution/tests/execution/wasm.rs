@@ -701,3 +701,37 @@ fn review_a_stale_upgrade_does_not_replace_a_later_one() {
         "a proposal voted for version 1 replaced version 2: {r:?}"
     );
 }
+
+#[test]
+#[ignore = "review finding 9: at 1 fuel per event byte and no block-level receipt budget, a block's fuel buys ~1.9 GB of receipts (112 times max_block_size)"]
+fn review_the_receipts_a_block_can_buy_stay_within_a_block_size() {
+    let mut x = Two::new();
+    // Emits 64 events (the most per transaction) of 16 384 bytes of data (the most) each.
+    let emitter = wat::parse_str(
+        r#"(module
+  (import "gmchain" "emit" (func $emit (param i32 i32 i32 i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "e")
+  (func (export "call") (local $i i32)
+    (local.set $i (i32.const 64))
+    (loop $l
+      (call $emit (i32.const 0) (i32.const 1) (i32.const 8) (i32.const 4) (i32.const 16) (i32.const 16384))
+      (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+      (br_if $l (local.get $i)))))"#,
+    )
+    .unwrap();
+    x.deploy("emitter", &emitter);
+    let r = x.call("emitter", "go", 2_000_000);
+    assert_eq!(r.status, Status::Success, "{r:?}");
+    let fuel = r.fuel_used.unwrap();
+    let bytes = r.to_bytes().len() as u64;
+    // What one block's fuel budget buys: this transaction, as often as the budget allows.
+    let per_block = execution::DEFAULT_MAX_FUEL_PER_BLOCK / fuel * bytes;
+    let max_block = types::Limits::default().max_block_size as u64;
+    assert!(
+        per_block <= max_block,
+        "one transaction's {fuel} fuel buys a receipt of {bytes} bytes: a block within its fuel \
+         budget writes {per_block} bytes of receipts every node keeps ({}x max_block_size)",
+        per_block / max_block
+    );
+}
