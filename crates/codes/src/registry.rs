@@ -61,6 +61,9 @@ define_codes! {
     TX_CONTRACT_FROZEN = 123, BadInput, FailedPrecondition,
         "The called WASM contract is frozen by governance: it refuses calls until it is unfrozen.",
         "the consortium froze this contract (gmchain gov list shows the proposal); queries still work";
+    TX_FUEL_LIMIT_TOO_LOW = 124, BadInput, InvalidArgument,
+        "A call to a WASM contract names a fuel limit below the least a call needs (10 000).",
+        "raise the fuel limit (`--fuel`) to at least 10000";
     TX_STATE_UNAVAILABLE = 190, Unavailable, Unavailable,
         "The node could not read its state; the transaction was not judged.",
         "the node cannot read its state; retry later or check the node";

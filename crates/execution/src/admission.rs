@@ -1051,14 +1051,27 @@ impl Admission {
                 ),
             ));
         };
-        if signed.tx.fuel_limit.is_none() {
-            return Err(reject(
-                RejectCode::FuelLimitMissing,
-                format!(
-                    "a call to the WASM contract {:?} needs a fuel limit (a version 2 transaction)",
-                    record.name
-                ),
-            ));
+        match signed.tx.fuel_limit {
+            None => {
+                return Err(reject(
+                    RejectCode::FuelLimitMissing,
+                    format!(
+                        "a call to the WASM contract {:?} needs a fuel limit (a version 2 transaction)",
+                        record.name
+                    ),
+                ));
+            }
+            Some(l) if l < crate::params::MIN_CALL_FUEL => {
+                return Err(reject(
+                    RejectCode::FuelLimitTooLow,
+                    format!(
+                        "fuel limit {l} is below {}, the least a call to the WASM contract {:?} needs",
+                        crate::params::MIN_CALL_FUEL,
+                        record.name
+                    ),
+                ));
+            }
+            Some(_) => {}
         }
         if record.frozen {
             return Err(reject(

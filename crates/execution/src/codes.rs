@@ -54,11 +54,13 @@ pub enum RejectCode {
     FuelLimitTooHigh,
     /// The called WASM contract is frozen.
     ContractFrozen,
+    /// A call to a WASM contract with a fuel limit below the least a call needs.
+    FuelLimitTooLow,
 }
 
 impl RejectCode {
     /// Every code, in number order.
-    pub const ALL: [RejectCode; 22] = [
+    pub const ALL: [RejectCode; 23] = [
         RejectCode::Malformed,
         RejectCode::TooLarge,
         RejectCode::WrongChain,
@@ -81,6 +83,7 @@ impl RejectCode {
         RejectCode::FuelLimitMissing,
         RejectCode::FuelLimitTooHigh,
         RejectCode::ContractFrozen,
+        RejectCode::FuelLimitTooLow,
     ];
 
     /// Returns the registry entry: name, number, hint, exit class and gRPC status.
@@ -108,6 +111,7 @@ impl RejectCode {
             RejectCode::FuelLimitMissing => &codes::TX_FUEL_LIMIT_MISSING,
             RejectCode::FuelLimitTooHigh => &codes::TX_FUEL_LIMIT_TOO_HIGH,
             RejectCode::ContractFrozen => &codes::TX_CONTRACT_FROZEN,
+            RejectCode::FuelLimitTooLow => &codes::TX_FUEL_LIMIT_TOO_LOW,
         }
     }
 

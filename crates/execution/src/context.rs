@@ -176,6 +176,11 @@ impl CostMeter {
         self.used.get()
     }
 
+    /// Returns the units left before the limit.
+    pub(crate) fn left(&self) -> u64 {
+        self.limit.saturating_sub(self.used.get())
+    }
+
     /// Charges `units`, or refuses without charging when that would pass the limit.
     pub(crate) fn charge(&self, units: u64) -> Result<(), ContractError> {
         let used = self.used.get();
@@ -387,6 +392,11 @@ impl<'a> CallContext<'a> {
     /// Returns the units the transaction's calls were charged so far.
     pub fn cost_used(&self) -> u64 {
         self.env.meter.used()
+    }
+
+    /// Returns the units the transaction's calls may still be charged.
+    pub fn cost_left(&self) -> u64 {
+        self.env.meter.left()
     }
 
     /// Returns the namespace of the running contract: its name (`wasm/<name>` for a WASM

@@ -207,12 +207,10 @@ impl Executor {
         tx: &VerifiedTx,
     ) -> (u64, Result<Done, ContractError>) {
         let body = &tx.signed().tx;
-        // A transaction without a fuel limit (version 1) calls only the built-ins, whose fixed
-        // charges are counted, not refused.
-        let meter = match body.fuel_limit {
-            Some(limit) => CostMeter::new(limit),
-            None => CostMeter::unlimited(),
-        };
+        // A transaction without a fuel limit (version 1) calls only the built-ins: it may spend
+        // exactly what the block's fuel budget counts for it, one built-in call's fixed cost (so
+        // a governance vote of version 1 cannot run a deployment's `init` for free).
+        let meter = CostMeter::new(body.fuel_limit.unwrap_or(BUILTIN_CALL_COST));
         let env = Env {
             caller: tx.signer(),
             block: ctx,
@@ -285,12 +283,18 @@ impl Executor {
         if let Some(why) = wasm::role_refusal(tx.signer().role, &record.name) {
             return Err(ContractError::failed(FailureCode::PermissionDenied, why));
         }
-        let Some(limit) = tx.signed().tx.fuel_limit else {
+        let Some(limit) = tx
+            .signed()
+            .tx
+            .fuel_limit
+            .filter(|l| *l >= crate::params::MIN_CALL_FUEL)
+        else {
             return Err(ContractError::failed(
                 FailureCode::CostExceeded,
                 format!(
-                    "a call to the WASM contract {:?} needs a fuel limit (a version 2 transaction)",
-                    record.name
+                    "a call to the WASM contract {:?} needs a fuel limit of at least {} (a version 2 transaction)",
+                    record.name,
+                    crate::params::MIN_CALL_FUEL
                 ),
             ));
         };

@@ -348,15 +348,23 @@ impl Genesis {
                 "must be at least 1",
             ));
         }
-        for (field, v) in [
-            ("params.max_fuel_per_tx", p.max_fuel_per_tx),
-            ("params.max_fuel_per_block", p.max_fuel_per_block),
+        for (field, v, ceiling) in [
+            (
+                "params.max_fuel_per_tx",
+                p.max_fuel_per_tx,
+                crate::params::MAX_FUEL_PER_TX_CEILING,
+            ),
+            (
+                "params.max_fuel_per_block",
+                p.max_fuel_per_block,
+                crate::params::MAX_FUEL_PER_BLOCK_CEILING,
+            ),
         ] {
-            if v < crate::params::MIN_FUEL_PARAM {
+            if !(crate::params::MIN_FUEL_PARAM..=ceiling).contains(&v) {
                 return Err(GenesisError::field(
                     field,
                     format!(
-                        "{v} is below {}, the least a fuel parameter may be",
+                        "{v} is outside {}..={ceiling}, the bounds of a fuel parameter",
                         crate::params::MIN_FUEL_PARAM
                     ),
                 ));

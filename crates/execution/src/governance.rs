@@ -198,16 +198,23 @@ pub enum ContractChange {
         name: String,
         /// SM3 of the new module.
         code_hash: Digest,
+        /// The contract's last change when proposed (`ContractRecord::updated`): the change
+        /// executes only if no other came in between.
+        since: Height,
     },
     /// Refuse calls to `name` (queries still answer).
     Freeze {
         /// The contract.
         name: String,
+        /// As for an upgrade.
+        since: Height,
     },
     /// Accept calls to `name` again.
     Unfreeze {
         /// The contract.
         name: String,
+        /// As for an upgrade.
+        since: Height,
     },
 }
 
@@ -217,8 +224,36 @@ impl ContractChange {
         match self {
             ContractChange::Deploy { name, .. }
             | ContractChange::Upgrade { name, .. }
-            | ContractChange::Freeze { name }
-            | ContractChange::Unfreeze { name } => name,
+            | ContractChange::Freeze { name, .. }
+            | ContractChange::Unfreeze { name, .. } => name,
+        }
+    }
+
+    /// The contract's last change the proposal was made against (`None` for a deployment).
+    pub fn since(&self) -> Option<Height> {
+        match self {
+            ContractChange::Deploy { .. } => None,
+            ContractChange::Upgrade { since, .. }
+            | ContractChange::Freeze { since, .. }
+            | ContractChange::Unfreeze { since, .. } => Some(*since),
+        }
+    }
+
+    fn set_since(&mut self, h: Height) {
+        match self {
+            ContractChange::Deploy { .. } => {}
+            ContractChange::Upgrade { since, .. }
+            | ContractChange::Freeze { since, .. }
+            | ContractChange::Unfreeze { since, .. } => *since = h,
+        }
+    }
+
+    /// The module a deployment or upgrade brings.
+    fn code_hash(&self) -> Option<Digest> {
+        match self {
+            ContractChange::Deploy { code_hash, .. }
+            | ContractChange::Upgrade { code_hash, .. } => Some(*code_hash),
+            _ => None,
         }
     }
 }
@@ -487,16 +522,21 @@ pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
             ProposalKind::Contract(if kind == "contract-deploy" {
                 ContractChange::Deploy { name, code_hash }
             } else {
-                ContractChange::Upgrade { name, code_hash }
+                ContractChange::Upgrade {
+                    name,
+                    code_hash,
+                    since: Height(0),
+                }
             })
         }
         "contract-freeze" | "contract-unfreeze" => {
             want(4)?;
             let name = contract_name_arg(args)?;
+            let since = Height(0);
             ProposalKind::Contract(if kind == "contract-freeze" {
-                ContractChange::Freeze { name }
+                ContractChange::Freeze { name, since }
             } else {
-                ContractChange::Unfreeze { name }
+                ContractChange::Unfreeze { name, since }
             })
         }
         other => {
@@ -559,17 +599,63 @@ fn refused(failure: FailureCode, message: String) -> Denial {
     Denial::refused(reject, failure, message)
 }
 
+/// When a contract change is checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// When proposed: the contract's state is what the proposal will be made against.
+    Proposing,
+    /// When executed: the contract must not have changed since the proposal.
+    Executing,
+}
+
+/// Adds `delta` to the count of references to the module `hash` (open proposals and the
+/// contracts deployed from them), in the `contracts` namespace (`ctx` is nested in it); at
+/// zero the module and its count are deleted.
+fn add_code_ref(ctx: &mut CallContext<'_>, hash: &Digest, delta: i64) -> Result<(), ContractError> {
+    let key = keys::contracts::code_refs(hash);
+    let n = match ctx.get(&key)? {
+        Some(v) => <[u8; 8]>::try_from(v.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| {
+                ContractError::State(ExecError::corrupt(
+                    &keys::full(CONTRACTS, &key),
+                    "a code reference count is not 8 bytes",
+                ))
+            })?,
+        None => 0,
+    };
+    let n = n.saturating_add_signed(delta);
+    if n == 0 {
+        ctx.delete(&key)?;
+        ctx.delete(&keys::contracts::code(hash))
+    } else {
+        ctx.put(&key, n.to_be_bytes().to_vec())
+    }
+}
+
 /// Whether `change` fits the contract's state (checked when proposed and again when
 /// executed): a deployment's name is free, an upgrade's, freeze's or unfreeze's contract is
-/// deployed, an upgrade brings other code, a freeze finds it running, an unfreeze frozen.
-/// Returns the contract's record when it exists.
+/// deployed, an upgrade brings other code, a freeze finds it running, an unfreeze frozen; when
+/// executed, the contract has had no other change since the proposal was made (a stale
+/// upgrade or unfreeze must not undo a later one). Returns the contract's record when it
+/// exists.
 fn check_contract_change(
     r: &(impl StateRead + ?Sized),
     change: &ContractChange,
+    stage: Stage,
 ) -> Result<Option<ContractRecord>, Denial> {
     let name = change.name();
     let current = crate::wasm::contract(r, name)?;
     let invalid = |m: String| refused(FailureCode::ContractInvalid, m);
+    if stage == Stage::Executing
+        && let (Some(since), Some(c)) = (change.since(), &current)
+        && c.updated != since
+    {
+        return Err(invalid(format!(
+            "contract {name:?} changed at height {} after this proposal was made against its state of height {}: propose again",
+            c.updated.0, since.0
+        )));
+    }
     match (change, &current) {
         (ContractChange::Deploy { .. }, Some(c)) => Err(invalid(format!(
             "contract {name:?} is already deployed (version {}, since height {})",
@@ -601,7 +687,8 @@ fn execute_contract_change(
     change: &ContractChange,
     proposal: Digest,
 ) -> Result<(), ContractError> {
-    let current = check_contract_change(ctx, change).map_err(Denial::into_failure)?;
+    let current =
+        check_contract_change(ctx, change, Stage::Executing).map_err(Denial::into_failure)?;
     let height = ctx.block().height;
     let name = change.name().to_string();
     let (record, entry) = match (change, current) {
@@ -665,7 +752,11 @@ fn execute_contract_change(
     let key = keys::contracts::deployed(&name);
     ctx.nested(CONTRACTS, |c| c.put(&key, record.encode()))?;
     if let Some(entry) = entry {
-        let fuel = params_rule::in_force(ctx)?.params.max_fuel_per_tx;
+        // On the executing vote's own fuel: what its limit leaves, at most max_fuel_per_tx.
+        let fuel = params_rule::in_force(ctx)?
+            .params
+            .max_fuel_per_tx
+            .min(ctx.cost_left());
         crate::wasm::run_lifecycle(ctx, &record, entry, fuel)?;
     }
     let mut data = name.into_bytes();
@@ -893,7 +984,7 @@ impl GovernanceContract {
             ProposalKind::Validators(change) => check_change(ctx, change, block_time(ctx))?,
             ProposalKind::Params(update) => check_params_fit(ctx, update)?,
             ProposalKind::Contract(change) => {
-                check_contract_change(ctx, change)?;
+                check_contract_change(ctx, change, Stage::Proposing)?;
             }
             kind => check_org_change(ctx, kind, block_time(ctx)).map(|_| ())?,
         }
@@ -944,21 +1035,27 @@ impl GovernanceContract {
     }
 
     fn propose(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
-        let p = parse_proposal(args)?;
-        // A deployment's or upgrade's module is stored now (validated by the parse above);
-        // the proposal records its hash. Code no deployed contract runs is never called.
-        if let ProposalKind::Contract(
-            ContractChange::Deploy { code_hash, .. } | ContractChange::Upgrade { code_hash, .. },
-        ) = &p.kind
-        {
-            let code = args[4..].concat();
-            let key = keys::contracts::code(code_hash);
-            ctx.nested(CONTRACTS, |c| {
-                if c.get(&key)?.is_none() {
-                    c.put(&key, code)?;
-                }
-                Ok(())
-            })?;
+        let mut p = parse_proposal(args)?;
+        if let ProposalKind::Contract(change) = &mut p.kind {
+            // The contract's state the change is made against: it executes only if that is
+            // still the contract's last change.
+            if let Some(c) = crate::wasm::contract(ctx, change.name())? {
+                change.set_since(c.updated);
+            }
+            // A deployment's or upgrade's module is stored now (validated by the parse above)
+            // and counted as referenced by the open proposal; the proposal records its hash.
+            // Code no deployed contract runs is never called; a rejected proposal's reference
+            // goes, and with the last one the code.
+            if let Some(hash) = change.code_hash() {
+                let code = args[4..].concat();
+                ctx.nested(CONTRACTS, |c| {
+                    let key = keys::contracts::code(&hash);
+                    if c.get(&key)?.is_none() {
+                        c.put(&key, code)?;
+                    }
+                    add_code_ref(c, &hash, 1)
+                })?;
+            }
         }
         let caller = ctx.caller().organisation.clone();
         let policy = match p.kind.policy_kind() {
@@ -1015,6 +1112,12 @@ impl GovernanceContract {
         } else if n.saturating_sub(no) < required {
             record.status = ProposalStatus::Rejected(height);
             ctx.emit("rejected", record.id.0.to_vec())?;
+            // The rejected proposal's module is no longer referenced by it.
+            if let ProposalKind::Contract(change) = &record.kind
+                && let Some(hash) = change.code_hash()
+            {
+                ctx.nested(CONTRACTS, |c| add_code_ref(c, &hash, -1))?;
+            }
         }
         Ok(())
     }
@@ -1181,18 +1284,25 @@ impl ProposalRecord {
                         w.bytes(name.as_bytes());
                         w.fixed(code_hash.as_bytes());
                     }
-                    ContractChange::Upgrade { name, code_hash } => {
+                    ContractChange::Upgrade {
+                        name,
+                        code_hash,
+                        since,
+                    } => {
                         w.u8(2);
                         w.bytes(name.as_bytes());
                         w.fixed(code_hash.as_bytes());
+                        w.u64(since.0);
                     }
-                    ContractChange::Freeze { name } => {
+                    ContractChange::Freeze { name, since } => {
                         w.u8(3);
                         w.bytes(name.as_bytes());
+                        w.u64(since.0);
                     }
-                    ContractChange::Unfreeze { name } => {
+                    ContractChange::Unfreeze { name, since } => {
                         w.u8(4);
                         w.bytes(name.as_bytes());
+                        w.u64(since.0);
                     }
                 }
             }
@@ -1260,16 +1370,27 @@ impl ProposalRecord {
                 let change = r.u8("proposal.contract_change").map_err(c)?;
                 let name = text(&mut r, "proposal.contract")?;
                 match change {
-                    1 | 2 => {
+                    1 => {
                         let code_hash = Digest(r.array("proposal.code_hash").map_err(c)?);
-                        ProposalKind::Contract(if change == 1 {
-                            ContractChange::Deploy { name, code_hash }
-                        } else {
-                            ContractChange::Upgrade { name, code_hash }
+                        ProposalKind::Contract(ContractChange::Deploy { name, code_hash })
+                    }
+                    2 => {
+                        let code_hash = Digest(r.array("proposal.code_hash").map_err(c)?);
+                        let since = Height(r.u64("proposal.since").map_err(c)?);
+                        ProposalKind::Contract(ContractChange::Upgrade {
+                            name,
+                            code_hash,
+                            since,
                         })
                     }
-                    3 => ProposalKind::Contract(ContractChange::Freeze { name }),
-                    4 => ProposalKind::Contract(ContractChange::Unfreeze { name }),
+                    3 | 4 => {
+                        let since = Height(r.u64("proposal.since").map_err(c)?);
+                        ProposalKind::Contract(if change == 3 {
+                            ContractChange::Freeze { name, since }
+                        } else {
+                            ContractChange::Unfreeze { name, since }
+                        })
+                    }
                     got => {
                         return Err(ExecError::corrupt(
                             key,

@@ -132,6 +132,12 @@ pub mod contracts {
     pub fn code(hash: &Digest) -> Vec<u8> {
         join("code/", hash.to_hex().as_bytes())
     }
+
+    /// `code-refs/<SM3 hex of the module>` → u64 BE: the open proposals and executed changes
+    /// that name the module; the module is deleted when a rejection takes the last one.
+    pub fn code_refs(hash: &Digest) -> Vec<u8> {
+        join("code-refs/", hash.to_hex().as_bytes())
+    }
 }
 
 /// Keys of the `chain` namespace.

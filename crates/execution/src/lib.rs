@@ -96,7 +96,8 @@ pub use governance::{
 pub use identity::{IdentityContract, register_org_ca};
 pub use params::{
     ChainParams, DEFAULT_MAX_FUEL_PER_BLOCK, DEFAULT_MAX_FUEL_PER_TX, MAX_EXPIRY_WINDOW,
-    MIN_FUEL_PARAM, MIN_MAX_TX_SIZE, ParamsUpdate,
+    MAX_FUEL_PER_BLOCK_CEILING, MAX_FUEL_PER_TX_CEILING, MIN_CALL_FUEL, MIN_FUEL_PARAM,
+    MIN_MAX_TX_SIZE, ParamsUpdate,
 };
 pub use params_rule::{
     ParamsInForce, history as params_history, in_force as params_in_force,

@@ -32,6 +32,19 @@ pub const DEFAULT_MAX_FUEL_PER_BLOCK: u64 = 2_000_000_000;
 /// [`crate::BUILTIN_CALL_COST`], so lower would refuse every transaction.
 pub const MIN_FUEL_PARAM: u64 = 10_000;
 
+/// The most `max_fuel_per_tx` may be set to: 10¹⁰ fuel, about 14 s of the interpreter at its
+/// measured 724 M fuel/s. Above, one transaction could stall every node past any consensus
+/// timeout.
+pub const MAX_FUEL_PER_TX_CEILING: u64 = 10_000_000_000;
+
+/// The most `max_fuel_per_block` may be set to: 10¹¹ fuel.
+pub const MAX_FUEL_PER_BLOCK_CEILING: u64 = 100_000_000_000;
+
+/// The least fuel limit a call to a WASM contract may name: what loading and starting a
+/// module costs at least (docs/contracts.md §5). Admission refuses less
+/// (`TX_FUEL_LIMIT_TOO_LOW`), so no call that cannot pay makes a node load a module.
+pub const MIN_CALL_FUEL: u64 = 10_000;
+
 impl Default for ChainParams {
     fn default() -> Self {
         ChainParams {
@@ -127,14 +140,24 @@ impl ParamsUpdate {
                 ceiling.max_tx_size
             ));
         }
-        for (name, v) in [
-            ("max_fuel_per_tx", self.max_fuel_per_tx),
-            ("max_fuel_per_block", self.max_fuel_per_block),
+        for (name, v, ceiling) in [
+            (
+                "max_fuel_per_tx",
+                self.max_fuel_per_tx,
+                MAX_FUEL_PER_TX_CEILING,
+            ),
+            (
+                "max_fuel_per_block",
+                self.max_fuel_per_block,
+                MAX_FUEL_PER_BLOCK_CEILING,
+            ),
         ] {
             if let Some(v) = v
-                && v < MIN_FUEL_PARAM
+                && !(MIN_FUEL_PARAM..=ceiling).contains(&v)
             {
-                return Err(format!("{name} {v} is below {MIN_FUEL_PARAM}"));
+                return Err(format!(
+                    "{name} {v} is outside {MIN_FUEL_PARAM}..={ceiling}"
+                ));
             }
         }
         Ok(())
@@ -172,8 +195,8 @@ mod tests {
             expiry_window: Some(MAX_EXPIRY_WINDOW),
             max_txs_per_block: Some(10_000),
             max_tx_size: Some(128 * 1024),
-            max_fuel_per_tx: Some(u64::MAX),
-            max_fuel_per_block: Some(u64::MAX),
+            max_fuel_per_tx: Some(MAX_FUEL_PER_TX_CEILING),
+            max_fuel_per_block: Some(MAX_FUEL_PER_BLOCK_CEILING),
         };
         assert_eq!(top.check(), Ok(()));
         let cases = [
@@ -225,7 +248,14 @@ mod tests {
                     max_fuel_per_block: Some(MIN_FUEL_PARAM - 1),
                     ..ok
                 },
-                "max_fuel_per_block 9999 is below 10000",
+                "max_fuel_per_block 9999 is outside 10000..=",
+            ),
+            (
+                ParamsUpdate {
+                    max_fuel_per_tx: Some(MAX_FUEL_PER_TX_CEILING + 1),
+                    ..ok
+                },
+                "max_fuel_per_tx 10000000001 is outside",
             ),
         ];
         for (update, want) in cases {

@@ -198,9 +198,11 @@ pub(crate) fn run(
 
 /// Runs the lifecycle entry point `entry` (`init` after a deployment, `migrate` after an
 /// upgrade) of `record`'s code in its namespace, nested in `ctx` (the governance call that
-/// executes the change), with `fuel` fuel, when the module exports it. Its input is the
-/// entry's name and no arguments; its caller the transaction's signer (the admin whose vote
-/// passed the change). A failure fails the change.
+/// executes the change), when the module exports it, with at most `fuel` fuel, which is charged
+/// to the transaction (the executing vote): its receipt and the block's fuel budget count it.
+/// Its input is the entry's name and no arguments; its caller the transaction's signer (the
+/// admin whose vote passed the change). A failure fails the change; running out of fuel says
+/// that the executing vote must name a fuel limit.
 pub(crate) fn run_lifecycle(
     ctx: &mut CallContext<'_>,
     record: &ContractRecord,
@@ -217,8 +219,26 @@ pub(crate) fn run_lifecycle(
             ),
         ));
     };
+    // Whether the module exports the entry point, from its code as deployment validated it.
+    let key = keys::full(CONTRACTS, &keys::contracts::code(&record.code_hash));
+    let bytes = code(&*ctx, &record.code_hash)?.ok_or_else(|| {
+        ExecError::corrupt(
+            &key,
+            format!("the code of contract {:?} is missing", record.name),
+        )
+    })?;
+    let exports = contracts::validate(&bytes, runtime.limits())
+        .map(|m| m.exports(entry))
+        .map_err(|e| ContractError::Run {
+            code: codes::Coded::code(&e),
+            message: format!("contract {:?}: {e}", record.name),
+        })?;
+    if !exports {
+        return Ok(());
+    }
     let namespace = keys::wasm_namespace(&record.name);
-    ctx.nested(&namespace, |c| {
+    let mut used = 0;
+    let result = ctx.nested(&namespace, |c| {
         let ran = run(
             runtime,
             c,
@@ -229,20 +249,31 @@ pub(crate) fn run_lifecycle(
             None,
             0,
         );
+        used = ran.fuel_used;
         match ran.result {
             Ok(_) => Ok(()),
-            Err(ContractError::Run { code, .. })
-                if code.number == codes::CONTRACT_NO_ENTRY_POINT.number =>
-            {
-                Ok(())
+            Err(ContractError::Run { code, message }) => {
+                let hint = if code.number == codes::CONTRACT_FUEL_EXHAUSTED.number {
+                    format!(
+                        " (it had {fuel} fuel: what the executing vote's fuel limit left, at most max_fuel_per_tx; vote with a fuel limit)"
+                    )
+                } else {
+                    String::new()
+                };
+                Err(ContractError::Run {
+                    code,
+                    message: format!(
+                        "{} of contract {:?}: {message}{hint}",
+                        entry.name(),
+                        record.name
+                    ),
+                })
             }
-            Err(ContractError::Run { code, message }) => Err(ContractError::Run {
-                code,
-                message: format!("{} of contract {:?}: {message}", entry.name(), record.name),
-            }),
             Err(e) => Err(e),
         }
-    })
+    });
+    ctx.charge(used.min(fuel))?;
+    result
 }
 
 /// The chain's side of the host API for one running contract.
