@@ -329,9 +329,10 @@ fn tampered_tip_header_is_refused_at_startup() {
 #[test]
 fn tampered_receipt_names_its_height() {
     let (store, _) = chain();
-    // Block 9 has one transaction; the receipt's last byte is event data.
+    // Block 9 has one transaction; the receipt (version 2) ends with its event's data, then
+    // the output's length (4 bytes, an empty output): the fifth byte from the end is data.
     let loc = [key(9).as_slice(), &0u32.to_be_bytes()].concat();
-    flip(&store, Table::Receipts, &loc, |v| v.len() - 1);
+    flip(&store, Table::Receipts, &loc, |v| v.len() - 5);
     let (h, fault) = height_of(
         store
             .verify_chain(Height(0), Height(CHAIN_LEN - 1))
@@ -796,7 +797,13 @@ fn a_store_of_another_version_is_refused_naming_both() {
         .commit_block(&block, &receipts, state.clone())
         .unwrap_err();
     assert!(
-        matches!(e, StorageError::UnsupportedVersion { supported: 2, .. }),
+        matches!(
+            e,
+            StorageError::UnsupportedVersion {
+                supported: storage::STORE_VERSION,
+                ..
+            }
+        ),
         "{e}"
     );
     assert_eq!(store.tip().unwrap(), tip);
@@ -811,7 +818,12 @@ fn a_store_of_another_version_is_refused_naming_both() {
         store.backend().write(batch).unwrap();
         let e = store.check_version().unwrap_err();
         assert!(
-            matches!(e, StorageError::Version1Store { supported: 2 }),
+            matches!(
+                e,
+                StorageError::Version1Store {
+                    supported: storage::STORE_VERSION
+                }
+            ),
             "{e}"
         );
         assert!(e.to_string().contains("re-initialise the node"), "{e}");
