@@ -8,7 +8,9 @@
 //! - `conformance_node`: the conformance suite against a live node;
 //! - `tls`: the node's mutual GM TLS API: refusals, revocation cutting sessions, reload;
 //! - `governance`: validator-set changes by proposal and by revocation, with validator processes;
-//! - `devnet`: `gmchain devnet up/status/down` with an attestation and its offline receipt.
+//! - `devnet`: `gmchain devnet up/status/down` with an attestation and its offline receipt;
+//! - `contracts`: a WASM contract deployed by two organisations' votes, called, queried, its
+//!   events found, frozen, through `gmchain contract` and `gmchain query events`.
 
 #[path = "support/consortium.rs"]
 mod consortium;
@@ -21,6 +23,7 @@ mod bft;
 mod ca;
 mod cli;
 mod conformance_node;
+mod contracts;
 mod devnet;
 mod governance;
 mod keys;

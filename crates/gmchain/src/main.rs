@@ -8,6 +8,7 @@ mod bench_consortium;
 mod bench_node;
 mod cli_ca;
 mod cli_conformance;
+mod cli_contract;
 mod cli_crypto;
 mod cli_devnet;
 mod cli_governance;
@@ -52,8 +53,13 @@ enum Command {
     /// Signed transactions to a node: attest a document, identity actions.
     #[command(subcommand)]
     Tx(cli_tx::TxCommand),
-    /// Governance: propose and vote on validator-set changes and policies, show a proposal.
+    /// WASM contracts: deploy, upgrade, freeze and unfreeze by governance proposal; call
+    /// (a transaction), query (read-only, no transaction), show.
     #[command(subcommand)]
+    Contract(cli_contract::ContractCommand),
+    /// Governance (alias `gov`): propose and vote on validator-set changes, parameters,
+    /// organisations, policies and contracts; list and show proposals.
+    #[command(subcommand, visible_alias = "gov")]
     Governance(cli_governance::GovernanceCommand),
     /// Read a node's chain: status, transactions, blocks, attestations, receipts.
     #[command(subcommand)]
@@ -164,6 +170,7 @@ fn main() -> ExitCode {
         Command::Node(c) => cli_node::run(c),
         Command::Tunnel(a) => client::tunnel(a),
         Command::Tx(c) => cli_tx::run_tx(c),
+        Command::Contract(c) => cli_contract::run(c),
         Command::Governance(c) => cli_governance::run(c),
         Command::Query(c) => cli_tx::run_query(c),
         Command::Receipt(c) => cli_tx::run_receipt(c),
