@@ -25,6 +25,25 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# WASM contracts (issue 14): `gmchain contract build` and tests/contract_sdk.rs need a rustc
+# with the wasm32-unknown-unknown standard library. rustup's toolchain here has none and cannot
+# download one, so Debian's rustc 1.63 and libstd-rust-dev-wasm32 (about 630 MB) provide it, at
+# /usr/lib/rustlib/wasm32-unknown-unknown; rustup's rustc stays first on the PATH for the
+# workspace. Installed only when neither has the target; the install's duration is printed.
+rustup_sysroot="$(rustc --print sysroot 2>/dev/null || true)"
+if [ ! -d /usr/lib/rustlib/wasm32-unknown-unknown/lib ] \
+   && [ ! -d "${rustup_sysroot:-/nonexistent}/lib/rustlib/wasm32-unknown-unknown/lib" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: no rustc has the wasm32-unknown-unknown target; install it (rustup target add wasm32-unknown-unknown, or apt-get install rustc libstd-rust-dev-wasm32) or run as root" >&2
+    exit 2
+  fi
+  echo "== apt-get install rustc libstd-rust-dev-wasm32 (the wasm32 standard library for contracts)"
+  wasm_started=$(date +%s)
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc libstd-rust-dev-wasm32 >/dev/null
+  echo "== rustc + libstd-rust-dev-wasm32 installed in $(( $(date +%s) - wasm_started )) s"
+fi
+
 # GmSSL 3 (through the PyPI binding gmssl-pyx) is the second independent implementation the
 # interop tests compare against. It lives in a virtualenv beside the build output.
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"

@@ -10,7 +10,8 @@
 //! - `governance`: validator-set changes by proposal and by revocation, with validator processes;
 //! - `devnet`: `gmchain devnet up/status/down` with an attestation and its offline receipt;
 //! - `contracts`: a WASM contract deployed by two organisations' votes, called, queried, its
-//!   events found, frozen, through `gmchain contract` and `gmchain query events`.
+//!   events found, frozen, through `gmchain contract` and `gmchain query events`;
+//! - `contract_sdk`: `gmchain contract build` on the example contracts, the SDK's native tests.
 
 #[path = "support/consortium.rs"]
 mod consortium;
@@ -23,6 +24,7 @@ mod bft;
 mod ca;
 mod cli;
 mod conformance_node;
+mod contract_sdk;
 mod contracts;
 mod devnet;
 mod governance;

@@ -53,8 +53,9 @@ enum Command {
     /// Signed transactions to a node: attest a document, identity actions.
     #[command(subcommand)]
     Tx(cli_tx::TxCommand),
-    /// WASM contracts: deploy, upgrade, freeze and unfreeze by governance proposal; call
-    /// (a transaction), query (read-only, no transaction), show.
+    /// WASM contracts: build one with the contract SDK (checked as a deployment would check
+    /// it); deploy, upgrade, freeze and unfreeze by governance proposal; call (a transaction),
+    /// query (read-only, no transaction), show.
     #[command(subcommand)]
     Contract(cli_contract::ContractCommand),
     /// Governance (alias `gov`): propose and vote on validator-set changes, parameters,
