@@ -76,7 +76,8 @@ struct KeepLog<'a>(&'a Chain);
 impl Drop for KeepLog<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let keep = std::env::temp_dir().join(format!("gmchain-contracts-{}", std::process::id()));
+            let keep =
+                std::env::temp_dir().join(format!("gmchain-contracts-{}", std::process::id()));
             let _ = std::fs::create_dir_all(&keep);
             let _ = std::fs::write(keep.join("node.log"), log_of(self.0));
             eprintln!("node log kept in {}", keep.display());
@@ -125,7 +126,10 @@ fn pass(chain: &Chain, args: &[&str]) -> String {
         "{out}"
     );
     let id = hex_after(&out, "committed: proposal ");
-    let vote = with(strings(&["gov", "vote", &id, "yes"]), sender(chain, "second-admin"));
+    let vote = with(
+        strings(&["gov", "vote", &id, "yes"]),
+        sender(chain, "second-admin"),
+    );
     let vote: Vec<&str> = vote.iter().map(String::as_str).collect();
     let out = ok(dir, &vote);
     assert!(out.contains("executed at height"), "{out}");
@@ -206,11 +210,15 @@ fn a_contract_deployed_by_two_organisations_is_called_queried_and_its_events_fou
     let fuel_1 = first["fuel_used"].as_u64().unwrap();
     assert!(fuel_1 > 0 && fuel_1 < 10_000_000, "{first}");
     assert_eq!(first["events"][0]["name"], "added", "{first}");
+    assert_eq!(first["events"][0]["contract"], "wasm/counter", "{first}");
     assert_eq!(first["events"][0]["topics_text"][0], "total", "{first}");
     assert_eq!(first["events"][0]["data"], "0000000000000005", "{first}");
     let second = call("7");
     assert_eq!(second["returns"], "12", "{second}");
-    assert!(second["height"].as_u64() > first["height"].as_u64(), "{second}");
+    assert!(
+        second["height"].as_u64() > first["height"].as_u64(),
+        "{second}"
+    );
     // `query tx` shows the receipt's fuel, output and event topics too.
     let tx = json(
         &dir,
@@ -230,7 +238,14 @@ fn a_contract_deployed_by_two_organisations_is_called_queried_and_its_events_fou
     let q = json(
         &dir,
         &strings(&[
-            "contract", "query", "counter", "get", "--returns", "u64", "--node", &chain.grpc,
+            "contract",
+            "query",
+            "counter",
+            "get",
+            "--returns",
+            "u64",
+            "--node",
+            &chain.grpc,
         ]),
     );
     assert_eq!(q["returns"], "12", "{q}");
@@ -240,8 +255,8 @@ fn a_contract_deployed_by_two_organisations_is_called_queried_and_its_events_fou
         &strings(&["contract", "query", "counter", "who", "--node", &chain.grpc]),
     );
     let caller = hex::decode(who["output"].as_str().unwrap()).unwrap();
-    let admin = pki::Certificate::from_pem(&std::fs::read(dir.join("admin.crt.pem")).unwrap())
-        .unwrap();
+    let admin =
+        pki::Certificate::from_pem(&std::fs::read(dir.join("admin.crt.pem")).unwrap()).unwrap();
     assert_eq!(&caller[..32], admin.fingerprint().as_bytes(), "{who}");
     let tail = String::from_utf8_lossy(&caller[32..]).into_owned();
     assert!(
@@ -252,7 +267,14 @@ fn a_contract_deployed_by_two_organisations_is_called_queried_and_its_events_fou
     let again = json(
         &dir,
         &strings(&[
-            "contract", "query", "counter", "get", "--returns", "u64", "--node", &chain.grpc,
+            "contract",
+            "query",
+            "counter",
+            "get",
+            "--returns",
+            "u64",
+            "--node",
+            &chain.grpc,
         ]),
     );
     assert_eq!(again["returns"], "12", "{again}");
@@ -297,7 +319,13 @@ fn a_contract_deployed_by_two_organisations_is_called_queried_and_its_events_fou
     let none = json(
         &dir,
         &strings(&[
-            "query", "events", "--contract", "counter", "--name", "removed", "--node",
+            "query",
+            "events",
+            "--contract",
+            "counter",
+            "--name",
+            "removed",
+            "--node",
             &chain.grpc,
         ]),
     );
@@ -305,10 +333,19 @@ fn a_contract_deployed_by_two_organisations_is_called_queried_and_its_events_fou
     let other_topic = json(
         &dir,
         &strings(&[
-            "query", "events", "--topic", "str:other", "--node", &chain.grpc,
+            "query",
+            "events",
+            "--topic",
+            "str:other",
+            "--node",
+            &chain.grpc,
         ]),
     );
-    assert_eq!(other_topic["events"].as_array().unwrap().len(), 0, "{other_topic}");
+    assert_eq!(
+        other_topic["events"].as_array().unwrap().len(),
+        0,
+        "{other_topic}"
+    );
     let tip = events["tip"].as_u64().unwrap();
     fails(
         &dir,
@@ -364,12 +401,18 @@ fn a_contract_deployed_by_two_organisations_is_called_queried_and_its_events_fou
     drop(stream);
 
     // A call that fails: exit 1, the receipt printed with its code; nothing changed.
-    let boom = with(strings(&["contract", "call", "counter", "boom"]), user(&chain));
+    let boom = with(
+        strings(&["contract", "call", "counter", "boom"]),
+        user(&chain),
+    );
     let boom: Vec<&str> = boom.iter().map(String::as_str).collect();
     let o = crate::dev_node::gm(&dir, &boom);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("CONTRACT_ABORTED") && err.contains("no such method"), "{err}");
+    assert!(
+        err.contains("CONTRACT_ABORTED") && err.contains("no such method"),
+        "{err}"
+    );
     let receipt: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(receipt["status"], "failed", "{receipt}");
     assert_eq!(receipt["code"], "CONTRACT_ABORTED", "{receipt}");
@@ -377,7 +420,14 @@ fn a_contract_deployed_by_two_organisations_is_called_queried_and_its_events_fou
     // A fuel limit above the chain's max_fuel_per_tx is refused at admission (exit 2).
     let greedy = with(
         strings(&[
-            "contract", "call", "counter", "add", "--arg", "u64:1", "--fuel", "100000001",
+            "contract",
+            "call",
+            "counter",
+            "add",
+            "--arg",
+            "u64:1",
+            "--fuel",
+            "100000001",
         ]),
         user(&chain),
     );
@@ -407,7 +457,14 @@ fn a_contract_deployed_by_two_organisations_is_called_queried_and_its_events_fou
     let q = json(
         &dir,
         &strings(&[
-            "contract", "query", "counter", "get", "--returns", "u64", "--node", &chain.grpc,
+            "contract",
+            "query",
+            "counter",
+            "get",
+            "--returns",
+            "u64",
+            "--node",
+            &chain.grpc,
         ]),
     );
     assert_eq!(q["returns"], "13", "{q}");
@@ -424,12 +481,18 @@ fn a_contract_deployed_by_two_organisations_is_called_queried_and_its_events_fou
         .map(|p| p["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [freeze_id.as_str(), deploy_id.as_str()], "{listed}");
-    assert_eq!(listed["proposals"][1]["kind"], "contract-deploy", "{listed}");
+    assert_eq!(
+        listed["proposals"][1]["kind"], "contract-deploy",
+        "{listed}"
+    );
 
     // The chain's fuel parameters in the status; fuel and the module cache in the metrics.
     let status = json(&dir, &strings(&["query", "status", "--node", &chain.grpc]));
     assert_eq!(status["params"]["max_fuel_per_tx"], 100_000_000, "{status}");
-    assert_eq!(status["params"]["max_fuel_per_block"], 2_000_000_000u64, "{status}");
+    assert_eq!(
+        status["params"]["max_fuel_per_block"], 2_000_000_000u64,
+        "{status}"
+    );
     let metrics = scrape(&chain.metrics);
     let value = |name: &str| -> u64 {
         metrics

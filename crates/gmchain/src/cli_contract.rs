@@ -119,7 +119,6 @@ impl CallArgs {
     }
 }
 
-
 /// The WebAssembly target contracts are built for.
 const TARGET: &str = "wasm32-unknown-unknown";
 
@@ -737,7 +736,6 @@ fn demangle(symbol: &str) -> String {
     parts.join("::")
 }
 
-
 /// The arguments of `gmchain query events`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct EventsArgs {
@@ -799,14 +797,34 @@ fn run_on_chain(cmd: ContractCommand) -> CmdResult {
                 deadline,
                 sender,
                 node,
-            } => lifecycle("contract-deploy", &name, Some(&code), &deadline, &sender, &node).await,
+            } => {
+                lifecycle(
+                    "contract-deploy",
+                    &name,
+                    Some(&code),
+                    &deadline,
+                    &sender,
+                    &node,
+                )
+                .await
+            }
             ContractCommand::Upgrade {
                 name,
                 code,
                 deadline,
                 sender,
                 node,
-            } => lifecycle("contract-upgrade", &name, Some(&code), &deadline, &sender, &node).await,
+            } => {
+                lifecycle(
+                    "contract-upgrade",
+                    &name,
+                    Some(&code),
+                    &deadline,
+                    &sender,
+                    &node,
+                )
+                .await
+            }
             ContractCommand::Freeze {
                 name,
                 deadline,

@@ -766,7 +766,10 @@ pub(crate) fn run_receipt(cmd: ReceiptCommand) -> CmdResult {
             match &r.status {
                 Status::Success => println!("  status: success"),
                 Status::Failed { code, message } => {
-                    println!("  status: failed, {} ({code}): {message}", failure_name(*code))
+                    println!(
+                        "  status: failed, {} ({code}): {message}",
+                        failure_name(*code)
+                    )
                 }
             }
             if let Some(fuel) = r.fuel_used {
@@ -777,7 +780,11 @@ pub(crate) fn run_receipt(cmd: ReceiptCommand) -> CmdResult {
                     "  event {i}: {}.{} topics [{}] data {}",
                     e.contract,
                     e.name,
-                    e.topics.iter().map(hex::encode).collect::<Vec<_>>().join(", "),
+                    e.topics
+                        .iter()
+                        .map(hex::encode)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     hex::encode(&e.data)
                 );
             }

@@ -739,7 +739,9 @@ impl LocalNode {
     fn publish_module_cache(&self) {
         use std::sync::atomic::Ordering::Relaxed;
         let c = self.ledger.module_cache();
-        self.metrics.contract_module_cache_hits.store(c.hits, Relaxed);
+        self.metrics
+            .contract_module_cache_hits
+            .store(c.hits, Relaxed);
         self.metrics
             .contract_module_cache_misses
             .store(c.misses, Relaxed);

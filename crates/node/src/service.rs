@@ -569,9 +569,12 @@ impl Filter {
         })
     }
 
+    /// Whether `e` matches. A WASM contract's events name its namespace (`wasm/<name>`): the
+    /// filter's contract matches it by the contract's name or by the namespace.
     fn matches(&self, e: &types::Event) -> bool {
-        self.contract.as_ref().is_none_or(|c| *c == e.contract)
-            && self.name.as_ref().is_none_or(|n| *n == e.name)
+        self.contract.as_ref().is_none_or(|c| {
+            *c == e.contract || e.contract.strip_prefix("wasm/") == Some(c.as_str())
+        }) && self.name.as_ref().is_none_or(|n| *n == e.name)
             && self.topic.as_ref().is_none_or(|t| e.topics.contains(t))
     }
 }
@@ -623,7 +626,10 @@ fn block_events(
 }
 
 /// The events of blocks `from..=to` matching the request's filter.
-fn query_events(core: &LocalNode, req: pb::QueryEventsRequest) -> Result<pb::QueryEventsResponse, Status> {
+fn query_events(
+    core: &LocalNode,
+    req: pb::QueryEventsRequest,
+) -> Result<pb::QueryEventsResponse, Status> {
     let filter = Filter::new(req.filter)?;
     let tip = core.tip().0.height.0;
     let from = req.from_height.max(1);
@@ -650,7 +656,11 @@ fn query_events(core: &LocalNode, req: pb::QueryEventsRequest) -> Result<pb::Que
             req.limit
         )));
     }
-    let limit = if req.limit == 0 { DEFAULT_EVENTS } else { req.limit } as usize;
+    let limit = if req.limit == 0 {
+        DEFAULT_EVENTS
+    } else {
+        req.limit
+    } as usize;
     let mut events = Vec::new();
     let mut scanned_to = from.saturating_sub(1);
     let mut truncated = false;
@@ -1260,5 +1270,68 @@ mod tests {
         assert_eq!((done.status.as_str(), done.status_height), ("executed", 8));
         let no = proposal_response(record(ProposalStatus::Rejected(Height(6))), 30);
         assert_eq!((no.status.as_str(), no.status_height), ("rejected", 6));
+    }
+
+    /// An event filter matches on each field given; a topic matches any of the event's.
+    #[test]
+    fn an_event_filter_matches_on_every_field_it_names() {
+        let e = types::Event {
+            contract: "counter".into(),
+            name: "added".into(),
+            topics: vec![b"total".to_vec(), b"x".to_vec()],
+            data: vec![1],
+        };
+        let f = |contract: Option<&str>, name: Option<&str>, topic: Option<&[u8]>| {
+            Filter::new(Some(pb::EventFilter {
+                contract: contract.map(str::to_string),
+                name: name.map(str::to_string),
+                topic: topic.map(<[u8]>::to_vec),
+            }))
+            .unwrap()
+        };
+        assert!(Filter::new(None).unwrap().matches(&e));
+        let wasm = types::Event {
+            contract: "wasm/counter".into(),
+            ..e.clone()
+        };
+        assert!(f(Some("counter"), None, None).matches(&wasm));
+        assert!(f(Some("wasm/counter"), None, None).matches(&wasm));
+        assert!(!f(Some("wasm"), None, None).matches(&wasm));
+        assert!(f(Some("counter"), Some("added"), Some(b"x")).matches(&e));
+        assert!(!f(Some("other"), None, None).matches(&e));
+        assert!(!f(None, Some("removed"), None).matches(&e));
+        assert!(!f(None, None, Some(b"tota")).matches(&e));
+        let empty = Filter::new(Some(pb::EventFilter {
+            topic: Some(Vec::new()),
+            ..Default::default()
+        }));
+        assert_eq!(empty.unwrap_err().code(), tonic::Code::InvalidArgument);
+    }
+
+    /// A query's failure is sent with its registry status and code name.
+    #[test]
+    fn a_contract_failure_is_sent_with_its_code() {
+        let s = contract_status(execution::ContractError::Run {
+            code: &codes::CONTRACT_TRAP,
+            message: "unreachable".into(),
+        });
+        assert_eq!(s.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(s.message(), "CONTRACT_TRAP: unreachable");
+        assert_eq!(
+            s.metadata()
+                .get(api::CODE_METADATA_KEY)
+                .and_then(|v| v.to_str().ok()),
+            Some("CONTRACT_TRAP")
+        );
+        let s = contract_status(execution::ContractError::failed(
+            execution::FailureCode::UnknownCall,
+            "no deployed contract \"x\"",
+        ));
+        assert_eq!(
+            s.metadata()
+                .get(api::CODE_METADATA_KEY)
+                .and_then(|v| v.to_str().ok()),
+            Some(execution::FailureCode::UnknownCall.code().name)
+        );
     }
 }
