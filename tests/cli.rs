@@ -1002,8 +1002,12 @@ fn every_format_version_in_the_table_is_the_codes() {
         .nth(1)
         .and_then(|s| s.split("\n## ").next())
         .expect("docs/formats.md has its §0 version table");
-    let expected: [(&str, String); 5] = [
+    let expected: [(&str, String); 6] = [
         ("`types::FORMAT_VERSION`", types::FORMAT_VERSION.to_string()),
+        (
+            "`types::FORMAT_VERSION_2`",
+            types::FORMAT_VERSION_2.to_string(),
+        ),
         (
             "`execution::GENESIS_FORMAT`",
             execution::GENESIS_FORMAT.to_string(),

@@ -154,13 +154,22 @@ fn charge(caller: &mut Ctx<'_, '_>, amount: u64) -> HostResult<()> {
     caller.set_fuel(left - amount)
 }
 
-/// Copies `bytes` to `range` of the memory (a checked range of at least their length).
+/// Copies `bytes` to the memory at `at` (the start of a checked range of at least their
+/// length).
 fn write(caller: &mut Ctx<'_, '_>, at: usize, bytes: &[u8]) {
     if let Some(memory) = caller.data().memory {
         let data = memory.data_mut(&mut *caller);
         if let Some(dst) = data.get_mut(at..at + bytes.len()) {
             dst.copy_from_slice(bytes);
         }
+    }
+}
+
+/// Copies `src` to `dst` of `memory`, a checked range of the same length (a host whose answer
+/// changed length between the check and the copy gets nothing copied, never a panic).
+fn copy_into(memory: &mut [u8], dst: Range<usize>, src: &[u8]) {
+    if let Some(dst) = memory.get_mut(dst).filter(|d| d.len() == src.len()) {
+        dst.copy_from_slice(src);
     }
 }
 
@@ -201,8 +210,10 @@ fn input_read(mut caller: Ctx<'_, '_>, ptr: i32) -> HostResult<()> {
     let n = caller.data().host.input().len() as u64;
     let out = range(&caller, "input_read", "ptr", ptr, n)?;
     charge(&mut caller, fuel::HOST_CALL + copy_fuel(n))?;
-    let input = caller.data().host.input().to_vec();
-    write(&mut caller, out.start, &input);
+    if let Some(memory) = caller.data().memory {
+        let (data, state) = memory.data_and_store_mut(&mut caller);
+        copy_into(data, out, state.host.input());
+    }
     Ok(())
 }
 
@@ -254,7 +265,9 @@ fn storage_write(
         return Ok(());
     };
     let (data, state) = memory.data_and_store_mut(&mut caller);
-    state.host.storage_write(&data[key], &data[value])?;
+    if let (Some(key), Some(value)) = (data.get(key), data.get(value)) {
+        state.host.storage_write(key, value)?;
+    }
     Ok(())
 }
 
@@ -521,9 +534,10 @@ fn return_data_read(mut caller: Ctx<'_, '_>, ptr: i32) -> HostResult<()> {
     let n = caller.data().call_return.len() as u64;
     let out = range(&caller, "return_data_read", "ptr", ptr, n)?;
     charge(&mut caller, fuel::HOST_CALL + copy_fuel(n))?;
-    let data = core::mem::take(&mut caller.data_mut().call_return);
-    write(&mut caller, out.start, &data);
-    caller.data_mut().call_return = data;
+    if let Some(memory) = caller.data().memory {
+        let (data, state) = memory.data_and_store_mut(&mut caller);
+        copy_into(data, out, &state.call_return);
+    }
     Ok(())
 }
 

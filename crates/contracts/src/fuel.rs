@@ -42,7 +42,7 @@ pub const SM3: u64 = 200;
 pub const SM3_PER_64_BYTES: u64 = 200;
 
 /// `sm2_verify`: the verification (a double scalar multiplication and ZA).
-pub const SM2_VERIFY: u64 = 100_000;
+pub const SM2_VERIFY: u64 = 175_000;
 
 /// `emit`: the event (kept in the receipt).
 pub const EMIT: u64 = 1_000;

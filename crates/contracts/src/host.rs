@@ -53,9 +53,10 @@ pub struct CallResult {
 }
 
 /// Why a host function could not do what it was asked.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
     /// The run fails with this code and message (a write in a read-only call, too many events…).
+    #[error("{message}")]
     Failed {
         /// The run's code ([`RunError::Host`] reports it as its own).
         code: &'static codes::Code,
@@ -64,6 +65,7 @@ pub enum HostError {
     },
     /// The state could not be read: the run stops with [`RunError::HostState`]; the executor
     /// stops the block.
+    #[error("the node could not read its state: {0}")]
     State(String),
 }
 

@@ -7,15 +7,19 @@
 //! differently and fork the chain); run floating point, SIMD, threads, reference types or any
 //! proposal beyond MVP + mutable-global + sign-ext + bulk-memory + multi-value; offer WASI; run
 //! a start function; let a contract's failure become a panic of the node. It holds no chain
-//! state: the host API (storage, caller, events) and the `execution` integration are later
-//! pieces of issue 14. The module rules are `docs/contracts.md` §1.
+//! state: a run reaches the chain only through the [`Host`] it is given (host API v1, the
+//! `gmchain` imports), which `execution` implements over the state. The module rules are
+//! `docs/contracts.md` §1, the host API §2, the host functions' fuel §3 ([`fuel`]).
 //!
 //! # Use
 //!
 //! [`validate`] a module's bytes at deployment (it returns a [`ValidatedModule`], which
 //! nothing else constructs), [`Runtime::compile`] it (cached by [`ValidatedModule::hash`]),
-//! then [`Runtime::run`] an [`EntryPoint`] with a fuel limit: the [`Outcome`] has the fuel used
-//! and `Ok` or a [`RunError`] with a stable code.
+//! then [`Runtime::run`] an [`EntryPoint`] with a fuel limit and a [`Host`]: the [`Outcome`]
+//! has the fuel used, `Ok` or a [`RunError`] with a stable code, and the return data. The
+//! runtime is `Send + Sync` and re-entrant: a host's [`Host::call`] runs the callee with the
+//! same runtime while the caller waits in the host function ([`Outcome::call_result`] turns the
+//! callee's outcome into the caller's answer).
 //!
 //! # Fuel table (published; a consensus rule)
 //!
@@ -25,7 +29,7 @@
 //! the block is entered, so a run that cannot pay for a block stops before it. Compilation
 //! may fold constant conditions; the charge is that of the compiled form, identical on every
 //! node because wasmi is pinned exactly (`=2.0.0`): upgrading it is a consensus change.
-//! Host calls add their own costs (a later piece).
+//! Host functions add their own costs: the table of [`fuel`] (`docs/contracts.md` §3).
 //!
 //! | what | fuel |
 //! |---|---|

@@ -600,7 +600,7 @@ fn body_fuel(rt: &Runtime, body: &str) -> u64 {
 
 #[test]
 fn fuel_known_answers_follow_the_published_table() {
-    let mut rt = fresh();
+    let rt = fresh();
     // Entering the function body: 1. nop, drop, block and end: 0. A constant, a local.set: 1.
     assert_eq!(body_fuel(&rt, ""), 1);
     assert_eq!(body_fuel(&rt, "(nop) (block (drop (i32.const 7)))"), 2);
@@ -611,7 +611,7 @@ fn fuel_known_answers_follow_the_published_table() {
     assert_eq!(body_fuel(&rt, "(if (local.get 0) (then (nop)))"), 3);
     assert_eq!(
         body_fuel(
-            &mut rt,
+            &rt,
             "(local.set 0 (i32.const 1)) (if (local.get 0) (then (nop)))"
         ),
         6
@@ -623,7 +623,7 @@ fn fuel_known_answers_follow_the_published_table() {
     // memory.fill of 640 bytes: 3 constants + the fill (1) + 640/64.
     assert_eq!(
         body_fuel(
-            &mut rt,
+            &rt,
             "(memory.fill (i32.const 0) (i32.const 1) (i32.const 640))"
         ),
         1 + 3 + 1 + 10

@@ -49,6 +49,9 @@ fn touches_validator_standing(key: &[u8]) -> bool {
     .any(|p| key.starts_with(p))
 }
 
+/// What a transaction's successful call left: its writes, events and output.
+type Done = (Writes, Vec<Event>, Vec<u8>);
+
 /// How many compiled contract modules a node keeps (least recently used dropped first).
 pub const MODULE_CACHE_CAPACITY: usize = 64;
 
@@ -202,7 +205,7 @@ impl Executor {
         ctx: &BlockContext,
         limits: &Limits,
         tx: &VerifiedTx,
-    ) -> (u64, Result<(Writes, Vec<Event>, Vec<u8>), ContractError>) {
+    ) -> (u64, Result<Done, ContractError>) {
         let body = &tx.signed().tx;
         // A transaction without a fuel limit (version 1) calls only the built-ins, whose fixed
         // charges are counted, not refused.
@@ -229,7 +232,7 @@ impl Executor {
         overlay: &Overlay<'_, S>,
         env: Env<'_>,
         tx: &VerifiedTx,
-    ) -> Result<(Writes, Vec<Event>, Vec<u8>), ContractError> {
+    ) -> Result<Done, ContractError> {
         let body = &tx.signed().tx;
         if body.chain_id != self.chain_id {
             return Err(ContractError::failed(
@@ -268,7 +271,7 @@ impl Executor {
         overlay: &Overlay<'_, S>,
         env: Env<'_>,
         tx: &VerifiedTx,
-    ) -> Result<(Writes, Vec<Event>, Vec<u8>), ContractError> {
+    ) -> Result<Done, ContractError> {
         let call = &tx.signed().tx.call;
         let Some(record) = wasm::contract(overlay, &call.contract)? else {
             return Err(ContractError::failed(

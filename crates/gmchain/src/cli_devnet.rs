@@ -505,16 +505,21 @@ fn create(dir: &Path, nodes: &[NodeEntry], module: &Path) -> CmdResult {
             &format!("CN={},O={}", node.name, node.organisation),
             &node_csr,
         )?;
-        // Agency 1 also holds the demo user and admin.
+        // Agency 1 also holds the demo user and admin; every other agency an admin of its
+        // own (`admin-<i>`), so that proposals can be voted by several organisations.
         let mut requests = vec![(Role::NodeSign, node_csr, ndir.join("node.pem"))];
-        if i == 1 {
-            for (role, who) in [(Role::User, "alice"), (Role::Admin, "admin")] {
-                let uri = generate(who)?;
-                let path = dir.join(format!("{who}.csr"));
-                csr(&uri, &format!("CN={who},O={}", node.organisation), &path)?;
-                requests.push((role, path, dir.join(format!("{who}.pem"))));
-                write_file(&dir.join(format!("{who}.uri")), uri.as_bytes(), false)?;
-            }
+        let people: Vec<(Role, String)> = if i == 1 {
+            vec![(Role::User, "alice".into()), (Role::Admin, "admin".into())]
+        } else {
+            vec![(Role::Admin, admin_label(i))]
+        };
+        for (role, who) in people {
+            let uri = generate(&who)?;
+            let path = dir.join(format!("{who}.csr"));
+            let cn = if role == Role::Admin { "admin" } else { &who };
+            csr(&uri, &format!("CN={cn},O={}", node.organisation), &path)?;
+            requests.push((role, path, dir.join(format!("{who}.pem"))));
+            write_file(&dir.join(format!("{who}.uri")), uri.as_bytes(), false)?;
         }
         let (ca_pem, crl_pem) = agency_ca(&adir, &node.organisation, &requests)?;
         agencies.push(Agency {
@@ -718,9 +723,19 @@ fn node_toml(
     t
 }
 
-/// `alice.toml` and `admin.toml`: Agency 1's user and admin, to node-1, trusting every
-/// agency's CA (with its CRL) so that `--node`, `--node-name` and `--node-organisation` reach
-/// any node.
+/// The label of agency `i`'s admin (its key, certificate and profile): `admin` for Agency 1,
+/// `admin-<i>` for the others.
+fn admin_label(i: usize) -> String {
+    if i == 1 {
+        "admin".into()
+    } else {
+        format!("admin-{i}")
+    }
+}
+
+/// `alice.toml` and `admin.toml`: Agency 1's user and admin, to node-1; `admin-<i>.toml`: agency
+/// i's admin, to its own node; each trusting every agency's CA (with its CRL) so that `--node`,
+/// `--node-name` and `--node-organisation` reach any node.
 fn write_profiles(
     dir: &Path,
     nodes: &[NodeEntry],
@@ -741,7 +756,9 @@ fn write_profiles(
     };
     let cas = list(&|a| &a.ca_pem);
     let crls = list(&|a| &a.crl_pem);
-    for who in ["alice", "admin"] {
+    let mut people: Vec<(String, usize)> = vec![("alice".into(), 0), ("admin".into(), 0)];
+    people.extend((2..=nodes.len()).map(|i| (admin_label(i), i - 1)));
+    for (who, k) in people {
         let uri = std::fs::read_to_string(dir.join(format!("{who}.uri")))
             .map_err(|e| io_fail(&dir.join(format!("{who}.uri")), e))?;
         let text = format!(
@@ -749,13 +766,13 @@ fn write_profiles(
              node = \"{api}\"\nnode_name = {name}\nnode_organisation = {org_q}\n\
              tls_key = {key}\nhsm_profile = {hsm}\npass_file = {pin}\ntls_cert = \"{who}.pem\"\n\
              ca = [{cas}]\ncrls = [{crls}]\n",
-            org = nodes[0].organisation,
-            api = nodes[0].api,
-            name = q(&nodes[0].name),
-            org_q = q(&nodes[0].organisation),
+            org = nodes[k].organisation,
+            api = nodes[k].api,
+            name = q(&nodes[k].name),
+            org_q = q(&nodes[k].organisation),
             key = q(uri.trim()),
             hsm = rel(profile),
-            pin = rel(&agencies[0].pin_file),
+            pin = rel(&agencies[k].pin_file),
         );
         write_file(&dir.join(format!("{who}.toml")), text.as_bytes(), false)?;
     }
@@ -951,6 +968,12 @@ fn print_summary(dir: &Path, m: &Manifest, took: Duration) {
         "admin of Agency 1: client profile {}",
         dir.join("admin.toml").display()
     );
+    for i in 2..=m.nodes.len() {
+        say!(
+            "admin of Agency {i}: client profile {}",
+            dir.join(format!("{}.toml", admin_label(i))).display()
+        );
+    }
     say!();
     say!("  source {}", d("env.sh"));
     say!("  gmchain query status");

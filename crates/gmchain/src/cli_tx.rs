@@ -791,6 +791,22 @@ pub(crate) fn run_receipt(cmd: ReceiptCommand) -> CmdResult {
             if let (Some(f), Some(d)) = (&file, &v.document_digest) {
                 println!("  document {} has SM3 {d}, as anchored", f.display());
             }
+            if let Some(fuel) = v.fuel_used {
+                println!("  fuel used {fuel}");
+            }
+            if !v.output.is_empty() {
+                println!("  output {}", hex::encode(&v.output));
+            }
+            for e in &v.events {
+                let topics: Vec<String> = e.topics.iter().map(hex::encode).collect();
+                println!(
+                    "  event {} {} topics [{}] data {}",
+                    e.contract,
+                    e.name,
+                    topics.join(", "),
+                    hex::encode(&e.data)
+                );
+            }
             Ok(())
         }
     }

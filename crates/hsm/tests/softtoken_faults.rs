@@ -17,7 +17,7 @@ use common::*;
 use crypto::{CryptoError, Signature, Signer, UserId};
 use hsm::{Hsm, HsmError, HsmSigner, KeyUsage};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -54,14 +54,19 @@ impl FaultSwitch {
 
 type Outcome = Vec<(Vec<u8>, Result<Signature, HsmError>)>;
 
+/// Calls each signing thread finished, by thread.
+type Progress = Arc<Vec<AtomicU64>>;
+
 fn signing_threads(
     signer: &Arc<HsmSigner>,
     stop: &Arc<AtomicBool>,
     tag: &str,
-) -> Vec<JoinHandle<Outcome>> {
-    (0..8)
+) -> (Vec<JoinHandle<Outcome>>, Progress) {
+    let progress: Progress = Arc::new((0..8).map(|_| AtomicU64::new(0)).collect());
+    let handles = (0..8)
         .map(|t| {
             let (signer, stop, tag) = (signer.clone(), stop.clone(), tag.to_string());
+            let progress = progress.clone();
             std::thread::spawn(move || {
                 let mut out = Vec::new();
                 let mut i = 0u64;
@@ -69,6 +74,7 @@ fn signing_threads(
                     let msg = format!("{tag} thread {t} message {i}").into_bytes();
                     let r = signer.sign_message(&UserId::default(), &msg);
                     out.push((msg, r));
+                    progress[t].fetch_add(1, Ordering::Relaxed);
                     i += 1;
                     if out.len() > 20_000 {
                         break;
@@ -77,7 +83,29 @@ fn signing_threads(
                 out
             })
         })
-        .collect()
+        .collect();
+    (handles, progress)
+}
+
+/// Waits until every thread has finished a call that started after this moment: each has
+/// finished two more calls (the one in progress, then a new one). A call that started before
+/// a fault then never sees the next fault too, however slow the machine: recovering costs a
+/// login (PBKDF2 of the PIN in the soft token), and on a loaded CI machine faults injected at
+/// a fixed pace once hit one call four times, past the pool's three recoveries per call.
+fn wait_for_every_thread(progress: &Progress) {
+    let start: Vec<u64> = progress.iter().map(|p| p.load(Ordering::Relaxed)).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while progress
+        .iter()
+        .zip(&start)
+        .any(|(p, s)| p.load(Ordering::Relaxed) < s + 2)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a signing thread made no progress for 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]
@@ -97,12 +125,12 @@ fn faults_while_signing() {
 
     // Kinds 1 and 3 while eight threads sign.
     let stop = Arc::new(AtomicBool::new(false));
-    let threads = signing_threads(&signer, &stop, "recoverable");
+    let (threads, progress) = signing_threads(&signer, &stop, "recoverable");
     for kind in [1, 3, 1, 3, 1] {
-        std::thread::sleep(Duration::from_millis(80));
+        wait_for_every_thread(&progress);
         switch.set(kind);
     }
-    std::thread::sleep(Duration::from_millis(80));
+    wait_for_every_thread(&progress);
     stop.store(true, Ordering::Relaxed);
     let mut signed = 0;
     for t in threads {
@@ -132,7 +160,7 @@ fn faults_while_signing() {
 
     // Kind 2: the device is gone. Every call fails as Unreachable, mid-run and afterwards.
     let stop = Arc::new(AtomicBool::new(false));
-    let threads = signing_threads(&signer, &stop, "removed");
+    let (threads, _) = signing_threads(&signer, &stop, "removed");
     std::thread::sleep(Duration::from_millis(50));
     switch.set(2);
     std::thread::sleep(Duration::from_millis(100));

@@ -415,8 +415,8 @@ fn policies_come_from_genesis_and_change_only_with_every_organisation() {
     // A genesis policy of an unknown kind, or an unparsable one, is refused naming it.
     for (g, needle) in [
         (
-            serde_json::json!({ "contracts": "all" }),
-            "governance.contracts",
+            serde_json::json!({ "treasury": "all" }),
+            "governance.treasury",
         ),
         (
             serde_json::json!({ "validators": "most" }),
@@ -428,6 +428,17 @@ fn policies_come_from_genesis_and_change_only_with_every_organisation() {
         let e = Genesis::from_json(json.to_string().as_bytes()).unwrap_err();
         assert!(e.to_string().contains(needle), "{e}");
     }
+    // The contract lifecycle kinds have their own policy, which genesis may set (issue 14).
+    let mut json: serde_json::Value = serde_json::from_str(&w.genesis.to_json()).unwrap();
+    json["governance"] = serde_json::json!({ "contracts": "all" });
+    let g = Genesis::from_json(json.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        g.governance
+            .iter()
+            .find(|(k, _)| k == "contracts")
+            .map(|(_, p)| p.text()),
+        Some("all".to_string())
+    );
 }
 
 /// Review findings 5 and 6: a sponsored organisation's validator stands only while its

@@ -243,6 +243,14 @@ pub struct VerifiedReceipt {
     /// The digest the transaction anchors (`args[0]` of `attestation.anchor`), whether or not
     /// a document was given; `None` for any other call.
     pub anchored_digest: Option<Digest>,
+    /// The fuel the transaction used (a version 2 receipt); `None` for a version 1 receipt.
+    pub fuel_used: Option<u64>,
+    /// The call's output (a WASM contract's return data; empty for the built-ins).
+    pub output: Vec<u8>,
+    /// The events the transaction emitted, with their topics, as the verified receipt holds
+    /// them: the receipt's hash is in the block's receipts root, which the certified header
+    /// commits to, so each event is proven as emitted by that transaction in that block.
+    pub events: Vec<types::Event>,
 }
 
 impl ReceiptBundle {
@@ -460,6 +468,9 @@ impl ReceiptBundle {
             call: format!("{}.{}", call.contract, call.method),
             document_digest,
             anchored_digest,
+            fuel_used: self.receipt.fuel_used,
+            output: self.receipt.output.clone(),
+            events: self.receipt.events.clone(),
         })
     }
 

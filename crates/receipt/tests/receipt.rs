@@ -273,12 +273,12 @@ fn document(i: usize) -> Vec<u8> {
 
 fn success(tx: &SignedTx) -> Receipt {
     Receipt {
-        fuel_used: Some(0),
-        output: Vec::new(),
+        fuel_used: Some(1_000),
+        output: vec![0x0a, 0x0b],
         tx_id: tx.tx_id(),
         status: Status::Success,
         events: vec![Event {
-            topics: Vec::new(),
+            topics: vec![b"doc".to_vec()],
             contract: "attestation".into(),
             name: "anchored".into(),
             data: tx.tx.call.args[0].clone(),
@@ -330,6 +330,11 @@ fn multi_tx_block_verifies_at_several_positions() {
         assert_eq!(ok.call, "attestation.anchor");
         assert_eq!(ok.document_digest, Some(sm3(&doc)));
         assert_eq!(ok.anchored_digest, Some(sm3(&doc)));
+        // The version 2 result's fuel, output and events (with topics) are what it proves.
+        assert_eq!(ok.fuel_used, Some(1_000));
+        assert_eq!(ok.output, vec![0x0a, 0x0b]);
+        assert_eq!(ok.events, receipts[i].events);
+        assert_eq!(ok.events[0].topics, vec![b"doc".to_vec()]);
         // Without a document: the same facts, no document checked.
         let ok = b.verify(&w.trust(), None).unwrap();
         assert_eq!(ok.document_digest, None);
@@ -637,9 +642,28 @@ fn altered_receipt_proof_hash() {
             "RECEIPT_RESULT_NOT_IN_BLOCK"
         );
     }
-    // An altered result: its hash is not in the tree.
+    // An altered result: its hash is not in the tree. So is one with an event's topic, its
+    // fuel or its output changed (version 2 receipts, issue 14).
     let mut x = b.clone();
     x.receipt.events[0].data[0] ^= 0x01;
+    assert_eq!(
+        code(x.verify(&w.trust(), None)),
+        "RECEIPT_RESULT_NOT_IN_BLOCK"
+    );
+    let mut x = b.clone();
+    x.receipt.events[0].topics[0][0] ^= 0x01;
+    assert_eq!(
+        code(x.verify(&w.trust(), None)),
+        "RECEIPT_RESULT_NOT_IN_BLOCK"
+    );
+    let mut x = b.clone();
+    x.receipt.fuel_used = Some(999);
+    assert_eq!(
+        code(x.verify(&w.trust(), None)),
+        "RECEIPT_RESULT_NOT_IN_BLOCK"
+    );
+    let mut x = b.clone();
+    x.receipt.output.push(0);
     assert_eq!(
         code(x.verify(&w.trust(), None)),
         "RECEIPT_RESULT_NOT_IN_BLOCK"

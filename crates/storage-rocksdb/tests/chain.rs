@@ -239,16 +239,20 @@ fn a_store_of_another_version_is_refused_before_anything_is_written() {
             Some(vec![storage::STORE_VERSION])
         );
         let mut batch = WriteBatch::new();
-        batch.put(Table::Meta, storage::STORE_VERSION_KEY.to_vec(), vec![3]);
+        batch.put(
+            Table::Meta,
+            storage::STORE_VERSION_KEY.to_vec(),
+            vec![storage::STORE_VERSION + 1],
+        );
         backend.write(batch).unwrap();
     }
     let before = listing(dir.path());
     let Err(e) = RocksBackend::open(dir.path(), false) else {
-        panic!("a store of version 3 was opened")
+        panic!("a store of a later version was opened")
     };
     assert!(
         e.to_string()
-            .ends_with("the store is format version 3; this build reads version 2: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"),
+            .ends_with("the store is format version 4; this build reads version 3: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"),
         "{e}"
     );
     assert_eq!(
@@ -266,9 +270,9 @@ fn a_store_of_another_version_is_refused_before_anything_is_written() {
         db.create_cf("votes", &opts).unwrap();
     }
     let Err(e) = RocksBackend::open(dir.path(), false) else {
-        panic!("a store of version 3 was opened")
+        panic!("a store of a later version was opened")
     };
-    assert!(e.to_string().contains("format version 3"), "{e}");
+    assert!(e.to_string().contains("format version 4"), "{e}");
 }
 
 /// Issue 13 point 8: a version-1 store (the single-validator layout, with a `seals` family

@@ -779,17 +779,17 @@ fn a_store_of_another_version_is_refused_naming_both() {
         store.backend().get(Table::Meta, b"store_version").unwrap(),
         Some(vec![storage::STORE_VERSION])
     );
-    assert_eq!(storage::STORE_VERSION, 2);
+    assert_eq!(storage::STORE_VERSION, 3);
     store.check_version().unwrap();
     let tip = store.tip().unwrap();
     let (block, receipts, state) = next_block(&store, &s, 1);
     let mut batch = storage::WriteBatch::new();
-    batch.put(Table::Meta, b"store_version".to_vec(), vec![3]);
+    batch.put(Table::Meta, b"store_version".to_vec(), vec![4]);
     store.backend().write(batch).unwrap();
     let e = store.check_version().unwrap_err();
     assert_eq!(
         e.to_string(),
-        "the store is format version 3; this build reads version 2: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"
+        "the store is format version 4; this build reads version 3: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"
     );
     // A commit is refused the same way and writes nothing.
     let e = store

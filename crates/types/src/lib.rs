@@ -32,7 +32,9 @@ mod vote;
 pub use block::{
     BLOCK_TX_FRAMING, Block, BlockHeader, ConsensusLinks, HEADER_DOMAIN, HEADER_V2_DOMAIN,
 };
-pub use codec::{Decode, DecodeError, DecodeReason, Encode, FORMAT_VERSION, Limits};
+pub use codec::{
+    Decode, DecodeError, DecodeReason, Encode, FORMAT_VERSION, FORMAT_VERSION_2, Limits,
+};
 pub use error::TxError;
 pub use primitives::{BlockHash, ChainId, Height, MAX_CHAIN_ID_LEN, Timestamp, TxId};
 pub use receipt::{Event, RECEIPT_DOMAIN, Receipt, Status, receipts_root};
