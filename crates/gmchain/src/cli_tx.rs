@@ -772,22 +772,6 @@ pub(crate) fn run_receipt(cmd: ReceiptCommand) -> CmdResult {
                     )
                 }
             }
-            if let Some(fuel) = r.fuel_used {
-                println!("  fuel used {fuel}, output {}", hex::encode(&r.output));
-            }
-            for (i, e) in r.events.iter().enumerate() {
-                println!(
-                    "  event {i}: {}.{} topics [{}] data {}",
-                    e.contract,
-                    e.name,
-                    e.topics
-                        .iter()
-                        .map(hex::encode)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    hex::encode(&e.data)
-                );
-            }
             if let (Some(f), Some(d)) = (&file, &v.document_digest) {
                 println!("  document {} has SM3 {d}, as anchored", f.display());
             }
