@@ -233,6 +233,36 @@ fn a_contract_deployed_by_two_organisations_is_called_queried_and_its_events_fou
     assert_eq!(tx["fuel_used"], second["fuel_used"], "{tx}");
     assert_eq!(tx["output"], "000000000000000c", "{tx}");
     assert_eq!(tx["events"][0]["topics"][0], hex::encode("total"), "{tx}");
+    // Its offline receipt verifies and shows the status, fuel, output and the event's topic.
+    ok(
+        &dir,
+        &[
+            "query",
+            "receipt",
+            second["tx_id"].as_str().unwrap(),
+            "--out",
+            "second.json",
+            "--node",
+            &chain.grpc,
+        ],
+    );
+    let verified = ok(
+        &dir,
+        &[
+            "receipt",
+            "verify",
+            "second.json",
+            "--genesis",
+            "data/genesis.json",
+        ],
+    );
+    assert!(verified.contains("status: success"), "{verified}");
+    assert!(
+        verified.contains(&format!("fuel used {}", second["fuel_used"])),
+        "{verified}"
+    );
+    assert!(verified.contains("output 000000000000000c"), "{verified}");
+    assert!(verified.contains(&hex::encode("total")), "{verified}");
 
     // A read-only query reads the state, as the client's certificate (the admin's profile).
     let q = json(
