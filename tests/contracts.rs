@@ -543,3 +543,200 @@ fn a_contract_deployed_by_two_organisations_is_called_queried_and_its_events_fou
     assert!(value("gmchain_contract_module_cache_hits_total") >= 1);
     assert!(value("gmchain_contract_queries_total") >= 4);
 }
+
+/// `gmchain ARGS` in `dir` without the admin's client profile (a client with no certificate).
+fn bare(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gmchain"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// On a chain of one organisation (a proposal executes in its own block): an upgrade keeps the
+/// contract's state and bumps its version; freeze then unfreeze lets calls in again;
+/// `query events --follow` prints the range, then each new event; the public read-only
+/// listener shows the contract and its events but refuses a query (it has no client identity).
+#[test]
+fn an_upgraded_contract_keeps_its_state_and_the_public_listener_refuses_queries() {
+    use std::io::BufRead;
+    let chain = dev_chain(1);
+    let dir = chain.dir.clone();
+    let port = crate::dev_node::free_port();
+    let config = std::fs::read_to_string(dir.join("node.toml")).unwrap();
+    std::fs::write(
+        dir.join("node.toml"),
+        config.replace(
+            "[api]\n",
+            &format!("[api]\npublic_listen = \"127.0.0.1:{port}\"\n"),
+        ),
+    )
+    .unwrap();
+    let _node = Node::start(&chain);
+    let _keep = KeepLog(&chain);
+    let code = wat::parse_str(COUNTER).unwrap();
+    std::fs::write(dir.join("counter.wasm"), &code).unwrap();
+    // The upgrade: the same contract with another abort message (another code hash).
+    let v2 = wat::parse_str(COUNTER.replace("no such method", "unknown method")).unwrap();
+    std::fs::write(dir.join("counter2.wasm"), &v2).unwrap();
+    let admin = |args: &[&str]| -> String {
+        let a = with(strings(args), sender(&chain, "admin"));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = ok(&dir, &a);
+        assert!(out.contains("executed at height"), "{out}");
+        out
+    };
+    admin(&["contract", "deploy", "counter", "--code", "counter.wasm"]);
+    let add = |v: &str| -> std::process::Output {
+        let a = with(
+            strings(&[
+                "contract",
+                "call",
+                "counter",
+                "add",
+                "--arg",
+                &format!("u64:{v}"),
+            ]),
+            user(&chain),
+        );
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        crate::dev_node::gm(&dir, &a)
+    };
+    assert!(add("5").status.success());
+
+    // `query events --follow`: the range's event first, then the next one as it commits.
+    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_gmchain"))
+        .current_dir(&dir)
+        .args([
+            "query",
+            "events",
+            "--contract",
+            "counter",
+            "--follow",
+            "--node",
+            &chain.grpc,
+        ])
+        .env("GMCHAIN_CLIENT_PROFILE", dir.join("client.toml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let line = |what: &str| -> serde_json::Value {
+        let l = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{what}: no line from query events --follow"));
+        serde_json::from_str(&l).unwrap_or_else(|e| panic!("{what}: {e}: {l}"))
+    };
+    let first = line("the range");
+    assert_eq!(first["data"], "0000000000000005", "{first}");
+    let o = add("2");
+    assert!(o.status.success());
+    let call: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let next = line("the new block");
+    assert_eq!(next["data"], "0000000000000007", "{next}");
+    assert_eq!(next["tx_id"], call["tx_id"], "{next}");
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    // The upgrade keeps the state; the version and code hash change.
+    admin(&["contract", "upgrade", "counter", "--code", "counter2.wasm"]);
+    let shown = json(
+        &dir,
+        &strings(&["contract", "show", "counter", "--node", &chain.grpc]),
+    );
+    assert_eq!(shown["version"], 2, "{shown}");
+    assert_eq!(
+        shown["code_hash"],
+        crypto_sm::sm3::sm3(&v2).to_hex(),
+        "{shown}"
+    );
+    let q = json(
+        &dir,
+        &strings(&[
+            "contract",
+            "query",
+            "counter",
+            "get",
+            "--returns",
+            "u64",
+            "--node",
+            &chain.grpc,
+        ]),
+    );
+    assert_eq!(q["returns"], "7", "{q}");
+    // The new code runs: its abort message.
+    let o = crate::dev_node::gm(
+        &dir,
+        &with(
+            strings(&["contract", "call", "counter", "nope"]),
+            user(&chain),
+        )
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown method"));
+
+    // Frozen, then unfrozen: calls are refused, then let in again.
+    admin(&["contract", "freeze", "counter"]);
+    let o = add("1");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("TX_CONTRACT_FROZEN"));
+    admin(&["contract", "unfreeze", "counter"]);
+    let o = add("1");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let listed = json(&dir, &strings(&["gov", "list", "--node", &chain.grpc]));
+    let kinds: Vec<&str> = listed["proposals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "contract-unfreeze",
+            "contract-freeze",
+            "contract-upgrade",
+            "contract-deploy"
+        ],
+        "{listed}"
+    );
+
+    // The public listener: the record and the events are reads anyone may make; a query
+    // needs a caller identity, which it does not have.
+    let public = format!("http://127.0.0.1:{port}");
+    let o = bare(&dir, &["contract", "show", "counter", "--node", &public]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bare(
+        &dir,
+        &[
+            "query",
+            "events",
+            "--contract",
+            "counter",
+            "--node",
+            &public,
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let events: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(events["events"].as_array().unwrap().len(), 3, "{events}");
+    let o = bare(
+        &dir,
+        &["contract", "query", "counter", "get", "--node", &public],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("NODE_UNAUTHENTICATED"), "{err}");
+}
