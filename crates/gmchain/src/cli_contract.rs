@@ -1049,9 +1049,9 @@ pub(crate) async fn events(a: EventsArgs) -> CmdResult {
         }
         if r.truncated {
             eprintln!(
-                "gmchain: more than {} events in the range; following from block {}",
+                "gmchain: the range holds more than the {} events printed (the scan stopped at block {}; ask again with --from); following the blocks committed from now on",
                 r.events.len(),
-                r.tip + 1
+                r.scanned_to
             );
         }
         loop {

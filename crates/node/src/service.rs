@@ -512,6 +512,9 @@ fn proposal_response(p: execution::ProposalRecord, tip: u64) -> pb::ProposalResp
 
 /// The most blocks one `QueryEvents` or `ListProposals` request scans.
 pub const MAX_SCAN_BLOCKS: u64 = 10_000;
+/// The most receipts one `QueryEvents` request reads: past it the scan stops at the end of a
+/// block (`truncated`), whatever the range.
+const MAX_SCAN_RECEIPTS: u64 = 200_000;
 /// The most events one `QueryEvents` answer holds (and its default).
 const MAX_EVENTS: u32 = 10_000;
 const DEFAULT_EVENTS: u32 = 1000;
@@ -579,14 +582,14 @@ impl Filter {
     }
 }
 
-/// The events of block `height` that match `filter`, at most `room` of them (`None` when there
-/// is no such block).
+/// The events of block `height` that match `filter`, at most `room` of them, and the block's
+/// transaction count (`None` when there is no such block).
 fn block_events(
     core: &LocalNode,
     height: Height,
     filter: &Filter,
     room: usize,
-) -> Result<Option<Vec<pb::ContractEvent>>, Status> {
+) -> Result<Option<(Vec<pb::ContractEvent>, u32)>, Status> {
     let store = core.store();
     let Some(header) = store
         .header(height)
@@ -622,7 +625,7 @@ fn block_events(
             }
         }
     }
-    Ok(Some(out))
+    Ok(Some((out, header.tx_count)))
 }
 
 /// The events of blocks `from..=to` matching the request's filter.
@@ -664,11 +667,18 @@ fn query_events(
     let mut events = Vec::new();
     let mut scanned_to = from.saturating_sub(1);
     let mut truncated = false;
+    let mut receipts = 0u64;
     for h in from..=to {
+        // The receipts' budget: a range of full blocks stops early (at a block's end).
+        if receipts >= MAX_SCAN_RECEIPTS {
+            truncated = true;
+            break;
+        }
         let room = limit - events.len();
-        let found = block_events(core, Height(h), &filter, room)?
+        let (found, txs) = block_events(core, Height(h), &filter, room)?
             .ok_or_else(|| internal(NodeError::Missing("a header below the tip")))?;
         events.extend(found);
+        receipts += u64::from(txs);
         scanned_to = h;
         if events.len() >= limit {
             truncated = true;
@@ -1170,7 +1180,7 @@ impl Chain for ChainService {
                     let (c, f, h) = (core.clone(), filter.clone(), Height(next));
                     let found = blocking(move || block_events(&c, h, &f, usize::MAX)).await;
                     let items = match found {
-                        Ok(Some(events)) => events.into_iter().map(Ok).collect(),
+                        Ok(Some((events, _))) => events.into_iter().map(Ok).collect(),
                         Ok(None) => vec![Err(Status::not_found(format!("no block at height {h}")))],
                         Err(s) => vec![Err(s)],
                     };
