@@ -187,17 +187,17 @@ fn admin_args(net: &Consortium, i: usize) -> Vec<String> {
     .collect()
 }
 
-fn run_ok(dir: &Path, args: &[String]) -> String {
+pub(crate) fn run_ok(dir: &Path, args: &[String]) -> String {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(dir, &args)
 }
 
-fn run_fails(dir: &Path, args: &[String], code: i32, needle: &str) -> String {
+pub(crate) fn run_fails(dir: &Path, args: &[String], code: i32, needle: &str) -> String {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     fails(dir, &args, code, needle)
 }
 
-fn strings(args: &[&str]) -> Vec<String> {
+pub(crate) fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
@@ -215,7 +215,7 @@ fn number_after(text: &str, label: &str) -> u64 {
 }
 
 /// The 64-hex-digit word after `label` in `text`.
-fn hex_after(text: &str, label: &str) -> String {
+pub(crate) fn hex_after(text: &str, label: &str) -> String {
     let at = text
         .find(label)
         .unwrap_or_else(|| panic!("no {label:?} in {text}"));
@@ -795,7 +795,7 @@ fn member(
 }
 
 /// The signing options of `who` (`admin`, `second-admin`) against the dev chain's node.
-fn sender(chain: &crate::dev_node::Chain, who: &str) -> Vec<String> {
+pub(crate) fn sender(chain: &crate::dev_node::Chain, who: &str) -> Vec<String> {
     strings(&[
         "--key",
         &format!("{who}.key.pem"),
@@ -816,15 +816,10 @@ fn show(chain: &crate::dev_node::Chain, id: &str) -> serde_json::Value {
     serde_json::from_str(&out).unwrap()
 }
 
-/// With two organisations a proposal waits for the other's vote: `gmchain governance vote`
-/// executes it with a yes, or rejects it with a no (a policy is decided by all
-/// organisations); a second vote of one organisation is refused.
-#[test]
-fn a_proposal_of_two_organisations_executes_or_is_rejected_by_the_second_vote() {
-    let chain = crate::dev_node::dev_chain(1);
+/// Registers "Second Bureau" (sponsored by the dev root) with its own CA and its admin
+/// `second-admin` on the running dev chain: two organisations vote from then on.
+pub(crate) fn register_second_bureau(chain: &crate::dev_node::Chain) {
     let dir = chain.dir.clone();
-    let _node = crate::dev_node::Node::start(&chain);
-    // "Second Bureau" (sponsored by the dev root) registers with its own CA and admin.
     let (root_key, root) = identity(&dir, "ca");
     let (agency_key, agency) = member(
         &dir,
@@ -862,8 +857,19 @@ fn a_proposal_of_two_organisations_executes_or_is_rejected_by_the_second_vote() 
         "--crl",
         "second-ca.crl.pem",
     ]);
-    register.extend(sender(&chain, "second-admin"));
+    register.extend(sender(chain, "second-admin"));
     run_ok(&dir, &register);
+}
+
+/// With two organisations a proposal waits for the other's vote: `gmchain governance vote`
+/// executes it with a yes, or rejects it with a no (a policy is decided by all
+/// organisations); a second vote of one organisation is refused.
+#[test]
+fn a_proposal_of_two_organisations_executes_or_is_rejected_by_the_second_vote() {
+    let chain = crate::dev_node::dev_chain(1);
+    let dir = chain.dir.clone();
+    let _node = crate::dev_node::Node::start(&chain);
+    register_second_bureau(&chain);
 
     // A policy proposal: open, with the proposer's yes, until the other organisation votes.
     let mut propose = strings(&[

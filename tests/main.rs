@@ -9,6 +9,8 @@
 //! - `tls`: the node's mutual GM TLS API: refusals, revocation cutting sessions, reload;
 //! - `governance`: validator-set changes by proposal and by revocation, with validator processes;
 //! - `devnet`: `gmchain devnet up/status/down` with an attestation and its offline receipt;
+//! - `contracts`: a WASM contract deployed by two organisations' votes, called, queried, its
+//!   events found, frozen, through `gmchain contract` and `gmchain query events`;
 //! - `contract_sdk`: `gmchain contract build` on the example contracts, the SDK's native tests.
 
 #[path = "support/consortium.rs"]
@@ -23,6 +25,7 @@ mod ca;
 mod cli;
 mod conformance_node;
 mod contract_sdk;
+mod contracts;
 mod devnet;
 mod governance;
 mod keys;

@@ -35,6 +35,18 @@ pub(crate) enum GovernanceCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Proposals made in the last blocks, newest first, as `show` gives each (JSON): the
+    /// chain keeps no list of proposals, so the node scans the proposing transactions.
+    List {
+        /// Only proposals with this status: open, executed, rejected or expired.
+        #[arg(long)]
+        status: Option<String>,
+        /// How many blocks below the tip (the tip included) to scan, at most 10000.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        blocks: u64,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// A proposal as the chain holds it: what it decides, votes, status (JSON).
     Show {
         /// The proposal ID (hex).
@@ -231,11 +243,19 @@ fn node_sign_cert(flag: &str, path: &std::path::Path) -> Result<Certificate, Fai
 }
 
 /// The kinds in force from their execution: a deadline, no effective height.
-const NO_EFFECTIVE_HEIGHT: &[&str] = &["policy", "org-register", "org-remove"];
+const NO_EFFECTIVE_HEIGHT: &[&str] = &[
+    "policy",
+    "org-register",
+    "org-remove",
+    "contract-deploy",
+    "contract-upgrade",
+    "contract-freeze",
+    "contract-unfreeze",
+];
 
 /// Checks a kind's arguments as the chain will (`execution::parse_proposal`), before
 /// anything is sent; `what` names the options they came from.
-fn check_kind_args(kind: &str, args: &[Vec<u8>], what: &str) -> Result<(), Failure> {
+pub(crate) fn check_kind_args(kind: &str, args: &[Vec<u8>], what: &str) -> Result<(), Failure> {
     let mut all = vec![kind.as_bytes().to_vec(), vec![0; 8], vec![0; 8]];
     all.extend(args.iter().cloned());
     execution::parse_proposal(&all)
@@ -462,6 +482,31 @@ pub(crate) fn run(cmd: GovernanceCommand) -> CmdResult {
                 println!("proposal {}: {}", id.to_hex(), standing(&p));
                 Ok(())
             }
+            GovernanceCommand::List {
+                status,
+                blocks,
+                node,
+            } => {
+                if !(1..=10_000).contains(&blocks) {
+                    return Err(Failure::BadInput(format!(
+                        "--blocks {blocks}: scan 1 to 10000 blocks"
+                    )));
+                }
+                let mut client = connect(&node).await?;
+                let l = client
+                    .list_proposals(pb::ListProposalsRequest {
+                        blocks,
+                        status: status.unwrap_or_default(),
+                    })
+                    .await
+                    .map_err(|s| crate::cli_tx::status_failure("proposals", s))?
+                    .into_inner();
+                print_json(&serde_json::json!({
+                    "tip": l.tip,
+                    "from_height": l.from_height,
+                    "proposals": l.proposals.iter().map(proposal_json).collect::<Vec<_>>(),
+                }))
+            }
             GovernanceCommand::Show { id, node } => {
                 let id = parse_digest("ID", &id)?;
                 let mut client = connect(&node).await?;
@@ -627,6 +672,29 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
             ("policy", args, deadline_only(deadline), sender, node)
         }
     };
+    submit_proposal(kind, args, schedule, &sender, &node).await
+}
+
+impl Schedule {
+    /// A schedule of a deadline only (an absolute height, or blocks after the tip), for the
+    /// kinds in force from their execution.
+    pub(crate) fn deadline_only(deadline: Option<u64>, deadline_in: Option<u64>) -> Schedule {
+        deadline_only(Deadline {
+            deadline,
+            deadline_in,
+        })
+    }
+}
+
+/// Sends `governance.propose` of `kind` with its arguments `args` (checked by the caller) on
+/// `schedule`; prints the proposal ID and where it stands (the votes it needs).
+pub(crate) async fn submit_proposal(
+    kind: &str,
+    args: Vec<Vec<u8>>,
+    schedule: Schedule,
+    sender: &SenderArgs,
+    node: &NodeArgs,
+) -> CmdResult {
     // Options are checked before the node is asked for its tip.
     if schedule.deadline.deadline.is_none() && schedule.deadline.deadline_in.is_none() {
         return Err(Failure::BadInput(
@@ -638,7 +706,7 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
             "give --effective H or --effective-in N".into(),
         ));
     }
-    let mut client = connect(&node).await?;
+    let mut client = connect(node).await?;
     let tip = tip(&mut client).await?;
     let (deadline, deadline_text) = height(
         tip,
@@ -673,7 +741,7 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
         method: "propose".into(),
         args: call_args,
     };
-    let (id, _, height) = send(&mut client, &sender, call).await?;
+    let (id, _, height) = send(&mut client, sender, call).await?;
     let p = proposal(&mut client, &id.0).await?;
     println!("governance.propose {kind} committed: proposal {id} at height {height}");
     println!("proposal {id}: {}", standing(&p));

@@ -206,6 +206,9 @@ pub(crate) enum QueryCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Contract events of a range of blocks (at most 10000), by contract, name and topic
+    /// (JSON); with --follow, then each new one as its block commits (a JSON object a line).
+    Events(crate::cli_contract::EventsArgs),
     /// The offline receipt of a committed transaction.
     Receipt {
         id: String,
@@ -266,6 +269,39 @@ pub(crate) async fn send(
     sender: &SenderArgs,
     call: Call,
 ) -> Result<(types::TxId, Receipt, u64), Failure> {
+    let c = submit(client, sender, call, None).await?;
+    if let Status::Failed { code, message } = &c.receipt.status {
+        return Err(Failure::NotVerified(format!(
+            "transaction {} was committed at height {} but failed: {} ({code}): {message}",
+            c.id,
+            c.height,
+            failure_name(*code)
+        )));
+    }
+    Ok((c.id, c.receipt, c.height))
+}
+
+/// The registry name of a receipt's failure code.
+pub(crate) fn failure_name(code: u32) -> &'static str {
+    codes::by_number(code).map_or("an unknown code", |c| c.name)
+}
+
+/// A committed transaction: its id, receipt, block and position.
+pub(crate) struct Committed {
+    pub(crate) id: types::TxId,
+    pub(crate) receipt: Receipt,
+    pub(crate) height: u64,
+    pub(crate) position: u32,
+}
+
+/// Builds, signs and submits a call with `fuel_limit` (`Some`: a version 2 transaction);
+/// waits for the commit; returns it whether it succeeded or failed.
+pub(crate) async fn submit(
+    client: &mut ChainClient<tonic::transport::Channel>,
+    sender: &SenderArgs,
+    call: Call,
+    fuel_limit: Option<u64>,
+) -> Result<Committed, Failure> {
     let status = client
         .get_status(pb::GetStatusRequest {})
         .await
@@ -289,7 +325,7 @@ pub(crate) async fn send(
     crypto::RandomSource::fill(&crypto_sm::rng::SystemRandom, &mut salt)
         .map_err(|e| Failure::BadInput(format!("no randomness for the salt: {e}")))?;
     let tx = Transaction {
-        fuel_limit: None,
+        fuel_limit,
         chain_id,
         salt,
         expiry: Height(status.height.saturating_add(ahead)),
@@ -325,16 +361,39 @@ pub(crate) async fn send(
     .into_inner();
     let receipt = Receipt::from_bytes(&resp.receipt, &Limits::default())
         .map_err(|e| Failure::BadInput(format!("the node sent an unreadable receipt: {e}")))?;
-    if let Status::Failed { code, message } = &receipt.status {
-        let name = execution::FailureCode::from_number(*code)
-            .map(|c| c.as_str())
-            .unwrap_or("an unknown code");
-        return Err(Failure::NotVerified(format!(
-            "transaction {id} was committed at height {} but failed: {name} ({code}): {message}",
-            resp.height
-        )));
-    }
-    Ok((id, receipt, resp.height))
+    Ok(Committed {
+        id,
+        receipt,
+        height: resp.height,
+        position: resp.position,
+    })
+}
+
+/// A receipt's event as JSON: topics in hex (and as text when they are printable ASCII).
+pub(crate) fn event_json(e: &types::Event) -> serde_json::Value {
+    event_fields(&e.contract, &e.name, &e.topics, &e.data)
+}
+
+/// An event's fields as JSON.
+pub(crate) fn event_fields(
+    contract: &str,
+    name: &str,
+    topics: &[Vec<u8>],
+    data: &[u8],
+) -> serde_json::Value {
+    let text = |b: &Vec<u8>| {
+        std::str::from_utf8(b)
+            .ok()
+            .filter(|t| t.bytes().all(|c| c.is_ascii_graphic() || c == b' '))
+            .map(str::to_string)
+    };
+    serde_json::json!({
+        "contract": contract,
+        "name": name,
+        "topics": topics.iter().map(hex::encode).collect::<Vec<_>>(),
+        "topics_text": topics.iter().map(text).collect::<Vec<_>>(),
+        "data": hex::encode(data),
+    })
 }
 
 /// How long a client waits for its transaction's commit.
@@ -497,6 +556,8 @@ pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
                         "expiry_window": s.expiry_window,
                         "max_txs_per_block": s.max_txs_per_block,
                         "max_tx_size": s.max_tx_size,
+                        "max_fuel_per_tx": s.max_fuel_per_tx,
+                        "max_fuel_per_block": s.max_fuel_per_block,
                         "since": s.params_since,
                     },
                     "version": s.version,
@@ -528,9 +589,9 @@ pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
                 })?;
                 let status = match &receipt.status {
                     Status::Success => serde_json::json!("success"),
-                    Status::Failed { code, message } => {
-                        serde_json::json!({"failed": {"code": code, "message": message}})
-                    }
+                    Status::Failed { code, message } => serde_json::json!({"failed": {
+                        "code": code, "name": failure_name(*code), "message": message
+                    }}),
                 };
                 print_json(&serde_json::json!({
                     "tx_id": id.to_string(),
@@ -539,9 +600,10 @@ pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
                     "call": format!("{}.{}", tx.tx.call.contract, tx.tx.call.method),
                     "expiry": tx.tx.expiry.0,
                     "status": status,
-                    "events": receipt.events.iter().map(|e| serde_json::json!({
-                        "contract": e.contract, "name": e.name, "data": hex::encode(&e.data)
-                    })).collect::<Vec<_>>(),
+                    "fuel_limit": tx.tx.fuel_limit,
+                    "fuel_used": receipt.fuel_used,
+                    "output": hex::encode(&receipt.output),
+                    "events": receipt.events.iter().map(event_json).collect::<Vec<_>>(),
                 }))
             }
             QueryCommand::Block { height, node } => {
@@ -639,6 +701,7 @@ pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
             QueryCommand::Validators { height, node } => {
                 crate::cli_governance::validators(height, &node).await
             }
+            QueryCommand::Events(a) => crate::cli_contract::events(a).await,
             QueryCommand::Receipt { id, node, out } => {
                 let id = parse_digest("ID", &id)?;
                 let mut c = connect(&node).await?;
@@ -698,6 +761,17 @@ pub(crate) fn run_receipt(cmd: ReceiptCommand) -> CmdResult {
                 v.certified_by.join("; ")
             );
             println!("  signer {} ({})", v.signer_subject, v.organisation);
+            // The receipt's fields are covered by the verified receipts root.
+            let r = &bundle.receipt;
+            match &r.status {
+                Status::Success => println!("  status: success"),
+                Status::Failed { code, message } => {
+                    println!(
+                        "  status: failed, {} ({code}): {message}",
+                        failure_name(*code)
+                    )
+                }
+            }
             if let (Some(f), Some(d)) = (&file, &v.document_digest) {
                 println!("  document {} has SM3 {d}, as anchored", f.display());
             }

@@ -53,11 +53,14 @@ enum Command {
     /// Signed transactions to a node: attest a document, identity actions.
     #[command(subcommand)]
     Tx(cli_tx::TxCommand),
-    /// WASM contracts: build one with the contract SDK (checked as a deployment would check it).
+    /// WASM contracts: build one with the contract SDK (checked as a deployment would check
+    /// it); deploy, upgrade, freeze and unfreeze by governance proposal; call (a transaction),
+    /// query (read-only, no transaction), show.
     #[command(subcommand)]
     Contract(cli_contract::ContractCommand),
-    /// Governance: propose and vote on validator-set changes and policies, show a proposal.
-    #[command(subcommand)]
+    /// Governance (alias `gov`): propose and vote on validator-set changes, parameters,
+    /// organisations, policies and contracts; list and show proposals.
+    #[command(subcommand, visible_alias = "gov")]
     Governance(cli_governance::GovernanceCommand),
     /// Read a node's chain: status, transactions, blocks, attestations, receipts.
     #[command(subcommand)]

@@ -466,6 +466,41 @@ impl<B: KvBackend> Ledger<B> {
         Ok(p)
     }
 
+    /// Runs `contract.method(args)` read-only on the head's state with at most `fuel` fuel,
+    /// seen by `caller`, as in the block after the head (its height, the head's timestamp):
+    /// [`Executor::query`]. Returns the answer and the head's height it read.
+    pub fn query(
+        &self,
+        caller: &SignerInfo,
+        contract: &str,
+        method: &str,
+        args: &[Vec<u8>],
+        fuel: u64,
+    ) -> Result<(execution::QueryAnswer, Height), execution::ContractError> {
+        let head = self.head();
+        let block = BlockContext {
+            height: Height(head.tip.height.0.saturating_add(1)),
+            timestamp_ms: head.header.timestamp.0,
+        };
+        let nodes = CachedNodes::new(&self.store, &self.nodes);
+        let answer = self.executor.query(
+            &nodes,
+            head.header.state_root,
+            &block,
+            caller,
+            contract,
+            method,
+            args,
+            fuel,
+        )?;
+        Ok((answer, head.tip.height))
+    }
+
+    /// The executor's compiled-module cache counters.
+    pub fn module_cache(&self) -> contracts::CacheStats {
+        self.executor.module_cache()
+    }
+
     /// Authenticates a member by its certificate at the head's state, as admission judges a
     /// transaction's signer (the TLS listeners' and links' peers).
     pub fn authenticate(

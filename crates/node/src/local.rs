@@ -480,6 +480,12 @@ impl LocalNode {
         m.height.store(height.0, Relaxed);
         m.blocks_committed.fetch_add(1, Relaxed);
         m.txs_committed.fetch_add(receipts.len() as u64, Relaxed);
+        let fuel: u64 = receipts
+            .iter()
+            .filter_map(|r| r.fuel_used)
+            .fold(0, u64::saturating_add);
+        m.contract_fuel_used.fetch_add(fuel, Relaxed);
+        self.publish_module_cache();
         m.wal_syncs
             .store(self.ledger.store().backend().stats().wal_syncs, Relaxed);
         m.signature_cache_hits
@@ -710,6 +716,35 @@ impl LocalNode {
             return Ok(None);
         };
         Ok(Some((block, self.store().certificate(height)?)))
+    }
+
+    /// Runs `contract.method(args)` read-only at the tip as `caller` with at most `fuel` fuel
+    /// (`ledger::Ledger::query`); returns the answer and the tip it read.
+    pub fn query_contract(
+        &self,
+        caller: &SignerInfo,
+        contract: &str,
+        method: &str,
+        args: &[Vec<u8>],
+        fuel: u64,
+    ) -> Result<(execution::QueryAnswer, Height), execution::ContractError> {
+        let r = self.ledger.query(caller, contract, method, args, fuel);
+        use std::sync::atomic::Ordering::Relaxed;
+        self.metrics.contract_queries.fetch_add(1, Relaxed);
+        self.publish_module_cache();
+        r
+    }
+
+    /// Copies the executor's compiled-module cache counters into the metrics.
+    fn publish_module_cache(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = self.ledger.module_cache();
+        self.metrics
+            .contract_module_cache_hits
+            .store(c.hits, Relaxed);
+        self.metrics
+            .contract_module_cache_misses
+            .store(c.misses, Relaxed);
     }
 
     /// A state view at the tip.

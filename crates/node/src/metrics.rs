@@ -94,6 +94,14 @@ pub struct Metrics {
     /// How many validators of the next height have a certificate that expires within 30 days
     /// (or has expired): expiry never removes them; rotate them by governance.
     pub validators_expiring: AtomicU64,
+    /// Lookups of the executor's compiled-module cache that found the module compiled.
+    pub contract_module_cache_hits: AtomicU64,
+    /// Lookups that did not (the module was loaded from the state and compiled).
+    pub contract_module_cache_misses: AtomicU64,
+    /// Fuel used by the committed transactions (those naming a fuel limit) since start.
+    pub contract_fuel_used: AtomicU64,
+    /// Read-only contract queries served since start.
+    pub contract_queries: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// The p2p links' counters, once the consensus links run.
     pub p2p: std::sync::OnceLock<p2p::StatsView>,
@@ -274,6 +282,30 @@ impl Metrics {
                 "Validators of the next height whose certificate expires within 30 days or has expired; expiry never shrinks the set: rotate them by a governance proposal.",
                 "gauge",
                 &self.validators_expiring,
+            ),
+            (
+                "gmchain_contract_module_cache_hits_total",
+                "Compiled-module cache lookups of the WASM runtime that found the module (blocks, proposals and queries) since the node started.",
+                "counter",
+                &self.contract_module_cache_hits,
+            ),
+            (
+                "gmchain_contract_module_cache_misses_total",
+                "Compiled-module cache lookups that did not: the module was read from the state, validated and compiled.",
+                "counter",
+                &self.contract_module_cache_misses,
+            ),
+            (
+                "gmchain_contract_fuel_used_total",
+                "Fuel used by the committed transactions that name a fuel limit (version 2), failed ones included, since the node started.",
+                "counter",
+                &self.contract_fuel_used,
+            ),
+            (
+                "gmchain_contract_queries_total",
+                "Read-only contract queries (QueryContract) served, failed ones included, since the node started.",
+                "counter",
+                &self.contract_queries,
             ),
             (
                 "gmchain_api_max_connections",

@@ -111,6 +111,7 @@ fn peer_of<T>(request: &Request<T>) -> crate::tls::Peer {
         None => crate::tls::Peer {
             remote: None,
             identity: None,
+            common_name: None,
         },
     }
 }
@@ -133,6 +134,52 @@ impl ChainService {
             )),
             Access::Members => self.member(request).map(|_| ()),
         }
+    }
+
+    /// Takes a subscription slot for a stream from `peer` (SubscribeBlocks, SubscribeEvents),
+    /// or refuses it when the node's or the peer's limit is reached.
+    fn subscription_slot(
+        &self,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<SubscriptionSlot, Status> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let metrics = self.core.metrics.clone();
+        if let Some(p) = peer {
+            let mut m = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+            let n = m.entry(p).or_default();
+            if *n >= self.max_per_peer {
+                metrics.subscriptions_refused.fetch_add(1, Relaxed);
+                return Err(subscriptions_full(format!(
+                    "{p} holds its maximum of {} subscriptions (api.max_subscriptions_per_peer)",
+                    self.max_per_peer
+                )));
+            }
+            *n += 1;
+        }
+        // Once built, the slot's drop gives the peer's count back, whatever happens.
+        let permit = match self.subscriptions.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if let Some(p) = peer {
+                    let mut m = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(n) = m.get_mut(&p) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+                metrics.subscriptions_refused.fetch_add(1, Relaxed);
+                return Err(subscriptions_full(format!(
+                    "the node serves at most {} subscriptions (api.max_subscriptions)",
+                    self.max_subscriptions
+                )));
+            }
+        };
+        metrics.subscriptions.fetch_add(1, Relaxed);
+        Ok(SubscriptionSlot {
+            _permit: permit,
+            metrics,
+            peer,
+            per_peer: self.per_peer.clone(),
+        })
     }
 
     fn member<T>(&self, request: &Request<T>) -> Result<Arc<gmtls::PeerIdentity>, Status> {
@@ -463,7 +510,251 @@ fn proposal_response(p: execution::ProposalRecord, tip: u64) -> pb::ProposalResp
     }
 }
 
+/// The most blocks one `QueryEvents` or `ListProposals` request scans.
+pub const MAX_SCAN_BLOCKS: u64 = 10_000;
+/// The most receipts one `QueryEvents` request reads: past it the scan stops at the end of a
+/// block (`truncated`), whatever the range.
+const MAX_SCAN_RECEIPTS: u64 = 200_000;
+/// The most events one `QueryEvents` answer holds (and its default).
+const MAX_EVENTS: u32 = 10_000;
+const DEFAULT_EVENTS: u32 = 1000;
+/// The blocks `ListProposals` scans by default.
+const DEFAULT_PROPOSAL_BLOCKS: u64 = 1000;
+
+/// A contract query's or call's failure as a status: the registry's status for its code with
+/// the code's name in the metadata; a state that could not be read is the node's failure.
+fn contract_status(e: execution::ContractError) -> Status {
+    use execution::ContractError as E;
+    match e {
+        E::State(e) => internal(NodeError::from(e)),
+        E::Failed { code, message } => {
+            let c = code.code();
+            coded_status(c, format!("{}: {message}", c.name))
+        }
+        E::Run { code, message } => coded_status(code, format!("{}: {message}", code.name)),
+        e @ E::ReadOnly { .. } => coded_status(
+            &codes::CONTRACT_READ_ONLY,
+            format!("CONTRACT_READ_ONLY: {e}"),
+        ),
+        e @ E::CostExceeded { .. } => coded_status(
+            &codes::CONTRACT_FUEL_EXHAUSTED,
+            format!("CONTRACT_FUEL_EXHAUSTED: {e}"),
+        ),
+        e => Status::internal(e.to_string()),
+    }
+}
+
+/// An event filter, checked: each field present must match.
+#[derive(Clone, Debug, Default)]
+struct Filter {
+    contract: Option<String>,
+    name: Option<String>,
+    topic: Option<Vec<u8>>,
+}
+
+impl Filter {
+    fn new(f: Option<pb::EventFilter>) -> Result<Filter, Status> {
+        let f = f.unwrap_or_default();
+        let limits = types::Limits::default();
+        if let Some(t) = &f.topic
+            && (t.is_empty() || t.len() > limits.max_topic_len)
+        {
+            return Err(Status::invalid_argument(format!(
+                "topic: {} bytes, a topic has 1 to {} bytes",
+                t.len(),
+                limits.max_topic_len
+            )));
+        }
+        Ok(Filter {
+            contract: f.contract,
+            name: f.name,
+            topic: f.topic,
+        })
+    }
+
+    /// Whether `e` matches. A WASM contract's events name its namespace (`wasm/<name>`): the
+    /// filter's contract matches it by the contract's name or by the namespace.
+    fn matches(&self, e: &types::Event) -> bool {
+        self.contract.as_ref().is_none_or(|c| {
+            *c == e.contract || e.contract.strip_prefix("wasm/") == Some(c.as_str())
+        }) && self.name.as_ref().is_none_or(|n| *n == e.name)
+            && self.topic.as_ref().is_none_or(|t| e.topics.contains(t))
+    }
+}
+
+/// The events of block `height` that match `filter`, at most `room` of them, and the block's
+/// transaction count (`None` when there is no such block).
+fn block_events(
+    core: &LocalNode,
+    height: Height,
+    filter: &Filter,
+    room: usize,
+) -> Result<Option<(Vec<pb::ContractEvent>, u32)>, Status> {
+    let store = core.store();
+    let Some(header) = store
+        .header(height)
+        .map_err(|e| internal(NodeError::from(e)))?
+    else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for position in 0..header.tx_count {
+        if out.len() >= room {
+            break;
+        }
+        let loc = storage::TxLocation { height, position };
+        let receipt = store
+            .receipt_at(loc)
+            .map_err(|e| internal(NodeError::from(e)))?
+            .ok_or_else(|| internal(NodeError::Missing("a receipt of a committed block")))?;
+        for (index, e) in receipt.events.iter().enumerate() {
+            if out.len() >= room {
+                break;
+            }
+            if filter.matches(e) {
+                out.push(pb::ContractEvent {
+                    height: height.0,
+                    tx_id: receipt.tx_id.as_bytes().to_vec(),
+                    position,
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    contract: e.contract.clone(),
+                    name: e.name.clone(),
+                    topics: e.topics.clone(),
+                    data: e.data.clone(),
+                });
+            }
+        }
+    }
+    Ok(Some((out, header.tx_count)))
+}
+
+/// The events of blocks `from..=to` matching the request's filter.
+fn query_events(
+    core: &LocalNode,
+    req: pb::QueryEventsRequest,
+) -> Result<pb::QueryEventsResponse, Status> {
+    let filter = Filter::new(req.filter)?;
+    let tip = core.tip().0.height.0;
+    let from = req.from_height.max(1);
+    let to = req.to_height.unwrap_or(tip);
+    if to < from {
+        return Err(Status::invalid_argument(format!(
+            "to_height {to} is below from_height {from}"
+        )));
+    }
+    let span = to - from + 1;
+    if span > MAX_SCAN_BLOCKS {
+        return Err(Status::invalid_argument(format!(
+            "blocks {from} to {to} are {span} blocks: one request scans at most {MAX_SCAN_BLOCKS}; ask for a narrower range"
+        )));
+    }
+    if to > tip {
+        return Err(Status::invalid_argument(format!(
+            "to_height {to} is beyond the tip {tip}"
+        )));
+    }
+    if req.limit > MAX_EVENTS {
+        return Err(Status::invalid_argument(format!(
+            "limit {} is above {MAX_EVENTS}",
+            req.limit
+        )));
+    }
+    let limit = if req.limit == 0 {
+        DEFAULT_EVENTS
+    } else {
+        req.limit
+    } as usize;
+    let mut events = Vec::new();
+    let mut scanned_to = from.saturating_sub(1);
+    let mut truncated = false;
+    let mut receipts = 0u64;
+    for h in from..=to {
+        // The receipts' budget: a range of full blocks stops early (at a block's end).
+        if receipts >= MAX_SCAN_RECEIPTS {
+            truncated = true;
+            break;
+        }
+        let room = limit - events.len();
+        let (found, txs) = block_events(core, Height(h), &filter, room)?
+            .ok_or_else(|| internal(NodeError::Missing("a header below the tip")))?;
+        events.extend(found);
+        receipts += u64::from(txs);
+        scanned_to = h;
+        if events.len() >= limit {
+            truncated = true;
+            break;
+        }
+    }
+    Ok(pb::QueryEventsResponse {
+        events,
+        scanned_to,
+        truncated,
+        tip,
+    })
+}
+
+/// The governance proposals made in the last `blocks` blocks up to the tip, newest first.
+fn list_proposals(
+    core: &LocalNode,
+    req: pb::ListProposalsRequest,
+) -> Result<pb::ListProposalsResponse, Status> {
+    const STATUSES: &[&str] = &["open", "executed", "rejected", "expired"];
+    if !req.status.is_empty() && !STATUSES.contains(&req.status.as_str()) {
+        return Err(Status::invalid_argument(format!(
+            "status {:?}: one of {}",
+            req.status,
+            STATUSES.join(", ")
+        )));
+    }
+    if req.blocks > MAX_SCAN_BLOCKS {
+        return Err(Status::invalid_argument(format!(
+            "blocks {}: one request scans at most {MAX_SCAN_BLOCKS} blocks",
+            req.blocks
+        )));
+    }
+    let blocks = if req.blocks == 0 {
+        DEFAULT_PROPOSAL_BLOCKS
+    } else {
+        req.blocks
+    };
+    let tip = core.tip().0.height.0;
+    let from = tip.saturating_sub(blocks - 1).max(1);
+    let mut ids = Vec::new();
+    for h in (from..=tip).rev() {
+        let (block, _) = core
+            .block(Height(h))
+            .map_err(internal)?
+            .ok_or_else(|| internal(NodeError::Missing("a block below the tip")))?;
+        for tx in block.txs.iter().rev() {
+            let call = &tx.tx.call;
+            if call.contract == "governance" && call.method == "propose" {
+                ids.push(tx.tx_id());
+            }
+        }
+    }
+    let mut proposals = Vec::new();
+    for id in ids {
+        // A proposal whose transaction failed was never recorded.
+        let record = core
+            .with_state(|v| execution::read_proposal(v, &id.0))
+            .map_err(internal)?
+            .map_err(|e| internal(NodeError::from(e)))?;
+        if let Some(p) = record {
+            let p = proposal_response(p, tip);
+            if req.status.is_empty() || p.status == req.status {
+                proposals.push(p);
+            }
+        }
+    }
+    Ok(pb::ListProposalsResponse {
+        proposals,
+        from_height: from,
+        tip,
+    })
+}
+
 type BlockStream = Pin<Box<dyn Stream<Item = Result<pb::BlockResponse, Status>> + Send>>;
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ContractEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Chain for ChainService {
@@ -649,44 +940,7 @@ impl Chain for ChainService {
         let peer = peer_of(&request).remote.map(|a| a.ip());
         let from = Height(request.into_inner().from_height);
         let core = self.core.clone();
-        let metrics = core.metrics.clone();
-        use std::sync::atomic::Ordering::Relaxed;
-        if let Some(p) = peer {
-            let mut m = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
-            let n = m.entry(p).or_default();
-            if *n >= self.max_per_peer {
-                metrics.subscriptions_refused.fetch_add(1, Relaxed);
-                return Err(subscriptions_full(format!(
-                    "{p} holds its maximum of {} block subscriptions (api.max_subscriptions_per_peer)",
-                    self.max_per_peer
-                )));
-            }
-            *n += 1;
-        }
-        // Once built, the slot's drop gives the peer's count back, whatever happens.
-        let permit = self.subscriptions.clone().try_acquire_owned();
-        let slot = SubscriptionSlot {
-            _permit: match permit {
-                Ok(p) => p,
-                Err(_) => {
-                    if let Some(p) = peer {
-                        let mut m = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
-                        if let Some(n) = m.get_mut(&p) {
-                            *n = n.saturating_sub(1);
-                        }
-                    }
-                    metrics.subscriptions_refused.fetch_add(1, Relaxed);
-                    return Err(subscriptions_full(format!(
-                        "the node serves at most {} block subscriptions (api.max_subscriptions)",
-                        self.max_subscriptions
-                    )));
-                }
-            },
-            metrics: metrics.clone(),
-            peer,
-            per_peer: self.per_peer.clone(),
-        };
-        metrics.subscriptions.fetch_add(1, Relaxed);
+        let slot = self.subscription_slot(peer)?;
         let mut heights = core.subscribe();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
@@ -757,6 +1011,8 @@ impl Chain for ChainService {
             max_txs_per_block: params.params.max_txs_per_block,
             max_tx_size: u64::try_from(params.params.max_tx_size).unwrap_or(u64::MAX),
             params_since: params.since.0,
+            max_fuel_per_tx: params.params.max_fuel_per_tx,
+            max_fuel_per_block: params.params.max_fuel_per_block,
         }))
     }
     async fn get_validators(
@@ -788,6 +1044,166 @@ impl Chain for ChainService {
         .await?;
         let p = found.ok_or_else(|| Status::not_found(format!("no proposal {}", id.to_hex())))?;
         Ok(Response::new(p))
+    }
+
+    async fn list_proposals(
+        &self,
+        request: Request<pb::ListProposalsRequest>,
+    ) -> Result<Response<pb::ListProposalsResponse>, Status> {
+        self.admit_read(&request)?;
+        let req = request.into_inner();
+        let core = self.core.clone();
+        let resp = blocking(move || list_proposals(&core, req)).await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn query_contract(
+        &self,
+        request: Request<pb::QueryContractRequest>,
+    ) -> Result<Response<pb::QueryContractResponse>, Status> {
+        // The caller a contract sees is the client's certificate identity: none on the public
+        // listener, which therefore answers no contract query.
+        if self.access == Access::PublicReadOnly {
+            return Err(coded_status(
+                &codes::NODE_UNAUTHENTICATED,
+                "NODE_UNAUTHENTICATED: a contract query runs as the client's certificate identity; the public read-only listener has none: query over the mutual-TLS API".into(),
+            ));
+        }
+        let identity = self.member(&request)?;
+        let common_name = peer_of(&request).common_name.unwrap_or_default();
+        let caller = execution::SignerInfo {
+            cert_id: identity.cert_id,
+            organisation: identity.organisation.clone(),
+            common_name,
+            role: identity.role,
+        };
+        let req = request.into_inner();
+        let core = self.core.clone();
+        let resp = blocking(move || {
+            let params = core.ledger().params().map_err(|e| {
+                Status::unavailable(format!("the chain parameters could not be read: {e}"))
+            })?;
+            let max = params.params.max_fuel_per_tx;
+            let fuel = req.fuel.unwrap_or(max);
+            if fuel > max {
+                return Err(coded_status(
+                    &codes::TX_FUEL_LIMIT_TOO_HIGH,
+                    format!(
+                        "TX_FUEL_LIMIT_TOO_HIGH: fuel {fuel} is above the chain's max_fuel_per_tx {max}"
+                    ),
+                ));
+            }
+            let answer = core.query_contract(&caller, &req.contract, &req.method, &req.args, fuel);
+            let (answer, height) = answer.map_err(contract_status)?;
+            Ok(pb::QueryContractResponse {
+                output: answer.output,
+                fuel_used: answer.fuel_used,
+                height: height.0,
+            })
+        })
+        .await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn get_contract(
+        &self,
+        request: Request<pb::GetContractRequest>,
+    ) -> Result<Response<pb::ContractResponse>, Status> {
+        self.admit_read(&request)?;
+        let name = request.into_inner().name;
+        let core = self.core.clone();
+        let found = blocking(move || {
+            let tip = core.tip().0.height.0;
+            let r = core
+                .with_state(|v| -> Result<_, execution::ExecError> {
+                    let Some(record) = execution::contract(v, &name)? else {
+                        return Ok(None);
+                    };
+                    let size = execution::contract_code(v, &record.code_hash)?.map(|c| c.len());
+                    Ok(Some((record, size)))
+                })
+                .map_err(internal)?
+                .map_err(|e| internal(NodeError::from(e)))?;
+            match r {
+                None => Err(Status::not_found(format!(
+                    "no deployed contract named {name:?}"
+                ))),
+                Some((_, None)) => Err(internal(NodeError::Missing("a deployed contract's code"))),
+                Some((c, Some(size))) => Ok(pb::ContractResponse {
+                    name: c.name,
+                    code_hash: c.code_hash.as_bytes().to_vec(),
+                    version: c.version,
+                    frozen: c.frozen,
+                    deployed: c.deployed.0,
+                    updated: c.updated.0,
+                    proposal_id: c.proposal.as_bytes().to_vec(),
+                    code_size: size as u64,
+                    tip,
+                }),
+            }
+        })
+        .await?;
+        Ok(Response::new(found))
+    }
+
+    async fn query_events(
+        &self,
+        request: Request<pb::QueryEventsRequest>,
+    ) -> Result<Response<pb::QueryEventsResponse>, Status> {
+        self.admit_read(&request)?;
+        let req = request.into_inner();
+        let core = self.core.clone();
+        let resp = blocking(move || query_events(&core, req)).await?;
+        Ok(Response::new(resp))
+    }
+
+    type SubscribeEventsStream = EventStream;
+
+    async fn subscribe_events(
+        &self,
+        request: Request<pb::SubscribeEventsRequest>,
+    ) -> Result<Response<Self::SubscribeEventsStream>, Status> {
+        self.admit_read(&request)?;
+        let peer = peer_of(&request).remote.map(|a| a.ip());
+        let filter = Filter::new(request.into_inner().filter)?;
+        let core = self.core.clone();
+        let slot = self.subscription_slot(peer)?;
+        // Subscribed before the tip is read: no block committed from here on is missed.
+        let mut heights = core.subscribe();
+        let mut next = core.tip().0.height.0.saturating_add(1);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let _slot = slot;
+            loop {
+                let tip = core.tip().0.height.0;
+                while next <= tip {
+                    let (c, f, h) = (core.clone(), filter.clone(), Height(next));
+                    let found = blocking(move || block_events(&c, h, &f, usize::MAX)).await;
+                    let items = match found {
+                        Ok(Some((events, _))) => events.into_iter().map(Ok).collect(),
+                        Ok(None) => vec![Err(Status::not_found(format!("no block at height {h}")))],
+                        Err(s) => vec![Err(s)],
+                    };
+                    for item in items {
+                        let failed = item.is_err();
+                        if tx.send_timeout(item, SUBSCRIBER_LAG).await.is_err() || failed {
+                            return;
+                        }
+                    }
+                    next += 1;
+                }
+                let next_block = tokio::select! {
+                    r = heights.recv() => r,
+                    () = tx.closed() => return,
+                };
+                match next_block {
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(stream)))
     }
 }
 
@@ -864,5 +1280,68 @@ mod tests {
         assert_eq!((done.status.as_str(), done.status_height), ("executed", 8));
         let no = proposal_response(record(ProposalStatus::Rejected(Height(6))), 30);
         assert_eq!((no.status.as_str(), no.status_height), ("rejected", 6));
+    }
+
+    /// An event filter matches on each field given; a topic matches any of the event's.
+    #[test]
+    fn an_event_filter_matches_on_every_field_it_names() {
+        let e = types::Event {
+            contract: "counter".into(),
+            name: "added".into(),
+            topics: vec![b"total".to_vec(), b"x".to_vec()],
+            data: vec![1],
+        };
+        let f = |contract: Option<&str>, name: Option<&str>, topic: Option<&[u8]>| {
+            Filter::new(Some(pb::EventFilter {
+                contract: contract.map(str::to_string),
+                name: name.map(str::to_string),
+                topic: topic.map(<[u8]>::to_vec),
+            }))
+            .unwrap()
+        };
+        assert!(Filter::new(None).unwrap().matches(&e));
+        let wasm = types::Event {
+            contract: "wasm/counter".into(),
+            ..e.clone()
+        };
+        assert!(f(Some("counter"), None, None).matches(&wasm));
+        assert!(f(Some("wasm/counter"), None, None).matches(&wasm));
+        assert!(!f(Some("wasm"), None, None).matches(&wasm));
+        assert!(f(Some("counter"), Some("added"), Some(b"x")).matches(&e));
+        assert!(!f(Some("other"), None, None).matches(&e));
+        assert!(!f(None, Some("removed"), None).matches(&e));
+        assert!(!f(None, None, Some(b"tota")).matches(&e));
+        let empty = Filter::new(Some(pb::EventFilter {
+            topic: Some(Vec::new()),
+            ..Default::default()
+        }));
+        assert_eq!(empty.unwrap_err().code(), tonic::Code::InvalidArgument);
+    }
+
+    /// A query's failure is sent with its registry status and code name.
+    #[test]
+    fn a_contract_failure_is_sent_with_its_code() {
+        let s = contract_status(execution::ContractError::Run {
+            code: &codes::CONTRACT_TRAP,
+            message: "unreachable".into(),
+        });
+        assert_eq!(s.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(s.message(), "CONTRACT_TRAP: unreachable");
+        assert_eq!(
+            s.metadata()
+                .get(api::CODE_METADATA_KEY)
+                .and_then(|v| v.to_str().ok()),
+            Some("CONTRACT_TRAP")
+        );
+        let s = contract_status(execution::ContractError::failed(
+            execution::FailureCode::UnknownCall,
+            "no deployed contract \"x\"",
+        ));
+        assert_eq!(
+            s.metadata()
+                .get(api::CODE_METADATA_KEY)
+                .and_then(|v| v.to_str().ok()),
+            Some(execution::FailureCode::UnknownCall.code().name)
+        );
     }
 }

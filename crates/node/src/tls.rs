@@ -91,6 +91,8 @@ pub struct Peer {
     pub remote: Option<SocketAddr>,
     /// The authenticated member (none on the public read-only listener).
     pub identity: Option<Arc<PeerIdentity>>,
+    /// The common name of the member's certificate (a contract query's caller carries it).
+    pub common_name: Option<String>,
 }
 
 struct Session {
@@ -299,6 +301,7 @@ pub(crate) fn plain_peer(info: &TcpConnectInfo) -> Peer {
     Peer {
         remote: info.remote_addr(),
         identity: None,
+        common_name: None,
     }
 }
 
@@ -380,6 +383,7 @@ pub fn tls_incoming(
                 };
                 metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
                 let identity = Arc::new(identity);
+                let common_name = leaf.common_name();
                 tracing::debug!(peer = ?remote, member = %identity, "TLS session opened");
                 let (guard, cancel) = sessions.register(leaf.clone(), identity.clone(), &metrics);
                 // Registered first, then judged again: a CRL committed from here on is seen
@@ -410,6 +414,7 @@ pub fn tls_incoming(
                     peer: Peer {
                         remote,
                         identity: Some(identity),
+                        common_name,
                     },
                     _guard: guard,
                 };
