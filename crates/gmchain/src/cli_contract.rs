@@ -157,6 +157,10 @@ pub(crate) enum ContractCommand {
         /// The module (.wasm).
         #[arg(long, value_name = "FILE")]
         code: PathBuf,
+        /// The proposal's fuel limit: with a policy one organisation meets, the proposal
+        /// executes at once and runs the module's `init`/`migrate` on it.
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_CALL_FUEL)]
+        fuel: u64,
         #[command(flatten)]
         deadline: ProposalDeadline,
         #[command(flatten)]
@@ -172,6 +176,10 @@ pub(crate) enum ContractCommand {
         /// The new module (.wasm).
         #[arg(long, value_name = "FILE")]
         code: PathBuf,
+        /// The proposal's fuel limit: with a policy one organisation meets, the proposal
+        /// executes at once and runs the module's `init`/`migrate` on it.
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_CALL_FUEL)]
+        fuel: u64,
         #[command(flatten)]
         deadline: ProposalDeadline,
         #[command(flatten)]
@@ -794,6 +802,7 @@ fn run_on_chain(cmd: ContractCommand) -> CmdResult {
             ContractCommand::Deploy {
                 name,
                 code,
+                fuel,
                 deadline,
                 sender,
                 node,
@@ -801,7 +810,7 @@ fn run_on_chain(cmd: ContractCommand) -> CmdResult {
                 lifecycle(
                     "contract-deploy",
                     &name,
-                    Some(&code),
+                    Some((&code, fuel)),
                     &deadline,
                     &sender,
                     &node,
@@ -811,6 +820,7 @@ fn run_on_chain(cmd: ContractCommand) -> CmdResult {
             ContractCommand::Upgrade {
                 name,
                 code,
+                fuel,
                 deadline,
                 sender,
                 node,
@@ -818,7 +828,7 @@ fn run_on_chain(cmd: ContractCommand) -> CmdResult {
                 lifecycle(
                     "contract-upgrade",
                     &name,
-                    Some(&code),
+                    Some((&code, fuel)),
                     &deadline,
                     &sender,
                     &node,
@@ -854,13 +864,14 @@ fn run_on_chain(cmd: ContractCommand) -> CmdResult {
 async fn lifecycle(
     kind: &str,
     name: &str,
-    code: Option<&Path>,
+    code: Option<(&Path, u64)>,
     deadline: &ProposalDeadline,
     sender: &SenderArgs,
     node: &NodeArgs,
 ) -> CmdResult {
     execution::check_contract_name(name).map_err(Failure::BadInput)?;
-    let args = match code {
+    let fuel = code.map(|(_, f)| f);
+    let args = match code.map(|(p, _)| p) {
         Some(path) => {
             let code = module(path)?;
             println!(
@@ -874,7 +885,7 @@ async fn lifecycle(
         None => vec![name.as_bytes().to_vec()],
     };
     check_kind_args(kind, &args, "NAME/--code")?;
-    submit_proposal(kind, args, deadline.schedule(), sender, node).await
+    submit_proposal(kind, args, deadline.schedule(), sender, node, fuel).await
 }
 
 async fn contract_call(

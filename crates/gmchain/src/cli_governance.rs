@@ -13,7 +13,9 @@ use clap::{Subcommand, ValueEnum};
 use pki::{Certificate, Role};
 use types::Call;
 
-use crate::cli_tx::{NodeArgs, SenderArgs, connect, parse_digest, print_json, runtime, send};
+use crate::cli_tx::{
+    NodeArgs, SenderArgs, connect, parse_digest, print_json, runtime, send, send_fuel,
+};
 use crate::io::{read_cert, read_crl};
 use crate::{CmdResult, Failure};
 
@@ -30,6 +32,10 @@ pub(crate) enum GovernanceCommand {
         id: String,
         /// The vote.
         vote: Vote,
+        /// The vote's fuel limit (a version 2 transaction): the vote that passes a contract
+        /// deployment or upgrade runs the module's `init`/`migrate` on it.
+        #[arg(long, value_name = "N", default_value_t = crate::cli_contract::DEFAULT_CALL_FUEL)]
+        fuel: u64,
         #[command(flatten)]
         sender: SenderArgs,
         #[command(flatten)]
@@ -458,6 +464,7 @@ pub(crate) fn run(cmd: GovernanceCommand) -> CmdResult {
             GovernanceCommand::Vote {
                 id,
                 vote,
+                fuel,
                 sender,
                 node,
             } => {
@@ -472,7 +479,7 @@ pub(crate) fn run(cmd: GovernanceCommand) -> CmdResult {
                         if yes { b"yes".to_vec() } else { b"no".to_vec() },
                     ],
                 };
-                let (tx, _, height) = send(&mut client, &sender, call).await?;
+                let (tx, _, height) = send_fuel(&mut client, &sender, call, Some(fuel)).await?;
                 let p = proposal(&mut client, &id).await?;
                 println!(
                     "governance.vote {} on proposal {} committed: tx {tx} at height {height}",
@@ -672,7 +679,7 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
             ("policy", args, deadline_only(deadline), sender, node)
         }
     };
-    submit_proposal(kind, args, schedule, &sender, &node).await
+    submit_proposal(kind, args, schedule, &sender, &node, None).await
 }
 
 impl Schedule {
@@ -694,6 +701,7 @@ pub(crate) async fn submit_proposal(
     schedule: Schedule,
     sender: &SenderArgs,
     node: &NodeArgs,
+    fuel: Option<u64>,
 ) -> CmdResult {
     // Options are checked before the node is asked for its tip.
     if schedule.deadline.deadline.is_none() && schedule.deadline.deadline_in.is_none() {
@@ -741,7 +749,7 @@ pub(crate) async fn submit_proposal(
         method: "propose".into(),
         args: call_args,
     };
-    let (id, _, height) = send(&mut client, sender, call).await?;
+    let (id, _, height) = send_fuel(&mut client, sender, call, fuel).await?;
     let p = proposal(&mut client, &id.0).await?;
     println!("governance.propose {kind} committed: proposal {id} at height {height}");
     println!("proposal {id}: {}", standing(&p));

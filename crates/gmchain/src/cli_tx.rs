@@ -269,7 +269,17 @@ pub(crate) async fn send(
     sender: &SenderArgs,
     call: Call,
 ) -> Result<(types::TxId, Receipt, u64), Failure> {
-    let c = submit(client, sender, call, None).await?;
+    send_fuel(client, sender, call, None).await
+}
+
+/// As [`send`], with a fuel limit (`Some`: a version 2 transaction).
+pub(crate) async fn send_fuel(
+    client: &mut ChainClient<tonic::transport::Channel>,
+    sender: &SenderArgs,
+    call: Call,
+    fuel_limit: Option<u64>,
+) -> Result<(types::TxId, Receipt, u64), Failure> {
+    let c = submit(client, sender, call, fuel_limit).await?;
     if let Status::Failed { code, message } = &c.receipt.status {
         return Err(Failure::NotVerified(format!(
             "transaction {} was committed at height {} but failed: {} ({code}): {message}",
