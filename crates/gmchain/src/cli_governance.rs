@@ -13,9 +13,7 @@ use clap::{Subcommand, ValueEnum};
 use pki::{Certificate, Role};
 use types::Call;
 
-use crate::cli_tx::{
-    NodeArgs, SenderArgs, connect, parse_digest, print_json, runtime, send, send_fuel,
-};
+use crate::cli_tx::{NodeArgs, SenderArgs, connect, parse_digest, print_json, runtime, send_fuel};
 use crate::io::{read_cert, read_crl};
 use crate::{CmdResult, Failure};
 
