@@ -62,7 +62,7 @@ mod runtime;
 mod validate;
 
 pub use abi::{HOST_FUNCTIONS, bounds};
-pub use engine::{Limits, PAGE_BYTES};
+pub use engine::{CALL_FUEL, Limits, PAGE_BYTES};
 pub use error::{DeployError, RunError, TrapKind};
 pub use host::{CallResult, Host, HostError};
 pub use runtime::{CacheStats, CompiledModule, Outcome, Runtime};
