@@ -103,7 +103,9 @@ pub enum DeployError {
         limit: u32,
     },
     /// A function has more locals (parameters included) than [`crate::Limits::max_locals`].
-    #[error("function {function} has {count} locals (parameters included), over the limit of {limit}")]
+    #[error(
+        "function {function} has {count} locals (parameters included), over the limit of {limit}"
+    )]
     TooManyLocals {
         /// The function's index in the module's function index space (imports first).
         function: u32,

@@ -63,8 +63,9 @@ pub const SET_RETURN_PER_BYTE: u64 = STORED_BYTE;
 pub const STORED_BYTE: u64 = 128;
 
 /// Every run, before the module is instantiated: the store, the linker of host API v1, the
-/// instance and its exports.
-pub const INSTANTIATE: u64 = 1_000;
+/// instance and its exports (a run of the smallest contract measured 8.2 µs, of which its one
+/// page is [`INITIAL_MEMORY_PER_PAGE`]; `docs/contracts.md` §3).
+pub const INSTANTIATE: u64 = 5_000;
 
 /// Per page of the module's initial memory, before it is instantiated: the rate of
 /// `memory.grow` (65 536 bytes at 1 fuel per 64 bytes).
