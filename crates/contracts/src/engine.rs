@@ -66,10 +66,11 @@ pub(crate) fn deterministic_config(limits: &Limits) -> Config {
     // them too), except `call` and `call_indirect`: a call sets up a frame and zeroes the
     // callee's locals (at most `max_locals`), measured at about 17 ns with no locals and 34 ns
     // with 256; at 1.4 ns per fuel that is CALL_FUEL (docs/contracts.md §3).
-    let mut costs = OperatorCost::default();
-    costs.call = CALL_FUEL;
-    costs.call_indirect = CALL_FUEL;
-    config.operator_cost(costs);
+    config.operator_cost(OperatorCost {
+        call: CALL_FUEL,
+        call_indirect: CALL_FUEL,
+        ..OperatorCost::default()
+    });
     // The published dynamic costs: 1 fuel per 64 bytes copied, filled or grown; the two
     // translation costs apply only to lazy modes and are never charged under eager compilation.
     config.fuel_cost(CustomFuelCosts {
