@@ -191,8 +191,14 @@ define_codes! {
         "An export the contract ABI names has the wrong kind or signature.",
         "entry points take no parameters and return nothing; `memory` is a memory (docs/contracts.md §1)";
     CONTRACT_COMPILE_FAILED = 3210, BadInput, InvalidArgument,
-        "The interpreter refused to compile a module that passed deployment validation.",
-        "the message gives the interpreter's error; report it with the module's SM3 hash";
+        "The interpreter refused to compile the module (deployment validation compiles every module it accepts).",
+        "the message gives the interpreter's error (for example too many locals or too deep a nesting); simplify the module";
+    CONTRACT_TOO_MANY_FUNCTIONS = 3211, BadInput, InvalidArgument,
+        "The module defines more functions than the chain's limit (10 000 by default).",
+        "merge or remove functions (build with opt-level z and LTO); the message gives the count and the limit (docs/contracts.md §1)";
+    CONTRACT_TOO_MANY_LOCALS = 3212, BadInput, InvalidArgument,
+        "A function of the module has more locals, parameters included, than the chain's limit (256 by default).",
+        "split the function or build with optimisation; the message names the function, its count and the limit (docs/contracts.md §1)";
     CONTRACT_FUEL_EXHAUSTED = 3230, BadInput, ResourceExhausted,
         "The contract used all the fuel the transaction allowed.",
         "raise the transaction's fuel limit (at most the chain's maximum) or make the call cheaper";

@@ -544,7 +544,10 @@ fn return_data_read(mut caller: Ctx<'_, '_>, ptr: i32) -> HostResult<()> {
 fn set_return(mut caller: Ctx<'_, '_>, ptr: i32, len: i32) -> HostResult<()> {
     let len = bounded("set_return", "len", len, bounds::RETURN_DATA)?;
     let data = range(&caller, "set_return", "ptr", ptr, len)?;
-    charge(&mut caller, fuel::HOST_CALL + copy_fuel(len))?;
+    charge(
+        &mut caller,
+        fuel::HOST_CALL + len * fuel::SET_RETURN_PER_BYTE,
+    )?;
     caller.data_mut().return_data = read(&caller, data);
     Ok(())
 }

@@ -94,7 +94,28 @@ pub enum DeployError {
         /// What the ABI requires.
         expected: &'static str,
     },
-    /// The interpreter refused a module that passed validation.
+    /// The module defines more functions than [`crate::Limits::max_functions`].
+    #[error("the module defines {count} functions, over the limit of {limit}")]
+    TooManyFunctions {
+        /// The number of functions the module defines (imports not counted).
+        count: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// A function has more locals (parameters included) than [`crate::Limits::max_locals`].
+    #[error(
+        "function {function} has {count} locals (parameters included), over the limit of {limit}"
+    )]
+    TooManyLocals {
+        /// The function's index in the module's function index space (imports first).
+        function: u32,
+        /// Its number of locals, parameters included.
+        count: u64,
+        /// The limit.
+        limit: u32,
+    },
+    /// The interpreter refused to compile a module that passed the scan of [`crate::validate`]
+    /// (validation compiles every module it accepts, so this is a deployment refusal).
     #[error("the interpreter could not compile the module: {reason}")]
     Compile {
         /// The interpreter's error.
@@ -117,6 +138,8 @@ impl codes::Coded for DeployError {
             DeployError::TableTooLarge { .. } => &codes::CONTRACT_TABLE_TOO_LARGE,
             DeployError::MissingExport { .. } => &codes::CONTRACT_MISSING_EXPORT,
             DeployError::ExportWrongType { .. } => &codes::CONTRACT_EXPORT_WRONG_TYPE,
+            DeployError::TooManyFunctions { .. } => &codes::CONTRACT_TOO_MANY_FUNCTIONS,
+            DeployError::TooManyLocals { .. } => &codes::CONTRACT_TOO_MANY_LOCALS,
             DeployError::Compile { .. } => &codes::CONTRACT_COMPILE_FAILED,
         }
     }

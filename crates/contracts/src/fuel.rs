@@ -26,8 +26,10 @@ pub const STORAGE_READ_PER_64_BYTES: u64 = 4;
 /// `storage_write`: the write and its share of the state tree's work at commit.
 pub const STORAGE_WRITE: u64 = 20_000;
 
-/// `storage_write`: per byte of key and value (stored, hashed and replicated by every node).
-pub const STORAGE_WRITE_PER_BYTE: u64 = 2;
+/// `storage_write`: per byte of key and value. Priced for the bytes every node keeps, not
+/// for the CPU: at [`STORED_BYTE`] a block's fuel budget (2·10⁹) buys at most about 15 MiB of
+/// state, under the 16 MiB block size.
+pub const STORAGE_WRITE_PER_BYTE: u64 = STORED_BYTE;
 
 /// `storage_remove`: the removal and its share of the state tree's work at commit.
 pub const STORAGE_REMOVE: u64 = 20_000;
@@ -47,11 +49,49 @@ pub const SM2_VERIFY: u64 = 175_000;
 /// `emit`: the event (kept in the receipt).
 pub const EMIT: u64 = 1_000;
 
-/// `emit`: per byte of name, topics and data (stored in the receipt by every node).
-pub const EMIT_PER_BYTE: u64 = 1;
+/// `emit`: per byte of name, topics and data (stored in the receipt by every node; see
+/// [`STORED_BYTE`]).
+pub const EMIT_PER_BYTE: u64 = STORED_BYTE;
+
+/// `set_return`: per byte of the return data (the output goes into the receipt; see
+/// [`STORED_BYTE`]).
+pub const SET_RETURN_PER_BYTE: u64 = STORED_BYTE;
+
+/// The price of one byte that every node keeps forever (a receipt's events and output, the
+/// state's keys and values): 2·10⁹ fuel (a block's default budget) / 128 ≈ 15 MiB, so a
+/// block's fuel cannot buy more stored bytes than the 16 MiB a block may carry.
+pub const STORED_BYTE: u64 = 128;
+
+/// Every run, before the module is instantiated: the store, the linker of host API v1, the
+/// instance and its exports (a run of the smallest contract measured 8.2 µs, of which its one
+/// page is [`INITIAL_MEMORY_PER_PAGE`]; `docs/contracts.md` §3).
+pub const INSTANTIATE: u64 = 5_000;
+
+/// Per page of the module's initial memory, before it is instantiated: the rate of
+/// `memory.grow` (65 536 bytes at 1 fuel per 64 bytes).
+pub const INITIAL_MEMORY_PER_PAGE: u64 = 1_024;
+
+/// Per active data segment, before the module is instantiated: the operator cost of the
+/// `memory.init` the segment stands for; its bytes are charged at [`COPY_PER_64_BYTES`].
+pub const DATA_SEGMENT: u64 = 1;
 
 /// `call`: instantiating the callee and the nested run's setup.
 pub const CALL: u64 = 10_000;
+
+/// Returns the fuel a run pays before instantiating a module whose memory starts with
+/// `initial_pages` pages and whose active data segments have the lengths `data_segments`:
+/// [`INSTANTIATE`] + [`INITIAL_MEMORY_PER_PAGE`] per page + for each segment
+/// [`DATA_SEGMENT`] and [`COPY_PER_64_BYTES`] per 64 bytes or part of them. [`crate::validate`]
+/// computes it once per module ([`crate::ValidatedModule::instantiation_fuel`]).
+pub fn instantiation(initial_pages: u64, data_segments: &[u64]) -> u64 {
+    data_segments.iter().fold(
+        INSTANTIATE.saturating_add(initial_pages.saturating_mul(INITIAL_MEMORY_PER_PAGE)),
+        |fuel, len| {
+            fuel.saturating_add(DATA_SEGMENT)
+                .saturating_add(per_64(*len, COPY_PER_64_BYTES))
+        },
+    )
+}
 
 /// Returns the fuel of `n` bytes at `per_64` fuel per 64 bytes or part of them.
 pub(crate) fn per_64(n: u64, per_64: u64) -> u64 {

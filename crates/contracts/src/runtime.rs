@@ -1,6 +1,7 @@
 //! The runtime: one deterministic engine, the compiled-module cache, and metered runs.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crypto::Digest;
@@ -14,17 +15,27 @@ use crate::error::{DeployError, RunError, TrapKind};
 use crate::host::{CallResult, Host, HostError};
 use crate::validate::{EntryPoint, ValidatedModule};
 
-/// A module compiled by a [`Runtime`]'s engine, with its code hash. Cheap to clone.
+/// A module compiled by a [`Runtime`]'s engine, with its code hash and the fuel a run pays to
+/// instantiate it. Cheap to clone. It keeps the engine that compiled it alive, so it still
+/// runs after its runtime renewed its engine.
 #[derive(Clone, Debug)]
 pub struct CompiledModule {
     hash: Digest,
     module: Module,
+    instantiation_fuel: u64,
+    runtime: u64,
 }
 
 impl CompiledModule {
     /// Returns SM3 of the module's bytes.
     pub fn hash(&self) -> Digest {
         self.hash
+    }
+
+    /// Returns the fuel a run pays before instantiating the module
+    /// ([`ValidatedModule::instantiation_fuel`]).
+    pub fn instantiation_fuel(&self) -> u64 {
+        self.instantiation_fuel
     }
 }
 
@@ -74,28 +85,39 @@ pub struct CacheStats {
     pub len: usize,
     /// The most modules held; the least recently used one is dropped for a new one.
     pub capacity: usize,
+    /// How many times the engine was replaced by a fresh one (each time emptying the cache)
+    /// because it had compiled 1 000 000 functions.
+    pub engine_renewals: u64,
 }
 
 /// Compiled modules keyed by the SM3 hash of their code, at most `capacity` of them, least
-/// recently used dropped first. The cache changes only speed: compilation is eager and charges
-/// no fuel, so a hit and a miss run identically.
+/// recently used dropped first, and the engine that compiles them. The cache changes only
+/// speed: compilation is eager and charges no fuel, and the instantiation fuel was fixed at
+/// validation, so a hit and a miss run identically.
 #[derive(Debug)]
 struct ModuleCache {
-    entries: HashMap<Digest, (Module, u64)>,
+    /// Each module with its instantiation fuel and when it was last used.
+    entries: HashMap<Digest, (Module, u64, u64)>,
     capacity: usize,
     clock: u64,
     hits: u64,
     misses: u64,
+    /// The engine new modules are compiled by.
+    engine: Engine,
+    /// Functions compiled by `engine` so far (wasmi keeps each until the engine is dropped).
+    functions: u64,
+    /// Engines replaced by fresh ones so far.
+    renewals: u64,
 }
 
 impl ModuleCache {
-    fn lookup(&mut self, hash: &Digest) -> Option<Module> {
+    fn lookup(&mut self, hash: &Digest) -> Option<(Module, u64)> {
         self.clock += 1;
         match self.entries.get_mut(hash) {
-            Some((module, used)) => {
+            Some((module, fuel, used)) => {
                 *used = self.clock;
                 self.hits += 1;
-                Some(module.clone())
+                Some((module.clone(), *fuel))
             }
             None => {
                 self.misses += 1;
@@ -104,7 +126,7 @@ impl ModuleCache {
         }
     }
 
-    fn insert(&mut self, hash: Digest, module: Module) {
+    fn insert(&mut self, hash: Digest, module: Module, fuel: u64) {
         if self.capacity == 0 {
             return;
         }
@@ -112,15 +134,25 @@ impl ModuleCache {
             let oldest = self
                 .entries
                 .iter()
-                .min_by_key(|(_, (_, used))| *used)
+                .min_by_key(|(_, (_, _, used))| *used)
                 .map(|(h, _)| *h);
             if let Some(oldest) = oldest {
                 self.entries.remove(&oldest);
             }
         }
-        self.entries.insert(hash, (module, self.clock));
+        self.entries.insert(hash, (module, fuel, self.clock));
     }
 }
+
+/// Functions an engine may compile before the runtime replaces it with a fresh one. wasmi
+/// 2.0.0 keeps every compiled function in its engine's append-only code map until the engine
+/// is dropped (and panics past 10⁸ of them); renewing the engine bounds both the memory and
+/// the count. A module compiled by a replaced engine keeps that engine alive until the module
+/// is dropped.
+const ENGINE_RENEWAL_FUNCTIONS: u64 = 1_000_000;
+
+/// The source of [`Runtime`] identities (a module runs only on the runtime that compiled it).
+static RUNTIMES: AtomicU64 = AtomicU64::new(0);
 
 /// The contract runtime of one node: the deterministic engine of [`Limits`], the cache of
 /// compiled modules, and metered runs of entry points. It holds no chain state.
@@ -129,9 +161,13 @@ impl ModuleCache {
 /// the callee with the same runtime while the caller's run is suspended in the host function.
 /// The cache is behind a mutex held only for a lookup or an insertion, never while a module
 /// compiles or a contract runs.
+///
+/// The runtime counts the functions its engine has compiled; past 1 000 000 it replaces the
+/// engine with a fresh one of the same configuration and empties the cache. Nothing observable
+/// changes (compilation charges no fuel); the memory wasmi never frees is returned.
 #[derive(Debug)]
 pub struct Runtime {
-    engine: Engine,
+    id: u64,
     limits: Limits,
     cache: Mutex<ModuleCache>,
 }
@@ -141,15 +177,18 @@ impl Runtime {
     /// `cache_capacity` compiled modules (0: no caching).
     pub fn new(limits: Limits, cache_capacity: usize) -> Runtime {
         Runtime {
-            engine: Engine::new(&deterministic_config(&limits)),
-            limits,
+            id: RUNTIMES.fetch_add(1, Ordering::Relaxed),
             cache: Mutex::new(ModuleCache {
                 entries: HashMap::new(),
                 capacity: cache_capacity,
                 clock: 0,
                 hits: 0,
                 misses: 0,
+                engine: Engine::new(&deterministic_config(&limits)),
+                functions: 0,
+                renewals: 0,
             }),
+            limits,
         }
     }
 
@@ -174,34 +213,59 @@ impl Runtime {
             misses: cache.misses,
             len: cache.entries.len(),
             capacity: cache.capacity,
+            engine_renewals: cache.renewals,
         }
     }
 
     /// Returns the compiled module with this code hash if the cache holds it (a hit), else
     /// `None` (a miss: load the code, [`crate::validate`] it and call [`Runtime::compile`]).
     pub fn cached(&self, hash: &Digest) -> Option<CompiledModule> {
-        self.cache().lookup(hash).map(|module| CompiledModule {
-            hash: *hash,
-            module,
-        })
+        self.cache()
+            .lookup(hash)
+            .map(|(module, instantiation_fuel)| CompiledModule {
+                hash: *hash,
+                module,
+                instantiation_fuel,
+                runtime: self.id,
+            })
     }
 
     /// Returns `module` compiled: from the cache on a hit, else compiled eagerly (every
     /// function) and cached. The cache is not locked while the module compiles (two runs that
-    /// miss at once may both compile it; the second insertion replaces the first).
+    /// miss at once may both compile it; the second insertion replaces the first). When the
+    /// engine has compiled 1 000 000 functions it is replaced by a fresh one and the cache
+    /// emptied; the module just compiled is then not cached (it keeps the old engine alive
+    /// until it is dropped).
     pub fn compile(&self, module: &ValidatedModule) -> Result<CompiledModule, DeployError> {
         let hash = module.hash();
         if let Some(compiled) = self.cached(&hash) {
             return Ok(compiled);
         }
-        let compiled =
-            Module::new(&self.engine, module.code()).map_err(|e| DeployError::Compile {
-                reason: e.to_string(),
-            })?;
-        self.cache().insert(hash, compiled.clone());
+        let engine = self.cache().engine.clone();
+        let compiled = Module::new(&engine, module.code()).map_err(|e| DeployError::Compile {
+            reason: e.to_string(),
+        })?;
+        let instantiation_fuel = module.instantiation_fuel();
+        let mut cache = self.cache();
+        // Another thread may have renewed the engine meanwhile: the module still runs, but it
+        // is neither counted against nor cached with the new engine.
+        if Engine::same(&cache.engine, &engine) {
+            cache.functions += u64::from(module.functions());
+            if cache.functions >= ENGINE_RENEWAL_FUNCTIONS {
+                cache.engine = Engine::new(&deterministic_config(&self.limits));
+                cache.functions = 0;
+                cache.renewals += 1;
+                cache.entries.clear();
+            } else {
+                cache.insert(hash, compiled.clone(), instantiation_fuel);
+            }
+        }
+        drop(cache);
         Ok(CompiledModule {
             hash,
             module: compiled,
+            instantiation_fuel,
+            runtime: self.id,
         })
     }
 
@@ -221,7 +285,7 @@ impl Runtime {
             result: Err(error),
             return_data: Vec::new(),
         };
-        if !Engine::same(module.module.engine(), &self.engine) {
+        if module.runtime != self.id {
             return fail(
                 0,
                 RunError::Instantiation {
@@ -240,8 +304,11 @@ impl Runtime {
             // contract decides what to do (a Rust allocator aborts, which traps).
             .trap_on_grow_failure(false)
             .build();
+        // The module's own engine: the runtime's current one, or the one it replaced if the
+        // module was compiled before the renewal.
+        let engine = module.module.engine();
         let mut store = Store::new(
-            &self.engine,
+            engine,
             RunState {
                 limits,
                 host,
@@ -252,8 +319,15 @@ impl Runtime {
             },
         );
         store.limiter(|state| &mut state.limits);
-        // Fuel is set before instantiation so that anything instantiation charges counts.
-        if let Err(e) = store.set_fuel(fuel_limit) {
+        let used =
+            |store: &Store<RunState>| fuel_limit.saturating_sub(store.get_fuel().unwrap_or(0));
+        // Instantiation (the initial memory, the data segments, the instance) is paid first, at
+        // the figure fixed at validation: a run that cannot pay does nothing else. The fuel is
+        // set before instantiation so that anything wasmi charges there counts too.
+        if module.instantiation_fuel > fuel_limit {
+            return fail(fuel_limit, RunError::FuelExhausted { limit: fuel_limit });
+        }
+        if let Err(e) = store.set_fuel(fuel_limit - module.instantiation_fuel) {
             return fail(
                 0,
                 RunError::Instantiation {
@@ -261,9 +335,7 @@ impl Runtime {
                 },
             );
         }
-        let used =
-            |store: &Store<RunState>| fuel_limit.saturating_sub(store.get_fuel().unwrap_or(0));
-        let mut linker = Linker::<RunState>::new(&self.engine);
+        let mut linker = Linker::<RunState>::new(engine);
         if let Err(e) = abi::link(&mut linker) {
             return fail(
                 0,

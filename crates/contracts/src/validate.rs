@@ -1,13 +1,14 @@
-//! Deployment validation: the module rules of `docs/contracts.md` §1, checked on the bytes
-//! before the interpreter compiles anything.
+//! Deployment validation: the module rules of `docs/contracts.md` §1, checked on the bytes,
+//! then a compile check with a throwaway engine of the chain's configuration.
 
 use std::sync::Arc;
 
 use crypto::Digest;
 use wasmparser::{ExternalKind, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures};
 
-use crate::engine::Limits;
+use crate::engine::{Limits, deterministic_config};
 use crate::error::DeployError;
+use crate::fuel;
 
 /// The only import namespace a contract may use: the host API (`docs/contracts.md`).
 pub const HOST_NAMESPACE: &str = "gmchain";
@@ -46,14 +47,17 @@ impl EntryPoint {
     }
 }
 
-/// A module that passed [`validate`]: its bytes, their SM3 hash and its optional entry points.
-/// Only [`validate`] constructs it; the cache compiles nothing else.
+/// A module that passed [`validate`]: its bytes, their SM3 hash, its optional entry points, the
+/// number of functions it defines and the fuel every run pays to instantiate it. Only
+/// [`validate`] constructs it; the cache compiles nothing else.
 #[derive(Clone, Debug)]
 pub struct ValidatedModule {
     code: Arc<[u8]>,
     hash: Digest,
     exports_init: bool,
     exports_migrate: bool,
+    functions: u32,
+    instantiation_fuel: u64,
 }
 
 impl ValidatedModule {
@@ -65,6 +69,19 @@ impl ValidatedModule {
     /// Returns SM3 of the module's bytes: the code hash and the cache key.
     pub fn hash(&self) -> Digest {
         self.hash
+    }
+
+    /// Returns the number of functions the module defines (imports not counted): what compiling
+    /// it adds to an engine.
+    pub fn functions(&self) -> u32 {
+        self.functions
+    }
+
+    /// Returns the fuel every run of the module pays before it is instantiated
+    /// ([`fuel::instantiation`] of its initial memory and active data segments), fixed here so
+    /// that a cache hit and a miss charge the same.
+    pub fn instantiation_fuel(&self) -> u64 {
+        self.instantiation_fuel
     }
 
     /// Returns whether the module exports `entry`.
@@ -108,9 +125,12 @@ fn float_operator(op: &wasmparser::Operator<'_>) -> Option<String> {
 
 /// Validates `code` for deployment under `limits`, in this order: size cap; parses and
 /// validates as WebAssembly; only the allowed proposals; then, in section order, no float
-/// types, imports only functions of `gmchain`, tables and memory within the limits, the ABI's
-/// exports, no start function, no float instruction in any function body; finally a
-/// float-free validation as a safety net. Nothing is compiled.
+/// types, imports only functions of `gmchain`, at most [`Limits::max_functions`] defined
+/// functions, tables and memory within the limits, the ABI's exports, no start function, at
+/// most [`Limits::max_locals`] locals (parameters included) and no float instruction in any
+/// function body; then a float-free validation as a safety net; finally the module is compiled
+/// by a throwaway engine of the chain's configuration (dropped after), so that a module that
+/// validates is one every node compiles ([`DeployError::Compile`] otherwise).
 pub fn validate(code: &[u8], limits: &Limits) -> Result<ValidatedModule, DeployError> {
     if code.len() > limits.max_code_size {
         return Err(DeployError::TooLarge {
@@ -145,11 +165,21 @@ pub fn validate(code: &[u8], limits: &Limits) -> Result<ValidatedModule, DeployE
             place: e.to_string(),
         })?;
 
+    // The compile check: wasmi has limits of its own (30 000 locals a function, among others)
+    // that the scan above does not restate. The engine is dropped with the module, so the
+    // check leaves nothing in any engine's code map.
+    let engine = wasmi::Engine::new(&deterministic_config(limits));
+    wasmi::Module::new(&engine, code).map_err(|e| DeployError::Compile {
+        reason: e.to_string(),
+    })?;
+
     Ok(ValidatedModule {
         code: Arc::from(code),
         hash: crypto_sm::sm3::sm3(code),
         exports_init: scan.exported.contains(&EntryPoint::Init.name()),
         exports_migrate: scan.exported.contains(&EntryPoint::Migrate.name()),
+        functions: scan.func_types.len() as u32 - scan.imported_funcs,
+        instantiation_fuel: fuel::instantiation(scan.initial_pages, &scan.data_segments),
     })
 }
 
@@ -158,6 +188,8 @@ pub fn validate(code: &[u8], limits: &Limits) -> Result<ValidatedModule, DeployE
 struct Scan {
     /// For each type index, whether it is a function type `[] -> []`.
     types_unit: Vec<bool>,
+    /// For each type index, its number of parameters.
+    types_params: Vec<u32>,
     /// The type index of each function, imports first.
     func_types: Vec<u32>,
     /// The number of imported functions (the first defined function's index).
@@ -168,6 +200,10 @@ struct Scan {
     exported: Vec<&'static str>,
     /// Whether an exported memory was seen.
     memory_exported: bool,
+    /// The memory's initial pages (0 until the memory section).
+    initial_pages: u64,
+    /// The length in bytes of each active data segment.
+    data_segments: Vec<u64>,
 }
 
 impl Scan {
@@ -186,6 +222,7 @@ impl Scan {
                     }
                     self.types_unit
                         .push(ty.params().is_empty() && ty.results().is_empty());
+                    self.types_params.push(ty.params().len() as u32);
                 }
             }
             Payload::ImportSection(reader) => {
@@ -209,6 +246,12 @@ impl Scan {
                 }
             }
             Payload::FunctionSection(reader) => {
+                if reader.count() > limits.max_functions {
+                    return Err(DeployError::TooManyFunctions {
+                        count: reader.count(),
+                        limit: limits.max_functions,
+                    });
+                }
                 for type_index in reader {
                     self.func_types.push(type_index.map_err(invalid)?);
                 }
@@ -238,6 +281,15 @@ impl Scan {
                             limit,
                         });
                     }
+                    self.initial_pages = ty.initial;
+                }
+            }
+            Payload::DataSection(reader) => {
+                for data in reader {
+                    let data = data.map_err(invalid)?;
+                    if let wasmparser::DataKind::Active { .. } = data.kind {
+                        self.data_segments.push(data.data.len() as u64);
+                    }
                 }
             }
             Payload::GlobalSection(reader) => {
@@ -260,14 +312,28 @@ impl Scan {
             Payload::CodeSectionEntry(body) => {
                 let function = self.imported_funcs + self.bodies;
                 self.bodies += 1;
+                // Parameters are locals too: the interpreter's frame holds both.
+                let mut count = self
+                    .func_types
+                    .get(function as usize)
+                    .and_then(|t| self.types_params.get(*t as usize))
+                    .map_or(0, |p| u64::from(*p));
                 let mut locals = body.get_locals_reader().map_err(invalid)?;
                 for _ in 0..locals.get_count() {
-                    let (_, ty) = locals.read().map_err(invalid)?;
+                    let (n, ty) = locals.read().map_err(invalid)?;
                     if is_float(ty) {
                         return Err(DeployError::FloatType {
                             place: format!("function {function} (a local)"),
                         });
                     }
+                    count += u64::from(n);
+                }
+                if count > u64::from(limits.max_locals) {
+                    return Err(DeployError::TooManyLocals {
+                        function,
+                        count,
+                        limit: limits.max_locals,
+                    });
                 }
                 let mut ops = body.get_operators_reader().map_err(invalid)?;
                 while !ops.eof() {

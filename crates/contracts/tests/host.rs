@@ -135,7 +135,7 @@ fn an_unknown_import_or_a_wrong_signature_fails_instantiation() {
             format!(r#"(module {import} (memory (export "memory") 1) (func (export "call")))"#);
         let module = compile(&rt, &src);
         let mut host = TestHost::new(&rt);
-        let out = rt.run(&module, EntryPoint::Call, 1000, &mut host);
+        let out = rt.run(&module, EntryPoint::Call, 100_000, &mut host);
         match &out.result {
             Err(e @ RunError::Instantiation { reason }) => {
                 assert!(reason.contains(named), "{reason}");
@@ -592,8 +592,9 @@ fn every_length_over_its_bound_ends_the_run_naming_function_and_argument() {
         let (out, host) = run(&rt, "", &call);
         assert_bounds(&out, function, argument, len, bound);
         assert!(host.storage.is_empty() && host.events.is_empty() && host.fuel_given.is_empty());
-        // The host function charged nothing: the run used only the fuel of its own code.
-        assert!(out.fuel_used < 20, "{call}: {}", out.fuel_used);
+        // The host function charged nothing: the run used only the fuel of its instantiation
+        // (5 000 + 1 024 for its page) and of its own code.
+        assert!(out.fuel_used < 6_024 + 30, "{call}: {}", out.fuel_used);
     }
     // And at each bound, the length is accepted (the pointer ranges then lie past the memory
     // for the large ones: that refusal names the pointer, not the length).
@@ -782,10 +783,16 @@ fn a_pointer_range_outside_the_memory_ends_the_run_and_nothing_is_done() {
 
 // ---------------------------------------------------------------- fuel (§3)
 
-/// The fuel of a body that is one host call with `args` i32 constants: the engine's 1 (the
-/// function's fuel block) + 1 per constant + 1 for `call` (`drop` is free).
+/// The fuel a run of the known-answer module pays before it is instantiated: 5 000 for the
+/// instance, 1 024 for its page of memory, and for each of its two data segments 1 and 1 per
+/// 64 bytes or part of them.
+const INSTANTIATE_KAT: u64 = 5_000 + 1_024 + 2 * (1 + 1);
+
+/// The fuel of a run whose body is one host call with `args` i32 constants: the instantiation,
+/// the engine's 1 (the function's fuel block) + 1 per constant + 10 for `call` (`drop` is
+/// free).
 fn code_fuel(args: u64) -> u64 {
-    2 + args
+    INSTANTIATE_KAT + 1 + args + 10
 }
 
 #[test]
@@ -807,10 +814,10 @@ fn fuel_known_answers_follow_the_published_table() {
             "(drop (call $storage_read (i32.const 16) (i32.const 4) (i32.const 1000) (i32.const 10)))",
             code_fuel(4) + 50 + 2_000 + 4,
         ),
-        // 8 + 100 bytes × 2.
+        // 8 + 100 bytes × 128 (stored bytes).
         (
             "(call $storage_write (i32.const 0) (i32.const 8) (i32.const 1000) (i32.const 100))",
-            code_fuel(4) + 50 + 20_000 + 2 * 108,
+            code_fuel(4) + 50 + 20_000 + 128 * 108,
         ),
         (
             "(call $storage_remove (i32.const 0) (i32.const 8))",
@@ -843,15 +850,16 @@ fn fuel_known_answers_follow_the_published_table() {
             "(drop (call $sm2_verify (i32.const 0) (i32.const 65) (i32.const 100) (i32.const 16) (i32.const 200) (i32.const 200) (i32.const 500) (i32.const 70)))",
             code_fuel(8) + 50 + 175_000 + 200 + 4 * 200,
         ),
-        // name 8 + topics 4 + data 100 bytes, 1 each.
+        // name 8 + topics 4 + data 100 bytes, 128 each (stored bytes).
         (
             "(call $emit (i32.const 0) (i32.const 8) (i32.const 2000) (i32.const 4) (i32.const 1000) (i32.const 100))",
-            code_fuel(6) + 50 + 1_000 + 112,
+            code_fuel(6) + 50 + 1_000 + 128 * 112,
         ),
-        // A callee that does nothing uses 1 (its function's fuel block); name 4 bytes: 1 unit.
+        // A callee that does nothing uses its instantiation (5 000 + 1 024 for its page) and 1
+        // (its function's fuel block); name 4 bytes: 1 unit.
         (
             "(drop (call $call (i32.const 16) (i32.const 4) (i32.const 0) (i32.const 0)))",
-            code_fuel(4) + 50 + 10_000 + 1 + 1,
+            code_fuel(4) + 50 + 10_000 + 1 + (5_000 + 1_024 + 1),
         ),
         ("(drop (call $return_data_len))", code_fuel(0) + 50),
         (
@@ -860,7 +868,7 @@ fn fuel_known_answers_follow_the_published_table() {
         ),
         (
             "(call $set_return (i32.const 1000) (i32.const 100))",
-            code_fuel(2) + 50 + 2,
+            code_fuel(2) + 50 + 128 * 100,
         ),
         (
             "(call $abort (i32.const 0) (i32.const 8))",
@@ -888,11 +896,12 @@ fn fuel_known_answers_follow_the_published_table() {
             h.deploy("noop", &contract("", ""));
         });
         if body.contains("(call $call ") {
-            // The call itself is paid; the callee is given the 0 fuel left and fails out of
-            // fuel, which the caller sees as the call's answer 1 and survives.
+            // The call itself is paid; the callee is given the fuel left, one less than it
+            // needs (its instantiation but not its body), and fails out of fuel, which the
+            // caller sees as the call's answer 1 and survives.
             assert_eq!(short.result, Ok(()), "{body}");
             assert_eq!(short.fuel_used, fuel - 1);
-            assert_eq!(host.fuel_given, vec![0]);
+            assert_eq!(host.fuel_given, vec![5_000 + 1_024]);
             continue;
         }
         assert_eq!(
@@ -927,11 +936,24 @@ fn the_published_constants_are_the_table() {
             SM2_VERIFY,
             EMIT,
             EMIT_PER_BYTE,
-            CALL
+            CALL,
+            SET_RETURN_PER_BYTE,
+            STORED_BYTE,
+            INSTANTIATE,
+            INITIAL_MEMORY_PER_PAGE,
+            DATA_SEGMENT,
         ],
         [
-            50, 1, 2_000, 4, 20_000, 2, 20_000, 2, 200, 200, 175_000, 1_000, 1, 10_000
+            50, 1, 2_000, 4, 20_000, 128, 20_000, 2, 200, 200, 175_000, 1_000, 128, 10_000, 128,
+            128, 5_000, 1_024, 1
         ]
+    );
+    // A block's default fuel budget buys at most 16 MiB (the block size) of stored bytes.
+    const { assert!(2_000_000_000 / STORED_BYTE <= 16 << 20) };
+    // The instantiation of 2 pages and segments of 0, 64 and 65 bytes (0, 1 and 2 units).
+    assert_eq!(
+        instantiation(2, &[0, 64, 65]),
+        5_000 + 2 * 1_024 + 1 + (1 + 1) + (1 + 2)
     );
 }
 
@@ -1046,9 +1068,14 @@ fn a_nested_call_runs_the_callee_on_the_same_runtime_and_joins_its_writes() {
     without.deploy("main", &forwarder("none"));
     without.input = b"hello".to_vec();
     let missing = without.run(LIMIT);
-    // The same caller code either way; the return data differs by length only ("got:hello"
-    // and "NO_SUCH_CONTRACT none" copy 1 unit each).
-    assert_eq!(out.fuel_used, missing.fuel_used + callee.fuel_used);
+    // The same caller code either way; the return data it sets differs by length only
+    // ("got:hello" and "NO_SUCH_CONTRACT none", 128 fuel a byte).
+    let shorter = (missing.return_data.len() - out.return_data.len()) as u64;
+    assert_eq!(shorter, 12);
+    assert_eq!(
+        out.fuel_used + 128 * shorter,
+        missing.fuel_used + callee.fuel_used
+    );
     // The callee was given all the fuel the caller had left.
     assert_eq!(host.fuel_given.len(), 1);
     assert_eq!(host.fuel_given[0], without.fuel_given[0]);
