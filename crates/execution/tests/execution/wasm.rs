@@ -788,18 +788,20 @@ fn review_a_stale_upgrade_does_not_replace_a_later_one() {
     );
 }
 
+/// Review finding 9 (fixed in the fuel table): bytes every node keeps (events, output, state)
+/// cost 128 fuel each, so a block's fuel budget buys at most about a block's size of receipts.
 #[test]
-#[ignore = "review finding 9: at 1 fuel per event byte and no block-level receipt budget, a block's fuel buys ~1.9 GB of receipts (112 times max_block_size)"]
 fn review_the_receipts_a_block_can_buy_stay_within_a_block_size() {
     let mut x = Two::new();
-    // Emits 64 events (the most per transaction) of 16 384 bytes of data (the most) each.
+    // Emits 32 events of 16 384 bytes of data (the most) each: about 67 M fuel at 128 per
+    // stored byte (64 such events would need more than max_fuel_per_tx).
     let emitter = wat::parse_str(
         r#"(module
   (import "gmchain" "emit" (func $emit (param i32 i32 i32 i32 i32 i32)))
   (memory (export "memory") 1)
   (data (i32.const 0) "e")
   (func (export "call") (local $i i32)
-    (local.set $i (i32.const 64))
+    (local.set $i (i32.const 32))
     (loop $l
       (call $emit (i32.const 0) (i32.const 1) (i32.const 8) (i32.const 4) (i32.const 16) (i32.const 16384))
       (local.set $i (i32.sub (local.get $i) (i32.const 1)))
@@ -807,7 +809,7 @@ fn review_the_receipts_a_block_can_buy_stay_within_a_block_size() {
     )
     .unwrap();
     x.deploy("emitter", &emitter);
-    let r = x.call("emitter", "go", 2_000_000);
+    let r = x.call("emitter", "go", execution::DEFAULT_MAX_FUEL_PER_TX);
     assert_eq!(r.status, Status::Success, "{r:?}");
     let fuel = r.fuel_used.unwrap();
     let bytes = r.to_bytes().len() as u64;
