@@ -11,7 +11,7 @@ use std::time::Duration;
 use api::v1 as pb;
 
 use crate::dev_node::{Chain, Node, client, dev_chain, fails, log_of, ok, scrape};
-use crate::governance::{hex_after, register_second_bureau, sender, strings};
+use crate::governance::{hex_after, register_bureau, register_second_bureau, sender, strings};
 
 /// A counter contract. `add` (argument: a u64) adds to the u64 under key `n` (stored
 /// big-endian), emits `added` with topic `total` and the new value as data, and returns the
@@ -739,4 +739,196 @@ fn an_upgraded_contract_keeps_its_state_and_the_public_listener_refuses_queries(
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("NODE_UNAUTHENTICATED"), "{err}");
+}
+
+/// Issue 14's end-to-end test: the workflow example (`contracts/examples/workflow`), built by
+/// `gmchain contract build`, deployed by the vote of two of three organisations' admins; a
+/// case opened by a user of the first moves through steps held by a user of the second, a user
+/// of the third and the first's admin; a step by the wrong organisation is refused with the
+/// contract's message (exit 1, nothing written); where the case stands and its history are
+/// queried; its events are found.
+#[test]
+fn the_workflow_example_moves_a_case_through_three_organisations() {
+    let chain = dev_chain(2);
+    let dir = chain.dir.clone();
+    let _node = Node::start(&chain);
+    let _keep = KeepLog(&chain);
+    register_bureau(&chain, "Second Bureau", "second", &["second-user"]);
+    register_bureau(&chain, "Third Bureau", "third", &["third-user"]);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/examples/workflow");
+    let built = ok(
+        &dir,
+        &[
+            "contract",
+            "build",
+            "--path",
+            example.to_str().unwrap(),
+            "--out",
+            "workflow.wasm",
+        ],
+    );
+    assert!(built.contains("hash"), "{built}");
+
+    // Proposed by Dev Bureau's admin; of three organisations, a majority is two: Second
+    // Bureau's yes deploys it.
+    let out = {
+        let a = with(
+            strings(&["contract", "deploy", "workflow", "--code", "workflow.wasm"]),
+            sender(&chain, "admin"),
+        );
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        ok(&dir, &a)
+    };
+    assert!(out.contains("of 3 organisation(s); 2 yes needed"), "{out}");
+    let id = hex_after(&out, "committed: proposal ");
+    let vote = with(
+        strings(&["gov", "vote", &id, "yes"]),
+        sender(&chain, "second-admin"),
+    );
+    let vote: Vec<&str> = vote.iter().map(String::as_str).collect();
+    assert!(ok(&dir, &vote).contains("executed at height"));
+
+    let call = |who: Vec<String>, method: &str, args: &[&str], returns: Option<&str>| {
+        let mut a = strings(&["contract", "call", "workflow", method]);
+        for x in args {
+            a.push("--arg".into());
+            a.push((*x).into());
+        }
+        if let Some(r) = returns {
+            a.push("--returns".into());
+            a.push(r.into());
+        }
+        a.extend(who);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        crate::dev_node::gm(&dir, &a)
+    };
+    let committed = |o: std::process::Output| -> serde_json::Value {
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    // The kind of case: intake by Second Bureau's users, review by Third Bureau's users,
+    // approval by Dev Bureau's admins, each within 50 blocks.
+    committed(call(
+        sender(&chain, "admin"),
+        "define",
+        &[
+            "str:permit",
+            r#"list<(str,str,str,u64)>:[("intake","Second Bureau","user",50),("review","Third Bureau","user",50),("approve","Dev Bureau","admin",50)]"#,
+        ],
+        None,
+    ));
+    // A user of Dev Bureau opens a case: case 1.
+    let opened = committed(call(
+        user(&chain),
+        "open",
+        &["str:permit", "str:market stall, Xicheng district"],
+        Some("u64"),
+    ));
+    assert_eq!(opened["returns"], "1", "{opened}");
+    assert!(opened["fuel_used"].as_u64().unwrap() > 0, "{opened}");
+    // The first step is Second Bureau's: Third Bureau's user is refused, by the contract,
+    // naming who holds the step (a Failed receipt: exit 1); nothing was written.
+    let wrong = call(
+        sender(&chain, "third-user"),
+        "approve",
+        &["u64:1", "str:looks fine"],
+        None,
+    );
+    assert_eq!(wrong.status.code(), Some(1), "{wrong:?}");
+    let refused: serde_json::Value = serde_json::from_slice(&wrong.stdout).unwrap();
+    assert_eq!(refused["code"], "CONTRACT_ABORTED", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("Second Bureau") && message.contains("Third Bureau"),
+        "{message}"
+    );
+    // The three steps, each by the organisation and role that holds it.
+    for (who, note) in [
+        (sender(&chain, "second-user"), "documents complete"),
+        (sender(&chain, "third-user"), "site inspected"),
+        (sender(&chain, "admin"), "permit granted"),
+    ] {
+        let r = committed(call(
+            who,
+            "approve",
+            &["u64:1", &format!("str:{note}")],
+            None,
+        ));
+        assert_eq!(r["status"], "success", "{r}");
+    }
+    // Where the case stands, and its history: read-only, no transaction.
+    let query = |method: &str, returns: &str| {
+        json(
+            &dir,
+            &with(
+                strings(&[
+                    "contract",
+                    "query",
+                    "workflow",
+                    method,
+                    "--arg",
+                    "u64:1",
+                    "--returns",
+                    returns,
+                ]),
+                user(&chain),
+            ),
+        )
+    };
+    let status = query("status", "(str,str,str,str,str,u64,u64,str,str,u64,bool)");
+    let text = status["returns"].as_str().unwrap();
+    assert!(text.contains("\"completed\""), "{text}");
+    assert!(text.contains("\"permit\""), "{text}");
+    let history = query("history", "list<(u64,u64,str,str,str,str,str)>");
+    let text = history["returns"].as_str().unwrap();
+    for expected in [
+        "documents complete",
+        "site inspected",
+        "permit granted",
+        "Second Bureau",
+        "Third Bureau",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    assert!(
+        !text.contains("looks fine"),
+        "the refused step is in the history: {text}"
+    );
+    // The events: three approvals and the completion, found by contract and name.
+    let events = json(
+        &dir,
+        &with(
+            strings(&[
+                "query",
+                "events",
+                "--contract",
+                "workflow",
+                "--name",
+                "step_approved",
+            ]),
+            strings(&["--node", &chain.grpc]),
+        ),
+    );
+    assert_eq!(events["events"].as_array().unwrap().len(), 3, "{events}");
+    let done = json(
+        &dir,
+        &with(
+            strings(&[
+                "query",
+                "events",
+                "--contract",
+                "workflow",
+                "--name",
+                "case_completed",
+            ]),
+            strings(&["--node", &chain.grpc]),
+        ),
+    );
+    assert_eq!(done["events"].as_array().unwrap().len(), 1, "{done}");
 }

@@ -220,6 +220,10 @@ fn up_attest_verify_down(n: usize) {
     ]);
     assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
 
+    if n == 4 {
+        contract_tutorial(&net);
+    }
+
     // Having decided blocks together, every node shows a link to each of the others. (Counted
     // from the right: an organisation's name may hold spaces.)
     let o = net.run("status", &[]);
@@ -267,6 +271,69 @@ fn up_attest_verify_down(n: usize) {
 #[test]
 fn one_validator_up_status_attest_verify_down() {
     up_attest_verify_down(1);
+}
+
+/// The README's contract tutorial on the four-agency devnet: the smallest example contract
+/// built, proposed by Agency 1's admin, deployed by the yes of Agency 2's and Agency 3's admins
+/// (a majority of four), called by alice, read back by a query, its event found.
+fn contract_tutorial(net: &Devnet) {
+    let d = |p: &str| net.dir.join(p).display().to_string();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/examples/hello");
+    let signer = |who: &str, agency: usize| -> String {
+        let uri = std::fs::read_to_string(net.dir.join(format!("{who}.uri"))).unwrap();
+        format!(
+            "--key '{}' --hsm-profile '{}' --pass-file '{}' --cert '{}'",
+            uri.trim(),
+            d("softtoken.toml"),
+            d(&format!("agency-{agency}/user.pin")),
+            d(&format!("{who}.pem"))
+        )
+    };
+    let run = |script: String| -> String {
+        let o = Command::new("bash")
+            .args([
+                "-c",
+                &format!(
+                    "set -e; source '{env}'; gm() {{ timeout 120 '{bin}' \"$@\"; }}; {script}",
+                    env = d("env.sh"),
+                    bin = env!("CARGO_BIN_EXE_gmchain"),
+                ),
+            ])
+            .current_dir(&net.dir)
+            .env_remove("GMCHAIN_PKCS11_MODULE")
+            .output()
+            .unwrap();
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{script}: {out}{err}");
+        out
+    };
+    run(format!(
+        "gm contract build --path '{}' --out hello.wasm",
+        example.display()
+    ));
+    let out = run(format!(
+        "gm contract deploy hello --code hello.wasm {}",
+        signer("admin", 1)
+    ));
+    assert!(out.contains("of 4 organisation(s); 3 yes needed"), "{out}");
+    let id = out
+        .split("committed: proposal ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no proposal id: {out}"))
+        .to_string();
+    run(format!("gm gov vote {id} yes {}", signer("admin-2", 2)));
+    let out = run(format!("gm gov vote {id} yes {}", signer("admin-3", 3)));
+    assert!(out.contains("executed at height"), "{out}");
+    let out = run(format!(
+        "gm contract call hello set --arg 'str:你好, gmchain' {}",
+        signer("alice", 1)
+    ));
+    assert!(out.contains("\"status\": \"success\""), "{out}");
+    let out = run("gm contract query hello get --returns str".into());
+    assert!(out.contains("你好, gmchain"), "{out}");
+    let out = run("gm query events --contract hello".into());
+    assert!(out.contains("greeting_set"), "{out}");
 }
 
 #[test]

@@ -819,6 +819,18 @@ fn show(chain: &crate::dev_node::Chain, id: &str) -> serde_json::Value {
 /// Registers "Second Bureau" (sponsored by the dev root) with its own CA and its admin
 /// `second-admin` on the running dev chain: two organisations vote from then on.
 pub(crate) fn register_second_bureau(chain: &crate::dev_node::Chain) {
+    register_bureau(chain, "Second Bureau", "second", &[]);
+}
+
+/// Registers the organisation `name` (one the dev root sponsors: "Second Bureau" or "Third
+/// Bureau") with its own CA (`<prefix>-ca`), its admin `<prefix>-admin` (who sends the
+/// registration) and users named `users`, on the running dev chain.
+pub(crate) fn register_bureau(
+    chain: &crate::dev_node::Chain,
+    name: &str,
+    prefix: &str,
+    users: &[&str],
+) {
     let dir = chain.dir.clone();
     let (root_key, root) = identity(&dir, "ca");
     let (agency_key, agency) = member(
@@ -826,8 +838,8 @@ pub(crate) fn register_second_bureau(chain: &crate::dev_node::Chain) {
         &root,
         &root_key,
         Role::AgencyCa,
-        "Second Bureau",
-        "second-ca",
+        name,
+        &format!("{prefix}-ca"),
     );
     let now = now_secs();
     let crl = pki::issue_crl(
@@ -839,25 +851,22 @@ pub(crate) fn register_second_bureau(chain: &crate::dev_node::Chain) {
         &[],
     )
     .unwrap();
-    std::fs::write(dir.join("second-ca.crl.pem"), crl.to_pem()).unwrap();
-    member(
-        &dir,
-        &agency,
-        &agency_key,
-        Role::Admin,
-        "Second Bureau",
-        "second-admin",
-    );
+    std::fs::write(dir.join(format!("{prefix}-ca.crl.pem")), crl.to_pem()).unwrap();
+    let admin = format!("{prefix}-admin");
+    member(&dir, &agency, &agency_key, Role::Admin, name, &admin);
+    for u in users {
+        member(&dir, &agency, &agency_key, Role::User, name, u);
+    }
     let mut register = strings(&[
         "tx",
         "identity",
         "register-org",
         "--ca-cert",
-        "second-ca.crt.pem",
+        &format!("{prefix}-ca.crt.pem"),
         "--crl",
-        "second-ca.crl.pem",
+        &format!("{prefix}-ca.crl.pem"),
     ]);
-    register.extend(sender(chain, "second-admin"));
+    register.extend(sender(chain, &admin));
     run_ok(&dir, &register);
 }
 
