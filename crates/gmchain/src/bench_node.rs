@@ -37,6 +37,21 @@ pub(crate) struct NodeBenchArgs {
     /// Keep the chain here instead of a temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// What the measured transactions call: `attest` (attestation anchors), `workflow` (the
+    /// workflow example contract's `approve` steps, `bench_contract`) or `both` (attest then
+    /// workflow, each on a fresh chain, `--rounds` times, with their ratio).
+    #[arg(long, value_enum, default_value_t = Workload::Attest)]
+    pub workload: Workload,
+    #[command(flatten)]
+    pub contract: crate::bench_contract::ContractBenchArgs,
+}
+
+/// What `gmchain bench node` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Workload {
+    Attest,
+    Workflow,
+    Both,
 }
 
 /// A node process, killed when dropped.
@@ -124,6 +139,35 @@ pub(crate) fn presign(
     first: u64,
     n: usize,
 ) -> Result<Vec<Vec<u8>>, Failure> {
+    presign_calls(chain_id, expiry, clients, first, n, None, &|i| {
+        let mut salt = [0u8; 16];
+        salt[..8].copy_from_slice(&(first + i as u64).to_be_bytes());
+        let digest = crypto_sm::sm3::sm3(&salt);
+        Call {
+            contract: "attestation".into(),
+            method: "anchor".into(),
+            args: vec![
+                digest.as_bytes().to_vec(),
+                b"bench".to_vec(),
+                Vec::new(),
+                Vec::new(),
+            ],
+        }
+    })
+}
+
+/// Signs `n` transactions, transaction `i` making `call(i)` with the fuel limit `fuel`
+/// (`Some`: a version 2 transaction) and the salt `first + i`, round-robin over the client
+/// keys, on every core. Returns their encodings in order.
+pub(crate) fn presign_calls(
+    chain_id: &ChainId,
+    expiry: Height,
+    clients: &[(crypto_sm::SoftSigner, pki::Certificate)],
+    first: u64,
+    n: usize,
+    fuel: Option<u64>,
+    call: &(dyn Fn(usize) -> Call + Sync),
+) -> Result<Vec<Vec<u8>>, Failure> {
     if clients.is_empty() {
         return Err(fail("pre-sign", "no client keys"));
     }
@@ -131,23 +175,13 @@ pub(crate) fn presign(
         let (key, cert) = &clients[i % clients.len()];
         let mut salt = [0u8; 16];
         salt[..8].copy_from_slice(&(first + i as u64).to_be_bytes());
-        let digest = crypto_sm::sm3::sm3(&salt);
         let tx = Transaction {
-            fuel_limit: None,
+            fuel_limit: fuel,
             chain_id: chain_id.clone(),
             salt,
             expiry,
             sender: Sender::Certificate(cert.der().to_vec()),
-            call: Call {
-                contract: "attestation".into(),
-                method: "anchor".into(),
-                args: vec![
-                    digest.as_bytes().to_vec(),
-                    b"bench".to_vec(),
-                    Vec::new(),
-                    Vec::new(),
-                ],
-            },
+            call: call(i),
         };
         let signed = SignedTx::sign(tx, key as &dyn Signer, &UserId::default())
             .map_err(|e| fail("sign", e))?;
@@ -192,16 +226,28 @@ pub(crate) struct Load {
     pub unsent: usize,
 }
 
-/// Submits `tx` to `client`, waiting for its commit; `true` when acknowledged as committed.
-pub(crate) async fn submit(client: &mut Client, tx: Vec<u8>) -> bool {
-    matches!(
-        client
-            .submit_transaction(pb::SubmitTransactionRequest {
-                signed_tx: tx,
-                wait_for_commit: true,
-            })
-            .await,
-        Ok(resp) if resp.get_ref().committed
+/// Submits `tx` to `client`, waiting for its commit; its receipt's encoding when
+/// acknowledged as committed (a committed transaction may have a `Failed` receipt).
+pub(crate) async fn submit(client: &mut Client, tx: Vec<u8>) -> Option<Vec<u8>> {
+    match client
+        .submit_transaction(pb::SubmitTransactionRequest {
+            signed_tx: tx,
+            wait_for_commit: true,
+        })
+        .await
+    {
+        Ok(resp) if resp.get_ref().committed => Some(resp.into_inner().receipt),
+        _ => None,
+    }
+}
+
+/// Whether a committed transaction's receipt (as [`submit`] returns it) says it failed; a
+/// receipt that does not decode counts as failed.
+pub(crate) fn receipt_failed(receipt: &[u8]) -> bool {
+    use types::Decode;
+    !matches!(
+        types::Receipt::from_bytes(receipt, &types::Limits::default()),
+        Ok(r) if r.status == types::Status::Success
     )
 }
 
@@ -214,6 +260,19 @@ pub(crate) async fn closed_loop(
     concurrency: usize,
     deadline: Option<Instant>,
 ) -> Result<Load, Failure> {
+    Ok(closed_loop_checked(clients, txs, concurrency, deadline)
+        .await?
+        .0)
+}
+
+/// [`closed_loop`], also counting the committed transactions whose receipt is `Failed`
+/// (they are in `latencies` too: committed, whatever their outcome).
+pub(crate) async fn closed_loop_checked(
+    clients: &[Client],
+    txs: Vec<Vec<u8>>,
+    concurrency: usize,
+    deadline: Option<Instant>,
+) -> Result<(Load, usize), Failure> {
     if clients.is_empty() {
         return Err(fail("load", "no node to submit to"));
     }
@@ -226,6 +285,7 @@ pub(crate) async fn closed_loop(
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut failed = 0usize;
+            let mut receipts_failed = 0usize;
             loop {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
@@ -233,31 +293,38 @@ pub(crate) async fn closed_loop(
                 let next = queue.lock().ok().and_then(|mut q| q.pop());
                 let Some(tx) = next else { break };
                 let t0 = Instant::now();
-                if submit(&mut c, tx).await {
-                    lat.push(t0.elapsed());
-                } else {
-                    failed += 1;
+                match submit(&mut c, tx).await {
+                    Some(receipt) => {
+                        lat.push(t0.elapsed());
+                        receipts_failed += usize::from(receipt_failed(&receipt));
+                    }
+                    None => failed += 1,
                 }
             }
-            (lat, failed)
+            (lat, failed, receipts_failed)
         }));
     }
     let mut latencies = Vec::new();
     let mut failed = 0;
+    let mut receipts_failed = 0;
     for t in tasks {
-        let (l, f) = t.await.map_err(|e| fail("task", e))?;
+        let (l, f, r) = t.await.map_err(|e| fail("task", e))?;
         latencies.extend(l);
         failed += f;
+        receipts_failed += r;
     }
     let elapsed = started.elapsed();
     latencies.sort();
     let unsent = queue.lock().map(|q| q.len()).unwrap_or(0);
-    Ok(Load {
-        latencies,
-        failed,
-        elapsed,
-        unsent,
-    })
+    Ok((
+        Load {
+            latencies,
+            failed,
+            elapsed,
+            unsent,
+        },
+        receipts_failed,
+    ))
 }
 
 pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
@@ -274,6 +341,26 @@ pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
         .unwrap_or(1);
     eprintln!("measuring SM2 verify on one core …");
     let per_core = verify_rate()?;
+    match args.workload {
+        Workload::Attest => {
+            let report = attest_phase(args, &dir, per_core, cores)?;
+            print!("{report}");
+            Ok(())
+        }
+        Workload::Workflow | Workload::Both => {
+            crate::bench_contract::run(args, &dir, per_core, cores)
+        }
+    }
+}
+
+/// Measures attestation anchors on a fresh development chain in `dir`; returns the JSON
+/// report (`committed_tx_per_s` is the figure).
+pub(crate) fn attest_phase(
+    args: &NodeBenchArgs,
+    dir: &std::path::Path,
+    per_core: f64,
+    cores: usize,
+) -> Result<String, Failure> {
     let bound = per_core * cores as f64;
     eprintln!(
         "preparing a development chain with {} client keys in {} …",
@@ -281,20 +368,20 @@ pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
         dir.display()
     );
     let chain = crate::devchain::prepare(
-        &dir,
+        dir,
         args.clients.max(1),
         args.block_max_txs,
         args.interval_ms,
         1,
     )?;
-    let (mut node_proc, url, metrics_addr) = start_node(&chain.config, &dir)?;
+    let (mut node_proc, url, metrics_addr) = start_node(&chain.config, dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| fail("runtime", e))?;
     let report = rt.block_on(async {
-        let mut client = wait_for_node(&url, &dir).await?;
+        let mut client = wait_for_node(&url, dir).await?;
         let status = client
             .get_status(pb::GetStatusRequest {})
             .await
@@ -332,8 +419,7 @@ pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
         ))
     })?;
     stop_node(&mut node_proc);
-    print!("{report}");
-    Ok(())
+    Ok(report)
 }
 
 /// Starts `gmchain node start --config CONFIG` (this executable), logging to DIR/node.log;
