@@ -23,8 +23,8 @@ use types::{
 
 use crate::Failure;
 use crate::bench_node::{
-    Client, NodeBenchArgs, Workload, attest_phase, closed_loop_checked, metric, percentile,
-    presign_calls, scrape, start_node, stop_node, wait_for_node,
+    Client, NodeBenchArgs, Workload, attest_phase, closed_loop_checked, cpu_per_tx, cpu_seconds,
+    metric, percentile, presign_calls, scrape, start_node, stop_node, wait_for_node,
 };
 use crate::cli_tx::status_failure;
 
@@ -136,18 +136,21 @@ pub(crate) fn run(
     };
     let mut out = Vec::new();
     let (mut attest_tps, mut workflow_tps) = (Vec::new(), Vec::new());
+    let (mut attest_cpu, mut workflow_cpu) = (Vec::new(), Vec::new());
     for r in 0..rounds {
         let mut round = serde_json::Map::new();
         if args.workload == Workload::Both {
             let report = attest_phase(args, &dir.join(format!("attest-{r}")), per_core, cores)?;
             let v: Value = serde_json::from_str(&report).map_err(|e| fail("attest report", e))?;
             attest_tps.push(v["committed_tx_per_s"].as_f64().unwrap_or(0.0));
+            attest_cpu.push(v["node_cpu_ms_per_tx"].as_f64().unwrap_or(0.0));
             round.insert("attest".into(), v);
         }
         // The storage-write probe runs in the last round only: it adds minutes, not figures.
         let probe = (r + 1 == rounds && c.write_keys > 0).then_some(store.as_slice());
         let v = workflow_phase(args, &dir.join(format!("workflow-{r}")), &module, probe)?;
         workflow_tps.push(v["approve"]["committed_tx_per_s"].as_f64().unwrap_or(0.0));
+        workflow_cpu.push(v["approve"]["node_cpu_ms_per_tx"].as_f64().unwrap_or(0.0));
         round.insert("workflow".into(), v);
         out.push(Value::Object(round));
     }
@@ -177,6 +180,17 @@ pub(crate) fn run(
             0.0
         });
         report["target_ratio"] = json!(0.6);
+        // What the ratio would be if the node's CPU were the bottleneck (on this machine the
+        // load generator shares the cores, and the node may not be saturated).
+        report["node_cpu_ms_per_tx"] = json!({
+            "attest": mean(&attest_cpu),
+            "workflow": mean(&workflow_cpu),
+            "attest_over_workflow": if mean(&workflow_cpu) > 0.0 {
+                mean(&attest_cpu) / mean(&workflow_cpu)
+            } else {
+                0.0
+            },
+        });
     }
     println!(
         "{}",
@@ -372,6 +386,7 @@ fn workflow_phase(
         .enable_all()
         .build()
         .map_err(|e| fail("runtime", e))?;
+    let node_pid = node_proc.0.id();
     let report = rt.block_on(async {
         let mut client = wait_for_node(&url, dir).await?;
         let status = client
@@ -478,11 +493,14 @@ fn workflow_phase(
         )?;
         let sample = approvals.clone();
         let before = scrape(&metrics_addr).await?;
+        let cpu_before = cpu_seconds(node_pid);
         eprintln!("submitting with {} in flight …", args.concurrency);
         let (load, bad) =
             closed_loop_checked(&[client.clone()], approvals, args.concurrency, None).await?;
+        let cpu_ms = cpu_per_tx(cpu_before, cpu_seconds(node_pid), load.latencies.len());
         let after = scrape(&metrics_addr).await?;
         let (mut approve, _) = load_json(&load, bad);
+        approve["node_cpu_ms_per_tx"] = json!(cpu_ms);
         let delta =
             |name: &str| metric(&after, name).unwrap_or(0.0) - metric(&before, name).unwrap_or(0.0);
         let per = |name: &str| {

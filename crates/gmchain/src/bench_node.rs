@@ -380,6 +380,7 @@ pub(crate) fn attest_phase(
         .enable_all()
         .build()
         .map_err(|e| fail("runtime", e))?;
+    let node_pid = node_proc.0.id();
     let report = rt.block_on(async {
         let mut client = wait_for_node(&url, dir).await?;
         let status = client
@@ -392,9 +393,11 @@ pub(crate) fn attest_phase(
         let expiry = Height(status.height + 900);
         let txs = presign(&chain_id, expiry, &chain.clients, 0, args.txs)?;
         let before = scrape(&metrics_addr).await?;
+        let cpu_before = cpu_seconds(node_pid);
         eprintln!("submitting with {} in flight …", args.concurrency);
         let load = closed_loop(&[client.clone()], txs, args.concurrency, None).await?;
         let (lat, failed, elapsed) = (load.latencies, load.failed, load.elapsed);
+        let cpu_ms = cpu_per_tx(cpu_before, cpu_seconds(node_pid), lat.len());
         let after = scrape(&metrics_addr).await?;
         let delta = |name: &str| metric(&after, name).unwrap_or(0.0) - metric(&before, name).unwrap_or(0.0);
         let blocks = delta("gmchain_blocks_committed_total");
@@ -410,7 +413,7 @@ pub(crate) fn attest_phase(
         let committed = lat.len();
         let tps = committed as f64 / elapsed.as_secs_f64();
         Ok::<_, Failure>(format!(
-            "{{\n  \"committed\": {committed},\n  \"failed\": {failed},\n  \"seconds\": {:.2},\n  \"committed_tx_per_s\": {tps:.0},\n  \"latency_p50_ms\": {:.1},\n  \"latency_p99_ms\": {:.1},\n  \"blocks\": {blocks},\n  \"wal_syncs\": {syncs},\n  \"wal_syncs_per_block\": {:.3},\n  \"node_admission_ms_per_tx\": {verify_ms:.3},\n  \"node_execute_ms_per_block\": {execute_ms:.1},\n  \"node_commit_ms_per_block\": {commit_ms:.1},\n  \"cores\": {cores},\n  \"sm2_verify_per_s_one_core\": {per_core:.0},\n  \"bound_B\": {bound:.0},\n  \"ratio_to_B\": {:.3},\n  \"target_ratio\": 0.5\n}}\n",
+            "{{\n  \"committed\": {committed},\n  \"failed\": {failed},\n  \"seconds\": {:.2},\n  \"committed_tx_per_s\": {tps:.0},\n  \"latency_p50_ms\": {:.1},\n  \"latency_p99_ms\": {:.1},\n  \"blocks\": {blocks},\n  \"wal_syncs\": {syncs},\n  \"wal_syncs_per_block\": {:.3},\n  \"node_admission_ms_per_tx\": {verify_ms:.3},\n  \"node_execute_ms_per_block\": {execute_ms:.1},\n  \"node_commit_ms_per_block\": {commit_ms:.1},\n  \"node_cpu_ms_per_tx\": {cpu_ms:.3},\n  \"cores\": {cores},\n  \"sm2_verify_per_s_one_core\": {per_core:.0},\n  \"bound_B\": {bound:.0},\n  \"ratio_to_B\": {:.3},\n  \"target_ratio\": 0.5\n}}\n",
             elapsed.as_secs_f64(),
             percentile(&lat, 0.5).as_secs_f64() * 1000.0,
             percentile(&lat, 0.99).as_secs_f64() * 1000.0,
@@ -488,6 +491,27 @@ pub(crate) async fn wait_for_named_node(
     )))
 }
 
+/// CPU time (user and system) the process `pid` has used, in seconds, from
+/// `/proc/<pid>/stat` (clock ticks of 100 Hz, Linux's `USER_HZ`); `None` elsewhere.
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) in parentheses; utime and
+    // stime are fields 14 and 15 of the line, 12th and 13th after the name.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// The node's CPU milliseconds per committed transaction between two [`cpu_seconds`]
+/// readings (0 when either is missing or nothing committed).
+pub(crate) fn cpu_per_tx(before: Option<f64>, after: Option<f64>, committed: usize) -> f64 {
+    match (before, after) {
+        (Some(b), Some(a)) if committed > 0 => (a - b) * 1000.0 / committed as f64,
+        _ => 0.0,
+    }
+}
+
 /// Stops the node with SIGTERM, so the store is closed cleanly, and waits for it.
 pub(crate) fn stop_node(node: &mut NodeProcess) {
     #[cfg(unix)]
@@ -557,6 +581,21 @@ mod tests {
         let keys = clients(1);
         let none = presign(&chain, Height(1), &keys, 0, 0).unwrap_or_else(|e| panic!("{e:?}"));
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu_and_the_rate_is_per_transaction() {
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert_ne!(x, 1);
+        let cpu = cpu_seconds(std::process::id()).unwrap_or_else(|| panic!("no /proc"));
+        assert!(cpu >= 0.0);
+        assert!(cpu_seconds(u32::MAX).is_none());
+        assert_eq!(cpu_per_tx(Some(1.0), Some(3.0), 1000), 2.0);
+        assert_eq!(cpu_per_tx(None, Some(3.0), 1000), 0.0);
+        assert_eq!(cpu_per_tx(Some(1.0), Some(3.0), 0), 0.0);
     }
 
     #[test]
