@@ -23,8 +23,8 @@ use types::{
 
 use crate::Failure;
 use crate::bench_node::{
-    Client, NodeBenchArgs, Workload, attest_phase, closed_loop_checked, cpu_per_tx, cpu_seconds,
-    metric, percentile, presign_calls, scrape, start_node, stop_node, wait_for_node,
+    Client, NodeBenchArgs, Workload, attest_phase, closed_loop_checked, connections, cpu_per_tx,
+    cpu_seconds, metric, percentile, presign_calls, scrape, start_node, stop_node, wait_for_node,
 };
 use crate::cli_tx::status_failure;
 
@@ -160,6 +160,7 @@ pub(crate) fn run(
         "txs": args.txs,
         "clients": args.clients,
         "concurrency": args.concurrency,
+        "connections": args.connections,
         "fuel_limit": c.fuel_limit,
         "steps": c.steps,
         "module_bytes": module.len(),
@@ -396,6 +397,7 @@ fn workflow_phase(
             .into_inner();
         let chain_id = ChainId::new(&status.chain_id).map_err(|e| fail("chain id", e))?;
         let expiry = Height(status.height + 900);
+        let conns = connections(&url, dir, &client, args.connections).await?;
         let admin = Signed {
             key: &chain.admin.0,
             cert: &chain.admin.1,
@@ -459,8 +461,7 @@ fn workflow_phase(
             },
         )?;
         let open_sample = opens.clone();
-        let (load, bad) =
-            closed_loop_checked(&[client.clone()], opens, args.concurrency, None).await?;
+        let (load, bad) = closed_loop_checked(&conns, opens, args.concurrency, None).await?;
         let (open, _) = load_json(&load, bad);
         if load.latencies.len() != cases || bad != 0 {
             return Err(fail(
@@ -495,8 +496,7 @@ fn workflow_phase(
         let before = scrape(&metrics_addr).await?;
         let cpu_before = cpu_seconds(node_pid);
         eprintln!("submitting with {} in flight …", args.concurrency);
-        let (load, bad) =
-            closed_loop_checked(&[client.clone()], approvals, args.concurrency, None).await?;
+        let (load, bad) = closed_loop_checked(&conns, approvals, args.concurrency, None).await?;
         let cpu_ms = cpu_per_tx(cpu_before, cpu_seconds(node_pid), load.latencies.len());
         let after = scrape(&metrics_addr).await?;
         let (mut approve, _) = load_json(&load, bad);
@@ -532,6 +532,8 @@ fn workflow_phase(
                 storage_probe(
                     args,
                     &mut client,
+                    &conns,
+                    node_pid,
                     &chain,
                     &chain_id,
                     expiry,
@@ -561,6 +563,8 @@ fn workflow_phase(
 async fn storage_probe(
     args: &NodeBenchArgs,
     client: &mut Client,
+    conns: &[Client],
+    node_pid: u32,
     chain: &crate::devchain::DevChain,
     chain_id: &ChainId,
     expiry: Height,
@@ -597,15 +601,18 @@ async fn storage_probe(
             },
         )?;
         let sample = txs.clone();
-        let (load, bad) =
-            closed_loop_checked(&[client.clone()], txs, args.concurrency, None).await?;
-        let (j, tps) = load_json(&load, bad);
+        let cpu_before = cpu_seconds(node_pid);
+        let (load, bad) = closed_loop_checked(conns, txs, args.concurrency, None).await?;
+        let mut j = load_json(&load, bad).0;
+        let tps = j["committed_tx_per_s"].as_f64().unwrap_or(0.0);
+        let cpu = cpu_per_tx(cpu_before, cpu_seconds(node_pid), load.latencies.len());
+        j["node_cpu_ms_per_tx"] = json!(cpu);
         let fuel = fuel_of(client, &sample).await?;
         let mean = fuel.iter().sum::<u64>() as f64 / fuel.len().max(1) as f64;
-        runs.push((keys, j, tps, mean));
+        runs.push((keys, j, tps, mean, cpu));
     }
-    let (_, j0, tps0, fuel0) = &runs[0];
-    let (_, jk, tpsk, fuelk) = &runs[1];
+    let (_, j0, tps0, fuel0, cpu0) = &runs[0];
+    let (_, jk, tpsk, fuelk, cpuk) = &runs[1];
     let per_key_us = if *tps0 > 0.0 && *tpsk > 0.0 && k > 0 {
         (1.0 / tpsk - 1.0 / tps0) / f64::from(k) * 1e6
     } else {
@@ -618,7 +625,8 @@ async fn storage_probe(
         "zero_keys": { "load": j0, "fuel_per_tx": fuel0 },
         "k_keys": { "load": jk, "fuel_per_tx": fuelk },
         "fuel_per_key": (fuelk - fuel0) / f64::from(k.max(1)),
-        "node_us_per_key": (per_key_us * 10.0).round() / 10.0,
+        "node_wall_us_per_key": (per_key_us * 10.0).round() / 10.0,
+        "node_cpu_us_per_key": ((cpuk - cpu0) * 1000.0 / f64::from(k.max(1)) * 10.0).round() / 10.0,
     }))
 }
 

@@ -37,6 +37,11 @@ pub(crate) struct NodeBenchArgs {
     /// Keep the chain here instead of a temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// gRPC connections the submissions share. A node serves at most
+    /// `api.max_streams_per_connection` (default 64) streams on one connection, so with one
+    /// connection at most 64 submissions are in flight whatever `--concurrency` says.
+    #[arg(long, default_value_t = 1)]
+    pub connections: usize,
     /// What the measured transactions call: `attest` (attestation anchors), `workflow` (the
     /// workflow example contract's `approve` steps, `bench_contract`) or `both` (attest then
     /// workflow, each on a fresh chain, `--rounds` times, with their ratio).
@@ -395,7 +400,8 @@ pub(crate) fn attest_phase(
         let before = scrape(&metrics_addr).await?;
         let cpu_before = cpu_seconds(node_pid);
         eprintln!("submitting with {} in flight …", args.concurrency);
-        let load = closed_loop(&[client.clone()], txs, args.concurrency, None).await?;
+        let conns = connections(&url, dir, &client, args.connections).await?;
+        let load = closed_loop(&conns, txs, args.concurrency, None).await?;
         let (lat, failed, elapsed) = (load.latencies, load.failed, load.elapsed);
         let cpu_ms = cpu_per_tx(cpu_before, cpu_seconds(node_pid), lat.len());
         let after = scrape(&metrics_addr).await?;
@@ -454,6 +460,21 @@ pub(crate) fn start_node_logged(
         cfg.listen.to_string(),
         cfg.metrics_listen.to_string(),
     ))
+}
+
+/// `n` (at least 1) clients of the node at `url`, each on its own connection: `first` and
+/// `n - 1` more.
+pub(crate) async fn connections(
+    url: &str,
+    dir: &std::path::Path,
+    first: &Client,
+    n: usize,
+) -> Result<Vec<Client>, Failure> {
+    let mut out = vec![first.clone()];
+    for _ in 1..n.max(1) {
+        out.push(wait_for_node(url, dir).await?);
+    }
+    Ok(out)
 }
 
 /// Connects to the node at `url`, retrying for up to 10 s while it starts.
