@@ -466,7 +466,7 @@ fn code_name(r: &Receipt) -> &'static str {
     match &r.status {
         Status::Success => "success",
         Status::Failed { code, .. } => {
-            codes::by_number(u32::from(*code)).map_or("unknown", |c| c.name)
+            codes::by_number(*code).map_or("unknown", |c| c.name)
         }
     }
 }
