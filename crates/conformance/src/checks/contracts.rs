@@ -465,9 +465,7 @@ enum Who {
 fn code_name(r: &Receipt) -> &'static str {
     match &r.status {
         Status::Success => "success",
-        Status::Failed { code, .. } => {
-            codes::by_number(*code).map_or("unknown", |c| c.name)
-        }
+        Status::Failed { code, .. } => codes::by_number(*code).map_or("unknown", |c| c.name),
     }
 }
 
