@@ -205,7 +205,7 @@ async fn open_loop(clients: &[Client], txs: Vec<Vec<u8>>, rate: f64) -> Result<L
             .map_err(|e| fail("open loop", e))?;
         let mut c = clients[i % clients.len()].clone();
         tasks.push(tokio::spawn(async move {
-            let ok = submit(&mut c, tx).await;
+            let ok = submit(&mut c, tx).await.is_some();
             drop(slot);
             (ok, at.elapsed())
         }));

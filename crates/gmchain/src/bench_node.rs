@@ -37,6 +37,26 @@ pub(crate) struct NodeBenchArgs {
     /// Keep the chain here instead of a temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// gRPC connections the submissions share. A node serves at most
+    /// `api.max_streams_per_connection` (default 64) streams on one connection, so with one
+    /// connection at most 64 submissions are in flight whatever `--concurrency` says.
+    #[arg(long, default_value_t = 1)]
+    pub connections: usize,
+    /// What the measured transactions call: `attest` (attestation anchors), `workflow` (the
+    /// workflow example contract's `approve` steps, `bench_contract`) or `both` (attest then
+    /// workflow, each on a fresh chain, `--rounds` times, with their ratio).
+    #[arg(long, value_enum, default_value_t = Workload::Attest)]
+    pub workload: Workload,
+    #[command(flatten)]
+    pub contract: crate::bench_contract::ContractBenchArgs,
+}
+
+/// What `gmchain bench node` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Workload {
+    Attest,
+    Workflow,
+    Both,
 }
 
 /// A node process, killed when dropped.
@@ -124,6 +144,35 @@ pub(crate) fn presign(
     first: u64,
     n: usize,
 ) -> Result<Vec<Vec<u8>>, Failure> {
+    presign_calls(chain_id, expiry, clients, first, n, None, &|i| {
+        let mut salt = [0u8; 16];
+        salt[..8].copy_from_slice(&(first + i as u64).to_be_bytes());
+        let digest = crypto_sm::sm3::sm3(&salt);
+        Call {
+            contract: "attestation".into(),
+            method: "anchor".into(),
+            args: vec![
+                digest.as_bytes().to_vec(),
+                b"bench".to_vec(),
+                Vec::new(),
+                Vec::new(),
+            ],
+        }
+    })
+}
+
+/// Signs `n` transactions, transaction `i` making `call(i)` with the fuel limit `fuel`
+/// (`Some`: a version 2 transaction) and the salt `first + i`, round-robin over the client
+/// keys, on every core. Returns their encodings in order.
+pub(crate) fn presign_calls(
+    chain_id: &ChainId,
+    expiry: Height,
+    clients: &[(crypto_sm::SoftSigner, pki::Certificate)],
+    first: u64,
+    n: usize,
+    fuel: Option<u64>,
+    call: &(dyn Fn(usize) -> Call + Sync),
+) -> Result<Vec<Vec<u8>>, Failure> {
     if clients.is_empty() {
         return Err(fail("pre-sign", "no client keys"));
     }
@@ -131,23 +180,13 @@ pub(crate) fn presign(
         let (key, cert) = &clients[i % clients.len()];
         let mut salt = [0u8; 16];
         salt[..8].copy_from_slice(&(first + i as u64).to_be_bytes());
-        let digest = crypto_sm::sm3::sm3(&salt);
         let tx = Transaction {
-            fuel_limit: None,
+            fuel_limit: fuel,
             chain_id: chain_id.clone(),
             salt,
             expiry,
             sender: Sender::Certificate(cert.der().to_vec()),
-            call: Call {
-                contract: "attestation".into(),
-                method: "anchor".into(),
-                args: vec![
-                    digest.as_bytes().to_vec(),
-                    b"bench".to_vec(),
-                    Vec::new(),
-                    Vec::new(),
-                ],
-            },
+            call: call(i),
         };
         let signed = SignedTx::sign(tx, key as &dyn Signer, &UserId::default())
             .map_err(|e| fail("sign", e))?;
@@ -192,16 +231,28 @@ pub(crate) struct Load {
     pub unsent: usize,
 }
 
-/// Submits `tx` to `client`, waiting for its commit; `true` when acknowledged as committed.
-pub(crate) async fn submit(client: &mut Client, tx: Vec<u8>) -> bool {
-    matches!(
-        client
-            .submit_transaction(pb::SubmitTransactionRequest {
-                signed_tx: tx,
-                wait_for_commit: true,
-            })
-            .await,
-        Ok(resp) if resp.get_ref().committed
+/// Submits `tx` to `client`, waiting for its commit; its receipt's encoding when
+/// acknowledged as committed (a committed transaction may have a `Failed` receipt).
+pub(crate) async fn submit(client: &mut Client, tx: Vec<u8>) -> Option<Vec<u8>> {
+    match client
+        .submit_transaction(pb::SubmitTransactionRequest {
+            signed_tx: tx,
+            wait_for_commit: true,
+        })
+        .await
+    {
+        Ok(resp) if resp.get_ref().committed => Some(resp.into_inner().receipt),
+        _ => None,
+    }
+}
+
+/// Whether a committed transaction's receipt (as [`submit`] returns it) says it failed; a
+/// receipt that does not decode counts as failed.
+pub(crate) fn receipt_failed(receipt: &[u8]) -> bool {
+    use types::Decode;
+    !matches!(
+        types::Receipt::from_bytes(receipt, &types::Limits::default()),
+        Ok(r) if r.status == types::Status::Success
     )
 }
 
@@ -214,6 +265,19 @@ pub(crate) async fn closed_loop(
     concurrency: usize,
     deadline: Option<Instant>,
 ) -> Result<Load, Failure> {
+    Ok(closed_loop_checked(clients, txs, concurrency, deadline)
+        .await?
+        .0)
+}
+
+/// [`closed_loop`], also counting the committed transactions whose receipt is `Failed`
+/// (they are in `latencies` too: committed, whatever their outcome).
+pub(crate) async fn closed_loop_checked(
+    clients: &[Client],
+    txs: Vec<Vec<u8>>,
+    concurrency: usize,
+    deadline: Option<Instant>,
+) -> Result<(Load, usize), Failure> {
     if clients.is_empty() {
         return Err(fail("load", "no node to submit to"));
     }
@@ -226,6 +290,7 @@ pub(crate) async fn closed_loop(
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut failed = 0usize;
+            let mut receipts_failed = 0usize;
             loop {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
@@ -233,31 +298,38 @@ pub(crate) async fn closed_loop(
                 let next = queue.lock().ok().and_then(|mut q| q.pop());
                 let Some(tx) = next else { break };
                 let t0 = Instant::now();
-                if submit(&mut c, tx).await {
-                    lat.push(t0.elapsed());
-                } else {
-                    failed += 1;
+                match submit(&mut c, tx).await {
+                    Some(receipt) => {
+                        lat.push(t0.elapsed());
+                        receipts_failed += usize::from(receipt_failed(&receipt));
+                    }
+                    None => failed += 1,
                 }
             }
-            (lat, failed)
+            (lat, failed, receipts_failed)
         }));
     }
     let mut latencies = Vec::new();
     let mut failed = 0;
+    let mut receipts_failed = 0;
     for t in tasks {
-        let (l, f) = t.await.map_err(|e| fail("task", e))?;
+        let (l, f, r) = t.await.map_err(|e| fail("task", e))?;
         latencies.extend(l);
         failed += f;
+        receipts_failed += r;
     }
     let elapsed = started.elapsed();
     latencies.sort();
     let unsent = queue.lock().map(|q| q.len()).unwrap_or(0);
-    Ok(Load {
-        latencies,
-        failed,
-        elapsed,
-        unsent,
-    })
+    Ok((
+        Load {
+            latencies,
+            failed,
+            elapsed,
+            unsent,
+        },
+        receipts_failed,
+    ))
 }
 
 pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
@@ -274,6 +346,26 @@ pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
         .unwrap_or(1);
     eprintln!("measuring SM2 verify on one core …");
     let per_core = verify_rate()?;
+    match args.workload {
+        Workload::Attest => {
+            let report = attest_phase(args, &dir, per_core, cores)?;
+            print!("{report}");
+            Ok(())
+        }
+        Workload::Workflow | Workload::Both => {
+            crate::bench_contract::run(args, &dir, per_core, cores)
+        }
+    }
+}
+
+/// Measures attestation anchors on a fresh development chain in `dir`; returns the JSON
+/// report (`committed_tx_per_s` is the figure).
+pub(crate) fn attest_phase(
+    args: &NodeBenchArgs,
+    dir: &std::path::Path,
+    per_core: f64,
+    cores: usize,
+) -> Result<String, Failure> {
     let bound = per_core * cores as f64;
     eprintln!(
         "preparing a development chain with {} client keys in {} …",
@@ -281,20 +373,21 @@ pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
         dir.display()
     );
     let chain = crate::devchain::prepare(
-        &dir,
+        dir,
         args.clients.max(1),
         args.block_max_txs,
         args.interval_ms,
         1,
     )?;
-    let (mut node_proc, url, metrics_addr) = start_node(&chain.config, &dir)?;
+    let (mut node_proc, url, metrics_addr) = start_node(&chain.config, dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| fail("runtime", e))?;
+    let node_pid = node_proc.0.id();
     let report = rt.block_on(async {
-        let mut client = wait_for_node(&url, &dir).await?;
+        let mut client = wait_for_node(&url, dir).await?;
         let status = client
             .get_status(pb::GetStatusRequest {})
             .await
@@ -305,9 +398,12 @@ pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
         let expiry = Height(status.height + 900);
         let txs = presign(&chain_id, expiry, &chain.clients, 0, args.txs)?;
         let before = scrape(&metrics_addr).await?;
+        let cpu_before = cpu_seconds(node_pid);
         eprintln!("submitting with {} in flight …", args.concurrency);
-        let load = closed_loop(&[client.clone()], txs, args.concurrency, None).await?;
+        let conns = connections(&url, dir, &client, args.connections).await?;
+        let load = closed_loop(&conns, txs, args.concurrency, None).await?;
         let (lat, failed, elapsed) = (load.latencies, load.failed, load.elapsed);
+        let cpu_ms = cpu_per_tx(cpu_before, cpu_seconds(node_pid), lat.len());
         let after = scrape(&metrics_addr).await?;
         let delta = |name: &str| metric(&after, name).unwrap_or(0.0) - metric(&before, name).unwrap_or(0.0);
         let blocks = delta("gmchain_blocks_committed_total");
@@ -323,7 +419,7 @@ pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
         let committed = lat.len();
         let tps = committed as f64 / elapsed.as_secs_f64();
         Ok::<_, Failure>(format!(
-            "{{\n  \"committed\": {committed},\n  \"failed\": {failed},\n  \"seconds\": {:.2},\n  \"committed_tx_per_s\": {tps:.0},\n  \"latency_p50_ms\": {:.1},\n  \"latency_p99_ms\": {:.1},\n  \"blocks\": {blocks},\n  \"wal_syncs\": {syncs},\n  \"wal_syncs_per_block\": {:.3},\n  \"node_admission_ms_per_tx\": {verify_ms:.3},\n  \"node_execute_ms_per_block\": {execute_ms:.1},\n  \"node_commit_ms_per_block\": {commit_ms:.1},\n  \"cores\": {cores},\n  \"sm2_verify_per_s_one_core\": {per_core:.0},\n  \"bound_B\": {bound:.0},\n  \"ratio_to_B\": {:.3},\n  \"target_ratio\": 0.5\n}}\n",
+            "{{\n  \"committed\": {committed},\n  \"failed\": {failed},\n  \"seconds\": {:.2},\n  \"committed_tx_per_s\": {tps:.0},\n  \"latency_p50_ms\": {:.1},\n  \"latency_p99_ms\": {:.1},\n  \"blocks\": {blocks},\n  \"wal_syncs\": {syncs},\n  \"wal_syncs_per_block\": {:.3},\n  \"node_admission_ms_per_tx\": {verify_ms:.3},\n  \"node_execute_ms_per_block\": {execute_ms:.1},\n  \"node_commit_ms_per_block\": {commit_ms:.1},\n  \"node_cpu_ms_per_tx\": {cpu_ms:.3},\n  \"cores\": {cores},\n  \"sm2_verify_per_s_one_core\": {per_core:.0},\n  \"bound_B\": {bound:.0},\n  \"ratio_to_B\": {:.3},\n  \"target_ratio\": 0.5\n}}\n",
             elapsed.as_secs_f64(),
             percentile(&lat, 0.5).as_secs_f64() * 1000.0,
             percentile(&lat, 0.99).as_secs_f64() * 1000.0,
@@ -332,8 +428,7 @@ pub(crate) fn run(args: &NodeBenchArgs) -> Result<(), Failure> {
         ))
     })?;
     stop_node(&mut node_proc);
-    print!("{report}");
-    Ok(())
+    Ok(report)
 }
 
 /// Starts `gmchain node start --config CONFIG` (this executable), logging to DIR/node.log;
@@ -365,6 +460,21 @@ pub(crate) fn start_node_logged(
         cfg.listen.to_string(),
         cfg.metrics_listen.to_string(),
     ))
+}
+
+/// `n` (at least 1) clients of the node at `url`, each on its own connection: `first` and
+/// `n - 1` more.
+pub(crate) async fn connections(
+    url: &str,
+    dir: &std::path::Path,
+    first: &Client,
+    n: usize,
+) -> Result<Vec<Client>, Failure> {
+    let mut out = vec![first.clone()];
+    for _ in 1..n.max(1) {
+        out.push(wait_for_node(url, dir).await?);
+    }
+    Ok(out)
 }
 
 /// Connects to the node at `url`, retrying for up to 10 s while it starts.
@@ -400,6 +510,27 @@ pub(crate) async fn wait_for_named_node(
         "node {url} did not start; see its log in {}",
         dir.display()
     )))
+}
+
+/// CPU time (user and system) the process `pid` has used, in seconds, from
+/// `/proc/<pid>/stat` (clock ticks of 100 Hz, Linux's `USER_HZ`); `None` elsewhere.
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) in parentheses; utime and
+    // stime are fields 14 and 15 of the line, 12th and 13th after the name.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// The node's CPU milliseconds per committed transaction between two [`cpu_seconds`]
+/// readings (0 when either is missing or nothing committed).
+pub(crate) fn cpu_per_tx(before: Option<f64>, after: Option<f64>, committed: usize) -> f64 {
+    match (before, after) {
+        (Some(b), Some(a)) if committed > 0 => (a - b) * 1000.0 / committed as f64,
+        _ => 0.0,
+    }
 }
 
 /// Stops the node with SIGTERM, so the store is closed cleanly, and waits for it.
@@ -471,6 +602,21 @@ mod tests {
         let keys = clients(1);
         let none = presign(&chain, Height(1), &keys, 0, 0).unwrap_or_else(|e| panic!("{e:?}"));
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu_and_the_rate_is_per_transaction() {
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert_ne!(x, 1);
+        let cpu = cpu_seconds(std::process::id()).unwrap_or_else(|| panic!("no /proc"));
+        assert!(cpu >= 0.0);
+        assert!(cpu_seconds(u32::MAX).is_none());
+        assert_eq!(cpu_per_tx(Some(1.0), Some(3.0), 1000), 2.0);
+        assert_eq!(cpu_per_tx(None, Some(3.0), 1000), 0.0);
+        assert_eq!(cpu_per_tx(Some(1.0), Some(3.0), 0), 0.0);
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub(crate) struct DevChain {
     pub config: PathBuf,
     /// Client keys and their certificates (role user), in memory.
     pub clients: Vec<(SoftSigner, Certificate)>,
+    /// The admin of [`ORG`] (also written to `admin.key.pem`, `admin.crt.pem`), in memory.
+    pub admin: (SoftSigner, Certificate),
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> Failure {
@@ -383,6 +385,7 @@ sponsors = [{sponsored}]
     Ok(DevChain {
         config: config_path,
         clients: out,
+        admin: (admin_key, admin_cert),
     })
 }
 

@@ -5,6 +5,7 @@
 mod bench;
 mod bench_admission;
 mod bench_consortium;
+mod bench_contract;
 mod bench_node;
 mod cli_ca;
 mod cli_conformance;

@@ -4,6 +4,7 @@
 mod algorithms;
 mod consensus;
 mod consortium;
+mod contracts;
 mod gmt0009;
 mod ledger;
 mod pki;
@@ -82,6 +83,7 @@ pub fn registry() -> Vec<Check> {
     all.extend_from_slice(pki::CHECKS);
     all.extend_from_slice(ledger::CHECKS);
     all.extend_from_slice(consortium::CHECKS);
+    all.extend_from_slice(contracts::CHECKS);
     all.extend_from_slice(consensus::CHECKS);
     all.extend_from_slice(validators::CHECKS);
     all.extend_from_slice(algorithms::CHECKS);
