@@ -877,7 +877,7 @@ fn the_workflow_example_moves_a_case_through_three_organisations() {
                     "--returns",
                     returns,
                 ]),
-                user(&chain),
+                strings(&["--node", &chain.grpc]),
             ),
         )
     };
