@@ -23,8 +23,9 @@ use types::{
 
 use crate::Failure;
 use crate::bench_node::{
-    Client, NodeBenchArgs, Workload, attest_phase, closed_loop_checked, connections, cpu_per_tx,
-    cpu_seconds, metric, percentile, presign_calls, scrape, start_node, stop_node, wait_for_node,
+    Client, NodeBenchArgs, Workload, attest_phase, client_and_status, closed_loop_checked,
+    connections, cpu_per_tx, cpu_seconds, metric, percentile, presign_calls, scrape,
+    start_bench_chain, start_node, stop_node, wait_for_node,
 };
 use crate::cli_tx::status_failure;
 
@@ -369,33 +370,10 @@ fn workflow_phase(
     probe: Option<&[u8]>,
 ) -> Result<Value, Failure> {
     let c = &args.contract;
-    eprintln!(
-        "preparing a development chain with {} client keys in {} …",
-        args.clients,
-        dir.display()
-    );
-    let chain = crate::devchain::prepare(
-        dir,
-        args.clients.max(1),
-        args.block_max_txs,
-        args.interval_ms,
-        1,
-    )?;
-    let (mut node_proc, url, metrics_addr) = start_node(&chain.config, dir)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| fail("runtime", e))?;
+    let (chain, mut node_proc, url, metrics_addr, rt) = start_bench_chain(args, dir)?;
     let node_pid = node_proc.0.id();
     let report = rt.block_on(async {
-        let mut client = wait_for_node(&url, dir).await?;
-        let status = client
-            .get_status(pb::GetStatusRequest {})
-            .await
-            .map_err(|s| status_failure("status", s))?
-            .into_inner();
-        let chain_id = ChainId::new(&status.chain_id).map_err(|e| fail("chain id", e))?;
+        let (mut client, status, chain_id) = client_and_status(&url, dir).await?;
         let expiry = Height(status.height + 900);
         let conns = connections(&url, dir, &client, args.connections).await?;
         let admin = Signed {

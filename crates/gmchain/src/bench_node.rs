@@ -367,33 +367,10 @@ pub(crate) fn attest_phase(
     cores: usize,
 ) -> Result<String, Failure> {
     let bound = per_core * cores as f64;
-    eprintln!(
-        "preparing a development chain with {} client keys in {} …",
-        args.clients,
-        dir.display()
-    );
-    let chain = crate::devchain::prepare(
-        dir,
-        args.clients.max(1),
-        args.block_max_txs,
-        args.interval_ms,
-        1,
-    )?;
-    let (mut node_proc, url, metrics_addr) = start_node(&chain.config, dir)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| fail("runtime", e))?;
+    let (chain, mut node_proc, url, metrics_addr, rt) = start_bench_chain(args, dir)?;
     let node_pid = node_proc.0.id();
     let report = rt.block_on(async {
-        let mut client = wait_for_node(&url, dir).await?;
-        let status = client
-            .get_status(pb::GetStatusRequest {})
-            .await
-            .map_err(|s| status_failure("status", s))?
-            .into_inner();
-        let chain_id = ChainId::new(&status.chain_id).map_err(|e| fail("chain id", e))?;
+        let (mut client, status, chain_id) = client_and_status(&url, dir).await?;
         eprintln!("pre-signing {} transactions …", args.txs);
         let expiry = Height(status.height + 900);
         let txs = presign(&chain_id, expiry, &chain.clients, 0, args.txs)?;
@@ -429,6 +406,62 @@ pub(crate) fn attest_phase(
     })?;
     stop_node(&mut node_proc);
     Ok(report)
+}
+
+/// Prepares the development chain of a benchmark in `dir` (one organisation, `args.clients`
+/// client keys), starts its node and a one-thread runtime for the load.
+#[allow(
+    clippy::type_complexity,
+    reason = "the parts a benchmark phase takes apart at once"
+)]
+pub(crate) fn start_bench_chain(
+    args: &NodeBenchArgs,
+    dir: &std::path::Path,
+) -> Result<
+    (
+        crate::devchain::DevChain,
+        NodeProcess,
+        String,
+        String,
+        tokio::runtime::Runtime,
+    ),
+    Failure,
+> {
+    eprintln!(
+        "preparing a development chain with {} client keys in {} …",
+        args.clients,
+        dir.display()
+    );
+    let chain = crate::devchain::prepare(
+        dir,
+        args.clients.max(1),
+        args.block_max_txs,
+        args.interval_ms,
+        1,
+    )?;
+    let (node_proc, url, metrics_addr) = start_node(&chain.config, dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| fail("runtime", e))?;
+    Ok((chain, node_proc, url, metrics_addr, rt))
+}
+
+/// Waits for the benchmark's node at `url`; returns a client, the node's status and its
+/// chain id.
+pub(crate) async fn client_and_status(
+    url: &str,
+    dir: &std::path::Path,
+) -> Result<(Client, pb::StatusResponse, ChainId), Failure> {
+    let mut client = wait_for_node(url, dir).await?;
+    let status = client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .map_err(|s| status_failure("status", s))?
+        .into_inner();
+    let chain_id = ChainId::new(&status.chain_id).map_err(|e| fail("chain id", e))?;
+    Ok((client, status, chain_id))
 }
 
 /// Starts `gmchain node start --config CONFIG` (this executable), logging to DIR/node.log;
