@@ -823,3 +823,76 @@ fn review_the_receipts_a_block_can_buy_stay_within_a_block_size() {
         per_block / max_block
     );
 }
+
+// Second review (review2). Each test fails on the current code and is ignored so the branch
+// stays green; the ignore reason names the finding.
+
+/// Review2 finding 1: `since` is a block height, so it cannot tell apart two changes of one
+/// contract executed in the same block. An upgrade proposed in a block after one change and
+/// before another of that block records the same `since` as the last change, and a late vote
+/// on it replaces the later upgrade (the stale-change protection of finding 4 is bypassed).
+/// Here the later change of the block executes at its proposal because a policy change of the
+/// same block lets one organisation pass contract changes; every transaction of the block is
+/// admissible at its parent's state.
+#[test]
+#[ignore = "review2 finding 1: since is a height; changes in one block share it, a stale upgrade still executes"]
+fn review2_a_stale_upgrade_proposed_in_the_same_block_does_not_execute() {
+    let mut x = Two::new();
+    x.deploy("alpha", &probe(""));
+    let (b, c, d) = (probe("(func $b)"), probe("(func $c)"), probe("(func $d)"));
+    // Open before the block: an upgrade to B, and a policy change letting one organisation
+    // pass contract changes.
+    let (to_b, r) = x.propose("contract-upgrade", vec![b"alpha".to_vec(), b.clone()]);
+    assert_success(&r);
+    let (one_org, r) = x.propose(
+        "policy",
+        vec![b"contracts".to_vec(), b"at-least:1".to_vec()],
+    );
+    assert_success(&r);
+    // One block: the upgrade to B passes; an upgrade to D is proposed (against B, still needing
+    // a majority: it stays open); the policy passes; an upgrade to C passes at its proposal.
+    let mut next = x.salt;
+    let mut salt = || {
+        next = next.wrapping_add(1);
+        next
+    };
+    let to_d = propose_org(
+        &x.node,
+        &x.w.admin,
+        salt(),
+        "contract-upgrade",
+        vec![b"alpha".to_vec(), d.clone()],
+    );
+    let stale = proposal_of(&to_d);
+    let txs = vec![
+        yes(&x.root_admin, salt(), &to_b),
+        to_d,
+        yes(&x.root_admin, salt(), &one_org),
+        propose_org(
+            &x.node,
+            &x.w.admin,
+            salt(),
+            "contract-upgrade",
+            vec![b"alpha".to_vec(), c.clone()],
+        ),
+    ];
+    x.salt = next;
+    assert_success(&x.node.run(&txs));
+    let now = execution::contract(&x.node.view(), "alpha")
+        .unwrap()
+        .unwrap();
+    assert_eq!((now.version, now.code_hash), (3, sm3(&c)), "{now:?}");
+    // A later vote on the upgrade to D, proposed against version 2: it must not replace
+    // version 3.
+    let salt = x.salt();
+    let r = x.node.run(&[yes(&x.root_admin, salt, &stale)]).remove(0);
+    let after = execution::contract(&x.node.view(), "alpha")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after.code_hash,
+        sm3(&c),
+        "an upgrade proposed against version 2 replaced version 3 (both changes at height {}): {r:?}",
+        now.updated.0
+    );
+}
