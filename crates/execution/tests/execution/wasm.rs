@@ -900,9 +900,9 @@ fn review2_a_stale_upgrade_proposed_in_the_same_block_does_not_execute() {
 /// Review2 finding 4: genesis refuses `max_fuel_per_tx` above `max_fuel_per_block` ("no block
 /// could hold such a transaction"), but a parameter change is checked value by value and the
 /// merged result is not: governance can put the chain in the state genesis refuses. Admission
-/// then takes the smaller value, but `QueryContract` lets a query run `max_fuel_per_tx`
-/// (here 10^8 fuel where a whole block may spend 10 000) and a node restarted from an exported
-/// genesis of these parameters would refuse it.
+/// then takes the smaller value, but `QueryContract` (crates/node/src/service.rs) lets a query
+/// run `max_fuel_per_tx` (here 10^8 fuel where a whole block may spend 10 000), and a genesis
+/// file of the chain's parameters in force would be refused.
 #[test]
 #[ignore = "review2 finding 4: a params change may leave max_fuel_per_tx above max_fuel_per_block, which genesis refuses"]
 fn review2_a_params_change_keeps_max_fuel_per_tx_within_max_fuel_per_block() {
