@@ -1018,7 +1018,7 @@ fn one_big_function(reps: usize) -> Vec<u8> {
 /// of the module on every miss (a call or query alternating over more contracts than the cache
 /// holds, 64 in the executor) until it runs out.
 #[test]
-#[ignore = "review2 finding 2: engine renewal counts functions, not code bytes; a 2-function 250 KiB module leaks its compiled code on every cache miss"]
+#[ignore = "review2 finding 2 (open, next session): engine renewal counts functions, not code bytes; a 2-function 250 KiB module leaks its compiled code on every cache miss"]
 fn review2_recompiling_a_large_function_on_cache_misses_does_not_leak() {
     let limits = Limits::default();
     let code = one_big_function(35_000);
@@ -1059,7 +1059,7 @@ fn review2_recompiling_a_large_function_on_cache_misses_does_not_leak() {
 /// compared with what the call paid; a 10x margin is allowed (run with `--release` for the
 /// figure a node sees).
 #[test]
-#[ignore = "review2 finding 3: a cache-miss compile is unpaid; a nested call rotating over more than 64 contracts buys ~256 KiB of compile for ~15 000 fuel"]
+#[ignore = "review2 finding 3 (open, next session): a cache-miss compile is unpaid; a nested call rotating over more than 64 contracts buys ~256 KiB of compile for ~15 000 fuel"]
 fn review2_a_nested_call_pays_for_compiling_its_callee_on_a_miss() {
     let limits = Limits::default();
     let code = one_big_function(35_000);

@@ -191,6 +191,8 @@ pub enum ContractChange {
         name: String,
         /// SM3 of its module.
         code_hash: Digest,
+        /// Whether the module exports `init` (known from its validation when proposed).
+        runs_entry: bool,
     },
     /// Replace the code of the contract `name`; its state stays.
     Upgrade {
@@ -198,23 +200,26 @@ pub enum ContractChange {
         name: String,
         /// SM3 of the new module.
         code_hash: Digest,
-        /// The contract's last change when proposed (`ContractRecord::updated`): the change
-        /// executes only if no other came in between.
-        since: Height,
+        /// Whether the new module exports `migrate`.
+        runs_entry: bool,
+        /// The proposal of the contract's last change when this was proposed
+        /// (`ContractRecord::proposal`): the change executes only if no other came in between
+        /// (a proposal id, not a height: two changes may share a block).
+        since: Digest,
     },
     /// Refuse calls to `name` (queries still answer).
     Freeze {
         /// The contract.
         name: String,
         /// As for an upgrade.
-        since: Height,
+        since: Digest,
     },
     /// Accept calls to `name` again.
     Unfreeze {
         /// The contract.
         name: String,
         /// As for an upgrade.
-        since: Height,
+        since: Digest,
     },
 }
 
@@ -230,7 +235,7 @@ impl ContractChange {
     }
 
     /// The contract's last change the proposal was made against (`None` for a deployment).
-    pub fn since(&self) -> Option<Height> {
+    pub fn since(&self) -> Option<Digest> {
         match self {
             ContractChange::Deploy { .. } => None,
             ContractChange::Upgrade { since, .. }
@@ -239,7 +244,7 @@ impl ContractChange {
         }
     }
 
-    fn set_since(&mut self, h: Height) {
+    fn set_since(&mut self, h: Digest) {
         match self {
             ContractChange::Deploy { .. } => {}
             ContractChange::Upgrade { since, .. }
@@ -520,19 +525,24 @@ pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
             let module = contract_code_arg(args)?;
             let code_hash = module.hash();
             ProposalKind::Contract(if kind == "contract-deploy" {
-                ContractChange::Deploy { name, code_hash }
+                ContractChange::Deploy {
+                    name,
+                    code_hash,
+                    runs_entry: module.exports(contracts::EntryPoint::Init),
+                }
             } else {
                 ContractChange::Upgrade {
                     name,
                     code_hash,
-                    since: Height(0),
+                    runs_entry: module.exports(contracts::EntryPoint::Migrate),
+                    since: Digest([0; 32]),
                 }
             })
         }
         "contract-freeze" | "contract-unfreeze" => {
             want(4)?;
             let name = contract_name_arg(args)?;
-            let since = Height(0);
+            let since = Digest([0; 32]);
             ProposalKind::Contract(if kind == "contract-freeze" {
                 ContractChange::Freeze { name, since }
             } else {
@@ -649,11 +659,12 @@ fn check_contract_change(
     let invalid = |m: String| refused(FailureCode::ContractInvalid, m);
     if stage == Stage::Executing
         && let (Some(since), Some(c)) = (change.since(), &current)
-        && c.updated != since
+        && c.proposal != since
     {
         return Err(invalid(format!(
-            "contract {name:?} changed at height {} after this proposal was made against its state of height {}: propose again",
-            c.updated.0, since.0
+            "contract {name:?} changed (proposal {}, height {}) after this proposal was made: propose again",
+            c.proposal.to_hex(),
+            c.updated.0
         )));
     }
     match (change, &current) {
@@ -692,7 +703,14 @@ fn execute_contract_change(
     let height = ctx.block().height;
     let name = change.name().to_string();
     let (record, entry) = match (change, current) {
-        (ContractChange::Deploy { code_hash, .. }, _) => (
+        (
+            ContractChange::Deploy {
+                code_hash,
+                runs_entry,
+                ..
+            },
+            _,
+        ) => (
             ContractRecord {
                 name: name.clone(),
                 code_hash: *code_hash,
@@ -702,9 +720,16 @@ fn execute_contract_change(
                 updated: height,
                 proposal,
             },
-            Some(contracts::EntryPoint::Init),
+            runs_entry.then_some(contracts::EntryPoint::Init),
         ),
-        (ContractChange::Upgrade { code_hash, .. }, Some(c)) => (
+        (
+            ContractChange::Upgrade {
+                code_hash,
+                runs_entry,
+                ..
+            },
+            Some(c),
+        ) => (
             ContractRecord {
                 code_hash: *code_hash,
                 version: c.version.saturating_add(1),
@@ -712,7 +737,7 @@ fn execute_contract_change(
                 proposal,
                 ..c
             },
-            Some(contracts::EntryPoint::Migrate),
+            runs_entry.then_some(contracts::EntryPoint::Migrate),
         ),
         (ContractChange::Freeze { .. }, Some(c)) => (
             ContractRecord {
@@ -911,6 +936,17 @@ pub const CRL_RENEWAL_MARGIN: usize = 4096;
 /// its CRL would see all its members refused (revocation fails closed) once it expires, the
 /// admins who could vote to raise the limit included.
 fn check_params_fit(r: &(impl StateRead + ?Sized), update: &ParamsUpdate) -> Result<(), Denial> {
+    // The parameters the change leaves keep genesis's rule: a transaction's fuel fits a block.
+    let merged = update.apply_to(&params_rule::in_force(r)?.params);
+    if merged.max_fuel_per_tx > merged.max_fuel_per_block {
+        return Err(refused(
+            FailureCode::ParamsInvalid,
+            format!(
+                "the change would leave max_fuel_per_tx {} above max_fuel_per_block {}: no block could hold such a transaction",
+                merged.max_fuel_per_tx, merged.max_fuel_per_block
+            ),
+        ));
+    }
     let Some(size) = update.max_tx_size else {
         return Ok(());
     };
@@ -1040,7 +1076,7 @@ impl GovernanceContract {
             // The contract's state the change is made against: it executes only if that is
             // still the contract's last change.
             if let Some(c) = crate::wasm::contract(ctx, change.name())? {
-                change.set_since(c.updated);
+                change.set_since(c.proposal);
             }
             // A deployment's or upgrade's module is stored now (validated by the parse above)
             // and counted as referenced by the open proposal; the proposal records its hash.
@@ -1279,30 +1315,37 @@ impl ProposalRecord {
             ProposalKind::Contract(change) => {
                 w.u8(6);
                 match change {
-                    ContractChange::Deploy { name, code_hash } => {
+                    ContractChange::Deploy {
+                        name,
+                        code_hash,
+                        runs_entry,
+                    } => {
                         w.u8(1);
                         w.bytes(name.as_bytes());
                         w.fixed(code_hash.as_bytes());
+                        w.u8(u8::from(*runs_entry));
                     }
                     ContractChange::Upgrade {
                         name,
                         code_hash,
+                        runs_entry,
                         since,
                     } => {
                         w.u8(2);
                         w.bytes(name.as_bytes());
                         w.fixed(code_hash.as_bytes());
-                        w.u64(since.0);
+                        w.u8(u8::from(*runs_entry));
+                        w.fixed(since.as_bytes());
                     }
                     ContractChange::Freeze { name, since } => {
                         w.u8(3);
                         w.bytes(name.as_bytes());
-                        w.u64(since.0);
+                        w.fixed(since.as_bytes());
                     }
                     ContractChange::Unfreeze { name, since } => {
                         w.u8(4);
                         w.bytes(name.as_bytes());
-                        w.u64(since.0);
+                        w.fixed(since.as_bytes());
                     }
                 }
             }
@@ -1370,21 +1413,35 @@ impl ProposalRecord {
                 let change = r.u8("proposal.contract_change").map_err(c)?;
                 let name = text(&mut r, "proposal.contract")?;
                 match change {
-                    1 => {
+                    1 | 2 => {
                         let code_hash = Digest(r.array("proposal.code_hash").map_err(c)?);
-                        ProposalKind::Contract(ContractChange::Deploy { name, code_hash })
-                    }
-                    2 => {
-                        let code_hash = Digest(r.array("proposal.code_hash").map_err(c)?);
-                        let since = Height(r.u64("proposal.since").map_err(c)?);
-                        ProposalKind::Contract(ContractChange::Upgrade {
-                            name,
-                            code_hash,
-                            since,
+                        let runs_entry = match r.u8("proposal.runs_entry").map_err(c)? {
+                            0 => false,
+                            1 => true,
+                            got => {
+                                return Err(ExecError::corrupt(
+                                    key,
+                                    format!("proposal.runs_entry {got}"),
+                                ));
+                            }
+                        };
+                        ProposalKind::Contract(if change == 1 {
+                            ContractChange::Deploy {
+                                name,
+                                code_hash,
+                                runs_entry,
+                            }
+                        } else {
+                            ContractChange::Upgrade {
+                                name,
+                                code_hash,
+                                runs_entry,
+                                since: Digest(r.array("proposal.since").map_err(c)?),
+                            }
                         })
                     }
                     3 | 4 => {
-                        let since = Height(r.u64("proposal.since").map_err(c)?);
+                        let since = Digest(r.array("proposal.since").map_err(c)?);
                         ProposalKind::Contract(if change == 3 {
                             ContractChange::Freeze { name, since }
                         } else {

@@ -219,22 +219,19 @@ pub(crate) fn run_lifecycle(
             ),
         ));
     };
-    // Whether the module exports the entry point, from its code as deployment validated it.
-    let key = keys::full(CONTRACTS, &keys::contracts::code(&record.code_hash));
-    let bytes = code(&*ctx, &record.code_hash)?.ok_or_else(|| {
-        ExecError::corrupt(
-            &key,
-            format!("the code of contract {:?} is missing", record.name),
-        )
-    })?;
-    let exports = contracts::validate(&bytes, runtime.limits())
-        .map(|m| m.exports(entry))
-        .map_err(|e| ContractError::Run {
-            code: codes::Coded::code(&e),
-            message: format!("contract {:?}: {e}", record.name),
-        })?;
-    if !exports {
-        return Ok(());
+    // The module exports the entry point (the proposal recorded it from the module's
+    // validation). A vote that cannot pay for starting it fails before anything is loaded, so a
+    // failing vote costs the node no compilation.
+    if fuel < crate::params::MIN_CALL_FUEL {
+        return Err(ContractError::Run {
+            code: &codes::CONTRACT_FUEL_EXHAUSTED,
+            message: format!(
+                "{} of contract {:?} needs at least {} fuel and the executing vote has {fuel} left: vote with a fuel limit",
+                entry.name(),
+                record.name,
+                crate::params::MIN_CALL_FUEL
+            ),
+        });
     }
     let namespace = keys::wasm_namespace(&record.name);
     let mut used = 0;

@@ -25,7 +25,7 @@ use crate::Failure;
 use crate::bench_node::{
     Client, NodeBenchArgs, Workload, attest_phase, client_and_status, closed_loop_checked,
     connections, cpu_per_tx, cpu_seconds, metric, percentile, presign_calls, scrape,
-    start_bench_chain, start_node, stop_node, wait_for_node,
+    start_bench_chain, stop_node,
 };
 use crate::cli_tx::status_failure;
 

@@ -370,7 +370,7 @@ pub(crate) fn attest_phase(
     let (chain, mut node_proc, url, metrics_addr, rt) = start_bench_chain(args, dir)?;
     let node_pid = node_proc.0.id();
     let report = rt.block_on(async {
-        let (mut client, status, chain_id) = client_and_status(&url, dir).await?;
+        let (client, status, chain_id) = client_and_status(&url, dir).await?;
         eprintln!("pre-signing {} transactions …", args.txs);
         let expiry = Height(status.height + 900);
         let txs = presign(&chain_id, expiry, &chain.clients, 0, args.txs)?;

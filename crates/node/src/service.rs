@@ -1083,7 +1083,11 @@ impl Chain for ChainService {
             let params = core.ledger().params().map_err(|e| {
                 Status::unavailable(format!("the chain parameters could not be read: {e}"))
             })?;
-            let max = params.params.max_fuel_per_tx;
+            // A query spends at most what a transaction may (and a block's budget).
+            let max = params
+                .params
+                .max_fuel_per_tx
+                .min(params.params.max_fuel_per_block);
             let fuel = req.fuel.unwrap_or(max);
             if fuel > max {
                 return Err(coded_status(
