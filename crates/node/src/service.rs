@@ -969,13 +969,8 @@ impl Chain for ChainService {
                     }
                 }
                 // Wait for a new block, or for the client to go away (which frees its slot).
-                let next_block = tokio::select! {
-                    r = heights.recv() => r,
-                    () = tx.closed() => return,
-                };
-                match next_block {
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                if !next_block(&mut heights, &tx).await {
+                    return;
                 }
             }
         });
@@ -1196,19 +1191,28 @@ impl Chain for ChainService {
                     }
                     next += 1;
                 }
-                let next_block = tokio::select! {
-                    r = heights.recv() => r,
-                    () = tx.closed() => return,
-                };
-                match next_block {
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                if !next_block(&mut heights, &tx).await {
+                    return;
                 }
             }
         });
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
         Ok(Response::new(Box::pin(stream)))
     }
+}
+
+/// Waits until a new block is committed (a lagging receiver only missed heights it re-reads)
+/// or the subscriber goes away; `false` when the stream is to end: the client left or the node
+/// stops publishing.
+async fn next_block<T, H: Clone>(
+    heights: &mut tokio::sync::broadcast::Receiver<H>,
+    tx: &tokio::sync::mpsc::Sender<T>,
+) -> bool {
+    let next = tokio::select! {
+        r = heights.recv() => r,
+        () = tx.closed() => return false,
+    };
+    !matches!(next, Err(tokio::sync::broadcast::error::RecvError::Closed))
 }
 
 #[cfg(test)]
