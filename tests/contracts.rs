@@ -901,34 +901,23 @@ fn the_workflow_example_moves_a_case_through_three_organisations() {
         "the refused step is in the history: {text}"
     );
     // The events: three approvals and the completion, found by contract and name.
-    let events = json(
-        &dir,
-        &with(
-            strings(&[
+    let named = |name: &str| {
+        json(
+            &dir,
+            &strings(&[
                 "query",
                 "events",
                 "--contract",
                 "workflow",
                 "--name",
-                "step_approved",
+                name,
+                "--node",
+                &chain.grpc,
             ]),
-            strings(&["--node", &chain.grpc]),
-        ),
-    );
+        )
+    };
+    let events = named("step_approved");
     assert_eq!(events["events"].as_array().unwrap().len(), 3, "{events}");
-    let done = json(
-        &dir,
-        &with(
-            strings(&[
-                "query",
-                "events",
-                "--contract",
-                "workflow",
-                "--name",
-                "case_completed",
-            ]),
-            strings(&["--node", &chain.grpc]),
-        ),
-    );
+    let done = named("case_completed");
     assert_eq!(done["events"].as_array().unwrap().len(), 1, "{done}");
 }

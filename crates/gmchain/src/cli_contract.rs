@@ -151,64 +151,14 @@ pub(crate) enum ContractCommand {
     Build(BuildArgs),
     /// Proposes deploying a WASM module as contract NAME (kind contract-deploy; sent by an
     /// admin, whose vote is a yes). The module is checked here as the chain will check it.
-    Deploy {
-        /// The contract's name (1-32 of a-z, 0-9, '-', '_', starting with a letter).
-        name: String,
-        /// The module (.wasm).
-        #[arg(long, value_name = "FILE")]
-        code: PathBuf,
-        /// The proposal's fuel limit: with a policy one organisation meets, the proposal
-        /// executes at once and runs the module's `init`/`migrate` on it.
-        #[arg(long, value_name = "N", default_value_t = DEFAULT_CALL_FUEL)]
-        fuel: u64,
-        #[command(flatten)]
-        deadline: ProposalDeadline,
-        #[command(flatten)]
-        sender: SenderArgs,
-        #[command(flatten)]
-        node: NodeArgs,
-    },
+    Deploy(ModuleChange),
     /// Proposes replacing contract NAME's code (kind contract-upgrade; its state stays; the new
     /// code's `migrate`, if exported, runs in the executing vote).
-    Upgrade {
-        /// The contract's name.
-        name: String,
-        /// The new module (.wasm).
-        #[arg(long, value_name = "FILE")]
-        code: PathBuf,
-        /// The proposal's fuel limit: with a policy one organisation meets, the proposal
-        /// executes at once and runs the module's `init`/`migrate` on it.
-        #[arg(long, value_name = "N", default_value_t = DEFAULT_CALL_FUEL)]
-        fuel: u64,
-        #[command(flatten)]
-        deadline: ProposalDeadline,
-        #[command(flatten)]
-        sender: SenderArgs,
-        #[command(flatten)]
-        node: NodeArgs,
-    },
+    Upgrade(ModuleChange),
     /// Proposes freezing contract NAME: calls are refused, queries still answer.
-    Freeze {
-        /// The contract's name.
-        name: String,
-        #[command(flatten)]
-        deadline: ProposalDeadline,
-        #[command(flatten)]
-        sender: SenderArgs,
-        #[command(flatten)]
-        node: NodeArgs,
-    },
+    Freeze(StateChange),
     /// Proposes unfreezing contract NAME.
-    Unfreeze {
-        /// The contract's name.
-        name: String,
-        #[command(flatten)]
-        deadline: ProposalDeadline,
-        #[command(flatten)]
-        sender: SenderArgs,
-        #[command(flatten)]
-        node: NodeArgs,
-    },
+    Unfreeze(StateChange),
     /// Calls a method in a transaction (version 2, with a fuel limit), waits for the commit
     /// and prints the receipt (JSON: status, fuel used, output, events). Exit 1 when the
     /// receipt says Failed.
@@ -241,6 +191,39 @@ pub(crate) enum ContractCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+}
+
+/// A proposal that brings a module: `contract deploy` and `contract upgrade`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ModuleChange {
+    /// The contract's name (1-32 of a-z, 0-9, '-', '_', starting with a letter).
+    name: String,
+    /// The module (.wasm).
+    #[arg(long, value_name = "FILE")]
+    code: PathBuf,
+    /// The proposal's fuel limit: with a policy one organisation meets, the proposal
+    /// executes at once and runs the module's `init`/`migrate` on it.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CALL_FUEL)]
+    fuel: u64,
+    #[command(flatten)]
+    deadline: ProposalDeadline,
+    #[command(flatten)]
+    sender: SenderArgs,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// A proposal that changes only a contract's state: `contract freeze` and `contract unfreeze`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct StateChange {
+    /// The contract's name.
+    name: String,
+    #[command(flatten)]
+    deadline: ProposalDeadline,
+    #[command(flatten)]
+    sender: SenderArgs,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -799,54 +782,30 @@ fn run_on_chain(cmd: ContractCommand) -> CmdResult {
     rt.block_on(async move {
         match cmd {
             ContractCommand::Build(args) => build(&args),
-            ContractCommand::Deploy {
-                name,
-                code,
-                fuel,
-                deadline,
-                sender,
-                node,
-            } => {
+            ContractCommand::Deploy(m) => module_change("contract-deploy", &m).await,
+            ContractCommand::Upgrade(m) => module_change("contract-upgrade", &m).await,
+            ContractCommand::Freeze(c) => {
                 lifecycle(
-                    "contract-deploy",
-                    &name,
-                    Some((&code, fuel)),
-                    &deadline,
-                    &sender,
-                    &node,
+                    "contract-freeze",
+                    &c.name,
+                    None,
+                    &c.deadline,
+                    &c.sender,
+                    &c.node,
                 )
                 .await
             }
-            ContractCommand::Upgrade {
-                name,
-                code,
-                fuel,
-                deadline,
-                sender,
-                node,
-            } => {
+            ContractCommand::Unfreeze(c) => {
                 lifecycle(
-                    "contract-upgrade",
-                    &name,
-                    Some((&code, fuel)),
-                    &deadline,
-                    &sender,
-                    &node,
+                    "contract-unfreeze",
+                    &c.name,
+                    None,
+                    &c.deadline,
+                    &c.sender,
+                    &c.node,
                 )
                 .await
             }
-            ContractCommand::Freeze {
-                name,
-                deadline,
-                sender,
-                node,
-            } => lifecycle("contract-freeze", &name, None, &deadline, &sender, &node).await,
-            ContractCommand::Unfreeze {
-                name,
-                deadline,
-                sender,
-                node,
-            } => lifecycle("contract-unfreeze", &name, None, &deadline, &sender, &node).await,
             ContractCommand::Call {
                 call,
                 fuel,
@@ -857,6 +816,19 @@ fn run_on_chain(cmd: ContractCommand) -> CmdResult {
             ContractCommand::Show { name, node } => show(&name, &node).await,
         }
     })
+}
+
+/// Proposes the deployment or upgrade `kind` that `m` describes.
+async fn module_change(kind: &str, m: &ModuleChange) -> CmdResult {
+    lifecycle(
+        kind,
+        &m.name,
+        Some((&m.code, m.fuel)),
+        &m.deadline,
+        &m.sender,
+        &m.node,
+    )
+    .await
 }
 
 /// Proposes the lifecycle change `kind` of contract `name` (with the module at `code` for a
