@@ -190,5 +190,69 @@ fn bench_native(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_interpreter, bench_host, bench_native);
+/// Module shapes for the compile bench, each close to the 256 KiB a module may have: one huge
+/// function; the most functions a module may define, each small; and functions of a typical
+/// size (about 2 KiB, as in the examples) with locals, loops and calls.
+fn compile_shapes() -> Vec<(&'static str, Vec<u8>)> {
+    let mut big = String::from(
+        r#"(module (memory (export "memory") 1) (func (export "call")) (func (param i32 i32) "#,
+    );
+    for _ in 0..35_000 {
+        big.push_str("(local.set 0 (i32.add (local.get 0) (local.get 1)))");
+    }
+    big.push_str("))");
+    let mut many = String::from(r#"(module (memory (export "memory") 1) (func (export "call"))"#);
+    for i in 0..9_999 {
+        many.push_str(&format!("(func (result i32) (i32.const {i}))"));
+    }
+    many.push(')');
+    let mut typical =
+        String::from(r#"(module (memory (export "memory") 1) (func (export "call"))"#);
+    for f in 0..110 {
+        typical.push_str("(func (param i32 i32) (result i32) (local i32 i64 i32 i32)");
+        for k in 0..40 {
+            typical.push_str(&format!(
+                "(block (loop (br_if 1 (i32.eqz (local.get 1))) \
+                   (local.set 2 (i32.add (i32.load (local.get 0)) (i32.const {k}))) \
+                   (local.set 3 (i64.extend_i32_u (local.get 2))) \
+                   (i32.store (local.get 0) (i32.wrap_i64 (i64.mul (local.get 3) (i64.const {f})))) \
+                   (local.set 1 (i32.sub (local.get 1) (i32.const 1))) (br 0)))"
+            ));
+        }
+        typical.push_str("(local.get 2))");
+    }
+    typical.push(')');
+    [
+        ("one_big_function", big),
+        ("max_small_functions", many),
+        ("typical", typical),
+    ]
+    .into_iter()
+    .map(|(name, src)| (name, wat::parse_str(&src).expect("assembles")))
+    .collect()
+}
+
+/// Compilation on a cache miss, per byte of code: the work a node's cache of all deployed code
+/// spares it (`docs/contracts.md` §1). The runtime has no cache, so every compile is a miss.
+fn bench_compile(c: &mut Criterion) {
+    let limits = contracts::Limits::default();
+    let rt = Runtime::new(limits, 0);
+    let mut group = c.benchmark_group("compile");
+    for (name, code) in compile_shapes() {
+        let module = contracts::validate(&code, &limits).expect("validates");
+        group.throughput(Throughput::Bytes(code.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(rt.compile(&module).expect("compiles")))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_interpreter,
+    bench_host,
+    bench_native,
+    bench_compile
+);
 criterion_main!(benches);

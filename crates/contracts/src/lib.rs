@@ -75,5 +75,8 @@ pub use abi::{HOST_FUNCTIONS, bounds};
 pub use engine::{CALL_FUEL, Limits, PAGE_BYTES};
 pub use error::{DeployError, RunError, TrapKind};
 pub use host::{CallResult, Host, HostError};
-pub use runtime::{CacheStats, CompiledModule, Outcome, Runtime};
+pub use runtime::{
+    CacheStats, CompiledModule, ENGINE_RENEWAL_DEAD_BYTES, ENGINE_RENEWAL_DEAD_FUNCTIONS, Outcome,
+    Runtime,
+};
 pub use validate::{EntryPoint, HOST_NAMESPACE, MEMORY_EXPORT, ValidatedModule, validate};

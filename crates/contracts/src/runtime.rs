@@ -83,29 +83,48 @@ pub struct CacheStats {
     pub misses: u64,
     /// Modules held now.
     pub len: usize,
-    /// The most modules held; the least recently used one is dropped for a new one.
-    pub capacity: usize,
+    /// Bytes of code (the modules' WebAssembly) held now.
+    pub bytes: usize,
+    /// The most bytes of code held; the least recently used modules are dropped for a new one.
+    pub capacity_bytes: usize,
     /// How many times the engine was replaced by a fresh one (each time emptying the cache)
-    /// because it had compiled 1 000 000 functions.
+    /// because the code it had compiled and the cache no longer held reached
+    /// [`ENGINE_RENEWAL_DEAD_BYTES`] or [`ENGINE_RENEWAL_DEAD_FUNCTIONS`].
     pub engine_renewals: u64,
 }
 
-/// Compiled modules keyed by the SM3 hash of their code, at most `capacity` of them, least
-/// recently used dropped first, and the engine that compiles them. The cache changes only
-/// speed: compilation is eager and charges no fuel, and the instantiation fuel was fixed at
-/// validation, so a hit and a miss run identically.
+/// A cached module: compiled, its instantiation fuel, its code's length and when it was last
+/// used.
+#[derive(Debug)]
+struct Entry {
+    module: Module,
+    instantiation_fuel: u64,
+    code_bytes: usize,
+    functions: u64,
+    used: u64,
+}
+
+/// Compiled modules keyed by the SM3 hash of their code, at most `capacity_bytes` of code,
+/// least recently used dropped first, and the engine that compiles them. The cache changes
+/// only speed: compilation is eager and charges no fuel, and the instantiation fuel was fixed
+/// at validation, so a hit and a miss run identically.
 #[derive(Debug)]
 struct ModuleCache {
-    /// Each module with its instantiation fuel and when it was last used.
-    entries: HashMap<Digest, (Module, u64, u64)>,
-    capacity: usize,
+    entries: HashMap<Digest, Entry>,
+    capacity_bytes: usize,
+    /// Bytes of code held by `entries`.
+    held_bytes: usize,
+    /// Functions held by `entries`.
+    held_functions: u64,
     clock: u64,
     hits: u64,
     misses: u64,
     /// The engine new modules are compiled by.
     engine: Engine,
-    /// Functions compiled by `engine` so far (wasmi keeps each until the engine is dropped).
-    functions: u64,
+    /// Bytes of code and functions compiled by `engine` so far (wasmi keeps each compiled
+    /// function until the engine is dropped): those the cache holds are live, the rest dead.
+    compiled_bytes: u64,
+    compiled_functions: u64,
     /// Engines replaced by fresh ones so far.
     renewals: u64,
 }
@@ -114,10 +133,10 @@ impl ModuleCache {
     fn lookup(&mut self, hash: &Digest) -> Option<(Module, u64)> {
         self.clock += 1;
         match self.entries.get_mut(hash) {
-            Some((module, fuel, used)) => {
-                *used = self.clock;
+            Some(entry) => {
+                entry.used = self.clock;
                 self.hits += 1;
-                Some((module.clone(), *fuel))
+                Some((entry.module.clone(), entry.instantiation_fuel))
             }
             None => {
                 self.misses += 1;
@@ -126,30 +145,50 @@ impl ModuleCache {
         }
     }
 
-    fn insert(&mut self, hash: Digest, module: Module, fuel: u64) {
-        if self.capacity == 0 {
+    /// Caches `entry` unless its code alone is over the capacity, dropping the least recently
+    /// used modules until it fits.
+    fn insert(&mut self, hash: Digest, entry: Entry) {
+        if entry.code_bytes > self.capacity_bytes || self.entries.contains_key(&hash) {
             return;
         }
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(&hash) {
+        while self.held_bytes + entry.code_bytes > self.capacity_bytes {
             let oldest = self
                 .entries
                 .iter()
-                .min_by_key(|(_, (_, _, used))| *used)
+                .min_by_key(|(_, e)| e.used)
                 .map(|(h, _)| *h);
-            if let Some(oldest) = oldest {
-                self.entries.remove(&oldest);
+            match oldest.and_then(|h| self.entries.remove(&h)) {
+                Some(dropped) => {
+                    self.held_bytes -= dropped.code_bytes;
+                    self.held_functions -= dropped.functions;
+                }
+                None => break,
             }
         }
-        self.entries.insert(hash, (module, fuel, self.clock));
+        self.held_bytes += entry.code_bytes;
+        self.held_functions += entry.functions;
+        self.entries.insert(hash, entry);
+    }
+
+    /// Whether the engine's dead code (compiled, no longer cached) calls for a fresh engine.
+    fn needs_renewal(&self) -> bool {
+        self.compiled_bytes.saturating_sub(self.held_bytes as u64) >= ENGINE_RENEWAL_DEAD_BYTES
+            || self.compiled_functions.saturating_sub(self.held_functions)
+                >= ENGINE_RENEWAL_DEAD_FUNCTIONS
     }
 }
 
-/// Functions an engine may compile before the runtime replaces it with a fresh one. wasmi
-/// 2.0.0 keeps every compiled function in its engine's append-only code map until the engine
-/// is dropped (and panics past 10⁸ of them); renewing the engine bounds both the memory and
-/// the count. A module compiled by a replaced engine keeps that engine alive until the module
-/// is dropped.
-const ENGINE_RENEWAL_FUNCTIONS: u64 = 1_000_000;
+/// Bytes of code an engine may have compiled that its cache no longer holds before the
+/// runtime replaces it with a fresh one. wasmi 2.0.0 keeps every compiled function in its
+/// engine's append-only code map until the engine is dropped (about 2.2 bytes of memory per
+/// byte of code); renewing bounds that memory to what the cache holds plus about this much
+/// code. A module compiled by a replaced engine keeps that engine alive until the module is
+/// dropped.
+pub const ENGINE_RENEWAL_DEAD_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Functions an engine may have compiled that its cache no longer holds before the runtime
+/// replaces it (wasmi panics past 10⁸ functions in one engine).
+pub const ENGINE_RENEWAL_DEAD_FUNCTIONS: u64 = 1_000_000;
 
 /// The source of [`Runtime`] identities (a module runs only on the runtime that compiled it).
 static RUNTIMES: AtomicU64 = AtomicU64::new(0);
@@ -162,7 +201,8 @@ static RUNTIMES: AtomicU64 = AtomicU64::new(0);
 /// The cache is behind a mutex held only for a lookup or an insertion, never while a module
 /// compiles or a contract runs.
 ///
-/// The runtime counts the functions its engine has compiled; past 1 000 000 it replaces the
+/// The runtime counts the code and functions its engine has compiled that the cache no longer
+/// holds; past [`ENGINE_RENEWAL_DEAD_BYTES`] or [`ENGINE_RENEWAL_DEAD_FUNCTIONS`] it replaces the
 /// engine with a fresh one of the same configuration and empties the cache. Nothing observable
 /// changes (compilation charges no fuel); the memory wasmi never frees is returned.
 #[derive(Debug)]
@@ -173,19 +213,22 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Returns a runtime with the engine configured for `limits` and a cache of at most
-    /// `cache_capacity` compiled modules (0: no caching).
-    pub fn new(limits: Limits, cache_capacity: usize) -> Runtime {
+    /// Returns a runtime with the engine configured for `limits` and a cache of compiled
+    /// modules whose code comes to at most `cache_capacity_bytes` (0: no caching).
+    pub fn new(limits: Limits, cache_capacity_bytes: usize) -> Runtime {
         Runtime {
             id: RUNTIMES.fetch_add(1, Ordering::Relaxed),
             cache: Mutex::new(ModuleCache {
                 entries: HashMap::new(),
-                capacity: cache_capacity,
+                capacity_bytes: cache_capacity_bytes,
+                held_bytes: 0,
+                held_functions: 0,
                 clock: 0,
                 hits: 0,
                 misses: 0,
                 engine: Engine::new(&deterministic_config(&limits)),
-                functions: 0,
+                compiled_bytes: 0,
+                compiled_functions: 0,
                 renewals: 0,
             }),
             limits,
@@ -212,7 +255,8 @@ impl Runtime {
             hits: cache.hits,
             misses: cache.misses,
             len: cache.entries.len(),
-            capacity: cache.capacity,
+            bytes: cache.held_bytes,
+            capacity_bytes: cache.capacity_bytes,
             engine_renewals: cache.renewals,
         }
     }
@@ -232,15 +276,22 @@ impl Runtime {
 
     /// Returns `module` compiled: from the cache on a hit, else compiled eagerly (every
     /// function) and cached. The cache is not locked while the module compiles (two runs that
-    /// miss at once may both compile it; the second insertion replaces the first). When the
-    /// engine has compiled 1 000 000 functions it is replaced by a fresh one and the cache
-    /// emptied; the module just compiled is then not cached (it keeps the old engine alive
+    /// miss at once may both compile it; the second is not cached). When the engine's dead
+    /// code (compiled, no longer cached) reaches [`ENGINE_RENEWAL_DEAD_BYTES`] or
+    /// [`ENGINE_RENEWAL_DEAD_FUNCTIONS`] it is replaced by a fresh one and the cache emptied; the module just compiled is then not cached (it keeps the old engine alive
     /// until it is dropped).
     pub fn compile(&self, module: &ValidatedModule) -> Result<CompiledModule, DeployError> {
-        let hash = module.hash();
-        if let Some(compiled) = self.cached(&hash) {
-            return Ok(compiled);
+        match self.cached(&module.hash()) {
+            Some(compiled) => Ok(compiled),
+            None => self.compile_missed(module),
         }
+    }
+
+    /// Compiles `module` and caches it, as [`Runtime::compile`] does on a miss, without looking
+    /// the cache up: for a caller whose [`Runtime::cached`] just missed (a second lookup would
+    /// count a second miss).
+    pub fn compile_missed(&self, module: &ValidatedModule) -> Result<CompiledModule, DeployError> {
+        let hash = module.hash();
         let engine = self.cache().engine.clone();
         let compiled = Module::new(&engine, module.code()).map_err(|e| DeployError::Compile {
             reason: e.to_string(),
@@ -250,14 +301,28 @@ impl Runtime {
         // Another thread may have renewed the engine meanwhile: the module still runs, but it
         // is neither counted against nor cached with the new engine.
         if Engine::same(&cache.engine, &engine) {
-            cache.functions += u64::from(module.functions());
-            if cache.functions >= ENGINE_RENEWAL_FUNCTIONS {
+            let functions = u64::from(module.functions());
+            cache.compiled_bytes += module.code().len() as u64;
+            cache.compiled_functions += functions;
+            let used = cache.clock;
+            cache.insert(
+                hash,
+                Entry {
+                    module: compiled.clone(),
+                    instantiation_fuel,
+                    code_bytes: module.code().len(),
+                    functions,
+                    used,
+                },
+            );
+            if cache.needs_renewal() {
                 cache.engine = Engine::new(&deterministic_config(&self.limits));
-                cache.functions = 0;
+                cache.compiled_bytes = 0;
+                cache.compiled_functions = 0;
+                cache.held_bytes = 0;
+                cache.held_functions = 0;
                 cache.renewals += 1;
                 cache.entries.clear();
-            } else {
-                cache.insert(hash, compiled.clone(), instantiation_fuel);
             }
         }
         drop(cache);

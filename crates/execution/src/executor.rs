@@ -52,8 +52,12 @@ fn touches_validator_standing(key: &[u8]) -> bool {
 /// What a transaction's successful call left: its writes, events and output.
 type Done = (Writes, Vec<Event>, Vec<u8>);
 
-/// How many compiled contract modules a node keeps (least recently used dropped first).
-pub const MODULE_CACHE_CAPACITY: usize = 64;
+/// The bytes of code whose compiled modules a node keeps (least recently used dropped first):
+/// all the code deployed contracts may run ([`crate::MAX_DEPLOYED_CODE_BYTES`]) and room for
+/// 32 modules of the largest size a module may have (upgraded contracts' old code), so that a
+/// deployed contract's module is compiled once per process however the calls rotate among
+/// contracts (24 MiB of code at most, about 2.2 bytes of memory per byte of code).
+pub const MODULE_CACHE_BYTES: usize = crate::MAX_DEPLOYED_CODE_BYTES as usize + 32 * 256 * 1024;
 
 /// Executes blocks of admitted transactions.
 #[derive(Debug)]
@@ -94,7 +98,7 @@ impl Executor {
             registry: Registry::builtin(),
             runtime: std::sync::Arc::new(contracts::Runtime::new(
                 contracts::Limits::default(),
-                MODULE_CACHE_CAPACITY,
+                MODULE_CACHE_BYTES,
             )),
         }
     }

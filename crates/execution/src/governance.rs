@@ -643,6 +643,91 @@ fn add_code_ref(ctx: &mut CallContext<'_>, hash: &Digest, delta: i64) -> Result<
     }
 }
 
+/// The most bytes of code the deployed contracts (frozen or not) may run, each module counted
+/// once (a consensus rule). Every node keeps all of it compiled
+/// ([`crate::MODULE_CACHE_BYTES`]), so that no transaction can make a node compile a module
+/// again and again by calling more contracts than its cache holds: a module is compiled once
+/// per process (and again after an engine renewal), whatever the calls. 16 MiB is 128 modules
+/// of the largest a default chain's transaction carries, or about 240 of the workflow example's
+/// size.
+pub const MAX_DEPLOYED_CODE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a u64 BE count of the `contracts` namespace (absent: 0).
+fn read_count(r: &(impl StateRead + ?Sized), key: &[u8], what: &str) -> Result<u64, ExecError> {
+    let full = keys::full(CONTRACTS, key);
+    match r.read(&full)? {
+        Some(v) => <[u8; 8]>::try_from(v.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| ExecError::corrupt(&full, format!("{what} is not 8 bytes"))),
+        None => Ok(0),
+    }
+}
+
+/// The bytes of the modules the deployed contracts run, each counted once.
+pub fn deployed_code_bytes(r: &(impl StateRead + ?Sized)) -> Result<u64, ExecError> {
+    read_count(
+        r,
+        &keys::contracts::code_live_bytes(),
+        "the deployed code's size",
+    )
+}
+
+/// Whether deploying `len` more bytes of code (a module no deployed contract runs yet) keeps
+/// the deployed code within [`MAX_DEPLOYED_CODE_BYTES`]; the refusal says by how much not.
+fn check_deployed_code_room(
+    r: &(impl StateRead + ?Sized),
+    hash: &Digest,
+    len: u64,
+) -> Result<(), Denial> {
+    if read_count(
+        r,
+        &keys::contracts::code_live(hash),
+        "a module's deployed count",
+    )? > 0
+    {
+        return Ok(());
+    }
+    let live = deployed_code_bytes(r)?;
+    let total = live.saturating_add(len);
+    if total > MAX_DEPLOYED_CODE_BYTES {
+        return Err(refused(
+            FailureCode::ContractInvalid,
+            format!(
+                "the deployed contracts run {live} bytes of code; {len} more would make {total}, over the chain's \
+                 {MAX_DEPLOYED_CODE_BYTES}: upgrade a contract to smaller code first"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Adds `delta` to the deployed contracts running module `hash` (`ctx` is nested in the
+/// `contracts` namespace), keeping the deployed code's size: the module's `len` bytes count
+/// while one contract runs it.
+fn add_code_live(
+    ctx: &mut CallContext<'_>,
+    hash: &Digest,
+    len: u64,
+    delta: i64,
+) -> Result<(), ContractError> {
+    let key = keys::contracts::code_live(hash);
+    let before = read_count(&*ctx, &key, "a module's deployed count")?;
+    let after = before.saturating_add_signed(delta);
+    if after == 0 {
+        ctx.delete(&key)?;
+    } else {
+        ctx.put(&key, after.to_be_bytes().to_vec())?;
+    }
+    let bytes_key = keys::contracts::code_live_bytes();
+    let bytes = read_count(&*ctx, &bytes_key, "the deployed code's size")?;
+    let bytes = match (before, after) {
+        (0, 1..) => bytes.saturating_add(len),
+        (1.., 0) => bytes.saturating_sub(len),
+        _ => bytes,
+    };
+    ctx.put(&bytes_key, bytes.to_be_bytes().to_vec())
+}
+
 /// Whether `change` fits the contract's state (checked when proposed and again when
 /// executed): a deployment's name is free, an upgrade's, freeze's or unfreeze's contract is
 /// deployed, an upgrade brings other code, a freeze finds it running, an unfreeze frozen; when
@@ -702,6 +787,7 @@ fn execute_contract_change(
         check_contract_change(ctx, change, Stage::Executing).map_err(Denial::into_failure)?;
     let height = ctx.block().height;
     let name = change.name().to_string();
+    let previous_hash = current.as_ref().map(|c| c.code_hash);
     let (record, entry) = match (change, current) {
         (
             ContractChange::Deploy {
@@ -773,6 +859,22 @@ fn execute_contract_change(
                 record.code_hash.to_hex()
             ),
         ));
+    }
+    // The deployed code's size: the new module counts (once), the replaced one no longer.
+    if let ContractChange::Deploy { code_hash, .. } | ContractChange::Upgrade { code_hash, .. } =
+        change
+    {
+        let len = crate::wasm::code(ctx, code_hash)?.map_or(0, |c| c.len() as u64);
+        check_deployed_code_room(ctx, code_hash, len).map_err(Denial::into_failure)?;
+        let old = match change {
+            ContractChange::Upgrade { .. } => Some(previous_hash),
+            _ => None,
+        };
+        ctx.nested(CONTRACTS, |c| add_code_live(c, code_hash, len, 1))?;
+        if let Some(Some(old)) = old {
+            let old_len = crate::wasm::code(ctx, &old)?.map_or(0, |c| c.len() as u64);
+            ctx.nested(CONTRACTS, |c| add_code_live(c, &old, old_len, -1))?;
+        }
     }
     let key = keys::contracts::deployed(&name);
     ctx.nested(CONTRACTS, |c| c.put(&key, record.encode()))?;
@@ -1021,6 +1123,10 @@ impl GovernanceContract {
             ProposalKind::Params(update) => check_params_fit(ctx, update)?,
             ProposalKind::Contract(change) => {
                 check_contract_change(ctx, change, Stage::Proposing)?;
+                if let Some(hash) = change.code_hash() {
+                    let len = args[4..].iter().map(|a| a.len() as u64).sum();
+                    check_deployed_code_room(ctx, &hash, len)?;
+                }
             }
             kind => check_org_change(ctx, kind, block_time(ctx)).map(|_| ())?,
         }

@@ -138,6 +138,18 @@ pub mod contracts {
     pub fn code_refs(hash: &Digest) -> Vec<u8> {
         join("code-refs/", hash.to_hex().as_bytes())
     }
+
+    /// `code-live/<SM3 hex of the module>` → u64 BE: the deployed contracts (frozen or not)
+    /// that run the module; absent at zero.
+    pub fn code_live(hash: &Digest) -> Vec<u8> {
+        join("code-live/", hash.to_hex().as_bytes())
+    }
+
+    /// `code-live-bytes` → u64 BE: the bytes of the modules deployed contracts run, each module
+    /// counted once (at most [`crate::MAX_DEPLOYED_CODE_BYTES`]).
+    pub fn code_live_bytes() -> Vec<u8> {
+        b"code-live-bytes".to_vec()
+    }
 }
 
 /// Keys of the `chain` namespace.

@@ -84,14 +84,15 @@ pub use codes::{FailureCode, RejectCode, Rejection};
 pub use context::{BlockContext, CaValidation, CallContext, ContractError, Phase, SignerInfo};
 pub use contract::{BUILTIN_CALL_COST, Contract, Denial};
 pub use error::{ExecError, GenesisError};
-pub use executor::{BlockExecution, Executor, MODULE_CACHE_CAPACITY, QueryAnswer};
+pub use executor::{BlockExecution, Executor, MODULE_CACHE_BYTES, QueryAnswer};
 pub use genesis::{
     GENESIS_DOMAIN, GENESIS_FORMAT, Genesis, GenesisBlock, GenesisOrg, GenesisValidator,
 };
 pub use governance::{
-    CRL_RENEWAL_MARGIN, ContractChange, GovernanceContract, MAX_ELECTORATE, MAX_VOTING_PERIOD,
-    POLICY_KINDS, Policy, Proposal, ProposalKind, ProposalRecord, ProposalStatus, parse_proposal,
-    parse_vote, policy, read_proposal,
+    CRL_RENEWAL_MARGIN, ContractChange, GovernanceContract, MAX_DEPLOYED_CODE_BYTES,
+    MAX_ELECTORATE, MAX_VOTING_PERIOD, POLICY_KINDS, Policy, Proposal, ProposalKind,
+    ProposalRecord, ProposalStatus, deployed_code_bytes, parse_proposal, parse_vote, policy,
+    read_proposal,
 };
 pub use identity::{IdentityContract, register_org_ca};
 pub use params::{

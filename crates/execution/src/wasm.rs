@@ -134,7 +134,7 @@ fn load(
     if module.hash() != record.code_hash {
         return Err(ExecError::corrupt(&key, "the code does not hash to its key").into());
     }
-    runtime.compile(&module).map_err(deploy)
+    runtime.compile_missed(&module).map_err(deploy)
 }
 
 /// What a run gave: the fuel it used, and its return data or why it failed.

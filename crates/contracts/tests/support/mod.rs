@@ -47,7 +47,7 @@ pub fn compile(runtime: &Runtime, src: &str) -> CompiledModule {
 }
 
 pub fn runtime() -> Runtime {
-    Runtime::new(Limits::default(), 16)
+    Runtime::new(Limits::default(), 16 << 20)
 }
 
 /// One emitted event.

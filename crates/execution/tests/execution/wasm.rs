@@ -989,3 +989,146 @@ fn review2_a_failing_executing_vote_pays_for_the_module_it_compiles() {
         small.len()
     );
 }
+
+/// A module of about `size` bytes, distinct for each `tag`: one page per 64 KiB of a data
+/// segment holding `tag` and filler, and an empty `call`.
+fn data_module(tag: usize, size: usize) -> Vec<u8> {
+    let pages = size.div_ceil(65_536).max(1);
+    let filler = "a".repeat(size.saturating_sub(100));
+    wat::parse_str(format!(
+        r#"(module (memory (export "memory") {pages}) (data (i32.const 0) "{tag:08}{filler}") (func (export "call")))"#
+    ))
+    .unwrap()
+}
+
+impl Two {
+    /// Proposes each `(name, code)` deployment, the proposals in one block, then the root's
+    /// admin votes yes on each in the next: every deployment executes in that block.
+    fn deploy_all(&mut self, modules: &[(String, Vec<u8>)]) {
+        let proposals: Vec<Vec<u8>> = modules
+            .iter()
+            .map(|(name, code)| {
+                let mut rest = vec![name.as_bytes().to_vec()];
+                rest.extend(code.chunks(60_000).map(<[u8]>::to_vec));
+                let salt = self.salt();
+                propose_org(&self.node, &self.w.admin, salt, "contract-deploy", rest)
+            })
+            .collect();
+        assert_success(&self.node.run(&proposals));
+        let votes: Vec<Vec<u8>> = proposals
+            .iter()
+            .map(|p| {
+                let salt = self.salt();
+                yes_fuel(&self.root_admin, salt, &proposal_of(p), 10_000_000)
+            })
+            .collect();
+        assert_success(&self.node.run(&votes));
+    }
+}
+
+/// Review2 finding 3 (fixed): a cache miss compiles a module and charges nothing, so calls
+/// rotating over more deployed contracts than the node's cache held (64 modules) made every
+/// validator compile a module on every call. Every node now keeps all the code deployed
+/// contracts run compiled (the chain caps it at MAX_DEPLOYED_CODE_BYTES): a rotation over 70
+/// contracts compiles each module once, however often it goes round.
+#[test]
+fn review2_calls_rotating_over_many_contracts_compile_each_module_once() {
+    let mut x = Two::new();
+    const CONTRACTS: usize = 70;
+    let modules: Vec<(String, Vec<u8>)> = (0..CONTRACTS)
+        .map(|i| {
+            let extra = format!("(func (export \"v{i}\"))");
+            (format!("c{i:02}"), probe(&extra))
+        })
+        .collect();
+    x.deploy_all(&modules);
+    let round = |x: &mut Two| {
+        let calls: Vec<Vec<u8>> = modules
+            .iter()
+            .map(|(name, _)| {
+                let salt = x.salt();
+                call_fuel(&x.w.user, salt, name, "i", 1_000_000)
+            })
+            .collect();
+        assert_success(&x.node.run(&calls));
+    };
+    // A node that just started: its cache is empty.
+    x.node.executor = Executor::new(x.w.g.chain_id.clone(), &x.w.g.params);
+    round(&mut x);
+    let first = x.node.executor.module_cache();
+    assert_eq!(first.misses, CONTRACTS as u64, "{first:?}");
+    for _ in 0..3 {
+        round(&mut x);
+    }
+    let after = x.node.executor.module_cache();
+    assert_eq!(
+        after.misses, first.misses,
+        "calls rotating over {CONTRACTS} contracts compiled again: {after:?}"
+    );
+    assert_eq!(after.hits, first.hits + 3 * CONTRACTS as u64, "{after:?}");
+    assert_eq!(after.engine_renewals, 0);
+}
+
+/// The deployed code is capped at MAX_DEPLOYED_CODE_BYTES (every node keeps all of it
+/// compiled): a deployment past it is refused when proposed, naming the sizes; an upgrade to
+/// smaller code frees room, and the replaced module no longer counts.
+#[test]
+fn deployed_code_is_capped_and_an_upgrade_frees_the_room_of_the_code_it_replaces() {
+    let mut x = Two::new();
+    const SIZE: usize = 120_000;
+    let cap = execution::MAX_DEPLOYED_CODE_BYTES as usize;
+    let modules: Vec<(String, Vec<u8>)> = (0..cap / SIZE + 1)
+        .map(|i| (format!("big{i:03}"), data_module(i, SIZE)))
+        .collect();
+    let fit = {
+        let mut total = 0;
+        modules
+            .iter()
+            .take_while(|(_, code)| {
+                total += code.len();
+                total <= cap
+            })
+            .count()
+    };
+    assert!(fit < modules.len(), "the modules must overflow the cap");
+    for batch in modules[..fit].chunks(40) {
+        x.deploy_all(batch);
+    }
+    let deployed: usize = modules[..fit].iter().map(|(_, c)| c.len()).sum();
+    assert_eq!(
+        execution::deployed_code_bytes(&x.node.view()).unwrap(),
+        deployed as u64
+    );
+    // One more is refused when proposed, with the code and the sizes.
+    let (name, code) = &modules[fit];
+    let mut rest = vec![name.as_bytes().to_vec()];
+    rest.extend(code.chunks(60_000).map(<[u8]>::to_vec));
+    let salt = x.salt();
+    let tx = propose_org(&x.node, &x.w.admin, salt, "contract-deploy", rest.clone());
+    let refusal = x.node.admit(&tx).unwrap_err();
+    assert_eq!(refusal.code, RejectCode::BadArguments, "{refusal}");
+    assert!(
+        refusal.message.contains(&deployed.to_string())
+            && refusal.message.contains(&cap.to_string()),
+        "{refusal}"
+    );
+    // A contract upgraded to the small probe frees its old module's bytes.
+    let upgrade = x.pass("contract-upgrade", vec![b"big000".to_vec(), probe("")]);
+    assert_eq!(upgrade.status, Status::Success, "{upgrade:?}");
+    let now = deployed - modules[0].1.len() + probe("").len();
+    assert_eq!(
+        execution::deployed_code_bytes(&x.node.view()).unwrap(),
+        now as u64
+    );
+    x.deploy_all(&modules[fit..fit + 1]);
+    assert_eq!(
+        execution::deployed_code_bytes(&x.node.view()).unwrap(),
+        (now + code.len()) as u64
+    );
+    // A second contract running code already deployed adds nothing.
+    x.deploy_all(&[("again".to_string(), probe(""))]);
+    assert_eq!(
+        execution::deployed_code_bytes(&x.node.view()).unwrap(),
+        (now + code.len()) as u64
+    );
+}
