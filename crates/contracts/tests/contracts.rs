@@ -1157,7 +1157,9 @@ fn review6_concurrent_misses_of_one_module_do_not_renew_the_engine() {
         .iter()
         .filter(|m| runtime.cached(&m.hash()).is_some())
         .count();
-    eprintln!("{MODULES} modules ({total} bytes), {THREADS} concurrent compiles each: {s:?}, {held} held");
+    eprintln!(
+        "{MODULES} modules ({total} bytes), {THREADS} concurrent compiles each: {s:?}, {held} held"
+    );
     assert_eq!(
         (s.engine_renewals, held),
         (0, MODULES),

@@ -1132,3 +1132,203 @@ fn deployed_code_is_capped_and_an_upgrade_frees_the_room_of_the_code_it_replaces
         (now + code.len()) as u64
     );
 }
+
+// Sixth review (review6): the module cache and the cap on deployed code. Each test fails on
+// the current code and is ignored so the branch stays green; the ignore reason names the
+// finding.
+
+/// Review6 finding 2: a transaction must name MIN_CALL_FUEL before a node loads a module
+/// (`review_a_call_that_cannot_pay_does_not_compile_the_module`), but a query of 0 fuel loads
+/// and compiles it (unpaid, on the RPC's blocking threads), then fails for want of fuel: the
+/// free vector of finding 1 (concurrent misses). A query that cannot pay for starting a module
+/// must not load it.
+#[test]
+#[ignore = "review6 finding 2: a query naming 0 fuel loads and compiles the module before failing for want of fuel"]
+fn review6_a_query_that_cannot_pay_does_not_compile_the_module() {
+    let mut x = Two::new();
+    x.deploy("alpha", &probe(""));
+    // A node whose cache does not hold the module: a restart.
+    x.node.executor = Executor::new(x.w.g.chain_id.clone(), &x.w.g.params);
+    let before = x.node.executor.module_cache();
+    let caller = execution::SignerInfo {
+        cert_id: x.w.user.id(),
+        organisation: "Agency A".into(),
+        common_name: "user".into(),
+        role: Role::User,
+    };
+    let answer = x.node.executor.query(
+        &x.node.store,
+        x.node.root,
+        &x.node.block_ctx(),
+        &caller,
+        "alpha",
+        "q",
+        &[],
+        0,
+    );
+    assert!(answer.is_err(), "a query of 0 fuel answered: {answer:?}");
+    let after = x.node.executor.module_cache();
+    assert_eq!(
+        after, before,
+        "a query of 0 fuel loaded the module (it failed with {answer:?})"
+    );
+}
+
+/// Review6 finding 3: the room check of a deployment or upgrade adds the new module to the
+/// deployed code before the upgrade's old module leaves it (at proposal and at execution), so
+/// once the deployed code is within one module's size of MAX_DEPLOYED_CODE_BYTES no contract
+/// can be upgraded to new code at all, not even to smaller code (a security fix), although
+/// the refusal says "upgrade a contract to smaller code first". An upgrade that leaves the
+/// deployed code within the cap must be accepted.
+#[test]
+#[ignore = "review6 finding 3: near the cap, an upgrade to smaller code is refused (the old module is still counted)"]
+fn review6_an_upgrade_to_smaller_code_is_accepted_at_the_cap() {
+    let mut x = Two::new();
+    const SIZE: usize = 120_000;
+    let cap = execution::MAX_DEPLOYED_CODE_BYTES as usize;
+    let mut modules: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut total = 0;
+    for i in 0.. {
+        let code = data_module(i, SIZE);
+        if total + code.len() > cap {
+            break;
+        }
+        total += code.len();
+        modules.push((format!("big{i:03}"), code));
+    }
+    // A last module filling the cap to within a few bytes: a smaller size until it fits.
+    let slack = cap - total;
+    let mut size = slack;
+    let filler = loop {
+        let code = data_module(999, size);
+        if code.len() <= slack {
+            break code;
+        }
+        size -= code.len() - slack;
+    };
+    total += filler.len();
+    modules.push(("filler".to_string(), filler));
+    for batch in modules.chunks(40) {
+        x.deploy_all(batch);
+    }
+    assert_eq!(
+        execution::deployed_code_bytes(&x.node.view()).unwrap(),
+        total as u64
+    );
+    // big000 (~120 KB) upgraded to the probe (under 1 KB): the deployed code shrinks by ~119 KB.
+    let fix = probe("");
+    assert!(
+        cap - total < fix.len(),
+        "the cap must be within {} bytes",
+        fix.len()
+    );
+    let after = total - modules[0].1.len() + fix.len();
+    assert!(after < cap);
+    let salt = x.salt();
+    let tx = propose_org(
+        &x.node,
+        &x.w.admin,
+        salt,
+        "contract-upgrade",
+        vec![b"big000".to_vec(), fix.clone()],
+    );
+    let admitted = x.node.admit(&tx);
+    assert!(
+        admitted.is_ok(),
+        "an upgrade of big000 to {} bytes (leaving {after} of the cap's {cap} bytes) is refused: {:?}",
+        fix.len(),
+        admitted.err().map(|r| r.to_string())
+    );
+}
+
+/// Review6 finding 4: a proposal's module is validated, including a compile by a throwaway
+/// engine, at admission (`check_args` and `authorize`) and again in the block (`check_args`,
+/// `authorize`, `propose`): five parses, three wasmparser passes, a Debug rendering of every
+/// operator and a compile each, for a flat BUILTIN_CALL_COST (1 000 fuel). The check is
+/// deterministic (it does not depend on a cache), so it can be charged; one organisation's
+/// admin may send max_txs_per_block such proposals a block, each open proposal holding its
+/// module. The work grows with the module's size, the fuel must too: compared with the same
+/// proposals of a small module, the extra time per proposal of a ~110 KB module must be paid at
+/// the calibrated 1.4 ns per fuel (10x margin).
+#[test]
+#[ignore = "review6 finding 4: a proposal's module is validated and compiled five times for a flat 1 000 fuel"]
+fn review6_a_proposal_pays_for_validating_its_module() {
+    fn proposals_of(x: &mut Two, tag: &str, code: &[u8]) -> (std::time::Duration, u64) {
+        const PROPOSALS: usize = 20;
+        let txs: Vec<Vec<u8>> = (0..PROPOSALS)
+            .map(|i| {
+                let mut rest = vec![format!("{tag}{i:02}").into_bytes()];
+                rest.extend(code.chunks(60_000).map(<[u8]>::to_vec));
+                let salt = x.salt();
+                propose_org(&x.node, &x.w.admin, salt, "contract-deploy", rest)
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let receipts = x.node.run(&txs);
+        let per = started.elapsed() / PROPOSALS as u32;
+        assert_success(&receipts);
+        (per, receipts[0].fuel_used.unwrap_or(0))
+    }
+    let module = |reps: usize| {
+        let mut src = String::from(
+            r#"(module (memory (export "memory") 1) (func (export "call")) (func (param i32 i32) "#,
+        );
+        for _ in 0..reps {
+            src.push_str("(local.set 0 (i32.add (local.get 0) (local.get 1)))");
+        }
+        src.push_str("))");
+        wat::parse_str(&src).unwrap()
+    };
+    let mut x = Two::new();
+    let (small, big) = (module(1), module(16_000));
+    let (small_time, small_fuel) = proposals_of(&mut x, "small", &small);
+    let (big_time, big_fuel) = proposals_of(&mut x, "big", &big);
+    let extra_ns = big_time.saturating_sub(small_time).as_nanos();
+    let extra_fuel = big_fuel.saturating_sub(small_fuel);
+    eprintln!(
+        "a proposal: {small_time:?} and {small_fuel} fuel on {} bytes, {big_time:?} and \
+         {big_fuel} fuel on {} bytes",
+        small.len(),
+        big.len()
+    );
+    assert!(
+        extra_ns <= 10 * u128::from(extra_fuel) * 14 / 10 + small_time.as_nanos() / 10,
+        "a proposal of a {}-byte module took {big_time:?} against {small_time:?} for a \
+         {}-byte one, and paid {extra_fuel} fuel more: its validation is unpaid",
+        big.len(),
+        small.len()
+    );
+}
+
+/// Review6 finding 5: the module of a proposal that expires undecided stays in the state for
+/// ever (docs/contracts.md §4 says so), with its reference count: one organisation's admin
+/// stores up to a transaction's size of code on every node, permanently, per proposal, for
+/// 1 000 fuel, without any other organisation's vote. Nothing takes an expired proposal's
+/// module: once the deadline has passed, the module no open proposal or contract references
+/// must not stay (or must be reclaimable by a transaction).
+#[test]
+#[ignore = "review6 finding 5: an expired proposal's module stays in the state for ever"]
+fn review6_the_code_of_an_expired_proposal_does_not_stay() {
+    let mut x = Two::new();
+    let code = probe("(func (export \"expired\"))");
+    let (id, r) = x.propose("contract-deploy", vec![b"alpha".to_vec(), code.clone()]);
+    assert_success(&r);
+    let p = execution::read_proposal(&x.node.view(), &id)
+        .unwrap()
+        .unwrap();
+    while x.node.height <= p.deadline.0 + 1 {
+        x.node.run(&[]);
+    }
+    // Any later transaction (here another deployment) could take it: none does.
+    x.deploy("beta", &probe(""));
+    let kept = execution::contract_code(&x.node.view(), &sm3(&code)).unwrap();
+    assert!(
+        kept.is_none(),
+        "the {} bytes of proposal {}'s module stay in the state after its deadline {} \
+         (height {})",
+        kept.map_or(0, |c| c.len()),
+        id.to_hex(),
+        p.deadline.0,
+        x.node.height
+    );
+}
