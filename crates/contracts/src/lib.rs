@@ -79,4 +79,6 @@ pub use runtime::{
     CacheStats, CompiledModule, ENGINE_RENEWAL_DEAD_BYTES, ENGINE_RENEWAL_DEAD_FUNCTIONS, Outcome,
     Runtime,
 };
-pub use validate::{EntryPoint, HOST_NAMESPACE, MEMORY_EXPORT, ValidatedModule, validate};
+pub use validate::{
+    EntryPoint, HOST_NAMESPACE, MEMORY_EXPORT, ValidatedModule, validate, validate_stored,
+};

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crypto::Digest;
 use wasmi::errors::{ErrorKind, InstantiationError};
@@ -127,6 +127,9 @@ struct ModuleCache {
     compiled_functions: u64,
     /// Engines replaced by fresh ones so far.
     renewals: u64,
+    /// The compiles under way, one per module: a run that misses a module being compiled waits
+    /// for it.
+    compiling: HashMap<Digest, Arc<OnceLock<Result<Module, String>>>>,
 }
 
 impl ModuleCache {
@@ -230,6 +233,7 @@ impl Runtime {
                 compiled_bytes: 0,
                 compiled_functions: 0,
                 renewals: 0,
+                compiling: HashMap::new(),
             }),
             limits,
         }
@@ -275,8 +279,8 @@ impl Runtime {
     }
 
     /// Returns `module` compiled: from the cache on a hit, else compiled eagerly (every
-    /// function) and cached. The cache is not locked while the module compiles (two runs that
-    /// miss at once may both compile it; the second is not cached). When the engine's dead
+    /// function) and cached. The cache is not locked while the module compiles; a run that
+    /// misses a module another run is compiling waits for that compile. When the engine's dead
     /// code (compiled, no longer cached) reaches [`ENGINE_RENEWAL_DEAD_BYTES`] or
     /// [`ENGINE_RENEWAL_DEAD_FUNCTIONS`] it is replaced by a fresh one and the cache emptied; the module just compiled is then not cached (it keeps the old engine alive
     /// until it is dropped).
@@ -292,46 +296,68 @@ impl Runtime {
     /// count a second miss).
     pub fn compile_missed(&self, module: &ValidatedModule) -> Result<CompiledModule, DeployError> {
         let hash = module.hash();
-        let engine = self.cache().engine.clone();
-        let compiled = Module::new(&engine, module.code()).map_err(|e| DeployError::Compile {
-            reason: e.to_string(),
-        })?;
         let instantiation_fuel = module.instantiation_fuel();
-        let mut cache = self.cache();
-        // Another thread may have renewed the engine meanwhile: the module still runs, but it
-        // is neither counted against nor cached with the new engine.
-        if Engine::same(&cache.engine, &engine) {
-            let functions = u64::from(module.functions());
-            cache.compiled_bytes += module.code().len() as u64;
-            cache.compiled_functions += functions;
-            let used = cache.clock;
-            cache.insert(
-                hash,
-                Entry {
-                    module: compiled.clone(),
-                    instantiation_fuel,
-                    code_bytes: module.code().len(),
-                    functions,
-                    used,
-                },
-            );
-            if cache.needs_renewal() {
-                cache.engine = Engine::new(&deterministic_config(&self.limits));
-                cache.compiled_bytes = 0;
-                cache.compiled_functions = 0;
-                cache.held_bytes = 0;
-                cache.held_functions = 0;
-                cache.renewals += 1;
-                cache.entries.clear();
-            }
-        }
-        drop(cache);
-        Ok(CompiledModule {
+        let done = |module: Module| CompiledModule {
             hash,
-            module: compiled,
+            module,
             instantiation_fuel,
             runtime: self.id,
-        })
+        };
+        // One compile per module at a time: a run missing a module another run is compiling
+        // waits for that compile instead of compiling a duplicate (which wasmi would keep as
+        // dead code until the engine is renewed).
+        let (cell, engine) = {
+            let mut cache = self.cache();
+            if let Some(entry) = cache.entries.get(&hash) {
+                // Compiled since the caller's lookup missed (the miss is counted already).
+                return Ok(done(entry.module.clone()));
+            }
+            let cell = Arc::clone(cache.compiling.entry(hash).or_default());
+            (cell, cache.engine.clone())
+        };
+        let mut compiled_here = false;
+        let result = cell
+            .get_or_init(|| {
+                compiled_here = true;
+                Module::new(&engine, module.code()).map_err(|e| e.to_string())
+            })
+            .clone();
+        if compiled_here {
+            let mut cache = self.cache();
+            cache.compiling.remove(&hash);
+            // Another thread may have renewed the engine meanwhile: the module still runs, but
+            // it is neither counted against nor cached with the new engine.
+            if let Ok(compiled) = &result
+                && Engine::same(&cache.engine, &engine)
+            {
+                let functions = u64::from(module.functions());
+                cache.compiled_bytes += module.code().len() as u64;
+                cache.compiled_functions += functions;
+                let used = cache.clock;
+                cache.insert(
+                    hash,
+                    Entry {
+                        module: compiled.clone(),
+                        instantiation_fuel,
+                        code_bytes: module.code().len(),
+                        functions,
+                        used,
+                    },
+                );
+                if cache.needs_renewal() {
+                    cache.engine = Engine::new(&deterministic_config(&self.limits));
+                    cache.compiled_bytes = 0;
+                    cache.compiled_functions = 0;
+                    cache.held_bytes = 0;
+                    cache.held_functions = 0;
+                    cache.renewals += 1;
+                    cache.entries.clear();
+                }
+            }
+        }
+        result
+            .map(done)
+            .map_err(|reason| DeployError::Compile { reason })
     }
 
     /// Runs `entry` of `module` in a fresh instance with `fuel_limit` fuel and host API v1

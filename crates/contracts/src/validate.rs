@@ -132,6 +132,66 @@ fn float_operator(op: &wasmparser::Operator<'_>) -> Option<String> {
 /// by a throwaway engine of the chain's configuration (dropped after), so that a module that
 /// validates is one every node compiles ([`DeployError::Compile`] otherwise).
 pub fn validate(code: &[u8], limits: &Limits) -> Result<ValidatedModule, DeployError> {
+    let hash = crypto_sm::sm3::sm3(code);
+    if let Some(answer) = memo().lookup(&hash, limits) {
+        return answer;
+    }
+    let answer = check(code, limits, true);
+    memo().remember(hash, *limits, answer.clone());
+    answer
+}
+
+/// [`validate`] without its compile check, for code [`validate`] accepted when it was proposed
+/// and that is now loaded from the state to be compiled by a [`crate::Runtime`] (whose compile
+/// refuses what does not compile): the module is compiled once, not twice, on a cache miss.
+pub fn validate_stored(code: &[u8], limits: &Limits) -> Result<ValidatedModule, DeployError> {
+    check(code, limits, false)
+}
+
+/// The last answers of [`validate`], by SM3 of the code and the limits: a proposal's module is
+/// checked at admission and again in its block (each by several steps), and the answer is a
+/// pure function of the bytes and the limits, so it is computed once.
+struct Memo {
+    answers: Vec<(Digest, Limits, Result<ValidatedModule, DeployError>)>,
+}
+
+/// Answers [`Memo`] keeps (the most recent first).
+const MEMO_ANSWERS: usize = 16;
+
+impl Memo {
+    fn lookup(
+        &self,
+        hash: &Digest,
+        limits: &Limits,
+    ) -> Option<Result<ValidatedModule, DeployError>> {
+        self.answers
+            .iter()
+            .find(|(h, l, _)| h == hash && l == limits)
+            .map(|(_, _, a)| a.clone())
+    }
+
+    fn remember(
+        &mut self,
+        hash: Digest,
+        limits: Limits,
+        answer: Result<ValidatedModule, DeployError>,
+    ) {
+        self.answers
+            .retain(|(h, l, _)| !(*h == hash && *l == limits));
+        self.answers.insert(0, (hash, limits, answer));
+        self.answers.truncate(MEMO_ANSWERS);
+    }
+}
+
+fn memo() -> std::sync::MutexGuard<'static, Memo> {
+    static MEMO: std::sync::Mutex<Memo> = std::sync::Mutex::new(Memo {
+        answers: Vec::new(),
+    });
+    MEMO.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The checks of [`validate`]; the compile check only if `compile`.
+fn check(code: &[u8], limits: &Limits, compile: bool) -> Result<ValidatedModule, DeployError> {
     if code.len() > limits.max_code_size {
         return Err(DeployError::TooLarge {
             size: code.len(),
@@ -168,10 +228,12 @@ pub fn validate(code: &[u8], limits: &Limits) -> Result<ValidatedModule, DeployE
     // The compile check: wasmi has limits of its own (30 000 locals a function, among others)
     // that the scan above does not restate. The engine is dropped with the module, so the
     // check leaves nothing in any engine's code map.
-    let engine = wasmi::Engine::new(&deterministic_config(limits));
-    wasmi::Module::new(&engine, code).map_err(|e| DeployError::Compile {
-        reason: e.to_string(),
-    })?;
+    if compile {
+        let engine = wasmi::Engine::new(&deterministic_config(limits));
+        wasmi::Module::new(&engine, code).map_err(|e| DeployError::Compile {
+            reason: e.to_string(),
+        })?;
+    }
 
     Ok(ValidatedModule {
         code: Arc::from(code),

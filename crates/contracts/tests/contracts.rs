@@ -1126,7 +1126,7 @@ fn review2_a_cache_holding_the_deployed_code_compiles_each_module_once() {
 /// the 24 MiB cache), each hit by a burst of 80 concurrent compiles: they must stay cached,
 /// with no renewal (each compiled once per process, as docs/contracts.md §1 promises).
 #[test]
-#[ignore = "review6 finding 1: concurrent misses of one module each compile it; the duplicates count as dead code and renew the engine, emptying the cache"]
+// Review6 finding 1 (fixed): concurrent misses of one module wait for one compile.
 fn review6_concurrent_misses_of_one_module_do_not_renew_the_engine() {
     let limits = Limits::default();
     const MODULES: usize = 40;

@@ -342,7 +342,9 @@ impl Executor {
     /// contract's `call` entry point in a read-only context (a write, removal or event fails the
     /// query with `CONTRACT_READ_ONLY`; its callees are read-only too), with `fuel` fuel, seen by
     /// `caller` (the client's identity), in the block `block` (the tip's successor height, the
-    /// tip's time), with a zero transaction ID. A frozen contract still answers. `Err` with a
+    /// tip's time), with a zero transaction ID. A frozen contract still answers. Fuel below
+    /// [`crate::MIN_CALL_FUEL`] fails with `TX_FUEL_LIMIT_TOO_LOW` before the module is
+    /// loaded, as a transaction's call would be refused. `Err` with a
     /// [`ContractError::State`] means the state could not be read; any other error is the
     /// query's failure with its code.
     #[allow(
@@ -360,6 +362,16 @@ impl Executor {
         args: &[Vec<u8>],
         fuel: u64,
     ) -> Result<QueryAnswer, ContractError> {
+        // As for a call: a query that cannot pay for loading a module does not load it.
+        if fuel < crate::MIN_CALL_FUEL {
+            return Err(ContractError::Run {
+                code: &codes::TX_FUEL_LIMIT_TOO_LOW,
+                message: format!(
+                    "a query names fuel {fuel}, below the {} a contract call needs",
+                    crate::MIN_CALL_FUEL
+                ),
+            });
+        }
         let overlay = Overlay {
             store,
             root,

@@ -672,29 +672,43 @@ pub fn deployed_code_bytes(r: &(impl StateRead + ?Sized)) -> Result<u64, ExecErr
     )
 }
 
-/// Whether deploying `len` more bytes of code (a module no deployed contract runs yet) keeps
-/// the deployed code within [`MAX_DEPLOYED_CODE_BYTES`]; the refusal says by how much not.
+/// Whether a deployment of module `hash` (`len` bytes), or an upgrade to it replacing module
+/// `replaced`, keeps the deployed code within [`MAX_DEPLOYED_CODE_BYTES`]: the new module counts
+/// unless a deployed contract runs it already, the replaced one no longer counts when this
+/// contract is the last to run it. The refusal says by how much it does not fit.
 fn check_deployed_code_room(
     r: &(impl StateRead + ?Sized),
     hash: &Digest,
     len: u64,
+    replaced: Option<&Digest>,
 ) -> Result<(), Denial> {
-    if read_count(
-        r,
-        &keys::contracts::code_live(hash),
-        "a module's deployed count",
-    )? > 0
-    {
+    let live = |h: &Digest| {
+        read_count(
+            r,
+            &keys::contracts::code_live(h),
+            "a module's deployed count",
+        )
+    };
+    if live(hash)? > 0 {
         return Ok(());
     }
-    let live = deployed_code_bytes(r)?;
-    let total = live.saturating_add(len);
+    let freed = match replaced {
+        Some(old) if live(old)? == 1 => crate::wasm::code(r, old)?.map_or(0, |c| c.len() as u64),
+        _ => 0,
+    };
+    let deployed = deployed_code_bytes(r)?;
+    let total = deployed.saturating_sub(freed).saturating_add(len);
     if total > MAX_DEPLOYED_CODE_BYTES {
         return Err(refused(
             FailureCode::ContractInvalid,
             format!(
-                "the deployed contracts run {live} bytes of code; {len} more would make {total}, over the chain's \
-                 {MAX_DEPLOYED_CODE_BYTES}: upgrade a contract to smaller code first"
+                "the deployed contracts run {deployed} bytes of code; this module ({len} bytes{}) would make {total}, over the chain's \
+                 {MAX_DEPLOYED_CODE_BYTES}: upgrade a contract to smaller code first",
+                if freed > 0 {
+                    format!(", replacing {freed}")
+                } else {
+                    String::new()
+                }
             ),
         ));
     }
@@ -865,11 +879,12 @@ fn execute_contract_change(
         change
     {
         let len = crate::wasm::code(ctx, code_hash)?.map_or(0, |c| c.len() as u64);
-        check_deployed_code_room(ctx, code_hash, len).map_err(Denial::into_failure)?;
         let old = match change {
             ContractChange::Upgrade { .. } => Some(previous_hash),
             _ => None,
         };
+        check_deployed_code_room(ctx, code_hash, len, old.flatten().as_ref())
+            .map_err(Denial::into_failure)?;
         ctx.nested(CONTRACTS, |c| add_code_live(c, code_hash, len, 1))?;
         if let Some(Some(old)) = old {
             let old_len = crate::wasm::code(ctx, &old)?.map_or(0, |c| c.len() as u64);
@@ -1125,7 +1140,8 @@ impl GovernanceContract {
                 check_contract_change(ctx, change, Stage::Proposing)?;
                 if let Some(hash) = change.code_hash() {
                     let len = args[4..].iter().map(|a| a.len() as u64).sum();
-                    check_deployed_code_room(ctx, &hash, len)?;
+                    let replaced = crate::wasm::contract(ctx, change.name())?.map(|c| c.code_hash);
+                    check_deployed_code_room(ctx, &hash, len, replaced.as_ref())?;
                 }
             }
             kind => check_org_change(ctx, kind, block_time(ctx)).map(|_| ())?,

@@ -130,7 +130,8 @@ fn load(
         code: codes::Coded::code(&e),
         message: format!("contract {:?}: {e}", record.name),
     };
-    let module = contracts::validate(&bytes, runtime.limits()).map_err(deploy)?;
+    // Validated when proposed; the runtime's compile is the compile check.
+    let module = contracts::validate_stored(&bytes, runtime.limits()).map_err(deploy)?;
     if module.hash() != record.code_hash {
         return Err(ExecError::corrupt(&key, "the code does not hash to its key").into());
     }
