@@ -53,7 +53,7 @@ define_codes! {
         "The signer's role or organisation may not make this call.",
         "this role or organisation may not make this call; see the permission table in docs/execution.md §5";
     TX_FUEL_LIMIT_MISSING = 121, BadInput, InvalidArgument,
-        "A call to a WASM contract in a transaction that names no fuel limit (a version 1 transaction).",
+        "A call to a WASM contract, or a proposal carrying a module, in a transaction that names no fuel limit (a version 1 transaction).",
         "send a version 2 transaction with a fuel limit (`--fuel`), at most the chain's max_fuel_per_tx";
     TX_FUEL_LIMIT_TOO_HIGH = 122, BadInput, InvalidArgument,
         "The transaction's fuel limit is above the chain's max_fuel_per_tx or max_fuel_per_block in force.",
@@ -62,8 +62,8 @@ define_codes! {
         "The called WASM contract is frozen by governance: it refuses calls until it is unfrozen.",
         "the consortium froze this contract (gmchain gov list shows the proposal); queries still work";
     TX_FUEL_LIMIT_TOO_LOW = 124, BadInput, InvalidArgument,
-        "A call to a WASM contract names a fuel limit below the least a call needs (10 000).",
-        "raise the fuel limit (`--fuel`) to at least 10000";
+        "A call to a WASM contract or a contract query names a fuel limit below the least a call needs (10 000), or a proposal carrying a module one below what the module's checks cost (the message gives the figure).",
+        "raise the fuel limit (`--fuel`) to the figure the message names";
     TX_STATE_UNAVAILABLE = 190, Unavailable, Unavailable,
         "The node could not read its state; the transaction was not judged.",
         "the node cannot read its state; retry later or check the node";

@@ -246,6 +246,17 @@ fn bench_compile(c: &mut Criterion) {
         });
     }
     group.finish();
+    // The checks of a module before its compile (`validate_stored`: rules 1-10; `validate`
+    // adds a compile, the figure above): with it, what a proposal's fuel per byte of module
+    // pays for.
+    let mut group = c.benchmark_group("validate_stored");
+    for (name, code) in compile_shapes() {
+        group.throughput(Throughput::Bytes(code.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(contracts::validate_stored(&code, &limits).expect("validates")))
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(

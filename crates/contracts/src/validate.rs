@@ -209,7 +209,15 @@ fn check(code: &[u8], limits: &Limits, compile: bool) -> Result<ValidatedModule,
             reason: e.to_string(),
         })?;
 
-    let mut scan = Scan::default();
+    // Run first, its answer reported last (the safety net below): whether the module has a
+    // float anywhere.
+    let float_free = Validator::new_with_features(allowed_features() - WasmFeatures::FLOATS)
+        .validate_all(code)
+        .map(drop);
+    let mut scan = Scan {
+        has_floats: float_free.is_err(),
+        ..Scan::default()
+    };
     for payload in Parser::new(0).parse_all(code) {
         let payload = payload.map_err(|e| DeployError::InvalidWasm {
             reason: e.to_string(),
@@ -219,11 +227,9 @@ fn check(code: &[u8], limits: &Limits, compile: bool) -> Result<ValidatedModule,
     scan.finish()?;
 
     // Safety net: the validator without floats must agree with the scan above.
-    Validator::new_with_features(allowed_features() - WasmFeatures::FLOATS)
-        .validate_all(code)
-        .map_err(|e| DeployError::FloatType {
-            place: e.to_string(),
-        })?;
+    float_free.map_err(|e| DeployError::FloatType {
+        place: e.to_string(),
+    })?;
 
     // The compile check: wasmi has limits of its own (30 000 locals a function, among others)
     // that the scan above does not restate. The engine is dropped with the module, so the
@@ -266,6 +272,9 @@ struct Scan {
     initial_pages: u64,
     /// The length in bytes of each active data segment.
     data_segments: Vec<u64>,
+    /// Whether the float-free validation refused the module: only then are the function
+    /// bodies searched for the float instruction to name.
+    has_floats: bool,
 }
 
 impl Scan {
@@ -397,11 +406,15 @@ impl Scan {
                         limit: limits.max_locals,
                     });
                 }
-                let mut ops = body.get_operators_reader().map_err(invalid)?;
-                while !ops.eof() {
-                    let op = ops.read().map_err(invalid)?;
-                    if let Some(operator) = float_operator(&op) {
-                        return Err(DeployError::FloatInstruction { function, operator });
+                // Each operator is rendered only when the float-free validation already found a
+                // float somewhere, to name the first float instruction.
+                if self.has_floats {
+                    let mut ops = body.get_operators_reader().map_err(invalid)?;
+                    while !ops.eof() {
+                        let op = ops.read().map_err(invalid)?;
+                        if let Some(operator) = float_operator(&op) {
+                            return Err(DeployError::FloatInstruction { function, operator });
+                        }
                     }
                 }
             }

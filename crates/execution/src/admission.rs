@@ -1040,6 +1040,33 @@ impl Admission {
     ) -> Result<Target<'_>, Rejection> {
         let call = &signed.tx.call;
         if let Some((c, p)) = self.registry.resolve(&call.contract, &call.method) {
+            // A proposal carrying a module pays for its checks by the module's size: it names a
+            // fuel limit that covers them.
+            if call.contract == crate::keys::GOVERNANCE
+                && call.method == "propose"
+                && let Some(module) = crate::governance::proposal_module_fuel(&call.args)
+            {
+                let need = module.saturating_add(crate::contract::BUILTIN_CALL_COST);
+                match signed.tx.fuel_limit {
+                    None => {
+                        return Err(reject(
+                            RejectCode::FuelLimitMissing,
+                            format!(
+                                "a proposal carrying a module pays {need} fuel for its checks: name a fuel limit of at least that (a version 2 transaction)"
+                            ),
+                        ));
+                    }
+                    Some(l) if l < need => {
+                        return Err(reject(
+                            RejectCode::FuelLimitTooLow,
+                            format!(
+                                "fuel limit {l} is below {need}, what the checks of the proposal's module cost"
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
             return Ok(Target::Builtin(c, p));
         }
         let Some(record) = wasm::contract(view, &call.contract).map_err(state_err)? else {

@@ -363,6 +363,22 @@ fn contract_name_arg(args: &[Vec<u8>]) -> Result<String, ContractError> {
     Ok(name)
 }
 
+/// The fuel a `propose` call with `args` pays for the checks of its module, beyond the call's
+/// own cost: `Some` for a deployment or upgrade whose module validates
+/// ([`contracts::fuel::module_check`]), else `None` (a proposal without a module, or one the
+/// call refuses anyway).
+pub fn proposal_module_fuel(args: &[Vec<u8>]) -> Option<u64> {
+    let kind = args.first()?;
+    if args.len() < 5 || !(kind == b"contract-deploy" || kind == b"contract-upgrade") {
+        return None;
+    }
+    let module = contract_code_arg(args).ok()?;
+    Some(contracts::fuel::module_check(
+        module.code().len() as u64,
+        module.functions(),
+    ))
+}
+
 /// The module of a deployment or upgrade: `args[4..]` concatenated, validated as the chain
 /// will run it. A refusal names the module rule's code (docs/contracts.md §1).
 fn contract_code_arg(args: &[Vec<u8>]) -> Result<contracts::ValidatedModule, ContractError> {
@@ -1194,6 +1210,10 @@ impl GovernanceContract {
 
     fn propose(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
         let mut p = parse_proposal(args)?;
+        // Every node checks the module (validates and compiles it): paid by its size.
+        if let Some(fuel) = proposal_module_fuel(args) {
+            ctx.charge(fuel)?;
+        }
         if let ProposalKind::Contract(change) = &mut p.kind {
             // The contract's state the change is made against: it executes only if that is
             // still the contract's last change.

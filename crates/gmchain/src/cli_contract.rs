@@ -201,10 +201,11 @@ pub(crate) struct ModuleChange {
     /// The module (.wasm).
     #[arg(long, value_name = "FILE")]
     code: PathBuf,
-    /// The proposal's fuel limit: with a policy one organisation meets, the proposal
-    /// executes at once and runs the module's `init`/`migrate` on it.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_CALL_FUEL)]
-    fuel: u64,
+    /// The proposal's fuel limit [default: what the checks of the module cost (40 per byte,
+    /// 800 per function) plus 10⁷]: with a policy one organisation meets, the proposal
+    /// executes at once and runs the module's `init`/`migrate` on what is left.
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
     #[command(flatten)]
     deadline: ProposalDeadline,
     #[command(flatten)]
@@ -757,16 +758,19 @@ pub(crate) struct EventsArgs {
 }
 
 /// Reads and checks a module as the chain will at deployment; returns its bytes.
-fn module(path: &Path) -> Result<Vec<u8>, Failure> {
+/// Reads and checks the module at `path` as the chain will; returns it with the fuel a proposal
+/// carrying it pays for those checks.
+fn module(path: &Path) -> Result<(Vec<u8>, u64), Failure> {
     let code = read_named("--code", path)?;
-    contracts::validate(&code, &contracts::Limits::default()).map_err(|e| {
+    let m = contracts::validate(&code, &contracts::Limits::default()).map_err(|e| {
         Failure::BadInput(format!(
             "--code {}: {}: {e}",
             path.display(),
             codes::Coded::code(&e).name
         ))
     })?;
-    Ok(code)
+    let checks = contracts::fuel::module_check(code.len() as u64, m.functions());
+    Ok((code, checks))
 }
 
 /// A deployment's or upgrade's arguments: the name, then the module in chunks.
@@ -836,25 +840,29 @@ async fn module_change(kind: &str, m: &ModuleChange) -> CmdResult {
 async fn lifecycle(
     kind: &str,
     name: &str,
-    code: Option<(&Path, u64)>,
+    code: Option<(&Path, Option<u64>)>,
     deadline: &ProposalDeadline,
     sender: &SenderArgs,
     node: &NodeArgs,
 ) -> CmdResult {
     execution::check_contract_name(name).map_err(Failure::BadInput)?;
-    let fuel = code.map(|(_, f)| f);
-    let args = match code.map(|(p, _)| p) {
-        Some(path) => {
-            let code = module(path)?;
+    let (args, fuel) = match code {
+        Some((path, fuel)) => {
+            let (code, checks) = module(path)?;
             println!(
-                "module {}: {} bytes, SM3 {} (checked as the chain will)",
+                "module {}: {} bytes, SM3 {} (checked as the chain will; the checks cost {checks} fuel)",
                 path.display(),
                 code.len(),
                 crypto_sm::sm3::sm3(&code)
             );
-            code_args(name, &code)
+            let fuel = fuel.unwrap_or(
+                DEFAULT_CALL_FUEL
+                    .saturating_add(checks)
+                    .saturating_add(execution::BUILTIN_CALL_COST),
+            );
+            (code_args(name, &code), Some(fuel))
         }
-        None => vec![name.as_bytes().to_vec()],
+        None => (vec![name.as_bytes().to_vec()], None),
     };
     check_kind_args(kind, &args, "NAME/--code")?;
     submit_proposal(kind, args, deadline.schedule(), sender, node, fuel).await

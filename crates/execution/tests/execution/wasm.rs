@@ -114,6 +114,22 @@ fn tx_fuel(
         .to_bytes()
 }
 
+/// The fuel limit of the tests' proposals: a proposal carrying a module pays for its checks by
+/// its size (a 128 KiB module of 10 000 functions about 13.2 M).
+const PROPOSAL_FUEL: u64 = 20_000_000;
+
+/// A governance proposal of `kind` by `m` (voting until 10 blocks on), as a version 2
+/// transaction of [`PROPOSAL_FUEL`]; shadows the version 1 helper of the other tests.
+fn propose_org(node: &Node, m: &Member, salt: u8, kind: &str, rest: Vec<Vec<u8>>) -> Vec<u8> {
+    let mut args = vec![
+        kind.as_bytes().to_vec(),
+        (node.height + 10).to_be_bytes().to_vec(),
+        0u64.to_be_bytes().to_vec(),
+    ];
+    args.extend(rest);
+    tx_fuel(m, salt, "governance", "propose", args, PROPOSAL_FUEL)
+}
+
 /// A yes vote on `id` naming a fuel limit (for `init` or `migrate`, which run on the executing
 /// vote's fuel).
 fn yes_fuel(m: &Member, salt: u8, id: &Digest, fuel: u64) -> Vec<u8> {
@@ -1260,7 +1276,7 @@ fn review6_an_upgrade_to_smaller_code_is_accepted_at_the_cap() {
 /// proposals of a small module, the extra time per proposal of a ~110 KB module must be paid at
 /// the calibrated 1.4 ns per fuel (10x margin).
 #[test]
-#[ignore = "review6 finding 4 (open: validation is now once per module, memoised, but unpaid; charging it by size needs contract proposals to be version 2 transactions)"]
+// Review6 finding 4 (fixed): a proposal pays contracts::fuel::module_check for its module.
 fn review6_a_proposal_pays_for_validating_its_module() {
     fn proposals_of(x: &mut Two, tag: &str, code: &[u8]) -> (std::time::Duration, u64) {
         const PROPOSALS: usize = 20;
@@ -1339,5 +1355,63 @@ fn review6_the_code_of_an_expired_proposal_does_not_stay() {
         id.to_hex(),
         p.deadline.0,
         x.node.height
+    );
+}
+
+/// A proposal carrying a module pays for the module's checks by its size: without a fuel limit
+/// it is refused (TX_FUEL_LIMIT_MISSING), with too low a one too (TX_FUEL_LIMIT_TOO_LOW, naming
+/// the figure), and its receipt charges exactly the call's cost plus the published figure.
+#[test]
+fn a_proposal_carrying_a_module_pays_for_its_checks() {
+    let mut x = Two::new();
+    let code = probe("");
+    let module = contracts::validate(&code, &contracts::Limits::default()).unwrap();
+    let need = contracts::fuel::module_check(code.len() as u64, module.functions());
+    assert_eq!(
+        need,
+        code.len() as u64 * 40 + u64::from(module.functions()) * 800
+    );
+    let rest = vec![b"alpha".to_vec(), code.clone()];
+    let salt = x.salt();
+    let v1 = super::propose_org(&x.node, &x.w.admin, salt, "contract-deploy", rest.clone());
+    let e = x.node.admit(&v1).unwrap_err();
+    assert_eq!(e.code, RejectCode::FuelLimitMissing, "{e}");
+    let total = need + 1_000;
+    assert!(e.message.contains(&total.to_string()), "{e}");
+    let mut args = vec![
+        b"contract-deploy".to_vec(),
+        (x.node.height + 10).to_be_bytes().to_vec(),
+        0u64.to_be_bytes().to_vec(),
+    ];
+    args.extend(rest);
+    let salt = x.salt();
+    let low = tx_fuel(
+        &x.w.admin,
+        salt,
+        "governance",
+        "propose",
+        args.clone(),
+        total - 1,
+    );
+    let e = x.node.admit(&low).unwrap_err();
+    assert_eq!(e.code, RejectCode::FuelLimitTooLow, "{e}");
+    let salt = x.salt();
+    let enough = tx_fuel(&x.w.admin, salt, "governance", "propose", args, total);
+    let r = x.node.run(&[enough]).remove(0);
+    assert_eq!(r.status, Status::Success, "{r:?}");
+    assert_eq!(r.fuel_used, Some(total));
+    // A proposal without a module pays the call's cost alone, as before.
+    let salt = x.salt();
+    let freeze = super::propose_org(
+        &x.node,
+        &x.w.admin,
+        salt,
+        "contract-freeze",
+        vec![b"beta".to_vec()],
+    );
+    assert_eq!(
+        x.node.admit(&freeze).unwrap_err().code,
+        RejectCode::BadArguments,
+        "no contract beta: refused on its arguments, not its fuel"
     );
 }
