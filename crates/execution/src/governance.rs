@@ -634,6 +634,119 @@ enum Stage {
     Executing,
 }
 
+/// The most proposals carrying a module an organisation may have open at once. An open
+/// proposal holds its module in the state (up to a transaction's size); one past its deadline
+/// no longer counts, and its module goes at the organisation's next such proposal, so an
+/// organisation keeps at most this many modules of undecided proposals.
+pub const MAX_OPEN_MODULE_PROPOSALS: usize = 8;
+
+/// The IDs of `organisation`'s proposals carrying a module that may still be open, oldest first.
+fn module_proposals(
+    r: &(impl StateRead + ?Sized),
+    organisation: &str,
+) -> Result<Vec<Digest>, ExecError> {
+    let key = keys::full(GOVERNANCE, &k::module_proposals(organisation));
+    let Some(bytes) = r.read(&key)? else {
+        return Ok(Vec::new());
+    };
+    let c = |e| ExecError::corrupt(&key, e);
+    let mut rd = Reader::new(&bytes);
+    rd.header(
+        "module_proposals.header",
+        crate::records::tag::MODULE_PROPOSALS,
+    )
+    .map_err(c)?;
+    let n = rd
+        .len("module_proposals.ids", MAX_OPEN_MODULE_PROPOSALS)
+        .map_err(c)?;
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(Digest(rd.array("module_proposals.id").map_err(c)?));
+    }
+    rd.finish().map_err(c)?;
+    Ok(ids)
+}
+
+/// Which of `ids` are still open at `height` (their deadline not passed, not decided), and
+/// which expired undecided (their modules still referenced by them).
+fn split_open(
+    r: &(impl StateRead + ?Sized),
+    ids: &[Digest],
+    height: Height,
+) -> Result<(Vec<Digest>, Vec<ProposalRecord>), ExecError> {
+    let mut open = Vec::new();
+    let mut expired = Vec::new();
+    for id in ids {
+        if let Some(p) = read_proposal(r, id)?
+            && p.status == ProposalStatus::Open
+        {
+            if p.deadline < height {
+                expired.push(p);
+            } else {
+                open.push(*id);
+            }
+        }
+    }
+    Ok((open, expired))
+}
+
+/// Whether `organisation` may open another proposal carrying a module at `height`.
+fn check_module_proposal_room(
+    r: &(impl StateRead + ?Sized),
+    organisation: &str,
+    height: Height,
+) -> Result<(), Denial> {
+    let (open, _) = split_open(r, &module_proposals(r, organisation)?, height)?;
+    if open.len() >= MAX_OPEN_MODULE_PROPOSALS {
+        return Err(too_many_module_proposals(organisation, &open));
+    }
+    Ok(())
+}
+
+fn too_many_module_proposals(organisation: &str, open: &[Digest]) -> Denial {
+    refused(
+        FailureCode::ProposalSchedule,
+        format!(
+            "{organisation:?} has {} open proposals carrying a module ({}), the most an organisation may have: wait for their votes or deadlines",
+            open.len(),
+            open.iter()
+                .map(Digest::to_hex)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+}
+
+/// Records the proposal `id` carrying a module among `organisation`'s, first dropping the
+/// modules of its proposals that expired undecided (their references; with the last one the
+/// module goes) and the proposals decided since.
+fn add_module_proposal(
+    ctx: &mut CallContext<'_>,
+    organisation: &str,
+    id: Digest,
+) -> Result<(), ContractError> {
+    let height = ctx.block().height;
+    let (mut open, expired) = split_open(&*ctx, &module_proposals(&*ctx, organisation)?, height)?;
+    for p in expired {
+        if let ProposalKind::Contract(change) = &p.kind
+            && let Some(hash) = change.code_hash()
+        {
+            ctx.nested(CONTRACTS, |c| add_code_ref(c, &hash, -1))?;
+        }
+    }
+    if open.len() >= MAX_OPEN_MODULE_PROPOSALS {
+        return Err(too_many_module_proposals(organisation, &open).into_failure());
+    }
+    open.push(id);
+    let mut w = Writer::new();
+    w.header(crate::records::tag::MODULE_PROPOSALS);
+    w.len(open.len());
+    for id in &open {
+        w.fixed(id.as_bytes());
+    }
+    ctx.put(&k::module_proposals(organisation), w.into_bytes())
+}
+
 /// Adds `delta` to the count of references to the module `hash` (open proposals and the
 /// contracts deployed from them), in the `contracts` namespace (`ctx` is nested in it); at
 /// zero the module and its count are deleted.
@@ -1155,6 +1268,7 @@ impl GovernanceContract {
             ProposalKind::Contract(change) => {
                 check_contract_change(ctx, change, Stage::Proposing)?;
                 if let Some(hash) = change.code_hash() {
+                    check_module_proposal_room(ctx, caller, ctx.block().height)?;
                     let len = args[4..].iter().map(|a| a.len() as u64).sum();
                     let replaced = crate::wasm::contract(ctx, change.name())?.map(|c| c.code_hash);
                     check_deployed_code_room(ctx, &hash, len, replaced.as_ref())?;
@@ -1233,6 +1347,8 @@ impl GovernanceContract {
                     }
                     add_code_ref(c, &hash, 1)
                 })?;
+                let org = ctx.caller().organisation.clone();
+                add_module_proposal(ctx, &org, ctx.tx_id().0)?;
             }
         }
         let caller = ctx.caller().organisation.clone();

@@ -220,6 +220,12 @@ pub mod governance {
         b"pending-params".to_vec()
     }
 
+    /// `module-proposals/<organisation>` → the IDs of the organisation's proposals carrying a
+    /// module that may still be open (at most `MAX_OPEN_MODULE_PROPOSALS`).
+    pub fn module_proposals(organisation: &str) -> Vec<u8> {
+        join("module-proposals/", organisation.as_bytes())
+    }
+
     /// `policy/<kind>` → the policy text of a kind of proposal (absent: the genesis policy).
     pub fn policy(kind: &str) -> Vec<u8> {
         join("policy/", kind.as_bytes())

@@ -90,9 +90,9 @@ pub use genesis::{
 };
 pub use governance::{
     CRL_RENEWAL_MARGIN, ContractChange, GovernanceContract, MAX_DEPLOYED_CODE_BYTES,
-    MAX_ELECTORATE, MAX_VOTING_PERIOD, POLICY_KINDS, Policy, Proposal, ProposalKind,
-    ProposalRecord, ProposalStatus, deployed_code_bytes, parse_proposal, parse_vote, policy,
-    read_proposal,
+    MAX_ELECTORATE, MAX_OPEN_MODULE_PROPOSALS, MAX_VOTING_PERIOD, POLICY_KINDS, Policy, Proposal,
+    ProposalKind, ProposalRecord, ProposalStatus, deployed_code_bytes, parse_proposal, parse_vote,
+    policy, read_proposal,
 };
 pub use identity::{IdentityContract, register_org_ca};
 pub use params::{

@@ -24,6 +24,7 @@ pub(crate) mod tag {
     pub const PARAMS_CHANGE: u8 = 0x8a;
     pub const ANCHORS: u8 = 0x8b;
     pub const CONTRACT: u8 = 0x8c;
+    pub const MODULE_PROPOSALS: u8 = 0x8d;
 }
 
 /// A deployed WASM contract (`contracts/deployed/<name>`).

@@ -1027,8 +1027,9 @@ fn data_module(tag: usize, size: usize) -> Vec<u8> {
 }
 
 impl Two {
-    /// Proposes each `(name, code)` deployment, the proposals in one block, then the root's
-    /// admin votes yes on each in the next: every deployment executes in that block.
+    /// Proposes each `(name, code)` deployment (at most MAX_OPEN_MODULE_PROPOSALS), the
+    /// proposals in one block, then the root's admin votes yes on each in the next: every
+    /// deployment executes in that block.
     fn deploy_all(&mut self, modules: &[(String, Vec<u8>)]) {
         let proposals: Vec<Vec<u8>> = modules
             .iter()
@@ -1066,7 +1067,9 @@ fn review2_calls_rotating_over_many_contracts_compile_each_module_once() {
             (format!("c{i:02}"), probe(&extra))
         })
         .collect();
-    x.deploy_all(&modules);
+    for batch in modules.chunks(execution::MAX_OPEN_MODULE_PROPOSALS) {
+        x.deploy_all(batch);
+    }
     let round = |x: &mut Two| {
         let calls: Vec<Vec<u8>> = modules
             .iter()
@@ -1116,7 +1119,7 @@ fn deployed_code_is_capped_and_an_upgrade_frees_the_room_of_the_code_it_replaces
             .count()
     };
     assert!(fit < modules.len(), "the modules must overflow the cap");
-    for batch in modules[..fit].chunks(40) {
+    for batch in modules[..fit].chunks(execution::MAX_OPEN_MODULE_PROPOSALS) {
         x.deploy_all(batch);
     }
     let deployed: usize = modules[..fit].iter().map(|(_, c)| c.len()).sum();
@@ -1233,7 +1236,7 @@ fn review6_an_upgrade_to_smaller_code_is_accepted_at_the_cap() {
     };
     total += filler.len();
     modules.push(("filler".to_string(), filler));
-    for batch in modules.chunks(40) {
+    for batch in modules.chunks(execution::MAX_OPEN_MODULE_PROPOSALS) {
         x.deploy_all(batch);
     }
     assert_eq!(
@@ -1278,14 +1281,16 @@ fn review6_an_upgrade_to_smaller_code_is_accepted_at_the_cap() {
 #[test]
 // Review6 finding 4 (fixed): a proposal pays contracts::fuel::module_check for its module.
 fn review6_a_proposal_pays_for_validating_its_module() {
-    fn proposals_of(x: &mut Two, tag: &str, code: &[u8]) -> (std::time::Duration, u64) {
-        const PROPOSALS: usize = 20;
+    // Eight proposals of each organisation (the most it may have open).
+    fn proposals_of(x: &mut Two, root: bool, tag: &str, code: &[u8]) -> (std::time::Duration, u64) {
+        const PROPOSALS: usize = 8;
         let txs: Vec<Vec<u8>> = (0..PROPOSALS)
             .map(|i| {
                 let mut rest = vec![format!("{tag}{i:02}").into_bytes()];
                 rest.extend(code.chunks(60_000).map(<[u8]>::to_vec));
                 let salt = x.salt();
-                propose_org(&x.node, &x.w.admin, salt, "contract-deploy", rest)
+                let who = if root { &x.root_admin } else { &x.w.admin };
+                propose_org(&x.node, who, salt, "contract-deploy", rest)
             })
             .collect();
         let started = std::time::Instant::now();
@@ -1306,8 +1311,8 @@ fn review6_a_proposal_pays_for_validating_its_module() {
     };
     let mut x = Two::new();
     let (small, big) = (module(1), module(16_000));
-    let (small_time, small_fuel) = proposals_of(&mut x, "small", &small);
-    let (big_time, big_fuel) = proposals_of(&mut x, "big", &big);
+    let (small_time, small_fuel) = proposals_of(&mut x, false, "small", &small);
+    let (big_time, big_fuel) = proposals_of(&mut x, true, "big", &big);
     let extra_ns = big_time.saturating_sub(small_time).as_nanos();
     let extra_fuel = big_fuel.saturating_sub(small_fuel);
     eprintln!(
@@ -1332,7 +1337,7 @@ fn review6_a_proposal_pays_for_validating_its_module() {
 /// module: once the deadline has passed, the module no open proposal or contract references
 /// must not stay (or must be reclaimable by a transaction).
 #[test]
-#[ignore = "review6 finding 5 (open: nothing runs when a deadline passes; an admin-only, signed growth of at most one transaction's size per proposal)"]
+// Review6 finding 5 (fixed): the organisation's next proposal carrying a module takes it.
 fn review6_the_code_of_an_expired_proposal_does_not_stay() {
     let mut x = Two::new();
     let code = probe("(func (export \"expired\"))");
@@ -1413,5 +1418,91 @@ fn a_proposal_carrying_a_module_pays_for_its_checks() {
         x.node.admit(&freeze).unwrap_err().code,
         RejectCode::BadArguments,
         "no contract beta: refused on its arguments, not its fuel"
+    );
+}
+
+/// An organisation may have at most MAX_OPEN_MODULE_PROPOSALS proposals carrying a module open:
+/// one more is refused when proposed, naming them; once their deadlines pass they no longer
+/// count, and the organisation's next such proposal takes their modules.
+#[test]
+fn an_organisation_has_at_most_eight_open_proposals_carrying_a_module() {
+    let mut x = Two::new();
+    assert_eq!(execution::MAX_OPEN_MODULE_PROPOSALS, 8);
+    let codes: Vec<Vec<u8>> = (0..9)
+        .map(|i| probe(&format!("(func (export \"m{i}\"))")))
+        .collect();
+    let mut deadline = 0;
+    for (i, code) in codes[..8].iter().enumerate() {
+        let (id, r) = x.propose(
+            "contract-deploy",
+            vec![format!("c{i}").into_bytes(), code.clone()],
+        );
+        assert_success(&r);
+        deadline = execution::read_proposal(&x.node.view(), &id)
+            .unwrap()
+            .unwrap()
+            .deadline
+            .0;
+    }
+    let salt = x.salt();
+    let ninth = propose_org(
+        &x.node,
+        &x.w.admin,
+        salt,
+        "contract-deploy",
+        vec![b"c8".to_vec(), codes[8].clone()],
+    );
+    let e = x.node.admit(&ninth).unwrap_err();
+    assert_eq!(e.code, RejectCode::BadArguments, "{e}");
+    assert!(
+        e.message.contains("8 open proposals carrying a module"),
+        "{e}"
+    );
+    // The other organisation is not held back by Agency A's proposals.
+    let root_module = probe("(func (export \"root\"))");
+    let mut args = vec![
+        b"contract-deploy".to_vec(),
+        (x.node.height + 10).to_be_bytes().to_vec(),
+        0u64.to_be_bytes().to_vec(),
+        b"rooted".to_vec(),
+    ];
+    args.push(root_module);
+    let salt = x.salt();
+    let other = tx_fuel(
+        &x.root_admin,
+        salt,
+        "governance",
+        "propose",
+        args,
+        PROPOSAL_FUEL,
+    );
+    x.node
+        .admit(&other)
+        .expect("another organisation's proposal");
+    // Past the deadlines: the ninth is admitted, and its proposal takes the eight modules.
+    while x.node.height <= deadline {
+        x.node.run(&[]);
+    }
+    for code in &codes[..8] {
+        assert!(
+            execution::contract_code(&x.node.view(), &sm3(code))
+                .unwrap()
+                .is_some()
+        );
+    }
+    let (_, r) = x.propose("contract-deploy", vec![b"c8".to_vec(), codes[8].clone()]);
+    assert_success(&r);
+    for code in &codes[..8] {
+        assert!(
+            execution::contract_code(&x.node.view(), &sm3(code))
+                .unwrap()
+                .is_none(),
+            "an expired proposal's module stayed"
+        );
+    }
+    assert!(
+        execution::contract_code(&x.node.view(), &sm3(&codes[8]))
+            .unwrap()
+            .is_some()
     );
 }
