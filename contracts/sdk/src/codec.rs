@@ -141,6 +141,24 @@ pub fn put_arg<T: Arg>(out: &mut Vec<u8>, value: &T) {
     out[at..at + 4].copy_from_slice(&len.to_be_bytes());
 }
 
+/// "the length of `what`", formatted only when shown.
+struct LengthOf<'w, W: fmt::Display>(&'w W);
+
+impl<W: fmt::Display> fmt::Display for LengthOf<'_, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the length of {}", self.0)
+    }
+}
+
+/// "`what` `n`" (`item 3`, `argument 0`), formatted only when shown.
+pub struct Nth(pub &'static str, pub usize);
+
+impl fmt::Display for Nth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.0, self.1)
+    }
+}
+
 /// Reads length-prefixed chunks from the front of a byte string.
 #[derive(Debug)]
 pub struct Reader<'a> {
@@ -158,8 +176,9 @@ impl<'a> Reader<'a> {
         self.rest.len()
     }
 
-    /// Reads a u32 big-endian; `what` names it in the error.
-    pub fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
+    /// Reads a u32 big-endian; `what` names it in the error. The names are formatted only on
+    /// an error: formatting costs a contract thousands of instructions of fuel.
+    pub fn u32(&mut self, what: impl fmt::Display) -> Result<u32, DecodeError> {
         if self.rest.len() < 4 {
             return Err(DecodeError::new(Reason::Truncated {
                 what: what.to_string(),
@@ -171,7 +190,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads `n` bytes; `what` names them in the error.
-    pub fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+    pub fn take(&mut self, n: usize, what: impl fmt::Display) -> Result<&'a [u8], DecodeError> {
         if self.rest.len() < n {
             return Err(DecodeError::new(Reason::Truncated {
                 what: what.to_string(),
@@ -183,14 +202,14 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads `bytes(x)` and returns `x`; `what` names it in the error.
-    pub fn chunk(&mut self, what: &str) -> Result<&'a [u8], DecodeError> {
-        let len = self.u32(&format!("the length of {what}"))? as usize;
+    pub fn chunk(&mut self, what: impl fmt::Display) -> Result<&'a [u8], DecodeError> {
+        let len = self.u32(LengthOf(&what))? as usize;
         self.take(len, what)
     }
 
     /// Reads `bytes(x)` and decodes `x` as a `T`; `what` names it in the error.
-    pub fn arg<T: Arg>(&mut self, what: &str) -> Result<T, DecodeError> {
-        let chunk = self.chunk(what)?;
+    pub fn arg<T: Arg>(&mut self, what: impl fmt::Display) -> Result<T, DecodeError> {
+        let chunk = self.chunk(&what)?;
         T::decode(chunk).map_err(|e| e.within(what.to_string()))
     }
 
@@ -311,7 +330,7 @@ impl<T: Arg> Arg for Vec<T> {
         }
         let mut items = Vec::with_capacity(count);
         for i in 0..count {
-            items.push(r.arg(&format!("item {i}"))?);
+            items.push(r.arg(Nth("item", i))?);
         }
         r.finish()?;
         Ok(items)

@@ -112,7 +112,7 @@ impl Input {
         }
         let mut args = Vec::with_capacity(count);
         for i in 0..count {
-            args.push(r.chunk(&format!("argument {i}"))?.to_vec());
+            args.push(r.chunk(codec::Nth("argument", i))?.to_vec());
         }
         r.finish()?;
         Ok(Input { method, args })
