@@ -35,6 +35,10 @@ pub struct ChainService {
     // Admissions running at once: one per core. More only adds threads that take turns on
     // the same cores (hundreds of in-flight submissions would otherwise each get a thread).
     admitting: Arc<tokio::sync::Semaphore>,
+    // Contract queries running at once: half the cores (at least one). A query may run up to
+    // max_fuel_per_tx of contract code; the others wait their turn, so that queries cannot take
+    // every core from admission and block execution.
+    querying: Arc<tokio::sync::Semaphore>,
     // Open SubscribeBlocks streams, over all connections (api.max_subscriptions) and per peer
     // address (api.max_subscriptions_per_peer).
     subscriptions: Arc<tokio::sync::Semaphore>,
@@ -57,6 +61,7 @@ impl ChainService {
             core,
             access,
             admitting: Arc::new(tokio::sync::Semaphore::new(cores)),
+            querying: Arc::new(tokio::sync::Semaphore::new((cores / 2).max(1))),
             subscriptions: Arc::new(tokio::sync::Semaphore::new(limits.max_subscriptions)),
             max_subscriptions: limits.max_subscriptions,
             per_peer: Arc::default(),
@@ -1074,7 +1079,12 @@ impl Chain for ChainService {
         };
         let req = request.into_inner();
         let core = self.core.clone();
+        let permit = Arc::clone(&self.querying)
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("the node is shutting down"))?;
         let resp = blocking(move || {
+            let _permit = permit;
             let params = core.ledger().params().map_err(|e| {
                 Status::unavailable(format!("the chain parameters could not be read: {e}"))
             })?;
