@@ -433,8 +433,40 @@ pub(crate) enum NodeCheckError {
     /// A transaction the next step needs did not commit.
     #[error("no committed transaction")]
     NoCommittedTx,
+    /// A `--voter-cert` is no admin of an organisation other than the admin's and the other
+    /// voters'.
+    #[error("--voter-cert {subject}: {why}")]
+    BadVoter { subject: String, why: String },
+    /// The votes given do not reach the proposal's policy.
+    #[error(
+        "the votes given cannot pass proposal {id} ({kind}): policy {policy:?}, electorate {electorate:?}, votes so far {votes:?}, status {status:?}; give --voter-key/--voter-cert for admins of the organisations still needed"
+    )]
+    PolicyNotMet {
+        id: String,
+        kind: String,
+        policy: String,
+        electorate: Vec<String>,
+        votes: Vec<String>,
+        status: String,
+    },
+    /// GetProposal does not know a proposal that committed.
+    #[error("GetProposal does not know the committed proposal {id}")]
+    ProposalUnknown { id: String },
+    /// The node's answer about a contract is not what the chain's rules give.
+    #[error("{what}")]
+    ContractAnswer { what: String },
+    /// A query the check expected to answer was refused.
+    #[error("QueryContract {call} refused: {code}: {message}")]
+    QueryRefused {
+        call: String,
+        code: String,
+        message: String,
+    },
 
     // --- The suite could not build its test material.
+    /// The test contract's text did not compile.
+    #[error("the test contract module: {why}")]
+    ProbeModule { why: String },
     /// The probe's randomness failed.
     #[error("randomness")]
     Randomness {
