@@ -405,7 +405,7 @@ pub(super) fn contract_lifecycle_live(p: &dyn NodeProbe) -> Vec<Evidence> {
         return vec![ev(
             "an admin of a member organisation",
             SRC,
-            Err(NodeCheckError::AdminCaNotGiven),
+            Err(NodeCheckError::AdminNotGiven),
         )];
     };
     let (admin_org, voters) = match parties(admin, p.voters()) {

@@ -402,6 +402,9 @@ pub(crate) enum NodeCheckError {
     /// The writing check was given no admin or no CA.
     #[error("not given (--admin-key/--admin-cert, --ca-key/--ca-cert)")]
     AdminCaNotGiven,
+    /// The writing check was given no admin.
+    #[error("no admin given (--admin-key/--admin-cert)")]
+    AdminNotGiven,
     /// The admin certificate given is not an admin's.
     #[error("--admin-cert {subject} is not an admin")]
     NotAdmin { subject: String },
