@@ -417,10 +417,10 @@ impl World {
 
     fn member(&self, who: Who) -> &Member {
         match who {
-            Who::AdminA => &*self.admin_a,
-            Who::AdminB => &*self.admin_b,
-            Who::UserA => &*self.user_a,
-            Who::UserB => &*self.user_b,
+            Who::AdminA => &self.admin_a,
+            Who::AdminB => &self.admin_b,
+            Who::UserA => &self.user_a,
+            Who::UserB => &self.user_b,
         }
     }
 

@@ -252,15 +252,7 @@ fn vote_until_executed(
     if info.status != "executed" {
         return Err(NodeCheckError::PolicyNotMet {
             id: hex32(&proposed.id),
-            kind: info.kind.clone(),
-            policy: info.policy.clone(),
-            electorate: info.electorate.clone(),
-            votes: info
-                .votes
-                .iter()
-                .map(|(o, y)| format!("{o}: {}", if *y { "yes" } else { "no" }))
-                .collect(),
-            status: info.status.clone(),
+            proposal: Box::new(info),
         });
     }
     let executing = votes.last().unwrap_or(proposed);

@@ -442,15 +442,12 @@ pub(crate) enum NodeCheckError {
     BadVoter { subject: String, why: String },
     /// The votes given do not reach the proposal's policy.
     #[error(
-        "the votes given cannot pass proposal {id} ({kind}): policy {policy:?}, electorate {electorate:?}, votes so far {votes:?}, status {status:?}; give --voter-key/--voter-cert for admins of the organisations still needed"
+        "the votes given cannot pass proposal {id} ({}): policy {:?}, electorate {:?}, votes so far {:?}, status {:?}; give --voter-key/--voter-cert for admins of the organisations still needed",
+        proposal.kind, proposal.policy, proposal.electorate, proposal.votes, proposal.status
     )]
     PolicyNotMet {
         id: String,
-        kind: String,
-        policy: String,
-        electorate: Vec<String>,
-        votes: Vec<String>,
-        status: String,
+        proposal: Box<super::probe::ProposalInfo>,
     },
     /// GetProposal does not know a proposal that committed.
     #[error("GetProposal does not know the committed proposal {id}")]
