@@ -424,6 +424,42 @@ fn conformance_run_writes_reports_and_passes() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("sm2-sign-kat"));
 }
 
+/// `--voter-key` and `--voter-cert` come in pairs: a key without its certificate is bad input
+/// (exit 2) before any file is read or any node reached.
+#[test]
+fn conformance_voter_keys_need_their_certificates() {
+    let d = Dir::new();
+    let o = gmchain_in(
+        d.path(),
+        &[
+            "conformance",
+            "run",
+            "--node",
+            "http://127.0.0.1:9",
+            "--genesis",
+            "genesis.json",
+            "--key",
+            "client.key.pem",
+            "--cert",
+            "client.crt.pem",
+            "--allow-writes",
+            "--admin-key",
+            "admin.key.pem",
+            "--admin-cert",
+            "admin.crt.pem",
+            "--voter-key",
+            "b-admin.key.pem",
+            "--out-dir",
+            "rep",
+        ],
+    );
+    assert_one_line_error(
+        &o,
+        2,
+        "1 --voter-key and 0 --voter-cert given: give one certificate per key, in the same order",
+    );
+}
+
 /// Writes `enc.pem` in `d`: an SM2 key encrypted by `openssl pkcs8 -topk8 -v2 sm4-cbc` with its
 /// default PRF, PBKDF2-hmacWithSHA256 (OpenSSL 3.0 has no HMAC-SM3 PRF); passphrase in `pass`.
 fn openssl_encrypted_key(d: &Dir) {

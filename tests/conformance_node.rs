@@ -4,7 +4,10 @@
 //! §8.4 need the live revocation check: MET with `--allow-writes` and the dev chain's admin and
 //! CA (a test chain), NOT MET as not run without `--allow-writes` (exit 0). The GM TLS clauses
 //! (GB/T 39786 §8.2 a, c, RFC 8998 §2, §3) are MET from handshakes with the node, including
-//! its refusals.
+//! its refusals. The contract clauses (GZ-5.4, GZ-6.5, GM/T 0111 §7.8) need the live
+//! node-contract-lifecycle check: MET with `--allow-writes` and the dev chain's admin (one
+//! organisation: the admin's proposal alone passes the contract policy), NOT MET as not run
+//! without it.
 
 use std::path::Path;
 use std::process::Output;
@@ -87,6 +90,13 @@ fn check<'a>(c: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("clause {} has no check {id}", c["id"]))
 }
 
+/// The contract clauses node-contract-lifecycle decides with the offline contract checks.
+const CONTRACT_CLAUSES: [(&str, &str); 3] = [
+    ("政务区块链服务平台", "GZ-5.4"),
+    ("政务区块链服务平台", "GZ-6.5"),
+    ("GM/T 0111-2021", "7.8"),
+];
+
 const LEDGER: [(&str, &str); 5] = [
     ("GM/T 0111-2021", "8.3"),
     ("GM/T 0111-2021", "8.4"),
@@ -145,6 +155,17 @@ fn ledger_clauses_against_a_live_node() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+    // The live contract check is not run either: its clauses NOT MET, not failed.
+    for (std, id) in CONTRACT_CLAUSES {
+        let c = clause(&report, std, id);
+        assert_eq!(c["verdict"], "NOT MET", "{std} {id}: {c:#}");
+        assert_eq!(c["cause"], "not run: --allow-writes not given", "{c:#}");
+        assert_eq!(
+            check(&c, "node-contract-lifecycle")["not_run"],
+            "not run: --allow-writes not given"
+        );
+        assert_eq!(check(&c, "contract-lifecycle-governed")["pass"], true);
+    }
 
     let (o, report) = run_with(&chain, Path::new("data/genesis.json"), "rep", WRITES);
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -263,6 +284,44 @@ fn ledger_clauses_against_a_live_node() {
             assert!(ev.contains(needle), "{needle} missing: {ev}");
         }
     }
+    // The live contract check: deployed by the admin's proposal alone (one organisation),
+    // called, attacked, upgraded and frozen on the node; the contract clauses MET.
+    for (std, id) in CONTRACT_CLAUSES {
+        let c = clause(&report, std, id);
+        assert_eq!(c["verdict"], "MET", "{std} {id}: {c:#}");
+        for o in c["checks"].as_array().unwrap() {
+            assert_eq!(o["pass"], true, "{o:#}");
+        }
+    }
+    let c65 = clause(&report, "政务区块链服务平台", "GZ-6.5");
+    assert!(
+        c65["note"]
+            .as_str()
+            .unwrap()
+            .contains("retires a contract by freezing it"),
+        "{c65:#}"
+    );
+    let live = check(&c65, "node-contract-lifecycle");
+    assert!(live["evidence"].as_array().unwrap().len() >= 12, "{live:#}");
+    let ev = serde_json::to_string(live).unwrap();
+    for needle in [
+        r#"policy \"majority\", electorate [\"Dev Bureau\"]"#,
+        "no vote transaction: the proposer's organisation's vote passes it",
+        "governance.executed",
+        "version 1, not frozen, code hash",
+        "wasm/conf-",
+        "certified by",
+        "CONTRACT_FUEL_EXHAUSTED",
+        "CONTRACT_TRAP",
+        "CONTRACT_STACK_EXHAUSTED",
+        "counter 1",
+        "version 2, code hash",
+        "migrate's key present",
+        "TX_CONTRACT_FROZEN",
+        "stays frozen",
+    ] {
+        assert!(ev.contains(needle), "{needle} missing: {ev}");
+    }
     let c87 = clause(&report, "GM/T 0111-2021", "8.7");
     for lib in ["pki-crl-revocation", "ledger-consortium-revocation"] {
         assert_eq!(check(&c87, lib)["pass"], true);
@@ -313,6 +372,9 @@ fn ledger_clauses_against_a_live_node() {
         "{c87:#}"
     );
     assert_eq!(c87["cause"], why);
+    let c54 = clause(&report, "政务区块链服务平台", "GZ-5.4");
+    assert_eq!(c54["verdict"], "NOT MET");
+    assert_eq!(check(&c54, "node-contract-lifecycle")["not_run"], why);
 
     // Another chain's genesis file: the chain and the receipts no longer verify.
     let other = dev_chain(2);

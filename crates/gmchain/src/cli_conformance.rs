@@ -69,7 +69,9 @@ pub(crate) enum ConformanceCommand {
         cert: Option<PathBuf>,
         /// Also run the node checks that write more than a few small transactions or change
         /// identities (node-revocation-live: throwaway certificates issued with --ca-key,
-        /// suspended and revoked with --admin-key; GM/T 0111 §8.4, §8.7). They run only if the
+        /// suspended and revoked with --admin-key; GM/T 0111 §8.4, §8.7; node-contract-lifecycle:
+        /// a throwaway contract deployed, upgraded and frozen by --admin-key's proposals and the
+        /// --voter-key votes, left frozen; GZ-5.4, GZ-6.5, GM/T 0111 §7.8). They run only if the
         /// --genesis file marks `test_chain = true` and is the node's: an auditor's run never
         /// writes to a production chain. Otherwise they are not run and their clauses NOT MET.
         #[arg(long, requires = "node")]
@@ -86,6 +88,15 @@ pub(crate) enum ConformanceCommand {
         /// The CA's certificate.
         #[arg(long, value_name = "FILE", requires = "ca_key")]
         ca_cert: Option<PathBuf>,
+        /// An admin of another organisation whose vote the contract policy needs (key file
+        /// under the same --pass-file, or pkcs11: URI), with --allow-writes; repeat for each,
+        /// in the order --voter-cert gives their certificates. node-contract-lifecycle votes
+        /// with them in turn until each proposal executes.
+        #[arg(long, value_name = "KEY", requires_all = ["allow_writes", "admin_key"])]
+        voter_key: Vec<String>,
+        /// The certificate of the --voter-key of the same position.
+        #[arg(long, value_name = "FILE")]
+        voter_cert: Vec<PathBuf>,
         /// Sign report.json with this auditor key: an encrypted key file, or a pkcs11: URI with
         /// --hsm-profile; its passphrase or PIN from --pass-file/--pass-env (the same as the
         /// token's). The signature covers the report's canonical bytes (conformance/README.md).
@@ -294,6 +305,8 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
             admin_cert,
             ca_key,
             ca_cert,
+            voter_key,
+            voter_cert,
             sign_key,
             sign_cert,
             sign_chain,
@@ -316,6 +329,13 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
                 )?),
                 _ => None,
             };
+            if voter_key.len() != voter_cert.len() {
+                return Err(Failure::BadInput(format!(
+                    "{} --voter-key and {} --voter-cert given: give one certificate per key, in the same order",
+                    voter_key.len(),
+                    voter_cert.len()
+                )));
+            }
             let node_probe = match (node, genesis, key, cert) {
                 (Some(url), Some(genesis), Some(key), Some(cert)) => {
                     let key_desc = if key.starts_with("pkcs11:") {
@@ -348,10 +368,15 @@ pub(crate) fn run(cmd: ConformanceCommand) -> CmdResult {
                         crate::node_probe::KeyedCert::load(cert_flag, &cert, key_flag, signer)
                             .map(Some)
                     };
+                    let mut voters = Vec::new();
+                    for (k, c) in voter_key.into_iter().zip(voter_cert) {
+                        voters.extend(keyed(Some(k), Some(c), "--voter-key", "--voter-cert")?);
+                    }
                     let writes = crate::node_probe::Writes {
                         allow: allow_writes,
                         admin: keyed(admin_key, admin_cert, "--admin-key", "--admin-cert")?,
                         ca: keyed(ca_key, ca_cert, "--ca-key", "--ca-cert")?,
+                        voters,
                     };
                     Some(crate::node_probe::GrpcProbe::open(
                         &url, &genesis, &cert, signer, key_desc, writes, tls,

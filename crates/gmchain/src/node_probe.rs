@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use api::v1 as pb;
 use api::v1::chain_client::ChainClient;
 use conformance::{
-    BlockBytes, NodeIdentity, NodeProbe, NodeStatus, Party, ProbeError, Rpc, Submission,
-    TlsAttempt, TlsObservation, TxAt, ValidatorBytes,
+    BlockBytes, ContractInfo, NodeIdentity, NodeProbe, NodeStatus, Party, ProbeError, ProposalInfo,
+    QueryAnswer, Rpc, Submission, TlsAttempt, TlsObservation, TxAt, ValidatorBytes,
 };
 use crypto::{RandomSource, Signer};
 use crypto_sm::rng::SystemRandom;
@@ -57,12 +57,14 @@ impl KeyedCert {
 }
 
 /// What the auditor allows the writing checks (`--allow-writes`) and the identities they
-/// need: an admin and the CA of the sending identity's organisation.
+/// need: an admin and the CA of the sending identity's organisation, and admins of other
+/// organisations whose votes a governance policy needs.
 #[derive(Default)]
 pub(crate) struct Writes {
     pub allow: bool,
     pub admin: Option<KeyedCert>,
     pub ca: Option<KeyedCert>,
+    pub voters: Vec<KeyedCert>,
 }
 
 /// A node reached over gRPC, the genesis file the auditor trusts, and the sending identity.
@@ -177,6 +179,10 @@ impl NodeProbe for GrpcProbe {
 
     fn ca(&self) -> Option<Party<'_>> {
         self.writes.ca.as_ref().map(KeyedCert::party)
+    }
+
+    fn voters(&self) -> Vec<Party<'_>> {
+        self.writes.voters.iter().map(KeyedCert::party).collect()
     }
 
     fn progress(&self, message: &str) {
@@ -337,5 +343,94 @@ impl NodeProbe for GrpcProbe {
             .map_err(|s| transport(Rpc::GetReceiptProof, &s))?
             .into_inner()
             .receipt_json)
+    }
+
+    fn contract(&self, name: &str) -> Result<Option<ContractInfo>, ProbeError> {
+        let r = self
+            .rt
+            .block_on(self.client.clone().get_contract(pb::GetContractRequest {
+                name: name.to_string(),
+            }));
+        match r {
+            Ok(c) => {
+                let c = c.into_inner();
+                Ok(Some(ContractInfo {
+                    name: c.name,
+                    code_hash: c.code_hash,
+                    version: c.version,
+                    frozen: c.frozen,
+                    deployed: c.deployed,
+                    updated: c.updated,
+                    proposal_id: c.proposal_id,
+                    code_size: c.code_size,
+                }))
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(transport(Rpc::GetContract, &s)),
+        }
+    }
+
+    fn query_contract(
+        &self,
+        contract: &str,
+        method: &str,
+        args: &[Vec<u8>],
+        fuel: Option<u64>,
+    ) -> Result<QueryAnswer, ProbeError> {
+        let r = self.rt.block_on(
+            self.client
+                .clone()
+                .query_contract(pb::QueryContractRequest {
+                    contract: contract.to_string(),
+                    method: method.to_string(),
+                    args: args.to_vec(),
+                    fuel,
+                }),
+        );
+        match r {
+            Ok(a) => {
+                let a = a.into_inner();
+                Ok(QueryAnswer::Output {
+                    output: a.output,
+                    fuel_used: a.fuel_used,
+                    height: a.height,
+                })
+            }
+            Err(s) => match refusal_code(&s) {
+                Some(code) => Ok(QueryAnswer::Refused {
+                    code,
+                    message: s.message().to_string(),
+                }),
+                None => Err(transport(Rpc::QueryContract, &s)),
+            },
+        }
+    }
+
+    fn proposal(&self, id: &[u8; 32]) -> Result<Option<ProposalInfo>, ProbeError> {
+        let r = self.rt.block_on(
+            self.client
+                .clone()
+                .get_proposal(pb::GetProposalRequest { id: id.to_vec() }),
+        );
+        match r {
+            Ok(p) => {
+                let p = p.into_inner();
+                Ok(Some(ProposalInfo {
+                    kind: p.kind,
+                    proposer: p.proposer,
+                    electorate: p.electorate,
+                    votes: p
+                        .votes
+                        .into_iter()
+                        .map(|v| (v.organisation, v.yes))
+                        .collect(),
+                    policy: p.policy,
+                    status: p.status,
+                    status_height: p.status_height,
+                }))
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(transport(Rpc::GetProposal, &s)),
+        }
     }
 }

@@ -18,6 +18,7 @@ use execution::{
 };
 use pki::{Certificate, IssueRequest, Role, Serial, UnixTime, Validity, issue, issue_crl};
 use state::{MemStore, NodeStore};
+use std::rc::Rc;
 use std::sync::Arc;
 use types::{
     Call, ChainId, Decode, Encode, Height, Receipt, Sender, SignedTx, Status, Transaction,
@@ -77,10 +78,10 @@ fn e<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
     move |err| format!("{what}: {err}")
 }
 
-const DAY: u64 = 86_400;
+pub(crate) const DAY: u64 = 86_400;
 /// 2026-01-01T00:00:00Z.
-const T0: u64 = 1_767_225_600;
-const CHAIN: &str = "conformance-contracts";
+pub(crate) const T0: u64 = 1_767_225_600;
+pub(crate) const CHAIN: &str = "conformance-contracts";
 const ORG_A: &str = "Conformance Root";
 const ORG_B: &str = "Other Root";
 /// The fuel limit of the calls.
@@ -95,9 +96,11 @@ fn t(days: u64) -> UnixTime {
 /// returns `n`; every other method first writes `x` and then: `l` loops for ever, `g` grows
 /// memory past the page limit and traps when refused, `d` recurses without end, `b` writes
 /// a value over the host's bound, `f` traps, `c` calls `beta.f` (which writes and traps) and
-/// then succeeds, `r` calls `beta.f` and aborts when it failed. `{extra}` is spliced in (an
-/// upgrade's `migrate`).
-fn probe(extra: &str) -> R<Vec<u8>> {
+/// then succeeds, `r` calls `beta.f` and aborts when it failed; `x` returns the value under
+/// `x` (empty when absent) without writing, and `M` the value under `m`, so that a read-only
+/// query shows whether a failed call's write or a migration's was kept. `{extra}` is spliced
+/// in (an upgrade's `migrate`). The live check `node-contract-lifecycle` deploys it too.
+pub(crate) fn probe(extra: &str) -> R<Vec<u8>> {
     wat::parse_str(format!(
         r#"(module
   (import "gmchain" "input_read" (func $input_read (param i32)))
@@ -133,6 +136,18 @@ fn probe(extra: &str) -> R<Vec<u8>> {
       (drop (call $sread (i32.const 100) (i32.const 1) (i32.const 300) (i32.const 8)))
       (call $set_return (i32.const 300) (i32.const 8))
       (return)))
+    (if (i32.eq (local.get $m) (i32.const 120)) (then
+      (local.set $m (call $sread (i32.const 104) (i32.const 1) (i32.const 300) (i32.const 8)))
+      (if (i32.lt_s (local.get $m) (i32.const 0)) (then (local.set $m (i32.const 0))))
+      (if (i32.gt_u (local.get $m) (i32.const 8)) (then (local.set $m (i32.const 8))))
+      (call $set_return (i32.const 300) (local.get $m))
+      (return)))
+    (if (i32.eq (local.get $m) (i32.const 77)) (then
+      (local.set $m (call $sread (i32.const 108) (i32.const 1) (i32.const 300) (i32.const 8)))
+      (if (i32.lt_s (local.get $m) (i32.const 0)) (then (local.set $m (i32.const 0))))
+      (if (i32.gt_u (local.get $m) (i32.const 8)) (then (local.set $m (i32.const 8))))
+      (call $set_return (i32.const 300) (local.get $m))
+      (return)))
     (call $swrite (i32.const 104) (i32.const 1) (i32.const 100) (i32.const 1))
     (if (i32.eq (local.get $m) (i32.const 108)) (then (loop $l (br $l))))
     (if (i32.eq (local.get $m) (i32.const 103)) (then
@@ -156,7 +171,7 @@ fn probe(extra: &str) -> R<Vec<u8>> {
 }
 
 /// A `migrate` that writes `m` (the upgrade's proof that it ran).
-const MIGRATE: &str = r#"(func (export "migrate")
+pub(crate) const MIGRATE: &str = r#"(func (export "migrate")
     (call $swrite (i32.const 108) (i32.const 1) (i32.const 108) (i32.const 1)))"#;
 
 /// A two-step approval workflow: `approve(step: u8)` (its input `bytes("approve") ‖ u32 1 ‖
@@ -216,32 +231,33 @@ fn workflow_module() -> R<Vec<u8>> {
     .map_err(e("workflow module"))
 }
 
-struct Member {
-    key: SoftSigner,
-    cert: Certificate,
+pub(crate) struct Member {
+    pub(crate) key: SoftSigner,
+    pub(crate) cert: Certificate,
 }
 
-/// Two founding organisations on the node's admission and executor, in memory.
-struct World {
-    store: MemStore,
-    genesis: Genesis,
-    root: Digest,
-    height: u64,
+/// Two founding organisations on the node's admission and executor, in memory (also the
+/// fake node the live contract check is tested against).
+pub(crate) struct World {
+    pub(crate) store: MemStore,
+    pub(crate) genesis: Genesis,
+    pub(crate) root: Digest,
+    pub(crate) height: u64,
     salt: u64,
     admission: Admission,
-    executor: Executor,
+    pub(crate) executor: Executor,
     /// Every block committed, in order (replayed by another executor).
-    blocks: Vec<Vec<VerifiedTx>>,
+    pub(crate) blocks: Vec<Vec<VerifiedTx>>,
     /// Each committed block's state root and receipts.
     results: Vec<(Digest, Vec<Receipt>)>,
-    admin_a: Member,
-    admin_b: Member,
-    user_a: Member,
-    user_b: Member,
+    pub(crate) admin_a: Rc<Member>,
+    pub(crate) admin_b: Rc<Member>,
+    pub(crate) user_a: Rc<Member>,
+    user_b: Rc<Member>,
 }
 
 impl World {
-    fn new(seed: u64) -> R<World> {
+    pub(crate) fn new(seed: u64) -> R<World> {
         let p = SoftwareProvider::new(Arc::new(SeededRandom::new(seed)));
         let serial = std::cell::Cell::new(0x200u64);
         let next = || -> R<Serial> {
@@ -316,10 +332,10 @@ impl World {
             salt: 0,
             blocks: Vec::new(),
             results: Vec::new(),
-            admin_a: leaf(&ca_a, Role::Admin, ORG_A, "a-admin")?,
-            admin_b: leaf(&ca_b, Role::Admin, ORG_B, "b-admin")?,
-            user_a: leaf(&ca_a, Role::User, ORG_A, "a-user")?,
-            user_b: leaf(&ca_b, Role::User, ORG_B, "b-user")?,
+            admin_a: Rc::new(leaf(&ca_a, Role::Admin, ORG_A, "a-admin")?),
+            admin_b: Rc::new(leaf(&ca_b, Role::Admin, ORG_B, "b-admin")?),
+            user_a: Rc::new(leaf(&ca_a, Role::User, ORG_A, "a-user")?),
+            user_b: Rc::new(leaf(&ca_b, Role::User, ORG_B, "b-user")?),
         })
     }
 
@@ -353,21 +369,21 @@ impl World {
         }
     }
 
-    fn block_ctx(&self) -> BlockContext {
+    pub(crate) fn block_ctx(&self) -> BlockContext {
         BlockContext {
             height: Height(self.height + 1),
             timestamp_ms: (T0 + 10 * DAY) * 1000 + self.height * 1000,
         }
     }
 
-    fn admit(&self, bytes: &[u8]) -> Result<VerifiedTx, execution::Rejection> {
+    pub(crate) fn admit(&self, bytes: &[u8]) -> Result<VerifiedTx, execution::Rejection> {
         let view = StateView::new(&self.store, self.root);
         self.admission
             .admit(&view, &self.ctx(), &|_| Ok(false), bytes)
     }
 
     /// Admits and commits `txs` as one block; returns the receipts, whatever their status.
-    fn commit(&mut self, txs: &[Vec<u8>]) -> R<Vec<Receipt>> {
+    pub(crate) fn commit(&mut self, txs: &[Vec<u8>]) -> R<Vec<Receipt>> {
         let mut v = Vec::new();
         for b in txs {
             v.push(

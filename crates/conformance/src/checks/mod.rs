@@ -4,7 +4,7 @@
 mod algorithms;
 mod consensus;
 mod consortium;
-mod contracts;
+pub(crate) mod contracts;
 mod gmt0009;
 mod ledger;
 mod pki;

@@ -402,6 +402,9 @@ pub(crate) enum NodeCheckError {
     /// The writing check was given no admin or no CA.
     #[error("not given (--admin-key/--admin-cert, --ca-key/--ca-cert)")]
     AdminCaNotGiven,
+    /// The writing check was given no admin.
+    #[error("no admin given (--admin-key/--admin-cert)")]
+    AdminNotGiven,
     /// The admin certificate given is not an admin's.
     #[error("--admin-cert {subject} is not an admin")]
     NotAdmin { subject: String },
@@ -433,8 +436,37 @@ pub(crate) enum NodeCheckError {
     /// A transaction the next step needs did not commit.
     #[error("no committed transaction")]
     NoCommittedTx,
+    /// A `--voter-cert` is no admin of an organisation other than the admin's and the other
+    /// voters'.
+    #[error("--voter-cert {subject}: {why}")]
+    BadVoter { subject: String, why: String },
+    /// The votes given do not reach the proposal's policy.
+    #[error(
+        "the votes given cannot pass proposal {id} ({}): policy {:?}, electorate {:?}, votes so far {:?}, status {:?}; give --voter-key/--voter-cert for admins of the organisations still needed",
+        proposal.kind, proposal.policy, proposal.electorate, proposal.votes, proposal.status
+    )]
+    PolicyNotMet {
+        id: String,
+        proposal: Box<super::probe::ProposalInfo>,
+    },
+    /// GetProposal does not know a proposal that committed.
+    #[error("GetProposal does not know the committed proposal {id}")]
+    ProposalUnknown { id: String },
+    /// The node's answer about a contract is not what the chain's rules give.
+    #[error("{what}")]
+    ContractAnswer { what: String },
+    /// A query the check expected to answer was refused.
+    #[error("QueryContract {call} refused: {code}: {message}")]
+    QueryRefused {
+        call: String,
+        code: String,
+        message: String,
+    },
 
     // --- The suite could not build its test material.
+    /// The test contract's text did not compile.
+    #[error("the test contract module: {why}")]
+    ProbeModule { why: String },
     /// The probe's randomness failed.
     #[error("randomness")]
     Randomness {

@@ -13,6 +13,7 @@
 //! reported as not run with the reason, so an auditor's run never writes to a production chain.
 
 mod attestation;
+mod contracts;
 mod error;
 mod ledger;
 mod probe;
@@ -22,8 +23,8 @@ mod tls;
 mod transactions;
 
 pub use probe::{
-    BlockBytes, GmSuites, NodeIdentity, NodeProbe, NodeStatus, Party, ProbeError, Rpc, Submission,
-    TlsAttempt, TlsObservation, TxAt, ValidatorBytes,
+    BlockBytes, ContractInfo, GmSuites, NodeIdentity, NodeProbe, NodeStatus, Party, ProbeError,
+    ProposalInfo, QueryAnswer, Rpc, Submission, TlsAttempt, TlsObservation, TxAt, ValidatorBytes,
 };
 
 use crate::checks::{CheckOutcome, Evidence};
@@ -53,6 +54,9 @@ pub enum Needs {
     /// `--allow-writes` on a test chain, an admin and the CA of the identity's organisation:
     /// it issues throwaway certificates, suspends and revokes them.
     WritesAdminCa,
+    /// `--allow-writes` on a test chain and an admin (no CA): it proposes and votes on
+    /// governance changes (a throwaway contract deployed, upgraded and frozen).
+    WritesAdmin,
 }
 
 /// How often (in blocks) `node-ledger-chain` reports its progress on a long chain.
@@ -67,6 +71,12 @@ impl NodeCheck {
             Needs::WritesAdminCa => write_refusal(p).or_else(|| {
                 (p.admin().is_none() || p.ca().is_none()).then(|| {
                     "not run: needs an admin and the CA of the identity's organisation (--admin-key/--admin-cert and --ca-key/--ca-cert)".to_string()
+                })
+            }),
+            Needs::WritesAdmin => write_refusal(p).or_else(|| {
+                p.admin().is_none().then(|| {
+                    "not run: needs an admin of a member organisation (--admin-key/--admin-cert)"
+                        .to_string()
                 })
             }),
         };
@@ -189,6 +199,12 @@ pub fn node_checks() -> &'static [NodeCheck] {
             needs: Needs::WritesAdminCa,
             run: revocation_live,
         },
+        NodeCheck {
+            id: "node-contract-lifecycle",
+            title: "A contract proposed by an admin deploys on the contract policy's votes with the SM3 of its module; a user's call runs within its fuel limit with its receipt verifying offline; hostile calls fail with their codes and keep nothing; an upgrade by vote runs migrate and keeps the state; a frozen contract refuses calls and still answers queries",
+            needs: Needs::WritesAdmin,
+            run: contracts::contract_lifecycle_live,
+        },
     ]
 }
 
@@ -202,6 +218,8 @@ pub(super) fn genesis(p: &dyn NodeProbe) -> Result<(execution::Genesis, Block), 
     Ok((g, b.block))
 }
 
+#[cfg(test)]
+mod contracts_tests;
 #[cfg(test)]
 mod ledger_tests;
 #[cfg(test)]

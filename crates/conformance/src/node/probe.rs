@@ -89,6 +89,53 @@ impl std::fmt::Debug for Party<'_> {
     }
 }
 
+/// A deployed WASM contract's record as the node reported it (GetContract).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContractInfo {
+    pub name: String,
+    /// SM3 of the module it runs, as the node reports it.
+    pub code_hash: Vec<u8>,
+    pub version: u32,
+    pub frozen: bool,
+    /// The height of its deployment and of its last lifecycle change.
+    pub deployed: u64,
+    pub updated: u64,
+    /// The proposal that made the last change.
+    pub proposal_id: Vec<u8>,
+    pub code_size: u64,
+}
+
+/// What the node answered to a read-only contract query (QueryContract).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryAnswer {
+    /// The contract's output, the fuel the query used and the tip whose state was read.
+    Output {
+        output: Vec<u8>,
+        fuel_used: u64,
+        height: u64,
+    },
+    /// Refused with a stable code (`CONTRACT_TRAP`, `TX_UNKNOWN_CALL`) and its message.
+    Refused { code: String, message: String },
+}
+
+/// A governance proposal as the node reported it (GetProposal).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProposalInfo {
+    pub kind: String,
+    /// The proposing organisation.
+    pub proposer: String,
+    /// The organisations that vote, in name order.
+    pub electorate: Vec<String>,
+    /// The votes cast: organisation and yes/no.
+    pub votes: Vec<(String, bool)>,
+    /// The threshold ("majority", "all", "at-least:<m>").
+    pub policy: String,
+    /// "open", "executed", "rejected" or "expired".
+    pub status: String,
+    /// The block that executed or rejected it (0 while open).
+    pub status_height: u64,
+}
+
 /// A live node and an identity that may send to it, as the conformance checks see them.
 /// Every call that reaches the node is a real call.
 pub trait NodeProbe {
@@ -100,6 +147,11 @@ pub trait NodeProbe {
     fn admin(&self) -> Option<Party<'_>>;
     /// The identity's organisation's CA (`--ca-key/--ca-cert`), if given.
     fn ca(&self) -> Option<Party<'_>>;
+    /// Admins of other organisations (`--voter-key/--voter-cert`, in the order given) whose
+    /// votes a governance policy may need beyond the admin's own organisation.
+    fn voters(&self) -> Vec<Party<'_>> {
+        Vec::new()
+    }
     /// Reports the progress of a long check (the whole-chain walk) to the auditor.
     fn progress(&self, message: &str);
     /// Identifies the node, the genesis file and the identity.
@@ -135,6 +187,34 @@ pub trait NodeProbe {
             what: "GetValidators".into(),
         })
     }
+    /// GetContract: a deployed contract's record; `Ok(None)` when the node says there is none.
+    fn contract(&self, name: &str) -> Result<Option<ContractInfo>, ProbeError> {
+        let _ = name;
+        Err(ProbeError::Unsupported {
+            what: "GetContract".into(),
+        })
+    }
+    /// QueryContract: `contract.method(args)` read-only on the tip's state, at most `fuel`.
+    /// A coded refusal is an answer ([`QueryAnswer::Refused`]).
+    fn query_contract(
+        &self,
+        contract: &str,
+        method: &str,
+        args: &[Vec<u8>],
+        fuel: Option<u64>,
+    ) -> Result<QueryAnswer, ProbeError> {
+        let _ = (contract, method, args, fuel);
+        Err(ProbeError::Unsupported {
+            what: "QueryContract".into(),
+        })
+    }
+    /// GetProposal: a governance proposal by its id; `Ok(None)` when the node knows none.
+    fn proposal(&self, id: &[u8; 32]) -> Result<Option<ProposalInfo>, ProbeError> {
+        let _ = id;
+        Err(ProbeError::Unsupported {
+            what: "GetProposal".into(),
+        })
+    }
     /// One TLS connection attempt to the node's API listener, relayed through a recorder.
     /// `Err` only when the attempt could not be made (the probe cannot make it, or the node
     /// is unreachable); a refusal is an observation.
@@ -162,6 +242,9 @@ pub enum Rpc {
     },
     /// A TLS connection attempt to the API listener.
     Tls,
+    GetContract,
+    QueryContract,
+    GetProposal,
 }
 
 impl std::fmt::Display for Rpc {
@@ -174,6 +257,9 @@ impl std::fmt::Display for Rpc {
             Rpc::GetReceiptProof => f.write_str("GetReceiptProof"),
             Rpc::GetValidators { height } => write!(f, "GetValidators {height}"),
             Rpc::Tls => f.write_str("TLS"),
+            Rpc::GetContract => f.write_str("GetContract"),
+            Rpc::QueryContract => f.write_str("QueryContract"),
+            Rpc::GetProposal => f.write_str("GetProposal"),
         }
     }
 }

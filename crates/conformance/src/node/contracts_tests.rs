@@ -1,0 +1,365 @@
+//! `node-contract-lifecycle` against a fake node that runs the node's own admission and
+//! executor in memory with two founding organisations (contract policy: a majority of two), so
+//! the voter path is exercised; and against the same node lying (a wrong code hash, a failed
+//! call reported as a success): the case that reads the lie fails.
+
+use super::contracts::contract_lifecycle_live;
+use super::*;
+use crate::checks::contracts::{CHAIN, DAY, Member, T0, World};
+use crypto::{RandomSource, Signer};
+use crypto_sm::rng::SeededRandom;
+use execution::{SignerInfo, StateView};
+use pki::Role;
+use std::cell::RefCell;
+use std::rc::Rc;
+use types::{Decode, Encode, Limits, SignedTx, Status};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lie {
+    None,
+    /// GetContract reports another code hash.
+    CodeHash,
+    /// A call that failed is reported with a Success receipt.
+    FailedAsSuccess,
+}
+
+struct ChainFake {
+    w: RefCell<World>,
+    admin: Rc<Member>,
+    voter: Rc<Member>,
+    user: Rc<Member>,
+    genesis: Vec<u8>,
+    genesis_hash: Vec<u8>,
+    with_voter: bool,
+    lie: Lie,
+    rng: SeededRandom,
+}
+
+impl ChainFake {
+    fn new(with_voter: bool, lie: Lie) -> Self {
+        let w = World::new(0x0014_00aa).unwrap_or_else(|e| panic!("{e}"));
+        let genesis = w.genesis.to_json().into_bytes();
+        let genesis_hash = w
+            .genesis
+            .build(&state::MemStore::new())
+            .unwrap()
+            .block
+            .header
+            .hash()
+            .as_bytes()
+            .to_vec();
+        ChainFake {
+            admin: w.admin_a.clone(),
+            voter: w.admin_b.clone(),
+            user: w.user_a.clone(),
+            w: RefCell::new(w),
+            genesis,
+            genesis_hash,
+            with_voter,
+            lie,
+            rng: SeededRandom::new(9),
+        }
+    }
+}
+
+/// The code name of a failure's text ("CONTRACT_TRAP: ..." → "CONTRACT_TRAP").
+fn code_of(text: &str) -> String {
+    text.split(':').next().unwrap_or(text).trim().to_string()
+}
+
+impl NodeProbe for ChainFake {
+    fn allow_writes(&self) -> bool {
+        true
+    }
+    fn admin(&self) -> Option<Party<'_>> {
+        Some(Party {
+            cert: self.admin.cert.der(),
+            signer: &self.admin.key,
+        })
+    }
+    fn ca(&self) -> Option<Party<'_>> {
+        None
+    }
+    fn voters(&self) -> Vec<Party<'_>> {
+        if !self.with_voter {
+            return Vec::new();
+        }
+        vec![Party {
+            cert: self.voter.cert.der(),
+            signer: &self.voter.key,
+        }]
+    }
+    fn progress(&self, _: &str) {}
+    fn identity(&self) -> NodeIdentity {
+        NodeIdentity::default()
+    }
+    fn genesis_json(&self) -> &[u8] {
+        &self.genesis
+    }
+    fn certificate(&self) -> &[u8] {
+        self.user.cert.der()
+    }
+    fn signer(&self) -> &dyn Signer {
+        &self.user.key
+    }
+    fn random(&self) -> &dyn RandomSource {
+        &self.rng
+    }
+    fn now_unix(&self) -> u64 {
+        T0 + 10 * DAY
+    }
+    fn status(&self) -> Result<NodeStatus, ProbeError> {
+        let w = self.w.borrow();
+        Ok(NodeStatus {
+            chain_id: CHAIN.into(),
+            height: w.height,
+            genesis_hash: self.genesis_hash.clone(),
+            expiry_window: w.genesis.params.expiry_window,
+            ..NodeStatus::default()
+        })
+    }
+    fn submit(&self, bytes: &[u8]) -> Result<Submission, ProbeError> {
+        let mut w = self.w.borrow_mut();
+        if let Err(r) = w.admit(bytes) {
+            return Ok(Submission::Refused {
+                code: r.code.to_string(),
+                message: format!("{}: {}", r.code, r.message),
+            });
+        }
+        let mut receipt = w
+            .commit(&[bytes.to_vec()])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .pop()
+            .unwrap();
+        if self.lie == Lie::FailedAsSuccess {
+            receipt.status = Status::Success;
+        }
+        let tx = SignedTx::from_bytes(bytes, &Limits::default()).unwrap();
+        Ok(Submission::Committed {
+            tx_id: tx.tx_id().as_bytes().to_vec(),
+            height: w.height,
+            position: 0,
+            receipt: receipt.to_bytes(),
+        })
+    }
+    fn transaction(&self, _: &[u8; 32]) -> Result<Option<TxAt>, ProbeError> {
+        Ok(None)
+    }
+    fn block(&self, height: u64) -> Result<BlockBytes, ProbeError> {
+        // The fake keeps no blocks, only their transactions: a block of the refused-none walk
+        // is built from them.
+        let w = self.w.borrow();
+        let txs = w
+            .blocks
+            .get(height.wrapping_sub(1) as usize)
+            .map(|b| b.iter().map(|t| t.signed().clone()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let mut block = w.genesis.build(&state::MemStore::new()).unwrap().block;
+        block.header.height = types::Height(height);
+        block.header.tx_count = txs.len() as u32;
+        block.txs = txs;
+        Ok(BlockBytes {
+            block: block.to_bytes(),
+            certificate: Vec::new(),
+        })
+    }
+    fn receipt_json(&self, _: &[u8; 32]) -> Result<String, ProbeError> {
+        Err(ProbeError::Unsupported {
+            what: "receipt files (the fake keeps no certified blocks)".into(),
+        })
+    }
+    fn contract(&self, name: &str) -> Result<Option<ContractInfo>, ProbeError> {
+        let w = self.w.borrow();
+        let view = StateView::new(&w.store, w.root);
+        let Some(c) = execution::contract(&view, name).unwrap() else {
+            return Ok(None);
+        };
+        let size = execution::contract_code(&view, &c.code_hash)
+            .unwrap()
+            .map_or(0, |c| c.len() as u64);
+        let mut hash = c.code_hash.as_bytes().to_vec();
+        if self.lie == Lie::CodeHash {
+            hash[0] ^= 1;
+        }
+        Ok(Some(ContractInfo {
+            name: c.name,
+            code_hash: hash,
+            version: c.version,
+            frozen: c.frozen,
+            deployed: c.deployed.0,
+            updated: c.updated.0,
+            proposal_id: c.proposal.as_bytes().to_vec(),
+            code_size: size,
+        }))
+    }
+    fn query_contract(
+        &self,
+        contract: &str,
+        method: &str,
+        args: &[Vec<u8>],
+        fuel: Option<u64>,
+    ) -> Result<QueryAnswer, ProbeError> {
+        let w = self.w.borrow();
+        let caller = SignerInfo {
+            cert_id: w.user_a.cert.fingerprint(),
+            organisation: w.user_a.cert.organisation().unwrap_or_default(),
+            common_name: "a-user".into(),
+            role: Role::User,
+        };
+        match w.executor.query(
+            &w.store,
+            w.root,
+            &w.block_ctx(),
+            &caller,
+            contract,
+            method,
+            args,
+            fuel.unwrap_or(w.genesis.params.max_fuel_per_tx),
+        ) {
+            Ok(a) => Ok(QueryAnswer::Output {
+                output: a.output,
+                fuel_used: a.fuel_used,
+                height: w.height,
+            }),
+            Err(e) => Ok(QueryAnswer::Refused {
+                code: code_of(&e.to_string()),
+                message: e.to_string(),
+            }),
+        }
+    }
+    fn proposal(&self, id: &[u8; 32]) -> Result<Option<ProposalInfo>, ProbeError> {
+        let w = self.w.borrow();
+        let view = StateView::new(&w.store, w.root);
+        let Some(p) = execution::read_proposal(&view, &crypto::Digest(*id)).unwrap() else {
+            return Ok(None);
+        };
+        let kind = match &p.kind {
+            execution::ProposalKind::Contract(c) => match c {
+                execution::ContractChange::Deploy { .. } => "contract-deploy",
+                execution::ContractChange::Upgrade { .. } => "contract-upgrade",
+                execution::ContractChange::Freeze { .. } => "contract-freeze",
+                execution::ContractChange::Unfreeze { .. } => "contract-unfreeze",
+            },
+            _ => "other",
+        };
+        let (status, status_height) = match p.status {
+            execution::ProposalStatus::Open => ("open", 0),
+            execution::ProposalStatus::Executed(h) => ("executed", h.0),
+            execution::ProposalStatus::Rejected(h) => ("rejected", h.0),
+        };
+        Ok(Some(ProposalInfo {
+            kind: kind.into(),
+            proposer: p.proposer,
+            electorate: p.electorate,
+            votes: p.votes.into_iter().collect(),
+            policy: p.policy.text(),
+            status: status.into(),
+            status_height,
+        }))
+    }
+}
+
+fn case<'a>(ev: &'a [crate::checks::Evidence], starts: &str) -> &'a crate::checks::Evidence {
+    ev.iter()
+        .find(|e| e.case.starts_with(starts))
+        .unwrap_or_else(|| panic!("no case {starts:?}: {ev:#?}"))
+}
+
+const RECEIPT_FILE: &str = "the call's receipt file";
+
+#[test]
+fn contract_lifecycle_passes_against_an_honest_two_organisation_node() {
+    let fake = ChainFake::new(true, Lie::None);
+    let ev = contract_lifecycle_live(&fake);
+    // Every case passes but the receipt file's, which this fake cannot certify.
+    for e in &ev {
+        assert_eq!(
+            e.pass,
+            !e.case.starts_with(RECEIPT_FILE),
+            "{}: {}",
+            e.case,
+            e.detail
+        );
+    }
+    assert!(case(&ev, RECEIPT_FILE).detail.contains("cannot make"));
+    // The voter path ran: the early call and the proposer's second vote were refused, the
+    // other organisation's vote executed the deployment.
+    let early = case(&ev, "before the policy's votes");
+    assert!(early.detail.contains("TX_UNKNOWN_CALL"), "{}", early.detail);
+    let second = case(&ev, "a second vote by the proposer's organisation");
+    assert!(second.detail.contains("already voted"), "{}", second.detail);
+    let deployed = case(&ev, "the deployment executes");
+    for needle in [
+        "policy \"majority\"",
+        "Other Root",
+        "governance.executed",
+        "governance.voted",
+    ] {
+        assert!(
+            deployed.detail.contains(needle),
+            "{needle}: {}",
+            deployed.detail
+        );
+    }
+    for code in [
+        "CONTRACT_FUEL_EXHAUSTED",
+        "CONTRACT_TRAP",
+        "CONTRACT_STACK_EXHAUSTED",
+        "TX_CONTRACT_FROZEN",
+    ] {
+        assert!(
+            ev.iter().any(|e| e.pass && e.detail.contains(code)),
+            "{code}: {ev:#?}"
+        );
+    }
+    assert!(case(&ev, "after the upgrade").detail.contains("version 2"));
+    assert!(case(&ev, "nothing refused was committed").pass);
+}
+
+#[test]
+fn without_the_other_organisations_vote_the_check_names_the_policy() {
+    let fake = ChainFake::new(false, Lie::None);
+    let ev = contract_lifecycle_live(&fake);
+    let deployed = case(&ev, "the deployment executes");
+    assert!(!deployed.pass);
+    for needle in [
+        "cannot pass",
+        "policy \"majority\"",
+        "Conformance Root",
+        "Other Root",
+        "--voter-key",
+    ] {
+        assert!(
+            deployed.detail.contains(needle),
+            "{needle}: {}",
+            deployed.detail
+        );
+    }
+    // Nothing after an undeployed contract is claimed.
+    assert!(!ev.iter().any(|e| e.case.starts_with("GetContract")));
+}
+
+#[test]
+fn a_node_reporting_another_code_hash_fails_the_check() {
+    let fake = ChainFake::new(true, Lie::CodeHash);
+    let ev = contract_lifecycle_live(&fake);
+    let record = case(&ev, "GetContract: version 1");
+    assert!(!record.pass, "{}", record.detail);
+    assert!(record.detail.contains("SM3 of the proposed module"));
+}
+
+#[test]
+fn a_node_reporting_failed_calls_as_successes_fails_the_hostile_cases() {
+    let fake = ChainFake::new(true, Lie::FailedAsSuccess);
+    let ev = contract_lifecycle_live(&fake);
+    for starts in [
+        "an endless loop",
+        "a write, then a trap",
+        "a write, then memory growth",
+        "a write, then recursion",
+    ] {
+        let e = case(&ev, starts);
+        assert!(!e.pass, "{starts}: {}", e.detail);
+        assert!(e.detail.contains("receipt success"), "{}", e.detail);
+    }
+}
