@@ -164,6 +164,11 @@ impl Two {
         }
     }
 
+    /// A restart of the node: a fresh executor, its module cache empty.
+    fn restart(&mut self) {
+        self.node.executor = Executor::new(self.w.g.chain_id.clone(), &self.w.g.params);
+    }
+
     fn salt(&mut self) -> u8 {
         self.salt = self.salt.wrapping_add(1);
         self.salt
@@ -682,8 +687,7 @@ fn review_init_fuel_counts_in_the_vote_that_runs_it() {
 fn review_a_call_that_cannot_pay_does_not_compile_the_module() {
     let mut x = Two::new();
     x.deploy("alpha", &probe(""));
-    // A node whose cache does not hold the module: a restart.
-    x.node.executor = Executor::new(x.w.g.chain_id.clone(), &x.w.g.params);
+    x.restart();
     let before = x.node.executor.module_cache();
     for fuel in [0, execution::MIN_CALL_FUEL - 1] {
         let salt = x.salt();
@@ -1080,8 +1084,7 @@ fn review2_calls_rotating_over_many_contracts_compile_each_module_once() {
             .collect();
         assert_success(&x.node.run(&calls));
     };
-    // A node that just started: its cache is empty.
-    x.node.executor = Executor::new(x.w.g.chain_id.clone(), &x.w.g.params);
+    x.restart();
     round(&mut x);
     let first = x.node.executor.module_cache();
     assert_eq!(first.misses, CONTRACTS as u64, "{first:?}");
@@ -1175,8 +1178,7 @@ fn deployed_code_is_capped_and_an_upgrade_frees_the_room_of_the_code_it_replaces
 fn review6_a_query_that_cannot_pay_does_not_compile_the_module() {
     let mut x = Two::new();
     x.deploy("alpha", &probe(""));
-    // A node whose cache does not hold the module: a restart.
-    x.node.executor = Executor::new(x.w.g.chain_id.clone(), &x.w.g.params);
+    x.restart();
     let before = x.node.executor.module_cache();
     let caller = execution::SignerInfo {
         cert_id: x.w.user.id(),
