@@ -937,6 +937,7 @@ impl Admission {
         };
         check_suspension(view, &signer)?;
         self.verify_signature(&signed, leaf, signer.cert_id, &id)?;
+        check_module_fuel(tx)?;
         self.authorize(view, ctx, &target, &signed, id, &signer, Phase::Admission)?;
         Ok(VerifiedTx::new(
             signed,
@@ -1040,33 +1041,6 @@ impl Admission {
     ) -> Result<Target<'_>, Rejection> {
         let call = &signed.tx.call;
         if let Some((c, p)) = self.registry.resolve(&call.contract, &call.method) {
-            // A proposal carrying a module pays for its checks by the module's size: it names a
-            // fuel limit that covers them.
-            if call.contract == crate::keys::GOVERNANCE
-                && call.method == "propose"
-                && let Some(module) = crate::governance::proposal_module_fuel(&call.args)
-            {
-                let need = module.saturating_add(crate::contract::BUILTIN_CALL_COST);
-                match signed.tx.fuel_limit {
-                    None => {
-                        return Err(reject(
-                            RejectCode::FuelLimitMissing,
-                            format!(
-                                "a proposal carrying a module pays {need} fuel for its checks: name a fuel limit of at least that (a version 2 transaction)"
-                            ),
-                        ));
-                    }
-                    Some(l) if l < need => {
-                        return Err(reject(
-                            RejectCode::FuelLimitTooLow,
-                            format!(
-                                "fuel limit {l} is below {need}, what the checks of the proposal's module cost"
-                            ),
-                        ));
-                    }
-                    Some(_) => {}
-                }
-            }
             return Ok(Target::Builtin(c, p));
         }
         let Some(record) = wasm::contract(view, &call.contract).map_err(state_err)? else {
@@ -1427,6 +1401,33 @@ fn check_suspension<S: NodeStore + ?Sized>(
         ));
     }
     Ok(())
+}
+
+
+/// A proposal carrying a module pays for the module's checks by its size: its fuel limit must
+/// cover them. Run after the signature is verified (the checks validate the module).
+fn check_module_fuel(tx: &types::Transaction) -> Result<(), Rejection> {
+    let call = &tx.call;
+    if call.contract != crate::keys::GOVERNANCE || call.method != "propose" {
+        return Ok(());
+    }
+    let Some(module) = crate::governance::proposal_module_fuel(&call.args) else {
+        return Ok(());
+    };
+    let need = module.saturating_add(crate::contract::BUILTIN_CALL_COST);
+    match tx.fuel_limit {
+        None => Err(reject(
+            RejectCode::FuelLimitMissing,
+            format!(
+                "a proposal carrying a module pays {need} fuel for its checks: name a fuel limit of at least that (a version 2 transaction)"
+            ),
+        )),
+        Some(l) if l < need => Err(reject(
+            RejectCode::FuelLimitTooLow,
+            format!("fuel limit {l} is below {need}, what the checks of the proposal's module cost"),
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -252,6 +252,14 @@ impl Executor {
         if let Some(why) = perm.role_refusal(tx.signer().role) {
             return Err(ContractError::failed(FailureCode::PermissionDenied, why));
         }
+        // A proposal carrying a module pays for the module's checks before they run, whether
+        // the proposal is then accepted or refused.
+        if call.contract == keys::GOVERNANCE
+            && call.method == "propose"
+            && let Some(fuel) = crate::governance::proposal_module_fuel(&call.args)
+        {
+            env.meter.charge(fuel)?;
+        }
         contract.check_args(&call.method, &call.args)?;
         contract
             .authorize(

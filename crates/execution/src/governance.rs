@@ -51,7 +51,7 @@
 use std::collections::BTreeMap;
 
 use crate::codes::{FailureCode, RejectCode};
-use crate::context::{CallContext, ContractError};
+use crate::context::{CallContext, ContractError, Phase};
 use crate::contract::{BUILTIN_CALL_COST, Contract, Denial};
 use crate::error::ExecError;
 use crate::identity;
@@ -411,6 +411,18 @@ pub struct Proposal {
 /// kind, policy (effective 0); `org-register` root CA certificate DER, CRL DER (effective 0);
 /// `org-remove` organisation name (effective 0).
 pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
+    parse_proposal_with(args, true)
+}
+
+/// [`parse_proposal`] without the checks of a deployment's or upgrade's module (its code hash
+/// is SM3 of the bytes, `runs_entry` false): for the checks before a transaction's signature is
+/// verified, and for rechecks of a transaction whose module admission checked (the checks of a
+/// module depend on its bytes only).
+fn parse_proposal_shape(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
+    parse_proposal_with(args, false)
+}
+
+fn parse_proposal_with(args: &[Vec<u8>], check_module: bool) -> Result<Proposal, ContractError> {
     if args.len() < 3 {
         return Err(bad(format!(
             "governance.propose takes kind, deadline, effective height and the kind's arguments; got {} argument(s)",
@@ -538,19 +550,37 @@ pub fn parse_proposal(args: &[Vec<u8>]) -> Result<Proposal, ContractError> {
                 )));
             }
             let name = contract_name_arg(args)?;
-            let module = contract_code_arg(args)?;
-            let code_hash = module.hash();
+            let (code_hash, exports) = if check_module {
+                let module = contract_code_arg(args)?;
+                let exports = |e| module.exports(e);
+                (
+                    module.hash(),
+                    [
+                        exports(contracts::EntryPoint::Init),
+                        exports(contracts::EntryPoint::Migrate),
+                    ],
+                )
+            } else {
+                let len: usize = args[4..].iter().map(Vec::len).sum();
+                let max = contracts::Limits::default().max_code_size;
+                if len > max {
+                    return Err(bad(format!(
+                        "args[4..] (module of {len} bytes): over the {max} bytes a module may have"
+                    )));
+                }
+                (crypto_sm::sm3::sm3(&args[4..].concat()), [false, false])
+            };
             ProposalKind::Contract(if kind == "contract-deploy" {
                 ContractChange::Deploy {
                     name,
                     code_hash,
-                    runs_entry: module.exports(contracts::EntryPoint::Init),
+                    runs_entry: exports[0],
                 }
             } else {
                 ContractChange::Upgrade {
                     name,
                     code_hash,
-                    runs_entry: module.exports(contracts::EntryPoint::Migrate),
+                    runs_entry: exports[1],
                     since: Digest([0; 32]),
                 }
             })
@@ -745,6 +775,33 @@ fn add_module_proposal(
         w.fixed(id.as_bytes());
     }
     ctx.put(&k::module_proposals(organisation), w.into_bytes())
+}
+
+/// Rejects the open proposals carrying a module of `organisation`, which is being removed
+/// (no later proposal of it would sweep them): each is marked rejected at this height and its
+/// module reference dropped, and the organisation's list goes.
+fn reject_module_proposals_of(
+    ctx: &mut CallContext<'_>,
+    organisation: &str,
+) -> Result<(), ContractError> {
+    let height = ctx.block().height;
+    for id in module_proposals(&*ctx, organisation)? {
+        let Some(mut p) = read_proposal(&*ctx, &id)? else {
+            continue;
+        };
+        if p.status != ProposalStatus::Open {
+            continue;
+        }
+        if let ProposalKind::Contract(change) = &p.kind
+            && let Some(hash) = change.code_hash()
+        {
+            ctx.nested(CONTRACTS, |c| add_code_ref(c, &hash, -1))?;
+        }
+        p.status = ProposalStatus::Rejected(height);
+        ctx.emit("rejected", id.0.to_vec())?;
+        ctx.put(&k::proposal(&id), p.encode())?;
+    }
+    ctx.delete(&k::module_proposals(organisation))
 }
 
 /// Adds `delta` to the count of references to the module `hash` (open proposals and the
@@ -1234,7 +1291,13 @@ fn electorate(r: &(impl StateRead + ?Sized)) -> Result<Vec<String>, ExecError> {
 
 impl GovernanceContract {
     fn authorize_propose(ctx: &CallContext<'_>, args: &[Vec<u8>]) -> Result<(), Denial> {
-        let p = parse_proposal(args)?;
+        // A recheck judges the proposal against a newer state; its module, checked at
+        // admission, is the same bytes.
+        let p = if ctx.phase() == Phase::Recheck {
+            parse_proposal_shape(args)?
+        } else {
+            parse_proposal(args)?
+        };
         let caller = &ctx.caller().organisation;
         let electors = electorate(ctx)?;
         if !electors.contains(caller) {
@@ -1324,10 +1387,6 @@ impl GovernanceContract {
 
     fn propose(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
         let mut p = parse_proposal(args)?;
-        // Every node checks the module (validates and compiles it): paid by its size.
-        if let Some(fuel) = proposal_module_fuel(args) {
-            ctx.charge(fuel)?;
-        }
         if let ProposalKind::Contract(change) = &mut p.kind {
             // The contract's state the change is made against: it executes only if that is
             // still the contract's last change.
@@ -1475,7 +1534,10 @@ impl GovernanceContract {
                 let org = check_org_change(ctx, &record.kind, block_time(ctx))
                     .map_err(Denial::into_failure)?;
                 match org {
-                    Some(org) => ctx.nested(IDENTITY, |id| identity::remove_by_governance(id, org)),
+                    Some(org) => {
+                        reject_module_proposals_of(ctx, &org.name)?;
+                        ctx.nested(IDENTITY, |id| identity::remove_by_governance(id, org))
+                    }
                     None => Ok(()),
                 }
             }
@@ -1498,7 +1560,8 @@ impl Contract for GovernanceContract {
 
     fn check_args(&self, method: &str, args: &[Vec<u8>]) -> Result<(), ContractError> {
         match method {
-            "propose" => parse_proposal(args).map(|_| ()),
+            // The module's checks wait for the signature (admission) and the fuel (execution).
+            "propose" => parse_proposal_shape(args).map(|_| ()),
             "vote" => parse_vote(args).map(|_| ()),
             _ => Err(ContractError::failed(
                 FailureCode::UnknownCall,

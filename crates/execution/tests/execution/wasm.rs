@@ -1520,7 +1520,7 @@ fn an_organisation_has_at_most_eight_open_proposals_carrying_a_module() {
 /// run the whole check (the memo only helps for identical bytes; one changed byte defeats it).
 /// A forged transaction must be refused for its signature before its module is looked at.
 #[test]
-#[ignore = "review7 finding 1: admission validates the module before checking the signature"]
+// Review7 finding 1 (fixed).
 fn review7_admission_checks_the_signature_before_the_module() {
     let x = Two::new();
     let code = probe("(func (export \"forged\"))");
@@ -1563,7 +1563,7 @@ fn review7_admission_checks_the_signature_before_the_module() {
 /// validator validated and compiled their modules. A proposal refused in its block must still
 /// pay the checks its module cost.
 #[test]
-#[ignore = "review7 finding 2: a module proposal refused in its block pays no fuel for its checks"]
+// Review7 finding 2 (fixed).
 fn review7_a_module_proposal_refused_in_its_block_pays_for_its_checks() {
     let mut x = Two::new();
     let codes: Vec<Vec<u8>> = (0..=execution::MAX_OPEN_MODULE_PROPOSALS)
@@ -1604,7 +1604,7 @@ fn review7_a_module_proposal_refused_in_its_block_pays_for_its_checks() {
 /// state for ever, with their reference counts. Once the deadline has passed, a later proposal
 /// carrying a module (here the remaining organisation's) must be able to take them.
 #[test]
-#[ignore = "review7 finding 3: a removed organisation's expired proposals keep their modules for ever"]
+// Review7 finding 3 (fixed).
 fn review7_a_removed_organisations_expired_modules_do_not_stay() {
     let mut x = Two::new();
     let code = probe("(func (export \"orphan\"))");
