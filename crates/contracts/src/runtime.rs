@@ -308,8 +308,10 @@ impl Runtime {
         // dead code until the engine is renewed).
         let (cell, engine) = {
             let mut cache = self.cache();
-            if let Some(entry) = cache.entries.get(&hash) {
+            let clock = cache.clock;
+            if let Some(entry) = cache.entries.get_mut(&hash) {
                 // Compiled since the caller's lookup missed (the miss is counted already).
+                entry.used = clock;
                 return Ok(done(entry.module.clone()));
             }
             let cell = Arc::clone(cache.compiling.entry(hash).or_default());
