@@ -43,7 +43,9 @@ pub struct NodeCheck {
     pub title: &'static str,
     /// What the check needs beyond a node and an identity.
     pub needs: Needs,
-    pub run: fn(&dyn NodeProbe) -> Vec<Evidence>,
+    /// Private: the only way to run a check is [`NodeCheck::execute`], which first refuses a
+    /// writing check the auditor did not allow (see [`write_refusal`]).
+    run: fn(&dyn NodeProbe) -> Vec<Evidence>,
 }
 
 /// What a node check needs beyond a node and an identity.
