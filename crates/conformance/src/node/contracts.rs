@@ -1,6 +1,10 @@
 //! The live contract check (issue 14; GZ-5.4, GZ-6.5, GM/T 0111 7.8): a throwaway contract is
 //! deployed, called, attacked, upgraded and frozen on the node through governance votes,
-//! every step a transaction whose receipt the check reads. It writes (proposals, votes and a
+//! every step a transaction whose receipt the check reads. The identity under test (a user)
+//! must be refused a deployment proposal; each change must execute on the yes votes of two
+//! organisations (GetProposal), must not show before its quorum, and must leave its proposal
+//! and height in GetContract. A case the chain gives no chance to show (a proposal the
+//! proposer's vote alone executes) fails with the reason; none is left out. It writes (proposals, votes and a
 //! contract that stays on the chain, frozen), so it runs only when [`super::write_refusal`]
 //! allows it.
 //!

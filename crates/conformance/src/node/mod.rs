@@ -203,7 +203,7 @@ pub fn node_checks() -> &'static [NodeCheck] {
         },
         NodeCheck {
             id: "node-contract-lifecycle",
-            title: "A contract proposed by an admin deploys on the contract policy's votes with the SM3 of its module; a user's call runs within its fuel limit with its receipt verifying offline; hostile calls fail with their codes and keep nothing; an upgrade by vote runs migrate and keeps the state; a frozen contract refuses calls and still answers queries",
+            title: "A contract proposed by a user is refused; one proposed by an admin deploys on the yes votes of two organisations with the SM3 of its module; a user's call runs within its fuel limit with its receipt verifying offline; hostile calls fail with their codes and keep nothing; an upgrade and a freeze by two organisations' votes change nothing before their quorum, then the upgrade runs migrate and keeps the state and the frozen contract refuses calls and still answers queries, GetContract naming each change's proposal and height",
             needs: Needs::WritesAdmin,
             run: contracts::contract_lifecycle_live,
         },
