@@ -1403,6 +1403,7 @@ fn check_suspension<S: NodeStore + ?Sized>(
     Ok(())
 }
 
+
 /// A proposal carrying a module pays for the module's checks by its size: its fuel limit must
 /// cover them. Run after the signature is verified (the checks validate the module).
 fn check_module_fuel(tx: &types::Transaction) -> Result<(), Rejection> {
@@ -1423,9 +1424,7 @@ fn check_module_fuel(tx: &types::Transaction) -> Result<(), Rejection> {
         )),
         Some(l) if l < need => Err(reject(
             RejectCode::FuelLimitTooLow,
-            format!(
-                "fuel limit {l} is below {need}, what the checks of the proposal's module cost"
-            ),
+            format!("fuel limit {l} is below {need}, what the checks of the proposal's module cost"),
         )),
         Some(_) => Ok(()),
     }
