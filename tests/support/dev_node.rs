@@ -118,21 +118,30 @@ pub struct Chain {
 }
 
 pub fn dev_chain(clients: usize) -> Chain {
+    dev_chain_orgs(clients, 1)
+}
+
+/// A dev chain of `orgs` founding organisations: the first holds the node, the admin, the CA
+/// and the clients; organisation i ≥ 2 (`Agency 0i`) has its root and an admin,
+/// `orgs/{i}.admin.key.pem` and `orgs/{i}.admin.crt.pem`.
+pub fn dev_chain_orgs(clients: usize, orgs: usize) -> Chain {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    ok(
-        &dir,
-        &[
-            "node",
-            "dev-chain",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--clients",
-            &clients.to_string(),
-            "--interval-ms",
-            "50",
-        ],
-    );
+    let (clients, orgs) = (clients.to_string(), orgs.to_string());
+    let mut args = vec![
+        "node",
+        "dev-chain",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--clients",
+        &clients,
+        "--interval-ms",
+        "50",
+    ];
+    if orgs != "1" {
+        args.extend(["--orgs", &orgs]);
+    }
+    ok(&dir, &args);
     let config = std::fs::read_to_string(dir.join("node.toml")).unwrap();
     let find = |key: &str| {
         config

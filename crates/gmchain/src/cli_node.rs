@@ -55,7 +55,8 @@ pub(crate) enum NodeCommand {
         /// Most transactions per block.
         #[arg(long, default_value_t = 2000)]
         block_max_txs: u32,
-        /// Founding organisations (the first holds every identity; the others are bare roots).
+        /// Founding organisations (the first holds the nodes, the admin and the clients; each other
+        /// one has a root and an admin, `orgs/<i>.admin.key.pem` and `orgs/<i>.admin.crt.pem`).
         #[arg(long, default_value_t = 1)]
         orgs: usize,
         /// Validator nodes (more than one: BFT consensus over loopback, `nodeI.toml`).

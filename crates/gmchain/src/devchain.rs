@@ -105,8 +105,10 @@ pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, Failure> {
 /// Makes a development chain in `dir` with `clients` user identities, writes the files (CA,
 /// CRL, validator key/cert, clients/<i>.key.pem and .crt.pem, node.toml, client profiles) and runs `node init`
 /// in-process. `orgs` founding organisations: the first is [`ORG`], which holds every
-/// identity; the others (`Agency 02`, …) are bare roots with their CRLs in `orgs/`, for
-/// benchmarks that need a consortium of that size. Returns the identities.
+/// identity; the others (`Agency 02`, …) are roots with their CRLs in `orgs/` (`orgs/{i}.crt.pem`,
+/// `orgs/{i}.crl.pem`) and one admin each (`orgs/{i}.admin.key.pem`, encrypted like every dev
+/// key, and `orgs/{i}.admin.crt.pem`), for benchmarks that need a consortium of that size and
+/// tests whose governance policy needs other organisations' votes. Returns the identities.
 pub(crate) fn prepare(
     dir: &Path,
     clients: usize,
@@ -255,7 +257,24 @@ pub(crate) fn prepare_network(
     }
     for i in 2..=orgs {
         let name = format!("Agency {i:02}");
-        let (_, org_root, crl) = root(&format!("{name} Root CA"), &name)?;
+        let (org_key, org_root, crl) = root(&format!("{name} Root CA"), &name)?;
+        // The organisation's admin, for tests whose governance policy needs its vote; the
+        // root's key is not kept.
+        let org_admin_key = provider.generate().map_err(|e| fail("key", e))?;
+        let org_admin = pki::issue(
+            &org_root,
+            &org_key,
+            &IssueRequest {
+                role: Role::Admin,
+                common_name: "admin",
+                organisation: &name,
+                public_key: &org_admin_key.public_key(),
+                serial: serial()?,
+                validity: leaf_validity,
+            },
+        )
+        .map_err(|e| fail(&format!("{name} admin"), e))?;
+        write_identity(&format!("orgs/{i}.admin"), &org_admin_key, &org_admin)?;
         write_file(
             &dir.join(format!("orgs/{i}.crt.pem")),
             org_root.to_pem().as_bytes(),

@@ -958,10 +958,12 @@ mod tests {
         }
     }
 
-    /// The workflow check can fail: a module that ignores the organisation approves step 0
-    /// for anyone, and the wrong-organisation case then fails.
+    /// The premise of the workflow check's wrong-organisation case: the host does not refuse a
+    /// step by the wrong organisation by itself, so a module that ignores the organisation
+    /// approves step 0 for anyone (a Success where the check expects `wrong organisation`).
+    /// The check's refusal therefore comes from the module's rule, not from the host.
     #[test]
-    fn a_workflow_without_the_organisation_rule_is_caught() {
+    fn a_module_without_the_organisation_rule_lets_the_wrong_organisation_approve() {
         let mut w = World::new(7).unwrap_or_else(|e| panic!("{e}"));
         let code = wat::parse_str(
             r#"(module

@@ -1,6 +1,10 @@
 //! The live contract check (issue 14; GZ-5.4, GZ-6.5, GM/T 0111 7.8): a throwaway contract is
 //! deployed, called, attacked, upgraded and frozen on the node through governance votes,
-//! every step a transaction whose receipt the check reads. It writes (proposals, votes and a
+//! every step a transaction whose receipt the check reads. The identity under test (a user)
+//! must be refused a deployment proposal; each change must execute on the yes votes of two
+//! organisations (GetProposal), must not show before its quorum, and must leave its proposal
+//! and height in GetContract. A case the chain gives no chance to show (a proposal the
+//! proposer's vote alone executes) fails with the reason; none is left out. It writes (proposals, votes and a
 //! contract that stays on the chain, frozen), so it runs only when [`super::write_refusal`]
 //! allows it.
 //!
@@ -12,7 +16,7 @@
 
 use super::error::NodeCheckError;
 use super::submit::{Case, body, ev, hex32, none_committed, random, refused};
-use super::{NodeProbe, Party, ProposalInfo, QueryAnswer, Submission, genesis};
+use super::{ContractInfo, NodeProbe, Party, ProposalInfo, QueryAnswer, Submission, genesis};
 use crate::checks::Evidence;
 use crate::checks::contracts::{MIGRATE, probe};
 use crypto::{Signer, UserId};
@@ -181,26 +185,31 @@ fn standing(info: &ProposalInfo) -> String {
     )
 }
 
-/// The admin's proposal of `kind` (deadline [`DEADLINE_IN`] blocks on, effective 0) with
-/// `rest` after the schedule: committed with a `proposed` event.
-fn propose(
-    p: &dyn NodeProbe,
-    admin: Party<'_>,
-    kind: &str,
-    rest: Vec<Vec<u8>>,
-) -> Result<(Run, ProposalInfo), NodeCheckError> {
-    let tip = p.status()?.height;
+/// The `governance.propose` call of `kind` (voting ends [`DEADLINE_IN`] blocks after `tip`,
+/// effective 0) with `rest` after the schedule.
+fn propose_call(tip: u64, kind: &str, rest: Vec<Vec<u8>>) -> Call {
     let mut args = vec![
         kind.as_bytes().to_vec(),
         tip.saturating_add(DEADLINE_IN).to_be_bytes().to_vec(),
         0u64.to_be_bytes().to_vec(),
     ];
     args.extend(rest);
-    let call = Call {
+    Call {
         contract: "governance".into(),
         method: "propose".into(),
         args,
-    };
+    }
+}
+
+/// The admin's proposal of `kind` with `rest` after the schedule: committed with a `proposed`
+/// event, and known to GetProposal as that kind.
+fn propose(
+    p: &dyn NodeProbe,
+    admin: Party<'_>,
+    kind: &str,
+    rest: Vec<Vec<u8>>,
+) -> Result<(Run, ProposalInfo), NodeCheckError> {
+    let call = propose_call(p.status()?.height, kind, rest);
     let r = succeeded(run(p, &signed(p, Some(admin), call, Some(GOV_FUEL))?)?)?;
     if !r.has_event("proposed") {
         return Err(answer(format!(
@@ -266,20 +275,6 @@ fn vote_until_executed(
         )));
     }
     Ok((votes, info))
-}
-
-/// A governance change passed by the admin's proposal and the voters' votes; the note lists
-/// every transaction.
-fn pass(
-    p: &dyn NodeProbe,
-    admin: Party<'_>,
-    voters: &[(Party<'_>, String)],
-    kind: &str,
-    rest: Vec<Vec<u8>>,
-) -> Case {
-    let (r, info) = propose(p, admin, kind, rest)?;
-    let (votes, info) = vote_until_executed(p, voters, &r, info)?;
-    Ok(pass_note(&r, &votes, &info))
 }
 
 fn pass_note(proposed: &Run, votes: &[Run], info: &ProposalInfo) -> String {
@@ -392,6 +387,232 @@ fn parties<'a>(
     Ok((admin_org, out))
 }
 
+/// The identity under test (`--key`, a role user) proposes the deployment of `code` as
+/// `name`: the node must refuse it TX_PERMISSION_DENIED (deployment only by governance of an
+/// authorised identity; GM/T 0111 7.8). Sent only when the identity is a role user, so that an
+/// admin identity never opens a proposal by mistake.
+fn user_proposal(
+    p: &dyn NodeProbe,
+    name: &str,
+    code: &[u8],
+    refused_ids: &mut Vec<[u8; 32]>,
+) -> Case {
+    let cert = Certificate::from_der(p.certificate()).map_err(|source| {
+        NodeCheckError::BadCertificate {
+            what: "--cert",
+            source,
+        }
+    })?;
+    if cert.role() != Some(Role::User) {
+        return Err(NodeCheckError::NotExercised { role: cert.role() });
+    }
+    let call = propose_call(
+        p.status()?.height,
+        "contract-deploy",
+        vec![name.as_bytes().to_vec(), code.to_vec()],
+    );
+    let s = signed(p, None, call, Some(GOV_FUEL))?;
+    refused_ids.push(s.tx_id().0.0);
+    let m = refused(p, &s.to_bytes(), "TX_PERMISSION_DENIED")?;
+    Ok(format!(
+        "{} ({}): {m}",
+        cert.subject(),
+        cert.organisation().unwrap_or_default()
+    ))
+}
+
+/// GZ-6.5's multi-party approval of the executed proposal `id`, read back with GetProposal:
+/// yes votes of at least two distinct organisations of its electorate.
+fn multi_party(p: &dyn NodeProbe, id: &[u8; 32]) -> Case {
+    let info = proposal(p, id)?;
+    if info.status != "executed" {
+        return Err(answer(format!(
+            "GetProposal {}: {}; expected executed",
+            hex32(id),
+            standing(&info)
+        )));
+    }
+    let yes: std::collections::BTreeSet<&str> = info
+        .votes
+        .iter()
+        .filter(|(_, y)| *y)
+        .map(|(o, _)| o.as_str())
+        .collect();
+    if let Some(o) = yes
+        .iter()
+        .find(|o| !info.electorate.iter().any(|e| e == *o))
+    {
+        return Err(answer(format!(
+            "GetProposal {}: a yes vote of {o:?}, outside the electorate {:?}",
+            hex32(id),
+            info.electorate
+        )));
+    }
+    if yes.len() < 2 {
+        return Err(NodeCheckError::SingleOrganisation {
+            id: hex32(id),
+            yes: yes.iter().map(|o| o.to_string()).collect(),
+            proposal: Box::new(info),
+        });
+    }
+    Ok(format!(
+        "GetProposal {}: executed at height {} on the yes votes of {} organisations {:?}; {}",
+        hex32(id),
+        info.status_height,
+        yes.len(),
+        yes,
+        standing(&info)
+    ))
+}
+
+/// `observe` while the proposal is still open (its quorum not reached); a case that fails with
+/// the reason when the proposer's vote alone executed it, so nothing could be observed.
+fn while_awaited(info: &ProposalInfo, id: &[u8; 32], observe: impl FnOnce() -> Case) -> Case {
+    if info.status == "open" {
+        return observe();
+    }
+    Err(NodeCheckError::NotShown {
+        why: format!(
+            "proposal {} was {} by its own transaction (the proposer's organisation's vote passed it: {}), so nothing could be observed while votes were awaited",
+            hex32(id),
+            info.status,
+            standing(info)
+        ),
+    })
+}
+
+/// GetContract `name`: its record, or an error when the node reports none.
+fn record(p: &dyn NodeProbe, name: &str) -> Result<ContractInfo, NodeCheckError> {
+    p.contract(name)?
+        .ok_or_else(|| answer(format!("GetContract: no contract {name}")))
+}
+
+/// What the contract's record must say after a lifecycle change.
+struct Expected<'a> {
+    /// The proposal that made the change and the height that executed it.
+    proposal: &'a [u8; 32],
+    height: u64,
+    /// The deployment's height, unchanged by later changes.
+    deployed: u64,
+    version: u32,
+    code_hash: &'a crypto::Digest,
+    frozen: bool,
+}
+
+/// The audit trail of a lifecycle change in GetContract: the record names the proposal that
+/// made it, `updated` is the height that executed it, `deployed` is unchanged, and version,
+/// code hash and frozen are as the change leaves them.
+fn audit_trail(p: &dyn NodeProbe, name: &str, want: &Expected<'_>) -> Case {
+    let c = record(p, name)?;
+    if c.proposal_id != want.proposal
+        || c.updated != want.height
+        || c.deployed != want.deployed
+        || c.version != want.version
+        || c.code_hash != want.code_hash.as_bytes()
+        || c.frozen != want.frozen
+    {
+        return Err(answer(format!(
+            "GetContract {name}: proposal {}, updated {}, deployed {}, version {}, code hash {}, frozen {}; expected proposal {}, updated {} (its execution height), deployed {} (unchanged), version {}, code hash {}, frozen {}",
+            hex::encode(&c.proposal_id),
+            c.updated,
+            c.deployed,
+            c.version,
+            hex::encode(&c.code_hash),
+            c.frozen,
+            hex32(want.proposal),
+            want.height,
+            want.deployed,
+            want.version,
+            want.code_hash,
+            want.frozen
+        )));
+    }
+    Ok(format!(
+        "{name}: proposal {}, updated at height {} (its execution), deployed at height {} (unchanged), version {}, code hash {}, frozen {}",
+        hex32(want.proposal),
+        c.updated,
+        c.deployed,
+        c.version,
+        want.code_hash,
+        c.frozen
+    ))
+}
+
+/// `r`'s receipt file (GetReceiptProof) verified offline against the genesis file: the same
+/// transaction and height as the submission, and the same receipt.
+fn verified_receipt(
+    p: &dyn NodeProbe,
+    trust: &receipt::TrustContext,
+    r: &Run,
+) -> Result<(receipt::VerifiedReceipt, Receipt), NodeCheckError> {
+    let json = p.receipt_json(&r.id)?;
+    let bundle =
+        receipt::ReceiptBundle::from_json(json.as_bytes(), &Limits::default()).map_err(|e| {
+            NodeCheckError::ReceiptOfTx {
+                tx: r.id,
+                source: Box::new(e),
+            }
+        })?;
+    let offline = bundle.receipt.clone();
+    let v = bundle
+        .verify(trust, None)
+        .map_err(|e| NodeCheckError::Receipt {
+            source: Box::new(e),
+        })?;
+    if v.tx_id.0.0 != r.id || v.height.0 != r.height {
+        return Err(NodeCheckError::ReceiptForOther {
+            tx: v.tx_id,
+            height: v.height,
+        });
+    }
+    if offline != r.receipt || v.fuel_used != r.receipt.fuel_used {
+        return Err(answer(format!(
+            "the receipt file's receipt differs from the submission's: fuel {:?} vs {:?}, events {} vs {}, output {} vs {}",
+            offline.fuel_used,
+            r.receipt.fuel_used,
+            offline.events.len(),
+            r.receipt.events.len(),
+            hex::encode(&offline.output),
+            hex::encode(&r.receipt.output)
+        )));
+    }
+    Ok((v, offline))
+}
+
+/// The receipt file of the transaction that executed a governance change verifies offline and
+/// carries the governance `executed` event.
+fn governance_receipt(p: &dyn NodeProbe, trust: &receipt::TrustContext, r: &Run) -> Case {
+    let (v, offline) = verified_receipt(p, trust, r)?;
+    let executed = offline
+        .events
+        .iter()
+        .any(|e| e.contract == "governance" && e.name == "executed");
+    if !executed || offline.status != Status::Success {
+        return Err(answer(format!(
+            "the receipt file of tx {}: status {:?}, events {:?}; expected a Success with governance.executed",
+            hex32(&r.id),
+            offline.status,
+            r.event_names()
+        )));
+    }
+    Ok(format!(
+        "tx {} at height {} in block {}, signer {} ({}), certified by {:?}; call {}, events {:?}",
+        v.tx_id,
+        v.height,
+        v.block_hash,
+        v.signer_subject,
+        v.organisation,
+        v.certified_by,
+        v.call,
+        r.event_names()
+    ))
+}
+
+/// The transaction that executed a change: the last vote, or the proposal itself.
+fn executing<'r>(proposed: &'r Run, votes: &'r [Run]) -> &'r Run {
+    votes.last().unwrap_or(proposed)
+}
+
 pub(super) fn contract_lifecycle_live(p: &dyn NodeProbe) -> Vec<Evidence> {
     let Some(admin) = p.admin() else {
         return vec![ev(
@@ -441,7 +662,12 @@ pub(super) fn contract_lifecycle_live(p: &dyn NodeProbe) -> Vec<Evidence> {
     let mut out = Vec::new();
     let mut refused_ids: Vec<[u8; 32]> = Vec::new();
 
-    // (a) Deployment by governance.
+    // (a) Deployment: refused to the identity under test (a user), then by governance.
+    out.push(ev(
+        &format!("a contract-deploy proposal of {name} by the identity under test (--key, a role user) is refused TX_PERMISSION_DENIED"),
+        SRC,
+        user_proposal(p, &name, &code, &mut refused_ids),
+    ));
     let proposed = propose(
         p,
         admin,
@@ -458,7 +684,7 @@ pub(super) fn contract_lifecycle_live(p: &dyn NodeProbe) -> Vec<Evidence> {
                 SRC,
                 Err(e),
             ));
-            return out;
+            return finish(p, out, &refused_ids, before);
         }
     };
     out.push(ev(
@@ -472,16 +698,23 @@ pub(super) fn contract_lifecycle_live(p: &dyn NodeProbe) -> Vec<Evidence> {
             standing(&info)
         )),
     ));
-    if info.status == "open" {
-        out.push(ev(
-            "before the policy's votes, a call to the proposed contract is refused TX_UNKNOWN_CALL",
-            SRC,
-            signed(p, None, contract_call(&name, "i"), Some(CALL_FUEL)).and_then(|s| {
-                refused_ids.push(s.tx_id().0.0);
-                refused(p, &s.to_bytes(), "TX_UNKNOWN_CALL")
-            }),
-        ));
-    }
+    out.push(ev(
+        "before the policy's votes, GetContract knows no such contract and a call to it is refused TX_UNKNOWN_CALL",
+        SRC,
+        while_awaited(&info, &prop.id, || {
+            if let Some(c) = p.contract(&name)? {
+                return Err(answer(format!(
+                    "GetContract {name}: version {}, code hash {} before the deployment's quorum",
+                    c.version,
+                    hex::encode(&c.code_hash)
+                )));
+            }
+            let s = signed(p, None, contract_call(&name, "i"), Some(CALL_FUEL))?;
+            refused_ids.push(s.tx_id().0.0);
+            let m = refused(p, &s.to_bytes(), "TX_UNKNOWN_CALL")?;
+            Ok(format!("GetContract: none; {m}"))
+        }),
+    ));
     let open = info.status == "open";
     out.push(ev(
         "a second vote by the proposer's organisation is refused TX_BAD_ARGUMENTS",
@@ -503,17 +736,21 @@ pub(super) fn contract_lifecycle_live(p: &dyn NodeProbe) -> Vec<Evidence> {
         }),
     ));
     let executed = vote_until_executed(p, &voters, &prop, info);
-    let deployed = executed.is_ok();
+    let deployed_at = executed.as_ref().ok().map(|(_, i)| i.status_height);
     out.push(ev(
         "the deployment executes on the contract policy's votes: each vote's receipt has `voted`, the executing transaction's `executed`",
         SRC,
         executed.map(|(votes, info)| pass_note(&prop, &votes, &info)),
     ));
-    if !deployed {
+    let Some(deployed_at) = deployed_at else {
         return finish(p, out, &refused_ids, before);
-    }
-    let record = p.contract(&name).map_err(NodeCheckError::from).and_then(|c| {
-        let c = c.ok_or_else(|| answer(format!("GetContract: no contract {name}")))?;
+    };
+    out.push(ev(
+        "multi-party approval: the deployment executed on the yes votes of at least two organisations (GetProposal)",
+        SRC,
+        multi_party(p, &prop.id),
+    ));
+    let first = record(p, &name).and_then(|c| {
         if c.version != 1 || c.frozen || c.code_hash != hash.as_bytes() || c.name != name {
             return Err(answer(format!(
                 "GetContract {name}: name {:?}, version {}, frozen {}, code hash {}; expected version 1, not frozen, code hash {hash} (SM3 of the proposed module)",
@@ -523,27 +760,33 @@ pub(super) fn contract_lifecycle_live(p: &dyn NodeProbe) -> Vec<Evidence> {
                 hex::encode(&c.code_hash)
             )));
         }
-        if c.proposal_id != prop.id || c.code_size != code.len() as u64 {
+        if c.proposal_id != prop.id
+            || c.code_size != code.len() as u64
+            || c.deployed != deployed_at
+            || c.updated != deployed_at
+        {
             return Err(answer(format!(
-                "GetContract {name}: proposal {}, code size {}; expected the proposal {} and {} bytes",
+                "GetContract {name}: proposal {}, code size {}, deployed {}, updated {}; expected the proposal {}, {} bytes, deployed and updated at its execution height {deployed_at}",
                 hex::encode(&c.proposal_id),
                 c.code_size,
+                c.deployed,
+                c.updated,
                 hex32(&prop.id),
                 code.len()
             )));
         }
         Ok(format!(
-            "{name}: version 1, not frozen, code hash {hash} = SM3 of the module, {} bytes, deployed at height {}, proposal {}",
+            "{name}: version 1, not frozen, code hash {hash} = SM3 of the module, {} bytes, deployed at height {} (the proposal's execution), proposal {}",
             c.code_size,
             c.deployed,
             hex32(&c.proposal_id)
         ))
     });
-    let ok = record.is_ok();
+    let ok = first.is_ok();
     out.push(ev(
-        "GetContract: version 1, not frozen, code hash = SM3 of the proposed module (computed by the check)",
+        "GetContract: version 1, not frozen, code hash = SM3 of the proposed module (computed by the check), the deployment's proposal and height",
         SRC,
-        record,
+        first,
     ));
     if !ok {
         return finish(p, out, &refused_ids, before);
@@ -576,27 +819,7 @@ pub(super) fn contract_lifecycle_live(p: &dyn NodeProbe) -> Vec<Evidence> {
         "the call's receipt file (GetReceiptProof) verifies offline against the genesis file and shows the same status, fuel, events and output",
         SRC,
         first.ok_or(NodeCheckError::NoCommittedTx).and_then(|r| {
-            let json = p.receipt_json(&r.id)?;
-            let limits = types::Limits::default();
-            let bundle = receipt::ReceiptBundle::from_json(json.as_bytes(), &limits).map_err(|e| {
-                NodeCheckError::ReceiptOfTx { tx: r.id, source: Box::new(e) }
-            })?;
-            let offline = bundle.receipt.clone();
-            let v = bundle.verify(&trust, None).map_err(|e| NodeCheckError::Receipt { source: Box::new(e) })?;
-            if v.tx_id.0.0 != r.id || v.height.0 != r.height {
-                return Err(NodeCheckError::ReceiptForOther { tx: v.tx_id, height: v.height });
-            }
-            if offline != r.receipt || v.fuel_used != r.receipt.fuel_used {
-                return Err(answer(format!(
-                    "the receipt file's receipt differs from the submission's: fuel {:?} vs {:?}, events {} vs {}, output {} vs {}",
-                    offline.fuel_used,
-                    r.receipt.fuel_used,
-                    offline.events.len(),
-                    r.receipt.events.len(),
-                    hex::encode(&offline.output),
-                    hex::encode(&r.receipt.output)
-                )));
-            }
+            let (v, offline) = verified_receipt(p, &trust, &r)?;
             Ok(format!(
                 "tx {} at height {} in block {}, signer {} ({}), certified by {:?}; call {}, fuel used {:?}, {} event(s), output {}",
                 v.tx_id, v.height, v.block_hash, v.signer_subject, v.organisation, v.certified_by, v.call, v.fuel_used, offline.events.len(), hex::encode(&offline.output)
@@ -657,106 +880,226 @@ pub(super) fn contract_lifecycle_live(p: &dyn NodeProbe) -> Vec<Evidence> {
     out.push(ev(
         "the node still commits a good call: Success, counter 2",
         SRC,
-        signed(p, None, contract_call(&name, "i"), Some(CALL_FUEL))
-            .and_then(|s| run(p, &s))
-            .and_then(succeeded)
-            .and_then(|r| {
-                if counter(&r.receipt.output) == Some(2) {
-                    Ok(format!(
-                        "{}; output {} (counter 2)",
-                        r.note(),
-                        hex::encode(&r.receipt.output)
-                    ))
-                } else {
-                    Err(answer(format!(
-                        "output {}, expected the counter 2",
-                        hex::encode(&r.receipt.output)
-                    )))
-                }
-            }),
+        call_counts(p, &name, 2),
     ));
+    let mut count = 2;
 
-    // (d) Upgrade by vote to a module exporting `migrate`.
-    let upgrade = pass(
+    // (d) Upgrade by vote to a module exporting `migrate`; the contract read while the upgrade
+    // awaits its quorum.
+    let upgrade_case = format!(
+        "the upgrade of {name} to a module exporting `migrate` (SM3 {hash2}) executes on the policy's votes"
+    );
+    let mut current = (1, hash);
+    match propose(
         p,
         admin,
-        &voters,
         "contract-upgrade",
         vec![name.as_bytes().to_vec(), code2.clone()],
-    );
-    let upgraded = upgrade.is_ok();
-    out.push(ev(
-        &format!("the upgrade of {name} to a module exporting `migrate` (SM3 {hash2}) executes on the policy's votes"),
-        SRC,
-        upgrade,
-    ));
-    if upgraded {
-        out.push(ev(
-            "after the upgrade: GetContract gives version 2 and the new module's SM3, migrate ran (its key is in the state), the counter is kept (2)",
-            SRC,
-            p.contract(&name).map_err(NodeCheckError::from).and_then(|c| {
-                let c = c.ok_or_else(|| answer(format!("GetContract: no contract {name}")))?;
-                if c.version != 2 || c.frozen || c.code_hash != hash2.as_bytes() {
-                    return Err(answer(format!(
-                        "GetContract {name}: version {}, frozen {}, code hash {}; expected version 2, not frozen, {hash2}",
-                        c.version,
-                        c.frozen,
-                        hex::encode(&c.code_hash)
-                    )));
-                }
-                let (m, _, _) = query(p, &name, "M")?;
-                if m != b"m" {
-                    return Err(answer(format!("migrate's key holds {}, expected 6d (\"m\")", hex::encode(&m))));
-                }
-                let kept = state_is(p, &name, 2)?;
-                Ok(format!(
-                    "{name}: version 2, code hash {hash2} (was {hash}), updated at height {}; migrate's key present; {kept}",
-                    c.updated
-                ))
-            }),
-        ));
-    }
-
-    // (e) Freeze by vote: calls refused, queries still answer. The contract stays frozen.
-    let freeze = pass(
-        p,
-        admin,
-        &voters,
-        "contract-freeze",
-        vec![name.as_bytes().to_vec()],
-    );
-    let frozen = freeze.is_ok();
-    out.push(ev(
-        &format!("the freeze of {name} executes on the policy's votes"),
-        SRC,
-        freeze,
-    ));
-    if frozen {
-        out.push(ev(
-            "GetContract reports it frozen; a call is refused TX_CONTRACT_FROZEN",
-            SRC,
-            p.contract(&name)
-                .map_err(NodeCheckError::from)
-                .and_then(|c| {
-                    let c = c.ok_or_else(|| answer(format!("GetContract: no contract {name}")))?;
-                    if !c.frozen {
+    ) {
+        Err(e) => out.push(ev(&upgrade_case, SRC, Err(e))),
+        Ok((up, info)) => {
+            out.push(ev(
+                "while the upgrade awaits its quorum the contract is unchanged: GetContract gives version 1 and the first module's SM3, not frozen; migrate has not run; the counter is 2",
+                SRC,
+                while_awaited(&info, &up.id, || {
+                    let c = record(p, &name)?;
+                    if c.version != 1 || c.frozen || c.code_hash != hash.as_bytes() {
                         return Err(answer(format!(
-                            "GetContract {name}: not frozen after the freeze executed"
+                            "GetContract {name} before the upgrade's quorum: version {}, frozen {}, code hash {}; expected version 1, not frozen, {hash}: the node applied the upgrade early",
+                            c.version,
+                            c.frozen,
+                            hex::encode(&c.code_hash)
                         )));
                     }
-                    let s = signed(p, None, contract_call(&name, "i"), Some(CALL_FUEL))?;
-                    refused_ids.push(s.tx_id().0.0);
-                    let m = refused(p, &s.to_bytes(), "TX_CONTRACT_FROZEN")?;
-                    Ok(format!("frozen at height {}: {m}", c.updated))
+                    let (m, _, _) = query(p, &name, "M")?;
+                    if !m.is_empty() {
+                        return Err(answer(format!(
+                            "before the upgrade's quorum migrate's key holds {}: the node ran migrate early",
+                            hex::encode(&m)
+                        )));
+                    }
+                    let kept = state_is(p, &name, 2)?;
+                    Ok(format!(
+                        "proposal {} open ({}); {name}: version 1, code hash {hash}, not frozen; migrate's key absent; {kept}",
+                        hex32(&up.id),
+                        standing(&info)
+                    ))
                 }),
-        ));
-        out.push(ev(
-            "a frozen contract stays queryable: QueryContract answers with the kept counter; clean-up: the contract stays frozen on the test chain (a government chain deletes nothing; retirement is a freeze)",
-            SRC,
-            state_is(p, &name, 2),
-        ));
+            ));
+            let executed = vote_until_executed(p, &voters, &up, info);
+            let done = executed
+                .as_ref()
+                .ok()
+                .map(|(votes, info)| (executing(&up, votes).clone(), info.status_height));
+            out.push(ev(
+                &upgrade_case,
+                SRC,
+                executed.map(|(votes, info)| pass_note(&up, &votes, &info)),
+            ));
+            if let Some((exec, height)) = done {
+                current = (2, hash2);
+                out.push(ev(
+                    "multi-party approval: the upgrade executed on the yes votes of at least two organisations (GetProposal)",
+                    SRC,
+                    multi_party(p, &up.id),
+                ));
+                out.push(ev(
+                    "after the upgrade: GetContract gives version 2 and the new module's SM3, migrate ran (its key is in the state), the counter is kept (2)",
+                    SRC,
+                    record(p, &name).and_then(|c| {
+                        if c.version != 2 || c.frozen || c.code_hash != hash2.as_bytes() {
+                            return Err(answer(format!(
+                                "GetContract {name}: version {}, frozen {}, code hash {}; expected version 2, not frozen, {hash2}",
+                                c.version,
+                                c.frozen,
+                                hex::encode(&c.code_hash)
+                            )));
+                        }
+                        let (m, _, _) = query(p, &name, "M")?;
+                        if m != b"m" {
+                            return Err(answer(format!("migrate's key holds {}, expected 6d (\"m\")", hex::encode(&m))));
+                        }
+                        let kept = state_is(p, &name, 2)?;
+                        Ok(format!(
+                            "{name}: version 2, code hash {hash2} (was {hash}), updated at height {}; migrate's key present; {kept}",
+                            c.updated
+                        ))
+                    }),
+                ));
+                out.push(ev(
+                    "audit trail after the upgrade: GetContract names the upgrade's proposal, updated = its execution height, deployed unchanged",
+                    SRC,
+                    audit_trail(
+                        p,
+                        &name,
+                        &Expected {
+                            proposal: &up.id,
+                            height,
+                            deployed: deployed_at,
+                            version: 2,
+                            code_hash: &hash2,
+                            frozen: false,
+                        },
+                    ),
+                ));
+                out.push(ev(
+                    "the upgrade's executing transaction's receipt file (GetReceiptProof) verifies offline against the genesis file with its governance events",
+                    SRC,
+                    governance_receipt(p, &trust, &exec),
+                ));
+            }
+        }
+    }
+
+    // (e) Freeze by vote: still callable while it awaits its quorum; then calls refused,
+    // queries still answer. The contract stays frozen.
+    let freeze_case = format!("the freeze of {name} executes on the policy's votes");
+    let (version, code_hash) = current;
+    match propose(p, admin, "contract-freeze", vec![name.as_bytes().to_vec()]) {
+        Err(e) => out.push(ev(&freeze_case, SRC, Err(e))),
+        Ok((fr, info)) => {
+            out.push(ev(
+                &format!("while the freeze awaits its quorum the contract is not frozen: GetContract gives version {version}, not frozen, and a call still commits (counter {})", count + 1),
+                SRC,
+                while_awaited(&info, &fr.id, || {
+                    let c = record(p, &name)?;
+                    if c.frozen || c.version != version || c.code_hash != code_hash.as_bytes() {
+                        return Err(answer(format!(
+                            "GetContract {name} before the freeze's quorum: version {}, frozen {}, code hash {}; expected version {version}, not frozen, {code_hash}: the node applied the freeze early",
+                            c.version,
+                            c.frozen,
+                            hex::encode(&c.code_hash)
+                        )));
+                    }
+                    let called = call_counts(p, &name, count + 1)?;
+                    count += 1;
+                    Ok(format!(
+                        "proposal {} open ({}); {name}: version {version}, not frozen; {called}",
+                        hex32(&fr.id),
+                        standing(&info)
+                    ))
+                }),
+            ));
+            let executed = vote_until_executed(p, &voters, &fr, info);
+            let done = executed
+                .as_ref()
+                .ok()
+                .map(|(votes, info)| (executing(&fr, votes).clone(), info.status_height));
+            out.push(ev(
+                &freeze_case,
+                SRC,
+                executed.map(|(votes, info)| pass_note(&fr, &votes, &info)),
+            ));
+            if let Some((exec, height)) = done {
+                out.push(ev(
+                    "multi-party approval: the freeze executed on the yes votes of at least two organisations (GetProposal)",
+                    SRC,
+                    multi_party(p, &fr.id),
+                ));
+                out.push(ev(
+                    "GetContract reports it frozen; a call is refused TX_CONTRACT_FROZEN",
+                    SRC,
+                    record(p, &name).and_then(|c| {
+                        if !c.frozen {
+                            return Err(answer(format!(
+                                "GetContract {name}: not frozen after the freeze executed"
+                            )));
+                        }
+                        let s = signed(p, None, contract_call(&name, "i"), Some(CALL_FUEL))?;
+                        refused_ids.push(s.tx_id().0.0);
+                        let m = refused(p, &s.to_bytes(), "TX_CONTRACT_FROZEN")?;
+                        Ok(format!("frozen at height {}: {m}", c.updated))
+                    }),
+                ));
+                out.push(ev(
+                    &format!("audit trail after the freeze: GetContract names the freeze's proposal, updated = its execution height, deployed unchanged, version {version} and its code hash kept"),
+                    SRC,
+                    audit_trail(
+                        p,
+                        &name,
+                        &Expected {
+                            proposal: &fr.id,
+                            height,
+                            deployed: deployed_at,
+                            version,
+                            code_hash: &code_hash,
+                            frozen: true,
+                        },
+                    ),
+                ));
+                out.push(ev(
+                    "the freeze's executing transaction's receipt file (GetReceiptProof) verifies offline against the genesis file with its governance events",
+                    SRC,
+                    governance_receipt(p, &trust, &exec),
+                ));
+                out.push(ev(
+                    &format!("a frozen contract stays queryable: QueryContract answers with the kept counter ({count}); clean-up: the contract stays frozen on the test chain (a government chain deletes nothing)"),
+                    SRC,
+                    state_is(p, &name, count),
+                ));
+            }
+        }
     }
     finish(p, out, &refused_ids, before)
+}
+
+/// The identity's call `name.i` commits with Success and the counter `n` as its output.
+fn call_counts(p: &dyn NodeProbe, name: &str, n: u64) -> Case {
+    let r = succeeded(run(
+        p,
+        &signed(p, None, contract_call(name, "i"), Some(CALL_FUEL))?,
+    )?)?;
+    if counter(&r.receipt.output) != Some(n) {
+        return Err(answer(format!(
+            "output {}, expected the counter {n}",
+            hex::encode(&r.receipt.output)
+        )));
+    }
+    Ok(format!(
+        "{}; output {} (counter {n})",
+        r.note(),
+        hex::encode(&r.receipt.output)
+    ))
 }
 
 fn finish(

@@ -449,6 +449,21 @@ pub(crate) enum NodeCheckError {
         id: String,
         proposal: Box<super::probe::ProposalInfo>,
     },
+    /// A lifecycle change executed without yes votes of two organisations (GZ-6.5 multi-party
+    /// approval), as GetProposal reports it.
+    #[error(
+        "proposal {id} ({}) executed on the yes votes of {} organisation(s) {yes:?}: multi-party approval needs at least two (policy {:?}, electorate {:?}); run on a chain whose contract policy needs the votes of two organisations, with --voter-key/--voter-cert",
+        proposal.kind, yes.len(), proposal.policy, proposal.electorate
+    )]
+    SingleOrganisation {
+        id: String,
+        yes: Vec<String>,
+        proposal: Box<super::probe::ProposalInfo>,
+    },
+    /// A case the chain's policy gave no chance to show (the proposal executed in its own
+    /// transaction, so nothing could be observed while votes were awaited).
+    #[error("could not be shown: {why}")]
+    NotShown { why: String },
     /// GetProposal does not know a proposal that committed.
     #[error("GetProposal does not know the committed proposal {id}")]
     ProposalUnknown { id: String },

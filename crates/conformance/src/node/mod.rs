@@ -43,7 +43,9 @@ pub struct NodeCheck {
     pub title: &'static str,
     /// What the check needs beyond a node and an identity.
     pub needs: Needs,
-    pub run: fn(&dyn NodeProbe) -> Vec<Evidence>,
+    /// Private: the only way to run a check is [`NodeCheck::execute`], which first refuses a
+    /// writing check the auditor did not allow (see [`write_refusal`]).
+    run: fn(&dyn NodeProbe) -> Vec<Evidence>,
 }
 
 /// What a node check needs beyond a node and an identity.
@@ -201,7 +203,7 @@ pub fn node_checks() -> &'static [NodeCheck] {
         },
         NodeCheck {
             id: "node-contract-lifecycle",
-            title: "A contract proposed by an admin deploys on the contract policy's votes with the SM3 of its module; a user's call runs within its fuel limit with its receipt verifying offline; hostile calls fail with their codes and keep nothing; an upgrade by vote runs migrate and keeps the state; a frozen contract refuses calls and still answers queries",
+            title: "A contract proposed by a user is refused; one proposed by an admin deploys on the yes votes of two organisations with the SM3 of its module; a user's call runs within its fuel limit with its receipt verifying offline; hostile calls fail with their codes and keep nothing; an upgrade and a freeze by two organisations' votes change nothing before their quorum, then the upgrade runs migrate and keeps the state and the frozen contract refuses calls and still answers queries, GetContract naming each change's proposal and height",
             needs: Needs::WritesAdmin,
             run: contracts::contract_lifecycle_live,
         },
