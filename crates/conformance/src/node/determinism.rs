@@ -20,7 +20,7 @@ use super::{NodeProbe, genesis};
 use crate::checks::Evidence;
 use types::{Block, BlockHeader, Decode, ValidatorSet};
 
-const SRC: &str = "live node; expected: a block is certified only by validators that re-executed it to its header's state and receipts roots (docs/consensus.md, crates/ledger Ledger::verify)";
+const SRC: &str = "live node; expected: a validator votes only for a block it re-executed to its header's state and receipts roots (crates/node validate_block, crates/ledger Ledger::verify); certificates: docs/formats.md";
 
 /// How many blocks below the tip (the tip included) the search reads at most.
 pub const DETERMINISM_SEARCH: u64 = 10_000;
@@ -37,24 +37,25 @@ struct Found {
 }
 
 pub(super) fn contract_deterministic(p: &dyn NodeProbe) -> Vec<Evidence> {
-    match run(p) {
-        Ok(out) => out,
-        Err((case, e)) => vec![ev(case, SRC, Err(e))],
-    }
+    run(p).unwrap_or_else(|failed| vec![failed])
 }
 
 const CASE_SET: &str = "the validator set deciding the tip has more than one member";
-const CASE_FIND: &str = "blocks holding committed calls to deployed WASM contracts, searched from the tip backwards";
+const CASE_FIND: &str =
+    "blocks holding committed calls to deployed WASM contracts, searched from the tip backwards";
 
-fn run(p: &dyn NodeProbe) -> Result<Vec<Evidence>, (&'static str, NodeCheckError)> {
-    let (g, _) = genesis(p).map_err(|e| ("the genesis file", e))?;
-    let genesis_set = g
-        .validator_set()
-        .map_err(|e| ("the genesis file", NodeCheckError::ContractAnswer {
-            what: format!("the genesis validators do not form a set: {e}"),
-        }))?;
+/// The evidence, or the one failed case that stops the check.
+fn run(p: &dyn NodeProbe) -> Result<Vec<Evidence>, Evidence> {
+    let fail = |case: &str, e: NodeCheckError| ev(case, SRC, Err(e));
+    let (g, _) = genesis(p).map_err(|e| fail("the genesis file", e))?;
+    let genesis_set = g.validator_set().map_err(|source| {
+        fail(
+            "the genesis file",
+            NodeCheckError::GenesisValidators { source },
+        )
+    })?;
     let limits = types::Limits::default();
-    let st = p.status().map_err(|e| ("status", e.into()))?;
+    let st = p.status().map_err(|e| fail("status", e.into()))?;
     let tip = st.height;
     let read = |h: u64| -> Result<(Block, Vec<u8>), NodeCheckError> {
         let b = p
@@ -84,10 +85,10 @@ fn run(p: &dyn NodeProbe) -> Result<Vec<Evidence>, (&'static str, NodeCheckError
     };
 
     let mut out = Vec::new();
-    let (tip_block, tip_certificate) = read(tip).map_err(|e| (CASE_SET, e))?;
-    let (tip_set, _) = set_of(&tip_block.header).map_err(|e| (CASE_SET, e))?;
+    let (tip_block, tip_certificate) = read(tip).map_err(|e| fail(CASE_SET, e))?;
+    let (tip_set, _) = set_of(&tip_block.header).map_err(|e| fail(CASE_SET, e))?;
     if tip_set.len() < 2 {
-        return Err((CASE_SET, NodeCheckError::OneValidator { height: tip }));
+        return Err(fail(CASE_SET, NodeCheckError::OneValidator { height: tip }));
     }
     out.push(ev(
         CASE_SET,
@@ -109,7 +110,7 @@ fn run(p: &dyn NodeProbe) -> Result<Vec<Evidence>, (&'static str, NodeCheckError
         let (block, certificate) = if h == tip {
             (tip_block.clone(), tip_certificate.clone())
         } else {
-            read(h).map_err(|e| (CASE_FIND, e))?
+            read(h).map_err(|e| fail(CASE_FIND, e))?
         };
         let mut calls = Vec::new();
         for t in &block.txs {
@@ -125,14 +126,17 @@ fn run(p: &dyn NodeProbe) -> Result<Vec<Evidence>, (&'static str, NodeCheckError
                 None => {
                     let k = p
                         .contract(&c.contract)
-                        .map_err(|e| (CASE_FIND, NodeCheckError::from(e)))?
+                        .map_err(|e| fail(CASE_FIND, NodeCheckError::from(e)))?
                         .is_some();
                     deployed.insert(c.contract.clone(), k);
                     k
                 }
             };
             if known {
-                calls.push((t.tx_id().to_string(), format!("{}.{}", c.contract, c.method)));
+                calls.push((
+                    t.tx_id().to_string(),
+                    format!("{}.{}", c.contract, c.method),
+                ));
             }
         }
         if !calls.is_empty() {
@@ -149,7 +153,7 @@ fn run(p: &dyn NodeProbe) -> Result<Vec<Evidence>, (&'static str, NodeCheckError
         h -= 1;
     }
     if found.is_empty() {
-        return Err((
+        return Err(fail(
             CASE_FIND,
             NodeCheckError::NoContractCall {
                 searched,
@@ -205,6 +209,9 @@ fn run(p: &dyn NodeProbe) -> Result<Vec<Evidence>, (&'static str, NodeCheckError
     Ok(out)
 }
 
+/// The validator set deciding a header's height, and where it came from.
+type SetOf<'a> = dyn Fn(&BlockHeader) -> Result<(ValidatorSet, &'static str), NodeCheckError> + 'a;
+
 /// Block `hd`'s certificate checked against the set its height is decided by: the number of
 /// signers, the set's size and where the set came from.
 fn certified(
@@ -212,7 +219,7 @@ fn certified(
     hd: &BlockHeader,
     certificate: &[u8],
     limits: &types::Limits,
-    set_of: &dyn Fn(&BlockHeader) -> Result<(ValidatorSet, &'static str), NodeCheckError>,
+    set_of: &SetOf<'_>,
 ) -> Result<(usize, usize, &'static str), NodeCheckError> {
     let h = hd.height.0;
     let cert = decode_certificate(h, certificate, limits)?;
@@ -224,7 +231,11 @@ fn certified(
 
 /// At least two distinct signers (a verified certificate's signers are distinct: they are
 /// strictly ordered) in a set of at least two.
-pub(super) fn enough_signers(height: u64, signers: usize, members: usize) -> Result<(), NodeCheckError> {
+pub(super) fn enough_signers(
+    height: u64,
+    signers: usize,
+    members: usize,
+) -> Result<(), NodeCheckError> {
     if members < 2 {
         return Err(NodeCheckError::OneValidator { height });
     }

@@ -167,8 +167,14 @@ fn three_of_four_signers_on_the_contract_call_block_pass() {
     assert!(failed(&ev).is_empty(), "{ev:#?}");
     // The set, the search, and the one block holding the call (not the built-in's block 4).
     assert_eq!(ev.len(), 3, "{ev:#?}");
-    assert!(ev[0].detail.starts_with("4 validators decide block 5"), "{ev:#?}");
-    assert!(ev[1].detail.starts_with("1 block(s) at height(s) 3 "), "{ev:#?}");
+    assert!(
+        ev[0].detail.starts_with("4 validators decide block 5"),
+        "{ev:#?}"
+    );
+    assert!(
+        ev[1].detail.starts_with("1 block(s) at height(s) 3 "),
+        "{ev:#?}"
+    );
     assert!(ev[1].detail.contains(CONTRACT), "{ev:#?}");
     let tx = fake.tx(CONTRACT, 1).tx_id().to_string();
     let hd = fake.at(3).0.header;
@@ -186,7 +192,10 @@ fn a_certificate_with_one_signer_fails() {
     let ev = contract_deterministic(&Fake::four(1));
     let bad = failed(&ev);
     assert_eq!(bad.len(), 1, "{ev:#?}");
-    assert!(bad[0].case.starts_with("block 3: its commit certificate"), "{ev:#?}");
+    assert!(
+        bad[0].case.starts_with("block 3: its commit certificate"),
+        "{ev:#?}"
+    );
     assert!(bad[0].detail.contains("short of the quorum"), "{ev:#?}");
     // A set whose quorum one validator could reach (by power) is still refused by count.
     let e = enough_signers(3, 1, 4).unwrap_err().why();
@@ -206,9 +215,9 @@ fn a_one_validator_chain_fails_with_the_reason() {
     assert_eq!(ev.len(), 1, "{ev:#?}");
     assert!(!ev[0].pass);
     assert!(
-        ev[0].detail.starts_with(
-            "determinism across validators cannot be shown on a one-validator chain"
-        ),
+        ev[0]
+            .detail
+            .starts_with("determinism across validators cannot be shown on a one-validator chain"),
         "{ev:#?}"
     );
     assert!(

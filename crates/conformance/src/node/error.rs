@@ -400,6 +400,12 @@ pub(crate) enum NodeCheckError {
         #[source]
         source: execution::ExecError,
     },
+    /// The genesis file's validators do not form a set.
+    #[error("the genesis file's validators do not form a set")]
+    GenesisValidators {
+        #[source]
+        source: execution::ExecError,
+    },
     /// The genesis file's consortium cannot be read.
     #[error("the genesis file's consortium")]
     Consortium {
