@@ -49,26 +49,42 @@ impl Consortium {
 
     /// `validators` validators, then `followers` followers (`node{validators}`…).
     pub fn with_followers(validators: usize, followers: usize, label: &'static str) -> Consortium {
+        Consortium::build(validators, followers, 1, label)
+    }
+
+    /// `validators` validators of a chain of `orgs` founding organisations: organisation
+    /// i ≥ 2 has an admin, `orgs/{i}.admin.key.pem` (as `dev_chain_orgs`).
+    pub fn with_orgs(validators: usize, orgs: usize, label: &'static str) -> Consortium {
+        Consortium::build(validators, 0, orgs, label)
+    }
+
+    fn build(validators: usize, followers: usize, orgs: usize, label: &'static str) -> Consortium {
         let n = validators + followers;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        ok(
-            &dir,
-            &[
-                "node",
-                "dev-chain",
-                "--dir",
-                dir.to_str().unwrap(),
-                "--clients",
-                "8",
-                "--interval-ms",
-                "50",
-                "--validators",
-                &validators.to_string(),
-                "--followers",
-                &followers.to_string(),
-            ],
+        let (v, f, o) = (
+            validators.to_string(),
+            followers.to_string(),
+            orgs.to_string(),
         );
+        let mut args = vec![
+            "node",
+            "dev-chain",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--clients",
+            "8",
+            "--interval-ms",
+            "50",
+            "--validators",
+            &v,
+            "--followers",
+            &f,
+        ];
+        if orgs != 1 {
+            args.extend(["--orgs", &o]);
+        }
+        ok(&dir, &args);
         let nodes = (0..n)
             .map(|i| {
                 let config = if i == 0 {

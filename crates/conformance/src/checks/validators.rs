@@ -143,7 +143,8 @@ fn crl(o: &Org, number: u64, revoked: &[&Certificate]) -> Result<pki::Crl, Strin
     issue_crl(&o.ca, &o.ca_key, number, t(number - 1), t(60), &entries).map_err(|e| e.to_string())
 }
 
-fn certificate(
+/// A commit certificate of `hash` at `h` on chain [`CHAIN`], signed by `signers`.
+pub(crate) fn certificate(
     signers: &[&(SoftSigner, Certificate)],
     h: Height,
     hash: BlockHash,
@@ -167,10 +168,20 @@ fn certificate(
     Ok(CommitCertificate::from_votes(h, 0, hash, &votes))
 }
 
-fn cases() -> Result<(Vec<Evidence>, Built), String> {
+/// Four organisations' validators (keys and node-sign certificates) and a test-chain genesis
+/// file naming them (chain [`CHAIN`]), for the node checks' tests that sign certificates.
+#[cfg(test)]
+pub(crate) fn four_validators() -> Result<(String, Vec<(SoftSigner, Certificate)>), String> {
     let orgs = orgs()?;
+    let json = genesis_json(&orgs)?;
+    Ok((json.to_string(), orgs.into_iter().map(|o| o.node).collect()))
+}
+
+/// The genesis file of `orgs`: each organisation with its CA and first CRL, each one's
+/// validator.
+fn genesis_json(orgs: &[Org]) -> Result<serde_json::Value, String> {
     let mut organisations = Vec::new();
-    for o in &orgs {
+    for o in orgs {
         organisations.push(serde_json::json!({
             "name": o.ca.organisation().unwrap_or_default(),
             "ca_cert": o.ca.to_pem(),
@@ -188,6 +199,12 @@ fn cases() -> Result<(Vec<Evidence>, Built), String> {
             "name": format!("node {i}"), "cert": o.node.1.to_pem(),
         })).collect::<Vec<_>>(),
     });
+    Ok(genesis_json)
+}
+
+fn cases() -> Result<(Vec<Evidence>, Built), String> {
+    let orgs = orgs()?;
+    let genesis_json = genesis_json(&orgs)?;
     let genesis = execution::Genesis::from_json(genesis_json.to_string().as_bytes())
         .map_err(|e| e.to_string())?;
     let store = ChainStore::new(MemBackend::new(), genesis.params.limits());

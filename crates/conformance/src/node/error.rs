@@ -240,6 +240,25 @@ pub(crate) enum NodeCheckError {
     /// The chain has no block above 0, so no certificate to check.
     #[error("the chain has no block above 0: no commit certificate to check")]
     NoCertificateToCheck,
+    /// The set deciding the tip has one member: no second validator re-executed anything.
+    #[error(
+        "determinism across validators cannot be shown on a one-validator chain (the set deciding block {height} has one member)"
+    )]
+    OneValidator { height: u64 },
+    /// No block in the searched range holds a call to a deployed WASM contract.
+    #[error(
+        "no contract call found in the last {searched} blocks ({from}..={to}): run with --allow-writes so node-contract-lifecycle makes some"
+    )]
+    NoContractCall { searched: u64, from: u64, to: u64 },
+    /// A block's certificate verifies, but fewer than two distinct validators signed it.
+    #[error(
+        "block {height}: its commit certificate has {signers} signer(s) of a {members}-validator set: fewer than 2 distinct validators re-executed it"
+    )]
+    TooFewSigners {
+        height: u64,
+        signers: usize,
+        members: usize,
+    },
     /// The tip hash the node reported is not the hash of its tip block.
     #[error(
         "status tip {}, block {height} hashes to {hash}",
@@ -378,6 +397,12 @@ pub(crate) enum NodeCheckError {
     /// The genesis file's block 0 cannot be built.
     #[error("genesis block")]
     GenesisBlock {
+        #[source]
+        source: execution::ExecError,
+    },
+    /// The genesis file's validators do not form a set.
+    #[error("the genesis file's validators do not form a set")]
+    GenesisValidators {
         #[source]
         source: execution::ExecError,
     },

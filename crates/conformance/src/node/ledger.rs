@@ -219,20 +219,10 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
         if h == 0 {
             continue;
         }
-        if bytes.certificate.is_empty() {
-            first(
-                &mut w.certificates,
-                NodeCheckError::CertificateMissing { height: h },
-            );
-            continue;
-        }
-        let cert = match CommitCertificate::from_bytes(&bytes.certificate, &limits) {
+        let cert = match decode_certificate(h, &bytes.certificate, &limits) {
             Ok(c) => c,
-            Err(source) => {
-                first(
-                    &mut w.certificates,
-                    NodeCheckError::CertificateUndecodable { height: h, source },
-                );
+            Err(e) => {
+                first(&mut w.certificates, e);
                 continue;
             }
         };
@@ -263,11 +253,8 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
                 NodeCheckError::CertificateLinks { height: h, what },
             ),
             Ok((current, next)) => {
-                if let Err(source) = cert.verify(&g.chain_id, hd.height, &hd.hash(), current) {
-                    first(
-                        &mut w.certificates,
-                        NodeCheckError::CertificateInvalid { height: h, source },
-                    );
+                if let Err(e) = verify_certificate(&g.chain_id, hd, &cert, current) {
+                    first(&mut w.certificates, e);
                 } else if next != current.hash() && h < tip {
                     // A certified block announces the next height's set: take the members from
                     // the node, and believe them only if they hash to the announced set.
@@ -371,9 +358,39 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
     out
 }
 
+/// Block `height`'s commit certificate from the bytes the node returned (empty: none).
+/// Shared by `node-ledger-chain` and `node-contract-deterministic`.
+pub(super) fn decode_certificate(
+    height: u64,
+    bytes: &[u8],
+    limits: &types::Limits,
+) -> Result<CommitCertificate, NodeCheckError> {
+    if bytes.is_empty() {
+        return Err(NodeCheckError::CertificateMissing { height });
+    }
+    CommitCertificate::from_bytes(bytes, limits)
+        .map_err(|source| NodeCheckError::CertificateUndecodable { height, source })
+}
+
+/// Checks that `cert` decides the block of header `hd` on `chain_id` under `set`: known,
+/// ordered, distinct signers whose SM2 precommits verify, with a quorum of the set's power.
+/// Shared by `node-ledger-chain` and `node-contract-deterministic`.
+pub(super) fn verify_certificate(
+    chain_id: &types::ChainId,
+    hd: &types::BlockHeader,
+    cert: &CommitCertificate,
+    set: &ValidatorSet,
+) -> Result<(), NodeCheckError> {
+    cert.verify(chain_id, hd.height, &hd.hash(), set)
+        .map_err(|source| NodeCheckError::CertificateInvalid {
+            height: hd.height.0,
+            source,
+        })
+}
+
 /// The set deciding `height` as the node lists it, accepted only if it hashes to `announced`
 /// (a certified header's `next_validator_set`). Ids and keys come from the certificates.
-fn announced_set(
+pub(super) fn announced_set(
     p: &dyn NodeProbe,
     height: u64,
     announced: crypto::Digest,

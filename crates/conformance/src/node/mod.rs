@@ -14,6 +14,7 @@
 
 mod attestation;
 mod contracts;
+mod determinism;
 mod error;
 mod ledger;
 mod probe;
@@ -207,6 +208,13 @@ pub fn node_checks() -> &'static [NodeCheck] {
             needs: Needs::WritesAdmin,
             run: contracts::contract_lifecycle_live,
         },
+        // After node-contract-lifecycle: in a run with writes, its calls are in the blocks.
+        NodeCheck {
+            id: "node-contract-deterministic",
+            title: "Blocks holding committed WASM contract calls (the last 10 000 blocks searched from the tip, at most 16 taken) each carry a commit certificate valid for the validator set of their height and signed by at least two distinct validators, each of which re-executed the calls to the header's state and receipts roots",
+            needs: Needs::Node,
+            run: determinism::contract_deterministic,
+        },
     ]
 }
 
@@ -222,6 +230,8 @@ pub(super) fn genesis(p: &dyn NodeProbe) -> Result<(execution::Genesis, Block), 
 
 #[cfg(test)]
 mod contracts_tests;
+#[cfg(test)]
+mod determinism_tests;
 #[cfg(test)]
 mod ledger_tests;
 #[cfg(test)]
