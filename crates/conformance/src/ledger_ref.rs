@@ -20,12 +20,17 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-/// The unsigned transaction encoding, per docs/formats.md §3 "Transaction (0x01)".
+/// The unsigned transaction encoding, per docs/formats.md §3 "Transaction (0x01)": version 1,
+/// or version 2 with the fuel limit (u64) after the expiry (issue 14).
 pub(crate) fn tx_encoding(tx: &Transaction) -> Vec<u8> {
-    let mut out = vec![0x01, 0x01]; // version 1, type Transaction
+    let version = if tx.fuel_limit.is_some() { 0x02 } else { 0x01 };
+    let mut out = vec![version, 0x01]; // format version, type Transaction
     put_bytes(&mut out, tx.chain_id.as_str().as_bytes());
     out.extend_from_slice(&tx.salt);
     out.extend_from_slice(&tx.expiry.0.to_be_bytes());
+    if let Some(fuel) = tx.fuel_limit {
+        out.extend_from_slice(&fuel.to_be_bytes());
+    }
     match &tx.sender {
         Sender::Certificate(der) => {
             out.push(0x01);
@@ -124,4 +129,42 @@ pub(crate) fn header_hash(h: &types::BlockHeader) -> [u8; 32] {
         out.extend_from_slice(c.last_commit.as_bytes());
     }
     sm3(&out).0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crypto::UserId;
+    use crypto_sm::SoftwareProvider;
+    use crypto_sm::rng::SeededRandom;
+    use std::sync::Arc;
+    use types::{Call, ChainId, Encode, Height};
+
+    /// A transaction naming a fuel limit (version 2, issue 14) gets the same id and entry hash
+    /// from this reference as from `types`. Before the reference knew version 2, a block holding
+    /// a contract call failed node-ledger-chain's transactions root.
+    #[test]
+    fn version_2_transactions_hash_as_the_ledger_hashes_them() {
+        let key = SoftwareProvider::new(Arc::new(SeededRandom::new(3)))
+            .generate()
+            .unwrap();
+        for fuel_limit in [None, Some(1_000_000)] {
+            let tx = Transaction {
+                chain_id: ChainId::new("ref-chain").unwrap(),
+                salt: [9; 16],
+                expiry: Height(77),
+                fuel_limit,
+                sender: Sender::Registered(crypto::Digest([5; 32])),
+                call: Call {
+                    contract: "alpha".into(),
+                    method: "inc".into(),
+                    args: vec![b"x".to_vec()],
+                },
+            };
+            assert_eq!(tx_encoding(&tx), tx.to_bytes(), "{fuel_limit:?}");
+            assert_eq!(tx_id(&tx), tx.tx_id().0.0, "{fuel_limit:?}");
+            let signed = SignedTx::sign(tx, &key, &UserId::default()).unwrap();
+            assert_eq!(entry_hash(&signed), signed.entry_hash().0, "{fuel_limit:?}");
+        }
+    }
 }

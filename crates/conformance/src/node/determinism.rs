@@ -18,6 +18,7 @@ use super::ledger::{announced_set, decode_certificate, verify_certificate};
 use super::submit::ev;
 use super::{NodeProbe, genesis};
 use crate::checks::Evidence;
+use crate::ledger_ref;
 use types::{Block, BlockHeader, Decode, ValidatorSet};
 
 const SRC: &str = "live node; expected: a validator votes only for a block it re-executed to its header's state and receipts roots (crates/node validate_block, crates/ledger Ledger::verify); certificates: docs/formats.md";
@@ -63,6 +64,22 @@ fn run(p: &dyn NodeProbe) -> Result<Vec<Evidence>, Evidence> {
             .map_err(|source| NodeCheckError::BlockUnavailable { height: h, source })?;
         let block = Block::from_bytes(&b.block, &limits)
             .map_err(|source| NodeCheckError::BlockUndecodable { height: h, source })?;
+        // The block asked for, whose transactions are the ones its certified header commits to.
+        if block.header.height.0 != h {
+            return Err(NodeCheckError::HeightDiffers {
+                height: h,
+                says: block.header.height,
+            });
+        }
+        let entries: Vec<[u8; 32]> = block.txs.iter().map(ledger_ref::entry_hash).collect();
+        let root = ledger_ref::merkle_root(&entries);
+        if root != block.header.tx_root.0 {
+            return Err(NodeCheckError::TxRoot {
+                height: h,
+                header: block.header.tx_root,
+                computed: root,
+            });
+        }
         Ok((block, b.certificate))
     };
     let set_of = |hd: &BlockHeader| -> Result<(ValidatorSet, &'static str), NodeCheckError> {
@@ -103,7 +120,8 @@ fn run(p: &dyn NodeProbe) -> Result<Vec<Evidence>, Evidence> {
     // From the tip backwards, at most DETERMINISM_SEARCH blocks (block 0 has no calls).
     let lowest = tip.saturating_sub(DETERMINISM_SEARCH - 1).max(1);
     let searched = tip.saturating_sub(lowest) + 1;
-    let mut deployed: BTreeMap<String, bool> = BTreeMap::new();
+    // Each contract's deployment height (GetContract at the tip), or None if unknown.
+    let mut deployed: BTreeMap<String, Option<u64>> = BTreeMap::new();
     let mut found: Vec<Found> = Vec::new();
     let mut h = tip;
     while h >= lowest && found.len() < DETERMINISM_BLOCKS {
@@ -121,18 +139,19 @@ fn run(p: &dyn NodeProbe) -> Result<Vec<Evidence>, Evidence> {
             {
                 continue;
             }
-            let known = match deployed.get(&c.contract) {
+            let since = match deployed.get(&c.contract) {
                 Some(k) => *k,
                 None => {
                     let k = p
                         .contract(&c.contract)
                         .map_err(|e| fail(CASE_FIND, NodeCheckError::from(e)))?
-                        .is_some();
+                        .map(|info| info.deployed);
                     deployed.insert(c.contract.clone(), k);
                     k
                 }
             };
-            if known {
+            // A call counts only in a block at or above the contract's deployment.
+            if since.is_some_and(|d| d <= h) {
                 calls.push((
                     t.tx_id().to_string(),
                     format!("{}.{}", c.contract, c.method),
@@ -164,7 +183,7 @@ fn run(p: &dyn NodeProbe) -> Result<Vec<Evidence>, Evidence> {
     }
     let contracts: Vec<&str> = deployed
         .iter()
-        .filter(|(_, k)| **k)
+        .filter(|(_, k)| k.is_some())
         .map(|(n, _)| n.as_str())
         .collect();
     out.push(ev(
