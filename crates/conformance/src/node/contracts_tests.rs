@@ -77,9 +77,6 @@ impl NodeProbe for ChainFake {
             signer: &self.admin.key,
         })
     }
-    fn ca(&self) -> Option<Party<'_>> {
-        None
-    }
     fn voters(&self) -> Vec<Party<'_>> {
         if !self.with_voter {
             return Vec::new();
@@ -89,7 +86,6 @@ impl NodeProbe for ChainFake {
             signer: &self.voter.key,
         }]
     }
-    fn progress(&self, _: &str) {}
     fn identity(&self) -> NodeIdentity {
         NodeIdentity::default()
     }

@@ -136,16 +136,6 @@ impl Fake {
 }
 
 impl NodeProbe for Fake {
-    fn allow_writes(&self) -> bool {
-        false
-    }
-    fn admin(&self) -> Option<Party<'_>> {
-        None
-    }
-    fn ca(&self) -> Option<Party<'_>> {
-        None
-    }
-    fn progress(&self, _: &str) {}
     fn identity(&self) -> NodeIdentity {
         NodeIdentity::default()
     }

@@ -57,16 +57,6 @@ fn unsupported(what: &str) -> ProbeError {
 }
 
 impl NodeProbe for Served {
-    fn allow_writes(&self) -> bool {
-        false
-    }
-    fn admin(&self) -> Option<Party<'_>> {
-        None
-    }
-    fn ca(&self) -> Option<Party<'_>> {
-        None
-    }
-    fn progress(&self, _: &str) {}
     fn identity(&self) -> NodeIdentity {
         NodeIdentity::default()
     }

@@ -142,18 +142,27 @@ pub trait NodeProbe {
     /// Whether the auditor allowed the checks that write more than a few small transactions
     /// or change identities (`--allow-writes`). They run only if the genesis file also marks a
     /// test chain.
-    fn allow_writes(&self) -> bool;
+    /// Default: no (a probe that says nothing never licenses writes).
+    fn allow_writes(&self) -> bool {
+        false
+    }
     /// An admin of the identity's organisation (`--admin-key/--admin-cert`), if given.
-    fn admin(&self) -> Option<Party<'_>>;
+    fn admin(&self) -> Option<Party<'_>> {
+        None
+    }
     /// The identity's organisation's CA (`--ca-key/--ca-cert`), if given.
-    fn ca(&self) -> Option<Party<'_>>;
+    fn ca(&self) -> Option<Party<'_>> {
+        None
+    }
     /// Admins of other organisations (`--voter-key/--voter-cert`, in the order given) whose
     /// votes a governance policy may need beyond the admin's own organisation.
     fn voters(&self) -> Vec<Party<'_>> {
         Vec::new()
     }
     /// Reports the progress of a long check (the whole-chain walk) to the auditor.
-    fn progress(&self, message: &str);
+    fn progress(&self, message: &str) {
+        let _ = message;
+    }
     /// Identifies the node, the genesis file and the identity.
     fn identity(&self) -> NodeIdentity;
     /// The genesis file the auditor trusts (JSON), read by the binary.

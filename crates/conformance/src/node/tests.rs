@@ -62,13 +62,6 @@ impl NodeProbe for AcceptsAll {
     fn allow_writes(&self) -> bool {
         true
     }
-    fn admin(&self) -> Option<Party<'_>> {
-        None
-    }
-    fn ca(&self) -> Option<Party<'_>> {
-        None
-    }
-    fn progress(&self, _: &str) {}
     fn identity(&self) -> NodeIdentity {
         NodeIdentity::default()
     }

@@ -280,16 +280,6 @@ impl FakeTls {
 }
 
 impl NodeProbe for FakeTls {
-    fn allow_writes(&self) -> bool {
-        false
-    }
-    fn admin(&self) -> Option<Party<'_>> {
-        None
-    }
-    fn ca(&self) -> Option<Party<'_>> {
-        None
-    }
-    fn progress(&self, _: &str) {}
     fn identity(&self) -> NodeIdentity {
         NodeIdentity::default()
     }
@@ -555,16 +545,6 @@ fn a_failed_tls_case_makes_its_clause_not_met_and_fails_the_run() {
 fn a_probe_without_tls_fails_the_tls_checks_saying_so() {
     struct NoTls(FakeTls);
     impl NodeProbe for NoTls {
-        fn allow_writes(&self) -> bool {
-            false
-        }
-        fn admin(&self) -> Option<Party<'_>> {
-            None
-        }
-        fn ca(&self) -> Option<Party<'_>> {
-            None
-        }
-        fn progress(&self, _: &str) {}
         fn identity(&self) -> NodeIdentity {
             NodeIdentity::default()
         }
