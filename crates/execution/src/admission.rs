@@ -1406,11 +1406,7 @@ fn check_suspension<S: NodeStore + ?Sized>(
 /// A proposal carrying a module pays for the module's checks by its size: its fuel limit must
 /// cover them. Run after the signature is verified (the checks validate the module).
 fn check_module_fuel(tx: &types::Transaction) -> Result<(), Rejection> {
-    let call = &tx.call;
-    if call.contract != crate::keys::GOVERNANCE || call.method != "propose" {
-        return Ok(());
-    }
-    let Some(module) = crate::governance::proposal_module_fuel(&call.args) else {
+    let Some(module) = crate::governance::proposal_module_fuel(&tx.call) else {
         return Ok(());
     };
     let need = module.saturating_add(crate::contract::BUILTIN_CALL_COST);

@@ -254,10 +254,7 @@ impl Executor {
         }
         // A proposal carrying a module pays for the module's checks before they run, whether
         // the proposal is then accepted or refused.
-        if call.contract == keys::GOVERNANCE
-            && call.method == "propose"
-            && let Some(fuel) = crate::governance::proposal_module_fuel(&call.args)
-        {
+        if let Some(fuel) = crate::governance::proposal_module_fuel(call) {
             env.meter.charge(fuel)?;
         }
         contract.check_args(&call.method, &call.args)?;

@@ -363,13 +363,19 @@ fn contract_name_arg(args: &[Vec<u8>]) -> Result<String, ContractError> {
     Ok(name)
 }
 
-/// The fuel a `propose` call with `args` pays for the checks of its module, beyond the call's
-/// own cost: `Some` for a deployment or upgrade whose module validates
-/// ([`contracts::fuel::module_check`]), else `None` (a proposal without a module, or one the
-/// call refuses anyway).
-pub fn proposal_module_fuel(args: &[Vec<u8>]) -> Option<u64> {
+/// The fuel a call pays for the checks of the module it carries, beyond the call's own cost:
+/// `Some` for a `governance.propose` of a deployment or upgrade whose module validates
+/// ([`contracts::fuel::module_check`]), else `None` (another call, a proposal without a module,
+/// or one the call refuses anyway). Admission wants the fuel limit to cover it; the executor
+/// charges it before the proposal's checks run.
+pub fn proposal_module_fuel(call: &types::Call) -> Option<u64> {
+    let args = &call.args;
     let kind = args.first()?;
-    if args.len() < 5 || !(kind == b"contract-deploy" || kind == b"contract-upgrade") {
+    if call.contract != GOVERNANCE
+        || call.method != "propose"
+        || args.len() < 5
+        || !(kind == b"contract-deploy" || kind == b"contract-upgrade")
+    {
         return None;
     }
     let module = contract_code_arg(args).ok()?;
@@ -809,18 +815,7 @@ fn reject_module_proposals_of(
 /// zero the module and its count are deleted.
 fn add_code_ref(ctx: &mut CallContext<'_>, hash: &Digest, delta: i64) -> Result<(), ContractError> {
     let key = keys::contracts::code_refs(hash);
-    let n = match ctx.get(&key)? {
-        Some(v) => <[u8; 8]>::try_from(v.as_slice())
-            .map(u64::from_be_bytes)
-            .map_err(|_| {
-                ContractError::State(ExecError::corrupt(
-                    &keys::full(CONTRACTS, &key),
-                    "a code reference count is not 8 bytes",
-                ))
-            })?,
-        None => 0,
-    };
-    let n = n.saturating_add_signed(delta);
+    let n = read_count(&*ctx, &key, "a code reference count")?.saturating_add_signed(delta);
     if n == 0 {
         ctx.delete(&key)?;
         ctx.delete(&keys::contracts::code(hash))
