@@ -14,11 +14,10 @@
 use std::collections::BTreeMap;
 
 use super::error::NodeCheckError;
-use super::ledger::{announced_set, decode_certificate, verify_certificate};
+use super::ledger::{announced_set, decode_certificate, tx_root_holds, verify_certificate};
 use super::submit::ev;
 use super::{NodeProbe, genesis};
 use crate::checks::Evidence;
-use crate::ledger_ref;
 use types::{Block, BlockHeader, Decode, ValidatorSet};
 
 const SRC: &str = "live node; expected: a validator votes only for a block it re-executed to its header's state and receipts roots (crates/node validate_block, crates/ledger Ledger::verify); certificates: docs/formats.md";
@@ -71,15 +70,7 @@ fn run(p: &dyn NodeProbe) -> Result<Vec<Evidence>, Evidence> {
                 says: block.header.height,
             });
         }
-        let entries: Vec<[u8; 32]> = block.txs.iter().map(ledger_ref::entry_hash).collect();
-        let root = ledger_ref::merkle_root(&entries);
-        if root != block.header.tx_root.0 {
-            return Err(NodeCheckError::TxRoot {
-                height: h,
-                header: block.header.tx_root,
-                computed: root,
-            });
-        }
+        tx_root_holds(h, &block)?;
         Ok((block, b.certificate))
     };
     let set_of = |hd: &BlockHeader| -> Result<(ValidatorSet, &'static str), NodeCheckError> {

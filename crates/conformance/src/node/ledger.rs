@@ -171,17 +171,8 @@ pub(super) fn ledger_chain(p: &dyn NodeProbe) -> Vec<Evidence> {
             );
         }
         prev = Some((h, hash));
-        let entries: Vec<[u8; 32]> = block.txs.iter().map(ledger_ref::entry_hash).collect();
-        let root = ledger_ref::merkle_root(&entries);
-        if root != hd.tx_root.0 {
-            first(
-                &mut w.tx_root,
-                NodeCheckError::TxRoot {
-                    height: h,
-                    header: hd.tx_root,
-                    computed: root,
-                },
-            );
+        if let Err(e) = tx_root_holds(h, &block) {
+            first(&mut w.tx_root, e);
         }
         if hd.tx_count as usize != block.txs.len() {
             first(
@@ -420,4 +411,20 @@ pub(super) fn announced_set(
         ));
     }
     Ok(set)
+}
+
+/// Whether block `h`'s transactions are the ones its header commits to: the RFC 6962 SM3 root
+/// of their entry hashes, recomputed independently (`ledger_ref`), equals the header's
+/// `tx_root`.
+pub(super) fn tx_root_holds(h: u64, block: &Block) -> Result<(), NodeCheckError> {
+    let entries: Vec<[u8; 32]> = block.txs.iter().map(ledger_ref::entry_hash).collect();
+    let root = ledger_ref::merkle_root(&entries);
+    if root != block.header.tx_root.0 {
+        return Err(NodeCheckError::TxRoot {
+            height: h,
+            header: block.header.tx_root,
+            computed: root,
+        });
+    }
+    Ok(())
 }
