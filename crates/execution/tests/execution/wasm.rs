@@ -1461,22 +1461,13 @@ fn an_organisation_has_at_most_eight_open_proposals_carrying_a_module() {
         "{e}"
     );
     // The other organisation is not held back by Agency A's proposals.
-    let root_module = probe("(func (export \"root\"))");
-    let mut args = vec![
-        b"contract-deploy".to_vec(),
-        (x.node.height + 10).to_be_bytes().to_vec(),
-        0u64.to_be_bytes().to_vec(),
-        b"rooted".to_vec(),
-    ];
-    args.push(root_module);
     let salt = x.salt();
-    let other = tx_fuel(
+    let other = propose_org(
+        &x.node,
         &x.root_admin,
         salt,
-        "governance",
-        "propose",
-        args,
-        PROPOSAL_FUEL,
+        "contract-deploy",
+        vec![b"rooted".to_vec(), probe("(func (export \"root\"))")],
     );
     x.node
         .admit(&other)
@@ -1608,21 +1599,13 @@ fn review7_a_module_proposal_refused_in_its_block_pays_for_its_checks() {
 fn review7_a_removed_organisations_expired_modules_do_not_stay() {
     let mut x = Two::new();
     let code = probe("(func (export \"orphan\"))");
-    let mut args = vec![
-        b"contract-deploy".to_vec(),
-        (x.node.height + 10).to_be_bytes().to_vec(),
-        0u64.to_be_bytes().to_vec(),
-        b"orphan".to_vec(),
-    ];
-    args.push(code.clone());
     let salt = x.salt();
-    let tx = tx_fuel(
+    let tx = propose_org(
+        &x.node,
         &x.root_admin,
         salt,
-        "governance",
-        "propose",
-        args,
-        PROPOSAL_FUEL,
+        "contract-deploy",
+        vec![b"orphan".to_vec(), code.clone()],
     );
     let id = proposal_of(&tx);
     assert_success(&x.node.run(&[tx]));
@@ -1630,14 +1613,7 @@ fn review7_a_removed_organisations_expired_modules_do_not_stay() {
     let (remove, r) = x.propose("org-remove", vec![b"GMChain Consortium".to_vec()]);
     assert_success(&r);
     let salt = x.salt();
-    let vote = tx_fuel(
-        &x.root_admin,
-        salt,
-        "governance",
-        "vote",
-        vec![remove.0.to_vec(), b"yes".to_vec()],
-        1_000_000,
-    );
+    let vote = yes_fuel(&x.root_admin, salt, &remove, 1_000_000);
     assert_success(&x.node.run(&[vote]));
     let removed = x
         .node
