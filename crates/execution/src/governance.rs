@@ -764,11 +764,7 @@ fn add_module_proposal(
     let height = ctx.block().height;
     let (mut open, expired) = split_open(&*ctx, &module_proposals(&*ctx, organisation)?, height)?;
     for p in expired {
-        if let ProposalKind::Contract(change) = &p.kind
-            && let Some(hash) = change.code_hash()
-        {
-            ctx.nested(CONTRACTS, |c| add_code_ref(c, &hash, -1))?;
-        }
+        release_module(ctx, &p.kind)?;
     }
     if open.len() >= MAX_OPEN_MODULE_PROPOSALS {
         return Err(too_many_module_proposals(organisation, &open).into_failure());
@@ -798,16 +794,23 @@ fn reject_module_proposals_of(
         if p.status != ProposalStatus::Open {
             continue;
         }
-        if let ProposalKind::Contract(change) = &p.kind
-            && let Some(hash) = change.code_hash()
-        {
-            ctx.nested(CONTRACTS, |c| add_code_ref(c, &hash, -1))?;
-        }
+        release_module(ctx, &p.kind)?;
         p.status = ProposalStatus::Rejected(height);
         ctx.emit("rejected", id.0.to_vec())?;
         ctx.put(&k::proposal(&id), p.encode())?;
     }
     ctx.delete(&k::module_proposals(organisation))
+}
+
+/// Drops the reference a decided or expired proposal of `kind` held on its module, if it
+/// carries one (with the last reference the module goes).
+fn release_module(ctx: &mut CallContext<'_>, kind: &ProposalKind) -> Result<(), ContractError> {
+    if let ProposalKind::Contract(change) = kind
+        && let Some(hash) = change.code_hash()
+    {
+        ctx.nested(CONTRACTS, |c| add_code_ref(c, &hash, -1))?;
+    }
+    Ok(())
 }
 
 /// Adds `delta` to the count of references to the module `hash` (open proposals and the
@@ -1461,11 +1464,7 @@ impl GovernanceContract {
             record.status = ProposalStatus::Rejected(height);
             ctx.emit("rejected", record.id.0.to_vec())?;
             // The rejected proposal's module is no longer referenced by it.
-            if let ProposalKind::Contract(change) = &record.kind
-                && let Some(hash) = change.code_hash()
-            {
-                ctx.nested(CONTRACTS, |c| add_code_ref(c, &hash, -1))?;
-            }
+            release_module(ctx, &record.kind)?;
         }
         Ok(())
     }
