@@ -235,6 +235,57 @@ define_codes! {
     CONTRACT_FROZEN = 3241, BadInput, FailedPrecondition,
         "The called WASM contract was frozen by governance before the transaction ran.",
         "the consortium froze this contract; it refuses calls until a governance unfreeze";
+    EXCHANGE_DATASET_EXISTS = 3300, NotVerified, FailedPrecondition,
+        "`exchange.register`: the organisation already has a dataset of this name.",
+        "publish a new version of it (gmchain data publish) or choose another name";
+    EXCHANGE_DATASET_UNKNOWN = 3301, NotVerified, FailedPrecondition,
+        "`exchange`: no dataset has this ID (organisation/name).",
+        "list the catalogue (gmchain data list)";
+    EXCHANGE_NOT_SHARED = 3302, NotVerified, FailedPrecondition,
+        "`exchange.request`: the dataset's sharing class is not-shared, so it is never granted.",
+        "ask the owning organisation to publish it under another class";
+    EXCHANGE_REQUEST_UNKNOWN = 3303, NotVerified, FailedPrecondition,
+        "`exchange`: no access request has this ID.",
+        "the ID is the requesting transaction's (gmchain data show DATASET lists requests)";
+    EXCHANGE_REQUEST_STATE = 3304, NotVerified, FailedPrecondition,
+        "`exchange.grant`/`deny`/`revoke`: the request is not in a state that allows it (already decided, revoked or expired).",
+        "check the request (gmchain data show); a new request starts over";
+    EXCHANGE_ENC_CERT_INVALID = 3305, NotVerified, FailedPrecondition,
+        "`exchange`: the encryption certificate is not the signer's own (same organisation and common name, the encryption role paired with the signer's role, valid under the chain's CAs).",
+        "give your dual pair's encryption certificate (gmchain ca issue --dual)";
+    EXCHANGE_ENDPOINT_UNKNOWN = 3306, NotVerified, FailedPrecondition,
+        "`exchange`: the named node of the organisation has recorded no endpoint and encryption certificate.",
+        "the organisation's admin records it first (gmchain data endpoint)";
+    EXCHANGE_ESCROW_MISMATCH = 3307, NotVerified, FailedPrecondition,
+        "`exchange.publish`/`send`: the escrow envelopes do not name exactly the chain's escrow recipients.",
+        "wrap the data key to every escrow recipient the chain names (gmchain data publish does)";
+    EXCHANGE_MESSAGE_UNKNOWN = 3308, NotVerified, FailedPrecondition,
+        "`exchange.ack`: no message has this ID.",
+        "the ID is the sending transaction's (gmchain data inbox)";
+    EXCHANGE_ALREADY_ACKNOWLEDGED = 3309, NotVerified, FailedPrecondition,
+        "`exchange.ack`: the organisation already acknowledged this message.",
+        "nothing to do: the first acknowledgement stands";
+    EXCHANGE_VERSION_UNKNOWN = 3310, NotVerified, FailedPrecondition,
+        "`exchange`: the dataset has no such version.",
+        "list the versions (gmchain data show)";
+    EXCHANGE_NO_GRANT = 3320, NotVerified, PermissionDenied,
+        "The fetch was refused: the requester holds no live grant for the dataset (none, denied, pending or revoked) or is not a recipient of the message. The refusal is recorded on the chain.",
+        "request access (gmchain data request) and wait for the grant";
+    EXCHANGE_GRANT_EXPIRED = 3321, NotVerified, PermissionDenied,
+        "The fetch was refused: the grant's expiry height has passed. The refusal is recorded on the chain.",
+        "request access again";
+    EXCHANGE_NOT_CUSTODIAN = 3322, BadInput, FailedPrecondition,
+        "The node asked for a blob is not the custodian that holds it.",
+        "fetch from the custodian node the catalogue names (gmchain data fetch does)";
+    EXCHANGE_BLOB_MISSING = 3323, Unavailable, Unavailable,
+        "The custodian node does not hold the version's blob (not uploaded, or lost).",
+        "the owner re-uploads the version's payload; the message names the blob";
+    EXCHANGE_BLOB_REFUSED = 3324, BadInput, InvalidArgument,
+        "An uploaded payload was refused: its length or SM3 differs from what was announced, it is not a GMCP payload, or it is over the node's limit.",
+        "upload the sealed payload whose digest and length you publish";
+    EXCHANGE_VERIFY_FAILED = 3325, NotVerified, DataLoss,
+        "A fetched payload or key envelope did not verify (SM4-GCM tag, SM2 C3, or a digest differing from the catalogue's); nothing was written.",
+        "fetch again; if it persists the custodian's copy is damaged";
     NODE_IO = 4000, BadInput, Internal,
         "A file of the node could not be read or written.",
         "check the path and its permissions; the message names the file";

@@ -123,6 +123,19 @@ pub fn aad(header: &[u8; HEADER_LEN], last: bool) -> [u8; HEADER_LEN + 1] {
     a
 }
 
+/// The length of the payload that seals `plaintext_len` bytes: the header, the plaintext, and
+/// a tag per chunk (at least one chunk; a last chunk may be full). `None` past [`MAX_CHUNKS`].
+/// The catalogue checks a published version's sizes with it.
+pub fn sealed_len(plaintext_len: u64) -> Option<u64> {
+    let chunks = plaintext_len.div_ceil(CHUNK_LEN as u64).max(1);
+    if chunks > MAX_CHUNKS {
+        return None;
+    }
+    (HEADER_LEN as u64)
+        .checked_add(plaintext_len)?
+        .checked_add(chunks.checked_mul(AEAD_TAG_LEN as u64)?)
+}
+
 /// Reads until `buf` is full or the input ends; returns the bytes read.
 fn fill(input: &mut dyn Read, buf: &mut [u8], what: &'static str) -> Result<usize, PayloadError> {
     let mut n = 0;

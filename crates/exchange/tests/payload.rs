@@ -55,6 +55,11 @@ fn round_trips_at_every_chunk_boundary() {
             "len {len}"
         );
         assert_eq!(s.payload_len, payload.len() as u64);
+        assert_eq!(
+            payload::sealed_len(len as u64),
+            Some(s.payload_len),
+            "len {len}"
+        );
         assert_eq!(s.plaintext_len, len as u64);
         assert_eq!(s.plaintext_sm3, sm3(&data));
         assert_eq!(s.payload_sm3, sm3(&payload));

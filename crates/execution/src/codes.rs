@@ -246,11 +246,33 @@ pub enum FailureCode {
     ContractFrozen,
     /// A contract lifecycle change cannot apply in the contract's state.
     ContractInvalid,
+    /// `exchange.register`: the organisation already has a dataset of this name.
+    DatasetExists,
+    /// `exchange`: no dataset has this ID.
+    DatasetUnknown,
+    /// `exchange.request`: the dataset is not shared.
+    NotShared,
+    /// `exchange`: no access request has this ID.
+    RequestUnknown,
+    /// `exchange.grant`/`deny`/`revoke`: the request's state does not allow it.
+    RequestState,
+    /// `exchange`: the encryption certificate is not the signer's own.
+    EncCertInvalid,
+    /// `exchange`: the node has recorded no endpoint.
+    EndpointUnknown,
+    /// `exchange.publish`/`send`: the escrow envelopes do not name the chain's escrow recipients.
+    EscrowMismatch,
+    /// `exchange.ack`: no message has this ID.
+    MessageUnknown,
+    /// `exchange.ack`: the organisation already acknowledged the message.
+    AlreadyAcknowledged,
+    /// `exchange`: the dataset has no such version.
+    VersionUnknown,
 }
 
 impl FailureCode {
     /// Every code, in number order.
-    pub const ALL: [FailureCode; 31] = [
+    pub const ALL: [FailureCode; 42] = [
         FailureCode::UnknownCall,
         FailureCode::PermissionDenied,
         FailureCode::BadArguments,
@@ -282,6 +304,17 @@ impl FailureCode {
         FailureCode::LastFounding,
         FailureCode::ContractFrozen,
         FailureCode::ContractInvalid,
+        FailureCode::DatasetExists,
+        FailureCode::DatasetUnknown,
+        FailureCode::NotShared,
+        FailureCode::RequestUnknown,
+        FailureCode::RequestState,
+        FailureCode::EncCertInvalid,
+        FailureCode::EndpointUnknown,
+        FailureCode::EscrowMismatch,
+        FailureCode::MessageUnknown,
+        FailureCode::AlreadyAcknowledged,
+        FailureCode::VersionUnknown,
     ];
 
     /// Returns the registry entry.
@@ -318,6 +351,17 @@ impl FailureCode {
             FailureCode::LastFounding => &codes::GOVERNANCE_LAST_FOUNDING,
             FailureCode::ContractFrozen => &codes::CONTRACT_FROZEN,
             FailureCode::ContractInvalid => &codes::GOVERNANCE_CONTRACT_INVALID,
+            FailureCode::DatasetExists => &codes::EXCHANGE_DATASET_EXISTS,
+            FailureCode::DatasetUnknown => &codes::EXCHANGE_DATASET_UNKNOWN,
+            FailureCode::NotShared => &codes::EXCHANGE_NOT_SHARED,
+            FailureCode::RequestUnknown => &codes::EXCHANGE_REQUEST_UNKNOWN,
+            FailureCode::RequestState => &codes::EXCHANGE_REQUEST_STATE,
+            FailureCode::EncCertInvalid => &codes::EXCHANGE_ENC_CERT_INVALID,
+            FailureCode::EndpointUnknown => &codes::EXCHANGE_ENDPOINT_UNKNOWN,
+            FailureCode::EscrowMismatch => &codes::EXCHANGE_ESCROW_MISMATCH,
+            FailureCode::MessageUnknown => &codes::EXCHANGE_MESSAGE_UNKNOWN,
+            FailureCode::AlreadyAcknowledged => &codes::EXCHANGE_ALREADY_ACKNOWLEDGED,
+            FailureCode::VersionUnknown => &codes::EXCHANGE_VERSION_UNKNOWN,
         }
     }
 

@@ -12,6 +12,8 @@ use crypto::Digest;
 pub const IDENTITY: &str = "identity";
 /// The attestation contract's namespace.
 pub const ATTESTATION: &str = "attestation";
+/// The data-exchange contract's namespace (catalogue, grants, fetch log, messages).
+pub const EXCHANGE: &str = "exchange";
 /// The governance contract's namespace.
 pub const GOVERNANCE: &str = "governance";
 /// The chain's own records (written by genesis and by the chain's validator and parameter
@@ -115,6 +117,116 @@ pub mod attestation {
     /// `owner-count/<owner>` → u64 BE: how many attestations the owner anchored.
     pub fn owner_count(owner: &str) -> Vec<u8> {
         join("owner-count/", owner.as_bytes())
+    }
+}
+
+/// Keys of the `exchange` namespace. A dataset ID is `<organisation>/<name>`, where the name
+/// has no slash; a sequence number or version is always the key's last 8 bytes.
+pub mod exchange {
+    use super::*;
+
+    fn with_seq(mut k: Vec<u8>, seq: u64) -> Vec<u8> {
+        k.push(b'/');
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
+    }
+
+    /// `dataset/<dataset ID>` → `Dataset`.
+    pub fn dataset(id: &str) -> Vec<u8> {
+        join("dataset/", id.as_bytes())
+    }
+
+    /// `datasets/<seq u64 BE>` → a dataset ID, in registration order.
+    pub fn dataset_index(seq: u64) -> Vec<u8> {
+        join("datasets/", &seq.to_be_bytes())
+    }
+
+    /// `dataset-count` → u64 BE: how many datasets were registered.
+    pub fn dataset_count() -> Vec<u8> {
+        b"dataset-count".to_vec()
+    }
+
+    /// `version/<dataset ID>/<n u64 BE>` → `Version` (versions count from 1).
+    pub fn version(dataset: &str, n: u64) -> Vec<u8> {
+        with_seq(join("version/", dataset.as_bytes()), n)
+    }
+
+    /// `request/<hex>` → `AccessRequest`.
+    pub fn request(id: &Digest) -> Vec<u8> {
+        join("request/", id.to_hex().as_bytes())
+    }
+
+    /// `requests/<dataset ID>/<seq u64 BE>` → a request ID, in arrival order.
+    pub fn request_index(dataset: &str, seq: u64) -> Vec<u8> {
+        with_seq(join("requests/", dataset.as_bytes()), seq)
+    }
+
+    /// `grantee/<SM3 hex of the requester's certificate>/<dataset ID>` → the ID of that
+    /// signer's latest request for the dataset (what a fetch checks).
+    pub fn grantee(requester: &Digest, dataset: &str) -> Vec<u8> {
+        let mut k = join("grantee/", requester.to_hex().as_bytes());
+        k.push(b'/');
+        k.extend_from_slice(dataset.as_bytes());
+        k
+    }
+
+    /// `endpoint/<u16 BE length of the organisation><organisation><node>` → `Endpoint`.
+    pub fn endpoint(organisation: &str, node: &str) -> Vec<u8> {
+        let mut k = b"endpoint/".to_vec();
+        k.extend_from_slice(&(organisation.len() as u16).to_be_bytes());
+        k.extend_from_slice(organisation.as_bytes());
+        k.extend_from_slice(node.as_bytes());
+        k
+    }
+
+    /// `message/<hex>` → `Message`.
+    pub fn message(id: &Digest) -> Vec<u8> {
+        join("message/", id.to_hex().as_bytes())
+    }
+
+    /// `inbox/<organisation>/<seq u64 BE>` → the ID of a message sent to it.
+    pub fn inbox(organisation: &str, seq: u64) -> Vec<u8> {
+        with_seq(join("inbox/", organisation.as_bytes()), seq)
+    }
+
+    /// `inbox-count/<organisation>` → u64 BE.
+    pub fn inbox_count(organisation: &str) -> Vec<u8> {
+        join("inbox-count/", organisation.as_bytes())
+    }
+
+    /// `outbox/<organisation>/<seq u64 BE>` → the ID of a message it sent.
+    pub fn outbox(organisation: &str, seq: u64) -> Vec<u8> {
+        with_seq(join("outbox/", organisation.as_bytes()), seq)
+    }
+
+    /// `outbox-count/<organisation>` → u64 BE.
+    pub fn outbox_count(organisation: &str) -> Vec<u8> {
+        join("outbox-count/", organisation.as_bytes())
+    }
+
+    /// `ack/<message hex>/<organisation>` → `Acknowledgement`.
+    pub fn ack(message: &Digest, organisation: &str) -> Vec<u8> {
+        let mut k = join("ack/", message.to_hex().as_bytes());
+        k.push(b'/');
+        k.extend_from_slice(organisation.as_bytes());
+        k
+    }
+
+    /// `fetch/<object>/<seq u64 BE>` → `FetchRecord`; the object is `d/<dataset ID>` or
+    /// `m/<message hex>`.
+    pub fn fetch(object: &str, seq: u64) -> Vec<u8> {
+        with_seq(join("fetch/", object.as_bytes()), seq)
+    }
+
+    /// `fetch-count/<object>` → u64 BE: how many fetches (served and refused) were recorded.
+    pub fn fetch_count(object: &str) -> Vec<u8> {
+        join("fetch-count/", object.as_bytes())
+    }
+
+    /// `escrow` → the chain's escrow recipients: the encryption certificates every data key
+    /// is also wrapped to (absent: none). Written by the supervision policy (issue 16).
+    pub fn escrow() -> Vec<u8> {
+        b"escrow".to_vec()
     }
 }
 

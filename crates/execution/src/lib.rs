@@ -44,7 +44,8 @@
 //! 7. `validators`, `params_rule`, `wasm`: the chain's validator and parameter rules (the set
 //!    and the parameters of each height, from the state); WASM contract names, the registry of
 //!    deployed contracts and the chain's side of the host API.
-//! 8. `identity`, `attestation`: the built-in contracts of organisations and attestations.
+//! 8. `identity`, `attestation`, `exchange`: the built-in contracts of organisations,
+//!    attestations and data exchange.
 //! 9. `governance`: the built-in contract of proposals (its organisation changes run
 //!    identity's code, nested in identity's namespace).
 //! 10. `registry`: which contract owns which method, and the permission table.
@@ -62,6 +63,7 @@ mod codes;
 mod context;
 mod contract;
 mod error;
+mod exchange;
 mod executor;
 mod genesis;
 mod governance;
@@ -84,6 +86,11 @@ pub use codes::{FailureCode, RejectCode, Rejection};
 pub use context::{BlockContext, CaValidation, CallContext, ContractError, Phase, SignerInfo};
 pub use contract::{BUILTIN_CALL_COST, Contract, Denial};
 pub use error::{ExecError, GenesisError};
+pub use exchange::ExchangeContract;
+/// The data-exchange contract's records and reads (`exchange` namespace).
+pub mod data {
+    pub use crate::exchange::*;
+}
 pub use executor::{BlockExecution, Executor, MODULE_CACHE_BYTES, QueryAnswer};
 pub use genesis::{
     GENESIS_DOMAIN, GENESIS_FORMAT, Genesis, GenesisBlock, GenesisOrg, GenesisValidator,

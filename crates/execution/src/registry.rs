@@ -3,6 +3,7 @@
 
 use crate::attestation::AttestationContract;
 use crate::contract::Contract;
+use crate::exchange::ExchangeContract;
 use crate::governance::GovernanceContract;
 use crate::identity::IdentityContract;
 use pki::Role;
@@ -14,13 +15,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Returns the built-in contracts: `identity`, `attestation` and `governance`.
+    /// Returns the built-in contracts: `identity`, `attestation`, `governance` and `exchange`.
     pub fn builtin() -> Self {
         Registry {
             contracts: vec![
                 Box::new(IdentityContract),
                 Box::new(AttestationContract),
                 Box::new(GovernanceContract),
+                Box::new(ExchangeContract),
             ],
         }
     }
@@ -64,8 +66,9 @@ pub struct Permission {
 }
 
 /// The permission table. A call missing here is unknown, whatever the contracts implement.
-/// Auditors read through the query API and send no transactions; CA and node certificates
-/// send none either.
+/// Auditors read through the query API and send no transactions; CA and encryption
+/// certificates send none; a node's signing certificate sends only its organisation's data
+/// requests and, as a custodian, its fetch records.
 pub const PERMISSIONS: &[Permission] = &[
     Permission {
         contract: "identity",
@@ -120,6 +123,66 @@ pub const PERMISSIONS: &[Permission] = &[
         method: "anchor",
         roles: &[Role::User, Role::Admin],
         organisation_rule: "the owner is always the signer (\"<organisation>/<common name>\")",
+    },
+    Permission {
+        contract: "exchange",
+        method: "set_endpoint",
+        roles: &[Role::Admin],
+        organisation_rule: "the node-enc certificate is of a node of the admin's own organisation (same O, CN = the node)",
+    },
+    Permission {
+        contract: "exchange",
+        method: "register",
+        roles: &[Role::Admin, Role::User],
+        organisation_rule: "the dataset belongs to the signer's organisation",
+    },
+    Permission {
+        contract: "exchange",
+        method: "publish",
+        roles: &[Role::Admin, Role::User],
+        organisation_rule: "a version of a dataset of the signer's organisation, held by one of its nodes with a recorded endpoint",
+    },
+    Permission {
+        contract: "exchange",
+        method: "request",
+        roles: &[Role::Admin, Role::User, Role::NodeSign],
+        organisation_rule: "another organisation's dataset, with the signer's own encryption certificate",
+    },
+    Permission {
+        contract: "exchange",
+        method: "grant",
+        roles: &[Role::Admin],
+        organisation_rule: "a request for a dataset of the admin's organisation",
+    },
+    Permission {
+        contract: "exchange",
+        method: "deny",
+        roles: &[Role::Admin],
+        organisation_rule: "a request for a dataset of the admin's organisation",
+    },
+    Permission {
+        contract: "exchange",
+        method: "revoke",
+        roles: &[Role::Admin],
+        organisation_rule: "a grant of a dataset of the admin's organisation",
+    },
+    Permission {
+        contract: "exchange",
+        method: "record_fetch",
+        roles: &[Role::NodeSign],
+        organisation_rule: "the signer is the custodian node the version or message names",
+    },
+    Permission {
+        contract: "exchange",
+        method: "send",
+        roles: &[Role::Admin, Role::User],
+        organisation_rule: "from the signer's organisation to other registered organisations",
+    },
+    Permission {
+        contract: "exchange",
+        method: "ack",
+        roles: &[Role::Admin, Role::User],
+        organisation_rule: "the signer's organisation is a recipient of the message",
     },
 ];
 

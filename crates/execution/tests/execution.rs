@@ -3,6 +3,8 @@
 //! role, a validator, CRLs; genesis, admission with every rejection code, execution of the
 //! identity and attestation contracts, recheck, the certificate cache and determinism.
 
+#[path = "execution/exchange.rs"]
+mod exchange_contract;
 #[path = "execution/layers.rs"]
 mod layers;
 #[path = "execution/wasm.rs"]
@@ -1501,13 +1503,18 @@ fn permission_table_matches_the_contracts() {
     for p in PERMISSIONS {
         let (_, perm) = reg.resolve(p.contract, p.method).unwrap();
         assert_eq!(perm, p);
-        for role in [
-            Role::Auditor,
-            Role::NodeSign,
-            Role::NodeEnc,
-            Role::RootCa,
-            Role::AgencyCa,
-        ] {
+        // A node signs only its organisation's data requests and its fetch records.
+        assert_eq!(
+            p.roles.contains(&Role::NodeSign),
+            matches!(
+                (p.contract, p.method),
+                ("exchange", "request" | "record_fetch")
+            ),
+            "{}.{} and node-sign",
+            p.contract,
+            p.method
+        );
+        for role in [Role::Auditor, Role::NodeEnc, Role::RootCa, Role::AgencyCa] {
             assert!(
                 !p.roles.contains(&role),
                 "{}.{} allows {role}",
@@ -1516,7 +1523,7 @@ fn permission_table_matches_the_contracts() {
             );
         }
     }
-    for name in ["identity", "attestation"] {
+    for name in ["identity", "attestation", "governance", "exchange"] {
         let c = reg.get(name).unwrap();
         assert_eq!(c.name(), name);
         for m in c.methods() {
