@@ -332,6 +332,16 @@ fn refused_puts_name_the_difference_and_leave_nothing_behind() {
     );
     assert_eq!(given, 0);
 
+    // The caller's stream failing half-way.
+    let mut failing = bytes[..500].chain(FailingReader);
+    let err = store.put(id, len, &mut failing).unwrap_err();
+    assert!(
+        matches!(&err, BlobError::Input { id: named, .. } if *named == id),
+        "{err}"
+    );
+    assert!(err.to_string().contains("disk on fire"), "{err}");
+    assert_eq!(dir_entries(store.dir()), expected_entries);
+
     // A failed write discards the upload at once, not when it is dropped.
     let mut upload = store.begin(id, len).unwrap();
     upload.write(&bytes[..100]).unwrap();
@@ -343,6 +353,39 @@ fn refused_puts_name_the_difference_and_leave_nothing_behind() {
     let err = upload.commit().unwrap_err();
     assert!(matches!(err, BlobError::UploadDiscarded { .. }), "{err}");
     assert_eq!(store.list().unwrap(), [stored]);
+}
+
+struct FailingReader;
+
+impl Read for FailingReader {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::other("disk on fire"))
+    }
+}
+
+/// Threads of one node storing the same blob and different blobs at once: each put is
+/// acknowledged, each blob is whole, no temporary is left.
+#[test]
+fn concurrent_puts_of_the_same_and_of_different_blobs() {
+    let root = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(&store_dir(root.path())).unwrap();
+    let payloads: Vec<(Vec<u8>, Summary)> = (0..4).map(|i| sealed(300_000 + i)).collect();
+    let results = test_support::concurrently(8, |t| {
+        // Threads 0-3 all put payload 0; threads 4-7 put payloads 0-3 once each.
+        let (bytes, summary) = &payloads[t.saturating_sub(4)];
+        store.put(id_of(summary), bytes.len() as u64, &mut &bytes[..])
+    });
+    for r in results {
+        r.unwrap();
+    }
+    let mut ids: Vec<BlobId> = payloads.iter().map(|(_, s)| id_of(s)).collect();
+    ids.sort();
+    let listed: Vec<BlobId> = store.list().unwrap().iter().map(|b| b.id).collect();
+    assert_eq!(listed, ids);
+    for id in &ids {
+        store.verify(id).unwrap();
+    }
+    assert_eq!(dir_entries(store.dir()).len(), 1 + ids.len());
 }
 
 #[test]
