@@ -8,7 +8,8 @@
 //!   survives a crash. The caller chooses the file mode (0600 for secrets). On every failure
 //!   before the rename the temporary file is removed and the target is untouched.
 //! - [`StagedFile`] is the same in two steps, for callers that place several files together
-//!   and undo them together (the keystore's key pairs).
+//!   and undo them together (the keystore's key pairs); [`StagingFile`] writes such a
+//!   temporary file piece by piece, for a stream too large to hold in memory (the blob store).
 //! - [`append`] appends to a log, fsyncs it, and fsyncs the directory when it created the file.
 //! - [`DirLock`] is an advisory lock on a `.lock` file in a directory (std's `File::lock`, which
 //!   is `flock` on Linux): shared or exclusive, waiting or not ([`Error::Locked`] names the
@@ -31,5 +32,6 @@ mod write;
 pub use error::{Error, Step};
 pub use lock::{DirLock, LOCK_FILE, LockKind};
 pub use write::{
-    Mode, StagedFile, TEMP_PREFIX, append, is_temp_name, remove_stale_temps, sync_dir, write_atomic,
+    Mode, StagedFile, StagingFile, TEMP_PREFIX, append, is_temp_name, remove_stale_temps, sync_dir,
+    write_atomic,
 };

@@ -115,30 +115,9 @@ impl StagedFile {
     /// Creates a temporary file (`create_new`, unpredictable name, `mode`) in `target`'s
     /// directory, writes `contents` and fsyncs it. On failure nothing is left behind.
     pub fn write(target: &Path, contents: &[u8], mode: Mode) -> Result<StagedFile, Error> {
-        let dir = parent_dir(target);
-        let mut attempt = 0;
-        let (temp, mut file) = loop {
-            attempt += 1;
-            let temp = temp_name(dir, target)?;
-            match run(Step::CreateTemp, &temp, || {
-                open_options(mode).create_new(true).open(&temp)
-            }) {
-                Ok(f) => break (temp, f),
-                Err(Error::Io { source, .. })
-                    if source.kind() == io::ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS => {
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        // From here on, dropping `staged` removes the temporary file.
-        let staged = StagedFile {
-            temp,
-            target: target.to_path_buf(),
-            placed: false,
-        };
-        run(Step::WriteTemp, &staged.temp, || file.write_all(contents))?;
-        run(Step::SyncTemp, &staged.temp, || file.sync_all())?;
-        Ok(staged)
+        let mut staging = StagingFile::create(target, mode)?;
+        staging.write_all(contents)?;
+        staging.finish()
     }
 
     /// Returns the target.
@@ -160,6 +139,85 @@ impl StagedFile {
         })?;
         self.placed = true;
         Ok(())
+    }
+}
+
+/// A temporary file being written piece by piece (a stream too large to hold in memory), in
+/// its target's directory: created like [`StagedFile`]'s (`create_new`, unpredictable name),
+/// then [`StagingFile::finish`] fsyncs it into a [`StagedFile`]. Dropping it unfinished (a
+/// caller giving up after a failed write, or on bytes it refuses) removes the temporary file.
+#[derive(Debug)]
+pub struct StagingFile {
+    file: File,
+    temp: PathBuf,
+    target: PathBuf,
+    /// Set when the temporary file's ownership has passed to a [`StagedFile`].
+    finished: bool,
+}
+
+impl StagingFile {
+    /// Creates an empty temporary file (`create_new`, unpredictable name, `mode`) in
+    /// `target`'s directory.
+    pub fn create(target: &Path, mode: Mode) -> Result<StagingFile, Error> {
+        let dir = parent_dir(target);
+        let mut attempt = 0;
+        let (temp, file) = loop {
+            attempt += 1;
+            let temp = temp_name(dir, target)?;
+            match run(Step::CreateTemp, &temp, || {
+                open_options(mode).create_new(true).open(&temp)
+            }) {
+                Ok(f) => break (temp, f),
+                Err(Error::Io { source, .. })
+                    if source.kind() == io::ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS => {
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        Ok(StagingFile {
+            file,
+            temp,
+            target: target.to_path_buf(),
+            finished: false,
+        })
+    }
+
+    /// Appends `bytes` to the temporary file (no buffering here: the caller's buffer is the
+    /// only one).
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let file = &mut self.file;
+        run(Step::WriteTemp, &self.temp, || file.write_all(bytes))
+    }
+
+    /// Returns the target.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Returns the temporary file's path.
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Flushes the temporary file to disk and hands it over as a [`StagedFile`], ready to be
+    /// renamed into place. On failure the temporary file is removed.
+    pub fn finish(mut self) -> Result<StagedFile, Error> {
+        run(Step::SyncTemp, &self.temp, || self.file.sync_all())?;
+        self.finished = true;
+        Ok(StagedFile {
+            temp: self.temp.clone(),
+            target: self.target.clone(),
+            placed: false,
+        })
+    }
+}
+
+impl Drop for StagingFile {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Best effort: the error that led here is the one to report.
+            let _ = fs::remove_file(&self.temp);
+        }
     }
 }
 
@@ -346,6 +404,39 @@ mod tests {
         fault::arm(Step::SyncDir);
         let err = append(&new_log, b"one\n", Mode::PUBLIC).unwrap_err();
         assert_eq!((err.step(), err.path()), (Step::SyncDir, dir.path()));
+    }
+
+    #[test]
+    fn a_staging_file_is_written_in_pieces_and_removed_unless_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big.blob");
+        let mut staging = StagingFile::create(&target, Mode::PRIVATE).unwrap();
+        staging.write_all(b"one ").unwrap();
+        staging.write_all(b"two").unwrap();
+        assert_eq!(fs::read(staging.temp_path()).unwrap(), b"one two");
+        drop(staging);
+        assert!(entries(dir.path()).is_empty());
+
+        let mut staging = StagingFile::create(&target, Mode::PRIVATE).unwrap();
+        staging.write_all(b"a").unwrap();
+        fault::arm(Step::WriteTemp);
+        let err = staging.write_all(b"b").unwrap_err();
+        assert_eq!(err.step(), Step::WriteTemp);
+        assert_eq!(err.path(), staging.temp_path());
+        drop(staging);
+        assert!(entries(dir.path()).is_empty());
+
+        let mut staging = StagingFile::create(&target, Mode::PRIVATE).unwrap();
+        staging.write_all(b"whole").unwrap();
+        fault::arm(Step::SyncTemp);
+        assert_eq!(staging.finish().unwrap_err().step(), Step::SyncTemp);
+        assert!(entries(dir.path()).is_empty());
+
+        let mut staging = StagingFile::create(&target, Mode::PRIVATE).unwrap();
+        staging.write_all(b"whole").unwrap();
+        staging.finish().unwrap().rename_into_place().unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"whole");
+        assert_eq!(entries(dir.path()), ["big.blob"]);
     }
 
     #[test]
