@@ -2,7 +2,10 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let fds = protox::compile(["gmchain/v1/chain.proto"], ["proto"])?;
+    let fds = protox::compile(
+        ["gmchain/v1/chain.proto", "gmchain/v1/exchange.proto"],
+        ["proto"],
+    )?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

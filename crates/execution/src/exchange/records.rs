@@ -457,7 +457,8 @@ fn read_payload(r: &mut Reader<'_>) -> Result<Payload, DecodeError> {
 }
 
 impl Dataset {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The canonical encoding (docs/execution.md §3).
+    pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.header(tag::DATASET);
         w.bytes(self.organisation.as_bytes());
@@ -474,7 +475,8 @@ impl Dataset {
         w.into_bytes()
     }
 
-    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
+    /// Decodes the record's canonical bytes (`key` names it in errors).
+    pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
         decode(key, bytes, |r| {
             r.header("dataset.header", tag::DATASET)?;
             Ok(Dataset {
@@ -500,7 +502,8 @@ impl Dataset {
 }
 
 impl Version {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The canonical encoding (docs/execution.md §3).
+    pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.header(tag::VERSION);
         w.u64(self.number);
@@ -512,7 +515,8 @@ impl Version {
         w.into_bytes()
     }
 
-    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
+    /// Decodes the record's canonical bytes (`key` names it in errors).
+    pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
         decode(key, bytes, |r| {
             r.header("version.header", tag::VERSION)?;
             Ok(Version {
@@ -530,7 +534,8 @@ impl Version {
 }
 
 impl AccessRequest {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The canonical encoding (docs/execution.md §3).
+    pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.header(tag::REQUEST);
         w.fixed(self.id.as_bytes());
@@ -550,7 +555,8 @@ impl AccessRequest {
         w.into_bytes()
     }
 
-    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
+    /// Decodes the record's canonical bytes (`key` names it in errors).
+    pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
         decode(key, bytes, |r| {
             r.header("request.header", tag::REQUEST)?;
             Ok(AccessRequest {
@@ -575,7 +581,8 @@ impl AccessRequest {
 }
 
 impl Endpoint {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The canonical encoding (docs/execution.md §3).
+    pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.header(tag::ENDPOINT);
         w.bytes(self.organisation.as_bytes());
@@ -586,7 +593,8 @@ impl Endpoint {
         w.into_bytes()
     }
 
-    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
+    /// Decodes the record's canonical bytes (`key` names it in errors).
+    pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
         decode(key, bytes, |r| {
             r.header("endpoint.header", tag::ENDPOINT)?;
             Ok(Endpoint {
@@ -601,7 +609,8 @@ impl Endpoint {
 }
 
 impl Message {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The canonical encoding (docs/execution.md §3).
+    pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.header(tag::MESSAGE);
         w.fixed(self.id.as_bytes());
@@ -620,7 +629,8 @@ impl Message {
         w.into_bytes()
     }
 
-    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
+    /// Decodes the record's canonical bytes (`key` names it in errors).
+    pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
         decode(key, bytes, |r| {
             r.header("message.header", tag::MESSAGE)?;
             let id = Digest(r.array("message.id")?);
@@ -650,7 +660,8 @@ impl Message {
 }
 
 impl Acknowledgement {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The canonical encoding (docs/execution.md §3).
+    pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.header(tag::ACK);
         w.bytes(self.organisation.as_bytes());
@@ -661,7 +672,8 @@ impl Acknowledgement {
         w.into_bytes()
     }
 
-    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
+    /// Decodes the record's canonical bytes (`key` names it in errors).
+    pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
         decode(key, bytes, |r| {
             r.header("ack.header", tag::ACK)?;
             Ok(Acknowledgement {
@@ -676,7 +688,8 @@ impl Acknowledgement {
 }
 
 impl FetchRecord {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The canonical encoding (docs/execution.md §3).
+    pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.header(tag::FETCH);
         w.u64(self.seq);
@@ -701,7 +714,8 @@ impl FetchRecord {
         w.into_bytes()
     }
 
-    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
+    /// Decodes the record's canonical bytes (`key` names it in errors).
+    pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, ExecError> {
         decode(key, bytes, |r| {
             r.header("fetch.header", tag::FETCH)?;
             let seq = r.u64("fetch.seq")?;
