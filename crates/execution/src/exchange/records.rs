@@ -755,7 +755,8 @@ pub fn encode_escrow(list: &[EscrowRecipient]) -> Vec<u8> {
     w.into_bytes()
 }
 
-pub(crate) fn decode_escrow(key: &[u8], bytes: &[u8]) -> Result<Vec<EscrowRecipient>, ExecError> {
+/// Decodes the chain's escrow recipients (`exchange/escrow`).
+pub fn decode_escrow(key: &[u8], bytes: &[u8]) -> Result<Vec<EscrowRecipient>, ExecError> {
     decode(key, bytes, |r| {
         r.header("escrow.header", tag::ESCROW)?;
         let n = r.len("escrow", MAX_ESCROW)?;
