@@ -286,6 +286,12 @@ define_codes! {
     EXCHANGE_VERIFY_FAILED = 3325, NotVerified, DataLoss,
         "A fetched payload or key envelope did not verify (SM4-GCM tag, SM2 C3, or a digest differing from the catalogue's); nothing was written.",
         "fetch again; if it persists the custodian's copy is damaged";
+    EXCHANGE_UPLOAD_DENIED = 3326, NotVerified, PermissionDenied,
+        "An upload to a custodian node by someone who is not an admin or user of the node's organisation.",
+        "upload to a node of your own organisation";
+    EXCHANGE_KEY_UNAVAILABLE = 3327, Unavailable, Unavailable,
+        "The custodian could not unwrap the version's data key (its node-enc key is not the one the version was wrapped to, or the token failed); nothing was served or recorded.",
+        "the message names the failure; the owner re-publishes the version if the node's encryption key changed";
     NODE_IO = 4000, BadInput, Internal,
         "A file of the node could not be read or written.",
         "check the path and its permissions; the message names the file";
@@ -358,6 +364,9 @@ define_codes! {
     NODE_CERTIFICATE = 4023, NotVerified, DataLoss,
         "A commit certificate does not decide its block under the validator set (at start-up: the tip's stored certificate; at commit: the engine's own).",
         "run `gmchain node verify-store`; restore the data directory from a backup if the store was altered";
+    NODE_CUSTODIAN = 4024, BadInput, FailedPrecondition,
+        "The node's [exchange] section does not make it a custodian: its blob store cannot be opened, or the node-enc certificate or key is not this node's.",
+        "the message names the file or the mismatch; give the node's own node-enc certificate and key";
     RECEIPT_TOO_LARGE = 4100, NotVerified, InvalidArgument,
         "The file is larger than any receipt this release writes; refused before parsing.",
         "this is not a receipt gmchain wrote; obtain it again from a node";

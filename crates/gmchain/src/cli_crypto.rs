@@ -209,6 +209,19 @@ pub(crate) fn load_signer(
     pass: PassArgs,
     require_encrypted: bool,
 ) -> Result<Box<dyn crypto::Signer>, Failure> {
+    Ok(Box::new(
+        key_args(key, hsm_profile, pass, require_encrypted)?.load()?,
+    ))
+}
+
+/// The CLI's key arguments for a configured key; `require_encrypted` refuses a key file that
+/// is not encrypted PKCS#8.
+fn key_args(
+    key: &str,
+    hsm_profile: Option<PathBuf>,
+    pass: PassArgs,
+    require_encrypted: bool,
+) -> Result<KeyArgs, Failure> {
     if require_encrypted && !key.starts_with("pkcs11:") {
         let bytes = read_named("key", Path::new(key))?;
         if !bytes
@@ -220,12 +233,40 @@ pub(crate) fn load_signer(
             )));
         }
     }
-    let args = KeyArgs {
+    Ok(KeyArgs {
         key: key.to_string(),
         hsm_profile,
         pass,
-    };
-    Ok(Box::new(args.load()?))
+    })
+}
+
+/// A key file's SM2 key as a decrypter (GM/T 0009 `SM2Cipher` and C1C3C2 only).
+struct SoftDecrypter(PrivateKey);
+
+impl crypto::Decrypter for SoftDecrypter {
+    fn public_key(&self) -> crypto::PublicKey {
+        self.0.public_key()
+    }
+
+    fn decrypt(&self, data: &[u8], format: CipherFormat) -> Result<crypto::Secret, CryptoError> {
+        sm2::decrypt(&self.0, data, format)
+    }
+}
+
+/// Loads an SM2 decryption key named the CLI way: a `pkcs11:` URI with its module profile
+/// (decryption inside the token), or a key file.
+pub(crate) fn load_decrypter(
+    key: &str,
+    hsm_profile: Option<PathBuf>,
+    pass: PassArgs,
+    require_encrypted: bool,
+) -> Result<std::sync::Arc<dyn crypto::Decrypter>, Failure> {
+    Ok(
+        match key_args(key, hsm_profile, pass, require_encrypted)?.load()? {
+            LoadedKey::Soft(k) => std::sync::Arc::new(SoftDecrypter(k)),
+            LoadedKey::Token(t) => std::sync::Arc::new(*t),
+        },
+    )
 }
 
 impl KeyArgs {

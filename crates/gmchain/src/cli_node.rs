@@ -163,6 +163,51 @@ fn load_identity(
     })
 }
 
+/// The custodian of `[exchange]`, if configured: the blob store (opened and locked for the
+/// node's lifetime) and the node-enc key, checked against this node's certificate.
+fn custodian(
+    config: &NodeConfig,
+    core: &node::LocalNode,
+) -> Result<Option<Arc<node::exchange::Custodian>>, Failure> {
+    let Some(x) = &config.exchange else {
+        return Ok(None);
+    };
+    let pass = PassArgs {
+        pass_file: x.key.pass_file.clone(),
+        pass_env: x.key.pass_env.clone(),
+    };
+    let key = crate::cli_crypto::load_decrypter(
+        &x.key.key,
+        x.key.hsm_profile.clone(),
+        pass,
+        config.mode == Mode::Development,
+    )?;
+    let enc_cert = read_cert("exchange.key.certificate", &x.key.certificate)?;
+    let blobs = blobstore::BlobStore::open_with(
+        &x.blobs,
+        blobstore::Config {
+            max_blob_len: x.max_blob_bytes,
+        },
+    )
+    .map_err(|e| Failure::BadInput(format!("exchange.blobs: {e}")))?;
+    if blobs.stale_temps_removed() > 0 {
+        eprintln!(
+            "gmchain: note: the blob store {} removed {} upload(s) a crash interrupted",
+            x.blobs.display(),
+            blobs.stale_temps_removed()
+        );
+    }
+    let custodian = node::exchange::Custodian::new(
+        core.validator(),
+        blobs,
+        key,
+        enc_cert,
+        Arc::new(crypto_sm::rng::SystemRandom),
+    )
+    .map_err(node_failure)?;
+    Ok(Some(Arc::new(custodian)))
+}
+
 /// The `[next_key]` identity, if configured: its certificate must be a node-sign certificate
 /// and its key must match it.
 pub(crate) fn next_validator(config: &NodeConfig) -> Result<Option<Validator>, Failure> {
@@ -278,8 +323,9 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                 .build()
                 .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))?;
             let core = Arc::new(core);
+            let custodian = custodian(&config, &core)?;
             let source = tls_source(&config, core.validator_signer());
-            rt.block_on(node::run(&config, core, source))
+            rt.block_on(node::run(&config, core, source, custodian))
                 .map_err(node_failure)
         }
         NodeCommand::VerifyStore { config } => {

@@ -103,7 +103,8 @@ pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, Failure> {
 }
 
 /// Makes a development chain in `dir` with `clients` user identities, writes the files (CA,
-/// CRL, validator key/cert, clients/<i>.key.pem and .crt.pem, node.toml, client profiles) and runs `node init`
+/// CRL, validator key/cert, each node's node-enc key/cert `node.enc.*` / `node{i}.enc.*` for
+/// data-exchange custody, clients/<i>.key.pem and .crt.pem, node.toml, client profiles) and runs `node init`
 /// in-process. `orgs` founding organisations: the first is [`ORG`], which holds every
 /// identity; the others (`Agency 02`, …) are roots with their CRLs in `orgs/` (`orgs/{i}.crt.pem`,
 /// `orgs/{i}.crl.pem`) and one admin each (`orgs/{i}.admin.key.pem`, encrypted like every dev
@@ -243,6 +244,18 @@ pub(crate) fn prepare_network(
     for (i, (key, cert)) in nodes.iter().enumerate().skip(1) {
         write_identity(&format!("node{i}"), key, cert)?;
     }
+    // Each node's encryption certificate, for data exchange custody (`[exchange]`): custodian
+    // envelopes are wrapped to it.
+    for i in 0..nodes.len() {
+        let key = provider.generate().map_err(|e| fail("key", e))?;
+        let cert = issue(Role::NodeEnc, &format!("node{i}"), &key)?;
+        let name = if i == 0 {
+            "node.enc".to_string()
+        } else {
+            format!("node{i}.enc")
+        };
+        write_identity(&name, &key, &cert)?;
+    }
     write_identity("ca", &ca_key, &ca)?;
     let mut out = Vec::with_capacity(clients);
     for i in 0..clients {
@@ -338,6 +351,11 @@ data_dir = "{data}"
 key = "{key}.key.pem"
 pass_file = "pass"
 certificate = "{key}.crt.pem"
+
+[exchange.key]
+key = "{key}.enc.key.pem"
+pass_file = "pass"
+certificate = "{key}.enc.crt.pem"
 
 [api]
 listen = "127.0.0.1:{grpc}"

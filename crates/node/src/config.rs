@@ -62,6 +62,20 @@ struct RawConfig {
     #[serde(default)]
     validators: Vec<RawValidator>,
     consensus: Option<RawConsensus>,
+    exchange: Option<RawExchange>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExchange {
+    key: RawKey,
+    blobs: Option<PathBuf>,
+    #[serde(default = "default_max_blob_bytes")]
+    max_blob_bytes: u64,
+}
+
+fn default_max_blob_bytes() -> u64 {
+    1 << 30
 }
 
 #[derive(Debug, Deserialize)]
@@ -396,6 +410,21 @@ pub struct NodeConfig {
     pub chain: Option<ChainDefinition>,
     /// BFT consensus with other nodes (absent: the single-validator engine).
     pub consensus: Option<ConsensusConfig>,
+    /// Data exchange custody (`[exchange]`): absent, the node serves the catalogue's reads
+    /// but holds no blobs and serves no fetch.
+    pub exchange: Option<ExchangeConfig>,
+}
+
+/// `[exchange]`: the node is a custodian of its organisation's shared data (docs/exchange.md).
+#[derive(Clone, Debug)]
+pub struct ExchangeConfig {
+    /// The node-enc key and certificate (`[exchange.key]`): custodian envelopes are wrapped to
+    /// it, and it unwraps them inside the token when a fetch is served.
+    pub key: KeyConfig,
+    /// The blob store's directory (default `<data_dir>/blobs`).
+    pub blobs: PathBuf,
+    /// The largest payload accepted (default 1 GiB).
+    pub max_blob_bytes: u64,
 }
 
 impl NodeConfig {
@@ -609,6 +638,26 @@ impl NodeConfig {
             .as_ref()
             .map(|k| check_key("next_key", k))
             .transpose()?;
+        let exchange = match &raw.exchange {
+            None => None,
+            Some(x) => {
+                if !(1024..=(1u64 << 40)).contains(&x.max_blob_bytes) {
+                    return Err((
+                        "exchange.max_blob_bytes".into(),
+                        format!("{} is outside 1024..=2^40", x.max_blob_bytes),
+                    ));
+                }
+                Some(ExchangeConfig {
+                    key: check_key("exchange.key", &x.key)?,
+                    blobs: x
+                        .blobs
+                        .as_deref()
+                        .map(resolve)
+                        .unwrap_or_else(|| resolve(&raw.data_dir).join("blobs")),
+                    max_blob_bytes: x.max_blob_bytes,
+                })
+            }
+        };
         if raw.block.interval_ms == 0 || raw.block.interval_ms > 60_000 {
             return Err((
                 "block.interval_ms".into(),
@@ -711,6 +760,7 @@ impl NodeConfig {
             log_level,
             chain,
             consensus,
+            exchange,
         })
     }
 }

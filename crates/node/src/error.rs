@@ -114,6 +114,9 @@ pub enum NodeError {
     /// A commit certificate does not decide its block.
     #[error(transparent)]
     Certificate(ledger::LedgerError),
+    /// `[exchange]` does not make the node a custodian.
+    #[error("[exchange]: {0}")]
+    Custodian(String),
 }
 
 impl From<ledger::LedgerError> for NodeError {
@@ -164,6 +167,7 @@ impl NodeError {
             NodeError::Server(_) => &codes::NODE_SERVER,
             NodeError::NotSingleValidator { .. } => &codes::NODE_NOT_SINGLE_VALIDATOR,
             NodeError::Certificate(_) => &codes::NODE_CERTIFICATE,
+            NodeError::Custodian(_) => &codes::NODE_CUSTODIAN,
         }
     }
 

@@ -21,6 +21,7 @@
 pub mod bft;
 pub mod config;
 mod error;
+pub mod exchange;
 pub mod listener;
 mod local;
 pub mod metrics;
@@ -119,6 +120,7 @@ pub async fn run(
     config: &NodeConfig,
     core: Arc<LocalNode>,
     tls_source: TlsSource,
+    custodian: Option<Arc<exchange::Custodian>>,
 ) -> Result<(), NodeError> {
     let bind = |addr: std::net::SocketAddr| async move {
         tokio::net::TcpListener::bind(addr)
@@ -304,8 +306,17 @@ pub async fn run(
         HANDSHAKE_TIMEOUT,
     );
     let mut stop_signal = stop_rx.clone();
+    // The Exchange service has its own message limit (a payload chunk and its framing) and
+    // is served to members only: its reads show requests and fetch logs, its fetches need a
+    // certificate identity.
+    let exchange_service = api::v1::exchange_server::ExchangeServer::new(
+        exchange::ExchangeService::new(core.clone(), custodian),
+    )
+    .max_decoding_message_size(exchange::MESSAGE_LIMIT)
+    .max_encoding_message_size(exchange::MESSAGE_LIMIT);
     let server = builder()
         .add_service(service(Access::Members))
+        .add_service(exchange_service)
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop_signal.changed().await;
         });

@@ -104,7 +104,7 @@ fn subscriptions_full(why: String) -> Status {
 }
 
 /// The connection facts of a request: its remote address and authenticated member.
-fn peer_of<T>(request: &Request<T>) -> crate::tls::Peer {
+pub(crate) fn peer_of<T>(request: &Request<T>) -> crate::tls::Peer {
     if let Some(p) = request.extensions().get::<crate::tls::Peer>() {
         return p.clone();
     }
@@ -198,12 +198,12 @@ impl ChainService {
     }
 }
 
-fn refusal_status(r: &Rejection) -> Status {
+pub(crate) fn refusal_status(r: &Rejection) -> Status {
     coded_status(r.code.code(), r.to_string())
 }
 
 /// A status with the registry's gRPC code for `code` and its name in the metadata.
-fn coded_status(code: &'static codes::Code, message: String) -> Status {
+pub(crate) fn coded_status(code: &'static codes::Code, message: String) -> Status {
     let mut s = Status::new(grpc_code(code.grpc), message);
     s.metadata_mut().insert(
         api::CODE_METADATA_KEY,
@@ -232,7 +232,7 @@ pub(crate) fn grpc_code(g: codes::Grpc) -> tonic::Code {
 /// A node failure while serving a request: the registry's gRPC status for its code (a store
 /// missing what it should hold is DATA_LOSS, an unreadable state INTERNAL), with the code's name
 /// in the metadata so that a client maps it to its exit class.
-fn internal(e: NodeError) -> Status {
+pub(crate) fn internal(e: NodeError) -> Status {
     tracing::error!("{e}");
     coded_status(e.code(), e.to_string())
 }
@@ -244,14 +244,14 @@ fn tx_id(bytes: &[u8]) -> Result<TxId, Status> {
     Ok(TxId(Digest(arr)))
 }
 
-fn digest(field: &str, bytes: &[u8]) -> Result<Digest, Status> {
+pub(crate) fn digest(field: &str, bytes: &[u8]) -> Result<Digest, Status> {
     let arr: [u8; 32] = bytes.try_into().map_err(|_| {
         Status::invalid_argument(format!("{field}: {} bytes, expected 32", bytes.len()))
     })?;
     Ok(Digest(arr))
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
     tokio::task::spawn_blocking(f)

@@ -1,0 +1,932 @@
+//! The `Exchange` gRPC service (`proto/gmchain/v1/exchange.proto`, docs/exchange.md): the
+//! custodian's blob service and the reads of the `exchange` contract's records.
+//!
+//! A custodian holds its organisation's payloads in a [`BlobStore`] and a node-enc key (in the
+//! token) that custodian envelopes are wrapped to. A fetch is judged on the tip's state
+//! (a live grant, or the owner's own member or a message's recipient with their own encryption
+//! certificate), recorded on the chain by an `exchange.record_fetch` transaction the node signs
+//! (served or refused), and served as header, payload chunks and, only once that record is
+//! committed, a trailer carrying the data key wrapped to the caller's encryption certificate.
+//! The data key is in the node's memory (zeroizing) only between the token's unwrap and the
+//! SM2 wrap to the caller.
+
+use std::io::Read;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use api::v1 as pb;
+use api::v1::exchange_server::Exchange;
+use blobstore::{BlobError, BlobId, BlobStore};
+use crypto::{CipherFormat, Decrypter, Digest, RandomSource, UserId};
+use execution::data::{self, AccessRequest, FetchObject, Payload};
+use pki::{Certificate, Role};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+use types::{Call, Encode, Height, Sender, SignedTx, Transaction};
+
+use crate::error::NodeError;
+use crate::local::LocalNode;
+use crate::pool::Outcome;
+use crate::service::{blocking, coded_status, digest, internal, peer_of, refusal_status};
+
+/// The largest data part of an upload or fetch message.
+pub const CHUNK: usize = 1 << 20;
+
+/// The Exchange service's message limit: a chunk and its framing (apart from the Chain
+/// service's, which is sized for one transaction).
+pub const MESSAGE_LIMIT: usize = CHUNK + 64 * 1024;
+
+/// Fetch chunks in flight between the blob reader and the network (bounded memory:
+/// `FETCH_QUEUE` × [`CHUNK`] per fetch).
+const FETCH_QUEUE: usize = 4;
+
+/// What makes a node a custodian: its blob store and its node-enc key.
+pub struct Custodian {
+    blobs: BlobStore,
+    key: Arc<dyn Decrypter>,
+    enc_cert: Certificate,
+    enc_id: Digest,
+    rng: Arc<dyn RandomSource>,
+}
+
+impl std::fmt::Debug for Custodian {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Custodian")
+            .field("enc_cert", &self.enc_cert.subject())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Custodian {
+    /// A custodian for the node whose signing certificate is `node_cert`: `enc_cert` must be
+    /// the node-enc certificate of the same node (O and CN) and `key` its key.
+    pub fn new(
+        node_cert: &Certificate,
+        blobs: BlobStore,
+        key: Arc<dyn Decrypter>,
+        enc_cert: Certificate,
+        rng: Arc<dyn RandomSource>,
+    ) -> Result<Self, NodeError> {
+        let bad = |why: String| NodeError::Custodian(format!("exchange.key: {why}"));
+        if enc_cert.role() != Some(Role::NodeEnc) {
+            return Err(bad(format!(
+                "{} is not a node-enc certificate",
+                enc_cert.subject()
+            )));
+        }
+        if enc_cert.organisation() != node_cert.organisation()
+            || enc_cert.common_name() != node_cert.common_name()
+        {
+            return Err(bad(format!(
+                "the node-enc certificate {} is not this node's ({})",
+                enc_cert.subject(),
+                node_cert.subject()
+            )));
+        }
+        if key.public_key() != enc_cert.public_key() {
+            return Err(bad(
+                "the key is not the node-enc certificate's (public keys differ)".into(),
+            ));
+        }
+        Ok(Custodian {
+            blobs,
+            key,
+            enc_id: enc_cert.fingerprint(),
+            enc_cert,
+            rng,
+        })
+    }
+
+    /// The node-enc certificate.
+    pub fn enc_cert(&self) -> &Certificate {
+        &self.enc_cert
+    }
+}
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct ExchangeService {
+    core: Arc<LocalNode>,
+    custodian: Option<Arc<Custodian>>,
+    salt: Arc<AtomicU64>,
+}
+
+impl ExchangeService {
+    /// Serves the catalogue of `core` and, with a custodian, its blobs.
+    pub fn new(core: Arc<LocalNode>, custodian: Option<Arc<Custodian>>) -> Self {
+        ExchangeService {
+            core,
+            custodian,
+            salt: Arc::default(),
+        }
+    }
+
+    fn member<T>(&self, request: &Request<T>) -> Result<Arc<gmtls::PeerIdentity>, Status> {
+        peer_of(request).identity.ok_or_else(|| {
+            coded_status(
+                &codes::NODE_UNAUTHENTICATED,
+                "NODE_UNAUTHENTICATED: no authenticated consortium member on this connection"
+                    .into(),
+            )
+        })
+    }
+
+    fn custodian(&self) -> Result<Arc<Custodian>, Status> {
+        self.custodian.clone().ok_or_else(|| {
+            coded_status(
+                &codes::EXCHANGE_NOT_CUSTODIAN,
+                format!(
+                    "EXCHANGE_NOT_CUSTODIAN: node {:?} holds no blobs (no [exchange] section in its configuration)",
+                    self.core.validator().common_name().unwrap_or_default()
+                ),
+            )
+        })
+    }
+
+    /// Signs and submits `exchange.record_fetch`; with `wait`, returns the commit receiver.
+    fn record(
+        &self,
+        fetch: &Judged,
+        requester: &Digest,
+        outcome: u32,
+        envelope: Vec<u8>,
+        wait: bool,
+    ) -> Result<(types::TxId, Option<tokio::sync::oneshot::Receiver<Outcome>>), Status> {
+        let core = &self.core;
+        let (tip, _) = core.tip();
+        let window = core
+            .ledger()
+            .params()
+            .map_err(|e| internal(NodeError::from(e)))?
+            .params
+            .expiry_window;
+        let (kind, object) = match &fetch.object {
+            FetchObject::Dataset(id) => (data::OBJECT_DATASET, id.as_bytes().to_vec()),
+            FetchObject::Message(id) => (data::OBJECT_MESSAGE, id.0.to_vec()),
+        };
+        // The salt only has to make the transaction unique: this node's counter and clock
+        // with the fetch's fields.
+        let n = self.salt.fetch_add(1, Ordering::Relaxed);
+        let mut seed = Vec::new();
+        seed.extend_from_slice(&n.to_be_bytes());
+        seed.extend_from_slice(&core.now_ms().to_be_bytes());
+        seed.extend_from_slice(requester.as_bytes());
+        seed.extend_from_slice(&object);
+        let mut salt = [0u8; 16];
+        salt.copy_from_slice(&crypto_sm::sm3::sm3(&seed).0[..16]);
+        let body = Transaction {
+            chain_id: core.genesis().chain_id.clone(),
+            salt,
+            expiry: Height(tip.height.0.saturating_add(window.max(1))),
+            fuel_limit: None,
+            sender: Sender::Certificate(core.validator().der().to_vec()),
+            call: Call {
+                contract: "exchange".into(),
+                method: "record_fetch".into(),
+                args: vec![
+                    vec![kind],
+                    object,
+                    fetch.version.to_be_bytes().to_vec(),
+                    requester.0.to_vec(),
+                    fetch.request.0.to_vec(),
+                    outcome.to_be_bytes().to_vec(),
+                    envelope,
+                ],
+            },
+        };
+        let signer = core.validator_signer();
+        let signed = SignedTx::sign(body, signer.as_ref(), &UserId::default()).map_err(|e| {
+            coded_status(
+                &codes::EXCHANGE_KEY_UNAVAILABLE,
+                format!("EXCHANGE_KEY_UNAVAILABLE: cannot sign the fetch record: {e}"),
+            )
+        })?;
+        core.submit(&signed.to_bytes(), wait)
+            .map_err(|r| refusal_status(&r))
+    }
+}
+
+/// A fetch as judged on the tip's state.
+struct Judged {
+    object: FetchObject,
+    version: u64,
+    record: Vec<u8>,
+    payload: Payload,
+    request: Digest,
+}
+
+/// A refused fetch: recorded on the chain with its registry code as the outcome, then
+/// returned. (A fetch of an unknown object or of another custodian's is not this custodian's
+/// to record: it is answered with a status only.)
+enum Refusal {
+    Recorded(&'static codes::Code, String),
+}
+
+fn code(c: &'static codes::Code, why: String) -> Status {
+    coded_status(c, format!("{}: {why}", c.name))
+}
+
+fn blob_status(e: BlobError) -> Status {
+    match e {
+        BlobError::NotFound { .. } => code(&codes::EXCHANGE_BLOB_MISSING, e.to_string()),
+        BlobError::TooLarge { .. }
+        | BlobError::ImpossibleLength { .. }
+        | BlobError::NotAPayload { .. }
+        | BlobError::UnsupportedVersion { .. }
+        | BlobError::LongerThanExpected { .. }
+        | BlobError::ShorterThanExpected { .. }
+        | BlobError::DigestMismatch { .. } => code(&codes::EXCHANGE_BLOB_REFUSED, e.to_string()),
+        e => internal(NodeError::Custodian(e.to_string())),
+    }
+}
+
+/// Checks that `der` is the caller's own encryption certificate, valid now.
+fn own_enc_cert(
+    core: &LocalNode,
+    caller: &gmtls::PeerIdentity,
+    common_name: &str,
+    der: &[u8],
+) -> Result<Certificate, Refusal> {
+    let refuse = |why: String| Refusal::Recorded(&codes::EXCHANGE_ENC_CERT_INVALID, why);
+    if der.is_empty() {
+        return Err(refuse(
+            "give your encryption certificate (enc_cert): the data key is wrapped to it".into(),
+        ));
+    }
+    let cert = Certificate::from_der(der)
+        .map_err(|e| refuse(format!("the encryption certificate does not parse: {e}")))?;
+    let want = encryption_pair(caller.role);
+    if want.is_none()
+        || cert.role() != want
+        || cert.organisation().as_deref() != Some(caller.organisation.as_str())
+        || cert.common_name().as_deref() != Some(common_name)
+    {
+        return Err(refuse(format!(
+            "{} is not the encryption certificate of {common_name:?} of {:?}",
+            cert.subject(),
+            caller.organisation
+        )));
+    }
+    core.authenticate(&cert)
+        .map_err(|e| refuse(format!("the encryption certificate is refused: {e}")))?;
+    Ok(cert)
+}
+
+impl ExchangeService {
+    /// Judges a fetch on the tip's state: what, which version, whether this node holds it,
+    /// and whether the caller may have it (and the encryption certificate to wrap to).
+    fn judge(
+        &self,
+        caller: &gmtls::PeerIdentity,
+        common_name: &str,
+        req: &pb::FetchRequest,
+    ) -> Result<(Judged, Result<Certificate, Refusal>), Status> {
+        let core = &self.core;
+        let me = core.validator();
+        let (my_org, my_cn) = (
+            me.organisation().unwrap_or_default(),
+            me.common_name().unwrap_or_default(),
+        );
+        let tip = core.tip().0.height;
+        let mid = if req.message_id.is_empty() {
+            None
+        } else {
+            Some(digest("message_id", &req.message_id)?)
+        };
+        let looked = core
+            .with_state(|v| -> Result<_, execution::ExecError> {
+                if let Some(mid) = mid {
+                    return Ok(data::message(v, &mid)?.map(|m| {
+                        let owner = m.organisation.clone();
+                        let allowed = m.recipients.contains(&caller.organisation)
+                            || caller.organisation == m.organisation;
+                        (
+                            FetchObject::Message(mid),
+                            0,
+                            m.encode(),
+                            m.payload,
+                            owner,
+                            Rule::Recipient(allowed),
+                        )
+                    }));
+                }
+                let Some(ds) = data::dataset(v, &req.dataset)? else {
+                    return Ok(None);
+                };
+                let n = if req.version == 0 {
+                    ds.versions
+                } else {
+                    req.version
+                };
+                let Some(ver) = data::version(v, &req.dataset, n)? else {
+                    return Ok(None);
+                };
+                let rule = if caller.organisation == ds.organisation {
+                    Rule::OwnMember
+                } else {
+                    Rule::Grantee(
+                        data::latest_request(v, &caller.cert_id, &req.dataset)?.map(Box::new),
+                    )
+                };
+                Ok(Some((
+                    FetchObject::Dataset(req.dataset.clone()),
+                    n,
+                    ver.encode(),
+                    ver.payload,
+                    ds.organisation,
+                    rule,
+                )))
+            })
+            .map_err(internal)?;
+        let (object, version, record, payload, owner, rule) = match looked {
+            Ok(Some(x)) => x,
+            Ok(None) => {
+                return Err(code(
+                    &codes::EXCHANGE_DATASET_UNKNOWN,
+                    if req.message_id.is_empty() {
+                        format!(
+                            "no dataset {:?} with version {} in the catalogue",
+                            req.dataset, req.version
+                        )
+                    } else {
+                        "no such message".into()
+                    },
+                ));
+            }
+            Err(e) => return Err(internal(NodeError::from(e))),
+        };
+        if owner != my_org || payload.custodian != my_cn {
+            return Err(code(
+                &codes::EXCHANGE_NOT_CUSTODIAN,
+                format!(
+                    "node {my_cn:?} of {my_org:?} is not the custodian; {:?} of {owner:?} is (its endpoint is on the chain)",
+                    payload.custodian
+                ),
+            ));
+        }
+        let mut judged = Judged {
+            object,
+            version,
+            record,
+            payload,
+            request: Digest([0; 32]),
+        };
+        let verdict = match rule {
+            Rule::Recipient(false) => Err(Refusal::Recorded(
+                &codes::EXCHANGE_NO_GRANT,
+                format!(
+                    "{:?} is not a recipient of this message",
+                    caller.organisation
+                ),
+            )),
+            Rule::Recipient(true) | Rule::OwnMember => {
+                own_enc_cert(core, caller, common_name, &req.enc_cert)
+            }
+            Rule::Grantee(None) => Err(Refusal::Recorded(
+                &codes::EXCHANGE_NO_GRANT,
+                format!(
+                    "{:?} has not requested dataset {:?}",
+                    caller.subject, req.dataset
+                ),
+            )),
+            Rule::Grantee(Some(r)) => {
+                judged.request = r.id;
+                grant_verdict(core, &r, tip)
+            }
+        };
+        Ok((judged, verdict))
+    }
+}
+
+/// The encryption role of a signing role's dual pair.
+fn encryption_pair(role: Role) -> Option<Role> {
+    match role {
+        Role::NodeSign => Some(Role::NodeEnc),
+        _ => None,
+    }
+}
+
+/// Who may fetch what the tip's state says was asked for.
+enum Rule {
+    /// A message: whether the caller's organisation is its sender or a recipient.
+    Recipient(bool),
+    /// A dataset of the caller's own organisation.
+    OwnMember,
+    /// Another organisation's dataset: the caller's latest request for it, if any.
+    Grantee(Option<Box<AccessRequest>>),
+}
+
+fn grant_verdict(core: &LocalNode, r: &AccessRequest, tip: Height) -> Result<Certificate, Refusal> {
+    if r.status != data::RequestStatus::Granted {
+        return Err(Refusal::Recorded(
+            &codes::EXCHANGE_NO_GRANT,
+            format!("request {} is {}", r.id, r.status.as_str()),
+        ));
+    }
+    if !r.live_at(tip) {
+        return Err(Refusal::Recorded(
+            &codes::EXCHANGE_GRANT_EXPIRED,
+            format!(
+                "the grant of request {} expired at height {} (tip {})",
+                r.id, r.expiry.0, tip.0
+            ),
+        ));
+    }
+    let cert = Certificate::from_der(&r.enc_cert).map_err(|e| {
+        Refusal::Recorded(
+            &codes::EXCHANGE_ENC_CERT_INVALID,
+            format!("the recorded encryption certificate does not parse: {e}"),
+        )
+    })?;
+    core.authenticate(&cert).map_err(|e| {
+        Refusal::Recorded(
+            &codes::EXCHANGE_ENC_CERT_INVALID,
+            format!("the grantee's encryption certificate is refused now: {e}"),
+        )
+    })?;
+    Ok(cert)
+}
+
+type FetchStream = Pin<Box<dyn Stream<Item = Result<pb::FetchChunk, Status>> + Send>>;
+
+fn chunk(part: pb::fetch_chunk::Part) -> pb::FetchChunk {
+    pb::FetchChunk { part: Some(part) }
+}
+
+#[tonic::async_trait]
+impl Exchange for ExchangeService {
+    async fn upload(
+        &self,
+        request: Request<Streaming<pb::UploadChunk>>,
+    ) -> Result<Response<pb::UploadResponse>, Status> {
+        let caller = self.member(&request)?;
+        let custodian = self.custodian()?;
+        let me = self.core.validator();
+        let my_org = me.organisation().unwrap_or_default();
+        if caller.organisation != my_org || !matches!(caller.role, Role::Admin | Role::User) {
+            return Err(code(
+                &codes::EXCHANGE_UPLOAD_DENIED,
+                format!(
+                    "{} ({}) may not upload to a custodian of {my_org:?}: admins and users of the organisation only",
+                    caller.subject, caller.role
+                ),
+            ));
+        }
+        let mut stream = request.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("an empty upload"))?;
+        let id = BlobId::from(digest("payload_sm3", &first.payload_sm3)?);
+        let len = first.payload_len;
+        let blobs = custodian.blobs.clone();
+        let mut upload = blocking(move || blobs.begin(id, len).map_err(blob_status)).await?;
+        let mut data = first.data;
+        loop {
+            if data.len() > CHUNK {
+                return Err(Status::invalid_argument(format!(
+                    "an upload message carries at most {CHUNK} bytes, got {}",
+                    data.len()
+                )));
+            }
+            if !data.is_empty() {
+                upload = blocking(move || {
+                    upload.write(&data).map_err(blob_status)?;
+                    Ok(upload)
+                })
+                .await?;
+            }
+            match stream.message().await? {
+                Some(m) => {
+                    if !m.payload_sm3.is_empty() || m.payload_len != 0 {
+                        return Err(Status::invalid_argument(
+                            "payload_sm3 and payload_len belong in the first message only",
+                        ));
+                    }
+                    data = m.data;
+                }
+                None => break,
+            }
+        }
+        let info = blocking(move || upload.commit().map_err(blob_status)).await?;
+        tracing::info!(blob = %info.id, len = info.len, by = %caller.subject, "blob stored");
+        Ok(Response::new(pb::UploadResponse {
+            payload_sm3: Digest::from(info.id).0.to_vec(),
+            payload_len: info.len,
+            custodian: me.common_name().unwrap_or_default(),
+        }))
+    }
+
+    type FetchStream = FetchStream;
+
+    async fn fetch(
+        &self,
+        request: Request<pb::FetchRequest>,
+    ) -> Result<Response<Self::FetchStream>, Status> {
+        let caller = self.member(&request)?;
+        let common_name = peer_of(&request).common_name.unwrap_or_default();
+        let custodian = self.custodian()?;
+        let req = request.into_inner();
+        let this = self.clone();
+        let (caller2, cn) = (caller.clone(), common_name.clone());
+        let judged = blocking(move || this.judge(&caller2, &cn, &req)).await?;
+        let (judged, verdict) = judged;
+        let grantee = match verdict {
+            Ok(cert) => cert,
+            Err(Refusal::Recorded(c, why)) => {
+                let this = self.clone();
+                let requester = caller.cert_id;
+                let number = c.number;
+                let recorded = blocking(move || {
+                    this.record(&judged, &requester, number, Vec::new(), false)
+                        .map(|(id, _)| id)
+                })
+                .await;
+                let suffix = match recorded {
+                    Ok(id) => format!("; the refusal is recorded by transaction {id}"),
+                    Err(e) => {
+                        tracing::error!("a refused fetch could not be recorded: {e}");
+                        format!("; recording the refusal failed: {}", e.message())
+                    }
+                };
+                tracing::info!(by = %caller.subject, code = c.name, "fetch refused: {why}");
+                return Err(code(c, format!("{why}{suffix}")));
+            }
+        };
+        let id = BlobId::from(judged.payload.payload_sm3);
+        // Unwrap in the token, wrap to the caller: the key lives only in this closure.
+        let (c2, env_in) = (custodian.clone(), judged.payload.custodian_envelope.clone());
+        let envelope = blocking(move || {
+            if !c2.blobs.contains(&id).map_err(blob_status)? {
+                return Err(code(
+                    &codes::EXCHANGE_BLOB_MISSING,
+                    format!("this custodian does not hold blob {id}"),
+                ));
+            }
+            if env_in.recipient != c2.enc_id {
+                return Err(code(
+                    &codes::EXCHANGE_KEY_UNAVAILABLE,
+                    format!(
+                        "the version's key is wrapped to encryption certificate {}, this node's is {}",
+                        env_in.recipient, c2.enc_id
+                    ),
+                ));
+            }
+            let key = c2.key.decrypt(&env_in.cipher, CipherFormat::Der).map_err(|e| {
+                code(
+                    &codes::EXCHANGE_KEY_UNAVAILABLE,
+                    format!("the token could not unwrap the data key: {e}"),
+                )
+            })?;
+            crypto_sm::sm2::encrypt(
+                &grantee.public_key(),
+                key.expose(),
+                CipherFormat::Der,
+                c2.rng.as_ref(),
+            )
+            .map_err(|e| {
+                code(
+                    &codes::EXCHANGE_KEY_UNAVAILABLE,
+                    format!("cannot wrap the data key to the caller: {e}"),
+                )
+            })
+        })
+        .await?;
+        let this = self.clone();
+        let requester = caller.cert_id;
+        let (j, env) = (judged, envelope.clone());
+        let (record_id, committed, judged) = blocking(move || {
+            let (id, rx) = this.record(&j, &requester, 0, env, true)?;
+            Ok((id, rx, j))
+        })
+        .await?;
+        tracing::info!(by = %caller.subject, record = %record_id, "fetch served");
+        let reader = {
+            let blobs = custodian.blobs.clone();
+            blocking(move || blobs.open_read(&id).map_err(blob_status)).await?
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::FetchChunk, Status>>(FETCH_QUEUE);
+        let header = pb::FetchHeader {
+            record: judged.record,
+            version: judged.version,
+            request_id: if judged.request == Digest([0; 32]) {
+                Vec::new()
+            } else {
+                judged.request.0.to_vec()
+            },
+            record_tx_id: record_id.as_bytes().to_vec(),
+        };
+        tokio::spawn(async move {
+            if tx
+                .send(Ok(chunk(pb::fetch_chunk::Part::Header(header))))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            // The payload, read on the blocking pool, a chunk at a time.
+            let data_tx = tx.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let mut reader = reader;
+                loop {
+                    let mut buf = vec![0u8; CHUNK];
+                    let mut n = 0;
+                    while n < CHUNK {
+                        match reader.read(&mut buf[n..]) {
+                            Ok(0) => break,
+                            Ok(k) => n += k,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(e) => {
+                                return Err(internal(NodeError::io(
+                                    std::path::Path::new(&format!("blob {id}")),
+                                    e,
+                                )));
+                            }
+                        }
+                    }
+                    if n == 0 {
+                        return Ok(true);
+                    }
+                    buf.truncate(n);
+                    if data_tx
+                        .blocking_send(Ok(chunk(pb::fetch_chunk::Part::Data(buf))))
+                        .is_err()
+                    {
+                        return Ok(false);
+                    }
+                }
+            })
+            .await;
+            match read {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => return,
+                Ok(Err(s)) => {
+                    let _ = tx.send(Err(s)).await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(Status::internal(format!("reader failed: {e}"))))
+                        .await;
+                    return;
+                }
+            }
+            // The key only after its fetch record is committed.
+            let last = match committed {
+                Some(rx) => match rx.await {
+                    Ok(Outcome::Committed { height, .. }) => {
+                        Ok(chunk(pb::fetch_chunk::Part::Trailer(pb::FetchTrailer {
+                            envelope,
+                            recorded_at: height.0,
+                        })))
+                    }
+                    Ok(Outcome::Dropped(r)) => Err(refusal_status(&r)),
+                    Err(_) => Err(Status::unavailable(
+                        "the node stopped before the fetch record was committed; fetch again",
+                    )),
+                },
+                None => Err(Status::internal("no commit receiver for the fetch record")),
+            };
+            let _ = tx.send(last).await;
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn get_dataset(
+        &self,
+        request: Request<pb::GetDatasetRequest>,
+    ) -> Result<Response<pb::DatasetResponse>, Status> {
+        self.member(&request)?;
+        let req = request.into_inner();
+        let core = self.core.clone();
+        let limit = if req.limit == 0 { 100 } else { req.limit };
+        blocking(move || {
+            let height = core.tip().0.height.0;
+            let found = core
+                .with_state(|v| -> Result<_, execution::ExecError> {
+                    let Some(ds) = data::dataset(v, &req.dataset)? else {
+                        return Ok(None);
+                    };
+                    let mut versions = Vec::new();
+                    for n in 1..=ds.versions {
+                        if let Some(ver) = data::version(v, &req.dataset, n)? {
+                            versions.push(ver.encode());
+                        }
+                    }
+                    let requests = data::requests(v, &ds, req.requests_from, limit)?
+                        .into_iter()
+                        .map(|r| r.encode())
+                        .collect();
+                    Ok(Some(pb::DatasetResponse {
+                        dataset: ds.encode(),
+                        versions,
+                        requests,
+                        height,
+                    }))
+                })
+                .map_err(internal)?
+                .map_err(|e| internal(NodeError::from(e)))?;
+            found.map(Response::new).ok_or_else(|| {
+                code(
+                    &codes::EXCHANGE_DATASET_UNKNOWN,
+                    format!("no dataset {:?} in the catalogue", req.dataset),
+                )
+            })
+        })
+        .await
+    }
+
+    async fn list_datasets(
+        &self,
+        request: Request<pb::ListDatasetsRequest>,
+    ) -> Result<Response<pb::ListDatasetsResponse>, Status> {
+        self.member(&request)?;
+        let req = request.into_inner();
+        let core = self.core.clone();
+        blocking(move || {
+            let height = core.tip().0.height.0;
+            let limit = if req.limit == 0 { 100 } else { req.limit };
+            let datasets = core
+                .with_state(|v| data::datasets(v, req.from, limit))
+                .map_err(internal)?
+                .map_err(|e| internal(NodeError::from(e)))?;
+            Ok(Response::new(pb::ListDatasetsResponse { datasets, height }))
+        })
+        .await
+    }
+
+    async fn get_access_request(
+        &self,
+        request: Request<pb::GetAccessRequestRequest>,
+    ) -> Result<Response<pb::RecordResponse>, Status> {
+        self.member(&request)?;
+        let id = digest("request_id", &request.into_inner().request_id)?;
+        let core = self.core.clone();
+        blocking(move || {
+            let height = core.tip().0.height.0;
+            let r = core
+                .with_state(|v| data::request(v, &id))
+                .map_err(internal)?
+                .map_err(|e| internal(NodeError::from(e)))?
+                .ok_or_else(|| {
+                    code(
+                        &codes::EXCHANGE_REQUEST_UNKNOWN,
+                        format!("no access request {id}"),
+                    )
+                })?;
+            Ok(Response::new(pb::RecordResponse {
+                record: r.encode(),
+                height,
+            }))
+        })
+        .await
+    }
+
+    async fn get_fetch_log(
+        &self,
+        request: Request<pb::GetFetchLogRequest>,
+    ) -> Result<Response<pb::FetchLogResponse>, Status> {
+        self.member(&request)?;
+        let req = request.into_inner();
+        let object = if req.message_id.is_empty() {
+            FetchObject::Dataset(req.dataset)
+        } else {
+            FetchObject::Message(digest("message_id", &req.message_id)?)
+        };
+        let core = self.core.clone();
+        blocking(move || {
+            let height = core.tip().0.height.0;
+            let limit = if req.limit == 0 { 100 } else { req.limit };
+            let (records, total) = core
+                .with_state(|v| data::fetch_log(v, &object, req.from, limit))
+                .map_err(internal)?
+                .map_err(|e| internal(NodeError::from(e)))?;
+            Ok(Response::new(pb::FetchLogResponse {
+                records: records.iter().map(|r| r.encode()).collect(),
+                total,
+                height,
+            }))
+        })
+        .await
+    }
+
+    async fn get_message(
+        &self,
+        request: Request<pb::GetMessageRequest>,
+    ) -> Result<Response<pb::MessageResponse>, Status> {
+        self.member(&request)?;
+        let id = digest("message_id", &request.into_inner().message_id)?;
+        let core = self.core.clone();
+        blocking(move || {
+            let height = core.tip().0.height.0;
+            let found = core
+                .with_state(|v| -> Result<_, execution::ExecError> {
+                    let Some(m) = data::message(v, &id)? else {
+                        return Ok(None);
+                    };
+                    let mut acknowledgements = Vec::new();
+                    for org in &m.recipients {
+                        if let Some(a) = data::acknowledgement(v, &id, org)? {
+                            acknowledgements.push(a.encode());
+                        }
+                    }
+                    Ok(Some(pb::MessageResponse {
+                        message: m.encode(),
+                        acknowledgements,
+                        height,
+                    }))
+                })
+                .map_err(internal)?
+                .map_err(|e| internal(NodeError::from(e)))?;
+            found
+                .map(Response::new)
+                .ok_or_else(|| code(&codes::EXCHANGE_MESSAGE_UNKNOWN, format!("no message {id}")))
+        })
+        .await
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<pb::ListMessagesRequest>,
+    ) -> Result<Response<pb::ListMessagesResponse>, Status> {
+        self.member(&request)?;
+        let req = request.into_inner();
+        let core = self.core.clone();
+        blocking(move || {
+            let height = core.tip().0.height.0;
+            let limit = if req.limit == 0 { 100 } else { req.limit };
+            let ids = core
+                .with_state(|v| {
+                    if req.sent {
+                        data::outbox(v, &req.organisation, req.from, limit)
+                    } else {
+                        data::inbox(v, &req.organisation, req.from, limit)
+                    }
+                })
+                .map_err(internal)?
+                .map_err(|e| internal(NodeError::from(e)))?;
+            Ok(Response::new(pb::ListMessagesResponse {
+                message_ids: ids.iter().map(|d| d.0.to_vec()).collect(),
+                height,
+            }))
+        })
+        .await
+    }
+
+    async fn get_endpoint(
+        &self,
+        request: Request<pb::GetEndpointRequest>,
+    ) -> Result<Response<pb::RecordResponse>, Status> {
+        self.member(&request)?;
+        let req = request.into_inner();
+        let core = self.core.clone();
+        blocking(move || {
+            let height = core.tip().0.height.0;
+            let e = core
+                .with_state(|v| data::endpoint(v, &req.organisation, &req.node))
+                .map_err(internal)?
+                .map_err(|e| internal(NodeError::from(e)))?
+                .ok_or_else(|| {
+                    code(
+                        &codes::EXCHANGE_ENDPOINT_UNKNOWN,
+                        format!(
+                            "node {:?} of {:?} has recorded no endpoint",
+                            req.node, req.organisation
+                        ),
+                    )
+                })?;
+            Ok(Response::new(pb::RecordResponse {
+                record: e.encode(),
+                height,
+            }))
+        })
+        .await
+    }
+
+    async fn get_escrow(
+        &self,
+        request: Request<pb::GetEscrowRequest>,
+    ) -> Result<Response<pb::RecordResponse>, Status> {
+        self.member(&request)?;
+        let core = self.core.clone();
+        blocking(move || {
+            let height = core.tip().0.height.0;
+            let list = core
+                .with_state(|v| data::escrow_recipients(v))
+                .map_err(internal)?
+                .map_err(|e| internal(NodeError::from(e)))?;
+            Ok(Response::new(pb::RecordResponse {
+                record: if list.is_empty() {
+                    Vec::new()
+                } else {
+                    data::encode_escrow(&list)
+                },
+                height,
+            }))
+        })
+        .await
+    }
+}
