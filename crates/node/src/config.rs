@@ -854,6 +854,26 @@ certificate = "node.crt.pem"
     }
 
     #[test]
+    fn exchange_custody_defaults_its_blob_store_and_checks_its_limit() {
+        let section = "[exchange.key]\nkey = \"pkcs11:token=node;object=node-enc\"\nhsm_profile = \"p.toml\"\npass_file = \"pin\"\ncertificate = \"node.enc.crt.pem\"\n";
+        let c = parse(&format!("{GOOD}{section}")).unwrap();
+        let x = c.exchange.unwrap();
+        assert_eq!(x.blobs, Path::new("/etc/gmchain/data/blobs"));
+        assert_eq!(x.max_blob_bytes, 1 << 30);
+        assert_eq!(
+            x.key.certificate,
+            Path::new("/etc/gmchain/node.enc.crt.pem")
+        );
+        assert!(parse(GOOD).unwrap().exchange.is_none());
+        let (field, why) =
+            parse(&format!("{GOOD}[exchange]\nmax_blob_bytes = 10\n{section}")).unwrap_err();
+        assert_eq!(field, "exchange.max_blob_bytes");
+        assert!(why.contains("outside"), "{why}");
+        let (field, _) = parse(&format!("{GOOD}[exchange]\nblobz = \"x\"\n{section}")).unwrap_err();
+        assert_eq!(field, "toml", "an unknown key in [exchange] is refused");
+    }
+
+    #[test]
     fn the_mutual_tls_api_may_listen_beyond_loopback() {
         let c = parse(&format!("{GOOD}[api]\nlisten = \"0.0.0.0:7050\"\n")).unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:7050");
