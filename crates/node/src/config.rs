@@ -870,7 +870,7 @@ certificate = "node.crt.pem"
         assert_eq!(field, "exchange.max_blob_bytes");
         assert!(why.contains("outside"), "{why}");
         let (field, _) = parse(&format!("{GOOD}[exchange]\nblobz = \"x\"\n{section}")).unwrap_err();
-        assert_eq!(field, "toml", "an unknown key in [exchange] is refused");
+        assert_eq!(field, "(toml)", "an unknown key in [exchange] is refused");
     }
 
     #[test]
