@@ -946,3 +946,145 @@ pub fn fetch_log(
 pub fn escrow_recipients(view: &dyn StateRead) -> Result<Vec<EscrowRecipient>, ExecError> {
     Ok(read(view, k::escrow(), decode_escrow)?.unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(b: u8) -> Digest {
+        Digest([b; 32])
+    }
+
+    fn payload() -> Payload {
+        Payload {
+            plaintext_sm3: d(1),
+            payload_sm3: d(2),
+            plaintext_len: 5,
+            payload_len: 34,
+            custodian: "node0".into(),
+            custodian_envelope: Envelope {
+                recipient: d(3),
+                cipher: vec![0x30, 0x01],
+            },
+            escrow: vec![Envelope {
+                recipient: d(4),
+                cipher: vec![0x30],
+            }],
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_the_dataset_is_pinned() {
+        let ds = Dataset {
+            organisation: "A".into(),
+            name: "n".into(),
+            class: SharingClass::Conditional,
+            content_type: "t".into(),
+            title: "T".into(),
+            description: String::new(),
+            confidential: false,
+            creator: d(9),
+            height: Height(7),
+            versions: 1,
+            requests: 2,
+        };
+        let bytes = ds.encode();
+        // version 1, tag 0x90, then the fields in order (docs/execution.md §3).
+        let mut want = vec![
+            0x01, 0x90, 0, 0, 0, 1, b'A', 0, 0, 0, 1, b'n', 2, 0, 0, 0, 1, b't',
+        ];
+        want.extend_from_slice(&[0, 0, 0, 1, b'T', 0, 0, 0, 0, 0]);
+        want.extend_from_slice(&[9; 32]);
+        want.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 1]);
+        want.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 2]);
+        assert_eq!(bytes, want);
+        assert_eq!(Dataset::decode(b"k", &bytes).unwrap(), ds);
+        // A trailing byte, an unknown class or a truncation is a corrupt record.
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(Dataset::decode(b"k", &long).is_err());
+        let mut bad = bytes.clone();
+        bad[12] = 9;
+        assert!(Dataset::decode(b"k", &bad).is_err());
+        assert!(Dataset::decode(b"k", &bytes[..bytes.len() - 1]).is_err());
+
+        let v = Version {
+            number: 1,
+            payload: payload(),
+            sealed_metadata: vec![1, 2],
+            publisher: d(5),
+            height: Height(3),
+            timestamp_ms: 4,
+        };
+        assert_eq!(Version::decode(b"k", &v.encode()).unwrap(), v);
+        let r = AccessRequest {
+            id: d(1),
+            dataset: "A/n".into(),
+            organisation: "B".into(),
+            common_name: "b".into(),
+            requester: d(2),
+            enc_cert: vec![0x30],
+            purpose: "p".into(),
+            duration: 10,
+            status: RequestStatus::Revoked,
+            expiry: Height(20),
+            height: Height(5),
+            decided_at: Height(6),
+            decided_by: d(3),
+            reason: "r".into(),
+        };
+        assert_eq!(AccessRequest::decode(b"k", &r.encode()).unwrap(), r);
+        let m = Message {
+            id: d(1),
+            organisation: "A".into(),
+            common_name: "a".into(),
+            sender: d(2),
+            subject: "s".into(),
+            content_type: "t".into(),
+            recipients: vec!["B".into(), "C".into()],
+            payload: payload(),
+            height: Height(1),
+            timestamp_ms: 2,
+        };
+        assert_eq!(Message::decode(b"k", &m.encode()).unwrap(), m);
+        for object in [
+            FetchObject::Dataset("A/n".into()),
+            FetchObject::Message(d(8)),
+        ] {
+            let f = FetchRecord {
+                seq: 3,
+                object,
+                version: 1,
+                requester: d(1),
+                request: d(2),
+                outcome: 3320,
+                envelope: Vec::new(),
+                node: d(3),
+                height: Height(4),
+                timestamp_ms: 5,
+            };
+            assert_eq!(FetchRecord::decode(b"k", &f.encode()).unwrap(), f);
+        }
+        let e = Endpoint {
+            organisation: "A".into(),
+            node: "node0".into(),
+            address: "127.0.0.1:1".into(),
+            enc_cert: vec![0x30],
+            height: Height(1),
+        };
+        assert_eq!(Endpoint::decode(b"k", &e.encode()).unwrap(), e);
+        let a = Acknowledgement {
+            organisation: "B".into(),
+            common_name: "b".into(),
+            signer: d(1),
+            height: Height(2),
+            timestamp_ms: 3,
+        };
+        assert_eq!(Acknowledgement::decode(b"k", &a.encode()).unwrap(), a);
+        let list = vec![EscrowRecipient {
+            id: d(1),
+            cert: vec![0x30],
+        }];
+        assert_eq!(decode_escrow(b"k", &encode_escrow(&list)).unwrap(), list);
+    }
+}
