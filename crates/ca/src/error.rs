@@ -146,6 +146,12 @@ pub enum CaError {
         role.as_str()
     )]
     CaRoleNotIssued { role: Role },
+    /// A dual pair asked for a role that has no encryption half.
+    #[error(
+        "a dual pair is issued for node-sign, user, admin or auditor (the signing half; the CA makes the matching node-enc, user-enc, admin-enc or auditor-enc certificate); {} has no encryption pair",
+        role.as_str()
+    )]
+    NoEncryptionPair { role: Role },
     /// A validity period of zero days.
     #[error("a certificate is valid for at least one day, not 0")]
     ZeroValidity,
@@ -214,6 +220,7 @@ impl CaError {
             CaError::Pki { .. } => &codes::CA_PKI,
             CaError::NotRoot => &codes::CA_NOT_ROOT,
             CaError::CaRoleNotIssued { .. } => &codes::CA_ROLE_NOT_ISSUED,
+            CaError::NoEncryptionPair { .. } => &codes::CA_NO_ENCRYPTION_PAIR,
             CaError::ZeroValidity => &codes::CA_VALIDITY_ZERO,
             CaError::ZeroCrlPeriod => &codes::CA_CRL_PERIOD_ZERO,
             CaError::AlreadyRevoked { .. } => &codes::CA_ALREADY_REVOKED,

@@ -926,6 +926,7 @@ fn a_dual_pair_is_issued_whole_with_its_escrow_copy_or_not_at_all() {
     let issued = agency
         .act(T0, Action::Issue, |a| {
             a.issue_pair(
+                Role::NodeSign,
                 Holder::Request(&req),
                 365,
                 Escrow {
@@ -975,6 +976,76 @@ fn a_dual_pair_is_issued_whole_with_its_escrow_copy_or_not_at_all() {
         )
     );
     agency.log_verifies();
+}
+
+#[test]
+fn people_get_dual_pairs_and_other_roles_are_refused_by_name() {
+    let t = tempfile::tempdir().unwrap();
+    let root = TestCa::root(&t.path().join("root"), 3650, T0);
+    let agency = agency(&root, &t.path().join("agency"), T0);
+    let pass = Secret::new(b"escrow-passphrase".to_vec());
+    let escrow = MemoryEscrow::default();
+    for (i, (sign_role, enc_role)) in [
+        (Role::User, Role::UserEnc),
+        (Role::Admin, Role::AdminEnc),
+        (Role::Auditor, Role::AuditorEnc),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let holder = key(20 + i as u64);
+        let cn = format!("person-{i}");
+        let req = csr(&holder, &format!("CN={cn}"));
+        let issued = agency
+            .act(T0, Action::Issue, |a| {
+                a.issue_pair(
+                    sign_role,
+                    Holder::Request(&req),
+                    365,
+                    Escrow {
+                        passphrase: &pass,
+                        store: &escrow,
+                    },
+                )
+            })
+            .unwrap();
+        let enc = issued.encryption.as_ref().unwrap();
+        assert_eq!(issued.certificate.role(), Some(sign_role));
+        assert_eq!(enc.certificate.role(), Some(enc_role));
+        assert_eq!(sign_role.encryption_pair(), enc.certificate.role());
+        assert_eq!(
+            enc.certificate.organizational_unit(),
+            issued.certificate.organizational_unit()
+        );
+        assert_eq!(enc.certificate.common_name().as_deref(), Some(&*cn));
+        let opened = pki::envelope::open(&enc.envelope, &holder).unwrap();
+        assert_eq!(opened.public_key(), enc.certificate.public_key());
+        assert!(agency.last_entry().detail.contains(enc_role.as_str()));
+    }
+    let before = agency.index();
+    for role in [Role::NodeEnc, Role::UserEnc, Role::AuditorEnc] {
+        let holder = key(40);
+        let req = csr(&holder, "CN=someone");
+        let err = agency
+            .act(T0, Action::Issue, |a| {
+                a.issue_pair(
+                    role,
+                    Holder::Request(&req),
+                    365,
+                    Escrow {
+                        passphrase: &pass,
+                        store: &escrow,
+                    },
+                )
+            })
+            .unwrap_err();
+        assert!(
+            matches!(err, CaError::NoEncryptionPair { role: r } if r == role),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(role.as_str()), "{err}");
+    }
+    assert_eq!(agency.index(), before);
 }
 
 #[test]
@@ -1053,6 +1124,7 @@ fn a_damaged_audit_log_refuses_every_action_before_it_changes_anything() {
             Action::Issue,
             Box::new(|a| {
                 a.issue_pair(
+                    Role::NodeSign,
                     Holder::Request(&req),
                     30,
                     Escrow {
@@ -1153,6 +1225,7 @@ fn a_dual_pair_refused_at_the_escrow_deposit_leaves_no_certificate_file() {
     let err = root
         .act(T0, Action::Issue, |a| {
             a.issue_pair(
+                Role::NodeSign,
                 Holder::Request(&req),
                 365,
                 Escrow {
@@ -1455,6 +1528,7 @@ fn pair_refused_by_an_offline_escrow(ca: &TestCa, req: &[u8], pass: &Secret) -> 
     };
     ca.act(T0, Action::Issue, |a| {
         a.issue_pair(
+            Role::NodeSign,
             Holder::Request(req),
             365,
             Escrow {

@@ -661,6 +661,9 @@ define_codes! {
     CA_NOT_COMMITTED = 6031, BadInput, Internal,
         "A CA action recorded as done in the audit log (the entry is written ahead of the index) was not carried out: the index write that commits it failed. The refusal that follows names the entry. The exit class is that of the failed write.",
         "free space or fix the CA directory's permissions (the message names the file), then run the command again: nothing was issued, revoked or published";
+    CA_NO_ENCRYPTION_PAIR = 6032, BadInput, InvalidArgument,
+        "A dual pair asked for a role that has no encryption half (only node-sign, user, admin and auditor have one).",
+        "issue the dual pair with the signing role: --role node-sign, user, admin or auditor";
     HSM_PROFILE_INVALID = 7000, BadInput, FailedPrecondition,
         "A profile file that cannot be read, parsed or validated.",
         "fix the profile field named; hsm-profiles/README.md documents every field";

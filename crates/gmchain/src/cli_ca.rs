@@ -94,7 +94,7 @@ pub(crate) enum CaCommand {
     Issue {
         #[arg(long)]
         dir: PathBuf,
-        /// node-sign, node-enc, admin, user, auditor.
+        /// node-sign, node-enc, admin, user, auditor, user-enc, admin-enc, auditor-enc.
         #[arg(long)]
         role: String,
         #[command(flatten)]
@@ -103,8 +103,10 @@ pub(crate) enum CaCommand {
         generated: GeneratedKeyArgs,
         #[arg(long, default_value_t = 365)]
         validity_days: u64,
-        /// With a node-sign role: also issue the encryption certificate of a dual pair, whose key
-        /// the CA generates and delivers as a GM/T 0009 enveloped key to the holder's signing key.
+        /// With a signing role (node-sign, user, admin, auditor): also issue the encryption
+        /// certificate of a dual pair (node-enc, user-enc, admin-enc, auditor-enc), whose key the
+        /// CA generates and delivers as a GM/T 0009 enveloped key to the holder's signing key
+        /// (`gmchain keys import-envelope` unwraps it inside the holder's token).
         #[arg(long)]
         dual: bool,
         /// Escrow passphrase for the encryption key of --dual (the escrow copy is encrypted PKCS#8).
@@ -444,10 +446,16 @@ fn deliver_issued(
     }
     if let (Some(enc), Some(o)) = (&issued.encryption, out) {
         let enc_serial = enc.certificate.serial().to_hex();
+        let roles = (
+            issued.certificate.role().map_or("signing", |r| r.as_str()),
+            enc.certificate.role().map_or("encryption", |r| r.as_str()),
+        );
         let made = format!(
-            "the dual pair (node-sign serial {serial}, node-enc serial {enc_serial}) was issued \
+            "the dual pair ({} serial {serial}, {} serial {enc_serial}) was issued \
              and recorded in the audit log (get the certificates with `gmchain ca show --dir {} \
              --serial …`; the encryption key's escrow copy is {})",
+            roles.0,
+            roles.1,
             dir.display(),
             dir.join("escrow")
                 .join(format!("{enc_serial}.pem"))
@@ -528,8 +536,10 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                             .into(),
                     ));
                 }
-                if dual && r != Role::NodeSign {
-                    return Err(Failure::BadInput("--dual issues a node-sign certificate plus its node-enc pair: use --role node-sign".into()));
+                if dual && r.encryption_pair().is_none() {
+                    return Err(Failure::BadInput(format!(
+                        "--dual issues a signing certificate plus its encryption pair (node-sign + node-enc, user + user-enc, admin + admin-enc, auditor + auditor-enc); {r} has none: use --role node-sign, user, admin or auditor"
+                    )));
                 }
                 if dual && out.is_none() {
                     return Err(Failure::BadInput("--dual needs --out FILE: the encryption certificate and the enveloped key go to FILE.enc.pem and FILE.envelope.der beside it".into()));
@@ -576,6 +586,7 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
                         .ok_or_else(|| Failure::BadInput("--escrow-pass-file is empty".into()))?;
                         let store = EscrowDir(ca.dir().path().join("escrow"));
                         ca.issue_pair(
+                            r,
                             input.holder(),
                             validity_days,
                             ca::Escrow {

@@ -182,11 +182,18 @@ pub enum Role {
     User,
     /// An auditor or regulator (read and trace).
     Auditor,
+    /// A user's encryption certificate: the second of a user's dual pair. It receives keys
+    /// (data-exchange grants) and never signs: not a transaction signer, not a TLS identity.
+    UserEnc,
+    /// An administrator's encryption certificate (the second of a dual pair); never signs.
+    AdminEnc,
+    /// An auditor's encryption certificate (the second of a dual pair); never signs.
+    AuditorEnc,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 10] = [
         Role::RootCa,
         Role::AgencyCa,
         Role::NodeSign,
@@ -194,6 +201,9 @@ impl Role {
         Role::Admin,
         Role::User,
         Role::Auditor,
+        Role::UserEnc,
+        Role::AdminEnc,
+        Role::AuditorEnc,
     ];
 
     /// Returns the role's name.
@@ -206,25 +216,58 @@ impl Role {
             Role::Admin => "admin",
             Role::User => "user",
             Role::Auditor => "auditor",
+            Role::UserEnc => "user-enc",
+            Role::AdminEnc => "admin-enc",
+            Role::AuditorEnc => "auditor-enc",
         }
     }
 
-    /// Returns the organizational unit (OU) the profile writes. The two node certificates share
-    /// "node" and differ by key usage.
+    /// Returns the organizational unit (OU) the profile writes. The two certificates of a dual
+    /// pair share the OU ("node", "user", "admin", "auditor") and differ by key usage.
     pub fn ou(self) -> &'static str {
         match self {
             Role::RootCa => "root-ca",
             Role::AgencyCa => "agency-ca",
             Role::NodeSign | Role::NodeEnc => "node",
-            Role::Admin => "admin",
-            Role::User => "user",
-            Role::Auditor => "auditor",
+            Role::Admin | Role::AdminEnc => "admin",
+            Role::User | Role::UserEnc => "user",
+            Role::Auditor | Role::AuditorEnc => "auditor",
         }
     }
 
     /// Returns whether the role is a CA.
     pub fn is_ca(self) -> bool {
         matches!(self, Role::RootCa | Role::AgencyCa)
+    }
+
+    /// Returns whether the role is the encryption half of a dual pair (key usage
+    /// keyEncipherment, dataEncipherment and keyAgreement; no digitalSignature). Such a
+    /// certificate never authenticates anything: no transaction signer, no TLS identity.
+    pub fn is_encryption(self) -> bool {
+        matches!(
+            self,
+            Role::NodeEnc | Role::UserEnc | Role::AdminEnc | Role::AuditorEnc
+        )
+    }
+
+    /// Returns the encryption role that pairs with this signing role in a dual certificate
+    /// pair (GM/T 0015 and GB/T 38636 dual certificates: one key signs, the other receives
+    /// keys), or `None` for a role that has no encryption half (CAs, and the encryption roles
+    /// themselves). A grantee's encryption certificate is accepted for a signer when it has
+    /// the signer's O and CN and this role.
+    pub fn encryption_pair(self) -> Option<Role> {
+        match self {
+            Role::NodeSign => Some(Role::NodeEnc),
+            Role::User => Some(Role::UserEnc),
+            Role::Admin => Some(Role::AdminEnc),
+            Role::Auditor => Some(Role::AuditorEnc),
+            Role::RootCa
+            | Role::AgencyCa
+            | Role::NodeEnc
+            | Role::UserEnc
+            | Role::AdminEnc
+            | Role::AuditorEnc => None,
+        }
     }
 }
 
@@ -254,7 +297,7 @@ pub(crate) fn profile_key_usage(role: Role) -> FlagSet<KeyUsages> {
         Role::NodeSign | Role::Admin | Role::User | Role::Auditor => {
             KeyUsages::DigitalSignature | KeyUsages::NonRepudiation
         }
-        Role::NodeEnc => {
+        Role::NodeEnc | Role::UserEnc | Role::AdminEnc | Role::AuditorEnc => {
             KeyUsages::KeyEncipherment | KeyUsages::DataEncipherment | KeyUsages::KeyAgreement
         }
     }
@@ -266,6 +309,9 @@ pub(crate) fn profile_eku(role: Role) -> Vec<ObjectIdentifier> {
         Role::RootCa | Role::AgencyCa => Vec::new(),
         Role::NodeSign | Role::NodeEnc => vec![oid::KP_SERVER_AUTH, oid::KP_CLIENT_AUTH],
         Role::Admin | Role::User | Role::Auditor => vec![oid::KP_CLIENT_AUTH],
+        // A person's encryption key authenticates nothing: no TLS use at all (the node's
+        // encryption certificate keeps its TLCP key-exchange EKUs).
+        Role::UserEnc | Role::AdminEnc | Role::AuditorEnc => Vec::new(),
     }
 }
 
@@ -636,8 +682,9 @@ impl Certificate {
     /// Returns the gmchain role: the OU together with basic constraints and key usage must match
     /// one profile; anything else (including a foreign certificate) has no role. The key usage
     /// test is what validation requires of the role: keyCertSign for CAs, digitalSignature for
-    /// signing roles, keyEncipherment or keyAgreement for node-enc; and the two node
-    /// certificates must keep signing and encryption apart.
+    /// signing roles, keyEncipherment or keyAgreement for the encryption roles; and the two
+    /// certificates of every dual pair must keep signing and encryption apart (a person's
+    /// certificate with both is neither).
     pub fn role(&self) -> Option<Role> {
         let ou = self.organizational_unit()?;
         let ku = self.ext.key_usage?;
@@ -650,9 +697,10 @@ impl Certificate {
                 && r.is_ca() == ca
                 && match r {
                     Role::RootCa | Role::AgencyCa => ku.contains(KeyUsages::KeyCertSign),
-                    Role::NodeSign => sign && !encrypt,
-                    Role::NodeEnc => encrypt && !sign,
-                    Role::Admin | Role::User | Role::Auditor => sign,
+                    Role::NodeSign | Role::Admin | Role::User | Role::Auditor => sign && !encrypt,
+                    Role::NodeEnc | Role::UserEnc | Role::AdminEnc | Role::AuditorEnc => {
+                        encrypt && !sign
+                    }
                 }
         })?;
         match role {

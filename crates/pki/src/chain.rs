@@ -315,8 +315,10 @@ fn check_leaf(leaf: &Certificate, intended: Role) -> Result<(), ChainError> {
         Role::NodeSign | Role::Admin | Role::User | Role::Auditor => {
             (!has(KeyUsages::DigitalSignature)).then_some("digitalSignature")
         }
-        Role::NodeEnc => (!(has(KeyUsages::KeyEncipherment) || has(KeyUsages::KeyAgreement)))
-            .then_some("keyEncipherment or keyAgreement"),
+        Role::NodeEnc | Role::UserEnc | Role::AdminEnc | Role::AuditorEnc => {
+            (!(has(KeyUsages::KeyEncipherment) || has(KeyUsages::KeyAgreement)))
+                .then_some("keyEncipherment or keyAgreement")
+        }
     };
     if let Some(required) = required {
         return Err(ChainError::KeyUsage {
@@ -326,7 +328,7 @@ fn check_leaf(leaf: &Certificate, intended: Role) -> Result<(), ChainError> {
     }
     let eku = leaf.extended_key_usage().unwrap_or(&[]);
     let missing = match intended {
-        Role::RootCa | Role::AgencyCa => None,
+        Role::RootCa | Role::AgencyCa | Role::UserEnc | Role::AdminEnc | Role::AuditorEnc => None,
         Role::NodeSign | Role::NodeEnc => (!(eku.contains(&oid::KP_SERVER_AUTH)
             && eku.contains(&oid::KP_CLIENT_AUTH)))
         .then_some("serverAuth and clientAuth"),

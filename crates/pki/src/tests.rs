@@ -7,6 +7,7 @@ use crypto::{PublicKey, Signer, UserId};
 use crypto_sm::rng::SeededRandom;
 use crypto_sm::{SoftSigner, SoftwareProvider};
 use std::sync::Arc;
+use x509_cert::ext::pkix::KeyUsages;
 
 const DAY: u64 = 86_400;
 /// 2026-01-01T00:00:00Z.
@@ -155,6 +156,9 @@ fn profiles_per_role() {
         Role::Admin,
         Role::User,
         Role::Auditor,
+        Role::UserEnc,
+        Role::AdminEnc,
+        Role::AuditorEnc,
     ] {
         let (key, c) = pki.leaf(role, "leaf-1");
         assert_eq!(c.role(), Some(role), "{role}");
@@ -356,6 +360,57 @@ fn revoked_and_revocation_unknown() {
     let mut crls = pki.crls(&[hold]);
     crls.push(issue_crl(&pki.agency, &pki.agency_key, 8, t(25), t(60), &[]).unwrap());
     pki.validate(&c, &crls, now(), Role::NodeSign).unwrap();
+}
+
+#[test]
+fn encryption_roles_pair_with_signing_roles_and_never_sign() {
+    let pki = Pki::new(6);
+    let crls = pki.crls(&[]);
+    let pairs = [
+        (Role::NodeSign, Role::NodeEnc),
+        (Role::User, Role::UserEnc),
+        (Role::Admin, Role::AdminEnc),
+        (Role::Auditor, Role::AuditorEnc),
+    ];
+    for (sign, enc) in pairs {
+        assert_eq!(sign.encryption_pair(), Some(enc));
+        assert_eq!(enc.encryption_pair(), None);
+        assert_eq!(sign.ou(), enc.ou(), "a dual pair shares its OU");
+        assert!(enc.is_encryption() && !sign.is_encryption());
+        assert_eq!(enc.as_str().parse::<Role>().unwrap(), enc);
+        let (_, e) = pki.leaf(enc, "alice");
+        assert_eq!(e.role(), Some(enc));
+        let ku = e.key_usage().unwrap();
+        assert!(!ku.contains(KeyUsages::DigitalSignature), "{enc}");
+        assert!(ku.contains(
+            KeyUsages::KeyEncipherment | KeyUsages::DataEncipherment | KeyUsages::KeyAgreement
+        ));
+        // Validated as its pair's signing role, the encryption certificate is refused on
+        // key usage: it can never pass as a signer.
+        let err = pki.validate(&e, &crls, now(), sign).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ChainError::KeyUsage {
+                    required: "digitalSignature",
+                    ..
+                }
+            ),
+            "{enc} as {sign}: {err}"
+        );
+        pki.validate(&e, &crls, now(), enc).unwrap();
+        let (_, s) = pki.leaf(sign, "alice");
+        assert!(
+            pki.validate(&s, &crls, now(), enc).is_err(),
+            "{sign} as {enc}"
+        );
+    }
+    for r in [Role::RootCa, Role::AgencyCa] {
+        assert_eq!(r.encryption_pair(), None);
+    }
+    // A person's encryption certificate carries no TLS extended key usage at all.
+    let (_, e) = pki.leaf(Role::UserEnc, "alice");
+    assert!(e.extended_key_usage().unwrap_or(&[]).is_empty());
 }
 
 #[test]

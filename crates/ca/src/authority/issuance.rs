@@ -44,7 +44,7 @@ impl std::fmt::Debug for Escrow<'_> {
 /// The encryption half of a dual pair.
 #[derive(Debug)]
 pub struct EncryptionHalf {
-    /// The node-enc certificate.
+    /// The encryption certificate (node-enc, user-enc, admin-enc or auditor-enc).
     pub certificate: Certificate,
     /// Its private key sealed to the holder's signing key (GM/T 0009 SM2EnvelopedKey, DER).
     pub envelope: Vec<u8>,
@@ -226,23 +226,30 @@ impl Authority<'_> {
         })
     }
 
-    /// Issues a dual pair: the holder's node-sign certificate, and a node-enc certificate of a
-    /// key pair the CA generates, whose private key is sealed to the holder's signing key
-    /// (GM/T 0009 SM2EnvelopedKey) and kept in escrow as encrypted PKCS#8. Both certificates
-    /// enter the index in one write, or neither.
+    /// Issues a dual pair: the holder's certificate of signing role `role` (node-sign, user,
+    /// admin or auditor), and a certificate of its encryption pair ([`Role::encryption_pair`]:
+    /// node-enc, user-enc, admin-enc, auditor-enc; same O and CN) for a key pair the CA
+    /// generates, whose private key is sealed to the holder's signing key (GM/T 0009
+    /// SM2EnvelopedKey) and kept in escrow as encrypted PKCS#8. Both certificates enter the
+    /// index in one write, or neither. A role without an encryption pair is refused
+    /// ([`CaError::NoEncryptionPair`]) before anything is made.
     pub fn issue_pair(
         &self,
+        role: Role,
         holder: Holder<'_>,
         validity_days: u64,
         escrow: Escrow<'_>,
     ) -> Result<Issued, CaError> {
+        let enc_role = role
+            .encryption_pair()
+            .ok_or(CaError::NoEncryptionPair { role })?;
         let organisation = self.dir.meta().organisation.clone();
         let Draft {
             mut index,
             issuer,
             certificate: sign,
             generated,
-        } = self.first_issuance(holder, Role::NodeSign, &organisation, validity_days)?;
+        } = self.first_issuance(holder, role, &organisation, validity_days)?;
         let enc_key = PrivateKey::generate(self.cx.rng).map_err(CaError::KeyGeneration)?;
         let enc_pub = enc_key.public_key();
         let cn = sign.common_name().unwrap_or_default();
@@ -251,7 +258,7 @@ impl Authority<'_> {
         let enc = self.sign(
             &index,
             &issuer,
-            Role::NodeEnc,
+            enc_role,
             &cn,
             &org,
             &enc_pub,
@@ -274,7 +281,7 @@ impl Authority<'_> {
         .map_err(CaError::EscrowEncrypt)?;
         let enc_hex = enc.serial().to_hex();
         let sign_hex = sign.serial().to_hex();
-        self.record(&mut index, &enc, Role::NodeEnc)?;
+        self.record(&mut index, &enc, enc_role)?;
         index.get_mut(&enc_hex)?.pair = Some(sign_hex.clone());
         index.get_mut(&sign_hex)?.pair = Some(enc_hex.clone());
         // The last step that can refuse: the pair is committed (files and index) only after
@@ -282,10 +289,11 @@ impl Authority<'_> {
         // nowhere else, and no certificate file is left that the index does not record.
         escrow.store.deposit(&enc_hex, escrowed.as_bytes())?;
         let detail = format!(
-            "{} {} serial {}; node-enc serial {}",
-            Role::NodeSign.as_str(),
+            "{} {} serial {}; {} serial {}",
+            role.as_str(),
             sign.subject(),
             sign.serial(),
+            enc_role.as_str(),
             enc.serial()
         );
         self.commit(&index, &[&sign, &enc], &detail)?;

@@ -265,7 +265,7 @@ fn profile_case(c: &Certificate, role: Role, issuer_key: &PublicKey) -> Result<(
     )?;
     let want_ku: &[&str] = match role {
         Role::RootCa | Role::AgencyCa => &["keyCertSign", "cRLSign"],
-        Role::NodeEnc => &["keyEncipherment", "dataEncipherment", "keyAgreement"],
+        r if r.is_encryption() => &["keyEncipherment", "dataEncipherment", "keyAgreement"],
         _ => &["digitalSignature", "nonRepudiation"],
     };
     ensure(
@@ -273,7 +273,7 @@ fn profile_case(c: &Certificate, role: Role, issuer_key: &PublicKey) -> Result<(
         format!("key usage {:?}, expected {want_ku:?}", c.key_usages()),
     )?;
     let want_eku: &[&str] = match role {
-        Role::RootCa | Role::AgencyCa => &[],
+        Role::RootCa | Role::AgencyCa | Role::UserEnc | Role::AdminEnc | Role::AuditorEnc => &[],
         Role::NodeSign | Role::NodeEnc => &["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"],
         _ => &["1.3.6.1.5.5.7.3.2"],
     };
