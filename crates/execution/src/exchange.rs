@@ -205,15 +205,6 @@ fn payload_args(a: &[Vec<u8>]) -> Result<Payload, ContractError> {
     })
 }
 
-/// The encryption role paired with a signing role, which a grantee's encryption certificate
-/// must have.
-fn encryption_role(signer: Role) -> Option<Role> {
-    match signer {
-        Role::NodeSign => Some(Role::NodeEnc),
-        _ => None,
-    }
-}
-
 /// Checks that `der` is the caller's own encryption certificate: same organisation and common
 /// name, the role paired with the caller's, and (at admission, where a clock exists) valid
 /// under the chain's CAs with their recorded CRLs.
@@ -228,7 +219,7 @@ fn own_enc_cert(ctx: &CallContext<'_>, der: &[u8]) -> Result<Certificate, Denial
     let caller = ctx.caller();
     let cert = Certificate::from_der(der)
         .map_err(|e| refuse(format!("the encryption certificate does not parse: {e}")))?;
-    let Some(want) = encryption_role(caller.role) else {
+    let Some(want) = caller.role.encryption_pair() else {
         return Err(refuse(format!(
             "a {} certificate has no encryption pair",
             caller.role

@@ -107,8 +107,10 @@ pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, Failure> {
 /// data-exchange custody, clients/<i>.key.pem and .crt.pem, node.toml, client profiles) and runs `node init`
 /// in-process. `orgs` founding organisations: the first is [`ORG`], which holds every
 /// identity; the others (`Agency 02`, …) are roots with their CRLs in `orgs/` (`orgs/{i}.crt.pem`,
-/// `orgs/{i}.crl.pem`) and one admin each (`orgs/{i}.admin.key.pem`, encrypted like every dev
-/// key, and `orgs/{i}.admin.crt.pem`), for benchmarks that need a consortium of that size and
+/// `orgs/{i}.crl.pem`), one admin and one user each (`orgs/{i}.admin.key.pem`, encrypted like
+/// every dev key, `orgs/{i}.admin.crt.pem`, `orgs/{i}.user.*`, the encryption halves
+/// `orgs/{i}.admin.enc.*` and `orgs/{i}.user.enc.*`, and client profiles
+/// `orgs/{i}.{admin,user}.profile.toml`), for benchmarks that need a consortium of that size and
 /// tests whose governance policy needs other organisations' votes. Returns the identities.
 pub(crate) fn prepare(
     dir: &Path,
@@ -257,11 +259,22 @@ pub(crate) fn prepare_network(
         write_identity(&name, &key, &cert)?;
     }
     write_identity("ca", &ca_key, &ca)?;
+    // The encryption halves of the people's dual pairs (data exchange: keys are wrapped to
+    // them). A real CA generates them and hands them over enveloped (`ca issue --dual`).
+    let enc_key = provider.generate().map_err(|e| fail("key", e))?;
+    write_identity(
+        "admin.enc",
+        &enc_key,
+        &issue(Role::AdminEnc, "admin", &enc_key)?,
+    )?;
     let mut out = Vec::with_capacity(clients);
     for i in 0..clients {
         let key = provider.generate().map_err(|e| fail("key", e))?;
         let cert = issue(Role::User, &format!("client{i}"), &key)?;
         write_identity(&format!("clients/{i}"), &key, &cert)?;
+        let enc_key = provider.generate().map_err(|e| fail("key", e))?;
+        let enc = issue(Role::UserEnc, &format!("client{i}"), &enc_key)?;
+        write_identity(&format!("clients/{i}.enc"), &enc_key, &enc)?;
         out.push((key, cert));
     }
     let mut extra_orgs = String::new();
@@ -288,6 +301,42 @@ pub(crate) fn prepare_network(
         )
         .map_err(|e| fail(&format!("{name} admin"), e))?;
         write_identity(&format!("orgs/{i}.admin"), &org_admin_key, &org_admin)?;
+        // A user of the organisation with its dual pair (data exchange between agencies).
+        let org_leaf = |role: Role, cn: &str, key: &SoftSigner| -> Result<Certificate, Failure> {
+            pki::issue(
+                &org_root,
+                &org_key,
+                &IssueRequest {
+                    role,
+                    common_name: cn,
+                    organisation: &name,
+                    public_key: &key.public_key(),
+                    serial: serial()?,
+                    validity: leaf_validity,
+                },
+            )
+            .map_err(|e| fail(&format!("{name} {cn}"), e))
+        };
+        for (label, role, enc_role, cn) in [
+            ("admin.enc", None, Role::AdminEnc, "admin"),
+            ("user", Some(Role::User), Role::UserEnc, "user"),
+        ] {
+            if let Some(role) = role {
+                let key = provider.generate().map_err(|e| fail("key", e))?;
+                write_identity(
+                    &format!("orgs/{i}.{label}"),
+                    &key,
+                    &org_leaf(role, cn, &key)?,
+                )?;
+            }
+            let key = provider.generate().map_err(|e| fail("key", e))?;
+            let enc_label = if role.is_some() {
+                format!("orgs/{i}.{label}.enc")
+            } else {
+                format!("orgs/{i}.{label}")
+            };
+            write_identity(&enc_label, &key, &org_leaf(enc_role, cn, &key)?)?;
+        }
         write_file(
             &dir.join(format!("orgs/{i}.crt.pem")),
             org_root.to_pem().as_bytes(),
@@ -405,6 +454,15 @@ sponsors = [{sponsored}]
             profile(&i.to_string(), "../").as_bytes(),
             false,
         )?;
+    }
+    for i in 2..=orgs {
+        for who in ["admin", "user"] {
+            write_file(
+                &dir.join(format!("orgs/{i}.{who}.profile.toml")),
+                profile(&format!("{i}.{who}"), "../").as_bytes(),
+                false,
+            )?;
+        }
     }
     crate::cli_node::run(crate::cli_node::NodeCommand::Init {
         config: config_path.clone(),

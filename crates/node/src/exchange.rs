@@ -256,7 +256,7 @@ fn own_enc_cert(
     }
     let cert = Certificate::from_der(der)
         .map_err(|e| refuse(format!("the encryption certificate does not parse: {e}")))?;
-    let want = encryption_pair(caller.role);
+    let want = caller.role.encryption_pair();
     if want.is_none()
         || cert.role() != want
         || cert.organisation().as_deref() != Some(caller.organisation.as_str())
@@ -396,14 +396,6 @@ impl ExchangeService {
             }
         };
         Ok((judged, verdict))
-    }
-}
-
-/// The encryption role of a signing role's dual pair.
-fn encryption_pair(role: Role) -> Option<Role> {
-    match role {
-        Role::NodeSign => Some(Role::NodeEnc),
-        _ => None,
     }
 }
 

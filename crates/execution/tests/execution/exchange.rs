@@ -440,6 +440,28 @@ fn requests_need_the_signers_own_encryption_certificate_of_another_organisation(
         request_args("Agency A/open", &e.b_enc, 30),
     ));
     assert_eq!(code_of(r), RejectCode::PermissionDenied);
+    // A person's dual pair: B's user with its user-enc certificate is admitted, and not with
+    // an encryption certificate of another role or another person.
+    let b_user_enc = e.w.pki.leaf(&e.x.b, Role::UserEnc, "bob");
+    let other_enc = e.w.pki.leaf(&e.x.b, Role::UserEnc, "eve");
+    let admin_enc = e.w.pki.leaf(&e.x.b, Role::AdminEnc, "bob");
+    assert_success(&node.run(&[call(
+        &e.x.b_user,
+        27,
+        "exchange",
+        "request",
+        request_args("Agency A/open", &b_user_enc, 30),
+    )]));
+    for (salt, enc) in [(28, &other_enc), (29, &admin_enc)] {
+        let r = node.admit(&call(
+            &e.x.b_user,
+            salt,
+            "exchange",
+            "request",
+            request_args("Agency A/open", enc, 30),
+        ));
+        assert_eq!(code_of(r), RejectCode::PermissionDenied);
+    }
     // A duration of 0 or past the maximum is malformed.
     let r = node.admit(&call(
         &e.b_node,
