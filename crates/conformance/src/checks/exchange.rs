@@ -297,8 +297,10 @@ fn seal(key: &[u8; 16], prefix: &[u8; 8], plaintext: &[u8]) -> R<(Vec<u8>, paylo
     Ok((out, sum))
 }
 
-/// Opens `sealed` under `key`: the plaintext released (also on failure) and the result.
+/// The plaintext `payload::open` released (also on failure) and its result.
 type Opened = (Vec<u8>, Result<payload::Summary, PayloadError>);
+
+/// Opens `sealed` under `key`.
 fn open(key: &[u8], sealed: &[u8]) -> R<Opened> {
     let secret = Sm4Secret::from_slice(key).map_err(e("SM4 key"))?;
     let mut out = Vec::new();
@@ -560,7 +562,7 @@ fn payload_confidential() -> Vec<Evidence> {
     )
 }
 
-/// Where `needle` occurs in `hay`, if it does.
+/// Whether `needle` occurs in `hay`.
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
