@@ -82,12 +82,12 @@ pub(crate) const DAY: u64 = 86_400;
 /// 2026-01-01T00:00:00Z.
 pub(crate) const T0: u64 = 1_767_225_600;
 pub(crate) const CHAIN: &str = "conformance-contracts";
-const ORG_A: &str = "Conformance Root";
-const ORG_B: &str = "Other Root";
+pub(crate) const ORG_A: &str = "Conformance Root";
+pub(crate) const ORG_B: &str = "Other Root";
 /// The fuel limit of the calls.
 const FUEL: u64 = 5_000_000;
 
-fn t(days: u64) -> UnixTime {
+pub(crate) fn t(days: u64) -> UnixTime {
     UnixTime(T0 + days * DAY)
 }
 
@@ -254,6 +254,9 @@ pub(crate) struct World {
     pub(crate) admin_b: Rc<Member>,
     pub(crate) user_a: Rc<Member>,
     user_b: Rc<Member>,
+    /// The organisations' CAs, which issue further members (the exchange checks' nodes).
+    pub(crate) ca_a: Rc<Member>,
+    pub(crate) ca_b: Rc<Member>,
 }
 
 impl World {
@@ -336,15 +339,29 @@ impl World {
             admin_b: Rc::new(leaf(&ca_b, Role::Admin, ORG_B, "b-admin")?),
             user_a: Rc::new(leaf(&ca_a, Role::User, ORG_A, "a-user")?),
             user_b: Rc::new(leaf(&ca_b, Role::User, ORG_B, "b-user")?),
+            ca_a: Rc::new(ca_a),
+            ca_b: Rc::new(ca_b),
         })
     }
 
     /// A version 2 transaction (fuel limit [`FUEL`]) of `who` calling `contract.method`.
     fn tx(&mut self, who: Who, contract: &str, method: &str, args: Vec<Vec<u8>>) -> R<Vec<u8>> {
+        let who = Rc::clone(self.member_rc(who));
+        self.tx_as(&who, contract, method, args)
+    }
+
+    /// A version 2 transaction (fuel limit [`FUEL`]) of `who`, any member of the consortium
+    /// (its certificate carried in the transaction), calling `contract.method`.
+    pub(crate) fn tx_as(
+        &mut self,
+        who: &Member,
+        contract: &str,
+        method: &str,
+        args: Vec<Vec<u8>>,
+    ) -> R<Vec<u8>> {
         self.salt += 1;
         let mut salt = [0u8; 16];
         salt[..8].copy_from_slice(&self.salt.to_be_bytes());
-        let who = self.member(who);
         let body = Transaction {
             fuel_limit: Some(FUEL),
             chain_id: ChainId::new(CHAIN).map_err(e("chain id"))?,
@@ -415,7 +432,7 @@ impl World {
         self.one(tx)
     }
 
-    fn member(&self, who: Who) -> &Member {
+    fn member_rc(&self, who: Who) -> &Rc<Member> {
         match who {
             Who::AdminA => &self.admin_a,
             Who::AdminB => &self.admin_b,
@@ -459,7 +476,7 @@ impl World {
         Ok(v)
     }
 
-    fn read(&self, key: &str) -> R<Option<Vec<u8>>> {
+    pub(crate) fn read(&self, key: &str) -> R<Option<Vec<u8>>> {
         StateView::new(&self.store, self.root)
             .read(key.as_bytes())
             .map_err(e("read"))
@@ -478,14 +495,14 @@ enum Who {
     UserB,
 }
 
-fn code_name(r: &Receipt) -> &'static str {
+pub(crate) fn code_name(r: &Receipt) -> &'static str {
     match &r.status {
         Status::Success => "success",
         Status::Failed { code, .. } => codes::by_number(*code).map_or("unknown", |c| c.name),
     }
 }
 
-fn success(r: &Receipt, what: &str) -> R<()> {
+pub(crate) fn success(r: &Receipt, what: &str) -> R<()> {
     match &r.status {
         Status::Success => Ok(()),
         Status::Failed { code, message } => Err(format!("{what} failed ({code}): {message}")),
@@ -496,7 +513,7 @@ fn has_event(r: &Receipt, name: &str) -> bool {
     r.events.iter().any(|ev| ev.name == name)
 }
 
-fn refused(w: &World, tx: &[u8], code: RejectCode) -> R<()> {
+pub(crate) fn refused(w: &World, tx: &[u8], code: RejectCode) -> R<()> {
     match w.admit(tx) {
         Ok(_) => Err(format!("admitted, but must be refused with {code}")),
         Err(r) if r.code == code => Ok(()),

@@ -5,6 +5,7 @@ mod algorithms;
 mod consensus;
 mod consortium;
 pub(crate) mod contracts;
+mod exchange;
 mod gmt0009;
 mod ledger;
 mod pki;
@@ -84,6 +85,7 @@ pub fn registry() -> Vec<Check> {
     all.extend_from_slice(ledger::CHECKS);
     all.extend_from_slice(consortium::CHECKS);
     all.extend_from_slice(contracts::CHECKS);
+    all.extend_from_slice(exchange::CHECKS);
     all.extend_from_slice(consensus::CHECKS);
     all.extend_from_slice(validators::CHECKS);
     all.extend_from_slice(algorithms::CHECKS);
