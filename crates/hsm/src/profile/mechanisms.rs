@@ -104,7 +104,9 @@ impl Operation {
             Operation::Sm4Ctr => "SM4-CTR",
             Operation::Wrap => "key wrapping",
             Operation::Sm2Unwrap => "unwrapping under an SM2 key (GM/T 0009 envelope)",
-            Operation::Sm4EcbUnwrap => "unwrapping an SM2 private key with SM4-ECB (GM/T 0009 envelope)",
+            Operation::Sm4EcbUnwrap => {
+                "unwrapping an SM2 private key with SM4-ECB (GM/T 0009 envelope)"
+            }
         }
     }
 
