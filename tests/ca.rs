@@ -1639,16 +1639,34 @@ fn a_user_dual_pair_is_imported_into_the_users_token_and_opens_grants() {
     ok3(
         d,
         &[
-            "keys", "init-token", "--hsm-profile", p, "--label", "alice-token", "--so-pass-file",
-            "so.pin", "--pass-file", "user.pin",
+            "keys",
+            "init-token",
+            "--hsm-profile",
+            p,
+            "--label",
+            "alice-token",
+            "--so-pass-file",
+            "so.pin",
+            "--pass-file",
+            "user.pin",
         ],
     );
     let generate = |label: &str, usage: &str| {
         ok3(
             d,
             &[
-                "keys", "generate", "--hsm-profile", p, "--token-label", "alice-token",
-                "--label", label, "--usage", usage, "--pass-file", "user.pin",
+                "keys",
+                "generate",
+                "--hsm-profile",
+                p,
+                "--token-label",
+                "alice-token",
+                "--label",
+                label,
+                "--usage",
+                usage,
+                "--pass-file",
+                "user.pin",
             ],
         )
         .trim()
@@ -1658,8 +1676,18 @@ fn a_user_dual_pair_is_imported_into_the_users_token_and_opens_grants() {
     ok3(
         d,
         &[
-            "keys", "csr", "--hsm-profile", p, "--key", &alice, "--pass-file", "user.pin",
-            "--subject", "CN=alice", "--out", "alice.csr",
+            "keys",
+            "csr",
+            "--hsm-profile",
+            p,
+            "--key",
+            &alice,
+            "--pass-file",
+            "user.pin",
+            "--subject",
+            "CN=alice",
+            "--out",
+            "alice.csr",
         ],
     );
     // --dual with a role that has no encryption pair is refused by name, nothing issued.
@@ -1667,8 +1695,20 @@ fn a_user_dual_pair_is_imported_into_the_users_token_and_opens_grants() {
     let o = gm3(
         d,
         &[
-            "ca", "issue", "--dir", "agency-a", "--role", "user-enc", "--csr", "alice.csr",
-            "--pass-file", "user.pin", "--out", "alice-x.pem", "--dual", "--escrow-pass-file",
+            "ca",
+            "issue",
+            "--dir",
+            "agency-a",
+            "--role",
+            "user-enc",
+            "--csr",
+            "alice.csr",
+            "--pass-file",
+            "user.pin",
+            "--out",
+            "alice-x.pem",
+            "--dual",
+            "--escrow-pass-file",
             "escrow.pass",
         ],
     );
@@ -1679,8 +1719,20 @@ fn a_user_dual_pair_is_imported_into_the_users_token_and_opens_grants() {
     ok3(
         d,
         &[
-            "ca", "issue", "--dir", "agency-a", "--role", "user", "--csr", "alice.csr",
-            "--pass-file", "user.pin", "--out", "alice.pem", "--dual", "--escrow-pass-file",
+            "ca",
+            "issue",
+            "--dir",
+            "agency-a",
+            "--role",
+            "user",
+            "--csr",
+            "alice.csr",
+            "--pass-file",
+            "user.pin",
+            "--out",
+            "alice.pem",
+            "--dual",
+            "--escrow-pass-file",
             "escrow.pass",
         ],
     );
@@ -1694,8 +1746,20 @@ fn a_user_dual_pair_is_imported_into_the_users_token_and_opens_grants() {
         gm3(
             d,
             &[
-                "keys", "import-envelope", "--hsm-profile", p, "--key", key, "--envelope",
-                envelope, "--cert", "alice.enc.pem", "--label", label, "--pass-file", "user.pin",
+                "keys",
+                "import-envelope",
+                "--hsm-profile",
+                p,
+                "--key",
+                key,
+                "--envelope",
+                envelope,
+                "--cert",
+                "alice.enc.pem",
+                "--label",
+                label,
+                "--pass-file",
+                "user.pin",
             ],
         )
     };
@@ -1703,8 +1767,14 @@ fn a_user_dual_pair_is_imported_into_the_users_token_and_opens_grants() {
         ok3(
             d,
             &[
-                "keys", "list", "--hsm-profile", p, "--token-label", "alice-token",
-                "--pass-file", "user.pin",
+                "keys",
+                "list",
+                "--hsm-profile",
+                p,
+                "--token-label",
+                "alice-token",
+                "--pass-file",
+                "user.pin",
             ],
         )
     };
@@ -1727,7 +1797,12 @@ fn a_user_dual_pair_is_imported_into_the_users_token_and_opens_grants() {
 
     let o = import(&alice, "alice.envelope.der", "alice-enc");
     let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let enc_uri = out.trim().to_string();
     assert!(enc_uri.contains("object=alice-enc"), "{enc_uri}");
     let l = list();
@@ -1736,29 +1811,64 @@ fn a_user_dual_pair_is_imported_into_the_users_token_and_opens_grants() {
 
     // A grant made by OpenSSL (SM2Cipher DER to the user-enc certificate's key), opened in the
     // token; C3 flipped is refused with exit 1 and writes nothing.
-    let x = openssl(d, &["x509", "-in", "alice.enc.pem", "-pubkey", "-noout", "-out", "enc.pub"]);
+    let x = openssl(
+        d,
+        &[
+            "x509",
+            "-in",
+            "alice.enc.pem",
+            "-pubkey",
+            "-noout",
+            "-out",
+            "enc.pub",
+        ],
+    );
     assert!(x.status.success());
     let data_key: Vec<u8> = (0..16u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
     std::fs::write(d.join("data.key"), &data_key).unwrap();
     let e = openssl(
         d,
-        &["pkeyutl", "-encrypt", "-pubin", "-inkey", "enc.pub", "-in", "data.key", "-out", "grant.der"],
+        &[
+            "pkeyutl",
+            "-encrypt",
+            "-pubin",
+            "-inkey",
+            "enc.pub",
+            "-in",
+            "data.key",
+            "-out",
+            "grant.der",
+        ],
     );
     assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
     let decrypt = |key: &str, input: &str, out: &str| {
         gm3(
             d,
             &[
-                "crypto", "decrypt", "--key", key, "--hsm-profile", p, "--pass-file", "user.pin",
-                "--out", out, input,
+                "crypto",
+                "decrypt",
+                "--key",
+                key,
+                "--hsm-profile",
+                p,
+                "--pass-file",
+                "user.pin",
+                "--out",
+                out,
+                input,
             ],
         )
     };
     let o = decrypt(&enc_uri, "grant.der", "opened.key");
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(std::fs::read(d.join("opened.key")).unwrap(), data_key);
-    let raw = crypto::gmt0009::decode_ciphertext(&std::fs::read(d.join("grant.der")).unwrap())
-        .unwrap();
+    let raw =
+        crypto::gmt0009::decode_ciphertext(&std::fs::read(d.join("grant.der")).unwrap()).unwrap();
     let mut bad = raw.clone();
     bad[65] ^= 1;
     std::fs::write(
@@ -1767,7 +1877,12 @@ fn a_user_dual_pair_is_imported_into_the_users_token_and_opens_grants() {
     )
     .unwrap();
     let o = decrypt(&enc_uri, "bad-grant.der", "bad.key");
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!d.join("bad.key").exists());
     // The wrong recipient: alice's signing key does not decrypt (it only unwraps).
     let o = decrypt(&alice, "grant.der", "wrong.key");
@@ -1778,8 +1893,17 @@ fn a_user_dual_pair_is_imported_into_the_users_token_and_opens_grants() {
     let o = gm3(
         d,
         &[
-            "keys", "sign", "--hsm-profile", p, "--key", &enc_uri, "--pass-file", "user.pin",
-            "--out", "doc.sig", "doc",
+            "keys",
+            "sign",
+            "--hsm-profile",
+            p,
+            "--key",
+            &enc_uri,
+            "--pass-file",
+            "user.pin",
+            "--out",
+            "doc.sig",
+            "doc",
         ],
     );
     assert_ne!(o.status.code(), Some(0));
