@@ -954,4 +954,16 @@ fn an_enveloped_user_encryption_key_is_unwrapped_and_used_inside_the_token() {
     }
     // The imported key cannot sign.
     assert!(dec.sign(&UserId::default(), b"a transaction").is_err());
+    // `keys check` accepts it (sensitive, unextractable, decrypt-only; made outside the token
+    // by the CA, so not local), and still holds signing keys to every attribute.
+    let check = hsm.self_check(Some(&imported.uri)).unwrap();
+    assert!(check.passed(), "{check}");
+    assert!(
+        check
+            .rows
+            .iter()
+            .any(|r| r.item.ends_with("CKA_LOCAL")
+                && r.observed.starts_with("false: a decrypt-only")),
+        "{check}"
+    );
 }
