@@ -1600,3 +1600,311 @@ fn outputs_that_collide_or_land_in_the_ca_directory_are_refused_before_issuing()
     );
     ok(d, &["ca", "list", "--dir", "agency-a"]);
 }
+
+/// `gmchain` with a third soft-token slot for a user's own token (the demo PKI's two hold the
+/// agency CAs' keys).
+fn gm3(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gmchain"))
+        .current_dir(dir)
+        .env("GMCHAIN_SOFTTOKEN_DIR", dir.join("tokens"))
+        .env("GMCHAIN_SOFTTOKEN_SLOTS", "3")
+        .env("GMCHAIN_PKCS11_MODULE", softtoken_module())
+        .env("GMCHAIN_OPERATOR", "test-admin")
+        .args(args)
+        .output()
+        .expect("run gmchain")
+}
+
+fn ok3(dir: &Path, args: &[&str]) -> String {
+    let o = gm3(dir, args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "gmchain {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+// Issue 15 item 6: a user's dual pair. The user's signing key lives in the user's token with
+// CKA_UNWRAP; the CA issues user + user-enc and seals the encryption key to the signing key;
+// `keys import-envelope` unwraps it inside the token; a grant (16 bytes SM2-encrypted to the
+// user-enc certificate by OpenSSL) is decrypted inside the token.
+#[test]
+fn a_user_dual_pair_is_imported_into_the_users_token_and_opens_grants() {
+    let t = demo_pki();
+    let d = t.path();
+    let profile = repo().join("hsm-profiles/gmchain-softtoken.toml");
+    let p = profile.to_str().unwrap();
+    ok3(
+        d,
+        &[
+            "keys",
+            "init-token",
+            "--hsm-profile",
+            p,
+            "--label",
+            "alice-token",
+            "--so-pass-file",
+            "so.pin",
+            "--pass-file",
+            "user.pin",
+        ],
+    );
+    let generate = |label: &str, usage: &str| {
+        ok3(
+            d,
+            &[
+                "keys",
+                "generate",
+                "--hsm-profile",
+                p,
+                "--token-label",
+                "alice-token",
+                "--label",
+                label,
+                "--usage",
+                usage,
+                "--pass-file",
+                "user.pin",
+            ],
+        )
+        .trim()
+        .to_string()
+    };
+    let alice = generate("alice", "sign-unwrap");
+    ok3(
+        d,
+        &[
+            "keys",
+            "csr",
+            "--hsm-profile",
+            p,
+            "--key",
+            &alice,
+            "--pass-file",
+            "user.pin",
+            "--subject",
+            "CN=alice",
+            "--out",
+            "alice.csr",
+        ],
+    );
+    // --dual with a role that has no encryption pair is refused by name, nothing issued.
+    let before = issued(d, "agency-a");
+    let o = gm3(
+        d,
+        &[
+            "ca",
+            "issue",
+            "--dir",
+            "agency-a",
+            "--role",
+            "user-enc",
+            "--csr",
+            "alice.csr",
+            "--pass-file",
+            "user.pin",
+            "--out",
+            "alice-x.pem",
+            "--dual",
+            "--escrow-pass-file",
+            "escrow.pass",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("user-enc has none"), "{err}");
+    assert_eq!(issued(d, "agency-a"), before);
+    ok3(
+        d,
+        &[
+            "ca",
+            "issue",
+            "--dir",
+            "agency-a",
+            "--role",
+            "user",
+            "--csr",
+            "alice.csr",
+            "--pass-file",
+            "user.pin",
+            "--out",
+            "alice.pem",
+            "--dual",
+            "--escrow-pass-file",
+            "escrow.pass",
+        ],
+    );
+    let enc = cert(d, "alice.enc.pem");
+    assert_eq!(enc.role(), Some(pki::Role::UserEnc));
+    assert_eq!(cert(d, "alice.pem").role(), Some(pki::Role::User));
+    assert_eq!(enc.common_name().as_deref(), Some("alice"));
+    assert!(d.join("alice.envelope.der").exists());
+
+    let import = |key: &str, envelope: &str, label: &str| {
+        gm3(
+            d,
+            &[
+                "keys",
+                "import-envelope",
+                "--hsm-profile",
+                p,
+                "--key",
+                key,
+                "--envelope",
+                envelope,
+                "--cert",
+                "alice.enc.pem",
+                "--label",
+                label,
+                "--pass-file",
+                "user.pin",
+            ],
+        )
+    };
+    let list = || {
+        ok3(
+            d,
+            &[
+                "keys",
+                "list",
+                "--hsm-profile",
+                p,
+                "--token-label",
+                "alice-token",
+                "--pass-file",
+                "user.pin",
+            ],
+        )
+    };
+    // A signing key without CKA_UNWRAP: one-line refusal, exit 2.
+    let plain = generate("plain", "sign");
+    let o = import(&plain, "alice.envelope.der", "enc-x");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("CKA_UNWRAP"), "{err}");
+    // A tampered envelope (the last byte of the encrypted d): refused, no key made.
+    let mut env = std::fs::read(d.join("alice.envelope.der")).unwrap();
+    let last = env.len() - 1;
+    env[last] ^= 0x01;
+    std::fs::write(d.join("tampered.der"), &env).unwrap();
+    let o = import(&alice, "tampered.der", "enc-t");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("refused the envelope"), "{err}");
+    assert!(!list().contains("enc-t"));
+
+    let o = import(&alice, "alice.envelope.der", "alice-enc");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let enc_uri = out.trim().to_string();
+    assert!(enc_uri.contains("object=alice-enc"), "{enc_uri}");
+    let l = list();
+    let row = l.lines().find(|r| r.starts_with("alice-enc ")).unwrap();
+    assert!(row.contains("encrypt"), "{l}");
+
+    // A grant made by OpenSSL (SM2Cipher DER to the user-enc certificate's key), opened in the
+    // token; C3 flipped is refused with exit 1 and writes nothing.
+    let x = openssl(
+        d,
+        &[
+            "x509",
+            "-in",
+            "alice.enc.pem",
+            "-pubkey",
+            "-noout",
+            "-out",
+            "enc.pub",
+        ],
+    );
+    assert!(x.status.success());
+    let data_key: Vec<u8> = (0..16u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+    std::fs::write(d.join("data.key"), &data_key).unwrap();
+    let e = openssl(
+        d,
+        &[
+            "pkeyutl",
+            "-encrypt",
+            "-pubin",
+            "-inkey",
+            "enc.pub",
+            "-in",
+            "data.key",
+            "-out",
+            "grant.der",
+        ],
+    );
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let decrypt = |key: &str, input: &str, out: &str| {
+        gm3(
+            d,
+            &[
+                "crypto",
+                "decrypt",
+                "--key",
+                key,
+                "--hsm-profile",
+                p,
+                "--pass-file",
+                "user.pin",
+                "--out",
+                out,
+                input,
+            ],
+        )
+    };
+    let o = decrypt(&enc_uri, "grant.der", "opened.key");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(std::fs::read(d.join("opened.key")).unwrap(), data_key);
+    let raw =
+        crypto::gmt0009::decode_ciphertext(&std::fs::read(d.join("grant.der")).unwrap()).unwrap();
+    let mut bad = raw.clone();
+    bad[65] ^= 1;
+    std::fs::write(
+        d.join("bad-grant.der"),
+        crypto::gmt0009::encode_ciphertext(&bad).unwrap(),
+    )
+    .unwrap();
+    let o = decrypt(&enc_uri, "bad-grant.der", "bad.key");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!d.join("bad.key").exists());
+    // The wrong recipient: alice's signing key does not decrypt (it only unwraps).
+    let o = decrypt(&alice, "grant.der", "wrong.key");
+    assert_ne!(o.status.code(), Some(0));
+    assert!(!d.join("wrong.key").exists());
+    // The imported key cannot sign.
+    std::fs::write(d.join("doc"), b"a document").unwrap();
+    let o = gm3(
+        d,
+        &[
+            "keys",
+            "sign",
+            "--hsm-profile",
+            p,
+            "--key",
+            &enc_uri,
+            "--pass-file",
+            "user.pin",
+            "--out",
+            "doc.sig",
+            "doc",
+        ],
+    );
+    assert_ne!(o.status.code(), Some(0));
+}

@@ -718,6 +718,12 @@ define_codes! {
     HSM_CRYPTO = 7017, NotVerified, InvalidArgument,
         "A cryptographic failure reported by the token (a signature that does not verify, a malformed ciphertext, a tag mismatch).",
         "the message names the cryptographic failure";
+    HSM_KEY_CANNOT_UNWRAP = 7018, BadInput, FailedPrecondition,
+        "The holder's key cannot unwrap (CKA_UNWRAP false): a GM/T 0009 envelope is opened only inside the token, by the holder's signing key with CKA_UNWRAP.",
+        "generate the signing key with `gmchain keys generate --usage sign-unwrap` and have the dual pair issued for it";
+    HSM_ENVELOPE_REFUSED = 7019, NotVerified, InvalidArgument,
+        "The token refused a GM/T 0009 envelope: it is not sealed to the holder's key, or it was altered (C3, or the enveloped private key does not belong to its public key). No key was made.",
+        "check that the envelope is the one issued with this signing key's certificate; ask the CA to issue the pair again";
     CRYPTO_USER_ID_TOO_LONG = 8000, BadInput, InvalidArgument,
         "An SM2 user ID longer than ENTL can describe.",
         "use a user ID of at most 8191 bytes (GB/T 32918.2 §5.5)";

@@ -61,8 +61,40 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         id: Option<String>,
         /// What the key is for; a signing key cannot decrypt and an encryption key cannot sign.
+        /// `sign-unwrap`: a signing key that also unwraps (CKA_UNWRAP, never CKA_DECRYPT), the
+        /// holder's key of a dual pair, which opens its encryption key's GM/T 0009 envelope
+        /// inside the token (`keys import-envelope`).
         #[arg(long, value_enum, default_value_t = UsageArg::Sign)]
         usage: UsageArg,
+    },
+    /// Imports the encryption key of a dual pair (`gmchain ca issue --dual`): the GM/T 0009
+    /// envelope is unwrapped inside the token with the holder's signing key (generated with
+    /// `--usage sign-unwrap`), so the encryption private key never exists in host memory. The
+    /// key made decrypts only, is sensitive and never extractable, and is checked against the
+    /// encryption certificate before success is reported. A token whose profile names no
+    /// envelope mechanisms (`mechanisms.sm2_unwrap`, `sm4_ecb_unwrap`) is refused: gmchain never
+    /// opens an envelope in software to import it.
+    ImportEnvelope {
+        #[command(flatten)]
+        token: TokenArgs,
+        /// The token's label; optional when --key names it (token=…), and must agree with it.
+        #[arg(long, value_name = "LABEL")]
+        token_label: Option<String>,
+        /// The holder's signing key, as a pkcs11: URI (object=…).
+        #[arg(long)]
+        key: String,
+        /// The envelope (DER SM2EnvelopedKey, FILE.envelope.der of `ca issue --dual`).
+        #[arg(long, value_name = "FILE")]
+        envelope: PathBuf,
+        /// The encryption certificate (PEM or DER, FILE.enc.pem of `ca issue --dual`).
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+        /// Label of the imported key.
+        #[arg(long)]
+        label: String,
+        /// Key id (CKA_ID), hex; default random.
+        #[arg(long)]
+        id: Option<String>,
     },
     /// Lists the SM2 keys in the token.
     List {
@@ -144,6 +176,7 @@ pub(crate) enum KeysCommand {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum UsageArg {
     Sign,
+    SignUnwrap,
     Encrypt,
 }
 
@@ -252,6 +285,7 @@ pub(crate) fn run(cmd: KeysCommand) -> CmdResult {
             };
             let usage = match usage {
                 UsageArg::Sign => KeyUsage::Signing,
+                UsageArg::SignUnwrap => KeyUsage::SigningAndUnwrap,
                 UsageArg::Encrypt => KeyUsage::Encryption,
             };
             let info = hsm
@@ -260,6 +294,15 @@ pub(crate) fn run(cmd: KeysCommand) -> CmdResult {
             println!("{}", info.uri);
             Ok(())
         }
+        KeysCommand::ImportEnvelope {
+            token,
+            token_label,
+            key,
+            envelope,
+            cert,
+            label,
+            id,
+        } => import_envelope(&token, token_label, &key, &envelope, &cert, &label, id),
         KeysCommand::List { token, token_label } => {
             let hsm = open(&token, &token_label, None)?;
             let keys = hsm.list().map_err(|e| hsm_failure("C_FindObjects", e))?;
@@ -405,4 +448,65 @@ pub(crate) fn run(cmd: KeysCommand) -> CmdResult {
             }
         }
     }
+}
+
+fn import_envelope(
+    token: &TokenArgs,
+    token_label: Option<String>,
+    key: &str,
+    envelope: &Path,
+    cert: &Path,
+    label: &str,
+    id: Option<String>,
+) -> CmdResult {
+    let mut uri = parse_uri(key)?;
+    match (&uri.token, token_label) {
+        (Some(t), Some(l)) if *t != l => {
+            return Err(Failure::BadInput(format!(
+                "--key names token {t:?} but --token-label is {l:?}"
+            )));
+        }
+        (None, Some(l)) => uri.token = Some(l),
+        (None, None) => {
+            return Err(Failure::BadInput(format!(
+                "--key {key}: name the token (token=LABEL in the URI, or --token-label)"
+            )));
+        }
+        _ => {}
+    }
+    let enc_cert = crate::io::read_cert("--cert", cert)?;
+    if !enc_cert.role().is_some_and(|r| r.is_encryption()) {
+        return Err(Failure::BadInput(format!(
+            "--cert {}: {} is a {} certificate, not the encryption half of a dual pair (node-enc, user-enc, admin-enc or auditor-enc)",
+            cert.display(),
+            enc_cert.subject(),
+            enc_cert.role().map_or("role-less", |r| r.as_str())
+        )));
+    }
+    let der = read_named("--envelope", envelope)?;
+    let parts = pki::envelope::parse(&der)
+        .map_err(|e| Failure::BadInput(format!("--envelope {}: {e}", envelope.display())))?;
+    let token_name = uri.token.clone().unwrap_or_default();
+    let hsm = open(token, &token_name, Some(&uri))?;
+    let id = match id {
+        Some(h) => crate::io::hex_arg("--id", &h)?,
+        None => hsm
+            .random(8)
+            .map_err(|e| hsm_failure("C_GenerateRandom", e))?,
+    };
+    let info = hsm
+        .import_envelope(
+            &uri,
+            &hsm::EnvelopedKey {
+                sym_encrypted: &parts.sym_encrypted,
+                public_key: parts.public_key,
+                encrypted_private_key: &parts.encrypted_private_key,
+            },
+            &enc_cert.public_key(),
+            label,
+            &id,
+        )
+        .map_err(|e| hsm_failure("import-envelope", e))?;
+    println!("{}", info.uri);
+    Ok(())
 }

@@ -421,3 +421,71 @@ impl ServerCertVerifier for ServerVerifier {
         vec![SignatureScheme::Unknown(SM2SIG_SM3)]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{API_CLIENT_ROLES, LINK_ROLES, SERVER_ROLES};
+    use crypto::Signer;
+    use crypto_sm::SoftwareProvider;
+    use crypto_sm::rng::SeededRandom;
+    use pki::{IssueRequest, Serial, UnixTime, Validity, issue, issue_root};
+    use std::sync::Arc;
+
+    /// Issue 15 item 6: the encryption half of a person's dual pair authenticates nothing, so
+    /// no TLS endpoint accepts it as an identity; the signing half is accepted where its role
+    /// is listed.
+    #[test]
+    fn an_encryption_certificate_is_never_a_tls_identity() {
+        let p = SoftwareProvider::new(Arc::new(SeededRandom::new(3)));
+        let validity = Validity {
+            not_before: UnixTime(1_767_225_600),
+            not_after: UnixTime(1_767_225_600 + 86_400 * 365),
+        };
+        let ca_key = p.generate().unwrap();
+        let ca = issue_root(
+            "TLS Root",
+            "Agency T",
+            Serial::from_hex("01").unwrap(),
+            validity,
+            &ca_key,
+        )
+        .unwrap();
+        let key = p.generate().unwrap();
+        let leaf = |role, serial: u8| {
+            issue(
+                &ca,
+                &ca_key,
+                &IssueRequest {
+                    role,
+                    common_name: "alice",
+                    organisation: "Agency T",
+                    public_key: &key.public_key(),
+                    serial: Serial::from_bytes(&[0x10, serial]).unwrap(),
+                    validity,
+                },
+            )
+            .unwrap()
+        };
+        for (i, role) in [
+            Role::UserEnc,
+            Role::AdminEnc,
+            Role::AuditorEnc,
+            Role::NodeEnc,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let enc = leaf(role, i as u8);
+            for roles in [API_CLIENT_ROLES, LINK_ROLES, SERVER_ROLES] {
+                let r = role_of(&enc, roles).unwrap_err();
+                assert_eq!(r.kind, RefusalKind::WrongRole, "{role}");
+                assert!(r.detail.contains(role.as_str()), "{}", r.detail);
+            }
+        }
+        assert_eq!(
+            role_of(&leaf(Role::User, 9), API_CLIENT_ROLES).unwrap(),
+            Role::User
+        );
+    }
+}

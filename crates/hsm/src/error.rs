@@ -149,6 +149,24 @@ pub enum HsmError {
         /// Why.
         reason: String,
     },
+    /// The holder's key cannot unwrap (no `CKA_UNWRAP`, or the token does not let it).
+    #[error(
+        "{uri} cannot unwrap (CKA_UNWRAP is false): an envelope is opened only inside the token, by a signing key generated with `gmchain keys generate --usage sign-unwrap`; issue the dual pair again for such a key"
+    )]
+    KeyCannotUnwrap {
+        /// The holder's key.
+        uri: String,
+    },
+    /// The token refused an envelope: not sealed to this holder, or altered.
+    #[error(
+        "the token refused the envelope ({step}) with {holder}: it is not sealed to this key, or it was altered (C3 or the enveloped key does not verify); no key was made"
+    )]
+    EnvelopeRefused {
+        /// The step refused.
+        step: &'static str,
+        /// The holder's key.
+        holder: String,
+    },
     /// A cryptographic failure (a signature that does not verify, a malformed ciphertext, a tag
     /// mismatch), reported in the vocabulary every provider shares.
     #[error(transparent)]
@@ -177,6 +195,8 @@ impl HsmError {
             HsmError::PublicKeyUnavailable { .. } => &codes::HSM_PUBLIC_KEY_UNAVAILABLE,
             HsmError::InvalidInput { .. } => &codes::HSM_INVALID_INPUT,
             HsmError::Crypto(_) => &codes::HSM_CRYPTO,
+            HsmError::KeyCannotUnwrap { .. } => &codes::HSM_KEY_CANNOT_UNWRAP,
+            HsmError::EnvelopeRefused { .. } => &codes::HSM_ENVELOPE_REFUSED,
         }
     }
 

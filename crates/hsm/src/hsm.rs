@@ -19,6 +19,7 @@ use cryptoki::types::{AuthPin, RawAuthPin};
 use cryptoki_sys::*;
 use std::sync::{Arc, Mutex};
 
+mod envelope;
 mod keys;
 mod public;
 mod random;
@@ -26,6 +27,7 @@ mod sign;
 mod sm3;
 mod sm4;
 
+pub use envelope::EnvelopedKey;
 pub use public::HsmEncrypter;
 pub use random::HsmRandom;
 pub use sign::HsmSigner;
@@ -52,6 +54,11 @@ pub struct TokenDescription {
 pub enum KeyUsage {
     /// `CKA_SIGN` (private) and `CKA_VERIFY` (public).
     Signing,
+    /// As [`KeyUsage::Signing`], plus `CKA_UNWRAP` on the private key: the holder's key of a
+    /// dual pair, which unwraps inside the token the GM/T 0009 envelope of its encryption key
+    /// (`Hsm::import_envelope`). It never decrypts: decrypting the envelope's SM2Cipher would
+    /// put the envelope's key, and with it the encryption private key, in host memory.
+    SigningAndUnwrap,
     /// `CKA_DECRYPT` (private) and `CKA_ENCRYPT` (public).
     Encryption,
 }

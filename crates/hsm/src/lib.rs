@@ -56,8 +56,8 @@ mod uri;
 pub use device::DeviceInfo;
 pub use error::HsmError;
 pub use hsm::{
-    Hsm, HsmEncrypter, HsmRandom, HsmSigner, HsmSm4Key, KeyInfo, KeyUsage, Sm4KeyOptions,
-    TokenDescription, TokenSlot,
+    EnvelopedKey, Hsm, HsmEncrypter, HsmRandom, HsmSigner, HsmSm4Key, KeyInfo, KeyUsage,
+    Sm4KeyOptions, TokenDescription, TokenSlot,
 };
 pub use profile::{MODULE_ENV, Profile};
 pub use protection::{KeyProtection, Sm4Usage};

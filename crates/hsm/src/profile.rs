@@ -204,6 +204,8 @@ pub struct Sm2Options {
     pub signature: Option<SignatureFormat>,
     /// Ciphertext encoding, when the profile names an encryption mechanism.
     pub ciphertext: Option<CiphertextFormat>,
+    /// Encoding of the SM2 ciphertext `C_UnwrapKey` takes with `mechanisms.sm2_unwrap`.
+    pub unwrap_ciphertext: Option<CiphertextFormat>,
 }
 
 /// SM4 behaviour of the module.

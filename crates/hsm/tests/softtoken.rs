@@ -387,7 +387,7 @@ fn sm4_generation_wrapping_and_self_check() {
         .iter()
         .filter(|r| r.item.starts_with("mechanism ") && r.item != "mechanism list")
         .collect();
-    assert_eq!(mech_rows.len(), 9, "{check}");
+    assert_eq!(mech_rows.len(), 11, "{check}");
     for r in mech_rows {
         assert!(
             r.ok && r.observed.contains("listed by C_GetMechanismList"),
@@ -743,4 +743,227 @@ fn wrong_pins_lock_the_token_and_the_security_officer_unlocks_it() {
         ),
         Err(HsmError::PinIncorrect)
     ));
+}
+
+/// A user's dual pair as a CA issues it: the user's signing certificate for a key in the token
+/// (generated with CKA_UNWRAP), and a user-enc certificate for a key pair the CA generates and
+/// seals to the signing key (GM/T 0009 SM2EnvelopedKey).
+struct DualPair {
+    enc_cert: pki::Certificate,
+    envelope: Vec<u8>,
+}
+
+fn issue_user_pair(holder: &PublicKey, cn: &str, seed: u64) -> DualPair {
+    let rng = SeededRandom::new(seed);
+    let p = SoftwareProvider::new(Arc::new(SeededRandom::new(seed + 1)));
+    let ca_key = p.generate().unwrap();
+    let validity = pki::Validity {
+        not_before: pki::UnixTime(1_767_225_600),
+        not_after: pki::UnixTime(1_767_225_600 + 365 * 86_400),
+    };
+    let root = pki::issue_root(
+        "Envelope Root CA",
+        "Agency E",
+        pki::Serial::from_hex("01").unwrap(),
+        validity,
+        &ca_key,
+    )
+    .unwrap();
+    let sign_cert = pki::issue(
+        &root,
+        &ca_key,
+        &pki::IssueRequest {
+            role: pki::Role::User,
+            common_name: cn,
+            organisation: "Agency E",
+            public_key: holder,
+            serial: pki::Serial::from_hex("10").unwrap(),
+            validity,
+        },
+    )
+    .unwrap();
+    let enc_key = crypto_sm::sm2::PrivateKey::generate(&rng).unwrap();
+    let enc_role = pki::Role::User.encryption_pair().unwrap();
+    let enc_cert = pki::issue(
+        &root,
+        &ca_key,
+        &pki::IssueRequest {
+            role: enc_role,
+            common_name: cn,
+            organisation: "Agency E",
+            public_key: &enc_key.public_key(),
+            serial: pki::Serial::from_hex("11").unwrap(),
+            validity,
+        },
+    )
+    .unwrap();
+    assert_eq!(enc_cert.role(), Some(pki::Role::UserEnc));
+    let envelope = pki::envelope::seal(
+        &enc_key.to_bytes(),
+        &enc_key.public_key(),
+        &sign_cert.public_key(),
+        &rng,
+    )
+    .unwrap();
+    DualPair { enc_cert, envelope }
+}
+
+fn import(
+    hsm: &Hsm,
+    holder: &KeyUri,
+    pair: &DualPair,
+    envelope: &[u8],
+    label: &str,
+) -> Result<hsm::KeyInfo, HsmError> {
+    let parts = pki::envelope::parse(envelope).unwrap();
+    hsm.import_envelope(
+        holder,
+        &hsm::EnvelopedKey {
+            sym_encrypted: &parts.sym_encrypted,
+            public_key: parts.public_key,
+            encrypted_private_key: &parts.encrypted_private_key,
+        },
+        &pair.enc_cert.public_key(),
+        label,
+        b"e",
+    )
+}
+
+fn labelled(hsm: &Hsm, label: &str) -> usize {
+    hsm.find(&KeyUri::parse(&format!("pkcs11:token={TOKEN};object={label}")).unwrap())
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn an_enveloped_user_encryption_key_is_unwrapped_and_used_inside_the_token() {
+    let hsm = hsm();
+    let alice = hsm
+        .generate_sm2("env-alice", &[0x71], KeyUsage::SigningAndUnwrap)
+        .unwrap();
+    assert!(
+        alice.sign && !alice.decrypt,
+        "unwrap-only use: never decrypts"
+    );
+    let bob = hsm
+        .generate_sm2("env-bob", &[0x72], KeyUsage::SigningAndUnwrap)
+        .unwrap();
+    let pair = issue_user_pair(&alice.public_key, "alice", 40);
+
+    // A wrong recipient (bob's key in the token) cannot open alice's envelope: nothing made.
+    let e = import(&hsm, &bob.uri, &pair, &pair.envelope, "env-wrong").unwrap_err();
+    assert!(matches!(e, HsmError::EnvelopeRefused { .. }), "{e}");
+    assert_eq!(labelled(&hsm, "env-wrong"), 0);
+    // A tampered envelope: the encrypted d (the last bytes), or C3 inside symEncryptedKey.
+    let mut bad_d = pair.envelope.clone();
+    let last = bad_d.len() - 1;
+    bad_d[last] ^= 1;
+    let e = import(&hsm, &alice.uri, &pair, &bad_d, "env-bad-d").unwrap_err();
+    assert!(matches!(e, HsmError::EnvelopeRefused { .. }), "{e}");
+    let parts = pki::envelope::parse(&pair.envelope).unwrap();
+    let c3 = parts
+        .sym_encrypted
+        .windows(2)
+        .position(|w| w == [0x04, 0x20])
+        .unwrap()
+        + 2;
+    let at = pair
+        .envelope
+        .windows(parts.sym_encrypted.len())
+        .position(|w| w == parts.sym_encrypted.as_slice())
+        .unwrap();
+    let mut bad_c3 = pair.envelope.clone();
+    bad_c3[at + c3] ^= 0x80;
+    let e = import(&hsm, &alice.uri, &pair, &bad_c3, "env-bad-c3").unwrap_err();
+    assert!(matches!(e, HsmError::EnvelopeRefused { .. }), "{e}");
+    assert_eq!(
+        labelled(&hsm, "env-bad-d") + labelled(&hsm, "env-bad-c3"),
+        0
+    );
+    // A signing key without CKA_UNWRAP is refused with a clear error.
+    let plain = hsm
+        .generate_sm2("env-plain", &[0x73], KeyUsage::Signing)
+        .unwrap();
+    let e = import(&hsm, &plain.uri, &pair, &pair.envelope, "env-x").unwrap_err();
+    assert!(matches!(e, HsmError::KeyCannotUnwrap { .. }), "{e}");
+    assert!(e.to_string().contains("CKA_UNWRAP"), "{e}");
+    // The certificate of another pair is refused before the token is asked.
+    let other = issue_user_pair(&alice.public_key, "alice", 50);
+    let parts = pki::envelope::parse(&pair.envelope).unwrap();
+    let e = hsm
+        .import_envelope(
+            &alice.uri,
+            &hsm::EnvelopedKey {
+                sym_encrypted: &parts.sym_encrypted,
+                public_key: parts.public_key,
+                encrypted_private_key: &parts.encrypted_private_key,
+            },
+            &other.enc_cert.public_key(),
+            "env-y",
+            b"e",
+        )
+        .unwrap_err();
+    assert!(matches!(e, HsmError::InvalidInput { .. }), "{e}");
+
+    // The envelope opened with alice's key in the token.
+    let imported = import(&hsm, &alice.uri, &pair, &pair.envelope, "env-alice-enc").unwrap();
+    assert_eq!(imported.public_key, pair.enc_cert.public_key());
+    assert!(imported.decrypt && !imported.sign);
+    let protection = hsm.key_protection(&imported.uri).unwrap();
+    assert!(
+        protection.sensitive && !protection.extractable,
+        "{protection:?}"
+    );
+    assert_eq!(hsm.read_private_value(&imported.uri).unwrap(), None);
+    assert!(matches!(
+        import(&hsm, &alice.uri, &pair, &pair.envelope, "env-alice-enc").unwrap_err(),
+        HsmError::KeyExists { .. }
+    ));
+    // A data-exchange grant: 16 random bytes SM2-encrypted (SM2Cipher DER) to the user-enc
+    // certificate in software, decrypted inside the token.
+    let dec = hsm.signer(&imported.uri).unwrap();
+    let rng = crypto_sm::rng::SystemRandom;
+    for _ in 0..3 {
+        let mut data_key = [0u8; 16];
+        rng.fill(&mut data_key).unwrap();
+        let grant = crypto_sm::sm2::encrypt(
+            &pair.enc_cert.public_key(),
+            &data_key,
+            CipherFormat::Der,
+            &rng,
+        )
+        .unwrap();
+        assert_eq!(
+            Decrypter::decrypt(&dec, &grant, CipherFormat::Der)
+                .unwrap()
+                .expose(),
+            &data_key
+        );
+        // The wrong recipient: bob's key cannot open it.
+        let bob_key = hsm.signer(&bob.uri).unwrap();
+        assert!(Decrypter::decrypt(&bob_key, &grant, CipherFormat::Der).is_err());
+        // C3 flipped: refused, nothing released.
+        let raw = crypto::gmt0009::decode_ciphertext(&grant).unwrap();
+        let mut bad = raw.clone();
+        bad[65] ^= 1;
+        let bad = crypto::gmt0009::encode_ciphertext(&bad).unwrap();
+        assert!(matches!(
+            Decrypter::decrypt(&dec, &bad, CipherFormat::Der),
+            Err(CryptoError::DecryptionFailed { .. })
+        ));
+    }
+    // The imported key cannot sign.
+    assert!(dec.sign(&UserId::default(), b"a transaction").is_err());
+    // `keys check` accepts it (sensitive, unextractable, decrypt-only; made outside the token
+    // by the CA, so not local), and still holds signing keys to every attribute.
+    let check = hsm.self_check(Some(&imported.uri)).unwrap();
+    assert!(check.passed(), "{check}");
+    assert!(
+        check
+            .rows
+            .iter()
+            .any(|r| r.item.ends_with("CKA_LOCAL")
+                && r.observed.starts_with("false: a decrypt-only")),
+        "{check}"
+    );
 }

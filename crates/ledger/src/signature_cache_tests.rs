@@ -201,3 +201,65 @@ fn a_different_sender_certificate_is_verified_with_its_own_key() {
         .unwrap_or_else(|r| panic!("{r}"));
     assert_eq!((fx.cached(), fx.hits()), (1, 0));
 }
+
+/// Issue 15 item 6: the encryption half of a person's dual pair receives keys and never signs.
+/// A transaction naming a user-enc (or admin-enc, auditor-enc) certificate, correctly signed
+/// with that certificate's key, is refused; the same key under a user certificate is admitted
+/// (so the refusal is the role's, not the signature's).
+#[test]
+fn an_encryption_certificate_never_signs_a_transaction() {
+    let fx = fixture();
+    let p = SoftwareProvider::new(Arc::new(SeededRandom::new(11)));
+    let validity = Validity {
+        not_before: t(0),
+        not_after: t(365),
+    };
+    // The fixture's CA key comes from seed 7; rebuild the same CA to issue more leaves.
+    let p7 = SoftwareProvider::new(Arc::new(SeededRandom::new(7)));
+    let ca_key7 = p7.generate().unwrap();
+    let ca = issue_root(
+        "Sig Root CA",
+        "Sig Consortium",
+        Serial::from_hex("01").unwrap(),
+        Validity {
+            not_before: t(0),
+            not_after: t(3650),
+        },
+        &ca_key7,
+    )
+    .unwrap();
+    let key = p.generate().unwrap();
+    let leaf = |role: Role, serial: u8| {
+        issue(
+            &ca,
+            &ca_key7,
+            &IssueRequest {
+                role,
+                common_name: "alice",
+                organisation: "Sig Consortium",
+                public_key: &key.public_key(),
+                serial: Serial::from_bytes(&[0x20, serial]).unwrap(),
+                validity,
+            },
+        )
+        .unwrap()
+    };
+    for (i, role) in [Role::UserEnc, Role::AdminEnc, Role::AuditorEnc]
+        .into_iter()
+        .enumerate()
+    {
+        let enc = leaf(role, i as u8);
+        assert_eq!(enc.role(), Some(role));
+        let tx = signed(body(CHAIN, &enc, 30 + i as u8), &key);
+        match fx.admit(&tx.to_bytes()) {
+            Ok(v) => panic!("a {role} certificate signed transaction {}", v.id()),
+            Err(r) => {
+                assert_eq!(r.code, RejectCode::PermissionDenied, "{role}: {r}");
+                assert!(r.message.contains(role.as_str()), "{r}");
+            }
+        }
+    }
+    let user = leaf(Role::User, 9);
+    fx.admit(&signed(body(CHAIN, &user, 40), &key).to_bytes())
+        .unwrap_or_else(|r| panic!("{r}"));
+}

@@ -86,9 +86,23 @@ pub fn seal(
     ]))
 }
 
-/// Opens an envelope with the holder's decryption key (which may live in a token): returns the
-/// enveloped private key, after checking that it belongs to the enveloped public key.
-pub fn open(der: &[u8], holder: &dyn Decrypter) -> Result<PrivateKey, PkiError> {
+/// The fields of an SM2EnvelopedKey, checked for form but not opened: what a token needs to
+/// unwrap the enveloped key itself (`gmchain keys import-envelope`), so that the private key
+/// never exists in host memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvelopeParts {
+    /// `symEncryptedKey`: the GM/T 0009 SM2Cipher (DER) of the 16-byte SM4 key, to the holder.
+    pub sym_encrypted: Vec<u8>,
+    /// `sm2PublicKey`: the enveloped key pair's public key (a point of sm2p256v1).
+    pub public_key: PublicKey,
+    /// `sm2EncryptedPrivateKey`: d, two SM4-ECB blocks under the SM4 key.
+    pub encrypted_private_key: [u8; 32],
+}
+
+/// Parses an SM2EnvelopedKey without opening it: DER, at most 1 KiB, no trailing bytes,
+/// symAlgID SM4-ECB with absent or NULL parameters, an uncompressed point of sm2p256v1, a
+/// 32-byte encrypted d. Nothing here needs a key.
+pub fn parse(der: &[u8]) -> Result<EnvelopeParts, PkiError> {
     if der.len() > MAX_ENVELOPE_LEN {
         return Err(err("larger than any SM2EnvelopedKey"));
     }
@@ -124,22 +138,33 @@ pub fn open(der: &[u8], holder: &dyn Decrypter) -> Result<PrivateKey, PkiError> 
     if public.len() != 65 || public[0] != 0x04 {
         return Err(err("sm2PublicKey is not an uncompressed point 04 ‖ x ‖ y"));
     }
-    let public = crypto_sm::sm2::parse_public_key(public)
+    let public_key = crypto_sm::sm2::parse_public_key(public)
         .map_err(|_| err("sm2PublicKey is not a point of sm2p256v1"))?;
-    let private: [u8; 32] = private
+    let encrypted_private_key: [u8; 32] = private
         .as_bytes()
         .ok_or(err("sm2EncryptedPrivateKey has unused bits"))?
         .try_into()
         .map_err(|_| err("sm2EncryptedPrivateKey is not 32 bytes (d in two SM4 blocks)"))?;
+    Ok(EnvelopeParts {
+        sym_encrypted: sym_encrypted.to_vec(),
+        public_key,
+        encrypted_private_key,
+    })
+}
+
+/// Opens an envelope with the holder's decryption key (which may live in a token): returns the
+/// enveloped private key, after checking that it belongs to the enveloped public key.
+pub fn open(der: &[u8], holder: &dyn Decrypter) -> Result<PrivateKey, PkiError> {
+    let parts = parse(der)?;
     let sym = holder
-        .decrypt(sym_encrypted, CipherFormat::Der)
+        .decrypt(&parts.sym_encrypted, CipherFormat::Der)
         .map_err(|_| err("symEncryptedKey does not decrypt with the holder's key"))?;
     let sm4 = Sm4Secret::from_slice(sym.expose())
         .map_err(|_| err("symEncryptedKey does not hold a 16-byte SM4 key"))?;
-    let d = ecb(&sm4, &private, false);
+    let d = ecb(&sm4, &parts.encrypted_private_key, false);
     let key = PrivateKey::from_bytes(&d[..])
         .map_err(|_| err("the decrypted private key is out of range (wrong key or tampered)"))?;
-    if key.public_key() != public {
+    if key.public_key() != parts.public_key {
         return Err(err(
             "the decrypted private key does not belong to sm2PublicKey (wrong key or tampered)",
         ));

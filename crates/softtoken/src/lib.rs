@@ -46,6 +46,14 @@
 //!   answers `CKR_WRAPPED_KEY_INVALID`, after every check that does not need the blob; and
 //!   wrap or unwrap an SM2 private key with CBC-PAD (only GCM, which authenticates the blob:
 //!   otherwise which altered blobs unwrap would tell the range of d);
+//! - let an SM2 private key both unwrap and decrypt: it would decrypt a GM/T 0009 envelope's
+//!   SM2Cipher and put the envelope's key, and the enveloped private key, in host memory. A
+//!   key unwrapped under an SM2 key (`CKM_GM_SM2_ENCRYPT` in `C_UnwrapKey`, the SM2Cipher in
+//!   DER) only unwraps and is never extractable; `CKM_GM_SM4_ECB` unwraps only an SM2 private
+//!   key whose public key the template names (`CKA_EC_POINT`), and a d of another public key
+//!   is `CKR_WRAPPED_KEY_INVALID`, so no altered ECB blob ever unwraps. `C_WrapKey` under an
+//!   SM2 key is not offered (wrapping to a public key the caller made would let any extractable
+//!   key out in clear);
 //! - let a panic cross the C boundary (it becomes `CKR_GENERAL_ERROR`).
 //!
 //! # Environment (read at `C_Initialize`)
@@ -68,10 +76,10 @@
 //! | `CKM_GM_SM2_KEY_PAIR_GEN` | `0x80474D10` | `C_GenerateKeyPair` |
 //! | `CKM_GM_SM2_SIGN` | `0x80474D11` | sign/verify e = SM3(ZA‖M) (32 bytes, computed by the caller); no parameter; raw r‖s |
 //! | `CKM_GM_SM2_SM3_SIGN` | `0x80474D12` | sign/verify M; parameter = user ID (0..=8191 bytes; NULL/empty = `1234567812345678`); raw r‖s |
-//! | `CKM_GM_SM2_ENCRYPT` | `0x80474D13` | encrypt (public key) / decrypt (private key), raw C1‖C3‖C2, C1 uncompressed |
+//! | `CKM_GM_SM2_ENCRYPT` | `0x80474D13` | encrypt (public key) / decrypt (private key), raw C1‖C3‖C2, C1 uncompressed; `C_UnwrapKey` of an SM4 key under an SM2 private key, the blob a GM/T 0009 SM2Cipher in DER (an envelope's `symEncryptedKey`) |
 //! | `CKM_GM_SM3` | `0x80474D20` | digest |
 //! | `CKM_GM_SM4_KEY_GEN` | `0x80474D30` | `C_GenerateKey` |
-//! | `CKM_GM_SM4_ECB` | `0x80474D31` | no padding |
+//! | `CKM_GM_SM4_ECB` | `0x80474D31` | no padding; `C_UnwrapKey` of an SM2 private key only (an envelope's `sm2EncryptedPrivateKey`), the template naming its public key in `CKA_EC_POINT` |
 //! | `CKM_GM_SM4_CBC` | `0x80474D32` | 16-byte IV parameter, no padding |
 //! | `CKM_GM_SM4_CBC_PAD` | `0x80474D33` | 16-byte IV, PKCS#7; also wrap/unwrap of SM4 keys |
 //! | `CKM_GM_SM4_CTR` | `0x80474D34` | parameter = 16-byte initial counter block, 128-bit big-endian increment |

@@ -38,11 +38,14 @@ pub const MECHANISMS: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_GM_SM2_SM3_SIGN, info(256, 256, CKF_SIGN | CKF_VERIFY)),
     (
         CKM_GM_SM2_ENCRYPT,
-        info(256, 256, CKF_ENCRYPT | CKF_DECRYPT),
+        info(256, 256, CKF_ENCRYPT | CKF_DECRYPT | CKF_UNWRAP),
     ),
     (CKM_GM_SM3, info(0, 0, CKF_DIGEST)),
     (CKM_GM_SM4_KEY_GEN, info(16, 16, CKF_GENERATE)),
-    (CKM_GM_SM4_ECB, info(16, 16, CKF_ENCRYPT | CKF_DECRYPT)),
+    (
+        CKM_GM_SM4_ECB,
+        info(16, 16, CKF_ENCRYPT | CKF_DECRYPT | CKF_UNWRAP),
+    ),
     (CKM_GM_SM4_CBC, info(16, 16, CKF_ENCRYPT | CKF_DECRYPT)),
     (
         CKM_GM_SM4_CBC_PAD,
@@ -392,8 +395,11 @@ impl Sm4Cipher {
                 Ok(plain)
             }
             Self::Gcm { .. } => self.decrypt(key, data).map_err(|_| invalid()),
+            // GM/T 0009 SM2EnvelopedKey: d as two SM4-ECB blocks. The caller checks the result
+            // against the public key it must belong to (`Module::unwrap_key`).
+            Self::Ecb => self.decrypt(key, data).map_err(|_| invalid()),
             // Not key-wrapping mechanisms (no CKF_UNWRAP); never reached.
-            Self::Ecb | Self::Cbc(_) | Self::Ctr(_) => Err(invalid()),
+            Self::Cbc(_) | Self::Ctr(_) => Err(invalid()),
         }
     }
 }

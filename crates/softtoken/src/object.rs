@@ -178,12 +178,19 @@ pub struct UsageConflicts {
     /// `CKA_UNWRAP` and `CKA_ENCRYPT`: the key encrypts a value of the caller's choosing and
     /// unwraps it as a key, so a key whose value is known outside looks like any other.
     pub unwrap_encrypt: bool,
+    /// `CKA_UNWRAP` and `CKA_DECRYPT` on an SM2 private key: the key decrypts the GM/T 0009
+    /// SM2Cipher of an envelope instead of unwrapping it, and the envelope's SM4 key, and with
+    /// it the enveloped private key, comes out in host memory: the opposite of what unwrapping
+    /// in the token is for. (For an SM4 key the pair stays allowed: the blobs such a key
+    /// unwraps were made outside by whoever knows its value; the keys an SM2 key unwraps
+    /// are transport keys that never decrypt, see `Module::unwrap_key`.)
+    pub unwrap_decrypt: bool,
 }
 
 impl UsageConflicts {
     /// Returns whether there is any conflict.
     pub fn any(self) -> bool {
-        self.wrap_decrypt || self.wrap_encrypt || self.unwrap_encrypt
+        self.wrap_decrypt || self.wrap_encrypt || self.unwrap_encrypt || self.unwrap_decrypt
     }
 
     /// Returns whether `self` has a conflict that `before` did not.
@@ -191,6 +198,7 @@ impl UsageConflicts {
         (self.wrap_decrypt && !before.wrap_decrypt)
             || (self.wrap_encrypt && !before.wrap_encrypt)
             || (self.unwrap_encrypt && !before.unwrap_encrypt)
+            || (self.unwrap_decrypt && !before.unwrap_decrypt)
     }
 }
 
@@ -201,6 +209,7 @@ impl Usage {
             wrap_decrypt: self.wrap && self.decrypt,
             wrap_encrypt: self.wrap && self.encrypt,
             unwrap_encrypt: self.unwrap && self.encrypt,
+            unwrap_decrypt: self.unwrap && self.decrypt,
         }
     }
 }
@@ -208,7 +217,7 @@ impl Usage {
 fn usage_conflict() -> crate::error::Error {
     refuse(
         CKR_TEMPLATE_INCONSISTENT,
-        "a key that wraps may neither encrypt nor decrypt, and a key that unwraps may not encrypt (it could decrypt what it wrapped, give the keystream a wrap used, or unwrap a value of the caller's choosing); use separate keys",
+        "a key that wraps may neither encrypt nor decrypt, a key that unwraps may not encrypt, and an SM2 private key that unwraps may not decrypt (it could decrypt what it wrapped or is to unwrap, give the keystream a wrap used, or unwrap a value of the caller's choosing); use separate keys",
     )
 }
 
@@ -370,8 +379,10 @@ impl Object {
     ///
     /// A template that asks for `CKA_WRAP` or `CKA_UNWRAP` makes a key-encryption key, whose
     /// defaults are `CKA_ENCRYPT` and `CKA_DECRYPT` false; a key that would end up wrapping and
-    /// encrypting or decrypting, or unwrapping and encrypting, is refused
-    /// (`CKR_TEMPLATE_INCONSISTENT`).
+    /// encrypting or decrypting, unwrapping and encrypting, or (an SM2 private key) unwrapping
+    /// and decrypting is refused (`CKR_TEMPLATE_INCONSISTENT`).
+    /// For an SM2 private key this makes signing and unwrapping the only pair that can go
+    /// together: an SM2 signing key may unwrap envelopes sealed to it but never decrypt.
     ///
     /// An unwrapped key ([`Origin::Unwrapped`]) is `CKA_SENSITIVE` whatever the template says
     /// or omits, and a template asking for `CKA_SENSITIVE` false is refused
@@ -437,11 +448,15 @@ impl Object {
     }
 
     /// Returns the forbidden usage combinations the object holds ([`Usage::conflicts`]; for an
-    /// SM2 public key, whose `CKA_WRAP` is inert here, wrap and encrypt is no conflict).
+    /// SM2 public key, whose `CKA_WRAP` is inert here, wrap and encrypt is no conflict; unwrap
+    /// and decrypt is one for SM2 private keys only).
     pub fn usage_conflicts(&self) -> UsageConflicts {
         let mut c = self.usage.conflicts();
         if self.class == ObjectClass::PublicKey {
             c.wrap_encrypt = false;
+        }
+        if self.class != ObjectClass::PrivateKey {
+            c.unwrap_decrypt = false;
         }
         c
     }

@@ -13,7 +13,7 @@ use crypto::{CryptoError, PublicKey, Signer};
 use cryptoki_sys::*;
 
 impl Hsm {
-    fn sm2_template(&self, class: CK_OBJECT_CLASS, uri: &KeyUri) -> Vec<Attr> {
+    pub(super) fn sm2_template(&self, class: CK_OBJECT_CLASS, uri: &KeyUri) -> Vec<Attr> {
         let sm2 = self.inner.profile.sm2();
         let mut t = vec![
             Attr::ulong(CKA_CLASS, u64::from(class)),
@@ -60,7 +60,11 @@ impl Hsm {
     }
 
     /// Builds the description of a private key and finds its public half (same label and ID).
-    fn key_info(&self, ctx: &Ctx<'_>, private: ObjectHandle) -> Result<KeyInfo, OpError> {
+    pub(super) fn key_info(
+        &self,
+        ctx: &Ctx<'_>,
+        private: ObjectHandle,
+    ) -> Result<KeyInfo, OpError> {
         let s = ctx.handle();
         let label = ctx
             .raw
@@ -115,7 +119,10 @@ impl Hsm {
             });
         }
         let sm2 = *self.inner.profile.sm2();
-        let signing = usage == KeyUsage::Signing;
+        let signing = usage != KeyUsage::Encryption;
+        // An unwrap-only use of the signing key (GM/T 0009 envelopes sealed to it): CKA_UNWRAP,
+        // and still never CKA_DECRYPT, so that an envelope is opened only inside the token.
+        let unwrap = usage == KeyUsage::SigningAndUnwrap;
         let mut public = vec![
             Attr::ulong(CKA_CLASS, u64::from(CKO_PUBLIC_KEY)),
             Attr::ulong(CKA_KEY_TYPE, sm2.key_type.code()),
@@ -138,6 +145,7 @@ impl Hsm {
             Attr::bool(CKA_EXTRACTABLE, false),
             Attr::bool(CKA_SIGN, signing),
             Attr::bool(CKA_DECRYPT, !signing),
+            Attr::bool(CKA_UNWRAP, unwrap),
             Attr::bool(CKA_DERIVE, false),
             Attr::bytes(CKA_LABEL, label.as_bytes()),
             Attr::bytes(CKA_ID, id),

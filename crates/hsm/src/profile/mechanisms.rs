@@ -23,6 +23,12 @@ pub struct Mechanisms {
     pub sm4_ctr: Option<u64>,
     /// Key wrapping with an SM4 key.
     pub wrap: Option<u64>,
+    /// `C_UnwrapKey` of an SM4 key under an SM2 private key: the `symEncryptedKey` of a
+    /// GM/T 0009 SM2EnvelopedKey, opened with the holder's (unwrap-only) signing key.
+    pub sm2_unwrap: Option<u64>,
+    /// `C_UnwrapKey` with SM4-ECB (no parameter) of an SM2 private key: the
+    /// `sm2EncryptedPrivateKey` of a GM/T 0009 SM2EnvelopedKey.
+    pub sm4_ecb_unwrap: Option<u64>,
 }
 
 /// The operations a profile can name a mechanism for.
@@ -46,11 +52,15 @@ pub enum Operation {
     Sm4Ctr,
     /// Key wrapping.
     Wrap,
+    /// Unwrapping an SM4 key under an SM2 private key (a GM/T 0009 envelope's key).
+    Sm2Unwrap,
+    /// Unwrapping an SM2 private key under SM4-ECB (a GM/T 0009 envelope's private key).
+    Sm4EcbUnwrap,
 }
 
 impl Operation {
     /// Every operation, in profile order.
-    pub const ALL: [Operation; 9] = [
+    pub const ALL: [Operation; 11] = [
         Operation::Sm2Keygen,
         Operation::Sm2Sign,
         Operation::Sm2Encrypt,
@@ -60,6 +70,8 @@ impl Operation {
         Operation::Sm4Gcm,
         Operation::Sm4Ctr,
         Operation::Wrap,
+        Operation::Sm2Unwrap,
+        Operation::Sm4EcbUnwrap,
     ];
 
     /// Returns the profile field name (`mechanisms.<name>`).
@@ -74,6 +86,8 @@ impl Operation {
             Operation::Sm4Gcm => "sm4_gcm",
             Operation::Sm4Ctr => "sm4_ctr",
             Operation::Wrap => "wrap",
+            Operation::Sm2Unwrap => "sm2_unwrap",
+            Operation::Sm4EcbUnwrap => "sm4_ecb_unwrap",
         }
     }
 
@@ -89,6 +103,10 @@ impl Operation {
             Operation::Sm4Gcm => "SM4-GCM",
             Operation::Sm4Ctr => "SM4-CTR",
             Operation::Wrap => "key wrapping",
+            Operation::Sm2Unwrap => "unwrapping under an SM2 key (GM/T 0009 envelope)",
+            Operation::Sm4EcbUnwrap => {
+                "unwrapping an SM2 private key with SM4-ECB (GM/T 0009 envelope)"
+            }
         }
     }
 
@@ -104,6 +122,7 @@ impl Operation {
             Operation::Sm3Digest => CKF_DIGEST,
             Operation::Sm4Keygen => CKF_GENERATE,
             Operation::Wrap => CKF_WRAP | CKF_UNWRAP,
+            Operation::Sm2Unwrap | Operation::Sm4EcbUnwrap => CKF_UNWRAP,
         })
     }
 }
@@ -121,6 +140,8 @@ impl Mechanisms {
             Operation::Sm4Gcm => self.sm4_gcm,
             Operation::Sm4Ctr => self.sm4_ctr,
             Operation::Wrap => self.wrap,
+            Operation::Sm2Unwrap => self.sm2_unwrap,
+            Operation::Sm4EcbUnwrap => self.sm4_ecb_unwrap,
         }
     }
 }

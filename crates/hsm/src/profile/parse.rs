@@ -110,6 +110,7 @@ struct RawSm2 {
     id_parameter: Option<RawIdParameter>,
     signature: Option<RawSignature>,
     ciphertext: Option<RawCiphertext>,
+    unwrap_ciphertext: Option<RawCiphertext>,
 }
 
 #[derive(Deserialize)]
@@ -197,6 +198,8 @@ struct RawMechanisms {
     sm4_gcm: Option<Code>,
     sm4_ctr: Option<Code>,
     wrap: Option<Code>,
+    sm2_unwrap: Option<Code>,
+    sm4_ecb_unwrap: Option<Code>,
 }
 
 /// A code as written: a TOML integer (`0x80474D11`) or a string (`"0x80474D11"`,
@@ -519,6 +522,8 @@ impl Validator {
             sm4_gcm: self.opt_mech("sm4_gcm", &m.sm4_gcm)?,
             sm4_ctr: self.opt_mech("sm4_ctr", &m.sm4_ctr)?,
             wrap: self.opt_mech("wrap", &m.wrap)?,
+            sm2_unwrap: self.opt_mech("sm2_unwrap", &m.sm2_unwrap)?,
+            sm4_ecb_unwrap: self.opt_mech("sm4_ecb_unwrap", &m.sm4_ecb_unwrap)?,
         };
 
         let sm2 = self.sm2(&raw.sm2, &mechanisms)?;
@@ -582,11 +587,25 @@ impl Validator {
             RawSignature::Raw => SignatureFormat::Raw,
             RawSignature::Der => SignatureFormat::Der,
         });
-        let ciphertext = raw.ciphertext.map(|c| match c {
+        let format = |c| match c {
             RawCiphertext::C1c3c2 => CiphertextFormat::C1C3C2,
             RawCiphertext::C1c2c3 => CiphertextFormat::C1C2C3,
             RawCiphertext::Der => CiphertextFormat::Der,
-        });
+        };
+        let ciphertext = raw.ciphertext.map(format);
+        let unwrap_ciphertext = raw.unwrap_ciphertext.map(format);
+        if mechs.sm2_unwrap.is_some() && unwrap_ciphertext.is_none() {
+            return Err(self.err(
+                "sm2.unwrap_ciphertext",
+                "mechanisms.sm2_unwrap is set, so say how the wrapped key's SM2 ciphertext is encoded: \"c1c3c2\", \"c1c2c3\" or \"der\"",
+            ));
+        }
+        if mechs.sm2_unwrap.is_some() != mechs.sm4_ecb_unwrap.is_some() {
+            return Err(self.err(
+                "mechanisms.sm2_unwrap",
+                "a GM/T 0009 envelope unwraps in two steps: name both mechanisms.sm2_unwrap and mechanisms.sm4_ecb_unwrap, or neither",
+            ));
+        }
         if mechs.sm2_sign.is_some() {
             if sign_input.is_none() {
                 return Err(self.err(
@@ -643,6 +662,11 @@ impl Validator {
             } else {
                 None
             },
+            unwrap_ciphertext: if mechs.sm2_unwrap.is_some() {
+                unwrap_ciphertext
+            } else {
+                None
+            },
         })
     }
 
@@ -657,6 +681,8 @@ impl Validator {
             mechs.sm4_gcm,
             mechs.sm4_ctr,
             mechs.wrap,
+            mechs.sm2_unwrap,
+            mechs.sm4_ecb_unwrap,
         ]
         .iter()
         .any(Option::is_some);

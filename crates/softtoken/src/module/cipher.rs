@@ -26,14 +26,14 @@ impl Module {
             _ => return Err(ck(CKR_MECHANISM_INVALID, "not a cipher mechanism")),
         };
         let (slot, obj) = self.lookup(sh, key, Role::Key)?;
-        // A key stored before wrap and decrypt or encrypt (unwrap and encrypt) became exclusive
-        // may hold both; it keeps its key-encryption role and loses the data role, so it can
-        // never decrypt what it wrapped or give the keystream of a wrap.
+        // A key stored before wrap or unwrap and decrypt or encrypt became exclusive may hold
+        // both; it keeps its key-encryption role and loses the data role, so it can never
+        // decrypt what it wrapped (or is to unwrap) or give the keystream of a wrap.
         let conflicts = obj.usage_conflicts();
         let allowed = if encrypt {
             obj.usage.encrypt && !conflicts.unwrap_encrypt && !conflicts.wrap_encrypt
         } else {
-            obj.usage.decrypt && !conflicts.wrap_decrypt
+            obj.usage.decrypt && !conflicts.wrap_decrypt && !conflicts.unwrap_decrypt
         };
         let key = match (&cmech, obj.class, obj.key_type, &obj.material) {
             (CipherMech::Sm2, ObjectClass::PublicKey, KeyType::Sm2, Material::Public(pk))

@@ -6,7 +6,9 @@ use crate::error::{Error, Result, ck, refuse};
 use crate::keywrap::{KeyBytes, Sealed};
 use crate::mechanism::{Mechanism, Sm4Cipher};
 use crate::object::{KeyType, Material, Object, ObjectClass, Origin, Plain};
+use crate::vendor::ec_point_from_attribute;
 use crate::vendor::{CKM_GM_SM2_KEY_PAIR_GEN, CKM_GM_SM4_KEY_GEN};
+use crypto::CipherFormat;
 use crypto_sm::sm2::PrivateKey;
 use cryptoki_sys::*;
 use std::sync::Arc;
@@ -179,6 +181,18 @@ impl Module {
     /// `CKR_TEMPLATE_INCONSISTENT` (otherwise wrapping a sensitive, extractable key and
     /// unwrapping it non-sensitive would read it in clear).
     ///
+    /// Three kinds of blob unwrap:
+    /// - under an SM4 key with CBC-PAD or GCM: an SM4 key, or (GCM only) an SM2 private key;
+    /// - under an SM2 private key with `CKM_GM_SM2_ENCRYPT`: the GM/T 0009 SM2Cipher (DER) of
+    ///   a 16-byte SM4 key, the `symEncryptedKey` of an SM2EnvelopedKey
+    ///   ([`Module::unwrap_under_sm2`]);
+    /// - under an SM4 key with `CKM_GM_SM4_ECB`: the 32-byte `sm2EncryptedPrivateKey` of an
+    ///   SM2EnvelopedKey, only as an SM2 private key, and only when the template names the
+    ///   enveloped public key in `CKA_EC_POINT`: a d whose public key is another is the same
+    ///   `CKR_WRAPPED_KEY_INVALID` as any unusable blob, and no object is made. ECB does not
+    ///   authenticate; this check does, so no altered blob ever unwraps and whether one would
+    ///   tells nothing about d.
+    ///
     /// Everything that can be checked without the blob (mechanism, unwrapping key, template,
     /// session) is checked before the blob is decrypted, and every problem with the blob is the
     /// same `CKR_WRAPPED_KEY_INVALID` ([`Sm4Cipher::unwrap_value`]): no answer depends on what
@@ -191,30 +205,33 @@ impl Module {
         wrapped: &[u8],
         template: &Template,
     ) -> Result<CK_OBJECT_HANDLE> {
+        if *mech == Mechanism::Sm2Encrypt {
+            return self.unwrap_under_sm2(sh, unwrapping, wrapped, template);
+        }
         let cipher = Self::wrap_cipher(mech, CKF_UNWRAP)?;
         let (slot, uk) = self.lookup(sh, unwrapping, Role::UnwrappingKey)?;
         if (uk.class, uk.key_type) != (ObjectClass::SecretKey, KeyType::Sm4) {
             return Err(ck(
                 CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
-                "the unwrapping key must be an SM4 key",
+                "the unwrapping key must be an SM4 key (or an SM2 private key with CKM_GM_SM2_ENCRYPT)",
             ));
         }
         if !uk.usage.unwrap {
             return Err(not_permitted());
         }
-        let class = template
-            .ulong(CKA_CLASS)?
-            .ok_or(ck(CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is required"))?;
-        let key_type = template
-            .ulong(CKA_KEY_TYPE)?
-            .ok_or(ck(CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE is required"))?;
-        let class = ObjectClass::from_ck(class)?;
-        let key_type = KeyType::from_ck(key_type)?;
+        let (class, key_type) = unwrap_target(template)?;
+        let envelope = cipher == Sm4Cipher::Ecb;
         let value_len = match (class, key_type) {
-            (ObjectClass::SecretKey, KeyType::Sm4) => 16,
-            (ObjectClass::PrivateKey, KeyType::Sm2) if cipher.authenticates() => 32,
+            (ObjectClass::SecretKey, KeyType::Sm4) if !envelope => 16,
+            (ObjectClass::PrivateKey, KeyType::Sm2) if cipher.authenticates() || envelope => 32,
             (ObjectClass::PrivateKey, KeyType::Sm2) => {
                 return Err(sm2_needs_gcm(CKR_MECHANISM_INVALID));
+            }
+            (ObjectClass::SecretKey, KeyType::Sm4) => {
+                return Err(ck(
+                    CKR_MECHANISM_INVALID,
+                    "CKM_GM_SM4_ECB unwraps only the SM2 private key of a GM/T 0009 envelope; SM4 keys unwrap with CKM_GM_SM4_CBC_PAD or CKM_GM_SM4_GCM",
+                ));
             }
             _ => {
                 return Err(ck(
@@ -223,6 +240,24 @@ impl Module {
                 ));
             }
         };
+        // The public key an enveloped d must belong to (GM/T 0009 sm2PublicKey).
+        let expected = if envelope {
+            let v = template.get(CKA_EC_POINT).ok_or(ck(
+                CKR_TEMPLATE_INCOMPLETE,
+                "unwrapping an SM2 private key with CKM_GM_SM4_ECB needs CKA_EC_POINT: the enveloped public key the key must belong to",
+            ))?;
+            let bad = || {
+                ck(
+                    CKR_ATTRIBUTE_VALUE_INVALID,
+                    "CKA_EC_POINT is not a point of sm2p256v1",
+                )
+            };
+            let point = ec_point_from_attribute(&v.value).ok_or_else(bad)?;
+            Some(crypto_sm::sm2::parse_public_key(point).map_err(|_| bad())?)
+        } else {
+            None
+        };
+        let consumed: &[CK_ATTRIBUTE_TYPE] = if envelope { &[CKA_EC_POINT] } else { &[] };
         // The template is applied before the value exists; the placeholder is replaced below
         // and never stored.
         let mut obj = Object::with_defaults(
@@ -234,7 +269,7 @@ impl Module {
                 ciphertext: Vec::new(),
             }),
         );
-        obj.apply_creation_template(template, Origin::Unwrapped, &[])?;
+        obj.apply_creation_template(template, Origin::Unwrapped, consumed)?;
         self.check_store(sh, &[&obj])?;
         let uplain = self.tokens[slot].plain(&uk)?;
         let Plain::Sm4(ukey) = uplain.as_ref() else {
@@ -244,9 +279,82 @@ impl Module {
         let invalid = || ck(CKR_WRAPPED_KEY_INVALID, "the wrapped key is not valid");
         let material = match key_type {
             KeyType::Sm4 => Plain::Sm4(KeyBytes::from_slice(&value).ok_or_else(invalid)?),
-            KeyType::Sm2 => Plain::Sm2(PrivateKey::from_bytes(&value).map_err(|_| invalid())?),
+            KeyType::Sm2 => {
+                let d = PrivateKey::from_bytes(&value).map_err(|_| invalid())?;
+                if expected.is_some_and(|p| p != d.public_key()) {
+                    return Err(invalid());
+                }
+                Plain::Sm2(d)
+            }
         };
         obj.material = Material::Plain(Arc::new(material));
+        Ok(self.store_new(sh, vec![obj])?[0])
+    }
+
+    /// `C_UnwrapKey` with `CKM_GM_SM2_ENCRYPT`: an SM2 private key with `CKA_UNWRAP` (which
+    /// therefore never decrypts, [`crate::object::UsageConflicts::unwrap_decrypt`]) opens a
+    /// GM/T 0009 SM2Cipher (DER, C3 verified) of a 16-byte SM4 key: the `symEncryptedKey` of
+    /// an SM2EnvelopedKey. The key made is a transport key: `CKA_UNWRAP` and no other usage,
+    /// never extractable. A template asking for more is refused (`CKR_TEMPLATE_INCONSISTENT`):
+    /// a copy that decrypts would open the enveloped private key in host memory, one that
+    /// could be wrapped out could come back as such a copy.
+    fn unwrap_under_sm2(
+        &mut self,
+        sh: CK_SESSION_HANDLE,
+        unwrapping: CK_OBJECT_HANDLE,
+        wrapped: &[u8],
+        template: &Template,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let (slot, uk) = self.lookup(sh, unwrapping, Role::UnwrappingKey)?;
+        if (uk.class, uk.key_type) != (ObjectClass::PrivateKey, KeyType::Sm2) {
+            return Err(ck(
+                CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
+                "CKM_GM_SM2_ENCRYPT unwraps with an SM2 private key",
+            ));
+        }
+        if !uk.usage.unwrap {
+            return Err(not_permitted());
+        }
+        if unwrap_target(template)? != (ObjectClass::SecretKey, KeyType::Sm4) {
+            return Err(ck(
+                CKR_TEMPLATE_INCONSISTENT,
+                "an SM2 key unwraps only SM4 keys (the symmetric key of a GM/T 0009 envelope)",
+            ));
+        }
+        let mut obj = Object::with_defaults(
+            self.new_id()?,
+            ObjectClass::SecretKey,
+            KeyType::Sm4,
+            Material::Sealed(Sealed {
+                nonce: [0; 12],
+                ciphertext: Vec::new(),
+            }),
+        );
+        obj.apply_creation_template(template, Origin::Unwrapped, &[])?;
+        let transport = crate::object::Usage {
+            unwrap: true,
+            ..Default::default()
+        };
+        if obj.usage != transport || obj.extractable {
+            return Err(refuse(
+                CKR_TEMPLATE_INCONSISTENT,
+                "a key unwrapped under an SM2 key only unwraps (CKA_UNWRAP true, every other usage false) and is never extractable: a copy that decrypts would open what it is to unwrap in host memory",
+            ));
+        }
+        self.check_store(sh, &[&obj])?;
+        let uplain = self.tokens[slot].plain(&uk)?;
+        let Plain::Sm2(d) = uplain.as_ref() else {
+            return Err(type_inconsistent());
+        };
+        let invalid = || ck(CKR_WRAPPED_KEY_INVALID, "the wrapped key is not valid");
+        // An SM2Cipher of 16 bytes is about 110 bytes; nothing longer is parsed.
+        if wrapped.len() > 256 {
+            return Err(invalid());
+        }
+        // GB/T 32918.4-2016 §7.1: B1-B7, nothing released unless C3 verifies.
+        let sym = crypto_sm::sm2::decrypt(d, wrapped, CipherFormat::Der).map_err(|_| invalid())?;
+        let key = KeyBytes::from_slice(sym.expose()).ok_or_else(invalid)?;
+        obj.material = Material::Plain(Arc::new(Plain::Sm4(key)));
         Ok(self.store_new(sh, vec![obj])?[0])
     }
 
@@ -255,4 +363,15 @@ impl Module {
         self.session(sh)?;
         self.rng.fill(out).map_err(|_| Error::Entropy)
     }
+}
+
+/// The class and key type an unwrap template must name.
+fn unwrap_target(template: &Template) -> Result<(ObjectClass, KeyType)> {
+    let class = template
+        .ulong(CKA_CLASS)?
+        .ok_or(ck(CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is required"))?;
+    let key_type = template
+        .ulong(CKA_KEY_TYPE)?
+        .ok_or(ck(CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE is required"))?;
+    Ok((ObjectClass::from_ck(class)?, KeyType::from_ck(key_type)?))
 }

@@ -865,3 +865,166 @@ fn a_stored_key_that_wraps_and_decrypts_no_longer_decrypts() {
         .unwrap()
         .0);
 }
+
+/// A GM/T 0009 envelope built with `crypto_sm` (as `pki::envelope::seal` does): the SM2Cipher
+/// (DER) of a fresh SM4 key to `holder`, and d in two SM4-ECB blocks under that key.
+fn envelope_parts(
+    holder: &crypto::PublicKey,
+    d: &crypto_sm::sm2::PrivateKey,
+    seed: u64,
+) -> (Vec<u8>, Vec<u8>) {
+    let rng = SeededRandom::new(seed);
+    let mut sym = [0u8; 16];
+    crypto::RandomSource::fill(&rng, &mut sym).unwrap();
+    let cipher = crypto_sm::sm2::encrypt(holder, &sym, crypto::CipherFormat::Der, &rng).unwrap();
+    let k = crypto_sm::sm4::Sm4Secret::from_slice(&sym).unwrap();
+    let d_bytes = d.to_bytes();
+    let enc_d = crate::mechanism::Sm4Cipher::Ecb
+        .encrypt(&k, &d_bytes[..])
+        .unwrap();
+    (cipher, enc_d)
+}
+
+fn transport_template(extra: Vec<Attr>) -> Template {
+    let mut v = vec![
+        Attr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+        Attr::ulong(CKA_KEY_TYPE, CKK_GM_SM4),
+    ];
+    if !extra.iter().any(|a| a.kind == CKA_UNWRAP) {
+        v.push(Attr::bool(CKA_UNWRAP, true));
+    }
+    v.extend(extra);
+    t(v)
+}
+
+fn enveloped_template(point: &crypto::PublicKey) -> Template {
+    let mut p = [0u8; 65];
+    p.copy_from_slice(point.as_bytes());
+    t(vec![
+        Attr::ulong(CKA_CLASS, CKO_PRIVATE_KEY),
+        Attr::ulong(CKA_KEY_TYPE, CKK_GM_SM2),
+        Attr::bool(CKA_SIGN, false),
+        Attr::bool(CKA_DECRYPT, true),
+        Attr::new(CKA_EC_POINT, ec_point_der(&p)),
+    ])
+}
+
+#[test]
+fn an_envelope_unwraps_in_two_steps_under_an_unwrap_only_signing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = module(dir.path());
+    let s = ready(&mut m);
+    // An SM2 signing key may not unwrap and decrypt (it would open the envelope in host
+    // memory), at creation or later.
+    let r = m.generate_key_pair(
+        s,
+        &mech(CKM_GM_SM2_KEY_PAIR_GEN),
+        &t(vec![]),
+        &t(vec![
+            Attr::bool(CKA_UNWRAP, true),
+            Attr::bool(CKA_DECRYPT, true),
+        ]),
+    );
+    assert_eq!(rv(r), CKR_TEMPLATE_INCONSISTENT);
+    let (hpub, holder) = keypair(&mut m, s, false, vec![Attr::bool(CKA_UNWRAP, true)]);
+    assert_eq!(
+        rv(m.set_attributes(s, holder, &t(vec![Attr::bool(CKA_DECRYPT, true)]))),
+        CKR_TEMPLATE_INCONSISTENT
+    );
+    let holder_pub = match &m.lookup(s, hpub, Role::Object).unwrap().1.material {
+        Material::Public(pk) => *pk,
+        other => panic!("{other:?}"),
+    };
+    let enc = crypto_sm::sm2::PrivateKey::generate(&SeededRandom::new(99)).unwrap();
+    let (cipher, enc_d) = envelope_parts(&holder_pub, &enc, 5);
+    let sm2 = mech(CKM_GM_SM2_ENCRYPT);
+    let ecb = mech(CKM_GM_SM4_ECB);
+    let before = m.session_objects.len();
+
+    // The transport key only unwraps and is never extractable.
+    for extra in [
+        vec![Attr::bool(CKA_DECRYPT, true)],
+        vec![Attr::bool(CKA_EXTRACTABLE, true)],
+        vec![Attr::bool(CKA_UNWRAP, false)],
+    ] {
+        let r = m.unwrap_key(s, &sm2, holder, &cipher, &transport_template(extra));
+        assert_eq!(rv(r), CKR_TEMPLATE_INCONSISTENT);
+    }
+    // A signing key without CKA_UNWRAP cannot unwrap.
+    let (_, plain_signer) = keypair(&mut m, s, false, vec![]);
+    let r = m.unwrap_key(s, &sm2, plain_signer, &cipher, &transport_template(vec![]));
+    assert_eq!(rv(r), CKR_KEY_FUNCTION_NOT_PERMITTED);
+    // A flipped C3 (the SM2Cipher's OCTET STRING of 32 bytes) is refused, nothing made.
+    let c3 = cipher
+        .windows(2)
+        .position(|w| w == [0x04, 0x20])
+        .expect("C3 in the SM2Cipher")
+        + 2;
+    let mut bad = cipher.clone();
+    bad[c3] ^= 1;
+    let r = m.unwrap_key(s, &sm2, holder, &bad, &transport_template(vec![]));
+    assert_eq!(rv(r), CKR_WRAPPED_KEY_INVALID);
+    assert_eq!(
+        m.session_objects.len(),
+        before + 2,
+        "only the second key pair"
+    );
+
+    let kt = m
+        .unwrap_key(s, &sm2, holder, &cipher, &transport_template(vec![]))
+        .unwrap();
+    // The transport key cannot decrypt d in clear.
+    assert_eq!(
+        rv(m.decrypt_init(s, &ecb, kt)),
+        CKR_KEY_FUNCTION_NOT_PERMITTED
+    );
+    // SM4-ECB unwraps only an SM2 private key, only with the enveloped public key named, and
+    // only when d belongs to it.
+    let sm4_target = t(vec![
+        Attr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+        Attr::ulong(CKA_KEY_TYPE, CKK_GM_SM4),
+    ]);
+    assert_eq!(
+        rv(m.unwrap_key(s, &ecb, kt, &enc_d[..16], &sm4_target)),
+        CKR_MECHANISM_INVALID
+    );
+    let no_point = t(vec![
+        Attr::ulong(CKA_CLASS, CKO_PRIVATE_KEY),
+        Attr::ulong(CKA_KEY_TYPE, CKK_GM_SM2),
+    ]);
+    assert_eq!(
+        rv(m.unwrap_key(s, &ecb, kt, &enc_d, &no_point)),
+        CKR_TEMPLATE_INCOMPLETE
+    );
+    let n = m.session_objects.len();
+    let mut swapped = enc_d.clone();
+    swapped.rotate_left(16);
+    for blob in [&swapped[..], &enc_d[..31]] {
+        let r = m.unwrap_key(s, &ecb, kt, blob, &enveloped_template(&enc.public_key()));
+        assert_eq!(rv(r), CKR_WRAPPED_KEY_INVALID);
+    }
+    let r = m.unwrap_key(s, &ecb, kt, &enc_d, &enveloped_template(&holder_pub));
+    assert_eq!(rv(r), CKR_WRAPPED_KEY_INVALID, "d of another public key");
+    assert_eq!(
+        m.session_objects.len(),
+        n,
+        "no object from a refused unwrap"
+    );
+
+    let k = m
+        .unwrap_key(s, &ecb, kt, &enc_d, &enveloped_template(&enc.public_key()))
+        .unwrap();
+    let o = m.lookup(s, k, Role::Object).unwrap().1;
+    assert!(o.sensitive && !o.extractable && o.usage.decrypt && !o.usage.sign);
+    // It decrypts in the token what was encrypted to the enveloped public key.
+    let msg = b"sixteen byte key";
+    let ct = crypto_sm::sm2::encrypt(
+        &enc.public_key(),
+        msg,
+        crypto::CipherFormat::C1C3C2,
+        &SeededRandom::new(3),
+    )
+    .unwrap();
+    m.decrypt_init(s, &sm2, k).unwrap();
+    assert_eq!(run(m.decrypt(s, &ct, OutSpace::Capacity(64)).unwrap()), msg);
+}
