@@ -2248,4 +2248,391 @@ mod tests {
         assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00Z");
         assert_eq!(utc(1_767_225_599_999), "2025-12-31T23:59:59Z");
     }
+
+    /// A custodian node on plain HTTP/2 (a public-listener address, so no TLS is needed here):
+    /// it serves one version of `Org/licences`, altered as `fault` says, and takes uploads.
+    mod custodian {
+        use super::*;
+        use api::v1::exchange_server::{Exchange, ExchangeServer};
+        use std::sync::Mutex;
+        use tonic::{Request, Response, Status};
+
+        #[derive(Clone, Copy, PartialEq, Eq)]
+        pub(super) enum Fault {
+            None,
+            FlipPayloadByte,
+            AnotherRecord,
+            NoTrailer,
+            Refuse,
+        }
+
+        pub(super) struct Mock {
+            pub dataset: Vec<u8>,
+            pub version: Vec<u8>,
+            pub endpoint: Vec<u8>,
+            pub payload: Vec<u8>,
+            pub envelope: Vec<u8>,
+            pub fault: Fault,
+            /// What Upload received: message data lengths, SM3 and length announced, SM3 of data.
+            pub uploads: Mutex<Vec<(Vec<usize>, Vec<u8>, u64, Digest)>>,
+        }
+
+        type Out<T> = Result<Response<T>, Status>;
+
+        fn unimplemented<T>() -> Out<T> {
+            Err(Status::unimplemented("not in this mock"))
+        }
+
+        #[tonic::async_trait]
+        impl Exchange for Mock {
+            async fn upload(
+                &self,
+                r: Request<tonic::Streaming<pb::UploadChunk>>,
+            ) -> Out<pb::UploadResponse> {
+                let mut s = r.into_inner();
+                let (mut sizes, mut sm3, mut len, mut h) =
+                    (Vec::new(), Vec::new(), 0, Sm3Context::new());
+                while let Some(c) = s.message().await? {
+                    if sizes.is_empty() {
+                        sm3 = c.payload_sm3.clone();
+                        len = c.payload_len;
+                    }
+                    sizes.push(c.data.len());
+                    h.update(&c.data);
+                }
+                let got = h.finish();
+                self.uploads
+                    .lock()
+                    .unwrap()
+                    .push((sizes, sm3.clone(), len, got));
+                Ok(Response::new(pb::UploadResponse {
+                    payload_sm3: got.0.to_vec(),
+                    payload_len: len,
+                    custodian: "node0".into(),
+                }))
+            }
+
+            type FetchStream =
+                tokio_stream::Iter<std::vec::IntoIter<Result<pb::FetchChunk, Status>>>;
+
+            async fn fetch(&self, r: Request<pb::FetchRequest>) -> Out<Self::FetchStream> {
+                use pb::fetch_chunk::Part;
+                let r = r.into_inner();
+                assert_eq!((r.dataset.as_str(), r.version), ("Org/licences", 1));
+                if self.fault == Fault::Refuse {
+                    let mut meta = tonic::metadata::MetadataMap::new();
+                    meta.insert(api::CODE_METADATA_KEY, "EXCHANGE_NO_GRANT".parse().unwrap());
+                    return Err(Status::with_metadata(
+                        tonic::Code::PermissionDenied,
+                        "no live grant for Org/licences",
+                        meta,
+                    ));
+                }
+                let mut payload = self.payload.clone();
+                if self.fault == Fault::FlipPayloadByte {
+                    let at = payload.len() / 2;
+                    payload[at] ^= 0x80;
+                }
+                let record = if self.fault == Fault::AnotherRecord {
+                    self.dataset.clone()
+                } else {
+                    self.version.clone()
+                };
+                let mut parts = vec![Ok(pb::FetchChunk {
+                    part: Some(Part::Header(pb::FetchHeader {
+                        record,
+                        version: 1,
+                        request_id: vec![1; 32],
+                        record_tx_id: vec![2; 32],
+                    })),
+                })];
+                parts.extend(payload.chunks(1 << 20).map(|c| {
+                    Ok(pb::FetchChunk {
+                        part: Some(Part::Data(c.to_vec())),
+                    })
+                }));
+                if self.fault != Fault::NoTrailer {
+                    parts.push(Ok(pb::FetchChunk {
+                        part: Some(Part::Trailer(pb::FetchTrailer {
+                            envelope: self.envelope.clone(),
+                            recorded_at: 9,
+                        })),
+                    }));
+                }
+                Ok(Response::new(tokio_stream::iter(parts)))
+            }
+
+            async fn get_dataset(
+                &self,
+                r: Request<pb::GetDatasetRequest>,
+            ) -> Out<pb::DatasetResponse> {
+                if r.into_inner().dataset != "Org/licences" {
+                    let mut meta = tonic::metadata::MetadataMap::new();
+                    meta.insert(
+                        api::CODE_METADATA_KEY,
+                        "EXCHANGE_DATASET_UNKNOWN".parse().unwrap(),
+                    );
+                    return Err(Status::with_metadata(
+                        tonic::Code::NotFound,
+                        "no such dataset",
+                        meta,
+                    ));
+                }
+                Ok(Response::new(pb::DatasetResponse {
+                    dataset: self.dataset.clone(),
+                    versions: vec![self.version.clone()],
+                    requests: vec![],
+                    height: 3,
+                }))
+            }
+
+            async fn list_datasets(
+                &self,
+                _: Request<pb::ListDatasetsRequest>,
+            ) -> Out<pb::ListDatasetsResponse> {
+                unimplemented()
+            }
+
+            async fn get_access_request(
+                &self,
+                _: Request<pb::GetAccessRequestRequest>,
+            ) -> Out<pb::RecordResponse> {
+                unimplemented()
+            }
+
+            async fn get_fetch_log(
+                &self,
+                _: Request<pb::GetFetchLogRequest>,
+            ) -> Out<pb::FetchLogResponse> {
+                unimplemented()
+            }
+
+            async fn get_message(
+                &self,
+                _: Request<pb::GetMessageRequest>,
+            ) -> Out<pb::MessageResponse> {
+                unimplemented()
+            }
+
+            async fn list_messages(
+                &self,
+                _: Request<pb::ListMessagesRequest>,
+            ) -> Out<pb::ListMessagesResponse> {
+                unimplemented()
+            }
+
+            async fn get_endpoint(
+                &self,
+                r: Request<pb::GetEndpointRequest>,
+            ) -> Out<pb::RecordResponse> {
+                let r = r.into_inner();
+                assert_eq!((r.organisation.as_str(), r.node.as_str()), ("Org", "node0"));
+                Ok(Response::new(pb::RecordResponse {
+                    record: self.endpoint.clone(),
+                    height: 3,
+                }))
+            }
+
+            async fn get_escrow(
+                &self,
+                _: Request<pb::GetEscrowRequest>,
+            ) -> Out<pb::RecordResponse> {
+                unimplemented()
+            }
+        }
+
+        /// A free loopback port.
+        pub(super) fn free_port() -> u16 {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        }
+
+        /// Serves `mock` on the loopback `port`; returns its `http://` address.
+        pub(super) async fn serve(mock: std::sync::Arc<Mock>, port: u16) -> String {
+            let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(ExchangeServer::from_arc(mock))
+                    .serve(addr),
+            );
+            for _ in 0..200 {
+                if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            format!("http://{addr}")
+        }
+    }
+
+    /// A custodian serving `plain` sealed under a fresh key wrapped to a key file written in
+    /// `dir` (`enc.key.pem`, passphrase in `pass`), with `fault`.
+    fn custodian_of(
+        dir: &Path,
+        plain: &[u8],
+        fault: custodian::Fault,
+        address: &str,
+    ) -> std::sync::Arc<custodian::Mock> {
+        let holder = soft_key();
+        let pem = crypto_sm::keys::encode_encrypted_pkcs8_pem(
+            &holder,
+            b"pw",
+            crypto_sm::keys::MIN_ITERATIONS,
+            &SystemRandom,
+        )
+        .unwrap();
+        std::fs::write(dir.join("enc.key.pem"), pem).unwrap();
+        std::fs::write(dir.join("pass"), "pw\n").unwrap();
+        let (mut file, envelope, exp) = fixture(plain, &Soft(holder));
+        let payload = read_all(&mut file);
+        let zero = Envelope {
+            recipient: Digest([0; 32]),
+            cipher: Vec::new(),
+        };
+        let version = Version {
+            number: 1,
+            payload: data::Payload {
+                plaintext_sm3: exp.plaintext_sm3,
+                payload_sm3: exp.payload_sm3,
+                plaintext_len: exp.plaintext_len,
+                payload_len: exp.payload_len,
+                custodian: "node0".into(),
+                custodian_envelope: zero,
+                escrow: Vec::new(),
+            },
+            sealed_metadata: Vec::new(),
+            publisher: Digest([3; 32]),
+            height: types::Height(2),
+            timestamp_ms: 1,
+        };
+        let dataset = Dataset {
+            organisation: "Org".into(),
+            name: "licences".into(),
+            class: SharingClass::Conditional,
+            content_type: "text/csv".into(),
+            title: "t".into(),
+            description: String::new(),
+            confidential: false,
+            creator: Digest([3; 32]),
+            height: types::Height(1),
+            versions: 1,
+            requests: 0,
+        };
+        let endpoint = Endpoint {
+            organisation: "Org".into(),
+            node: "node0".into(),
+            address: address.to_string(),
+            enc_cert: Vec::new(),
+            height: types::Height(1),
+        };
+        std::sync::Arc::new(custodian::Mock {
+            dataset: dataset.encode(),
+            version: version.encode(),
+            endpoint: endpoint.encode(),
+            payload,
+            envelope,
+            fault,
+            uploads: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    fn fetch_cli(dir: &Path, node: &str, out: &Path) -> FetchArgs {
+        let cli = Cli::try_parse_from([
+            "x",
+            "fetch",
+            "Org/licences",
+            "--enc-key",
+            dir.join("enc.key.pem").to_str().unwrap(),
+            "--enc-pass-file",
+            dir.join("pass").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--node",
+            node,
+        ])
+        .unwrap();
+        match cli.data {
+            DataCommand::Fetch(a) => *a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// `data fetch` against a custodian over gRPC: the catalogue read, the endpoint's address,
+    /// the stream; each fault leaves nothing at --out and exits 1 with its code.
+    #[test]
+    fn fetch_over_grpc_writes_only_a_verified_plaintext() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let plain = plaintext();
+        for (fault, code) in [
+            (custodian::Fault::None, ""),
+            (custodian::Fault::FlipPayloadByte, "EXCHANGE_VERIFY_FAILED"),
+            (custodian::Fault::AnotherRecord, "EXCHANGE_VERIFY_FAILED"),
+            (custodian::Fault::NoTrailer, "EXCHANGE_VERIFY_FAILED"),
+            (custodian::Fault::Refuse, "EXCHANGE_NO_GRANT"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("out").join("plain.csv");
+            std::fs::create_dir(dir.path().join("out")).unwrap();
+            let result = rt.block_on(async {
+                // The endpoint names the custodian's own address: fetch connects there.
+                let port = custodian::free_port();
+                let addr = format!("http://127.0.0.1:{port}");
+                let mock = custodian_of(dir.path(), &plain, fault, &addr);
+                custodian::serve(mock, port).await;
+                fetch(fetch_cli(dir.path(), &addr, &out)).await
+            });
+            match (code, result) {
+                ("", Ok(())) => assert_eq!(std::fs::read(&out).unwrap(), plain),
+                ("", Err(f)) => panic!("a faithful custodian: {}", f.message()),
+                (code, Err(Failure::NotVerified(m))) => assert!(m.contains(code), "{m}"),
+                (code, other) => panic!("{code}: expected exit 1, got {other:?}"),
+            }
+            if !code.is_empty() {
+                assert!(entries(&dir.path().join("out")).is_empty(), "{code}");
+            }
+        }
+    }
+
+    /// Upload streams the sealed temporary in messages of at most 1 MiB, the first announcing
+    /// the payload's SM3 and length.
+    #[test]
+    fn upload_streams_chunks_of_at_most_one_mebibyte() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("in.bin");
+        std::fs::write(&src, plaintext()).unwrap();
+        let sealed = seal_file(&src).unwrap();
+        let mock = custodian_of(dir.path(), b"", custodian::Fault::None, "");
+        let custodian = rt.block_on(async {
+            let addr = custodian::serve(mock.clone(), custodian::free_port()).await;
+            let node = NodeArgs::at(&addr, crate::client::TlsArgs::default());
+            let (channel, _) = crate::client::channel_with_info(&node).await.unwrap();
+            upload(&mut exchange_client(channel), &sealed).await
+        });
+        assert_eq!(custodian.unwrap(), "node0");
+        let uploads = mock.uploads.lock().unwrap();
+        let (sizes, sm3, len, got) = &uploads[0];
+        assert_eq!(
+            sizes,
+            &[
+                1 << 20,
+                1 << 20,
+                (sealed.summary.payload_len - (2 << 20)) as usize
+            ]
+        );
+        assert_eq!(sm3, &sealed.summary.payload_sm3.0.to_vec());
+        assert_eq!(*len, sealed.summary.payload_len);
+        assert_eq!(*got, sealed.summary.payload_sm3);
+    }
 }
