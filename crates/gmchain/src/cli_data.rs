@@ -2274,8 +2274,12 @@ mod tests {
             pub envelope: Vec<u8>,
             pub fault: Fault,
             /// What Upload received: message data lengths, SM3 and length announced, SM3 of data.
-            pub uploads: Mutex<Vec<(Vec<usize>, Vec<u8>, u64, Digest)>>,
+            pub uploads: Mutex<Vec<Upload>>,
         }
+
+        /// One upload as received: message data lengths, SM3 and length announced, SM3 of
+        /// the data.
+        pub(super) type Upload = (Vec<usize>, Vec<u8>, u64, Digest);
 
         type Out<T> = Result<Response<T>, Status>;
 
