@@ -11,6 +11,8 @@
 //! - `devnet`: `gmchain devnet up/status/down` with an attestation and its offline receipt;
 //! - `contracts`: a WASM contract deployed by two organisations' votes, called, queried, its
 //!   events found, frozen, through `gmchain contract` and `gmchain query events`;
+//! - `data`: sharing data between three agencies through `gmchain data` (publish, request,
+//!   grant, fetch with both digests checked, revoke, expiry, the fetch log, messages);
 //! - `contract_sdk`: `gmchain contract build` on the example contracts, the SDK's native tests.
 
 #[path = "support/consortium.rs"]
@@ -26,6 +28,7 @@ mod cli;
 mod conformance_node;
 mod contract_sdk;
 mod contracts;
+mod data;
 mod devnet;
 mod governance;
 mod keys;

@@ -201,6 +201,38 @@ impl crypto::Signer for LoadedKey {
     }
 }
 
+impl crypto::Decrypter for LoadedKey {
+    fn public_key(&self) -> crypto::PublicKey {
+        LoadedKey::public_key(self)
+    }
+
+    fn decrypt(
+        &self,
+        ciphertext: &[u8],
+        format: CipherFormat,
+    ) -> Result<crypto::Secret, CryptoError> {
+        match self {
+            LoadedKey::Soft(k) => sm2::decrypt(k, ciphertext, format),
+            LoadedKey::Token(s) => crypto::Decrypter::decrypt(s.as_ref(), ciphertext, format),
+        }
+    }
+}
+
+/// Loads a decryption key named the CLI way: a `pkcs11:` URI with its module profile (the
+/// SM2 decryption runs in the token), or a key file (encrypted PKCS#8 with its passphrase).
+pub(crate) fn load_decrypter(
+    key: &str,
+    hsm_profile: Option<PathBuf>,
+    pass: PassArgs,
+) -> Result<Box<dyn crypto::Decrypter>, Failure> {
+    let args = KeyArgs {
+        key: key.to_string(),
+        hsm_profile,
+        pass,
+    };
+    Ok(Box::new(args.load()?))
+}
+
 /// Loads a signing key named the CLI way: a `pkcs11:` URI with its module profile, or a key
 /// file; `require_encrypted` refuses a key file that is not encrypted PKCS#8.
 pub(crate) fn load_signer(

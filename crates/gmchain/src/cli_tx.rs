@@ -34,6 +34,13 @@ pub(crate) struct SenderArgs {
     expiry_blocks: Option<u64>,
 }
 
+impl SenderArgs {
+    /// The sender's certificate file (`--cert`).
+    pub(crate) fn cert_path(&self) -> &std::path::Path {
+        &self.cert
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum TxCommand {
     /// Anchors FILE's SM3 digest (存证), waits for the commit and writes the offline receipt.

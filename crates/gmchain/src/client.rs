@@ -410,6 +410,30 @@ pub(crate) fn describe(conn: &gmtls::rustls::ClientConnection) -> serde_json::Va
 pub(crate) async fn connect_with_info(
     node: &NodeArgs,
 ) -> Result<(ChainClient<Channel>, serde_json::Value), Failure> {
+    let (channel, info) = channel_with_info(node).await?;
+    Ok((
+        ChainClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
+        info,
+    ))
+}
+
+/// The TLS certificate the flags or the client profile name (`None` for neither), for
+/// commands that act for the organisation of the certificate they connect with.
+pub(crate) fn tls_cert_path(node: &NodeArgs) -> Result<Option<PathBuf>, Failure> {
+    if let Some(p) = &node.tls.tls_cert {
+        return Ok(Some(p.clone()));
+    }
+    Ok(match &node.tls.client_profile {
+        Some(p) => read_profile(p)?.tls_cert,
+        None => None,
+    })
+}
+
+/// Connects a gRPC channel (for any of the node's services) to the node `node` names, and
+/// returns what the connection is (see [`describe`]).
+pub(crate) async fn channel_with_info(
+    node: &NodeArgs,
+) -> Result<(Channel, serde_json::Value), Failure> {
     let mut info = serde_json::json!({
         "transport": "plain HTTP/2 (public read-only listener, outside GB/T 39786 §8.2)"
     });
@@ -454,10 +478,7 @@ pub(crate) async fn connect_with_info(
                 })?
         }
     };
-    Ok((
-        ChainClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
-        info,
-    ))
+    Ok((channel, info))
 }
 
 /// `gmchain tunnel`: local plain HTTP to a node's mutual GM TLS API.

@@ -11,6 +11,7 @@ mod cli_ca;
 mod cli_conformance;
 mod cli_contract;
 mod cli_crypto;
+mod cli_data;
 mod cli_devnet;
 mod cli_governance;
 mod cli_keys;
@@ -63,6 +64,10 @@ enum Command {
     /// organisations, policies and contracts; list and show proposals.
     #[command(subcommand, visible_alias = "gov")]
     Governance(cli_governance::GovernanceCommand),
+    /// Sharing data between agencies: publish a dataset, request and grant access, fetch and
+    /// decrypt with both digests checked, the fetch log; send files with delivery receipts.
+    #[command(subcommand)]
+    Data(cli_data::DataCommand),
     /// Read a node's chain: status, transactions, blocks, attestations, receipts.
     #[command(subcommand)]
     Query(cli_tx::QueryCommand),
@@ -174,6 +179,7 @@ fn main() -> ExitCode {
         Command::Tx(c) => cli_tx::run_tx(c),
         Command::Contract(c) => cli_contract::run(c),
         Command::Governance(c) => cli_governance::run(c),
+        Command::Data(c) => cli_data::run(c),
         Command::Query(c) => cli_tx::run_query(c),
         Command::Receipt(c) => cli_tx::run_receipt(c),
         Command::Devnet(c) => cli_devnet::run(c),
