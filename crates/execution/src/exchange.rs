@@ -20,7 +20,7 @@ pub use records::{
     FetchRecord, MAX_ADDRESS_LEN, MAX_CONTENT_TYPE_LEN, MAX_DATASET_NAME_LEN, MAX_DESCRIPTION_LEN,
     MAX_ENVELOPE_LEN, MAX_ESCROW, MAX_GRANT_BLOCKS, MAX_LIST, MAX_PURPOSE_LEN, MAX_RECIPIENTS,
     MAX_SEALED_METADATA_LEN, MAX_TITLE_LEN, Message, Payload, RequestStatus, SharingClass, Version,
-    acknowledgement, dataset, datasets, encode_envelopes, encode_escrow, endpoint,
+    acknowledgement, dataset, datasets, decode_escrow, encode_envelopes, encode_escrow, endpoint,
     escrow_recipients, fetch_log, inbox, latest_request, message, outbox, request, requests,
     version,
 };

@@ -218,21 +218,6 @@ impl crypto::Decrypter for LoadedKey {
     }
 }
 
-/// Loads a decryption key named the CLI way: a `pkcs11:` URI with its module profile (the
-/// SM2 decryption runs in the token), or a key file (encrypted PKCS#8 with its passphrase).
-pub(crate) fn load_decrypter(
-    key: &str,
-    hsm_profile: Option<PathBuf>,
-    pass: PassArgs,
-) -> Result<Box<dyn crypto::Decrypter>, Failure> {
-    let args = KeyArgs {
-        key: key.to_string(),
-        hsm_profile,
-        pass,
-    };
-    Ok(Box::new(args.load()?))
-}
-
 /// Loads a signing key named the CLI way: a `pkcs11:` URI with its module profile, or a key
 /// file; `require_encrypted` refuses a key file that is not encrypted PKCS#8.
 pub(crate) fn load_signer(
@@ -272,33 +257,18 @@ fn key_args(
     })
 }
 
-/// A key file's SM2 key as a decrypter (GM/T 0009 `SM2Cipher` and C1C3C2 only).
-struct SoftDecrypter(PrivateKey);
-
-impl crypto::Decrypter for SoftDecrypter {
-    fn public_key(&self) -> crypto::PublicKey {
-        self.0.public_key()
-    }
-
-    fn decrypt(&self, data: &[u8], format: CipherFormat) -> Result<crypto::Secret, CryptoError> {
-        sm2::decrypt(&self.0, data, format)
-    }
-}
-
 /// Loads an SM2 decryption key named the CLI way: a `pkcs11:` URI with its module profile
-/// (decryption inside the token), or a key file.
+/// (the decryption runs in the token), or a key file; `require_encrypted` refuses a key file
+/// that is not encrypted PKCS#8.
 pub(crate) fn load_decrypter(
     key: &str,
     hsm_profile: Option<PathBuf>,
     pass: PassArgs,
     require_encrypted: bool,
 ) -> Result<std::sync::Arc<dyn crypto::Decrypter>, Failure> {
-    Ok(
-        match key_args(key, hsm_profile, pass, require_encrypted)?.load()? {
-            LoadedKey::Soft(k) => std::sync::Arc::new(SoftDecrypter(k)),
-            LoadedKey::Token(t) => std::sync::Arc::new(*t),
-        },
-    )
+    Ok(std::sync::Arc::new(
+        key_args(key, hsm_profile, pass, require_encrypted)?.load()?,
+    ))
 }
 
 impl KeyArgs {

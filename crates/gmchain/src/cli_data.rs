@@ -159,7 +159,7 @@ pub(crate) enum DataCommand {
         /// The content type or schema (public).
         #[arg(long, default_value = "application/octet-stream")]
         content_type: String,
-        /// The title (sealed in each version with --confidential).
+        /// The title (default: the name; sealed in each version with --confidential).
         #[arg(long, default_value = "")]
         title: String,
         /// The description (sealed in each version with --confidential).
@@ -322,8 +322,13 @@ pub(crate) struct FetchArgs {
     /// The dataset ID, ORGANISATION/NAME.
     #[arg(required_unless_present = "message", conflicts_with = "message")]
     dataset: Option<String>,
-    /// The version (default: the latest).
-    #[arg(long, conflicts_with = "message")]
+    /// The version (default: the latest). Not `--version`, which prints gmchain's.
+    #[arg(
+        long = "dataset-version",
+        id = "dataset_version",
+        value_name = "N",
+        conflicts_with = "message"
+    )]
     version: Option<u64>,
     /// A message ID (hex) instead of a dataset.
     #[arg(long, value_name = "ID")]
@@ -665,7 +670,8 @@ async fn envelopes(
     let escrow = if r.record.is_empty() {
         Vec::new()
     } else {
-        decode_escrow(&r.record).map_err(|e| unreadable("escrow list", e))?
+        data::decode_escrow(b"exchange/escrow", &r.record)
+            .map_err(|e| unreadable("escrow list", e))?
     };
     let escrow = escrow
         .iter()
@@ -677,28 +683,6 @@ async fn envelopes(
         })
         .collect::<Result<Vec<_>, Failure>>()?;
     Ok((custodian_envelope, escrow))
-}
-
-/// The record tag of the chain's escrow list (docs/execution.md §3, `exchange/escrow`).
-const ESCROW_TAG: u8 = 0x97;
-
-/// Decodes the chain's escrow recipients (canonical `EscrowRecipients`: the tag, a u32
-/// count of at most [`data::MAX_ESCROW`], then per recipient its 32-byte id and certificate).
-/// `execution::data` decodes it too but does not export the decoder yet.
-fn decode_escrow(bytes: &[u8]) -> Result<Vec<data::EscrowRecipient>, types::DecodeError> {
-    let mut r = types::codec::Reader::new(bytes);
-    r.header("escrow.header", ESCROW_TAG)?;
-    let n = r.len("escrow", data::MAX_ESCROW)?;
-    let list = (0..n)
-        .map(|_| {
-            Ok(data::EscrowRecipient {
-                id: Digest(r.array("escrow.id")?),
-                cert: r.bytes("escrow.cert", pki::MAX_CERT_LEN)?.to_vec(),
-            })
-        })
-        .collect::<Result<Vec<_>, types::DecodeError>>()?;
-    r.finish()?;
-    Ok(list)
 }
 
 /// The payload arguments shared by `publish` and `send`: plaintext SM3, payload SM3,
@@ -1155,6 +1139,7 @@ async fn fetch(args: FetchArgs) -> CmdResult {
         &args.enc.enc_key,
         args.enc.enc_hsm_profile.clone(),
         pass,
+        false,
     )
     .map_err(|f| match f {
         Failure::BadInput(m) => Failure::BadInput(format!("--enc-key: {m}")),
@@ -1352,6 +1337,8 @@ pub(crate) fn run(cmd: DataCommand) -> CmdResult {
                     None => {
                         let (t, d) = if confidential {
                             (String::new(), String::new())
+                        } else if title.is_empty() {
+                            (name.clone(), description.clone())
                         } else {
                             (title.clone(), description.clone())
                         };
@@ -2219,27 +2206,6 @@ mod tests {
         bad(hex32("REQUEST_ID", "abcd").map(|_| ()), "REQUEST_ID");
         assert!(split_dataset("Agency 02/licences.v1").is_ok());
         assert!(check_address("127.0.0.1:7050").is_ok());
-    }
-
-    #[test]
-    fn the_escrow_list_decodes_as_the_chain_encodes_it() {
-        let list = vec![
-            data::EscrowRecipient {
-                id: Digest([1; 32]),
-                cert: vec![0x30, 0x03, 1, 2, 3],
-            },
-            data::EscrowRecipient {
-                id: Digest([2; 32]),
-                cert: vec![0x30, 0x00],
-            },
-        ];
-        let bytes = data::encode_escrow(&list);
-        assert_eq!(decode_escrow(&bytes).unwrap(), list);
-        assert!(decode_escrow(&data::encode_escrow(&[])).unwrap().is_empty());
-        let mut long = bytes.clone();
-        long.push(0);
-        assert!(decode_escrow(&long).is_err(), "trailing bytes are refused");
-        assert!(decode_escrow(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

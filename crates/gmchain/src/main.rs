@@ -211,3 +211,15 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod cli_definition {
+    /// clap checks a command's definition (unique argument names, valid conflicts) only when
+    /// that command is parsed in a debug build: check every command at once, so that a
+    /// clash (a subcommand's `--version` against the propagated one) fails here, not in use.
+    #[test]
+    fn every_command_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -530,13 +530,26 @@ impl Exchange for ExchangeService {
                 let this = self.clone();
                 let requester = caller.cert_id;
                 let number = c.number;
-                let recorded = blocking(move || {
-                    this.record(&judged, &requester, number, Vec::new(), false)
-                        .map(|(id, _)| id)
-                })
-                .await;
+                // The refusal is answered once its record is committed: what the caller is
+                // told was refused is on the chain.
+                let recorded =
+                    blocking(move || this.record(&judged, &requester, number, Vec::new(), true))
+                        .await;
                 let suffix = match recorded {
-                    Ok(id) => format!("; the refusal is recorded by transaction {id}"),
+                    Ok((id, Some(rx))) => match rx.await {
+                        Ok(Outcome::Committed { height, .. }) => {
+                            format!(
+                                "; the refusal is recorded by transaction {id} at height {}",
+                                height.0
+                            )
+                        }
+                        Ok(Outcome::Dropped(r)) => {
+                            tracing::error!("a refused fetch's record was dropped: {r}");
+                            format!("; its record {id} was dropped: {r}")
+                        }
+                        Err(_) => format!("; its record {id} was not committed (the node stopped)"),
+                    },
+                    Ok((id, None)) => format!("; the refusal is recorded by transaction {id}"),
                     Err(e) => {
                         tracing::error!("a refused fetch could not be recorded: {e}");
                         format!("; recording the refusal failed: {}", e.message())
