@@ -29,6 +29,7 @@ mod conformance_node;
 mod contract_sdk;
 mod contracts;
 mod data;
+mod data_custody;
 mod devnet;
 mod governance;
 mod keys;
