@@ -365,6 +365,69 @@ fn admitted_without(ctx: &CallContext<'_>) -> bool {
     ctx.phase() != Phase::Execution
 }
 
+/// A served fetch is recorded only if the rules allowed it at this block: the grant it names is
+/// its requester's, for this dataset, granted and not expired; without a grant, the
+/// encryption certificate the key went to belongs to the owner (a dataset) or to the sender or a
+/// recipient (a message). So the custodian, whose record releases the key, cannot put a
+/// served fetch on the chain that the chain's own state refuses.
+fn served_by_the_rules(ctx: &CallContext<'_>, f: &FetchArgs) -> Result<(), ContractError> {
+    let refuse = |why: String| fail(FailureCode::RequestState, why);
+    let height = ctx.block().height;
+    if f.request != Digest([0; 32]) {
+        let FetchObject::Dataset(id) = &f.object else {
+            return Err(bad("request: a message is fetched without a grant (zero)"));
+        };
+        let r = read_request(ctx, &f.request)?;
+        if &r.dataset != id || r.requester != f.requester {
+            return Err(refuse(format!(
+                "request {} is not the requester's request for {id:?}",
+                f.request
+            )));
+        }
+        if !r.live_at(height) {
+            return Err(refuse(format!(
+                "request {} is {} (expiry {}) at height {}: no live grant",
+                f.request,
+                r.status.as_str(),
+                r.expiry.0,
+                height.0
+            )));
+        }
+        return Ok(());
+    }
+    let Some(cert) = &f.enc_cert else {
+        return Err(bad("enc_cert: missing"));
+    };
+    let org = cert.organisation().unwrap_or_default();
+    if !cert.role().is_some_and(Role::is_encryption) {
+        return Err(refuse(format!(
+            "{} is not an encryption certificate",
+            cert.subject()
+        )));
+    }
+    let allowed = match &f.object {
+        FetchObject::Dataset(id) => id.rsplit_once('/').is_some_and(|(o, _)| o == org),
+        FetchObject::Message(mid) => {
+            let key = k::message(mid);
+            match ctx.get(&key)? {
+                Some(b) => {
+                    let m = Message::decode(&crate::keys::full(EXCHANGE, &key), &b)
+                        .map_err(ContractError::State)?;
+                    m.organisation == org || m.recipients.contains(&org)
+                }
+                None => false,
+            }
+        }
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(refuse(format!(
+            "a served fetch without a grant went to {org:?}, which neither owns nor received it"
+        )))
+    }
+}
+
 impl ExchangeContract {
     fn set_endpoint(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
         let (node, address, cert) = parse_set_endpoint(args)?;
@@ -555,6 +618,9 @@ impl ExchangeContract {
 
     fn record_fetch(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
         let f = parse_record_fetch(args)?;
+        if f.outcome == 0 {
+            served_by_the_rules(ctx, &f)?;
+        }
         let name = f.object.log_name();
         let seq = bump(ctx, &k::fetch_count(&name))?;
         let rec = FetchRecord {
@@ -796,14 +862,17 @@ struct FetchArgs {
     request: Digest,
     outcome: u32,
     envelope: Vec<u8>,
+    /// A served fetch without a grant: the encryption certificate the key was wrapped to,
+    /// whose organisation shows the requester's right (the owner's own, a recipient's).
+    enc_cert: Option<Certificate>,
 }
 
 fn parse_record_fetch(args: &[Vec<u8>]) -> Result<FetchArgs, ContractError> {
     count(
         args,
-        7,
+        8,
         "record_fetch",
-        "kind, object, version, requester, request, outcome, envelope",
+        "kind, object, version, requester, request, outcome, envelope, enc_cert",
     )?;
     let object = match args[0].as_slice() {
         [OBJECT_DATASET] => {
@@ -829,6 +898,18 @@ fn parse_record_fetch(args: &[Vec<u8>]) -> Result<FetchArgs, ContractError> {
     if outcome != 0 && codes::by_number(outcome).is_none() {
         return Err(bad(format!("outcome {outcome}: not a registry code")));
     }
+    let enc_cert = if outcome == 0 && request == Digest([0; 32]) {
+        Some(
+            Certificate::from_der(&args[7])
+                .map_err(|e| bad(format!("enc_cert: a served fetch without a grant names the encryption certificate its key was wrapped to: {e}")))?,
+        )
+    } else if args[7].is_empty() {
+        None
+    } else {
+        return Err(bad(
+            "enc_cert: only a served fetch without a grant carries one",
+        ));
+    };
     Ok(FetchArgs {
         object,
         version,
@@ -836,6 +917,7 @@ fn parse_record_fetch(args: &[Vec<u8>]) -> Result<FetchArgs, ContractError> {
         request,
         outcome,
         envelope,
+        enc_cert,
     })
 }
 

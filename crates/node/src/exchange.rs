@@ -151,6 +151,7 @@ impl ExchangeService {
         requester: &Digest,
         outcome: u32,
         envelope: Vec<u8>,
+        enc_cert: Vec<u8>,
         wait: bool,
     ) -> Result<(types::TxId, Option<tokio::sync::oneshot::Receiver<Outcome>>), Status> {
         let core = &self.core;
@@ -192,6 +193,7 @@ impl ExchangeService {
                     fetch.request.0.to_vec(),
                     outcome.to_be_bytes().to_vec(),
                     envelope,
+                    enc_cert,
                 ],
             },
         };
@@ -533,7 +535,7 @@ impl Exchange for ExchangeService {
                 // The refusal is answered once its record is committed: what the caller is
                 // told was refused is on the chain.
                 let recorded =
-                    blocking(move || this.record(&judged, &requester, number, Vec::new(), true))
+                    blocking(move || this.record(&judged, &requester, number, Vec::new(), Vec::new(), true))
                         .await;
                 let suffix = match recorded {
                     Ok((id, Some(rx))) => match rx.await {
@@ -560,6 +562,7 @@ impl Exchange for ExchangeService {
             }
         };
         let id = BlobId::from(judged.payload.payload_sm3);
+        let grantee_der = grantee.der().to_vec();
         // Unwrap in the token, wrap to the caller: the key lives only in this closure.
         let (c2, env_in) = (custodian.clone(), judged.payload.custodian_envelope.clone());
         let envelope = blocking(move || {
@@ -600,9 +603,16 @@ impl Exchange for ExchangeService {
         .await?;
         let this = self.clone();
         let requester = caller.cert_id;
+        // A served fetch without a grant names the certificate its key went to, so that the
+        // chain can check its organisation (the owner's, a recipient's).
+        let enc_cert = if judged.request == Digest([0; 32]) {
+            grantee_der
+        } else {
+            Vec::new()
+        };
         let (j, env) = (judged, envelope.clone());
         let (record_id, committed, judged) = blocking(move || {
-            let (id, rx) = this.record(&j, &requester, 0, env, true)?;
+            let (id, rx) = this.record(&j, &requester, 0, env, enc_cert, true)?;
             Ok((id, rx, j))
         })
         .await?;

@@ -275,6 +275,7 @@ impl Exchange {
             request.0.to_vec(),
             outcome.to_be_bytes().to_vec(),
             envelope,
+            Vec::new(),
         ]
     }
 
@@ -1012,7 +1013,6 @@ mod tests {
     /// data was served only under a live grant, and `exchange-grant-rules` (which records the
     /// outcome it chose) cannot fail on it.
     #[test]
-    #[ignore = "review11 finding 2: the chain commits a served fetch record under a revoked grant"]
     fn review11_a_served_record_under_a_revoked_grant_is_refused() {
         let (mut x, rid, key) = review11_revoked_grant();
         let b_node = Rc::clone(&x.b_node);
@@ -1027,7 +1027,6 @@ mod tests {
     /// Finding 2 (same cause): a served record may name a request that does not exist, or a
     /// requester that never asked, and is committed as a served fetch.
     #[test]
-    #[ignore = "review11 finding 2: a served fetch record naming no grant of its requester is committed"]
     fn review11_a_served_record_names_a_grant_of_its_requester() {
         let (mut x, _, key) = review11_revoked_grant();
         let other = Rc::clone(&x.other_a_node);

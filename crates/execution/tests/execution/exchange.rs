@@ -123,6 +123,7 @@ fn fetch_args(
         request.0.to_vec(),
         outcome.to_be_bytes().to_vec(),
         envelope,
+        Vec::new(),
     ]
 }
 
@@ -650,6 +651,7 @@ fn a_message_is_delivered_to_named_organisations_and_acknowledged_once() {
             vec![0; 32],
             0u32.to_be_bytes().to_vec(),
             wrap(&[5; 16], &e.b_enc),
+            e.b_enc.cert.der().to_vec(),
         ],
     )]);
     assert_success(&r);
