@@ -658,3 +658,140 @@ fn a_message_is_delivered_to_named_organisations_and_acknowledged_once() {
     let (log, total) = data::fetch_log(&node.view(), &FetchObject::Message(mid), 0, 10).unwrap();
     assert_eq!((total, log[0].requester), (1, e.x.b_user.id()));
 }
+
+// ---------------------------------------------------------------------------------------------
+// review10: findings of the security review of issue 15 (each ignored until fixed)
+
+#[test]
+#[ignore = "review10 finding 1: a revoked grant of an unconditional dataset is restored by the grantee's next request"]
+fn review10_a_revoked_unconditional_grant_stays_revoked() {
+    let mut e = setup();
+    let node = &mut e.x.node;
+    assert_success(&node.run(&[call(
+        &e.w.user,
+        60,
+        "exchange",
+        "register",
+        register_args("open", SharingClass::Unconditional),
+    )]));
+    assert_success(&node.run(&[call(
+        &e.w.user,
+        61,
+        "exchange",
+        "publish",
+        publish_args("open", &e.a_enc),
+    )]));
+    let first = call(
+        &e.b_node,
+        62,
+        "exchange",
+        "request",
+        request_args("Agency A/open", &e.b_enc, 1000),
+    );
+    let rid = tx_id(&first);
+    assert_success(&node.run(&[first]));
+    // The owner's admin revokes the automatic grant.
+    assert_success(&node.run(&[call(
+        &e.w.admin,
+        63,
+        "exchange",
+        "revoke",
+        vec![rid.0.to_vec(), b"misuse".to_vec()],
+    )]));
+    let latest = data::latest_request(&node.view(), &e.b_node.id(), "Agency A/open")
+        .unwrap()
+        .unwrap();
+    assert!(!latest.live_at(Height(node.height)));
+    // The grantee asks again, in one transaction of its own.
+    let _ = node.run(&[call(
+        &e.b_node,
+        64,
+        "exchange",
+        "request",
+        request_args("Agency A/open", &e.b_enc, 1000),
+    )]);
+    // What the custodian judges a fetch on must still say "revoked".
+    let latest = data::latest_request(&node.view(), &e.b_node.id(), "Agency A/open")
+        .unwrap()
+        .unwrap();
+    assert!(
+        !latest.live_at(Height(node.height)),
+        "request {} re-granted {} after the owner revoked {rid}",
+        latest.id,
+        latest.status.as_str()
+    );
+}
+
+#[test]
+#[ignore = "review10 finding 2: a served fetch record is accepted for a requester with no request and a made-up request id"]
+fn review10_a_served_fetch_record_names_a_live_grant_of_its_requester() {
+    let mut e = setup();
+    let node = &mut e.x.node;
+    assert_success(&node.run(&[call(
+        &e.w.user,
+        70,
+        "exchange",
+        "register",
+        register_args("licences", SharingClass::Conditional),
+    )]));
+    assert_success(&node.run(&[call(
+        &e.w.user,
+        71,
+        "exchange",
+        "publish",
+        publish_args("licences", &e.a_enc),
+    )]));
+    // B's admin never asked; the request id is made up; the outcome says "served".
+    let r = node.run(&[call(
+        &e.w.node_cert,
+        72,
+        "exchange",
+        "record_fetch",
+        fetch_args(
+            "Agency A/licences",
+            1,
+            &e.x.b_admin,
+            Digest([7; 32]),
+            0,
+            wrap(&[9; 16], &e.b_enc),
+        ),
+    )]);
+    assert_ne!(
+        r[0].status,
+        Status::Success,
+        "the log now says B's admin fetched under request 0707.. that does not exist"
+    );
+}
+
+#[test]
+#[ignore = "review10 finding 6: a requester may file any number of requests for one dataset (state and the owner's queue grow without bound)"]
+fn review10_a_second_pending_request_for_the_same_dataset_is_refused() {
+    let mut e = setup();
+    let node = &mut e.x.node;
+    assert_success(&node.run(&[call(
+        &e.w.user,
+        80,
+        "exchange",
+        "register",
+        register_args("licences", SharingClass::Conditional),
+    )]));
+    assert_success(&node.run(&[call(
+        &e.b_node,
+        81,
+        "exchange",
+        "request",
+        request_args("Agency A/licences", &e.b_enc, 1000),
+    )]));
+    let r = node.run(&[call(
+        &e.b_node,
+        82,
+        "exchange",
+        "request",
+        request_args("Agency A/licences", &e.b_enc, 1000),
+    )]);
+    assert_ne!(
+        r[0].status,
+        Status::Success,
+        "a second pending request of the same signer was recorded"
+    );
+}
