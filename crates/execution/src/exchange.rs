@@ -29,7 +29,7 @@ use crate::codes::{FailureCode, RejectCode};
 use crate::context::{CallContext, ContractError, Phase};
 use crate::contract::{BUILTIN_CALL_COST, Contract, Denial};
 use crate::keys::{EXCHANGE, exchange as k};
-use crate::records::decode_u64;
+use crate::records::{decode_digest, decode_u64};
 use crypto::Digest;
 use pki::{Certificate, Role};
 use types::Height;
@@ -511,18 +511,49 @@ impl ExchangeContract {
         let mut ds = need_dataset(ctx, &id)?;
         let caller = ctx.caller();
         let height = ctx.block().height;
-        let (status, expiry) = match ds.class {
-            SharingClass::NotShared => {
-                return Err(fail(
-                    FailureCode::NotShared,
-                    format!("dataset {id:?} is not shared: no request can be granted"),
-                ));
+        if ds.class == SharingClass::NotShared {
+            return Err(fail(
+                FailureCode::NotShared,
+                format!("dataset {id:?} is not shared: no request can be granted"),
+            ));
+        }
+        // One open request per requester and dataset; after a revocation or a denial, only
+        // the owner's admin decides again (an unconditional dataset is not re-granted by
+        // asking again).
+        let latest_key = k::grantee(&caller.cert_id, &id);
+        let mut decided_against = false;
+        if let Some(b) = ctx.get(&latest_key)? {
+            let prior = read_request(
+                ctx,
+                &decode_digest(&crate::keys::full(EXCHANGE, &latest_key), &b)
+                    .map_err(ContractError::State)?,
+            )?;
+            match prior.status {
+                RequestStatus::Pending => {
+                    return Err(fail(
+                        FailureCode::RequestState,
+                        format!("request {} for {id:?} is still pending", prior.id),
+                    ));
+                }
+                RequestStatus::Granted if prior.live_at(height) => {
+                    return Err(fail(
+                        FailureCode::RequestState,
+                        format!(
+                            "request {} for {id:?} is granted until height {}",
+                            prior.id, prior.expiry.0
+                        ),
+                    ));
+                }
+                RequestStatus::Revoked | RequestStatus::Denied => decided_against = true,
+                RequestStatus::Granted => {}
             }
-            SharingClass::Unconditional => (
+        }
+        let (status, expiry) = match ds.class {
+            SharingClass::Unconditional if !decided_against => (
                 RequestStatus::Granted,
                 Height(height.0.saturating_add(r.duration)),
             ),
-            SharingClass::Conditional => (RequestStatus::Pending, Height(0)),
+            _ => (RequestStatus::Pending, Height(0)),
         };
         let req = AccessRequest {
             id: ctx.tx_id().0,

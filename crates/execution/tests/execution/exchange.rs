@@ -663,7 +663,6 @@ fn a_message_is_delivered_to_named_organisations_and_acknowledged_once() {
 // review10: findings of the security review of issue 15 (each ignored until fixed)
 
 #[test]
-#[ignore = "review10 finding 1: a revoked grant of an unconditional dataset is restored by the grantee's next request"]
 fn review10_a_revoked_unconditional_grant_stays_revoked() {
     let mut e = setup();
     let node = &mut e.x.node;
@@ -723,7 +722,6 @@ fn review10_a_revoked_unconditional_grant_stays_revoked() {
 }
 
 #[test]
-#[ignore = "review10 finding 2: a served fetch record is accepted for a requester with no request and a made-up request id"]
 fn review10_a_served_fetch_record_names_a_live_grant_of_its_requester() {
     let mut e = setup();
     let node = &mut e.x.node;
@@ -764,7 +762,6 @@ fn review10_a_served_fetch_record_names_a_live_grant_of_its_requester() {
 }
 
 #[test]
-#[ignore = "review10 finding 6: a requester may file any number of requests for one dataset (state and the owner's queue grow without bound)"]
 fn review10_a_second_pending_request_for_the_same_dataset_is_refused() {
     let mut e = setup();
     let node = &mut e.x.node;
