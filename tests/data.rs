@@ -404,28 +404,56 @@ fn three_agencies_publish_request_grant_fetch_revoke_and_every_fetch_is_logged()
     );
     let (third_ca_key, third_ca) = identity(&dir, "third-ca");
     let (_, revoked_cert) = identity(&dir, "third-revoked");
+    let (_, revoked_enc) = identity(&dir, "third-revoked-enc");
     let now = now_secs();
-    let crl = pki::issue_crl(
-        &third_ca,
-        &third_ca_key,
-        2,
-        UnixTime(now - 60),
-        UnixTime(now + 86400),
-        &[RevokedEntry {
-            serial: revoked_cert.serial(),
-            revoked_at: UnixTime(now - 30),
-            reason: RevocationReason::KeyCompromise,
-        }],
-    )
-    .unwrap();
-    std::fs::write(dir.join("third-ca.crl.2.pem"), crl.to_pem()).unwrap();
-    run_ok(
+    let revoke = |number: u64, certs: &[&Certificate]| {
+        let crl = pki::issue_crl(
+            &third_ca,
+            &third_ca_key,
+            number,
+            UnixTime(now - 60 + number),
+            UnixTime(now + 86400),
+            &certs
+                .iter()
+                .map(|c| RevokedEntry {
+                    serial: c.serial(),
+                    revoked_at: UnixTime(now - 30),
+                    reason: RevocationReason::KeyCompromise,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let file = format!("third-ca.crl.{number}.pem");
+        std::fs::write(dir.join(&file), crl.to_pem()).unwrap();
+        run_ok(
+            &dir,
+            &with(
+                strings(&["tx", "identity", "revoke", "--crl", &file]),
+                sender(&chain, "third-admin"),
+            ),
+        );
+    };
+    // Its encryption certificate revoked: the custodian refuses, and records the refusal.
+    revoke(2, &[&revoked_enc]);
+    run_fails(
         &dir,
-        &with(
-            strings(&["tx", "identity", "revoke", "--crl", "third-ca.crl.2.pem"]),
-            sender(&chain, "third-admin"),
-        ),
+        &fetch_args(&chain, "third-revoked", "Dev Bureau/licences", &fetched),
+        1,
+        "EXCHANGE_ENC_CERT_INVALID",
     );
+    assert!(!fetched.exists());
+    let revoked_id = revoked_cert.fingerprint().to_string();
+    let log = json(&chain, &["data", "log", "Dev Bureau/licences"]);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["requester_cert"] == revoked_id.as_str()
+                && r["outcome"] == "EXCHANGE_ENC_CERT_INVALID"),
+        "{log}"
+    );
+    // Its signing certificate revoked too: the TLS handshake refuses it before any fetch.
+    revoke(3, &[&revoked_enc, &revoked_cert]);
     let o = crate::dev_node::gm(
         &dir,
         &fetch_args(&chain, "third-revoked", "Dev Bureau/licences", &fetched)
@@ -459,7 +487,7 @@ fn three_agencies_publish_request_grant_fetch_revoke_and_every_fetch_is_logged()
         &dir,
         &fetch_args(&chain, "second-user", "Dev Bureau/licences", &fetched),
         1,
-        "EXCHANGE_",
+        "EXCHANGE_NO_GRANT",
     );
     assert!(!fetched.exists());
     let shown = json(&chain, &["data", "show", "Dev Bureau/licences"]);
@@ -493,7 +521,7 @@ fn three_agencies_publish_request_grant_fetch_revoke_and_every_fetch_is_logged()
         ("served".to_string(), second_req.clone()),
         "{log}"
     );
-    assert!(entries[2].0.starts_with("EXCHANGE_"), "{log}");
+    assert_eq!(entries[2].0, "EXCHANGE_NO_GRANT", "{log}");
     let log = json(&chain, &["data", "log", "Dev Bureau/register"]);
     let outcomes: Vec<&str> = log
         .as_array()

@@ -292,6 +292,9 @@ define_codes! {
     EXCHANGE_KEY_UNAVAILABLE = 3327, Unavailable, Unavailable,
         "The custodian could not unwrap the version's data key (its node-enc key is not the one the version was wrapped to, or the token failed); nothing was served or recorded.",
         "the message names the failure; the owner re-publishes the version if the node's encryption key changed";
+    EXCHANGE_BUSY = 3328, Unavailable, ResourceExhausted,
+        "The custodian serves as many fetches as it allows at once, or the caller's previous refused fetch is still being recorded.",
+        "retry in a moment";
     NODE_IO = 4000, BadInput, Internal,
         "A file of the node could not be read or written.",
         "check the path and its permissions; the message names the file";

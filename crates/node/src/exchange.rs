@@ -41,6 +41,13 @@ pub const MESSAGE_LIMIT: usize = CHUNK + 64 * 1024;
 /// `FETCH_QUEUE` × [`CHUNK`] per fetch).
 const FETCH_QUEUE: usize = 4;
 
+/// The most fetches a custodian serves at once (memory: this × (`FETCH_QUEUE` + 1) MiB).
+pub const MAX_FETCHES: usize = 16;
+
+/// How long a fetch may leave a chunk unaccepted before the custodian ends it: a client that
+/// stops reading cannot hold a fetch slot (or a thread) for ever.
+const STALL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What makes a node a custodian: its blob store and its node-enc key.
 pub struct Custodian {
     blobs: BlobStore,
@@ -110,6 +117,11 @@ pub struct ExchangeService {
     core: Arc<LocalNode>,
     custodian: Option<Arc<Custodian>>,
     salt: Arc<AtomicU64>,
+    // Fetches being served (at most MAX_FETCHES).
+    fetching: Arc<tokio::sync::Semaphore>,
+    // Requesters whose refused fetch is being recorded: one record in flight each, so that a
+    // member repeating refused fetches cannot fill blocks and the pool with refusals.
+    refusing: Arc<std::sync::Mutex<std::collections::HashSet<Digest>>>,
 }
 
 impl ExchangeService {
@@ -119,6 +131,8 @@ impl ExchangeService {
             core,
             custodian,
             salt: Arc::default(),
+            fetching: Arc::new(tokio::sync::Semaphore::new(MAX_FETCHES)),
+            refusing: Arc::default(),
         }
     }
 
@@ -444,6 +458,21 @@ fn grant_verdict(core: &LocalNode, r: &AccessRequest, tip: Height) -> Result<Cer
 
 type FetchStream = Pin<Box<dyn Stream<Item = Result<pb::FetchChunk, Status>> + Send>>;
 
+/// Frees a requester's refusal slot when its refusal is answered.
+struct RefusalSlot(
+    Arc<std::sync::Mutex<std::collections::HashSet<Digest>>>,
+    Digest,
+);
+
+impl Drop for RefusalSlot {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
+    }
+}
+
 fn chunk(part: pb::fetch_chunk::Part) -> pb::FetchChunk {
     pb::FetchChunk { part: Some(part) }
 }
@@ -521,6 +550,16 @@ impl Exchange for ExchangeService {
         let caller = self.member(&request)?;
         let common_name = peer_of(&request).common_name.unwrap_or_default();
         let custodian = self.custodian()?;
+        let permit = Arc::clone(&self.fetching)
+            .try_acquire_owned()
+            .map_err(|_| {
+                code(
+                    &codes::EXCHANGE_BUSY,
+                    format!(
+                        "this custodian serves {MAX_FETCHES} fetches at once; retry in a moment"
+                    ),
+                )
+            })?;
         let req = request.into_inner();
         let this = self.clone();
         let (caller2, cn) = (caller.clone(), common_name.clone());
@@ -529,16 +568,42 @@ impl Exchange for ExchangeService {
         let grantee = match verdict {
             Ok(cert) => cert,
             Err(Refusal::Recorded(c, why)) => {
-                let this = self.clone();
                 let requester = caller.cert_id;
+                let first = self
+                    .refusing
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(requester);
+                if !first {
+                    tracing::info!(by = %caller.subject, code = c.name, "fetch refused, not recorded (a refusal of this requester is being recorded): {why}");
+                    return Err(code(
+                        &codes::EXCHANGE_BUSY,
+                        format!(
+                            "{}: {why}; not recorded: your previous refused fetch is still being recorded, retry in a moment",
+                            c.name
+                        ),
+                    ));
+                }
+                let _slot = RefusalSlot(self.refusing.clone(), requester);
+                let this = self.clone();
                 let number = c.number;
                 // The refusal is answered once its record is committed: what the caller is
                 // told was refused is on the chain.
-                let recorded =
-                    blocking(move || this.record(&judged, &requester, number, Vec::new(), Vec::new(), true))
-                        .await;
+                let recorded = blocking(move || {
+                    this.record(&judged, &requester, number, Vec::new(), Vec::new(), true)
+                })
+                .await;
                 let suffix = match recorded {
                     Ok((id, Some(rx))) => match rx.await {
+                        Ok(Outcome::Committed {
+                            height, receipt, ..
+                        }) if receipt.status != types::Status::Success => {
+                            tracing::error!(
+                                "a refused fetch's record failed: {:?}",
+                                receipt.status
+                            );
+                            format!("; its record {id} failed at height {}", height.0)
+                        }
                         Ok(Outcome::Committed { height, .. }) => {
                             format!(
                                 "; the refusal is recorded by transaction {id} at height {}",
@@ -633,18 +698,19 @@ impl Exchange for ExchangeService {
             record_tx_id: record_id.as_bytes().to_vec(),
         };
         tokio::spawn(async move {
-            if tx
-                .send(Ok(chunk(pb::fetch_chunk::Part::Header(header))))
-                .await
-                .is_err()
-            {
+            let _permit = permit;
+            // Each send waits at most STALL for the client to take the chunk; the blob is read
+            // a chunk at a time on the blocking pool, which is never held while waiting.
+            let send = |c: Result<pb::FetchChunk, Status>| {
+                let tx = tx.clone();
+                async move { matches!(tokio::time::timeout(STALL, tx.send(c)).await, Ok(Ok(()))) }
+            };
+            if !send(Ok(chunk(pb::fetch_chunk::Part::Header(header)))).await {
                 return;
             }
-            // The payload, read on the blocking pool, a chunk at a time.
-            let data_tx = tx.clone();
-            let read = tokio::task::spawn_blocking(move || {
-                let mut reader = reader;
-                loop {
+            let mut reader = reader;
+            loop {
+                let read = tokio::task::spawn_blocking(move || {
                     let mut buf = vec![0u8; CHUNK];
                     let mut n = 0;
                     while n < CHUNK {
@@ -660,36 +726,45 @@ impl Exchange for ExchangeService {
                             }
                         }
                     }
-                    if n == 0 {
-                        return Ok(true);
-                    }
                     buf.truncate(n);
-                    if data_tx
-                        .blocking_send(Ok(chunk(pb::fetch_chunk::Part::Data(buf))))
-                        .is_err()
-                    {
-                        return Ok(false);
+                    Ok((reader, buf))
+                })
+                .await;
+                match read {
+                    Ok(Ok((r, buf))) => {
+                        if buf.is_empty() {
+                            break;
+                        }
+                        reader = r;
+                        if !send(Ok(chunk(pb::fetch_chunk::Part::Data(buf)))).await {
+                            tracing::info!(blob = %id, "fetch ended: the client stopped reading");
+                            return;
+                        }
                     }
-                }
-            })
-            .await;
-            match read {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false)) => return,
-                Ok(Err(s)) => {
-                    let _ = tx.send(Err(s)).await;
-                    return;
-                }
-                Err(e) => {
-                    let _ = tx
-                        .send(Err(Status::internal(format!("reader failed: {e}"))))
-                        .await;
-                    return;
+                    Ok(Err(s)) => {
+                        let _ = send(Err(s)).await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = send(Err(Status::internal(format!("reader failed: {e}")))).await;
+                        return;
+                    }
                 }
             }
             // The key only after its fetch record is committed.
             let last = match committed {
                 Some(rx) => match rx.await {
+                    // A committed record that failed (the grant was revoked or expired since
+                    // the check) releases nothing.
+                    Ok(Outcome::Committed {
+                        height, receipt, ..
+                    }) if receipt.status != types::Status::Success => Err(code(
+                        &codes::EXCHANGE_NO_GRANT,
+                        format!(
+                            "the fetch record failed at height {}: {:?}; the grant no longer holds",
+                            height.0, receipt.status
+                        ),
+                    )),
                     Ok(Outcome::Committed { height, .. }) => {
                         Ok(chunk(pb::fetch_chunk::Part::Trailer(pb::FetchTrailer {
                             envelope,
@@ -703,7 +778,7 @@ impl Exchange for ExchangeService {
                 },
                 None => Err(Status::internal("no commit receiver for the fetch record")),
             };
-            let _ = tx.send(last).await;
+            let _ = send(last).await;
         });
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
