@@ -112,7 +112,9 @@ pub const AEAD_TAG_LEN: usize = 16;
 impl Sm4Aead {
     /// Expands `key` for `mode`, which must be [`Sm4Mode::Gcm`] or [`Sm4Mode::Ccm`].
     pub fn new(key: &Sm4Secret, mode: Sm4Mode) -> Result<Self, CryptoError> {
-        let k = (*key.0).into();
+        // The expanded key schedules and GHASH key are wiped on drop (the `zeroize` features
+        // of `sm4` and `aes-gcm`); so is this copy of the key.
+        let k = zeroize::Zeroizing::new((*key.0).into());
         match mode {
             Sm4Mode::Gcm => Ok(Self(AeadInner::Gcm(Box::new(Sm4Gcm::new(&k))))),
             Sm4Mode::Ccm => Ok(Self(AeadInner::Ccm(Box::new(Sm4Ccm::new(&k))))),
