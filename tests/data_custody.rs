@@ -99,28 +99,36 @@ fn request_and_fetch(chain: &Chain, dataset: &str, out: &Path, request: bool) {
             ),
         );
     }
-    run_ok(
-        &chain.dir,
-        &strings(&[
-            "data",
-            "fetch",
-            dataset,
-            "--enc-key",
-            "orgs/2.user.enc.key.pem",
-            "--enc-pass-file",
-            "pass",
-            "--out",
-            out.to_str().unwrap(),
-            "--node",
-            &chain.grpc,
-            "--tls-key",
-            "orgs/2.user.key.pem",
-            "--tls-pass-file",
-            "pass",
-            "--tls-cert",
-            "orgs/2.user.crt.pem",
-        ]),
-    );
+    run_ok(&chain.dir, &fetch_args(chain, dataset, out));
+}
+
+/// `data fetch` of `dataset` to `out` by organisation 2's user.
+fn fetch_args(chain: &Chain, dataset: &str, out: &Path) -> Vec<String> {
+    strings(&[
+        "data",
+        "fetch",
+        dataset,
+        "--enc-key",
+        "orgs/2.user.enc.key.pem",
+        "--enc-pass-file",
+        "pass",
+        "--out",
+        out.to_str().unwrap(),
+        "--node",
+        &chain.grpc,
+        "--tls-key",
+        "orgs/2.user.key.pem",
+        "--tls-pass-file",
+        "pass",
+        "--tls-cert",
+        "orgs/2.user.crt.pem",
+    ])
+}
+
+/// Organisation 2's user's encryption key (the dev chain's encrypted PEM).
+fn grantee_key(chain: &Chain) -> crypto_sm::sm2::PrivateKey {
+    let pem = std::fs::read(chain.dir.join("orgs/2.user.enc.key.pem")).unwrap();
+    crypto_sm::keys::decode_private_key(&pem, Some(crate::dev_node::PASS)).unwrap()
 }
 
 fn blobs_dir(chain: &Chain) -> PathBuf {
@@ -232,13 +240,72 @@ fn a_publish_cut_by_sigkill_loses_no_acknowledged_version_and_serves_nothing_hal
         "{}",
         log_of(&chain)
     );
-    assert_eq!(blob_files(&chain), (vec![blob], Vec::new()));
+    assert_eq!(blob_files(&chain), (vec![blob.clone()], Vec::new()));
     let fetched = chain.dir.join("first.out");
     request_and_fetch(&chain, "Dev Bureau/first", &fetched, true);
     assert_eq!(
         std::fs::read(&fetched).unwrap(),
         std::fs::read(&first).unwrap()
     );
+    // A new version re-keys: the data keys released to the grantee for versions 1 and 2
+    // (their envelopes are in the fetch log) differ.
+    publish(&chain, &first, "first", &[]);
+    std::fs::remove_file(&fetched).unwrap();
+    run_ok(
+        &chain.dir,
+        &fetch_args(&chain, "Dev Bureau/first", &fetched),
+    );
+    let log: serde_json::Value = serde_json::from_str(&run_ok(
+        &chain.dir,
+        &strings(&[
+            "data",
+            "log",
+            "Dev Bureau/first",
+            "--json",
+            "--node",
+            &chain.grpc,
+        ]),
+    ))
+    .unwrap();
+    let grantee = grantee_key(&chain);
+    let keys: Vec<(u64, Vec<u8>)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "served")
+        .map(|r| {
+            let env = hex::decode(r["envelope"].as_str().unwrap()).unwrap();
+            let key = crypto_sm::sm2::decrypt(&grantee, &env, crypto::CipherFormat::Der).unwrap();
+            (r["version"].as_u64().unwrap(), key.expose().to_vec())
+        })
+        .collect();
+    assert_eq!(
+        keys.iter().map(|k| k.0).collect::<Vec<_>>(),
+        vec![1, 2],
+        "{log}"
+    );
+    assert_ne!(keys[0].1, keys[1].1, "a new version re-keys");
+
+    // A payload altered on the custodian's disk is refused by the fetching client, which
+    // writes nothing.
+    let blob_path = blobs_dir(&chain).join(&blob);
+    let mut stored = std::fs::read(&blob_path).unwrap();
+    stored[1000] ^= 1;
+    std::fs::write(&blob_path, &stored).unwrap();
+    std::fs::remove_file(&fetched).unwrap();
+    let mut args = fetch_args(&chain, "Dev Bureau/first", &fetched);
+    args.extend(strings(&["--dataset-version", "1"]));
+    crate::dev_node::fails(
+        &chain.dir,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        1,
+        "EXCHANGE_VERIFY_FAILED",
+    );
+    assert!(
+        !fetched.exists(),
+        "nothing is written from an altered payload"
+    );
+
     let o = crate::dev_node::gm(
         &chain.dir,
         &strings(&[

@@ -918,6 +918,7 @@ fn fetch_json(r: &FetchRecord) -> serde_json::Value {
         "request": if r.request == Digest([0; 32]) { String::new() } else { r.request.to_string() },
         "outcome": outcome_name(r.outcome),
         "outcome_code": r.outcome,
+        "envelope": hex::encode(&r.envelope),
         "node": r.node.to_string(),
         "height": r.height.0,
         "time": utc(r.timestamp_ms),

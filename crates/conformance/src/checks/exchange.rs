@@ -1043,7 +1043,6 @@ mod tests {
     /// on". That test is now on the branch and searches no store or log for a marker, so the
     /// notes point at evidence that does not exist.
     #[test]
-    #[ignore = "review11 finding 4: clause notes defer to tests/data.rs as not yet on the branch; it is, and it does no marker search"]
     fn review11_exchange_clause_notes_are_current() {
         let standards = crate::model::load_standards().unwrap_or_else(|e| panic!("{e}"));
         let mut stale = Vec::new();
