@@ -187,7 +187,7 @@ pub struct ValidatorRecord {
     pub cert: Certificate,
 }
 
-fn text(field: &'static str, bytes: &[u8]) -> Result<String, DecodeError> {
+pub(crate) fn text(field: &'static str, bytes: &[u8]) -> Result<String, DecodeError> {
     String::from_utf8(bytes.to_vec())
         .map_err(|_| DecodeError::new(field, DecodeReason::InvalidText { expected: "UTF-8" }))
 }

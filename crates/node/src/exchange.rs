@@ -28,7 +28,9 @@ use types::{Call, Encode, Height, Sender, SignedTx, Transaction};
 use crate::error::NodeError;
 use crate::local::LocalNode;
 use crate::pool::Outcome;
-use crate::service::{blocking, coded_status, digest, internal, peer_of, refusal_status};
+use crate::service::{
+    blocking, coded_status, digest, internal, member_of, peer_of, refusal_status,
+};
 
 /// The largest data part of an upload or fetch message.
 pub const CHUNK: usize = 1 << 20;
@@ -137,13 +139,7 @@ impl ExchangeService {
     }
 
     fn member<T>(&self, request: &Request<T>) -> Result<Arc<gmtls::PeerIdentity>, Status> {
-        peer_of(request).identity.ok_or_else(|| {
-            coded_status(
-                &codes::NODE_UNAUTHENTICATED,
-                "NODE_UNAUTHENTICATED: no authenticated consortium member on this connection"
-                    .into(),
-            )
-        })
+        member_of(request)
     }
 
     fn custodian(&self) -> Result<Arc<Custodian>, Status> {
@@ -791,42 +787,35 @@ impl Exchange for ExchangeService {
     ) -> Result<Response<pb::DatasetResponse>, Status> {
         self.member(&request)?;
         let req = request.into_inner();
-        let core = self.core.clone();
-        let limit = if req.limit == 0 { 100 } else { req.limit };
-        blocking(move || {
-            let height = core.tip().0.height.0;
-            let found = core
-                .with_state(|v| -> Result<_, execution::ExecError> {
-                    let Some(ds) = data::dataset(v, &req.dataset)? else {
-                        return Ok(None);
-                    };
-                    let mut versions = Vec::new();
-                    for n in 1..=ds.versions {
-                        if let Some(ver) = data::version(v, &req.dataset, n)? {
-                            versions.push(ver.encode());
-                        }
-                    }
-                    let requests = data::requests(v, &ds, req.requests_from, limit)?
-                        .into_iter()
-                        .map(|r| r.encode())
-                        .collect();
-                    Ok(Some(pb::DatasetResponse {
-                        dataset: ds.encode(),
-                        versions,
-                        requests,
-                        height,
-                    }))
-                })
-                .map_err(internal)?
-                .map_err(|e| internal(NodeError::from(e)))?;
-            found.map(Response::new).ok_or_else(|| {
-                code(
-                    &codes::EXCHANGE_DATASET_UNKNOWN,
-                    format!("no dataset {:?} in the catalogue", req.dataset),
-                )
-            })
+        let limit = page(req.limit);
+        let id = req.dataset.clone();
+        let (found, height) = read_tip(&self.core, move |v| {
+            let Some(ds) = data::dataset(v, &id)? else {
+                return Ok(None);
+            };
+            let versions = (1..=ds.versions)
+                .filter_map(|n| data::version(v, &id, n).transpose())
+                .map(|r| r.map(|ver| ver.encode()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let requests = data::requests(v, &ds, req.requests_from, limit)?
+                .into_iter()
+                .map(|r| r.encode())
+                .collect();
+            Ok(Some((ds.encode(), versions, requests)))
         })
-        .await
+        .await?;
+        let (dataset, versions, requests) = found.ok_or_else(|| {
+            code(
+                &codes::EXCHANGE_DATASET_UNKNOWN,
+                format!("no dataset {:?} in the catalogue", req.dataset),
+            )
+        })?;
+        Ok(Response::new(pb::DatasetResponse {
+            dataset,
+            versions,
+            requests,
+            height,
+        }))
     }
 
     async fn list_datasets(
@@ -835,17 +824,11 @@ impl Exchange for ExchangeService {
     ) -> Result<Response<pb::ListDatasetsResponse>, Status> {
         self.member(&request)?;
         let req = request.into_inner();
-        let core = self.core.clone();
-        blocking(move || {
-            let height = core.tip().0.height.0;
-            let limit = if req.limit == 0 { 100 } else { req.limit };
-            let datasets = core
-                .with_state(|v| data::datasets(v, req.from, limit))
-                .map_err(internal)?
-                .map_err(|e| internal(NodeError::from(e)))?;
-            Ok(Response::new(pb::ListDatasetsResponse { datasets, height }))
+        let (datasets, height) = read_tip(&self.core, move |v| {
+            data::datasets(v, req.from, page(req.limit))
         })
-        .await
+        .await?;
+        Ok(Response::new(pb::ListDatasetsResponse { datasets, height }))
     }
 
     async fn get_access_request(
@@ -854,25 +837,17 @@ impl Exchange for ExchangeService {
     ) -> Result<Response<pb::RecordResponse>, Status> {
         self.member(&request)?;
         let id = digest("request_id", &request.into_inner().request_id)?;
-        let core = self.core.clone();
-        blocking(move || {
-            let height = core.tip().0.height.0;
-            let r = core
-                .with_state(|v| data::request(v, &id))
-                .map_err(internal)?
-                .map_err(|e| internal(NodeError::from(e)))?
-                .ok_or_else(|| {
-                    code(
-                        &codes::EXCHANGE_REQUEST_UNKNOWN,
-                        format!("no access request {id}"),
-                    )
-                })?;
-            Ok(Response::new(pb::RecordResponse {
-                record: r.encode(),
-                height,
-            }))
-        })
-        .await
+        let (r, height) = read_tip(&self.core, move |v| data::request(v, &id)).await?;
+        let r = r.ok_or_else(|| {
+            code(
+                &codes::EXCHANGE_REQUEST_UNKNOWN,
+                format!("no access request {id}"),
+            )
+        })?;
+        Ok(Response::new(pb::RecordResponse {
+            record: r.encode(),
+            height,
+        }))
     }
 
     async fn get_fetch_log(
@@ -886,21 +861,15 @@ impl Exchange for ExchangeService {
         } else {
             FetchObject::Message(digest("message_id", &req.message_id)?)
         };
-        let core = self.core.clone();
-        blocking(move || {
-            let height = core.tip().0.height.0;
-            let limit = if req.limit == 0 { 100 } else { req.limit };
-            let (records, total) = core
-                .with_state(|v| data::fetch_log(v, &object, req.from, limit))
-                .map_err(internal)?
-                .map_err(|e| internal(NodeError::from(e)))?;
-            Ok(Response::new(pb::FetchLogResponse {
-                records: records.iter().map(|r| r.encode()).collect(),
-                total,
-                height,
-            }))
+        let ((records, total), height) = read_tip(&self.core, move |v| {
+            data::fetch_log(v, &object, req.from, page(req.limit))
         })
-        .await
+        .await?;
+        Ok(Response::new(pb::FetchLogResponse {
+            records: records.iter().map(|r| r.encode()).collect(),
+            total,
+            height,
+        }))
     }
 
     async fn get_message(
@@ -909,33 +878,26 @@ impl Exchange for ExchangeService {
     ) -> Result<Response<pb::MessageResponse>, Status> {
         self.member(&request)?;
         let id = digest("message_id", &request.into_inner().message_id)?;
-        let core = self.core.clone();
-        blocking(move || {
-            let height = core.tip().0.height.0;
-            let found = core
-                .with_state(|v| -> Result<_, execution::ExecError> {
-                    let Some(m) = data::message(v, &id)? else {
-                        return Ok(None);
-                    };
-                    let mut acknowledgements = Vec::new();
-                    for org in &m.recipients {
-                        if let Some(a) = data::acknowledgement(v, &id, org)? {
-                            acknowledgements.push(a.encode());
-                        }
-                    }
-                    Ok(Some(pb::MessageResponse {
-                        message: m.encode(),
-                        acknowledgements,
-                        height,
-                    }))
-                })
-                .map_err(internal)?
-                .map_err(|e| internal(NodeError::from(e)))?;
-            found
-                .map(Response::new)
-                .ok_or_else(|| code(&codes::EXCHANGE_MESSAGE_UNKNOWN, format!("no message {id}")))
+        let (found, height) = read_tip(&self.core, move |v| {
+            let Some(m) = data::message(v, &id)? else {
+                return Ok(None);
+            };
+            let acknowledgements = m
+                .recipients
+                .iter()
+                .filter_map(|org| data::acknowledgement(v, &id, org).transpose())
+                .map(|r| r.map(|a| a.encode()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some((m.encode(), acknowledgements)))
         })
-        .await
+        .await?;
+        let (message, acknowledgements) = found
+            .ok_or_else(|| code(&codes::EXCHANGE_MESSAGE_UNKNOWN, format!("no message {id}")))?;
+        Ok(Response::new(pb::MessageResponse {
+            message,
+            acknowledgements,
+            height,
+        }))
     }
 
     async fn list_messages(
@@ -944,26 +906,15 @@ impl Exchange for ExchangeService {
     ) -> Result<Response<pb::ListMessagesResponse>, Status> {
         self.member(&request)?;
         let req = request.into_inner();
-        let core = self.core.clone();
-        blocking(move || {
-            let height = core.tip().0.height.0;
-            let limit = if req.limit == 0 { 100 } else { req.limit };
-            let ids = core
-                .with_state(|v| {
-                    if req.sent {
-                        data::outbox(v, &req.organisation, req.from, limit)
-                    } else {
-                        data::inbox(v, &req.organisation, req.from, limit)
-                    }
-                })
-                .map_err(internal)?
-                .map_err(|e| internal(NodeError::from(e)))?;
-            Ok(Response::new(pb::ListMessagesResponse {
-                message_ids: ids.iter().map(|d| d.0.to_vec()).collect(),
-                height,
-            }))
+        let (ids, height) = read_tip(&self.core, move |v| {
+            let list = if req.sent { data::outbox } else { data::inbox };
+            list(v, &req.organisation, req.from, page(req.limit))
         })
-        .await
+        .await?;
+        Ok(Response::new(pb::ListMessagesResponse {
+            message_ids: ids.iter().map(|d| d.0.to_vec()).collect(),
+            height,
+        }))
     }
 
     async fn get_endpoint(
@@ -972,28 +923,21 @@ impl Exchange for ExchangeService {
     ) -> Result<Response<pb::RecordResponse>, Status> {
         self.member(&request)?;
         let req = request.into_inner();
-        let core = self.core.clone();
-        blocking(move || {
-            let height = core.tip().0.height.0;
-            let e = core
-                .with_state(|v| data::endpoint(v, &req.organisation, &req.node))
-                .map_err(internal)?
-                .map_err(|e| internal(NodeError::from(e)))?
-                .ok_or_else(|| {
-                    code(
-                        &codes::EXCHANGE_ENDPOINT_UNKNOWN,
-                        format!(
-                            "node {:?} of {:?} has recorded no endpoint",
-                            req.node, req.organisation
-                        ),
-                    )
-                })?;
-            Ok(Response::new(pb::RecordResponse {
-                record: e.encode(),
-                height,
-            }))
-        })
-        .await
+        let (org, node) = (req.organisation.clone(), req.node.clone());
+        let (e, height) = read_tip(&self.core, move |v| data::endpoint(v, &org, &node)).await?;
+        let e = e.ok_or_else(|| {
+            code(
+                &codes::EXCHANGE_ENDPOINT_UNKNOWN,
+                format!(
+                    "node {:?} of {:?} has recorded no endpoint",
+                    req.node, req.organisation
+                ),
+            )
+        })?;
+        Ok(Response::new(pb::RecordResponse {
+            record: e.encode(),
+            height,
+        }))
     }
 
     async fn get_escrow(
@@ -1001,22 +945,36 @@ impl Exchange for ExchangeService {
         request: Request<pb::GetEscrowRequest>,
     ) -> Result<Response<pb::RecordResponse>, Status> {
         self.member(&request)?;
-        let core = self.core.clone();
-        blocking(move || {
-            let height = core.tip().0.height.0;
-            let list = core
-                .with_state(|v| data::escrow_recipients(v))
-                .map_err(internal)?
-                .map_err(|e| internal(NodeError::from(e)))?;
-            Ok(Response::new(pb::RecordResponse {
-                record: if list.is_empty() {
-                    Vec::new()
-                } else {
-                    data::encode_escrow(&list)
-                },
-                height,
-            }))
-        })
-        .await
+        let (list, height) = read_tip(&self.core, |v| data::escrow_recipients(v)).await?;
+        Ok(Response::new(pb::RecordResponse {
+            record: if list.is_empty() {
+                Vec::new()
+            } else {
+                data::encode_escrow(&list)
+            },
+            height,
+        }))
     }
+}
+
+/// A listing's page size: `limit`, or 100 when 0.
+fn page(limit: u32) -> u32 {
+    if limit == 0 { 100 } else { limit }
+}
+
+/// Runs `f` on the tip's state on the blocking pool; returns its answer and the tip's height.
+async fn read_tip<T: Send + 'static>(
+    core: &Arc<LocalNode>,
+    f: impl FnOnce(&dyn execution::StateRead) -> Result<T, execution::ExecError> + Send + 'static,
+) -> Result<(T, u64), Status> {
+    let core = core.clone();
+    blocking(move || {
+        let height = core.tip().0.height.0;
+        let answer = core
+            .with_state(|v| f(v))
+            .map_err(internal)?
+            .map_err(|e| internal(NodeError::from(e)))?;
+        Ok((answer, height))
+    })
+    .await
 }

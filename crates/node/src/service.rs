@@ -188,14 +188,18 @@ impl ChainService {
     }
 
     fn member<T>(&self, request: &Request<T>) -> Result<Arc<gmtls::PeerIdentity>, Status> {
-        peer_of(request).identity.ok_or_else(|| {
-            coded_status(
-                &codes::NODE_UNAUTHENTICATED,
-                "NODE_UNAUTHENTICATED: no authenticated consortium member on this connection"
-                    .into(),
-            )
-        })
+        member_of(request)
     }
+}
+
+/// The authenticated member of a request's connection (mutual TLS), or `NODE_UNAUTHENTICATED`.
+pub(crate) fn member_of<T>(request: &Request<T>) -> Result<Arc<gmtls::PeerIdentity>, Status> {
+    peer_of(request).identity.ok_or_else(|| {
+        coded_status(
+            &codes::NODE_UNAUTHENTICATED,
+            "NODE_UNAUTHENTICATED: no authenticated consortium member on this connection".into(),
+        )
+    })
 }
 
 pub(crate) fn refusal_status(r: &Rejection) -> Status {

@@ -3,6 +3,7 @@
 
 use crate::error::ExecError;
 use crate::keys::{EXCHANGE, exchange as k, full};
+use crate::records::text;
 use crate::view::StateRead;
 use crypto::Digest;
 use types::codec::{Reader, Writer};
@@ -374,11 +375,6 @@ pub struct EscrowRecipient {
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
-
-fn text(field: &'static str, bytes: &[u8]) -> Result<String, DecodeError> {
-    String::from_utf8(bytes.to_vec())
-        .map_err(|_| DecodeError::new(field, DecodeReason::InvalidText { expected: "UTF-8" }))
-}
 
 fn decode<T>(
     key: &[u8],
