@@ -69,7 +69,7 @@ fn sm4_gcm_decrypt_rate(len: usize) -> Result<f64, Failure> {
 
 /// Runs `gmchain args…` in `dir` with the client profile `profile`; returns its wall time and
 /// the highest VmHWM seen (KiB, polled every 5 ms: a lower bound of the peak).
-fn gm(dir: &Path, profile: &str, args: &[&str]) -> Result<(Duration, u64), Failure> {
+fn gm(dir: &Path, profile: &str, args: &[String]) -> Result<(Duration, u64), Failure> {
     let exe = std::env::current_exe().map_err(|e| fail("exe", e))?;
     let t = Instant::now();
     let mut child = Command::new(exe)
@@ -128,9 +128,27 @@ pub(crate) fn run(args: &ExchangeBenchArgs) -> Result<(), Failure> {
     let (mut node, grpc, _) = start_node(&chain.config, &dir)?;
     let admin = "client.toml";
     let user = "orgs/2.user.profile.toml";
-    gm(
-        &dir,
-        admin,
+    let admin_key = [
+        "--key",
+        "admin.key.pem",
+        "--pass-file",
+        "pass",
+        "--cert",
+        "admin.crt.pem",
+    ];
+    let user_key = [
+        "--key",
+        "orgs/2.user.key.pem",
+        "--pass-file",
+        "pass",
+        "--cert",
+        "orgs/2.user.crt.pem",
+    ];
+    let with = |a: &[&str], b: &[&str]| -> Vec<String> {
+        a.iter().chain(b).map(|s| s.to_string()).collect()
+    };
+    // The first command waits for the node to listen.
+    let endpoint = with(
         &[
             "data",
             "endpoint",
@@ -139,7 +157,15 @@ pub(crate) fn run(args: &ExchangeBenchArgs) -> Result<(), Failure> {
             "--enc-cert",
             "node.enc.crt.pem",
         ],
-    )?;
+        &admin_key,
+    );
+    let started = Instant::now();
+    while let Err(e) = gm(&dir, admin, &endpoint) {
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(e);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let mut report = serde_json::Map::new();
     let mut fixed = 0.0;
     for (name, len) in [("one-byte", 1usize), ("1mib", MIB), ("64mib", 64 * MIB)] {
@@ -154,29 +180,35 @@ pub(crate) fn run(args: &ExchangeBenchArgs) -> Result<(), Failure> {
         let (publish_time, publish_peak) = gm(
             &dir,
             admin,
-            &[
-                "data",
-                "publish",
-                file.to_str().unwrap_or_default(),
-                "--name",
-                name,
-                "--class",
-                "unconditional",
-            ],
+            &with(
+                &[
+                    "data",
+                    "publish",
+                    file.to_str().unwrap_or_default(),
+                    "--name",
+                    name,
+                    "--class",
+                    "unconditional",
+                ],
+                &admin_key,
+            ),
         )?;
         let dataset = format!("{}/{name}", crate::devchain::ORG);
         gm(
             &dir,
             user,
-            &[
-                "data",
-                "request",
-                &dataset,
-                "--purpose",
-                "benchmark",
-                "--enc-cert",
-                "orgs/2.user.enc.crt.pem",
-            ],
+            &with(
+                &[
+                    "data",
+                    "request",
+                    &dataset,
+                    "--purpose",
+                    "benchmark",
+                    "--enc-cert",
+                    "orgs/2.user.enc.crt.pem",
+                ],
+                &user_key,
+            ),
         )?;
         let out = dir.join(format!("{name}.out"));
         let mut times = Vec::new();
@@ -185,17 +217,20 @@ pub(crate) fn run(args: &ExchangeBenchArgs) -> Result<(), Failure> {
             let (t, _) = gm(
                 &dir,
                 user,
-                &[
-                    "data",
-                    "fetch",
-                    &dataset,
-                    "--enc-key",
-                    "orgs/2.user.enc.key.pem",
-                    "--enc-pass-file",
-                    "pass",
-                    "--out",
-                    out.to_str().unwrap_or_default(),
-                ],
+                &with(
+                    &[
+                        "data",
+                        "fetch",
+                        &dataset,
+                        "--enc-key",
+                        "orgs/2.user.enc.key.pem",
+                        "--enc-pass-file",
+                        "pass",
+                        "--out",
+                        out.to_str().unwrap_or_default(),
+                    ],
+                    &[],
+                ),
             )?;
             times.push(t.as_secs_f64());
         }
