@@ -209,13 +209,7 @@ fn payload_args(a: &[Vec<u8>]) -> Result<Payload, ContractError> {
 /// name, the role paired with the caller's, and (at admission, where a clock exists) valid
 /// under the chain's CAs with their recorded CRLs.
 fn own_enc_cert(ctx: &CallContext<'_>, der: &[u8]) -> Result<Certificate, Denial> {
-    let refuse = |why: String| {
-        Denial::refused(
-            RejectCode::PermissionDenied,
-            FailureCode::EncCertInvalid,
-            why,
-        )
-    };
+    let refuse = |why: String| deny(FailureCode::EncCertInvalid, why);
     let caller = ctx.caller();
     let cert = Certificate::from_der(der)
         .map_err(|e| refuse(format!("the encryption certificate does not parse: {e}")))?;
@@ -277,6 +271,14 @@ fn read_request(ctx: &CallContext<'_>, id: &Digest) -> Result<AccessRequest, Con
             format!("no access request {id}"),
         )),
     }
+}
+
+fn read_message(ctx: &CallContext<'_>, id: &Digest) -> Result<Option<Message>, ContractError> {
+    let key = k::message(id);
+    ctx.get(&key)?
+        .map(|b| Message::decode(&crate::keys::full(EXCHANGE, &key), &b))
+        .transpose()
+        .map_err(ContractError::State)
 }
 
 fn read_endpoint(
@@ -349,14 +351,19 @@ fn bind_payload(
 }
 
 fn refuse_not_owner(ctx: &CallContext<'_>, method: &str, owner: &str) -> Denial {
-    Denial::refused(
-        RejectCode::PermissionDenied,
+    deny(
         FailureCode::PermissionDenied,
         format!(
             "exchange.{method}: {owner:?} owns this, not the signer's organisation {:?}",
             ctx.caller().organisation
         ),
     )
+}
+
+/// An organisation rule's refusal: `TX_PERMISSION_DENIED` at admission and recheck, `code` in
+/// execution.
+fn deny(code: FailureCode, message: impl Into<String>) -> Denial {
+    Denial::refused(RejectCode::PermissionDenied, code, message)
 }
 
 /// Before execution a missing record is left for `call` to fail on (it may be created by an
@@ -407,17 +414,8 @@ fn served_by_the_rules(ctx: &CallContext<'_>, f: &FetchArgs) -> Result<(), Contr
     }
     let allowed = match &f.object {
         FetchObject::Dataset(id) => id.rsplit_once('/').is_some_and(|(o, _)| o == org),
-        FetchObject::Message(mid) => {
-            let key = k::message(mid);
-            match ctx.get(&key)? {
-                Some(b) => {
-                    let m = Message::decode(&crate::keys::full(EXCHANGE, &key), &b)
-                        .map_err(ContractError::State)?;
-                    m.organisation == org || m.recipients.contains(&org)
-                }
-                None => false,
-            }
-        }
+        FetchObject::Message(mid) => read_message(ctx, mid)?
+            .is_some_and(|m| m.organisation == org || m.recipients.contains(&org)),
     };
     if allowed {
         Ok(())
@@ -1033,15 +1031,13 @@ fn authorize_fetch_record(ctx: &CallContext<'_>, args: &[Vec<u8>]) -> Result<(),
     let custodian = match &f.object {
         FetchObject::Dataset(id) => {
             let Some(ds) = read_dataset(ctx, id)? else {
-                return Err(Denial::refused(
-                    RejectCode::PermissionDenied,
+                return Err(deny(
                     FailureCode::DatasetUnknown,
                     format!("exchange.record_fetch: no dataset {id:?}"),
                 ));
             };
             if f.version == 0 || f.version > ds.versions {
-                return Err(Denial::refused(
-                    RejectCode::PermissionDenied,
+                return Err(deny(
                     FailureCode::VersionUnknown,
                     format!(
                         "exchange.record_fetch: dataset {id:?} has {} version(s), not {}",
@@ -1053,8 +1049,7 @@ fn authorize_fetch_record(ctx: &CallContext<'_>, args: &[Vec<u8>]) -> Result<(),
             let v = match ctx.get(&key)? {
                 Some(b) => Version::decode(&crate::keys::full(EXCHANGE, &key), &b)?,
                 None => {
-                    return Err(Denial::refused(
-                        RejectCode::PermissionDenied,
+                    return Err(deny(
                         FailureCode::VersionUnknown,
                         format!("exchange.record_fetch: no version {} of {id:?}", f.version),
                     ));
@@ -1063,23 +1058,17 @@ fn authorize_fetch_record(ctx: &CallContext<'_>, args: &[Vec<u8>]) -> Result<(),
             (ds.organisation, v.payload.custodian)
         }
         FetchObject::Message(mid) => {
-            let key = k::message(mid);
-            let m = match ctx.get(&key)? {
-                Some(b) => Message::decode(&crate::keys::full(EXCHANGE, &key), &b)?,
-                None => {
-                    return Err(Denial::refused(
-                        RejectCode::PermissionDenied,
-                        FailureCode::MessageUnknown,
-                        format!("exchange.record_fetch: no message {mid}"),
-                    ));
-                }
+            let Some(m) = read_message(ctx, mid)? else {
+                return Err(deny(
+                    FailureCode::MessageUnknown,
+                    format!("exchange.record_fetch: no message {mid}"),
+                ));
             };
             (m.organisation, m.payload.custodian)
         }
     };
     if caller.organisation != custodian.0 || caller.common_name != custodian.1 {
-        return Err(Denial::refused(
-            RejectCode::PermissionDenied,
+        return Err(deny(
             FailureCode::PermissionDenied,
             format!(
                 "exchange.record_fetch: only the custodian {:?} of {:?} records its fetches, not {:?} of {:?}",
@@ -1133,8 +1122,7 @@ impl Contract for ExchangeContract {
                     && cert.organisation().as_deref() == Some(caller.organisation.as_str())
                     && cert.common_name().as_deref() == Some(node.as_str());
                 if !ok {
-                    return Err(Denial::refused(
-                        RejectCode::PermissionDenied,
+                    return Err(deny(
                         FailureCode::EncCertInvalid,
                         format!(
                             "exchange.set_endpoint: the certificate ({}) is not the node-enc certificate of node {node:?} of {:?}",
@@ -1146,8 +1134,7 @@ impl Contract for ExchangeContract {
                 if let Some(cas) = ctx.ca_validation()
                     && let Err(e) = cas.validate(&cert, Role::NodeEnc)?
                 {
-                    return Err(Denial::refused(
-                        RejectCode::PermissionDenied,
+                    return Err(deny(
                         FailureCode::EncCertInvalid,
                         format!(
                             "exchange.set_endpoint: the node-enc certificate does not validate: {e}"
@@ -1159,8 +1146,7 @@ impl Contract for ExchangeContract {
             "request" => {
                 let r = parse_request(args)?;
                 if r.organisation == caller.organisation {
-                    return Err(Denial::refused(
-                        RejectCode::PermissionDenied,
+                    return Err(deny(
                         FailureCode::PermissionDenied,
                         format!(
                             "exchange.request: {:?} owns dataset {:?}; its own members fetch without a grant",
@@ -1179,8 +1165,7 @@ impl Contract for ExchangeContract {
                     }
                     Some(_) => Ok(()),
                     None if admitted_without(ctx) => Ok(()),
-                    None => Err(Denial::refused(
-                        RejectCode::PermissionDenied,
+                    None => Err(deny(
                         FailureCode::RequestUnknown,
                         format!("no access request {rid}"),
                     )),
@@ -1189,15 +1174,12 @@ impl Contract for ExchangeContract {
             "record_fetch" => authorize_fetch_record(ctx, args),
             "ack" => {
                 let mid = digest(&args[0], "message")?;
-                let key = k::message(&mid);
-                match ctx.get(&key)? {
-                    Some(b) => {
-                        let m = Message::decode(&crate::keys::full(EXCHANGE, &key), &b)?;
+                match read_message(ctx, &mid)? {
+                    Some(m) => {
                         if m.recipients.contains(&caller.organisation) {
                             Ok(())
                         } else {
-                            Err(Denial::refused(
-                                RejectCode::PermissionDenied,
+                            Err(deny(
                                 FailureCode::PermissionDenied,
                                 format!(
                                     "exchange.ack: {:?} is not a recipient of message {mid}",
@@ -1207,8 +1189,7 @@ impl Contract for ExchangeContract {
                         }
                     }
                     None if admitted_without(ctx) => Ok(()),
-                    None => Err(Denial::refused(
-                        RejectCode::PermissionDenied,
+                    None => Err(deny(
                         FailureCode::MessageUnknown,
                         format!("no message {mid}"),
                     )),
