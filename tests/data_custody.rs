@@ -125,12 +125,6 @@ fn fetch_args(chain: &Chain, dataset: &str, out: &Path) -> Vec<String> {
     ])
 }
 
-/// Organisation 2's user's encryption key (the dev chain's encrypted PEM).
-fn grantee_key(chain: &Chain) -> crypto_sm::sm2::PrivateKey {
-    let pem = std::fs::read(chain.dir.join("orgs/2.user.enc.key.pem")).unwrap();
-    crypto_sm::keys::decode_private_key(&pem, Some(crate::dev_node::PASS)).unwrap()
-}
-
 fn blobs_dir(chain: &Chain) -> PathBuf {
     chain.dir.join("data/blobs")
 }
@@ -247,14 +241,33 @@ fn a_publish_cut_by_sigkill_loses_no_acknowledged_version_and_serves_nothing_hal
         std::fs::read(&fetched).unwrap(),
         std::fs::read(&first).unwrap()
     );
-    // A new version re-keys: the data keys released to the grantee for versions 1 and 2
-    // (their envelopes are in the fetch log) differ.
+    // A new version re-keys: the data keys of versions 1 and 2, opened from their custodian
+    // envelopes with the node's encryption key, differ; the grantee fetches version 2.
     publish(&chain, &first, "first", &[]);
     std::fs::remove_file(&fetched).unwrap();
     run_ok(
         &chain.dir,
         &fetch_args(&chain, "Dev Bureau/first", &fetched),
     );
+    let node_key = {
+        let pem = std::fs::read(chain.dir.join("node.enc.key.pem")).unwrap();
+        crypto_sm::keys::decode_private_key(&pem, Some(crate::dev_node::PASS)).unwrap()
+    };
+    let shown = show(&chain, "Dev Bureau/first");
+    let keys: Vec<Vec<u8>> = shown["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let env = hex::decode(v["custodian_envelope"].as_str().unwrap()).unwrap();
+            let key = crypto_sm::sm2::decrypt(&node_key, &env, crypto::CipherFormat::Der).unwrap();
+            key.expose().to_vec()
+        })
+        .collect();
+    assert_eq!(keys.len(), 2, "{shown}");
+    assert_eq!(keys[0].len(), 16);
+    assert_ne!(keys[0], keys[1], "a new version re-keys");
+    // The fetch log names each released envelope by its SM3, never the envelope itself.
     let log: serde_json::Value = serde_json::from_str(&run_ok(
         &chain.dir,
         &strings(&[
@@ -267,24 +280,17 @@ fn a_publish_cut_by_sigkill_loses_no_acknowledged_version_and_serves_nothing_hal
         ]),
     ))
     .unwrap();
-    let grantee = grantee_key(&chain);
-    let keys: Vec<(u64, Vec<u8>)> = log
+    let versions: Vec<u64> = log
         .as_array()
         .unwrap()
         .iter()
         .filter(|r| r["outcome"] == "served")
         .map(|r| {
-            let env = hex::decode(r["envelope"].as_str().unwrap()).unwrap();
-            let key = crypto_sm::sm2::decrypt(&grantee, &env, crypto::CipherFormat::Der).unwrap();
-            (r["version"].as_u64().unwrap(), key.expose().to_vec())
+            assert_eq!(r["envelope_sm3"].as_str().unwrap().len(), 64, "{r}");
+            r["version"].as_u64().unwrap()
         })
         .collect();
-    assert_eq!(
-        keys.iter().map(|k| k.0).collect::<Vec<_>>(),
-        vec![1, 2],
-        "{log}"
-    );
-    assert_ne!(keys[0].1, keys[1].1, "a new version re-keys");
+    assert_eq!(versions, vec![1, 2], "{log}");
 
     // A payload altered on the custodian's disk is refused by the fetching client, which
     // writes nothing.

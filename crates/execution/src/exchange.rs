@@ -546,6 +546,12 @@ impl ExchangeContract {
                 RequestStatus::Granted => {}
             }
         }
+        // The owner's revocation or denial holds for the requester's whole organisation
+        // (another member or a renewed certificate asks in vain) until the owner grants it
+        // again.
+        decided_against |= ctx
+            .get(&k::decided_against(&id, &caller.organisation))?
+            .is_some();
         let (status, expiry) = match ds.class {
             SharingClass::Unconditional if !decided_against => (
                 RequestStatus::Granted,
@@ -606,14 +612,16 @@ impl ExchangeContract {
                     ));
                 }
                 let expiry = u64_arg(&arg, "expiry")?;
-                if expiry < height.0 || expiry - height.0 > MAX_GRANT_BLOCKS {
+                // A fetch is recorded in a later block than this one: a grant must outlive it.
+                if expiry <= height.0 || expiry - height.0 > MAX_GRANT_BLOCKS {
                     return Err(bad(format!(
-                        "expiry {expiry}: must be from the current height {} to {MAX_GRANT_BLOCKS} blocks after it",
+                        "expiry {expiry}: must be after the current height {} and at most {MAX_GRANT_BLOCKS} blocks after it",
                         height.0
                     )));
                 }
                 req.status = RequestStatus::Granted;
                 req.expiry = Height(expiry);
+                ctx.delete(&k::decided_against(&req.dataset, &req.organisation))?;
                 "granted"
             }
             "deny" => {
@@ -625,6 +633,10 @@ impl ExchangeContract {
                 }
                 req.status = RequestStatus::Denied;
                 req.reason = utf8(&arg, "reason", MAX_PURPOSE_LEN)?;
+                ctx.put(
+                    &k::decided_against(&req.dataset, &req.organisation),
+                    rid.0.to_vec(),
+                )?;
                 "denied"
             }
             _ => {
@@ -636,6 +648,10 @@ impl ExchangeContract {
                 }
                 req.status = RequestStatus::Revoked;
                 req.reason = utf8(&arg, "reason", MAX_PURPOSE_LEN)?;
+                ctx.put(
+                    &k::decided_against(&req.dataset, &req.organisation),
+                    rid.0.to_vec(),
+                )?;
                 "revoked"
             }
         };
@@ -659,7 +675,7 @@ impl ExchangeContract {
             requester: f.requester,
             request: f.request,
             outcome: f.outcome,
-            envelope: f.envelope,
+            envelope_sm3: f.envelope_sm3,
             node: ctx.caller().cert_id,
             height: ctx.block().height,
             timestamp_ms: ctx.block().timestamp_ms,
@@ -890,7 +906,7 @@ struct FetchArgs {
     requester: Digest,
     request: Digest,
     outcome: u32,
-    envelope: Vec<u8>,
+    envelope_sm3: Vec<u8>,
     /// A served fetch without a grant: the encryption certificate the key was wrapped to,
     /// whose organisation shows the requester's right (the owner's own, a recipient's).
     enc_cert: Option<Certificate>,
@@ -901,7 +917,7 @@ fn parse_record_fetch(args: &[Vec<u8>]) -> Result<FetchArgs, ContractError> {
         args,
         8,
         "record_fetch",
-        "kind, object, version, requester, request, outcome, envelope, enc_cert",
+        "kind, object, version, requester, request, outcome, envelope_sm3, enc_cert",
     )?;
     let object = match args[0].as_slice() {
         [OBJECT_DATASET] => {
@@ -917,12 +933,12 @@ fn parse_record_fetch(args: &[Vec<u8>]) -> Result<FetchArgs, ContractError> {
     let outcome = <[u8; 4]>::try_from(args[5].as_slice())
         .map(u32::from_be_bytes)
         .map_err(|_| bad("outcome: 4 bytes (u32 big-endian), 0 served"))?;
-    let envelope = if outcome == 0 {
-        envelope_cipher(&args[6], "envelope")?
+    let envelope_sm3 = if outcome == 0 {
+        digest(&args[6], "envelope_sm3")?.0.to_vec()
     } else if args[6].is_empty() {
         Vec::new()
     } else {
-        return Err(bad("envelope: must be empty for a refused fetch"));
+        return Err(bad("envelope_sm3: must be empty for a refused fetch"));
     };
     if outcome != 0 && codes::by_number(outcome).is_none() {
         return Err(bad(format!("outcome {outcome}: not a registry code")));
@@ -945,7 +961,7 @@ fn parse_record_fetch(args: &[Vec<u8>]) -> Result<FetchArgs, ContractError> {
         requester,
         request,
         outcome,
-        envelope,
+        envelope_sm3,
         enc_cert,
     })
 }

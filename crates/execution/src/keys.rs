@@ -170,6 +170,16 @@ pub mod exchange {
         k
     }
 
+    /// `decided-against/<dataset ID>/<organisation>` → the ID of the organisation's request the
+    /// owner last revoked or denied (absent once the owner grants the organisation again): its
+    /// members' requests wait for the owner's admin, whatever the class.
+    pub fn decided_against(dataset: &str, organisation: &str) -> Vec<u8> {
+        let mut k = join("decided-against/", dataset.as_bytes());
+        k.push(b'/');
+        k.extend_from_slice(organisation.as_bytes());
+        k
+    }
+
     /// `endpoint/<u16 BE length of the organisation><organisation><node>` → `Endpoint`.
     pub fn endpoint(organisation: &str, node: &str) -> Vec<u8> {
         let mut k = b"endpoint/".to_vec();

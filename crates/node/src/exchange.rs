@@ -50,6 +50,10 @@ pub const MAX_FETCHES: usize = 16;
 /// stops reading cannot hold a fetch slot (or a thread) for ever.
 const STALL: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long a fetch waits for its record's block: past it, the fetch ends without its key
+/// (a stalled chain cannot hold the custodian's fetch slots).
+const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What makes a node a custodian: its blob store and its node-enc key.
 pub struct Custodian {
     blobs: BlobStore,
@@ -404,7 +408,8 @@ impl ExchangeService {
             )),
             Rule::Grantee(Some(r)) => {
                 judged.request = r.id;
-                grant_verdict(core, &r, tip)
+                // The record lands in a later block: the grant must hold in the next one.
+                grant_verdict(core, &r, Height(tip.0.saturating_add(1)))
             }
         };
         Ok((judged, verdict))
@@ -580,44 +585,54 @@ impl Exchange for ExchangeService {
                         ),
                     ));
                 }
-                let _slot = RefusalSlot(self.refusing.clone(), requester);
+                let slot = RefusalSlot(self.refusing.clone(), requester);
                 let this = self.clone();
                 let number = c.number;
-                // The refusal is answered once its record is committed: what the caller is
-                // told was refused is on the chain.
-                let recorded = blocking(move || {
-                    this.record(&judged, &requester, number, Vec::new(), Vec::new(), true)
-                })
-                .await;
-                let suffix = match recorded {
-                    Ok((id, Some(rx))) => match rx.await {
-                        Ok(Outcome::Committed {
-                            height, receipt, ..
-                        }) if receipt.status != types::Status::Success => {
-                            tracing::error!(
-                                "a refused fetch's record failed: {:?}",
-                                receipt.status
-                            );
-                            format!("; its record {id} failed at height {}", height.0)
-                        }
-                        Ok(Outcome::Committed { height, .. }) => {
-                            format!(
+                // Recorded in a task of its own, which keeps the requester's slot until the
+                // record is committed even if the caller goes away.
+                let recording = tokio::spawn(async move {
+                    let _slot = slot;
+                    let recorded = blocking(move || {
+                        this.record(&judged, &requester, number, Vec::new(), Vec::new(), true)
+                    })
+                    .await;
+                    match recorded {
+                        Ok((id, Some(rx))) => match tokio::time::timeout(COMMIT_WAIT, rx).await {
+                            Ok(Ok(Outcome::Committed {
+                                height, receipt, ..
+                            })) if receipt.status != types::Status::Success => {
+                                tracing::error!(
+                                    "a refused fetch's record failed: {:?}",
+                                    receipt.status
+                                );
+                                format!("; its record {id} failed at height {}", height.0)
+                            }
+                            Ok(Ok(Outcome::Committed { height, .. })) => format!(
                                 "; the refusal is recorded by transaction {id} at height {}",
                                 height.0
-                            )
+                            ),
+                            Ok(Ok(Outcome::Dropped(r))) => {
+                                tracing::error!("a refused fetch's record was dropped: {r}");
+                                format!("; its record {id} was dropped: {r}")
+                            }
+                            Ok(Err(_)) => {
+                                format!("; its record {id} was not committed (the node stopped)")
+                            }
+                            Err(_) => format!(
+                                "; its record {id} was not committed within {} s",
+                                COMMIT_WAIT.as_secs()
+                            ),
+                        },
+                        Ok((id, None)) => format!("; the refusal is recorded by transaction {id}"),
+                        Err(e) => {
+                            tracing::error!("a refused fetch could not be recorded: {e}");
+                            format!("; recording the refusal failed: {}", e.message())
                         }
-                        Ok(Outcome::Dropped(r)) => {
-                            tracing::error!("a refused fetch's record was dropped: {r}");
-                            format!("; its record {id} was dropped: {r}")
-                        }
-                        Err(_) => format!("; its record {id} was not committed (the node stopped)"),
-                    },
-                    Ok((id, None)) => format!("; the refusal is recorded by transaction {id}"),
-                    Err(e) => {
-                        tracing::error!("a refused fetch could not be recorded: {e}");
-                        format!("; recording the refusal failed: {}", e.message())
                     }
-                };
+                });
+                let suffix = recording
+                    .await
+                    .unwrap_or_else(|e| format!("; recording the refusal failed: {e}"));
                 tracing::info!(by = %caller.subject, code = c.name, "fetch refused: {why}");
                 return Err(code(c, format!("{why}{suffix}")));
             }
@@ -671,7 +686,10 @@ impl Exchange for ExchangeService {
         } else {
             Vec::new()
         };
-        let (j, env) = (judged, envelope.clone());
+        // The record names the envelope by its SM3 only: the envelope itself travels in the
+        // trailer, after the record committed with a successful receipt, so a record that fails
+        // (a revocation landing first) leaves no key on the chain or in the pool.
+        let (j, env) = (judged, crypto_sm::sm3::sm3(&envelope).0.to_vec());
         let (record_id, committed, judged) = blocking(move || {
             let (id, rx) = this.record(&j, &requester, 0, env, enc_cert, true)?;
             Ok((id, rx, j))
@@ -749,7 +767,11 @@ impl Exchange for ExchangeService {
             }
             // The key only after its fetch record is committed.
             let last = match committed {
-                Some(rx) => match rx.await {
+                Some(rx) => match tokio::time::timeout(COMMIT_WAIT, rx)
+                    .await
+                    .map_err(|_| ())
+                    .and_then(|r| r.map_err(|_| ()))
+                {
                     // A committed record that failed (the grant was revoked or expired since
                     // the check) releases nothing.
                     Ok(Outcome::Committed {
@@ -768,9 +790,10 @@ impl Exchange for ExchangeService {
                         })))
                     }
                     Ok(Outcome::Dropped(r)) => Err(refusal_status(&r)),
-                    Err(_) => Err(Status::unavailable(
-                        "the node stopped before the fetch record was committed; fetch again",
-                    )),
+                    Err(()) => Err(Status::unavailable(format!(
+                        "the fetch record was not committed within {} s (or the node stopped): no key; fetch again",
+                        COMMIT_WAIT.as_secs()
+                    ))),
                 },
                 None => Err(Status::internal("no commit receiver for the fetch record")),
             };

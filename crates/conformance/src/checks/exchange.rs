@@ -274,7 +274,13 @@ impl Exchange {
             requester.cert.fingerprint().0.to_vec(),
             request.0.to_vec(),
             outcome.to_be_bytes().to_vec(),
-            envelope,
+            // The record names the released envelope by its SM3 (the envelope travels in the
+            // fetch's trailer only).
+            if envelope.is_empty() {
+                Vec::new()
+            } else {
+                crypto_sm::sm3::sm3(&envelope).0.to_vec()
+            },
             Vec::new(),
         ]
     }
@@ -512,7 +518,7 @@ fn run_grant_rules() -> R<Vec<Evidence>> {
     )
     .map_err(e("fetch log"))?;
     out.push(noted(
-        "the fetch log holds the served fetch (outcome 0, the grant, the custodian, the key wrapped to the grantee, which its key opens) and the refused one (EXCHANGE_NO_GRANT, no envelope)",
+        "the fetch log holds the served fetch (outcome 0, the grant, the custodian, the SM3 of the envelope released to the grantee, which its key opens) and the refused one (EXCHANGE_NO_GRANT, no envelope)",
         (|| {
             let (served_rec, refused_rec) = match (total, &log[..]) {
                 (2, [a, b]) => (a, b),
@@ -525,19 +531,19 @@ fn run_grant_rules() -> R<Vec<Evidence>> {
                 || served_rec.request != rid
                 || served_rec.node != node
                 || served_rec.version != 1
-                || served_rec.envelope != served
+                || served_rec.envelope_sm3 != crypto_sm::sm3::sm3(&served).0.to_vec()
             {
                 return Err(format!("served record {served_rec:?}"));
             }
             let k = b_enc
                 .key
-                .decrypt(&served_rec.envelope, CipherFormat::Der)
+                .decrypt(&served, CipherFormat::Der)
                 .map_err(e("the grantee's envelope"))?;
             if k.expose() != &key[..] {
                 return Err("the served envelope does not open to the data key".into());
             }
             if refused_rec.outcome != no_grant
-                || !refused_rec.envelope.is_empty()
+                || !refused_rec.envelope_sm3.is_empty()
                 || refused_rec.requester != who
                 || refused_rec.node != node
             {
@@ -632,6 +638,7 @@ fn run_payload_confidential() -> R<Vec<Evidence>> {
     let b_enc = Rc::clone(&x.b_enc);
     let custodian_env = wrap(&key, &custodian_enc, &os)?;
     let grantee_env = wrap(&key, &b_enc, &os)?;
+    let released_sm3 = crypto_sm::sm3::sm3(&grantee_env).0;
     let mut out = Vec::new();
 
     // The chain's part: a confidential dataset (its title sealed too), published, requested,
@@ -687,10 +694,13 @@ fn run_payload_confidential() -> R<Vec<Evidence>> {
         .ok_or("no version recorded")?;
     let (log, _) = data::fetch_log(&x.view(), &FetchObject::Dataset(id.clone()), 0, 10)
         .map_err(e("fetch log"))?;
-    let released = log
-        .first()
-        .map(|r| r.envelope.clone())
-        .ok_or("no fetch record")?;
+    // The fetch record names the released envelope by its SM3; the envelope is the trailer's.
+    let released = grantee_env.clone();
+    if log.first().map(|r| r.envelope_sm3.clone())
+        != Some(crypto_sm::sm3::sm3(&released).0.to_vec())
+    {
+        return Err("the fetch record does not name the released envelope".into());
+    }
 
     // The grantee opens the released envelope, and the payload to the SM3 the chain records.
     let opened = b_enc
@@ -698,7 +708,7 @@ fn run_payload_confidential() -> R<Vec<Evidence>> {
         .decrypt(&released, CipherFormat::Der)
         .map_err(|err| format!("the grantee's envelope: {err}"));
     out.push(noted(
-        "the grantee's encryption key opens the envelope the fetch record released, and the payload with it to the plaintext SM3 and payload SM3 the version records (3 chunks)",
+        "the grantee's encryption key opens the envelope the fetch record names (by SM3), and the payload with it to the plaintext SM3 and payload SM3 the version records (3 chunks)",
         (|| {
             let k = opened?;
             let (plain, r) = open(k.expose(), &sealed)?;
@@ -806,7 +816,7 @@ fn run_payload_confidential() -> R<Vec<Evidence>> {
         .chain(receipts.iter().map(|r| ("a receipt", &r[..])))
         .collect();
     out.push(noted(
-        "a random 32-byte marker (in each chunk of the plaintext and in the sealed title) is in no state value of any committed root, no transaction and no receipt of register, publish, request, grant and record_fetch, raw or as hex, and not in the payload; the scan does see what those writes recorded (the plaintext SM3, the purpose, the released envelope)",
+        "a random 32-byte marker (in each chunk of the plaintext and in the sealed title) is in no state value of any committed root, no transaction and no receipt of register, publish, request, grant and record_fetch, raw or as hex, and not in the payload; the scan does see what those writes recorded (the plaintext SM3, the purpose, the released envelope's SM3)",
         (|| {
             if !contains(&plaintext, &marker) || !contains(&metadata, &marker) {
                 return Err("the marker is not in the plaintext: the scan would prove nothing".into());
@@ -823,7 +833,7 @@ fn run_payload_confidential() -> R<Vec<Evidence>> {
             for (what, needle) in [
                 ("the version's plaintext SM3 (publish)", &sum.plaintext_sm3.0[..]),
                 ("the purpose (request)", "核验企业资质".as_bytes()),
-                ("the released envelope (record_fetch)", &grantee_env[..]),
+                ("the released envelope's SM3 (record_fetch)", &released_sm3[..]),
             ] {
                 if !seen(needle) {
                     return Err(format!("the scan does not see {what}: it reads the wrong values"));

@@ -353,8 +353,9 @@ pub struct FetchRecord {
     pub request: Digest,
     /// 0 when served, else the registry number of the refusal.
     pub outcome: u32,
-    /// The data key wrapped to the requester's encryption certificate (served fetches).
-    pub envelope: Vec<u8>,
+    /// The SM3 of the envelope released to the requester (served fetches; empty when refused):
+    /// the envelope itself travels only in the fetch's trailer, after this record committed.
+    pub envelope_sm3: Vec<u8>,
     /// SM3 of the recording node's certificate.
     pub node: Digest,
     /// The height it was recorded.
@@ -703,7 +704,7 @@ impl FetchRecord {
         w.fixed(self.requester.as_bytes());
         w.fixed(self.request.as_bytes());
         w.u32(self.outcome);
-        w.bytes(&self.envelope);
+        w.bytes(&self.envelope_sm3);
         w.fixed(self.node.as_bytes());
         w.u64(self.height.0);
         w.u64(self.timestamp_ms);
@@ -730,7 +731,7 @@ impl FetchRecord {
                 requester: Digest(r.array("fetch.requester")?),
                 request: Digest(r.array("fetch.request")?),
                 outcome: r.u32("fetch.outcome")?,
-                envelope: r.bytes("fetch.envelope", MAX_ENVELOPE_LEN)?.to_vec(),
+                envelope_sm3: r.bytes("fetch.envelope_sm3", 32)?.to_vec(),
                 node: Digest(r.array("fetch.node")?),
                 height: Height(r.u64("fetch.height")?),
                 timestamp_ms: r.u64("fetch.timestamp_ms")?,
@@ -1054,7 +1055,7 @@ mod tests {
                 requester: d(1),
                 request: d(2),
                 outcome: 3320,
-                envelope: Vec::new(),
+                envelope_sm3: Vec::new(),
                 node: d(3),
                 height: Height(4),
                 timestamp_ms: 5,
