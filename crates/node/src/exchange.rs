@@ -46,6 +46,10 @@ const FETCH_QUEUE: usize = 4;
 /// The most fetches a custodian serves at once (memory: this × (`FETCH_QUEUE` + 1) MiB).
 pub const MAX_FETCHES: usize = 16;
 
+/// The most fetches one requester is served at once, so that one grantee cannot take every
+/// slot.
+pub const MAX_FETCHES_PER_REQUESTER: usize = 4;
+
 /// How long a fetch may leave a chunk unaccepted before the custodian ends it: a client that
 /// stops reading cannot hold a fetch slot (or a thread) for ever.
 const STALL: std::time::Duration = std::time::Duration::from_secs(30);
@@ -125,6 +129,8 @@ pub struct ExchangeService {
     salt: Arc<AtomicU64>,
     // Fetches being served (at most MAX_FETCHES).
     fetching: Arc<tokio::sync::Semaphore>,
+    // Fetches being served per requester (at most MAX_FETCHES_PER_REQUESTER).
+    per_requester: Arc<std::sync::Mutex<std::collections::HashMap<Digest, usize>>>,
     // Requesters whose refused fetch is being recorded: one record in flight each, so that a
     // member repeating refused fetches cannot fill blocks and the pool with refusals.
     refusing: Arc<std::sync::Mutex<std::collections::HashSet<Digest>>>,
@@ -138,6 +144,7 @@ impl ExchangeService {
             custodian,
             salt: Arc::default(),
             fetching: Arc::new(tokio::sync::Semaphore::new(MAX_FETCHES)),
+            per_requester: Arc::default(),
             refusing: Arc::default(),
         }
     }
@@ -459,6 +466,39 @@ fn grant_verdict(core: &LocalNode, r: &AccessRequest, tip: Height) -> Result<Cer
 
 type FetchStream = Pin<Box<dyn Stream<Item = Result<pb::FetchChunk, Status>> + Send>>;
 
+/// A requester's share of the fetch slots, given back when its fetch ends.
+struct RequesterSlot(
+    Arc<std::sync::Mutex<std::collections::HashMap<Digest, usize>>>,
+    Digest,
+);
+
+impl RequesterSlot {
+    fn take(
+        map: &Arc<std::sync::Mutex<std::collections::HashMap<Digest, usize>>>,
+        who: Digest,
+    ) -> Option<Self> {
+        let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(who).or_insert(0);
+        if *n >= MAX_FETCHES_PER_REQUESTER {
+            return None;
+        }
+        *n += 1;
+        Some(RequesterSlot(map.clone(), who))
+    }
+}
+
+impl Drop for RequesterSlot {
+    fn drop(&mut self) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.1);
+            }
+        }
+    }
+}
+
 /// Frees a requester's refusal slot when its refusal is answered.
 struct RefusalSlot(
     Arc<std::sync::Mutex<std::collections::HashSet<Digest>>>,
@@ -561,6 +601,14 @@ impl Exchange for ExchangeService {
                     ),
                 )
             })?;
+        let mine = RequesterSlot::take(&self.per_requester, caller.cert_id).ok_or_else(|| {
+            code(
+                &codes::EXCHANGE_BUSY,
+                format!(
+                    "you are being served {MAX_FETCHES_PER_REQUESTER} fetches already; retry when one ends"
+                ),
+            )
+        })?;
         let req = request.into_inner();
         let this = self.clone();
         let (caller2, cn) = (caller.clone(), common_name.clone());
@@ -701,6 +749,7 @@ impl Exchange for ExchangeService {
             blocking(move || blobs.open_read(&id).map_err(blob_status)).await?
         };
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::FetchChunk, Status>>(FETCH_QUEUE);
+        let payload_len = judged.payload.payload_len;
         let header = pb::FetchHeader {
             record: judged.record,
             version: judged.version,
@@ -712,12 +761,21 @@ impl Exchange for ExchangeService {
             record_tx_id: record_id.as_bytes().to_vec(),
         };
         tokio::spawn(async move {
-            let _permit = permit;
+            let (_permit, _mine) = (permit, mine);
+            // A whole fetch has a deadline too: a minute plus a second per MiB of payload, so
+            // that a client taking a chunk just before each stall limit cannot hold its slot
+            // for ever.
+            let deadline = tokio::time::Instant::now()
+                + std::time::Duration::from_secs(60 + payload_len / (1 << 20));
             // Each send waits at most STALL for the client to take the chunk; the blob is read
             // a chunk at a time on the blocking pool, which is never held while waiting.
             let send = |c: Result<pb::FetchChunk, Status>| {
                 let tx = tx.clone();
-                async move { matches!(tokio::time::timeout(STALL, tx.send(c)).await, Ok(Ok(()))) }
+                async move {
+                    let limit =
+                        STALL.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+                    matches!(tokio::time::timeout(limit, tx.send(c)).await, Ok(Ok(())))
+                }
             };
             if !send(Ok(chunk(pb::fetch_chunk::Part::Header(header)))).await {
                 return;
