@@ -139,6 +139,57 @@ fn tx_id(bytes: &[u8]) -> Digest {
         .0
 }
 
+/// A's user registers `name` of `class` and, with `publish`, publishes its first version
+/// (custodian node-1); each transaction in its own block, which must succeed.
+fn dataset(
+    node: &mut Node,
+    user: &Member,
+    custodian_enc: &Member,
+    salt: u8,
+    name: &str,
+    class: SharingClass,
+    publish: bool,
+) {
+    assert_success(&node.run(&[call(
+        user,
+        salt,
+        "exchange",
+        "register",
+        register_args(name, class),
+    )]));
+    if publish {
+        assert_success(&node.run(&[call(
+            user,
+            salt + 1,
+            "exchange",
+            "publish",
+            publish_args(name, custodian_enc),
+        )]));
+    }
+}
+
+/// `who` requests `dataset` with `enc` for `duration` blocks, in a block of its own, which must
+/// succeed; returns the request's ID.
+fn ask(
+    node: &mut Node,
+    who: &Member,
+    enc: &Member,
+    salt: u8,
+    dataset: &str,
+    duration: u64,
+) -> Digest {
+    let tx = call(
+        who,
+        salt,
+        "exchange",
+        "request",
+        request_args(dataset, enc, duration),
+    );
+    let id = tx_id(&tx);
+    assert_success(&node.run(&[tx]));
+    id
+}
+
 #[test]
 fn a_conditional_dataset_is_granted_by_the_owner_fetched_logged_and_revoked() {
     let mut e = setup();
@@ -181,15 +232,7 @@ fn a_conditional_dataset_is_granted_by_the_owner_fetched_logged_and_revoked() {
     );
 
     // B's node asks; the request waits for A's admin.
-    let req_tx = call(
-        &e.b_node,
-        22,
-        "exchange",
-        "request",
-        request_args("Agency A/licences", &e.b_enc, 1000),
-    );
-    let rid = tx_id(&req_tx);
-    assert_success(&node.run(&[req_tx]));
+    let rid = ask(node, &e.b_node, &e.b_enc, 22, "Agency A/licences", 1000);
     let req = data::request(&node.view(), &rid).unwrap().unwrap();
     assert_eq!(req.status, RequestStatus::Pending);
     assert_eq!(req.organisation, "Agency B");
@@ -395,13 +438,15 @@ fn an_unconditional_dataset_is_granted_at_once_and_a_not_shared_one_never() {
 fn requests_need_the_signers_own_encryption_certificate_of_another_organisation() {
     let mut e = setup();
     let node = &mut e.x.node;
-    assert_success(&node.run(&[call(
+    dataset(
+        node,
         &e.w.user,
+        &e.a_enc,
         20,
-        "exchange",
-        "register",
-        register_args("open", SharingClass::Unconditional),
-    )]));
+        "open",
+        SharingClass::Unconditional,
+        false,
+    );
     // Another holder's encryption certificate (A's node-enc) is not B's node's.
     let r = node.admit(&call(
         &e.b_node,
@@ -672,29 +717,16 @@ fn a_message_is_delivered_to_named_organisations_and_acknowledged_once() {
 fn review10_a_revoked_unconditional_grant_stays_revoked() {
     let mut e = setup();
     let node = &mut e.x.node;
-    assert_success(&node.run(&[call(
+    dataset(
+        node,
         &e.w.user,
+        &e.a_enc,
         60,
-        "exchange",
-        "register",
-        register_args("open", SharingClass::Unconditional),
-    )]));
-    assert_success(&node.run(&[call(
-        &e.w.user,
-        61,
-        "exchange",
-        "publish",
-        publish_args("open", &e.a_enc),
-    )]));
-    let first = call(
-        &e.b_node,
-        62,
-        "exchange",
-        "request",
-        request_args("Agency A/open", &e.b_enc, 1000),
+        "open",
+        SharingClass::Unconditional,
+        true,
     );
-    let rid = tx_id(&first);
-    assert_success(&node.run(&[first]));
+    let rid = ask(node, &e.b_node, &e.b_enc, 62, "Agency A/open", 1000);
     // The owner's admin revokes the automatic grant.
     assert_success(&node.run(&[call(
         &e.w.admin,
@@ -731,20 +763,15 @@ fn review10_a_revoked_unconditional_grant_stays_revoked() {
 fn review10_a_served_fetch_record_names_a_live_grant_of_its_requester() {
     let mut e = setup();
     let node = &mut e.x.node;
-    assert_success(&node.run(&[call(
+    dataset(
+        node,
         &e.w.user,
+        &e.a_enc,
         70,
-        "exchange",
-        "register",
-        register_args("licences", SharingClass::Conditional),
-    )]));
-    assert_success(&node.run(&[call(
-        &e.w.user,
-        71,
-        "exchange",
-        "publish",
-        publish_args("licences", &e.a_enc),
-    )]));
+        "licences",
+        SharingClass::Conditional,
+        true,
+    );
     // B's admin never asked; the request id is made up; the outcome says "served".
     let r = node.run(&[call(
         &e.w.node_cert,
@@ -771,13 +798,15 @@ fn review10_a_served_fetch_record_names_a_live_grant_of_its_requester() {
 fn review10_a_second_pending_request_for_the_same_dataset_is_refused() {
     let mut e = setup();
     let node = &mut e.x.node;
-    assert_success(&node.run(&[call(
+    dataset(
+        node,
         &e.w.user,
+        &e.a_enc,
         80,
-        "exchange",
-        "register",
-        register_args("licences", SharingClass::Conditional),
-    )]));
+        "licences",
+        SharingClass::Conditional,
+        false,
+    );
     assert_success(&node.run(&[call(
         &e.b_node,
         81,
@@ -806,22 +835,16 @@ fn review10_a_second_pending_request_for_the_same_dataset_is_refused() {
 fn review12_a_revoked_grantee_with_another_certificate_is_not_granted_again() {
     let mut e = setup();
     let node = &mut e.x.node;
-    assert_success(&node.run(&[call(
+    dataset(
+        node,
         &e.w.user,
+        &e.a_enc,
         90,
-        "exchange",
-        "register",
-        register_args("open", SharingClass::Unconditional),
-    )]));
-    let first = call(
-        &e.b_node,
-        91,
-        "exchange",
-        "request",
-        request_args("Agency A/open", &e.b_enc, 1000),
+        "open",
+        SharingClass::Unconditional,
+        false,
     );
-    let rid = tx_id(&first);
-    assert_success(&node.run(&[first]));
+    let rid = ask(node, &e.b_node, &e.b_enc, 91, "Agency A/open", 1000);
     assert_success(&node.run(&[call(
         &e.w.admin,
         92,
@@ -851,29 +874,16 @@ fn review12_a_revoked_grantee_with_another_certificate_is_not_granted_again() {
 fn review12_a_grant_is_judged_for_the_block_its_record_lands_in() {
     let mut e = setup();
     let node = &mut e.x.node;
-    assert_success(&node.run(&[call(
+    dataset(
+        node,
         &e.w.user,
+        &e.a_enc,
         100,
-        "exchange",
-        "register",
-        register_args("licences", SharingClass::Conditional),
-    )]));
-    assert_success(&node.run(&[call(
-        &e.w.user,
-        101,
-        "exchange",
-        "publish",
-        publish_args("licences", &e.a_enc),
-    )]));
-    let req = call(
-        &e.b_node,
-        102,
-        "exchange",
-        "request",
-        request_args("Agency A/licences", &e.b_enc, 1000),
+        "licences",
+        SharingClass::Conditional,
+        true,
     );
-    let rid = tx_id(&req);
-    assert_success(&node.run(&[req]));
+    let rid = ask(node, &e.b_node, &e.b_enc, 102, "Agency A/licences", 1000);
     let expiry = node.height + 3;
     assert_success(&node.run(&[call(
         &e.w.admin,
@@ -910,20 +920,15 @@ fn review12_a_grant_is_judged_for_the_block_its_record_lands_in() {
 fn review12_a_served_record_without_a_grant_names_the_requesters_own_certificate() {
     let mut e = setup();
     let node = &mut e.x.node;
-    assert_success(&node.run(&[call(
+    dataset(
+        node,
         &e.w.user,
+        &e.a_enc,
         110,
-        "exchange",
-        "register",
-        register_args("licences", SharingClass::Conditional),
-    )]));
-    assert_success(&node.run(&[call(
-        &e.w.user,
-        111,
-        "exchange",
-        "publish",
-        publish_args("licences", &e.a_enc),
-    )]));
+        "licences",
+        SharingClass::Conditional,
+        true,
+    );
     // B's node never asked; the record names no grant and an encryption certificate of A.
     let mut args = fetch_args(
         "Agency A/licences",
