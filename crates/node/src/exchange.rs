@@ -114,11 +114,6 @@ impl Custodian {
             rng,
         })
     }
-
-    /// The node-enc certificate.
-    pub fn enc_cert(&self) -> &Certificate {
-        &self.enc_cert
-    }
 }
 
 /// The service.
@@ -155,26 +150,26 @@ impl ExchangeService {
 
     fn custodian(&self) -> Result<Arc<Custodian>, Status> {
         self.custodian.clone().ok_or_else(|| {
-            coded_status(
+            code(
                 &codes::EXCHANGE_NOT_CUSTODIAN,
                 format!(
-                    "EXCHANGE_NOT_CUSTODIAN: node {:?} holds no blobs (no [exchange] section in its configuration)",
+                    "node {:?} holds no blobs (no [exchange] section in its configuration)",
                     self.core.validator().common_name().unwrap_or_default()
                 ),
             )
         })
     }
 
-    /// Signs and submits `exchange.record_fetch`; with `wait`, returns the commit receiver.
+    /// Signs and submits `exchange.record_fetch`; returns its ID and the receiver of its
+    /// outcome ([`committed`]).
     fn record(
         &self,
         fetch: &Judged,
         requester: &Digest,
         outcome: u32,
-        envelope: Vec<u8>,
+        envelope_sm3: Vec<u8>,
         enc_cert: Vec<u8>,
-        wait: bool,
-    ) -> Result<(types::TxId, Option<tokio::sync::oneshot::Receiver<Outcome>>), Status> {
+    ) -> Result<(types::TxId, tokio::sync::oneshot::Receiver<Outcome>), Status> {
         let core = &self.core;
         let (tip, _) = core.tip();
         let window = core
@@ -213,7 +208,7 @@ impl ExchangeService {
                     requester.0.to_vec(),
                     fetch.request.0.to_vec(),
                     outcome.to_be_bytes().to_vec(),
-                    envelope,
+                    envelope_sm3,
                     enc_cert,
                 ],
             },
@@ -225,8 +220,43 @@ impl ExchangeService {
                 format!("EXCHANGE_KEY_UNAVAILABLE: cannot sign the fetch record: {e}"),
             )
         })?;
-        core.submit(&signed.to_bytes(), wait)
-            .map_err(|r| refusal_status(&r))
+        match core.submit(&signed.to_bytes(), true) {
+            Ok((id, Some(rx))) => Ok((id, rx)),
+            Ok((id, None)) => Err(Status::internal(format!(
+                "no commit receiver for the fetch record {id}"
+            ))),
+            Err(r) => Err(refusal_status(&r)),
+        }
+    }
+}
+
+/// Waits (at most [`COMMIT_WAIT`]) for a fetch record's block: its height when the record is
+/// committed with a successful receipt; otherwise why not, as the status to answer with.
+async fn committed(
+    id: types::TxId,
+    rx: tokio::sync::oneshot::Receiver<Outcome>,
+) -> Result<Height, Status> {
+    match tokio::time::timeout(COMMIT_WAIT, rx).await {
+        // A committed record that failed (a grant revoked or expired since the check) counts
+        // as no record.
+        Ok(Ok(Outcome::Committed {
+            height, receipt, ..
+        })) if receipt.status != types::Status::Success => Err(code(
+            &codes::EXCHANGE_NO_GRANT,
+            format!(
+                "the fetch record {id} failed at height {}: {:?}",
+                height.0, receipt.status
+            ),
+        )),
+        Ok(Ok(Outcome::Committed { height, .. })) => Ok(height),
+        Ok(Ok(Outcome::Dropped(r))) => Err(refusal_status(&r)),
+        Ok(Err(_)) => Err(Status::unavailable(format!(
+            "the node stopped before the fetch record {id} was committed"
+        ))),
+        Err(_) => Err(Status::unavailable(format!(
+            "the fetch record {id} was not committed within {} s",
+            COMMIT_WAIT.as_secs()
+        ))),
     }
 }
 
@@ -242,9 +272,7 @@ struct Judged {
 /// A refused fetch: recorded on the chain with its registry code as the outcome, then
 /// returned. (A fetch of an unknown object or of another custodian's is not this custodian's
 /// to record: it is answered with a status only.)
-enum Refusal {
-    Recorded(&'static codes::Code, String),
-}
+struct Refusal(&'static codes::Code, String);
 
 fn code(c: &'static codes::Code, why: String) -> Status {
     coded_status(c, format!("{}: {why}", c.name))
@@ -271,7 +299,7 @@ fn own_enc_cert(
     common_name: &str,
     der: &[u8],
 ) -> Result<Certificate, Refusal> {
-    let refuse = |why: String| Refusal::Recorded(&codes::EXCHANGE_ENC_CERT_INVALID, why);
+    let refuse = |why: String| Refusal(&codes::EXCHANGE_ENC_CERT_INVALID, why);
     if der.is_empty() {
         return Err(refuse(
             "give your encryption certificate (enc_cert): the data key is wrapped to it".into(),
@@ -396,7 +424,7 @@ impl ExchangeService {
             request: Digest([0; 32]),
         };
         let verdict = match rule {
-            Rule::Recipient(false) => Err(Refusal::Recorded(
+            Rule::Recipient(false) => Err(Refusal(
                 &codes::EXCHANGE_NO_GRANT,
                 format!(
                     "{:?} is not a recipient of this message",
@@ -406,7 +434,7 @@ impl ExchangeService {
             Rule::Recipient(true) | Rule::OwnMember => {
                 own_enc_cert(core, caller, common_name, &req.enc_cert)
             }
-            Rule::Grantee(None) => Err(Refusal::Recorded(
+            Rule::Grantee(None) => Err(Refusal(
                 &codes::EXCHANGE_NO_GRANT,
                 format!(
                     "{:?} has not requested dataset {:?}",
@@ -435,13 +463,13 @@ enum Rule {
 
 fn grant_verdict(core: &LocalNode, r: &AccessRequest, tip: Height) -> Result<Certificate, Refusal> {
     if r.status != data::RequestStatus::Granted {
-        return Err(Refusal::Recorded(
+        return Err(Refusal(
             &codes::EXCHANGE_NO_GRANT,
             format!("request {} is {}", r.id, r.status.as_str()),
         ));
     }
     if !r.live_at(tip) {
-        return Err(Refusal::Recorded(
+        return Err(Refusal(
             &codes::EXCHANGE_GRANT_EXPIRED,
             format!(
                 "the grant of request {} expired at height {} (tip {})",
@@ -450,13 +478,13 @@ fn grant_verdict(core: &LocalNode, r: &AccessRequest, tip: Height) -> Result<Cer
         ));
     }
     let cert = Certificate::from_der(&r.enc_cert).map_err(|e| {
-        Refusal::Recorded(
+        Refusal(
             &codes::EXCHANGE_ENC_CERT_INVALID,
             format!("the recorded encryption certificate does not parse: {e}"),
         )
     })?;
     core.authenticate(&cert).map_err(|e| {
-        Refusal::Recorded(
+        Refusal(
             &codes::EXCHANGE_ENC_CERT_INVALID,
             format!("the grantee's encryption certificate is refused now: {e}"),
         )
@@ -616,7 +644,7 @@ impl Exchange for ExchangeService {
         let (judged, verdict) = judged;
         let grantee = match verdict {
             Ok(cert) => cert,
-            Err(Refusal::Recorded(c, why)) => {
+            Err(Refusal(c, why)) => {
                 let requester = caller.cert_id;
                 let first = self
                     .refusing
@@ -641,39 +669,20 @@ impl Exchange for ExchangeService {
                 let recording = tokio::spawn(async move {
                     let _slot = slot;
                     let recorded = blocking(move || {
-                        this.record(&judged, &requester, number, Vec::new(), Vec::new(), true)
+                        this.record(&judged, &requester, number, Vec::new(), Vec::new())
                     })
                     .await;
-                    match recorded {
-                        Ok((id, Some(rx))) => match tokio::time::timeout(COMMIT_WAIT, rx).await {
-                            Ok(Ok(Outcome::Committed {
-                                height, receipt, ..
-                            })) if receipt.status != types::Status::Success => {
-                                tracing::error!(
-                                    "a refused fetch's record failed: {:?}",
-                                    receipt.status
-                                );
-                                format!("; its record {id} failed at height {}", height.0)
-                            }
-                            Ok(Ok(Outcome::Committed { height, .. })) => format!(
-                                "; the refusal is recorded by transaction {id} at height {}",
-                                height.0
-                            ),
-                            Ok(Ok(Outcome::Dropped(r))) => {
-                                tracing::error!("a refused fetch's record was dropped: {r}");
-                                format!("; its record {id} was dropped: {r}")
-                            }
-                            Ok(Err(_)) => {
-                                format!("; its record {id} was not committed (the node stopped)")
-                            }
-                            Err(_) => format!(
-                                "; its record {id} was not committed within {} s",
-                                COMMIT_WAIT.as_secs()
-                            ),
-                        },
-                        Ok((id, None)) => format!("; the refusal is recorded by transaction {id}"),
+                    let committed = match recorded {
+                        Ok((id, rx)) => committed(id, rx).await.map(|h| (id, h)),
+                        Err(e) => Err(e),
+                    };
+                    match committed {
+                        Ok((id, height)) => format!(
+                            "; the refusal is recorded by transaction {id} at height {}",
+                            height.0
+                        ),
                         Err(e) => {
-                            tracing::error!("a refused fetch could not be recorded: {e}");
+                            tracing::error!("a refused fetch was not recorded: {}", e.message());
                             format!("; recording the refusal failed: {}", e.message())
                         }
                     }
@@ -738,8 +747,8 @@ impl Exchange for ExchangeService {
         // trailer, after the record committed with a successful receipt, so a record that fails
         // (a revocation landing first) leaves no key on the chain or in the pool.
         let (j, env) = (judged, crypto_sm::sm3::sm3(&envelope).0.to_vec());
-        let (record_id, committed, judged) = blocking(move || {
-            let (id, rx) = this.record(&j, &requester, 0, env, enc_cert, true)?;
+        let (record_id, record_rx, judged) = blocking(move || {
+            let (id, rx) = this.record(&j, &requester, 0, env, enc_cert)?;
             Ok((id, rx, j))
         })
         .await?;
@@ -823,38 +832,13 @@ impl Exchange for ExchangeService {
                     }
                 }
             }
-            // The key only after its fetch record is committed.
-            let last = match committed {
-                Some(rx) => match tokio::time::timeout(COMMIT_WAIT, rx)
-                    .await
-                    .map_err(|_| ())
-                    .and_then(|r| r.map_err(|_| ()))
-                {
-                    // A committed record that failed (the grant was revoked or expired since
-                    // the check) releases nothing.
-                    Ok(Outcome::Committed {
-                        height, receipt, ..
-                    }) if receipt.status != types::Status::Success => Err(code(
-                        &codes::EXCHANGE_NO_GRANT,
-                        format!(
-                            "the fetch record failed at height {}: {:?}; the grant no longer holds",
-                            height.0, receipt.status
-                        ),
-                    )),
-                    Ok(Outcome::Committed { height, .. }) => {
-                        Ok(chunk(pb::fetch_chunk::Part::Trailer(pb::FetchTrailer {
-                            envelope,
-                            recorded_at: height.0,
-                        })))
-                    }
-                    Ok(Outcome::Dropped(r)) => Err(refusal_status(&r)),
-                    Err(()) => Err(Status::unavailable(format!(
-                        "the fetch record was not committed within {} s (or the node stopped): no key; fetch again",
-                        COMMIT_WAIT.as_secs()
-                    ))),
-                },
-                None => Err(Status::internal("no commit receiver for the fetch record")),
-            };
+            // The key only after its fetch record is committed with a successful receipt.
+            let last = committed(record_id, record_rx).await.map(|height| {
+                chunk(pb::fetch_chunk::Part::Trailer(pb::FetchTrailer {
+                    envelope,
+                    recorded_at: height.0,
+                }))
+            });
             let _ = send(last).await;
         });
         Ok(Response::new(Box::pin(
