@@ -16,6 +16,30 @@ use pki::{Certificate, Crl};
 /// for WASM contracts is issue 14's.
 pub const BUILTIN_CALL_COST: u64 = 1_000;
 
+/// An argument that must be a big-endian u64: its value, or `EXEC_BAD_ARGUMENTS` naming `what`
+/// (the built-in contracts' shared argument rule).
+pub(crate) fn u64_be(arg: &[u8], what: &str) -> Result<u64, ContractError> {
+    <[u8; 8]>::try_from(arg)
+        .map(u64::from_be_bytes)
+        .map_err(|_| {
+            ContractError::failed(
+                FailureCode::BadArguments,
+                format!("{what}: {} bytes, expected 8 (big-endian)", arg.len()),
+            )
+        })
+}
+
+/// An argument that must be 32 bytes (an SM3 digest or an ID): its value, or
+/// `EXEC_BAD_ARGUMENTS` naming `what`.
+pub(crate) fn digest_arg(arg: &[u8], what: &str) -> Result<crypto::Digest, ContractError> {
+    <[u8; 32]>::try_from(arg).map(crypto::Digest).map_err(|_| {
+        ContractError::failed(
+            FailureCode::BadArguments,
+            format!("{what}: {} bytes, expected 32", arg.len()),
+        )
+    })
+}
+
 /// Why an authorisation hook refused a call.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -27,7 +27,7 @@ pub use records::{
 
 use crate::codes::{FailureCode, RejectCode};
 use crate::context::{CallContext, ContractError, Phase};
-use crate::contract::{BUILTIN_CALL_COST, Contract, Denial};
+use crate::contract::{BUILTIN_CALL_COST, Contract, Denial, digest_arg, u64_be};
 use crate::keys::{EXCHANGE, exchange as k};
 use crate::records::{decode_digest, decode_u64};
 use crypto::Digest;
@@ -102,23 +102,6 @@ fn token(arg: &[u8], what: &str, max: usize, extra: &[u8]) -> Result<String, Con
     Ok(String::from_utf8_lossy(arg).into_owned())
 }
 
-fn digest(arg: &[u8], what: &str) -> Result<Digest, ContractError> {
-    <[u8; 32]>::try_from(arg)
-        .map(Digest)
-        .map_err(|_| bad(format!("{what}: {} bytes, expected 32", arg.len())))
-}
-
-fn u64_arg(arg: &[u8], what: &str) -> Result<u64, ContractError> {
-    <[u8; 8]>::try_from(arg)
-        .map(u64::from_be_bytes)
-        .map_err(|_| {
-            bad(format!(
-                "{what}: {} bytes, expected 8 (u64 big-endian)",
-                arg.len()
-            ))
-        })
-}
-
 fn envelope_cipher(arg: &[u8], what: &str) -> Result<Vec<u8>, ContractError> {
     if arg.len() > MAX_ENVELOPE_LEN {
         return Err(bad(format!(
@@ -175,8 +158,8 @@ fn dataset_id(arg: &[u8]) -> Result<(String, String), ContractError> {
 /// The shape of a payload's fields: `[plaintext_sm3, payload_sm3, plaintext_len,
 /// payload_len, custodian, custodian_envelope, escrow]`.
 fn payload_args(a: &[Vec<u8>]) -> Result<Payload, ContractError> {
-    let plaintext_len = u64_arg(&a[2], "plaintext_len")?;
-    let payload_len = u64_arg(&a[3], "payload_len")?;
+    let plaintext_len = u64_be(&a[2], "plaintext_len")?;
+    let payload_len = u64_be(&a[3], "payload_len")?;
     match exchange::payload::sealed_len(plaintext_len) {
         Some(n) if n == payload_len => {}
         _ => {
@@ -192,8 +175,8 @@ fn payload_args(a: &[Vec<u8>]) -> Result<Payload, ContractError> {
         ));
     }
     Ok(Payload {
-        plaintext_sm3: digest(&a[0], "plaintext_sm3")?,
-        payload_sm3: digest(&a[1], "payload_sm3")?,
+        plaintext_sm3: digest_arg(&a[0], "plaintext_sm3")?,
+        payload_sm3: digest_arg(&a[1], "payload_sm3")?,
         plaintext_len,
         payload_len,
         custodian,
@@ -611,7 +594,7 @@ impl ExchangeContract {
                         format!("request {rid} is {}, not pending", req.status.as_str()),
                     ));
                 }
-                let expiry = u64_arg(&arg, "expiry")?;
+                let expiry = u64_be(&arg, "expiry")?;
                 // A fetch is recorded in a later block than this one: a grant must outlive it.
                 if expiry <= height.0 || expiry - height.0 > MAX_GRANT_BLOCKS {
                     return Err(bad(format!(
@@ -734,7 +717,7 @@ impl ExchangeContract {
 
     fn ack(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
         count(args, 1, "ack", "message")?;
-        let mid = digest(&args[0], "message")?;
+        let mid = digest_arg(&args[0], "message")?;
         let caller = ctx.caller();
         let key = k::ack(&mid, &caller.organisation);
         if ctx.get(&key)?.is_some() {
@@ -869,7 +852,7 @@ fn parse_request(args: &[Vec<u8>]) -> Result<RequestArgs, ContractError> {
     if args[2].len() > pki::MAX_CERT_LEN {
         return Err(bad("enc_cert: too large"));
     }
-    let duration = u64_arg(&args[3], "duration")?;
+    let duration = u64_be(&args[3], "duration")?;
     if duration == 0 || duration > MAX_GRANT_BLOCKS {
         return Err(bad(format!(
             "duration {duration}: must be 1..={MAX_GRANT_BLOCKS} blocks"
@@ -891,9 +874,9 @@ fn parse_decision(method: &str, args: &[Vec<u8>]) -> Result<(Digest, Vec<u8>), C
         "request, reason"
     };
     count(args, 2, method, what)?;
-    let rid = digest(&args[0], "request")?;
+    let rid = digest_arg(&args[0], "request")?;
     if method == "grant" {
-        u64_arg(&args[1], "expiry")?;
+        u64_be(&args[1], "expiry")?;
     } else {
         utf8(&args[1], "reason", MAX_PURPOSE_LEN)?;
     }
@@ -924,17 +907,17 @@ fn parse_record_fetch(args: &[Vec<u8>]) -> Result<FetchArgs, ContractError> {
             let (o, n) = dataset_id(&args[1])?;
             FetchObject::Dataset(format!("{o}/{n}"))
         }
-        [OBJECT_MESSAGE] => FetchObject::Message(digest(&args[1], "object")?),
+        [OBJECT_MESSAGE] => FetchObject::Message(digest_arg(&args[1], "object")?),
         _ => return Err(bad("kind: one byte, 1 dataset, 2 message")),
     };
-    let version = u64_arg(&args[2], "version")?;
-    let requester = digest(&args[3], "requester")?;
-    let request = digest(&args[4], "request")?;
+    let version = u64_be(&args[2], "version")?;
+    let requester = digest_arg(&args[3], "requester")?;
+    let request = digest_arg(&args[4], "request")?;
     let outcome = <[u8; 4]>::try_from(args[5].as_slice())
         .map(u32::from_be_bytes)
         .map_err(|_| bad("outcome: 4 bytes (u32 big-endian), 0 served"))?;
     let envelope_sm3 = if outcome == 0 {
-        digest(&args[6], "envelope_sm3")?.0.to_vec()
+        digest_arg(&args[6], "envelope_sm3")?.0.to_vec()
     } else if args[6].is_empty() {
         Vec::new()
     } else {
@@ -1114,7 +1097,7 @@ impl Contract for ExchangeContract {
             "record_fetch" => parse_record_fetch(args).map(|_| ()),
             "send" => parse_send(args).map(|_| ()),
             "ack" => count(args, 1, "ack", "message").and_then(|_| {
-                digest(&args[0], "message")?;
+                digest_arg(&args[0], "message")?;
                 Ok(())
             }),
             _ => Err(fail(
@@ -1189,7 +1172,7 @@ impl Contract for ExchangeContract {
             }
             "record_fetch" => authorize_fetch_record(ctx, args),
             "ack" => {
-                let mid = digest(&args[0], "message")?;
+                let mid = digest_arg(&args[0], "message")?;
                 match read_message(ctx, &mid)? {
                     Some(m) => {
                         if m.recipients.contains(&caller.organisation) {

@@ -52,7 +52,7 @@ use std::collections::BTreeMap;
 
 use crate::codes::{FailureCode, RejectCode};
 use crate::context::{CallContext, ContractError, Phase};
-use crate::contract::{BUILTIN_CALL_COST, Contract, Denial};
+use crate::contract::{self, BUILTIN_CALL_COST, Contract, Denial};
 use crate::error::ExecError;
 use crate::identity;
 use crate::keys::{self, CONTRACTS, GOVERNANCE, IDENTITY, governance as k};
@@ -304,25 +304,11 @@ fn bad(message: impl Into<String>) -> ContractError {
 }
 
 fn u64_arg(args: &[Vec<u8>], i: usize, what: &str) -> Result<u64, ContractError> {
-    <[u8; 8]>::try_from(args[i].as_slice())
-        .map(u64::from_be_bytes)
-        .map_err(|_| {
-            bad(format!(
-                "args[{i}] ({what}): {} bytes, expected 8 (big-endian)",
-                args[i].len()
-            ))
-        })
+    contract::u64_be(&args[i], &format!("args[{i}] ({what})"))
 }
 
 fn digest_arg(args: &[Vec<u8>], i: usize, what: &str) -> Result<Digest, ContractError> {
-    <[u8; 32]>::try_from(args[i].as_slice())
-        .map(Digest)
-        .map_err(|_| {
-            bad(format!(
-                "args[{i}] ({what}): {} bytes, expected 32",
-                args[i].len()
-            ))
-        })
+    contract::digest_arg(&args[i], &format!("args[{i}] ({what})"))
 }
 
 fn cert_arg(args: &[Vec<u8>], i: usize) -> Result<Certificate, ContractError> {
