@@ -402,10 +402,6 @@ fn is_unknown(s: &tonic::Status, code: &str) -> bool {
             == Some(code)
 }
 
-fn hex32(option: &str, s: &str) -> Result<Digest, Failure> {
-    crate::cli_tx::parse_digest(option, s)
-}
-
 fn split_dataset(id: &str) -> Result<(&str, &str), Failure> {
     match id.rsplit_once('/') {
         Some((o, n)) if !o.is_empty() && valid_name(n) => Ok((o, n)),
@@ -827,26 +823,9 @@ async fn message(
     Ok((r.message, m, acks))
 }
 
-/// A UTC time of a block timestamp (ms), ISO 8601.
+/// A UTC time of a block timestamp (ms), RFC 3339 (`pki::UnixTime`'s rendering).
 fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    pki::UnixTime(ms / 1000).to_string()
 }
 
 fn version_json(v: &Version) -> serde_json::Value {
@@ -1204,7 +1183,7 @@ async fn fetch(args: FetchArgs) -> CmdResult {
             )
         }
         (None, Some(m)) => {
-            let mid = hex32("--message", m)?;
+            let mid = crate::cli_tx::parse_digest("--message", m)?;
             let (bytes, msg, _) = message(&mut conn.exchange, &mid).await?;
             let req = pb::FetchRequest {
                 dataset: String::new(),
@@ -1573,7 +1552,7 @@ pub(crate) fn run(cmd: DataCommand) -> CmdResult {
                 sender,
                 node,
             } => {
-                let rid = hex32("REQUEST_ID", &request_id)?;
+                let rid = crate::cli_tx::parse_digest("REQUEST_ID", &request_id)?;
                 if let Some(b) = blocks
                     && (b == 0 || b > data::MAX_GRANT_BLOCKS)
                 {
@@ -1632,7 +1611,7 @@ pub(crate) fn run(cmd: DataCommand) -> CmdResult {
                         split_dataset(d)?;
                         (d.clone(), Vec::new())
                     }
-                    (None, Some(m)) => (String::new(), hex32("--message", m)?.0.to_vec()),
+                    (None, Some(m)) => (String::new(), crate::cli_tx::parse_digest("--message", m)?.0.to_vec()),
                     _ => {
                         return Err(Failure::BadInput(
                             "give a DATASET or --message ID".to_string(),
@@ -1827,7 +1806,7 @@ pub(crate) fn run(cmd: DataCommand) -> CmdResult {
                 sender,
                 node,
             } => {
-                let mid = hex32("MESSAGE_ID", &message_id)?;
+                let mid = crate::cli_tx::parse_digest("MESSAGE_ID", &message_id)?;
                 let mut conn = connect(&node).await?;
                 let (tx, _, height) = send(
                     &mut conn.chain,
@@ -1864,7 +1843,7 @@ async fn decide(
     sender: &SenderArgs,
     node: &NodeArgs,
 ) -> CmdResult {
-    let rid = hex32("REQUEST_ID", request_id)?;
+    let rid = crate::cli_tx::parse_digest("REQUEST_ID", request_id)?;
     check_len("--reason", reason, data::MAX_PURPOSE_LEN)?;
     let mut conn = connect(node).await?;
     let call = exchange_call(method, vec![rid.0.to_vec(), reason.as_bytes().to_vec()]);
@@ -2205,7 +2184,10 @@ mod tests {
             check_len("--title", &"x".repeat(257), data::MAX_TITLE_LEN),
             "--title",
         );
-        bad(hex32("REQUEST_ID", "abcd").map(|_| ()), "REQUEST_ID");
+        bad(
+            crate::cli_tx::parse_digest("REQUEST_ID", "abcd").map(|_| ()),
+            "REQUEST_ID",
+        );
         assert!(split_dataset("Agency 02/licences.v1").is_ok());
         assert!(check_address("127.0.0.1:7050").is_ok());
     }
@@ -2413,15 +2395,6 @@ mod tests {
             }
         }
 
-        /// A free loopback port.
-        pub(super) fn free_port() -> u16 {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        }
-
         /// Serves `mock` on the loopback `port`; returns its `http://` address.
         pub(super) async fn serve(mock: std::sync::Arc<Mock>, port: u16) -> String {
             let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
@@ -2554,7 +2527,7 @@ mod tests {
             std::fs::create_dir(dir.path().join("out")).unwrap();
             let result = rt.block_on(async {
                 // The endpoint names the custodian's own address: fetch connects there.
-                let port = custodian::free_port();
+                let port = crate::devchain::free_port().unwrap();
                 let addr = format!("http://127.0.0.1:{port}");
                 let mock = custodian_of(dir.path(), &plain, fault, &addr);
                 custodian::serve(mock, port).await;
@@ -2587,7 +2560,7 @@ mod tests {
         let sealed = seal_file(&src).unwrap();
         let mock = custodian_of(dir.path(), b"", custodian::Fault::None, "");
         let custodian = rt.block_on(async {
-            let addr = custodian::serve(mock.clone(), custodian::free_port()).await;
+            let addr = custodian::serve(mock.clone(), crate::devchain::free_port().unwrap()).await;
             let node = NodeArgs::at(&addr, crate::client::TlsArgs::default());
             let (channel, _) = crate::client::channel_with_info(&node).await.unwrap();
             upload(&mut exchange_client(channel), &sealed).await
