@@ -136,18 +136,24 @@ pub fn sealed_len(plaintext_len: u64) -> Option<u64> {
         .checked_add(chunks.checked_mul(AEAD_TAG_LEN as u64)?)
 }
 
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn fill(input: &mut dyn Read, buf: &mut [u8], what: &'static str) -> Result<usize, PayloadError> {
+/// Reads until `buf` is full or the input ends, retrying interrupted reads; returns the bytes
+/// read (fewer than `buf.len()` only at the end). Payloads move in chunks read this way: here,
+/// on the custodian and in the CLI.
+pub fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match input.read(&mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(source) => return Err(PayloadError::Io { what, source }),
+            Err(e) => return Err(e),
         }
     }
     Ok(n)
+}
+
+fn fill(input: &mut dyn Read, buf: &mut [u8], what: &'static str) -> Result<usize, PayloadError> {
+    read_full(input, buf).map_err(|source| PayloadError::Io { what, source })
 }
 
 /// Hashes and writes `bytes` to the output.

@@ -14,7 +14,7 @@
 //! is decrypted into a temporary file next to `--out` and renamed into place only then.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use api::v1 as pb;
@@ -575,15 +575,7 @@ async fn upload(ex: &mut ExchangeClient<Channel>, sealed: &Sealed) -> Result<Str
         let mut first = true;
         loop {
             let mut buf = vec![0u8; UPLOAD_CHUNK];
-            let mut n = 0;
-            while n < buf.len() {
-                match file.read(&mut buf[n..]) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e.to_string()),
-                }
-            }
+            let n = payload::read_full(&mut file, &mut buf).map_err(|e| e.to_string())?;
             if n == 0 && !first {
                 return Ok(());
             }
@@ -1856,6 +1848,7 @@ async fn decide(
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::io::Read;
 
     #[derive(Debug, Parser)]
     struct Cli {

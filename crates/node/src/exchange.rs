@@ -10,7 +10,6 @@
 //! The data key is in the node's memory (zeroizing) only between the token's unwrap and the
 //! SM2 wrap to the caller.
 
-use std::io::Read;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -793,20 +792,12 @@ impl Exchange for ExchangeService {
             loop {
                 let read = tokio::task::spawn_blocking(move || {
                     let mut buf = vec![0u8; CHUNK];
-                    let mut n = 0;
-                    while n < CHUNK {
-                        match reader.read(&mut buf[n..]) {
-                            Ok(0) => break,
-                            Ok(k) => n += k,
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                            Err(e) => {
-                                return Err(internal(NodeError::io(
-                                    std::path::Path::new(&format!("blob {id}")),
-                                    e,
-                                )));
-                            }
-                        }
-                    }
+                    let n = exchange::payload::read_full(&mut reader, &mut buf).map_err(|e| {
+                        internal(NodeError::io(
+                            std::path::Path::new(&format!("blob {id}")),
+                            e,
+                        ))
+                    })?;
                     buf.truncate(n);
                     Ok((reader, buf))
                 })
