@@ -501,22 +501,6 @@ fn anonymous_temp() -> Result<File, Failure> {
     )))
 }
 
-/// A [`Write`] into a [`safefile::StagingFile`].
-struct Staging<'a>(&'a mut safefile::StagingFile);
-
-impl Write for Staging<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .write_all(buf)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Hashes and counts what passes through to a writer.
 struct Hashing<W> {
     inner: W,
@@ -1059,8 +1043,7 @@ fn open_payload(
         Some(path) => {
             let mut staging = safefile::StagingFile::create(path, safefile::Mode::PRIVATE)
                 .map_err(|e| Failure::BadInput(format!("--out {}: {e}", path.display())))?;
-            let summary =
-                payload::open(&data_key, &mut input, &mut Staging(&mut staging)).map_err(opened)?;
+            let summary = payload::open(&data_key, &mut input, &mut staging).map_err(opened)?;
             check(&summary)?;
             let staged = staging
                 .finish()

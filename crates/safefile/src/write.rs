@@ -212,6 +212,19 @@ impl StagingFile {
     }
 }
 
+/// A staging file is a writer too (each write is whole, through the inherent `write_all`; an
+/// error keeps its step and path), so that a stream can be written into it directly.
+impl Write for StagingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        StagingFile::write_all(self, buf).map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Drop for StagingFile {
     fn drop(&mut self) {
         if !self.finished {
