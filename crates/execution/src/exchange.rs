@@ -29,7 +29,7 @@ use crate::codes::{FailureCode, RejectCode};
 use crate::context::{CallContext, ContractError, Phase};
 use crate::contract::{BUILTIN_CALL_COST, Contract, Denial, digest_arg, u64_be};
 use crate::keys::{EXCHANGE, exchange as k};
-use crate::records::{decode_digest, decode_u64};
+use crate::records::decode_u64;
 use crypto::Digest;
 use pki::{Certificate, Role};
 use types::Height;
@@ -227,12 +227,11 @@ fn own_enc_cert(ctx: &CallContext<'_>, der: &[u8]) -> Result<Certificate, Denial
     Ok(cert)
 }
 
+// The contract reads its records through the same reads the node's serving path uses
+// (`records`), on its call context, which sees the call's own writes.
+
 fn read_dataset(ctx: &CallContext<'_>, id: &str) -> Result<Option<Dataset>, ContractError> {
-    let key = k::dataset(id);
-    ctx.get(&key)?
-        .map(|b| Dataset::decode(&crate::keys::full(EXCHANGE, &key), &b))
-        .transpose()
-        .map_err(ContractError::State)
+    records::dataset(ctx, id).map_err(ContractError::State)
 }
 
 fn need_dataset(ctx: &CallContext<'_>, id: &str) -> Result<Dataset, ContractError> {
@@ -245,44 +244,18 @@ fn need_dataset(ctx: &CallContext<'_>, id: &str) -> Result<Dataset, ContractErro
 }
 
 fn read_request(ctx: &CallContext<'_>, id: &Digest) -> Result<AccessRequest, ContractError> {
-    let key = k::request(id);
-    match ctx.get(&key)? {
-        Some(b) => AccessRequest::decode(&crate::keys::full(EXCHANGE, &key), &b)
-            .map_err(ContractError::State),
-        None => Err(fail(
-            FailureCode::RequestUnknown,
-            format!("no access request {id}"),
-        )),
-    }
+    records::request(ctx, id)
+        .map_err(ContractError::State)?
+        .ok_or_else(|| {
+            fail(
+                FailureCode::RequestUnknown,
+                format!("no access request {id}"),
+            )
+        })
 }
 
 fn read_message(ctx: &CallContext<'_>, id: &Digest) -> Result<Option<Message>, ContractError> {
-    let key = k::message(id);
-    ctx.get(&key)?
-        .map(|b| Message::decode(&crate::keys::full(EXCHANGE, &key), &b))
-        .transpose()
-        .map_err(ContractError::State)
-}
-
-fn read_endpoint(
-    ctx: &CallContext<'_>,
-    organisation: &str,
-    node: &str,
-) -> Result<Option<Endpoint>, ContractError> {
-    let key = k::endpoint(organisation, node);
-    ctx.get(&key)?
-        .map(|b| Endpoint::decode(&crate::keys::full(EXCHANGE, &key), &b))
-        .transpose()
-        .map_err(ContractError::State)
-}
-
-fn read_escrow(ctx: &CallContext<'_>) -> Result<Vec<EscrowRecipient>, ContractError> {
-    let key = k::escrow();
-    match ctx.get(&key)? {
-        Some(b) => records::decode_escrow(&crate::keys::full(EXCHANGE, &key), &b)
-            .map_err(ContractError::State),
-        None => Ok(Vec::new()),
-    }
+    records::message(ctx, id).map_err(ContractError::State)
 }
 
 /// An event's topic for a name (a dataset ID, an organisation, a log): its SM3, since a topic
@@ -305,7 +278,9 @@ fn bind_payload(
     organisation: &str,
     mut p: Payload,
 ) -> Result<Payload, ContractError> {
-    let Some(ep) = read_endpoint(ctx, organisation, &p.custodian)? else {
+    let Some(ep) =
+        records::endpoint(ctx, organisation, &p.custodian).map_err(ContractError::State)?
+    else {
         return Err(fail(
             FailureCode::EndpointUnknown,
             format!(
@@ -315,7 +290,7 @@ fn bind_payload(
         ));
     };
     p.custodian_envelope.recipient = crypto_sm::sm3::sm3(&ep.enc_cert);
-    let escrow = read_escrow(ctx)?;
+    let escrow = records::escrow_recipients(ctx).map_err(ContractError::State)?;
     let mut want: Vec<Digest> = escrow.iter().map(|e| e.id).collect();
     let mut got: Vec<Digest> = p.escrow.iter().map(|e| e.recipient).collect();
     want.sort_by_key(|d| d.0);
@@ -501,14 +476,10 @@ impl ExchangeContract {
         // One open request per requester and dataset; after a revocation or a denial, only
         // the owner's admin decides again (an unconditional dataset is not re-granted by
         // asking again).
-        let latest_key = k::grantee(&caller.cert_id, &id);
         let mut decided_against = false;
-        if let Some(b) = ctx.get(&latest_key)? {
-            let prior = read_request(
-                ctx,
-                &decode_digest(&crate::keys::full(EXCHANGE, &latest_key), &b)
-                    .map_err(ContractError::State)?,
-            )?;
+        if let Some(prior) =
+            records::latest_request(&*ctx, &caller.cert_id, &id).map_err(ContractError::State)?
+        {
             match prior.status {
                 RequestStatus::Pending => {
                     return Err(fail(
@@ -1009,17 +980,12 @@ pub fn encode_recipients(list: &[String]) -> Vec<u8> {
 // Organisation rules
 
 fn owner_of_request(ctx: &CallContext<'_>, rid: &Digest) -> Result<Option<String>, Denial> {
-    let key = k::request(rid);
-    Ok(match ctx.get(&key)? {
-        Some(b) => Some(
-            AccessRequest::decode(&crate::keys::full(EXCHANGE, &key), &b)?
-                .dataset
-                .rsplit_once('/')
-                .map(|(o, _)| o.to_string())
-                .unwrap_or_default(),
-        ),
-        None => None,
-    })
+    Ok(records::request(ctx, rid)?.map(|r| {
+        r.dataset
+            .rsplit_once('/')
+            .map(|(o, _)| o.to_string())
+            .unwrap_or_default()
+    }))
 }
 
 fn authorize_fetch_record(ctx: &CallContext<'_>, args: &[Vec<u8>]) -> Result<(), Denial> {
@@ -1044,15 +1010,11 @@ fn authorize_fetch_record(ctx: &CallContext<'_>, args: &[Vec<u8>]) -> Result<(),
                     ),
                 ));
             }
-            let key = k::version(id, f.version);
-            let v = match ctx.get(&key)? {
-                Some(b) => Version::decode(&crate::keys::full(EXCHANGE, &key), &b)?,
-                None => {
-                    return Err(deny(
-                        FailureCode::VersionUnknown,
-                        format!("exchange.record_fetch: no version {} of {id:?}", f.version),
-                    ));
-                }
+            let Some(v) = records::version(ctx, id, f.version)? else {
+                return Err(deny(
+                    FailureCode::VersionUnknown,
+                    format!("exchange.record_fetch: no version {} of {id:?}", f.version),
+                ));
             };
             (ds.organisation, v.payload.custodian)
         }
