@@ -789,6 +789,26 @@ fn count(view: &dyn StateRead, relative: Vec<u8>) -> Result<u64, ExecError> {
     decode_u64(&key, view.read(&key)?.as_deref())
 }
 
+/// Entries `from..` (at most `limit`, itself at most [`MAX_LIST`]) of a numbered index of
+/// `total` entries, each under `key_of(seq)`.
+fn page<T>(
+    view: &dyn StateRead,
+    total: u64,
+    from: u64,
+    limit: u32,
+    key_of: impl Fn(u64) -> Vec<u8>,
+    dec: impl Fn(&[u8], &[u8]) -> Result<T, ExecError>,
+) -> Result<Vec<T>, ExecError> {
+    let end = total.min(from.saturating_add(u64::from(limit.min(MAX_LIST))));
+    (from..end)
+        .filter_map(|seq| read(view, key_of(seq), &dec).transpose())
+        .collect()
+}
+
+fn utf8_value(key: &[u8], bytes: &[u8]) -> Result<String, ExecError> {
+    text("index", bytes).map_err(|e| ExecError::corrupt(key, e))
+}
+
 /// The dataset `id` (`<organisation>/<name>`).
 pub fn dataset(view: &dyn StateRead, id: &str) -> Result<Option<Dataset>, ExecError> {
     read(view, k::dataset(id), Dataset::decode)
@@ -797,19 +817,7 @@ pub fn dataset(view: &dyn StateRead, id: &str) -> Result<Option<Dataset>, ExecEr
 /// Dataset IDs in registration order, from `from`, at most `limit` (≤ [`MAX_LIST`]).
 pub fn datasets(view: &dyn StateRead, from: u64, limit: u32) -> Result<Vec<String>, ExecError> {
     let total = count(view, k::dataset_count())?;
-    let mut out = Vec::new();
-    for seq in from..total.min(from.saturating_add(u64::from(limit.min(MAX_LIST)))) {
-        let key = full(EXCHANGE, &k::dataset_index(seq));
-        if let Some(b) = view.read(&key)? {
-            out.push(String::from_utf8(b).map_err(|_| {
-                ExecError::corrupt(
-                    &key,
-                    DecodeError::new("datasets", DecodeReason::InvalidText { expected: "UTF-8" }),
-                )
-            })?);
-        }
-    }
-    Ok(out)
+    page(view, total, from, limit, k::dataset_index, utf8_value)
 }
 
 /// Version `n` of the dataset `id`.
@@ -830,20 +838,17 @@ pub fn requests(
     limit: u32,
 ) -> Result<Vec<AccessRequest>, ExecError> {
     let id = dataset.id();
-    let mut out = Vec::new();
-    for seq in from..dataset
-        .requests
-        .min(from.saturating_add(u64::from(limit.min(MAX_LIST))))
-    {
-        let key = full(EXCHANGE, &k::request_index(&id, seq));
-        if let Some(b) = view.read(&key)? {
-            let rid = crate::records::decode_digest(&key, &b)?;
-            if let Some(r) = request(view, &rid)? {
-                out.push(r);
-            }
-        }
-    }
-    Ok(out)
+    let ids = page(
+        view,
+        dataset.requests,
+        from,
+        limit,
+        |seq| k::request_index(&id, seq),
+        crate::records::decode_digest,
+    )?;
+    ids.iter()
+        .filter_map(|rid| request(view, rid).transpose())
+        .collect()
 }
 
 /// The latest request of the signer `requester` for the dataset, which a fetch checks.
@@ -852,10 +857,13 @@ pub fn latest_request(
     requester: &Digest,
     dataset: &str,
 ) -> Result<Option<AccessRequest>, ExecError> {
-    let key = full(EXCHANGE, &k::grantee(requester, dataset));
-    match view.read(&key)? {
+    match read(
+        view,
+        k::grantee(requester, dataset),
+        crate::records::decode_digest,
+    )? {
         None => Ok(None),
-        Some(b) => request(view, &crate::records::decode_digest(&key, &b)?),
+        Some(rid) => request(view, &rid),
     }
 }
 
@@ -882,23 +890,6 @@ pub fn acknowledgement(
     read(view, k::ack(message, organisation), Acknowledgement::decode)
 }
 
-fn id_list(
-    view: &dyn StateRead,
-    total: u64,
-    from: u64,
-    limit: u32,
-    key_of: impl Fn(u64) -> Vec<u8>,
-) -> Result<Vec<Digest>, ExecError> {
-    let mut out = Vec::new();
-    for seq in from..total.min(from.saturating_add(u64::from(limit.min(MAX_LIST)))) {
-        let key = full(EXCHANGE, &key_of(seq));
-        if let Some(b) = view.read(&key)? {
-            out.push(crate::records::decode_digest(&key, &b)?);
-        }
-    }
-    Ok(out)
-}
-
 /// The IDs of messages sent to an organisation, from `from`, at most `limit`.
 pub fn inbox(
     view: &dyn StateRead,
@@ -907,7 +898,14 @@ pub fn inbox(
     limit: u32,
 ) -> Result<Vec<Digest>, ExecError> {
     let total = count(view, k::inbox_count(organisation))?;
-    id_list(view, total, from, limit, |s| k::inbox(organisation, s))
+    page(
+        view,
+        total,
+        from,
+        limit,
+        |s| k::inbox(organisation, s),
+        crate::records::decode_digest,
+    )
 }
 
 /// The IDs of messages an organisation sent, from `from`, at most `limit`.
@@ -918,7 +916,14 @@ pub fn outbox(
     limit: u32,
 ) -> Result<Vec<Digest>, ExecError> {
     let total = count(view, k::outbox_count(organisation))?;
-    id_list(view, total, from, limit, |s| k::outbox(organisation, s))
+    page(
+        view,
+        total,
+        from,
+        limit,
+        |s| k::outbox(organisation, s),
+        crate::records::decode_digest,
+    )
 }
 
 /// The fetch log of an object, from `from`, at most `limit`; and its total length.
@@ -930,13 +935,15 @@ pub fn fetch_log(
 ) -> Result<(Vec<FetchRecord>, u64), ExecError> {
     let name = object.log_name();
     let total = count(view, k::fetch_count(&name))?;
-    let mut out = Vec::new();
-    for seq in from..total.min(from.saturating_add(u64::from(limit.min(MAX_LIST)))) {
-        if let Some(r) = read(view, k::fetch(&name, seq), FetchRecord::decode)? {
-            out.push(r);
-        }
-    }
-    Ok((out, total))
+    let records = page(
+        view,
+        total,
+        from,
+        limit,
+        |seq| k::fetch(&name, seq),
+        FetchRecord::decode,
+    )?;
+    Ok((records, total))
 }
 
 /// The chain's escrow recipients (none when absent).
