@@ -138,7 +138,7 @@ fn json(chain: &Chain, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&run_ok(&chain.dir, &a)).unwrap()
 }
 
-/// A random file of `len` bytes with a random 32-byte marker at its start.
+/// A file of `len` random bytes (the marker search is tests/data_custody.rs).
 fn document(dir: &Path, name: &str, len: usize) -> PathBuf {
     let mut bytes = vec![0u8; len];
     crypto::RandomSource::fill(&SystemRandom, &mut bytes).unwrap();
