@@ -244,6 +244,51 @@ pub fn open(
     input: &mut dyn Read,
     output: &mut dyn Write,
 ) -> Result<Summary, PayloadError> {
+    let mut payload_hash = Sm3Context::new();
+    let mut plain_hash = Sm3Context::new();
+    let d = decrypt_with(
+        key,
+        input,
+        output,
+        Some((&mut payload_hash, &mut plain_hash)),
+    )?;
+    Ok(Summary {
+        plaintext_len: d.plaintext_len,
+        payload_len: d.payload_len,
+        chunks: d.chunks,
+        plaintext_sm3: plain_hash.finish(),
+        payload_sm3: payload_hash.finish(),
+    })
+}
+
+/// What [`decrypt`] verified: the lengths and chunk count, no digests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decrypted {
+    /// Bytes of plaintext.
+    pub plaintext_len: u64,
+    /// Bytes of the payload: the header, and each chunk with its tag.
+    pub payload_len: u64,
+    /// Chunks, the last included (at least 1).
+    pub chunks: u64,
+}
+
+/// [`open`] without the two SM3 digests, for a caller that computes them itself on other
+/// threads (the CLI's fetch hashes the payload as it arrives and the plaintext as it is
+/// written). The same checks, the same release rule: a chunk only after its tag.
+pub fn decrypt(
+    key: &Sm4Secret,
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+) -> Result<Decrypted, PayloadError> {
+    decrypt_with(key, input, output, None)
+}
+
+fn decrypt_with(
+    key: &Sm4Secret,
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+    mut hashes: Option<(&mut Sm3Context, &mut Sm3Context)>,
+) -> Result<Decrypted, PayloadError> {
     let aead = Sm4Aead::new(key, crypto::Sm4Mode::Gcm).map_err(PayloadError::Cipher)?;
     let mut head = [0u8; HEADER_LEN];
     let n = fill(input, &mut head, "reading the payload")?;
@@ -265,9 +310,9 @@ pub fn open(
     }
     let mut prefix = [0u8; 8];
     prefix.copy_from_slice(&head[5..]);
-    let mut payload_hash = Sm3Context::new();
-    payload_hash.update(&head);
-    let mut plain_hash = Sm3Context::new();
+    if let Some((payload_hash, _)) = hashes.as_mut() {
+        payload_hash.update(&head);
+    }
     // A chunk is at most CHUNK_LEN + tag; one byte more read ahead tells whether it is the last.
     const SEALED: usize = CHUNK_LEN + AEAD_TAG_LEN;
     let mut current = vec![0u8; SEALED + 1];
@@ -284,7 +329,9 @@ pub fn open(
         }
         // Not the last: exactly one sealed chunk, and the byte read ahead starts the next.
         let sealed_len = if last { len } else { SEALED };
-        payload_hash.update(&current[..sealed_len]);
+        if let Some((payload_hash, _)) = hashes.as_mut() {
+            payload_hash.update(&current[..sealed_len]);
+        }
         let body = sealed_len - AEAD_TAG_LEN;
         let mut tag = [0u8; AEAD_TAG_LEN];
         tag.copy_from_slice(&current[body..sealed_len]);
@@ -295,7 +342,9 @@ pub fn open(
             &tag,
         )
         .map_err(|_| PayloadError::Tag { chunk: index })?;
-        plain_hash.update(&current[..body]);
+        if let Some((_, plain_hash)) = hashes.as_mut() {
+            plain_hash.update(&current[..body]);
+        }
         output
             .write_all(&current[..body])
             .map_err(|source| PayloadError::Io {
@@ -316,11 +365,9 @@ pub fn open(
         what: "writing the plaintext",
         source,
     })?;
-    Ok(Summary {
+    Ok(Decrypted {
         plaintext_len,
         payload_len,
         chunks: index,
-        plaintext_sm3: plain_hash.finish(),
-        payload_sm3: payload_hash.finish(),
     })
 }

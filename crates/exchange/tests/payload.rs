@@ -26,9 +26,22 @@ fn sealed(data: &[u8]) -> (Vec<u8>, Summary) {
     (out, s)
 }
 
+/// Opens `payload` under key 7; `decrypt` (the same checks without the digests) must release
+/// the same bytes and end the same way.
 fn opened(payload: &[u8]) -> (Vec<u8>, Result<Summary, PayloadError>) {
     let mut out = Vec::new();
     let r = open(&key(7), &mut &payload[..], &mut out);
+    let mut plain = Vec::new();
+    let d = payload::decrypt(&key(7), &mut &payload[..], &mut plain);
+    assert_eq!(plain, out, "decrypt released other bytes than open");
+    match (&r, &d) {
+        (Ok(s), Ok(d)) => assert_eq!(
+            (s.plaintext_len, s.payload_len, s.chunks),
+            (d.plaintext_len, d.payload_len, d.chunks)
+        ),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        _ => panic!("open gave {r:?}, decrypt {d:?}"),
+    }
     (out, r)
 }
 

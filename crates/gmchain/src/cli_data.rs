@@ -14,7 +14,7 @@
 //! is decrypted into a temporary file next to `--out` and renamed into place only then.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use api::v1 as pb;
@@ -23,14 +23,12 @@ use api::v1::exchange_client::ExchangeClient;
 use clap::{Subcommand, ValueEnum};
 use crypto::{CipherFormat, Digest, RandomSource};
 use crypto_sm::rng::SystemRandom;
-use crypto_sm::sm3::Sm3Context;
 use crypto_sm::sm4::Sm4Secret;
 use exchange::payload;
 use execution::data::{
     self as data, AccessRequest, Dataset, Endpoint, Envelope, FetchObject, FetchRecord, Message,
     SharingClass, Version,
 };
-use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use types::Call;
 use zeroize::Zeroizing;
@@ -501,26 +499,6 @@ fn anonymous_temp() -> Result<File, Failure> {
     )))
 }
 
-/// Hashes and counts what passes through to a writer.
-struct Hashing<W> {
-    inner: W,
-    hash: Sm3Context,
-    len: u64,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Sealing and uploading
 
@@ -882,201 +860,11 @@ fn fetch_json(r: &FetchRecord) -> serde_json::Value {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fetching
+// Fetching (the stream's checks and decryption: fetch.rs)
 
-/// What the chain says the fetched payload is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Expected {
-    /// The canonical record (Version or Message) the header must carry.
-    record: Vec<u8>,
-    payload_len: u64,
-    payload_sm3: Digest,
-    plaintext_len: u64,
-    plaintext_sm3: Digest,
-}
+mod fetch;
 
-impl Expected {
-    fn of(record: Vec<u8>, p: &data::Payload) -> Expected {
-        Expected {
-            record,
-            payload_len: p.payload_len,
-            payload_sm3: p.payload_sm3,
-            plaintext_len: p.plaintext_len,
-            plaintext_sm3: p.plaintext_sm3,
-        }
-    }
-}
-
-/// A fetch that did not verify: exit 1, and nothing at `--out`.
-fn verify_failed(what: impl std::fmt::Display) -> Failure {
-    Failure::NotVerified(format!(
-        "EXCHANGE_VERIFY_FAILED: {what}; nothing was written"
-    ))
-}
-
-/// What the custodian streamed: the ciphertext is in the caller's temporary file.
-#[derive(Debug)]
-struct Received {
-    header: pb::FetchHeader,
-    envelope: Vec<u8>,
-    recorded_at: u64,
-}
-
-/// Receives a Fetch stream (header, data, trailer) into `sink`, checking the header's record
-/// against the chain's and the ciphertext's length and SM3 against the catalogue's.
-async fn receive<S>(
-    mut stream: S,
-    expected: &Expected,
-    sink: &mut File,
-) -> Result<Received, Failure>
-where
-    S: tokio_stream::Stream<Item = Result<pb::FetchChunk, tonic::Status>> + Unpin,
-{
-    use pb::fetch_chunk::Part;
-    let mut out = Hashing {
-        inner: io::BufWriter::with_capacity(1 << 16, &mut *sink),
-        hash: Sm3Context::new(),
-        len: 0,
-    };
-    let mut header: Option<pb::FetchHeader> = None;
-    let mut trailer: Option<pb::FetchTrailer> = None;
-    while let Some(item) = stream.next().await {
-        let chunk = item.map_err(|s| refusal("the custodian refused the fetch", s))?;
-        match (chunk.part, &header, &trailer) {
-            (_, _, Some(_)) => {
-                return Err(verify_failed("the custodian sent data after the trailer"));
-            }
-            (Some(Part::Header(h)), None, None) => {
-                if h.record != expected.record {
-                    return Err(verify_failed(
-                        "the header's record is not the chain's (another version or message)",
-                    ));
-                }
-                header = Some(h);
-            }
-            (Some(Part::Header(_)), Some(_), None) => {
-                return Err(verify_failed("the custodian sent a second header"));
-            }
-            (Some(Part::Data(d)), Some(_), None) => {
-                if out.len + d.len() as u64 > expected.payload_len {
-                    return Err(verify_failed(format!(
-                        "the custodian sent more than the catalogue's {} bytes of payload",
-                        expected.payload_len
-                    )));
-                }
-                out.write_all(&d).map_err(|e| {
-                    Failure::BadInput(format!("cannot write the temporary file: {e}"))
-                })?;
-            }
-            (Some(Part::Trailer(t)), Some(_), None) => trailer = Some(t),
-            (Some(_), None, None) => {
-                return Err(verify_failed("the custodian sent data before the header"));
-            }
-            (None, _, None) => return Err(verify_failed("the custodian sent an empty message")),
-        }
-    }
-    out.flush()
-        .map_err(|e| Failure::BadInput(format!("cannot write the temporary file: {e}")))?;
-    let (Some(header), Some(trailer)) = (header, trailer) else {
-        return Err(verify_failed(
-            "the stream ended before the trailer (no trailer, no key)",
-        ));
-    };
-    if out.len != expected.payload_len {
-        return Err(verify_failed(format!(
-            "received {} bytes of payload, the catalogue records {}",
-            out.len, expected.payload_len
-        )));
-    }
-    let sm3 = out.hash.finish();
-    if sm3 != expected.payload_sm3 {
-        return Err(verify_failed(format!(
-            "the payload's SM3 is {sm3}, the catalogue records {}",
-            expected.payload_sm3
-        )));
-    }
-    Ok(Received {
-        header,
-        envelope: trailer.envelope,
-        recorded_at: trailer.recorded_at,
-    })
-}
-
-/// Opens the data key of `envelope` with `key`, decrypts the verified ciphertext in `cipher`
-/// (from its start) and checks the plaintext against the catalogue; only then renames the
-/// plaintext into place at `out` (0600), or copies it to stdout. On any failure nothing is
-/// at `out` (an old file there is left as it was).
-fn open_payload(
-    expected: &Expected,
-    cipher: &mut File,
-    envelope: &[u8],
-    key: &dyn crypto::Decrypter,
-    out: Option<&Path>,
-) -> Result<payload::Summary, Failure> {
-    let secret = key.decrypt(envelope, CipherFormat::Der).map_err(|e| {
-        verify_failed(format!(
-            "the data key's envelope does not open with --enc-key: {e}"
-        ))
-    })?;
-    let data_key = Sm4Secret::from_slice(secret.expose())
-        .map_err(|e| verify_failed(format!("the envelope holds no SM4 key: {e}")))?;
-    drop(secret);
-    cipher
-        .seek(SeekFrom::Start(0))
-        .map_err(|e| Failure::BadInput(format!("cannot read the temporary file: {e}")))?;
-    let mut input = io::BufReader::with_capacity(1 << 16, &mut *cipher);
-    let check = |s: &payload::Summary| -> Result<(), Failure> {
-        if s.plaintext_len != expected.plaintext_len || s.plaintext_sm3 != expected.plaintext_sm3 {
-            return Err(verify_failed(format!(
-                "the plaintext ({} bytes, SM3 {}) is not the catalogue's ({} bytes, SM3 {})",
-                s.plaintext_len, s.plaintext_sm3, expected.plaintext_len, expected.plaintext_sm3
-            )));
-        }
-        if s.payload_sm3 != expected.payload_sm3 {
-            return Err(verify_failed("the payload changed while it was decrypted"));
-        }
-        Ok(())
-    };
-    let opened =
-        |e: payload::PayloadError| verify_failed(format!("the payload does not open: {e}"));
-    match out {
-        Some(path) => {
-            let mut staging = safefile::StagingFile::create(path, safefile::Mode::PRIVATE)
-                .map_err(|e| Failure::BadInput(format!("--out {}: {e}", path.display())))?;
-            let summary = payload::open(&data_key, &mut input, &mut staging).map_err(opened)?;
-            check(&summary)?;
-            let staged = staging
-                .finish()
-                .map_err(|e| Failure::BadInput(format!("--out {}: {e}", path.display())))?;
-            staged
-                .rename_into_place()
-                .map_err(|e| Failure::BadInput(format!("--out {}: {e}", path.display())))?;
-            let dir = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            safefile::sync_dir(dir)
-                .map_err(|e| Failure::BadInput(format!("--out {}: {e}", path.display())))?;
-            Ok(summary)
-        }
-        None => {
-            let mut plain = anonymous_temp()?;
-            let summary = {
-                let mut w = io::BufWriter::with_capacity(1 << 16, &mut plain);
-                payload::open(&data_key, &mut input, &mut w).map_err(opened)?
-            };
-            check(&summary)?;
-            plain
-                .seek(SeekFrom::Start(0))
-                .map_err(|e| Failure::BadInput(format!("cannot read the temporary file: {e}")))?;
-            let mut so = io::stdout().lock();
-            io::copy(&mut plain, &mut so)
-                .and_then(|_| so.flush())
-                .map_err(|e| Failure::BadInput(format!("cannot write standard output: {e}")))?;
-            Ok(summary)
-        }
-    }
-}
+use fetch::Expected;
 
 async fn fetch(args: FetchArgs) -> CmdResult {
     if let Some(out) = &args.out
@@ -1200,20 +988,12 @@ async fn fetch(args: FetchArgs) -> CmdResult {
         .await
         .map_err(|s| refusal("the custodian refused the fetch", s))?
         .into_inner();
-    let mut cipher = anonymous_temp()?;
-    let got = receive(stream, &expected, &mut cipher).await?;
-    let summary = open_payload(
-        &expected,
-        &mut cipher,
-        &got.envelope,
-        key.as_ref(),
-        args.out.as_deref(),
-    )?;
+    let got = fetch::receive(stream, &expected, key.as_ref(), args.out.as_deref()).await?;
     eprintln!(
         "fetched {what} from {custodian} ({address}): {} bytes, plaintext SM3 {} and payload SM3 {} verified; fetch logged by tx {} at height {}{}",
-        summary.plaintext_len,
-        summary.plaintext_sm3,
-        summary.payload_sm3,
+        got.plaintext_len,
+        got.plaintext_sm3,
+        got.payload_sm3,
         hex::encode(&got.header.record_tx_id),
         got.recorded_at,
         if got.header.request_id.is_empty() {
@@ -1839,12 +1619,12 @@ mod tests {
         data: DataCommand,
     }
 
-    fn soft_key() -> crypto_sm::sm2::PrivateKey {
+    pub(super) fn soft_key() -> crypto_sm::sm2::PrivateKey {
         crypto_sm::sm2::PrivateKey::generate(&SystemRandom).unwrap()
     }
 
     /// A soft decryption key for tests.
-    struct Soft(crypto_sm::sm2::PrivateKey);
+    pub(super) struct Soft(pub(super) crypto_sm::sm2::PrivateKey);
 
     impl crypto::Decrypter for Soft {
         fn public_key(&self) -> crypto::PublicKey {
@@ -1862,7 +1642,7 @@ mod tests {
 
     /// A sealed payload of `plain` in a file, its envelope to `holder`, what the catalogue
     /// would record.
-    fn fixture(plain: &[u8], holder: &Soft) -> (File, Vec<u8>, Expected) {
+    pub(super) fn fixture(plain: &[u8], holder: &Soft) -> (File, Vec<u8>, Expected) {
         let key = DataKey::fresh().unwrap();
         let mut file = anonymous_temp().unwrap();
         let s = payload::seal(
@@ -1889,66 +1669,14 @@ mod tests {
         (file, env, exp)
     }
 
-    fn read_all(f: &mut File) -> Vec<u8> {
+    pub(super) fn read_all(f: &mut File) -> Vec<u8> {
         f.seek(SeekFrom::Start(0)).unwrap();
         let mut v = Vec::new();
         f.read_to_end(&mut v).unwrap();
         v
     }
 
-    fn file_of(bytes: &[u8]) -> File {
-        let mut f = anonymous_temp().unwrap();
-        f.write_all(bytes).unwrap();
-        f
-    }
-
-    fn chunks(expected: &Expected, payload: &[u8], envelope: &[u8]) -> Vec<pb::FetchChunk> {
-        use pb::fetch_chunk::Part;
-        let mut v = vec![pb::FetchChunk {
-            part: Some(Part::Header(pb::FetchHeader {
-                record: expected.record.clone(),
-                version: 1,
-                request_id: vec![7; 32],
-                record_tx_id: vec![9; 32],
-            })),
-        }];
-        for c in payload.chunks(1000) {
-            v.push(pb::FetchChunk {
-                part: Some(Part::Data(c.to_vec())),
-            });
-        }
-        v.push(pb::FetchChunk {
-            part: Some(Part::Trailer(pb::FetchTrailer {
-                envelope: envelope.to_vec(),
-                recorded_at: 5,
-            })),
-        });
-        v
-    }
-
-    fn run_receive(
-        parts: Vec<Result<pb::FetchChunk, tonic::Status>>,
-        exp: &Expected,
-    ) -> Result<(Received, Vec<u8>), Failure> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let mut sink = anonymous_temp().unwrap();
-        let r = rt.block_on(receive(tokio_stream::iter(parts), exp, &mut sink))?;
-        Ok((r, read_all(&mut sink)))
-    }
-
-    fn verify_failure(r: Result<impl std::fmt::Debug, Failure>) -> String {
-        match r {
-            Err(Failure::NotVerified(m)) => {
-                assert!(m.contains("EXCHANGE_VERIFY_FAILED"), "{m}");
-                m
-            }
-            other => panic!("expected EXCHANGE_VERIFY_FAILED (exit 1), got {other:?}"),
-        }
-    }
-
-    fn entries(dir: &Path) -> Vec<String> {
+    pub(super) fn entries(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -1958,158 +1686,8 @@ mod tests {
     }
 
     /// 2.5 MiB: three chunks, so a flipped byte lands in a middle one too.
-    fn plaintext() -> Vec<u8> {
+    pub(super) fn plaintext() -> Vec<u8> {
         (0..(5usize << 19)).map(|i| (i * 31 % 251) as u8).collect()
-    }
-
-    #[test]
-    fn a_verified_payload_is_written_at_out_with_both_digests_checked() {
-        let holder = Soft(soft_key());
-        let plain = plaintext();
-        let (mut cipher, env, exp) = fixture(&plain, &holder);
-        let payload = read_all(&mut cipher);
-        let parts = chunks(&exp, &payload, &env).into_iter().map(Ok).collect();
-        let (got, sink) = run_receive(parts, &exp).unwrap();
-        assert_eq!(sink, payload);
-        assert_eq!(got.recorded_at, 5);
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("plain.bin");
-        let mut f = file_of(&sink);
-        let s = open_payload(&exp, &mut f, &got.envelope, &holder, Some(&out)).unwrap();
-        assert_eq!(s.plaintext_sm3, crypto_sm::sm3::sm3(&plain));
-        assert_eq!(std::fs::read(&out).unwrap(), plain);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600);
-        }
-        assert_eq!(entries(dir.path()), ["plain.bin"]);
-    }
-
-    #[test]
-    fn a_flipped_payload_byte_is_refused_and_nothing_is_written() {
-        let holder = Soft(soft_key());
-        let plain = plaintext();
-        let (mut cipher, env, exp) = fixture(&plain, &holder);
-        let payload = read_all(&mut cipher);
-        for at in [0, 5, 13, payload.len() / 2, payload.len() - 1] {
-            let mut bad = payload.clone();
-            bad[at] ^= 0x01;
-            // The stream check: the catalogue's payload SM3.
-            let parts = chunks(&exp, &bad, &env).into_iter().map(Ok).collect();
-            let m = verify_failure(run_receive(parts, &exp).map(|_| ()));
-            assert!(m.contains("SM3"), "{m}");
-            // The decryption check on its own (a catalogue that recorded the altered bytes):
-            // a tag fails, and nothing is at --out.
-            let mut forged = exp.clone();
-            forged.payload_sm3 = crypto_sm::sm3::sm3(&bad);
-            let dir = tempfile::tempdir().unwrap();
-            let out = dir.path().join("plain.bin");
-            let mut f = file_of(&bad);
-            verify_failure(open_payload(&forged, &mut f, &env, &holder, Some(&out)));
-            assert!(
-                entries(dir.path()).is_empty(),
-                "byte {at}: {:?}",
-                entries(dir.path())
-            );
-        }
-    }
-
-    #[test]
-    fn a_flipped_envelope_byte_or_a_wrong_key_is_refused_and_nothing_is_written() {
-        let holder = Soft(soft_key());
-        let plain = plaintext();
-        let (mut cipher, env, exp) = fixture(&plain, &holder);
-        let payload = read_all(&mut cipher);
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("plain.bin");
-        for at in [env.len() / 2, env.len() - 1] {
-            let mut bad = env.clone();
-            bad[at] ^= 0x01;
-            let mut f = file_of(&payload);
-            verify_failure(open_payload(&exp, &mut f, &bad, &holder, Some(&out)));
-            assert!(entries(dir.path()).is_empty());
-        }
-        let stranger = Soft(soft_key());
-        let mut f = file_of(&payload);
-        let m = verify_failure(open_payload(&exp, &mut f, &env, &stranger, Some(&out)));
-        assert!(m.contains("envelope"), "{m}");
-        assert!(entries(dir.path()).is_empty());
-        // An old file at --out stays as it was.
-        std::fs::write(&out, b"old").unwrap();
-        let mut f = file_of(&payload);
-        verify_failure(open_payload(&exp, &mut f, &env, &stranger, Some(&out)));
-        assert_eq!(std::fs::read(&out).unwrap(), b"old");
-        assert_eq!(entries(dir.path()), ["plain.bin"]);
-    }
-
-    #[test]
-    fn a_plaintext_that_is_not_the_catalogues_is_refused() {
-        let holder = Soft(soft_key());
-        let (mut cipher, env, mut exp) = fixture(b"the register of licences", &holder);
-        let payload = read_all(&mut cipher);
-        exp.plaintext_sm3 = crypto_sm::sm3::sm3(b"another register");
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("plain.bin");
-        let mut f = file_of(&payload);
-        let m = verify_failure(open_payload(&exp, &mut f, &env, &holder, Some(&out)));
-        assert!(m.contains("plaintext"), "{m}");
-        assert!(entries(dir.path()).is_empty());
-    }
-
-    #[test]
-    fn a_stream_out_of_shape_is_refused() {
-        use pb::fetch_chunk::Part;
-        let holder = Soft(soft_key());
-        let (mut cipher, env, exp) = fixture(b"records", &holder);
-        let payload = read_all(&mut cipher);
-        let good = chunks(&exp, &payload, &env);
-        // Another record in the header.
-        let mut other = good.clone();
-        other[0] = pb::FetchChunk {
-            part: Some(Part::Header(pb::FetchHeader {
-                record: b"another version".to_vec(),
-                ..Default::default()
-            })),
-        };
-        let m = verify_failure(run_receive(other.into_iter().map(Ok).collect(), &exp).map(|_| ()));
-        assert!(m.contains("record"), "{m}");
-        // No trailer: no key.
-        let mut cut = good.clone();
-        cut.pop();
-        let m = verify_failure(run_receive(cut.into_iter().map(Ok).collect(), &exp).map(|_| ()));
-        assert!(m.contains("trailer"), "{m}");
-        // Data before the header.
-        let mut swapped = good.clone();
-        swapped.swap(0, 1);
-        verify_failure(run_receive(swapped.into_iter().map(Ok).collect(), &exp).map(|_| ()));
-        // More bytes than the catalogue records.
-        let mut long = good.clone();
-        long.insert(
-            long.len() - 1,
-            pb::FetchChunk {
-                part: Some(Part::Data(vec![0])),
-            },
-        );
-        let m = verify_failure(run_receive(long.into_iter().map(Ok).collect(), &exp).map(|_| ()));
-        assert!(m.contains("more than"), "{m}");
-        // Something after the trailer.
-        let mut after = good.clone();
-        after.push(good[1].clone());
-        verify_failure(run_receive(after.into_iter().map(Ok).collect(), &exp).map(|_| ()));
-        // A refusal by the custodian names its code and is exit 1.
-        let mut meta = tonic::metadata::MetadataMap::new();
-        meta.insert(api::CODE_METADATA_KEY, "EXCHANGE_NO_GRANT".parse().unwrap());
-        let refused =
-            tonic::Status::with_metadata(tonic::Code::PermissionDenied, "no live grant", meta);
-        match run_receive(vec![Err(refused)], &exp) {
-            Err(Failure::NotVerified(m)) => assert!(m.contains("EXCHANGE_NO_GRANT"), "{m}"),
-            other => panic!(
-                "a refusal must be exit 1 naming the code: {:?}",
-                other.map(|_| ())
-            ),
-        }
     }
 
     #[test]
@@ -2188,7 +1766,7 @@ mod tests {
             None,
             FlipPayloadByte,
             AnotherRecord,
-            NoTrailer,
+            NoKey,
             Refuse,
         }
 
@@ -2221,7 +1799,7 @@ mod tests {
             ) -> Out<pb::UploadResponse> {
                 let mut s = r.into_inner();
                 let (mut sizes, mut sm3, mut len, mut h) =
-                    (Vec::new(), Vec::new(), 0, Sm3Context::new());
+                    (Vec::new(), Vec::new(), 0, crypto_sm::sm3::Sm3Context::new());
                 while let Some(c) = s.message().await? {
                     if sizes.is_empty() {
                         sm3 = c.payload_sm3.clone();
@@ -2281,9 +1859,9 @@ mod tests {
                         part: Some(Part::Data(c.to_vec())),
                     })
                 }));
-                if self.fault != Fault::NoTrailer {
+                if self.fault != Fault::NoKey {
                     parts.push(Ok(pb::FetchChunk {
-                        part: Some(Part::Trailer(pb::FetchTrailer {
+                        part: Some(Part::Key(pb::FetchKey {
                             envelope: self.envelope.clone(),
                             recorded_at: 9,
                         })),
@@ -2495,7 +2073,7 @@ mod tests {
             (custodian::Fault::None, ""),
             (custodian::Fault::FlipPayloadByte, "EXCHANGE_VERIFY_FAILED"),
             (custodian::Fault::AnotherRecord, "EXCHANGE_VERIFY_FAILED"),
-            (custodian::Fault::NoTrailer, "EXCHANGE_VERIFY_FAILED"),
+            (custodian::Fault::NoKey, "EXCHANGE_VERIFY_FAILED"),
             (custodian::Fault::Refuse, "EXCHANGE_NO_GRANT"),
         ] {
             let dir = tempfile::tempdir().unwrap();

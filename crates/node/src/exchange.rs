@@ -5,8 +5,9 @@
 //! token) that custodian envelopes are wrapped to. A fetch is judged on the tip's state
 //! (a live grant, or the owner's own member or a message's recipient with their own encryption
 //! certificate), recorded on the chain by an `exchange.record_fetch` transaction the node signs
-//! (served or refused), and served as header, payload chunks and, only once that record is
-//! committed, a trailer carrying the data key wrapped to the caller's encryption certificate.
+//! (served or refused), and served as a header and payload chunks with, only once that record
+//! is committed, one key part carrying the data key wrapped to the caller's encryption
+//! certificate (between two chunks as soon as it commits, or after the last).
 //! The data key is in the node's memory (zeroizing) only between the token's unwrap and the
 //! SM2 wrap to the caller.
 
@@ -743,7 +744,7 @@ impl Exchange for ExchangeService {
             Vec::new()
         };
         // The record names the envelope by its SM3 only: the envelope itself travels in the
-        // trailer, after the record committed with a successful receipt, so a record that fails
+        // key part, after the record committed with a successful receipt, so a record that fails
         // (a revocation landing first) leaves no key on the chain or in the pool.
         let (j, env) = (judged, crypto_sm::sm3::sm3(&envelope).0.to_vec());
         let (record_id, record_rx, judged) = blocking(move || {
@@ -788,8 +789,29 @@ impl Exchange for ExchangeService {
             if !send(Ok(chunk(pb::fetch_chunk::Part::Header(header)))).await {
                 return;
             }
+            // The key only after its fetch record is committed with a successful receipt; the
+            // data streams meanwhile, and the key goes out between two chunks as soon as the
+            // record commits, so that the client decrypts while the rest arrives.
+            let (key_tx, mut key_rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                let key = committed(record_id, record_rx).await.map(|height| {
+                    chunk(pb::fetch_chunk::Part::Key(pb::FetchKey {
+                        envelope,
+                        recorded_at: height.0,
+                    }))
+                });
+                let _ = key_tx.send(key);
+            });
+            let mut key_sent = false;
             let mut reader = reader;
             loop {
+                if !key_sent && let Ok(key) = key_rx.try_recv() {
+                    let failed = key.is_err();
+                    if !send(key).await || failed {
+                        return;
+                    }
+                    key_sent = true;
+                }
                 let read = tokio::task::spawn_blocking(move || {
                     let mut buf = vec![0u8; CHUNK];
                     let n = exchange::payload::read_full(&mut reader, &mut buf).map_err(|e| {
@@ -823,14 +845,12 @@ impl Exchange for ExchangeService {
                     }
                 }
             }
-            // The key only after its fetch record is committed with a successful receipt.
-            let last = committed(record_id, record_rx).await.map(|height| {
-                chunk(pb::fetch_chunk::Part::Trailer(pb::FetchTrailer {
-                    envelope,
-                    recorded_at: height.0,
-                }))
-            });
-            let _ = send(last).await;
+            if !key_sent {
+                let key = key_rx
+                    .await
+                    .unwrap_or_else(|_| Err(Status::internal("the commit wait ended")));
+                let _ = send(key).await;
+            }
         });
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),

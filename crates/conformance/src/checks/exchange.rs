@@ -275,7 +275,7 @@ impl Exchange {
             request.0.to_vec(),
             outcome.to_be_bytes().to_vec(),
             // The record names the released envelope by its SM3 (the envelope travels in the
-            // fetch's trailer only).
+            // fetch's key part only).
             if envelope.is_empty() {
                 Vec::new()
             } else {
@@ -694,7 +694,7 @@ fn run_payload_confidential() -> R<Vec<Evidence>> {
         .ok_or("no version recorded")?;
     let (log, _) = data::fetch_log(&x.view(), &FetchObject::Dataset(id.clone()), 0, 10)
         .map_err(e("fetch log"))?;
-    // The fetch record names the released envelope by its SM3; the envelope is the trailer's.
+    // The fetch record names the released envelope by its SM3; the envelope is the key part's.
     let released = grantee_env.clone();
     if log.first().map(|r| r.envelope_sm3.clone())
         != Some(crypto_sm::sm3::sm3(&released).0.to_vec())

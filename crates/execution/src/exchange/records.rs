@@ -354,7 +354,7 @@ pub struct FetchRecord {
     /// 0 when served, else the registry number of the refusal.
     pub outcome: u32,
     /// The SM3 of the envelope released to the requester (served fetches; empty when refused):
-    /// the envelope itself travels only in the fetch's trailer, after this record committed.
+    /// the envelope itself travels only in the fetch's key part, after this record committed.
     pub envelope_sm3: Vec<u8>,
     /// SM3 of the recording node's certificate.
     pub node: Digest,

@@ -1,0 +1,796 @@
+//! Receiving a fetch: the custodian's stream — a header, the payload in chunks, and one key
+//! part once the fetch record is committed (between two chunks, or after the last) — checked,
+//! hashed and decrypted while it arrives, and the plaintext released only when everything
+//! verified.
+//!
+//! ```text
+//! connection (TLS; this thread) ─pieces─▶ payload stage: SM3 of the payload; until the key
+//!                                          arrives, the ciphertext waits in a nameless file
+//!                                   ─ciphertext─▶ decrypt stage: SM4-GCM, chunk by chunk
+//!                                                  ─plaintext─▶ output stage: SM3, write
+//! ```
+//!
+//! Each stage is a thread, joined by queues of at most [`DEPTH`] chunks (memory: a few MiB for
+//! any size). The plaintext goes to a staging file next to `--out` (or a nameless temporary
+//! file for standard output) and reaches its name only after the payload's length and SM3,
+//! every chunk's tag and the plaintext's length and SM3 matched the catalogue. On any failure
+//! the staging file is removed and an old file at `--out` is left as it was.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use api::v1 as pb;
+use crypto::{CipherFormat, Digest};
+use crypto_sm::sm3::Sm3Context;
+use crypto_sm::sm4::Sm4Secret;
+use exchange::payload;
+use tokio_stream::StreamExt;
+
+use super::{anonymous_temp, refusal};
+use crate::Failure;
+
+/// Chunks in flight between two stages: with the custodian's 1 MiB messages, the memory a
+/// fetch holds is a few MiB whatever the payload's size.
+const DEPTH: usize = 4;
+
+/// What the chain says the fetched payload is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Expected {
+    /// The canonical record (Version or Message) the header must carry.
+    pub(super) record: Vec<u8>,
+    pub(super) payload_len: u64,
+    pub(super) payload_sm3: Digest,
+    pub(super) plaintext_len: u64,
+    pub(super) plaintext_sm3: Digest,
+}
+
+impl Expected {
+    pub(super) fn of(record: Vec<u8>, p: &execution::data::Payload) -> Expected {
+        Expected {
+            record,
+            payload_len: p.payload_len,
+            payload_sm3: p.payload_sm3,
+            plaintext_len: p.plaintext_len,
+            plaintext_sm3: p.plaintext_sm3,
+        }
+    }
+}
+
+/// A fetch that did not verify: exit 1, and nothing at `--out`.
+pub(super) fn verify_failed(what: impl std::fmt::Display) -> Failure {
+    Failure::NotVerified(format!(
+        "EXCHANGE_VERIFY_FAILED: {what}; nothing was written"
+    ))
+}
+
+/// A verified fetch, its plaintext in place.
+#[derive(Debug)]
+pub(super) struct Fetched {
+    pub(super) header: pb::FetchHeader,
+    /// The height of the block holding the fetch record.
+    pub(super) recorded_at: u64,
+    pub(super) plaintext_len: u64,
+    pub(super) plaintext_sm3: Digest,
+    pub(super) payload_sm3: Digest,
+}
+
+/// Receives `stream`, opens the data key with `key` and writes the verified plaintext at `out`
+/// (0600), or to standard output, only once every check passed.
+pub(super) async fn receive<S>(
+    stream: S,
+    expected: &Expected,
+    key: &dyn crypto::Decrypter,
+    out: Option<&Path>,
+) -> Result<Fetched, Failure>
+where
+    S: tokio_stream::Stream<Item = Result<pb::FetchChunk, tonic::Status>> + Unpin,
+{
+    let sink = Sink::create(out)?;
+    let (tx, rx) = tokio::sync::mpsc::channel(DEPTH);
+    let stage = spawn("payload", move || payload_stage(rx, sink))?;
+    let forwarded = forward(stream, expected, key, &tx).await;
+    drop(tx);
+    let seen = join(stage);
+    let (header, recorded_at) = match forwarded {
+        Ok(h) => h,
+        Err(Stop::Failed(f)) => return Err(f),
+        // The payload stage stopped taking pieces: its own error says why.
+        Err(Stop::StageGone) => {
+            return Err(match seen {
+                Err(f)
+                | Ok(Seen {
+                    opened: Some(Err(f)),
+                    ..
+                }) => f,
+                Ok(_) => verify_failed("the payload stage stopped before the stream ended"),
+            });
+        }
+    };
+    let seen = seen?;
+    let opened = match seen.opened {
+        // The decryption stopped first (a tag, the output): its error, not a partial digest.
+        Some(Err(f)) if !seen.complete => return Err(f),
+        Some(o) => o,
+        None => {
+            return Err(verify_failed(
+                "the stream ended before the key (no committed fetch record, no key)",
+            ));
+        }
+    };
+    if seen.len != expected.payload_len {
+        return Err(verify_failed(format!(
+            "received {} bytes of payload, the catalogue records {}",
+            seen.len, expected.payload_len
+        )));
+    }
+    if seen.sm3 != expected.payload_sm3 {
+        return Err(verify_failed(format!(
+            "the payload's SM3 is {}, the catalogue records {}",
+            seen.sm3, expected.payload_sm3
+        )));
+    }
+    let opened = opened?;
+    if opened.len != expected.plaintext_len || opened.sm3 != expected.plaintext_sm3 {
+        return Err(verify_failed(format!(
+            "the plaintext ({} bytes, SM3 {}) is not the catalogue's ({} bytes, SM3 {})",
+            opened.len, opened.sm3, expected.plaintext_len, expected.plaintext_sm3
+        )));
+    }
+    opened.sink.release()?;
+    Ok(Fetched {
+        header,
+        recorded_at,
+        plaintext_len: opened.len,
+        plaintext_sm3: opened.sm3,
+        payload_sm3: seen.sm3,
+    })
+}
+
+/// What travels from the connection to the payload stage.
+enum Piece {
+    Data(Vec<u8>),
+    Key(Sm4Secret),
+}
+
+/// Why the connection side stopped early.
+enum Stop {
+    Failed(Failure),
+    /// The payload stage is gone (it failed; its error is the one to report).
+    StageGone,
+}
+
+/// Reads the stream on this thread, checks its shape against `expected` and hands the
+/// payload's chunks, and the data key once its envelope opened, to the payload stage.
+async fn forward<S>(
+    mut stream: S,
+    expected: &Expected,
+    key: &dyn crypto::Decrypter,
+    tx: &tokio::sync::mpsc::Sender<Piece>,
+) -> Result<(pb::FetchHeader, u64), Stop>
+where
+    S: tokio_stream::Stream<Item = Result<pb::FetchChunk, tonic::Status>> + Unpin,
+{
+    use pb::fetch_chunk::Part;
+    let fail = |what: &str| Stop::Failed(verify_failed(what));
+    let mut header: Option<pb::FetchHeader> = None;
+    let mut recorded_at: Option<u64> = None;
+    let mut received: u64 = 0;
+    while let Some(item) = stream.next().await {
+        let chunk =
+            item.map_err(|s| Stop::Failed(refusal("the custodian refused the fetch", s)))?;
+        match (chunk.part, header.is_some()) {
+            (Some(Part::Header(h)), false) => {
+                if h.record != expected.record {
+                    return Err(fail(
+                        "the header's record is not the chain's (another version or message)",
+                    ));
+                }
+                header = Some(h);
+            }
+            (Some(Part::Header(_)), true) => {
+                return Err(fail("the custodian sent a second header"));
+            }
+            (Some(Part::Data(d)), true) => {
+                received += d.len() as u64;
+                if received > expected.payload_len {
+                    return Err(Stop::Failed(verify_failed(format!(
+                        "the custodian sent more than the catalogue's {} bytes of payload",
+                        expected.payload_len
+                    ))));
+                }
+                tx.send(Piece::Data(d)).await.map_err(|_| Stop::StageGone)?;
+            }
+            (Some(Part::Key(k)), true) => {
+                if recorded_at.is_some() {
+                    return Err(fail("the custodian sent a second key"));
+                }
+                let secret = key.decrypt(&k.envelope, CipherFormat::Der).map_err(|e| {
+                    Stop::Failed(verify_failed(format!(
+                        "the data key's envelope does not open with --enc-key: {e}"
+                    )))
+                })?;
+                let data_key = Sm4Secret::from_slice(secret.expose()).map_err(|e| {
+                    Stop::Failed(verify_failed(format!("the envelope holds no SM4 key: {e}")))
+                })?;
+                drop(secret);
+                tx.send(Piece::Key(data_key))
+                    .await
+                    .map_err(|_| Stop::StageGone)?;
+                recorded_at = Some(k.recorded_at);
+            }
+            (Some(_), false) => {
+                return Err(fail("the custodian sent data before the header"));
+            }
+            (None, _) => return Err(fail("the custodian sent an empty message")),
+        }
+    }
+    match (header, recorded_at) {
+        (Some(h), Some(at)) => Ok((h, at)),
+        (None, _) => Err(fail("the stream ended before the header")),
+        (Some(_), None) => Err(fail(
+            "the stream ended before the key (no committed fetch record, no key)",
+        )),
+    }
+}
+
+/// What the payload stage saw.
+struct Seen {
+    len: u64,
+    sm3: Digest,
+    /// False when it stopped because the decrypt stage had stopped.
+    complete: bool,
+    /// The decrypt stage's outcome; `None` when no key came.
+    opened: Option<Result<Opened, Failure>>,
+}
+
+/// The payload stage: hashes every chunk; keeps the chunks that arrive before the key in a
+/// nameless temporary file, and at the key starts the decrypt stage on that file followed by
+/// the chunks still to come.
+fn payload_stage(mut rx: tokio::sync::mpsc::Receiver<Piece>, sink: Sink) -> Result<Seen, Failure> {
+    let temp_failed =
+        |e: io::Error| Failure::BadInput(format!("cannot write the temporary file: {e}"));
+    let mut hash = Sm3Context::new();
+    let mut len: u64 = 0;
+    let mut early: Option<(File, u64)> = None;
+    let mut sink = Some(sink);
+    let mut decrypting: Option<(SyncSender<Vec<u8>>, JoinHandle<Result<Opened, Failure>>)> = None;
+    let mut complete = true;
+    while let Some(piece) = rx.blocking_recv() {
+        match piece {
+            Piece::Data(d) => {
+                hash.update(&d);
+                len += d.len() as u64;
+                match &decrypting {
+                    Some((to, _)) => {
+                        if to.send(d).is_err() {
+                            complete = false;
+                            break;
+                        }
+                    }
+                    None => {
+                        let (file, n) = match &mut early {
+                            Some(e) => e,
+                            None => early.insert((anonymous_temp()?, 0)),
+                        };
+                        file.write_all(&d).map_err(temp_failed)?;
+                        *n += d.len() as u64;
+                    }
+                }
+            }
+            Piece::Key(key) => {
+                let Some(sink) = sink.take() else {
+                    // `forward` passes one key only.
+                    continue;
+                };
+                let before: Box<dyn Read + Send> = match early.take() {
+                    Some((mut file, n)) => {
+                        file.seek(SeekFrom::Start(0)).map_err(temp_failed)?;
+                        Box::new(io::BufReader::with_capacity(1 << 16, file).take(n))
+                    }
+                    None => Box::new(io::empty()),
+                };
+                let (to, from) = sync_channel(DEPTH);
+                let input = before.chain(Incoming::new(from));
+                let handle = spawn("decrypt", move || decrypt_stage(key, input, sink))?;
+                decrypting = Some((to, handle));
+            }
+        }
+    }
+    let opened = decrypting.map(|(to, handle)| {
+        drop(to);
+        join(handle)
+    });
+    Ok(Seen {
+        len,
+        sm3: hash.finish(),
+        complete,
+        opened,
+    })
+}
+
+/// What the decrypt and output stages produced: the plaintext, waiting in its sink.
+struct Opened {
+    len: u64,
+    sm3: Digest,
+    sink: Sink,
+}
+
+/// The decrypt stage: opens the payload chunk by chunk (each only after its tag) into the
+/// output stage.
+fn decrypt_stage(key: Sm4Secret, mut input: impl Read, sink: Sink) -> Result<Opened, Failure> {
+    let (to, from) = sync_channel(DEPTH);
+    let output = spawn("output", move || output_stage(from, sink))?;
+    let decrypted = {
+        let mut out = Outgoing(to);
+        payload::decrypt(&key, &mut input, &mut out)
+    };
+    drop(key);
+    // The output's error first: a failed write also stops the decryption.
+    let (sink, len, sm3) = join(output)?;
+    decrypted.map_err(|e| verify_failed(format!("the payload does not open: {e}")))?;
+    Ok(Opened { len, sm3, sink })
+}
+
+/// The output stage: hashes the plaintext and writes it to the sink.
+fn output_stage(from: Receiver<Vec<u8>>, mut sink: Sink) -> Result<(Sink, u64, Digest), Failure> {
+    let mut hash = Sm3Context::new();
+    let mut len: u64 = 0;
+    for plain in from {
+        hash.update(&plain);
+        len += plain.len() as u64;
+        sink.write(&plain)?;
+    }
+    Ok((sink, len, hash.finish()))
+}
+
+/// Where the plaintext waits until it verified.
+enum Sink {
+    /// A staging file next to `--out`, removed unless released.
+    Out(safefile::StagingFile, PathBuf),
+    /// A nameless temporary file, copied to standard output when released.
+    Stdout(File),
+}
+
+impl Sink {
+    fn create(out: Option<&Path>) -> Result<Sink, Failure> {
+        Ok(match out {
+            Some(path) => Sink::Out(
+                safefile::StagingFile::create(path, safefile::Mode::PRIVATE)
+                    .map_err(|e| Failure::BadInput(format!("--out {}: {e}", path.display())))?,
+                path.to_path_buf(),
+            ),
+            None => Sink::Stdout(anonymous_temp()?),
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        match self {
+            Sink::Out(staging, path) => staging
+                .write_all(bytes)
+                .map_err(|e| Failure::BadInput(format!("--out {}: {e}", path.display()))),
+            Sink::Stdout(file) => file
+                .write_all(bytes)
+                .map_err(|e| Failure::BadInput(format!("cannot write the temporary file: {e}"))),
+        }
+    }
+
+    /// Puts the verified plaintext at `--out` (synced, then renamed, then the directory
+    /// synced), or copies it to standard output.
+    fn release(self) -> Result<(), Failure> {
+        match self {
+            Sink::Out(staging, path) => {
+                let failed = |e: safefile::Error| {
+                    Failure::BadInput(format!("--out {}: {e}", path.display()))
+                };
+                staging
+                    .finish()
+                    .map_err(failed)?
+                    .rename_into_place()
+                    .map_err(failed)?;
+                let dir = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                safefile::sync_dir(dir).map_err(failed)
+            }
+            Sink::Stdout(mut file) => {
+                file.seek(SeekFrom::Start(0)).map_err(|e| {
+                    Failure::BadInput(format!("cannot read the temporary file: {e}"))
+                })?;
+                let mut so = io::stdout().lock();
+                io::copy(&mut file, &mut so)
+                    .and_then(|_| so.flush())
+                    .map_err(|e| Failure::BadInput(format!("cannot write standard output: {e}")))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The chunks the payload stage passes on, as a reader (ends when the sender is dropped).
+struct Incoming {
+    from: Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl Incoming {
+    fn new(from: Receiver<Vec<u8>>) -> Incoming {
+        Incoming {
+            from,
+            current: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl Read for Incoming {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            match self.from.recv() {
+                Ok(next) => {
+                    self.current = next;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// The decrypted chunks, passed on to the output stage.
+struct Outgoing(SyncSender<Vec<u8>>);
+
+impl Write for Outgoing {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .send(buf.to_vec())
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the output stage stopped"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<JoinHandle<Result<T, Failure>>, Failure> {
+    std::thread::Builder::new()
+        .name(format!("fetch-{name}"))
+        .spawn(f)
+        .map_err(|e| Failure::BadInput(format!("cannot start the fetch's {name} thread: {e}")))
+}
+
+fn join<T>(handle: JoinHandle<Result<T, Failure>>) -> Result<T, Failure> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(verify_failed("a fetch thread panicked")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli_data::tests::{Soft, entries, fixture, plaintext, read_all, soft_key};
+    use pb::fetch_chunk::Part;
+
+    /// Where the key part goes in a test stream.
+    #[derive(Clone, Copy, Debug)]
+    enum KeyAt {
+        /// Right after the header, before any data.
+        First,
+        /// After the first data chunk.
+        Second,
+        /// After the last data chunk.
+        Last,
+    }
+
+    fn header(expected: &Expected) -> pb::FetchChunk {
+        pb::FetchChunk {
+            part: Some(Part::Header(pb::FetchHeader {
+                record: expected.record.clone(),
+                version: 1,
+                request_id: vec![7; 32],
+                record_tx_id: vec![9; 32],
+            })),
+        }
+    }
+
+    fn key_part(envelope: &[u8]) -> pb::FetchChunk {
+        pb::FetchChunk {
+            part: Some(Part::Key(pb::FetchKey {
+                envelope: envelope.to_vec(),
+                recorded_at: 5,
+            })),
+        }
+    }
+
+    /// A stream as a custodian sends it: the header, the payload in chunks of 700 KiB (not
+    /// the payload's own chunking), the key where `at` says.
+    fn stream(
+        expected: &Expected,
+        payload: &[u8],
+        envelope: &[u8],
+        at: KeyAt,
+    ) -> Vec<pb::FetchChunk> {
+        let data: Vec<pb::FetchChunk> = payload
+            .chunks(700 << 10)
+            .map(|c| pb::FetchChunk {
+                part: Some(Part::Data(c.to_vec())),
+            })
+            .collect();
+        let split = match at {
+            KeyAt::First => 0,
+            KeyAt::Second => 1.min(data.len()),
+            KeyAt::Last => data.len(),
+        };
+        let mut v = vec![header(expected)];
+        v.extend(data[..split].iter().cloned());
+        v.push(key_part(envelope));
+        v.extend(data[split..].iter().cloned());
+        v
+    }
+
+    fn run(
+        parts: Vec<pb::FetchChunk>,
+        expected: &Expected,
+        key: &Soft,
+        out: Option<&Path>,
+    ) -> Result<Fetched, Failure> {
+        run_items(parts.into_iter().map(Ok).collect(), expected, key, out)
+    }
+
+    fn run_items(
+        items: Vec<Result<pb::FetchChunk, tonic::Status>>,
+        expected: &Expected,
+        key: &Soft,
+        out: Option<&Path>,
+    ) -> Result<Fetched, Failure> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(receive(tokio_stream::iter(items), expected, key, out))
+    }
+
+    fn verify_failure(r: Result<Fetched, Failure>) -> String {
+        match r {
+            Err(Failure::NotVerified(m)) => {
+                assert!(m.contains("EXCHANGE_VERIFY_FAILED"), "{m}");
+                m
+            }
+            other => panic!("expected EXCHANGE_VERIFY_FAILED (exit 1), got {other:?}"),
+        }
+    }
+
+    const EVERYWHERE: [KeyAt; 3] = [KeyAt::First, KeyAt::Second, KeyAt::Last];
+
+    #[test]
+    fn a_verified_payload_is_written_at_out_wherever_the_key_arrives() {
+        let holder = Soft(soft_key());
+        let plain = plaintext();
+        let (mut cipher, env, exp) = fixture(&plain, &holder);
+        let payload = read_all(&mut cipher);
+        for at in EVERYWHERE {
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("plain.bin");
+            let got = run(stream(&exp, &payload, &env, at), &exp, &holder, Some(&out)).unwrap();
+            assert_eq!(got.recorded_at, 5, "{at:?}");
+            assert_eq!(got.plaintext_sm3, crypto_sm::sm3::sm3(&plain), "{at:?}");
+            assert_eq!(got.payload_sm3, crypto_sm::sm3::sm3(&payload), "{at:?}");
+            assert_eq!(got.header.record_tx_id, vec![9; 32]);
+            assert_eq!(std::fs::read(&out).unwrap(), plain, "{at:?}");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600);
+            }
+            assert_eq!(entries(dir.path()), ["plain.bin"], "{at:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_plaintext_is_fetched_too() {
+        let holder = Soft(soft_key());
+        let (mut cipher, env, exp) = fixture(b"", &holder);
+        let payload = read_all(&mut cipher);
+        for at in EVERYWHERE {
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("empty.bin");
+            run(stream(&exp, &payload, &env, at), &exp, &holder, Some(&out)).unwrap();
+            assert_eq!(std::fs::read(&out).unwrap(), b"", "{at:?}");
+        }
+    }
+
+    #[test]
+    fn a_flipped_payload_byte_is_refused_and_nothing_is_written() {
+        let holder = Soft(soft_key());
+        let plain = plaintext();
+        let (mut cipher, env, exp) = fixture(&plain, &holder);
+        let payload = read_all(&mut cipher);
+        for byte in [0, 5, 13, payload.len() / 2, payload.len() - 1] {
+            let mut bad = payload.clone();
+            bad[byte] ^= 0x01;
+            for at in EVERYWHERE {
+                let dir = tempfile::tempdir().unwrap();
+                let out = dir.path().join("plain.bin");
+                // Against the catalogue's digests: the payload's SM3, or a tag first.
+                let m =
+                    verify_failure(run(stream(&exp, &bad, &env, at), &exp, &holder, Some(&out)));
+                assert!(m.contains("SM3") || m.contains("does not"), "{m}");
+                assert!(entries(dir.path()).is_empty(), "byte {byte} {at:?}");
+                // A catalogue that recorded the altered bytes: a tag, or the header, fails.
+                let mut forged = exp.clone();
+                forged.payload_sm3 = crypto_sm::sm3::sm3(&bad);
+                let m = verify_failure(run(
+                    stream(&forged, &bad, &env, at),
+                    &forged,
+                    &holder,
+                    Some(&out),
+                ));
+                assert!(m.contains("does not open"), "byte {byte} {at:?}: {m}");
+                assert!(entries(dir.path()).is_empty(), "byte {byte} {at:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_flipped_envelope_byte_or_a_wrong_key_is_refused_and_nothing_is_written() {
+        let holder = Soft(soft_key());
+        let plain = plaintext();
+        let (mut cipher, env, exp) = fixture(&plain, &holder);
+        let payload = read_all(&mut cipher);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("plain.bin");
+        for byte in [env.len() / 2, env.len() - 1] {
+            let mut bad = env.clone();
+            bad[byte] ^= 0x01;
+            for at in EVERYWHERE {
+                let m = verify_failure(run(
+                    stream(&exp, &payload, &bad, at),
+                    &exp,
+                    &holder,
+                    Some(&out),
+                ));
+                assert!(m.contains("envelope"), "{m}");
+                assert!(entries(dir.path()).is_empty());
+            }
+        }
+        let stranger = Soft(soft_key());
+        let m = verify_failure(run(
+            stream(&exp, &payload, &env, KeyAt::Second),
+            &exp,
+            &stranger,
+            Some(&out),
+        ));
+        assert!(m.contains("envelope"), "{m}");
+        assert!(entries(dir.path()).is_empty());
+        // An old file at --out stays as it was.
+        std::fs::write(&out, b"old").unwrap();
+        verify_failure(run(
+            stream(&exp, &payload, &env, KeyAt::Last),
+            &exp,
+            &stranger,
+            Some(&out),
+        ));
+        assert_eq!(std::fs::read(&out).unwrap(), b"old");
+        assert_eq!(entries(dir.path()), ["plain.bin"]);
+    }
+
+    #[test]
+    fn a_plaintext_that_is_not_the_catalogues_is_refused() {
+        let holder = Soft(soft_key());
+        let (mut cipher, env, mut exp) = fixture(b"the register of licences", &holder);
+        let payload = read_all(&mut cipher);
+        exp.plaintext_sm3 = crypto_sm::sm3::sm3(b"another register");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("plain.bin");
+        for at in EVERYWHERE {
+            let m = verify_failure(run(
+                stream(&exp, &payload, &env, at),
+                &exp,
+                &holder,
+                Some(&out),
+            ));
+            assert!(m.contains("plaintext"), "{m}");
+            assert!(entries(dir.path()).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_stream_out_of_shape_is_refused_and_nothing_is_written() {
+        let holder = Soft(soft_key());
+        let (mut cipher, env, exp) = fixture(&plaintext(), &holder);
+        let payload = read_all(&mut cipher);
+        let good = stream(&exp, &payload, &env, KeyAt::Second);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("plain.bin");
+        let refused = |parts: Vec<pb::FetchChunk>, says: &str| {
+            let m = verify_failure(run(parts, &exp, &holder, Some(&out)));
+            assert!(m.contains(says), "{says:?} not in {m}");
+            assert!(entries(dir.path()).is_empty(), "{says}");
+        };
+        // Another record in the header.
+        let mut other = good.clone();
+        other[0] = pb::FetchChunk {
+            part: Some(Part::Header(pb::FetchHeader {
+                record: b"another version".to_vec(),
+                ..Default::default()
+            })),
+        };
+        refused(other, "record");
+        // No key: nothing opens, wherever the stream stops.
+        let no_key: Vec<_> = good
+            .iter()
+            .filter(|c| !matches!(c.part, Some(Part::Key(_))))
+            .cloned()
+            .collect();
+        refused(no_key, "before the key");
+        // Data before the header.
+        let mut swapped = good.clone();
+        swapped.swap(0, 1);
+        refused(swapped, "before the header");
+        // More bytes than the catalogue records.
+        let mut long = good.clone();
+        long.push(pb::FetchChunk {
+            part: Some(Part::Data(vec![0])),
+        });
+        refused(long, "more than");
+        // Fewer bytes than the catalogue records (the last data chunk left out).
+        let mut short = good.clone();
+        short.pop();
+        refused(short, "catalogue records");
+        // A second key, a second header, an empty message.
+        let mut twice = good.clone();
+        twice.push(key_part(&env));
+        refused(twice, "second key");
+        let mut again = good.clone();
+        again.insert(3, header(&exp));
+        refused(again, "second header");
+        let mut empty = good.clone();
+        empty.insert(2, pb::FetchChunk { part: None });
+        refused(empty, "empty message");
+        // A refusal by the custodian names its code and is exit 1, mid-stream too.
+        let mut meta = tonic::metadata::MetadataMap::new();
+        meta.insert(api::CODE_METADATA_KEY, "EXCHANGE_NO_GRANT".parse().unwrap());
+        let no_grant =
+            tonic::Status::with_metadata(tonic::Code::PermissionDenied, "no live grant", meta);
+        for cut in [0, 2] {
+            let mut items: Vec<_> = good[..cut].iter().cloned().map(Ok).collect();
+            items.push(Err(no_grant.clone()));
+            match run_items(items, &exp, &holder, Some(&out)) {
+                Err(Failure::NotVerified(m)) => assert!(m.contains("EXCHANGE_NO_GRANT"), "{m}"),
+                other => panic!("a refusal must be exit 1 naming the code: {other:?}"),
+            }
+            assert!(entries(dir.path()).is_empty());
+        }
+    }
+
+    #[test]
+    fn an_unwritable_out_fails_as_bad_input_and_leaves_nothing() {
+        let holder = Soft(soft_key());
+        let (mut cipher, env, exp) = fixture(b"records", &holder);
+        let payload = read_all(&mut cipher);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("missing-dir").join("plain.bin");
+        match run(
+            stream(&exp, &payload, &env, KeyAt::Last),
+            &exp,
+            &holder,
+            Some(&out),
+        ) {
+            Err(Failure::BadInput(m)) => assert!(m.contains("--out"), "{m}"),
+            other => panic!("expected bad input naming --out, got {other:?}"),
+        }
+        assert!(entries(dir.path()).is_empty());
+    }
+}
