@@ -151,16 +151,20 @@ pub(crate) enum DataCommand {
         /// The dataset's name (1 to 64 of A-Z a-z 0-9 . _ -).
         #[arg(long)]
         name: String,
-        /// The sharing class, when the dataset is registered.
-        #[arg(long, value_enum, default_value_t = ClassArg::Conditional)]
-        class: ClassArg,
-        /// The content type or schema (public).
-        #[arg(long, default_value = "application/octet-stream")]
-        content_type: String,
-        /// The title (default: the name; sealed in each version with --confidential).
+        /// The sharing class, when the dataset is registered (default: conditional). A
+        /// registered dataset keeps its class: another one is refused.
+        #[arg(long, value_enum)]
+        class: Option<ClassArg>,
+        /// The content type or schema (public), when the dataset is registered (default:
+        /// application/octet-stream); a registered dataset keeps its own.
+        #[arg(long)]
+        content_type: Option<String>,
+        /// The title (default: the name; sealed in each version with --confidential). A
+        /// dataset registered in clear keeps its title: another one is refused.
         #[arg(long, default_value = "")]
         title: String,
-        /// The description (sealed in each version with --confidential).
+        /// The description (sealed in each version with --confidential; a dataset registered
+        /// in clear keeps its own).
         #[arg(long, default_value = "")]
         description: String,
         /// Keep the title and description off the chain in clear: each version carries them
@@ -859,6 +863,54 @@ fn fetch_json(r: &FetchRecord) -> serde_json::Value {
     })
 }
 
+/// A version of a registered dataset keeps what was registered: `publish` refuses options that
+/// would say otherwise (they would be ignored), naming the registered value.
+fn kept_as_registered(
+    d: &data::Dataset,
+    class: Option<ClassArg>,
+    content_type: Option<&str>,
+    title: &str,
+    description: &str,
+    confidential: bool,
+) -> Result<(), Failure> {
+    let id = d.id();
+    if let Some(c) = class
+        && c.class() != d.class
+    {
+        return Err(Failure::BadInput(format!(
+            "--class: dataset {id:?} is registered as {}; a dataset's class does not change (publish under another --name)",
+            d.class.as_str()
+        )));
+    }
+    if let Some(t) = content_type
+        && t != d.content_type
+    {
+        return Err(Failure::BadInput(format!(
+            "--content-type: dataset {id:?} is registered as {:?}; its content type does not change",
+            d.content_type
+        )));
+    }
+    if confidential && !d.confidential {
+        return Err(Failure::BadInput(format!(
+            "--confidential: dataset {id:?} was registered with its title in clear"
+        )));
+    }
+    if !d.confidential {
+        if !title.is_empty() && title != d.title {
+            return Err(Failure::BadInput(format!(
+                "--title: dataset {id:?} was registered in clear with the title {:?}, which does not change",
+                d.title
+            )));
+        }
+        if !description.is_empty() && description != d.description {
+            return Err(Failure::BadInput(format!(
+                "--description: dataset {id:?} was registered in clear with another description, which does not change"
+            )));
+        }
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Fetching (the stream's checks and decryption: fetch.rs)
 
@@ -1055,7 +1107,9 @@ pub(crate) fn run(cmd: DataCommand) -> CmdResult {
                         "--name {name:?}: must be 1 to 64 of A-Z a-z 0-9 . _ -"
                     )));
                 }
-                check_content_type(&content_type)?;
+                if let Some(c) = &content_type {
+                    check_content_type(c)?;
+                }
                 check_len("--title", &title, data::MAX_TITLE_LEN)?;
                 check_len("--description", &description, data::MAX_DESCRIPTION_LEN)?;
                 let org = organisation_of("--cert", sender.cert_path())?;
@@ -1063,14 +1117,20 @@ pub(crate) fn run(cmd: DataCommand) -> CmdResult {
                 let mut conn = connect(&node).await?;
                 let confidential = match dataset(&mut conn.exchange, &id).await? {
                     Some(v) => {
-                        if confidential && !v.dataset.confidential {
-                            return Err(Failure::BadInput(format!(
-                                "--confidential: dataset {id:?} was registered with its title in clear"
-                            )));
-                        }
+                        kept_as_registered(
+                            &v.dataset,
+                            class,
+                            content_type.as_deref(),
+                            &title,
+                            &description,
+                            confidential,
+                        )?;
                         v.dataset.confidential
                     }
                     None => {
+                        let class = class.unwrap_or(ClassArg::Conditional);
+                        let content_type = content_type
+                            .unwrap_or_else(|| "application/octet-stream".to_string());
                         let (t, d) = if confidential {
                             (String::new(), String::new())
                         } else if title.is_empty() {
@@ -1744,6 +1804,67 @@ mod tests {
         );
         assert!(split_dataset("Agency 02/licences.v1").is_ok());
         assert!(check_address("127.0.0.1:7050").is_ok());
+    }
+
+    #[test]
+    fn publish_refuses_options_a_registered_dataset_would_ignore() {
+        let mut d = Dataset {
+            organisation: "Org".into(),
+            name: "licences".into(),
+            class: SharingClass::Conditional,
+            content_type: "text/csv".into(),
+            title: "Licences".into(),
+            description: "all of them".into(),
+            confidential: false,
+            creator: Digest([3; 32]),
+            height: types::Height(1),
+            versions: 1,
+            requests: 0,
+        };
+        let bad = |r: Result<(), Failure>, says: &str| match r {
+            Err(Failure::BadInput(m)) => {
+                assert!(m.contains(says), "{says:?} not in {m}");
+                assert!(m.contains("Org/licences"), "{m}");
+            }
+            other => panic!("expected bad input naming {says}, got {other:?}"),
+        };
+        // What was registered, or nothing said: accepted.
+        kept_as_registered(&d, None, None, "", "", false).unwrap();
+        kept_as_registered(
+            &d,
+            Some(ClassArg::Conditional),
+            Some("text/csv"),
+            "Licences",
+            "all of them",
+            false,
+        )
+        .unwrap();
+        bad(
+            kept_as_registered(&d, Some(ClassArg::Unconditional), None, "", "", false),
+            "--class",
+        );
+        bad(
+            kept_as_registered(&d, None, Some("text/plain"), "", "", false),
+            "--content-type",
+        );
+        bad(
+            kept_as_registered(&d, None, None, "Other", "", false),
+            "--title",
+        );
+        bad(
+            kept_as_registered(&d, None, None, "", "other", false),
+            "--description",
+        );
+        bad(
+            kept_as_registered(&d, None, None, "", "", true),
+            "--confidential",
+        );
+        // A confidential dataset's title and description travel sealed in each version.
+        d.confidential = true;
+        d.title.clear();
+        d.description.clear();
+        kept_as_registered(&d, None, None, "New title", "new text", true).unwrap();
+        kept_as_registered(&d, None, None, "New title", "", false).unwrap();
     }
 
     #[test]
