@@ -21,7 +21,7 @@ use crypto_sm::SoftwareProvider;
 use crypto_sm::rng::SystemRandom;
 use pki::{Certificate, IssueRequest, RevocationReason, RevokedEntry, Role, Serial, UnixTime};
 
-use crate::dev_node::{Chain, Node, dev_chain, identity, now_secs, write_key};
+use crate::dev_node::{Chain, Node, dev_chain, gm, identity, now_secs, write_key};
 use crate::governance::{hex_after, register_bureau, run_fails, run_ok, sender, strings};
 
 /// The dev chain's node-enc certificate of `node0` (a fixture of the lead's dev chain).
@@ -360,9 +360,14 @@ fn three_agencies_publish_request_grant_fetch_revoke_and_every_fetch_is_logged()
         .unwrap()
         .parse()
         .unwrap();
-    run_ok(
-        &dir,
-        &fetch_args(&chain, "third-user", "Dev Bureau/register", &fetched),
+    // The grantee reads the confidential title with the version's key (the chain has it sealed).
+    let args = fetch_args(&chain, "third-user", "Dev Bureau/register", &fetched);
+    let o = gm(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("title \"Register of companies\""),
+        "the fetch prints the opened confidential title: {err}"
     );
     assert_eq!(
         std::fs::read(&fetched).unwrap(),

@@ -988,7 +988,7 @@ async fn fetch(args: FetchArgs) -> CmdResult {
                 enc_cert: enc_cert.clone(),
             };
             let what = format!("{id} version {}", v.number);
-            let exp = Expected::of(bytes, &v.payload);
+            let exp = Expected::of(bytes, &v.payload, v.sealed_metadata.clone());
             (
                 req,
                 exp,
@@ -1006,7 +1006,7 @@ async fn fetch(args: FetchArgs) -> CmdResult {
                 message_id: mid.0.to_vec(),
                 enc_cert: enc_cert.clone(),
             };
-            let exp = Expected::of(bytes, &msg.payload);
+            let exp = Expected::of(bytes, &msg.payload, Vec::new());
             (
                 req,
                 exp,
@@ -1054,6 +1054,12 @@ async fn fetch(args: FetchArgs) -> CmdResult {
             format!(" under request {}", hex::encode(&got.header.request_id))
         }
     );
+    if let Some(m) = &got.metadata {
+        eprintln!(
+            "confidential metadata (opened with the version's key): title {:?}, description {:?}",
+            m.title, m.description
+        );
+    }
     Ok(())
 }
 
@@ -1725,6 +1731,7 @@ mod tests {
             payload_sm3: s.payload_sm3,
             plaintext_len: s.plaintext_len,
             plaintext_sm3: s.plaintext_sm3,
+            sealed_metadata: Vec::new(),
         };
         (file, env, exp)
     }

@@ -45,18 +45,33 @@ pub(super) struct Expected {
     pub(super) payload_sm3: Digest,
     pub(super) plaintext_len: u64,
     pub(super) plaintext_sm3: Digest,
+    /// A confidential dataset's title and description, sealed under the version's data key
+    /// (empty: none).
+    pub(super) sealed_metadata: Vec<u8>,
 }
 
 impl Expected {
-    pub(super) fn of(record: Vec<u8>, p: &execution::data::Payload) -> Expected {
+    pub(super) fn of(
+        record: Vec<u8>,
+        p: &execution::data::Payload,
+        sealed_metadata: Vec<u8>,
+    ) -> Expected {
         Expected {
             record,
             payload_len: p.payload_len,
             payload_sm3: p.payload_sm3,
             plaintext_len: p.plaintext_len,
             plaintext_sm3: p.plaintext_sm3,
+            sealed_metadata,
         }
     }
+}
+
+/// A confidential dataset's metadata, opened with the version's data key.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Metadata {
+    pub(super) title: String,
+    pub(super) description: String,
 }
 
 /// A fetch that did not verify: exit 1, and nothing at `--out`.
@@ -75,6 +90,8 @@ pub(super) struct Fetched {
     pub(super) plaintext_len: u64,
     pub(super) plaintext_sm3: Digest,
     pub(super) payload_sm3: Digest,
+    /// The sealed metadata of a confidential dataset, opened.
+    pub(super) metadata: Option<Metadata>,
 }
 
 /// Receives `stream`, opens the data key with `key` and writes the verified plaintext at `out`
@@ -94,7 +111,7 @@ where
     let forwarded = forward(stream, expected, key, &tx).await;
     drop(tx);
     let seen = join(stage);
-    let (header, recorded_at) = match forwarded {
+    let (header, recorded_at, metadata) = match forwarded {
         Ok(h) => h,
         Err(Stop::Failed(f)) => return Err(f),
         // The payload stage stopped taking pieces: its own error says why.
@@ -146,6 +163,7 @@ where
         plaintext_len: opened.len,
         plaintext_sm3: opened.sm3,
         payload_sm3: seen.sm3,
+        metadata,
     })
 }
 
@@ -169,7 +187,7 @@ async fn forward<S>(
     expected: &Expected,
     key: &dyn crypto::Decrypter,
     tx: &tokio::sync::mpsc::Sender<Piece>,
-) -> Result<(pb::FetchHeader, u64), Stop>
+) -> Result<(pb::FetchHeader, u64, Option<Metadata>), Stop>
 where
     S: tokio_stream::Stream<Item = Result<pb::FetchChunk, tonic::Status>> + Unpin,
 {
@@ -177,6 +195,7 @@ where
     let fail = |what: &str| Stop::Failed(verify_failed(what));
     let mut header: Option<pb::FetchHeader> = None;
     let mut recorded_at: Option<u64> = None;
+    let mut metadata: Option<Metadata> = None;
     let mut received: u64 = 0;
     while let Some(item) = stream.next().await {
         let chunk =
@@ -216,6 +235,12 @@ where
                     Stop::Failed(verify_failed(format!("the envelope holds no SM4 key: {e}")))
                 })?;
                 drop(secret);
+                if !expected.sealed_metadata.is_empty() {
+                    metadata = Some(
+                        open_metadata(&data_key, &expected.sealed_metadata)
+                            .map_err(Stop::Failed)?,
+                    );
+                }
                 tx.send(Piece::Key(data_key))
                     .await
                     .map_err(|_| Stop::StageGone)?;
@@ -228,12 +253,35 @@ where
         }
     }
     match (header, recorded_at) {
-        (Some(h), Some(at)) => Ok((h, at)),
+        (Some(h), Some(at)) => Ok((h, at, metadata)),
         (None, _) => Err(fail("the stream ended before the header")),
         (Some(_), None) => Err(fail(
             "the stream ended before the key (no committed fetch record, no key)",
         )),
     }
+}
+
+/// Opens a confidential dataset's sealed metadata (the payload format, in memory: a JSON
+/// object with its title and description) with the version's data key.
+fn open_metadata(key: &Sm4Secret, sealed: &[u8]) -> Result<Metadata, Failure> {
+    let mut plain = zeroize::Zeroizing::new(Vec::new());
+    payload::open(key, &mut &sealed[..], &mut *plain)
+        .map_err(|e| verify_failed(format!("the version's sealed metadata does not open: {e}")))?;
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Fields {
+        title: String,
+        description: String,
+    }
+    let f: Fields = serde_json::from_slice(&plain).map_err(|e| {
+        verify_failed(format!(
+            "the version's sealed metadata is not a title and description: {e}"
+        ))
+    })?;
+    Ok(Metadata {
+        title: f.title,
+        description: f.description,
+    })
 }
 
 /// What the payload stage saw.
@@ -771,6 +819,72 @@ mod tests {
                 Err(Failure::NotVerified(m)) => assert!(m.contains("EXCHANGE_NO_GRANT"), "{m}"),
                 other => panic!("a refusal must be exit 1 naming the code: {other:?}"),
             }
+            assert!(entries(dir.path()).is_empty());
+        }
+    }
+
+    /// Metadata sealed as `data publish --confidential` seals it, under `key`.
+    fn sealed_metadata(key: &[u8], json: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        payload::seal(
+            &Sm4Secret::from_slice(key).unwrap(),
+            &[3; 8],
+            &mut &json[..],
+            &mut out,
+        )
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_confidential_datasets_metadata_opens_with_the_versions_key_or_nothing_is_written() {
+        let holder = Soft(soft_key());
+        let plain = plaintext();
+        let (mut cipher, env, mut exp) = fixture(&plain, &holder);
+        let payload = read_all(&mut cipher);
+        let data_key = crypto_sm::sm2::decrypt(&holder.0, &env, CipherFormat::Der).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("plain.bin");
+        exp.sealed_metadata = sealed_metadata(
+            data_key.expose(),
+            br#"{"title":"Register of companies","description":"all of them"}"#,
+        );
+        let got = run(
+            stream(&exp, &payload, &env, KeyAt::Second),
+            &exp,
+            &holder,
+            Some(&out),
+        )
+        .unwrap();
+        assert_eq!(
+            got.metadata,
+            Some(Metadata {
+                title: "Register of companies".into(),
+                description: "all of them".into()
+            })
+        );
+        std::fs::remove_file(&out).unwrap();
+        // Sealed under another key, or not the two fields: exit 1, nothing written.
+        for (key, json, says) in [
+            (
+                &[1u8; 16][..],
+                &br#"{"title":"x","description":"y"}"#[..],
+                "does not open",
+            ),
+            (
+                data_key.expose(),
+                &br#"{"title":"x"}"#[..],
+                "not a title and description",
+            ),
+        ] {
+            exp.sealed_metadata = sealed_metadata(key, json);
+            let m = verify_failure(run(
+                stream(&exp, &payload, &env, KeyAt::Last),
+                &exp,
+                &holder,
+                Some(&out),
+            ));
+            assert!(m.contains(says), "{says:?} not in {m}");
             assert!(entries(dir.path()).is_empty());
         }
     }
