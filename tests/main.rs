@@ -30,6 +30,7 @@ mod contract_sdk;
 mod contracts;
 mod data;
 mod data_custody;
+mod data_token;
 mod devnet;
 mod governance;
 mod keys;
