@@ -252,7 +252,8 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 /// (refusals are bad input, 2; a node that cannot read its state 3); otherwise an unreachable
 /// node is 3 and anything else 2.
 pub(crate) fn status_failure(what: &str, s: tonic::Status) -> Failure {
-    let msg = format!("{what}: {}", s.message());
+    // A node's text, as one printable line (a hostile peer's escapes shown, not obeyed).
+    let msg = format!("{what}: {}", crate::one_line(s.message()));
     let code = s
         .metadata()
         .get(api::CODE_METADATA_KEY)

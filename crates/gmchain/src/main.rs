@@ -222,7 +222,7 @@ const MAX_ERROR_LINE: usize = 2000;
 /// An error as one printable line: a newline becomes a space, any other control character
 /// (an escape sequence from a hostile node's status text, say) is shown escaped, and the line
 /// is cut at [`MAX_ERROR_LINE`] characters.
-fn one_line(msg: &str) -> String {
+pub(crate) fn one_line(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len().min(MAX_ERROR_LINE));
     for (n, c) in msg.chars().enumerate() {
         if n == MAX_ERROR_LINE {
@@ -245,10 +245,16 @@ mod one_line_tests {
         let hostile = "refused\nfetched Org/x: verified\r\u{1b}]0;title\u{7}\u{1b}[2Kok";
         let line = super::one_line(hostile);
         assert!(!line.chars().any(char::is_control), "{line:?}");
-        assert!(line.starts_with("refused fetched Org/x: verified "), "{line:?}");
+        assert!(
+            line.starts_with("refused fetched Org/x: verified "),
+            "{line:?}"
+        );
         assert!(line.contains("\\u{1b}"), "{line:?}");
         let long = "x".repeat(5000);
-        assert_eq!(super::one_line(&long).chars().count(), super::MAX_ERROR_LINE + 7);
+        assert_eq!(
+            super::one_line(&long).chars().count(),
+            super::MAX_ERROR_LINE + 7
+        );
         assert_eq!(super::one_line("plain 中文"), "plain 中文");
     }
 }
