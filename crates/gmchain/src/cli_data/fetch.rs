@@ -1116,4 +1116,20 @@ mod tests {
         }
         assert!(entries(dir.path()).is_empty());
     }
+
+    /// review14c finding 5: `one_line` escapes only `char::is_control`, so the Unicode bidi
+    /// controls (U+202E, U+2066..U+2069, format characters, not control ones) in a
+    /// custodian's status text reach stderr raw and reorder what the operator reads.
+    #[test]
+    #[ignore = "review14c finding 5: bidi overrides in a custodian's status text reach stderr raw"]
+    fn review14c_a_custodians_status_text_cannot_reorder_the_line() {
+        let hostile =
+            tonic::Status::internal("reason: \u{202e}deifirev dna dehctef\u{2066}x\u{2069}");
+        let m = custodian_failed(hostile, true).message().to_string();
+        let bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        assert!(
+            !m.chars().any(bidi),
+            "bidi controls reach stderr unescaped: {m:?}"
+        );
+    }
 }
