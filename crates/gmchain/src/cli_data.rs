@@ -348,6 +348,11 @@ pub(crate) struct FetchArgs {
     /// Where to write the plaintext (0600); stdout if absent.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// How long to wait for the custodian's answer and for each of its next messages, in
+    /// seconds (it may take up to a minute to record a fetch); the whole stream may take this
+    /// plus 2 s per MiB of payload. Exit 3 when exceeded.
+    #[arg(long, value_name = "SECONDS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    wait: u64,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -955,72 +960,77 @@ async fn fetch(args: FetchArgs) -> CmdResult {
         }
         None => Vec::new(),
     };
+    // Before anything is asked of the custodian (which records every fetch it serves).
+    fetch::check_out(args.out.as_deref())?;
     let mut conn = connect(&args.node).await?;
     // What the chain says: the record, the custodian and the digests.
-    let (request, expected, organisation, custodian, what) = match (&args.dataset, &args.message) {
-        (Some(id), None) => {
-            split_dataset(id)?;
-            let view = need_dataset(&mut conn.exchange, id).await?;
-            let (bytes, v) = match args.version {
-                Some(n) => view
-                    .versions
-                    .into_iter()
-                    .find(|(_, v)| v.number == n)
-                    .ok_or_else(|| {
-                        Failure::NotVerified(format!(
-                            "EXCHANGE_VERSION_UNKNOWN: dataset {id:?} has no version {n}"
-                        ))
-                    })?,
-                None => view
-                    .versions
-                    .into_iter()
-                    .max_by_key(|(_, v)| v.number)
-                    .ok_or_else(|| {
-                        Failure::NotVerified(format!(
-                            "EXCHANGE_VERSION_UNKNOWN: dataset {id:?} has no version yet"
-                        ))
-                    })?,
-            };
-            let req = pb::FetchRequest {
-                dataset: id.clone(),
-                version: v.number,
-                message_id: Vec::new(),
-                enc_cert: enc_cert.clone(),
-            };
-            let what = format!("{id} version {}", v.number);
-            let exp = Expected::of(bytes, &v.payload, v.sealed_metadata.clone());
-            (
-                req,
-                exp,
-                view.dataset.organisation,
-                v.payload.custodian,
-                what,
-            )
-        }
-        (None, Some(m)) => {
-            let mid = crate::cli_tx::parse_digest("--message", m)?;
-            let (bytes, msg, _) = message(&mut conn.exchange, &mid).await?;
-            let req = pb::FetchRequest {
-                dataset: String::new(),
-                version: 0,
-                message_id: mid.0.to_vec(),
-                enc_cert: enc_cert.clone(),
-            };
-            let exp = Expected::of(bytes, &msg.payload, Vec::new());
-            (
-                req,
-                exp,
-                msg.organisation,
-                msg.payload.custodian,
-                format!("message {mid}"),
-            )
-        }
-        _ => {
-            return Err(Failure::BadInput(
-                "give a DATASET or --message ID".to_string(),
-            ));
-        }
-    };
+    let (request, expected, organisation, custodian, what, log_object) =
+        match (&args.dataset, &args.message) {
+            (Some(id), None) => {
+                split_dataset(id)?;
+                let view = need_dataset(&mut conn.exchange, id).await?;
+                let (bytes, v) = match args.version {
+                    Some(n) => view
+                        .versions
+                        .into_iter()
+                        .find(|(_, v)| v.number == n)
+                        .ok_or_else(|| {
+                            Failure::NotVerified(format!(
+                                "EXCHANGE_VERSION_UNKNOWN: dataset {id:?} has no version {n}"
+                            ))
+                        })?,
+                    None => view
+                        .versions
+                        .into_iter()
+                        .max_by_key(|(_, v)| v.number)
+                        .ok_or_else(|| {
+                            Failure::NotVerified(format!(
+                                "EXCHANGE_VERSION_UNKNOWN: dataset {id:?} has no version yet"
+                            ))
+                        })?,
+                };
+                let req = pb::FetchRequest {
+                    dataset: id.clone(),
+                    version: v.number,
+                    message_id: Vec::new(),
+                    enc_cert: enc_cert.clone(),
+                };
+                let what = format!("{id} version {}", v.number);
+                let exp = Expected::of(bytes, &v.payload, v.sealed_metadata.clone(), v.number);
+                (
+                    req,
+                    exp,
+                    view.dataset.organisation,
+                    v.payload.custodian,
+                    what,
+                    FetchObject::Dataset(id.clone()),
+                )
+            }
+            (None, Some(m)) => {
+                let mid = crate::cli_tx::parse_digest("--message", m)?;
+                let (bytes, msg, _) = message(&mut conn.exchange, &mid).await?;
+                let req = pb::FetchRequest {
+                    dataset: String::new(),
+                    version: 0,
+                    message_id: mid.0.to_vec(),
+                    enc_cert: enc_cert.clone(),
+                };
+                let exp = Expected::of(bytes, &msg.payload, Vec::new(), 0);
+                (
+                    req,
+                    exp,
+                    msg.organisation,
+                    msg.payload.custodian,
+                    format!("message {mid}"),
+                    FetchObject::Message(mid),
+                )
+            }
+            _ => {
+                return Err(Failure::BadInput(
+                    "give a DATASET or --message ID".to_string(),
+                ));
+            }
+        };
     // The custodian, with the same TLS settings, and only that node of that organisation.
     let address = match &args.exchange_node {
         Some(a) => a.clone(),
@@ -1035,19 +1045,32 @@ async fn fetch(args: FetchArgs) -> CmdResult {
     tls.node_organisation = Some(organisation.clone());
     let (channel, _) = crate::client::channel_with_info(&NodeArgs::at(&address, tls)).await?;
     let mut ex = exchange_client(channel);
-    let stream = ex
-        .fetch(request)
-        .await
+    // The custodian answers once it has judged the fetch and submitted its record (a refusal
+    // once the refusal's record committed: up to a minute); it is not waited for longer.
+    let wait = std::time::Duration::from_secs(args.wait);
+    let answered = tokio::time::timeout(wait, ex.fetch(request)).await;
+    let stream = answered
+        .map_err(|_| {
+            Failure::Unreachable(format!(
+                "the custodian {custodian} ({address}) did not answer the fetch within {} s (--wait); nothing was written",
+                args.wait
+            ))
+        })?
         .map_err(|s| refusal("the custodian refused the fetch", s))?
         .into_inner();
-    let got = fetch::receive(stream, &expected, key.as_ref(), args.out.as_deref()).await?;
+    let mut got = fetch::receive(stream, &expected, key.as_ref(), wait).await?;
+    // The trace: the custodian's record of this fetch must be in the chain's fetch log (read
+    // from the node this command is connected to) before the plaintext is released.
+    let logged = fetch::logged(&mut conn.exchange, &log_object, &expected, &got).await?;
+    got.release(args.out.as_deref())?;
     eprintln!(
-        "fetched {what} from {custodian} ({address}): {} bytes, plaintext SM3 {} and payload SM3 {} verified; fetch logged by tx {} at height {}{}",
+        "fetched {what} from {custodian} ({address}): {} bytes, plaintext SM3 {} and payload SM3 {} verified; logged on the chain as fetch {} of its log at height {} (transaction {}){}",
         got.plaintext_len,
         got.plaintext_sm3,
         got.payload_sm3,
+        logged.seq,
+        logged.height.0,
         hex::encode(&got.header.record_tx_id),
-        got.recorded_at,
         if got.header.request_id.is_empty() {
             String::new()
         } else {
@@ -1732,6 +1755,7 @@ mod tests {
             plaintext_len: s.plaintext_len,
             plaintext_sm3: s.plaintext_sm3,
             sealed_metadata: Vec::new(),
+            version: 1,
         };
         (file, env, exp)
     }
@@ -1898,6 +1922,8 @@ mod tests {
             Refuse,
             /// Accepts the call and never answers it (no response headers, no message).
             Hang,
+            /// Serves the fetch, but its record is not in the fetch log.
+            Unrecorded,
         }
 
         pub(super) struct Mock {
@@ -2045,11 +2071,39 @@ mod tests {
                 unimplemented()
             }
 
+            /// The log holds the record of the fetch served with `envelope` at height 9
+            /// under request 0101…01 (what `fetch` names), unless the fault is Unrecorded.
             async fn get_fetch_log(
                 &self,
-                _: Request<pb::GetFetchLogRequest>,
+                r: Request<pb::GetFetchLogRequest>,
             ) -> Out<pb::FetchLogResponse> {
-                unimplemented()
+                let r = r.into_inner();
+                assert_eq!(r.dataset, "Org/licences");
+                let record = FetchRecord {
+                    seq: 0,
+                    object: FetchObject::Dataset(r.dataset.clone()),
+                    version: 1,
+                    requester: Digest([5; 32]),
+                    request: Digest([1; 32]),
+                    outcome: 0,
+                    envelope_sm3: crypto_sm::sm3::sm3(&self.envelope).0.to_vec(),
+                    node: Digest([6; 32]),
+                    height: types::Height(9),
+                    timestamp_ms: 1,
+                };
+                let log = if self.fault == Fault::Unrecorded {
+                    Vec::new()
+                } else {
+                    vec![record.encode()]
+                };
+                let total = log.len() as u64;
+                let from = r.from.min(total) as usize;
+                let end = (from + r.limit as usize).min(log.len());
+                Ok(Response::new(pb::FetchLogResponse {
+                    records: log[from..end].to_vec(),
+                    total,
+                    height: 9,
+                }))
             }
 
             async fn get_message(
@@ -2180,6 +2234,8 @@ mod tests {
         let cli = Cli::try_parse_from([
             "x",
             "fetch",
+            "--wait",
+            "3",
             "Org/licences",
             "--enc-key",
             dir.join("enc.key.pem").to_str().unwrap(),
@@ -2242,7 +2298,6 @@ mod tests {
     /// its response headers hangs `data fetch` for ever (the channel has a connect timeout
     /// only). Fails after about 105 s when un-ignored.
     #[test]
-    #[ignore = "review14c finding 1: a custodian that never answers the Fetch call hangs the client"]
     fn review14c_a_custodian_that_never_answers_the_call_ends_the_fetch() {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -2256,14 +2311,15 @@ mod tests {
             let addr = format!("http://127.0.0.1:{port}");
             let mock = custodian_of(dir.path(), b"records", custodian::Fault::Hang, &addr);
             custodian::serve(mock, port).await;
+            // `fetch_cli` waits 3 s (--wait 3).
             tokio::time::timeout(
-                fetch::IDLE + std::time::Duration::from_secs(15),
+                std::time::Duration::from_secs(30),
                 fetch(fetch_cli(dir.path(), &addr, &out)),
             )
             .await
         });
         match ended {
-            Ok(Err(Failure::Unreachable(_))) => {}
+            Ok(Err(Failure::Unreachable(m))) => assert!(m.contains("did not answer"), "{m}"),
             Ok(other) => panic!("expected exit 3, got {other:?}"),
             Err(_) => panic!("a custodian silent before its first message hangs the fetch"),
         }
@@ -2274,7 +2330,6 @@ mod tests {
     /// an --out that cannot be written still costs a served, recorded fetch and a released key
     /// (commit 2759f85 says "--out checked before the fetch is recorded").
     #[test]
-    #[ignore = "review14c finding 2: --out is checked only after the custodian received (and recorded) the fetch"]
     fn review14c_an_unwritable_out_is_refused_before_the_custodian_is_called() {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -2308,7 +2363,6 @@ mod tests {
     /// every other read but the dataset and endpoint are unimplemented) and the fetch
     /// succeeds.
     #[test]
-    #[ignore = "review14c finding 3: the fetch record a custodian claims is never checked on the chain"]
     fn review14c_a_fetch_record_the_chain_does_not_hold_is_not_reported_as_logged() {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -2320,14 +2374,21 @@ mod tests {
         let result = rt.block_on(async {
             let port = crate::devchain::free_port().unwrap();
             let addr = format!("http://127.0.0.1:{port}");
-            let mock = custodian_of(dir.path(), b"records", custodian::Fault::None, &addr);
+            // The log (the mock's, standing for the chain's) lacks the record the custodian
+            // claims (tx 0202…02 at height 9), and its height is 9: it will not come.
+            let mock = custodian_of(dir.path(), b"records", custodian::Fault::Unrecorded, &addr);
             custodian::serve(mock, port).await;
             fetch(fetch_cli(dir.path(), &addr, &out)).await
         });
-        assert!(
-            result.is_err(),
-            "a fetch whose claimed record (tx 0202…02 at height 9) is not on the chain succeeded"
-        );
+        match result {
+            Err(Failure::NotVerified(m)) => {
+                assert!(m.contains("is not in the chain's fetch log"), "{m}")
+            }
+            other => panic!(
+                "a fetch whose claimed record is not on the chain must fail (exit 1): {other:?}"
+            ),
+        }
+        assert!(!out.exists(), "nothing is released without the trace");
     }
 
     /// Upload streams the sealed temporary in messages of at most 1 MiB, the first announcing

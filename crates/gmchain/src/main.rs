@@ -220,8 +220,9 @@ fn main() -> ExitCode {
 const MAX_ERROR_LINE: usize = 2000;
 
 /// An error as one printable line: a newline becomes a space, any other control character
-/// (an escape sequence from a hostile node's status text, say) is shown escaped, and the line
-/// is cut at [`MAX_ERROR_LINE`] characters.
+/// (an escape sequence from a hostile node's status text, say) and any bidirectional
+/// formatting character (which could reorder what is read) is shown escaped, and the line is
+/// cut at [`MAX_ERROR_LINE`] characters.
 pub(crate) fn one_line(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len().min(MAX_ERROR_LINE));
     for (n, c) in msg.chars().enumerate() {
@@ -231,11 +232,19 @@ pub(crate) fn one_line(msg: &str) -> String {
         }
         match c {
             '\n' | '\r' | '\t' => out.push(' '),
-            c if c.is_control() => out.extend(c.escape_unicode()),
+            c if c.is_control() || is_bidi_format(c) => out.extend(c.escape_unicode()),
             c => out.push(c),
         }
     }
     out
+}
+
+/// The Unicode bidirectional formatting characters (embeddings, overrides, isolates, marks).
+fn is_bidi_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 #[cfg(test)]

@@ -527,6 +527,26 @@ impl Drop for RequesterSlot {
     }
 }
 
+/// A fetch's response stream, holding the fetch's slots (one of [`MAX_FETCHES`] and one of
+/// its requester's [`MAX_FETCHES_PER_REQUESTER`]) until the stream is dropped: when the client
+/// has read it to the end or went away, not merely when the last chunk was queued (chunks
+/// queued for a client that stops reading stay held by the stream, and so count).
+struct Held {
+    inner: tokio_stream::wrappers::ReceiverStream<Result<pb::FetchChunk, Status>>,
+    _slots: (tokio::sync::OwnedSemaphorePermit, RequesterSlot),
+}
+
+impl Stream for Held {
+    type Item = Result<pb::FetchChunk, Status>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
 /// Frees a requester's refusal slot when its refusal is answered.
 struct RefusalSlot(
     Arc<std::sync::Mutex<std::collections::HashSet<Digest>>>,
@@ -770,7 +790,6 @@ impl Exchange for ExchangeService {
             record_tx_id: record_id.as_bytes().to_vec(),
         };
         tokio::spawn(async move {
-            let (_permit, _mine) = (permit, mine);
             // A whole fetch has a deadline too: a minute plus a second per MiB of payload, so
             // that a client taking a chunk just before each stall limit cannot hold its slot
             // for ever.
@@ -852,9 +871,10 @@ impl Exchange for ExchangeService {
                 let _ = send(key).await;
             }
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        Ok(Response::new(Box::pin(Held {
+            inner: tokio_stream::wrappers::ReceiverStream::new(rx),
+            _slots: (permit, mine),
+        })))
     }
 
     async fn get_dataset(
@@ -1053,4 +1073,51 @@ async fn read_tip<T: Send + 'static>(
         Ok((answer, height))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// review14c finding 6: the slots were given back when the sending task had queued its
+    /// last chunk, while up to FETCH_QUEUE chunks stayed held for a client that stopped
+    /// reading. Now the response stream holds them until it is dropped.
+    #[test]
+    fn a_fetchs_slots_are_held_until_its_stream_is_dropped() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let fetching = Arc::new(tokio::sync::Semaphore::new(1));
+            let per = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+            let who = Digest([7; 32]);
+            let permit = fetching.clone().try_acquire_owned().unwrap();
+            let slot = RequesterSlot::take(&per, who).unwrap();
+            let (tx, rx) = tokio::sync::mpsc::channel(FETCH_QUEUE);
+            let mut held = Held {
+                inner: tokio_stream::wrappers::ReceiverStream::new(rx),
+                _slots: (permit, slot),
+            };
+            // The sender queues its chunks and ends; nothing has been read.
+            for _ in 0..FETCH_QUEUE {
+                tx.send(Ok(chunk(pb::fetch_chunk::Part::Data(vec![1; 8]))))
+                    .await
+                    .unwrap();
+            }
+            drop(tx);
+            assert_eq!(fetching.available_permits(), 0, "the global slot is held");
+            assert_eq!(
+                per.lock().unwrap().get(&who),
+                Some(&1),
+                "the requester's too"
+            );
+            // Reading to the end does not give them back either; dropping the stream does.
+            while tokio_stream::StreamExt::next(&mut held).await.is_some() {}
+            assert_eq!(fetching.available_permits(), 0);
+            drop(held);
+            assert_eq!(fetching.available_permits(), 1);
+            assert_eq!(per.lock().unwrap().get(&who), None);
+        });
+    }
 }

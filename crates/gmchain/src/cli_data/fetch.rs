@@ -17,7 +17,7 @@
 //! the payload's length and SM3, every chunk's tag and the plaintext's length and SM3 matched
 //! the catalogue; the staging file is then synced and renamed. On any failure nothing is in
 //! `--out`'s directory and an old file at `--out` is left as it was. A custodian silent for
-//! [`IDLE`] ends the fetch (exit 3).
+//! `--wait` seconds ends the fetch (exit 3).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -43,10 +43,10 @@ const DEPTH: usize = 4;
 /// an empty one fails the fetch.
 pub(super) const MAX_DATA_PART: usize = 1 << 20;
 
-/// How long the client waits for the custodian's next message. The custodian itself waits at
-/// most 60 s for the fetch record to commit after the last data chunk (sending nothing
-/// meanwhile), so this is longer.
-pub(super) const IDLE: std::time::Duration = std::time::Duration::from_secs(90);
+/// What the whole stream may take per MiB of payload beyond `--wait` (the custodian allows
+/// itself a minute plus a second per MiB; `--wait`'s default, 90 s, exceeds the minute it may
+/// take to record the fetch, sending nothing meanwhile).
+const PER_MIB: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What the chain says the fetched payload is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +60,8 @@ pub(super) struct Expected {
     /// A confidential dataset's title and description, sealed under the version's data key
     /// (empty: none).
     pub(super) sealed_metadata: Vec<u8>,
+    /// The version number (0 for a message), as the fetch log records it.
+    pub(super) version: u64,
 }
 
 impl Expected {
@@ -67,6 +69,7 @@ impl Expected {
         record: Vec<u8>,
         p: &execution::data::Payload,
         sealed_metadata: Vec<u8>,
+        version: u64,
     ) -> Expected {
         Expected {
             record,
@@ -75,6 +78,7 @@ impl Expected {
             plaintext_len: p.plaintext_len,
             plaintext_sm3: p.plaintext_sm3,
             sealed_metadata,
+            version,
         }
     }
 }
@@ -93,7 +97,7 @@ pub(super) fn verify_failed(what: impl std::fmt::Display) -> Failure {
     ))
 }
 
-/// A verified fetch, its plaintext in place.
+/// A verified fetch, its plaintext waiting in a nameless file until [`Fetched::release`].
 #[derive(Debug)]
 pub(super) struct Fetched {
     pub(super) header: pb::FetchHeader,
@@ -104,41 +108,44 @@ pub(super) struct Fetched {
     pub(super) payload_sm3: Digest,
     /// The sealed metadata of a confidential dataset, opened.
     pub(super) metadata: Option<Metadata>,
+    /// SM3 of the envelope the key came in (the fetch record on the chain names it).
+    pub(super) envelope_sm3: Digest,
+    /// The verified plaintext, until released.
+    plain: Option<File>,
 }
 
-/// Receives `stream`, opens the data key with `key` and writes the verified plaintext at `out`
-/// (0600), or to standard output, only once every check passed.
+impl Fetched {
+    /// Copies the verified plaintext to a staging file next to `out`, syncs it, renames it
+    /// into place and syncs the directory; or copies it to standard output.
+    pub(super) fn release(&mut self, out: Option<&Path>) -> Result<(), Failure> {
+        let plain = self
+            .plain
+            .take()
+            .ok_or_else(|| Failure::BadInput("the plaintext was released already".into()))?;
+        release(plain, out)
+    }
+}
+
+/// Receives `stream` and opens the data key with `key`; the plaintext, verified against
+/// `expected`, waits in a nameless file for [`Fetched::release`]. The custodian's silence is
+/// limited to `idle` (`--wait`), the whole stream to `idle` plus [`PER_MIB`] for each MiB of
+/// payload.
 pub(super) async fn receive<S>(
     stream: S,
     expected: &Expected,
     key: &dyn crypto::Decrypter,
-    out: Option<&Path>,
-) -> Result<Fetched, Failure>
-where
-    S: tokio_stream::Stream<Item = Result<pb::FetchChunk, tonic::Status>> + Unpin,
-{
-    receive_within(stream, expected, key, out, IDLE).await
-}
-
-/// [`receive`] with the custodian's silence limited to `idle`.
-async fn receive_within<S>(
-    stream: S,
-    expected: &Expected,
-    key: &dyn crypto::Decrypter,
-    out: Option<&Path>,
     idle: std::time::Duration,
 ) -> Result<Fetched, Failure>
 where
     S: tokio_stream::Stream<Item = Result<pb::FetchChunk, tonic::Status>> + Unpin,
 {
-    check_out(out)?;
     let sink = anonymous_temp()?;
     let (tx, rx) = tokio::sync::mpsc::channel(DEPTH);
     let stage = spawn("payload", move || payload_stage(rx, sink))?;
     let forwarded = forward(stream, expected, key, &tx, idle).await;
     drop(tx);
     let seen = join(stage);
-    let (header, recorded_at, metadata) = match forwarded {
+    let (header, recorded_at, metadata, envelope_sm3) = match forwarded {
         Ok(h) => h,
         Err(Stop::Failed(f)) => return Err(f),
         // The payload stage stopped taking pieces: its own error says why.
@@ -183,7 +190,6 @@ where
             opened.len, opened.sm3, expected.plaintext_len, expected.plaintext_sm3
         )));
     }
-    release(opened.sink, out)?;
     Ok(Fetched {
         header,
         recorded_at,
@@ -191,7 +197,110 @@ where
         plaintext_sm3: opened.sm3,
         payload_sm3: seen.sm3,
         metadata,
+        envelope_sm3,
+        plain: Some(opened.sink),
     })
+}
+
+/// How long [`logged`] waits for the node this command is connected to to reach the height of
+/// the fetch record (another node than the custodian may be a block or two behind).
+const LOG_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The fetch log's page when looking for a record from its end.
+const LOG_PAGE: u64 = 32;
+
+/// Finds this fetch's record in the chain's fetch log of `object` (read from the node at `ex`,
+/// not from the custodian): served, for the expected version, at the height the key part
+/// named, under the request the header named, and naming the envelope the key came in by its
+/// SM3 (each envelope is a fresh SM2 encryption, so no other fetch names it). Without it the
+/// fetch left no trace the custodian did not merely claim: exit 1, and nothing is released.
+pub(super) async fn logged(
+    ex: &mut api::v1::exchange_client::ExchangeClient<tonic::transport::Channel>,
+    object: &execution::data::FetchObject,
+    expected: &Expected,
+    got: &Fetched,
+) -> Result<execution::data::FetchRecord, Failure> {
+    use execution::data::{FetchObject, FetchRecord};
+    let (dataset, message_id) = match object {
+        FetchObject::Dataset(id) => (id.clone(), Vec::new()),
+        FetchObject::Message(m) => (String::new(), m.0.to_vec()),
+    };
+    let read = |from: u64, limit: u64| pb::GetFetchLogRequest {
+        dataset: dataset.clone(),
+        message_id: message_id.clone(),
+        from,
+        limit: limit as u32,
+    };
+    let unlogged = |why: String| {
+        verify_failed(format!(
+            "the custodian's record of this fetch (transaction {}, height {}) {why}",
+            hex::encode(&got.header.record_tx_id),
+            got.recorded_at
+        ))
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let head = ex
+            .get_fetch_log(read(u64::MAX, 1))
+            .await
+            .map_err(|s| refusal("reading the fetch log", s))?
+            .into_inner();
+        // From the log's end back to the first record below the height the custodian named.
+        let mut end = head.total;
+        'scan: while end > 0 {
+            let from = end.saturating_sub(LOG_PAGE);
+            let page = ex
+                .get_fetch_log(read(from, end - from))
+                .await
+                .map_err(|s| refusal("reading the fetch log", s))?
+                .into_inner();
+            for bytes in page.records.iter().rev() {
+                let r = FetchRecord::decode(b"Exchange.GetFetchLog", bytes).map_err(|e| {
+                    verify_failed(format!(
+                        "the node sent a fetch record that does not decode: {e}"
+                    ))
+                })?;
+                if r.height.0 < got.recorded_at {
+                    break 'scan;
+                }
+                if r.envelope_sm3 != got.envelope_sm3.0 {
+                    continue;
+                }
+                let request = if got.header.request_id.is_empty() {
+                    vec![0; 32]
+                } else {
+                    got.header.request_id.clone()
+                };
+                if r.outcome != 0
+                    || r.version != expected.version
+                    || r.height.0 != got.recorded_at
+                    || r.request.0.to_vec() != request
+                {
+                    return Err(unlogged(format!(
+                        "is in the chain's log as fetch {} with other facts (outcome {}, version {}, height {}, request {})",
+                        r.seq, r.outcome, r.version, r.height.0, r.request
+                    )));
+                }
+                return Ok(r);
+            }
+            end = from;
+        }
+        if head.height >= got.recorded_at {
+            return Err(unlogged(format!(
+                "is not in the chain's fetch log (read at height {})",
+                head.height
+            )));
+        }
+        if started.elapsed() > LOG_WAIT {
+            return Err(Failure::Unreachable(format!(
+                "the node is at height {}, below the fetch record's {} after {} s; nothing was written",
+                head.height,
+                got.recorded_at,
+                LOG_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// What travels from the connection to the payload stage (the key boxed, so that only a
@@ -216,7 +325,7 @@ async fn forward<S>(
     key: &dyn crypto::Decrypter,
     tx: &tokio::sync::mpsc::Sender<Piece>,
     idle: std::time::Duration,
-) -> Result<(pb::FetchHeader, u64, Option<Metadata>), Stop>
+) -> Result<(pb::FetchHeader, u64, Option<Metadata>, Digest), Stop>
 where
     S: tokio_stream::Stream<Item = Result<pb::FetchChunk, tonic::Status>> + Unpin,
 {
@@ -225,12 +334,23 @@ where
     let mut header: Option<pb::FetchHeader> = None;
     let mut recorded_at: Option<u64> = None;
     let mut metadata: Option<Metadata> = None;
+    let mut envelope_sm3 = Digest([0; 32]);
     let mut received: u64 = 0;
+    // The whole stream's limit: the custodian's own is a minute plus a second per MiB.
+    let whole = idle + PER_MIB * u32::try_from(expected.payload_len >> 20).unwrap_or(u32::MAX);
+    let deadline = tokio::time::Instant::now() + whole;
     loop {
-        let Ok(next) = tokio::time::timeout(idle, stream.next()).await else {
+        let now = tokio::time::Instant::now();
+        let wait = idle.min(deadline.saturating_duration_since(now));
+        let Ok(next) = tokio::time::timeout(wait, stream.next()).await else {
+            let why = if wait < idle {
+                format!("did not finish within {} s", whole.as_secs())
+            } else {
+                format!("sent nothing for {} s", idle.as_secs())
+            };
             return Err(Stop::Failed(Failure::Unreachable(format!(
-                "the custodian sent nothing for {} s (after {received} bytes of payload); nothing was written",
-                idle.as_secs()
+                "the custodian {why} (after {received} of {} bytes of payload); nothing was written",
+                expected.payload_len
             ))));
         };
         let Some(item) = next else { break };
@@ -267,6 +387,7 @@ where
                 if recorded_at.is_some() {
                     return Err(fail("the custodian sent a second key"));
                 }
+                envelope_sm3 = crypto_sm::sm3::sm3(&k.envelope);
                 let secret = key.decrypt(&k.envelope, CipherFormat::Der).map_err(|e| {
                     Stop::Failed(verify_failed(format!(
                         "the data key's envelope does not open with --enc-key: {e}"
@@ -296,8 +417,15 @@ where
             (None, _) => return Err(fail("the custodian sent an empty message")),
         }
     }
+    if header.is_some() && received < expected.payload_len {
+        // Ended early without an error: the custodian's time limit, or its fault.
+        return Err(Stop::Failed(Failure::Unreachable(format!(
+            "the custodian ended the stream after {received} of {} bytes of payload (its time limit, or a fault): retry; nothing was written",
+            expected.payload_len
+        ))));
+    }
     match (header, recorded_at) {
-        (Some(h), Some(at)) => Ok((h, at, metadata)),
+        (Some(h), Some(at)) => Ok((h, at, metadata, envelope_sm3)),
         (None, _) => Err(fail("the stream ended before the header")),
         (Some(_), None) => Err(fail(
             "the stream ended before the key (no committed fetch record, no key)",
@@ -444,7 +572,7 @@ fn output_stage(from: Receiver<Vec<u8>>, mut sink: File) -> Result<(File, u64, D
 
 /// Checks before the fetch (and its record on the chain) that a file can be created next to
 /// `--out` (a staging file is created and removed again).
-fn check_out(out: Option<&Path>) -> Result<(), Failure> {
+pub(super) fn check_out(out: Option<&Path>) -> Result<(), Failure> {
     if let Some(path) = out {
         safefile::StagingFile::create(path, safefile::Mode::PRIVATE)
             .map_err(|e| Failure::BadInput(format!("--out {}: {e}", path.display())))?;
@@ -580,6 +708,9 @@ mod tests {
     use crate::cli_data::tests::{Soft, entries, fixture, plaintext, read_all, soft_key};
     use pb::fetch_chunk::Part;
 
+    /// `--wait`'s default.
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+
     /// Where the key part goes in a test stream.
     #[derive(Clone, Copy, Debug)]
     enum KeyAt {
@@ -656,7 +787,11 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(receive(tokio_stream::iter(items), expected, key, out))
+        rt.block_on(async {
+            let mut fetched = receive(tokio_stream::iter(items), expected, key, WAIT).await?;
+            fetched.release(out)?;
+            Ok(fetched)
+        })
     }
 
     fn verify_failure(r: Result<Fetched, Failure>) -> String {
@@ -843,10 +978,15 @@ mod tests {
             part: Some(Part::Data(vec![0])),
         });
         refused(long, "more than");
-        // Fewer bytes than the catalogue records (the last data chunk left out).
+        // Fewer bytes than the catalogue records (the last data chunk left out), the stream
+        // ended without an error: the custodian stopped (its time limit, or a fault), exit 3.
         let mut short = good.clone();
         short.pop();
-        refused(short, "catalogue records");
+        match run(short, &exp, &holder, Some(&out)) {
+            Err(Failure::Unreachable(m)) => assert!(m.contains("ended the stream after"), "{m}"),
+            other => panic!("a stream ended early is exit 3: {other:?}"),
+        }
+        assert!(entries(dir.path()).is_empty());
         // An empty data part, and one larger than the custodian's chunks (review13 finding 6:
         // the queues' memory bound holds only for parts of at most MAX_DATA_PART).
         let mut empty_part = good.clone();
@@ -975,13 +1115,11 @@ mod tests {
                 .build()
                 .unwrap();
             let stream = tokio_stream::iter(items).chain(tokio_stream::pending());
-            let r = rt.block_on(receive_within(
-                Box::pin(stream),
-                &expected,
-                &key,
-                out.as_deref(),
-                idle,
-            ));
+            let r = rt.block_on(async {
+                let mut fetched = receive(Box::pin(stream), &expected, &key, idle).await?;
+                fetched.release(out.as_deref())?;
+                Ok(fetched)
+            });
             let _ = done.send(r);
         });
         result
@@ -1121,7 +1259,6 @@ mod tests {
     /// controls (U+202E, U+2066..U+2069, format characters, not control ones) in a
     /// custodian's status text reach stderr raw and reorder what the operator reads.
     #[test]
-    #[ignore = "review14c finding 5: bidi overrides in a custodian's status text reach stderr raw"]
     fn review14c_a_custodians_status_text_cannot_reorder_the_line() {
         let hostile =
             tonic::Status::internal("reason: \u{202e}deifirev dna dehctef\u{2066}x\u{2069}");
