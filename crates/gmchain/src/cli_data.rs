@@ -1924,6 +1924,11 @@ mod tests {
             Hang,
             /// Serves the fetch, but its record is not in the fetch log.
             Unrecorded,
+            /// Serves the fetch with the envelope of an earlier fetch, whose record (the one
+            /// the key part names) was in the log before this fetch was asked.
+            Replayed,
+            /// Serves the fetch; the fetch log is never answered (the call hangs).
+            LogHangs,
         }
 
         pub(super) struct Mock {
@@ -2079,6 +2084,9 @@ mod tests {
             ) -> Out<pb::FetchLogResponse> {
                 let r = r.into_inner();
                 assert_eq!(r.dataset, "Org/licences");
+                if self.fault == Fault::LogHangs {
+                    std::future::pending::<()>().await;
+                }
                 let record = FetchRecord {
                     seq: 0,
                     object: FetchObject::Dataset(r.dataset.clone()),
@@ -2091,7 +2099,12 @@ mod tests {
                     height: types::Height(9),
                     timestamp_ms: 1,
                 };
-                let log = if self.fault == Fault::Unrecorded {
+                // The record is in the log once the fetch was asked (a replayed one was
+                // there before).
+                let asked = self.fetches.load(std::sync::atomic::Ordering::SeqCst) > 0;
+                let log = if self.fault == Fault::Unrecorded
+                    || (!asked && self.fault != Fault::Replayed)
+                {
                     Vec::new()
                 } else {
                     vec![record.encode()]
@@ -2389,6 +2402,72 @@ mod tests {
             ),
         }
         assert!(!out.exists(), "nothing is released without the trace");
+    }
+
+    /// review15 finding 1: `logged` accepts any served record naming the envelope's SM3 at the
+    /// height the key part claims, however old. A custodian that resends the envelope (and
+    /// height and request) of an earlier fetch by the same requester serves this one without
+    /// recording it, and the client reports it "logged on the chain": the earlier fetch's
+    /// record was in the log before this fetch was asked (the log's length, or the node's
+    /// height, read before the Fetch call would tell).
+    #[test]
+    #[ignore = "review15 finding 1: a record in the fetch log before the fetch was asked (a replayed envelope) passes as its trace"]
+    fn review15_a_record_logged_before_the_fetch_was_asked_is_not_its_trace() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("plain.csv");
+        let result = rt.block_on(async {
+            let port = crate::devchain::free_port().unwrap();
+            let addr = format!("http://127.0.0.1:{port}");
+            let mock = custodian_of(dir.path(), b"records", custodian::Fault::Replayed, &addr);
+            custodian::serve(mock, port).await;
+            fetch(fetch_cli(dir.path(), &addr, &out)).await
+        });
+        match result {
+            Err(Failure::NotVerified(_)) => {}
+            other => panic!(
+                "a fetch whose only trace is a record logged before it was asked must fail (exit 1): {other:?}"
+            ),
+        }
+        assert!(!out.exists(), "nothing is released without a fresh trace");
+    }
+
+    /// review15 finding 3: the fetch-log reads in `logged` have no time limit (the channel to
+    /// the connected node has a connect timeout only, and LOG_WAIT is checked only between
+    /// reads): a connected node that accepts the read and never answers hangs `data fetch`
+    /// for ever after the fetch was served and recorded. Fails after 60 s when un-ignored.
+    #[test]
+    #[ignore = "review15 finding 3: a fetch-log read that never answers hangs data fetch for ever"]
+    fn review15_a_fetch_log_read_that_never_answers_ends_the_fetch() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("plain.csv");
+        let ended = rt.block_on(async {
+            let port = crate::devchain::free_port().unwrap();
+            let addr = format!("http://127.0.0.1:{port}");
+            let mock = custodian_of(dir.path(), b"records", custodian::Fault::LogHangs, &addr);
+            custodian::serve(mock, port).await;
+            // --wait 3, LOG_WAIT 15 s: a minute is ample.
+            tokio::time::timeout(
+                std::time::Duration::from_secs(60),
+                fetch(fetch_cli(dir.path(), &addr, &out)),
+            )
+            .await
+        });
+        match ended {
+            Ok(Err(Failure::Unreachable(_))) => {}
+            Ok(other) => panic!("expected exit 3, got {other:?}"),
+            Err(_) => panic!("a fetch-log read that never answers hangs the fetch"),
+        }
+        assert!(!out.exists());
     }
 
     /// Upload streams the sealed temporary in messages of at most 1 MiB, the first announcing
