@@ -231,7 +231,7 @@ pub(crate) fn one_line(msg: &str) -> String {
             break;
         }
         match c {
-            '\n' | '\r' | '\t' => out.push(' '),
+            '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}' => out.push(' '),
             c if c.is_control() || is_bidi_format(c) => out.extend(c.escape_unicode()),
             c => out.push(c),
         }

@@ -527,13 +527,44 @@ impl Drop for RequesterSlot {
     }
 }
 
-/// A fetch's response stream, holding the fetch's slots (one of [`MAX_FETCHES`] and one of
-/// its requester's [`MAX_FETCHES_PER_REQUESTER`]) until the stream is dropped: when the client
-/// has read it to the end or went away, not merely when the last chunk was queued (chunks
-/// queued for a client that stops reading stay held by the stream, and so count).
+/// A fetch's slots: one of [`MAX_FETCHES`] and one of its requester's
+/// [`MAX_FETCHES_PER_REQUESTER`].
+type Slots = Arc<std::sync::Mutex<Option<(tokio::sync::OwnedSemaphorePermit, RequesterSlot)>>>;
+
+/// A fetch's response stream. It holds the fetch's slots until it is dropped (the client read
+/// it to the end or went away), not merely until the last chunk was queued, so that chunks
+/// queued for a client that stops reading count; and the fetch's deadline gives them back
+/// regardless ([`hold`]), because the HTTP/2 layer keeps a stream it cannot send on for as
+/// long as the connection lives (keepalive pings keep it alive).
 struct Held {
     inner: tokio_stream::wrappers::ReceiverStream<Result<pb::FetchChunk, Status>>,
-    _slots: (tokio::sync::OwnedSemaphorePermit, RequesterSlot),
+    slots: Slots,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// The response stream over `rx`, holding `slots` until it is dropped or `deadline` passes.
+fn hold(
+    rx: tokio::sync::mpsc::Receiver<Result<pb::FetchChunk, Status>>,
+    slots: (tokio::sync::OwnedSemaphorePermit, RequesterSlot),
+    deadline: tokio::time::Instant,
+) -> Held {
+    let slots: Slots = Arc::new(std::sync::Mutex::new(Some(slots)));
+    let expiry = Arc::downgrade(&slots);
+    tokio::spawn(async move {
+        tokio::time::sleep_until(deadline).await;
+        if let Some(s) = expiry.upgrade() {
+            s.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+    });
+    Held {
+        inner: tokio_stream::wrappers::ReceiverStream::new(rx),
+        slots,
+    }
 }
 
 impl Stream for Held {
@@ -789,12 +820,11 @@ impl Exchange for ExchangeService {
             },
             record_tx_id: record_id.as_bytes().to_vec(),
         };
+        // A whole fetch has a deadline too: a minute plus a second per MiB of payload, so that
+        // a client taking a chunk just before each stall limit cannot hold its slot for ever.
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_secs(60 + payload_len / (1 << 20));
         tokio::spawn(async move {
-            // A whole fetch has a deadline too: a minute plus a second per MiB of payload, so
-            // that a client taking a chunk just before each stall limit cannot hold its slot
-            // for ever.
-            let deadline = tokio::time::Instant::now()
-                + std::time::Duration::from_secs(60 + payload_len / (1 << 20));
             // Each send waits at most STALL for the client to take the chunk; the blob is read
             // a chunk at a time on the blocking pool, which is never held while waiting.
             let send = |c: Result<pb::FetchChunk, Status>| {
@@ -871,10 +901,7 @@ impl Exchange for ExchangeService {
                 let _ = send(key).await;
             }
         });
-        Ok(Response::new(Box::pin(Held {
-            inner: tokio_stream::wrappers::ReceiverStream::new(rx),
-            _slots: (permit, mine),
-        })))
+        Ok(Response::new(Box::pin(hold(rx, (permit, mine), deadline))))
     }
 
     async fn get_dataset(
@@ -1095,10 +1122,8 @@ mod tests {
             let permit = fetching.clone().try_acquire_owned().unwrap();
             let slot = RequesterSlot::take(&per, who).unwrap();
             let (tx, rx) = tokio::sync::mpsc::channel(FETCH_QUEUE);
-            let mut held = Held {
-                inner: tokio_stream::wrappers::ReceiverStream::new(rx),
-                _slots: (permit, slot),
-            };
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+            let mut held = hold(rx, (permit, slot), deadline);
             // The sender queues its chunks and ends; nothing has been read.
             for _ in 0..FETCH_QUEUE {
                 tx.send(Ok(chunk(pb::fetch_chunk::Part::Data(vec![1; 8]))))
@@ -1118,6 +1143,41 @@ mod tests {
             drop(held);
             assert_eq!(fetching.available_permits(), 1);
             assert_eq!(per.lock().unwrap().get(&who), None);
+        });
+    }
+
+    /// review15 finding 2: a client that stops reading (while answering keepalive pings) kept
+    /// its stream, and with it the slots, for as long as the connection lived. The fetch's
+    /// deadline gives them back though the stream is still held.
+    #[test]
+    fn a_fetchs_deadline_gives_its_slots_back_though_its_stream_is_held() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let fetching = Arc::new(tokio::sync::Semaphore::new(1));
+            let per = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+            let who = Digest([7; 32]);
+            let permit = fetching.clone().try_acquire_owned().unwrap();
+            let slot = RequesterSlot::take(&per, who).unwrap();
+            let (tx, rx) = tokio::sync::mpsc::channel(FETCH_QUEUE);
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+            let held = hold(rx, (permit, slot), deadline);
+            tx.send(Ok(chunk(pb::fetch_chunk::Part::Data(vec![1; 8]))))
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            assert_eq!(fetching.available_permits(), 0, "held before the deadline");
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            assert_eq!(
+                fetching.available_permits(),
+                1,
+                "given back at the deadline"
+            );
+            assert_eq!(per.lock().unwrap().get(&who), None);
+            drop(held);
+            assert_eq!(fetching.available_permits(), 1);
         });
     }
 }

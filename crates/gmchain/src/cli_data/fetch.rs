@@ -202,104 +202,144 @@ where
     })
 }
 
-/// How long [`logged`] waits for the node this command is connected to to reach the height of
-/// the fetch record (another node than the custodian may be a block or two behind).
-const LOG_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
-
 /// The fetch log's page when looking for a record from its end.
 const LOG_PAGE: u64 = 32;
 
-/// Finds this fetch's record in the chain's fetch log of `object` (read from the node at `ex`,
-/// not from the custodian): served, for the expected version, at the height the key part
-/// named, under the request the header named, and naming the envelope the key came in by its
-/// SM3 (each envelope is a fresh SM2 encryption, so no other fetch names it). Without it the
-/// fetch left no trace the custodian did not merely claim: exit 1, and nothing is released.
-pub(super) async fn logged(
-    ex: &mut api::v1::exchange_client::ExchangeClient<tonic::transport::Channel>,
-    object: &execution::data::FetchObject,
-    expected: &Expected,
-    got: &Fetched,
-) -> Result<execution::data::FetchRecord, Failure> {
-    use execution::data::{FetchObject, FetchRecord};
-    let (dataset, message_id) = match object {
-        FetchObject::Dataset(id) => (id.clone(), Vec::new()),
-        FetchObject::Message(m) => (String::new(), m.0.to_vec()),
-    };
-    let read = |from: u64, limit: u64| pb::GetFetchLogRequest {
-        dataset: dataset.clone(),
-        message_id: message_id.clone(),
-        from,
-        limit: limit as u32,
-    };
-    let unlogged = |why: String| {
-        verify_failed(format!(
-            "the custodian's record of this fetch (transaction {}, height {}) {why}",
-            hex::encode(&got.header.record_tx_id),
-            got.recorded_at
-        ))
-    };
-    let started = std::time::Instant::now();
-    loop {
-        let head = ex
-            .get_fetch_log(read(u64::MAX, 1))
-            .await
-            .map_err(|s| refusal("reading the fetch log", s))?
-            .into_inner();
-        // From the log's end back to the first record below the height the custodian named.
-        let mut end = head.total;
-        'scan: while end > 0 {
-            let from = end.saturating_sub(LOG_PAGE);
-            let page = ex
-                .get_fetch_log(read(from, end - from))
-                .await
-                .map_err(|s| refusal("reading the fetch log", s))?
-                .into_inner();
-            for bytes in page.records.iter().rev() {
-                let r = FetchRecord::decode(b"Exchange.GetFetchLog", bytes).map_err(|e| {
-                    verify_failed(format!(
-                        "the node sent a fetch record that does not decode: {e}"
-                    ))
-                })?;
-                if r.height.0 < got.recorded_at {
-                    break 'scan;
+/// Where a fetch's record is looked for: the chain's fetch log of a dataset or a message, read
+/// from the node this command is connected to (not from the custodian), each read bounded by
+/// `--wait`.
+pub(super) struct FetchLog<'a> {
+    pub(super) ex: &'a mut api::v1::exchange_client::ExchangeClient<tonic::transport::Channel>,
+    pub(super) object: &'a execution::data::FetchObject,
+    pub(super) wait: std::time::Duration,
+}
+
+impl FetchLog<'_> {
+    /// One read of the log: records `from` on, at most `limit`; the log's length and the node's
+    /// height.
+    async fn read(&mut self, from: u64, limit: u64) -> Result<pb::FetchLogResponse, Failure> {
+        use execution::data::FetchObject;
+        let (dataset, message_id) = match self.object {
+            FetchObject::Dataset(id) => (id.clone(), Vec::new()),
+            FetchObject::Message(m) => (String::new(), m.0.to_vec()),
+        };
+        let call = self.ex.get_fetch_log(pb::GetFetchLogRequest {
+            dataset,
+            message_id,
+            from,
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
+        });
+        match tokio::time::timeout(self.wait, call).await {
+            Err(_) => Err(Failure::Unreachable(format!(
+                "the node did not answer a read of the fetch log within {} s (--wait); nothing was written",
+                self.wait.as_secs()
+            ))),
+            Ok(Err(s)) => Err(node_failed("reading the fetch log", s)),
+            Ok(Ok(r)) => Ok(r.into_inner()),
+        }
+    }
+
+    /// The log's length: read before the fetch is asked, so that only a record added after it
+    /// can be its trace.
+    pub(super) async fn len(&mut self) -> Result<u64, Failure> {
+        Ok(self.read(u64::MAX, 1).await?.total)
+    }
+
+    /// Finds this fetch's record: added after the log held `before` records, by the requester
+    /// `me` (SM3 of this command's TLS certificate, when known), served, for the expected
+    /// version, at the height the key part named, under the request the header named, and
+    /// naming the envelope the key came in by its SM3. Without it the fetch left no trace the
+    /// custodian did not merely claim: exit 1, and nothing is released. A connected node
+    /// behind the custodian is waited for, up to `--wait`.
+    pub(super) async fn find(
+        &mut self,
+        before: u64,
+        me: Option<Digest>,
+        expected: &Expected,
+        got: &Fetched,
+    ) -> Result<execution::data::FetchRecord, Failure> {
+        use execution::data::FetchRecord;
+        let unlogged = |why: String| {
+            verify_failed(format!(
+                "the custodian's record of this fetch (transaction {}, height {}) {why}",
+                hex::encode(&got.header.record_tx_id),
+                got.recorded_at
+            ))
+        };
+        let request = if got.header.request_id.is_empty() {
+            vec![0; 32]
+        } else {
+            got.header.request_id.clone()
+        };
+        let started = std::time::Instant::now();
+        loop {
+            let head = self.read(u64::MAX, 1).await?;
+            // From the log's end back to the records it held before the fetch was asked.
+            let mut end = head.total;
+            while end > before {
+                let from = end.saturating_sub(LOG_PAGE).max(before);
+                let page = self.read(from, end - from).await?;
+                for bytes in page.records.iter().rev() {
+                    let r = FetchRecord::decode(b"Exchange.GetFetchLog", bytes).map_err(|e| {
+                        verify_failed(format!(
+                            "the node sent a fetch record that does not decode: {e}"
+                        ))
+                    })?;
+                    if r.envelope_sm3 != got.envelope_sm3.0 || r.seq < before {
+                        continue;
+                    }
+                    if r.outcome != 0
+                        || r.version != expected.version
+                        || r.height.0 != got.recorded_at
+                        || r.request.0.to_vec() != request
+                        || me.is_some_and(|me| r.requester != me)
+                    {
+                        return Err(unlogged(format!(
+                            "is in the chain's log as fetch {} with other facts (outcome {}, version {}, height {}, request {}, requester {})",
+                            r.seq, r.outcome, r.version, r.height.0, r.request, r.requester
+                        )));
+                    }
+                    return Ok(r);
                 }
-                if r.envelope_sm3 != got.envelope_sm3.0 {
-                    continue;
-                }
-                let request = if got.header.request_id.is_empty() {
-                    vec![0; 32]
-                } else {
-                    got.header.request_id.clone()
-                };
-                if r.outcome != 0
-                    || r.version != expected.version
-                    || r.height.0 != got.recorded_at
-                    || r.request.0.to_vec() != request
-                {
-                    return Err(unlogged(format!(
-                        "is in the chain's log as fetch {} with other facts (outcome {}, version {}, height {}, request {})",
-                        r.seq, r.outcome, r.version, r.height.0, r.request
-                    )));
-                }
-                return Ok(r);
+                end = from;
             }
-            end = from;
+            if head.height >= got.recorded_at {
+                return Err(unlogged(format!(
+                    "is not among the {} records the chain's fetch log gained since the fetch was asked (read at height {})",
+                    head.total.saturating_sub(before),
+                    head.height
+                )));
+            }
+            if started.elapsed() > self.wait {
+                return Err(Failure::Unreachable(format!(
+                    "the node is at height {}, below the fetch record's {} after {} s (--wait); nothing was written",
+                    head.height,
+                    got.recorded_at,
+                    self.wait.as_secs()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
-        if head.height >= got.recorded_at {
-            return Err(unlogged(format!(
-                "is not in the chain's fetch log (read at height {})",
-                head.height
-            )));
-        }
-        if started.elapsed() > LOG_WAIT {
-            return Err(Failure::Unreachable(format!(
-                "the node is at height {}, below the fetch record's {} after {} s; nothing was written",
-                head.height,
-                got.recorded_at,
-                LOG_WAIT.as_secs()
-            )));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// A failure status from a node: a coded refusal takes its code's class; an uncoded one is the
+/// node failing (exit 3).
+fn node_failed(what: &str, s: tonic::Status) -> Failure {
+    let coded = s
+        .metadata()
+        .get(api::CODE_METADATA_KEY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(codes::by_name)
+        .is_some();
+    if coded {
+        refusal(what, s)
+    } else {
+        Failure::Unreachable(format!(
+            "{what}: the node failed ({:?}): {}; nothing was written",
+            s.code(),
+            crate::one_line(s.message())
+        ))
     }
 }
 
