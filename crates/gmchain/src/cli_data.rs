@@ -1951,6 +1951,8 @@ mod tests {
             pub payload: Vec<u8>,
             pub envelope: Vec<u8>,
             pub fault: Fault,
+            /// The requester the fetch record names (SM3 of a TLS certificate).
+            pub requester: Digest,
             /// What Upload received: message data lengths, SM3 and length announced, SM3 of data.
             pub uploads: Mutex<Vec<Upload>>,
             /// Fetch calls received (the custodian records each one on the chain).
@@ -2104,7 +2106,7 @@ mod tests {
                     seq: 0,
                     object: FetchObject::Dataset(r.dataset.clone()),
                     version: 1,
-                    requester: Digest([5; 32]),
+                    requester: self.requester,
                     request: Digest([1; 32]),
                     outcome: 0,
                     envelope_sm3: crypto_sm::sm3::sm3(&self.envelope).0.to_vec(),
@@ -2251,6 +2253,7 @@ mod tests {
             payload,
             envelope,
             fault,
+            requester: Digest([5; 32]),
             uploads: std::sync::Mutex::new(Vec::new()),
             fetches: std::sync::atomic::AtomicUsize::new(0),
         })
@@ -2482,6 +2485,76 @@ mod tests {
             Err(_) => panic!("a fetch-log read that never answers hangs the fetch"),
         }
         assert!(!out.exists());
+    }
+
+    /// review16 finding 3: the requester check reads `--tls-cert` (or the profile's
+    /// `tls_cert`) with `read_cert`, which takes a file of exactly one certificate, while the
+    /// TLS identity reads the same file as a chain (`read_certs`: the leaf, then its issuers).
+    /// A user whose TLS certificate file carries its chain connects, is served and recorded,
+    /// and then `data fetch` refuses the fetch (exit 2) before looking at the trace.
+    #[test]
+    #[ignore = "review16 finding 3: a --tls-cert file holding the leaf and its chain makes data fetch fail (exit 2)"]
+    fn review16_a_tls_certificate_file_with_its_chain_does_not_refuse_the_fetch() {
+        use crypto::Signer;
+        let provider = crypto_sm::SoftwareProvider::new(std::sync::Arc::new(SystemRandom));
+        let root_key = provider.generate().unwrap();
+        let key = provider.generate().unwrap();
+        let validity = pki::Validity {
+            not_before: pki::UnixTime(1_700_000_000),
+            not_after: pki::UnixTime(4_000_000_000),
+        };
+        let root = pki::issue_root(
+            "Org Root",
+            "Org",
+            pki::Serial::random(&SystemRandom).unwrap(),
+            validity,
+            &root_key,
+        )
+        .unwrap();
+        let leaf = pki::issue(
+            &root,
+            &root_key,
+            &pki::IssueRequest {
+                role: pki::Role::User,
+                common_name: "alice",
+                organisation: "Org",
+                public_key: &key.public_key(),
+                serial: pki::Serial::random(&SystemRandom).unwrap(),
+                validity,
+            },
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        // The leaf alone passes the requester check; the leaf and its root (what TLS takes)
+        // must too: the record names the same leaf.
+        for (name, pem) in [
+            ("leaf.pem", leaf.to_pem()),
+            ("chain.pem", format!("{}{}", leaf.to_pem(), root.to_pem())),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("plain.csv");
+            let cert = dir.path().join(name);
+            std::fs::write(&cert, pem).unwrap();
+            let result = rt.block_on(async {
+                let port = crate::devchain::free_port().unwrap();
+                let addr = format!("http://127.0.0.1:{port}");
+                let mock = custodian_of(dir.path(), b"records", custodian::Fault::None, &addr);
+                let mut mock = std::sync::Arc::into_inner(mock).unwrap();
+                mock.requester = leaf.fingerprint();
+                custodian::serve(std::sync::Arc::new(mock), port).await;
+                let mut args = fetch_cli(dir.path(), &addr, &out);
+                args.node.tls.tls_cert = Some(cert.clone());
+                fetch(args).await
+            });
+            if let Err(f) = result {
+                panic!("--tls-cert {name}: {}", f.message());
+            }
+            assert_eq!(std::fs::read(&out).unwrap(), b"records");
+        }
     }
 
     /// Upload streams the sealed temporary in messages of at most 1 MiB, the first announcing

@@ -1180,4 +1180,71 @@ mod tests {
             assert_eq!(fetching.available_permits(), 1);
         });
     }
+
+    /// review16 finding 1: the deadline gives the slots back but not the chunks queued for a
+    /// client that stopped reading: the stream (FETCH_QUEUE MiB) stays held for as long as the
+    /// connection lives, so fetches opened one deadline after another pin memory without any
+    /// slot bounding it (MAX_FETCHES × (FETCH_QUEUE + 1) MiB no longer holds).
+    #[test]
+    #[ignore = "review16 finding 1: a stalled fetch's queued chunks outlive its deadline while its slots are reused"]
+    fn review16_a_fetchs_deadline_releases_its_queued_chunks_with_its_slots() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let fetching = Arc::new(tokio::sync::Semaphore::new(1));
+            let per = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+            let who = Digest([7; 32]);
+            let permit = fetching.clone().try_acquire_owned().unwrap();
+            let slot = RequesterSlot::take(&per, who).unwrap();
+            let (tx, rx) = tokio::sync::mpsc::channel(FETCH_QUEUE);
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+            let held = hold(rx, (permit, slot), deadline);
+            for _ in 0..FETCH_QUEUE {
+                tx.send(Ok(chunk(pb::fetch_chunk::Part::Data(vec![1; CHUNK]))))
+                    .await
+                    .unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            assert_eq!(fetching.available_permits(), 1, "the slot was given back");
+            // The client never read and its connection lives: the stream is still held.
+            assert!(
+                tx.is_closed() && tx.capacity() == FETCH_QUEUE,
+                "{FETCH_QUEUE} MiB of chunks still queued for a fetch whose slot is reused"
+            );
+            drop(held);
+        });
+    }
+
+    /// review16 finding 2: each fetch spawns a timer task that sleeps until the fetch's
+    /// deadline (60 s plus a second per MiB: days for a large payload) even when its stream
+    /// was dropped at once; nothing cancels it.
+    #[test]
+    #[ignore = "review16 finding 2: a dropped fetch stream leaves its deadline timer task alive until the deadline"]
+    fn review16_a_dropped_fetch_stream_leaves_no_timer_task() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let fetching = Arc::new(tokio::sync::Semaphore::new(1));
+            let per = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+            let permit = fetching.clone().try_acquire_owned().unwrap();
+            let slot = RequesterSlot::take(&per, Digest([7; 32])).unwrap();
+            let (_tx, rx) = tokio::sync::mpsc::channel(FETCH_QUEUE);
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+            drop(hold(rx, (permit, slot), deadline));
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(
+                tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_alive_tasks(),
+                0,
+                "the stream was dropped; its timer still sleeps for an hour"
+            );
+        });
+    }
 }
