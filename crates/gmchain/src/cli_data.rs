@@ -1056,9 +1056,12 @@ async fn fetch(args: FetchArgs) -> CmdResult {
         wait,
     };
     let before = log.len().await?;
-    // The requester the record must name: this command's TLS certificate.
+    // The requester the record must name: this command's TLS certificate (the first of the
+    // file, which may carry its chain, as the TLS identity reads it).
     let me = match crate::client::tls_cert_path(&args.node)? {
-        Some(p) => Some(read_cert("--tls-cert", &p)?.fingerprint()),
+        Some(p) => crate::client::read_certs("--tls-cert", &p)?
+            .first()
+            .map(|c| c.fingerprint()),
         None => None,
     };
     let answered = tokio::time::timeout(wait, ex.fetch(request)).await;
@@ -2493,7 +2496,6 @@ mod tests {
     /// A user whose TLS certificate file carries its chain connects, is served and recorded,
     /// and then `data fetch` refuses the fetch (exit 2) before looking at the trace.
     #[test]
-    #[ignore = "review16 finding 3: a --tls-cert file holding the leaf and its chain makes data fetch fail (exit 2)"]
     fn review16_a_tls_certificate_file_with_its_chain_does_not_refuse_the_fetch() {
         use crypto::Signer;
         let provider = crypto_sm::SoftwareProvider::new(std::sync::Arc::new(SystemRandom));
@@ -2555,6 +2557,27 @@ mod tests {
             }
             assert_eq!(std::fs::read(&out).unwrap(), b"records");
         }
+        // review16 finding 5: a record naming another requester is not this fetch's trace.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("plain.csv");
+        let cert = dir.path().join("leaf.pem");
+        std::fs::write(&cert, leaf.to_pem()).unwrap();
+        let result = rt.block_on(async {
+            let port = crate::devchain::free_port().unwrap();
+            let addr = format!("http://127.0.0.1:{port}");
+            let mock = custodian_of(dir.path(), b"records", custodian::Fault::None, &addr);
+            let mut mock = std::sync::Arc::into_inner(mock).unwrap();
+            mock.requester = root.fingerprint();
+            custodian::serve(std::sync::Arc::new(mock), port).await;
+            let mut args = fetch_cli(dir.path(), &addr, &out);
+            args.node.tls.tls_cert = Some(cert.clone());
+            fetch(args).await
+        });
+        match result {
+            Err(Failure::NotVerified(m)) => assert!(m.contains("requester"), "{m}"),
+            other => panic!("a trace naming another requester must fail (exit 1): {other:?}"),
+        }
+        assert!(!out.exists());
     }
 
     /// Upload streams the sealed temporary in messages of at most 1 MiB, the first announcing

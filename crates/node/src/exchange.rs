@@ -527,55 +527,72 @@ impl Drop for RequesterSlot {
     }
 }
 
-/// A fetch's slots: one of [`MAX_FETCHES`] and one of its requester's
-/// [`MAX_FETCHES_PER_REQUESTER`].
-type Slots = Arc<std::sync::Mutex<Option<(tokio::sync::OwnedSemaphorePermit, RequesterSlot)>>>;
+/// What a fetch holds until its stream is dropped or its deadline passes: its slots (one of
+/// [`MAX_FETCHES`] and one of its requester's [`MAX_FETCHES_PER_REQUESTER`]) and the queue of
+/// its chunks.
+type Slots = (tokio::sync::OwnedSemaphorePermit, RequesterSlot);
+type Hold = Arc<
+    std::sync::Mutex<
+        Option<(
+            Slots,
+            tokio_stream::wrappers::ReceiverStream<Result<pb::FetchChunk, Status>>,
+        )>,
+    >,
+>;
 
-/// A fetch's response stream. It holds the fetch's slots until it is dropped (the client read
-/// it to the end or went away), not merely until the last chunk was queued, so that chunks
-/// queued for a client that stops reading count; and the fetch's deadline gives them back
-/// regardless ([`hold`]), because the HTTP/2 layer keeps a stream it cannot send on for as
-/// long as the connection lives (keepalive pings keep it alive).
+/// A fetch's response stream. It holds the fetch's slots and its queued chunks until it is
+/// dropped (the client read it to the end or went away), not merely until the last chunk was
+/// queued, so that chunks queued for a client that stops reading count; and at the fetch's
+/// deadline both are dropped regardless ([`hold`]: the stream then ends), because the HTTP/2
+/// layer keeps a stream it cannot send on for as long as the connection lives (keepalive pings
+/// keep it alive) — holding at most the one chunk it already took.
 struct Held {
-    inner: tokio_stream::wrappers::ReceiverStream<Result<pb::FetchChunk, Status>>,
-    slots: Slots,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).take();
-    }
-}
-
-/// The response stream over `rx`, holding `slots` until it is dropped or `deadline` passes.
-fn hold(
-    rx: tokio::sync::mpsc::Receiver<Result<pb::FetchChunk, Status>>,
-    slots: (tokio::sync::OwnedSemaphorePermit, RequesterSlot),
-    deadline: tokio::time::Instant,
-) -> Held {
-    let slots: Slots = Arc::new(std::sync::Mutex::new(Some(slots)));
-    let expiry = Arc::downgrade(&slots);
-    tokio::spawn(async move {
-        tokio::time::sleep_until(deadline).await;
-        if let Some(s) = expiry.upgrade() {
-            s.lock().unwrap_or_else(|e| e.into_inner()).take();
-        }
-    });
-    Held {
-        inner: tokio_stream::wrappers::ReceiverStream::new(rx),
-        slots,
-    }
+    held: Hold,
+    timer: tokio::task::AbortHandle,
 }
 
 impl Stream for Held {
     type Item = Result<pb::FetchChunk, Status>;
 
     fn poll_next(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        Pin::new(&mut self.inner).poll_next(cx)
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        match held.as_mut() {
+            Some((_, rx)) => Pin::new(rx).poll_next(cx),
+            None => std::task::Poll::Ready(None),
+        }
     }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.timer.abort();
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// The response stream over `rx`, holding `slots` and `rx` until it is dropped or `deadline`
+/// passes; its timer is cancelled when it is dropped.
+fn hold(
+    rx: tokio::sync::mpsc::Receiver<Result<pb::FetchChunk, Status>>,
+    slots: Slots,
+    deadline: tokio::time::Instant,
+) -> Held {
+    let held: Hold = Arc::new(std::sync::Mutex::new(Some((
+        slots,
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ))));
+    let expiry = Arc::downgrade(&held);
+    let timer = tokio::spawn(async move {
+        tokio::time::sleep_until(deadline).await;
+        if let Some(h) = expiry.upgrade() {
+            h.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+    })
+    .abort_handle();
+    Held { held, timer }
 }
 
 /// Frees a requester's refusal slot when its refusal is answered.
@@ -1186,7 +1203,6 @@ mod tests {
     /// connection lives, so fetches opened one deadline after another pin memory without any
     /// slot bounding it (MAX_FETCHES × (FETCH_QUEUE + 1) MiB no longer holds).
     #[test]
-    #[ignore = "review16 finding 1: a stalled fetch's queued chunks outlive its deadline while its slots are reused"]
     fn review16_a_fetchs_deadline_releases_its_queued_chunks_with_its_slots() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -1221,7 +1237,6 @@ mod tests {
     /// deadline (60 s plus a second per MiB: days for a large payload) even when its stream
     /// was dropped at once; nothing cancels it.
     #[test]
-    #[ignore = "review16 finding 2: a dropped fetch stream leaves its deadline timer task alive until the deadline"]
     fn review16_a_dropped_fetch_stream_leaves_no_timer_task() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
