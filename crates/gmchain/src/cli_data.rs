@@ -2285,15 +2285,45 @@ mod tests {
         }
     }
 
-    /// `data fetch` against a custodian over gRPC: the catalogue read, the endpoint's address,
-    /// the stream; each fault leaves nothing at --out and exits 1 with its code.
-    #[test]
-    fn fetch_over_grpc_writes_only_a_verified_plaintext() {
+    /// Runs `data fetch` (as [`fetch_cli`] builds it for `out`, then changed by `tweak`)
+    /// against a mock custodian serving `plain` with `fault` (then changed by `adjust`), on a
+    /// runtime of its own; a fetch still running after a minute fails the test.
+    fn fetch_from_mock(
+        dir: &Path,
+        out: &Path,
+        plain: &[u8],
+        fault: custodian::Fault,
+        adjust: impl FnOnce(&mut custodian::Mock),
+        tweak: impl FnOnce(&mut FetchArgs),
+    ) -> (std::sync::Arc<custodian::Mock>, Result<(), Failure>) {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
+        rt.block_on(async {
+            // The endpoint names the custodian's own address: fetch connects there.
+            let port = crate::devchain::free_port().unwrap();
+            let addr = format!("http://127.0.0.1:{port}");
+            let mut mock =
+                std::sync::Arc::into_inner(custodian_of(dir, plain, fault, &addr)).unwrap();
+            adjust(&mut mock);
+            let mock = std::sync::Arc::new(mock);
+            custodian::serve(mock.clone(), port).await;
+            let mut args = fetch_cli(dir, &addr, out);
+            tweak(&mut args);
+            let ran = tokio::time::timeout(std::time::Duration::from_secs(60), fetch(args)).await;
+            (
+                mock,
+                ran.unwrap_or_else(|_| panic!("data fetch still runs after a minute")),
+            )
+        })
+    }
+
+    /// `data fetch` against a custodian over gRPC: the catalogue read, the endpoint's address,
+    /// the stream; each fault leaves nothing at --out and exits 1 with its code.
+    #[test]
+    fn fetch_over_grpc_writes_only_a_verified_plaintext() {
         let plain = plaintext();
         for (fault, code) in [
             (custodian::Fault::None, ""),
@@ -2305,14 +2335,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let out = dir.path().join("out").join("plain.csv");
             std::fs::create_dir(dir.path().join("out")).unwrap();
-            let result = rt.block_on(async {
-                // The endpoint names the custodian's own address: fetch connects there.
-                let port = crate::devchain::free_port().unwrap();
-                let addr = format!("http://127.0.0.1:{port}");
-                let mock = custodian_of(dir.path(), &plain, fault, &addr);
-                custodian::serve(mock, port).await;
-                fetch(fetch_cli(dir.path(), &addr, &out)).await
-            });
+            let (_, result) = fetch_from_mock(dir.path(), &out, &plain, fault, |_| {}, |_| {});
             match (code, result) {
                 ("", Ok(())) => assert_eq!(std::fs::read(&out).unwrap(), plain),
                 ("", Err(f)) => panic!("a faithful custodian: {}", f.message()),
@@ -2325,59 +2348,29 @@ mod tests {
         }
     }
 
-    /// review14c finding 1: the 90 s idle limit starts only once the custodian answered the
-    /// call; a custodian that accepts the TLS connection and the Fetch call but never sends
-    /// its response headers hangs `data fetch` for ever (the channel has a connect timeout
-    /// only). Fails after about 105 s when un-ignored.
+    /// review14c finding 1: the idle limit started only once the custodian answered the call;
+    /// a custodian that accepts the TLS connection and the Fetch call but never sends its
+    /// response headers hung `data fetch` for ever. Now `--wait` bounds the call (3 s here).
     #[test]
     fn review14c_a_custodian_that_never_answers_the_call_ends_the_fetch() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("plain.csv");
-        let ended = rt.block_on(async {
-            let port = crate::devchain::free_port().unwrap();
-            let addr = format!("http://127.0.0.1:{port}");
-            let mock = custodian_of(dir.path(), b"records", custodian::Fault::Hang, &addr);
-            custodian::serve(mock, port).await;
-            // `fetch_cli` waits 3 s (--wait 3).
-            tokio::time::timeout(
-                std::time::Duration::from_secs(30),
-                fetch(fetch_cli(dir.path(), &addr, &out)),
-            )
-            .await
-        });
-        match ended {
-            Ok(Err(Failure::Unreachable(m))) => assert!(m.contains("did not answer"), "{m}"),
-            Ok(other) => panic!("expected exit 3, got {other:?}"),
-            Err(_) => panic!("a custodian silent before its first message hangs the fetch"),
+        let hang = custodian::Fault::Hang;
+        match fetch_from_mock(dir.path(), &out, b"records", hang, |_| {}, |_| {}).1 {
+            Err(Failure::Unreachable(m)) => assert!(m.contains("did not answer"), "{m}"),
+            other => panic!("expected exit 3, got {other:?}"),
         }
     }
 
-    /// review14c finding 2: `check_out` runs inside `fetch::receive`, after the Fetch call
-    /// reached the custodian (which signs and submits its fetch record before it answers), so
-    /// an --out that cannot be written still costs a served, recorded fetch and a released key
-    /// (commit 2759f85 says "--out checked before the fetch is recorded").
+    /// review14c finding 2: --out was checked only after the Fetch call reached the custodian
+    /// (which signs and submits its fetch record before it answers), so an --out that cannot
+    /// be written still cost a served, recorded fetch and a released key.
     #[test]
     fn review14c_an_unwritable_out_is_refused_before_the_custodian_is_called() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("missing-dir").join("plain.csv");
-        let (mock, result) = rt.block_on(async {
-            let port = crate::devchain::free_port().unwrap();
-            let addr = format!("http://127.0.0.1:{port}");
-            let mock = custodian_of(dir.path(), b"records", custodian::Fault::None, &addr);
-            custodian::serve(mock.clone(), port).await;
-            let r = fetch(fetch_cli(dir.path(), &addr, &out)).await;
-            (mock, r)
-        });
+        let none = custodian::Fault::None;
+        let (mock, result) = fetch_from_mock(dir.path(), &out, b"records", none, |_| {}, |_| {});
         match result {
             Err(Failure::BadInput(m)) => assert!(m.contains("--out"), "{m}"),
             other => panic!("expected bad input naming --out, got {other:?}"),
@@ -2389,30 +2382,15 @@ mod tests {
         );
     }
 
-    /// review14c finding 3: "fetch logged by tx T at height H" is the custodian's word: the
-    /// header's record_tx_id and the key part's recorded_at are printed without being looked
-    /// up on the chain. This mock names a transaction that exists nowhere (its fetch log and
-    /// every other read but the dataset and endpoint are unimplemented) and the fetch
-    /// succeeds.
+    /// review14c finding 3: "fetch logged by tx T at height H" was the custodian's word. Now
+    /// the record must be in the chain's fetch log; here the log (the mock's, standing for the
+    /// chain's) lacks it, at the height it claims.
     #[test]
     fn review14c_a_fetch_record_the_chain_does_not_hold_is_not_reported_as_logged() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("plain.csv");
-        let result = rt.block_on(async {
-            let port = crate::devchain::free_port().unwrap();
-            let addr = format!("http://127.0.0.1:{port}");
-            // The log (the mock's, standing for the chain's) lacks the record the custodian
-            // claims (tx 0202…02 at height 9), and its height is 9: it will not come.
-            let mock = custodian_of(dir.path(), b"records", custodian::Fault::Unrecorded, &addr);
-            custodian::serve(mock, port).await;
-            fetch(fetch_cli(dir.path(), &addr, &out)).await
-        });
-        match result {
+        let fault = custodian::Fault::Unrecorded;
+        match fetch_from_mock(dir.path(), &out, b"records", fault, |_| {}, |_| {}).1 {
             Err(Failure::NotVerified(m)) => {
                 assert!(
                     m.contains("the chain's fetch log gained since the fetch was asked"),
@@ -2426,29 +2404,15 @@ mod tests {
         assert!(!out.exists(), "nothing is released without the trace");
     }
 
-    /// review15 finding 1: `logged` accepts any served record naming the envelope's SM3 at the
-    /// height the key part claims, however old. A custodian that resends the envelope (and
-    /// height and request) of an earlier fetch by the same requester serves this one without
-    /// recording it, and the client reports it "logged on the chain": the earlier fetch's
-    /// record was in the log before this fetch was asked (the log's length, or the node's
-    /// height, read before the Fetch call would tell).
+    /// review15 finding 1: any served record naming the envelope's SM3 at the claimed height
+    /// passed, however old: a custodian resending an earlier fetch's envelope served again
+    /// unrecorded. Now only a record the log gained after the fetch was asked counts.
     #[test]
     fn review15_a_record_logged_before_the_fetch_was_asked_is_not_its_trace() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("plain.csv");
-        let result = rt.block_on(async {
-            let port = crate::devchain::free_port().unwrap();
-            let addr = format!("http://127.0.0.1:{port}");
-            let mock = custodian_of(dir.path(), b"records", custodian::Fault::Replayed, &addr);
-            custodian::serve(mock, port).await;
-            fetch(fetch_cli(dir.path(), &addr, &out)).await
-        });
-        match result {
+        let fault = custodian::Fault::Replayed;
+        match fetch_from_mock(dir.path(), &out, b"records", fault, |_| {}, |_| {}).1 {
             Err(Failure::NotVerified(_)) => {}
             other => panic!(
                 "a fetch whose only trace is a record logged before it was asked must fail (exit 1): {other:?}"
@@ -2457,44 +2421,24 @@ mod tests {
         assert!(!out.exists(), "nothing is released without a fresh trace");
     }
 
-    /// review15 finding 3: the fetch-log reads in `logged` have no time limit (the channel to
-    /// the connected node has a connect timeout only, and LOG_WAIT is checked only between
-    /// reads): a connected node that accepts the read and never answers hangs `data fetch`
-    /// for ever after the fetch was served and recorded. Fails after 60 s when un-ignored.
+    /// review15 finding 3: the fetch-log reads had no time limit: a connected node that
+    /// accepts the read and never answers hung `data fetch`. Now `--wait` bounds each read.
     #[test]
     fn review15_a_fetch_log_read_that_never_answers_ends_the_fetch() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("plain.csv");
-        let ended = rt.block_on(async {
-            let port = crate::devchain::free_port().unwrap();
-            let addr = format!("http://127.0.0.1:{port}");
-            let mock = custodian_of(dir.path(), b"records", custodian::Fault::LogHangs, &addr);
-            custodian::serve(mock, port).await;
-            // --wait 3 bounds each read of the log: a minute is ample.
-            tokio::time::timeout(
-                std::time::Duration::from_secs(60),
-                fetch(fetch_cli(dir.path(), &addr, &out)),
-            )
-            .await
-        });
-        match ended {
-            Ok(Err(Failure::Unreachable(_))) => {}
-            Ok(other) => panic!("expected exit 3, got {other:?}"),
-            Err(_) => panic!("a fetch-log read that never answers hangs the fetch"),
+        let fault = custodian::Fault::LogHangs;
+        match fetch_from_mock(dir.path(), &out, b"records", fault, |_| {}, |_| {}).1 {
+            Err(Failure::Unreachable(_)) => {}
+            other => panic!("expected exit 3, got {other:?}"),
         }
         assert!(!out.exists());
     }
 
-    /// review16 finding 3: the requester check reads `--tls-cert` (or the profile's
-    /// `tls_cert`) with `read_cert`, which takes a file of exactly one certificate, while the
-    /// TLS identity reads the same file as a chain (`read_certs`: the leaf, then its issuers).
-    /// A user whose TLS certificate file carries its chain connects, is served and recorded,
-    /// and then `data fetch` refuses the fetch (exit 2) before looking at the trace.
+    /// review16 finding 3: the requester check read `--tls-cert` as a file of exactly one
+    /// certificate while the TLS identity reads it as a chain, so a user whose certificate
+    /// file carries its chain was refused (exit 2) after being served and recorded. And
+    /// (finding 5) a record naming another requester is not this fetch's trace.
     #[test]
     fn review16_a_tls_certificate_file_with_its_chain_does_not_refuse_the_fetch() {
         use crypto::Signer;
@@ -2526,58 +2470,33 @@ mod tests {
             },
         )
         .unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        // The leaf alone passes the requester check; the leaf and its root (what TLS takes)
-        // must too: the record names the same leaf.
-        for (name, pem) in [
-            ("leaf.pem", leaf.to_pem()),
-            ("chain.pem", format!("{}{}", leaf.to_pem(), root.to_pem())),
-        ] {
+        // The record names `requester`; the fetch runs with `pem` as --tls-cert.
+        let run = |pem: String, requester: Digest| {
             let dir = tempfile::tempdir().unwrap();
             let out = dir.path().join("plain.csv");
-            let cert = dir.path().join(name);
+            let cert = dir.path().join("cert.pem");
             std::fs::write(&cert, pem).unwrap();
-            let result = rt.block_on(async {
-                let port = crate::devchain::free_port().unwrap();
-                let addr = format!("http://127.0.0.1:{port}");
-                let mock = custodian_of(dir.path(), b"records", custodian::Fault::None, &addr);
-                let mut mock = std::sync::Arc::into_inner(mock).unwrap();
-                mock.requester = leaf.fingerprint();
-                custodian::serve(std::sync::Arc::new(mock), port).await;
-                let mut args = fetch_cli(dir.path(), &addr, &out);
-                args.node.tls.tls_cert = Some(cert.clone());
-                fetch(args).await
-            });
-            if let Err(f) = result {
-                panic!("--tls-cert {name}: {}", f.message());
+            let (_, result) = fetch_from_mock(
+                dir.path(),
+                &out,
+                b"records",
+                custodian::Fault::None,
+                |m| m.requester = requester,
+                |a| a.node.tls.tls_cert = Some(cert.clone()),
+            );
+            (result, std::fs::read(&out).ok())
+        };
+        // The leaf alone, and the leaf with its root (what TLS takes): the record names the leaf.
+        for pem in [leaf.to_pem(), format!("{}{}", leaf.to_pem(), root.to_pem())] {
+            match run(pem, leaf.fingerprint()) {
+                (Ok(()), Some(got)) => assert_eq!(got, b"records"),
+                (other, _) => panic!("{other:?}"),
             }
-            assert_eq!(std::fs::read(&out).unwrap(), b"records");
         }
-        // review16 finding 5: a record naming another requester is not this fetch's trace.
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("plain.csv");
-        let cert = dir.path().join("leaf.pem");
-        std::fs::write(&cert, leaf.to_pem()).unwrap();
-        let result = rt.block_on(async {
-            let port = crate::devchain::free_port().unwrap();
-            let addr = format!("http://127.0.0.1:{port}");
-            let mock = custodian_of(dir.path(), b"records", custodian::Fault::None, &addr);
-            let mut mock = std::sync::Arc::into_inner(mock).unwrap();
-            mock.requester = root.fingerprint();
-            custodian::serve(std::sync::Arc::new(mock), port).await;
-            let mut args = fetch_cli(dir.path(), &addr, &out);
-            args.node.tls.tls_cert = Some(cert.clone());
-            fetch(args).await
-        });
-        match result {
-            Err(Failure::NotVerified(m)) => assert!(m.contains("requester"), "{m}"),
+        match run(leaf.to_pem(), root.fingerprint()) {
+            (Err(Failure::NotVerified(m)), None) => assert!(m.contains("requester"), "{m}"),
             other => panic!("a trace naming another requester must fail (exit 1): {other:?}"),
         }
-        assert!(!out.exists());
     }
 
     /// Upload streams the sealed temporary in messages of at most 1 MiB, the first announcing

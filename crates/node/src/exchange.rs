@@ -1123,6 +1123,27 @@ async fn read_tip<T: Send + 'static>(
 mod tests {
     use super::*;
 
+    /// The requester of these tests.
+    const WHO: Digest = Digest([7; 32]);
+
+    /// One fetch's slots taken from a node with a single fetch slot: the node's semaphore and
+    /// per-requester map (to watch), the slots, and the fetch's queue.
+    #[allow(clippy::type_complexity)]
+    fn one_fetch() -> (
+        Arc<tokio::sync::Semaphore>,
+        Arc<std::sync::Mutex<std::collections::HashMap<Digest, usize>>>,
+        Slots,
+        tokio::sync::mpsc::Sender<Result<pb::FetchChunk, Status>>,
+        tokio::sync::mpsc::Receiver<Result<pb::FetchChunk, Status>>,
+    ) {
+        let fetching = Arc::new(tokio::sync::Semaphore::new(1));
+        let per = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let permit = fetching.clone().try_acquire_owned().unwrap();
+        let slot = RequesterSlot::take(&per, WHO).unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(FETCH_QUEUE);
+        (fetching, per, (permit, slot), tx, rx)
+    }
+
     /// review14c finding 6: the slots were given back when the sending task had queued its
     /// last chunk, while up to FETCH_QUEUE chunks stayed held for a client that stopped
     /// reading. Now the response stream holds them until it is dropped.
@@ -1133,14 +1154,9 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let fetching = Arc::new(tokio::sync::Semaphore::new(1));
-            let per = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
-            let who = Digest([7; 32]);
-            let permit = fetching.clone().try_acquire_owned().unwrap();
-            let slot = RequesterSlot::take(&per, who).unwrap();
-            let (tx, rx) = tokio::sync::mpsc::channel(FETCH_QUEUE);
+            let (fetching, per, slots, tx, rx) = one_fetch();
             let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
-            let mut held = hold(rx, (permit, slot), deadline);
+            let mut held = hold(rx, slots, deadline);
             // The sender queues its chunks and ends; nothing has been read.
             for _ in 0..FETCH_QUEUE {
                 tx.send(Ok(chunk(pb::fetch_chunk::Part::Data(vec![1; 8]))))
@@ -1150,7 +1166,7 @@ mod tests {
             drop(tx);
             assert_eq!(fetching.available_permits(), 0, "the global slot is held");
             assert_eq!(
-                per.lock().unwrap().get(&who),
+                per.lock().unwrap().get(&WHO),
                 Some(&1),
                 "the requester's too"
             );
@@ -1159,7 +1175,7 @@ mod tests {
             assert_eq!(fetching.available_permits(), 0);
             drop(held);
             assert_eq!(fetching.available_permits(), 1);
-            assert_eq!(per.lock().unwrap().get(&who), None);
+            assert_eq!(per.lock().unwrap().get(&WHO), None);
         });
     }
 
@@ -1173,14 +1189,9 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let fetching = Arc::new(tokio::sync::Semaphore::new(1));
-            let per = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
-            let who = Digest([7; 32]);
-            let permit = fetching.clone().try_acquire_owned().unwrap();
-            let slot = RequesterSlot::take(&per, who).unwrap();
-            let (tx, rx) = tokio::sync::mpsc::channel(FETCH_QUEUE);
+            let (fetching, per, slots, tx, rx) = one_fetch();
             let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
-            let held = hold(rx, (permit, slot), deadline);
+            let held = hold(rx, slots, deadline);
             tx.send(Ok(chunk(pb::fetch_chunk::Part::Data(vec![1; 8]))))
                 .await
                 .unwrap();
@@ -1192,7 +1203,7 @@ mod tests {
                 1,
                 "given back at the deadline"
             );
-            assert_eq!(per.lock().unwrap().get(&who), None);
+            assert_eq!(per.lock().unwrap().get(&WHO), None);
             drop(held);
             assert_eq!(fetching.available_permits(), 1);
         });
@@ -1209,14 +1220,9 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let fetching = Arc::new(tokio::sync::Semaphore::new(1));
-            let per = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
-            let who = Digest([7; 32]);
-            let permit = fetching.clone().try_acquire_owned().unwrap();
-            let slot = RequesterSlot::take(&per, who).unwrap();
-            let (tx, rx) = tokio::sync::mpsc::channel(FETCH_QUEUE);
+            let (fetching, _per, slots, tx, rx) = one_fetch();
             let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
-            let held = hold(rx, (permit, slot), deadline);
+            let held = hold(rx, slots, deadline);
             for _ in 0..FETCH_QUEUE {
                 tx.send(Ok(chunk(pb::fetch_chunk::Part::Data(vec![1; CHUNK]))))
                     .await
@@ -1243,13 +1249,9 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let fetching = Arc::new(tokio::sync::Semaphore::new(1));
-            let per = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
-            let permit = fetching.clone().try_acquire_owned().unwrap();
-            let slot = RequesterSlot::take(&per, Digest([7; 32])).unwrap();
-            let (_tx, rx) = tokio::sync::mpsc::channel(FETCH_QUEUE);
+            let (_fetching, _per, slots, _tx, rx) = one_fetch();
             let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
-            drop(hold(rx, (permit, slot), deadline));
+            drop(hold(rx, slots, deadline));
             for _ in 0..10 {
                 tokio::task::yield_now().await;
             }
