@@ -326,13 +326,7 @@ impl FetchLog<'_> {
 /// A failure status from a node: a coded refusal takes its code's class; an uncoded one is the
 /// node failing (exit 3).
 fn node_failed(what: &str, s: tonic::Status) -> Failure {
-    let coded = s
-        .metadata()
-        .get(api::CODE_METADATA_KEY)
-        .and_then(|v| v.to_str().ok())
-        .and_then(codes::by_name)
-        .is_some();
-    if coded {
+    if is_coded(&s) {
         refusal(what, s)
     } else {
         Failure::Unreachable(format!(
@@ -341,6 +335,15 @@ fn node_failed(what: &str, s: tonic::Status) -> Failure {
             crate::one_line(s.message())
         ))
     }
+}
+
+/// Whether a status names a code of the registry.
+fn is_coded(s: &tonic::Status) -> bool {
+    s.metadata()
+        .get(api::CODE_METADATA_KEY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(codes::by_name)
+        .is_some()
 }
 
 /// What travels from the connection to the payload stage (the key boxed, so that only a
@@ -659,20 +662,11 @@ fn release(mut plain: File, out: Option<&Path>) -> Result<(), Failure> {
 /// status without one once the stream began — the custodian failing mid-stream (exit 3: retry
 /// later or ask its operator). The message is the custodian's, made one printable line.
 fn custodian_failed(s: tonic::Status, began: bool) -> Failure {
-    let coded = s
-        .metadata()
-        .get(api::CODE_METADATA_KEY)
-        .and_then(|v| v.to_str().ok())
-        .and_then(codes::by_name)
-        .is_some();
-    if began && !coded {
-        return Failure::Unreachable(format!(
-            "the custodian failed mid-stream ({:?}): {}; nothing was written",
-            s.code(),
-            crate::one_line(s.message())
-        ));
+    if began && !is_coded(&s) {
+        node_failed("the custodian failed mid-stream", s)
+    } else {
+        refusal("the custodian refused the fetch", s)
     }
-    refusal("the custodian refused the fetch", s)
 }
 
 /// The chunks the payload stage passes on, as a reader (ends when the sender is dropped).
