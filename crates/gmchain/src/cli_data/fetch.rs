@@ -15,7 +15,8 @@
 //! The plaintext goes to a nameless temporary file (unlinked at creation, so a kill leaves
 //! nothing) and is copied to a staging file next to `--out` (or to standard output) only after
 //! the payload's length and SM3, every chunk's tag and the plaintext's length and SM3 matched
-//! the catalogue; the staging file is then synced and renamed. On any failure nothing is in
+//! the catalogue, and the custodian's record of this fetch was found in the chain's fetch log
+//! ([`FetchLog`]); the staging file is then synced and renamed. On any failure nothing is in
 //! `--out`'s directory and an old file at `--out` is left as it was. A custodian silent for
 //! `--wait` seconds ends the fetch (exit 3).
 
