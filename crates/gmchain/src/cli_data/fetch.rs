@@ -637,7 +637,9 @@ fn release(mut plain: File, out: Option<&Path>) -> Result<(), Failure> {
             };
             let mut staging = safefile::StagingFile::create(path, safefile::Mode::PRIVATE)
                 .map_err(|e| failed(&e))?;
-            io::copy(&mut plain, &mut staging).map_err(|e| failed(&e))?;
+            // In 1 MiB writes (io::copy uses a BufReader's buffer), not 8 KiB ones.
+            let mut from = io::BufReader::with_capacity(payload::CHUNK_LEN, &mut plain);
+            io::copy(&mut from, &mut staging).map_err(|e| failed(&e))?;
             staging
                 .finish()
                 .map_err(|e| failed(&e))?
