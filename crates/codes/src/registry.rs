@@ -64,6 +64,15 @@ define_codes! {
     TX_FUEL_LIMIT_TOO_LOW = 124, BadInput, InvalidArgument,
         "A call to a WASM contract or a contract query names a fuel limit below the least a call needs (10 000), or a proposal carrying a module one below what the module's checks cost (the message gives the figure).",
         "raise the fuel limit (`--fuel`) to the figure the message names";
+    TX_SIGNER_FROZEN = 125, BadInput, PermissionDenied,
+        "The chain's supervisor froze the signer's certificate.",
+        "the supervisor froze this certificate (supervision.unfreeze by the supervisor lifts it; an admin's identity.resume does not)";
+    TX_ORG_FROZEN = 126, BadInput, PermissionDenied,
+        "The chain's supervisor froze the people (users, admins, auditors) of the signer's organisation.",
+        "the supervisor froze your organisation's people (supervision.unfreeze by the supervisor lifts it); nodes still run";
+    TX_CONTRACT_FROZEN_BY_SUPERVISOR = 127, BadInput, FailedPrecondition,
+        "The called WASM contract is frozen by the chain's supervisor: it refuses calls until the supervisor unfreezes it.",
+        "the supervisor froze this contract (gmchain audit freezes lists it); a governance unfreeze does not lift it";
     TX_STATE_UNAVAILABLE = 190, Unavailable, Unavailable,
         "The node could not read its state; the transaction was not judged.",
         "the node cannot read its state; retry later or check the node";
@@ -235,6 +244,9 @@ define_codes! {
     CONTRACT_FROZEN = 3241, BadInput, FailedPrecondition,
         "The called WASM contract was frozen by governance before the transaction ran.",
         "the consortium froze this contract; it refuses calls until a governance unfreeze";
+    CONTRACT_FROZEN_BY_SUPERVISOR = 3242, BadInput, FailedPrecondition,
+        "The called WASM contract was frozen by the chain's supervisor before the transaction ran.",
+        "the supervisor froze this contract; it refuses calls until the supervisor unfreezes it";
     EXCHANGE_DATASET_EXISTS = 3300, NotVerified, FailedPrecondition,
         "`exchange.register`: the organisation already has a dataset of this name.",
         "publish a new version of it (gmchain data publish) or choose another name";
@@ -295,6 +307,27 @@ define_codes! {
     EXCHANGE_BUSY = 3328, Unavailable, ResourceExhausted,
         "The custodian serves as many fetches as it allows at once, or the caller's previous refused fetch is still being recorded.",
         "retry in a moment";
+    SUPERVISION_NOT_SUPERVISOR = 3400, NotVerified, PermissionDenied,
+        "`supervision`: the signer's organisation is not the chain's supervisor (or the chain names none).",
+        "only auditors of the supervising organisation (genesis `supervision.supervisor`, or a governance `supervisor` proposal) freeze and unfreeze";
+    SUPERVISION_ALREADY_FROZEN = 3401, NotVerified, FailedPrecondition,
+        "`supervision.freeze`: the supervisor already froze this target.",
+        "nothing to do; supervision.unfreeze lifts it";
+    SUPERVISION_NOT_FROZEN = 3402, NotVerified, FailedPrecondition,
+        "`supervision.unfreeze`: the supervisor has not frozen this target (a suspension or a governance freeze is lifted by its own authority).",
+        "an admin's suspension is lifted by identity.resume, a governance freeze by a contract-unfreeze proposal";
+    SUPERVISION_TARGET_UNKNOWN = 3403, NotVerified, FailedPrecondition,
+        "`supervision.freeze`: no such organisation or deployed contract on the chain.",
+        "name a registered organisation or a deployed WASM contract (gmchain query orgs, gmchain contract list)";
+    SUPERVISION_TARGET_PROTECTED = 3404, NotVerified, FailedPrecondition,
+        "`supervision.freeze`: the target is the supervising organisation itself, whose people are the only ones who can unfreeze.",
+        "freeze single certificates of the supervising organisation instead";
+    SUPERVISION_NEEDS_VOTE = 3405, NotVerified, PermissionDenied,
+        "`supervision`: the chain's freeze policy is `governance`: a freeze or unfreeze is a governance proposal of the supervisor, voted by the organisations.",
+        "propose it: gmchain gov propose supervision-freeze|supervision-unfreeze (an admin of the supervising organisation)";
+    SUPERVISION_BAD_REASON = 3406, BadInput, InvalidArgument,
+        "`supervision`: the reason is empty, longer than 512 bytes or not printable UTF-8.",
+        "give a reason of 1 to 512 bytes of printable text";
     NODE_IO = 4000, BadInput, Internal,
         "A file of the node could not be read or written.",
         "check the path and its permissions; the message names the file";
@@ -370,6 +403,12 @@ define_codes! {
     NODE_CUSTODIAN = 4024, BadInput, FailedPrecondition,
         "The node's [exchange] section does not make it a custodian: its blob store cannot be opened, or the node-enc certificate or key is not this node's.",
         "the message names the file or the mismatch; give the node's own node-enc certificate and key";
+    NODE_NOT_SUPERVISOR = 4025, BadInput, PermissionDenied,
+        "The supervision API answers only auditors of the chain's supervising organisation.",
+        "connect with an auditor certificate of the supervising organisation (gmchain audit … --tls-cert)";
+    NODE_TRACE_REQUEST = 4026, BadInput, InvalidArgument,
+        "The trace request names an unknown kind, an empty or over-long ID, or a range outside the committed heights.",
+        "kinds: cert, org, contract, dataset, attestation, lifecycle; a range from height 1 (or a time) to at most the tip";
     RECEIPT_TOO_LARGE = 4100, NotVerified, InvalidArgument,
         "The file is larger than any receipt this release writes; refused before parsing.",
         "this is not a receipt gmchain wrote; obtain it again from a node";

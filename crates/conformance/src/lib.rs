@@ -32,7 +32,7 @@ pub use report::{
 };
 pub use signed::{
     CheckedSignature, MAX_REPORT_LEN, ReportFile, ReportSignature, SIGNATURE_SCHEME, SignedBy,
-    SignedReport, SignedReportError, canonical_bytes, check_signer, sign,
+    SignedReport, SignedReportError, canonical_bytes, check_signer, sign, sign_value,
 };
 pub use token::{
     DeclaredCertification, IndependentVerification, KeyFacts, ReportedDevice, TokenCheck,

@@ -192,6 +192,58 @@ pub fn sign(
     })
 }
 
+/// Signs any report given as a JSON object (an audit report of `gmchain audit report`) under the same scheme: the object's canonical bytes, an auditor's
+/// key, and a `signature` member appended. Refuses a value that is not an object or has a
+/// `signature` member already.
+pub fn sign_value(
+    value: Value,
+    signer: &dyn Signer,
+    cert: &Certificate,
+    chain: &[Certificate],
+) -> Result<SignedReport, SignedReportError> {
+    check_signer(signer, cert)?;
+    let Value::Object(mut members) = value else {
+        return Err(SignedReportError::Serialise {
+            reason: "a report is a JSON object".into(),
+        });
+    };
+    if members.contains_key("signature") {
+        return Err(SignedReportError::Serialise {
+            reason: "the report already has a signature member".into(),
+        });
+    }
+    let bytes = canonical_bytes(&Value::Object(members.clone()))?;
+    let id = UserId::default();
+    let sig = signer
+        .sign(&id, &bytes)
+        .map_err(SignedReportError::Signing)?;
+    crypto_sm::sm2::verify(&cert.public_key(), &id, &bytes, &sig)
+        .map_err(SignedReportError::Signing)?;
+    let digest = crypto_sm::sm3::sm3(&bytes);
+    let signature = ReportSignature {
+        scheme: SIGNATURE_SCHEME.to_string(),
+        content_sm3: digest.to_hex(),
+        certificate: cert.to_pem(),
+        chain: chain.iter().map(Certificate::to_pem).collect(),
+        signature: hex::encode(gmt0009::encode_signature(&sig)),
+    };
+    members.insert(
+        "signature".into(),
+        serde_json::to_value(&signature).map_err(|e| SignedReportError::Serialise {
+            reason: e.to_string(),
+        })?,
+    );
+    let json = serde_json::to_vec_pretty(&Value::Object(members)).map_err(|e| {
+        SignedReportError::Serialise {
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(SignedReport {
+        json,
+        signed_by: SignedBy::new(cert, &digest),
+    })
+}
+
 /// A report file read back: the report without its `signature` member, its canonical bytes,
 /// and the signature member if there is one.
 #[derive(Debug, Clone)]

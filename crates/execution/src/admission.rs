@@ -1083,6 +1083,18 @@ impl Admission {
                 ),
             ));
         }
+        if let Some(f) =
+            crate::supervision::freeze(view, crate::trace::FreezeKind::Contract, &record.name)
+                .map_err(state_err)?
+        {
+            return Err(reject(
+                RejectCode::ContractFrozenBySupervisor,
+                format!(
+                    "contract {:?} was frozen by the supervisor at height {} ({})",
+                    record.name, f.height.0, f.reason
+                ),
+            ));
+        }
         Ok(Target::Wasm(record))
     }
 
@@ -1399,6 +1411,13 @@ fn check_suspension<S: NodeStore + ?Sized>(
                 signer.cert_id, signer.common_name, signer.organisation
             ),
         ));
+    }
+    // The supervisor's freezes: separate flags with their own codes.
+    if let Some((code, why)) =
+        crate::supervision::signer_refusal(view, &signer.cert_id, &signer.organisation, signer.role)
+            .map_err(state_err)?
+    {
+        return Err(reject(code, why));
     }
     Ok(())
 }

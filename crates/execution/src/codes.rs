@@ -56,11 +56,17 @@ pub enum RejectCode {
     ContractFrozen,
     /// A call to a WASM contract with a fuel limit below the least a call needs.
     FuelLimitTooLow,
+    /// The chain's supervisor froze the signer's certificate.
+    SignerFrozen,
+    /// The chain's supervisor froze the people of the signer's organisation.
+    OrgFrozen,
+    /// The chain's supervisor froze the called WASM contract.
+    ContractFrozenBySupervisor,
 }
 
 impl RejectCode {
     /// Every code, in number order.
-    pub const ALL: [RejectCode; 23] = [
+    pub const ALL: [RejectCode; 26] = [
         RejectCode::Malformed,
         RejectCode::TooLarge,
         RejectCode::WrongChain,
@@ -84,6 +90,9 @@ impl RejectCode {
         RejectCode::FuelLimitTooHigh,
         RejectCode::ContractFrozen,
         RejectCode::FuelLimitTooLow,
+        RejectCode::SignerFrozen,
+        RejectCode::OrgFrozen,
+        RejectCode::ContractFrozenBySupervisor,
     ];
 
     /// Returns the registry entry: name, number, hint, exit class and gRPC status.
@@ -112,6 +121,9 @@ impl RejectCode {
             RejectCode::FuelLimitTooHigh => &codes::TX_FUEL_LIMIT_TOO_HIGH,
             RejectCode::ContractFrozen => &codes::TX_CONTRACT_FROZEN,
             RejectCode::FuelLimitTooLow => &codes::TX_FUEL_LIMIT_TOO_LOW,
+            RejectCode::SignerFrozen => &codes::TX_SIGNER_FROZEN,
+            RejectCode::OrgFrozen => &codes::TX_ORG_FROZEN,
+            RejectCode::ContractFrozenBySupervisor => &codes::TX_CONTRACT_FROZEN_BY_SUPERVISOR,
         }
     }
 
@@ -268,11 +280,27 @@ pub enum FailureCode {
     AlreadyAcknowledged,
     /// `exchange`: the dataset has no such version.
     VersionUnknown,
+    /// The called WASM contract is frozen by the supervisor.
+    ContractFrozenBySupervisor,
+    /// `supervision`: the signer's organisation is not the supervisor.
+    NotSupervisor,
+    /// `supervision.freeze`: already frozen by the supervisor.
+    AlreadyFrozen,
+    /// `supervision.unfreeze`: not frozen by the supervisor.
+    NotFrozen,
+    /// `supervision.freeze`: no such organisation or contract.
+    FreezeTargetUnknown,
+    /// `supervision.freeze`: the supervising organisation itself.
+    FreezeTargetProtected,
+    /// `supervision`: the freeze policy needs a governance vote.
+    FreezeNeedsVote,
+    /// `supervision`: the reason is empty, too long or not printable.
+    FreezeBadReason,
 }
 
 impl FailureCode {
     /// Every code, in number order.
-    pub const ALL: [FailureCode; 42] = [
+    pub const ALL: [FailureCode; 50] = [
         FailureCode::UnknownCall,
         FailureCode::PermissionDenied,
         FailureCode::BadArguments,
@@ -315,6 +343,14 @@ impl FailureCode {
         FailureCode::MessageUnknown,
         FailureCode::AlreadyAcknowledged,
         FailureCode::VersionUnknown,
+        FailureCode::ContractFrozenBySupervisor,
+        FailureCode::NotSupervisor,
+        FailureCode::AlreadyFrozen,
+        FailureCode::NotFrozen,
+        FailureCode::FreezeTargetUnknown,
+        FailureCode::FreezeTargetProtected,
+        FailureCode::FreezeNeedsVote,
+        FailureCode::FreezeBadReason,
     ];
 
     /// Returns the registry entry.
@@ -362,6 +398,14 @@ impl FailureCode {
             FailureCode::MessageUnknown => &codes::EXCHANGE_MESSAGE_UNKNOWN,
             FailureCode::AlreadyAcknowledged => &codes::EXCHANGE_ALREADY_ACKNOWLEDGED,
             FailureCode::VersionUnknown => &codes::EXCHANGE_VERSION_UNKNOWN,
+            FailureCode::ContractFrozenBySupervisor => &codes::CONTRACT_FROZEN_BY_SUPERVISOR,
+            FailureCode::NotSupervisor => &codes::SUPERVISION_NOT_SUPERVISOR,
+            FailureCode::AlreadyFrozen => &codes::SUPERVISION_ALREADY_FROZEN,
+            FailureCode::NotFrozen => &codes::SUPERVISION_NOT_FROZEN,
+            FailureCode::FreezeTargetUnknown => &codes::SUPERVISION_TARGET_UNKNOWN,
+            FailureCode::FreezeTargetProtected => &codes::SUPERVISION_TARGET_PROTECTED,
+            FailureCode::FreezeNeedsVote => &codes::SUPERVISION_NEEDS_VOTE,
+            FailureCode::FreezeBadReason => &codes::SUPERVISION_BAD_REASON,
         }
     }
 

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use crate::codes::FailureCode;
 use crate::error::ExecError;
 use crate::keys;
+use crate::trace::TraceKind;
 use crate::view::StateRead;
 use crypto::Digest;
 use pki::{Certificate, ChainError, Role};
@@ -220,6 +221,9 @@ pub struct CallContext<'a> {
     base: &'a dyn StateRead,
     writes: Writes,
     events: Vec<Event>,
+    /// The trace subjects the call declared (a dataset, an attestation, a contract's
+    /// lifecycle): indexed by the executor when the transaction succeeds.
+    subjects: Vec<(TraceKind, String)>,
     /// Events of the enclosing calls, which count against the receipt's limit too.
     events_before: usize,
     read_only: bool,
@@ -259,6 +263,7 @@ impl<'a> CallContext<'a> {
             base,
             writes: BTreeMap::new(),
             events: Vec::new(),
+            subjects: Vec::new(),
             events_before: 0,
             read_only: false,
             depth: 0,
@@ -460,31 +465,48 @@ impl<'a> CallContext<'a> {
         namespace: &str,
         f: impl FnOnce(&mut CallContext<'_>) -> Result<T, ContractError>,
     ) -> Result<T, ContractError> {
-        let (result, writes, events) = {
+        let (result, writes, events, subjects) = {
             let mut child = CallContext {
                 namespace,
                 base: &*self,
                 writes: BTreeMap::new(),
                 events: Vec::new(),
+                subjects: Vec::new(),
                 events_before: self.events_before + self.events.len(),
                 read_only: self.read_only,
                 depth: self.depth.saturating_add(1),
                 env: self.env,
             };
             let result = f(&mut child);
+            let subjects = std::mem::take(&mut child.subjects);
             let (writes, events) = child.into_parts();
-            (result, writes, events)
+            (result, writes, events, subjects)
         };
         if result.is_ok() {
             self.writes.extend(writes);
             self.events.extend(events);
+            self.subjects.extend(subjects);
         }
         result
+    }
+
+    /// Declares that the call concerns `id` of `kind` (a dataset, an attestation, a contract's
+    /// lifecycle), so that the transaction enters that subject's trace index when it succeeds.
+    /// Nothing is declared in a read-only call (a hook, a query).
+    pub fn trace(&mut self, kind: TraceKind, id: &str) {
+        if !self.read_only && !self.subjects.iter().any(|(k, i)| *k == kind && i == id) {
+            self.subjects.push((kind, id.to_string()));
+        }
     }
 
     /// Returns the call's writes (by full key) and events.
     pub(crate) fn into_parts(self) -> (Writes, Vec<Event>) {
         (self.writes, self.events)
+    }
+
+    /// Returns the call's writes, events and declared trace subjects.
+    pub(crate) fn into_traced_parts(self) -> (Writes, Vec<Event>, Vec<(TraceKind, String)>) {
+        (self.writes, self.events, self.subjects)
     }
 }
 

@@ -30,6 +30,7 @@ use crate::context::{CallContext, ContractError, Phase};
 use crate::contract::{BUILTIN_CALL_COST, Contract, Denial, digest_arg, u64_be};
 use crate::keys::{EXCHANGE, exchange as k};
 use crate::records::decode_u64;
+use crate::trace::TraceKind;
 use crypto::Digest;
 use pki::{Certificate, Role};
 use types::Height;
@@ -425,6 +426,7 @@ impl ExchangeContract {
         let seq = bump(ctx, &k::dataset_count())?;
         ctx.put(&k::dataset_index(seq), id.clone().into_bytes())?;
         ctx.put(&k::dataset(&id), ds.encode())?;
+        ctx.trace(TraceKind::Dataset, &id);
         ctx.emit_with_topics("registered", vec![topic(&id)], id.into_bytes())
     }
 
@@ -454,6 +456,7 @@ impl ExchangeContract {
         };
         ctx.put(&k::version(&id, v.number), v.encode())?;
         ctx.put(&k::dataset(&id), ds.encode())?;
+        ctx.trace(TraceKind::Dataset, &id);
         ctx.emit_with_topics(
             "published",
             vec![topic(&id)],
@@ -538,6 +541,7 @@ impl ExchangeContract {
         ctx.put(&k::dataset(&id), ds.encode())?;
         ctx.put(&k::grantee(&req.requester, &id), req.id.0.to_vec())?;
         ctx.put(&k::request(&req.id), req.encode())?;
+        ctx.trace(TraceKind::Dataset, &id);
         ctx.emit_with_topics(
             if status == RequestStatus::Granted {
                 "granted"
@@ -612,6 +616,7 @@ impl ExchangeContract {
         req.decided_at = height;
         req.decided_by = ctx.caller().cert_id;
         ctx.put(&k::request(&rid), req.encode())?;
+        ctx.trace(TraceKind::Dataset, &req.dataset);
         ctx.emit_with_topics(event, vec![topic(&req.dataset)], rid.0.to_vec())
     }
 
@@ -635,6 +640,9 @@ impl ExchangeContract {
             timestamp_ms: ctx.block().timestamp_ms,
         };
         ctx.put(&k::fetch(&name, seq), rec.encode())?;
+        if let FetchObject::Dataset(id) = &rec.object {
+            ctx.trace(TraceKind::Dataset, id);
+        }
         ctx.emit_with_topics(
             if rec.outcome == 0 {
                 "fetched"

@@ -1,7 +1,7 @@
 //! Block execution: the transactions in order over an overlay of the parent state, one
 //! receipt each, and one state update for the block.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::codes::FailureCode;
 use crate::context::{
@@ -9,10 +9,11 @@ use crate::context::{
 };
 use crate::contract::{BUILTIN_CALL_COST, Denial};
 use crate::error::ExecError;
-use crate::keys::{self, IDENTITY};
+use crate::keys::{self, AUDIT, IDENTITY};
 use crate::params::ChainParams;
 use crate::params_rule;
 use crate::registry::Registry;
+use crate::trace::{FreezeKind, TraceEntry, TraceKind};
 use crate::validators;
 use crate::verified::VerifiedTx;
 use crate::view::StateRead;
@@ -49,8 +50,9 @@ fn touches_validator_standing(key: &[u8]) -> bool {
     .any(|p| key.starts_with(p))
 }
 
-/// What a transaction's successful call left: its writes, events and output.
-type Done = (Writes, Vec<Event>, Vec<u8>);
+/// What a transaction's successful call left: its writes, events, output and the trace
+/// subjects its contract declared.
+type Done = (Writes, Vec<Event>, Vec<u8>, Vec<(TraceKind, String)>);
 
 /// The bytes of code whose compiled modules a node keeps (least recently used dropped first):
 /// all the code deployed contracts may run ([`crate::MAX_DEPLOYED_CODE_BYTES`]) and room for
@@ -139,10 +141,12 @@ impl Executor {
         }
         let mut receipts = Vec::with_capacity(txs.len());
         let mut standing_txs: Vec<(types::TxId, Vec<Vec<u8>>)> = Vec::new();
-        for tx in txs {
+        for (position, tx) in (0u32..).zip(txs) {
             let (fuel_used, result) = self.run(&overlay, ctx, &limits, tx);
+            let mut subjects = Vec::new();
             let receipt = match result {
-                Ok((writes, events, output)) => {
+                Ok((writes, events, output, declared)) => {
+                    subjects = declared;
                     let standing: Vec<Vec<u8>> = writes
                         .keys()
                         .filter(|k| touches_validator_standing(k))
@@ -183,6 +187,11 @@ impl Executor {
                     }
                 }
             };
+            let code = match &receipt.status {
+                Status::Success => 0,
+                Status::Failed { code, .. } => *code,
+            };
+            index_transaction(&mut overlay, ctx, position, tx, code, subjects)?;
             receipts.push(receipt);
         }
         // The chain's validator rule: the set of the next height, from what the block left.
@@ -267,8 +276,8 @@ impl Executor {
             .map_err(Denial::into_failure)?;
         let mut cctx = CallContext::new(contract.name(), overlay, env);
         contract.call(&mut cctx, &call.method, &call.args)?;
-        let (writes, events) = cctx.into_parts();
-        Ok((writes, events, Vec::new()))
+        let (writes, events, subjects) = cctx.into_traced_parts();
+        Ok((writes, events, Vec::new(), subjects))
     }
 
     /// Runs a call to a deployed WASM contract: its `call` entry point with the transaction's
@@ -313,6 +322,15 @@ impl Executor {
                 format!("contract {:?} is frozen", record.name),
             ));
         }
+        if let Some(f) = crate::supervision::freeze(overlay, FreezeKind::Contract, &record.name)? {
+            return Err(ContractError::failed(
+                FailureCode::ContractFrozenBySupervisor,
+                format!(
+                    "contract {:?} was frozen by the supervisor at height {} ({})",
+                    record.name, f.height.0, f.reason
+                ),
+            ));
+        }
         let namespace = keys::wasm_namespace(&record.name);
         let mut cctx = CallContext::new(&namespace, overlay, env);
         let ran = wasm::run(
@@ -328,8 +346,8 @@ impl Executor {
         // The run cannot use more than its limit, which is the meter's.
         env.meter.charge(ran.fuel_used.min(limit))?;
         let output = ran.result?;
-        let (writes, events) = cctx.into_parts();
-        Ok((writes, events, output))
+        let (writes, events, subjects) = cctx.into_traced_parts();
+        Ok((writes, events, output, subjects))
     }
 }
 
@@ -425,6 +443,51 @@ impl Executor {
     pub fn module_cache(&self) -> contracts::CacheStats {
         self.runtime.cache_stats()
     }
+}
+
+/// Appends the transaction to the trace indexes (`audit/` namespace): those of its signer's
+/// certificate, its signer's organisation and the contract it called, whatever its outcome,
+/// and, when it succeeded, those of the subjects its contract declared (a dataset, an
+/// attestation, a contract's lifecycle). Each index is a counter and numbered entries, so the
+/// entries of a height range are exactly those between the counters at its two ends.
+fn index_transaction<S: NodeStore + ?Sized>(
+    overlay: &mut Overlay<'_, S>,
+    ctx: &BlockContext,
+    position: u32,
+    tx: &VerifiedTx,
+    code: u32,
+    declared: Vec<(TraceKind, String)>,
+) -> Result<(), ExecError> {
+    let signer = tx.signer();
+    let call = &tx.signed().tx.call;
+    let entry = TraceEntry {
+        height: ctx.height,
+        position,
+        tx_id: tx.id().0,
+        signer: signer.cert_id,
+        organisation: signer.organisation.clone(),
+        contract: call.contract.clone(),
+        method: call.method.clone(),
+        code,
+        timestamp_ms: ctx.timestamp_ms,
+    }
+    .encode();
+    let mut subjects: BTreeSet<(TraceKind, String)> = declared.into_iter().collect();
+    subjects.insert((TraceKind::Cert, signer.cert_id.to_hex()));
+    subjects.insert((TraceKind::Org, signer.organisation.clone()));
+    subjects.insert((TraceKind::Contract, call.contract.clone()));
+    for (kind, id) in subjects {
+        let count_key = keys::full(AUDIT, &keys::audit::count(kind.as_str(), &id));
+        let n = crate::records::decode_u64(&count_key, overlay.read(&count_key)?.as_deref())?;
+        overlay.writes.insert(
+            keys::full(AUDIT, &keys::audit::entry(kind.as_str(), &id, n)),
+            Some(entry.clone()),
+        );
+        overlay
+            .writes
+            .insert(count_key, Some(n.saturating_add(1).to_be_bytes().to_vec()));
+    }
+    Ok(())
 }
 
 /// Returns the fuel a block's transactions name in total: each one's limit, or

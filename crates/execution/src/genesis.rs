@@ -5,6 +5,7 @@ use crate::identity::{check_org_name, crl_from};
 use crate::keys::{self, CHAIN, IDENTITY, full};
 use crate::params::ChainParams;
 use crate::records::{self, OrgRecord, ValidatorRecord};
+use crate::trace::{FreezePolicy, SupervisorRecord};
 use crypto::Digest;
 use crypto_sm::sm3::sm3_parts;
 use pki::{
@@ -49,6 +50,19 @@ pub struct GenesisValidator {
     pub cert: Certificate,
 }
 
+/// The chain's supervision at genesis (format 3, optional; issue 16).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenesisSupervision {
+    /// The supervising organisation: a founding organisation whose auditors read everything
+    /// through the supervision API and freeze under [`FreezePolicy::Supervisor`].
+    pub supervisor: String,
+    /// How freezes are made.
+    pub freeze_policy: FreezePolicy,
+    /// The supervision escrow: encryption certificates (`auditor-enc`) of the supervising
+    /// organisation every data key of the exchange is also wrapped to. Empty: no escrow.
+    pub escrow: Vec<Certificate>,
+}
+
 /// A parsed, checked genesis file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Genesis {
@@ -72,6 +86,9 @@ pub struct Genesis {
     /// them later. Format 2, optional: an empty list is not written, so files without it keep
     /// their hash.
     pub governance: Vec<(String, crate::governance::Policy)>,
+    /// The supervisor, its freeze policy and the supervision escrow (format 3, optional: a
+    /// genesis without it keeps its hash).
+    pub supervision: Option<GenesisSupervision>,
 }
 
 /// Block 0 with its (empty) receipts and the state it creates.
@@ -190,6 +207,46 @@ fn params_from(v: Option<&Value>, format: u8) -> Result<ChainParams, GenesisErro
     Ok(p)
 }
 
+fn supervision_from(v: &Value) -> Result<GenesisSupervision, GenesisError> {
+    let m = object(v, "supervision", &["supervisor", "freeze_policy", "escrow"])?;
+    let supervisor = string(m, "supervision", "supervisor")?.to_string();
+    let freeze_policy = match m.get("freeze_policy") {
+        None => FreezePolicy::Supervisor,
+        Some(p) => {
+            let text = p
+                .as_str()
+                .ok_or_else(|| GenesisError::field("supervision.freeze_policy", "not a string"))?;
+            FreezePolicy::parse(text).ok_or_else(|| {
+                GenesisError::field(
+                    "supervision.freeze_policy",
+                    format!("{text:?} is not supervisor or governance"),
+                )
+            })?
+        }
+    };
+    let mut escrow = Vec::new();
+    if let Some(list) = m.get("escrow") {
+        let list = list
+            .as_array()
+            .ok_or_else(|| GenesisError::field("supervision.escrow", "not an array"))?;
+        for (i, x) in list.iter().enumerate() {
+            let f = format!("supervision.escrow[{i}]");
+            let pem = x
+                .as_str()
+                .ok_or_else(|| GenesisError::field(&f, "not a string"))?;
+            escrow
+                .push(Certificate::from_pem(pem.as_bytes()).map_err(|e| {
+                    GenesisError::field(&f, format!("not a PEM certificate ({e})"))
+                })?);
+        }
+    }
+    Ok(GenesisSupervision {
+        supervisor,
+        freeze_policy,
+        escrow,
+    })
+}
+
 impl Genesis {
     /// Parses and checks a genesis file: strict JSON (unknown fields refused), certificates and
     /// CRLs as PEM strings. See [`Genesis::check`] for the checks.
@@ -230,6 +287,7 @@ impl Genesis {
                 "organisations",
                 "validators",
                 "governance",
+                "supervision",
             ]
         };
         let org_fields: &[&str] = if format == 1 {
@@ -314,6 +372,16 @@ impl Genesis {
             }
             governance.sort_by(|a, b| a.0.cmp(&b.0));
         }
+        let supervision = match top.get("supervision") {
+            None => None,
+            Some(_) if format < 3 => {
+                return Err(GenesisError::field(
+                    "supervision",
+                    "a supervisor needs genesis format 3",
+                ));
+            }
+            Some(v) => Some(supervision_from(v)?),
+        };
         let g = Genesis {
             format,
             chain_id,
@@ -323,6 +391,7 @@ impl Genesis {
             organisations,
             validators,
             governance,
+            supervision,
         };
         g.check()?;
         Ok(g)
@@ -531,6 +600,76 @@ impl Genesis {
                     )
                 })?;
         }
+        if let Some(s) = &self.supervision {
+            self.check_supervision(s, &consortium, &crls, now)?;
+        }
+        Ok(())
+    }
+
+    /// The supervisor is a founding organisation; each escrow certificate an `auditor-enc`
+    /// certificate of it, unique, that validates in the consortium at the genesis time.
+    fn check_supervision(
+        &self,
+        s: &GenesisSupervision,
+        consortium: &Consortium,
+        crls: &[Crl],
+        now: UnixTime,
+    ) -> Result<(), GenesisError> {
+        if self.format < 3 {
+            return Err(GenesisError::field(
+                "supervision",
+                "a supervisor needs genesis format 3",
+            ));
+        }
+        if !self.organisations.iter().any(|o| o.name == s.supervisor) {
+            return Err(GenesisError::field(
+                "supervision.supervisor",
+                format!("{:?} is not a founding organisation", s.supervisor),
+            ));
+        }
+        if s.escrow.len() > crate::data::MAX_ESCROW {
+            return Err(GenesisError::field(
+                "supervision.escrow",
+                format!(
+                    "{} certificates; at most {}",
+                    s.escrow.len(),
+                    crate::data::MAX_ESCROW
+                ),
+            ));
+        }
+        for (i, c) in s.escrow.iter().enumerate() {
+            let f = format!("supervision.escrow[{i}]");
+            if s.escrow[..i].contains(c) {
+                return Err(GenesisError::field(f, "duplicate certificate"));
+            }
+            if c.role() != Some(Role::AuditorEnc) {
+                return Err(GenesisError::field(
+                    f,
+                    format!(
+                        "role is {}, not auditor-enc (the supervisor's auditors' encryption certificate)",
+                        c.role().map(|r| r.as_str()).unwrap_or("none")
+                    ),
+                ));
+            }
+            if c.organisation().as_deref() != Some(s.supervisor.as_str()) {
+                return Err(GenesisError::field(
+                    f,
+                    format!(
+                        "organisation {:?} is not the supervisor {:?}",
+                        c.organisation().unwrap_or_default(),
+                        s.supervisor
+                    ),
+                ));
+            }
+            consortium
+                .validate(c, &[], crls, now, Role::AuditorEnc)
+                .map_err(|e| {
+                    GenesisError::field(
+                        f,
+                        format!("does not validate under the organisations' CAs: {e}"),
+                    )
+                })?;
+        }
         Ok(())
     }
 
@@ -583,6 +722,16 @@ impl Genesis {
                 .collect();
             v["governance"] = Value::Object(m);
         }
+        if let Some(s) = &self.supervision {
+            let mut m = json!({
+                "supervisor": s.supervisor,
+                "freeze_policy": s.freeze_policy.as_str(),
+            });
+            if !s.escrow.is_empty() {
+                m["escrow"] = json!(s.escrow.iter().map(|c| c.to_pem()).collect::<Vec<_>>());
+            }
+            v["supervision"] = m;
+        }
         // Serialising a Value built from strings and integers cannot fail.
         serde_json::to_string_pretty(&v).unwrap_or_default()
     }
@@ -621,12 +770,22 @@ impl Genesis {
             w.bytes(v.name.as_bytes());
             w.bytes(v.cert.der());
         }
-        // Governance policies, only when set (a genesis without them keeps its hash).
-        if !self.governance.is_empty() {
+        // Governance policies, only when set (a genesis without them keeps its hash); with a
+        // supervision section the count is always written, then the section.
+        if !self.governance.is_empty() || self.supervision.is_some() {
             w.len(self.governance.len());
             for (kind, policy) in &self.governance {
                 w.bytes(kind.as_bytes());
                 w.bytes(policy.text().as_bytes());
+            }
+        }
+        if let Some(s) = &self.supervision {
+            w.u8(1);
+            w.bytes(s.supervisor.as_bytes());
+            w.bytes(s.freeze_policy.as_str().as_bytes());
+            w.len(s.escrow.len());
+            for c in &s.escrow {
+                w.bytes(c.der());
             }
         }
         w.into_bytes()
@@ -728,6 +887,31 @@ impl Genesis {
                 full(keys::GOVERNANCE, &keys::governance::policy(kind)),
                 policy.text().into_bytes(),
             );
+        }
+        if let Some(s) = &self.supervision {
+            let rec = SupervisorRecord {
+                organisation: s.supervisor.clone(),
+                policy: s.freeze_policy,
+                since: Height(0),
+            };
+            put(
+                full(keys::SUPERVISION, &keys::supervision::supervisor()),
+                rec.encode(),
+            );
+            if !s.escrow.is_empty() {
+                let list: Vec<crate::data::EscrowRecipient> = s
+                    .escrow
+                    .iter()
+                    .map(|c| crate::data::EscrowRecipient {
+                        id: c.fingerprint(),
+                        cert: c.der().to_vec(),
+                    })
+                    .collect();
+                put(
+                    full(keys::EXCHANGE, &keys::exchange::escrow()),
+                    crate::data::encode_escrow(&list),
+                );
+            }
         }
         w
     }

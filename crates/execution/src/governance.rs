@@ -1437,6 +1437,10 @@ impl GovernanceContract {
 
     /// Executes or rejects `record` if its votes decide it.
     fn tally(ctx: &mut CallContext<'_>, record: &mut ProposalRecord) -> Result<(), ContractError> {
+        // A proposal about a contract, and each vote on it, is part of the contract's lifecycle.
+        if let ProposalKind::Contract(change) = &record.kind {
+            ctx.trace(crate::trace::TraceKind::Lifecycle, change.name());
+        }
         let n = record.electorate.len();
         let required = record.policy.required(n);
         let yes = record.votes.values().filter(|v| **v).count();

@@ -20,6 +20,14 @@ pub const GOVERNANCE: &str = "governance";
 /// rules at the end of a block; no contract can reach them).
 pub const CHAIN: &str = "chain";
 
+/// The supervision contract's namespace: the supervising organisation, the freeze policy and
+/// the supervisor's freezes.
+pub const SUPERVISION: &str = "supervision";
+
+/// The trace indexes (issue 16): written only by the executor after each transaction, never by
+/// a contract, so that a report can prove what they hold against a state root.
+pub const AUDIT: &str = "audit";
+
 /// The registry of WASM contracts: deployed contracts and their code (written only by the
 /// governance contract's lifecycle changes; no contract call can reach it).
 pub const CONTRACTS: &str = "contracts";
@@ -351,6 +359,51 @@ pub mod governance {
     /// `policy/<kind>` → the policy text of a kind of proposal (absent: the genesis policy).
     pub fn policy(kind: &str) -> Vec<u8> {
         join("policy/", kind.as_bytes())
+    }
+}
+
+/// Keys of the `supervision` namespace.
+pub mod supervision {
+    /// `supervisor` → `SupervisorRecord`: the supervising organisation and the freeze policy
+    /// (absent: the chain has no supervisor).
+    pub fn supervisor() -> Vec<u8> {
+        b"supervisor".to_vec()
+    }
+
+    /// `frozen/<kind>/<target>` → `FreezeRecord`: the supervisor's freeze of a certificate
+    /// (kind `cert`, target the 64 hex of its SM3 ID), of an organisation's people (`org`, its
+    /// name) or of a WASM contract (`contract`, its name).
+    pub fn frozen(kind: &str, target: &str) -> Vec<u8> {
+        let mut k = b"frozen/".to_vec();
+        k.extend_from_slice(kind.as_bytes());
+        k.push(b'/');
+        k.extend_from_slice(target.as_bytes());
+        k
+    }
+}
+
+/// Keys of the `audit` namespace (the trace indexes). A subject is a kind (`cert`, `org`,
+/// `contract`, `dataset`, `attestation`, `lifecycle`) and an ID; the ID may hold slashes
+/// (`Org/dataset`), so an entry's sequence number is always the key's last 8 bytes.
+pub mod audit {
+    /// `count/<kind>/<id>` → u64 BE: how many entries the subject's index holds.
+    pub fn count(kind: &str, id: &str) -> Vec<u8> {
+        let mut k = b"count/".to_vec();
+        k.extend_from_slice(kind.as_bytes());
+        k.push(b'/');
+        k.extend_from_slice(id.as_bytes());
+        k
+    }
+
+    /// `entry/<kind>/<id>/<seq u64 BE>` → `TraceEntry`: the subject's entry `seq` (from 0).
+    pub fn entry(kind: &str, id: &str, seq: u64) -> Vec<u8> {
+        let mut k = b"entry/".to_vec();
+        k.extend_from_slice(kind.as_bytes());
+        k.push(b'/');
+        k.extend_from_slice(id.as_bytes());
+        k.push(b'/');
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
     }
 }
 

@@ -36,7 +36,8 @@
 //!
 //! 1. `codes`, `error`, `keys`: stable codes, the crate's errors, the state key layout.
 //! 2. `params`: the chain parameters and the limits they tighten.
-//! 3. `records`: state records and their canonical encoding.
+//! 3. `records`, `trace`: state records and their canonical encoding (`trace`: supervision's
+//!    records and the trace indexes' entries).
 //! 4. `view`: reading the state at a root ([`StateRead`], [`StateView`]).
 //! 5. `context`: the call context: who calls in which block, the write overlay, events, the
 //!    cost meter, the read-only mode and the phase (admission, recheck, execution).
@@ -44,8 +45,8 @@
 //! 7. `validators`, `params_rule`, `wasm`: the chain's validator and parameter rules (the set
 //!    and the parameters of each height, from the state); WASM contract names, the registry of
 //!    deployed contracts and the chain's side of the host API.
-//! 8. `identity`, `attestation`, `exchange`: the built-in contracts of organisations,
-//!    attestations and data exchange.
+//! 8. `identity`, `attestation`, `exchange`, `supervision`: the built-in contracts of
+//!    organisations, attestations, data exchange and the supervisor's freezes.
 //! 9. `governance`: the built-in contract of proposals (its organisation changes run
 //!    identity's code, nested in identity's namespace).
 //! 10. `registry`: which contract owns which method, and the permission table.
@@ -73,6 +74,8 @@ mod params;
 mod params_rule;
 mod records;
 mod registry;
+mod supervision;
+mod trace;
 mod validators;
 mod verified;
 mod view;
@@ -93,7 +96,8 @@ pub mod data {
 }
 pub use executor::{BlockExecution, Executor, MODULE_CACHE_BYTES, QueryAnswer};
 pub use genesis::{
-    GENESIS_DOMAIN, GENESIS_FORMAT, Genesis, GenesisBlock, GenesisOrg, GenesisValidator,
+    GENESIS_DOMAIN, GENESIS_FORMAT, Genesis, GenesisBlock, GenesisOrg, GenesisSupervision,
+    GenesisValidator,
 };
 pub use governance::{
     CRL_RENEWAL_MARGIN, ContractChange, GovernanceContract, MAX_DEPLOYED_CODE_BYTES,
@@ -117,6 +121,13 @@ pub use records::{
     ValidatorChange, ValidatorRecord,
 };
 pub use registry::{PERMISSIONS, Permission, Registry, permission};
+pub use supervision::{
+    SupervisionContract, freeze as supervisor_freeze, signer_refusal as supervisor_refusal,
+    supervisor,
+};
+pub use trace::{
+    FreezeKind, FreezePolicy, FreezeRecord, MAX_REASON_LEN, SupervisorRecord, TraceEntry, TraceKind,
+};
 pub use validators::{
     EndOfBlock, current as current_validators, epochs, exclusion, pending, to_set,
 };

@@ -6,6 +6,7 @@ use crate::contract::Contract;
 use crate::exchange::ExchangeContract;
 use crate::governance::GovernanceContract;
 use crate::identity::IdentityContract;
+use crate::supervision::SupervisionContract;
 use pki::Role;
 
 /// The contracts a node runs, by name.
@@ -15,7 +16,8 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Returns the built-in contracts: `identity`, `attestation`, `governance` and `exchange`.
+    /// Returns the built-in contracts: `identity`, `attestation`, `governance`, `exchange` and
+    /// `supervision`.
     pub fn builtin() -> Self {
         Registry {
             contracts: vec![
@@ -23,6 +25,7 @@ impl Registry {
                 Box::new(AttestationContract),
                 Box::new(GovernanceContract),
                 Box::new(ExchangeContract),
+                Box::new(SupervisionContract),
             ],
         }
     }
@@ -66,7 +69,8 @@ pub struct Permission {
 }
 
 /// The permission table. A call missing here is unknown, whatever the contracts implement.
-/// Auditors read through the query API and send no transactions; CA and encryption
+/// Auditors read through the query API and send no transactions but the supervisor's freezes;
+/// CA and encryption
 /// certificates send none; a node's signing certificate sends only its organisation's data
 /// requests and, as a custodian, its fetch records.
 pub const PERMISSIONS: &[Permission] = &[
@@ -177,6 +181,18 @@ pub const PERMISSIONS: &[Permission] = &[
         method: "send",
         roles: &[Role::Admin, Role::User],
         organisation_rule: "from the signer's organisation to other registered organisations",
+    },
+    Permission {
+        contract: "supervision",
+        method: "freeze",
+        roles: &[Role::Auditor],
+        organisation_rule: "the signer's organisation is the chain's supervisor and the freeze policy is `supervisor`; the target exists and is not the supervising organisation",
+    },
+    Permission {
+        contract: "supervision",
+        method: "unfreeze",
+        roles: &[Role::Auditor],
+        organisation_rule: "the signer's organisation is the chain's supervisor and the freeze policy is `supervisor`; the supervisor froze the target",
     },
     Permission {
         contract: "exchange",

@@ -31,6 +31,8 @@ pub const RESERVED_NAMES: &[&str] = &[
     "chain",
     "contracts",
     "wasm",
+    "supervision",
+    "audit",
 ];
 
 /// Checks a WASM contract's name: 1 to 32 bytes of `a-z`, `0-9`, `-` and `_`, starting with a

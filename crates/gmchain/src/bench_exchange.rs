@@ -124,7 +124,7 @@ pub(crate) fn run(args: &ExchangeBenchArgs) -> Result<(), Failure> {
         "preparing a development chain with two organisations in {} …",
         dir.display()
     );
-    let chain = crate::devchain::prepare_network(&dir, 0, 500, 20, 2, 1, 0)?;
+    let chain = crate::devchain::prepare_network(&dir, 0, 500, 20, 2, 1, 0, false)?;
     let (mut node, grpc, _) = start_node(&chain.config, &dir)?;
     let admin = "client.toml";
     let user = "orgs/2.user.profile.toml";

@@ -65,6 +65,10 @@ pub(crate) enum NodeCommand {
         /// Follower nodes (after the validators: `nodeI.toml`, not in the validator set).
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=8))]
         followers: u16,
+        /// Make the last organisation the chain's supervisor, with an auditor
+        /// (`orgs/<N>.auditor.*`) whose encryption certificate is the supervision escrow.
+        #[arg(long)]
+        supervisor: bool,
     },
 }
 
@@ -121,6 +125,29 @@ pub(crate) fn genesis_from_config(config: &NodeConfig) -> Result<Genesis, Failur
             cert: read_cert(&format!("validators[{i}].cert"), cert)?,
         });
     }
+    let supervision = match &chain.supervision {
+        None => None,
+        Some(sv) => {
+            let freeze_policy = match sv.freeze_policy.as_deref() {
+                None => execution::FreezePolicy::Supervisor,
+                Some(p) => execution::FreezePolicy::parse(p).ok_or_else(|| {
+                    Failure::BadInput(format!(
+                        "{}: chain.supervision.freeze_policy: {p:?} is not supervisor or governance",
+                        config.file.display()
+                    ))
+                })?,
+            };
+            let mut escrow = Vec::new();
+            for (i, f) in sv.escrow.iter().enumerate() {
+                escrow.push(read_cert(&format!("chain.supervision.escrow[{i}]"), f)?);
+            }
+            Some(execution::GenesisSupervision {
+                supervisor: sv.supervisor.clone(),
+                freeze_policy,
+                escrow,
+            })
+        }
+    };
     let g = Genesis {
         format: execution::GENESIS_FORMAT,
         chain_id,
@@ -130,6 +157,7 @@ pub(crate) fn genesis_from_config(config: &NodeConfig) -> Result<Genesis, Failur
         organisations,
         validators,
         governance: Vec::new(),
+        supervision,
     };
     // The same checks as any genesis file read from disk.
     Genesis::from_json(g.to_json().as_bytes())
@@ -340,6 +368,7 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             orgs,
             validators,
             followers,
+            supervisor,
         } => {
             let chain = crate::devchain::prepare_network(
                 &dir,
@@ -349,6 +378,7 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                 orgs.max(1),
                 usize::from(validators),
                 usize::from(followers),
+                supervisor,
             )?;
             println!(
                 "development chain in {}: config {}",

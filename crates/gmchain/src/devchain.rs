@@ -142,11 +142,20 @@ pub(crate) fn prepare_consortium(
         orgs,
         validators,
         0,
+        false,
     )
 }
 
 /// [`prepare_consortium`] with `followers` more nodes (`node{validators}`…): node-sign
 /// certificates that are not in the validator set, whose `[consensus]` dials the validators.
+/// With `supervisor` (and `orgs` ≥ 2) the last organisation is the chain's supervisor: it has
+/// an auditor with its dual pair (`orgs/{orgs}.auditor.*`, `orgs/{orgs}.auditor.enc.*`, a client
+/// profile `orgs/{orgs}.auditor.profile.toml`), and genesis names it with the auditor's
+/// encryption certificate as the supervision escrow.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the dev chain's shape, one value each"
+)]
 pub(crate) fn prepare_network(
     dir: &Path,
     clients: usize,
@@ -155,8 +164,15 @@ pub(crate) fn prepare_network(
     orgs: usize,
     validators: usize,
     followers: usize,
+    supervisor: bool,
 ) -> Result<DevChain, Failure> {
     let validators = validators.max(1);
+    if supervisor && orgs < 2 {
+        return Err(Failure::BadInput(
+            "--supervisor needs --orgs 2 or more: the last organisation supervises the others"
+                .into(),
+        ));
+    }
     std::fs::create_dir_all(dir.join("clients")).map_err(|e| fail("mkdir", e))?;
     let provider = SoftwareProvider::new(Arc::new(SystemRandom));
     let t = now();
@@ -278,6 +294,7 @@ pub(crate) fn prepare_network(
         out.push((key, cert));
     }
     let mut extra_orgs = String::new();
+    let mut supervision = String::new();
     if orgs > 1 {
         std::fs::create_dir_all(dir.join("orgs")).map_err(|e| fail("mkdir", e))?;
     }
@@ -317,10 +334,17 @@ pub(crate) fn prepare_network(
             )
             .map_err(|e| fail(&format!("{name} {cn}"), e))
         };
-        for (label, role, enc_role, cn) in [
+        let mut people = vec![
             ("admin.enc", None, Role::AdminEnc, "admin"),
             ("user", Some(Role::User), Role::UserEnc, "user"),
-        ] {
+        ];
+        if supervisor && i == orgs {
+            people.push(("auditor", Some(Role::Auditor), Role::AuditorEnc, "auditor"));
+            supervision = format!(
+                "\n[chain.supervision]\nsupervisor = \"{name}\"\nescrow = [\"orgs/{i}.auditor.enc.crt.pem\"]\n"
+            );
+        }
+        for (label, role, enc_role, cn) in people {
             if let Some(role) = role {
                 let key = provider.generate().map_err(|e| fail("key", e))?;
                 write_identity(
@@ -422,7 +446,7 @@ chain_id = "dev-chain"
 test_chain = true
 expiry_window = 1000
 max_txs_per_block = {block_max_txs}
-
+{supervision}
 [[organisations]]
 name = "{ORG}"
 ca_cert = "ca.crt.pem"
@@ -456,7 +480,11 @@ sponsors = [{sponsored}]
         )?;
     }
     for i in 2..=orgs {
-        for who in ["admin", "user"] {
+        let auditor = supervisor && i == orgs;
+        for who in ["admin", "user", "auditor"]
+            .into_iter()
+            .filter(|w| *w != "auditor" || auditor)
+        {
             write_file(
                 &dir.join(format!("orgs/{i}.{who}.profile.toml")),
                 profile(&format!("{i}.{who}"), "../").as_bytes(),

@@ -8,6 +8,7 @@ mod bench_consortium;
 mod bench_contract;
 mod bench_exchange;
 mod bench_node;
+mod cli_audit;
 mod cli_ca;
 mod cli_conformance;
 mod cli_contract;
@@ -75,6 +76,11 @@ enum Command {
     /// Forwards local plain HTTP (gRPC) to a node over mutual GM TLS with your certificate, for
     /// tools and browsers that do not speak RFC 8998.
     Tunnel(client::TunnelArgs),
+    /// Supervision and audit: the supervisor's freezes, traces of a certificate, an
+    /// organisation, a contract, a dataset or an attestation, signed audit reports and their
+    /// offline verification.
+    #[command(subcommand)]
+    Audit(cli_audit::AuditCommand),
     /// Offline receipts: verify one against the genesis file.
     #[command(subcommand)]
     Receipt(cli_tx::ReceiptCommand),
@@ -184,6 +190,7 @@ fn main() -> ExitCode {
         Command::Contract(c) => cli_contract::run(c),
         Command::Governance(c) => cli_governance::run(c),
         Command::Data(c) => cli_data::run(c),
+        Command::Audit(c) => cli_audit::run(c),
         Command::Query(c) => cli_tx::run_query(c),
         Command::Receipt(c) => cli_tx::run_receipt(c),
         Command::Devnet(c) => cli_devnet::run(c),

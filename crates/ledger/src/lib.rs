@@ -373,7 +373,8 @@ impl<B: KvBackend> Ledger<B> {
         Ok(out)
     }
 
-    fn certified_header(
+    /// Returns the committed header of `height` and its commit certificate.
+    pub fn certified_header(
         &self,
         height: Height,
     ) -> Result<(BlockHeader, CommitCertificate), LedgerError> {

@@ -296,6 +296,16 @@ struct RawChain {
     expiry_window: Option<u64>,
     max_txs_per_block: Option<u32>,
     max_tx_size: Option<usize>,
+    supervision: Option<RawSupervision>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSupervision {
+    supervisor: String,
+    freeze_policy: Option<String>,
+    #[serde(default)]
+    escrow: Vec<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -354,6 +364,17 @@ pub struct OrgDefinition {
     pub sponsors: Vec<String>,
 }
 
+/// The chain's supervision (`[chain.supervision]`): genesis `supervision`.
+#[derive(Clone, Debug)]
+pub struct SupervisionDefinition {
+    /// The supervising organisation (a founding organisation).
+    pub supervisor: String,
+    /// `supervisor` (default) or `governance`.
+    pub freeze_policy: Option<String>,
+    /// The supervisor's `auditor-enc` certificate files every data key is also wrapped to.
+    pub escrow: Vec<PathBuf>,
+}
+
 /// The chain definition `gmchain node init` turns into the genesis file.
 #[derive(Clone, Debug)]
 pub struct ChainDefinition {
@@ -371,6 +392,8 @@ pub struct ChainDefinition {
     pub organisations: Vec<OrgDefinition>,
     /// Validators: name, certificate file.
     pub validators: Vec<(String, PathBuf)>,
+    /// The supervisor, its freeze policy and the supervision escrow.
+    pub supervision: Option<SupervisionDefinition>,
 }
 
 /// A validated node configuration. Relative paths are resolved against the file's directory.
@@ -723,6 +746,11 @@ impl NodeConfig {
                 expiry_window: c.expiry_window,
                 max_txs_per_block: c.max_txs_per_block,
                 max_tx_size: c.max_tx_size,
+                supervision: c.supervision.map(|s| SupervisionDefinition {
+                    supervisor: s.supervisor,
+                    freeze_policy: s.freeze_policy,
+                    escrow: s.escrow.iter().map(|p| resolve(p)).collect(),
+                }),
                 organisations: raw
                     .organisations
                     .iter()

@@ -27,6 +27,7 @@ mod local;
 pub mod metrics;
 pub mod pool;
 mod service;
+pub mod supervise;
 pub mod tls;
 
 pub use crate::local::{
@@ -314,9 +315,15 @@ pub async fn run(
     )
     .max_decoding_message_size(exchange::MESSAGE_LIMIT)
     .max_encoding_message_size(exchange::MESSAGE_LIMIT);
+    // The Supervision service: auditors of the supervising organisation only (each call is
+    // judged against the tip's state), on the mutual-TLS listener only.
+    let supervision_service = api::v1::supervision_server::SupervisionServer::new(
+        supervise::SupervisionService::new(core.clone()),
+    );
     let server = builder()
         .add_service(service(Access::Members))
         .add_service(exchange_service)
+        .add_service(supervision_service)
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop_signal.changed().await;
         });

@@ -253,227 +253,47 @@ pub struct VerifiedReceipt {
     pub events: Vec<types::Event>,
 }
 
-impl ReceiptBundle {
-    /// Builds the receipt of the transaction at `position` of `block`, whose receipts are
-    /// `receipts` (one per transaction, in block order), finalised by `finality`, signed by the holder
-    /// of `chain[0]` (then intermediates), with the issuers' CRLs `crls`.
-    ///
-    /// Computes both inclusion proofs from the block, and refuses inputs that disagree with
-    /// the header (tx count, roots), a receipt for another transaction, or a seal over another
-    /// block: a node never hands out a receipt it knows to be false. It does not check
-    /// signatures or certificates; [`ReceiptBundle::verify`] does.
-    pub fn build(
-        block: &Block,
-        receipts: &[Receipt],
-        position: u32,
-        finality: Finality,
-        chain: Vec<Certificate>,
-        crls: Vec<Crl>,
-    ) -> Result<ReceiptBundle, ReceiptError> {
-        let build = |problem| ReceiptError::Build { problem };
-        let header = &block.header;
-        let count = block.txs.len();
-        if usize::try_from(header.tx_count).ok() != Some(count) {
-            return Err(build(BuildProblem::TxCount {
-                declared: header.tx_count,
-                count,
-            }));
-        }
-        if receipts.len() != count {
-            return Err(build(BuildProblem::ReceiptCount {
-                receipts: receipts.len(),
-                txs: count,
-            }));
-        }
-        let out_of_range = || build(BuildProblem::PositionOutOfRange { position, count });
-        let index = usize::try_from(position).map_err(|_| out_of_range())?;
-        let (Some(tx), Some(receipt)) = (block.txs.get(index), receipts.get(index)) else {
-            return Err(out_of_range());
-        };
-        // The leaves exactly as Block::tx_root and types::receipts_root make them: the leaf
-        // hash of each 32-byte entry.
-        let tx_leaves: Vec<Digest> = block
-            .txs
-            .iter()
-            .map(|t| merkle::leaf_hash(t.entry_hash().as_bytes()))
-            .collect();
-        let receipt_leaves: Vec<Digest> = receipts
-            .iter()
-            .map(|r| merkle::leaf_hash(r.receipt_hash().as_bytes()))
-            .collect();
-        if merkle::root_of_leaf_hashes(&tx_leaves) != header.tx_root {
-            return Err(build(BuildProblem::TxRoot));
-        }
-        if merkle::root_of_leaf_hashes(&receipt_leaves) != header.receipts_root {
-            return Err(build(BuildProblem::ReceiptsRoot));
-        }
-        if receipt.tx_id != tx.tx_id() {
-            return Err(build(BuildProblem::ReceiptForOtherTx {
-                receipt_tx: receipt.tx_id,
-                tx: tx.tx_id(),
-            }));
-        }
-        let block_hash = header.hash();
-        if finality.block_hash() != block_hash {
-            return Err(build(BuildProblem::SealForOtherBlock {
-                sealed: finality.block_hash(),
-                block: block_hash,
-            }));
-        }
-        let tx_proof = merkle::prove(&tx_leaves, index).ok_or_else(out_of_range)?;
-        let receipt_proof = merkle::prove(&receipt_leaves, index).ok_or_else(out_of_range)?;
-        Ok(ReceiptBundle {
-            tx: tx.clone(),
-            position,
-            tx_proof,
-            receipt: receipt.clone(),
-            receipt_proof,
-            header: header.clone(),
-            finality,
-            chain,
-            crls,
-            set_changes: Vec::new(),
-            anchor_proofs: Vec::new(),
-        })
-    }
+/// A header with what certifies it: its commit certificate and the validator-set changes from
+/// genesis to it (each certified by the set before), as a receipt carries them. An audit
+/// report carries one for each height whose state root it proves values under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertifiedHeader {
+    /// The header.
+    pub header: BlockHeader,
+    /// Its commit certificate.
+    pub certificate: CommitCertificate,
+    /// The validator-set changes from genesis to the header's block, in height order.
+    pub set_changes: Vec<SetChange>,
+}
 
-    /// Verifies the receipt against `trust` (the genesis file) alone, and, if `document` is
-    /// given, that the transaction anchored exactly that document. The checks, in order
-    /// (docs/receipts.md §3), each with its own error:
-    ///
-    /// 1. the header and the transaction are for `trust.chain_id`;
-    /// 2. finality: for a v2 header, the header names the genesis validator set and its
-    ///    commit certificate is a quorum of that set's precommits for the header's hash, and
-    ///    the proposer is a genesis validator; for a v1 header, the seal's signer is a genesis
-    ///    validator, its signature verifies with that validator's key, it is over the header's
-    ///    hash, and its signer is the header's proposer;
-    /// 3. the transaction's entry hash is at `position` under `header.tx_root`, and the
-    ///    receipt's hash at `position` under `header.receipts_root`, both in a tree of
-    ///    `header.tx_count` leaves; the receipt is for this transaction and succeeded;
-    /// 4. the first certificate is the transaction's sender, its chain validates to a genesis
-    ///    CA, or to the CA of an anchor proof (an organisation record proven under the
-    ///    certified header's `state_root`: founding, registered before the block, not removed
-    ///    before it), at the block's time with the bundle's CRLs, and the transaction's
-    ///    signature verifies with its key;
-    /// 5. with a document: the call is `attestation.anchor` and `args[0]` is SM3(document).
-    pub fn verify(
-        &self,
-        trust: &TrustContext,
-        document: Option<&[u8]>,
-    ) -> Result<VerifiedReceipt, ReceiptError> {
-        // 1. Chain.
-        for (part, found) in [
-            ("header", &self.header.chain_id),
-            ("transaction", &self.tx.tx.chain_id),
-        ] {
-            if *found != trust.chain_id {
-                return Err(ReceiptError::WrongChain {
-                    part,
-                    found: found.to_string(),
-                    expected: trust.chain_id.to_string(),
-                });
-            }
-        }
-
-        // 2. Finality.
-        let (validator, certified_by) = match &self.finality {
-            Finality::Seal(seal) => {
-                let v = self.check_seal(seal, trust)?;
-                (v.subject(), vec![v.subject()])
-            }
-            Finality::Certificate(cert) => self.check_certificate(cert, trust)?,
-        };
-
-        // 3. Inclusion and result.
-        let tx_id = self.tx.tx_id();
-        let size = u64::from(self.header.tx_count);
-        let index = u64::from(self.position);
-        merkle::verify(
-            &self.header.tx_root,
-            self.tx.entry_hash().as_bytes(),
-            index,
-            size,
-            &self.tx_proof,
-        )
-        .map_err(|problem| ReceiptError::TxNotInBlock {
-            position: self.position,
-            tx_count: self.header.tx_count,
-            problem,
-        })?;
-        merkle::verify(
-            &self.header.receipts_root,
-            self.receipt.receipt_hash().as_bytes(),
-            index,
-            size,
-            &self.receipt_proof,
-        )
-        .map_err(|problem| ReceiptError::ResultNotInBlock {
-            position: self.position,
-            tx_count: self.header.tx_count,
-            problem,
-        })?;
-        if self.receipt.tx_id != tx_id {
-            return Err(ReceiptError::ResultOtherTx {
-                receipt_tx: self.receipt.tx_id,
-                tx: tx_id,
+impl CertifiedHeader {
+    /// Checks that the header is of the trusted chain and that its certificate is a quorum of
+    /// the validator set of its height, followed from the genesis set through the set changes.
+    /// Returns the proposer's subject and the signers' subjects.
+    pub fn verify(&self, trust: &TrustContext) -> Result<(String, Vec<String>), ReceiptError> {
+        if self.header.chain_id != trust.chain_id {
+            return Err(ReceiptError::WrongChain {
+                part: "header",
+                found: self.header.chain_id.to_string(),
+                expected: trust.chain_id.to_string(),
             });
         }
-        if let Status::Failed { code, message } = &self.receipt.status {
-            return Err(ReceiptError::NotSuccessful {
-                code: *code,
-                message: message.clone(),
-            });
+        Certified {
+            header: &self.header,
+            set_changes: &self.set_changes,
         }
-
-        // 4. Signer.
-        let (leaf, organisation) = self.check_signer(trust)?;
-
-        // 5. Document.
-        let call = &self.tx.tx.call;
-        let anchored_digest = anchored_digest(call);
-        let document_digest = match document {
-            None => None,
-            Some(doc) => {
-                let Some(anchored) = anchored_digest else {
-                    return Err(ReceiptError::NotAnAttestation {
-                        contract: call.contract.clone(),
-                        method: call.method.clone(),
-                    });
-                };
-                let digest = sm3(doc);
-                if digest != anchored {
-                    return Err(ReceiptError::DocumentMismatch {
-                        anchored,
-                        document: digest,
-                    });
-                }
-                Some(digest)
-            }
-        };
-
-        Ok(VerifiedReceipt {
-            tx_id,
-            height: self.header.height,
-            block_hash: self.finality.block_hash(),
-            timestamp_ms: self.header.timestamp.0,
-            signer_subject: leaf.subject(),
-            organisation,
-            validator,
-            certified_by,
-            set_changes: self
-                .set_changes
-                .iter()
-                .map(|c| c.header.height.next().unwrap_or(c.header.height))
-                .collect(),
-            call: format!("{}.{}", call.contract, call.method),
-            document_digest,
-            anchored_digest,
-            fuel_used: self.receipt.fuel_used,
-            output: self.receipt.output.clone(),
-            events: self.receipt.events.clone(),
-        })
+        .check_certificate(&self.certificate, trust)
     }
+}
 
+/// A header and the set changes before it, borrowed: what step 2 of a receipt's verification
+/// and [`CertifiedHeader::verify`] share.
+struct Certified<'a> {
+    header: &'a BlockHeader,
+    set_changes: &'a [SetChange],
+}
+
+impl Certified<'_> {
     /// Step 2 (v2): returns the proposer's subject and the signers' subjects.
     fn check_certificate(
         &self,
@@ -607,6 +427,232 @@ impl ReceiptBundle {
             sets.push((h.next().unwrap_or(h), after));
         }
         Ok((sets, known))
+    }
+}
+
+impl ReceiptBundle {
+    /// Builds the receipt of the transaction at `position` of `block`, whose receipts are
+    /// `receipts` (one per transaction, in block order), finalised by `finality`, signed by the holder
+    /// of `chain[0]` (then intermediates), with the issuers' CRLs `crls`.
+    ///
+    /// Computes both inclusion proofs from the block, and refuses inputs that disagree with
+    /// the header (tx count, roots), a receipt for another transaction, or a seal over another
+    /// block: a node never hands out a receipt it knows to be false. It does not check
+    /// signatures or certificates; [`ReceiptBundle::verify`] does.
+    pub fn build(
+        block: &Block,
+        receipts: &[Receipt],
+        position: u32,
+        finality: Finality,
+        chain: Vec<Certificate>,
+        crls: Vec<Crl>,
+    ) -> Result<ReceiptBundle, ReceiptError> {
+        let build = |problem| ReceiptError::Build { problem };
+        let header = &block.header;
+        let count = block.txs.len();
+        if usize::try_from(header.tx_count).ok() != Some(count) {
+            return Err(build(BuildProblem::TxCount {
+                declared: header.tx_count,
+                count,
+            }));
+        }
+        if receipts.len() != count {
+            return Err(build(BuildProblem::ReceiptCount {
+                receipts: receipts.len(),
+                txs: count,
+            }));
+        }
+        let out_of_range = || build(BuildProblem::PositionOutOfRange { position, count });
+        let index = usize::try_from(position).map_err(|_| out_of_range())?;
+        let (Some(tx), Some(receipt)) = (block.txs.get(index), receipts.get(index)) else {
+            return Err(out_of_range());
+        };
+        // The leaves exactly as Block::tx_root and types::receipts_root make them: the leaf
+        // hash of each 32-byte entry.
+        let tx_leaves: Vec<Digest> = block
+            .txs
+            .iter()
+            .map(|t| merkle::leaf_hash(t.entry_hash().as_bytes()))
+            .collect();
+        let receipt_leaves: Vec<Digest> = receipts
+            .iter()
+            .map(|r| merkle::leaf_hash(r.receipt_hash().as_bytes()))
+            .collect();
+        if merkle::root_of_leaf_hashes(&tx_leaves) != header.tx_root {
+            return Err(build(BuildProblem::TxRoot));
+        }
+        if merkle::root_of_leaf_hashes(&receipt_leaves) != header.receipts_root {
+            return Err(build(BuildProblem::ReceiptsRoot));
+        }
+        if receipt.tx_id != tx.tx_id() {
+            return Err(build(BuildProblem::ReceiptForOtherTx {
+                receipt_tx: receipt.tx_id,
+                tx: tx.tx_id(),
+            }));
+        }
+        let block_hash = header.hash();
+        if finality.block_hash() != block_hash {
+            return Err(build(BuildProblem::SealForOtherBlock {
+                sealed: finality.block_hash(),
+                block: block_hash,
+            }));
+        }
+        let tx_proof = merkle::prove(&tx_leaves, index).ok_or_else(out_of_range)?;
+        let receipt_proof = merkle::prove(&receipt_leaves, index).ok_or_else(out_of_range)?;
+        Ok(ReceiptBundle {
+            tx: tx.clone(),
+            position,
+            tx_proof,
+            receipt: receipt.clone(),
+            receipt_proof,
+            header: header.clone(),
+            finality,
+            chain,
+            crls,
+            set_changes: Vec::new(),
+            anchor_proofs: Vec::new(),
+        })
+    }
+
+    /// Verifies the receipt against `trust` (the genesis file) alone, and, if `document` is
+    /// given, that the transaction anchored exactly that document. The checks, in order
+    /// (docs/receipts.md §3), each with its own error:
+    ///
+    /// 1. the header and the transaction are for `trust.chain_id`;
+    /// 2. finality: for a v2 header, the header names the genesis validator set and its
+    ///    commit certificate is a quorum of that set's precommits for the header's hash, and
+    ///    the proposer is a genesis validator; for a v1 header, the seal's signer is a genesis
+    ///    validator, its signature verifies with that validator's key, it is over the header's
+    ///    hash, and its signer is the header's proposer;
+    /// 3. the transaction's entry hash is at `position` under `header.tx_root`, and the
+    ///    receipt's hash at `position` under `header.receipts_root`, both in a tree of
+    ///    `header.tx_count` leaves; the receipt is for this transaction and succeeded;
+    /// 4. the first certificate is the transaction's sender, its chain validates to a genesis
+    ///    CA, or to the CA of an anchor proof (an organisation record proven under the
+    ///    certified header's `state_root`: founding, registered before the block, not removed
+    ///    before it), at the block's time with the bundle's CRLs, and the transaction's
+    ///    signature verifies with its key;
+    /// 5. with a document: the call is `attestation.anchor` and `args[0]` is SM3(document).
+    pub fn verify(
+        &self,
+        trust: &TrustContext,
+        document: Option<&[u8]>,
+    ) -> Result<VerifiedReceipt, ReceiptError> {
+        // 1. Chain.
+        for (part, found) in [
+            ("header", &self.header.chain_id),
+            ("transaction", &self.tx.tx.chain_id),
+        ] {
+            if *found != trust.chain_id {
+                return Err(ReceiptError::WrongChain {
+                    part,
+                    found: found.to_string(),
+                    expected: trust.chain_id.to_string(),
+                });
+            }
+        }
+
+        // 2. Finality.
+        let (validator, certified_by) = match &self.finality {
+            Finality::Seal(seal) => {
+                let v = self.check_seal(seal, trust)?;
+                (v.subject(), vec![v.subject()])
+            }
+            Finality::Certificate(cert) => Certified {
+                header: &self.header,
+                set_changes: &self.set_changes,
+            }
+            .check_certificate(cert, trust)?,
+        };
+
+        // 3. Inclusion and result.
+        let tx_id = self.tx.tx_id();
+        let size = u64::from(self.header.tx_count);
+        let index = u64::from(self.position);
+        merkle::verify(
+            &self.header.tx_root,
+            self.tx.entry_hash().as_bytes(),
+            index,
+            size,
+            &self.tx_proof,
+        )
+        .map_err(|problem| ReceiptError::TxNotInBlock {
+            position: self.position,
+            tx_count: self.header.tx_count,
+            problem,
+        })?;
+        merkle::verify(
+            &self.header.receipts_root,
+            self.receipt.receipt_hash().as_bytes(),
+            index,
+            size,
+            &self.receipt_proof,
+        )
+        .map_err(|problem| ReceiptError::ResultNotInBlock {
+            position: self.position,
+            tx_count: self.header.tx_count,
+            problem,
+        })?;
+        if self.receipt.tx_id != tx_id {
+            return Err(ReceiptError::ResultOtherTx {
+                receipt_tx: self.receipt.tx_id,
+                tx: tx_id,
+            });
+        }
+        if let Status::Failed { code, message } = &self.receipt.status {
+            return Err(ReceiptError::NotSuccessful {
+                code: *code,
+                message: message.clone(),
+            });
+        }
+
+        // 4. Signer.
+        let (leaf, organisation) = self.check_signer(trust)?;
+
+        // 5. Document.
+        let call = &self.tx.tx.call;
+        let anchored_digest = anchored_digest(call);
+        let document_digest = match document {
+            None => None,
+            Some(doc) => {
+                let Some(anchored) = anchored_digest else {
+                    return Err(ReceiptError::NotAnAttestation {
+                        contract: call.contract.clone(),
+                        method: call.method.clone(),
+                    });
+                };
+                let digest = sm3(doc);
+                if digest != anchored {
+                    return Err(ReceiptError::DocumentMismatch {
+                        anchored,
+                        document: digest,
+                    });
+                }
+                Some(digest)
+            }
+        };
+
+        Ok(VerifiedReceipt {
+            tx_id,
+            height: self.header.height,
+            block_hash: self.finality.block_hash(),
+            timestamp_ms: self.header.timestamp.0,
+            signer_subject: leaf.subject(),
+            organisation,
+            validator,
+            certified_by,
+            set_changes: self
+                .set_changes
+                .iter()
+                .map(|c| c.header.height.next().unwrap_or(c.header.height))
+                .collect(),
+            call: format!("{}.{}", call.contract, call.method),
+            document_digest,
+            anchored_digest,
+            fuel_used: self.receipt.fuel_used,
+            output: self.receipt.output.clone(),
+            events: self.receipt.events.clone(),
+        })
     }
 
     /// Step 2 (v1): returns the validator whose seal covers this header.

@@ -1,7 +1,7 @@
 //! The receipt file (docs/receipts.md §2): a JSON object whose values are lower-case hex of the
 //! canonical `types` encodings and PEM certificates and CRLs, read strictly and under limits.
 
-use crate::bundle::{AnchorProof, Cause, Finality, ReceiptBundle, SetChange};
+use crate::bundle::{AnchorProof, Cause, CertifiedHeader, Finality, ReceiptBundle, SetChange};
 use crate::error::{Malformation, ReceiptError};
 use pki::{Certificate, Crl};
 use serde::{Deserialize, Serialize};
@@ -191,26 +191,7 @@ impl ReceiptBundle {
             receipt_proof: hex::encode(self.receipt_proof.to_bytes()),
             chain: self.chain.iter().map(Certificate::to_pem).collect(),
             crls: self.crls.iter().map(Crl::to_pem).collect(),
-            validator_changes: self
-                .set_changes
-                .iter()
-                .map(|c| SetChangeFile {
-                    header: hex::encode(c.header.to_bytes()),
-                    certificate: hex::encode(c.certificate.to_bytes()),
-                    validators: c.validators.iter().map(Certificate::to_pem).collect(),
-                    causes: c
-                        .causes
-                        .iter()
-                        .map(|k| CauseFile {
-                            header: hex::encode(k.header.to_bytes()),
-                            certificate: hex::encode(k.certificate.to_bytes()),
-                            position: k.position,
-                            tx: hex::encode(k.tx.to_bytes()),
-                            tx_proof: hex::encode(k.tx_proof.to_bytes()),
-                        })
-                        .collect(),
-                })
-                .collect(),
+            validator_changes: write_set_changes(&self.set_changes),
             anchor_proofs: self
                 .anchor_proofs
                 .iter()
@@ -310,74 +291,7 @@ impl ReceiptBundle {
                 },
             ));
         }
-        check_count(
-            "validator_changes",
-            file.validator_changes.len(),
-            MAX_SET_CHANGES,
-        )?;
-        let mut set_changes = Vec::with_capacity(file.validator_changes.len());
-        for c in &file.validator_changes {
-            check_count(
-                "validator_changes[].validators",
-                c.validators.len(),
-                types::MAX_VALIDATORS,
-            )?;
-            check_count("validator_changes[].causes", c.causes.len(), MAX_CAUSES)?;
-            let mut validators = Vec::with_capacity(c.validators.len());
-            for (i, pem) in c.validators.iter().enumerate() {
-                validators.push(pem_cert(
-                    format!("validator_changes[].validators[{i}]"),
-                    pem,
-                    limits,
-                )?);
-            }
-            let mut causes = Vec::with_capacity(c.causes.len());
-            for k in &c.causes {
-                causes.push(Cause {
-                    header: decoded(
-                        "validator_changes[].causes[].header",
-                        &k.header,
-                        MAX_HEADER_LEN,
-                        limits,
-                    )?,
-                    certificate: decoded(
-                        "validator_changes[].causes[].certificate",
-                        &k.certificate,
-                        MAX_CERTIFICATE_LEN,
-                        limits,
-                    )?,
-                    position: k.position,
-                    tx: decoded(
-                        "validator_changes[].causes[].tx",
-                        &k.tx,
-                        limits.max_tx_size,
-                        limits,
-                    )?,
-                    tx_proof: decoded(
-                        "validator_changes[].causes[].tx_proof",
-                        &k.tx_proof,
-                        proof_max,
-                        limits,
-                    )?,
-                });
-            }
-            set_changes.push(SetChange {
-                header: decoded(
-                    "validator_changes[].header",
-                    &c.header,
-                    MAX_HEADER_LEN,
-                    limits,
-                )?,
-                certificate: decoded(
-                    "validator_changes[].certificate",
-                    &c.certificate,
-                    MAX_CERTIFICATE_LEN,
-                    limits,
-                )?,
-                validators,
-                causes,
-            });
-        }
+        let set_changes = read_set_changes(&file.validator_changes, limits, proof_max)?;
 
         if probe.version == 1 && !file.anchor_proofs.is_empty() {
             return Err(malformed(
@@ -411,6 +325,145 @@ impl ReceiptBundle {
             crls,
             set_changes,
             anchor_proofs,
+        })
+    }
+}
+
+fn write_set_changes(changes: &[SetChange]) -> Vec<SetChangeFile> {
+    changes
+        .iter()
+        .map(|c| SetChangeFile {
+            header: hex::encode(c.header.to_bytes()),
+            certificate: hex::encode(c.certificate.to_bytes()),
+            validators: c.validators.iter().map(Certificate::to_pem).collect(),
+            causes: c
+                .causes
+                .iter()
+                .map(|k| CauseFile {
+                    header: hex::encode(k.header.to_bytes()),
+                    certificate: hex::encode(k.certificate.to_bytes()),
+                    position: k.position,
+                    tx: hex::encode(k.tx.to_bytes()),
+                    tx_proof: hex::encode(k.tx_proof.to_bytes()),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn read_set_changes(
+    files: &[SetChangeFile],
+    limits: &Limits,
+    proof_max: usize,
+) -> Result<Vec<SetChange>, ReceiptError> {
+    check_count("validator_changes", files.len(), MAX_SET_CHANGES)?;
+    let mut set_changes = Vec::with_capacity(files.len());
+    for c in files {
+        check_count(
+            "validator_changes[].validators",
+            c.validators.len(),
+            types::MAX_VALIDATORS,
+        )?;
+        check_count("validator_changes[].causes", c.causes.len(), MAX_CAUSES)?;
+        let mut validators = Vec::with_capacity(c.validators.len());
+        for (i, pem) in c.validators.iter().enumerate() {
+            validators.push(pem_cert(
+                format!("validator_changes[].validators[{i}]"),
+                pem,
+                limits,
+            )?);
+        }
+        let mut causes = Vec::with_capacity(c.causes.len());
+        for k in &c.causes {
+            causes.push(Cause {
+                header: decoded(
+                    "validator_changes[].causes[].header",
+                    &k.header,
+                    MAX_HEADER_LEN,
+                    limits,
+                )?,
+                certificate: decoded(
+                    "validator_changes[].causes[].certificate",
+                    &k.certificate,
+                    MAX_CERTIFICATE_LEN,
+                    limits,
+                )?,
+                position: k.position,
+                tx: decoded(
+                    "validator_changes[].causes[].tx",
+                    &k.tx,
+                    limits.max_tx_size,
+                    limits,
+                )?,
+                tx_proof: decoded(
+                    "validator_changes[].causes[].tx_proof",
+                    &k.tx_proof,
+                    proof_max,
+                    limits,
+                )?,
+            });
+        }
+        set_changes.push(SetChange {
+            header: decoded(
+                "validator_changes[].header",
+                &c.header,
+                MAX_HEADER_LEN,
+                limits,
+            )?,
+            certificate: decoded(
+                "validator_changes[].certificate",
+                &c.certificate,
+                MAX_CERTIFICATE_LEN,
+                limits,
+            )?,
+            validators,
+            causes,
+        });
+    }
+    Ok(set_changes)
+}
+
+/// A certified header as written in an audit report (docs/audit.md): the header and its commit
+/// certificate as lower-case hex of their canonical encodings, and the validator-set changes
+/// from genesis as in a receipt.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertifiedHeaderFile {
+    header: String,
+    certificate: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    validator_changes: Vec<SetChangeFile>,
+}
+
+impl CertifiedHeader {
+    /// Returns the JSON value written in an audit report.
+    pub fn to_json_value(&self) -> serde_json::Value {
+        let file = CertifiedHeaderFile {
+            header: hex::encode(self.header.to_bytes()),
+            certificate: hex::encode(self.certificate.to_bytes()),
+            validator_changes: write_set_changes(&self.set_changes),
+        };
+        serde_json::to_value(&file).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Reads the JSON value of an audit report strictly (unknown fields refused, hex of
+    /// canonical encodings decoded under `limits`). Believe it after [`CertifiedHeader::verify`].
+    pub fn from_json_value(
+        v: &serde_json::Value,
+        limits: &Limits,
+    ) -> Result<CertifiedHeader, ReceiptError> {
+        let file: CertifiedHeaderFile =
+            serde_json::from_value(v.clone()).map_err(|e| json_error(&e))?;
+        let proof_max = 2 + 4 + limits.max_proof_len.saturating_mul(32);
+        Ok(CertifiedHeader {
+            header: decoded("header", &file.header, MAX_HEADER_LEN, limits)?,
+            certificate: decoded(
+                "certificate",
+                &file.certificate,
+                MAX_CERTIFICATE_LEN,
+                limits,
+            )?,
+            set_changes: read_set_changes(&file.validator_changes, limits, proof_max)?,
         })
     }
 }

@@ -28,8 +28,8 @@ mod error;
 mod json;
 
 pub use bundle::{
-    ATTESTATION_CONTRACT, ATTESTATION_METHOD, AnchorProof, Cause, Finality, ReceiptBundle,
-    SetChange, TrustContext, VerifiedReceipt, org_record_key,
+    ATTESTATION_CONTRACT, ATTESTATION_METHOD, AnchorProof, Cause, CertifiedHeader, Finality,
+    ReceiptBundle, SetChange, TrustContext, VerifiedReceipt, org_record_key,
 };
 pub use error::{BuildProblem, Malformation, ReceiptError};
 pub use json::{

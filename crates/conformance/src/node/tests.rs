@@ -259,6 +259,7 @@ impl Ledger {
                 cert: node,
             }],
             governance: Vec::new(),
+            supervision: None,
         };
         let json = g.to_json().into_bytes();
         let block0 = execution::Genesis::from_json(&json)

@@ -138,6 +138,7 @@ impl FakeTls {
                 cert: node.clone(),
             }],
             governance: Vec::new(),
+            supervision: None,
         };
         FakeTls {
             fault,

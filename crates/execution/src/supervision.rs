@@ -1,0 +1,342 @@
+//! The built-in `supervision` contract (issue 16): the chain's supervisor freezes and unfreezes a
+//! certificate, the people of an organisation, or a WASM contract, each with a reason.
+//!
+//! - `freeze(kind, target, reason)` and `unfreeze(kind, target, reason)`, kind `cert` (target:
+//!   64 hex of the certificate's SM3 ID), `org` (its name) or `contract` (a deployed WASM
+//!   contract's name). Only an auditor of the supervising organisation calls them, and only
+//!   under the freeze policy `supervisor`; under `governance` the same change is a governance
+//!   proposal (`supervision-freeze`, `supervision-unfreeze`) that the supervisor's admin makes
+//!   and the organisations vote, and whose execution runs [`apply`] in this namespace.
+//!
+//! A supervisor's freeze is its own flag (`supervision/frozen/<kind>/<target>`), apart from an
+//! admin's suspension (`identity/suspended/…`) and a governance freeze of a contract (the
+//! contract record's `frozen`): each is lifted only by the authority that set it, and admission
+//! refuses each with its own code. The supervising organisation's people cannot be frozen as an
+//! organisation (they alone can unfreeze), though each of their certificates can.
+
+use crate::codes::{FailureCode, RejectCode};
+use crate::context::{CallContext, ContractError, Phase};
+use crate::contract::{BUILTIN_CALL_COST, Contract, Denial};
+use crate::error::ExecError;
+use crate::keys::{self, SUPERVISION};
+use crate::trace::{FreezeKind, FreezePolicy, FreezeRecord, MAX_REASON_LEN, SupervisorRecord};
+use crate::view::StateRead;
+use crate::wasm;
+use crypto::Digest;
+use pki::Role;
+
+const METHODS: &[&str] = &["freeze", "unfreeze"];
+
+/// The `supervision` contract.
+#[derive(Debug)]
+pub struct SupervisionContract;
+
+/// Returns the chain's supervisor, if it names one.
+pub fn supervisor(r: &(impl StateRead + ?Sized)) -> Result<Option<SupervisorRecord>, ExecError> {
+    let key = keys::full(SUPERVISION, &keys::supervision::supervisor());
+    r.read(&key)?
+        .map(|v| SupervisorRecord::decode(&key, &v))
+        .transpose()
+}
+
+/// Returns the supervisor's freeze of `target` of `kind`, if it froze it.
+pub fn freeze(
+    r: &(impl StateRead + ?Sized),
+    kind: FreezeKind,
+    target: &str,
+) -> Result<Option<FreezeRecord>, ExecError> {
+    let key = keys::full(
+        SUPERVISION,
+        &keys::supervision::frozen(kind.as_str(), target),
+    );
+    r.read(&key)?
+        .map(|v| FreezeRecord::decode(&key, &v))
+        .transpose()
+}
+
+/// Returns why the supervisor refuses a signer: its certificate frozen, or (for a person: a
+/// user, admin or auditor) its organisation's people frozen. `None` if neither.
+pub fn signer_refusal(
+    r: &(impl StateRead + ?Sized),
+    cert_id: &Digest,
+    organisation: &str,
+    role: Role,
+) -> Result<Option<(RejectCode, String)>, ExecError> {
+    if let Some(f) = freeze(r, FreezeKind::Cert, &cert_id.to_hex())? {
+        return Ok(Some((
+            RejectCode::SignerFrozen,
+            format!(
+                "certificate {cert_id} was frozen by the supervisor at height {} ({})",
+                f.height.0, f.reason
+            ),
+        )));
+    }
+    let person = matches!(role, Role::User | Role::Admin | Role::Auditor);
+    if person && let Some(f) = freeze(r, FreezeKind::Org, organisation)? {
+        return Ok(Some((
+            RejectCode::OrgFrozen,
+            format!(
+                "the people of {organisation:?} were frozen by the supervisor at height {} ({})",
+                f.height.0, f.reason
+            ),
+        )));
+    }
+    Ok(None)
+}
+
+/// The parsed arguments of `freeze` and `unfreeze`: [kind, target, reason], UTF-8 each.
+#[derive(Debug)]
+pub(crate) struct FreezeArgs {
+    pub(crate) kind: FreezeKind,
+    pub(crate) target: String,
+    pub(crate) reason: String,
+}
+
+fn bad(message: String) -> ContractError {
+    ContractError::failed(FailureCode::BadArguments, message)
+}
+
+/// Parses [kind, target, reason] (also the governance proposal's arguments after its kind).
+pub(crate) fn parse_freeze(method: &str, args: &[Vec<u8>]) -> Result<FreezeArgs, ContractError> {
+    if args.len() != 3 {
+        return Err(bad(format!(
+            "supervision.{method} takes 3 arguments (kind, target, reason), got {}",
+            args.len()
+        )));
+    }
+    let text = |i: usize, what: &str| {
+        std::str::from_utf8(&args[i])
+            .map(str::to_string)
+            .map_err(|_| bad(format!("args[{i}] ({what}) is not UTF-8")))
+    };
+    let kind_text = text(0, "kind")?;
+    let kind = FreezeKind::parse(&kind_text).ok_or_else(|| {
+        bad(format!(
+            "args[0] (kind): {kind_text:?} is not cert, org or contract"
+        ))
+    })?;
+    let target = text(1, "target")?;
+    match kind {
+        FreezeKind::Cert => {
+            let hex = target.len() == 64
+                && target
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !hex {
+                return Err(bad(format!(
+                    "args[1] (target): {target:?} is not the 64 lower-case hex characters of a certificate's SM3 ID"
+                )));
+            }
+        }
+        FreezeKind::Org => {
+            crate::identity::check_org_name(&target)
+                .map_err(|e| bad(format!("args[1] (target): {e}")))?;
+        }
+        FreezeKind::Contract => {
+            wasm::check_contract_name(&target)
+                .map_err(|e| bad(format!("args[1] (target): {e}")))?;
+        }
+    }
+    let reason = text(2, "reason")?;
+    if reason.is_empty() || reason.len() > MAX_REASON_LEN || reason.chars().any(|c| c.is_control())
+    {
+        return Err(ContractError::failed(
+            FailureCode::FreezeBadReason,
+            format!(
+                "args[2] (reason): {} bytes; give 1 to {MAX_REASON_LEN} bytes of printable text",
+                reason.len()
+            ),
+        ));
+    }
+    Ok(FreezeArgs {
+        kind,
+        target,
+        reason,
+    })
+}
+
+/// Checks that `organisation` is the chain's supervisor; returns the supervisor record.
+pub(crate) fn require_supervisor(
+    r: &(impl StateRead + ?Sized),
+    organisation: &str,
+    what: &str,
+) -> Result<SupervisorRecord, Denial> {
+    match supervisor(r)? {
+        Some(s) if s.organisation == organisation => Ok(s),
+        Some(s) => Err(Denial::refused(
+            RejectCode::PermissionDenied,
+            FailureCode::NotSupervisor,
+            format!(
+                "{what}: {organisation:?} is not the chain's supervisor ({:?} is)",
+                s.organisation
+            ),
+        )),
+        None => Err(Denial::refused(
+            RejectCode::PermissionDenied,
+            FailureCode::NotSupervisor,
+            format!("{what}: the chain names no supervisor"),
+        )),
+    }
+}
+
+/// Checks that a freeze's target exists and may be frozen: a registered organisation other
+/// than the supervisor, a deployed contract. A certificate may be frozen before the chain has
+/// seen it.
+pub(crate) fn check_target(
+    r: &(impl StateRead + ?Sized),
+    supervisor: &SupervisorRecord,
+    a: &FreezeArgs,
+) -> Result<(), ContractError> {
+    match a.kind {
+        FreezeKind::Cert => Ok(()),
+        FreezeKind::Org => {
+            if a.target == supervisor.organisation {
+                return Err(ContractError::failed(
+                    FailureCode::FreezeTargetProtected,
+                    format!(
+                        "{:?} is the supervising organisation: its people alone can unfreeze, so it is never frozen as a whole (freeze single certificates)",
+                        a.target
+                    ),
+                ));
+            }
+            match crate::view::organisation(r, &a.target)? {
+                Some(o) if o.removed_at.is_none() => Ok(()),
+                _ => Err(ContractError::failed(
+                    FailureCode::FreezeTargetUnknown,
+                    format!("no registered organisation {:?}", a.target),
+                )),
+            }
+        }
+        FreezeKind::Contract => match wasm::contract(r, &a.target)? {
+            Some(_) => Ok(()),
+            None => Err(ContractError::failed(
+                FailureCode::FreezeTargetUnknown,
+                format!("no deployed contract {:?}", a.target),
+            )),
+        },
+    }
+}
+
+/// Makes the change in the `supervision` namespace: a freeze records `FreezeRecord`, an
+/// unfreeze removes it. Declares the trace subjects (a contract's lifecycle; the frozen
+/// organisation or certificate).
+pub(crate) fn apply(
+    ctx: &mut CallContext<'_>,
+    freeze: bool,
+    a: &FreezeArgs,
+) -> Result<(), ContractError> {
+    let key = keys::supervision::frozen(a.kind.as_str(), &a.target);
+    let present = ctx.get(&key)?.is_some();
+    if freeze && present {
+        return Err(ContractError::failed(
+            FailureCode::AlreadyFrozen,
+            format!(
+                "the supervisor already froze {} {:?}",
+                a.kind.as_str(),
+                a.target
+            ),
+        ));
+    }
+    if !freeze && !present {
+        return Err(ContractError::failed(
+            FailureCode::NotFrozen,
+            format!(
+                "the supervisor has not frozen {} {:?} (a suspension or a governance freeze is lifted by its own authority)",
+                a.kind.as_str(),
+                a.target
+            ),
+        ));
+    }
+    if freeze {
+        let record = FreezeRecord {
+            reason: a.reason.clone(),
+            height: ctx.block().height,
+            tx_id: ctx.tx_id().0,
+            by: ctx.caller().cert_id,
+        };
+        ctx.put(&key, record.encode())?;
+    } else {
+        ctx.delete(&key)?;
+    }
+    let topic = crypto_sm::sm3::sm3(format!("{}/{}", a.kind.as_str(), a.target).as_bytes());
+    ctx.emit_with_topics(
+        if freeze { "frozen" } else { "unfrozen" },
+        vec![topic.0.to_vec()],
+        a.reason.clone().into_bytes(),
+    )?;
+    match a.kind {
+        FreezeKind::Contract => ctx.trace(crate::trace::TraceKind::Lifecycle, &a.target),
+        FreezeKind::Org => ctx.trace(crate::trace::TraceKind::Org, &a.target),
+        FreezeKind::Cert => ctx.trace(crate::trace::TraceKind::Cert, &a.target),
+    }
+    Ok(())
+}
+
+impl Contract for SupervisionContract {
+    fn name(&self) -> &'static str {
+        SUPERVISION
+    }
+
+    fn methods(&self) -> &'static [&'static str] {
+        METHODS
+    }
+
+    fn check_args(&self, method: &str, args: &[Vec<u8>]) -> Result<(), ContractError> {
+        match method {
+            "freeze" | "unfreeze" => parse_freeze(method, args).map(|_| ()),
+            _ => Err(ContractError::failed(
+                FailureCode::UnknownCall,
+                format!("supervision has no method {method:?}"),
+            )),
+        }
+    }
+
+    /// The signer's organisation is the supervisor and the policy lets its auditors act alone;
+    /// a freeze's target exists and may be frozen.
+    fn authorize(
+        &self,
+        ctx: &CallContext<'_>,
+        method: &str,
+        args: &[Vec<u8>],
+    ) -> Result<(), Denial> {
+        let a = parse_freeze(method, args)?;
+        let what = if ctx.phase() == Phase::Execution {
+            "the signer".to_string()
+        } else {
+            format!("supervision.{method}")
+        };
+        let s = require_supervisor(ctx, &ctx.caller().organisation, &what)?;
+        if s.policy != FreezePolicy::Supervisor {
+            return Err(Denial::refused(
+                RejectCode::PermissionDenied,
+                FailureCode::FreezeNeedsVote,
+                format!(
+                    "supervision.{method}: the chain's freeze policy is {:?}: propose supervision-{method} through governance",
+                    s.policy.as_str()
+                ),
+            ));
+        }
+        if method == "freeze" {
+            check_target(ctx, &s, &a).map_err(Denial::from)?;
+        }
+        Ok(())
+    }
+
+    fn call(
+        &self,
+        ctx: &mut CallContext<'_>,
+        method: &str,
+        args: &[Vec<u8>],
+    ) -> Result<(), ContractError> {
+        ctx.charge(BUILTIN_CALL_COST)?;
+        let a = parse_freeze(method, args)?;
+        match method {
+            "freeze" => apply(ctx, true, &a),
+            "unfreeze" => apply(ctx, false, &a),
+            _ => Err(ContractError::failed(
+                FailureCode::UnknownCall,
+                format!("supervision has no method {method:?}"),
+            )),
+        }
+    }
+}

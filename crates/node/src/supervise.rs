@@ -1,0 +1,524 @@
+//! The Supervision service (issue 16, docs/audit.md): the chain's supervisor reads traces from
+//! the indexes the executor keeps in the state (`audit/` namespace), with state proofs, and
+//! the certified headers a report needs. Only auditors of the supervising organisation (as the
+//! tip's state names it) are answered; everyone else gets `NODE_NOT_SUPERVISOR`.
+//!
+//! A trace is served from the state alone: the subject's counter at the start and at the end
+//! of the range, then its entries between them, each one state read — time proportional to the
+//! page, not to the chain.
+
+use std::sync::Arc;
+
+use crate::error::NodeError;
+use crate::local::LocalNode;
+use crate::service::{coded_status, internal, peer_of};
+use api::v1::supervision_server::Supervision;
+use api::v1::{
+    CertifiedHeaderResponse, Freeze, GetCertifiedHeaderRequest, GetSupervisionRequest,
+    ProveStateRequest, ProveStateResponse, ProvenValue, SupervisionResponse, TraceRequest,
+    TraceResponse,
+};
+use execution::keys::{self, AUDIT, SUPERVISION};
+use execution::{FreezeKind, StateRead, TraceKind};
+use pki::Role;
+use tonic::{Request, Response, Status};
+use types::{Encode, Height};
+
+/// The most entries one trace page holds.
+pub const MAX_TRACE_PAGE: u32 = 1000;
+/// The most keys one `ProveState` call proves.
+pub const MAX_PROVE_KEYS: usize = 64;
+/// The longest key `ProveState` proves, in bytes.
+pub const MAX_PROVE_KEY: usize = 1024;
+/// The longest subject ID a trace names, in bytes.
+pub const MAX_TRACE_ID: usize = 512;
+
+/// One page of a trace.
+#[derive(Clone, Debug)]
+pub struct TracePage {
+    /// The range's first height.
+    pub from: Height,
+    /// The range's last height.
+    pub to: Height,
+    /// The subject's counter in the state of `from - 1`.
+    pub start_count: u64,
+    /// The subject's counter in the state of `to`.
+    pub end_count: u64,
+    /// The entries of the page: number, canonical bytes, proof under `to`'s state root.
+    pub entries: Vec<(u64, Vec<u8>, Option<state::Proof>)>,
+    /// The counters' proofs (under `from - 1`'s and `to`'s state roots).
+    pub count_proofs: Option<(state::Proof, state::Proof)>,
+    /// Whether entries of the range follow the page.
+    pub more: bool,
+}
+
+/// Why a trace was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// The request is not one the index can answer.
+    #[error("{0}")]
+    Request(String),
+    /// The node failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+impl From<ledger::LedgerError> for TraceError {
+    fn from(e: ledger::LedgerError) -> Self {
+        TraceError::Node(e.into())
+    }
+}
+
+impl From<execution::ExecError> for TraceError {
+    fn from(e: execution::ExecError) -> Self {
+        TraceError::Node(e.into())
+    }
+}
+
+fn count_of(view: &dyn StateRead, key: &[u8]) -> Result<u64, TraceError> {
+    match view.read(key)? {
+        None => Ok(0),
+        Some(b) => <[u8; 8]>::try_from(b.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| TraceError::Node(NodeError::Missing("a trace counter of 8 bytes"))),
+    }
+}
+
+impl LocalNode {
+    /// Returns the heights whose blocks' timestamps fall in `from_ms..=to_ms` (block
+    /// timestamps rise with the height), or `None` when no committed block does.
+    pub fn heights_in_time(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Option<(Height, Height)>, NodeError> {
+        let tip = self.tip().0.height.0;
+        let stamp = |h: u64| -> Result<u64, NodeError> {
+            Ok(self
+                .store()
+                .header(Height(h))?
+                .ok_or(NodeError::Missing("header of a committed height"))?
+                .timestamp
+                .0)
+        };
+        // The first height with a timestamp at or after from_ms.
+        let (mut lo, mut hi) = (1u64, tip.saturating_add(1));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if stamp(mid)? < from_ms {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let first = lo;
+        // The first height with a timestamp after to_ms.
+        let (mut lo, mut hi) = (first, tip.saturating_add(1));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if stamp(mid)? <= to_ms {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo <= first {
+            return Ok(None);
+        }
+        Ok(Some((Height(first), Height(lo - 1))))
+    }
+
+    /// Returns a page of the trace of `id` of `kind` over `from..=to` (heights, `from` ≥ 1,
+    /// `to` at most the tip): the counters at both ends and the entries numbered from
+    /// `start_count + offset`, at most `limit`, with their state proofs when `proofs`.
+    #[allow(clippy::too_many_arguments, reason = "a trace request's fields")]
+    pub fn trace(
+        &self,
+        kind: TraceKind,
+        id: &str,
+        from: Height,
+        to: Height,
+        offset: u64,
+        limit: u32,
+        proofs: bool,
+    ) -> Result<TracePage, TraceError> {
+        let tip = self.tip().0.height;
+        if id.is_empty() || id.len() > MAX_TRACE_ID {
+            return Err(TraceError::Request(format!(
+                "the subject ID is {} bytes; give 1 to {MAX_TRACE_ID}",
+                id.len()
+            )));
+        }
+        if from.0 == 0 || from > to || to > tip {
+            return Err(TraceError::Request(format!(
+                "range {}..={} is not within 1..={} (the committed heights)",
+                from.0, to.0, tip.0
+            )));
+        }
+        let limit = limit.clamp(1, MAX_TRACE_PAGE);
+        let count_key = keys::full(AUDIT, &keys::audit::count(kind.as_str(), id));
+        let before = Height(from.0 - 1);
+        let (start_count, start_proof) =
+            self.ledger()
+                .with_state_at(before, |v| -> Result<_, TraceError> {
+                    let n = count_of(v, &count_key)?;
+                    let p = if proofs {
+                        Some(v.prove(&count_key)?)
+                    } else {
+                        None
+                    };
+                    Ok((n, p))
+                })??;
+        let page = self
+            .ledger()
+            .with_state_at(to, |v| -> Result<_, TraceError> {
+                let end_count = count_of(v, &count_key)?;
+                let end_proof = if proofs {
+                    Some(v.prove(&count_key)?)
+                } else {
+                    None
+                };
+                let first = start_count.saturating_add(offset);
+                let last = end_count.min(first.saturating_add(u64::from(limit)));
+                let mut entries = Vec::new();
+                for seq in first..last {
+                    let key = keys::full(AUDIT, &keys::audit::entry(kind.as_str(), id, seq));
+                    let bytes = v
+                        .read(&key)?
+                        .ok_or(NodeError::Missing("a trace entry below its counter"))?;
+                    let proof = if proofs { Some(v.prove(&key)?) } else { None };
+                    entries.push((seq, bytes, proof));
+                }
+                Ok((end_count, end_proof, entries, last < end_count))
+            })??;
+        let (end_count, end_proof, entries, more) = page;
+        if end_count < start_count {
+            return Err(TraceError::Node(NodeError::Missing(
+                "a trace counter that did not shrink",
+            )));
+        }
+        Ok(TracePage {
+            from,
+            to,
+            start_count,
+            end_count,
+            entries,
+            count_proofs: start_proof.zip(end_proof),
+            more,
+        })
+    }
+}
+
+/// The most recent `supervision` transactions [`LocalNode::supervision`] looks through for
+/// freezes in force.
+pub const MAX_FREEZES_SCANNED: u64 = 10_000;
+
+impl LocalNode {
+    /// The chain's supervisor, its policy, the escrow and the supervisor's freezes in force at
+    /// the tip: the targets of the last [`MAX_FREEZES_SCANNED`] successful `supervision` calls
+    /// (found through the `contract/supervision` trace index, the transactions read from the
+    /// store) whose freeze record is still in the state.
+    pub fn supervision(&self) -> Result<SupervisionResponse, NodeError> {
+        let height = self.tip().0.height;
+        let (sup, escrow, entries) = self.with_state(|v| -> Result<_, NodeError> {
+            let sup = execution::supervisor(v)?;
+            let escrow = execution::data::escrow_recipients(v)?;
+            let count_key = keys::full(AUDIT, &keys::audit::count("contract", SUPERVISION));
+            let n = match v.read(&count_key)? {
+                None => 0,
+                Some(b) => <[u8; 8]>::try_from(b.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| NodeError::Missing("a trace counter of 8 bytes"))?,
+            };
+            let mut entries = Vec::new();
+            for seq in n.saturating_sub(MAX_FREEZES_SCANNED)..n {
+                let key = keys::full(AUDIT, &keys::audit::entry("contract", SUPERVISION, seq));
+                if let Some(b) = v.read(&key)? {
+                    entries.push(execution::TraceEntry::decode(&key, &b)?);
+                }
+            }
+            Ok((sup, escrow, entries))
+        })??;
+        let mut targets: Vec<(FreezeKind, String)> = Vec::new();
+        for e in entries.iter().filter(|e| e.code == 0) {
+            let Some((tx, _)) = self.transaction(&types::TxId(e.tx_id))? else {
+                continue;
+            };
+            let args = &tx.tx.call.args;
+            let (Some(kind), Some(target)) = (
+                args.first()
+                    .and_then(|a| std::str::from_utf8(a).ok())
+                    .and_then(FreezeKind::parse),
+                args.get(1).and_then(|a| String::from_utf8(a.clone()).ok()),
+            ) else {
+                continue;
+            };
+            if !targets.iter().any(|(k, t)| *k == kind && *t == target) {
+                targets.push((kind, target));
+            }
+        }
+        let mut freezes = Vec::new();
+        for (kind, target) in targets {
+            if let Some(f) =
+                self.with_state(|v| execution::supervisor_freeze(v, kind, &target))??
+            {
+                freezes.push(Freeze {
+                    kind: kind.as_str().to_string(),
+                    target,
+                    reason: f.reason,
+                    height: f.height.0,
+                    tx_id: f.tx_id.0.to_vec(),
+                    by: f.by.0.to_vec(),
+                });
+            }
+        }
+        Ok(SupervisionResponse {
+            supervisor: sup
+                .as_ref()
+                .map(|s| s.organisation.clone())
+                .unwrap_or_default(),
+            freeze_policy: sup
+                .map(|s| s.policy.as_str().to_string())
+                .unwrap_or_default(),
+            freezes,
+            height: height.0,
+            escrow: escrow.iter().map(|e| e.id.0.to_vec()).collect(),
+        })
+    }
+}
+
+/// The gRPC service.
+#[derive(Clone)]
+pub struct SupervisionService {
+    core: Arc<LocalNode>,
+}
+
+impl core::fmt::Debug for SupervisionService {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SupervisionService").finish_non_exhaustive()
+    }
+}
+
+impl SupervisionService {
+    /// A service over `core`.
+    pub fn new(core: Arc<LocalNode>) -> Self {
+        SupervisionService { core }
+    }
+
+    /// The caller is an auditor of the supervising organisation the tip's state names.
+    fn admit<T>(&self, request: &Request<T>, method: &str) -> Result<(), Status> {
+        let peer = peer_of(request);
+        let refuse = |why: String| {
+            coded_status(
+                &codes::NODE_NOT_SUPERVISOR,
+                format!("NODE_NOT_SUPERVISOR: Supervision.{method}: {why}"),
+            )
+        };
+        let Some(who) = peer.identity else {
+            return Err(refuse("the caller presented no certificate".into()));
+        };
+        if who.role != Role::Auditor {
+            return Err(refuse(format!(
+                "{} has role {}, not auditor",
+                who.subject, who.role
+            )));
+        }
+        let sup = self
+            .core
+            .with_state(|v| execution::supervisor(v))
+            .and_then(|r| r.map_err(NodeError::from))
+            .map_err(internal)?;
+        match sup {
+            Some(s) if s.organisation == who.organisation => Ok(()),
+            Some(s) => Err(refuse(format!(
+                "{:?} is not the supervising organisation ({:?} is)",
+                who.organisation, s.organisation
+            ))),
+            None => Err(refuse("the chain names no supervisor".into())),
+        }
+    }
+}
+
+fn trace_status(e: TraceError) -> Status {
+    match e {
+        TraceError::Request(m) => coded_status(
+            &codes::NODE_TRACE_REQUEST,
+            format!("NODE_TRACE_REQUEST: {m}"),
+        ),
+        TraceError::Node(e) => internal(e),
+    }
+}
+
+#[tonic::async_trait]
+impl Supervision for SupervisionService {
+    async fn get_supervision(
+        &self,
+        request: Request<GetSupervisionRequest>,
+    ) -> Result<Response<SupervisionResponse>, Status> {
+        self.admit(&request, "GetSupervision")?;
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || core.supervision())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map(Response::new)
+            .map_err(internal)
+    }
+
+    async fn trace(
+        &self,
+        request: Request<TraceRequest>,
+    ) -> Result<Response<TraceResponse>, Status> {
+        self.admit(&request, "Trace")?;
+        let r = request.into_inner();
+        let kind = TraceKind::parse(&r.kind).ok_or_else(|| {
+            trace_status(TraceError::Request(format!(
+                "kind {:?} is not cert, org, contract, dataset, attestation or lifecycle",
+                r.kind
+            )))
+        })?;
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || -> Result<TraceResponse, TraceError> {
+            let tip = core.tip().0.height;
+            let (from, to) = if r.from_height == 0 && (r.from_time_ms != 0 || r.to_time_ms != 0) {
+                let to_ms = if r.to_time_ms == 0 {
+                    u64::MAX
+                } else {
+                    r.to_time_ms
+                };
+                match core.heights_in_time(r.from_time_ms, to_ms)? {
+                    Some(range) => range,
+                    None => {
+                        return Err(TraceError::Request(format!(
+                            "no committed block has a timestamp in {}..={} ms",
+                            r.from_time_ms, to_ms
+                        )));
+                    }
+                }
+            } else {
+                let to = if r.to_height == 0 {
+                    tip
+                } else {
+                    Height(r.to_height)
+                };
+                (Height(r.from_height.max(1)), to)
+            };
+            let page = core.trace(kind, &r.id, from, to, r.offset, r.limit, r.proofs)?;
+            let (start_proof, end_proof) = page
+                .count_proofs
+                .map(|(a, b)| (a.encode(), b.encode()))
+                .unwrap_or_default();
+            Ok(TraceResponse {
+                from_height: page.from.0,
+                to_height: page.to.0,
+                start_count: page.start_count,
+                end_count: page.end_count,
+                entries: page
+                    .entries
+                    .into_iter()
+                    .map(|(seq, entry, proof)| api::v1::TraceEntry {
+                        seq,
+                        entry,
+                        proof: proof.map(|p| p.encode()).unwrap_or_default(),
+                    })
+                    .collect(),
+                start_proof,
+                end_proof,
+                more: page.more,
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map(Response::new)
+        .map_err(trace_status)
+    }
+
+    async fn get_certified_header(
+        &self,
+        request: Request<GetCertifiedHeaderRequest>,
+    ) -> Result<Response<CertifiedHeaderResponse>, Status> {
+        self.admit(&request, "GetCertifiedHeader")?;
+        let height = Height(request.into_inner().height);
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || -> Result<CertifiedHeaderResponse, TraceError> {
+            let tip = core.tip().0.height;
+            if height > tip {
+                return Err(TraceError::Request(format!(
+                    "height {} is above the tip {}",
+                    height.0, tip.0
+                )));
+            }
+            if height.0 == 0 {
+                let header = core
+                    .store()
+                    .header(height)
+                    .map_err(NodeError::from)?
+                    .ok_or(NodeError::Missing("the genesis header"))?;
+                return Ok(CertifiedHeaderResponse {
+                    header: header.to_bytes(),
+                    certified_json: String::new(),
+                });
+            }
+            let (header, certificate) = core.ledger().certified_header(height)?;
+            let set_changes = core.ledger().set_changes(height)?;
+            let certified = receipt::CertifiedHeader {
+                header: header.clone(),
+                certificate,
+                set_changes,
+            };
+            Ok(CertifiedHeaderResponse {
+                header: header.to_bytes(),
+                certified_json: certified.to_json_value().to_string(),
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map(Response::new)
+        .map_err(trace_status)
+    }
+
+    async fn prove_state(
+        &self,
+        request: Request<ProveStateRequest>,
+    ) -> Result<Response<ProveStateResponse>, Status> {
+        self.admit(&request, "ProveState")?;
+        let r = request.into_inner();
+        if r.keys.len() > MAX_PROVE_KEYS
+            || r.keys
+                .iter()
+                .any(|k| k.is_empty() || k.len() > MAX_PROVE_KEY)
+        {
+            return Err(trace_status(TraceError::Request(format!(
+                "ProveState takes 1 to {MAX_PROVE_KEYS} keys of 1 to {MAX_PROVE_KEY} bytes"
+            ))));
+        }
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || -> Result<ProveStateResponse, TraceError> {
+            let height = Height(r.height);
+            let tip = core.tip().0.height;
+            if height > tip {
+                return Err(TraceError::Request(format!(
+                    "height {} is above the tip {}",
+                    height.0, tip.0
+                )));
+            }
+            let values = core
+                .ledger()
+                .with_state_at(height, |v| -> Result<_, TraceError> {
+                    let mut out = Vec::with_capacity(r.keys.len());
+                    for key in &r.keys {
+                        out.push(ProvenValue {
+                            key: key.clone(),
+                            value: v.read(key)?,
+                            proof: v.prove(key)?.encode(),
+                        });
+                    }
+                    Ok(out)
+                })??;
+            Ok(ProveStateResponse { values })
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map(Response::new)
+        .map_err(trace_status)
+    }
+}
