@@ -82,6 +82,7 @@ fn names_and_numbers_are_unique_and_in_their_ranges() {
             3100..=3199 => c.name.starts_with("GOVERNANCE_"),
             3200..=3299 => c.name.starts_with("CONTRACT_"),
             3300..=3399 => c.name.starts_with("EXCHANGE_"),
+            3400..=3499 => c.name.starts_with("SUPERVISION_"),
             4000..=4099 => c.name.starts_with("NODE_"),
             4100..=4199 => c.name.starts_with("RECEIPT_"),
             5000..=5099 => c.name.starts_with("PKI_"),

@@ -36,8 +36,8 @@
 //!
 //! 1. `codes`, `error`, `keys`: stable codes, the crate's errors, the state key layout.
 //! 2. `params`: the chain parameters and the limits they tighten.
-//! 3. `records`, `trace`: state records and their canonical encoding (`trace`: supervision's
-//!    records and the trace indexes' entries).
+//! 3. `records`, `trace`: state records and their canonical encoding (supervision's records
+//!    and the trace indexes' entries apart).
 //! 4. `view`: reading the state at a root ([`StateRead`], [`StateView`]).
 //! 5. `context`: the call context: who calls in which block, the write overlay, events, the
 //!    cost meter, the read-only mode and the phase (admission, recheck, execution).

@@ -7,6 +7,8 @@
 mod exchange_contract;
 #[path = "execution/layers.rs"]
 mod layers;
+#[path = "execution/supervision.rs"]
+mod supervision;
 #[path = "execution/wasm.rs"]
 mod wasm;
 
@@ -1007,15 +1009,47 @@ fn duplicate_digest_fails_and_leaves_state_unchanged() {
             Status::Success => unreachable!(),
         }
     }
-    // The admin's certificate is not recorded either: a failed transaction writes nothing.
-    assert_eq!(with_dups.update.root, only_first.update.root);
+    // A failed transaction writes nothing but its trace entries (issue 16): the admin's
+    // certificate is not recorded, the digest still names the first transaction, and the
+    // failures are in the signers' trace indexes with their code.
+    assert_ne!(with_dups.update.root, only_first.update.root);
+    let root = with_dups.update.root;
+    node.store.write(with_dups.update.nodes.clone()).unwrap();
+    let view = StateView::new(&node.store, root);
+    let admin_id = w.admin.cert.fingerprint();
+    assert_eq!(view.certificate(&admin_id).unwrap(), None);
+    assert_eq!(
+        view.attestation_by_digest(&d).unwrap().unwrap().id,
+        first.id().0
+    );
+    let count = |kind: &str, id: &str| {
+        view.get(&execution::keys::full(
+            execution::keys::AUDIT,
+            &execution::keys::audit::count(kind, id),
+        ))
+        .unwrap()
+    };
+    assert_eq!(count("cert", &admin_id.to_hex()), Some(1u64.to_be_bytes().to_vec()));
+    let user_id = w.user.cert.fingerprint();
+    assert_eq!(count("cert", &user_id.to_hex()), Some(2u64.to_be_bytes().to_vec()));
+    let entry_key = execution::keys::full(
+        execution::keys::AUDIT,
+        &execution::keys::audit::entry("cert", &user_id.to_hex(), 1),
+    );
+    let e = execution::TraceEntry::decode(&entry_key, &view.get(&entry_key).unwrap().unwrap())
+        .unwrap();
+    assert_eq!((e.position, e.code, e.tx_id), (1, 3001, again.id().0));
+    // Only the successful anchoring is in the attestation's index.
+    assert_eq!(
+        count("attestation", &first.id().0.to_hex()),
+        Some(1u64.to_be_bytes().to_vec())
+    );
+    assert_eq!(count("attestation", &again.id().0.to_hex()), None);
 
     node.commit(std::slice::from_ref(&first));
     let later = node.must_admit(&anchor(&w.user, 3, &d));
-    let root = node.root;
     let r = node.commit(&[later]);
     assert_eq!(failed(&r[0]), Some(FailureCode::DigestAlreadyAnchored));
-    assert_eq!(node.root, root);
     let a = node.view().attestation_by_digest(&d).unwrap().unwrap();
     assert_eq!(a.id, first.id().0);
 }
@@ -1162,11 +1196,14 @@ fn update_crl_revokes_from_the_next_block_and_recheck_refuses() {
         "update_crl",
         vec![older.der().to_vec()],
     ));
-    let root = node.root;
     let r = node.commit(&[same, older]);
     assert_eq!(failed(&r[0]), Some(FailureCode::CrlNotNewer));
     assert_eq!(failed(&r[1]), Some(FailureCode::CrlNotNewer));
-    assert_eq!(node.root, root);
+    // The failures wrote nothing but their trace entries: the recorded CRL is unchanged.
+    assert_eq!(
+        node.view().crl(&w.pki.a.ca.fingerprint()).unwrap(),
+        Some(crl.clone())
+    );
 
     // Another organisation's CRL: refused at admission.
     let root_crl = w.pki.crl(&w.pki.root, 2, 5, &[]);
@@ -1514,7 +1551,15 @@ fn permission_table_matches_the_contracts() {
             p.contract,
             p.method
         );
-        for role in [Role::Auditor, Role::NodeEnc, Role::RootCa, Role::AgencyCa] {
+        // An auditor sends only the supervisor's freezes (issue 16).
+        assert_eq!(
+            p.roles.contains(&Role::Auditor),
+            p.contract == "supervision",
+            "{}.{} and auditor",
+            p.contract,
+            p.method
+        );
+        for role in [Role::NodeEnc, Role::RootCa, Role::AgencyCa] {
             assert!(
                 !p.roles.contains(&role),
                 "{}.{} allows {role}",
@@ -1523,7 +1568,7 @@ fn permission_table_matches_the_contracts() {
             );
         }
     }
-    for name in ["identity", "attestation", "governance", "exchange"] {
+    for name in ["identity", "attestation", "governance", "exchange", "supervision"] {
         let c = reg.get(name).unwrap();
         assert_eq!(c.name(), name);
         for m in c.methods() {
