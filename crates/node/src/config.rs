@@ -63,6 +63,7 @@ struct RawConfig {
     validators: Vec<RawValidator>,
     consensus: Option<RawConsensus>,
     exchange: Option<RawExchange>,
+    watch: Option<crate::watch::RawWatch>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -413,6 +414,8 @@ pub struct NodeConfig {
     /// Data exchange custody (`[exchange]`): absent, the node serves the catalogue's reads
     /// but holds no blobs and serves no fetch.
     pub exchange: Option<ExchangeConfig>,
+    /// Watch rules (`[watch]`, `[[watch.rule]]`; `crate::watch`): none by default.
+    pub watch: crate::watch::WatchConfig,
 }
 
 /// `[exchange]`: the node is a custodian of its organisation's shared data (docs/exchange.md).
@@ -706,6 +709,7 @@ impl NodeConfig {
             max_connections_per_peer: raw.api.max_connections_per_peer,
             max_subscriptions_per_peer: raw.api.max_subscriptions_per_peer,
         };
+        let watch = crate::watch::parse(raw.watch.as_ref())?;
         let log_level = raw.log.level.clone().unwrap_or_else(|| "info".into());
         let chain = match raw.chain {
             None => {
@@ -761,6 +765,7 @@ impl NodeConfig {
             chain,
             consensus,
             exchange,
+            watch,
         })
     }
 }
