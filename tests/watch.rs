@@ -131,10 +131,7 @@ fn a_suspended_member_loses_its_stream_and_its_next_transaction_raises_an_alert(
     assert_eq!(alerts(&page, "refused"), Some(1), "{page}");
     assert_eq!(alerts(&page, "failing"), Some(0), "{page}");
     assert_eq!(alerts(&page, "absent"), Some(0), "{page}");
-    assert!(
-        page.contains("gmchain_tls_sessions_cut_total 1"),
-        "{page}"
-    );
+    assert!(page.contains("gmchain_tls_sessions_cut_total 1"), "{page}");
     // One warn line names the rule, the kind and the refusal.
     let log = log_of(&chain);
     let fired: Vec<&str> = log

@@ -1830,9 +1830,21 @@ mod tests {
         let registered = fx.keys[1].1.fingerprint();
         block.txs = vec![
             tx(types::Sender::Certificate(der), "grant", vec![]),
-            tx(types::Sender::Registered(registered), "record_fetch", fetch_args(0)),
-            tx(types::Sender::Registered(registered), "record_fetch", fetch_args(0)),
-            tx(types::Sender::Registered(registered), "record_fetch", fetch_args(301)),
+            tx(
+                types::Sender::Registered(registered),
+                "record_fetch",
+                fetch_args(0),
+            ),
+            tx(
+                types::Sender::Registered(registered),
+                "record_fetch",
+                fetch_args(0),
+            ),
+            tx(
+                types::Sender::Registered(registered),
+                "record_fetch",
+                fetch_args(301),
+            ),
         ];
         let receipt = |status: types::Status| types::Receipt {
             tx_id: types::TxId(Digest([0; 32])),

@@ -652,10 +652,8 @@ impl LocalNode {
         for (id, r) in dropped {
             self.metrics.rejected(r.code.as_str());
             self.watch_refusal(&r, || {
-                pool.get(&id).map_or_else(
-                    || "unknown".into(),
-                    |t| t.signer().cert_id.to_hex(),
-                )
+                pool.get(&id)
+                    .map_or_else(|| "unknown".into(), |t| t.signer().cert_id.to_hex())
             });
             tracing::info!(tx = %id, code = r.code.as_str(), "dropped before commit: {}", r.message);
             pool.remove(&id);

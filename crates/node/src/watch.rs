@@ -197,9 +197,9 @@ pub(crate) fn parse(raw: Option<&RawWatch>) -> Result<WatchConfig, (String, Stri
         let field = |f: &str| format!("watch.rule[{i}].{f}");
         let valid_name = !r.name.is_empty()
             && r.name.len() <= 64
-            && r.name.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
-            });
+            && r.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if !valid_name {
             return Err((
                 field("name"),
@@ -436,9 +436,7 @@ pub fn signer_id(sender: &Sender) -> Digest {
 /// contract: kind, object, version, requester, request, outcome, …).
 fn fetch_fact(args: &[Vec<u8>]) -> Option<FetchFact> {
     let object = match args.first()?.as_slice() {
-        [execution::data::OBJECT_DATASET] => {
-            String::from_utf8(args.get(1)?.clone()).ok()?
-        }
+        [execution::data::OBJECT_DATASET] => String::from_utf8(args.get(1)?.clone()).ok()?,
         [execution::data::OBJECT_MESSAGE] => format!("m/{}", hex::encode(args.get(1)?)),
         _ => return None,
     };
@@ -558,14 +556,7 @@ impl Rules {
                 && codes.contains(&code)
             {
                 let d = format!("admission refused a transaction with {code}: {detail}");
-                alerts.extend(r.count(
-                    max_subjects,
-                    &mut self.untracked,
-                    height,
-                    signer,
-                    1,
-                    &d,
-                ));
+                alerts.extend(r.count(max_subjects, &mut self.untracked, height, signer, 1, &d));
             }
         }
         alerts
@@ -664,15 +655,14 @@ impl RuleState {
             self.swept_at = Some(height);
             self.subjects.retain(|_, t| !t.idle(height, window));
         }
-        let (track, subject) = if self.subjects.contains_key(subject)
-            || self.subjects.len() < max_subjects
-        {
-            let t = self.subjects.entry(subject.to_string()).or_default();
-            (t, subject)
-        } else {
-            *untracked += n;
-            (&mut self.overflow, OVERFLOW_SUBJECT)
-        };
+        let (track, subject) =
+            if self.subjects.contains_key(subject) || self.subjects.len() < max_subjects {
+                let t = self.subjects.entry(subject.to_string()).or_default();
+                (t, subject)
+            } else {
+                *untracked += n;
+                (&mut self.overflow, OVERFLOW_SUBJECT)
+            };
         track.expire(height, window);
         track.add(height, n);
         if track.total <= self.rule.above || height < track.quiet_until {
@@ -837,7 +827,12 @@ mod tests {
     fn refused_signer_fires_on_a_suspended_signer_and_not_on_ordinary_refusals() {
         let mut e = engine(vec![refused_rule()]);
         // Ordinary refusals: a duplicate, an expired transaction, a full pool.
-        for code in ["TX_DUPLICATE", "TX_EXPIRED", "TX_POOL_FULL", "TX_SIGNATURE_INVALID"] {
+        for code in [
+            "TX_DUPLICATE",
+            "TX_EXPIRED",
+            "TX_POOL_FULL",
+            "TX_SIGNATURE_INVALID",
+        ] {
             assert!(e.refused(5, code, "aa", "x").is_empty(), "{code}");
         }
         let a = e.refused(5, "TX_SIGNER_SUSPENDED", "aa", "suspended");
@@ -847,7 +842,11 @@ mod tests {
             ("refused", "refused-signer", "aa")
         );
         assert_eq!((a[0].height, a[0].count, a[0].window_blocks), (5, 1, 10));
-        assert!(a[0].detail.contains("TX_SIGNER_SUSPENDED"), "{}", a[0].detail);
+        assert!(
+            a[0].detail.contains("TX_SIGNER_SUSPENDED"),
+            "{}",
+            a[0].detail
+        );
         // Debounced: the same signer again within the window raises nothing…
         assert!(e.refused(6, "TX_SIGNER_REVOKED", "aa", "x").is_empty());
         assert!(e.refused(14, "TX_SIGNER_REVOKED", "aa", "x").is_empty());
@@ -901,24 +900,25 @@ mod tests {
         assert!(e.block(&burst(31)).is_empty());
         let a = e.block(&burst(32));
         assert_eq!(a.len(), 1, "{a:?}");
-        assert_eq!((a[0].rule.as_str(), a[0].subject.as_str()), ("by-requester", "r1"));
+        assert_eq!(
+            (a[0].rule.as_str(), a[0].subject.as_str()),
+            ("by-requester", "r1")
+        );
         assert_eq!(a[0].count, 4);
         // The dataset crosses 4 at the third block; the requester stays quiet (debounced).
         let a = e.block(&burst(33));
         assert_eq!(a.len(), 1, "{a:?}");
-        assert_eq!((a[0].rule.as_str(), a[0].subject.as_str()), ("by-dataset", "A/x"));
+        assert_eq!(
+            (a[0].rule.as_str(), a[0].subject.as_str()),
+            ("by-dataset", "A/x")
+        );
         assert_eq!(a[0].count, 6);
     }
 
     #[test]
     fn failed_rate_fires_on_a_burst_of_failures_and_not_on_a_steady_trickle() {
         let mut e = engine(vec![
-            rule(
-                "failing",
-                RuleKind::FailedRate { per_signer: false },
-                2,
-                4,
-            ),
+            rule("failing", RuleKind::FailedRate { per_signer: false }, 2, 4),
             rule(
                 "failing-signer",
                 RuleKind::FailedRate { per_signer: true },
@@ -1072,11 +1072,11 @@ per_signer = true
             }
         );
         assert_eq!((c.rules[1].above, c.rules[1].window_blocks), (50, 20));
-        assert_eq!((c.rules[2].kind.clone(), c.rules[2].above), (RuleKind::MissedRounds, 4));
         assert_eq!(
-            c.rules[3].kind,
-            RuleKind::FailedRate { per_signer: true }
+            (c.rules[2].kind.clone(), c.rules[2].above),
+            (RuleKind::MissedRounds, 4)
         );
+        assert_eq!(c.rules[3].kind, RuleKind::FailedRate { per_signer: true });
         assert_eq!(parse(None).unwrap(), WatchConfig::default());
     }
 
@@ -1131,8 +1131,7 @@ per_signer = true
                 "does not take",
             ),
             (
-                "[watch]\n[[watch.rule]]\nname = \"Loud Rule\"\nkind = \"refused-signer\"\n"
-                    .into(),
+                "[watch]\n[[watch.rule]]\nname = \"Loud Rule\"\nkind = \"refused-signer\"\n".into(),
                 "watch.rule[0].name",
                 "[a-z0-9_-]",
             ),
