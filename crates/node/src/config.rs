@@ -800,6 +800,12 @@ certificate = "node.crt.pem"
         assert_eq!(c.listen.to_string(), "127.0.0.1:7050");
         assert_eq!(c.block.max_txs, 2000);
         assert!(c.chain.is_none());
+        assert!(c.watch.rules.is_empty(), "no watch rule unless configured");
+        let watched = parse(&format!(
+            "{GOOD}[[watch.rule]]\nname = \"refused\"\nkind = \"refused-signer\"\n"
+        ))
+        .unwrap();
+        assert_eq!(watched.watch.rules[0].name, "refused");
     }
 
     #[test]
@@ -849,6 +855,10 @@ certificate = "node.crt.pem"
             (
                 format!("{GOOD}[[validators]]\nname = \"n\"\ncert = \"c\"\n"),
                 "chain",
+            ),
+            (
+                format!("{GOOD}[[watch.rule]]\nname = \"r\"\nkind = \"fetch-rate\"\n"),
+                "watch.rule[0].max",
             ),
         ];
         for (text, field) in cases {

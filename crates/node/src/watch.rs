@@ -569,6 +569,10 @@ impl Rules {
         let max_subjects = self.max_subjects;
         for r in &mut self.rules {
             let untracked = &mut self.untracked;
+            if matches!(r.rule.kind, RuleKind::RefusedSigner { .. }) {
+                continue;
+            }
+            // The other kinds are small copies (the rule's state is borrowed mutably below).
             match r.rule.kind.clone() {
                 RuleKind::RefusedSigner { .. } => {}
                 RuleKind::FetchRate { per } => {
@@ -740,8 +744,14 @@ impl Watcher {
         if !self.refusals {
             return;
         }
-        let alerts = self.rules().refused(height, code, signer, detail);
-        self.publish(alerts);
+        let (alerts, untracked) = {
+            let mut rules = self.rules();
+            (
+                rules.refused(height, code, signer, detail),
+                rules.untracked(),
+            )
+        };
+        self.publish(alerts, untracked);
     }
 
     /// A block was committed.
@@ -749,15 +759,17 @@ impl Watcher {
         if !self.blocks {
             return;
         }
-        let alerts = self.rules().block(facts);
-        self.publish(alerts);
+        let (alerts, untracked) = {
+            let mut rules = self.rules();
+            (rules.block(facts), rules.untracked())
+        };
+        self.publish(alerts, untracked);
     }
 
-    fn publish(&self, alerts: Vec<Alert>) {
-        self.metrics.watch_untracked.store(
-            self.rules().untracked(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+    fn publish(&self, alerts: Vec<Alert>, untracked: u64) {
+        self.metrics
+            .watch_untracked
+            .store(untracked, std::sync::atomic::Ordering::Relaxed);
         for a in alerts {
             self.metrics.watch_alert(&a.rule);
             tracing::warn!(
