@@ -13,7 +13,9 @@
 //!   events found, frozen, through `gmchain contract` and `gmchain query events`;
 //! - `data`: sharing data between three agencies through `gmchain data` (publish, request,
 //!   grant, fetch with both digests checked, revoke, expiry, the fetch log, messages);
-//! - `contract_sdk`: `gmchain contract build` on the example contracts, the SDK's native tests.
+//! - `contract_sdk`: `gmchain contract build` on the example contracts, the SDK's native tests;
+//! - `watch`: watch rules and session cutting: a suspended member's stream cut, its next
+//!   transaction raising a `refused-signer` alert.
 
 #[path = "support/consortium.rs"]
 mod consortium;
@@ -36,3 +38,4 @@ mod governance;
 mod keys;
 mod node;
 mod tls;
+mod watch;

@@ -1737,6 +1737,160 @@ mod tests {
         assert_eq!(fx.core.identity_for(&other).0, fx.keys[0].1.fingerprint());
     }
 
+    /// Issue 16 (watch rules), through the real commit path: a block whose certificate lacks
+    /// a validator's precommit counts against that validator (from the block's certificate
+    /// and the height's validator set), and a missed-rounds rule fires at its second miss,
+    /// on the channel and in the counter, never for the validators that signed.
+    #[test]
+    fn missing_precommits_raise_a_missed_rounds_alert_at_commit() {
+        use crate::watch::{Rule, RuleKind, WatchConfig, Watcher};
+        let fx = fixture();
+        let config = WatchConfig {
+            max_subjects: 10,
+            rules: vec![Rule {
+                name: "absent".into(),
+                kind: RuleKind::MissedRounds,
+                above: 1,
+                window_blocks: 10,
+            }],
+        };
+        let watcher = Arc::new(Watcher::new(&config, fx.core.metrics.clone()));
+        let mut alerts = watcher.subscribe();
+        fx.core.set_watcher(watcher);
+        for h in 1..=3u64 {
+            let p = fx
+                .core
+                .ledger()
+                .propose(vec![], fx.keys[1].1.fingerprint(), now_ms() - 1_000)
+                .unwrap();
+            let hash = p.executed.hash();
+            // Validator 3 signs the first certificate only.
+            let signers: &[usize] = if h == 1 { &[0, 1, 2, 3] } else { &[0, 1, 2] };
+            let cert = commit_certificate(&fx, Height(h), hash, signers);
+            fx.core.commit(p.executed, cert).unwrap();
+            if h == 2 {
+                assert!(alerts.try_recv().is_err(), "fired at the first miss");
+            }
+        }
+        let a = alerts.try_recv().unwrap();
+        assert_eq!(a.subject, fx.keys[3].1.fingerprint().to_hex());
+        assert_eq!((a.kind, a.height, a.count), ("missed-rounds", 3, 2));
+        assert!(alerts.try_recv().is_err(), "{:?}", alerts.try_recv());
+        assert_eq!(fx.core.metrics.watch_alerts("absent"), 1);
+        assert!(
+            fx.core
+                .metrics
+                .render()
+                .contains("gmchain_watch_alerts_total{rule=\"absent\"} 1")
+        );
+    }
+
+    /// Issue 16 (watch rules): the facts of a block are read from its transactions and
+    /// receipts: a failed receipt names its signer (a first transaction's certificate or a
+    /// registered id) and code; a successful `exchange.record_fetch` names the requester and
+    /// the dataset; a failed one is no fetch record.
+    #[test]
+    fn block_facts_read_failures_and_fetch_records() {
+        use crate::watch::{BlockFacts, FailedFact, FetchFact};
+        let fx = fixture();
+        let (_, mut block) = proposed_block(&fx, 1, now_ms() - 1_000);
+        let tx = |sender: types::Sender, method: &str, args: Vec<Vec<u8>>| {
+            types::SignedTx::sign(
+                types::Transaction {
+                    chain_id: types::ChainId::new("test-chain").unwrap(),
+                    salt: [7; 16],
+                    expiry: Height(10),
+                    fuel_limit: None,
+                    sender,
+                    call: types::Call {
+                        contract: "exchange".into(),
+                        method: method.into(),
+                        args,
+                    },
+                },
+                fx.keys[2].0.as_ref(),
+                &crypto::UserId::default(),
+            )
+            .unwrap()
+        };
+        let requester = [0xab; 32];
+        let fetch_args = |outcome: u32| {
+            vec![
+                vec![execution::data::OBJECT_DATASET],
+                b"Test Bureau/census".to_vec(),
+                1u64.to_be_bytes().to_vec(),
+                requester.to_vec(),
+                vec![0; 32],
+                outcome.to_be_bytes().to_vec(),
+                vec![],
+                vec![],
+            ]
+        };
+        let der = fx.keys[2].1.der().to_vec();
+        let registered = fx.keys[1].1.fingerprint();
+        block.txs = vec![
+            tx(types::Sender::Certificate(der), "grant", vec![]),
+            tx(
+                types::Sender::Registered(registered),
+                "record_fetch",
+                fetch_args(0),
+            ),
+            tx(
+                types::Sender::Registered(registered),
+                "record_fetch",
+                fetch_args(0),
+            ),
+            tx(
+                types::Sender::Registered(registered),
+                "record_fetch",
+                fetch_args(301),
+            ),
+        ];
+        let receipt = |status: types::Status| types::Receipt {
+            tx_id: types::TxId(Digest([0; 32])),
+            status,
+            events: vec![],
+            fuel_used: None,
+            output: vec![],
+        };
+        let failed = || types::Status::Failed {
+            code: 301,
+            message: "no".into(),
+        };
+        let receipts = vec![
+            receipt(failed()),
+            receipt(types::Status::Success),
+            receipt(failed()),
+            receipt(types::Status::Success),
+        ];
+        let set = fx.core.ledger().validator_set(Height(1));
+        let cert = commit_certificate(&fx, Height(1), block.header.hash(), &[0, 1, 2, 3]);
+        let facts = BlockFacts::of(&block, &receipts, &cert, &set);
+        assert_eq!(facts.height, 1);
+        assert!(facts.missing.is_empty());
+        assert_eq!(
+            facts.failed,
+            [
+                FailedFact {
+                    signer: fx.keys[2].1.fingerprint().to_hex(),
+                    code: 301,
+                    call: "exchange.grant".into(),
+                },
+                FailedFact {
+                    signer: registered.to_hex(),
+                    code: 301,
+                    call: "exchange.record_fetch".into(),
+                },
+            ]
+        );
+        let fetch = |served| FetchFact {
+            requester: hex::encode(requester),
+            object: "Test Bureau/census".into(),
+            served,
+        };
+        assert_eq!(facts.fetches, [fetch(true), fetch(false)]);
+    }
+
     /// JSON string literal of `s` (PEM: letters, digits, `+/=-`, spaces and newlines).
     fn serde_json_string(s: &str) -> String {
         format!("\"{}\"", s.replace('\n', "\\n"))

@@ -63,6 +63,7 @@ struct RawConfig {
     validators: Vec<RawValidator>,
     consensus: Option<RawConsensus>,
     exchange: Option<RawExchange>,
+    watch: Option<crate::watch::RawWatch>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -436,6 +437,8 @@ pub struct NodeConfig {
     /// Data exchange custody (`[exchange]`): absent, the node serves the catalogue's reads
     /// but holds no blobs and serves no fetch.
     pub exchange: Option<ExchangeConfig>,
+    /// Watch rules (`[watch]`, `[[watch.rule]]`; `crate::watch`): none by default.
+    pub watch: crate::watch::WatchConfig,
 }
 
 /// `[exchange]`: the node is a custodian of its organisation's shared data (docs/exchange.md).
@@ -729,6 +732,7 @@ impl NodeConfig {
             max_connections_per_peer: raw.api.max_connections_per_peer,
             max_subscriptions_per_peer: raw.api.max_subscriptions_per_peer,
         };
+        let watch = crate::watch::parse(raw.watch.as_ref())?;
         let log_level = raw.log.level.clone().unwrap_or_else(|| "info".into());
         let chain = match raw.chain {
             None => {
@@ -789,6 +793,7 @@ impl NodeConfig {
             chain,
             consensus,
             exchange,
+            watch,
         })
     }
 }
@@ -823,6 +828,12 @@ certificate = "node.crt.pem"
         assert_eq!(c.listen.to_string(), "127.0.0.1:7050");
         assert_eq!(c.block.max_txs, 2000);
         assert!(c.chain.is_none());
+        assert!(c.watch.rules.is_empty(), "no watch rule unless configured");
+        let watched = parse(&format!(
+            "{GOOD}[[watch.rule]]\nname = \"refused\"\nkind = \"refused-signer\"\n"
+        ))
+        .unwrap();
+        assert_eq!(watched.watch.rules[0].name, "refused");
     }
 
     #[test]
@@ -872,6 +883,10 @@ certificate = "node.crt.pem"
             (
                 format!("{GOOD}[[validators]]\nname = \"n\"\ncert = \"c\"\n"),
                 "chain",
+            ),
+            (
+                format!("{GOOD}[[watch.rule]]\nname = \"r\"\nkind = \"fetch-rate\"\n"),
+                "watch.rule[0].max",
             ),
         ];
         for (text, field) in cases {

@@ -29,6 +29,7 @@ pub mod pool;
 mod service;
 pub mod supervise;
 pub mod tls;
+pub mod watch;
 
 pub use crate::local::{
     Clock, Engine, Gossip, LocalNode, Validator, init, read_genesis, read_node_genesis,
@@ -134,6 +135,10 @@ pub async fn run(
         Some(a) => Some(bind(a).await?),
         None => None,
     };
+    core.set_watcher(Arc::new(watch::Watcher::new(
+        &config.watch,
+        core.metrics.clone(),
+    )));
     let creds = tls_identity(&core, &tls_source)?;
     watch_expiry(&core, creds.leaf());
     let server_cert = gmtls::ServerCertificate::new(&creds);

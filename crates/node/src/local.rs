@@ -26,6 +26,7 @@ use crate::config::BlockConfig;
 use crate::error::NodeError;
 use crate::metrics::Metrics;
 use crate::pool::{Outcome, Pool, PoolRefusal};
+use crate::watch::{BlockFacts, Watcher};
 
 /// A clock in milliseconds since the Unix epoch (the node passes the system clock; tests a
 /// fixed one).
@@ -85,6 +86,8 @@ pub struct LocalNode {
     producing: Mutex<()>,
     // When the validators' certificates were last checked for expiry.
     expiry_checked: Mutex<Option<Instant>>,
+    // The watch rules (`crate::watch`), once `run` (or a test) sets them.
+    watcher: std::sync::OnceLock<Arc<Watcher>>,
 }
 
 impl std::fmt::Debug for LocalNode {
@@ -227,6 +230,7 @@ impl LocalNode {
             producing: Mutex::new(()),
             next_validator: Mutex::new(None),
             expiry_checked: Mutex::new(None),
+            watcher: std::sync::OnceLock::new(),
         })
     }
 
@@ -336,7 +340,14 @@ impl LocalNode {
         let verified = self
             .ledger
             .admit(bytes, self.now_secs(), &in_pool)
-            .inspect_err(|r| self.metrics.rejected(r.code.as_str()))?;
+            .inspect_err(|r| {
+                self.metrics.rejected(r.code.as_str());
+                self.watch_refusal(r, || {
+                    <SignedTx as types::Decode>::from_bytes(bytes, self.ledger.store().limits())
+                        .map(|t| crate::watch::signer_id(&t.tx.sender).to_hex())
+                        .unwrap_or_else(|_| "unknown".into())
+                });
+            })?;
         self.metrics.verify.observe(started.elapsed());
         let id = verified.id();
         let rx = {
@@ -470,6 +481,15 @@ impl LocalNode {
         let hash = executed.hash();
         let ids = executed.tx_ids();
         let receipts = executed.receipts().to_vec();
+        // The watch rules read the block before the ledger takes it (no copy of it is kept).
+        let facts = self.watcher().filter(|w| w.watches_blocks()).map(|_| {
+            BlockFacts::of(
+                executed.block(),
+                &receipts,
+                &certificate,
+                &self.ledger.validator_set(height),
+            )
+        });
         let started = Instant::now();
         self.ledger.commit(executed, certificate)?;
         self.metrics.commit.observe(started.elapsed());
@@ -507,6 +527,9 @@ impl LocalNode {
         self.update_pool_gauge();
         tracing::info!(height = height.0, txs = receipts.len(), hash = %hash, "block committed");
         self.watch_validator_expiry(height);
+        if let (Some(w), Some(facts)) = (self.watcher(), facts) {
+            w.committed(&facts);
+        }
         // Nobody listening is fine.
         let _ = self.blocks.send(height);
         Ok(())
@@ -550,6 +573,27 @@ impl LocalNode {
             .validator_certificate_not_after
             .store(earliest, Relaxed);
         self.metrics.validators_expiring.store(expiring, Relaxed);
+    }
+
+    /// Sets the watch rules (once: `run` sets them from the configuration).
+    pub fn set_watcher(&self, watcher: Arc<Watcher>) {
+        let _ = self.watcher.set(watcher);
+    }
+
+    /// The watch rules, with their alert channel ([`Watcher::subscribe`]).
+    pub fn watcher(&self) -> Option<&Arc<Watcher>> {
+        self.watcher.get()
+    }
+
+    /// Tells the watch rules of a refusal; `signer` (the certificate id, hex) is computed only
+    /// when a rule counts the code.
+    fn watch_refusal(&self, r: &Rejection, signer: impl FnOnce() -> String) {
+        if let Some(w) = self.watcher()
+            && w.watches_code(r.code.as_str())
+        {
+            let next = self.ledger.head().tip.height.0.saturating_add(1);
+            w.refused(next, r.code.as_str(), &signer(), &r.message);
+        }
     }
 
     /// The block interval (ms): the least time between two blocks.
@@ -607,6 +651,10 @@ impl LocalNode {
         let mut pool = lock(&self.pool);
         for (id, r) in dropped {
             self.metrics.rejected(r.code.as_str());
+            self.watch_refusal(&r, || {
+                pool.get(&id)
+                    .map_or_else(|| "unknown".into(), |t| t.signer().cert_id.to_hex())
+            });
             tracing::info!(tx = %id, code = r.code.as_str(), "dropped before commit: {}", r.message);
             pool.remove(&id);
             pool.resolve(&id, Outcome::Dropped(r));

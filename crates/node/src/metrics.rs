@@ -103,6 +103,11 @@ pub struct Metrics {
     /// Read-only contract queries served since start.
     pub contract_queries: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// Watch-rule alerts raised, by rule (`crate::watch`).
+    watch_alerts: Mutex<BTreeMap<String, u64>>,
+    /// Events the watch rules counted under their overflow subject (a rule at its cap of
+    /// tracked subjects).
+    pub watch_untracked: AtomicU64,
     /// The p2p links' counters, once the consensus links run.
     pub p2p: std::sync::OnceLock<p2p::StatsView>,
 }
@@ -126,6 +131,29 @@ impl Metrics {
         if let Ok(mut m) = self.rejected.lock() {
             *m.entry(code).or_default() += 1;
         }
+    }
+
+    /// Shows the watch rule `rule`'s alert counter (at 0 until it fires).
+    pub fn watch_rule(&self, rule: &str) {
+        if let Ok(mut m) = self.watch_alerts.lock() {
+            m.entry(rule.to_string()).or_default();
+        }
+    }
+
+    /// Counts an alert of the watch rule `rule`.
+    pub fn watch_alert(&self, rule: &str) {
+        if let Ok(mut m) = self.watch_alerts.lock() {
+            *m.entry(rule.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Returns the alerts counted for the watch rule `rule`.
+    pub fn watch_alerts(&self, rule: &str) -> u64 {
+        self.watch_alerts
+            .lock()
+            .ok()
+            .and_then(|m| m.get(rule).copied())
+            .unwrap_or(0)
     }
 
     /// Renders the text exposition format.
@@ -362,6 +390,24 @@ impl Metrics {
                 let _ = writeln!(out, "gmchain_txs_rejected_total{{code=\"{code}\"}} {n}");
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP gmchain_watch_alerts_total Watch-rule alerts raised, by rule."
+        );
+        let _ = writeln!(out, "# TYPE gmchain_watch_alerts_total counter");
+        if let Ok(m) = self.watch_alerts.lock() {
+            // Rule names are [a-z0-9_-] (the configuration refuses others): no escaping.
+            for (rule, n) in m.iter() {
+                let _ = writeln!(out, "gmchain_watch_alerts_total{{rule=\"{rule}\"}} {n}");
+            }
+        }
+        gauge(
+            &mut out,
+            "gmchain_watch_untracked_events_total",
+            "Events watch rules counted under their overflow subject, at their cap of tracked subjects.",
+            "counter",
+            load(&self.watch_untracked),
+        );
         out
     }
 }

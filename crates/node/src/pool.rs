@@ -126,6 +126,11 @@ impl<T: Pooled> Pool<T> {
         self.txs.contains_key(id)
     }
 
+    /// Returns the waiting transaction `id`.
+    pub fn get(&self, id: &TxId) -> Option<&T> {
+        self.txs.get(id).map(|(_, tx)| tx)
+    }
+
     /// Adds an admitted transaction.
     pub fn insert(&mut self, tx: T) -> Result<(), PoolRefusal> {
         let id = tx.id();
