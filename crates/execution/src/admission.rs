@@ -102,6 +102,10 @@ pub enum MemberRefusal {
     /// The certificate is suspended on the chain.
     #[error("{0}")]
     Suspended(String),
+    /// The chain's supervisor froze the certificate, or its organisation's people
+    /// ([`RejectCode::SignerFrozen`] or [`RejectCode::OrgFrozen`]).
+    #[error("{1}")]
+    Frozen(RejectCode, String),
     /// The certificate is malformed for gmchain (no role).
     #[error("{0}")]
     Invalid(String),
@@ -869,12 +873,12 @@ impl Admission {
             common_name: leaf.common_name().unwrap_or_default(),
             role: chain.role,
         };
-        check_suspension(view, &signer).map_err(|r| {
-            if r.code == RejectCode::StateUnavailable {
-                MemberRefusal::Unavailable(r.message)
-            } else {
-                MemberRefusal::Suspended(r.message)
+        check_suspension(view, &signer).map_err(|r| match r.code {
+            RejectCode::StateUnavailable => MemberRefusal::Unavailable(r.message),
+            RejectCode::SignerFrozen | RejectCode::OrgFrozen => {
+                MemberRefusal::Frozen(r.code, r.message)
             }
+            _ => MemberRefusal::Suspended(r.message),
         })?;
         Ok(signer)
     }

@@ -129,8 +129,7 @@ pub(crate) fn parse_freeze(method: &str, args: &[Vec<u8>]) -> Result<FreezeArgs,
             }
         }
         FreezeKind::Org => {
-            pki::check_organisation(&target)
-                .map_err(|e| bad(format!("args[1] (target): {e}")))?;
+            pki::check_organisation(&target).map_err(|e| bad(format!("args[1] (target): {e}")))?;
             if target.contains('/') {
                 return Err(bad(format!(
                     "args[1] (target): organisation name {target:?} contains '/'"

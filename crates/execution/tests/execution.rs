@@ -1029,15 +1029,21 @@ fn duplicate_digest_fails_and_leaves_state_unchanged() {
         ))
         .unwrap()
     };
-    assert_eq!(count("cert", &admin_id.to_hex()), Some(1u64.to_be_bytes().to_vec()));
+    assert_eq!(
+        count("cert", &admin_id.to_hex()),
+        Some(1u64.to_be_bytes().to_vec())
+    );
     let user_id = w.user.cert.fingerprint();
-    assert_eq!(count("cert", &user_id.to_hex()), Some(2u64.to_be_bytes().to_vec()));
+    assert_eq!(
+        count("cert", &user_id.to_hex()),
+        Some(2u64.to_be_bytes().to_vec())
+    );
     let entry_key = execution::keys::full(
         execution::keys::AUDIT,
         &execution::keys::audit::entry("cert", &user_id.to_hex(), 1),
     );
-    let e = execution::TraceEntry::decode(&entry_key, &view.get(&entry_key).unwrap().unwrap())
-        .unwrap();
+    let e =
+        execution::TraceEntry::decode(&entry_key, &view.get(&entry_key).unwrap().unwrap()).unwrap();
     assert_eq!((e.position, e.code, e.tx_id), (1, 3001, again.id().0));
     // Only the successful anchoring is in the attestation's index.
     assert_eq!(
@@ -1568,7 +1574,13 @@ fn permission_table_matches_the_contracts() {
             );
         }
     }
-    for name in ["identity", "attestation", "governance", "exchange", "supervision"] {
+    for name in [
+        "identity",
+        "attestation",
+        "governance",
+        "exchange",
+        "supervision",
+    ] {
         let c = reg.get(name).unwrap();
         assert_eq!(c.name(), name);
         for m in c.methods() {

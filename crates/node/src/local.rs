@@ -310,7 +310,21 @@ impl LocalNode {
     /// Authenticates a member by its certificate at the tip's state, as admission judges a
     /// transaction's signer (the TLS listeners' peers).
     pub fn authenticate(&self, leaf: &Certificate) -> Result<SignerInfo, MemberRefusal> {
-        self.ledger.authenticate(self.now_secs(), leaf)
+        let r = self.ledger.authenticate(self.now_secs(), leaf);
+        // A frozen identity that tries to connect is what the refused-signer rules watch for:
+        // it never reaches admission, its handshake is refused here.
+        if let Err(MemberRefusal::Frozen(code, why)) = &r
+            && let Some(w) = self.watcher()
+            && w.watches_code(code.as_str())
+        {
+            w.refused(
+                self.tip().0.height.0,
+                code.as_str(),
+                &leaf.fingerprint().to_hex(),
+                why,
+            );
+        }
+        r
     }
 
     /// Admits `bytes` (a canonical SignedTx) into the pool. With `wait`, also returns a

@@ -58,6 +58,7 @@ fn member_refusal(e: MemberRefusal) -> Refusal {
         MemberRefusal::Chain(c) => Refusal::of_chain(&c),
         MemberRefusal::NotRegistered(m) => Refusal::new(RefusalKind::UnknownCa, m),
         MemberRefusal::Suspended(m) => Refusal::new(RefusalKind::Revoked, m),
+        MemberRefusal::Frozen(_, m) => Refusal::new(RefusalKind::Revoked, m),
         MemberRefusal::Invalid(m) => Refusal::new(RefusalKind::BadCertificate, m),
         MemberRefusal::Unavailable(m) => Refusal::new(RefusalKind::Unavailable, m),
     }

@@ -55,6 +55,8 @@ pub const REFUSED_SIGNER_CODES: &[RejectCode] = &[
     RejectCode::UnknownSender,
     RejectCode::OrgRemoved,
     RejectCode::CaReplaced,
+    RejectCode::SignerFrozen,
+    RejectCode::OrgFrozen,
 ];
 
 const MAX_WINDOW_BLOCKS: u64 = 1_000_000;

@@ -154,9 +154,7 @@ fn a_frozen_certificate_is_refused_from_the_next_block_with_its_own_code_and_onl
     assert_success(&s.node.run(&[anchor(&s.w.user, 9, &sm3(b"first"))]));
     // Admitted before the freeze: refused at recheck once it is committed.
     let pending = s.node.must_admit(&anchor(&s.w.user, 1, &sm3(b"pending")));
-    let r = s
-        .node
-        .run(&[freeze(&s.regulator, 1, "cert", &alice)]);
+    let r = s.node.run(&[freeze(&s.regulator, 1, "cert", &alice)]);
     assert_success(&r);
     let err = s.node.recheck(&pending).unwrap_err();
     assert_eq!(err.code, RejectCode::SignerFrozen, "{err}");
@@ -173,7 +171,7 @@ fn a_frozen_certificate_is_refused_from_the_next_block_with_its_own_code_and_onl
         .authenticate(&view, t(11), &s.w.user.cert)
         .unwrap_err();
     assert!(
-        matches!(&refused, execution::MemberRefusal::Suspended(m) if m.contains("frozen")),
+        matches!(&refused, execution::MemberRefusal::Frozen(RejectCode::SignerFrozen, m) if m.contains("frozen")),
         "{refused:?}"
     );
     drop(view);
@@ -225,9 +223,7 @@ fn a_frozen_certificate_is_refused_from_the_next_block_with_its_own_code_and_onl
 #[test]
 fn an_organisation_freeze_stops_its_people_not_its_nodes_and_never_the_supervisor() {
     let mut s = supervised("supervisor");
-    let r = s
-        .node
-        .run(&[freeze(&s.regulator, 1, "org", "Agency A")]);
+    let r = s.node.run(&[freeze(&s.regulator, 1, "org", "Agency A")]);
     assert_success(&r);
     for m in [&s.w.user, &s.w.admin] {
         assert_eq!(
@@ -284,9 +280,7 @@ fn an_organisation_freeze_stops_its_people_not_its_nodes_and_never_the_superviso
         ))
         .unwrap_err();
     assert_eq!(err.code, RejectCode::BadArguments, "{err}");
-    let r = s
-        .node
-        .run(&[unfreeze(&s.regulator, 7, "org", "Agency A")]);
+    let r = s.node.run(&[unfreeze(&s.regulator, 7, "org", "Agency A")]);
     assert_success(&r);
     s.node.must_admit(&anchor(&s.w.user, 10, &sm3(b"q")));
 }
@@ -296,21 +290,32 @@ fn only_the_supervisors_auditors_freeze_and_only_under_the_supervisor_policy() {
     let s = supervised("supervisor");
     let alice = s.w.user.id().to_hex();
     // An auditor of another organisation.
-    let err = s.node.admit(&freeze(&s.w.auditor, 1, "cert", &alice)).unwrap_err();
+    let err = s
+        .node
+        .admit(&freeze(&s.w.auditor, 1, "cert", &alice))
+        .unwrap_err();
     assert_eq!(err.code, RejectCode::PermissionDenied, "{err}");
     assert!(err.message.contains("not the chain's supervisor"), "{err}");
     // An admin, even of the supervisor: the permission table.
     let root_admin = s.w.pki.leaf(&s.w.pki.root, Role::Admin, "root-admin");
-    let err = s.node.admit(&freeze(&root_admin, 1, "cert", &alice)).unwrap_err();
+    let err = s
+        .node
+        .admit(&freeze(&root_admin, 1, "cert", &alice))
+        .unwrap_err();
     assert_eq!(err.code, RejectCode::PermissionDenied, "{err}");
     // Under the governance policy, the supervisor's auditors cannot act alone.
     let g = supervised("governance");
-    let err = g.node.admit(&freeze(&g.regulator, 1, "cert", &alice)).unwrap_err();
+    let err = g
+        .node
+        .admit(&freeze(&g.regulator, 1, "cert", &alice))
+        .unwrap_err();
     assert_eq!(err.code, RejectCode::PermissionDenied, "{err}");
     assert!(err.message.contains("governance"), "{err}");
     // A chain without a supervisor.
     let plain = Node::new(&s.w.g);
-    let err = plain.admit(&freeze(&s.regulator, 1, "cert", &alice)).unwrap_err();
+    let err = plain
+        .admit(&freeze(&s.regulator, 1, "cert", &alice))
+        .unwrap_err();
     assert!(err.message.contains("names no supervisor"), "{err}");
 }
 
@@ -362,12 +367,14 @@ fn every_transaction_enters_its_signer_organisation_and_contract_indexes_in_orde
     assert_eq!(count(&s.node, "cert", &s.w.user2.id().to_hex()), 1);
     // The same transactions on another node give the same root: the indexes are part of
     // the state every validator computes.
-    let mut other = Node::new(&Genesis::from_json(
-        supervised_genesis(&s.w, "supervisor", &[&s.regulator_enc])
-            .to_string()
-            .as_bytes(),
-    )
-    .unwrap());
+    let mut other = Node::new(
+        &Genesis::from_json(
+            supervised_genesis(&s.w, "supervisor", &[&s.regulator_enc])
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap(),
+    );
     other.commit(&[first, again, bob]);
     other.run(&[freeze(&s.regulator, 1, "cert", &alice)]);
     assert_eq!(other.root, s.node.root);
