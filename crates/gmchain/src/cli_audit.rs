@@ -70,6 +70,15 @@ pub(crate) enum AuditCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// The node's watch-rule alerts as they fire, one JSON line each (until interrupted, or
+    /// `--count` alerts).
+    Alerts {
+        /// Stop after this many alerts.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Every transaction of a subject over a range (JSON): from the chain's trace index, with
     /// the counters at both ends of the range.
     Trace {
@@ -429,6 +438,43 @@ pub(crate) fn run(cmd: AuditCommand) -> CmdResult {
                         "by": hex::encode(&f.by),
                     })).collect::<Vec<_>>(),
                 }))
+            })
+        }
+        AuditCommand::Alerts { count, node } => {
+            let rt = runtime()?;
+            rt.block_on(async {
+                let mut c = supervision_client(&node).await?;
+                let mut stream = c
+                    .watch_alerts(pb::WatchAlertsRequest {})
+                    .await
+                    .map_err(|s| status_failure("alerts", s))?
+                    .into_inner();
+                let mut seen = 0u64;
+                while count.is_none_or(|n| seen < n) {
+                    let Some(a) = stream
+                        .message()
+                        .await
+                        .map_err(|s| status_failure("alerts", s))?
+                    else {
+                        return Err(Failure::Unreachable(
+                            "the node ended the alert stream".into(),
+                        ));
+                    };
+                    println!(
+                        "{}",
+                        json!({
+                            "rule": a.rule,
+                            "kind": a.kind,
+                            "subject": a.subject,
+                            "height": a.height,
+                            "count": a.count,
+                            "window_blocks": a.window_blocks,
+                            "detail": a.detail,
+                        })
+                    );
+                    seen += 1;
+                }
+                Ok(())
             })
         }
         AuditCommand::Freeze {

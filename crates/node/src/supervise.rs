@@ -16,7 +16,7 @@ use api::v1::supervision_server::Supervision;
 use api::v1::{
     CertifiedHeaderResponse, Freeze, GetCertifiedHeaderRequest, GetSupervisionRequest,
     ProveStateRequest, ProveStateResponse, ProvenValue, SupervisionResponse, TraceRequest,
-    TraceResponse,
+    TraceResponse, WatchAlert, WatchAlertsRequest,
 };
 use execution::keys::{self, AUDIT, SUPERVISION};
 use execution::{FreezeKind, StateRead, TraceKind};
@@ -520,5 +520,55 @@ impl Supervision for SupervisionService {
         .map_err(|e| Status::internal(e.to_string()))?
         .map(Response::new)
         .map_err(trace_status)
+    }
+
+    type WatchAlertsStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<WatchAlert, Status>> + Send>>;
+
+    async fn watch_alerts(
+        &self,
+        request: Request<WatchAlertsRequest>,
+    ) -> Result<Response<Self::WatchAlertsStream>, Status> {
+        self.admit(&request, "WatchAlerts")?;
+        let Some(watcher) = self.core.watcher() else {
+            return Err(coded_status(
+                &codes::NODE_TRACE_REQUEST,
+                "NODE_TRACE_REQUEST: this node runs no watch rules (configure [[watch.rule]])"
+                    .into(),
+            ));
+        };
+        let mut rx = watcher.subscribe();
+        let (tx, out) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let alert = match rx.recv().await {
+                    Ok(a) => WatchAlert {
+                        rule: a.rule,
+                        kind: a.kind.to_string(),
+                        subject: a.subject,
+                        height: a.height,
+                        count: a.count,
+                        window_blocks: a.window_blocks,
+                        detail: a.detail,
+                    },
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => WatchAlert {
+                        rule: "lagged".into(),
+                        kind: "lagged".into(),
+                        subject: String::new(),
+                        height: 0,
+                        count: n,
+                        window_blocks: 0,
+                        detail: format!("{n} alerts were raised while this stream was behind"),
+                    },
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                if tx.send(Ok(alert)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        )))
     }
 }
