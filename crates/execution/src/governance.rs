@@ -61,6 +61,7 @@ use crate::params_rule;
 use crate::records::{
     ContractRecord, PendingChange, PendingParams, ValidatorChange, ValidatorRecord,
 };
+use crate::trace::{FreezeKind, FreezePolicy};
 use crate::validators;
 use crate::view::{self, StateRead};
 use crypto::{Digest, UserId};
@@ -87,6 +88,7 @@ pub const POLICY_KINDS: &[(&str, Policy)] = &[
     ("contracts", Policy::Majority),
     ("organisations", Policy::Majority),
     ("params", Policy::Majority),
+    ("supervision", Policy::Majority),
     ("validators", Policy::Majority),
 ];
 
@@ -157,6 +159,27 @@ pub enum ProposalKind {
     },
     /// A WASM contract's lifecycle change.
     Contract(ContractChange),
+    /// The chain's supervisor (`supervisor`): an active organisation and the freeze policy,
+    /// in force from the executing block (issue 16).
+    Supervisor {
+        /// The supervising organisation.
+        organisation: String,
+        /// How its freezes are made.
+        policy: FreezePolicy,
+    },
+    /// A supervisor's freeze or unfreeze under the `governance` freeze policy
+    /// (`supervision-freeze`, `supervision-unfreeze`): proposed by an admin of the supervising
+    /// organisation, in force from the executing block, recorded as the supervisor's own.
+    SupervisionFreeze {
+        /// A freeze (else an unfreeze).
+        freeze: bool,
+        /// What is frozen.
+        kind: FreezeKind,
+        /// Its target (certificate ID hex, organisation, contract).
+        target: String,
+        /// Why.
+        reason: String,
+    },
     /// The threshold of a kind of proposal.
     Policy {
         /// The kind (one of [`POLICY_KINDS`]).
@@ -177,6 +200,9 @@ impl ProposalKind {
                 Some("organisations")
             }
             ProposalKind::Contract(_) => Some("contracts"),
+            ProposalKind::Supervisor { .. } | ProposalKind::SupervisionFreeze { .. } => {
+                Some("supervision")
+            }
             ProposalKind::Policy { .. } => None,
         }
     }
@@ -577,6 +603,37 @@ fn parse_proposal_with(args: &[Vec<u8>], check_module: bool) -> Result<Proposal,
                 }
             })
         }
+        "supervisor" => {
+            want(5)?;
+            let organisation = text_arg(args, 3, "organisation name")?;
+            identity::check_org_name(&organisation)
+                .map_err(|e| bad(format!("args[3] (organisation name): {e}")))?;
+            let text = text_arg(args, 4, "freeze policy")?;
+            let policy = FreezePolicy::parse(&text).ok_or_else(|| {
+                bad(format!(
+                    "args[4] (freeze policy): {text:?} is not supervisor or governance"
+                ))
+            })?;
+            ProposalKind::Supervisor {
+                organisation,
+                policy,
+            }
+        }
+        "supervision-freeze" | "supervision-unfreeze" => {
+            want(6)?;
+            let method = if kind == "supervision-freeze" {
+                "freeze"
+            } else {
+                "unfreeze"
+            };
+            let a = crate::supervision::parse_freeze(method, &args[3..])?;
+            ProposalKind::SupervisionFreeze {
+                freeze: method == "freeze",
+                kind: a.kind,
+                target: a.target,
+                reason: a.reason,
+            }
+        }
         "contract-freeze" | "contract-unfreeze" => {
             want(4)?;
             let name = contract_name_arg(args)?;
@@ -589,7 +646,7 @@ fn parse_proposal_with(args: &[Vec<u8>], check_module: bool) -> Result<Proposal,
         }
         other => {
             return Err(bad(format!(
-                "args[0] (kind): {other:?} is not validator-add, validator-remove, validator-rotate, params, org-register, org-remove, policy, contract-deploy, contract-upgrade, contract-freeze or contract-unfreeze"
+                "args[0] (kind): {other:?} is not validator-add, validator-remove, validator-rotate, params, org-register, org-remove, policy, contract-deploy, contract-upgrade, contract-freeze, contract-unfreeze, supervisor, supervision-freeze or supervision-unfreeze"
             )));
         }
     };
@@ -600,6 +657,15 @@ fn parse_proposal_with(args: &[Vec<u8>], check_module: bool) -> Result<Proposal,
     {
         return Err(bad(
             "args[2] (effective height): an organisation change takes effect when the proposal executes; give 0",
+        ));
+    }
+    if matches!(
+        kind,
+        ProposalKind::Supervisor { .. } | ProposalKind::SupervisionFreeze { .. }
+    ) && effective != Height(0)
+    {
+        return Err(bad(
+            "args[2] (effective height): a supervision change takes effect when the proposal executes; give 0",
         ));
     }
     if matches!(kind, ProposalKind::Contract(_)) && effective != Height(0) {
@@ -1210,7 +1276,9 @@ fn check_org_change(
         ProposalKind::Validators(_)
         | ProposalKind::Params(_)
         | ProposalKind::Policy { .. }
-        | ProposalKind::Contract(_) => Ok(None),
+        | ProposalKind::Contract(_)
+        | ProposalKind::Supervisor { .. }
+        | ProposalKind::SupervisionFreeze { .. } => Ok(None),
     }
 }
 
@@ -1320,6 +1388,17 @@ impl GovernanceContract {
                     let replaced = crate::wasm::contract(ctx, change.name())?.map(|c| c.code_hash);
                     check_deployed_code_room(ctx, &hash, len, replaced.as_ref())?;
                 }
+            }
+            ProposalKind::Supervisor { organisation, .. } => {
+                check_supervisor(ctx, organisation)?;
+            }
+            ProposalKind::SupervisionFreeze {
+                freeze,
+                kind,
+                target,
+                reason,
+            } => {
+                check_supervision_freeze(ctx, caller, *freeze, *kind, target, reason)?;
             }
             kind => check_org_change(ctx, kind, block_time(ctx)).map(|_| ())?,
         }
@@ -1529,8 +1608,87 @@ impl GovernanceContract {
                 ctx.put(&k::policy(kind), policy.text().into_bytes())
             }
             ProposalKind::Contract(change) => execute_contract_change(ctx, change, record.id),
+            ProposalKind::Supervisor {
+                organisation,
+                policy,
+            } => {
+                check_supervisor(ctx, organisation).map_err(Denial::into_failure)?;
+                let rec = crate::trace::SupervisorRecord {
+                    organisation: organisation.clone(),
+                    policy: *policy,
+                    since: ctx.block().height,
+                };
+                ctx.nested(keys::SUPERVISION, |c| {
+                    c.put(&keys::supervision::supervisor(), rec.encode())
+                })
+            }
+            ProposalKind::SupervisionFreeze {
+                freeze,
+                kind,
+                target,
+                reason,
+            } => {
+                check_supervision_freeze(ctx, &record.proposer, *freeze, *kind, target, reason)
+                    .map_err(Denial::into_failure)?;
+                let a = crate::supervision::FreezeArgs {
+                    kind: *kind,
+                    target: target.clone(),
+                    reason: reason.clone(),
+                };
+                ctx.nested(keys::SUPERVISION, |c| {
+                    crate::supervision::apply(c, *freeze, &a)
+                })
+            }
         }
     }
+}
+
+/// A supervisor named by governance is an active organisation.
+fn check_supervisor(ctx: &CallContext<'_>, organisation: &str) -> Result<(), Denial> {
+    match view::organisation(ctx, organisation)? {
+        Some(o) if o.removed_at.is_none() => Ok(()),
+        _ => Err(refused(
+            FailureCode::BadArguments,
+            format!("{organisation:?} is not an active organisation"),
+        )),
+    }
+}
+
+/// A supervision freeze by vote: proposed by the supervising organisation, under the
+/// `governance` freeze policy, of a target that may be frozen.
+fn check_supervision_freeze(
+    ctx: &CallContext<'_>,
+    proposer: &str,
+    freeze: bool,
+    kind: FreezeKind,
+    target: &str,
+    reason: &str,
+) -> Result<(), Denial> {
+    let what = if freeze {
+        "supervision-freeze"
+    } else {
+        "supervision-unfreeze"
+    };
+    let s = crate::supervision::require_supervisor(ctx, proposer, what)?;
+    if s.policy != FreezePolicy::Governance {
+        return Err(Denial::refused(
+            RejectCode::PermissionDenied,
+            FailureCode::FreezeNeedsVote,
+            format!(
+                "{what}: the chain's freeze policy is \"supervisor\": the supervisor's auditors freeze and unfreeze by supervision.{} without a vote",
+                if freeze { "freeze" } else { "unfreeze" }
+            ),
+        ));
+    }
+    if freeze {
+        let a = crate::supervision::FreezeArgs {
+            kind,
+            target: target.to_string(),
+            reason: reason.to_string(),
+        };
+        crate::supervision::check_target(ctx, &s, &a).map_err(Denial::from)?;
+    }
+    Ok(())
 }
 
 impl Contract for GovernanceContract {
@@ -1616,6 +1774,26 @@ impl ProposalRecord {
             ProposalKind::OrgRemove { name } => {
                 w.u8(5);
                 w.bytes(name.as_bytes());
+            }
+            ProposalKind::Supervisor {
+                organisation,
+                policy,
+            } => {
+                w.u8(7);
+                w.bytes(organisation.as_bytes());
+                w.bytes(policy.as_str().as_bytes());
+            }
+            ProposalKind::SupervisionFreeze {
+                freeze,
+                kind,
+                target,
+                reason,
+            } => {
+                w.u8(8);
+                w.u8(u8::from(*freeze));
+                w.bytes(kind.as_str().as_bytes());
+                w.bytes(target.as_bytes());
+                w.bytes(reason.as_bytes());
             }
             ProposalKind::Contract(change) => {
                 w.u8(6);
@@ -1714,6 +1892,34 @@ impl ProposalRecord {
             5 => ProposalKind::OrgRemove {
                 name: text(&mut r, "proposal.organisation")?,
             },
+            7 => {
+                let organisation = text(&mut r, "proposal.supervisor")?;
+                let p = text(&mut r, "proposal.freeze_policy")?;
+                ProposalKind::Supervisor {
+                    organisation,
+                    policy: FreezePolicy::parse(&p).ok_or_else(|| {
+                        ExecError::corrupt(key, format!("proposal.freeze_policy {p:?}"))
+                    })?,
+                }
+            }
+            8 => {
+                let freeze = match r.u8("proposal.freeze").map_err(c)? {
+                    0 => false,
+                    1 => true,
+                    got => {
+                        return Err(ExecError::corrupt(key, format!("proposal.freeze {got}")));
+                    }
+                };
+                let k = text(&mut r, "proposal.freeze_kind")?;
+                ProposalKind::SupervisionFreeze {
+                    freeze,
+                    kind: FreezeKind::parse(&k).ok_or_else(|| {
+                        ExecError::corrupt(key, format!("proposal.freeze_kind {k:?}"))
+                    })?,
+                    target: text(&mut r, "proposal.freeze_target")?,
+                    reason: text(&mut r, "proposal.freeze_reason")?,
+                }
+            }
             6 => {
                 let change = r.u8("proposal.contract_change").map_err(c)?;
                 let name = text(&mut r, "proposal.contract")?;

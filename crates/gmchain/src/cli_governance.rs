@@ -215,6 +215,46 @@ pub(crate) enum ProposeCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// The chain's supervisor (issue 16): an active organisation whose auditors read
+    /// everything through the supervision API, and its freeze policy (`supervisor`: its
+    /// auditors freeze alone; `governance`: each freeze is a `supervision-freeze` proposal).
+    /// Decided by the `supervision` policy, in force from its execution.
+    Supervisor {
+        /// The supervising organisation.
+        #[arg(long)]
+        organisation: String,
+        /// supervisor or governance.
+        #[arg(long, default_value = "supervisor")]
+        freeze_policy: String,
+        #[command(flatten)]
+        deadline: Deadline,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// A supervisor's freeze by vote, on a chain whose freeze policy is `governance`:
+    /// proposed by an admin of the supervising organisation (`--unfreeze` lifts one).
+    SupervisionFreeze {
+        /// cert, org or contract.
+        #[arg(long)]
+        kind: String,
+        /// A certificate's SM3 ID (64 hex), an organisation's or a contract's name.
+        #[arg(long)]
+        target: String,
+        /// Why (recorded on the chain).
+        #[arg(long)]
+        reason: String,
+        /// Lift the supervisor's freeze instead.
+        #[arg(long)]
+        unfreeze: bool,
+        #[command(flatten)]
+        deadline: Deadline,
+        #[command(flatten)]
+        sender: SenderArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// The threshold of a kind of proposal (decided by all organisations; in force from its
     /// execution, so it takes a deadline and no effective height).
     Policy {
@@ -423,6 +463,16 @@ fn proposal_json(p: &pb::ProposalResponse) -> serde_json::Value {
         }),
         Some(Change::OrgRemove(r)) => serde_json::json!({
             "organisation": r.organisation,
+        }),
+        Some(Change::Supervisor(r)) => serde_json::json!({
+            "organisation": r.organisation,
+            "freeze_policy": r.freeze_policy,
+        }),
+        Some(Change::SupervisionFreeze(r)) => serde_json::json!({
+            "freeze": r.freeze,
+            "kind": r.kind,
+            "target": r.target,
+            "reason": r.reason,
         }),
         None => serde_json::Value::Null,
     };
@@ -652,6 +702,35 @@ async fn propose(cmd: ProposeCommand) -> CmdResult {
             let args = vec![organisation.into_bytes()];
             check_kind_args("org-remove", &args, "--organisation")?;
             ("org-remove", args, deadline_only(deadline), sender, node)
+        }
+        ProposeCommand::Supervisor {
+            organisation,
+            freeze_policy,
+            deadline,
+            sender,
+            node,
+        } => {
+            let args = vec![organisation.into_bytes(), freeze_policy.into_bytes()];
+            check_kind_args("supervisor", &args, "--organisation, --freeze-policy")?;
+            ("supervisor", args, deadline_only(deadline), sender, node)
+        }
+        ProposeCommand::SupervisionFreeze {
+            kind,
+            target,
+            reason,
+            unfreeze,
+            deadline,
+            sender,
+            node,
+        } => {
+            let args = vec![kind.into_bytes(), target.into_bytes(), reason.into_bytes()];
+            let k = if unfreeze {
+                "supervision-unfreeze"
+            } else {
+                "supervision-freeze"
+            };
+            check_kind_args(k, &args, "--kind, --target, --reason")?;
+            (k, args, deadline_only(deadline), sender, node)
         }
         ProposeCommand::Policy {
             kind,

@@ -490,6 +490,34 @@ fn proposal_response(p: execution::ProposalRecord, tip: u64) -> pb::ProposalResp
                 policy: policy.text(),
             }),
         ),
+        ProposalKind::Supervisor {
+            organisation,
+            policy,
+        } => (
+            "supervisor",
+            Change::Supervisor(pb::SupervisorProposal {
+                organisation,
+                freeze_policy: policy.as_str().to_string(),
+            }),
+        ),
+        ProposalKind::SupervisionFreeze {
+            freeze,
+            kind,
+            target,
+            reason,
+        } => (
+            if freeze {
+                "supervision-freeze"
+            } else {
+                "supervision-unfreeze"
+            },
+            Change::SupervisionFreeze(pb::SupervisionFreezeProposal {
+                freeze,
+                kind: kind.as_str().to_string(),
+                target,
+                reason,
+            }),
+        ),
     };
     let (status, status_height) = match p.status {
         // Votes count up to the deadline's block: once the tip reached it, none can.

@@ -387,3 +387,102 @@ fn freeze_kinds_round_trip() {
     }
     assert_eq!(FreezeKind::parse("dataset"), None);
 }
+
+#[test]
+fn under_the_governance_policy_a_freeze_is_a_vote_of_the_organisations() {
+    let mut s = supervised("governance");
+    let alice = s.w.user.id().to_hex();
+    assert_success(&s.node.run(&[anchor(&s.w.user, 9, &sm3(b"first"))]));
+    let root_admin = s.w.pki.leaf(&s.w.pki.root, Role::Admin, "root-admin");
+    let rest = freeze_args("cert", &alice, "by vote");
+    // Only the supervising organisation proposes it.
+    let err = s
+        .node
+        .admit(&propose_org(
+            &s.node,
+            &s.w.admin,
+            1,
+            "supervision-freeze",
+            rest.clone(),
+        ))
+        .unwrap_err();
+    assert!(err.message.contains("not the chain's supervisor"), "{err}");
+    let p = propose_org(&s.node, &root_admin, 1, "supervision-freeze", rest.clone());
+    let id = proposal_of(&p);
+    assert_success(&s.node.run(&[p]));
+    // One of two organisations voted: not in force yet.
+    s.node.must_admit(&anchor(&s.w.user, 10, &sm3(b"still")));
+    assert_success(&s.node.run(&[yes(&s.w.admin, 2, &id)]));
+    assert_eq!(
+        code_of(s.node.admit(&anchor(&s.w.user, 11, &sm3(b"now")))),
+        RejectCode::SignerFrozen
+    );
+    let f = execution::supervisor_freeze(&s.node.view(), FreezeKind::Cert, &alice)
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.reason, "by vote");
+    // The unfreeze is a vote too.
+    let p = propose_org(
+        &s.node,
+        &root_admin,
+        3,
+        "supervision-unfreeze",
+        freeze_args("cert", &alice, "cleared"),
+    );
+    let id = proposal_of(&p);
+    assert_success(&s.node.run(&[p]));
+    assert_success(&s.node.run(&[yes(&s.w.admin, 4, &id)]));
+    s.node.must_admit(&anchor(&s.w.user, 12, &sm3(b"again")));
+    // Under the supervisor policy the same proposal is refused: the auditors act alone.
+    let t = supervised("supervisor");
+    let err = t
+        .node
+        .admit(&propose_org(
+            &t.node,
+            &root_admin,
+            1,
+            "supervision-freeze",
+            rest,
+        ))
+        .unwrap_err();
+    assert!(err.message.contains("without a vote"), "{err}");
+}
+
+#[test]
+fn governance_names_another_supervisor() {
+    let mut s = supervised("supervisor");
+    let root_admin = s.w.pki.leaf(&s.w.pki.root, Role::Admin, "root-admin");
+    let p = propose_org(
+        &s.node,
+        &root_admin,
+        1,
+        "supervisor",
+        vec![b"Agency A".to_vec(), b"governance".to_vec()],
+    );
+    let id = proposal_of(&p);
+    assert_success(&s.node.run(&[p]));
+    assert_success(&s.node.run(&[yes(&s.w.admin, 1, &id)]));
+    let sup = execution::supervisor(&s.node.view()).unwrap().unwrap();
+    assert_eq!(
+        (sup.organisation.as_str(), sup.policy, sup.since.0),
+        ("Agency A", FreezePolicy::Governance, 2)
+    );
+    // The former supervisor's auditor no longer freezes; the new one's would need a vote.
+    let err = s
+        .node
+        .admit(&freeze(&s.regulator, 2, "cert", &"ab".repeat(32)))
+        .unwrap_err();
+    assert!(err.message.contains("not the chain's supervisor"), "{err}");
+    // An unknown organisation cannot be named.
+    let err = s
+        .node
+        .admit(&propose_org(
+            &s.node,
+            &root_admin,
+            3,
+            "supervisor",
+            vec![b"Agency Z".to_vec(), b"supervisor".to_vec()],
+        ))
+        .unwrap_err();
+    assert!(err.message.contains("not an active organisation"), "{err}");
+}
