@@ -347,11 +347,17 @@ impl ExchangeService {
         };
         let looked = core
             .with_state(|v| -> Result<_, execution::ExecError> {
+                // The supervisor's auditors read every dataset and message (docs/audit.md §4),
+                // each fetch on the chain like any other.
+                let supervising = caller.role == Role::Auditor
+                    && execution::supervisor(v)?
+                        .is_some_and(|s| s.organisation == caller.organisation);
                 if let Some(mid) = mid {
                     return Ok(data::message(v, &mid)?.map(|m| {
                         let owner = m.organisation.clone();
                         let allowed = m.recipients.contains(&caller.organisation)
-                            || caller.organisation == m.organisation;
+                            || caller.organisation == m.organisation
+                            || supervising;
                         (
                             FetchObject::Message(mid),
                             0,
@@ -373,7 +379,7 @@ impl ExchangeService {
                 let Some(ver) = data::version(v, &req.dataset, n)? else {
                     return Ok(None);
                 };
-                let rule = if caller.organisation == ds.organisation {
+                let rule = if caller.organisation == ds.organisation || supervising {
                     Rule::OwnMember
                 } else {
                     Rule::Grantee(
@@ -455,7 +461,8 @@ impl ExchangeService {
 enum Rule {
     /// A message: whether the caller's organisation is its sender or a recipient.
     Recipient(bool),
-    /// A dataset of the caller's own organisation.
+    /// A dataset of the caller's own organisation, or any dataset for an auditor of the
+    /// chain's supervisor.
     OwnMember,
     /// Another organisation's dataset: the caller's latest request for it, if any.
     Grantee(Option<Box<AccessRequest>>),
