@@ -62,7 +62,19 @@ impl Entry {
             && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
         well_formed.then_some(code)
     }
+
+    /// Returns whether this entry may be unsigned in the CA's log: a refusal because the CA
+    /// key could not be opened.
+    pub fn is_key_unavailable_refusal(&self) -> bool {
+        self.outcome == Outcome::Refused
+            && (self.code() == Some(codes::CA_KEY_UNAVAILABLE.name)
+                || self.detail.starts_with(LEGACY_KEY_UNAVAILABLE))
+    }
 }
+
+/// How gmchain before issue 9 spelled the detail of a `CA_KEY_UNAVAILABLE` refusal; accepted so
+/// that logs written then still verify. It grants nothing more than the code does.
+const LEGACY_KEY_UNAVAILABLE: &str = "CA key unavailable: ";
 
 /// A kind of log: its hash domain (so an entry of one kind never verifies in a log of
 /// another) and its rule of which entries carry a signature.
@@ -75,6 +87,28 @@ pub struct Kind {
     /// Whether this entry may carry, or lack, its signature as it does: `Err` says why not,
     /// and breaks the log at that entry.
     pub signature_rule: fn(&Entry) -> Result<(), String>,
+}
+
+/// The CA's log: every entry signed by the CA key, except a refusal recorded when that key
+/// could not be opened (`CA_KEY_UNAVAILABLE`), which a later signed entry covers.
+pub const CA: Kind = Kind {
+    domain: "gmchain-ca-audit-v1",
+    signer: "the CA key",
+    signature_rule: ca_signature_rule,
+};
+
+fn ca_signature_rule(e: &Entry) -> Result<(), String> {
+    if e.sig.is_some() || e.is_key_unavailable_refusal() {
+        return Ok(());
+    }
+    Err(format!(
+        "is unsigned ({} {}, code {}), but only a {} refusal may lack the CA key's signature \
+         (the entry was forged or re-written)",
+        e.action,
+        e.outcome.as_str(),
+        e.code().unwrap_or("none"),
+        codes::CA_KEY_UNAVAILABLE,
+    ))
 }
 
 /// The node's log: hash-chained entries, signed only at checkpoints, every checkpoint signed.

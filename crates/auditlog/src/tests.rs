@@ -369,26 +369,17 @@ fn a_node_signs_only_checkpoints() {
     ));
 }
 
-/// A kind like the CA's: every entry signed, same line format, another domain.
-const OTHER: Kind = Kind {
-    domain: "gmchain-ca-audit-v1",
-    signer: "the CA key",
-    signature_rule: |e| match e.sig {
-        Some(_) => Ok(()),
-        None => Err("is unsigned".into()),
-    },
-};
-
 #[test]
 fn an_entry_does_not_verify_in_a_log_of_the_other_kind() {
     let t = tempfile::tempdir().unwrap();
     let signer = key(7);
-    let ca = Log::new(t.path().join("ca.log"), &OTHER);
-    ca.append(1, "op", CHECKPOINT, Outcome::Done, "x", Some(&signer))
+    let ca = Log::new(t.path().join("ca.log"), &CA);
+    ca.append(1, "op", "issue", Outcome::Done, "x", Some(&signer))
         .unwrap();
     ca.verify(&[signer.public_key()], None, UnsignedTail::Refuse)
         .unwrap();
-    // The same bytes read as a node log: the domain is part of the hash.
+    // The same bytes read as a node log: the domain is part of the hash (a node entry that
+    // is unsigned would also break the CA's signature rule).
     let as_node = Log::new(ca.path(), &NODE);
     let e = as_node
         .verify(&[signer.public_key()], None, UnsignedTail::Allow)
@@ -531,4 +522,54 @@ fn key_use_is_counted_per_purpose_and_reset_when_taken() {
         "since the last checkpoint: block-and-vote-signing 3, tls-handshake 1"
     );
     assert!(uses.take().is_empty());
+}
+
+/// A CA log written by gmchain before this crate existed (commit a3f3f94, `gmchain ca init`,
+/// `ca crl`, a `ca crl` with a wrong passphrase, `ca crl`): it verifies unchanged, its
+/// key-unavailable refusal covered by the signature after it.
+#[test]
+fn a_ca_log_written_before_this_crate_verifies_byte_for_byte() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    let key_hex = std::fs::read_to_string(dir.join("ca-before-auditlog.key.hex")).unwrap();
+    let key = crypto::PublicKey::from_uncompressed(&hex::decode(key_hex.trim()).unwrap()).unwrap();
+    let log = Log::new(dir.join("ca-before-auditlog.log"), &CA);
+    let head = "5334217d7216a338ac4516c6733c307790e5b241fc152c79ac444feec0fa2d49";
+    let r = log
+        .verify(std::slice::from_ref(&key), Some(head), UnsignedTail::Refuse)
+        .unwrap();
+    assert_eq!((r.entries, r.unsigned.clone()), (4, vec![2]));
+    assert_eq!(r.last_signed.map(|s| s.seq), Some(3));
+    // Read back and written again, each line is the same bytes.
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    for (line, entry) in text.lines().zip(log.read().unwrap()) {
+        assert_eq!(serde_json::to_string(&entry).unwrap(), line);
+    }
+    // The same file is no node log.
+    assert_eq!(
+        broken_at(Log::new(log.path(), &NODE).verify(&[key], None, UnsignedTail::Allow)),
+        0
+    );
+}
+
+/// The node's entry hash, pinned to a value computed by OpenSSL 3.0.19 (`openssl dgst -sm3`)
+/// over the bytes the crate documents: "gmchain-node-audit-v1" ‖ 32 zero bytes ‖ seq 0 ‖
+/// time 1700000000 ‖ each field with its 4-byte length.
+#[test]
+fn the_node_entry_hash_matches_openssl() {
+    let t = tempfile::tempdir().unwrap();
+    let log = Log::new(t.path().join("a.log"), &NODE);
+    let e = log
+        .append(
+            1_700_000_000,
+            "node-1",
+            "start",
+            Outcome::Done,
+            "gmchain 0.1.0, config sm3 00",
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        e.hash,
+        "eebb4752b5f7733095a4740251054c8f32c20a4a6b5a627dcd7112fdb211f1fb"
+    );
 }
