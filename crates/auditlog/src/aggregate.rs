@@ -152,17 +152,14 @@ pub enum Purpose {
     TlsHandshake,
     /// Custodian decryption of data keys (node-enc).
     CustodianDecryption,
-    /// The log's own checkpoints.
-    AuditCheckpoint,
 }
 
 impl Purpose {
     /// Every purpose, in the order an entry lists them.
-    pub const ALL: [Purpose; 4] = [
+    pub const ALL: [Purpose; 3] = [
         Purpose::BlockAndVoteSigning,
         Purpose::TlsHandshake,
         Purpose::CustodianDecryption,
-        Purpose::AuditCheckpoint,
     ];
 
     /// Returns the name an entry gives it.
@@ -171,7 +168,6 @@ impl Purpose {
             Purpose::BlockAndVoteSigning => "block-and-vote-signing",
             Purpose::TlsHandshake => "tls-handshake",
             Purpose::CustodianDecryption => "custodian-decryption",
-            Purpose::AuditCheckpoint => "audit-checkpoint",
         }
     }
 
@@ -180,15 +176,16 @@ impl Purpose {
             Purpose::BlockAndVoteSigning => 0,
             Purpose::TlsHandshake => 1,
             Purpose::CustodianDecryption => 2,
-            Purpose::AuditCheckpoint => 3,
         }
     }
 }
 
-/// Key use counted per purpose: one atomic add per use, drained at each checkpoint.
+/// Key use counted per purpose: one atomic add per use, drained at each checkpoint. The
+/// checkpoints' own signatures are not counted: each is an entry of the log already, and
+/// counting them would make an idle node write a key-use entry and a checkpoint forever.
 #[derive(Debug, Default)]
 pub struct KeyUse {
-    counts: [AtomicU64; 4],
+    counts: [AtomicU64; 3],
 }
 
 impl KeyUse {

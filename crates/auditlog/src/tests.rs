@@ -120,7 +120,7 @@ fn an_intact_log_verifies_with_its_checkpoints_as_signed_heads() {
     // One of several keys (a key that changed over the log's life) is enough.
     let other = key(8).public_key();
     f.log
-        .verify(&[other, f.key.clone()], None, UnsignedTail::Allow)
+        .verify(&[other, f.key], None, UnsignedTail::Allow)
         .unwrap();
     // The checkpoint's detail names what it covers.
     let cp: Entry = serde_json::from_str(&f.full[9]).unwrap();
@@ -152,7 +152,8 @@ fn every_edited_byte_of_an_event_and_of_a_checkpoint_is_detected_at_its_entry() 
 #[test]
 fn an_edit_of_each_field_is_detected_at_its_entry() {
     let f = fixture();
-    let edits: Vec<(&str, fn(&mut Entry))> = vec![
+    type Edit = (&'static str, fn(&mut Entry));
+    let edits: Vec<Edit> = vec![
         ("seq", |e| e.seq += 100),
         ("time", |e| e.time += 1),
         ("operator", |e| e.operator.push('x')),

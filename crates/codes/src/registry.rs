@@ -370,6 +370,9 @@ define_codes! {
     NODE_CUSTODIAN = 4024, BadInput, FailedPrecondition,
         "The node's [exchange] section does not make it a custodian: its blob store cannot be opened, or the node-enc certificate or key is not this node's.",
         "the message names the file or the mismatch; give the node's own node-enc certificate and key";
+    NODE_AUDIT = 4045, NotVerified, DataLoss,
+        "The node's audit log (<data dir>/audit.log) cannot be continued: an entry does not verify, a line is damaged, or the writer thread cannot start.",
+        "run `gmchain node audit-verify --data-dir D --cert NODE_SIGN_CERT.pem`; keep the file as evidence, move it aside, start again";
     RECEIPT_TOO_LARGE = 4100, NotVerified, InvalidArgument,
         "The file is larger than any receipt this release writes; refused before parsing.",
         "this is not a receipt gmchain wrote; obtain it again from a node";

@@ -56,6 +56,8 @@ struct RawConfig {
     block: RawBlock,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    audit: RawAudit,
     chain: Option<RawChain>,
     #[serde(default)]
     organisations: Vec<RawOrg>,
@@ -287,6 +289,14 @@ struct RawLog {
     level: Option<String>,
 }
 
+/// `[audit]`: when the node's audit log signs a checkpoint (src/audit.rs).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    checkpoint_entries: Option<u64>,
+    checkpoint_secs: Option<u64>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawChain {
@@ -413,6 +423,8 @@ pub struct NodeConfig {
     /// Data exchange custody (`[exchange]`): absent, the node serves the catalogue's reads
     /// but holds no blobs and serves no fetch.
     pub exchange: Option<ExchangeConfig>,
+    /// When the node's audit log signs checkpoints (`[audit]`; default 1000 entries or 60 s).
+    pub audit: crate::audit::AuditConfig,
 }
 
 /// `[exchange]`: the node is a custodian of its organisation's shared data (docs/exchange.md).
@@ -740,6 +752,29 @@ impl NodeConfig {
                     .collect(),
             }),
         };
+        let audit = {
+            let d = crate::audit::AuditConfig::default();
+            let positive = |field: &str, v: Option<u64>, default: u64| match v {
+                Some(0) => Err((
+                    field.to_string(),
+                    "must be at least 1 (a checkpoint signs the entries before it)".to_string(),
+                )),
+                Some(n) => Ok(n),
+                None => Ok(default),
+            };
+            crate::audit::AuditConfig {
+                checkpoint_entries: positive(
+                    "audit.checkpoint_entries",
+                    raw.audit.checkpoint_entries,
+                    d.checkpoint_entries,
+                )?,
+                checkpoint_interval: std::time::Duration::from_secs(positive(
+                    "audit.checkpoint_secs",
+                    raw.audit.checkpoint_secs,
+                    d.checkpoint_interval.as_secs(),
+                )?),
+            }
+        };
         Ok(NodeConfig {
             file: file.to_path_buf(),
             mode: raw.mode,
@@ -761,6 +796,7 @@ impl NodeConfig {
             chain,
             consensus,
             exchange,
+            audit,
         })
     }
 }

@@ -85,6 +85,8 @@ pub struct LocalNode {
     producing: Mutex<()>,
     // When the validators' certificates were last checked for expiry.
     expiry_checked: Mutex<Option<Instant>>,
+    // The node's audit log (`audit`), set once at start; unset, nothing is recorded.
+    audit: std::sync::OnceLock<crate::audit::NodeAudit>,
 }
 
 impl std::fmt::Debug for LocalNode {
@@ -227,6 +229,7 @@ impl LocalNode {
             producing: Mutex::new(()),
             next_validator: Mutex::new(None),
             expiry_checked: Mutex::new(None),
+            audit: std::sync::OnceLock::new(),
         })
     }
 
@@ -273,6 +276,19 @@ impl LocalNode {
 
     fn now_secs(&self) -> UnixTime {
         UnixTime((self.clock)() / 1000)
+    }
+
+    /// Sets the node's audit log (once; a second call is ignored).
+    pub fn set_audit(&self, audit: crate::audit::NodeAudit) {
+        let _ = self.audit.set(audit);
+    }
+
+    /// The node's audit log (a handle that records nothing if none was set).
+    pub fn audit(&self) -> &crate::audit::NodeAudit {
+        static NONE: std::sync::OnceLock<crate::audit::NodeAudit> = std::sync::OnceLock::new();
+        self.audit
+            .get()
+            .unwrap_or_else(|| NONE.get_or_init(Default::default))
     }
 
     /// The validator's signing key (the TLS listener presents the same key unless `[tls]`
