@@ -41,7 +41,8 @@ pub use aggregate::{
 };
 pub use error::AuditError;
 pub use log::{
-    AuditReport, CA, CHECKPOINT, Entry, Kind, Log, MAX_LINE, NODE, Outcome, SignedHead, UnsignedTail,
+    AuditReport, CA, CHECKPOINT, Entry, Kind, Log, MAX_LINE, NODE, Outcome, SignedHead,
+    UnsignedTail,
 };
 pub use writer::Writer;
 

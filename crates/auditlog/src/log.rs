@@ -314,7 +314,9 @@ impl Log {
         detail: &str,
         signer: Option<&dyn Signer>,
     ) -> Result<Entry, AuditError> {
-        let hash = entry_hash(self.kind, &prev, seq, time, operator, action, outcome, detail);
+        let hash = entry_hash(
+            self.kind, &prev, seq, time, operator, action, outcome, detail,
+        );
         let sig = match signer {
             Some(s) => Some(hex::encode(s.sign(&UserId::default(), &hash)?.to_der())),
             None => None,
@@ -406,9 +408,9 @@ pub(crate) fn verify_entries(
                 let sig =
                     Signature::from_der(&der).map_err(|err| broken(format!("signature: {err}")))?;
                 if let Some(keys) = keys
-                    && !keys.iter().any(|k| {
-                        crypto_sm::sm2::verify(k, &UserId::default(), &hash, &sig).is_ok()
-                    })
+                    && !keys
+                        .iter()
+                        .any(|k| crypto_sm::sm2::verify(k, &UserId::default(), &hash, &sig).is_ok())
                 {
                     return Err(broken(format!(
                         "signature does not verify with {}",

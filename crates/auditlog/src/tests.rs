@@ -322,7 +322,10 @@ fn the_unsigned_tail_passes_only_without_strict() {
                 last: 11,
                 last_signed: Some(9),
             },
-        ) => assert!(e.to_string().contains("entries 10 to 11 are unsigned"), "{e}"),
+        ) => assert!(
+            e.to_string().contains("entries 10 to 11 are unsigned"),
+            "{e}"
+        ),
         other => panic!("{other:?}"),
     }
     // A checkpoint covers them again.
@@ -412,7 +415,9 @@ fn damaged_lines_are_refused_before_anything_is_appended() {
     // A line over the limit is refused without being parsed.
     std::fs::write(f.log.path(), vec![b'x'; MAX_LINE + 10]).unwrap();
     match f.verify() {
-        Err(AuditError::Broken { seq: 0, reason }) => assert!(reason.contains("longer"), "{reason}"),
+        Err(AuditError::Broken { seq: 0, reason }) => {
+            assert!(reason.contains("longer"), "{reason}")
+        }
         other => panic!("{other:?}"),
     }
     // An edited entry stops the writer at open.
@@ -434,7 +439,11 @@ fn ten_thousand_refusals_of_one_peer_in_one_minute_make_one_entry() {
     let minute = 29_000_000u64;
     let mut r = Refusals::default();
     for i in 0..10_000u64 {
-        let reason = if i % 2 == 0 { "not admitted" } else { "handshake timed out" };
+        let reason = if i % 2 == 0 {
+            "not admitted"
+        } else {
+            "handshake timed out"
+        };
         r.add(minute * 60 + i % 60, "p2p-link-refused", "10.9.9.9", reason);
     }
     // Nothing of the current minute is drained before it ends.
@@ -469,14 +478,29 @@ fn aggregation_is_bounded_in_peers_and_reasons_and_split_by_minute_and_channel()
     let mut r = Refusals::default();
     // Many addresses in one minute: at most MAX_PEERS_PER_MINUTE + 1 entries.
     for i in 0..5_000u32 {
-        r.add(minute * 60, "api-connection-refused", &format!("peer-{i}"), "x");
+        r.add(
+            minute * 60,
+            "api-connection-refused",
+            &format!("peer-{i}"),
+            "x",
+        );
     }
     // Many reasons from one peer: MAX_REASONS named, the rest counted.
     for i in 0..50 {
-        r.add(minute * 60 + 1, "p2p-link-refused", "p", &format!("reason {i}"));
+        r.add(
+            minute * 60 + 1,
+            "p2p-link-refused",
+            "p",
+            &format!("reason {i}"),
+        );
     }
     // The next minute is another entry.
-    r.add((minute + 1) * 60, "p2p-link-refused", "p", &"long ".repeat(100));
+    r.add(
+        (minute + 1) * 60,
+        "p2p-link-refused",
+        "p",
+        &"long ".repeat(100),
+    );
     let all = r.drain_all();
     let api: Vec<_> = all
         .iter()

@@ -1,8 +1,8 @@
 //! A long-running appender: reads the log once, then keeps its head in memory.
 
+use crate::Entry;
 use crate::error::AuditError;
 use crate::log::{CHECKPOINT, Kind, Log, Outcome, UnsignedTail, parse_hash, verify_entries};
-use crate::Entry;
 use crypto::Signer;
 use std::path::PathBuf;
 

@@ -474,7 +474,11 @@ fn config_summary(config: &NodeConfig, sm3: &str) -> String {
         "{} sm3 {sm3}: mode {:?}, engine {}, api {}, metrics {}, public {}, p2p {}, custodian {}, checkpoints every {} entries or {} s",
         config.file.display(),
         config.mode,
-        if config.consensus.is_some() { "bft" } else { "single" },
+        if config.consensus.is_some() {
+            "bft"
+        } else {
+            "single"
+        },
         config.listen,
         config.metrics_listen,
         config
@@ -484,7 +488,11 @@ fn config_summary(config: &NodeConfig, sm3: &str) -> String {
             || "off".to_string(),
             |c| format!("{} with {} peer(s)", c.listen, c.peers.len())
         ),
-        if config.exchange.is_some() { "yes" } else { "no" },
+        if config.exchange.is_some() {
+            "yes"
+        } else {
+            "no"
+        },
         config.audit.checkpoint_entries,
         config.audit.checkpoint_interval.as_secs(),
     )

@@ -223,13 +223,13 @@ fn write_loop(
 ) {
     let op = state.operator.as_str();
     let mut last_checkpoint = Instant::now();
-    let append = |w: &mut Writer, time, operator: &str, action: &str, outcome, detail: &str| {
-        match w.append(time, operator, action, outcome, detail, None) {
-            Ok(_) => *lock(&state.head) = w.head(),
-            Err(e) => {
-                state.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!("audit log: entry not written ({action}): {e}");
-            }
+    let append = |w: &mut Writer, time, operator: &str, action: &str, outcome, detail: &str| match w
+        .append(time, operator, action, outcome, detail, None)
+    {
+        Ok(_) => *lock(&state.head) = w.head(),
+        Err(e) => {
+            state.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("audit log: entry not written ({action}): {e}");
         }
     };
     let flush_refusals = |w: &mut Writer, before_minute: u64| {
@@ -275,7 +275,14 @@ fn write_loop(
                 flush_refusals(&mut w, u64::MAX);
                 let uses = state.key_use.take();
                 if !uses.is_empty() {
-                    append(&mut w, time, op, "key-use", Outcome::Done, &KeyUse::detail(&uses));
+                    append(
+                        &mut w,
+                        time,
+                        op,
+                        "key-use",
+                        Outcome::Done,
+                        &KeyUse::detail(&uses),
+                    );
                 }
                 append(&mut w, time, op, "stop", Outcome::Done, &detail);
                 checkpoint(&mut w);

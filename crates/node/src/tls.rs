@@ -588,7 +588,12 @@ mod tests {
             preface_timeout: Duration::from_secs(60),
         };
         let mut sessions_in = tls_incoming(
-            crate::listener::limited_incoming(listener, limits, metrics.clone(), Default::default()),
+            crate::listener::limited_incoming(
+                listener,
+                limits,
+                metrics.clone(),
+                Default::default(),
+            ),
             server,
             Arc::new(AcceptAll),
             Arc::new(Sessions::default()),
