@@ -19,8 +19,8 @@ fn entries(chain: &Chain) -> Vec<serde_json::Value> {
 fn printed_head(chain: &Chain) -> String {
     log_of(chain)
         .lines()
-        .filter_map(|l| l.strip_prefix("audit log head: entry "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("audit log head: entry "))
         .and_then(|l| l.split(" hash ").nth(1))
         .expect("the node prints its audit head at stop")
         .to_string()
