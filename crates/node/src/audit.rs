@@ -327,3 +327,123 @@ pub fn p2p_observer(audit: NodeAudit) -> p2p::LinkObserver {
 pub fn config_hash(bytes: &[u8]) -> String {
     hex::encode(crypto_sm::sm3::sm3(bytes).0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crypto_sm::SoftwareProvider;
+    use crypto_sm::rng::SeededRandom;
+
+    fn open(dir: &std::path::Path, entries: u64) -> (NodeAudit, crypto::PublicKey) {
+        let key = SoftwareProvider::new(Arc::new(SeededRandom::new(5)))
+            .generate()
+            .unwrap();
+        let pk = key.public_key();
+        let config = AuditConfig {
+            checkpoint_entries: entries,
+            checkpoint_interval: Duration::from_secs(3600),
+        };
+        let audit = NodeAudit::open(dir, Arc::new(key), "node-1", Arc::default(), config).unwrap();
+        (audit, pk)
+    }
+
+    fn read(dir: &std::path::Path) -> Vec<auditlog::Entry> {
+        auditlog::Log::new(dir.join(FILE), &auditlog::NODE)
+            .read()
+            .unwrap()
+    }
+
+    #[test]
+    fn checkpoints_every_n_entries_sums_refusals_and_key_use_and_signs_at_stop() {
+        let t = tempfile::tempdir().unwrap();
+        let (audit, pk) = open(t.path(), 3);
+        for i in 0..7 {
+            audit.record("test", Outcome::Done, &format!("event {i}"));
+        }
+        for _ in 0..10_000 {
+            audit.refused(API_REFUSED, "10.1.1.1", "TLS handshake failed");
+        }
+        audit.key_used(Purpose::TlsHandshake);
+        audit.key_used(Purpose::TlsHandshake);
+        let (seq, head) = audit.stop("stopped cleanly").unwrap();
+        // Stopped: nothing more is recorded, and stop is idempotent.
+        audit.record("late", Outcome::Done, "x");
+        assert_eq!(audit.stop("again"), None);
+        assert_eq!(audit.head(), Some((seq, head.clone())));
+        let log = read(t.path());
+        let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+        // A checkpoint after every 3 unsigned entries (4 when it writes the key-use entry
+        // first: the writer thread may see the key use before or after the first
+        // checkpoint), the refusals in one entry, stop and the final checkpoint.
+        let mut unsigned = 0;
+        for a in &actions {
+            if *a == auditlog::CHECKPOINT {
+                unsigned = 0;
+            } else {
+                unsigned += 1;
+                assert!(unsigned <= 4, "{actions:?}");
+            }
+        }
+        assert_eq!(actions.iter().filter(|a| **a == "test").count(), 7);
+        assert_eq!(actions[actions.len() - 2..], ["stop", "checkpoint"]);
+        let one = |action: &str| {
+            let found: Vec<_> = log.iter().filter(|e| e.action == action).collect();
+            assert_eq!(found.len(), 1, "{action}: {actions:?}");
+            found[0].clone()
+        };
+        let refused = one(API_REFUSED);
+        assert!(
+            refused.detail.contains("refused 10000 times"),
+            "{}",
+            refused.detail
+        );
+        assert_eq!(refused.operator, "10.1.1.1");
+        let key_use = one("key-use");
+        assert!(
+            key_use.detail.contains("tls-handshake 2"),
+            "{}",
+            key_use.detail
+        );
+        let r = auditlog::Log::new(t.path().join(FILE), &auditlog::NODE)
+            .verify(&[pk], Some(&head), auditlog::UnsignedTail::Refuse)
+            .unwrap();
+        assert_eq!(r.entries, seq + 1);
+        // A second run continues the chain.
+        let (audit, _) = open(t.path(), 1000);
+        assert_eq!(audit.head(), Some((seq, head)));
+        audit.record("start", Outcome::Done, "again");
+        audit.stop("stopped cleanly").unwrap();
+        assert_eq!(read(t.path()).len() as u64, seq + 4);
+    }
+
+    #[test]
+    fn a_tampered_log_stops_the_node_at_open_and_a_default_handle_records_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let (audit, _) = open(t.path(), 1000);
+        audit.record("start", Outcome::Done, "first");
+        audit.stop("stopped cleanly").unwrap();
+        let path = t.path().join(FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen("first", "forged", 1)).unwrap();
+        let key = SoftwareProvider::new(Arc::new(SeededRandom::new(5)))
+            .generate()
+            .unwrap();
+        let e = NodeAudit::open(
+            t.path(),
+            Arc::new(key),
+            "n",
+            Arc::default(),
+            AuditConfig::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, NodeError::Audit(_)), "{e}");
+        assert!(e.to_string().contains("entry 0"), "{e}");
+        let none = NodeAudit::default();
+        none.record("x", Outcome::Done, "y");
+        none.refused(P2P_REFUSED, "p", "r");
+        assert_eq!(
+            (none.head(), none.stop("z"), none.failures()),
+            (None, None, 0)
+        );
+    }
+}

@@ -890,6 +890,27 @@ certificate = "node.crt.pem"
     }
 
     #[test]
+    fn audit_checkpoints_default_and_refuse_zero() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.audit, crate::audit::AuditConfig::default());
+        assert_eq!(c.audit.checkpoint_entries, 1000);
+        let c = parse(&format!(
+            "{GOOD}[audit]\ncheckpoint_entries = 10\ncheckpoint_secs = 5\n"
+        ))
+        .unwrap();
+        assert_eq!(c.audit.checkpoint_entries, 10);
+        assert_eq!(c.audit.checkpoint_interval.as_secs(), 5);
+        for (text, field) in [
+            ("checkpoint_entries = 0", "audit.checkpoint_entries"),
+            ("checkpoint_secs = 0", "audit.checkpoint_secs"),
+            ("every = 3", "(toml)"),
+        ] {
+            let (f, _) = parse(&format!("{GOOD}[audit]\n{text}\n")).unwrap_err();
+            assert_eq!(f, field, "{text}");
+        }
+    }
+
+    #[test]
     fn exchange_custody_defaults_its_blob_store_and_checks_its_limit() {
         let section = "[exchange.key]\nkey = \"pkcs11:token=node;object=node-enc\"\nhsm_profile = \"p.toml\"\npass_file = \"pin\"\ncertificate = \"node.enc.crt.pem\"\n";
         let c = parse(&format!("{GOOD}{section}")).unwrap();
