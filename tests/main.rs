@@ -5,6 +5,7 @@
 //! - `keys`: keys in a PKCS#11 token;
 //! - `bft`: several validator processes deciding by BFT consensus over GM TLS links;
 //! - `node`: real node processes on 127.0.0.1;
+//! - `node_audit`: the node's own audit log and `gmchain node audit-verify`;
 //! - `conformance_node`: the conformance suite against a live node;
 //! - `tls`: the node's mutual GM TLS API: refusals, revocation cutting sessions, reload;
 //! - `governance`: validator-set changes by proposal and by revocation, with validator processes;
@@ -37,5 +38,6 @@ mod devnet;
 mod governance;
 mod keys;
 mod node;
+mod node_audit;
 mod tls;
 mod watch;

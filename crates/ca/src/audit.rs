@@ -1,5 +1,7 @@
 //! The CA audit log: one JSON line per action or refused action, each naming the operator,
-//! hash-chained with SM3 and signed by the CA key (GB/T 39786 §8.3 e: integrity of logs).
+//! hash-chained with SM3 and signed by the CA key (GB/T 39786 §8.3 e: integrity of logs). The
+//! chain, the line format and verification are the `auditlog` crate's, shared with the node's
+//! log; this module is the CA's use of it (kind [`auditlog::CA`], its errors as [`CaError`]).
 //!
 //! hash_n = SM3("gmchain-ca-audit-v1" ‖ hash_{n-1} ‖ seq ‖ time ‖ len‖operator ‖ len‖action ‖
 //! len‖outcome ‖ len‖detail), with hash_0 = 32 zero bytes and lengths as 4-byte big-endian; the
@@ -22,104 +24,45 @@
 //! verification reports the last signed head besides the head and `UnsignedTail::Refuse`
 //! (`audit-verify --strict`) fails on an unsigned tail. Any other unsigned entry breaks the log.
 
-use crate::error::{CaError, fs_err, io};
-use crypto::{PublicKey, Signature, Signer, UserId};
-use safefile::Mode;
-use serde::{Deserialize, Serialize};
-use std::io::BufRead;
+use crate::error::CaError;
+use auditlog::AuditError;
+use crypto::{PublicKey, Signer};
 use std::path::PathBuf;
 
-const DOMAIN: &[u8] = b"gmchain-ca-audit-v1";
+pub use auditlog::{AuditReport, Entry as AuditEntry, Outcome, SignedHead, UnsignedTail};
 
-/// How gmchain before issue 9 spelled the detail of a `CA_KEY_UNAVAILABLE` refusal; accepted so
-/// that logs written then still verify. It grants nothing more than the code does.
-const LEGACY_KEY_UNAVAILABLE: &str = "CA key unavailable: ";
-
-/// Whether the action was carried out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    Done,
-    Refused,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Done => "done",
-            Outcome::Refused => "refused",
+impl From<AuditError> for CaError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Io { path, source } => CaError::Io { path, source },
+            AuditError::Corrupt { path, reason } => CaError::Corrupt { path, reason },
+            AuditError::Broken { seq, reason } => CaError::AuditBroken { seq, reason },
+            AuditError::HeadMismatch {
+                expected,
+                actual,
+                entries,
+            } => CaError::AuditHeadMismatch {
+                expected,
+                actual,
+                entries,
+            },
+            AuditError::UnsignedTail {
+                first,
+                last,
+                last_signed,
+            } => CaError::AuditUnsignedTail {
+                first,
+                last,
+                last_signed,
+            },
+            AuditError::Sign(e) => CaError::Sign(e),
+            // `AuditError` is non-exhaustive; a new failure still names the log.
+            other => CaError::Corrupt {
+                path: PathBuf::from("audit.log"),
+                reason: other.to_string(),
+            },
         }
     }
-}
-
-/// One line of the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditEntry {
-    pub seq: u64,
-    /// Seconds since the epoch.
-    pub time: u64,
-    pub operator: String,
-    pub action: String,
-    pub outcome: Outcome,
-    pub detail: String,
-    /// Hex SM3 of the previous entry (zeros for the first).
-    pub prev: String,
-    /// Hex SM3 of this entry.
-    pub hash: String,
-    /// Hex DER SM2 signature over `hash`; absent only when the CA key could not be opened
-    /// (the refusal is still recorded and chained).
-    pub sig: Option<String>,
-}
-
-impl AuditEntry {
-    /// Returns the stable code the detail starts with (`CODE: …`), if it starts with one.
-    pub fn code(&self) -> Option<&str> {
-        let (code, _) = self.detail.split_once(": ")?;
-        let mut chars = code.chars();
-        let well_formed = chars.next().is_some_and(|c| c.is_ascii_uppercase())
-            && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-        well_formed.then_some(code)
-    }
-
-    /// Returns whether this entry may be unsigned: a refusal because the CA key could not be
-    /// opened.
-    pub fn is_key_unavailable_refusal(&self) -> bool {
-        self.outcome == Outcome::Refused
-            && (self.code() == Some(codes::CA_KEY_UNAVAILABLE.name)
-                || self.detail.starts_with(LEGACY_KEY_UNAVAILABLE))
-    }
-}
-
-/// The last entry that carries a valid signature: everything up to it is authenticated by it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SignedHead {
-    pub seq: u64,
-    /// Its hash, hex.
-    pub hash: String,
-}
-
-/// What verification does with unsigned entries after the last signed one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UnsignedTail {
-    /// Accept them (they are reported in `AuditReport::unsigned_tail`).
-    Allow,
-    /// Fail: nothing authenticates them.
-    Refuse,
-}
-
-/// What verification found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditReport {
-    pub entries: u64,
-    /// The last hash (the head), hex.
-    pub head: String,
-    /// The last signed entry; `None` if no entry is signed.
-    pub last_signed: Option<SignedHead>,
-    /// Entries recorded without a signature (each a `CA_KEY_UNAVAILABLE` refusal).
-    pub unsigned: Vec<u64>,
-    /// The unsigned entries after the last signed one: no signature covers them.
-    pub unsigned_tail: Vec<u64>,
 }
 
 /// The log file.
@@ -128,65 +71,13 @@ pub struct AuditLog {
     path: PathBuf,
 }
 
-fn entry_hash(
-    prev: &[u8; 32],
-    seq: u64,
-    time: u64,
-    operator: &str,
-    action: &str,
-    outcome: Outcome,
-    detail: &str,
-) -> [u8; 32] {
-    let mut h = crypto_sm::sm3::Sm3Context::new();
-    h.update(DOMAIN);
-    h.update(prev);
-    h.update(&seq.to_be_bytes());
-    h.update(&time.to_be_bytes());
-    for field in [operator, action, outcome.as_str(), detail] {
-        h.update(&(field.len() as u32).to_be_bytes());
-        h.update(field.as_bytes());
-    }
-    h.finish().0
-}
-
 impl AuditLog {
     pub(crate) fn new(path: PathBuf) -> Self {
         Self { path }
     }
 
-    fn read(&self) -> Result<Vec<AuditEntry>, CaError> {
-        let f = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(CaError::Io {
-                    path: self.path.clone(),
-                    source: e,
-                });
-            }
-        };
-        let mut out = Vec::new();
-        for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-            let line = line.map_err(io(&self.path))?;
-            let entry: AuditEntry =
-                serde_json::from_str(&line).map_err(|e| CaError::AuditBroken {
-                    seq: i as u64,
-                    reason: format!("not a log entry: {e}"),
-                })?;
-            out.push(entry);
-        }
-        Ok(out)
-    }
-
-    /// Returns the sequence number and previous hash the next entry takes: reads every line of
-    /// the log, so a damaged log (a line that is not an entry, such as the partial line a write
-    /// cut short leaves) fails here, before anything is appended.
-    fn next_link(&self) -> Result<(u64, [u8; 32]), CaError> {
-        let entries = self.read()?;
-        match entries.last() {
-            Some(last) => Ok((last.seq + 1, parse_hash(&last.hash, last.seq)?)),
-            None => Ok((0, [0u8; 32])),
-        }
+    fn log(&self) -> auditlog::Log {
+        auditlog::Log::new(self.path.clone(), &auditlog::CA)
     }
 
     /// Checks that an entry can be appended: the reading of the log [`AuditLog::append`] does
@@ -194,7 +85,7 @@ impl AuditLog {
     /// action refuses it before it changes anything.
     /// Returns how many entries the log holds.
     pub fn check_appendable(&self) -> Result<u64, CaError> {
-        self.next_link().map(|(next, _)| next)
+        Ok(self.log().check_appendable()?)
     }
 
     /// Appends an entry and returns the new head. The caller holds the CA directory's lock.
@@ -221,31 +112,9 @@ impl AuditLog {
         detail: &str,
         signer: Option<&dyn Signer>,
     ) -> Result<AuditEntry, CaError> {
-        let (seq, prev) = self.next_link()?;
-        let hash = entry_hash(&prev, seq, time, operator, action, outcome, detail);
-        let sig = match signer {
-            Some(s) => Some(hex::encode(s.sign(&UserId::default(), &hash)?.to_der())),
-            None => None,
-        };
-        let entry = AuditEntry {
-            seq,
-            time,
-            operator: operator.to_string(),
-            action: action.to_string(),
-            outcome,
-            detail: detail.to_string(),
-            prev: hex::encode(prev),
-            hash: hex::encode(hash),
-            sig,
-        };
-        let mut line = serde_json::to_vec(&entry).map_err(|e| CaError::Corrupt {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
-        line.push(b'\n');
-        // Appended and fsynced; the directory too when this creates the log.
-        safefile::append(&self.path, &line, Mode::PUBLIC).map_err(fs_err)?;
-        Ok(entry)
+        Ok(self
+            .log()
+            .append(time, operator, action, outcome, detail, signer)?)
     }
 
     /// Verifies the whole log against the CA's public key: links, hashes, signatures, and that
@@ -257,108 +126,10 @@ impl AuditLog {
         expect_head: Option<&str>,
         tail: UnsignedTail,
     ) -> Result<AuditReport, CaError> {
-        let entries = self.read()?;
-        let mut prev = [0u8; 32];
-        let mut unsigned = Vec::new();
-        let mut last_signed = None;
-        for (i, e) in entries.iter().enumerate() {
-            let broken = |reason: String| CaError::AuditBroken {
-                seq: i as u64,
-                reason,
-            };
-            if e.seq != i as u64 {
-                return Err(broken(format!(
-                    "sequence number {} where {i} was expected (an entry was removed or reordered)",
-                    e.seq
-                )));
-            }
-            if e.prev != hex::encode(prev) {
-                return Err(broken(
-                    "does not link to the previous entry (an entry was removed or edited)".into(),
-                ));
-            }
-            let hash = entry_hash(
-                &prev,
-                e.seq,
-                e.time,
-                &e.operator,
-                &e.action,
-                e.outcome,
-                &e.detail,
-            );
-            if e.hash != hex::encode(hash) {
-                return Err(broken(
-                    "its content does not match its hash (the entry was edited)".into(),
-                ));
-            }
-            match &e.sig {
-                Some(sig) => {
-                    let der =
-                        hex::decode(sig).map_err(|_| broken("signature is not hex".into()))?;
-                    let sig = Signature::from_der(&der)
-                        .map_err(|err| broken(format!("signature: {err}")))?;
-                    crypto_sm::sm2::verify(ca_key, &UserId::default(), &hash, &sig)
-                        .map_err(|_| broken("signature does not verify with the CA key".into()))?;
-                    last_signed = Some(SignedHead {
-                        seq: e.seq,
-                        hash: e.hash.clone(),
-                    });
-                }
-                None if e.is_key_unavailable_refusal() => unsigned.push(e.seq),
-                None => {
-                    return Err(broken(format!(
-                        "is unsigned ({} {}, code {}), but only a {} refusal may lack the CA \
-                         key's signature (the entry was forged or re-written)",
-                        e.action,
-                        e.outcome.as_str(),
-                        e.code().unwrap_or("none"),
-                        codes::CA_KEY_UNAVAILABLE,
-                    )));
-                }
-            }
-            prev = hash;
-        }
-        let head = hex::encode(prev);
-        if let Some(expected) = expect_head
-            && !expected.eq_ignore_ascii_case(&head)
-        {
-            return Err(CaError::AuditHeadMismatch {
-                expected: expected.to_string(),
-                actual: head,
-                entries: entries.len() as u64,
-            });
-        }
-        let unsigned_tail: Vec<u64> = match &last_signed {
-            Some(s) => unsigned.iter().copied().filter(|&n| n > s.seq).collect(),
-            None => unsigned.clone(),
-        };
-        if tail == UnsignedTail::Refuse
-            && let (Some(&first), Some(&last)) = (unsigned_tail.first(), unsigned_tail.last())
-        {
-            return Err(CaError::AuditUnsignedTail {
-                first,
-                last,
-                last_signed: last_signed.as_ref().map(|s| s.seq),
-            });
-        }
-        Ok(AuditReport {
-            entries: entries.len() as u64,
-            head,
-            last_signed,
-            unsigned,
-            unsigned_tail,
-        })
+        Ok(self
+            .log()
+            .verify(std::slice::from_ref(ca_key), expect_head, tail)?)
     }
-}
-
-fn parse_hash(h: &str, seq: u64) -> Result<[u8; 32], CaError> {
-    hex::decode(h)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or(CaError::AuditBroken {
-            seq,
-            reason: "hash is not 32 bytes of hex".into(),
-        })
 }
 
 #[cfg(test)]

@@ -409,6 +409,9 @@ define_codes! {
     NODE_TRACE_REQUEST = 4026, BadInput, InvalidArgument,
         "The trace request names an unknown kind, an empty or over-long ID, or a range outside the committed heights.",
         "kinds: cert, org, contract, dataset, attestation, lifecycle; a range from height 1 (or a time) to at most the tip";
+    NODE_AUDIT = 4045, NotVerified, DataLoss,
+        "The node's audit log (<data dir>/audit.log) cannot be continued: an entry does not verify, a line is damaged, or the writer thread cannot start.",
+        "run `gmchain node audit-verify --data-dir D --cert NODE_SIGN_CERT.pem`; keep the file as evidence, move it aside, start again";
     RECEIPT_TOO_LARGE = 4100, NotVerified, InvalidArgument,
         "The file is larger than any receipt this release writes; refused before parsing.",
         "this is not a receipt gmchain wrote; obtain it again from a node";

@@ -31,6 +31,26 @@ pub(crate) enum NodeCommand {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Checks the node's audit log (<data dir>/audit.log): every hash link, every checkpoint
+    /// signature against the node-sign certificate(s), the head. Exit 1 names the first
+    /// edited or removed entry, a bad checkpoint signature, or a cut tail (with --expect-head);
+    /// exit 2 on bad input.
+    AuditVerify {
+        /// The node's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The node-sign certificate whose key signs the checkpoints (repeat it for a key that
+        /// changed over the log's life).
+        #[arg(long, value_name = "FILE", required = true)]
+        cert: Vec<PathBuf>,
+        /// The head recorded earlier (printed at stop, or anchored): fails if the log does
+        /// not end there (truncated or replaced).
+        #[arg(long, value_name = "HEX")]
+        expect_head: Option<String>,
+        /// Fail if entries follow the last checkpoint (no signature covers them).
+        #[arg(long)]
+        strict: bool,
+    },
     /// Checks the whole stored chain (hash links, roots, receipts, index, commit certificates); the node
     /// must be stopped. Exit 1 names the first bad height.
     VerifyStore {
@@ -196,6 +216,7 @@ fn load_identity(
 fn custodian(
     config: &NodeConfig,
     core: &node::LocalNode,
+    key_use: &Arc<auditlog::KeyUse>,
 ) -> Result<Option<Arc<node::exchange::Custodian>>, Failure> {
     let Some(x) = &config.exchange else {
         return Ok(None);
@@ -210,6 +231,11 @@ fn custodian(
         pass,
         config.mode == Mode::Development,
     )?;
+    let key: Arc<dyn crypto::Decrypter> = Arc::new(auditlog::CountingDecrypter::new(
+        key,
+        auditlog::Purpose::CustodianDecryption,
+        key_use.clone(),
+    ));
     let enc_cert = read_cert("exchange.key.certificate", &x.key.certificate)?;
     let blobs = blobstore::BlobStore::open_with(
         &x.blobs,
@@ -261,7 +287,11 @@ pub(crate) fn next_validator(config: &NodeConfig) -> Result<Option<Validator>, F
 /// The node's TLS identity, read at start and on SIGHUP: the `[tls]` pair if configured
 /// (another node-sign certificate and key), else the validator's token key with the
 /// `[key]` certificate file as it is now (a renewed certificate of the same key).
-fn tls_source(config: &NodeConfig, validator: Arc<dyn crypto::Signer>) -> node::TlsSource {
+fn tls_source(
+    config: &NodeConfig,
+    validator: Arc<dyn crypto::Signer>,
+    key_use: Arc<auditlog::KeyUse>,
+) -> node::TlsSource {
     let tls = config.tls.clone();
     let key_cert = config.key.certificate.clone();
     let development = config.mode == Mode::Development;
@@ -279,7 +309,12 @@ fn tls_source(config: &NodeConfig, validator: Arc<dyn crypto::Signer>) -> node::
                     development,
                 )
                 .map_err(|f| format!("tls.key: {}", f.message()))?;
-                (Arc::from(signer), t.certificate.clone(), "tls.certificate")
+                let signer: Arc<dyn crypto::Signer> = Arc::new(auditlog::CountingSigner::new(
+                    Arc::from(signer),
+                    auditlog::Purpose::TlsHandshake,
+                    key_use.clone(),
+                ));
+                (signer, t.certificate.clone(), "tls.certificate")
             }
             None => (validator.clone(), key_cert.clone(), "key.certificate"),
         };
@@ -320,10 +355,29 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             println!("block 0 {hash}");
             Ok(())
         }
-        NodeCommand::Start { config } => {
-            let config = load_config(&config)?;
+        NodeCommand::Start { config: path } => {
+            let config = load_config(&path)?;
+            // What the start entry records: the bytes just parsed, read again.
+            let config_sm3 = node::audit::config_hash(&crate::io::read_named("config", &path)?);
             init_logging(&config);
-            let validator = validator(&config)?;
+            // The node's key: signatures counted per purpose for the audit log; the raw key
+            // signs the log's checkpoints.
+            let key_use = Arc::new(auditlog::KeyUse::default());
+            let Validator {
+                signer: raw_key,
+                certificate,
+            } = validator(&config)?;
+            let operator = certificate
+                .common_name()
+                .unwrap_or_else(|| certificate.subject().to_string());
+            let validator = Validator {
+                signer: Arc::new(auditlog::CountingSigner::new(
+                    raw_key.clone(),
+                    auditlog::Purpose::BlockAndVoteSigning,
+                    key_use.clone(),
+                )),
+                certificate,
+            };
             let engine = if config.consensus.is_some() {
                 node::Engine::Bft
             } else {
@@ -344,18 +398,71 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                         config.file.display()
                     )));
                 }
-                core.set_next_validator(next);
+                core.set_next_validator(Validator {
+                    signer: Arc::new(auditlog::CountingSigner::new(
+                        next.signer,
+                        auditlog::Purpose::BlockAndVoteSigning,
+                        key_use.clone(),
+                    )),
+                    certificate: next.certificate,
+                });
             }
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))?;
-            let core = Arc::new(core);
-            let custodian = custodian(&config, &core)?;
-            let source = tls_source(&config, core.validator_signer());
-            rt.block_on(node::run(&config, core, source, custodian))
-                .map_err(node_failure)
+            // Opened once the store is (its lock keeps a second node off this data directory).
+            let audit = node::audit::NodeAudit::open(
+                &config.data_dir,
+                raw_key.clone(),
+                &operator,
+                key_use.clone(),
+                config.audit,
+            )
+            .map_err(node_failure)?;
+            core.set_audit(audit.clone());
+            audit.record(
+                "start",
+                auditlog::Outcome::Done,
+                &format!(
+                    "gmchain {} (pid {}), configuration {} sm3 {config_sm3}",
+                    env!("CARGO_PKG_VERSION"),
+                    std::process::id(),
+                    path.display()
+                ),
+            );
+            audit.record(
+                "config-loaded",
+                auditlog::Outcome::Done,
+                &config_summary(&config, &config_sm3),
+            );
+            let served = (|| {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))?;
+                let core = Arc::new(core);
+                let custodian = custodian(&config, &core, &key_use)?;
+                let tls_key = Arc::new(auditlog::CountingSigner::new(
+                    raw_key.clone(),
+                    auditlog::Purpose::TlsHandshake,
+                    key_use.clone(),
+                ));
+                let source = tls_source(&config, tls_key, key_use.clone());
+                rt.block_on(node::run(&config, core, source, custodian))
+                    .map_err(node_failure)
+            })();
+            let detail = match &served {
+                Ok(()) => "stopped cleanly".to_string(),
+                Err(f) => format!("stopped by an error: {}", f.message()),
+            };
+            if let Some((seq, head)) = audit.stop(&detail) {
+                eprintln!("audit log head: entry {seq} hash {head}");
+            }
+            served
         }
+        NodeCommand::AuditVerify {
+            data_dir,
+            cert,
+            expect_head,
+            strict,
+        } => audit_verify(&data_dir, &cert, expect_head.as_deref(), strict),
         NodeCommand::VerifyStore { config } => {
             let config = load_config(&config)?;
             verify_store(&config)
@@ -387,6 +494,97 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             );
             Ok(())
         }
+    }
+}
+
+/// What the `config-loaded` entry records: the file's hash and what it sets that matters to
+/// an auditor (mode, engine, listeners, peers, custody).
+fn config_summary(config: &NodeConfig, sm3: &str) -> String {
+    format!(
+        "{} sm3 {sm3}: mode {:?}, engine {}, api {}, metrics {}, public {}, p2p {}, custodian {}, checkpoints every {} entries or {} s",
+        config.file.display(),
+        config.mode,
+        if config.consensus.is_some() {
+            "bft"
+        } else {
+            "single"
+        },
+        config.listen,
+        config.metrics_listen,
+        config
+            .public_listen
+            .map_or_else(|| "off".to_string(), |a| a.to_string()),
+        config.consensus.as_ref().map_or_else(
+            || "off".to_string(),
+            |c| format!("{} with {} peer(s)", c.listen, c.peers.len())
+        ),
+        if config.exchange.is_some() {
+            "yes"
+        } else {
+            "no"
+        },
+        config.audit.checkpoint_entries,
+        config.audit.checkpoint_interval.as_secs(),
+    )
+}
+
+/// `node audit-verify`: the node's audit log against its node-sign certificate(s).
+fn audit_verify(
+    data_dir: &Path,
+    certs: &[PathBuf],
+    expect_head: Option<&str>,
+    strict: bool,
+) -> CmdResult {
+    let mut keys = Vec::new();
+    for (i, c) in certs.iter().enumerate() {
+        let cert = read_cert(&format!("--cert #{}", i + 1), c)?;
+        if cert.role() != Some(pki::Role::NodeSign) {
+            return Err(Failure::BadInput(format!(
+                "--cert {}: not a node-sign certificate (the node signs its audit checkpoints with its node-sign key)",
+                c.display()
+            )));
+        }
+        keys.push(cert.public_key());
+    }
+    if let Some(h) = expect_head
+        && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(Failure::BadInput(format!(
+            "--expect-head {h:?}: not an SM3 hash (64 hex digits)"
+        )));
+    }
+    let path = data_dir.join(node::audit::FILE);
+    if !path.is_file() {
+        return Err(Failure::BadInput(format!(
+            "{}: no audit log there (is --data-dir the node's data_dir?)",
+            path.display()
+        )));
+    }
+    let tail = if strict {
+        auditlog::UnsignedTail::Refuse
+    } else {
+        auditlog::UnsignedTail::Allow
+    };
+    let log = auditlog::Log::new(&path, &auditlog::NODE);
+    match log.verify(&keys, expect_head, tail) {
+        Ok(r) => {
+            let signed = match &r.last_signed {
+                Some(s) => format!("last checkpoint entry {} hash {}", s.seq, s.hash),
+                None => "no checkpoint".to_string(),
+            };
+            println!(
+                "audit log OK: {} entries, head {}; {signed}",
+                r.entries, r.head
+            );
+            if let (Some(first), Some(last)) = (r.unsigned_tail.first(), r.unsigned_tail.last()) {
+                println!(
+                    "unsigned tail: entries {first} to {last} follow the last checkpoint (the node did not stop cleanly, or is running); --strict fails on it"
+                );
+            }
+            Ok(())
+        }
+        Err(e @ auditlog::AuditError::Io { .. }) => Err(Failure::BadInput(e.to_string())),
+        Err(e) => Err(Failure::NotVerified(format!("{}: {e}", path.display()))),
     }
 }
 

@@ -1482,6 +1482,7 @@ pub async fn start_with_links(
         // It carries proposals, hence blocks.
         net_config.limits.large_topics.push(t);
     }
+    net_config.on_link = Some(crate::audit::p2p_observer(core.audit().clone()));
     // A link holds while its certificate still authenticates on the chain (revoked,
     // suspended, expired or deregistered: cut at the next revalidation, after each block).
     let admit_core = core.clone();

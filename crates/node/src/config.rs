@@ -56,6 +56,8 @@ struct RawConfig {
     block: RawBlock,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    audit: RawAudit,
     chain: Option<RawChain>,
     #[serde(default)]
     organisations: Vec<RawOrg>,
@@ -288,6 +290,14 @@ struct RawLog {
     level: Option<String>,
 }
 
+/// `[audit]`: when the node's audit log signs a checkpoint (src/audit.rs).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    checkpoint_entries: Option<u64>,
+    checkpoint_secs: Option<u64>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawChain {
@@ -439,6 +449,8 @@ pub struct NodeConfig {
     pub exchange: Option<ExchangeConfig>,
     /// Watch rules (`[watch]`, `[[watch.rule]]`; `crate::watch`): none by default.
     pub watch: crate::watch::WatchConfig,
+    /// When the node's audit log signs checkpoints (`[audit]`; default 1000 entries or 60 s).
+    pub audit: crate::audit::AuditConfig,
 }
 
 /// `[exchange]`: the node is a custodian of its organisation's shared data (docs/exchange.md).
@@ -772,6 +784,29 @@ impl NodeConfig {
                     .collect(),
             }),
         };
+        let audit = {
+            let d = crate::audit::AuditConfig::default();
+            let positive = |field: &str, v: Option<u64>, default: u64| match v {
+                Some(0) => Err((
+                    field.to_string(),
+                    "must be at least 1 (a checkpoint signs the entries before it)".to_string(),
+                )),
+                Some(n) => Ok(n),
+                None => Ok(default),
+            };
+            crate::audit::AuditConfig {
+                checkpoint_entries: positive(
+                    "audit.checkpoint_entries",
+                    raw.audit.checkpoint_entries,
+                    d.checkpoint_entries,
+                )?,
+                checkpoint_interval: std::time::Duration::from_secs(positive(
+                    "audit.checkpoint_secs",
+                    raw.audit.checkpoint_secs,
+                    d.checkpoint_interval.as_secs(),
+                )?),
+            }
+        };
         Ok(NodeConfig {
             file: file.to_path_buf(),
             mode: raw.mode,
@@ -794,6 +829,7 @@ impl NodeConfig {
             consensus,
             exchange,
             watch,
+            audit,
         })
     }
 }
@@ -893,6 +929,27 @@ certificate = "node.crt.pem"
             let (f, problem) = parse(&text).unwrap_err();
             assert_eq!(f, field, "{problem}");
             assert!(!problem.is_empty());
+        }
+    }
+
+    #[test]
+    fn audit_checkpoints_default_and_refuse_zero() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.audit, crate::audit::AuditConfig::default());
+        assert_eq!(c.audit.checkpoint_entries, 1000);
+        let c = parse(&format!(
+            "{GOOD}[audit]\ncheckpoint_entries = 10\ncheckpoint_secs = 5\n"
+        ))
+        .unwrap();
+        assert_eq!(c.audit.checkpoint_entries, 10);
+        assert_eq!(c.audit.checkpoint_interval.as_secs(), 5);
+        for (text, field) in [
+            ("checkpoint_entries = 0", "audit.checkpoint_entries"),
+            ("checkpoint_secs = 0", "audit.checkpoint_secs"),
+            ("every = 3", "(toml)"),
+        ] {
+            let (f, _) = parse(&format!("{GOOD}[audit]\n{text}\n")).unwrap_err();
+            assert_eq!(f, field, "{text}");
         }
     }
 

@@ -117,6 +117,9 @@ pub enum NodeError {
     /// `[exchange]` does not make the node a custodian.
     #[error("[exchange]: {0}")]
     Custodian(String),
+    /// The node's audit log cannot be opened or continued.
+    #[error("audit log: {0}")]
+    Audit(String),
 }
 
 impl From<ledger::LedgerError> for NodeError {
@@ -168,6 +171,7 @@ impl NodeError {
             NodeError::NotSingleValidator { .. } => &codes::NODE_NOT_SINGLE_VALIDATOR,
             NodeError::Certificate(_) => &codes::NODE_CERTIFICATE,
             NodeError::Custodian(_) => &codes::NODE_CUSTODIAN,
+            NodeError::Audit(_) => &codes::NODE_AUDIT,
         }
     }
 

@@ -18,6 +18,7 @@
 //! with a key that is not a genesis validator's; listen beyond loopback unless configured;
 //! acknowledge a transaction before its block's write has synced.
 
+pub mod audit;
 pub mod bft;
 pub mod config;
 mod error;
@@ -304,12 +305,18 @@ pub async fn run(
             .max_decoding_message_size(submit_limit)
     };
     let incoming = tls::tls_incoming(
-        listener::limited_incoming(grpc, listener_limits, core.metrics.clone()),
+        listener::limited_incoming(
+            grpc,
+            listener_limits,
+            core.metrics.clone(),
+            core.audit().clone(),
+        ),
         tls_config,
         clients,
         sessions,
         core.metrics.clone(),
         HANDSHAKE_TIMEOUT,
+        core.audit().clone(),
     );
     let mut stop_signal = stop_rx.clone();
     // The Exchange service has its own message limit (a payload chunk and its framing) and
@@ -333,7 +340,12 @@ pub async fn run(
             let _ = stop_signal.changed().await;
         });
     let public_task = public.map(|l| {
-        let incoming = listener::limited_incoming(l, listener_limits, core.metrics.clone());
+        let incoming = listener::limited_incoming(
+            l,
+            listener_limits,
+            core.metrics.clone(),
+            core.audit().clone(),
+        );
         let mut stop_signal = stop_rx.clone();
         tokio::spawn(
             builder()

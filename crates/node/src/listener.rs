@@ -143,6 +143,7 @@ pub fn limited_incoming(
     listener: TcpListener,
     limits: ListenerLimits,
     metrics: Arc<Metrics>,
+    audit: crate::audit::NodeAudit,
 ) -> tokio_stream::wrappers::ReceiverStream<io::Result<LimitedStream>> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let peers: PeerCounts = Arc::default();
@@ -180,6 +181,11 @@ pub fn limited_incoming(
                     .api_connections_refused
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%peer, max = limits.max_per_peer, "connection refused: the peer holds its maximum of connections");
+                audit.refused(
+                    crate::audit::API_REFUSED,
+                    &peer.to_string(),
+                    "the peer holds its maximum of connections",
+                );
                 drop(stream);
                 continue;
             }
@@ -217,6 +223,11 @@ pub fn limited_incoming(
                         max = limits.max_connections,
                         "connection refused: the API holds its maximum of connections"
                     );
+                    audit.refused(
+                        crate::audit::API_REFUSED,
+                        &peer.to_string(),
+                        "the API holds its maximum of connections",
+                    );
                     drop(stream);
                 }
             }
@@ -241,7 +252,7 @@ mod tests {
             max_per_peer: 10,
             preface_timeout: Duration::from_secs(60),
         };
-        let mut incoming = limited_incoming(listener, limits, metrics.clone());
+        let mut incoming = limited_incoming(listener, limits, metrics.clone(), Default::default());
         let c1 = TcpStream::connect(addr).await.unwrap();
         let s1 = incoming.next().await.unwrap().unwrap();
         let _c2 = TcpStream::connect(addr).await.unwrap();
@@ -279,7 +290,7 @@ mod tests {
             max_per_peer: 2,
             preface_timeout: Duration::from_secs(60),
         };
-        let mut incoming = limited_incoming(listener, limits, metrics.clone());
+        let mut incoming = limited_incoming(listener, limits, metrics.clone(), Default::default());
         let _c1 = TcpStream::connect(addr).await.unwrap();
         let _s1 = incoming.next().await.unwrap().unwrap();
         let _c2 = TcpStream::connect(addr).await.unwrap();
@@ -311,7 +322,7 @@ mod tests {
             max_per_peer: 10,
             preface_timeout: Duration::from_millis(200),
         };
-        let mut incoming = limited_incoming(listener, limits, metrics.clone());
+        let mut incoming = limited_incoming(listener, limits, metrics.clone(), Default::default());
         // Silent: the server's read fails once the timeout has passed.
         let _silent = TcpStream::connect(addr).await.unwrap();
         let mut s = incoming.next().await.unwrap().unwrap();

@@ -88,6 +88,8 @@ pub struct LocalNode {
     expiry_checked: Mutex<Option<Instant>>,
     // The watch rules (`crate::watch`), once `run` (or a test) sets them.
     watcher: std::sync::OnceLock<Arc<Watcher>>,
+    // The node's audit log (`audit`), set once at start; unset, nothing is recorded.
+    audit: std::sync::OnceLock<crate::audit::NodeAudit>,
 }
 
 impl std::fmt::Debug for LocalNode {
@@ -231,6 +233,7 @@ impl LocalNode {
             next_validator: Mutex::new(None),
             expiry_checked: Mutex::new(None),
             watcher: std::sync::OnceLock::new(),
+            audit: std::sync::OnceLock::new(),
         })
     }
 
@@ -277,6 +280,19 @@ impl LocalNode {
 
     fn now_secs(&self) -> UnixTime {
         UnixTime((self.clock)() / 1000)
+    }
+
+    /// Sets the node's audit log (once; a second call is ignored).
+    pub fn set_audit(&self, audit: crate::audit::NodeAudit) {
+        let _ = self.audit.set(audit);
+    }
+
+    /// The node's audit log (a handle that records nothing if none was set).
+    pub fn audit(&self) -> &crate::audit::NodeAudit {
+        static NONE: std::sync::OnceLock<crate::audit::NodeAudit> = std::sync::OnceLock::new();
+        self.audit
+            .get()
+            .unwrap_or_else(|| NONE.get_or_init(Default::default))
     }
 
     /// The validator's signing key (the TLS listener presents the same key unless `[tls]`

@@ -319,6 +319,7 @@ pub fn tls_incoming(
     sessions: Arc<Sessions>,
     metrics: Arc<Metrics>,
     handshake_timeout: Duration,
+    audit: crate::audit::NodeAudit,
 ) -> tokio_stream::wrappers::ReceiverStream<io::Result<SessionStream>> {
     let (tx, rx) = mpsc::channel(16);
     let acceptor = TlsAcceptor::from(config);
@@ -340,13 +341,18 @@ pub fn tls_incoming(
             let Some(conn) = conn else { return };
             let Ok(conn) = conn else { continue };
             let remote = conn.connect_info().remote_addr();
-            let (acceptor, authority, tx, sessions, metrics) = (
+            let (acceptor, authority, tx, sessions, metrics, audit) = (
                 acceptor.clone(),
                 authority.clone(),
                 tx.clone(),
                 sessions.clone(),
                 metrics.clone(),
+                audit.clone(),
             );
+            let refused = move |reason: &str| {
+                let peer = remote.map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
+                audit.refused(crate::audit::API_REFUSED, &peer, reason)
+            };
             let handshaking = handshaking.clone();
             tokio::spawn(async move {
                 let handshake = InSlot {
@@ -360,6 +366,7 @@ pub fn tls_incoming(
                             .tls_handshake_failures
                             .fetch_add(1, Ordering::Relaxed);
                         tracing::info!(peer = ?remote, "TLS handshake failed: {e}");
+                        refused(&format!("TLS handshake failed: {e}"));
                         return;
                     }
                     Err(_) => {
@@ -367,6 +374,7 @@ pub fn tls_incoming(
                             .tls_handshake_failures
                             .fetch_add(1, Ordering::Relaxed);
                         tracing::info!(peer = ?remote, "TLS handshake timed out");
+                        refused("TLS handshake timed out");
                         return;
                     }
                 };
@@ -380,6 +388,7 @@ pub fn tls_incoming(
                     metrics
                         .tls_handshake_failures
                         .fetch_add(1, Ordering::Relaxed);
+                    refused("no readable client identity");
                     return;
                 };
                 metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
@@ -407,6 +416,7 @@ pub fn tls_incoming(
                     );
                     cancel.cancel();
                     metrics.tls_sessions_cut.fetch_add(1, Ordering::Relaxed);
+                    refused(&format!("refused after the handshake: {why}"));
                     return;
                 }
                 let stream = SessionStream {
@@ -579,12 +589,18 @@ mod tests {
             preface_timeout: Duration::from_secs(60),
         };
         let mut sessions_in = tls_incoming(
-            crate::listener::limited_incoming(listener, limits, metrics.clone()),
+            crate::listener::limited_incoming(
+                listener,
+                limits,
+                metrics.clone(),
+                Default::default(),
+            ),
             server,
             Arc::new(AcceptAll),
             Arc::new(Sessions::default()),
             metrics,
             Duration::from_secs(30),
+            Default::default(),
         );
         // One peer opens as many connections as there are slots, and sends nothing.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -63,6 +63,34 @@ pub use seen::message_id;
 /// The node's admission rule: whether a peer with this verified identity may hold a link now.
 pub type Admit = Arc<dyn Fn(&PeerIdentity) -> bool + Send + Sync>;
 
+/// What happened to an incoming connection, for the node's audit log: a link accepted
+/// (authenticated, admitted, hellos exchanged, registered) or a connection refused before that.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum LinkEvent<'a> {
+    /// An incoming link was registered.
+    Accepted {
+        remote: SocketAddr,
+        peer: &'a PeerIdentity,
+    },
+    /// An incoming connection was refused (the reason is a fixed phrase, no peer data).
+    Refused {
+        remote: SocketAddr,
+        reason: &'static str,
+    },
+}
+
+/// Called for each [`LinkEvent`] on the network's tasks: it must return quickly (count, queue)
+/// and never block on I/O.
+#[derive(Clone)]
+pub struct LinkObserver(pub Arc<dyn Fn(LinkEvent<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for LinkObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkObserver")
+    }
+}
+
 /// A peer's id: SM3 of its certificate's DER (the id the chain records certificates under).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(pub Digest);
@@ -184,6 +212,8 @@ pub struct NetworkConfig {
     pub seen_capacity: usize,
     /// Incoming handshakes in progress at once; more are closed unanswered.
     pub max_pending_handshakes: usize,
+    /// Told of incoming links accepted and connections refused (the node's audit log).
+    pub on_link: Option<LinkObserver>,
 }
 
 impl NetworkConfig {
@@ -216,6 +246,7 @@ impl NetworkConfig {
             link_liveness: Duration::from_secs(3),
             seen_capacity: 65_536,
             max_pending_handshakes: 64,
+            on_link: None,
         }
     }
 

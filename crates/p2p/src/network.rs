@@ -1069,6 +1069,13 @@ impl Shared {
         tasks.spawn(task);
     }
 
+    /// Tells the observer, if any, of a refused incoming connection.
+    fn refused(&self, remote: SocketAddr, reason: &'static str) {
+        if let Some(observer) = &self.config.on_link {
+            (observer.0)(crate::LinkEvent::Refused { remote, reason });
+        }
+    }
+
     fn admits(&self, identity: &PeerIdentity) -> bool {
         gmtls::blocking(|| (self.admit)(identity))
     }
@@ -1555,6 +1562,7 @@ async fn listen(shared: Arc<Shared>, listener: TcpListener) {
         let Ok(permit) = shared.handshakes.clone().try_acquire_owned() else {
             tracing::warn!(%remote, "p2p: too many handshakes in progress, connection closed");
             bump(&shared.counters.refused);
+            shared.refused(remote, "too many handshakes in progress");
             continue;
         };
         let s = shared.clone();
@@ -1596,28 +1604,33 @@ async fn accept(
             // gmtls's verifier logged which certificate and why.
             tracing::warn!(%remote, "p2p: incoming handshake refused: {e}");
             bump(&shared.counters.refused);
+            shared.refused(remote, "TLS handshake refused");
             return None;
         }
         Err(_) => {
             tracing::warn!(%remote, "p2p: incoming handshake timed out");
             bump(&shared.counters.refused);
+            shared.refused(remote, "TLS handshake timed out");
             return None;
         }
     };
     let Some((identity, name)) = identity_of(tls.get_ref().1) else {
         tracing::warn!(%remote, "p2p: incoming peer without a readable identity");
         bump(&shared.counters.refused);
+        shared.refused(remote, "no readable identity");
         return None;
     };
     let peer = PeerId(identity.cert_id);
     if peer == shared.config.local_id {
         tracing::warn!(%remote, "p2p: connection from this node's own certificate closed");
         bump(&shared.counters.refused);
+        shared.refused(remote, "this node's own certificate");
         return None;
     }
     if !shared.admits(&identity) {
         tracing::warn!(%remote, peer = %identity, "p2p: incoming peer not admitted");
         bump(&shared.counters.refused);
+        shared.refused(remote, "not admitted");
         return None;
     }
     // Our hello says we accepted the peer; its hello says it accepted us. Only then is the
@@ -1639,9 +1652,12 @@ async fn accept(
         Err(_) => {
             tracing::warn!(%remote, peer = %identity, "p2p: no hello from the peer in time");
             bump(&shared.counters.refused);
+            shared.refused(remote, "no hello in time");
             return None;
         }
     }
+    // Kept for the observer only when there is one.
+    let observed = shared.config.on_link.as_ref().map(|_| identity.clone());
     let info = LinkInfo {
         peer: identity,
         name,
@@ -1650,6 +1666,9 @@ async fn accept(
         remote,
     };
     let link = shared.register(info, peer)?;
+    if let (Some(observer), Some(peer)) = (&shared.config.on_link, &observed) {
+        (observer.0)(crate::LinkEvent::Accepted { remote, peer });
+    }
     Some(Accepted { tls, peer, link })
 }
 

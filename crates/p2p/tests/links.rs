@@ -2231,3 +2231,54 @@ async fn two_flooders_cannot_push_out_a_proposal_of_the_largest_size() {
     );
     n.net.shutdown().await;
 }
+
+/// The link observer (the node's audit log) hears each incoming link accepted, with the
+/// peer's identity, and each incoming connection refused, with its reason; nothing for links
+/// this node dialled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_link_observer_hears_incoming_links_accepted_and_refused() {
+    let pki = Pki::new(7);
+    let events: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let seen = events.clone();
+    let observer = p2p::LinkObserver(Arc::new(move |e| {
+        let line = match e {
+            p2p::LinkEvent::Accepted { peer, .. } => format!("accepted {}", peer.subject),
+            p2p::LinkEvent::Refused { reason, .. } => format!("refused {reason}"),
+            _ => "other".into(),
+        };
+        seen.lock().unwrap().push(line);
+    }));
+    let not_b: Admit = Arc::new(|id| !id.subject.contains("node-b"));
+    let a = start_with(
+        &pki,
+        pki.creds(Role::NodeSign, "node-a"),
+        "127.0.0.1:0".parse().unwrap(),
+        vec![],
+        not_b,
+        |c| c.on_link = Some(observer),
+    )
+    .await;
+    let b = start(&pki, "node-b", vec![a.peer_addr()]).await;
+    let c = start(&pki, "node-c", vec![a.peer_addr()]).await;
+    eventually("c linked", || c.net.stats().links == 1).await;
+    eventually("b refused", || a.net.stats().refused >= 2).await;
+    let events = events.lock().unwrap().clone();
+    let accepted: Vec<&String> = events
+        .iter()
+        .filter(|e| e.starts_with("accepted"))
+        .collect();
+    assert_eq!(accepted.len(), 1, "{events:?}");
+    assert!(accepted[0].contains("node-c"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e == "refused not admitted"),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.contains("node-b") && e.starts_with("accepted"))
+    );
+    for n in [&a, &b, &c] {
+        n.net.shutdown().await;
+    }
+}
