@@ -512,6 +512,33 @@ impl LocalNode {
         let ids = executed.tx_ids();
         let receipts = executed.receipts().to_vec();
         // The watch rules read the block before the ledger takes it (no copy of it is kept).
+        // The supervisor's freezes this node applies go into its audit log ("freezes served").
+        let freezes: Vec<String> = executed
+            .block()
+            .txs
+            .iter()
+            .zip(&receipts)
+            .filter(|(t, r)| {
+                t.tx.call.contract == "supervision" && r.status == types::Status::Success
+            })
+            .map(|(t, _)| {
+                let a = &t.tx.call.args;
+                let text = |i: usize| {
+                    a.get(i)
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_default()
+                };
+                format!(
+                    "{} {} {:?} at height {}: {:?} (transaction {})",
+                    t.tx.call.method,
+                    text(0),
+                    text(1),
+                    height.0,
+                    text(2),
+                    t.tx_id()
+                )
+            })
+            .collect();
         let facts = self.watcher().filter(|w| w.watches_blocks()).map(|_| {
             BlockFacts::of(
                 executed.block(),
@@ -556,6 +583,10 @@ impl LocalNode {
         }
         self.update_pool_gauge();
         tracing::info!(height = height.0, txs = receipts.len(), hash = %hash, "block committed");
+        for f in &freezes {
+            self.audit()
+                .record("supervision.freeze-served", auditlog::Outcome::Done, f);
+        }
         self.watch_validator_expiry(height);
         if let (Some(w), Some(facts)) = (self.watcher(), facts) {
             w.committed(&facts);

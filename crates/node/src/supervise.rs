@@ -305,8 +305,36 @@ impl SupervisionService {
         SupervisionService { core }
     }
 
-    /// The caller is an auditor of the supervising organisation the tip's state names.
+    /// The caller is an auditor of the supervising organisation the tip's state names. Every
+    /// call is in the node's audit log: an answered one as an entry naming the auditor, a
+    /// refused one in the per-peer per-minute refusal sums.
     fn admit<T>(&self, request: &Request<T>, method: &str) -> Result<(), Status> {
+        let r = self.judge(request, method);
+        let peer = peer_of(request);
+        let action = format!("supervision.{method}");
+        match (&r, &peer.identity) {
+            (Ok(()), Some(who)) => self.core.audit().record_by(
+                &who.subject,
+                &action,
+                auditlog::Outcome::Done,
+                "answered",
+            ),
+            (Err(_), _) => self.core.audit().refused(
+                "supervision-api",
+                &peer
+                    .identity
+                    .as_ref()
+                    .map(|w| w.subject.clone())
+                    .or(peer.remote.map(|a| a.to_string()))
+                    .unwrap_or_default(),
+                "NODE_NOT_SUPERVISOR",
+            ),
+            _ => {}
+        }
+        r
+    }
+
+    fn judge<T>(&self, request: &Request<T>, method: &str) -> Result<(), Status> {
         let peer = peer_of(request);
         let refuse = |why: String| {
             coded_status(
