@@ -325,6 +325,9 @@ define_codes! {
     SUPERVISION_NEEDS_VOTE = 3405, NotVerified, PermissionDenied,
         "`supervision`: the chain's freeze policy is `governance`: a freeze or unfreeze is a governance proposal of the supervisor, voted by the organisations.",
         "propose it: gmchain gov propose supervision-freeze|supervision-unfreeze (an admin of the supervising organisation)";
+    SUPERVISION_LOG_REGRESSED = 3407, NotVerified, FailedPrecondition,
+        "`supervision.anchor_log`: the anchored audit log's head is behind, or differs at, the head anchored before: the log was truncated or rewritten.",
+        "keep the log as evidence and verify it (gmchain node audit-verify / gmchain ca audit-verify); an audit log only grows";
     SUPERVISION_BAD_REASON = 3406, BadInput, InvalidArgument,
         "`supervision`: the reason is empty, longer than 512 bytes or not printable UTF-8.",
         "give a reason of 1 to 512 bytes of printable text";

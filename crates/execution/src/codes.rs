@@ -296,11 +296,13 @@ pub enum FailureCode {
     FreezeNeedsVote,
     /// `supervision`: the reason is empty, too long or not printable.
     FreezeBadReason,
+    /// `supervision.anchor_log`: the head is behind or differs from the anchored one.
+    LogRegressed,
 }
 
 impl FailureCode {
     /// Every code, in number order.
-    pub const ALL: [FailureCode; 50] = [
+    pub const ALL: [FailureCode; 51] = [
         FailureCode::UnknownCall,
         FailureCode::PermissionDenied,
         FailureCode::BadArguments,
@@ -351,6 +353,7 @@ impl FailureCode {
         FailureCode::FreezeTargetProtected,
         FailureCode::FreezeNeedsVote,
         FailureCode::FreezeBadReason,
+        FailureCode::LogRegressed,
     ];
 
     /// Returns the registry entry.
@@ -406,6 +409,7 @@ impl FailureCode {
             FailureCode::FreezeTargetProtected => &codes::SUPERVISION_TARGET_PROTECTED,
             FailureCode::FreezeNeedsVote => &codes::SUPERVISION_NEEDS_VOTE,
             FailureCode::FreezeBadReason => &codes::SUPERVISION_BAD_REASON,
+            FailureCode::LogRegressed => &codes::SUPERVISION_LOG_REGRESSED,
         }
     }
 

@@ -380,6 +380,27 @@ pub mod supervision {
         k.extend_from_slice(target.as_bytes());
         k
     }
+
+    /// `freeze-count` → u64 BE: how many freezes the supervisor made (never decreases).
+    pub fn freeze_count() -> Vec<u8> {
+        b"freeze-count".to_vec()
+    }
+
+    /// `freeze-log/<seq u64 BE>` → `<kind>/<target>` of the supervisor's freeze `seq`, in
+    /// order (what `GetSupervision` reads to list the freezes in force).
+    pub fn freeze_log(seq: u64) -> Vec<u8> {
+        let mut k = b"freeze-log/".to_vec();
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
+    }
+
+    /// `supervision/log-head/<64 hex of the log's signing certificate>` → `LogHead`: the last
+    /// anchored head of a node's or a CA's audit log (issue 16 item 6).
+    pub fn log_head(log: &crypto::Digest) -> Vec<u8> {
+        let mut k = b"log-head/".to_vec();
+        k.extend_from_slice(log.to_hex().as_bytes());
+        k
+    }
 }
 
 /// Keys of the `audit` namespace (the trace indexes). A subject is a kind (`cert`, `org`,

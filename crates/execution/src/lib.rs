@@ -122,11 +122,12 @@ pub use records::{
 };
 pub use registry::{PERMISSIONS, Permission, Registry, permission};
 pub use supervision::{
-    SupervisionContract, freeze as supervisor_freeze, signer_refusal as supervisor_refusal,
-    supervisor,
+    SupervisionContract, freeze as supervisor_freeze, log_head,
+    signer_refusal as supervisor_refusal, supervisor,
 };
 pub use trace::{
-    FreezeKind, FreezePolicy, FreezeRecord, MAX_REASON_LEN, SupervisorRecord, TraceEntry, TraceKind,
+    FreezeKind, FreezePolicy, FreezeRecord, LogHead, MAX_REASON_LEN, SupervisorRecord, TraceEntry,
+    TraceKind,
 };
 pub use validators::{
     EndOfBlock, current as current_validators, epochs, exclusion, pending, to_set,

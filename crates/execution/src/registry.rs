@@ -195,6 +195,12 @@ pub const PERMISSIONS: &[Permission] = &[
         organisation_rule: "the signer's organisation is the chain's supervisor and the freeze policy is `supervisor`; the supervisor froze the target",
     },
     Permission {
+        contract: "supervision",
+        method: "anchor_log",
+        roles: &[Role::NodeSign, Role::Admin],
+        organisation_rule: "a node anchors its own audit log (its node-sign certificate's), an admin its organisation's registered CA's",
+    },
+    Permission {
         contract: "exchange",
         method: "ack",
         roles: &[Role::Admin, Role::User],

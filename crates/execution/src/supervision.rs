@@ -19,13 +19,15 @@ use crate::context::{CallContext, ContractError, Phase};
 use crate::contract::{BUILTIN_CALL_COST, Contract, Denial};
 use crate::error::ExecError;
 use crate::keys::{self, SUPERVISION};
-use crate::trace::{FreezeKind, FreezePolicy, FreezeRecord, MAX_REASON_LEN, SupervisorRecord};
+use crate::trace::{
+    FreezeKind, FreezePolicy, FreezeRecord, LogHead, MAX_REASON_LEN, SupervisorRecord,
+};
 use crate::view::StateRead;
 use crate::wasm;
 use crypto::Digest;
 use pki::Role;
 
-const METHODS: &[&str] = &["freeze", "unfreeze"];
+const METHODS: &[&str] = &["freeze", "unfreeze", "anchor_log"];
 
 /// The `supervision` contract.
 #[derive(Debug)]
@@ -52,6 +54,80 @@ pub fn freeze(
     r.read(&key)?
         .map(|v| FreezeRecord::decode(&key, &v))
         .transpose()
+}
+
+/// Returns the last anchored head of the audit log signed by the certificate `log`.
+pub fn log_head(r: &(impl StateRead + ?Sized), log: &Digest) -> Result<Option<LogHead>, ExecError> {
+    let key = keys::full(SUPERVISION, &keys::supervision::log_head(log));
+    r.read(&key)?
+        .map(|v| LogHead::decode_bytes(&v).map_err(|e| ExecError::corrupt(&key, e)))
+        .transpose()
+}
+
+/// Parses `anchor_log`'s arguments: [log (32: SM3 of the log's signing certificate), seq
+/// (u64 BE), head (32)].
+fn parse_anchor(args: &[Vec<u8>]) -> Result<(Digest, u64, Digest), ContractError> {
+    if args.len() != 3 {
+        return Err(bad(format!(
+            "supervision.anchor_log takes 3 arguments (log, seq, head), got {}",
+            args.len()
+        )));
+    }
+    Ok((
+        crate::contract::digest_arg(&args[0], "args[0] (log)")?,
+        crate::contract::u64_be(&args[1], "args[1] (seq)")?,
+        crate::contract::digest_arg(&args[2], "args[2] (head)")?,
+    ))
+}
+
+/// Who may anchor a log: a node its own (the log its node-sign certificate signs), an admin
+/// its organisation's CA's (the log the registered CA certificate signs).
+fn may_anchor(ctx: &CallContext<'_>, log: &Digest) -> Result<(), Denial> {
+    let caller = ctx.caller();
+    let ok = match caller.role {
+        Role::NodeSign => *log == caller.cert_id,
+        Role::Admin => crate::view::organisation(ctx, &caller.organisation)?
+            .is_some_and(|o| o.ca_cert.fingerprint() == *log),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Denial::refused(
+            RejectCode::PermissionDenied,
+            FailureCode::PermissionDenied,
+            format!(
+                "supervision.anchor_log: log {log} is neither the signer's own node log nor its organisation's CA log"
+            ),
+        ))
+    }
+}
+
+/// Records the head of an audit log; a head behind or beside the one anchored before fails.
+fn anchor_log(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
+    let (log, seq, head) = parse_anchor(args)?;
+    let key = keys::supervision::log_head(&log);
+    if let Some(old) = ctx.get(&key)? {
+        let old = LogHead::decode_bytes(&old)
+            .map_err(|e| ExecError::corrupt(&keys::full(SUPERVISION, &key), e))?;
+        if seq < old.seq || (seq == old.seq && head != old.head) {
+            return Err(ContractError::failed(
+                FailureCode::LogRegressed,
+                format!(
+                    "log {log}: entry {seq} ({head}) does not extend entry {} ({}) anchored at height {}: the log was truncated or rewritten",
+                    old.seq, old.head, old.height.0
+                ),
+            ));
+        }
+    }
+    let rec = LogHead {
+        seq,
+        head,
+        height: ctx.block().height,
+        timestamp_ms: ctx.block().timestamp_ms,
+    };
+    ctx.put(&key, rec.encode())?;
+    ctx.emit_with_topics("log-anchored", vec![log.0.to_vec()], seq.to_be_bytes().to_vec())
 }
 
 /// Returns why the supervisor refuses a signer: its certificate frozen, or (for a person: a
@@ -259,6 +335,17 @@ pub(crate) fn apply(
             by: ctx.caller().cert_id,
         };
         ctx.put(&key, record.encode())?;
+        // The list of every freeze made, which lists those in force with their records.
+        let count_key = keys::supervision::freeze_count();
+        let n = crate::records::decode_u64(
+            &keys::full(SUPERVISION, &count_key),
+            ctx.get(&count_key)?.as_deref(),
+        )?;
+        ctx.put(
+            &keys::supervision::freeze_log(n),
+            format!("{}/{}", a.kind.as_str(), a.target).into_bytes(),
+        )?;
+        ctx.put(&count_key, n.saturating_add(1).to_be_bytes().to_vec())?;
     } else {
         ctx.delete(&key)?;
     }
@@ -288,6 +375,7 @@ impl Contract for SupervisionContract {
     fn check_args(&self, method: &str, args: &[Vec<u8>]) -> Result<(), ContractError> {
         match method {
             "freeze" | "unfreeze" => parse_freeze(method, args).map(|_| ()),
+            "anchor_log" => parse_anchor(args).map(|_| ()),
             _ => Err(ContractError::failed(
                 FailureCode::UnknownCall,
                 format!("supervision has no method {method:?}"),
@@ -303,6 +391,10 @@ impl Contract for SupervisionContract {
         method: &str,
         args: &[Vec<u8>],
     ) -> Result<(), Denial> {
+        if method == "anchor_log" {
+            let (log, _, _) = parse_anchor(args)?;
+            return may_anchor(ctx, &log);
+        }
         let a = parse_freeze(method, args)?;
         let what = if ctx.phase() == Phase::Execution {
             "the signer".to_string()
@@ -333,6 +425,9 @@ impl Contract for SupervisionContract {
         args: &[Vec<u8>],
     ) -> Result<(), ContractError> {
         ctx.charge(BUILTIN_CALL_COST)?;
+        if method == "anchor_log" {
+            return anchor_log(ctx, args);
+        }
         let a = parse_freeze(method, args)?;
         match method {
             "freeze" => apply(ctx, true, &a),

@@ -17,6 +17,51 @@ mod tag {
     pub const SUPERVISOR: u8 = 0xa0;
     pub const FREEZE: u8 = 0xa1;
     pub const TRACE_ENTRY: u8 = 0xa2;
+    pub const LOG_HEAD: u8 = 0xa3;
+}
+
+/// The last anchored head of an audit log (`supervision/log-head/<log>`): a node's log, whose
+/// checkpoints its node-sign certificate signs, or a CA's, signed by the CA certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogHead {
+    /// The head entry's sequence number.
+    pub seq: u64,
+    /// Its hash.
+    pub head: Digest,
+    /// The anchoring block.
+    pub height: Height,
+    /// The anchoring block's timestamp (ms).
+    pub timestamp_ms: u64,
+}
+
+impl LogHead {
+    /// The canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.header(tag::LOG_HEAD);
+        w.u64(self.seq);
+        w.fixed(self.head.as_bytes());
+        w.u64(self.height.0);
+        w.u64(self.timestamp_ms);
+        w.into_bytes()
+    }
+
+    /// Decodes the record's canonical bytes.
+    pub fn decode_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        r.header("log_head.header", tag::LOG_HEAD)?;
+        let seq = r.u64("log_head.seq")?;
+        let head = Digest(r.array("log_head.head")?);
+        let height = Height(r.u64("log_head.height")?);
+        let timestamp_ms = r.u64("log_head.timestamp_ms")?;
+        r.finish()?;
+        Ok(LogHead {
+            seq,
+            head,
+            height,
+            timestamp_ms,
+        })
+    }
 }
 
 /// The longest reason a freeze or unfreeze may give, in bytes.

@@ -35,6 +35,9 @@ pub struct AuditConfig {
     pub checkpoint_entries: u64,
     /// A checkpoint this long after the last one, if anything is unsigned.
     pub checkpoint_interval: Duration,
+    /// How often the node anchors its log's head on the chain (`supervision.anchor_log`),
+    /// when it moved; `None`: never.
+    pub anchor_interval: Option<Duration>,
 }
 
 impl Default for AuditConfig {
@@ -43,6 +46,7 @@ impl Default for AuditConfig {
         AuditConfig {
             checkpoint_entries: 1000,
             checkpoint_interval: Duration::from_secs(60),
+            anchor_interval: Some(Duration::from_secs(300)),
         }
     }
 }

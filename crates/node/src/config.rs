@@ -296,6 +296,7 @@ struct RawLog {
 struct RawAudit {
     checkpoint_entries: Option<u64>,
     checkpoint_secs: Option<u64>,
+    anchor_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -805,6 +806,12 @@ impl NodeConfig {
                     raw.audit.checkpoint_secs,
                     d.checkpoint_interval.as_secs(),
                 )?),
+                // 0: never anchored on the chain.
+                anchor_interval: match raw.audit.anchor_secs {
+                    Some(0) => None,
+                    Some(n) => Some(std::time::Duration::from_secs(n)),
+                    None => d.anchor_interval,
+                },
             }
         };
         Ok(NodeConfig {

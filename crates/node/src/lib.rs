@@ -210,6 +210,14 @@ pub async fn run(
         RECHECK_PERIOD,
         stop_rx.clone(),
     ));
+    // The audit log's head, anchored on the chain now and then (docs/audit.md §6).
+    let anchor_task = config.audit.anchor_interval.map(|every| {
+        tokio::spawn(supervise::anchor_log_heads(
+            core.clone(),
+            every,
+            stop_rx.clone(),
+        ))
+    });
     // SIGHUP: the renewed certificate (and its key) for the next handshakes; the daily
     // expiry check rides on the same task.
     let reload_task = {
@@ -401,6 +409,9 @@ pub async fn run(
     }
     let _ = metrics_task.await;
     let _ = recheck_task.await;
+    if let Some(t) = anchor_task {
+        let _ = t.await;
+    }
     reload_task.abort();
     if let Some(t) = public_task {
         match t.await {

@@ -209,48 +209,42 @@ impl LocalNode {
     }
 }
 
-/// The most recent `supervision` transactions [`LocalNode::supervision`] looks through for
-/// freezes in force.
-pub const MAX_FREEZES_SCANNED: u64 = 10_000;
+/// The most freezes [`LocalNode::supervision`] looks through (the latest ones) for those in
+/// force.
+pub const MAX_FREEZES_SCANNED: u64 = 100_000;
 
 impl LocalNode {
     /// The chain's supervisor, its policy, the escrow and the supervisor's freezes in force at
-    /// the tip: the targets of the last [`MAX_FREEZES_SCANNED`] successful `supervision` calls
-    /// (found through the `contract/supervision` trace index, the transactions read from the
-    /// store) whose freeze record is still in the state.
+    /// the tip: each target of the chain's list of freezes made (`supervision/freeze-log`, the
+    /// last [`MAX_FREEZES_SCANNED`]; by an auditor or by a governance vote) whose freeze record
+    /// is still in the state.
     pub fn supervision(&self) -> Result<SupervisionResponse, NodeError> {
         let height = self.tip().0.height;
-        let (sup, escrow, entries) = self.with_state(|v| -> Result<_, NodeError> {
+        let (sup, escrow, logged) = self.with_state(|v| -> Result<_, NodeError> {
             let sup = execution::supervisor(v)?;
             let escrow = execution::data::escrow_recipients(v)?;
-            let count_key = keys::full(AUDIT, &keys::audit::count("contract", SUPERVISION));
+            let count_key = keys::full(SUPERVISION, &keys::supervision::freeze_count());
             let n = match v.read(&count_key)? {
                 None => 0,
                 Some(b) => <[u8; 8]>::try_from(b.as_slice())
                     .map(u64::from_be_bytes)
-                    .map_err(|_| NodeError::Missing("a trace counter of 8 bytes"))?,
+                    .map_err(|_| NodeError::Missing("a freeze counter of 8 bytes"))?,
             };
-            let mut entries = Vec::new();
+            let mut logged = Vec::new();
             for seq in n.saturating_sub(MAX_FREEZES_SCANNED)..n {
-                let key = keys::full(AUDIT, &keys::audit::entry("contract", SUPERVISION, seq));
+                let key = keys::full(SUPERVISION, &keys::supervision::freeze_log(seq));
                 if let Some(b) = v.read(&key)? {
-                    entries.push(execution::TraceEntry::decode(&key, &b)?);
+                    logged.push(String::from_utf8_lossy(&b).into_owned());
                 }
             }
-            Ok((sup, escrow, entries))
+            Ok((sup, escrow, logged))
         })??;
         let mut targets: Vec<(FreezeKind, String)> = Vec::new();
-        for e in entries.iter().filter(|e| e.code == 0) {
-            let Some((tx, _)) = self.transaction(&types::TxId(e.tx_id))? else {
-                continue;
-            };
-            let args = &tx.tx.call.args;
-            let (Some(kind), Some(target)) = (
-                args.first()
-                    .and_then(|a| std::str::from_utf8(a).ok())
-                    .and_then(FreezeKind::parse),
-                args.get(1).and_then(|a| String::from_utf8(a.clone()).ok()),
-            ) else {
+        for l in logged {
+            let Some((kind, target)) = l
+                .split_once('/')
+                .and_then(|(k, t)| Some((FreezeKind::parse(k)?, t.to_string())))
+            else {
                 continue;
             };
             if !targets.iter().any(|(k, t)| *k == kind && *t == target) {
@@ -285,6 +279,81 @@ impl LocalNode {
             escrow: escrow.iter().map(|e| e.id.0.to_vec()).collect(),
         })
     }
+}
+
+/// Anchors the node's audit-log head on the chain every `every` while it moves: a
+/// `supervision.anchor_log` transaction signed with the node's key (its node-sign certificate
+/// is the log's signer), submitted to this node's pool. A head once anchored can only grow:
+/// a later truncation or rewrite of the log is visible to anyone reading the chain
+/// (`gmchain node audit-verify --node`), without the operator's `--expect-head`.
+pub async fn anchor_log_heads(
+    core: Arc<LocalNode>,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<u64> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let Some((seq, head)) = core.audit().head() else {
+            continue;
+        };
+        if last.is_some_and(|l| l >= seq) {
+            continue;
+        }
+        let core2 = core.clone();
+        let sent = tokio::task::spawn_blocking(move || submit_anchor(&core2, seq, &head)).await;
+        match sent {
+            Ok(Ok(id)) => {
+                tracing::info!(seq, tx = %id, "audit log head anchored");
+                last = Some(seq);
+            }
+            Ok(Err(e)) => tracing::warn!(seq, "audit log head not anchored: {e}"),
+            Err(e) => tracing::warn!("audit log anchoring task failed: {e}"),
+        }
+    }
+}
+
+fn submit_anchor(core: &LocalNode, seq: u64, head_hex: &str) -> Result<types::TxId, String> {
+    let head = hex::decode(head_hex)
+        .ok()
+        .filter(|h| h.len() == 32)
+        .ok_or_else(|| format!("the log's head {head_hex:?} is not 32 bytes of hex"))?;
+    let (tip, _) = core.tip();
+    let window = core
+        .ledger()
+        .params()
+        .map_err(|e| e.to_string())?
+        .params
+        .expiry_window;
+    let me = core.validator();
+    let mut seed = seq.to_be_bytes().to_vec();
+    seed.extend_from_slice(&core.now_ms().to_be_bytes());
+    seed.extend_from_slice(&head);
+    let mut salt = [0u8; 16];
+    salt.copy_from_slice(&crypto_sm::sm3::sm3(&seed).0[..16]);
+    let body = types::Transaction {
+        chain_id: core.genesis().chain_id.clone(),
+        salt,
+        expiry: Height(tip.height.0.saturating_add(window.max(1))),
+        fuel_limit: None,
+        sender: types::Sender::Certificate(me.der().to_vec()),
+        call: types::Call {
+            contract: SUPERVISION.into(),
+            method: "anchor_log".into(),
+            args: vec![me.fingerprint().0.to_vec(), seq.to_be_bytes().to_vec(), head],
+        },
+    };
+    let signer = core.validator_signer();
+    let signed = types::SignedTx::sign(body, signer.as_ref(), &crypto::UserId::default())
+        .map_err(|e| format!("cannot sign the anchor: {e}"))?;
+    core.submit(&signed.to_bytes(), false)
+        .map(|(id, _)| id)
+        .map_err(|r| r.to_string())
 }
 
 /// The gRPC service.

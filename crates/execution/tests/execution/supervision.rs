@@ -486,3 +486,52 @@ fn governance_names_another_supervisor() {
         .unwrap_err();
     assert!(err.message.contains("not an active organisation"), "{err}");
 }
+
+#[test]
+fn a_node_and_a_ca_anchor_their_audit_log_heads_which_only_grow() {
+    let mut s = supervised("supervisor");
+    let node_log = s.w.node_cert.id();
+    let anchor_log = |m: &Member, salt: u8, log: &Digest, seq: u64, head: u8| {
+        call(
+            m,
+            salt,
+            "supervision",
+            "anchor_log",
+            vec![
+                log.0.to_vec(),
+                seq.to_be_bytes().to_vec(),
+                vec![head; 32],
+            ],
+        )
+    };
+    assert_success(&s.node.run(&[anchor_log(&s.w.node_cert, 1, &node_log, 10, 1)]));
+    let h = execution::log_head(&s.node.view(), &node_log).unwrap().unwrap();
+    assert_eq!((h.seq, h.head, h.height.0), (10, Digest([1; 32]), 1));
+    // Growing is fine; going back, or another hash at the same entry, fails with its code.
+    assert_success(&s.node.run(&[anchor_log(&s.w.node_cert, 2, &node_log, 20, 2)]));
+    let r = s.node.run(&[
+        anchor_log(&s.w.node_cert, 3, &node_log, 19, 3),
+        anchor_log(&s.w.node_cert, 4, &node_log, 20, 4),
+    ]);
+    assert_eq!(failed(&r[0]), Some(FailureCode::LogRegressed));
+    assert_eq!(failed(&r[1]), Some(FailureCode::LogRegressed));
+    // A node anchors only its own log; an admin only its organisation's CA's.
+    let err = s
+        .node
+        .admit(&anchor_log(&s.w.node_cert, 5, &s.w.user.id(), 1, 1))
+        .unwrap_err();
+    assert_eq!(err.code, RejectCode::PermissionDenied, "{err}");
+    let ca_log = s.w.pki.a.ca.fingerprint();
+    assert_success(&s.node.run(&[anchor_log(&s.w.admin, 6, &ca_log, 3, 9)]));
+    let err = s
+        .node
+        .admit(&anchor_log(&s.w.admin, 7, &s.w.pki.root.ca.fingerprint(), 3, 9))
+        .unwrap_err();
+    assert_eq!(err.code, RejectCode::PermissionDenied, "{err}");
+    // A user cannot anchor anything.
+    let err = s
+        .node
+        .admit(&anchor_log(&s.w.user, 8, &ca_log, 4, 9))
+        .unwrap_err();
+    assert_eq!(err.code, RejectCode::PermissionDenied, "{err}");
+}
