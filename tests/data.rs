@@ -29,7 +29,7 @@ const NODE_ENC_CERT: &str = "node.enc.crt.pem";
 
 /// Issues `cn` of `org` with `role` under the CA `issuer` (key and certificate written as
 /// `<file>.key.pem`/`<file>.crt.pem` in the chain's directory, the dev passphrase).
-fn issue(
+pub(crate) fn issue(
     dir: &Path,
     issuer: &str,
     role: Role,

@@ -1,5 +1,7 @@
 //! gmchain's end-to-end tests, as one test binary: each binary links the whole node (RocksDB
 //! included), so the suites are modules of one (`cargo test -p gmchain --test gmchain ca::`).
+//! - `audit`: supervision end to end with a supervising organisation: traces (the same after a
+//!   restart), freezes, who reaches the Supervision API, signed reports and their tampering;
 //! - `ca`: `gmchain ca` as CA admins use it, against the demo PKI;
 //! - `cli`: the crypto toolbox against OpenSSL, the conformance report, format tables;
 //! - `keys`: keys in a PKCS#11 token;
@@ -25,6 +27,7 @@ mod demo_pki;
 #[path = "support/dev_node.rs"]
 mod dev_node;
 
+mod audit;
 mod bft;
 mod ca;
 mod cli;

@@ -53,6 +53,17 @@ pub async fn client_at(
     addr: &str,
     name: &str,
 ) -> Result<ChainClient<tonic::transport::Channel>, String> {
+    let channel = channel_at(dir, addr, name).await?;
+    Ok(ChainClient::new(channel).max_decoding_message_size(64 << 20))
+}
+
+/// A gRPC channel to the node at `addr` over mutual GM TLS as identity `name`, for any of the
+/// node's services (`ChainClient`, `SupervisionClient`, …).
+pub async fn channel_at(
+    dir: &Path,
+    addr: &str,
+    name: &str,
+) -> Result<tonic::transport::Channel, String> {
     let addr: std::net::SocketAddr = addr.parse().unwrap();
     let config = tls_config(dir, name);
     let first = gmtls::net::connect(
@@ -75,12 +86,11 @@ pub async fn client_at(
             Ok::<_, gmtls::net::ConnectError>(hyper_util::rt::TokioIo::new(s))
         }
     });
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect_with_connector(connector)
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(ChainClient::new(channel).max_decoding_message_size(64 << 20))
+        .map_err(|e| e.to_string())
 }
 
 /// A gRPC client to the chain's node as its admin.
@@ -125,6 +135,17 @@ pub fn dev_chain(clients: usize) -> Chain {
 /// and the clients; organisation i ≥ 2 (`Agency 0i`) has its root and an admin,
 /// `orgs/{i}.admin.key.pem` and `orgs/{i}.admin.crt.pem`.
 pub fn dev_chain_orgs(clients: usize, orgs: usize) -> Chain {
+    dev_chain_made(clients, orgs, false)
+}
+
+/// [`dev_chain_orgs`] with a supervisor (`--supervisor`): the last organisation (`Agency 0{orgs}`)
+/// supervises the chain and has an auditor, `orgs/{orgs}.auditor.key.pem` and
+/// `orgs/{orgs}.auditor.crt.pem`, with its client profile `orgs/{orgs}.auditor.profile.toml`.
+pub fn dev_chain_supervised(clients: usize, orgs: usize) -> Chain {
+    dev_chain_made(clients, orgs, true)
+}
+
+fn dev_chain_made(clients: usize, orgs: usize, supervisor: bool) -> Chain {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let (clients, orgs) = (clients.to_string(), orgs.to_string());
@@ -140,6 +161,9 @@ pub fn dev_chain_orgs(clients: usize, orgs: usize) -> Chain {
     ];
     if orgs != "1" {
         args.extend(["--orgs", &orgs]);
+    }
+    if supervisor {
+        args.push("--supervisor");
     }
     ok(&dir, &args);
     let config = std::fs::read_to_string(dir.join("node.toml")).unwrap();
