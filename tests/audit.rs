@@ -1240,3 +1240,95 @@ fn a_report_verifies_offline_and_every_tampering_is_named() {
         started.elapsed()
     );
 }
+
+/// The node anchors its audit log's head on the chain (`[audit] anchor_secs`); a copy of the
+/// log cut before the anchored entry is caught by `node audit-verify --anchored` without
+/// `--expect-head`, as is a copy whose anchored entry was rewritten; the intact log passes.
+#[test]
+fn the_nodes_audit_log_head_is_anchored_and_a_truncation_is_caught_from_the_chain() {
+    let chain = dev_chain_supervised(1, 3);
+    let dir = &chain.dir;
+    let mut config = std::fs::read_to_string(dir.join("node.toml")).unwrap();
+    config.push_str("\n[audit]\nanchor_secs = 1\ncheckpoint_secs = 1\n");
+    std::fs::write(dir.join("node.toml"), config).unwrap();
+    let _node = Node::start(&chain);
+    // Traffic moves the log (API refusals, key use); wait for an anchor that covers it.
+    let o = attest(&chain, "a.txt", "alpha", "clients/0");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let verify = |data: &str| {
+        cli(
+            dir,
+            &[
+                "node",
+                "audit-verify",
+                "--data-dir",
+                data,
+                "--cert",
+                "node.crt.pem",
+                "--anchored",
+                "--client-profile",
+                "client.toml",
+            ],
+        )
+    };
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    let anchored_seq = loop {
+        let o = verify("data");
+        if o.status.code() == Some(0) {
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            break word_after(&out, "anchored head OK: entry ")
+                .parse::<u64>()
+                .unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no anchored head within 20 s: {}",
+            stderr(&o)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    // The anchor is a transaction of the node, in its certificate's trace.
+    let node_id = pki::Certificate::from_pem(&std::fs::read(dir.join("node.crt.pem")).unwrap())
+        .unwrap()
+        .fingerprint()
+        .to_hex();
+    let (_, t) = trace(&chain, &["--cert", &node_id]);
+    assert!(
+        t["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["call"] == "supervision.anchor_log" && e["outcome"] == "success"),
+        "{t}"
+    );
+    // A copy cut before the anchored entry: its own chain of hashes is intact, the chain's
+    // anchor is not in it.
+    let log = std::fs::read_to_string(dir.join("data/audit.log")).unwrap();
+    let keep: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+                < anchored_seq
+        })
+        .collect();
+    std::fs::create_dir_all(dir.join("cut")).unwrap();
+    std::fs::write(dir.join("cut/audit.log"), keep.join("\n") + "\n").unwrap();
+    let o = verify("cut");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("was truncated"), "{}", stderr(&o));
+    // The same without --anchored passes: only the chain shows the cut.
+    let o = cli(
+        dir,
+        &[
+            "node",
+            "audit-verify",
+            "--data-dir",
+            "cut",
+            "--cert",
+            "node.crt.pem",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

@@ -127,7 +127,11 @@ fn anchor_log(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), Contrac
         timestamp_ms: ctx.block().timestamp_ms,
     };
     ctx.put(&key, rec.encode())?;
-    ctx.emit_with_topics("log-anchored", vec![log.0.to_vec()], seq.to_be_bytes().to_vec())
+    ctx.emit_with_topics(
+        "log-anchored",
+        vec![log.0.to_vec()],
+        seq.to_be_bytes().to_vec(),
+    )
 }
 
 /// Returns why the supervisor refuses a signer: its certificate frozen, or (for a person: a

@@ -1107,6 +1107,111 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
     })
 }
 
+/// Checks that the audit log at `path` (of `kind`, signed by `log_cert`) holds the entry whose
+/// head the chain anchored last for that certificate, with that hash: exit 1 naming a
+/// truncation or a rewrite since the anchor.
+pub(crate) fn check_anchored_head(
+    path: &Path,
+    kind: &'static auditlog::Kind,
+    log_cert: &Certificate,
+    node: &NodeArgs,
+) -> CmdResult {
+    let rt = runtime()?;
+    let anchored = rt.block_on(async {
+        let mut c = connect(node).await?;
+        c.get_log_head(pb::GetLogHeadRequest {
+            log: log_cert.fingerprint().0.to_vec(),
+        })
+        .await
+        .map_err(|s| status_failure("log head", s))
+        .map(tonic::Response::into_inner)
+    })?;
+    if !anchored.anchored {
+        return Err(Failure::NotVerified(format!(
+            "the chain holds no anchored head of the audit log {} signs (tip {}): nothing to compare",
+            log_cert.subject(),
+            anchored.tip
+        )));
+    }
+    let entries = auditlog::Log::new(path, kind)
+        .read()
+        .map_err(|e| Failure::NotVerified(format!("{}: {e}", path.display())))?;
+    let head = hex::encode(&anchored.head);
+    match entries.iter().find(|e| e.seq == anchored.seq) {
+        Some(e) if e.hash == head => {
+            println!(
+                "anchored head OK: entry {} hash {head}, anchored at height {}",
+                anchored.seq, anchored.height
+            );
+            Ok(())
+        }
+        Some(e) => Err(Failure::NotVerified(format!(
+            "{}: entry {} has hash {}, but the chain anchored {head} for it at height {}: the log was rewritten",
+            path.display(),
+            anchored.seq,
+            e.hash,
+            anchored.height
+        ))),
+        None => Err(Failure::NotVerified(format!(
+            "{}: the log ends before entry {}, which the chain anchored (hash {head}) at height {}: the log was truncated",
+            path.display(),
+            anchored.seq,
+            anchored.height
+        ))),
+    }
+}
+
+/// Anchors the head of the audit log at `path` (of `kind`, signed by `log_cert`) on the chain
+/// with a `supervision.anchor_log` transaction of `sender`.
+pub(crate) fn anchor_head(
+    path: &Path,
+    kind: &'static auditlog::Kind,
+    log_cert: &Certificate,
+    sender: &SenderArgs,
+    node: &NodeArgs,
+) -> CmdResult {
+    let entries = auditlog::Log::new(path, kind)
+        .read()
+        .map_err(|e| Failure::NotVerified(format!("{}: {e}", path.display())))?;
+    let Some(last) = entries.last() else {
+        return Err(Failure::BadInput(format!(
+            "{}: the audit log is empty: nothing to anchor",
+            path.display()
+        )));
+    };
+    let head = hex::decode(&last.hash)
+        .ok()
+        .filter(|h| h.len() == 32)
+        .ok_or_else(|| {
+            Failure::NotVerified(format!(
+                "{}: entry {} has a hash that is not 32 bytes of hex",
+                path.display(),
+                last.seq
+            ))
+        })?;
+    let call = Call {
+        contract: "supervision".into(),
+        method: "anchor_log".into(),
+        args: vec![
+            log_cert.fingerprint().0.to_vec(),
+            last.seq.to_be_bytes().to_vec(),
+            head,
+        ],
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut client = connect(node).await?;
+        let (id, _, height) = send(&mut client, sender, call).await?;
+        println!(
+            "anchored entry {} hash {} of {} at height {height} (transaction {id})",
+            last.seq,
+            last.hash,
+            path.display()
+        );
+        Ok(())
+    })
+}
+
 fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -224,6 +224,24 @@ pub(crate) enum CaCommand {
         /// Fail (exit 1) if any entry after the last signed one is unsigned.
         #[arg(long)]
         strict: bool,
+        /// Also check the head last anchored on the chain (`ca audit-anchor`), read from the
+        /// node `--node` names: a truncation or rewrite since is caught without
+        /// `--expect-head`.
+        #[arg(long)]
+        anchored: bool,
+        #[command(flatten)]
+        node: crate::client::NodeArgs,
+    },
+    /// Anchors the head of the CA's audit log on the chain (`supervision.anchor_log`, signed by
+    /// an admin of the CA's organisation, `--key`/`--cert`): run it after each session or
+    /// periodically, so that a later truncation or rewrite is visible on the chain.
+    AuditAnchor {
+        #[arg(long)]
+        dir: PathBuf,
+        #[command(flatten)]
+        sender: crate::cli_tx::SenderArgs,
+        #[command(flatten)]
+        node: crate::client::NodeArgs,
     },
 }
 
@@ -684,6 +702,21 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
             dir,
             expect_head,
             strict,
-        } => inspect::audit_verify(&dir, expect_head.as_deref(), strict),
+            anchored,
+            node,
+        } => {
+            inspect::audit_verify(&dir, expect_head.as_deref(), strict)?;
+            if anchored {
+                let (path, cert) = inspect::audit_log_of(&dir)?;
+                crate::cli_audit::check_anchored_head(&path, &auditlog::CA, &cert, &node)?;
+            }
+            Ok(())
+        }
+        CaCommand::AuditAnchor { dir, sender, node } => {
+            // Only an intact log is anchored.
+            inspect::audit_verify(&dir, None, false)?;
+            let (path, cert) = inspect::audit_log_of(&dir)?;
+            crate::cli_audit::anchor_head(&path, &auditlog::CA, &cert, &sender, &node)
+        }
     }
 }

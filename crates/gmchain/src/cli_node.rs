@@ -50,6 +50,13 @@ pub(crate) enum NodeCommand {
         /// Fail if entries follow the last checkpoint (no signature covers them).
         #[arg(long)]
         strict: bool,
+        /// Also check the head the node last anchored on the chain (`supervision.anchor_log`,
+        /// read from the node `--node` names): the log must hold that entry with that hash, so a
+        /// truncation or rewrite since is caught without `--expect-head`.
+        #[arg(long)]
+        anchored: bool,
+        #[command(flatten)]
+        node: crate::client::NodeArgs,
     },
     /// Checks the whole stored chain (hash links, roots, receipts, index, commit certificates); the node
     /// must be stopped. Exit 1 names the first bad height.
@@ -462,7 +469,15 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             cert,
             expect_head,
             strict,
-        } => audit_verify(&data_dir, &cert, expect_head.as_deref(), strict),
+            anchored,
+            node,
+        } => {
+            audit_verify(&data_dir, &cert, expect_head.as_deref(), strict)?;
+            if anchored {
+                check_anchored(&data_dir, &cert, &node)?;
+            }
+            Ok(())
+        }
         NodeCommand::VerifyStore { config } => {
             let config = load_config(&config)?;
             verify_store(&config)
@@ -586,6 +601,21 @@ fn audit_verify(
         Err(e @ auditlog::AuditError::Io { .. }) => Err(Failure::BadInput(e.to_string())),
         Err(e) => Err(Failure::NotVerified(format!("{}: {e}", path.display()))),
     }
+}
+
+/// The node log holds the entry whose head the chain anchored last, with that hash.
+fn check_anchored(data_dir: &Path, certs: &[PathBuf], node: &crate::client::NodeArgs) -> CmdResult {
+    // The log's current signer: the last certificate given.
+    let Some(last) = certs.last() else {
+        return Err(Failure::BadInput("--cert: required".into()));
+    };
+    let cert = read_cert("--cert", last)?;
+    crate::cli_audit::check_anchored_head(
+        &data_dir.join(node::audit::FILE),
+        &auditlog::NODE,
+        &cert,
+        node,
+    )
 }
 
 fn verify_store(config: &NodeConfig) -> CmdResult {

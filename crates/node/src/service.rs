@@ -1187,6 +1187,40 @@ impl Chain for ChainService {
         Ok(Response::new(found))
     }
 
+    async fn get_log_head(
+        &self,
+        request: Request<pb::GetLogHeadRequest>,
+    ) -> Result<Response<pb::LogHeadResponse>, Status> {
+        self.admit_read(&request)?;
+        let log = <[u8; 32]>::try_from(request.into_inner().log.as_slice())
+            .map(crypto::Digest)
+            .map_err(|_| Status::invalid_argument("log: 32 bytes (SM3 of the certificate)"))?;
+        let core = self.core.clone();
+        let found = blocking(move || {
+            let tip = core.tip().0.height.0;
+            let h = core
+                .with_state(|v| execution::log_head(v, &log))
+                .map_err(internal)?
+                .map_err(|e| internal(NodeError::from(e)))?;
+            Ok(match h {
+                None => pb::LogHeadResponse {
+                    tip,
+                    ..Default::default()
+                },
+                Some(h) => pb::LogHeadResponse {
+                    anchored: true,
+                    seq: h.seq,
+                    head: h.head.0.to_vec(),
+                    height: h.height.0,
+                    timestamp_ms: h.timestamp_ms,
+                    tip,
+                },
+            })
+        })
+        .await?;
+        Ok(Response::new(found))
+    }
+
     async fn query_events(
         &self,
         request: Request<pb::QueryEventsRequest>,

@@ -291,7 +291,8 @@ pub async fn anchor_log_heads(
     every: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(every);
+    // The first anchor one interval after the start, not at once.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<u64> = None;
     loop {
@@ -345,7 +346,11 @@ fn submit_anchor(core: &LocalNode, seq: u64, head_hex: &str) -> Result<types::Tx
         call: types::Call {
             contract: SUPERVISION.into(),
             method: "anchor_log".into(),
-            args: vec![me.fingerprint().0.to_vec(), seq.to_be_bytes().to_vec(), head],
+            args: vec![
+                me.fingerprint().0.to_vec(),
+                seq.to_be_bytes().to_vec(),
+                head,
+            ],
         },
     };
     let signer = core.validator_signer();

@@ -497,18 +497,22 @@ fn a_node_and_a_ca_anchor_their_audit_log_heads_which_only_grow() {
             salt,
             "supervision",
             "anchor_log",
-            vec![
-                log.0.to_vec(),
-                seq.to_be_bytes().to_vec(),
-                vec![head; 32],
-            ],
+            vec![log.0.to_vec(), seq.to_be_bytes().to_vec(), vec![head; 32]],
         )
     };
-    assert_success(&s.node.run(&[anchor_log(&s.w.node_cert, 1, &node_log, 10, 1)]));
-    let h = execution::log_head(&s.node.view(), &node_log).unwrap().unwrap();
+    assert_success(
+        &s.node
+            .run(&[anchor_log(&s.w.node_cert, 1, &node_log, 10, 1)]),
+    );
+    let h = execution::log_head(&s.node.view(), &node_log)
+        .unwrap()
+        .unwrap();
     assert_eq!((h.seq, h.head, h.height.0), (10, Digest([1; 32]), 1));
     // Growing is fine; going back, or another hash at the same entry, fails with its code.
-    assert_success(&s.node.run(&[anchor_log(&s.w.node_cert, 2, &node_log, 20, 2)]));
+    assert_success(
+        &s.node
+            .run(&[anchor_log(&s.w.node_cert, 2, &node_log, 20, 2)]),
+    );
     let r = s.node.run(&[
         anchor_log(&s.w.node_cert, 3, &node_log, 19, 3),
         anchor_log(&s.w.node_cert, 4, &node_log, 20, 4),
@@ -525,7 +529,13 @@ fn a_node_and_a_ca_anchor_their_audit_log_heads_which_only_grow() {
     assert_success(&s.node.run(&[anchor_log(&s.w.admin, 6, &ca_log, 3, 9)]));
     let err = s
         .node
-        .admit(&anchor_log(&s.w.admin, 7, &s.w.pki.root.ca.fingerprint(), 3, 9))
+        .admit(&anchor_log(
+            &s.w.admin,
+            7,
+            &s.w.pki.root.ca.fingerprint(),
+            3,
+            9,
+        ))
         .unwrap_err();
     assert_eq!(err.code, RejectCode::PermissionDenied, "{err}");
     // A user cannot anchor anything.

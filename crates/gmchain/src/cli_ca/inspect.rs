@@ -80,6 +80,14 @@ pub(super) fn verify(
 }
 
 /// `ca audit-verify`: the audit log's hash chain and signatures, its head, its unsigned tail.
+/// The CA directory's audit log file and the CA certificate that signs it.
+pub(super) fn audit_log_of(dir: &Path) -> Result<(std::path::PathBuf, Certificate), Failure> {
+    let ca = CaDir::open(dir, false).map_err(ca_failure)?;
+    let cert = Certificate::from_pem(&ca.read_file("ca.pem").map_err(ca_failure)?)
+        .map_err(pki_err("ca.pem"))?;
+    Ok((dir.join("audit.log"), cert))
+}
+
 pub(super) fn audit_verify(dir: &Path, expect_head: Option<&str>, strict: bool) -> CmdResult {
     let ca = CaDir::open(dir, false).map_err(ca_failure)?;
     let cert = Certificate::from_pem(&ca.read_file("ca.pem").map_err(ca_failure)?)
