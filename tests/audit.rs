@@ -1332,3 +1332,97 @@ fn the_nodes_audit_log_head_is_anchored_and_a_truncation_is_caught_from_the_chai
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// The supervisor reads shared data: its auditor fetches a conditional dataset of another
+/// organisation without a grant (with its auditor-enc certificate, the custodian records the
+/// fetch on the chain), while another organisation's user without a grant is refused.
+#[test]
+fn the_supervisor_fetches_any_dataset_and_each_fetch_is_on_the_chain() {
+    let chain = dev_chain_supervised(1, 3);
+    let dir = &chain.dir;
+    let _node = Node::start(&chain);
+    let admin = [
+        "--client-profile",
+        "client.toml",
+        "--key",
+        "admin.key.pem",
+        "--pass-file",
+        "pass",
+        "--cert",
+        "admin.crt.pem",
+    ];
+    let addr = chain.grpc.clone();
+    let mut a = vec![
+        "data",
+        "endpoint",
+        "--address",
+        &addr,
+        "--enc-cert",
+        "node.enc.crt.pem",
+    ];
+    a.extend(admin);
+    cli_ok(dir, &a);
+    let doc: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.join("lic.bin"), &doc).unwrap();
+    let mut a = vec![
+        "data",
+        "publish",
+        "lic.bin",
+        "--name",
+        "licences",
+        "--title",
+        "Licences",
+        "--class",
+        "conditional",
+    ];
+    a.extend(admin);
+    cli_ok(dir, &a);
+    let fetch = |who: &str, out: &str| {
+        cli(
+            dir,
+            &[
+                "data",
+                "fetch",
+                "Dev Bureau/licences",
+                "--enc-key",
+                &format!("{who}.enc.key.pem"),
+                "--enc-pass-file",
+                "pass",
+                "--enc-cert",
+                &format!("{who}.enc.crt.pem"),
+                "--out",
+                out,
+                "--client-profile",
+                &own_session(who),
+            ],
+        )
+    };
+    let o = fetch(AUDITOR, "got.bin");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read(dir.join("got.bin")).unwrap(), doc);
+    // On the chain's fetch log, with the auditor as requester and no request.
+    let auditor_id = pki::Certificate::from_pem(
+        &std::fs::read(dir.join(format!("{AUDITOR}.crt.pem"))).unwrap(),
+    )
+    .unwrap()
+    .fingerprint()
+    .to_hex();
+    let log = cli_ok(
+        dir,
+        &[
+            "data",
+            "log",
+            "Dev Bureau/licences",
+            "--client-profile",
+            "client.toml",
+        ],
+    );
+    assert!(
+        log.contains(&auditor_id) && log.contains("served"),
+        "{log}"
+    );
+    // Another organisation's user, without a grant, is refused.
+    let o = fetch("orgs/2.user", "no.bin");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!dir.join("no.bin").exists());
+}
