@@ -1401,12 +1401,11 @@ fn the_supervisor_fetches_any_dataset_and_each_fetch_is_on_the_chain() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(std::fs::read(dir.join("got.bin")).unwrap(), doc);
     // On the chain's fetch log, with the auditor as requester and no request.
-    let auditor_id = pki::Certificate::from_pem(
-        &std::fs::read(dir.join(format!("{AUDITOR}.crt.pem"))).unwrap(),
-    )
-    .unwrap()
-    .fingerprint()
-    .to_hex();
+    let auditor_id =
+        pki::Certificate::from_pem(&std::fs::read(dir.join(format!("{AUDITOR}.crt.pem"))).unwrap())
+            .unwrap()
+            .fingerprint()
+            .to_hex();
     let log = cli_ok(
         dir,
         &[
@@ -1417,10 +1416,7 @@ fn the_supervisor_fetches_any_dataset_and_each_fetch_is_on_the_chain() {
             "client.toml",
         ],
     );
-    assert!(
-        log.contains(&auditor_id) && log.contains("served"),
-        "{log}"
-    );
+    assert!(log.contains(&auditor_id) && log.contains("served"), "{log}");
     // Another organisation's user, without a grant, is refused.
     let o = fetch("orgs/2.user", "no.bin");
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));

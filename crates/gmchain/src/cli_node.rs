@@ -13,6 +13,10 @@ use types::{ChainId, Height};
 use crate::io::{PassArgs, read_cert, read_crl};
 use crate::{CmdResult, Failure};
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per run; boxing the audit-verify node arguments only adds noise"
+)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum NodeCommand {
     /// Writes the genesis file (from the config's [chain], [[organisations]] and

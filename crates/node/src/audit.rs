@@ -346,6 +346,7 @@ mod tests {
         let config = AuditConfig {
             checkpoint_entries: entries,
             checkpoint_interval: Duration::from_secs(3600),
+            anchor_interval: None,
         };
         let audit = NodeAudit::open(dir, Arc::new(key), "node-1", Arc::default(), config).unwrap();
         (audit, pk)
