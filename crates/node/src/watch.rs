@@ -1071,7 +1071,9 @@ per_signer = true
                     "TX_SIGNER_SUSPENDED",
                     "TX_UNKNOWN_SENDER",
                     "TX_ORG_REMOVED",
-                    "TX_CA_REPLACED"
+                    "TX_CA_REPLACED",
+                    "TX_SIGNER_FROZEN",
+                    "TX_ORG_FROZEN"
                 ]
             }
         );
