@@ -1641,3 +1641,82 @@ fn review7_a_removed_organisations_expired_modules_do_not_stay() {
         kept.map_or(0, |c| c.len())
     );
 }
+
+/// Issue 16: a supervisor's freeze of a contract is its own flag with its own codes; a
+/// governance unfreeze does not lift it, nor the supervisor's unfreeze a governance freeze;
+/// every step is in the contract's lifecycle trace.
+#[test]
+fn a_supervisor_freeze_of_a_contract_is_its_own_flag_lifted_only_by_the_supervisor() {
+    let w = world();
+    let regulator = w.pki.leaf(&w.pki.root, Role::Auditor, "regulator");
+    let mut g: serde_json::Value = serde_json::from_str(&w.g.to_json()).unwrap();
+    g["format"] = serde_json::json!(3);
+    g["supervision"] = serde_json::json!({ "supervisor": "GMChain Consortium" });
+    let genesis = Genesis::from_json(g.to_string().as_bytes()).unwrap();
+    let root_admin = w.pki.leaf(&w.pki.root, Role::Admin, "root-admin");
+    let mut x = Two {
+        node: Node::new(&genesis),
+        w,
+        root_admin,
+        salt: 100,
+    };
+    x.deploy("alpha", &probe(""));
+    assert_eq!(x.call("alpha", "i", 1_000_000).status, Status::Success);
+    let sup = |freeze: bool, salt: u8| {
+        call(
+            &regulator,
+            salt,
+            "supervision",
+            if freeze { "freeze" } else { "unfreeze" },
+            vec![b"contract".to_vec(), b"alpha".to_vec(), b"audit".to_vec()],
+        )
+    };
+    // Admitted before the freeze: fails in execution with the supervisor's code.
+    let salt = x.salt();
+    let before = x
+        .node
+        .must_admit(&call_fuel(&x.w.user, salt, "alpha", "i", 1_000_000));
+    assert_success(&x.node.run(&[sup(true, 1)]));
+    let r = x.node.commit(std::slice::from_ref(&before)).remove(0);
+    assert_eq!(failed(&r), Some(FailureCode::ContractFrozenBySupervisor), "{r:?}");
+    let salt = x.salt();
+    let tx = call_fuel(&x.w.user, salt, "alpha", "i", 1_000_000);
+    assert_eq!(
+        code_of(x.node.admit(&tx)),
+        RejectCode::ContractFrozenBySupervisor
+    );
+    // Governance cannot lift it: the contract is not frozen by governance.
+    let salt = x.salt();
+    let unfreeze = propose_org(
+        &x.node,
+        &x.w.admin,
+        salt,
+        "contract-unfreeze",
+        vec![b"alpha".to_vec()],
+    );
+    let e = x.node.admit(&unfreeze).unwrap_err();
+    assert!(e.message.contains("not frozen"), "{e}");
+    // Both flags: governance freezes too; the supervisor's unfreeze leaves governance's.
+    let r = x.pass("contract-freeze", vec![b"alpha".to_vec()]);
+    assert_eq!(r.status, Status::Success, "{r:?}");
+    assert_success(&x.node.run(&[sup(false, 2)]));
+    let salt = x.salt();
+    let tx = call_fuel(&x.w.user, salt, "alpha", "i", 1_000_000);
+    assert_eq!(code_of(x.node.admit(&tx)), RejectCode::ContractFrozen);
+    let r = x.pass("contract-unfreeze", vec![b"alpha".to_vec()]);
+    assert_eq!(r.status, Status::Success, "{r:?}");
+    assert_eq!(x.call("alpha", "i", 1_000_000).output, 2u64.to_le_bytes());
+    // The lifecycle trace: deployment proposal and vote, the supervisor's freeze, the
+    // governance freeze's proposal and vote, the supervisor's unfreeze, the governance
+    // unfreeze's proposal and vote.
+    let count = x
+        .node
+        .view()
+        .read(&execution::keys::full(
+            execution::keys::AUDIT,
+            &execution::keys::audit::count("lifecycle", "alpha"),
+        ))
+        .unwrap()
+        .map(|b| u64::from_be_bytes(b.try_into().unwrap()));
+    assert_eq!(count, Some(8));
+}
