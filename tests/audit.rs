@@ -1376,7 +1376,8 @@ fn review17_a_report_on_a_non_canonical_cert_id_is_refused() {
             &auditor_profile,
         ],
     );
-    let report: Value = serde_json::from_slice(&std::fs::read(dir.join("r.json")).unwrap()).unwrap();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("r.json")).unwrap()).unwrap();
     assert_eq!(report["entries"].as_array().unwrap().len(), 2);
     let upper = id.to_uppercase();
     let key = keys::full(AUDIT, &keys::audit::count("cert", &upper));

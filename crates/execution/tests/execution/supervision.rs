@@ -556,7 +556,10 @@ fn a_node_and_a_ca_anchor_their_audit_log_heads_which_only_grow() {
 fn review17_a_supervisor_freeze_must_not_cut_a_validator() {
     let s = supervised("supervisor");
     let validator = s.w.node_cert.id();
-    assert!(s.w.g.validator(&validator).is_some(), "node-1 is a validator");
+    assert!(
+        s.w.g.validator(&validator).is_some(),
+        "node-1 is a validator"
+    );
     let r = s
         .node
         .admit(&freeze(&s.regulator, 1, "cert", &validator.to_hex()));
@@ -573,13 +576,19 @@ fn review17_a_supervisor_freeze_must_not_cut_a_validator() {
 fn review17_a_frozen_validator_still_authenticates_for_links() {
     let mut s = supervised("supervisor");
     let validator = s.w.node_cert.id();
-    assert_success(&s.node.run(&[freeze(&s.regulator, 1, "cert", &validator.to_hex())]));
+    assert_success(
+        &s.node
+            .run(&[freeze(&s.regulator, 1, "cert", &validator.to_hex())]),
+    );
     let view = s.node.view();
     let r = s
         .node
         .admission
         .authenticate(&view, t(11), &s.w.node_cert.cert);
-    assert!(r.is_ok(), "validator refused after a supervisor freeze: {r:?}");
+    assert!(
+        r.is_ok(),
+        "validator refused after a supervisor freeze: {r:?}"
+    );
 }
 
 /// review17 finding 4: any admin of an organisation can anchor an arbitrary (seq, head) for
@@ -596,7 +605,11 @@ fn review17_an_admin_cannot_jam_the_ca_log_anchor() {
             salt,
             "supervision",
             "anchor_log",
-            vec![ca_log.0.to_vec(), seq.to_be_bytes().to_vec(), vec![head; 32]],
+            vec![
+                ca_log.0.to_vec(),
+                seq.to_be_bytes().to_vec(),
+                vec![head; 32],
+            ],
         )
     };
     assert_success(&s.node.run(&[anchor_log(&s.w.admin, 1, u64::MAX, 0xee)]));
