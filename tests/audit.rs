@@ -1421,4 +1421,75 @@ fn the_supervisor_fetches_any_dataset_and_each_fetch_is_on_the_chain() {
     let o = fetch("orgs/2.user", "no.bin");
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(!dir.join("no.bin").exists());
+
+/// review17 finding 2: the verifier takes `index.id` as it is. A report on the certificate
+/// of `clients/0` (which signed two transactions in the range) with the ID in upper-case hex
+/// names the same certificate to a reader, yet its counter key is another one, absent: the
+/// report "proves" 0 entries, complete, and verifies.
+#[test]
+#[ignore = "review17 finding 2: verify-report accepts a non-canonical subject ID (upper-case cert hex) and proves an empty index complete"]
+fn review17_a_report_on_a_non_canonical_cert_id_is_refused() {
+    use execution::keys::{self, AUDIT};
+    let chain = dev_chain_supervised(2, 3);
+    let node = Node::start(&chain);
+    let dir = &chain.dir;
+    let bureau = "Dev Bureau";
+    let a = submit(&chain, "a.txt", "alpha", "clients/0", bureau, "success");
+    let b = submit(&chain, "b.txt", "bravo", "clients/0", bureau, "success");
+    let (from, to) = (a.height, b.height);
+    let (from_s, to_s) = (from.to_string(), to.to_string());
+    let id = cert_id(&chain, "clients/0");
+    let auditor_profile = own_session(AUDITOR);
+    cli_ok(
+        dir,
+        &[
+            "audit",
+            "report",
+            "--cert",
+            &id,
+            "--from",
+            &from_s,
+            "--to",
+            &to_s,
+            "--key",
+            &format!("{AUDITOR}.key.pem"),
+            "--pass-file",
+            "pass",
+            "--sign-cert",
+            &format!("{AUDITOR}.crt.pem"),
+            "--genesis",
+            "data/genesis.json",
+            "--out",
+            "r.json",
+            "--client-profile",
+            &auditor_profile,
+        ],
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["entries"].as_array().unwrap().len(), 2);
+    let upper = id.to_uppercase();
+    let key = keys::full(AUDIT, &keys::audit::count("cert", &upper));
+    let start = prove(&chain, from - 1, vec![key.clone()]);
+    let end = prove(&chain, to, vec![key]);
+    drop(node);
+    let mut v = unsigned(&report);
+    v["index"]["id"] = json!(upper);
+    v["start"]["count"] = json!(0);
+    v["start"]["proof"] = start[0]["proof"].clone();
+    v["end"]["count"] = json!(0);
+    v["end"]["proof"] = end[0]["proof"].clone();
+    v["entries"] = json!([]);
+    let away = tempfile::tempdir().unwrap();
+    let away = away.path();
+    std::fs::copy(dir.join("data/genesis.json"), away.join("genesis.json")).unwrap();
+    let o = verify(away, "upper.json", &resign(&chain, v, AUDITOR));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a report claiming 0 entries for {upper} (the certificate that signed {} and {}) verified: {}",
+        a.tx,
+        b.tx,
+        String::from_utf8_lossy(&o.stdout)
+    );
 }

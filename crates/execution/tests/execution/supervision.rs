@@ -543,3 +543,75 @@ fn a_node_and_a_ca_anchor_their_audit_log_heads_which_only_grow() {
         .unwrap_err();
     assert_eq!(err.code, RejectCode::PermissionDenied, "{err}");
 }
+
+/// review17 finding 1: a single auditor of the supervisor (policy `supervisor`, no vote) can
+/// freeze a validator's node-sign certificate. `authenticate` (which the node's p2p link
+/// admission and TLS listeners call, crates/node/src/bft.rs `start_with_links`) then refuses
+/// it, so its consensus links are cut after the block; freezing more than a third of the
+/// validators halts the chain, and the unfreeze can then never be committed.
+#[test]
+#[ignore = "review17 finding 1: a supervisor's cert freeze applies to validators' node-sign certificates (p2p links cut; chain halt)"]
+fn review17_a_supervisor_freeze_must_not_cut_a_validator() {
+    let s = supervised("supervisor");
+    let validator = s.w.node_cert.id();
+    assert!(
+        s.w.g.validator(&validator).is_some(),
+        "node-1 is a validator"
+    );
+    let r = s
+        .node
+        .admit(&freeze(&s.regulator, 1, "cert", &validator.to_hex()));
+    assert!(
+        r.is_err(),
+        "a supervisor's freeze of a validator's node-sign certificate should be refused (it cuts consensus links)"
+    );
+}
+
+/// review17 finding 1 (consequence): once frozen, the validator's certificate no longer
+/// authenticates, which is what the p2p link admission checks.
+#[test]
+#[ignore = "review17 finding 1: a frozen validator certificate fails authenticate, so its p2p links are refused"]
+fn review17_a_frozen_validator_still_authenticates_for_links() {
+    let mut s = supervised("supervisor");
+    let validator = s.w.node_cert.id();
+    assert_success(
+        &s.node
+            .run(&[freeze(&s.regulator, 1, "cert", &validator.to_hex())]),
+    );
+    let view = s.node.view();
+    let r = s
+        .node
+        .admission
+        .authenticate(&view, t(11), &s.w.node_cert.cert);
+    assert!(
+        r.is_ok(),
+        "validator refused after a supervisor freeze: {r:?}"
+    );
+}
+
+/// review17 finding 4: any admin of an organisation can anchor an arbitrary (seq, head) for
+/// the organisation's CA log without any proof that the CA signed it; one anchor at
+/// seq u64::MAX makes every later genuine anchor fail LOG_REGRESSED, for ever.
+#[test]
+#[ignore = "review17 finding 4: an admin can jam the CA's log anchor for ever with seq u64::MAX and no CA signature"]
+fn review17_an_admin_cannot_jam_the_ca_log_anchor() {
+    let mut s = supervised("supervisor");
+    let ca_log = s.w.pki.a.ca.fingerprint();
+    let anchor_log = |m: &Member, salt: u8, seq: u64, head: u8| {
+        call(
+            m,
+            salt,
+            "supervision",
+            "anchor_log",
+            vec![
+                ca_log.0.to_vec(),
+                seq.to_be_bytes().to_vec(),
+                vec![head; 32],
+            ],
+        )
+    };
+    assert_success(&s.node.run(&[anchor_log(&s.w.admin, 1, u64::MAX, 0xee)]));
+    // The CA's genuine head, entry 42, can no longer be anchored.
+    let r = s.node.run(&[anchor_log(&s.w.admin, 2, 42, 0x42)]);
+    assert_success(&r);
+}
