@@ -211,7 +211,12 @@ fn supervision_from(v: &Value) -> Result<GenesisSupervision, GenesisError> {
     let m = object(v, "supervision", &["supervisor", "freeze_policy", "escrow"])?;
     let supervisor = string(m, "supervision", "supervisor")?.to_string();
     let freeze_policy = match m.get("freeze_policy") {
-        None => FreezePolicy::Supervisor,
+        None => {
+            return Err(GenesisError::field(
+                "supervision.freeze_policy",
+                "missing: choose \"supervisor\" (its auditors freeze alone: the consortium trusts them not to freeze its governance) or \"governance\" (each freeze by the organisations' vote)",
+            ));
+        }
         Some(p) => {
             let text = p
                 .as_str()

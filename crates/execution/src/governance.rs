@@ -1634,6 +1634,7 @@ impl GovernanceContract {
                     kind: *kind,
                     target: target.clone(),
                     reason: reason.clone(),
+                    cert: None,
                 };
                 ctx.nested(keys::SUPERVISION, |c| {
                     crate::supervision::apply(c, *freeze, &a)
@@ -1643,15 +1644,25 @@ impl GovernanceContract {
     }
 }
 
-/// A supervisor named by governance is an active organisation.
+/// A supervisor named by governance is an active organisation whose people are not frozen
+/// (a frozen supervisor could not unfreeze anyone).
 fn check_supervisor(ctx: &CallContext<'_>, organisation: &str) -> Result<(), Denial> {
     match view::organisation(ctx, organisation)? {
-        Some(o) if o.removed_at.is_none() => Ok(()),
-        _ => Err(refused(
-            FailureCode::BadArguments,
-            format!("{organisation:?} is not an active organisation"),
-        )),
+        Some(o) if o.removed_at.is_none() => {}
+        _ => {
+            return Err(refused(
+                FailureCode::BadArguments,
+                format!("{organisation:?} is not an active organisation"),
+            ));
+        }
     }
+    if crate::supervision::freeze(ctx, FreezeKind::Org, organisation)?.is_some() {
+        return Err(refused(
+            FailureCode::BadArguments,
+            format!("{organisation:?}'s people are frozen by the supervisor: unfreeze them first"),
+        ));
+    }
+    Ok(())
 }
 
 /// A supervision freeze by vote: proposed by the supervising organisation, under the
@@ -1685,6 +1696,7 @@ fn check_supervision_freeze(
             kind,
             target: target.to_string(),
             reason: reason.to_string(),
+            cert: None,
         };
         crate::supervision::check_target(ctx, &s, &a).map_err(Denial::from)?;
     }

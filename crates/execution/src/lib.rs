@@ -122,7 +122,7 @@ pub use records::{
 };
 pub use registry::{PERMISSIONS, Permission, Registry, permission};
 pub use supervision::{
-    SupervisionContract, freeze as supervisor_freeze, log_head,
+    SupervisionContract, freeze as supervisor_freeze, log_anchor_statement, log_head,
     signer_refusal as supervisor_refusal, supervisor,
 };
 pub use trace::{

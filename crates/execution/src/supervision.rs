@@ -64,30 +64,86 @@ pub fn log_head(r: &(impl StateRead + ?Sized), log: &Digest) -> Result<Option<Lo
         .transpose()
 }
 
-/// Parses `anchor_log`'s arguments: [log (32: SM3 of the log's signing certificate), seq
-/// (u64 BE), head (32)].
-fn parse_anchor(args: &[Vec<u8>]) -> Result<(Digest, u64, Digest), ContractError> {
-    if args.len() != 3 {
+/// The bytes a CA signs to anchor its log's head (SM2, default user ID): the domain
+/// `gmchain-log-anchor-v1`, then the log (SM3 of the CA certificate), the head entry's
+/// sequence number (u64 BE) and its hash.
+pub fn log_anchor_statement(log: &Digest, seq: u64, head: &Digest) -> Vec<u8> {
+    let mut m = b"gmchain-log-anchor-v1".to_vec();
+    m.extend_from_slice(log.as_bytes());
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(head.as_bytes());
+    m
+}
+
+/// `anchor_log`'s arguments: [log (32: SM3 of the log's signing certificate), seq (u64 BE),
+/// head (32)], and for a CA's log the CA's signature of [`log_anchor_statement`] (DER).
+struct Anchor {
+    log: Digest,
+    seq: u64,
+    head: Digest,
+    signature: Option<crypto::Signature>,
+}
+
+fn parse_anchor(args: &[Vec<u8>]) -> Result<Anchor, ContractError> {
+    if !(3..=4).contains(&args.len()) {
         return Err(bad(format!(
-            "supervision.anchor_log takes 3 arguments (log, seq, head), got {}",
+            "supervision.anchor_log takes 3 arguments (log, seq, head) and, for a CA's log, the CA's signature; got {}",
             args.len()
         )));
     }
-    Ok((
-        crate::contract::digest_arg(&args[0], "args[0] (log)")?,
-        crate::contract::u64_be(&args[1], "args[1] (seq)")?,
-        crate::contract::digest_arg(&args[2], "args[2] (head)")?,
-    ))
+    Ok(Anchor {
+        log: crate::contract::digest_arg(&args[0], "args[0] (log)")?,
+        seq: crate::contract::u64_be(&args[1], "args[1] (seq)")?,
+        head: crate::contract::digest_arg(&args[2], "args[2] (head)")?,
+        signature: args
+            .get(3)
+            .map(|d| {
+                crypto::gmt0009::decode_signature(d)
+                    .map_err(|e| bad(format!("args[3] (CA signature): {e}")))
+            })
+            .transpose()?,
+    })
 }
 
-/// Who may anchor a log: a node its own (the log its node-sign certificate signs), an admin
-/// its organisation's CA's (the log the registered CA certificate signs).
-fn may_anchor(ctx: &CallContext<'_>, log: &Digest) -> Result<(), Denial> {
+/// Who may anchor a log: a node its own (the log its node-sign certificate signs: the
+/// transaction's signature is the node's), an admin its organisation's registered CA's, with
+/// the CA's own signature of the anchor (so no admin can anchor a head the CA did not sign,
+/// nor jam the log's record with a head the CA's log will never reach).
+fn may_anchor(ctx: &CallContext<'_>, a: &Anchor) -> Result<(), Denial> {
     let caller = ctx.caller();
+    let log = &a.log;
     let ok = match caller.role {
-        Role::NodeSign => *log == caller.cert_id,
-        Role::Admin => crate::view::organisation(ctx, &caller.organisation)?
-            .is_some_and(|o| o.ca_cert.fingerprint() == *log),
+        Role::NodeSign => *log == caller.cert_id && a.signature.is_none(),
+        Role::Admin => match crate::view::organisation(ctx, &caller.organisation)? {
+            Some(o) if o.ca_cert.fingerprint() == *log => {
+                let Some(sig) = &a.signature else {
+                    return Err(Denial::refused(
+                        RejectCode::BadArguments,
+                        FailureCode::BadArguments,
+                        "supervision.anchor_log: a CA's log is anchored with the CA's signature of the anchor (args[3])",
+                    ));
+                };
+                if crypto_sm::sm2::verify(
+                    &o.ca_cert.public_key(),
+                    &crypto::UserId::default(),
+                    &log_anchor_statement(log, a.seq, &a.head),
+                    sig,
+                )
+                .is_err()
+                {
+                    return Err(Denial::refused(
+                        RejectCode::PermissionDenied,
+                        FailureCode::PermissionDenied,
+                        format!(
+                            "supervision.anchor_log: the CA signature of entry {} ({}) does not verify with {:?}'s registered CA",
+                            a.seq, a.head, caller.organisation
+                        ),
+                    ));
+                }
+                true
+            }
+            _ => false,
+        },
         _ => false,
     };
     if ok {
@@ -105,7 +161,7 @@ fn may_anchor(ctx: &CallContext<'_>, log: &Digest) -> Result<(), Denial> {
 
 /// Records the head of an audit log; a head behind or beside the one anchored before fails.
 fn anchor_log(ctx: &mut CallContext<'_>, args: &[Vec<u8>]) -> Result<(), ContractError> {
-    let (log, seq, head) = parse_anchor(args)?;
+    let Anchor { log, seq, head, .. } = parse_anchor(args)?;
     let key = keys::supervision::log_head(&log);
     if let Some(old) = ctx.get(&key)? {
         let old = LogHead::decode_bytes(&old)
@@ -142,6 +198,12 @@ pub fn signer_refusal(
     organisation: &str,
     role: Role,
 ) -> Result<Option<(RejectCode, String)>, ExecError> {
+    // Only people are frozen: a node's certificate never is (consensus links and custody must
+    // not depend on one authority), whatever the state holds.
+    let person = matches!(role, Role::User | Role::Admin | Role::Auditor);
+    if !person {
+        return Ok(None);
+    }
     if let Some(f) = freeze(r, FreezeKind::Cert, &cert_id.to_hex())? {
         return Ok(Some((
             RejectCode::SignerFrozen,
@@ -151,8 +213,7 @@ pub fn signer_refusal(
             ),
         )));
     }
-    let person = matches!(role, Role::User | Role::Admin | Role::Auditor);
-    if person && let Some(f) = freeze(r, FreezeKind::Org, organisation)? {
+    if let Some(f) = freeze(r, FreezeKind::Org, organisation)? {
         return Ok(Some((
             RejectCode::OrgFrozen,
             format!(
@@ -164,12 +225,14 @@ pub fn signer_refusal(
     Ok(None)
 }
 
-/// The parsed arguments of `freeze` and `unfreeze`: [kind, target, reason], UTF-8 each.
+/// The parsed arguments of `freeze` and `unfreeze`: [kind, target, reason], UTF-8 each, and
+/// for a certificate not yet on the chain, the certificate (DER) as a fourth.
 #[derive(Debug)]
 pub(crate) struct FreezeArgs {
     pub(crate) kind: FreezeKind,
     pub(crate) target: String,
     pub(crate) reason: String,
+    pub(crate) cert: Option<pki::Certificate>,
 }
 
 fn bad(message: String) -> ContractError {
@@ -178,9 +241,9 @@ fn bad(message: String) -> ContractError {
 
 /// Parses [kind, target, reason] (also the governance proposal's arguments after its kind).
 pub(crate) fn parse_freeze(method: &str, args: &[Vec<u8>]) -> Result<FreezeArgs, ContractError> {
-    if args.len() != 3 {
+    if !(3..=4).contains(&args.len()) {
         return Err(bad(format!(
-            "supervision.{method} takes 3 arguments (kind, target, reason), got {}",
+            "supervision.{method} takes 3 arguments (kind, target, reason) and, for a certificate the chain has not recorded, the certificate; got {}",
             args.len()
         )));
     }
@@ -232,10 +295,30 @@ pub(crate) fn parse_freeze(method: &str, args: &[Vec<u8>]) -> Result<FreezeArgs,
             ),
         ));
     }
+    let cert = match args.get(3) {
+        None => None,
+        Some(_) if kind != FreezeKind::Cert => {
+            return Err(bad(
+                "args[3] (certificate): only a certificate freeze names a certificate".into(),
+            ));
+        }
+        Some(der) => {
+            let c = pki::Certificate::from_der(der)
+                .map_err(|e| bad(format!("args[3] (certificate): {e}")))?;
+            if c.fingerprint().to_hex() != target {
+                return Err(bad(format!(
+                    "args[3] (certificate): its SM3 ID is {}, not the target {target}",
+                    c.fingerprint()
+                )));
+            }
+            Some(c)
+        }
+    };
     Ok(FreezeArgs {
         kind,
         target,
         reason,
+        cert,
     })
 }
 
@@ -263,16 +346,56 @@ pub(crate) fn require_supervisor(
     }
 }
 
-/// Checks that a freeze's target exists and may be frozen: a registered organisation other
-/// than the supervisor, a deployed contract. A certificate may be frozen before the chain has
-/// seen it.
+/// Checks that a freeze's target exists and may be frozen: a person's certificate (user,
+/// admin, auditor: recorded on the chain, or given as the fourth argument), a registered
+/// organisation other than the supervisor, a deployed contract. A node's or a CA's
+/// certificate is never frozen by the supervisor: a validator leaves by governance
+/// (`validator-remove`), any certificate by its CA's revocation.
 pub(crate) fn check_target(
     r: &(impl StateRead + ?Sized),
     supervisor: &SupervisorRecord,
     a: &FreezeArgs,
 ) -> Result<(), ContractError> {
     match a.kind {
-        FreezeKind::Cert => Ok(()),
+        FreezeKind::Cert => {
+            let id = hex::decode(&a.target)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+                .map(Digest);
+            let recorded = match id {
+                Some(id) => {
+                    let key = keys::full(keys::IDENTITY, &keys::identity::cert(&id));
+                    match r.read(&key)? {
+                        Some(der) => Some(
+                            pki::Certificate::from_der(&der)
+                                .map_err(|e| ExecError::corrupt(&key, e))?,
+                        ),
+                        None => None,
+                    }
+                }
+                None => None,
+            };
+            let Some(cert) = recorded.or_else(|| a.cert.clone()) else {
+                return Err(ContractError::failed(
+                    FailureCode::FreezeTargetUnknown,
+                    format!(
+                        "certificate {} is not on the chain: give the certificate itself (gmchain audit freeze --target FILE)",
+                        a.target
+                    ),
+                ));
+            };
+            match cert.role() {
+                Some(Role::User | Role::Admin | Role::Auditor) => Ok(()),
+                role => Err(ContractError::failed(
+                    FailureCode::FreezeTargetProtected,
+                    format!(
+                        "certificate {} is {}, not a person's: the supervisor freezes people; a validator leaves by governance (validator-remove), any certificate by its CA's revocation",
+                        a.target,
+                        role.map_or("of no gmchain role", Role::as_str)
+                    ),
+                )),
+            }
+        }
         FreezeKind::Org => {
             if a.target == supervisor.organisation {
                 return Err(ContractError::failed(
@@ -396,8 +519,7 @@ impl Contract for SupervisionContract {
         args: &[Vec<u8>],
     ) -> Result<(), Denial> {
         if method == "anchor_log" {
-            let (log, _, _) = parse_anchor(args)?;
-            return may_anchor(ctx, &log);
+            return may_anchor(ctx, &parse_anchor(args)?);
         }
         let a = parse_freeze(method, args)?;
         let what = if ctx.phase() == Phase::Execution {

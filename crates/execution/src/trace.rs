@@ -113,6 +113,56 @@ impl TraceKind {
     pub fn parse(s: &str) -> Option<TraceKind> {
         TraceKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
+
+    /// Checks that `id` is written as the executor writes this kind's IDs (one spelling per
+    /// subject: 64 lower-case hex for a certificate or an attestation, an organisation's name,
+    /// a contract's name, `organisation/name` for a dataset), so that no trace, report or
+    /// reader can name a subject in a spelling the index never holds and be shown an empty,
+    /// "complete" history. The error says what is wrong.
+    pub fn check_id(self, id: &str) -> Result<(), String> {
+        let lower_hex = |s: &str| {
+            s.len() == 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        let contract = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 32
+                && s.as_bytes()[0].is_ascii_lowercase()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        };
+        let org = |s: &str| pki::check_organisation(s).is_ok() && !s.contains('/');
+        let ok = match self {
+            TraceKind::Cert | TraceKind::Attestation => lower_hex(id),
+            TraceKind::Org => org(id),
+            TraceKind::Contract | TraceKind::Lifecycle => contract(id),
+            TraceKind::Dataset => id.split_once('/').is_some_and(|(o, n)| {
+                org(o)
+                    && !n.is_empty()
+                    && n.len() <= 64
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            }),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "{id:?} is not how a {} is named on the chain ({})",
+                self.as_str(),
+                match self {
+                    TraceKind::Cert | TraceKind::Attestation =>
+                        "64 lower-case hex characters of its SM3 ID",
+                    TraceKind::Org => "an organisation's name, without '/'",
+                    TraceKind::Contract | TraceKind::Lifecycle =>
+                        "1 to 32 characters of a-z, 0-9, '-' and '_' starting with a letter",
+                    TraceKind::Dataset =>
+                        "organisation/name, the name 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+                }
+            ))
+        }
+    }
 }
 
 impl core::fmt::Display for TraceKind {

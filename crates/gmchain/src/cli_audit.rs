@@ -225,14 +225,15 @@ impl Subject {
         }
         for (kind, v) in pick {
             if let Some(v) = v {
-                if v.is_empty() {
-                    return Err(Failure::BadInput(format!("--{kind}: empty")));
-                }
-                if kind == TraceKind::Attestation {
+                let v = if kind == TraceKind::Attestation {
                     crate::cli_tx::parse_digest("--attestation", v)?;
-                    return Ok((kind, v.to_lowercase()));
-                }
-                return Ok((kind, v.clone()));
+                    v.to_lowercase()
+                } else {
+                    v.clone()
+                };
+                kind.check_id(&v)
+                    .map_err(|e| Failure::BadInput(format!("--{kind}: {e}")))?;
+                return Ok((kind, v));
             }
         }
         Err(Failure::BadInput(
@@ -598,8 +599,8 @@ pub(crate) fn run(cmd: AuditCommand) -> CmdResult {
                 v.end_count
             );
             println!(
-                "  signed by {}, auditor of the supervisor {:?} at height {}",
-                v.signer, v.supervisor, v.to
+                "  signed by {}, auditor of the supervisor {:?} at height {} (when the report was made)",
+                v.signer, v.supervisor, v.signed_at
             );
             Ok(())
         }
@@ -626,14 +627,23 @@ fn freeze(
         FreezeKindArg::Org => ("org", target.target.clone()),
         FreezeKindArg::Contract => ("contract", target.target.clone()),
     };
+    let mut args = vec![
+        kind.as_bytes().to_vec(),
+        t.as_bytes().to_vec(),
+        reason.as_bytes().to_vec(),
+    ];
+    // A certificate given as a file goes along, for one the chain has not recorded yet.
+    if on && matches!(target.kind, FreezeKindArg::Cert) && Path::new(&target.target).is_file() {
+        args.push(
+            read_cert("--target", Path::new(&target.target))?
+                .der()
+                .to_vec(),
+        );
+    }
     let call = Call {
         contract: "supervision".into(),
         method: if on { "freeze" } else { "unfreeze" }.into(),
-        args: vec![
-            kind.as_bytes().to_vec(),
-            t.as_bytes().to_vec(),
-            reason.as_bytes().to_vec(),
-        ],
+        args,
     };
     let rt = runtime()?;
     rt.block_on(async {
@@ -722,15 +732,47 @@ async fn build_report(
     chain: &[Certificate],
 ) -> Result<Value, Failure> {
     let (kind, id) = (request.kind.clone(), request.id.clone());
+    let asked = request.clone();
     let mut c = supervision_client(node).await?;
     let t = full_trace(&mut c, request, true).await?;
     let from = t.first.from_height;
     let to = t.first.to_height;
+    // The node resolved the range: it must be the one asked for (a node that narrows it would
+    // otherwise get a smaller report signed), and a range of heights from 1.
+    if from == 0 || from > to {
+        return Err(Failure::NotVerified(format!(
+            "the node answered the range {from}..={to}, not a range of heights from 1"
+        )));
+    }
+    if asked.from_height != 0
+        && (from != asked.from_height || (asked.to_height != 0 && to != asked.to_height))
+    {
+        return Err(Failure::NotVerified(format!(
+            "the node answered heights {from}..={to} for the range {}..={} asked",
+            asked.from_height,
+            if asked.to_height == 0 {
+                "tip".to_string()
+            } else {
+                asked.to_height.to_string()
+            }
+        )));
+    }
     let start_header = certified(&mut c, from - 1).await?;
     let end_header = certified(&mut c, to).await?;
+    // The signer is judged at the chain's tip when the report is made (not at the range's
+    // end): an auditor revoked, suspended or frozen since cannot sign a report that verifies.
+    let mut chain_client = connect(node).await?;
+    let tip = chain_client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .map_err(|s| status_failure("status", s))?
+        .into_inner()
+        .height
+        .max(to);
+    let signer_header = certified(&mut c, tip).await?;
     let proven = c
         .prove_state(pb::ProveStateRequest {
-            height: to,
+            height: tip,
             keys: signer_keys(cert, chain, g),
         })
         .await
@@ -766,6 +808,7 @@ async fn build_report(
             "certified_header": end_header,
         },
         "entries": entries,
+        "signer": { "height": tip, "certified_header": signer_header },
         "signer_state": proven.values.iter().map(|v| json!({
             "key": hex::encode(&v.key),
             "value": v.value.as_ref().map(hex::encode),
@@ -785,6 +828,7 @@ pub(crate) struct CheckedReport {
     entries: u64,
     signer: String,
     supervisor: String,
+    signed_at: u64,
 }
 
 fn bad(m: impl Into<String>) -> Failure {
@@ -913,6 +957,8 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
     let kind = TraceKind::parse(kind_text)
         .ok_or_else(|| bad(format!("index.kind {kind_text:?} is not a trace kind")))?;
     let id = text(r, "index.id")?.to_string();
+    kind.check_id(&id)
+        .map_err(|e| bad(format!("index.id: {e}")))?;
     let (from, to) = (uint(r, "range.from")?, uint(r, "range.to")?);
     if from == 0 || from > to {
         return Err(bad(format!(
@@ -967,8 +1013,8 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
                 "{at} is entry {got}, expected entry {seq}: entries were removed, added or reordered"
             )));
         }
-        let bytes = hex_of(e, "entry").map_err(|f| bad(format!("{at}: {f:?}")))?;
-        let proof = proof_of(e, "proof").map_err(|f| bad(format!("{at}: {f:?}")))?;
+        let bytes = hex_of(e, "entry").map_err(|f| bad(format!("{at}: {}", f.message())))?;
+        let proof = proof_of(e, "proof").map_err(|f| bad(format!("{at}: {}", f.message())))?;
         state::verify_proof(
             end_header.state_root,
             &entry_key(kind, &id, seq),
@@ -993,8 +1039,16 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
             )));
         }
     }
-    // The signer: an auditor of the supervising organisation at the end height, its chain
-    // valid then under the CRLs the chain had recorded, neither suspended nor frozen.
+    // The signer: an auditor of the supervising organisation at the height the report was made
+    // (the tip then, at least the range's end), its chain valid then under the CRLs the chain
+    // had recorded, neither suspended nor frozen.
+    let signed_at = uint(r, "signer.height")?;
+    if signed_at < to {
+        return Err(bad(format!(
+            "signer.height {signed_at} is before the range's end {to}: the signer must be judged when the report was made"
+        )));
+    }
+    let signer_header = check_header(r, "signer", signed_at, g, &trust)?;
     let leaf = sig.certificate();
     if leaf.role() != Some(Role::Auditor) {
         return Err(bad(format!(
@@ -1019,8 +1073,13 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
         };
         let proof =
             proof_of(p, "proof").map_err(|_| bad(format!("{at}.proof is not a state proof")))?;
-        state::verify_proof(end_header.state_root, &key, value.as_deref(), &proof)
-            .map_err(|e| bad(format!("{at} is not the chain's state at height {to}: {e}")))?;
+        state::verify_proof(signer_header.state_root, &key, value.as_deref(), &proof).map_err(
+            |e| {
+                bad(format!(
+                    "{at} is not the chain's state at height {signed_at}: {e}"
+                ))
+            },
+        )?;
         values.push((key, value));
     }
     let value_of = |key: &[u8]| -> Result<Option<Vec<u8>>, Failure> {
@@ -1036,14 +1095,17 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
             })
     };
     let sup_key = keys::full(SUPERVISION, &keys::supervision::supervisor());
-    let sup = value_of(&sup_key)?
-        .ok_or_else(|| bad(format!("the chain named no supervisor at height {to}")))?;
+    let sup = value_of(&sup_key)?.ok_or_else(|| {
+        bad(format!(
+            "the chain named no supervisor at height {signed_at}"
+        ))
+    })?;
     let sup = SupervisorRecord::decode_bytes(&sup)
         .map_err(|e| bad(format!("the supervisor record does not decode: {e}")))?;
     let org = leaf.organisation().unwrap_or_default();
     if sup.organisation != org {
         return Err(bad(format!(
-            "the signer {} is of {org:?}, not of the supervisor {:?} at height {to}",
+            "the signer {} is of {org:?}, not of the supervisor {:?} at height {signed_at}",
             leaf.subject(),
             sup.organisation
         )));
@@ -1068,7 +1130,7 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
     ] {
         if value_of(&key)?.is_some() {
             return Err(bad(format!(
-                "the signer {} was {what} at height {to}",
+                "the signer {} was {what} at height {signed_at}",
                 leaf.subject()
             )));
         }
@@ -1083,13 +1145,13 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
             );
         }
     }
-    let at = UnixTime(end_header.timestamp.0 / 1000);
+    let at = UnixTime(signer_header.timestamp.0 / 1000);
     trust
         .consortium
         .validate(leaf, sig.chain(), &crls, at, Role::Auditor)
         .map_err(|e| {
             bad(format!(
-                "the signer {} was not a valid auditor at height {to} (time {} s) under the CRLs the chain had recorded: {e}",
+                "the signer {} was not a valid auditor at height {signed_at} (time {} s) under the CRLs the chain had recorded: {e}",
                 leaf.subject(),
                 at.0
             ))
@@ -1104,6 +1166,7 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
         entries: expected,
         signer: leaf.subject(),
         supervisor: sup.organisation,
+        signed_at,
     })
 }
 
@@ -1161,12 +1224,14 @@ pub(crate) fn check_anchored_head(
     }
 }
 
-/// Anchors the head of the audit log at `path` (of `kind`, signed by `log_cert`) on the chain
-/// with a `supervision.anchor_log` transaction of `sender`.
+/// Anchors the head of the audit log at `path` (of `kind`, signed by `log_cert`, whose key
+/// `log_signer` signs the anchor statement) on the chain with a `supervision.anchor_log`
+/// transaction of `sender`.
 pub(crate) fn anchor_head(
     path: &Path,
     kind: &'static auditlog::Kind,
     log_cert: &Certificate,
+    log_signer: &dyn crypto::Signer,
     sender: &SenderArgs,
     node: &NodeArgs,
 ) -> CmdResult {
@@ -1189,13 +1254,20 @@ pub(crate) fn anchor_head(
                 last.seq
             ))
         })?;
+    let log = log_cert.fingerprint();
+    let head_digest = crypto::Digest(<[u8; 32]>::try_from(head.as_slice()).unwrap_or([0; 32]));
+    let statement = execution::log_anchor_statement(&log, last.seq, &head_digest);
+    let sig = log_signer
+        .sign(&crypto::UserId::default(), &statement)
+        .map_err(|e| Failure::coded(&e, format!("cannot sign the anchor with the CA key: {e}")))?;
     let call = Call {
         contract: "supervision".into(),
         method: "anchor_log".into(),
         args: vec![
-            log_cert.fingerprint().0.to_vec(),
+            log.0.to_vec(),
             last.seq.to_be_bytes().to_vec(),
             head,
+            crypto::gmt0009::encode_signature(&sig),
         ],
     };
     let rt = runtime()?;

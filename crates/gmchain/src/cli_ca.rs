@@ -238,6 +238,12 @@ pub(crate) enum CaCommand {
     AuditAnchor {
         #[arg(long)]
         dir: PathBuf,
+        /// The CA key's PIN or passphrase (it signs the anchor), from this file...
+        #[arg(long, value_name = "FILE", conflicts_with = "ca_pass_env")]
+        ca_pass_file: Option<PathBuf>,
+        /// ... or this environment variable.
+        #[arg(long, value_name = "VAR")]
+        ca_pass_env: Option<String>,
         #[command(flatten)]
         sender: crate::cli_tx::SenderArgs,
         #[command(flatten)]
@@ -712,11 +718,30 @@ pub(crate) fn run(cmd: CaCommand) -> CmdResult {
             }
             Ok(())
         }
-        CaCommand::AuditAnchor { dir, sender, node } => {
-            // Only an intact log is anchored.
+        CaCommand::AuditAnchor {
+            dir,
+            ca_pass_file,
+            ca_pass_env,
+            sender,
+            node,
+        } => {
+            // Only an intact log is anchored, with the CA key's signature of the anchor.
             inspect::audit_verify(&dir, None, false)?;
             let (path, cert) = inspect::audit_log_of(&dir)?;
-            crate::cli_audit::anchor_head(&path, &auditlog::CA, &cert, &sender, &node)
+            let ca = CaDir::open(&dir, false).map_err(ca_failure)?;
+            let pass = PassArgs {
+                pass_file: ca_pass_file,
+                pass_env: ca_pass_env,
+            };
+            let signer = key::open_signer(&dir, &ca.meta().key.clone(), &pass)?;
+            crate::cli_audit::anchor_head(
+                &path,
+                &auditlog::CA,
+                &cert,
+                signer.as_ref(),
+                &sender,
+                &node,
+            )
         }
     }
 }

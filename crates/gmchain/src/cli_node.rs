@@ -160,7 +160,12 @@ pub(crate) fn genesis_from_config(config: &NodeConfig) -> Result<Genesis, Failur
         None => None,
         Some(sv) => {
             let freeze_policy = match sv.freeze_policy.as_deref() {
-                None => execution::FreezePolicy::Supervisor,
+                None => {
+                    return Err(Failure::BadInput(format!(
+                        "{}: chain.supervision.freeze_policy: missing: \"supervisor\" (its auditors freeze alone) or \"governance\" (each freeze by vote)",
+                        config.file.display()
+                    )));
+                }
                 Some(p) => execution::FreezePolicy::parse(p).ok_or_else(|| {
                     Failure::BadInput(format!(
                         "{}: chain.supervision.freeze_policy: {p:?} is not supervisor or governance",

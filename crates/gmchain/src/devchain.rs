@@ -341,7 +341,7 @@ pub(crate) fn prepare_network(
         if supervisor && i == orgs {
             people.push(("auditor", Some(Role::Auditor), Role::AuditorEnc, "auditor"));
             supervision = format!(
-                "\n[chain.supervision]\nsupervisor = \"{name}\"\nescrow = [\"orgs/{i}.auditor.enc.crt.pem\"]\n"
+                "\n[chain.supervision]\nsupervisor = \"{name}\"\nfreeze_policy = \"supervisor\"\nescrow = [\"orgs/{i}.auditor.enc.crt.pem\"]\n"
             );
         }
         for (label, role, enc_role, cn) in people {

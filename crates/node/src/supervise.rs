@@ -143,6 +143,7 @@ impl LocalNode {
         proofs: bool,
     ) -> Result<TracePage, TraceError> {
         let tip = self.tip().0.height;
+        kind.check_id(id).map_err(TraceError::Request)?;
         if id.is_empty() || id.len() > MAX_TRACE_ID {
             return Err(TraceError::Request(format!(
                 "the subject ID is {} bytes; give 1 to {MAX_TRACE_ID}",
@@ -239,6 +240,8 @@ impl LocalNode {
             }
             Ok((sup, escrow, logged))
         })??;
+        // Each target once, in the order of its first freeze.
+        let mut seen = std::collections::HashSet::new();
         let mut targets: Vec<(FreezeKind, String)> = Vec::new();
         for l in logged {
             let Some((kind, target)) = l
@@ -247,7 +250,7 @@ impl LocalNode {
             else {
                 continue;
             };
-            if !targets.iter().any(|(k, t)| *k == kind && *t == target) {
+            if seen.insert(l.clone()) {
                 targets.push((kind, target));
             }
         }
@@ -308,18 +311,49 @@ pub async fn anchor_log_heads(
         }
         let core2 = core.clone();
         let sent = tokio::task::spawn_blocking(move || submit_anchor(&core2, seq, &head)).await;
-        match sent {
-            Ok(Ok(id)) => {
-                tracing::info!(seq, tx = %id, "audit log head anchored");
+        let (id, rx) = match sent {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                tracing::warn!(seq, "audit log head not anchored: {e}");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!("audit log anchoring task failed: {e}");
+                continue;
+            }
+        };
+        // Counted as anchored only once committed with a successful receipt: a refused or
+        // failed anchor (a head behind the one anchored before: a restored log) is said in
+        // the log and tried again when the head moves.
+        match tokio::time::timeout(every.max(std::time::Duration::from_secs(30)), rx).await {
+            Ok(Ok(crate::pool::Outcome::Committed {
+                receipt, height, ..
+            })) if receipt.status == types::Status::Success => {
+                tracing::info!(seq, tx = %id, height = height.0, "audit log head anchored");
                 last = Some(seq);
             }
-            Ok(Err(e)) => tracing::warn!(seq, "audit log head not anchored: {e}"),
-            Err(e) => tracing::warn!("audit log anchoring task failed: {e}"),
+            Ok(Ok(crate::pool::Outcome::Committed { receipt, .. })) => {
+                tracing::warn!(seq, tx = %id, status = ?receipt.status, "audit log head anchor failed on the chain");
+                core.audit().record(
+                    "supervision.anchor-failed",
+                    auditlog::Outcome::Refused,
+                    &format!("entry {seq}: {:?}", receipt.status),
+                );
+                last = Some(seq);
+            }
+            other => {
+                tracing::warn!(seq, tx = %id, "audit log head anchor not committed: {other:?}")
+            }
         }
     }
 }
 
-fn submit_anchor(core: &LocalNode, seq: u64, head_hex: &str) -> Result<types::TxId, String> {
+type Waiting = (
+    types::TxId,
+    tokio::sync::oneshot::Receiver<crate::pool::Outcome>,
+);
+
+fn submit_anchor(core: &LocalNode, seq: u64, head_hex: &str) -> Result<Waiting, String> {
     let head = hex::decode(head_hex)
         .ok()
         .filter(|h| h.len() == 32)
@@ -356,9 +390,11 @@ fn submit_anchor(core: &LocalNode, seq: u64, head_hex: &str) -> Result<types::Tx
     let signer = core.validator_signer();
     let signed = types::SignedTx::sign(body, signer.as_ref(), &crypto::UserId::default())
         .map_err(|e| format!("cannot sign the anchor: {e}"))?;
-    core.submit(&signed.to_bytes(), false)
-        .map(|(id, _)| id)
-        .map_err(|r| r.to_string())
+    match core.submit(&signed.to_bytes(), true) {
+        Ok((id, Some(rx))) => Ok((id, rx)),
+        Ok((id, None)) => Err(format!("no commit receiver for the anchor {id}")),
+        Err(r) => Err(r.to_string()),
+    }
 }
 
 /// The gRPC service.

@@ -111,6 +111,17 @@ fn genesis_refuses_a_bad_supervision_section_naming_the_field() {
             "supervision.freeze_policy",
         ),
         (
+            {
+                let mut g = supervised_genesis(&w, "supervisor", &[]);
+                g["supervision"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("freeze_policy");
+                g
+            },
+            "supervision.freeze_policy: missing",
+        ),
+        (
             supervised_genesis(&w, "supervisor", &[&user_enc]),
             "not auditor-enc",
         ),
@@ -523,23 +534,41 @@ fn a_node_and_a_ca_anchor_their_audit_log_heads_which_only_grow() {
         .admit(&anchor_log(&s.w.node_cert, 5, &s.w.user.id(), 1, 1))
         .unwrap_err();
     assert_eq!(err.code, RejectCode::PermissionDenied, "{err}");
+    // A CA's log: its admin anchors it with the CA's signature of the anchor.
     let ca_log = s.w.pki.a.ca.fingerprint();
-    assert_success(&s.node.run(&[anchor_log(&s.w.admin, 6, &ca_log, 3, 9)]));
+    let ca_signed = |key: &SoftSigner, salt: u8, log: &Digest, seq: u64, head: u8| {
+        let sig = key
+            .sign(
+                &UserId::default(),
+                &execution::log_anchor_statement(log, seq, &Digest([head; 32])),
+            )
+            .unwrap();
+        let mut a = vec![log.0.to_vec(), seq.to_be_bytes().to_vec(), vec![head; 32]];
+        a.push(crypto::gmt0009::encode_signature(&sig));
+        call(&s.w.admin, salt, "supervision", "anchor_log", a)
+    };
+    assert_success(&s.node.run(&[ca_signed(&s.w.pki.a.key, 6, &ca_log, 3, 9)]));
+    // Not without the CA's signature, nor with another key's, nor for another CA.
     let err = s
         .node
-        .admit(&anchor_log(
-            &s.w.admin,
-            7,
-            &s.w.pki.root.ca.fingerprint(),
-            3,
-            9,
-        ))
+        .admit(&anchor_log(&s.w.admin, 7, &ca_log, 4, 9))
+        .unwrap_err();
+    assert!(err.message.contains("CA's signature"), "{err}");
+    let err = s
+        .node
+        .admit(&ca_signed(&s.w.pki.root.key, 8, &ca_log, 5, 9))
+        .unwrap_err();
+    assert_eq!(err.code, RejectCode::PermissionDenied, "{err}");
+    let root_log = s.w.pki.root.ca.fingerprint();
+    let err = s
+        .node
+        .admit(&ca_signed(&s.w.pki.root.key, 9, &root_log, 3, 9))
         .unwrap_err();
     assert_eq!(err.code, RejectCode::PermissionDenied, "{err}");
     // A user cannot anchor anything.
     let err = s
         .node
-        .admit(&anchor_log(&s.w.user, 8, &ca_log, 4, 9))
+        .admit(&anchor_log(&s.w.user, 10, &ca_log, 4, 9))
         .unwrap_err();
     assert_eq!(err.code, RejectCode::PermissionDenied, "{err}");
 }
@@ -550,7 +579,6 @@ fn a_node_and_a_ca_anchor_their_audit_log_heads_which_only_grow() {
 /// it, so its consensus links are cut after the block; freezing more than a third of the
 /// validators halts the chain, and the unfreeze can then never be committed.
 #[test]
-#[ignore = "review17 finding 1: a supervisor's cert freeze applies to validators' node-sign certificates (p2p links cut; chain halt)"]
 fn review17_a_supervisor_freeze_must_not_cut_a_validator() {
     let s = supervised("supervisor");
     let validator = s.w.node_cert.id();
@@ -570,14 +598,28 @@ fn review17_a_supervisor_freeze_must_not_cut_a_validator() {
 /// review17 finding 1 (consequence): once frozen, the validator's certificate no longer
 /// authenticates, which is what the p2p link admission checks.
 #[test]
-#[ignore = "review17 finding 1: a frozen validator certificate fails authenticate, so its p2p links are refused"]
 fn review17_a_frozen_validator_still_authenticates_for_links() {
     let mut s = supervised("supervisor");
     let validator = s.w.node_cert.id();
-    assert_success(
-        &s.node
-            .run(&[freeze(&s.regulator, 1, "cert", &validator.to_hex())]),
+    // The node's certificate is on the chain once it has transacted; even then the freeze is
+    // refused (only people are frozen), so its links and votes never depend on one auditor.
+    let request = call(
+        &s.w.node_cert,
+        1,
+        "supervision",
+        "anchor_log",
+        vec![
+            validator.0.to_vec(),
+            1u64.to_be_bytes().to_vec(),
+            vec![1; 32],
+        ],
     );
+    assert_success(&s.node.run(&[request]));
+    let err = s
+        .node
+        .admit(&freeze(&s.regulator, 1, "cert", &validator.to_hex()))
+        .unwrap_err();
+    assert!(err.message.contains("not a person's"), "{err}");
     let view = s.node.view();
     let r = s
         .node
@@ -593,7 +635,6 @@ fn review17_a_frozen_validator_still_authenticates_for_links() {
 /// the organisation's CA log without any proof that the CA signed it; one anchor at
 /// seq u64::MAX makes every later genuine anchor fail LOG_REGRESSED, for ever.
 #[test]
-#[ignore = "review17 finding 4: an admin can jam the CA's log anchor for ever with seq u64::MAX and no CA signature"]
 fn review17_an_admin_cannot_jam_the_ca_log_anchor() {
     let mut s = supervised("supervisor");
     let ca_log = s.w.pki.a.ca.fingerprint();
@@ -610,8 +651,33 @@ fn review17_an_admin_cannot_jam_the_ca_log_anchor() {
             ],
         )
     };
-    assert_success(&s.node.run(&[anchor_log(&s.w.admin, 1, u64::MAX, 0xee)]));
-    // The CA's genuine head, entry 42, can no longer be anchored.
-    let r = s.node.run(&[anchor_log(&s.w.admin, 2, 42, 0x42)]);
-    assert_success(&r);
+    // Without the CA's signature the jamming anchor is refused at admission.
+    let err = s
+        .node
+        .admit(&anchor_log(&s.w.admin, 1, u64::MAX, 0xee))
+        .unwrap_err();
+    assert_eq!(err.code, RejectCode::BadArguments, "{err}");
+    // The CA's genuine head, entry 42, signed by the CA, is anchored.
+    let sig =
+        s.w.pki
+            .a
+            .key
+            .sign(
+                &UserId::default(),
+                &execution::log_anchor_statement(&ca_log, 42, &Digest([0x42; 32])),
+            )
+            .unwrap();
+    let genuine = call(
+        &s.w.admin,
+        2,
+        "supervision",
+        "anchor_log",
+        vec![
+            ca_log.0.to_vec(),
+            42u64.to_be_bytes().to_vec(),
+            vec![0x42; 32],
+            crypto::gmt0009::encode_signature(&sig),
+        ],
+    );
+    assert_success(&s.node.run(&[genuine]));
 }

@@ -1651,7 +1651,8 @@ fn a_supervisor_freeze_of_a_contract_is_its_own_flag_lifted_only_by_the_supervis
     let regulator = w.pki.leaf(&w.pki.root, Role::Auditor, "regulator");
     let mut g: serde_json::Value = serde_json::from_str(&w.g.to_json()).unwrap();
     g["format"] = serde_json::json!(3);
-    g["supervision"] = serde_json::json!({ "supervisor": "GMChain Consortium" });
+    g["supervision"] =
+        serde_json::json!({ "supervisor": "GMChain Consortium", "freeze_policy": "supervisor" });
     let genesis = Genesis::from_json(g.to_string().as_bytes()).unwrap();
     let root_admin = w.pki.leaf(&w.pki.root, Role::Admin, "root-admin");
     let mut x = Two {
@@ -1678,7 +1679,11 @@ fn a_supervisor_freeze_of_a_contract_is_its_own_flag_lifted_only_by_the_supervis
         .must_admit(&call_fuel(&x.w.user, salt, "alpha", "i", 1_000_000));
     assert_success(&x.node.run(&[sup(true, 1)]));
     let r = x.node.commit(std::slice::from_ref(&before)).remove(0);
-    assert_eq!(failed(&r), Some(FailureCode::ContractFrozenBySupervisor), "{r:?}");
+    assert_eq!(
+        failed(&r),
+        Some(FailureCode::ContractFrozenBySupervisor),
+        "{r:?}"
+    );
     let salt = x.salt();
     let tx = call_fuel(&x.w.user, salt, "alpha", "i", 1_000_000);
     assert_eq!(
