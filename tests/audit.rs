@@ -477,6 +477,27 @@ fn a_frozen_user_is_refused_until_the_supervisor_unfreezes() {
     let client0 = cert_id(&chain, "clients/0");
     let out = supervise(&chain, true, "cert", "clients/0.crt.pem", "unusual volume");
     assert!(out.contains(&format!("froze cert \"{client0}\"")), "{out}");
+    // The node's audit log names the auditor's submission and the freeze it applied.
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(dir.join("data/audit.log")).unwrap_or_default();
+        let submitted = log.lines().any(|l| {
+            l.contains("\"action\":\"api.submit\"")
+                && l.contains("O=Agency 03")
+                && l.contains("supervision.freeze transaction")
+        });
+        let served = log
+            .lines()
+            .any(|l| l.contains("supervision.freeze-served") && l.contains("unusual volume"));
+        if submitted && served {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node's audit log lacks the auditor's submission ({submitted}) or the freeze ({served}):\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     // Its own session is refused at the handshake (exit 1)…
     let o = attest(&chain, "b.txt", "b by client0", "clients/0");
     let err = stderr(&o);

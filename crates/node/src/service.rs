@@ -800,7 +800,21 @@ impl Chain for ChainService {
         request: Request<pb::SubmitTransactionRequest>,
     ) -> Result<Response<pb::SubmitTransactionResponse>, Status> {
         self.admit_write(&request)?;
+        // An admin's or an auditor's submissions go into the node's audit log (admitted: one
+        // entry each, naming the call; refused: in the per-peer sums).
+        let privileged = peer_of(&request)
+            .identity
+            .filter(|w| matches!(w.role, pki::Role::Admin | pki::Role::Auditor))
+            .map(|w| w.subject.clone());
         let req = request.into_inner();
+        let call = privileged.as_ref().map(|_| {
+            <types::SignedTx as types::Decode>::from_bytes(
+                &req.signed_tx,
+                &types::Limits::default(),
+            )
+            .map(|t| format!("{}.{}", t.tx.call.contract, t.tx.call.method))
+            .unwrap_or_else(|_| "an undecodable transaction".into())
+        });
         let core = self.core.clone();
         let wait = req.wait_for_commit;
         let slot = self
@@ -815,6 +829,17 @@ impl Chain for ChainService {
         .await;
         // Free the slot before waiting for the commit.
         drop(slot);
+        if let (Some(who), Some(call)) = (&privileged, &call) {
+            match &admitted {
+                Ok((id, _)) => self.core.audit().record_by(
+                    who,
+                    "api.submit",
+                    auditlog::Outcome::Done,
+                    &format!("{call} transaction {id} admitted"),
+                ),
+                Err(s) => self.core.audit().refused("api-submit", who, s.message()),
+            }
+        }
         let (id, rx) = admitted?;
         let mut resp = pb::SubmitTransactionResponse {
             tx_id: id.as_bytes().to_vec(),
