@@ -34,8 +34,7 @@ use pki::{Certificate, IssueRequest, Role, Serial, UnixTime, Validity};
 use storage::ChainStore;
 use storage_rocksdb::RocksBackend;
 use types::{
-    Call, ChainId, CommitCertificate, Encode, Height, Sender, SignedTx, Transaction, Vote,
-    VoteKind,
+    Call, ChainId, CommitCertificate, Encode, Height, Sender, SignedTx, Transaction, Vote, VoteKind,
 };
 
 use crate::Failure;
@@ -267,7 +266,10 @@ impl World {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(fail("sign", "a thread panicked"))))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(fail("sign", "a thread panicked")))
+                })
                 .collect()
         });
         let mut out = Vec::with_capacity(ids.len());
@@ -279,10 +281,7 @@ impl World {
 }
 
 /// Runs `f` on `items` split over all cores, in order.
-fn parallel<T: Sync, R: Send>(
-    items: &[T],
-    f: impl Fn(&T) -> R + Sync,
-) -> Result<Vec<R>, Failure> {
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Result<Vec<R>, Failure> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = items.len().div_ceil(threads).max(1);
     let f = &f;
@@ -339,12 +338,9 @@ impl Chain<'_> {
             let batch_end = n.min(self.built + 10 * self.block_txs);
             let tip = self.node.tip().0.height.0;
             let t = Instant::now();
-            let txs = self.world.sign(
-                self.built..batch_end,
-                self.first,
-                Height(tip + 100),
-                0,
-            )?;
+            let txs = self
+                .world
+                .sign(self.built..batch_end, self.first, Height(tip + 100), 0)?;
             self.time.sign += t.elapsed().as_secs_f64();
             for block in txs.chunks(self.block_txs as usize) {
                 let t = Instant::now();
@@ -412,6 +408,16 @@ impl Query {
             self.entries, self.first_us, self.median_us
         )
     }
+}
+
+/// What was measured at one size.
+struct Row {
+    size: u64,
+    /// Seconds spent building the chain up to this size.
+    build_s: f64,
+    time: BuildTime,
+    /// The rare signer's whole trace, the hot signer's page of 100, its entries in one block.
+    queries: [Query; 3],
 }
 
 /// Checks a page: every entry's and both counters' proofs against the state roots of the
@@ -516,7 +522,10 @@ fn queries(chain: &Chain<'_>, reps: usize) -> Result<[Query; 3], Failure> {
             if p.entries.len() != 10 || p.end_count != 10 || p.more {
                 return Err(fail(
                     "trace",
-                    format!("the rare signer's trace holds {} entries, not 10", p.entries.len()),
+                    format!(
+                        "the rare signer's trace holds {} entries, not 10",
+                        p.entries.len()
+                    ),
                 ));
             }
             check_page(chain, p, TraceKind::Cert, &rare, &rare_cert)
@@ -798,12 +807,14 @@ fn run_in(args: &AuditBenchArgs, dir: &Path) -> Result<String, Failure> {
         time: BuildTime::default(),
     };
     let many = world.many.len();
-    let mut rows = Vec::new();
-    let started = Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
+    // The build's time so far (not the queries').
+    let mut build_s = 0.0;
     for &size in &args.sizes {
         eprintln!("building the chain to {size} transactions …");
+        let started = Instant::now();
         chain.grow_to(size)?;
-        let build_s = started.elapsed().as_secs_f64();
+        build_s += started.elapsed().as_secs_f64();
         // The fixture holds what was built: the counters at the tip against the plan.
         let hot = chain.count(TraceKind::Cert, &world.hot.cert.fingerprint().to_hex())?;
         let total = chain.count(TraceKind::Contract, "attestation")?;
@@ -819,12 +830,18 @@ fn run_in(args: &AuditBenchArgs, dir: &Path) -> Result<String, Failure> {
             "  rare {:.1} µs, hot page {:.1} µs, hot block {:.1} µs",
             a.median_us, b.median_us, c.median_us
         );
-        let t = chain.time;
-        rows.push((size, build_s, t, a, b, c));
+        rows.push(Row {
+            size,
+            build_s,
+            time: chain.time,
+            queries: [a, b, c],
+        });
     }
     let rows_json: Vec<String> = rows
         .iter()
-        .map(|(size, build_s, t, a, b, c)| {
+        .map(|r| {
+            let (size, build_s, t) = (r.size, r.build_s, r.time);
+            let [a, b, c] = &r.queries;
             format!(
                 "    {{ \"transactions\": {size}, \"blocks\": {}, \"build_s\": {build_s:.1}, \"build_sign_s\": {:.1}, \"build_admit_s\": {:.1}, \"build_produce_s\": {:.1},\n      \"rare_whole_trace\": {},\n      \"hot_page_100\": {},\n      \"hot_one_block\": {} }}",
                 size / args.block_txs,
@@ -837,11 +854,11 @@ fn run_in(args: &AuditBenchArgs, dir: &Path) -> Result<String, Failure> {
             )
         })
         .collect();
-    let growth = |pick: fn(&(u64, f64, BuildTime, Query, Query, Query)) -> f64| {
-        match (rows.first(), rows.last()) {
-            (Some(f), Some(l)) if pick(f) > 0.0 => pick(l) / pick(f),
-            _ => 0.0,
+    let growth = |q: usize| match (rows.first(), rows.last()) {
+        (Some(f), Some(l)) if f.queries[q].median_us > 0.0 => {
+            l.queries[q].median_us / f.queries[q].median_us
         }
+        _ => 0.0,
     };
     Ok(format!(
         "{{\n  \"block_txs\": {},\n  \"signers\": {},\n  \"reps\": {},\n  \"sizes\": [\n{}\n  ],\n  \"growth_last_over_first\": {{ \"rare_whole_trace\": {:.2}, \"hot_page_100\": {:.2}, \"hot_one_block\": {:.2}, \"chain\": {:.0} }},\n  \"index_cost\": {}\n}}\n",
@@ -849,9 +866,9 @@ fn run_in(args: &AuditBenchArgs, dir: &Path) -> Result<String, Failure> {
         many + 2,
         args.reps,
         rows_json.join(",\n"),
-        growth(|r| r.3.median_us),
-        growth(|r| r.4.median_us),
-        growth(|r| r.5.median_us),
+        growth(0),
+        growth(1),
+        growth(2),
         args.sizes.last().copied().unwrap_or(0) as f64 / first as f64,
         cost.map_or_else(|| "null".to_string(), |c| c.json()),
     ))

@@ -37,6 +37,10 @@ pub(crate) const REPORT_VERSION: u64 = 1;
 pub(crate) const MAX_REPORT_ENTRIES: u64 = 100_000;
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process from the command line; boxing would only complicate clap"
+)]
 pub(crate) enum AuditCommand {
     /// The chain's supervisor, its freeze policy, the supervision escrow and the freezes in
     /// force (JSON). Auditors of the supervising organisation only.

@@ -174,7 +174,6 @@ fn a_frozen_certificate_is_refused_from_the_next_block_with_its_own_code_and_onl
         matches!(&refused, execution::MemberRefusal::Frozen(RejectCode::SignerFrozen, m) if m.contains("frozen")),
         "{refused:?}"
     );
-    drop(view);
     // Others are unaffected.
     s.node.must_admit(&anchor(&s.w.user2, 1, &sm3(b"y")));
     // An admin's resume does not lift a supervisor's freeze: it is not a suspension.
@@ -239,7 +238,6 @@ fn an_organisation_freeze_stops_its_people_not_its_nodes_and_never_the_superviso
             .is_ok(),
         "a node of a frozen organisation still authenticates"
     );
-    drop(view);
     // The supervising organisation is never frozen as a whole (its people alone unfreeze).
     let err = s
         .node
