@@ -70,6 +70,9 @@ pub struct Executor {
     registry: Registry,
     // The node's contract runtime: the deterministic engine and the compiled-module cache.
     runtime: std::sync::Arc<contracts::Runtime>,
+    // Whether each transaction is appended to the trace indexes (`audit/`). Always true but in
+    // the benchmark's executor ([`Executor::without_trace_indexes_for_bench`]).
+    trace_indexes: bool,
 }
 
 /// The parent state plus the writes of the block's successful transactions so far. Writes are
@@ -102,6 +105,19 @@ impl Executor {
                 contracts::Limits::default(),
                 MODULE_CACHE_BYTES,
             )),
+            trace_indexes: true,
+        }
+    }
+
+    /// Benchmark only (`gmchain bench audit`): an executor that writes no trace index, so that
+    /// the indexes' share of a block's commit time can be measured against the same blocks.
+    /// Its state roots differ from every node's, so no chain can run on it: a block it executes
+    /// is refused by any other validator, and a node never builds one.
+    #[doc(hidden)]
+    pub fn without_trace_indexes_for_bench(chain_id: ChainId, params: &ChainParams) -> Self {
+        Executor {
+            trace_indexes: false,
+            ..Executor::new(chain_id, params)
         }
     }
 
@@ -191,7 +207,9 @@ impl Executor {
                 Status::Success => 0,
                 Status::Failed { code, .. } => *code,
             };
-            index_transaction(&mut overlay, ctx, position, tx, code, subjects)?;
+            if self.trace_indexes {
+                index_transaction(&mut overlay, ctx, position, tx, code, subjects)?;
+            }
             receipts.push(receipt);
         }
         // The chain's validator rule: the set of the next height, from what the block left.

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_admission;
+mod bench_audit;
 mod bench_consortium;
 mod bench_contract;
 mod bench_exchange;
@@ -121,6 +122,10 @@ enum BenchCommand {
     /// Data exchange (issue 15): fetch throughput of 1 MiB and 64 MiB versions over the node
     /// API against SM4-GCM decryption, and the peak memory of publishing 64 MiB.
     Exchange(bench_exchange::ExchangeBenchArgs),
+    /// Supervision (issue 16): trace query times as the chain grows (10⁴, 10⁵, 10⁶
+    /// transactions, built in process through the node's admission, engine and ledger), and
+    /// the trace indexes' share of commit time, measured in one run.
+    Audit(bench_audit::AuditBenchArgs),
 }
 
 /// A failure with its exit code.
@@ -213,6 +218,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Consortium(args)) => bench_consortium::run(&args),
         Command::Bench(BenchCommand::Admission(args)) => bench_admission::run(&args),
         Command::Bench(BenchCommand::Exchange(args)) => bench_exchange::run(&args),
+        Command::Bench(BenchCommand::Audit(args)) => bench_audit::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -205,6 +205,26 @@ impl<B: KvBackend> Ledger<B> {
     /// store, naming the height), that its block 0 is `genesis`'s, and that the tip's
     /// certificate decides the tip under the validator set.
     pub fn open(store: ChainStore<B>, genesis: Genesis) -> Result<Self, LedgerError> {
+        Self::open_inner(store, genesis, true)
+    }
+
+    /// Benchmark only (`gmchain bench audit`): [`Ledger::open`] with an executor that writes
+    /// no trace index ([`Executor::without_trace_indexes_for_bench`]), to measure the indexes'
+    /// share of commit time on the same blocks. Its state roots differ from every node's, so
+    /// its blocks are refused by any other validator; a node never opens one.
+    #[doc(hidden)]
+    pub fn open_without_trace_indexes_for_bench(
+        store: ChainStore<B>,
+        genesis: Genesis,
+    ) -> Result<Self, LedgerError> {
+        Self::open_inner(store, genesis, false)
+    }
+
+    fn open_inner(
+        store: ChainStore<B>,
+        genesis: Genesis,
+        trace_indexes: bool,
+    ) -> Result<Self, LedgerError> {
         store.check_version()?;
         let tip = store
             .check_tip_on_startup()?
@@ -221,7 +241,11 @@ impl<B: KvBackend> Ledger<B> {
             .consortium()
             .map_err(|e| LedgerError::Genesis(e.to_string()))?;
         let admission = Admission::new(genesis.chain_id.clone(), &genesis.params, consortium);
-        let executor = Executor::new(genesis.chain_id.clone(), &genesis.params);
+        let executor = if trace_indexes {
+            Executor::new(genesis.chain_id.clone(), &genesis.params)
+        } else {
+            Executor::without_trace_indexes_for_bench(genesis.chain_id.clone(), &genesis.params)
+        };
         let nodes = NodeCache::default();
         let genesis_set = Arc::new(genesis.validator_set()?);
         let mut epochs = Vec::new();
