@@ -115,7 +115,6 @@ impl AttestationContract {
         ctx.put(&digest_key, id.0.to_vec())?;
         ctx.put(&k::owner(&owner, seq), id.0.to_vec())?;
         ctx.put(&count_key, seq.saturating_add(1).to_be_bytes().to_vec())?;
-        ctx.trace(crate::trace::TraceKind::Attestation, &id.to_hex());
         ctx.emit("anchored", id.0.to_vec())
     }
 }

@@ -13,7 +13,7 @@ use crate::keys::{self, AUDIT, IDENTITY};
 use crate::params::ChainParams;
 use crate::params_rule;
 use crate::registry::Registry;
-use crate::trace::{FreezeKind, TraceEntry, TraceKind};
+use crate::trace::{FreezeKind, MAX_ROWS_PER_ENTRY, TraceEntry, TraceKind, TraceRow};
 use crate::validators;
 use crate::verified::VerifiedTx;
 use crate::view::StateRead;
@@ -156,6 +156,7 @@ impl Executor {
             });
         }
         let mut receipts = Vec::with_capacity(txs.len());
+        let mut traced: BTreeMap<(TraceKind, String), Vec<TraceRow>> = BTreeMap::new();
         let mut standing_txs: Vec<(types::TxId, Vec<Vec<u8>>)> = Vec::new();
         for (position, tx) in (0u32..).zip(txs) {
             let (fuel_used, result) = self.run(&overlay, ctx, &limits, tx);
@@ -208,10 +209,12 @@ impl Executor {
                 Status::Failed { code, .. } => *code,
             };
             if self.trace_indexes {
-                index_transaction(&mut overlay, ctx, position, tx, code, subjects)?;
+                collect_subjects(&mut traced, position, tx, code, subjects);
             }
             receipts.push(receipt);
         }
+        // The trace indexes: one entry per subject the block touched.
+        write_trace_entries(&mut overlay, ctx, traced)?;
         // The chain's validator rule: the set of the next height, from what the block left.
         let end = validators::end_block(&overlay, ctx.height, &standing_txs)?;
         overlay.writes.extend(end.writes);
@@ -463,23 +466,19 @@ impl Executor {
     }
 }
 
-/// Appends the transaction to the trace indexes (`audit/` namespace): those of its signer's
-/// certificate, its signer's organisation and the contract it called, whatever its outcome,
-/// and, when it succeeded, those of the subjects its contract declared (a dataset, an
-/// attestation, a contract's lifecycle). Each index is a counter and numbered entries, so the
-/// entries of a height range are exactly those between the counters at its two ends.
-fn index_transaction<S: NodeStore + ?Sized>(
-    overlay: &mut Overlay<'_, S>,
-    ctx: &BlockContext,
+/// Notes the transaction under each subject it touches: its signer's certificate, its
+/// signer's organisation and the contract it called, whatever its outcome, and, when it
+/// succeeded, the subjects its contract declared (a dataset, a contract's lifecycle).
+fn collect_subjects(
+    traced: &mut BTreeMap<(TraceKind, String), Vec<TraceRow>>,
     position: u32,
     tx: &VerifiedTx,
     code: u32,
     declared: Vec<(TraceKind, String)>,
-) -> Result<(), ExecError> {
+) {
     let signer = tx.signer();
     let call = &tx.signed().tx.call;
-    let entry = TraceEntry {
-        height: ctx.height,
+    let row = TraceRow {
         position,
         tx_id: tx.id().0,
         signer: signer.cert_id,
@@ -487,23 +486,45 @@ fn index_transaction<S: NodeStore + ?Sized>(
         contract: call.contract.clone(),
         method: call.method.clone(),
         code,
-        timestamp_ms: ctx.timestamp_ms,
-    }
-    .encode();
+    };
     let mut subjects: BTreeSet<(TraceKind, String)> = declared.into_iter().collect();
     subjects.insert((TraceKind::Cert, signer.cert_id.to_hex()));
     subjects.insert((TraceKind::Org, signer.organisation.clone()));
     subjects.insert((TraceKind::Contract, call.contract.clone()));
-    for (kind, id) in subjects {
+    for s in subjects {
+        traced.entry(s).or_default().push(row.clone());
+    }
+}
+
+/// Appends the block's entries to the trace indexes (`audit/` namespace): for each subject
+/// the block touched, its transactions in block order, in entries of at most
+/// [`MAX_ROWS_PER_ENTRY`], numbered on from the subject's counter, which is rewritten once.
+/// Entries are only appended, so the entries of a height range are exactly those between the
+/// counters at its two ends; one entry per subject per block keeps the index's writes to the
+/// subjects a block touched, not its transactions.
+fn write_trace_entries<S: NodeStore + ?Sized>(
+    overlay: &mut Overlay<'_, S>,
+    ctx: &BlockContext,
+    traced: BTreeMap<(TraceKind, String), Vec<TraceRow>>,
+) -> Result<(), ExecError> {
+    for ((kind, id), rows) in traced {
         let count_key = keys::full(AUDIT, &keys::audit::count(kind.as_str(), &id));
-        let n = crate::records::decode_u64(&count_key, overlay.read(&count_key)?.as_deref())?;
-        overlay.writes.insert(
-            keys::full(AUDIT, &keys::audit::entry(kind.as_str(), &id, n)),
-            Some(entry.clone()),
-        );
+        let mut n = crate::records::decode_u64(&count_key, overlay.read(&count_key)?.as_deref())?;
+        for chunk in rows.chunks(MAX_ROWS_PER_ENTRY) {
+            let entry = TraceEntry {
+                height: ctx.height,
+                timestamp_ms: ctx.timestamp_ms,
+                rows: chunk.to_vec(),
+            };
+            overlay.writes.insert(
+                keys::full(AUDIT, &keys::audit::entry(kind.as_str(), &id, n)),
+                Some(entry.encode()),
+            );
+            n = n.saturating_add(1);
+        }
         overlay
             .writes
-            .insert(count_key, Some(n.saturating_add(1).to_be_bytes().to_vec()));
+            .insert(count_key, Some(n.to_be_bytes().to_vec()));
     }
     Ok(())
 }

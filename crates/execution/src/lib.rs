@@ -126,8 +126,8 @@ pub use supervision::{
     signer_refusal as supervisor_refusal, supervisor,
 };
 pub use trace::{
-    FreezeKind, FreezePolicy, FreezeRecord, LogHead, MAX_REASON_LEN, SupervisorRecord, TraceEntry,
-    TraceKind,
+    FreezeKind, FreezePolicy, FreezeRecord, LogHead, MAX_REASON_LEN, MAX_ROWS_PER_ENTRY,
+    SupervisorRecord, TraceEntry, TraceKind, TraceRow,
 };
 pub use validators::{
     EndOfBlock, current as current_validators, epochs, exclusion, pending, to_set,

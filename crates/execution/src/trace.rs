@@ -2,8 +2,8 @@
 //! supervisor's freezes, and the trace indexes the executor keeps in the state.
 //!
 //! A trace index is a counter and numbered entries per subject (a signer's certificate, an
-//! organisation, a contract, a dataset, an attestation, a contract's lifecycle), written by the
-//! executor after every transaction (`audit/` namespace, docs/execution.md §3). Entries are only
+//! organisation, a contract, a dataset, a contract's lifecycle), written by the executor at the
+//! end of every block (one entry per subject the block touched, holding its transactions) (`audit/` namespace, docs/execution.md §3). Entries are only
 //! appended, so the entries of a height range are exactly those numbered from the counter at
 //! the start of the range to the counter at its end, and each is proven by a state proof: a
 //! report needs no scan of the chain to prove it lists everything.
@@ -79,8 +79,6 @@ pub enum TraceKind {
     /// The life of a dataset: registration, versions, requests, grants, denials, revocations,
     /// fetches (ID: `organisation/name`).
     Dataset,
-    /// An attestation's anchoring (ID: 64 hex of the attestation ID).
-    Attestation,
     /// A WASM contract's lifecycle: proposals, votes, deployment, upgrades, freezes (ID: its
     /// name).
     Lifecycle,
@@ -88,12 +86,11 @@ pub enum TraceKind {
 
 impl TraceKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [TraceKind; 6] = [
+    pub const ALL: [TraceKind; 5] = [
         TraceKind::Cert,
         TraceKind::Org,
         TraceKind::Contract,
         TraceKind::Dataset,
-        TraceKind::Attestation,
         TraceKind::Lifecycle,
     ];
 
@@ -104,7 +101,6 @@ impl TraceKind {
             TraceKind::Org => "org",
             TraceKind::Contract => "contract",
             TraceKind::Dataset => "dataset",
-            TraceKind::Attestation => "attestation",
             TraceKind::Lifecycle => "lifecycle",
         }
     }
@@ -115,10 +111,10 @@ impl TraceKind {
     }
 
     /// Checks that `id` is written as the executor writes this kind's IDs (one spelling per
-    /// subject: 64 lower-case hex for a certificate or an attestation, an organisation's name,
-    /// a contract's name, `organisation/name` for a dataset), so that no trace, report or
-    /// reader can name a subject in a spelling the index never holds and be shown an empty,
-    /// "complete" history. The error says what is wrong.
+    /// subject: 64 lower-case hex for a certificate, an organisation's name, a contract's name,
+    /// `organisation/name` for a dataset), so that no trace, report or reader can name a
+    /// subject in a spelling the index never holds and be shown an empty, "complete" history.
+    /// The error says what is wrong.
     pub fn check_id(self, id: &str) -> Result<(), String> {
         let lower_hex = |s: &str| {
             s.len() == 64
@@ -134,7 +130,7 @@ impl TraceKind {
         };
         let org = |s: &str| pki::check_organisation(s).is_ok() && !s.contains('/');
         let ok = match self {
-            TraceKind::Cert | TraceKind::Attestation => lower_hex(id),
+            TraceKind::Cert => lower_hex(id),
             TraceKind::Org => org(id),
             TraceKind::Contract | TraceKind::Lifecycle => contract(id),
             TraceKind::Dataset => id.split_once('/').is_some_and(|(o, n)| {
@@ -152,8 +148,7 @@ impl TraceKind {
                 "{id:?} is not how a {} is named on the chain ({})",
                 self.as_str(),
                 match self {
-                    TraceKind::Cert | TraceKind::Attestation =>
-                        "64 lower-case hex characters of its SM3 ID",
+                    TraceKind::Cert => "64 lower-case hex characters of its SM3 ID",
                     TraceKind::Org => "an organisation's name, without '/'",
                     TraceKind::Contract | TraceKind::Lifecycle =>
                         "1 to 32 characters of a-z, 0-9, '-' and '_' starting with a letter",
@@ -171,11 +166,13 @@ impl core::fmt::Display for TraceKind {
     }
 }
 
-/// One entry of a trace index: a transaction that touched the subject.
+/// The most transactions one trace entry holds: a subject with more in one block has several
+/// entries for that block.
+pub const MAX_ROWS_PER_ENTRY: usize = 256;
+
+/// One transaction of a trace entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TraceEntry {
-    /// The block holding the transaction.
-    pub height: Height,
+pub struct TraceRow {
     /// The transaction's position in its block (from 0).
     pub position: u32,
     /// The transaction's ID.
@@ -190,8 +187,19 @@ pub struct TraceEntry {
     pub method: String,
     /// 0 when the transaction succeeded, else its receipt's failure code.
     pub code: u32,
+}
+
+/// One entry of a trace index: the transactions of one block that touched the subject (at
+/// most [`MAX_ROWS_PER_ENTRY`], in block order). One entry per subject per block keeps the
+/// index's state writes per block to the subjects the block touched, not its transactions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceEntry {
+    /// The block.
+    pub height: Height,
     /// The block's timestamp (ms).
     pub timestamp_ms: u64,
+    /// Its transactions that touched the subject, in block order (1..=256).
+    pub rows: Vec<TraceRow>,
 }
 
 const MAX_NAME: usize = 256;
@@ -202,14 +210,17 @@ impl TraceEntry {
         let mut w = Writer::new();
         w.header(tag::TRACE_ENTRY);
         w.u64(self.height.0);
-        w.u32(self.position);
-        w.fixed(self.tx_id.as_bytes());
-        w.fixed(self.signer.as_bytes());
-        w.bytes(self.organisation.as_bytes());
-        w.bytes(self.contract.as_bytes());
-        w.bytes(self.method.as_bytes());
-        w.u32(self.code);
         w.u64(self.timestamp_ms);
+        w.len(self.rows.len());
+        for r in &self.rows {
+            w.u32(r.position);
+            w.fixed(r.tx_id.as_bytes());
+            w.fixed(r.signer.as_bytes());
+            w.bytes(r.organisation.as_bytes());
+            w.bytes(r.contract.as_bytes());
+            w.bytes(r.method.as_bytes());
+            w.u32(r.code);
+        }
         w.into_bytes()
     }
 
@@ -223,28 +234,43 @@ impl TraceEntry {
         let mut r = Reader::new(bytes);
         r.header("trace.header", tag::TRACE_ENTRY)?;
         let height = Height(r.u64("trace.height")?);
-        let position = r.u32("trace.position")?;
-        let tx_id = Digest(r.array("trace.tx_id")?);
-        let signer = Digest(r.array("trace.signer")?);
-        let organisation = text(
-            "trace.organisation",
-            r.bytes("trace.organisation", MAX_NAME)?,
-        )?;
-        let contract = text("trace.contract", r.bytes("trace.contract", MAX_NAME)?)?;
-        let method = text("trace.method", r.bytes("trace.method", MAX_NAME)?)?;
-        let code = r.u32("trace.code")?;
         let timestamp_ms = r.u64("trace.timestamp_ms")?;
+        let n = r.len("trace.rows", MAX_ROWS_PER_ENTRY)?;
+        let mut rows = Vec::with_capacity(n);
+        for _ in 0..n {
+            let position = r.u32("trace.position")?;
+            let tx_id = Digest(r.array("trace.tx_id")?);
+            let signer = Digest(r.array("trace.signer")?);
+            let organisation = text(
+                "trace.organisation",
+                r.bytes("trace.organisation", MAX_NAME)?,
+            )?;
+            let contract = text("trace.contract", r.bytes("trace.contract", MAX_NAME)?)?;
+            let method = text("trace.method", r.bytes("trace.method", MAX_NAME)?)?;
+            let code = r.u32("trace.code")?;
+            rows.push(TraceRow {
+                position,
+                tx_id,
+                signer,
+                organisation,
+                contract,
+                method,
+                code,
+            });
+        }
         r.finish()?;
+        if rows.is_empty() {
+            return Err(DecodeError::new(
+                "trace.rows",
+                DecodeReason::InvalidText {
+                    expected: "at least one transaction",
+                },
+            ));
+        }
         Ok(TraceEntry {
             height,
-            position,
-            tx_id,
-            signer,
-            organisation,
-            contract,
-            method,
-            code,
             timestamp_ms,
+            rows,
         })
     }
 }
@@ -426,16 +452,19 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_refuse_trailing_bytes() {
-        let e = TraceEntry {
-            height: Height(7),
-            position: 3,
+        let row = |p: u32| TraceRow {
+            position: p,
             tx_id: Digest([1; 32]),
             signer: Digest([2; 32]),
             organisation: "Org A".into(),
             contract: "attestation".into(),
             method: "anchor".into(),
             code: 0,
+        };
+        let e = TraceEntry {
+            height: Height(7),
             timestamp_ms: 99,
+            rows: vec![row(3), row(5)],
         };
         let b = e.encode();
         assert_eq!(TraceEntry::decode_bytes(&b).unwrap(), e);

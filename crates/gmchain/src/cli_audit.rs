@@ -18,7 +18,7 @@ use api::v1 as pb;
 use api::v1::supervision_client::SupervisionClient;
 use clap::{Subcommand, ValueEnum};
 use execution::keys::{self, AUDIT, IDENTITY, SUPERVISION};
-use execution::{Genesis, SupervisorRecord, TraceEntry, TraceKind};
+use execution::{Genesis, SupervisorRecord, TraceEntry, TraceKind, TraceRow};
 use pki::{Certificate, Crl, Role, UnixTime};
 use serde_json::{Value, json};
 use tonic::transport::Channel;
@@ -33,8 +33,9 @@ use crate::{CmdResult, Failure};
 pub(crate) const REPORT_FORMAT: &str = "gmchain-audit-report";
 /// The report file's `version`.
 pub(crate) const REPORT_VERSION: u64 = 1;
-/// The most entries one report holds (a larger range: several reports).
-pub(crate) const MAX_REPORT_ENTRIES: u64 = 100_000;
+/// The most entries one report holds (each one block's transactions of the subject, at most
+/// 256; a larger range: several reports).
+pub(crate) const MAX_REPORT_ENTRIES: u64 = 10_000;
 
 #[derive(Debug, Subcommand)]
 #[allow(
@@ -170,9 +171,6 @@ pub(crate) struct Subject {
     /// decisions, fetches.
     #[arg(long, value_name = "ID")]
     dataset: Option<String>,
-    /// An attestation's anchoring (its ID, 64 hex).
-    #[arg(long, value_name = "ID")]
-    attestation: Option<String>,
     /// A WASM contract's lifecycle: proposals, votes, deployment, upgrades, freezes.
     #[arg(long, value_name = "NAME")]
     lifecycle: Option<String>,
@@ -217,7 +215,6 @@ impl Subject {
             (TraceKind::Org, &self.org),
             (TraceKind::Contract, &self.contract),
             (TraceKind::Dataset, &self.dataset),
-            (TraceKind::Attestation, &self.attestation),
             (TraceKind::Lifecycle, &self.lifecycle),
         ];
         if let Some(c) = &self.cert {
@@ -225,19 +222,14 @@ impl Subject {
         }
         for (kind, v) in pick {
             if let Some(v) = v {
-                let v = if kind == TraceKind::Attestation {
-                    crate::cli_tx::parse_digest("--attestation", v)?;
-                    v.to_lowercase()
-                } else {
-                    v.clone()
-                };
+                let v = v.clone();
                 kind.check_id(&v)
                     .map_err(|e| Failure::BadInput(format!("--{kind}: {e}")))?;
                 return Ok((kind, v));
             }
         }
         Err(Failure::BadInput(
-            "name one subject: --cert, --org, --contract, --dataset, --attestation or --lifecycle"
+            "name one subject: --cert, --org, --contract, --dataset or --lifecycle (an attestation's one transaction: gmchain query attestation, and its receipt)"
                 .into(),
         ))
     }
@@ -348,7 +340,7 @@ async fn full_trace(
     proofs: bool,
 ) -> Result<FullTrace, Failure> {
     request.proofs = proofs;
-    request.limit = 1000;
+    request.limit = 100;
     let mut entries = Vec::new();
     let mut first: Option<pb::TraceResponse> = None;
     loop {
@@ -399,17 +391,27 @@ async fn full_trace(
     Ok(FullTrace { first, entries })
 }
 
+/// One transaction of an entry, as JSON (with its block's height and time).
+fn row_json(e: &TraceEntry, r: &TraceRow) -> Value {
+    json!({
+        "height": e.height.0,
+        "position": r.position,
+        "tx_id": r.tx_id.to_hex(),
+        "signer": r.signer.to_hex(),
+        "organisation": r.organisation,
+        "call": format!("{}.{}", r.contract, r.method),
+        "code": r.code,
+        "outcome": if r.code == 0 { "success" } else { crate::cli_tx::failure_name(r.code) },
+        "timestamp_ms": e.timestamp_ms,
+    })
+}
+
+/// An entry as JSON: its block and its transactions.
 fn entry_json(e: &TraceEntry) -> Value {
     json!({
         "height": e.height.0,
-        "position": e.position,
-        "tx_id": e.tx_id.to_hex(),
-        "signer": e.signer.to_hex(),
-        "organisation": e.organisation,
-        "call": format!("{}.{}", e.contract, e.method),
-        "code": e.code,
-        "outcome": if e.code == 0 { "success" } else { crate::cli_tx::failure_name(e.code) },
         "timestamp_ms": e.timestamp_ms,
+        "transactions": e.rows.iter().map(|r| row_json(e, r)).collect::<Vec<_>>(),
     })
 }
 
@@ -505,11 +507,15 @@ pub(crate) fn run(cmd: AuditCommand) -> CmdResult {
             rt.block_on(async {
                 let mut c = supervision_client(&node).await?;
                 let t = full_trace(&mut c, request, false).await?;
+                // One line per transaction, with the number of the entry (block) holding it.
                 let mut entries = Vec::with_capacity(t.entries.len());
                 for e in &t.entries {
-                    let mut v = entry_json(&decode_entry(e.seq, &e.entry)?);
-                    v["seq"] = json!(e.seq);
-                    entries.push(v);
+                    let entry = decode_entry(e.seq, &e.entry)?;
+                    for r in &entry.rows {
+                        let mut v = row_json(&entry, r);
+                        v["seq"] = json!(e.seq);
+                        entries.push(v);
+                    }
                 }
                 print_json(&json!({
                     "kind": kind.as_str(),
@@ -1307,23 +1313,28 @@ fn report_html(json_bytes: &[u8]) -> Result<String, Failure> {
     let mut rows = String::new();
     if let Some(entries) = v.get("entries").and_then(Value::as_array) {
         for e in entries {
-            let d = &e["decoded"];
-            let cell = |k: &str| {
-                escape_html(&match &d[k] {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-            };
-            rows.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                escape_html(&e["seq"].to_string()),
-                cell("height"),
-                cell("timestamp_ms"),
-                cell("tx_id"),
-                cell("organisation"),
-                cell("call"),
-                cell("outcome"),
-            ));
+            let txs = e["decoded"]["transactions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for d in &txs {
+                let cell = |k: &str| {
+                    escape_html(&match &d[k] {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                };
+                rows.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    escape_html(&e["seq"].to_string()),
+                    cell("height"),
+                    cell("timestamp_ms"),
+                    cell("tx_id"),
+                    cell("organisation"),
+                    cell("call"),
+                    cell("outcome"),
+                ));
+            }
         }
     }
     let signer = v
@@ -1340,9 +1351,9 @@ fn report_html(json_bytes: &[u8]) -> Result<String, Failure> {
 <body>
 <h1>Audit report: {kind} {id}</h1>
 <p class="note">This page is derived from the signed JSON report and is not signed itself. Check the JSON with <code>gmchain audit verify-report REPORT --genesis genesis.json</code>.</p>
-<p>Chain <b>{chain}</b>, heights {from} to {to}. The index held {start} entries before the range and {end} at its end: {n} entries, all listed below with their state proofs in the JSON.</p>
+<p>Chain <b>{chain}</b>, heights {from} to {to}. The index held {start} entries (one per block that touched the subject) before the range and {end} at its end: {n} entries, all listed below transaction by transaction, with their state proofs in the JSON.</p>
 <p>Signed by {signer}.</p>
-<table><tr><th>#</th><th>height</th><th>time (ms)</th><th>transaction</th><th>organisation</th><th>call</th><th>outcome</th></tr>
+<table><tr><th>entry</th><th>height</th><th>time (ms)</th><th>transaction</th><th>organisation</th><th>call</th><th>outcome</th></tr>
 {rows}</table>
 </body></html>
 "#,

@@ -24,8 +24,9 @@ use pki::Role;
 use tonic::{Request, Response, Status};
 use types::{Encode, Height};
 
-/// The most entries one trace page holds.
-pub const MAX_TRACE_PAGE: u32 = 1000;
+/// The most entries one trace page holds (each entry: one block's transactions of the subject,
+/// at most 256).
+pub const MAX_TRACE_PAGE: u32 = 100;
 /// The most keys one `ProveState` call proves.
 pub const MAX_PROVE_KEYS: usize = 64;
 /// The longest key `ProveState` proves, in bytes.
