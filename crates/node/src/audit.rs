@@ -8,8 +8,14 @@
 //! What it refuses to do: write an entry per refused connection (they are summed per peer per
 //! minute, so a flood adds at most one entry per peer and minute), an entry per signature (key
 //! use is summed per purpose and checkpoint interval), or block a caller on the disk: callers
-//! take a mutex for a moment or send on a channel; one thread (`audit`) appends and fsyncs.
-//! A failed append is logged and counted ([`NodeAudit::failures`]), and the node goes on.
+//! take a mutex for a moment or send on a bounded queue ([`QUEUE`] entries); one thread
+//! (`audit`) appends and fsyncs. The log fails open, and says so: a failed append is logged and
+//! counted ([`NodeAudit::failures`]); an entry that finds the queue full (a disk slower than
+//! the callers for long) is dropped and counted ([`NodeAudit::dropped`]), and the writer then
+//! appends an `entries-dropped` entry naming how many were lost, so the log itself shows the
+//! gap. Both counters are metrics (`gmchain_audit_log_failures_total`,
+//! `gmchain_audit_log_dropped_total`): an operator alerts on them rather than the node halting
+//! block production on its log.
 
 use auditlog::{KeyUse, Outcome, Purpose, Refusals, Writer};
 use crypto::Signer;
@@ -27,6 +33,12 @@ pub const FILE: &str = "audit.log";
 /// The action of refused p2p links and of refused API connections.
 pub const P2P_REFUSED: &str = "p2p-link-refused";
 pub const API_REFUSED: &str = "api-connection-refused";
+/// The action of the entry that counts entries dropped on a full queue.
+pub const DROPPED: &str = "entries-dropped";
+
+/// How many entries may wait for the writer thread; beyond this, entries are dropped and
+/// counted rather than blocking the caller or growing without bound.
+pub const QUEUE: usize = 8192;
 
 /// When checkpoints are signed (`[audit]` in the node configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,11 +79,15 @@ enum Msg {
 }
 
 struct Inner {
-    tx: Mutex<Option<mpsc::Sender<Msg>>>,
+    tx: Mutex<Option<mpsc::SyncSender<Msg>>>,
     refusals: Mutex<Refusals>,
     key_use: Arc<KeyUse>,
     head: Mutex<Option<(u64, [u8; 32])>>,
     failures: AtomicU64,
+    /// Entries dropped on a full queue since the node started (the metric).
+    dropped: AtomicU64,
+    /// Entries dropped that no `entries-dropped` entry has counted yet.
+    dropped_unlogged: AtomicU64,
     operator: String,
     path: PathBuf,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -119,6 +135,17 @@ impl NodeAudit {
         key_use: Arc<KeyUse>,
         config: AuditConfig,
     ) -> Result<NodeAudit, NodeError> {
+        Self::open_with_queue(data_dir, signer, operator, key_use, config, QUEUE)
+    }
+
+    fn open_with_queue(
+        data_dir: &std::path::Path,
+        signer: Arc<dyn Signer>,
+        operator: &str,
+        key_use: Arc<KeyUse>,
+        config: AuditConfig,
+        queue: usize,
+    ) -> Result<NodeAudit, NodeError> {
         let path = data_dir.join(FILE);
         let writer = Writer::open(&path, &auditlog::NODE).map_err(|e| {
             NodeError::Audit(format!(
@@ -126,13 +153,15 @@ impl NodeAudit {
                 path.display()
             ))
         })?;
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(queue);
         let inner = Arc::new(Inner {
             tx: Mutex::new(Some(tx)),
             refusals: Mutex::new(Refusals::default()),
             key_use,
             head: Mutex::new(writer.head()),
             failures: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            dropped_unlogged: AtomicU64::new(0),
             operator: operator.to_string(),
             path,
             worker: Mutex::new(None),
@@ -157,13 +186,25 @@ impl NodeAudit {
     pub fn record_by(&self, operator: &str, action: &str, outcome: Outcome, detail: &str) {
         let Some(i) = &self.inner else { return };
         if let Some(tx) = lock(&i.tx).as_ref() {
-            let _ = tx.send(Msg::Record {
+            let msg = Msg::Record {
                 time: now_secs(),
                 operator: operator.to_string(),
                 action: action.to_string(),
                 outcome,
                 detail: detail.to_string(),
-            });
+            };
+            if let Err(mpsc::TrySendError::Full(_)) = tx.try_send(msg) {
+                // The first drop of a run is logged; the counters and the log's own
+                // `entries-dropped` entry carry the rest.
+                if i.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::error!(
+                        "audit log: queue full ({} entries waiting for the disk): entries are \
+                         being dropped and counted (gmchain_audit_log_dropped_total)",
+                        QUEUE
+                    );
+                }
+                i.dropped_unlogged.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -189,11 +230,18 @@ impl NodeAudit {
         lock(&i.head).map(|(seq, h)| (seq, hex::encode(h)))
     }
 
-    /// Returns how many entries could not be written.
+    /// Returns how many entries could not be written (the disk refused them).
     pub fn failures(&self) -> u64 {
         self.inner
             .as_ref()
             .map_or(0, |i| i.failures.load(Ordering::Relaxed))
+    }
+
+    /// Returns how many entries were dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.inner
+            .as_ref()
+            .map_or(0, |i| i.dropped.load(Ordering::Relaxed))
     }
 
     /// Writes what is pending (every refusal summed so far, key use), the stop entry with
@@ -266,8 +314,17 @@ fn write_loop(
             }
         }
     };
+    let note_dropped = |w: &mut Writer| {
+        let n = state.dropped_unlogged.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            let detail = format!("{n} entries not written: the queue of {QUEUE} was full");
+            append(w, now_secs(), op, DROPPED, Outcome::Refused, &detail);
+        }
+    };
     loop {
-        match rx.recv_timeout(Duration::from_secs(1)) {
+        let msg = rx.recv_timeout(Duration::from_secs(1));
+        note_dropped(&mut w);
+        match msg {
             Ok(Msg::Record {
                 time,
                 operator,
@@ -419,6 +476,52 @@ mod tests {
         audit.record("start", Outcome::Done, "again");
         audit.stop("stopped cleanly").unwrap();
         assert_eq!(read(t.path()).len() as u64, seq + 4);
+    }
+
+    #[test]
+    fn a_full_queue_drops_entries_counts_them_and_the_log_says_how_many() {
+        let t = tempfile::tempdir().unwrap();
+        let key = SoftwareProvider::new(Arc::new(SeededRandom::new(5)))
+            .generate()
+            .unwrap();
+        let config = AuditConfig {
+            checkpoint_entries: 1000,
+            checkpoint_interval: Duration::from_secs(3600),
+            anchor_interval: None,
+        };
+        let audit =
+            NodeAudit::open_with_queue(t.path(), Arc::new(key), "n", Arc::default(), config, 1)
+                .unwrap();
+        let inner = audit.inner.clone().unwrap();
+        // The writer updates the head after each append: holding its lock stalls the writer
+        // after its first entry at the latest, as a slow disk would.
+        let held = lock(&inner.head);
+        for i in 0..50 {
+            audit.record("test", Outcome::Done, &format!("event {i}"));
+        }
+        let dropped = audit.dropped();
+        assert!(dropped >= 47, "dropped {dropped}");
+        drop(held);
+        audit.stop("stopped cleanly").unwrap();
+        let log = read(t.path());
+        let written = log.iter().filter(|e| e.action == "test").count() as u64;
+        assert_eq!(written + dropped, 50, "{log:?}");
+        let counted: u64 = log
+            .iter()
+            .filter(|e| e.action == DROPPED)
+            .map(|e| {
+                assert_eq!(e.outcome, Outcome::Refused);
+                e.detail.split(' ').next().unwrap().parse::<u64>().unwrap()
+            })
+            .sum();
+        assert_eq!(counted, dropped, "{log:?}");
+        let metrics = crate::metrics::Metrics::default();
+        let _ = metrics.audit.set(audit.clone());
+        assert!(
+            metrics
+                .render()
+                .contains(&format!("gmchain_audit_log_dropped_total {dropped}")),
+        );
     }
 
     #[test]

@@ -284,6 +284,7 @@ impl LocalNode {
 
     /// Sets the node's audit log (once; a second call is ignored).
     pub fn set_audit(&self, audit: crate::audit::NodeAudit) {
+        let _ = self.metrics.audit.set(audit.clone());
         let _ = self.audit.set(audit);
     }
 

@@ -110,6 +110,8 @@ pub struct Metrics {
     pub watch_untracked: AtomicU64,
     /// The p2p links' counters, once the consensus links run.
     pub p2p: std::sync::OnceLock<p2p::StatsView>,
+    /// The node's audit log, once opened (its failure and drop counters).
+    pub audit: std::sync::OnceLock<crate::audit::NodeAudit>,
 }
 
 /// The API limits in force, as gauges.
@@ -408,6 +410,22 @@ impl Metrics {
             "counter",
             load(&self.watch_untracked),
         );
+        if let Some(audit) = self.audit.get() {
+            gauge(
+                &mut out,
+                "gmchain_audit_log_failures_total",
+                "Audit-log entries the disk refused (the log fails open and counts them).",
+                "counter",
+                audit.failures().to_string(),
+            );
+            gauge(
+                &mut out,
+                "gmchain_audit_log_dropped_total",
+                "Audit-log entries dropped on a full queue (an entries-dropped entry counts them in the log).",
+                "counter",
+                audit.dropped().to_string(),
+            );
+        }
         out
     }
 }
