@@ -2,6 +2,7 @@
 //! records, per case, the vector id, its source and the result.
 
 mod algorithms;
+mod audit_logs;
 mod consensus;
 mod consortium;
 pub(crate) mod contracts;
@@ -89,6 +90,7 @@ pub fn registry() -> Vec<Check> {
     all.extend_from_slice(consensus::CHECKS);
     all.extend_from_slice(validators::CHECKS);
     all.extend_from_slice(algorithms::CHECKS);
+    all.extend_from_slice(audit_logs::CHECKS);
     all
 }
 
