@@ -5,7 +5,7 @@
 //! - traces return exactly the records built from what the test itself submitted (a failing
 //!   transaction included), over height and time ranges, byte for byte the same after a restart;
 //! - a frozen certificate or organisation is refused with its own code until the supervisor
-//!   unfreezes it;
+//!   unfreezes it, and a frozen certificate's live TLS session is cut;
 //! - only the supervisor's auditors reach the Supervision API, and only they freeze;
 //! - a signed report verifies offline, and every tampering (re-signed by the same auditor, so
 //!   that the checks behind the signature are reached) is named.
@@ -469,11 +469,41 @@ fn a_frozen_user_is_refused_until_the_supervisor_unfreezes() {
     };
     ok("a.txt", "clients/0");
     assert_eq!(freezes(&chain), vec![]);
+    // client0 holds a live session (a block subscription) when the freeze lands.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut live = rt.block_on(async {
+        let mut c = dev_node::client_as(&chain, "clients/0").await.unwrap();
+        c.subscribe_blocks(pb::SubscribeBlocksRequest { from_height: 0 })
+            .await
+            .unwrap()
+            .into_inner()
+    });
 
     // The supervisor freezes client0's certificate.
     let client0 = cert_id(&chain, "clients/0");
     let out = supervise(&chain, true, "cert", "clients/0.crt.pem", "unusual volume");
+    let frozen_at = Instant::now();
     assert!(out.contains(&format!("froze cert \"{client0}\"")), "{out}");
+    // Its live session is cut: the stream ends within a second or two of the commit (the
+    // node rechecks live sessions at every block).
+    rt.block_on(async {
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), live.message()).await {
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) | Ok(Err(_)) => break,
+                Err(_) => panic!("the frozen certificate's live session was not cut within 5 s"),
+            }
+        }
+    });
+    let cut = frozen_at.elapsed();
+    assert!(
+        cut <= std::time::Duration::from_secs(5),
+        "cut after {cut:?}"
+    );
     // The node's audit log names the auditor's submission and the freeze it applied.
     let deadline = Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -1014,6 +1044,40 @@ fn a_report_verifies_offline_and_every_tampering_is_named() {
         made["signer"]["height"].as_u64().unwrap(),
         signer_keys(&identity(dir, "forged-auditor").1, &dev_root),
     );
+    // The same blocks asked by time: from the first block's time to the last's (review 18:
+    // a time range is proven exact, so a node cannot narrow it). The chain has a block after
+    // `to` (e.txt's), so the report carries it.
+    let time_of = |i: usize| {
+        made["entries"][i]["decoded"]["timestamp_ms"]
+            .as_u64()
+            .unwrap()
+    };
+    let (since, until) = (time_of(0), time_of(2));
+    cli_ok(
+        dir,
+        &[
+            "audit",
+            "report",
+            "--org",
+            bureau,
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+            "--key",
+            &format!("{AUDITOR}.key.pem"),
+            "--pass-file",
+            "pass",
+            "--sign-cert",
+            &format!("{AUDITOR}.crt.pem"),
+            "--genesis",
+            "data/genesis.json",
+            "--out",
+            "r-time.json",
+            "--client-profile",
+            &auditor_profile,
+        ],
+    );
     drop(node);
 
     // Offline: another directory holding only the report and the genesis file.
@@ -1043,6 +1107,49 @@ fn a_report_verifies_offline_and_every_tampering_is_named() {
         listed_ids,
         listed.iter().map(|s| s.tx.as_str()).collect::<Vec<_>>()
     );
+    // The time report: the same heights and entries, and each way of moving its bounds
+    // against the proven block times is named.
+    let timed_bytes = std::fs::read(dir.join("r-time.json")).unwrap();
+    let o = verify(away, "r-time.json", &timed_bytes);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let timed: Value = serde_json::from_slice(&timed_bytes).unwrap();
+    assert_eq!(timed["range"]["from"], json!(from));
+    assert_eq!(timed["range"]["to"], json!(to));
+    assert_eq!(timed["entries"], report["entries"]);
+    assert!(
+        timed["range"]["time"]["after_header"].is_object(),
+        "{}",
+        timed["range"]
+    );
+    type TimeEdit = (&'static str, u64, Option<u64>, &'static str);
+    let time_edits: [TimeEdit; 3] = [
+        (
+            "time-earlier-start",
+            0,
+            Some(until),
+            "the range starts at height",
+        ),
+        (
+            "time-later-end",
+            since,
+            Some(u64::MAX / 2),
+            "the range ends at height",
+        ),
+        (
+            "time-later-start",
+            since + 1,
+            Some(until),
+            "outside the report's time range",
+        ),
+    ];
+    for (name, s_ms, u_ms, needle) in time_edits {
+        let mut v = unsigned(&timed);
+        v["range"]["time"]["since_ms"] = json!(s_ms);
+        v["range"]["time"]["until_ms"] = json!(u_ms);
+        let bytes = resign(&chain, v, AUDITOR);
+        refused(away, &format!("{name}.json"), &bytes, 1, needle);
+    }
+
     // Re-signing the untouched content by the same auditor verifies: the edits below are
     // caught by the checks behind the signature, not by the re-signing.
     let same = resign(&chain, unsigned(&report), AUDITOR);

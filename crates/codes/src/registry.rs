@@ -411,7 +411,7 @@ define_codes! {
         "connect with an auditor certificate of the supervising organisation (gmchain audit … --tls-cert)";
     NODE_TRACE_REQUEST = 4026, BadInput, InvalidArgument,
         "The trace request names an unknown kind, an empty or over-long ID, or a range outside the committed heights.",
-        "kinds: cert, org, contract, dataset, attestation, lifecycle; a range from height 1 (or a time) to at most the tip";
+        "kinds: cert, org, contract, dataset, lifecycle; a range from height 1 (or a time) to at most the tip";
     NODE_AUDIT = 4045, NotVerified, DataLoss,
         "The node's audit log (<data dir>/audit.log) cannot be continued: an entry does not verify, a line is damaged, or the writer thread cannot start.",
         "run `gmchain node audit-verify --data-dir D --cert NODE_SIGN_CERT.pem`; keep the file as evidence, move it aside, start again";

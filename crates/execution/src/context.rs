@@ -221,8 +221,9 @@ pub struct CallContext<'a> {
     base: &'a dyn StateRead,
     writes: Writes,
     events: Vec<Event>,
-    /// The trace subjects the call declared (a dataset, an attestation, a contract's
-    /// lifecycle): indexed by the executor when the transaction succeeds.
+    /// The trace subjects the call declared (a dataset, a contract's lifecycle, a certificate
+    /// or organisation it acts on, a contract it called): indexed by the executor when the
+    /// transaction succeeds.
     subjects: Vec<(TraceKind, String)>,
     /// Events of the enclosing calls, which count against the receipt's limit too.
     events_before: usize,
@@ -490,8 +491,9 @@ impl<'a> CallContext<'a> {
         result
     }
 
-    /// Declares that the call concerns `id` of `kind` (a dataset, an attestation, a contract's
-    /// lifecycle), so that the transaction enters that subject's trace index when it succeeds.
+    /// Declares that the call concerns `id` of `kind` (a dataset, a contract's lifecycle, a
+    /// certificate or organisation it acts on, a contract it called), so that the transaction
+    /// enters that subject's trace index when it succeeds.
     /// Nothing is declared in a read-only call (a hook, a query).
     pub fn trace(&mut self, kind: TraceKind, id: &str) {
         if !self.read_only && !self.subjects.iter().any(|(k, i)| *k == kind && i == id) {

@@ -19,6 +19,7 @@ use crate::contract::{BUILTIN_CALL_COST, Contract, Denial};
 use crate::error::ExecError;
 use crate::keys::{self, IDENTITY, identity as k};
 use crate::records::{self, OrgRecord, SuspensionRecord};
+use crate::trace::TraceKind;
 use crate::view::StateRead;
 use crypto::{Digest, UserId};
 use pki::{CertRef, Certificate, Crl, Role};
@@ -753,6 +754,7 @@ impl IdentityContract {
             former_cas: Vec::new(),
         };
         ctx.put(&k::org(&name), record.encode())?;
+        ctx.trace(TraceKind::Org, &name);
         ctx.put(&k::org_index(count), name.into_bytes())?;
         ctx.put(&count_key, count.saturating_add(1).to_be_bytes().to_vec())?;
         ctx.put(&k::crl(&ca.fingerprint()), crl.der().to_vec())?;
@@ -773,6 +775,8 @@ impl IdentityContract {
             ));
         }
         org.removed_at = Some(ctx.block().height);
+        // In the organisation's trace, as the supervisor's freeze of it is (review 18).
+        ctx.trace(TraceKind::Org, &name);
         ctx.put(&k::org(&name), org.encode())
     }
 
@@ -805,6 +809,7 @@ impl IdentityContract {
         }
         org.registered_at = ctx.block().height;
         org.removed_at = None;
+        ctx.trace(TraceKind::Org, &name);
         ctx.put(&k::org(&name), org.encode())?;
         ctx.put(&k::crl(&ca.fingerprint()), crl.der().to_vec())
     }
@@ -846,6 +851,8 @@ impl IdentityContract {
             height: ctx.block().height,
             by: ctx.caller().cert_id,
         };
+        // In the certificate's trace, as the supervisor's freeze of it is (review 18).
+        ctx.trace(TraceKind::Cert, &id.to_hex());
         ctx.put(&key, record.encode())
     }
 
@@ -858,6 +865,7 @@ impl IdentityContract {
                 format!("certificate {id} is not suspended"),
             ));
         }
+        ctx.trace(TraceKind::Cert, &id.to_hex());
         ctx.delete(&key)
     }
 }

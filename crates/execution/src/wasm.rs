@@ -15,6 +15,7 @@ use crate::context::{CallContext, ContractError, SignerInfo};
 use crate::error::ExecError;
 use crate::keys::{self, CONTRACTS};
 use crate::records::ContractRecord;
+use crate::trace::{FreezeKind, FreezeRecord, TraceKind};
 use crate::view::StateRead;
 
 /// Longest contract name, in bytes.
@@ -390,6 +391,30 @@ impl Host for ChainHost<'_, '_, '_> {
                 format!("contract {name:?} is frozen"),
             ));
         }
+        // The supervisor's freeze binds a callee as it binds a transaction's own contract
+        // (review 18: a frozen contract's code must not run behind another's call).
+        // (Read here, not through `supervision::freeze`: that module is a later layer.)
+        let frozen_key = keys::full(
+            keys::SUPERVISION,
+            &keys::supervision::frozen(FreezeKind::Contract.as_str(), name),
+        );
+        let frozen = self
+            .ctx
+            .read(&frozen_key)
+            .and_then(|v| v.map(|v| FreezeRecord::decode(&frozen_key, &v)).transpose());
+        match frozen {
+            Ok(Some(f)) => {
+                return Ok(Self::failed_call(
+                    FailureCode::ContractFrozenBySupervisor.code(),
+                    format!(
+                        "contract {name:?} was frozen by the supervisor at height {} ({})",
+                        f.height.0, f.reason
+                    ),
+                ));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(self.refuse(e.into())),
+        }
         let namespace = keys::wasm_namespace(name);
         let runtime = self.runtime;
         let caller = self.name.clone();
@@ -409,11 +434,16 @@ impl Host for ChainHost<'_, '_, '_> {
             ran.result
         });
         match result {
-            Ok(return_data) => Ok(CallResult {
-                ok: true,
-                fuel_used,
-                return_data,
-            }),
+            // A callee that ran to the end is in its contract's trace like a transaction's
+            // own contract (kept only if the transaction succeeds, as every declared subject).
+            Ok(return_data) => {
+                self.ctx.trace(TraceKind::Contract, name);
+                Ok(CallResult {
+                    ok: true,
+                    fuel_used,
+                    return_data,
+                })
+            }
             Err(ContractError::State(e)) => Err(self.refuse(ContractError::State(e))),
             Err(e) => match e.into_failure() {
                 Ok((code, message)) => Ok(CallResult {

@@ -334,15 +334,24 @@ struct FullTrace {
     entries: Vec<pb::TraceEntry>,
 }
 
+/// The most bytes of entries and proofs one trace downloads (a report's JSON is about three
+/// times that, and a report file may be 64 MiB): a larger range is refused before it is
+/// signed, naming the way out.
+pub(crate) const MAX_TRACE_BYTES: u64 = 16 << 20;
+
+/// The entries a page asks for.
+const PAGE: u32 = 100;
+
 async fn full_trace(
     client: &mut SupervisionClient<Channel>,
     mut request: pb::TraceRequest,
     proofs: bool,
 ) -> Result<FullTrace, Failure> {
     request.proofs = proofs;
-    request.limit = 100;
-    let mut entries = Vec::new();
+    request.limit = PAGE;
+    let mut entries: Vec<pb::TraceEntry> = Vec::new();
     let mut first: Option<pb::TraceResponse> = None;
+    let mut bytes = 0u64;
     loop {
         let page = client
             .trace(request.clone())
@@ -369,20 +378,57 @@ async fn full_trace(
             request.to_height = page.to_height;
             request.from_time_ms = 0;
             request.to_time_ms = 0;
-            let n = page.end_count.saturating_sub(page.start_count);
+            let n = page
+                .end_count
+                .checked_sub(page.start_count)
+                .ok_or_else(|| {
+                    Failure::NotVerified(format!(
+                        "the node's counters go backwards ({} at the start, {} at the end)",
+                        page.start_count, page.end_count
+                    ))
+                })?;
             if n > MAX_REPORT_ENTRIES {
                 return Err(Failure::BadInput(format!(
                     "the range holds {n} entries, more than {MAX_REPORT_ENTRIES}: split it (--from/--to)"
                 )));
             }
         }
-        let more = page.more;
+        let f = first.as_ref().unwrap_or(&page);
+        let n = f.end_count - f.start_count;
+        // Each page continues where the last one ended, never past the range's last entry
+        // and never longer than asked: a node cannot make this loop run or grow without end.
+        if page.entries.len() > PAGE as usize {
+            return Err(Failure::NotVerified(format!(
+                "the node sent {} entries in a page of at most {PAGE}",
+                page.entries.len()
+            )));
+        }
+        for e in &page.entries {
+            let want = f.start_count + entries.len() as u64;
+            if entries.len() as u64 >= n || e.seq != want {
+                return Err(Failure::NotVerified(format!(
+                    "the node sent entry {} where the range's entries are {} to {} and {want} was next",
+                    e.seq,
+                    f.start_count,
+                    f.end_count.saturating_sub(1)
+                )));
+            }
+            bytes = bytes.saturating_add((e.entry.len() + e.proof.len()) as u64);
+            if bytes > MAX_TRACE_BYTES {
+                return Err(Failure::BadInput(format!(
+                    "the range's entries and proofs pass {} MiB by entry {}: split it (--from/--to)",
+                    MAX_TRACE_BYTES >> 20,
+                    e.seq
+                )));
+            }
+            entries.push(e.clone());
+        }
         let got = page.entries.len() as u64;
-        entries.extend(page.entries.iter().cloned());
+        let more = page.more;
         if first.is_none() {
             first = Some(page);
         }
-        if !more || got == 0 {
+        if entries.len() as u64 >= n || !more || got == 0 {
             break;
         }
         request.offset = request.offset.saturating_add(got);
@@ -740,6 +786,15 @@ async fn build_report(
     let (kind, id) = (request.kind.clone(), request.id.clone());
     let asked = request.clone();
     let mut c = supervision_client(node).await?;
+    let mut chain_client = connect(node).await?;
+    let status = |s| status_failure("status", s);
+    // The tip before the trace: a range "to the tip" must reach at least this far.
+    let tip_before = chain_client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .map_err(status)?
+        .into_inner()
+        .height;
     let t = full_trace(&mut c, request, true).await?;
     let from = t.first.from_height;
     let to = t.first.to_height;
@@ -763,18 +818,42 @@ async fn build_report(
             }
         )));
     }
+    // An open end ("to the tip", or a time range without --until) must reach the tip the
+    // chain had before the trace: a node cannot end it early unnoticed.
+    let open_end = if asked.from_height != 0 {
+        asked.to_height == 0
+    } else {
+        asked.to_time_ms == 0
+    };
+    if open_end && to < tip_before {
+        return Err(Failure::NotVerified(format!(
+            "the node ended the range at height {to}, below the tip {tip_before} it had before the trace"
+        )));
+    }
     let start_header = certified(&mut c, from - 1).await?;
     let end_header = certified(&mut c, to).await?;
     // The signer is judged at the chain's tip when the report is made (not at the range's
     // end): an auditor revoked, suspended or frozen since cannot sign a report that verifies.
-    let mut chain_client = connect(node).await?;
     let tip = chain_client
         .get_status(pb::GetStatusRequest {})
         .await
-        .map_err(|s| status_failure("status", s))?
+        .map_err(status)?
         .into_inner()
         .height
         .max(to);
+    // A time range carries its bounds, and the block after its end when the chain has one:
+    // the verifier proves from the certified headers that the heights are exactly the blocks
+    // of that time (docs/audit.md §5).
+    let time = if asked.from_height == 0 {
+        let until = (asked.to_time_ms != 0).then_some(asked.to_time_ms);
+        let after = match until {
+            Some(_) if to < tip => certified(&mut c, to + 1).await?,
+            _ => Value::Null,
+        };
+        json!({ "since_ms": asked.from_time_ms, "until_ms": until, "after_header": after })
+    } else {
+        Value::Null
+    };
     let signer_header = certified(&mut c, tip).await?;
     let proven = c
         .prove_state(pb::ProveStateRequest {
@@ -800,7 +879,7 @@ async fn build_report(
         "chain_id": g.chain_id.as_str(),
         "genesis_sm3": g.hash().to_hex(),
         "index": { "kind": kind, "id": id },
-        "range": { "from": from, "to": to },
+        "range": { "from": from, "to": to, "time": time },
         "start": {
             "height": from - 1,
             "count": t.first.start_count,
@@ -894,17 +973,86 @@ fn check_header(
         })?;
         return Ok(block.block.header);
     }
+    check_header_at(report, &format!("{part}.certified_header"), height, trust)
+}
+
+/// Checks the certified header at `path` (of a height above 0) and returns its header.
+fn check_header_at(
+    report: &Value,
+    path: &str,
+    height: u64,
+    trust: &receipt::TrustContext,
+) -> Result<BlockHeader, Failure> {
+    let v = field(report, path)?;
     let ch = receipt::CertifiedHeader::from_json_value(v, &Limits::default())
-        .map_err(|e| bad(format!("{part}.certified_header: {e}")))?;
+        .map_err(|e| bad(format!("{path}: {e}")))?;
     if ch.header.height != Height(height) {
         return Err(bad(format!(
-            "{part}.certified_header is of height {}, not {height}",
+            "{path} is of height {}, not {height}",
             ch.header.height.0
         )));
     }
     ch.verify(trust)
-        .map_err(|e| bad(format!("{part}.certified_header (height {height}): {e}")))?;
+        .map_err(|e| bad(format!("{path} (height {height}): {e}")))?;
     Ok(ch.header)
+}
+
+/// A report's time range, if it has one: `(since, until)` in ms. Checks that the range's
+/// first height is the first block at or after `since` (the block before it is earlier), and
+/// that its last block is not after `until`; the block after the end (`after_header`) is
+/// checked with the signer's height, and each entry's time where the entries are.
+fn time_range(
+    r: &Value,
+    from: u64,
+    to: u64,
+    start: &BlockHeader,
+    end: &BlockHeader,
+) -> Result<Option<(u64, Option<u64>)>, Failure> {
+    let t = match r.get("range").and_then(|v| v.get("time")) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(t) => t,
+    };
+    let since = t
+        .get("since_ms")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| bad("range.time.since_ms is not an unsigned integer"))?;
+    let until = match t.get("until_ms") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| bad("range.time.until_ms is not an unsigned integer or null"))?,
+        ),
+    };
+    if until.is_some_and(|u| u < since) {
+        return Err(bad(format!(
+            "range.time ends ({} ms) before it starts ({since} ms)",
+            until.unwrap_or_default()
+        )));
+    }
+    if from > 1 && start.timestamp.0 >= since {
+        return Err(bad(format!(
+            "block {} (time {} ms) is within the time range that starts at {since} ms, but the range starts at height {from}: it was narrowed",
+            from - 1,
+            start.timestamp.0
+        )));
+    }
+    if let Some(u) = until
+        && end.timestamp.0 > u
+    {
+        return Err(bad(format!(
+            "the range's last block {to} (time {} ms) is after the time range's end {u} ms",
+            end.timestamp.0
+        )));
+    }
+    if let Some(after) = t.get("after_header")
+        && !after.is_null()
+        && until.is_none()
+    {
+        return Err(bad(
+            "range.time.after_header is set for a time range without an end",
+        ));
+    }
+    Ok(Some((since, until)))
 }
 
 fn check_count(
@@ -986,6 +1134,7 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
     };
     let start_header = check_header(r, "start", from - 1, g, &trust)?;
     let end_header = check_header(r, "end", to, g, &trust)?;
+    let time = time_range(r, from, to, &start_header, &end_header)?;
     let ck = count_key(kind, &id);
     let start_count = check_count(r, "start", &start_header, &ck)?;
     let end_count = check_count(r, "end", &end_header, &ck)?;
@@ -1039,6 +1188,14 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
                 decoded.height.0
             )));
         }
+        if let Some((since, until)) = time {
+            let ms = decoded.timestamp_ms;
+            if ms < since || until.is_some_and(|u| ms > u) {
+                return Err(bad(format!(
+                    "{at} (entry {seq}) is of block time {ms} ms, outside the report's time range"
+                )));
+            }
+        }
         if field(e, "decoded")? != &entry_json(&decoded) {
             return Err(bad(format!(
                 "{at}.decoded differs from the proven entry's fields"
@@ -1055,6 +1212,18 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
         )));
     }
     let signer_header = check_header(r, "signer", signed_at, g, &trust)?;
+    if let Some((_, Some(until))) = time
+        && to < signed_at
+    {
+        let after = check_header_at(r, "range.time.after_header", to + 1, &trust)?;
+        if after.timestamp.0 <= until {
+            return Err(bad(format!(
+                "block {} (time {} ms) is within the time range that ends at {until} ms, but the range ends at height {to}: it was narrowed",
+                to + 1,
+                after.timestamp.0
+            )));
+        }
+    }
     let leaf = sig.certificate();
     if leaf.role() != Some(Role::Auditor) {
         return Err(bad(format!(

@@ -511,7 +511,7 @@ impl Supervision for SupervisionService {
         let r = request.into_inner();
         let kind = TraceKind::parse(&r.kind).ok_or_else(|| {
             trace_status(TraceError::Request(format!(
-                "kind {:?} is not cert, org, contract, dataset, attestation or lifecycle",
+                "kind {:?} is not cert, org, contract, dataset or lifecycle",
                 r.kind
             )))
         })?;

@@ -392,6 +392,50 @@ fn every_transaction_enters_its_signer_organisation_and_contract_indexes_in_orde
     assert_eq!(other.root, s.node.root);
 }
 
+/// Review 18: a block touching a subject more than `MAX_ROWS_PER_ENTRY` (256) times writes
+/// several entries at the same height, numbered on, with the transactions in block order.
+#[test]
+fn a_block_of_more_than_256_rows_for_a_subject_splits_into_numbered_entries() {
+    let mut s = supervised("supervisor");
+    let mut txs = Vec::new();
+    for i in 0..150u8 {
+        for (m, who) in [(&s.w.user, 0u8), (&s.w.user2, 1u8)] {
+            txs.push(s.node.must_admit(&anchor(m, i, &sm3(&[who, i]))));
+        }
+    }
+    s.node.commit(&txs);
+    let e: Vec<TraceEntry> = (0..count(&s.node, "org", "Agency A"))
+        .map(|i| entry(&s.node, "org", "Agency A", i))
+        .collect();
+    assert_eq!(
+        e.iter()
+            .map(|e| (e.height.0, e.rows.len()))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, execution::MAX_ROWS_PER_ENTRY),
+            (1, 300 - execution::MAX_ROWS_PER_ENTRY)
+        ]
+    );
+    let positions: Vec<u32> = e
+        .iter()
+        .flat_map(|e| e.rows.iter().map(|r| r.position))
+        .collect();
+    assert_eq!(positions, (0..300).collect::<Vec<u32>>());
+    let ids: Vec<_> = e
+        .iter()
+        .flat_map(|e| e.rows.iter().map(|r| r.tx_id))
+        .collect();
+    assert_eq!(ids, txs.iter().map(|t| t.id().0).collect::<Vec<_>>());
+    // Each signer's own index: one entry of its 150.
+    assert_eq!(count(&s.node, "cert", &s.w.user.id().to_hex()), 1);
+    assert_eq!(
+        entry(&s.node, "cert", &s.w.user.id().to_hex(), 0)
+            .rows
+            .len(),
+        150
+    );
+}
+
 #[test]
 fn freeze_kinds_round_trip() {
     for k in [FreezeKind::Cert, FreezeKind::Org, FreezeKind::Contract] {

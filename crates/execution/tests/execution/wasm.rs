@@ -33,6 +33,7 @@ fn probe(extra: &str) -> Vec<u8> {
   (data (i32.const 180) "\00\00\00\01r\00\00\00\00")
   (data (i32.const 200) "alpha")
   (data (i32.const 210) "too deep")
+  (data (i32.const 220) "\00\00\00\01i\00\00\00\00")
   (func $deep (call $deep))
   {extra}
   (func (export "call")
@@ -69,6 +70,10 @@ fn probe(extra: &str) -> Vec<u8> {
     (if (i32.eq (local.get $m) (i32.const 113)) (then
       (drop (call $sread (i32.const 100) (i32.const 1) (i32.const 300) (i32.const 8)))
       (call $set_return (i32.const 300) (i32.const 8))
+      (return)))
+    (if (i32.eq (local.get $m) (i32.const 107)) (then
+      (if (call $call (i32.const 150) (i32.const 4) (i32.const 220) (i32.const 9)) (then
+        (call $abort (i32.const 210) (i32.const 8))))
       (return)))
     (call $abort (i32.const 1028) (i32.const 1)))
 )"#
@@ -1724,4 +1729,59 @@ fn a_supervisor_freeze_of_a_contract_is_its_own_flag_lifted_only_by_the_supervis
         .unwrap()
         .map(|b| u64::from_be_bytes(b.try_into().unwrap()));
     assert_eq!(count, Some(8));
+}
+
+/// Review 18, finding 1: a contract the supervisor froze is refused as a callee too (its code
+/// does not run behind another contract's call), and a nested call that ran is in the
+/// callee's contract trace.
+#[test]
+fn review18_a_supervisor_frozen_contract_is_refused_as_a_callee_and_a_nested_call_is_traced() {
+    let w = world();
+    let regulator = w.pki.leaf(&w.pki.root, Role::Auditor, "regulator");
+    let mut g: serde_json::Value = serde_json::from_str(&w.g.to_json()).unwrap();
+    g["format"] = serde_json::json!(3);
+    g["supervision"] =
+        serde_json::json!({ "supervisor": "GMChain Consortium", "freeze_policy": "supervisor" });
+    let genesis = Genesis::from_json(g.to_string().as_bytes()).unwrap();
+    let root_admin = w.pki.leaf(&w.pki.root, Role::Admin, "root-admin");
+    let mut x = Two {
+        node: Node::new(&genesis),
+        w,
+        root_admin,
+        salt: 100,
+    };
+    x.deploy("alpha", &probe(""));
+    x.deploy("beta", &probe(""));
+    let beta_count = |x: &Two| {
+        x.node
+            .view()
+            .read(&execution::keys::full(
+                execution::keys::AUDIT,
+                &execution::keys::audit::count("contract", "beta"),
+            ))
+            .unwrap()
+            .map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap()))
+    };
+    // alpha.k calls beta.i: beta's counter moves and the call is in beta's trace.
+    let before = beta_count(&x);
+    let r = x.call("alpha", "k", 5_000_000);
+    assert_eq!(r.status, Status::Success, "{r:?}");
+    assert_eq!(x.read("wasm/beta/n"), Some(1u64.to_le_bytes().to_vec()));
+    assert_eq!(
+        beta_count(&x),
+        before + 1,
+        "the nested call is not in beta's trace"
+    );
+    // The supervisor freezes beta: alpha.k's nested call is refused, beta's code does not run.
+    assert_success(&x.node.run(&[call(
+        &regulator,
+        1,
+        "supervision",
+        "freeze",
+        vec![b"contract".to_vec(), b"beta".to_vec(), b"audit".to_vec()],
+    )]));
+    let r = x.call("alpha", "k", 5_000_000);
+    let (code, message) = run_code(&r);
+    assert_eq!(code, "CONTRACT_ABORTED", "{message}");
+    assert_eq!(x.read("wasm/beta/n"), Some(1u64.to_le_bytes().to_vec()));
 }
