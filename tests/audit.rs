@@ -490,19 +490,24 @@ fn a_frozen_user_is_refused_until_the_supervisor_unfreezes() {
     assert!(out.contains(&format!("froze cert \"{client0}\"")), "{out}");
     // Its live session is cut: the stream ends within a second or two of the commit (the
     // node rechecks live sessions at every block).
-    rt.block_on(async {
-        loop {
-            match tokio::time::timeout(std::time::Duration::from_secs(5), live.message()).await {
-                Ok(Ok(Some(_))) => continue,
-                Ok(Ok(None)) | Ok(Err(_)) => break,
-                Err(_) => panic!("the frozen certificate's live session was not cut within 5 s"),
+    let ended = rt.block_on(async {
+        // (Made inside the runtime: the timer needs its reactor.)
+        let until_cut = async {
+            loop {
+                match live.message().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return "ended".to_string(),
+                    Err(status) => return format!("{:?}: {}", status.code(), status.message()),
+                }
             }
-        }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), until_cut).await
     });
+    let ended = ended.expect("the frozen certificate's live session was not cut within 5 s");
     let cut = frozen_at.elapsed();
     assert!(
         cut <= std::time::Duration::from_secs(5),
-        "cut after {cut:?}"
+        "cut after {cut:?} ({ended})"
     );
     // The node's audit log names the auditor's submission and the freeze it applied.
     let deadline = Instant::now() + std::time::Duration::from_secs(10);
@@ -1121,31 +1126,59 @@ fn a_report_verifies_offline_and_every_tampering_is_named() {
         "{}",
         timed["range"]
     );
-    type TimeEdit = (&'static str, u64, Option<u64>, &'static str);
-    let time_edits: [TimeEdit; 3] = [
+    type TimeEdit = Box<dyn Fn(&mut Value)>;
+    let set = |since: Option<u64>, until: Option<Option<u64>>| -> TimeEdit {
+        Box::new(move |v: &mut Value| {
+            if let Some(s) = since {
+                v["range"]["time"]["since_ms"] = json!(s);
+            }
+            if let Some(u) = until {
+                v["range"]["time"]["until_ms"] = json!(u);
+            }
+        })
+    };
+    let time_edits: Vec<(&str, TimeEdit, &str)> = vec![
         (
             "time-earlier-start",
-            0,
-            Some(until),
+            set(Some(0), None),
             "the range starts at height",
         ),
         (
             "time-later-end",
-            since,
-            Some(u64::MAX / 2),
+            set(None, Some(Some(u64::MAX / 2))),
             "the range ends at height",
         ),
         (
             "time-later-start",
-            since + 1,
-            Some(until),
+            set(Some(since + 1), None),
             "outside the report's time range",
         ),
+        (
+            "time-earlier-end",
+            set(None, Some(Some(until - 1))),
+            "is after the time range's end",
+        ),
+        (
+            "time-no-after-header",
+            Box::new(|v: &mut Value| v["range"]["time"]["after_header"] = Value::Null),
+            "range.time.after_header",
+        ),
+        (
+            "time-after-header-without-end",
+            set(None, Some(None)),
+            "after_header is set for a time range without an end",
+        ),
+        (
+            "time-after-header-of-another-height",
+            Box::new(|v: &mut Value| {
+                v["range"]["time"]["after_header"] = v["end"]["certified_header"].clone()
+            }),
+            "range.time.after_header is of height",
+        ),
     ];
-    for (name, s_ms, u_ms, needle) in time_edits {
+    for (name, edit, needle) in time_edits {
         let mut v = unsigned(&timed);
-        v["range"]["time"]["since_ms"] = json!(s_ms);
-        v["range"]["time"]["until_ms"] = json!(u_ms);
+        edit(&mut v);
         let bytes = resign(&chain, v, AUDITOR);
         refused(away, &format!("{name}.json"), &bytes, 1, needle);
     }

@@ -708,6 +708,7 @@ pub fn parse_vote(args: &[Vec<u8>]) -> Result<(Digest, bool), ContractError> {
 fn refused(failure: FailureCode, message: String) -> Denial {
     let reject = match failure {
         FailureCode::PermissionDenied => RejectCode::PermissionDenied,
+        FailureCode::ContractFrozenBySupervisor => RejectCode::ContractFrozenBySupervisor,
         _ => RejectCode::BadArguments,
     };
     Denial::refused(reject, failure, message)
@@ -1001,6 +1002,20 @@ fn check_contract_change(
             c.proposal.to_hex(),
             c.updated.0
         )));
+    }
+    // New code must not run in a contract the supervisor froze (its `migrate` could rewrite
+    // the state the freeze preserves): the supervisor unfreezes it first (review 18).
+    if matches!(change, ContractChange::Upgrade { .. })
+        && current.is_some()
+        && let Some(f) = crate::supervision::freeze(r, FreezeKind::Contract, name)?
+    {
+        return Err(refused(
+            FailureCode::ContractFrozenBySupervisor,
+            format!(
+                "contract {name:?} was frozen by the supervisor at height {} ({}): it cannot be upgraded until the supervisor unfreezes it",
+                f.height.0, f.reason
+            ),
+        ));
     }
     match (change, &current) {
         (ContractChange::Deploy { .. }, Some(c)) => Err(invalid(format!(

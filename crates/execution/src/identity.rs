@@ -687,6 +687,7 @@ pub(crate) fn register_founding(
         former_cas: Vec::new(),
     };
     ctx.put(&k::org(&name), record.encode())?;
+    ctx.trace(TraceKind::Org, &name);
     ctx.put(&k::org_index(count), name.into_bytes())?;
     ctx.put(&count_key, count.saturating_add(1).to_be_bytes().to_vec())?;
     ctx.put(&k::crl(&ca.fingerprint()), crl.der().to_vec())?;
@@ -704,6 +705,7 @@ pub(crate) fn remove_by_governance(
     record.removed_at = Some(height);
     let founding = record.is_founding();
     ctx.put(&k::org(&record.name), record.encode())?;
+    ctx.trace(TraceKind::Org, &record.name);
     ctx.put(
         &k::removed_by_governance(&record.name),
         height.0.to_be_bytes().to_vec(),

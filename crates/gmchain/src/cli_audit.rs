@@ -434,6 +434,15 @@ async fn full_trace(
         request.offset = request.offset.saturating_add(got);
     }
     let first = first.ok_or_else(|| Failure::BadInput("the node sent no trace".into()))?;
+    let n = first.end_count - first.start_count;
+    if entries.len() as u64 != n {
+        return Err(Failure::NotVerified(format!(
+            "the node sent {} of the range's {n} entries (its counters {} and {})",
+            entries.len(),
+            first.start_count,
+            first.end_count
+        )));
+    }
     Ok(FullTrace { first, entries })
 }
 
@@ -641,6 +650,14 @@ pub(crate) fn run(cmd: AuditCommand) -> CmdResult {
                 g.chain_id
             );
             println!("  subject {} {:?}", v.kind, v.id);
+            if let Some((since, until)) = v.time {
+                println!(
+                    "  time {since} ms to {}: the heights below are exactly the blocks of that time (proven by the blocks around them)",
+                    until.map_or("the tip when the report was made".to_string(), |u| format!(
+                        "{u} ms"
+                    ))
+                );
+            }
             println!(
                 "  heights {}..={}: {} entr{}, complete (the index held {} entries before the range and {} at its end)",
                 v.from,
@@ -848,7 +865,13 @@ async fn build_report(
         let until = (asked.to_time_ms != 0).then_some(asked.to_time_ms);
         let after = match until {
             Some(_) if to < tip => certified(&mut c, to + 1).await?,
-            _ => Value::Null,
+            // Only a later block proves where the range ends.
+            Some(u) => {
+                return Err(Failure::BadInput(format!(
+                    "the chain has no block after height {to} yet, so nothing proves that no block up to --until {u} ms is missing: make the report once a later block exists, or name the heights (--from/--to)"
+                )));
+            }
+            None => Value::Null,
         };
         json!({ "since_ms": asked.from_time_ms, "until_ms": until, "after_header": after })
     } else {
@@ -904,6 +927,8 @@ async fn build_report(
 
 /// What a verified report says.
 pub(crate) struct CheckedReport {
+    /// The time range the heights were proven to be, for a report asked by time.
+    time: Option<(u64, Option<u64>)>,
     kind: String,
     id: String,
     from: u64,
@@ -1212,14 +1237,14 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
         )));
     }
     let signer_header = check_header(r, "signer", signed_at, g, &trust)?;
-    if let Some((_, Some(until))) = time
-        && to < signed_at
-    {
-        let after = check_header_at(r, "range.time.after_header", to + 1, &trust)?;
+    if let Some((_, Some(until))) = time {
+        let next = to
+            .checked_add(1)
+            .ok_or_else(|| bad(format!("range.to {to} is not a height")))?;
+        let after = check_header_at(r, "range.time.after_header", next, &trust)?;
         if after.timestamp.0 <= until {
             return Err(bad(format!(
-                "block {} (time {} ms) is within the time range that ends at {until} ms, but the range ends at height {to}: it was narrowed",
-                to + 1,
+                "block {next} (time {} ms) is within the time range that ends at {until} ms, but the range ends at height {to}: it was narrowed",
                 after.timestamp.0
             )));
         }
@@ -1332,6 +1357,7 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
             ))
         })?;
     Ok(CheckedReport {
+        time,
         kind: kind.as_str().to_string(),
         id,
         from,

@@ -35,6 +35,8 @@ pub const P2P_REFUSED: &str = "p2p-link-refused";
 pub const API_REFUSED: &str = "api-connection-refused";
 /// The action of the entry that counts entries dropped on a full queue.
 pub const DROPPED: &str = "entries-dropped";
+/// The action of the entry that marks, at start, entries no checkpoint signed.
+pub const UNSIGNED_AT_OPEN: &str = "unsigned-at-open";
 
 /// How many entries may wait for the writer thread; beyond this, entries are dropped and
 /// counted rather than blocking the caller or growing without bound.
@@ -86,8 +88,13 @@ struct Inner {
     failures: AtomicU64,
     /// Entries dropped on a full queue since the node started (the metric).
     dropped: AtomicU64,
-    /// Entries dropped that no `entries-dropped` entry has counted yet.
+    /// Entries dropped that no `entries-dropped` entry has counted yet, and the first and
+    /// last second they were dropped in (0: none).
     dropped_unlogged: AtomicU64,
+    first_drop: AtomicU64,
+    last_drop: AtomicU64,
+    /// The queue's capacity.
+    queue: usize,
     operator: String,
     path: PathBuf,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -147,12 +154,35 @@ impl NodeAudit {
         queue: usize,
     ) -> Result<NodeAudit, NodeError> {
         let path = data_dir.join(FILE);
-        let writer = Writer::open(&path, &auditlog::NODE).map_err(|e| {
+        let mut writer = Writer::open(&path, &auditlog::NODE).map_err(|e| {
             NodeError::Audit(format!(
                 "{}: {e}; keep the file as evidence, move it aside and start again",
                 path.display()
             ))
         })?;
+        // Entries after the last checkpoint of a run that stopped uncleanly: no signature covers
+        // them, and this run's next checkpoint must not vouch for them unmarked (review 18).
+        let unsigned = writer.unsigned_since();
+        if let Some((last, _)) = writer.head()
+            && unsigned > 0
+        {
+            let detail = format!(
+                "entries {} to {last} follow the last checkpoint and were found unsigned at start \
+                 (the previous run stopped without its final checkpoint): nothing signed them \
+                 when they were written",
+                last + 1 - unsigned
+            );
+            writer
+                .append(
+                    now_secs(),
+                    operator,
+                    UNSIGNED_AT_OPEN,
+                    Outcome::Refused,
+                    &detail,
+                    None,
+                )
+                .map_err(|e| NodeError::Audit(format!("{}: {e}", path.display())))?;
+        }
         let (tx, rx) = mpsc::sync_channel(queue);
         let inner = Arc::new(Inner {
             tx: Mutex::new(Some(tx)),
@@ -162,6 +192,9 @@ impl NodeAudit {
             failures: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             dropped_unlogged: AtomicU64::new(0),
+            first_drop: AtomicU64::new(0),
+            last_drop: AtomicU64::new(0),
+            queue,
             operator: operator.to_string(),
             path,
             worker: Mutex::new(None),
@@ -200,9 +233,14 @@ impl NodeAudit {
                     tracing::error!(
                         "audit log: queue full ({} entries waiting for the disk): entries are \
                          being dropped and counted (gmchain_audit_log_dropped_total)",
-                        QUEUE
+                        i.queue
                     );
                 }
+                let now = now_secs();
+                let _ = i
+                    .first_drop
+                    .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+                i.last_drop.store(now, Ordering::Relaxed);
                 i.dropped_unlogged.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -317,7 +355,15 @@ fn write_loop(
     let note_dropped = |w: &mut Writer| {
         let n = state.dropped_unlogged.swap(0, Ordering::Relaxed);
         if n > 0 {
-            let detail = format!("{n} entries not written: the queue of {QUEUE} was full");
+            let last = state.last_drop.load(Ordering::Relaxed);
+            let first = match state.first_drop.swap(0, Ordering::Relaxed) {
+                0 => last,
+                t => t,
+            };
+            let detail = format!(
+                "{n} entries not written between {first} and {last} (Unix seconds): the queue of {} was full",
+                state.queue
+            );
             append(w, now_secs(), op, DROPPED, Outcome::Refused, &detail);
         }
     };
@@ -522,6 +568,45 @@ mod tests {
                 .render()
                 .contains(&format!("gmchain_audit_log_dropped_total {dropped}")),
         );
+    }
+
+    #[test]
+    fn entries_left_unsigned_by_an_unclean_stop_are_marked_at_the_next_start() {
+        let t = tempfile::tempdir().unwrap();
+        // A run that wrote two entries and died before any checkpoint.
+        let mut w = Writer::open(t.path().join(FILE), &auditlog::NODE).unwrap();
+        for i in 0..2 {
+            w.append(
+                1,
+                "node-1",
+                "test",
+                Outcome::Done,
+                &format!("event {i}"),
+                None,
+            )
+            .unwrap();
+        }
+        drop(w);
+        let (audit, pk) = open(t.path(), 1000);
+        audit.stop("stopped cleanly").unwrap();
+        let log = read(t.path());
+        assert_eq!(log[2].action, UNSIGNED_AT_OPEN, "{log:?}");
+        assert!(
+            log[2].detail.starts_with("entries 0 to 1 "),
+            "{}",
+            log[2].detail
+        );
+        auditlog::Log::new(t.path().join(FILE), &auditlog::NODE)
+            .verify(&[pk], None, auditlog::UnsignedTail::Refuse)
+            .unwrap();
+        // A clean log gets no such entry at its next start.
+        let (audit, _) = open(t.path(), 1000);
+        audit.stop("stopped cleanly").unwrap();
+        let n = read(t.path())
+            .iter()
+            .filter(|e| e.action == UNSIGNED_AT_OPEN)
+            .count();
+        assert_eq!(n, 1);
     }
 
     #[test]
