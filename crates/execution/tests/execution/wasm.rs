@@ -954,9 +954,9 @@ fn review2_a_params_change_keeps_max_fuel_per_tx_within_max_fuel_per_block() {
 /// on a cache miss validates and compiles it again, before any of its fuel is charged; a
 /// version 1 vote (1 000 fuel) then fails for want of fuel, is not recorded, and the same admin
 /// may send it again, block after block (up to max_txs_per_block of them each). The work grows
-/// with the module's size, the fuel does not: compared here with the same votes on a small
-/// module, the extra time of a vote on a 110 KiB module must be paid at the calibrated 1.4 ns
-/// per fuel (10x margin).
+/// with the module's size, the fuel does not. Fixed: a failing vote never loads the module
+/// (the executor's module cache counts no hit and no miss for it), on a 75-byte module and on a
+/// 110 KiB one alike; the votes' times are printed for comparison.
 #[test]
 // Review2 finding 5 (fixed): a failing executing vote compiles the module uncharged and can be repeated; its fuel does not grow with the module.
 fn review2_a_failing_executing_vote_pays_for_the_module_it_compiles() {
@@ -1004,24 +1004,16 @@ fn review2_a_failing_executing_vote_pays_for_the_module_it_compiles() {
     let (small, big) = (module(1), module(16_000));
     let (small_time, small_fuel) = votes_on(&mut x, "small", &small);
     let (big_time, big_fuel) = votes_on(&mut x, "big", &big);
-    let extra_ns = big_time.saturating_sub(small_time).as_nanos();
-    let extra_fuel = big_fuel - small_fuel;
     eprintln!(
         "a failing vote: {small_time:?} and {small_fuel} fuel on {} bytes, {big_time:?} and \
          {big_fuel} fuel on {} bytes",
         small.len(),
         big.len()
     );
-    // Timing noise (tests run in parallel): half the small module's vote time is allowed on
-    // top; the cache assertion above is the exact check.
-    assert!(
-        extra_ns <= 10 * u128::from(extra_fuel) * 14 / 10 + small_time.as_nanos() / 2,
-        "a failing vote on a {}-byte module took {big_time:?} against {small_time:?} on a \
-         {}-byte one, and paid {extra_fuel} fuel more: the module is compiled for every vote, \
-         unpaid",
-        big.len(),
-        small.len()
-    );
+    // The cache assertions in `votes_on` are the check: no failing vote loads or compiles the
+    // module, so its size costs a vote nothing. The times above are reported, not asserted: a
+    // timed assertion failed here under a parallel benchmark (817 µs against 441 µs with 0
+    // fuel more, the module never loaded), which is the shared machine, not the node.
 }
 
 /// A module of about `size` bytes, distinct for each `tag`: one page per 64 KiB of a data
@@ -1772,6 +1764,9 @@ fn review18_a_supervisor_frozen_contract_is_refused_as_a_callee_and_a_nested_cal
         before + 1,
         "the nested call is not in beta's trace"
     );
+    // An upgrade of beta proposed now, to pass after the freeze.
+    let (upgrade, r) = x.propose("contract-upgrade", vec![b"beta".to_vec(), probe(MIGRATE)]);
+    assert_success(&r);
     // The supervisor freezes beta: alpha.k's nested call is refused, beta's code does not run.
     assert_success(&x.node.run(&[call(
         &regulator,
@@ -1780,8 +1775,34 @@ fn review18_a_supervisor_frozen_contract_is_refused_as_a_callee_and_a_nested_cal
         "freeze",
         vec![b"contract".to_vec(), b"beta".to_vec(), b"audit".to_vec()],
     )]));
+    let traced = beta_count(&x);
     let r = x.call("alpha", "k", 5_000_000);
     let (code, message) = run_code(&r);
     assert_eq!(code, "CONTRACT_ABORTED", "{message}");
     assert_eq!(x.read("wasm/beta/n"), Some(1u64.to_le_bytes().to_vec()));
+    // A caller that ignores its callee's failure succeeds; the refused callee is not traced.
+    let r = x.call("alpha", "c", 5_000_000);
+    assert_eq!(r.status, Status::Success, "{r:?}");
+    assert_eq!(beta_count(&x), traced);
+    // No new code runs in it either: a new upgrade proposal is refused at admission, and the
+    // one proposed before the freeze fails when its vote passes (its migrate never runs).
+    let salt = x.salt();
+    let again = propose_org(
+        &x.node,
+        &x.w.admin,
+        salt,
+        "contract-upgrade",
+        vec![b"beta".to_vec(), probe(MIGRATE)],
+    );
+    let e = x.node.admit(&again).unwrap_err();
+    assert_eq!(e.code, RejectCode::ContractFrozenBySupervisor, "{e}");
+    let salt = x.salt();
+    let vote = yes_fuel(&x.root_admin, salt, &upgrade, 50_000_000);
+    let r = x.node.run(&[vote]).remove(0);
+    assert_eq!(
+        failed(&r),
+        Some(FailureCode::ContractFrozenBySupervisor),
+        "{r:?}"
+    );
+    assert_eq!(x.read("wasm/beta/m"), None, "the upgrade's migrate ran");
 }
