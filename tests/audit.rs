@@ -728,31 +728,11 @@ fn only_the_supervisors_auditors_reach_the_supervision_api() {
     );
 
     let report_args = |who: &str| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "audit",
-            "report",
-            "--contract",
-            "attestation",
-            "--from",
-            "1",
-            "--to",
-            "1",
-            "--key",
-            &format!("{AUDITOR}.key.pem"),
-            "--pass-file",
-            "pass",
-            "--sign-cert",
-            &format!("{AUDITOR}.crt.pem"),
-            "--genesis",
-            "data/genesis.json",
-            "--out",
+        report_args(
+            &["--contract", "attestation", "--from", "1", "--to", "1"],
             &format!("report-{}.json", who.replace('/', "-")),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.extend(session_as(who));
-        a
+            &session_as(who),
+        )
     };
     let cli_calls = |who: &str| -> Vec<Vec<String>> {
         let with = |a: &[&str]| {
@@ -857,6 +837,31 @@ fn only_the_supervisors_auditors_reach_the_supervision_api() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// `gmchain audit report` of the subject and range `what`, signed by the supervisor's auditor,
+/// written to `out`, then `extra` (a session, an HTML page).
+fn report_args(what: &[&str], out: &str, extra: &[String]) -> Vec<String> {
+    let mut a: Vec<String> = ["audit", "report"].iter().map(|s| s.to_string()).collect();
+    a.extend(what.iter().map(|s| s.to_string()));
+    a.extend(
+        [
+            "--key",
+            &format!("{AUDITOR}.key.pem"),
+            "--pass-file",
+            "pass",
+            "--sign-cert",
+            &format!("{AUDITOR}.crt.pem"),
+            "--genesis",
+            "data/genesis.json",
+            "--out",
+            out,
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    a.extend(extra.iter().cloned());
+    a
 }
 
 /// A report value without its `signature` member, as signed.
@@ -993,32 +998,19 @@ fn a_report_verifies_offline_and_every_tampering_is_named() {
     assert_eq!(listed.len(), 3);
     let (from_s, to_s) = (from.to_string(), to.to_string());
     let auditor_profile = own_session(AUDITOR);
+    let session = ["--client-profile".to_string(), auditor_profile.clone()];
+    let html_and_session = [
+        ["--html".to_string(), "r.html".to_string()].as_slice(),
+        &session,
+    ]
+    .concat();
     cli_ok(
         dir,
-        &[
-            "audit",
-            "report",
-            "--org",
-            bureau,
-            "--from",
-            &from_s,
-            "--to",
-            &to_s,
-            "--key",
-            &format!("{AUDITOR}.key.pem"),
-            "--pass-file",
-            "pass",
-            "--sign-cert",
-            &format!("{AUDITOR}.crt.pem"),
-            "--genesis",
-            "data/genesis.json",
-            "--out",
+        &strs(&report_args(
+            &["--org", bureau, "--from", &from_s, "--to", &to_s],
             "r.json",
-            "--html",
-            "r.html",
-            "--client-profile",
-            &auditor_profile,
-        ],
+            &html_and_session,
+        )),
     );
     let html = std::fs::read_to_string(dir.join("r.html")).unwrap();
     for s in &listed {
@@ -1060,28 +1052,18 @@ fn a_report_verifies_offline_and_every_tampering_is_named() {
     let (since, until) = (time_of(0), time_of(2));
     cli_ok(
         dir,
-        &[
-            "audit",
-            "report",
-            "--org",
-            bureau,
-            "--since",
-            &since.to_string(),
-            "--until",
-            &until.to_string(),
-            "--key",
-            &format!("{AUDITOR}.key.pem"),
-            "--pass-file",
-            "pass",
-            "--sign-cert",
-            &format!("{AUDITOR}.crt.pem"),
-            "--genesis",
-            "data/genesis.json",
-            "--out",
+        &strs(&report_args(
+            &[
+                "--org",
+                bureau,
+                "--since",
+                &since.to_string(),
+                "--until",
+                &until.to_string(),
+            ],
             "r-time.json",
-            "--client-profile",
-            &auditor_profile,
-        ],
+            &session,
+        )),
     );
     drop(node);
 
@@ -1605,28 +1587,11 @@ fn review17_a_report_on_a_non_canonical_cert_id_is_refused() {
     let auditor_profile = own_session(AUDITOR);
     cli_ok(
         dir,
-        &[
-            "audit",
-            "report",
-            "--cert",
-            &id,
-            "--from",
-            &from_s,
-            "--to",
-            &to_s,
-            "--key",
-            &format!("{AUDITOR}.key.pem"),
-            "--pass-file",
-            "pass",
-            "--sign-cert",
-            &format!("{AUDITOR}.crt.pem"),
-            "--genesis",
-            "data/genesis.json",
-            "--out",
+        &strs(&report_args(
+            &["--cert", &id, "--from", &from_s, "--to", &to_s],
             "r.json",
-            "--client-profile",
-            &auditor_profile,
-        ],
+            &["--client-profile".to_string(), auditor_profile],
+        )),
     );
     let report: Value =
         serde_json::from_slice(&std::fs::read(dir.join("r.json")).unwrap()).unwrap();

@@ -15,6 +15,7 @@ mod ledger_ref;
 mod model;
 mod node;
 mod report;
+mod scratch;
 mod signed;
 mod token;
 mod vectors;
@@ -30,6 +31,7 @@ pub use report::{
     ClauseResult, Counts, Provenance, Report, StandardResult, StandardSummary, Summary, Verdict,
     render_html, render_signed_html, run,
 };
+pub use scratch::Scratch;
 pub use signed::{
     CheckedSignature, MAX_REPORT_LEN, ReportFile, ReportSignature, SIGNATURE_SCHEME, SignedBy,
     SignedReport, SignedReportError, canonical_bytes, check_signer, sign, sign_value,

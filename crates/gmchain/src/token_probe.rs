@@ -8,7 +8,7 @@ use conformance::{
 };
 use crypto::{CipherFormat, PublicKey, Signature, Signer, UserId};
 use hsm::{Hsm, HsmError, KeyUri, KeyUsage, ObjectType, Sm4KeyOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// A token opened through a profile, for the conformance checks.
@@ -40,37 +40,6 @@ fn openssl_distid(id: &UserId) -> String {
     }
 }
 
-/// A private scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Result<Self, String> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "gmchain-conformance-{}-{nanos:x}",
-            std::process::id()
-        ));
-        // create_dir, not create_dir_all: fails rather than reuse a directory someone made.
-        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        Ok(Scratch(dir))
-    }
-
-    fn write(&self, name: &str, data: &[u8]) -> Result<PathBuf, String> {
-        let p = self.0.join(name);
-        std::fs::write(&p, data).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-        Ok(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn path_arg(p: &Path) -> Result<&str, String> {
     p.to_str()
         .ok_or_else(|| format!("{} is not UTF-8", p.display()))
@@ -97,7 +66,7 @@ fn openssl_verify(
         ));
     }
     let pem = crypto_sm::keys::encode_public_key_pem(public_key).map_err(|e| e.to_string())?;
-    let dir = Scratch::new()?;
+    let dir = conformance::Scratch::new("conformance")?;
     let key = dir.write("key.pem", pem.as_bytes())?;
     let data = dir.write("msg", msg)?;
     let sigfile = dir.write("sig.der", &sig.to_der())?;

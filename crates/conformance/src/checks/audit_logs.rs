@@ -20,7 +20,7 @@ use ::auditlog::{AuditError, Entry, Kind, Log, Outcome, UnsignedTail, Writer};
 use crypto::{PublicKey, Signature, Signer, UserId};
 use crypto_sm::SoftwareProvider;
 use crypto_sm::rng::SeededRandom;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 pub(super) const CHECKS: &[Check] = &[Check {
@@ -39,36 +39,7 @@ const KAT_HASHES: [&str; 2] = [
 ];
 
 fn case(name: &str, r: Result<(), String>) -> Evidence {
-    Evidence {
-        case: name.to_string(),
-        source: SOURCE.to_string(),
-        pass: r.is_ok(),
-        detail: r.err().unwrap_or_default(),
-    }
-}
-
-/// A directory of its own under the temporary directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Result<Self, String> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "gmchain-conformance-auditlog-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    super::sourced(SOURCE, name, r)
 }
 
 /// hash_n = SM3(domain ‖ hash_{n-1} ‖ seq ‖ time ‖ len‖operator ‖ len‖action ‖ len‖outcome ‖
@@ -222,8 +193,8 @@ fn audit_log_integrity() -> Vec<Evidence> {
 }
 
 fn run_cases() -> Result<Vec<Evidence>, String> {
-    let scratch = Scratch::new()?;
-    let dir = scratch.0.as_path();
+    let scratch = crate::Scratch::new("conformance-auditlog")?;
+    let dir = scratch.path();
     let p = SoftwareProvider::new(Arc::new(SeededRandom::new(0x39786)));
     let node_key = p.generate().map_err(|e| e.to_string())?;
     let ca_key = p.generate().map_err(|e| e.to_string())?;

@@ -114,6 +114,16 @@ pub(crate) fn each(
         .collect()
 }
 
+/// Records a case whose expected value comes from `source`.
+pub(crate) fn sourced(source: &str, case: &str, r: Result<(), String>) -> Evidence {
+    Evidence {
+        case: case.to_string(),
+        source: source.to_string(),
+        pass: r.is_ok(),
+        detail: r.err().unwrap_or_default(),
+    }
+}
+
 /// Records a derived case (no published vector).
 pub(crate) fn derived(case: &str, r: Result<(), String>) -> Evidence {
     Evidence {

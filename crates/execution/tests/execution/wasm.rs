@@ -169,6 +169,28 @@ impl Two {
         }
     }
 
+    /// The same consortium with "GMChain Consortium" as the supervisor (policy `supervisor`);
+    /// returns its auditor `regulator` too.
+    fn supervised() -> (Two, Member) {
+        let w = world();
+        let regulator = w.pki.leaf(&w.pki.root, Role::Auditor, "regulator");
+        let mut g: serde_json::Value = serde_json::from_str(&w.g.to_json()).unwrap();
+        g["format"] = serde_json::json!(3);
+        g["supervision"] = serde_json::json!({
+            "supervisor": "GMChain Consortium",
+            "freeze_policy": "supervisor"
+        });
+        let genesis = Genesis::from_json(g.to_string().as_bytes()).unwrap();
+        let root_admin = w.pki.leaf(&w.pki.root, Role::Admin, "root-admin");
+        let x = Two {
+            node: Node::new(&genesis),
+            w,
+            root_admin,
+            salt: 100,
+        };
+        (x, regulator)
+    }
+
     /// A restart of the node: a fresh executor, its module cache empty.
     fn restart(&mut self) {
         self.node.executor = Executor::new(self.w.g.chain_id.clone(), &self.w.g.params);
@@ -1644,20 +1666,7 @@ fn review7_a_removed_organisations_expired_modules_do_not_stay() {
 /// every step is in the contract's lifecycle trace.
 #[test]
 fn a_supervisor_freeze_of_a_contract_is_its_own_flag_lifted_only_by_the_supervisor() {
-    let w = world();
-    let regulator = w.pki.leaf(&w.pki.root, Role::Auditor, "regulator");
-    let mut g: serde_json::Value = serde_json::from_str(&w.g.to_json()).unwrap();
-    g["format"] = serde_json::json!(3);
-    g["supervision"] =
-        serde_json::json!({ "supervisor": "GMChain Consortium", "freeze_policy": "supervisor" });
-    let genesis = Genesis::from_json(g.to_string().as_bytes()).unwrap();
-    let root_admin = w.pki.leaf(&w.pki.root, Role::Admin, "root-admin");
-    let mut x = Two {
-        node: Node::new(&genesis),
-        w,
-        root_admin,
-        salt: 100,
-    };
+    let (mut x, regulator) = Two::supervised();
     x.deploy("alpha", &probe(""));
     assert_eq!(x.call("alpha", "i", 1_000_000).status, Status::Success);
     let sup = |freeze: bool, salt: u8| {
@@ -1728,20 +1737,7 @@ fn a_supervisor_freeze_of_a_contract_is_its_own_flag_lifted_only_by_the_supervis
 /// callee's contract trace.
 #[test]
 fn review18_a_supervisor_frozen_contract_is_refused_as_a_callee_and_a_nested_call_is_traced() {
-    let w = world();
-    let regulator = w.pki.leaf(&w.pki.root, Role::Auditor, "regulator");
-    let mut g: serde_json::Value = serde_json::from_str(&w.g.to_json()).unwrap();
-    g["format"] = serde_json::json!(3);
-    g["supervision"] =
-        serde_json::json!({ "supervisor": "GMChain Consortium", "freeze_policy": "supervisor" });
-    let genesis = Genesis::from_json(g.to_string().as_bytes()).unwrap();
-    let root_admin = w.pki.leaf(&w.pki.root, Role::Admin, "root-admin");
-    let mut x = Two {
-        node: Node::new(&genesis),
-        w,
-        root_admin,
-        salt: 100,
-    };
+    let (mut x, regulator) = Two::supervised();
     x.deploy("alpha", &probe(""));
     x.deploy("beta", &probe(""));
     let beta_count = |x: &Two| {
