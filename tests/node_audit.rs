@@ -215,6 +215,17 @@ fn node_audit_log_records_start_refusals_and_stop_and_audit_verify_detects_tampe
     assert_eq!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stdout).contains("unsigned tail"));
     check(&["--strict"], 1, "unsigned");
+    // Started again on that log, the node marks the entries no checkpoint signed; the mark is
+    // listed, and --strict refuses it even once a later checkpoint covers the chain.
+    run_and_stop(&chain, 0);
+    let o = verify(d, &[]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(&format!("marked: entry {} (unsigned-at-open)", n - 1)),
+        "{out}"
+    );
+    check(&["--strict"], 1, "--strict refuses a log with such a mark");
 
     // Bad input: exit 2.
     put(&chain, &lines);

@@ -1531,9 +1531,20 @@ impl GovernanceContract {
 
     /// Executes or rejects `record` if its votes decide it.
     fn tally(ctx: &mut CallContext<'_>, record: &mut ProposalRecord) -> Result<(), ContractError> {
-        // A proposal about a contract, and each vote on it, is part of the contract's lifecycle.
-        if let ProposalKind::Contract(change) = &record.kind {
-            ctx.trace(crate::trace::TraceKind::Lifecycle, change.name());
+        // A proposal about a contract, and each vote on it, is part of the contract's
+        // lifecycle; one about an organisation, of the organisation's trace (review 18).
+        match &record.kind {
+            ProposalKind::Contract(change) => {
+                ctx.trace(crate::trace::TraceKind::Lifecycle, change.name());
+            }
+            ProposalKind::OrgRegister { ca, .. } => {
+                ctx.trace(
+                    crate::trace::TraceKind::Org,
+                    &ca.organisation().unwrap_or_default(),
+                );
+            }
+            ProposalKind::OrgRemove { name } => ctx.trace(crate::trace::TraceKind::Org, name),
+            _ => {}
         }
         let n = record.electorate.len();
         let required = record.policy.required(n);

@@ -650,13 +650,14 @@ pub(crate) fn run(cmd: AuditCommand) -> CmdResult {
                 g.chain_id
             );
             println!("  subject {} {:?}", v.kind, v.id);
-            if let Some((since, until)) = v.time {
-                println!(
-                    "  time {since} ms to {}: the heights below are exactly the blocks of that time (proven by the blocks around them)",
-                    until.map_or("the tip when the report was made".to_string(), |u| format!(
-                        "{u} ms"
-                    ))
-                );
+            match v.time {
+                Some((since, Some(until))) => println!(
+                    "  time {since} ms to {until} ms: the heights below are exactly the blocks of that time (proven by the blocks around them)"
+                ),
+                Some((since, None)) => println!(
+                    "  time from {since} ms, open: the heights below start at the first block of that time (proven by the block before); blocks after the last height are not covered"
+                ),
+                None => {}
             }
             println!(
                 "  heights {}..={}: {} entr{}, complete (the index held {} entries before the range and {} at its end)",
@@ -864,7 +865,26 @@ async fn build_report(
     let time = if asked.from_height == 0 {
         let until = (asked.to_time_ms != 0).then_some(asked.to_time_ms);
         let after = match until {
-            Some(_) if to < tip => certified(&mut c, to + 1).await?,
+            Some(u) if to < tip => {
+                let after = certified(&mut c, to + 1).await?;
+                // A block of the range may have been committed since the trace: then the
+                // range moved, not the node's answer; ask again.
+                let next = receipt::CertifiedHeader::from_json_value(&after, &Limits::default())
+                    .map_err(|e| {
+                        Failure::NotVerified(format!(
+                            "the node's certified header of height {}: {e}",
+                            to + 1
+                        ))
+                    })?;
+                if next.header.timestamp.0 <= u {
+                    return Err(Failure::BadInput(format!(
+                        "block {} (time {} ms), within --until {u} ms, was committed while the report was made: run it again",
+                        to + 1,
+                        next.header.timestamp.0
+                    )));
+                }
+                after
+            }
             // Only a later block proves where the range ends.
             Some(u) => {
                 return Err(Failure::BadInput(format!(

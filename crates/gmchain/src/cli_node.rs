@@ -605,6 +605,30 @@ fn audit_verify(
                     "unsigned tail: entries {first} to {last} follow the last checkpoint (the node did not stop cleanly, or is running); --strict fails on it"
                 );
             }
+            // What the node itself marked: entries it found unsigned when it started again,
+            // entries it dropped. Listed always; --strict fails on them (their content, or
+            // their absence, is not authenticated by any checkpoint of the run that wrote them).
+            let marks: Vec<auditlog::Entry> = log
+                .read()
+                .map_err(|e| Failure::NotVerified(format!("{}: {e}", path.display())))?
+                .into_iter()
+                .filter(|e| {
+                    e.action == node::audit::UNSIGNED_AT_OPEN || e.action == node::audit::DROPPED
+                })
+                .collect();
+            for m in &marks {
+                println!("marked: entry {} ({}): {}", m.seq, m.action, m.detail);
+            }
+            if strict && let Some(m) = marks.first() {
+                return Err(Failure::NotVerified(format!(
+                    "{}: entry {} ({}): {}; --strict refuses a log with such a mark ({} in all)",
+                    path.display(),
+                    m.seq,
+                    m.action,
+                    m.detail,
+                    marks.len()
+                )));
+            }
             Ok(())
         }
         Err(e @ auditlog::AuditError::Io { .. }) => Err(Failure::BadInput(e.to_string())),

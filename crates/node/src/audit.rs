@@ -88,11 +88,9 @@ struct Inner {
     failures: AtomicU64,
     /// Entries dropped on a full queue since the node started (the metric).
     dropped: AtomicU64,
-    /// Entries dropped that no `entries-dropped` entry has counted yet, and the first and
-    /// last second they were dropped in (0: none).
-    dropped_unlogged: AtomicU64,
-    first_drop: AtomicU64,
-    last_drop: AtomicU64,
+    /// Entries dropped that no `entries-dropped` entry has counted yet, with the first and
+    /// last second they were dropped in (one lock, so a count and its seconds agree).
+    unlogged_drops: Mutex<Option<(u64, u64, u64)>>,
     /// The queue's capacity.
     queue: usize,
     operator: String,
@@ -167,9 +165,9 @@ impl NodeAudit {
             && unsigned > 0
         {
             let detail = format!(
-                "entries {} to {last} follow the last checkpoint and were found unsigned at start \
-                 (the previous run stopped without its final checkpoint): nothing signed them \
-                 when they were written",
+                "entries {} to {last} follow the last checkpoint and were found unsigned at start: \
+                 the previous run stopped without its final checkpoint, or the file was edited \
+                 while the node was stopped; no signature of the run that wrote them covers them",
                 last + 1 - unsigned
             );
             writer
@@ -191,9 +189,7 @@ impl NodeAudit {
             head: Mutex::new(writer.head()),
             failures: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
-            dropped_unlogged: AtomicU64::new(0),
-            first_drop: AtomicU64::new(0),
-            last_drop: AtomicU64::new(0),
+            unlogged_drops: Mutex::new(None),
             queue,
             operator: operator.to_string(),
             path,
@@ -237,11 +233,9 @@ impl NodeAudit {
                     );
                 }
                 let now = now_secs();
-                let _ = i
-                    .first_drop
-                    .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
-                i.last_drop.store(now, Ordering::Relaxed);
-                i.dropped_unlogged.fetch_add(1, Ordering::Relaxed);
+                let mut d = lock(&i.unlogged_drops);
+                let (n, first, _) = d.unwrap_or((0, now, now));
+                *d = Some((n + 1, first, now));
             }
         }
     }
@@ -353,13 +347,8 @@ fn write_loop(
         }
     };
     let note_dropped = |w: &mut Writer| {
-        let n = state.dropped_unlogged.swap(0, Ordering::Relaxed);
-        if n > 0 {
-            let last = state.last_drop.load(Ordering::Relaxed);
-            let first = match state.first_drop.swap(0, Ordering::Relaxed) {
-                0 => last,
-                t => t,
-            };
+        let drops = lock(&state.unlogged_drops).take();
+        if let Some((n, first, last)) = drops {
             let detail = format!(
                 "{n} entries not written between {first} and {last} (Unix seconds): the queue of {} was full",
                 state.queue

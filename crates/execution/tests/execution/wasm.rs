@@ -1033,9 +1033,10 @@ fn review2_a_failing_executing_vote_pays_for_the_module_it_compiles() {
         big.len()
     );
     // The cache assertions in `votes_on` are the check: no failing vote loads or compiles the
-    // module, so its size costs a vote nothing. The times above are reported, not asserted: a
-    // timed assertion failed here under a parallel benchmark (817 µs against 441 µs with 0
-    // fuel more, the module never loaded), which is the shared machine, not the node.
+    // module. What a failing vote still does with the module's size is read it from the state
+    // (unmetered reads, as every read); the times above are reported, not asserted: a timed
+    // assertion failed here under a parallel benchmark (817 µs against 441 µs with 0 fuel
+    // more, the module never loaded).
 }
 
 /// A module of about `size` bytes, distinct for each `tag`: one page per 64 KiB of a data
