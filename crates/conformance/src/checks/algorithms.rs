@@ -127,16 +127,18 @@ fn pbkdf2_hmac_sha1() -> Evidence {
     item(case, &source, r)
 }
 
-/// The node's gRPC API is served without TLS until issue 12 (GM TLS 1.3, RFC 8998).
+/// The node's API is mutual GM TLS 1.3 (issue 12); its plain-HTTP listeners remain.
 fn node_api_transport() -> Evidence {
     item(
-        "Node API transport: gRPC over plaintext HTTP/2 (h2c), no SM2/SM3/SM4 channel protection",
+        "Node plain-HTTP listeners: metrics (/metrics) and the optional public read-only API (api.public_listen), no SM2/SM3/SM4 channel protection",
         INVENTORY,
         Err(
-            "reachable in production: node::run serves the API and metrics without TLS in every \
-             mode (loopback only unless api.allow_non_loopback = true); transactions are SM2-signed, \
-             but the channel has neither GM confidentiality nor GM integrity. Removed by issue 12 \
-             (GM TLS 1.3, RFC 8998 TLS_SM4_GCM_SM3/TLS_SM4_CCM_SM3 with keys in the HSM)."
+            "reachable in production: the gRPC API that takes transactions and every \
+             authenticated read is mutual GM TLS 1.3 (RFC 8998 TLS_SM4_GCM_SM3/TLS_SM4_CCM_SM3, \
+             issue 12; node-tls-* checks), but the metrics listener always, and the public \
+             read-only listener when configured, are plain HTTP, on loopback unless \
+             api.allow_non_loopback = true; they carry no write and no key, and are meant to sit \
+             behind the operator's HTTPS/TLCP gateway (GB/T 39786 8.3 b's note)."
                 .to_string(),
         ),
     )
@@ -202,7 +204,7 @@ mod tests {
             sha256.detail
         );
         assert!(find("hmacWithSHA1").pass, "{}", find("hmacWithSHA1").detail);
-        for declared in ["plaintext", "Random numbers"] {
+        for declared in ["plain-HTTP", "Random numbers"] {
             let e = find(declared);
             assert!(
                 !e.pass && e.detail.starts_with("reachable in production"),
@@ -236,7 +238,7 @@ mod tests {
             .expect("§7.1 maps the inventory");
         assert!(!inventory.pass);
         let listed: Vec<&str> = inventory.evidence.iter().map(|e| e.case.as_str()).collect();
-        for needle in ["hmacWithSHA256", "plaintext", "Random numbers"] {
+        for needle in ["hmacWithSHA256", "plain-HTTP", "Random numbers"] {
             assert!(
                 listed.iter().any(|c| c.contains(needle)),
                 "{needle} not listed: {listed:?}"
