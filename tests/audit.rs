@@ -271,6 +271,25 @@ fn a_supervisor_traces_three_organisations_and_the_answers_survive_a_restart() {
     let (mid_from, mid_to) = (heights[2], heights[6]);
     let middle = |s: &&Sent| (mid_from..=mid_to).contains(&s.height);
     let mut answers: Vec<(Vec<String>, String)> = Vec::new();
+    // A query of the middle heights (by `bounds`: heights or times) lists exactly the
+    // submitted transactions of those heights, and says so; returns the query and its answer.
+    let middle_trace = |args: &Vec<String>, want: &Vec<&Sent>, bounds: &[String]| {
+        let mut ranged = args.clone();
+        ranged.extend(bounds.iter().cloned());
+        let (raw, v) = trace(&chain, &strs(&ranged));
+        let sub: Vec<&Sent> = want.iter().copied().filter(middle).collect();
+        assert_eq!(
+            rows(&v),
+            expect(sub.iter().copied()),
+            "trace {ranged:?}: {raw}"
+        );
+        assert_eq!(
+            (v["from"].as_u64(), v["to"].as_u64()),
+            (Some(mid_from), Some(mid_to)),
+            "{raw}"
+        );
+        (ranged, raw)
+    };
     for (args, want) in &queries {
         let (raw, v) = trace(&chain, &strs(args));
         assert_eq!(
@@ -289,22 +308,9 @@ fn a_supervisor_traces_three_organisations_and_the_answers_survive_a_restart() {
         );
         assert_eq!(v["end_count"].as_u64(), Some(want.len() as u64), "{raw}");
         answers.push((args.clone(), raw));
-        let mut ranged = args.clone();
-        ranged.extend(["--from".into(), mid_from.to_string()]);
-        ranged.extend(["--to".into(), mid_to.to_string()]);
-        let (raw, v) = trace(&chain, &strs(&ranged));
-        let sub: Vec<&Sent> = want.iter().copied().filter(middle).collect();
-        assert_eq!(
-            rows(&v),
-            expect(sub.iter().copied()),
-            "trace {ranged:?}: {raw}"
-        );
-        assert_eq!(
-            (v["from"].as_u64(), v["to"].as_u64()),
-            (Some(mid_from), Some(mid_to)),
-            "{raw}"
-        );
-        answers.push((ranged, raw));
+        let bounds =
+            ["--from", &mid_from.to_string(), "--to", &mid_to.to_string()].map(String::from);
+        answers.push(middle_trace(args, want, &bounds));
     }
     let (_, contract) = trace(&chain, &["--contract", "attestation"]);
     let failures: Vec<&Value> = contract["entries"]
@@ -337,22 +343,9 @@ fn a_supervisor_traces_three_organisations_and_the_answers_survive_a_restart() {
         }
     }
     for (args, want) in &queries {
-        let mut timed = args.clone();
-        timed.extend(["--since".into(), since.to_string()]);
-        timed.extend(["--until".into(), until.to_string()]);
-        let (raw, v) = trace(&chain, &strs(&timed));
-        let sub: Vec<&Sent> = want.iter().copied().filter(middle).collect();
-        assert_eq!(
-            rows(&v),
-            expect(sub.iter().copied()),
-            "trace {timed:?}: {raw}"
-        );
-        assert_eq!(
-            (v["from"].as_u64(), v["to"].as_u64()),
-            (Some(mid_from), Some(mid_to)),
-            "{raw}"
-        );
-        answers.push((timed, raw));
+        let bounds =
+            ["--since", &since.to_string(), "--until", &until.to_string()].map(String::from);
+        answers.push(middle_trace(args, want, &bounds));
     }
     // A time just after the first middle block and just before the last leaves both out.
     let (raw, v) = trace(

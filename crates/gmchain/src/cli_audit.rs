@@ -1044,8 +1044,8 @@ fn check_header_at(
 
 /// A report's time range, if it has one: `(since, until)` in ms. Checks that the range's
 /// first height is the first block at or after `since` (the block before it is earlier), and
-/// that its last block is not after `until`; the block after the end (`after_header`) is
-/// checked with the signer's height, and each entry's time where the entries are.
+/// that its last block is not after `until`; the caller checks the block after the end
+/// (`after_header`, required when there is an end) and each entry's time.
 fn time_range(
     r: &Value,
     from: u64,
