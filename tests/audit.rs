@@ -633,6 +633,26 @@ fn issue_by_dev_root(chain: &Chain, role: Role, org: &str, cn: &str, file: &str)
     crate::data::issue(&chain.dir, "ca", role, org, cn, file);
 }
 
+/// Two auditors the supervision API and a report must refuse: `bureau-auditor`, of Dev Bureau
+/// (a member that does not supervise), and `forged-auditor`, an auditor "of Agency 03" that
+/// Dev Bureau's root certified though it does not sponsor Agency 03.
+fn issue_outside_auditors(chain: &Chain) {
+    issue_by_dev_root(
+        chain,
+        Role::Auditor,
+        "Dev Bureau",
+        "bureau-auditor",
+        "bureau-auditor",
+    );
+    issue_by_dev_root(
+        chain,
+        Role::Auditor,
+        "Agency 03",
+        "forged",
+        "forged-auditor",
+    );
+}
+
 /// Calls each Supervision method over a raw gRPC channel as identity `who`: the outcome of
 /// GetSupervision, Trace, GetCertifiedHeader and ProveState, by name.
 fn raw_calls(chain: &Chain, who: &str) -> Vec<(&'static str, Result<(), tonic::Status>)> {
@@ -703,22 +723,7 @@ fn only_the_supervisors_auditors_reach_the_supervision_api() {
     let dir = &chain.dir;
     let o = attest(&chain, "a.txt", "alpha", "clients/0");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    // An auditor of Dev Bureau, a member that does not supervise.
-    issue_by_dev_root(
-        &chain,
-        Role::Auditor,
-        "Dev Bureau",
-        "bureau-auditor",
-        "bureau-auditor",
-    );
-    // Dev Bureau's root certifying an auditor "of Agency 03": it does not sponsor Agency 03.
-    issue_by_dev_root(
-        &chain,
-        Role::Auditor,
-        "Agency 03",
-        "forged",
-        "forged-auditor",
-    );
+    issue_outside_auditors(&chain);
 
     let report_args = |who: &str| -> Vec<String> {
         report_args(
@@ -1009,22 +1014,8 @@ fn a_report_verifies_offline_and_every_tampering_is_named() {
     for s in &listed {
         assert!(html.contains(&s.tx), "{} not in the page", s.tx);
     }
-    // Dev Bureau's auditor, and an auditor "of Agency 03" forged under Dev Bureau's root; the
-    // chain's proofs of what a report signed by the forger would need.
-    issue_by_dev_root(
-        &chain,
-        Role::Auditor,
-        bureau,
-        "bureau-auditor",
-        "bureau-auditor",
-    );
-    issue_by_dev_root(
-        &chain,
-        Role::Auditor,
-        "Agency 03",
-        "forged",
-        "forged-auditor",
-    );
+    // The chain's proofs of what a report signed by the forger would need.
+    issue_outside_auditors(&chain);
     let dev_root = identity(dir, "ca").1;
     // The report judges its signer at the tip when it was made: the forger's proofs are of
     // that height.

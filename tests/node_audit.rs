@@ -3,7 +3,7 @@
 //! `gmchain node audit-verify` detects an edited byte, a removed line and (with
 //! `--expect-head`) a cut tail, and refuses bad input with exit 2.
 
-use crate::dev_node::{self, Chain, Node, dev_chain, fails, gm, log_of, ok};
+use crate::dev_node::{self, Chain, Node, dev_chain, fails, gm, log_of};
 use std::io::Write;
 use std::path::Path;
 
@@ -132,17 +132,12 @@ fn node_audit_log_records_start_refusals_and_stop_and_audit_verify_detects_tampe
         .into_owned();
     assert!(out.contains("audit log OK"), "{out}");
     assert!(out.contains(&head), "{out}");
-    let _ = ok(
-        d,
-        &[
-            "node",
-            "audit-verify",
-            "--data-dir",
-            "data",
-            "--cert",
-            "node.crt.pem",
-            "--strict",
-        ],
+    let o = verify(d, &["--strict"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
 
     let text = std::fs::read_to_string(d.join("data/audit.log")).unwrap();
@@ -196,17 +191,12 @@ fn node_audit_log_records_start_refusals_and_stop_and_audit_verify_detects_tampe
     // The tail cut off after the first run's checkpoint: consistent alone, caught by the
     // head the node printed.
     put(&chain, &lines[..=first_cp]);
-    let _ = ok(
-        d,
-        &[
-            "node",
-            "audit-verify",
-            "--data-dir",
-            "data",
-            "--cert",
-            "node.crt.pem",
-            "--strict",
-        ],
+    let o = verify(d, &["--strict"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
     check(&["--expect-head", &head], 1, "truncated");
     // Cut inside the second run: an unsigned tail, refused by --strict only.

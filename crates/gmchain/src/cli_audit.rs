@@ -37,6 +37,20 @@ pub(crate) const REPORT_VERSION: u64 = 1;
 /// 256; a larger range: several reports).
 pub(crate) const MAX_REPORT_ENTRIES: u64 = 10_000;
 
+/// What `audit freeze` and `audit unfreeze` take.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FreezeArgs {
+    #[command(flatten)]
+    target: FreezeTarget,
+    /// Why (1 to 512 bytes of text, recorded on the chain).
+    #[arg(long)]
+    reason: String,
+    #[command(flatten)]
+    sender: SenderArgs,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
 #[derive(Debug, Subcommand)]
 #[allow(
     clippy::large_enum_variant,
@@ -52,29 +66,9 @@ pub(crate) enum AuditCommand {
     /// Freezes a certificate, an organisation's people (its users, admins and auditors; its
     /// nodes keep running) or a WASM contract, from the next block on. Signed by an auditor of
     /// the supervising organisation (`--key`, `--cert`); the reason is on the chain.
-    Freeze {
-        #[command(flatten)]
-        target: FreezeTarget,
-        /// Why (1 to 512 bytes of text, recorded on the chain).
-        #[arg(long)]
-        reason: String,
-        #[command(flatten)]
-        sender: SenderArgs,
-        #[command(flatten)]
-        node: NodeArgs,
-    },
+    Freeze(FreezeArgs),
     /// Lifts the supervisor's freeze (not an admin's suspension, nor a governance freeze).
-    Unfreeze {
-        #[command(flatten)]
-        target: FreezeTarget,
-        /// Why (1 to 512 bytes of text, recorded on the chain).
-        #[arg(long)]
-        reason: String,
-        #[command(flatten)]
-        sender: SenderArgs,
-        #[command(flatten)]
-        node: NodeArgs,
-    },
+    Unfreeze(FreezeArgs),
     /// The node's watch-rule alerts as they fire, one JSON line each (until interrupted, or
     /// `--count` alerts).
     Alerts {
@@ -539,18 +533,8 @@ pub(crate) fn run(cmd: AuditCommand) -> CmdResult {
                 Ok(())
             })
         }
-        AuditCommand::Freeze {
-            target,
-            reason,
-            sender,
-            node,
-        } => freeze(true, &target, &reason, &sender, &node),
-        AuditCommand::Unfreeze {
-            target,
-            reason,
-            sender,
-            node,
-        } => freeze(false, &target, &reason, &sender, &node),
+        AuditCommand::Freeze(a) => freeze(true, &a),
+        AuditCommand::Unfreeze(a) => freeze(false, &a),
         AuditCommand::Trace {
             subject,
             range,
@@ -685,13 +669,13 @@ fn prefix(path: &Path, f: Failure) -> Failure {
     }
 }
 
-fn freeze(
-    on: bool,
-    target: &FreezeTarget,
-    reason: &str,
-    sender: &SenderArgs,
-    node: &NodeArgs,
-) -> CmdResult {
+fn freeze(on: bool, a: &FreezeArgs) -> CmdResult {
+    let FreezeArgs {
+        target,
+        reason,
+        sender,
+        node,
+    } = a;
     let (kind, t) = match target.kind {
         FreezeKindArg::Cert => ("cert", cert_id("--target", &target.target)?),
         FreezeKindArg::Org => ("org", target.target.clone()),
