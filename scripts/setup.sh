@@ -54,4 +54,11 @@ if ! "$venv/bin/python" -c "import gmssl_pyx" >/dev/null 2>&1; then
   python3 -m venv "$venv" || { echo "setup: python3 -m venv failed (install python3-venv)" >&2; exit 2; }
   "$venv/bin/pip" install -q --disable-pip-version-check "gmssl-pyx==2.1.0"
 fi
+# schemathesis (PyPI) fuzzes the REST API against its OpenAPI document (tests/rest.rs).
+if [ ! -x "$venv/bin/st" ] || ! "$venv/bin/st" --version 2>/dev/null | grep -q "4.32.5"; then
+  echo "== schemathesis 4.32.5 into $venv"
+  st_started=$(date +%s)
+  "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5"
+  echo "== schemathesis installed in $(( $(date +%s) - st_started )) s"
+fi
 export GMCHAIN_PYTHON="$venv/bin/python"

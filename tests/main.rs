@@ -42,5 +42,6 @@ mod governance;
 mod keys;
 mod node;
 mod node_audit;
+mod rest;
 mod tls;
 mod watch;

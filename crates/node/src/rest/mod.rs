@@ -516,6 +516,14 @@ impl Inner {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        if route.grpc.is_empty() {
+            if let Some(q) = req.uri().query().filter(|q| !q.is_empty()) {
+                return Err(Problem::bad(format!(
+                    "unknown query {q:?}: {} {} takes no query parameters",
+                    route.method, route.path
+                )));
+            }
+        }
         match route.op {
             routes::GENESIS => return Ok(self.genesis_response()),
             routes::HEALTH => return Ok(self.health_response().await),
@@ -933,6 +941,16 @@ impl Inner {
                 .map_err(|e| internal(e.to_string()))?
                 .map_err(|e| internal(e.to_string()))?;
             if let Some((receipt, loc)) = found {
+                // The same signed transaction only: other bytes with the same id (another
+                // signature) are not what was committed, and keep their refusal.
+                let c = core.clone();
+                let committed = tokio::task::spawn_blocking(move || c.transaction(&id))
+                    .await
+                    .map_err(|e| internal(e.to_string()))?
+                    .map_err(|e| internal(e.to_string()))?;
+                if committed.is_none_or(|(t, _)| types::Encode::to_bytes(&t) != signed.as_ref()) {
+                    return Err(refusal);
+                }
                 let body = json!({
                     "tx_id": base64::engine::general_purpose::STANDARD.encode(id.as_bytes()),
                     "committed": true,
