@@ -216,3 +216,95 @@ fn flip(v: &serde_json::Value) -> serde_json::Value {
     };
     serde_json::Value::String(c.into_iter().collect())
 }
+
+/// The environment variable that makes [`token_child`] run: the devnet's directory.
+const TOKEN_CHILD_DIR: &str = "GMCHAIN_SDK_EXAMPLE_DEVNET";
+
+/// The example as the README runs it: alice's key in her soft-token slot of a one-validator
+/// devnet. The soft token reads its directory from the environment when it is loaded, which a
+/// test cannot set in its own (threaded) process, so the example runs in a child: this test
+/// binary again, running only [`token_child`] with the devnet's environment.
+#[test]
+fn the_example_signs_in_the_soft_token_of_a_devnet() {
+    let net = crate::devnet::Devnet::new();
+    let port = crate::devnet::free_base_port(1).to_string();
+    let o = net.run("up", &["--nodes", "1", "--base-port", &port]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "devnet up: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "sdk_example::token_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(TOKEN_CHILD_DIR, &net.dir)
+        .env("GMCHAIN_SDK_EXAMPLE_PORT", &port)
+        .env("GMCHAIN_SOFTTOKEN_DIR", net.dir.join("tokens"))
+        .env("GMCHAIN_SOFTTOKEN_SLOTS", "1")
+        .env(hsm::MODULE_ENV, crate::demo_pki::softtoken_module())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("1 passed"),
+        "the child test did not run: {stdout}{stderr}"
+    );
+}
+
+/// Run by [`the_example_signs_in_the_soft_token_of_a_devnet`] only (it sets the devnet's
+/// environment); on its own, it has nothing to do.
+#[test]
+#[ignore = "run in a child process by the_example_signs_in_the_soft_token_of_a_devnet"]
+fn token_child() {
+    let Some(dir) = std::env::var_os(TOKEN_CHILD_DIR).map(std::path::PathBuf::from) else {
+        return;
+    };
+    let port = std::env::var("GMCHAIN_SDK_EXAMPLE_PORT").unwrap();
+    let d = |p: &str| dir.join(p).to_str().unwrap().to_string();
+    let doc = dir.join("notice-2.txt");
+    std::fs::write(&doc, b"Notice 2026-119: the records office moves.\n").unwrap();
+    let alice = std::fs::read_to_string(dir.join("alice.uri")).unwrap();
+    let a = Args::parse(
+        [
+            doc.to_str().unwrap(),
+            "--node",
+            &format!("127.0.0.2:{port}"),
+            "--node-name",
+            "node-1",
+            "--key",
+            alice.trim(),
+            "--hsm-profile",
+            &d("softtoken.toml"),
+            "--pass-file",
+            &d("agency-1/user.pin"),
+            "--cert",
+            &d("alice.pem"),
+            "--ca",
+            &d("agency-1/ca.pem"),
+            "--crl",
+            &d("agency-1/crl.pem"),
+            "--genesis",
+            &d("node-1/data/genesis.json"),
+        ]
+        .map(String::from),
+    )
+    .unwrap();
+    let report = rt()
+        .block_on(run(&a))
+        .expect("the example runs with a token key");
+    assert!(report.height >= 1, "{report:?}");
+    assert!(report.signer.contains("CN=alice"), "{report:?}");
+    assert_eq!(report.certified_by.len(), 1, "{report:?}");
+    // A PIN is never an argument.
+    let e = Args::parse(["f", "--pin", "1234"].map(String::from)).unwrap_err();
+    assert!(e.contains("never a command-line value"), "{e}");
+}
