@@ -190,12 +190,21 @@ pub fn status_class(status: &tonic::Status) -> Class {
     if let Some(code) = status_code(status) {
         return code.class;
     }
-    match status.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
-            Class::Unavailable
-        }
-        _ => Class::BadInput,
+    if is_unreachable(status.code()) {
+        Class::Unavailable
+    } else {
+        Class::BadInput
     }
+}
+
+/// Whether a gRPC status code without a registry code says the node could not be reached or
+/// could not answer (unavailable, deadline exceeded, unknown: a connection that broke), rather
+/// than that it answered with a refusal.
+pub fn is_unreachable(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown
+    )
 }
 
 impl Coded for SdkError {

@@ -46,16 +46,22 @@ pub fn token_signer(profile: &Path, uri: &str, pin: Secret) -> Result<Arc<dyn Si
     let token_err = |context: String| move |source| SdkError::Token { context, source };
     let profile = hsm::Profile::load(profile).map_err(token_err(profile.display().to_string()))?;
     let key = hsm::KeyUri::parse(uri).map_err(token_err("key URI".into()))?;
-    let label = key.token.clone().ok_or_else(|| SdkError::Token {
+    let label = token_label(&key)?;
+    let hsm = hsm::Hsm::open(&profile, label, Some(pin), 1)
+        .map_err(token_err(format!("token {label:?}")))?;
+    let signer = hsm.signer(&key).map_err(token_err(key.to_string()))?;
+    Ok(Arc::new(signer))
+}
+
+/// The label of the token a key URI names; a URI that names none is refused (a key is looked
+/// up in one token, never in whichever token holds an object of that name).
+pub fn token_label(uri: &hsm::KeyUri) -> Result<&str, SdkError> {
+    uri.token.as_deref().ok_or_else(|| SdkError::Token {
         context: "key URI".into(),
         source: hsm::HsmError::InvalidInput {
             reason: "the URI must name the token (pkcs11:token=LABEL;object=KEY)".into(),
         },
-    })?;
-    let hsm = hsm::Hsm::open(&profile, &label, Some(pin), 1)
-        .map_err(token_err(format!("token {label:?}")))?;
-    let signer = hsm.signer(&key).map_err(token_err(key.to_string()))?;
-    Ok(Arc::new(signer))
+    })
 }
 
 /// The key in the key file `path` (PKCS#8, SEC1 or encrypted PKCS#8 with `passphrase`),

@@ -61,7 +61,7 @@ pub use connect::{
     CONNECT_TIMEOUT, Connection, MAX_MESSAGE, TlsClient, node_authority, parse_certificates,
     public_channel, resolve,
 };
-pub use error::{SdkError, status_class, status_code};
-pub use keys::{key_file_signer, secret_from_env, secret_from_file, token_signer};
+pub use error::{SdkError, is_unreachable, status_class, status_code};
+pub use keys::{key_file_signer, secret_from_env, secret_from_file, token_label, token_signer};
 pub use tx::{Sender, TxBuilder, anchor_call, contract_call};
 pub use verify::{Verified, trust_context, verify_receipt, verify_receipt_offline};
