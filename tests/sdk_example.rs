@@ -140,6 +140,36 @@ fn the_example_anchors_a_file_and_verifies_its_receipt_offline() {
         assert_eq!(c.position, first.committed().position);
         assert_eq!(c.receipt, first.committed().receipt);
 
+        // Sent without waiting, then submitted and waited for: the copy is refused while the
+        // first waits in the pool (or is committed already), and the client waits for the
+        // first's outcome.
+        let call = gmchain_sdk::contract_call(
+            "attestation",
+            "anchor",
+            vec![
+                crypto_sm::sm3::sm3(b"pending").as_bytes().to_vec(),
+                b"document".to_vec(),
+                Vec::new(),
+                Vec::new(),
+            ],
+        );
+        let pending = builder
+            .sign(&sender, call, &crypto_sm::rng::SystemRandom)
+            .unwrap();
+        client
+            .grpc()
+            .submit_transaction(api::v1::SubmitTransactionRequest {
+                signed_tx: types::Encode::to_bytes(&pending),
+                wait_for_commit: false,
+            })
+            .await
+            .unwrap();
+        let again = client.submit_and_wait(&pending, wait).await.unwrap();
+        assert!(
+            matches!(&again, Submission::AlreadyCommitted(c) if c.id == pending.tx_id()),
+            "{again:?}"
+        );
+
         // The queries agree with the submission.
         let stored = client.transaction(&tx.tx_id()).await.unwrap();
         assert_eq!(stored.tx, tx);

@@ -16,6 +16,9 @@ use crate::tx::{Sender, TxBuilder};
 /// How long [`Client::send`] waits for its transaction's commit by default.
 pub const COMMIT_WAIT: Duration = Duration::from_secs(120);
 
+/// How often a resubmitted transaction still waiting in the pool is looked for in the chain.
+const POLL: Duration = Duration::from_millis(200);
+
 /// A committed transaction: its id, receipt, block and position.
 #[derive(Debug, Clone)]
 pub struct Committed {
@@ -29,9 +32,9 @@ pub struct Committed {
     pub position: u32,
 }
 
-/// What a submission came to. Resubmitting a transaction already committed is not an error:
-/// the node refuses the copy (`TX_DUPLICATE`), and the client then reads the committed
-/// outcome.
+/// What a submission came to. Resubmitting a transaction the node has seen is not an error:
+/// the node refuses the copy (`TX_DUPLICATE`), and the client then reads the outcome of the
+/// first, waiting for it within the same bound if it is still in the pool.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Submission {
@@ -163,10 +166,11 @@ impl Client {
         wait: Duration,
     ) -> Result<Submission, SdkError> {
         let id = tx.tx_id();
+        let deadline = tokio::time::Instant::now() + wait;
         // A node that cannot reach a quorum of validators keeps the transaction waiting: the
         // client gives up after a bound rather than hang (it may still commit later).
-        let answer = tokio::time::timeout(
-            wait,
+        let answer = tokio::time::timeout_at(
+            deadline,
             self.grpc.submit_transaction(pb::SubmitTransactionRequest {
                 signed_tx: tx.to_bytes(),
                 wait_for_commit: true,
@@ -181,13 +185,10 @@ impl Client {
                 if e.node_code() != Some(&codes::TX_DUPLICATE) {
                     return Err(e);
                 }
-                // Seen before: committed (then this is its outcome), or still waiting in the
-                // pool (then the refusal stands).
-                return match self.receipt(&id).await {
-                    Ok(c) => Ok(Submission::AlreadyCommitted(c)),
-                    Err(SdkError::Node { .. }) => Err(e),
-                    Err(other) => Err(other),
-                };
+                // Seen before: committed, then this is its outcome; or still waiting in the
+                // pool (a retry after a lost answer), then its outcome is awaited as this
+                // submission's would have been.
+                return self.existing_outcome(&id, deadline, wait).await;
             }
         };
         let receipt = Receipt::from_bytes(&resp.receipt, &Limits::default())
@@ -198,6 +199,31 @@ impl Client {
             height: resp.height,
             position: resp.position,
         }))
+    }
+
+    /// The outcome of a transaction the node refused as a duplicate: its receipt once
+    /// committed, read every [`POLL`] until `deadline`.
+    async fn existing_outcome(
+        &mut self,
+        id: &TxId,
+        deadline: tokio::time::Instant,
+        wait: Duration,
+    ) -> Result<Submission, SdkError> {
+        loop {
+            match self.receipt(id).await {
+                Ok(c) => return Ok(Submission::AlreadyCommitted(c)),
+                Err(SdkError::Node { ref status, .. })
+                    if status.code() == tonic::Code::NotFound => {}
+                Err(other) => return Err(other),
+            }
+            if tokio::time::Instant::now() + POLL > deadline {
+                return Err(SdkError::CommitTimeout {
+                    id: *id,
+                    waited: wait,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Builds `call` for the node's chain (expiry: its window), signs it as `sender` with a
