@@ -26,14 +26,15 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
-/// A devnet directory whose nodes are stopped on drop, whatever happened.
-struct Devnet {
+/// A devnet directory whose nodes are stopped on drop, whatever happened (also used by
+/// `sdk_example`).
+pub(crate) struct Devnet {
     _tmp: tempfile::TempDir,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl Devnet {
-    fn new() -> Devnet {
+    pub(crate) fn new() -> Devnet {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("devnet");
         Devnet { _tmp: tmp, dir }
@@ -43,7 +44,7 @@ impl Devnet {
         self.dir.to_str().unwrap()
     }
 
-    fn run(&self, cmd: &str, extra: &[&str]) -> Output {
+    pub(crate) fn run(&self, cmd: &str, extra: &[&str]) -> Output {
         let mut args = vec!["devnet", cmd, "--dir", self.arg()];
         args.extend_from_slice(extra);
         gm(&args)
@@ -93,7 +94,7 @@ fn processes_naming(dir: &Path) -> Vec<u32> {
 }
 
 /// A base port P with P to P+3 free on the loopback addresses of `nodes` nodes.
-fn free_base_port(nodes: usize) -> u16 {
+pub(crate) fn free_base_port(nodes: usize) -> u16 {
     for _ in 0..200 {
         let probe = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
         let p = probe.local_addr().unwrap().port();

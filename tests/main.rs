@@ -17,6 +17,11 @@
 //! - `data`: sharing data between three agencies through `gmchain data` (publish, request,
 //!   grant, fetch with both digests checked, revoke, expiry, the fetch log, messages);
 //! - `contract_sdk`: `gmchain contract build` on the example contracts, the SDK's native tests;
+//! - `rest`: the REST/JSON gateway against a node: externally signed transactions (OpenSSL,
+//!   GmSSL), every route's problem documents, gRPC parity, SSE, public mode, the tunnel,
+//!   schemathesis;
+//! - `sdk_example`: the Rust SDK's example program (`crates/sdk/examples/attest.rs`, mounted
+//!   here as `sdk_attest_example`) against a node, and the SDK's refusals of tampered receipts;
 //! - `watch`: watch rules and session cutting: a suspended member's stream cut, its next
 //!   transaction raising a `refused-signer` alert.
 
@@ -26,6 +31,11 @@ mod consortium;
 mod demo_pki;
 #[path = "support/dev_node.rs"]
 mod dev_node;
+// The SDK's example program, compiled in so that `sdk_example` runs exactly its code (its
+// `main` is unused here).
+#[path = "../crates/sdk/examples/attest.rs"]
+#[allow(dead_code)]
+mod sdk_attest_example;
 
 mod audit;
 mod bft;
@@ -43,5 +53,6 @@ mod keys;
 mod node;
 mod node_audit;
 mod rest;
+mod sdk_example;
 mod tls;
 mod watch;

@@ -865,4 +865,22 @@ define_codes! {
     TLS_UNREACHABLE = 9006, Unavailable, Unavailable,
         "The peer could not be reached, or the connection broke during the TLS handshake.",
         "check the address and that the node runs; the message names the failure";
+    SDK_NODE_STATUS = 9100, BadInput, Internal,
+        "The node answered a client's request with a gRPC error that names no registry code (a node that is stopping, a request it could not parse).",
+        "the message carries the node's text; an UNAVAILABLE or DEADLINE_EXCEEDED status is retried later";
+    SDK_UNREADABLE_ANSWER = 9101, BadInput, DataLoss,
+        "The node's answer is not a canonical encoding of what was asked (a block, transaction, receipt), or is empty where a value was due.",
+        "check that the client and the node are of compatible versions; the message names the field";
+    SDK_COMMIT_TIMEOUT = 9102, Unavailable, Unavailable,
+        "A submitted transaction was not committed within the client's wait (no quorum of validators reachable); it may still commit.",
+        "query the transaction by its id later";
+    SDK_UNREACHABLE = 9103, Unavailable, Unavailable,
+        "The node's listener could not be reached, or the gRPC channel over the connection failed.",
+        "check the address and that the node (or its public listener, api.public_listen) runs";
+    SDK_BAD_ADDRESS = 9104, BadInput, InvalidArgument,
+        "The node's address is not a HOST:PORT or http:// URL that resolves.",
+        "give HOST:PORT for the mutual GM TLS API or http://HOST:PORT for a public read-only listener";
+    SDK_KEY_CERT_MISMATCH = 9105, BadInput, InvalidArgument,
+        "The transaction signer's key is not the key of the sender certificate.",
+        "give the certificate issued for this key";
 }

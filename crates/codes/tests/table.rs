@@ -92,6 +92,7 @@ fn names_and_numbers_are_unique_and_in_their_ranges() {
             7000..=7999 => c.name.starts_with("HSM_"),
             8000..=8999 => c.name.starts_with("CRYPTO_"),
             9000..=9099 => c.name.starts_with("TLS_"),
+            9100..=9199 => c.name.starts_with("SDK_"),
             _ => false,
         };
         assert!(

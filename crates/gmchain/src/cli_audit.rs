@@ -1154,13 +1154,8 @@ pub(crate) fn verify_report(bytes: &[u8], g: &Genesis) -> Result<CheckedReport, 
             from - 1
         )));
     }
-    let trust = receipt::TrustContext {
-        chain_id: g.chain_id.clone(),
-        validators: g.validators.iter().map(|v| v.cert.clone()).collect(),
-        consortium: g
-            .consortium()
-            .map_err(|e| Failure::BadInput(format!("genesis: {e}")))?,
-    };
+    let trust =
+        gmchain_sdk::trust_context(g).map_err(|e| Failure::BadInput(format!("genesis: {e}")))?;
     let start_header = check_header(r, "start", from - 1, g, &trust)?;
     let end_header = check_header(r, "end", to, g, &trust)?;
     let time = time_range(r, from, to, &start_header, &end_header)?;

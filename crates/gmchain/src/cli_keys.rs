@@ -223,11 +223,13 @@ pub(crate) fn open(
 
 pub(crate) fn open_for_key(args: &TokenArgs, key: &str) -> Result<(Hsm, KeyUri), Failure> {
     let uri = parse_uri(key)?;
-    let token = uri.token.clone().ok_or_else(|| {
-        Failure::BadInput(format!(
-            "--key {key}: the URI must name the token (pkcs11:token=LABEL;object=KEY)"
-        ))
-    })?;
+    let token = gmchain_sdk::token_label(&uri)
+        .map_err(|_| {
+            Failure::BadInput(format!(
+                "--key {key}: the URI must name the token (pkcs11:token=LABEL;object=KEY)"
+            ))
+        })?
+        .to_string();
     let hsm = open(args, &token, Some(&uri))?;
     Ok((hsm, uri))
 }

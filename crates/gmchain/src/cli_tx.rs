@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use api::v1 as pb;
 use api::v1::chain_client::ChainClient;
 use clap::Subcommand;
-use crypto::{Digest, UserId};
-use types::{
-    Call, ChainId, Decode, Encode, Height, Limits, Receipt, Sender, SignedTx, Status, Transaction,
-};
+use crypto::Digest;
+use gmchain_sdk::{AttestationKey, SdkError};
+use types::{Call, Receipt, Status};
 
 use crate::cli_crypto::KeyArgs;
 use crate::io::{read_cert, read_crl, read_named, write_output};
@@ -254,19 +253,15 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 pub(crate) fn status_failure(what: &str, s: tonic::Status) -> Failure {
     // A node's text, as one printable line (a hostile peer's escapes shown, not obeyed).
     let msg = format!("{what}: {}", crate::one_line(s.message()));
-    let code = s
-        .metadata()
-        .get(api::CODE_METADATA_KEY)
-        .and_then(|v| v.to_str().ok())
-        .and_then(codes::by_name);
-    if let Some(code) = code {
-        return Failure::of_class(code.class, msg);
-    }
-    match s.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
-            Failure::Unreachable(msg)
-        }
-        _ => Failure::BadInput(msg),
+    Failure::of_class(gmchain_sdk::status_class(&s), msg)
+}
+
+/// An SDK failure as a CLI failure: a node's answer as [`status_failure`], anything else with
+/// its message and its code's class.
+pub(crate) fn sdk_failure(e: SdkError) -> Failure {
+    match e {
+        SdkError::Node { what, status, .. } => status_failure(what, *status),
+        e => Failure::coded(&e, e.to_string()),
     }
 }
 
@@ -305,12 +300,7 @@ pub(crate) fn failure_name(code: u32) -> &'static str {
 }
 
 /// A committed transaction: its id, receipt, block and position.
-pub(crate) struct Committed {
-    pub(crate) id: types::TxId,
-    pub(crate) receipt: Receipt,
-    pub(crate) height: u64,
-    pub(crate) position: u32,
-}
+pub(crate) use gmchain_sdk::Committed;
 
 /// Builds, signs and submits a call with `fuel_limit` (`Some`: a version 2 transaction);
 /// waits for the commit; returns it whether it succeeded or failed.
@@ -320,71 +310,47 @@ pub(crate) async fn submit(
     call: Call,
     fuel_limit: Option<u64>,
 ) -> Result<Committed, Failure> {
-    let status = client
-        .get_status(pb::GetStatusRequest {})
+    let mut sdk = gmchain_sdk::Client::from_grpc(client.clone());
+    let builder = sdk
+        .builder()
         .await
-        .map_err(|s| status_failure("status", s))?
-        .into_inner();
-    let chain_id = ChainId::new(&status.chain_id).map_err(|e| {
-        Failure::BadInput(format!("node reports chain id {:?}: {e}", status.chain_id))
-    })?;
-    let window = status.expiry_window.max(1);
-    let ahead = sender.expiry_blocks.unwrap_or(window).clamp(1, window);
+        .map_err(|e| match e {
+            SdkError::ChainId { .. } => Failure::BadInput(e.to_string()),
+            e => sdk_failure(e),
+        })?
+        .expiry_blocks(sender.expiry_blocks)
+        .fuel_limit(fuel_limit);
     let cert = read_cert("--cert", &sender.cert)?;
     let signer = sender.key.signer()?;
-    if signer.public_key() != cert.public_key() {
-        return Err(Failure::BadInput(format!(
-            "--key is not the key of --cert {} ({})",
-            sender.cert.display(),
-            cert.subject()
-        )));
-    }
-    let mut salt = [0u8; 16];
-    crypto::RandomSource::fill(&crypto_sm::rng::SystemRandom, &mut salt)
-        .map_err(|e| Failure::BadInput(format!("no randomness for the salt: {e}")))?;
-    let tx = Transaction {
-        fuel_limit,
-        chain_id,
-        salt,
-        expiry: Height(status.height.saturating_add(ahead)),
-        sender: if sender.registered {
-            Sender::Registered(cert.fingerprint())
-        } else {
-            Sender::Certificate(cert.der().to_vec())
-        },
-        call,
-    };
-    let signed = SignedTx::sign(tx, signer.as_ref(), &UserId::default()).map_err(|e| match e {
-        types::TxError::Signing(e) => Failure::coded(&e, format!("cannot sign: {e}")),
-        other => Failure::BadInput(format!("cannot sign: {other}")),
-    })?;
-    let id = signed.tx_id();
-    // A node that cannot reach a quorum of validators keeps the transaction waiting: the client
-    // gives up after a bound rather than hang (exit 3; the transaction may still commit later).
-    let resp = tokio::time::timeout(
-        COMMIT_WAIT,
-        client.submit_transaction(pb::SubmitTransactionRequest {
-            signed_tx: signed.to_bytes(),
-            wait_for_commit: true,
-        }),
-    )
-    .await
-    .map_err(|_| {
-        Failure::Unreachable(format!(
-            "transaction {id} was submitted but not committed within {} s (is a quorum of validators reachable?); it may still commit: query it later with `gmchain query tx {id}`",
-            COMMIT_WAIT.as_secs()
-        ))
-    })?
-    .map_err(|s| status_failure("the node refused the transaction", s))?
-    .into_inner();
-    let receipt = Receipt::from_bytes(&resp.receipt, &Limits::default())
-        .map_err(|e| Failure::BadInput(format!("the node sent an unreadable receipt: {e}")))?;
-    Ok(Committed {
-        id,
-        receipt,
-        height: resp.height,
-        position: resp.position,
-    })
+    let from = gmchain_sdk::Sender::new(std::sync::Arc::from(signer), cert.clone())
+        .map_err(|_| {
+            Failure::BadInput(format!(
+                "--key is not the key of --cert {} ({})",
+                sender.cert.display(),
+                cert.subject()
+            ))
+        })?
+        .registered(sender.registered);
+    let signed = builder
+        .sign(&from, call, &crypto_sm::rng::SystemRandom)
+        .map_err(|e| match e {
+            SdkError::Sign(types::TxError::Signing(e)) => {
+                Failure::coded(&e, format!("cannot sign: {e}"))
+            }
+            e => Failure::BadInput(e.to_string()),
+        })?;
+    let submitted = sdk
+        .submit_and_wait(&signed, COMMIT_WAIT)
+        .await
+        .map_err(|e| match e {
+            SdkError::CommitTimeout { id, .. } => Failure::coded(
+                &e,
+                format!("{e}: query it later with `gmchain query tx {id}`"),
+            ),
+            SdkError::Unreadable { .. } => Failure::BadInput(e.to_string()),
+            e => sdk_failure(e),
+        })?;
+    Ok(submitted.into_committed())
 }
 
 /// A receipt's event as JSON: topics in hex (and as text when they are printable ASCII).
@@ -415,7 +381,7 @@ pub(crate) fn event_fields(
 }
 
 /// How long a client waits for its transaction's commit.
-const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+const COMMIT_WAIT: std::time::Duration = gmchain_sdk::COMMIT_WAIT;
 
 pub(crate) fn run_tx(cmd: TxCommand) -> CmdResult {
     let rt = runtime()?;
@@ -437,25 +403,13 @@ pub(crate) fn run_tx(cmd: TxCommand) -> CmdResult {
                     None => Vec::new(),
                 };
                 let mut client = connect(&node).await?;
-                let call = Call {
-                    contract: "attestation".into(),
-                    method: "anchor".into(),
-                    args: vec![
-                        digest.as_bytes().to_vec(),
-                        kind.into_bytes(),
-                        metadata.into_bytes(),
-                        pointer,
-                    ],
-                };
+                let call = gmchain_sdk::anchor_call(&digest, &kind, &metadata, pointer);
                 let (id, _, height) = send(&mut client, &sender, call).await?;
-                let proof = client
-                    .get_receipt_proof(pb::TxIdRequest {
-                        tx_id: id.as_bytes().to_vec(),
-                    })
+                let proof = gmchain_sdk::Client::from_grpc(client)
+                    .receipt_proof(&id)
                     .await
-                    .map_err(|s| status_failure("receipt", s))?
-                    .into_inner();
-                write_output(out.as_deref(), proof.receipt_json.as_bytes())?;
+                    .map_err(sdk_failure)?;
+                write_output(out.as_deref(), proof.as_bytes())?;
                 eprintln!(
                     "anchored {} (SM3 {digest}) in tx {id} at height {height}",
                     file.display()
@@ -505,11 +459,7 @@ pub(crate) fn run_tx(cmd: TxCommand) -> CmdResult {
                     }
                 };
                 let mut client = connect(&node).await?;
-                let call = Call {
-                    contract: "identity".into(),
-                    method: method.into(),
-                    args,
-                };
+                let call = gmchain_sdk::contract_call("identity", method, args);
                 let (id, _, height) = send(&mut client, &sender, call).await?;
                 println!("identity.{method} committed: tx {id} at height {height}");
                 Ok(())
@@ -553,12 +503,11 @@ pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
     rt.block_on(async move {
         match cmd {
             QueryCommand::Status { node } => {
-                let (mut c, connection) = crate::client::connect_with_info(&node).await?;
-                let s = c
-                    .get_status(pb::GetStatusRequest {})
+                let (c, connection) = crate::client::connect_with_info(&node).await?;
+                let s = gmchain_sdk::Client::from_grpc(c)
+                    .status()
                     .await
-                    .map_err(|s| status_failure("status", s))?
-                    .into_inner();
+                    .map_err(sdk_failure)?;
                 print_json(&serde_json::json!({
                     "chain_id": s.chain_id,
                     "height": s.height,
@@ -583,28 +532,10 @@ pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
                 }))
             }
             QueryCommand::Tx { id, node } => {
-                let id = parse_digest("ID", &id)?;
-                let mut c = connect(&node).await?;
-                let t = c
-                    .get_transaction(pb::TxIdRequest {
-                        tx_id: id.as_bytes().to_vec(),
-                    })
-                    .await
-                    .map_err(|s| status_failure("transaction", s))?
-                    .into_inner();
-                let r = c
-                    .get_receipt(pb::TxIdRequest {
-                        tx_id: id.as_bytes().to_vec(),
-                    })
-                    .await
-                    .map_err(|s| status_failure("receipt", s))?
-                    .into_inner();
-                let tx = SignedTx::from_bytes(&t.signed_tx, &Limits::default()).map_err(|e| {
-                    Failure::BadInput(format!("the node sent an unreadable transaction: {e}"))
-                })?;
-                let receipt = Receipt::from_bytes(&r.receipt, &Limits::default()).map_err(|e| {
-                    Failure::BadInput(format!("the node sent an unreadable receipt: {e}"))
-                })?;
+                let id = types::TxId(parse_digest("ID", &id)?);
+                let mut c = gmchain_sdk::Client::from_grpc(connect(&node).await?);
+                let t = c.transaction(&id).await.map_err(sdk_failure)?;
+                let receipt = c.receipt(&id).await.map_err(sdk_failure)?.receipt;
                 let status = match &receipt.status {
                     Status::Success => serde_json::json!("success"),
                     Status::Failed { code, message } => serde_json::json!({"failed": {
@@ -615,26 +546,21 @@ pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
                     "tx_id": id.to_string(),
                     "height": t.height,
                     "position": t.position,
-                    "call": format!("{}.{}", tx.tx.call.contract, tx.tx.call.method),
-                    "expiry": tx.tx.expiry.0,
+                    "call": format!("{}.{}", t.tx.tx.call.contract, t.tx.tx.call.method),
+                    "expiry": t.tx.tx.expiry.0,
                     "status": status,
-                    "fuel_limit": tx.tx.fuel_limit,
+                    "fuel_limit": t.tx.tx.fuel_limit,
                     "fuel_used": receipt.fuel_used,
                     "output": hex::encode(&receipt.output),
                     "events": receipt.events.iter().map(event_json).collect::<Vec<_>>(),
                 }))
             }
             QueryCommand::Block { height, node } => {
-                let mut c = connect(&node).await?;
-                let b = c
-                    .get_block(pb::GetBlockRequest { height })
+                let b = gmchain_sdk::Client::from_grpc(connect(&node).await?)
+                    .block(height)
                     .await
-                    .map_err(|s| status_failure("block", s))?
-                    .into_inner();
-                let block =
-                    types::Block::from_bytes(&b.block, &Limits::default()).map_err(|e| {
-                        Failure::BadInput(format!("the node sent an unreadable block: {e}"))
-                    })?;
+                    .map_err(sdk_failure)?;
+                let (block, certificate) = (b.block, b.certificate);
                 let h = &block.header;
                 print_json(&serde_json::json!({
                     "height": h.height.0,
@@ -646,19 +572,12 @@ pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
                     "receipts_root": h.receipts_root.to_string(),
                     "timestamp_ms": h.timestamp.0,
                     "proposer": h.proposer.to_string(),
-                    "certificate": if b.certificate.is_empty() {
-                        serde_json::Value::Null
-                    } else {
-                        let c = types::CommitCertificate::from_bytes(&b.certificate, &Limits::default())
-                            .map_err(|e| {
-                                Failure::BadInput(format!(
-                                    "the node sent an unreadable commit certificate: {e}"
-                                ))
-                            })?;
-                        serde_json::json!({
+                    "certificate": match certificate {
+                        None => serde_json::Value::Null,
+                        Some(c) => serde_json::json!({
                             "round": c.round,
                             "precommits": c.signatures.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>(),
-                        })
+                        }),
                     },
                     "txs": block.txs.iter().map(|t| t.tx_id().to_string()).collect::<Vec<_>>(),
                 }))
@@ -670,30 +589,22 @@ pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
                 node,
             } => {
                 let key = match (file, digest, id) {
-                    (Some(f), _, _) => pb::get_attestation_request::Key::Digest(
-                        crypto_sm::sm3::sm3(&read_named("--file", &f)?)
-                            .as_bytes()
-                            .to_vec(),
-                    ),
-                    (_, Some(d), _) => pb::get_attestation_request::Key::Digest(
-                        parse_digest("--digest", &d)?.as_bytes().to_vec(),
-                    ),
-                    (_, _, Some(i)) => pb::get_attestation_request::Key::Id(
-                        parse_digest("--id", &i)?.as_bytes().to_vec(),
-                    ),
+                    (Some(f), _, _) => {
+                        AttestationKey::Digest(crypto_sm::sm3::sm3(&read_named("--file", &f)?))
+                    }
+                    (_, Some(d), _) => AttestationKey::Digest(parse_digest("--digest", &d)?),
+                    (_, _, Some(i)) => AttestationKey::Id(parse_digest("--id", &i)?),
                     _ => {
                         return Err(Failure::BadInput("give --file, --digest or --id".into()));
                     }
                 };
-                let mut c = connect(&node).await?;
-                let a = c
-                    .get_attestation(pb::GetAttestationRequest { key: Some(key) })
+                let a = gmchain_sdk::Client::from_grpc(connect(&node).await?)
+                    .attestation(key)
                     .await
-                    .map_err(|s| status_failure("attestation", s))?
-                    .into_inner();
-                let a = a
-                    .attestation
-                    .ok_or_else(|| Failure::BadInput("the node sent no attestation".into()))?;
+                    .map_err(|e| match e {
+                        SdkError::NoAttestation => Failure::BadInput(e.to_string()),
+                        e => sdk_failure(e),
+                    })?;
                 print_json(&attestation_json(&a))
             }
             QueryCommand::Attestations {
@@ -721,16 +632,12 @@ pub(crate) fn run_query(cmd: QueryCommand) -> CmdResult {
             }
             QueryCommand::Events(a) => crate::cli_contract::events(a).await,
             QueryCommand::Receipt { id, node, out } => {
-                let id = parse_digest("ID", &id)?;
-                let mut c = connect(&node).await?;
-                let p = c
-                    .get_receipt_proof(pb::TxIdRequest {
-                        tx_id: id.as_bytes().to_vec(),
-                    })
+                let id = types::TxId(parse_digest("ID", &id)?);
+                let p = gmchain_sdk::Client::from_grpc(connect(&node).await?)
+                    .receipt_proof(&id)
                     .await
-                    .map_err(|s| status_failure("receipt", s))?
-                    .into_inner();
-                write_output(out.as_deref(), p.receipt_json.as_bytes())
+                    .map_err(sdk_failure)?;
+                write_output(out.as_deref(), p.as_bytes())
             }
         }
     })
@@ -744,13 +651,8 @@ pub(crate) fn run_receipt(cmd: ReceiptCommand) -> CmdResult {
             genesis,
         } => {
             let g = node::read_genesis(&genesis).map_err(|e| Failure::BadInput(e.to_string()))?;
-            let trust = receipt::TrustContext {
-                chain_id: g.chain_id.clone(),
-                validators: g.validators.iter().map(|v| v.cert.clone()).collect(),
-                consortium: g
-                    .consortium()
-                    .map_err(|e| Failure::BadInput(format!("{}: {e}", genesis.display())))?,
-            };
+            let trust = gmchain_sdk::trust_context(&g)
+                .map_err(|e| Failure::BadInput(format!("{}: {e}", genesis.display())))?;
             let bytes = read_named("RECEIPT", &receipt)?;
             let bundle = receipt::ReceiptBundle::from_json(&bytes, &types::Limits::default())
                 .map_err(|e| {

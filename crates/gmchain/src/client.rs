@@ -5,13 +5,13 @@
 //! A client profile (`--client-profile FILE` or `GMCHAIN_CLIENT_PROFILE`) holds the node's
 //! address and the TLS identity; flags override it. Paths in a profile are relative to it.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use api::v1::chain_client::ChainClient;
-use gmtls::net::{ConnectError, connect_named};
+use gmchain_sdk::{SdkError, TlsClient};
+use gmtls::net::ConnectError;
 use pki::Certificate;
 use serde::Deserialize;
 use tonic::transport::Channel;
@@ -21,9 +21,6 @@ use crate::io::{PassArgs, read_named};
 
 /// The node's default API address.
 pub(crate) const DEFAULT_NODE: &str = "127.0.0.1:7050";
-
-/// How long a connection and its handshake may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The TLS identity and trust of a client, from flags or a profile.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -151,11 +148,7 @@ fn read_profile(path: &Path) -> Result<Profile, Failure> {
 /// Where a command connects.
 enum Target {
     /// Mutual GM TLS.
-    Tls {
-        addr: SocketAddr,
-        name: Option<String>,
-        config: Arc<gmtls::rustls::ClientConfig>,
-    },
+    Tls { addr: SocketAddr, client: TlsClient },
     /// A public read-only listener, plain HTTP/2.
     Plain { url: String },
 }
@@ -163,26 +156,8 @@ enum Target {
 /// Reads every PEM certificate in `path` (a leaf may be followed by its CAs), or one DER.
 pub(crate) fn read_certs(flag: &str, path: &Path) -> Result<Vec<Certificate>, Failure> {
     let bytes = read_named(flag, path)?;
-    let bad =
-        |e: &dyn std::fmt::Display| Failure::BadInput(format!("{flag} {}: {e}", path.display()));
-    let text = String::from_utf8_lossy(&bytes);
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    if !text.contains(BEGIN) {
-        return Ok(vec![Certificate::from_der(&bytes).map_err(|e| bad(&e))?]);
-    }
-    let mut out = Vec::new();
-    let mut rest = &text[..];
-    while let Some(start) = rest.find(BEGIN) {
-        let end = rest[start..]
-            .find(END)
-            .ok_or_else(|| bad(&"a PEM certificate without its END line"))?
-            + start
-            + END.len();
-        out.push(Certificate::from_pem(&rest.as_bytes()[start..end]).map_err(|e| bad(&e))?);
-        rest = &rest[end..];
-    }
-    Ok(out)
+    gmchain_sdk::parse_certificates(&bytes)
+        .map_err(|e| Failure::BadInput(format!("{flag} {}: {e}", path.display())))
 }
 
 /// The address the flags and profile name, and whether it is the plain public listener.
@@ -200,19 +175,13 @@ fn address(node: &NodeArgs, profile: &Profile) -> Result<(String, bool), Failure
 }
 
 fn resolve_addr(addr: &str) -> Result<SocketAddr, Failure> {
-    addr.to_socket_addrs()
-        .map_err(|e| Failure::BadInput(format!("--node {addr}: {e}")))?
-        .next()
-        .ok_or_else(|| Failure::BadInput(format!("--node {addr}: no address")))
+    gmchain_sdk::resolve(addr).map_err(|e| Failure::BadInput(format!("--node {e}")))
 }
 
-fn tls_config(
-    tls: &TlsArgs,
-    profile: &Profile,
-) -> Result<Arc<gmtls::rustls::ClientConfig>, Failure> {
+fn tls_client(tls: &TlsArgs, profile: &Profile) -> Result<TlsClient, Failure> {
     let (creds, authority) = tls_identity(tls, profile)?;
-    gmtls::client_config(&creds, authority, gmtls::provider())
-        .map_err(|e| Failure::coded(&e, e.to_string()))
+    let name = tls.node_name.clone().or_else(|| profile.node_name.clone());
+    TlsClient::new(&creds, authority, name).map_err(|e| Failure::coded(&e, e.to_string()))
 }
 
 /// The TLS identity (credentials) and the trust for the node's certificate that the flags and
@@ -285,18 +254,12 @@ fn tls_identity(
         .iter()
         .map(|p| crate::io::read_crl("--tls-crl", p))
         .collect::<Result<Vec<_>, _>>()?;
-    let authority: Arc<dyn gmtls::Authority> = Arc::new(
-        gmtls::StaticAuthority::new(anchors, crls, gmtls::SERVER_ROLES)
-            .map_err(|e| Failure::coded(&e, e.to_string()))?,
-    );
-    let authority = match tls
+    let organisation = tls
         .node_organisation
         .clone()
-        .or_else(|| profile.node_organisation.clone())
-    {
-        Some(org) => gmtls::OrganisationPolicy::new(authority, org),
-        None => authority,
-    };
+        .or_else(|| profile.node_organisation.clone());
+    let authority = gmchain_sdk::node_authority(anchors, crls, organisation)
+        .map_err(|e| Failure::coded(&e, e.to_string()))?;
     Ok((creds, authority))
 }
 
@@ -330,11 +293,10 @@ fn target(node: &NodeArgs) -> Result<Target, Failure> {
             url: format!("http://{addr}"),
         });
     }
-    let config = tls_config(&node.tls, &profile)?;
+    let client = tls_client(&node.tls, &profile)?;
     Ok(Target::Tls {
         addr: resolve_addr(&addr)?,
-        name: node.tls.node_name.clone().or(profile.node_name),
-        config,
+        client,
     })
 }
 
@@ -353,27 +315,6 @@ pub(crate) fn connect_failure(e: &ConnectError) -> Failure {
     Failure::coded(e, format!("{e}{hint}"))
 }
 
-/// Opens one TLS connection to `addr`, to the node `name` if given (the tunnel's and the
-/// channel's connector).
-pub(crate) async fn open_tls(
-    addr: SocketAddr,
-    name: Option<&str>,
-    config: Arc<gmtls::rustls::ClientConfig>,
-    confirm: bool,
-) -> Result<
-    gmtls::net::Confirmed<gmtls::tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
-    ConnectError,
-> {
-    connect_named(
-        addr,
-        name,
-        config,
-        CONNECT_TIMEOUT,
-        confirm.then_some(CONNECT_TIMEOUT),
-    )
-    .await
-}
-
 /// Connects a gRPC client to the node `node` names.
 pub(crate) async fn connect(node: &NodeArgs) -> Result<ChainClient<Channel>, Failure> {
     Ok(connect_with_info(node).await?.0)
@@ -381,28 +322,15 @@ pub(crate) async fn connect(node: &NodeArgs) -> Result<ChainClient<Channel>, Fai
 
 /// What the connection is: the protocol, the RFC 8998 suite and the node's certificate, or the
 /// plain public listener.
-pub(crate) fn describe(conn: &gmtls::rustls::ClientConnection) -> serde_json::Value {
-    let suite = conn
-        .negotiated_cipher_suite()
-        .and_then(|s| gmtls::Suite::from_rustls(s.suite()))
-        .map(|s| s.name());
-    let group = conn
-        .negotiated_key_exchange_group()
-        .map(|g| match g.name() {
-            gmtls::rustls::NamedGroup::Unknown(gmtls::CURVE_SM2) => "curveSM2".to_string(),
-            other => format!("{other:?}"),
-        });
-    let node = conn
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .and_then(|d| Certificate::from_der(d.as_ref()).ok());
+pub(crate) fn describe(conn: &gmchain_sdk::Connection) -> serde_json::Value {
+    let node = conn.node_certificate.as_ref();
     serde_json::json!({
         "transport": "mutual GM TLS (RFC 8998)",
-        "protocol": conn.protocol_version().map(|v| format!("{v:?}")),
-        "cipher_suite": suite,
-        "key_exchange": group,
-        "node_certificate": node.as_ref().map(|c| c.subject()),
-        "node_certificate_serial": node.as_ref().map(|c| c.serial().to_string()),
+        "protocol": conn.protocol,
+        "cipher_suite": conn.cipher_suite,
+        "key_exchange": conn.key_exchange,
+        "node_certificate": node.map(|c| c.subject()),
+        "node_certificate_serial": node.map(|c| c.serial().to_string()),
     })
 }
 
@@ -412,7 +340,7 @@ pub(crate) async fn connect_with_info(
 ) -> Result<(ChainClient<Channel>, serde_json::Value), Failure> {
     let (channel, info) = channel_with_info(node).await?;
     Ok((
-        ChainClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
+        ChainClient::new(channel).max_decoding_message_size(gmchain_sdk::MAX_MESSAGE),
         info,
     ))
 }
@@ -438,44 +366,23 @@ pub(crate) async fn channel_with_info(
         "transport": "plain HTTP/2 (public read-only listener, outside GB/T 39786 §8.2)"
     });
     let channel = match target(node)? {
-        Target::Plain { url } => tonic::transport::Endpoint::from_shared(url.clone())
-            .map_err(|e| Failure::BadInput(format!("--node {url}: {e}")))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .connect()
+        Target::Plain { url } => gmchain_sdk::public_channel(&url)
             .await
-            .map_err(|e| {
-                Failure::Unreachable(format!(
-                    "node {url} unreachable: {e}; is its public listener (api.public_listen) enabled?"
-                ))
+            .map_err(|e| match e {
+                SdkError::Unreachable { .. } => Failure::coded(
+                    &e,
+                    format!("{e}; is its public listener (api.public_listen) enabled?"),
+                ),
+                e => Failure::BadInput(format!("--node {e}")),
             })?,
-        Target::Tls { addr, name, config } => {
-            // The first connection is made here, so that a refusal is reported with its alert
-            // and exit status; the channel reconnects (after an idle close) the same way.
-            let first = open_tls(addr, name.as_deref(), config.clone(), true)
-                .await
-                .map_err(|e| connect_failure(&e))?;
-            info = describe(first.get_ref().get_ref().1);
-            let first = Arc::new(Mutex::new(Some(first)));
-            let connector = tower::service_fn(move |_uri: tonic::transport::Uri| {
-                let first = first.clone();
-                let config = config.clone();
-                let name = name.clone();
-                async move {
-                    let ready = first.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    let stream = match ready {
-                        Some(s) => s,
-                        None => open_tls(addr, name.as_deref(), config, false).await?,
-                    };
-                    Ok::<_, ConnectError>(hyper_util::rt::TokioIo::new(stream))
-                }
-            });
-            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(|e| Failure::BadInput(format!("--node {addr}: {e}")))?
-                .connect_with_connector(connector)
-                .await
-                .map_err(|e| {
-                    Failure::Unreachable(format!("node {addr}: the gRPC channel failed: {e}"))
-                })?
+        Target::Tls { addr, client } => {
+            let (channel, connection) = client.channel(addr).await.map_err(|e| match e {
+                SdkError::Connect(e) => connect_failure(&e),
+                SdkError::BadAddress { .. } => Failure::BadInput(format!("--node {e}")),
+                e => Failure::coded(&e, e.to_string()),
+            })?;
+            info = describe(&connection);
+            channel
         }
     };
     Ok((channel, info))
@@ -506,8 +413,8 @@ pub(crate) fn tunnel(args: TunnelArgs) -> Result<(), Failure> {
             args.listen
         )));
     }
-    let (addr, name, config) = match target(&args.node)? {
-        Target::Tls { addr, name, config } => (addr, name, config),
+    let (addr, client) = match target(&args.node)? {
+        Target::Tls { addr, client } => (addr, client),
         Target::Plain { url } => {
             return Err(Failure::BadInput(format!(
                 "--node {url}: a tunnel goes to the mutual-TLS API (HOST:PORT), not a plain listener"
@@ -519,7 +426,8 @@ pub(crate) fn tunnel(args: TunnelArgs) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
-        let probe = open_tls(addr, name.as_deref(), config.clone(), true)
+        let probe = client
+            .open(addr, true)
             .await
             .map_err(|e| connect_failure(&e))?;
         let server = probe
@@ -570,10 +478,10 @@ pub(crate) fn tunnel(args: TunnelArgs) -> Result<(), Failure> {
                 },
                 () = &mut stop => return Ok(()),
             };
-            let (config, name) = (config.clone(), name.clone());
+            let client = client.clone();
             tokio::spawn(async move {
                 let _ = local_conn.set_nodelay(true);
-                match open_tls(addr, name.as_deref(), config, false).await {
+                match client.open(addr, false).await {
                     Ok(mut remote) => {
                         if let Err(e) =
                             tokio::io::copy_bidirectional(&mut local_conn, &mut remote).await

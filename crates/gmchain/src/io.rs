@@ -19,31 +19,27 @@ pub(crate) struct PassArgs {
 impl PassArgs {
     /// Returns the passphrase, if one was named.
     pub fn passphrase(&self) -> Result<Option<Secret>, Failure> {
+        use gmchain_sdk::SdkError;
         if let Some(path) = &self.pass_file {
-            let raw = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
-                Failure::BadInput(format!("cannot read --pass-file {}: {e}", path.display()))
-            })?);
-            let line = raw.split(|b| *b == b'\n').next().unwrap_or(&[]);
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.is_empty() {
-                return Err(Failure::BadInput(format!(
-                    "--pass-file {} is empty",
-                    path.display()
-                )));
-            }
-            return Ok(Some(Secret::new(line.to_vec())));
+            return gmchain_sdk::secret_from_file(path)
+                .map(Some)
+                .map_err(|e| match e {
+                    SdkError::Read { source, .. } => Failure::BadInput(format!(
+                        "cannot read --pass-file {}: {source}",
+                        path.display()
+                    )),
+                    _ => Failure::BadInput(format!("--pass-file {} is empty", path.display())),
+                });
         }
         if let Some(var) = &self.pass_env {
-            let v = std::env::var_os(var).ok_or_else(|| {
-                Failure::BadInput(format!("--pass-env {var}: the variable is not set"))
-            })?;
-            let v = zeroize::Zeroizing::new(v.into_encoded_bytes());
-            if v.is_empty() {
-                return Err(Failure::BadInput(format!(
-                    "--pass-env {var}: the variable is empty"
-                )));
-            }
-            return Ok(Some(Secret::new(v.to_vec())));
+            return gmchain_sdk::secret_from_env(var)
+                .map(Some)
+                .map_err(|e| match e {
+                    SdkError::NoSecret { .. } => {
+                        Failure::BadInput(format!("--pass-env {var}: the variable is not set"))
+                    }
+                    _ => Failure::BadInput(format!("--pass-env {var}: the variable is empty")),
+                });
         }
         Ok(None)
     }

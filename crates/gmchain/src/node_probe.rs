@@ -140,31 +140,26 @@ impl GrpcProbe {
 /// message is not parsed: a node that does not send its code does not meet the API contract, and
 /// the case says so.
 fn refusal_code(s: &tonic::Status) -> Option<String> {
-    s.metadata()
-        .get(api::CODE_METADATA_KEY)
-        .and_then(|v| v.to_str().ok())
-        .and_then(codes::by_name)
-        .map(|c| c.name.to_string())
+    gmchain_sdk::status_code(s).map(|c| c.name.to_string())
 }
 
 /// A gRPC error status as the conformance suite sees it: unreachable for the codes the CLI
-/// calls unreachable (exit 3, as in `cli_tx::status_failure`), else an answer that failed.
+/// calls unreachable (exit 3: `gmchain_sdk::is_unreachable`, as in `cli_tx::status_failure`), else an answer that failed.
 fn transport(call: Rpc, s: &tonic::Status) -> ProbeError {
     let status = format!("{:?}", s.code());
     let message = s.message().to_string();
-    match s.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
-            ProbeError::Unreachable {
-                call,
-                status,
-                message,
-            }
-        }
-        _ => ProbeError::Failed {
+    if gmchain_sdk::is_unreachable(s.code()) {
+        ProbeError::Unreachable {
             call,
             status,
             message,
-        },
+        }
+    } else {
+        ProbeError::Failed {
+            call,
+            status,
+            message,
+        }
     }
 }
 
