@@ -17,6 +17,7 @@
 //! - `data`: sharing data between three agencies through `gmchain data` (publish, request,
 //!   grant, fetch with both digests checked, revoke, expiry, the fetch log, messages);
 //! - `contract_sdk`: `gmchain contract build` on the example contracts, the SDK's native tests;
+//! - `ops`: the Grafana dashboard against a node's metrics, and the health endpoint;
 //! - `rest`: the REST/JSON gateway against a node: externally signed transactions (OpenSSL,
 //!   GmSSL), every route's problem documents, gRPC parity, SSE, public mode, the tunnel,
 //!   schemathesis;
@@ -52,6 +53,7 @@ mod governance;
 mod keys;
 mod node;
 mod node_audit;
+mod ops;
 mod rest;
 mod sdk_example;
 mod tls;
