@@ -21,6 +21,7 @@
 pub mod audit;
 pub mod bft;
 pub mod config;
+pub mod console;
 mod error;
 pub mod exchange;
 pub mod listener;
