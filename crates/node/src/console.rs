@@ -34,8 +34,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "image/svg+xml",
         include_bytes!("../console/favicon.svg"),
     ),
-    ("/vendor/sm2.js", JS, include_bytes!("../console/vendor/sm2.js")),
-    ("/vendor/sm3.js", JS, include_bytes!("../console/vendor/sm3.js")),
+    (
+        "/vendor/sm2.js",
+        JS,
+        include_bytes!("../console/vendor/sm2.js"),
+    ),
+    (
+        "/vendor/sm3.js",
+        JS,
+        include_bytes!("../console/vendor/sm3.js"),
+    ),
     (
         "/vendor/sm-crypto-LICENCE_MIT",
         "text/plain; charset=utf-8",
@@ -81,7 +89,14 @@ mod tests {
     #[test]
     fn the_page_runs_under_its_content_security_policy() {
         let html = std::str::from_utf8(asset("/").unwrap().1).unwrap();
-        assert!(html.contains(CONTENT_SECURITY_POLICY.split("; frame-ancestors").next().unwrap()));
+        assert!(
+            html.contains(
+                CONTENT_SECURITY_POLICY
+                    .split("; frame-ancestors")
+                    .next()
+                    .unwrap()
+            )
+        );
         for needle in ["<script>", " style=", "onclick=", "onload=", "javascript:"] {
             assert!(!html.contains(needle), "index.html contains {needle}");
         }
@@ -129,7 +144,13 @@ mod tests {
             let opk = hex::encode(other.public_key().as_bytes());
             sm2.push(v("other key", &opk, id, &msg, &der));
             // r = 0 and s = n: outside [1, n-1]; a padded INTEGER: not strict DER.
-            sm2.push(v("r = 0", &pk, id, &msg, &hex::decode("3006020100020101").unwrap()));
+            sm2.push(v(
+                "r = 0",
+                &pk,
+                id,
+                &msg,
+                &hex::decode("3006020100020101").unwrap(),
+            ));
             let n = "00fffffffeffffffffffffffffffffffff7203df6b21c6052b53bbf40939d54123";
             let s_n = format!("3026020101022100{}", &n[2..]);
             sm2.push(v("s = n", &pk, id, &msg, &hex::decode(s_n).unwrap()));
@@ -150,9 +171,7 @@ mod tests {
         };
         let mut merkle = Vec::new();
         for size in 0usize..=9 {
-            let entries: Vec<Digest> = (0..size)
-                .map(|i| crypto_sm::sm3::sm3(&[i as u8]))
-                .collect();
+            let entries: Vec<Digest> = (0..size).map(|i| crypto_sm::sm3::sm3(&[i as u8])).collect();
             let leaves: Vec<Digest> = entries
                 .iter()
                 .map(|e| types::merkle::leaf_hash(e.as_bytes()))
