@@ -30,7 +30,7 @@ function h(tag, attrs, ...children) {
     else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -167,8 +167,12 @@ async function pageExplorer() {
   const rows = [];
   const tip = BigInt(status.height);
   for (let i = 0n; i < 10n && tip - i >= 0n; i++) {
-    const b = await api(`/v1/blocks/${tip - i}`);
-    rows.push(blockRow(decodeBlock(b64(b.block)), b64(b.certificate)));
+    try {
+      const b = await api(`/v1/blocks/${tip - i}`);
+      rows.push(blockRow(decodeBlock(b64(b.block)), b64(b.certificate)));
+    } catch (e) {
+      rows.push([String(tip - i), e.message, '', '', '']);
+    }
   }
   const cols = [t('block.height'), t('block.time'), t('block.txs'), t('block.hash'), t('block.signers')];
   const list = table(cols, rows);
