@@ -165,16 +165,17 @@ function blockRow(block, cert) {
 
 async function pageExplorer() {
   const status = await api('/v1/status');
-  const rows = [];
   const tip = BigInt(status.height);
-  for (let i = 0n; i < 10n && tip - i >= 0n; i++) {
+  const heights = [];
+  for (let i = 0n; i < 10n && tip - i >= 0n; i++) heights.push(tip - i);
+  const rows = await Promise.all(heights.map(async (height) => {
     try {
-      const b = await api(`/v1/blocks/${tip - i}`);
-      rows.push(blockRow(decodeBlock(b64(b.block)), b64(b.certificate)));
+      const b = await api(`/v1/blocks/${height}`);
+      return blockRow(decodeBlock(b64(b.block)), b64(b.certificate));
     } catch (e) {
-      rows.push([String(tip - i), e.message, '', '', '']);
+      return [String(height), e.message, '', '', ''];
     }
-  }
+  }));
   const cols = [t('block.height'), t('block.time'), t('block.txs'), t('block.hash'), t('block.signers')];
   const list = table(cols, rows);
   list.id = 'blocks';
