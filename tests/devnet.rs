@@ -92,7 +92,7 @@ fn processes_naming(dir: &Path) -> Vec<u32> {
     out
 }
 
-/// A base port P with P, P+1 and P+2 free on the loopback addresses of `nodes` nodes.
+/// A base port P with P to P+3 free on the loopback addresses of `nodes` nodes.
 fn free_base_port(nodes: usize) -> u16 {
     for _ in 0..200 {
         let probe = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
@@ -102,7 +102,7 @@ fn free_base_port(nodes: usize) -> u16 {
             continue;
         }
         let free = (1..=nodes).all(|i| {
-            (0..3)
+            (0..4)
                 .all(|k| std::net::TcpListener::bind((format!("127.0.0.{}", i + 1), p + k)).is_ok())
         });
         if free {

@@ -1,4 +1,7 @@
-//! Compiles proto/ with protox (pure Rust), so no system `protoc` is needed.
+//! Compiles proto/ with protox (pure Rust), so no system `protoc` is needed, and keeps the
+//! descriptor set (with the proto comments) for the REST gateway and its OpenAPI document.
+
+use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
@@ -10,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ],
         ["proto"],
     )?;
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("gmchain_v1.fds"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

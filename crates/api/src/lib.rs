@@ -11,5 +11,10 @@ pub mod v1 {
     tonic::include_proto!("gmchain.v1");
 }
 
+/// The encoded `FileDescriptorSet` of the API's proto files, with their comments: the REST
+/// gateway reads requests and writes responses through it, and generates its OpenAPI document
+/// from it.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/gmchain_v1.fds"));
+
 /// The gRPC metadata key carrying a refused transaction's stable code (`TX_SIGNATURE_INVALID`).
 pub const CODE_METADATA_KEY: &str = "gmchain-code";

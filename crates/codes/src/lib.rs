@@ -12,7 +12,7 @@
 //! contract; 3000–3099 the attestation contract; 3100–3199 the
 //! governance contract; 3200–3299 WASM contracts (`contracts`: deployment 3200–3229, runs
 //! 3230–3259); 3300–3399 data exchange (the `exchange` contract 3300–3319, serving and
-//! fetching 3320–3339); 3400–3499 the `supervision` contract; 4000–4099 the node; 4100–4199 receipts;
+//! fetching 3320–3339); 3400–3499 the `supervision` contract; 4000–4099 the node; 4100–4199 receipts; 4200–4299 the REST gateway;
 //! 5000–5099 certificate objects; 5100–5199 certificate chains; 6000–6999 the CA; 7000–7999
 //! the HSM; 8000–8999 the cryptographic providers; 9000–9099 TLS.
 #![cfg_attr(

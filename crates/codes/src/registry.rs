@@ -412,6 +412,24 @@ define_codes! {
     NODE_TRACE_REQUEST = 4026, BadInput, InvalidArgument,
         "The trace request names an unknown kind, an empty or over-long ID, or a range outside the committed heights.",
         "kinds: cert, org, contract, dataset, lifecycle; a range from height 1 (or a time) to at most the tip";
+    REST_REQUEST = 4200, BadInput, InvalidArgument,
+        "The REST request is malformed: its body is not JSON of the route's request, or a field, path or query parameter is unknown or not of its type.",
+        "see the route in /openapi.json (docs/rest.md): bodies are proto3 JSON with bytes in base64, paths and queries take bytes in lower-case hex";
+    REST_NOT_FOUND = 4201, BadInput, NotFound,
+        "No REST route has this path.",
+        "the routes are listed in /openapi.json and docs/rest.md; every path starts with /v1";
+    REST_METHOD = 4202, BadInput, InvalidArgument,
+        "The REST route does not take this HTTP method.",
+        "see the route's methods in /openapi.json";
+    REST_TOO_LARGE = 4203, BadInput, ResourceExhausted,
+        "The REST request body is larger than the route's limit.",
+        "submit one transaction per request; large payloads go through POST /v1/exchange/uploads";
+    REST_MEDIA_TYPE = 4204, BadInput, InvalidArgument,
+        "The REST request body is not of the media type the route takes.",
+        "send Content-Type: application/json (application/octet-stream for uploads)";
+    REST_TIMEOUT = 4205, Unavailable, Unavailable,
+        "The node did not answer the REST request within rest.request_timeout.",
+        "retry; a submitted transaction may still be committed: GET /v1/tx/{id}/receipt";
     NODE_AUDIT = 4045, NotVerified, DataLoss,
         "The node's audit log (<data dir>/audit.log) cannot be continued: an entry does not verify, a line is damaged, or the writer thread cannot start.",
         "run `gmchain node audit-verify --data-dir D --cert NODE_SIGN_CERT.pem`; keep the file as evidence, move it aside, start again";

@@ -85,6 +85,7 @@ fn names_and_numbers_are_unique_and_in_their_ranges() {
             3400..=3499 => c.name.starts_with("SUPERVISION_"),
             4000..=4099 => c.name.starts_with("NODE_"),
             4100..=4199 => c.name.starts_with("RECEIPT_"),
+            4200..=4299 => c.name.starts_with("REST_"),
             5000..=5099 => c.name.starts_with("PKI_"),
             5100..=5199 => c.name.starts_with("CERT_"),
             6000..=6999 => c.name.starts_with("CA_"),

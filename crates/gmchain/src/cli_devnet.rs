@@ -66,7 +66,8 @@ pub(crate) enum DevnetCommand {
         /// The devnet's directory.
         #[arg(long, default_value = "devnet")]
         dir: PathBuf,
-        /// Node i listens on 127.0.0.(i+1): API on P, metrics on P+1, consensus on P+2.
+        /// Node i listens on 127.0.0.(i+1): API on P, metrics on P+1, consensus on P+2, REST
+        /// and the web console on P+3.
         #[arg(long, default_value_t = 27100)]
         base_port: u16,
     },
@@ -90,6 +91,13 @@ struct NodeEntry {
     api: SocketAddr,
     metrics: SocketAddr,
     consensus: SocketAddr,
+}
+
+impl NodeEntry {
+    /// The plain REST listener (and web console): P+3 on the node's address.
+    fn rest(&self) -> SocketAddr {
+        SocketAddr::new(self.api.ip(), self.api.port().saturating_add(3))
+    }
 }
 
 /// `DIR/devnet.json`.
@@ -151,7 +159,8 @@ fn token_label(i: usize) -> String {
 fn entry(i: usize, p: u16) -> Result<NodeEntry, Failure> {
     let top = p
         .checked_add(2)
-        .ok_or_else(|| bad(format!("--base-port {p}: P+2 is not a port")))?;
+        .filter(|t| t.checked_add(1).is_some())
+        .ok_or_else(|| bad(format!("--base-port {p}: P+3 is not a port")))?;
     let ip = std::net::Ipv4Addr::new(127, 0, 0, (i + 1) as u8);
     Ok(NodeEntry {
         name: format!("node-{i}"),
@@ -396,6 +405,7 @@ fn check_ports(nodes: &[NodeEntry]) -> CmdResult {
             ("API", node.api),
             ("metrics", node.metrics),
             ("consensus", node.consensus),
+            ("REST", node.rest()),
         ] {
             TcpListener::bind(addr).map_err(|e| {
                 bad(format!(
@@ -682,8 +692,10 @@ fn node_toml(
     );
     let _ = writeln!(
         t,
-        "[api]\nlisten = \"{}\"\nmetrics_listen = \"{}\"\n",
-        me.api, me.metrics
+        "[api]\nlisten = \"{}\"\nmetrics_listen = \"{}\"\n\n[rest]\nlisten = \"{}\"\n",
+        me.api,
+        me.metrics,
+        me.rest()
     );
     let _ = writeln!(t, "[block]\ninterval_ms = 200\n\n[log]\nlevel = \"info\"\n");
     if nodes.len() > 1 {
@@ -942,6 +954,11 @@ fn print_summary(dir: &Path, m: &Manifest, took: Duration) {
         "CONSENSUS"
     );
     for (i, node) in m.nodes.iter().enumerate() {
+        say!(
+            "{:<8} REST and web console: http://{}/",
+            node.name,
+            node.rest()
+        );
         let consensus = if m.nodes.len() > 1 {
             node.consensus.to_string()
         } else {

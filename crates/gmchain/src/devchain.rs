@@ -381,8 +381,11 @@ pub(crate) fn prepare_network(
         .collect::<Vec<_>>()
         .join(", ");
     let n = nodes.len();
-    let free = free_ports(3 * n)?;
-    let ports: Vec<(u16, u16, u16)> = free.chunks_exact(3).map(|c| (c[0], c[1], c[2])).collect();
+    let free = free_ports(4 * n)?;
+    let ports: Vec<(u16, u16, u16, u16)> = free
+        .chunks_exact(4)
+        .map(|c| (c[0], c[1], c[2], c[3]))
+        .collect();
     let validators_toml: String = (0..validators)
         .map(|i| {
             let cert = if i == 0 {
@@ -394,7 +397,7 @@ pub(crate) fn prepare_network(
         })
         .collect();
     let node_config = |i: usize| -> String {
-        let (grpc, metrics, p2p) = ports[i];
+        let (grpc, metrics, p2p, rest) = ports[i];
         let (key, data) = if i == 0 {
             ("node".to_string(), "data".to_string())
         } else {
@@ -405,7 +408,7 @@ pub(crate) fn prepare_network(
             let mut c = format!(
                 "\n[consensus]\nlisten = \"127.0.0.1:{p2p}\"\ntimeout_propose_ms = 1500\ntimeout_prevote_ms = 500\ntimeout_precommit_ms = 500\n"
             );
-            for (j, (_, _, peer)) in ports.iter().enumerate().take(validators) {
+            for (j, (_, _, peer, _)) in ports.iter().enumerate().take(validators) {
                 if j != i {
                     c.push_str(&format!(
                         "\n[[consensus.peers]]\naddress = \"127.0.0.1:{peer}\"\nname = \"node{j}\"\norganisation = \"{ORG}\"\n"
@@ -433,6 +436,9 @@ certificate = "{key}.enc.crt.pem"
 [api]
 listen = "127.0.0.1:{grpc}"
 metrics_listen = "127.0.0.1:{metrics}"
+
+[rest]
+listen = "127.0.0.1:{rest}"
 
 [block]
 interval_ms = {interval_ms}

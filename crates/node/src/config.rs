@@ -66,6 +66,34 @@ struct RawConfig {
     consensus: Option<RawConsensus>,
     exchange: Option<RawExchange>,
     watch: Option<crate::watch::RawWatch>,
+    rest: Option<RawRest>,
+}
+
+/// `[rest]` (docs/rest.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRest {
+    listen: Option<String>,
+    #[serde(default = "default_rest_mode")]
+    mode: String,
+    #[serde(default)]
+    public_person_names: bool,
+    #[serde(default = "default_true")]
+    public_raw: bool,
+    #[serde(default = "default_rest_timeout")]
+    request_timeout_secs: u64,
+}
+
+fn default_rest_mode() -> String {
+    "gateway".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_rest_timeout() -> u64 {
+    30
 }
 
 #[derive(Debug, Deserialize)]
@@ -452,6 +480,8 @@ pub struct NodeConfig {
     pub watch: crate::watch::WatchConfig,
     /// When the node's audit log signs checkpoints (`[audit]`; default 1000 entries or 60 s).
     pub audit: crate::audit::AuditConfig,
+    /// The plain REST listener and what it serves (`[rest]`, docs/rest.md).
+    pub rest: crate::rest::RestConfig,
 }
 
 /// `[exchange]`: the node is a custodian of its organisation's shared data (docs/exchange.md).
@@ -534,10 +564,44 @@ impl NodeConfig {
             .as_deref()
             .map(|v| plain_addr("api.public_listen", v))
             .transpose()?;
+        let rest = match &raw.rest {
+            None => crate::rest::RestConfig::default(),
+            Some(r) => crate::rest::RestConfig {
+                listen: r
+                    .listen
+                    .as_deref()
+                    .map(|v| plain_addr("rest.listen", v))
+                    .transpose()?,
+                mode: match r.mode.as_str() {
+                    "gateway" => crate::rest::RestMode::Gateway,
+                    "public" => crate::rest::RestMode::Public,
+                    other => {
+                        return Err((
+                            "rest.mode".into(),
+                            format!(
+                                "{other:?} is not a mode: \"gateway\" (reads and submission behind your gateway) or \"public\" (public reads only)"
+                            ),
+                        ));
+                    }
+                },
+                public_person_names: r.public_person_names,
+                public_raw: r.public_raw,
+                request_timeout: match r.request_timeout_secs {
+                    1..=600 => std::time::Duration::from_secs(r.request_timeout_secs),
+                    n => {
+                        return Err((
+                            "rest.request_timeout_secs".into(),
+                            format!("{n} is outside 1..=600 seconds"),
+                        ));
+                    }
+                },
+            },
+        };
         let mut taken = vec![("api.listen", listen)];
         for (field, a) in [
             ("api.metrics_listen", Some(metrics_listen)),
             ("api.public_listen", public_listen),
+            ("rest.listen", rest.listen),
         ] {
             let Some(a) = a else { continue };
             if let Some((other, _)) = taken.iter().find(|(_, t)| *t == a) {
@@ -837,6 +901,7 @@ impl NodeConfig {
             exchange,
             watch,
             audit,
+            rest,
         })
     }
 }

@@ -24,10 +24,12 @@ pub mod config;
 pub mod console;
 mod error;
 pub mod exchange;
+pub mod health;
 pub mod listener;
 mod local;
 pub mod metrics;
 pub mod pool;
+pub mod rest;
 mod service;
 pub mod supervise;
 pub mod tls;
@@ -134,6 +136,10 @@ pub async fn run(
     let grpc = bind(config.listen).await?;
     let metrics_listener = bind(config.metrics_listen).await?;
     let public = match config.public_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let rest_listener = match config.rest.listen {
         Some(a) => Some(bind(a).await?),
         None => None,
     };
@@ -278,6 +284,7 @@ pub async fn run(
         grpc = %config.listen,
         metrics = %config.metrics_listen,
         public = ?config.public_listen,
+        rest = ?config.rest.listen,
         chain = %core.genesis().chain_id,
         tls = %creds.leaf().subject(),
         "node started (API: mutual GM TLS 1.3, RFC 8998)"
@@ -331,20 +338,59 @@ pub async fn run(
     // The Exchange service has its own message limit (a payload chunk and its framing) and
     // is served to members only: its reads show requests and fetch logs, its fetches need a
     // certificate identity.
-    let exchange_service = api::v1::exchange_server::ExchangeServer::new(
-        exchange::ExchangeService::new(core.clone(), custodian),
-    )
-    .max_decoding_message_size(exchange::MESSAGE_LIMIT)
-    .max_encoding_message_size(exchange::MESSAGE_LIMIT);
+    let exchange_service = || {
+        api::v1::exchange_server::ExchangeServer::new(exchange::ExchangeService::new(
+            core.clone(),
+            custodian.clone(),
+        ))
+        .max_decoding_message_size(exchange::MESSAGE_LIMIT)
+        .max_encoding_message_size(exchange::MESSAGE_LIMIT)
+    };
     // The Supervision service: auditors of the supervising organisation only (each call is
-    // judged against the tip's state), on the mutual-TLS listener only.
-    let supervision_service = api::v1::supervision_server::SupervisionServer::new(
-        supervise::SupervisionService::new(core.clone()),
+    // judged against the tip's state); on the plain REST listener it finds no auditor.
+    let supervision_service = || {
+        api::v1::supervision_server::SupervisionServer::new(supervise::SupervisionService::new(
+            core.clone(),
+        ))
+    };
+    // REST beside gRPC on every listener that serves it (docs/rest.md): the gateway calls the
+    // same services in process.
+    let genesis_file = std::fs::read(config.genesis_path()).map_err(|e| {
+        NodeError::Server(format!(
+            "cannot read {} for GET /v1/genesis: {e}",
+            config.genesis_path().display()
+        ))
+    })?;
+    let genesis_file = bytes::Bytes::from(genesis_file);
+    let upload_limit = config
+        .exchange
+        .as_ref()
+        .map(|x| x.max_blob_bytes)
+        .unwrap_or(exchange::MESSAGE_LIMIT as u64);
+    let expected_peers = config.consensus.as_ref().map_or(0, |c| c.peers.len());
+    let rest_router = |grpc: axum::Router, listener: rest::Listener| {
+        rest::router(
+            grpc,
+            listener,
+            &config.rest,
+            core.clone(),
+            genesis_file.clone(),
+            submit_limit,
+            upload_limit,
+            expected_peers,
+        )
+    };
+    let tls_routes = rest_router(
+        rest::grpc_router(
+            service(Access::Members),
+            exchange_service(),
+            supervision_service(),
+        ),
+        rest::Listener::Tls,
     );
     let server = builder()
-        .add_service(service(Access::Members))
-        .add_service(exchange_service)
-        .add_service(supervision_service)
+        .accept_http1(true)
+        .add_routes(tonic::service::Routes::from(tls_routes))
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop_signal.changed().await;
         });
@@ -359,6 +405,32 @@ pub async fn run(
         tokio::spawn(
             builder()
                 .add_service(service(Access::PublicReadOnly))
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop_signal.changed().await;
+                }),
+        )
+    });
+    // The plain REST listener: REST and the console, no gRPC.
+    let rest_task = rest_listener.map(|l| {
+        let incoming = listener::limited_incoming(
+            l,
+            listener_limits,
+            core.metrics.clone(),
+            core.audit().clone(),
+        );
+        let access = match config.rest.mode {
+            rest::RestMode::Gateway => Access::Gateway,
+            rest::RestMode::Public => Access::PublicReadOnly,
+        };
+        let routes = rest_router(
+            rest::grpc_router(service(access), exchange_service(), supervision_service()),
+            rest::Listener::Plain(config.rest.mode),
+        );
+        let mut stop_signal = stop_rx.clone();
+        tokio::spawn(
+            builder()
+                .accept_http1(true)
+                .add_routes(tonic::service::Routes::from(routes))
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stop_signal.changed().await;
                 }),
@@ -414,11 +486,13 @@ pub async fn run(
         let _ = t.await;
     }
     reload_task.abort();
-    if let Some(t) = public_task {
-        match t.await {
-            Ok(Err(e)) => tracing::error!("the public listener failed: {e}"),
-            Err(e) => tracing::error!("the public listener failed: {e}"),
-            Ok(Ok(())) => {}
+    for (what, task) in [("public", public_task), ("REST", rest_task)] {
+        if let Some(t) = task {
+            match t.await {
+                Ok(Err(e)) => tracing::error!("the {what} listener failed: {e}"),
+                Err(e) => tracing::error!("the {what} listener failed: {e}"),
+                Ok(Ok(())) => {}
+            }
         }
     }
     tracing::info!("node stopped");

@@ -25,6 +25,10 @@ pub enum Access {
     Members,
     /// Anyone, reads only: the plain public listener, enabled only by `api.public_listen`.
     PublicReadOnly,
+    /// The plain REST listener in gateway mode (`[rest] mode = "gateway"`), behind the
+    /// operator's HTTPS/TLCP gateway: reads, and transactions (each authorised by its own
+    /// signature); no certificate identity, so identity-bound calls are refused.
+    Gateway,
 }
 
 /// The service.
@@ -125,12 +129,12 @@ impl ChainService {
     /// A read: members, or anyone on the public listener.
     fn admit_read<T>(&self, request: &Request<T>) -> Result<(), Status> {
         match self.access {
-            Access::PublicReadOnly => Ok(()),
+            Access::PublicReadOnly | Access::Gateway => Ok(()),
             Access::Members => self.member(request).map(|_| ()),
         }
     }
 
-    /// A write: members only, never on the public listener.
+    /// A write: members, or the gateway listener; never the public listener.
     fn admit_write<T>(&self, request: &Request<T>) -> Result<(), Status> {
         match self.access {
             Access::PublicReadOnly => Err(coded_status(
@@ -138,6 +142,7 @@ impl ChainService {
                 "NODE_READ_ONLY: the public read-only listener accepts no transactions; submit over the mutual-TLS API".into(),
             )),
             Access::Members => self.member(request).map(|_| ()),
+            Access::Gateway => Ok(()),
         }
     }
 
