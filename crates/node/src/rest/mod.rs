@@ -146,6 +146,35 @@ where
         .route_service(&format!("/{}/{{*rest}}", S::NAME), supervision)
 }
 
+/// A console asset with its content type, the console's Content-Security-Policy, and no
+/// sniffing; revalidated on each load, so a node upgrade is seen at once.
+fn console_response(path: &str) -> Response {
+    let Some((content_type, bytes)) = crate::console::asset(path) else {
+        return problem_response(
+            StatusCode::NOT_FOUND,
+            &codes::REST_NOT_FOUND,
+            format!("{path}: no such console asset"),
+        );
+    };
+    let mut resp = Response::new(AxBody::from(Bytes::from_static(bytes)));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::console::CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
 /// The router a listener serves: `grpc` itself on the mutual-TLS listener (beside REST), the
 /// REST routes, `/openapi.json`, and the console's assets on the plain listener.
 pub(crate) fn router(
@@ -200,6 +229,15 @@ pub(crate) fn router(
                 resp
             }),
         );
+    }
+    // The web console (`crate::console`): its assets at `/` on the plain listener only.
+    if matches!(listener, Listener::Plain(_)) {
+        for path in crate::console::asset_paths().chain(std::iter::once("/")) {
+            r = r.route(
+                path,
+                axum::routing::get(move || async move { console_response(path) }),
+            );
+        }
     }
     r.method_not_allowed_fallback(|req: Request| async move {
         problem_response(
