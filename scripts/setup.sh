@@ -15,14 +15,30 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # resource headers for bindgen (without them: "'stdbool.h' file not found").
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && ls /usr/lib/llvm-*/lib/clang/*/include/stdbool.h >/dev/null 2>&1 || need+=(libclang-dev)
+# The web console's browser test (tests/console.rs, issue 17): Node.js for playwright-core,
+# Debian's chromium (about 360 MB installed) and a CJK font so the screenshots show Chinese.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+ls /usr/share/fonts/truetype/wqy/wqy-microhei.ttc >/dev/null 2>&1 || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
     exit 2
   fi
   echo "== apt-get install ${need[*]}"
+  apt_started=$(date +%s)
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  echo "== apt-get install took $(( $(date +%s) - apt_started )) s"
+fi
+
+# The console test's playwright-core, pinned with its lock file; installed when missing or of
+# another version than the lock file's (npm ci never downloads a browser: it uses /usr/bin/chromium).
+console_pw="tests/console/node_modules/playwright-core/package.json"
+if [ ! -f "$console_pw" ] || [ "$(node -p "require('./$console_pw').version")" != \
+     "$(node -p "require('./tests/console/package-lock.json').packages['node_modules/playwright-core'].version")" ]; then
+  echo "== npm ci in tests/console (playwright-core)"
+  (cd tests/console && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
 # WASM contracts (issue 14): `gmchain contract build` and tests/contract_sdk.rs need a rustc

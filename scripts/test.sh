@@ -12,6 +12,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== no ring, no aws-lc in the build graph (rustls runs only gmtls's GM provider)"
 bash scripts/check-no-ring.sh
+echo "== the console's vendored sm-crypto is the pinned, integrity-checked package"
+bash scripts/console-vendor.sh
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build -p softtoken (the PKCS#11 module the HSM tests load)"

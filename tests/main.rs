@@ -4,6 +4,8 @@
 //!   restart), freezes, who reaches the Supervision API, signed reports and their tampering;
 //! - `ca`: `gmchain ca` as CA admins use it, against the demo PKI;
 //! - `cli`: the crypto toolbox against OpenSSL, the conformance report, format tables;
+//! - `console`: the web console in Debian's chromium (tests/console/run.mjs): its SM3/SM2
+//!   against Rust's, then a live node's explorer and a document verified in the browser;
 //! - `keys`: keys in a PKCS#11 token;
 //! - `bft`: several validator processes deciding by BFT consensus over GM TLS links;
 //! - `node`: real node processes on 127.0.0.1;
@@ -43,6 +45,7 @@ mod bft;
 mod ca;
 mod cli;
 mod conformance_node;
+mod console;
 mod contract_sdk;
 mod contracts;
 mod data;

@@ -21,6 +21,7 @@
 pub mod audit;
 pub mod bft;
 pub mod config;
+pub mod console;
 mod error;
 pub mod exchange;
 pub mod health;
@@ -367,18 +368,16 @@ pub async fn run(
         .map(|x| x.max_blob_bytes)
         .unwrap_or(exchange::MESSAGE_LIMIT as u64);
     let expected_peers = config.consensus.as_ref().map_or(0, |c| c.peers.len());
-    let rest_router = |grpc: axum::Router, listener: rest::Listener| {
-        rest::router(
-            grpc,
-            listener,
-            &config.rest,
-            core.clone(),
-            genesis_file.clone(),
-            submit_limit,
-            upload_limit,
-            expected_peers,
-        )
+    let rest_facts = rest::NodeFacts {
+        config: config.rest.clone(),
+        core: core.clone(),
+        genesis: genesis_file,
+        submit_message_limit: submit_limit,
+        upload_limit,
+        expected_peers,
     };
+    let rest_router =
+        |grpc: axum::Router, listener: rest::Listener| rest::router(grpc, listener, &rest_facts);
     let tls_routes = rest_router(
         rest::grpc_router(
             service(Access::Members),

@@ -146,31 +146,66 @@ where
         .route_service(&format!("/{}/{{*rest}}", S::NAME), supervision)
 }
 
+/// A console asset with its content type, the console's Content-Security-Policy, and no
+/// sniffing; revalidated on each load, so a node upgrade is seen at once.
+fn console_response(path: &str) -> Response {
+    let Some((content_type, bytes)) = crate::console::asset(path) else {
+        return problem_response(
+            StatusCode::NOT_FOUND,
+            &codes::REST_NOT_FOUND,
+            format!("{path}: no such console asset"),
+        );
+    };
+    let mut resp = Response::new(AxBody::from(Bytes::from_static(bytes)));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::console::CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+/// What the gateway of every listener shares: the node and its configured limits.
+#[derive(Clone)]
+pub(crate) struct NodeFacts {
+    pub config: RestConfig,
+    pub core: Arc<LocalNode>,
+    /// The genesis file's bytes (`GET /v1/genesis`).
+    pub genesis: Bytes,
+    /// The gRPC submission's message limit.
+    pub submit_message_limit: usize,
+    /// The largest upload (the custodian's `max_blob_bytes`).
+    pub upload_limit: u64,
+    /// The p2p peers of the configuration (health).
+    pub expected_peers: usize,
+}
+
 /// The router a listener serves: `grpc` itself on the mutual-TLS listener (beside REST), the
 /// REST routes, `/openapi.json`, and the console's assets on the plain listener.
-pub(crate) fn router(
-    grpc: axum::Router,
-    listener: Listener,
-    config: &RestConfig,
-    core: Arc<LocalNode>,
-    genesis: Bytes,
-    submit_message_limit: usize,
-    upload_limit: u64,
-    expected_peers: usize,
-) -> axum::Router {
+pub(crate) fn router(grpc: axum::Router, listener: Listener, node: &NodeFacts) -> axum::Router {
     let pool = descriptor_pool();
     let openapi = openapi::document_bytes(&pool);
     let inner = Arc::new(Inner {
         grpc: grpc.clone(),
         pool,
         listener,
-        config: config.clone(),
-        core,
-        genesis,
-        submit_body_limit: submit_message_limit / 3 * 4 + 64 * 1024,
-        upload_limit,
+        config: node.config.clone(),
+        core: node.core.clone(),
+        genesis: node.genesis.clone(),
+        submit_body_limit: node.submit_message_limit / 3 * 4 + 64 * 1024,
+        upload_limit: node.upload_limit,
         openapi,
-        expected_peers,
+        expected_peers: node.expected_peers,
     });
     let mut r = match listener {
         Listener::Tls => grpc,
@@ -200,6 +235,15 @@ pub(crate) fn router(
                 resp
             }),
         );
+    }
+    // The web console (`crate::console`): its assets at `/` on the plain listener only.
+    if matches!(listener, Listener::Plain(_)) {
+        for path in crate::console::asset_paths().chain(std::iter::once("/")) {
+            r = r.route(
+                path,
+                axum::routing::get(move || async move { console_response(path) }),
+            );
+        }
     }
     r.method_not_allowed_fallback(|req: Request| async move {
         problem_response(
@@ -516,13 +560,13 @@ impl Inner {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        if route.grpc.is_empty() {
-            if let Some(q) = req.uri().query().filter(|q| !q.is_empty()) {
-                return Err(Problem::bad(format!(
-                    "unknown query {q:?}: {} {} takes no query parameters",
-                    route.method, route.path
-                )));
-            }
+        if route.grpc.is_empty()
+            && let Some(q) = req.uri().query().filter(|q| !q.is_empty())
+        {
+            return Err(Problem::bad(format!(
+                "unknown query {q:?}: {} {} takes no query parameters",
+                route.method, route.path
+            )));
         }
         match route.op {
             routes::GENESIS => return Ok(self.genesis_response()),
@@ -636,10 +680,10 @@ impl Inner {
             .map_err(|e| internal(format!("the service failed: {e}")))?;
         let (parts, body) = resp.into_parts();
         // A trailers-only answer: the status is in the headers.
-        if let Some(s) = tonic::Status::from_header_map(&parts.headers) {
-            if s.code() != tonic::Code::Ok {
-                return Err(Problem::from_status(&s));
-            }
+        if let Some(s) = tonic::Status::from_header_map(&parts.headers)
+            && s.code() != tonic::Code::Ok
+        {
+            return Err(Problem::from_status(&s));
         }
         Ok(Frames {
             body,
@@ -1170,10 +1214,9 @@ async fn read_json_body(req: Request, limit: usize) -> Result<Map<String, Json>,
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+        && n > limit as u64
     {
-        if n > limit as u64 {
-            return Err(too_large());
-        }
+        return Err(too_large());
     }
     let bytes = http_body_util::Limited::new(req.into_body(), limit)
         .collect()

@@ -74,15 +74,9 @@ fn field_schema(f: &FieldDescriptor) -> Json {
     if f.is_list() {
         s = json!({"type": "array", "items": s});
     }
-    if let Some(c) = field_comment(f) {
-        if let Json::Object(m) = &mut s {
-            if m.contains_key("$ref") {
-                // A $ref with siblings is allowed in 3.1; keep the field's own words.
-                m.insert("description".into(), Json::String(c));
-            } else {
-                m.insert("description".into(), Json::String(c));
-            }
-        }
+    // (A $ref with siblings is allowed in 3.1: a message field keeps its own words too.)
+    if let (Some(c), Json::Object(m)) = (field_comment(f), &mut s) {
+        m.insert("description".into(), Json::String(c));
     }
     s
 }
@@ -420,17 +414,16 @@ pub(crate) fn document(pool: &DescriptorPool) -> Json {
         if let Json::Object(m) = entry {
             m.insert(route.method.to_ascii_lowercase(), operation(route, pool));
         }
-        if let Some((svc, name)) = route.grpc.split_once('/') {
-            if let Some(m) = pool
+        if let Some((svc, name)) = route.grpc.split_once('/')
+            && let Some(m) = pool
                 .get_service_by_name(svc)
                 .and_then(|s| s.methods().find(|m| m.name() == name))
-            {
-                collect(&m.input(), &mut messages);
-                collect(&m.output(), &mut messages);
-                let in_path = routes::path_params(route.path);
-                if route.body == Body::Json && !in_path.is_empty() {
-                    bodies.push((m.input(), in_path));
-                }
+        {
+            collect(&m.input(), &mut messages);
+            collect(&m.output(), &mut messages);
+            let in_path = routes::path_params(route.path);
+            if route.body == Body::Json && !in_path.is_empty() {
+                bodies.push((m.input(), in_path));
             }
         }
     }
