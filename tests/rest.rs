@@ -551,7 +551,7 @@ fn every_route_refuses_malformed_and_oversized_requests_with_a_problem_document(
             checked += 1;
         }
     }
-    assert_eq!(checked, 37, "every route was checked");
+    assert_eq!(checked, 38, "every route was checked");
     let (st, h, b) = http(&addr, "GET", "/v1/no-such-route", &[], b"");
     problem(st, &h, &b, 404, Some("REST_NOT_FOUND"), "unknown path");
     let (st, h, b) = http(&addr, "DELETE", "/v1/status", &[], b"");
@@ -735,6 +735,17 @@ fn public_mode_serves_public_reads_without_names() {
     {
         let _node = Node::start(&chain);
         let addr = rest_addr(&chain);
+        // No conformance report configured: a problem naming the setting.
+        let (st, h, b) = http(&addr, "GET", "/v1/conformance/report", &[], b"");
+        problem(
+            st,
+            &h,
+            &b,
+            404,
+            Some("REST_NOT_FOUND"),
+            "no report configured",
+        );
+        assert!(String::from_utf8_lossy(&b).contains("rest.conformance_report"));
         let (st, a) = get_json(&addr, &format!("/v1/attestations/by-digest/{digest}"));
         assert_eq!(st, 200, "{a}");
         assert_eq!(a["attestation"]["owner"], "Dev Bureau");
@@ -772,12 +783,22 @@ fn public_mode_serves_public_reads_without_names() {
         &config,
         text.replace(
             "mode = \"public\"\n",
-            "mode = \"public\"\npublic_raw = false\n",
+            "mode = \"public\"\npublic_raw = false\nconformance_report = \"report.json\"\n",
         ),
     )
     .unwrap();
+    let report = br#"{"provenance":{},"summary":{"clauses":1,"met":1},"standards":[]}"#;
+    std::fs::write(chain.dir.join("report.json"), report).unwrap();
     let _node = Node::start(&chain);
     let addr = rest_addr(&chain);
+    // The operator's report as its file holds it, with its SM3.
+    let (st, h, b) = http(&addr, "GET", "/v1/conformance/report", &[], b"");
+    assert_eq!(st, 200);
+    assert_eq!(b, report);
+    assert_eq!(
+        header(&h, "gmchain-content-sm3"),
+        Some(crypto_sm::sm3::sm3(report).to_hex().as_str())
+    );
     let (st, h, b) = http(&addr, "GET", "/v1/blocks/1", &[], b"");
     problem(
         st,
@@ -836,5 +857,5 @@ fn schemathesis_finds_no_server_error_or_schema_violation() {
         "schemathesis failed:\n{out}\n{}",
         log_of(&chain)
     );
-    assert!(out.contains("37 selected"), "{out}");
+    assert!(out.contains("38 selected"), "{out}");
 }

@@ -593,21 +593,22 @@ async function pageAudit() {
     if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
     const bytes = new Uint8Array(await res.arrayBuffer());
     const rep = JSON.parse(new TextDecoder().decode(bytes));
+    // report.json of `gmchain conformance run`: `signature.certificate` names the auditor,
+    // `summary` counts the clauses by verdict (crates/conformance, conformance/README.md).
     let signer = t('audit.unsigned');
-    const pemText = JSON.stringify(rep).match(/-----BEGIN CERTIFICATE-----[^"]*-----END CERTIFICATE-----/);
-    if (pemText) {
+    const pem = rep && rep.signature && typeof rep.signature.certificate === 'string' ? rep.signature.certificate : null;
+    if (pem) {
       try {
-        signer = parseCertificate(Uint8Array.from(atob(pemText[0].replace(/-----[A-Z ]+-----|\\n|\s/g, '')), (c) => c.charCodeAt(0))).subject;
+        signer = parseCertificate(Uint8Array.from(atob(pem.replace(/-----[A-Z ]+-----|\s/g, '')), (c) => c.charCodeAt(0))).subject;
       } catch {
         signer = '?';
       }
     }
-    const checks = Array.isArray(rep.results) ? rep.results : Array.isArray(rep.checks) ? rep.checks : [];
-    const passed = checks.filter((c) => c.status === 'pass' || c.passed === true || c.outcome === 'pass').length;
+    const sum = rep && rep.summary ? rep.summary : null;
     report.replaceChildren(kv([
       [t('verify.sm3'), code(hex(sm3(bytes)))],
       [t('audit.signer'), signer],
-      [t('audit.results'), checks.length ? `${passed}/${checks.length}` : '—'],
+      [t('audit.results'), sum ? `${sum.met}/${sum.clauses} MET · ${sum.not_met} NOT MET · ${sum.not_covered} NOT COVERED` : '—'],
     ]), note(t('audit.report.note')));
   } catch (e) {
     report.replaceChildren(note(e.status === 404 ? t('audit.report.none') : `${t('error')}: ${e.message}`, 'warn'));

@@ -82,6 +82,7 @@ struct RawRest {
     public_raw: bool,
     #[serde(default = "default_rest_timeout")]
     request_timeout_secs: u64,
+    conformance_report: Option<PathBuf>,
 }
 
 fn default_rest_mode() -> String {
@@ -586,6 +587,7 @@ impl NodeConfig {
                 },
                 public_person_names: r.public_person_names,
                 public_raw: r.public_raw,
+                conformance_report: r.conformance_report.as_deref().map(resolve),
                 request_timeout: match r.request_timeout_secs {
                     1..=600 => std::time::Duration::from_secs(r.request_timeout_secs),
                     n => {

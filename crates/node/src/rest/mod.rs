@@ -45,6 +45,9 @@ pub struct RestConfig {
     pub public_raw: bool,
     /// How long a unary call may take, the wait for a commit included.
     pub request_timeout: Duration,
+    /// The signed conformance report (`gmchain conformance run`'s report.json) the operator
+    /// publishes at `GET /v1/conformance/report`, read when asked.
+    pub conformance_report: Option<std::path::PathBuf>,
 }
 
 impl Default for RestConfig {
@@ -55,6 +58,7 @@ impl Default for RestConfig {
             public_person_names: false,
             public_raw: true,
             request_timeout: Duration::from_secs(30),
+            conformance_report: None,
         }
     }
 }
@@ -77,6 +81,8 @@ pub(crate) enum Listener {
     Plain(RestMode),
 }
 
+/// The largest conformance report served (a full live run is well under 1 MiB).
+const CONFORMANCE_REPORT_LIMIT: u64 = 16 << 20;
 /// The largest JSON body of a route other than transaction submission.
 const JSON_BODY_LIMIT: usize = 1 << 20;
 /// The data of one Exchange.Upload message (the service's own limit).
@@ -571,6 +577,7 @@ impl Inner {
         match route.op {
             routes::GENESIS => return Ok(self.genesis_response()),
             routes::HEALTH => return Ok(self.health_response().await),
+            routes::CONFORMANCE => return self.conformance_report().await,
             routes::PREPARE => {
                 let body = read_json_body(req, self.submit_body_limit).await?;
                 return self.prepare(body).await;
@@ -879,6 +886,49 @@ impl Inner {
         if self.redacting() {
             redact_attestations(msg);
         }
+    }
+
+    /// The operator's conformance report as its file holds it, with its SM3 in a header (the
+    /// signature is checked by `gmchain conformance verify-report` against the reader's anchors).
+    async fn conformance_report(&self) -> Result<Response, Problem> {
+        let Some(path) = self.config.conformance_report.clone() else {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                &codes::REST_NOT_FOUND,
+                "this node publishes no conformance report (rest.conformance_report)".into(),
+            ));
+        };
+        let bytes = tokio::task::spawn_blocking(move || {
+            use std::io::Read as _;
+            let f = std::fs::File::open(&path)?;
+            let mut b = Vec::new();
+            f.take(CONFORMANCE_REPORT_LIMIT + 1).read_to_end(&mut b)?;
+            Ok::<_, std::io::Error>(b)
+        })
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &codes::REST_TIMEOUT,
+                format!("the conformance report (rest.conformance_report) cannot be read: {e}"),
+            )
+        })?;
+        if bytes.len() as u64 > CONFORMANCE_REPORT_LIMIT {
+            return Err(internal(format!(
+                "the conformance report is larger than {CONFORMANCE_REPORT_LIMIT} bytes"
+            )));
+        }
+        let sm3 = crypto_sm::sm3::sm3(&bytes).to_hex();
+        let mut resp = Response::new(AxBody::from(bytes));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&sm3) {
+            resp.headers_mut().insert("gmchain-content-sm3", v);
+        }
+        Ok(resp)
     }
 
     fn genesis_response(&self) -> Response {

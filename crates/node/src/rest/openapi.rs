@@ -362,6 +362,11 @@ fn operation(route: &Route, pool: &DescriptorPool) -> Json {
                     json!({"$ref": "#/components/schemas/PrepareTransactionResponse"}),
                     Some(json!({"$ref": "#/components/schemas/PrepareTransactionRequest"})),
                 ),
+                routes::CONFORMANCE => (
+                    "The conformance report the operator publishes (rest.conformance_report), as its file holds it; gmchain-content-sm3 carries its SM3; verify its signature with gmchain conformance verify-report",
+                    json!({"type": "object"}),
+                    None,
+                ),
                 routes::GENESIS => (
                     "The node's genesis file, as it holds it (compare its SM3 with the hash the operator publishes)",
                     json!({"type": "object"}),

@@ -65,6 +65,7 @@ const fn post(path: &'static str, grpc: &'static str, op: &'static str, body: Bo
 pub(crate) const PREPARE: &str = "PrepareTransaction";
 pub(crate) const GENESIS: &str = "GetGenesis";
 pub(crate) const HEALTH: &str = "GetHealth";
+pub(crate) const CONFORMANCE: &str = "GetConformanceReport";
 
 use Public::{No, Raw, Yes};
 
@@ -272,6 +273,7 @@ pub(crate) const ROUTES: &[Route] = &[
     ),
     get("/v1/genesis", "", GENESIS, Yes),
     get("/v1/health", "", HEALTH, Yes),
+    get("/v1/conformance/report", "", CONFORMANCE, Yes),
 ];
 
 /// The names of a path template's parameters, in order.

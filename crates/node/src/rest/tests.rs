@@ -67,7 +67,13 @@ fn every_grpc_method_has_a_rest_route_of_its_kind() {
     for r in routes::ROUTES {
         if r.grpc.is_empty() {
             assert!(
-                [routes::PREPARE, routes::GENESIS, routes::HEALTH].contains(&r.op),
+                [
+                    routes::PREPARE,
+                    routes::GENESIS,
+                    routes::HEALTH,
+                    routes::CONFORMANCE
+                ]
+                .contains(&r.op),
                 "{}",
                 r.path
             );
