@@ -23,9 +23,9 @@ mod vectors;
 pub use checks::{Check, CheckOutcome, Evidence, registry};
 pub use model::{Clause, ClauseStatus, Level, Standard, TextFidelity, load_standards};
 pub use node::{
-    BlockBytes, ContractInfo, GmSuites, LEDGER_PROGRESS_EVERY, Needs, NodeCheck, NodeIdentity,
-    NodeProbe, NodeStatus, Party, ProbeError, ProposalInfo, QueryAnswer, Rpc, Submission,
-    TlsAttempt, TlsObservation, TxAt, ValidatorBytes, node_checks, write_refusal,
+    BlockBytes, ContractInfo, GmSuites, HttpAnswer, LEDGER_PROGRESS_EVERY, Needs, NodeCheck,
+    NodeIdentity, NodeProbe, NodeStatus, Party, ProbeError, ProposalInfo, QueryAnswer, Rpc,
+    Submission, TlsAttempt, TlsObservation, TxAt, ValidatorBytes, node_checks, write_refusal,
 };
 pub use report::{
     ClauseResult, Counts, Provenance, Report, StandardResult, StandardSummary, Summary, Verdict,

@@ -9,6 +9,7 @@ mod bench_consortium;
 mod bench_contract;
 mod bench_exchange;
 mod bench_node;
+mod bench_rest;
 mod cli_audit;
 mod cli_ca;
 mod cli_conformance;
@@ -126,6 +127,9 @@ enum BenchCommand {
     /// transactions, built in process through the node's admission, engine and ledger), and
     /// the trace indexes' share of commit time, measured in one run.
     Audit(bench_audit::AuditBenchArgs),
+    /// The REST gateway (issue 17): submit-and-wait tx/s over REST against gRPC on the same
+    /// node, rounds alternating which goes first, the ratio of the medians (target ≥ 0.8).
+    Rest(bench_rest::RestBenchArgs),
 }
 
 /// A failure with its exit code.
@@ -219,6 +223,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Admission(args)) => bench_admission::run(&args),
         Command::Bench(BenchCommand::Exchange(args)) => bench_exchange::run(&args),
         Command::Bench(BenchCommand::Audit(args)) => bench_audit::run(&args),
+        Command::Bench(BenchCommand::Rest(args)) => bench_rest::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

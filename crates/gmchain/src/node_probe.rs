@@ -329,6 +329,27 @@ impl NodeProbe for GrpcProbe {
         }
     }
 
+    fn http(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<conformance::HttpAnswer, ProbeError> {
+        match &self.tls {
+            Some(t) => self.rt.block_on(crate::tls_probe::http(
+                t,
+                method,
+                path,
+                content_type,
+                body,
+            )),
+            None => Err(ProbeError::Unsupported {
+                what: "REST requests to a plain http:// address (the gateway beside gRPC is on the mutual-TLS listener)".into(),
+            }),
+        }
+    }
+
     fn receipt_json(&self, tx_id: &[u8; 32]) -> Result<String, ProbeError> {
         Ok(self
             .rt

@@ -36,6 +36,91 @@ pub(crate) struct TlsTarget {
     pub authority: Arc<dyn gmtls::Authority>,
 }
 
+/// One HTTP/1.1 request (Connection: close) to the REST gateway beside gRPC on the node's API
+/// listener, as the auditor's identity (conformance check node-open-api).
+pub(crate) async fn http(
+    t: &TlsTarget,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<conformance::HttpAnswer, ProbeError> {
+    let unreachable = |why: String| ProbeError::Unreachable {
+        call: Rpc::Rest,
+        status: "connect".into(),
+        message: why,
+    };
+    let config = gmtls::client_config(&t.creds, t.authority.clone(), gmtls::provider())
+        .map_err(|e| unreachable(e.to_string()))?;
+    let mut stream = gmtls::net::connect(t.addr, config, TIMEOUT, None)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        t.addr,
+        body.len()
+    );
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    head.push_str("\r\n");
+    let exchange = async {
+        stream.write_all(head.as_bytes()).await?;
+        // A node that refuses a body before reading it answers and closes: the answer is
+        // still read below.
+        let _ = stream.write_all(body).await;
+        let _ = stream.flush().await;
+        let mut raw = Vec::new();
+        match stream.read_to_end(&mut raw).await {
+            Ok(_) => Ok(raw),
+            Err(_) if !raw.is_empty() => Ok(raw),
+            Err(e) => Err(e),
+        }
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .map_err(|_| unreachable("no answer within 30 s".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    parse_http(&raw).ok_or_else(|| ProbeError::Failed {
+        call: Rpc::Rest,
+        status: "HTTP".into(),
+        message: format!(
+            "not an HTTP/1.1 answer: {:?}",
+            String::from_utf8_lossy(&raw[..raw.len().min(200)])
+        ),
+    })
+}
+
+/// Status, media type and body (`Content-Length` or to the end) of an HTTP/1.1 answer.
+fn parse_http(raw: &[u8]) -> Option<conformance::HttpAnswer> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let mut media_type = String::new();
+    let mut length = None;
+    for l in lines {
+        let (k, v) = l.split_once(':')?;
+        match k.trim().to_ascii_lowercase().as_str() {
+            "content-type" => {
+                media_type = v.split(';').next()?.trim().to_ascii_lowercase();
+            }
+            "content-length" => length = v.trim().parse::<usize>().ok(),
+            _ => {}
+        }
+    }
+    let rest = &raw[end + 4..];
+    let body = match length {
+        Some(n) => rest.get(..n)?.to_vec(),
+        None => rest.to_vec(),
+    };
+    Some(conformance::HttpAnswer {
+        status,
+        media_type,
+        body,
+    })
+}
+
 /// Makes `attempt` against the node.
 pub(crate) async fn attempt(t: &TlsTarget, a: TlsAttempt) -> Result<TlsObservation, ProbeError> {
     match a {

@@ -503,6 +503,10 @@ pub(crate) enum NodeCheckError {
         message: String,
     },
 
+    /// The REST gateway's answer is not what the API contract says (docs/rest.md).
+    #[error("{what}")]
+    RestContract { what: String },
+
     // --- The suite could not build its test material.
     /// The test contract's text did not compile.
     #[error("the test contract module: {why}")]

@@ -17,6 +17,7 @@ mod contracts;
 mod determinism;
 mod error;
 mod ledger;
+mod openapi;
 mod probe;
 mod revocation;
 mod submit;
@@ -24,8 +25,9 @@ mod tls;
 mod transactions;
 
 pub use probe::{
-    BlockBytes, ContractInfo, GmSuites, NodeIdentity, NodeProbe, NodeStatus, Party, ProbeError,
-    ProposalInfo, QueryAnswer, Rpc, Submission, TlsAttempt, TlsObservation, TxAt, ValidatorBytes,
+    BlockBytes, ContractInfo, GmSuites, HttpAnswer, NodeIdentity, NodeProbe, NodeStatus, Party,
+    ProbeError, ProposalInfo, QueryAnswer, Rpc, Submission, TlsAttempt, TlsObservation, TxAt,
+    ValidatorBytes,
 };
 
 use crate::checks::{CheckOutcome, Evidence};
@@ -195,6 +197,12 @@ pub fn node_checks() -> &'static [NodeCheck] {
             title: "A record of an established GM TLS session altered in transit (one bit of its tag) is refused by the node with bad_record_mac",
             needs: Needs::Node,
             run: tls::integrity,
+        },
+        NodeCheck {
+            id: "node-open-api",
+            title: "The node's REST/JSON gateway on its mutual-TLS listener serves an OpenAPI 3.1 document whose every path is under /v1 and that maps every gRPC method; it answers GetStatus as gRPC does, and refuses a malformed request, an unknown route and a body over its limit with RFC 9457 problem documents naming registry codes",
+            needs: Needs::Node,
+            run: openapi::open_api,
         },
         NodeCheck {
             id: "node-revocation-live",

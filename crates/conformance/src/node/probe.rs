@@ -224,6 +224,21 @@ pub trait NodeProbe {
             what: "GetProposal".into(),
         })
     }
+    /// One HTTP/1.1 request to the REST gateway the node serves beside gRPC on its mutual-TLS
+    /// API listener (docs/rest.md), as the auditor's identity: the answer's status, media type
+    /// and body.
+    fn http(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<HttpAnswer, ProbeError> {
+        let _ = (method, path, content_type, body);
+        Err(ProbeError::Unsupported {
+            what: "HTTP requests to the REST gateway".into(),
+        })
+    }
     /// One TLS connection attempt to the node's API listener, relayed through a recorder.
     /// `Err` only when the attempt could not be made (the probe cannot make it, or the node
     /// is unreachable); a refusal is an observation.
@@ -254,6 +269,8 @@ pub enum Rpc {
     GetContract,
     QueryContract,
     GetProposal,
+    /// An HTTP request to the REST gateway beside gRPC on the API listener.
+    Rest,
 }
 
 impl std::fmt::Display for Rpc {
@@ -269,6 +286,7 @@ impl std::fmt::Display for Rpc {
             Rpc::GetContract => f.write_str("GetContract"),
             Rpc::QueryContract => f.write_str("QueryContract"),
             Rpc::GetProposal => f.write_str("GetProposal"),
+            Rpc::Rest => f.write_str("REST"),
         }
     }
 }
@@ -300,6 +318,15 @@ pub enum ProbeError {
         status: String,
         message: String,
     },
+}
+
+/// The node's answer to an HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    pub status: u16,
+    /// The Content-Type header's media type (without parameters), empty when absent.
+    pub media_type: String,
+    pub body: Vec<u8>,
 }
 
 /// Which RFC 8998 cipher suites the auditor's client offers.
