@@ -859,3 +859,48 @@ fn schemathesis_finds_no_server_error_or_schema_violation() {
     );
     assert!(out.contains("38 selected"), "{out}");
 }
+
+/// Review 19, H1: an SSE client that goes away gives its subscription slot back even when no
+/// event comes (an idle chain, a filter nothing matches); a client that leaves cannot hold
+/// the node's or its address's slots.
+#[test]
+fn review19_sse_clients_that_leave_give_their_subscription_slots_back() {
+    let chain = dev_chain(1);
+    let _node = Node::start(&chain);
+    let addr = rest_addr(&chain);
+    // Twice the per-address limit (8), each stream dropped once it answered.
+    for _ in 0..16 {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(
+            format!(
+                "GET /v1/events/stream?filter.contract=nosuchcontract HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(head.starts_with("HTTP/1.1 200"), "stream refused: {head}");
+        drop(s);
+    }
+    // The gauge comes back to 0 without any block or event.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = crate::dev_node::scrape(&chain.metrics);
+        let open = page
+            .lines()
+            .find_map(|l| l.strip_prefix("gmchain_api_subscriptions "))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default();
+        if open == "0" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "subscriptions still held by clients that left: {open}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

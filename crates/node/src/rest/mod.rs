@@ -81,6 +81,8 @@ pub(crate) enum Listener {
     Plain(RestMode),
 }
 
+/// How often an idle server-sent event stream carries a comment line.
+const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
 /// The largest conformance report served (a full live run is well under 1 MiB).
 const CONFORMANCE_REPORT_LIMIT: u64 = 16 << 20;
 /// The largest JSON body of a route other than transaction submission.
@@ -718,8 +720,24 @@ impl Inner {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(16);
         let redact = self.redacting();
         tokio::spawn(async move {
+            // A comment line now and then keeps proxies from cutting an idle stream, and shows
+            // a client that left.
+            let mut heartbeat = tokio::time::interval(SSE_HEARTBEAT);
+            heartbeat.tick().await;
             loop {
-                let event = match frames.next().await {
+                let next = tokio::select! {
+                    // The client left: dropping the call's body ends the service's stream and
+                    // frees its subscription slot, whether or not an event ever comes.
+                    () = tx.closed() => return,
+                    _ = heartbeat.tick() => {
+                        if tx.send(Ok(Bytes::from_static(b": ping\n\n"))).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    n = frames.next() => n,
+                };
+                let event = match next {
                     Ok(Some(m)) => match DynamicMessage::decode(output.clone(), m.as_ref()) {
                         Ok(mut d) => {
                             if redact {
