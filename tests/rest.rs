@@ -30,7 +30,10 @@ pub(crate) fn http(
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -703,6 +706,52 @@ fn rest_over_the_tunnel_carries_the_clients_certificate_identity() {
     );
     let p: Value = serde_json::from_slice(&b).unwrap();
     assert!(p["detail"].as_str().unwrap().contains("CN=admin"), "{p}");
+    // Review 19, H2: a web page must not use the certificate the tunnel lends. A cross-site
+    // "simple" upload (text/plain, no preflight), a page of another origin, a fetch the browser
+    // marks cross-site, and a DNS-rebinding page (its own host name resolving to 127.0.0.1).
+    let blob_sm3 = "ab".repeat(32);
+    let (st, h, b) = http(
+        &listen,
+        "POST",
+        &format!("/v1/exchange/uploads?payload_sm3={blob_sm3}&payload_len=5"),
+        &[("Content-Type", "text/plain")],
+        b"GMCP\x01",
+    );
+    problem(
+        st,
+        &h,
+        &b,
+        415,
+        Some("REST_MEDIA_TYPE"),
+        "a text/plain upload",
+    );
+    for (hdrs, what) in [
+        (
+            vec![("Origin", "https://evil.example")],
+            "a page of another origin",
+        ),
+        (vec![("Sec-Fetch-Site", "cross-site")], "a cross-site fetch"),
+        (vec![("Host", "evil.example:80")], "a rebound host name"),
+    ] {
+        let (st, h, b) = http(
+            &listen,
+            "GET",
+            "/v1/exchange/messages?organisation=Dev%20Bureau",
+            &hdrs,
+            b"",
+        );
+        problem(st, &h, &b, 403, Some("REST_CROSS_SITE"), what);
+    }
+    // The tunnel's own origin and IP hosts are served.
+    let own = format!("http://{listen}");
+    let (st, _, b) = http(
+        &listen,
+        "GET",
+        "/v1/status",
+        &[("Origin", own.as_str()), ("Sec-Fetch-Site", "same-origin")],
+        b"",
+    );
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&b));
     let _ = tunnel.0.kill();
 }
 

@@ -430,6 +430,15 @@ define_codes! {
     REST_TIMEOUT = 4205, Unavailable, Unavailable,
         "The node did not answer the REST request within rest.request_timeout.",
         "retry; a submitted transaction may still be committed: GET /v1/tx/{id}/receipt";
+    REST_CROSS_SITE = 4206, BadInput, PermissionDenied,
+        "A browser request from another site, or to a host name this listener does not serve (DNS rebinding), reached the REST gateway.",
+        "call the API from the console's own origin, or from a program; on the mutual-TLS listener use an IP address, localhost, or a name in rest.allowed_hosts";
+    REST_BODY_TIMEOUT = 4207, BadInput, InvalidArgument,
+        "The REST request's body did not arrive within rest.request_timeout.",
+        "send the whole body at once; large payloads go through POST /v1/exchange/uploads";
+    REST_INTERNAL = 4208, Unavailable, Internal,
+        "The REST gateway could not complete the request: the service's answer could not be read or written.",
+        "retry; if it persists, report it with the node's log";
     NODE_AUDIT = 4045, NotVerified, DataLoss,
         "The node's audit log (<data dir>/audit.log) cannot be continued: an entry does not verify, a line is damaged, or the writer thread cannot start.",
         "run `gmchain node audit-verify --data-dir D --cert NODE_SIGN_CERT.pem`; keep the file as evidence, move it aside, start again";

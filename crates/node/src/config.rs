@@ -83,6 +83,8 @@ struct RawRest {
     #[serde(default = "default_rest_timeout")]
     request_timeout_secs: u64,
     conformance_report: Option<PathBuf>,
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
 }
 
 fn default_rest_mode() -> String {
@@ -588,6 +590,7 @@ impl NodeConfig {
                 public_person_names: r.public_person_names,
                 public_raw: r.public_raw,
                 conformance_report: r.conformance_report.as_deref().map(resolve),
+                allowed_hosts: r.allowed_hosts.clone(),
                 request_timeout: match r.request_timeout_secs {
                     1..=600 => std::time::Duration::from_secs(r.request_timeout_secs),
                     n => {

@@ -48,6 +48,9 @@ pub struct RestConfig {
     /// The signed conformance report (`gmchain conformance run`'s report.json) the operator
     /// publishes at `GET /v1/conformance/report`, read when asked.
     pub conformance_report: Option<std::path::PathBuf>,
+    /// Host names (beside IP addresses and `localhost`) the REST routes of the mutual-TLS
+    /// listener answer to; any other name is refused (DNS rebinding through `gmchain tunnel`).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for RestConfig {
@@ -59,6 +62,7 @@ impl Default for RestConfig {
             public_raw: true,
             request_timeout: Duration::from_secs(30),
             conformance_report: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -528,6 +532,64 @@ impl Inner {
         }
     }
 
+    /// Refuses what only a hostile web page sends (docs/rest.md, "Browsers"): a request another
+    /// site made (`Sec-Fetch-Site`, or an `Origin` that is not the request's own host) and, on
+    /// the mutual-TLS listener (where `gmchain tunnel` lends a certificate to whoever reaches
+    /// its port), a host name that is not an IP address, `localhost` or an allowed name, as a
+    /// DNS-rebinding page sends.
+    fn same_site(&self, req: &Request) -> Result<(), Problem> {
+        let refuse =
+            |why: String| Problem::new(StatusCode::FORBIDDEN, &codes::REST_CROSS_SITE, why);
+        let header_str = |name: &str| {
+            req.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string())
+        };
+        let host = header_str("host")
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if let Some(site) = header_str("sec-fetch-site") {
+            if site != "same-origin" && site != "none" {
+                return Err(refuse(format!(
+                    "Sec-Fetch-Site: {site}: a page of another site cannot call this API"
+                )));
+            }
+        }
+        if let Some(origin) = header_str("origin") {
+            let authority = origin
+                .split_once("://")
+                .map(|(_, a)| a.trim_end_matches('/').to_ascii_lowercase());
+            if authority.as_deref() != Some(host.as_str()) {
+                return Err(refuse(format!(
+                    "Origin {origin} is not this host ({host}): a page of another site cannot call this API"
+                )));
+            }
+        }
+        if self.listener == Listener::Tls && !host.is_empty() && !self.host_allowed(&host) {
+            return Err(refuse(format!(
+                "host {host} is not an IP address, localhost or a name in rest.allowed_hosts"
+            )));
+        }
+        Ok(())
+    }
+
+    fn host_allowed(&self, host: &str) -> bool {
+        // The name without its port (an IPv6 literal keeps its brackets).
+        let name = match host.rsplit_once(':') {
+            Some((n, port)) if port.chars().all(|c| c.is_ascii_digit()) && !n.ends_with(':') => n,
+            _ => host,
+        };
+        let bare = name.trim_start_matches('[').trim_end_matches(']');
+        bare.parse::<std::net::IpAddr>().is_ok()
+            || name == "localhost"
+            || self
+                .config
+                .allowed_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
+    }
+
     /// Whether this listener serves `route` (public mode serves the public reads only).
     fn allowed(&self, route: &Route) -> Result<(), Problem> {
         let Listener::Plain(RestMode::Public) = self.listener else {
@@ -563,6 +625,7 @@ impl Inner {
         params: RawPathParams,
         req: Request,
     ) -> Result<Response, Problem> {
+        self.same_site(&req)?;
         self.allowed(route)?;
         let path: Vec<(String, String)> = params
             .iter()
@@ -792,6 +855,24 @@ impl Inner {
         extensions: http::Extensions,
         req: Request,
     ) -> Result<Response, Problem> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("application/octet-stream")
+        {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &codes::REST_MEDIA_TYPE,
+                format!("Content-Type {ct:?}: an upload is application/octet-stream"),
+            ));
+        }
         let mut sm3 = None;
         let mut len = None;
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
