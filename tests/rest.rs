@@ -755,8 +755,8 @@ fn rest_over_the_tunnel_carries_the_clients_certificate_identity() {
     let _ = tunnel.0.kill();
 }
 
-/// Public mode: reads only, an attestation shows its organisation and not the person, and
-/// with public_raw = false the raw objects are refused.
+/// Public mode: reads only, an attestation shows its organisation and not the person (no
+/// owner filter naming one), raw objects only with public_raw = true.
 #[test]
 fn public_mode_serves_public_reads_without_names() {
     let chain = dev_chain(1);
@@ -815,24 +815,46 @@ fn public_mode_serves_public_reads_without_names() {
             Some("NODE_READ_ONLY"),
             "a write on the public listener",
         );
-        let (st, h, b) = http(&addr, "GET", "/v1/supervision", &[], b"");
+
+        // Review 19, H3: no name through a query, no raw object (they carry certificates)
+        // unless the operator publishes them.
+        let (st, h, b) = http(
+            &addr,
+            "GET",
+            "/v1/attestations?owner=Dev%20Bureau%2Frest-user",
+            &[],
+            b"",
+        );
         problem(
             st,
             &h,
             &b,
             403,
-            Some("NODE_READ_ONLY"),
-            "supervision on the public listener",
+            Some("REST_NOT_PUBLIC"),
+            "an owner filter naming a person",
         );
-        let (st, _) = get_json(&addr, "/v1/blocks/1");
-        assert_eq!(st, 200, "raw routes are public by default");
+        let (st, a) = get_json(&addr, "/v1/attestations?owner=Dev%20Bureau");
+        assert_eq!(st, 200, "{a}");
+        for route in ["/v1/blocks/1", "/v1/blocks/latest"] {
+            let (st, h, b) = http(&addr, "GET", route, &[], b"");
+            problem(
+                st,
+                &h,
+                &b,
+                403,
+                Some("REST_NOT_PUBLIC"),
+                "a raw object by default",
+            );
+        }
+        let (st, h, b) = http(&addr, "GET", "/v1/supervision", &[], b"");
+        problem(st, &h, &b, 403, Some("REST_NOT_PUBLIC"), "supervision");
     }
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
         &config,
         text.replace(
             "mode = \"public\"\n",
-            "mode = \"public\"\npublic_raw = false\nconformance_report = \"report.json\"\n",
+            "mode = \"public\"\npublic_raw = true\nconformance_report = \"report.json\"\n",
         ),
     )
     .unwrap();
@@ -848,15 +870,8 @@ fn public_mode_serves_public_reads_without_names() {
         header(&h, "gmchain-content-sm3"),
         Some(crypto_sm::sm3::sm3(report).to_hex().as_str())
     );
-    let (st, h, b) = http(&addr, "GET", "/v1/blocks/1", &[], b"");
-    problem(
-        st,
-        &h,
-        &b,
-        403,
-        Some("NODE_READ_ONLY"),
-        "a block with public_raw = false",
-    );
+    let (st, _) = get_json(&addr, "/v1/blocks/1");
+    assert_eq!(st, 200, "public_raw = true publishes raw objects");
     let (st, _) = get_json(&addr, &format!("/v1/attestations/by-digest/{digest}"));
     assert_eq!(st, 200);
 }

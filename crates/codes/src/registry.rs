@@ -439,6 +439,9 @@ define_codes! {
     REST_INTERNAL = 4208, Unavailable, Internal,
         "The REST gateway could not complete the request: the service's answer could not be read or written.",
         "retry; if it persists, report it with the node's log";
+    REST_NOT_PUBLIC = 4209, BadInput, PermissionDenied,
+        "The public listener does not serve this route, or a query that names a person.",
+        "use the mutual-TLS API; the operator publishes raw objects with rest.public_raw = true and names with rest.public_person_names = true";
     NODE_AUDIT = 4045, NotVerified, DataLoss,
         "The node's audit log (<data dir>/audit.log) cannot be continued: an entry does not verify, a line is damaged, or the writer thread cannot start.",
         "run `gmchain node audit-verify --data-dir D --cert NODE_SIGN_CERT.pem`; keep the file as evidence, move it aside, start again";

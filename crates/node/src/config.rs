@@ -78,7 +78,7 @@ struct RawRest {
     mode: String,
     #[serde(default)]
     public_person_names: bool,
-    #[serde(default = "default_true")]
+    #[serde(default)]
     public_raw: bool,
     #[serde(default = "default_rest_timeout")]
     request_timeout_secs: u64,
@@ -89,10 +89,6 @@ struct RawRest {
 
 fn default_rest_mode() -> String {
     "gateway".into()
-}
-
-fn default_true() -> bool {
-    true
 }
 
 fn default_rest_timeout() -> u64 {

@@ -40,8 +40,8 @@ pub struct RestConfig {
     pub mode: RestMode,
     /// Public mode: show a person's name in attestations (default: the organisation only).
     pub public_person_names: bool,
-    /// Public mode: serve blocks, transactions, receipts and events (they carry signers'
-    /// certificates).
+    /// Public mode: serve blocks, transactions, receipts and events (default false: they carry
+    /// signers' certificates, and with them their names).
     pub public_raw: bool,
     /// How long a unary call may take, the wait for a commit included.
     pub request_timeout: Duration,
@@ -59,7 +59,7 @@ impl Default for RestConfig {
             listen: None,
             mode: RestMode::Gateway,
             public_person_names: false,
-            public_raw: true,
+            public_raw: false,
             request_timeout: Duration::from_secs(30),
             conformance_report: None,
             allowed_hosts: Vec::new(),
@@ -603,9 +603,14 @@ impl Inner {
         if public {
             return Ok(());
         }
+        let code = if route.method == "POST" && route.op != "QueryContract" {
+            &codes::NODE_READ_ONLY
+        } else {
+            &codes::REST_NOT_PUBLIC
+        };
         Err(Problem::new(
             StatusCode::FORBIDDEN,
-            &codes::NODE_READ_ONLY,
+            code,
             format!(
                 "{} {} is not served on this public listener (rest.mode = \"public\"{}); use the mutual-TLS API",
                 route.method,
@@ -669,6 +674,17 @@ impl Inner {
         }
         let input = method.input();
         let msg = request_message(&input, route, &path, &query, body)?;
+        // Redacting: an owner filter may name an organisation, never a person.
+        if self.redacting()
+            && route.op == "ListAttestations"
+            && matches!(msg.get_field_by_name("owner").as_deref(), Some(Value::String(o)) if o.contains('/'))
+        {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                &codes::REST_NOT_PUBLIC,
+                "owner names a person (organisation/common name): this public listener lists an organisation's attestations only (rest.public_person_names = false)".into(),
+            ));
+        }
         if method.is_server_streaming() {
             return self.stream(&method, msg, extensions).await;
         }
@@ -1532,7 +1548,10 @@ fn redact_attestations(msg: &mut DynamicMessage) {
     let is_attestation = msg.descriptor().full_name() == "gmchain.v1.Attestation";
     if is_attestation {
         if let Some(Value::String(owner)) = msg.get_field_by_name("owner").as_deref() {
-            let org = owner.split('/').next().unwrap_or("").to_string();
+            let org = owner
+                .rsplit_once('/')
+                .map_or(owner.as_str(), |(o, _)| o)
+                .to_string();
             msg.set_field_by_name("owner", Value::String(org));
         }
         msg.set_field_by_name("signer", Value::Bytes(Bytes::new()));
