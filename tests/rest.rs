@@ -968,3 +968,67 @@ fn review19_sse_clients_that_leave_give_their_subscription_slots_back() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Review 19, M1: a body that never arrives does not hold a connection: a JSON body stalled
+/// past rest.request_timeout is answered 408 (REST_BODY_TIMEOUT), and an upload the service
+/// refused stops being read, its connection closed.
+#[test]
+fn review19_stalled_bodies_are_cut_at_the_request_timeout() {
+    let chain = dev_chain(1);
+    let config = chain.dir.join("node.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("[rest]\n", "[rest]\nrequest_timeout_secs = 2\n"),
+    )
+    .unwrap();
+    let _node = Node::start(&chain);
+    let addr = rest_addr(&chain);
+    // A JSON body that stops after its first byte.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(
+        format!("POST /v1/tx HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let (st, h, b) = parse_response(&raw);
+    problem(
+        st,
+        &h,
+        &b,
+        408,
+        Some("REST_BODY_TIMEOUT"),
+        "a stalled JSON body",
+    );
+    // An upload of 1000 bytes that sends 2: the plain gateway refuses it (no identity), and
+    // the connection ends instead of waiting for the rest.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(
+        format!(
+            "POST /v1/exchange/uploads?payload_sm3={}&payload_len=1000 HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\nGM",
+            "ab".repeat(32)
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let ended = s.read_to_end(&mut raw);
+    assert!(
+        ended.is_ok(),
+        "the connection was held: {ended:?} after {:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    let (st, h, b) = parse_response(&raw);
+    problem(
+        st,
+        &h,
+        &b,
+        401,
+        Some("NODE_UNAUTHENTICATED"),
+        "an upload on the plain gateway",
+    );
+}

@@ -649,7 +649,8 @@ impl Inner {
             routes::HEALTH => return Ok(self.health_response().await),
             routes::CONFORMANCE => return self.conformance_report().await,
             routes::PREPARE => {
-                let body = read_json_body(req, self.submit_body_limit).await?;
+                let body = read_json_body(req, self.submit_body_limit, self.config.request_timeout)
+                    .await?;
                 return self.prepare(body).await;
             }
             _ => {}
@@ -666,7 +667,7 @@ impl Inner {
             JSON_BODY_LIMIT
         };
         let mut body = match route.body {
-            Body::Json => read_json_body(req, limit).await?,
+            Body::Json => read_json_body(req, limit, self.config.request_timeout).await?,
             _ => Map::new(),
         };
         if route.op == "SubmitTransaction" {
@@ -788,13 +789,24 @@ impl Inner {
         msg: DynamicMessage,
         extensions: http::Extensions,
     ) -> Result<Response, Problem> {
-        let mut frames = self
-            .call(
-                method,
-                AxBody::from(frame(&msg.encode_to_vec())),
-                extensions,
-            )
-            .await?;
+        let setup = self.call(
+            method,
+            AxBody::from(frame(&msg.encode_to_vec())),
+            extensions,
+        );
+        let mut frames = tokio::time::timeout(self.config.request_timeout, setup)
+            .await
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &codes::REST_TIMEOUT,
+                    format!(
+                        "{} did not start within {} s (rest.request_timeout)",
+                        method.name(),
+                        self.config.request_timeout.as_secs()
+                    ),
+                )
+            })??;
         let output = method.output();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(16);
         let redact = self.redacting();
@@ -933,6 +945,7 @@ impl Inner {
         }
         let chunk_desc = method.input();
         let limit = self.upload_limit;
+        let idle = self.config.request_timeout;
         let mut body = req.into_body();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
         tokio::spawn(async move {
@@ -949,7 +962,22 @@ impl Inner {
                 frame(&m.encode_to_vec())
             };
             loop {
-                match body.frame().await {
+                // The call ended (the service answered or refused): stop reading the body, so
+                // the connection is not held; a body that stalls for the request timeout ends
+                // the upload.
+                let next = tokio::select! {
+                    () = tx.closed() => return,
+                    f = tokio::time::timeout(idle, body.frame()) => f,
+                };
+                let Ok(next) = next else {
+                    let _ = tx
+                        .send(Err(std::io::Error::other(
+                            "the upload's body stalled for rest.request_timeout",
+                        )))
+                        .await;
+                    return;
+                };
+                match next {
                     Some(Ok(f)) => {
                         if let Ok(d) = f.into_data() {
                             seen += d.len() as u64;
@@ -1353,7 +1381,11 @@ fn json_response(status: StatusCode, body: &Json) -> Response {
 }
 
 /// Reads a JSON object body of at most `limit` bytes.
-async fn read_json_body(req: Request, limit: usize) -> Result<Map<String, Json>, Problem> {
+async fn read_json_body(
+    req: Request,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Map<String, Json>, Problem> {
     let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -1383,9 +1415,22 @@ async fn read_json_body(req: Request, limit: usize) -> Result<Map<String, Json>,
     {
         return Err(too_large());
     }
-    let bytes = http_body_util::Limited::new(req.into_body(), limit)
-        .collect()
-        .await
+    let collected = tokio::time::timeout(
+        timeout,
+        http_body_util::Limited::new(req.into_body(), limit).collect(),
+    )
+    .await
+    .map_err(|_| {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            &codes::REST_BODY_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s (rest.request_timeout)",
+                timeout.as_secs()
+            ),
+        )
+    })?;
+    let bytes = collected
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 too_large()
