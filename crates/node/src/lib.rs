@@ -375,6 +375,7 @@ pub async fn run(
         submit_message_limit: submit_limit,
         upload_limit,
         expected_peers,
+        health: Arc::default(),
     };
     let rest_router =
         |grpc: axum::Router, listener: rest::Listener| rest::router(grpc, listener, &rest_facts);

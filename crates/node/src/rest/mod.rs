@@ -109,6 +109,8 @@ struct Inner {
     openapi: Bytes,
     /// The p2p peers of the configuration (health).
     expected_peers: usize,
+    /// The last health report (shared by every listener's gateway).
+    health: Arc<crate::health::Cache>,
 }
 
 /// The descriptor pool of the API.
@@ -200,6 +202,8 @@ pub(crate) struct NodeFacts {
     pub upload_limit: u64,
     /// The p2p peers of the configuration (health).
     pub expected_peers: usize,
+    /// The health report cache every listener shares.
+    pub health: Arc<crate::health::Cache>,
 }
 
 /// The router a listener serves: `grpc` itself on the mutual-TLS listener (beside REST), the
@@ -218,6 +222,7 @@ pub(crate) fn router(grpc: axum::Router, listener: Listener, node: &NodeFacts) -
         upload_limit: node.upload_limit,
         openapi,
         expected_peers: node.expected_peers,
+        health: node.health.clone(),
     });
     let mut r = match listener {
         Listener::Tls => grpc,
@@ -1086,10 +1091,15 @@ impl Inner {
     async fn health_response(&self) -> Response {
         let core = self.core.clone();
         let peers = self.expected_peers;
-        let report = tokio::task::spawn_blocking(move || crate::health::report(&core, peers))
-            .await
-            .unwrap_or_else(|e| crate::health::Report::failed(format!("health check: {e}")));
-        let status = if report.ok() {
+        let report = self
+            .health
+            .get(std::time::Instant::now(), || async move {
+                tokio::task::spawn_blocking(move || crate::health::report(&core, peers))
+                    .await
+                    .unwrap_or_else(|e| crate::health::Report::failed(format!("health check: {e}")))
+            })
+            .await;
+        let status = if report.serving() {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE

@@ -218,9 +218,10 @@ fn local_schemas(schemas: &mut Map<String, Json>) {
         "Health".into(),
         json!({
             "type": "object",
-            "description": "The node's storage, token and peers (503 when one is down).",
+            "description": "The node's storage, token and peers.",
             "properties": {
-                "status": {"type": "string", "enum": ["ok", "degraded", "down"]},
+                "status": {"type": "string", "enum": ["ok", "degraded", "down"], "description": "ok; degraded: a peer missing, a quorum of the configured nodes still linked (HTTP 200); down: storage or token failing, or below a quorum (HTTP 503). Checked at most every 5 s."},
+                "checked_ms": {"type": "integer"},
                 "storage": {"type": "object"},
                 "token": {"type": "object"},
                 "peers": {"type": "object"},
