@@ -15,10 +15,7 @@ use http_body_util::BodyExt as _;
 use types::Height;
 
 use crate::Failure;
-use crate::bench_node::{
-    NodeBenchArgs, Workload, client_and_status, closed_loop, presign, receipt_failed,
-    start_bench_chain, stop_node,
-};
+use crate::bench_node::{client_and_status, closed_loop, presign, receipt_failed, stop_node};
 
 /// Settings.
 #[derive(Debug, clap::Args)]
@@ -29,9 +26,9 @@ pub(crate) struct RestBenchArgs {
     /// Rounds (each API once per round, the order alternating); the ratio is of the medians.
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
-    /// Submissions in flight for each API (the plain listener takes at most
-    /// api.max_connections_per_peer, default 32, connections from one address).
-    #[arg(long, default_value_t = 32)]
+    /// Submissions in flight for each API (REST: one HTTP/1.1 connection each, the benchmark's
+    /// node admitting that many from one address; gRPC: streams of one connection per 64).
+    #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
     /// Distinct client keys.
     #[arg(long, default_value_t = 200)]
@@ -169,29 +166,43 @@ fn median(v: &[f64]) -> f64 {
 
 pub(crate) fn run(args: &RestBenchArgs) -> Result<(), Failure> {
     let dir = crate::bench_node::tempdir()?;
-    let node_args = NodeBenchArgs {
-        txs: args.txs,
-        clients: args.clients,
-        concurrency: args.concurrency,
-        block_max_txs: args.block_max_txs,
-        interval_ms: args.interval_ms,
-        dir: Some(dir.clone()),
-        connections: 1,
-        workload: Workload::Attest,
-        // Unused by the attestation workload.
-        contract: crate::bench_contract::ContractBenchArgs {
-            contract: None,
-            contract_src: "contracts/examples/workflow".into(),
-            fuel_limit: 1_000_000,
-            steps: 4,
-            write_keys: 0,
-            rounds: 1,
-        },
-    };
-    let (chain, mut node_proc, url, _metrics, rt) = start_bench_chain(&node_args, &dir)?;
+    eprintln!(
+        "preparing a development chain with {} client keys in {} …",
+        args.clients,
+        dir.display()
+    );
+    let chain = crate::devchain::prepare(
+        &dir,
+        args.clients.max(1),
+        args.block_max_txs,
+        args.interval_ms,
+        1,
+    )?;
+    // Both APIs with the same submissions in flight: REST takes one connection each, so the
+    // node admits that many from this address.
+    let text = std::fs::read_to_string(&chain.config).map_err(|e| fail("config", e))?;
+    let conns = args.concurrency.max(1);
+    let text = text.replacen(
+        "[api]\n",
+        &format!(
+            "[api]\nmax_connections = {}\nmax_connections_per_peer = {}\n",
+            conns + 64,
+            conns + 32
+        ),
+        1,
+    );
+    std::fs::write(&chain.config, text).map_err(|e| fail("config", e))?;
+    let (mut node_proc, url, _metrics) = crate::bench_node::start_node(&chain.config, &dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| fail("runtime", e))?;
     let rest = rest_listen(&chain.config)?;
     let result = rt.block_on(async {
         let (client, status, chain_id) = client_and_status(&url, &dir).await?;
+        // gRPC: a node serves at most 64 streams on one connection.
+        let grpc = crate::bench_node::connections(&url, &dir, &client, conns.div_ceil(64)).await?;
         let rounds = args.rounds.max(1);
         let total = rounds * 2 * args.txs;
         eprintln!("pre-signing {total} transactions …");
@@ -200,7 +211,7 @@ pub(crate) fn run(args: &RestBenchArgs) -> Result<(), Failure> {
         let mut txs = presign(&chain_id, expiry, &chain.clients, 0, total)?;
         // Warm-up: the first block and connections.
         let warm: Vec<_> = txs.split_off(txs.len().saturating_sub(200.min(txs.len() / 10)));
-        let _ = closed_loop(std::slice::from_ref(&client), warm, args.concurrency, None).await?;
+        let _ = closed_loop(&grpc, warm, args.concurrency, None).await?;
         let (mut grpc_rates, mut rest_rates) = (Vec::new(), Vec::new());
         let mut lines = Vec::new();
         let mut failures = 0usize;
@@ -214,7 +225,7 @@ pub(crate) fn run(args: &RestBenchArgs) -> Result<(), Failure> {
             for api in order {
                 if api == "grpc" {
                     let load = closed_loop(
-                        std::slice::from_ref(&client),
+                        &grpc,
                         g_txs.clone(),
                         args.concurrency,
                         None,
