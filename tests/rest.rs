@@ -257,6 +257,35 @@ fn an_externally_signed_transaction_goes_through_rest_and_its_receipt_verifies_o
     let p = prepare(&addr, doc, &cert);
     let sign_bytes = unb64(&p["sign_bytes"]);
     assert_eq!(sign_bytes.len(), 32);
+    // The bytes to sign are the SM3 of the transaction's id domain and its encoding.
+    let mut idm = b"GMCHAIN-TX-V1\0".to_vec();
+    idm.extend(unb64(&p["tx"]));
+    assert_eq!(crypto_sm::sm3::sm3(&idm).as_bytes(), sign_bytes.as_slice());
+    // Review 19, M4: an expiry the node would refuse is refused when preparing.
+    let tip: u64 = p["tip"].as_str().unwrap().parse().unwrap();
+    for expiry in [
+        json!(0),
+        json!(tip.to_string()),
+        json!("18446744073709551615"),
+    ] {
+        let (st, h, b) = http(
+            &addr,
+            "POST",
+            "/v1/tx/prepare",
+            &[("Content-Type", "application/json")],
+            json!({"contract": "attestation", "method": "anchor", "args": [], "sender_certificate": cert, "expiry": expiry})
+                .to_string()
+                .as_bytes(),
+        );
+        problem(
+            st,
+            &h,
+            &b,
+            400,
+            Some("REST_REQUEST"),
+            &format!("expiry {expiry}"),
+        );
+    }
     assert_eq!(hex::encode(&sign_bytes), p["tx_id"].as_str().unwrap());
     let sig = openssl_sign(&chain.dir, &sign_bytes);
     let submit = json!({"tx": p["tx"], "signature": b64(&sig), "wait_for_commit": true});

@@ -1323,9 +1323,17 @@ impl Inner {
             )
         })?;
         let window = params.params.expiry_window;
+        let latest = tip.height.0.saturating_add(window);
         let expiry = match expiry_in {
+            // The admission rule (docs/execution.md): after the tip, within the window.
+            Some(e) if e <= tip.height.0 || e > latest => {
+                return Err(Problem::bad(format!(
+                    "expiry {e}: a transaction expires after the tip ({}) and at most the chain's expiry window ({window}) after it, by height {latest}",
+                    tip.height.0
+                )));
+            }
             Some(e) => e,
-            None => tip.height.0.saturating_add(window),
+            None => latest,
         };
         let tx = types::Transaction {
             chain_id: self.core.genesis().chain_id.clone(),
