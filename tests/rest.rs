@@ -586,6 +586,15 @@ fn every_route_refuses_malformed_and_oversized_requests_with_a_problem_document(
     assert_eq!(checked, 38, "every route was checked");
     let (st, h, b) = http(&addr, "GET", "/v1/no-such-route", &[], b"");
     problem(st, &h, &b, 404, Some("REST_NOT_FOUND"), "unknown path");
+    let (st, h, b) = http(&addr, "GET", "/v1/contracts/%FF", &[], b"");
+    problem(
+        st,
+        &h,
+        &b,
+        400,
+        Some("REST_REQUEST"),
+        "a path that is not UTF-8",
+    );
     let (st, h, b) = http(&addr, "DELETE", "/v1/status", &[], b"");
     problem(st, &h, &b, 405, Some("REST_METHOD"), "DELETE");
     // Nothing of the above reached the chain: the tip is still the genesis block or empty blocks.

@@ -230,8 +230,15 @@ pub(crate) fn router(grpc: axum::Router, listener: Listener, node: &NodeFacts) -
     };
     for (i, route) in routes::ROUTES.iter().enumerate() {
         let g = inner.clone();
-        let handler = move |params: RawPathParams, req: Request| async move {
-            g.handle(&routes::ROUTES[i], params, req).await
+        let handler = move |params: Result<
+            RawPathParams,
+            axum::extract::rejection::RawPathParamsRejection,
+        >,
+                            req: Request| async move {
+            match params {
+                Ok(params) => g.handle(&routes::ROUTES[i], params, req).await,
+                Err(e) => Problem::bad(format!("the path: {e}")).response(),
+            }
         };
         let filter = match route.method {
             "POST" => axum::routing::MethodFilter::POST,
@@ -524,7 +531,7 @@ impl Frames {
 fn internal(detail: String) -> Problem {
     Problem::new(
         StatusCode::INTERNAL_SERVER_ERROR,
-        &codes::REST_REQUEST,
+        &codes::REST_INTERNAL,
         detail,
     )
 }
@@ -1318,7 +1325,7 @@ impl Inner {
         let params = self.core.ledger().params().map_err(|e| {
             Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &codes::REST_TIMEOUT,
+                &codes::REST_INTERNAL,
                 format!("the chain parameters could not be read: {e}"),
             )
         })?;
@@ -1464,6 +1471,14 @@ async fn read_json_body(
     }
 }
 
+/// Digits only, without a leading zero (the OpenAPI document's pattern): `+1` and `01` are
+/// not the way this API writes numbers.
+fn canonical_decimal(raw: &str) -> bool {
+    !raw.is_empty()
+        && raw.bytes().all(|b| b.is_ascii_digit())
+        && (raw == "0" || !raw.starts_with('0'))
+}
+
 /// A path or query value as the JSON of its field (hex for bytes, decimal for integers).
 fn param_json(
     input: &MessageDescriptor,
@@ -1490,10 +1505,16 @@ fn param_json(
             _ => return Err(bad("true or false")),
         },
         Kind::Uint64 | Kind::Fixed64 => {
+            if !canonical_decimal(raw) {
+                return Err(bad("a decimal u64 (digits, no sign, no leading zero)"));
+            }
             raw.parse::<u64>().map_err(|_| bad("a decimal u64"))?;
             Json::String(raw.to_string())
         }
         Kind::Uint32 | Kind::Fixed32 => {
+            if !canonical_decimal(raw) {
+                return Err(bad("a decimal u32 (digits, no sign, no leading zero)"));
+            }
             json!(raw.parse::<u32>().map_err(|_| bad("a decimal u32"))?)
         }
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
@@ -1529,7 +1550,7 @@ fn request_message(
                 "unknown query parameter {k:?}: this route takes a JSON body"
             )));
         }
-        if path.iter().any(|(p, _)| p == k.as_ref()) {
+        if path.iter().any(|(p, _)| p == k.as_ref()) || route.fixed.contains(&k.as_ref()) {
             return Err(Problem::bad(format!("query {k}: already in the path")));
         }
         // `filter.contract=…`: a scalar field of a message field, one level down.

@@ -287,7 +287,7 @@ fn operation(route: &Route, pool: &DescriptorPool) -> Json {
             match route.body {
                 Body::None => {
                     for f in input.fields() {
-                        if in_path.contains(&f.name()) {
+                        if in_path.contains(&f.name()) || route.fixed.contains(&f.name()) {
                             continue;
                         }
                         // A message field's scalar fields as `field.sub` (one level).

@@ -37,6 +37,9 @@ pub(crate) struct Route {
     pub op: &'static str,
     pub public: Public,
     pub body: Body,
+    /// Request fields this route fixes (`/v1/blocks/latest` fixes `height` absent): no query
+    /// parameter may set them.
+    pub fixed: &'static [&'static str],
 }
 
 const fn get(path: &'static str, grpc: &'static str, op: &'static str, public: Public) -> Route {
@@ -47,6 +50,7 @@ const fn get(path: &'static str, grpc: &'static str, op: &'static str, public: P
         op,
         public,
         body: Body::None,
+        fixed: &[],
     }
 }
 
@@ -58,6 +62,7 @@ const fn post(path: &'static str, grpc: &'static str, op: &'static str, body: Bo
         op,
         public: Public::No,
         body,
+        fixed: &[],
     }
 }
 
@@ -96,12 +101,15 @@ pub(crate) const ROUTES: &[Route] = &[
         "GetReceiptProof",
         Raw,
     ),
-    get(
-        "/v1/blocks/latest",
-        "gmchain.v1.Chain/GetBlock",
-        "GetLatestBlock",
-        Raw,
-    ),
+    Route {
+        fixed: &["height"],
+        ..get(
+            "/v1/blocks/latest",
+            "gmchain.v1.Chain/GetBlock",
+            "GetLatestBlock",
+            Raw,
+        )
+    },
     get(
         "/v1/blocks/stream",
         "gmchain.v1.Chain/SubscribeBlocks",

@@ -159,6 +159,11 @@ fn route(op: &str) -> &'static Route {
 }
 
 fn input(op: &str) -> MessageDescriptor {
+    let op = if op == "GetLatestBlock" {
+        "GetBlock"
+    } else {
+        op
+    };
     let r = route(op);
     let (svc, name) = r.grpc.split_once('/').unwrap();
     descriptor_pool()
@@ -297,4 +302,39 @@ fn public_mode_shows_an_attestations_organisation_not_the_person() {
     assert!(text.contains("\"signer\":\"\""), "{text}");
     // The digest stays: it is what the public checks.
     assert!(text.contains(&base64::engine::general_purpose::STANDARD.encode([1u8; 32])));
+}
+
+/// Review 19 (low): numbers as the document writes them, and a route's fixed fields untouchable.
+#[test]
+fn numbers_are_canonical_and_fixed_fields_cannot_be_set() {
+    for raw in ["+1", "01", "-0", " 1", ""] {
+        let e = request_message(
+            &input("GetBlock"),
+            route("GetBlock"),
+            &[("height".into(), raw.into())],
+            "",
+            Map::new(),
+        )
+        .unwrap_err();
+        assert!(e.detail.contains("height"), "{raw:?}: {}", e.detail);
+    }
+    assert!(
+        request_message(
+            &input("GetBlock"),
+            route("GetBlock"),
+            &[("height".into(), "0".into())],
+            "",
+            Map::new()
+        )
+        .is_ok()
+    );
+    let e = request_message(
+        &input("GetLatestBlock"),
+        route("GetLatestBlock"),
+        &[],
+        "height=1",
+        Map::new(),
+    )
+    .unwrap_err();
+    assert!(e.detail.contains("height"), "{}", e.detail);
 }
