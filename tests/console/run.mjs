@@ -191,6 +191,12 @@ async function main() {
         other[31] ^= 1;
         if (codec.verifyInclusion(gm.unhex(m.root), other, i, entries.length, pp)) bad.push(`proof ${i} of ${entries.length} for another entry`);
         if (pp.length > 0 && codec.verifyInclusion(gm.unhex(m.root), entries[i], i, entries.length, pp.slice(1))) bad.push(`proof ${i} of ${entries.length} cut short`);
+        // Review 19: a position that is no u32 is no proof (-1, 0.5 and -0.5 acted as 0).
+        if (i === 0) {
+          for (const pos of [-1, 0.5, -0.5, 2 ** 32]) {
+            if (codec.verifyInclusion(gm.unhex(m.root), entries[0], pos, entries.length, pp)) bad.push(`proof at position ${pos}`);
+          }
+        }
         proofs += 1;
       });
     }
@@ -307,6 +313,20 @@ async function main() {
     await page.click('#verify-receipt');
     await page.waitForSelector('#receipt-report');
     check('the transaction\'s receipt verifies in the browser', (await page.getAttribute('#receipt-report', 'data-result')) === 'verified', await page.textContent('#receipt-report'));
+    // Review 19, M6: against a published hash the genesis file does not match, nothing verifies.
+    await go(page, '#/genesis');
+    await page.fill('#genesis-hash', '00'.repeat(32));
+    await page.click('#genesis-save');
+    await ready(page);
+    await go(page, `#/tx/${tx}`);
+    await page.click('#verify-receipt');
+    await page.waitForSelector('#receipt-report');
+    check('with another published genesis hash the receipt does not verify', (await page.getAttribute('#receipt-report', 'data-result')) === 'genesis-mismatch', await page.textContent('#receipt-report'));
+    await go(page, '#/genesis');
+    await page.fill('#genesis-hash', genesisHash);
+    await page.click('#genesis-save');
+    await ready(page);
+    await go(page, `#/tx/${tx}`);
     await page.click(`main a[href="#/block/${height}"]`);
     await ready(page);
     const checks = await page.textContent('#block-checks');

@@ -306,7 +306,9 @@ export function merkleRoot(entries) {
 
 /** RFC 9162 §2.1.3.2: whether `path` proves `entry` at `index` in a tree of `size` under `root`. */
 export function verifyInclusion(root, entry, index, size, path) {
-  if (index >= size) return false;
+  // Positions and sizes are u32 in the formats: anything else is not a proof (review 19).
+  const u32 = (v) => Number.isSafeInteger(v) && v >= 0 && v <= 0xffffffff;
+  if (!u32(index) || !u32(size) || index >= size) return false;
   let fn = index;
   let sn = size - 1;
   let r = leafHash(entry);

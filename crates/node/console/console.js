@@ -326,6 +326,12 @@ async function receiptReport(txId, digest) {
     return failure(e);
   }
   const caveat = note(t('verify.caveat'), 'info');
+  // A genesis file that is not the one the operator published: nothing this node serves can
+  // be verified against it (review 19, M6).
+  if (tr.state === 'mismatch') {
+    return h('div', { class: 'report bad', id: 'receipt-report', 'data-result': 'genesis-mismatch' },
+      h('h3', null, t('verify.genesis.mismatch')), caveat);
+  }
   const trustNote = tr.state === 'match'
     ? note(t('verify.genesis.ok', published()), 'good')
     : note(t(tr.state === 'mismatch' ? 'verify.genesis.mismatch' : 'verify.genesis.unset'), 'warn');
@@ -471,7 +477,7 @@ function proposalChange(p) {
 }
 
 async function pageProposals() {
-  const r = await api('/v1/proposals?blocks=10000');
+  const r = await api('/v1/proposals?blocks=1000');
   const rows = r.proposals.map((p) => [
     link(`#/proposal/${hex(b64(p.id))}`, hex(b64(p.id)).slice(0, 12) + '…'), p.kind, p.proposer, t(`proposals.status.${p.status}`), `${p.votes.filter((v) => v.yes).length}/${p.electorate.length}`, p.created,
   ]);
@@ -506,7 +512,7 @@ async function pageOrganisations() {
   });
   let later = [];
   try {
-    const r = await api('/v1/proposals?blocks=10000');
+    const r = await api('/v1/proposals?blocks=1000');
     later = r.proposals.filter((p) => (p.kind === 'org-register' || p.kind === 'org-remove') && p.status === 'executed')
       .map((p) => [p.kind, p.org_register?.organisation || p.org_remove?.organisation || '', p.status_height, link(`#/proposal/${hex(b64(p.id))}`, hex(b64(p.id)).slice(0, 12) + '…')]);
   } catch {
