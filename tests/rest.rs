@@ -711,25 +711,7 @@ fn rest_answers_are_the_grpc_answers_and_streams_are_server_sent_events() {
 fn rest_over_the_tunnel_carries_the_clients_certificate_identity() {
     let chain = dev_chain(1);
     let _node = Node::start(&chain);
-    let port = crate::dev_node::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut tunnel = crate::dev_node::Node(
-        Command::new(env!("CARGO_BIN_EXE_gmchain"))
-            .current_dir(&chain.dir)
-            .env("GMCHAIN_CLIENT_PROFILE", chain.dir.join("client.toml"))
-            .args(["tunnel", "--listen", &listen])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&listen).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the tunnel did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut tunnel, listen) = tunnel_as(&chain, &chain.dir.join("client.toml"));
     let (st, s) = get_json(&listen, "/v1/status");
     assert_eq!(st, 200, "{s}");
     assert_eq!(s["chain_id"], "dev-chain");
@@ -790,6 +772,69 @@ fn rest_over_the_tunnel_carries_the_clients_certificate_identity() {
         b"",
     );
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&b));
+    let _ = tunnel.0.kill();
+}
+
+/// `gmchain tunnel` with the client profile `profile` on a free loopback port, once it listens.
+fn tunnel_as(chain: &Chain, profile: &Path) -> (Node, String) {
+    let port = crate::dev_node::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let tunnel = Node(
+        Command::new(env!("CARGO_BIN_EXE_gmchain"))
+            .current_dir(&chain.dir)
+            .env("GMCHAIN_CLIENT_PROFILE", profile)
+            .args(["tunnel", "--listen", &listen])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(&listen).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tunnel did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (tunnel, listen)
+}
+
+/// The auditor pages through the tunnel: the console is served on the mutual-TLS listener too,
+/// and the supervisor's auditor reads supervision and a trace over REST with its certificate.
+#[test]
+fn an_auditor_reaches_the_console_and_supervision_through_the_tunnel() {
+    let chain = crate::dev_node::dev_chain_supervised(1, 2);
+    let _node = Node::start(&chain);
+    let profile = chain.dir.join("orgs/2.auditor.profile.toml");
+    let (mut tunnel, listen) = tunnel_as(&chain, &profile);
+    let (st, h, page) = http(&listen, "GET", "/", &[], b"");
+    assert_eq!(st, 200);
+    assert!(header(&h, "content-security-policy").is_some());
+    assert!(
+        String::from_utf8_lossy(&page).contains("<html"),
+        "the console's page"
+    );
+    let (st, s) = get_json(&listen, "/v1/supervision");
+    assert_eq!(st, 200, "{s}");
+    assert_eq!(s["supervisor"], "Agency 02", "{s}");
+    // A transaction of Dev Bureau's user, committed over the plain gateway, then its trace.
+    let cert = openssl_user(&chain);
+    let addr = rest_addr(&chain);
+    let p = prepare(&addr, b"traced document", &cert);
+    let sig = openssl_sign(&chain.dir, &unb64(&p["sign_bytes"]));
+    let (st, _, out) = post_json(
+        &addr,
+        "/v1/tx",
+        &json!({"tx": p["tx"], "signature": b64(&sig), "wait_for_commit": true}),
+    );
+    assert_eq!(st, 200, "{out}");
+    let (st, t) = get_json(&listen, "/v1/supervision/trace/org/Dev%20Bureau?limit=5");
+    assert_eq!(st, 200, "{t}");
+    assert_ne!(t["end_count"], "0", "{t}");
+    assert!(
+        t["entries"].as_array().is_some_and(|e| !e.is_empty()),
+        "the user's transaction is in its organisation's trace: {t}"
+    );
     let _ = tunnel.0.kill();
 }
 

@@ -193,10 +193,10 @@ impl Cache {
         Fut: std::future::Future<Output = Report>,
     {
         let mut last = self.0.lock().await;
-        if let Some((at, r)) = last.as_ref() {
-            if now.saturating_duration_since(*at) < CACHE {
-                return r.clone();
-            }
+        if let Some((at, r)) = last.as_ref()
+            && now.saturating_duration_since(*at) < CACHE
+        {
+            return r.clone();
         }
         let r = check().await;
         *last = Some((now, r.clone()));

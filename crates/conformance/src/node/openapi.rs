@@ -77,7 +77,7 @@ fn problem(a: &HttpAnswer, status: u16, expect: &str) -> Result<String, NodeChec
             p["status"]
         )));
     }
-    if !p["detail"].as_str().is_some_and(|d| !d.is_empty()) {
+    if p["detail"].as_str().is_none_or(|d| d.is_empty()) {
         return Err(wrong("the problem names nothing (empty detail)".into()));
     }
     let name = p["code"]
@@ -178,7 +178,17 @@ pub(super) fn open_api(p: &dyn NodeProbe) -> Vec<Evidence> {
         }
     }));
     // Refusals: problem documents with registry codes.
-    let cases: [(&str, &str, &str, Option<&str>, Vec<u8>, u16, &str); 4] = [
+    // (what, method, path, media type, body, HTTP status, code)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Vec<u8>,
+        u16,
+        &'a str,
+    );
+    let cases: [Case; 4] = [
         (
             "a path parameter that is not hex",
             "GET",

@@ -260,14 +260,14 @@ pub(crate) fn router(grpc: axum::Router, listener: Listener, node: &NodeFacts) -
             }),
         );
     }
-    // The web console (`crate::console`): its assets at `/` on the plain listener only.
-    if matches!(listener, Listener::Plain(_)) {
-        for path in crate::console::asset_paths().chain(std::iter::once("/")) {
-            r = r.route(
-                path,
-                axum::routing::get(move || async move { console_response(path) }),
-            );
-        }
+    // The web console (`crate::console`): its assets at `/`, on the plain listener and on the
+    // mutual-TLS listener, where an auditor reaches it through `gmchain tunnel` with the
+    // identity the supervision pages need.
+    for path in crate::console::asset_paths().chain(std::iter::once("/")) {
+        r = r.route(
+            path,
+            axum::routing::get(move || async move { console_response(path) }),
+        );
     }
     r.method_not_allowed_fallback(|req: Request| async move {
         problem_response(
@@ -561,12 +561,13 @@ impl Inner {
             .or_else(|| req.uri().authority().map(|a| a.to_string()))
             .unwrap_or_default()
             .to_ascii_lowercase();
-        if let Some(site) = header_str("sec-fetch-site") {
-            if site != "same-origin" && site != "none" {
-                return Err(refuse(format!(
-                    "Sec-Fetch-Site: {site}: a page of another site cannot call this API"
-                )));
-            }
+        if let Some(site) = header_str("sec-fetch-site")
+            && site != "same-origin"
+            && site != "none"
+        {
+            return Err(refuse(format!(
+                "Sec-Fetch-Site: {site}: a page of another site cannot call this API"
+            )));
         }
         if let Some(origin) = header_str("origin") {
             let authority = origin
