@@ -677,6 +677,26 @@ fn rest_answers_are_the_grpc_answers_and_streams_are_server_sent_events() {
         g,
         std::fs::read(chain.dir.join("data/genesis.json")).unwrap()
     );
+    // Review 20: a DNS-rebinding page (its own host name) is refused on the plain listener
+    // too; an IP address and localhost are served.
+    let (st, h, b) = http(&addr, "GET", "/v1/status", &[("Host", "evil.example")], b"");
+    problem(
+        st,
+        &h,
+        &b,
+        403,
+        Some("REST_CROSS_SITE"),
+        "a rebound host on the plain listener",
+    );
+    let port = addr.rsplit_once(':').unwrap().1;
+    let (st, _, _) = http(
+        &addr,
+        "GET",
+        "/v1/status",
+        &[("Host", &format!("localhost:{port}"))],
+        b"",
+    );
+    assert_eq!(st, 200);
     // The plain gateway has no certificate identity: identity-bound calls say so.
     let (st, h, b) = http(
         &addr,
@@ -762,6 +782,24 @@ fn rest_over_the_tunnel_carries_the_clients_certificate_identity() {
         );
         problem(st, &h, &b, 403, Some("REST_CROSS_SITE"), what);
     }
+    // Review 20: the gRPC paths behind the tunnel take HTTP/2 with application/grpc only (a
+    // page's no-cors text/plain POST cannot call Exchange.Fetch or Supervision in the user's
+    // name).
+    let (st, h, b) = http(
+        &listen,
+        "POST",
+        "/gmchain.v1.Chain/GetStatus",
+        &[("Content-Type", "text/plain")],
+        b"\0\0\0\0\0",
+    );
+    problem(
+        st,
+        &h,
+        &b,
+        403,
+        Some("REST_CROSS_SITE"),
+        "gRPC over HTTP/1.1 from a page",
+    );
     // The tunnel's own origin and IP hosts are served.
     let own = format!("http://{listen}");
     let (st, _, b) = http(
@@ -848,6 +886,17 @@ fn public_mode_serves_public_reads_without_names() {
         let _node = Node::start(&chain);
         let addr = rest_addr(&chain);
         let p = prepare(&addr, b"public document", &cert);
+        // No conformance report configured: a problem naming the setting.
+        let (st, h, b) = http(&addr, "GET", "/v1/conformance/report", &[], b"");
+        problem(
+            st,
+            &h,
+            &b,
+            404,
+            Some("REST_NOT_FOUND"),
+            "no report configured",
+        );
+        assert!(String::from_utf8_lossy(&b).contains("rest.conformance_report"));
         let sig = openssl_sign(&chain.dir, &unb64(&p["sign_bytes"]));
         let (st, _, out) = post_json(
             &addr,
@@ -867,17 +916,16 @@ fn public_mode_serves_public_reads_without_names() {
     {
         let _node = Node::start(&chain);
         let addr = rest_addr(&chain);
-        // No conformance report configured: a problem naming the setting.
+        // Public mode names no person: the report (its auditor) only with public_raw.
         let (st, h, b) = http(&addr, "GET", "/v1/conformance/report", &[], b"");
         problem(
             st,
             &h,
             &b,
-            404,
-            Some("REST_NOT_FOUND"),
-            "no report configured",
+            403,
+            Some("REST_NOT_PUBLIC"),
+            "the report in public mode",
         );
-        assert!(String::from_utf8_lossy(&b).contains("rest.conformance_report"));
         let (st, a) = get_json(&addr, &format!("/v1/attestations/by-digest/{digest}"));
         assert_eq!(st, 200, "{a}");
         assert_eq!(a["attestation"]["owner"], "Dev Bureau");
@@ -916,8 +964,22 @@ fn public_mode_serves_public_reads_without_names() {
             Some("REST_NOT_PUBLIC"),
             "an owner filter naming a person",
         );
-        let (st, a) = get_json(&addr, "/v1/attestations?owner=Dev%20Bureau");
-        assert_eq!(st, 200, "{a}");
+        // Owners are "organisation/common name": no listing by owner names no one.
+        let (st, h, b) = http(
+            &addr,
+            "GET",
+            "/v1/attestations?owner=Dev%20Bureau",
+            &[],
+            b"",
+        );
+        problem(
+            st,
+            &h,
+            &b,
+            403,
+            Some("REST_NOT_PUBLIC"),
+            "a listing by owner",
+        );
         for route in ["/v1/blocks/1", "/v1/blocks/latest"] {
             let (st, h, b) = http(&addr, "GET", route, &[], b"");
             problem(
@@ -1114,4 +1176,36 @@ fn review19_stalled_bodies_are_cut_at_the_request_timeout() {
         Some("NODE_UNAUTHENTICATED"),
         "an upload on the plain gateway",
     );
+}
+
+/// A connection that names no ALPN protocol is HTTP/2, where the node speaks first (its SETTINGS
+/// frame): clients' connection check waits for those bytes. Serving it as HTTP/1.1 too (REST
+/// beside gRPC) had the node wait for the client instead, and every CLI call waited 5 s.
+#[test]
+fn the_api_listener_speaks_first_to_clients_without_alpn() {
+    let chain = dev_chain(1);
+    let _node = Node::start(&chain);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use tokio::io::AsyncReadExt as _;
+        let config = crate::dev_node::tls_config(&chain.dir, "admin");
+        let mut s = gmtls::net::connect(
+            chain.grpc.parse().unwrap(),
+            config,
+            Duration::from_secs(10),
+            None,
+        )
+        .await
+        .unwrap();
+        let mut head = [0u8; 9];
+        let read = tokio::time::timeout(Duration::from_secs(20), s.read_exact(&mut head)).await;
+        assert!(
+            matches!(read, Ok(Ok(_))),
+            "the node sent nothing first: {read:?}"
+        );
+        assert_eq!(head[3], 0x04, "an HTTP/2 SETTINGS frame: {head:?}");
+    });
 }

@@ -481,6 +481,12 @@ pub(crate) fn tunnel(args: TunnelArgs) -> Result<(), Failure> {
             let client = client.clone();
             tokio::spawn(async move {
                 let _ = local_conn.set_nodelay(true);
+                // HTTP/2 (gRPC, h2c tools) or HTTP/1.1 (curl, browsers: REST and the console):
+                // the node serves each by the ALPN protocol the connection names, so look at
+                // what the local client sends first.
+                let mut first = [0u8; 4];
+                let h2 = matches!(local_conn.peek(&mut first).await, Ok(n) if first[..n].starts_with(b"PRI"));
+                let client = if h2 { client.with_alpn(b"h2") } else { client.with_alpn(b"http/1.1") };
                 match client.open(addr, false).await {
                     Ok(mut remote) => {
                         if let Err(e) =

@@ -50,8 +50,10 @@ pub(crate) async fn http(
         status: "connect".into(),
         message: why,
     };
-    let config = gmtls::client_config(&t.creds, t.authority.clone(), gmtls::provider())
+    let mut config = gmtls::client_config(&t.creds, t.authority.clone(), gmtls::provider())
         .map_err(|e| unreachable(e.to_string()))?;
+    // HTTP/1.1 by ALPN: the node serves other connections as HTTP/2 only.
+    Arc::make_mut(&mut config).alpn_protocols = vec![b"http/1.1".to_vec()];
     let mut stream = gmtls::net::connect(t.addr, config, TIMEOUT, None)
         .await
         .map_err(|e| unreachable(e.to_string()))?;

@@ -180,27 +180,85 @@ pub fn report(core: &Arc<LocalNode>, expected_peers: usize) -> Report {
     }
 }
 
-/// The last report and when it was made; one check at a time.
+/// The last report and when it was made, and the check under way: one check at a time, run
+/// to its end whoever waits for it, each caller waiting at most [`WAIT`] (a hanging token or
+/// store is reported down, not waited for).
+#[derive(Debug)]
+pub struct Cache {
+    state: std::sync::Mutex<CacheState>,
+    wait: Duration,
+}
+
 #[derive(Debug, Default)]
-pub struct Cache(tokio::sync::Mutex<Option<(Instant, Report)>>);
+struct CacheState {
+    last: Option<(Instant, Report)>,
+    running: Option<tokio::sync::watch::Receiver<Option<Report>>>,
+}
+
+/// How long a caller waits for a check under way.
+pub const WAIT: Duration = Duration::from_secs(3);
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache::new(WAIT)
+    }
+}
 
 impl Cache {
-    /// The last report if younger than [`CACHE`] at `now`, else the one `check` makes (callers
-    /// arriving meanwhile wait for it rather than checking again).
-    pub async fn get<F, Fut>(&self, now: Instant, check: F) -> Report
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Report>,
-    {
-        let mut last = self.0.lock().await;
-        if let Some((at, r)) = last.as_ref()
-            && now.saturating_duration_since(*at) < CACHE
-        {
-            return r.clone();
+    /// A cache whose callers wait at most `wait` for a check.
+    pub fn new(wait: Duration) -> Self {
+        Cache {
+            state: std::sync::Mutex::default(),
+            wait,
         }
-        let r = check().await;
-        *last = Some((now, r.clone()));
-        r
+    }
+
+    /// The last report if younger than [`CACHE`], else the result of the check under way, or
+    /// of a new one `start` starts (it must run the check to its end on its own, e.g. a spawned
+    /// task, and send the report).
+    pub async fn get<F>(&self, start: F) -> Report
+    where
+        F: FnOnce(tokio::sync::watch::Sender<Option<Report>>),
+    {
+        let mut rx = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, r)) = &st.last
+                && at.elapsed() < CACHE
+            {
+                return r.clone();
+            }
+            match &st.running {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = tokio::sync::watch::channel(None);
+                    st.running = Some(rx.clone());
+                    start(tx);
+                    rx
+                }
+            }
+        };
+        match tokio::time::timeout(self.wait, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(r)) => {
+                let r = r
+                    .clone()
+                    .unwrap_or_else(|| Report::failed("no report".into()));
+                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                st.last = Some((Instant::now(), r.clone()));
+                st.running = None;
+                r
+            }
+            Ok(Err(_)) => {
+                // The check ended without a report (its task panicked): the next caller starts
+                // another.
+                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                st.running = None;
+                Report::failed("the health check stopped without a report".into())
+            }
+            Err(_) => Report::failed(format!(
+                "the health check did not finish within {} s: the token or the store does not answer",
+                self.wait.as_secs()
+            )),
+        }
     }
 }
 
@@ -223,23 +281,57 @@ mod tests {
         assert_eq!(verdict(true, false, 3, 3), ("down", false));
     }
 
-    /// Review 19, M2: callers within the cache time get the last report; the token signs once.
+    /// Review 19, M2: callers get the last report or wait for the one check under way; a check
+    /// that hangs is one check, reported down to each caller after the wait, never restarted
+    /// by callers that give up.
     #[tokio::test]
-    async fn a_report_is_reused_within_the_cache_time() {
-        let cache = Cache::default();
-        let checks = std::sync::atomic::AtomicUsize::new(0);
-        let check = || async {
-            checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Report::failed("test".into())
-        };
-        let t0 = Instant::now();
-        for i in 0..50 {
-            cache.get(t0 + Duration::from_millis(i * 10), check).await;
+    async fn one_check_at_a_time_and_a_hanging_one_reports_down() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let cache = Cache::new(Duration::from_millis(200));
+        let started = Arc::new(AtomicUsize::new(0));
+        // A check that never ends.
+        let mut held = Vec::new();
+        for _ in 0..5 {
+            let s = started.clone();
+            let r = cache
+                .get(|tx| {
+                    s.fetch_add(1, SeqCst);
+                    held.push(tx);
+                })
+                .await;
+            assert_eq!(r.status(), "down");
         }
-        assert_eq!(checks.load(std::sync::atomic::Ordering::SeqCst), 1);
-        cache
-            .get(t0 + CACHE + Duration::from_millis(1), check)
+        assert_eq!(started.load(SeqCst), 1, "one check, however many callers");
+        // It ends: the next caller takes its report, and later ones the cached one.
+        let ok = Report {
+            storage: Check {
+                ok: true,
+                detail: json!({}),
+            },
+            token: Check {
+                ok: true,
+                detail: json!({}),
+            },
+            peers: Check {
+                ok: true,
+                detail: json!({}),
+            },
+            quorum: true,
+            checked_ms: 1,
+        };
+        let _ = held[0].send(Some(ok));
+        let r = cache
+            .get(|_| {
+                started.fetch_add(1, SeqCst);
+            })
             .await;
-        assert_eq!(checks.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(r.status(), "ok");
+        let r = cache
+            .get(|_| {
+                started.fetch_add(1, SeqCst);
+            })
+            .await;
+        assert_eq!(r.status(), "ok");
+        assert_eq!(started.load(SeqCst), 1, "the cached report is served");
     }
 }

@@ -156,6 +156,14 @@ pub async fn run(
     ));
     let tls_config = gmtls::server_config(server_cert.clone(), clients.clone(), gmtls::provider())
         .map_err(|e| NodeError::Tls(e.to_string()))?;
+    // ALPN: a client naming `http/1.1` (the tunnel for curl and browsers, the conformance
+    // probe) is served HTTP/1.1; every other connection HTTP/2 only, where the node speaks first
+    // (the clients' connection check waits for that).
+    let tls_config = {
+        let mut c = (*tls_config).clone();
+        c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Arc::new(c)
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     // The engine: the single-validator producer, or BFT consensus over p2p links.
@@ -387,12 +395,43 @@ pub async fn run(
         ),
         rest::Listener::Tls,
     );
+    let (h1_tx, h1_rx) = tokio::sync::mpsc::channel(16);
+    let (h2_tx, h2_rx) = tokio::sync::mpsc::channel(16);
+    let split_task = tokio::spawn(async move {
+        use tokio_stream::StreamExt as _;
+        let mut incoming = incoming;
+        while let Some(conn) = incoming.next().await {
+            let to = match &conn {
+                Ok(s) if s.http1 => &h1_tx,
+                _ => &h2_tx,
+            };
+            if to.send(conn).await.is_err() {
+                return;
+            }
+        }
+    });
     let server = builder()
-        .accept_http1(true)
-        .add_routes(tonic::service::Routes::from(tls_routes))
-        .serve_with_incoming_shutdown(incoming, async move {
-            let _ = stop_signal.changed().await;
-        });
+        .add_routes(tonic::service::Routes::from(tls_routes.clone()))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::ReceiverStream::new(h2_rx),
+            async move {
+                let _ = stop_signal.changed().await;
+            },
+        );
+    let http1_task = {
+        let mut stop_signal = stop_rx.clone();
+        tokio::spawn(
+            builder()
+                .accept_http1(true)
+                .add_routes(tonic::service::Routes::from(tls_routes))
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::ReceiverStream::new(h1_rx),
+                    async move {
+                        let _ = stop_signal.changed().await;
+                    },
+                ),
+        )
+    };
     let public_task = public.map(|l| {
         let incoming = listener::limited_incoming(
             l,
@@ -485,7 +524,12 @@ pub async fn run(
         let _ = t.await;
     }
     reload_task.abort();
-    for (what, task) in [("public", public_task), ("REST", rest_task)] {
+    split_task.abort();
+    for (what, task) in [
+        ("public", public_task),
+        ("REST", rest_task),
+        ("HTTP/1.1 API", Some(http1_task)),
+    ] {
         if let Some(t) = task {
             match t.await {
                 Ok(Err(e)) => tracing::error!("the {what} listener failed: {e}"),

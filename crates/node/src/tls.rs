@@ -234,6 +234,9 @@ impl Sessions {
 /// A TLS connection of an authenticated peer; fails every read and write once its session is
 /// cut.
 pub struct SessionStream {
+    /// The client named ALPN protocol `http/1.1`: served as HTTP/1.1 (REST, the console), not
+    /// by the HTTP/2 server that speaks first.
+    pub http1: bool,
     inner: TlsStream<LimitedStream>,
     cut: Pin<Box<WaitForCancellationFutureOwned>>,
     peer: Peer,
@@ -419,7 +422,9 @@ pub fn tls_incoming(
                     refused(&format!("refused after the handshake: {why}"));
                     return;
                 }
+                let http1 = tls.get_ref().1.alpn_protocol() == Some(b"http/1.1".as_slice());
                 let stream = SessionStream {
+                    http1,
                     inner: tls,
                     cut: Box::pin(cancel.cancelled_owned()),
                     peer: Peer {

@@ -92,6 +92,18 @@ impl TlsClient {
         })
     }
 
+    /// This client offering the ALPN protocol `protocol` (`b"http/1.1"`: the node serves the
+    /// connection as HTTP/1.1, REST and the console; none, or `b"h2"`: HTTP/2, where the node
+    /// speaks first, which `open`'s confirmation waits for).
+    pub fn with_alpn(&self, protocol: &[u8]) -> TlsClient {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = vec![protocol.to_vec()];
+        TlsClient {
+            config: Arc::new(config),
+            node_name: self.node_name.clone(),
+        }
+    }
+
     /// Opens one TLS connection to `addr`; with `confirm`, waits for the node's first bytes
     /// so that a refused certificate is reported with its alert.
     pub async fn open(

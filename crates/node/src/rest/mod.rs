@@ -85,10 +85,12 @@ pub(crate) enum Listener {
     Plain(RestMode),
 }
 
+/// How long a server-sent event stream waits for a client that stopped reading.
+const SSE_STALL: Duration = Duration::from_secs(30);
 /// How often an idle server-sent event stream carries a comment line.
 const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
 /// The largest conformance report served (a full live run is well under 1 MiB).
-const CONFORMANCE_REPORT_LIMIT: u64 = 16 << 20;
+const CONFORMANCE_REPORT_LIMIT: u64 = 4 << 20;
 /// The largest JSON body of a route other than transaction submission.
 const JSON_BODY_LIMIT: usize = 1 << 20;
 /// The data of one Exchange.Upload message (the service's own limit).
@@ -209,6 +211,7 @@ pub(crate) struct NodeFacts {
 /// The router a listener serves: `grpc` itself on the mutual-TLS listener (beside REST), the
 /// REST routes, `/openapi.json`, and the console's assets on the plain listener.
 pub(crate) fn router(grpc: axum::Router, listener: Listener, node: &NodeFacts) -> axum::Router {
+    let allowed_hosts = Arc::new(node.config.allowed_hosts.clone());
     let pool = descriptor_pool();
     let openapi = openapi::document_bytes(&pool);
     let inner = Arc::new(Inner {
@@ -304,6 +307,84 @@ pub(crate) fn router(grpc: axum::Router, listener: Listener, node: &NodeFacts) -
             ),
         )
     })
+    .layer(axum::middleware::from_fn(
+        move |req: Request, next: axum::middleware::Next| {
+            let allowed = allowed_hosts.clone();
+            async move {
+                match browser_guard(&req, &allowed) {
+                    Ok(()) => next.run(req).await,
+                    Err(p) => p.response(),
+                }
+            }
+        },
+    ))
+}
+
+/// Refuses what only a hostile web page sends (docs/rest.md, "Browsers"), on every path of
+/// every listener: on a gRPC path, anything but HTTP/2 with a gRPC media type (a page cannot
+/// speak HTTP/2 over plain TCP, which is what `gmchain tunnel` offers it); elsewhere a request
+/// another site made (`Sec-Fetch-Site`, or an `Origin` that is not the request's own host) and
+/// one for a host name that is not an IP address, `localhost` or a name in
+/// `rest.allowed_hosts`, as a DNS-rebinding page sends.
+pub(crate) fn browser_guard(req: &Request, allowed_hosts: &[String]) -> Result<(), Problem> {
+    let refuse = |why: String| Problem::new(StatusCode::FORBIDDEN, &codes::REST_CROSS_SITE, why);
+    let header_str = |name: &str| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string())
+    };
+    if req.uri().path().starts_with("/gmchain.") {
+        let grpc = header_str("content-type").is_some_and(|c| c.starts_with("application/grpc"));
+        if req.version() != http::Version::HTTP_2 || !grpc {
+            return Err(refuse(format!(
+                "{}: a gRPC path takes HTTP/2 with application/grpc only",
+                req.uri().path()
+            )));
+        }
+        return Ok(());
+    }
+    let host = header_str("host")
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if let Some(site) = header_str("sec-fetch-site")
+        && site != "same-origin"
+        && site != "none"
+    {
+        return Err(refuse(format!(
+            "Sec-Fetch-Site: {site}: a page of another site cannot call this API"
+        )));
+    }
+    if let Some(origin) = header_str("origin") {
+        let authority = origin
+            .split_once("://")
+            .map(|(_, a)| a.trim_end_matches('/').to_ascii_lowercase());
+        if authority.as_deref() != Some(host.as_str()) {
+            return Err(refuse(format!(
+                "Origin {origin} is not this host ({host}): a page of another site cannot call this API"
+            )));
+        }
+    }
+    if !host_allowed(&host, allowed_hosts) {
+        return Err(refuse(format!(
+            "host {host:?} is not an IP address, localhost or a name in rest.allowed_hosts"
+        )));
+    }
+    Ok(())
+}
+
+/// An IP address, `localhost`, or a name in `allowed` (with or without a port).
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    // The name without its port (an IPv6 literal keeps its brackets).
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.chars().all(|c| c.is_ascii_digit()) && !n.ends_with(':') => n,
+        _ => host,
+    };
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    !name.is_empty()
+        && (bare.parse::<std::net::IpAddr>().is_ok()
+            || name == "localhost"
+            || allowed.iter().any(|h| h.eq_ignore_ascii_case(name)))
 }
 
 /// A refusal on its way to the client.
@@ -544,65 +625,6 @@ impl Inner {
         }
     }
 
-    /// Refuses what only a hostile web page sends (docs/rest.md, "Browsers"): a request another
-    /// site made (`Sec-Fetch-Site`, or an `Origin` that is not the request's own host) and, on
-    /// the mutual-TLS listener (where `gmchain tunnel` lends a certificate to whoever reaches
-    /// its port), a host name that is not an IP address, `localhost` or an allowed name, as a
-    /// DNS-rebinding page sends.
-    fn same_site(&self, req: &Request) -> Result<(), Problem> {
-        let refuse =
-            |why: String| Problem::new(StatusCode::FORBIDDEN, &codes::REST_CROSS_SITE, why);
-        let header_str = |name: &str| {
-            req.headers()
-                .get(name)
-                .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string())
-        };
-        let host = header_str("host")
-            .or_else(|| req.uri().authority().map(|a| a.to_string()))
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if let Some(site) = header_str("sec-fetch-site")
-            && site != "same-origin"
-            && site != "none"
-        {
-            return Err(refuse(format!(
-                "Sec-Fetch-Site: {site}: a page of another site cannot call this API"
-            )));
-        }
-        if let Some(origin) = header_str("origin") {
-            let authority = origin
-                .split_once("://")
-                .map(|(_, a)| a.trim_end_matches('/').to_ascii_lowercase());
-            if authority.as_deref() != Some(host.as_str()) {
-                return Err(refuse(format!(
-                    "Origin {origin} is not this host ({host}): a page of another site cannot call this API"
-                )));
-            }
-        }
-        if self.listener == Listener::Tls && !host.is_empty() && !self.host_allowed(&host) {
-            return Err(refuse(format!(
-                "host {host} is not an IP address, localhost or a name in rest.allowed_hosts"
-            )));
-        }
-        Ok(())
-    }
-
-    fn host_allowed(&self, host: &str) -> bool {
-        // The name without its port (an IPv6 literal keeps its brackets).
-        let name = match host.rsplit_once(':') {
-            Some((n, port)) if port.chars().all(|c| c.is_ascii_digit()) && !n.ends_with(':') => n,
-            _ => host,
-        };
-        let bare = name.trim_start_matches('[').trim_end_matches(']');
-        bare.parse::<std::net::IpAddr>().is_ok()
-            || name == "localhost"
-            || self
-                .config
-                .allowed_hosts
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(name))
-    }
-
     /// Whether this listener serves `route` (public mode serves the public reads only).
     fn allowed(&self, route: &Route) -> Result<(), Problem> {
         let Listener::Plain(RestMode::Public) = self.listener else {
@@ -643,7 +665,6 @@ impl Inner {
         params: RawPathParams,
         req: Request,
     ) -> Result<Response, Problem> {
-        self.same_site(&req)?;
         self.allowed(route)?;
         let path: Vec<(String, String)> = params
             .iter()
@@ -688,15 +709,14 @@ impl Inner {
         }
         let input = method.input();
         let msg = request_message(&input, route, &path, &query, body)?;
-        // Redacting: an owner filter may name an organisation, never a person.
-        if self.redacting()
-            && route.op == "ListAttestations"
-            && matches!(msg.get_field_by_name("owner").as_deref(), Some(Value::String(o)) if o.contains('/'))
-        {
+        // Redacting: owners are "organisation/common name", so listing by owner names a person
+        // (an organisation alone matches no owner): a public listener finds attestations by
+        // digest or id only.
+        if self.redacting() && route.op == "ListAttestations" {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
                 &codes::REST_NOT_PUBLIC,
-                "owner names a person (organisation/common name): this public listener lists an organisation's attestations only (rest.public_person_names = false)".into(),
+                "listing attestations by owner names a person (organisation/common name): this public listener finds them by digest or id (rest.public_person_names = false)".into(),
             ));
         }
         if method.is_server_streaming() {
@@ -834,7 +854,11 @@ impl Inner {
                     // frees its subscription slot, whether or not an event ever comes.
                     () = tx.closed() => return,
                     _ = heartbeat.tick() => {
-                        if tx.send(Ok(Bytes::from_static(b": ping\n\n"))).await.is_err() {
+                        if tx
+                            .send_timeout(Ok(Bytes::from_static(b": ping\n\n")), SSE_STALL)
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                         continue;
@@ -860,10 +884,13 @@ impl Inner {
                     Ok(None) => {
                         if let Err(p) = frames.status() {
                             let _ = tx
-                                .send(Ok(Bytes::from(format!(
-                                    "event: error\ndata: {}\n\n",
-                                    p.json()
-                                ))))
+                                .send_timeout(
+                                    Ok(Bytes::from(format!(
+                                        "event: error\ndata: {}\n\n",
+                                        p.json()
+                                    ))),
+                                    SSE_STALL,
+                                )
                                 .await;
                         }
                         return;
@@ -871,7 +898,14 @@ impl Inner {
                     Err(p) => format!("event: error\ndata: {}\n\n", p.json()),
                 };
                 let end = event.starts_with("event: error");
-                if tx.send(Ok(Bytes::from(event))).await.is_err() || end {
+                // A client that stops reading is dropped after SSE_STALL, as the service drops
+                // a subscriber that lags.
+                if tx
+                    .send_timeout(Ok(Bytes::from(event)), SSE_STALL)
+                    .await
+                    .is_err()
+                    || end
+                {
                     return;
                 }
             }
@@ -930,9 +964,16 @@ impl Inner {
                     sm3 = Some(b);
                 }
                 "payload_len" => {
-                    len = Some(v.parse::<u64>().map_err(|_| {
-                        Problem::bad(format!("query payload_len: {v:?} is not a decimal u64"))
-                    })?)
+                    len = Some(
+                        Some(v.as_ref())
+                            .filter(|v| canonical_decimal(v))
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .ok_or_else(|| {
+                                Problem::bad(format!(
+                                    "query payload_len: {v:?} is not a decimal u64"
+                                ))
+                            })?,
+                    )
                 }
                 other => {
                     return Err(Problem::bad(format!(
@@ -1066,7 +1107,7 @@ impl Inner {
         .map_err(|e| {
             Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &codes::REST_TIMEOUT,
+                &codes::REST_INTERNAL,
                 format!("the conformance report (rest.conformance_report) cannot be read: {e}"),
             )
         })?;
@@ -1101,10 +1142,17 @@ impl Inner {
         let peers = self.expected_peers;
         let report = self
             .health
-            .get(std::time::Instant::now(), || async move {
-                tokio::task::spawn_blocking(move || crate::health::report(&core, peers))
-                    .await
-                    .unwrap_or_else(|e| crate::health::Report::failed(format!("health check: {e}")))
+            .get(move |tx| {
+                // Run to its end whoever waits: callers that leave start no second check.
+                tokio::spawn(async move {
+                    let r =
+                        tokio::task::spawn_blocking(move || crate::health::report(&core, peers))
+                            .await
+                            .unwrap_or_else(|e| {
+                                crate::health::Report::failed(format!("health check: {e}"))
+                            });
+                    let _ = tx.send(Some(r));
+                });
             })
             .await;
         let status = if report.serving() {
@@ -1333,14 +1381,16 @@ impl Inner {
         let window = params.params.expiry_window;
         let latest = tip.height.0.saturating_add(window);
         let expiry = match expiry_in {
-            // The admission rule (docs/execution.md): after the tip, within the window.
-            Some(e) if e <= tip.height.0 || e > latest => {
-                return Err(Problem::bad(format!(
-                    "expiry {e}: a transaction expires after the tip ({}) and at most the chain's expiry window ({window}) after it, by height {latest}",
-                    tip.height.0
-                )));
+            // Admission's own rule (types::check_expiry), refused now rather than at submission.
+            Some(e) => {
+                types::check_expiry(types::Height(e), tip.height, window).map_err(|err| {
+                    Problem::bad(format!(
+                        "expiry {e}: {err} (the tip is {}, the chain's window {window})",
+                        tip.height.0
+                    ))
+                })?;
+                e
             }
-            Some(e) => e,
             None => latest,
         };
         let tx = types::Transaction {
@@ -1519,10 +1569,16 @@ fn param_json(
             json!(raw.parse::<u32>().map_err(|_| bad("a decimal u32"))?)
         }
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+            if !canonical_decimal(raw.strip_prefix('-').unwrap_or(raw)) {
+                return Err(bad("a decimal i64"));
+            }
             raw.parse::<i64>().map_err(|_| bad("a decimal i64"))?;
             Json::String(raw.to_string())
         }
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+            if !canonical_decimal(raw.strip_prefix('-').unwrap_or(raw)) {
+                return Err(bad("a decimal i32"));
+            }
             json!(raw.parse::<i32>().map_err(|_| bad("a decimal i32"))?)
         }
         _ => return Err(Problem::bad(format!("{place} {name}: not a scalar field"))),
@@ -1552,7 +1608,9 @@ fn request_message(
             )));
         }
         if path.iter().any(|(p, _)| p == k.as_ref()) || route.fixed.contains(&k.as_ref()) {
-            return Err(Problem::bad(format!("query {k}: already in the path")));
+            return Err(Problem::bad(format!(
+                "query {k}: this route fixes it (it is in the path, or the route says which)"
+            )));
         }
         // `filter.contract=…`: a scalar field of a message field, one level down.
         if let Some((outer, inner)) = k.split_once('.') {
@@ -1633,8 +1691,10 @@ fn redact_attestations(msg: &mut DynamicMessage) {
     let is_attestation = msg.descriptor().full_name() == "gmchain.v1.Attestation";
     if is_attestation {
         if let Some(Value::String(owner)) = msg.get_field_by_name("owner").as_deref() {
+            // An organisation's name never holds '/' (identity::check_org_name); a common
+            // name may.
             let org = owner
-                .rsplit_once('/')
+                .split_once('/')
                 .map_or(owner.as_str(), |(o, _)| o)
                 .to_string();
             msg.set_field_by_name("owner", Value::String(org));
