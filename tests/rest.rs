@@ -141,6 +141,18 @@ fn problem(
     }
 }
 
+/// `POST path` with a JSON body, answered by a problem document with `status` and `code`.
+fn post_refused(addr: &str, path: &str, body: &Value, status: u16, code: &str, what: &str) {
+    let (st, h, b) = http(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    problem(st, &h, &b, status, Some(code), what);
+}
+
 /// The plain REST listener the dev chain's configuration names.
 pub(crate) fn rest_addr(chain: &Chain) -> String {
     let config = std::fs::read_to_string(chain.dir.join("node.toml")).unwrap();
@@ -307,38 +319,24 @@ fn an_externally_signed_transaction_goes_through_rest_and_its_receipt_verifies_o
     // The committed id with another signature is not the committed transaction: refused.
     let mut other = submit.clone();
     other["signature"] = json!(b64(&openssl_sign(&chain.dir, &sign_bytes)));
-    let (st, h, body) = http(
+    post_refused(
         &addr,
-        "POST",
         "/v1/tx",
-        &[("Content-Type", "application/json")],
-        other.to_string().as_bytes(),
-    );
-    problem(
-        st,
-        &h,
-        &body,
+        &other,
         409,
-        Some("TX_DUPLICATE"),
+        "TX_DUPLICATE",
         "the same id signed again",
     );
     // A signature over other bytes is refused with the admission code.
     let fresh = prepare(&addr, doc, &cert);
     let bad =
         json!({"tx": fresh["tx"], "signature": b64(&openssl_sign(&chain.dir, b"other bytes"))});
-    let (st, h, body) = http(
+    post_refused(
         &addr,
-        "POST",
         "/v1/tx",
-        &[("Content-Type", "application/json")],
-        bad.to_string().as_bytes(),
-    );
-    problem(
-        st,
-        &h,
-        &body,
+        &bad,
         400,
-        Some("TX_SIGNATURE_INVALID"),
+        "TX_SIGNATURE_INVALID",
         "a signature over other bytes",
     );
     // Found by digest, with the organisation and the height.

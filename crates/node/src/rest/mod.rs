@@ -122,44 +122,49 @@ pub(crate) fn descriptor_pool() -> DescriptorPool {
     DescriptorPool::decode(api::FILE_DESCRIPTOR_SET).unwrap_or_default()
 }
 
-/// The gRPC routes a listener serves, as an axum router (tonic's own path scheme).
-pub(crate) fn grpc_router<C, E, S>(chain: C, exchange: E, supervision: S) -> axum::Router
-where
-    C: tonic::server::NamedService
-        + tower::Service<
-            http::Request<AxBody>,
-            Response = http::Response<tonic::body::Body>,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-    C::Future: Send + 'static,
-    E: tonic::server::NamedService
-        + tower::Service<
-            http::Request<AxBody>,
-            Response = http::Response<tonic::body::Body>,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-    E::Future: Send + 'static,
-    S: tonic::server::NamedService
-        + tower::Service<
-            http::Request<AxBody>,
-            Response = http::Response<tonic::body::Body>,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
+/// A tonic server as a listener's router mounts it.
+pub(crate) trait GrpcService:
+    tonic::server::NamedService
+    + tower::Service<
+        http::Request<AxBody>,
+        Response = http::Response<tonic::body::Body>,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
 {
-    axum::Router::new()
-        .route_service(&format!("/{}/{{*rest}}", C::NAME), chain)
-        .route_service(&format!("/{}/{{*rest}}", E::NAME), exchange)
-        .route_service(&format!("/{}/{{*rest}}", S::NAME), supervision)
+}
+
+impl<T> GrpcService for T where
+    T: tonic::server::NamedService
+        + tower::Service<
+            http::Request<AxBody>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// `svc` at its service's paths (tonic's own scheme, `/gmchain.v1.Chain/…`).
+fn mount<S: GrpcService>(r: axum::Router, svc: S) -> axum::Router {
+    r.route_service(&format!("/{}/{{*rest}}", S::NAME), svc)
+}
+
+/// The gRPC routes a listener serves, as an axum router.
+pub(crate) fn grpc_router(
+    chain: impl GrpcService,
+    exchange: impl GrpcService,
+    supervision: impl GrpcService,
+) -> axum::Router {
+    let r = mount(axum::Router::new(), chain);
+    let r = mount(r, exchange);
+    mount(r, supervision)
 }
 
 /// A console asset with its content type, the console's Content-Security-Policy, and no
