@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::dev_node::{Node, dev_chain, free_port, ok};
+use crate::dev_node::{Node, dev_chain, ok};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -54,51 +54,21 @@ fn run_browser_test(args: &[&str]) {
     );
 }
 
-/// A dev chain with a node (with `rest`, and its plain REST listener) on which
+/// A dev chain with a node (its plain REST listener, serving the console, at `rest`) on which
 /// `clients/0` anchored `notice.txt` with `gmchain tx attest` (its receipt in `receipt.json`).
 struct Attested {
     chain: crate::dev_node::Chain,
     _node: Node,
-    rest: Option<String>,
+    rest: String,
     tx: String,
     genesis_hash: String,
     signer: String,
 }
 
-/// The plain REST listener's address in the dev chain's `node.toml`, adding a `[rest]` section
-/// on a free port when `dev-chain` wrote none; or, with `enable` false, removing it.
-fn rest_listener(dir: &Path, enable: bool) -> Option<String> {
-    let config = std::fs::read_to_string(dir.join("node.toml")).unwrap();
-    let mut kept = Vec::new();
-    let mut listen = None;
-    let mut in_rest = false;
-    for line in config.lines() {
-        if line.starts_with('[') {
-            in_rest = line.trim() == "[rest]";
-        }
-        if in_rest {
-            if let Some(v) = line.strip_prefix("listen = ") {
-                listen = Some(v.trim().trim_matches('"').to_string());
-            }
-            if !enable {
-                continue;
-            }
-        }
-        kept.push(line.to_string());
-    }
-    if enable && listen.is_none() {
-        let addr = format!("127.0.0.1:{}", free_port());
-        kept.push(format!("\n[rest]\nlisten = \"{addr}\""));
-        listen = Some(addr);
-    }
-    std::fs::write(dir.join("node.toml"), kept.join("\n") + "\n").unwrap();
-    listen.filter(|_| enable)
-}
-
-fn attested(rest: bool) -> Attested {
+fn attested() -> Attested {
     let chain = dev_chain(1);
     let dir = &chain.dir;
-    let rest = rest_listener(dir, rest);
+    let rest = crate::dev_node::rest_listen_of(&dir.join("node.toml"));
     let node = Node::start(&chain);
     std::fs::write(
         dir.join("notice.txt"),
@@ -151,7 +121,7 @@ fn attested(rest: bool) -> Attested {
 /// the genesis hash, the language switch, the layout at 360 px.
 #[test]
 fn console_crypto_and_receipt_check_match_rust_in_chromium() {
-    let a = attested(false);
+    let a = attested();
     let dir = &a.chain.dir;
     let out = artifacts("static");
     let console = repo().join("crates/node/console");
@@ -177,8 +147,8 @@ fn console_crypto_and_receipt_check_match_rust_in_chromium() {
 /// Against a live node's plain REST listener, which serves the console.
 #[test]
 fn console_explores_and_verifies_a_document_against_a_live_node() {
-    let a = attested(true);
-    let rest = a.rest.clone().unwrap();
+    let a = attested();
+    let rest = a.rest.clone();
     let dir = &a.chain.dir;
     let out = artifacts("live");
     run_browser_test(&[

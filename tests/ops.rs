@@ -52,15 +52,7 @@ fn exported(page: &str) -> Vec<String> {
 }
 
 fn rest_of(c: &Consortium, i: usize) -> String {
-    let text = c.config(i);
-    let rest = text
-        .split("[rest]")
-        .nth(1)
-        .expect("dev-chain writes [rest]");
-    rest.lines()
-        .find_map(|l| l.strip_prefix("listen = "))
-        .map(|v| v.trim().trim_matches('"').to_string())
-        .unwrap()
+    crate::dev_node::rest_listen_of(&c.dir.join(&c.nodes[i].config))
 }
 
 #[test]

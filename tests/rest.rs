@@ -141,6 +141,13 @@ fn problem(
     }
 }
 
+/// `GET path`, answered by a problem document with `status` and `code`; its body.
+fn get_refused(addr: &str, path: &str, status: u16, code: &str, what: &str) -> Vec<u8> {
+    let (st, h, b) = http(addr, "GET", path, &[], b"");
+    problem(st, &h, &b, status, Some(code), what);
+    b
+}
+
 /// `POST path` with a JSON body, answered by a problem document with `status` and `code`.
 fn post_refused(addr: &str, path: &str, body: &Value, status: u16, code: &str, what: &str) {
     let (st, h, b) = http(
@@ -155,15 +162,7 @@ fn post_refused(addr: &str, path: &str, body: &Value, status: u16, code: &str, w
 
 /// The plain REST listener the dev chain's configuration names.
 pub(crate) fn rest_addr(chain: &Chain) -> String {
-    let config = std::fs::read_to_string(chain.dir.join("node.toml")).unwrap();
-    let rest = config
-        .split("[rest]")
-        .nth(1)
-        .expect("dev-chain writes [rest]");
-    rest.lines()
-        .find_map(|l| l.strip_prefix("listen = "))
-        .map(|v| v.trim().trim_matches('"').to_string())
-        .unwrap()
+    crate::dev_node::rest_listen_of(&chain.dir.join("node.toml"))
 }
 
 fn b64(b: &[u8]) -> String {
@@ -551,19 +550,11 @@ fn every_route_refuses_malformed_and_oversized_requests_with_a_problem_document(
                 }
             } else {
                 let sep = if concrete.contains('?') { '&' } else { '?' };
-                let (st, h, b) = http(
+                get_refused(
                     &addr,
-                    "GET",
                     &format!("{concrete}{sep}colour=red"),
-                    &[],
-                    b"",
-                );
-                problem(
-                    st,
-                    &h,
-                    &b,
                     400,
-                    Some("REST_REQUEST"),
+                    "REST_REQUEST",
                     &format!("{what}: unknown query parameter"),
                 );
                 if broken != concrete && !broken.contains("/x") {
@@ -582,15 +573,18 @@ fn every_route_refuses_malformed_and_oversized_requests_with_a_problem_document(
         }
     }
     assert_eq!(checked, 38, "every route was checked");
-    let (st, h, b) = http(&addr, "GET", "/v1/no-such-route", &[], b"");
-    problem(st, &h, &b, 404, Some("REST_NOT_FOUND"), "unknown path");
-    let (st, h, b) = http(&addr, "GET", "/v1/contracts/%FF", &[], b"");
-    problem(
-        st,
-        &h,
-        &b,
+    get_refused(
+        &addr,
+        "/v1/no-such-route",
+        404,
+        "REST_NOT_FOUND",
+        "unknown path",
+    );
+    get_refused(
+        &addr,
+        "/v1/contracts/%FF",
         400,
-        Some("REST_REQUEST"),
+        "REST_REQUEST",
         "a path that is not UTF-8",
     );
     let (st, h, b) = http(&addr, "DELETE", "/v1/status", &[], b"");
@@ -711,13 +705,11 @@ fn rest_answers_are_the_grpc_answers_and_streams_are_server_sent_events() {
         Some("NODE_UNAUTHENTICATED"),
         "a contract query on the plain gateway",
     );
-    let (st, h, b) = http(&addr, "GET", "/v1/exchange/escrow", &[], b"");
-    problem(
-        st,
-        &h,
-        &b,
+    get_refused(
+        &addr,
+        "/v1/exchange/escrow",
         401,
-        Some("NODE_UNAUTHENTICATED"),
+        "NODE_UNAUTHENTICATED",
         "the exchange on the plain gateway",
     );
     drop(latest);
@@ -733,13 +725,11 @@ fn rest_over_the_tunnel_carries_the_clients_certificate_identity() {
     let (st, s) = get_json(&listen, "/v1/status");
     assert_eq!(st, 200, "{s}");
     assert_eq!(s["chain_id"], "dev-chain");
-    let (st, h, b) = http(&listen, "GET", "/v1/supervision", &[], b"");
-    problem(
-        st,
-        &h,
-        &b,
+    let b = get_refused(
+        &listen,
+        "/v1/supervision",
         403,
-        Some("NODE_NOT_SUPERVISOR"),
+        "NODE_NOT_SUPERVISOR",
         "supervision as the admin",
     );
     let p: Value = serde_json::from_slice(&b).unwrap();
@@ -885,13 +875,11 @@ fn public_mode_serves_public_reads_without_names() {
         let addr = rest_addr(&chain);
         let p = prepare(&addr, b"public document", &cert);
         // No conformance report configured: a problem naming the setting.
-        let (st, h, b) = http(&addr, "GET", "/v1/conformance/report", &[], b"");
-        problem(
-            st,
-            &h,
-            &b,
+        let b = get_refused(
+            &addr,
+            "/v1/conformance/report",
             404,
-            Some("REST_NOT_FOUND"),
+            "REST_NOT_FOUND",
             "no report configured",
         );
         assert!(String::from_utf8_lossy(&b).contains("rest.conformance_report"));
@@ -915,13 +903,11 @@ fn public_mode_serves_public_reads_without_names() {
         let _node = Node::start(&chain);
         let addr = rest_addr(&chain);
         // Public mode names no person: the report (its auditor) only with public_raw.
-        let (st, h, b) = http(&addr, "GET", "/v1/conformance/report", &[], b"");
-        problem(
-            st,
-            &h,
-            &b,
+        get_refused(
+            &addr,
+            "/v1/conformance/report",
             403,
-            Some("REST_NOT_PUBLIC"),
+            "REST_NOT_PUBLIC",
             "the report in public mode",
         );
         let (st, a) = get_json(&addr, &format!("/v1/attestations/by-digest/{digest}"));
@@ -947,50 +933,37 @@ fn public_mode_serves_public_reads_without_names() {
 
         // Review 19, H3: no name through a query, no raw object (they carry certificates)
         // unless the operator publishes them.
-        let (st, h, b) = http(
+        get_refused(
             &addr,
-            "GET",
             "/v1/attestations?owner=Dev%20Bureau%2Frest-user",
-            &[],
-            b"",
-        );
-        problem(
-            st,
-            &h,
-            &b,
             403,
-            Some("REST_NOT_PUBLIC"),
+            "REST_NOT_PUBLIC",
             "an owner filter naming a person",
         );
         // Owners are "organisation/common name": no listing by owner names no one.
-        let (st, h, b) = http(
+        get_refused(
             &addr,
-            "GET",
             "/v1/attestations?owner=Dev%20Bureau",
-            &[],
-            b"",
-        );
-        problem(
-            st,
-            &h,
-            &b,
             403,
-            Some("REST_NOT_PUBLIC"),
+            "REST_NOT_PUBLIC",
             "a listing by owner",
         );
         for route in ["/v1/blocks/1", "/v1/blocks/latest"] {
-            let (st, h, b) = http(&addr, "GET", route, &[], b"");
-            problem(
-                st,
-                &h,
-                &b,
+            get_refused(
+                &addr,
+                route,
                 403,
-                Some("REST_NOT_PUBLIC"),
+                "REST_NOT_PUBLIC",
                 "a raw object by default",
             );
         }
-        let (st, h, b) = http(&addr, "GET", "/v1/supervision", &[], b"");
-        problem(st, &h, &b, 403, Some("REST_NOT_PUBLIC"), "supervision");
+        get_refused(
+            &addr,
+            "/v1/supervision",
+            403,
+            "REST_NOT_PUBLIC",
+            "supervision",
+        );
     }
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(

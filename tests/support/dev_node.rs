@@ -242,6 +242,20 @@ pub fn log_of(chain: &Chain) -> String {
     std::fs::read_to_string(chain.dir.join("node.log")).unwrap_or_default()
 }
 
+/// The plain REST listener (`[rest] listen`) of the node configuration file `config`, which
+/// `gmchain node dev-chain` writes for every node.
+pub fn rest_listen_of(config: &Path) -> String {
+    let text = std::fs::read_to_string(config).unwrap();
+    let rest = text
+        .split("[rest]")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{}: no [rest] section", config.display()));
+    rest.lines()
+        .find_map(|l| l.strip_prefix("listen = "))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .unwrap_or_else(|| panic!("{}: no [rest] listen", config.display()))
+}
+
 /// The node's metrics page.
 pub fn scrape(addr: &str) -> String {
     use std::io::{Read, Write};

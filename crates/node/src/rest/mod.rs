@@ -101,18 +101,11 @@ struct Inner {
     grpc: axum::Router,
     pool: DescriptorPool,
     listener: Listener,
-    config: RestConfig,
-    core: Arc<LocalNode>,
-    genesis: Bytes,
+    /// The node, its configuration and limits (shared by every listener's gateway).
+    node: NodeFacts,
     /// The largest body of a transaction submission: the gRPC limit in base64, plus JSON.
     submit_body_limit: usize,
-    /// The largest upload (the custodian's `max_blob_bytes`, or the chunk size without one).
-    upload_limit: u64,
     openapi: Bytes,
-    /// The p2p peers of the configuration (health).
-    expected_peers: usize,
-    /// The last health report (shared by every listener's gateway).
-    health: Arc<crate::health::Cache>,
 }
 
 /// The descriptor pool of the API.
@@ -223,14 +216,9 @@ pub(crate) fn router(grpc: axum::Router, listener: Listener, node: &NodeFacts) -
         grpc: grpc.clone(),
         pool,
         listener,
-        config: node.config.clone(),
-        core: node.core.clone(),
-        genesis: node.genesis.clone(),
+        node: node.clone(),
         submit_body_limit: node.submit_message_limit / 3 * 4 + 64 * 1024,
-        upload_limit: node.upload_limit,
         openapi,
-        expected_peers: node.expected_peers,
-        health: node.health.clone(),
     });
     let mut r = match listener {
         Listener::Tls => grpc,
@@ -637,7 +625,7 @@ impl Inner {
         };
         let public = match route.public {
             Public::Yes => true,
-            Public::Raw => self.config.public_raw,
+            Public::Raw => self.node.config.public_raw,
             Public::No => false,
         };
         if public {
@@ -688,8 +676,12 @@ impl Inner {
             routes::HEALTH => return Ok(self.health_response().await),
             routes::CONFORMANCE => return self.conformance_report().await,
             routes::PREPARE => {
-                let body = read_json_body(req, self.submit_body_limit, self.config.request_timeout)
-                    .await?;
+                let body = read_json_body(
+                    req,
+                    self.submit_body_limit,
+                    self.node.config.request_timeout,
+                )
+                .await?;
                 return self.prepare(body).await;
             }
             _ => {}
@@ -706,7 +698,7 @@ impl Inner {
             JSON_BODY_LIMIT
         };
         let mut body = match route.body {
-            Body::Json => read_json_body(req, limit, self.config.request_timeout).await?,
+            Body::Json => read_json_body(req, limit, self.node.config.request_timeout).await?,
             _ => Map::new(),
         };
         if route.op == "SubmitTransaction" {
@@ -728,7 +720,7 @@ impl Inner {
             return self.stream(&method, msg, extensions).await;
         }
         let call = self.unary(&method, msg.encode_to_vec(), extensions);
-        let out = match tokio::time::timeout(self.config.request_timeout, call).await {
+        let out = match tokio::time::timeout(self.node.config.request_timeout, call).await {
             Ok(r) => r,
             Err(_) => Err(Problem::new(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -736,7 +728,7 @@ impl Inner {
                 format!(
                     "{} did not answer within {} s (rest.request_timeout)",
                     route.op,
-                    self.config.request_timeout.as_secs()
+                    self.node.config.request_timeout.as_secs()
                 ),
             )),
         };
@@ -832,7 +824,7 @@ impl Inner {
             AxBody::from(frame(&msg.encode_to_vec())),
             extensions,
         );
-        let mut frames = tokio::time::timeout(self.config.request_timeout, setup)
+        let mut frames = tokio::time::timeout(self.node.config.request_timeout, setup)
             .await
             .map_err(|_| {
                 Problem::new(
@@ -841,7 +833,7 @@ impl Inner {
                     format!(
                         "{} did not start within {} s (rest.request_timeout)",
                         method.name(),
-                        self.config.request_timeout.as_secs()
+                        self.node.config.request_timeout.as_secs()
                     ),
                 )
             })??;
@@ -992,19 +984,19 @@ impl Inner {
                 "query payload_sm3 (hex) and payload_len (decimal) are required".into(),
             ));
         };
-        if len > self.upload_limit {
+        if len > self.node.upload_limit {
             return Err(Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &codes::REST_TOO_LARGE,
                 format!(
                     "payload_len {len} is above this node's limit of {} bytes",
-                    self.upload_limit
+                    self.node.upload_limit
                 ),
             ));
         }
         let chunk_desc = method.input();
-        let limit = self.upload_limit;
-        let idle = self.config.request_timeout;
+        let limit = self.node.upload_limit;
+        let idle = self.node.config.request_timeout;
         let mut body = req.into_body();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
         tokio::spawn(async move {
@@ -1081,7 +1073,7 @@ impl Inner {
     }
 
     fn redacting(&self) -> bool {
-        self.listener == Listener::Plain(RestMode::Public) && !self.config.public_person_names
+        self.listener == Listener::Plain(RestMode::Public) && !self.node.config.public_person_names
     }
 
     fn redact(&self, msg: &mut DynamicMessage) {
@@ -1093,7 +1085,7 @@ impl Inner {
     /// The operator's conformance report as its file holds it, with its SM3 in a header (the
     /// signature is checked by `gmchain conformance verify-report` against the reader's anchors).
     async fn conformance_report(&self) -> Result<Response, Problem> {
-        let Some(path) = self.config.conformance_report.clone() else {
+        let Some(path) = self.node.config.conformance_report.clone() else {
             return Err(Problem::new(
                 StatusCode::NOT_FOUND,
                 &codes::REST_NOT_FOUND,
@@ -1134,7 +1126,7 @@ impl Inner {
     }
 
     fn genesis_response(&self) -> Response {
-        let mut resp = Response::new(AxBody::from(self.genesis.clone()));
+        let mut resp = Response::new(AxBody::from(self.node.genesis.clone()));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -1143,9 +1135,10 @@ impl Inner {
     }
 
     async fn health_response(&self) -> Response {
-        let core = self.core.clone();
-        let peers = self.expected_peers;
+        let core = self.node.core.clone();
+        let peers = self.node.expected_peers;
         let report = self
+            .node
             .health
             .get(move |tx| {
                 // Run to its end whoever waits: callers that leave start no second check.
@@ -1239,8 +1232,8 @@ impl Inner {
             return Err(refusal);
         };
         let id = tx.tx.tx_id();
-        let core = self.core.clone();
-        let deadline = tokio::time::Instant::now() + self.config.request_timeout;
+        let core = self.node.core.clone();
+        let deadline = tokio::time::Instant::now() + self.node.config.request_timeout;
         let mut blocks = core.subscribe();
         loop {
             let c = core.clone();
@@ -1284,7 +1277,7 @@ impl Inner {
                         &codes::REST_TIMEOUT,
                         format!(
                             "transaction {id} is waiting in the pool and was not committed within {} s; GET /v1/tx/{id}/receipt later",
-                            self.config.request_timeout.as_secs()
+                            self.node.config.request_timeout.as_secs()
                         ),
                     ));
                 }
@@ -1375,8 +1368,8 @@ impl Inner {
                 "unknown field {k:?}; this route takes contract, method, args, sender_certificate or sender_registered, fuel_limit, expiry, salt"
             )));
         }
-        let (tip, _) = self.core.tip();
-        let params = self.core.ledger().params().map_err(|e| {
+        let (tip, _) = self.node.core.tip();
+        let params = self.node.core.ledger().params().map_err(|e| {
             Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &codes::REST_INTERNAL,
@@ -1399,7 +1392,7 @@ impl Inner {
             None => latest,
         };
         let tx = types::Transaction {
-            chain_id: self.core.genesis().chain_id.clone(),
+            chain_id: self.node.core.genesis().chain_id.clone(),
             salt,
             expiry: types::Height(expiry),
             fuel_limit,
