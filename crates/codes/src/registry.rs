@@ -412,6 +412,12 @@ define_codes! {
     NODE_TRACE_REQUEST = 4026, BadInput, InvalidArgument,
         "The trace request names an unknown kind, an empty or over-long ID, or a range outside the committed heights.",
         "kinds: cert, org, contract, dataset, lifecycle; a range from height 1 (or a time) to at most the tip";
+    NODE_STORAGE_LOW = 4027, Unavailable, Unavailable,
+        "Free space on the filesystem of the node's data directory is below `[storage] min_free_mib`: the node admits no transaction or upload and neither proposes, votes nor commits blocks until space returns (nothing stored is lost).",
+        "submit to another node or retry later; the operator frees space on the data directory's filesystem (docs/ops/disk.md) and the node resumes by itself";
+    NODE_STORAGE_STAT = 4028, BadInput, Internal,
+        "The free space of the data directory's filesystem cannot be read (statvfs failed) when the node starts.",
+        "check that data_dir exists and is readable by the node's user; the message gives the OS error";
     REST_REQUEST = 4200, BadInput, InvalidArgument,
         "The REST request is malformed: its body is not JSON of the route's request, or a field, path or query parameter is unknown or not of its type.",
         "see the route in /openapi.json (docs/rest.md): bodies are proto3 JSON with bytes in base64, paths and queries take bytes in lower-case hex";

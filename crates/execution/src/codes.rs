@@ -62,11 +62,14 @@ pub enum RejectCode {
     OrgFrozen,
     /// The chain's supervisor froze the called WASM contract.
     ContractFrozenBySupervisor,
+    /// Free space on the node's data directory's filesystem is below its threshold (the
+    /// node's refusal, not admission's; docs/ops/disk.md).
+    StorageLow,
 }
 
 impl RejectCode {
     /// Every code, in number order.
-    pub const ALL: [RejectCode; 26] = [
+    pub const ALL: [RejectCode; 27] = [
         RejectCode::Malformed,
         RejectCode::TooLarge,
         RejectCode::WrongChain,
@@ -93,6 +96,7 @@ impl RejectCode {
         RejectCode::SignerFrozen,
         RejectCode::OrgFrozen,
         RejectCode::ContractFrozenBySupervisor,
+        RejectCode::StorageLow,
     ];
 
     /// Returns the registry entry: name, number, hint, exit class and gRPC status.
@@ -124,6 +128,7 @@ impl RejectCode {
             RejectCode::SignerFrozen => &codes::TX_SIGNER_FROZEN,
             RejectCode::OrgFrozen => &codes::TX_ORG_FROZEN,
             RejectCode::ContractFrozenBySupervisor => &codes::TX_CONTRACT_FROZEN_BY_SUPERVISOR,
+            RejectCode::StorageLow => &codes::NODE_STORAGE_LOW,
         }
     }
 

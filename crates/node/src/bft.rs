@@ -252,6 +252,11 @@ pub fn start(
         .spawn(move || {
             // A panic (ours or the engine's) is a failure like any other: the node stops.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // Starting (or resuming from the WAL) may propose and log: not below the
+                // free-space threshold.
+                if !wait_for_space(&thread_core, &rx) {
+                    return Ok(());
+                }
                 Runner::new(thread_core, Box::new(net), params, bound)
                     .and_then(|r| r.run(rx, &idle))
             }))
@@ -379,6 +384,9 @@ struct NodeHost {
     decided: Option<Height>,
     /// A failure that must stop the node (a decided block that cannot be stored).
     fatal: Option<NodeError>,
+    /// A block decided while the free space ran out (`crate::disk`): committed, before
+    /// anything else, once the space returns.
+    pending: Option<(ExecutedBlock, CommitCertificate)>,
     /// The identity this node decides the current height with (its `[key]`, or its
     /// `[next_key]` once governance rotated the validator to it).
     me: Digest,
@@ -424,6 +432,7 @@ impl NodeHost {
             judged: HashMap::new(),
             decided: None,
             fatal: None,
+            pending: None,
         }
     }
 
@@ -655,6 +664,22 @@ impl Host for NodeHost {
                     decision.block
                 ))),
             },
+        };
+        // The space ran out since the runner's reading: the decision is kept, not written, and
+        // committed first once the space returns (the runner takes no input meanwhile).
+        let executed = match executed {
+            Ok(e) => match self.core.require_writable() {
+                Err(NodeError::StorageLow(why)) => {
+                    tracing::warn!(
+                        height = decision.height.0,
+                        "a decided block is held until the space returns: {why}"
+                    );
+                    self.pending = Some((e, decision.certificate));
+                    return;
+                }
+                _ => Ok(e),
+            },
+            Err(e) => Err(e),
         };
         let r = executed.and_then(|e| self.core.commit(e, decision.certificate));
         match r {
@@ -1258,6 +1283,9 @@ impl Runner {
                 tracing::warn!(height = next.0, "synced block's certificate refused: {e}");
                 Ok(())
             }
+            // The space ran out since the runner's reading: not written; asked for again
+            // once the space returns.
+            Err(NodeError::StorageLow(_)) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -1323,6 +1351,7 @@ impl Runner {
     }
 
     fn run(mut self, events: Receiver<Event>, idle: &IdleFlag) -> Result<(), NodeError> {
+        let mut paused = false;
         loop {
             let now = Instant::now();
             // Waiting for a transaction to start the next height: say so before looking at
@@ -1345,15 +1374,78 @@ impl Runner {
                 .metrics
                 .consensus_wakeups
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            match events.recv_timeout(wake.saturating_duration_since(now)) {
-                Ok(Event::Net(m)) => self.on_message(m)?,
-                Ok(Event::Pool) => {}
+            // Paused, the timers are not served: the next reading of the space is the deadline.
+            let wait = if paused {
+                crate::disk::SAMPLE_EVERY
+            } else {
+                wake.saturating_duration_since(now)
+            };
+            let event = match events.recv_timeout(wait) {
                 Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
-                Err(RecvTimeoutError::Timeout) => {}
+                Ok(e) => Some(e),
+                Err(RecvTimeoutError::Timeout) => None,
+            };
+            // Every step below may write (a WAL frame, a commit): it is taken only after a
+            // fresh reading of the free space. Low, the node neither proposes, votes, logs nor
+            // commits; it drops the consensus messages (like a node cut off: the blocks decided
+            // meanwhile are synced from the peers once it resumes) and still answers the
+            // peers' sync requests from its store (reads).
+            if let Err(e) = self.core().require_writable() {
+                if !paused {
+                    paused = true;
+                    tracing::warn!(height = self.host.height.0, "consensus paused: {e}");
+                }
+                if let Some(Event::Net(m)) = event
+                    && m.topic == Topic::SYNC_REQUEST
+                {
+                    self.answer_sync(m.peer, &m.payload);
+                }
+                continue;
+            }
+            if paused {
+                paused = false;
+                tracing::info!(
+                    height = self.host.height.0,
+                    "consensus resumed: free space is back above the resume point"
+                );
+            }
+            if let Some((executed, certificate)) = self.host.pending.take() {
+                let height = executed.height();
+                match self.core().commit(executed.clone(), certificate.clone()) {
+                    Ok(()) => {
+                        tracing::info!(height = height.0, "the held decided block is committed");
+                        self.after_commit(height);
+                    }
+                    Err(NodeError::StorageLow(_)) => {
+                        self.host.pending = Some((executed, certificate));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some(Event::Net(m)) = event {
+                self.on_message(m)?;
             }
             self.tick(Instant::now())?;
         }
     }
+}
+
+/// Waits, dropping consensus messages, until the free space allows the engine to start;
+/// `false` if asked to stop meanwhile.
+fn wait_for_space(core: &LocalNode, events: &Receiver<Event>) -> bool {
+    let mut said = false;
+    while let Err(e) = core.require_writable() {
+        if !said {
+            said = true;
+            tracing::warn!("consensus waits to start: {e}");
+        }
+        match events.recv_timeout(crate::disk::SAMPLE_EVERY) {
+            Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => return false,
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+    true
 }
 
 /// Set while the consensus loop waits for a transaction to start the next height: only then

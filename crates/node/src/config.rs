@@ -67,6 +67,77 @@ struct RawConfig {
     exchange: Option<RawExchange>,
     watch: Option<crate::watch::RawWatch>,
     rest: Option<RawRest>,
+    #[serde(default)]
+    storage: RawStorage,
+}
+
+/// `[storage]` (docs/ops/disk.md): the free space the node keeps on its data directory's
+/// filesystem.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    #[serde(default = "default_min_free_mib")]
+    min_free_mib: u64,
+    #[serde(default = "default_resume_margin_mib")]
+    resume_margin_mib: u64,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage {
+            min_free_mib: default_min_free_mib(),
+            resume_margin_mib: default_resume_margin_mib(),
+        }
+    }
+}
+
+fn default_min_free_mib() -> u64 {
+    StorageConfig::default().min_free_mib
+}
+
+fn default_resume_margin_mib() -> u64 {
+    StorageConfig::default().resume_margin_mib
+}
+
+/// The largest `[storage]` figure taken, in MiB (1 TiB).
+pub const MAX_STORAGE_MIB: u64 = 1 << 20;
+
+/// `[storage]`: below `min_free_mib` MiB free on the data directory's filesystem the node
+/// admits no transaction and neither proposes, votes nor commits (docs/ops/disk.md); it
+/// resumes once `min_free_mib + resume_margin_mib` MiB are free (hysteresis: a node at the
+/// threshold does not flap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// The threshold, in MiB (default 1024).
+    pub min_free_mib: u64,
+    /// What must be free above the threshold before the node resumes, in MiB (default 256).
+    pub resume_margin_mib: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        // 1 GiB covers RocksDB's largest single allocations (a WAL preallocation or a
+        // memtable flush of ~70 MiB, a level-1 compaction's output) many times over; the
+        // margin is a quarter of it.
+        StorageConfig {
+            min_free_mib: 1024,
+            resume_margin_mib: 256,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The threshold in bytes.
+    pub fn min_free_bytes(&self) -> u64 {
+        self.min_free_mib.saturating_mul(1 << 20)
+    }
+
+    /// The free bytes at which a paused node resumes.
+    pub fn resume_bytes(&self) -> u64 {
+        self.min_free_mib
+            .saturating_add(self.resume_margin_mib)
+            .saturating_mul(1 << 20)
+    }
 }
 
 /// `[rest]` (docs/rest.md).
@@ -481,6 +552,8 @@ pub struct NodeConfig {
     pub audit: crate::audit::AuditConfig,
     /// The plain REST listener and what it serves (`[rest]`, docs/rest.md).
     pub rest: crate::rest::RestConfig,
+    /// The free space kept on the data directory's filesystem (`[storage]`, docs/ops/disk.md).
+    pub storage: StorageConfig,
 }
 
 /// `[exchange]`: the node is a custodian of its organisation's shared data (docs/exchange.md).
@@ -879,6 +952,23 @@ impl NodeConfig {
                 },
             }
         };
+        for (field, v) in [
+            ("storage.min_free_mib", raw.storage.min_free_mib),
+            ("storage.resume_margin_mib", raw.storage.resume_margin_mib),
+        ] {
+            if !(1..=MAX_STORAGE_MIB).contains(&v) {
+                return Err((
+                    field.into(),
+                    format!(
+                        "{v} is outside 1..={MAX_STORAGE_MIB} MiB (docs/ops/disk.md: the threshold and the margin above it at which the node resumes)"
+                    ),
+                ));
+            }
+        }
+        let storage = StorageConfig {
+            min_free_mib: raw.storage.min_free_mib,
+            resume_margin_mib: raw.storage.resume_margin_mib,
+        };
         Ok(NodeConfig {
             file: file.to_path_buf(),
             mode: raw.mode,
@@ -903,6 +993,7 @@ impl NodeConfig {
             watch,
             audit,
             rest,
+            storage,
         })
     }
 }
@@ -1002,6 +1093,31 @@ certificate = "node.crt.pem"
             let (f, problem) = parse(&text).unwrap_err();
             assert_eq!(f, field, "{problem}");
             assert!(!problem.is_empty());
+        }
+    }
+
+    #[test]
+    fn storage_threshold_defaults_and_refuses_out_of_range_values() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.storage, StorageConfig::default());
+        assert_eq!(c.storage.min_free_bytes(), 1024 << 20);
+        assert_eq!(c.storage.resume_bytes(), (1024 + 256) << 20);
+        let c = parse(&format!(
+            "{GOOD}[storage]\nmin_free_mib = 16\nresume_margin_mib = 8\n"
+        ))
+        .unwrap();
+        assert_eq!(c.storage.min_free_bytes(), 16 << 20);
+        assert_eq!(c.storage.resume_bytes(), 24 << 20);
+        for (text, field) in [
+            ("min_free_mib = 0", "storage.min_free_mib"),
+            ("resume_margin_mib = 0", "storage.resume_margin_mib"),
+            ("min_free_mib = 1048577", "storage.min_free_mib"),
+            ("min_free_mib = -1", "(toml)"),
+            ("min_free = 10", "(toml)"),
+        ] {
+            let (f, why) = parse(&format!("{GOOD}[storage]\n{text}\n")).unwrap_err();
+            assert_eq!(f, field, "{text}: {why}");
+            assert_eq!(why.lines().count(), 1, "{why}");
         }
     }
 

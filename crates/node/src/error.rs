@@ -120,6 +120,18 @@ pub enum NodeError {
     /// The node's audit log cannot be opened or continued.
     #[error("audit log: {0}")]
     Audit(String),
+    /// Free space on the data directory's filesystem is below `[storage] min_free_mib`: a
+    /// write was not started (`crate::disk`).
+    #[error("storage low: {0}")]
+    StorageLow(String),
+    /// The free space of the data directory's filesystem cannot be read at start.
+    #[error("cannot read the free space of the filesystem of {path} (statvfs): {source}")]
+    StorageStat {
+        /// The data directory.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 impl From<ledger::LedgerError> for NodeError {
@@ -172,6 +184,8 @@ impl NodeError {
             NodeError::Certificate(_) => &codes::NODE_CERTIFICATE,
             NodeError::Custodian(_) => &codes::NODE_CUSTODIAN,
             NodeError::Audit(_) => &codes::NODE_AUDIT,
+            NodeError::StorageLow(_) => &codes::NODE_STORAGE_LOW,
+            NodeError::StorageStat { .. } => &codes::NODE_STORAGE_STAT,
         }
     }
 

@@ -640,6 +640,11 @@ impl Exchange for ExchangeService {
                 ),
             ));
         }
+        // Low on space (`crate::disk`): a payload is a write like a block (the blob store is
+        // under the data directory unless configured elsewhere).
+        if let Some(r) = self.core.storage_refusal() {
+            return Err(refusal_status(&r));
+        }
         let mut stream = request.into_inner();
         let first = stream
             .message()

@@ -2,7 +2,10 @@
 //! tip block read back from RocksDB, one SM2 signature by the node's key in its token over a
 //! fixed probe (never over anything a caller chose), and the live p2p links against the peers of
 //! the configuration. A check runs at most once per [`CACHE`]: callers in between get the last
-//! report, so anonymous callers cannot make the token sign at their pace.
+//! report, so anonymous callers cannot make the token sign at their pace. The free space of
+//! the data directory's filesystem (`crate::disk`) is put into the storage check of every
+//! answer from the guard's last reading ([`apply_disk`]): below the threshold, storage is down
+//! with the reason, at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -177,6 +180,31 @@ pub fn report(core: &Arc<LocalNode>, expected_peers: usize) -> Report {
         peers,
         quorum,
         checked_ms: now_ms(),
+    }
+}
+
+/// Puts the free-space guard's last reading (no system call) into `report`'s storage check:
+/// `free_bytes`, `min_free_bytes`, `resume_bytes` and `low`; while low the check is down, its
+/// `error` the reason (after the tip read's own error, if any).
+pub fn apply_disk(report: &mut Report, core: &LocalNode) {
+    let Some(d) = core.disk() else { return };
+    let low = d.is_low();
+    if let Json::Object(m) = &mut report.storage.detail {
+        m.insert("free_bytes".into(), json!(d.free()));
+        m.insert("min_free_bytes".into(), json!(d.min_free_bytes()));
+        m.insert("resume_bytes".into(), json!(d.resume_bytes()));
+        m.insert("low".into(), json!(low));
+        if low {
+            let why = format!("NODE_STORAGE_LOW: {}", d.reason());
+            let error = match m.get("error").and_then(Json::as_str) {
+                Some(tip) => format!("{tip}; {why}"),
+                None => why,
+            };
+            m.insert("error".into(), json!(error));
+        }
+    }
+    if low {
+        report.storage.ok = false;
     }
 }
 

@@ -22,6 +22,7 @@ pub mod audit;
 pub mod bft;
 pub mod config;
 pub mod console;
+pub mod disk;
 mod error;
 pub mod exchange;
 pub mod health;
@@ -40,7 +41,8 @@ pub use crate::local::{
     write_atomic,
 };
 pub use config::{
-    ApiLimits, ConfigError, ConsensusConfig, LogFormat, Mode, NodeConfig, OrgDefinition, PeerConfig,
+    ApiLimits, ConfigError, ConsensusConfig, LogFormat, Mode, NodeConfig, OrgDefinition,
+    PeerConfig, StorageConfig,
 };
 pub use error::NodeError;
 pub use service::{Access, ChainService};
@@ -164,6 +166,16 @@ pub async fn run(
         c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Arc::new(c)
     };
+    // The free-space guard, before anything that writes starts (docs/ops/disk.md).
+    let disk = Arc::new(disk::DiskGuard::new(
+        &config.data_dir,
+        config.storage,
+        core.metrics.clone(),
+        core.audit().clone(),
+    )?);
+    core.set_disk(disk.clone());
+    // Stopped when `run` returns (dropped).
+    let _disk_monitor = disk.spawn_monitor()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     // The engine: the single-validator producer, or BFT consensus over p2p links.

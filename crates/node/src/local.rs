@@ -90,6 +90,9 @@ pub struct LocalNode {
     watcher: std::sync::OnceLock<Arc<Watcher>>,
     // The node's audit log (`audit`), set once at start; unset, nothing is recorded.
     audit: std::sync::OnceLock<crate::audit::NodeAudit>,
+    // The free-space guard of the data directory (`crate::disk`), set once by `run`; unset
+    // (a node driven in process by a test or a benchmark), no write is held back.
+    disk: std::sync::OnceLock<Arc<crate::disk::DiskGuard>>,
 }
 
 impl std::fmt::Debug for LocalNode {
@@ -234,6 +237,7 @@ impl LocalNode {
             expiry_checked: Mutex::new(None),
             watcher: std::sync::OnceLock::new(),
             audit: std::sync::OnceLock::new(),
+            disk: std::sync::OnceLock::new(),
         })
     }
 
@@ -294,6 +298,37 @@ impl LocalNode {
         self.audit
             .get()
             .unwrap_or_else(|| NONE.get_or_init(Default::default))
+    }
+
+    /// Sets the free-space guard of the data directory (once; a second call is ignored).
+    pub fn set_disk(&self, disk: Arc<crate::disk::DiskGuard>) {
+        let _ = self.disk.set(disk);
+    }
+
+    /// The free-space guard, once `run` set it.
+    pub fn disk(&self) -> Option<&Arc<crate::disk::DiskGuard>> {
+        self.disk.get()
+    }
+
+    /// The refusal of a new transaction or upload while the free space is low (the last
+    /// reading: admission writes nothing, so no system call).
+    pub fn storage_refusal(&self) -> Option<Rejection> {
+        self.disk().filter(|d| d.is_low()).map(|d| d.rejection())
+    }
+
+    /// Whether the node is low on space as of the last reading (no system call).
+    pub fn storage_low(&self) -> bool {
+        self.disk().is_some_and(|d| d.is_low())
+    }
+
+    /// Reads the free space now: `Err(NodeError::StorageLow)` if a write must not start.
+    /// Every step that writes the store (a commit; a consensus input, which may append to the
+    /// WAL) calls this right before it.
+    pub fn require_writable(&self) -> Result<(), NodeError> {
+        match self.disk() {
+            Some(d) if d.check().low => Err(NodeError::StorageLow(d.reason())),
+            _ => Ok(()),
+        }
     }
 
     /// The validator's signing key (the TLS listener presents the same key unless `[tls]`
@@ -365,6 +400,11 @@ impl LocalNode {
         wait: bool,
         gossip: bool,
     ) -> Result<(TxId, Option<oneshot::Receiver<Outcome>>), Rejection> {
+        // Low on space: nothing is admitted that could not be committed (NODE_STORAGE_LOW).
+        if let Some(r) = self.storage_refusal() {
+            self.metrics.rejected(r.code.as_str());
+            return Err(r);
+        }
         let started = Instant::now();
         // A storage read error is not "unseen": admission refuses (TX_STATE_UNAVAILABLE).
         let in_pool = |id: &TxId| lock(&self.pool).contains(id);
@@ -463,8 +503,15 @@ impl LocalNode {
     /// certificate in one synced batch. Only then does the pool drop the committed
     /// transactions (and the ones the re-check refused). Returns the new height, or `None` if
     /// nothing was left to commit.
+    ///
+    /// Below the free-space threshold (`crate::disk`) nothing is produced: `None`, the pool
+    /// untouched; a block made while the space ran out is dropped before its write (its
+    /// precommit never left the node), and made again once the space returns.
     pub fn produce_block(&self) -> Result<Option<Height>, NodeError> {
         let _one = lock(&self.producing);
+        if self.require_writable().is_err() {
+            return Ok(None);
+        }
         let candidates = lock(&self.pool).peek(self.max_txs());
         if candidates.is_empty() {
             return Ok(None);
@@ -496,18 +543,23 @@ impl LocalNode {
         self.metrics
             .hsm_signatures
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.commit(executed, certificate)?;
-        Ok(Some(height))
+        match self.commit(executed, certificate) {
+            Ok(()) => Ok(Some(height)),
+            Err(NodeError::StorageLow(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Commits a decided block through the ledger (which checks the certificate), then drops
     /// its transactions from the pool and answers the clients waiting for them: only after the
-    /// synced batch returned.
+    /// synced batch returned. Reads the free space first: below the threshold nothing is
+    /// written ([`NodeError::StorageLow`]; the caller keeps or drops the block).
     pub fn commit(
         &self,
         executed: ledger::ExecutedBlock,
         certificate: CommitCertificate,
     ) -> Result<(), NodeError> {
+        self.require_writable()?;
         let height = executed.height();
         let hash = executed.hash();
         let ids = executed.tx_ids();
@@ -742,6 +794,21 @@ impl LocalNode {
         let interval = Duration::from_millis(self.block.interval_ms);
         let mut rate_window: (Instant, u64) = (Instant::now(), 0);
         loop {
+            // Low on space: no block until the monitor reads enough free space again. A stop
+            // then ends the loop with the pool uncommitted (its clients are told the node
+            // stopped; nothing was acknowledged).
+            if self.storage_low() {
+                let w = lock(&self.wake);
+                if w.stop {
+                    tracing::warn!(
+                        waiting = self.pool_size(),
+                        "stopping with transactions not committed: the data directory's filesystem is low on space"
+                    );
+                    return Ok(());
+                }
+                let _ = self.wake_cv.wait_timeout(w, crate::disk::SAMPLE_EVERY);
+                continue;
+            }
             // Wait for work or a stop.
             let stop = {
                 let mut w = lock(&self.wake);

@@ -102,6 +102,13 @@ pub struct Metrics {
     pub contract_fuel_used: AtomicU64,
     /// Read-only contract queries served since start.
     pub contract_queries: AtomicU64,
+    /// Free bytes on the data directory's filesystem at the last reading (`crate::disk`).
+    pub storage_free_bytes: AtomicU64,
+    /// 1 while the free space is below `[storage] min_free_mib` (and until it is back above
+    /// the resume margin): the node admits, proposes, votes and commits nothing.
+    pub storage_low: AtomicU64,
+    /// `[storage] min_free_mib`, in bytes.
+    pub storage_min_free_bytes: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// Watch-rule alerts raised, by rule (`crate::watch`).
     watch_alerts: Mutex<BTreeMap<String, u64>>,
@@ -336,6 +343,24 @@ impl Metrics {
                 "Read-only contract queries (QueryContract) served, failed ones included, since the node started.",
                 "counter",
                 &self.contract_queries,
+            ),
+            (
+                "gmchain_storage_free_bytes",
+                "Free bytes (for an unprivileged user) on the filesystem of the node's data directory, read every 500 ms and before each write.",
+                "gauge",
+                &self.storage_free_bytes,
+            ),
+            (
+                "gmchain_storage_low",
+                "1 while the free space is below storage.min_free_mib (until it is back above min_free_mib + resume_margin_mib): the node admits no transaction and neither proposes, votes nor commits (docs/ops/disk.md).",
+                "gauge",
+                &self.storage_low,
+            ),
+            (
+                "gmchain_storage_min_free_bytes",
+                "Configured storage.min_free_mib, in bytes.",
+                "gauge",
+                &self.storage_min_free_bytes,
             ),
             (
                 "gmchain_api_max_connections",

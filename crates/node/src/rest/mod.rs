@@ -1137,7 +1137,7 @@ impl Inner {
     async fn health_response(&self) -> Response {
         let core = self.node.core.clone();
         let peers = self.node.expected_peers;
-        let report = self
+        let mut report = self
             .node
             .health
             .get(move |tx| {
@@ -1153,6 +1153,8 @@ impl Inner {
                 });
             })
             .await;
+        // The free space as of now, not as of the cached report.
+        crate::health::apply_disk(&mut report, &self.node.core);
         let status = if report.serving() {
             StatusCode::OK
         } else {
