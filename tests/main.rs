@@ -14,6 +14,9 @@
 //! - `tls`: the node's mutual GM TLS API: refusals, revocation cutting sessions, reload;
 //! - `governance`: validator-set changes by proposal and by revocation, with validator processes;
 //! - `devnet`: `gmchain devnet up/status/down` with an attestation and its offline receipt;
+//! - `disk`: a full disk (as root): a node's data directory on a small loop filesystem fills
+//!   under load; the node refuses with NODE_STORAGE_LOW, reports it, loses nothing and resumes
+//!   when space is freed (one validator, and one of four);
 //! - `contracts`: a WASM contract deployed by two organisations' votes, called, queried, its
 //!   events found, frozen, through `gmchain contract` and `gmchain query events`;
 //! - `data`: sharing data between three agencies through `gmchain data` (publish, request,
@@ -52,6 +55,7 @@ mod data;
 mod data_custody;
 mod data_token;
 mod devnet;
+mod disk;
 mod governance;
 mod keys;
 mod node;
