@@ -11,6 +11,7 @@ mod bench_exchange;
 mod bench_node;
 mod bench_rest;
 mod cli_audit;
+mod cli_backup;
 mod cli_ca;
 mod cli_conformance;
 mod cli_contract;

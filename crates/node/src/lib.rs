@@ -18,7 +18,9 @@
 //! with a key that is not a genesis validator's; listen beyond loopback unless configured;
 //! acknowledge a transaction before its block's write has synced.
 
+pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod bft;
 pub mod config;
 pub mod console;
@@ -166,6 +168,19 @@ pub async fn run(
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
+    // The control channel (`gmchain node backup`): bound before anything is served, so a
+    // data directory where it cannot be made stops the start.
+    let (admin_listener, admin_path) = admin::bind(&config.data_dir)?;
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        admin_path,
+        Arc::new(admin::Admin::new(
+            core.clone(),
+            config.genesis_path(),
+            custodian.as_ref().map(|c| c.blobs().clone()),
+        )),
+        stop_rx.clone(),
+    ));
     // The engine: the single-validator producer, or BFT consensus over p2p links.
     let producer = match (&config.consensus, core.engine()) {
         (None, Engine::Single) => {
@@ -520,6 +535,7 @@ pub async fn run(
     }
     let _ = metrics_task.await;
     let _ = recheck_task.await;
+    let _ = admin_task.await;
     if let Some(t) = anchor_task {
         let _ = t.await;
     }
