@@ -88,8 +88,7 @@ fn leftovers(dir: &Path, prefix: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_validator_backed_up_under_load_is_restored_verified_and_rejoins_with_the_same_state_roots()
-{
+fn a_validator_backed_up_under_load_is_restored_verified_and_rejoins_with_the_same_state_roots() {
     let mut net = Consortium::new(4, "backup");
     let rt = rt();
     for i in 0..4 {
@@ -197,7 +196,9 @@ fn a_validator_backed_up_under_load_is_restored_verified_and_rejoins_with_the_sa
 
     // Restored into an empty directory (node 3's configuration with another data_dir), and
     // verify-store passes on it.
-    let check = net.config(3).replace("data_dir = \"data3\"", "data_dir = \"check3\"");
+    let check = net
+        .config(3)
+        .replace("data_dir = \"data3\"", "data_dir = \"check3\"");
     std::fs::write(dir.join("check3.toml"), check).unwrap();
     std::fs::create_dir(dir.join("check3")).unwrap();
     let restored = ok(
@@ -216,7 +217,9 @@ fn a_validator_backed_up_under_load_is_restored_verified_and_rejoins_with_the_sa
     let verified = ok(&dir, &["node", "verify-store", "--config", "check3.toml"]);
     assert!(verified.contains("store verified"), "{verified}");
     // Whose backup: node 0's configuration does not trust node 3's signature unless told.
-    let other = net.config(0).replace("data_dir = \"data\"", "data_dir = \"check0\"");
+    let other = net
+        .config(0)
+        .replace("data_dir = \"data\"", "data_dir = \"check0\"");
     std::fs::write(dir.join("check0.toml"), other).unwrap();
     let args = [
         "node",
@@ -287,9 +290,8 @@ fn a_validator_backed_up_under_load_is_restored_verified_and_rejoins_with_the_sa
         .unwrap();
     assert!(common > backed_up);
     for h in [1, backed_up, backed_up + 1, common] {
-        let headers: Vec<types::BlockHeader> = (0..4)
-            .map(|i| rt.block_on(header(&mut cs[i], h)))
-            .collect();
+        let headers: Vec<types::BlockHeader> =
+            (0..4).map(|i| rt.block_on(header(&mut cs[i], h))).collect();
         for (i, hd) in headers.iter().enumerate() {
             assert_eq!(hd.state_root, headers[0].state_root, "node{i} height {h}");
             assert_eq!(hd.hash(), headers[0].hash(), "node{i} height {h}");
@@ -382,7 +384,10 @@ fn a_custodian_backup_carries_its_blobs_refuses_any_altered_byte_and_restores_a_
     }
     let answer = ask(&socket, b"{\"op\":\"format-disk\"}\n");
     assert_eq!(answer.len(), 1, "{answer:?}");
-    assert_eq!(answer[0]["error"]["code"], "NODE_ADMIN_REQUEST", "{answer:?}");
+    assert_eq!(
+        answer[0]["error"]["code"], "NODE_ADMIN_REQUEST",
+        "{answer:?}"
+    );
     let answer = ask(&socket, b"{\"op\":\"backup\",\"out\":\"relative/dir\"}\n");
     assert_eq!(
         answer.last().unwrap()["error"]["code"],
@@ -412,13 +417,23 @@ fn a_custodian_backup_carries_its_blobs_refuses_any_altered_byte_and_restores_a_
         .iter()
         .map(|f| f["path"].as_str().unwrap())
         .collect();
-    assert!(listed.contains(&format!("blobs/{blob}").as_str()), "{listed:?}");
+    assert!(
+        listed.contains(&format!("blobs/{blob}").as_str()),
+        "{listed:?}"
+    );
     assert!(listed.contains(&"genesis.json"), "{listed:?}");
-    assert!(listed.iter().any(|p| p.starts_with("store/") && p.ends_with(".sst")));
+    assert!(
+        listed
+            .iter()
+            .any(|p| p.starts_with("store/") && p.ends_with(".sst"))
+    );
 
     // Stopped: the offline backup (this process opens the store and the blob store).
     node.signal("-TERM");
-    assert!(!socket.exists(), "the node removes its socket when it stops");
+    assert!(
+        !socket.exists(),
+        "the node removes its socket when it stops"
+    );
     let offline = dir.join("b-offline");
     let printed = ok(
         &dir,

@@ -32,6 +32,5 @@ pub use error::BlobError;
 pub use id::{BlobId, ParseBlobIdError};
 pub use store::{
     BLOB_SUFFIX, BlobInfo, BlobReader, BlobStore, Config, DEFAULT_MAX_BLOB_LEN, DeletionHold,
-    IO_BUFFER_LEN,
-    Upload, is_payload_len,
+    IO_BUFFER_LEN, Upload, is_payload_len,
 };

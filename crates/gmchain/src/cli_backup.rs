@@ -38,7 +38,10 @@ pub(crate) fn backup(config: &NodeConfig, out: &Path) -> CmdResult {
     let socket = config.data_dir.join(node::admin::SOCKET);
     let summary = match UnixStream::connect(&socket) {
         Ok(stream) => {
-            eprintln!("backup: the node runs; asking it through {}", socket.display());
+            eprintln!(
+                "backup: the node runs; asking it through {}",
+                socket.display()
+            );
             online(stream, &out)?
         }
         Err(connect) => match RocksBackend::open(&config.db_path(), false) {
@@ -96,9 +99,8 @@ fn online(mut stream: UnixStream, out: &Path) -> Result<backup::Summary, Failure
         match reply {
             Reply::Progress(p) => show(&p),
             Reply::Done(v) => {
-                return serde_json::from_value(v).map_err(|e| {
-                    Failure::Unreachable(format!("the node's backup summary: {e}"))
-                });
+                return serde_json::from_value(v)
+                    .map_err(|e| Failure::Unreachable(format!("the node's backup summary: {e}")));
             }
             Reply::Error { code, message } => {
                 let class = codes::ALL

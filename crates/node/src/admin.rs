@@ -197,7 +197,9 @@ async fn connection(mut stream: UnixStream, uid: u32, admin: Arc<Admin>) -> std:
         Err(e) => {
             let reply = Reply::error(
                 &codes::NODE_ADMIN_REQUEST,
-                format!("not a request: {e} (expected one JSON line such as {{\"op\":\"backup\",\"out\":\"/abs/dir\"}})"),
+                format!(
+                    "not a request: {e} (expected one JSON line such as {{\"op\":\"backup\",\"out\":\"/abs/dir\"}})"
+                ),
             );
             return send(&mut stream, &reply).await;
         }

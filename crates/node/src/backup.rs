@@ -316,9 +316,8 @@ pub fn create(
     });
     let genesis_bytes =
         fs::read(src.genesis_file).map_err(BackupError::io("read", src.genesis_file))?;
-    let genesis = execution::Genesis::from_json(&genesis_bytes).map_err(|e| {
-        BackupError::Store(format!("{}: {e}", src.genesis_file.display()))
-    })?;
+    let genesis = execution::Genesis::from_json(&genesis_bytes)
+        .map_err(|e| BackupError::Store(format!("{}: {e}", src.genesis_file.display())))?;
     safefile::write_atomic(&root.join(GENESIS), &genesis_bytes, safefile::Mode::PRIVATE)
         .map_err(|e| BackupError::Store(e.to_string()))?;
     let mut blob_count = 0u64;
@@ -329,7 +328,9 @@ pub fn create(
         // after the checkpoint, so it holds every blob the checkpointed chain could reference
         // (blobs never change; an upload since only adds one the chain does not reference yet).
         let _hold = blobs.hold_deletions();
-        let listed = blobs.list().map_err(|e| BackupError::Store(e.to_string()))?;
+        let listed = blobs
+            .list()
+            .map_err(|e| BackupError::Store(e.to_string()))?;
         for (i, b) in listed.iter().enumerate() {
             let from = blobs.blob_path(&b.id);
             let to = dest.join(format!("{}{BLOB_SUFFIX}", b.id));
@@ -364,7 +365,9 @@ pub fn create(
             let want = name.strip_suffix(BLOB_SUFFIX).unwrap_or(name);
             if want != sm3 {
                 return Err(BackupError::BlobCorrupt {
-                    path: src.blobs.map_or_else(|| path.clone(), |b| b.dir().join(name)),
+                    path: src
+                        .blobs
+                        .map_or_else(|| path.clone(), |b| b.dir().join(name)),
                     actual: sm3,
                 });
             }
@@ -445,13 +448,15 @@ pub fn spawn_low_priority<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> io::Result<std::thread::JoinHandle<T>> {
-    std::thread::Builder::new().name(name.into()).spawn(move || {
-        let me = rustix::thread::gettid();
-        if let Err(e) = rustix::process::setpriority_process(Some(me), 10) {
-            tracing::warn!("the backup thread runs at normal priority: setpriority: {e}");
-        }
-        f()
-    })
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let me = rustix::thread::gettid();
+            if let Err(e) = rustix::process::setpriority_process(Some(me), 10) {
+                tracing::warn!("the backup thread runs at normal priority: setpriority: {e}");
+            }
+            f()
+        })
 }
 
 /// The checks of a new output directory: absolute, absent or an empty directory (not a
@@ -663,9 +668,8 @@ pub fn check_manifest(dir: &Path, trusted: &[Certificate]) -> Result<Checked, Ba
     }
     let bytes = read_bounded(&manifest_path, MAX_MANIFEST, MANIFEST)?;
     let sig = read_bounded(&dir.join(SIGNATURE), MAX_SIGNATURE, SIGNATURE)?;
-    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-        BackupError::not_verified(MANIFEST, format!("not a backup manifest: {e}"))
-    })?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| BackupError::not_verified(MANIFEST, format!("not a backup manifest: {e}")))?;
     if manifest.format != FORMAT || manifest.version != VERSION {
         return Err(format(
             manifest_path,
@@ -675,9 +679,8 @@ pub fn check_manifest(dir: &Path, trusted: &[Certificate]) -> Result<Checked, Ba
             ),
         ));
     }
-    let signer = Certificate::from_pem(manifest.node_certificate.as_bytes()).map_err(|e| {
-        BackupError::not_verified(MANIFEST, format!("node_certificate: {e}"))
-    })?;
+    let signer = Certificate::from_pem(manifest.node_certificate.as_bytes())
+        .map_err(|e| BackupError::not_verified(MANIFEST, format!("node_certificate: {e}")))?;
     let signature = Signature::from_der(&sig).map_err(|e| {
         BackupError::not_verified(SIGNATURE, format!("not a DER SM2 signature: {e}"))
     })?;
@@ -967,8 +970,7 @@ pub fn stage_restore(
         fs::read(data.path.join(GENESIS)).map_err(BackupError::io("read", &data.path))?;
     let genesis = execution::Genesis::from_json(&genesis_bytes)
         .map_err(|e| BackupError::not_verified(GENESIS, e.to_string()))?;
-    if genesis.chain_id.to_string() != m.chain_id || genesis.hash().to_string() != m.genesis_hash
-    {
+    if genesis.chain_id.to_string() != m.chain_id || genesis.hash().to_string() != m.genesis_hash {
         return Err(BackupError::not_verified(
             GENESIS,
             format!(

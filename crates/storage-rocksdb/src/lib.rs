@@ -524,7 +524,11 @@ mod tests {
             w.put(Table::Meta, b"mark".to_vec(), vec![1]);
             assert!(ro.write(w).is_err());
         }
-        assert_eq!(files(&cp), before, "a read-only open wrote into the checkpoint");
+        assert_eq!(
+            files(&cp),
+            before,
+            "a read-only open wrote into the checkpoint"
+        );
         drop(b);
         let reopened = RocksBackend::open(&cp, false).unwrap();
         assert_eq!(reopened.get(Table::Meta, b"mark").unwrap(), Some(vec![19]));
