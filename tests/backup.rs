@@ -447,6 +447,45 @@ fn a_custodian_backup_carries_its_blobs_refuses_any_altered_byte_and_restores_a_
         ],
     );
     assert!(printed.contains("1 blobs"), "{printed}");
+    // A blob of the store that no longer hashes to its name is never carried: the backup is
+    // refused naming it, and nothing appears under --out. (The damaged copy is a new file: the
+    // backups above hold hard links to the original.)
+    let live = dir.join("data/blobs").join(&blob);
+    let original = std::fs::read(&live).unwrap();
+    let mut damaged = original.clone();
+    damaged[original.len() / 2] ^= 0x01;
+    std::fs::remove_file(&live).unwrap();
+    std::fs::write(&live, &damaged).unwrap();
+    let refused = dir.join("b-refused");
+    fails(
+        &dir,
+        &[
+            "node",
+            "backup",
+            "--config",
+            "node.toml",
+            "--out",
+            refused.to_str().unwrap(),
+        ],
+        1,
+        "NODE_BACKUP_BLOB_CORRUPT",
+    );
+    fails(
+        &dir,
+        &[
+            "node",
+            "backup",
+            "--config",
+            "node.toml",
+            "--out",
+            refused.to_str().unwrap(),
+        ],
+        1,
+        &format!("blobs/{blob}: the blob's bytes hash to"),
+    );
+    assert!(!refused.exists() && leftovers(&dir, ".b-refused.partial-").is_empty());
+    std::fs::remove_file(&live).unwrap();
+    std::fs::write(&live, &original).unwrap();
 
     // One altered byte anywhere is refused, naming the file; nothing is restored.
     let target = dir.join("node-r.toml");
