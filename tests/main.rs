@@ -2,6 +2,8 @@
 //! included), so the suites are modules of one (`cargo test -p gmchain --test gmchain ca::`).
 //! - `audit`: supervision end to end with a supervising organisation: traces (the same after a
 //!   restart), freezes, who reaches the Supervision API, signed reports and their tampering;
+//! - `backup`: `gmchain node backup`/`restore` (issue 18): a validator backed up under load,
+//!   restored and rejoining with the same state roots; a custodian's blobs; tampering refused;
 //! - `ca`: `gmchain ca` as CA admins use it, against the demo PKI;
 //! - `cli`: the crypto toolbox against OpenSSL, the conformance report, format tables;
 //! - `console`: the web console in Debian's chromium (tests/console/run.mjs): its SM3/SM2
@@ -44,6 +46,7 @@ mod dev_node;
 mod sdk_attest_example;
 
 mod audit;
+mod backup;
 mod bft;
 mod ca;
 mod cli;

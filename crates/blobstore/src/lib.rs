@@ -31,6 +31,6 @@ mod store;
 pub use error::BlobError;
 pub use id::{BlobId, ParseBlobIdError};
 pub use store::{
-    BLOB_SUFFIX, BlobInfo, BlobReader, BlobStore, Config, DEFAULT_MAX_BLOB_LEN, IO_BUFFER_LEN,
-    Upload, is_payload_len,
+    BLOB_SUFFIX, BlobInfo, BlobReader, BlobStore, Config, DEFAULT_MAX_BLOB_LEN, DeletionHold,
+    IO_BUFFER_LEN, Upload, is_payload_len,
 };

@@ -76,7 +76,19 @@ struct Inner {
     dir: PathBuf,
     config: Config,
     stale_temps_removed: usize,
+    /// Deletions take it shared; a [`DeletionHold`] (a backup copying the store) exclusively.
+    deletions: std::sync::RwLock<()>,
     _lock: DirLock,
+}
+
+/// While it lives, no blob of its store is deleted: [`BlobStore::delete`] waits until it is
+/// dropped. A backup holds one from before it lists the blobs until it has copied them, so a
+/// blob the backup's checkpoint of the chain references cannot vanish between the two
+/// (blobs are immutable, and an upload meanwhile only adds a blob the backup may or may not
+/// carry).
+#[derive(Debug)]
+pub struct DeletionHold<'a> {
+    _guard: std::sync::RwLockWriteGuard<'a, ()>,
 }
 
 impl BlobStore {
@@ -128,6 +140,7 @@ impl BlobStore {
                 dir: dir.to_path_buf(),
                 config,
                 stale_temps_removed,
+                deletions: std::sync::RwLock::new(()),
                 _lock: lock,
             }),
         })
@@ -266,9 +279,27 @@ impl BlobStore {
         })
     }
 
+    /// Holds off every deletion from this store (all clones) until the hold is dropped
+    /// ([`DeletionHold`]); waits for deletions under way to end first.
+    pub fn hold_deletions(&self) -> DeletionHold<'_> {
+        DeletionHold {
+            _guard: self
+                .inner
+                .deletions
+                .write()
+                .unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
     /// Deletes the blob `id`, durably (the directory is fsynced before this returns). Readers
-    /// that opened it before keep reading their copy until they close it.
+    /// that opened it before keep reading their copy until they close it. Waits while a
+    /// [`DeletionHold`] lives (a backup is copying the store).
     pub fn delete(&self, id: &BlobId) -> Result<(), BlobError> {
+        let _deleting = self
+            .inner
+            .deletions
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         let path = self.inner.blob_path(id);
         match fs::symlink_metadata(&path) {
             Ok(meta) => require_regular(&path, &meta)?,

@@ -451,6 +451,39 @@ define_codes! {
     NODE_AUDIT = 4045, NotVerified, DataLoss,
         "The node's audit log (<data dir>/audit.log) cannot be continued: an entry does not verify, a line is damaged, or the writer thread cannot start.",
         "run `gmchain node audit-verify --data-dir D --cert NODE_SIGN_CERT.pem`; keep the file as evidence, move it aside, start again";
+    NODE_BACKUP_TARGET = 4046, BadInput, FailedPrecondition,
+        "The backup's --out is not a new or empty directory on an existing parent.",
+        "give a directory that does not exist yet (or is empty); a backup never writes into another one";
+    NODE_BACKUP_FAILED = 4047, BadInput, Internal,
+        "The backup could not be completed: the checkpoint, a copy, a read or a write failed; nothing was left under --out.",
+        "the message names the step and the file; check free space and permissions, then back up again";
+    NODE_BACKUP_BUSY = 4048, Unavailable, ResourceExhausted,
+        "Another backup of this node is running.",
+        "wait until it ends: a node makes one backup at a time";
+    NODE_BACKUP_BLOB_CORRUPT = 4049, NotVerified, DataLoss,
+        "A blob in the node's blob store no longer hashes to its name (bit rot or tampering); the backup refuses to carry it.",
+        "restore the blob from an earlier backup (or have its publisher upload the payload again), then back up again";
+    NODE_BACKUP_NOT_VERIFIED = 4050, NotVerified, DataLoss,
+        "The backup does not verify: the manifest's signature, a file's length or SM3, a missing or unlisted file, or its chain (genesis, tip, store verification).",
+        "the message names the file; this backup was altered or damaged: restore another one";
+    NODE_BACKUP_SIGNER_UNTRUSTED = 4051, NotVerified, PermissionDenied,
+        "The backup's manifest is signed by a node certificate the restore was not told to trust (neither the configuration's [key] certificate nor --signer-cert).",
+        "check whose backup it is; to restore another node's backup onto this one, give that node's certificate with --signer-cert FILE";
+    NODE_BACKUP_FORMAT = 4052, BadInput, InvalidArgument,
+        "The directory is not a gmchain backup of a format, store version or chain this build restores.",
+        "give the directory `gmchain node backup --out` wrote; a backup of another store version is restored by the release that wrote it";
+    NODE_RESTORE_TARGET = 4053, BadInput, FailedPrecondition,
+        "The data directory (or the [exchange] blob directory) to restore into exists and is not empty.",
+        "restore into an empty or absent directory: move the old one aside first (the node must be stopped)";
+    NODE_ADMIN_REFUSED = 4054, BadInput, PermissionDenied,
+        "A process of another user connected to the node's admin socket.",
+        "run `gmchain node backup` as the user the node runs as";
+    NODE_ADMIN_REQUEST = 4055, BadInput, InvalidArgument,
+        "The admin socket's request is not one JSON line of a known operation with its fields.",
+        "use `gmchain node backup`; the protocol is in docs/ops/backup.md";
+    NODE_ADMIN_UNREACHABLE = 4056, Unavailable, Unavailable,
+        "The node holds its store but its admin socket (<data dir>/admin.sock) cannot be reached.",
+        "check that the node runs this release and that admin.sock exists; run the command as the node's user";
     RECEIPT_TOO_LARGE = 4100, NotVerified, InvalidArgument,
         "The file is larger than any receipt this release writes; refused before parsing.",
         "this is not a receipt gmchain wrote; obtain it again from a node";

@@ -5,12 +5,14 @@
 mod bench;
 mod bench_admission;
 mod bench_audit;
+mod bench_backup;
 mod bench_consortium;
 mod bench_contract;
 mod bench_exchange;
 mod bench_node;
 mod bench_rest;
 mod cli_audit;
+mod cli_backup;
 mod cli_ca;
 mod cli_conformance;
 mod cli_contract;
@@ -130,6 +132,10 @@ enum BenchCommand {
     /// The REST gateway (issue 17): submit-and-wait tx/s over REST against gRPC on the same
     /// node, rounds alternating which goes first, the ratio of the medians (target ≥ 0.8).
     Rest(bench_rest::RestBenchArgs),
+    /// Backup and restore (issue 18): the time of an online backup and of its verified
+    /// restore of the bench chain, and the node's submit-and-commit tx/s with backups running
+    /// against without, the ratio of the medians (target ≥ 0.8).
+    Backup(bench_backup::BackupBenchArgs),
 }
 
 /// A failure with its exit code.
@@ -224,6 +230,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Exchange(args)) => bench_exchange::run(&args),
         Command::Bench(BenchCommand::Audit(args)) => bench_audit::run(&args),
         Command::Bench(BenchCommand::Rest(args)) => bench_rest::run(&args),
+        Command::Bench(BenchCommand::Backup(args)) => bench_backup::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

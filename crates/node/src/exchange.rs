@@ -76,6 +76,11 @@ impl std::fmt::Debug for Custodian {
 }
 
 impl Custodian {
+    /// Returns the blob store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
     /// A custodian for the node whose signing certificate is `node_cert`: `enc_cert` must be
     /// the node-enc certificate of the same node (O and CN) and `key` its key.
     pub fn new(

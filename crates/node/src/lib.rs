@@ -18,7 +18,9 @@
 //! with a key that is not a genesis validator's; listen beyond loopback unless configured;
 //! acknowledge a transaction before its block's write has synced.
 
+pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod bft;
 pub mod config;
 pub mod console;
@@ -178,6 +180,25 @@ pub async fn run(
     let _disk_monitor = disk.spawn_monitor()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
+    // The control channel (`gmchain node backup`). A node that cannot make it (a data
+    // directory path longer than a socket address takes, say) still decides blocks: it says
+    // so, and `gmchain node backup` then reports NODE_ADMIN_UNREACHABLE.
+    let admin_task = match admin::bind(&config.data_dir) {
+        Ok((listener, path)) => Some(tokio::spawn(admin::serve(
+            listener,
+            path,
+            Arc::new(admin::Admin::new(
+                core.clone(),
+                config.genesis_path(),
+                custodian.as_ref().map(|c| c.blobs().clone()),
+            )),
+            stop_rx.clone(),
+        ))),
+        Err(e) => {
+            tracing::error!("no admin socket, so no online backup: {e}");
+            None
+        }
+    };
     // The engine: the single-validator producer, or BFT consensus over p2p links.
     let producer = match (&config.consensus, core.engine()) {
         (None, Engine::Single) => {
@@ -532,6 +553,9 @@ pub async fn run(
     }
     let _ = metrics_task.await;
     let _ = recheck_task.await;
+    if let Some(t) = admin_task {
+        let _ = t.await;
+    }
     if let Some(t) = anchor_task {
         let _ = t.await;
     }

@@ -58,6 +58,14 @@ pub enum RocksError {
         #[source]
         source: storage::StorageError,
     },
+    /// RocksDB could not make a checkpoint.
+    #[error("{path}: RocksDB checkpoint: {message}")]
+    Checkpoint {
+        /// The checkpoint's directory.
+        path: PathBuf,
+        /// RocksDB's message.
+        message: String,
+    },
     /// A column family is missing although the store opened.
     #[error("column family {0} is missing")]
     MissingColumnFamily(&'static str),
@@ -189,6 +197,56 @@ impl RocksBackend {
                 source,
             }
         })
+    }
+
+    /// Opens the store at `path` read-only, for reading a checkpoint (`gmchain node backup`
+    /// reads the tip of the checkpoint it just made): no lock is taken and no file of `path`
+    /// is written. RocksDB's informational log goes to `info_log_dir` (it would otherwise be
+    /// created inside the store), which must exist.
+    pub fn open_read_only(path: &Path, info_log_dir: &Path) -> Result<Self, RocksError> {
+        if !path.join("CURRENT").exists() {
+            return Err(RocksError::NotAStore {
+                path: path.to_path_buf(),
+            });
+        }
+        let mut opts = options();
+        opts.set_db_log_dir(info_log_dir);
+        Self::probe_version(path, &opts)?;
+        let cfs = Table::ALL
+            .iter()
+            .map(|t| ColumnFamilyDescriptor::new(t.name(), cf_options()));
+        let db = DB::open_cf_descriptors_read_only(&opts, path, cfs, false).map_err(|e| {
+            RocksError::Open {
+                path: path.to_path_buf(),
+                message: e.into_string(),
+            }
+        })?;
+        for t in Table::ALL {
+            if db.cf_handle(t.name()).is_none() {
+                return Err(RocksError::MissingColumnFamily(t.name()));
+            }
+        }
+        Ok(Self {
+            db,
+            opts,
+            path: path.to_path_buf(),
+            batches: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Makes a RocksDB checkpoint of the open store in `dest`, which must not exist (its
+    /// parent must): a consistent copy as of one moment, whatever writes go on meanwhile.
+    /// Every batch is in it entirely or not at all, so a checkpoint never holds half a block.
+    /// RocksDB flushes the memtables first and hard-links the immutable table files when
+    /// `dest` is on the store's filesystem (copies them otherwise); the checkpoint opens on
+    /// its own, without the store it came from.
+    pub fn checkpoint(&self, dest: &Path) -> Result<(), RocksError> {
+        let err = |e: rocksdb::Error| RocksError::Checkpoint {
+            path: dest.to_path_buf(),
+            message: e.into_string(),
+        };
+        let checkpoint = rocksdb::checkpoint::Checkpoint::new(&self.db).map_err(err)?;
+        checkpoint.create_checkpoint(dest).map_err(err)
     }
 
     /// Returns the directory.
@@ -416,6 +474,64 @@ mod tests {
             vec![(vec![2, 1], vec![2; 100]), (vec![2, 2], vec![2; 10])]
         );
         assert_eq!(b.iter_prefix(Table::Headers, &[]).unwrap().len(), 10);
+    }
+
+    #[test]
+    fn a_checkpoint_of_an_open_store_is_a_store_of_its_own_that_a_read_only_open_leaves_unwritten()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live");
+        let b = RocksBackend::open(&live, true).unwrap();
+        for i in 0u8..20 {
+            let mut w = WriteBatch::new();
+            w.put(Table::Blocks, vec![i], vec![i; 1000]);
+            w.put(Table::Meta, b"mark".to_vec(), vec![i]);
+            b.write(w).unwrap();
+        }
+        let cp = dir.path().join("cp");
+        b.checkpoint(&cp).unwrap();
+        // Written after the checkpoint: not in it.
+        let mut w = WriteBatch::new();
+        w.put(Table::Meta, b"mark".to_vec(), vec![99]);
+        b.write(w).unwrap();
+        // A checkpoint into an existing directory is refused.
+        assert!(matches!(
+            b.checkpoint(&cp).unwrap_err(),
+            RocksError::Checkpoint { .. }
+        ));
+        let files = |p: &Path| {
+            let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(p)
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        std::fs::read(e.path()).unwrap(),
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let before = files(&cp);
+        let logs = tempfile::tempdir().unwrap();
+        {
+            let ro = RocksBackend::open_read_only(&cp, logs.path()).unwrap();
+            assert_eq!(ro.get(Table::Meta, b"mark").unwrap(), Some(vec![19]));
+            assert_eq!(ro.get(Table::Blocks, &[7]).unwrap(), Some(vec![7; 1000]));
+            // Read-only: a write fails, and the live store's lock did not stop the open.
+            let mut w = WriteBatch::new();
+            w.put(Table::Meta, b"mark".to_vec(), vec![1]);
+            assert!(ro.write(w).is_err());
+        }
+        assert_eq!(
+            files(&cp),
+            before,
+            "a read-only open wrote into the checkpoint"
+        );
+        drop(b);
+        let reopened = RocksBackend::open(&cp, false).unwrap();
+        assert_eq!(reopened.get(Table::Meta, b"mark").unwrap(), Some(vec![19]));
     }
 
     #[test]

@@ -1,0 +1,657 @@
+//! Online backup and verified restore (issue 18 item 1), with real node processes: a
+//! validator of a four-node consortium backed up while transactions are submitted, restored
+//! into an empty directory (verify-store passes), then restored in place of its own data
+//! directory, rejoining and catching up to the others' state roots; a custodian's backup
+//! carrying its blobs, online and offline, refused when one byte of a store file, of a blob,
+//! of the manifest or of the signature changed (the file named), and restored into a node that
+//! serves a fetch of the blob. The commands are those of docs/ops/backup.md (mirrored here,
+//! not read from the file).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use api::v1 as pb;
+use types::{Decode, Encode, Limits};
+
+use crate::consortium::{Client, Consortium, anchor, rt};
+use crate::dev_node::{Node, dev_chain_orgs, fails, identity, ok};
+use crate::governance::{run_ok, strings};
+
+/// The header of block `h` on a node.
+async fn header(c: &mut Client, h: u64) -> types::BlockHeader {
+    let b = c
+        .get_block(pb::GetBlockRequest { height: Some(h) })
+        .await
+        .unwrap()
+        .into_inner();
+    types::Block::from_bytes(&b.block, &Limits::default())
+        .unwrap()
+        .header
+}
+
+async fn height(c: &mut Client) -> u64 {
+    c.get_status(pb::GetStatusRequest {})
+        .await
+        .map(|s| s.into_inner().height)
+        .unwrap_or(0)
+}
+
+/// The number after `label` in `text`.
+fn number_after(text: &str, label: &str) -> u64 {
+    let at = text
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"));
+    text[at + label.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+/// A copy of `dir` with new files (a backup's store files are hard links to the live store's
+/// on one filesystem: a test that alters bytes does it on a copy).
+fn copy_dir(from: &Path, to: &Path) {
+    let st = std::process::Command::new("cp")
+        .args(["-r", from.to_str().unwrap(), to.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn flip_byte(path: &Path, at: u64) {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let len = f.metadata().unwrap().len();
+    let at = at.min(len - 1);
+    let mut b = [0u8];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&[b[0] ^ 0x01]).unwrap();
+}
+
+/// The entries of `dir` whose names start with `prefix` (staging leftovers).
+fn leftovers(dir: &Path, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn a_validator_backed_up_under_load_is_restored_verified_and_rejoins_with_the_same_state_roots() {
+    let mut net = Consortium::new(4, "backup");
+    let rt = rt();
+    for i in 0..4 {
+        net.start(i);
+    }
+    for i in 0..4 {
+        net.wait_up(&rt, i);
+    }
+    let dir: PathBuf = net.dir.clone();
+    let ids: Arc<Vec<_>> = Arc::new(
+        (0..6)
+            .map(|i| identity(&dir, &format!("clients/{i}")))
+            .collect(),
+    );
+    // Load on nodes 0-2 (node 3 is the one backed up, stopped and restored).
+    let acked = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<Client> = (0..3).map(|i| net.client(&rt, i)).collect();
+    let load = {
+        let (acked, ids, stop) = (acked.clone(), ids.clone(), stop.clone());
+        rt.spawn(async move {
+            let mut tasks = Vec::new();
+            for w in 0..6usize {
+                let mut cs = clients.clone();
+                let (acked, ids, stop) = (acked.clone(), ids.clone(), stop.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut n = 0usize;
+                    while !stop.load(Ordering::Relaxed) {
+                        let (k, cert) = &ids[w];
+                        let tx = anchor(k, cert, &format!("backup load {w} {n}"));
+                        let c = &mut cs[(w + n) % 3];
+                        if let Ok(r) = c
+                            .submit_transaction(pb::SubmitTransactionRequest {
+                                signed_tx: tx.to_bytes(),
+                                wait_for_commit: true,
+                            })
+                            .await
+                            && r.into_inner().committed
+                        {
+                            acked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        n += 1;
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        })
+    };
+    let wait_acked = |net: &Consortium, count: usize, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while acked.load(Ordering::Relaxed) < count {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: only {} acknowledged\n{}",
+                acked.load(Ordering::Relaxed),
+                net.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_acked(&net, 20, "before the backup");
+
+    // The backup, taken by the running node 3 while transactions are committed.
+    std::fs::create_dir(dir.join("backups")).unwrap();
+    let out = dir.join("backups/node3");
+    let before = acked.load(Ordering::Relaxed);
+    let printed = ok(
+        &dir,
+        &[
+            "node",
+            "backup",
+            "--config",
+            "node3.toml",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let backed_up = number_after(&printed, "height ");
+    assert!(backed_up > 0, "{printed}");
+    assert!(out.join("manifest.json").is_file() && out.join("manifest.sig").is_file());
+    assert!(
+        leftovers(&dir.join("backups"), ".node3.partial-").is_empty(),
+        "the temporary backup directory was left behind"
+    );
+    // The load went on through the backup and after it.
+    wait_acked(&net, before + 20, "after the backup");
+    // A second backup into the same directory is refused (bad input), nothing changed.
+    let manifest = std::fs::read(out.join("manifest.json")).unwrap();
+    fails(
+        &dir,
+        &[
+            "node",
+            "backup",
+            "--config",
+            "node3.toml",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        2,
+        "NODE_BACKUP_TARGET",
+    );
+    assert_eq!(std::fs::read(out.join("manifest.json")).unwrap(), manifest);
+
+    // Restored into an empty directory (node 3's configuration with another data_dir), and
+    // verify-store passes on it.
+    let check = net
+        .config(3)
+        .replace("data_dir = \"data3\"", "data_dir = \"check3\"");
+    std::fs::write(dir.join("check3.toml"), check).unwrap();
+    std::fs::create_dir(dir.join("check3")).unwrap();
+    let restored = ok(
+        &dir,
+        &[
+            "node",
+            "restore",
+            "--from",
+            out.to_str().unwrap(),
+            "--config",
+            "check3.toml",
+        ],
+    );
+    assert!(restored.contains("store verified"), "{restored}");
+    assert_eq!(number_after(&restored, "height "), backed_up, "{restored}");
+    let verified = ok(&dir, &["node", "verify-store", "--config", "check3.toml"]);
+    assert!(verified.contains("store verified"), "{verified}");
+    // Whose backup: node 0's configuration does not trust node 3's signature unless told.
+    let other = net
+        .config(0)
+        .replace("data_dir = \"data\"", "data_dir = \"check0\"");
+    std::fs::write(dir.join("check0.toml"), other).unwrap();
+    let args = [
+        "node",
+        "restore",
+        "--from",
+        out.to_str().unwrap(),
+        "--config",
+        "check0.toml",
+    ];
+    fails(&dir, &args, 1, "NODE_BACKUP_SIGNER_UNTRUSTED");
+    assert!(!dir.join("check0").exists());
+    let mut told = args.to_vec();
+    told.extend(["--signer-cert", "node3.crt.pem"]);
+    ok(&dir, &told);
+    // Never over a data directory in use.
+    fails(
+        &dir,
+        &[
+            "node",
+            "restore",
+            "--from",
+            out.to_str().unwrap(),
+            "--config",
+            "node3.toml",
+        ],
+        2,
+        "NODE_RESTORE_TARGET",
+    );
+
+    // The drill: node 3 stopped, its data directory moved aside, its backup restored in
+    // place, the node started: it catches up from the backup's height.
+    net.stop(3);
+    std::fs::rename(dir.join("data3"), dir.join("data3.old")).unwrap();
+    ok(
+        &dir,
+        &[
+            "node",
+            "restore",
+            "--from",
+            out.to_str().unwrap(),
+            "--config",
+            "node3.toml",
+        ],
+    );
+    net.start(3);
+    net.wait_up(&rt, 3);
+    let before = acked.load(Ordering::Relaxed);
+    wait_acked(&net, before + 20, "after node 3's restore");
+    let mut cs: Vec<Client> = (0..4).map(|i| net.client(&rt, i)).collect();
+    let target = rt.block_on(height(&mut cs[0])) + 2;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while rt.block_on(height(&mut cs[3])) < target {
+        assert!(
+            Instant::now() < deadline,
+            "the restored node 3 did not catch up to height {target}\n{}",
+            net.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(load).unwrap();
+    // The same blocks and state roots on all four at every height from before the backup to
+    // the common tip (the restored node's blocks up to the backup came from the backup, the
+    // rest from its peers).
+    let common = (0..4)
+        .map(|i| rt.block_on(height(&mut cs[i])))
+        .min()
+        .unwrap();
+    assert!(common > backed_up);
+    for h in [1, backed_up, backed_up + 1, common] {
+        let headers: Vec<types::BlockHeader> =
+            (0..4).map(|i| rt.block_on(header(&mut cs[i], h))).collect();
+        for (i, hd) in headers.iter().enumerate() {
+            assert_eq!(hd.state_root, headers[0].state_root, "node{i} height {h}");
+            assert_eq!(hd.hash(), headers[0].hash(), "node{i} height {h}");
+        }
+    }
+}
+
+fn admin(grpc: &str) -> Vec<String> {
+    strings(&[
+        "--key",
+        "admin.key.pem",
+        "--pass-file",
+        "pass",
+        "--cert",
+        "admin.crt.pem",
+        "--node",
+        grpc,
+    ])
+}
+
+fn with(mut a: Vec<String>, more: Vec<String>) -> Vec<String> {
+    a.extend(more);
+    a
+}
+
+/// The admin socket's answer to one raw request line.
+fn ask(socket: &Path, line: &[u8]) -> Vec<serde_json::Value> {
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    s.write_all(line).unwrap();
+    BufReader::new(s)
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_custodian_backup_carries_its_blobs_refuses_any_altered_byte_and_restores_a_node_that_serves_fetches()
+ {
+    let chain = dev_chain_orgs(0, 2);
+    let dir = chain.dir.clone();
+    let mut node = Node::start(&chain);
+    let adm = admin(&chain.grpc);
+    run_ok(
+        &dir,
+        &with(
+            strings(&[
+                "data",
+                "endpoint",
+                "--address",
+                &chain.grpc,
+                "--enc-cert",
+                "node.enc.crt.pem",
+            ]),
+            adm.clone(),
+        ),
+    );
+    let doc = dir.join("doc.bin");
+    let mut bytes = vec![0u8; 3 * 1024 * 1024 + 17];
+    crypto::RandomSource::fill(&crypto_sm::rng::SystemRandom, &mut bytes).unwrap();
+    std::fs::write(&doc, &bytes).unwrap();
+    run_ok(
+        &dir,
+        &with(
+            strings(&[
+                "data",
+                "publish",
+                doc.to_str().unwrap(),
+                "--name",
+                "kept",
+                "--class",
+                "unconditional",
+            ]),
+            adm.clone(),
+        ),
+    );
+    let blobs: Vec<String> = std::fs::read_dir(dir.join("data/blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".blob") && !n.starts_with(safefile::TEMP_PREFIX))
+        .collect();
+    assert_eq!(blobs.len(), 1, "{blobs:?}");
+    let blob = blobs[0].clone();
+
+    // The admin socket: 0600, and a request it does not know is refused with its code.
+    let socket = dir.join("data/admin.sock");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let answer = ask(&socket, b"{\"op\":\"format-disk\"}\n");
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert_eq!(
+        answer[0]["error"]["code"], "NODE_ADMIN_REQUEST",
+        "{answer:?}"
+    );
+    let answer = ask(&socket, b"{\"op\":\"backup\",\"out\":\"relative/dir\"}\n");
+    assert_eq!(
+        answer.last().unwrap()["error"]["code"],
+        "NODE_BACKUP_TARGET",
+        "{answer:?}"
+    );
+
+    // Online backup: the blob is in it, listed with its SM3.
+    let online = dir.join("b-online");
+    let printed = ok(
+        &dir,
+        &[
+            "node",
+            "backup",
+            "--config",
+            "node.toml",
+            "--out",
+            online.to_str().unwrap(),
+        ],
+    );
+    assert!(printed.contains("1 blobs"), "{printed}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(online.join("manifest.json")).unwrap()).unwrap();
+    let listed: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        listed.contains(&format!("blobs/{blob}").as_str()),
+        "{listed:?}"
+    );
+    assert!(listed.contains(&"genesis.json"), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .any(|p| p.starts_with("store/") && p.ends_with(".sst"))
+    );
+
+    // Stopped: the offline backup (this process opens the store and the blob store).
+    node.signal("-TERM");
+    assert!(
+        !socket.exists(),
+        "the node removes its socket when it stops"
+    );
+    let offline = dir.join("b-offline");
+    let printed = ok(
+        &dir,
+        &[
+            "node",
+            "backup",
+            "--config",
+            "node.toml",
+            "--out",
+            offline.to_str().unwrap(),
+        ],
+    );
+    assert!(printed.contains("1 blobs"), "{printed}");
+    // A blob of the store that no longer hashes to its name is never carried: the backup is
+    // refused naming it, and nothing appears under --out. (The damaged copy is a new file: the
+    // backups above hold hard links to the original.)
+    let live = dir.join("data/blobs").join(&blob);
+    let original = std::fs::read(&live).unwrap();
+    let mut damaged = original.clone();
+    damaged[original.len() / 2] ^= 0x01;
+    std::fs::remove_file(&live).unwrap();
+    std::fs::write(&live, &damaged).unwrap();
+    let refused = dir.join("b-refused");
+    fails(
+        &dir,
+        &[
+            "node",
+            "backup",
+            "--config",
+            "node.toml",
+            "--out",
+            refused.to_str().unwrap(),
+        ],
+        1,
+        "NODE_BACKUP_BLOB_CORRUPT",
+    );
+    fails(
+        &dir,
+        &[
+            "node",
+            "backup",
+            "--config",
+            "node.toml",
+            "--out",
+            refused.to_str().unwrap(),
+        ],
+        1,
+        &format!("blobs/{blob}: the blob's bytes hash to"),
+    );
+    assert!(!refused.exists() && leftovers(&dir, ".b-refused.partial-").is_empty());
+    std::fs::remove_file(&live).unwrap();
+    std::fs::write(&live, &original).unwrap();
+
+    // One altered byte anywhere is refused, naming the file; nothing is restored.
+    let target = dir.join("node-r.toml");
+    std::fs::write(
+        &target,
+        std::fs::read_to_string(dir.join("node.toml"))
+            .unwrap()
+            .replace("data_dir = \"data\"", "data_dir = \"restored\""),
+    )
+    .unwrap();
+    let sst = listed
+        .iter()
+        .find(|p| p.starts_with("store/") && p.ends_with(".sst"))
+        .unwrap()
+        .to_string();
+    let cases: [(&str, String, &str); 4] = [
+        ("store", sst.clone(), sst.as_str()),
+        ("blob", format!("blobs/{blob}"), blob.as_str()),
+        ("manifest", "manifest.json".into(), "manifest.json"),
+        ("signature", "manifest.sig".into(), "manifest.sig"),
+    ];
+    for (what, file, named) in &cases {
+        let copy = dir.join(format!("tampered-{what}"));
+        copy_dir(&online, &copy);
+        let path = copy.join(file);
+        if *what == "manifest" {
+            // A change that keeps the JSON valid: the creation time's last digit.
+            let text = std::fs::read_to_string(&path).unwrap();
+            let at = text.find("\"created\": ").unwrap() + "\"created\": ".len();
+            let end = at + text[at..].find(|c: char| !c.is_ascii_digit()).unwrap();
+            let digit = text.as_bytes()[end - 1];
+            let mut changed = text.into_bytes();
+            changed[end - 1] = if digit == b'9' { b'8' } else { digit + 1 };
+            std::fs::write(&path, changed).unwrap();
+        } else {
+            let len = std::fs::metadata(&path).unwrap().len();
+            flip_byte(&path, len / 2);
+        }
+        let err = fails(
+            &dir,
+            &[
+                "node",
+                "restore",
+                "--from",
+                copy.to_str().unwrap(),
+                "--config",
+                "node-r.toml",
+            ],
+            1,
+            named,
+        );
+        assert!(err.contains("NODE_BACKUP_NOT_VERIFIED"), "{what}: {err}");
+        assert!(!dir.join("restored").exists(), "{what}: restored anyway");
+        assert!(leftovers(&dir, ".restored.restore-").is_empty(), "{what}");
+    }
+    // A file added after signing, and one removed.
+    let copy = dir.join("tampered-extra");
+    copy_dir(&online, &copy);
+    std::fs::write(copy.join("blobs/extra"), b"x").unwrap();
+    fails(
+        &dir,
+        &[
+            "node",
+            "restore",
+            "--from",
+            copy.to_str().unwrap(),
+            "--config",
+            "node-r.toml",
+        ],
+        1,
+        "blobs/extra",
+    );
+    std::fs::remove_file(copy.join("blobs/extra")).unwrap();
+    std::fs::remove_file(copy.join(format!("blobs/{blob}"))).unwrap();
+    fails(
+        &dir,
+        &[
+            "node",
+            "restore",
+            "--from",
+            copy.to_str().unwrap(),
+            "--config",
+            "node-r.toml",
+        ],
+        1,
+        &format!("blobs/{blob}: listed in the manifest but missing"),
+    );
+    // Not a backup at all: bad input.
+    fails(
+        &dir,
+        &[
+            "node",
+            "restore",
+            "--from",
+            dir.join("clients").to_str().unwrap(),
+            "--config",
+            "node-r.toml",
+        ],
+        2,
+        "NODE_BACKUP_FORMAT",
+    );
+
+    // The drill: the data directory (store and blob store) moved aside, the online backup
+    // restored, the node started: it serves a fetch of the blob.
+    std::fs::rename(dir.join("data"), dir.join("data.old")).unwrap();
+    let restored = ok(
+        &dir,
+        &[
+            "node",
+            "restore",
+            "--from",
+            online.to_str().unwrap(),
+            "--config",
+            "node.toml",
+        ],
+    );
+    assert!(restored.contains("1 blobs"), "{restored}");
+    assert!(dir.join("data/blobs").join(&blob).is_file());
+    let _node = Node::start(&chain);
+    let user = strings(&[
+        "--key",
+        "orgs/2.user.key.pem",
+        "--pass-file",
+        "pass",
+        "--cert",
+        "orgs/2.user.crt.pem",
+        "--node",
+        &chain.grpc,
+    ]);
+    run_ok(
+        &dir,
+        &with(
+            strings(&[
+                "data",
+                "request",
+                "Dev Bureau/kept",
+                "--purpose",
+                "checks",
+                "--enc-cert",
+                "orgs/2.user.enc.crt.pem",
+            ]),
+            user,
+        ),
+    );
+    let fetched = dir.join("fetched.bin");
+    run_ok(
+        &dir,
+        &strings(&[
+            "data",
+            "fetch",
+            "Dev Bureau/kept",
+            "--enc-key",
+            "orgs/2.user.enc.key.pem",
+            "--enc-pass-file",
+            "pass",
+            "--out",
+            fetched.to_str().unwrap(),
+            "--node",
+            &chain.grpc,
+            "--tls-key",
+            "orgs/2.user.key.pem",
+            "--tls-pass-file",
+            "pass",
+            "--tls-cert",
+            "orgs/2.user.crt.pem",
+        ]),
+    );
+    assert_eq!(std::fs::read(&fetched).unwrap(), bytes);
+}
