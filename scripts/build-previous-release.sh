@@ -55,7 +55,7 @@ if ! git cat-file -e "$commit^{commit}" 2>/dev/null; then
             git cat-file -e "$commit^{commit}" 2>/dev/null && { fetched=yes; break; }
         fi
     done
-    [ "$fetched" = yes ] || die 2 "commit $commit ($tag) is not in this clone and could not be fetched from any remote ($(git remote | tr '\n' ' ')); fetch the tag (git fetch origin tag $tag) or unshallow the clone (git fetch --unshallow)"
+    [ "$fetched" = yes ] || die 2 "commit $commit ($tag) is not in this clone and could not be fetched (remotes: $(git remote | paste -sd' ' - | sed 's/^$/none/')); fetch the tag (git fetch origin tag $tag) or unshallow the clone (git fetch --unshallow)"
 fi
 # A tag that is present must name the recorded commit (a moved tag is a mistake to stop at).
 if tagged=$(git rev-parse --verify --quiet "refs/tags/$tag^{commit}"); then
@@ -73,7 +73,8 @@ git worktree add --quiet --detach "$tmp/src" "$commit"
 
 echo "build-previous-release: building gmchain $version from $tag ($commit) in $target"
 started=$(date +%s)
-(cd "$tmp/src" && CARGO_TARGET_DIR="$target" cargo build --locked -p gmchain)
+(cd "$tmp/src" && CARGO_TARGET_DIR="$target" cargo build --locked -p gmchain) \
+    || die 1 "cargo build of gmchain at $tag ($commit) failed (above)"
 echo "build-previous-release: built in $(( $(date +%s) - started )) s"
 
 built="$target/debug/gmchain"
