@@ -132,6 +132,18 @@ fn stop_cleanly(net: &mut Consortium, i: usize) {
     );
 }
 
+/// Fails, with its exit status and the logs, if node `i`'s process has exited.
+fn assert_running(net: &mut Consortium, i: usize) {
+    let exited = net.nodes[i]
+        .child
+        .as_mut()
+        .map(|c| c.try_wait().unwrap())
+        .unwrap_or_else(|| panic!("node{i} is not started"));
+    if let Some(status) = exited {
+        panic!("node{i} exited on its own: {status}\n{}", net.logs());
+    }
+}
+
 /// The drill's backup of a stopped node: a copy of its whole data directory (a stopped
 /// store's files are consistent; a running store is never copied so).
 fn backup(net: &Consortium, i: usize) -> PathBuf {
@@ -432,6 +444,9 @@ fn validators_upgrade_one_at_a_time_under_load_without_a_halt_or_a_lost_transact
     }
     stop.store(true, Ordering::Relaxed);
     rt.block_on(load).unwrap();
+    for i in 0..4 {
+        assert_running(&mut net, i);
+    }
     let acknowledged = acked.lock().unwrap().clone();
     let top = acknowledged.iter().map(|(_, h)| *h).max().unwrap();
 
@@ -461,6 +476,9 @@ fn validators_upgrade_one_at_a_time_under_load_without_a_halt_or_a_lost_transact
             });
             assert_eq!(r.height, *h, "node{i}: {id}");
         }
+    }
+    for i in 0..4 {
+        assert_running(&mut net, i);
     }
     // The same headers (state roots, certificate links) on every node, block 1 to the top:
     // blocks of both releases.
