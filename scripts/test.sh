@@ -18,6 +18,11 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build -p softtoken (the PKCS#11 module the HSM tests load)"
 cargo build --locked -p softtoken
+echo "== the previous release's gmchain for the rolling-upgrade test (release/previous)"
+# Before the tests are built: building the old commit in this CARGO_TARGET_DIR replaces
+# debug/gmchain, and the build of `cargo test` below puts the current binary back. The test
+# itself never builds it (tests/upgrade.rs).
+bash scripts/build-previous-release.sh
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== interop: gmtls against Tongsuo 8.5 (strict SM mode) and BabaSSL 8.3 (tests/interop-tongsuo)"

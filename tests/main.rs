@@ -28,6 +28,9 @@
 //! - `rest`: the REST/JSON gateway against a node: externally signed transactions (OpenSSL,
 //!   GmSSL), every route's problem documents, gRPC parity, SSE, public mode, the tunnel,
 //!   schemathesis;
+//! - `upgrade`: a rolling upgrade of four validators from the previous release
+//!   (release/previous, built by scripts/build-previous-release.sh) under load, and a previous
+//!   release's store refused until `gmchain node migrate`, with the rollback from its backup;
 //! - `sdk_example`: the Rust SDK's example program (`crates/sdk/examples/attest.rs`, mounted
 //!   here as `sdk_attest_example`) against a node, and the SDK's refusals of tampered receipts;
 //! - `watch`: watch rules and session cutting: a suspended member's stream cut, its next
@@ -67,4 +70,5 @@ mod ops;
 mod rest;
 mod sdk_example;
 mod tls;
+mod upgrade;
 mod watch;

@@ -11,12 +11,6 @@ fn main() {
     let root = Path::new(&manifest_dir).join("../..");
     let lock = root.join("Cargo.lock");
     println!("cargo:rerun-if-changed={}", lock.display());
-    for p in [".git/HEAD", ".git/index"] {
-        let f = root.join(p);
-        if f.exists() {
-            println!("cargo:rerun-if-changed={}", f.display());
-        }
-    }
     let lock_hash = std::fs::read(&lock)
         .map(|b| {
             use sm3::Digest;
@@ -32,6 +26,21 @@ fn main() {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
+    // Rerun when HEAD moves or the index changes. Asked of git, not assumed at `.git/`: in a
+    // linked worktree (scripts/build-previous-release.sh builds in one) `.git` is a file and
+    // HEAD, its reflog and the index live elsewhere; a commit moves the branch's ref.
+    let mut watched = vec!["HEAD".to_string(), "index".into(), "logs/HEAD".into()];
+    if let Some(branch) = run("git", &["symbolic-ref", "-q", "HEAD"]) {
+        watched.push(branch);
+    }
+    for p in &watched {
+        if let Some(f) = run("git", &["rev-parse", "--git-path", p]) {
+            let f = root.join(f);
+            if f.exists() {
+                println!("cargo:rerun-if-changed={}", f.display());
+            }
+        }
+    }
     let mut commit = run("git", &["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
     if run("git", &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty())
     {

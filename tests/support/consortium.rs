@@ -4,7 +4,7 @@
 //! `bft` and `governance` suites.
 #![allow(dead_code)] // each suite uses its own subset
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use crypto_sm::rng::SystemRandom;
 use pki::Certificate;
 use types::{Call, ChainId, Height, Sender, SignedTx, Transaction};
 
-use crate::dev_node::{client_at, ok};
+use crate::dev_node::{client_at, ok_with};
 
 pub type Client = ChainClient<tonic::transport::Channel>;
 
@@ -52,6 +52,12 @@ impl Consortium {
         Consortium::build(validators, followers, 1, label)
     }
 
+    /// `n` validators made by the `gmchain` at `bin` (another release's `dev-chain`: the
+    /// rolling-upgrade test's previous release).
+    pub fn made_by(bin: &Path, n: usize, label: &'static str) -> Consortium {
+        Consortium::build_by(bin, n, 0, 1, label)
+    }
+
     /// `validators` validators of a chain of `orgs` founding organisations: organisation
     /// i ≥ 2 has an admin, `orgs/{i}.admin.key.pem` (as `dev_chain_orgs`).
     pub fn with_orgs(validators: usize, orgs: usize, label: &'static str) -> Consortium {
@@ -59,6 +65,22 @@ impl Consortium {
     }
 
     fn build(validators: usize, followers: usize, orgs: usize, label: &'static str) -> Consortium {
+        Consortium::build_by(
+            Path::new(env!("CARGO_BIN_EXE_gmchain")),
+            validators,
+            followers,
+            orgs,
+            label,
+        )
+    }
+
+    fn build_by(
+        bin: &Path,
+        validators: usize,
+        followers: usize,
+        orgs: usize,
+        label: &'static str,
+    ) -> Consortium {
         let n = validators + followers;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
@@ -84,7 +106,7 @@ impl Consortium {
         if orgs != 1 {
             args.extend(["--orgs", &o]);
         }
-        ok(&dir, &args);
+        ok_with(bin, &dir, &args);
         let nodes = (0..n)
             .map(|i| {
                 let config = if i == 0 {
@@ -140,17 +162,21 @@ impl Consortium {
     }
 
     pub fn start(&mut self, i: usize) {
+        self.start_with(i, Path::new(env!("CARGO_BIN_EXE_gmchain")));
+    }
+
+    /// Starts node `i` with the `gmchain` at `bin` (this build's, or another release's).
+    pub fn start_with(&mut self, i: usize, bin: &Path) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log(i))
             .unwrap();
-        let bin = env!("CARGO_BIN_EXE_gmchain");
         // `ip netns exec` enters the namespace and execs the node: the child is the node.
         let mut cmd = match &self.nodes[i].netns {
             Some(ns) => {
                 let mut c = Command::new(IP);
-                c.args(["netns", "exec", ns, bin]);
+                c.args(["netns", "exec", ns]).arg(bin);
                 c
             }
             None => Command::new(bin),

@@ -13,7 +13,12 @@ use api::v1::chain_client::ChainClient;
 use std::sync::{Arc, Mutex};
 
 pub fn gm(dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gmchain"));
+    gm_with(Path::new(env!("CARGO_BIN_EXE_gmchain")), dir, args)
+}
+
+/// [`gm`] with the `gmchain` at `bin` (another release's, for the upgrade test).
+pub fn gm_with(bin: &Path, dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(bin);
     cmd.current_dir(dir).args(args);
     let profile = dir.join("client.toml");
     if profile.exists() {
@@ -99,11 +104,17 @@ pub async fn client(chain: &Chain) -> ChainClient<tonic::transport::Channel> {
 }
 
 pub fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = gm(dir, args);
+    ok_with(Path::new(env!("CARGO_BIN_EXE_gmchain")), dir, args)
+}
+
+/// [`ok`] with the `gmchain` at `bin`.
+pub fn ok_with(bin: &Path, dir: &Path, args: &[&str]) -> String {
+    let o = gm_with(bin, dir, args);
     assert_eq!(
         o.status.code(),
         Some(0),
-        "gmchain {args:?}: {}",
+        "{} {args:?}: {}",
+        bin.display(),
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()

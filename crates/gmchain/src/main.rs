@@ -33,9 +33,18 @@ mod token_probe;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// What `gmchain --version` prints after the name: the release and the commit built
+/// (docs/releases.md; `-dirty` for a tree with uncommitted changes).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GMCHAIN_GIT_COMMIT"),
+    ")"
+);
+
 /// gmchain: a permissioned blockchain node with SM2/SM3/SM4 cryptography.
 #[derive(Debug, Parser)]
-#[command(name = "gmchain", version, about, propagate_version = true)]
+#[command(name = "gmchain", version = VERSION, about, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
