@@ -156,6 +156,13 @@ impl NodeError {
             NodeError::GenesisMismatch { .. } => &codes::NODE_GENESIS_MISMATCH,
             NodeError::NotAValidator { .. } => &codes::NODE_NOT_A_VALIDATOR,
             NodeError::KeyCertificateMismatch { .. } => &codes::NODE_KEY_CERT_MISMATCH,
+            NodeError::Rocks(storage_rocksdb::RocksError::Version {
+                source: storage::StorageError::NeedsMigration { .. },
+                ..
+            })
+            | NodeError::Storage(storage::StorageError::NeedsMigration { .. }) => {
+                &codes::NODE_STORE_NEEDS_MIGRATION
+            }
             NodeError::Rocks(_) => &codes::NODE_STORE_OPEN,
             NodeError::Storage(_) => &codes::NODE_STORAGE,
             NodeError::Integrity(_) => &codes::NODE_STORE_INTEGRITY,

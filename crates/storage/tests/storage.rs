@@ -780,17 +780,17 @@ fn a_store_of_another_version_is_refused_naming_both() {
         store.backend().get(Table::Meta, b"store_version").unwrap(),
         Some(vec![storage::STORE_VERSION])
     );
-    assert_eq!(storage::STORE_VERSION, 3);
+    assert_eq!(storage::STORE_VERSION, 4);
     store.check_version().unwrap();
     let tip = store.tip().unwrap();
     let (block, receipts, state) = next_block(&store, &s, 1);
     let mut batch = storage::WriteBatch::new();
-    batch.put(Table::Meta, b"store_version".to_vec(), vec![4]);
+    batch.put(Table::Meta, b"store_version".to_vec(), vec![5]);
     store.backend().write(batch).unwrap();
     let e = store.check_version().unwrap_err();
     assert_eq!(
         e.to_string(),
-        "the store is format version 4; this build reads version 3: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"
+        "the store is format version 5; this build reads version 4: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"
     );
     // A commit is refused the same way and writes nothing.
     let e = store
@@ -891,4 +891,107 @@ fn v2_store_refuses_v1_headers_and_foreign_certificates_and_prunes_the_wal() {
         .unwrap();
     assert_eq!(store.certificate(height).unwrap(), Some(cert));
     assert_eq!(store.wal_entries().unwrap(), vec![(next, 0, b"c".to_vec())]);
+}
+
+/// Issue 18 (store version 4): block 0 records the base (height 0 and its hash) beside the
+/// version. The key and value bytes are pinned: `base` = u64 BE height ‖ 32-byte hash.
+#[test]
+fn kat_version_4_block_0_records_the_base() {
+    let (store, _s) = chain();
+    let zero = store.header(Height(0)).unwrap().unwrap().hash();
+    let mut want = vec![0u8; 8];
+    want.extend_from_slice(zero.as_bytes());
+    assert_eq!(
+        store.backend().get(Table::Meta, b"base").unwrap(),
+        Some(want)
+    );
+    assert_eq!(
+        store.backend().get(Table::Meta, b"store_version").unwrap(),
+        Some(vec![4])
+    );
+    assert_eq!(
+        store.base().unwrap(),
+        Some(storage::Tip {
+            height: Height(0),
+            hash: zero
+        })
+    );
+    assert_eq!(store.pruned_below().unwrap(), None);
+    assert_eq!(store.lowest_held().unwrap(), Height(0));
+}
+
+/// Issue 18: a version-3 store (what gmchain 0.1.0 wrote) is refused, saying to run
+/// `gmchain node migrate`, and writes nothing; migrate checks the tip and writes the base and
+/// the version in one batch; run again it has nothing to do.
+///
+/// The version-3 store is built honestly: a store committed by this build, with the version
+/// byte set back to 3 and the `base` key removed, is byte for byte what 0.1.0 wrote, since
+/// version 4 changes nothing else (the same tables, keys and encodings; block 0's batch gained
+/// only the `base` key). Helper tests in tests/upgrade.rs migrate a store the real 0.1.0
+/// binary wrote.
+#[test]
+fn a_version_3_store_is_refused_saying_to_migrate_and_migrate_moves_it() {
+    let (store, s) = chain();
+    for h in 1..4 {
+        let (block, receipts, state) = next_block(&store, &s, h);
+        store.commit_block(&block, &receipts, state).unwrap();
+    }
+    let tip = store.tip().unwrap();
+    let mut batch = storage::WriteBatch::new();
+    batch.put(Table::Meta, b"store_version".to_vec(), vec![3]);
+    batch.delete(Table::Meta, b"base".to_vec());
+    store.backend().write(batch).unwrap();
+    let e = store.check_version().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StorageError::NeedsMigration {
+                found: 3,
+                supported: 4
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("run `gmchain node migrate --config FILE`"),
+        "{e}"
+    );
+    let (block, receipts, state) = next_block(&store, &s, 4);
+    let e = store.commit_block(&block, &receipts, state).unwrap_err();
+    assert!(matches!(e, StorageError::NeedsMigration { .. }), "{e}");
+    assert_eq!(store.tip().unwrap(), tip);
+    assert_eq!(store.base().unwrap(), None);
+
+    let base = store.migrate_to_current().unwrap();
+    let zero = store.header(Height(0)).unwrap().unwrap().hash();
+    assert_eq!(base.height, Height(0));
+    assert_eq!(base.hash, zero);
+    assert_eq!(store.base().unwrap(), Some(base));
+    store.check_version().unwrap();
+    assert_eq!(store.tip().unwrap(), tip);
+    store.verify_all().unwrap();
+    let e = store.migrate_to_current().unwrap_err();
+    assert_eq!(e.to_string(), "store is version 4, nothing to do");
+
+    // A damaged version-3 store is not migrated: the tip check comes first.
+    let mut batch = storage::WriteBatch::new();
+    batch.put(Table::Meta, b"store_version".to_vec(), vec![3]);
+    batch.delete(Table::Meta, b"base".to_vec());
+    let t = tip.unwrap();
+    batch.delete(Table::Blocks, t.height.0.to_be_bytes().to_vec());
+    store.backend().write(batch).unwrap();
+    let e = store.migrate_to_current().unwrap_err();
+    assert!(matches!(e, storage::MigrateError::Integrity(_)), "{e}");
+    assert_eq!(store.base().unwrap(), None);
+    // Version 2 is not one to migrate: refused naming both.
+    let mut batch = storage::WriteBatch::new();
+    batch.put(Table::Meta, b"store_version".to_vec(), vec![2]);
+    store.backend().write(batch).unwrap();
+    let e = store.migrate_to_current().unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("format version 2; this build reads version 4"),
+        "{e}"
+    );
 }
