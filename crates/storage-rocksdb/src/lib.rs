@@ -74,6 +74,9 @@ pub struct RocksStats {
     pub wal_bytes: u64,
 }
 
+/// Judges a store's `store_version` value (absent: `None`) and whether it has a tip.
+type VersionCheck = dyn Fn(Option<&[u8]>, bool) -> Result<(), StorageError>;
+
 /// A [`KvBackend`] on a RocksDB directory.
 pub struct RocksBackend {
     db: DB,
@@ -129,7 +132,7 @@ impl RocksBackend {
     fn open_checked(
         path: &Path,
         create: bool,
-        check: impl Fn(Option<&[u8]>, bool) -> Result<(), StorageError>,
+        check: impl Fn(Option<&[u8]>, bool) -> Result<(), StorageError> + 'static,
     ) -> Result<Self, RocksError> {
         let exists = path.join("CURRENT").exists();
         if !exists && !create {
@@ -180,7 +183,7 @@ impl RocksBackend {
     fn probe_version(
         path: &Path,
         opts: &Options,
-        check: &dyn Fn(Option<&[u8]>, bool) -> Result<(), StorageError>,
+        check: &VersionCheck,
     ) -> Result<(), RocksError> {
         let open_err = |e: rocksdb::Error| RocksError::Open {
             path: path.to_path_buf(),
