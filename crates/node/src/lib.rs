@@ -30,6 +30,7 @@ mod local;
 pub mod metrics;
 pub mod pool;
 pub mod rest;
+pub mod snapshot;
 mod service;
 pub mod supervise;
 pub mod tls;

@@ -306,6 +306,164 @@ impl<B: KvBackend> ChainStore<B> {
         Ok(base)
     }
 
+    /// Writes the base of a store initialised from a snapshot, on an empty store whose state
+    /// nodes (those of `block`'s state root) were written first: the header, block, receipts
+    /// and certificate of the snapshot's height, the transaction index of `block` and of the
+    /// `earlier` blocks the snapshot carries for duplicate detection (their blocks are not
+    /// stored: they are below the base), then the tip, the base, block 0's hash (`genesis`)
+    /// and the version, all in one batch. The caller verified the certificate, the earlier
+    /// blocks' hash links and the state; this checks the block against its header and
+    /// receipts, the certificate's height and hash, and that the state root is held.
+    pub fn install_base(
+        &self,
+        block: &Block,
+        receipts: &[Receipt],
+        certificate: &CommitCertificate,
+        earlier: &[Block],
+        genesis: BlockHash,
+    ) -> Result<Tip, StorageError> {
+        let _guard = self.commit.lock().map_err(|_| {
+            StorageError::Backend(Box::new(std::io::Error::other("commit lock poisoned")))
+        })?;
+        let h = &block.header;
+        let height = h.height;
+        if self.tip()?.is_some() || height == Height(0) {
+            return Err(StorageError::HeightNotNext {
+                height,
+                expected: Height(0),
+            });
+        }
+        let hash = h.hash();
+        if certificate.block != hash || certificate.height != height {
+            return Err(StorageError::CertificateMismatch {
+                height,
+                sealed: certificate.block,
+                block: hash,
+            });
+        }
+        if usize::try_from(h.tx_count).ok() != Some(block.txs.len()) {
+            return Err(StorageError::TxCountMismatch {
+                height,
+                declared: h.tx_count,
+                actual: block.txs.len(),
+            });
+        }
+        let computed = block.tx_root();
+        if computed != h.tx_root {
+            return Err(StorageError::TxRootMismatch {
+                height,
+                declared: h.tx_root,
+                computed,
+            });
+        }
+        let ids: Vec<TxId> = block.txs.iter().map(SignedTx::tx_id).collect();
+        if ids.len() != receipts.len() || ids.iter().zip(receipts).any(|(i, r)| *i != r.tx_id) {
+            return Err(StorageError::ReceiptMismatch {
+                height,
+                position: ids
+                    .iter()
+                    .zip(receipts)
+                    .position(|(i, r)| *i != r.tx_id)
+                    .unwrap_or(ids.len().min(receipts.len())),
+            });
+        }
+        let computed = receipts_root(receipts);
+        if computed != h.receipts_root {
+            return Err(StorageError::ReceiptsRootMismatch {
+                height,
+                declared: h.receipts_root,
+                computed,
+            });
+        }
+        if h.state_root != EMPTY_ROOT
+            && self
+                .backend
+                .get(Table::StateNodes, h.state_root.as_bytes())?
+                .is_none()
+        {
+            return Err(StorageError::StateRootMismatch {
+                height,
+                declared: h.state_root,
+                computed: EMPTY_ROOT,
+            });
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(Table::Headers, height_key(height), h.to_bytes());
+        batch.put(Table::Blocks, height_key(height), block.to_bytes());
+        batch.put(
+            Table::Certificates,
+            height_key(height),
+            certificate.to_bytes(),
+        );
+        for (i, (id, receipt)) in ids.iter().zip(receipts).enumerate() {
+            let loc = TxLocation {
+                height,
+                position: u32::try_from(i).unwrap_or(u32::MAX),
+            };
+            batch.put(Table::TxIndex, id.as_bytes().to_vec(), loc.encode());
+            batch.put(Table::Receipts, loc.encode(), receipt.to_bytes());
+        }
+        for b in earlier {
+            for (i, tx) in b.txs.iter().enumerate() {
+                let loc = TxLocation {
+                    height: b.header.height,
+                    position: u32::try_from(i).unwrap_or(u32::MAX),
+                };
+                batch.put(Table::TxIndex, tx.tx_id().as_bytes().to_vec(), loc.encode());
+            }
+        }
+        batch.put(Table::Meta, TIP_KEY, encode_point(height, hash));
+        batch.put(Table::Meta, BASE_KEY, encode_point(height, hash));
+        batch.put(Table::Meta, GENESIS_KEY, genesis.as_bytes().to_vec());
+        batch.put(Table::Meta, STORE_VERSION_KEY, vec![STORE_VERSION]);
+        self.backend.write(batch)?;
+        Ok(Tip { height, hash })
+    }
+
+    /// Pruned mode: deletes the blocks and receipts of heights `from..below` (headers,
+    /// certificates and the transaction index stay: the index is what duplicate detection
+    /// reads, and headers and certificates are small), and records `below` as the pruning
+    /// mark, in one batch. Refuses to prune the tip or at or below the base's height
+    /// requirement (nothing below the mark already is touched).
+    pub fn prune_below(&self, below: Height) -> Result<Option<Height>, StorageError> {
+        let _guard = self.commit.lock().map_err(|_| {
+            StorageError::Backend(Box::new(std::io::Error::other("commit lock poisoned")))
+        })?;
+        let Some(tip) = self.tip()? else {
+            return Ok(None);
+        };
+        let from = self
+            .pruned_below()?
+            .unwrap_or(Height(0))
+            .max(self.base()?.map_or(Height(0), |b| b.height));
+        let below = below.min(tip.height);
+        if below <= from {
+            return Ok(None);
+        }
+        let mut batch = WriteBatch::new();
+        let mut h = from;
+        while h < below {
+            if let Some(header) = self.header(h)? {
+                for i in 0..header.tx_count {
+                    batch.delete(
+                        Table::Receipts,
+                        TxLocation {
+                            height: h,
+                            position: i,
+                        }
+                        .encode()
+                        .to_vec(),
+                    );
+                }
+            }
+            batch.delete(Table::Blocks, height_key(h).to_vec());
+            h = Height(h.0 + 1);
+        }
+        batch.put(Table::Meta, PRUNED_BELOW_KEY, height_key(below).to_vec());
+        self.backend.write(batch)?;
+        Ok(Some(below))
+    }
+
     /// Returns the header at `height`.
     pub fn header(&self, height: Height) -> Result<Option<BlockHeader>, StorageError> {
         self.backend
