@@ -515,6 +515,9 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                 engine,
             )
             .map_err(node_failure)?;
+            if let Some(n) = config.keep_blocks {
+                core.set_keep_blocks(n);
+            }
             if let Some(next) = next_validator(&config)? {
                 if config.consensus.is_none() {
                     return Err(Failure::BadInput(format!(

@@ -67,6 +67,15 @@ struct RawConfig {
     exchange: Option<RawExchange>,
     watch: Option<crate::watch::RawWatch>,
     rest: Option<RawRest>,
+    #[serde(default)]
+    storage: RawStorage,
+}
+
+/// `[storage]` (docs/ops/snapshot.md, pruned mode).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    keep_blocks: Option<u64>,
 }
 
 /// `[rest]` (docs/rest.md).
@@ -481,6 +490,10 @@ pub struct NodeConfig {
     pub audit: crate::audit::AuditConfig,
     /// The plain REST listener and what it serves (`[rest]`, docs/rest.md).
     pub rest: crate::rest::RestConfig,
+    /// Pruned mode (`[storage] keep_blocks = N`): the node keeps the blocks and receipts of
+    /// the last N heights only (headers, certificates and the transaction index stay);
+    /// absent, it is an archive node and keeps everything.
+    pub keep_blocks: Option<u64>,
 }
 
 /// `[exchange]`: the node is a custodian of its organisation's shared data (docs/exchange.md).
@@ -903,9 +916,23 @@ impl NodeConfig {
             watch,
             audit,
             rest,
+            keep_blocks: match raw.storage.keep_blocks {
+                Some(n) if n < MIN_KEEP_BLOCKS => {
+                    return Err((
+                        "storage.keep_blocks".into(),
+                        format!(
+                            "{n}: keep at least {MIN_KEEP_BLOCKS} blocks (sync answers and the consensus of the next heights read the last ones)"
+                        ),
+                    ));
+                }
+                other => other,
+            },
         })
     }
 }
+
+/// The fewest blocks a pruned node keeps.
+pub const MIN_KEEP_BLOCKS: u64 = 2;
 
 #[cfg(test)]
 mod tests {

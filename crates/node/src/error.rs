@@ -56,6 +56,16 @@ pub enum NodeError {
         /// The certificate subject.
         subject: String,
     },
+    /// The height asked for is below what this node holds (a snapshot's base, or pruned).
+    #[error(
+        "height {height} is below what this node holds: it holds heights from {lowest} (it joined from a snapshot or prunes old blocks); ask an archive node"
+    )]
+    Pruned {
+        /// The height asked for.
+        height: types::Height,
+        /// The lowest height this node holds.
+        lowest: types::Height,
+    },
     /// RocksDB could not open the store.
     #[error(transparent)]
     Rocks(#[from] storage_rocksdb::RocksError),
@@ -163,6 +173,7 @@ impl NodeError {
             | NodeError::Storage(storage::StorageError::NeedsMigration { .. }) => {
                 &codes::NODE_STORE_NEEDS_MIGRATION
             }
+            NodeError::Pruned { .. } => &codes::NODE_PRUNED,
             NodeError::Rocks(_) => &codes::NODE_STORE_OPEN,
             NodeError::Storage(_) => &codes::NODE_STORAGE,
             NodeError::Integrity(_) => &codes::NODE_STORE_INTEGRITY,
