@@ -127,7 +127,12 @@ pub(crate) enum SnapshotCommand {
     /// The store must not be in use: stop the node, or export from a backup's DIR/store.
     Export {
         /// The node configuration (TOML): its data directory's store and genesis file.
-        #[arg(long, value_name = "FILE", required_unless_present = "store", conflicts_with = "store")]
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "store",
+            conflicts_with = "store"
+        )]
         config: Option<PathBuf>,
         /// A store directory (a backup's DIR/store); needs --genesis.
         #[arg(long, value_name = "DIR", requires = "genesis")]

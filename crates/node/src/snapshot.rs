@@ -579,7 +579,11 @@ pub fn import(data_dir: &Path, genesis: &Genesis, file: &Path) -> Result<Importe
     let store = ChainStore::new(backend, limits.clone());
     let result = (|| -> Result<(u64, Imported), SnapshotError> {
         let root = top.header.state_root;
-        let mut pending = if root == EMPTY_ROOT { vec![] } else { vec![root] };
+        let mut pending = if root == EMPTY_ROOT {
+            vec![]
+        } else {
+            vec![root]
+        };
         let mut batch = WriteBatch::new();
         let mut nodes = 0u64;
         loop {
@@ -634,7 +638,11 @@ pub fn import(data_dir: &Path, genesis: &Genesis, file: &Path) -> Result<Importe
             )));
         }
         let mut extra = [0u8; 1];
-        if r.inner.read(&mut extra).map_err(|e| NodeError::io(file, e))? != 0 {
+        if r.inner
+            .read(&mut extra)
+            .map_err(|e| NodeError::io(file, e))?
+            != 0
+        {
             return Err(r.format("bytes after the trailer".into()));
         }
         // Enough blocks carried: recomputed from the verified state's parameter history.
@@ -651,7 +659,13 @@ pub fn import(data_dir: &Path, genesis: &Genesis, file: &Path) -> Result<Importe
                 "it carries the blocks from height {indexed_from}, but transactions of blocks from {needed} may still be included after {height}: a replay of one would not be found a duplicate"
             )));
         }
-        let tip = store.install_base(&top, &receipts, &certified.certificate, &earlier, genesis_hash)?;
+        let tip = store.install_base(
+            &top,
+            &receipts,
+            &certified.certificate,
+            &earlier,
+            genesis_hash,
+        )?;
         Ok((
             nodes,
             Imported {

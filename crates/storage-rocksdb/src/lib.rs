@@ -180,11 +180,7 @@ impl RocksBackend {
     }
 
     /// Reads the layout version of an existing store without opening it for writing.
-    fn probe_version(
-        path: &Path,
-        opts: &Options,
-        check: &VersionCheck,
-    ) -> Result<(), RocksError> {
+    fn probe_version(path: &Path, opts: &Options, check: &VersionCheck) -> Result<(), RocksError> {
         let open_err = |e: rocksdb::Error| RocksError::Open {
             path: path.to_path_buf(),
             message: e.into_string(),
