@@ -631,7 +631,7 @@ impl LocalNode {
         let Some(keep) = self.keep_blocks.get().copied() else {
             return;
         };
-        if height.0 % PRUNE_EVERY != 0 {
+        if !height.0.is_multiple_of(PRUNE_EVERY) {
             return;
         }
         let below = Height((height.0 + 1).saturating_sub(keep));
