@@ -1038,7 +1038,7 @@ fn every_format_version_in_the_table_is_the_codes() {
         .nth(1)
         .and_then(|s| s.split("\n## ").next())
         .expect("docs/formats.md has its §0 version table");
-    let expected: [(&str, String); 6] = [
+    let expected: [(&str, String); 7] = [
         ("`types::FORMAT_VERSION`", types::FORMAT_VERSION.to_string()),
         (
             "`types::FORMAT_VERSION_2`",
@@ -1056,6 +1056,10 @@ fn every_format_version_in_the_table_is_the_codes() {
         (
             "`keystore::FORMAT_VERSION`",
             keystore::FORMAT_VERSION.to_string(),
+        ),
+        (
+            "`node::snapshot::VERSION`",
+            node::snapshot::VERSION.to_string(),
         ),
     ];
     for (constant, version) in expected {
