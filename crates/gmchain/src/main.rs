@@ -10,6 +10,7 @@ mod bench_contract;
 mod bench_exchange;
 mod bench_node;
 mod bench_rest;
+mod bench_snapshot;
 mod cli_audit;
 mod cli_ca;
 mod cli_conformance;
@@ -130,6 +131,10 @@ enum BenchCommand {
     /// The REST gateway (issue 17): submit-and-wait tx/s over REST against gRPC on the same
     /// node, rounds alternating which goes first, the ratio of the medians (target ≥ 0.8).
     Rest(bench_rest::RestBenchArgs),
+    /// State snapshots (issue 18): a new node's join from a snapshot (import and catch-up)
+    /// against replaying the same chain from genesis through sync, interleaved rounds, the
+    /// ratio of the medians (target ≤ 0.1 on a large chain), and the export time.
+    Snapshot(bench_snapshot::SnapshotBenchArgs),
 }
 
 /// A failure with its exit code.
@@ -224,6 +229,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Exchange(args)) => bench_exchange::run(&args),
         Command::Bench(BenchCommand::Audit(args)) => bench_audit::run(&args),
         Command::Bench(BenchCommand::Rest(args)) => bench_rest::run(&args),
+        Command::Bench(BenchCommand::Snapshot(args)) => bench_snapshot::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
