@@ -144,6 +144,25 @@ fn a_follower_joins_from_a_snapshot_and_a_pruned_follower_answers_the_code() {
         .unwrap();
     assert!(height > old_height, "{out}");
     assert!(out.contains("blocks from 1 carried"), "{out}");
+    // From a copy of the stopped store, as from a backup's DIR/store (a RocksDB checkpoint):
+    // the same snapshot, byte for byte.
+    let copied = std::process::Command::new("cp")
+        .args(["-a", "data/db", "store-copy"])
+        .current_dir(d)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    ok(
+        d,
+        &[
+            "node", "snapshot", "export", "--store", "store-copy", "--genesis",
+            "data/genesis.json", "--out", "snap-from-store.bin",
+        ],
+    );
+    assert_eq!(
+        std::fs::read(d.join("snap-from-store.bin")).unwrap(),
+        std::fs::read(&snap).unwrap()
+    );
     net.start(0);
     net.wait_up(&rt, 0);
     let mut c0 = net.client(&rt, 0);

@@ -242,7 +242,12 @@ pub(crate) fn grpc_code(g: codes::Grpc) -> tonic::Code {
 /// missing what it should hold is DATA_LOSS, an unreadable state INTERNAL), with the code's name
 /// in the metadata so that a client maps it to its exit class.
 pub(crate) fn internal(e: NodeError) -> Status {
-    tracing::error!("{e}");
+    // A request below what this node holds is the client's to redirect, not a node failure.
+    if matches!(e, NodeError::Pruned { .. }) {
+        tracing::debug!("{e}");
+    } else {
+        tracing::error!("{e}");
+    }
     coded_status(e.code(), e.to_string())
 }
 
