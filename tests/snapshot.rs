@@ -155,8 +155,15 @@ fn a_follower_joins_from_a_snapshot_and_a_pruned_follower_answers_the_code() {
     ok(
         d,
         &[
-            "node", "snapshot", "export", "--store", "store-copy", "--genesis",
-            "data/genesis.json", "--out", "snap-from-store.bin",
+            "node",
+            "snapshot",
+            "export",
+            "--store",
+            "store-copy",
+            "--genesis",
+            "data/genesis.json",
+            "--out",
+            "snap-from-store.bin",
         ],
     );
     assert_eq!(

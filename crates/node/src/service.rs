@@ -638,6 +638,9 @@ fn block_events(
     room: usize,
 ) -> Result<Option<(Vec<pb::ContractEvent>, u32)>, Status> {
     let store = core.store();
+    // Below what this node holds (a snapshot's base, pruned receipts): the code, so the
+    // client asks an archive node, never a half answer.
+    core.held(height).map_err(internal)?;
     let Some(header) = store
         .header(height)
         .map_err(|e| internal(NodeError::from(e)))?
@@ -765,7 +768,13 @@ fn list_proposals(
         req.blocks
     };
     let tip = core.tip().0.height.0;
-    let from = tip.saturating_sub(blocks - 1).max(1);
+    // Only the blocks this node holds (a snapshot's base, the pruning mark).
+    let lowest = core
+        .store()
+        .lowest_held()
+        .map_err(|e| internal(NodeError::from(e)))?
+        .0;
+    let from = tip.saturating_sub(blocks - 1).max(1).max(lowest);
     let mut ids = Vec::new();
     for h in (from..=tip).rev() {
         let (block, _) = core

@@ -1021,7 +1021,10 @@ fn pruning_keeps_the_index_and_the_check_runs_from_the_mark() {
             .is_none()
     );
     assert!(store.block(Height(12)).unwrap().is_some());
-    assert_eq!(store.tx_location(&old_id).unwrap().unwrap().height, Height(5));
+    assert_eq!(
+        store.tx_location(&old_id).unwrap().unwrap().height,
+        Height(5)
+    );
     store.verify_all().unwrap();
     // Pruning never reaches the tip, nor goes back.
     assert_eq!(store.prune_below(Height(10)).unwrap(), None);
@@ -1081,7 +1084,13 @@ fn a_store_installed_at_a_base_verifies_from_it_and_extends() {
     ));
     assert_eq!(dst.tip().unwrap(), None);
     let base = dst
-        .install_base(&block, &receipts, &certificate, &[earlier.clone()], zero)
+        .install_base(
+            &block,
+            &receipts,
+            &certificate,
+            std::slice::from_ref(&earlier),
+            zero,
+        )
         .unwrap();
     assert_eq!(base, tip);
     assert_eq!(dst.base().unwrap(), Some(tip));
