@@ -104,6 +104,26 @@ fn a_follower_joins_from_a_snapshot_and_a_pruned_follower_answers_the_code() {
         submit(&mut c0, &tx, n % 10 == 9).unwrap();
     }
 
+    // A height the store does not hold.
+    net.stop(1);
+    fails(
+        d,
+        &[
+            "node",
+            "snapshot",
+            "export",
+            "--config",
+            "node1.toml",
+            "--height",
+            "100000",
+            "--out",
+            "x.bin",
+        ],
+        2,
+        "NODE_SNAPSHOT_SOURCE",
+    );
+    net.start(1);
+    net.wait_up(&rt, 1);
     // A running node's store is not exported (docs/ops/snapshot.md step 1).
     let snap = d.join("snap.bin");
     let snap_s = snap.to_str().unwrap();
@@ -233,6 +253,23 @@ fn a_follower_joins_from_a_snapshot_and_a_pruned_follower_answers_the_code() {
             "{what}: a partial store was left"
         );
     };
+    // A file that is not a snapshot: bad input, nothing written.
+    fails(
+        d,
+        &[
+            "node",
+            "init",
+            "--config",
+            "node2.toml",
+            "--genesis",
+            "data/genesis.json",
+            "--snapshot",
+            "data/genesis.json",
+        ],
+        2,
+        "NODE_SNAPSHOT_FORMAT",
+    );
+    assert!(!d.join("data2/db").exists());
     let bytes = std::fs::read(&snap).unwrap();
     // A certificate that does not verify: its round changed (the precommits signed another).
     {

@@ -952,6 +952,18 @@ pass_file = "pin"
 certificate = "node.crt.pem"
 "#;
 
+    /// Issue 18: `[storage] keep_blocks` is pruned mode; absent is an archive node; fewer than
+    /// two blocks kept is refused, naming the field.
+    #[test]
+    fn keep_blocks_is_pruned_mode_and_at_least_two() {
+        assert_eq!(parse(GOOD).unwrap().keep_blocks, None);
+        let c = parse(&format!("{GOOD}[storage]\nkeep_blocks = 100\n")).unwrap();
+        assert_eq!(c.keep_blocks, Some(100));
+        let (field, problem) = parse(&format!("{GOOD}[storage]\nkeep_blocks = 1\n")).unwrap_err();
+        assert_eq!(field, "storage.keep_blocks");
+        assert!(problem.contains("keep at least 2 blocks"), "{problem}");
+    }
+
     #[test]
     fn good_config_resolves_paths_and_defaults() {
         let c = parse(GOOD).unwrap();
