@@ -548,7 +548,9 @@ pub fn import(data_dir: &Path, genesis: &Genesis, file: &Path) -> Result<Importe
             "the receipts of block {height} do not give its receipts_root"
         )));
     }
-    let mut earlier: Vec<Block> = Vec::new();
+    // Only the index entries of the blocks below H are kept: memory grows with their
+    // transactions (44 bytes each), not their size.
+    let mut earlier: Vec<(types::TxId, storage::TxLocation)> = Vec::new();
     let mut parent = top.header.parent;
     for i in 1..count {
         let b: Block = r.decode("block", limits.max_block_size)?;
@@ -564,7 +566,15 @@ pub fn import(data_dir: &Path, genesis: &Genesis, file: &Path) -> Result<Importe
             )));
         }
         parent = b.header.parent;
-        earlier.push(b);
+        for (i, tx) in b.txs.iter().enumerate() {
+            earlier.push((
+                tx.tx_id(),
+                storage::TxLocation {
+                    height: want,
+                    position: u32::try_from(i).unwrap_or(u32::MAX),
+                },
+            ));
+        }
     }
     let indexed_from = Height(height.0 + 1 - u64::from(count));
 

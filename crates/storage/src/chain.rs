@@ -308,9 +308,10 @@ impl<B: KvBackend> ChainStore<B> {
 
     /// Writes the base of a store initialised from a snapshot, on an empty store whose state
     /// nodes (those of `block`'s state root) were written first: the header, block, receipts
-    /// and certificate of the snapshot's height, the transaction index of `block` and of the
-    /// `earlier` blocks the snapshot carries for duplicate detection (their blocks are not
-    /// stored: they are below the base), then the tip, the base, block 0's hash (`genesis`)
+    /// and certificate of the snapshot's height, the transaction index of `block` and the
+    /// `earlier` index entries (the transactions of the blocks below it that the snapshot
+    /// carries for duplicate detection; those blocks are not stored: they are below the
+    /// base), then the tip, the base, block 0's hash (`genesis`)
     /// and the version, all in one batch. The caller verified the certificate, the earlier
     /// blocks' hash links and the state; this checks the block against its header and
     /// receipts, the certificate's height and hash, and that the state root is held.
@@ -319,7 +320,7 @@ impl<B: KvBackend> ChainStore<B> {
         block: &Block,
         receipts: &[Receipt],
         certificate: &CommitCertificate,
-        earlier: &[Block],
+        earlier: &[(TxId, TxLocation)],
         genesis: BlockHash,
     ) -> Result<Tip, StorageError> {
         let _guard = self.commit.lock().map_err(|_| {
@@ -403,14 +404,14 @@ impl<B: KvBackend> ChainStore<B> {
             batch.put(Table::TxIndex, id.as_bytes().to_vec(), loc.encode());
             batch.put(Table::Receipts, loc.encode(), receipt.to_bytes());
         }
-        for b in earlier {
-            for (i, tx) in b.txs.iter().enumerate() {
-                let loc = TxLocation {
-                    height: b.header.height,
-                    position: u32::try_from(i).unwrap_or(u32::MAX),
-                };
-                batch.put(Table::TxIndex, tx.tx_id().as_bytes().to_vec(), loc.encode());
+        for (id, loc) in earlier {
+            if loc.height >= height {
+                return Err(StorageError::HeightNotNext {
+                    height: loc.height,
+                    expected: height,
+                });
             }
+            batch.put(Table::TxIndex, id.as_bytes().to_vec(), loc.encode());
         }
         batch.put(Table::Meta, TIP_KEY, encode_point(height, hash));
         batch.put(Table::Meta, BASE_KEY, encode_point(height, hash));

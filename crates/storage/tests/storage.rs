@@ -1088,7 +1088,20 @@ fn a_store_installed_at_a_base_verifies_from_it_and_extends() {
             &block,
             &receipts,
             &certificate,
-            std::slice::from_ref(&earlier),
+            &earlier
+                .txs
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    (
+                        t.tx_id(),
+                        TxLocation {
+                            height: earlier.header.height,
+                            position: u32::try_from(i).unwrap(),
+                        },
+                    )
+                })
+                .collect::<Vec<_>>(),
             zero,
         )
         .unwrap();
