@@ -1058,6 +1058,10 @@ fn every_format_version_in_the_table_is_the_codes() {
             keystore::FORMAT_VERSION.to_string(),
         ),
         ("`node::backup::VERSION`", node::backup::VERSION.to_string()),
+        (
+            "`node::snapshot::VERSION`",
+            node::snapshot::VERSION.to_string(),
+        ),
     ];
     for (constant, version) in expected {
         let row = section

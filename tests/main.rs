@@ -33,6 +33,8 @@
 //!   release's store refused until `gmchain node migrate`, with the rollback from its backup;
 //! - `sdk_example`: the Rust SDK's example program (`crates/sdk/examples/attest.rs`, mounted
 //!   here as `sdk_attest_example`) against a node, and the SDK's refusals of tampered receipts;
+//! - `snapshot`: state snapshots and fast join (export, verified import, sync forward, queries
+//!   below the base), pruned mode, and `gmchain node migrate` of a version-3 store;
 //! - `watch`: watch rules and session cutting: a suspended member's stream cut, its next
 //!   transaction raising a `refused-signer` alert.
 
@@ -69,6 +71,7 @@ mod node_audit;
 mod ops;
 mod rest;
 mod sdk_example;
+mod snapshot;
 mod tls;
 mod upgrade;
 mod watch;

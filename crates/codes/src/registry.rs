@@ -484,6 +484,24 @@ define_codes! {
     NODE_ADMIN_UNREACHABLE = 4056, Unavailable, Unavailable,
         "The node holds its store but its admin socket (<data dir>/admin.sock) cannot be reached.",
         "check that the node runs this release and that admin.sock exists; run the command as the node's user";
+    NODE_STORE_NEEDS_MIGRATION = 4060, BadInput, FailedPrecondition,
+        "The store is of the previous release's layout (version 3, gmchain 0.1.0); this build reads version 4.",
+        "stop the node and run `gmchain node migrate --config FILE` (it checks the tip and writes the version-4 keys in one batch)";
+    NODE_PRUNED = 4061, BadInput, NotFound,
+        "The height, block, transaction or receipt asked for is below what this node holds: it joined from a snapshot or prunes old blocks.",
+        "ask an archive node; the message names the lowest height this node holds";
+    NODE_SNAPSHOT_INVALID = 4062, NotVerified, DataLoss,
+        "The snapshot does not verify: a certificate or validator-set change, the recent blocks' hash links, a state node's hash, or the file's SM3.",
+        "the message names what failed; take a new snapshot from a trusted node (`gmchain node snapshot export`)";
+    NODE_SNAPSHOT_WRONG_CHAIN = 4063, NotVerified, FailedPrecondition,
+        "The snapshot is of another chain than the genesis file (chain ID or genesis hash).",
+        "use a snapshot exported by a node of this chain, or the genesis file of the snapshot's chain";
+    NODE_SNAPSHOT_FORMAT = 4064, BadInput, InvalidArgument,
+        "The file is not a gmchain snapshot of a format and version this build reads, or it is truncated.",
+        "export the snapshot again with this release (`gmchain node snapshot export`)";
+    NODE_SNAPSHOT_SOURCE = 4065, BadInput, FailedPrecondition,
+        "The store cannot be exported: it is in use, the height is not held, or the blocks the snapshot must carry were pruned.",
+        "stop the node or export from a backup's DIR/store (`gmchain node backup`); choose a height between the base and the tip; export from an archive node";
     RECEIPT_TOO_LARGE = 4100, NotVerified, InvalidArgument,
         "The file is larger than any receipt this release writes; refused before parsing.",
         "this is not a receipt gmchain wrote; obtain it again from a node";

@@ -28,7 +28,15 @@ pub(crate) enum NodeCommand {
         /// Join an existing chain: use this genesis file instead of the config's [chain].
         #[arg(long, value_name = "FILE")]
         genesis: Option<PathBuf>,
+        /// Fast join: initialise the store from this state snapshot (`node snapshot export`),
+        /// verified against --genesis, instead of from block 0. Exit 1 names what did not
+        /// verify; nothing is written then.
+        #[arg(long, value_name = "FILE", requires = "genesis")]
+        snapshot: Option<PathBuf>,
     },
+    /// State snapshots: export one from a stopped node's store (or a backup's DIR/store).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Runs the node until SIGTERM/SIGINT.
     Start {
         /// The node configuration (TOML).
@@ -98,6 +106,15 @@ pub(crate) enum NodeCommand {
         #[arg(long, value_name = "FILE")]
         signer_cert: Option<PathBuf>,
     },
+    /// Moves a stopped node's store from the previous release's layout (version 3) to this
+    /// build's (version 4): checks the tip, then writes the base and the version in one synced
+    /// batch. On a version-4 store there is nothing to do (exit 0); another version is refused
+    /// naming both (exit 2); a store whose tip does not check is not touched (exit 1).
+    Migrate {
+        /// The node configuration (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Makes a throwaway development chain in DIR (software keys: a root CA, a validator,
     /// an admin and N users, all keys encrypted with the passphrase in DIR/pass) and runs
     /// init. For tests, benchmarks and first steps; never for real data.
@@ -129,6 +146,35 @@ pub(crate) enum NodeCommand {
         /// (`orgs/<N>.auditor.*`) whose encryption certificate is the supervision escrow.
         #[arg(long)]
         supervisor: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SnapshotCommand {
+    /// Writes the state at a height, with its header, commit certificate, the validator-set
+    /// changes from genesis and the blocks duplicate detection needs (docs/formats.md §11).
+    /// The store must not be in use: stop the node, or export from a backup's DIR/store.
+    Export {
+        /// The node configuration (TOML): its data directory's store and genesis file.
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "store",
+            conflicts_with = "store"
+        )]
+        config: Option<PathBuf>,
+        /// A store directory (a backup's DIR/store); needs --genesis.
+        #[arg(long, value_name = "DIR", requires = "genesis")]
+        store: Option<PathBuf>,
+        /// The chain's genesis file (with --store).
+        #[arg(long, value_name = "FILE")]
+        genesis: Option<PathBuf>,
+        /// The height to export (default: the tip).
+        #[arg(long)]
+        height: Option<u64>,
+        /// The snapshot file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -387,7 +433,74 @@ fn init_logging(config: &NodeConfig) {
 
 pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
     match cmd {
-        NodeCommand::Init { config, genesis } => {
+        NodeCommand::Init {
+            config,
+            genesis,
+            snapshot: Some(snapshot),
+        } => {
+            let config = load_config(&config)?;
+            let path = genesis.ok_or_else(|| {
+                Failure::BadInput("--snapshot needs --genesis (the chain's genesis file)".into())
+            })?;
+            let genesis = node::read_genesis(&path).map_err(node_failure)?;
+            let started = std::time::Instant::now();
+            let imported = node::snapshot::import(&config.data_dir, &genesis, &snapshot)
+                .map_err(|e| Failure::coded(&e, format!("{}: {e}", e.code().name)))?;
+            println!("chain {}", genesis.chain_id);
+            println!("genesis file {}", config.genesis_path().display());
+            println!("genesis hash {}", genesis.hash());
+            println!(
+                "snapshot verified: certificate of height {} under the validator set followed from genesis ({} set changes), {} state nodes hashed to the state root, transactions indexed from height {}",
+                imported.height, imported.set_changes, imported.nodes, imported.indexed_from
+            );
+            println!(
+                "base {} {} ({} ms); start the node to sync forward",
+                imported.height,
+                imported.hash,
+                started.elapsed().as_millis()
+            );
+            Ok(())
+        }
+        NodeCommand::Snapshot(SnapshotCommand::Export {
+            config,
+            store,
+            genesis,
+            height,
+            out,
+        }) => {
+            let (store_dir, genesis_path) = match (config, store) {
+                (Some(c), _) => {
+                    let c = load_config(&c)?;
+                    (c.db_path(), c.genesis_path())
+                }
+                (None, Some(dir)) => (
+                    dir,
+                    genesis.ok_or_else(|| Failure::BadInput("--store needs --genesis".into()))?,
+                ),
+                (None, None) => {
+                    return Err(Failure::BadInput("give --config or --store".into()));
+                }
+            };
+            let genesis = node::read_node_genesis(&genesis_path).map_err(node_failure)?;
+            let started = std::time::Instant::now();
+            let e = node::snapshot::export(&store_dir, genesis, height.map(Height), &out)
+                .map_err(|e| Failure::coded(&e, format!("{}: {e}", e.code().name)))?;
+            println!(
+                "snapshot {}: height {} ({}), {} state nodes, blocks from {} carried for duplicate detection, {} bytes, sm3 {} ({} ms)",
+                out.display(),
+                e.height,
+                e.hash,
+                e.nodes,
+                e.blocks_from,
+                e.bytes,
+                e.sm3,
+                started.elapsed().as_millis()
+            );
+            Ok(())
+        }
+        NodeCommand::Init {
+            config, genesis, ..
+        } => {
             let config = load_config(&config)?;
             let genesis = match genesis {
                 Some(path) => node::read_genesis(&path).map_err(node_failure)?,
@@ -436,6 +549,9 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                 engine,
             )
             .map_err(node_failure)?;
+            if let Some(n) = config.keep_blocks {
+                core.set_keep_blocks(n);
+            }
             if let Some(next) = next_validator(&config)? {
                 if config.consensus.is_none() {
                     return Err(Failure::BadInput(format!(
@@ -531,6 +647,10 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
         } => {
             let config = load_config(&config)?;
             crate::cli_backup::restore(&config, &from, signer_cert.as_deref())
+        }
+        NodeCommand::Migrate { config } => {
+            let config = load_config(&config)?;
+            migrate(&config)
         }
         NodeCommand::DevChain {
             dir,
@@ -709,21 +829,59 @@ pub(crate) fn verify_store(config: &NodeConfig) -> CmdResult {
         .block
         .header
         .hash();
-    let stored = store
-        .header(Height(0))
-        .map_err(|e| bad(format!("height 0: {e}")))?
-        .ok_or_else(|| bad("height 0: no header".into()))?
-        .hash();
-    if stored != expected {
-        return Err(bad(format!(
-            "height 0: block hash {stored} is not the genesis file's {expected}"
-        )));
+    let base = store
+        .base()
+        .map_err(|e| bad(format!("the store's base: {e}")))?
+        .ok_or_else(|| bad("the store records no base".into()))?;
+    let lowest = store
+        .lowest_held()
+        .map_err(|e| bad(format!("the store's base: {e}")))?;
+    if base.height == Height(0) {
+        let stored = store
+            .header(Height(0))
+            .map_err(|e| bad(format!("height 0: {e}")))?
+            .ok_or_else(|| bad("height 0: no header".into()))?
+            .hash();
+        if stored != expected || base.hash != stored {
+            return Err(bad(format!(
+                "height 0: block hash {stored} is not the genesis file's {expected}"
+            )));
+        }
+    } else {
+        // A store initialised from a snapshot holds no block 0: the snapshot's genesis hash,
+        // checked at import, is recorded instead.
+        let recorded = store
+            .recorded_genesis()
+            .map_err(|e| bad(format!("the recorded genesis hash: {e}")))?
+            .ok_or_else(|| bad("a snapshot store without its genesis hash".into()))?;
+        if recorded != expected {
+            return Err(bad(format!(
+                "the store's recorded genesis hash {recorded} is not the genesis file's {expected}"
+            )));
+        }
     }
     let set = genesis
         .validator_set()
         .map_err(|e| Failure::BadInput(e.to_string()))?;
-    let mut last_commit = types::ConsensusLinks::NO_PARENT_CERTIFICATE;
-    let mut h = Height(1);
+    let mut h = Height(lowest.0.max(1));
+    // The first height checked links to the certificate before it when the store holds it
+    // (an archive or pruned store); at a snapshot's base that certificate is not held: the
+    // import verified the base's certificate from genesis instead.
+    let mut last_commit = match h.0 {
+        1 => types::ConsensusLinks::NO_PARENT_CERTIFICATE,
+        _ => match store
+            .certificate(Height(h.0 - 1))
+            .map_err(|e| bad(format!("height {}: certificate: {e}", h.0 - 1)))?
+        {
+            Some(c) => c.hash(),
+            None => store
+                .header(h)
+                .map_err(|e| bad(format!("height {h}: {e}")))?
+                .and_then(|hd| hd.consensus)
+                .map(|l| l.last_commit)
+                .ok_or_else(|| bad(format!("height {h}: no header")))?,
+        },
+    };
     while h <= tip.height {
         let header = store
             .header(h)
@@ -759,8 +917,48 @@ pub(crate) fn verify_store(config: &NodeConfig) -> CmdResult {
         .verify_state(tip.height)
         .map_err(|e| bad(format!("store {}: {e}", config.db_path().display())))?;
     println!(
-        "store verified: heights 0..={} (hash links, transaction and receipt roots, index, commit certificates), state tree at the tip re-hashed ({nodes} nodes); tip {}",
-        tip.height, tip.hash
+        "store verified: heights {}..={} (hash links, transaction and receipt roots, index, commit certificates), state tree at the tip re-hashed ({nodes} nodes); tip {}; base {}{}",
+        lowest,
+        tip.height,
+        tip.hash,
+        base.height,
+        match store.pruned_below().ok().flatten() {
+            Some(p) => format!(", pruned below {p}"),
+            None => String::new(),
+        }
     );
     Ok(())
+}
+
+/// `gmchain node migrate`: version 3 to 4, in one batch, under the store's lock.
+fn migrate(config: &NodeConfig) -> CmdResult {
+    let path = config.db_path();
+    let backend = RocksBackend::open_for_migration(&path).map_err(|e| {
+        let e = node::NodeError::from(e);
+        node_failure(e)
+    })?;
+    let store = ChainStore::new(backend, types::Limits::default());
+    match store.migrate_to_current() {
+        Ok(base) => {
+            println!(
+                "store {} migrated from version {} to {}: tip checked, base = height {} ({}) written with the version in one batch",
+                path.display(),
+                storage::MIGRATES_FROM,
+                storage::STORE_VERSION,
+                base.height,
+                base.hash
+            );
+            Ok(())
+        }
+        Err(storage::MigrateError::Storage(storage::StorageError::AlreadyCurrent { version })) => {
+            println!("store is version {version}, nothing to do");
+            Ok(())
+        }
+        Err(storage::MigrateError::Integrity(e)) => Err(Failure::NotVerified(format!(
+            "store {}: {e}; nothing was changed",
+            path.display()
+        ))),
+        Err(storage::MigrateError::Storage(e)) => Err(node_failure(e.into())),
+        Err(e) => Err(Failure::BadInput(e.to_string())),
+    }
 }

@@ -501,6 +501,7 @@ sponsors = [{sponsored}]
     crate::cli_node::run(crate::cli_node::NodeCommand::Init {
         config: config_path.clone(),
         genesis: None,
+        snapshot: None,
     })?;
     // The other validators: their configurations, and the same genesis.
     for i in 1..n {
@@ -509,6 +510,7 @@ sponsors = [{sponsored}]
         crate::cli_node::run(crate::cli_node::NodeCommand::Init {
             config: path,
             genesis: Some(dir.join("data/genesis.json")),
+            snapshot: None,
         })?;
     }
     Ok(DevChain {

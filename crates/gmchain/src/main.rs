@@ -11,6 +11,7 @@ mod bench_contract;
 mod bench_exchange;
 mod bench_node;
 mod bench_rest;
+mod bench_snapshot;
 mod cli_audit;
 mod cli_backup;
 mod cli_ca;
@@ -145,6 +146,10 @@ enum BenchCommand {
     /// restore of the bench chain, and the node's submit-and-commit tx/s with backups running
     /// against without, the ratio of the medians (target ≥ 0.8).
     Backup(bench_backup::BackupBenchArgs),
+    /// State snapshots (issue 18): a new node's join from a snapshot (import and catch-up)
+    /// against replaying the same chain from genesis through sync, interleaved rounds, the
+    /// ratio of the medians (target ≤ 0.1 on a large chain), and the export time.
+    Snapshot(bench_snapshot::SnapshotBenchArgs),
 }
 
 /// A failure with its exit code.
@@ -240,6 +245,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Audit(args)) => bench_audit::run(&args),
         Command::Bench(BenchCommand::Rest(args)) => bench_rest::run(&args),
         Command::Bench(BenchCommand::Backup(args)) => bench_backup::run(&args),
+        Command::Bench(BenchCommand::Snapshot(args)) => bench_snapshot::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

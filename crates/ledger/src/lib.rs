@@ -230,10 +230,20 @@ impl<B: KvBackend> Ledger<B> {
             .check_tip_on_startup()?
             .ok_or(LedgerError::EmptyStore)?;
         let expected = genesis.build(&state::MemStore::new())?.block.header.hash();
-        let stored = store
-            .header(Height(0))?
-            .ok_or(LedgerError::EmptyStore)?
-            .hash();
+        // A store initialised from a snapshot holds no block 0: it recorded block 0's hash,
+        // which the import checked against this genesis file; an archive store is judged by
+        // its block 0, as before.
+        let from_snapshot = store.base()?.is_some_and(|b| b.height > Height(0));
+        let stored = if from_snapshot {
+            store
+                .recorded_genesis()?
+                .ok_or(LedgerError::Missing("genesis hash of a snapshot store"))?
+        } else {
+            store
+                .header(Height(0))?
+                .ok_or(LedgerError::EmptyStore)?
+                .hash()
+        };
         if stored != expected {
             return Err(LedgerError::GenesisMismatch { stored, expected });
         }

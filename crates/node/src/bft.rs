@@ -1014,6 +1014,10 @@ impl Runner {
             && h > self.highest_seen
         {
             self.highest_seen = h;
+            self.core()
+                .metrics
+                .sync_target
+                .store(h.0, std::sync::atomic::Ordering::Relaxed);
         }
         let ahead = height.is_some_and(|h| h > current);
         // Whether the parent certificate beside a proposal is the one its header names.
@@ -1271,7 +1275,9 @@ impl Runner {
                     height = next.0,
                     block = %hash,
                     seen = self.highest_seen.0,
-                    "sync: committed a block decided by the validators"
+                    "sync: committed a block decided by the validators ({} of {})",
+                    next.0,
+                    self.highest_seen.0
                 );
                 self.after_commit(next);
                 // Catching up: the next block at once.

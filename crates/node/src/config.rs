@@ -71,8 +71,8 @@ struct RawConfig {
     storage: RawStorage,
 }
 
-/// `[storage]` (docs/ops/disk.md): the free space the node keeps on its data directory's
-/// filesystem.
+/// `[storage]`: the free space the node keeps on its data directory's filesystem
+/// (docs/ops/disk.md) and pruned mode (docs/ops/snapshot.md).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStorage {
@@ -80,6 +80,7 @@ struct RawStorage {
     min_free_mib: u64,
     #[serde(default = "default_resume_margin_mib")]
     resume_margin_mib: u64,
+    keep_blocks: Option<u64>,
 }
 
 impl Default for RawStorage {
@@ -87,6 +88,7 @@ impl Default for RawStorage {
         RawStorage {
             min_free_mib: default_min_free_mib(),
             resume_margin_mib: default_resume_margin_mib(),
+            keep_blocks: None,
         }
     }
 }
@@ -554,6 +556,10 @@ pub struct NodeConfig {
     pub rest: crate::rest::RestConfig,
     /// The free space kept on the data directory's filesystem (`[storage]`, docs/ops/disk.md).
     pub storage: StorageConfig,
+    /// Pruned mode (`[storage] keep_blocks = N`): the node keeps the blocks and receipts of
+    /// the last N heights only (headers, certificates and the transaction index stay);
+    /// absent, it is an archive node and keeps everything.
+    pub keep_blocks: Option<u64>,
 }
 
 /// `[exchange]`: the node is a custodian of its organisation's shared data (docs/exchange.md).
@@ -994,9 +1000,23 @@ impl NodeConfig {
             audit,
             rest,
             storage,
+            keep_blocks: match raw.storage.keep_blocks {
+                Some(n) if n < MIN_KEEP_BLOCKS => {
+                    return Err((
+                        "storage.keep_blocks".into(),
+                        format!(
+                            "{n}: keep at least {MIN_KEEP_BLOCKS} blocks (sync answers and the consensus of the next heights read the last ones)"
+                        ),
+                    ));
+                }
+                other => other,
+            },
         })
     }
 }
+
+/// The fewest blocks a pruned node keeps.
+pub const MIN_KEEP_BLOCKS: u64 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -1015,6 +1035,18 @@ hsm_profile = "/opt/profiles/softtoken.toml"
 pass_file = "pin"
 certificate = "node.crt.pem"
 "#;
+
+    /// Issue 18: `[storage] keep_blocks` is pruned mode; absent is an archive node; fewer than
+    /// two blocks kept is refused, naming the field.
+    #[test]
+    fn keep_blocks_is_pruned_mode_and_at_least_two() {
+        assert_eq!(parse(GOOD).unwrap().keep_blocks, None);
+        let c = parse(&format!("{GOOD}[storage]\nkeep_blocks = 100\n")).unwrap();
+        assert_eq!(c.keep_blocks, Some(100));
+        let (field, problem) = parse(&format!("{GOOD}[storage]\nkeep_blocks = 1\n")).unwrap_err();
+        assert_eq!(field, "storage.keep_blocks");
+        assert!(problem.contains("keep at least 2 blocks"), "{problem}");
+    }
 
     #[test]
     fn good_config_resolves_paths_and_defaults() {

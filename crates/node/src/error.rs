@@ -56,6 +56,16 @@ pub enum NodeError {
         /// The certificate subject.
         subject: String,
     },
+    /// The height asked for is below what this node holds (a snapshot's base, or pruned).
+    #[error(
+        "height {height} is below what this node holds: it holds heights from {lowest} (it joined from a snapshot or prunes old blocks); ask an archive node"
+    )]
+    Pruned {
+        /// The height asked for.
+        height: types::Height,
+        /// The lowest height this node holds.
+        lowest: types::Height,
+    },
     /// RocksDB could not open the store.
     #[error(transparent)]
     Rocks(#[from] storage_rocksdb::RocksError),
@@ -168,6 +178,14 @@ impl NodeError {
             NodeError::GenesisMismatch { .. } => &codes::NODE_GENESIS_MISMATCH,
             NodeError::NotAValidator { .. } => &codes::NODE_NOT_A_VALIDATOR,
             NodeError::KeyCertificateMismatch { .. } => &codes::NODE_KEY_CERT_MISMATCH,
+            NodeError::Rocks(storage_rocksdb::RocksError::Version {
+                source: storage::StorageError::NeedsMigration { .. },
+                ..
+            })
+            | NodeError::Storage(storage::StorageError::NeedsMigration { .. }) => {
+                &codes::NODE_STORE_NEEDS_MIGRATION
+            }
+            NodeError::Pruned { .. } => &codes::NODE_PRUNED,
             NodeError::Rocks(_) => &codes::NODE_STORE_OPEN,
             NodeError::Storage(_) => &codes::NODE_STORAGE,
             NodeError::Integrity(_) => &codes::NODE_STORE_INTEGRITY,

@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod pool;
 pub mod rest;
 mod service;
+pub mod snapshot;
 pub mod supervise;
 pub mod tls;
 pub mod watch;

@@ -86,6 +86,9 @@ pub struct LocalNode {
     producing: Mutex<()>,
     // When the validators' certificates were last checked for expiry.
     expiry_checked: Mutex<Option<Instant>>,
+    // Pruned mode: the number of heights whose blocks and receipts are kept (`[storage]
+    // keep_blocks`); unset, an archive node.
+    keep_blocks: std::sync::OnceLock<u64>,
     // The watch rules (`crate::watch`), once `run` (or a test) sets them.
     watcher: std::sync::OnceLock<Arc<Watcher>>,
     // The node's audit log (`audit`), set once at start; unset, nothing is recorded.
@@ -162,6 +165,9 @@ pub fn read_node_genesis(path: &Path) -> Result<Genesis, NodeError> {
     Ok(g)
 }
 
+/// A pruned node prunes every this many heights (one batch each time).
+pub const PRUNE_EVERY: u64 = 8;
+
 impl LocalNode {
     /// Opens the store in `data_dir`, checks its tip (refusing a tampered or half-written
     /// store, naming the height), that its block 0 is this genesis, and that `validator` is a
@@ -213,6 +219,18 @@ impl LocalNode {
         metrics
             .height
             .store(head.tip.height.0, std::sync::atomic::Ordering::Relaxed);
+        let lowest = ledger.store().lowest_held()?;
+        metrics
+            .lowest_held
+            .store(lowest.0, std::sync::atomic::Ordering::Relaxed);
+        if let Some(base) = ledger.store().base()?.filter(|b| b.height > Height(0)) {
+            tracing::info!(
+                base = base.height.0,
+                tip = head.tip.height.0,
+                "store initialised from a snapshot at height {}: holds heights from {lowest}; syncing forward from the tip",
+                base.height.0
+            );
+        }
         let (blocks, _) = broadcast::channel(256);
         // Blocks are filled up to what the store will read back.
         let block_budget = ledger
@@ -238,6 +256,7 @@ impl LocalNode {
             watcher: std::sync::OnceLock::new(),
             audit: std::sync::OnceLock::new(),
             disk: std::sync::OnceLock::new(),
+            keep_blocks: std::sync::OnceLock::new(),
         })
     }
 
@@ -644,9 +663,44 @@ impl LocalNode {
         if let (Some(w), Some(facts)) = (self.watcher(), facts) {
             w.committed(&facts);
         }
+        self.prune(height);
         // Nobody listening is fine.
         let _ = self.blocks.send(height);
         Ok(())
+    }
+
+    /// Pruned mode: keep the blocks and receipts of the last `n` heights only (set once,
+    /// before the node runs; a second call is ignored).
+    pub fn set_keep_blocks(&self, n: u64) {
+        let _ = self.keep_blocks.set(n);
+    }
+
+    /// After a commit at `height` in pruned mode, every [`PRUNE_EVERY`] heights: deletes the
+    /// blocks and receipts below `height + 1 − keep_blocks` in one batch (headers,
+    /// certificates and the transaction index stay, so duplicates are still found). A failure
+    /// is logged and retried at the next round: nothing is half-deleted (one batch).
+    fn prune(&self, height: Height) {
+        let Some(keep) = self.keep_blocks.get().copied() else {
+            return;
+        };
+        if !height.0.is_multiple_of(PRUNE_EVERY) {
+            return;
+        }
+        let below = Height((height.0 + 1).saturating_sub(keep));
+        match self.store().prune_below(below) {
+            Ok(Some(mark)) => {
+                self.metrics
+                    .lowest_held
+                    .store(mark.0, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(
+                    pruned_below = mark.0,
+                    "pruned mode: blocks and receipts below height {} deleted",
+                    mark.0
+                );
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("pruned mode: pruning below {} failed: {e}", below.0),
+        }
     }
 
     /// Publishes the earliest expiry among the next height's validators and warns, at most
@@ -868,7 +922,21 @@ impl LocalNode {
         &self,
         id: &TxId,
     ) -> Result<Option<(SignedTx, storage::TxLocation)>, NodeError> {
+        if let Some(loc) = self.store().tx_location(id)? {
+            self.held(loc.height)?;
+        }
         Ok(self.store().tx(id)?)
+    }
+
+    /// Fails with [`NodeError::Pruned`] when `height` is below the lowest height this node
+    /// holds blocks and receipts for (a snapshot's base, or the pruning mark). Block 0 of a
+    /// store initialised from a snapshot is below its base like any other.
+    pub fn held(&self, height: Height) -> Result<(), NodeError> {
+        let lowest = self.store().lowest_held()?;
+        if height < lowest {
+            return Err(NodeError::Pruned { height, lowest });
+        }
+        Ok(())
     }
 
     /// The receipt of `id` and its location.
@@ -876,6 +944,7 @@ impl LocalNode {
         let Some(loc) = self.store().tx_location(id)? else {
             return Ok(None);
         };
+        self.held(loc.height)?;
         // One index read: the receipt is read at the location, checked to be this one's.
         Ok(self
             .store()
@@ -889,6 +958,9 @@ impl LocalNode {
         &self,
         height: Height,
     ) -> Result<Option<(Block, Option<CommitCertificate>)>, NodeError> {
+        if height <= self.tip().0.height {
+            self.held(height)?;
+        }
         let Some(block) = self.store().block(height)? else {
             return Ok(None);
         };
@@ -940,6 +1012,7 @@ impl LocalNode {
         let Some(loc) = store.tx_location(id)? else {
             return Ok(None);
         };
+        self.held(loc.height)?;
         let block = store
             .block(loc.height)?
             .ok_or(NodeError::Missing("block of an indexed transaction"))?;

@@ -40,6 +40,11 @@ impl Timer {
 pub struct Metrics {
     /// Tip height.
     pub height: AtomicU64,
+    /// The highest height seen from peers (what a syncing node catches up to; a node that
+    /// joined from a snapshot shows its progress as `gmchain_height` against it).
+    pub sync_target: AtomicU64,
+    /// The lowest height whose blocks this node holds (a snapshot's base, or the pruning mark).
+    pub lowest_held: AtomicU64,
     /// Transactions waiting in the pool.
     pub pool_size: AtomicU64,
     /// Blocks committed since start.
@@ -180,6 +185,20 @@ impl Metrics {
             "Height of the last committed block.",
             "gauge",
             load(&self.height),
+        );
+        gauge(
+            &mut out,
+            "gmchain_sync_target_height",
+            "Highest height seen from peers: the height a syncing node catches up to.",
+            "gauge",
+            load(&self.sync_target),
+        );
+        gauge(
+            &mut out,
+            "gmchain_lowest_held_height",
+            "Lowest height whose blocks and receipts this node holds (0 on an archive node).",
+            "gauge",
+            load(&self.lowest_held),
         );
         gauge(
             &mut out,

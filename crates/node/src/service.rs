@@ -242,7 +242,12 @@ pub(crate) fn grpc_code(g: codes::Grpc) -> tonic::Code {
 /// missing what it should hold is DATA_LOSS, an unreadable state INTERNAL), with the code's name
 /// in the metadata so that a client maps it to its exit class.
 pub(crate) fn internal(e: NodeError) -> Status {
-    tracing::error!("{e}");
+    // A request below what this node holds is the client's to redirect, not a node failure.
+    if matches!(e, NodeError::Pruned { .. }) {
+        tracing::debug!("{e}");
+    } else {
+        tracing::error!("{e}");
+    }
     coded_status(e.code(), e.to_string())
 }
 
@@ -633,6 +638,9 @@ fn block_events(
     room: usize,
 ) -> Result<Option<(Vec<pb::ContractEvent>, u32)>, Status> {
     let store = core.store();
+    // Below what this node holds (a snapshot's base, pruned receipts): the code, so the
+    // client asks an archive node, never a half answer.
+    core.held(height).map_err(internal)?;
     let Some(header) = store
         .header(height)
         .map_err(|e| internal(NodeError::from(e)))?
@@ -760,7 +768,13 @@ fn list_proposals(
         req.blocks
     };
     let tip = core.tip().0.height.0;
-    let from = tip.saturating_sub(blocks - 1).max(1);
+    // Only the blocks this node holds (a snapshot's base, the pruning mark).
+    let lowest = core
+        .store()
+        .lowest_held()
+        .map_err(|e| internal(NodeError::from(e)))?
+        .0;
+    let from = tip.saturating_sub(blocks - 1).max(1).max(lowest);
     let mut ids = Vec::new();
     for h in (from..=tip).rev() {
         let (block, _) = core

@@ -82,6 +82,9 @@ pub struct RocksStats {
     pub wal_bytes: u64,
 }
 
+/// Judges a store's `store_version` value (absent: `None`) and whether it has a tip.
+type VersionCheck = dyn Fn(Option<&[u8]>, bool) -> Result<(), StorageError>;
+
 /// A [`KvBackend`] on a RocksDB directory.
 pub struct RocksBackend {
     db: DB,
@@ -120,6 +123,25 @@ impl RocksBackend {
     /// Opens the store at `path`. With `create`, makes an empty store (every column family)
     /// if the directory holds none; without it, a missing store is [`RocksError::NotAStore`].
     pub fn open(path: &Path, create: bool) -> Result<Self, RocksError> {
+        Self::open_checked(path, create, storage::check_store_version)
+    }
+
+    /// Opens an existing store of this build's version or of the version `gmchain node
+    /// migrate` moves from ([`storage::MIGRATES_FROM`]), holding its lock; any other version
+    /// is refused, read-only, as [`RocksBackend::open`] refuses it. Only for `migrate`, which
+    /// judges the version itself before it writes.
+    pub fn open_for_migration(path: &Path) -> Result<Self, RocksError> {
+        Self::open_checked(path, false, |value, has_tip| match value {
+            Some([v]) if *v == storage::MIGRATES_FROM => Ok(()),
+            other => storage::check_store_version(other, has_tip),
+        })
+    }
+
+    fn open_checked(
+        path: &Path,
+        create: bool,
+        check: impl Fn(Option<&[u8]>, bool) -> Result<(), StorageError> + 'static,
+    ) -> Result<Self, RocksError> {
         let exists = path.join("CURRENT").exists();
         if !exists && !create {
             return Err(RocksError::NotAStore {
@@ -131,7 +153,7 @@ impl RocksBackend {
             // Judge the layout version read-only first: a store of another version is refused
             // before RocksDB writes anything to it (a read-write open flushes and rewrites
             // files), and whatever its column families.
-            Self::probe_version(path, &opts)?;
+            Self::probe_version(path, &opts, &check)?;
         } else {
             opts.create_if_missing(true);
             opts.create_missing_column_families(true);
@@ -166,7 +188,7 @@ impl RocksBackend {
     }
 
     /// Reads the layout version of an existing store without opening it for writing.
-    fn probe_version(path: &Path, opts: &Options) -> Result<(), RocksError> {
+    fn probe_version(path: &Path, opts: &Options, check: &VersionCheck) -> Result<(), RocksError> {
         let open_err = |e: rocksdb::Error| RocksError::Open {
             path: path.to_path_buf(),
             message: e.into_string(),
@@ -191,11 +213,9 @@ impl RocksBackend {
             ),
             None => (None, false),
         };
-        storage::check_store_version(value.as_deref(), has_tip).map_err(|source| {
-            RocksError::Version {
-                path: path.to_path_buf(),
-                source,
-            }
+        check(value.as_deref(), has_tip).map_err(|source| RocksError::Version {
+            path: path.to_path_buf(),
+            source,
         })
     }
 

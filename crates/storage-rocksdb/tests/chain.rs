@@ -252,7 +252,7 @@ fn a_store_of_another_version_is_refused_before_anything_is_written() {
     };
     assert!(
         e.to_string()
-            .ends_with("the store is format version 4; this build reads version 3: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"),
+            .ends_with("the store is format version 5; this build reads version 4: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"),
         "{e}"
     );
     assert_eq!(
@@ -272,7 +272,72 @@ fn a_store_of_another_version_is_refused_before_anything_is_written() {
     let Err(e) = RocksBackend::open(dir.path(), false) else {
         panic!("a store of a later version was opened")
     };
-    assert!(e.to_string().contains("format version 4"), "{e}");
+    assert!(e.to_string().contains("format version 5"), "{e}");
+}
+
+/// Issue 18: a version-3 RocksDB store is refused by the node's open before anything is
+/// written, saying to migrate; `open_for_migration` opens it, and the migration writes the
+/// base and version 4 in one synced batch, after which the normal open and the full check
+/// pass. The version-3 store is this build's with the version byte set back to 3 and the
+/// `base` key removed: exactly what 0.1.0 wrote, since version 4 adds only that key.
+#[test]
+fn a_version_3_store_is_refused_then_migrated_in_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), 3);
+    {
+        let backend = RocksBackend::open(dir.path(), false).unwrap();
+        let mut batch = WriteBatch::new();
+        batch.put(Table::Meta, storage::STORE_VERSION_KEY.to_vec(), vec![3]);
+        batch.delete(Table::Meta, storage::BASE_KEY.to_vec());
+        backend.write(batch).unwrap();
+    }
+    let before = listing(dir.path());
+    let Err(e) = RocksBackend::open(dir.path(), false) else {
+        panic!("a version-3 store was opened")
+    };
+    assert!(
+        e.to_string()
+            .contains("format version 3; this build reads version 4: stop the node and run `gmchain node migrate --config FILE`"),
+        "{e}"
+    );
+    assert_eq!(
+        listing(dir.path()),
+        before,
+        "the refused store was written to"
+    );
+    {
+        let store = ChainStore::new(
+            RocksBackend::open_for_migration(dir.path()).unwrap(),
+            Limits::default(),
+        );
+        let batches = store.backend().stats().batches_written;
+        let base = store.migrate_to_current().unwrap();
+        assert_eq!(store.backend().stats().batches_written - batches, 1);
+        assert_eq!(base.height, Height(0));
+        assert_eq!(base.hash, store.header(Height(0)).unwrap().unwrap().hash());
+    }
+    let store = ChainStore::new(
+        RocksBackend::open(dir.path(), false).unwrap(),
+        Limits::default(),
+    );
+    store.verify_all().unwrap();
+    assert_eq!(store.base().unwrap().unwrap().height, Height(0));
+    // A version-2 store is refused by the migration open too, naming both.
+    drop(store);
+    {
+        let backend = RocksBackend::open(dir.path(), false).unwrap();
+        let mut batch = WriteBatch::new();
+        batch.put(Table::Meta, storage::STORE_VERSION_KEY.to_vec(), vec![2]);
+        backend.write(batch).unwrap();
+    }
+    let Err(e) = RocksBackend::open_for_migration(dir.path()) else {
+        panic!("a version-2 store was opened for migration")
+    };
+    assert!(
+        e.to_string()
+            .contains("format version 2; this build reads version 4"),
+        "{e}"
+    );
 }
 
 /// Issue 13 point 8: a version-1 store (the single-validator layout, with a `seals` family

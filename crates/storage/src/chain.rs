@@ -11,18 +11,33 @@ use types::{
 };
 
 use crate::backend::{KvBackend, Table, WriteBatch};
-use crate::error::{IntegrityError, IntegrityFault, StorageError};
+use crate::error::{IntegrityError, IntegrityFault, MigrateError, StorageError};
 
 /// The Meta key of the tip pointer: height (u64 BE) ‖ block hash (32 bytes).
 pub const TIP_KEY: &[u8] = b"tip";
 /// The Meta key of the store's layout version: one byte, written with block 0.
 pub const STORE_VERSION_KEY: &[u8] = b"store_version";
 
+/// The Meta key of the store's base (version 4): height (u64 BE) ‖ block hash (32 bytes), the
+/// lowest height whose header the store holds and from which it verifies forward: 0 for a store
+/// built from genesis, the snapshot's height for a node that joined from a snapshot.
+pub const BASE_KEY: &[u8] = b"base";
+/// The Meta key of the pruning mark (version 4): u64 BE, the lowest height whose block and
+/// receipts a pruned node still holds; absent when nothing was pruned.
+pub const PRUNED_BELOW_KEY: &[u8] = b"pruned_below";
+/// The Meta key of the genesis block's hash in a store that does not hold block 0 (one
+/// initialised from a snapshot): 32 bytes, checked against the genesis file at every start.
+pub const GENESIS_KEY: &[u8] = b"genesis";
+
 /// The layout version of the store this build reads and writes (docs/formats.md §0): 2 holds
 /// v2 headers, commit certificates and the consensus write-ahead log; 3 holds the fuel
-/// parameters in the state's chain parameters and version 2 receipts (issue 14). A store without the
-/// version key was written before the key existed and has the version-1 layout.
-pub const STORE_VERSION: u8 = 3;
+/// parameters in the state's chain parameters and version 2 receipts (issue 14); 4 records the
+/// store's base ([`BASE_KEY`]) and pruning mark ([`PRUNED_BELOW_KEY`]) (issue 18). A store
+/// without the version key was written before the key existed and has the version-1 layout.
+pub const STORE_VERSION: u8 = 4;
+/// The version `gmchain node migrate` moves to [`STORE_VERSION`]: a version-3 store differs
+/// from a version-4 one only by the absent `base` key (and the version byte).
+pub const MIGRATES_FROM: u8 = 3;
 const TIP_LEN: usize = 40;
 const LOCATION_LEN: usize = 12;
 
@@ -67,6 +82,28 @@ impl TxLocation {
     }
 }
 
+/// Encodes a (height, hash) pair as the tip and base keys hold it.
+pub(crate) fn encode_point(height: Height, hash: BlockHash) -> Vec<u8> {
+    let mut out = Vec::with_capacity(TIP_LEN);
+    out.extend_from_slice(&height.0.to_be_bytes());
+    out.extend_from_slice(hash.as_bytes());
+    out
+}
+
+fn decode_point(bytes: &[u8], what: &'static str) -> Result<Tip, StorageError> {
+    let arr: [u8; TIP_LEN] = bytes.try_into().map_err(|_| StorageError::BadLength {
+        table: Table::Meta,
+        what,
+        len: bytes.len(),
+        expected: TIP_LEN,
+    })?;
+    let (h, hash) = arr.split_at(8);
+    Ok(Tip {
+        height: Height(u64::from_be_bytes(h.try_into().unwrap_or_default())),
+        hash: BlockHash(Digest(hash.try_into().unwrap_or_default())),
+    })
+}
+
 fn height_key(h: Height) -> [u8; 8] {
     h.0.to_be_bytes()
 }
@@ -97,6 +134,10 @@ pub fn check_store_version(value: Option<&[u8]>, has_tip: bool) -> Result<(), St
             supported: STORE_VERSION,
         }),
         Some([v]) if *v == STORE_VERSION => Ok(()),
+        Some([v]) if *v == MIGRATES_FROM => Err(StorageError::NeedsMigration {
+            found: MIGRATES_FROM,
+            supported: STORE_VERSION,
+        }),
         Some(v) => Err(StorageError::UnsupportedVersion {
             found: match v {
                 [b] => b.to_string(),
@@ -158,6 +199,270 @@ impl<B: KvBackend> ChainStore<B> {
             height: Height(u64::from_be_bytes(h.try_into().unwrap_or_default())),
             hash: BlockHash(Digest(hash.try_into().unwrap_or_default())),
         }))
+    }
+
+    /// Returns the store's base: the lowest height whose header it holds and from which it
+    /// verifies forward (height 0 for a store built from genesis; the snapshot's height for
+    /// a node that joined from one). `None` for an empty store.
+    pub fn base(&self) -> Result<Option<Tip>, StorageError> {
+        self.backend
+            .get(Table::Meta, BASE_KEY)?
+            .map(|b| decode_point(&b, "base"))
+            .transpose()
+    }
+
+    /// Returns the pruning mark: blocks and receipts below it were deleted (pruned mode).
+    /// `None` when nothing was pruned.
+    pub fn pruned_below(&self) -> Result<Option<Height>, StorageError> {
+        let Some(b) = self.backend.get(Table::Meta, PRUNED_BELOW_KEY)? else {
+            return Ok(None);
+        };
+        let arr: [u8; 8] = b
+            .as_slice()
+            .try_into()
+            .map_err(|_| StorageError::BadLength {
+                table: Table::Meta,
+                what: "pruned_below",
+                len: b.len(),
+                expected: 8,
+            })?;
+        Ok(Some(Height(u64::from_be_bytes(arr))))
+    }
+
+    /// Returns the lowest height whose block, receipts and transactions this store answers
+    /// for: the higher of the base and the pruning mark (0 for an archive store).
+    pub fn lowest_held(&self) -> Result<Height, StorageError> {
+        let base = self.base()?.map_or(Height(0), |b| b.height);
+        let pruned = self.pruned_below()?.unwrap_or(Height(0));
+        Ok(base.max(pruned))
+    }
+
+    /// Returns the genesis block's hash recorded by a store that does not hold block 0 (one
+    /// initialised from a snapshot), or `None`.
+    pub fn recorded_genesis(&self) -> Result<Option<BlockHash>, StorageError> {
+        let Some(b) = self.backend.get(Table::Meta, GENESIS_KEY)? else {
+            return Ok(None);
+        };
+        let arr: [u8; 32] = b
+            .as_slice()
+            .try_into()
+            .map_err(|_| StorageError::BadLength {
+                table: Table::Meta,
+                what: "genesis hash",
+                len: b.len(),
+                expected: 32,
+            })?;
+        Ok(Some(BlockHash(Digest(arr))))
+    }
+
+    /// Moves a version-3 store to version 4 (`gmchain node migrate`): checks the tip as a
+    /// starting node does, then writes the base (height 0 and block 0's hash) and the version
+    /// in one batch. Version 3 to 4 adds only the `base` key: nothing else is rewritten.
+    /// Returns the base written. Refuses any version other than [`MIGRATES_FROM`] (a version
+    /// 4 store is [`StorageError::AlreadyCurrent`], which the caller reports as nothing to do).
+    pub fn migrate_to_current(&self) -> Result<Tip, MigrateError> {
+        let version = self.backend.get(Table::Meta, STORE_VERSION_KEY)?;
+        match version.as_deref() {
+            Some([v]) if *v == MIGRATES_FROM => {}
+            Some([v]) if *v == STORE_VERSION => {
+                return Err(MigrateError::Storage(StorageError::AlreadyCurrent {
+                    version: STORE_VERSION,
+                }));
+            }
+            other => {
+                let has_tip = self.backend.get(Table::Meta, TIP_KEY)?.is_some();
+                check_store_version(other, has_tip)?;
+                // An empty store (no tip, no version) has nothing to migrate.
+                return Err(MigrateError::Storage(StorageError::AlreadyCurrent {
+                    version: STORE_VERSION,
+                }));
+            }
+        }
+        self.check_tip_on_startup()?
+            .ok_or(MigrateError::Integrity(IntegrityError {
+                height: Height(0),
+                fault: IntegrityFault::Missing {
+                    table: Table::Meta,
+                    what: "tip pointer".into(),
+                },
+            }))?;
+        let zero = self
+            .header(Height(0))?
+            .ok_or(MigrateError::Integrity(IntegrityError {
+                height: Height(0),
+                fault: IntegrityFault::Missing {
+                    table: Table::Headers,
+                    what: "header".into(),
+                },
+            }))?;
+        let base = Tip {
+            height: Height(0),
+            hash: zero.hash(),
+        };
+        let mut batch = WriteBatch::new();
+        batch.put(Table::Meta, BASE_KEY, encode_point(base.height, base.hash));
+        batch.put(Table::Meta, STORE_VERSION_KEY, vec![STORE_VERSION]);
+        self.backend.write(batch)?;
+        Ok(base)
+    }
+
+    /// Writes the base of a store initialised from a snapshot, on an empty store whose state
+    /// nodes (those of `block`'s state root) were written first: the header, block, receipts
+    /// and certificate of the snapshot's height, the transaction index of `block` and the
+    /// `earlier` index entries (the transactions of the blocks below it that the snapshot
+    /// carries for duplicate detection; those blocks are not stored: they are below the
+    /// base), then the tip, the base, block 0's hash (`genesis`)
+    /// and the version, all in one batch. The caller verified the certificate, the earlier
+    /// blocks' hash links and the state; this checks the block against its header and
+    /// receipts, the certificate's height and hash, and that the state root is held.
+    pub fn install_base(
+        &self,
+        block: &Block,
+        receipts: &[Receipt],
+        certificate: &CommitCertificate,
+        earlier: &[(TxId, TxLocation)],
+        genesis: BlockHash,
+    ) -> Result<Tip, StorageError> {
+        let _guard = self.commit.lock().map_err(|_| {
+            StorageError::Backend(Box::new(std::io::Error::other("commit lock poisoned")))
+        })?;
+        let h = &block.header;
+        let height = h.height;
+        if self.tip()?.is_some() || height == Height(0) {
+            return Err(StorageError::HeightNotNext {
+                height,
+                expected: Height(0),
+            });
+        }
+        let hash = h.hash();
+        if certificate.block != hash || certificate.height != height {
+            return Err(StorageError::CertificateMismatch {
+                height,
+                sealed: certificate.block,
+                block: hash,
+            });
+        }
+        if usize::try_from(h.tx_count).ok() != Some(block.txs.len()) {
+            return Err(StorageError::TxCountMismatch {
+                height,
+                declared: h.tx_count,
+                actual: block.txs.len(),
+            });
+        }
+        let computed = block.tx_root();
+        if computed != h.tx_root {
+            return Err(StorageError::TxRootMismatch {
+                height,
+                declared: h.tx_root,
+                computed,
+            });
+        }
+        let ids: Vec<TxId> = block.txs.iter().map(SignedTx::tx_id).collect();
+        if ids.len() != receipts.len() || ids.iter().zip(receipts).any(|(i, r)| *i != r.tx_id) {
+            return Err(StorageError::ReceiptMismatch {
+                height,
+                position: ids
+                    .iter()
+                    .zip(receipts)
+                    .position(|(i, r)| *i != r.tx_id)
+                    .unwrap_or(ids.len().min(receipts.len())),
+            });
+        }
+        let computed = receipts_root(receipts);
+        if computed != h.receipts_root {
+            return Err(StorageError::ReceiptsRootMismatch {
+                height,
+                declared: h.receipts_root,
+                computed,
+            });
+        }
+        if h.state_root != EMPTY_ROOT
+            && self
+                .backend
+                .get(Table::StateNodes, h.state_root.as_bytes())?
+                .is_none()
+        {
+            return Err(StorageError::StateRootMismatch {
+                height,
+                declared: h.state_root,
+                computed: EMPTY_ROOT,
+            });
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(Table::Headers, height_key(height), h.to_bytes());
+        batch.put(Table::Blocks, height_key(height), block.to_bytes());
+        batch.put(
+            Table::Certificates,
+            height_key(height),
+            certificate.to_bytes(),
+        );
+        for (i, (id, receipt)) in ids.iter().zip(receipts).enumerate() {
+            let loc = TxLocation {
+                height,
+                position: u32::try_from(i).unwrap_or(u32::MAX),
+            };
+            batch.put(Table::TxIndex, id.as_bytes().to_vec(), loc.encode());
+            batch.put(Table::Receipts, loc.encode(), receipt.to_bytes());
+        }
+        for (id, loc) in earlier {
+            if loc.height >= height {
+                return Err(StorageError::HeightNotNext {
+                    height: loc.height,
+                    expected: height,
+                });
+            }
+            batch.put(Table::TxIndex, id.as_bytes().to_vec(), loc.encode());
+        }
+        batch.put(Table::Meta, TIP_KEY, encode_point(height, hash));
+        batch.put(Table::Meta, BASE_KEY, encode_point(height, hash));
+        batch.put(Table::Meta, GENESIS_KEY, genesis.as_bytes().to_vec());
+        batch.put(Table::Meta, STORE_VERSION_KEY, vec![STORE_VERSION]);
+        self.backend.write(batch)?;
+        Ok(Tip { height, hash })
+    }
+
+    /// Pruned mode: deletes the blocks and receipts of heights `from..below` (headers,
+    /// certificates and the transaction index stay: the index is what duplicate detection
+    /// reads, and headers and certificates are small), and records `below` as the pruning
+    /// mark, in one batch. Refuses to prune the tip or at or below the base's height
+    /// requirement (nothing below the mark already is touched).
+    pub fn prune_below(&self, below: Height) -> Result<Option<Height>, StorageError> {
+        let _guard = self.commit.lock().map_err(|_| {
+            StorageError::Backend(Box::new(std::io::Error::other("commit lock poisoned")))
+        })?;
+        let Some(tip) = self.tip()? else {
+            return Ok(None);
+        };
+        let from = self
+            .pruned_below()?
+            .unwrap_or(Height(0))
+            .max(self.base()?.map_or(Height(0), |b| b.height));
+        let below = below.min(tip.height);
+        if below <= from {
+            return Ok(None);
+        }
+        let mut batch = WriteBatch::new();
+        let mut h = from;
+        while h < below {
+            if let Some(header) = self.header(h)? {
+                for i in 0..header.tx_count {
+                    batch.delete(
+                        Table::Receipts,
+                        TxLocation {
+                            height: h,
+                            position: i,
+                        }
+                        .encode()
+                        .to_vec(),
+                    );
+                }
+            }
+            batch.delete(Table::Blocks, height_key(h).to_vec());
+            h = Height(h.0 + 1);
+        }
+        batch.put(Table::Meta, PRUNED_BELOW_KEY, height_key(below).to_vec());
+        self.backend.write(batch)?;
+        Ok(Some(below))
     }
 
     /// Returns the header at `height`.
@@ -498,6 +803,7 @@ impl<B: KvBackend> ChainStore<B> {
         batch.put(Table::Meta, TIP_KEY, tip);
         if height == Height(0) {
             batch.put(Table::Meta, STORE_VERSION_KEY, vec![STORE_VERSION]);
+            batch.put(Table::Meta, BASE_KEY, encode_point(height, h.hash()));
         }
         Ok(batch)
     }
@@ -674,11 +980,20 @@ impl<B: KvBackend> ChainStore<B> {
         Ok(visited)
     }
 
-    /// Verifies the whole chain, genesis to tip (`gmchain node verify-store`).
+    /// Verifies the whole chain the store holds, from its lowest held height (genesis for an
+    /// archive store; the base of a snapshot store; the pruning mark of a pruned one) to the
+    /// tip (`gmchain node verify-store`).
     pub fn verify_all(&self) -> Result<Option<Tip>, IntegrityError> {
         let tip = self.check_tip_on_startup()?;
         if let Some(t) = tip {
-            self.verify_chain(Height(0), t.height)?;
+            let from = self.lowest_held().map_err(|source| IntegrityError {
+                height: Height(0),
+                fault: IntegrityFault::Unreadable {
+                    table: Table::Meta,
+                    source,
+                },
+            })?;
+            self.verify_chain(from, t.height)?;
         }
         Ok(tip)
     }
@@ -715,7 +1030,22 @@ impl<B: KvBackend> ChainStore<B> {
                 computed: hash,
             }));
         }
+        // The base of a store that joined from a snapshot has no parent header here: its
+        // hash is the one the import verified (certificate, set changes from genesis).
+        let base = self
+            .base()
+            .map_err(unreadable(Table::Meta))?
+            .filter(|b| b.height == height && height.0 > 0);
+        if let Some(b) = base
+            && b.hash != hash
+        {
+            return Err(fail(IntegrityFault::BaseHash {
+                recorded: b.hash,
+                computed: hash,
+            }));
+        }
         let expected_parent = match height.0.checked_sub(1).map(Height) {
+            _ if base.is_some() => header.parent,
             None => BlockHash::GENESIS_PARENT,
             Some(prev) => {
                 // A bad previous header is reported at its own height.

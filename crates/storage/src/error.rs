@@ -44,6 +44,22 @@ pub enum StorageError {
         /// The version this build reads.
         supported: u8,
     },
+    /// A version-3 store (gmchain 0.1.0): `gmchain node migrate` moves it to this version.
+    #[error(
+        "the store is format version {found}; this build reads version {supported}: stop the node and run `gmchain node migrate --config FILE` (docs/formats.md §0); nothing was changed"
+    )]
+    NeedsMigration {
+        /// The version the store records.
+        found: u8,
+        /// The version this build reads.
+        supported: u8,
+    },
+    /// `migrate` on a store already of this build's version: nothing to do.
+    #[error("store is version {version}, nothing to do")]
+    AlreadyCurrent {
+        /// The store's (and this build's) version.
+        version: u8,
+    },
     /// A store of the version-1 layout (a single-validator chain of before consensus).
     #[error(
         "the store is format version 1 (a single-validator chain without commit certificates); this build reads version {supported} only: keep the version-1 release to read it, or re-initialise the node (`gmchain node init`) on a new data directory; nothing was changed"
@@ -247,6 +263,14 @@ pub enum IntegrityFault {
         /// The recomputed header hash.
         computed: BlockHash,
     },
+    /// The base header's hash differs from the recorded base (a snapshot store).
+    #[error("header hash {computed} differs from the store's recorded base {recorded}")]
+    BaseHash {
+        /// The hash the base key records.
+        recorded: BlockHash,
+        /// The recomputed header hash.
+        computed: BlockHash,
+    },
     /// The header's parent is not the previous header's hash.
     #[error("parent {parent} is not the hash {expected} of the previous header")]
     ParentLink {
@@ -295,6 +319,18 @@ pub enum IntegrityFault {
         /// What is wrong.
         problem: &'static str,
     },
+}
+
+/// `migrate` could not move the store: its version, or the tip check that comes first.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrateError {
+    /// A read or write failed, or the version is not one to migrate.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The tip check failed: the store is damaged and is not migrated.
+    #[error(transparent)]
+    Integrity(#[from] IntegrityError),
 }
 
 /// A chain check failed at `height`.

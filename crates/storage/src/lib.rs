@@ -34,7 +34,7 @@ mod error;
 
 pub use backend::{Entries, KvBackend, MemBackend, Table, WriteBatch, WriteOp};
 pub use chain::{
-    ChainStore, STORE_VERSION, STORE_VERSION_KEY, StateNodes, TIP_KEY, Tip, TxLocation,
-    check_store_version,
+    BASE_KEY, ChainStore, GENESIS_KEY, MIGRATES_FROM, PRUNED_BELOW_KEY, STORE_VERSION,
+    STORE_VERSION_KEY, StateNodes, TIP_KEY, Tip, TxLocation, check_store_version,
 };
-pub use error::{IntegrityError, IntegrityFault, StorageError};
+pub use error::{IntegrityError, IntegrityFault, MigrateError, StorageError};

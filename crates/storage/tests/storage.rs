@@ -780,17 +780,17 @@ fn a_store_of_another_version_is_refused_naming_both() {
         store.backend().get(Table::Meta, b"store_version").unwrap(),
         Some(vec![storage::STORE_VERSION])
     );
-    assert_eq!(storage::STORE_VERSION, 3);
+    assert_eq!(storage::STORE_VERSION, 4);
     store.check_version().unwrap();
     let tip = store.tip().unwrap();
     let (block, receipts, state) = next_block(&store, &s, 1);
     let mut batch = storage::WriteBatch::new();
-    batch.put(Table::Meta, b"store_version".to_vec(), vec![4]);
+    batch.put(Table::Meta, b"store_version".to_vec(), vec![5]);
     store.backend().write(batch).unwrap();
     let e = store.check_version().unwrap_err();
     assert_eq!(
         e.to_string(),
-        "the store is format version 4; this build reads version 3: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"
+        "the store is format version 5; this build reads version 4: open it with the gmchain release that wrote it (docs/formats.md §0); nothing was changed"
     );
     // A commit is refused the same way and writes nothing.
     let e = store
@@ -891,4 +891,246 @@ fn v2_store_refuses_v1_headers_and_foreign_certificates_and_prunes_the_wal() {
         .unwrap();
     assert_eq!(store.certificate(height).unwrap(), Some(cert));
     assert_eq!(store.wal_entries().unwrap(), vec![(next, 0, b"c".to_vec())]);
+}
+
+/// Issue 18 (store version 4): block 0 records the base (height 0 and its hash) beside the
+/// version. The key and value bytes are pinned: `base` = u64 BE height ‖ 32-byte hash.
+#[test]
+fn kat_version_4_block_0_records_the_base() {
+    let (store, _s) = chain();
+    let zero = store.header(Height(0)).unwrap().unwrap().hash();
+    let mut want = vec![0u8; 8];
+    want.extend_from_slice(zero.as_bytes());
+    assert_eq!(
+        store.backend().get(Table::Meta, b"base").unwrap(),
+        Some(want)
+    );
+    assert_eq!(
+        store.backend().get(Table::Meta, b"store_version").unwrap(),
+        Some(vec![4])
+    );
+    assert_eq!(
+        store.base().unwrap(),
+        Some(storage::Tip {
+            height: Height(0),
+            hash: zero
+        })
+    );
+    assert_eq!(store.pruned_below().unwrap(), None);
+    assert_eq!(store.lowest_held().unwrap(), Height(0));
+}
+
+/// Issue 18: a version-3 store (what gmchain 0.1.0 wrote) is refused, saying to run
+/// `gmchain node migrate`, and writes nothing; migrate checks the tip and writes the base and
+/// the version in one batch; run again it has nothing to do.
+///
+/// The version-3 store is built honestly: a store committed by this build, with the version
+/// byte set back to 3 and the `base` key removed, is byte for byte what 0.1.0 wrote, since
+/// version 4 changes nothing else (the same tables, keys and encodings; block 0's batch gained
+/// only the `base` key). Helper tests in tests/upgrade.rs migrate a store the real 0.1.0
+/// binary wrote.
+#[test]
+fn a_version_3_store_is_refused_saying_to_migrate_and_migrate_moves_it() {
+    let (store, s) = chain();
+    for h in 1..4 {
+        let (block, receipts, state) = next_block(&store, &s, h);
+        store.commit_block(&block, &receipts, state).unwrap();
+    }
+    let tip = store.tip().unwrap();
+    let mut batch = storage::WriteBatch::new();
+    batch.put(Table::Meta, b"store_version".to_vec(), vec![3]);
+    batch.delete(Table::Meta, b"base".to_vec());
+    store.backend().write(batch).unwrap();
+    let e = store.check_version().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StorageError::NeedsMigration {
+                found: 3,
+                supported: 4
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("run `gmchain node migrate --config FILE`"),
+        "{e}"
+    );
+    let (block, receipts, state) = next_block(&store, &s, 4);
+    let e = store.commit_block(&block, &receipts, state).unwrap_err();
+    assert!(matches!(e, StorageError::NeedsMigration { .. }), "{e}");
+    assert_eq!(store.tip().unwrap(), tip);
+    assert_eq!(store.base().unwrap(), None);
+
+    let base = store.migrate_to_current().unwrap();
+    let zero = store.header(Height(0)).unwrap().unwrap().hash();
+    assert_eq!(base.height, Height(0));
+    assert_eq!(base.hash, zero);
+    assert_eq!(store.base().unwrap(), Some(base));
+    store.check_version().unwrap();
+    assert_eq!(store.tip().unwrap(), tip);
+    store.verify_all().unwrap();
+    let e = store.migrate_to_current().unwrap_err();
+    assert_eq!(e.to_string(), "store is version 4, nothing to do");
+
+    // A damaged version-3 store is not migrated: the tip check comes first.
+    let mut batch = storage::WriteBatch::new();
+    batch.put(Table::Meta, b"store_version".to_vec(), vec![3]);
+    batch.delete(Table::Meta, b"base".to_vec());
+    let t = tip.unwrap();
+    batch.delete(Table::Blocks, t.height.0.to_be_bytes().to_vec());
+    store.backend().write(batch).unwrap();
+    let e = store.migrate_to_current().unwrap_err();
+    assert!(matches!(e, storage::MigrateError::Integrity(_)), "{e}");
+    assert_eq!(store.base().unwrap(), None);
+    // Version 2 is not one to migrate: refused naming both.
+    let mut batch = storage::WriteBatch::new();
+    batch.put(Table::Meta, b"store_version".to_vec(), vec![2]);
+    store.backend().write(batch).unwrap();
+    let e = store.migrate_to_current().unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("format version 2; this build reads version 4"),
+        "{e}"
+    );
+}
+
+/// Issue 18: pruning deletes blocks and receipts below the mark in one batch and keeps the
+/// headers, certificates and transaction index (a committed transaction is still a duplicate);
+/// the full check runs from the mark.
+#[test]
+fn pruning_keeps_the_index_and_the_check_runs_from_the_mark() {
+    let (store, s) = chain();
+    let tip = store.tip().unwrap().unwrap();
+    let old = store.block(Height(5)).unwrap().unwrap();
+    let old_id = old.txs[0].tx_id();
+    assert_eq!(store.prune_below(Height(12)).unwrap(), Some(Height(12)));
+    assert_eq!(store.pruned_below().unwrap(), Some(Height(12)));
+    assert_eq!(store.lowest_held().unwrap(), Height(12));
+    assert!(store.block(Height(5)).unwrap().is_none());
+    assert!(store.block(Height(11)).unwrap().is_none());
+    assert!(store.header(Height(5)).unwrap().is_some());
+    assert!(
+        store
+            .receipt_at(TxLocation {
+                height: Height(5),
+                position: 0
+            })
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.block(Height(12)).unwrap().is_some());
+    assert_eq!(
+        store.tx_location(&old_id).unwrap().unwrap().height,
+        Height(5)
+    );
+    store.verify_all().unwrap();
+    // Pruning never reaches the tip, nor goes back.
+    assert_eq!(store.prune_below(Height(10)).unwrap(), None);
+    assert_eq!(store.prune_below(Height(1000)).unwrap(), Some(tip.height));
+    assert!(store.block(tip.height).unwrap().is_some());
+    // A block repeating a pruned height's transaction is still refused as a duplicate.
+    let (mut block, mut receipts, state) = next_block(&store, &s, 1);
+    block.txs[0] = old.txs[0].clone();
+    block.header.tx_root = block.tx_root();
+    receipts[0].tx_id = old_id;
+    block.header.receipts_root = types::receipts_root(&receipts);
+    let e = store.commit_block(&block, &receipts, state).unwrap_err();
+    assert!(matches!(e, StorageError::DuplicateTx { .. }), "{e}");
+}
+
+/// Issue 18: a store initialised from a snapshot (`install_base` over the base's state nodes)
+/// holds tip = base, verifies from its base, records block 0's hash, indexes the carried
+/// blocks' transactions, and takes the next block; a base key edited is caught.
+#[test]
+fn a_store_installed_at_a_base_verifies_from_it_and_extends() {
+    let (src, s) = chain();
+    let tip = src.tip().unwrap().unwrap();
+    let block = src.block(tip.height).unwrap().unwrap();
+    let receipts: Vec<Receipt> = (0..block.txs.len())
+        .map(|i| {
+            src.receipt_at(TxLocation {
+                height: tip.height,
+                position: u32::try_from(i).unwrap(),
+            })
+            .unwrap()
+            .unwrap()
+        })
+        .collect();
+    let earlier = src.block(Height(tip.height.0 - 1)).unwrap().unwrap();
+    let certificate = types::CommitCertificate {
+        height: tip.height,
+        round: 0,
+        block: tip.hash,
+        signatures: Vec::new(),
+    };
+    let dst = ChainStore::new(MemBackend::new(), Limits::default());
+    // The state nodes first, as the import streams them.
+    let mut w = WriteBatch::new();
+    for (k, v) in src.backend().iter_prefix(Table::StateNodes, &[]).unwrap() {
+        w.put(Table::StateNodes, k, v);
+    }
+    dst.backend().write(w).unwrap();
+    let zero = src.header(Height(0)).unwrap().unwrap().hash();
+    // A certificate of another block is refused, writing nothing.
+    let other = types::CommitCertificate {
+        block: BlockHash::GENESIS_PARENT,
+        ..certificate.clone()
+    };
+    assert!(matches!(
+        dst.install_base(&block, &receipts, &other, &[], zero),
+        Err(StorageError::CertificateMismatch { .. })
+    ));
+    assert_eq!(dst.tip().unwrap(), None);
+    let base = dst
+        .install_base(
+            &block,
+            &receipts,
+            &certificate,
+            &earlier
+                .txs
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    (
+                        t.tx_id(),
+                        TxLocation {
+                            height: earlier.header.height,
+                            position: u32::try_from(i).unwrap(),
+                        },
+                    )
+                })
+                .collect::<Vec<_>>(),
+            zero,
+        )
+        .unwrap();
+    assert_eq!(base, tip);
+    assert_eq!(dst.base().unwrap(), Some(tip));
+    assert_eq!(dst.tip().unwrap(), Some(tip));
+    assert_eq!(dst.recorded_genesis().unwrap(), Some(zero));
+    assert_eq!(dst.lowest_held().unwrap(), tip.height);
+    dst.check_version().unwrap();
+    dst.verify_all().unwrap();
+    dst.verify_state(tip.height).unwrap();
+    for t in &earlier.txs {
+        assert_eq!(
+            dst.tx_location(&t.tx_id()).unwrap().unwrap().height,
+            earlier.header.height
+        );
+    }
+    assert!(dst.block(earlier.header.height).unwrap().is_none());
+    // It extends like any store.
+    let (next, next_receipts, next_state) = next_block(&src, &s, 2);
+    dst.commit_block(&next, &next_receipts, next_state).unwrap();
+    dst.verify_all().unwrap();
+    // An edited base is caught at its height.
+    let mut w = WriteBatch::new();
+    let mut bad = tip.height.0.to_be_bytes().to_vec();
+    bad.extend_from_slice(&[0x11; 32]);
+    w.put(Table::Meta, storage::BASE_KEY.to_vec(), bad);
+    dst.backend().write(w).unwrap();
+    let e = dst.verify_all().unwrap_err();
+    assert_eq!(e.height, tip.height);
+    assert!(matches!(e.fault, IntegrityFault::BaseHash { .. }), "{e}");
 }
