@@ -231,7 +231,7 @@ impl RocksBackend {
         }
         let mut opts = options();
         opts.set_db_log_dir(info_log_dir);
-        Self::probe_version(path, &opts)?;
+        Self::probe_version(path, &opts, &storage::check_store_version)?;
         let cfs = Table::ALL
             .iter()
             .map(|t| ColumnFamilyDescriptor::new(t.name(), cf_options()));
