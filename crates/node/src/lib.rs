@@ -170,7 +170,7 @@ pub async fn run(
     };
     // The free-space guard, before anything that writes starts (docs/ops/disk.md).
     let disk = Arc::new(disk::DiskGuard::new(
-        &config.data_dir,
+        &config.storage_paths(),
         config.storage,
         core.metrics.clone(),
         core.audit().clone(),
