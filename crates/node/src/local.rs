@@ -920,6 +920,35 @@ impl LocalNode {
         self.wake_cv.notify_all();
     }
 
+    /// Stopping while low on space (`crate::disk`): the pool will not be committed before the
+    /// node stops, so the clients waiting for its transactions are answered now,
+    /// `NODE_STORAGE_LOW` (admitted, not committed, dropped: submit it again), rather than
+    /// holding their requests, and the server's shutdown, until space returns. The
+    /// transactions stay in the pool (the producer names them as it stops). Returns how many
+    /// transactions had waiting clients; 0 and nothing done when the node is not low.
+    pub fn answer_waiters_when_stopping_low(&self) -> usize {
+        if !self.storage_low() {
+            return 0;
+        }
+        let mut pool = lock(&self.pool);
+        let mut answered = 0;
+        for id in pool.ids() {
+            if pool.has_waiters(&id) {
+                answered += 1;
+                pool.resolve(
+                    &id,
+                    Outcome::Dropped(Rejection::new(
+                        RejectCode::StorageLow,
+                        format!(
+                            "the node is stopping while low on space: transaction {id} was admitted but not committed, and is dropped; submit it again"
+                        ),
+                    )),
+                );
+            }
+        }
+        answered
+    }
+
     /// The committed transaction `id` and its location.
     pub fn transaction(
         &self,
@@ -1278,14 +1307,28 @@ mod tests {
 
     /// Review r1 L5: a single validator stopped while low drops the transactions it admitted
     /// and did not commit (the pool is in memory); a client that did not wait for the commit
-    /// is never told. The stop now names each one in its warning, to be submitted again.
+    /// is never told. The stop now names each one in its warning, to be submitted again, and a
+    /// client that waits is answered NODE_STORAGE_LOW at the stop (its request held the
+    /// server's shutdown, so the node did not stop while low with a client waiting).
     #[test]
     fn review_r1_a_stop_while_low_names_the_transactions_it_drops() {
         let (fx, flip, guard) = single_with_guard();
         let (a, _) = fx.core.submit(&anchor_tx(&fx, 1), false).unwrap();
-        let (b, _) = fx.core.submit(&anchor_tx(&fx, 2), false).unwrap();
+        let (b, waiting) = fx.core.submit(&anchor_tx(&fx, 2), true).unwrap();
+        let mut waiting = waiting.unwrap();
+        assert_eq!(fx.core.answer_waiters_when_stopping_low(), 0, "not low");
         flip.fill();
         assert!(guard.check().low);
+        // The client waiting for b is answered at the stop (its request would hold the
+        // server's shutdown until space returns).
+        assert_eq!(fx.core.answer_waiters_when_stopping_low(), 1);
+        match waiting.try_recv() {
+            Ok(Outcome::Dropped(r)) => {
+                assert_eq!(r.code.as_str(), "NODE_STORAGE_LOW");
+                assert!(r.message.contains("submit it again"), "{r}");
+            }
+            other => panic!("{other:?}"),
+        }
         fx.core.stop();
         let log = Captured::default();
         let sink = log.clone();

@@ -114,6 +114,11 @@ impl<T: Pooled> Pool<T> {
             .collect()
     }
 
+    /// Returns whether a client waits for the outcome of `id`.
+    pub fn has_waiters(&self, id: &TxId) -> bool {
+        self.waiters.get(id).is_some_and(|w| !w.is_empty())
+    }
+
     /// Returns whether no transaction waits.
     pub fn is_empty(&self) -> bool {
         self.txs.is_empty()
