@@ -362,12 +362,15 @@ impl DiskGuard {
             self.audit.record(AUDIT_LOW, auditlog::Outcome::Done, &why);
         } else if was && !low {
             let w = &self.watched[st.at];
+            let least = match self.watched.len() {
+                1 => String::new(),
+                n => format!(", the least of the {n} filesystems watched"),
+            };
             let line = format!(
-                "{} bytes free on the filesystem of {} ({}), the least of the {} watched (resumes at {} bytes): admitting, proposing, voting and committing again",
+                "{} bytes free on the filesystem of {} ({}){least} (resumes at {} bytes): admitting, proposing, voting and committing again",
                 free,
                 w.path.display(),
                 w.what,
-                self.watched.len(),
                 self.resume_at
             );
             tracing::info!(
