@@ -17,8 +17,10 @@
 //! - `governance`: validator-set changes by proposal and by revocation, with validator processes;
 //! - `devnet`: `gmchain devnet up/status/down` with an attestation and its offline receipt;
 //! - `disk`: a full disk (as root): a node's data directory on a small loop filesystem fills
-//!   under load; the node refuses with NODE_STORAGE_LOW, reports it, loses nothing and resumes
-//!   when space is freed (one validator, and one of four);
+//!   under load; the node refuses with NODE_STORAGE_LOW, reports it, loses nothing acknowledged
+//!   as committed, stops and restarts while low, stays low in the hysteresis band and resumes
+//!   when space is freed (one validator, and one of four); a custodian's blob store on a loop
+//!   filesystem of its own refuses an upload that would cross the threshold;
 //! - `contracts`: a WASM contract deployed by two organisations' votes, called, queried, its
 //!   events found, frozen, through `gmchain contract` and `gmchain query events`;
 //! - `data`: sharing data between three agencies through `gmchain data` (publish, request,

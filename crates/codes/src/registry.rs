@@ -413,11 +413,17 @@ define_codes! {
         "The trace request names an unknown kind, an empty or over-long ID, or a range outside the committed heights.",
         "kinds: cert, org, contract, dataset, lifecycle; a range from height 1 (or a time) to at most the tip";
     NODE_STORAGE_LOW = 4027, Unavailable, Unavailable,
-        "Free space on the filesystem of the node's data directory is below `[storage] min_free_mib`: the node admits no transaction or upload and neither proposes, votes nor commits blocks until space returns (nothing stored is lost).",
-        "submit to another node or retry later; the operator frees space on the data directory's filesystem (docs/ops/disk.md) and the node resumes by itself";
+        "Free space on a filesystem the node writes to (its data directory, its store, its blob store) is below `[storage] min_free_mib`, or an upload would take it there: the node admits no transaction or upload and neither proposes, votes nor commits blocks until space returns (nothing stored is lost).",
+        "submit to another node or retry later; the operator frees space on the filesystem the message names (docs/ops/disk.md) and the node resumes by itself";
     NODE_STORAGE_STAT = 4028, BadInput, Internal,
-        "The free space of the data directory's filesystem cannot be read (statvfs failed) when the node starts.",
-        "check that data_dir exists and is readable by the node's user; the message gives the OS error";
+        "The free space of a filesystem the node writes to (its data directory, its store, its blob store) cannot be read (statvfs failed) when the node starts.",
+        "check that the path the message names exists and is readable by the node's user; the message gives the OS error";
+    NODE_STORAGE_RESUME_UNREACHABLE = 4029, BadInput, InvalidArgument,
+        "`[storage] min_free_mib + resume_margin_mib` is more than a filesystem the node writes to could ever have free: once low, the node would never resume.",
+        "lower min_free_mib or resume_margin_mib below the size of the filesystem the message names (docs/ops/disk.md §1)";
+    NODE_UPLOAD_IDLE = 4030, Unavailable, Unavailable,
+        "An exchange upload sent nothing for 30 seconds: the custodian ended it and kept nothing of it.",
+        "upload again (`gmchain data publish` sends without pauses; check the network between the client and the custodian)";
     REST_REQUEST = 4200, BadInput, InvalidArgument,
         "The REST request is malformed: its body is not JSON of the route's request, or a field, path or query parameter is unknown or not of its type.",
         "see the route in /openapi.json (docs/rest.md): bodies are proto3 JSON with bytes in base64, paths and queries take bytes in lower-case hex";

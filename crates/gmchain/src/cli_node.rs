@@ -541,6 +541,9 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             } else {
                 node::Engine::Single
             };
+            // Below the threshold already: said before RocksDB's recovery writes (the guard
+            // itself starts with the node's services, docs/ops/disk.md).
+            node::disk::warn_if_low_before_open(&config.storage_paths(), &config.storage);
             let core = node::LocalNode::open_with(
                 &config.data_dir,
                 validator,

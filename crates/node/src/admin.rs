@@ -218,11 +218,34 @@ impl Drop for BackupSlot {
     }
 }
 
+/// While the node is low on space (`crate::disk`), a backup written to one of the filesystems
+/// it watches would take what is left of them: why it is refused, if so. `out` may not exist
+/// yet: its nearest existing ancestor tells its filesystem.
+fn low_on_the_same_filesystem(core: &LocalNode, out: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let d = core.disk().filter(|d| d.is_low())?;
+    let dev = out
+        .ancestors()
+        .find_map(|p| std::fs::metadata(p).ok())?
+        .dev();
+    let w = d.watched().iter().find(|w| w.dev == dev)?;
+    Some(format!(
+        "a backup to {} would be written on the filesystem of {} ({}) while the node is low on space there: {}; back up to another filesystem, or free space first",
+        out.display(),
+        w.path.display(),
+        w.what,
+        d.reason()
+    ))
+}
+
 async fn backup_op(
     stream: &mut UnixStream,
     admin: Arc<Admin>,
     out: PathBuf,
 ) -> std::io::Result<()> {
+    if let Some(why) = low_on_the_same_filesystem(&admin.core, &out) {
+        return send(stream, &Reply::error(&codes::NODE_STORAGE_LOW, why)).await;
+    }
     if admin.backing_up.swap(true, Ordering::AcqRel) {
         let e = backup::BackupError::Busy;
         return send(stream, &Reply::error(e.code(), e.to_string())).await;

@@ -49,7 +49,7 @@ use types::{
 
 use crate::config::ConsensusConfig;
 use crate::error::NodeError;
-use crate::local::LocalNode;
+use crate::local::{Committed, LocalNode};
 
 /// The p2p topic of liveness certificates (polka, precommit-any, skip).
 pub const TOPIC_CERTIFICATE: u8 = 6;
@@ -254,7 +254,7 @@ pub fn start(
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 // Starting (or resuming from the WAL) may propose and log: not below the
                 // free-space threshold.
-                if !wait_for_space(&thread_core, &rx) {
+                if !wait_for_space(&thread_core, &rx, &net) {
                     return Ok(());
                 }
                 Runner::new(thread_core, Box::new(net), params, bound)
@@ -665,31 +665,36 @@ impl Host for NodeHost {
                 ))),
             },
         };
-        // The space ran out since the runner's reading: the decision is kept, not written, and
-        // committed first once the space returns (the runner takes no input meanwhile).
         let executed = match executed {
-            Ok(e) => match self.core.require_writable() {
-                Err(NodeError::StorageLow(why)) => {
-                    tracing::warn!(
-                        height = decision.height.0,
-                        "a decided block is held until the space returns: {why}"
-                    );
-                    self.pending = Some((e, decision.certificate));
-                    return;
-                }
-                _ => Ok(e),
-            },
-            Err(e) => Err(e),
+            Ok(e) => e,
+            Err(e) => {
+                // Fail-stop: a decided block this node cannot execute.
+                tracing::error!(
+                    height = decision.height.0,
+                    "cannot commit a decided block: {e}"
+                );
+                self.fatal = Some(e);
+                return;
+            }
         };
-        let r = executed.and_then(|e| self.core.commit(e, decision.certificate));
-        match r {
-            Ok(()) => {
+        // The commit's own reading of the free space decides: the space ran out since the
+        // runner's reading, the decision is kept, not written, and committed first once the
+        // space returns (the runner takes no input meanwhile).
+        match self.core.commit_or_hold(executed, decision.certificate) {
+            Ok(Committed::Written) => {
                 self.decided = Some(decision.height);
                 tracing::debug!(
                     height = decision.height.0,
                     round = decision.round,
                     "decided"
                 );
+            }
+            Ok(Committed::Held { block, why }) => {
+                tracing::warn!(
+                    height = decision.height.0,
+                    "a decided block is held until the space returns: {why}"
+                );
+                self.pending = Some(*block);
             }
             Err(e) => {
                 // Fail-stop: a decided block this node cannot store.
@@ -1190,36 +1195,13 @@ impl Runner {
     }
 
     fn answer_sync(&mut self, peer: PeerId, payload: &[u8]) {
-        let Ok(h) = <[u8; 8]>::try_from(payload).map(u64::from_be_bytes) else {
-            return;
-        };
-        // At most one answer per peer and height a second (a peer re-asks every 500 ms; an
-        // answer lost on the way is sent again later).
-        let now = Instant::now();
-        self.sync_answered
-            .retain(|_, t| now.duration_since(*t) < Duration::from_secs(1));
-        if self.sync_answered.len() > 10_000 {
-            return;
-        }
-        let core = self.host.core.clone();
-        let store = core.store();
-        let (Ok(Some(block)), Ok(Some(cert))) =
-            (store.block(Height(h)), store.certificate(Height(h)))
-        else {
-            return;
-        };
-        if self.sync_answered.insert((peer, h), now).is_some() {
-            return;
-        }
-        let parent = match h.checked_sub(1).filter(|p| *p > 0) {
-            Some(p) => match store.certificate(Height(p)) {
-                Ok(Some(c)) => c.to_bytes(),
-                _ => return,
-            },
-            None => Vec::new(),
-        };
-        let out = encode_three(&block.to_bytes(), &cert.to_bytes(), &parent);
-        self.host.net.send(peer, Topic::SYNC_RESPONSE, out);
+        answer_sync(
+            &self.host.core,
+            self.host.net.as_ref(),
+            &mut self.sync_answered,
+            peer,
+            payload,
+        );
     }
 
     /// A block with its certificate from a peer: verified and committed if it is the next.
@@ -1417,16 +1399,15 @@ impl Runner {
             }
             if let Some((executed, certificate)) = self.host.pending.take() {
                 let height = executed.height();
-                match self.core().commit(executed.clone(), certificate.clone()) {
-                    Ok(()) => {
+                match self.core().commit_or_hold(executed, certificate)? {
+                    Committed::Written => {
                         tracing::info!(height = height.0, "the held decided block is committed");
                         self.after_commit(height);
                     }
-                    Err(NodeError::StorageLow(_)) => {
-                        self.host.pending = Some((executed, certificate));
+                    Committed::Held { block, .. } => {
+                        self.host.pending = Some(*block);
                         continue;
                     }
-                    Err(e) => return Err(e),
                 }
             }
             if let Some(Event::Net(m)) = event {
@@ -1437,10 +1418,49 @@ impl Runner {
     }
 }
 
-/// Waits, dropping consensus messages, until the free space allows the engine to start;
-/// `false` if asked to stop meanwhile.
-fn wait_for_space(core: &LocalNode, events: &Receiver<Event>) -> bool {
+/// Answers a peer's request for the block at a height (`payload`: the height, u64 BE) from the
+/// store: the block, its certificate and its parent's. At most one answer per peer and height
+/// a second (`answered`; a peer re-asks every 500 ms; an answer lost on the way is sent again
+/// later). A read: answered while the node is low on space too.
+fn answer_sync(
+    core: &LocalNode,
+    net: &dyn Links,
+    answered: &mut HashMap<(PeerId, u64), Instant>,
+    peer: PeerId,
+    payload: &[u8],
+) {
+    let Ok(h) = <[u8; 8]>::try_from(payload).map(u64::from_be_bytes) else {
+        return;
+    };
+    let now = Instant::now();
+    answered.retain(|_, t| now.duration_since(*t) < Duration::from_secs(1));
+    if answered.len() > 10_000 {
+        return;
+    }
+    let store = core.store();
+    let (Ok(Some(block)), Ok(Some(cert))) = (store.block(Height(h)), store.certificate(Height(h)))
+    else {
+        return;
+    };
+    if answered.insert((peer, h), now).is_some() {
+        return;
+    }
+    let parent = match h.checked_sub(1).filter(|p| *p > 0) {
+        Some(p) => match store.certificate(Height(p)) {
+            Ok(Some(c)) => c.to_bytes(),
+            _ => return,
+        },
+        None => Vec::new(),
+    };
+    let out = encode_three(&block.to_bytes(), &cert.to_bytes(), &parent);
+    net.send(peer, Topic::SYNC_RESPONSE, out);
+}
+
+/// Waits, dropping consensus messages and answering the peers' sync requests from the store,
+/// until the free space allows the engine to start; `false` if asked to stop meanwhile.
+fn wait_for_space(core: &LocalNode, events: &Receiver<Event>, net: &dyn Links) -> bool {
     let mut said = false;
+    let mut answered = HashMap::new();
     while let Err(e) = core.require_writable() {
         if !said {
             said = true;
@@ -1448,6 +1468,9 @@ fn wait_for_space(core: &LocalNode, events: &Receiver<Event>) -> bool {
         }
         match events.recv_timeout(crate::disk::SAMPLE_EVERY) {
             Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => return false,
+            Ok(Event::Net(m)) if m.topic == Topic::SYNC_REQUEST => {
+                answer_sync(core, net, &mut answered, m.peer, &m.payload);
+            }
             Ok(_) | Err(RecvTimeoutError::Timeout) => {}
         }
     }
@@ -1637,9 +1660,10 @@ impl LinkCertificates {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The host's judgement of what peers send, over a real node store (review findings on
-    //! issue 13: H1, H2, H3, H4, H5).
+    //! issue 13: H1, H2, H3, H4, H5); the free-space guard's effect on decisions (review r1 of
+    //! issue 18). The fixture is shared with `local.rs`'s tests.
     use super::*;
     use crypto::Signer;
     use crypto_sm::rng::SeededRandom;
@@ -1657,14 +1681,21 @@ mod tests {
             .unwrap_or(0)
     }
 
-    struct Fx {
+    pub(crate) struct Fx {
         _dir: tempfile::TempDir,
-        core: Arc<LocalNode>,
-        keys: Vec<(Arc<SoftSigner>, Certificate)>,
+        pub(crate) core: Arc<LocalNode>,
+        pub(crate) keys: Vec<(Arc<SoftSigner>, Certificate)>,
+        /// A user of the organisation, to sign transactions.
+        pub(crate) user: (Arc<SoftSigner>, Certificate),
     }
 
     /// A node (validator 0 of 4) over a fresh store.
     fn fixture() -> Fx {
+        fixture_of(4, Engine::Bft)
+    }
+
+    /// A node (validator 0 of `n`, deciding by `engine`) over a fresh store.
+    pub(crate) fn fixture_of(n: u8, engine: Engine) -> Fx {
         let p = SoftwareProvider::new(Arc::new(SeededRandom::new(13)));
         let t = now_ms() / 1000;
         // Fixed, so that the certificates, hence the validator ids and the proposer of each
@@ -1691,7 +1722,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        let keys: Vec<(Arc<SoftSigner>, Certificate)> = (0..4u8)
+        let keys: Vec<(Arc<SoftSigner>, Certificate)> = (0..n)
             .map(|i| {
                 let k = p.generate().unwrap();
                 let c = pki::issue(
@@ -1710,6 +1741,23 @@ mod tests {
                 (Arc::new(k), c)
             })
             .collect();
+        let user = {
+            let k = p.generate().unwrap();
+            let c = pki::issue(
+                &root,
+                &root_key,
+                &IssueRequest {
+                    role: Role::User,
+                    common_name: "user0",
+                    organisation: "Test Bureau",
+                    public_key: &k.public_key(),
+                    serial: Serial::from_bytes(&[0x20]).unwrap(),
+                    validity,
+                },
+            )
+            .unwrap();
+            (Arc::new(k), c)
+        };
         let validators: Vec<String> = keys
             .iter()
             .enumerate()
@@ -1742,14 +1790,42 @@ mod tests {
                 max_pool: 1000,
             },
             Arc::new(now_ms),
-            Engine::Bft,
+            engine,
         )
         .unwrap();
         Fx {
             _dir: dir,
             core: Arc::new(core),
             keys,
+            user,
         }
+    }
+
+    /// An `attestation.anchor` by the fixture's user, told apart by `salt`: canonical bytes.
+    pub(crate) fn anchor_tx(fx: &Fx, salt: u8) -> Vec<u8> {
+        let tx = types::SignedTx::sign(
+            types::Transaction {
+                chain_id: types::ChainId::new("test-chain").unwrap(),
+                salt: [salt; 16],
+                expiry: Height(10),
+                fuel_limit: None,
+                sender: types::Sender::Certificate(fx.user.1.der().to_vec()),
+                call: types::Call {
+                    contract: "attestation".into(),
+                    method: "anchor".into(),
+                    args: vec![
+                        crypto_sm::sm3::sm3(&[salt]).as_bytes().to_vec(),
+                        b"document".to_vec(),
+                        Vec::new(),
+                        Vec::new(),
+                    ],
+                },
+            },
+            fx.user.0.as_ref(),
+            &crypto::UserId::default(),
+        )
+        .unwrap();
+        types::Encode::to_bytes(&tx)
     }
 
     /// Review of idle CPU: once the block interval passed with no transaction waiting, the
@@ -3090,5 +3166,112 @@ mod tests {
             next_heights_proposal_kept_behind(&fx, MAX_BUFFERED, true),
             "the proposal of height 2 dropped behind {MAX_BUFFERED} votes of one validator"
         );
+    }
+
+    /// Height `height`'s empty block proposed by validator 1 a second ago, with a commit
+    /// certificate by validators 0, 1 and 2, ready for `decide`.
+    fn decision_at(fx: &Fx, h: &mut NodeHost) -> (Height, Decision) {
+        let p = fx
+            .core
+            .ledger()
+            .propose(vec![], fx.keys[1].1.fingerprint(), now_ms() - 1_000)
+            .unwrap();
+        let (height, hash) = (p.executed.height(), p.executed.hash());
+        h.height = height;
+        h.executed.insert(hash, p.executed);
+        let certificate = commit_certificate(fx, height, hash, &[0, 1, 2]);
+        (
+            height,
+            Decision {
+                height,
+                round: 0,
+                block: hash,
+                bytes: None,
+                certificate,
+            },
+        )
+    }
+
+    /// Review r1 M1 (the reviewer's PoC made deterministic): `decide` read the free space,
+    /// then `LocalNode::commit` read it again; the threshold crossed between the two readings
+    /// made the commit's `StorageLow` a fatal error (the validator fail-stopped) instead of a
+    /// held decision. Here the guard's filesystem fills right after its first reading (the
+    /// guard's after-reading step flips its path to /proc, through the real `statvfs`). The
+    /// commit's own reading now decides: the block is written or held, never fatal; held, it
+    /// is written once the space returns.
+    #[test]
+    fn review_r1_the_threshold_crossed_inside_decide_holds_the_block_never_fatal() {
+        let fx = fixture();
+        let flip = crate::disk::testing::Flip::new();
+        let guard = flip.guard(fx.core.metrics.clone());
+        fx.core.set_disk(guard.clone());
+        // The space runs out right after the next reading.
+        guard.set_after_reading(flip.fills_after_one_reading());
+        let mut h = host(&fx);
+        let (height, d) = decision_at(&fx, &mut h);
+        h.decide(d);
+        assert!(
+            h.fatal.is_none(),
+            "a decided block was made fatal by a StorageLow from LocalNode::commit: {:?}",
+            h.fatal
+        );
+        // The one reading before the write said there was room: written.
+        assert_eq!(h.decided, Some(height));
+        assert_eq!(fx.core.tip().0.height, height);
+        // Full now: the next decision is held, not written, not fatal.
+        let mut h = host(&fx);
+        let (height, d) = decision_at(&fx, &mut h);
+        h.decide(d);
+        assert!(h.fatal.is_none(), "{:?}", h.fatal);
+        assert_eq!(h.decided, None);
+        let (held, certificate) = h.pending.take().expect("the decision is held");
+        assert_eq!(held.height(), height);
+        assert_eq!(fx.core.tip().0.height.0, height.0 - 1, "nothing written");
+        // Room again: the held block commits.
+        flip.empty();
+        fx.core.commit(held, certificate).unwrap();
+        assert_eq!(fx.core.tip().0.height, height);
+    }
+
+    /// Review r1 L4: while the free space keeps the engine from starting, the consensus thread
+    /// dropped every event, sync requests included, though a low node is to answer them (a
+    /// read). It answers them from its store.
+    #[test]
+    fn review_r1_a_node_waiting_for_space_to_start_answers_sync_requests() {
+        let fx = fixture();
+        let p = fx
+            .core
+            .ledger()
+            .propose(vec![], fx.keys[1].1.fingerprint(), now_ms() - 1_000)
+            .unwrap();
+        let hash = p.executed.hash();
+        let cert = commit_certificate(&fx, Height(1), hash, &[0, 1, 2]);
+        fx.core.commit(p.executed, cert).unwrap();
+        let flip = crate::disk::testing::Flip::new();
+        let guard = flip.guard(fx.core.metrics.clone());
+        fx.core.set_disk(guard);
+        flip.fill();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Event>(8);
+        tx.send(Event::Net(inbound(
+            Topic::SYNC_REQUEST,
+            1u64.to_be_bytes().to_vec(),
+        )))
+        .unwrap();
+        tx.send(Event::Stop).unwrap();
+        let links = Recorder::default();
+        assert!(
+            !wait_for_space(&fx.core, &rx, &links),
+            "stopped while waiting"
+        );
+        let sent = links.sent.lock().unwrap();
+        let answers: Vec<&Vec<u8>> = sent
+            .iter()
+            .filter(|(t, _)| *t == Topic::SYNC_RESPONSE)
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(answers.len(), 1, "no sync answer while waiting for space");
+        let (b, _, _) = split_three(answers[0]).unwrap();
+        let block = Block::from_bytes(b, fx.core.store().limits()).unwrap();
+        assert_eq!(block.header.hash(), hash);
     }
 }

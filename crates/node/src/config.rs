@@ -585,6 +585,21 @@ impl NodeConfig {
         self.data_dir.join("db")
     }
 
+    /// What the free-space guard watches (`crate::disk`, docs/ops/disk.md): the data directory
+    /// (genesis, audit log, admin socket), the store under it (which may be a mount point of
+    /// its own) and the custodian's blob store (which may be elsewhere); one path per
+    /// filesystem is measured.
+    pub fn storage_paths(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut paths = vec![
+            ("data directory", self.data_dir.clone()),
+            ("store", self.db_path()),
+        ];
+        if let Some(x) = &self.exchange {
+            paths.push(("blob store", x.blobs.clone()));
+        }
+        paths
+    }
+
     /// Reads and validates `file`.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
         let err = |field: &str, problem: String| ConfigError {

@@ -142,6 +142,19 @@ pub enum NodeError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// `[storage]`'s resume point is above what an unprivileged user could ever have free on
+    /// a filesystem the node writes to: once low, the node would never resume.
+    #[error(
+        "[storage] min_free_mib + resume_margin_mib = {resume} bytes, but the filesystem of {path} can never have more than {usable} bytes free: lower them (docs/ops/disk.md §1)"
+    )]
+    StorageResumeUnreachable {
+        /// The path on that filesystem.
+        path: String,
+        /// What an unprivileged user could have free on it, empty.
+        usable: u64,
+        /// The resume point.
+        resume: u64,
+    },
 }
 
 impl From<ledger::LedgerError> for NodeError {
@@ -204,6 +217,7 @@ impl NodeError {
             NodeError::Audit(_) => &codes::NODE_AUDIT,
             NodeError::StorageLow(_) => &codes::NODE_STORAGE_LOW,
             NodeError::StorageStat { .. } => &codes::NODE_STORAGE_STAT,
+            NodeError::StorageResumeUnreachable { .. } => &codes::NODE_STORAGE_RESUME_UNREACHABLE,
         }
     }
 

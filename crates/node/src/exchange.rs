@@ -20,11 +20,13 @@ use api::v1::exchange_server::Exchange;
 use blobstore::{BlobError, BlobId, BlobStore};
 use crypto::{CipherFormat, Decrypter, Digest, RandomSource, UserId};
 use execution::data::{self, AccessRequest, FetchObject, Payload};
+use execution::{RejectCode, Rejection};
 use pki::{Certificate, Role};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use types::{Call, Encode, Height, Sender, SignedTx, Transaction};
 
+use crate::disk::DiskGuard;
 use crate::error::NodeError;
 use crate::local::LocalNode;
 use crate::pool::Outcome;
@@ -53,6 +55,11 @@ pub const MAX_FETCHES_PER_REQUESTER: usize = 4;
 /// How long a fetch may leave a chunk unaccepted before the custodian ends it: a client that
 /// stops reading cannot hold a fetch slot (or a thread) for ever.
 const STALL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long an upload may send nothing before the custodian ends it (and discards what it
+/// received): a stalled client cannot hold its staging file, its reservation of free space
+/// (`crate::disk`) or a task for ever.
+const UPLOAD_IDLE: std::time::Duration = STALL;
 
 /// How long a fetch waits for its record's block: past it, the fetch ends without its key
 /// (a stalled chain cannot hold the custodian's fetch slots).
@@ -283,8 +290,123 @@ fn code(c: &'static codes::Code, why: String) -> Status {
     coded_status(c, format!("{}: {why}", c.name))
 }
 
+/// Receives an upload's messages from `stream` into `blobs` and commits it: the first message
+/// names the payload (SM3 and length), every message carries at most [`CHUNK`] bytes. With a
+/// free-space guard, the announced length is reserved first ([`DiskGuard::reserve`]: an upload
+/// that would take the blob store's filesystem below the threshold is refused before its first
+/// byte) and the free space is read again before each chunk is written: low, the upload stops
+/// (`NODE_STORAGE_LOW`) and nothing of it is kept. A stream that sends nothing for `idle` is
+/// ended (`NODE_UPLOAD_IDLE`), nothing kept either.
+async fn receive_upload<S>(
+    disk: Option<Arc<DiskGuard>>,
+    blobs: BlobStore,
+    mut stream: S,
+    idle: std::time::Duration,
+) -> Result<blobstore::BlobInfo, Status>
+where
+    S: Stream<Item = Result<pb::UploadChunk, Status>> + Unpin,
+{
+    let first = next_upload_message(&mut stream, idle, 0)
+        .await?
+        .ok_or_else(|| Status::invalid_argument("an empty upload"))?;
+    let id = BlobId::from(digest("payload_sm3", &first.payload_sm3)?);
+    let len = first.payload_len;
+    let mut reservation = match &disk {
+        Some(d) => Some(
+            d.reserve(blobs.dir(), len)
+                .map_err(|r| refusal_status(&r))?,
+        ),
+        None => None,
+    };
+    let mut upload = blocking(move || blobs.begin(id, len).map_err(blob_status)).await?;
+    let mut data = first.data;
+    loop {
+        if data.len() > CHUNK {
+            return Err(Status::invalid_argument(format!(
+                "an upload message carries at most {CHUNK} bytes, got {}",
+                data.len()
+            )));
+        }
+        if !data.is_empty() {
+            let n = data.len() as u64;
+            let guard = disk.clone();
+            upload = blocking(move || {
+                // A fresh reading before each chunk: low (whatever else took the space), the
+                // upload stops here and its staging file goes with it.
+                if let Some(d) = &guard
+                    && d.check().low
+                {
+                    return Err(refusal_status(&Rejection::new(
+                        RejectCode::StorageLow,
+                        format!(
+                            "the upload of blob {id} was stopped after {} of {len} bytes and nothing of it is kept: {}",
+                            upload.received(),
+                            d.reason()
+                        ),
+                    )));
+                }
+                upload.write(&data).map_err(blob_status)?;
+                Ok(upload)
+            })
+            .await?;
+            if let Some(r) = reservation.as_mut() {
+                r.wrote(n);
+            }
+        }
+        match next_upload_message(&mut stream, idle, upload.received()).await? {
+            Some(m) => {
+                if !m.payload_sm3.is_empty() || m.payload_len != 0 {
+                    return Err(Status::invalid_argument(
+                        "payload_sm3 and payload_len belong in the first message only",
+                    ));
+                }
+                data = m.data;
+            }
+            None => break,
+        }
+    }
+    let info = blocking(move || upload.commit().map_err(blob_status)).await?;
+    drop(reservation);
+    Ok(info)
+}
+
+/// The next message of an upload, or its end; `NODE_UPLOAD_IDLE` if none comes within `idle`.
+async fn next_upload_message<S>(
+    stream: &mut S,
+    idle: std::time::Duration,
+    received: u64,
+) -> Result<Option<pb::UploadChunk>, Status>
+where
+    S: Stream<Item = Result<pb::UploadChunk, Status>> + Unpin,
+{
+    match tokio::time::timeout(idle, tokio_stream::StreamExt::next(stream)).await {
+        Err(_) => Err(code(
+            &codes::NODE_UPLOAD_IDLE,
+            format!(
+                "the upload sent nothing for {} s after {received} bytes: it is ended and nothing of it is kept; upload again",
+                idle.as_secs()
+            ),
+        )),
+        Ok(None) => Ok(None),
+        Ok(Some(m)) => m.map(Some),
+    }
+}
+
+/// Whether `e` is the filesystem's "no space left" (or "quota exceeded").
+fn out_of_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 fn blob_status(e: BlobError) -> Status {
     match e {
+        // The space ran out under the write (something else took it): the same refusal as
+        // the guard's, not an internal error (docs/ops/disk.md).
+        BlobError::Io { ref source, .. } if out_of_space(source) => {
+            code(&codes::NODE_STORAGE_LOW, e.to_string())
+        }
         BlobError::NotFound { .. } => code(&codes::EXCHANGE_BLOB_MISSING, e.to_string()),
         BlobError::TooLarge { .. }
         | BlobError::ImpossibleLength { .. }
@@ -645,48 +767,17 @@ impl Exchange for ExchangeService {
                 ),
             ));
         }
-        // Low on space (`crate::disk`): a payload is a write like a block (the blob store is
-        // under the data directory unless configured elsewhere).
+        // Low on space (`crate::disk`): a payload is a write like a block.
         if let Some(r) = self.core.storage_refusal() {
             return Err(refusal_status(&r));
         }
-        let mut stream = request.into_inner();
-        let first = stream
-            .message()
-            .await?
-            .ok_or_else(|| Status::invalid_argument("an empty upload"))?;
-        let id = BlobId::from(digest("payload_sm3", &first.payload_sm3)?);
-        let len = first.payload_len;
-        let blobs = custodian.blobs.clone();
-        let mut upload = blocking(move || blobs.begin(id, len).map_err(blob_status)).await?;
-        let mut data = first.data;
-        loop {
-            if data.len() > CHUNK {
-                return Err(Status::invalid_argument(format!(
-                    "an upload message carries at most {CHUNK} bytes, got {}",
-                    data.len()
-                )));
-            }
-            if !data.is_empty() {
-                upload = blocking(move || {
-                    upload.write(&data).map_err(blob_status)?;
-                    Ok(upload)
-                })
-                .await?;
-            }
-            match stream.message().await? {
-                Some(m) => {
-                    if !m.payload_sm3.is_empty() || m.payload_len != 0 {
-                        return Err(Status::invalid_argument(
-                            "payload_sm3 and payload_len belong in the first message only",
-                        ));
-                    }
-                    data = m.data;
-                }
-                None => break,
-            }
-        }
-        let info = blocking(move || upload.commit().map_err(blob_status)).await?;
+        let info = receive_upload(
+            self.core.disk().cloned(),
+            custodian.blobs.clone(),
+            request.into_inner(),
+            UPLOAD_IDLE,
+        )
+        .await?;
         tracing::info!(blob = %info.id, len = info.len, by = %caller.subject, "blob stored");
         Ok(Response::new(pb::UploadResponse {
             payload_sm3: Digest::from(info.id).0.to_vec(),
@@ -1280,5 +1371,190 @@ mod tests {
                 "the stream was dropped; its timer still sleeps for an hour"
             );
         });
+    }
+
+    /// The messages of an upload of a GMCP-shaped payload of `chunks` full chunks and a last
+    /// one of 16 bytes (the digest is not checked before the commit; these never reach it):
+    /// its length, and messages of at most [`CHUNK`] bytes.
+    fn upload_messages(chunks: usize) -> (u64, Vec<pb::UploadChunk>) {
+        let len = 13 + chunks * ((1 << 20) + 16) + 16;
+        let mut bytes = vec![0x5a; len];
+        bytes[..5].copy_from_slice(b"GMCP\x01");
+        let mut out: Vec<pb::UploadChunk> = bytes
+            .chunks(CHUNK)
+            .map(|c| pb::UploadChunk {
+                data: c.to_vec(),
+                ..Default::default()
+            })
+            .collect();
+        out[0].payload_sm3 = vec![0x11; 32];
+        out[0].payload_len = len as u64;
+        (len as u64, out)
+    }
+
+    fn blob_store() -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(&dir.path().join("blobs")).unwrap();
+        (dir, blobs)
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn code_of(s: &Status) -> &str {
+        s.metadata()
+            .get(api::CODE_METADATA_KEY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Review r1 H1: an upload was judged against the free-space guard once, before its first
+    /// message, and then wrote on whatever the guard said. The space runs out after its first
+    /// chunk here (the guard's path now reads /proc: 0 bytes free): the upload stops before its
+    /// second chunk with NODE_STORAGE_LOW, its staging file is gone and its reservation
+    /// released.
+    #[test]
+    fn review_r1_an_upload_stops_at_the_chunk_where_the_space_ran_out() {
+        let flip = crate::disk::testing::Flip::new();
+        let guard = flip.guard(Arc::new(crate::metrics::Metrics::default()));
+        let (_dir, blobs) = blob_store();
+        let before = test_support::dir_entries(blobs.dir());
+        let (len, messages) = upload_messages(3);
+        let fill = Arc::new(flip);
+        let filler = fill.clone();
+        let stream = tokio_stream::StreamExt::map(
+            tokio_stream::iter(messages.into_iter().enumerate()),
+            move |(i, m)| {
+                // The second message is asked for once the first chunk is written.
+                if i == 1 {
+                    filler.fill();
+                }
+                Ok(m)
+            },
+        );
+        let e = rt()
+            .block_on(receive_upload(
+                Some(guard.clone()),
+                blobs.clone(),
+                stream,
+                UPLOAD_IDLE,
+            ))
+            .unwrap_err();
+        assert_eq!(code_of(&e), "NODE_STORAGE_LOW", "{e:?}");
+        assert!(
+            e.message().contains(&format!(
+                "was stopped after {CHUNK} of {len} bytes and nothing of it is kept"
+            )),
+            "{e:?}"
+        );
+        assert_eq!(
+            test_support::dir_entries(blobs.dir()),
+            before,
+            "staging file left"
+        );
+        assert_eq!(guard.reserved(), 0, "reservation not released");
+    }
+
+    /// Review r1 H1: an upload whose announced length would take the blob store's filesystem
+    /// below the threshold is refused before its first byte is written (NODE_STORAGE_LOW, no
+    /// staging file), though the node is not low.
+    #[test]
+    fn review_r1_an_upload_longer_than_the_room_above_the_threshold_is_refused_up_front() {
+        let (_dir, blobs) = blob_store();
+        let free = crate::disk::free_bytes(blobs.dir()).unwrap();
+        // 512 MiB above the threshold; the payload announces 999 MiB and more.
+        let cfg = crate::config::StorageConfig {
+            min_free_mib: (free >> 20).saturating_sub(512).max(1),
+            resume_margin_mib: 1,
+        };
+        assert!(free >> 20 > 1024, "premise: 1 GiB free for the test");
+        let guard = Arc::new(
+            crate::disk::DiskGuard::new(
+                &[("blob store", blobs.dir().to_path_buf())],
+                cfg,
+                Arc::new(crate::metrics::Metrics::default()),
+                Default::default(),
+            )
+            .unwrap(),
+        );
+        assert!(!guard.is_low());
+        let len: u64 = 13 + 999 * ((1 << 20) + 16) + 16;
+        let first = pb::UploadChunk {
+            payload_sm3: vec![0x11; 32],
+            payload_len: len,
+            data: b"GMCP\x01".to_vec(),
+        };
+        let before = test_support::dir_entries(blobs.dir());
+        let e = rt()
+            .block_on(receive_upload(
+                Some(guard.clone()),
+                blobs.clone(),
+                tokio_stream::iter(vec![Ok(first)]),
+                UPLOAD_IDLE,
+            ))
+            .unwrap_err();
+        assert_eq!(code_of(&e), "NODE_STORAGE_LOW", "{e:?}");
+        assert!(
+            e.message()
+                .contains(&format!("an upload of {len} bytes would leave ")),
+            "{e:?}"
+        );
+        assert_eq!(test_support::dir_entries(blobs.dir()), before);
+        assert_eq!(guard.reserved(), 0);
+    }
+
+    /// Review r1 H1: the upload stream had no idle limit (only fetches had one): a client that
+    /// stops sending held its staging file (and now its reservation) for as long as its
+    /// connection lived. One that sends nothing for the idle limit is ended, nothing kept.
+    #[test]
+    fn review_r1_an_idle_upload_is_ended_and_nothing_is_kept() {
+        let (_dir, blobs) = blob_store();
+        let before = test_support::dir_entries(blobs.dir());
+        let (_, mut messages) = upload_messages(2);
+        messages.truncate(1);
+        // The first chunk, then nothing, for ever.
+        let stream = tokio_stream::StreamExt::chain(
+            tokio_stream::iter(messages.into_iter().map(Ok)),
+            tokio_stream::pending(),
+        );
+        let e = rt()
+            .block_on(receive_upload(
+                None,
+                blobs.clone(),
+                stream,
+                std::time::Duration::from_millis(200),
+            ))
+            .unwrap_err();
+        assert_eq!(code_of(&e), "NODE_UPLOAD_IDLE", "{e:?}");
+        assert!(
+            e.message().contains(&format!("after {CHUNK} bytes")),
+            "{e:?}"
+        );
+        assert_eq!(test_support::dir_entries(blobs.dir()), before);
+    }
+
+    /// Review r1 H1: a write that failed for lack of space (ENOSPC, EDQUOT) reached the client
+    /// as NODE_CUSTODIAN (INTERNAL, exit 2); it is NODE_STORAGE_LOW (UNAVAILABLE, exit 3), like
+    /// the guard's refusal. Other I/O failures stay internal.
+    #[test]
+    fn review_r1_a_write_out_of_space_is_storage_low_not_internal() {
+        let io = |errno: i32| BlobError::Io {
+            step: "write",
+            path: "/srv/blobs/x.blob.tmp".into(),
+            source: std::io::Error::from_raw_os_error(errno),
+        };
+        // ENOSPC, EDQUOT (Linux).
+        for errno in [28, 122] {
+            let s = blob_status(io(errno));
+            assert_eq!(code_of(&s), "NODE_STORAGE_LOW", "{s:?}");
+            assert_eq!(s.code(), tonic::Code::Unavailable);
+        }
+        // EIO.
+        assert_eq!(code_of(&blob_status(io(5))), "NODE_CUSTODIAN");
     }
 }

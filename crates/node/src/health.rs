@@ -3,7 +3,7 @@
 //! fixed probe (never over anything a caller chose), and the live p2p links against the peers of
 //! the configuration. A check runs at most once per [`CACHE`]: callers in between get the last
 //! report, so anonymous callers cannot make the token sign at their pace. The free space of
-//! the data directory's filesystem (`crate::disk`) is put into the storage check of every
+//! the filesystems the node writes to (`crate::disk`) is put into the storage check of every
 //! answer from the guard's last reading ([`apply_disk`]): below the threshold, storage is down
 //! with the reason, at once.
 
@@ -184,8 +184,9 @@ pub fn report(core: &Arc<LocalNode>, expected_peers: usize) -> Report {
 }
 
 /// Puts the free-space guard's last reading (no system call) into `report`'s storage check:
-/// `free_bytes`, `min_free_bytes`, `resume_bytes` and `low`; while low the check is down, its
-/// `error` the reason (after the tip read's own error, if any).
+/// `free_bytes` (the least of the filesystems the node writes to), `path` (the path on it),
+/// `min_free_bytes`, `resume_bytes` and `low`; while low the check is down, its `error` the
+/// reason (after the tip read's own error, if any).
 pub fn apply_disk(report: &mut Report, core: &LocalNode) {
     let Some(d) = core.disk() else { return };
     let low = d.is_low();
@@ -194,6 +195,7 @@ pub fn apply_disk(report: &mut Report, core: &LocalNode) {
         m.insert("min_free_bytes".into(), json!(d.min_free_bytes()));
         m.insert("resume_bytes".into(), json!(d.resume_bytes()));
         m.insert("low".into(), json!(low));
+        m.insert("path".into(), json!(d.tightest().display().to_string()));
         if low {
             let why = format!("NODE_STORAGE_LOW: {}", d.reason());
             let error = match m.get("error").and_then(Json::as_str) {

@@ -171,7 +171,7 @@ pub async fn run(
     };
     // The free-space guard, before anything that writes starts (docs/ops/disk.md).
     let disk = Arc::new(disk::DiskGuard::new(
-        &config.data_dir,
+        &config.storage_paths(),
         config.storage,
         core.metrics.clone(),
         core.audit().clone(),
@@ -531,6 +531,12 @@ pub async fn run(
         r = &mut server => r.map_err(|e| NodeError::Server(e.to_string())),
         _ = signals => {
             let _ = stop_tx.send(true);
+            // Low on space, the pool is not committed before the node stops: its waiting
+            // clients are answered now (their requests would hold the server's shutdown for
+            // ever), and the producer stops without waiting for space (docs/ops/disk.md).
+            if core.answer_waiters_when_stopping_low() > 0 {
+                core.stop();
+            }
             (&mut server).await.map_err(|e| NodeError::Server(e.to_string()))
         }
     };

@@ -64,6 +64,22 @@ pub enum Engine {
 /// Where an admitted transaction is sent on to the other nodes (BFT: the p2p gossip).
 pub type Gossip = Box<dyn Fn(&[u8]) + Send + Sync>;
 
+/// What [`LocalNode::commit_or_hold`] did with a decided block.
+#[derive(Debug)]
+pub enum Committed {
+    /// The block is in the store.
+    Written,
+    /// Nothing was written: the free space was below `[storage] min_free_mib` at the reading
+    /// right before the write (`crate::disk`). The block and its certificate, to commit once
+    /// the space returns, and why.
+    Held {
+        /// The block and its certificate, as given.
+        block: Box<(ledger::ExecutedBlock, CommitCertificate)>,
+        /// The guard's reason.
+        why: String,
+    },
+}
+
 /// The node without its network.
 pub struct LocalNode {
     ledger: Ledger<RocksBackend>,
@@ -419,11 +435,6 @@ impl LocalNode {
         wait: bool,
         gossip: bool,
     ) -> Result<(TxId, Option<oneshot::Receiver<Outcome>>), Rejection> {
-        // Low on space: nothing is admitted that could not be committed (NODE_STORAGE_LOW).
-        if let Some(r) = self.storage_refusal() {
-            self.metrics.rejected(r.code.as_str());
-            return Err(r);
-        }
         let started = Instant::now();
         // A storage read error is not "unseen": admission refuses (TX_STATE_UNAVAILABLE).
         let in_pool = |id: &TxId| lock(&self.pool).contains(id);
@@ -439,6 +450,13 @@ impl LocalNode {
                 });
             })?;
         self.metrics.verify.observe(started.elapsed());
+        // Low on space: nothing is admitted that could not be committed (NODE_STORAGE_LOW).
+        // After the lookup: a transaction already waiting or committed is answered as such
+        // (TX_DUPLICATE), whatever the space.
+        if let Some(r) = self.storage_refusal() {
+            self.metrics.rejected(r.code.as_str());
+            return Err(r);
+        }
         let id = verified.id();
         let rx = {
             let mut pool = lock(&self.pool);
@@ -572,13 +590,45 @@ impl LocalNode {
     /// Commits a decided block through the ledger (which checks the certificate), then drops
     /// its transactions from the pool and answers the clients waiting for them: only after the
     /// synced batch returned. Reads the free space first: below the threshold nothing is
-    /// written ([`NodeError::StorageLow`]; the caller keeps or drops the block).
+    /// written ([`NodeError::StorageLow`]; the caller drops the block, or keeps it through
+    /// [`LocalNode::commit_or_hold`]).
     pub fn commit(
         &self,
         executed: ledger::ExecutedBlock,
         certificate: CommitCertificate,
     ) -> Result<(), NodeError> {
-        self.require_writable()?;
+        match self.commit_or_hold(executed, certificate)? {
+            Committed::Written => Ok(()),
+            Committed::Held { why, .. } => Err(NodeError::StorageLow(why)),
+        }
+    }
+
+    /// [`LocalNode::commit`], giving the block and its certificate back unwritten
+    /// ([`Committed::Held`]) when the reading right before the write is below the free-space
+    /// threshold: the one reading that decides whether the write starts is this one, so a
+    /// caller that must not lose a decided block keeps it whenever the space ran out.
+    pub fn commit_or_hold(
+        &self,
+        executed: ledger::ExecutedBlock,
+        certificate: CommitCertificate,
+    ) -> Result<Committed, NodeError> {
+        if let Some(d) = self.disk()
+            && d.check().low
+        {
+            return Ok(Committed::Held {
+                block: Box::new((executed, certificate)),
+                why: d.reason(),
+            });
+        }
+        self.write_block(executed, certificate)?;
+        Ok(Committed::Written)
+    }
+
+    fn write_block(
+        &self,
+        executed: ledger::ExecutedBlock,
+        certificate: CommitCertificate,
+    ) -> Result<(), NodeError> {
         let height = executed.height();
         let hash = executed.hash();
         let ids = executed.tx_ids();
@@ -849,14 +899,21 @@ impl LocalNode {
         let mut rate_window: (Instant, u64) = (Instant::now(), 0);
         loop {
             // Low on space: no block until the monitor reads enough free space again. A stop
-            // then ends the loop with the pool uncommitted (its clients are told the node
-            // stopped; nothing was acknowledged).
+            // then ends the loop with the pool uncommitted: its waiting clients are told the
+            // node stopped (nothing was acknowledged), and the ids of every transaction lost
+            // are logged, for those admitted without waiting to be submitted again.
             if self.storage_low() {
                 let w = lock(&self.wake);
                 if w.stop {
+                    let lost = lock(&self.pool).ids();
                     tracing::warn!(
-                        waiting = self.pool_size(),
-                        "stopping with transactions not committed: the data directory's filesystem is low on space"
+                        waiting = lost.len(),
+                        "stopping while low on space with {} admitted transactions not committed; they are dropped and must be submitted again: {}",
+                        lost.len(),
+                        lost.iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     );
                     return Ok(());
                 }
@@ -915,6 +972,35 @@ impl LocalNode {
     pub fn stop(&self) {
         lock(&self.wake).stop = true;
         self.wake_cv.notify_all();
+    }
+
+    /// Stopping while low on space (`crate::disk`): the pool will not be committed before the
+    /// node stops, so the clients waiting for its transactions are answered now,
+    /// `NODE_STORAGE_LOW` (admitted, not committed, dropped: submit it again), rather than
+    /// holding their requests, and the server's shutdown, until space returns. The
+    /// transactions stay in the pool (the producer names them as it stops). Returns how many
+    /// transactions had waiting clients; 0 and nothing done when the node is not low.
+    pub fn answer_waiters_when_stopping_low(&self) -> usize {
+        if !self.storage_low() {
+            return 0;
+        }
+        let mut pool = lock(&self.pool);
+        let mut answered = 0;
+        for id in pool.ids() {
+            if pool.has_waiters(&id) {
+                answered += 1;
+                pool.resolve(
+                    &id,
+                    Outcome::Dropped(Rejection::new(
+                        RejectCode::StorageLow,
+                        format!(
+                            "the node is stopping while low on space: transaction {id} was admitted but not committed, and is dropped; submit it again"
+                        ),
+                    )),
+                );
+            }
+        }
+        answered
     }
 
     /// The committed transaction `id` and its location.
@@ -1204,5 +1290,133 @@ mod tests {
         let last = std::fs::read(&target).unwrap();
         assert!(last == [b'a'; 8192] || last == [b'b'; 8192]);
         assert_eq!(dir_entries(data.path()), ["genesis.json"]);
+    }
+
+    use crate::bft::tests::{anchor_tx, fixture_of};
+    use crate::disk::testing::Flip;
+
+    /// A single validator over a fresh store, with a free-space guard over a path the test
+    /// fills and empties.
+    fn single_with_guard() -> (crate::bft::tests::Fx, Flip, Arc<crate::disk::DiskGuard>) {
+        let fx = fixture_of(1, Engine::Single);
+        let flip = Flip::new();
+        let guard = flip.guard(fx.core.metrics.clone());
+        fx.core.set_disk(guard.clone());
+        (fx, flip, guard)
+    }
+
+    /// Review r1 M3 (no test reached it): a single validator whose space runs out between the
+    /// producer's reading and the commit's drops the block it made and signed (its precommit
+    /// never left the node), keeps the pool, and makes the block again once the space returns;
+    /// the waiting client is answered then.
+    #[test]
+    fn review_r1_the_producer_drops_a_signed_block_when_the_space_runs_out_before_its_write() {
+        let (fx, flip, guard) = single_with_guard();
+        let (id, rx) = fx.core.submit(&anchor_tx(&fx, 1), true).unwrap();
+        let mut rx = rx.unwrap();
+        guard.set_after_reading(flip.fills_after_one_reading());
+        let signed = |fx: &crate::bft::tests::Fx| {
+            fx.core
+                .metrics
+                .hsm_signatures
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let before = signed(&fx);
+        assert_eq!(fx.core.produce_block().unwrap(), None);
+        assert_eq!(
+            signed(&fx),
+            before + 1,
+            "premise: the block was made and signed"
+        );
+        assert_eq!(fx.core.tip().0.height, Height(0), "nothing written");
+        assert_eq!(fx.core.pool_size(), 1, "the pool is kept");
+        assert!(rx.try_recv().is_err(), "the client is not answered yet");
+        flip.empty();
+        assert_eq!(fx.core.produce_block().unwrap(), Some(Height(1)));
+        assert!(fx.core.receipt(&id).unwrap().is_some());
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Outcome::Committed {
+                height: Height(1),
+                ..
+            })
+        ));
+    }
+
+    /// Review r1 L8: admission refused for low space before it looked the transaction up, so
+    /// a client resubmitting one already waiting, or already committed, was told
+    /// NODE_STORAGE_LOW instead of TX_DUPLICATE. It looks it up first.
+    #[test]
+    fn review_r1_a_resubmission_while_low_is_answered_as_a_duplicate() {
+        let (fx, flip, guard) = single_with_guard();
+        let committed = anchor_tx(&fx, 1);
+        fx.core.submit(&committed, false).unwrap();
+        assert_eq!(fx.core.produce_block().unwrap(), Some(Height(1)));
+        let waiting = anchor_tx(&fx, 2);
+        fx.core.submit(&waiting, false).unwrap();
+        flip.fill();
+        assert!(guard.check().low);
+        for bytes in [&committed, &waiting] {
+            let r = fx.core.submit(bytes, false).unwrap_err();
+            assert_eq!(r.code.as_str(), "TX_DUPLICATE", "{r}");
+        }
+        let r = fx.core.submit(&anchor_tx(&fx, 3), false).unwrap_err();
+        assert_eq!(r.code.as_str(), "NODE_STORAGE_LOW", "{r}");
+    }
+
+    /// A log line sink for one test's subscriber.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Review r1 L5: a single validator stopped while low drops the transactions it admitted
+    /// and did not commit (the pool is in memory); a client that did not wait for the commit
+    /// is never told. The stop now names each one in its warning, to be submitted again, and a
+    /// client that waits is answered NODE_STORAGE_LOW at the stop (its request held the
+    /// server's shutdown, so the node did not stop while low with a client waiting).
+    #[test]
+    fn review_r1_a_stop_while_low_names_the_transactions_it_drops() {
+        let (fx, flip, guard) = single_with_guard();
+        let (a, _) = fx.core.submit(&anchor_tx(&fx, 1), false).unwrap();
+        let (b, waiting) = fx.core.submit(&anchor_tx(&fx, 2), true).unwrap();
+        let mut waiting = waiting.unwrap();
+        assert_eq!(fx.core.answer_waiters_when_stopping_low(), 0, "not low");
+        flip.fill();
+        assert!(guard.check().low);
+        // The client waiting for b is answered at the stop (its request would hold the
+        // server's shutdown until space returns).
+        assert_eq!(fx.core.answer_waiters_when_stopping_low(), 1);
+        match waiting.try_recv() {
+            Ok(Outcome::Dropped(r)) => {
+                assert_eq!(r.code.as_str(), "NODE_STORAGE_LOW");
+                assert!(r.message.contains("submit it again"), "{r}");
+            }
+            other => panic!("{other:?}"),
+        }
+        fx.core.stop();
+        let log = Captured::default();
+        let sink = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || fx.core.run_producer()).unwrap();
+        let log = String::from_utf8(lock(&log.0).clone()).unwrap();
+        assert!(
+            log.contains("stopping while low on space with 2 admitted transactions not committed")
+                && log.contains(&a.to_string())
+                && log.contains(&b.to_string()),
+            "{log}"
+        );
+        assert_eq!(fx.core.tip().0.height, Height(0));
     }
 }

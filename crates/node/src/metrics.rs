@@ -107,8 +107,11 @@ pub struct Metrics {
     pub contract_fuel_used: AtomicU64,
     /// Read-only contract queries served since start.
     pub contract_queries: AtomicU64,
-    /// Free bytes on the data directory's filesystem at the last reading (`crate::disk`).
+    /// The smallest free figure of the filesystems the node writes to, at the last good
+    /// reading (`crate::disk`).
     pub storage_free_bytes: AtomicU64,
+    /// `statvfs` calls of the free-space guard that failed (each counts the node as low).
+    pub storage_stat_errors: AtomicU64,
     /// 1 while the free space is below `[storage] min_free_mib` (and until it is back above
     /// the resume margin): the node admits, proposes, votes and commits nothing.
     pub storage_low: AtomicU64,
@@ -365,9 +368,15 @@ impl Metrics {
             ),
             (
                 "gmchain_storage_free_bytes",
-                "Free bytes (for an unprivileged user) on the filesystem of the node's data directory, read every 500 ms and before each write.",
+                "Free bytes (for an unprivileged user) on the fullest of the filesystems the node writes to (data directory, store, blob store), read every 500 ms and before each write; after a failed reading, the last good figure.",
                 "gauge",
                 &self.storage_free_bytes,
+            ),
+            (
+                "gmchain_storage_stat_errors_total",
+                "Readings of the free space (statvfs) that failed since the node started; while one fails the node counts as low (docs/ops/disk.md).",
+                "counter",
+                &self.storage_stat_errors,
             ),
             (
                 "gmchain_storage_low",

@@ -105,6 +105,20 @@ impl<T: Pooled> Pool<T> {
         self.txs.len()
     }
 
+    /// Returns the ids of the waiting transactions, oldest first.
+    pub fn ids(&self) -> Vec<TxId> {
+        self.order
+            .iter()
+            .filter(|(n, id)| self.txs.get(id).is_some_and(|(m, _)| m == n))
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// Returns whether a client waits for the outcome of `id`.
+    pub fn has_waiters(&self, id: &TxId) -> bool {
+        self.waiters.get(id).is_some_and(|w| !w.is_empty())
+    }
+
     /// Returns whether no transaction waits.
     pub fn is_empty(&self) -> bool {
         self.txs.is_empty()
