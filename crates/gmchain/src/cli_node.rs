@@ -163,7 +163,8 @@ pub(crate) enum SnapshotCommand {
             conflicts_with = "store"
         )]
         config: Option<PathBuf>,
-        /// A store directory (a backup's DIR/store); needs --genesis.
+        /// A copy of a store (a backup's DIR/store, or a stopped node's data_dir/db), opened
+        /// read-only: nothing is written into it, so a backup still restores. Needs --genesis.
         #[arg(long, value_name = "DIR", requires = "genesis")]
         store: Option<PathBuf>,
         /// The chain's genesis file (with --store).
@@ -468,14 +469,17 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             height,
             out,
         }) => {
-            let (store_dir, genesis_path) = match (config, store) {
+            // A copy (--store) is opened read-only: a backup's store stays as its manifest
+            // lists it.
+            let (store_dir, genesis_path, copy) = match (config, store) {
                 (Some(c), _) => {
                     let c = load_config(&c)?;
-                    (c.db_path(), c.genesis_path())
+                    (c.db_path(), c.genesis_path(), false)
                 }
                 (None, Some(dir)) => (
                     dir,
                     genesis.ok_or_else(|| Failure::BadInput("--store needs --genesis".into()))?,
+                    true,
                 ),
                 (None, None) => {
                     return Err(Failure::BadInput("give --config or --store".into()));
@@ -483,7 +487,12 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             };
             let genesis = node::read_node_genesis(&genesis_path).map_err(node_failure)?;
             let started = std::time::Instant::now();
-            let e = node::snapshot::export(&store_dir, genesis, height.map(Height), &out)
+            let source = if copy {
+                node::snapshot::Source::Copy(&store_dir)
+            } else {
+                node::snapshot::Source::Stopped(&store_dir)
+            };
+            let e = node::snapshot::export(source, genesis, height.map(Height), &out)
                 .map_err(|e| Failure::coded(&e, format!("{}: {e}", e.code().name)))?;
             println!(
                 "snapshot {}: height {} ({}), {} state nodes, blocks from {} carried for duplicate detection, {} bytes, sm3 {} ({} ms)",
@@ -549,9 +558,6 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                 engine,
             )
             .map_err(node_failure)?;
-            if let Some(n) = config.keep_blocks {
-                core.set_keep_blocks(n);
-            }
             if let Some(next) = next_validator(&config)? {
                 if config.consensus.is_none() {
                     return Err(Failure::BadInput(format!(
@@ -567,6 +573,10 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                     )),
                     certificate: next.certificate,
                 });
+            }
+            // Pruned mode, refused on a validator of the current set (its key or its next).
+            if let Some(n) = config.keep_blocks {
+                core.set_keep_blocks(n).map_err(node_failure)?;
             }
             // Opened once the store is (its lock keeps a second node off this data directory).
             let audit = node::audit::NodeAudit::open(
