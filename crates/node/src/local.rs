@@ -234,6 +234,18 @@ impl LocalNode {
                 "store initialised from a snapshot at height {}: holds heights from {lowest}; syncing forward from the tip",
                 base.height.0
             );
+            if head.tip.height == base.height {
+                metrics
+                    .snapshot_unconfirmed
+                    .store(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(
+                    base = base.height.0,
+                    hash = %base.hash,
+                    "snapshot base {} ({}) not yet confirmed: only the snapshot's certificate vouches for this state until a block after it, certified by the validators, is committed (a snapshot certified by a retired validator set would never be followed by one; docs/ops/snapshot.md, trust)",
+                    base.height.0,
+                    base.hash
+                );
+            }
         }
         let (blocks, _) = broadcast::channel(256);
         // Blocks are filled up to what the store will read back.
@@ -670,6 +682,18 @@ impl LocalNode {
             w.committed(&facts);
         }
         self.prune(height);
+        if self
+            .metrics
+            .snapshot_unconfirmed
+            .swap(0, std::sync::atomic::Ordering::Relaxed)
+            == 1
+        {
+            tracing::info!(
+                height = height.0,
+                "snapshot base confirmed: block {} was committed on it with its commit certificate",
+                height.0
+            );
+        }
         // Nobody listening is fine.
         let _ = self.blocks.send(height);
         Ok(())

@@ -511,7 +511,18 @@ impl<R: Read> In<R> {
 /// snapshot's height, the carried blocks' hash links to that header, every state node against
 /// its parent's hash up to the header's state root, and the file's SM3; then writes the store
 /// (base = tip = the snapshot's height) and the genesis file.
-pub fn import(data_dir: &Path, genesis: &Genesis, file: &Path) -> Result<Imported, SnapshotError> {
+///
+/// Trust: a quorum of a validator set the chain has since retired could certify another
+/// state at some height without naming the changes that retired it (nothing in the file can
+/// show that a change was left out: the long-range assumption offline receipts make too).
+/// `expect`, the block hash of the snapshot's height as an archive node of the chain gives
+/// it (checked out of band), closes that: a snapshot of another block is refused.
+pub fn import(
+    data_dir: &Path,
+    genesis: &Genesis,
+    file: &Path,
+    expect: Option<BlockHash>,
+) -> Result<Imported, SnapshotError> {
     genesis
         .require_current_format()
         .map_err(|e| NodeError::Genesis {
@@ -611,6 +622,13 @@ pub fn import(data_dir: &Path, genesis: &Genesis, file: &Path) -> Result<Importe
         ))
     })?;
     let hash = certified.header.hash();
+    if let Some(expected) = expect
+        && expected != hash
+    {
+        return Err(r.invalid(format!(
+            "its block of height {height} is {hash}, not the {expected} given (--expect-hash): it is not the block the chain decided at that height as the node asked knows it"
+        )));
+    }
 
     // The carried blocks, from the snapshot's height down, each linked to the one above.
     let count = r.u32("block count")?;

@@ -307,12 +307,30 @@ fn a_snapshot_node_answers_pruned_below_its_base_and_proves_set_changes_from_the
     .unwrap();
     // A chain longer than the window: only the blocks from BASE + 2 − WINDOW are carried.
     assert_eq!(e.blocks_from, Height(BASE + 2 - WINDOW));
+    // M5: a snapshot whose block is not the one the operator checked is refused.
+    let other = dirs.path().join("other");
+    let r = snapshot::import(
+        &other,
+        &c.genesis,
+        &snap,
+        Some(types::BlockHash(crypto::Digest([9; 32]))),
+    )
+    .unwrap_err();
+    assert_eq!(r.code().name, "NODE_SNAPSHOT_INVALID", "{r}");
+    assert!(r.to_string().contains("--expect-hash"), "{r}");
+    assert!(!other.join("db").exists());
     let b = dirs.path().join("b");
-    let imported = snapshot::import(&b, &c.genesis, &snap).unwrap();
+    let imported = snapshot::import(&b, &c.genesis, &snap, Some(e.hash)).unwrap();
     assert_eq!(imported.set_changes, 1);
     assert_eq!(imported.indexed_from, e.blocks_from);
     let node = c.open(&b, 0);
     assert_eq!(node.tip().0.height, Height(BASE));
+    let unconfirmed = || {
+        node.metrics
+            .snapshot_unconfirmed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!(unconfirmed(), 1, "no block after the base yet");
 
     // The window's edge, as an archive node judges it: the lowest carried block's
     // transaction (expiry BASE + 1) is a duplicate; the block before's (expiry BASE) expired.
@@ -404,6 +422,11 @@ fn a_snapshot_node_answers_pruned_below_its_base_and_proves_set_changes_from_the
     // The node extends its chain: a receipt of a later block verifies offline.
     let later = c.anchor(&node, 500);
     let h = c.block(&node, std::slice::from_ref(&later));
+    assert_eq!(
+        unconfirmed(),
+        0,
+        "a certified block after the base confirms it"
+    );
     let bundle = node.receipt_bundle(&later.tx_id()).unwrap().unwrap();
     assert_eq!(bundle.set_changes.len(), 1);
     let v = bundle.verify(&c.trust(), None).unwrap();
@@ -439,7 +462,7 @@ fn a_snapshot_node_answers_pruned_below_its_base_and_proves_set_changes_from_the
     )
     .unwrap();
     assert_eq!(e2.blocks_from, Height(BASE));
-    let third = snapshot::import(&dirs.path().join("c"), &c.genesis, &snap2).unwrap();
+    let third = snapshot::import(&dirs.path().join("c"), &c.genesis, &snap2, None).unwrap();
     assert_eq!(third.set_changes, 1);
     assert_eq!(third.height, h2);
 }
@@ -594,7 +617,7 @@ fn snapshots_with_a_cut_stream_an_extra_missing_or_misordered_node_unlinked_or_t
         let path = dirs.path().join(format!("{name}.bin"));
         std::fs::write(&path, file).unwrap();
         let data = dirs.path().join(format!("data-{name}"));
-        let r = snapshot::import(&data, &c.genesis, &path).unwrap_err();
+        let r = snapshot::import(&data, &c.genesis, &path, None).unwrap_err();
         assert_eq!(r.code().name, code_name, "{name}: {r}");
         assert!(
             r.to_string().contains(needle),
@@ -662,5 +685,5 @@ fn snapshots_with_a_cut_stream_an_extra_missing_or_misordered_node_unlinked_or_t
         "may still be included after",
     );
     // The good file imports.
-    snapshot::import(&dirs.path().join("ok"), &c.genesis, &snap).unwrap();
+    snapshot::import(&dirs.path().join("ok"), &c.genesis, &snap, None).unwrap();
 }
