@@ -135,7 +135,7 @@ async fn load(
             first as u64,
             size,
         )?;
-        let l = closed_loop(&[c0.clone()], txs, args.concurrency, None).await?;
+        let l = closed_loop(std::slice::from_ref(c0), txs, args.concurrency, None).await?;
         committed += l.latencies.len();
         failed += l.failed;
         first += size;
