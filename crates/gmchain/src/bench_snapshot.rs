@@ -19,7 +19,7 @@ use types::Height;
 
 use crate::Failure;
 use crate::bench_node::{
-    Client, NodeProcess, closed_loop, presign, start_node_logged, stop_node, tempdir,
+    Client, NodeProcess, closed_loop, connections, presign, start_node_logged, stop_node, tempdir,
     wait_for_named_node, wait_for_node,
 };
 
@@ -39,8 +39,9 @@ pub(crate) struct SnapshotBenchArgs {
     /// Block interval in milliseconds.
     #[arg(long, default_value_t = 200)]
     pub interval_ms: u64,
-    /// Submissions in flight while loading (each waits for its commit: blocks hold about
-    /// this many transactions, at most --block-max-txs).
+    /// Submissions in flight while loading, over one connection per 64 (at most 16): each
+    /// waits for its commit, so blocks hold about this many transactions, at most
+    /// --block-max-txs.
     #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
     /// The development chain's expiry window (its genesis `expiry_window`): a snapshot
@@ -112,14 +113,21 @@ async fn catch_up(dir: &Path, target: u64, round: &str) -> Result<Duration, Fail
 /// expected rate of transactions a block. Returns the transactions committed and those that
 /// failed.
 async fn load(
-    c0: &mut Client,
+    conns: &[Client],
     chain_id: &types::ChainId,
     clients: &[(crypto_sm::SoftSigner, pki::Certificate)],
     n: usize,
     args: &SnapshotBenchArgs,
 ) -> Result<(usize, usize), Failure> {
+    let mut c0 = conns
+        .first()
+        .cloned()
+        .ok_or_else(|| fail("load", "no connection"))?;
+    let c0 = &mut c0;
+    // In flight at most: the node serves STREAMS_PER_CONNECTION a connection.
     let per_block = args
         .concurrency
+        .min(conns.len() * STREAMS_PER_CONNECTION)
         .min(usize::try_from(args.block_max_txs).unwrap_or(usize::MAX))
         .max(1);
     let window = usize::try_from(args.expiry_window).unwrap_or(usize::MAX);
@@ -135,7 +143,7 @@ async fn load(
             first as u64,
             size,
         )?;
-        let l = closed_loop(std::slice::from_ref(c0), txs, args.concurrency, None).await?;
+        let l = closed_loop(conns, txs, args.concurrency, None).await?;
         committed += l.latencies.len();
         failed += l.failed;
         first += size;
@@ -146,6 +154,11 @@ async fn load(
     }
     Ok((committed, failed))
 }
+
+/// Concurrent streams the node serves on one connection (its `[api]` default).
+const STREAMS_PER_CONNECTION: usize = 64;
+/// Connections the load opens at most (the node takes 32 from one address).
+const MAX_CONNECTIONS: usize = 16;
 
 fn wipe(dir: &Path) -> Result<(), Failure> {
     let data = dir.join("data1");
@@ -196,9 +209,18 @@ pub(crate) fn run(args: &SnapshotBenchArgs) -> Result<(), Failure> {
             .map_err(|e| fail("status", e))?
             .into_inner();
         let chain_id = types::ChainId::new(&status.chain_id).map_err(|e| fail("chain id", e))?;
-        eprintln!("loading {} transactions (signed chunk by chunk) …", args.txs);
+        let n_conns = args
+            .concurrency
+            .div_ceil(STREAMS_PER_CONNECTION)
+            .clamp(1, MAX_CONNECTIONS);
+        let conns = connections(&grpc0, &dir, &c0, n_conns).await?;
+        eprintln!(
+            "loading {} transactions (signed chunk by chunk), {} in flight over {n_conns} connection(s) …",
+            args.txs,
+            args.concurrency.min(n_conns * STREAMS_PER_CONNECTION)
+        );
         let started = Instant::now();
-        let (committed, failed) = load(&mut c0, &chain_id, &chain.clients, args.txs, args).await?;
+        let (committed, failed) = load(&conns, &chain_id, &chain.clients, args.txs, args).await?;
         if failed > 0 {
             return Err(fail(
                 "load",
