@@ -73,6 +73,34 @@ fn wait_height(rt: &tokio::runtime::Runtime, c: &mut Client, h: u64, net: &Conso
     }
 }
 
+/// Runs `gmchain node start --config CONFIG` expecting it to refuse at once with exit status
+/// `code` and `needle` in its error; a node that starts instead is stopped (not waited for).
+fn start_refused(dir: &Path, config: &str, code: i32, needle: &str) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gmchain"))
+        .current_dir(dir)
+        .args(["node", "start", "--config", config])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("node start --config {config} started instead of refusing ({needle})");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(code), "{err}");
+    assert!(err.contains(needle), "expected {needle:?} in {err}");
+}
+
 #[test]
 fn a_follower_joins_from_a_snapshot_and_a_pruned_follower_answers_the_code() {
     // node0 validates; node1 is a pruned follower; node2 joins from a snapshot.
@@ -81,6 +109,20 @@ fn a_follower_joins_from_a_snapshot_and_a_pruned_follower_answers_the_code() {
     let d: &Path = &dir;
     let cfg1 = format!("{}\n[storage]\nkeep_blocks = 4\n", net.config(1));
     std::fs::write(d.join(&net.nodes[1].config), cfg1).unwrap();
+    // A validator of the current set does not prune (review r3 H2: pruned nodes do not answer
+    // sync below their mark, so pruning validators strand a validator that falls behind).
+    let cfg0 = net.config(0);
+    std::fs::write(
+        d.join("pruned-validator.toml"),
+        format!("{cfg0}\n[storage]\nkeep_blocks = 100\n"),
+    )
+    .unwrap();
+    start_refused(
+        d,
+        "pruned-validator.toml",
+        2,
+        "is a validator of the current set, and [storage] keep_blocks = 100",
+    );
     let rt = rt();
     net.start(0);
     net.start(1);
@@ -164,14 +206,21 @@ fn a_follower_joins_from_a_snapshot_and_a_pruned_follower_answers_the_code() {
         .unwrap();
     assert!(height > old_height, "{out}");
     assert!(out.contains("blocks from 1 carried"), "{out}");
-    // From a copy of the stopped store, as from a backup's DIR/store (a RocksDB checkpoint):
-    // the same snapshot, byte for byte.
-    let copied = std::process::Command::new("cp")
-        .args(["-a", "data/db", "store-copy"])
-        .current_dir(d)
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    // The hash to check on an archive node and give to `init --expect-hash`.
+    let hash = out
+        .split("block hash ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(hash.len(), 64, "{out}");
+    // From a backup's DIR/store (a RocksDB checkpoint, made by `gmchain node backup`): the
+    // same snapshot, byte for byte, and the backup still restores afterwards (review r3 H1:
+    // the export wrote RocksDB's files into the checkpoint, which then failed its manifest).
+    ok(
+        d,
+        &["node", "backup", "--config", "node.toml", "--out", "b0"],
+    );
     ok(
         d,
         &[
@@ -179,7 +228,7 @@ fn a_follower_joins_from_a_snapshot_and_a_pruned_follower_answers_the_code() {
             "snapshot",
             "export",
             "--store",
-            "store-copy",
+            "b0/store",
             "--genesis",
             "data/genesis.json",
             "--out",
@@ -190,6 +239,17 @@ fn a_follower_joins_from_a_snapshot_and_a_pruned_follower_answers_the_code() {
         std::fs::read(d.join("snap-from-store.bin")).unwrap(),
         std::fs::read(&snap).unwrap()
     );
+    let check = net
+        .config(0)
+        .replace("data_dir = \"data\"", "data_dir = \"check0\"");
+    assert!(check.contains("check0"), "{check}");
+    std::fs::write(d.join("check0.toml"), check).unwrap();
+    std::fs::create_dir(d.join("check0")).unwrap();
+    let restored = ok(
+        d,
+        &["node", "restore", "--from", "b0", "--config", "check0.toml"],
+    );
+    assert!(restored.contains("store verified"), "{restored}");
     net.start(0);
     net.wait_up(&rt, 0);
     let mut c0 = net.client(&rt, 0);
@@ -330,8 +390,52 @@ fn a_follower_joins_from_a_snapshot_and_a_pruned_follower_answers_the_code() {
         assert!(err.contains("NODE_SNAPSHOT_WRONG_CHAIN"), "{err}");
         assert!(!d.join("data2/db").exists());
     }
-    // The snapshot itself verifies and makes the store.
-    let o = init(snap_s, "data/genesis.json");
+    // A hash that is not the snapshot's block (another height's, as a careless check would
+    // give): refused, nothing written.
+    {
+        let mut c = net.client(&rt, 0);
+        let other = hex::encode(
+            rt.block_on(header(&mut c, height - 1))
+                .unwrap()
+                .hash()
+                .as_bytes(),
+        );
+        let o = gm(
+            d,
+            &[
+                "node",
+                "init",
+                "--config",
+                "node2.toml",
+                "--genesis",
+                "data/genesis.json",
+                "--snapshot",
+                snap_s,
+                "--expect-hash",
+                &other,
+            ],
+        );
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("--expect-hash"), "{err}");
+        assert!(!d.join("data2/db").exists());
+    }
+    // The snapshot itself verifies and makes the store (docs/ops/snapshot.md step 2).
+    let o = gm(
+        d,
+        &[
+            "node",
+            "init",
+            "--config",
+            "node2.toml",
+            "--genesis",
+            "data/genesis.json",
+            "--snapshot",
+            snap_s,
+            "--expect-hash",
+            &hash,
+        ],
+    );
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -341,6 +445,7 @@ fn a_follower_joins_from_a_snapshot_and_a_pruned_follower_answers_the_code() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains(&format!("base {height} ")), "{out}");
     assert!(out.contains("snapshot verified"), "{out}");
+    assert!(out.contains("matches --expect-hash"), "{out}");
 
     // Step 3: start it; it syncs forward from its base to the validators' tip.
     net.start(2);
@@ -358,6 +463,11 @@ fn a_follower_joins_from_a_snapshot_and_a_pruned_follower_answers_the_code() {
     }
     let page = scrape(&net.nodes[2].metrics);
     assert_eq!(metric(&page, "gmchain_lowest_held_height"), height);
+    assert_eq!(
+        metric(&page, "gmchain_snapshot_unconfirmed"),
+        0,
+        "synced past its base"
+    );
     assert!(metric(&page, "gmchain_sync_target_height") >= target - 3);
     let log = std::fs::read_to_string(net.log(2)).unwrap();
     assert!(
@@ -406,6 +516,23 @@ fn a_follower_joins_from_a_snapshot_and_a_pruned_follower_answers_the_code() {
     rt.block_on(header(&mut c1, tip1)).unwrap();
     let e = submit(&mut c1, &old, false).unwrap_err();
     assert_eq!(code_of(&e), "TX_DUPLICATE", "pruned: {e:?}");
+    // The same through REST, whose resubmission looks for the receipt (pruned here): the
+    // duplicate's refusal as gRPC gives it, not 500 REST_INTERNAL (review r3 M3).
+    assert!(
+        old_height < mark,
+        "the old receipt is pruned ({old_height} < {mark})"
+    );
+    {
+        use base64::Engine as _;
+        let addr = crate::dev_node::rest_listen_of(&d.join(&net.nodes[1].config));
+        let body = serde_json::json!({
+            "signed_tx": base64::engine::general_purpose::STANDARD.encode(old.to_bytes()),
+            "wait_for_commit": false
+        });
+        let (st, _, out) = crate::rest::post_json(&addr, "/v1/tx", &body);
+        assert_eq!(out["code"], "TX_DUPLICATE", "HTTP {st} {out}");
+        assert_ne!(st, 500, "{out}");
+    }
     // A pruned store cannot give the blocks a snapshot carries.
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
@@ -481,6 +608,57 @@ fn a_version_3_store_is_refused_and_migrate_moves_it_to_4() {
         2,
         "run `gmchain node migrate --config FILE`",
     );
+    // A copy whose tip does not check (its block deleted) is not migrated, and not a byte of
+    // it changes: the tip is checked on a read-only open (review r3 L6: the read-write open
+    // rewrote RocksDB's MANIFEST and OPTIONS before the refusal).
+    {
+        let copied = std::process::Command::new("cp")
+            .args(["-a", "data", "damaged"])
+            .current_dir(&d)
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        let b = storage_rocksdb::RocksBackend::open_for_migration(&d.join("damaged/db")).unwrap();
+        let store = storage::ChainStore::new(b, Limits::default());
+        let tip = store.tip().unwrap().unwrap();
+        let mut w = storage::WriteBatch::new();
+        w.delete(storage::Table::Blocks, tip.height.0.to_be_bytes().to_vec());
+        storage::KvBackend::write(store.backend(), w).unwrap();
+        drop(store);
+        let files = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+            let mut v: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        std::fs::read(e.path()).unwrap(),
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let before = files(&d.join("damaged/db"));
+        let cfg = net
+            .config(0)
+            .replace("data_dir = \"data\"", "data_dir = \"damaged\"");
+        assert!(cfg.contains("damaged"));
+        std::fs::write(d.join("damaged.toml"), cfg).unwrap();
+        fails(
+            &d,
+            &["node", "migrate", "--config", "damaged.toml"],
+            1,
+            "nothing was changed",
+        );
+        let after = files(&d.join("damaged/db"));
+        assert_eq!(
+            before.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            after.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            "the refused migration added or removed store files"
+        );
+        assert!(before == after, "the refused migration changed store files");
+    }
     let out = ok(&d, &["node", "migrate", "--config", "node.toml"]);
     assert!(out.contains("migrated from version 3 to 4"), "{out}");
     let out = ok(&d, &["node", "migrate", "--config", "node.toml"]);

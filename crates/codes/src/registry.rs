@@ -508,6 +508,9 @@ define_codes! {
     NODE_SNAPSHOT_SOURCE = 4065, BadInput, FailedPrecondition,
         "The store cannot be exported: it is in use, the height is not held, or the blocks the snapshot must carry were pruned.",
         "stop the node or export from a backup's DIR/store (`gmchain node backup`); choose a height between the base and the tip; export from an archive node";
+    NODE_PRUNED_VALIDATOR = 4066, BadInput, FailedPrecondition,
+        "The node is a validator of the current set and its configuration sets pruned mode ([storage] keep_blocks): pruned nodes do not answer sync requests below their mark, so pruning validators can strand a validator that falls behind.",
+        "remove keep_blocks from the validator's [storage] section (validators are archive nodes); prune on followers only";
     RECEIPT_TOO_LARGE = 4100, NotVerified, InvalidArgument,
         "The file is larger than any receipt this release writes; refused before parsing.",
         "this is not a receipt gmchain wrote; obtain it again from a node";

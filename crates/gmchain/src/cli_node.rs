@@ -33,6 +33,12 @@ pub(crate) enum NodeCommand {
         /// verify; nothing is written then.
         #[arg(long, value_name = "FILE", requires = "genesis")]
         snapshot: Option<PathBuf>,
+        /// With --snapshot: the block hash of the snapshot's height (64 hex), as an archive
+        /// node of the chain gives it (`gmchain query block --height H`, checked out of band):
+        /// a snapshot of any other block is refused. Without it, the snapshot is trusted as
+        /// far as its certificate goes (docs/ops/snapshot.md, "Trust").
+        #[arg(long, value_name = "HEX", requires = "snapshot")]
+        expect_hash: Option<String>,
     },
     /// State snapshots: export one from a stopped node's store (or a backup's DIR/store).
     #[command(subcommand)]
@@ -163,7 +169,8 @@ pub(crate) enum SnapshotCommand {
             conflicts_with = "store"
         )]
         config: Option<PathBuf>,
-        /// A store directory (a backup's DIR/store); needs --genesis.
+        /// A copy of a store (a backup's DIR/store, or a stopped node's data_dir/db), opened
+        /// read-only: nothing is written into it, so a backup still restores. Needs --genesis.
         #[arg(long, value_name = "DIR", requires = "genesis")]
         store: Option<PathBuf>,
         /// The chain's genesis file (with --store).
@@ -437,14 +444,29 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             config,
             genesis,
             snapshot: Some(snapshot),
+            expect_hash,
         } => {
             let config = load_config(&config)?;
             let path = genesis.ok_or_else(|| {
                 Failure::BadInput("--snapshot needs --genesis (the chain's genesis file)".into())
             })?;
             let genesis = node::read_genesis(&path).map_err(node_failure)?;
+            let expect = expect_hash
+                .as_deref()
+                .map(|h| {
+                    hex::decode(h.trim())
+                        .ok()
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .map(|b| types::BlockHash(crypto::Digest(b)))
+                        .ok_or_else(|| {
+                            Failure::BadInput(format!(
+                                "--expect-hash {h:?}: give the block hash as 64 hex digits"
+                            ))
+                        })
+                })
+                .transpose()?;
             let started = std::time::Instant::now();
-            let imported = node::snapshot::import(&config.data_dir, &genesis, &snapshot)
+            let imported = node::snapshot::import(&config.data_dir, &genesis, &snapshot, expect)
                 .map_err(|e| Failure::coded(&e, format!("{}: {e}", e.code().name)))?;
             println!("chain {}", genesis.chain_id);
             println!("genesis file {}", config.genesis_path().display());
@@ -459,6 +481,16 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                 imported.hash,
                 started.elapsed().as_millis()
             );
+            if expect.is_some() {
+                println!(
+                    "block hash of height {} matches --expect-hash",
+                    imported.height
+                );
+            } else {
+                eprintln!(
+                    "warning: the snapshot's block hash was not checked against an archive node (--expect-hash): its certificate is trusted as far as the validator sets it names go (docs/ops/snapshot.md, \"Trust\")"
+                );
+            }
             Ok(())
         }
         NodeCommand::Snapshot(SnapshotCommand::Export {
@@ -468,14 +500,17 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             height,
             out,
         }) => {
-            let (store_dir, genesis_path) = match (config, store) {
+            // A copy (--store) is opened read-only: a backup's store stays as its manifest
+            // lists it.
+            let (store_dir, genesis_path, copy) = match (config, store) {
                 (Some(c), _) => {
                     let c = load_config(&c)?;
-                    (c.db_path(), c.genesis_path())
+                    (c.db_path(), c.genesis_path(), false)
                 }
                 (None, Some(dir)) => (
                     dir,
                     genesis.ok_or_else(|| Failure::BadInput("--store needs --genesis".into()))?,
+                    true,
                 ),
                 (None, None) => {
                     return Err(Failure::BadInput("give --config or --store".into()));
@@ -483,7 +518,12 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             };
             let genesis = node::read_node_genesis(&genesis_path).map_err(node_failure)?;
             let started = std::time::Instant::now();
-            let e = node::snapshot::export(&store_dir, genesis, height.map(Height), &out)
+            let source = if copy {
+                node::snapshot::Source::Copy(&store_dir)
+            } else {
+                node::snapshot::Source::Stopped(&store_dir)
+            };
+            let e = node::snapshot::export(source, genesis, height.map(Height), &out)
                 .map_err(|e| Failure::coded(&e, format!("{}: {e}", e.code().name)))?;
             println!(
                 "snapshot {}: height {} ({}), {} state nodes, blocks from {} carried for duplicate detection, {} bytes, sm3 {} ({} ms)",
@@ -495,6 +535,10 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                 e.bytes,
                 e.sm3,
                 started.elapsed().as_millis()
+            );
+            println!(
+                "block hash {}: check it on an archive node of the chain and give it to `gmchain node init --snapshot FILE --expect-hash {}`",
+                e.hash, e.hash
             );
             Ok(())
         }
@@ -552,9 +596,6 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                 engine,
             )
             .map_err(node_failure)?;
-            if let Some(n) = config.keep_blocks {
-                core.set_keep_blocks(n);
-            }
             if let Some(next) = next_validator(&config)? {
                 if config.consensus.is_none() {
                     return Err(Failure::BadInput(format!(
@@ -570,6 +611,10 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                     )),
                     certificate: next.certificate,
                 });
+            }
+            // Pruned mode, refused on a validator of the current set (its key or its next).
+            if let Some(n) = config.keep_blocks {
+                core.set_keep_blocks(n).map_err(node_failure)?;
             }
             // Opened once the store is (its lock keeps a second node off this data directory).
             let audit = node::audit::NodeAudit::open(
@@ -936,6 +981,42 @@ pub(crate) fn verify_store(config: &NodeConfig) -> CmdResult {
 /// `gmchain node migrate`: version 3 to 4, in one batch, under the store's lock.
 fn migrate(config: &NodeConfig) -> CmdResult {
     let path = config.db_path();
+    // Judged read-only first (RocksDB's log aside): a store that is current, or whose tip
+    // does not check, is left byte for byte as it was (a read-write open rewrites RocksDB's
+    // MANIFEST and OPTIONS files even when nothing is migrated).
+    {
+        let log = std::env::temp_dir().join(format!("gmchain-migrate-{}", std::process::id()));
+        std::fs::create_dir_all(&log)
+            .map_err(|e| Failure::BadInput(format!("{}: {e}", log.display())))?;
+        let checked = (|| -> Result<bool, Failure> {
+            let backend = RocksBackend::open_read_only_for_migration(&path, &log)
+                .map_err(|e| node_failure(node::NodeError::from(e)))?;
+            let store = ChainStore::new(backend, types::Limits::default());
+            let version = storage::KvBackend::get(
+                store.backend(),
+                storage::Table::Meta,
+                storage::STORE_VERSION_KEY,
+            )
+            .map_err(|e| node_failure(e.into()))?;
+            if version.as_deref() == Some(&[storage::STORE_VERSION][..]) {
+                return Ok(false);
+            }
+            if version.as_deref() == Some(&[storage::MIGRATES_FROM][..]) {
+                store.check_tip_on_startup().map_err(|e| {
+                    Failure::NotVerified(format!(
+                        "store {}: {e}; nothing was changed",
+                        path.display()
+                    ))
+                })?;
+            }
+            Ok(true)
+        })();
+        let _ = std::fs::remove_dir_all(&log);
+        if !checked? {
+            println!("store is version {}, nothing to do", storage::STORE_VERSION);
+            return Ok(());
+        }
+    }
     let backend = RocksBackend::open_for_migration(&path).map_err(|e| {
         let e = node::NodeError::from(e);
         node_failure(e)

@@ -166,6 +166,39 @@ pub(crate) fn prepare_network(
     followers: usize,
     supervisor: bool,
 ) -> Result<DevChain, Failure> {
+    prepare_network_with_window(
+        dir,
+        clients,
+        block_max_txs,
+        interval_ms,
+        orgs,
+        validators,
+        followers,
+        supervisor,
+        DEV_EXPIRY_WINDOW,
+    )
+}
+
+/// The development chain's expiry window (heights a transaction may name beyond the tip).
+pub(crate) const DEV_EXPIRY_WINDOW: u64 = 1000;
+
+/// [`prepare_network`] with the chain's `expiry_window` (`gmchain bench snapshot` makes a
+/// chain longer than its window, so that a snapshot carries a window, not the whole chain).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the dev chain's shape, one value each"
+)]
+pub(crate) fn prepare_network_with_window(
+    dir: &Path,
+    clients: usize,
+    block_max_txs: u32,
+    interval_ms: u64,
+    orgs: usize,
+    validators: usize,
+    followers: usize,
+    supervisor: bool,
+    expiry_window: u64,
+) -> Result<DevChain, Failure> {
     let validators = validators.max(1);
     if supervisor && orgs < 2 {
         return Err(Failure::BadInput(
@@ -450,7 +483,7 @@ level = "warn"
 [chain]
 chain_id = "dev-chain"
 test_chain = true
-expiry_window = 1000
+expiry_window = {expiry_window}
 max_txs_per_block = {block_max_txs}
 {supervision}
 [[organisations]]
@@ -502,6 +535,7 @@ sponsors = [{sponsored}]
         config: config_path.clone(),
         genesis: None,
         snapshot: None,
+        expect_hash: None,
     })?;
     // The other validators: their configurations, and the same genesis.
     for i in 1..n {
@@ -511,6 +545,7 @@ sponsors = [{sponsored}]
             config: path,
             genesis: Some(dir.join("data/genesis.json")),
             snapshot: None,
+            expect_hash: None,
         })?;
     }
     Ok(DevChain {

@@ -39,6 +39,20 @@ pub enum LedgerError {
     /// A value the store should hold is missing.
     #[error("the store is missing the {0}")]
     Missing(&'static str),
+    /// A height below the base of a store initialised from a snapshot: its header and state
+    /// were never in this store.
+    #[error(
+        "height {height} is below the base {base} of this store (it was initialised from a snapshot at {base})"
+    )]
+    BelowBase {
+        /// The height asked for.
+        height: Height,
+        /// The store's base.
+        base: Height,
+    },
+    /// The certified header recorded by a snapshot store does not read back.
+    #[error("the certified header recorded at the store's base does not read back: {0}")]
+    BaseCertified(String),
     /// A certificate does not decide the block it is committed with.
     #[error("the commit certificate of height {height} does not decide the block: {source}")]
     Certificate {

@@ -358,12 +358,42 @@ impl<B: KvBackend> Ledger<B> {
     /// certificate, the new set's certificates and the transactions that caused the change,
     /// proven in their blocks: what a receipt of a block at `height` carries so that it
     /// verifies from the genesis file alone.
+    ///
+    /// On a store initialised from a snapshot, the changes whose last block is below the
+    /// base come from the certified header the import verified and recorded (those blocks
+    /// were never in this store); `height` itself must be at or above the base. On a pruned
+    /// store the blocks holding the causes are kept ([`Ledger::set_change_blocks`]).
     pub fn set_changes(&self, height: Height) -> Result<Vec<receipt::SetChange>, LedgerError> {
-        let before = Height(height.0.saturating_sub(1));
+        let base = self.snapshot_base()?;
+        if let Some(b) = base
+            && height < b
+        {
+            return Err(LedgerError::BelowBase { height, base: b });
+        }
+        // The epochs recorded before `height`: those of the state after `height - 1`, or of
+        // the base's state when that is below the base (an epoch recorded by the base's block
+        // takes effect after it and is filtered out below).
+        let before = Height(height.0.saturating_sub(1)).max(base.unwrap_or(Height(0)));
         let epochs = self.with_state_at(before, |v| execution::epochs(v))??;
+        let mut recorded: Option<Vec<receipt::SetChange>> = None;
         let mut out = Vec::new();
         for e in epochs.into_iter().filter(|e| e.from <= height) {
             let last = Height(e.from.0.saturating_sub(1));
+            if let Some(b) = base
+                && last < b
+            {
+                if recorded.is_none() {
+                    recorded = Some(self.base_certified()?.set_changes);
+                }
+                let change = recorded
+                    .as_ref()
+                    .and_then(|r| r.iter().find(|c| c.header.height == last))
+                    .ok_or(LedgerError::Missing(
+                        "set change below the base in the snapshot's certified header",
+                    ))?;
+                out.push(change.clone());
+                continue;
+            }
             let (header, certificate) = self.certified_header(last)?;
             let mut causes = Vec::new();
             for id in e.causes.iter().take(receipt::MAX_CAUSES) {
@@ -407,11 +437,56 @@ impl<B: KvBackend> Ledger<B> {
         Ok(out)
     }
 
-    /// Returns the committed header of `height` and its commit certificate.
+    /// The heights of the blocks [`Ledger::set_changes`] reads at or above the base: those
+    /// holding the causes of every validator-set change recorded at the head. A pruned node
+    /// keeps them.
+    pub fn set_change_blocks(&self) -> Result<Vec<Height>, LedgerError> {
+        let base = self.snapshot_base()?.unwrap_or(Height(0));
+        let epochs = self.with_state(|v| execution::epochs(v))?;
+        let mut out = Vec::new();
+        for e in epochs {
+            if Height(e.from.0.saturating_sub(1)) < base {
+                continue;
+            }
+            for id in e.causes.iter().take(receipt::MAX_CAUSES) {
+                if let Some(loc) = self.store.tx_location(id)?
+                    && !out.contains(&loc.height)
+                {
+                    out.push(loc.height);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The base of a store initialised from a snapshot (`None` for one built from genesis).
+    pub fn snapshot_base(&self) -> Result<Option<Height>, LedgerError> {
+        Ok(self
+            .store
+            .base()?
+            .map(|b| b.height)
+            .filter(|h| *h > Height(0)))
+    }
+
+    /// The certified header a store initialised from a snapshot recorded at its base (the
+    /// import verified it against the genesis file).
+    pub fn base_certified(&self) -> Result<receipt::CertifiedHeader, LedgerError> {
+        let bytes = self.store.base_certified()?.ok_or(LedgerError::Missing(
+            "certified header of the snapshot's base",
+        ))?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| LedgerError::BaseCertified(e.to_string()))?;
+        receipt::CertifiedHeader::from_json_value(&value, self.store.limits())
+            .map_err(|e| LedgerError::BaseCertified(e.to_string()))
+    }
+
+    /// Returns the committed header of `height` and its commit certificate; a height below
+    /// the base of a snapshot store is [`LedgerError::BelowBase`].
     pub fn certified_header(
         &self,
         height: Height,
     ) -> Result<(BlockHeader, CommitCertificate), LedgerError> {
+        self.below_base(height)?;
         let header = self
             .store
             .header(height)?
@@ -421,6 +496,15 @@ impl<B: KvBackend> Ledger<B> {
             .certificate(height)?
             .ok_or(LedgerError::Missing("certificate of a set change"))?;
         Ok((header, certificate))
+    }
+
+    /// Fails with [`LedgerError::BelowBase`] when `height` is below the base of a store
+    /// initialised from a snapshot (whose headers and states start at the base).
+    fn below_base(&self, height: Height) -> Result<(), LedgerError> {
+        match self.snapshot_base()? {
+            Some(base) if height < base => Err(LedgerError::BelowBase { height, base }),
+            _ => Ok(()),
+        }
     }
 
     /// Runs `f` on a view of the state at the head.
@@ -438,6 +522,7 @@ impl<B: KvBackend> Ledger<B> {
         height: Height,
         f: impl FnOnce(&StateView<'_, CachedNodes<'_, B>>) -> R,
     ) -> Result<R, LedgerError> {
+        self.below_base(height)?;
         let header = self
             .store
             .header(height)?

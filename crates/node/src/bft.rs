@@ -67,6 +67,9 @@ pub const EMPTY_BLOCK_INTERVAL: Duration = Duration::from_secs(10);
 const SYNC_EVERY: Duration = Duration::from_millis(500);
 /// Deciding nothing for this long makes a node ask for the next block.
 const SYNC_AFTER: Duration = Duration::from_secs(3);
+/// Behind the network without a block for this long: the peers asked may not hold the next
+/// block (pruned nodes answer sync only from their mark), said at most this often.
+const STRANDED_AFTER: Duration = Duration::from_secs(30);
 /// Messages of the next height kept while it has not started.
 const MAX_BUFFERED: usize = 4096;
 /// A height that has not decided for this long gossips again every proposal, vote and
@@ -743,6 +746,8 @@ struct Runner {
     start_after: Option<(Instant, Instant)>,
     last_progress: Instant,
     last_sync_request: Option<Instant>,
+    // When "no peer sends the next block" was last said (pruned peers, snapshot join).
+    last_stranded_warning: Option<Instant>,
     last_regossip: Option<Instant>,
     /// The highest height seen in a peer's message.
     highest_seen: Height,
@@ -815,6 +820,7 @@ impl Runner {
             start_after: None,
             last_progress: Instant::now(),
             last_sync_request: None,
+            last_stranded_warning: None,
             last_regossip: None,
             highest_seen: Height(0),
             sync_answered: HashMap::new(),
@@ -1327,6 +1333,27 @@ impl Runner {
                     "sync: behind the network, asking peers for height {}",
                     current.0
                 );
+                // The sync protocol has no "pruned" answer (0.1.0 peers must keep deciding
+                // with this release): a peer that pruned the block stays silent, and this
+                // node cannot tell that from a slow peer; after long enough, it says what
+                // may be the cause and what to do.
+                let waited = now.duration_since(self.last_progress);
+                if waited > STRANDED_AFTER
+                    && self
+                        .last_stranded_warning
+                        .is_none_or(|t| now.duration_since(t) >= STRANDED_AFTER)
+                {
+                    self.last_stranded_warning = Some(now);
+                    tracing::warn!(
+                        at = current.0 - 1,
+                        seen = self.highest_seen.0,
+                        waited_s = waited.as_secs(),
+                        "sync: no peer has sent block {} for {} s although the network is at {}: the peers asked may have pruned it (a pruned node answers sync only for the blocks it keeps; validators keep all); link this node to an archive node, or re-join from a snapshot (docs/ops/snapshot.md)",
+                        current.0,
+                        waited.as_secs(),
+                        self.highest_seen.0
+                    );
+                }
             }
         }
         Ok(())

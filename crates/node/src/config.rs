@@ -558,7 +558,8 @@ pub struct NodeConfig {
     pub storage: StorageConfig,
     /// Pruned mode (`[storage] keep_blocks = N`): the node keeps the blocks and receipts of
     /// the last N heights only (headers, certificates and the transaction index stay);
-    /// absent, it is an archive node and keeps everything.
+    /// absent, it is an archive node and keeps everything. Followers only: a validator of
+    /// the current set refuses to start with it (`LocalNode::set_keep_blocks`).
     pub keep_blocks: Option<u64>,
 }
 
@@ -1020,7 +1021,7 @@ impl NodeConfig {
                     return Err((
                         "storage.keep_blocks".into(),
                         format!(
-                            "{n}: keep at least {MIN_KEEP_BLOCKS} blocks (sync answers and the consensus of the next heights read the last ones)"
+                            "{n}: keep at least {MIN_KEEP_BLOCKS} blocks (the tip and its parent); a pruned node answers sync requests only for the blocks it keeps, and a validator must not prune (docs/ops/snapshot.md)"
                         ),
                     ));
                 }

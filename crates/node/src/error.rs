@@ -66,6 +66,28 @@ pub enum NodeError {
         /// The lowest height this node holds.
         lowest: types::Height,
     },
+    /// A transaction this node has no index entry for, on a node initialised from a snapshot:
+    /// it is not committed from the snapshot's base on, but one committed before the window
+    /// the snapshot carried is unknown here (an archive node knows).
+    #[error(
+        "transaction {id} is not among the transactions this node indexes: it joined from a snapshot at height {base} and knows the transactions committed from then (and those of the blocks shortly before that could still be included); it is not committed since, and one committed earlier is unknown here; ask an archive node"
+    )]
+    NotIndexed {
+        /// The transaction.
+        id: types::TxId,
+        /// The snapshot's height (the store's base).
+        base: types::Height,
+    },
+    /// Pruned mode on a validator of the current set.
+    #[error(
+        "{subject} is a validator of the current set, and [storage] keep_blocks = {keep} asks for pruned mode: a pruned node does not answer sync requests for blocks below its mark, so pruning validators can strand a validator that falls behind (f + 1 stranded stop the chain); remove keep_blocks from this validator's configuration (prune on followers only)"
+    )]
+    PrunedValidator {
+        /// The certificate subject.
+        subject: String,
+        /// The configured keep_blocks.
+        keep: u64,
+    },
     /// RocksDB could not open the store.
     #[error(transparent)]
     Rocks(#[from] storage_rocksdb::RocksError),
@@ -173,6 +195,10 @@ impl From<ledger::LedgerError> for NodeError {
                 message,
             },
             L::Missing(what) => NodeError::Missing(what),
+            L::BelowBase { height, base } => NodeError::Pruned {
+                height,
+                lowest: base,
+            },
             L::HeightOverflow => NodeError::HeightOverflow,
             L::TxCountOverflow { count } => NodeError::TxCountOverflow { count },
             other => NodeError::Certificate(other),
@@ -198,7 +224,8 @@ impl NodeError {
             | NodeError::Storage(storage::StorageError::NeedsMigration { .. }) => {
                 &codes::NODE_STORE_NEEDS_MIGRATION
             }
-            NodeError::Pruned { .. } => &codes::NODE_PRUNED,
+            NodeError::Pruned { .. } | NodeError::NotIndexed { .. } => &codes::NODE_PRUNED,
+            NodeError::PrunedValidator { .. } => &codes::NODE_PRUNED_VALIDATOR,
             NodeError::Rocks(_) => &codes::NODE_STORE_OPEN,
             NodeError::Storage(_) => &codes::NODE_STORAGE,
             NodeError::Integrity(_) => &codes::NODE_STORE_INTEGRITY,

@@ -123,10 +123,20 @@ fn now_ms() -> u64 {
 /// p2p peers the node's configuration names.
 pub fn report(core: &Arc<LocalNode>, expected_peers: usize) -> Report {
     let (tip, _) = core.tip();
+    // A node initialised from a snapshot says whether a block after its base confirmed it.
+    let snapshot = core
+        .ledger()
+        .snapshot_base()
+        .ok()
+        .flatten()
+        .map(|base| json!({"base": base.0, "confirmed": tip.height > base}));
     let storage = match core.block(tip.height) {
         Ok(Some(_)) => Check {
             ok: true,
-            detail: json!({"height": tip.height.0}),
+            detail: match snapshot {
+                Some(s) => json!({"height": tip.height.0, "snapshot": s}),
+                None => json!({"height": tip.height.0}),
+            },
         },
         Ok(None) => Check {
             ok: false,

@@ -105,6 +105,10 @@ pub struct LocalNode {
     // Pruned mode: the number of heights whose blocks and receipts are kept (`[storage]
     // keep_blocks`); unset, an archive node.
     keep_blocks: std::sync::OnceLock<u64>,
+    // Pruned mode: the last batch stopped short of its target (prune again next height).
+    prune_behind: std::sync::atomic::AtomicBool,
+    // Pruned mode: suspended because this node became a validator (said once).
+    prune_suspended: std::sync::atomic::AtomicBool,
     // The watch rules (`crate::watch`), once `run` (or a test) sets them.
     watcher: std::sync::OnceLock<Arc<Watcher>>,
     // The node's audit log (`audit`), set once at start; unset, nothing is recorded.
@@ -246,6 +250,18 @@ impl LocalNode {
                 "store initialised from a snapshot at height {}: holds heights from {lowest}; syncing forward from the tip",
                 base.height.0
             );
+            if head.tip.height == base.height {
+                metrics
+                    .snapshot_unconfirmed
+                    .store(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(
+                    base = base.height.0,
+                    hash = %base.hash,
+                    "snapshot base {} ({}) not yet confirmed: only the snapshot's certificate vouches for this state until a block after it, certified by the validators, is committed (a snapshot certified by a retired validator set would never be followed by one; docs/ops/snapshot.md, trust)",
+                    base.height.0,
+                    base.hash
+                );
+            }
         }
         let (blocks, _) = broadcast::channel(256);
         // Blocks are filled up to what the store will read back.
@@ -273,6 +289,8 @@ impl LocalNode {
             audit: std::sync::OnceLock::new(),
             disk: std::sync::OnceLock::new(),
             keep_blocks: std::sync::OnceLock::new(),
+            prune_behind: std::sync::atomic::AtomicBool::new(false),
+            prune_suspended: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -714,41 +732,119 @@ impl LocalNode {
             w.committed(&facts);
         }
         self.prune(height);
+        if self
+            .metrics
+            .snapshot_unconfirmed
+            .swap(0, std::sync::atomic::Ordering::Relaxed)
+            == 1
+        {
+            tracing::info!(
+                height = height.0,
+                "snapshot base confirmed: block {} was committed on it with its commit certificate",
+                height.0
+            );
+        }
         // Nobody listening is fine.
         let _ = self.blocks.send(height);
         Ok(())
     }
 
     /// Pruned mode: keep the blocks and receipts of the last `n` heights only (set once,
-    /// before the node runs; a second call is ignored).
-    pub fn set_keep_blocks(&self, n: u64) {
+    /// before the node runs; a second call is ignored). Refused on a validator of the next
+    /// height's set ([`NodeError::PrunedValidator`]): a pruned node does not answer sync
+    /// requests below its mark (the sync protocol has no "pruned" answer, and 0.1.0 peers
+    /// must keep deciding with this release), so validators are archive nodes and any node
+    /// falling behind finds the blocks it needs on them.
+    pub fn set_keep_blocks(&self, n: u64) -> Result<(), NodeError> {
+        let next = self
+            .tip()
+            .0
+            .height
+            .next()
+            .ok_or(NodeError::HeightOverflow)?;
+        if self.decides(next) {
+            return Err(NodeError::PrunedValidator {
+                subject: self.validator.certificate.subject(),
+                keep: n,
+            });
+        }
+        let window = self
+            .ledger
+            .params()
+            .map(|p| p.params.expiry_window)
+            .unwrap_or(0);
+        tracing::info!(
+            keep_blocks = n,
+            "pruned mode: keeping the blocks and receipts of the last {n} heights; this node answers sync requests for those only: a peer more than {n} heights behind catches up from an archive node (validators are){}",
+            if n < window {
+                format!(" (keep_blocks is below the chain's expiry window {window})")
+            } else {
+                String::new()
+            }
+        );
         let _ = self.keep_blocks.set(n);
+        Ok(())
     }
 
-    /// After a commit at `height` in pruned mode, every [`PRUNE_EVERY`] heights: deletes the
-    /// blocks and receipts below `height + 1 − keep_blocks` in one batch (headers,
-    /// certificates and the transaction index stay, so duplicates are still found). A failure
-    /// is logged and retried at the next round: nothing is half-deleted (one batch).
+    /// Whether this node (its `[key]` or its `[next_key]`) is a validator of `height`'s set.
+    fn decides(&self, height: Height) -> bool {
+        let set = self.ledger.validator_set(height);
+        set.get(&self.validator_id).is_some()
+            || lock(&self.next_validator)
+                .as_ref()
+                .is_some_and(|n| set.get(&n.certificate.fingerprint()).is_some())
+    }
+
+    /// After a commit at `height` in pruned mode, every [`PRUNE_EVERY`] heights (every
+    /// height while a batch stopped short of the target): deletes the blocks and receipts
+    /// below `height + 1 − keep_blocks`, at most [`storage::PRUNE_BATCH_DELETES`] deletions a
+    /// batch, keeping the blocks that hold the causes of validator-set changes (receipts and
+    /// snapshots prove them). Headers, certificates and the transaction index stay, so
+    /// duplicates are still found. A node that governance made a validator stops pruning and
+    /// says so (validators are archive nodes; it refuses keep_blocks at its next start). A
+    /// failure is logged and retried at the next round: nothing is half-deleted (one batch).
     fn prune(&self, height: Height) {
+        use std::sync::atomic::Ordering::Relaxed;
         let Some(keep) = self.keep_blocks.get().copied() else {
             return;
         };
-        if !height.0.is_multiple_of(PRUNE_EVERY) {
+        if !self.prune_behind.load(Relaxed) && !height.0.is_multiple_of(PRUNE_EVERY) {
             return;
         }
+        if height.next().is_some_and(|next| self.decides(next)) {
+            if !self.prune_suspended.swap(true, Relaxed) {
+                tracing::warn!(
+                    height = height.0,
+                    "pruned mode suspended: this node is now a validator of the current set (a governance change); validators keep every block so that peers falling behind can sync from them; remove [storage] keep_blocks from its configuration (it refuses to start with it while a validator)"
+                );
+            }
+            return;
+        }
+        self.prune_suspended.store(false, Relaxed);
         let below = Height((height.0 + 1).saturating_sub(keep));
-        match self.store().prune_below(below) {
+        let kept = match self.ledger.set_change_blocks() {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(
+                    "pruned mode: the blocks of validator-set changes could not be read ({e}); not pruning this round"
+                );
+                return;
+            }
+        };
+        match self
+            .store()
+            .prune_below(below, &kept, storage::PRUNE_BATCH_DELETES)
+        {
             Ok(Some(mark)) => {
-                self.metrics
-                    .lowest_held
-                    .store(mark.0, std::sync::atomic::Ordering::Relaxed);
+                self.prune_behind.store(mark < below.min(height), Relaxed);
+                self.metrics.lowest_held.store(mark.0, Relaxed);
                 tracing::info!(
                     pruned_below = mark.0,
                     "pruned mode: blocks and receipts below height {} deleted",
                     mark.0
                 );
             }
-            Ok(None) => {}
+            Ok(None) => self.prune_behind.store(false, Relaxed),
             Err(e) => tracing::warn!("pruned mode: pruning below {} failed: {e}", below.0),
         }
     }
@@ -1008,10 +1104,29 @@ impl LocalNode {
         &self,
         id: &TxId,
     ) -> Result<Option<(SignedTx, storage::TxLocation)>, NodeError> {
-        if let Some(loc) = self.store().tx_location(id)? {
-            self.held(loc.height)?;
+        let Some(loc) = self.store().tx_location(id)? else {
+            return self.not_indexed(id).map(|()| None);
+        };
+        self.held(loc.height)?;
+        match self.store().tx(id)? {
+            Some(found) => Ok(Some(found)),
+            // Pruned between the check and the read: say so, not "not committed".
+            None => self.held(loc.height).map(|()| None),
         }
-        Ok(self.store().tx(id)?)
+    }
+
+    /// After an index miss: on a node initialised from a snapshot (base above 0),
+    /// [`NodeError::NotIndexed`] unless the transaction waits in the pool: it may have been
+    /// committed before the blocks the snapshot carried, which this node never saw. On a node
+    /// built from genesis (pruned or not: pruning keeps the whole index) a miss is "not
+    /// committed", `Ok`.
+    fn not_indexed(&self, id: &TxId) -> Result<(), NodeError> {
+        match self.ledger.snapshot_base()? {
+            Some(base) if !lock(&self.pool).contains(id) => {
+                Err(NodeError::NotIndexed { id: *id, base })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Fails with [`NodeError::Pruned`] when `height` is below the lowest height this node
@@ -1028,15 +1143,15 @@ impl LocalNode {
     /// The receipt of `id` and its location.
     pub fn receipt(&self, id: &TxId) -> Result<Option<(Receipt, storage::TxLocation)>, NodeError> {
         let Some(loc) = self.store().tx_location(id)? else {
-            return Ok(None);
+            return self.not_indexed(id).map(|()| None);
         };
         self.held(loc.height)?;
         // One index read: the receipt is read at the location, checked to be this one's.
-        Ok(self
-            .store()
-            .receipt_at(loc)?
-            .filter(|r| r.tx_id == *id)
-            .map(|r| (r, loc)))
+        match self.store().receipt_at(loc)? {
+            Some(r) => Ok((r.tx_id == *id).then_some((r, loc))),
+            // Pruned between the check and the read: say so, not "not committed".
+            None => self.held(loc.height).map(|()| None),
+        }
     }
 
     /// The block at `height` and its commit certificate (`None` for block 0).
@@ -1044,10 +1159,15 @@ impl LocalNode {
         &self,
         height: Height,
     ) -> Result<Option<(Block, Option<CommitCertificate>)>, NodeError> {
-        if height <= self.tip().0.height {
+        let below_tip = height <= self.tip().0.height;
+        if below_tip {
             self.held(height)?;
         }
         let Some(block) = self.store().block(height)? else {
+            // Pruned between the check and the read: say so, not "no block".
+            if below_tip {
+                self.held(height)?;
+            }
             return Ok(None);
         };
         Ok(Some((block, self.store().certificate(height)?)))
@@ -1096,23 +1216,38 @@ impl LocalNode {
     pub fn receipt_bundle(&self, id: &TxId) -> Result<Option<ReceiptBundle>, NodeError> {
         let store = self.store();
         let Some(loc) = store.tx_location(id)? else {
-            return Ok(None);
+            return self.not_indexed(id).map(|()| None);
         };
         self.held(loc.height)?;
-        let block = store
-            .block(loc.height)?
-            .ok_or(NodeError::Missing("block of an indexed transaction"))?;
+        // The bundle proves the signer's chain in the parent's state: a transaction of the
+        // base block of a snapshot node has none here (the state below the base is not held).
+        if let Some(base) = self.ledger.snapshot_base()?
+            && loc.height <= base
+        {
+            return Err(NodeError::Pruned {
+                height: loc.height,
+                lowest: Height(base.0 + 1),
+            });
+        }
+        let Some(block) = store.block(loc.height)? else {
+            // Pruned between the check and the read: say so.
+            self.held(loc.height)?;
+            return Err(NodeError::Missing("block of an indexed transaction"));
+        };
         let certificate = store.certificate(loc.height)?.ok_or(NodeError::Missing(
             "commit certificate of a committed block",
         ))?;
         let mut receipts = Vec::with_capacity(block.txs.len());
         for i in 0..block.txs.len() {
-            let r = store
-                .receipt_at(storage::TxLocation {
-                    height: loc.height,
-                    position: i as u32,
-                })?
-                .ok_or(NodeError::Missing("receipt of a committed transaction"))?;
+            let Some(r) = store.receipt_at(storage::TxLocation {
+                height: loc.height,
+                position: i as u32,
+            })?
+            else {
+                // Pruned while the bundle was being read: say so.
+                self.held(loc.height)?;
+                return Err(NodeError::Missing("receipt of a committed transaction"));
+            };
             receipts.push(r);
         }
         let tx = block

@@ -45,6 +45,9 @@ pub struct Metrics {
     pub sync_target: AtomicU64,
     /// The lowest height whose blocks this node holds (a snapshot's base, or the pruning mark).
     pub lowest_held: AtomicU64,
+    /// 1 while a node initialised from a snapshot has committed no block after its base:
+    /// nothing but the snapshot's own certificate vouches for its state yet.
+    pub snapshot_unconfirmed: AtomicU64,
     /// Transactions waiting in the pool.
     pub pool_size: AtomicU64,
     /// Blocks committed since start.
@@ -202,6 +205,13 @@ impl Metrics {
             "Lowest height whose blocks and receipts this node holds (0 on an archive node).",
             "gauge",
             load(&self.lowest_held),
+        );
+        gauge(
+            &mut out,
+            "gmchain_snapshot_unconfirmed",
+            "1 while a node initialised from a snapshot has committed no block after its base (a certified block linking to the base confirms it); 0 otherwise.",
+            "gauge",
+            load(&self.snapshot_unconfirmed),
         );
         gauge(
             &mut out,

@@ -243,7 +243,7 @@ pub(crate) fn grpc_code(g: codes::Grpc) -> tonic::Code {
 /// in the metadata so that a client maps it to its exit class.
 pub(crate) fn internal(e: NodeError) -> Status {
     // A request below what this node holds is the client's to redirect, not a node failure.
-    if matches!(e, NodeError::Pruned { .. }) {
+    if matches!(e, NodeError::Pruned { .. } | NodeError::NotIndexed { .. }) {
         tracing::debug!("{e}");
     } else {
         tracing::error!("{e}");
@@ -653,10 +653,16 @@ fn block_events(
             break;
         }
         let loc = storage::TxLocation { height, position };
-        let receipt = store
+        let Some(receipt) = store
             .receipt_at(loc)
             .map_err(|e| internal(NodeError::from(e)))?
-            .ok_or_else(|| internal(NodeError::Missing("a receipt of a committed block")))?;
+        else {
+            // Pruned between the check and the read: the code, not a node failure.
+            core.held(height).map_err(internal)?;
+            return Err(internal(NodeError::Missing(
+                "a receipt of a committed block",
+            )));
+        };
         for (index, e) in receipt.events.iter().enumerate() {
             if out.len() >= room {
                 break;

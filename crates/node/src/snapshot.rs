@@ -210,21 +210,94 @@ fn safe_err(e: safefile::Error) -> NodeError {
     NodeError::io(&path, source)
 }
 
-/// Exports the state at `height` (default: the tip) of the stopped store `store_dir`, whose
-/// chain is `genesis`, to `out`.
+/// Where an export reads the store from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// A stopped node's store (`--config`): opened with its lock, so that a running node's is
+    /// refused.
+    Stopped(&'a Path),
+    /// A copy of a store (`--store`: a backup's `DIR/store`, a RocksDB checkpoint): opened
+    /// read-only, with RocksDB's informational log in a temporary directory, so that nothing
+    /// is written into it (a backup's files are listed in its signed manifest: one more file
+    /// and it no longer restores). Refused while another process holds its lock.
+    Copy(&'a Path),
+}
+
+fn in_use(path: &Path) -> SnapshotError {
+    SnapshotError::Source(format!(
+        "{}: the store is in use (a running node holds it); stop the node, or back it up (`gmchain node backup`) and export from the backup's DIR/store",
+        path.display()
+    ))
+}
+
+/// Whether another process holds the RocksDB lock of the store `dir` (a running node). Only
+/// reads: the `LOCK` file is opened read-only and never created, and a shared lock is tried
+/// (RocksDB holds an exclusive one). The probe's lock goes when the file is closed; POSIX
+/// record locks are per process, so this tells about other processes only (the CLI's case).
+fn held_by_another_process(dir: &Path) -> Result<bool, NodeError> {
+    let lock = dir.join("LOCK");
+    let file = match std::fs::File::open(&lock) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(NodeError::io(&lock, e)),
+    };
+    match rustix::fs::fcntl_lock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+        Ok(()) => Ok(false),
+        Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::ACCESS => Ok(true),
+        Err(e) => Err(NodeError::io(&lock, e.into())),
+    }
+}
+
+fn open_source(source: Source<'_>) -> Result<(RocksBackend, Option<TempLogDir>), SnapshotError> {
+    match source {
+        Source::Stopped(dir) => RocksBackend::open(dir, false)
+            .map(|b| (b, None))
+            .map_err(|e| match e {
+                RocksError::Locked { path } => in_use(&path),
+                other => SnapshotError::Node(other.into()),
+            }),
+        Source::Copy(dir) => {
+            if held_by_another_process(dir)? {
+                return Err(in_use(dir));
+            }
+            let log = TempLogDir::new()?;
+            let backend = RocksBackend::open_read_only(dir, &log.0)
+                .map_err(|e| SnapshotError::Node(e.into()))?;
+            Ok((backend, Some(log)))
+        }
+    }
+}
+
+/// A directory for RocksDB's informational log of a read-only open, removed when dropped.
+struct TempLogDir(PathBuf);
+
+impl TempLogDir {
+    fn new() -> Result<Self, NodeError> {
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|e| {
+            NodeError::io(&std::env::temp_dir(), std::io::Error::other(e.to_string()))
+        })?;
+        let dir = std::env::temp_dir().join(format!("gmchain-snapshot-log-{}", hex::encode(nonce)));
+        std::fs::create_dir(&dir).map_err(|e| NodeError::io(&dir, e))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for TempLogDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Exports the state at `height` (default: the tip) of the store `source`, whose chain is
+/// `genesis`, to `out`.
 pub fn export(
-    store_dir: &Path,
+    source: Source<'_>,
     genesis: Genesis,
     height: Option<Height>,
     out: &Path,
 ) -> Result<Exported, SnapshotError> {
-    let backend = RocksBackend::open(store_dir, false).map_err(|e| match e {
-        RocksError::Locked { path } => SnapshotError::Source(format!(
-            "{}: the store is in use (a running node holds it); stop the node, or back it up (`gmchain node backup`) and export from the backup's DIR/store",
-            path.display()
-        )),
-        other => SnapshotError::Node(other.into()),
-    })?;
+    let (backend, _log) = open_source(source)?;
     let store = ChainStore::new(backend, Limits::default());
     let ledger = Ledger::open(store, genesis)?;
     let tip = ledger.head().tip;
@@ -237,15 +310,8 @@ pub fn export(
             tip.height
         )));
     }
-    let (header, certificate) = ledger.certified_header(height)?;
-    let set_changes = ledger.set_changes(height)?;
-    let certified = receipt::CertifiedHeader {
-        header: header.clone(),
-        certificate,
-        set_changes,
-    }
-    .to_json_value()
-    .to_string();
+    // The carried blocks first: a store that cannot give them (a snapshot node near its
+    // base, a pruned node) is told so before anything else is read.
     let genesis_window = ledger.genesis().params.expiry_window;
     let changes = ledger
         .with_state_at(height, |v| window_changes(v))?
@@ -253,7 +319,39 @@ pub fn export(
     let blocks_from = duplicate_window_from(genesis_window, &changes, height);
     if blocks_from < lowest {
         return Err(SnapshotError::Source(format!(
-            "the snapshot of height {height} must carry the blocks from height {blocks_from} (transactions still includable after it), but this store holds blocks from {lowest} only; export from an archive node or a lower keep_blocks"
+            "the snapshot of height {height} must carry the blocks from height {blocks_from} (transactions still includable after it), but this store holds blocks from {lowest} only; export from an archive node{}",
+            if lowest.0 > 0 && ledger.snapshot_base()?.is_some_and(|b| b == lowest) {
+                format!(
+                    " (this node joined from a snapshot at {lowest}: it can export the heights whose carried blocks are all at or above {lowest}, once it synced that far)"
+                )
+            } else {
+                " or one with a larger keep_blocks".to_string()
+            }
+        )));
+    }
+    let (header, certificate) = ledger.certified_header(height)?;
+    let set_changes = ledger.set_changes(height)?;
+    // What the importer accepts (receipt::json's limits): refused here, naming the limit,
+    // rather than written and refused there.
+    if set_changes.len() > receipt::MAX_SET_CHANGES {
+        return Err(SnapshotError::Source(format!(
+            "the chain has {} validator-set changes up to height {height}; a snapshot's certified header carries at most {} (receipt::MAX_SET_CHANGES), so no node of this release could import it",
+            set_changes.len(),
+            receipt::MAX_SET_CHANGES
+        )));
+    }
+    let certified = receipt::CertifiedHeader {
+        header: header.clone(),
+        certificate,
+        set_changes,
+    }
+    .to_json_value()
+    .to_string();
+    if certified.len() > receipt::MAX_FILE_LEN {
+        return Err(SnapshotError::Source(format!(
+            "the certified header of height {height} (with its validator-set changes) is {} bytes; a snapshot carries at most {} (receipt::MAX_FILE_LEN), so no node of this release could import it",
+            certified.len(),
+            receipt::MAX_FILE_LEN
         )));
     }
 
@@ -413,7 +511,18 @@ impl<R: Read> In<R> {
 /// snapshot's height, the carried blocks' hash links to that header, every state node against
 /// its parent's hash up to the header's state root, and the file's SM3; then writes the store
 /// (base = tip = the snapshot's height) and the genesis file.
-pub fn import(data_dir: &Path, genesis: &Genesis, file: &Path) -> Result<Imported, SnapshotError> {
+///
+/// Trust: a quorum of a validator set the chain has since retired could certify another
+/// state at some height without naming the changes that retired it (nothing in the file can
+/// show that a change was left out: the long-range assumption offline receipts make too).
+/// `expect`, the block hash of the snapshot's height as an archive node of the chain gives
+/// it (checked out of band), closes that: a snapshot of another block is refused.
+pub fn import(
+    data_dir: &Path,
+    genesis: &Genesis,
+    file: &Path,
+    expect: Option<BlockHash>,
+) -> Result<Imported, SnapshotError> {
     genesis
         .require_current_format()
         .map_err(|e| NodeError::Genesis {
@@ -513,6 +622,13 @@ pub fn import(data_dir: &Path, genesis: &Genesis, file: &Path) -> Result<Importe
         ))
     })?;
     let hash = certified.header.hash();
+    if let Some(expected) = expect
+        && expected != hash
+    {
+        return Err(r.invalid(format!(
+            "its block of height {height} is {hash}, not the {expected} given (--expect-hash): it is not the block the chain decided at that height as the node asked knows it"
+        )));
+    }
 
     // The carried blocks, from the snapshot's height down, each linked to the one above.
     let count = r.u32("block count")?;
@@ -675,6 +791,7 @@ pub fn import(data_dir: &Path, genesis: &Genesis, file: &Path) -> Result<Importe
             &certified.certificate,
             &earlier,
             genesis_hash,
+            &certified_bytes,
         )?;
         Ok((
             nodes,
@@ -742,3 +859,7 @@ mod tests {
         assert_eq!(duplicate_window_from(1, &[], Height(500)), Height(500));
     }
 }
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod chain_tests;

@@ -102,8 +102,21 @@ impl LocalNode {
                 .timestamp
                 .0)
         };
+        // A node initialised from a snapshot holds the headers from its base: a range that
+        // may start at or below it (the base's block is not after from_ms) reaches heights
+        // whose traces it cannot give (a trace reads the state before its first height).
+        let mut first_searched = 1u64;
+        if let Some(base) = self.ledger().snapshot_base()? {
+            if stamp(base.0)? >= from_ms {
+                return Err(NodeError::Pruned {
+                    height: base,
+                    lowest: Height(base.0 + 1),
+                });
+            }
+            first_searched = base.0 + 1;
+        }
         // The first height with a timestamp at or after from_ms.
-        let (mut lo, mut hi) = (1u64, tip.saturating_add(1));
+        let (mut lo, mut hi) = (first_searched, tip.saturating_add(1));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if stamp(mid)? < from_ms {
@@ -587,6 +600,13 @@ impl Supervision for SupervisionService {
                 )));
             }
             if height.0 == 0 {
+                // A node initialised from a snapshot holds no block 0.
+                if let Some(base) = core.ledger().snapshot_base().map_err(NodeError::from)? {
+                    return Err(TraceError::Node(NodeError::Pruned {
+                        height,
+                        lowest: base,
+                    }));
+                }
                 let header = core
                     .store()
                     .header(height)

@@ -224,6 +224,28 @@ impl RocksBackend {
     /// is written. RocksDB's informational log goes to `info_log_dir` (it would otherwise be
     /// created inside the store), which must exist.
     pub fn open_read_only(path: &Path, info_log_dir: &Path) -> Result<Self, RocksError> {
+        Self::open_read_only_checked(path, info_log_dir, &storage::check_store_version)
+    }
+
+    /// [`RocksBackend::open_read_only`] that also takes a store of the version `gmchain node
+    /// migrate` moves from: `migrate` checks the tip on it before it opens the store for
+    /// writing (a read-write open rewrites RocksDB's MANIFEST and OPTIONS files, even when the
+    /// migration is then refused).
+    pub fn open_read_only_for_migration(
+        path: &Path,
+        info_log_dir: &Path,
+    ) -> Result<Self, RocksError> {
+        Self::open_read_only_checked(path, info_log_dir, &|value, has_tip| match value {
+            Some([v]) if *v == storage::MIGRATES_FROM => Ok(()),
+            other => storage::check_store_version(other, has_tip),
+        })
+    }
+
+    fn open_read_only_checked(
+        path: &Path,
+        info_log_dir: &Path,
+        check: &VersionCheck,
+    ) -> Result<Self, RocksError> {
         if !path.join("CURRENT").exists() {
             return Err(RocksError::NotAStore {
                 path: path.to_path_buf(),
@@ -231,7 +253,7 @@ impl RocksBackend {
         }
         let mut opts = options();
         opts.set_db_log_dir(info_log_dir);
-        Self::probe_version(path, &opts, &storage::check_store_version)?;
+        Self::probe_version(path, &opts, check)?;
         let cfs = Table::ALL
             .iter()
             .map(|t| ColumnFamilyDescriptor::new(t.name(), cf_options()));

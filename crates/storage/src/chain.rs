@@ -28,6 +28,17 @@ pub const PRUNED_BELOW_KEY: &[u8] = b"pruned_below";
 /// The Meta key of the genesis block's hash in a store that does not hold block 0 (one
 /// initialised from a snapshot): 32 bytes, checked against the genesis file at every start.
 pub const GENESIS_KEY: &[u8] = b"genesis";
+/// The Meta key of the certified header a store initialised from a snapshot was verified
+/// against (version 4, snapshot stores only): the snapshot's certified-header JSON as the
+/// snapshot file carries it (docs/formats.md §11): the base's header, its commit certificate
+/// and the validator-set changes from genesis to it, each certified by the set before. What
+/// receipts and certified headers of later heights carry for the changes below the base,
+/// whose blocks this store does not hold.
+pub const BASE_CERTIFIED_KEY: &[u8] = b"base_certified";
+/// The most deletions [`ChainStore::prune_below`] is asked to put in one batch by a node
+/// (blocks and receipts): a long archive node switched to pruned mode catches up in bounded
+/// batches, one per commit, instead of one batch of everything under the commit lock.
+pub const PRUNE_BATCH_DELETES: usize = 20_000;
 
 /// The layout version of the store this build reads and writes (docs/formats.md §0): 2 holds
 /// v2 headers, commit certificates and the consensus write-ahead log; 3 holds the fuel
@@ -237,6 +248,12 @@ impl<B: KvBackend> ChainStore<B> {
         Ok(base.max(pruned))
     }
 
+    /// Returns the certified-header JSON a store initialised from a snapshot recorded
+    /// ([`BASE_CERTIFIED_KEY`]), or `None` (a store built from genesis).
+    pub fn base_certified(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        self.backend.get(Table::Meta, BASE_CERTIFIED_KEY)
+    }
+
     /// Returns the genesis block's hash recorded by a store that does not hold block 0 (one
     /// initialised from a snapshot), or `None`.
     pub fn recorded_genesis(&self) -> Result<Option<BlockHash>, StorageError> {
@@ -311,8 +328,8 @@ impl<B: KvBackend> ChainStore<B> {
     /// and certificate of the snapshot's height, the transaction index of `block` and the
     /// `earlier` index entries (the transactions of the blocks below it that the snapshot
     /// carries for duplicate detection; those blocks are not stored: they are below the
-    /// base), then the tip, the base, block 0's hash (`genesis`)
-    /// and the version, all in one batch. The caller verified the certificate, the earlier
+    /// base), then the tip, the base, block 0's hash (`genesis`), the verified certified
+    /// header's JSON (`certified`, [`BASE_CERTIFIED_KEY`]) and the version, all in one batch. The caller verified the certificate, the earlier
     /// blocks' hash links and the state; this checks the block against its header and
     /// receipts, the certificate's height and hash, and that the state root is held.
     pub fn install_base(
@@ -322,6 +339,7 @@ impl<B: KvBackend> ChainStore<B> {
         certificate: &CommitCertificate,
         earlier: &[(TxId, TxLocation)],
         genesis: BlockHash,
+        certified: &[u8],
     ) -> Result<Tip, StorageError> {
         let _guard = self.commit.lock().map_err(|_| {
             StorageError::Backend(Box::new(std::io::Error::other("commit lock poisoned")))
@@ -416,6 +434,7 @@ impl<B: KvBackend> ChainStore<B> {
         batch.put(Table::Meta, TIP_KEY, encode_point(height, hash));
         batch.put(Table::Meta, BASE_KEY, encode_point(height, hash));
         batch.put(Table::Meta, GENESIS_KEY, genesis.as_bytes().to_vec());
+        batch.put(Table::Meta, BASE_CERTIFIED_KEY, certified.to_vec());
         batch.put(Table::Meta, STORE_VERSION_KEY, vec![STORE_VERSION]);
         self.backend.write(batch)?;
         Ok(Tip { height, hash })
@@ -423,10 +442,19 @@ impl<B: KvBackend> ChainStore<B> {
 
     /// Pruned mode: deletes the blocks and receipts of heights `from..below` (headers,
     /// certificates and the transaction index stay: the index is what duplicate detection
-    /// reads, and headers and certificates are small), and records `below` as the pruning
-    /// mark, in one batch. Refuses to prune the tip or at or below the base's height
-    /// requirement (nothing below the mark already is touched).
-    pub fn prune_below(&self, below: Height) -> Result<Option<Height>, StorageError> {
+    /// reads, and headers and certificates are small) but those of the heights in `keep` (the
+    /// blocks holding the causes of validator-set changes, which receipts and snapshots
+    /// prove), and records the height reached as the pruning mark, in one batch. One batch
+    /// holds at most about `max_deletes` deletions (at least one block's): a call that stops
+    /// short returns a mark below `below`, and the next call goes on from it. Refuses to
+    /// prune the tip or below the base (nothing below the mark already is touched). Returns
+    /// the new mark, or `None` when there was nothing to prune.
+    pub fn prune_below(
+        &self,
+        below: Height,
+        keep: &[Height],
+        max_deletes: usize,
+    ) -> Result<Option<Height>, StorageError> {
         let _guard = self.commit.lock().map_err(|_| {
             StorageError::Backend(Box::new(std::io::Error::other("commit lock poisoned")))
         })?;
@@ -442,8 +470,13 @@ impl<B: KvBackend> ChainStore<B> {
             return Ok(None);
         }
         let mut batch = WriteBatch::new();
+        let mut deletes = 0usize;
         let mut h = from;
-        while h < below {
+        while h < below && (h == from || deletes < max_deletes) {
+            if keep.contains(&h) {
+                h = Height(h.0 + 1);
+                continue;
+            }
             if let Some(header) = self.header(h)? {
                 for i in 0..header.tx_count {
                     batch.delete(
@@ -456,13 +489,15 @@ impl<B: KvBackend> ChainStore<B> {
                         .to_vec(),
                     );
                 }
+                deletes += usize::try_from(header.tx_count).unwrap_or(usize::MAX);
             }
             batch.delete(Table::Blocks, height_key(h).to_vec());
+            deletes = deletes.saturating_add(1);
             h = Height(h.0 + 1);
         }
-        batch.put(Table::Meta, PRUNED_BELOW_KEY, height_key(below).to_vec());
+        batch.put(Table::Meta, PRUNED_BELOW_KEY, height_key(h).to_vec());
         self.backend.write(batch)?;
-        Ok(Some(below))
+        Ok(Some(h))
     }
 
     /// Returns the header at `height`.

@@ -34,7 +34,8 @@ mod error;
 
 pub use backend::{Entries, KvBackend, MemBackend, Table, WriteBatch, WriteOp};
 pub use chain::{
-    BASE_KEY, ChainStore, GENESIS_KEY, MIGRATES_FROM, PRUNED_BELOW_KEY, STORE_VERSION,
-    STORE_VERSION_KEY, StateNodes, TIP_KEY, Tip, TxLocation, check_store_version,
+    BASE_CERTIFIED_KEY, BASE_KEY, ChainStore, GENESIS_KEY, MIGRATES_FROM, PRUNE_BATCH_DELETES,
+    PRUNED_BELOW_KEY, STORE_VERSION, STORE_VERSION_KEY, StateNodes, TIP_KEY, Tip, TxLocation,
+    check_store_version,
 };
 pub use error::{IntegrityError, IntegrityFault, MigrateError, StorageError};

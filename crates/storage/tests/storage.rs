@@ -1005,7 +1005,10 @@ fn pruning_keeps_the_index_and_the_check_runs_from_the_mark() {
     let tip = store.tip().unwrap().unwrap();
     let old = store.block(Height(5)).unwrap().unwrap();
     let old_id = old.txs[0].tx_id();
-    assert_eq!(store.prune_below(Height(12)).unwrap(), Some(Height(12)));
+    assert_eq!(
+        store.prune_below(Height(12), &[], usize::MAX).unwrap(),
+        Some(Height(12))
+    );
     assert_eq!(store.pruned_below().unwrap(), Some(Height(12)));
     assert_eq!(store.lowest_held().unwrap(), Height(12));
     assert!(store.block(Height(5)).unwrap().is_none());
@@ -1027,8 +1030,14 @@ fn pruning_keeps_the_index_and_the_check_runs_from_the_mark() {
     );
     store.verify_all().unwrap();
     // Pruning never reaches the tip, nor goes back.
-    assert_eq!(store.prune_below(Height(10)).unwrap(), None);
-    assert_eq!(store.prune_below(Height(1000)).unwrap(), Some(tip.height));
+    assert_eq!(
+        store.prune_below(Height(10), &[], usize::MAX).unwrap(),
+        None
+    );
+    assert_eq!(
+        store.prune_below(Height(1000), &[], usize::MAX).unwrap(),
+        Some(tip.height)
+    );
     assert!(store.block(tip.height).unwrap().is_some());
     // A block repeating a pruned height's transaction is still refused as a duplicate.
     let (mut block, mut receipts, state) = next_block(&store, &s, 1);
@@ -1038,6 +1047,62 @@ fn pruning_keeps_the_index_and_the_check_runs_from_the_mark() {
     block.header.receipts_root = types::receipts_root(&receipts);
     let e = store.commit_block(&block, &receipts, state).unwrap_err();
     assert!(matches!(e, StorageError::DuplicateTx { .. }), "{e}");
+}
+
+/// Review r3 L2 and M2: pruning goes in bounded batches (a long archive node switched to
+/// pruned mode does not delete everything in one batch under the commit lock), each call on
+/// from the mark the last one reached, and keeps the blocks it is told to keep (those holding
+/// the causes of validator-set changes) with their receipts.
+#[test]
+fn pruning_goes_in_bounded_batches_and_keeps_the_blocks_asked_for() {
+    let (store, _) = chain();
+    let tip = store.tip().unwrap().unwrap();
+    assert!(tip.height.0 > 12, "{tip:?}");
+    let per_block: Vec<usize> = (0..12u64)
+        .map(|h| {
+            store
+                .header(Height(h))
+                .unwrap()
+                .map_or(0, |hd| hd.tx_count as usize)
+                + 1
+        })
+        .collect();
+    // A budget of the first three blocks' deletions: the first call stops after them.
+    let budget = per_block[..3].iter().sum::<usize>();
+    let keep = [Height(7)];
+    let mark = store.prune_below(Height(12), &keep, budget).unwrap();
+    assert_eq!(mark, Some(Height(3)), "the first batch stops at its budget");
+    assert_eq!(store.pruned_below().unwrap(), Some(Height(3)));
+    assert!(store.block(Height(2)).unwrap().is_none());
+    assert!(store.block(Height(3)).unwrap().is_some());
+    // The next calls go on from the mark until the target; height 7 is kept.
+    let mut calls = 1;
+    while store.pruned_below().unwrap() < Some(Height(12)) {
+        let m = store.prune_below(Height(12), &keep, budget).unwrap();
+        assert!(m.is_some());
+        calls += 1;
+        assert!(calls < 20);
+    }
+    assert!(calls > 2, "{calls} calls");
+    assert!(store.block(Height(7)).unwrap().is_some(), "kept");
+    let kept = store.header(Height(7)).unwrap().unwrap();
+    assert!(kept.tx_count > 0);
+    for i in 0..kept.tx_count {
+        assert!(
+            store
+                .receipt_at(TxLocation {
+                    height: Height(7),
+                    position: i
+                })
+                .unwrap()
+                .is_some()
+        );
+    }
+    for h in (0..12).filter(|h| *h != 7) {
+        assert!(store.block(Height(h)).unwrap().is_none(), "height {h}");
+    }
+    assert!(store.block(Height(12)).unwrap().is_some());
+    store.verify_all().unwrap();
 }
 
 /// Issue 18: a store initialised from a snapshot (`install_base` over the base's state nodes)
@@ -1079,7 +1144,7 @@ fn a_store_installed_at_a_base_verifies_from_it_and_extends() {
         ..certificate.clone()
     };
     assert!(matches!(
-        dst.install_base(&block, &receipts, &other, &[], zero),
+        dst.install_base(&block, &receipts, &other, &[], zero, b"{}"),
         Err(StorageError::CertificateMismatch { .. })
     ));
     assert_eq!(dst.tip().unwrap(), None);
@@ -1103,9 +1168,15 @@ fn a_store_installed_at_a_base_verifies_from_it_and_extends() {
                 })
                 .collect::<Vec<_>>(),
             zero,
+            b"{\"certified\":1}",
         )
         .unwrap();
     assert_eq!(base, tip);
+    assert_eq!(
+        dst.base_certified().unwrap().as_deref(),
+        Some(&b"{\"certified\":1}"[..])
+    );
+    assert_eq!(src.base_certified().unwrap(), None);
     assert_eq!(dst.base().unwrap(), Some(tip));
     assert_eq!(dst.tip().unwrap(), Some(tip));
     assert_eq!(dst.recorded_genesis().unwrap(), Some(zero));

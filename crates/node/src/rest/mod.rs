@@ -1238,19 +1238,31 @@ impl Inner {
         let deadline = tokio::time::Instant::now() + self.node.config.request_timeout;
         let mut blocks = core.subscribe();
         loop {
+            // A receipt this node no longer holds (pruned, or below a snapshot's base): the
+            // refusal as it came (TX_DUPLICATE), as gRPC gives it; its outcome is an archive
+            // node's to tell.
+            let pruned = |e: &crate::NodeError| e.code().name == codes::NODE_PRUNED.name;
             let c = core.clone();
-            let found = tokio::task::spawn_blocking(move || c.receipt(&id))
+            let found = match tokio::task::spawn_blocking(move || c.receipt(&id))
                 .await
                 .map_err(|e| internal(e.to_string()))?
-                .map_err(|e| internal(e.to_string()))?;
+            {
+                Ok(found) => found,
+                Err(e) if pruned(&e) => return Err(refusal),
+                Err(e) => return Err(internal(e.to_string())),
+            };
             if let Some((receipt, loc)) = found {
                 // The same signed transaction only: other bytes with the same id (another
                 // signature) are not what was committed, and keep their refusal.
                 let c = core.clone();
-                let committed = tokio::task::spawn_blocking(move || c.transaction(&id))
+                let committed = match tokio::task::spawn_blocking(move || c.transaction(&id))
                     .await
                     .map_err(|e| internal(e.to_string()))?
-                    .map_err(|e| internal(e.to_string()))?;
+                {
+                    Ok(committed) => committed,
+                    Err(e) if pruned(&e) => return Err(refusal),
+                    Err(e) => return Err(internal(e.to_string())),
+                };
                 if committed.is_none_or(|(t, _)| types::Encode::to_bytes(&t) != signed.as_ref()) {
                     return Err(refusal);
                 }
