@@ -503,6 +503,8 @@ fn a_follower_joins_from_a_snapshot_and_a_pruned_follower_answers_the_code() {
 
     // The pruned follower keeps up and answers the code below its mark.
     let mut c1 = net.client(&rt, 1);
+    // A follower may lag the validator by a few blocks on a loaded machine: wait for it.
+    wait_height(&rt, &mut c1, 21, &net);
     let tip1 = rt.block_on(status(&mut c1)).height;
     assert!(tip1 > 20, "node1 at {tip1}");
     let page = scrape(&net.nodes[1].metrics);
