@@ -655,3 +655,246 @@ fn a_custodian_backup_carries_its_blobs_refuses_any_altered_byte_and_restores_a_
     );
     assert_eq!(std::fs::read(&fetched).unwrap(), bytes);
 }
+
+/// What a node's store holds of consensus, read while the node may run (RocksDB's
+/// read-only open takes no lock; `None` if the open raced a file the node removed): the
+/// tip's height, the WAL's frames (height, entry) and the restore marker.
+struct WalView {
+    tip: u64,
+    frames: Vec<(u64, consensus::WalEntry)>,
+    marker: Option<u64>,
+}
+
+fn wal_view(data: &Path) -> Option<WalView> {
+    let scratch = tempfile::tempdir().unwrap();
+    let backend =
+        storage_rocksdb::RocksBackend::open_read_only(&data.join("db"), scratch.path()).ok()?;
+    let store = storage::ChainStore::new(backend, Limits::default());
+    let tip = store.tip().ok()??.height.0;
+    let frames = store
+        .wal_entries()
+        .ok()?
+        .into_iter()
+        .filter_map(|(h, _, f)| Some((h.0, consensus::WalEntry::decode(&f, 64 << 20).ok()?)))
+        .collect();
+    let marker = node::restored::read(store.backend()).ok()?.map(|h| h.0);
+    Some(WalView {
+        tip,
+        frames,
+        marker,
+    })
+}
+
+fn wal_view_now(data: &Path) -> WalView {
+    for _ in 0..50 {
+        if let Some(v) = wal_view(data) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{}: the store does not open read-only", data.display());
+}
+
+/// What the WAL says the node signed at `height`: its SignVote and SignProposal frames.
+fn signed_at(v: &WalView, height: u64) -> Vec<String> {
+    v.frames
+        .iter()
+        .filter(|(h, _)| *h == height)
+        .filter_map(|(_, e)| match e {
+            consensus::WalEntry::SignVote(v) => Some(format!(
+                "vote {:?} round {} for {:?}",
+                v.kind, v.round, v.block
+            )),
+            consensus::WalEntry::SignProposal(p) => {
+                Some(format!("proposal round {} of {}", p.round, p.block))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The lines of node `i`'s log that tell of an equivocation.
+fn equivocations(net: &Consortium, i: usize) -> Vec<String> {
+    std::fs::read_to_string(net.log(i))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.to_lowercase().contains("equivocat"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits up to 120 s for `cond`, naming `what` and showing the logs if it never holds.
+fn wait_until(net: &Consortium, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}\n{}", net.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Review r2 H1, end to end: a validator restored from an older backup while the chain is
+/// stalled at a height it had voted in (two of four validators stopped) signs nothing at
+/// that height, not even after a restart in the middle (its WAL holds no SignVote or
+/// SignProposal of it, the peer logs no equivocation); when the stopped validators return
+/// the chain goes on, and the restored node signs again: with another validator stopped,
+/// the chain still decides, which needs its votes.
+#[test]
+fn a_restored_validator_does_not_sign_again_at_the_height_it_voted_in_before() {
+    let mut net = Consortium::new(4, "restored");
+    let rt = rt();
+    for i in 0..4 {
+        net.start(i);
+    }
+    for i in 0..4 {
+        net.wait_up(&rt, i);
+    }
+    let dir: PathBuf = net.dir.clone();
+    let (key, cert) = identity(&dir, "clients/0");
+    let mut cs: Vec<Client> = (0..4).map(|i| net.client(&rt, i)).collect();
+    let mut n = 0usize;
+    let mut submit = |c: &mut Client, wait: bool| {
+        n += 1;
+        let tx = anchor(&key, &cert, &format!("restored {n}"));
+        let r = rt.block_on(c.submit_transaction(pb::SubmitTransactionRequest {
+            signed_tx: tx.to_bytes(),
+            wait_for_commit: wait,
+        }));
+        r.is_ok()
+    };
+    for _ in 0..3 {
+        assert!(submit(&mut cs[0], true), "{}", net.logs());
+    }
+    std::fs::create_dir(dir.join("backups")).unwrap();
+    let out = dir.join("backups/node3");
+    let printed = ok(
+        &dir,
+        &[
+            "node",
+            "backup",
+            "--config",
+            "node3.toml",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let backed_up = number_after(&printed, "height ");
+    // The chain goes on past the backup.
+    while rt.block_on(height(&mut cs[0])) < backed_up + 3 {
+        assert!(submit(&mut cs[0], true), "{}", net.logs());
+    }
+    // Two validators stop: the chain stalls at the height node 3 is deciding with node 0;
+    // a transaction makes that height start at once; node 3 signs in it.
+    net.stop(1);
+    net.stop(2);
+    submit(&mut cs[0], false);
+    let data3 = dir.join("data3");
+    let mut stalled = 0;
+    wait_until(&net, "node 3 signed nothing at the stalled height", || {
+        let v = wal_view_now(&data3);
+        stalled = v.tip + 1;
+        !signed_at(&v, stalled).is_empty()
+    });
+    // Lost (SIGKILL, its data directory moved aside), restored from the older backup.
+    net.kill(3);
+    let old = wal_view_now(&data3);
+    assert_eq!(old.tip + 1, stalled);
+    let signed_before = signed_at(&old, stalled);
+    assert!(!signed_before.is_empty());
+    std::fs::rename(&data3, dir.join("data3.old")).unwrap();
+    ok(
+        &dir,
+        &[
+            "node",
+            "restore",
+            "--from",
+            out.to_str().unwrap(),
+            "--config",
+            "node3.toml",
+        ],
+    );
+    let restored = wal_view_now(&data3);
+    assert_eq!(restored.tip, backed_up);
+    assert!(
+        restored.frames.is_empty(),
+        "the backup's WAL was restored: {} frames",
+        restored.frames.len()
+    );
+    assert_eq!(restored.marker, Some(0), "no restore marker");
+    // Started: it syncs up to the stalled height and follows it (it has the proposal, or a
+    // timeout passed: a validator would have prevoted by then), signing nothing; a restart
+    // in the middle keeps the guard.
+    let ran_at_stalled = |v: &WalView| {
+        v.frames.iter().any(|(h, e)| {
+            *h == stalled
+                && matches!(
+                    e,
+                    consensus::WalEntry::Proposal(_)
+                        | consensus::WalEntry::ProposedValue { .. }
+                        | consensus::WalEntry::Timeout { .. }
+                )
+        })
+    };
+    for restart in 0..2 {
+        net.start(3);
+        net.wait_up(&rt, 3);
+        wait_until(&net, "node 3 did not reach the stalled height", || {
+            let v = wal_view_now(&data3);
+            v.tip + 1 == stalled && ran_at_stalled(&v)
+        });
+        // Two more re-gossip rounds of node 0 (every 2 s).
+        std::thread::sleep(Duration::from_secs(5));
+        net.stop(3);
+        let v = wal_view_now(&data3);
+        assert_eq!(
+            signed_at(&v, stalled),
+            Vec::<String>::new(),
+            "start {restart}: the restored node signed again at height {stalled}, where it had signed {signed_before:?}"
+        );
+        assert!(
+            v.marker.is_some_and(|m| m >= stalled),
+            "start {restart}: the guard did not learn height {stalled}: {:?}",
+            v.marker
+        );
+    }
+    assert_eq!(equivocations(&net, 0), Vec::<String>::new(), "node 0's log");
+    // The stopped validators return: the chain goes on, node 3 with it.
+    net.start(3);
+    net.start(1);
+    net.start(2);
+    for i in 1..4 {
+        net.wait_up(&rt, i);
+    }
+    let mut cs: Vec<Client> = (0..4).map(|i| net.client(&rt, i)).collect();
+    wait_until(
+        &net,
+        "the chain did not go on past the stalled height",
+        || {
+            submit(&mut cs[0], false);
+            rt.block_on(height(&mut cs[3])) > stalled + 1
+        },
+    );
+    // Node 0 stops: 1, 2 and 3 decide only if node 3 signs.
+    net.stop(0);
+    let from = rt.block_on(height(&mut cs[1]));
+    wait_until(
+        &net,
+        "without node 0 the chain stalled: node 3 does not sign",
+        || {
+            submit(&mut cs[1], false);
+            rt.block_on(height(&mut cs[1])) >= from + 2
+        },
+    );
+    for i in 0..4 {
+        assert_eq!(
+            equivocations(&net, i),
+            Vec::<String>::new(),
+            "node {i}'s log"
+        );
+    }
+    net.stop(3);
+    assert_eq!(
+        wal_view_now(&data3).marker,
+        None,
+        "the marker outlived the guard"
+    );
+}

@@ -211,7 +211,8 @@ pub(crate) fn restore(config: &NodeConfig, from: &Path, signer_cert: Option<&Pat
     {
         let backend = RocksBackend::open(&staged_config.db_path(), false)
             .map_err(|e| Failure::NotVerified(format!("store/: {e}")))?;
-        let tip = ChainStore::new(backend, types::Limits::default())
+        let store = ChainStore::new(backend, types::Limits::default());
+        let tip = store
             .tip()
             .map_err(|e| Failure::NotVerified(format!("store/: {e}")))?
             .ok_or_else(|| Failure::NotVerified("store/: holds no block".into()))?;
@@ -221,6 +222,15 @@ pub(crate) fn restore(config: &NodeConfig, from: &Path, signer_cert: Option<&Pat
                 tip.height, tip.hash, m.height, m.tip_hash
             )));
         }
+        // The backup's consensus WAL is not what this node signed since (and may be another
+        // validator's): removed, and the restore marker set, so that the node signs nothing
+        // until it has passed the height the network reached (node::restored).
+        node::restored::mark(store.backend()).map_err(|e| {
+            Failure::coded(
+                &BackupError::Store(e.to_string()),
+                format!("NODE_BACKUP_FAILED: marking the staged store as restored: {e}"),
+            )
+        })?;
     }
     let (files, bytes, blobs) = (staged.files, staged.bytes, staged.blobs_copied);
     staged.commit().map_err(failure)?;
