@@ -898,3 +898,374 @@ fn a_restored_validator_does_not_sign_again_at_the_height_it_voted_in_before() {
         "the marker outlived the guard"
     );
 }
+
+/// A tmpfs mounted on `dir` (made here) for the life of the value: another filesystem than
+/// the data directory's. Needs root (CI runs as root; so does tests/disk.rs).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path) -> Tmpfs {
+        std::fs::create_dir(dir).unwrap();
+        let st = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                "size=256m",
+                "tmpfs",
+                dir.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "tests/backup.rs mounts a tmpfs (a mount point as --out, a copy across filesystems): run as root, as CI does"
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", self.0.to_str().unwrap()])
+            .status();
+    }
+}
+
+/// `node.toml` with its data directory, blob store and `[chain]` id replaced, as `name`.
+fn config_variant(dir: &Path, name: &str, data: &str, blobs: Option<&str>, chain: Option<&str>) {
+    let mut text = std::fs::read_to_string(dir.join("node.toml"))
+        .unwrap()
+        .replace("data_dir = \"data\"", &format!("data_dir = \"{data}\""));
+    if let Some(b) = blobs {
+        text = text.replace(
+            "[exchange.key]",
+            &format!("[exchange]\nblobs = \"{b}\"\n\n[exchange.key]"),
+        );
+    }
+    if let Some(c) = chain {
+        text = text.replace("chain_id = \"dev-chain\"", &format!("chain_id = \"{c}\""));
+    }
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+fn restore_args<'a>(from: &'a str, config: &'a str) -> [&'a str; 6] {
+    ["node", "restore", "--from", from, "--config", config]
+}
+
+fn backup_args<'a>(config: &'a str, out: &'a str) -> [&'a str; 6] {
+    ["node", "backup", "--config", config, "--out", out]
+}
+
+/// Review r2's medium and low findings, each where it was found: the admin socket (a request
+/// line over 64 KiB answered and read, a 17th connection closed, an idle one answered after
+/// 10 s, another user refused, a missing socket reported), the backup's targets (inside the
+/// data directory, a mount point refused at once, a subdirectory of another filesystem
+/// copied, no checkpoint left beside the store), an offline backup with a key that is not its
+/// certificate's refused, and the restore's checks (a tampered version named as the
+/// signature, an oversized file refused on its length before a byte is copied, a
+/// `latest` link, a FIFO named as such, another chain's configuration, a nested and an outside
+/// blob directory, one line on stdout).
+#[test]
+fn backup_and_restore_refuse_bad_targets_keys_and_files_and_restore_any_blob_directory() {
+    let chain = dev_chain_orgs(0, 2);
+    let dir = chain.dir.clone();
+    let mut node = Node::start(&chain);
+    let adm = admin(&chain.grpc);
+    run_ok(
+        &dir,
+        &with(
+            strings(&[
+                "data",
+                "endpoint",
+                "--address",
+                &chain.grpc,
+                "--enc-cert",
+                "node.enc.crt.pem",
+            ]),
+            adm.clone(),
+        ),
+    );
+    let doc = dir.join("doc.bin");
+    std::fs::write(&doc, vec![7u8; 70_000]).unwrap();
+    run_ok(
+        &dir,
+        &with(
+            strings(&[
+                "data",
+                "publish",
+                doc.to_str().unwrap(),
+                "--name",
+                "kept",
+                "--class",
+                "unconditional",
+            ]),
+            adm.clone(),
+        ),
+    );
+    let blob = std::fs::read_dir(dir.join("data/blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".blob") && !n.starts_with(safefile::TEMP_PREFIX))
+        .unwrap();
+
+    // L3: a request line over 64 KiB is answered, and the answer read (the rest of the line
+    // is drained, not reset).
+    let socket = dir.join("data/admin.sock");
+    let mut long = vec![b'x'; 100 * 1024];
+    long.push(b'\n');
+    let answer = ask(&socket, &long);
+    assert_eq!(
+        answer[0]["error"]["code"], "NODE_ADMIN_REQUEST",
+        "{answer:?}"
+    );
+    // L3: at most 16 connections; an idle one is answered after 10 s and closed. (The
+    // connection above is let go first: the node counts it until it has read its end.)
+    std::thread::sleep(Duration::from_millis(500));
+    let idle: Vec<std::os::unix::net::UnixStream> = (0..16)
+        .map(|_| std::os::unix::net::UnixStream::connect(&socket).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    {
+        use std::io::Read;
+        let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        let _ = s.write_all(b"{\"op\":\"format-disk\"}\n");
+        let mut said = String::new();
+        let r = s.read_to_string(&mut said);
+        assert!(
+            r.is_err() || said.is_empty(),
+            "a 17th connection was served: {said}"
+        );
+    }
+    let first = BufReader::new(idle.into_iter().next().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert!(
+        first.contains("NODE_ADMIN_REQUEST") && first.contains("no request line within"),
+        "{first}"
+    );
+    // L10: another user is refused (the socket opened to it for the test; the node judges
+    // the peer's uid, not the file's mode).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let modes: Vec<(PathBuf, u32)> = [dir.clone(), dir.join("data")]
+            .into_iter()
+            .map(|d| {
+                let m = std::fs::metadata(&d).unwrap().permissions().mode();
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m | 0o001)).unwrap();
+                (d, m)
+            })
+            .collect();
+        let o = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'{\"op\":\"backup\",\"out\":\"/tmp/x\"}\\n'); print(s.makefile().read())",
+                socket.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            said.contains("NODE_ADMIN_REFUSED"),
+            "{said} {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).unwrap();
+        for (d, m) in modes {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m)).unwrap();
+        }
+    }
+    // L10: the node runs but its socket is gone: exit 3.
+    std::fs::rename(&socket, dir.join("admin.sock.away")).unwrap();
+    fails(
+        &dir,
+        &backup_args("node.toml", dir.join("b-nosock").to_str().unwrap()),
+        3,
+        "NODE_ADMIN_UNREACHABLE",
+    );
+    std::fs::rename(dir.join("admin.sock.away"), &socket).unwrap();
+
+    // L4: never into the data directory or the blob store.
+    for inside in ["data/db/inner", "data/blobs/x"] {
+        let out = dir.join(inside);
+        fails(
+            &dir,
+            &backup_args("node.toml", out.to_str().unwrap()),
+            2,
+            "NODE_BACKUP_TARGET",
+        );
+        assert!(!out.exists(), "{inside}");
+    }
+    // M2: a mount point is refused at once, naming it; a subdirectory of the mount works
+    // (another filesystem: M4's checkpoint beside the store, then every file copied).
+    let mnt = Tmpfs::mount(&dir.join("mnt"));
+    let err = fails(
+        &dir,
+        &backup_args("node.toml", mnt.0.to_str().unwrap()),
+        2,
+        "NODE_BACKUP_TARGET",
+    );
+    assert!(err.contains("mount point"), "{err}");
+    assert!(leftovers(&dir, ".mnt.partial-").is_empty());
+    let b1 = mnt.0.join("b1");
+    let printed = ok(&dir, &backup_args("node.toml", b1.to_str().unwrap()));
+    assert!(printed.contains("1 blobs"), "{printed}");
+    assert!(
+        leftovers(&dir.join("data"), ".backup-checkpoint-").is_empty(),
+        "the checkpoint beside the store was left"
+    );
+    {
+        use std::os::unix::fs::MetadataExt;
+        let sst = std::fs::read_dir(b1.join("store"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "sst"))
+            .unwrap();
+        assert_eq!(
+            std::fs::metadata(&sst).unwrap().nlink(),
+            1,
+            "a copy, not a link"
+        );
+    }
+    node.signal("-TERM");
+
+    // M3: an offline backup signed by a key that is not the certificate's is refused.
+    let wrong = std::fs::read_to_string(dir.join("node.toml"))
+        .unwrap()
+        .replace("key = \"node.key.pem\"", "key = \"admin.key.pem\"");
+    std::fs::write(dir.join("wrongkey.toml"), wrong).unwrap();
+    let out = dir.join("b-wrongkey");
+    fails(
+        &dir,
+        &backup_args("wrongkey.toml", out.to_str().unwrap()),
+        2,
+        "NODE_KEY_CERT_MISMATCH",
+    );
+    assert!(!out.exists() && leftovers(&dir, ".b-wrongkey.partial-").is_empty());
+
+    let good = dir.join("b-good");
+    ok(&dir, &backup_args("node.toml", good.to_str().unwrap()));
+    config_variant(&dir, "scratch.toml", "scratch", None, None);
+    // L1: a tampered version is a signature that does not verify (exit 1), not a format.
+    let copy = dir.join("t-version");
+    copy_dir(&good, &copy);
+    let m = std::fs::read_to_string(copy.join("manifest.json"))
+        .unwrap()
+        .replace("\"version\": 1,", "\"version\": 2,");
+    std::fs::write(copy.join("manifest.json"), m).unwrap();
+    fails(
+        &dir,
+        &restore_args(copy.to_str().unwrap(), "scratch.toml"),
+        1,
+        "manifest.sig",
+    );
+    // M1: a file longer than listed (sparse, 512 MiB) is refused on its length, before a
+    // byte of it is copied.
+    let copy = dir.join("t-huge");
+    copy_dir(&good, &copy);
+    let sst = std::fs::read_dir(copy.join("store"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "sst"))
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sst)
+        .unwrap()
+        .set_len(512 << 20)
+        .unwrap();
+    let err = fails(
+        &dir,
+        &restore_args(copy.to_str().unwrap(), "scratch.toml"),
+        1,
+        "536870912 bytes; the manifest says",
+    );
+    assert!(
+        err.contains(sst.file_name().unwrap().to_str().unwrap()),
+        "{err}"
+    );
+    assert!(!dir.join("scratch").exists() && leftovers(&dir, ".scratch.restore-").is_empty());
+    // L5: a FIFO in place of a listed file is named as what it is.
+    let copy = dir.join("t-fifo");
+    copy_dir(&good, &copy);
+    std::fs::remove_file(copy.join("genesis.json")).unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(copy.join("genesis.json"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fails(
+        &dir,
+        &restore_args(copy.to_str().unwrap(), "scratch.toml"),
+        1,
+        "genesis.json: not a regular file (a FIFO",
+    );
+    // L2: a configuration of another chain is refused.
+    config_variant(&dir, "other.toml", "other", None, Some("other-chain"));
+    fails(
+        &dir,
+        &restore_args(good.to_str().unwrap(), "other.toml"),
+        2,
+        "the configuration's [chain] is other-chain",
+    );
+    assert!(!dir.join("other").exists());
+    // L5: through a `latest` link; L9: one line on stdout, the last (the store verification's
+    // report goes to stderr, before the rename).
+    std::os::unix::fs::symlink(&good, dir.join("latest")).unwrap();
+    let printed = ok(
+        &dir,
+        &restore_args(dir.join("latest").to_str().unwrap(), "scratch.toml"),
+    );
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+    assert!(printed.starts_with("restored "), "{printed}");
+    assert!(dir.join("scratch/blobs").join(&blob).is_file());
+
+    // L6: a blob directory nested in the data directory is backed up and restored at its
+    // place; L10: one outside it, on another filesystem, too.
+    std::fs::create_dir(dir.join("data/exchange")).unwrap();
+    std::fs::rename(dir.join("data/blobs"), dir.join("data/exchange/blobs")).unwrap();
+    config_variant(
+        &dir,
+        "nested.toml",
+        "data",
+        Some("data/exchange/blobs"),
+        None,
+    );
+    let nested = dir.join("b-nested");
+    ok(&dir, &backup_args("nested.toml", nested.to_str().unwrap()));
+    config_variant(&dir, "rn.toml", "rn", Some("rn/exchange/blobs"), None);
+    ok(&dir, &restore_args(nested.to_str().unwrap(), "rn.toml"));
+    assert!(dir.join("rn/exchange/blobs").join(&blob).is_file());
+    copy_dir(&dir.join("data/exchange/blobs"), &mnt.0.join("blobs"));
+    std::fs::remove_dir_all(dir.join("data/exchange/blobs")).unwrap();
+    let outside = mnt.0.join("blobs");
+    config_variant(
+        &dir,
+        "out.toml",
+        "data",
+        Some(outside.to_str().unwrap()),
+        None,
+    );
+    let b2 = dir.join("b-outside");
+    let printed = ok(&dir, &backup_args("out.toml", b2.to_str().unwrap()));
+    assert!(printed.contains("1 blobs"), "{printed}");
+    let elsewhere = mnt.0.join("blobs-restored");
+    config_variant(
+        &dir,
+        "ro.toml",
+        "ro",
+        Some(elsewhere.to_str().unwrap()),
+        None,
+    );
+    ok(&dir, &restore_args(b2.to_str().unwrap(), "ro.toml"));
+    assert!(elsewhere.join(&blob).is_file());
+    drop(mnt);
+}
