@@ -1341,3 +1341,208 @@ impl PrivateMode for fs::OpenOptions {
         std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The backup and restore of a store made here (one validator, block 0), without a node
+    //! process (tests/backup.rs runs them through the CLI and the admin socket).
+    use super::*;
+    use std::sync::Arc;
+
+    use crypto_sm::rng::SeededRandom;
+    use crypto_sm::{SoftSigner, SoftwareProvider};
+    use pki::{IssueRequest, Role, Serial, UnixTime, Validity};
+
+    struct Fx {
+        dir: tempfile::TempDir,
+        store: RocksBackend,
+        key: SoftSigner,
+        other: SoftSigner,
+        cert: Certificate,
+    }
+
+    /// A data directory `data/` (genesis file and store at block 0) of a one-validator chain.
+    fn fixture() -> Fx {
+        let p = SoftwareProvider::new(Arc::new(SeededRandom::new(18)));
+        let validity = Validity {
+            not_before: UnixTime(1_577_836_800),
+            not_after: UnixTime(4_102_444_800),
+        };
+        let root_key = p.generate().unwrap();
+        let root = pki::issue_root(
+            "Test Root",
+            "Test Bureau",
+            Serial::from_hex("01").unwrap(),
+            validity,
+            &root_key,
+        )
+        .unwrap();
+        let now = 1_800_000_000;
+        let crl = pki::issue_crl(
+            &root,
+            &root_key,
+            1,
+            UnixTime(now - 60),
+            UnixTime(now + 86_400),
+            &[],
+        )
+        .unwrap();
+        let key = p.generate().unwrap();
+        let cert = pki::issue(
+            &root,
+            &root_key,
+            &IssueRequest {
+                role: Role::NodeSign,
+                common_name: "node0",
+                organisation: "Test Bureau",
+                public_key: &crypto::Signer::public_key(&key),
+                serial: Serial::from_bytes(&[0x10]).unwrap(),
+                validity,
+            },
+        )
+        .unwrap();
+        let json_str = |s: String| format!("\"{}\"", s.replace('\n', "\\n"));
+        let json = format!(
+            r#"{{"format":2,"chain_id":"test-chain","test_chain":true,"timestamp_ms":{},"params":{{}},"organisations":[{{"name":"Test Bureau","ca_cert":{},"crl":{}}}],"validators":[{{"name":"node0","cert":{}}}]}}"#,
+            now * 1000,
+            json_str(root.to_pem()),
+            json_str(crl.to_pem()),
+            json_str(cert.to_pem()),
+        );
+        let genesis = execution::Genesis::from_json(json.as_bytes()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        crate::local::init(&dir.path().join("data"), &genesis).unwrap();
+        let store = RocksBackend::open(&dir.path().join("data/db"), false).unwrap();
+        Fx {
+            dir,
+            store,
+            key,
+            other: p.generate().unwrap(),
+            cert,
+        }
+    }
+
+    fn source<'a>(fx: &'a Fx, genesis: &'a Path, cancel: Option<&'a AtomicBool>) -> Source<'a> {
+        Source {
+            store: &fx.store,
+            genesis_file: genesis,
+            blobs: None,
+            signer: &fx.key,
+            certificate: &fx.cert,
+            now_secs: 1_800_000_000,
+            cancel,
+        }
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_backup_verifies_and_leaves_no_checkpoint_beside_the_store() {
+        let fx = fixture();
+        let genesis = fx.dir.path().join("data/genesis.json");
+        let out = fx.dir.path().join("b");
+        let summary = create(&source(&fx, &genesis, None), &out, &mut |_| {}).unwrap();
+        assert_eq!(summary.height, 0);
+        assert_eq!(entries(&fx.dir.path().join("data")), ["db", "genesis.json"]);
+        let checked = check_manifest(&out, std::slice::from_ref(&fx.cert)).unwrap();
+        assert_eq!(checked.manifest.chain_id, "test-chain");
+    }
+
+    /// Review r2 L7: a cancelled backup stops and leaves nothing: not the output, not its
+    /// temporary sibling, not the checkpoint beside the store.
+    #[test]
+    fn a_cancelled_backup_leaves_nothing() {
+        let fx = fixture();
+        let genesis = fx.dir.path().join("data/genesis.json");
+        let cancel = AtomicBool::new(true);
+        let out = fx.dir.path().join("b");
+        let err = create(&source(&fx, &genesis, Some(&cancel)), &out, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, BackupError::Cancelled { .. }), "{err}");
+        assert_eq!(err.code().name, "NODE_BACKUP_CANCELLED");
+        assert_eq!(entries(fx.dir.path()), ["data"]);
+        assert_eq!(entries(&fx.dir.path().join("data")), ["db", "genesis.json"]);
+    }
+
+    /// Review r2 M3: a key that is not the certificate's is refused before anything is
+    /// written (a manifest it signed would never verify).
+    #[test]
+    fn a_key_that_is_not_the_certificates_is_refused_before_anything_is_written() {
+        let fx = fixture();
+        let genesis = fx.dir.path().join("data/genesis.json");
+        let mut src = source(&fx, &genesis, None);
+        src.signer = &fx.other;
+        let err = create(&src, &fx.dir.path().join("b"), &mut |_| {}).unwrap_err();
+        assert_eq!(err.code().name, "NODE_KEY_CERT_MISMATCH", "{err}");
+        assert_eq!(entries(fx.dir.path()), ["data"]);
+    }
+
+    /// Review r2 L4: never into the data directory.
+    #[test]
+    fn a_backup_into_the_data_directory_is_refused() {
+        let fx = fixture();
+        let genesis = fx.dir.path().join("data/genesis.json");
+        let out = fx.dir.path().join("data/db/inner");
+        let err = create(&source(&fx, &genesis, None), &out, &mut |_| {}).unwrap_err();
+        assert_eq!(err.code().name, "NODE_BACKUP_TARGET", "{err}");
+        assert!(!out.exists());
+    }
+
+    /// Review r2 L1 and L7: a tampered version is a signature that does not verify; a
+    /// cancelled restore leaves no staging directory.
+    #[test]
+    fn the_signature_is_checked_first_and_a_cancelled_restore_leaves_nothing() {
+        let fx = fixture();
+        let genesis = fx.dir.path().join("data/genesis.json");
+        let out = fx.dir.path().join("b");
+        create(&source(&fx, &genesis, None), &out, &mut |_| {}).unwrap();
+        let m = fs::read_to_string(out.join(MANIFEST)).unwrap();
+        let tampered = fx.dir.path().join("t");
+        fs::create_dir(&tampered).unwrap();
+        for e in fs::read_dir(&out).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                fs::copy(e.path(), tampered.join(e.file_name())).unwrap();
+            }
+        }
+        fs::write(
+            tampered.join(MANIFEST),
+            m.replace("\"version\": 1,", "\"version\": 2,"),
+        )
+        .unwrap();
+        match check_manifest(&tampered, std::slice::from_ref(&fx.cert)) {
+            Err(BackupError::NotVerified { file, .. }) => assert_eq!(file, SIGNATURE),
+            other => panic!("{other:?}"),
+        }
+        let checked = check_manifest(&out, std::slice::from_ref(&fx.cert)).unwrap();
+        let target = RestoreTarget {
+            data_dir: fx.dir.path().join("restored"),
+            blobs_dir: None,
+        };
+        let cancel = AtomicBool::new(true);
+        let err = stage_restore(&checked, &target, &mut |_| {}, Some(&cancel)).unwrap_err();
+        assert_eq!(err.code().name, "NODE_BACKUP_CANCELLED", "{err}");
+        assert_eq!(entries(fx.dir.path()), ["b", "data", "t"]);
+    }
+
+    /// Review r2 M2: a mount point is recognised (another filesystem, or listed in
+    /// mountinfo with its escapes undone).
+    #[test]
+    fn mount_points_are_recognised() {
+        assert_eq!(unescape_mountinfo(r"/mnt/a\040b\134c"), r"/mnt/a b\c");
+        assert_eq!(unescape_mountinfo(r"/x\04"), r"/x\04");
+        assert!(is_mount_point(Path::new("/proc"), Path::new("/")));
+        let d = tempfile::tempdir().unwrap();
+        assert!(!is_mount_point(d.path(), d.path().parent().unwrap()));
+        fs::create_dir(d.path().join(".backup-checkpoint-00")).unwrap();
+        fs::create_dir(d.path().join("kept")).unwrap();
+        remove_stale_checkpoints(d.path());
+        assert_eq!(entries(d.path()), ["kept"]);
+    }
+}
