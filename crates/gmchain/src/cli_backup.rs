@@ -124,6 +124,20 @@ pub(crate) fn backup(config: &NodeConfig, out: &Path) -> CmdResult {
         summary.blobs,
         summary.manifest_sm3
     );
+    if let Some(first) = summary.damaged_blobs.first() {
+        return Err(Failure::coded(
+            &BackupError::BlobCorrupt {
+                path: PathBuf::new(),
+                actual: String::new(),
+            },
+            format!(
+                "NODE_BACKUP_BLOB_CORRUPT: {first}; {} damaged blob(s) were left out of the backup {}, which holds everything else and verifies ({}); restore them from an earlier backup (or have them uploaded again)",
+                summary.damaged_blobs.len(),
+                summary.out.display(),
+                summary.damaged_blobs.join("; ")
+            ),
+        ));
+    }
     Ok(())
 }
 

@@ -347,6 +347,13 @@ async fn backup_op(
                         summary.manifest_sm3
                     ),
                 );
+                for d in &summary.damaged_blobs {
+                    core.audit().record(
+                        "backup",
+                        auditlog::Outcome::Refused,
+                        &format!("NODE_BACKUP_BLOB_CORRUPT: {d}; left out of the backup"),
+                    );
+                }
                 serde_json::to_value(&summary)
                     .map(Reply::Done)
                     .unwrap_or_else(|e| Reply::error(&codes::NODE_BACKUP_FAILED, e.to_string()))

@@ -308,6 +308,10 @@ pub struct Summary {
     pub blobs: u64,
     /// SM3 of `manifest.json`, hex.
     pub manifest_sm3: String,
+    /// The blobs of the store that no longer hash to their names, left out of the backup
+    /// (each a [`BackupError::BlobCorrupt`] sentence); the backup holds everything else.
+    #[serde(default)]
+    pub damaged_blobs: Vec<String>,
 }
 
 /// Makes a backup of `src` in `out` (absolute; a new directory, or an empty one that is not a
@@ -431,6 +435,7 @@ pub fn create(
         });
     }
     // Every file, hashed (and fsynced: the links are already on disk, the copies may not be).
+    let mut damaged_blobs = Vec::new();
     let mut files = Vec::new();
     let mut total = 0u64;
     let mut last_report = 0u64;
@@ -440,12 +445,20 @@ pub fn create(
         if let Some(name) = rel.strip_prefix("blobs/") {
             let want = name.strip_suffix(BLOB_SUFFIX).unwrap_or(name);
             if want != sm3 {
-                return Err(BackupError::BlobCorrupt {
-                    path: src
-                        .blobs
-                        .map_or_else(|| path.clone(), |b| b.dir().join(name)),
+                // Never carried, and not a reason to lose the chain's backup: left out, and
+                // named in the summary (the command then exits 1).
+                let live = src
+                    .blobs
+                    .map_or_else(|| path.clone(), |b| b.dir().join(name));
+                let e = BackupError::BlobCorrupt {
+                    path: live,
                     actual: sm3,
-                });
+                };
+                tracing::warn!("backup: {e}; left out of the backup");
+                damaged_blobs.push(e.to_string());
+                fs::remove_file(&path).map_err(BackupError::io("remove", &path))?;
+                blob_count -= 1;
+                continue;
             }
         }
         total += len;
@@ -526,6 +539,7 @@ pub fn create(
         bytes: total,
         blobs: blob_count,
         manifest_sm3: crypto_sm::sm3::sm3(&bytes).to_string(),
+        damaged_blobs,
     })
 }
 
