@@ -1131,7 +1131,44 @@ fn backup_and_restore_refuse_bad_targets_keys_and_files_and_restore_any_blob_dir
             "a copy, not a link"
         );
     }
+    // L10: a second backup while one runs is refused (NODE_BACKUP_BUSY); L7: the node stops
+    // (SIGTERM) during a backup: it cancels it, and nothing of it is left (neither the
+    // temporary sibling of --out nor the checkpoint beside the store). A 64 MiB blob (named
+    // by its SM3, as the blob store names them) makes the copy onto the tmpfs last.
+    let big = vec![0x5au8; 64 << 20];
+    let big_name = format!("{}.blob", crypto_sm::sm3::sm3(&big));
+    std::fs::write(dir.join("data/blobs").join(&big_name), &big).unwrap();
+    let running = mnt.0.join("b-running");
+    let mut first = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    first
+        .write_all(format!("{{\"op\":\"backup\",\"out\":{:?}}}\n", running).as_bytes())
+        .unwrap();
+    let mut lines = BufReader::new(first).lines();
+    let started = lines.next().unwrap().unwrap();
+    assert!(started.contains("checkpoint"), "{started}");
+    let busy = ask(
+        &socket,
+        format!(
+            "{{\"op\":\"backup\",\"out\":{:?}}}\n",
+            mnt.0.join("b-second")
+        )
+        .as_bytes(),
+    );
+    assert_eq!(
+        busy.last().unwrap()["error"]["code"],
+        "NODE_BACKUP_BUSY",
+        "{busy:?}"
+    );
     node.signal("-TERM");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.last()
+            .is_some_and(|l| l.contains("NODE_BACKUP_CANCELLED")),
+        "the backup was not cancelled by the stop: {rest:?}"
+    );
+    assert!(!running.exists() && leftovers(&mnt.0, ".b-running.partial-").is_empty());
+    assert!(leftovers(&dir.join("data"), ".backup-checkpoint-").is_empty());
+    std::fs::remove_file(dir.join("data/blobs").join(&big_name)).unwrap();
 
     // M3: an offline backup signed by a key that is not the certificate's is refused.
     let wrong = std::fs::read_to_string(dir.join("node.toml"))
