@@ -460,8 +460,8 @@ define_codes! {
     NODE_BACKUP_TARGET = 4046, BadInput, FailedPrecondition,
         "The backup's --out is not a new or empty directory on an existing parent.",
         "give a directory that does not exist yet (or is empty); a backup never writes into another one";
-    NODE_BACKUP_FAILED = 4047, BadInput, Internal,
-        "The backup could not be completed: the checkpoint, a copy, a read or a write failed; nothing was left under --out.",
+    NODE_BACKUP_FAILED = 4047, Unavailable, Internal,
+        "The backup could not be completed: the checkpoint, a copy, a read or a write failed (a full disk, an I/O error); nothing was left under --out.",
         "the message names the step and the file; check free space and permissions, then back up again";
     NODE_BACKUP_BUSY = 4048, Unavailable, ResourceExhausted,
         "Another backup of this node is running.",
@@ -490,6 +490,12 @@ define_codes! {
     NODE_ADMIN_UNREACHABLE = 4056, Unavailable, Unavailable,
         "The node holds its store but its admin socket (<data dir>/admin.sock) cannot be reached.",
         "check that the node runs this release and that admin.sock exists; run the command as the node's user";
+    NODE_BACKUP_CANCELLED = 4057, Unavailable, Unavailable,
+        "The backup or restore was interrupted: the node is stopping, or the command received SIGINT or SIGTERM; nothing was left under --out or put in place.",
+        "run it again once the node runs (or without interrupting the command)";
+    NODE_RESTORE_FAILED = 4058, Unavailable, Internal,
+        "The restore could not be completed: a copy, a read, a write or the final rename failed (a full disk, an I/O error); nothing was put in place and the staging directories were removed.",
+        "the message names the step and the file; check free space and permissions, then restore again";
     NODE_STORE_NEEDS_MIGRATION = 4060, BadInput, FailedPrecondition,
         "The store is of the previous release's layout (version 3, gmchain 0.1.0); this build reads version 4.",
         "stop the node and run `gmchain node migrate --config FILE` (it checks the tip and writes the version-4 keys in one batch)";

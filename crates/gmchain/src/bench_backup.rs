@@ -41,6 +41,11 @@ pub(crate) struct BackupBenchArgs {
     /// Block interval in milliseconds.
     #[arg(long, default_value_t = 100)]
     pub interval_ms: u64,
+    /// Where the backups are written (an existing directory). By default beside the node, on
+    /// its filesystem (the store's files are hard-linked); give a directory on another
+    /// filesystem to measure the case where every file is copied.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> Failure {
@@ -114,6 +119,10 @@ pub(crate) fn run(args: &BackupBenchArgs) -> Result<(), Failure> {
         args.interval_ms,
         1,
     )?;
+    let out_root = match &args.out_dir {
+        Some(d) => std::path::absolute(d).map_err(|e| fail("--out-dir", e))?,
+        None => dir.clone(),
+    };
     // The restore's configuration: the node's, with a data directory of its own per round.
     let config_text = std::fs::read_to_string(&chain.config).map_err(|e| fail("config", e))?;
     let (mut node_proc, url, _metrics) = crate::bench_node::start_node(&chain.config, &dir)?;
@@ -160,7 +169,7 @@ pub(crate) fn run(args: &BackupBenchArgs) -> Result<(), Failure> {
                     let made = Arc::new(AtomicUsize::new(0));
                     let worker = {
                         let (running, made) = (running.clone(), made.clone());
-                        let (config, dir) = (chain.config.clone(), dir.clone());
+                        let (config, dir) = (chain.config.clone(), out_root.clone());
                         std::thread::spawn(move || -> Result<(), Failure> {
                             let mut k = 0;
                             while running.load(Ordering::Relaxed) {
@@ -190,7 +199,7 @@ pub(crate) fn run(args: &BackupBenchArgs) -> Result<(), Failure> {
                 }
             }
             // One timed backup and its timed restore (no load).
-            let out = dir.join(format!("backup-{r}"));
+            let out = out_root.join(format!("backup-{r}"));
             let b = backup(&chain.config, &out)?;
             backup_bytes = dir_bytes(&out);
             let data: PathBuf = dir.join(format!("restored-{r}"));
@@ -231,8 +240,9 @@ pub(crate) fn run(args: &BackupBenchArgs) -> Result<(), Failure> {
             .unwrap_or(0);
         let (p, d) = (median(&plain), median(&during));
         Ok::<_, Failure>(format!(
-            "{{\n  \"chain_txs\": {},\n  \"height\": {height},\n  \"backup_bytes\": {backup_bytes},\n  \"txs_per_phase\": {},\n  \"in_flight\": {},\n  \"rounds\": [\n{}\n  ],\n  \"failed\": {failures},\n  \"backups_during_load\": {backups_during},\n  \"backup_median_s\": {:.3},\n  \"restore_median_s\": {:.3},\n  \"plain_median_tx_per_s\": {p:.0},\n  \"during_backup_median_tx_per_s\": {d:.0},\n  \"ratio_during_to_plain\": {:.3},\n  \"target_ratio\": 0.8\n}}\n",
+            "{{\n  \"chain_txs\": {},\n  \"out_dir\": {:?},\n  \"height\": {height},\n  \"backup_bytes\": {backup_bytes},\n  \"txs_per_phase\": {},\n  \"in_flight\": {},\n  \"rounds\": [\n{}\n  ],\n  \"failed\": {failures},\n  \"backups_during_load\": {backups_during},\n  \"backup_median_s\": {:.3},\n  \"restore_median_s\": {:.3},\n  \"plain_median_tx_per_s\": {p:.0},\n  \"during_backup_median_tx_per_s\": {d:.0},\n  \"ratio_during_to_plain\": {:.3},\n  \"target_ratio\": 0.8\n}}\n",
             args.chain_txs,
+            out_root.display().to_string(),
             args.txs,
             args.concurrency,
             lines.join(",\n"),

@@ -10,6 +10,8 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use node::NodeConfig;
 use node::admin::{Reply, Request};
@@ -30,6 +32,55 @@ fn failure(e: BackupError) -> Failure {
 
 fn show(p: &Progress) {
     eprintln!("backup: {}", p.detail);
+}
+
+/// A flag SIGINT and SIGTERM set (instead of ending the process), so that a backup or restore
+/// in this process stops between two buffers and removes what it staged.
+fn interrupted() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+            else {
+                let _ = ready_tx.send(());
+                return;
+            };
+            rt.block_on(async move {
+                let (Ok(mut int), Ok(mut term)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                ) else {
+                    let _ = ready_tx.send(());
+                    return;
+                };
+                let _ = ready_tx.send(());
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                eprintln!("interrupted: stopping and removing what was staged");
+                set.store(true, Ordering::Relaxed);
+            });
+        });
+    if spawned.is_ok() {
+        let _ = ready_rx.recv();
+    }
+    flag
+}
+
+/// A top-level symbolic link (a `latest` link, a data directory linked elsewhere) resolved
+/// once; anything else as it is.
+fn resolve_link(p: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(p).unwrap_or(p.to_path_buf()),
+        _ => p.to_path_buf(),
+    }
 }
 
 /// `gmchain node backup --config FILE --out DIR`.
@@ -73,6 +124,20 @@ pub(crate) fn backup(config: &NodeConfig, out: &Path) -> CmdResult {
         summary.blobs,
         summary.manifest_sm3
     );
+    if let Some(first) = summary.damaged_blobs.first() {
+        return Err(Failure::coded(
+            &BackupError::BlobCorrupt {
+                path: PathBuf::new(),
+                actual: String::new(),
+            },
+            format!(
+                "NODE_BACKUP_BLOB_CORRUPT: {first}; {} damaged blob(s) were left out of the backup {}, which holds everything else and verifies ({}); restore them from an earlier backup (or have them uploaded again)",
+                summary.damaged_blobs.len(),
+                summary.out.display(),
+                summary.damaged_blobs.join("; ")
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -149,6 +214,7 @@ fn offline(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let cancel = interrupted();
     let source = backup::Source {
         store: &store,
         genesis_file: &config.genesis_path(),
@@ -156,6 +222,7 @@ fn offline(
         signer: signer.as_ref(),
         certificate: &certificate,
         now_secs: now,
+        cancel: Some(&cancel),
     };
     backup::create(&source, out, &mut |p| show(&p)).map_err(failure)
 }
@@ -168,6 +235,7 @@ pub(crate) fn restore(config: &NodeConfig, from: &Path, signer_cert: Option<&Pat
     if let Some(k) = &config.next_key {
         trusted.push(read_cert("next_key.certificate", &k.certificate)?);
     }
+    let mut named = None;
     if let Some(f) = signer_cert {
         let cert = read_cert("--signer-cert", f)?;
         if cert.role() != Some(pki::Role::NodeSign) {
@@ -176,42 +244,86 @@ pub(crate) fn restore(config: &NodeConfig, from: &Path, signer_cert: Option<&Pat
                 f.display()
             )));
         }
+        named = Some((f.to_path_buf(), cert.clone()));
         trusted.push(cert);
     }
     let from = absolute("--from", from)?;
     let checked = backup::check_manifest(&from, &trusted).map_err(failure)?;
     let m = &checked.manifest;
+    // A certificate named on the command line signed when it was valid.
+    if let Some((f, cert)) = &named
+        && checked.signer.der() == cert.der()
+    {
+        let v = cert.validity();
+        if m.created < v.not_before.0 || m.created > v.not_after.0 {
+            return Err(Failure::NotVerified(format!(
+                "NODE_BACKUP_SIGNER_UNTRUSTED: --signer-cert {}: valid from {} to {} (seconds since the epoch), but the backup says it was made at {}",
+                f.display(),
+                v.not_before.0,
+                v.not_after.0,
+                m.created
+            )));
+        }
+    }
+    // The configuration's chain, when it names one, is the backup's.
+    if let Some(chain) = &config.chain
+        && chain.chain_id != m.chain_id
+    {
+        return Err(failure(BackupError::Format {
+            path: checked.dir.join(backup::MANIFEST),
+            problem: format!(
+                "a backup of chain {}; the configuration's [chain] is {} (another chain's backup, or the wrong configuration)",
+                m.chain_id, chain.chain_id
+            ),
+        }));
+    }
     eprintln!(
         "restore: manifest of chain {} at height {} signed by {}: signature verified",
         m.chain_id,
         m.height,
         checked.signer.subject()
     );
+    // A data directory that is a symbolic link is restored where it points; a blob directory
+    // under it follows it there.
+    let data_dir = absolute("data_dir", &config.data_dir)?;
+    let resolved = resolve_link(&data_dir);
     let target = RestoreTarget {
-        data_dir: absolute("data_dir", &config.data_dir)?,
+        data_dir: resolved.clone(),
         blobs_dir: match &config.exchange {
-            Some(x) => Some(absolute("exchange.blobs", &x.blobs)?),
+            Some(x) => {
+                let b = absolute("exchange.blobs", &x.blobs)?;
+                Some(match b.strip_prefix(&data_dir) {
+                    Ok(rel) => resolved.join(rel),
+                    Err(_) => resolve_link(&b),
+                })
+            }
             None => None,
         },
     };
-    let staged = backup::stage_restore(&checked, &target, &mut |p| {
-        eprintln!("restore: {}", p.detail)
-    })
+    let cancel = interrupted();
+    let staged = backup::stage_restore(
+        &checked,
+        &target,
+        &mut |p| eprintln!("restore: {}", p.detail),
+        Some(&cancel),
+    )
     .map_err(failure)?;
     // The full store verification on the staged copy, as `gmchain node verify-store` runs it:
     // the node can only ever start on a verified store.
     let mut staged_config = config.clone();
     staged_config.data_dir = staged.data_dir().to_path_buf();
-    crate::cli_node::verify_store(&staged_config).map_err(|f| {
+    let verified = crate::cli_node::verify_store_report(&staged_config).map_err(|f| {
         Failure::NotVerified(format!(
             "NODE_BACKUP_NOT_VERIFIED: store/: the store verification failed: {}",
             f.message()
         ))
     })?;
+    eprintln!("restore: {verified}");
     {
         let backend = RocksBackend::open(&staged_config.db_path(), false)
             .map_err(|e| Failure::NotVerified(format!("store/: {e}")))?;
-        let tip = ChainStore::new(backend, types::Limits::default())
+        let store = ChainStore::new(backend, types::Limits::default());
+        let tip = store
             .tip()
             .map_err(|e| Failure::NotVerified(format!("store/: {e}")))?
             .ok_or_else(|| Failure::NotVerified("store/: holds no block".into()))?;
@@ -221,8 +333,24 @@ pub(crate) fn restore(config: &NodeConfig, from: &Path, signer_cert: Option<&Pat
                 tip.height, tip.hash, m.height, m.tip_hash
             )));
         }
+        // The backup's consensus WAL is not what this node signed since (and may be another
+        // validator's): removed, and the restore marker set, so that the node signs nothing
+        // until it has passed the height the network reached (node::restored).
+        node::restored::mark(store.backend()).map_err(|e| {
+            failure(BackupError::RestoreIo {
+                step: "mark as restored",
+                path: staged_config.db_path(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })?;
     }
     let (files, bytes, blobs) = (staged.files, staged.bytes, staged.blobs_copied);
+    if cancel.load(Ordering::Relaxed) {
+        // Dropped: the staging directories are removed.
+        return Err(failure(BackupError::Cancelled {
+            what: "the restore",
+        }));
+    }
     staged.commit().map_err(failure)?;
     println!(
         "restored {} into {}: chain {} height {} tip {}, {files} files ({bytes} bytes, {blobs} blobs), every file's SM3 and the store verified",

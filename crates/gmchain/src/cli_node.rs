@@ -861,6 +861,12 @@ fn check_anchored(data_dir: &Path, certs: &[PathBuf], node: &crate::client::Node
 }
 
 pub(crate) fn verify_store(config: &NodeConfig) -> CmdResult {
+    println!("{}", verify_store_report(config)?);
+    Ok(())
+}
+
+/// The checks of `gmchain node verify-store`; returns the line it prints.
+pub(crate) fn verify_store_report(config: &NodeConfig) -> Result<String, Failure> {
     let genesis = node::read_genesis(&config.genesis_path()).map_err(node_failure)?;
     let backend = RocksBackend::open(&config.db_path(), false)
         .map_err(|e| Failure::BadInput(e.to_string()))?;
@@ -964,7 +970,7 @@ pub(crate) fn verify_store(config: &NodeConfig) -> CmdResult {
     let nodes = store
         .verify_state(tip.height)
         .map_err(|e| bad(format!("store {}: {e}", config.db_path().display())))?;
-    println!(
+    Ok(format!(
         "store verified: heights {}..={} (hash links, transaction and receipt roots, index, commit certificates), state tree at the tip re-hashed ({nodes} nodes); tip {}; base {}{}",
         lowest,
         tip.height,
@@ -974,8 +980,7 @@ pub(crate) fn verify_store(config: &NodeConfig) -> CmdResult {
             Some(p) => format!(", pruned below {p}"),
             None => String::new(),
         }
-    );
-    Ok(())
+    ))
 }
 
 /// `gmchain node migrate`: version 3 to 4, in one batch, under the store's lock.

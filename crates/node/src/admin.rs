@@ -10,11 +10,15 @@
 //!
 //! What it refuses to do: answer another user (a connection whose peer uid is not the node's
 //! is told `NODE_ADMIN_REFUSED` and closed), read a request line longer than
-//! [`MAX_REQUEST`], run two backups at once, or do an operation's work on an async worker.
+//! [`MAX_REQUEST`] (the rest is read and dropped, so the client sees the answer), wait longer
+//! than [`REQUEST_TIMEOUT`] for it, hold more than [`MAX_CONNECTIONS`] connections, run two
+//! backups at once, do an operation's work on an async worker, or stop with a backup running
+//! (it is cancelled, its thread joined, its temporary directory removed).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -27,6 +31,13 @@ use crate::backup;
 pub const SOCKET: &str = "admin.sock";
 /// The longest request line read.
 pub const MAX_REQUEST: usize = 64 * 1024;
+/// How long a connection may take to send its request line.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most connections served at once; more are closed at once.
+pub const MAX_CONNECTIONS: usize = 16;
+/// The most bytes read and dropped after a refused request line, so that closing does not
+/// reset the connection before the client read the answer.
+const DRAIN_MAX: u64 = 1 << 20;
 
 /// One request line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +85,11 @@ pub struct Admin {
     genesis_file: PathBuf,
     blobs: Option<blobstore::BlobStore>,
     backing_up: AtomicBool,
+    /// Set when the node stops: a running backup stops between two buffers.
+    cancel: AtomicBool,
+    /// The backup thread, joined when the node stops.
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    connections: AtomicUsize,
 }
 
 impl Admin {
@@ -89,7 +105,29 @@ impl Admin {
             genesis_file,
             blobs,
             backing_up: AtomicBool::new(false),
+            cancel: AtomicBool::new(false),
+            thread: Mutex::new(None),
+            connections: AtomicUsize::new(0),
         }
+    }
+
+    /// Cancels a running backup and waits for its thread (it removes its temporary
+    /// directory before it ends).
+    fn stop_backup(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Counts a connection while it lives.
+struct ConnectionSlot(Arc<Admin>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -117,7 +155,8 @@ pub fn bind(data_dir: &Path) -> Result<(UnixListener, PathBuf), crate::NodeError
     Ok((listener, path))
 }
 
-/// Serves `listener` until `stop` turns true, then removes the socket file `path`.
+/// Serves `listener` until `stop` turns true, then removes the socket file `path`, cancels a
+/// running backup and waits for its thread.
 pub async fn serve(
     listener: UnixListener,
     path: PathBuf,
@@ -132,8 +171,17 @@ pub async fn serve(
         };
         match conn {
             Ok((stream, _)) => {
+                if admin.connections.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                    admin.connections.fetch_sub(1, Ordering::AcqRel);
+                    tracing::warn!(
+                        "admin socket: {MAX_CONNECTIONS} connections already; one more closed"
+                    );
+                    continue;
+                }
+                let slot = ConnectionSlot(admin.clone());
                 let admin = admin.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     if let Err(e) = connection(stream, uid, admin).await {
                         tracing::info!("admin connection ended: {e}");
                     }
@@ -146,6 +194,19 @@ pub async fn serve(
         }
     }
     let _ = std::fs::remove_file(&path);
+    let _ = tokio::task::spawn_blocking(move || admin.stop_backup()).await;
+}
+
+/// After a refusal: what the client still sends is read and dropped (bounded in bytes and
+/// time), so that closing does not reset the connection before the client read the answer.
+async fn drain(stream: &mut UnixStream) {
+    let _ = stream.shutdown().await;
+    let mut rest = stream.take(DRAIN_MAX);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::io::copy(&mut rest, &mut tokio::io::sink()),
+    )
+    .await;
 }
 
 async fn send(stream: &mut UnixStream, reply: &Reply) -> std::io::Result<()> {
@@ -178,19 +239,35 @@ async fn connection(mut stream: UnixStream, uid: u32, admin: Arc<Admin>) -> std:
                 peer.uid()
             ),
         );
-        return send(&mut stream, &reply).await;
+        send(&mut stream, &reply).await?;
+        drain(&mut stream).await;
+        return Ok(());
     }
     let mut line = Vec::new();
-    {
+    let read = {
         let mut reader = BufReader::new((&mut stream).take(MAX_REQUEST as u64 + 1));
-        reader.read_until(b'\n', &mut line).await?;
+        tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line)).await
+    };
+    match read {
+        Ok(r) => {
+            r?;
+        }
+        Err(_) => {
+            let reply = Reply::error(
+                &codes::NODE_ADMIN_REQUEST,
+                format!("no request line within {} s", REQUEST_TIMEOUT.as_secs()),
+            );
+            return send(&mut stream, &reply).await;
+        }
     }
     if line.len() > MAX_REQUEST {
         let reply = Reply::error(
             &codes::NODE_ADMIN_REQUEST,
             format!("a request line is at most {MAX_REQUEST} bytes"),
         );
-        return send(&mut stream, &reply).await;
+        send(&mut stream, &reply).await?;
+        drain(&mut stream).await;
+        return Ok(());
     }
     let request: Request = match serde_json::from_slice(&line) {
         Ok(r) => r,
@@ -251,6 +328,7 @@ async fn backup_op(
         return send(stream, &Reply::error(e.code(), e.to_string())).await;
     }
     let slot = BackupSlot(admin.clone());
+    admin.cancel.store(false, Ordering::Relaxed);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Reply>();
     let progress_tx = tx.clone();
     let spawned = backup::spawn_low_priority("backup", move || {
@@ -265,6 +343,7 @@ async fn backup_op(
             signer: signer.as_ref(),
             certificate: core.validator(),
             now_secs: core.now().0,
+            cancel: Some(&admin.cancel),
         };
         let result = backup::create(&source, &out, &mut |p| {
             let _ = progress_tx.send(Reply::Progress(p));
@@ -291,6 +370,13 @@ async fn backup_op(
                         summary.manifest_sm3
                     ),
                 );
+                for d in &summary.damaged_blobs {
+                    core.audit().record(
+                        "backup",
+                        auditlog::Outcome::Refused,
+                        &format!("NODE_BACKUP_BLOB_CORRUPT: {d}; left out of the backup"),
+                    );
+                }
                 serde_json::to_value(&summary)
                     .map(Reply::Done)
                     .unwrap_or_else(|e| Reply::error(&codes::NODE_BACKUP_FAILED, e.to_string()))
@@ -307,13 +393,21 @@ async fn backup_op(
         };
         let _ = tx.send(reply);
     });
-    if let Err(e) = spawned {
-        // The closure (and the slot in it) is dropped with the failed spawn.
-        let reply = Reply::error(
-            &codes::NODE_BACKUP_FAILED,
-            format!("cannot start the backup thread: {e}"),
-        );
-        return send(stream, &reply).await;
+    match spawned {
+        Ok(handle) => {
+            if let Ok(mut t) = admin.thread.lock() {
+                // The previous backup's thread has ended (one backup at a time).
+                *t = Some(handle);
+            }
+        }
+        Err(e) => {
+            // The closure (and the slot in it) is dropped with the failed spawn.
+            let reply = Reply::error(
+                &codes::NODE_BACKUP_FAILED,
+                format!("cannot start the backup thread: {e}"),
+            );
+            return send(stream, &reply).await;
+        }
     }
     // Until the thread's last line; a client that goes away does not stop the backup (it
     // ends, and is logged, as if it had stayed).

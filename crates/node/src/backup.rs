@@ -24,6 +24,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write as _};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use blobstore::{BLOB_SUFFIX, BlobId, BlobStore};
 use crypto::{Signature, Signer, UserId};
@@ -165,6 +166,32 @@ pub enum BackupError {
         /// What is wrong.
         problem: String,
     },
+    /// The node's key is not the key of its certificate: the manifest's signature would not
+    /// verify.
+    #[error(
+        "the node's [key] is not the key of its certificate {subject}: a manifest it signs would not verify; nothing was written (give the certificate's key)"
+    )]
+    KeyMismatch {
+        /// The certificate's subject.
+        subject: String,
+    },
+    /// Stopped on request (the node stops, or the command was interrupted).
+    #[error("{what} was interrupted (the node or the command is stopping); nothing was left")]
+    Cancelled {
+        /// `the backup` or `the restore`.
+        what: &'static str,
+    },
+    /// A step of the restore failed (I/O).
+    #[error("{step} {path}: {source}")]
+    RestoreIo {
+        /// The step.
+        step: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl BackupError {
@@ -195,6 +222,9 @@ impl BackupError {
             BackupError::Untrusted { .. } => &codes::NODE_BACKUP_SIGNER_UNTRUSTED,
             BackupError::Format { .. } => &codes::NODE_BACKUP_FORMAT,
             BackupError::RestoreTarget { .. } => &codes::NODE_RESTORE_TARGET,
+            BackupError::KeyMismatch { .. } => &codes::NODE_KEY_CERT_MISMATCH,
+            BackupError::Cancelled { .. } => &codes::NODE_BACKUP_CANCELLED,
+            BackupError::RestoreIo { .. } => &codes::NODE_RESTORE_FAILED,
         }
     }
 }
@@ -227,6 +257,16 @@ pub struct Source<'a> {
     pub certificate: &'a Certificate,
     /// Now, in seconds since the epoch.
     pub now_secs: u64,
+    /// Set to stop the backup (checked between buffers): it then fails with
+    /// [`BackupError::Cancelled`], leaving nothing.
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+fn check_cancel(cancel: Option<&AtomicBool>, what: &'static str) -> Result<(), BackupError> {
+    if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+        return Err(BackupError::Cancelled { what });
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Source<'_> {
@@ -268,40 +308,71 @@ pub struct Summary {
     pub blobs: u64,
     /// SM3 of `manifest.json`, hex.
     pub manifest_sm3: String,
+    /// The blobs of the store that no longer hash to their names, left out of the backup
+    /// (each a [`BackupError::BlobCorrupt`] sentence); the backup holds everything else.
+    #[serde(default)]
+    pub damaged_blobs: Vec<String>,
 }
 
-/// Makes a backup of `src` in `out` (absolute; a new directory, or an empty one, on an
-/// existing parent). Reports its stages to `progress`. On any error nothing is left under
-/// `out` (nor of the temporary sibling it writes into). Reads and hashes every byte it
-/// copies: run it on a thread of its own ([`spawn_low_priority`]), never on the consensus
-/// thread or an async worker.
+/// Makes a backup of `src` in `out` (absolute; a new directory, or an empty one that is not a
+/// mount point, on an existing parent, outside the data directory and the blob store).
+/// Reports its stages to `progress`. On any error nothing is left under `out` (nor of the
+/// temporary sibling it writes into, nor of the checkpoint beside the store). Reads and hashes
+/// every byte it copies: run it on a thread of its own ([`spawn_low_priority`]), never on the
+/// consensus thread or an async worker.
 pub fn create(
     src: &Source<'_>,
     out: &Path,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Summary, BackupError> {
-    let parent = check_new_dir(out).map_err(|problem| BackupError::Target {
+    let target = |problem: String| BackupError::Target {
         path: out.to_path_buf(),
         problem,
-    })?;
+    };
+    let parent = check_new_dir(out).map_err(target)?;
+    let data_dir = src
+        .store
+        .path()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut inside = vec![("the node's data directory", data_dir.clone())];
+    if let Some(b) = src.blobs {
+        inside.push(("the node's blob store", b.dir().to_path_buf()));
+    }
+    check_outside(out, &parent, &inside).map_err(target)?;
+    // The key must be the certificate's: a manifest signed by another key would verify with
+    // nothing (checked again on the signature itself below).
+    if src.signer.public_key() != src.certificate.public_key() {
+        return Err(BackupError::KeyMismatch {
+            subject: src.certificate.subject(),
+        });
+    }
     let staging = Staging::create(&parent, out, "partial")?;
     let root = staging.path.clone();
     let store_dir = root.join(STORE);
+    // The checkpoint is made beside the store, on its filesystem (hard links: RocksDB holds
+    // off deleting obsolete files only while it makes it, an instant), then linked or copied
+    // into the backup and removed: a backup onto another filesystem never keeps the live
+    // store from freeing the files its compactions replace for the whole copy.
+    remove_stale_checkpoints(&data_dir);
+    let checkpoint = Staging::create_in(&data_dir, CHECKPOINT_PREFIX)?;
+    let checkpoint_store = checkpoint.path.join(STORE);
     src.store
-        .checkpoint(&store_dir)
+        .checkpoint(&checkpoint_store)
         .map_err(|e| BackupError::Store(e.to_string()))?;
     // The tip as of the checkpoint, read from the checkpoint itself (read-only: nothing is
     // written into it; RocksDB's info log goes to a scratch directory removed at once).
     let (height, tip_hash) = {
-        let scratch = root.join(".rocksdb-info-log");
+        let scratch = checkpoint.path.join(".rocksdb-info-log");
         make_private_dir(&scratch)?;
         let tip = (|| {
-            let backend = RocksBackend::open_read_only(&store_dir, &scratch)
+            let backend = RocksBackend::open_read_only(&checkpoint_store, &scratch)
                 .map_err(|e| BackupError::Store(e.to_string()))?;
             let store = ChainStore::new(backend, types::Limits::default());
             store
                 .tip()
-                .map_err(|e| BackupError::Store(format!("{}: {e}", store_dir.display())))?
+                .map_err(|e| BackupError::Store(format!("{}: {e}", checkpoint_store.display())))?
                 .ok_or_else(|| BackupError::Store("the store holds no block".into()))
         })();
         fs::remove_dir_all(&scratch).map_err(BackupError::io("remove", &scratch))?;
@@ -314,6 +385,16 @@ pub fn create(
         bytes: 0,
         detail: format!("checkpoint of the store at height {height}, tip {tip_hash}"),
     });
+    make_private_dir(&store_dir)?;
+    for name in read_dir_sorted(&checkpoint_store)? {
+        link_or_copy(
+            &checkpoint_store.join(&name),
+            &store_dir.join(&name),
+            src.cancel,
+        )?;
+    }
+    safefile::sync_dir(&store_dir).map_err(|e| BackupError::Store(e.to_string()))?;
+    drop(checkpoint);
     let genesis_bytes =
         fs::read(src.genesis_file).map_err(BackupError::io("read", src.genesis_file))?;
     let genesis = execution::Genesis::from_json(&genesis_bytes)
@@ -334,7 +415,7 @@ pub fn create(
         for (i, b) in listed.iter().enumerate() {
             let from = blobs.blob_path(&b.id);
             let to = dest.join(format!("{}{BLOB_SUFFIX}", b.id));
-            link_or_copy(&from, &to)?;
+            link_or_copy(&from, &to, src.cancel)?;
             blob_count += 1;
             if (i + 1) % 64 == 0 {
                 progress(Progress {
@@ -353,23 +434,31 @@ pub fn create(
             detail: format!("{blob_count} blobs copied (deletions were held off meanwhile)"),
         });
     }
-    // Every file, hashed (and fsynced: the checkpoint's hard links are already on disk, its
-    // copies and the blob copies may not be).
+    // Every file, hashed (and fsynced: the links are already on disk, the copies may not be).
+    let mut damaged_blobs = Vec::new();
     let mut files = Vec::new();
     let mut total = 0u64;
     let mut last_report = 0u64;
     for rel in list_files(&root)? {
         let path = root.join(&rel);
-        let (len, sm3) = hash_file(&path, true)?;
+        let (len, sm3) = hash_file(&path, true, src.cancel)?;
         if let Some(name) = rel.strip_prefix("blobs/") {
             let want = name.strip_suffix(BLOB_SUFFIX).unwrap_or(name);
             if want != sm3 {
-                return Err(BackupError::BlobCorrupt {
-                    path: src
-                        .blobs
-                        .map_or_else(|| path.clone(), |b| b.dir().join(name)),
+                // Never carried, and not a reason to lose the chain's backup: left out, and
+                // named in the summary (the command then exits 1).
+                let live = src
+                    .blobs
+                    .map_or_else(|| path.clone(), |b| b.dir().join(name));
+                let e = BackupError::BlobCorrupt {
+                    path: live,
                     actual: sm3,
-                });
+                };
+                tracing::warn!("backup: {e}; left out of the backup");
+                damaged_blobs.push(e.to_string());
+                fs::remove_file(&path).map_err(BackupError::io("remove", &path))?;
+                blob_count -= 1;
+                continue;
             }
         }
         total += len;
@@ -410,6 +499,18 @@ pub fn create(
         .signer
         .sign(&UserId::default(), &bytes)
         .map_err(BackupError::Sign)?;
+    // What a restore checks first: a signature that does not verify with the manifest's
+    // certificate is never written (a token that signs with another key than its
+    // certificate's, or a faulty one).
+    crypto_sm::sm2::verify(
+        &src.certificate.public_key(),
+        &UserId::default(),
+        &bytes,
+        &signature,
+    )
+    .map_err(|_| BackupError::KeyMismatch {
+        subject: src.certificate.subject(),
+    })?;
     safefile::write_atomic(&root.join(MANIFEST), &bytes, safefile::Mode::PRIVATE)
         .map_err(|e| BackupError::Store(e.to_string()))?;
     safefile::write_atomic(
@@ -438,12 +539,100 @@ pub fn create(
         bytes: total,
         blobs: blob_count,
         manifest_sm3: crypto_sm::sm3::sm3(&bytes).to_string(),
+        damaged_blobs,
     })
 }
 
-/// Runs `f` on a new thread named `name` at a modest CPU priority (nice 10, which on Linux
-/// also lowers its default I/O priority), so that hashing gigabytes does not take the cores
-/// from consensus, admission and the API. Returns the thread's handle.
+/// The name prefix of the checkpoint a backup makes in the data directory.
+pub const CHECKPOINT_PREFIX: &str = ".backup-checkpoint-";
+
+/// Removes the checkpoints a crashed backup left in `data_dir`: only one backup of a store
+/// runs at a time (the running node makes one at a time; the CLI holds the store's lock).
+fn remove_stale_checkpoints(data_dir: &Path) {
+    let Ok(entries) = fs::read_dir(data_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with(CHECKPOINT_PREFIX)
+            && e.file_type().is_ok_and(|t| t.is_dir())
+        {
+            tracing::info!(path = %e.path().display(), "removing a checkpoint an interrupted backup left");
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Refuses an output inside any of `places` (a backup written into the live store's
+/// directory, or the blob store, would be part of the next one, or break it). `out` may not
+/// exist yet: its parent is resolved (symbolic links followed) and its name appended.
+fn check_outside(out: &Path, parent: &Path, places: &[(&str, PathBuf)]) -> Result<(), String> {
+    let resolved = fs::canonicalize(parent)
+        .map_err(|e| format!("its parent {}: {e}", parent.display()))?
+        .join(out.file_name().unwrap_or_default());
+    for (what, place) in places {
+        let Ok(place) = fs::canonicalize(place) else {
+            continue;
+        };
+        if resolved.starts_with(&place) {
+            return Err(format!(
+                "is inside {what} {}: a backup goes outside it (another directory or filesystem)",
+                place.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `dir` is a mount point: another filesystem than its parent's, or listed as a mount
+/// point in `/proc/self/mountinfo` (a bind mount of the same filesystem). A rename cannot
+/// replace it (`EBUSY`), and a staging sibling would be on another filesystem.
+fn is_mount_point(dir: &Path, parent: &Path) -> bool {
+    if let (Ok(d), Ok(p)) = (fs::metadata(dir), fs::metadata(parent))
+        && d.dev() != p.dev()
+    {
+        return true;
+    }
+    let Ok(resolved) = fs::canonicalize(dir) else {
+        return false;
+    };
+    let Ok(table) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    // Field 5 is the mount point, with space, tab, newline and backslash octal-escaped.
+    table.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .is_some_and(|m| Path::new(&unescape_mountinfo(m)) == resolved)
+    })
+}
+
+fn unescape_mountinfo(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && let Ok(v) = u8::from_str_radix(&field[i + 1..i + 4], 8)
+        {
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Runs `f` on a new thread named `name` at a modest CPU priority (nice 10), so that hashing
+/// gigabytes does not take the cores from consensus, admission and the API. Returns the
+/// thread's handle. Its I/O is not given a lower priority: Linux derives a thread's default
+/// I/O priority from its nice value only under the BFQ (and the former CFQ) scheduler, and
+/// `ioprio_set` has no safe wrapper in the crates this build uses; the page cache is spared
+/// instead (the backup's own copies are dropped from it once hashed).
 pub fn spawn_low_priority<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
@@ -476,6 +665,11 @@ fn check_new_dir(dir: &Path) -> Result<PathBuf, String> {
         Ok(m) if m.file_type().is_symlink() => return Err("is a symbolic link".into()),
         Ok(m) if !m.is_dir() => return Err("exists and is not a directory".into()),
         Ok(_) => {
+            if is_mount_point(dir, parent) {
+                return Err(
+                    "is a mount point: the directory is renamed into place at the end, which a mount point cannot be; give a new subdirectory of the mount (e.g. DIR/node3)".into(),
+                );
+            }
             let mut entries = fs::read_dir(dir).map_err(|e| format!("cannot list: {e}"))?;
             if entries.next().is_some() {
                 return Err("exists and is not empty (a backup never writes into another directory's files)".into());
@@ -499,17 +693,22 @@ struct Staging {
 
 impl Staging {
     fn create(parent: &Path, target: &Path, what: &str) -> Result<Staging, BackupError> {
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Staging::create_in(parent, &format!(".{name}.{what}-"))
+    }
+
+    /// A new directory `prefix<random hex>` in `parent`.
+    fn create_in(parent: &Path, prefix: &str) -> Result<Staging, BackupError> {
         let mut random = [0u8; 8];
         getrandom::fill(&mut random).map_err(|e| BackupError::Io {
             step: "draw a temporary name",
             path: parent.to_path_buf(),
             source: io::Error::other(e.to_string()),
         })?;
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let path = parent.join(format!(".{name}.{what}-{}", hex::encode(random)));
+        let path = parent.join(format!("{prefix}{}", hex::encode(random)));
         make_private_dir(&path)?;
         Ok(Staging {
             path,
@@ -545,9 +744,9 @@ fn make_private_dir(path: &Path) -> Result<(), BackupError> {
         .map_err(BackupError::io("create directory", path))
 }
 
-/// A hard link when both are on one filesystem (blobs never change: a link is a copy), a
-/// copy (fsynced) otherwise.
-fn link_or_copy(from: &Path, to: &Path) -> Result<(), BackupError> {
+/// A hard link when both are on one filesystem (blobs and checkpoint files never change: a
+/// link is a copy), a copy (fsynced) otherwise.
+fn link_or_copy(from: &Path, to: &Path, cancel: Option<&AtomicBool>) -> Result<(), BackupError> {
     match fs::hard_link(from, to) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -560,6 +759,7 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), BackupError> {
                 .map_err(|e| BackupError::Store(e.to_string()))?;
             let mut buf = vec![0u8; BUFFER];
             loop {
+                check_cancel(cancel, "the backup")?;
                 let n = read_some(&mut input, &mut buf, from)?;
                 if n == 0 {
                     break;
@@ -571,12 +771,26 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), BackupError> {
             staging
                 .finish()
                 .and_then(|s| s.rename_into_place())
-                .map_err(|e| BackupError::Store(e.to_string()))
+                .map_err(|e| BackupError::Store(e.to_string()))?;
+            // The source (the live store's file, or a blob) stays in the page cache if it was.
+            if let Ok(f) = File::open(to) {
+                drop_cache(&f);
+            }
+            Ok(())
         }
     }
 }
 
-fn read_some(input: &mut File, buf: &mut [u8], path: &Path) -> Result<usize, BackupError> {
+/// Asks the kernel to drop `file`'s pages from the page cache (`POSIX_FADV_DONTNEED`) when
+/// the file is the backup's own copy (one link): hashing gigabytes should not push the live
+/// node's pages out. A hard link shares its pages with the live store's file: those are left.
+fn drop_cache(file: &File) {
+    if file.metadata().is_ok_and(|m| m.nlink() == 1) {
+        let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+    }
+}
+
+fn read_some(input: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<usize, BackupError> {
     loop {
         match input.read(buf) {
             Ok(n) => return Ok(n),
@@ -587,12 +801,17 @@ fn read_some(input: &mut File, buf: &mut [u8], path: &Path) -> Result<usize, Bac
 }
 
 /// Length and SM3 (hex) of a file; with `sync`, also fsyncs it.
-fn hash_file(path: &Path, sync: bool) -> Result<(u64, String), BackupError> {
+fn hash_file(
+    path: &Path,
+    sync: bool,
+    cancel: Option<&AtomicBool>,
+) -> Result<(u64, String), BackupError> {
     let mut input = File::open(path).map_err(BackupError::io("open", path))?;
     let mut hash = Sm3Context::new();
     let mut buf = vec![0u8; BUFFER];
     let mut len = 0u64;
     loop {
+        check_cancel(cancel, "the backup")?;
         let n = read_some(&mut input, &mut buf, path)?;
         if n == 0 {
             break;
@@ -603,6 +822,7 @@ fn hash_file(path: &Path, sync: bool) -> Result<(u64, String), BackupError> {
     if sync {
         input.sync_all().map_err(BackupError::io("fsync", path))?;
     }
+    drop_cache(&input);
     Ok((len, hash.finish().to_string()))
 }
 
@@ -646,18 +866,26 @@ pub struct Checked {
     pub signer: Certificate,
 }
 
-/// Reads `dir`'s manifest and checks its signature, its format and that its signer is one of
-/// `trusted` (compared byte for byte) and a node-sign certificate. The files are checked by
+/// Reads `dir`'s manifest and checks, in this order, its signature (with the key of the
+/// certificate it names), that its signer is one of `trusted` (compared byte for byte) and a
+/// node-sign certificate, then its format, version and store version: a manifest altered in
+/// any field is refused as not verifying, naming `manifest.sig`, before anything in it is
+/// believed. `dir` may be a symbolic link (a `latest` link to the newest backup): it is
+/// resolved once; inside the backup no link is followed. The files are checked by
 /// [`stage_restore`] as it copies them.
 pub fn check_manifest(dir: &Path, trusted: &[Certificate]) -> Result<Checked, BackupError> {
     let format = |path: PathBuf, problem: &str| BackupError::Format {
         path,
         problem: problem.into(),
     };
-    match fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(format(dir.to_path_buf(), "not a directory")),
+    let dir = match fs::canonicalize(dir) {
+        Ok(d) => d,
         Err(e) => return Err(format(dir.to_path_buf(), &e.to_string())),
+    };
+    match fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(format(dir.clone(), "not a directory")),
+        Err(e) => return Err(format(dir.clone(), &e.to_string())),
     }
     let manifest_path = dir.join(MANIFEST);
     if !manifest_path.is_file() {
@@ -668,18 +896,14 @@ pub fn check_manifest(dir: &Path, trusted: &[Certificate]) -> Result<Checked, Ba
     }
     let bytes = read_bounded(&manifest_path, MAX_MANIFEST, MANIFEST)?;
     let sig = read_bounded(&dir.join(SIGNATURE), MAX_SIGNATURE, SIGNATURE)?;
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| BackupError::not_verified(MANIFEST, format!("not a backup manifest: {e}")))?;
-    if manifest.format != FORMAT || manifest.version != VERSION {
-        return Err(format(
-            manifest_path,
-            &format!(
-                "format {} version {}; this build restores {FORMAT} version {VERSION}",
-                manifest.format, manifest.version
-            ),
-        ));
+    // Only the signer is read before the signature is checked.
+    #[derive(Deserialize)]
+    struct Named {
+        node_certificate: String,
     }
-    let signer = Certificate::from_pem(manifest.node_certificate.as_bytes())
+    let named: Named = serde_json::from_slice(&bytes)
+        .map_err(|e| BackupError::not_verified(MANIFEST, format!("not a backup manifest: {e}")))?;
+    let signer = Certificate::from_pem(named.node_certificate.as_bytes())
         .map_err(|e| BackupError::not_verified(MANIFEST, format!("node_certificate: {e}")))?;
     let signature = Signature::from_der(&sig).map_err(|e| {
         BackupError::not_verified(SIGNATURE, format!("not a DER SM2 signature: {e}"))
@@ -705,6 +929,23 @@ pub fn check_manifest(dir: &Path, trusted: &[Certificate]) -> Result<Checked, Ba
             format!("{} is not a node-sign certificate", signer.subject()),
         ));
     }
+    // Signed by a trusted node: what it says is now read (a format or version this build
+    // does not know is bad input, not damage).
+    let loose: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| BackupError::not_verified(MANIFEST, format!("not a backup manifest: {e}")))?;
+    let (f, v) = (&loose["format"], &loose["version"]);
+    if f.as_str() != Some(FORMAT) || v.as_u64() != Some(u64::from(VERSION)) {
+        return Err(format(
+            manifest_path,
+            &format!("format {f} version {v}; this build restores {FORMAT} version {VERSION}"),
+        ));
+    }
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        format(
+            manifest_path.clone(),
+            &format!("not a {FORMAT} version {VERSION} manifest: {e}"),
+        )
+    })?;
     if manifest.store_version != u32::from(storage::STORE_VERSION) {
         return Err(format(
             manifest_path,
@@ -716,7 +957,7 @@ pub fn check_manifest(dir: &Path, trusted: &[Certificate]) -> Result<Checked, Ba
         ));
     }
     Ok(Checked {
-        dir: dir.to_path_buf(),
+        dir,
         manifest,
         signer,
     })
@@ -785,9 +1026,9 @@ impl Staged {
             ..
         } = self;
         if let Some((staging, to)) = blobs {
-            staging.commit(&to)?;
+            staging.commit(&to).map_err(restore_error)?;
         }
-        data.commit(&target.data_dir)
+        data.commit(&target.data_dir).map_err(restore_error)
     }
 }
 
@@ -808,10 +1049,36 @@ fn check_restore_dir(dir: &Path) -> Result<PathBuf, BackupError> {
 /// file's length and SM3 as it is copied, that no listed file is missing and no unlisted
 /// one present, that every blob hashes to its name, and that the genesis file is the
 /// manifest's chain. Nothing is written at the target's names ([`Staged::commit`] does that).
+///
+/// `cancel`, checked between buffers, stops it: the staging directories are removed. An I/O
+/// failure is [`BackupError::RestoreIo`] (`NODE_RESTORE_FAILED`).
 pub fn stage_restore(
     checked: &Checked,
     target: &RestoreTarget,
     progress: &mut dyn FnMut(Progress),
+    cancel: Option<&AtomicBool>,
+) -> Result<Staged, BackupError> {
+    stage_restore_inner(checked, target, progress, cancel).map_err(restore_error)
+}
+
+/// A backup's I/O error, said as the restore's.
+fn restore_error(e: BackupError) -> BackupError {
+    match e {
+        BackupError::Io { step, path, source } => BackupError::RestoreIo { step, path, source },
+        BackupError::Store(message) => BackupError::RestoreIo {
+            step: "write",
+            path: PathBuf::new(),
+            source: io::Error::other(message),
+        },
+        e => e,
+    }
+}
+
+fn stage_restore_inner(
+    checked: &Checked,
+    target: &RestoreTarget,
+    progress: &mut dyn FnMut(Progress),
+    cancel: Option<&AtomicBool>,
 ) -> Result<Staged, BackupError> {
     let m = &checked.manifest;
     // The listed paths: well-formed, unique, in the three places a backup has.
@@ -871,6 +1138,11 @@ pub fn stage_restore(
             continue;
         } else if meta.is_file() {
             present.insert(top);
+        } else if listed.contains_key(&top) {
+            return Err(BackupError::not_verified(
+                top,
+                "not a regular file (a FIFO, device, link or directory has no place in a backup)",
+            ));
         } else {
             return Err(BackupError::not_verified(
                 top,
@@ -898,17 +1170,29 @@ pub fn stage_restore(
     }
     // The targets.
     let data_parent = check_restore_dir(&target.data_dir)?;
+    // A blob directory anywhere under the data directory is staged at its place inside the
+    // data directory's staging (`blobs`, `exchange/blobs`, …).
     let blobs_inside = target
         .blobs_dir
         .as_ref()
-        .is_some_and(|b| b.parent() == Some(target.data_dir.as_path()));
+        .and_then(|b| b.strip_prefix(&target.data_dir).ok())
+        .filter(|rel| {
+            rel.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        })
+        .map(Path::to_path_buf);
     let data = Staging::create(&data_parent, &target.data_dir, "restore")?;
     let mut blobs_staging = None;
     let blobs_root = match &target.blobs_dir {
         None => None,
-        Some(b) if blobs_inside => {
-            let dest = data.path.join(b.file_name().unwrap_or_default());
-            make_private_dir(&dest)?;
+        Some(_) if blobs_inside.is_some() => {
+            let mut dest = data.path.clone();
+            for c in blobs_inside.iter().flat_map(|r| r.components()) {
+                dest.push(c);
+                if !dest.exists() {
+                    make_private_dir(&dest)?;
+                }
+            }
             Some(dest)
         }
         Some(b) => {
@@ -935,7 +1219,7 @@ pub fn stage_restore(
                 None => continue,
             },
         };
-        let (len, sm3) = copy_hashing(&checked.dir.join(rel), &to)?;
+        let (len, sm3) = copy_hashing(&checked.dir.join(rel), &to, rel, entry.len, cancel)?;
         if len != entry.len || sm3 != entry.sm3 {
             return Err(BackupError::not_verified(
                 rel.clone(),
@@ -1013,15 +1297,28 @@ fn plain_name(name: &str) -> bool {
 }
 
 /// Copies `from` (a regular file, not followed if a link) to the new file `to` (0600,
-/// fsynced), returning the length and SM3 of what was copied.
-fn copy_hashing(from: &Path, to: &Path) -> Result<(u64, String), BackupError> {
-    let mut input = File::open(from).map_err(BackupError::io("open", from))?;
+/// fsynced), returning the length and SM3 of what was copied. A file whose length is not the
+/// manifest's `len` for it (`rel`) is refused before a byte is written, and no more than
+/// `len + 1` bytes are ever read (a file that grows meanwhile is caught by its length).
+fn copy_hashing(
+    from: &Path,
+    to: &Path,
+    rel: &str,
+    len_listed: u64,
+    cancel: Option<&AtomicBool>,
+) -> Result<(u64, String), BackupError> {
+    let input = File::open(from).map_err(BackupError::io("open", from))?;
     let meta = input.metadata().map_err(BackupError::io("inspect", from))?;
     if !meta.is_file() || meta.nlink() == 0 {
-        return Err(BackupError::io("copy", from)(io::Error::other(
-            "not a regular file",
-        )));
+        return Err(BackupError::not_verified(rel, "not a regular file"));
     }
+    if meta.len() != len_listed {
+        return Err(BackupError::not_verified(
+            rel,
+            format!("{} bytes; the manifest says {len_listed} bytes", meta.len()),
+        ));
+    }
+    let mut input = input.take(len_listed.saturating_add(1));
     let mut output = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -1032,6 +1329,7 @@ fn copy_hashing(from: &Path, to: &Path) -> Result<(u64, String), BackupError> {
     let mut buf = vec![0u8; BUFFER];
     let mut len = 0u64;
     loop {
+        check_cancel(cancel, "the restore")?;
         let n = read_some(&mut input, &mut buf, from)?;
         if n == 0 {
             break;
@@ -1043,6 +1341,8 @@ fn copy_hashing(from: &Path, to: &Path) -> Result<(u64, String), BackupError> {
         len += n as u64;
     }
     output.sync_all().map_err(BackupError::io("fsync", to))?;
+    drop_cache(&output);
+    drop_cache(input.get_ref());
     Ok((len, hash.finish().to_string()))
 }
 
@@ -1053,5 +1353,210 @@ trait PrivateMode {
 impl PrivateMode for fs::OpenOptions {
     fn mode_private(&mut self) -> &mut Self {
         std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The backup and restore of a store made here (one validator, block 0), without a node
+    //! process (tests/backup.rs runs them through the CLI and the admin socket).
+    use super::*;
+    use std::sync::Arc;
+
+    use crypto_sm::rng::SeededRandom;
+    use crypto_sm::{SoftSigner, SoftwareProvider};
+    use pki::{IssueRequest, Role, Serial, UnixTime, Validity};
+
+    struct Fx {
+        dir: tempfile::TempDir,
+        store: RocksBackend,
+        key: SoftSigner,
+        other: SoftSigner,
+        cert: Certificate,
+    }
+
+    /// A data directory `data/` (genesis file and store at block 0) of a one-validator chain.
+    fn fixture() -> Fx {
+        let p = SoftwareProvider::new(Arc::new(SeededRandom::new(18)));
+        let validity = Validity {
+            not_before: UnixTime(1_577_836_800),
+            not_after: UnixTime(4_102_444_800),
+        };
+        let root_key = p.generate().unwrap();
+        let root = pki::issue_root(
+            "Test Root",
+            "Test Bureau",
+            Serial::from_hex("01").unwrap(),
+            validity,
+            &root_key,
+        )
+        .unwrap();
+        let now = 1_800_000_000;
+        let crl = pki::issue_crl(
+            &root,
+            &root_key,
+            1,
+            UnixTime(now - 60),
+            UnixTime(now + 86_400),
+            &[],
+        )
+        .unwrap();
+        let key = p.generate().unwrap();
+        let cert = pki::issue(
+            &root,
+            &root_key,
+            &IssueRequest {
+                role: Role::NodeSign,
+                common_name: "node0",
+                organisation: "Test Bureau",
+                public_key: &crypto::Signer::public_key(&key),
+                serial: Serial::from_bytes(&[0x10]).unwrap(),
+                validity,
+            },
+        )
+        .unwrap();
+        let json_str = |s: String| format!("\"{}\"", s.replace('\n', "\\n"));
+        let json = format!(
+            r#"{{"format":2,"chain_id":"test-chain","test_chain":true,"timestamp_ms":{},"params":{{}},"organisations":[{{"name":"Test Bureau","ca_cert":{},"crl":{}}}],"validators":[{{"name":"node0","cert":{}}}]}}"#,
+            now * 1000,
+            json_str(root.to_pem()),
+            json_str(crl.to_pem()),
+            json_str(cert.to_pem()),
+        );
+        let genesis = execution::Genesis::from_json(json.as_bytes()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        crate::local::init(&dir.path().join("data"), &genesis).unwrap();
+        let store = RocksBackend::open(&dir.path().join("data/db"), false).unwrap();
+        Fx {
+            dir,
+            store,
+            key,
+            other: p.generate().unwrap(),
+            cert,
+        }
+    }
+
+    fn source<'a>(fx: &'a Fx, genesis: &'a Path, cancel: Option<&'a AtomicBool>) -> Source<'a> {
+        Source {
+            store: &fx.store,
+            genesis_file: genesis,
+            blobs: None,
+            signer: &fx.key,
+            certificate: &fx.cert,
+            now_secs: 1_800_000_000,
+            cancel,
+        }
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_backup_verifies_and_leaves_no_checkpoint_beside_the_store() {
+        let fx = fixture();
+        let genesis = fx.dir.path().join("data/genesis.json");
+        let out = fx.dir.path().join("b");
+        let summary = create(&source(&fx, &genesis, None), &out, &mut |_| {}).unwrap();
+        assert_eq!(summary.height, 0);
+        assert_eq!(entries(&fx.dir.path().join("data")), ["db", "genesis.json"]);
+        let checked = check_manifest(&out, std::slice::from_ref(&fx.cert)).unwrap();
+        assert_eq!(checked.manifest.chain_id, "test-chain");
+    }
+
+    /// Review r2 L7: a cancelled backup stops and leaves nothing: not the output, not its
+    /// temporary sibling, not the checkpoint beside the store.
+    #[test]
+    fn a_cancelled_backup_leaves_nothing() {
+        let fx = fixture();
+        let genesis = fx.dir.path().join("data/genesis.json");
+        let cancel = AtomicBool::new(true);
+        let out = fx.dir.path().join("b");
+        let err = create(&source(&fx, &genesis, Some(&cancel)), &out, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, BackupError::Cancelled { .. }), "{err}");
+        assert_eq!(err.code().name, "NODE_BACKUP_CANCELLED");
+        assert_eq!(entries(fx.dir.path()), ["data"]);
+        assert_eq!(entries(&fx.dir.path().join("data")), ["db", "genesis.json"]);
+    }
+
+    /// Review r2 M3: a key that is not the certificate's is refused before anything is
+    /// written (a manifest it signed would never verify).
+    #[test]
+    fn a_key_that_is_not_the_certificates_is_refused_before_anything_is_written() {
+        let fx = fixture();
+        let genesis = fx.dir.path().join("data/genesis.json");
+        let mut src = source(&fx, &genesis, None);
+        src.signer = &fx.other;
+        let err = create(&src, &fx.dir.path().join("b"), &mut |_| {}).unwrap_err();
+        assert_eq!(err.code().name, "NODE_KEY_CERT_MISMATCH", "{err}");
+        assert_eq!(entries(fx.dir.path()), ["data"]);
+    }
+
+    /// Review r2 L4: never into the data directory.
+    #[test]
+    fn a_backup_into_the_data_directory_is_refused() {
+        let fx = fixture();
+        let genesis = fx.dir.path().join("data/genesis.json");
+        let out = fx.dir.path().join("data/db/inner");
+        let err = create(&source(&fx, &genesis, None), &out, &mut |_| {}).unwrap_err();
+        assert_eq!(err.code().name, "NODE_BACKUP_TARGET", "{err}");
+        assert!(!out.exists());
+    }
+
+    /// Review r2 L1 and L7: a tampered version is a signature that does not verify; a
+    /// cancelled restore leaves no staging directory.
+    #[test]
+    fn the_signature_is_checked_first_and_a_cancelled_restore_leaves_nothing() {
+        let fx = fixture();
+        let genesis = fx.dir.path().join("data/genesis.json");
+        let out = fx.dir.path().join("b");
+        create(&source(&fx, &genesis, None), &out, &mut |_| {}).unwrap();
+        let m = fs::read_to_string(out.join(MANIFEST)).unwrap();
+        let tampered = fx.dir.path().join("t");
+        fs::create_dir(&tampered).unwrap();
+        for e in fs::read_dir(&out).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                fs::copy(e.path(), tampered.join(e.file_name())).unwrap();
+            }
+        }
+        fs::write(
+            tampered.join(MANIFEST),
+            m.replace("\"version\": 1,", "\"version\": 2,"),
+        )
+        .unwrap();
+        match check_manifest(&tampered, std::slice::from_ref(&fx.cert)) {
+            Err(BackupError::NotVerified { file, .. }) => assert_eq!(file, SIGNATURE),
+            other => panic!("{other:?}"),
+        }
+        let checked = check_manifest(&out, std::slice::from_ref(&fx.cert)).unwrap();
+        let target = RestoreTarget {
+            data_dir: fx.dir.path().join("restored"),
+            blobs_dir: None,
+        };
+        let cancel = AtomicBool::new(true);
+        let err = stage_restore(&checked, &target, &mut |_| {}, Some(&cancel)).unwrap_err();
+        assert_eq!(err.code().name, "NODE_BACKUP_CANCELLED", "{err}");
+        assert_eq!(entries(fx.dir.path()), ["b", "data", "t"]);
+    }
+
+    /// Review r2 M2: a mount point is recognised (another filesystem, or listed in
+    /// mountinfo with its escapes undone).
+    #[test]
+    fn mount_points_are_recognised() {
+        assert_eq!(unescape_mountinfo(r"/mnt/a\040b\134c"), r"/mnt/a b\c");
+        assert_eq!(unescape_mountinfo(r"/x\04"), r"/x\04");
+        assert!(is_mount_point(Path::new("/proc"), Path::new("/")));
+        let d = tempfile::tempdir().unwrap();
+        assert!(!is_mount_point(d.path(), d.path().parent().unwrap()));
+        fs::create_dir(d.path().join(".backup-checkpoint-00")).unwrap();
+        fs::create_dir(d.path().join("kept")).unwrap();
+        remove_stale_checkpoints(d.path());
+        assert_eq!(entries(d.path()), ["kept"]);
     }
 }

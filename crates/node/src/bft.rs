@@ -26,6 +26,10 @@
 //!   admitted into the pool like a client's (refusals are counted, not answered).
 //! - A follower (its certificate not in the validator set) runs the same engine without a
 //!   key to vote with: it verifies and commits what the validators decide.
+//! - A validator restored from a backup (the store's restore marker, [`crate::restored`]) has
+//!   lost the WAL frames of what it signed after the backup: it runs as a follower, learning
+//!   from its peers' messages and sync answers how far the network got, until it has
+//!   committed that height; only then does it sign again.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -752,6 +756,8 @@ struct Runner {
     /// The highest height seen in a peer's message.
     highest_seen: Height,
     sync_answered: HashMap<(PeerId, u64), Instant>,
+    /// Set while the store's restore marker is: every height runs as a follower.
+    guard: Option<crate::restored::SignGuard>,
 }
 
 impl Runner {
@@ -785,8 +791,16 @@ impl Runner {
         host.wal_seq = wal_seq;
         host.parent_certs.extend(parents);
         let validators = core.ledger().validator_set(next).as_ref().clone();
+        let guard = crate::restored::SignGuard::load(core.store().backend())?;
+        if let Some(g) = &guard {
+            tracing::warn!(
+                height = next.0,
+                learned = g.known().0,
+                "restored from a backup: this validator signs nothing (follows) until it has committed the highest height its peers show the network reached"
+            );
+        }
         let mut params = params;
-        params.me = Some(host.me);
+        params.me = guard.is_none().then_some(host.me);
         let engine = if frames.is_empty() {
             let mut e = Consensus::new(params.clone());
             e.handle(
@@ -824,6 +838,7 @@ impl Runner {
             last_regossip: None,
             highest_seen: Height(0),
             sync_answered: HashMap::new(),
+            guard,
         };
         // A decision reached while replaying the WAL (or a failure) is acted on now.
         if let Some(e) = runner.host.fatal.take() {
@@ -831,8 +846,35 @@ impl Runner {
         }
         if let Some(h) = runner.host.decided.take() {
             runner.after_commit(h);
+            runner.guard_committed(h, false)?;
         }
         Ok(runner)
+    }
+
+    /// After a commit of `height` (decided by the peers' `live` votes, or not): the end of a
+    /// restored validator's guard, if it has come.
+    fn guard_committed(&mut self, height: Height, live: bool) -> Result<(), NodeError> {
+        let Some(g) = self.guard.as_mut() else {
+            return Ok(());
+        };
+        if g.committed(self.host.core.store().backend(), height, live)? {
+            tracing::info!(
+                height = height.0,
+                "restored from a backup: the chain passed the height the network had reached; this validator signs again from height {}",
+                height.0 + 1
+            );
+            self.guard = None;
+        }
+        Ok(())
+    }
+
+    /// A peer showed the network at `height`: a restored validator's guard learns it.
+    fn guard_learn(&mut self, height: Height) -> Result<(), NodeError> {
+        let next = next_height(self.core())?;
+        if let Some(g) = self.guard.as_mut() {
+            g.learn(self.host.core.store().backend(), height, next)?;
+        }
+        Ok(())
     }
 
     fn core(&self) -> &Arc<LocalNode> {
@@ -851,6 +893,7 @@ impl Runner {
         }
         if let Some(h) = self.host.decided.take() {
             self.after_commit(h);
+            self.guard_committed(h, true)?;
         }
         Ok(())
     }
@@ -905,7 +948,8 @@ impl Runner {
         }
         self.host.me = me;
         self.host.signer = signer;
-        self.params.me = Some(me);
+        // A restored validator follows until its guard ends (crate::restored).
+        self.params.me = self.guard.is_none().then_some(me);
         self.engine = Consensus::new(self.params.clone());
         self.handle(Input::StartHeight { height, validators })?;
         let buffered: Vec<Input> = self.buffered.drain(..).collect();
@@ -1021,6 +1065,9 @@ impl Runner {
         // Nothing else is recorded as seen or taken below.
         let current = next_height(self.core())?;
         let height = input_height(&input);
+        if let Some(h) = height {
+            self.guard_learn(h)?;
+        }
         if let Some(h) = height
             && h > self.highest_seen
         {
@@ -1267,7 +1314,10 @@ impl Runner {
                     next.0,
                     self.highest_seen.0
                 );
+                // Its certificate shows the validators moved on to the next height.
+                self.guard_learn(Height(next.0.saturating_add(1)))?;
                 self.after_commit(next);
+                self.guard_committed(next, false)?;
                 // Catching up: the next block at once.
                 self.start_after = Some((Instant::now(), Instant::now()));
                 self.last_sync_request = None;
@@ -1430,6 +1480,7 @@ impl Runner {
                     Committed::Written => {
                         tracing::info!(height = height.0, "the held decided block is committed");
                         self.after_commit(height);
+                        self.guard_committed(height, true)?;
                     }
                     Committed::Held { block, .. } => {
                         self.host.pending = Some(*block);
@@ -3300,5 +3351,106 @@ pub(crate) mod tests {
         let (b, _, _) = split_three(answers[0]).unwrap();
         let block = Block::from_bytes(b, fx.core.store().limits()).unwrap();
         assert_eq!(block.header.hash(), hash);
+    }
+
+    /// What this node (validator 0) signed among the messages it sent through `links`: the
+    /// height and kind of each vote and proposal.
+    fn own_signed(fx: &Fx, links: &Recorder) -> Vec<(Height, String)> {
+        let limits = fx.core.store().limits().clone();
+        let me = fx.keys[0].1.fingerprint();
+        let mut out = Vec::new();
+        for (t, b) in links.sent.lock().unwrap().iter() {
+            if *t == Topic::VOTE
+                && let Ok(v) = SignedVote::from_bytes(b, &limits)
+                && v.vote.validator == me
+            {
+                out.push((v.vote.height, format!("{:?}", v.vote.kind)));
+            }
+            if *t == Topic::PROPOSAL
+                && let Some((sp, _, _)) = split_three(b)
+                && let Ok(p) = SignedProposal::from_bytes(sp, &limits)
+                && p.proposal.proposer == me
+            {
+                out.push((p.proposal.height, "Proposal".into()));
+            }
+        }
+        out
+    }
+
+    /// Review r2 H1: a validator restored from a backup (its WAL removed, the restore marker
+    /// set) signs nothing at the height its peers are deciding, not even when its timeouts
+    /// pass (a node without the marker prevotes the proposal: the control above), follows
+    /// it to its decision, and signs from the next height on; the marker is then gone.
+    #[test]
+    fn a_restored_validator_follows_the_height_its_peers_decide_and_signs_after_it() {
+        let fx = fixture();
+        crate::restored::mark(fx.core.store().backend()).unwrap();
+        let links = Recorder::default();
+        let mut r = runner_with(&fx, links.clone());
+        assert_eq!(r.params.me, None, "no identity while the marker is set");
+        let (_, hash, bytes, signed) = round_0_proposal(&fx);
+        r.on_message(proposal_message(&signed, &bytes)).unwrap();
+        r.tick(Instant::now() + Duration::from_secs(600)).unwrap();
+        assert_eq!(own_signed(&fx, &links), vec![], "signed while restored");
+        for i in 1..4 {
+            let v = signed_vote(&fx, i, Height(1), 0, VoteKind::Precommit, Some(hash));
+            r.on_message(inbound(Topic::VOTE, v.to_bytes())).unwrap();
+        }
+        assert_eq!(
+            fx.core.tip().0.height,
+            Height(1),
+            "followed to the decision"
+        );
+        assert_eq!(own_signed(&fx, &links), vec![], "signed while restored");
+        assert_eq!(
+            crate::restored::read(fx.core.store().backend()).unwrap(),
+            None,
+            "the marker outlived the height the network had reached"
+        );
+        // Height 2: signed (a proposal, or a prevote once the propose timeout passes).
+        r.maybe_start_height(Instant::now() + Duration::from_secs(600))
+            .unwrap();
+        r.tick(Instant::now() + Duration::from_secs(1200)).unwrap();
+        let signed = own_signed(&fx, &links);
+        assert!(
+            !signed.is_empty() && signed.iter().all(|(h, _)| *h == Height(2)),
+            "{signed:?}"
+        );
+    }
+
+    /// Review r2 H1: what a restored validator learned of a later height (a vote of height
+    /// 3) keeps it following past the decision of height 1, and survives a restart: the
+    /// marker holds it.
+    #[test]
+    fn a_restored_validators_guard_outlives_a_decision_below_it_and_a_restart() {
+        let fx = fixture();
+        crate::restored::mark(fx.core.store().backend()).unwrap();
+        let links = Recorder::default();
+        let mut r = runner_with(&fx, links.clone());
+        let ahead = signed_vote(&fx, 1, Height(3), 0, VoteKind::Prevote, None);
+        r.on_message(inbound(Topic::VOTE, ahead.to_bytes()))
+            .unwrap();
+        let (_, hash, bytes, signed) = round_0_proposal(&fx);
+        r.on_message(proposal_message(&signed, &bytes)).unwrap();
+        for i in 1..4 {
+            let v = signed_vote(&fx, i, Height(1), 0, VoteKind::Precommit, Some(hash));
+            r.on_message(inbound(Topic::VOTE, v.to_bytes())).unwrap();
+        }
+        assert_eq!(fx.core.tip().0.height, Height(1));
+        assert_eq!(
+            crate::restored::read(fx.core.store().backend()).unwrap(),
+            Some(Height(3))
+        );
+        r.maybe_start_height(Instant::now() + Duration::from_secs(600))
+            .unwrap();
+        r.tick(Instant::now() + Duration::from_secs(1200)).unwrap();
+        assert_eq!(own_signed(&fx, &links), vec![], "signed below height 3");
+        drop(r);
+        let again = Recorder::default();
+        let mut r = runner_with(&fx, again.clone());
+        assert_eq!(r.params.me, None, "the restart forgot the guard");
+        assert_eq!(r.guard.as_ref().map(|g| g.known()), Some(Height(3)));
+        r.tick(Instant::now() + Duration::from_secs(600)).unwrap();
+        assert_eq!(own_signed(&fx, &again), vec![]);
     }
 }

@@ -33,6 +33,7 @@ mod local;
 pub mod metrics;
 pub mod pool;
 pub mod rest;
+pub mod restored;
 mod service;
 pub mod snapshot;
 pub mod supervise;
