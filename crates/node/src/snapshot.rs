@@ -793,6 +793,11 @@ pub fn import(
             genesis_hash,
             &certified_bytes,
         )?;
+        // The store has no consensus WAL: were this node a validator that signed at heights
+        // above H before (a disk lost, the node re-joined from a snapshot), it must not sign
+        // again at a height it may have signed at. The restore marker of a backup holds it back
+        // until it has passed the height the network reached (crate::restored).
+        crate::restored::mark(store.backend())?;
         Ok((
             nodes,
             Imported {

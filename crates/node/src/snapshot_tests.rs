@@ -325,6 +325,13 @@ fn a_snapshot_node_answers_pruned_below_its_base_and_proves_set_changes_from_the
     assert_eq!(imported.indexed_from, e.blocks_from);
     let node = c.open(&b, 0);
     assert_eq!(node.tip().0.height, Height(BASE));
+    // Review r2 H1 carried over: a store made from a snapshot has no consensus WAL, so it
+    // carries the restore marker that keeps a validator from signing where it may have before.
+    assert_eq!(
+        crate::restored::read(node.store().backend()).unwrap(),
+        Some(Height(0)),
+        "a snapshot store is not marked as restored"
+    );
     let unconfirmed = || {
         node.metrics
             .snapshot_unconfirmed
