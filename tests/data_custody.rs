@@ -344,7 +344,8 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
         let p = e.unwrap().path();
         if p.is_dir() {
             files_under(&p, out);
-        } else {
+        } else if p.is_file() {
+            // Regular files only: the node's admin socket (admin.sock) holds no bytes at rest.
             out.push(p);
         }
     }

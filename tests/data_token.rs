@@ -326,7 +326,8 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 todo.push(p);
-            } else {
+            } else if p.is_file() {
+                // Regular files only: the node's admin socket (admin.sock) holds no bytes.
                 out.push(p);
             }
         }
