@@ -159,6 +159,47 @@ pub fn check_store_version(value: Option<&[u8]>, has_tip: bool) -> Result<(), St
     }
 }
 
+/// Checks a block's body against its header: the transaction count and root, one receipt per
+/// transaction in order (the first position where the two disagree, a missing or an extra
+/// receipt included, is refused), and the receipts root. Returns the transaction ids. Both
+/// ways a block enters a store run it: a commit after its parent, and a snapshot's base.
+fn check_body(block: &Block, receipts: &[Receipt]) -> Result<Vec<TxId>, StorageError> {
+    let h = &block.header;
+    let height = h.height;
+    if usize::try_from(h.tx_count).ok() != Some(block.txs.len()) {
+        return Err(StorageError::TxCountMismatch {
+            height,
+            declared: h.tx_count,
+            actual: block.txs.len(),
+        });
+    }
+    let computed = block.tx_root();
+    if computed != h.tx_root {
+        return Err(StorageError::TxRootMismatch {
+            height,
+            declared: h.tx_root,
+            computed,
+        });
+    }
+    let ids: Vec<TxId> = block.txs.iter().map(SignedTx::tx_id).collect();
+    let matches = |i: usize| match (ids.get(i), receipts.get(i)) {
+        (Some(id), Some(r)) => *id == r.tx_id,
+        _ => false,
+    };
+    if let Some(position) = (0..ids.len().max(receipts.len())).find(|&i| !matches(i)) {
+        return Err(StorageError::ReceiptMismatch { height, position });
+    }
+    let computed = receipts_root(receipts);
+    if computed != h.receipts_root {
+        return Err(StorageError::ReceiptsRootMismatch {
+            height,
+            declared: h.receipts_root,
+            computed,
+        });
+    }
+    Ok(ids)
+}
+
 impl<B: KvBackend> ChainStore<B> {
     /// Returns a store over `backend` that decodes stored values under `limits`.
     pub fn new(backend: B, limits: Limits) -> Self {
@@ -360,40 +401,7 @@ impl<B: KvBackend> ChainStore<B> {
                 block: hash,
             });
         }
-        if usize::try_from(h.tx_count).ok() != Some(block.txs.len()) {
-            return Err(StorageError::TxCountMismatch {
-                height,
-                declared: h.tx_count,
-                actual: block.txs.len(),
-            });
-        }
-        let computed = block.tx_root();
-        if computed != h.tx_root {
-            return Err(StorageError::TxRootMismatch {
-                height,
-                declared: h.tx_root,
-                computed,
-            });
-        }
-        let ids: Vec<TxId> = block.txs.iter().map(SignedTx::tx_id).collect();
-        if ids.len() != receipts.len() || ids.iter().zip(receipts).any(|(i, r)| *i != r.tx_id) {
-            return Err(StorageError::ReceiptMismatch {
-                height,
-                position: ids
-                    .iter()
-                    .zip(receipts)
-                    .position(|(i, r)| *i != r.tx_id)
-                    .unwrap_or(ids.len().min(receipts.len())),
-            });
-        }
-        let computed = receipts_root(receipts);
-        if computed != h.receipts_root {
-            return Err(StorageError::ReceiptsRootMismatch {
-                height,
-                declared: h.receipts_root,
-                computed,
-            });
-        }
+        let ids = check_body(block, receipts)?;
         if h.state_root != EMPTY_ROOT
             && self
                 .backend
@@ -742,39 +750,7 @@ impl<B: KvBackend> ChainStore<B> {
                 tip: tip_hash,
             });
         }
-        if usize::try_from(h.tx_count).ok() != Some(block.txs.len()) {
-            return Err(StorageError::TxCountMismatch {
-                height,
-                declared: h.tx_count,
-                actual: block.txs.len(),
-            });
-        }
-        let computed = block.tx_root();
-        if computed != h.tx_root {
-            return Err(StorageError::TxRootMismatch {
-                height,
-                declared: h.tx_root,
-                computed,
-            });
-        }
-        let ids: Vec<TxId> = block.txs.iter().map(SignedTx::tx_id).collect();
-        // One receipt per transaction, in order: the first position where the two disagree
-        // (including a missing or an extra receipt) is refused.
-        let matches = |i: usize| match (ids.get(i), receipts.get(i)) {
-            (Some(id), Some(r)) => *id == r.tx_id,
-            _ => false,
-        };
-        if let Some(position) = (0..ids.len().max(receipts.len())).find(|&i| !matches(i)) {
-            return Err(StorageError::ReceiptMismatch { height, position });
-        }
-        let computed = receipts_root(receipts);
-        if computed != h.receipts_root {
-            return Err(StorageError::ReceiptsRootMismatch {
-                height,
-                declared: h.receipts_root,
-                computed,
-            });
-        }
+        let ids = check_body(block, receipts)?;
         if state.root != h.state_root {
             return Err(StorageError::StateRootMismatch {
                 height,
