@@ -600,7 +600,76 @@ fn a_custodian_backup_carries_its_blobs_refuses_any_altered_byte_and_restores_a_
     );
     assert!(restored.contains("1 blobs"), "{restored}");
     assert!(dir.join("data/blobs").join(&blob).is_file());
+    // A single validator restored has no peer to learn how far its old instance signed: it
+    // does not start signing blocks on its own (review r4 M3) …
+    fails(
+        &dir,
+        &["node", "start", "--config", "node.toml"],
+        2,
+        "gmchain node release-guard --config FILE --reason TEXT",
+    );
+    // … until an operator releases the guard, with a reason (refused without one), which the
+    // node's audit log records at its next start.
+    fails(
+        &dir,
+        &[
+            "node",
+            "release-guard",
+            "--config",
+            "node.toml",
+            "--reason",
+            " ",
+        ],
+        2,
+        "--reason",
+    );
+    let released = ok(
+        &dir,
+        &[
+            "node",
+            "release-guard",
+            "--config",
+            "node.toml",
+            "--reason",
+            "drill 18: old instance destroyed, nothing issued after the backup",
+        ],
+    );
+    assert!(released.contains("restore guard released"), "{released}");
+    let again = ok(
+        &dir,
+        &[
+            "node",
+            "release-guard",
+            "--config",
+            "node.toml",
+            "--reason",
+            "twice",
+        ],
+    );
+    assert!(again.contains("nothing to release"), "{again}");
     let _node = Node::start(&chain);
+    // The audit log's writer thread appends in the background: waited for, within a bound.
+    let read_entry = || {
+        std::fs::read_to_string(dir.join("data/audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains("restore-guard-released"))
+            .map(str::to_string)
+    };
+    let waited = Instant::now();
+    while read_entry().is_none() && waited.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let entry = read_entry().unwrap_or_else(|| {
+        panic!(
+            "no release in the audit log:\n{}",
+            std::fs::read_to_string(dir.join("data/audit.log")).unwrap_or_default()
+        )
+    });
+    assert!(
+        entry.contains("old instance destroyed, nothing issued after the backup"),
+        "{entry}"
+    );
     let user = strings(&[
         "--key",
         "orgs/2.user.key.pem",

@@ -517,6 +517,9 @@ define_codes! {
     NODE_PRUNED_VALIDATOR = 4066, BadInput, FailedPrecondition,
         "The node is a validator of the current set and its configuration sets pruned mode ([storage] keep_blocks): pruned nodes do not answer sync requests below their mark, so pruning validators can strand a validator that falls behind.",
         "remove keep_blocks from the validator's [storage] section (validators are archive nodes); prune on followers only";
+    NODE_RESTORED_SINGLE_VALIDATOR = 4067, BadInput, FailedPrecondition,
+        "The store of a single-validator chain is marked restored (from a backup or a snapshot): no peer can show how far the backed-up instance signed, so the node does not start signing blocks on its own.",
+        "if no block after the backup's tip was ever issued, or the fork is accepted, stop and run `gmchain node release-guard --config FILE --reason TEXT` (audit-logged), then start the node";
     RECEIPT_TOO_LARGE = 4100, NotVerified, InvalidArgument,
         "The file is larger than any receipt this release writes; refused before parsing.",
         "this is not a receipt gmchain wrote; obtain it again from a node";

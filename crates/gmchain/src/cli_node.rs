@@ -112,6 +112,20 @@ pub(crate) enum NodeCommand {
         #[arg(long, value_name = "FILE")]
         signer_cert: Option<PathBuf>,
     },
+    /// Releases the restore guard of a stopped validator restored from a backup or a snapshot
+    /// (it otherwise signs nothing until the chain has passed the height the network had
+    /// reached, which a chain needing it for a quorum never does). Only once the backed-up
+    /// instance is known stopped for good: the node then counts as one faulty validator for
+    /// the heights that instance may have signed. Written with the reason in the store, and
+    /// into the node's audit log at its next start.
+    ReleaseGuard {
+        /// The node configuration (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Why, for the audit log (e.g. the ticket, who decided).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
     /// Moves a stopped node's store from the previous release's layout (version 3) to this
     /// build's (version 4): checks the tip, then writes the base and the version in one synced
     /// batch. On a version-4 store there is nothing to do (exit 0); another version is refused
@@ -641,6 +655,14 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                 auditlog::Outcome::Done,
                 &config_summary(&config, &config_sm3),
             );
+            // An operator released the restore guard while the node was stopped: said in
+            // the log the node signs (then the record leaves the store).
+            if let Some(record) = node::restored::take_released(core.store().backend())
+                .map_err(|e| node_failure(e.into()))?
+            {
+                audit.record("restore-guard-released", auditlog::Outcome::Done, &record);
+                eprintln!("the restore guard was released by an operator: {record}");
+            }
             let served = (|| {
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
@@ -699,6 +721,10 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
         NodeCommand::Migrate { config } => {
             let config = load_config(&config)?;
             migrate(&config)
+        }
+        NodeCommand::ReleaseGuard { config, reason } => {
+            let config = load_config(&config)?;
+            release_guard(&config, &reason)
         }
         NodeCommand::DevChain {
             dir,
@@ -981,6 +1007,43 @@ pub(crate) fn verify_store_report(config: &NodeConfig) -> Result<String, Failure
             None => String::new(),
         }
     ))
+}
+
+/// `gmchain node release-guard`: the restore marker deleted and the release recorded, in one
+/// batch, under the store's lock (a running node holds it: refused, exit 3 names it).
+fn release_guard(config: &NodeConfig, reason: &str) -> CmdResult {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > 512 || reason.chars().any(char::is_control) {
+        return Err(Failure::BadInput(
+            "--reason: give one line of text (1 to 512 bytes, no control characters) saying why, for the audit log".into(),
+        ));
+    }
+    let path = config.db_path();
+    let backend = RocksBackend::open(&path, false).map_err(|e| node_failure(e.into()))?;
+    let learned = node::restored::read(&backend).map_err(|e| node_failure(e.into()))?;
+    let Some(learned) = learned else {
+        println!(
+            "store {} carries no restore guard: nothing to release",
+            path.display()
+        );
+        return Ok(());
+    };
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let record = format!(
+        "released by {user} (uid {}) at {} ms since the epoch, the guard having learned height {}: {reason}",
+        node::admin::effective_uid(),
+        now_ms(),
+        learned.0
+    );
+    node::restored::release(&backend, &record).map_err(|e| node_failure(e.into()))?;
+    println!(
+        "restore guard released on {} (it had learned height {}); the node signs from its next height once started, and its audit log records: {record}",
+        path.display(),
+        learned.0
+    );
+    Ok(())
 }
 
 /// `gmchain node migrate`: version 3 to 4, in one batch, under the store's lock.

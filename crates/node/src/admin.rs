@@ -131,6 +131,12 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// This process's effective user id (what the admin socket admits, what an operator's command
+/// records).
+pub fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
 /// Binds `<data_dir>/admin.sock` with mode 0600. A socket file left there is removed first:
 /// the caller holds the store's lock, so no other node serves this data directory. Anything
 /// else under that name is refused.

@@ -29,7 +29,16 @@
 //! - A validator restored from a backup (the store's restore marker, [`crate::restored`]) has
 //!   lost the WAL frames of what it signed after the backup: it runs as a follower, learning
 //!   from its peers' messages and sync answers how far the network got, until it has
-//!   committed that height; only then does it sign again.
+//!   committed that height; only then does it sign again. While it waits it says so (log,
+//!   `gmchain_restore_guard`, health `signing`); a chain that needs it for a quorum cannot
+//!   decide that height, and an operator then releases the guard (`gmchain node
+//!   release-guard` on the stopped node, audit-logged at the next start).
+//! - No validator signs at a height its peers show decided: when validators holding more than
+//!   a third of the height's power (at least one honest) have signed messages of a later
+//!   height, the height runs as a follower's and its block comes by sync. A node whose store
+//!   was re-initialised behind the network (review r4 M1) therefore does not sign the old
+//!   heights it catches up through; what it may sign at its first height, before any peer's
+//!   message arrived, is the limit said in docs/ops/backup.md.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -61,6 +70,10 @@ pub const TOPIC_CERTIFICATE: u8 = 6;
 /// relayed, hence not deduplicated by the links: a validator that dropped a message while it
 /// was behind gets it again.
 pub const TOPIC_REGOSSIP: u8 = 7;
+
+/// How often a validator held by its restore guard, with no height decided meanwhile, says
+/// what holds it and what an operator can do.
+const GUARD_WARNING_EVERY: Duration = Duration::from_secs(30);
 
 /// How long a node with nothing to do waits before it starts the next height anyway (an
 /// empty block keeps the chain's time moving and shows it is alive).
@@ -758,6 +771,10 @@ struct Runner {
     sync_answered: HashMap<(PeerId, u64), Instant>,
     /// Set while the store's restore marker is: every height runs as a follower.
     guard: Option<crate::restored::SignGuard>,
+    last_guard_warning: Option<Instant>,
+    /// The highest height of an authentic message each validator signed (validators of the
+    /// heights concerned only, so its size is bounded by the sets').
+    peers_at: HashMap<Digest, Height>,
 }
 
 impl Runner {
@@ -793,6 +810,10 @@ impl Runner {
         let validators = core.ledger().validator_set(next).as_ref().clone();
         let guard = crate::restored::SignGuard::load(core.store().backend())?;
         if let Some(g) = &guard {
+            core.metrics.restore_guard.store(1, Relaxed);
+            core.metrics
+                .restore_guard_height
+                .store(g.known().0, Relaxed);
             tracing::warn!(
                 height = next.0,
                 learned = g.known().0,
@@ -839,6 +860,8 @@ impl Runner {
             highest_seen: Height(0),
             sync_answered: HashMap::new(),
             guard,
+            last_guard_warning: None,
+            peers_at: HashMap::new(),
         };
         // A decision reached while replaying the WAL (or a failure) is acted on now.
         if let Some(e) = runner.host.fatal.take() {
@@ -864,6 +887,7 @@ impl Runner {
                 height.0 + 1
             );
             self.guard = None;
+            self.core().metrics.restore_guard.store(0, Relaxed);
         }
         Ok(())
     }
@@ -873,8 +897,28 @@ impl Runner {
         let next = next_height(self.core())?;
         if let Some(g) = self.guard.as_mut() {
             g.learn(self.host.core.store().backend(), height, next)?;
+            let known = g.known().0;
+            self.core()
+                .metrics
+                .restore_guard_height
+                .store(known, Relaxed);
         }
         Ok(())
+    }
+
+    /// Whether validators holding more than a third of `validators`' power (so at least one
+    /// honest validator, which moves on only after committing) have signed messages of a
+    /// height above `height`: then `height` is decided, and signing in it could only
+    /// contradict what this validator's key may have signed there before (a store
+    /// re-initialised or copied behind the network).
+    fn decided_by_peers(&self, height: Height, validators: &types::ValidatorSet) -> bool {
+        let power: u64 = validators
+            .validators()
+            .iter()
+            .filter(|v| self.peers_at.get(&v.id).is_some_and(|h| *h > height))
+            .map(|v| v.power)
+            .sum();
+        power >= validators.honest_threshold()
     }
 
     fn core(&self) -> &Arc<LocalNode> {
@@ -948,8 +992,18 @@ impl Runner {
         }
         self.host.me = me;
         self.host.signer = signer;
-        // A restored validator follows until its guard ends (crate::restored).
-        self.params.me = self.guard.is_none().then_some(me);
+        // A restored validator follows until its guard ends (crate::restored); no validator
+        // signs at a height its peers show decided.
+        let decided = self.decided_by_peers(height, &validators);
+        if decided && self.guard.is_none() && validators.get(&me).is_some() {
+            tracing::info!(
+                height = height.0,
+                seen = self.highest_seen.0,
+                "height {} is decided by the peers (more than a third of the power signed later heights): following it, signing nothing, until this node has caught up",
+                height.0
+            );
+        }
+        self.params.me = (self.guard.is_none() && !decided).then_some(me);
         self.engine = Consensus::new(self.params.clone());
         self.handle(Input::StartHeight { height, validators })?;
         let buffered: Vec<Input> = self.buffered.drain(..).collect();
@@ -1067,6 +1121,11 @@ impl Runner {
         let height = input_height(&input);
         if let Some(h) = height {
             self.guard_learn(h)?;
+            let signer = signer_of(&input);
+            if signer != CERTIFICATE_SIGNER {
+                let at = self.peers_at.entry(signer).or_insert(h);
+                *at = (*at).max(h);
+            }
         }
         if let Some(h) = height
             && h > self.highest_seen
@@ -1365,6 +1424,23 @@ impl Runner {
             }
         }
         let current = next_height(self.core())?;
+        if self.guard.is_some() {
+            let waited = now.duration_since(self.last_progress);
+            if waited > GUARD_WARNING_EVERY
+                && self
+                    .last_guard_warning
+                    .is_none_or(|t| now.duration_since(t) >= GUARD_WARNING_EVERY)
+            {
+                self.last_guard_warning = Some(now);
+                tracing::warn!(
+                    at = current.0,
+                    learned = self.guard.as_ref().map_or(0, |g| g.known().0),
+                    waited_s = waited.as_secs(),
+                    "restore guard: no height decided for {} s while this restored validator signs nothing; if the other validators cannot make a quorum without it (fewer than a quorum running), the chain stays halted: once the backed-up instance is known stopped, stop this node and run `gmchain node release-guard --config FILE --reason TEXT`, then start it (docs/ops/backup.md)",
+                    waited.as_secs()
+                );
+            }
+        }
         let behind = self.highest_seen > current;
         let stalled = now.duration_since(self.last_progress) > SYNC_AFTER;
         if (behind || stalled)
@@ -3452,5 +3528,50 @@ pub(crate) mod tests {
         assert_eq!(r.guard.as_ref().map(|g| g.known()), Some(Height(3)));
         r.tick(Instant::now() + Duration::from_secs(600)).unwrap();
         assert_eq!(own_signed(&fx, &again), vec![]);
+    }
+
+    /// Height 1 decided by the peers, with `ahead` of them (by index) having signed votes of
+    /// height 3 meanwhile; then height 2 started and its timeouts passed. Returns what this
+    /// validator signed at height 2.
+    fn signed_at_2_with_peers_at_3(ahead: &[usize]) -> Vec<(Height, String)> {
+        let fx = fixture();
+        let links = Recorder::default();
+        let mut r = runner_with(&fx, links.clone());
+        for &i in ahead {
+            let v = signed_vote(&fx, i, Height(3), 0, VoteKind::Prevote, None);
+            r.on_message(inbound(Topic::VOTE, v.to_bytes())).unwrap();
+        }
+        let (_, hash, bytes, signed) = round_0_proposal(&fx);
+        r.on_message(proposal_message(&signed, &bytes)).unwrap();
+        for i in 1..4 {
+            let v = signed_vote(&fx, i, Height(1), 0, VoteKind::Precommit, Some(hash));
+            r.on_message(inbound(Topic::VOTE, v.to_bytes())).unwrap();
+        }
+        assert_eq!(fx.core.tip().0.height, Height(1));
+        r.maybe_start_height(Instant::now() + Duration::from_secs(600))
+            .unwrap();
+        r.tick(Instant::now() + Duration::from_secs(1200)).unwrap();
+        own_signed(&fx, &links)
+            .into_iter()
+            .filter(|(h, _)| *h == Height(2))
+            .collect()
+    }
+
+    /// Review r4 M1: a validator behind the network (a store re-initialised from genesis, or
+    /// copied) signs nothing at a height that validators of more than a third of the power
+    /// show decided by signing later heights: it follows the height and syncs its block.
+    /// One validator ahead (it may be faulty) does not silence it: the control.
+    #[test]
+    fn a_validator_signs_nothing_at_a_height_more_than_a_third_of_the_power_shows_decided() {
+        assert_eq!(
+            signed_at_2_with_peers_at_3(&[1, 2]),
+            vec![],
+            "signed at a height two of four validators had passed"
+        );
+        let control = signed_at_2_with_peers_at_3(&[1]);
+        assert!(
+            !control.is_empty(),
+            "one validator ahead (maybe faulty) kept this one from signing"
+        );
     }
 }

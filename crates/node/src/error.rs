@@ -88,6 +88,14 @@ pub enum NodeError {
         /// The configured keep_blocks.
         keep: u64,
     },
+    /// The single validator's store is marked restored (a backup or a snapshot).
+    #[error(
+        "the store is marked restored (a backup or a snapshot, at height {tip}) and this chain has a single validator: no peer can show how far the backed-up instance signed, and signing again at a height it signed would fork the chain (receipts already given out for those heights would then contradict it); if no block after height {tip} was ever issued (the old instance is gone with nothing given out after the backup), or you accept the fork, run `gmchain node release-guard --config FILE --reason TEXT`, then start the node"
+    )]
+    RestoredSingleValidator {
+        /// The store's tip.
+        tip: u64,
+    },
     /// RocksDB could not open the store.
     #[error(transparent)]
     Rocks(#[from] storage_rocksdb::RocksError),
@@ -226,6 +234,7 @@ impl NodeError {
             }
             NodeError::Pruned { .. } | NodeError::NotIndexed { .. } => &codes::NODE_PRUNED,
             NodeError::PrunedValidator { .. } => &codes::NODE_PRUNED_VALIDATOR,
+            NodeError::RestoredSingleValidator { .. } => &codes::NODE_RESTORED_SINGLE_VALIDATOR,
             NodeError::Rocks(_) => &codes::NODE_STORE_OPEN,
             NodeError::Storage(_) => &codes::NODE_STORAGE,
             NodeError::Integrity(_) => &codes::NODE_STORE_INTEGRITY,

@@ -5,7 +5,8 @@
 //! report, so anonymous callers cannot make the token sign at their pace. The free space of
 //! the filesystems the node writes to (`crate::disk`) is put into the storage check of every
 //! answer from the guard's last reading ([`apply_disk`]): below the threshold, storage is down
-//! with the reason, at once.
+//! with the reason, at once. A validator held by its restore guard (`crate::restored`) is
+//! `degraded`, with the height it waits for under `signing`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +44,9 @@ pub struct Report {
     pub peers: Check,
     /// Whether the node and its linked peers are a quorum of the configured nodes.
     pub quorum: bool,
+    /// While the restore guard holds this validator to following (`crate::restored`): the
+    /// height the network was learned to have reached. The node is then `degraded`.
+    pub restore_guard: Option<u64>,
     /// When the checks ran (Unix milliseconds).
     pub checked_ms: u64,
 }
@@ -73,6 +77,7 @@ impl Report {
             token: c.clone(),
             peers: c,
             quorum: false,
+            restore_guard: None,
             checked_ms: now_ms(),
         }
     }
@@ -81,7 +86,7 @@ impl Report {
     pub fn status(&self) -> &'static str {
         if !self.quorum || !self.storage.ok || !self.token.ok {
             "down"
-        } else if !self.peers.ok {
+        } else if !self.peers.ok || self.restore_guard.is_some() {
             "degraded"
         } else {
             "ok"
@@ -108,6 +113,15 @@ impl Report {
             "storage": part(&self.storage),
             "token": part(&self.token),
             "peers": part(&self.peers),
+            "signing": match self.restore_guard {
+                None => json!({"ok": true, "restore_guard": false}),
+                Some(h) => json!({
+                    "ok": false,
+                    "restore_guard": true,
+                    "learned_height": h,
+                    "error": "restored from a backup or a snapshot: this validator signs nothing until the chain has passed the height the network had reached (docs/ops/backup.md)",
+                }),
+            },
         })
     }
 }
@@ -184,11 +198,18 @@ pub fn report(core: &Arc<LocalNode>, expected_peers: usize) -> Report {
         },
     };
     let (_, quorum) = verdict(true, true, links, expected_peers);
+    let m = &core.metrics;
+    let restore_guard =
+        (m.restore_guard.load(std::sync::atomic::Ordering::Relaxed) == 1).then(|| {
+            m.restore_guard_height
+                .load(std::sync::atomic::Ordering::Relaxed)
+        });
     Report {
         storage,
         token,
         peers,
         quorum,
+        restore_guard,
         checked_ms: now_ms(),
     }
 }
@@ -357,8 +378,20 @@ mod tests {
                 detail: json!({}),
             },
             quorum: true,
+            restore_guard: None,
             checked_ms: 1,
         };
+        // A validator held by its restore guard serves, degraded, and says why.
+        let guarded = Report {
+            restore_guard: Some(41),
+            ..ok.clone()
+        };
+        assert_eq!(guarded.status(), "degraded");
+        assert!(guarded.serving());
+        let j = guarded.to_json();
+        assert_eq!(j["signing"]["ok"], json!(false), "{j}");
+        assert_eq!(j["signing"]["learned_height"], json!(41), "{j}");
+        assert_eq!(ok.to_json()["signing"]["restore_guard"], json!(false));
         let _ = held[0].send(Some(ok));
         let r = cache
             .get(|_| {

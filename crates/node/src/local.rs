@@ -233,6 +233,14 @@ impl LocalNode {
                 count: genesis.validators.len(),
             });
         }
+        // A single validator restored from a backup or a snapshot has no peer to learn from
+        // how far its backed-up instance signed: refused until an operator releases the guard
+        // (review r4 M3; docs/ops/backup.md).
+        if engine == Engine::Single && crate::restored::read(store.backend())?.is_some() {
+            return Err(NodeError::RestoredSingleValidator {
+                tip: store.tip()?.map_or(0, |t| t.height.0),
+            });
+        }
         let ledger = Ledger::open(store, genesis)?;
         let metrics = Arc::new(Metrics::default());
         let head = ledger.head();

@@ -118,6 +118,11 @@ pub struct Metrics {
     /// 1 while the free space is below `[storage] min_free_mib` (and until it is back above
     /// the resume margin): the node admits, proposes, votes and commits nothing.
     pub storage_low: AtomicU64,
+    /// 1 while the store's restore marker holds this validator to following
+    /// (`crate::restored`).
+    pub restore_guard: AtomicU64,
+    /// The highest height the network was learned to have reached, while guarded.
+    pub restore_guard_height: AtomicU64,
     /// `[storage] min_free_mib`, in bytes.
     pub storage_min_free_bytes: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
@@ -393,6 +398,18 @@ impl Metrics {
                 "1 while the free space is below storage.min_free_mib (until it is back above min_free_mib + resume_margin_mib): the node admits no transaction and neither proposes, votes nor commits (docs/ops/disk.md).",
                 "gauge",
                 &self.storage_low,
+            ),
+            (
+                "gmchain_restore_guard",
+                "1 while this validator, restored from a backup or a snapshot, signs nothing until the chain has passed the height the network had reached (docs/ops/backup.md); a chain that needs it for a quorum stays halted until an operator runs `gmchain node release-guard`.",
+                "gauge",
+                &self.restore_guard,
+            ),
+            (
+                "gmchain_restore_guard_height",
+                "While gmchain_restore_guard is 1: the highest height the peers showed the network at (this validator signs again after committing it).",
+                "gauge",
+                &self.restore_guard_height,
             ),
             (
                 "gmchain_storage_min_free_bytes",

@@ -32,6 +32,11 @@ use types::Height;
 /// to have reached (0: nothing learned yet).
 pub const RESTORED_KEY: &[u8] = b"restored";
 
+/// The `Meta` key `gmchain node release-guard` writes when it deletes [`RESTORED_KEY`]: one
+/// line of text (who, when, the height learned, the operator's reason) that the node puts
+/// into its audit log at its next start, then deletes.
+pub const RELEASED_KEY: &[u8] = b"restore-guard-released";
+
 /// How far past this node's next height a peer's message may move the guard: a faulty
 /// validator signing a message for a far height could otherwise keep a restored node from
 /// ever signing again (a sync answer moves it one height at a time, without bound).
@@ -73,6 +78,37 @@ fn write<B: KvBackend + ?Sized>(backend: &B, value: Option<Height>) -> Result<()
         None => batch.delete(Table::Meta, RESTORED_KEY),
     }
     backend.write(batch)
+}
+
+/// The operator's release of the guard (review r4 H1: a chain that needs this validator for
+/// its quorum cannot decide the height the guard waits for): deletes [`RESTORED_KEY`] and
+/// writes `record` under [`RELEASED_KEY`], in one synced batch. Returns the height that had
+/// been learned, or `None` (nothing written) when the store carries no marker. The store must
+/// not be in use (the caller holds its lock): the node reads the marker at start only.
+pub fn release<B: KvBackend + ?Sized>(
+    backend: &B,
+    record: &str,
+) -> Result<Option<Height>, StorageError> {
+    let Some(learned) = read(backend)? else {
+        return Ok(None);
+    };
+    let mut batch = WriteBatch::new();
+    batch.delete(Table::Meta, RESTORED_KEY);
+    batch.put(Table::Meta, RELEASED_KEY, record.as_bytes().to_vec());
+    backend.write(batch)?;
+    Ok(Some(learned))
+}
+
+/// The record of a release not yet put into the audit log, deleted from the store: the caller
+/// writes it to the audit log (the node, at start).
+pub fn take_released<B: KvBackend + ?Sized>(backend: &B) -> Result<Option<String>, StorageError> {
+    let Some(v) = backend.get(Table::Meta, RELEASED_KEY)? else {
+        return Ok(None);
+    };
+    let mut batch = WriteBatch::new();
+    batch.delete(Table::Meta, RELEASED_KEY);
+    backend.write(batch)?;
+    Ok(Some(String::from_utf8_lossy(&v).into_owned()))
 }
 
 /// The guard of a restored validator while its marker is set.
@@ -191,6 +227,35 @@ mod tests {
         assert!(again.committed(&b, Height(22), false).unwrap());
         assert_eq!(read(&b).unwrap(), None);
         assert_eq!(SignGuard::load(&b).unwrap(), None);
+    }
+
+    #[test]
+    fn a_release_deletes_the_marker_and_leaves_its_record_once() {
+        let b = MemBackend::new();
+        assert_eq!(release(&b, "not guarded").unwrap(), None);
+        assert_eq!(
+            take_released(&b).unwrap(),
+            None,
+            "a release without a marker wrote"
+        );
+        mark(&b).unwrap();
+        let mut g = SignGuard::load(&b).unwrap().unwrap();
+        g.learn(&b, Height(9), Height(4)).unwrap();
+        assert_eq!(
+            release(&b, "by ops: quorum needs it").unwrap(),
+            Some(Height(9))
+        );
+        assert_eq!(read(&b).unwrap(), None);
+        assert_eq!(SignGuard::load(&b).unwrap(), None);
+        assert_eq!(
+            take_released(&b).unwrap().as_deref(),
+            Some("by ops: quorum needs it")
+        );
+        assert_eq!(
+            take_released(&b).unwrap(),
+            None,
+            "the record was taken twice"
+        );
     }
 
     #[test]
