@@ -656,11 +656,12 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                 &config_summary(&config, &config_sm3),
             );
             // An operator released the restore guard while the node was stopped: said in
-            // the log the node signs (then the record leaves the store).
-            if let Some(record) = node::restored::take_released(core.store().backend())
-                .map_err(|e| node_failure(e.into()))?
-            {
-                audit.record("restore-guard-released", auditlog::Outcome::Done, &record);
+            // the log the node signs. The record leaves the store only once the audit log
+            // is closed with it in (a crash before: it is recorded again at the next start).
+            let released = node::restored::released(core.store().backend())
+                .map_err(|e| node_failure(e.into()))?;
+            if let Some(record) = &released {
+                audit.record("restore-guard-released", auditlog::Outcome::Done, record);
                 eprintln!("the restore guard was released by an operator: {record}");
             }
             let served = (|| {
@@ -685,6 +686,15 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
             };
             if let Some((seq, head)) = audit.stop(&detail) {
                 eprintln!("audit log head: entry {seq} hash {head}");
+                if released.is_some()
+                    && audit.failures() == 0
+                    && let Ok(b) = RocksBackend::open(&config.db_path(), false)
+                    && let Err(e) = node::restored::take_released(&b)
+                {
+                    eprintln!(
+                        "the restore guard's release record stays in the store ({e}): the next start records it again"
+                    );
+                }
             }
             served
         }
@@ -1010,12 +1020,19 @@ pub(crate) fn verify_store_report(config: &NodeConfig) -> Result<String, Failure
 }
 
 /// `gmchain node release-guard`: the restore marker deleted and the release recorded, in one
-/// batch, under the store's lock (a running node holds it: refused, exit 3 names it).
+/// batch, under the store's lock (a running node holds it: refused, `NODE_STORE_OPEN`, exit 2,
+/// as `migrate` and `verify-store` are).
 fn release_guard(config: &NodeConfig, reason: &str) -> CmdResult {
     let reason = reason.trim();
-    if reason.is_empty() || reason.len() > 512 || reason.chars().any(char::is_control) {
+    // Printable text only: no control characters, and none of Unicode's line separators or
+    // directional overrides, which could make the audit entry read otherwise than it is.
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    };
+    if reason.is_empty() || reason.len() > 512 || reason.chars().any(hidden) {
         return Err(Failure::BadInput(
-            "--reason: give one line of text (1 to 512 bytes, no control characters) saying why, for the audit log".into(),
+            "--reason: give one line of printable text (1 to 512 bytes; no control, line-separator or direction characters) saying why, for the audit log".into(),
         ));
     }
     let path = config.db_path();
@@ -1028,11 +1045,14 @@ fn release_guard(config: &NodeConfig, reason: &str) -> CmdResult {
         );
         return Ok(());
     };
-    let user = std::env::var("USER")
+    // The uid is the process's; the login name is only what the environment says (under sudo
+    // or a service account it is that account's).
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
     let record = format!(
-        "released by {user} (uid {}) at {} ms since the epoch, the guard having learned height {}: {reason}",
+        "released by uid {} (login name in the environment: {user}) at {} ms since the epoch, the guard having learned height {}: {reason}",
         node::admin::effective_uid(),
         now_ms(),
         learned.0

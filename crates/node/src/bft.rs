@@ -775,6 +775,9 @@ struct Runner {
     /// The highest height of an authentic message each validator signed (validators of the
     /// heights concerned only, so its size is bounded by the sets').
     peers_at: HashMap<Digest, Height>,
+    /// Whether the height under way is followed because the peers show it decided (said
+    /// once when it begins, not for every height of a catch-up).
+    following_decided: bool,
 }
 
 impl Runner {
@@ -809,8 +812,13 @@ impl Runner {
         host.parent_certs.extend(parents);
         let validators = core.ledger().validator_set(next).as_ref().clone();
         let guard = crate::restored::SignGuard::load(core.store().backend())?;
-        if let Some(g) = &guard {
-            core.metrics.restore_guard.store(1, Relaxed);
+        // What the operator sees of the guard: a validator's only (a follower joined from a
+        // snapshot carries the marker too, but signs nothing anyway).
+        let guarded_validator = guard.is_some() && validators.get(&host.me).is_some();
+        core.metrics
+            .restore_guard
+            .store(u64::from(guarded_validator), Relaxed);
+        if let Some(g) = guard.as_ref().filter(|_| guarded_validator) {
             core.metrics
                 .restore_guard_height
                 .store(g.known().0, Relaxed);
@@ -862,6 +870,7 @@ impl Runner {
             guard,
             last_guard_warning: None,
             peers_at: HashMap::new(),
+            following_decided: false,
         };
         // A decision reached while replaying the WAL (or a failure) is acted on now.
         if let Some(e) = runner.host.fatal.take() {
@@ -994,16 +1003,22 @@ impl Runner {
         self.host.signer = signer;
         // A restored validator follows until its guard ends (crate::restored); no validator
         // signs at a height its peers show decided.
+        let validator = validators.get(&me).is_some();
         let decided = self.decided_by_peers(height, &validators);
-        if decided && self.guard.is_none() && validators.get(&me).is_some() {
+        if decided && !self.following_decided && self.guard.is_none() && validator {
             tracing::info!(
                 height = height.0,
                 seen = self.highest_seen.0,
-                "height {} is decided by the peers (more than a third of the power signed later heights): following it, signing nothing, until this node has caught up",
+                "height {} is decided by the peers (more than a third of the power signed later heights): following it and the next ones, signing nothing, until this node has caught up",
                 height.0
             );
         }
+        self.following_decided = decided;
         self.params.me = (self.guard.is_none() && !decided).then_some(me);
+        self.core()
+            .metrics
+            .restore_guard
+            .store(u64::from(self.guard.is_some() && validator), Relaxed);
         self.engine = Consensus::new(self.params.clone());
         self.handle(Input::StartHeight { height, validators })?;
         let buffered: Vec<Input> = self.buffered.drain(..).collect();
@@ -1424,7 +1439,9 @@ impl Runner {
             }
         }
         let current = next_height(self.core())?;
-        if self.guard.is_some() {
+        let guarded_validator =
+            self.guard.is_some() && self.core().metrics.restore_guard.load(Relaxed) == 1;
+        if guarded_validator {
             let waited = now.duration_since(self.last_progress);
             if waited > GUARD_WARNING_EVERY
                 && self
@@ -1436,7 +1453,7 @@ impl Runner {
                     at = current.0,
                     learned = self.guard.as_ref().map_or(0, |g| g.known().0),
                     waited_s = waited.as_secs(),
-                    "restore guard: no height decided for {} s while this restored validator signs nothing; if the other validators cannot make a quorum without it (fewer than a quorum running), the chain stays halted: once the backed-up instance is known stopped, stop this node and run `gmchain node release-guard --config FILE --reason TEXT`, then start it (docs/ops/backup.md)",
+                    "restore guard: no height decided for {} s while this restored validator signs nothing; if the other validators cannot make a quorum without it, the chain stays halted until enough of them return (the safe way); if they cannot, and the backed-up instance is known stopped for good, stop this node and run `gmchain node release-guard --config FILE --reason TEXT`, then start it (docs/ops/backup.md)",
                     waited.as_secs()
                 );
             }
@@ -3531,14 +3548,14 @@ pub(crate) mod tests {
     }
 
     /// Height 1 decided by the peers, with `ahead` of them (by index) having signed votes of
-    /// height 3 meanwhile; then height 2 started and its timeouts passed. Returns what this
+    /// height `at` meanwhile; then height 2 started and its timeouts passed. Returns what this
     /// validator signed at height 2.
-    fn signed_at_2_with_peers_at_3(ahead: &[usize]) -> Vec<(Height, String)> {
+    fn signed_at_2_with_peers_at(at: u64, ahead: &[usize]) -> Vec<(Height, String)> {
         let fx = fixture();
         let links = Recorder::default();
         let mut r = runner_with(&fx, links.clone());
         for &i in ahead {
-            let v = signed_vote(&fx, i, Height(3), 0, VoteKind::Prevote, None);
+            let v = signed_vote(&fx, i, Height(at), 0, VoteKind::Prevote, None);
             r.on_message(inbound(Topic::VOTE, v.to_bytes())).unwrap();
         }
         let (_, hash, bytes, signed) = round_0_proposal(&fx);
@@ -3564,14 +3581,21 @@ pub(crate) mod tests {
     #[test]
     fn a_validator_signs_nothing_at_a_height_more_than_a_third_of_the_power_shows_decided() {
         assert_eq!(
-            signed_at_2_with_peers_at_3(&[1, 2]),
+            signed_at_2_with_peers_at(3, &[1, 2]),
             vec![],
             "signed at a height two of four validators had passed"
         );
-        let control = signed_at_2_with_peers_at_3(&[1]);
+        let control = signed_at_2_with_peers_at(3, &[1]);
         assert!(
             !control.is_empty(),
             "one validator ahead (maybe faulty) kept this one from signing"
+        );
+        // Peers at the height itself, not past it, show nothing decided (review r5 R5-7:
+        // a rule counting them would stop every chain).
+        let level = signed_at_2_with_peers_at(2, &[1, 2, 3]);
+        assert!(
+            !level.is_empty(),
+            "peers at the same height kept this one from signing"
         );
     }
 }

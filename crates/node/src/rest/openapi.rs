@@ -218,13 +218,14 @@ fn local_schemas(schemas: &mut Map<String, Json>) {
         "Health".into(),
         json!({
             "type": "object",
-            "description": "The node's storage, token and peers.",
+            "description": "The node's storage, token, peers and signing.",
             "properties": {
-                "status": {"type": "string", "enum": ["ok", "degraded", "down"], "description": "ok; degraded: a peer missing, a quorum of the configured nodes still linked (HTTP 200); down: storage or token failing, or below a quorum (HTTP 503). Checked at most every 5 s."},
+                "status": {"type": "string", "enum": ["ok", "degraded", "down"], "description": "ok; degraded: a peer missing, a quorum of the configured nodes still linked, or a restored validator held by its restore guard (HTTP 200); down: storage or token failing, or below a quorum (HTTP 503). Checked at most every 5 s."},
                 "checked_ms": {"type": "integer"},
                 "storage": {"type": "object"},
                 "token": {"type": "object"},
                 "peers": {"type": "object"},
+                "signing": {"type": "object", "description": "ok: false while a validator restored from a backup or a snapshot signs nothing (restore_guard: true, learned_height: the height it waits for; docs/ops/backup.md)."},
             },
             "required": ["status"],
         }),
