@@ -177,6 +177,23 @@ impl Fe {
         Fe([r0, r1, r2, r3])
     }
 
+    /// k·self for a small k (at most 2^32): one row of products, then the carry word folded
+    /// back with 2^256 ≡ 2^224 + 2^96 − 2^64 + 1 (mod p).
+    #[inline(always)]
+    pub(super) fn mul_small(&self, k: u64) -> Fe {
+        let a = &self.0;
+        let (r0, c) = mac(0, a[0], k, 0);
+        let (r1, c) = mac(0, a[1], k, c);
+        let (r2, c) = mac(0, a[2], k, c);
+        let (r3, hi) = mac(0, a[3], k, c);
+        // hi < 2^32, so hi·2^32 − hi fits a word and the sum stays below 2p.
+        let (s0, c) = adc(r0, hi, 0);
+        let (s1, c) = adc(r1, (hi << 32) - hi, c);
+        let (s2, c) = adc(r2, 0, c);
+        let (s3, c) = adc(r3, hi << 32, c);
+        Fe(reduce_once([s0, s1, s2, s3], c))
+    }
+
     #[inline(always)]
     pub(super) fn neg(&self) -> Fe {
         Fe::ZERO.sub(self)

@@ -17,8 +17,8 @@
 //!   shared by both scalars; s in width-[`G_WINDOW`] w-NAF against a precomputed table of the odd
 //!   multiples G, 3G, …, (2^(G_WINDOW−1) − 1)G in affine form ([`G_TABLE_LEN`] points,
 //!   64 KiB at 64 bytes a point, computed once per process on first use); t in width-[`P_WINDOW`]
-//!   w-NAF against P, 3P, …, 15P in Jacobian form, built per verification (1 doubling and 7
-//!   additions).
+//!   w-NAF against P, 3P, …, 15P in Jacobian form with Z² and Z³ kept, built per verification
+//!   (1 doubling and 7 additions).
 //! - B7 without an inversion: (e + x₁) mod n = r ⟺ x₁ ≡ v = (r − e) mod n (mod n), and as
 //!   n < x₁ < p is possible, x₁ ∈ {v, v + n} (the second only when v + n < p). With x₁ = X/Z²,
 //!   each candidate c is tested as X = c·Z² in the field.
@@ -30,7 +30,7 @@ mod field;
 mod point;
 
 use field::Fe;
-use point::{Affine, Jacobian, batch_to_affine};
+use point::{Affine, Cached, Jacobian, batch_to_affine};
 use std::sync::OnceLock;
 
 /// w-NAF width for s against the base point's table.
@@ -135,9 +135,9 @@ fn double_mul(g_table: &[Affine; G_TABLE_LEN], a: &[u64; 4], b: &[u64; 4], p: &A
         if d != 0 {
             let entry = &p_table[(d.unsigned_abs() as usize >> 1) & (P_TABLE_LEN - 1)];
             acc = if d > 0 {
-                acc.add(entry)
+                acc.add_cached(entry)
             } else {
-                acc.add(&entry.neg())
+                acc.add_cached(&entry.neg())
             };
         }
         let d = a_naf[i];
@@ -153,13 +153,15 @@ fn double_mul(g_table: &[Affine; G_TABLE_LEN], a: &[u64; 4], b: &[u64; 4], p: &A
     acc
 }
 
-/// P, 3P, 5P, …, (2^(P_WINDOW−1) − 1)P.
-fn odd_multiples(p: &Affine) -> [Jacobian; P_TABLE_LEN] {
+/// P, 3P, 5P, …, (2^(P_WINDOW−1) − 1)P, each with its Z² and Z³.
+fn odd_multiples(p: &Affine) -> [Cached; P_TABLE_LEN] {
     let first = Jacobian::from_affine(p);
-    let twice = first.double();
-    let mut table = [first; P_TABLE_LEN];
-    for i in 1..P_TABLE_LEN {
-        table[i] = table[i - 1].add(&twice);
+    let twice = Cached::new(&first.double());
+    let mut table = [Cached::new(&first); P_TABLE_LEN];
+    let mut current = first;
+    for entry in table.iter_mut().skip(1) {
+        current = current.add_cached(&twice);
+        *entry = Cached::new(&current);
     }
     table
 }
@@ -391,6 +393,10 @@ mod tests {
             assert_eq!(out(fe(a).sub(&fe(b))), ref_submod(a, b), "{a:x?}−{b:x?}");
             assert_eq!(out(fe(a).neg()), ref_submod(&[0; 4], a), "−{a:x?}");
             assert_eq!(out(fe(a).double()), ref_addmod(a, a));
+            for k in [0u64, 1, 2, 3, 4, 8, 0xffff_ffff, 1 << 32] {
+                let want = ref_mulmod(a, &[k, 0, 0, 0], &field::P);
+                assert_eq!(out(fe(a).mul_small(k)), want, "{k}·{a:x?}");
+            }
         }
         for a in values.iter().take(200) {
             let inv = fe(a).invert();
