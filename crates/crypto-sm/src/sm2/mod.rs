@@ -1,8 +1,14 @@
 //! SM2 over the curve sm2p256v1 (GB/T 32918.5-2017): key pairs and public key validation
 //! (part 1), signatures with ZA (part 2), key exchange (part 3) and public key encryption (part 4).
 //!
-//! The field, scalar and point arithmetic is RustCrypto's (`sm2`, `primeorder`): constant-time
-//! for secret scalars. The algorithm steps are ours and carry the standard's step labels.
+//! The field, scalar and point arithmetic of everything that touches a secret (key generation,
+//! signing, decryption, key exchange) is RustCrypto's (`sm2`, `primeorder`): constant time.
+//! Signature verification ([`verify`], [`verify_digest`]) handles only public values and runs
+//! on the crate's own variable-time arithmetic (module `verify_fast`: a field specialised to p,
+//! Jacobian coordinates with mixed additions, an interleaved w-NAF with a 64 KiB table of the
+//! base point built once per process); [`verify_reference`] and [`verify_digest_reference`]
+//! keep the previous, RustCrypto-based verification for the differential tests and the
+//! benchmarks. The algorithm steps are ours and carry the standard's step labels.
 
 mod kex;
 mod pke;

@@ -12,7 +12,8 @@
 //!   p's special form (−p⁻¹ mod 2^64 = 1; each round is shifts and additions). One multiplication
 //!   is 16 64×64-bit products; a squaring 10.
 //! - Points: Jacobian coordinates for the accumulator, affine points for the base point's table
-//!   (mixed additions, 8M + 3S), a = −3 doubling (3M + 5S) (`point`).
+//!   (mixed additions, 8M + 3S), a = −3 doubling (4M + 4S, and small-constant multiples)
+//!   (`point`).
 //! - [s]G + [t]P by one interleaved pass of w-NAF digits: one chain of at most 257 doublings
 //!   shared by both scalars; s in width-[`G_WINDOW`] w-NAF against a precomputed table of the odd
 //!   multiples G, 3G, …, (2^(G_WINDOW−1) − 1)G in affine form ([`G_TABLE_LEN`] points,
@@ -21,7 +22,19 @@
 //!   (1 doubling and 7 additions).
 //! - B7 without an inversion: (e + x₁) mod n = r ⟺ x₁ ≡ v = (r − e) mod n (mod n), and as
 //!   n < x₁ < p is possible, x₁ ∈ {v, v + n} (the second only when v + n < p). With x₁ = X/Z²,
-//!   each candidate c is tested as X = c·Z² in the field.
+//!   each candidate c is tested as X = c·Z² in the field. (An inversion would cost about 270
+//!   field operations, some 7 % of a verification.)
+//!
+//! Cost per verification, roughly: 256 doublings, 43 additions for t (1 in 6 digits non-zero),
+//! 20 mixed additions for s (1 in 13), 8 for P's table: about 3 000 field multiplications and
+//! squarings, over 90 % of the time in a profile; the key check, ZA and SM3 are the rest.
+//!
+//! Facts used (public): the curve constants of GB/T 32918.5; the Jacobian formulas of the
+//! Explicit-Formulas Database; w-NAF recoding and interleaving as in Hankerson–Menezes–
+//! Vanstone, "Guide to Elliptic Curve Cryptography" (§3.3, interleaving with NAFs).
+//! `efficient-sm2` 0.2.5 was read and measured (a generic Montgomery field, an 8-bit
+//! fixed-window table of G without a shared doubling chain, P by 4-bit windows: 1.1–1.3×
+//! RustCrypto here), not copied.
 //!
 //! The public key must have been validated (on the curve, not the point at infinity) by the
 //! caller: [`super::validate`] does it for every path that reaches here.
