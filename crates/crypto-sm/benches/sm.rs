@@ -14,12 +14,18 @@
 //! - SM4-GCM: encryption with a 12-byte nonce and no AAD, output ciphertext ‖ tag (OpenSSL 3.0
 //!   has no SM4-GCM to compare with).
 //!
-//! Run: `cargo bench -p crypto-sm --bench sm`.
+//! - `sm2/verify` is the current verification (this crate's variable-time path), and
+//!   `sm2/verify_reference` the previous one (RustCrypto's point arithmetic), doing the same
+//!   work; `verify_digest*` time the curve part alone (key validation, B1–B2, B5–B7).
+//!
+//! Run: `cargo bench -p crypto-sm --bench sm` (or `-- sm2/verify` for the verification rows).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crypto::{Signature, Sm4Mode, TLS13_USER_ID, UserId};
 use crypto_sm::rng::SeededRandom;
-use crypto_sm::sm2::{PrivateKey, verify};
+use crypto_sm::sm2::{
+    PrivateKey, message_digest, verify, verify_digest, verify_digest_reference, verify_reference,
+};
 use crypto_sm::sm3::sm3;
 use crypto_sm::sm4::{Sm4Secret, ctr_apply, encrypt};
 use std::hint::black_box;
@@ -48,6 +54,24 @@ fn bench_sm2(c: &mut Criterion) {
         b.iter(|| {
             let sig = Signature::from_der(black_box(&der)).expect("DER signature");
             verify(&public, &id, black_box(&msg), &sig).expect("signature verifies");
+        })
+    });
+    // The previous implementation (RustCrypto's point arithmetic), same work otherwise.
+    group.bench_function("verify_reference", |b| {
+        b.iter(|| {
+            let sig = Signature::from_der(black_box(&der)).expect("DER signature");
+            verify_reference(&public, &id, black_box(&msg), &sig).expect("signature verifies");
+        })
+    });
+    // The curve part alone (key validation, B1-B2, B5-B7), without ZA, SM3 and DER.
+    let sig = Signature::from_der(&der).expect("DER signature");
+    let e = message_digest(&id, &public, &msg);
+    group.bench_function("verify_digest", |b| {
+        b.iter(|| verify_digest(&public, black_box(&e), &sig).expect("signature verifies"))
+    });
+    group.bench_function("verify_digest_reference", |b| {
+        b.iter(|| {
+            verify_digest_reference(&public, black_box(&e), &sig).expect("signature verifies")
         })
     });
     group.finish();

@@ -6,8 +6,12 @@
 //! What it refuses to do: open files, sockets or clocks (callers pass bytes and a
 //! [`crypto::RandomSource`]); hold a private scalar in any type that is `Copy` or prints itself;
 //! panic on any input. `sm2`'s own key types are never stored: secret scalars live in
-//! [`sm2::PrivateKey`], zeroized on drop. Constant time: SM2 secret-scalar arithmetic is the
-//! RustCrypto constant-time field and scalar code; SM4 uses a table S-box (see ARCHITECTURE.md).
+//! [`sm2::PrivateKey`], zeroized on drop. Constant time: SM2 secret-scalar arithmetic (signing,
+//! key generation, decryption, key exchange) is the RustCrypto constant-time field and scalar
+//! code; SM2 signature verification, which sees only public data (key, digest, signature), runs
+//! on this crate's own variable-time arithmetic specialised to sm2p256v1 (`sm2::verify`, about
+//! 2.9× the RustCrypto path, which stays reachable as `sm2::verify_reference`); SM4 uses a table
+//! S-box (see ARCHITECTURE.md).
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)

@@ -293,6 +293,108 @@ for msg, sid in records():
     }
 }
 
+/// Issue 19's differential against GmSSL: 10³ cases of random keys, IDs and messages, signed by
+/// GmSSL (even cases, one python run) or by us (odd cases), then left valid or broken
+/// (`Sm2Mutation`), and verified by GmSSL (a second python run), by ours (the variable-time
+/// path) and by the previous implementation: all three verdicts must agree.
+#[test]
+fn sm2_verify_differential_with_gmssl() {
+    let Some(python) = python() else { return };
+    let rng = Rng::for_test("sm2_verify_differential_with_gmssl");
+    const CASES: usize = 1000;
+    let mut drafts = Vec::new();
+    let mut input = String::new();
+    for case in 0..CASES {
+        let id = common::sm2_random_id(&rng);
+        let msg = rng.bytes(if case % 10 == 0 { 0 } else { rng.range(1, 300) });
+        if case % 2 == 0 {
+            input += &format!("{} {}\n", x(&msg), x(id.as_bytes()));
+        }
+        drafts.push((id, msg));
+    }
+    let signed = py(
+        &python,
+        r#"
+for msg, sid in records():
+    pub, priv = g.sm2_key_generate()
+    print(x(pub), x(g.sm2_sign(priv, pub, h(msg), signer_id=h(sid))))
+"#,
+        &input,
+        &rng.ctx("sign batch"),
+    );
+    assert_eq!(signed.len(), CASES / 2);
+    let mut cases = Vec::new();
+    let mut input = String::new();
+    for (case, (id, msg)) in drafts.into_iter().enumerate() {
+        let (key, sig) = if case % 2 == 0 {
+            let line = &signed[case / 2];
+            let sig = Signature::from_der(&unx(&line[1])).unwrap_or_else(|e| {
+                panic!("GmSSL's signature is not strict DER: {e:?} [case {case}]")
+            });
+            (from_raw64(&unx(&line[0])), sig)
+        } else {
+            let key = rng.key();
+            let sig = key.sign(&id, &msg, rng.src()).unwrap();
+            (key.public_key(), sig)
+        };
+        let mutation = common::Sm2Mutation::for_case(&rng, case);
+        let other = rng.key().public_key();
+        let c = common::mutate_sm2(&rng, mutation, key, id, msg, sig, other);
+        input += &format!(
+            "{} {} {} {}\n",
+            x(&raw64(&c.key)),
+            x(&c.msg),
+            x(&c.sig.to_der()),
+            x(c.id.as_bytes())
+        );
+        cases.push(c);
+    }
+    let verdicts = py(
+        &python,
+        r#"
+for pub, msg, sig, sid in records():
+    try:
+        ok = g.sm2_verify(h(pub), h(msg), h(sig), signer_id=h(sid))
+    except Exception:
+        ok = False
+    print(int(bool(ok)))
+"#,
+        &input,
+        &rng.ctx("verify batch"),
+    );
+    assert_eq!(verdicts.len(), CASES);
+    let mut valid = 0;
+    for (case, (c, line)) in cases.iter().zip(&verdicts).enumerate() {
+        let ctx = rng.ctx(format_args!(
+            "case {case}, {:?}, key {:?}, id {:?}, r {}, s {}",
+            c.mutation,
+            c.key,
+            c.id,
+            hex::encode(c.sig.r()),
+            hex::encode(c.sig.s())
+        ));
+        let ours = sm2::verify(&c.key, &c.id, &c.msg, &c.sig);
+        assert_eq!(
+            ours,
+            sm2::verify_reference(&c.key, &c.id, &c.msg, &c.sig),
+            "the two paths disagree [{ctx}]"
+        );
+        assert_eq!(
+            ours.is_ok(),
+            line[0] == "1",
+            "ours {ours:?}, GmSSL {} [{ctx}]",
+            line[0]
+        );
+        assert_eq!(
+            ours.is_ok(),
+            c.mutation == common::Sm2Mutation::None,
+            "[{ctx}]"
+        );
+        valid += usize::from(ours.is_ok());
+    }
+    eprintln!("sm2_verify_differential_with_gmssl: {CASES} cases, {valid} valid");
+}
+
 // ---------------------------------------------------------------------------------------------
 // SM2 encryption (gmssl_pyx: GM/T 0009 DER, C1 C3 C2, plaintext 1..=255 bytes)
 

@@ -8,7 +8,7 @@
 
 mod common;
 use common::Rng;
-use crypto::{CipherFormat, CryptoError, Signature, Sm4Mode, UserId, gmt0009};
+use crypto::{CipherFormat, CryptoError, PublicKey, Signature, Sm4Mode, UserId, gmt0009};
 use crypto_sm::keys::{decode_private_key, decode_public_key};
 use crypto_sm::rng::SeededRandom;
 use crypto_sm::sm2::{self, PrivateKey, decrypt_c1c2c3_legacy, message_digest};
@@ -107,6 +107,150 @@ fn libsm_signatures_verify_with_ours() {
             "[{c}]"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SM2 verification: the fast path against the previous implementation and libsm (issue 19)
+
+/// Runs `cases` random verification cases (random keys, IDs, messages; a third valid, the rest
+/// broken in one of the ways of `Sm2Mutation`) through `sm2::verify` (this crate's
+/// variable-time path), `sm2::verify_reference` (RustCrypto's arithmetic) and, every
+/// `libsm_every`-th case, libsm's `verify_raw` on the same digest. The two paths of ours must
+/// return the same `Result`, error variant and reason included; libsm must agree on valid or not.
+fn sm2_verify_differential(name: &str, cases: usize, libsm_every: usize) {
+    let rng = Rng::for_test(name);
+    let ctx = SigCtx::new();
+    let mut counts = std::collections::BTreeMap::<String, (usize, usize)>::new();
+    let progress = (cases / 10).max(1);
+    for case in 0..cases {
+        let key = rng.key();
+        let id = common::sm2_random_id(&rng);
+        let msg = rng.bytes(if case % 10 == 0 { 0 } else { rng.range(1, 300) });
+        let sig = key.sign(&id, &msg, rng.src()).unwrap();
+        let mutation = common::Sm2Mutation::for_case(&rng, case);
+        let other = if mutation == common::Sm2Mutation::WrongKey {
+            rng.key().public_key()
+        } else {
+            key.public_key()
+        };
+        let c = common::mutate_sm2(&rng, mutation, key.public_key(), id, msg, sig, other);
+        let ctx_s = rng.ctx(format_args!(
+            "case {case}, {:?}, key {:?}, id {:?}, msg len {}, r {}, s {}",
+            c.mutation,
+            c.key,
+            c.id,
+            c.msg.len(),
+            hex::encode(c.sig.r()),
+            hex::encode(c.sig.s())
+        ));
+        let new = sm2::verify(&c.key, &c.id, &c.msg, &c.sig);
+        let old = sm2::verify_reference(&c.key, &c.id, &c.msg, &c.sig);
+        assert_eq!(new, old, "the two paths disagree [{ctx_s}]");
+        if c.mutation == common::Sm2Mutation::None {
+            assert_eq!(new, Ok(()), "a valid signature was refused [{ctx_s}]");
+        }
+        if case.is_multiple_of(libsm_every) {
+            let e = message_digest(&c.id, &c.key, &c.msg);
+            let pk = ctx.load_pubkey(c.key.as_bytes()).unwrap();
+            let theirs = ctx.verify_raw(e.as_bytes(), &pk, &to_libsm(&c.sig));
+            assert_eq!(
+                matches!(theirs, Ok(true)),
+                new.is_ok(),
+                "libsm says {theirs:?}, ours {new:?} [{ctx_s}]"
+            );
+        }
+        let entry = counts.entry(format!("{:?}", c.mutation)).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(new.is_ok());
+        if cases >= 100_000 && (case + 1) % progress == 0 {
+            eprintln!("{name}: {} of {cases} cases agree", case + 1);
+        }
+    }
+    // Every kind of case was drawn, and only the valid ones (and, rarely, a mutation that
+    // happens to give another valid signature: none is expected) verified.
+    eprintln!("{name}: {cases} cases, per kind (cases, verified): {counts:?}");
+    if cases >= 1000 {
+        assert_eq!(counts.len(), common::Sm2Mutation::ALL.len(), "{counts:?}");
+    }
+    for (kind, (n, ok)) in &counts {
+        if kind == "None" {
+            assert_eq!(n, ok, "{kind}");
+        } else {
+            assert_eq!(*ok, 0, "{kind}: a broken signature verified");
+        }
+    }
+}
+
+/// Issue 19's in-process differential: 10⁴ cases, libsm on every case.
+#[test]
+fn sm2_verify_fast_matches_reference_and_libsm() {
+    sm2_verify_differential("sm2_verify_fast_matches_reference_and_libsm", 10_000, 1);
+}
+
+/// The long run: 10⁷ cases (libsm on one case in ten, as it is ~20× slower than ours). Takes
+/// hours; run it in release:
+/// `GMCHAIN_SM2_DIFF_CASES=10000000 cargo test --release -p crypto-sm --test libsm_oracle -- --ignored sm2_verify_long_run --nocapture`
+/// (`GMCHAIN_SM2_DIFF_CASES` sets the count; `GMCHAIN_TEST_SEED` replays a run).
+#[test]
+#[ignore = "long run (10^7 cases by default, hours); see the doc comment for the command"]
+fn sm2_verify_long_run() {
+    let cases = std::env::var("GMCHAIN_SM2_DIFF_CASES")
+        .map(|v| v.trim().parse().expect("GMCHAIN_SM2_DIFF_CASES is a count"))
+        .unwrap_or(10_000_000);
+    sm2_verify_differential("sm2_verify_long_run", cases, 10);
+}
+
+/// Keys that are not points of the curve (or not points at all) are refused by the key check
+/// before any arithmetic, with the same error on both paths; libsm refuses them as well.
+#[test]
+fn sm2_verify_refuses_bad_keys_on_both_paths() {
+    let rng = Rng::for_test("sm2_verify_refuses_bad_keys_on_both_paths");
+    let ctx = SigCtx::new();
+    let id = UserId::default();
+    let p: [u8; 32] = hex::decode(sm2::params::P).unwrap().try_into().unwrap();
+    for case in 0..300 {
+        let key = rng.key();
+        let msg = rng.bytes(rng.range(0, 100));
+        let sig = key.sign(&id, &msg, rng.src()).unwrap();
+        let mut bytes = *key.public_key().as_bytes();
+        match case % 6 {
+            0 => bytes[1 + rng.below(64)] ^= 1 << rng.below(8), // off the curve
+            1 => bytes[1..33].copy_from_slice(&p),              // x = p
+            2 => bytes[33..].copy_from_slice(&p),               // y = p
+            3 => bytes[1..].fill(0),                            // (0, 0): an encoding of O
+            4 => bytes[1..].fill(0xff),                         // both ≥ p
+            _ => {
+                // y + p: the same residue, not a canonical coordinate
+                let y: [u8; 32] = bytes[33..].try_into().unwrap();
+                let sum = common::be_add(&y, &p);
+                if sum < y {
+                    continue; // overflowed 2^256: not representable
+                }
+                bytes[33..].copy_from_slice(&sum);
+            }
+        }
+        let bad = PublicKey::from_uncompressed(&bytes).unwrap();
+        let c = rng.ctx(format_args!("case {case}, key {}", hex::encode(bytes)));
+        let new = sm2::verify(&bad, &id, &msg, &sig);
+        assert!(
+            matches!(new, Err(CryptoError::InvalidPublicKey { .. })),
+            "{new:?} [{c}]"
+        );
+        assert_eq!(new, sm2::verify_reference(&bad, &id, &msg, &sig), "[{c}]");
+        assert_eq!(sm2::parse_public_key(&bytes).map(|_| ()), new, "[{c}]");
+        if let Ok(pk) = ctx.load_pubkey(&bytes) {
+            let e = message_digest(&id, &bad, &msg);
+            assert!(
+                !matches!(ctx.verify_raw(e.as_bytes(), &pk, &to_libsm(&sig)), Ok(true)),
+                "libsm accepted a signature under a bad key [{c}]"
+            );
+        }
+    }
+    // The point at infinity has no 65-byte form; its one-byte encoding is refused by the decoder.
+    assert!(matches!(
+        sm2::parse_public_key(&[0x00]),
+        Err(CryptoError::InvalidPublicKey { .. })
+    ));
 }
 
 #[test]

@@ -266,6 +266,68 @@ fn cross_sign(rng: &Rng, ids: &dyn Fn(&Rng) -> (UserId, UserId), cases: usize) {
     }
 }
 
+/// Issue 19's differential against OpenSSL: 10³ cases of random keys, IDs and messages, signed
+/// by OpenSSL (even cases) or by us (odd cases), then left valid or broken (`Sm2Mutation`: r or
+/// s zero, n, above n, r + s = n, a flipped bit in r, s or the message, another key or ID).
+/// OpenSSL's verdict, ours (the variable-time path) and the previous implementation's must
+/// agree on every case. Two `openssl` processes per case at most.
+#[test]
+fn sm2_verify_differential_with_openssl() {
+    let rng = Rng::for_test("sm2_verify_differential_with_openssl");
+    let dir = Dir::new();
+    let mut verified = 0;
+    for case in 0..1000 {
+        let key = rng.key();
+        let id = common::sm2_random_id(&rng);
+        let msg = random_message(&rng);
+        let (key_pem, _) = write_key(&dir, &key, case % 4 == 1);
+        let msg_path = dir.write("msg", &msg);
+        let ctx = rng.ctx(format_args!(
+            "case {case}, id {id:?}, key {:?}",
+            key.public_key()
+        ));
+        let sig = if case % 2 == 0 {
+            openssl_sign(&dir, &key_pem, &msg_path, &id, &ctx)
+        } else {
+            key.sign(&id, &msg, rng.src()).unwrap()
+        };
+        let mutation = common::Sm2Mutation::for_case(&rng, case);
+        let other = rng.key().public_key();
+        let c = common::mutate_sm2(&rng, mutation, key.public_key(), id, msg, sig, other);
+        let ctx = format!(
+            "{ctx}, {:?}, r {}, s {}",
+            c.mutation,
+            hex::encode(c.sig.r()),
+            hex::encode(c.sig.s())
+        );
+        let pub_path = dir.write("case_pub.pem", encode_public_key_pem(&c.key).unwrap());
+        let msg_path = dir.write("case_msg", &c.msg);
+        let out = openssl_verify(&dir, &pub_path, &msg_path, &c.sig.to_der(), &c.id);
+        let theirs = out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains("Signature Verified Successfully");
+        let ours = sm2::verify(&c.key, &c.id, &c.msg, &c.sig);
+        assert_eq!(
+            ours,
+            sm2::verify_reference(&c.key, &c.id, &c.msg, &c.sig),
+            "the two paths disagree [{ctx}]"
+        );
+        assert_eq!(
+            ours.is_ok(),
+            theirs,
+            "ours {ours:?}, OpenSSL {}{} [{ctx}]",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            ours.is_ok(),
+            c.mutation == common::Sm2Mutation::None,
+            "[{ctx}]"
+        );
+        verified += usize::from(theirs);
+    }
+    eprintln!("sm2_verify_differential_with_openssl: 1000 cases, {verified} valid");
+}
+
 #[test]
 fn sm2_sign_verify_default_id_both_ways() {
     let rng = Rng::for_test("sm2_sign_verify_default_id_both_ways");

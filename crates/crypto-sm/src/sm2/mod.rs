@@ -1,11 +1,18 @@
 //! SM2 over the curve sm2p256v1 (GB/T 32918.5-2017): key pairs and public key validation
 //! (part 1), signatures with ZA (part 2), key exchange (part 3) and public key encryption (part 4).
 //!
-//! The field, scalar and point arithmetic is RustCrypto's (`sm2`, `primeorder`): constant-time
-//! for secret scalars. The algorithm steps are ours and carry the standard's step labels.
+//! The field, scalar and point arithmetic of everything that touches a secret (key generation,
+//! signing, decryption, key exchange) is RustCrypto's (`sm2`, `primeorder`): constant time.
+//! Signature verification ([`verify`], [`verify_digest`]) handles only public values and runs
+//! on the crate's own variable-time arithmetic (module `verify_fast`: a field specialised to p,
+//! Jacobian coordinates with mixed additions, an interleaved w-NAF with a 64 KiB table of the
+//! base point built once per process); [`verify_reference`] and [`verify_digest_reference`]
+//! keep the previous, RustCrypto-based verification for the differential tests and the
+//! benchmarks. The algorithm steps are ours and carry the standard's step labels.
 
 mod kex;
 mod pke;
+mod verify_fast;
 
 pub use kex::{EphemeralKey, KexOutcome, KexRole, key_exchange};
 pub(crate) use pke::encrypt_with_k;
@@ -338,21 +345,69 @@ pub fn verify(
     msg: &[u8],
     sig: &Signature,
 ) -> Result<(), CryptoError> {
-    let point = validate(key)?;
-    verify_digest_point(&point, &message_digest(id, key, msg), sig)
+    verify_digest(key, &message_digest(id, key, msg), sig)
 }
 
 /// Verifies a signature over a precomputed e = SM3(ZA ‖ M).
+///
+/// The curve arithmetic is this crate's variable-time verification path
+/// (module `sm2::verify_fast`: SM2-specific field, interleaved w-NAF with a precomputed
+/// table of G); every input is public, so variable time leaks nothing.
 pub fn verify_digest(key: &PublicKey, e: &Digest, sig: &Signature) -> Result<(), CryptoError> {
-    let point = validate(key)?;
-    verify_digest_point(&point, e, sig)
+    validate(key)?;
+    let (r, s, t) = signature_scalars(sig)?;
+    // B7 is checked as x₁′ ≡ r′ − e′ (mod n), so the fast path needs v = r′ − e′.
+    let v = r - digest_to_scalar(e);
+    let inputs = verify_fast::Inputs {
+        px: key_coordinate(key.x()),
+        py: key_coordinate(key.y()),
+        s: &s.to_repr().into(),
+        t: &t.to_repr().into(),
+        v: &v.to_repr().into(),
+    };
+    match verify_fast::verify(&inputs) {
+        verify_fast::Outcome::Valid => Ok(()),
+        verify_fast::Outcome::Infinity | verify_fast::Outcome::Mismatch => {
+            Err(CryptoError::SignatureInvalid)
+        }
+        verify_fast::Outcome::BadKey => Err(CryptoError::InvalidPublicKey {
+            reason: "coordinate not below p",
+        }),
+        verify_fast::Outcome::Unavailable => verify_digest_point_reference(&validate(key)?, e, sig),
+    }
 }
 
-fn verify_digest_point(
-    point: &AffinePoint,
+/// The previous verification (before issue 19): the same steps on RustCrypto's constant-time
+/// arithmetic (`ProjectivePoint::mul_by_generator_and_mul_add_vartime`) and an inversion for
+/// x₁′. Kept as the reference the differential tests compare [`verify`] with, and as the
+/// "previous implementation" of `gmchain bench crypto`; nothing in the node calls it.
+pub fn verify_reference(
+    key: &PublicKey,
+    id: &UserId,
+    msg: &[u8],
+    sig: &Signature,
+) -> Result<(), CryptoError> {
+    verify_digest_reference(key, &message_digest(id, key, msg), sig)
+}
+
+/// [`verify_digest`] on the previous implementation (see [`verify_reference`]).
+pub fn verify_digest_reference(
+    key: &PublicKey,
     e: &Digest,
     sig: &Signature,
 ) -> Result<(), CryptoError> {
+    let point = validate(key)?;
+    verify_digest_point_reference(&point, e, sig)
+}
+
+/// A 32-byte coordinate of a [`PublicKey`] (always 32 bytes: the type holds 65).
+fn key_coordinate(bytes: &[u8]) -> &[u8; 32] {
+    const ZERO: [u8; 32] = [0; 32];
+    bytes.try_into().unwrap_or(&ZERO)
+}
+
+/// B1, B2 and B5: r′ and s′ in [1, n − 1], t = (r′ + s′) mod n not 0.
+fn signature_scalars(sig: &Signature) -> Result<(Scalar, Scalar, Scalar), CryptoError> {
     // B1: r' ∈ [1, n−1]
     let r = Option::<Scalar>::from(Scalar::from_repr((*sig.r()).into()))
         .filter(|r| !bool::from(r.is_zero()))
@@ -366,12 +421,21 @@ fn verify_digest_point(
             reason: "s is not in [1, n-1]",
         })?;
     // B3-B4 were done by the caller: e' = SM3(ZA ‖ M').
-    let e = digest_to_scalar(e);
     // B5: t = (r' + s') mod n, fail if t = 0
     let t = r + s;
     if bool::from(t.is_zero()) {
         return Err(CryptoError::SignatureInvalid);
     }
+    Ok((r, s, t))
+}
+
+fn verify_digest_point_reference(
+    point: &AffinePoint,
+    e: &Digest,
+    sig: &Signature,
+) -> Result<(), CryptoError> {
+    let (r, s, t) = signature_scalars(sig)?;
+    let e = digest_to_scalar(e);
     // B6: (x1', y1') = [s']G + [t]PA. Only public values: variable time is fine.
     let sum = ProjectivePoint::mul_by_generator_and_mul_add_vartime(
         &s,
@@ -477,5 +541,88 @@ mod tests {
         assert!(parse_public_key(&[0]).is_err());
         assert!(parse_public_key(&[]).is_err());
         assert!(parse_public_key(&pk.as_bytes()[..64]).is_err());
+    }
+
+    /// A signature whose x₁′ lies in [n, p), so that B7 reduces x₁′ mod n: the fast path must
+    /// take its second candidate (v + n). Random signatures reach this with probability 2⁻¹²⁸,
+    /// so the case is built: Q with x(Q) ≥ n, any s′ and e′, r′ = (e′ + x(Q)) mod n,
+    /// t = r′ + s′ and the key P = [t⁻¹](Q − [s′]G), so that [s′]G + [t]P = Q.
+    #[test]
+    fn x1_above_n_takes_the_second_candidate() {
+        let rng = SeededRandom::new(0x19a1);
+        let n = Sm2::ORDER;
+        let mut built = 0;
+        let mut x_bytes: [u8; 32] = n.to_be_bytes().into();
+        for i in 0..200u8 {
+            x_bytes[31] = x_bytes[31].wrapping_add(if i == 0 { 0 } else { 1 });
+            let mut comp = vec![0x02 | (i & 1)];
+            comp.extend_from_slice(&x_bytes);
+            let Ok(q) = sm2::PublicKey::from_sec1_bytes(&comp) else {
+                continue; // x³ − 3x + b is not a square: try the next x
+            };
+            let q = ProjectivePoint::from(*q.as_affine());
+            let mut b = [0u8; 32];
+            rng.fill(&mut b).unwrap();
+            let e = Digest(b);
+            let e_s = digest_to_scalar(&e);
+            rng.fill(&mut b).unwrap();
+            let s = <Scalar as Reduce<U256>>::reduce(&U256::from_be_slice(&b));
+            let r = e_s + <Scalar as Reduce<FieldBytes>>::reduce(&q.to_affine().x());
+            let t = r + s;
+            let p = (q - ProjectivePoint::mul_by_generator(&s)) * t.invert().unwrap();
+            let key = encode_point(&p.to_affine()).unwrap();
+            let sig = Signature::from_scalars(r.to_repr().into(), s.to_repr().into());
+            assert_eq!(verify_digest(&key, &e, &sig), Ok(()));
+            assert_eq!(verify_digest_reference(&key, &e, &sig), Ok(()));
+            // libsm agrees.
+            let ctx = libsm::sm2::signature::SigCtx::new();
+            let pk = ctx.load_pubkey(key.as_bytes()).unwrap();
+            let lsig = libsm::sm2::signature::Signature::new(sig.r(), sig.s());
+            assert!(ctx.verify_raw(e.as_bytes(), &pk, &lsig).unwrap());
+            // r′ taken as x₁′ + e′ without the reduction of x₁′ (i.e. r′ + n, reduced) is the same
+            // r′; r′ − 1 and r′ + 1 are refused by both paths.
+            for delta in [Scalar::ONE, -Scalar::ONE] {
+                let bad = Signature::from_scalars((r + delta).to_repr().into(), s.to_repr().into());
+                assert_eq!(
+                    verify_digest(&key, &e, &bad),
+                    Err(CryptoError::SignatureInvalid)
+                );
+                assert_eq!(
+                    verify_digest_reference(&key, &e, &bad),
+                    Err(CryptoError::SignatureInvalid)
+                );
+            }
+            built += 1;
+        }
+        assert!(built >= 50, "only {built} points with x ≥ n were built");
+    }
+
+    /// [s′]G + [t]P = O (P = [−s′/t]G): SignatureInvalid on both paths, whatever r′ says.
+    #[test]
+    fn sum_at_infinity_is_invalid() {
+        let rng = SeededRandom::new(0x19a2);
+        for _ in 0..100 {
+            let mut b = [0u8; 32];
+            rng.fill(&mut b).unwrap();
+            let r = <Scalar as Reduce<U256>>::reduce(&U256::from_be_slice(&b));
+            rng.fill(&mut b).unwrap();
+            let s = <Scalar as Reduce<U256>>::reduce(&U256::from_be_slice(&b));
+            let t = r + s;
+            let d = -s * t.invert().unwrap();
+            let key = encode_point(&ProjectivePoint::mul_by_generator(&d).to_affine()).unwrap();
+            let sig = Signature::from_scalars(r.to_repr().into(), s.to_repr().into());
+            rng.fill(&mut b).unwrap();
+            // Also with e′ = r′, so that "x₁′ = 0" would pass B7 if infinity were read as (0, 0).
+            for e in [Digest(b), Digest(r.to_repr().into())] {
+                assert_eq!(
+                    verify_digest(&key, &e, &sig),
+                    Err(CryptoError::SignatureInvalid)
+                );
+                assert_eq!(
+                    verify_digest_reference(&key, &e, &sig),
+                    Err(CryptoError::SignatureInvalid)
+                );
+            }
+        }
     }
 }

@@ -85,3 +85,158 @@ impl Rng {
         format!("seed {} ({case})", self.seed)
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// SM2 verification cases: valid signatures and the ways to break them
+
+/// The group order n of sm2p256v1, big-endian.
+pub const SM2_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0x72, 0x03, 0xdf, 0x6b, 0x21, 0xc6, 0x05, 0x2b, 0x53, 0xbb, 0xf4, 0x09, 0x39, 0xd5, 0x41, 0x23,
+];
+
+/// What a verification case does to a valid (key, ID, message, signature).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sm2Mutation {
+    None,
+    RZero,
+    SZero,
+    REqualsN,
+    SEqualsN,
+    RAboveN,
+    SAboveN,
+    /// s = n − r, so t = r + s = n ≡ 0 (B5).
+    RPlusSIsN,
+    FlipBitR,
+    FlipBitS,
+    /// A flipped bit in the message, so in e.
+    FlipBitMessage,
+    WrongKey,
+    WrongId,
+}
+
+impl Sm2Mutation {
+    pub const ALL: [Sm2Mutation; 13] = [
+        Sm2Mutation::None,
+        Sm2Mutation::RZero,
+        Sm2Mutation::SZero,
+        Sm2Mutation::REqualsN,
+        Sm2Mutation::SEqualsN,
+        Sm2Mutation::RAboveN,
+        Sm2Mutation::SAboveN,
+        Sm2Mutation::RPlusSIsN,
+        Sm2Mutation::FlipBitR,
+        Sm2Mutation::FlipBitS,
+        Sm2Mutation::FlipBitMessage,
+        Sm2Mutation::WrongKey,
+        Sm2Mutation::WrongId,
+    ];
+
+    /// A mutation for case `i`: about a third of the cases stay valid.
+    pub fn for_case(rng: &Rng, i: usize) -> Sm2Mutation {
+        if i.is_multiple_of(3) {
+            Sm2Mutation::None
+        } else {
+            Sm2Mutation::ALL[1 + rng.below(Sm2Mutation::ALL.len() - 1)]
+        }
+    }
+}
+
+/// big-endian a − b (mod 2^256).
+pub fn be_sub(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(a[i]) - i16::from(b[i]) - borrow;
+        out[i] = d.rem_euclid(256) as u8;
+        borrow = i16::from(d < 0);
+    }
+    out
+}
+
+/// big-endian a + b (mod 2^256).
+pub fn be_add(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut carry = 0u16;
+    for i in (0..32).rev() {
+        let s = u16::from(a[i]) + u16::from(b[i]) + carry;
+        out[i] = s as u8;
+        carry = s >> 8;
+    }
+    out
+}
+
+/// A verification case: the inputs after `mutation`, which may make them invalid.
+pub struct Sm2Case {
+    pub key: crypto::PublicKey,
+    pub id: crypto::UserId,
+    pub msg: Vec<u8>,
+    pub sig: crypto::Signature,
+    pub mutation: Sm2Mutation,
+}
+
+/// Applies `mutation` to a valid (key, id, msg, sig); `other_key` is the wrong key to use.
+pub fn mutate_sm2(
+    rng: &Rng,
+    mutation: Sm2Mutation,
+    key: crypto::PublicKey,
+    id: crypto::UserId,
+    msg: Vec<u8>,
+    sig: crypto::Signature,
+    other_key: crypto::PublicKey,
+) -> Sm2Case {
+    let (mut r, mut s) = (*sig.r(), *sig.s());
+    let (mut key, mut id, mut msg) = (key, id, msg);
+    let above_n = || {
+        let mut k = [0u8; 32];
+        k[24..].copy_from_slice(&rng.u64().to_be_bytes());
+        be_add(&SM2_N, &k)
+    };
+    let bit = rng.below(256);
+    match mutation {
+        Sm2Mutation::None => {}
+        Sm2Mutation::RZero => r = [0; 32],
+        Sm2Mutation::SZero => s = [0; 32],
+        Sm2Mutation::REqualsN => r = SM2_N,
+        Sm2Mutation::SEqualsN => s = SM2_N,
+        Sm2Mutation::RAboveN => r = above_n(),
+        Sm2Mutation::SAboveN => s = above_n(),
+        Sm2Mutation::RPlusSIsN => s = be_sub(&SM2_N, &r),
+        Sm2Mutation::FlipBitR => r[bit / 8] ^= 1 << (bit % 8),
+        Sm2Mutation::FlipBitS => s[bit / 8] ^= 1 << (bit % 8),
+        Sm2Mutation::FlipBitMessage => {
+            if msg.is_empty() {
+                msg.push(0);
+            } else {
+                let i = rng.below(msg.len());
+                msg[i] ^= 1 << rng.below(8);
+            }
+        }
+        Sm2Mutation::WrongKey => key = other_key,
+        Sm2Mutation::WrongId => {
+            let mut w = id.as_bytes().to_vec();
+            match w.first_mut() {
+                Some(b) => *b ^= 0x01,
+                None => w.push(b'x'),
+            }
+            id = crypto::UserId::new(w).unwrap();
+        }
+    }
+    Sm2Case {
+        key,
+        id,
+        msg,
+        sig: crypto::Signature::from_scalars(r, s),
+        mutation,
+    }
+}
+
+/// A random user ID: the default, a printable one, or binary (1-100 bytes, never empty so that
+/// GmSSL takes it too).
+pub fn sm2_random_id(rng: &Rng) -> crypto::UserId {
+    match rng.below(4) {
+        0 => crypto::UserId::default(),
+        1 => crypto::UserId::new(format!("node-{}@gmchain", rng.below(100_000))).unwrap(),
+        _ => crypto::UserId::new(rng.bytes(rng.range(1, 100))).unwrap(),
+    }
+}
