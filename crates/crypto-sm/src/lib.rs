@@ -7,7 +7,11 @@
 //! [`crypto::RandomSource`]); hold a private scalar in any type that is `Copy` or prints itself;
 //! panic on any input. `sm2`'s own key types are never stored: secret scalars live in
 //! [`sm2::PrivateKey`], zeroized on drop. Constant time: SM2 secret-scalar arithmetic is the
-//! RustCrypto constant-time field and scalar code; SM4 uses a table S-box (see ARCHITECTURE.md).
+//! RustCrypto constant-time field and scalar code. SM4 is constant time (no secret-indexed
+//! table, no secret-dependent branch, key schedule included) on the AES-NI and GFNI backends of
+//! [`arch`], which x86_64 CPUs with AES-NI use by default; it is a table S-box, NOT constant
+//! time against cache timing, on the portable [`sm4::Backend::Table`] that every other CPU
+//! uses (see [`sm4`] and ARCHITECTURE.md). `unsafe` appears only in [`arch`].
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)

@@ -55,11 +55,16 @@ type Sm4Ctr = ctr::Ctr128BE<Engine>;
 pub enum Backend {
     /// RustCrypto `sm4`: table S-box, portable, not constant time.
     Table,
-    /// AES-NI + SSSE3: the S-box through `aesenclast`, 8 blocks per pass.
+    /// AES-NI + SSSE3: the S-box through `aesenclast`, 8 blocks per pass (XMM registers).
     AesNi,
+    /// AES-NI + AVX2: as `AesNi` on YMM registers, 16 blocks per pass.
+    AesNiAvx2,
+    /// VAES + AVX2: as `AesNiAvx2` with 256-bit `vaesenclast`, 16 blocks per pass.
+    VaesAvx2,
     /// GFNI + AVX2: the S-box through `gf2p8affineqb`/`gf2p8affineinvqb`, 16 blocks per pass.
     GfniAvx2,
-    /// GFNI + AVX-512F/BW: as `GfniAvx2` on 512-bit registers, 16 blocks per pass.
+    /// GFNI + AVX-512F/BW (and AVX2, for short tails): as `GfniAvx2` on 512-bit registers,
+    /// 16 blocks per pass.
     GfniAvx512,
 }
 
@@ -71,9 +76,11 @@ static DETECTED: OnceLock<Backend> = OnceLock::new();
 
 impl Backend {
     /// Every backend, whether or not this CPU can run it.
-    pub const ALL: [Backend; 4] = [
+    pub const ALL: [Backend; 6] = [
         Backend::Table,
         Backend::AesNi,
+        Backend::AesNiAvx2,
+        Backend::VaesAvx2,
         Backend::GfniAvx2,
         Backend::GfniAvx512,
     ];
@@ -83,6 +90,8 @@ impl Backend {
         match self {
             Backend::Table => "table",
             Backend::AesNi => "aesni",
+            Backend::AesNiAvx2 => "aesni-avx2",
+            Backend::VaesAvx2 => "vaes-avx2",
             Backend::GfniAvx2 => "gfni-avx2",
             Backend::GfniAvx512 => "gfni-avx512",
         }
@@ -120,10 +129,16 @@ impl Backend {
     /// detected once per process.
     pub fn detected() -> Backend {
         *DETECTED.get_or_init(|| {
-            [Backend::GfniAvx512, Backend::GfniAvx2, Backend::AesNi]
-                .into_iter()
-                .find(|b| b.is_available())
-                .unwrap_or(Backend::Table)
+            [
+                Backend::GfniAvx512,
+                Backend::GfniAvx2,
+                Backend::VaesAvx2,
+                Backend::AesNiAvx2,
+                Backend::AesNi,
+            ]
+            .into_iter()
+            .find(|b| b.is_available())
+            .unwrap_or(Backend::Table)
         })
     }
 
@@ -140,11 +155,17 @@ impl Backend {
                 what: match self {
                     Backend::Table => "the SM4 table backend",
                     Backend::AesNi => "the SM4 aesni backend (this CPU lacks AES-NI or SSSE3)",
+                    Backend::AesNiAvx2 => {
+                        "the SM4 aesni-avx2 backend (this CPU lacks AES-NI, AVX or AVX2)"
+                    }
+                    Backend::VaesAvx2 => {
+                        "the SM4 vaes-avx2 backend (this CPU lacks AES-NI, VAES, AVX or AVX2)"
+                    }
                     Backend::GfniAvx2 => {
                         "the SM4 gfni-avx2 backend (this CPU lacks GFNI, AVX or AVX2)"
                     }
                     Backend::GfniAvx512 => {
-                        "the SM4 gfni-avx512 backend (this CPU lacks GFNI, AVX-512F or AVX-512BW)"
+                        "the SM4 gfni-avx512 backend (this CPU lacks GFNI, AVX2, AVX-512F or AVX-512BW)"
                     }
                 },
             });

@@ -32,6 +32,16 @@ pub(super) fn has_aesni() -> bool {
     is_x86_feature_detected!("aes") && is_x86_feature_detected!("ssse3")
 }
 
+pub(super) fn has_aesni_avx2() -> bool {
+    is_x86_feature_detected!("aes")
+        && is_x86_feature_detected!("avx")
+        && is_x86_feature_detected!("avx2")
+}
+
+pub(super) fn has_vaes_avx2() -> bool {
+    has_aesni_avx2() && is_x86_feature_detected!("vaes")
+}
+
 pub(super) fn has_gfni_avx2() -> bool {
     is_x86_feature_detected!("gfni")
         && is_x86_feature_detected!("avx")
@@ -39,9 +49,8 @@ pub(super) fn has_gfni_avx2() -> bool {
 }
 
 pub(super) fn has_gfni_avx512() -> bool {
-    is_x86_feature_detected!("gfni")
-        && is_x86_feature_detected!("avx512f")
-        && is_x86_feature_detected!("avx512bw")
+    // AVX2 too: short tails run on the AVX2 kernel (every AVX-512 CPU has it).
+    has_gfni_avx2() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
 }
 
 pub(super) fn feature_summary() -> String {
@@ -284,6 +293,171 @@ pub(super) fn aesni_tau(a: u32) -> u32 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// AES-NI + AVX2 (and VAES + AVX2): 8 blocks per YMM set, two sets interleaved
+//
+// The same method as the XMM kernel on 256-bit registers. Without VAES, `aesenclast` only
+// exists on 128 bits: the two halves go through it separately. With VAES it is one instruction.
+
+#[derive(Clone, Copy)]
+struct Aes256Consts {
+    nib: __m256i,
+    pre_lo: __m256i,
+    pre_hi: __m256i,
+    post_lo: __m256i,
+    post_hi: __m256i,
+    inv_sr: __m256i,
+    rol8: __m256i,
+    rol16: __m256i,
+    rol24: __m256i,
+    bswap: __m256i,
+}
+
+impl Aes256Consts {
+    #[inline]
+    #[target_feature(enable = "avx,avx2")]
+    fn load() -> Self {
+        let b = |t: &[u8; 16]| _mm256_broadcastsi128_si256(load128(t));
+        Self {
+            nib: _mm256_set1_epi8(0x0f),
+            pre_lo: b(&PRE_LO),
+            pre_hi: b(&PRE_HI),
+            post_lo: b(&POST_LO),
+            post_hi: b(&POST_HI),
+            inv_sr: b(&INV_SHIFT_ROWS),
+            rol8: b(&ROL8),
+            rol16: b(&ROL16),
+            rol24: b(&ROL24),
+            bswap: b(&BSWAP32),
+        }
+    }
+}
+
+/// The nibble-table affine map `lo[x & 15] ^ hi[x >> 4]` on every byte.
+#[inline]
+#[target_feature(enable = "avx,avx2")]
+fn affine256(x: __m256i, lo: __m256i, hi: __m256i, nib: __m256i) -> __m256i {
+    let l = _mm256_and_si256(x, nib);
+    let h = _mm256_and_si256(_mm256_srli_epi16::<4>(x), nib);
+    _mm256_xor_si256(_mm256_shuffle_epi8(lo, l), _mm256_shuffle_epi8(hi, h))
+}
+
+/// L (see the module docs) on eight words.
+#[inline]
+#[target_feature(enable = "avx,avx2")]
+fn l256(b: __m256i, rol8: __m256i, rol16: __m256i, rol24: __m256i) -> __m256i {
+    let r8 = _mm256_shuffle_epi8(b, rol8);
+    let r16 = _mm256_shuffle_epi8(b, rol16);
+    let r24 = _mm256_shuffle_epi8(b, rol24);
+    let s = _mm256_xor_si256(_mm256_xor_si256(b, r8), r16);
+    let s2 = _mm256_or_si256(_mm256_slli_epi32::<2>(s), _mm256_srli_epi32::<30>(s));
+    _mm256_xor_si256(_mm256_xor_si256(b, r24), s2)
+}
+
+#[inline]
+#[target_feature(enable = "aes,avx,avx2")]
+fn aes256_t(x: __m256i, c: &Aes256Consts) -> __m256i {
+    let y = affine256(x, c.pre_lo, c.pre_hi, c.nib);
+    let y = _mm256_shuffle_epi8(y, c.inv_sr);
+    let zero = _mm_setzero_si128();
+    let lo = _mm_aesenclast_si128(_mm256_castsi256_si128(y), zero);
+    let hi = _mm_aesenclast_si128(_mm256_extracti128_si256::<1>(y), zero);
+    let z = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi);
+    let b = affine256(z, c.post_lo, c.post_hi, c.nib);
+    l256(b, c.rol8, c.rol16, c.rol24)
+}
+
+#[inline]
+#[target_feature(enable = "vaes,avx,avx2")]
+fn vaes256_t(x: __m256i, c: &Aes256Consts) -> __m256i {
+    let y = affine256(x, c.pre_lo, c.pre_hi, c.nib);
+    let y = _mm256_shuffle_epi8(y, c.inv_sr);
+    let z = _mm256_aesenclast_epi128(y, _mm256_setzero_si256());
+    let b = affine256(z, c.post_lo, c.post_hi, c.nib);
+    l256(b, c.rol8, c.rol16, c.rol24)
+}
+
+/// The round loop over `G` sets of eight blocks with the T function `$t`, for the two AES
+/// kernels (a macro, because each needs its own `#[target_feature]` set).
+macro_rules! aes256_kernel {
+    ($groups:ident, $blocks:ident, $features:literal, $t:ident) => {
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn $groups<const G: usize>(rk: &[u32; 32], c: &Aes256Consts, groups: &mut [[Block; 8]; G]) {
+            let mut x = [[_mm256_setzero_si256(); 4]; G];
+            for g in 0..G {
+                let (b, _) = groups[g].as_chunks::<2>();
+                x[g] = transpose256([
+                    _mm256_shuffle_epi8(load256(&b[0]), c.bswap),
+                    _mm256_shuffle_epi8(load256(&b[1]), c.bswap),
+                    _mm256_shuffle_epi8(load256(&b[2]), c.bswap),
+                    _mm256_shuffle_epi8(load256(&b[3]), c.bswap),
+                ]);
+            }
+            // Written out per word so that the state stays in registers.
+            macro_rules! step {
+                ($k:expr, $a:literal, $b:literal, $c:literal, $d:literal) => {
+                    let k = _mm256_set1_epi32($k as i32);
+                    for xg in x.iter_mut() {
+                        let s = _mm256_xor_si256(
+                            _mm256_xor_si256(xg[$b], xg[$c]),
+                            _mm256_xor_si256(xg[$d], k),
+                        );
+                        xg[$a] = _mm256_xor_si256(xg[$a], $t(s, c));
+                    }
+                };
+            }
+            for r in 0..8 {
+                step!(rk[4 * r], 0, 1, 2, 3);
+                step!(rk[4 * r + 1], 1, 2, 3, 0);
+                step!(rk[4 * r + 2], 2, 3, 0, 1);
+                step!(rk[4 * r + 3], 3, 0, 1, 2);
+            }
+            for g in 0..G {
+                let out = transpose256([x[g][3], x[g][2], x[g][1], x[g][0]]);
+                let (b, _) = groups[g].as_chunks_mut::<2>();
+                for (pair, v) in b.iter_mut().zip(out) {
+                    store256(pair, _mm256_shuffle_epi8(v, c.bswap));
+                }
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        fn $blocks(rk: &[u32; 32], blocks: &mut [Block]) {
+            let c = Aes256Consts::load();
+            let (octets, tail) = blocks.as_chunks_mut::<8>();
+            let (sixteens, eight) = octets.as_chunks_mut::<2>();
+            for s in sixteens {
+                $groups::<2>(rk, &c, s);
+            }
+            for e in eight {
+                $groups::<1>(rk, &c, core::array::from_mut(e));
+            }
+            padded::<8>(tail, |t| $groups::<1>(rk, &c, core::array::from_mut(t)));
+        }
+    };
+}
+
+aes256_kernel!(aes256_groups, aes256_blocks, "aes,avx,avx2", aes256_t);
+aes256_kernel!(
+    vaes256_groups,
+    vaes256_blocks,
+    "aes,vaes,avx,avx2",
+    vaes256_t
+);
+
+pub(super) fn aesni_avx2_encrypt(rk: &[u32; 32], blocks: &mut [Block]) {
+    // SAFETY: reached only through `Kernel::encrypt` on a `Kernel` of kind AesNiAvx2, which
+    // `Kernel::detect` makes only after `has_aesni_avx2()` found `aes`, `avx` and `avx2`.
+    unsafe { aes256_blocks(rk, blocks) }
+}
+
+pub(super) fn vaes_avx2_encrypt(rk: &[u32; 32], blocks: &mut [Block]) {
+    // SAFETY: reached only through `Kernel::encrypt` on a `Kernel` of kind VaesAvx2, which
+    // `Kernel::detect` makes only after `has_vaes_avx2()` found `aes`, `vaes`, `avx` and `avx2`.
+    unsafe { vaes256_blocks(rk, blocks) }
+}
+
+// ---------------------------------------------------------------------------------------------
 // GFNI + AVX2: 8 blocks per YMM set
 
 #[derive(Clone, Copy)]
@@ -460,13 +634,19 @@ fn gfni512_sixteen(rk: &[u32; 32], blocks: &mut [Block; 16]) {
     }
 }
 
-#[target_feature(enable = "gfni,avx512f,avx512bw")]
+#[target_feature(enable = "gfni,avx,avx2,avx512f,avx512bw")]
 fn gfni512_blocks(rk: &[u32; 32], blocks: &mut [Block]) {
     let (sixteens, tail) = blocks.as_chunks_mut::<16>();
     for s in sixteens {
         gfni512_sixteen(rk, s);
     }
-    padded::<16>(tail, |t| gfni512_sixteen(rk, t));
+    if tail.len() <= 8 {
+        // A lone block (CBC encryption, CCM's MAC, GCM's H) or a short tail: half the work on
+        // the AVX2 kernel.
+        gfni256_blocks(rk, tail);
+    } else {
+        padded::<16>(tail, |t| gfni512_sixteen(rk, t));
+    }
 }
 
 #[target_feature(enable = "gfni")]
@@ -486,8 +666,8 @@ pub(super) fn gfni_avx2_encrypt(rk: &[u32; 32], blocks: &mut [Block]) {
 
 pub(super) fn gfni_avx512_encrypt(rk: &[u32; 32], blocks: &mut [Block]) {
     // SAFETY: reached only through `Kernel::encrypt` on a `Kernel` of kind GfniAvx512, which
-    // `Kernel::detect` makes only after `has_gfni_avx512()` found `gfni`, `avx512f` and
-    // `avx512bw`.
+    // `Kernel::detect` makes only after `has_gfni_avx512()` found `gfni`, `avx`, `avx2`,
+    // `avx512f` and `avx512bw`.
     unsafe { gfni512_blocks(rk, blocks) }
 }
 
