@@ -8,7 +8,7 @@
 //! - **AES-NI** (`aes` + `ssse3`): four blocks per set of XMM registers, one 32-bit word of each
 //!   block per lane. The S-box is AES's S-box (`aesenclast` with a zero key) between two affine
 //!   maps applied as 4-bit lookups with `pshufb`, whose tables are registers, not memory
-//!   (see [`sm4_affine`]). Two sets are interleaved, so eight blocks run per call.
+//!   (see `arch::sm4_affine`). Two sets are interleaved, so eight blocks run per call.
 //! - **AES-NI + AVX2** (`aes` + `avx2`): the same on YMM registers, eight blocks per set, two
 //!   sets per pass; `aesenclast` runs on each 128-bit half.
 //! - **VAES + AVX2** (`vaes` + `avx2`): as AES-NI + AVX2 with one 256-bit `vaesenclast`.
@@ -19,9 +19,9 @@
 //!   which go to the AVX2 kernel): sixteen blocks per set of ZMM registers, the same S-box,
 //!   rotations with `vprold` and three-input XORs with `vpternlogd`.
 //!
-//! Each kernel is also used on one lane for the key schedule's S-box ([`Kernel::tau`]).
+//! Each kernel is also used on one lane for the key schedule's S-box (`Kernel::tau`).
 //!
-//! Soundness: a [`Kernel`] value can only be made by [`Kernel::detect`], after
+//! Soundness: a `Kernel` value can only be made by `Kernel::detect`, after
 //! `is_x86_feature_detected!` (cached by std) reported every feature the kernel's
 //! `#[target_feature]` functions enable. Holding a `Kernel` is therefore the proof that calling
 //! them is sound; each `unsafe` block says which features it relies on. Loads and stores go
@@ -35,7 +35,7 @@
 //! `polyval`'s CLMUL backend, `ccm`, `cbc`) are RustCrypto code, constant time by design but
 //! unaudited.
 //!
-//! On other architectures this module compiles to nothing callable: [`Kernel::detect`] always
+//! On other architectures this module compiles to nothing callable: `Kernel::detect` always
 //! returns `None` and SM4 uses the table implementation.
 
 // Off x86_64 the constants have no kernel to feed; the derivation tests still run.

@@ -33,9 +33,8 @@ pub(super) fn has_aesni() -> bool {
 }
 
 pub(super) fn has_aesni_avx2() -> bool {
-    is_x86_feature_detected!("aes")
-        && is_x86_feature_detected!("avx")
-        && is_x86_feature_detected!("avx2")
+    // SSSE3 too: the key schedule of every AES kernel runs `aesni_tau` (aes + ssse3).
+    has_aesni() && is_x86_feature_detected!("avx") && is_x86_feature_detected!("avx2")
 }
 
 pub(super) fn has_vaes_avx2() -> bool {
@@ -92,7 +91,8 @@ fn store128(b: &mut [u8; 16], v: __m128i) {
 #[target_feature(enable = "avx")]
 fn load256(b: &[Block; 2]) -> __m256i {
     // SAFETY: `b` is 32 readable contiguous bytes, no alignment needed; AVX is enabled on this
-    // function, which only the GFNI+AVX2 kernel calls (its callers checked `avx`).
+    // function, so only code compiled with AVX (the AVX2 kernels, entered after their feature
+    // check) calls it without `unsafe`.
     unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
 }
 
@@ -107,7 +107,8 @@ fn store256(b: &mut [Block; 2], v: __m256i) {
 #[target_feature(enable = "avx512f")]
 fn load512(b: &[Block; 4]) -> __m512i {
     // SAFETY: `b` is 64 readable contiguous bytes, no alignment needed; AVX-512F is enabled on
-    // this function, which only the GFNI+AVX-512 kernel calls (its callers checked `avx512f`).
+    // this function, so only code compiled with it (the GFNI+AVX-512 kernel, entered after its
+    // feature check) calls it without `unsafe`.
     unsafe { _mm512_loadu_si512(b.as_ptr().cast()) }
 }
 
@@ -288,7 +289,9 @@ pub(super) fn aesni_encrypt(rk: &[u32; 32], blocks: &mut [Block]) {
 }
 
 pub(super) fn aesni_tau(a: u32) -> u32 {
-    // SAFETY: as in `aesni_encrypt`: `aes` and `ssse3` were detected.
+    // SAFETY: reached only through `Kernel::tau` on a `Kernel` of kind AesNi, AesNiAvx2 or
+    // VaesAvx2, each made by `Kernel::detect` only after `has_aesni()` found `aes` and `ssse3`
+    // (`has_aesni_avx2()` and `has_vaes_avx2()` include it).
     unsafe { aesni_tau_inner(a) }
 }
 
@@ -447,13 +450,15 @@ aes256_kernel!(
 
 pub(super) fn aesni_avx2_encrypt(rk: &[u32; 32], blocks: &mut [Block]) {
     // SAFETY: reached only through `Kernel::encrypt` on a `Kernel` of kind AesNiAvx2, which
-    // `Kernel::detect` makes only after `has_aesni_avx2()` found `aes`, `avx` and `avx2`.
+    // `Kernel::detect` makes only after `has_aesni_avx2()` found `aes`, `ssse3`, `avx` and
+    // `avx2`.
     unsafe { aes256_blocks(rk, blocks) }
 }
 
 pub(super) fn vaes_avx2_encrypt(rk: &[u32; 32], blocks: &mut [Block]) {
     // SAFETY: reached only through `Kernel::encrypt` on a `Kernel` of kind VaesAvx2, which
-    // `Kernel::detect` makes only after `has_vaes_avx2()` found `aes`, `vaes`, `avx` and `avx2`.
+    // `Kernel::detect` makes only after `has_vaes_avx2()` found `aes`, `ssse3`, `vaes`, `avx`
+    // and `avx2`.
     unsafe { vaes256_blocks(rk, blocks) }
 }
 
