@@ -435,7 +435,13 @@ macro_rules! aes256_kernel {
             for e in eight {
                 $groups::<1>(rk, &c, core::array::from_mut(e));
             }
-            padded::<8>(tail, |t| $groups::<1>(rk, &c, core::array::from_mut(t)));
+            if tail.len() <= 4 {
+                // A lone block (CBC encryption, CCM's MAC) is latency-bound: the XMM kernel's
+                // single `aesenclast` per round is quicker than splitting a YMM register.
+                aesni_blocks(rk, tail);
+            } else {
+                padded::<8>(tail, |t| $groups::<1>(rk, &c, core::array::from_mut(t)));
+            }
         }
     };
 }
