@@ -17,9 +17,13 @@
 //! - `sm2/verify` is the current verification (this crate's variable-time path), and
 //!   `sm2/verify_reference` the previous one (RustCrypto's point arithmetic), doing the same
 //!   work; `verify_digest*` time the curve part alone (key validation, B1–B2, B5–B7).
+//! - SM4 is measured on every backend this CPU can run (named in the benchmark IDs; the others
+//!   are listed on stderr as not measured) and against the implementation before issue 19.
 //!
 //! Run: `cargo bench -p crypto-sm --bench sm` (or `-- sm2/verify` for the verification rows).
 
+use aes_gcm::aead::{Aead, KeyInit};
+use cbc::cipher::{KeyIvInit, StreamCipher};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crypto::{Signature, Sm4Mode, TLS13_USER_ID, UserId};
 use crypto_sm::rng::SeededRandom;
@@ -27,7 +31,7 @@ use crypto_sm::sm2::{
     PrivateKey, message_digest, verify, verify_digest, verify_digest_reference, verify_reference,
 };
 use crypto_sm::sm3::sm3;
-use crypto_sm::sm4::{Sm4Secret, ctr_apply, encrypt};
+use crypto_sm::sm4::{Backend, Sm4Aead, Sm4Secret, ctr_apply, encrypt};
 use std::hint::black_box;
 
 /// The message length `openssl speed sm2` signs.
@@ -89,17 +93,45 @@ fn bench_sm3(c: &mut Criterion) {
     group.finish();
 }
 
+/// The backends to measure; those this CPU cannot run are named as not measured.
+fn sm4_backends() -> Vec<Backend> {
+    eprintln!("sm4: CPU features {}", crypto_sm::arch::cpu_features());
+    eprintln!("sm4: default backend {}", Backend::detected());
+    for b in Backend::unavailable() {
+        eprintln!("sm4: backend {b}: untested on this CPU (not measured)");
+    }
+    Backend::available()
+}
+
 fn bench_sm4(c: &mut Criterion) {
     let key = Sm4Secret::from_slice(&[0x12u8; 16]).expect("SM4 key");
+    let key_bytes = [0x12u8; 16];
     let iv = [0x34u8; 16];
     let nonce = [0x56u8; 12];
+    let backends = sm4_backends();
 
+    // `sm4-ctr/SIZE` and `sm4-gcm/SIZE` are the default backend (what gmchain runs);
+    // `sm4-ctr/BACKEND/SIZE` each forced backend; `sm4-ctr/previous/SIZE` the implementation
+    // before issue 19 (the `ctr` and `aes-gcm` crates over RustCrypto's table `sm4`, key
+    // schedule per call as in `ctr_apply`).
     let mut ctr = c.benchmark_group("sm4-ctr");
     for size in [1024usize, 16 * 1024] {
         let mut buf = vec![0u8; size];
         ctr.throughput(Throughput::Bytes(size as u64));
         ctr.bench_function(BenchmarkId::from_parameter(size), |b| {
             b.iter(|| ctr_apply(&key, black_box(&iv), black_box(&mut buf)).expect("SM4-CTR"))
+        });
+        for &backend in &backends {
+            let _forced = backend.force().expect("available backend");
+            ctr.bench_function(BenchmarkId::new(backend.name(), size), |b| {
+                b.iter(|| ctr_apply(&key, black_box(&iv), black_box(&mut buf)).expect("SM4-CTR"))
+            });
+        }
+        ctr.bench_function(BenchmarkId::new("previous", size), |b| {
+            b.iter(|| {
+                let mut c = ctr::Ctr128BE::<sm4::Sm4>::new(&key_bytes.into(), &iv.into());
+                c.apply_keystream(black_box(&mut buf))
+            })
         });
     }
     ctr.finish();
@@ -114,8 +146,43 @@ fn bench_sm4(c: &mut Criterion) {
                     .expect("SM4-GCM")
             })
         });
+        for &backend in &backends {
+            let _forced = backend.force().expect("available backend");
+            gcm.bench_with_input(BenchmarkId::new(backend.name(), size), &data, |b, data| {
+                b.iter(|| {
+                    encrypt(&key, Sm4Mode::Gcm, black_box(&nonce), &[], black_box(data))
+                        .expect("SM4-GCM")
+                })
+            });
+        }
+        gcm.bench_with_input(BenchmarkId::new("previous", size), &data, |b, data| {
+            b.iter(|| {
+                let g =
+                    aes_gcm::AesGcm::<sm4::Sm4, aes_gcm::aead::consts::U12>::new(&key_bytes.into());
+                g.encrypt(&nonce.into(), black_box(&data[..]))
+                    .expect("SM4-GCM")
+            })
+        });
     }
     gcm.finish();
+
+    // The TLS record path: one `Sm4Aead` per key, sealing in place.
+    let mut seal = c.benchmark_group("sm4-gcm-seal");
+    for size in [1024usize, 16 * 1024] {
+        let mut buf = vec![0u8; size];
+        seal.throughput(Throughput::Bytes(size as u64));
+        for &backend in &backends {
+            let _forced = backend.force().expect("available backend");
+            let aead = Sm4Aead::new(&key, Sm4Mode::Gcm).expect("SM4-GCM key");
+            seal.bench_function(BenchmarkId::new(aead.backend().name(), size), |b| {
+                b.iter(|| {
+                    aead.seal_in_place(black_box(&nonce), &[], black_box(&mut buf))
+                        .expect("SM4-GCM")
+                })
+            });
+        }
+    }
+    seal.finish();
 }
 
 criterion_group!(benches, bench_sm2, bench_sm3, bench_sm4);

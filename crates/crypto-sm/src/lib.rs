@@ -10,13 +10,22 @@
 //! key generation, decryption, key exchange) is the RustCrypto constant-time field and scalar
 //! code; SM2 signature verification, which sees only public data (key, digest, signature), runs
 //! on this crate's own variable-time arithmetic specialised to sm2p256v1 (`sm2::verify`, about
-//! 2.9× the RustCrypto path, which stays reachable as `sm2::verify_reference`); SM4 uses a table
-//! S-box (see ARCHITECTURE.md).
+//! 2.8× the RustCrypto path, which stays reachable as `sm2::verify_reference`). SM4 is constant
+//! time (no secret-indexed table, no secret-dependent branch, key schedule included) on the
+//! AES-NI and GFNI backends of [`arch`], which x86_64 CPUs with AES-NI use by default; it is a
+//! table S-box, NOT constant time against cache timing, on the portable
+//! [`sm4::Backend::Table`] that every other CPU uses (see [`sm4`] and ARCHITECTURE.md).
+//! `unsafe` appears only in [`arch`].
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+// The one module of this crate allowed `unsafe`: SIMD intrinsics (SM4's AES-NI and GFNI
+// kernels) that need runtime CPU-feature detection. Every `unsafe` block in it states the
+// feature check that makes it sound; ARCHITECTURE.md states the invariant.
+#[allow(unsafe_code)]
+pub mod arch;
 pub mod danger;
 pub mod keys;
 mod provider;

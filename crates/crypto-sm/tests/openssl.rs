@@ -738,16 +738,17 @@ fn enc_ok(out: Output, ctx: &str) -> Vec<u8> {
 }
 
 fn data_len(rng: &Rng, case: usize) -> usize {
-    const FIXED: &[usize] = &[0, 1, 15, 16, 17, 31, 32, 33, 48, 100];
-    FIXED
+    common::SM4_LENGTHS
         .get(case)
         .copied()
         .unwrap_or_else(|| rng.range(0, 600))
 }
 
 #[test]
-fn sm4_cbc_matches_openssl_both_ways() {
-    let rng = Rng::for_test("sm4_cbc_matches_openssl_both_ways");
+fn sm4_cbc_matches_openssl_both_ways_on_every_backend() {
+    let test = "sm4_cbc_matches_openssl_both_ways_on_every_backend";
+    let rng = Rng::for_test(test);
+    let backends = common::sm4_backends(test);
     let dir = Dir::new();
     for case in 0..80 {
         let key: [u8; 16] = rng.array();
@@ -755,54 +756,66 @@ fn sm4_cbc_matches_openssl_both_ways() {
         let data = rng.bytes(data_len(&rng, case));
         let ctx = rng.ctx(format_args!("case {case}, len {}", data.len()));
         let sk = Sm4Secret::from_slice(&key).unwrap();
-
-        let ours = sm4::encrypt(&sk, Sm4Mode::Cbc, &iv, &[], &data).unwrap();
         let theirs = enc_ok(openssl_enc(&dir, "sm4-cbc", &key, &iv, &data, false), &ctx);
+
+        for &b in &backends {
+            let _forced = b.force().unwrap();
+            let ours = sm4::encrypt(&sk, Sm4Mode::Cbc, &iv, &[], &data).unwrap();
+            assert_eq!(
+                hex::encode(&ours),
+                hex::encode(&theirs),
+                "SM4-CBC differs, backend {b} [{ctx}]"
+            );
+            assert_eq!(
+                sm4::decrypt(&sk, Sm4Mode::Cbc, &iv, &[], &theirs)
+                    .unwrap()
+                    .expose(),
+                &data[..],
+                "backend {b} [{ctx}]"
+            );
+            // a wrong IV changes only the first block
+            let mut iv2 = iv;
+            iv2[0] ^= 1;
+            let first = sm4::decrypt(&sk, Sm4Mode::Cbc, &iv2, &[], &theirs);
+            if data.len() >= 16 {
+                let pt = first.unwrap();
+                assert_eq!(pt.expose()[0], data[0] ^ 1, "backend {b} [{ctx}]");
+                assert_eq!(&pt.expose()[1..], &data[1..], "backend {b} [{ctx}]");
+            }
+        }
+        // OpenSSL decrypts ours (equal to theirs on every backend, checked above)
         assert_eq!(
-            hex::encode(&ours),
-            hex::encode(&theirs),
-            "SM4-CBC differs [{ctx}]"
-        );
-        // decryption both ways
-        assert_eq!(
-            sm4::decrypt(&sk, Sm4Mode::Cbc, &iv, &[], &theirs)
-                .unwrap()
-                .expose(),
-            &data[..],
-            "[{ctx}]"
-        );
-        assert_eq!(
-            enc_ok(openssl_enc(&dir, "sm4-cbc", &key, &iv, &ours, true), &ctx),
+            enc_ok(openssl_enc(&dir, "sm4-cbc", &key, &iv, &theirs, true), &ctx),
             data,
             "[{ctx}]"
         );
-        // a wrong IV changes only the first block; a wrong key breaks the padding (almost always)
-        let mut iv2 = iv;
-        iv2[0] ^= 1;
-        let first = sm4::decrypt(&sk, Sm4Mode::Cbc, &iv2, &[], &theirs);
-        if data.len() >= 16 {
-            let pt = first.unwrap();
-            assert_eq!(pt.expose()[0], data[0] ^ 1, "[{ctx}]");
-            assert_eq!(&pt.expose()[1..], &data[1..], "[{ctx}]");
-        }
+    }
+    for b in backends {
+        eprintln!("{test}: SM4 backend {b}: passed");
     }
 }
 
 #[test]
-fn sm4_ctr_matches_openssl_both_ways() {
-    let rng = Rng::for_test("sm4_ctr_matches_openssl_both_ways");
+fn sm4_ctr_matches_openssl_both_ways_on_every_backend() {
+    let test = "sm4_ctr_matches_openssl_both_ways_on_every_backend";
+    let rng = Rng::for_test(test);
+    let backends = common::sm4_backends(test);
     let dir = Dir::new();
-    for case in 0..80 {
+    for case in 0..90 {
         let key: [u8; 16] = rng.array();
         let mut iv: [u8; 16] = rng.array();
-        // Counters about to carry out of the low 64 bits, and across the full 128-bit wrap.
-        match case % 3 {
+        // Counters about to carry out of the low 32 and 64 bits, and across the full 128-bit
+        // wrap (OpenSSL's CTR, like ours, increments the whole block big-endian).
+        match case % 4 {
             1 => {
-                iv[8..].copy_from_slice(&(u64::MAX - rng.below(4) as u64).to_be_bytes());
+                iv[8..].copy_from_slice(&(u64::MAX - rng.below(20) as u64).to_be_bytes());
             }
             2 => {
                 iv = [0xff; 16];
-                iv[15] = 0xff - rng.below(3) as u8;
+                iv[15] = 0xff - rng.below(20) as u8;
+            }
+            3 => {
+                iv[12..].copy_from_slice(&(u32::MAX - rng.below(20) as u32).to_be_bytes());
             }
             _ => {}
         }
@@ -813,26 +826,35 @@ fn sm4_ctr_matches_openssl_both_ways() {
             data.len()
         ));
         let sk = Sm4Secret::from_slice(&key).unwrap();
-
-        let ours = sm4::encrypt(&sk, Sm4Mode::Ctr, &iv, &[], &data).unwrap();
         let theirs = enc_ok(openssl_enc(&dir, "sm4-ctr", &key, &iv, &data, false), &ctx);
+
+        for &b in &backends {
+            let _forced = b.force().unwrap();
+            let ours = sm4::encrypt(&sk, Sm4Mode::Ctr, &iv, &[], &data).unwrap();
+            assert_eq!(
+                hex::encode(&ours),
+                hex::encode(&theirs),
+                "SM4-CTR differs, backend {b} [{ctx}]"
+            );
+            assert_eq!(
+                sm4::decrypt(&sk, Sm4Mode::Ctr, &iv, &[], &theirs)
+                    .unwrap()
+                    .expose(),
+                &data[..],
+                "backend {b} [{ctx}]"
+            );
+            let mut inplace = data.clone();
+            sm4::ctr_apply(&sk, &iv, &mut inplace).unwrap();
+            assert_eq!(inplace, theirs, "ctr_apply, backend {b} [{ctx}]");
+        }
         assert_eq!(
-            hex::encode(&ours),
-            hex::encode(&theirs),
-            "SM4-CTR differs [{ctx}]"
-        );
-        assert_eq!(
-            sm4::decrypt(&sk, Sm4Mode::Ctr, &iv, &[], &theirs)
-                .unwrap()
-                .expose(),
-            &data[..],
-            "[{ctx}]"
-        );
-        assert_eq!(
-            enc_ok(openssl_enc(&dir, "sm4-ctr", &key, &iv, &ours, true), &ctx),
+            enc_ok(openssl_enc(&dir, "sm4-ctr", &key, &iv, &theirs, true), &ctx),
             data,
             "[{ctx}]"
         );
+    }
+    for b in backends {
+        eprintln!("{test}: SM4 backend {b}: passed");
     }
 }
 

@@ -240,3 +240,20 @@ pub fn sm2_random_id(rng: &Rng) -> crypto::UserId {
         _ => crypto::UserId::new(rng.bytes(rng.range(1, 100))).unwrap(),
     }
 }
+
+/// The SM4 backends this CPU can run, each to be forced in turn; the others are printed as
+/// untested (never reported as passed).
+pub fn sm4_backends(test: &str) -> Vec<crypto_sm::sm4::Backend> {
+    use crypto_sm::sm4::Backend;
+    eprintln!("{test}: CPU features {}", crypto_sm::arch::cpu_features());
+    for b in Backend::unavailable() {
+        eprintln!("{test}: SM4 backend {b}: UNTESTED on this CPU");
+    }
+    Backend::available()
+}
+
+/// SM4 data lengths every differential test covers: empty, around one block, around four,
+/// sixteen blocks (one SIMD pass) and around it, and long inputs with odd tails.
+pub const SM4_LENGTHS: &[usize] = &[
+    0, 1, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65, 100, 255, 256, 257, 4095, 65537,
+];
