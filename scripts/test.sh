@@ -25,5 +25,10 @@ echo "== the previous release's gmchain for the rolling-upgrade test (release/pr
 bash scripts/build-previous-release.sh
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== SM4 timing report, dudect-style, per backend (an artifact, not a gate: a shared machine is noisy)"
+mkdir -p "${CARGO_TARGET_DIR:-target}/ci-artifacts"
+cargo run --locked --release -q -p crypto-sm --example sm4_dudect -- --seconds 30 \
+  --out "${CARGO_TARGET_DIR:-target}/ci-artifacts/sm4-dudect.txt" \
+  || echo "the SM4 timing report did not complete (not a gate)"
 echo "== interop: gmtls against Tongsuo 8.5 (strict SM mode) and BabaSSL 8.3 (tests/interop-tongsuo)"
 bash scripts/interop-tongsuo.sh
