@@ -137,14 +137,46 @@ pub(crate) fn run(args: &BackupBenchArgs) -> Result<(), Failure> {
             crate::bench_node::connections(&url, &dir, &client, args.concurrency.div_ceil(64))
                 .await?;
         let rounds = args.rounds.max(1);
-        let total = args.chain_txs + rounds * 2 * args.txs;
-        eprintln!("pre-signing {total} transactions …");
-        let expiry = Height(status.height + status.expiry_window.saturating_sub(10).max(1));
-        let mut txs = presign(&chain_id, expiry, &chain.clients, 0, total)?;
-        let base: Vec<_> = txs.split_off(txs.len().saturating_sub(args.chain_txs));
-        eprintln!("committing the bench chain ({} transactions) …", base.len());
-        let built = closed_loop(&clients, base, args.concurrency, None).await?;
-        let mut failures = built.failed;
+        // Transactions expire `expiry_window` heights after the one they were signed at: a
+        // long chain outlives any batch signed at its start, so each batch is signed just
+        // before it is sent (outside the timed phases), against the height then. The salt's
+        // index runs on across batches, so no two transactions are alike.
+        let window = status.expiry_window;
+        let mut next_salt = 0u64;
+        let mut sign_batch = |n: usize, at: u64| -> Result<Vec<Vec<u8>>, Failure> {
+            let expiry = Height(at + window.saturating_sub(10).max(1));
+            let txs = presign(&chain_id, expiry, &chain.clients, next_salt, n)?;
+            next_salt += n as u64;
+            Ok(txs)
+        };
+        let mut tip = status.height;
+        let mut client_tip = client.clone();
+        let mut height_now = async || {
+            client_tip
+                .get_status(api::v1::GetStatusRequest {})
+                .await
+                .map(|s| s.into_inner().height)
+                .map_err(|e| fail("status", e))
+        };
+        // The chain, in batches of at most 50 000 (each signed at the height it starts from).
+        eprintln!("committing the bench chain ({} transactions) …", args.chain_txs);
+        let mut committed = 0usize;
+        let mut failures = 0usize;
+        while committed < args.chain_txs {
+            let n = (args.chain_txs - committed).min(50_000);
+            let batch = sign_batch(n, tip)?;
+            let built = closed_loop(&clients, batch, args.concurrency, None).await?;
+            failures += built.failed;
+            committed += n;
+            tip = height_now().await?;
+            eprintln!("  {committed} of {} (height {tip})", args.chain_txs);
+        }
+        if failures > 0 {
+            return Err(fail(
+                "bench chain",
+                format!("{failures} of {} submissions were not committed", args.chain_txs),
+            ));
+        }
         let (mut plain, mut during, mut backup_s, mut restore_s) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut backups_during = 0usize;
@@ -156,7 +188,7 @@ pub(crate) fn run(args: &BackupBenchArgs) -> Result<(), Failure> {
                 order.reverse();
             }
             for phase in order {
-                let load_txs: Vec<_> = txs.split_off(txs.len().saturating_sub(args.txs));
+                let load_txs = sign_batch(args.txs, height_now().await?)?;
                 if phase == "plain" {
                     let load = closed_loop(&clients, load_txs, args.concurrency, None).await?;
                     failures += load.failed;
