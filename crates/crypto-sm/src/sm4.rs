@@ -40,7 +40,7 @@ use cbc::cipher::{
     ParBlocksSizeUser, StreamCipher, consts::U16,
 };
 use crypto::{CryptoError, Secret, Sm4Mode};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::OnceLock;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -73,7 +73,12 @@ pub enum Backend {
 }
 
 thread_local! {
-    static FORCED: Cell<Option<Backend>> = const { Cell::new(None) };
+    /// The backends forced on this thread, newest last, each with its guard's number: a guard
+    /// removes its own entry whatever the order guards are dropped in, so the choice in force
+    /// is always the newest live guard's (review i19 M1: restoring a saved value let a guard
+    /// dropped out of order leave a backend forced after every guard was gone).
+    static FORCED: RefCell<Vec<(u64, Backend)>> = const { RefCell::new(Vec::new()) };
+    static NEXT_GUARD: Cell<u64> = const { Cell::new(0) };
 }
 
 static DETECTED: OnceLock<Backend> = OnceLock::new();
@@ -148,7 +153,9 @@ impl Backend {
 
     /// The backend SM4 uses on this thread now: the forced one, else [`Backend::detected`].
     pub fn current() -> Backend {
-        FORCED.with(Cell::get).unwrap_or_else(Backend::detected)
+        FORCED
+            .with(|f| f.borrow().last().map(|(_, b)| *b))
+            .unwrap_or_else(Backend::detected)
     }
 
     /// Makes this thread use `self` until the returned guard is dropped (then the previous
@@ -174,9 +181,14 @@ impl Backend {
                 },
             });
         }
-        let previous = FORCED.with(|f| f.replace(Some(self)));
+        let id = NEXT_GUARD.with(|n| {
+            let id = n.get();
+            n.set(id.wrapping_add(1));
+            id
+        });
+        FORCED.with(|f| f.borrow_mut().push((id, self)));
         Ok(ForcedBackend {
-            previous,
+            id,
             _not_send: core::marker::PhantomData,
         })
     }
@@ -189,17 +201,19 @@ impl core::fmt::Display for Backend {
 }
 
 /// Keeps a backend forced on this thread (see [`Backend::force`]); not `Send`, since the choice
-/// belongs to the thread that made it.
+/// belongs to the thread that made it. For tests and benchmarks: on an async runtime every task
+/// the thread runs meanwhile would see it (the node never forces), and a guard passed to
+/// `mem::forget` leaves its backend forced on the thread for good.
 #[derive(Debug)]
 #[must_use = "the backend is forced only while this guard lives"]
 pub struct ForcedBackend {
-    previous: Option<Backend>,
+    id: u64,
     _not_send: core::marker::PhantomData<*const ()>,
 }
 
 impl Drop for ForcedBackend {
     fn drop(&mut self) {
-        FORCED.with(|f| f.set(self.previous));
+        FORCED.with(|f| f.borrow_mut().retain(|(id, _)| *id != self.id));
     }
 }
 
@@ -859,6 +873,18 @@ mod tests {
             drop(g);
             assert_eq!(Backend::current(), before);
         }
+        // Guards dropped out of order (review i19 M1): the newest live guard's choice holds,
+        // and none is left once both are gone.
+        let outer = Backend::Table.force().unwrap();
+        let inner = Backend::detected().force().unwrap();
+        drop(outer);
+        assert_eq!(
+            Backend::current(),
+            Backend::detected(),
+            "the live guard's choice"
+        );
+        drop(inner);
+        assert_eq!(Backend::current(), before, "a backend outlived its guards");
         for b in Backend::unavailable() {
             assert!(matches!(b.force(), Err(CryptoError::Unsupported { .. })));
         }

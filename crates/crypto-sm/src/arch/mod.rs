@@ -1,6 +1,6 @@
-//! CPU-specific code of crypto-sm: the one place in the crate (and, with `softtoken::ffi`, in
-//! the workspace) where `unsafe` is allowed, for SIMD intrinsics behind runtime feature
-//! detection.
+//! CPU-specific code of crypto-sm: the one place in the crate where `unsafe` is allowed, for
+//! SIMD intrinsics behind runtime feature detection (the workspace's other `unsafe` is at its
+//! FFI boundaries, `softtoken::ffi` and `hsm::ffi`).
 //!
 //! What lives here: SM4 encryption of 1–16 blocks at once, with the S-box computed — never
 //! looked up in memory — on x86_64:
