@@ -592,7 +592,7 @@ fn print_table(
     writeln!(out)?;
     writeln!(
         out,
-        "{:<15} {:>6} {:>11} {:>11} {:>7} {:>7} {:>6}  ratio per round",
+        "{:<27} {:>6} {:>11} {:>11} {:>7} {:>7} {:>6}  ratio per round",
         "operation", "unit", "ours", "baseline", "ratio", "target", "met"
     )?;
     for (op, row) in Op::ALL.iter().zip(&report.rows) {
@@ -608,7 +608,7 @@ fn print_table(
             .map_or("-".to_string(), |(lo, hi)| format!("{lo:.2}..{hi:.2}"));
         writeln!(
             out,
-            "{:<15} {:>6} {:>11.1} {:>11} {:>7} {:>7} {:>6}  {}",
+            "{:<27} {:>6} {:>11.1} {:>11} {:>7} {:>7} {:>6}  {}",
             row.name, row.unit, row.ours, baseline, ratio, target, met, spread
         )?;
     }
