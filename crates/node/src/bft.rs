@@ -339,6 +339,21 @@ fn signer_of(input: &Input) -> Digest {
     }
 }
 
+/// Whether a warning about a wait is due: the wait passed `every`, and so did the time since
+/// the same warning was last given (then recorded in `last` as given now).
+fn warning_due(
+    last: &mut Option<Instant>,
+    now: Instant,
+    waited: Duration,
+    every: Duration,
+) -> bool {
+    let due = waited > every && last.is_none_or(|t| now.duration_since(t) >= every);
+    if due {
+        *last = Some(now);
+    }
+    due
+}
+
 /// The author liveness certificates are charged to in the links' store of recent messages.
 const CERTIFICATE_SIGNER: Digest = Digest([0xff; 32]);
 
@@ -1443,12 +1458,12 @@ impl Runner {
             self.guard.is_some() && self.core().metrics.restore_guard.load(Relaxed) == 1;
         if guarded_validator {
             let waited = now.duration_since(self.last_progress);
-            if waited > GUARD_WARNING_EVERY
-                && self
-                    .last_guard_warning
-                    .is_none_or(|t| now.duration_since(t) >= GUARD_WARNING_EVERY)
-            {
-                self.last_guard_warning = Some(now);
+            if warning_due(
+                &mut self.last_guard_warning,
+                now,
+                waited,
+                GUARD_WARNING_EVERY,
+            ) {
                 tracing::warn!(
                     at = current.0,
                     learned = self.guard.as_ref().map_or(0, |g| g.known().0),
@@ -1481,12 +1496,7 @@ impl Runner {
                 // node cannot tell that from a slow peer; after long enough, it says what
                 // may be the cause and what to do.
                 let waited = now.duration_since(self.last_progress);
-                if waited > STRANDED_AFTER
-                    && self
-                        .last_stranded_warning
-                        .is_none_or(|t| now.duration_since(t) >= STRANDED_AFTER)
-                {
-                    self.last_stranded_warning = Some(now);
+                if warning_due(&mut self.last_stranded_warning, now, waited, STRANDED_AFTER) {
                     tracing::warn!(
                         at = current.0 - 1,
                         seen = self.highest_seen.0,
