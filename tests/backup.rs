@@ -838,17 +838,7 @@ fn a_chain_that_needs_a_restored_validator_for_its_quorum_decides_again_once_its
     assert!(submit(&mut c0, true), "{}", net.logs());
     std::fs::create_dir(dir.join("backups")).unwrap();
     let out = dir.join("backups/node2");
-    let printed = ok(
-        &dir,
-        &[
-            "node",
-            "backup",
-            "--config",
-            "node2.toml",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let printed = ok(&dir, &backup_args("node2.toml", out.to_str().unwrap()));
     let backed_up = number_after(&printed, "height ");
     while rt.block_on(height(&mut c0)) < backed_up + 2 {
         assert!(submit(&mut c0, true), "{}", net.logs());
@@ -858,17 +848,7 @@ fn a_chain_that_needs_a_restored_validator_for_its_quorum_decides_again_once_its
     net.kill(2);
     let data2 = dir.join("data2");
     std::fs::rename(&data2, dir.join("data2.old")).unwrap();
-    ok(
-        &dir,
-        &[
-            "node",
-            "restore",
-            "--from",
-            out.to_str().unwrap(),
-            "--config",
-            "node2.toml",
-        ],
-    );
+    ok(&dir, &restore_args(out.to_str().unwrap(), "node2.toml"));
     net.start(2);
     net.wait_up(&rt, 2);
     let mut c2 = net.client(&rt, 2);
