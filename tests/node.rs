@@ -1318,3 +1318,228 @@ fn a_pool_backlog_past_the_block_byte_budget_commits_in_readable_blocks() {
         }
     }
 }
+
+/// Issue 19: `Batch.SubmitTransactions` admits each transaction of a batch on its own (a bad
+/// one refuses only itself, with the code a single submission gets), answers one result per
+/// transaction in the request's order, waits for the admitted ones' commits, and refuses an
+/// empty or over-long batch whole; its message limit is its own (a batch far over Chain's
+/// one-transaction limit is decoded; a transaction over max_tx_size inside it is still
+/// refused by admission); an over-limit message is refused by the transport.
+#[test]
+fn a_batch_admits_each_transaction_on_its_own_and_answers_in_order() {
+    let chain = dev_chain(2);
+    let dir = &chain.dir;
+    let _node = Node::start(&chain);
+    let (u0, c0) = identity(dir, "clients/0");
+    let (u1, c1) = identity(dir, "clients/1");
+    let rt = rt();
+    rt.block_on(async {
+        let channel = dev_node::channel_at(dir, &chain.grpc, "clients/0")
+            .await
+            .unwrap();
+        let mut chain_client = ChainClient::new(channel.clone());
+        let mut batch = pb::batch_client::BatchClient::new(channel)
+            .max_encoding_message_size(64 << 20)
+            .max_decoding_message_size(64 << 20);
+        let h0 = height(&mut chain_client).await;
+        let before = scrape(&chain.metrics);
+
+        // 60 good anchors from two signers, with bad ones among them.
+        let good: Vec<SignedTx> = (0..60)
+            .map(|i| {
+                let (k, c) = if i % 2 == 0 { (&u0, &c0) } else { (&u1, &c1) };
+                let doc = format!("batch document {i}");
+                signed(
+                    k,
+                    c,
+                    500,
+                    "attestation",
+                    "anchor",
+                    anchor_args(doc.as_bytes()),
+                )
+            })
+            .collect();
+        let wrong_signature = {
+            let mut s = signed(&u0, &c0, 500, "attestation", "anchor", anchor_args(b"ws"));
+            s.signature = good[0].signature.clone();
+            s
+        };
+        let wrong_chain = {
+            let mut t = signed(&u0, &c0, 500, "attestation", "anchor", anchor_args(b"wc")).tx;
+            t.chain_id = ChainId::new("other-chain").unwrap();
+            SignedTx::sign(t, &u0, &UserId::default()).unwrap()
+        };
+        // Over max_tx_size (128 KiB), far over Chain's decode limit, well within the batch's.
+        let oversized = signed(
+            &u1,
+            &c1,
+            500,
+            "attestation",
+            "anchor",
+            vec![
+                vec![0u8; 32],
+                b"document".to_vec(),
+                Vec::new(),
+                vec![7u8; 200 * 1024],
+            ],
+        );
+        let mut expected: Vec<(Vec<u8>, Option<&str>, Option<types::TxId>)> = Vec::new();
+        for (i, g) in good.iter().enumerate() {
+            expected.push((g.to_bytes(), None, Some(g.tx_id())));
+            match i {
+                5 => expected.push((
+                    wrong_signature.to_bytes(),
+                    Some("TX_SIGNATURE_INVALID"),
+                    Some(wrong_signature.tx_id()),
+                )),
+                17 => expected.push((b"not a transaction".to_vec(), Some("TX_MALFORMED"), None)),
+                // The same transaction twice in one batch: the second is a duplicate.
+                29 => expected.push((g.to_bytes(), Some("TX_DUPLICATE"), Some(g.tx_id()))),
+                41 => expected.push((
+                    wrong_chain.to_bytes(),
+                    Some("TX_WRONG_CHAIN"),
+                    Some(wrong_chain.tx_id()),
+                )),
+                53 => expected.push((
+                    oversized.to_bytes(),
+                    Some("TX_TOO_LARGE"),
+                    Some(oversized.tx_id()),
+                )),
+                _ => {}
+            }
+        }
+        assert!(oversized.to_bytes().len() > 128 * 1024 + 64);
+        let resp = batch
+            .submit_transactions(pb::SubmitTransactionsRequest {
+                signed_txs: expected.iter().map(|(b, _, _)| b.clone()).collect(),
+                wait_for_commit: true,
+            })
+            .await
+            .expect("the batch")
+            .into_inner();
+        assert_eq!(resp.results.len(), expected.len());
+        for (i, (r, (_, code, id))) in resp.results.iter().zip(&expected).enumerate() {
+            assert_eq!(
+                r.tx_id,
+                id.map(|t| t.as_bytes().to_vec()).unwrap_or_default(),
+                "result {i}: the id"
+            );
+            match code {
+                None => {
+                    assert!(r.admitted && r.committed, "result {i}: {r:?}");
+                    assert!(r.code.is_empty(), "result {i}: {r:?}");
+                    assert!(r.height > h0, "result {i}: {r:?}");
+                    let receipt = types::Receipt::from_bytes(&r.receipt, &Limits::default())
+                        .unwrap_or_else(|e| panic!("result {i}: receipt: {e}"));
+                    assert_eq!(receipt.status, types::Status::Success, "result {i}");
+                }
+                Some(code) => {
+                    assert!(!r.admitted && !r.committed, "result {i}: {r:?}");
+                    assert_eq!(r.code, *code, "result {i}: {}", r.message);
+                    assert!(r.message.starts_with(code), "result {i}: {}", r.message);
+                }
+            }
+        }
+        // Each committed one is where its result says.
+        for (i, g) in good.iter().enumerate().step_by(7) {
+            let t = chain_client
+                .get_transaction(pb::TxIdRequest {
+                    tx_id: g.tx_id().as_bytes().to_vec(),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("good {i}: {e}"))
+                .into_inner();
+            assert_eq!(t.signed_tx, g.to_bytes(), "good {i}");
+        }
+        let after = scrape(&chain.metrics);
+        assert_eq!(
+            metric(&after, "gmchain_batches_total") - metric(&before, "gmchain_batches_total"),
+            1
+        );
+        assert_eq!(
+            metric(&after, "gmchain_batch_txs_total") - metric(&before, "gmchain_batch_txs_total"),
+            expected.len() as u64
+        );
+        assert_eq!(
+            metric(&after, "gmchain_txs_admitted_total")
+                - metric(&before, "gmchain_txs_admitted_total"),
+            60
+        );
+
+        // Empty, and one over api.max_batch_txs (1000): refused whole, nothing admitted.
+        let fresh: Vec<Vec<u8>> = (0..1001)
+            .map(|i| {
+                signed(
+                    &u0,
+                    &c0,
+                    500,
+                    "attestation",
+                    "anchor",
+                    anchor_args(format!("late {i}").as_bytes()),
+                )
+                .to_bytes()
+            })
+            .collect();
+        for txs in [Vec::new(), fresh.clone()] {
+            let n = txs.len();
+            let e = batch
+                .submit_transactions(pb::SubmitTransactionsRequest {
+                    signed_txs: txs,
+                    wait_for_commit: false,
+                })
+                .await
+                .expect_err("a batch out of bounds");
+            assert_eq!(
+                e.code(),
+                tonic::Code::InvalidArgument,
+                "{n}: {}",
+                e.message()
+            );
+            assert_eq!(
+                e.metadata()
+                    .get(api::CODE_METADATA_KEY)
+                    .map(|v| v.to_str().unwrap()),
+                Some("TX_BATCH_INVALID"),
+                "{n}"
+            );
+            assert!(
+                e.message().contains(&format!("holds {n} transactions")),
+                "{}",
+                e.message()
+            );
+        }
+        let later = scrape(&chain.metrics);
+        assert_eq!(
+            metric(&later, "gmchain_txs_admitted_total"),
+            metric(&after, "gmchain_txs_admitted_total")
+        );
+        // Over the batch's message limit (16 MiB): the transport refuses to decode it.
+        let e = batch
+            .submit_transactions(pb::SubmitTransactionsRequest {
+                signed_txs: vec![vec![0u8; 100 * 1024]; 170],
+                wait_for_commit: false,
+            })
+            .await
+            .expect_err("over the batch message limit");
+        assert_eq!(e.code(), tonic::Code::OutOfRange, "{}", e.message());
+        // And Chain's own limit did not grow: one transaction over it is still refused whole.
+        let e = chain_client
+            .submit_transaction(pb::SubmitTransactionRequest {
+                signed_tx: oversized.to_bytes(),
+                wait_for_commit: false,
+            })
+            .await
+            .expect_err("over Chain's message limit");
+        assert_eq!(e.code(), tonic::Code::OutOfRange, "{}", e.message());
+        // Without waiting: the answer comes at admission; the transactions commit after.
+        let resp = batch
+            .submit_transactions(pb::SubmitTransactionsRequest {
+                signed_txs: fresh[..200].to_vec(),
+                wait_for_commit: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.results.iter().all(|r| r.admitted && !r.committed));
+    });
+}

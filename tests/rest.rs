@@ -1180,3 +1180,63 @@ fn the_api_listener_speaks_first_to_clients_without_alpn() {
         assert_eq!(head[3], 0x04, "an HTTP/2 SETTINGS frame: {head:?}");
     });
 }
+
+/// Issue 19: `POST /v1/tx/batch` is `Batch.SubmitTransactions`: one result per transaction in
+/// order (a refused one with its code, the others committed), 200 whatever they became; an
+/// empty batch is a 400 problem document with `TX_BATCH_INVALID`.
+#[test]
+fn a_batch_goes_through_rest_with_one_result_per_transaction() {
+    use types::Encode as _;
+    let chain = dev_chain(1);
+    let _node = Node::start(&chain);
+    let addr = rest_addr(&chain);
+    let (key, cert) = identity(&chain.dir, "clients/0");
+    let sign = |doc: &[u8]| {
+        let mut salt = [0u8; 16];
+        crypto::RandomSource::fill(&SystemRandom, &mut salt).unwrap();
+        let tx = types::Transaction {
+            fuel_limit: None,
+            chain_id: types::ChainId::new("dev-chain").unwrap(),
+            salt,
+            expiry: types::Height(500),
+            sender: types::Sender::Certificate(cert.der().to_vec()),
+            call: types::Call {
+                contract: "attestation".into(),
+                method: "anchor".into(),
+                args: vec![
+                    crypto_sm::sm3::sm3(doc).as_bytes().to_vec(),
+                    b"document".to_vec(),
+                    Vec::new(),
+                    Vec::new(),
+                ],
+            },
+        };
+        types::SignedTx::sign(tx, &key, &crypto::UserId::default()).unwrap()
+    };
+    let a = sign(b"batch a");
+    let b = sign(b"batch b");
+    let mut bad = sign(b"batch bad");
+    bad.signature = a.signature.clone();
+    let body = json!({
+        "signed_txs": [b64(&a.to_bytes()), b64(&bad.to_bytes()), b64(&b.to_bytes())],
+        "wait_for_commit": true,
+    });
+    let (st, _, out) = post_json(&addr, "/v1/tx/batch", &body);
+    assert_eq!(st, 200, "{out}\n{}", log_of(&chain));
+    let results = out["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{out}");
+    for (r, t) in [(&results[0], &a), (&results[2], &b)] {
+        assert_eq!(r["committed"], true, "{r}");
+        assert_eq!(unb64(&r["tx_id"]), t.tx_id().as_bytes().to_vec(), "{r}");
+    }
+    assert_eq!(results[1]["code"], "TX_SIGNATURE_INVALID", "{out}");
+    assert!(results[1]["committed"].as_bool() != Some(true), "{out}");
+    post_refused(
+        &addr,
+        "/v1/tx/batch",
+        &json!({"signed_txs": [], "wait_for_commit": false}),
+        400,
+        "TX_BATCH_INVALID",
+        "an empty batch",
+    );
+}

@@ -79,6 +79,9 @@ define_codes! {
     TX_POOL_FULL = 191, BadInput, ResourceExhausted,
         "The node's pool holds its maximum number of transactions.",
         "retry after the next block";
+    TX_BATCH_INVALID = 192, BadInput, InvalidArgument,
+        "A batch submission (Batch.SubmitTransactions, POST /v1/tx/batch) is empty or holds more transactions than the node's `api.max_batch_txs`; none of it was admitted.",
+        "send between 1 and api.max_batch_txs transactions per batch (the message gives the node's limit)";
     EXEC_UNKNOWN_CALL = 1000, NotVerified, FailedPrecondition,
         "No built-in contract has this method (a block from a node with other contracts).",
         "the block came from a node with other contracts; check that every node runs the same release";

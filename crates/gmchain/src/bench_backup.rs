@@ -136,7 +136,7 @@ pub(crate) fn run(args: &BackupBenchArgs) -> Result<(), Failure> {
     let result = rt.block_on(async {
         let (client, status, chain_id) = client_and_status(&url, &dir).await?;
         let clients =
-            crate::bench_node::connections(&url, &dir, &client, args.concurrency.div_ceil(64))
+            crate::bench_node::connections(&url, &dir, args.concurrency.div_ceil(64))
                 .await?;
         let rounds = args.rounds.max(1);
         // Transactions expire `expiry_window` heights after the one they were signed at: a

@@ -17,8 +17,9 @@ use types::{ChainId, Height};
 
 use crate::Failure;
 use crate::bench_node::{
-    Client, Load, NodeProcess, closed_loop, metric, percentile, presign, scrape, start_node_logged,
-    submit, tempdir, verify_rate, wait_for_named_node,
+    Client, Load, NodeProcess, closed_loop, closed_loop_batched, cpu_seconds, metric, percentile,
+    presign, scrape, start_node_logged, submit, tempdir, user_profile, verify_equivalents,
+    verify_rate, wait_for_node_as,
 };
 use crate::cli_tx::status_failure;
 
@@ -40,6 +41,11 @@ pub(crate) struct ConsortiumBenchArgs {
     /// The second phase's open-loop rate in tx/s (default: half the peak phase's tx/s).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Transactions per submission in the peak phase: 1 sends each with
+    /// `Chain.SubmitTransaction`; more sends batches (`Batch.SubmitTransactions`),
+    /// `--concurrency` batches in flight.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub batch: u64,
     /// Most transactions pre-signed for the peak phase (it ends early if they run out).
     #[arg(long, default_value_t = 60_000)]
     pub max_txs: usize,
@@ -106,6 +112,11 @@ impl Nodes {
         self.procs.clear();
     }
 
+    /// Each node process's CPU seconds so far (`None` where `/proc` cannot tell).
+    fn cpu_seconds(&self) -> Vec<Option<f64>> {
+        self.procs.iter().map(|p| cpu_seconds(p.0.id())).collect()
+    }
+
     async fn scrape_all(&self) -> Result<Vec<String>, Failure> {
         let mut pages = Vec::with_capacity(self.metrics.len());
         for m in &self.metrics {
@@ -127,7 +138,7 @@ fn config_path(dir: &Path, i: usize) -> PathBuf {
 /// A single validator's configuration with a `[consensus]` section without peers, so that it
 /// runs the BFT engine (alone) instead of the single-validator producer; timeouts as the
 /// dev chain gives a consortium.
-fn with_lone_consensus(config: &str, p2p_port: u16) -> String {
+pub(crate) fn with_lone_consensus(config: &str, p2p_port: u16) -> String {
     format!(
         "{config}\n[consensus]\nlisten = \"127.0.0.1:{p2p_port}\"\ntimeout_propose_ms = 1500\ntimeout_prevote_ms = 500\ntimeout_precommit_ms = 500\n"
     )
@@ -178,6 +189,19 @@ fn signatures_per_block(d: &[NodeDelta]) -> (Vec<f64>, f64) {
     let each = d.iter().map(|n| per(n.signatures, n.blocks)).collect();
     let blocks = d.iter().map(|n| n.blocks).fold(0.0, f64::max);
     (each, per(d.iter().map(|n| n.signatures).sum(), blocks))
+}
+
+/// Each node's CPU seconds between two [`Nodes::cpu_seconds`] readings (0 where either is
+/// missing).
+fn cpu_delta(before: &[Option<f64>], after: &[Option<f64>]) -> Vec<f64> {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| match (b, a) {
+            (Some(b), Some(a)) => a - b,
+            _ => 0.0,
+        })
+        .collect()
 }
 
 /// When the `i`-th open-loop submission is due, at `rate` per second.
@@ -231,11 +255,22 @@ async fn open_loop(clients: &[Client], txs: Vec<Vec<u8>>, rate: f64) -> Result<L
 struct Phase {
     load: Load,
     nodes: Vec<NodeDelta>,
+    /// Each node process's CPU seconds (user and system) over the phase.
+    cpu_s: Vec<f64>,
 }
 
 impl Phase {
     fn tps(&self) -> f64 {
         self.load.latencies.len() as f64 / self.load.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Each node's CPU milliseconds per transaction it committed in the phase.
+    fn cpu_ms_per_tx(&self) -> Vec<f64> {
+        self.nodes
+            .iter()
+            .zip(&self.cpu_s)
+            .map(|(n, c)| if n.txs > 0.0 { c * 1000.0 / n.txs } else { 0.0 })
+            .collect()
     }
 
     fn ms(&self, p: f64) -> f64 {
@@ -246,7 +281,7 @@ impl Phase {
         let (each, all) = signatures_per_block(&self.nodes);
         let list = |v: Vec<String>| format!("[{}]", v.join(", "));
         format!(
-            "{{\n{indent}  \"committed\": {},\n{indent}  \"failed\": {},\n{indent}  \"unsent\": {},\n{indent}  \"seconds\": {:.2},\n{indent}  \"committed_tx_per_s\": {:.0},\n{indent}  \"latency_p50_ms\": {:.1},\n{indent}  \"latency_p99_ms\": {:.1},\n{indent}  \"blocks_per_node\": {},\n{indent}  \"txs_committed_per_node\": {},\n{indent}  \"signatures_per_node\": {},\n{indent}  \"signatures_per_block_per_node\": {},\n{indent}  \"signatures_per_block_all_nodes\": {all:.2},\n{indent}  \"signature_cache_hits_per_node\": {}\n{indent}}}",
+            "{{\n{indent}  \"committed\": {},\n{indent}  \"failed\": {},\n{indent}  \"unsent\": {},\n{indent}  \"seconds\": {:.2},\n{indent}  \"committed_tx_per_s\": {:.0},\n{indent}  \"latency_p50_ms\": {:.1},\n{indent}  \"latency_p99_ms\": {:.1},\n{indent}  \"blocks_per_node\": {},\n{indent}  \"txs_committed_per_node\": {},\n{indent}  \"signatures_per_node\": {},\n{indent}  \"signatures_per_block_per_node\": {},\n{indent}  \"signatures_per_block_all_nodes\": {all:.2},\n{indent}  \"signature_cache_hits_per_node\": {},\n{indent}  \"node_cpu_ms_per_tx_per_node\": {}\n{indent}}}",
             self.load.latencies.len(),
             self.load.failed,
             self.load.unsent,
@@ -267,6 +302,12 @@ impl Phase {
                 self.nodes
                     .iter()
                     .map(|n| format!("{}", n.signature_cache_hits))
+                    .collect()
+            ),
+            list(
+                self.cpu_ms_per_tx()
+                    .iter()
+                    .map(|c| format!("{c:.3}"))
                     .collect()
             ),
         )
@@ -374,7 +415,9 @@ async fn phases(
     let mut clients = Vec::with_capacity(nodes.grpc.len());
     for (i, url) in nodes.grpc.iter().enumerate() {
         let name = format!("node{i}");
-        clients.push(wait_for_named_node(url, dir, Some(&name)).await?);
+        // As an application's users (an admin's submissions are each audited, synced).
+        let profile = user_profile(dir, i);
+        clients.push(wait_for_node_as(url, dir, Some(&name), Some(&profile)).await?);
     }
     let status = clients[0]
         .clone()
@@ -405,12 +448,17 @@ async fn phases(
         clients.len()
     );
     let before = nodes.scrape_all().await?;
+    let cpu_before = nodes.cpu_seconds();
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let load = closed_loop(&clients, txs, args.concurrency, Some(deadline)).await?;
+    let batch = usize::try_from(args.batch).unwrap_or(1);
+    let (load, _) =
+        closed_loop_batched(&clients, txs, args.concurrency, batch, Some(deadline)).await?;
+    let cpu_s = cpu_delta(&cpu_before, &nodes.cpu_seconds());
     let after = nodes.scrape_all().await?;
     let peak = Phase {
         load,
         nodes: deltas(&before, &after),
+        cpu_s,
     };
     eprintln!(
         "  {:.0} tx/s, p50 {:.0} ms, p99 {:.0} ms",
@@ -438,11 +486,14 @@ async fn phases(
     eprintln!("half-load phase: {n} transactions at {rate:.0} tx/s, open loop …");
     let txs = presign(&chain_id, height(&status), keys, HALF_SALTS, n)?;
     let before = nodes.scrape_all().await?;
+    let cpu_before = nodes.cpu_seconds();
     let load = open_loop(&clients, txs, rate).await?;
+    let cpu_s = cpu_delta(&cpu_before, &nodes.cpu_seconds());
     let after = nodes.scrape_all().await?;
     let phase = Phase {
         load,
         nodes: deltas(&before, &after),
+        cpu_s,
     };
     eprintln!(
         "  p50 {:.0} ms, p99 {:.0} ms",
@@ -485,6 +536,9 @@ pub(crate) fn run(args: &ConsortiumBenchArgs) -> Result<(), Failure> {
         .map(|(r, p)| (*r, p))
         .ok_or_else(|| fail("half load", "not run"))?;
     let (_, sig_all) = signatures_per_block(&main.peak.nodes);
+    let cpu_each = main.peak.cpu_ms_per_tx();
+    let cpu_mean = cpu_each.iter().sum::<f64>() / cpu_each.len().max(1) as f64;
+    let equivalents = verify_equivalents(cpu_mean, per_core);
     let acked = main.peak.load.latencies.len() as f64;
     let counted: Vec<String> = main
         .peak
@@ -503,7 +557,7 @@ pub(crate) fn run(args: &ConsortiumBenchArgs) -> Result<(), Failure> {
         None => String::new(),
     };
     let json = format!(
-        "{{\n  \"validators\": {validators},\n  \"cores\": {cores},\n  \"sm2_verify_per_s_one_core\": {per_core:.0},\n  \"sm2_verify_per_s_one_core_before_after\": [{verify_before:.0}, {verify_after:.0}],\n  \"bound_B\": {b:.0},\n  \"committed_tx_per_s\": {tps:.0},\n  \"ratio_to_B\": {:.3},\n  \"target_ratio\": 0.35,\n  \"half_load_rate_tx_per_s\": {rate:.0},\n  \"half_load_latency_p99_ms\": {:.1},\n  \"target_half_load_p99_ms\": 1000,\n  \"signatures_per_block\": {sig_all:.2},\n  \"peak\": {},\n  \"half_load\": {}{single_json}\n}}",
+        "{{\n  \"validators\": {validators},\n  \"cores\": {cores},\n  \"sm2_verify_per_s_one_core\": {per_core:.0},\n  \"sm2_verify_per_s_one_core_before_after\": [{verify_before:.0}, {verify_after:.0}],\n  \"bound_B\": {b:.0},\n  \"committed_tx_per_s\": {tps:.0},\n  \"ratio_to_B\": {:.3},\n  \"target_ratio\": 0.35,\n  \"half_load_rate_tx_per_s\": {rate:.0},\n  \"half_load_latency_p99_ms\": {:.1},\n  \"target_half_load_p99_ms\": 1000,\n  \"signatures_per_block\": {sig_all:.2},\n  \"node_cpu_ms_per_tx_mean\": {cpu_mean:.3},\n  \"node_cpu_per_tx_in_sm2_verifies\": {equivalents:.2},\n  \"target_node_cpu_per_tx_in_sm2_verifies\": 1.5,\n  \"peak\": {},\n  \"half_load\": {}{single_json}\n}}",
         tps / b,
         half.ms(0.99),
         main.peak.json("  "),
@@ -530,6 +584,14 @@ pub(crate) fn run(args: &ConsortiumBenchArgs) -> Result<(), Failure> {
         half.ms(0.5),
         half.ms(0.99),
         half.load.failed
+    );
+    eprintln!(
+        "node CPU per committed transaction (each node's own CPU time): {cpu_mean:.3} ms mean ({} ms per node) = {equivalents:.2} SM2 verifications (target ≤ 1.5)",
+        cpu_each
+            .iter()
+            .map(|c| format!("{c:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let (each, _) = signatures_per_block(&main.peak.nodes);
     let each: Vec<String> = each.iter().map(|s| format!("{s:.2}")).collect();

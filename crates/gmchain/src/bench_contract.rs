@@ -375,7 +375,7 @@ fn workflow_phase(
     let report = rt.block_on(async {
         let (mut client, status, chain_id) = client_and_status(&url, dir).await?;
         let expiry = Height(status.height + 900);
-        let conns = connections(&url, dir, &client, args.connections).await?;
+        let conns = connections(&url, dir, args.connections).await?;
         let admin = Signed {
             key: &chain.admin.0,
             cert: &chain.admin.1,

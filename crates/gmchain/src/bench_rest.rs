@@ -200,9 +200,9 @@ pub(crate) fn run(args: &RestBenchArgs) -> Result<(), Failure> {
         .map_err(|e| fail("runtime", e))?;
     let rest = rest_listen(&chain.config)?;
     let result = rt.block_on(async {
-        let (client, status, chain_id) = client_and_status(&url, &dir).await?;
+        let (_, status, chain_id) = client_and_status(&url, &dir).await?;
         // gRPC: a node serves at most 64 streams on one connection.
-        let grpc = crate::bench_node::connections(&url, &dir, &client, conns.div_ceil(64)).await?;
+        let grpc = crate::bench_node::connections(&url, &dir, conns.div_ceil(64)).await?;
         let rounds = args.rounds.max(1);
         let total = rounds * 2 * args.txs;
         eprintln!("pre-signing {total} transactions …");

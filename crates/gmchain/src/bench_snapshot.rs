@@ -213,7 +213,7 @@ pub(crate) fn run(args: &SnapshotBenchArgs) -> Result<(), Failure> {
             .concurrency
             .div_ceil(STREAMS_PER_CONNECTION)
             .clamp(1, MAX_CONNECTIONS);
-        let conns = connections(&grpc0, &dir, &c0, n_conns).await?;
+        let conns = connections(&grpc0, &dir, n_conns).await?;
         eprintln!(
             "loading {} transactions (signed chunk by chunk), {} in flight over {n_conns} connection(s) …",
             args.txs,

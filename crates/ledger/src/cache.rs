@@ -3,58 +3,143 @@
 //! decoding on the paths every admission and execution walks (the top of the tree is shared).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Mutex;
 
 use crypto::Digest;
 use state::{Node, NodeStore, StateError};
 use storage::{ChainStore, KvBackend};
 
-/// Nodes kept at most; when full the cache starts over (the hot top levels refill at once).
+/// Nodes kept at most, over the cache's two generations (each holds half).
 pub const NODE_CACHE_CAPACITY: usize = 200_000;
 
-/// The cache itself, shared by all readers.
+/// The cache itself, shared by all readers. Two generations: nodes go into the young one;
+/// when it holds half the capacity it becomes the old one (the previous old one is dropped),
+/// and a node found in the old generation moves back into the young one. What the recent
+/// blocks walk (the top levels, the paths their admissions and executions read) stays, and
+/// the cache never starts over from nothing.
 #[derive(Debug, Default)]
 pub struct NodeCache {
-    nodes: Mutex<HashMap<Digest, Node>>,
+    gens: Mutex<Generations>,
+}
+
+#[derive(Debug, Default)]
+struct Generations {
+    young: HashMap<Digest, Node, DigestHash>,
+    old: HashMap<Digest, Node, DigestHash>,
+}
+
+impl Generations {
+    fn insert(&mut self, hash: Digest, node: Node) {
+        if self.young.len() >= NODE_CACHE_CAPACITY / 2 {
+            self.old = std::mem::take(&mut self.young);
+            // The new young generation gets the old one's hasher keys (any would do).
+            self.young = HashMap::with_hasher(self.old.hasher().clone());
+        }
+        self.young.insert(hash, node);
+    }
 }
 
 impl NodeCache {
     fn get(&self, hash: &Digest) -> Option<Node> {
-        self.nodes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(hash)
-            .cloned()
+        let mut g = self.gens.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = g.young.get(hash) {
+            return Some(n.clone());
+        }
+        let n = g.old.remove(hash)?;
+        g.insert(*hash, n.clone());
+        Some(n)
     }
 
     fn put(&self, hash: Digest, node: Node) {
-        let mut m = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() >= NODE_CACHE_CAPACITY {
-            m.clear();
-        }
-        m.insert(hash, node);
+        self.gens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hash, node);
     }
 
     /// Holds the nodes a block just committed wrote (call it only once the write succeeded):
     /// the next block's admission and execution walk exactly these paths, which would
     /// otherwise be read back from the store one by one.
     pub fn committed(&self, nodes: Vec<(Digest, Node)>) {
-        let mut m = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len().saturating_add(nodes.len()) > NODE_CACHE_CAPACITY {
-            m.clear();
+        let mut g = self.gens.lock().unwrap_or_else(|e| e.into_inner());
+        for (h, n) in nodes {
+            g.insert(h, n);
         }
-        // A block larger than the whole cache keeps only what fits.
-        m.extend(nodes.into_iter().take(NODE_CACHE_CAPACITY));
     }
 
     /// Nodes held.
     pub fn len(&self) -> usize {
-        self.nodes.lock().unwrap_or_else(|e| e.into_inner()).len()
+        let g = self.gens.lock().unwrap_or_else(|e| e.into_inner());
+        g.young.len() + g.old.len()
     }
 
     /// Whether the cache is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The hash of a map keyed by SM3 digests: a folded multiply of the digest's first 16 bytes
+/// with two keys drawn at random per map (from the standard library's random hasher keys).
+/// Digests are already uniform, so SipHash's work over all 32 bytes buys nothing; the secret
+/// keys keep an adversary who grinds digests (state keys are theirs to choose) from aiming
+/// them at one bucket.
+#[derive(Debug, Clone)]
+struct DigestHash {
+    k0: u64,
+    k1: u64,
+}
+
+impl Default for DigestHash {
+    fn default() -> Self {
+        let r = std::collections::hash_map::RandomState::new();
+        DigestHash {
+            k0: r.hash_one(0x5eed_u64),
+            k1: r.hash_one(0x5eed_5eed_u64),
+        }
+    }
+}
+
+impl BuildHasher for DigestHash {
+    type Hasher = FoldHasher;
+    fn build_hasher(&self) -> FoldHasher {
+        FoldHasher {
+            k0: self.k0,
+            k1: self.k1,
+            state: 0,
+        }
+    }
+}
+
+struct FoldHasher {
+    k0: u64,
+    k1: u64,
+    state: u64,
+}
+
+impl Hasher for FoldHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // A digest arrives as its 32 bytes (after the slice's length, folded in below).
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            if let Some(b) = bytes.get(i..i + 8) {
+                w.copy_from_slice(b);
+            } else if let Some(b) = bytes.get(i..) {
+                w[..b.len()].copy_from_slice(b);
+            }
+            u64::from_le_bytes(w)
+        };
+        let x = u128::from(word(0) ^ self.k0 ^ self.state) * u128::from(word(8) ^ self.k1);
+        self.state = (x as u64) ^ ((x >> 64) as u64);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.state ^= n as u64;
+    }
+
+    fn finish(&self) -> u64 {
+        self.state
     }
 }
 
@@ -146,7 +231,7 @@ mod tests {
                 .flatten(),
             None
         );
-        // Bounded: a batch past the capacity starts the cache over.
+        // Bounded: a batch past the capacity keeps at most the capacity.
         let (h, n) = batch.nodes[0].clone();
         let many: Vec<(Digest, Node)> = (0..NODE_CACHE_CAPACITY as u32 + 10)
             .map(|i| {
@@ -155,7 +240,68 @@ mod tests {
                 (Digest(d), n.clone())
             })
             .collect();
-        cache.committed(many);
+        cache.committed(many.clone());
         assert!(cache.len() <= NODE_CACHE_CAPACITY);
+        // ... and the most recent half of it: the newest node is served, an old one read
+        // again moves to the young generation.
+        let cached = CachedNodes::new(&store, &cache);
+        let newest = many.last().unwrap().0;
+        assert!(cached.get(&newest).unwrap().is_some());
+    }
+
+    /// The cache keeps what was used recently instead of starting over when full: a node
+    /// read in every "block" survives any number of generations of other nodes.
+    #[test]
+    fn a_node_read_in_every_block_survives_generations_of_others() {
+        let store = ChainStore::new(MemBackend::new(), types::Limits::default());
+        let cache = NodeCache::default();
+        let hot = Digest([0xAB; 32]);
+        let node = Node::Internal {
+            left: Digest([1; 32]),
+            right: Digest([2; 32]),
+        };
+        cache.committed(vec![(hot, node.clone())]);
+        let cached = CachedNodes::new(&store, &cache);
+        let mut i = 0u32;
+        for _block in 0..8 {
+            // A quarter of the capacity of other nodes per block, then the hot read.
+            let others: Vec<(Digest, Node)> = (0..NODE_CACHE_CAPACITY / 4)
+                .map(|_| {
+                    i += 1;
+                    let mut d = [0u8; 32];
+                    d[..4].copy_from_slice(&i.to_be_bytes());
+                    (Digest(d), node.clone())
+                })
+                .collect();
+            cache.committed(others);
+            assert_eq!(
+                cached.get(&hot).unwrap(),
+                Some(node.clone()),
+                "block {_block}"
+            );
+            assert!(cache.len() <= NODE_CACHE_CAPACITY);
+        }
+        // One not read again is gone after two generations.
+        let first = {
+            let mut d = [0u8; 32];
+            d[..4].copy_from_slice(&1u32.to_be_bytes());
+            Digest(d)
+        };
+        assert_eq!(cached.get(&first).unwrap(), None);
+    }
+
+    #[test]
+    fn the_digest_hash_depends_on_every_key_half_and_on_the_keys() {
+        let a = DigestHash { k0: 1, k1: 2 };
+        let b = DigestHash { k0: 3, k1: 2 };
+        let d = Digest([7; 32]);
+        let mut e = d;
+        e.0[9] ^= 1;
+        let mut f = d;
+        f.0[1] ^= 1;
+        assert_ne!(a.hash_one(d), a.hash_one(e));
+        assert_ne!(a.hash_one(d), a.hash_one(f));
+        assert_ne!(a.hash_one(d), b.hash_one(d));
+        assert_eq!(a.hash_one(d), a.hash_one(d));
     }
 }

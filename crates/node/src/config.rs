@@ -276,6 +276,18 @@ struct RawApi {
     max_connections_per_peer: usize,
     #[serde(default = "default_max_subscriptions_per_peer")]
     max_subscriptions_per_peer: usize,
+    #[serde(default = "default_max_batch_txs")]
+    max_batch_txs: usize,
+    #[serde(default = "default_max_batch_bytes")]
+    max_batch_bytes: usize,
+}
+
+fn default_max_batch_txs() -> usize {
+    ApiLimits::default().max_batch_txs
+}
+
+fn default_max_batch_bytes() -> usize {
+    ApiLimits::default().max_batch_bytes
 }
 
 fn default_max_connections_per_peer() -> usize {
@@ -311,6 +323,11 @@ pub struct ApiLimits {
     pub max_connections_per_peer: usize,
     /// Open `SubscribeBlocks` streams from one IP address at most (default 8).
     pub max_subscriptions_per_peer: usize,
+    /// Transactions in one batch submission at most (`Batch.SubmitTransactions`, default 1000).
+    pub max_batch_txs: usize,
+    /// The batch submission's message limit in bytes (default 16 MiB; REST: its base64 in
+    /// JSON).
+    pub max_batch_bytes: usize,
 }
 
 impl Default for ApiLimits {
@@ -321,6 +338,8 @@ impl Default for ApiLimits {
             max_subscriptions: 64,
             max_connections_per_peer: 32,
             max_subscriptions_per_peer: 8,
+            max_batch_txs: 1000,
+            max_batch_bytes: 16 << 20,
         }
     }
 }
@@ -337,6 +356,8 @@ impl Default for RawApi {
             max_subscriptions: default_max_subscriptions(),
             max_connections_per_peer: default_max_connections_per_peer(),
             max_subscriptions_per_peer: default_max_subscriptions_per_peer(),
+            max_batch_txs: default_max_batch_txs(),
+            max_batch_bytes: default_max_batch_bytes(),
         }
     }
 }
@@ -893,10 +914,24 @@ impl NodeConfig {
                 "api.max_subscriptions_per_peer",
                 raw.api.max_subscriptions_per_peer,
             ),
+            ("api.max_batch_txs", raw.api.max_batch_txs),
         ] {
             if !(1..=1_000_000).contains(&v) {
                 return Err((field.into(), format!("{v} is outside 1..=1000000")));
             }
+        }
+        // At least one transaction of the largest size the chain's parameters may take, at
+        // most 256 MiB.
+        let least = crate::submit_message_limit(types::Limits::default().max_tx_size);
+        if !(least..=256 << 20).contains(&raw.api.max_batch_bytes) {
+            return Err((
+                "api.max_batch_bytes".into(),
+                format!(
+                    "{} is outside {least}..={} (one transaction of the largest max_tx_size, up to 256 MiB)",
+                    raw.api.max_batch_bytes,
+                    256 << 20
+                ),
+            ));
         }
         let api_limits = ApiLimits {
             max_connections: raw.api.max_connections,
@@ -904,6 +939,8 @@ impl NodeConfig {
             max_subscriptions: raw.api.max_subscriptions,
             max_connections_per_peer: raw.api.max_connections_per_peer,
             max_subscriptions_per_peer: raw.api.max_subscriptions_per_peer,
+            max_batch_txs: raw.api.max_batch_txs,
+            max_batch_bytes: raw.api.max_batch_bytes,
         };
         let watch = crate::watch::parse(raw.watch.as_ref())?;
         let log_level = raw.log.level.clone().unwrap_or_else(|| "info".into());

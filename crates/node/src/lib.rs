@@ -363,6 +363,17 @@ pub async fn run(
         api::v1::chain_server::ChainServer::new(ChainService::new(core.clone(), &limits, access))
             .max_decoding_message_size(submit_limit)
     };
+    // The batch submission beside it, sharing its admission slots, with its own message
+    // limit (api.max_batch_bytes).
+    let services = |access| {
+        let chain = ChainService::new(core.clone(), &limits, access);
+        (
+            api::v1::chain_server::ChainServer::new(chain.clone())
+                .max_decoding_message_size(submit_limit),
+            api::v1::batch_server::BatchServer::new(chain)
+                .max_decoding_message_size(limits.max_batch_bytes),
+        )
+    };
     let incoming = tls::tls_incoming(
         listener::limited_incoming(
             grpc,
@@ -416,6 +427,7 @@ pub async fn run(
         core: core.clone(),
         genesis: genesis_file,
         submit_message_limit: submit_limit,
+        batch_message_limit: limits.max_batch_bytes,
         upload_limit,
         expected_peers,
         health: Arc::default(),
@@ -424,7 +436,7 @@ pub async fn run(
         |grpc: axum::Router, listener: rest::Listener| rest::router(grpc, listener, &rest_facts);
     let tls_routes = rest_router(
         rest::grpc_router(
-            service(Access::Members),
+            services(Access::Members),
             exchange_service(),
             supervision_service(),
         ),
@@ -496,7 +508,7 @@ pub async fn run(
             rest::RestMode::Public => Access::PublicReadOnly,
         };
         let routes = rest_router(
-            rest::grpc_router(service(access), exchange_service(), supervision_service()),
+            rest::grpc_router(services(access), exchange_service(), supervision_service()),
             rest::Listener::Plain(config.rest.mode),
         );
         let mut stop_signal = stop_rx.clone();

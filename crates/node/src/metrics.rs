@@ -61,6 +61,9 @@ pub struct Metrics {
     pub consensus_wakeups: AtomicU64,
     /// Transactions admitted since start.
     pub txs_admitted: AtomicU64,
+    /// Batch submissions answered since start, and the transactions they carried.
+    pub batches: AtomicU64,
+    pub batch_txs: AtomicU64,
     /// Committed transactions per second over the last block interval window.
     pub tx_rate_milli: AtomicU64,
     /// RocksDB WAL syncs since the store was opened.
@@ -151,6 +154,12 @@ pub struct ApiLimitsGauge {
 }
 
 impl Metrics {
+    /// Counts a batch submission of `txs` transactions.
+    pub fn batch_submitted(&self, txs: usize) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batch_txs.fetch_add(txs as u64, Ordering::Relaxed);
+    }
+
     /// Counts a refused transaction under its code.
     pub fn rejected(&self, code: &'static str) {
         if let Ok(mut m) = self.rejected.lock() {
@@ -259,6 +268,20 @@ impl Metrics {
             "Transactions admitted to the pool since the node started.",
             "counter",
             load(&self.txs_admitted),
+        );
+        gauge(
+            &mut out,
+            "gmchain_batches_total",
+            "Batch submissions (Batch.SubmitTransactions) answered since the node started.",
+            "counter",
+            load(&self.batches),
+        );
+        gauge(
+            &mut out,
+            "gmchain_batch_txs_total",
+            "Transactions the batch submissions carried (admitted or refused).",
+            "counter",
+            load(&self.batch_txs),
         );
         gauge(
             &mut out,

@@ -49,6 +49,8 @@ pub struct ChainService {
     max_subscriptions: usize,
     per_peer: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
     max_per_peer: usize,
+    // Transactions in one batch submission at most (api.max_batch_txs).
+    max_batch_txs: usize,
 }
 
 /// How long a block subscription may leave a block unread before it is dropped (freeing its
@@ -70,6 +72,7 @@ impl ChainService {
             max_subscriptions: limits.max_subscriptions,
             per_peer: Arc::default(),
             max_per_peer: limits.max_subscriptions_per_peer,
+            max_batch_txs: limits.max_batch_txs,
         }
     }
 }
@@ -817,6 +820,163 @@ fn list_proposals(
 
 type BlockStream = Pin<Box<dyn Stream<Item = Result<pb::BlockResponse, Status>> + Send>>;
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ContractEvent, Status>> + Send>>;
+
+/// What admission made of one transaction of a batch.
+type Admitted = Result<(TxId, Option<tokio::sync::oneshot::Receiver<Outcome>>), Rejection>;
+
+impl ChainService {
+    /// Admits `txs` over the node's cores: in as many consecutive chunks as admission slots
+    /// (one per core), each chunk on a blocking thread once it holds a slot; the results in
+    /// the order of `txs`, each beside its bytes.
+    async fn admit_batch(
+        &self,
+        txs: Vec<Vec<u8>>,
+        wait: bool,
+    ) -> Result<Vec<(Vec<u8>, Admitted)>, Status> {
+        let chunks = self
+            .admitting
+            .available_permits()
+            .max(1)
+            .min(txs.len().max(1));
+        let per = txs.len().div_ceil(chunks).max(1);
+        let mut txs = txs.into_iter();
+        let mut tasks = Vec::with_capacity(chunks);
+        loop {
+            let chunk: Vec<Vec<u8>> = txs.by_ref().take(per).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let slot = self
+                .admitting
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Status::unavailable("the node is shutting down"))?;
+            let core = self.core.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                let out: Vec<(Vec<u8>, Admitted)> = chunk
+                    .into_iter()
+                    .map(|tx| {
+                        let a = core.submit(&tx, wait);
+                        (tx, a)
+                    })
+                    .collect();
+                drop(slot);
+                out
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.extend(
+                t.await
+                    .map_err(|e| Status::internal(format!("worker failed: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// The id of `bytes` if they decode as a transaction (a refused one's, for its result).
+fn tx_id_of(bytes: &[u8]) -> Vec<u8> {
+    <types::SignedTx as types::Decode>::from_bytes(bytes, &types::Limits::default())
+        .map(|t| t.tx_id().as_bytes().to_vec())
+        .unwrap_or_default()
+}
+
+#[tonic::async_trait]
+impl pb::batch_server::Batch for ChainService {
+    async fn submit_transactions(
+        &self,
+        request: Request<pb::SubmitTransactionsRequest>,
+    ) -> Result<Response<pb::SubmitTransactionsResponse>, Status> {
+        self.admit_write(&request)?;
+        let privileged = peer_of(&request)
+            .identity
+            .filter(|w| matches!(w.role, pki::Role::Admin | pki::Role::Auditor))
+            .map(|w| w.subject.clone());
+        let req = request.into_inner();
+        let n = req.signed_txs.len();
+        if n == 0 || n > self.max_batch_txs {
+            return Err(coded_status(
+                &codes::TX_BATCH_INVALID,
+                format!(
+                    "TX_BATCH_INVALID: the batch holds {n} transactions; send 1 to {} (api.max_batch_txs); none was admitted",
+                    self.max_batch_txs
+                ),
+            ));
+        }
+        let wait = req.wait_for_commit;
+        // An admin's or auditor's submissions are audited one entry each, as single ones.
+        let calls: Option<Vec<String>> = privileged.as_ref().map(|_| {
+            req.signed_txs
+                .iter()
+                .map(|b| {
+                    <types::SignedTx as types::Decode>::from_bytes(b, &types::Limits::default())
+                        .map(|t| format!("{}.{}", t.tx.call.contract, t.tx.call.method))
+                        .unwrap_or_else(|_| "an undecodable transaction".into())
+                })
+                .collect()
+        });
+        let admitted = self.admit_batch(req.signed_txs, wait).await?;
+        self.core.metrics.batch_submitted(n);
+        if let (Some(who), Some(calls)) = (&privileged, &calls) {
+            for ((_, a), call) in admitted.iter().zip(calls) {
+                match a {
+                    Ok((id, _)) => self.core.audit().record_by(
+                        who,
+                        "api.submit",
+                        auditlog::Outcome::Done,
+                        &format!("{call} transaction {id} admitted (in a batch)"),
+                    ),
+                    Err(r) => self.core.audit().refused("api-submit", who, &r.to_string()),
+                }
+            }
+        }
+        let mut results = Vec::with_capacity(n);
+        for (bytes, a) in admitted {
+            let r = match a {
+                Err(r) => pb::SubmitResult {
+                    tx_id: tx_id_of(&bytes),
+                    code: r.code.as_str().to_string(),
+                    message: r.to_string(),
+                    ..Default::default()
+                },
+                Ok((id, rx)) => {
+                    let mut r = pb::SubmitResult {
+                        tx_id: id.as_bytes().to_vec(),
+                        admitted: true,
+                        ..Default::default()
+                    };
+                    if let Some(rx) = rx {
+                        match rx.await {
+                            Ok(Outcome::Committed {
+                                height,
+                                position,
+                                receipt,
+                            }) => {
+                                r.committed = true;
+                                r.height = height.0;
+                                r.position = position;
+                                r.receipt = receipt.to_bytes();
+                            }
+                            Ok(Outcome::Dropped(d)) => {
+                                r.code = d.code.as_str().to_string();
+                                r.message = d.to_string();
+                            }
+                            // Admitted, not refused: no code.
+                            Err(_) => {
+                                r.message = "the node stopped before the transaction was committed; query it by id later".into();
+                            }
+                        }
+                    }
+                    r
+                }
+            };
+            results.push(r);
+        }
+        Ok(Response::new(pb::SubmitTransactionsResponse { results }))
+    }
+}
 
 #[tonic::async_trait]
 impl Chain for ChainService {

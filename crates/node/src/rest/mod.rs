@@ -105,6 +105,8 @@ struct Inner {
     node: NodeFacts,
     /// The largest body of a transaction submission: the gRPC limit in base64, plus JSON.
     submit_body_limit: usize,
+    /// The same for a batch submission.
+    batch_body_limit: usize,
     openapi: Bytes,
 }
 
@@ -151,11 +153,12 @@ fn mount<S: GrpcService>(r: axum::Router, svc: S) -> axum::Router {
 
 /// The gRPC routes a listener serves, as an axum router.
 pub(crate) fn grpc_router(
-    chain: impl GrpcService,
+    (chain, batch): (impl GrpcService, impl GrpcService),
     exchange: impl GrpcService,
     supervision: impl GrpcService,
 ) -> axum::Router {
     let r = mount(axum::Router::new(), chain);
+    let r = mount(r, batch);
     let r = mount(r, exchange);
     mount(r, supervision)
 }
@@ -198,6 +201,8 @@ pub(crate) struct NodeFacts {
     pub genesis: Bytes,
     /// The gRPC submission's message limit.
     pub submit_message_limit: usize,
+    /// The batch submission's message limit (`api.max_batch_bytes`).
+    pub batch_message_limit: usize,
     /// The largest upload (the custodian's `max_blob_bytes`).
     pub upload_limit: u64,
     /// The p2p peers of the configuration (health).
@@ -218,6 +223,7 @@ pub(crate) fn router(grpc: axum::Router, listener: Listener, node: &NodeFacts) -
         listener,
         node: node.clone(),
         submit_body_limit: node.submit_message_limit / 3 * 4 + 64 * 1024,
+        batch_body_limit: node.batch_message_limit / 3 * 4 + 64 * 1024,
         openapi,
     });
     let mut r = match listener {
@@ -692,10 +698,10 @@ impl Inner {
         if route.body == Body::Octets {
             return self.upload(&method, &query, extensions, req).await;
         }
-        let limit = if route.op == "SubmitTransaction" {
-            self.submit_body_limit
-        } else {
-            JSON_BODY_LIMIT
+        let limit = match route.op {
+            "SubmitTransaction" => self.submit_body_limit,
+            "SubmitTransactions" => self.batch_body_limit,
+            _ => JSON_BODY_LIMIT,
         };
         let mut body = match route.body {
             Body::Json => read_json_body(req, limit, self.node.config.request_timeout).await?,

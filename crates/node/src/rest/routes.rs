@@ -83,6 +83,12 @@ pub(crate) const ROUTES: &[Route] = &[
         Body::Json,
     ),
     post("/v1/tx/prepare", "", PREPARE, Body::Json),
+    post(
+        "/v1/tx/batch",
+        "gmchain.v1.Batch/SubmitTransactions",
+        "SubmitTransactions",
+        Body::Json,
+    ),
     get(
         "/v1/tx/{tx_id}",
         "gmchain.v1.Chain/GetTransaction",
