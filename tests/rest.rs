@@ -1216,7 +1216,7 @@ fn a_batch_goes_through_rest_with_one_result_per_transaction() {
     let a = sign(b"batch a");
     let b = sign(b"batch b");
     let mut bad = sign(b"batch bad");
-    bad.signature = a.signature.clone();
+    bad.signature = a.signature;
     let body = json!({
         "signed_txs": [b64(&a.to_bytes()), b64(&bad.to_bytes()), b64(&b.to_bytes())],
         "wait_for_commit": true,

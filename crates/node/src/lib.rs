@@ -365,13 +365,17 @@ pub async fn run(
     };
     // The batch submission beside it, sharing its admission slots, with its own message
     // limit (api.max_batch_bytes).
+    let batch_slots = Arc::new(tokio::sync::Semaphore::new(service::BATCH_SLOTS));
     let services = |access| {
         let chain = ChainService::new(core.clone(), &limits, access);
         (
             api::v1::chain_server::ChainServer::new(chain.clone())
                 .max_decoding_message_size(submit_limit),
-            api::v1::batch_server::BatchServer::new(chain)
-                .max_decoding_message_size(limits.max_batch_bytes),
+            service::BatchSlots::new(
+                api::v1::batch_server::BatchServer::new(chain)
+                    .max_decoding_message_size(limits.max_batch_bytes),
+                batch_slots.clone(),
+            ),
         )
     };
     let incoming = tls::tls_incoming(

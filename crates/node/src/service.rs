@@ -821,6 +821,73 @@ fn list_proposals(
 type BlockStream = Pin<Box<dyn Stream<Item = Result<pb::BlockResponse, Status>> + Send>>;
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ContractEvent, Status>> + Send>>;
 
+/// Batch submissions being decoded or admitted at once, node-wide: each may hold up to
+/// `api.max_batch_bytes` decoded, so this bounds the memory batches can take to
+/// `BATCH_SLOTS × api.max_batch_bytes` (128 MiB at the defaults) whatever the number of
+/// connections and streams. A slot is taken before the request is read (an unread request
+/// waits in HTTP/2 flow control, within its stream's window) and given back once the batch is
+/// admitted, before any wait for commits.
+pub(crate) const BATCH_SLOTS: usize = 8;
+
+/// A batch's slot, travelling in the request's extensions from [`BatchSlots`] to the handler.
+#[derive(Clone)]
+pub(crate) struct BatchSlot {
+    /// Given back to the semaphore when the last clone is dropped.
+    _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// The Batch service behind the node-wide [`BATCH_SLOTS`].
+#[derive(Clone)]
+pub(crate) struct BatchSlots<S> {
+    inner: S,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl<S> BatchSlots<S> {
+    /// `inner` behind `slots`.
+    pub(crate) fn new(inner: S, slots: Arc<tokio::sync::Semaphore>) -> Self {
+        Self { inner, slots }
+    }
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for BatchSlots<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tower::Service<http::Request<B>> for BatchSlots<S>
+where
+    S: tower::Service<http::Request<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // The ready service answers this call; its clone waits for the next poll_ready.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let slots = self.slots.clone();
+        Box::pin(async move {
+            // Closed only if the node drops the semaphore, which it never does while serving.
+            if let Ok(permit) = slots.acquire_owned().await {
+                req.extensions_mut().insert(BatchSlot {
+                    _permit: Arc::new(permit),
+                });
+            }
+            inner.call(req).await
+        })
+    }
+}
+
 /// What admission made of one transaction of a batch.
 type Admitted = Result<(TxId, Option<tokio::sync::oneshot::Receiver<Outcome>>), Rejection>;
 
@@ -887,13 +954,14 @@ fn tx_id_of(bytes: &[u8]) -> Vec<u8> {
 impl pb::batch_server::Batch for ChainService {
     async fn submit_transactions(
         &self,
-        request: Request<pb::SubmitTransactionsRequest>,
+        mut request: Request<pb::SubmitTransactionsRequest>,
     ) -> Result<Response<pb::SubmitTransactionsResponse>, Status> {
         self.admit_write(&request)?;
         let privileged = peer_of(&request)
             .identity
             .filter(|w| matches!(w.role, pki::Role::Admin | pki::Role::Auditor))
             .map(|w| w.subject.clone());
+        let slot = request.extensions_mut().remove::<BatchSlot>();
         let req = request.into_inner();
         let n = req.signed_txs.len();
         if n == 0 || n > self.max_batch_txs {
@@ -918,6 +986,9 @@ impl pb::batch_server::Batch for ChainService {
                 .collect()
         });
         let admitted = self.admit_batch(req.signed_txs, wait).await?;
+        // Admitted: the batch's bytes are gone; its slot is free for the next one while this
+        // one waits for its commits.
+        drop(slot);
         self.core.metrics.batch_submitted(n);
         if let (Some(who), Some(calls)) = (&privileged, &calls) {
             for ((_, a), call) in admitted.iter().zip(calls) {
@@ -1504,6 +1575,38 @@ async fn next_block<T, H: Clone>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch holds its slot from before its request is read until its handler gives it back:
+    /// with every slot held, the next batch is not called at all; once one is given back, it is.
+    #[tokio::test]
+    async fn a_batch_waits_for_a_slot_and_gets_it_when_a_handler_gives_one_back() {
+        use tower::Service as _;
+        let (tx, rx) = std::sync::mpsc::channel::<Option<BatchSlot>>();
+        let inner = tower::service_fn(move |mut req: http::Request<()>| {
+            let tx = tx.clone();
+            async move {
+                // The handler keeps the slot (as one does until its batch is admitted).
+                let _ = tx.send(req.extensions_mut().remove::<BatchSlot>());
+                Ok::<_, std::convert::Infallible>(())
+            }
+        });
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        let mut svc = BatchSlots::new(inner, slots.clone());
+        svc.call(http::Request::new(())).await.unwrap();
+        let held = rx.recv().unwrap();
+        assert!(held.is_some(), "the handler got no slot");
+        assert_eq!(slots.available_permits(), 0);
+        let mut second = svc.clone();
+        let waiting = tokio::spawn(async move { second.call(http::Request::new(())).await });
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiting.is_finished(), "called with no slot free");
+        assert!(rx.try_recv().is_err());
+        drop(held);
+        waiting.await.unwrap().unwrap();
+        assert!(rx.recv().unwrap().is_some());
+    }
 
     /// Review finding on issue 11: a node failure while serving was INTERNAL with no code, so a
     /// client could not tell a store missing data (DATA_LOSS, did not verify) from a bad request.

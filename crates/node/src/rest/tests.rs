@@ -9,8 +9,8 @@ fn every_grpc_method_has_a_rest_route_of_its_kind() {
     let services: Vec<_> = pool.services().collect();
     assert_eq!(
         services.len(),
-        3,
-        "the descriptors hold the Chain, Exchange and Supervision services"
+        4,
+        "the descriptors hold the Chain, Batch, Exchange and Supervision services"
     );
     let mut missing = Vec::new();
     for s in &services {
