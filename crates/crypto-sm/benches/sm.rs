@@ -83,15 +83,15 @@ fn bench_sm2(c: &mut Criterion) {
 }
 
 fn bench_sm3(c: &mut Criterion) {
-    use crypto_sm::sm3::{Sm3Backend, Sm3Context, sm3_many, sm3_many_with};
+    use crypto_sm::sm3::{Sm3Backend, sm3_many, sm3_many_with};
     use sm3::Digest as _;
-    eprintln!("sm3: default backend {}", Sm3Backend::detected());
+    eprintln!("sm3-many: default backend {}", Sm3Backend::detected());
     for b in Sm3Backend::unavailable() {
-        eprintln!("sm3: backend {b}: untested on this CPU (not measured)");
+        eprintln!("sm3-many: backend {b}: untested on this CPU (not measured)");
     }
     let backends = Sm3Backend::available();
-    // `sm3/SIZE` is the default backend (what gmchain runs), `sm3/BACKEND/SIZE` each backend,
-    // `sm3/previous/SIZE` RustCrypto's `sm3` (the implementation before issue 19).
+    // `sm3/SIZE` is this crate's SM3 (one message has one implementation), `sm3/previous/SIZE`
+    // RustCrypto's `sm3` (the implementation before issue 19).
     let mut group = c.benchmark_group("sm3");
     for size in [64usize, 1024, 16 * 1024] {
         let data = vec![0xa5u8; size];
@@ -99,15 +99,6 @@ fn bench_sm3(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(size), &data, |b, data| {
             b.iter(|| sm3(black_box(data)))
         });
-        for &backend in &backends {
-            group.bench_with_input(BenchmarkId::new(backend.name(), size), &data, |b, data| {
-                b.iter(|| {
-                    let mut h = Sm3Context::with_backend(backend).expect("available backend");
-                    h.update(black_box(data));
-                    h.finish()
-                })
-            });
-        }
         group.bench_with_input(BenchmarkId::new("previous", size), &data, |b, data| {
             b.iter(|| sm3::Sm3::digest(black_box(data)))
         });

@@ -1,18 +1,24 @@
-//! SM3 (GB/T 32905-2016), HMAC-SM3 (RFC 2104 over SM3, GM/T 0042), and the key derivation
-//! function of GB/T 32918.4-2016 §5.4.3.
+//! SM3 (GB/T 32905-2016), HMAC-SM3 (RFC 2104 over SM3, GM/T 0042), the key derivation
+//! function of GB/T 32918.4-2016 §5.4.3, and SM3 of many short items at once.
 //!
-//! The compression function is this crate's own (issue 19: RustCrypto's `sm3`, which it
-//! replaces, stays as the reference the tests compare against): the portable code in safe Rust
-//! (round constants T_j <<< j precomputed, the 68-word expansion kept as a rolling window of 16
-//! words, W'_j = W_j ^ W_{j+4} computed on the fly, four rounds per step with the register
-//! roles renamed instead of moved), and on x86_64 the kernels of `arch::sm3`: the expansion in
-//! SIMD registers beside the scalar rounds for one message, and eight messages at once in
-//! SIMD lanes for [`sm3_many`]. [`Sm3Backend`] names them; the fastest this CPU has is used.
+//! One message is RustCrypto's `sm3`. Issue 19 measured a compression of our own in safe Rust
+//! (round constants T_j <<< j precomputed, a 16-word rolling message schedule, the two round
+//! families unrolled, register roles renamed instead of moved) at 0.98–1.0× RustCrypto's, and
+//! the message expansion in SSE/AVX-512VL registers beside the scalar rounds at 1.01–1.02×: a
+//! round is bound by the latency of E → SS1 → TT2 → P0 → E (seven dependent operations), which
+//! no reordering of the independent work shortens. Neither was worth replacing a maintained
+//! crate or adding `unsafe` (numbers in `docs/ARCHITECTURE.md`).
+//!
+//! Many messages are another matter: [`sm3_many`] hashes eight independent messages at once,
+//! one per 32-bit lane of a SIMD register, with the kernels of `arch::sm3` (AVX2, or AVX-512VL
+//! for one-instruction rotations); [`Sm3Backend`] names them and the fastest this CPU has is
+//! used. Transaction IDs, Merkle nodes (65 bytes) and state-tree nodes are hashed in batches.
 
 use crate::arch::sm3::Sm3Kernel;
 use crypto::{CryptoError, Digest, Secret};
+use hmac::{KeyInit, Mac};
+use sm3::Digest as _;
 use std::sync::OnceLock;
-use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
 /// The initial value IV (§4.1).
@@ -39,119 +45,17 @@ pub(crate) const T: [u32; 64] = {
     t
 };
 
-// §4.3 Boolean functions and §4.4 permutations.
-#[inline(always)]
-fn ff_low(x: u32, y: u32, z: u32) -> u32 {
-    x ^ y ^ z
-}
-#[inline(always)]
-fn ff_high(x: u32, y: u32, z: u32) -> u32 {
-    // (X ∧ Y) ∨ (X ∧ Z) ∨ (Y ∧ Z), the majority, in four operations.
-    (x & y) | (z & (x | y))
-}
-#[inline(always)]
-fn gg_high(x: u32, y: u32, z: u32) -> u32 {
-    // (X ∧ Y) ∨ (¬X ∧ Z): X selects Y or Z.
-    ((y ^ z) & x) ^ z
-}
-#[inline(always)]
-fn p0(x: u32) -> u32 {
-    x ^ x.rotate_left(9) ^ x.rotate_left(17)
-}
-#[inline(always)]
-fn p1(x: u32) -> u32 {
-    x ^ x.rotate_left(15) ^ x.rotate_left(23)
-}
-
-/// One round of §5.3.3 on the registers named (A, B, C, D, E, F, G, H): D and H receive the
-/// new A and E, B and F are rotated in place, and the caller renames the roles for the next
-/// round instead of moving eight words.
-macro_rules! round {
-    ($s:ident, $a:literal, $b:literal, $c:literal, $d:literal, $e:literal, $f:literal, $g:literal,
-     $h:literal, $high:ident, $t:expr, $w:expr, $wp:expr) => {{
-        let a12 = $s[$a].rotate_left(12);
-        // SS1 = ((A <<< 12) + E + (T_j <<< j)) <<< 7, with E added last: E is the value that
-        // arrives latest from the previous round.
-        let ss1 = a12.wrapping_add($t).wrapping_add($s[$e]).rotate_left(7);
-        let ss2 = ss1 ^ a12;
-        let (ff, gg) = if $high {
-            (
-                ff_high($s[$a], $s[$b], $s[$c]),
-                gg_high($s[$e], $s[$f], $s[$g]),
-            )
-        } else {
-            (
-                ff_low($s[$a], $s[$b], $s[$c]),
-                ff_low($s[$e], $s[$f], $s[$g]),
-            )
-        };
-        // TT1 = FF + D + SS2 + W'_j → the new A (in D's register);
-        // TT2 = GG + H + SS1 + W_j → the new E = P0(TT2) (in H's register).
-        $s[$d] = ff.wrapping_add($s[$d]).wrapping_add($wp).wrapping_add(ss2);
-        $s[$h] = p0(gg.wrapping_add($s[$h]).wrapping_add($w).wrapping_add(ss1));
-        $s[$b] = $s[$b].rotate_left(9);
-        $s[$f] = $s[$f].rotate_left(19);
-    }};
-}
-
-/// Rounds 4k..4k+4 of §5.3.3 on the working registers `s` (A..H), with W_j in `w` and W'_j in
-/// `wp`. After four renamed rounds every register is back in its role.
-#[inline(always)]
-pub(crate) fn four_rounds(s: &mut [u32; 8], k: usize, w: &[u32; 4], wp: &[u32; 4]) {
-    let j = 4 * k;
-    let t = [T[j & 63], T[(j + 1) & 63], T[(j + 2) & 63], T[(j + 3) & 63]];
-    let high = k >= 4;
-    round!(s, 0, 1, 2, 3, 4, 5, 6, 7, high, t[0], w[0], wp[0]);
-    round!(s, 3, 0, 1, 2, 7, 4, 5, 6, high, t[1], w[1], wp[1]);
-    round!(s, 2, 3, 0, 1, 6, 7, 4, 5, high, t[2], w[2], wp[2]);
-    round!(s, 1, 2, 3, 0, 5, 6, 7, 4, high, t[3], w[3], wp[3]);
-}
-
-/// The portable compression function CF (§5.3) over whole blocks.
-fn compress_portable(state: &mut [u32; 8], blocks: &[[u8; 64]]) {
-    for block in blocks {
-        // §5.3.2 a: W_0..W_15, then a rolling window: x[j mod 16] holds W_j.
-        let mut x = [0u32; 16];
-        for (o, c) in x.iter_mut().zip(block.as_chunks::<4>().0) {
-            *o = u32::from_be_bytes(*c);
-        }
-        let mut s = *state;
-        for k in 0..16 {
-            let j = 4 * k;
-            let w = [x[j & 15], x[(j + 1) & 15], x[(j + 2) & 15], x[(j + 3) & 15]];
-            let mut wp = [0u32; 4];
-            for (i, o) in wp.iter_mut().enumerate() {
-                let n = j + 4 + i;
-                if n >= 16 {
-                    // §5.3.2 b; W_{n−16} is no longer needed once W_n is known.
-                    x[n & 15] = p1(x[n & 15] ^ x[(n - 9) & 15] ^ x[(n - 3) & 15].rotate_left(15))
-                        ^ x[(n - 13) & 15].rotate_left(7)
-                        ^ x[(n - 6) & 15];
-                }
-                // §5.3.2 c: W'_j = W_j ^ W_{j+4}.
-                *o = w[i] ^ x[n & 15];
-            }
-            four_rounds(&mut s, k, &w, &wp);
-        }
-        // §5.3.1: V(i+1) = ABCDEFGH ⊕ V(i).
-        for (v, r) in state.iter_mut().zip(s) {
-            *v ^= r;
-        }
-    }
-}
-
-/// The SM3 implementations of this crate.
+/// How [`sm3_many`] runs (one message, [`sm3`] and [`Sm3Context`], is always RustCrypto's
+/// `sm3`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Sm3Backend {
-    /// Safe Rust, every CPU: the rolling schedule and renamed rounds; [`sm3_many`] hashes one
-    /// message after the other.
+    /// Every CPU: one message after the other.
     Portable,
-    /// x86_64 AVX2: [`sm3_many`] hashes eight messages at once in YMM lanes; one message runs
-    /// the portable code.
+    /// x86_64 AVX2: eight messages at once in YMM lanes (rotations as two shifts and an OR).
     Avx2,
-    /// x86_64 AVX-512F + AVX-512VL (+ SSSE3, AVX2): one message with the message expansion in
-    /// XMM registers; eight messages at once in YMM lanes with one-instruction rotations.
+    /// x86_64 AVX-512F + AVX-512VL (and AVX2): eight messages at once in YMM lanes, rotations
+    /// with `vprold`, the Boolean functions with `vpternlogd`.
     Avx512Vl,
 }
 
@@ -188,8 +92,7 @@ impl Sm3Backend {
             .collect()
     }
 
-    /// The backend [`sm3`], [`Sm3Context::new`], HMAC, the KDF and [`sm3_many`] use: the
-    /// fastest this CPU can run, detected once per process.
+    /// The backend [`sm3_many`] uses: the fastest this CPU can run, detected once per process.
     pub fn detected() -> Sm3Backend {
         *DETECTED.get_or_init(|| {
             [Sm3Backend::Avx512Vl, Sm3Backend::Avx2]
@@ -207,7 +110,7 @@ impl Sm3Backend {
                 .ok_or(CryptoError::Unsupported {
                     what: match self {
                         Sm3Backend::Avx2 => "the SM3 avx2 backend (this CPU lacks AVX2)",
-                        _ => "the SM3 avx512vl backend (this CPU lacks AVX-512F/VL, AVX2 or SSSE3)",
+                        _ => "the SM3 avx512vl backend (this CPU lacks AVX-512F/VL or AVX2)",
                     },
                 }),
         }
@@ -220,7 +123,7 @@ impl core::fmt::Display for Sm3Backend {
     }
 }
 
-/// The compression in use: a detected kernel, or none for the portable code.
+/// The lanes kernel of [`sm3_many`]: a detected kernel, or none for one message at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Engine(Option<Sm3Kernel>);
 
@@ -229,43 +132,25 @@ impl Engine {
         static ENGINE: OnceLock<Engine> = OnceLock::new();
         *ENGINE.get_or_init(|| Sm3Backend::detected().engine().unwrap_or(Engine(None)))
     }
-
-    #[inline]
-    fn compress(self, state: &mut [u32; 8], blocks: &[[u8; 64]]) {
-        match self.0 {
-            Some(k) if k.compress(state, blocks) => {}
-            _ => compress_portable(state, blocks),
-        }
-    }
 }
 
 /// Returns SM3(`data`) (GB/T 32905-2016 §5).
 pub fn sm3(data: &[u8]) -> Digest {
-    let mut h = Sm3Context::new();
-    h.update(data);
-    h.finish()
+    Digest(sm3::Sm3::digest(data).into())
 }
 
 /// Returns SM3 over the concatenation of `parts`, without copying them together.
 pub fn sm3_parts(parts: &[&[u8]]) -> Digest {
-    let mut h = Sm3Context::new();
+    let mut h = sm3::Sm3::new();
     for p in parts {
         h.update(p);
     }
-    h.finish()
+    Digest(h.finalize().into())
 }
 
-/// An incremental SM3 computation. The buffered input and chaining value are wiped on drop
-/// (SM3 also hashes secrets: HMAC keys, the KDF's shared point).
-#[derive(Clone)]
-pub struct Sm3Context {
-    state: [u32; 8],
-    buf: [u8; 64],
-    buf_len: usize,
-    /// Bytes absorbed so far (§5.1 needs the length in bits mod 2^64).
-    total: u64,
-    engine: Engine,
-}
+/// An incremental SM3 computation.
+#[derive(Clone, Default)]
+pub struct Sm3Context(sm3::Sm3);
 
 impl core::fmt::Debug for Sm3Context {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -273,87 +158,102 @@ impl core::fmt::Debug for Sm3Context {
     }
 }
 
-impl Default for Sm3Context {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for Sm3Context {
-    fn drop(&mut self) {
-        self.state.zeroize();
-        self.buf.zeroize();
-    }
-}
-
 impl Sm3Context {
-    /// Starts a new computation on the detected backend ([`Sm3Backend::detected`]).
+    /// Starts a new computation.
     pub fn new() -> Self {
-        Self::on(Engine::detected())
-    }
-
-    /// Starts a new computation on `backend`; [`CryptoError::Unsupported`] if this CPU cannot
-    /// run it (tests and benchmarks use this to run every backend).
-    pub fn with_backend(backend: Sm3Backend) -> Result<Self, CryptoError> {
-        Ok(Self::on(backend.engine()?))
-    }
-
-    fn on(engine: Engine) -> Self {
-        Self {
-            state: IV,
-            buf: [0; 64],
-            buf_len: 0,
-            total: 0,
-            engine,
-        }
+        Self::default()
     }
 
     /// Absorbs `data`.
-    pub fn update(&mut self, mut data: &[u8]) {
-        self.total = self.total.wrapping_add(data.len() as u64);
-        if self.buf_len > 0 {
-            let take = (64 - self.buf_len).min(data.len());
-            let (head, rest) = data.split_at(take);
-            self.buf[self.buf_len..self.buf_len + take].copy_from_slice(head);
-            self.buf_len += take;
-            data = rest;
-            if self.buf_len < 64 {
-                return;
-            }
-            self.engine
-                .compress(&mut self.state, core::slice::from_ref(&self.buf));
-            self.buf_len = 0;
-        }
-        // Whole blocks straight from the input, no copy.
-        let (blocks, tail) = data.as_chunks::<64>();
-        if !blocks.is_empty() {
-            self.engine.compress(&mut self.state, blocks);
-        }
-        self.buf[..tail.len()].copy_from_slice(tail);
-        self.buf_len = tail.len();
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
     }
 
     /// Returns the digest.
-    pub fn finish(mut self) -> Digest {
-        // §5.1 padding: 1 bit, zeros to 448 mod 512, the length in bits as 64 bits.
-        let bits = self.total.wrapping_mul(8);
-        let n = self.buf_len;
-        let mut last = [[0u8; 64]; 2];
-        let used = if n < 56 { 1 } else { 2 };
-        {
-            let flat = last.as_flattened_mut();
-            flat[..n].copy_from_slice(&self.buf[..n]);
-            flat[n] = 0x80;
-            flat[used * 64 - 8..used * 64].copy_from_slice(&bits.to_be_bytes());
-        }
-        self.engine.compress(&mut self.state, &last[..used]);
-        last.as_flattened_mut().zeroize();
-        let mut out = [0u8; 32];
-        for (o, v) in out.as_chunks_mut::<4>().0.iter_mut().zip(self.state) {
-            *o = v.to_be_bytes();
-        }
-        Digest(out)
+    pub fn finish(self) -> Digest {
+        Digest(self.0.finalize().into())
     }
+}
+
+/// Returns HMAC-SM3(`key`, `data`) (RFC 2104 with SM3, block size 64 bytes).
+pub fn hmac_sm3(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length (long keys are hashed first), so this cannot fail.
+    match hmac::Hmac::<sm3::Sm3>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(data);
+            mac.finalize().into_bytes().into()
+        }
+        Err(_) => [0u8; 32],
+    }
+}
+
+/// An incremental HMAC-SM3 under one key: the keyed inner and outer states are computed once
+/// in [`HmacSm3::new`] and cloned for each message (the TLS 1.3 key schedule and Finished
+/// MACs of RFC 8998 run many MACs under one key).
+#[derive(Clone)]
+pub struct HmacSm3(hmac::Hmac<sm3::Sm3>);
+
+impl core::fmt::Debug for HmacSm3 {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("HmacSm3([redacted])")
+    }
+}
+
+impl HmacSm3 {
+    /// Keys the MAC; any key length is accepted (keys over 64 bytes are hashed first).
+    pub fn new(key: &[u8]) -> Self {
+        // HMAC accepts keys of any length, so `new_from_slice` cannot fail here; the fallback
+        // is an unreachable empty key, never a silent success of another operation.
+        Self(
+            hmac::Hmac::<sm3::Sm3>::new_from_slice(key)
+                .unwrap_or_else(|_| <hmac::Hmac<sm3::Sm3> as KeyInit>::new(&Default::default())),
+        )
+    }
+
+    /// Absorbs `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// Returns the 32-byte tag.
+    pub fn finish(self) -> [u8; 32] {
+        self.0.finalize().into_bytes().into()
+    }
+}
+
+/// Checks an HMAC-SM3 tag in constant time.
+pub fn hmac_sm3_verify(key: &[u8], data: &[u8], tag: &[u8]) -> Result<(), CryptoError> {
+    let mut mac =
+        hmac::Hmac::<sm3::Sm3>::new_from_slice(key).map_err(|_| CryptoError::InvalidInput {
+            reason: "HMAC key rejected",
+        })?;
+    mac.update(data);
+    mac.verify_slice(tag).map_err(|_| CryptoError::TagMismatch)
+}
+
+/// The largest output the KDF can produce: the 32-bit counter runs from 1 to 2^32 − 1.
+pub const KDF_MAX_LEN: u64 = (u32::MAX as u64) * 32;
+
+/// The SM3 key derivation function of GB/T 32918.4-2016 §5.4.3: the first `klen` bytes of
+/// SM3(Z ‖ ct) for ct = 1, 2, … as 32-bit big-endian counters.
+pub fn kdf(z: &[u8], klen: usize) -> Result<Secret, CryptoError> {
+    if klen as u64 > KDF_MAX_LEN {
+        return Err(CryptoError::InvalidInput {
+            reason: "KDF output longer than (2^32 - 1) * 32 bytes",
+        });
+    }
+    let mut out = vec![0u8; klen];
+    let mut base = sm3::Sm3::new();
+    base.update(z);
+    for (i, chunk) in out.chunks_mut(32).enumerate() {
+        // §5.4.3 step a: ct starts at 0x00000001.
+        let ct = (i as u32).wrapping_add(1);
+        let mut h = base.clone();
+        h.update(ct.to_be_bytes());
+        let block = h.finalize();
+        chunk.copy_from_slice(&block[..chunk.len()]);
+    }
+    Ok(Secret::new(out))
 }
 
 /// Messages of more blocks than this are hashed on their own by [`sm3_many`]: a lane batch
@@ -381,9 +281,7 @@ fn many_on<T: AsRef<[u8]>>(engine: Engine, items: &[T]) -> Vec<Digest> {
     let mut out = vec![Digest([0; 32]); items.len()];
     let Some(kernel) = engine.0 else {
         for (o, m) in out.iter_mut().zip(items) {
-            let mut h = Sm3Context::on(engine);
-            h.update(m.as_ref());
-            *o = h.finish();
+            *o = sm3(m.as_ref());
         }
         return out;
     };
@@ -394,18 +292,14 @@ fn many_on<T: AsRef<[u8]>>(engine: Engine, items: &[T]) -> Vec<Digest> {
         if padded_blocks(m.len()) <= MANY_MAX_BLOCKS {
             batch.push(i);
         } else if let Some(o) = out.get_mut(i) {
-            let mut h = Sm3Context::on(engine);
-            h.update(m);
-            *o = h.finish();
+            *o = sm3(m);
         }
     }
     for group in batch.chunks(8) {
         if group.len() < 3 {
             for &i in group {
                 if let (Some(o), Some(m)) = (out.get_mut(i), items.get(i)) {
-                    let mut h = Sm3Context::on(engine);
-                    h.update(m.as_ref());
-                    *o = h.finish();
+                    *o = sm3(m.as_ref());
                 }
             }
             continue;
@@ -486,115 +380,11 @@ fn lanes8(kernel: Sm3Kernel, msgs: &[&[u8]]) -> [Digest; 8] {
     out
 }
 
-/// Returns HMAC-SM3(`key`, `data`) (RFC 2104 with SM3, block size 64 bytes).
-pub fn hmac_sm3(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac = HmacSm3::new(key);
-    mac.update(data);
-    mac.finish()
-}
-
-/// An incremental HMAC-SM3 under one key: the keyed inner and outer states are computed once
-/// in [`HmacSm3::new`] and cloned for each message (the TLS 1.3 key schedule and Finished
-/// MACs of RFC 8998 run many MACs under one key).
-#[derive(Clone)]
-pub struct HmacSm3 {
-    inner: Sm3Context,
-    outer: Sm3Context,
-}
-
-impl core::fmt::Debug for HmacSm3 {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("HmacSm3([redacted])")
-    }
-}
-
-impl HmacSm3 {
-    /// Keys the MAC; any key length is accepted (keys over 64 bytes are hashed first).
-    pub fn new(key: &[u8]) -> Self {
-        Self::keyed(Engine::detected(), key)
-    }
-
-    fn keyed(engine: Engine, key: &[u8]) -> Self {
-        // RFC 2104 §2: K0 is the key padded with zeros to B = 64 bytes, or H(K) if longer.
-        let mut k0 = [0u8; 64];
-        if key.len() > 64 {
-            let mut h = Sm3Context::on(engine);
-            h.update(key);
-            k0[..32].copy_from_slice(h.finish().as_bytes());
-        } else {
-            k0[..key.len()].copy_from_slice(key);
-        }
-        let mut pad = [0u8; 64];
-        let mut inner = Sm3Context::on(engine);
-        let mut outer = Sm3Context::on(engine);
-        for (p, k) in pad.iter_mut().zip(&k0) {
-            *p = k ^ 0x36;
-        }
-        inner.update(&pad);
-        for (p, k) in pad.iter_mut().zip(&k0) {
-            *p = k ^ 0x5c;
-        }
-        outer.update(&pad);
-        k0.zeroize();
-        pad.zeroize();
-        Self { inner, outer }
-    }
-
-    /// Absorbs `data`.
-    pub fn update(&mut self, data: &[u8]) {
-        self.inner.update(data);
-    }
-
-    /// Returns the 32-byte tag.
-    pub fn finish(self) -> [u8; 32] {
-        let Self { inner, mut outer } = self;
-        outer.update(inner.finish().as_bytes());
-        outer.finish().0
-    }
-}
-
-/// Checks an HMAC-SM3 tag in constant time.
-pub fn hmac_sm3_verify(key: &[u8], data: &[u8], tag: &[u8]) -> Result<(), CryptoError> {
-    let ours = hmac_sm3(key, data);
-    // A tag of another length never matches (as RustCrypto's `verify_slice`, used before).
-    if tag.len() == ours.len() && bool::from(ours.ct_eq(tag)) {
-        Ok(())
-    } else {
-        Err(CryptoError::TagMismatch)
-    }
-}
-
-/// The largest output the KDF can produce: the 32-bit counter runs from 1 to 2^32 − 1.
-pub const KDF_MAX_LEN: u64 = (u32::MAX as u64) * 32;
-
-/// The SM3 key derivation function of GB/T 32918.4-2016 §5.4.3: the first `klen` bytes of
-/// SM3(Z ‖ ct) for ct = 1, 2, … as 32-bit big-endian counters.
-pub fn kdf(z: &[u8], klen: usize) -> Result<Secret, CryptoError> {
-    if klen as u64 > KDF_MAX_LEN {
-        return Err(CryptoError::InvalidInput {
-            reason: "KDF output longer than (2^32 - 1) * 32 bytes",
-        });
-    }
-    let mut out = vec![0u8; klen];
-    let mut base = Sm3Context::new();
-    base.update(z);
-    for (i, chunk) in out.chunks_mut(32).enumerate() {
-        // §5.4.3 step a: ct starts at 0x00000001.
-        let ct = (i as u32).wrapping_add(1);
-        let mut h = base.clone();
-        h.update(&ct.to_be_bytes());
-        let block = h.finish();
-        chunk.copy_from_slice(&block.0[..chunk.len()]);
-    }
-    Ok(Secret::new(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rng::SeededRandom;
     use crypto::RandomSource;
-    use sm3::Digest as _;
 
     /// RustCrypto's `sm3`, the implementation this module replaced: the reference.
     fn reference(data: &[u8]) -> [u8; 32] {
@@ -627,18 +417,12 @@ mod tests {
         v
     }
 
-    /// The backends this CPU runs; the others are printed as untested.
+    /// The `sm3_many` backends this CPU runs; the others are printed as untested.
     fn backends() -> Vec<Sm3Backend> {
         for b in Sm3Backend::unavailable() {
             eprintln!("sm3: backend {b}: untested on this CPU");
         }
         Sm3Backend::available()
-    }
-
-    fn digest_on(b: Sm3Backend, data: &[u8]) -> [u8; 32] {
-        let mut h = Sm3Context::with_backend(b).unwrap();
-        h.update(data);
-        h.finish().0
     }
 
     #[test]
@@ -648,75 +432,6 @@ mod tests {
         assert_eq!(T[1], 0xf398_8a32);
         assert_eq!(T[16], 0x9d8a_7a87);
         assert_eq!(T[33], 0xf50f_3b14);
-    }
-
-    #[test]
-    fn annex_a_examples_on_every_backend() {
-        for b in backends() {
-            assert_eq!(
-                hex::encode(digest_on(b, b"abc")),
-                "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0",
-                "{b}"
-            );
-            assert_eq!(
-                hex::encode(digest_on(b, &b"abcd".repeat(16))),
-                "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732",
-                "{b}"
-            );
-        }
-    }
-
-    #[test]
-    fn every_length_to_300_matches_the_reference_on_every_backend() {
-        let data: Vec<u8> = (0..300u32).map(|i| (i * 151 + 7) as u8).collect();
-        let mut cases = 0;
-        for b in backends() {
-            for n in 0..=300 {
-                assert_eq!(
-                    digest_on(b, &data[..n]),
-                    reference(&data[..n]),
-                    "{b} len {n}"
-                );
-                cases += 1;
-            }
-        }
-        assert_eq!(sm3(&data).0, reference(&data));
-        eprintln!("sm3: {cases} lengths x backends");
-    }
-
-    #[test]
-    fn random_lengths_to_64_kib_match_the_reference_on_every_backend() {
-        let rng = seeded("random_lengths_to_64_kib");
-        for b in backends() {
-            for _ in 0..40 {
-                let n = below(&rng, 64 * 1024 + 1);
-                let m = bytes(&rng, n);
-                assert_eq!(digest_on(b, &m), reference(&m), "{b} len {n}");
-            }
-        }
-    }
-
-    #[test]
-    fn streaming_with_random_splits_matches_one_shot_on_every_backend() {
-        let rng = seeded("streaming_with_random_splits");
-        for b in backends() {
-            for _ in 0..200 {
-                let n = below(&rng, 3000);
-                let m = bytes(&rng, n);
-                let mut h = Sm3Context::with_backend(b).unwrap();
-                let mut rest = &m[..];
-                while !rest.is_empty() {
-                    // Mostly short pieces, sometimes whole blocks' worth.
-                    let cut = below(
-                        &rng,
-                        rest.len().min(if below(&rng, 4) == 0 { 300 } else { 70 }) + 1,
-                    );
-                    h.update(&rest[..cut]);
-                    rest = &rest[cut..];
-                }
-                assert_eq!(h.finish().0, reference(&m), "{b} len {n}");
-            }
-        }
     }
 
     #[test]
@@ -763,38 +478,12 @@ mod tests {
     fn a_backend_this_cpu_lacks_is_refused() {
         for b in Sm3Backend::unavailable() {
             assert!(matches!(
-                Sm3Context::with_backend(b),
+                sm3_many_with(b, &[b"x"]),
                 Err(CryptoError::Unsupported { .. })
             ));
-            assert!(sm3_many_with(b, &[b"x"]).is_err());
         }
         assert!(Sm3Backend::Portable.is_available());
         assert!(Sm3Backend::detected().is_available());
-    }
-
-    #[test]
-    fn hmac_matches_rustcrypto_hmac_for_every_key_length() {
-        use hmac::{KeyInit, Mac};
-        let rng = seeded("hmac_matches_rustcrypto_hmac");
-        for key_len in [0usize, 1, 31, 32, 63, 64, 65, 100, 200] {
-            for data_len in [0usize, 1, 55, 64, 65, 1000] {
-                let key = bytes(&rng, key_len);
-                let data = bytes(&rng, data_len);
-                let mut mac = hmac::Hmac::<sm3::Sm3>::new_from_slice(&key).unwrap();
-                mac.update(&data);
-                let theirs: [u8; 32] = mac.finalize().into_bytes().into();
-                assert_eq!(
-                    hmac_sm3(&key, &data),
-                    theirs,
-                    "key {key_len} data {data_len}"
-                );
-                assert!(hmac_sm3_verify(&key, &data, &theirs).is_ok());
-                assert_eq!(
-                    hmac_sm3_verify(&key, &data, &theirs[..31]),
-                    Err(CryptoError::TagMismatch)
-                );
-            }
-        }
     }
 
     #[test]

@@ -21,10 +21,9 @@
 //!
 //! Each kernel is also used on one lane for the key schedule's S-box (`Kernel::tau`).
 //!
-//! And SM3 (`arch::sm3`): the message expansion of one message in XMM registers (AVX-512VL),
-//! and eight messages at once in YMM lanes (AVX2, or AVX-512VL's rotations) for batches of
-//! short items (transaction IDs, Merkle nodes). The same soundness argument holds: an
-//! `Sm3Kernel` exists only after detection.
+//! And SM3 (`arch::sm3`): eight messages at once in YMM lanes (AVX2, or AVX-512VL's rotations)
+//! for batches of short items (transaction IDs, Merkle nodes). The same soundness argument
+//! holds: an `Sm3Kernel` exists only after detection.
 //!
 //! Soundness: a `Kernel` value can only be made by `Kernel::detect`, after
 //! `is_x86_feature_detected!` (cached by std) reported every feature the kernel's

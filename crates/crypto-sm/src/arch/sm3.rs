@@ -1,12 +1,13 @@
 //! SM3 kernels (GB/T 32905-2016) that this CPU can run: which exist, and the one type that
 //! proves a kernel's CPU features were detected before it is called.
 //!
-//! - **AVX-512VL** (`ssse3`, `avx512f`, `avx512vl`, and AVX2 for the lanes): one message with
-//!   the message expansion in XMM registers beside the scalar rounds; eight messages at once in
-//!   YMM lanes with one-instruction rotations.
-//! - **AVX2** (`avx`, `avx2`): eight messages at once in YMM lanes (rotations as two shifts and
-//!   an OR). One message runs the portable code: the expansion alone in SSE registers measured
-//!   slower than the portable rolling schedule here.
+//! Eight independent messages at once, one per 32-bit lane of YMM registers, one 64-byte block
+//! of each per call (for `sm3::sm3_many`):
+//! - **AVX2** (`avx`, `avx2`): rotations as two shifts and an OR;
+//! - **AVX-512VL** (`avx512f`, `avx512vl`, and AVX2): rotations with `vprold`, and LLVM forms
+//!   `vpternlogd` from the Boolean functions.
+//!
+//! One message has no kernel: see `sm3`'s module docs.
 //!
 //! Soundness: as for SM4 (`arch` module docs), an [`Sm3Kernel`] exists only after
 //! `is_x86_feature_detected!` reported every feature its `#[target_feature]` functions enable.
@@ -46,21 +47,6 @@ impl Sm3Kernel {
         {
             let _ = backend;
             None
-        }
-    }
-
-    /// Compresses `blocks` into `state` (one message); `false` if this kernel has no
-    /// single-message code and the caller must use the portable compression.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-    pub(crate) fn compress(self, state: &mut [u32; 8], blocks: &[[u8; 64]]) -> bool {
-        match self.0 {
-            #[cfg(target_arch = "x86_64")]
-            Kind::Avx2 => false,
-            #[cfg(target_arch = "x86_64")]
-            Kind::Avx512Vl => {
-                x86::compress_avx512vl(state, blocks);
-                true
-            }
         }
     }
 

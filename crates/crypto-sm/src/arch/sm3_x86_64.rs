@@ -1,117 +1,19 @@
-//! The x86_64 SM3 kernels (see `arch::sm3` for what they are and why they are sound).
-//!
-//! - `compress_avx512vl`: one message. The message expansion (GB/T 32905-2016 §5.3.2) runs in
-//!   XMM registers four words at a time, interleaved with the scalar rounds so that the
-//!   out-of-order core overlaps the two: W[j..j+4] needs W[j−3..j+1], so three lanes come out
-//!   right at once and the fourth is patched with P1(W[j] <<< 15) (P1 is linear over XOR). The
-//!   rounds are the portable ones (`sm3::four_rounds`), fed from the expanded words.
-//! - `lanes_avx2` / `lanes_avx512vl`: eight independent messages, one per 32-bit lane of YMM
-//!   registers, one 64-byte block each per call. AVX-512VL only adds `vprold` (one instruction
-//!   per rotation) and `vpternlogd` (which LLVM forms from the Boolean functions).
+//! The x86_64 SM3 kernels (see `arch::sm3` for what they are and why they are sound):
+//! `lanes_avx2` / `lanes_avx512vl` hash one 64-byte block of each of eight independent
+//! messages, one message per 32-bit lane of YMM registers, the GB/T 32905-2016 §5.3 steps
+//! written lane-wise. AVX-512VL only adds `vprold` (one instruction per rotation) and
+//! `vpternlogd` (which LLVM forms from the Boolean functions).
 
-use crate::sm3::{T, four_rounds};
+use crate::sm3::T;
 use core::arch::x86_64::*;
 use std::arch::is_x86_feature_detected;
-
-/// One message block as big-endian bytes.
-type Block = [u8; 64];
 
 pub(super) fn has_avx2() -> bool {
     is_x86_feature_detected!("avx") && is_x86_feature_detected!("avx2")
 }
 
 pub(super) fn has_avx512vl() -> bool {
-    // SSSE3 for the single-message kernel's `palignr`/`pshufb`; AVX2 for the lanes kernel.
-    has_avx2()
-        && is_x86_feature_detected!("ssse3")
-        && is_x86_feature_detected!("avx512f")
-        && is_x86_feature_detected!("avx512vl")
-}
-
-/// `pshufb` mask turning four big-endian words into integers.
-const BSWAP32: [u8; 16] = [3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12];
-
-#[inline(always)]
-fn load128(b: &[u8; 16]) -> __m128i {
-    // SAFETY: `b` is 16 readable bytes and `loadu` has no alignment requirement; SSE2 is always
-    // present on x86_64.
-    unsafe { _mm_loadu_si128(b.as_ptr().cast()) }
-}
-
-#[inline(always)]
-fn store128(w: &mut [u32; 4], v: __m128i) {
-    // SAFETY: `w` is 16 writable bytes, `storeu` has no alignment requirement; SSE2 baseline.
-    unsafe { _mm_storeu_si128(w.as_mut_ptr().cast(), v) }
-}
-
-/// Splits a block into its four 16-byte quarters.
-#[inline(always)]
-fn quarters(b: &Block) -> [&[u8; 16]; 4] {
-    let (q0, rest) = b.split_at(16);
-    let (q1, rest) = rest.split_at(16);
-    let (q2, q3) = rest.split_at(16);
-    // The splits are 16 bytes each by construction; the fallbacks are unreachable.
-    let z = &[0u8; 16];
-    [
-        q0.try_into().unwrap_or(z),
-        q1.try_into().unwrap_or(z),
-        q2.try_into().unwrap_or(z),
-        q3.try_into().unwrap_or(z),
-    ]
-}
-
-macro_rules! rol128 {
-    ($n:literal, $x:expr) => {
-        _mm_rol_epi32::<$n>($x)
-    };
-}
-
-#[target_feature(enable = "ssse3,avx512f,avx512vl")]
-fn compress_avx512vl_inner(state: &mut [u32; 8], blocks: &[Block]) {
-    let bswap = load128(&BSWAP32);
-    for block in blocks {
-        let q = quarters(block);
-        let mut v0 = _mm_shuffle_epi8(load128(q[0]), bswap);
-        let mut v1 = _mm_shuffle_epi8(load128(q[1]), bswap);
-        let mut v2 = _mm_shuffle_epi8(load128(q[2]), bswap);
-        let mut v3 = _mm_shuffle_epi8(load128(q[3]), bswap);
-        let mut s = *state;
-        let mut w = [0u32; 4];
-        let mut wp = [0u32; 4];
-        for k in 0..16 {
-            // v0..v3 hold W[4k..4k+16]; round group k needs W[4k..4k+4] and
-            // W'[4k..4k+4] = W[4k..4k+4] ^ W[4k+4..4k+8].
-            store128(&mut w, v0);
-            store128(&mut wp, _mm_xor_si128(v0, v1));
-            if k < 13 {
-                // W[j..j+4] for j = 4k + 16 (§5.3.2 b).
-                let w_9 = _mm_alignr_epi8(v2, v1, 12);
-                let w_13 = _mm_alignr_epi8(v1, v0, 12);
-                let w_6 = _mm_alignr_epi8(v3, v2, 8);
-                let w_3 = _mm_srli_si128(v3, 4);
-                let t = _mm_xor_si128(_mm_xor_si128(v0, w_9), rol128!(15, w_3));
-                let t = _mm_xor_si128(_mm_xor_si128(t, rol128!(15, t)), rol128!(23, t));
-                let x = _mm_xor_si128(_mm_xor_si128(t, rol128!(7, w_13)), w_6);
-                // Lane 3 (W[j+3]) still lacks P1(W[j] <<< 15): add it.
-                let y = rol128!(15, _mm_slli_si128(x, 12));
-                let y = _mm_xor_si128(_mm_xor_si128(y, rol128!(15, y)), rol128!(23, y));
-                (v0, v1, v2, v3) = (v1, v2, v3, _mm_xor_si128(x, y));
-            } else {
-                (v0, v1, v2) = (v1, v2, v3);
-            }
-            four_rounds(&mut s, k, &w, &wp);
-        }
-        for (x, y) in state.iter_mut().zip(s) {
-            *x ^= y;
-        }
-    }
-}
-
-/// Compresses `blocks` into `state` with the AVX-512VL message expansion.
-pub(super) fn compress_avx512vl(state: &mut [u32; 8], blocks: &[Block]) {
-    // SAFETY: reached only through `Sm3Kernel::compress` on a kernel of kind Avx512Vl, which
-    // `Sm3Kernel::detect` makes only after `has_avx512vl` found SSSE3, AVX-512F and AVX-512VL.
-    unsafe { compress_avx512vl_inner(state, blocks) }
+    has_avx2() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl")
 }
 
 macro_rules! rol256_avx2 {
