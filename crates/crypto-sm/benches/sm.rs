@@ -8,7 +8,8 @@
 //!   operation is ZA + SM3(ZA ‖ M) + the curve arithmetic + the DER encoding (sign) or
 //!   decoding (verify) of the signature. Ours does the same: `sign` + `to_der`,
 //!   `from_der` + `verify` (which also validates the public key).
-//! - SM3: `openssl speed -evp sm3` hashes each buffer in one shot; so does `sm3()`.
+//! - SM3: `openssl speed -evp sm3` hashes each buffer in one shot; so does `sm3()`. The
+//!   `sm3-many` group measures batches of short items (`sm3_many` against a loop of `sm3()`).
 //! - SM4-CTR: `openssl speed -evp sm4-ctr` streams buffers through one context; `ctr_apply`
 //!   works in place and only adds the key schedule (one block's worth of work) per call.
 //! - SM4-GCM: encryption with a 12-byte nonce and no AAD, output ciphertext ‖ tag (OpenSSL 3.0
@@ -82,6 +83,15 @@ fn bench_sm2(c: &mut Criterion) {
 }
 
 fn bench_sm3(c: &mut Criterion) {
+    use crypto_sm::sm3::{Sm3Backend, sm3_many, sm3_many_with};
+    use sm3::Digest as _;
+    eprintln!("sm3-many: default backend {}", Sm3Backend::detected());
+    for b in Sm3Backend::unavailable() {
+        eprintln!("sm3-many: backend {b}: untested on this CPU (not measured)");
+    }
+    let backends = Sm3Backend::available();
+    // `sm3/SIZE` is this crate's SM3 (one message has one implementation), `sm3/previous/SIZE`
+    // RustCrypto's `sm3` (the implementation before issue 19).
     let mut group = c.benchmark_group("sm3");
     for size in [64usize, 1024, 16 * 1024] {
         let data = vec![0xa5u8; size];
@@ -89,8 +99,45 @@ fn bench_sm3(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(size), &data, |b, data| {
             b.iter(|| sm3(black_box(data)))
         });
+        group.bench_with_input(BenchmarkId::new("previous", size), &data, |b, data| {
+            b.iter(|| sm3::Sm3::digest(black_box(data)))
+        });
     }
     group.finish();
+
+    // Many short items: 256 Merkle nodes (0x01 ‖ left ‖ right, 65 bytes) or 256 items of a
+    // transaction's size (300 bytes). `loop` is `sm3()` per item, `previous` RustCrypto's per
+    // item, `many` `sm3_many` (default backend), `many/BACKEND` each backend.
+    let mut many = c.benchmark_group("sm3-many");
+    for len in [65usize, 300] {
+        let items: Vec<Vec<u8>> = (0..256u32)
+            .map(|i| (0..len as u32).map(|j| (i * 31 + j) as u8).collect())
+            .collect();
+        many.throughput(Throughput::Elements(items.len() as u64));
+        many.bench_function(BenchmarkId::new("loop", len), |b| {
+            b.iter(|| items.iter().map(|m| sm3(black_box(m))).collect::<Vec<_>>())
+        });
+        many.bench_function(BenchmarkId::new("previous", len), |b| {
+            b.iter(|| {
+                items
+                    .iter()
+                    .map(|m| sm3::Sm3::digest(black_box(m)))
+                    .collect::<Vec<_>>()
+            })
+        });
+        many.bench_function(BenchmarkId::new("many", len), |b| {
+            b.iter(|| sm3_many(black_box(&items)))
+        });
+        for &backend in &backends {
+            many.bench_function(
+                BenchmarkId::new(format!("many/{}", backend.name()), len),
+                |b| {
+                    b.iter(|| sm3_many_with(backend, black_box(&items)).expect("available backend"))
+                },
+            );
+        }
+    }
+    many.finish();
 }
 
 /// The backends to measure; those this CPU cannot run are named as not measured.

@@ -5,8 +5,21 @@
 //!
 //! - `key`:  `sm4::encrypt_block(key, B)` with B fixed; class 0 a fixed key, class 1 random keys
 //!   (the key schedule runs in every call, so its S-box is measured too);
-//! - `data`: `sm4::encrypt_block(K, block)` with K fixed; class 0 a fixed block, class 1 random
-//!   blocks.
+//! - `data`: `Sm4BlockKey::encrypt_block(block)` with K expanded once before timing; class 0 a
+//!   fixed block, class 1 random blocks.
+//!
+//! Positive controls (review i19 L2): a harness that finds "no dependence" in everything
+//! proves nothing, so two runs must come out DEPENDS:
+//! - `table-evict` / `data`: the table backend with its S-box lines evicted before each timed
+//!   call (a 64 KiB sweep, outside the timed region), the case where the table leaks;
+//! - `toy-leak` / `data`: a deliberately leaky comparison of the block with the fixed block
+//!   that stops at the first differing byte (the class changes how far it runs).
+//!
+//! If neither control reaches |t| > 4.5 the report says HARNESS HAS NO POWER; if only the toy
+//! does, it says that the table's cache leak is invisible to this harness, so "no dependence
+//! found" for the SIMD backends is no evidence about cache timing. The first batch of every run
+//! is a discarded warm-up (first use of the engine, page faults); the crop thresholds come from
+//! the second.
 //!
 //! |t| above 4.5 is dudect's threshold for "the timing depends on the class" (a leak, if the
 //! measurement is sound); below it, no dependence was found with this many measurements —
@@ -24,7 +37,7 @@
 
 use crypto::RandomSource;
 use crypto_sm::rng::SeededRandom;
-use crypto_sm::sm4::{Backend, Sm4Secret, encrypt_block};
+use crypto_sm::sm4::{Backend, Sm4BlockKey, Sm4Secret, encrypt_block};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -70,8 +83,49 @@ enum Which {
     Data,
 }
 
+/// What is timed: a backend's SM4, or one of the positive controls.
+#[derive(Clone, Copy, PartialEq)]
+enum Subject {
+    Sm4(Backend),
+    /// The table backend with its S-box lines evicted before each call.
+    TableEvict,
+    /// A comparison that returns at the first differing byte.
+    ToyLeak,
+}
+
+impl Subject {
+    fn name(self) -> &'static str {
+        match self {
+            Subject::Sm4(b) => b.name(),
+            Subject::TableEvict => "table-evict",
+            Subject::ToyLeak => "toy-leak",
+        }
+    }
+}
+
+/// A deliberately leaky comparison: its running time grows with the common prefix.
+#[inline(never)]
+fn leaky_eq(a: &[u8; 16], b: &[u8; 16]) -> bool {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return false;
+        }
+        // Make each matching byte cost a little, as a real early-exit loop would.
+        black_box(x);
+    }
+    true
+}
+
+/// Touches every line of `buf` (larger than L1) so that the SM4 table's lines leave L1.
+fn evict(buf: &mut [u8]) {
+    for i in (0..buf.len()).step_by(64) {
+        buf[i] = buf[i].wrapping_add(1);
+    }
+    black_box(&buf);
+}
+
 struct Outcome {
-    backend: Backend,
+    subject: Subject,
     which: &'static str,
     measurements: usize,
     /// [raw, cropped at p50, cropped at p90] per class
@@ -90,13 +144,21 @@ impl Outcome {
 
 const BATCH: usize = 4096;
 
-fn run(backend: Backend, which: Which, budget: Duration, rng: &SeededRandom) -> Outcome {
+fn run(subject: Subject, which: Which, budget: Duration, rng: &SeededRandom) -> Outcome {
+    let backend = match subject {
+        Subject::Sm4(b) => b,
+        Subject::TableEvict | Subject::ToyLeak => Backend::Table,
+    };
     let _forced = backend.force().expect("an available backend");
     let fixed_key = Sm4Secret::from_slice(&[0x2b; 16]).expect("16-byte key");
+    // The `data` test times the block function alone: the schedule is expanded here.
+    let block_key = Sm4BlockKey::new(&fixed_key);
     let fixed_block = [0u8; 16];
+    let mut sweep = vec![0u8; 64 * 1024];
     let mut stats = [[Stats::default(); 2]; 3];
     let mut cutoffs: Option<(f64, f64)> = None;
     let mut measurements = 0usize;
+    let mut warm_up = true;
     let start = Instant::now();
     let mut random = vec![0u8; BATCH * 17];
     let mut times = vec![0f64; BATCH];
@@ -118,9 +180,27 @@ fn run(backend: Backend, which: Which, budget: Duration, rng: &SeededRandom) -> 
             })
             .collect();
         for (t, (_, key, block)) in times.iter_mut().zip(&inputs) {
+            if subject == Subject::TableEvict {
+                evict(&mut sweep);
+            }
             let t0 = Instant::now();
-            black_box(encrypt_block(black_box(key), black_box(block)));
+            match (subject, which) {
+                (Subject::ToyLeak, _) => {
+                    black_box(leaky_eq(black_box(block), black_box(&fixed_block)));
+                }
+                (_, Which::Key) => {
+                    black_box(encrypt_block(black_box(key), black_box(block)));
+                }
+                (_, Which::Data) => {
+                    black_box(block_key.encrypt_block(black_box(block)));
+                }
+            }
             *t = t0.elapsed().as_nanos() as f64;
+        }
+        if warm_up {
+            // The first batch (first use of the engine, page faults) is discarded.
+            warm_up = false;
+            continue;
         }
         let (p50, p90) = *cutoffs.get_or_insert_with(|| {
             let mut s = times.clone();
@@ -139,7 +219,7 @@ fn run(backend: Backend, which: Which, budget: Duration, rng: &SeededRandom) -> 
         measurements += BATCH;
     }
     Outcome {
-        backend,
+        subject,
         which: if which == Which::Key { "key" } else { "data" },
         measurements,
         stats,
@@ -164,7 +244,8 @@ fn main() {
     }
     let seconds = seconds.clamp(1.0, 60.0);
     let backends = Backend::available();
-    let per_run = Duration::from_secs_f64(seconds / (2 * backends.len()) as f64);
+    // Two runs per backend, plus the two controls.
+    let per_run = Duration::from_secs_f64(seconds / (2 * backends.len() + 2) as f64);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -190,34 +271,67 @@ fn main() {
         "backend", "test", "n", "mean0 ns", "mean1 ns", "t raw", "t p50", "t p90"
     );
     print!("{report}");
+    let mut runs: Vec<(Subject, Which)> = Vec::new();
     for &b in &backends {
-        for which in [Which::Key, Which::Data] {
-            let o = run(b, which, per_run, &rng);
-            let verdict = if o.max_abs_t() > 4.5 {
-                "DEPENDS on the class"
-            } else {
-                "no dependence found"
-            };
-            let line = format!(
-                "{:<12} {:<5} {:>10} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>8.2}  {verdict}{}\n",
-                o.backend.name(),
-                o.which,
-                o.measurements,
-                o.stats[0][0].mean,
-                o.stats[0][1].mean,
-                o.t(0),
-                o.t(1),
-                o.t(2),
-                if o.backend.is_constant_time() {
-                    ""
-                } else {
-                    " (table S-box: not constant time by construction)"
-                }
-            );
-            print!("{line}");
-            report += &line;
-        }
+        runs.push((Subject::Sm4(b), Which::Key));
+        runs.push((Subject::Sm4(b), Which::Data));
     }
+    runs.push((Subject::TableEvict, Which::Data));
+    runs.push((Subject::ToyLeak, Which::Data));
+    let (mut table_evict_t, mut toy_t) = (0.0f64, 0.0f64);
+    for (subject, which) in runs {
+        let o = run(subject, which, per_run, &rng);
+        let verdict = if o.max_abs_t() > 4.5 {
+            "DEPENDS on the class"
+        } else {
+            "no dependence found"
+        };
+        let note = match subject {
+            Subject::Sm4(b) if !b.is_constant_time() => {
+                " (table S-box: not constant time by construction)"
+            }
+            Subject::Sm4(_) => "",
+            Subject::TableEvict => " (positive control: must depend)",
+            Subject::ToyLeak => " (positive control: must depend)",
+        };
+        match subject {
+            Subject::TableEvict => table_evict_t = o.max_abs_t(),
+            Subject::ToyLeak => toy_t = o.max_abs_t(),
+            Subject::Sm4(_) => {}
+        }
+        let line = format!(
+            "{:<12} {:<5} {:>10} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>8.2}  {verdict}{note}\n",
+            o.subject.name(),
+            o.which,
+            o.measurements,
+            o.stats[0][0].mean,
+            o.stats[0][1].mean,
+            o.t(0),
+            o.t(1),
+            o.t(2),
+        );
+        print!("{line}");
+        report += &line;
+    }
+    // The verdict is the largest |t| of three statistics per run (raw, p50, p90): three
+    // looks at the same data, so 4.5 is a little easier to cross than dudect's single test.
+    let power = match (table_evict_t > 4.5, toy_t > 4.5) {
+        (true, _) => "controls: the harness sees the table backend's leak when its lines are \
+                      evicted (table-evict |t| > 4.5)"
+            .to_string(),
+        (false, true) => format!(
+            "controls: WEAK HARNESS: it sees a branch leak (toy-leak |t| {toy_t:.1}) but not the \
+             table backend's cache leak even with eviction (table-evict |t| {table_evict_t:.1}); \
+             'no dependence found' is no evidence about cache timing"
+        ),
+        (false, false) => format!(
+            "controls: HARNESS HAS NO POWER: neither control reached |t| > 4.5 (table-evict \
+             {table_evict_t:.1}, toy-leak {toy_t:.1}); no verdict above means anything"
+        ),
+    };
+    println!("{power}");
+    report += &power;
+    report.push('\n');
     if let Some(path) = out {
         if let Some(dir) = std::path::Path::new(&path).parent() {
             let _ = std::fs::create_dir_all(dir);

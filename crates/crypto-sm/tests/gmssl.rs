@@ -28,7 +28,7 @@ use crypto_sm::keys::{
     encode_encrypted_pkcs8_pem, encode_pkcs8_der, encode_public_key_der, encrypted_params,
 };
 use crypto_sm::sm2::{self, PrivateKey};
-use crypto_sm::sm3::{hmac_sm3, kdf, sm3};
+use crypto_sm::sm3::{Sm3Backend, hmac_sm3, kdf, sm3, sm3_many_with};
 use crypto_sm::sm4::{self, Sm4Secret};
 use std::path::{Path, PathBuf};
 use test_support::{unx, x};
@@ -398,6 +398,66 @@ for pub, msg, sig, sid in records():
 // ---------------------------------------------------------------------------------------------
 // SM2 encryption (gmssl_pyx: GM/T 0009 DER, C1 C3 C2, plaintext 1..=255 bytes)
 
+/// Review i19 L3: signatures whose x₁ is at least n (see `common::x1_above_n_cases`),
+/// verified on the digest e by GmSSL (`sm2_verify_sm3_digest`) and by both of our paths: the
+/// valid one verifies everywhere, r + 1 and r − 1 nowhere.
+#[test]
+fn sm2_x1_above_n_with_gmssl() {
+    let Some(python) = python() else { return };
+    let rng = Rng::for_test("sm2_x1_above_n_with_gmssl");
+    let cases = common::x1_above_n_cases(&rng, 8);
+    let mut input = String::new();
+    let mut want = Vec::new();
+    for c in &cases {
+        for (sig, valid) in [(&c.sig, true), (&c.bad[0], false), (&c.bad[1], false)] {
+            input += &format!(
+                "{} {} {}\n",
+                x(&raw64(&c.key)),
+                x(c.e.as_bytes()),
+                x(&sig.to_der())
+            );
+            want.push((c, sig, valid));
+        }
+    }
+    let verdicts = py(
+        &python,
+        r#"
+for pub, e, sig in records():
+    try:
+        ok = g.sm2_verify_sm3_digest(h(pub), h(e), h(sig))
+    except Exception:
+        ok = False
+    print(int(bool(ok)))
+"#,
+        &input,
+        &rng.ctx("x1 >= n batch"),
+    );
+    assert_eq!(verdicts.len(), want.len());
+    for (i, (line, (c, sig, valid))) in verdicts.iter().zip(&want).enumerate() {
+        let ctx = rng.ctx(format_args!(
+            "signature {i}, key {:?}, e {}, r {}, valid {valid}",
+            c.key,
+            hex::encode(c.e.as_bytes()),
+            hex::encode(sig.r())
+        ));
+        assert_eq!(line[0] == "1", *valid, "GmSSL [{ctx}]");
+        assert_eq!(
+            sm2::verify_digest(&c.key, &c.e, sig).is_ok(),
+            *valid,
+            "[{ctx}]"
+        );
+        assert_eq!(
+            sm2::verify_digest_reference(&c.key, &c.e, sig).is_ok(),
+            *valid,
+            "[{ctx}]"
+        );
+    }
+    eprintln!(
+        "sm2_x1_above_n_with_gmssl: {} cases x 3 signatures",
+        cases.len()
+    );
+}
+
 #[test]
 fn gmssl_decrypts_our_ciphertexts() {
     let Some(python) = python() else { return };
@@ -572,6 +632,21 @@ for data, mk, klen, key, iv, nonce, aad in records():
         &rng.ctx("batch"),
     );
     assert_eq!(out.len(), cases.len());
+    // `sm3_many` on every backend this CPU runs, all messages in one batch.
+    let all: Vec<&[u8]> = cases.iter().map(|c| &c.0[..]).collect();
+    for b in Sm3Backend::available() {
+        let many = sm3_many_with(b, &all).unwrap();
+        for (i, ((line, data), batch)) in out.iter().zip(&all).zip(&many).enumerate() {
+            let ctx = rng.ctx(format_args!(
+                "backend {b}, case {i}, data len {}",
+                data.len()
+            ));
+            assert_eq!(line[0], x(batch.as_bytes()), "sm3_many [{ctx}]");
+        }
+    }
+    for b in Sm3Backend::unavailable() {
+        eprintln!("sm3: backend {b}: untested on this CPU");
+    }
     for (i, (line, (data, mk, klen, key, iv, nonce, aad))) in out.iter().zip(&cases).enumerate() {
         let ctx = rng.ctx(format_args!("case {i}, data len {}", data.len()));
         let sk = Sm4Secret::from_slice(key).unwrap();

@@ -151,8 +151,11 @@ fn sm2_verify_differential(name: &str, cases: usize, libsm_every: usize) {
         }
         if case.is_multiple_of(libsm_every) {
             let e = message_digest(&c.id, &c.key, &c.msg);
-            let pk = ctx.load_pubkey(c.key.as_bytes()).unwrap();
-            let theirs = ctx.verify_raw(e.as_bytes(), &pk, &to_libsm(&c.sig));
+            // libsm refuses to load an off-curve key: that is its "invalid".
+            let theirs = match ctx.load_pubkey(c.key.as_bytes()) {
+                Ok(pk) => ctx.verify_raw(e.as_bytes(), &pk, &to_libsm(&c.sig)),
+                Err(_) => Ok(false),
+            };
             assert_eq!(
                 matches!(theirs, Ok(true)),
                 new.is_ok(),

@@ -18,7 +18,7 @@ use crypto_sm::keys::{
     encode_public_key_der, encode_public_key_pem, encode_sec1_pem, encrypted_params, is_encrypted,
 };
 use crypto_sm::sm2::{self, PrivateKey};
-use crypto_sm::sm3::{Sm3Context, hmac_sm3, hmac_sm3_verify, sm3};
+use crypto_sm::sm3::{Sm3Backend, Sm3Context, hmac_sm3, hmac_sm3_verify, sm3, sm3_many_with};
 use crypto_sm::sm4::{self, Sm4Secret};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -268,7 +268,8 @@ fn cross_sign(rng: &Rng, ids: &dyn Fn(&Rng) -> (UserId, UserId), cases: usize) {
 
 /// Issue 19's differential against OpenSSL: 10³ cases of random keys, IDs and messages, signed
 /// by OpenSSL (even cases) or by us (odd cases), then left valid or broken (`Sm2Mutation`: r or
-/// s zero, n, above n, r + s = n, a flipped bit in r, s or the message, another key or ID).
+/// s zero, n, above n, r + s = n, a flipped bit in r, s or the message, another key or ID, an
+/// off-curve key, a key for which [s]G + [t]P = O).
 /// OpenSSL's verdict, ours (the variable-time path) and the previous implementation's must
 /// agree on every case. Two `openssl` processes per case at most.
 #[test]
@@ -300,7 +301,15 @@ fn sm2_verify_differential_with_openssl() {
             hex::encode(c.sig.r()),
             hex::encode(c.sig.s())
         );
-        let pub_path = dir.write("case_pub.pem", encode_public_key_pem(&c.key).unwrap());
+        // An off-curve key has no PEM from us: its SPKI DER is written by hand (OpenSSL reads
+        // either form) so that OpenSSL itself decides about it.
+        let pub_path = match encode_public_key_pem(&c.key) {
+            Ok(pem) => dir.write("case_pub.pem", pem),
+            Err(_) => dir.write(
+                "case_pub.der",
+                spki_der_unchecked(&key.public_key(), &c.key),
+            ),
+        };
         let msg_path = dir.write("case_msg", &c.msg);
         let out = openssl_verify(&dir, &pub_path, &msg_path, &c.sig.to_der(), &c.id);
         let theirs = out.status.success()
@@ -326,6 +335,66 @@ fn sm2_verify_differential_with_openssl() {
         verified += usize::from(theirs);
     }
     eprintln!("sm2_verify_differential_with_openssl: 1000 cases, {verified} valid");
+}
+
+/// The SPKI DER of `key` without the curve check, on the header of the valid key `like`.
+fn spki_der_unchecked(like: &PublicKey, key: &PublicKey) -> Vec<u8> {
+    let mut der = encode_public_key_der(like).unwrap();
+    let n = der.len();
+    der[n - 65..].copy_from_slice(key.as_bytes());
+    der
+}
+
+/// Review i19 L3: signatures whose x₁ is at least n (B7 holds only with x₁ reduced mod n, the
+/// case random signatures reach with probability 2⁻¹²⁸), verified on the digest e by OpenSSL
+/// (`pkeyutl -verify` without `-rawin` takes its input as e) and by both of our paths: the
+/// valid one verifies everywhere, r + 1 and r − 1 nowhere.
+#[test]
+fn sm2_x1_above_n_with_openssl() {
+    let rng = Rng::for_test("sm2_x1_above_n_with_openssl");
+    let dir = Dir::new();
+    let cases = common::x1_above_n_cases(&rng, 8);
+    for (i, c) in cases.iter().enumerate() {
+        let pub_path = dir.write("x1_pub.pem", encode_public_key_pem(&c.key).unwrap());
+        let e_path = dir.write("x1_e.bin", c.e.as_bytes());
+        for (sig, valid) in [(&c.sig, true), (&c.bad[0], false), (&c.bad[1], false)] {
+            let ctx = rng.ctx(format_args!(
+                "case {i}, key {:?}, e {}, r {}, valid {valid}",
+                c.key,
+                hex::encode(c.e.as_bytes()),
+                hex::encode(sig.r())
+            ));
+            let sig_path = dir.write("x1_sig.der", sig.to_der());
+            let out = ossl_raw(&[
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                s(&pub_path),
+                "-in",
+                s(&e_path),
+                "-sigfile",
+                s(&sig_path),
+            ]);
+            let theirs = out.status.success()
+                && String::from_utf8_lossy(&out.stdout).contains("Signature Verified Successfully");
+            assert_eq!(theirs, valid, "OpenSSL {out:?} [{ctx}]");
+            assert_eq!(
+                sm2::verify_digest(&c.key, &c.e, sig).is_ok(),
+                valid,
+                "[{ctx}]"
+            );
+            assert_eq!(
+                sm2::verify_digest_reference(&c.key, &c.e, sig).is_ok(),
+                valid,
+                "[{ctx}]"
+            );
+        }
+    }
+    eprintln!(
+        "sm2_x1_above_n_with_openssl: {} cases x 3 signatures",
+        cases.len()
+    );
 }
 
 #[test]
@@ -658,6 +727,24 @@ fn sm3_matches_openssl_dgst() {
         h.update(&data[..cut]);
         h.update(&data[cut..]);
         assert_eq!(h.finish().to_hex(), hexd, "[{ctx}, cut {cut}]");
+    }
+    // `sm3_many` on every backend this CPU runs, all messages in one batch (unequal lengths in
+    // the same lanes); the others are reported, not passed.
+    for b in Sm3Backend::unavailable() {
+        eprintln!("sm3: backend {b}: untested on this CPU");
+    }
+    let all: Vec<&[u8]> = inputs.iter().map(|(_, d)| &d[..]).collect();
+    for b in Sm3Backend::available() {
+        let many = sm3_many_with(b, &all).unwrap();
+        for (((_, data), line), batch) in inputs.iter().zip(out.lines()).zip(&many) {
+            let hexd = line.split_once(" *").unwrap().0;
+            let ctx = rng.ctx(format_args!("backend {b}, len {}", data.len()));
+            assert_eq!(
+                batch.to_hex(),
+                hexd,
+                "sm3_many differs from OpenSSL [{ctx}]"
+            );
+        }
     }
 }
 

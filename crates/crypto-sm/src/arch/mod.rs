@@ -21,6 +21,10 @@
 //!
 //! Each kernel is also used on one lane for the key schedule's S-box (`Kernel::tau`).
 //!
+//! And SM3 (`arch::sm3`): eight messages at once in YMM lanes (AVX2, or AVX-512VL's rotations)
+//! for batches of short items (transaction IDs, Merkle nodes). The same soundness argument
+//! holds: an `Sm3Kernel` exists only after detection.
+//!
 //! Soundness: a `Kernel` value can only be made by `Kernel::detect`, after
 //! `is_x86_feature_detected!` (cached by std) reported every feature the kernel's
 //! `#[target_feature]` functions enable. Holding a `Kernel` is therefore the proof that calling
@@ -38,6 +42,9 @@
 //! On other architectures this module compiles to nothing callable: `Kernel::detect` always
 //! returns `None` and SM4 uses the table implementation.
 
+pub(crate) mod sm3;
+#[cfg(target_arch = "x86_64")]
+mod sm3_x86_64;
 // Off x86_64 the constants have no kernel to feed; the derivation tests still run.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) mod sm4_affine;

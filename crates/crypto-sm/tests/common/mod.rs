@@ -113,10 +113,15 @@ pub enum Sm2Mutation {
     FlipBitMessage,
     WrongKey,
     WrongId,
+    /// The key's y coordinate changed so that the point is off the curve (review i19 L3).
+    OffCurveKey,
+    /// The key replaced by P = [−s/t]G (t = r + s), so that [s]G + [t]P = O (B6/B7) whatever
+    /// e is (review i19 L3).
+    SumAtInfinity,
 }
 
 impl Sm2Mutation {
-    pub const ALL: [Sm2Mutation; 13] = [
+    pub const ALL: [Sm2Mutation; 15] = [
         Sm2Mutation::None,
         Sm2Mutation::RZero,
         Sm2Mutation::SZero,
@@ -130,6 +135,8 @@ impl Sm2Mutation {
         Sm2Mutation::FlipBitMessage,
         Sm2Mutation::WrongKey,
         Sm2Mutation::WrongId,
+        Sm2Mutation::OffCurveKey,
+        Sm2Mutation::SumAtInfinity,
     ];
 
     /// A mutation for case `i`: about a third of the cases stay valid.
@@ -221,6 +228,8 @@ pub fn mutate_sm2(
             }
             id = crypto::UserId::new(w).unwrap();
         }
+        Sm2Mutation::OffCurveKey => key = off_curve(&key),
+        Sm2Mutation::SumAtInfinity => key = key_with_sum_at_infinity(&r, &s),
     }
     Sm2Case {
         key,
@@ -257,3 +266,80 @@ pub fn sm4_backends(test: &str) -> Vec<crypto_sm::sm4::Backend> {
 pub const SM4_LENGTHS: &[usize] = &[
     0, 1, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65, 100, 255, 256, 257, 4095, 65537,
 ];
+
+/// `key` with y changed until the point is off the curve (the first try almost always is).
+pub fn off_curve(key: &crypto::PublicKey) -> crypto::PublicKey {
+    let mut b = *key.as_bytes();
+    loop {
+        b[64] = b[64].wrapping_add(1);
+        if crypto_sm::sm2::parse_public_key(&b).is_err() {
+            return crypto::PublicKey::from_uncompressed(&b).unwrap();
+        }
+    }
+}
+
+/// P = [−s/t]G with t = r + s (mod n): for this key [s]G + [t]P is the point at infinity, so
+/// (r, s) must be refused at B7 whatever the message (as `sm2::tests::sum_at_infinity_is_invalid`).
+pub fn key_with_sum_at_infinity(r: &[u8; 32], s: &[u8; 32]) -> crypto::PublicKey {
+    use sm2::elliptic_curve::Group;
+    use sm2::elliptic_curve::ops::Reduce;
+    use sm2::elliptic_curve::sec1::ToSec1Point;
+    use sm2::{ProjectivePoint, Scalar, U256};
+    let r = <Scalar as Reduce<U256>>::reduce(&U256::from_be_slice(r));
+    let s = <Scalar as Reduce<U256>>::reduce(&U256::from_be_slice(s));
+    let t = r + s;
+    let d = -s * Option::<Scalar>::from(t.invert()).expect("t = r + s is not 0 mod n");
+    let p = (ProjectivePoint::generator() * d).to_affine();
+    crypto::PublicKey::from_uncompressed(p.to_sec1_point(false).as_bytes()).unwrap()
+}
+
+/// A verification case whose x₁ (of [s]G + [t]P) is at least n, so that B7 holds only with
+/// R = (e + x₁ mod n): the one case that takes the verifier's second candidate (review i19 L3;
+/// built as `sm2::tests::x1_above_n_takes_the_second_candidate`). Returns the key, the digest
+/// e, a valid signature, and the same signature with r + 1 and r − 1 (both invalid).
+pub struct X1AboveN {
+    pub key: crypto::PublicKey,
+    pub e: crypto::Digest,
+    pub sig: crypto::Signature,
+    pub bad: [crypto::Signature; 2],
+}
+
+/// `count` cases of [`X1AboveN`] (points with n ≤ x < p: about half of those x are on the curve).
+pub fn x1_above_n_cases(rng: &Rng, count: usize) -> Vec<X1AboveN> {
+    use sm2::elliptic_curve::ops::Reduce;
+    use sm2::elliptic_curve::point::AffineCoordinates;
+    use sm2::elliptic_curve::sec1::ToSec1Point;
+    use sm2::elliptic_curve::{Group, PrimeField};
+    use sm2::{FieldBytes, ProjectivePoint, Scalar, U256};
+    let mut out = Vec::new();
+    let mut x = SM2_N;
+    while out.len() < count {
+        // The next x above n (p − n is about 2^224, far more than needed).
+        x = be_add(&x, &{
+            let mut one = [0u8; 32];
+            one[31] = 1 + rng.below(200) as u8;
+            one
+        });
+        let mut comp = vec![0x02 | (x[31] & 1)];
+        comp.extend_from_slice(&x);
+        let Ok(q) = sm2::PublicKey::from_sec1_bytes(&comp) else {
+            continue; // x³ − 3x + b is not a square
+        };
+        let q = ProjectivePoint::from(*q.as_affine());
+        let e = crypto::Digest(rng.array());
+        let e_s = <Scalar as Reduce<U256>>::reduce(&U256::from_be_slice(e.as_bytes()));
+        let s = <Scalar as Reduce<U256>>::reduce(&U256::from_be_slice(&rng.array::<32>()));
+        let r = e_s + <Scalar as Reduce<FieldBytes>>::reduce(&q.to_affine().x());
+        let t = r + s;
+        let Some(t_inv) = Option::<Scalar>::from(t.invert()) else {
+            continue;
+        };
+        let p = ((q - ProjectivePoint::generator() * s) * t_inv).to_affine();
+        let key = crypto::PublicKey::from_uncompressed(p.to_sec1_point(false).as_bytes()).unwrap();
+        let sig = crypto::Signature::from_scalars(r.to_repr().into(), s.to_repr().into());
+        let bad = [Scalar::ONE, -Scalar::ONE]
+            .map(|d| crypto::Signature::from_scalars((r + d).to_repr().into(), s.to_repr().into()));
+        out.push(X1AboveN { key, e, sig, bad });
+    }
+    out
+}
