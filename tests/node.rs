@@ -1538,5 +1538,65 @@ fn a_batch_admits_each_transaction_on_its_own_and_answers_in_order() {
             .unwrap()
             .into_inner();
         assert!(resp.results.iter().all(|r| r.admitted && !r.committed));
+
+        // Review i19-node H1: 16 batches of 1000 (about 1.2 MB each) at once on one connection
+        // are each answered: read and admitted, or refused at once with TX_BATCH_BUSY (at most
+        // 2 per address are read at a time); none is left waiting unread. When a batch waited
+        // for a slot unread, the waiting streams held the connection's HTTP/2 window that the
+        // reading ones needed, and this deadlocked (checked: every call timed out at 60 s).
+        let many: Vec<Vec<Vec<u8>>> = (0..16)
+            .map(|b| {
+                (0..1000)
+                    .map(|i| {
+                        let doc = format!("concurrent {b} {i}");
+                        signed(
+                            &u1,
+                            &c1,
+                            500,
+                            "attestation",
+                            "anchor",
+                            anchor_args(doc.as_bytes()),
+                        )
+                        .to_bytes()
+                    })
+                    .collect()
+            })
+            .collect();
+        let calls: Vec<_> = many
+            .into_iter()
+            .map(|txs| {
+                let mut b = batch.clone();
+                tokio::spawn(async move {
+                    tokio::time::timeout(
+                        Duration::from_secs(60),
+                        b.submit_transactions(pb::SubmitTransactionsRequest {
+                            signed_txs: txs,
+                            wait_for_commit: false,
+                        }),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let (mut read, mut busy) = (0, 0);
+        for c in calls {
+            match c.await.unwrap().expect("a batch left unanswered") {
+                Ok(r) => {
+                    assert!(r.into_inner().results.iter().all(|r| r.admitted));
+                    read += 1;
+                }
+                Err(e) => {
+                    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{}", e.message());
+                    assert_eq!(
+                        e.metadata()
+                            .get(api::CODE_METADATA_KEY)
+                            .map(|v| v.to_str().unwrap()),
+                        Some("TX_BATCH_BUSY")
+                    );
+                    busy += 1;
+                }
+            }
+        }
+        assert!(read >= 1 && read + busy == 16, "read {read}, busy {busy}");
     });
 }

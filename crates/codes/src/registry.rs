@@ -82,6 +82,9 @@ define_codes! {
     TX_BATCH_INVALID = 192, BadInput, InvalidArgument,
         "A batch submission (Batch.SubmitTransactions, POST /v1/tx/batch) is empty or holds more transactions than the node's `api.max_batch_txs`; none of it was admitted.",
         "send between 1 and api.max_batch_txs transactions per batch (the message gives the node's limit)";
+    TX_BATCH_BUSY = 193, BadInput, ResourceExhausted,
+        "A batch submission found the node reading or admitting its maximum of batches (8 at once, 2 per client address); nothing of it was read or admitted.",
+        "retry the batch shortly; send fewer batches at once from one address";
     EXEC_UNKNOWN_CALL = 1000, NotVerified, FailedPrecondition,
         "No built-in contract has this method (a block from a node with other contracts).",
         "the block came from a node with other contracts; check that every node runs the same release";

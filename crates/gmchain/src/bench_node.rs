@@ -359,14 +359,28 @@ pub(crate) async fn submit(client: &mut Client, tx: Vec<u8>) -> Option<Vec<u8>> 
 /// call failed).
 pub(crate) async fn submit_batch(client: &mut Client, txs: Vec<Vec<u8>>) -> Vec<Option<Vec<u8>>> {
     let n = txs.len();
-    match client
-        .batch()
-        .submit_transactions(pb::SubmitTransactionsRequest {
-            signed_txs: txs,
-            wait_for_commit: true,
-        })
-        .await
-    {
+    // A node reads a few batches at once (8, 2 per client address) and refuses the others at
+    // once (TX_BATCH_BUSY) without reading them: a client retries, as this one does.
+    let answer = loop {
+        let a = client
+            .batch()
+            .submit_transactions(pb::SubmitTransactionsRequest {
+                signed_txs: txs.clone(),
+                wait_for_commit: true,
+            })
+            .await;
+        match &a {
+            Err(s)
+                if s.metadata()
+                    .get(api::CODE_METADATA_KEY)
+                    .is_some_and(|v| v.as_bytes() == b"TX_BATCH_BUSY") =>
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            _ => break a,
+        }
+    };
+    match answer {
         Ok(resp) => {
             let results = resp.into_inner().results;
             if results.len() != n {

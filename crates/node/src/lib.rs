@@ -365,7 +365,7 @@ pub async fn run(
     };
     // The batch submission beside it, sharing its admission slots, with its own message
     // limit (api.max_batch_bytes).
-    let batch_slots = Arc::new(tokio::sync::Semaphore::new(service::BATCH_SLOTS));
+    let batch_gate = service::BatchGate::new();
     let services = |access| {
         let chain = ChainService::new(core.clone(), &limits, access);
         (
@@ -374,7 +374,7 @@ pub async fn run(
             service::BatchSlots::new(
                 api::v1::batch_server::BatchServer::new(chain)
                     .max_decoding_message_size(limits.max_batch_bytes),
-                batch_slots.clone(),
+                batch_gate.clone(),
             ),
         )
     };
@@ -432,6 +432,7 @@ pub async fn run(
         genesis: genesis_file,
         submit_message_limit: submit_limit,
         batch_message_limit: limits.max_batch_bytes,
+        batch_gate: batch_gate.clone(),
         upload_limit,
         expected_peers,
         health: Arc::default(),

@@ -821,32 +821,138 @@ fn list_proposals(
 type BlockStream = Pin<Box<dyn Stream<Item = Result<pb::BlockResponse, Status>> + Send>>;
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ContractEvent, Status>> + Send>>;
 
-/// Batch submissions being decoded or admitted at once, node-wide: each may hold up to
-/// `api.max_batch_bytes` decoded, so this bounds the memory batches can take to
-/// `BATCH_SLOTS × api.max_batch_bytes` (128 MiB at the defaults) whatever the number of
-/// connections and streams. A slot is taken before the request is read (an unread request
-/// waits in HTTP/2 flow control, within its stream's window) and given back once the batch is
-/// admitted, before any wait for commits.
+/// Batch submissions being read, decoded or admitted at once, node-wide. Each holds up to
+/// `api.max_batch_bytes` in its request and about as much again decoded and in admission, so
+/// this bounds what batches take (about 8 × 3 × 16 MiB at the defaults) whatever the number of
+/// connections and streams. A batch that finds no slot free is refused at once
+/// (`TX_BATCH_BUSY`): it is never left unread, because an unread HTTP/2 stream keeps the
+/// connection's receive window that the reading streams need (a wait would deadlock them).
 pub(crate) const BATCH_SLOTS: usize = 8;
+/// Slots one peer address may hold at once, so that one client cannot take them all.
+pub(crate) const BATCH_SLOTS_PER_PEER: usize = 2;
+/// How long a batch may take to arrive and decode once it holds a slot; past it the call is
+/// refused (`DEADLINE_EXCEEDED`) and the slot freed, so a client that trickles its body (or
+/// stops) cannot hold a slot.
+pub(crate) const BATCH_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// A batch's slot, travelling in the request's extensions from [`BatchSlots`] to the handler.
-#[derive(Clone)]
-pub(crate) struct BatchSlot {
-    /// Given back to the semaphore when the last clone is dropped.
-    _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+/// The node's batch slots and who holds them.
+#[derive(Clone, Debug)]
+pub(crate) struct BatchGate {
+    slots: Arc<tokio::sync::Semaphore>,
+    per_peer: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
 }
 
-/// The Batch service behind the node-wide [`BATCH_SLOTS`].
+impl BatchGate {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: Arc::new(tokio::sync::Semaphore::new(BATCH_SLOTS)),
+            per_peer: Arc::default(),
+        }
+    }
+
+    /// Takes a slot for a batch from `peer` now, or the status that refuses it.
+    pub(crate) fn try_take(&self, peer: Option<std::net::IpAddr>) -> Result<BatchSlot, Status> {
+        let busy = |why: String| {
+            coded_status(
+                &codes::TX_BATCH_BUSY,
+                format!("TX_BATCH_BUSY: {why}; retry the batch shortly (nothing of it was read)"),
+            )
+        };
+        if let Some(ip) = peer {
+            let mut m = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+            let n = m.entry(ip).or_default();
+            if *n >= BATCH_SLOTS_PER_PEER {
+                return Err(busy(format!(
+                    "{ip} already has {BATCH_SLOTS_PER_PEER} batches being read or admitted"
+                )));
+            }
+            *n += 1;
+        }
+        let mut held = SlotHeld {
+            peer,
+            per_peer: self.per_peer.clone(),
+            _permit: None,
+        };
+        match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                held._permit = Some(permit);
+                Ok(BatchSlot {
+                    _held: Arc::new(held),
+                    claimed: Arc::new(tokio::sync::Notify::new()),
+                })
+            }
+            // Dropping `held` gives the peer's count back.
+            Err(_) => Err(busy(format!(
+                "the node is reading or admitting its maximum of {BATCH_SLOTS} batches"
+            ))),
+        }
+    }
+}
+
+/// A slot and the peer's count, given back when the last [`BatchSlot`] clone is dropped.
+#[derive(Debug)]
+struct SlotHeld {
+    peer: Option<std::net::IpAddr>,
+    per_peer: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Drop for SlotHeld {
+    fn drop(&mut self) {
+        if let Some(ip) = self.peer {
+            let mut m = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = m.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// A batch's slot, travelling in the request's extensions to the handler, which claims it
+/// once the request is decoded (ending the read deadline) and drops it once admitted.
+#[derive(Clone, Debug)]
+pub(crate) struct BatchSlot {
+    /// Given back when the last clone is dropped.
+    _held: Arc<SlotHeld>,
+    claimed: Arc<tokio::sync::Notify>,
+}
+
+impl BatchSlot {
+    /// The request arrived and decoded: the read deadline no longer applies.
+    fn claim(&self) {
+        self.claimed.notify_one();
+    }
+}
+
+/// The peer address of a request as the listeners record it.
+pub(crate) fn peer_ip(ext: &http::Extensions) -> Option<std::net::IpAddr> {
+    if let Some(p) = ext.get::<crate::tls::Peer>() {
+        return p.remote.map(|a| a.ip());
+    }
+    ext.get::<tonic::transport::server::TcpConnectInfo>()
+        .and_then(|i| i.remote_addr())
+        .map(|a| a.ip())
+}
+
+/// The Batch service behind the node's [`BatchGate`].
 #[derive(Clone)]
 pub(crate) struct BatchSlots<S> {
     inner: S,
-    slots: Arc<tokio::sync::Semaphore>,
+    gate: BatchGate,
+    read_timeout: std::time::Duration,
 }
 
 impl<S> BatchSlots<S> {
-    /// `inner` behind `slots`.
-    pub(crate) fn new(inner: S, slots: Arc<tokio::sync::Semaphore>) -> Self {
-        Self { inner, slots }
+    /// `inner` behind `gate`, with [`BATCH_READ_TIMEOUT`].
+    pub(crate) fn new(inner: S, gate: BatchGate) -> Self {
+        Self {
+            inner,
+            gate,
+            read_timeout: BATCH_READ_TIMEOUT,
+        }
     }
 }
 
@@ -856,7 +962,10 @@ impl<S: tonic::server::NamedService> tonic::server::NamedService for BatchSlots<
 
 impl<S, B> tower::Service<http::Request<B>> for BatchSlots<S>
 where
-    S: tower::Service<http::Request<B>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -875,31 +984,59 @@ where
         // The ready service answers this call; its clone waits for the next poll_ready.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let slots = self.slots.clone();
+        // The REST gateway takes the slot before it reads its body and passes it on.
+        let slot = match req.extensions().get::<BatchSlot>() {
+            Some(s) => s.clone(),
+            None => match self.gate.try_take(peer_ip(req.extensions())) {
+                Ok(s) => {
+                    req.extensions_mut().insert(s.clone());
+                    s
+                }
+                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+            },
+        };
+        let claimed = slot.claimed.clone();
+        let read_timeout = self.read_timeout;
+        // Only the request carries the slot from here on.
+        drop(slot);
         Box::pin(async move {
-            // Closed only if the node drops the semaphore, which it never does while serving.
-            if let Ok(permit) = slots.acquire_owned().await {
-                req.extensions_mut().insert(BatchSlot {
-                    _permit: Arc::new(permit),
-                });
+            let call = inner.call(req);
+            tokio::pin!(call);
+            tokio::select! {
+                biased;
+                answer = &mut call => return answer,
+                () = claimed.notified() => {}
+                () = tokio::time::sleep(read_timeout) => {
+                    // Dropping the call drops the request and its slot.
+                    return Ok(Status::deadline_exceeded(format!(
+                        "the batch did not arrive within {} ms of taking its slot",
+                        read_timeout.as_millis()
+                    ))
+                    .into_http());
+                }
             }
-            inner.call(req).await
+            call.await
         })
     }
 }
 
-/// What admission made of one transaction of a batch.
-type Admitted = Result<(TxId, Option<tokio::sync::oneshot::Receiver<Outcome>>), Rejection>;
+/// What admission made of one transaction of a batch: the admission, or the refusal with the
+/// transaction's id if its bytes decode (the bytes themselves are not kept).
+type Admitted =
+    Result<(TxId, Option<tokio::sync::oneshot::Receiver<Outcome>>), (Vec<u8>, Rejection)>;
 
 impl ChainService {
     /// Admits `txs` over the node's cores: in as many consecutive chunks as admission slots
-    /// (one per core), each chunk on a blocking thread once it holds a slot; the results in
-    /// the order of `txs`, each beside its bytes.
+    /// are free (one per core, at least one), each chunk on a blocking thread once it holds
+    /// a slot; the results in the order of `txs`. An admin's or auditor's admissions (`who`)
+    /// are written to the audit log by the worker itself, one entry per chunk, so that a
+    /// client that goes away mid-batch cannot leave an admitted transaction unaudited.
     async fn admit_batch(
         &self,
         txs: Vec<Vec<u8>>,
         wait: bool,
-    ) -> Result<Vec<(Vec<u8>, Admitted)>, Status> {
+        who: Option<String>,
+    ) -> Result<Vec<Admitted>, Status> {
         let chunks = self
             .admitting
             .available_permits()
@@ -920,15 +1057,35 @@ impl ChainService {
                 .await
                 .map_err(|_| Status::unavailable("the node is shutting down"))?;
             let core = self.core.clone();
+            let who = who.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
-                let out: Vec<(Vec<u8>, Admitted)> = chunk
+                let mut audited = Vec::new();
+                let out: Vec<Admitted> = chunk
                     .into_iter()
-                    .map(|tx| {
-                        let a = core.submit(&tx, wait);
-                        (tx, a)
+                    .map(|tx| match core.submit(&tx, wait) {
+                        Ok((id, rx)) => {
+                            if who.is_some() {
+                                audited.push(format!("{} {id}", call_of(&tx)));
+                            }
+                            Ok((id, rx))
+                        }
+                        Err(r) => Err((tx_id_of(&tx), r)),
                     })
                     .collect();
                 drop(slot);
+                if let Some(who) = &who {
+                    let refused = out.iter().filter(|a| a.is_err()).count();
+                    core.audit().record_by(
+                        who,
+                        "api.submit",
+                        auditlog::Outcome::Done,
+                        &format!(
+                            "a batch's {} transactions admitted ({refused} refused): {}",
+                            audited.len(),
+                            audited.join(", ")
+                        ),
+                    );
+                }
                 out
             }));
         }
@@ -950,18 +1107,28 @@ fn tx_id_of(bytes: &[u8]) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// "contract.method" of a transaction, for the audit log.
+fn call_of(bytes: &[u8]) -> String {
+    <types::SignedTx as types::Decode>::from_bytes(bytes, &types::Limits::default())
+        .map(|t| format!("{}.{}", t.tx.call.contract, t.tx.call.method))
+        .unwrap_or_else(|_| "an undecodable transaction".into())
+}
+
 #[tonic::async_trait]
 impl pb::batch_server::Batch for ChainService {
     async fn submit_transactions(
         &self,
         mut request: Request<pb::SubmitTransactionsRequest>,
     ) -> Result<Response<pb::SubmitTransactionsResponse>, Status> {
+        let slot = request.extensions_mut().remove::<BatchSlot>();
+        if let Some(s) = &slot {
+            s.claim();
+        }
         self.admit_write(&request)?;
         let privileged = peer_of(&request)
             .identity
             .filter(|w| matches!(w.role, pki::Role::Admin | pki::Role::Auditor))
             .map(|w| w.subject.clone());
-        let slot = request.extensions_mut().remove::<BatchSlot>();
         let req = request.into_inner();
         let n = req.signed_txs.len();
         if n == 0 || n > self.max_batch_txs {
@@ -974,40 +1141,16 @@ impl pb::batch_server::Batch for ChainService {
             ));
         }
         let wait = req.wait_for_commit;
-        // An admin's or auditor's submissions are audited one entry each, as single ones.
-        let calls: Option<Vec<String>> = privileged.as_ref().map(|_| {
-            req.signed_txs
-                .iter()
-                .map(|b| {
-                    <types::SignedTx as types::Decode>::from_bytes(b, &types::Limits::default())
-                        .map(|t| format!("{}.{}", t.tx.call.contract, t.tx.call.method))
-                        .unwrap_or_else(|_| "an undecodable transaction".into())
-                })
-                .collect()
-        });
-        let admitted = self.admit_batch(req.signed_txs, wait).await?;
-        // Admitted: the batch's bytes are gone; its slot is free for the next one while this
-        // one waits for its commits.
+        let admitted = self.admit_batch(req.signed_txs, wait, privileged).await?;
+        // Admitted, and no transaction's bytes kept: the slot is free for the next batch
+        // while this one waits for its commits.
         drop(slot);
         self.core.metrics.batch_submitted(n);
-        if let (Some(who), Some(calls)) = (&privileged, &calls) {
-            for ((_, a), call) in admitted.iter().zip(calls) {
-                match a {
-                    Ok((id, _)) => self.core.audit().record_by(
-                        who,
-                        "api.submit",
-                        auditlog::Outcome::Done,
-                        &format!("{call} transaction {id} admitted (in a batch)"),
-                    ),
-                    Err(r) => self.core.audit().refused("api-submit", who, &r.to_string()),
-                }
-            }
-        }
         let mut results = Vec::with_capacity(n);
-        for (bytes, a) in admitted {
+        for a in admitted {
             let r = match a {
-                Err(r) => pb::SubmitResult {
-                    tx_id: tx_id_of(&bytes),
+                Err((tx_id, r)) => pb::SubmitResult {
+                    tx_id,
                     code: r.code.as_str().to_string(),
                     message: r.to_string(),
                     ..Default::default()
@@ -1576,36 +1719,124 @@ async fn next_block<T, H: Clone>(
 mod tests {
     use super::*;
 
-    /// A batch holds its slot from before its request is read until its handler gives it back:
-    /// with every slot held, the next batch is not called at all; once one is given back, it is.
+    fn peer(last: u8) -> Option<std::net::IpAddr> {
+        Some(std::net::IpAddr::from([10, 0, 0, last]))
+    }
+
+    fn busy(s: &Status) -> bool {
+        s.code() == tonic::Code::ResourceExhausted
+            && s.metadata()
+                .get(api::CODE_METADATA_KEY)
+                .and_then(|v| v.to_str().ok())
+                == Some("TX_BATCH_BUSY")
+    }
+
+    /// Review i19-node H1: a batch that finds no slot is refused at once (never left unread,
+    /// which would hold the connection's HTTP/2 window); one address holds at most 2 slots,
+    /// the node at most 8; a dropped slot is free again, for its address too.
+    #[test]
+    fn batch_slots_are_refused_at_once_when_taken_per_address_and_node_wide() {
+        let gate = BatchGate::new();
+        let a1 = gate.try_take(peer(1)).unwrap();
+        let a2 = gate.try_take(peer(1)).unwrap();
+        let e = gate.try_take(peer(1)).unwrap_err();
+        assert!(busy(&e), "{e:?}");
+        assert!(e.message().contains("10.0.0.1"), "{}", e.message());
+        let mut others: Vec<BatchSlot> = (2..8).map(|i| gate.try_take(peer(i)).unwrap()).collect();
+        let e = gate.try_take(peer(9)).unwrap_err();
+        assert!(
+            busy(&e) && e.message().contains("maximum of 8"),
+            "{}",
+            e.message()
+        );
+        // A refused address's count was not kept: once a slot frees, it gets one.
+        drop(others.pop());
+        let nine = gate.try_take(peer(9)).unwrap();
+        drop(a1);
+        let ten = gate.try_take(peer(10)).expect("the freed slot");
+        assert!(
+            busy(&gate.try_take(peer(1)).unwrap_err()),
+            "node-wide full again"
+        );
+        drop((a2, nine, ten, others));
+        assert_eq!(
+            gate.per_peer
+                .lock()
+                .unwrap()
+                .get(&std::net::IpAddr::from([10, 0, 0, 1])),
+            None
+        );
+    }
+
+    /// The wrapper: no slot free → answered at once with TX_BATCH_BUSY, the inner service not
+    /// called; a request that holds a slot but is not decoded (claimed) within the read
+    /// timeout is answered DEADLINE_EXCEEDED and its slot freed; a claimed one runs to its end.
     #[tokio::test]
-    async fn a_batch_waits_for_a_slot_and_gets_it_when_a_handler_gives_one_back() {
+    async fn the_batch_wrapper_refuses_at_once_and_frees_a_slot_whose_request_does_not_arrive() {
         use tower::Service as _;
-        let (tx, rx) = std::sync::mpsc::channel::<Option<BatchSlot>>();
-        let inner = tower::service_fn(move |mut req: http::Request<()>| {
-            let tx = tx.clone();
+        let called = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = called.clone();
+        // Claims when the request says so (as the handler does once decoded), else hangs as
+        // a request whose body never arrives.
+        let inner = tower::service_fn(move |req: http::Request<bool>| {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async move {
-                // The handler keeps the slot (as one does until its batch is admitted).
-                let _ = tx.send(req.extensions_mut().remove::<BatchSlot>());
-                Ok::<_, std::convert::Infallible>(())
+                let slot = req.extensions().get::<BatchSlot>().cloned();
+                if *req.body() {
+                    if let Some(s) = &slot {
+                        s.claim();
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        tonic::body::Body::empty(),
+                    ))
+                } else {
+                    std::future::pending().await
+                }
             }
         });
-        let slots = Arc::new(tokio::sync::Semaphore::new(1));
-        let mut svc = BatchSlots::new(inner, slots.clone());
-        svc.call(http::Request::new(())).await.unwrap();
-        let held = rx.recv().unwrap();
-        assert!(held.is_some(), "the handler got no slot");
-        assert_eq!(slots.available_permits(), 0);
-        let mut second = svc.clone();
-        let waiting = tokio::spawn(async move { second.call(http::Request::new(())).await });
-        for _ in 0..20 {
-            tokio::task::yield_now().await;
-        }
-        assert!(!waiting.is_finished(), "called with no slot free");
-        assert!(rx.try_recv().is_err());
+        let gate = BatchGate::new();
+        let mut svc = BatchSlots {
+            inner,
+            gate: gate.clone(),
+            read_timeout: std::time::Duration::from_millis(100),
+        };
+        // Every slot taken elsewhere: refused without calling the service.
+        let held: Vec<BatchSlot> = (1..=8).map(|i| gate.try_take(peer(i)).unwrap()).collect();
+        let resp = svc.call(http::Request::new(true)).await.unwrap();
+        assert_eq!(
+            resp.headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok()),
+            Some("8"),
+            "RESOURCE_EXHAUSTED"
+        );
+        assert_eq!(
+            resp.headers()
+                .get(api::CODE_METADATA_KEY)
+                .and_then(|v| v.to_str().ok()),
+            Some("TX_BATCH_BUSY")
+        );
+        assert_eq!(called.load(std::sync::atomic::Ordering::SeqCst), 0);
         drop(held);
-        waiting.await.unwrap().unwrap();
-        assert!(rx.recv().unwrap().is_some());
+        // A request that never arrives: deadline exceeded, its slot given back.
+        let resp = svc.call(http::Request::new(false)).await.unwrap();
+        assert_eq!(
+            resp.headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok()),
+            Some("4"),
+            "DEADLINE_EXCEEDED"
+        );
+        assert_eq!(gate.slots.available_permits(), BATCH_SLOTS);
+        // One that arrives (claims) in time runs past the read timeout to its answer.
+        let resp = svc.call(http::Request::new(true)).await.unwrap();
+        assert!(
+            resp.headers().get("grpc-status").is_none(),
+            "{:?}",
+            resp.headers()
+        );
+        assert_eq!(gate.slots.available_permits(), BATCH_SLOTS);
     }
 
     /// Review finding on issue 11: a node failure while serving was INTERNAL with no code, so a

@@ -203,6 +203,8 @@ pub(crate) struct NodeFacts {
     pub submit_message_limit: usize,
     /// The batch submission's message limit (`api.max_batch_bytes`).
     pub batch_message_limit: usize,
+    /// The node's batch slots: a REST batch takes one before its body is read.
+    pub batch_gate: crate::service::BatchGate,
     /// The largest upload (the custodian's `max_blob_bytes`).
     pub upload_limit: u64,
     /// The p2p peers of the configuration (health).
@@ -693,7 +695,18 @@ impl Inner {
             _ => {}
         }
         let method = self.method(route)?;
-        let extensions = req.extensions().clone();
+        let mut extensions = req.extensions().clone();
+        if route.op == "SubmitTransactions" {
+            // A slot before the body is read (it travels to the in-process call, which does not
+            // take another): batches' memory is bounded here as on gRPC.
+            let peer = crate::service::peer_ip(&extensions);
+            let slot = self
+                .node
+                .batch_gate
+                .try_take(peer)
+                .map_err(|s| Problem::from_status(&s))?;
+            extensions.insert(slot);
+        }
         let query = req.uri().query().unwrap_or("").to_string();
         if route.body == Body::Octets {
             return self.upload(&method, &query, extensions, req).await;
