@@ -51,6 +51,8 @@ pub struct ChainService {
     max_per_peer: usize,
     // Transactions in one batch submission at most (api.max_batch_txs).
     max_batch_txs: usize,
+    // The admission slots there are (one per core): a batch is cut into as many chunks.
+    cores: usize,
 }
 
 /// How long a block subscription may leave a block unread before it is dropped (freeing its
@@ -73,6 +75,7 @@ impl ChainService {
             per_peer: Arc::default(),
             max_per_peer: limits.max_subscriptions_per_peer,
             max_batch_txs: limits.max_batch_txs,
+            cores,
         }
     }
 }
@@ -1026,9 +1029,9 @@ type Admitted =
     Result<(TxId, Option<tokio::sync::oneshot::Receiver<Outcome>>), (Vec<u8>, Rejection)>;
 
 impl ChainService {
-    /// Admits `txs` over the node's cores: in as many consecutive chunks as admission slots
-    /// are free (one per core, at least one), each chunk on a blocking thread once it holds
-    /// a slot; the results in the order of `txs`. An admin's or auditor's admissions (`who`)
+    /// Admits `txs` over the node's cores: in as many consecutive chunks as there are
+    /// admission slots (one per core), each chunk on a blocking thread once it holds a slot
+    /// (taking turns with single submissions); the results in the order of `txs`. An admin's or auditor's admissions (`who`)
     /// are written to the audit log by the worker itself, one entry per chunk, so that a
     /// client that goes away mid-batch cannot leave an admitted transaction unaudited.
     async fn admit_batch(
@@ -1037,11 +1040,7 @@ impl ChainService {
         wait: bool,
         who: Option<String>,
     ) -> Result<Vec<Admitted>, Status> {
-        let chunks = self
-            .admitting
-            .available_permits()
-            .max(1)
-            .min(txs.len().max(1));
+        let chunks = self.cores.max(1).min(txs.len().max(1));
         let per = txs.len().div_ceil(chunks).max(1);
         let mut txs = txs.into_iter();
         let mut tasks = Vec::with_capacity(chunks);
