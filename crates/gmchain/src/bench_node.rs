@@ -574,7 +574,7 @@ pub(crate) fn attest_phase(
         eprintln!("submitting with {} in flight …", args.concurrency);
         let conns = connections(&url, dir, args.connections).await?;
         let batch = usize::try_from(args.batch).unwrap_or(1);
-        let (load, _) =
+        let (load, receipts_failed) =
             closed_loop_batched(&conns, txs, args.concurrency, batch, None).await?;
         let (lat, failed, elapsed) = (load.latencies, load.failed, load.elapsed);
         let cpu_ms = cpu_per_tx(cpu_before, cpu_seconds(node_pid), lat.len());
@@ -603,7 +603,7 @@ pub(crate) fn attest_phase(
         let verify_best = per_core.max(verify_after);
         let equivalents = verify_equivalents(cpu_ms, verify_best);
         Ok::<_, Failure>(format!(
-            "{{\n  \"engine\": \"{engine}\",\n  \"batch\": {batch},\n  \"sender\": \"{}\",\n  \"committed\": {committed},\n  \"failed\": {failed},\n  \"seconds\": {:.2},\n  \"committed_tx_per_s\": {tps:.0},\n  \"latency_p50_ms\": {:.1},\n  \"latency_p99_ms\": {:.1},\n  \"blocks\": {blocks},\n  \"wal_syncs\": {syncs},\n  \"wal_syncs_per_block\": {:.3},\n  \"node_admission_ms_per_tx\": {verify_ms:.3},\n  \"node_execute_ms_per_block\": {execute_ms:.1},\n  \"node_commit_ms_per_block\": {commit_ms:.1},\n  \"node_cpu_ms_per_tx\": {cpu_ms:.3},\n  \"node_cpu_per_tx_in_sm2_verifies\": {equivalents:.2},\n  \"target_node_cpu_per_tx_in_sm2_verifies\": 1.5,\n  \"sm2_verify_per_s_before_after\": [{per_core:.0}, {verify_after:.0}],\n  \"cores\": {cores},\n  \"sm2_verify_per_s_one_core\": {per_core:.0},\n  \"bound_B\": {bound:.0},\n  \"ratio_to_B\": {:.3},\n  \"target_ratio\": 0.5\n}}\n",
+            "{{\n  \"engine\": \"{engine}\",\n  \"batch\": {batch},\n  \"sender\": \"{}\",\n  \"committed\": {committed},\n  \"committed_with_failed_receipt\": {receipts_failed},\n  \"failed\": {failed},\n  \"seconds\": {:.2},\n  \"committed_tx_per_s\": {tps:.0},\n  \"latency_p50_ms\": {:.1},\n  \"latency_p99_ms\": {:.1},\n  \"blocks\": {blocks},\n  \"wal_syncs\": {syncs},\n  \"wal_syncs_per_block\": {:.3},\n  \"node_admission_ms_per_tx\": {verify_ms:.3},\n  \"node_execute_ms_per_block\": {execute_ms:.1},\n  \"node_commit_ms_per_block\": {commit_ms:.1},\n  \"node_cpu_ms_per_tx\": {cpu_ms:.3},\n  \"node_cpu_per_tx_in_sm2_verifies\": {equivalents:.2},\n  \"target_node_cpu_per_tx_in_sm2_verifies\": 1.5,\n  \"sm2_verify_per_s_before_after\": [{per_core:.0}, {verify_after:.0}],\n  \"cores\": {cores},\n  \"sm2_verify_per_s_one_core\": {per_core:.0},\n  \"bound_B\": {bound:.0},\n  \"ratio_to_B\": {:.3},\n  \"target_ratio\": 0.5\n}}\n",
             if registered { "registered" } else { "certificate" },
             elapsed.as_secs_f64(),
             percentile(&lat, 0.5).as_secs_f64() * 1000.0,
