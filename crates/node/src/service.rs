@@ -838,11 +838,30 @@ pub(crate) const BATCH_SLOTS_PER_PEER: usize = 2;
 /// stops) cannot hold a slot.
 pub(crate) const BATCH_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Who a batch's slot is counted against: the member's certificate on the mutual-TLS
+/// listener, else the client's address (an IPv6 address by its /64, which one host holds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum PeerKey {
+    Member(Digest),
+    Addr(std::net::IpAddr),
+}
+
+impl std::fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerKey::Member(id) => write!(f, "the member with certificate {}", id.to_hex()),
+            PeerKey::Addr(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+type PeerCounts = Arc<std::sync::Mutex<std::collections::HashMap<PeerKey, usize>>>;
+
 /// The node's batch slots and who holds them.
 #[derive(Clone, Debug)]
 pub(crate) struct BatchGate {
     slots: Arc<tokio::sync::Semaphore>,
-    per_peer: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    per_peer: PeerCounts,
 }
 
 impl BatchGate {
@@ -854,19 +873,19 @@ impl BatchGate {
     }
 
     /// Takes a slot for a batch from `peer` now, or the status that refuses it.
-    pub(crate) fn try_take(&self, peer: Option<std::net::IpAddr>) -> Result<BatchSlot, Status> {
+    pub(crate) fn try_take(&self, peer: Option<PeerKey>) -> Result<BatchSlot, Status> {
         let busy = |why: String| {
             coded_status(
                 &codes::TX_BATCH_BUSY,
                 format!("TX_BATCH_BUSY: {why}; retry the batch shortly (nothing of it was read)"),
             )
         };
-        if let Some(ip) = peer {
+        if let Some(key) = peer {
             let mut m = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
-            let n = m.entry(ip).or_default();
+            let n = m.entry(key).or_default();
             if *n >= BATCH_SLOTS_PER_PEER {
                 return Err(busy(format!(
-                    "{ip} already has {BATCH_SLOTS_PER_PEER} batches being read or admitted"
+                    "{key} already has {BATCH_SLOTS_PER_PEER} batches being read or admitted"
                 )));
             }
             *n += 1;
@@ -895,19 +914,19 @@ impl BatchGate {
 /// A slot and the peer's count, given back when the last [`BatchSlot`] clone is dropped.
 #[derive(Debug)]
 struct SlotHeld {
-    peer: Option<std::net::IpAddr>,
-    per_peer: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    peer: Option<PeerKey>,
+    per_peer: PeerCounts,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Drop for SlotHeld {
     fn drop(&mut self) {
-        if let Some(ip) = self.peer {
+        if let Some(key) = self.peer {
             let mut m = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = m.get_mut(&ip) {
+            if let Some(n) = m.get_mut(&key) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
-                    m.remove(&ip);
+                    m.remove(&key);
                 }
             }
         }
@@ -930,14 +949,26 @@ impl BatchSlot {
     }
 }
 
-/// The peer address of a request as the listeners record it.
-pub(crate) fn peer_ip(ext: &http::Extensions) -> Option<std::net::IpAddr> {
-    if let Some(p) = ext.get::<crate::tls::Peer>() {
-        return p.remote.map(|a| a.ip());
-    }
-    ext.get::<tonic::transport::server::TcpConnectInfo>()
-        .and_then(|i| i.remote_addr())
-        .map(|a| a.ip())
+/// Who a request's batch slot counts against (see [`PeerKey`]); `None` when nothing tells.
+pub(crate) fn peer_key(ext: &http::Extensions) -> Option<PeerKey> {
+    let ip = if let Some(p) = ext.get::<crate::tls::Peer>() {
+        if let Some(id) = &p.identity {
+            return Some(PeerKey::Member(id.cert_id));
+        }
+        p.remote.map(|a| a.ip())
+    } else {
+        ext.get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|i| i.remote_addr())
+            .map(|a| a.ip())
+    };
+    ip.map(|ip| match ip {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let mut o = v6.octets();
+            o[8..].fill(0);
+            PeerKey::Addr(std::net::IpAddr::from(o))
+        }
+        other => PeerKey::Addr(other.to_canonical()),
+    })
 }
 
 /// The Batch service behind the node's [`BatchGate`].
@@ -990,7 +1021,7 @@ where
         // The REST gateway takes the slot before it reads its body and passes it on.
         let slot = match req.extensions().get::<BatchSlot>() {
             Some(s) => s.clone(),
-            None => match self.gate.try_take(peer_ip(req.extensions())) {
+            None => match self.gate.try_take(peer_key(req.extensions())) {
                 Ok(s) => {
                     req.extensions_mut().insert(s.clone());
                     s
@@ -1718,8 +1749,8 @@ async fn next_block<T, H: Clone>(
 mod tests {
     use super::*;
 
-    fn peer(last: u8) -> Option<std::net::IpAddr> {
-        Some(std::net::IpAddr::from([10, 0, 0, last]))
+    fn peer(last: u8) -> Option<PeerKey> {
+        Some(PeerKey::Addr(std::net::IpAddr::from([10, 0, 0, last])))
     }
 
     fn busy(s: &Status) -> bool {
@@ -1758,13 +1789,41 @@ mod tests {
             "node-wide full again"
         );
         drop((a2, nine, ten, others));
-        assert_eq!(
-            gate.per_peer
-                .lock()
-                .unwrap()
-                .get(&std::net::IpAddr::from([10, 0, 0, 1])),
-            None
+        assert!(gate.per_peer.lock().unwrap().is_empty());
+    }
+
+    /// Review i19-node-r2 N1: a member is counted by its certificate whatever its addresses;
+    /// an IPv6 client by its /64; an IPv4-mapped address as its IPv4 address.
+    #[test]
+    fn batch_slots_count_a_member_by_certificate_and_ipv6_by_its_64() {
+        let mut ext = http::Extensions::new();
+        let v6 = |last: u16| std::net::SocketAddr::from(([0x2001, 0xdb8, 0, 1, 0, 0, 0, last], 1));
+        ext.insert(tonic::transport::server::TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(v6(1)),
+        });
+        let a = peer_key(&ext);
+        ext.insert(tonic::transport::server::TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(v6(0xbeef)),
+        });
+        assert_eq!(peer_key(&ext), a, "the same /64");
+        ext.insert(tonic::transport::server::TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(std::net::SocketAddr::from((
+                std::net::Ipv4Addr::new(10, 0, 0, 7).to_ipv6_mapped(),
+                1,
+            ))),
+        });
+        assert_eq!(peer_key(&ext), peer(7), "IPv4-mapped");
+        let gate = BatchGate::new();
+        let first = gate.try_take(a).unwrap();
+        let second = gate.try_take(a).unwrap();
+        assert!(
+            busy(&gate.try_take(a).unwrap_err()),
+            "a third from the same /64"
         );
+        drop((first, second));
     }
 
     /// The wrapper: no slot free → answered at once with TX_BATCH_BUSY, the inner service not

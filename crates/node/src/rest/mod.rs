@@ -698,8 +698,13 @@ impl Inner {
         let mut extensions = req.extensions().clone();
         if route.op == "SubmitTransactions" {
             // A slot before the body is read (it travels to the in-process call, which does not
-            // take another): batches' memory is bounded here as on gRPC.
-            let peer = crate::service::peer_ip(&extensions);
+            // take another): batches' memory is bounded here as on gRPC. On the plain listener
+            // every client arrives through the operator's gateway, one address: only the
+            // node-wide bound applies there.
+            let peer = match self.listener {
+                Listener::Tls => crate::service::peer_key(&extensions),
+                Listener::Plain(_) => None,
+            };
             let slot = self
                 .node
                 .batch_gate
@@ -738,7 +743,11 @@ impl Inner {
         if method.is_server_streaming() {
             return self.stream(&method, msg, extensions).await;
         }
-        let call = self.unary(&method, msg.encode_to_vec(), extensions);
+        let encoded = msg.encode_to_vec();
+        // A batch's message is not kept while it waits for commits (only a single
+        // submission's is, for its existing outcome).
+        let msg = (route.op != "SubmitTransactions").then_some(msg);
+        let call = self.unary(&method, encoded, extensions);
         let out = match tokio::time::timeout(self.node.config.request_timeout, call).await {
             Ok(r) => r,
             Err(_) => Err(Problem::new(
@@ -754,7 +763,10 @@ impl Inner {
         let out = match out {
             // Resubmitting a transaction gives its outcome (docs/rest.md).
             Err(p) if route.op == "SubmitTransaction" && p.code == Some("TX_DUPLICATE") => {
-                return self.existing_outcome(&msg, p).await;
+                match &msg {
+                    Some(m) => return self.existing_outcome(m, p).await,
+                    None => return Err(p),
+                }
             }
             r => r?,
         };
@@ -782,9 +794,10 @@ impl Inner {
         msg: Vec<u8>,
         extensions: http::Extensions,
     ) -> Result<Bytes, Problem> {
-        let mut frames = self
-            .call(method, AxBody::from(frame(&msg)), extensions)
-            .await?;
+        let body = AxBody::from(frame(&msg));
+        // The framed copy is the one the call reads; this one is not kept while it runs.
+        drop(msg);
+        let mut frames = self.call(method, body, extensions).await?;
         let first = frames.next().await?;
         while frames.next().await?.is_some() {}
         frames.status()?;
