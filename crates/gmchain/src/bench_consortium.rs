@@ -248,6 +248,7 @@ async fn open_loop(clients: &[Client], txs: Vec<Vec<u8>>, rate: f64) -> Result<L
         failed,
         elapsed: started.elapsed(),
         unsent: 0,
+        busy_retries: 0,
     })
 }
 
@@ -281,7 +282,7 @@ impl Phase {
         let (each, all) = signatures_per_block(&self.nodes);
         let list = |v: Vec<String>| format!("[{}]", v.join(", "));
         format!(
-            "{{\n{indent}  \"committed\": {},\n{indent}  \"failed\": {},\n{indent}  \"unsent\": {},\n{indent}  \"seconds\": {:.2},\n{indent}  \"committed_tx_per_s\": {:.0},\n{indent}  \"latency_p50_ms\": {:.1},\n{indent}  \"latency_p99_ms\": {:.1},\n{indent}  \"blocks_per_node\": {},\n{indent}  \"txs_committed_per_node\": {},\n{indent}  \"signatures_per_node\": {},\n{indent}  \"signatures_per_block_per_node\": {},\n{indent}  \"signatures_per_block_all_nodes\": {all:.2},\n{indent}  \"signature_cache_hits_per_node\": {},\n{indent}  \"node_cpu_ms_per_tx_per_node\": {}\n{indent}}}",
+            "{{\n{indent}  \"committed\": {},\n{indent}  \"failed\": {},\n{indent}  \"unsent\": {},\n{indent}  \"seconds\": {:.2},\n{indent}  \"committed_tx_per_s\": {:.0},\n{indent}  \"latency_p50_ms\": {:.1},\n{indent}  \"latency_p99_ms\": {:.1},\n{indent}  \"blocks_per_node\": {},\n{indent}  \"txs_committed_per_node\": {},\n{indent}  \"signatures_per_node\": {},\n{indent}  \"signatures_per_block_per_node\": {},\n{indent}  \"signatures_per_block_all_nodes\": {all:.2},\n{indent}  \"signature_cache_hits_per_node\": {},\n{indent}  \"node_cpu_ms_per_tx_per_node\": {},\n{indent}  \"batches_refused_busy_and_resent\": {}\n{indent}}}",
             self.load.latencies.len(),
             self.load.failed,
             self.load.unsent,
@@ -310,6 +311,7 @@ impl Phase {
                     .map(|c| format!("{c:.3}"))
                     .collect()
             ),
+            self.load.busy_retries,
         )
     }
 }

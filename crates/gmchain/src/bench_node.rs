@@ -337,6 +337,8 @@ pub(crate) struct Load {
     pub elapsed: Duration,
     /// Pre-signed transactions not submitted (the deadline came first).
     pub unsent: usize,
+    /// Batches the node refused unread (`TX_BATCH_BUSY`) and this client sent again.
+    pub busy_retries: usize,
 }
 
 /// Submits `tx` to `client`, waiting for its commit; its receipt's encoding when
@@ -357,7 +359,11 @@ pub(crate) async fn submit(client: &mut Client, tx: Vec<u8>) -> Option<Vec<u8>> 
 /// Submits `txs` in one batch (`Batch.SubmitTransactions`) to `client`, waiting for their
 /// commits; each one's receipt when acknowledged as committed, in order (all `None` if the
 /// call failed).
-pub(crate) async fn submit_batch(client: &mut Client, txs: Vec<Vec<u8>>) -> Vec<Option<Vec<u8>>> {
+pub(crate) async fn submit_batch(
+    client: &mut Client,
+    txs: Vec<Vec<u8>>,
+    busy_retries: &mut usize,
+) -> Vec<Option<Vec<u8>>> {
     let n = txs.len();
     // A node reads a few batches at once (8, 2 per client address) and refuses the others at
     // once (TX_BATCH_BUSY) without reading them: a client retries, as this one does.
@@ -375,6 +381,7 @@ pub(crate) async fn submit_batch(client: &mut Client, txs: Vec<Vec<u8>>) -> Vec<
                     .get(api::CODE_METADATA_KEY)
                     .is_some_and(|v| v.as_bytes() == b"TX_BATCH_BUSY") =>
             {
+                *busy_retries += 1;
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             _ => break a,
@@ -453,6 +460,7 @@ pub(crate) async fn closed_loop_batched(
             let mut lat = Vec::new();
             let mut failed = 0usize;
             let mut receipts_failed = 0usize;
+            let mut busy = 0usize;
             loop {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
@@ -475,7 +483,7 @@ pub(crate) async fn closed_loop_batched(
                     }
                     one
                 } else {
-                    submit_batch(&mut c, next).await
+                    submit_batch(&mut c, next, &mut busy).await
                 };
                 for a in answers {
                     match a {
@@ -487,17 +495,19 @@ pub(crate) async fn closed_loop_batched(
                     }
                 }
             }
-            (lat, failed, receipts_failed)
+            (lat, failed, receipts_failed, busy)
         }));
     }
     let mut latencies = Vec::new();
     let mut failed = 0;
     let mut receipts_failed = 0;
+    let mut busy_retries = 0;
     for t in tasks {
-        let (l, f, r) = t.await.map_err(|e| fail("task", e))?;
+        let (l, f, r, b) = t.await.map_err(|e| fail("task", e))?;
         latencies.extend(l);
         failed += f;
         receipts_failed += r;
+        busy_retries += b;
     }
     let elapsed = started.elapsed();
     latencies.sort();
@@ -508,6 +518,7 @@ pub(crate) async fn closed_loop_batched(
             failed,
             elapsed,
             unsent,
+            busy_retries,
         },
         receipts_failed,
     ))
@@ -576,6 +587,7 @@ pub(crate) fn attest_phase(
         let batch = usize::try_from(args.batch).unwrap_or(1);
         let (load, receipts_failed) =
             closed_loop_batched(&conns, txs, args.concurrency, batch, None).await?;
+        let busy_retries = load.busy_retries;
         let (lat, failed, elapsed) = (load.latencies, load.failed, load.elapsed);
         let cpu_ms = cpu_per_tx(cpu_before, cpu_seconds(node_pid), lat.len());
         let after = scrape(&metrics_addr).await?;
@@ -603,7 +615,7 @@ pub(crate) fn attest_phase(
         let verify_best = per_core.max(verify_after);
         let equivalents = verify_equivalents(cpu_ms, verify_best);
         Ok::<_, Failure>(format!(
-            "{{\n  \"engine\": \"{engine}\",\n  \"batch\": {batch},\n  \"sender\": \"{}\",\n  \"committed\": {committed},\n  \"committed_with_failed_receipt\": {receipts_failed},\n  \"failed\": {failed},\n  \"seconds\": {:.2},\n  \"committed_tx_per_s\": {tps:.0},\n  \"latency_p50_ms\": {:.1},\n  \"latency_p99_ms\": {:.1},\n  \"blocks\": {blocks},\n  \"wal_syncs\": {syncs},\n  \"wal_syncs_per_block\": {:.3},\n  \"node_admission_ms_per_tx\": {verify_ms:.3},\n  \"node_execute_ms_per_block\": {execute_ms:.1},\n  \"node_commit_ms_per_block\": {commit_ms:.1},\n  \"node_cpu_ms_per_tx\": {cpu_ms:.3},\n  \"node_cpu_per_tx_in_sm2_verifies\": {equivalents:.2},\n  \"target_node_cpu_per_tx_in_sm2_verifies\": 1.5,\n  \"sm2_verify_per_s_before_after\": [{per_core:.0}, {verify_after:.0}],\n  \"cores\": {cores},\n  \"sm2_verify_per_s_one_core\": {per_core:.0},\n  \"bound_B\": {bound:.0},\n  \"ratio_to_B\": {:.3},\n  \"target_ratio\": 0.5\n}}\n",
+            "{{\n  \"engine\": \"{engine}\",\n  \"batch\": {batch},\n  \"sender\": \"{}\",\n  \"committed\": {committed},\n  \"committed_with_failed_receipt\": {receipts_failed},\n  \"batches_refused_busy_and_resent\": {busy_retries},\n  \"failed\": {failed},\n  \"seconds\": {:.2},\n  \"committed_tx_per_s\": {tps:.0},\n  \"latency_p50_ms\": {:.1},\n  \"latency_p99_ms\": {:.1},\n  \"blocks\": {blocks},\n  \"wal_syncs\": {syncs},\n  \"wal_syncs_per_block\": {:.3},\n  \"node_admission_ms_per_tx\": {verify_ms:.3},\n  \"node_execute_ms_per_block\": {execute_ms:.1},\n  \"node_commit_ms_per_block\": {commit_ms:.1},\n  \"node_cpu_ms_per_tx\": {cpu_ms:.3},\n  \"node_cpu_per_tx_in_sm2_verifies\": {equivalents:.2},\n  \"target_node_cpu_per_tx_in_sm2_verifies\": 1.5,\n  \"sm2_verify_per_s_before_after\": [{per_core:.0}, {verify_after:.0}],\n  \"cores\": {cores},\n  \"sm2_verify_per_s_one_core\": {per_core:.0},\n  \"bound_B\": {bound:.0},\n  \"ratio_to_B\": {:.3},\n  \"target_ratio\": 0.5\n}}\n",
             if registered { "registered" } else { "certificate" },
             elapsed.as_secs_f64(),
             percentile(&lat, 0.5).as_secs_f64() * 1000.0,
