@@ -1130,6 +1130,34 @@ impl ChainService {
     }
 }
 
+/// Why a waiting client gets no outcome: the node stopped first.
+const STOPPED: &str = "the node stopped before the transaction was committed; query it by id later";
+
+/// Where an admitted transaction was committed, as both submissions answer it.
+struct Placed {
+    height: u64,
+    position: u32,
+    receipt: Vec<u8>,
+}
+
+/// Waits for an admitted transaction's outcome: where it was committed, the refusal that
+/// dropped it from the pool (`Err(Some)`), or `Err(None)` when the node stopped first.
+async fn placed(rx: tokio::sync::oneshot::Receiver<Outcome>) -> Result<Placed, Option<Rejection>> {
+    match rx.await {
+        Ok(Outcome::Committed {
+            height,
+            position,
+            receipt,
+        }) => Ok(Placed {
+            height: height.0,
+            position,
+            receipt: receipt.to_bytes(),
+        }),
+        Ok(Outcome::Dropped(r)) => Err(Some(r)),
+        Err(_) => Err(None),
+    }
+}
+
 /// The id of `bytes` if they decode as a transaction (a refused one's, for its result).
 fn tx_id_of(bytes: &[u8]) -> Vec<u8> {
     <types::SignedTx as types::Decode>::from_bytes(bytes, &types::Limits::default())
@@ -1192,25 +1220,18 @@ impl pb::batch_server::Batch for ChainService {
                         ..Default::default()
                     };
                     if let Some(rx) = rx {
-                        match rx.await {
-                            Ok(Outcome::Committed {
-                                height,
-                                position,
-                                receipt,
-                            }) => {
+                        match placed(rx).await {
+                            Ok(p) => {
                                 r.committed = true;
-                                r.height = height.0;
-                                r.position = position;
-                                r.receipt = receipt.to_bytes();
+                                (r.height, r.position, r.receipt) =
+                                    (p.height, p.position, p.receipt);
                             }
-                            Ok(Outcome::Dropped(d)) => {
+                            Err(Some(d)) => {
                                 r.code = d.code.as_str().to_string();
                                 r.message = d.to_string();
                             }
                             // Admitted, not refused: no code.
-                            Err(_) => {
-                                r.message = "the node stopped before the transaction was committed; query it by id later".into();
-                            }
+                            Err(None) => r.message = STOPPED.into(),
                         }
                     }
                     r
@@ -1275,23 +1296,13 @@ impl Chain for ChainService {
             ..Default::default()
         };
         if let Some(rx) = rx {
-            match rx.await {
-                Ok(Outcome::Committed {
-                    height,
-                    position,
-                    receipt,
-                }) => {
+            match placed(rx).await {
+                Ok(p) => {
                     resp.committed = true;
-                    resp.height = height.0;
-                    resp.position = position;
-                    resp.receipt = receipt.to_bytes();
+                    (resp.height, resp.position, resp.receipt) = (p.height, p.position, p.receipt);
                 }
-                Ok(Outcome::Dropped(r)) => return Err(refusal_status(&r)),
-                Err(_) => {
-                    return Err(Status::unavailable(
-                        "the node stopped before the transaction was committed; query it by id later",
-                    ));
-                }
+                Err(Some(r)) => return Err(refusal_status(&r)),
+                Err(None) => return Err(Status::unavailable(STOPPED)),
             }
         }
         Ok(Response::new(resp))
