@@ -16,9 +16,9 @@ pub const MAX_VALUE_LEN: usize = 1 << 20;
 pub const EMPTY_ROOT: Digest = Digest([0u8; 32]);
 
 /// Domain separation byte of a leaf hash.
-const LEAF_TAG: u8 = 0x00;
+pub(crate) const LEAF_TAG: u8 = 0x00;
 /// Domain separation byte of an internal-node hash.
-const INTERNAL_TAG: u8 = 0x01;
+pub(crate) const INTERNAL_TAG: u8 = 0x01;
 
 /// Returns the 256-bit path of `key` in the tree: SM3(key). Hashing the key means nobody can
 /// choose where a key lands, so the tree stays balanced in expectation whatever keys are written.

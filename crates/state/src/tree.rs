@@ -1,10 +1,10 @@
 //! Reading and updating the tree: [`apply`], [`get`], [`prove`].
 
 use crypto::Digest;
-use crypto_sm::sm3::sm3;
+use crypto_sm::sm3::{sm3, sm3_many};
 
 use crate::error::StateError;
-use crate::node::{EMPTY_ROOT, MAX_VALUE_LEN, Node, internal_hash, key_path, leaf_hash, path_bit};
+use crate::node::{EMPTY_ROOT, INTERNAL_TAG, LEAF_TAG, MAX_VALUE_LEN, Node, key_path, path_bit};
 use crate::proof::{LeafProof, Proof};
 use crate::store::NodeStore;
 
@@ -34,23 +34,46 @@ struct LeafRef<'a> {
     stored: Option<Digest>,
 }
 
+/// A child of a node being built: a hash already known, or a node of the plan (by index) whose
+/// hash is computed once its own children's are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ref {
+    Known(Digest),
+    Planned(usize),
+}
+
 /// What an updated subtree became.
 #[derive(Clone, Copy)]
 enum Sub {
     Empty,
-    Leaf(Digest),
-    Internal(Digest),
+    Leaf(Ref),
+    Internal(Ref),
     /// Not touched by the updates; its kind is read only if needed.
     Unchanged(Digest),
 }
 
 impl Sub {
-    fn hash(self) -> Digest {
+    fn to_ref(self) -> Ref {
         match self {
-            Sub::Empty => EMPTY_ROOT,
-            Sub::Leaf(h) | Sub::Internal(h) | Sub::Unchanged(h) => h,
+            Sub::Empty => Ref::Known(EMPTY_ROOT),
+            Sub::Leaf(r) | Sub::Internal(r) => r,
+            Sub::Unchanged(h) => Ref::Known(h),
         }
     }
+}
+
+/// A node the update creates, before its hash is known.
+enum Planned<'a> {
+    /// A new leaf; its value's hash is `value_hash` once computed.
+    Leaf { key_hash: Digest, value: &'a [u8] },
+    /// A new internal node. `was` is the node it replaces, with that node's children: if the
+    /// children's hashes come out unchanged (a key set to the value it had), the old node stands
+    /// and nothing is written for it.
+    Internal {
+        left: Ref,
+        right: Ref,
+        was: Option<(Digest, Digest, Digest)>,
+    },
 }
 
 fn load<S: NodeStore + ?Sized>(store: &S, hash: &Digest) -> Result<Node, StateError> {
@@ -59,25 +82,46 @@ fn load<S: NodeStore + ?Sized>(store: &S, hash: &Digest) -> Result<Node, StateEr
         .ok_or(StateError::MissingNode { hash: *hash })
 }
 
-struct Updater<'s, S: ?Sized> {
+/// Rebuilds the updated paths in two passes: the walk below decides the shape of every new node
+/// (reading only the paths the updates touch) and plans it, children before parents; then
+/// [`Updater::hash_planned`] computes the hashes level by level from the leaves up, each level
+/// in one [`sm3_many`] call (eight nodes in SIMD lanes where the CPU has them).
+struct Updater<'s, 'a, S: ?Sized> {
     store: &'s S,
-    out: Vec<(Digest, Node)>,
+    plan: Vec<Planned<'a>>,
+    /// The height of each planned node above the planned nodes below it (leaves and nodes over
+    /// known children are 0), which orders the hashing.
+    level: Vec<usize>,
 }
 
-impl<S: NodeStore + ?Sized> Updater<'_, S> {
+impl<'a, S: NodeStore + ?Sized> Updater<'_, 'a, S> {
+    fn plan(&mut self, node: Planned<'a>) -> Ref {
+        let below = |r: &Ref| match r {
+            Ref::Planned(i) => self.level.get(*i).map_or(0, |l| l + 1),
+            Ref::Known(_) => 0,
+        };
+        let level = match &node {
+            Planned::Leaf { .. } => 0,
+            Planned::Internal { left, right, .. } => below(left).max(below(right)),
+        };
+        self.plan.push(node);
+        self.level.push(level);
+        Ref::Planned(self.plan.len() - 1)
+    }
+
     /// Applies `ups` (sorted by path, one per path, all under this subtree's prefix) to the
     /// subtree `hash` at `depth`.
     fn update(
         &mut self,
         hash: Digest,
         depth: usize,
-        ups: &[Update<'_>],
+        ups: &[Update<'a>],
     ) -> Result<Sub, StateError> {
         if hash == EMPTY_ROOT {
             if ups.is_empty() {
                 return Ok(Sub::Empty);
             }
-            let leaves: Vec<LeafRef<'_>> = ups
+            let leaves: Vec<LeafRef<'a>> = ups
                 .iter()
                 .filter_map(|u| {
                     u.value.map(|value| LeafRef {
@@ -93,13 +137,14 @@ impl<S: NodeStore + ?Sized> Updater<'_, S> {
             return Ok(Sub::Unchanged(hash));
         }
         match load(self.store, &hash)? {
-            Node::Leaf { key_hash, value } => {
-                // Merge the stored pair with the updates, the updates winning, and rebuild.
+            Node::Leaf { key_hash, .. } => {
+                // Merge the stored pair with the updates, the updates winning, and rebuild. The
+                // stored leaf is kept by its hash: its value is not needed again.
                 let overridden = ups.binary_search_by(|u| u.key_hash.cmp(&key_hash)).is_ok();
-                let mut leaves: Vec<LeafRef<'_>> = Vec::with_capacity(ups.len() + 1);
+                let mut leaves: Vec<LeafRef<'a>> = Vec::with_capacity(ups.len() + 1);
                 let mut pending = (!overridden).then_some(LeafRef {
                     key_hash,
-                    value: &value,
+                    value: &[],
                     stored: Some(hash),
                 });
                 for u in ups {
@@ -149,8 +194,8 @@ impl<S: NodeStore + ?Sized> Updater<'_, S> {
             // A lone leaf moves up; a lone internal node stays below a one-child node.
             let only = match only {
                 Sub::Unchanged(h) => match load(self.store, &h)? {
-                    Node::Leaf { .. } => Sub::Leaf(h),
-                    Node::Internal { .. } => Sub::Internal(h),
+                    Node::Leaf { .. } => Sub::Leaf(Ref::Known(h)),
+                    Node::Internal { .. } => Sub::Internal(Ref::Known(h)),
                 },
                 other => other,
             };
@@ -158,9 +203,9 @@ impl<S: NodeStore + ?Sized> Updater<'_, S> {
                 return Ok(Sub::Leaf(h));
             }
         }
-        let (lh, rh) = (l.hash(), r.hash());
-        if (lh, rh) == old {
-            return Ok(Sub::Internal(old_hash));
+        let (lr, rr) = (l.to_ref(), r.to_ref());
+        if (lr, rr) == (Ref::Known(old.0), Ref::Known(old.1)) {
+            return Ok(Sub::Internal(Ref::Known(old_hash)));
         }
         if depth >= DEPTH {
             return Err(StateError::Malformed {
@@ -168,34 +213,25 @@ impl<S: NodeStore + ?Sized> Updater<'_, S> {
                 depth,
             });
         }
-        Ok(self.internal(lh, rh))
-    }
-
-    fn internal(&mut self, left: Digest, right: Digest) -> Sub {
-        let h = internal_hash(&left, &right);
-        self.out.push((h, Node::Internal { left, right }));
-        Sub::Internal(h)
+        Ok(Sub::Internal(self.plan(Planned::Internal {
+            left: lr,
+            right: rr,
+            was: Some((old_hash, old.0, old.1)),
+        })))
     }
 
     /// Builds the canonical subtree at `depth` holding exactly `leaves` (sorted, distinct paths,
     /// all under this subtree's prefix).
-    fn build(&mut self, depth: usize, leaves: &[LeafRef<'_>]) -> Result<Sub, StateError> {
+    fn build(&mut self, depth: usize, leaves: &[LeafRef<'a>]) -> Result<Sub, StateError> {
         match leaves {
             [] => Ok(Sub::Empty),
-            [leaf] => {
-                if let Some(h) = leaf.stored {
-                    return Ok(Sub::Leaf(h));
-                }
-                let h = leaf_hash(&leaf.key_hash, &sm3(leaf.value));
-                self.out.push((
-                    h,
-                    Node::Leaf {
-                        key_hash: leaf.key_hash,
-                        value: leaf.value.to_vec(),
-                    },
-                ));
-                Ok(Sub::Leaf(h))
-            }
+            [leaf] => Ok(Sub::Leaf(match leaf.stored {
+                Some(h) => Ref::Known(h),
+                None => self.plan(Planned::Leaf {
+                    key_hash: leaf.key_hash,
+                    value: leaf.value,
+                }),
+            })),
             _ => {
                 if depth >= DEPTH {
                     // Two distinct 256-bit paths part before bit 256; reaching here means the
@@ -209,9 +245,114 @@ impl<S: NodeStore + ?Sized> Updater<'_, S> {
                 let (ll, rl) = leaves.split_at(split);
                 let l = self.build(depth + 1, ll)?;
                 let r = self.build(depth + 1, rl)?;
-                Ok(self.internal(l.hash(), r.hash()))
+                Ok(Sub::Internal(self.plan(Planned::Internal {
+                    left: l.to_ref(),
+                    right: r.to_ref(),
+                    was: None,
+                })))
             }
         }
+    }
+
+    /// Computes the hash of every planned node, level by level, and returns them with the nodes
+    /// to write (an internal node whose children came out unchanged is not written: the old one
+    /// stands).
+    fn hash_planned(self) -> (Vec<Digest>, Vec<(Digest, Node)>) {
+        let Updater { plan, level, .. } = self;
+        let mut hashes = vec![EMPTY_ROOT; plan.len()];
+        let resolve = |hashes: &[Digest], r: Ref| match r {
+            Ref::Known(h) => h,
+            Ref::Planned(i) => hashes.get(i).copied().unwrap_or(EMPTY_ROOT),
+        };
+        // The leaves' value hashes, all at once.
+        let leaf_values: Vec<&[u8]> = plan
+            .iter()
+            .filter_map(|p| match p {
+                Planned::Leaf { value, .. } => Some(*value),
+                Planned::Internal { .. } => None,
+            })
+            .collect();
+        let mut value_hashes = sm3_many(&leaf_values).into_iter();
+        let mut leaf_value_hash = vec![EMPTY_ROOT; plan.len()];
+        for (i, p) in plan.iter().enumerate() {
+            if let Planned::Leaf { .. } = p
+                && let Some(h) = value_hashes.next()
+            {
+                leaf_value_hash[i] = h;
+            }
+        }
+        // The planned nodes in order of level (a counting sort: one vector, no vector a level).
+        let top = level.iter().copied().max().unwrap_or(0);
+        let mut starts = vec![0usize; top + 2];
+        for l in &level {
+            starts[l + 1] += 1;
+        }
+        for l in 1..starts.len() {
+            starts[l] += starts[l - 1];
+        }
+        let mut order = vec![0usize; plan.len()];
+        let mut next = starts.clone();
+        for (i, l) in level.iter().enumerate() {
+            order[next[*l]] = i;
+            next[*l] += 1;
+        }
+        let mut reused = vec![false; plan.len()];
+        let mut to_hash: Vec<usize> = Vec::new();
+        let mut messages: Vec<[u8; 65]> = Vec::new();
+        for l in 0..=top {
+            to_hash.clear();
+            messages.clear();
+            for &i in &order[starts[l]..starts[l + 1]] {
+                let (tag, a, b) = match &plan[i] {
+                    Planned::Leaf { key_hash, .. } => (LEAF_TAG, *key_hash, leaf_value_hash[i]),
+                    Planned::Internal { left, right, was } => {
+                        let (l, r) = (resolve(&hashes, *left), resolve(&hashes, *right));
+                        if let Some((h, wl, wr)) = was
+                            && (l, r) == (*wl, *wr)
+                        {
+                            hashes[i] = *h;
+                            reused[i] = true;
+                            continue;
+                        }
+                        (INTERNAL_TAG, l, r)
+                    }
+                };
+                let mut m = [0u8; 65];
+                m[0] = tag;
+                m[1..33].copy_from_slice(&a.0);
+                m[33..].copy_from_slice(&b.0);
+                to_hash.push(i);
+                messages.push(m);
+            }
+            if messages.len() < 3 {
+                // Too few for the lanes (a single update's path): one at a time.
+                for (&i, m) in to_hash.iter().zip(&messages) {
+                    hashes[i] = sm3(m);
+                }
+            } else {
+                for (&i, h) in to_hash.iter().zip(sm3_many(&messages)) {
+                    hashes[i] = h;
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(plan.len());
+        for (i, p) in plan.into_iter().enumerate() {
+            if reused[i] {
+                continue;
+            }
+            let node = match p {
+                Planned::Leaf { key_hash, value } => Node::Leaf {
+                    key_hash,
+                    value: value.to_vec(),
+                },
+                Planned::Internal { left, right, .. } => Node::Internal {
+                    left: resolve(&hashes, left),
+                    right: resolve(&hashes, right),
+                },
+            };
+            out.push((hashes[i], node));
+        }
+        (hashes, out)
     }
 }
 
@@ -227,21 +368,26 @@ pub fn apply<S: NodeStore + ?Sized>(
     root: Digest,
     updates: &[(Vec<u8>, Option<Vec<u8>>)],
 ) -> Result<UpdateBatch, StateError> {
-    let mut ups: Vec<Update<'_>> = Vec::with_capacity(updates.len());
-    for (key, value) in updates {
-        if let Some(v) = value
-            && v.len() > MAX_VALUE_LEN
-        {
-            return Err(StateError::ValueTooLarge {
-                len: v.len(),
-                max: MAX_VALUE_LEN,
-            });
-        }
-        ups.push(Update {
-            key_hash: key_path(key),
-            value: value.as_deref(),
+    if let Some(len) = updates
+        .iter()
+        .filter_map(|(_, v)| v.as_ref().map(Vec::len))
+        .find(|len| *len > MAX_VALUE_LEN)
+    {
+        return Err(StateError::ValueTooLarge {
+            len,
+            max: MAX_VALUE_LEN,
         });
     }
+    // The keys' paths, many at once.
+    let keys: Vec<&[u8]> = updates.iter().map(|(k, _)| k.as_slice()).collect();
+    let mut ups: Vec<Update<'_>> = sm3_many(&keys)
+        .into_iter()
+        .zip(updates)
+        .map(|(key_hash, (_, value))| Update {
+            key_hash,
+            value: value.as_deref(),
+        })
+        .collect();
     // Stable sort, then keep the last update of each path.
     ups.sort_by_key(|a| a.key_hash);
     let mut deduped: Vec<Update<'_>> = Vec::with_capacity(ups.len());
@@ -253,12 +399,18 @@ pub fn apply<S: NodeStore + ?Sized>(
     }
     let mut updater = Updater {
         store,
-        out: Vec::new(),
+        plan: Vec::new(),
+        level: Vec::new(),
     };
-    let new_root = updater.update(root, 0, &deduped)?.hash();
+    let top = updater.update(root, 0, &deduped)?.to_ref();
+    let (hashes, nodes) = updater.hash_planned();
+    let new_root = match top {
+        Ref::Known(h) => h,
+        Ref::Planned(i) => hashes.get(i).copied().unwrap_or(EMPTY_ROOT),
+    };
     Ok(UpdateBatch {
         root: new_root,
-        nodes: updater.out,
+        nodes,
     })
 }
 

@@ -109,6 +109,59 @@ proptest! {
         prop_assert_eq!(commit(&mut store, root, &dels), EMPTY_ROOT);
     }
 
+    /// The nodes an update emits are exactly the new nodes of the new tree: each stored under its
+    /// own hash, none twice, each reachable from the new root, and a key set to the value it
+    /// already had emits no internal node (the old path stands).
+    #[test]
+    fn emitted_nodes_are_the_new_tree_s_own(
+        map in map_strategy(),
+        ops in prop::collection::vec(
+            (small_key(), prop::option::of(prop::collection::vec(any::<u8>(), 0..4))),
+            1..30,
+        ),
+    ) {
+        let mut store = MemStore::new();
+        let ups: Vec<_> = map.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+        let root = commit(&mut store, EMPTY_ROOT, &ups);
+        let batch = apply(&store, root, &ops).unwrap();
+        let mut emitted = BTreeMap::new();
+        for (h, n) in &batch.nodes {
+            let own = match n {
+                Node::Leaf { key_hash, value } => leaf_hash(key_hash, &key_path(value)),
+                Node::Internal { left, right } => internal_hash(left, right),
+                _ => unreachable!("a node kind this test does not know"),
+            };
+            prop_assert_eq!(*h, own);
+            prop_assert!(emitted.insert(*h, n.clone()).is_none(), "node {} emitted twice", h);
+        }
+        // Walk the new tree: every emitted node is met.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack = vec![batch.root];
+        while let Some(h) = stack.pop() {
+            if h == EMPTY_ROOT {
+                continue;
+            }
+            let n = match emitted.get(&h) {
+                Some(n) => n.clone(),
+                None => store.get(&h).unwrap().expect("a node of the new tree is stored or emitted"),
+            };
+            seen.insert(h);
+            if let Node::Internal { left, right } = n {
+                stack.push(left);
+                stack.push(right);
+            }
+        }
+        for h in emitted.keys() {
+            prop_assert!(seen.contains(h), "emitted node {} is not in the new tree", h);
+        }
+        // Setting present keys to their own values: the root stands and no internal node is new.
+        let same: Vec<_> = map.iter().take(5).map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+        let again = apply(&store, root, &same).unwrap();
+        prop_assert_eq!(again.root, root);
+        let only_leaves = again.nodes.iter().all(|(_, n)| matches!(n, Node::Leaf { .. }));
+        prop_assert!(only_leaves, "a key set to its own value emitted an internal node");
+    }
+
     #[test]
     fn proofs_verify_and_wrong_claims_fail(map in map_strategy(), other in any::<u8>()) {
         let mut store = MemStore::new();
