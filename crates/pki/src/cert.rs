@@ -546,6 +546,9 @@ fn parse_extensions(exts: Option<&Vec<Extension>>) -> Result<ParsedExtensions, P
 #[derive(Clone)]
 pub struct Certificate {
     der: Vec<u8>,
+    /// SM3 of `der`, computed once at parsing: revocation and registration checks look the
+    /// issuer up by it on every admission.
+    fingerprint: Digest,
     tbs: Vec<u8>,
     inner: x509_cert::Certificate,
     public_key: PublicKey,
@@ -618,6 +621,7 @@ impl Certificate {
         let ext = parse_extensions(t.extensions())?;
         Ok(Certificate {
             der: input.to_vec(),
+            fingerprint: crypto_sm::sm3::sm3(input),
             tbs,
             inner,
             public_key,
@@ -808,7 +812,7 @@ impl Certificate {
 
     /// Returns SM3 of the DER.
     pub fn fingerprint(&self) -> Digest {
-        crypto_sm::sm3::sm3(&self.der)
+        self.fingerprint
     }
 
     /// Checks the signature algorithm: SM2-with-SM3 with parameters absent or NULL, the same
