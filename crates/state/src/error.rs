@@ -109,6 +109,13 @@ pub enum StateError {
         /// Which check failed.
         fault: ProofFault,
     },
+    /// An invariant of the update's own bookkeeping failed (a bug, never the input's fault):
+    /// refused rather than answered with a root the other validators would not compute.
+    #[error("state update bookkeeping failed: {what}")]
+    Internal {
+        /// Which invariant.
+        what: &'static str,
+    },
     /// The storage backend failed.
     #[error("state node store failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -62,9 +62,12 @@ impl Sub {
     }
 }
 
+/// The hash of every planned node (by plan index), and the nodes to write.
+type Hashed = (Vec<Digest>, Vec<(Digest, Node)>);
+
 /// A node the update creates, before its hash is known.
 enum Planned<'a> {
-    /// A new leaf; its value's hash is `value_hash` once computed.
+    /// A new leaf (its value is hashed with the other new leaves' in [`Updater::hash_planned`]).
     Leaf { key_hash: Digest, value: &'a [u8] },
     /// A new internal node. `was` is the node it replaces, with that node's children: if the
     /// children's hashes come out unchanged (a key set to the value it had), the old node stands
@@ -95,18 +98,24 @@ struct Updater<'s, 'a, S: ?Sized> {
 }
 
 impl<'a, S: NodeStore + ?Sized> Updater<'_, 'a, S> {
-    fn plan(&mut self, node: Planned<'a>) -> Ref {
+    fn plan(&mut self, node: Planned<'a>) -> Result<Ref, StateError> {
         let below = |r: &Ref| match r {
-            Ref::Planned(i) => self.level.get(*i).map_or(0, |l| l + 1),
-            Ref::Known(_) => 0,
+            Ref::Planned(i) => self
+                .level
+                .get(*i)
+                .map(|l| l + 1)
+                .ok_or(StateError::Internal {
+                    what: "a node planned before its child",
+                }),
+            Ref::Known(_) => Ok(0),
         };
         let level = match &node {
             Planned::Leaf { .. } => 0,
-            Planned::Internal { left, right, .. } => below(left).max(below(right)),
+            Planned::Internal { left, right, .. } => below(left)?.max(below(right)?),
         };
         self.plan.push(node);
         self.level.push(level);
-        Ref::Planned(self.plan.len() - 1)
+        Ok(Ref::Planned(self.plan.len() - 1))
     }
 
     /// Applies `ups` (sorted by path, one per path, all under this subtree's prefix) to the
@@ -217,7 +226,7 @@ impl<'a, S: NodeStore + ?Sized> Updater<'_, 'a, S> {
             left: lr,
             right: rr,
             was: Some((old_hash, old.0, old.1)),
-        })))
+        })?))
     }
 
     /// Builds the canonical subtree at `depth` holding exactly `leaves` (sorted, distinct paths,
@@ -230,7 +239,7 @@ impl<'a, S: NodeStore + ?Sized> Updater<'_, 'a, S> {
                 None => self.plan(Planned::Leaf {
                     key_hash: leaf.key_hash,
                     value: leaf.value,
-                }),
+                })?,
             })),
             _ => {
                 if depth >= DEPTH {
@@ -249,37 +258,48 @@ impl<'a, S: NodeStore + ?Sized> Updater<'_, 'a, S> {
                     left: l.to_ref(),
                     right: r.to_ref(),
                     was: None,
-                })))
+                })?))
             }
         }
     }
 
     /// Computes the hash of every planned node, level by level, and returns them with the nodes
     /// to write (an internal node whose children came out unchanged is not written: the old one
-    /// stands).
-    fn hash_planned(self) -> (Vec<Digest>, Vec<(Digest, Node)>) {
+    /// stands). A node whose child has no hash yet, or a hash count that differs from the
+    /// messages', is [`StateError::Internal`]: never a root made up.
+    fn hash_planned(self) -> Result<Hashed, StateError> {
         let Updater { plan, level, .. } = self;
-        let mut hashes = vec![EMPTY_ROOT; plan.len()];
-        let resolve = |hashes: &[Digest], r: Ref| match r {
-            Ref::Known(h) => h,
-            Ref::Planned(i) => hashes.get(i).copied().unwrap_or(EMPTY_ROOT),
+        let mut hashes: Vec<Option<Digest>> = vec![None; plan.len()];
+        let resolve = |hashes: &[Option<Digest>], r: Ref| match r {
+            Ref::Known(h) => Ok(h),
+            Ref::Planned(i) => hashes
+                .get(i)
+                .copied()
+                .flatten()
+                .ok_or(StateError::Internal {
+                    what: "a node hashed before its child",
+                }),
+        };
+        let counted = |got: usize, want: usize| {
+            (got == want).then_some(()).ok_or(StateError::Internal {
+                what: "sm3_many returned a different number of digests",
+            })
         };
         // The leaves' value hashes, all at once.
-        let leaf_values: Vec<&[u8]> = plan
+        let leaves: Vec<(usize, &[u8])> = plan
             .iter()
-            .filter_map(|p| match p {
-                Planned::Leaf { value, .. } => Some(*value),
+            .enumerate()
+            .filter_map(|(i, p)| match p {
+                Planned::Leaf { value, .. } => Some((i, *value)),
                 Planned::Internal { .. } => None,
             })
             .collect();
-        let mut value_hashes = sm3_many(&leaf_values).into_iter();
-        let mut leaf_value_hash = vec![EMPTY_ROOT; plan.len()];
-        for (i, p) in plan.iter().enumerate() {
-            if let Planned::Leaf { .. } = p
-                && let Some(h) = value_hashes.next()
-            {
-                leaf_value_hash[i] = h;
-            }
+        let values: Vec<&[u8]> = leaves.iter().map(|(_, v)| *v).collect();
+        let value_hashes = sm3_many(&values);
+        counted(value_hashes.len(), values.len())?;
+        let mut leaf_value_hash: Vec<Option<Digest>> = vec![None; plan.len()];
+        for ((i, _), h) in leaves.iter().zip(value_hashes) {
+            leaf_value_hash[*i] = Some(h);
         }
         // The planned nodes in order of level (a counting sort: one vector, no vector a level).
         let top = level.iter().copied().max().unwrap_or(0);
@@ -304,13 +324,18 @@ impl<'a, S: NodeStore + ?Sized> Updater<'_, 'a, S> {
             messages.clear();
             for &i in &order[starts[l]..starts[l + 1]] {
                 let (tag, a, b) = match &plan[i] {
-                    Planned::Leaf { key_hash, .. } => (LEAF_TAG, *key_hash, leaf_value_hash[i]),
+                    Planned::Leaf { key_hash, .. } => {
+                        let v = leaf_value_hash[i].ok_or(StateError::Internal {
+                            what: "a new leaf without its value's hash",
+                        })?;
+                        (LEAF_TAG, *key_hash, v)
+                    }
                     Planned::Internal { left, right, was } => {
-                        let (l, r) = (resolve(&hashes, *left), resolve(&hashes, *right));
+                        let (l, r) = (resolve(&hashes, *left)?, resolve(&hashes, *right)?);
                         if let Some((h, wl, wr)) = was
                             && (l, r) == (*wl, *wr)
                         {
-                            hashes[i] = *h;
+                            hashes[i] = Some(*h);
                             reused[i] = true;
                             continue;
                         }
@@ -327,11 +352,13 @@ impl<'a, S: NodeStore + ?Sized> Updater<'_, 'a, S> {
             if messages.len() < 3 {
                 // Too few for the lanes (a single update's path): one at a time.
                 for (&i, m) in to_hash.iter().zip(&messages) {
-                    hashes[i] = sm3(m);
+                    hashes[i] = Some(sm3(m));
                 }
             } else {
-                for (&i, h) in to_hash.iter().zip(sm3_many(&messages)) {
-                    hashes[i] = h;
+                let digests = sm3_many(&messages);
+                counted(digests.len(), messages.len())?;
+                for (&i, h) in to_hash.iter().zip(digests) {
+                    hashes[i] = Some(h);
                 }
             }
         }
@@ -340,19 +367,28 @@ impl<'a, S: NodeStore + ?Sized> Updater<'_, 'a, S> {
             if reused[i] {
                 continue;
             }
+            let hash = resolve(&hashes, Ref::Planned(i))?;
             let node = match p {
                 Planned::Leaf { key_hash, value } => Node::Leaf {
                     key_hash,
                     value: value.to_vec(),
                 },
                 Planned::Internal { left, right, .. } => Node::Internal {
-                    left: resolve(&hashes, left),
-                    right: resolve(&hashes, right),
+                    left: resolve(&hashes, left)?,
+                    right: resolve(&hashes, right)?,
                 },
             };
-            out.push((hashes[i], node));
+            out.push((hash, node));
         }
-        (hashes, out)
+        let hashes = hashes
+            .into_iter()
+            .map(|h| {
+                h.ok_or(StateError::Internal {
+                    what: "a planned node left without a hash",
+                })
+            })
+            .collect::<Result<Vec<Digest>, StateError>>()?;
+        Ok((hashes, out))
     }
 }
 
@@ -380,7 +416,13 @@ pub fn apply<S: NodeStore + ?Sized>(
     }
     // The keys' paths, many at once.
     let keys: Vec<&[u8]> = updates.iter().map(|(k, _)| k.as_slice()).collect();
-    let mut ups: Vec<Update<'_>> = sm3_many(&keys)
+    let paths = sm3_many(&keys);
+    if paths.len() != updates.len() {
+        return Err(StateError::Internal {
+            what: "sm3_many returned a different number of digests",
+        });
+    }
+    let mut ups: Vec<Update<'_>> = paths
         .into_iter()
         .zip(updates)
         .map(|(key_hash, (_, value))| Update {
@@ -403,10 +445,12 @@ pub fn apply<S: NodeStore + ?Sized>(
         level: Vec::new(),
     };
     let top = updater.update(root, 0, &deduped)?.to_ref();
-    let (hashes, nodes) = updater.hash_planned();
+    let (hashes, nodes) = updater.hash_planned()?;
     let new_root = match top {
         Ref::Known(h) => h,
-        Ref::Planned(i) => hashes.get(i).copied().unwrap_or(EMPTY_ROOT),
+        Ref::Planned(i) => hashes.get(i).copied().ok_or(StateError::Internal {
+            what: "the new root was not planned",
+        })?,
     };
     Ok(UpdateBatch {
         root: new_root,

@@ -160,6 +160,10 @@ proptest! {
         prop_assert_eq!(again.root, root);
         let only_leaves = again.nodes.iter().all(|(_, n)| matches!(n, Node::Leaf { .. }));
         prop_assert!(only_leaves, "a key set to its own value emitted an internal node");
+        for (h, n) in &again.nodes {
+            let stored = store.get(h).unwrap();
+            prop_assert_eq!(stored.as_ref(), Some(n), "a new node for an unchanged key");
+        }
     }
 
     #[test]
