@@ -299,7 +299,15 @@ struct LiveEntries {
     orgs: HashMap<String, Option<OrgState>>,
     members: Option<Arc<Members>>,
     anchors: Option<Arc<Consortium>>,
+    /// Signers (certificate, organisation, role) neither suspended nor frozen at this root:
+    /// admission and the proposal's recheck ask for every transaction, and a signer sends
+    /// many per block. Refusals are not kept (they are rare and their text is read fresh).
+    standing: HashSet<(Digest, String, Role)>,
 }
+
+/// At most this many signers in good standing are kept for one root (then the set starts
+/// over): a burst of distinct signers on an idle chain cannot grow it without bound.
+const STANDING_MAX: usize = 65_536;
 
 impl LiveCache {
     fn new(genesis: Consortium) -> Self {
@@ -873,7 +881,7 @@ impl Admission {
             common_name: leaf.common_name().unwrap_or_default(),
             role: chain.role,
         };
-        check_suspension(view, &signer).map_err(|r| match r.code {
+        check_suspension(view, &self.live, &signer).map_err(|r| match r.code {
             RejectCode::StateUnavailable => MemberRefusal::Unavailable(r.message),
             RejectCode::SignerFrozen | RejectCode::OrgFrozen => {
                 MemberRefusal::Frozen(r.code, r.message)
@@ -939,7 +947,7 @@ impl Admission {
             common_name: leaf.common_name().unwrap_or_default(),
             role: chain.role,
         };
-        check_suspension(view, &signer)?;
+        check_suspension(view, &self.live, &signer)?;
         self.verify_signature(&signed, leaf, signer.cert_id, &id)?;
         check_module_fuel(tx)?;
         self.authorize(view, ctx, &target, &signed, id, &signer, Phase::Admission)?;
@@ -1023,7 +1031,7 @@ impl Admission {
                 self.resolve_signer(view, ctx, &tx.signed().tx.sender)?;
             }
         }
-        check_suspension(view, tx.signer())?;
+        check_suspension(view, &self.live, tx.signer())?;
         let target = self.resolve_call(view, tx.signed())?;
         self.authorize(
             view,
@@ -1404,6 +1412,26 @@ fn check_unseen(seen: &Seen<'_>, id: &TxId) -> Result<(), Rejection> {
 }
 
 fn check_suspension<S: NodeStore + ?Sized>(
+    view: &StateView<'_, S>,
+    live: &LiveCache,
+    signer: &SignerInfo,
+) -> Result<(), Rejection> {
+    let key = (signer.cert_id, signer.organisation.clone(), signer.role);
+    if live.entries(view).standing.contains(&key) {
+        return Ok(());
+    }
+    check_suspension_fresh(view, signer)?;
+    let mut e = live.entries(view);
+    if e.standing.len() >= STANDING_MAX {
+        e.standing.clear();
+    }
+    e.standing.insert(key);
+    Ok(())
+}
+
+/// [`check_suspension`] read from the state: the suspension flag, then the supervisor's
+/// freezes.
+fn check_suspension_fresh<S: NodeStore + ?Sized>(
     view: &StateView<'_, S>,
     signer: &SignerInfo,
 ) -> Result<(), Rejection> {
