@@ -626,6 +626,9 @@ pub(crate) fn run(cmd: NodeCommand) -> CmdResult {
                     certificate: next.certificate,
                 });
             }
+            core.ledger()
+                .node_cache()
+                .set_capacity(config.state_cache_nodes);
             // Pruned mode, refused on a validator of the current set (its key or its next).
             if let Some(n) = config.keep_blocks {
                 core.set_keep_blocks(n).map_err(node_failure)?;

@@ -10,8 +10,12 @@ use crypto::Digest;
 use state::{Node, NodeStore, StateError};
 use storage::{ChainStore, KvBackend};
 
-/// Nodes kept at most, over the cache's two generations (each holds half).
+/// Nodes kept at most by default, over the cache's two generations (each holds half); a node
+/// sets its own with `[storage] state_cache_nodes` ([`NodeCache::set_capacity`]).
 pub const NODE_CACHE_CAPACITY: usize = 200_000;
+
+/// The smallest capacity taken: the top levels every admission walks, many times over.
+pub const MIN_NODE_CACHE_CAPACITY: usize = 1_000;
 
 /// The cache itself, shared by all readers. Two generations: nodes go into the young one;
 /// when it holds half the capacity it becomes the old one (the previous old one is dropped),
@@ -23,15 +27,26 @@ pub struct NodeCache {
     gens: Mutex<Generations>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Generations {
     young: HashMap<Digest, Node, DigestHash>,
     old: HashMap<Digest, Node, DigestHash>,
+    capacity: usize,
+}
+
+impl Default for Generations {
+    fn default() -> Self {
+        Generations {
+            young: HashMap::default(),
+            old: HashMap::default(),
+            capacity: NODE_CACHE_CAPACITY,
+        }
+    }
 }
 
 impl Generations {
     fn insert(&mut self, hash: Digest, node: Node) {
-        if self.young.len() >= NODE_CACHE_CAPACITY / 2 {
+        if self.young.len() >= self.capacity / 2 {
             self.old = std::mem::take(&mut self.young);
             // The new young generation gets the old one's hasher keys (any would do).
             self.young = HashMap::with_hasher(self.old.hasher().clone());
@@ -66,6 +81,22 @@ impl NodeCache {
         for (h, n) in nodes {
             g.insert(h, n);
         }
+    }
+
+    /// Keeps at most `capacity` nodes from now on (at least [`MIN_NODE_CACHE_CAPACITY`]);
+    /// what the cache held is dropped if it no longer fits.
+    pub fn set_capacity(&self, capacity: usize) {
+        let mut g = self.gens.lock().unwrap_or_else(|e| e.into_inner());
+        g.capacity = capacity.max(MIN_NODE_CACHE_CAPACITY);
+        if g.young.len() + g.old.len() > g.capacity {
+            g.young.clear();
+            g.old.clear();
+        }
+    }
+
+    /// The most nodes kept.
+    pub fn capacity(&self) -> usize {
+        self.gens.lock().unwrap_or_else(|e| e.into_inner()).capacity
     }
 
     /// Nodes held.
@@ -288,6 +319,38 @@ mod tests {
             Digest(d)
         };
         assert_eq!(cached.get(&first).unwrap(), None);
+    }
+
+    /// A capacity set by the node's configuration bounds the cache the same way, and a smaller
+    /// one than what is held drops the excess at once.
+    #[test]
+    fn a_configured_capacity_bounds_the_cache() {
+        let cache = NodeCache::default();
+        let node = Node::Internal {
+            left: Digest([1; 32]),
+            right: Digest([2; 32]),
+        };
+        let batch = |from: u32, n: u32| -> Vec<(Digest, Node)> {
+            (from..from + n)
+                .map(|i| {
+                    let mut d = [0u8; 32];
+                    d[..4].copy_from_slice(&i.to_be_bytes());
+                    (Digest(d), node.clone())
+                })
+                .collect()
+        };
+        cache.committed(batch(0, 30_000));
+        assert_eq!(cache.len(), 30_000);
+        cache.set_capacity(10_000);
+        assert_eq!(cache.capacity(), 10_000);
+        assert_eq!(cache.len(), 0);
+        cache.committed(batch(100_000, 25_000));
+        assert!(cache.len() <= 10_000, "{}", cache.len());
+        cache.set_capacity(10);
+        assert_eq!(cache.capacity(), MIN_NODE_CACHE_CAPACITY);
+        cache.set_capacity(1_000_000);
+        cache.committed(batch(200_000, 300_000));
+        assert!(cache.len() > NODE_CACHE_CAPACITY && cache.len() <= 1_000_000);
     }
 
     #[test]

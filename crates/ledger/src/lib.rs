@@ -46,7 +46,7 @@ use types::{
     Timestamp, TxId, ValidatorSet, receipts_root,
 };
 
-pub use cache::{CachedNodes, NODE_CACHE_CAPACITY, NodeCache};
+pub use cache::{CachedNodes, MIN_NODE_CACHE_CAPACITY, NODE_CACHE_CAPACITY, NodeCache};
 pub use error::{BlockRefusal, LedgerError};
 
 /// Where an engine reads the time from, in milliseconds since the Unix epoch. The node passes
@@ -505,6 +505,11 @@ impl<B: KvBackend> Ledger<B> {
             Some(base) if height < base => Err(LedgerError::BelowBase { height, base }),
             _ => Ok(()),
         }
+    }
+
+    /// The state-node cache of this ledger (`[storage] state_cache_nodes` sets its capacity).
+    pub fn node_cache(&self) -> &NodeCache {
+        &self.nodes
     }
 
     /// Runs `f` on a view of the state at the head.

@@ -81,6 +81,7 @@ struct RawStorage {
     #[serde(default = "default_resume_margin_mib")]
     resume_margin_mib: u64,
     keep_blocks: Option<u64>,
+    state_cache_nodes: Option<u64>,
 }
 
 impl Default for RawStorage {
@@ -89,9 +90,14 @@ impl Default for RawStorage {
             min_free_mib: default_min_free_mib(),
             resume_margin_mib: default_resume_margin_mib(),
             keep_blocks: None,
+            state_cache_nodes: None,
         }
     }
 }
+
+/// The most state-tree nodes `[storage] state_cache_nodes` may keep in memory (50 million,
+/// several GiB).
+pub const MAX_STATE_CACHE_NODES: u64 = 50_000_000;
 
 fn default_min_free_mib() -> u64 {
     StorageConfig::default().min_free_mib
@@ -582,6 +588,10 @@ pub struct NodeConfig {
     /// absent, it is an archive node and keeps everything. Followers only: a validator of
     /// the current set refuses to start with it (`LocalNode::set_keep_blocks`).
     pub keep_blocks: Option<u64>,
+    /// State-tree nodes kept in memory (`[storage] state_cache_nodes`, default
+    /// [`ledger::NODE_CACHE_CAPACITY`]): every admission and block walks the tree's paths, and
+    /// a node missed is read from RocksDB (docs/operations.md).
+    pub state_cache_nodes: usize,
 }
 
 /// `[exchange]`: the node is a custodian of its organisation's shared data (docs/exchange.md).
@@ -1064,6 +1074,25 @@ impl NodeConfig {
                 }
                 other => other,
             },
+            state_cache_nodes: match raw.storage.state_cache_nodes {
+                None => ledger::NODE_CACHE_CAPACITY,
+                Some(n)
+                    if (ledger::MIN_NODE_CACHE_CAPACITY as u64..=MAX_STATE_CACHE_NODES)
+                        .contains(&n) =>
+                {
+                    n as usize
+                }
+                Some(n) => {
+                    return Err((
+                        "storage.state_cache_nodes".into(),
+                        format!(
+                            "{n}: give between {} and {MAX_STATE_CACHE_NODES} nodes (each about 150 bytes of memory plus its value; default {})",
+                            ledger::MIN_NODE_CACHE_CAPACITY,
+                            ledger::NODE_CACHE_CAPACITY
+                        ),
+                    ));
+                }
+            },
         })
     }
 }
@@ -1091,6 +1120,22 @@ certificate = "node.crt.pem"
 
     /// Issue 18: `[storage] keep_blocks` is pruned mode; absent is an archive node; fewer than
     /// two blocks kept is refused, naming the field.
+    #[test]
+    fn state_cache_nodes_defaults_and_bounds() {
+        assert_eq!(
+            parse(GOOD).unwrap().state_cache_nodes,
+            ledger::NODE_CACHE_CAPACITY
+        );
+        let c = parse(&format!("{GOOD}[storage]\nstate_cache_nodes = 1000000\n")).unwrap();
+        assert_eq!(c.state_cache_nodes, 1_000_000);
+        for bad in ["999", "50000001"] {
+            let (field, problem) =
+                parse(&format!("{GOOD}[storage]\nstate_cache_nodes = {bad}\n")).unwrap_err();
+            assert_eq!(field, "storage.state_cache_nodes");
+            assert!(problem.starts_with(bad), "{problem}");
+        }
+    }
+
     #[test]
     fn keep_blocks_is_pruned_mode_and_at_least_two() {
         assert_eq!(parse(GOOD).unwrap().keep_blocks, None);
