@@ -299,10 +299,11 @@ struct LiveEntries {
     orgs: HashMap<String, Option<OrgState>>,
     members: Option<Arc<Members>>,
     anchors: Option<Arc<Consortium>>,
-    /// Signers (certificate, organisation, role) neither suspended nor frozen at this root:
+    /// Signers (certificate and role, with their organisation) neither suspended nor frozen
+    /// at this root:
     /// admission and the proposal's recheck ask for every transaction, and a signer sends
     /// many per block. Refusals are not kept (they are rare and their text is read fresh).
-    standing: HashSet<(Digest, String, Role)>,
+    standing: HashMap<(Digest, Role), Box<str>>,
 }
 
 /// At most this many signers in good standing are kept for one root (then the set starts
@@ -443,6 +444,37 @@ impl LiveCache {
             .orgs
             .insert(name.to_string(), org.clone());
         Ok(org)
+    }
+
+    /// Whether `signer` was found neither suspended nor frozen at `view`'s root.
+    fn in_good_standing<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        signer: &SignerInfo,
+    ) -> bool {
+        self.entries(view)
+            .standing
+            .get(&(signer.cert_id, signer.role))
+            .is_some_and(|org| **org == *signer.organisation)
+    }
+
+    /// Files `signer`'s good standing under `view`'s root. The lock was dropped since the
+    /// state was read, and another thread may have moved the entries to another root
+    /// meanwhile: `entries(view)` takes them back to this view's root (emptied) before the
+    /// insert, so a standing read at one root is never filed under another.
+    fn remember_good_standing<S: NodeStore + ?Sized>(
+        &self,
+        view: &StateView<'_, S>,
+        signer: &SignerInfo,
+    ) {
+        let mut e = self.entries(view);
+        if e.standing.len() >= STANDING_MAX {
+            e.standing.clear();
+        }
+        e.standing.insert(
+            (signer.cert_id, signer.role),
+            signer.organisation.as_str().into(),
+        );
     }
 
     fn members<S: NodeStore + ?Sized>(
@@ -1416,16 +1448,11 @@ fn check_suspension<S: NodeStore + ?Sized>(
     live: &LiveCache,
     signer: &SignerInfo,
 ) -> Result<(), Rejection> {
-    let key = (signer.cert_id, signer.organisation.clone(), signer.role);
-    if live.entries(view).standing.contains(&key) {
+    if live.in_good_standing(view, signer) {
         return Ok(());
     }
     check_suspension_fresh(view, signer)?;
-    let mut e = live.entries(view);
-    if e.standing.len() >= STANDING_MAX {
-        e.standing.clear();
-    }
-    e.standing.insert(key);
+    live.remember_good_standing(view, signer);
     Ok(())
 }
 

@@ -7,6 +7,8 @@
 mod exchange_contract;
 #[path = "execution/layers.rs"]
 mod layers;
+#[path = "execution/standing.rs"]
+mod standing;
 #[path = "execution/supervision.rs"]
 mod supervision;
 #[path = "execution/wasm.rs"]

@@ -83,14 +83,18 @@ impl NodeCache {
         }
     }
 
-    /// Keeps at most `capacity` nodes from now on (at least [`MIN_NODE_CACHE_CAPACITY`]);
-    /// what the cache held is dropped if it no longer fits.
+    /// Keeps at most `capacity` nodes from now on (at least [`MIN_NODE_CACHE_CAPACITY`]); a
+    /// generation larger than half of it is dropped (with its table), so the bound holds at
+    /// once. A node sets it once, right after opening its store.
     pub fn set_capacity(&self, capacity: usize) {
         let mut g = self.gens.lock().unwrap_or_else(|e| e.into_inner());
         g.capacity = capacity.max(MIN_NODE_CACHE_CAPACITY);
-        if g.young.len() + g.old.len() > g.capacity {
-            g.young.clear();
-            g.old.clear();
+        let half = g.capacity / 2;
+        if g.old.len() > half {
+            g.old = HashMap::with_hasher(g.old.hasher().clone());
+        }
+        if g.young.len() > half {
+            g.young = HashMap::with_hasher(g.young.hasher().clone());
         }
     }
 
@@ -344,6 +348,17 @@ mod tests {
         cache.set_capacity(10_000);
         assert_eq!(cache.capacity(), 10_000);
         assert_eq!(cache.len(), 0);
+        // Lowered while what is held still fits: the bound holds from then on, not from the
+        // next roll (review i19-s38b I2).
+        let lowered = NodeCache::default();
+        lowered.committed(batch(0, 150_000));
+        lowered.set_capacity(160_000);
+        let mut most = lowered.len();
+        for k in 150_000..300_000 {
+            lowered.committed(batch(k, 1));
+            most = most.max(lowered.len());
+        }
+        assert!(most <= 160_000, "held {most} past the capacity of 160 000");
         cache.committed(batch(100_000, 25_000));
         assert!(cache.len() <= 10_000, "{}", cache.len());
         cache.set_capacity(10);

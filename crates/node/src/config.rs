@@ -1086,7 +1086,7 @@ impl NodeConfig {
                     return Err((
                         "storage.state_cache_nodes".into(),
                         format!(
-                            "{n}: give between {} and {MAX_STATE_CACHE_NODES} nodes (each about 150 bytes of memory plus its value; default {})",
+                            "{n}: give between {} and {MAX_STATE_CACHE_NODES} nodes (each 140-280 bytes of memory plus its value; default {})",
                             ledger::MIN_NODE_CACHE_CAPACITY,
                             ledger::NODE_CACHE_CAPACITY
                         ),
@@ -1118,8 +1118,8 @@ pass_file = "pin"
 certificate = "node.crt.pem"
 "#;
 
-    /// Issue 18: `[storage] keep_blocks` is pruned mode; absent is an archive node; fewer than
-    /// two blocks kept is refused, naming the field.
+    /// `[storage] state_cache_nodes`: the default when absent, both ends of the range taken,
+    /// one past each refused naming the field.
     #[test]
     fn state_cache_nodes_defaults_and_bounds() {
         assert_eq!(
@@ -1128,6 +1128,10 @@ certificate = "node.crt.pem"
         );
         let c = parse(&format!("{GOOD}[storage]\nstate_cache_nodes = 1000000\n")).unwrap();
         assert_eq!(c.state_cache_nodes, 1_000_000);
+        for good in [1_000usize, 50_000_000] {
+            let c = parse(&format!("{GOOD}[storage]\nstate_cache_nodes = {good}\n")).unwrap();
+            assert_eq!(c.state_cache_nodes, good);
+        }
         for bad in ["999", "50000001"] {
             let (field, problem) =
                 parse(&format!("{GOOD}[storage]\nstate_cache_nodes = {bad}\n")).unwrap_err();
@@ -1136,6 +1140,8 @@ certificate = "node.crt.pem"
         }
     }
 
+    /// Issue 18: `[storage] keep_blocks` is pruned mode; absent is an archive node; fewer than
+    /// two blocks kept is refused, naming the field.
     #[test]
     fn keep_blocks_is_pruned_mode_and_at_least_two() {
         assert_eq!(parse(GOOD).unwrap().keep_blocks, None);
