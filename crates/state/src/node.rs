@@ -1,7 +1,7 @@
 //! Tree nodes, their hashes and their canonical storage encoding.
 
 use crypto::Digest;
-use crypto_sm::sm3::{sm3, sm3_parts};
+use crypto_sm::sm3::sm3;
 
 use crate::error::{DecodeFault, Encoded, StateError};
 
@@ -16,9 +16,9 @@ pub const MAX_VALUE_LEN: usize = 1 << 20;
 pub const EMPTY_ROOT: Digest = Digest([0u8; 32]);
 
 /// Domain separation byte of a leaf hash.
-pub(crate) const LEAF_TAG: u8 = 0x00;
+const LEAF_TAG: u8 = 0x00;
 /// Domain separation byte of an internal-node hash.
-pub(crate) const INTERNAL_TAG: u8 = 0x01;
+const INTERNAL_TAG: u8 = 0x01;
 
 /// Returns the 256-bit path of `key` in the tree: SM3(key). Hashing the key means nobody can
 /// choose where a key lands, so the tree stays balanced in expectation whatever keys are written.
@@ -28,12 +28,31 @@ pub fn key_path(key: &[u8]) -> Digest {
 
 /// Returns a leaf's hash: SM3(0x00 ‖ key_hash ‖ value_hash), with value_hash = SM3(value).
 pub fn leaf_hash(key_hash: &Digest, value_hash: &Digest) -> Digest {
-    sm3_parts(&[&[LEAF_TAG], &key_hash.0, &value_hash.0])
+    sm3(&leaf_message(key_hash, value_hash))
 }
 
 /// Returns an internal node's hash: SM3(0x01 ‖ left ‖ right).
 pub fn internal_hash(left: &Digest, right: &Digest) -> Digest {
-    sm3_parts(&[&[INTERNAL_TAG], &left.0, &right.0])
+    sm3(&internal_message(left, right))
+}
+
+/// What a leaf's hash is SM3 of: 0x00 ‖ key_hash ‖ value_hash (hashed many at once by the
+/// tree's update).
+pub(crate) fn leaf_message(key_hash: &Digest, value_hash: &Digest) -> [u8; 65] {
+    tagged(LEAF_TAG, key_hash, value_hash)
+}
+
+/// What an internal node's hash is SM3 of: 0x01 ‖ left ‖ right.
+pub(crate) fn internal_message(left: &Digest, right: &Digest) -> [u8; 65] {
+    tagged(INTERNAL_TAG, left, right)
+}
+
+fn tagged(tag: u8, a: &Digest, b: &Digest) -> [u8; 65] {
+    let mut m = [0u8; 65];
+    m[0] = tag;
+    m[1..33].copy_from_slice(&a.0);
+    m[33..].copy_from_slice(&b.0);
+    m
 }
 
 /// Returns bit `index` (0 = most significant bit of byte 0) of `path`; 0 goes left, 1 right.

@@ -5,8 +5,7 @@ use crypto_sm::sm3::{sm3, sm3_many};
 
 use crate::error::StateError;
 use crate::node::{
-    EMPTY_ROOT, INTERNAL_TAG, LEAF_TAG, MAX_VALUE_LEN, Node, internal_hash, key_path, leaf_hash,
-    path_bit,
+    EMPTY_ROOT, MAX_VALUE_LEN, Node, internal_message, key_path, leaf_message, path_bit,
 };
 use crate::proof::{LeafProof, Proof};
 use crate::store::NodeStore;
@@ -64,9 +63,6 @@ impl Sub {
         }
     }
 }
-
-/// The hash of every planned node (by plan index), and the nodes to write.
-type Hashed = (Vec<Digest>, Vec<(Digest, Node)>);
 
 /// A node the update creates, before its hash is known.
 enum Planned<'a> {
@@ -266,23 +262,25 @@ impl<'a, S: NodeStore + ?Sized> Updater<'_, 'a, S> {
         }
     }
 
-    /// Computes the hash of every planned node, level by level, and returns them with the nodes
-    /// to write (an internal node whose children came out unchanged is not written: the old one
-    /// stands). A node whose child has no hash yet, or a hash count that differs from the
-    /// messages', is [`StateError::Internal`]: never a root made up.
-    fn hash_planned(self) -> Result<Hashed, StateError> {
+    /// Computes the hash of every planned node (level by level, or in plan order for a thin
+    /// plan) and returns the hash `top` stands for with the nodes to write (an internal node
+    /// whose children came out unchanged is not written: the old one stands). A node whose
+    /// child has no hash yet, or a hash count that differs from the messages', is
+    /// [`StateError::Internal`]: never a root made up.
+    fn hash_planned(self, top: Ref) -> Result<UpdateBatch, StateError> {
         let Updater { plan, level, .. } = self;
         let mut hashes: Vec<Option<Digest>> = vec![None; plan.len()];
-        let top = level.iter().copied().max().unwrap_or(0);
+        let highest = level.iter().copied().max().unwrap_or(0);
         let mut reused = vec![false; plan.len()];
-        if plan.len() < 3 * (top + 1) {
+        if plan.len() < 3 * (highest + 1) {
             // A thin plan (a few paths: on average fewer than three nodes a level, too few for
             // the lanes).
             hash_in_order(&plan, &mut hashes, &mut reused)?;
         } else {
-            hash_by_level(&plan, &level, top, &mut hashes, &mut reused)?;
+            hash_by_level(&plan, &level, highest, &mut hashes, &mut reused)?;
         }
-        let mut out = Vec::with_capacity(plan.len());
+        let root = resolved(&hashes, top)?;
+        let mut nodes = Vec::with_capacity(plan.len());
         for (i, p) in plan.into_iter().enumerate() {
             if reused[i] {
                 continue;
@@ -298,17 +296,9 @@ impl<'a, S: NodeStore + ?Sized> Updater<'_, 'a, S> {
                     right: resolved(&hashes, right)?,
                 },
             };
-            out.push((hash, node));
+            nodes.push((hash, node));
         }
-        let hashes = hashes
-            .into_iter()
-            .map(|h| {
-                h.ok_or(StateError::Internal {
-                    what: "a planned node left without a hash",
-                })
-            })
-            .collect::<Result<Vec<Digest>, StateError>>()?;
-        Ok((hashes, out))
+        Ok(UpdateBatch { root, nodes })
     }
 }
 
@@ -326,6 +316,45 @@ fn resolved(hashes: &[Option<Digest>], r: Ref) -> Result<Digest, StateError> {
     }
 }
 
+/// What a planned node's hash needs: the old node's hash, where its children came out
+/// unchanged, or the message to hash.
+enum Input {
+    Reused(Digest),
+    Message([u8; 65]),
+}
+
+/// The input of planned node `p`, its children's hashes taken from `hashes` and a leaf's
+/// value hash from `value_hash`.
+fn input(
+    p: &Planned<'_>,
+    hashes: &[Option<Digest>],
+    value_hash: impl FnOnce(&[u8]) -> Result<Digest, StateError>,
+) -> Result<Input, StateError> {
+    Ok(match p {
+        Planned::Leaf { key_hash, value } => {
+            Input::Message(leaf_message(key_hash, &value_hash(value)?))
+        }
+        Planned::Internal { left, right, was } => {
+            let (l, r) = (resolved(hashes, *left)?, resolved(hashes, *right)?);
+            match was {
+                Some((h, wl, wr)) if (l, r) == (*wl, *wr) => Input::Reused(*h),
+                _ => Input::Message(internal_message(&l, &r)),
+            }
+        }
+    })
+}
+
+/// [`sm3_many`], refusing a digest count other than the items'.
+fn sm3_each<T: AsRef<[u8]>>(items: &[T]) -> Result<Vec<Digest>, StateError> {
+    let digests = sm3_many(items);
+    if digests.len() != items.len() {
+        return Err(StateError::Internal {
+            what: "sm3_many returned a different number of digests",
+        });
+    }
+    Ok(digests)
+}
+
 /// Hashes a plan one node after the other in plan order, which puts every child before its
 /// parent.
 fn hash_in_order(
@@ -334,20 +363,13 @@ fn hash_in_order(
     reused: &mut [bool],
 ) -> Result<(), StateError> {
     for (i, p) in plan.iter().enumerate() {
-        let h = match p {
-            Planned::Leaf { key_hash, value } => leaf_hash(key_hash, &sm3(value)),
-            Planned::Internal { left, right, was } => {
-                let (l, r) = (resolved(hashes, *left)?, resolved(hashes, *right)?);
-                match was {
-                    Some((h, wl, wr)) if (l, r) == (*wl, *wr) => {
-                        reused[i] = true;
-                        *h
-                    }
-                    _ => internal_hash(&l, &r),
-                }
+        hashes[i] = Some(match input(p, hashes, |v| Ok(sm3(v)))? {
+            Input::Reused(h) => {
+                reused[i] = true;
+                h
             }
-        };
-        hashes[i] = Some(h);
+            Input::Message(m) => sm3(&m),
+        });
     }
     Ok(())
 }
@@ -357,15 +379,10 @@ fn hash_in_order(
 fn hash_by_level(
     plan: &[Planned<'_>],
     level: &[usize],
-    top: usize,
+    highest: usize,
     hashes: &mut [Option<Digest>],
     reused: &mut [bool],
 ) -> Result<(), StateError> {
-    let counted = |got: usize, want: usize| {
-        (got == want).then_some(()).ok_or(StateError::Internal {
-            what: "sm3_many returned a different number of digests",
-        })
-    };
     // The leaves' value hashes, all at once.
     let leaves: Vec<(usize, &[u8])> = plan
         .iter()
@@ -376,14 +393,12 @@ fn hash_by_level(
         })
         .collect();
     let values: Vec<&[u8]> = leaves.iter().map(|(_, v)| *v).collect();
-    let value_hashes = sm3_many(&values);
-    counted(value_hashes.len(), values.len())?;
     let mut leaf_value_hash: Vec<Option<Digest>> = vec![None; plan.len()];
-    for ((i, _), h) in leaves.iter().zip(value_hashes) {
+    for ((i, _), h) in leaves.iter().zip(sm3_each(&values)?) {
         leaf_value_hash[*i] = Some(h);
     }
     // The planned nodes in order of level (a counting sort: one vector, no vector a level).
-    let mut starts = vec![0usize; top + 2];
+    let mut starts = vec![0usize; highest + 2];
     for l in level {
         starts[l + 1] += 1;
     }
@@ -398,35 +413,25 @@ fn hash_by_level(
     }
     let mut to_hash: Vec<usize> = Vec::new();
     let mut messages: Vec<[u8; 65]> = Vec::new();
-    for l in 0..=top {
+    for l in 0..=highest {
         to_hash.clear();
         messages.clear();
         for &i in &order[starts[l]..starts[l + 1]] {
-            let (tag, a, b) = match &plan[i] {
-                Planned::Leaf { key_hash, .. } => {
-                    let v = leaf_value_hash[i].ok_or(StateError::Internal {
-                        what: "a new leaf without its value's hash",
-                    })?;
-                    (LEAF_TAG, *key_hash, v)
-                }
-                Planned::Internal { left, right, was } => {
-                    let (l, r) = (resolved(hashes, *left)?, resolved(hashes, *right)?);
-                    if let Some((h, wl, wr)) = was
-                        && (l, r) == (*wl, *wr)
-                    {
-                        hashes[i] = Some(*h);
-                        reused[i] = true;
-                        continue;
-                    }
-                    (INTERNAL_TAG, l, r)
-                }
+            let value_hash = |_: &[u8]| {
+                leaf_value_hash[i].ok_or(StateError::Internal {
+                    what: "a new leaf without its value's hash",
+                })
             };
-            let mut m = [0u8; 65];
-            m[0] = tag;
-            m[1..33].copy_from_slice(&a.0);
-            m[33..].copy_from_slice(&b.0);
-            to_hash.push(i);
-            messages.push(m);
+            match input(&plan[i], hashes, value_hash)? {
+                Input::Reused(h) => {
+                    hashes[i] = Some(h);
+                    reused[i] = true;
+                }
+                Input::Message(m) => {
+                    to_hash.push(i);
+                    messages.push(m);
+                }
+            }
         }
         if messages.len() < 3 {
             // Too few for the lanes (a single update's path): one at a time.
@@ -434,9 +439,7 @@ fn hash_by_level(
                 hashes[i] = Some(sm3(m));
             }
         } else {
-            let digests = sm3_many(&messages);
-            counted(digests.len(), messages.len())?;
-            for (&i, h) in to_hash.iter().zip(digests) {
+            for (&i, h) in to_hash.iter().zip(sm3_each(&messages)?) {
                 hashes[i] = Some(h);
             }
         }
@@ -468,13 +471,7 @@ pub fn apply<S: NodeStore + ?Sized>(
     }
     // The keys' paths, many at once.
     let keys: Vec<&[u8]> = updates.iter().map(|(k, _)| k.as_slice()).collect();
-    let paths = sm3_many(&keys);
-    if paths.len() != updates.len() {
-        return Err(StateError::Internal {
-            what: "sm3_many returned a different number of digests",
-        });
-    }
-    let mut ups: Vec<Update<'_>> = paths
+    let mut ups: Vec<Update<'_>> = sm3_each(&keys)?
         .into_iter()
         .zip(updates)
         .map(|(key_hash, (_, value))| Update {
@@ -497,17 +494,7 @@ pub fn apply<S: NodeStore + ?Sized>(
         level: Vec::new(),
     };
     let top = updater.update(root, 0, &deduped)?.to_ref();
-    let (hashes, nodes) = updater.hash_planned()?;
-    let new_root = match top {
-        Ref::Known(h) => h,
-        Ref::Planned(i) => hashes.get(i).copied().ok_or(StateError::Internal {
-            what: "the new root was not planned",
-        })?,
-    };
-    Ok(UpdateBatch {
-        root: new_root,
-        nodes,
-    })
+    updater.hash_planned(top)
 }
 
 /// Walks from `root` towards `key_hash`, calling `on_sibling` with each sibling passed, and
