@@ -300,9 +300,9 @@ struct LiveEntries {
     members: Option<Arc<Members>>,
     anchors: Option<Arc<Consortium>>,
     /// Signers (certificate and role, with their organisation) neither suspended nor frozen
-    /// at this root:
-    /// admission and the proposal's recheck ask for every transaction, and a signer sends
-    /// many per block. Refusals are not kept (they are rare and their text is read fresh).
+    /// at this root: admission and the proposal's recheck ask for every transaction, and a
+    /// signer sends many per block. Refusals are not kept (they are rare and their text is
+    /// read fresh).
     standing: HashMap<(Digest, Role), Box<str>>,
 }
 
