@@ -15,7 +15,7 @@ use crypto::{Signer, UserId};
 use crypto_sm::SoftwareProvider;
 use crypto_sm::rng::SystemRandom;
 use pki::{IssueRequest, Role, Serial, UnixTime, Validity};
-use types::{Call, ChainId, Encode, Height, Sender, SignedTx, Transaction};
+use types::{ChainId, Encode, Height, Sender, SignedTx, Transaction};
 
 use crate::Failure;
 use crate::bench_node::{start_node, stop_node, tempdir, wait_for_node};
@@ -228,16 +228,7 @@ fn sign_anchor(
         salt: s,
         expiry,
         sender: Sender::Certificate(cert_der.to_vec()),
-        call: Call {
-            contract: "attestation".into(),
-            method: "anchor".into(),
-            args: vec![
-                digest.as_bytes().to_vec(),
-                b"bench".to_vec(),
-                Vec::new(),
-                Vec::new(),
-            ],
-        },
+        call: gmchain_sdk::anchor_call(&digest, "bench", "", Vec::new()),
     };
     Ok(SignedTx::sign(tx, key, &UserId::default())
         .map_err(|e| fail("sign", e))?

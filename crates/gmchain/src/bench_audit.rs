@@ -34,7 +34,7 @@ use pki::{Certificate, IssueRequest, Role, Serial, UnixTime, Validity};
 use storage::ChainStore;
 use storage_rocksdb::RocksBackend;
 use types::{
-    Call, ChainId, CommitCertificate, Encode, Height, Sender, SignedTx, Transaction, Vote, VoteKind,
+    ChainId, CommitCertificate, Encode, Height, Sender, SignedTx, Transaction, Vote, VoteKind,
 };
 
 use crate::Failure;
@@ -245,16 +245,12 @@ impl World {
                                     salt,
                                     expiry,
                                     sender: Sender::Certificate(id.cert.der().to_vec()),
-                                    call: Call {
-                                        contract: "attestation".into(),
-                                        method: "anchor".into(),
-                                        args: vec![
-                                            digest.as_bytes().to_vec(),
-                                            b"bench".to_vec(),
-                                            Vec::new(),
-                                            Vec::new(),
-                                        ],
-                                    },
+                                    call: gmchain_sdk::anchor_call(
+                                        &digest,
+                                        "bench",
+                                        "",
+                                        Vec::new(),
+                                    ),
                                 };
                                 SignedTx::sign(tx, id.key.as_ref(), &UserId::default())
                                     .map(|t| t.to_bytes())

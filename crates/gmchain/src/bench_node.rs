@@ -230,16 +230,7 @@ pub(crate) fn presign_anchors(
             let mut salt = [0u8; 16];
             salt[..8].copy_from_slice(&(first + i as u64).to_be_bytes());
             let digest = crypto_sm::sm3::sm3(&salt);
-            Call {
-                contract: "attestation".into(),
-                method: "anchor".into(),
-                args: vec![
-                    digest.as_bytes().to_vec(),
-                    b"bench".to_vec(),
-                    Vec::new(),
-                    Vec::new(),
-                ],
-            }
+            gmchain_sdk::anchor_call(&digest, "bench", "", Vec::new())
         },
         registered,
     )
