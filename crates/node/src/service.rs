@@ -114,6 +114,16 @@ fn subscriptions_full(why: String) -> Status {
 }
 
 /// The connection facts of a request: its remote address and authenticated member.
+/// The subject of the member who sent `request` if it is an admin or an auditor: their
+/// submissions go into the node's audit log (admitted: one entry each, naming the call;
+/// refused: in the per-peer sums).
+fn privileged_subject<T>(request: &Request<T>) -> Option<String> {
+    peer_of(request)
+        .identity
+        .filter(|w| matches!(w.role, pki::Role::Admin | pki::Role::Auditor))
+        .map(|w| w.subject.clone())
+}
+
 pub(crate) fn peer_of<T>(request: &Request<T>) -> crate::tls::Peer {
     if let Some(p) = request.extensions().get::<crate::tls::Peer>() {
         return p.clone();
@@ -1183,10 +1193,7 @@ impl pb::batch_server::Batch for ChainService {
             s.claim();
         }
         self.admit_write(&request)?;
-        let privileged = peer_of(&request)
-            .identity
-            .filter(|w| matches!(w.role, pki::Role::Admin | pki::Role::Auditor))
-            .map(|w| w.subject.clone());
+        let privileged = privileged_subject(&request);
         let req = request.into_inner();
         let n = req.signed_txs.len();
         if n == 0 || n > self.max_batch_txs {
@@ -1250,12 +1257,7 @@ impl Chain for ChainService {
         request: Request<pb::SubmitTransactionRequest>,
     ) -> Result<Response<pb::SubmitTransactionResponse>, Status> {
         self.admit_write(&request)?;
-        // An admin's or an auditor's submissions go into the node's audit log (admitted: one
-        // entry each, naming the call; refused: in the per-peer sums).
-        let privileged = peer_of(&request)
-            .identity
-            .filter(|w| matches!(w.role, pki::Role::Admin | pki::Role::Auditor))
-            .map(|w| w.subject.clone());
+        let privileged = privileged_subject(&request);
         let req = request.into_inner();
         let call = privileged.as_ref().map(|_| {
             <types::SignedTx as types::Decode>::from_bytes(
